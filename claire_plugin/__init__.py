@@ -1,0 +1,1 @@
+"""CLAIRE plugin code: QGIS-free engine (core), Processing provider (processing) and GUI (gui)."""

@@ -1,0 +1,12 @@
+"""User-facing errors: every message names the problem and the fix."""
+
+
+class ClaireError(Exception):
+    """An error caused by the user's input or environment, with a message that says how to fix it."""
+
+
+class CancelledError(ClaireError):
+    """The run was cancelled by the user; nothing was written."""
+
+    def __init__(self, message: str = "Cancelled by the user; no output was written.") -> None:
+        super().__init__(message)
