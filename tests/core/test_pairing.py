@@ -1,0 +1,64 @@
+"""Pairing of optical and SAR files by name (no QGIS)."""
+import os
+
+import pytest
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.pairing import (
+    list_rasters, output_name, pair_files, pair_folders, parse_rule,
+)
+
+
+def _touch(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(b"x")
+
+
+def test_identical_stem_pairs_and_reports_unmatched(tmp_path):
+    _touch(tmp_path / "opt", "a.tif", "b.TIF", "only_opt.tif", "notes.txt")
+    _touch(tmp_path / "sar", "a.tiff", "b.tif", "only_sar.tif")
+    res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), "")
+    assert [(p.key, os.path.basename(p.optical), os.path.basename(p.sar)) for p in res.pairs] == [
+        ("a", "a.tif", "a.tiff"), ("b", "b.TIF", "b.tif")]
+    assert [os.path.basename(u.path) for u in res.unmatched_optical] == ["only_opt.tif"]
+    assert [os.path.basename(u.path) for u in res.unmatched_sar] == ["only_sar.tif"]
+    assert "no SAR file" in res.unmatched_optical[0].reason
+
+
+def test_suffix_replacement_rule(tmp_path):
+    opt = [str(tmp_path / "o" / "x_S2.tif"), str(tmp_path / "o" / "y_S2.tif")]
+    sar = [str(tmp_path / "s" / "x_S1.tif"), str(tmp_path / "s" / "y_S2.tif")]
+    res = pair_files(opt, sar, parse_rule("_S2->_S1"))
+    assert [(os.path.basename(p.optical), os.path.basename(p.sar)) for p in res.pairs] == [
+        ("x_S2.tif", "x_S1.tif")]
+    assert {os.path.basename(u.path) for u in res.unmatched} == {"y_S2.tif"}
+    assert {u.side for u in res.unmatched} == {"optical", "sar"}
+
+
+def test_regex_rule_uses_key_group_and_reports_ambiguity(tmp_path):
+    rule = parse_rule(r"regex:(?P<key>tile\d+)")
+    opt = ["/o/S2_tile1_2020.tif", "/o/S2_tile2.tif", "/o/readme_map.tif"]
+    sar = ["/s/S1_tile1_asc.tif", "/s/S1_tile2_asc.tif", "/s/S1_tile2_desc.tif"]
+    res = pair_files(opt, sar, rule)
+    assert [(p.key, p.sar) for p in res.pairs] == [("tile1", "/s/S1_tile1_asc.tif")]
+    reasons = {u.path: u.reason for u in res.unmatched}
+    assert "several SAR files" in reasons["/o/S2_tile2.tif"]
+    assert "does not match" in reasons["/o/readme_map.tif"]
+    assert "/s/S1_tile2_asc.tif" in reasons and "/s/S1_tile2_desc.tif" in reasons
+
+
+@pytest.mark.parametrize("bad", ["regex:(", "foo", "->x", "a->b->c"])
+def test_bad_rules_raise_clear_errors(bad):
+    with pytest.raises(ClaireError):
+        parse_rule(bad)
+
+
+def test_missing_folder_raises(tmp_path):
+    with pytest.raises(ClaireError, match="does not exist"):
+        list_rasters(str(tmp_path / "nope"))
+
+
+def test_output_name():
+    res = pair_files(["/o/a_S2.tif"], ["/s/a_S1.tif"], parse_rule("_S2->_S1"))
+    assert output_name(res.pairs[0]) == "a_S2_landcover.tif"
