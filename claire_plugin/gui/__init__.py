@@ -1,0 +1,1 @@
+"""QGIS user interface: dock panel, checkpoint picker, styling, background tasks."""

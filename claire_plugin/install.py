@@ -1,0 +1,86 @@
+"""Install the plugin into a QGIS profile (link + enable), or remove it.
+
+`python -m claire.claire_plugin.install install [--profile-dir DIR]`. The plugin folder `claire` is a link
+to this source tree, whose `.venv` the plugin finds at load time (see deps.py): QGIS desktop and a plain
+`qgis_process` then load the plugin and its Python dependencies with no environment variables.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import sys
+from typing import Optional
+
+SOURCE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+PLUGIN_NAME = "claire"
+
+
+def default_profile_dir() -> str:
+    """The default QGIS 3 profile folder of the current user."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "QGIS", "QGIS3", "profiles", "default")
+
+
+def _set_enabled(profile_dir: str, enabled: bool) -> str:
+    """Set `PythonPlugins/claire` in the profile's QGIS3.ini without touching other settings."""
+    ini = os.path.join(profile_dir, "QGIS", "QGIS3.ini")
+    os.makedirs(os.path.dirname(ini), exist_ok=True)
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keep QGIS's key case
+    if os.path.exists(ini):
+        parser.read(ini, encoding="utf-8")
+    if not parser.has_section("PythonPlugins"):
+        parser.add_section("PythonPlugins")
+    parser.set("PythonPlugins", PLUGIN_NAME, "true" if enabled else "false")
+    tmp = ini + ".claire-tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        parser.write(handle, space_around_delimiters=False)
+    os.replace(tmp, ini)
+    return ini
+
+
+def install(profile_dir: Optional[str] = None) -> str:
+    """Link the plugin into the profile's python/plugins and enable it; returns the link path."""
+    profile_dir = profile_dir or default_profile_dir()
+    plugins = os.path.join(profile_dir, "python", "plugins")
+    os.makedirs(plugins, exist_ok=True)
+    link = os.path.join(plugins, PLUGIN_NAME)
+    if os.path.islink(link):
+        if os.path.realpath(link) != os.path.realpath(SOURCE):
+            os.unlink(link)
+    elif os.path.exists(link):
+        raise SystemExit(
+            f"{link} exists and is not a link made by `make install`. Fix: move it away, then run `make install` again."
+        )
+    if not os.path.islink(link):
+        os.symlink(SOURCE, link)
+    _set_enabled(profile_dir, True)
+    return link
+
+
+def uninstall(profile_dir: Optional[str] = None) -> None:
+    """Remove the link and disable the plugin."""
+    profile_dir = profile_dir or default_profile_dir()
+    link = os.path.join(profile_dir, "python", "plugins", PLUGIN_NAME)
+    if os.path.islink(link):
+        os.unlink(link)
+    _set_enabled(profile_dir, False)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", choices=["install", "uninstall"])
+    parser.add_argument("--profile-dir", help="QGIS profile folder (default: the user's default profile)")
+    args = parser.parse_args(argv)
+    if args.action == "install":
+        link = install(args.profile_dir)
+        print(f"CLAIRE installed: {link} -> {SOURCE} (enabled). Restart QGIS; `qgis_process list` shows claire:*.")
+    else:
+        uninstall(args.profile_dir)
+        print("CLAIRE removed from the QGIS profile.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

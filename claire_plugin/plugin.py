@@ -1,0 +1,65 @@
+"""The QGIS plugin object: registers the Processing provider, menu, toolbar and dock."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from qgis.core import QgsApplication, QgsMessageLog, Qgis
+
+MENU = "&CLAIRE land cover"
+
+
+class ClairePlugin:
+    """Plugin instance created by `classFactory`; also used headless by qgis_process."""
+
+    def __init__(self, iface) -> None:
+        self.iface = iface
+        self.provider = None
+        self.actions: List = []
+        self.dock = None
+
+    def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
+        """Register the `claire` Processing provider (called by QGIS desktop and qgis_process)."""
+        if self.provider is None:
+            from .processing.provider import ClaireProvider
+
+            self.provider = ClaireProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802 (QGIS API name)
+        """Register the provider and add the menu, toolbar button and dock panel."""
+        self.initProcessing()
+        from .deps import install_hint, missing
+
+        absent = missing()
+        if absent:
+            QgsMessageLog.logMessage(install_hint(absent), "CLAIRE", Qgis.Warning)
+            if self.iface is not None and hasattr(self.iface, "messageBar"):
+                self.iface.messageBar().pushWarning("CLAIRE", install_hint(absent))
+        self._add_gui_actions()
+
+    def _add_gui_actions(self) -> None:
+        """Menu and toolbar entries; the dock and dialogs are created on first use."""
+        if self.iface is None or not hasattr(self.iface, "addPluginToRasterMenu"):
+            return
+        try:
+            from .gui import actions
+        except ImportError:
+            return
+        self.actions = actions.create_actions(self)
+
+    def unload(self) -> None:
+        """Remove everything the plugin added."""
+        for action in self.actions:
+            try:
+                self.iface.removePluginRasterMenu(MENU, action)
+                self.iface.removeToolBarIcon(action)
+            except Exception:  # iface stubs in tests may lack these
+                pass
+        self.actions = []
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

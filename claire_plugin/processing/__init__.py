@@ -1,0 +1,1 @@
+"""Processing provider `claire` and its algorithms (one file per algorithm)."""

@@ -1,0 +1,238 @@
+"""`claire:classify`: optical + SAR raster → styled land-cover GeoTIFF, with per-class metrics."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from .common import LandCoverPostProcessor, layer_file, metrics_json, progress_bridge, write_qml_sidecar
+from .provider import ICON
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+HELP = {
+    "OPTICAL": "Optical raster (e.g. Sentinel-2 L2A 12 bands, L1C 13 bands, or only the bands the checkpoint "
+    "expects). Its grid (CRS, pixel size, extent) is the grid of the output.",
+    "SAR": "SAR raster (e.g. Sentinel-1 VV, VH in dB or linear). Any CRS and pixel size: it is resampled onto "
+    "the optical grid window by window. Only the overlap of the two rasters is classified.",
+    "CHECKPOINT": "CLAIRE checkpoint (.safetensors) with its model card. Empty: the bundled default "
+    "(Sentinel-2 + Sentinel-1, 8 land-cover classes).",
+    "OPTICAL_BANDS": "Optional 1-based optical band numbers in the order the checkpoint expects, e.g. 2,3,4,8. "
+    "Empty: chosen from band descriptions or the known Sentinel-2 layouts; the log says what was chosen.",
+    "SAR_BANDS": "Optional 1-based SAR band numbers, e.g. 1,2 for VV,VH. Empty: chosen automatically.",
+    "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
+    "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
+    "-1: the checkpoint's overlap.",
+    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory.",
+    "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
+    "REFERENCE": "Optional reference label raster with the checkpoint's class values. When given, the results "
+    "include IoU, precision, recall, F1 per class and OA, mIoU, kappa.",
+    "OUTPUT": "Classified GeoTIFF (uint8, colour table and class names inside, QML style beside it).",
+    "CONFIDENCE": "Optional confidence GeoTIFF: the top-class probability per pixel.",
+    "RELIANCE": "Optional modality-reliance GeoTIFF: the SAR share of the fusion gate per pixel (0 = optical, "
+    "1 = SAR).",
+    "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
+    "grounded explanation.",
+}
+
+
+def parse_bands(text: Optional[str], name: str) -> Optional[List[int]]:
+    """Parse '2,3,4,8' into [2, 3, 4, 8]; empty gives None; anything else a clear error."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        bands = [int(part) for part in str(text).replace(";", ",").replace(" ", ",").split(",") if part.strip()]
+    except ValueError:
+        raise QgsProcessingException(
+            f"{name} '{text}' is not a list of band numbers. Fix: give 1-based numbers separated by commas, e.g. 2,3,4,8."
+        ) from None
+    if any(b < 1 for b in bands):
+        raise QgsProcessingException(f"{name} '{text}' has a band number below 1. Fix: band numbers start at 1.")
+    return bands
+
+
+class ClassifyAlgorithm(QgsProcessingAlgorithm):
+    """Runs the CLAIRE engine on one optical + SAR pair."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._post_processors: List[LandCoverPostProcessor] = []
+
+    def name(self) -> str:
+        return "classify"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Classify land cover (optical + SAR)"
+
+    def group(self) -> str:
+        return "Land cover"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "landcover"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def createInstance(self) -> "ClassifyAlgorithm":  # noqa: N802
+        return ClassifyAlgorithm()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        params = "".join(f"<li><b>{key}</b>: {text}</li>" for key, text in HELP.items())
+        return (
+            "<p>Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
+            "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
+            "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.</p>"
+            f"<ul>{params}</ul>"
+        )
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        params = [
+            QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),
+            QgsProcessingParameterRasterLayer("SAR", "SAR raster"),
+            QgsProcessingParameterFile(
+                "CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors", optional=True
+            ),
+            QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
+            QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
+            QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
+            QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=-1, minValue=-1),
+            QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=4, minValue=1, maxValue=256),
+            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            QgsProcessingParameterRasterLayer("REFERENCE", "Reference labels (optional)", optional=True),
+            QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"),
+            QgsProcessingParameterRasterDestination(
+                "CONFIDENCE", "Confidence", optional=True, createByDefault=False
+            ),
+            QgsProcessingParameterRasterDestination(
+                "RELIANCE", "Modality reliance (SAR share)", optional=True, createByDefault=False
+            ),
+            QgsProcessingParameterFileDestination(
+                "REPORT", "Report", fileFilter="JSON report (*.json);;HTML report (*.html)", optional=True,
+                createByDefault=False,
+            ),
+        ]
+        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"}
+        for param in params:
+            param.setHelp(HELP[param.name()])
+            if param.name() in advanced:
+                param.setFlags(param.flags() | param.FlagAdvanced)
+            self.addParameter(param)
+        self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy (with a reference)"))
+        self.addOutput(QgsProcessingOutputNumber("MIOU", "Mean IoU (with a reference)"))
+        self.addOutput(QgsProcessingOutputNumber("KAPPA", "Cohen's kappa (with a reference)"))
+        self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
+        self.addOutput(QgsProcessingOutputString("CLASS_TABLE", "Per-class metrics (table)"))
+
+    def _optional_path(self, parameters, name: str, context) -> Optional[str]:
+        value = parameters.get(name)
+        if value is None or value == "":
+            return None
+        path = self.parameterAsOutputLayer(parameters, name, context) if name in ("CONFIDENCE", "RELIANCE") \
+            else self.parameterAsFileOutput(parameters, name, context)
+        return path or None
+
+    def build_params(self, parameters, context):
+        """Translate Processing parameters into the engine's ClassifyParams."""
+        from ..core.params import ClassifyParams
+
+        overlap = self.parameterAsInt(parameters, "OVERLAP", context)
+        tile = self.parameterAsInt(parameters, "TILE_SIZE", context)
+        reference = None
+        if parameters.get("REFERENCE"):
+            reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
+        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
+        return ClassifyParams(
+            optical=layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
+            sar=layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
+            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+            checkpoint=checkpoint,
+            optical_bands=parse_bands(self.parameterAsString(parameters, "OPTICAL_BANDS", context), "OPTICAL_BANDS"),
+            sar_bands=parse_bands(self.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
+            tile_size=tile or None,
+            overlap=None if overlap < 0 else overlap,
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+            confidence=self._optional_path(parameters, "CONFIDENCE", context),
+            reliance=self._optional_path(parameters, "RELIANCE", context),
+            reference=reference,
+            report=self._optional_path(parameters, "REPORT", context),
+        )
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core import engine
+        from ..core.errors import ClaireError
+
+        params = self.build_params(parameters, context)
+        try:
+            result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
+        except ClaireError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        except Exception as exc:
+            if type(exc).__name__ == "CheckpointError":
+                raise QgsProcessingException(str(exc)) from None
+            raise
+        for message in result.messages:
+            feedback.pushInfo(message)
+
+        card = getattr(result, "card", None) or {}
+        classes = [dict(c) for c in result.summary.get("classes", [])] or card.get("classes")
+        nodata = card.get("nodata", 0)
+        write_qml_sidecar(result.output, classes, nodata)
+        if context.willLoadLayerOnCompletion(result.output):
+            post = LandCoverPostProcessor(classes, nodata)
+            self._post_processors.append(post)  # QGIS keeps only a C++ pointer: hold the Python object
+            details = context.layerToLoadOnCompletionDetails(result.output)
+            details.setPostProcessor(post)
+            details.name = "Land cover (CLAIRE)"
+
+        metrics = result.summary.get("metrics") or {}
+        outputs = {
+            "OUTPUT": result.output,
+            "CONFIDENCE": result.confidence,
+            "RELIANCE": result.reliance,
+            "REPORT": params.report,
+            "OA": metrics.get("oa"),
+            "MIOU": metrics.get("miou"),
+            "KAPPA": metrics.get("kappa"),
+            "CLASS_METRICS": metrics_json(result.summary),
+            "CLASS_TABLE": class_table(result.summary),
+        }
+        feedback.pushInfo(outputs["CLASS_TABLE"])
+        return outputs
+
+
+def class_table(summary: dict) -> str:
+    """A plain-text per-class table (area, share, confidence; IoU/P/R/F1 with a reference)."""
+    metrics = summary.get("metrics") or {}
+    per_class = {m.get("name"): m for m in metrics.get("per_class", [])}
+    header = f"{'class':<22}{'area ha':>10}{'share %':>9}{'conf':>7}"
+    if per_class:
+        header += f"{'IoU':>7}{'prec':>7}{'recall':>8}{'F1':>7}"
+    lines = [header]
+    for cls in summary.get("classes", []):
+        line = (f"{cls['name']:<22}{cls.get('area_ha', 0):>10.1f}{100 * cls.get('share', 0):>9.1f}"
+                f"{cls.get('mean_confidence') or 0:>7.2f}")
+        m = per_class.get(cls["name"])
+        if per_class:
+            line += "".join(
+                f"{(m or {}).get(k) if (m or {}).get(k) is not None else float('nan'):>{w}.3f}"
+                for k, w in (("iou", 7), ("precision", 7), ("recall", 8), ("f1", 7))
+            )
+        lines.append(line)
+    if metrics:
+        lines.append(f"OA {metrics.get('oa', 0):.4f}  mIoU {metrics.get('miou', 0):.4f}  kappa {metrics.get('kappa', 0):.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""Helpers shared by the algorithms: layer→file resolution, progress bridging, styling on load."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Optional
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
+
+from ..gui.style import apply_landcover_style, classes_from_raster
+
+
+def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
+    """The file behind a raster layer, or a clear error when the layer is not a local GDAL file."""
+    if layer is None:
+        raise QgsProcessingException(f"No {what} raster was given. Fix: choose a raster layer or file for {what}.")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"The {what} layer '{layer.name()}' is not a file raster (provider '{layer.providerType()}'). "
+            "Fix: save it as a GeoTIFF (right-click > Export > Save As) and use that file."
+        )
+    path = layer.source().split("|")[0]
+    if not os.path.exists(path):
+        raise QgsProcessingException(
+            f"The {what} layer '{layer.name()}' points to '{path}', which does not exist. Fix: choose an existing file."
+        )
+    return path
+
+
+def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
+    """A progress callback for the engine that reports to a Processing feedback, messages only once."""
+    last = {"message": None}
+
+    def report(fraction: float, message: str) -> None:
+        feedback.setProgress(max(0.0, min(100.0, 100.0 * fraction)))
+        if message and message != last["message"]:
+            feedback.setProgressText(message)
+            last["message"] = message
+
+    return report
+
+
+class LandCoverPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Styles a classified output when QGIS loads it (paletted, checkpoint classes, nodata transparent)."""
+
+    def __init__(self, classes=None, nodata: Optional[int] = None) -> None:
+        super().__init__()
+        self.classes = classes
+        self.nodata = nodata
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        classes = self.classes or classes_from_raster(layer.source())
+        if classes:
+            apply_landcover_style(layer, classes, self.nodata)
+
+
+def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str]:
+    """Save a QML style next to a classified GeoTIFF, so QGIS opens it styled anywhere."""
+    layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+    if not layer.isValid():
+        return None
+    apply_landcover_style(layer, classes, nodata)
+    qml = os.path.splitext(path)[0] + ".qml"
+    _, ok = layer.saveNamedStyle(qml)
+    return qml if ok else None
+
+
+def metrics_json(summary: dict) -> str:
+    """Compact JSON of the per-class part of an engine summary (for string outputs)."""
+    return json.dumps({"classes": summary.get("classes", []), "metrics": summary.get("metrics")}, sort_keys=True)
