@@ -1,0 +1,66 @@
+"""Small building blocks: channels-first LayerNorm, GRN, ConvNeXt-V2 block, conv-norm-act."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of a [B,C,H,W] tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """Global Response Normalisation (ConvNeXt-V2), channels-last input [B,H,W,C]."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, channels))
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
+        return self.gamma * (x * nx) + self.beta + x
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt-V2 block: depthwise 7x7 -> LN -> 1x1 (x4) -> GELU -> GRN -> 1x1 -> residual."""
+
+    def __init__(self, dim: int, expansion: int = 4, kernel: int = 7) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1 = nn.Linear(dim, expansion * dim)
+        self.act = nn.GELU()
+        self.grn = GRN(expansion * dim)
+        self.pw2 = nn.Linear(expansion * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pw2(self.grn(self.act(self.pw1(self.norm(y)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv2d -> LayerNorm2d -> GELU (optionally depthwise-separable for 3x3 kernels)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, separable: bool = False) -> None:
+        if separable and kernel > 1:
+            layers = [nn.Conv2d(cin, cin, kernel, padding=kernel // 2, groups=cin, bias=False),
+                      nn.Conv2d(cin, cout, 1, bias=False)]
+        else:
+            layers = [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)]
+        super().__init__(*layers, LayerNorm2d(cout), nn.GELU())

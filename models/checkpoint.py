@@ -1,0 +1,147 @@
+"""Safe checkpoints: safetensors weights + JSON model card in the metadata key `claire_card`.
+
+Nothing is ever unpickled: pickles, torch.save zips and truncated files are refused with
+`CheckpointError` before any deserialisation library sees them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any, Dict, Tuple
+
+import torch
+import torch.nn as nn
+
+CARD_KEY = "claire_card"
+FORMAT = "claire-checkpoint/1"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class CheckpointError(Exception):
+    """A checkpoint file cannot be used; the message names the problem and the fix."""
+
+
+def _describe_foreign(head: bytes) -> str:
+    if head[:4] == b"PK\x03\x04":
+        return "a ZIP archive (the format of torch.save), which can carry a pickle that runs code on load"
+    if head[:1] == b"\x80" and len(head) > 1 and head[1:2] in b"\x02\x03\x04\x05":
+        return "a Python pickle, which runs code on load"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip file"
+    return ""
+
+
+def _fix_text() -> str:
+    return ("Convert it in a trusted environment: load it with torch, then call "
+            "claire.models.checkpoint.save_checkpoint(path, model, card) to write a .safetensors file.")
+
+
+def read_header(path: str) -> Dict[str, Any]:
+    """Validate the file structure and return the safetensors JSON header (no tensors are read)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            foreign = _describe_foreign(head)
+            if foreign:
+                raise CheckpointError(f"{path} is {foreign}; CLAIRE only loads .safetensors checkpoints "
+                                      f"and did not open it. {_fix_text()}")
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is too short ({size} bytes) to be a safetensors checkpoint; "
+                                      "it is truncated or empty. Copy or download the file again.")
+            (n,) = struct.unpack("<Q", head)
+            if n <= 0 or n > _MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{path} is not a valid safetensors file (header length {n} does not fit "
+                                      f"the file size {size}); it is truncated or corrupted, or another format. "
+                                      "Copy or download the file again, or re-save it with save_checkpoint.")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}. "
+                              "Check the path and the file permissions.") from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path} has a corrupted safetensors header ({exc}); "
+                              "copy or download the file again.") from exc
+    end = 8 + n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = info["data_offsets"]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path}: tensor {name!r} has no valid data_offsets; the file is corrupted. "
+                                  "Copy or download it again.") from exc
+        if end + int(stop) > size:
+            raise CheckpointError(f"{path} is truncated: tensor {name!r} ends at byte {end + int(stop)} "
+                                  f"but the file has {size} bytes. Copy or download the file again.")
+    return header
+
+
+def read_card(path: str) -> Dict[str, Any]:
+    """Return the model card of a checkpoint without reading its weights."""
+    meta = read_header(path).get("__metadata__") or {}
+    if CARD_KEY not in meta:
+        raise CheckpointError(f"{path} is a safetensors file without a CLAIRE model card (metadata key "
+                              f"'{CARD_KEY}'); it was not written by CLAIRE. Re-save it with "
+                              "claire.models.checkpoint.save_checkpoint(path, model, card).")
+    try:
+        card = json.loads(meta[CARD_KEY])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: the model card is not valid JSON ({exc}); re-save the checkpoint.") from exc
+    if not isinstance(card, dict) or "arch" not in card or "classes" not in card:
+        raise CheckpointError(f"{path}: the model card lacks 'arch' or 'classes'; re-save the checkpoint "
+                              "with a complete card.")
+    return card
+
+
+def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any]) -> None:
+    """Write weights (safetensors) with `card` as JSON metadata; atomic (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    card = dict(card)
+    card.setdefault("format", FORMAT)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})
+    os.replace(tmp, path)
+
+
+def model_config(card: Dict[str, Any]) -> Dict[str, Any]:
+    """Builder config from a card (adds `size` from the card when the config lacks it)."""
+    cfg = dict(card.get("config") or {})
+    if "size" not in cfg and card.get("size"):
+        cfg["size"] = card["size"]
+    return cfg
+
+
+def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
+    """Load (model in eval mode, card). Only safetensors is read; nothing is unpickled."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .registry import build_model
+
+    card = read_card(path)
+    try:
+        model = build_model(card["arch"], model_config(card))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot build the network described in the card ({exc}); "
+                              "the card is inconsistent. Re-save the checkpoint.") from exc
+    try:
+        state = load_file(path, device=str(map_location))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: the weights cannot be read ({exc}); the file is corrupted. "
+                              "Copy or download it again.") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the weights do not match architecture {card['arch']!r} "
+                              f"size {card.get('size')!r} ({str(exc).splitlines()[0]}). "
+                              "Re-save the checkpoint from the model it was trained with.") from exc
+    model.to(map_location).eval()
+    return model, card

@@ -1,0 +1,55 @@
+"""Multi-scale decoder: UPerNet-style (pyramid pooling on the coarsest level + FPN top-down path)."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .blocks import ConvNormAct
+
+
+class PyramidPooling(nn.Module):
+    """PPM: average-pool at several scales, 1x1 conv, upsample, concatenate, fuse."""
+
+    def __init__(self, cin: int, cout: int, scales: Sequence[int] = (1, 2, 4)) -> None:
+        super().__init__()
+        self.scales = tuple(scales)
+        self.branches = nn.ModuleList(ConvNormAct(cin, cout, 1) for _ in self.scales)
+        self.fuse = ConvNormAct(cin + cout * len(self.scales), cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        outs = [x]
+        for s, branch in zip(self.scales, self.branches):
+            y = branch(F.adaptive_avg_pool2d(x, s))
+            outs.append(F.interpolate(y, size=size, mode="bilinear", align_corners=False))
+        return self.fuse(torch.cat(outs, dim=1))
+
+
+class UPerDecoder(nn.Module):
+    """UPerNet-style head: PPM on the last level, FPN laterals + top-down sums, per-level
+    depthwise-separable 3x3 smoothing, concatenation at stride 4, 1x1 fuse, classifier."""
+
+    def __init__(self, in_dims: Sequence[int], dim: int, num_classes: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.ppm = PyramidPooling(in_dims[-1], dim)
+        self.laterals = nn.ModuleList(ConvNormAct(c, dim, 1) for c in in_dims[:-1])
+        self.smooth = nn.ModuleList(ConvNormAct(dim, dim, 3, separable=True) for _ in in_dims[:-1])
+        self.fuse = ConvNormAct(dim * len(in_dims), dim, 1)
+        self.refine = ConvNormAct(dim, dim, 3, separable=True)
+        self.dropout = nn.Dropout2d(dropout)
+        self.classifier = nn.Conv2d(dim, num_classes, 1)
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        top = self.ppm(feats[-1])
+        levels = [top]
+        for i in range(len(feats) - 2, -1, -1):
+            lat = self.laterals[i](feats[i])
+            top = lat + F.interpolate(top, size=lat.shape[-2:], mode="bilinear", align_corners=False)
+            levels.insert(0, self.smooth[i](top))
+        size = levels[0].shape[-2:]
+        up = [levels[0]] + [F.interpolate(l, size=size, mode="bilinear", align_corners=False) for l in levels[1:]]
+        x = self.refine(self.fuse(torch.cat(up, dim=1)))
+        return self.classifier(self.dropout(x))

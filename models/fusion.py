@@ -1,0 +1,92 @@
+"""Fusion modules: CMAF (CLAIRE) and ASANet's semantic focusing / cascade fusion modules."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .blocks import LayerNorm2d
+
+
+def _hidden(channels: int, reduction: int) -> int:
+    return max(4, channels // reduction)
+
+
+class CMAF(nn.Module):
+    """Cross-Modality Attention Fusion for one encoder stage.
+
+    1. channel attention on the concatenated [optical, SAR] features (squeeze-excite on 2C channels);
+    2. a per-pixel modality gate g in [0,1] (g = share of SAR) from the re-weighted features;
+    3. fused = (1 - g) * optical' + g * SAR', refined by a 1x1 conv + LayerNorm (residual).
+    Returns (fused [B,C,h,w], gate [B,1,h,w]).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        c2 = 2 * channels
+        self.channel_mlp = nn.Sequential(
+            nn.Linear(c2, _hidden(c2, reduction)), nn.GELU(), nn.Linear(_hidden(c2, reduction), c2))
+        hid = _hidden(channels, reduction)
+        self.gate = nn.Sequential(
+            nn.Conv2d(c2, hid, 1), nn.GELU(),
+            nn.Conv2d(hid, hid, 3, padding=1, groups=hid), nn.GELU(),
+            nn.Conv2d(hid, 1, 1))
+        self.refine = nn.Sequential(nn.Conv2d(channels, channels, 1), LayerNorm2d(channels))
+
+    def forward(self, opt: torch.Tensor, sar: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        cat = torch.cat([opt, sar], dim=1)
+        w = torch.sigmoid(self.channel_mlp(cat.mean(dim=(2, 3))))[:, :, None, None]
+        cat = cat * w
+        o, s = cat.chunk(2, dim=1)
+        g = torch.sigmoid(self.gate(cat))
+        fused = (1.0 - g) * o + g * s
+        return fused + self.refine(fused), g
+
+
+class SemanticFocusing(nn.Module):
+    """ASANet-style semantic focusing: re-weight each stream's channels from the streams' difference.
+
+    w = sigmoid(1x1-bottleneck(global-max-pool(a - b))); a' = a * (1 + w) (and symmetrically for b).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hid = _hidden(channels, reduction)
+        self.mlp_a = nn.Sequential(nn.Conv2d(channels, hid, 1), nn.ReLU(inplace=True), nn.Conv2d(hid, channels, 1))
+        self.mlp_b = nn.Sequential(nn.Conv2d(channels, hid, 1), nn.ReLU(inplace=True), nn.Conv2d(hid, channels, 1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        d = a - b
+        wa = torch.sigmoid(self.mlp_a(F.adaptive_max_pool2d(d, 1)))
+        wb = torch.sigmoid(self.mlp_b(F.adaptive_max_pool2d(-d, 1)))
+        return a * (1.0 + wa), b * (1.0 + wb)
+
+
+class CascadeFusion(nn.Module):
+    """ASANet-style cascade fusion: channel weighting, then per-pixel spatial weighting, summed.
+
+    Returns (fused, sar_share) where sar_share = spatial weight of SAR / (sum of both weights).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        c2 = 2 * channels
+        self.channel_mlp = nn.Sequential(
+            nn.Linear(c2, _hidden(c2, reduction)), nn.ReLU(inplace=True), nn.Linear(_hidden(c2, reduction), c2))
+        hid = _hidden(channels, reduction)
+        self.spatial = nn.Sequential(nn.Conv2d(c2, hid, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(hid, 2, 3, padding=1))
+        self.proj = nn.Sequential(nn.Conv2d(channels, channels, 1), LayerNorm2d(channels))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        cat = torch.cat([a, b], dim=1)
+        pooled = cat.mean(dim=(2, 3))
+        cw = torch.sigmoid(self.channel_mlp(pooled))[:, :, None, None]
+        a2, b2 = (cat * cw).chunk(2, dim=1)
+        sw = torch.sigmoid(self.spatial(torch.cat([a2, b2], dim=1)))
+        sa, sb = sw[:, :1], sw[:, 1:]
+        fused = a2 * sa + b2 * sb
+        share = sb / (sa + sb + 1e-6)
+        return self.proj(fused), share

@@ -1,0 +1,56 @@
+"""Segmentation metrics from a confusion matrix (rows = reference, columns = prediction)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+
+def confusion_matrix(pred: Any, ref: Any, num_classes: int, ignore_index: Optional[int] = None) -> np.ndarray:
+    """K x K int64 confusion matrix of class indices; `ignore_index` and out-of-range refs are skipped."""
+    p = np.asarray(pred).reshape(-1).astype(np.int64)
+    r = np.asarray(ref).reshape(-1).astype(np.int64)
+    if p.shape != r.shape:
+        raise ValueError(f"pred and ref differ in size: {p.shape} vs {r.shape}")
+    keep = (r >= 0) & (r < num_classes) & (p >= 0) & (p < num_classes)
+    if ignore_index is not None:
+        keep &= r != ignore_index
+    idx = r[keep] * num_classes + p[keep]
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def metrics_from_confusion(cm: np.ndarray, names: Sequence[str]) -> Dict[str, Any]:
+    """OA, mIoU (over classes present in reference or prediction), Cohen's kappa and per-class scores.
+
+    Per-class values are None where undefined (e.g. IoU of a class absent from both reference and
+    prediction); such classes are left out of the mIoU.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    k = cm.shape[0]
+    if cm.shape != (k, k) or len(names) != k:
+        raise ValueError(f"confusion matrix {cm.shape} does not match {len(names)} class names")
+    total = cm.sum()
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    iou = _div(tp, support + predicted - tp)
+    precision = _div(tp, predicted)
+    recall = _div(tp, support)
+    f1 = _div(2 * tp, support + predicted)
+    oa = float(tp.sum() / total) if total > 0 else float("nan")
+    pe = float((support * predicted).sum() / (total * total)) if total > 0 else float("nan")
+    kappa = float((oa - pe) / (1 - pe)) if total > 0 and pe < 1 else (1.0 if total > 0 else float("nan"))
+    valid = ~np.isnan(iou)
+    miou = float(np.mean(iou[valid])) if valid.any() else float("nan")
+
+    def _f(v: float) -> Optional[float]:
+        return None if np.isnan(v) else float(v)
+
+    per_class = [{"name": str(names[i]), "iou": _f(iou[i]), "precision": _f(precision[i]),
+                  "recall": _f(recall[i]), "f1": _f(f1[i]), "support": int(support[i])} for i in range(k)]
+    return {"oa": oa, "miou": miou, "kappa": kappa, "per_class": per_class}

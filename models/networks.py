@@ -1,0 +1,116 @@
+"""Networks: CLAIRE (CMAF fusion), ASANet-style, and single-modality baselines.
+
+Every network maps (optical [B,Co,H,W], sar [B,Cs,H,W]) to
+{"logits": [B,K,H,W], "sar_share": [B,1,H,W] | None}; H and W must be multiples of 32.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .decoders import UPerDecoder
+from .encoders import ConvNeXtEncoder
+from .fusion import CMAF, CascadeFusion, SemanticFocusing
+
+
+def _check_input(x: torch.Tensor) -> None:
+    h, w = x.shape[-2:]
+    if h % 32 or w % 32:
+        raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}; pad the tile")
+
+
+def _share_map(gates: List[torch.Tensor], size) -> torch.Tensor:
+    """Average the per-stage gates after upsampling them to the input resolution."""
+    ups = [F.interpolate(g, size=size, mode="bilinear", align_corners=False) for g in gates]
+    return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
+
+
+class _DualStream(nn.Module):
+    """Shared scaffolding of two-encoder fusion networks."""
+
+    def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+        super().__init__()
+        self.optical_encoder = ConvNeXtEncoder(optical_channels, dims, depths)
+        self.sar_encoder = ConvNeXtEncoder(sar_channels, dims, depths)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+
+    def _fuse_stage(self, i: int, o: torch.Tensor, s: torch.Tensor):
+        raise NotImplementedError
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
+                return_gates: bool = False) -> Dict[str, Optional[torch.Tensor]]:
+        _check_input(optical)
+        size = optical.shape[-2:]
+        o, s = optical, sar
+        fused, gates = [], []
+        for i in range(self.optical_encoder.num_stages):
+            o = self.optical_encoder.stage(i, o)
+            s = self.sar_encoder.stage(i, s)
+            o, s, f, g = self._fuse_stage(i, o, s)
+            fused.append(f)
+            gates.append(g)
+        logits = F.interpolate(self.decoder(fused), size=size, mode="bilinear", align_corners=False)
+        out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": _share_map(gates, size)}
+        if return_gates:
+            out["gates"] = gates
+        return out
+
+
+class ClaireNet(_DualStream):
+    """CLAIRE: optical + SAR ConvNeXt-V2 encoders, CMAF at every stage, UPerNet-style decoder."""
+
+    def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim)
+        self.fusion = nn.ModuleList(CMAF(d) for d in dims)
+
+    def _fuse_stage(self, i, o, s):
+        f, g = self.fusion[i](o, s)
+        return o, s, f, g
+
+
+class ASANet(_DualStream):
+    """ASANet-style: semantic focusing after every stage (feeds back into both streams) and a
+    cascade fusion module per stage whose output goes to the UPerNet-style head."""
+
+    def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim)
+        self.focusing = nn.ModuleList(SemanticFocusing(d) for d in dims)
+        self.fusion = nn.ModuleList(CascadeFusion(d) for d in dims)
+
+    def _fuse_stage(self, i, o, s):
+        o, s = self.focusing[i](o, s)
+        f, g = self.fusion[i](o, s)
+        return o, s, f, g
+
+
+class SingleModalityNet(nn.Module):
+    """Baseline with one encoder and the same decoder; ignores the other modality."""
+
+    def __init__(self, modality: str, optical_channels: int, sar_channels: int, num_classes: int,
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+        super().__init__()
+        if modality not in ("optical", "sar"):
+            raise ValueError(f"modality must be 'optical' or 'sar', got {modality!r}")
+        self.modality = modality
+        cin = optical_channels if modality == "optical" else sar_channels
+        self.encoder = ConvNeXtEncoder(cin, dims, depths)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
+                return_gates: bool = False) -> Dict[str, Optional[torch.Tensor]]:
+        _check_input(optical)
+        x = optical if self.modality == "optical" else sar
+        size = x.shape[-2:]
+        logits = F.interpolate(self.decoder(self.encoder(x)), size=size, mode="bilinear", align_corners=False)
+        fill = 0.0 if self.modality == "optical" else 1.0
+        share = torch.full((x.shape[0], 1, size[0], size[1]), fill, dtype=logits.dtype, device=logits.device)
+        out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": share}
+        if return_gates:
+            out["gates"] = []
+        return out

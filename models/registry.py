@@ -1,0 +1,62 @@
+"""Build networks by name from a plain config dict (the config is stored in the checkpoint card)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+import torch.nn as nn
+
+from .networks import ASANet, ClaireNet, SingleModalityNet
+
+#: Encoder widths / depths and decoder width per size.
+SIZES: Dict[str, Dict[str, Any]] = {
+    "tiny": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "decoder_dim": 16},
+    "small": {"dims": [24, 48, 96, 192], "depths": [1, 1, 3, 1], "decoder_dim": 48},
+    "base": {"dims": [96, 192, 384, 768], "depths": [3, 3, 9, 3], "decoder_dim": 256},
+}
+
+_BUILDERS: Dict[str, Callable[..., nn.Module]] = {
+    "claire": ClaireNet,
+    "asanet": ASANet,
+    "optical_only": lambda **kw: SingleModalityNet("optical", **kw),
+    "sar_only": lambda **kw: SingleModalityNet("sar", **kw),
+}
+
+REQUIRED_KEYS = ("num_classes", "optical_channels", "sar_channels")
+
+
+def available_architectures() -> List[str]:
+    """Names accepted by `build_model`."""
+    return list(_BUILDERS)
+
+
+def available_sizes() -> List[str]:
+    """Size presets accepted in the config's `size` key."""
+    return list(SIZES)
+
+
+def resolve_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill size presets into a config: explicit `dims`/`depths`/`decoder_dim` override the preset."""
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"model config lacks {missing}; give num_classes, optical_channels, sar_channels")
+    size = config.get("size", "small")
+    if size not in SIZES:
+        raise ValueError(f"unknown model size {size!r}; choose one of {available_sizes()}")
+    out = {"size": size, **SIZES[size]}
+    out.update({k: v for k, v in config.items()})
+    return out
+
+
+def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
+    """Build network `arch` (see `available_architectures()`) from `config`.
+
+    Config keys: num_classes, optical_channels, sar_channels, size in {tiny, small, base};
+    optional overrides dims, depths, decoder_dim.
+    """
+    if arch not in _BUILDERS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
+    cfg = resolve_config(config)
+    return _BUILDERS[arch](
+        optical_channels=int(cfg["optical_channels"]), sar_channels=int(cfg["sar_channels"]),
+        num_classes=int(cfg["num_classes"]), dims=list(cfg["dims"]), depths=list(cfg["depths"]),
+        decoder_dim=int(cfg["decoder_dim"]))

@@ -1,0 +1,107 @@
+import json
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from claire.models.checkpoint import CheckpointError, load_checkpoint, read_card, save_checkpoint
+from claire.models.registry import build_model
+
+torch.set_num_threads(1)
+
+
+def _card():
+    return {"format": "claire-checkpoint/1", "arch": "claire", "size": "tiny",
+            "config": {"num_classes": 3, "optical_channels": 4, "sar_channels": 2, "size": "tiny"},
+            "classes": [{"index": i, "value": i + 1, "name": f"c{i}"} for i in range(3)], "nodata": 0}
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("claire", _card()["config"]).eval()
+    path = str(tmp_path / "m.safetensors")
+    save_checkpoint(path, model, _card())
+    return path, model
+
+
+def test_roundtrip_same_outputs(ckpt):
+    path, model = ckpt
+    loaded, card = load_checkpoint(path)
+    assert card["arch"] == "claire" and card["classes"][2]["value"] == 3
+    assert not loaded.training
+    x, s = torch.randn(1, 4, 32, 32), torch.randn(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x, s)["logits"], loaded(x, s)["logits"])
+    assert read_card(path) == card
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(_Evil(str(marker)), protocol=2))
+    with pytest.raises(CheckpointError, match="pickle") as info:
+        load_checkpoint(str(path))
+    assert "save_checkpoint" in str(info.value)
+    with pytest.raises(CheckpointError):
+        read_card(str(path))
+    assert not marker.exists()
+
+
+def test_torch_save_zip_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"x": _Evil(str(marker))}, str(path))
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointError, match="ZIP"):
+        load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_truncated_file(ckpt, tmp_path):
+    path, _ = ckpt
+    data = __import__("pathlib").Path(path).read_bytes()
+    for cut in (4, 20, len(data) // 2, len(data) - 3):
+        bad = tmp_path / f"cut{cut}.safetensors"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated|corrupted|too short"):
+            load_checkpoint(str(bad))
+
+
+def test_corrupted_header(ckpt, tmp_path):
+    path, _ = ckpt
+    data = bytearray(__import__("pathlib").Path(path).read_bytes())
+    data[10:20] = b"\xff" * 10
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        read_card(str(bad))
+
+
+def test_missing_file_and_missing_card(tmp_path):
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_card(str(tmp_path / "nope.safetensors"))
+    from safetensors.torch import save_file
+    p = str(tmp_path / "plain.safetensors")
+    save_file({"a": torch.zeros(2)}, p)
+    with pytest.raises(CheckpointError, match="model card"):
+        load_checkpoint(p)
+
+
+def test_checkpoint_without_colours_loads(ckpt):
+    path, _ = ckpt
+    _, card = load_checkpoint(path)
+    from claire.models.palette import class_colors
+    colors = class_colors(card)
+    assert len(colors) == 3 and len(set(colors)) == 3
+    assert all(len(c) == 7 and c.startswith("#") for c in colors)

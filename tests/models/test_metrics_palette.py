@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from claire.models.metrics import confusion_matrix, metrics_from_confusion
+from claire.models.palette import class_colors
+
+
+def test_confusion_matrix_rows_are_reference():
+    ref = np.array([0, 0, 1, 1, 2, 255])
+    pred = np.array([0, 1, 1, 1, 0, 2])
+    cm = confusion_matrix(pred, ref, 3, ignore_index=255)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_metrics_hand_computed():
+    cm = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    m = metrics_from_confusion(cm, ["a", "b", "c"])
+    assert m["oa"] == pytest.approx(3 / 5)
+    # IoU a = 1/(2+2-1)=1/3, b = 2/(2+3-2)=2/3, c = 0/(1+0-0)=0
+    assert m["miou"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    pe = (2 * 2 + 2 * 3 + 1 * 0) / 25
+    assert m["kappa"] == pytest.approx((0.6 - pe) / (1 - pe))
+    a = m["per_class"][0]
+    assert a["precision"] == pytest.approx(0.5) and a["recall"] == pytest.approx(0.5)
+    assert a["f1"] == pytest.approx(0.5) and a["support"] == 2
+    assert m["per_class"][2]["precision"] is None  # never predicted
+
+
+def test_absent_class_left_out_of_miou():
+    cm = np.array([[5, 0], [0, 0]])
+    m = metrics_from_confusion(cm, ["a", "b"])
+    assert m["miou"] == pytest.approx(1.0) and m["per_class"][1]["iou"] is None
+    assert m["kappa"] == pytest.approx(1.0)
+
+
+def test_palette_keeps_given_and_fills_missing_deterministically():
+    card = {"classes": [{"index": 0, "color": "#419BDF"}, {"index": 1}, {"index": 2, "color": "bad"}]}
+    a, b = class_colors(card), class_colors(card)
+    assert a == b and a[0] == "#419bdf"
+    assert len(set(a)) == 3 and all(len(c) == 7 for c in a)

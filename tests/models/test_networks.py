@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from claire.models.registry import available_architectures, build_model
+
+torch.set_num_threads(1)
+CFG = dict(num_classes=5, optical_channels=4, sar_channels=2, size="tiny")
+
+
+@pytest.mark.parametrize("arch", ["claire", "asanet", "optical_only", "sar_only"])
+def test_forward_contract(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, CFG).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 4, 64, 96), torch.randn(2, 2, 64, 96))
+    assert out["logits"].shape == (2, 5, 64, 96)
+    share = out["sar_share"]
+    assert share.shape == (2, 1, 64, 96)
+    assert float(share.min()) >= 0.0 and float(share.max()) <= 1.0
+    if arch == "optical_only":
+        assert torch.all(share == 0)
+    if arch == "sar_only":
+        assert torch.all(share == 1)
+
+
+def test_registry_lists_all_and_rejects_unknown():
+    assert set(available_architectures()) >= {"claire", "asanet", "optical_only", "sar_only"}
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("nope", CFG)
+    with pytest.raises(ValueError, match="size"):
+        build_model("claire", dict(CFG, size="huge"))
+
+
+def test_input_not_multiple_of_32_is_refused():
+    model = build_model("claire", CFG).eval()
+    with pytest.raises(ValueError, match="multiples of 32"):
+        model(torch.randn(1, 4, 40, 64), torch.randn(1, 2, 40, 64))
+
+
+def test_claire_gate_depends_on_inputs_and_is_exposed():
+    torch.manual_seed(0)
+    model = build_model("claire", CFG).eval()
+    with torch.no_grad():
+        a = model(torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64), return_gates=True)
+        b = model(torch.randn(1, 4, 64, 64) * 3, torch.randn(1, 2, 64, 64), return_gates=True)
+    assert len(a["gates"]) == 4
+    assert not torch.allclose(a["sar_share"], b["sar_share"])
+
+
+def test_gradients_reach_both_encoders():
+    torch.manual_seed(0)
+    model = build_model("asanet", CFG)
+    out = model(torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64))
+    out["logits"].sum().backward()
+    assert model.optical_encoder.down[0][0].weight.grad.abs().sum() > 0
+    assert model.sar_encoder.down[0][0].weight.grad.abs().sum() > 0
