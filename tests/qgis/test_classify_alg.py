@@ -1,0 +1,100 @@
+"""claire:classify in real QGIS: registration, output grid, classes, colour table, styling, CLI parity."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from osgeo import gdal
+
+from conftest import TINY_CLASSES  # tests/conftest.py
+
+
+def test_plugin_registers_provider_and_algorithm(claire_plugin):
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("claire")
+    assert provider is not None
+    assert registry.algorithmById("claire:classify") is not None
+    alg = registry.algorithmById("claire:classify")
+    names = {p.name() for p in alg.parameterDefinitions()}
+    assert {"OPTICAL", "SAR", "CHECKPOINT", "OUTPUT"} <= names
+    assert all(p.help() for p in alg.parameterDefinitions()), "every parameter has help text"
+
+
+def _run(inputs: dict, output: str, checkpoint: str, **extra):
+    import processing
+
+    params = {"OPTICAL": inputs["optical"], "SAR": inputs["sar"], "CHECKPOINT": checkpoint, "OUTPUT": output}
+    params.update(extra)
+    return processing.run("claire:classify", params)
+
+
+def test_output_on_optical_grid_with_classes_and_colour_table(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    out = str(tmp_path / "landcover.tif")
+    results = _run(raster_pair, out, tiny_checkpoint)
+    assert results["OUTPUT"] == out
+    with rasterio.open(raster_pair["optical"]) as opt, rasterio.open(out) as dst:
+        assert (dst.crs, dst.transform, dst.shape) == (opt.crs, opt.transform, opt.shape)
+        assert dst.dtypes[0] == "uint8" and dst.nodata == 0
+        values = set(np.unique(dst.read(1)).tolist())
+    assert values <= {c["value"] for c in TINY_CLASSES}
+    band = gdal.Open(out).GetRasterBand(1)
+    names = band.GetCategoryNames()
+    table = band.GetColorTable()
+    assert table is not None
+    for cls in TINY_CLASSES:
+        assert names[cls["value"]] == cls["name"]
+        r, g, b, _ = table.GetColorEntry(cls["value"])
+        assert "#{:02x}{:02x}{:02x}".format(r, g, b) == cls["color"]
+    assert os.path.exists(os.path.splitext(out)[0] + ".qml"), "QML style sidecar"
+    assert "water" in results["CLASS_TABLE"]
+
+
+def test_reference_gives_metrics(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    results = _run(raster_pair, str(tmp_path / "lc.tif"), tiny_checkpoint, REFERENCE=raster_pair["labels"])
+    assert 0.0 <= results["OA"] <= 1.0
+    assert 0.0 <= results["MIOU"] <= 1.0
+    assert "IoU" in results["CLASS_TABLE"]
+
+
+def test_loaded_output_is_styled_with_checkpoint_classes(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
+
+    out = str(tmp_path / "styled.tif")
+    _run(raster_pair, out, tiny_checkpoint)
+    layer = QgsRasterLayer(out, "lc", "gdal")  # loads the QML sidecar as its default style
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    got = [(c.value, c.label, c.color.name()) for c in renderer.classes()]
+    assert got == [(c["value"], c["name"], c["color"]) for c in TINY_CLASSES]
+
+    from claire.claire_plugin.processing.common import LandCoverPostProcessor
+
+    fresh = QgsRasterLayer(out, "lc2", "gdal")
+    LandCoverPostProcessor(None, 0).postProcessLayer(fresh, None, None)
+    assert [c.label for c in fresh.renderer().classes()] == [c["name"] for c in TINY_CLASSES]
+
+
+def test_cli_gives_the_same_output_as_the_algorithm(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    alg_out, cli_out = str(tmp_path / "alg.tif"), str(tmp_path / "cli.tif")
+    _run(raster_pair, alg_out, tiny_checkpoint)
+    claire_bin = os.path.join(os.path.dirname(sys.executable), "claire")
+    proc = subprocess.run([claire_bin, "classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"],
+                           "--checkpoint", tiny_checkpoint, "--output", cli_out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    with rasterio.open(alg_out) as a, rasterio.open(cli_out) as c:
+        assert (a.transform, a.crs, a.shape) == (c.transform, c.crs, c.shape)
+        np.testing.assert_array_equal(a.read(1), c.read(1))
+
+
+def test_bad_band_list_is_a_clear_processing_error(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="band numbers"):
+        _run(raster_pair, str(tmp_path / "x.tif"), tiny_checkpoint, OPTICAL_BANDS="two,three")
+    assert not os.path.exists(tmp_path / "x.tif")

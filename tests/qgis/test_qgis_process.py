@@ -1,0 +1,41 @@
+"""The installed plugin seen by a plain qgis_process (isolated profile, no extra environment variables)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import rasterio
+
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+
+
+def _env(root: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PATH"] = "/usr/bin:/bin"
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=root, XDG_RUNTIME_DIR=root)
+    return env
+
+
+def test_qgis_process_lists_and_runs_classify(tmp_path, raster_pair, tiny_checkpoint):
+    from claire.claire_plugin.install import install
+
+    root = str(tmp_path / "qgis")
+    install(os.path.join(root, "profiles", "default"))
+    listing = subprocess.run([QGIS_PROCESS, "list"], env=_env(root), capture_output=True, text=True, timeout=300)
+    assert "claire:classify" in listing.stdout, listing.stdout[-2000:] + listing.stderr[-2000:]
+
+    out = str(tmp_path / "lc.tif")
+    proc = subprocess.run(
+        [QGIS_PROCESS, "run", "claire:classify", "--json", "--", f"OPTICAL={raster_pair['optical']}",
+         f"SAR={raster_pair['sar']}", f"CHECKPOINT={tiny_checkpoint}", f"REFERENCE={raster_pair['labels']}",
+         f"OUTPUT={out}"],
+        env=_env(root), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(proc.stdout[proc.stdout.find("{"):])["results"]
+    assert results["OUTPUT"] == out
+    assert 0.0 <= results["MIOU"] <= 1.0
+    with rasterio.open(out) as dst:
+        assert dst.shape == raster_pair["shape"]
+        assert set(np.unique(dst.read(1)).tolist()) <= {1, 2, 4, 5}
