@@ -118,3 +118,9 @@ def default_checkpoint():
     if not os.path.exists(path):
         pytest.fail("resources/checkpoints/claire_default.safetensors is missing: run `make checkpoint`")
     return path
+
+
+@pytest.fixture
+def tiny_classes():
+    """The classes of `tiny_checkpoint` (value, name, colour)."""
+    return [dict(c) for c in TINY_CLASSES]

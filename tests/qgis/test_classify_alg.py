@@ -10,7 +10,6 @@ import pytest
 import rasterio
 from osgeo import gdal
 
-from conftest import TINY_CLASSES  # tests/conftest.py
 
 
 def test_plugin_registers_provider_and_algorithm(claire_plugin):
@@ -34,7 +33,7 @@ def _run(inputs: dict, output: str, checkpoint: str, **extra):
     return processing.run("claire:classify", params)
 
 
-def test_output_on_optical_grid_with_classes_and_colour_table(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+def test_output_on_optical_grid_with_classes_and_colour_table(claire_plugin, raster_pair, tiny_checkpoint, tiny_classes, tmp_path):
     out = str(tmp_path / "landcover.tif")
     results = _run(raster_pair, out, tiny_checkpoint)
     assert results["OUTPUT"] == out
@@ -42,12 +41,12 @@ def test_output_on_optical_grid_with_classes_and_colour_table(claire_plugin, ras
         assert (dst.crs, dst.transform, dst.shape) == (opt.crs, opt.transform, opt.shape)
         assert dst.dtypes[0] == "uint8" and dst.nodata == 0
         values = set(np.unique(dst.read(1)).tolist())
-    assert values <= {c["value"] for c in TINY_CLASSES}
+    assert values <= {c["value"] for c in tiny_classes}
     band = gdal.Open(out).GetRasterBand(1)
     names = band.GetCategoryNames()
     table = band.GetColorTable()
     assert table is not None
-    for cls in TINY_CLASSES:
+    for cls in tiny_classes:
         assert names[cls["value"]] == cls["name"]
         r, g, b, _ = table.GetColorEntry(cls["value"])
         assert "#{:02x}{:02x}{:02x}".format(r, g, b) == cls["color"]
@@ -62,7 +61,7 @@ def test_reference_gives_metrics(claire_plugin, raster_pair, tiny_checkpoint, tm
     assert "IoU" in results["CLASS_TABLE"]
 
 
-def test_loaded_output_is_styled_with_checkpoint_classes(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+def test_loaded_output_is_styled_with_checkpoint_classes(claire_plugin, raster_pair, tiny_checkpoint, tiny_classes, tmp_path):
     from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
 
     out = str(tmp_path / "styled.tif")
@@ -71,13 +70,13 @@ def test_loaded_output_is_styled_with_checkpoint_classes(claire_plugin, raster_p
     renderer = layer.renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     got = [(c.value, c.label, c.color.name()) for c in renderer.classes()]
-    assert got == [(c["value"], c["name"], c["color"]) for c in TINY_CLASSES]
+    assert got == [(c["value"], c["name"], c["color"]) for c in tiny_classes]
 
     from claire.claire_plugin.processing.common import LandCoverPostProcessor
 
     fresh = QgsRasterLayer(out, "lc2", "gdal")
     LandCoverPostProcessor(None, 0).postProcessLayer(fresh, None, None)
-    assert [c.label for c in fresh.renderer().classes()] == [c["name"] for c in TINY_CLASSES]
+    assert [c.label for c in fresh.renderer().classes()] == [c["name"] for c in tiny_classes]
 
 
 def test_cli_gives_the_same_output_as_the_algorithm(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
