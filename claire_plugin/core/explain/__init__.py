@@ -1,0 +1,88 @@
+"""Explanations of a classification run: facts -> text (Phi-3 or template) -> grounding check.
+
+`explain(facts, explainer=None)` uses the Phi-3 model named by `explainer` (folder or cached repo
+id) when it is usable, and the deterministic template otherwise; `Explanation.generator` always
+says which one wrote the text and `fallback_reason` why the model was not used.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional
+
+from . import template
+from .checker import GroundingResult, check_grounding
+
+__all__ = ["Explanation", "explain", "check_grounding", "GroundingResult", "generator_label"]
+
+
+@dataclass
+class Explanation:
+    """An explanation text with its provenance and grounding."""
+
+    text: str
+    generator: str
+    grounded_share: float
+    flagged_sentences: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    fallback_reason: Optional[str] = None
+    numbers_total: int = 0
+    numbers_grounded: int = 0
+
+    @property
+    def label(self) -> str:
+        """Human-readable name of the generator, for the dock and the report."""
+        return generator_label(self.generator)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (the report's "explanation" entry)."""
+        out = asdict(self)
+        out["generator_label"] = self.label
+        out["seconds"] = round(self.seconds, 3)
+        out["grounded_share"] = round(self.grounded_share, 4)
+        return out
+
+
+def generator_label(generator: str) -> str:
+    """'template' -> 'deterministic template'; 'phi3:NAME' -> 'Phi-3 language model (NAME)'."""
+    if generator.startswith("phi3:"):
+        return f"Phi-3 language model ({generator[5:]})"
+    return "deterministic template (no language model)"
+
+
+def explain(facts: dict, explainer: Optional[str] = None,
+            on_text: Optional[Callable[[str], None]] = None, drop_unmatched: bool = False,
+            max_new_tokens: Optional[int] = None, device: str = "auto",
+            is_cancelled: Optional[Callable[[], bool]] = None) -> Explanation:
+    """Explain a facts record (from `core.facts.build_facts`).
+
+    With `explainer` (a Phi-3 folder or cached repo id) the language model writes the text, streamed
+    to `on_text`; if it is unusable the template writes it and `fallback_reason` says why. Every
+    number is checked against the facts; with `drop_unmatched` sentences with an unmatched number are
+    removed from the returned text (the streamed text still had them: show `Explanation.text` at the
+    end). Runs synchronously; the GUI calls it from a background task.
+    """
+    start = time.perf_counter()
+    text, generator, reason = "", template.GENERATOR, None
+    if explainer:
+        from . import phi3
+        kwargs = {"device": device, "is_cancelled": is_cancelled}
+        if max_new_tokens:
+            kwargs["max_new_tokens"] = max_new_tokens
+        try:
+            text, generator = phi3.generate(facts, explainer, on_text=on_text, **kwargs)
+            if not text.strip():
+                reason = "Explainer not used: the language model returned no text."
+                generator = template.GENERATOR
+        except phi3.ExplainerUnavailable as exc:
+            reason = f"Explainer not used: {exc}."
+        except ImportError as exc:
+            reason = f"Explainer not used: transformers/torch are not installed ({exc})."
+    if generator == template.GENERATOR:
+        text = template.write(facts, on_text=on_text)
+    grounding = check_grounding(text, facts, drop_unmatched=drop_unmatched)
+    return Explanation(
+        text=grounding.text, generator=generator, grounded_share=grounding.grounded_share,
+        flagged_sentences=grounding.flagged_sentences, seconds=time.perf_counter() - start,
+        fallback_reason=reason, numbers_total=grounding.numbers_total,
+        numbers_grounded=grounding.numbers_grounded)

@@ -1,0 +1,275 @@
+"""Grounding checker: every number in an explanation must be found in the facts record.
+
+Rules (also in docs/explanations.md):
+- Names from the facts (class, band, sensor and model names) are masked first, so "Class 12",
+  "B08" or "Sentinel-2" never count as numbers. In general a number glued to a letter ("B8A", "L2A",
+  "8A", "2nd"), or joined to a preceding word by a hyphen ("Phi-3", "Sentinel-1"), is an identifier
+  and ignored; so are list markers at the start of a line ("1." / "2)").
+- Thousands separators: a comma followed by exactly three digits, thin / no-break spaces. A comma
+  followed by one or two digits is a decimal comma ("12,5 %").
+- Units: "%", "percent", "per cent" -> compared with percentages (and with fractions x 100);
+  "ha", "hectares" -> areas; "km²"/"km2" -> areas x 100; "pixels"/"px" -> counts. A bare number is
+  compared with every fact, and a bare number <= 1 also with percentages / 100 (0.87 == 87 %).
+- "Within rounding": a text number with d decimals matches a fact when they differ by at most half a
+  unit of the text's last digit plus half a unit of the fact's last digit.
+- A sentence with at least one unmatched number is flagged (or dropped on request);
+  `grounded_share` = matched numbers / all numbers (1.0 for a text without numbers).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, List, Optional, Tuple
+
+from ..facts import fact_names
+
+_SEP = "\u202f\u2009\u00a0"
+_NUMBER = re.compile(
+    r"(?P<sign>[-\u2212+](?=\d))?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?"        # 1,234,567.8
+    r"|\d{1,3}(?:[" + _SEP + r"]\d{3})+(?!\d)(?:[.,]\d+)?"  # 1 234 567,8 (thin / nbsp)
+    r"|\d+,\d{1,2}(?![\d,])"                                  # decimal comma 12,5
+    r"|\d+(?:\.\d+)?|\.\d+)"
+)
+_UNIT = re.compile(
+    r"[ \u00a0\u202f\u2009]?(?P<unit>%|percent\b|per\s?cent\b|hectares?\b|ha\b|km²|km2\b|km\^2|pixels?\b|px\b)",
+    re.IGNORECASE,
+)
+_LIST_MARKER = re.compile(r"^\s*(?:[-*]\s*)?\(?\d+[.)](?:\s|$)")
+
+
+@dataclass
+class NumberCheck:
+    """One number found in the text and whether a fact backs it."""
+
+    text: str
+    value: float
+    unit: Optional[str]
+    matched: bool
+    fact: Optional[str] = None
+    sentence: str = ""
+
+
+@dataclass
+class GroundingResult:
+    """Outcome of `check_grounding`."""
+
+    grounded_share: float
+    flagged_sentences: List[str]
+    numbers: List[NumberCheck] = field(default_factory=list)
+    text: str = ""
+
+    @property
+    def numbers_total(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def numbers_grounded(self) -> int:
+        return sum(1 for n in self.numbers if n.matched)
+
+
+def _decimals_of_fact(key: str, value: float, rounding: dict) -> int:
+    if key.endswith("_pct"):
+        return int(rounding.get("percent", 1))
+    if key.endswith("_ha"):
+        return int(rounding.get("area_ha", 1))
+    if key.endswith("kappa"):
+        return int(rounding.get("kappa", 2))
+    if isinstance(value, int):
+        return 0
+    text = repr(float(value))
+    return min(len(text.split(".")[1]) if "." in text and "e" not in text else 3, 3)
+
+
+def _kind_of_fact(key: str) -> str:
+    if key.endswith("_pct"):
+        return "pct"
+    if key.endswith("_ha"):
+        return "ha"
+    if key.endswith("kappa"):
+        return "fraction"
+    if key.endswith("_m2"):
+        return "m2"
+    return "count"
+
+
+_SKIP_KEYS = {"value", "index", "rounding", "format"}
+
+
+def fact_numbers(facts: dict) -> List[Tuple[str, float, str, float]]:
+    """All numeric facts as (path, value, kind, half-unit tolerance)."""
+    rounding = facts.get("rounding") or {}
+    out: List[Tuple[str, float, str, float]] = []
+
+    def walk(node: Any, path: str, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k not in _SKIP_KEYS:
+                    walk(v, f"{path}.{k}" if path else k, k)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                label = v.get("name") if isinstance(v, dict) and v.get("name") else \
+                    (f"{v.get('reference')}->{v.get('predicted')}" if isinstance(v, dict) and
+                     "reference" in v else str(i))
+                walk(v, f"{path}[{label}]", key)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            dec = _decimals_of_fact(key, node, rounding)
+            out.append((path, float(node), _kind_of_fact(key), 0.5 * 10 ** -dec))
+
+    walk(facts, "", "")
+    return out
+
+
+def _mask_names(text: str, names: List[str]) -> str:
+    """Replace digit-bearing names by same-length letters so their digits are not numbers."""
+    for name in names:
+        if not any(ch.isdigit() for ch in name) or not any(ch.isalpha() for ch in name):
+            continue  # names without digits need no mask; purely numeric names would hide numbers
+        left = r"(?<!\w)" if (name[0].isalnum() or name[0] == "_") else ""
+        right = r"(?!\w)" if (name[-1].isalnum() or name[-1] == "_") else ""
+        pattern = re.compile(left + re.escape(name) + right, re.IGNORECASE)
+        text = pattern.sub(lambda m: "N" * len(m.group(0)), text)
+    return text
+
+
+def _parse(num: str) -> Tuple[float, int]:
+    """Value and number of decimals of a matched number string."""
+    s = num
+    for ch in _SEP:
+        s = s.replace(ch, "")
+    if re.fullmatch(r"\d+,\d{1,2}", s):
+        s = s.replace(",", ".")
+    else:
+        s = s.replace(",", "")
+    dec = len(s.split(".")[1]) if "." in s else 0
+    return float(s), dec
+
+
+def _is_identifier(masked: str, start: int, end: int) -> bool:
+    before = masked[start - 1] if start > 0 else " "
+    if before.isalnum() or before == "_":
+        return True
+    if before in "-\u2010\u2011" and start > 1 and masked[start - 2].isalpha():
+        return True
+    after = masked[end] if end < len(masked) else " "
+    if after.isalpha() or after == "_":
+        unit = _UNIT.match(masked, end)
+        return unit is None  # "10ha" / "12%" are numbers, "8A" / "2nd" are not
+    return False
+
+
+def iter_numbers(text: str, names: List[str]) -> Iterator[Tuple[str, float, int, Optional[str], int]]:
+    """Yield (text, value, decimals, unit, position) for every checkable number in `text`."""
+    masked = _mask_names(text, names)
+    skip_until = -1
+    for line_start, line in _lines_with_offsets(masked):
+        m = _LIST_MARKER.match(line)
+        if m:
+            skip_until = line_start + m.end()
+        for match in _NUMBER.finditer(line):
+            start = line_start + match.start("num")
+            end = line_start + match.end("num")
+            if start < skip_until or _is_identifier(masked, start, end):
+                continue
+            value, dec = _parse(match.group("num"))
+            if match.group("sign") in ("-", "\u2212"):
+                prev = masked[start - 2] if start >= 2 else " "
+                if not prev.isalnum():  # "-3.2" is negative, "10-20" is a range
+                    value = -value
+            unit_m = _UNIT.match(masked, end)
+            unit = _norm_unit(unit_m.group("unit")) if unit_m else None
+            yield text[start:end], value, dec, unit, start
+
+
+def _lines_with_offsets(text: str) -> Iterator[Tuple[int, str]]:
+    pos = 0
+    for line in text.split("\n"):
+        yield pos, line
+        pos += len(line) + 1
+
+
+def _norm_unit(unit: str) -> str:
+    u = unit.lower().replace(" ", "")
+    if u == "%" or u.startswith("per"):
+        return "%"
+    if u.startswith("hectare") or u == "ha":
+        return "ha"
+    if u.startswith("km"):
+        return "km2"
+    return "px"
+
+
+def _match(value: float, dec: int, unit: Optional[str],
+           facts_nums: List[Tuple[str, float, str, float]]) -> Optional[str]:
+    """Path of the first fact that backs a number, or None."""
+    tol_text = 0.5 * 10 ** -dec
+    candidates: List[Tuple[str, float, float]] = []  # (path, value in text units, tolerance)
+    for path, fv, kind, tol in facts_nums:
+        if unit == "%":
+            if kind == "pct":
+                candidates.append((path, fv, tol))
+            elif kind == "fraction":
+                candidates.append((path, fv * 100.0, tol * 100.0))
+        elif unit == "ha":
+            if kind == "ha":
+                candidates.append((path, fv, tol))
+        elif unit == "km2":
+            if kind == "ha":
+                candidates.append((path, fv / 100.0, tol / 100.0))
+        elif unit == "px":
+            if kind == "count":
+                candidates.append((path, fv, tol))
+        else:
+            candidates.append((path, fv, tol))
+            if kind == "pct" and abs(value) <= 1.0:
+                candidates.append((path, fv / 100.0, tol / 100.0))
+    for path, fv, tol in candidates:
+        if abs(value - fv) <= tol_text + tol + 1e-9:
+            return path
+    return None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9\u00c0-\u024f*_-])")
+
+
+def split_sentences(paragraph: str) -> List[str]:
+    """Split one paragraph into sentences (a full stop inside a decimal never splits)."""
+    parts, last = [], 0
+    for m in _SENTENCE_END.finditer(paragraph):
+        parts.append(paragraph[last:m.start()].strip() + paragraph[m.start():m.end()].strip())
+        last = m.end()
+    parts.append(paragraph[last:].strip())
+    return [p for p in parts if p]
+
+
+def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> GroundingResult:
+    """Compare every number in `text` with the facts; flag (or drop) sentences with unmatched numbers.
+
+    Returns a GroundingResult whose `text` is the input text, or the text without flagged sentences
+    when `drop_unmatched` is true.
+    """
+    names = fact_names(facts)
+    nums = fact_numbers(facts)
+    checks: List[NumberCheck] = []
+    flagged: List[str] = []
+    kept_paragraphs: List[str] = []
+    for paragraph in text.split("\n"):
+        kept: List[str] = []
+        for sentence in split_sentences(paragraph):
+            bad = False
+            for raw, value, dec, unit, _ in iter_numbers(sentence, names):
+                path = _match(value, dec, unit, nums)
+                checks.append(NumberCheck(raw, value, unit, path is not None, path, sentence))
+                bad = bad or path is None
+            if bad:
+                flagged.append(sentence)
+            if not (bad and drop_unmatched):
+                kept.append(sentence)
+        if kept or not paragraph.strip():
+            kept_paragraphs.append(" ".join(kept))
+    share = (sum(1 for c in checks if c.matched) / len(checks)) if checks else 1.0
+    out_text = "\n".join(kept_paragraphs).strip() if drop_unmatched else text
+    if drop_unmatched:
+        out_text = re.sub(r"\n{3,}", "\n\n", out_text)
+    return GroundingResult(grounded_share=share, flagged_sentences=flagged, numbers=checks,
+                           text=out_text)

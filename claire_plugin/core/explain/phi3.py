@@ -1,0 +1,191 @@
+"""Phi-3 explainer through transformers, strictly offline.
+
+The model comes from a local folder or from the Hugging Face cache (a repo id such as
+"microsoft/Phi-3-mini-4k-instruct" that was downloaded before); `local_files_only=True` everywhere,
+so no network call is ever made. torch / transformers are imported inside functions so that importing
+this module is cheap. Decoding is greedy (deterministic) with a bounded number of new tokens; text is
+streamed to `on_text` as it is generated (the callback runs in the generating thread).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .prompt import build_messages
+
+DEFAULT_MAX_NEW_TOKENS = 400
+_CACHE: Dict[Tuple[str, str], Tuple[object, object]] = {}
+_LOCK = threading.Lock()
+
+
+class ExplainerUnavailable(Exception):
+    """The explainer model cannot be used; the message says why and how to fix it."""
+
+
+def _looks_like_repo_id(spec: str) -> bool:
+    return (spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+            and not os.path.exists(spec) and "\\" not in spec)
+
+
+def resolve_model_dir(spec: str) -> str:
+    """Folder of the model named by `spec` (a folder, or a repo id in the Hugging Face cache)."""
+    path = os.path.abspath(os.path.expanduser(spec))
+    if os.path.isdir(path):
+        return path
+    if _looks_like_repo_id(spec):
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from huggingface_hub import snapshot_download
+            return snapshot_download(repo_id=spec, local_files_only=True)
+        except Exception as exc:  # not cached, or hub missing
+            raise ExplainerUnavailable(
+                f"'{spec}' is not in the local Hugging Face cache ({type(exc).__name__}); download it "
+                f"once with `huggingface-cli download {spec}` or give the model folder") from None
+    if os.path.exists(path):
+        raise ExplainerUnavailable(f"'{spec}' is a file; give the folder that holds config.json, the "
+                                   f"tokenizer and the *.safetensors weights")
+    raise ExplainerUnavailable(f"explainer folder '{spec}' does not exist; set the model folder in "
+                               f"the plugin settings or pass --explainer with an existing folder")
+
+
+def validate_model_dir(folder: str) -> dict:
+    """Check that a folder holds a Phi-3 causal LM with tokenizer and weights; returns its config."""
+    cfg_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise ExplainerUnavailable(f"'{folder}' has no config.json; it is not a transformers model "
+                                   f"folder")
+    try:
+        with open(cfg_path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ExplainerUnavailable(f"config.json in '{folder}' is unreadable: {exc}") from None
+    archs = config.get("architectures") or []
+    if config.get("model_type") != "phi3" and "Phi3ForCausalLM" not in archs:
+        raise ExplainerUnavailable(
+            f"'{folder}' holds a '{config.get('model_type')}' model; the explainer needs Phi-3 "
+            f"(model_type 'phi3', e.g. microsoft/Phi-3-mini-4k-instruct)")
+    files = os.listdir(folder)
+    if not any(f.endswith(".safetensors") or (f.startswith("pytorch_model") and f.endswith(".bin"))
+               for f in files):
+        raise ExplainerUnavailable(f"'{folder}' has no weights (*.safetensors); the download is "
+                                   f"incomplete")
+    if not any(f in files for f in ("tokenizer.json", "tokenizer.model")):
+        raise ExplainerUnavailable(f"'{folder}' has no tokenizer (tokenizer.json or tokenizer.model)")
+    return config
+
+
+def pick_device(device: str = "auto") -> str:
+    """'cuda' when available for 'auto', else 'mps', else 'cpu'."""
+    import torch
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
+    """Load (and cache) tokenizer and model; returns (tokenizer, model, device)."""
+    folder = resolve_model_dir(spec)
+    validate_model_dir(folder)
+    dev = pick_device(device)
+    key = (folder, dev)
+    with _LOCK:
+        if key in _CACHE:
+            tok, model = _CACHE[key]
+            return tok, model, dev
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoTokenizer, Phi3ForCausalLM
+        dtype = torch.float32
+        if dev == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model = Phi3ForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+        except Exception as exc:
+            raise ExplainerUnavailable(f"loading the model in '{folder}' failed: "
+                                       f"{type(exc).__name__}: {exc}") from None
+        model.to(dev).eval()
+        _CACHE[key] = (tok, model)
+        return tok, model, dev
+
+
+def render_prompt(tokenizer, messages: List[Dict[str, str]]) -> str:
+    """Apply the tokenizer's chat template; folds the system prompt into the user turn if the
+    template has no system role (older Phi-3 templates drop it)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ExplainerUnavailable("the tokenizer has no chat template; use an *-instruct model")
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if messages[0]["role"] == "system" and messages[0]["content"][:40] in text:
+            return text
+    except Exception:
+        pass
+    merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+    return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+
+
+def _stop_ids(tokenizer) -> List[int]:
+    ids = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    for tok in ("<|end|>", "<|endoftext|>", "<|assistant|>"):
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
+            ids.append(tid)
+    return ids
+
+
+def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = None,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "auto",
+             is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[str, str]:
+    """Write an explanation of `facts` with the Phi-3 model `spec`; returns (text, generator name).
+
+    `on_text(chunk)` receives the text as it is generated; `is_cancelled()` stops generation early.
+    Raises ExplainerUnavailable when the model cannot be resolved or loaded.
+    """
+    tokenizer, model, dev = load(spec, device)
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+    prompt = render_prompt(tokenizer, build_messages(facts))
+    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    enc = {k: v.to(dev) for k, v in enc.items()}
+
+    class _Callback(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text and on_text is not None:
+                on_text(text)
+
+    class _Cancel(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # noqa: D102
+            return torch.full((input_ids.shape[0],), bool(is_cancelled and is_cancelled()),
+                              dtype=torch.bool, device=input_ids.device)
+
+    stop = _stop_ids(tokenizer)
+    streamer = _Callback(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    with torch.inference_mode():
+        out = model.generate(
+            **enc, max_new_tokens=int(max_new_tokens), do_sample=False, streamer=streamer,
+            eos_token_id=stop or None, pad_token_id=stop[0] if stop else None,
+            stopping_criteria=StoppingCriteriaList([_Cancel()]))
+    new = out[0, enc["input_ids"].shape[1]:]
+    text = tokenizer.decode(new, skip_special_tokens=True)
+    return clean_text(text), f"phi3:{os.path.basename(os.path.normpath(model.name_or_path))}"
+
+
+def clean_text(text: str) -> str:
+    """Tidy generated text: strip role markers and whitespace, cut an unfinished last sentence."""
+    for marker in ("<|end|>", "<|endoftext|>", "<|assistant|>", "<|user|>", "<|system|>"):
+        text = text.replace(marker, "")
+    text = text.strip()
+    cut = max(text.rfind(". "), text.rfind(".\n"))
+    if text and text[-1] not in ".!?" and cut > len(text) // 2:
+        text = text[:cut + 1]
+    return text

@@ -1,0 +1,77 @@
+"""Chat prompt for a language-model explainer, built only from the facts record."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+from .template import Formatter
+
+SYSTEM = (
+    "You are a remote-sensing expert who explains land-cover maps made by fusing optical "
+    "(multispectral) and SAR (radar) satellite images. Write for a GIS analyst: one or two short "
+    "paragraphs of plain prose, no lists, no headings. Use ONLY the facts given. Quote every number "
+    "exactly as written in the facts, with its unit; never compute, sum or invent numbers, dates or "
+    "thresholds. Say which classes dominate, where confidence is low, where the radar carried the "
+    "decision and why that is physically plausible, and, if reference metrics are given, which "
+    "classes are reliable and which are confused."
+)
+
+
+def facts_lines(facts: dict) -> List[str]:
+    """The facts as short text lines, numbers formatted like the template formats them."""
+    f = Formatter(facts)
+    s, model = facts["scene"], facts.get("model") or {}
+    lines = []
+    if model.get("optical_sensor") or model.get("sar_sensor"):
+        lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
+                     f"SAR {model.get('sar_sensor') or 'image'}.")
+    if s.get("total_area_ha") is not None:
+        lines.append(f"Valid area: {f.ha(s['total_area_ha'])} ({f.count(s['valid_pixels'])} pixels), "
+                     f"{s['classes_present']} classes present.")
+    for key, label in (("optical_invalid_pct", "Optical input nodata or invalid"),
+                       ("cloud_like_pct", "Optical input cloud-like"),
+                       ("mean_confidence_pct", "Mean confidence"),
+                       ("low_confidence_pct", "Low-confidence pixels"),
+                       ("sar_reliance_pct", "SAR share in the fusion gate (scene)"),
+                       ("optical_reliance_pct", "Optical share in the fusion gate (scene)")):
+        if s.get(key) is not None:
+            lines.append(f"{label}: {f.pct(s[key])}.")
+    lines.append("Classes by area:")
+    for c in facts.get("classes") or []:
+        parts = [f"{f.pct(c['share_pct'] or 0.0)} of valid area"]
+        if c.get("area_ha") is not None:
+            parts.append(f.ha(c["area_ha"]))
+        for key, label in (("mean_confidence_pct", "mean confidence"),
+                           ("low_confidence_pct", "low-confidence"),
+                           ("sar_reliance_pct", "SAR reliance")):
+            if c.get(key) is not None:
+                parts.append(f"{label} {f.pct(c[key])}")
+        lines.append(f"- {c['name']}: " + ", ".join(parts))
+    m = facts.get("metrics")
+    if m:
+        head = []
+        if m.get("oa_pct") is not None:
+            head.append(f"overall accuracy {f.pct(m['oa_pct'])}")
+        if m.get("miou_pct") is not None:
+            head.append(f"mean IoU {f.pct(m['miou_pct'])}")
+        if m.get("kappa") is not None:
+            head.append(f"kappa {f.kappa(m['kappa'])}")
+        lines.append("Reference metrics: " + ", ".join(head) + ".")
+        for c in m.get("per_class") or []:
+            vals = [f"{lab} {f.pct(c[k])}" for k, lab in (("f1_pct", "F1"), ("iou_pct", "IoU"),
+                    ("precision_pct", "precision"), ("recall_pct", "recall")) if c.get(k) is not None]
+            if vals:
+                lines.append(f"- {c['name']}: " + ", ".join(vals))
+        for p in m.get("confused_pairs") or []:
+            lines.append(f"Confusion: reference {p['reference']} mapped as {p['predicted']}, "
+                         f"{f.count(p['pixels'])} pixels.")
+    focus = facts.get("focus")
+    if focus:
+        lines.append(f"The user selected the class {focus['name']}: start with it.")
+    return lines
+
+
+def build_messages(facts: dict) -> List[Dict[str, str]]:
+    """System + user chat messages for the facts."""
+    user = "Facts of this classification run:\n" + "\n".join(facts_lines(facts)) + \
+        "\n\nExplain this map."
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

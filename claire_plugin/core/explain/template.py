@@ -1,0 +1,278 @@
+"""Deterministic explanation writer: prose built only from the rounded values of the facts record.
+
+Every number in the text is formatted from a fact with the same precision the facts use, so the
+grounding checker finds all of them. No thresholds or other constants are quoted as numbers.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+GENERATOR = "template"
+
+#: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
+_SAR_CUES = [
+    (("water", "sea", "lake", "river"), "calm open water reflects the radar pulse away from the "
+     "sensor, so its dark backscatter is unmistakable even under cloud"),
+    (("flood", "wetland", "marsh", "mangrove"), "flooded vegetation produces strong double-bounce "
+     "returns that the optical bands cannot see"),
+    (("built", "urban", "settlement", "building", "artificial"), "walls and streets form "
+     "double-bounce corner reflectors that make built-up areas bright in the radar image"),
+    (("tree", "forest", "wood"), "volume scattering in the canopy raises the cross-polarised "
+     "backscatter"),
+    (("crop", "agri", "arable", "field"), "the radar responds to field structure and soil moisture"),
+    (("snow", "ice", "glacier"), "wet and dry snow change the radar backscatter strongly"),
+    (("bare", "soil", "rock", "sand"), "the radar response of bare ground is governed by surface "
+     "roughness and moisture"),
+]
+_OPTICAL_CUE = "its spectral signature in the optical bands was the decisive cue"
+
+
+def _sar_cue(name: str) -> Optional[str]:
+    low = name.lower()
+    for keys, cue in _SAR_CUES:
+        if any(k in low for k in keys):
+            return cue
+    return None
+
+
+class Formatter:
+    """Formats fact values with the precision recorded in the facts."""
+
+    def __init__(self, facts: dict) -> None:
+        r = facts.get("rounding") or {}
+        self.p = int(r.get("percent", 1))
+        self.a = int(r.get("area_ha", 1))
+        self.k = int(r.get("kappa", 2))
+
+    def pct(self, v: float) -> str:
+        return f"{v:.{self.p}f} %"
+
+    def ha(self, v: float) -> str:
+        return f"{v:,.{self.a}f} ha"
+
+    def kappa(self, v: float) -> str:
+        return f"{v:.{self.k}f}"
+
+    @staticmethod
+    def count(n: int) -> str:
+        return f"{n:,}"
+
+
+def _join(items: List[str]) -> str:
+    if not items:
+        return ""
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _cap(text: str) -> str:
+    """Upper-case the first letter (class names may start a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
+def _present(facts: dict) -> List[dict]:
+    return [c for c in facts.get("classes") or [] if c.get("pixels", 0) > 0 and c.get("share_pct")]
+
+
+def _composition(facts: dict, f: Formatter) -> str:
+    scene, classes = facts["scene"], _present(facts)
+    out = []
+    if scene.get("total_area_ha") is not None:
+        out.append(f"The map classifies {f.ha(scene['total_area_ha'])} of valid area "
+                   f"({f.count(scene['valid_pixels'])} pixels) into {scene['classes_present']} "
+                   f"land-cover classes.")
+    if not classes:
+        out.append("No valid pixel was classified, so there is nothing to interpret.")
+        return " ".join(out)
+    top = classes[0]
+    lead = (f"{_cap(top['name'])} dominates the scene with {f.pct(top['share_pct'])} of the valid area"
+            if top["share_pct"] >= 50.0 else
+            f"No class dominates outright; the largest is {top['name']} with "
+            f"{f.pct(top['share_pct'])} of the valid area")
+    if top.get("area_ha") is not None:
+        lead += f" ({f.ha(top['area_ha'])})"
+    rest = [f"{c['name']} ({f.pct(c['share_pct'])})" for c in classes[1:3]]
+    out.append(lead + (f", followed by {_join(rest)}." if rest else "."))
+    small = [c["name"] for c in classes[3:]]
+    if small:
+        out.append(f"{_cap(_join(small))} make up the remainder.")
+    absent = [c["name"] for c in facts.get("classes") or [] if c.get("pixels", 0) == 0]
+    if absent:
+        out.append(f"{_cap(_join(absent))} {'was' if len(absent) == 1 else 'were'} not predicted "
+                   f"anywhere in the valid area.")
+    return " ".join(out)
+
+
+def _confidence(facts: dict, f: Formatter) -> str:
+    scene, classes = facts["scene"], _present(facts)
+    out = []
+    if scene.get("mean_confidence_pct") is not None:
+        s = f"The mean confidence of the winning class is {f.pct(scene['mean_confidence_pct'])}"
+        if scene.get("low_confidence_pct") is not None:
+            s += (f", and {f.pct(scene['low_confidence_pct'])} of the valid pixels are "
+                  f"low-confidence")
+        out.append(s + ".")
+    rated = [c for c in classes if c.get("mean_confidence_pct") is not None]
+    if len(rated) >= 2:
+        weak = sorted(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))[:2]
+        parts = []
+        for c in weak:
+            p = f"{c['name']} (mean {f.pct(c['mean_confidence_pct'])}"
+            if c.get("low_confidence_pct") is not None:
+                p += f", {f.pct(c['low_confidence_pct'])} of its pixels low-confidence"
+            parts.append(p + ")")
+        out.append(f"Confidence is lowest for {_join(parts)}; such pixels typically sit on class "
+                   f"boundaries or in spectrally mixed cover and deserve a visual check.")
+        best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
+        out.append(f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])}"
+                   f" mean confidence.")
+    return " ".join(out)
+
+
+def _modality(facts: dict, f: Formatter) -> str:
+    scene, classes = facts["scene"], _present(facts)
+    model = facts.get("model") or {}
+    sar_name = model.get("sar_sensor") or "SAR"
+    out = []
+    inv, cloud = scene.get("optical_invalid_pct"), scene.get("cloud_like_pct")
+    if inv is not None or cloud is not None:
+        bits = []
+        if inv is not None:
+            bits.append(f"{f.pct(inv)} of the optical input is nodata or invalid")
+        if cloud is not None:
+            bits.append(f"{f.pct(cloud)} looks cloud-like")
+        s = "Regarding input quality, " + _join(bits)
+        if (cloud or 0.0) + (inv or 0.0) > 0.0:
+            s += "; there the map rests mainly on the radar input"
+        out.append(s + ".")
+    if scene.get("sar_reliance_pct") is None:
+        out.append("The model reports no fusion gate, so modality reliance is not available.")
+        return " ".join(out)
+    out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
+               f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
+    rated = [c for c in classes if c.get("sar_reliance_pct") is not None]
+    led = sorted([c for c in rated if c["sar_reliance_pct"] >= 50.0],
+                 key=lambda c: (-c["sar_reliance_pct"], c["name"]))
+    if led:
+        c = led[0]
+        s = (f"SAR carried the decision for {c['name']} ({f.pct(c['sar_reliance_pct'])} SAR "
+             f"reliance)")
+        cue = _sar_cue(c["name"])
+        s += f", plausibly because {cue}." if cue else "."
+        out.append(s)
+        if len(led) > 1:
+            others = [f"{c['name']} ({f.pct(c['sar_reliance_pct'])})" for c in led[1:3]]
+            out.append(f"The radar also led for {_join(others)}.")
+    elif rated:
+        c = max(rated, key=lambda c: (c["sar_reliance_pct"], c["name"]))
+        out.append(f"No class was decided mainly by the radar; SAR weighed most for {c['name']} "
+                   f"({f.pct(c['sar_reliance_pct'])}).")
+    opt = [c for c in rated if c["sar_reliance_pct"] < 50.0]
+    if opt:
+        c = min(opt, key=lambda c: (c["sar_reliance_pct"], c["name"]))
+        out.append(f"{_cap(c['name'])} leaned most on the optical bands ({f.pct(c['optical_reliance_pct'])}"
+                   f" optical), as {_OPTICAL_CUE}.")
+    return " ".join(out)
+
+
+def _kappa_word(k: float) -> str:
+    if k >= 0.8:
+        return "almost perfect"
+    if k >= 0.6:
+        return "substantial"
+    if k >= 0.4:
+        return "moderate"
+    if k >= 0.2:
+        return "fair"
+    return "poor"
+
+
+def _reference(facts: dict, f: Formatter) -> str:
+    m = facts.get("metrics")
+    if not m:
+        return ""
+    out = []
+    head = []
+    if m.get("oa_pct") is not None:
+        head.append(f"overall accuracy is {f.pct(m['oa_pct'])}")
+    if m.get("miou_pct") is not None:
+        head.append(f"mean IoU {f.pct(m['miou_pct'])}")
+    if m.get("kappa") is not None:
+        head.append(f"Cohen's kappa {f.kappa(m['kappa'])}, which is {_kappa_word(m['kappa'])} "
+                    f"agreement")
+    if head:
+        out.append("Against the reference raster, " + _join(head) + ".")
+    rated = [c for c in m.get("per_class") or [] if c.get("f1_pct") is not None and c.get("support")]
+    if rated:
+        ranked = sorted(rated, key=lambda c: (-c["f1_pct"], c["name"]))
+        good = ranked[:2]
+        out.append("The most reliable " + ("classes are " if len(good) > 1 else "class is ")
+                   + _join([f"{c['name']} (F1 {f.pct(c['f1_pct'])}, IoU {f.pct(c['iou_pct'])})"
+                            for c in good]) + ".")
+        for c in ranked[len(good):][-2:][::-1]:
+            s = f"{_cap(c['name'])} is the weakest" if c is ranked[-1] else f"{_cap(c['name'])} is also weak"
+            s += f", with F1 {f.pct(c['f1_pct'])}"
+            p, r = c.get("precision_pct"), c.get("recall_pct")
+            if p is not None and r is not None:
+                s += f" (precision {f.pct(p)}, recall {f.pct(r)})"
+                if r < p:
+                    s += "; it is under-mapped, so real areas of it are missed"
+                elif p < r:
+                    s += "; it is over-mapped, so other cover is labelled as it"
+            out.append(s + ".")
+    pairs = m.get("confused_pairs") or []
+    if pairs:
+        p = pairs[0]
+        s = (f"The most frequent confusion is {p['reference']} mapped as {p['predicted']} "
+             f"({f.count(p['pixels'])} pixels")
+        if p.get("share_of_reference_pct") is not None:
+            s += f", {f.pct(p['share_of_reference_pct'])} of the reference {p['reference']}"
+        out.append(s + ").")
+        if len(pairs) > 1:
+            rest = [f"{q['reference']} as {q['predicted']} ({f.count(q['pixels'])} pixels)"
+                    for q in pairs[1:]]
+            out.append(f"Further confusions are {_join(rest)}.")
+    return " ".join(out)
+
+
+def _focus(facts: dict, f: Formatter) -> str:
+    c = facts.get("focus")
+    if not c:
+        return ""
+    out = [f"Selected class {c['name']}: it covers {f.pct(c['share_pct'] or 0.0)} of the valid area"
+           + (f" ({f.ha(c['area_ha'])})" if c.get("area_ha") is not None else "") + "."]
+    if c.get("mean_confidence_pct") is not None:
+        s = f"Its mean confidence is {f.pct(c['mean_confidence_pct'])}"
+        if c.get("low_confidence_pct") is not None:
+            s += f" and {f.pct(c['low_confidence_pct'])} of its pixels are low-confidence"
+        out.append(s + ".")
+    if c.get("sar_reliance_pct") is not None:
+        led = c["sar_reliance_pct"] >= 50.0
+        s = (f"The fusion gate gave SAR {f.pct(c['sar_reliance_pct'])} of the weight for it, so "
+             + ("the radar carried the decision" if led else "the optical bands carried the decision"))
+        cue = _sar_cue(c["name"]) if led else _OPTICAL_CUE
+        out.append(s + (f": {cue}." if cue else "."))
+    m = c.get("metrics")
+    if m and m.get("f1_pct") is not None:
+        out.append(f"Against the reference its F1 is {f.pct(m['f1_pct'])}, IoU {f.pct(m['iou_pct'])}, "
+                   f"precision {f.pct(m['precision_pct'])} and recall {f.pct(m['recall_pct'])}.")
+    for p in (c.get("confused_pairs") or [])[:1]:
+        out.append(f"Its main confusion is {p['reference']} mapped as {p['predicted']} "
+                   f"({f.count(p['pixels'])} pixels).")
+    return " ".join(out)
+
+
+def write(facts: dict, on_text: Optional[Callable[[str], None]] = None) -> str:
+    """Write the explanation of a facts record; paragraphs are passed to `on_text` as they are made."""
+    f = Formatter(facts)
+    paragraphs = []
+    for part in (_focus, _composition, _confidence, _modality, _reference):
+        text = part(facts, f).strip()
+        if not text:
+            continue
+        chunk = ("\n\n" if paragraphs else "") + text
+        paragraphs.append(text)
+        if on_text is not None:
+            on_text(chunk)
+    return "\n\n".join(paragraphs)
