@@ -1,0 +1,531 @@
+"""Tiled, streaming optical + SAR classification (QGIS-free).
+
+`classify(params, progress, is_cancelled)` is the one entry point used by the Processing algorithm,
+the dock's background task and the command line. Data flow per chunk of tiles (one tile row, a few
+tile columns): a reader thread reads the optical window and the SAR window warped onto the optical grid
+(WarpedVRT, nothing reprojected up front), normalises both from the checkpoint card and cuts tiles; the
+main thread runs the model in batches, blends softmax probabilities and the SAR share with smooth
+weights (tiling.RowBlender), and hands finished blocks to the writers and the summary. Memory holds a
+bounded number of chunks, the open tile row and `overlap` carried rows, never the whole raster.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from .errors import CancelledError, ClaireError
+from .params import ClassifyParams
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "checkpoints" / "claire_default.safetensors"
+UINT8_NODATA = 255
+#: GDAL block cache during a run (MB): keeps RSS independent of the raster size.
+GDAL_CACHE_MB = 64
+
+
+@dataclass
+class ClassifyResult:
+    """What a run produced (paths are final names; None where not requested)."""
+
+    output: str
+    confidence: Optional[str]
+    reliance: Optional[str]
+    device: str
+    band_choice: dict
+    messages: list
+    summary: dict
+    summary_json: Optional[str] = None
+    report: Optional[str] = None
+    stats: dict = field(default_factory=dict)
+
+
+def default_checkpoint() -> str:
+    """Path of the bundled default checkpoint."""
+    return str(DEFAULT_CHECKPOINT)
+
+
+def load_model(checkpoint: Optional[str]):
+    """(model in eval mode, card) from a checkpoint path (default checkpoint when None)."""
+    path = checkpoint or default_checkpoint()
+    if not os.path.exists(path):
+        if checkpoint:
+            raise ClaireError(f"the checkpoint {path!r} does not exist; check the path or leave it out to use "
+                              f"the default checkpoint")
+        raise ClaireError(f"the default checkpoint {path!r} is missing; run `make checkpoint` or pass "
+                          f"--checkpoint FILE")
+    from ...models.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ClaireError(str(exc)) from None
+
+
+def classify(params: ClassifyParams, progress: Optional[ProgressFn] = None,
+             is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
+    """Classify `params.optical` + `params.sar` into `params.output` (see docs/architecture.md)."""
+    _check_paths(params)
+    model, card = load_model(params.checkpoint)
+    return run(params, model, card, progress, is_cancelled)
+
+
+def _check_paths(params: ClassifyParams) -> None:
+    from .writer import check_output_path
+
+    for role, p in (("optical", params.optical), ("SAR", params.sar)):
+        if not p:
+            raise ClaireError(f"no {role} raster given; pass its path")
+        if not os.path.exists(p):
+            raise ClaireError(f"the {role} raster {p!r} does not exist; check the path")
+    if params.reference and not os.path.exists(params.reference):
+        raise ClaireError(f"the reference raster {params.reference!r} does not exist; check the path")
+    inputs = [params.optical, params.sar, params.reference, params.checkpoint]
+    outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance)]
+    for role, p in outs:
+        if p or role == "output":
+            check_output_path(p, inputs, role)
+    named = [(r, os.path.abspath(p)) for r, p in outs if p]
+    for i, (r1, p1) in enumerate(named):
+        for r2, p2 in named[i + 1:]:
+            if p1 == p2:
+                raise ClaireError(f"the {r1} and {r2} outputs have the same path {p1!r}; give each its own file")
+    for role, p in (("summary", params.summary_json), ("report", params.report)):
+        if p:
+            folder = os.path.dirname(os.path.abspath(p))
+            if not os.path.isdir(folder):
+                raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
+
+
+# ----------------------------------------------------------------------------------------------------
+def _class_colors(card: dict, classes: List[dict]) -> Dict[int, tuple]:
+    """{value: (r, g, b)} from the card's colours, generated where missing (models.palette)."""
+    from ...models.palette import class_colors
+
+    hexes = class_colors(card)
+    return {int(c["value"]): tuple(int(h[k:k + 2], 16) for k in (1, 3, 5)) for c, h in zip(classes, hexes)}
+
+
+def _card_classes(card: dict) -> List[dict]:
+    classes = sorted(card.get("classes") or [], key=lambda c: int(c["index"]))
+    if not classes:
+        raise ClaireError("the checkpoint card lists no classes; re-export the checkpoint with its classes")
+    nodata = int(card.get("nodata", 0))
+    for c in classes:
+        if int(c["value"]) == nodata or not 0 <= int(c["value"]) <= 254:
+            raise ClaireError(f"class {c.get('name')!r} has value {c['value']}, which equals the nodata value "
+                              f"or does not fit uint8; fix the checkpoint card")
+    return classes
+
+
+def run(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn] = None,
+        is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
+    """Classify with an already loaded model and card (the seam tests and the benchmark use)."""
+    import torch
+
+    from .device import resolve_device
+
+    t_start = time.perf_counter()
+    progress = progress or (lambda f, m: None)
+    is_cancelled = is_cancelled or (lambda: False)
+    _check_paths(params)
+    messages: List[str] = []
+    device, why = resolve_device(params.device)
+    messages.append(f"device: {device} ({why})")
+    old_threads = torch.get_num_threads()
+    if params.threads:
+        if int(params.threads) < 1:
+            raise ClaireError(f"threads must be 1 or more (got {params.threads}); leave it out for the default")
+        torch.set_num_threads(int(params.threads))
+    old_cache = _limit_gdal_cache(GDAL_CACHE_MB)
+    try:
+        with torch.inference_mode():
+            return _run(params, model, card, device, messages, progress, is_cancelled, t_start)
+    finally:
+        torch.set_num_threads(old_threads)
+        _restore_gdal_cache(old_cache)
+
+
+def _limit_gdal_cache(mb: int) -> Optional[int]:
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return None
+    old = gdal.GetCacheMax()
+    if old > mb * 1024 * 1024:
+        gdal.SetCacheMax(mb * 1024 * 1024)
+        return old
+    return None
+
+
+def _restore_gdal_cache(old: Optional[int]) -> None:
+    if old is not None:
+        from osgeo import gdal
+
+        gdal.SetCacheMax(old)
+
+
+def _run(params, model, card, device, messages, progress, is_cancelled, t_start) -> ClassifyResult:
+    import torch
+
+    from . import raster_io as rio
+    from .bands import choose_bands
+    from .normalize import InputSpec, optical_preparer, sar_preparer
+    from .summary import SummaryAccumulator
+    from .tiling import RowBlender, TileGrid, check_tiling
+    from .writer import GridWriter, commit, set_classes
+
+    classes = _card_classes(card)
+    K = len(classes)
+    nodata = int(card.get("nodata", 0))
+    cfg = card.get("config") or {}
+    opt_spec = InputSpec.from_card(card, "optical", cfg.get("optical_channels"))
+    sar_spec = InputSpec.from_card(card, "sar", cfg.get("sar_channels"))
+    tile = int(params.tile_size or card.get("tile_size") or 256)
+    overlap = int(params.overlap if params.overlap is not None else card.get("overlap", tile // 8))
+    check_tiling(tile, overlap)
+    batch = int(params.batch_size or 4)
+    if batch < 1:
+        raise ClaireError(f"batch size must be 1 or more (got {batch}); e.g. --batch-size 4")
+
+    opened = []
+    writers: List[GridWriter] = []
+    reader = None
+    try:
+        opt = rio.open_raster(params.optical, "optical")
+        opened.append(opt)
+        sar = rio.open_raster(params.sar, "SAR")
+        opened.append(sar)
+        rio.require_crs(opt, "optical")
+        rio.require_crs(sar, "SAR")
+        oc = choose_bands("optical", opt.count, opt.descriptions, opt_spec.bands, params.optical_bands,
+                          cfg.get("optical_channels"), "--optical-bands")
+        sc = choose_bands("SAR", sar.count, sar.descriptions, sar_spec.bands, params.sar_bands,
+                          cfg.get("sar_channels"), "--sar-bands")
+        messages += [oc.describe("optical"), sc.describe("SAR")]
+        region = rio.overlap_window(opt, sar)
+        ref_ds = ref_vrt = None
+        if params.reference:
+            ref_ds = rio.open_raster(params.reference, "reference")
+            opened.append(ref_ds)
+            rio.require_crs(ref_ds, "reference")
+            rio.overlap_window(opt, ref_ds, "reference")
+            ref_vrt = rio.warp_to_grid(ref_ds, opt, "nearest")
+            opened.append(ref_vrt)
+        sar_vrt = rio.warp_to_grid(sar, opt, "bilinear")
+        opened.append(sar_vrt)
+        if sar.crs != opt.crs or sar.transform != opt.transform or sar.shape != opt.shape:
+            messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; SAR CRS {sar.crs}, "
+                            f"optical CRS {opt.crs})")
+        s_sample = rio.sample(sar_vrt, sc.indices, region)
+        if not np.isfinite(s_sample).any():
+            raise ClaireError("the SAR raster has no valid values (all NaN or nodata) where it overlaps the "
+                              "optical raster; check the SAR file and its nodata value")
+        o_sample = rio.sample(opt, oc.indices, region)
+        opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample)
+        sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices))
+        messages += opt_prep.notes + sar_prep.notes
+        del s_sample, o_sample
+        grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
+                        tile, overlap)
+        messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
+                        f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
+                        f"{grid.n_tiles} tiles of {tile} px, overlap {overlap}, batch {batch}")
+
+        visible = [i for i, n in enumerate(oc.names) if str(n).upper() in ("B02", "B03", "B04")]
+        visible = visible if len(visible) == 3 else None
+        writers.append(GridWriter(params.output, opt, "uint8", nodata, "land cover class"))
+        conf_w = rel_w = None
+        if params.confidence:
+            conf_w = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA, "confidence (top-class probability, %)")
+            writers.append(conf_w)
+        want_rel = bool(params.reliance)
+        summary = SummaryAccumulator(classes, rio.pixel_area_m2(opt), opt.width * opt.height)
+        class_values = np.array([int(c["value"]) for c in classes], dtype=np.uint8)
+        ref_lut = _reference_lut(classes, ref_ds.nodata if ref_ds is not None else None)
+
+        model = model.to(device).eval()
+        blend_dev = device if device.type == "cuda" else torch.device("cpu")
+        has_sar_share = None
+        blender = None
+        tpc = max(batch, 4) if batch < 4 else batch
+        tpc = -(-tpc // batch) * batch
+        reader = _ChunkReader(opt, sar_vrt, oc.indices, sc.indices, opt.nodata, opt_prep, sar_prep, grid,
+                              tpc, visible)
+        reader.start()
+        n_chunks = sum(1 for _ in grid.chunks(tpc))
+        done_chunks = 0
+        t_forward = 0.0
+        n_tiles = 0
+        progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
+        while True:
+            item = reader.get()
+            if item is None:
+                break
+            r, j0, j1, o_t, s_t, flags = item
+            outs = []
+            for b in range(0, o_t.shape[0], batch):
+                if is_cancelled():
+                    raise CancelledError()
+                t0 = time.perf_counter()
+                res = model(o_t[b:b + batch].to(device, non_blocking=True), s_t[b:b + batch].to(device, non_blocking=True))
+                logits, share = _unpack(res)
+                if has_sar_share is None:
+                    has_sar_share = share is not None
+                    if want_rel and not has_sar_share:
+                        messages.append("this model gives no sar_share output; the reliance raster is not written")
+                    if want_rel and has_sar_share:
+                        rel_w = GridWriter(params.reliance, opt, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
+                        writers.append(rel_w)
+                    blender = RowBlender(grid, K + (1 if has_sar_share else 0), str(blend_dev))
+                if logits.shape[1] != K:
+                    raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
+                                      f"the checkpoint is inconsistent: re-export it")
+                probs = torch.softmax(logits.float(), dim=1)
+                if has_sar_share:
+                    probs = torch.cat([probs, share.float().clamp(0, 1)], dim=1)
+                outs.append(probs.to(blend_dev))
+                t_forward += time.perf_counter() - t0
+                n_tiles += probs.shape[0]
+            for fin in blender.add(r, j0, torch.cat(outs) if len(outs) > 1 else outs[0]):
+                _finish(fin, grid, j0, flags, K, has_sar_share, class_values, nodata, writers[0], conf_w, rel_w,
+                        summary, ref_vrt, ref_lut)
+            if j1 >= grid.n_cols:
+                complete = grid.row0 + (r + 1) * grid.stride if r < grid.n_rows - 1 else opt.height
+                for w in writers:
+                    w.complete_until(complete)
+            done_chunks += 1
+            progress(min(0.98, 0.98 * done_chunks / n_chunks),
+                     f"tile row {r + 1}/{grid.n_rows}, tiles {j1}/{grid.n_cols}")
+        reader.join()
+        reader = None
+        if is_cancelled():
+            raise CancelledError()
+        for w in writers:
+            w.close()
+        set_classes(writers[0].tmp, nodata, classes, _class_colors(card, classes))
+        commit(writers)
+        result_summary = summary.result(with_reference=ref_vrt is not None)
+        band_choice = {"optical": oc.as_dict(), "sar": sc.as_dict()}
+        elapsed = time.perf_counter() - t_start
+        stats = {"seconds": elapsed, "forward_seconds": t_forward, "tiles": n_tiles,
+                 "pixels": grid.height * grid.width, "tile_size": tile, "overlap": overlap, "batch_size": batch}
+        result = ClassifyResult(params.output, params.confidence if conf_w else None,
+                                params.reliance if rel_w else None, str(device), band_choice, messages,
+                                result_summary, stats=stats)
+        if params.summary_json:
+            _write_json(params.summary_json, {"summary": result_summary, "band_choice": band_choice,
+                                              "outputs": {"classes": params.output,
+                                                          "confidence": result.confidence,
+                                                          "reliance": result.reliance},
+                                              "confidence_encoding": "uint8 percent 0-100, nodata 255",
+                                              "messages": messages})
+            result.summary_json = params.summary_json
+        if params.report:
+            result.report = _report(params, result_summary, card, messages)
+        progress(1.0, f"done in {elapsed:.1f} s")
+        return result
+    except BaseException:
+        if reader is not None:
+            reader.stop()
+        for w in writers:
+            w.abort()
+        raise
+    finally:
+        for ds in reversed(opened):
+            try:
+                ds.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _unpack(res):
+    if isinstance(res, dict):
+        return res["logits"], res.get("sar_share")
+    return res, None
+
+
+def _reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
+    """Lookup from reference value (0..65535) to class index, -1 for ignored values."""
+    lut = np.full(65536, -1, dtype=np.int16)
+    for k, c in enumerate(classes):
+        lut[int(c["value"])] = k
+    if ref_nodata is not None and float(ref_nodata).is_integer() and 0 <= ref_nodata < 65536:
+        lut[int(ref_nodata)] = -1
+    return lut
+
+
+def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, conf_w, rel_w, summary,
+            ref_vrt, ref_lut) -> None:
+    """Turn a finished blended block into output values, summary counts and confusion counts."""
+    valid_all, opt_bad_all, cloud_all = flags
+    h, w = fin.values.shape[1:]
+    lc = fin.c0 - j0 * grid.stride
+    valid = valid_all[:h, lc:lc + w]
+    opt_bad = opt_bad_all[:h, lc:lc + w]
+    cloud = cloud_all[:h, lc:lc + w]
+    conf_t, idx_t = fin.values[:K].max(dim=0)
+    idx = idx_t.cpu().numpy()
+    conf = conf_t.cpu().numpy()
+    share = fin.values[K].cpu().numpy() if has_share else None
+    out = class_values[idx]
+    out[~valid] = nodata
+    row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
+    cls_w.put(row, col, out)
+    if conf_w is not None:
+        c8 = np.rint(conf * 100).astype(np.uint8)
+        c8[~valid] = UINT8_NODATA
+        conf_w.put(row, col, c8)
+    if rel_w is not None and share is not None:
+        s8 = np.rint(np.clip(share, 0, 1) * 100).astype(np.uint8)
+        s8[~valid] = UINT8_NODATA
+        rel_w.put(row, col, s8)
+    summary.add(idx, conf, share, valid, opt_bad, cloud)
+    if ref_vrt is not None:
+        from rasterio.windows import Window
+
+        ref = ref_vrt.read(1, window=Window(col, row, w, h))
+        ok = np.isfinite(ref) & (ref >= 0) & (ref < 65536)
+        ref_i = np.full(ref.shape, -1, dtype=np.int64)
+        ref_i[ok] = ref_lut[ref[ok].astype(np.int64)]
+        pred_i = np.where(valid, idx, -1)
+        summary.add_reference(pred_i, ref_i)
+
+
+class _ChunkReader:
+    """Background thread: reads, warps, normalises and tiles chunks ahead of the model (bounded queue)."""
+
+    def __init__(self, opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible,
+                 depth: int = 2) -> None:
+        self.args = (opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible)
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="claire-reader", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _main(self) -> None:
+        grid, tpc = self.args[7], self.args[8]
+        try:
+            for r, j0, j1 in grid.chunks(tpc):
+                if self._stop.is_set():
+                    return
+                if not self._put(self._read(r, j0, j1)):
+                    return
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._put(exc)
+
+    def _read(self, r: int, j0: int, j1: int):
+        import torch
+
+        from .raster_io import read_window
+        from .summary import cloud_like
+
+        opt, sar_vrt, o_idx, s_idx, o_nd, o_prep, s_prep, grid, _, visible = self.args
+        T, S = grid.tile, grid.stride
+        n = j1 - j0
+        y, x = grid.row0 + r * S, grid.col0 + j0 * S
+        span = (n - 1) * S + T
+        h, w = min(T, opt.height - y), min(span, opt.width - x)
+        o = read_window(opt, o_idx, y, x, h, w)
+        s = read_window(sar_vrt, s_idx, y, x, h, w)
+        o_bad = ~np.isfinite(o).all(axis=0)
+        if o_nd is not None and np.isfinite(o_nd):
+            o_bad |= (o == np.float32(o_nd)).all(axis=0)
+        s_bad = ~np.isfinite(s).all(axis=0)
+        # inside the overlap region only
+        region = np.zeros((h, w), dtype=bool)
+        region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
+        valid = ~o_bad & ~s_bad & region
+        o = o_prep.physical(o)
+        cloud = cloud_like(o, visible) & valid
+        o = o_prep.standardise(o)
+        s = s_prep(s)
+        o[:, o_bad] = 0.0
+        s[:, s_bad] = 0.0
+        if h < T or w < span:
+            mode = "reflect" if min(h, w) > 1 else "edge"
+            pad = ((0, 0), (0, T - h), (0, span - w))
+            o, s = np.pad(o, pad, mode=mode), np.pad(s, pad, mode=mode)
+        o_t = np.stack([o[:, :, k * S:k * S + T] for k in range(n)])
+        s_t = np.stack([s[:, :, k * S:k * S + T] for k in range(n)])
+        return r, j0, j1, torch.from_numpy(o_t), torch.from_numpy(s_t), (valid, o_bad & region, cloud)
+
+    def get(self):
+        """Next chunk, None at the end; re-raises the reader's exception in the caller."""
+        while True:
+            try:
+                item = self.q.get(timeout=0.5)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.q.empty():
+                    raise ClaireError("the raster reader stopped unexpectedly; see the log") from None
+                continue
+            if isinstance(item, BaseException):
+                self.thread.join()
+                if isinstance(item, ClaireError):
+                    raise item
+                raise ClaireError(f"reading the rasters failed: {item}; check that the files are complete "
+                                  f"and readable") from item
+            return item
+
+    def join(self) -> None:
+        self.thread.join()
+
+    def stop(self) -> None:
+        """Ask the thread to finish and wait for it."""
+        self._stop.set()
+        while True:
+            try:
+                self.q.get_nowait()
+            except queue.Empty:
+                break
+        self.thread.join(timeout=30)
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (temporary name in the same folder, then rename)."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _report(params, summary: dict, card: dict, messages: List[str]) -> Optional[str]:
+    """Call the report module when it exists (lazy import); otherwise note it in the messages."""
+    try:
+        from .report import write_report
+    except ImportError:
+        messages.append("report module not available yet; no report written")
+        return None
+    write_report(summary, card, params.report, explainer=params.explainer)
+    return params.report

@@ -1,0 +1,153 @@
+"""Opening rasters safely, the optical/SAR overlap, and on-the-fly warping onto the optical grid."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import ClaireError
+
+
+def open_raster(path: str, role: str):
+    """Open `path` with rasterio, or raise ClaireError naming the file and what to do."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    if not path:
+        raise ClaireError(f"no {role} raster given; pass the path of a GeoTIFF (or another GDAL raster)")
+    if not os.path.exists(path):
+        raise ClaireError(f"the {role} raster {path!r} does not exist; check the path")
+    if os.path.isdir(path):
+        raise ClaireError(f"the {role} path {path!r} is a folder; give a raster file")
+    try:
+        ds = rasterio.open(path)
+    except (RasterioIOError, OSError, ValueError) as exc:
+        raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
+                          f"or another GDAL raster") from None
+    if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        ds.close()
+        raise ClaireError(f"the {role} raster {path!r} has no bands or no pixels; give a valid raster")
+    return ds
+
+
+def require_crs(ds, role: str) -> None:
+    """Raise ClaireError if the raster has no CRS (we cannot place it next to the other raster)."""
+    if ds.crs is None or not ds.crs.to_wkt():
+        raise ClaireError(f"the {role} raster {ds.name!r} has no coordinate reference system; assign one "
+                          f"(e.g. gdal_edit.py -a_srs EPSG:32633 FILE, or Raster > Projections > Assign in QGIS)")
+    if ds.transform.is_identity:
+        raise ClaireError(f"the {role} raster {ds.name!r} has no georeferencing (identity transform); "
+                          f"georeference it first")
+
+
+def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
+    """Window of `grid_ds` (in its pixels) covered by `other_ds`; ClaireError when they do not overlap."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    try:
+        b = transform_bounds(other_ds.crs, grid_ds.crs, *other_ds.bounds, densify_pts=21)
+    except Exception as exc:  # noqa: BLE001 - PROJ errors come in several types
+        raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}); check "
+                          f"both rasters' CRS") from None
+    if not all(math.isfinite(v) for v in b):
+        raise ClaireError(f"the {other_role} extent cannot be expressed in the optical CRS; check both CRS")
+    g = grid_ds.bounds
+    left, right = max(b[0], g.left), min(b[2], g.right)
+    bottom, top = max(b[1], g.bottom), min(b[3], g.top)
+    if left >= right or bottom >= top:
+        raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
+                          f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} in the same "
+                          f"CRS); give rasters of the same place")
+    w = from_bounds(left, bottom, right, top, transform=grid_ds.transform)
+    r0 = max(0, int(math.floor(w.row_off + 1e-6)))
+    c0 = max(0, int(math.floor(w.col_off + 1e-6)))
+    r1 = min(grid_ds.height, int(math.ceil(w.row_off + w.height - 1e-6)))
+    c1 = min(grid_ds.width, int(math.ceil(w.col_off + w.width - 1e-6)))
+    if r1 <= r0 or c1 <= c0:
+        raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
+                          f"give rasters of the same place")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def warp_to_grid(src, grid_ds, resampling: str = "bilinear", nodata: float = float("nan")):
+    """A WarpedVRT of `src` on `grid_ds`'s CRS, transform and size (float32, `nodata` where no data).
+
+    Nothing is reprojected until a window is read, so memory does not grow with the raster.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    kw = {}
+    if src.nodata is not None:
+        kw["src_nodata"] = src.nodata
+    return WarpedVRT(src, crs=grid_ds.crs, transform=grid_ds.transform, width=grid_ds.width,
+                     height=grid_ds.height, resampling=Resampling[resampling], nodata=nodata,
+                     dtype="float32", warp_mem_limit=64, **kw)
+
+
+def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """Read bands `indexes` of window (row0, col0, height, width) as float32, clipped to the raster.
+
+    Returns an array [C, h, w] covering only the part inside the raster.
+    """
+    from rasterio.windows import Window
+
+    return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype="float32")
+
+
+def sample(ds, indexes: Sequence[int], window, max_side: int = 512) -> np.ndarray:
+    """A decimated float32 read of `window` (for value statistics), at most max_side^2 pixels."""
+    f = max(1.0, max(window.width, window.height) / max_side)
+    h, w = max(1, int(window.height / f)), max(1, int(window.width / f))
+    return ds.read(list(indexes), window=window, out_shape=(len(indexes), h, w), out_dtype="float32")
+
+
+def pixel_area_m2(ds) -> float:
+    """Area of one pixel in square metres (geographic CRS: at the raster's centre latitude)."""
+    t = ds.transform
+    area = abs(t.a * t.e - t.b * t.d)
+    crs = ds.crs
+    if crs is not None and crs.is_geographic:
+        lat = math.radians((ds.bounds.top + ds.bounds.bottom) / 2.0)
+        return area * (111320.0 * math.cos(lat)) * 110574.0
+    factor = 1.0
+    try:
+        if crs is not None:
+            factor = float(crs.linear_units_factor[1])
+    except Exception:  # noqa: BLE001 - CRS without linear units: assume metres
+        factor = 1.0
+    return area * factor * factor
+
+
+def metadata_text(ds, indexes: Sequence[int]) -> str:
+    """Band descriptions, units and tags of `ds` as one lowercase string (for unit detection)."""
+    parts = []
+    for i in indexes:
+        parts.append(str(ds.descriptions[i - 1] or ""))
+        try:
+            parts.append(str(ds.units[i - 1] or ""))
+        except Exception:  # noqa: BLE001
+            pass
+        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items())
+    parts.extend(f"{k}={v}" for k, v in ds.tags().items())
+    return " ".join(parts).lower()
+
+
+def same_file(a: Optional[str], b: Optional[str]) -> bool:
+    """True when two paths name the same file (existing or not)."""
+    if not a or not b:
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def area_units(ds) -> Tuple[float, str]:
+    """(pixel area in m2, CRS description) for messages."""
+    return pixel_area_m2(ds), str(ds.crs)
