@@ -224,7 +224,7 @@ def _match(value: float, dec: int, unit: Optional[str],
             if kind == "pct" and abs(value) <= 1.0:
                 candidates.append((path, fv / 100.0, tol / 100.0))
     for path, fv, tol in candidates:
-        if abs(value - fv) <= tol_text + tol + 1e-9:
+        if abs(value - fv) < tol_text + tol - 1e-9:  # the two rounding intervals overlap
             return path
     return None
 

@@ -44,11 +44,11 @@ def example_summary(pixels: List[int], confidences: List[float], low: List[float
     for i, name in enumerate(names):
         classes.append({
             "value": i + 1, "name": name, "color": None, "pixels": pixels[i],
-            "area_ha": pixels[i] * pixel_area_m2 / 10000.0, "share": pixels[i] / valid,
+            "area_ha": pixels[i] * pixel_area_m2 / 10000.0, "share": pixels[i] / valid if valid else 0.0,
             "mean_confidence": confidences[i], "low_confidence_share": low[i],
             "mean_sar_share": None if sar is None else sar[i],
         })
-    w = [p / valid for p in pixels]
+    w = [p / valid if valid else 0.0 for p in pixels]
     summary = {
         "pixel_area_m2": pixel_area_m2, "valid_pixels": valid, "nodata_pixels": nodata_pixels,
         "optical_invalid_share": optical_invalid_share, "cloud_like_share": cloud_like_share,
@@ -81,7 +81,7 @@ def metrics_from_confusion(cm: List[List[int]], names: List[str]) -> dict:
     oa = diag / total
     pe = sum(sum(cm[i]) * sum(cm[r][i] for r in range(k)) for i in range(k)) / total ** 2
     ious = [p["iou"] for p in per if p["iou"] == p["iou"]]
-    return {"oa": oa, "miou": sum(ious) / len(ious), "kappa": (oa - pe) / (1 - pe), "per_class": per,
+    return {"oa": oa, "miou": sum(ious) / len(ious), "kappa": (oa - pe) / (1 - pe) if pe < 1 else 1.0, "per_class": per,
             "confusion": cm, "class_values": list(range(1, k + 1))}
 
 
