@@ -113,6 +113,23 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
     return requested, f"'{requested}' was asked for."
 
 
+def engine_device(requested: str, devices: Dict[str, Any]) -> Tuple[str, str]:
+    """The device the engine itself would pick (core.device.resolve_device), with our explanation."""
+    if not devices.get("available"):
+        return choose_device(requested, devices)
+    try:
+        from .device import resolve_device
+        dev, reason = resolve_device(requested)
+    except ImportError:
+        return choose_device(requested, devices)
+    except Exception as exc:  # ClaireError: the requested device is not usable
+        return "none", f"a run would stop: {exc}"
+    chosen = str(dev)
+    if chosen == "cpu" and (requested or "auto").lower() == "auto":
+        reason += " — " + choose_device("auto", devices)[1].split(": ", 1)[-1]
+    return chosen, reason
+
+
 def checkpoint_status(path: Optional[str]) -> Dict[str, Any]:
     """Whether a checkpoint can be read, and the main facts of its model card."""
     path = path or DEFAULT_CHECKPOINT
@@ -152,7 +169,7 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
     except Exception:
         pass
     devices = torch_devices()
-    chosen, reason = choose_device(device, devices)
+    chosen, reason = engine_device(device, devices)
     missing = [n for n in REQUIRED_PACKAGES if packages[n]["version"] is None]
     missing_opt = [n for n in OPTIONAL_PACKAGES if packages[n]["version"] is None]
     return {

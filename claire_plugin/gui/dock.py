@@ -1,0 +1,353 @@
+"""The CLAIRE dock panel: choose layers, checkpoint and options; run in a QgsTask; show the results."""
+from __future__ import annotations
+
+import html
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProcessingUtils, QgsSettings
+from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
+    QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from .layers import add_to_project, layer_file, result_layers
+from .picker import CheckpointPicker
+from .results import ResultsView
+from .tasks import ClassifyTask, ExplainTask
+
+EXPLAINER_KEY = "claire/explainer_path"
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def parse_band_list(text: str) -> Optional[List[int]]:
+    """'2,3,4,8' → [2, 3, 4, 8]; empty → None; raises ValueError with a readable message."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        bands = [int(p) for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"'{text}' is not a list of band numbers; write e.g. 2,3,4,8") from None
+    if any(b < 1 for b in bands):
+        raise ValueError(f"'{text}' has a band number below 1; band numbers start at 1")
+    return bands
+
+
+def missing_required() -> List[str]:
+    """Required packages that cannot be found (cheap: no import)."""
+    import importlib.util
+
+    from ..core.diagnostics import REQUIRED_PACKAGES
+    return [n for n in REQUIRED_PACKAGES if importlib.util.find_spec(n) is None]
+
+
+class ClaireDock(QgsDockWidget):
+    """Dock panel of the plugin (created by the plugin's menu/toolbar action)."""
+
+    def __init__(self, iface=None, parent: Optional[QWidget] = None) -> None:
+        super().__init__("CLAIRE land cover", parent)
+        self.setObjectName("ClaireDock")
+        self.iface = iface
+        self.task: Optional[ClassifyTask] = None
+        self.explain_task: Optional[ExplainTask] = None
+        self.last_result = None
+        self.last_card: Optional[Dict[str, Any]] = None
+        self.added_layers: List = []
+        self._build()
+        self._check_dependencies()
+        self._update_fit()
+
+    # -- layout --------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QWidget(self)
+        self.tabs = QTabWidget(root)
+
+        # Run tab: inputs, checkpoint, options (scrollable).
+        run_page = QWidget()
+        form_inputs = QFormLayout()
+        self.optical = QgsMapLayerComboBox(run_page)
+        self.optical.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.optical_bands = QLineEdit(run_page)
+        self.optical_bands.setPlaceholderText("auto (band names or Sentinel-2 layout)")
+        self.sar = QgsMapLayerComboBox(run_page)
+        self.sar.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.sar_bands = QLineEdit(run_page)
+        self.sar_bands.setPlaceholderText("auto (e.g. 1,2 for VV,VH)")
+        self.reference = QgsMapLayerComboBox(run_page)
+        self.reference.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.reference.setAllowEmptyLayer(True)
+        self.reference.setLayer(None)
+        self.reference.setToolTip("Optional label raster with the checkpoint's class values: adds IoU, "
+                                  "precision, recall, F1, OA, mIoU and kappa.")
+        form_inputs.addRow("Optical raster", self.optical)
+        form_inputs.addRow("  bands", self.optical_bands)
+        form_inputs.addRow("SAR raster", self.sar)
+        form_inputs.addRow("  bands", self.sar_bands)
+        form_inputs.addRow("Reference (optional)", self.reference)
+        inputs_box = QGroupBox("Input rasters", run_page)
+        inputs_box.setLayout(form_inputs)
+
+        self.picker = CheckpointPicker(run_page)
+        self.picker.card_view.setMinimumHeight(120)
+        self.picker.card_view.setMaximumHeight(190)
+        model_box = QGroupBox("Checkpoint and model card", run_page)
+        ml = QVBoxLayout(model_box)
+        ml.addWidget(self.picker)
+
+        form_opts = QFormLayout()
+        self.tile_size = QSpinBox(run_page)
+        self.tile_size.setRange(0, 4096)
+        self.tile_size.setSingleStep(32)
+        self.tile_size.setSpecialValueText("from checkpoint")
+        self.overlap = QSpinBox(run_page)
+        self.overlap.setRange(-1, 1024)
+        self.overlap.setSingleStep(8)
+        self.overlap.setValue(-1)
+        self.overlap.setSpecialValueText("from checkpoint")
+        self.batch = QSpinBox(run_page)
+        self.batch.setRange(1, 256)
+        self.batch.setValue(4)
+        self.device = QComboBox(run_page)
+        self.device.addItems(DEVICES)
+        self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
+        self.want_confidence = QCheckBox("confidence", run_page)
+        self.want_confidence.setChecked(True)
+        self.want_reliance = QCheckBox("modality reliance (SAR share)", run_page)
+        outputs_row = QVBoxLayout()
+        outputs_row.addWidget(self.want_confidence)
+        outputs_row.addWidget(self.want_reliance)
+        self.output = QgsFileWidget(run_page)
+        self.output.setStorageMode(QgsFileWidget.SaveFile)
+        self.output.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.output.lineEdit().setPlaceholderText("temporary file")
+        self.explainer = QgsFileWidget(run_page)
+        self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
+        self.explainer.lineEdit().setPlaceholderText("none: template writer")
+        self.explainer.setFilePath(QgsSettings().value(EXPLAINER_KEY, "", type=str))
+        self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
+                                  "empty: the deterministic template.")
+        form_opts.addRow("Tile size (px)", self.tile_size)
+        form_opts.addRow("Tile overlap (px)", self.overlap)
+        form_opts.addRow("Batch size", self.batch)
+        form_opts.addRow("Device", self.device)
+        form_opts.addRow("Also write", outputs_row)
+        form_opts.addRow("Output", self.output)
+        form_opts.addRow("Explainer model", self.explainer)
+        opts_box = QGroupBox("Options", run_page)
+        opts_box.setLayout(form_opts)
+
+        rl = QVBoxLayout(run_page)
+        rl.setContentsMargins(4, 4, 4, 4)
+        rl.addWidget(inputs_box)
+        rl.addWidget(model_box)
+        rl.addWidget(opts_box)
+        rl.addStretch(1)
+        for combo in (self.optical, self.sar, self.reference, self.device):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        for form in (form_inputs, form_opts):
+            form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        scroll = QScrollArea()
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(run_page)
+        self.tabs.addTab(scroll, "Run")
+
+        self.results = ResultsView()
+        rscroll = QScrollArea()
+        rscroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        rscroll.setWidgetResizable(True)
+        rscroll.setFrameShape(QScrollArea.NoFrame)
+        rscroll.setWidget(self.results)
+        self.tabs.addTab(rscroll, "Results")
+
+        # Always visible: dependency banner, run / cancel, progress, status.
+        self.banner = QLabel(root)
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.banner.setStyleSheet("background:#fdecea;color:#611a15;padding:6px;border-radius:3px;")
+        self.banner.setVisible(False)
+        self.run_button = QPushButton("Classify", root)
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", root)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar(root)
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.status = QLabel("Choose an optical and a SAR layer, then Classify.", root)
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+        lay = QVBoxLayout(root)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tabs, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        self.setWidget(root)
+
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        for combo in (self.optical, self.sar):
+            combo.layerChanged.connect(self._update_fit)
+        self.optical_bands.editingFinished.connect(self._update_fit)
+        self.sar_bands.editingFinished.connect(self._update_fit)
+        self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
+        self.explainer.fileChanged.connect(lambda p: QgsSettings().setValue(EXPLAINER_KEY, p))
+
+    # -- checks --------------------------------------------------------------------------------------
+    def _check_dependencies(self) -> None:
+        missing = missing_required()
+        if missing:
+            from ..core.diagnostics import install_hint
+            self.banner.setText(f"⚠ {html.escape(install_hint(missing))}")
+            self.banner.setVisible(True)
+            self.run_button.setEnabled(False)
+
+    def _update_fit(self, *_args) -> List[str]:
+        """Compare the chosen layers' band counts with the checkpoint's model card."""
+        opt, sar = self.optical.currentLayer(), self.sar.currentLayer()
+        try:
+            ob = parse_band_list(self.optical_bands.text())
+            sb = parse_band_list(self.sar_bands.text())
+        except ValueError:
+            ob = sb = None
+        return self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None, ob, sb)
+
+    # -- run -----------------------------------------------------------------------------------------
+    def build_params(self):
+        """ClassifyParams from the widgets (main thread: layers are resolved to file paths here)."""
+        from ..core.params import ClassifyParams
+
+        optical, err = layer_file(self.optical.currentLayer())
+        if err:
+            raise ValueError(f"Optical raster: {err}.")
+        sar, err = layer_file(self.sar.currentLayer())
+        if err:
+            raise ValueError(f"SAR raster: {err}.")
+        reference = None
+        if self.reference.currentLayer() is not None:
+            reference, err = layer_file(self.reference.currentLayer())
+            if err:
+                raise ValueError(f"Reference raster: {err}.")
+        checkpoint = self.picker.checkpointPath()
+        if self.picker.error():
+            raise ValueError(f"Checkpoint: {self.picker.error()}")
+        output = self.output.filePath().strip()
+        if not output:
+            stem = os.path.splitext(os.path.basename(optical))[0]
+            output = os.path.join(QgsProcessingUtils.tempFolder(),
+                                  f"claire_{stem}_{time.strftime('%Y%m%d_%H%M%S')}.tif")
+        if not output.lower().endswith((".tif", ".tiff")):
+            output += ".tif"
+        base = os.path.splitext(output)[0]
+        return ClassifyParams(
+            optical=optical, sar=sar, output=output, checkpoint=checkpoint or None,
+            optical_bands=parse_band_list(self.optical_bands.text()),
+            sar_bands=parse_band_list(self.sar_bands.text()),
+            tile_size=self.tile_size.value() or None,
+            overlap=None if self.overlap.value() < 0 else self.overlap.value(),
+            batch_size=self.batch.value(), device=self.device.currentText(),
+            confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
+            reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
+            reference=reference,
+        )
+
+    def start(self) -> Optional[ClassifyTask]:
+        """Validate the form, then start a ClassifyTask in QGIS's task manager."""
+        if self.task is not None:
+            return None
+        try:
+            params = self.build_params()
+        except ValueError as exc:
+            self._set_status(str(exc), error=True)
+            return None
+        self.last_card = self.picker.card()
+        task = ClassifyTask(params, on_done=self.on_classified,
+                            description=f"CLAIRE: {os.path.basename(params.optical)}")
+        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.progressText.connect(lambda m: self._set_status(m))
+        self.task = task
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self._set_status("Starting…")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel(self) -> None:
+        """Ask the running task to stop (it stops at the next tile)."""
+        if self.task is not None:
+            self.task.cancel()
+            self._set_status("Cancelling…")
+
+    def on_classified(self, task: ClassifyTask) -> None:
+        """Main thread: add the styled layers, fill the results view, start the explanation."""
+        self.task = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if task.error or task.result is None:
+            self.progress.setValue(0)
+            self._set_status(task.error or "The classification failed.", error=True)
+            self._push("CLAIRE", task.error or "The classification failed.", warning=True)
+            return
+        self.show_result(task.result, self.last_card, task.params)
+
+    def show_result(self, result, card: Optional[Dict[str, Any]], params=None, add_layers: bool = True,
+                    explain: bool = True) -> None:
+        """Show a finished ClassifyResult: layers, table, chart, then the explanation."""
+        self.last_result = result
+        card = getattr(result, "card", None) or card or self.picker.card() or {}
+        self.last_card = card
+        title = os.path.splitext(os.path.basename(params.optical if params else result.output))[0]
+        if add_layers:
+            self.added_layers = result_layers(result, card, title)
+            add_to_project(self.added_layers)
+        messages = [f"Device: {result.device}"] + [str(m) for m in (result.messages or [])]
+        self.results.showSummary(result.summary, f"Land cover of {title}", messages)
+        self.progress.setValue(100)
+        self._set_status(f"Done: {os.path.basename(result.output)}")
+        self.tabs.setCurrentIndex(1)
+        if explain:
+            self.start_explanation(result.summary, card)
+
+    def start_explanation(self, summary: Dict[str, Any], card: Dict[str, Any]) -> ExplainTask:
+        """Write the explanation in its own task; text streams into the view."""
+        explainer = self.explainer.filePath().strip() or None
+        self.results.startExplanation("Writing the explanation…" + (
+            f" (language model in {os.path.basename(explainer)})" if explainer else " (template)"))
+        task = ExplainTask(summary, card, explainer, on_done=self.on_explained)
+        task.textChunk.connect(self.results.appendExplanation)
+        self.explain_task = task
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def on_explained(self, task: ExplainTask) -> None:
+        """Main thread: show the final explanation with its generator and flagged sentences."""
+        self.explain_task = None
+        if task.explanation is not None:
+            self.results.showExplanation(task.explanation)
+        else:
+            self.results.showExplanationError(task.error or "cancelled")
+
+    # -- feedback ------------------------------------------------------------------------------------
+    def _set_status(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#303030"
+        self.status.setText(f"<span style='color:{color}'>{html.escape(text)}</span>")
+
+    def _push(self, title: str, text: str, warning: bool = False) -> None:
+        bar = getattr(self.iface, "messageBar", None) if self.iface is not None else None
+        if bar is None:
+            return
+        try:
+            (bar().pushWarning if warning else bar().pushInfo)(title, text)
+        except Exception:
+            pass

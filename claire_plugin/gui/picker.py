@@ -1,0 +1,324 @@
+"""Checkpoint picker: bundled checkpoint, recently used ones, a file browser, and the model card."""
+from __future__ import annotations
+
+import html
+import os
+from typing import Any, Dict, List, Optional
+
+from qgis.core import QgsSettings
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser,
+    QToolButton, QVBoxLayout, QWidget,
+)
+
+from ..core.diagnostics import DEFAULT_CHECKPOINT
+
+RECENT_KEY = "claire/recent_checkpoints"
+LAST_KEY = "claire/last_checkpoint"
+MAX_RECENT = 8
+BROWSE = "__browse__"
+
+
+def bundled_checkpoint() -> str:
+    """Path of the checkpoint shipped with the plugin."""
+    return DEFAULT_CHECKPOINT
+
+
+def recent_checkpoints(settings: Optional[QgsSettings] = None) -> List[str]:
+    """Recently used checkpoints that still exist, most recent first."""
+    settings = settings or QgsSettings()
+    value = settings.value(RECENT_KEY, [], type=list) or []
+    return [p for p in value if isinstance(p, str) and os.path.exists(p)]
+
+
+def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None) -> None:
+    """Put ``path`` first in the recent list (bounded) and make it the last used checkpoint."""
+    settings = settings or QgsSettings()
+    old = settings.value(RECENT_KEY, [], type=list) or []
+    new = [path] + [p for p in old if p != path]
+    settings.setValue(RECENT_KEY, new[:MAX_RECENT])
+    settings.setValue(LAST_KEY, path)
+
+
+def read_card_safely(path: str) -> Dict[str, Any]:
+    """The model card of ``path``; raises an Exception whose message says what is wrong."""
+    from ...models.checkpoint import read_card
+
+    return read_card(path)
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
+
+
+def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The card's classes with a colour each (the card's, else the shared generated palette)."""
+    classes = list(card.get("classes") or [])
+    try:
+        from ...models.palette import class_colors
+        colors = class_colors(card)
+        ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
+        return [{**c, "color": col} for c, col in zip(ordered, colors)]
+    except ImportError:
+        from .style import classes_from
+        return classes_from(classes)
+
+
+def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
+    """HTML summary of a model card: architecture, classes (swatches), bands, training, metrics."""
+    e = html.escape
+    parts = ["<style>td,th{padding:2px 6px;} th{text-align:left;background:#eef2f6;}"
+             " h3{margin:6px 0 2px 0;} .muted{color:#5f6b76;}</style>"]
+    title = f"{card.get('arch', '?')} ({card.get('size', '?')})"
+    parts.append(f"<h3>Model: {e(title)}</h3>")
+    meta = []
+    if path:
+        meta.append(f"File: {e(os.path.basename(path))}")
+    if card.get("format"):
+        meta.append(f"Format: {e(str(card['format']))}")
+    if card.get("claire_version"):
+        meta.append(f"CLAIRE {e(str(card['claire_version']))}")
+    if card.get("created"):
+        meta.append(f"created {e(str(card['created'])[:10])}")
+    if card.get("tile_size"):
+        meta.append(f"tile {card.get('tile_size')} px, overlap {card.get('overlap', '?')} px")
+    parts.append(f"<p class='muted'>{' · '.join(meta)}</p>")
+
+    parts.append("<h3>Classes</h3><table cellspacing='0'>")
+    parts.append("<tr><th></th><th>Value</th><th>Name</th></tr>")
+    for c in card_classes(card):
+        parts.append(
+            f"<tr><td><table cellspacing='0'><tr><td width='16' height='12' bgcolor='{e(c['color'])}'>"
+            f"&nbsp;</td></tr></table></td><td>{e(str(c.get('value')))}</td><td>{e(str(c.get('name')))}</td></tr>")
+    parts.append(f"</table><p class='muted'>No data value: {e(str(card.get('nodata', '–')))}</p>")
+
+    parts.append("<h3>Expected bands</h3><table cellspacing='0'>")
+    for modality, label in (("optical", "Optical"), ("sar", "SAR")):
+        spec = (card.get("inputs") or {}).get(modality) or {}
+        bands = spec.get("bands") or []
+        sensor = spec.get("sensor", "")
+        units = spec.get("units", "")
+        parts.append(
+            f"<tr><td><b>{label}</b></td><td>{len(bands)} bands: {e(', '.join(map(str, bands)))}<br>"
+            f"<span class='muted'>{e(str(sensor))}{', ' + e(str(units)) if units else ''}</span></td></tr>")
+    parts.append("</table>")
+
+    training = card.get("training") or {}
+    if training:
+        parts.append("<h3>Training</h3><p>")
+        if training.get("data"):
+            parts.append(f"{e(str(training['data']))}<br>")
+        bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
+        if bits:
+            parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
+        parts.append("</p>")
+
+    metrics = card.get("metrics") or {}
+    for split, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        parts.append(f"<h3>Metrics ({e(str(split))})</h3>")
+        parts.append(f"<p>OA {_fmt(m.get('oa'), True)} · mIoU {_fmt(m.get('miou'), True)} · "
+                     f"kappa {_fmt(m.get('kappa'))}</p>")
+        rows = m.get("per_class") or []
+        if rows:
+            parts.append("<table cellspacing='0'><tr><th>Class</th><th>IoU</th><th>F1</th></tr>")
+            for r in rows:
+                parts.append(f"<tr><td>{e(str(r.get('name')))}</td><td>{_fmt(r.get('iou'), True)}</td>"
+                             f"<td>{_fmt(r.get('f1'), True)}</td></tr>")
+            parts.append("</table>")
+    return "".join(parts)
+
+
+def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_count: Optional[int],
+                      optical_bands: Optional[List[int]] = None,
+                      sar_bands: Optional[List[int]] = None) -> List[str]:
+    """Sentences saying where the chosen rasters do not fit the bands the card expects (empty: fine)."""
+    out: List[str] = []
+    inputs = card.get("inputs") or {}
+    for label, key, count, chosen in (("optical", "optical", optical_count, optical_bands),
+                                      ("SAR", "sar", sar_count, sar_bands)):
+        expected = list((inputs.get(key) or {}).get("bands") or [])
+        if count is None or not expected:
+            continue
+        need = len(expected)
+        if chosen:
+            bad = [b for b in chosen if b < 1 or b > count]
+            if bad:
+                out.append(f"The {label} band indices {bad} do not exist: the layer has {count} band(s).")
+            if len(chosen) != need:
+                out.append(f"{len(chosen)} {label} band indices were given, the checkpoint expects {need} "
+                           f"({', '.join(expected)}).")
+        elif count < need:
+            out.append(f"The {label} layer has {count} band(s), the checkpoint expects {need} "
+                       f"({', '.join(expected)}). Choose a raster with these bands, or give band indices.")
+    return out
+
+
+class CheckpointPicker(QWidget):
+    """Combo box of checkpoints (bundled, recent, browse…) with the chosen checkpoint's model card."""
+
+    checkpointChanged = pyqtSignal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True) -> None:
+        super().__init__(parent)
+        self._card: Optional[Dict[str, Any]] = None
+        self._error: Optional[str] = None
+        self._warnings: List[str] = []
+        self.combo = QComboBox(self)
+        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
+        self.combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.browse_button = QToolButton(self)
+        self.browse_button.setText("…")
+        self.browse_button.setToolTip("Choose a checkpoint file (.safetensors)")
+        self.card_view = QTextBrowser(self)
+        self.card_view.setOpenExternalLinks(False)
+        self.card_view.setVisible(show_card)
+        self.card_view.setMinimumHeight(160)
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.RichText)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.browse_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(self.status)
+        lay.addWidget(self.card_view, 1)
+        self.browse_button.clicked.connect(self.browse)
+        self.combo.activated.connect(self._on_activated)
+        self.reload()
+
+    # -- choices -------------------------------------------------------------------------------------
+    def reload(self, select: Optional[str] = None) -> None:
+        """Fill the combo: bundled, recent, browse; select ``select`` or the last used checkpoint."""
+        settings = QgsSettings()
+        select = select or settings.value(LAST_KEY, "", type=str) or bundled_checkpoint()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        bundled = bundled_checkpoint()
+        self.combo.addItem(f"Bundled: {os.path.basename(bundled)}", bundled)
+        self.combo.setItemData(0, bundled, Qt.ToolTipRole)
+        for path in recent_checkpoints(settings):
+            if os.path.abspath(path) != os.path.abspath(bundled):
+                self.combo.addItem(f"Recent: {os.path.basename(path)}", path)
+                self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
+        if select and self.combo.findData(select) < 0:
+            self.combo.addItem(os.path.basename(select), select)
+        self.combo.addItem("Browse…", BROWSE)
+        self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
+        self.combo.blockSignals(False)
+        self._load(self.checkpointPath())
+
+    def _on_activated(self, index: int) -> None:
+        if self.combo.itemData(index) == BROWSE:
+            self.browse()
+        else:
+            self.setCheckpoint(self.combo.itemData(index))
+
+    def browse(self) -> None:
+        """Ask for a checkpoint file with a file dialog."""
+        start = os.path.dirname(self.checkpointPath() or bundled_checkpoint())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a CLAIRE checkpoint", start,
+                                              "CLAIRE checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self.setCheckpoint(path)
+        else:
+            self.reload(self.checkpointPath())
+
+    def setCheckpoint(self, path: str) -> None:  # noqa: N802
+        """Select ``path`` (remembered as recent when its card reads) and show its card."""
+        if path and os.path.exists(path):
+            try:
+                read_card_safely(path)
+                remember_checkpoint(path)
+            except Exception:
+                pass
+        self.reload(path)
+        self.checkpointChanged.emit(self.checkpointPath())
+
+    def checkpointPath(self) -> str:  # noqa: N802
+        """The selected checkpoint file."""
+        data = self.combo.currentData()
+        return "" if data in (None, BROWSE) else str(data)
+
+    # -- card ----------------------------------------------------------------------------------------
+    def _load(self, path: str) -> None:
+        self._card, self._error = None, None
+        if not path:
+            self._error = "No checkpoint chosen."
+        elif not os.path.exists(path):
+            self._error = f"The checkpoint {path} does not exist. Choose another one with …"
+        else:
+            try:
+                self._card = read_card_safely(path)
+            except Exception as exc:
+                self._error = str(exc)
+        if self._card:
+            self.card_view.setHtml(card_html(self._card, path))
+        else:
+            self.card_view.setHtml(f"<p style='color:#b00020'>{html.escape(self._error or '')}</p>")
+        self._show_status()
+
+    def card(self) -> Optional[Dict[str, Any]]:
+        """The model card of the selected checkpoint, or None when it cannot be read."""
+        return self._card
+
+    def error(self) -> Optional[str]:
+        """Why the selected checkpoint cannot be used (None when it can)."""
+        return self._error
+
+    def checkLayers(self, optical_count: Optional[int], sar_count: Optional[int],  # noqa: N802
+                    optical_bands: Optional[List[int]] = None,
+                    sar_bands: Optional[List[int]] = None) -> List[str]:
+        """Compare the layers' band counts with the card; show and return the warnings."""
+        self._warnings = band_fit_warnings(self._card, optical_count, sar_count, optical_bands,
+                                           sar_bands) if self._card else []
+        self._show_status()
+        return list(self._warnings)
+
+    def warnings(self) -> List[str]:
+        """The band-fit warnings shown now."""
+        return list(self._warnings)
+
+    def _show_status(self) -> None:
+        if self._error:
+            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(self._error)}</span>")
+        elif self._warnings:
+            self.status.setText("<br>".join(f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>"
+                                            for w in self._warnings))
+        elif self._card:
+            n = len(self._card.get("classes") or [])
+            self.status.setText(f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
+                                f" checkpoint, {n} classes; the layers fit its bands.</span>")
+        else:
+            self.status.setText("")
+        self.status.setVisible(bool(self.status.text()))
+
+
+class CheckpointDialog(QDialog):
+    """A dialog around the picker, showing the model card large (menu action "Model card…")."""
+
+    def __init__(self, parent: Optional[QWidget] = None, path: Optional[str] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("CLAIRE checkpoint and model card")
+        self.picker = CheckpointPicker(self)
+        if path:
+            self.picker.setCheckpoint(path)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.picker, 1)
+        lay.addWidget(buttons)
+        self.resize(520, 640)

@@ -1,0 +1,240 @@
+"""Results view of the dock: headline metrics, per-class table, bar chart and the explanation."""
+from __future__ import annotations
+
+import html
+from typing import Any, Dict, List, Optional
+
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView, QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+    QSizePolicy, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from .chart import ClassBarChart, bars_from_summary
+from .tasks import Explanation
+
+BASE_COLUMNS = ["Class", "Area (ha)", "Share", "Mean confidence"]
+METRIC_COLUMNS = ["IoU", "Precision", "Recall", "F1"]
+
+
+def _swatch(color: str, size: int = 12) -> QIcon:
+    pix = QPixmap(size, size)
+    pix.fill(QColor(color) if QColor.isValidColor(color) else QColor("#808080"))
+    return QIcon(pix)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f} %"
+
+
+def class_rows(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Rows of the per-class table: the summary's classes joined with the metrics' per-class rows."""
+    metrics = summary.get("metrics") or {}
+    per_class = {m.get("name"): m for m in (metrics.get("per_class") or [])}
+    rows = []
+    for cls in summary.get("classes", []):
+        m = per_class.get(cls.get("name"), {})
+        rows.append({
+            "name": cls.get("name"), "color": cls.get("color") or "#808080", "value": cls.get("value"),
+            "area_ha": cls.get("area_ha"), "share": cls.get("share"),
+            "mean_confidence": cls.get("mean_confidence"),
+            "iou": m.get("iou"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
+        })
+    return rows
+
+
+class MetricTile(QFrame):
+    """A small framed box with a big number and a caption (OA, mIoU, kappa, …)."""
+
+    def __init__(self, caption: str, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.StyledPanel)
+        self.value = QLabel("–", self)
+        font = self.value.font()
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.value.setFont(font)
+        self.value.setAlignment(Qt.AlignCenter)
+        self.caption = QLabel(caption, self)
+        self.caption.setAlignment(Qt.AlignCenter)
+        self.caption.setStyleSheet("color:#5f6b76;")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        lay.setSpacing(0)
+        lay.addWidget(self.value)
+        lay.addWidget(self.caption)
+
+    def setValue(self, text: str) -> None:  # noqa: N802
+        """Show ``text`` as the tile's number."""
+        self.value.setText(text)
+
+
+class ResultsView(QWidget):
+    """Everything the dock shows after a run."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.summary: Dict[str, Any] = {}
+        self.headline = QLabel("Run a classification to see per-class results here.", self)
+        self.headline.setWordWrap(True)
+        self.tiles = {key: MetricTile(caption, self) for key, caption in (
+            ("area", "classified area"), ("confidence", "mean confidence"), ("oa", "overall accuracy"),
+            ("miou", "mean IoU"), ("kappa", "Cohen's kappa"))}
+        tiles = QGridLayout()
+        tiles.setSpacing(6)
+        tiles.addWidget(self.tiles["area"], 0, 0, 1, 3)
+        tiles.addWidget(self.tiles["confidence"], 0, 3, 1, 3)
+        for i, key in enumerate(("oa", "miou", "kappa")):
+            tiles.addWidget(self.tiles[key], 1, 2 * i, 1, 2)
+
+        self.table = self._make_table()
+        self.accuracy_label = QLabel("<b>Accuracy against the reference</b>", self)
+        self.accuracy_table = self._make_table()
+        self.chart_metric = QComboBox(self)
+        self.chart_metric.addItem("Share of the area", "share")
+        self.chart_metric.addItem("IoU against the reference", "iou")
+        self.chart_metric.currentIndexChanged.connect(self._update_chart)
+        self.chart = ClassBarChart(self)
+        chart_row = QHBoxLayout()
+        chart_row.addWidget(QLabel("Chart:", self))
+        chart_row.addWidget(self.chart_metric, 1)
+
+        self.generator = QLabel("", self)
+        self.generator.setWordWrap(True)
+        self.generator.setStyleSheet("color:#5f6b76;")
+        self.explanation = QTextBrowser(self)
+        self.explanation.setMinimumHeight(150)
+        self.explanation.setPlaceholderText("The explanation appears here after a run.")
+        self._streamed = ""
+        expl_box = QGroupBox("Explanation", self)
+        el = QVBoxLayout(expl_box)
+        el.addWidget(self.generator)
+        el.addWidget(self.explanation, 1)
+
+        self.messages = QLabel("", self)
+        self.messages.setWordWrap(True)
+        self.messages.setStyleSheet("color:#5f6b76;")
+        self.messages.setTextInteractionFlags(Qt.TextSelectableByMouse)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(8)
+        lay.addWidget(self.headline)
+        lay.addLayout(tiles)
+        lay.addWidget(QLabel("<b>Classes in the map</b>", self))
+        lay.addWidget(self.table)
+        lay.addWidget(self.accuracy_label)
+        lay.addWidget(self.accuracy_table)
+        lay.addLayout(chart_row)
+        lay.addWidget(self.chart)
+        lay.addWidget(expl_box, 1)
+        lay.addWidget(self.messages)
+
+    # -- summary -------------------------------------------------------------------------------------
+    def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None) -> None:  # noqa: N802,E501
+        """Fill tiles, table and chart from an engine summary."""
+        self.summary = summary or {}
+        metrics = self.summary.get("metrics") or {}
+        rows = class_rows(self.summary)
+        total_ha = sum(float(r["area_ha"] or 0) for r in rows)
+        self.headline.setText(f"<b>{html.escape(title)}</b>" if title else "")
+        self.headline.setVisible(bool(title))
+        self.tiles["area"].setValue(f"{total_ha:,.1f} ha")
+        self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
+        self.tiles["oa"].setValue(_pct(metrics.get("oa")) if metrics else "–")
+        self.tiles["miou"].setValue(_pct(metrics.get("miou")) if metrics else "–")
+        self.tiles["kappa"].setValue(f"{metrics['kappa']:.2f}" if metrics.get("kappa") is not None else "–")
+        for key in ("oa", "miou", "kappa"):
+            self.tiles[key].setToolTip("" if metrics else "Give a reference raster to measure accuracy.")
+            self.tiles[key].setEnabled(bool(metrics))
+
+        self._fill(self.table, BASE_COLUMNS, rows, lambda row: [
+            f"{float(row['area_ha'] or 0):,.1f}", _pct(row["share"]), _pct(row["mean_confidence"])])
+        self._fill(self.accuracy_table, METRIC_COLUMNS and ["Class"] + METRIC_COLUMNS, rows,
+                   lambda row: [_pct(row[k]) for k in ("iou", "precision", "recall", "f1")])
+        self.accuracy_table.setVisible(bool(metrics))
+        self.accuracy_label.setVisible(bool(metrics))
+        self.chart_metric.setEnabled(bool(metrics))
+        if not metrics:
+            self.chart_metric.setCurrentIndex(0)
+        self._update_chart()
+        self.messages.setText("<br>".join(html.escape(m) for m in (messages or [])))
+        self.messages.setVisible(bool(messages))
+
+    def _make_table(self) -> QTableWidget:
+        table = QTableWidget(0, 1, self)
+        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.verticalHeader().setVisible(False)
+        table.setAlternatingRowColors(True)
+        table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.setWordWrap(False)
+        return table
+
+    @staticmethod
+    def _fill(table: QTableWidget, columns: List[str], rows: List[Dict[str, Any]], values) -> None:
+        """Fill one table: a class column with colour swatches, then right-aligned numbers."""
+        table.clear()
+        table.setColumnCount(len(columns))
+        table.setHorizontalHeaderLabels(columns)
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            name = QTableWidgetItem(_swatch(row["color"]), str(row["name"]))
+            name.setToolTip(f"{row['name']} (value {row['value']})")
+            table.setItem(r, 0, name)
+            for c, text in enumerate(values(row), start=1):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                table.setItem(r, c, item)
+        table.resizeRowsToContents()
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        for c in range(1, len(columns)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+        height = header.sizeHint().height() + 2 * table.frameWidth()
+        height += sum(table.rowHeight(r) for r in range(len(rows)))
+        table.setFixedHeight(height + 2)
+
+    def _update_chart(self) -> None:
+        metric = self.chart_metric.currentData() or "share"
+        title = "Share of the classified area" if metric == "share" else "IoU against the reference"
+        self.chart.setBars(bars_from_summary(self.summary, metric), title, maximum=1.0 if metric == "iou" else None)
+
+    # -- explanation ---------------------------------------------------------------------------------
+    def startExplanation(self, note: str = "Writing the explanation…") -> None:  # noqa: N802
+        """Clear the view before streamed text arrives."""
+        self._streamed = ""
+        self.explanation.clear()
+        self.generator.setText(note)
+
+    def appendExplanation(self, chunk: str) -> None:  # noqa: N802
+        """Append streamed text (main thread, from the task's signal)."""
+        self._streamed += chunk
+        self.explanation.setPlainText(self._streamed)
+
+    def showExplanation(self, expl: Explanation) -> None:  # noqa: N802
+        """Show the final text, who wrote it and the flagged (ungrounded) sentences highlighted."""
+        body = html.escape(expl.text or self._streamed)
+        for sentence in expl.flagged:
+            s = html.escape(sentence.strip())
+            if s and s in body:
+                body = body.replace(s, f"<span style='background:#fff3cd' title='Not backed by the facts'>"
+                                       f"{s} ⚠</span>")
+        body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
+        self.explanation.setHtml(body)
+        parts = [f"Written by: <b>{html.escape(expl.generator or 'unknown')}</b>"]
+        if expl.grounded_share is not None:
+            parts.append(f"numbers checked against the facts: {100 * float(expl.grounded_share):.0f} % grounded")
+        if expl.flagged:
+            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged)} sentence(s) flagged ⚠ as not "
+                         f"backed by the facts</span>")
+        for note in expl.notes:
+            parts.append(html.escape(note))
+        self.generator.setText(" · ".join(parts))
+
+    def showExplanationError(self, message: str) -> None:  # noqa: N802
+        """Say why no explanation could be written."""
+        self.generator.setText(f"<span style='color:#b00020'>No explanation: {html.escape(message)}</span>")

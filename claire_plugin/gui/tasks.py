@@ -1,0 +1,137 @@
+"""Background tasks (QgsTask) for the dock: classification and explanation.
+
+Threading rules: a task gets plain file paths (resolved from layers on the main thread), does its work
+in `run()` without touching iface, layers or widgets, and hands results back in `finished()`, which
+QGIS calls on the main thread. Progress text and streamed explanation text travel by Qt signals, which
+Qt queues onto the main thread.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from qgis.core import QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+
+class ClassifyTask(QgsTask):
+    """Runs `engine.classify(params)` in the background; cancellable from the task manager."""
+
+    progressText = pyqtSignal(str)
+
+    def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
+                 description: str = "CLAIRE land-cover classification") -> None:
+        super().__init__(description, QgsTask.CanCancel)
+        self.params = params
+        self.on_done = on_done
+        self.result = None
+        self.error: Optional[str] = None
+        self.details: Optional[str] = None
+        self.last_message = ""
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+        if message and message != self.last_message:
+            self.last_message = message
+            self.progressText.emit(message)
+
+    def run(self) -> bool:
+        """Worker thread: run the engine; keep the result or a user-facing error message."""
+        try:
+            from ..core import engine
+            self.result = engine.classify(self.params, self._progress, self.isCanceled)
+            return True
+        except Exception as exc:  # ClaireError, CheckpointError or a bug: shown in the panel
+            self.error = _user_message(exc)
+            if not _is_user_error(exc):
+                self.details = traceback.format_exc()
+            return False
+
+    def finished(self, ok: bool) -> None:  # main thread
+        """Main thread: hand the outcome to the dock."""
+        if not ok and self.error is None:
+            self.error = "Cancelled by the user; no output was written." if self.isCanceled() \
+                else "The classification stopped without a message."
+        if self.on_done is not None:
+            self.on_done(self)
+
+
+@dataclass
+class Explanation:
+    """What the explanation view shows: the text, who wrote it and the sentences it could not ground."""
+
+    text: str = ""
+    generator: str = ""
+    flagged: List[str] = field(default_factory=list)
+    grounded_share: Optional[float] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def explanation_from(result: Any) -> Explanation:
+    """Normalise what `core.explain.explain` returns (object or dict) into an Explanation."""
+    if isinstance(result, str):
+        return Explanation(text=result)
+    get = result.get if isinstance(result, dict) else (lambda k, d=None: getattr(result, k, d))
+    grounding = get("grounding") or get("check")
+    flagged = get("flagged_sentences") or get("flagged") or get("ungrounded") or []
+    share = get("grounded_share")
+    if grounding is not None:
+        gget = grounding.get if isinstance(grounding, dict) else (lambda k, d=None: getattr(grounding, k, d))
+        flagged = flagged or gget("flagged_sentences") or []
+        share = share if share is not None else gget("grounded_share")
+    notes = get("notes") or get("messages") or []
+    if get("fallback_reason"):
+        notes = [get("fallback_reason")] + list(notes)
+    generator = get("label") or get("generator") or get("writer") or ""
+    return Explanation(text=str(get("text") or ""), generator=str(generator),
+                       flagged=list(flagged), grounded_share=share,
+                       notes=[str(n) for n in notes] if isinstance(notes, (list, tuple)) else [str(notes)])
+
+
+class ExplainTask(QgsTask):
+    """Builds the facts of a run and writes the explanation, streaming text as it comes."""
+
+    textChunk = pyqtSignal(str)
+
+    def __init__(self, summary: Dict[str, Any], card: Dict[str, Any], explainer: Optional[str],
+                 on_done: Optional[Callable[["ExplainTask"], None]] = None) -> None:
+        super().__init__("CLAIRE explanation", QgsTask.CanCancel)
+        self.summary = summary
+        self.card = card
+        self.explainer = explainer or None
+        self.on_done = on_done
+        self.explanation: Optional[Explanation] = None
+        self.error: Optional[str] = None
+
+    def run(self) -> bool:
+        """Worker thread: facts → explanation (language model if configured, else the template)."""
+        try:
+            from ..core.explain import explain
+            from ..core.facts import build_facts
+            facts = build_facts(self.summary, self.card)
+            out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
+            self.explanation = explanation_from(out)
+            return True
+        except Exception as exc:
+            self.error = _user_message(exc)
+            return False
+
+    def finished(self, ok: bool) -> None:  # main thread
+        """Main thread: hand the explanation (or the error) to the dock."""
+        if self.on_done is not None:
+            self.on_done(self)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"ClaireError", "CheckpointError"})
+
+
+def _user_message(exc: BaseException) -> str:
+    if isinstance(exc, ModuleNotFoundError):
+        from ..core.diagnostics import install_hint
+        return install_hint([exc.name or str(exc)])
+    if _is_user_error(exc):
+        return str(exc)
+    return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."
