@@ -70,7 +70,8 @@ def explain(facts: dict, explainer: Optional[str] = None,
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens
         try:
-            text, generator = phi3.generate(facts, explainer, on_text=on_text, **kwargs)
+            out = phi3.generate(facts, explainer, on_text=on_text, **kwargs)
+            text, generator = out.text, out.generator
             if not text.strip():
                 reason = "Explainer not used: the language model returned no text."
                 generator = template.GENERATOR

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .prompt import build_messages
@@ -18,6 +20,17 @@ from .prompt import build_messages
 DEFAULT_MAX_NEW_TOKENS = 400
 _CACHE: Dict[Tuple[str, str], Tuple[object, object]] = {}
 _LOCK = threading.Lock()
+
+
+@dataclass
+class Generated:
+    """Output of `generate`: cleaned text, generator name and token counts."""
+
+    text: str
+    generator: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
 
 
 class ExplainerUnavailable(Exception):
@@ -116,6 +129,13 @@ def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
         return tok, model, dev
 
 
+def phi3_format(messages: List[Dict[str, str]]) -> str:
+    """The Phi-3 instruct format written out (`<|role|>\\ncontent<|end|>\\n`... `<|assistant|>\\n`);
+    used only when transformers cannot run the tokenizer's own template (jinja2 older than 3.1.6)."""
+    body = "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
+    return body + "<|assistant|>\n"
+
+
 def render_prompt(tokenizer, messages: List[Dict[str, str]]) -> str:
     """Apply the tokenizer's chat template; folds the system prompt into the user turn if the
     template has no system role (older Phi-3 templates drop it)."""
@@ -123,10 +143,12 @@ def render_prompt(tokenizer, messages: List[Dict[str, str]]) -> str:
         raise ExplainerUnavailable("the tokenizer has no chat template; use an *-instruct model")
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if messages[0]["role"] == "system" and messages[0]["content"][:40] in text:
+        if messages[0]["role"] != "system" or messages[0]["content"][:40] in text:
             return text
+    except ImportError:  # transformers refuses jinja2 < 3.1.6 (sandbox fixes)
+        return phi3_format(messages)
     except Exception:
-        pass
+        pass  # e.g. "system role not supported": retry without it
     merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
     return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
 
@@ -144,12 +166,13 @@ def _stop_ids(tokenizer) -> List[int]:
 
 def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = None,
              max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "auto",
-             is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[str, str]:
-    """Write an explanation of `facts` with the Phi-3 model `spec`; returns (text, generator name).
+             is_cancelled: Optional[Callable[[], bool]] = None) -> Generated:
+    """Write an explanation of `facts` with the Phi-3 model `spec`.
 
     `on_text(chunk)` receives the text as it is generated; `is_cancelled()` stops generation early.
     Raises ExplainerUnavailable when the model cannot be resolved or loaded.
     """
+    start = time.perf_counter()
     tokenizer, model, dev = load(spec, device)
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
@@ -177,7 +200,9 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
             stopping_criteria=StoppingCriteriaList([_Cancel()]))
     new = out[0, enc["input_ids"].shape[1]:]
     text = tokenizer.decode(new, skip_special_tokens=True)
-    return clean_text(text), f"phi3:{os.path.basename(os.path.normpath(model.name_or_path))}"
+    name = f"phi3:{os.path.basename(os.path.normpath(model.name_or_path))}"
+    return Generated(clean_text(text), name, int(enc["input_ids"].shape[1]), int(new.shape[0]),
+                     time.perf_counter() - start)
 
 
 def clean_text(text: str) -> str:

@@ -1,0 +1,117 @@
+"""The real transformers path with a tiny randomly initialised Phi-3 and a tiny tokenizer, both made
+here in a temporary folder: load from folder, chat template, streamed greedy generation, check."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from claire.claire_plugin.core.explain import check_grounding, explain, phi3  # noqa: E402
+from claire.claire_plugin.core.explain.examples import sample_run  # noqa: E402
+from claire.claire_plugin.core.explain.prompt import build_messages  # noqa: E402
+from claire.claire_plugin.core.facts import build_facts  # noqa: E402
+
+SPECIALS = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+# A Phi-3-style instruct template (role tag, newline, content, <|end|>), written for this test.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '<|end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+CORPUS = [
+    "Water dominates the scene with 42.5 % of the valid area.",
+    "The radar carried the decision for built area and trees; confidence is low for bare ground.",
+    "Overall accuracy is 83.4 %, mean IoU 66.7 % and kappa 0.78 against the reference raster.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_phi3(tmp_path_factory):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Phi3Config, Phi3ForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-phi3")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>", additional_special_tokens=SPECIALS[1:])
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+
+    torch.manual_seed(0)
+    config = Phi3Config(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=8192,
+                        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                        bos_token_id=fast.eos_token_id)
+    model = Phi3ForCausalLM(config).eval()
+    with torch.no_grad():  # never end early: special tokens get zero logits, ordinary ones win
+        for t in SPECIALS:
+            model.lm_head.weight[fast.convert_tokens_to_ids(t)] = 0.0
+    model.save_pretrained(folder)
+    assert len(fast) < 400
+    return str(folder)
+
+
+def test_folder_is_a_valid_phi3(tiny_phi3):
+    config = phi3.validate_model_dir(tiny_phi3)
+    assert config["model_type"] == "phi3" and "Phi3ForCausalLM" in config["architectures"]
+
+
+def test_chat_template_carries_the_facts(tiny_phi3):
+    tokenizer, model, device = phi3.load(tiny_phi3, device="cpu")
+    facts = build_facts(*sample_run())
+    prompt = phi3.render_prompt(tokenizer, build_messages(facts))
+    assert prompt.startswith("<|system|>\n") and prompt.endswith("<|assistant|>\n")
+    assert "<|user|>\nFacts of this classification run:" in prompt
+    assert "overall accuracy 83.4 %" in prompt and "- water:" in prompt
+    assert device == "cpu" and model.training is False
+
+
+def test_generate_end_to_end_streams_and_checks(tiny_phi3):
+    facts = build_facts(*sample_run(), focus_class="water")
+    chunks = []
+    ex = explain(facts, explainer=tiny_phi3, on_text=chunks.append, max_new_tokens=24, device="cpu")
+    assert ex.fallback_reason is None
+    assert ex.generator.startswith("phi3:tiny-phi3") and "Phi-3" in ex.label
+    assert chunks and ex.text and ex.text.strip() in "".join(chunks).strip() + " "
+    # grounding of the generated text is computed by the same checker
+    again = check_grounding(ex.text, facts)
+    assert (ex.grounded_share, ex.flagged_sentences) == (again.grounded_share, again.flagged_sentences)
+    # greedy decoding is deterministic
+    ex2 = explain(facts, explainer=tiny_phi3, max_new_tokens=24, device="cpu")
+    assert ex2.text == ex.text
+    json.dumps(ex.to_dict(), allow_nan=False)
+
+
+def test_bounded_tokens_and_cancellation(tiny_phi3):
+    facts = build_facts(*sample_run())
+    out = phi3.generate(facts, tiny_phi3, max_new_tokens=5, device="cpu")
+    assert out.new_tokens == 5 and out.prompt_tokens > 100 and out.text
+    stopped = phi3.generate(facts, tiny_phi3, max_new_tokens=40, device="cpu", is_cancelled=lambda: True)
+    assert stopped.new_tokens == 1
+
+
+def _jinja_ok():
+    import jinja2
+    return tuple(int(x) for x in jinja2.__version__.split(".")[:3]) >= (3, 1, 6)
+
+
+@pytest.mark.skipif(not _jinja_ok(), reason="transformers needs jinja2>=3.1.6 to run chat templates")
+def test_tokenizer_template_is_used_and_system_role_is_folded(tiny_phi3):
+    tokenizer, _, _ = phi3.load(tiny_phi3, device="cpu")
+    messages = build_messages(build_facts(*sample_run()))
+    assert phi3.render_prompt(tokenizer, messages) == phi3.phi3_format(messages)
+    saved = tokenizer.chat_template
+    try:  # an old Phi-3 style template without a system role
+        tokenizer.chat_template = (
+            "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+            "{% endif %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '<|end|>\n' }}{% endfor %}"
+            "{{ '<|assistant|>\n' }}")
+        prompt = phi3.render_prompt(tokenizer, messages)
+    finally:
+        tokenizer.chat_template = saved
+    assert prompt.startswith("<|user|>\nYou are a remote-sensing expert") and "<|system|>" not in prompt
