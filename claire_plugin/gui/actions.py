@@ -1,0 +1,64 @@
+"""Menu and toolbar actions of the plugin (called by ClairePlugin.initGui)."""
+from __future__ import annotations
+
+import os
+from typing import List
+
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "resources", "icons")
+MENU = "&CLAIRE land cover"
+
+
+def icon(name: str) -> QIcon:
+    """An icon of resources/icons (falls back to the plugin icon)."""
+    path = os.path.join(ICON_DIR, name)
+    return QIcon(path if os.path.exists(path) else os.path.join(ICON_DIR, "claire.svg"))
+
+
+def toggle_dock(plugin, checked: bool = True) -> None:
+    """Create the dock on first use, then show or hide it."""
+    from .dock import ClaireDock
+
+    if plugin.dock is None:
+        plugin.dock = ClaireDock(plugin.iface, plugin.iface.mainWindow())
+        plugin.iface.addDockWidget(Qt.RightDockWidgetArea, plugin.dock)
+        action = getattr(plugin, "_dock_action", None)
+        if action is not None:
+            plugin.dock.visibilityChanged.connect(action.setChecked)
+    plugin.dock.setVisible(bool(checked))
+
+
+def create_actions(plugin) -> List[QAction]:
+    """Add "Land cover panel", "Model card…" and "Diagnostics report" to the Raster menu and toolbar."""
+    iface = plugin.iface
+    window = iface.mainWindow()
+    panel = QAction(icon("claire.svg"), "CLAIRE land cover panel", window)
+    panel.setCheckable(True)
+    panel.setToolTip("Classify an optical + SAR pair into land cover (runs in the background)")
+    panel.toggled.connect(lambda checked: toggle_dock(plugin, checked))
+    plugin._dock_action = panel
+
+    def show_card() -> None:
+        from .picker import CheckpointDialog
+        plugin._card_dialog = CheckpointDialog(window)
+        plugin._card_dialog.show()
+
+    card = QAction(icon("model_card.svg"), "Checkpoint and model card…", window)
+    card.triggered.connect(show_card)
+
+    def show_diagnostics() -> None:
+        from .diagnostics_dialog import open_diagnostics
+        plugin._diagnostics_dialog = open_diagnostics(iface)
+
+    diag = QAction(icon("diagnostics.svg"), "Diagnostics report…", window)
+    diag.triggered.connect(show_diagnostics)
+
+    actions = [panel, card, diag]
+    for action in actions:
+        iface.addPluginToRasterMenu(MENU, action)
+    iface.addToolBarIcon(panel)
+    return actions

@@ -1,0 +1,163 @@
+"""`claire:evaluate`: accuracy of a classified raster against a reference raster (per-class table + report)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtGui import QIcon
+
+from .common import layer_file, progress_bridge
+from .provider import ICON
+
+EVAL_ICON = ICON.replace("claire.svg", "evaluate.svg")
+
+HELP = {
+    "CLASSIFIED": "The land-cover map to check (e.g. the output of Classify land cover). Its grid is the grid "
+    "of the comparison.",
+    "REFERENCE": "Reference labels (any CRS / pixel size: read onto the map's grid with nearest neighbour).",
+    "CLASS_MAPPING": "Optional, when the reference uses other ids than the map: REFERENCE:MAP pairs, e.g. "
+    "10:1,20:2 (reference value 10 is class 1 of the map). Values not listed are taken as they are.",
+    "REFERENCE_NODATA": "Optional reference values to leave out (besides the raster's own no-data value), "
+    "e.g. 0. Reference values that are not a class of the map are left out too and listed in the log.",
+    "CHECKPOINT": "Optional checkpoint whose model card gives class names and colours. Empty: the names "
+    "stored in the classified GeoTIFF, else 'class <value>'.",
+    "OUTPUT_TABLE": "Per-class table (value, name, IoU, precision, recall, F1, reference pixels, mapped "
+    "pixels), without geometry; save it as CSV, GeoPackage or a temporary layer.",
+    "REPORT": "Optional report: HTML (per-class table and confusion matrix) or JSON (every number).",
+}
+
+FIELDS = [("value", QVariant.Int), ("name", QVariant.String), ("iou", QVariant.Double),
+          ("precision", QVariant.Double), ("recall", QVariant.Double), ("f1", QVariant.Double),
+          ("support", QVariant.LongLong), ("predicted", QVariant.LongLong)]
+
+
+def table_fields() -> QgsFields:
+    """Fields of the per-class table."""
+    fields = QgsFields()
+    for name, kind in FIELDS:
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+class EvaluateAlgorithm(QgsProcessingAlgorithm):
+    """Confusion matrix, OA, mIoU, kappa and per-class IoU / precision / recall / F1."""
+
+    def name(self) -> str:
+        return "evaluate"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Evaluate land cover against a reference"
+
+    def group(self) -> str:
+        return "Land cover"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "landcover"
+
+    def icon(self) -> QIcon:
+        return QIcon(EVAL_ICON)
+
+    def createInstance(self) -> "EvaluateAlgorithm":  # noqa: N802
+        return EvaluateAlgorithm()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in HELP.items())
+        return ("<p>Compares a land-cover map with reference labels pixel by pixel, window by window, and "
+                "reports overall accuracy, mean IoU, Cohen's kappa and per-class IoU, precision, recall and "
+                "F1. The reference is resampled onto the map's grid (nearest neighbour).</p>"
+                f"<ul>{items}</ul>")
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        params = [
+            QgsProcessingParameterRasterLayer("CLASSIFIED", "Classified raster"),
+            QgsProcessingParameterRasterLayer("REFERENCE", "Reference raster"),
+            QgsProcessingParameterString("CLASS_MAPPING", "Class mapping REFERENCE:MAP (e.g. 10:1,20:2)",
+                                         optional=True),
+            QgsProcessingParameterString("REFERENCE_NODATA", "Reference values to ignore (e.g. 0)", optional=True),
+            QgsProcessingParameterFile("CHECKPOINT", "Checkpoint for class names (optional)",
+                                       extension="safetensors", optional=True),
+            QgsProcessingParameterFeatureSink("OUTPUT_TABLE", "Per-class metrics", QgsProcessing.TypeVector),
+            QgsProcessingParameterFileDestination(
+                "REPORT", "Report", fileFilter="HTML report (*.html);;JSON report (*.json)", optional=True,
+                createByDefault=False),
+        ]
+        for p in params:
+            p.setHelp(HELP[p.name()])
+            self.addParameter(p)
+        self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber("MIOU", "Mean IoU"))
+        self.addOutput(QgsProcessingOutputNumber("KAPPA", "Cohen's kappa"))
+        self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.errors import ClaireError
+        from ..core.evaluation import evaluate, parse_class_mapping, parse_values, write_report
+
+        classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
+        reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
+        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
+        try:
+            mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
+            ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
+            classes = None
+            if checkpoint:
+                from ...models.checkpoint import read_card
+                from ...models.palette import class_colors
+                card = read_card(checkpoint)
+                ordered = sorted(card.get("classes", []), key=lambda c: int(c.get("index", 0)))
+                classes = [{**c, "color": col} for c, col in zip(ordered, class_colors(card))]
+            metrics = evaluate(classified, reference, classes, mapping, ignore,
+                               progress_bridge(feedback), feedback.isCanceled)
+        except ClaireError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        except Exception as exc:
+            if type(exc).__name__ == "CheckpointError":
+                raise QgsProcessingException(str(exc)) from None
+            raise
+
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT_TABLE", context, table_fields(),
+                                          QgsWkbTypes.NoGeometry)
+        if sink is None:
+            raise QgsProcessingException("Could not create the per-class table; choose another destination.")
+        for row in metrics["per_class"]:
+            feat = QgsFeature(table_fields())
+            feat.setAttributes([row["value"], row["name"], row["iou"], row["precision"], row["recall"], row["f1"],
+                                row["support"], row["predicted"]])
+            sink.addFeature(feat, QgsFeatureSink.FastInsert)
+
+        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
+        if report:
+            write_report(metrics, report)
+        feedback.pushInfo(f"Compared {metrics['compared_pixels']} pixels ({metrics['compared_area_ha']:.1f} ha): "
+                          f"OA {metrics['oa']:.4f}, mIoU {metrics['miou']:.4f}, kappa {metrics['kappa']:.4f}")
+        if metrics["ignored_reference"]:
+            feedback.pushWarning("Reference values left out (not a class of the map; add a class mapping if they "
+                                 f"should count): {metrics['ignored_reference']} (value: pixels)")
+        for row in metrics["per_class"]:
+            fmt = lambda v: "   –  " if v is None else f"{v:6.3f}"  # noqa: E731
+            feedback.pushInfo(f"  {row['name']:<20} IoU {fmt(row['iou'])}  P {fmt(row['precision'])}  "
+                              f"R {fmt(row['recall'])}  F1 {fmt(row['f1'])}  n={row['support']}")
+        return {
+            "OUTPUT_TABLE": dest, "REPORT": report, "OA": metrics["oa"], "MIOU": metrics["miou"],
+            "KAPPA": metrics["kappa"],
+            "CLASS_METRICS": json.dumps({k: metrics[k] for k in ("oa", "miou", "kappa", "per_class", "confusion",
+                                                                 "class_values")}),
+        }

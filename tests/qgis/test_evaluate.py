@@ -1,0 +1,91 @@
+"""claire:evaluate in real QGIS: metrics, per-class table, class mapping, report."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+
+def _maps(tmp_path):
+    """A 20x30 map with classes 1, 2, 4 and a reference that differs in a known block."""
+    pred = np.ones((20, 30), np.uint8)
+    pred[:, 10:20] = 2
+    pred[:, 20:] = 4
+    ref = pred.copy()
+    ref[:5, 10:20] = 1  # 50 pixels of class 1 predicted as 2
+    ref[0, :] = 0       # a no-data row in the reference
+    return pred, ref
+
+
+def _expected(pred, ref):
+    keep = ref != 0
+    return (pred[keep] == ref[keep]).mean()
+
+
+def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
+    import processing
+    from claire.tests.conftest import write_raster
+
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref)
+    table = str(tmp_path / "metrics.csv")
+    report = str(tmp_path / "report.html")
+    res = processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path,
+                                             "REFERENCE_NODATA": "0", "OUTPUT_TABLE": table, "REPORT": report})
+    assert res["OA"] == pytest.approx(_expected(pred, ref))
+    assert -1.0 <= res["KAPPA"] <= 1.0 and 0.0 < res["MIOU"] < 1.0
+    per_class = json.loads(res["CLASS_METRICS"])["per_class"]
+    assert [r["value"] for r in per_class] == [1, 2, 4]
+    class2 = per_class[1]
+    assert class2["recall"] == pytest.approx(1.0)      # every reference 2 was mapped as 2
+    assert class2["precision"] < 1.0                   # but some 1s were mapped as 2 too
+    rows = open(table).read().splitlines()
+    assert rows[0].split(",")[:3] == ["value", "name", "iou"] and len(rows) == 4
+    assert "Confusion matrix" in open(report).read()
+
+
+def test_evaluate_class_mapping_and_names_from_checkpoint(claire_plugin, tmp_path, tiny_checkpoint):
+    import processing
+    from claire.tests.conftest import write_raster
+
+    pred, ref = _maps(tmp_path)
+    ref_other_ids = np.select([ref == 1, ref == 2, ref == 4], [10, 20, 40], 0).astype(np.uint8)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref10.tif"), ref_other_ids, nodata=0)
+    res = processing.run("claire:evaluate", {
+        "CLASSIFIED": cls_path, "REFERENCE": ref_path, "CLASS_MAPPING": "10:1, 20:2, 40:4",
+        "CHECKPOINT": tiny_checkpoint, "OUTPUT_TABLE": "memory:", "REPORT": str(tmp_path / "r.json")})
+    assert res["OA"] == pytest.approx(_expected(pred, ref))
+    names = [f["name"] for f in res["OUTPUT_TABLE"].getFeatures()] if hasattr(res["OUTPUT_TABLE"], "getFeatures") \
+        else None
+    if names is None:
+        from qgis.core import QgsProcessingUtils
+        names = [f["name"] for f in QgsProcessingUtils.mapLayerFromString(res["OUTPUT_TABLE"],
+                                                                          processing_context()).getFeatures()]
+    assert names == ["water", "trees", "crops", "built area"]
+    report = json.load(open(tmp_path / "r.json"))
+    assert report["mapping"] == {"10": 1, "20": 2, "40": 4}
+
+
+def processing_context():
+    from qgis.core import QgsProcessingContext, QgsProject
+
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    return ctx
+
+
+def test_evaluate_without_common_values_says_how_to_fix(claire_plugin, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+    from claire.tests.conftest import write_raster
+
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), (ref * 10).astype(np.uint8), nodata=0)
+    with pytest.raises(QgsProcessingException, match="class mapping"):
+        processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path,
+                                           "OUTPUT_TABLE": "memory:"})
