@@ -1,0 +1,158 @@
+"""GUI in real QGIS (offscreen): picker + model card, style classes, classify task, dock results, diagnostics."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture
+def tiny_run(tmp_path, raster_pair, tiny_checkpoint):
+    """A finished ClassifyTask on the small synthetic pair, with a reference (run() called directly)."""
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.gui.tasks import ClassifyTask
+
+    params = ClassifyParams(optical=raster_pair["optical"], sar=raster_pair["sar"],
+                            output=str(tmp_path / "lc.tif"), checkpoint=tiny_checkpoint,
+                            confidence=str(tmp_path / "lc_confidence.tif"), reference=raster_pair["labels"],
+                            tile_size=64, overlap=16)
+    done = []
+    task = ClassifyTask(params, on_done=done.append)
+    assert task.run() is True, task.error
+    task.finished(True)
+    assert done == [task]
+    return task
+
+
+def test_picker_reads_model_card_and_warns_on_bands(qgis_app, tiny_checkpoint, tiny_classes):
+    from claire.claire_plugin.gui.picker import CheckpointPicker, recent_checkpoints
+
+    picker = CheckpointPicker()
+    picker.setCheckpoint(tiny_checkpoint)
+    assert picker.checkpointPath() == tiny_checkpoint
+    assert picker.error() is None
+    assert [c["name"] for c in picker.card()["classes"]] == [c["name"] for c in tiny_classes]
+    html = picker.card_view.toHtml()
+    for cls in tiny_classes:
+        assert cls["name"] in html
+    assert "B8A" in html and "VV" in html
+    assert tiny_checkpoint in recent_checkpoints()
+    warnings = picker.checkLayers(4, 2)
+    assert len(warnings) == 1 and "has 4 band(s)" in warnings[0] and "expects 10" in warnings[0]
+    assert picker.checkLayers(12, 2) == []
+    assert "do not exist" in " ".join(picker.checkLayers(12, 2, sar_bands=[1, 3]))
+
+
+def test_picker_shows_why_a_checkpoint_is_unusable(qgis_app, tmp_path):
+    from claire.claire_plugin.gui.picker import CheckpointPicker
+
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x80\x04 pickle, not safetensors")
+    picker = CheckpointPicker()
+    picker.setCheckpoint(str(bad))
+    assert picker.card() is None and picker.error()
+    assert picker.error() in picker.card_view.toPlainText()
+
+
+def test_renderer_classes_equal_checkpoint_classes(qgis_app, tiny_run, tiny_classes):
+    from qgis.core import QgsPalettedRasterRenderer
+
+    from claire.claire_plugin.gui.layers import result_layers
+
+    layers = result_layers(tiny_run.result, None, "test")
+    land, confidence = layers
+    renderer = land.renderer()
+    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    got = [(c.value, c.label, c.color.name()) for c in renderer.classes()]
+    assert got == [(c["value"], c["name"], c["color"]) for c in tiny_classes]
+    assert confidence.name().startswith("Confidence")
+
+
+def test_dock_filled_from_finished_run(qgis_app, tiny_run, tiny_checkpoint, tiny_classes):
+    from qgis.core import QgsProject
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+    from claire.claire_plugin.gui.tasks import ExplainTask
+
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.show_result(tiny_run.result, dock.picker.card(), tiny_run.params, add_layers=True, explain=False)
+    try:
+        summary = tiny_run.result.summary
+        table = dock.results.table
+        assert table.rowCount() == len(summary["classes"]) > 0
+        assert [table.item(r, 0).text() for r in range(table.rowCount())] == [c["name"] for c in summary["classes"]]
+        assert dock.results.accuracy_table.isVisibleTo(dock.results)
+        oa = summary["metrics"]["oa"]
+        assert dock.results.tiles["oa"].value.text() == f"{100 * oa:.1f} %"
+        assert len(dock.results.chart.bars()) == sum(1 for c in summary["classes"] if c["share"] is not None)
+        names = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
+        assert any(n.startswith("Land cover") for n in names) and any(n.startswith("Confidence") for n in names)
+        assert dock.tabs.currentIndex() == 1
+
+        task = ExplainTask(summary, dock.last_card, None, on_done=dock.on_explained)
+        chunks = []
+        task.textChunk.connect(chunks.append)
+        assert task.run() is True, task.error
+        task.finished(True)
+        assert task.explanation.text.strip()
+        assert "template" in dock.results.generator.text()
+        assert dock.results.explanation.toPlainText().strip()
+    finally:
+        for layer in dock.added_layers:
+            QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_dock_refuses_to_start_without_layers(qgis_app):
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    dock = ClaireDock(None)
+    dock.optical.setLayer(None)
+    dock.sar.setLayer(None)
+    assert dock.start() is None
+    assert "Optical raster" in dock.status.text()
+
+
+def test_classify_task_reports_user_error(qgis_app, tmp_path, tiny_checkpoint):
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.gui.tasks import ClassifyTask
+
+    params = ClassifyParams(optical=str(tmp_path / "missing.tif"), sar=str(tmp_path / "missing_sar.tif"),
+                            output=str(tmp_path / "o.tif"), checkpoint=tiny_checkpoint)
+    task = ClassifyTask(params)
+    assert task.run() is False
+    assert task.error and "missing.tif" in task.error and task.details is None
+    assert not os.path.exists(tmp_path / "o.tif")
+
+
+def test_diagnostics_dialog_has_qgis_and_torch(qgis_app, tiny_checkpoint):
+    from qgis.core import Qgis
+
+    from claire.claire_plugin.gui.diagnostics_dialog import DiagnosticsDialog
+
+    dialog = DiagnosticsDialog(None, tiny_checkpoint)
+    text = dialog.text.toPlainText()
+    assert Qgis.QGIS_VERSION in text and "torch: 2." in text and "Valid: yes" in text
+
+
+def test_actions_add_menu_entries_and_open_the_dock(qgis_app, qgis_iface):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.gui import actions
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    menu = []
+
+    class Iface:  # pytest-qgis's iface has no raster menu: record what would go there
+        def __getattr__(self, name):
+            return getattr(qgis_iface, name)
+
+        def addPluginToRasterMenu(self, title, action):  # noqa: N802
+            menu.append((title, action.text()))
+
+    plugin = SimpleNamespace(iface=Iface(), dock=None)
+    created = actions.create_actions(plugin)
+    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…"]
+    assert {title for title, _ in menu} == {actions.MENU}
+    created[0].setChecked(True)
+    assert isinstance(plugin.dock, ClaireDock)
