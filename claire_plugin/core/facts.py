@@ -88,10 +88,11 @@ def _class_facts(entry: dict) -> dict:
 
 
 def _names_by_value(summary: dict, card: dict) -> Dict[Any, str]:
+    """Class names by raster value: the run's summary first, the card for values it lacks."""
     names: Dict[Any, str] = {}
-    for c in card.get("classes") or []:
-        names[c.get("value")] = str(c.get("name"))
     for c in summary.get("classes") or []:
+        names[c.get("value")] = str(c.get("name"))
+    for c in card.get("classes") or []:
         names.setdefault(c.get("value"), str(c.get("name")))
     return names
 

@@ -85,3 +85,14 @@ def test_empty_map_still_explained():
     facts = build_facts(summary, example_card(["water", "trees"]))
     ex = explain(facts)
     assert "nothing to interpret" in ex.text and ex.grounded_share == 1.0
+
+
+def test_poor_map_is_not_called_reliable():
+    cm = [[10, 90, 0], [80, 20, 0], [50, 50, 1]]
+    summary = example_summary([140, 160, 1], [0.4, 0.5, 0.3], [0.9, 0.8, 0.9], [0.5, 0.5, 0.5],
+                              confusion=cm, names=["water", "trees", "crops"])
+    facts = build_facts(summary, example_card(["water", "trees", "crops"]))
+    text = template.write(facts)
+    assert "No class is mapped reliably" in text and "most reliable" not in text
+    assert "should not be used" in text
+    assert check_grounding(text, facts).grounded_share == 1.0

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Callable, List, Optional
 
 GENERATOR = "template"
+#: A class is called reliable from this F1 (percent) on; never quoted as a number.
+RELIABLE_F1_PCT = 70.0
 
 #: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
 _SAR_CUES = [
@@ -81,7 +83,7 @@ def _composition(facts: dict, f: Formatter) -> str:
     if scene.get("total_area_ha") is not None:
         out.append(f"The map classifies {f.ha(scene['total_area_ha'])} of valid area "
                    f"({f.count(scene['valid_pixels'])} pixels) into {scene['classes_present']} "
-                   f"land-cover classes.")
+                   f"land-cover {'class' if scene['classes_present'] == 1 else 'classes'}.")
     if not classes:
         out.append("No valid pixel was classified, so there is nothing to interpret.")
         return " ".join(out)
@@ -142,10 +144,12 @@ def _modality(facts: dict, f: Formatter) -> str:
             bits.append(f"{f.pct(inv)} of the optical input is nodata or invalid")
         if cloud is not None:
             bits.append(f"{f.pct(cloud)} looks cloud-like")
-        s = "Regarding input quality, " + _join(bits)
         if (cloud or 0.0) + (inv or 0.0) > 0.0:
-            s += "; there the map rests mainly on the radar input"
-        out.append(s + ".")
+            out.append("Regarding input quality, " + _join(bits)
+                       + "; there the map rests mainly on the radar input.")
+        else:
+            out.append("The optical input has no nodata or cloud-like pixels, so both modalities "
+                       "were available everywhere.")
     if scene.get("sar_reliance_pct") is None:
         out.append("The model reports no fusion gate, so modality reliance is not available.")
         return " ".join(out)
@@ -203,13 +207,22 @@ def _reference(facts: dict, f: Formatter) -> str:
                     f"agreement")
     if head:
         out.append("Against the reference raster, " + _join(head) + ".")
+    if m.get("kappa") is not None and m["kappa"] < 0.4:
+        out.append("Agreement this low means the map should not be used before the model, the "
+                   "band order and the reference are checked.")
     rated = [c for c in m.get("per_class") or [] if c.get("f1_pct") is not None and c.get("support")]
     if rated:
         ranked = sorted(rated, key=lambda c: (-c["f1_pct"], c["name"]))
-        good = ranked[:2]
-        out.append("The most reliable " + ("classes are " if len(good) > 1 else "class is ")
-                   + _join([f"{c['name']} (F1 {f.pct(c['f1_pct'])}, IoU {f.pct(c['iou_pct'])})"
-                            for c in good]) + ".")
+        good = [c for c in ranked[:2] if c["f1_pct"] >= RELIABLE_F1_PCT]
+        if good:
+            out.append("The most reliable " + ("classes are " if len(good) > 1 else "class is ")
+                       + _join([f"{c['name']} (F1 {f.pct(c['f1_pct'])}, IoU {f.pct(c['iou_pct'])})"
+                                for c in good]) + ".")
+        else:
+            best = ranked[0]
+            out.append(f"No class is mapped reliably; the best is {best['name']} with F1 "
+                       f"{f.pct(best['f1_pct'])}.")
+            good = [best]
         for c in ranked[len(good):][-2:][::-1]:
             s = f"{_cap(c['name'])} is the weakest" if c is ranked[-1] else f"{_cap(c['name'])} is also weak"
             s += f", with F1 {f.pct(c['f1_pct'])}"

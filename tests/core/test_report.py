@@ -1,0 +1,112 @@
+"""Report: JSON + Markdown/HTML twins, atomic writing, and `claire explain`."""
+import json
+import os
+
+import pytest
+
+from claire.claire_plugin.core.cli import main
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.explain.checker import check_grounding
+from claire.claire_plugin.core.explain.examples import sample_run
+from claire.claire_plugin.core.report import report_paths, write_report
+
+
+def test_json_report_with_markdown_twin(tmp_path):
+    summary, card = sample_run(with_reference=True)
+    summary["classes"][0]["mean_sar_share"] = float("nan")  # must not leak NaN into JSON
+    path = tmp_path / "run.json"
+    rep = write_report(summary, card, str(path), inputs={"optical": "s2.tif", "sar": "s1.tif"})
+    data = json.loads(path.read_text())
+    assert set(data) >= {"facts", "explanation", "summary", "model", "inputs"}
+    ex = data["explanation"]
+    assert ex["generator"] == "template" and ex["grounded_share"] == 1.0 and ex["flagged_sentences"] == []
+    assert len(ex["text"].split()) > 100
+    assert check_grounding(ex["text"], data["facts"]).grounded_share == 1.0
+    assert "mean" not in data["model"]["inputs"]["optical"]  # card subset, no statistics
+    assert data["inputs"]["optical"] == "s2.tif" and rep["facts"] == data["facts"]
+    md = (tmp_path / "run.md").read_text()
+    assert "deterministic template" in md and ex["text"].split("\n")[0] in md
+    assert "| Class | Area (ha) |" in md and "## Per-class accuracy" in md and "| rangeland | crops | 710 |" in md
+    assert sorted(os.listdir(tmp_path)) == ["run.json", "run.md"]  # no temporary files left
+
+
+def test_html_report_gets_json_twin_and_escapes(tmp_path):
+    summary, card = sample_run(with_reference=False)
+    summary["classes"][0]["name"] = "<b>water</b>"
+    card["classes"][0]["name"] = "<b>water</b>"
+    write_report(summary, card, str(tmp_path / "run.html"))
+    html = (tmp_path / "run.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "&lt;b&gt;water&lt;/b&gt;" in html
+    assert "<b>water</b>" not in html and "Per-class accuracy" not in html
+    assert json.loads((tmp_path / "run.json").read_text())["facts"]["metrics"] is None
+
+
+def test_report_paths():
+    assert report_paths("/a/r.json") == ("/a/r.json", "/a/r.md", "md")
+    assert report_paths("/a/r.HTML") == ("/a/r.json", "/a/r.HTML", "html")
+    assert report_paths("/a/r.md") == ("/a/r.json", "/a/r.md", "md")
+    assert report_paths("/a/r") == ("/a/r", "/a/r.md", "md")
+
+
+def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):
+    summary, card = sample_run()
+    path = tmp_path / "run.json"
+    path.write_text("old")
+    import claire.claire_plugin.core.report as report_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(report_mod.json, "dumps", boom)
+    with pytest.raises(RuntimeError):
+        write_report(summary, card, str(path))
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["run.json"]
+
+
+def test_unwritable_folder_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ClaireError, match="Cannot write the report"):
+        write_report(*sample_run(), str(blocker / "sub" / "run.json"))
+
+
+def test_cli_explain_summary_file(tmp_path, capsys):
+    summary, card = sample_run(with_reference=True)
+    src = tmp_path / "summary.json"
+    src.write_text(json.dumps({"summary": summary, "band_choice": {}}))
+    out = tmp_path / "rep.html"
+    code = main(["explain", "--summary", str(src), "--class", "trees", "--report", str(out),
+                 "--explainer", str(tmp_path / "missing-model")])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.startswith("Selected class trees")
+    assert "Generator: deterministic template" in printed and "does not exist" in printed
+    assert "Grounded numbers:" in printed and "(100.0 %)" in printed
+    data = json.loads((tmp_path / "rep.json").read_text())
+    assert data["facts"]["focus"]["name"] == "trees" and out.exists()
+    assert "does not exist" in data["explanation"]["fallback_reason"]
+
+
+def test_cli_explain_bad_inputs(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["explain", "--summary", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    good = tmp_path / "s.json"
+    good.write_text(json.dumps(sample_run()[0]))
+    assert main(["explain", "--summary", str(good), "--class", "glacier"]) == 2
+    assert "not in this map" in capsys.readouterr().err
+
+
+def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsys):
+    from claire.claire_plugin.core.explain.examples import example_summary
+    names = ["water", "trees", "crops", "built area"]
+    summary = example_summary([400, 300, 200, 100], [0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4],
+                              [0.7, 0.4, 0.3, 0.6], names=names)
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps({"summary": summary}))
+    assert main(["explain", "--summary", str(src), "--checkpoint", tiny_checkpoint,
+                 "--report", str(tmp_path / "r.json")]) == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["model"]["size"] == "tiny" and data["facts"]["model"]["sar_sensor"] == "Sentinel-1"
+    assert "gave Sentinel-1" in data["explanation"]["text"]
+    assert data["inputs"]["checkpoint"].endswith("tiny.safetensors")
