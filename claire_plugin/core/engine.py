@@ -262,8 +262,6 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         reader = _ChunkReader(opt, sar_vrt, oc.indices, sc.indices, opt.nodata, opt_prep, sar_prep, grid,
                               tpc, visible)
         reader.start()
-        n_chunks = sum(1 for _ in grid.chunks(tpc))
-        done_chunks = 0
         t_forward = 0.0
         n_tiles = 0
         progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
@@ -296,6 +294,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 outs.append(probs.to(blend_dev))
                 t_forward += time.perf_counter() - t0
                 n_tiles += probs.shape[0]
+                progress(min(0.98, 0.98 * n_tiles / grid.n_tiles),
+                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + probs.shape[0]}/{grid.n_cols}")
             for fin in blender.add(r, j0, torch.cat(outs) if len(outs) > 1 else outs[0]):
                 _finish(fin, grid, j0, flags, K, has_sar_share, class_values, nodata, writers[0], conf_w, rel_w,
                         summary, ref_vrt, ref_lut)
@@ -303,9 +303,6 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 complete = grid.row0 + (r + 1) * grid.stride if r < grid.n_rows - 1 else opt.height
                 for w in writers:
                     w.complete_until(complete)
-            done_chunks += 1
-            progress(min(0.98, 0.98 * done_chunks / n_chunks),
-                     f"tile row {r + 1}/{grid.n_rows}, tiles {j1}/{grid.n_cols}")
         reader.join()
         reader = None
         if is_cancelled():

@@ -1,0 +1,256 @@
+"""End-to-end engine runs on small rasters with a deterministic stand-in model."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.errors import CancelledError, ClaireError
+from claire.claire_plugin.core.params import ClassifyParams
+
+L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 in a 12-band L2A stack
+
+
+def _params(scene, out="out.tif", **kw):
+    return ClassifyParams(optical=scene["optical"], sar=scene["sar"], output=os.path.join(scene["dir"], out), **kw)
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.profile
+
+
+def test_output_on_optical_grid_sizes_not_multiple_of_tile(engine_scene, standin_model, standin_card):
+    p = _params(engine_scene, confidence=os.path.join(engine_scene["dir"], "conf.tif"),
+                reliance=os.path.join(engine_scene["dir"], "rel.tif"))
+    res = run(p, standin_model, standin_card)
+    with rasterio.open(engine_scene["optical"]) as opt, rasterio.open(res.output) as out:
+        assert (out.crs, out.transform, out.shape) == (opt.crs, opt.transform, opt.shape) == (opt.crs, opt.transform, (150, 173))
+        assert out.dtypes[0] == "uint8" and out.nodata == 0
+        assert out.block_shapes[0] == (256, 256) and out.compression is not None
+        cls = out.read(1)
+    assert set(np.unique(cls)) <= {1, 2, 4, 5} and (cls != 0).all()
+    conf, prof = _read(res.confidence)
+    assert prof["nodata"] == 255 and conf.max() <= 100 and conf.min() >= 25  # >= 1/K for 4 classes
+    rel, _ = _read(res.reliance)
+    assert rel.max() <= 100
+    assert res.summary["valid_pixels"] == 150 * 173 and res.summary["nodata_pixels"] == 0
+    assert sum(c["pixels"] for c in res.summary["classes"]) == 150 * 173
+
+
+def _whole_image(scene, model, card):
+    optical, sar, _ = scene["arrays"]
+    o = optical[L2A_FOR_CARD].astype(np.float32) * 1e-4
+    o = (np.clip(o, 0, 1) - 0.2) / 0.1
+    s = (np.clip(sar, -40, 5) - np.array([-12.0, -18.0], np.float32)[:, None, None]) / 5.0
+    with torch.no_grad():
+        out = model(torch.from_numpy(o[None]).float(), torch.from_numpy(s[None]).float())
+    probs = torch.softmax(out["logits"], 1)[0]
+    conf, idx = probs.max(0)
+    values = np.array([c["value"] for c in card["classes"]], np.uint8)
+    return values[idx.numpy()], conf.numpy()
+
+
+def test_blended_tiles_equal_whole_image_inference_in_the_interior(engine_scene, standin_model, standin_card):
+    p = _params(engine_scene, confidence=os.path.join(engine_scene["dir"], "conf.tif"))
+    res = run(p, standin_model, standin_card)
+    cls, _ = _read(res.output)
+    conf, _ = _read(res.confidence)
+    want_cls, want_conf = _whole_image(engine_scene, standin_model, standin_card)
+    inner = (slice(3, -3), slice(3, -3))
+    agree = (cls[inner] == want_cls[inner]).mean()
+    assert agree >= 0.995, agree
+    assert np.abs(conf[inner].astype(float) - want_conf[inner] * 100).mean() < 1.0
+
+
+def test_sar_in_another_crs_matches_prewarped_sar(engine_scene, standin_model, standin_card, geotiff):
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    _, sar, _ = engine_scene["arrays"]
+    with rasterio.open(engine_scene["optical"]) as opt:
+        grid = (opt.crs, opt.transform, opt.shape)
+        b = transform_bounds(opt.crs, "EPSG:4326", *opt.bounds)
+    # SAR on EPSG:4326 at ~20 m, larger than the optical extent
+    pad = 0.002
+    w_geo, h_geo = 110, 100
+    t_geo = from_bounds(b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad, w_geo, h_geo)
+    geo = np.full((2, h_geo, w_geo), np.nan, np.float32)
+    reproject(sar, geo, src_crs=grid[0], src_transform=grid[1], dst_crs="EPSG:4326", dst_transform=t_geo,
+              resampling=Resampling.average, dst_nodata=np.nan)
+    geo_path = geotiff(os.path.join(engine_scene["dir"], "sar4326.tif"), geo, crs="EPSG:4326", transform=t_geo,
+                       nodata=float("nan"), descriptions=["VV", "VH"])
+    onto = np.full((2,) + grid[2], np.nan, np.float32)
+    reproject(geo, onto, src_crs="EPSG:4326", src_transform=t_geo, dst_crs=grid[0], dst_transform=grid[1],
+              resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)
+    pre_path = geotiff(os.path.join(engine_scene["dir"], "sar_prewarped.tif"), onto, crs=str(grid[0]),
+                       transform=grid[1], nodata=float("nan"), descriptions=["VV", "VH"])
+    a = run(ClassifyParams(engine_scene["optical"], geo_path, os.path.join(engine_scene["dir"], "a.tif")),
+            standin_model, standin_card)
+    b_ = run(ClassifyParams(engine_scene["optical"], pre_path, os.path.join(engine_scene["dir"], "b.tif")),
+             standin_model, standin_card)
+    ca, prof = _read(a.output)
+    cb, _ = _read(b_.output)
+    assert (prof["crs"], prof["transform"], ca.shape) == grid
+    assert (ca == cb).mean() >= 0.98
+    assert (ca != 0).mean() > 0.95
+    assert any("warped onto the optical grid" in m for m in a.messages)
+
+
+def test_nodata_of_either_input_and_outside_the_overlap_propagates(engine_scene, standin_model, standin_card,
+                                                                   geotiff):
+    optical, sar, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    optical[:, 10:20, 10:30] = 0
+    sar_part = sar[:, :, :120].copy()  # SAR covers only the left 120 columns
+    sar_part[:, 100:110, 50:60] = np.nan
+    d = engine_scene["dir"]
+    o_path = geotiff(os.path.join(d, "opt_nd.tif"), optical, nodata=0)
+    s_path = geotiff(os.path.join(d, "sar_part.tif"), sar_part, descriptions=["VV", "VH"])
+    res = run(ClassifyParams(o_path, s_path, os.path.join(d, "nd.tif"), confidence=os.path.join(d, "c.tif")),
+              standin_model, standin_card)
+    cls, _ = _read(res.output)
+    conf, _ = _read(res.confidence)
+    assert cls.shape == (150, 173)
+    assert (cls[10:20, 10:30] == 0).all() and (conf[10:20, 10:30] == 255).all()
+    assert (cls[100:110, 50:60] == 0).all()
+    assert (cls[:, 120:] == 0).all() and (conf[:, 120:] == 255).all()
+    expected_valid = 150 * 120 - 200 - 100
+    assert (cls != 0).sum() == expected_valid == res.summary["valid_pixels"]
+    assert res.summary["optical_invalid_share"] == pytest.approx(200 / (150 * 120))
+
+
+def test_cancelled_run_leaves_no_output_and_keeps_earlier_file(engine_scene, standin_model, standin_card):
+    d = engine_scene["dir"]
+    out = os.path.join(d, "out.tif")
+    with open(out, "wb") as f:
+        f.write(b"an earlier result")
+    before = sorted(os.listdir(d))
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    with pytest.raises(CancelledError):
+        run(_params(engine_scene, confidence=os.path.join(d, "conf.tif"), batch_size=1), standin_model,
+            standin_card, is_cancelled=cancel)
+    assert sorted(os.listdir(d)) == before, "no temporary or partial files left"
+    with open(out, "rb") as f:
+        assert f.read() == b"an earlier result"
+
+
+def test_progress_is_monotonic_and_reaches_one(engine_scene, standin_model, standin_card):
+    seen = []
+    run(_params(engine_scene, batch_size=2), standin_model, standin_card, progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert len(fractions) > 5
+    assert all(b >= a for a, b in zip(fractions, fractions[1:]))
+    assert fractions[-1] == 1.0 and all(isinstance(m, str) and m for _, m in seen)
+
+
+def test_linear_sar_is_converted_to_db(engine_scene, standin_model, standin_card, geotiff):
+    _, sar, _ = engine_scene["arrays"]
+    d = engine_scene["dir"]
+    lin = geotiff(os.path.join(d, "sar_lin.tif"), (10 ** (sar / 10)).astype(np.float32), descriptions=["VV", "VH"])
+    a = run(_params(engine_scene, "db.tif"), standin_model, standin_card)
+    b = run(ClassifyParams(engine_scene["optical"], lin, os.path.join(d, "lin.tif")), standin_model, standin_card)
+    assert any("converting to dB" in m for m in b.messages)
+    assert (_read(a.output)[0] == _read(b.output)[0]).mean() > 0.999
+
+
+def test_l1c_band_layout_is_chosen_and_reported(engine_scene, standin_model, standin_card, geotiff):
+    optical, _, _ = engine_scene["arrays"]
+    l1c = np.insert(optical, 10, 5, axis=0).astype(np.uint16)  # add B10 -> 13 bands
+    path = geotiff(os.path.join(engine_scene["dir"], "l1c.tif"), l1c)
+    res = run(ClassifyParams(path, engine_scene["sar"], os.path.join(engine_scene["dir"], "o.tif")),
+              standin_model, standin_card)
+    assert res.band_choice["optical"]["indices"] == [2, 3, 4, 5, 6, 7, 8, 9, 12, 13]
+    assert "L1C" in res.band_choice["optical"]["method"]
+    ref = run(_params(engine_scene, "ref.tif"), standin_model, standin_card)
+    assert (_read(res.output)[0] == _read(ref.output)[0]).all()
+
+
+def test_reference_metrics_summary_json_and_categories(engine_scene, standin_model, standin_card):
+    from osgeo import gdal
+
+    d = engine_scene["dir"]
+    first = run(_params(engine_scene, "first.tif"), standin_model, standin_card)
+    res = run(_params(engine_scene, "second.tif", reference=first.output, summary_json=os.path.join(d, "s.json")),
+              standin_model, standin_card)
+    m = res.summary["metrics"]
+    assert m["oa"] == pytest.approx(1.0) and m["class_values"] == [1, 2, 4, 5]
+    assert np.trace(np.array(m["confusion"])) == res.summary["valid_pixels"]
+    with open(os.path.join(d, "s.json")) as f:
+        js = json.load(f)["summary"]
+    for key in ("pixel_area_m2", "valid_pixels", "nodata_pixels", "optical_invalid_share", "cloud_like_share",
+                "classes", "mean_confidence", "mean_sar_share", "metrics"):
+        assert key in js
+    assert js["pixel_area_m2"] == pytest.approx(100.0)
+    for c in js["classes"]:
+        assert set(c) >= {"value", "name", "color", "pixels", "area_ha", "share", "mean_confidence",
+                          "low_confidence_share", "mean_sar_share"}
+    info = gdal.Info(res.output)  # what gdalinfo prints (GDAL 3.6 GTiff loads PAM lazily for the band API)
+    assert "Categories:" in info and "1: water" in info and "5: built area" in info
+    assert "Color Table" in info
+    bad = run(_params(engine_scene, "third.tif", reference=engine_scene["labels"]), standin_model, standin_card)
+    assert 0.0 <= bad.summary["metrics"]["oa"] <= 1.0
+
+
+def test_cloud_like_share_counts_bright_white_pixels(engine_scene, standin_model, standin_card, geotiff):
+    optical, _, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    optical[:, :30, :50] = 6000  # flat and bright over every band
+    path = geotiff(os.path.join(engine_scene["dir"], "cloudy.tif"), optical)
+    res = run(ClassifyParams(path, engine_scene["sar"], os.path.join(engine_scene["dir"], "o.tif")),
+              standin_model, standin_card)
+    assert res.summary["cloud_like_share"] == pytest.approx(1500 / (150 * 173), abs=1e-4)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("same_as_input", "also an input"),
+    ("missing_folder", "folder .* does not exist"),
+    ("missing_file", "does not exist"),
+    ("not_raster", "not a raster"),
+    ("no_crs", "no coordinate reference system"),
+    ("no_overlap", "do not overlap"),
+    ("few_bands", "has 3 band\\(s\\) but the checkpoint needs 10"),
+    ("band_range", "band index 14 is out of range"),
+    ("tile_overlap", "tile size"),
+    ("sar_all_nan", "no valid values"),
+])
+def test_bad_input_gives_clear_error(case, match, engine_scene, standin_model, standin_card, geotiff):
+    d = engine_scene["dir"]
+    optical, sar, _ = engine_scene["arrays"]
+    p = _params(engine_scene, "x.tif")
+    if case == "same_as_input":
+        p.output = engine_scene["sar"]
+    elif case == "missing_folder":
+        p.output = os.path.join(d, "nope", "x.tif")
+    elif case == "missing_file":
+        p.sar = os.path.join(d, "missing.tif")
+    elif case == "not_raster":
+        with open(os.path.join(d, "notes.tif"), "w") as f:
+            f.write("hello")
+        p.optical = os.path.join(d, "notes.tif")
+    elif case == "no_crs":
+        p.sar = geotiff(os.path.join(d, "nocrs.tif"), sar, crs=None)
+    elif case == "no_overlap":
+        p.sar = geotiff(os.path.join(d, "far.tif"), sar, origin=(600000.0, 4600000.0))
+    elif case == "few_bands":
+        p.optical = geotiff(os.path.join(d, "rgb.tif"), optical[:3])
+    elif case == "band_range":
+        p.optical_bands = [2, 3, 4, 5, 6, 7, 8, 9, 11, 14]
+    elif case == "tile_overlap":
+        p.tile_size, p.overlap = 64, 64
+    elif case == "sar_all_nan":
+        p.sar = geotiff(os.path.join(d, "nan.tif"), np.full_like(sar, np.nan))
+    with pytest.raises(ClaireError, match=match):
+        run(p, standin_model, standin_card)
+    assert not os.path.exists(os.path.join(d, "x.tif"))
+    assert not [f for f in os.listdir(d) if "partial" in f]
