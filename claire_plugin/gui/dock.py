@@ -220,7 +220,16 @@ class ClaireDock(QgsDockWidget):
             sb = parse_band_list(self.sar_bands.text())
         except ValueError:
             ob = sb = None
-        return self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None, ob, sb)
+        warnings = self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None,
+                                           ob, sb)
+        if self.task is None:
+            if opt is None or sar is None:
+                self._set_status("Choose an optical and a SAR layer, then Classify.")
+            elif warnings or self.picker.error():
+                self._set_status("Check the warnings above before classifying.", error=True)
+            else:
+                self._set_status("Ready: press Classify to run in the background (see the task manager).")
+        return warnings
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self):
@@ -311,7 +320,9 @@ class ClaireDock(QgsDockWidget):
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             add_to_project(self.added_layers)
-        messages = [f"Device: {result.device}"] + [str(m) for m in (result.messages or [])]
+        messages = [str(m) for m in (result.messages or [])]
+        if not any(m.lower().startswith("device") for m in messages):
+            messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages)
         self.progress.setValue(100)
         self._set_status(f"Done: {os.path.basename(result.output)}")

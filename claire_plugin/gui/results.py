@@ -112,7 +112,8 @@ class ResultsView(QWidget):
         el.addWidget(self.generator)
         el.addWidget(self.explanation, 1)
 
-        self.messages = QLabel("", self)
+        self.messages_box = QGroupBox("Run details", self)
+        self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
         self.messages.setStyleSheet("color:#5f6b76;")
         self.messages.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -129,7 +130,9 @@ class ResultsView(QWidget):
         lay.addLayout(chart_row)
         lay.addWidget(self.chart)
         lay.addWidget(expl_box, 1)
-        lay.addWidget(self.messages)
+        ml = QVBoxLayout(self.messages_box)
+        ml.addWidget(self.messages)
+        lay.addWidget(self.messages_box)
 
     # -- summary -------------------------------------------------------------------------------------
     def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None) -> None:  # noqa: N802,E501
@@ -160,7 +163,7 @@ class ResultsView(QWidget):
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()
         self.messages.setText("<br>".join(html.escape(m) for m in (messages or [])))
-        self.messages.setVisible(bool(messages))
+        self.messages_box.setVisible(bool(messages))
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, 1, self)
@@ -225,6 +228,7 @@ class ResultsView(QWidget):
                                        f"{s} ⚠</span>")
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
+        self.fitExplanation()
         parts = [f"Written by: <b>{html.escape(expl.generator or 'unknown')}</b>"]
         if expl.grounded_share is not None:
             parts.append(f"numbers checked against the facts: {100 * float(expl.grounded_share):.0f} % grounded")
@@ -234,6 +238,13 @@ class ResultsView(QWidget):
         for note in expl.notes:
             parts.append(html.escape(note))
         self.generator.setText(" · ".join(parts))
+
+    def fitExplanation(self, cap: int = 520) -> None:  # noqa: N802
+        """Grow the explanation box to its text (up to ``cap`` px), so short texts need no scrolling."""
+        doc = self.explanation.document()
+        doc.setTextWidth(max(200, self.explanation.viewport().width()))
+        height = int(doc.size().height()) + 2 * self.explanation.frameWidth() + 8
+        self.explanation.setMinimumHeight(max(150, min(cap, height)))
 
     def showExplanationError(self, message: str) -> None:  # noqa: N802
         """Say why no explanation could be written."""
