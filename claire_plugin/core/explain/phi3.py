@@ -115,6 +115,8 @@ def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoTokenizer, Phi3ForCausalLM
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()  # no tqdm bars in the QGIS log / CLI output
         dtype = torch.float32
         if dev == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
