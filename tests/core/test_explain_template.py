@@ -96,3 +96,22 @@ def test_poor_map_is_not_called_reliable():
     assert "No class is mapped reliably" in text and "most reliable" not in text
     assert "should not be used" in text
     assert check_grounding(text, facts).grounded_share == 1.0
+
+
+def test_digit_class_names_and_planted_number_in_real_text():
+    names = ["Class 12", "Zone 7", "water"]
+    cm = [[900, 50, 50], [30, 700, 70], [10, 20, 400]]
+    summary = example_summary([940, 770, 520], [0.9, 0.8, 0.7], [0.05, 0.15, 0.3], [0.2, 0.4, 0.8],
+                              confusion=cm, names=names)
+    facts = build_facts(summary, example_card(names), focus_class="Zone 7")
+    text = template.write(facts)
+    assert "Class 12" in text and "Zone 7" in text
+    assert check_grounding(text, facts).grounded_share == 1.0
+    oa = f"{facts['metrics']['oa_pct']:.1f} %"
+    planted = text.replace(oa, "97.5 %", 1)
+    assert planted != text
+    res = check_grounding(planted, facts)
+    assert len(res.flagged_sentences) == 1 and "97.5 %" in res.flagged_sentences[0]
+    assert res.grounded_share < 1.0
+    dropped = check_grounding(planted, facts, drop_unmatched=True)
+    assert "97.5" not in dropped.text and "Zone 7" in dropped.text
