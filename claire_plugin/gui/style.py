@@ -52,23 +52,35 @@ def apply_landcover_style(layer: QgsRasterLayer, card_or_classes, nodata: Option
 
 
 def classes_from_raster(path: str) -> List[ClassSpec]:
-    """Read classes (value, name, colour) back from a GeoTIFF's colour table and category names."""
+    """Read classes (value, name, colour) from a GeoTIFF's colour table and category names.
+
+    Category names come from GDAL (the GTiff driver keeps them in the .aux.xml sidecar); when the sidecar is
+    gone, the `class_<value>` tags embedded in the TIFF are used. (`Band.GetCategoryNames()` of Debian's
+    GDAL 3.6 bindings returns None, so this reads `gdal.Info` JSON.)
+    """
     from osgeo import gdal
 
-    ds = gdal.Open(path)
-    if ds is None:
+    try:
+        info = gdal.Info(path, format="json")
+    except RuntimeError:
         return []
-    band = ds.GetRasterBand(1)
-    names = band.GetCategoryNames() or []
-    table = band.GetColorTable()
-    nodata = band.GetNoDataValue()
+    if not info or not info.get("bands"):
+        return []
+    band = info["bands"][0]
+    nodata = band.get("noDataValue")
+    names = dict(enumerate(band.get("categories") or []))
+    for key, value in (band.get("metadata", {}).get("") or {}).items():
+        if key.startswith("class_") and key[6:].isdigit():
+            names.setdefault(int(key[6:]), value)
+    entries = (band.get("colorTable") or {}).get("entries") or []
     classes = []
-    for value, name in enumerate(names):
+    for value in sorted(names):
+        name = names[value]
         if not name or (nodata is not None and value == int(nodata)):
             continue
         color = "#808080"
-        if table is not None and value < table.GetCount():
-            r, g, b, _ = table.GetColorEntry(value)
+        if value < len(entries):
+            r, g, b = entries[value][:3]
             color = "#{:02x}{:02x}{:02x}".format(r, g, b)
         classes.append({"value": value, "name": name, "color": color})
     return classes

@@ -42,14 +42,13 @@ def test_output_on_optical_grid_with_classes_and_colour_table(claire_plugin, ras
         assert dst.dtypes[0] == "uint8" and dst.nodata == 0
         values = set(np.unique(dst.read(1)).tolist())
     assert values <= {c["value"] for c in tiny_classes}
-    band = gdal.Open(out).GetRasterBand(1)
-    names = band.GetCategoryNames()
-    table = band.GetColorTable()
-    assert table is not None
+    band = gdal.Info(out, format="json")["bands"][0]  # what gdalinfo shows
+    names, table = band["categories"], band["colorTable"]["entries"]
     for cls in tiny_classes:
         assert names[cls["value"]] == cls["name"]
-        r, g, b, _ = table.GetColorEntry(cls["value"])
+        r, g, b, _ = table[cls["value"]]
         assert "#{:02x}{:02x}{:02x}".format(r, g, b) == cls["color"]
+    assert band["metadata"][""]["class_1"] == "water", "names also embedded in the TIFF itself"
     assert os.path.exists(os.path.splitext(out)[0] + ".qml"), "QML style sidecar"
     assert "water" in results["CLASS_TABLE"]
 
