@@ -202,7 +202,8 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
             stopping_criteria=StoppingCriteriaList([_Cancel()]))
     new = out[0, enc["input_ids"].shape[1]:]
     text = tokenizer.decode(new, skip_special_tokens=True)
-    name = f"phi3:{os.path.basename(os.path.normpath(model.name_or_path))}"
+    shown = spec if _looks_like_repo_id(spec) else os.path.basename(os.path.normpath(spec))
+    name = f"phi3:{shown}"
     return Generated(clean_text(text), name, int(enc["input_ids"].shape[1]), int(new.shape[0]),
                      time.perf_counter() - start)
 
