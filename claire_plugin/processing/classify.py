@@ -51,18 +51,14 @@ HELP = {
 
 
 def parse_bands(text: Optional[str], name: str) -> Optional[List[int]]:
-    """Parse '2,3,4,8' into [2, 3, 4, 8]; empty gives None; anything else a clear error."""
-    if text is None or not str(text).strip():
-        return None
+    """Parse '2,3,4,8' into [2, 3, 4, 8] with the CLI's parser; errors become Processing errors."""
+    from ..core.cli_classify import parse_band_list
+    from ..core.errors import ClaireError
+
     try:
-        bands = [int(part) for part in str(text).replace(";", ",").replace(" ", ",").split(",") if part.strip()]
-    except ValueError:
-        raise QgsProcessingException(
-            f"{name} '{text}' is not a list of band numbers. Fix: give 1-based numbers separated by commas, e.g. 2,3,4,8."
-        ) from None
-    if any(b < 1 for b in bands):
-        raise QgsProcessingException(f"{name} '{text}' has a band number below 1. Fix: band numbers start at 1.")
-    return bands
+        return parse_band_list(text, name)
+    except ClaireError as exc:
+        raise QgsProcessingException(str(exc)) from None
 
 
 class ClassifyAlgorithm(QgsProcessingAlgorithm):
