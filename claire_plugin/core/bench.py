@@ -1,0 +1,266 @@
+"""Benchmark of the engine on synthetic Sentinel-2 + Sentinel-1 pairs.
+
+For each size N: a 13-band uint16 optical (UTM 33N, 10 m, N x N) and a 2-band float32 dB SAR on
+EPSG:4326 at ~20 m; the engine classifies them with the default checkpoint in a fresh subprocess
+(so the peak RSS, VmHWM, belongs to that size alone); then, in the same process, the model's bare
+forward runs on the same number of tiles of the same size and batch. Reported: end-to-end seconds,
+bare-forward seconds, their ratio, MPix/s and peak RSS.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+UTM = "EPSG:32633"
+ORIGIN = (400000.0, 5200000.0)  # around 46.9 N, 13.7 E
+
+
+def write_pair(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
+    """Write the synthetic optical + SAR pair of `size` (streamed in 256-row strips)."""
+    import rasterio
+    from rasterio.transform import from_bounds, from_origin
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
+
+    opt_path = os.path.join(folder, f"optical_{size}.tif")
+    sar_path = os.path.join(folder, f"sar_{size}.tif")
+    if os.path.exists(opt_path) and os.path.exists(sar_path):
+        return {"optical": opt_path, "sar": sar_path}
+    rng = np.random.default_rng(seed)
+    t = from_origin(ORIGIN[0], ORIGIN[1], 10.0, 10.0)
+    base = np.array([1200, 1000, 900, 800, 1100, 1800, 2100, 2300, 2400, 600, 30, 1700, 1100], np.float32)
+    prof = dict(driver="GTiff", width=size, height=size, count=13, dtype="uint16", crs=UTM, transform=t,
+                tiled=True, blockxsize=256, blockysize=256, nodata=0)
+    cols = np.arange(size, dtype=np.float32)
+    with rasterio.open(opt_path + ".tmp.tif", "w", **prof) as dst:
+        for r0 in range(0, size, 256):
+            h = min(256, size - r0)
+            rows = np.arange(r0, r0 + h, dtype=np.float32)[:, None]
+            field = (np.sin(cols / 97.0) * np.cos(rows / 131.0) + np.sin((cols + rows) / 53.0)) * 0.5
+            block = base[:, None, None] * (1.0 + 0.5 * field[None]) + rng.normal(0, 40, (13, h, size)).astype(np.float32)
+            dst.write(np.clip(block, 1, 10000).astype(np.uint16), window=Window(0, r0, size, h))
+    os.replace(opt_path + ".tmp.tif", opt_path)
+    b = transform_bounds(UTM, "EPSG:4326", ORIGIN[0], ORIGIN[1] - 10.0 * size, ORIGIN[0] + 10.0 * size, ORIGIN[1],
+                         densify_pts=21)
+    lat = math.radians((b[1] + b[3]) / 2)
+    dy = 20.0 / 110574.0
+    dx = 20.0 / (111320.0 * math.cos(lat))
+    pad = 5
+    west, south, east, north = b[0] - pad * dx, b[1] - pad * dy, b[2] + pad * dx, b[3] + pad * dy
+    w, h = int(math.ceil((east - west) / dx)), int(math.ceil((north - south) / dy))
+    ts = from_bounds(west, north - h * dy, west + w * dx, north, w, h)
+    sprof = dict(driver="GTiff", width=w, height=h, count=2, dtype="float32", crs="EPSG:4326", transform=ts,
+                 tiled=True, blockxsize=256, blockysize=256, nodata=float("nan"))
+    scol = np.arange(w, dtype=np.float32)
+    with rasterio.open(sar_path + ".tmp.tif", "w", **sprof) as dst:
+        dst.set_band_description(1, "VV")
+        dst.set_band_description(2, "VH")
+        for r0 in range(0, h, 256):
+            hh = min(256, h - r0)
+            rows = np.arange(r0, r0 + hh, dtype=np.float32)[:, None]
+            field = np.sin(scol / 49.0) * np.cos(rows / 65.0)
+            vv = -12.0 + 4.0 * field + rng.normal(0, 1.0, (hh, w)).astype(np.float32)
+            dst.write(np.stack([vv, vv - 6.0]).astype(np.float32), window=Window(0, r0, w, hh))
+    os.replace(sar_path + ".tmp.tif", sar_path)
+    return {"optical": opt_path, "sar": sar_path}
+
+
+def _vmhwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) used by this process so far, all threads."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _load(checkpoint: Optional[str]):
+    """Default checkpoint, or (when it is missing) an untrained 'small' CLAIRE of the same shape."""
+    from .engine import default_checkpoint, load_model
+
+    path = checkpoint or default_checkpoint()
+    if os.path.exists(path):
+        model, card = load_model(path)
+        return model, card, os.path.basename(path)
+    from ...models.registry import build_model
+
+    bands = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+    config = {"num_classes": 9, "optical_channels": 10, "sar_channels": 2, "size": "small"}
+    card = {"arch": "claire", "config": config, "nodata": 0, "tile_size": 256, "overlap": 32,
+            "classes": [{"index": i, "value": i + 1, "name": f"class {i + 1}"} for i in range(9)],
+            "inputs": {"optical": {"bands": bands, "units": "reflectance", "scale": 1e-4, "clip": [0, 1],
+                                   "mean": [0.15] * 10, "std": [0.1] * 10},
+                       "sar": {"bands": ["VV", "VH"], "units": "dB", "clip": [-40, 5],
+                               "mean": [-12, -18], "std": [5, 5]}}}
+    return build_model("claire", config).eval(), card, "untrained 'small' CLAIRE (default checkpoint missing)"
+
+
+def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int]) -> dict:
+    """Classify the pair of `size` end to end, then time the bare forward on as many tiles."""
+    import torch
+
+    from .engine import run
+    from .params import ClassifyParams
+
+    if threads:
+        torch.set_num_threads(threads)
+    paths = write_pair(folder, size)
+    out = os.path.join(folder, f"classes_{size}.tif")
+    rss_start = _vmhwm_mb()
+    c0 = _cpu_s()
+    t0 = time.perf_counter()
+    model, card, name = _load(checkpoint)
+    params = ClassifyParams(paths["optical"], paths["sar"], out, batch_size=batch, device="auto", threads=threads)
+    res = run(params, model, card)
+    e2e = time.perf_counter() - t0
+    e2e_cpu = _cpu_s() - c0
+    rss = _vmhwm_mb()
+    st = res.stats
+    tile, n_tiles = st["tile_size"], st["tiles"]
+    dev = torch.device(res.device)
+    co, cs = len(res.band_choice["optical"]["indices"]), len(res.band_choice["sar"]["indices"])
+    g = torch.Generator().manual_seed(0)
+    o = torch.randn(batch, co, tile, tile, generator=g).to(dev)
+    s = torch.randn(batch, cs, tile, tile, generator=g).to(dev)
+    model = model.to(dev).eval()
+    with torch.inference_mode():
+        model(o[:1], s[:1])  # warm-up (the engine's first batch is not excluded either)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        c1 = _cpu_s()
+        done = 0
+        while done < n_tiles:
+            n = min(batch, n_tiles - done)
+            r = model(o[:n], s[:n])
+            torch.softmax(r["logits"], 1) if isinstance(r, dict) else r  # noqa: B018 - same work as the engine
+            done += n
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    bare = time.perf_counter() - t1
+    bare_cpu = _cpu_s() - c1
+    for p in (out, out + ".aux.xml"):
+        if os.path.exists(p):
+            os.remove(p)
+    return {"size": size, "pixels": size * size, "tiles": n_tiles, "tile_size": tile, "batch_size": batch,
+            "device": res.device, "threads": torch.get_num_threads(), "model": name,
+            "end_to_end_s": round(e2e, 2), "bare_forward_s": round(bare, 2),
+            "ratio": round(e2e / bare, 3) if bare else None,
+            "mpix_per_s": round(size * size / e2e / 1e6, 3), "peak_rss_mb": round(rss, 1),
+            "rss_before_run_mb": round(rss_start, 1), "end_to_end_cpu_s": round(e2e_cpu, 2),
+            "bare_forward_cpu_s": round(bare_cpu, 2), "cpu_ratio": round(e2e_cpu / bare_cpu, 3) if bare_cpu else None, "engine_forward_s": round(st["forward_seconds"], 2)}
+
+
+def machine() -> dict:
+    """A short description of the machine the benchmark ran on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 4,
+              threads: Optional[int] = None, log=print) -> dict:
+    """Measure every size in its own subprocess; returns {"machine", "results", "targets"}."""
+    own = folder is None
+    folder = folder or tempfile.mkdtemp(prefix="claire-bench-")
+    results = []
+    try:
+        for size in sizes:
+            log(f"size {size}: writing the synthetic pair and classifying (fresh process)...")
+            write_pair(folder, size)
+            cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch)]
+            if checkpoint:
+                cmd += ["--checkpoint", checkpoint]
+            if threads:
+                cmd += ["--threads", str(threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"benchmark of size {size} failed:\n{proc.stderr[-3000:]}")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            results.append(row)
+            log(f"  {row['end_to_end_s']} s end to end, {row['bare_forward_s']} s bare forward, ratio "
+                f"{row['ratio']}, {row['mpix_per_s']} MPix/s, peak RSS {row['peak_rss_mb']} MB")
+    finally:
+        if own:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"machine": machine(), "results": results, "targets": targets(results)}
+
+
+def targets(results: List[dict]) -> dict:
+    """Check the targets: ratio <= 1.10, RSS(largest) <= 1.3 x RSS(smallest), 10980^2 <= 600 s."""
+    if not results:
+        return {}
+    small, big = min(results, key=lambda r: r["size"]), max(results, key=lambda r: r["size"])
+    full = big["end_to_end_s"] * (10980 ** 2) / big["pixels"]
+    return {
+        "max_ratio": max(r["ratio"] for r in results), "ratio_ok": all(r["ratio"] <= 1.10 for r in results),
+        "rss_growth": round(big["peak_rss_mb"] / small["peak_rss_mb"] - 1.0, 3),
+        "rss_ok": big["peak_rss_mb"] <= 1.3 * small["peak_rss_mb"],
+        "s2_tile_estimate_s": round(full, 1), "s2_tile_ok": full <= 600.0,
+        "estimate_from_size": big["size"],
+    }
+
+
+def format_table(report: dict) -> str:
+    """Markdown table of the results."""
+    lines = ["| size | tiles | end-to-end s | bare forward s | ratio | CPU-time ratio | MPix/s | peak RSS MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["results"]:
+        lines.append(f"| {r['size']}² | {r['tiles']} | {r['end_to_end_s']} | {r['bare_forward_s']} | {r['ratio']} "
+                     f"| {r.get('cpu_ratio')} | {r['mpix_per_s']} | {r['peak_rss_mb']} |")
+    return "\n".join(lines)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--one", type=int, required=True)
+    ap.add_argument("--folder", required=True)
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
