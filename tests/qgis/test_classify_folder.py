@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 import os
 
 import rasterio
@@ -46,9 +47,9 @@ def test_folder_batch_carries_on_and_reports(claire_plugin, tmp_path, tiny_check
     unmatched = {os.path.basename(u["path"]): u["side"] for u in json.loads(res["UNMATCHED_FILES"])}
     assert unmatched == {"lonely_S2.tif": "optical", "orphan_S1.tif": "sar"}
 
-    summary = json.load(open(res["SUMMARY_JSON"]))
+    summary = json.loads(Path(res["SUMMARY_JSON"]).read_text())
     assert summary["succeeded"] == 2 and summary["failed"] == 1
-    rows = list(csv.DictReader(open(res["SUMMARY_CSV"])))
+    rows = list(csv.DictReader(Path(res["SUMMARY_CSV"]).read_text().splitlines()))
     assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok", "unmatched", "unmatched"]
 
 
@@ -67,7 +68,7 @@ def test_folder_batch_with_identical_names_and_skip_existing(claire_plugin, tmp_
     first = processing.run("claire:classify_folder", params)
     assert (first["PAIRS"], first["SUCCEEDED"], first["FAILED"], first["UNMATCHED"]) == (1, 1, 0, 0)
     again = processing.run("claire:classify_folder", {**params, "SKIP_EXISTING": True})
-    statuses = [r["status"] for r in json.load(open(again["SUMMARY_JSON"]))["results"]]
+    statuses = [r["status"] for r in json.loads(Path(again["SUMMARY_JSON"]).read_text())["results"]]
     assert statuses == ["skipped"]
 
 

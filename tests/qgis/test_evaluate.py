@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,9 +43,9 @@ def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
     class2 = per_class[1]
     assert class2["recall"] == pytest.approx(1.0)      # every reference 2 was mapped as 2
     assert class2["precision"] < 1.0                   # but some 1s were mapped as 2 too
-    rows = open(table).read().splitlines()
+    rows = Path(table).read_text().splitlines()
     assert rows[0].split(",")[:3] == ["value", "name", "iou"] and len(rows) == 4
-    assert "Confusion matrix" in open(report).read()
+    assert "Confusion matrix" in Path(report).read_text()
 
 
 def test_evaluate_class_mapping_and_names_from_checkpoint(claire_plugin, tmp_path, tiny_checkpoint):
@@ -66,7 +67,7 @@ def test_evaluate_class_mapping_and_names_from_checkpoint(claire_plugin, tmp_pat
         names = [f["name"] for f in QgsProcessingUtils.mapLayerFromString(res["OUTPUT_TABLE"],
                                                                           processing_context()).getFeatures()]
     assert names == ["water", "trees", "crops", "built area"]
-    report = json.load(open(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
     assert report["mapping"] == {"10": 1, "20": 2, "40": 4}
 
 
