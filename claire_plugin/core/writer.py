@@ -42,6 +42,21 @@ def check_output_path(path: str, inputs: Sequence[str], role: str = "output") ->
                               f"file name so the input is not overwritten")
 
 
+def write_error(path: str, exc: BaseException) -> ClaireError:
+    """A ClaireError for a failed write: says so plainly when the disk is full."""
+    import errno
+
+    text = str(exc)
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in text.lower() \
+        or "disk full" in text.lower() or "free disk space" in text.lower()
+    if full:
+        return ClaireError(f"writing {path!r} failed: the disk is full ({text}); free some disk space or choose "
+                           f"an output folder on another disk. Nothing was written and any earlier file at that "
+                           f"path is unchanged")
+    return ClaireError(f"writing {path!r} failed ({text}); check that the folder is writable and has free space. "
+                       f"Nothing was written and any earlier file at that path is unchanged")
+
+
 class GridWriter:
     """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
 
@@ -89,7 +104,10 @@ class GridWriter:
         row = min(row, self.height)
         while self.buf_row0 + BLOCK <= row or (row >= self.height and self.buf_row0 < self.height):
             h = min(BLOCK, self.height - self.buf_row0)
-            self.ds.write(self.buf[:h], 1, window=Window(0, self.buf_row0, self.width, h))
+            try:
+                self.ds.write(self.buf[:h], 1, window=Window(0, self.buf_row0, self.width, h))
+            except Exception as exc:  # noqa: BLE001 - disk full, quota, vanished folder...
+                raise write_error(self.final, exc) from None
             self.buf[:-BLOCK] = self.buf[BLOCK:].copy()
             self.buf[-BLOCK:] = self.nodata
             self.buf_row0 += h
@@ -98,7 +116,10 @@ class GridWriter:
         """Write the remaining rows and close the temporary file."""
         if not self.closed:
             self.complete_until(self.height)
-            self.ds.close()
+            try:
+                self.ds.close()
+            except Exception as exc:  # noqa: BLE001 - GDAL flushes the last blocks on close
+                raise write_error(self.final, exc) from None
             self.closed = True
 
     def abort(self) -> None:
