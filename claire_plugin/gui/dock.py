@@ -295,8 +295,8 @@ class ClaireDock(QgsDockWidget):
     def cancel(self) -> None:
         """Ask the running task to stop (it stops at the next tile)."""
         if self.task is not None:
+            self._set_status("Cancelling…")  # before cancel(): a queued task finishes inside cancel()
             self.task.cancel()
-            self._set_status("Cancelling…")
 
     def on_classified(self, task: ClassifyTask) -> None:
         """Main thread: add the styled layers, fill the results view, start the explanation."""

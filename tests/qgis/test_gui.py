@@ -156,3 +156,45 @@ def test_actions_add_menu_entries_and_open_the_dock(qgis_app, qgis_iface):
     assert {title for title, _ in menu} == {actions.MENU}
     created[0].setChecked(True)
     assert isinstance(plugin.dock, ClaireDock)
+
+
+def _wait(app, condition, seconds=60.0):
+    import time
+
+    end = time.time() + seconds
+    while not condition() and time.time() < end:
+        app.processEvents()
+        time.sleep(0.02)
+    return condition()
+
+
+def test_dock_runs_in_task_manager_and_cancels(qgis_app, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
+    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
+    project.addMapLayers([optical, sar])
+    dock = ClaireDock(None)
+    try:
+        dock.picker.setCheckpoint(tiny_checkpoint)
+        dock.optical.setLayer(optical)
+        dock.sar.setLayer(sar)
+        assert dock.picker.warnings() == [] and "Ready" in dock.status.text()
+        dock.output.setFilePath(str(tmp_path / "dock_run.tif"))
+        assert dock.start() is not None and not dock.run_button.isEnabled()
+        assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+        assert "Done: dock_run.tif" in dock.status.text(), dock.status.text()
+        assert dock.results.table.rowCount() == 4 and dock.results.explanation.toPlainText()
+
+        dock.output.setFilePath(str(tmp_path / "cancelled.tif"))
+        dock.start()
+        dock.cancel()
+        assert _wait(qgis_app, lambda: dock.task is None)
+        assert "Cancelled" in dock.status.text() and dock.run_button.isEnabled()
+        assert not (tmp_path / "cancelled.tif").exists()
+    finally:
+        for layer in dock.added_layers + [optical, sar]:
+            project.removeMapLayer(layer.id())
