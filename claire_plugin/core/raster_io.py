@@ -21,8 +21,14 @@ def open_raster(path: str, role: str):
         raise ClaireError(f"the {role} raster {path!r} does not exist; check the path")
     if os.path.isdir(path):
         raise ClaireError(f"the {role} path {path!r} is a folder; give a raster file")
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
     try:
-        ds = rasterio.open(path)
+        with warnings.catch_warnings():  # require_crs() says it clearly, with the fix
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
     except (RasterioIOError, OSError, ValueError) as exc:
         raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
