@@ -11,7 +11,7 @@ import sys
 from typing import List, Optional
 
 # Areas in the order their commands appear in `claire --help`.
-_AREAS = ["cli_classify", "cli_train", "cli_bench", "cli_explain", "cli_diagnostics"]
+_AREAS = ["cli_classify", "cli_batch", "cli_train", "cli_bench", "cli_explain", "cli_diagnostics"]
 
 
 def build_parser() -> argparse.ArgumentParser:

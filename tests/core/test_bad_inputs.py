@@ -1,0 +1,318 @@
+"""Issue 7 through the command line: every bad input ends in exit status 2 and one `claire: error:` line
+that names the problem and the fix; nothing is left at the output path (an earlier file there is
+untouched); inputs are byte-identical afterwards and gain no sidecar; nothing runs from a checkpoint.
+Cases marked (works) succeed with the right result. The cases live in test_bad_inputs_cases.py.
+"""
+from __future__ import annotations
+
+import errno
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+_HERE = Path(__file__).resolve().parent
+REPO = _HERE.parents[1]
+
+
+def _load_cases():
+    name = "claire_bad_inputs_cases"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _HERE / "test_bad_inputs_cases.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+C = _load_cases()
+PREVIOUS = b"an earlier output that must survive a failed run\n"
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory) -> str:
+    return C.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture
+def workdir(tmp_path, base_checkpoint):
+    """tmp/in (inputs and a copy of the checkpoint) and tmp/out."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    ck = shutil.copy(base_checkpoint, tmp_path / "in" / "tiny.safetensors")
+    return tmp_path, str(ck)
+
+
+def cli(argv):
+    """Run `claire ...` in-process: (exit status, stdout, stderr)."""
+    from claire.claire_plugin.core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse
+            rc = exc.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def classify_argv(args: dict) -> list:
+    argv = ["classify", "--optical", args["optical"], "--sar", args["sar"], "--output", args["output"],
+            "--checkpoint", args["checkpoint"], "--threads", "1", "--quiet"]
+    for key, flag in (("optical_bands", "--optical-bands"), ("sar_bands", "--sar-bands")):
+        if args.get(key):
+            argv += [flag, ",".join(str(i) for i in args[key])]
+    for key, flag in (("tile_size", "--tile-size"), ("overlap", "--overlap")):
+        if args.get(key) is not None:
+            argv += [flag, str(args[key])]
+    return argv
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("claire: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def assert_inputs_untouched(before: dict, after: dict) -> None:
+    """Every file under in/ is byte-identical, and no file (sidecar) appeared or vanished there."""
+    b = {k: v for k, v in before.items() if k.startswith("in" + os.sep)}
+    a = {k: v for k, v in after.items() if k.startswith("in" + os.sep)}
+    assert a == b
+
+
+@pytest.mark.parametrize("case_id", C.case_ids())
+def test_cli_case(case_id, workdir):
+    case = C.by_id(case_id)
+    tmp, ck = workdir
+    args = case.build(tmp, ck)
+    out = args["output"]
+    if case.expect == "error" and os.path.isdir(os.path.dirname(out)) and not os.path.exists(out):
+        Path(out).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    rc, stdout, stderr = cli(classify_argv(args))
+    after = C.snapshot(tmp)
+    assert_inputs_untouched(before, after)
+    if args.get("marker"):
+        assert not os.path.exists(args["marker"]), "code from the checkpoint ran"
+    if case.expect == "error":
+        line = error_line(stderr)
+        C.record("CLI", case_id, f"exit {rc}", line, tmp)
+        assert rc == 2, stderr
+        C.check_message(case, line)
+        assert after == before, "a failed run changed or left files"
+        if case_id == "out_folder_missing":
+            assert not os.path.exists(os.path.dirname(out))
+    else:
+        assert rc == 0, stderr
+        new = {str(tmp / k) for k in set(after) - set(before)}
+        assert out in new and new <= C.output_sidecars(out), new
+        C.check_works(args, out)
+        with __import__("rasterio").open(out) as ds:
+            v = ds.read(1)
+        C.record("CLI", case_id, "works", f"exit 0; {int((v != 0).sum())} of {v.size} pixels classified", tmp)
+
+
+def test_cli_subprocess_refuses_pickle_checkpoint_without_running_it(workdir):
+    """The installed `claire` script: exit 2, one error line, no traceback, the payload never runs; the
+    payload is live (plain pickle.loads does create the marker), so the test can fail."""
+    tmp, ck = workdir
+    args = C.by_id("pickle_ckpt").build(tmp, ck)
+    probe = tmp / "probe_marker"
+    import pickle
+
+    pickle.loads(C.evil_pickle_bytes(str(probe))).close()
+    assert probe.exists(), "the payload is not live; the test would prove nothing"
+    exe = REPO / ".venv" / "bin" / "claire"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "claire.claire_plugin.core.cli"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd + classify_argv(args), capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr
+    C.check_message(C.by_id("pickle_ckpt"), error_line(proc.stderr))
+    assert not os.path.exists(args["marker"])
+    assert not os.path.exists(args["output"])
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5, "torch.save"])
+def test_no_pickle_protocol_is_ever_loaded(protocol, tmp_path):
+    """Pickles of every protocol, and a torch.save zip, are refused by the engine's loader; nothing runs."""
+    from claire.claire_plugin.core.engine import load_model
+    from claire.claire_plugin.core.errors import ClaireError
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.safetensors"
+    if protocol == "torch.save":
+        torch.save({"state": C.Evil(str(marker))}, str(path))
+    else:
+        path.write_bytes(C.evil_pickle_bytes(str(marker), protocol))
+    data = path.read_bytes()
+    with pytest.raises(ClaireError) as exc:
+        load_model(str(path))
+    assert not marker.exists(), "code from the checkpoint ran"
+    assert path.read_bytes() == data
+    assert "safetensors" in str(exc.value) and ("again" in str(exc.value) or "Convert" in str(exc.value))
+
+
+class _DiskFills:
+    """Stands in for the GridWriter's rasterio dataset: each write lands, then the disk is full."""
+
+    def __init__(self, ds) -> None:
+        self._ds = ds
+
+    def write(self, *a, **k):
+        self._ds.write(*a, **k)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def fill_disk(monkeypatch) -> None:
+    """Make every GridWriter fail with ENOSPC after its first block write reached the temporary file."""
+    from claire.claire_plugin.core import writer
+
+    original = writer.GridWriter.__init__
+
+    def init(self, *a, **k):
+        original(self, *a, **k)
+        self.ds = _DiskFills(self.ds)
+
+    monkeypatch.setattr(writer.GridWriter, "__init__", init)
+
+
+def test_cli_disk_full_mid_write(workdir, monkeypatch):
+    tmp, ck = workdir
+    args = C._pair(tmp, ck)
+    Path(args["output"]).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    fill_disk(monkeypatch)
+    rc, _, stderr = cli(classify_argv(args))
+    line = error_line(stderr)
+    C.record("CLI", "disk_full", f"exit {rc}", line, tmp)
+    assert rc == 2
+    assert "disk is full" in line and "free some disk space" in line
+    assert C.snapshot(tmp) == before, "no partial file; the earlier output is untouched"
+
+
+def test_cli_interrupted_mid_run(workdir, monkeypatch):
+    """Ctrl+C after the first tile row was written: exit 130, no output, temporaries removed."""
+    from claire.claire_plugin.core import tiling
+
+    tmp, ck = workdir
+    args = C._pair(tmp, ck, tile_size=32, overlap=0)
+    Path(args["output"]).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    original, calls = tiling.RowBlender.add, []
+
+    def add(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(tiling.RowBlender, "add", add)
+    rc, _, stderr = cli(classify_argv(args) + ["--batch-size", "1"])
+    C.record("CLI", "cancel", f"exit {rc}", stderr.strip(), tmp)
+    assert len(calls) == 2, "the run was interrupted mid-way"
+    assert rc == 130 and "interrupted; no output was written" in stderr and "Traceback" not in stderr
+    assert C.snapshot(tmp) == before
+
+
+def test_engine_cancel_mid_run_leaves_nothing(workdir):
+    """The is_cancelled hook (used by QGIS tasks) turns true after the first progress report."""
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.errors import CancelledError
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    tmp, ck = workdir
+    args = C._pair(tmp, ck)
+    Path(args["output"]).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    seen = []
+    params = ClassifyParams(optical=args["optical"], sar=args["sar"], output=args["output"], checkpoint=ck,
+                            tile_size=32, overlap=0, batch_size=1)
+    with pytest.raises(CancelledError, match="no output was written"):
+        classify(params, lambda f, m: seen.append(f), lambda: any(f > 0 for f in seen))
+    assert any(f > 0 for f in seen), "cancelled after at least one tile"
+    assert C.snapshot(tmp) == before
+
+
+# ------------------------------------------------------------------ batch: claire classify-folder
+def _batch_folders(tmp: Path, ck: str, names_opt, names_sar, broken=()):
+    opt_dir, sar_dir = tmp / "in" / "optical", tmp / "in" / "sar"
+    opt_dir.mkdir()
+    sar_dir.mkdir()
+    optical, sar = C.scene(24, 30)
+    for n in names_opt:
+        if n in broken:
+            (opt_dir / n).write_text("not a raster\n")
+        else:
+            C.write_tif(opt_dir / n, optical)
+    for n in names_sar:
+        C.write_tif(sar_dir / n, sar, descriptions=["VV", "VH"])
+    return ["classify-folder", "--optical-folder", opt_dir, "--sar-folder", sar_dir, "--output-folder",
+            tmp / "out" / "batch", "--checkpoint", ck, "--threads", "1", "--quiet"]
+
+
+def test_cli_batch_empty_folder(workdir):
+    tmp, ck = workdir
+    argv = _batch_folders(tmp, ck, [], ["a.tif"])
+    (tmp / "in" / "optical" / "readme.txt").write_text("stray file\n")
+    before = C.snapshot(tmp)
+    rc, _, stderr = cli(argv)
+    line = error_line(stderr)
+    C.record("CLI", "batch_empty", f"exit {rc}", line, tmp)
+    assert rc == 2
+    assert "contains no raster files" in line and "put the optical rasters there" in line
+    assert C.snapshot(tmp) == before and not (tmp / "out" / "batch").exists()
+
+
+def test_cli_batch_unmatched_are_reported_and_the_rest_processed(workdir):
+    tmp, ck = workdir
+    argv = _batch_folders(tmp, ck, ["a.tif", "b.tif"], ["a.tif", "c.tif"])
+    before = C.snapshot(tmp)
+    rc, _, stderr = cli(argv)
+    C.record("CLI", "batch_unmatched", f"exit {rc}",
+             "; ".join(line for line in stderr.splitlines() if line.startswith("claire:")), tmp)
+    assert rc == 0, stderr
+    assert "unmatched optical file b.tif: no SAR file with key 'b'" in stderr
+    assert "unmatched sar file c.tif: no optical file pairs with it" in stderr
+    assert_inputs_untouched(before, C.snapshot(tmp))
+    out = tmp / "out" / "batch"
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a_landcover.tif"]
+    summary = json.loads((out / "claire_batch_summary.json").read_text())
+    assert (summary["pairs"], summary["succeeded"], summary["failed"], summary["unmatched_count"]) == (1, 1, 0, 2)
+
+
+def test_cli_batch_one_broken_pair_among_good_ones(workdir):
+    tmp, ck = workdir
+    argv = _batch_folders(tmp, ck, ["a.tif", "b.tif", "c.tif"], ["a.tif", "b.tif", "c.tif"], broken=("b.tif",))
+    before = C.snapshot(tmp)
+    rc, _, stderr = cli(argv)
+    C.record("CLI", "batch_broken", f"exit {rc}",
+             "; ".join(line for line in stderr.splitlines() if line.startswith("claire:")), tmp)
+    assert rc == 1, stderr
+    assert "Traceback" not in stderr
+    assert "[2/3] b.tif + b.tif: the optical file" in stderr and "is not a raster GDAL can read" in stderr
+    assert "2 of 3 pair(s) classified, 1 failed" in stderr
+    assert_inputs_untouched(before, C.snapshot(tmp))
+    out = tmp / "out" / "batch"
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a_landcover.tif", "c_landcover.tif"]
+    assert not [p for p in out.iterdir() if "partial" in p.name]
+    summary = json.loads((out / "claire_batch_summary.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["ok", "failed", "ok"]
+    for name in ("a_landcover.tif", "c_landcover.tif"):
+        C.check_works({"optical": str(tmp / "in" / "optical" / name.replace("_landcover", "")),
+                       "nodata_mask": np.zeros((24, 30), bool)}, str(out / name))

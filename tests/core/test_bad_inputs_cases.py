@@ -1,0 +1,463 @@
+"""The catalogue of bad inputs (issue 7), shared by the CLI tests (tests/core/test_bad_inputs.py) and the
+Processing tests (tests/qgis/test_bad_inputs_alg.py), plus the tools both use: folder snapshots (hashes of
+every file), output checks, the evil pickle, and the observation log that docs/bad_inputs.md is made from.
+
+Load it from another test module with `load_cases()` (pytest runs in importlib mode, so test modules
+cannot import each other by name). Set CLAIRE_BAD_INPUTS_LOG=/path/log.jsonl while running the tests to
+record what each case printed; `python tests/core/test_bad_inputs_cases.py /path/log.jsonl` renders the
+table pasted into docs/bad_inputs.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+CARD_OPTICAL = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+CLASSES = [
+    {"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
+    {"index": 1, "value": 2, "name": "trees", "color": "#397d49"},
+    {"index": 2, "value": 4, "name": "crops", "color": "#e49635"},
+    {"index": 3, "value": 5, "name": "built area", "color": "#c4281b"},
+]
+CLASS_VALUES = {c["value"] for c in CLASSES}
+NODATA = 0
+ROWS, COLS = 40, 50
+ORIGIN = (500000.0, 4600000.0)
+RES = 10.0
+
+
+# ------------------------------------------------------------------ rasters and checkpoints
+def write_tif(path, data: np.ndarray, crs: Optional[str] = "EPSG:32631", origin=ORIGIN, res: float = RES,
+              nodata=None, descriptions=None) -> str:
+    """Write a [bands, rows, cols] array as a north-up GeoTIFF (crs=None: no CRS, no transform)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                   dtype=data.dtype.name)
+    if crs is not None:
+        profile.update(crs=crs, transform=from_origin(origin[0], origin[1], res, res))
+    if nodata is not None:
+        profile["nodata"] = nodata
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(str(path), "w", **profile) as dst:
+            dst.write(data)
+            for i, d in enumerate(descriptions or []):
+                dst.set_band_description(i + 1, d)
+    return str(path)
+
+
+def scene(rows: int = ROWS, cols: int = COLS, seed: int = 0):
+    """12-band L2A-like int16 reflectance x 10000 and VV/VH dB float32 with three land-cover zones."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    zone = np.where(xx < cols // 3, 0, np.where(yy > rows // 2, 2, 1))
+    refl = np.array([400, 1800, 2400])[zone]
+    db = np.array([[-22.0, -28.0], [-11.0, -17.0], [-4.0, -10.0]])[zone]
+    optical = np.stack([np.clip(refl + 60 * b + rng.normal(0, 50, zone.shape), 1, 10000) for b in range(12)])
+    sar = np.moveaxis(db, -1, 0) + rng.normal(0, 0.7, (2, rows, cols))
+    return optical.astype(np.int16), sar.astype(np.float32)
+
+
+def make_checkpoint(path, colors: bool = True, seed: int = 0) -> str:
+    """A tiny random CLAIRE checkpoint (10 S2 bands + VV/VH dB, four classes, tile 64, overlap 16)."""
+    import torch
+
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+
+    torch.manual_seed(seed)
+    classes = [dict(c) for c in CLASSES]
+    if not colors:
+        for c in classes:
+            c.pop("color")
+    config = {"num_classes": 4, "optical_channels": 10, "sar_channels": 2, "size": "tiny"}
+    card = {
+        "format": "claire-checkpoint/1", "arch": "claire", "size": "tiny", "config": config, "classes": classes,
+        "nodata": NODATA,
+        "inputs": {
+            "optical": {"bands": CARD_OPTICAL, "units": "reflectance", "scale": 1e-4, "offset": 0.0,
+                        "clip": [0.0, 1.0], "mean": [0.15] * 10, "std": [0.1] * 10},
+            "sar": {"bands": ["VV", "VH"], "units": "dB", "scale": 1.0, "offset": 0.0, "clip": [-40.0, 5.0],
+                    "mean": [-12.0, -18.0], "std": [5.0, 5.0]},
+        },
+        "tile_size": 64, "overlap": 16, "training": {"data": "none (random weights, test fixture)"}, "metrics": {},
+    }
+    save_checkpoint(str(path), build_model("claire", config), card)
+    return str(path)
+
+
+class Evil:
+    """Unpickling this creates the file `marker` (it calls open(marker, 'w')): a harmless stand-in for
+    code a stranger's pickle would run."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def evil_pickle_bytes(marker: str, protocol: int = 4) -> bytes:
+    """Pickle bytes whose loading creates `marker`."""
+    import pickle
+
+    return pickle.dumps(Evil(marker), protocol=protocol)
+
+
+# ------------------------------------------------------------------ snapshots
+def snapshot(root) -> Dict[str, str]:
+    """{relative path: sha256} of every file under `root` (hidden files and sidecars included)."""
+    out = {}
+    root = Path(root)
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def output_sidecars(output: str) -> set:
+    """Files a successful run may add next to its output (GDAL category names, QGIS style)."""
+    return {output, output + ".aux.xml", os.path.splitext(output)[0] + ".qml"}
+
+
+# ------------------------------------------------------------------ the catalogue
+@dataclass
+class Case:
+    """One bad (or odd) input. `build(tmp, checkpoint)` writes the files and returns the run's arguments:
+    optical, sar, output, checkpoint and optionally optical_bands, sar_bands, tile_size, overlap, and
+    `nodata_mask` (bool [rows, cols] where the output must be nodata; None: do not check)."""
+
+    id: str
+    title: str
+    expect: str  # "error" or "works"
+    build: Callable[[Path, str], dict]
+    problem: str = ""  # regex: the message names the problem
+    fix: str = ""  # regex: the message names the fix
+    note: str = ""
+    cli_only: bool = False
+
+
+def _pair(tmp: Path, ck: str, **over) -> dict:
+    opt, sar = scene()
+    d = dict(optical=write_tif(tmp / "in" / "optical.tif", opt),
+             sar=write_tif(tmp / "in" / "sar.tif", sar, descriptions=["VV", "VH"]),
+             output=str(tmp / "out" / "landcover.tif"), checkpoint=ck, nodata_mask=np.zeros((ROWS, COLS), bool))
+    d.update(over)
+    return d
+
+
+def _no_overlap(tmp, ck):
+    d = _pair(tmp, ck)
+    _, sar = scene()
+    d["sar"] = write_tif(tmp / "in" / "sar_far.tif", sar, origin=(600000.0, 4600000.0), descriptions=["VV", "VH"])
+    return d
+
+
+def _small_overlap(tmp, ck):
+    d = _pair(tmp, ck)
+    _, sar = scene()
+    # the SAR starts 3 columns before the optical's right edge and 2 rows above its bottom edge
+    origin = (ORIGIN[0] + (COLS - 3) * RES, ORIGIN[1] - (ROWS - 2) * RES)
+    d["sar"] = write_tif(tmp / "in" / "sar_corner.tif", sar, origin=origin, descriptions=["VV", "VH"])
+    mask = np.ones((ROWS, COLS), bool)
+    mask[ROWS - 2:, COLS - 3:] = False
+    d["nodata_mask"] = mask
+    return d
+
+
+def _different_crs(tmp, ck):
+    from rasterio.warp import transform_bounds
+
+    d = _pair(tmp, ck)
+    left, bottom, right, top = transform_bounds("EPSG:32631", "EPSG:4326", ORIGIN[0], ORIGIN[1] - ROWS * RES,
+                                                ORIGIN[0] + COLS * RES, ORIGIN[1])
+    res = 5e-5  # about 5 m, with a margin of 10 pixels around the optical footprint
+    rows, cols = int((top - bottom) / res) + 20, int((right - left) / res) + 20
+    rng = np.random.default_rng(1)
+    sar = (np.array([-12.0, -18.0])[:, None, None] + rng.normal(0, 1, (2, rows, cols))).astype(np.float32)
+    d["sar"] = write_tif(tmp / "in" / "sar_wgs84.tif", sar, crs="EPSG:4326", origin=(left - 10 * res, top + 10 * res),
+                         res=res, descriptions=["VV", "VH"])
+    return d
+
+
+def _no_crs(tmp, ck):
+    d = _pair(tmp, ck)
+    _, sar = scene()
+    d["sar"] = write_tif(tmp / "in" / "sar_nocrs.tif", sar, crs=None, descriptions=["VV", "VH"])
+    return d
+
+
+def _pixel_size(tmp, ck):
+    d = _pair(tmp, ck)
+    _, sar = scene(ROWS // 2 + 2, COLS // 2 + 2)
+    # 20 m SAR pixels covering the optical footprint with one SAR pixel of margin
+    d["sar"] = write_tif(tmp / "in" / "sar_20m.tif", sar, origin=(ORIGIN[0] - 20, ORIGIN[1] + 20), res=20.0,
+                         descriptions=["VV", "VH"])
+    return d
+
+
+def _few_bands(tmp, ck):
+    d = _pair(tmp, ck)
+    opt, _ = scene()
+    d["optical"] = write_tif(tmp / "in" / "optical_rgb.tif", opt[1:4])
+    return d
+
+
+def _band_index(tmp, ck):
+    return _pair(tmp, ck, sar_bands=[1, 5])
+
+
+def _sar_all_nan(tmp, ck):
+    d = _pair(tmp, ck)
+    d["sar"] = write_tif(tmp / "in" / "sar_nan.tif", np.full((2, ROWS, COLS), np.nan, np.float32),
+                         descriptions=["VV", "VH"])
+    return d
+
+
+def _sar_part_nan(tmp, ck):
+    d = _pair(tmp, ck)
+    _, sar = scene()
+    mask = np.zeros((ROWS, COLS), bool)
+    mask[5:15, 10:30] = True
+    sar[0][mask] = np.nan
+    sar[1, 30, 40] = np.nan  # one band only is enough to make the pixel invalid
+    mask[30, 40] = True
+    d["sar"] = write_tif(tmp / "in" / "sar_holes.tif", sar, descriptions=["VV", "VH"])
+    d["nodata_mask"] = mask
+    return d
+
+
+def _optical_holes(tmp, ck):
+    d = _pair(tmp, ck)
+    opt, _ = scene()
+    mask = np.zeros((ROWS, COLS), bool)
+    mask[20:35, 0:12] = True
+    mask[0, 0] = True
+    opt[:, mask] = 0
+    d["optical"] = write_tif(tmp / "in" / "optical_holes.tif", opt, nodata=0)
+    d["nodata_mask"] = mask
+    return d
+
+
+def _uint16_max(tmp, ck):
+    d = _pair(tmp, ck)
+    opt = np.full((12, ROWS, COLS), np.iinfo(np.uint16).max, np.uint16)
+    d["optical"] = write_tif(tmp / "in" / "optical_saturated.tif", opt)
+    return d
+
+
+def _truncated(tmp, ck):
+    p = tmp / "in" / "truncated.safetensors"
+    data = Path(ck).read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return _pair(tmp, str(p))
+
+
+def _corrupted(tmp, ck):
+    p = tmp / "in" / "corrupted.safetensors"
+    data = bytearray(Path(ck).read_bytes())
+    data[8:40] = b"\xff" * 32  # garbage inside the JSON header
+    p.write_bytes(bytes(data))
+    return _pair(tmp, str(p))
+
+
+def _pickle(tmp, ck):
+    p = tmp / "in" / "model.safetensors"
+    marker = tmp / "pwned"
+    p.write_bytes(evil_pickle_bytes(str(marker)))
+    return _pair(tmp, str(p), marker=str(marker))
+
+
+def _no_colours(tmp, ck):
+    return _pair(tmp, make_checkpoint(tmp / "in" / "nocolours.safetensors", colors=False), palette=True)
+
+
+def _out_is_input(tmp, ck):
+    d = _pair(tmp, ck)
+    d["output"] = d["optical"]
+    return d
+
+
+def _out_folder_missing(tmp, ck):
+    return _pair(tmp, ck, output=str(tmp / "out" / "missing_folder" / "landcover.tif"))
+
+
+def _tile_lt_overlap(tmp, ck):
+    return _pair(tmp, ck, tile_size=32, overlap=40)
+
+
+def _tile_gt_raster(tmp, ck):
+    return _pair(tmp, ck, tile_size=256, overlap=0)
+
+
+def _one_pixel(tmp, ck):
+    opt, sar = scene(1, 1)
+    return _pair(tmp, ck, optical=write_tif(tmp / "in" / "optical_1px.tif", opt),
+                 sar=write_tif(tmp / "in" / "sar_1px.tif", sar, descriptions=["VV", "VH"]),
+                 nodata_mask=np.zeros((1, 1), bool))
+
+
+def _text_file(tmp, ck):
+    d = _pair(tmp, ck)
+    p = tmp / "in" / "notes.tif"
+    p.write_text("this is not a raster\n")
+    d["optical"] = str(p)
+    return d
+
+
+def _missing_file(tmp, ck):
+    d = _pair(tmp, ck)
+    d["sar"] = str(tmp / "in" / "no_such_sar.tif")
+    return d
+
+
+CASES: List[Case] = [
+    Case("no_overlap", "rasters that do not overlap", "error", _no_overlap, r"do not overlap", r"same place"),
+    Case("small_overlap", "overlap smaller than one tile (3 x 2 px)", "works", _small_overlap,
+         note="the tile reaching past the overlap is padded; only the overlap is classified, the rest is nodata"),
+    Case("different_crs", "different CRS (SAR in EPSG:4326, optical in UTM)", "works", _different_crs,
+         note="SAR warped onto the optical grid window by window"),
+    Case("no_crs", "a raster with no CRS", "error", _no_crs, r"no coordinate reference system", r"assign one"),
+    Case("pixel_size", "different pixel sizes (SAR 20 m, optical 10 m)", "works", _pixel_size,
+         note="SAR resampled (bilinear) onto the optical grid"),
+    Case("few_bands", "optical with fewer bands than the checkpoint needs (3 of 10)", "error", _few_bands,
+         r"has 3 band\(s\) but the checkpoint needs 10", r"give a raster with those bands"),
+    Case("band_index", "a band index out of range (SAR bands 1,5 of 2)", "error", _band_index,
+         r"band index 5 is out of range", r"fix (--sar-bands|SAR_BANDS)"),
+    Case("sar_all_nan", "SAR all NaN", "error", _sar_all_nan, r"SAR raster has no valid values",
+         r"check the SAR file and its nodata value"),
+    Case("sar_part_nan", "SAR partly NaN", "works", _sar_part_nan,
+         note="nodata exactly where a SAR band is NaN"),
+    Case("optical_holes", "optical nodata holes", "works", _optical_holes,
+         note="nodata exactly where every optical band equals the raster's nodata value"),
+    Case("uint16_max", "uint16 optical at the type's maximum (65535)", "works", _uint16_max,
+         note="values clipped to the card's range; every pixel classified"),
+    Case("truncated_ckpt", "a truncated checkpoint", "error", _truncated, r"truncated", r"download the file again"),
+    Case("corrupted_ckpt", "a corrupted checkpoint (garbage in the header)", "error", _corrupted,
+         r"corrupted", r"download the file again"),
+    Case("pickle_ckpt", "a checkpoint carrying a pickle payload", "error", _pickle, r"pickle",
+         r"only loads \.safetensors.*Convert it in a trusted environment",
+         note="refused from its first bytes; the payload (which would create a file) never runs"),
+    Case("no_colours", "a checkpoint without class colours", "works", _no_colours,
+         note="a distinct palette is generated"),
+    Case("out_is_input", "the output path equal to an input path", "error", _out_is_input,
+         r"is also an input raster", r"choose a different output file name"),
+    Case("out_folder_missing", "an output folder that does not exist", "error", _out_folder_missing,
+         r"folder .* does not exist", r"create it or choose another path"),
+    Case("tile_lt_overlap", "tile size smaller than the overlap (32 < 40)", "error", _tile_lt_overlap,
+         r"tile size 32 must be more than twice the overlap 40", r"smaller (--overlap|OVERLAP)"),
+    Case("tile_gt_raster", "tile size larger than the raster (256 > 40 x 50)", "works", _tile_gt_raster,
+         note="the single tile is padded"),
+    Case("one_pixel", "a 1 x 1 pixel raster pair", "works", _one_pixel,
+         note="decided: works (edge padding to one tile); a 0-pixel raster cannot be written as a GeoTIFF"),
+    Case("text_file", "a text file given as a raster", "error", _text_file, r"not a raster",
+         r"give a GeoTIFF"),
+    Case("missing_file", "a missing file", "error", _missing_file, r"does not exist", r"check the path"),
+]
+
+
+def case_ids() -> List[str]:
+    return [c.id for c in CASES]
+
+
+def by_id(case_id: str) -> Case:
+    return next(c for c in CASES if c.id == case_id)
+
+
+# ------------------------------------------------------------------ checks
+def check_works(args: dict, output: str) -> None:
+    """The output is on the optical grid, uint8 with nodata 0, values in the classes, nodata as expected."""
+    import rasterio
+
+    with rasterio.open(args["optical"]) as opt, rasterio.open(output) as out:
+        assert (out.crs, out.transform, out.shape) == (opt.crs, opt.transform, opt.shape)
+        assert out.dtypes[0] == "uint8" and out.nodata == NODATA
+        values = out.read(1)
+    assert set(np.unique(values).tolist()) <= CLASS_VALUES | {NODATA}
+    mask = args.get("nodata_mask")
+    if mask is not None:
+        np.testing.assert_array_equal(values == NODATA, mask)
+    if args.get("palette"):
+        from osgeo import gdal
+
+        band = gdal.Info(output, format="json")["bands"][0]
+        entries = band["colorTable"]["entries"]
+        colours = [tuple(entries[v][:3]) for v in sorted(CLASS_VALUES)]
+        assert len(set(colours)) == len(colours), colours
+        assert all(entries[v][3] == 255 for v in CLASS_VALUES)
+        assert [band["categories"][v] for v in sorted(CLASS_VALUES)] == [c["name"] for c in CLASSES]
+
+
+def check_message(case: Case, message: str) -> None:
+    """The message names the problem and the fix, and is no traceback."""
+    assert re.search(case.problem, message, re.S), f"{case.id}: problem {case.problem!r} not in {message!r}"
+    assert re.search(case.fix, message, re.S), f"{case.id}: fix {case.fix!r} not in {message!r}"
+    assert "Traceback" not in message and 'File "' not in message, message
+
+
+# ------------------------------------------------------------------ observation log -> docs table
+def record(interface: str, case_id: str, outcome: str, message: str, tmp=None) -> None:
+    """Append what a case showed to $CLAIRE_BAD_INPUTS_LOG (no-op when unset)."""
+    log = os.environ.get("CLAIRE_BAD_INPUTS_LOG")
+    if not log:
+        return
+    text = " ".join(message.split())
+    if tmp is not None:
+        text = text.replace(str(tmp), "<tmp>")
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"interface": interface, "case": case_id, "outcome": outcome, "message": text}) + "\n")
+
+
+def render(log_path: str) -> str:
+    """Markdown table (one row per case and interface) from an observation log."""
+    rows = [json.loads(line) for line in Path(log_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    titles = {c.id: (c.title, c.expect, c.note) for c in CASES}
+    order = {c: i for i, c in enumerate(case_ids())}
+    seen = {}
+    for r in rows:
+        seen[(r["case"], r["interface"])] = r
+    lines = ["| case | expected | interface | observed outcome | message / result |", "|---|---|---|---|---|"]
+    for (cid, iface), r in sorted(seen.items(), key=lambda kv: (order.get(kv[0][0], 999), kv[0][0], kv[0][1])):
+        title, expect, note = titles.get(cid, (cid, "", ""))
+        msg = r["message"].replace("|", "\\|")
+        if r["outcome"] == "works" and note:
+            msg = f"{note}. {msg}" if msg else note
+        lines.append(f"| {title} | {expect} | {iface} | {r['outcome']} | {msg} |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ a check of the catalogue itself
+def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
+    """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
+    ids = set(case_ids())
+    assert len(ids) == len(CASES) == 22
+    for c in CASES:
+        assert c.expect in ("error", "works")
+        assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    ck = make_checkpoint(tmp_path / "in" / "tiny.safetensors")
+    args = by_id("sar_part_nan").build(tmp_path, ck)
+    import rasterio
+
+    with rasterio.open(args["sar"]) as ds:
+        np.testing.assert_array_equal(~np.isfinite(ds.read()).all(axis=0), args["nodata_mask"])
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(sys.argv[1]))
