@@ -110,7 +110,9 @@ def render_dock(out: str, checkpoint: str) -> list:
     if not expl.run():
         print(f"explanation failed: {expl.error}", file=sys.stderr)
     expl.finished(True)
+    dock.show()
     QApplication.processEvents()
+    dock.results.fitExplanation()
     # Tall enough to show the whole results page without scrolling.
     page = dock.results
     dock.resize(DOCK_SIZE[0], max(DOCK_SIZE[1], page.sizeHint().height() + 170))

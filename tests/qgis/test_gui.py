@@ -198,3 +198,13 @@ def test_dock_runs_in_task_manager_and_cancels(qgis_app, raster_pair, tiny_check
     finally:
         for layer in dock.added_layers + [optical, sar]:
             project.removeMapLayer(layer.id())
+
+
+def test_dock_names_missing_packages_and_how_to_install(qgis_app, monkeypatch):
+    from claire.claire_plugin.gui import dock as dock_module
+
+    monkeypatch.setattr(dock_module, "missing_required", lambda: ["torch", "rasterio"])
+    dock = dock_module.ClaireDock(None)
+    assert dock.banner.isVisibleTo(dock) and not dock.run_button.isEnabled()
+    text = dock.banner.text()
+    assert "torch, rasterio" in text and "make install" in text and "pip install" in text
