@@ -134,13 +134,14 @@ def render_picker(out: str, checkpoint: str) -> str:
     return _grab(dialog, os.path.join(out, "checkpoint_picker.png"))
 
 
-def render_map(out: str, layers_to_show) -> str:
+def render_map(out: str, layers_to_show, optical=None) -> str:
     """A QGIS print layout of the styled land cover with its legend, exported to PNG."""
     from qgis.core import (
         QgsLayout, QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap,
         QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize, QgsProject, QgsUnitTypes, QgsLegendStyle,
         QgsLegendRenderer, QgsMapLayerLegendUtils,
     )
+    from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QFont
 
     project = QgsProject.instance()
@@ -148,23 +149,44 @@ def render_map(out: str, layers_to_show) -> str:
     layout = QgsLayout(project)
     layout.initializeDefaults()
     page = layout.pageCollection().page(0)
-    page.setPageSize(QgsLayoutSize(250, 170, QgsUnitTypes.LayoutMillimeters))
+    page.setPageSize(QgsLayoutSize(300, 140, QgsUnitTypes.LayoutMillimeters))
 
     title = QgsLayoutItemLabel(layout)
     title.setText(f"CLAIRE land cover — TerraMesh site {SITE} (Sentinel-2 + Sentinel-1)")
     title.setFont(QFont("DejaVu Sans", 14, QFont.Bold))
     title.attemptMove(QgsLayoutPoint(8, 5, QgsUnitTypes.LayoutMillimeters))
-    title.attemptResize(QgsLayoutSize(234, 10, QgsUnitTypes.LayoutMillimeters))
+    title.attemptResize(QgsLayoutSize(284, 10, QgsUnitTypes.LayoutMillimeters))
     layout.addLayoutItem(title)
 
+    def caption(text: str, x: float) -> None:
+        label = QgsLayoutItemLabel(layout)
+        label.setText(text)
+        label.setFont(QFont("DejaVu Sans", 10))
+        label.attemptMove(QgsLayoutPoint(x, 129, QgsUnitTypes.LayoutMillimeters))
+        label.attemptResize(QgsLayoutSize(108, 8, QgsUnitTypes.LayoutMillimeters))
+        layout.addLayoutItem(label)
+
+    x_land = 8
+    if optical is not None:
+        omap = QgsLayoutItemMap(layout)
+        omap.attemptMove(QgsLayoutPoint(8, 18, QgsUnitTypes.LayoutMillimeters))
+        omap.attemptResize(QgsLayoutSize(108, 108, QgsUnitTypes.LayoutMillimeters))
+        omap.setLayers([optical])
+        omap.setCrs(land.crs())
+        omap.setExtent(land.extent())
+        omap.setFrameEnabled(True)
+        layout.addLayoutItem(omap)
+        caption("Input: Sentinel-2 L2A true colour (B4, B3, B2)", 8)
+        x_land = 122
     amap = QgsLayoutItemMap(layout)
-    amap.attemptMove(QgsLayoutPoint(8, 18, QgsUnitTypes.LayoutMillimeters))
-    amap.attemptResize(QgsLayoutSize(140, 140, QgsUnitTypes.LayoutMillimeters))
+    amap.attemptMove(QgsLayoutPoint(x_land, 18, QgsUnitTypes.LayoutMillimeters))
+    amap.attemptResize(QgsLayoutSize(108, 108, QgsUnitTypes.LayoutMillimeters))
     amap.setLayers([land])
     amap.setCrs(land.crs())
     amap.setExtent(land.extent())
     amap.setFrameEnabled(True)
     layout.addLayoutItem(amap)
+    caption("CLAIRE land cover (optical + SAR fused)", x_land)
 
     legend = QgsLayoutItemLegend(layout)
     legend.setTitle("Land cover classes")
@@ -184,7 +206,7 @@ def render_map(out: str, layers_to_show) -> str:
     legend.setStyleFont(QgsLegendStyle.SymbolLabel, QFont("DejaVu Sans", 11))
     legend.setSymbolWidth(8)
     legend.setSymbolHeight(5)
-    legend.attemptMove(QgsLayoutPoint(154, 18, QgsUnitTypes.LayoutMillimeters))
+    legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, QgsUnitTypes.LayoutMillimeters))
     layout.addLayoutItem(legend)
 
     bar = QgsLayoutItemScaleBar(layout)
@@ -196,14 +218,16 @@ def render_map(out: str, layers_to_show) -> str:
     bar.setNumberOfSegmentsLeft(0)
     bar.setUnitsPerSegment(500)
     bar.setUnitLabel("m")
-    bar.attemptMove(QgsLayoutPoint(154, 140, QgsUnitTypes.LayoutMillimeters))
+    bar.attemptMove(QgsLayoutPoint(x_land + 114, 108, QgsUnitTypes.LayoutMillimeters))
     layout.addLayoutItem(bar)
 
     note = QgsLayoutItemLabel(layout)
     note.setText("Data: TerraMesh (IBM / ESA), CC-BY-SA-4.0. Nodata transparent.")
     note.setFont(QFont("DejaVu Sans", 8))
-    note.attemptMove(QgsLayoutPoint(154, 152, QgsUnitTypes.LayoutMillimeters))
-    note.attemptResize(QgsLayoutSize(90, 10, QgsUnitTypes.LayoutMillimeters))
+    note.setText("Data: TerraMesh (IBM / ESA),\nCC-BY-SA-4.0. No-data is transparent.")
+    note.setHAlign(Qt.AlignLeft)
+    note.attemptMove(QgsLayoutPoint(x_land + 114, 122, QgsUnitTypes.LayoutMillimeters))
+    note.attemptResize(QgsLayoutSize(60, 12, QgsUnitTypes.LayoutMillimeters))
     layout.addLayoutItem(note)
 
     path = os.path.join(out, "landcover_map.png")
@@ -232,7 +256,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     _app()
     *_, dock = render_dock(args.out, checkpoint)
     render_picker(args.out, checkpoint)
-    render_map(args.out, dock.added_layers)
+    from qgis.core import QgsProject
+    optical = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("Sentinel-2")]
+    render_map(args.out, dock.added_layers, optical[0] if optical else None)
     return 0
 
 
