@@ -34,8 +34,8 @@ def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) 
         raise ClaireError(f"the SAR folder {sar_dir!r} contains no raster files ({exts}); put the SAR rasters "
                           f"there or choose the folder that holds them")
     raise ClaireError(f"none of the {n_opt} optical file(s) found a SAR partner among the {n_sar} SAR file(s) "
-                      f"with the pairing rule {rule or 'identical names'!r}; give a pairing rule that maps the "
-                      f"names, e.g. --pairing _S2->_S1 or --pairing 'regex:(?P<key>\\d{{8}})'")
+                      f"with the pairing rule {rule or 'identical names'!r}; give a pairing rule (--pairing, or "
+                      f"PAIRING in QGIS) that maps the names, e.g. _S2->_S1 or regex:(?P<key>\\d{{8}})")
 
 
 def register(subparsers) -> None:

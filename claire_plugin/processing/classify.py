@@ -168,11 +168,24 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             report=self._optional_path(parameters, "REPORT", context),
         )
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Missing or unreadable raster files get the engine's message (problem and fix) instead of QGIS's
+        'Could not load source layer'; layers are opened without writing sidecars next to the inputs."""
+        from .common import check_raster_files, no_input_sidecars
+
+        problem = check_raster_files(parameters, {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"})
+        if problem:
+            return False, problem
+        with no_input_sidecars():
+            return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
         from ..core.errors import ClaireError
+        from .common import no_input_sidecars
 
-        params = self.build_params(parameters, context)
+        with no_input_sidecars():
+            params = self.build_params(parameters, context)
         try:
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         except ClaireError as exc:

@@ -151,17 +151,17 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
         sar_dir = self.parameterAsFile(parameters, "SAR_FOLDER", context)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         rule = self.parameterAsString(parameters, "PAIRING", context)
+        from ..core.cli_batch import check_pairing
+
         try:
             pairing = pair_folders(optical_dir, sar_dir, rule)
+            check_pairing(pairing, optical_dir, sar_dir, rule)  # an empty folder or no pair: nothing to do
         except ClaireError as exc:
             raise QgsProcessingException(str(exc)) from None
         os.makedirs(out_dir, exist_ok=True)
         feedback.pushInfo(f"{len(pairing.pairs)} pair(s) found in {optical_dir} and {sar_dir}.")
         for u in pairing.unmatched:
             feedback.pushWarning(f"Unmatched {u.side} file {os.path.basename(u.path)}: {u.reason}")
-        if not pairing.pairs:
-            feedback.reportError("No optical file found a SAR partner. Check the folders and the pairing rule "
-                                 "(e.g. _S2->_S1 when names differ by a suffix).")
 
         overlap = self.parameterAsInt(parameters, "OVERLAP", context)
         common = dict(

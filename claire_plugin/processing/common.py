@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Dict, Optional
 
 from qgis.core import (
     QgsProcessingException,
@@ -30,6 +31,42 @@ def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
             f"The {what} layer '{layer.name()}' points to '{path}', which does not exist. Fix: choose an existing file."
         )
     return path
+
+
+@contextmanager
+def no_input_sidecars():
+    """Turn GDAL's PAM off in this thread while QGIS opens input layers.
+
+    Loading a multiband raster makes QGIS compute a histogram for its default renderer, which GDAL would
+    save as FILE.aux.xml next to the user's input; inputs must stay untouched. Outputs are not affected
+    (the engine writes them outside this block).
+    """
+    from osgeo import gdal
+
+    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
+
+
+def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]:
+    """The engine's message (problem and fix) for the first raster parameter given as a file path that is
+    missing or not a raster GDAL can read; None when all are fine. Layer ids and layers are left to QGIS."""
+    from ..core.errors import ClaireError
+    from ..core.raster_io import open_raster
+
+    for name, role in roles.items():
+        value = parameters.get(name)
+        if not isinstance(value, str) or not value or not (os.path.isabs(value) or os.sep in value):
+            continue
+        path = value.split("|")[0]
+        try:
+            open_raster(path, role).close()
+        except ClaireError as exc:
+            return str(exc)
+    return None
 
 
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:

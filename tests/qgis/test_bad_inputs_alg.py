@@ -1,0 +1,243 @@
+"""Issue 7 through Processing in real QGIS: `processing.run("claire:classify", ...)` with every bad input
+raises a QgsProcessingException whose message names the problem and the fix; no output is left (an earlier
+file at the output path is untouched); inputs are byte-identical and gain no .aux.xml; nothing runs from a
+checkpoint. Cases marked (works) succeed with the right result. Same catalogue as the CLI tests.
+"""
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+_CORE = Path(__file__).resolve().parents[1] / "core"
+
+
+def _load_cases():
+    name = "claire_bad_inputs_cases"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _CORE / "test_bad_inputs_cases.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+C = _load_cases()
+PREVIOUS = b"an earlier output that must survive a failed run\n"
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory) -> str:
+    return C.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture
+def workdir(tmp_path, base_checkpoint):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    ck = shutil.copy(base_checkpoint, tmp_path / "in" / "tiny.safetensors")
+    return tmp_path, str(ck)
+
+
+def alg_params(args: dict) -> dict:
+    p = {"OPTICAL": args["optical"], "SAR": args["sar"], "CHECKPOINT": args["checkpoint"], "OUTPUT": args["output"]}
+    if args.get("optical_bands"):
+        p["OPTICAL_BANDS"] = ",".join(str(i) for i in args["optical_bands"])
+    if args.get("sar_bands"):
+        p["SAR_BANDS"] = ",".join(str(i) for i in args["sar_bands"])
+    if args.get("tile_size") is not None:
+        p["TILE_SIZE"] = args["tile_size"]
+    if args.get("overlap") is not None:
+        p["OVERLAP"] = args["overlap"]
+    return p
+
+
+def run_alg(alg_id: str, params: dict, feedback=None):
+    """(results, None) or (None, message of the QgsProcessingException)."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    try:
+        return processing.run(alg_id, params, feedback=feedback), None
+    except QgsProcessingException as exc:
+        return None, str(exc)
+
+
+def assert_inputs_untouched(before: dict, after: dict) -> None:
+    b = {k: v for k, v in before.items() if k.startswith("in" + os.sep)}
+    a = {k: v for k, v in after.items() if k.startswith("in" + os.sep)}
+    assert a == b
+
+
+@pytest.mark.parametrize("case_id", C.case_ids())
+def test_alg_case(case_id, claire_plugin, workdir):
+    case = C.by_id(case_id)
+    tmp, ck = workdir
+    args = case.build(tmp, ck)
+    out = args["output"]
+    if case.expect == "error" and os.path.isdir(os.path.dirname(out)) and not os.path.exists(out):
+        Path(out).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    results, message = run_alg("claire:classify", alg_params(args))
+    after = C.snapshot(tmp)
+    assert_inputs_untouched(before, after)
+    if args.get("marker"):
+        assert not os.path.exists(args["marker"]), "code from the checkpoint ran"
+    if case.expect == "error":
+        C.record("Processing", case_id, "QgsProcessingException" if message is not None else "no error",
+                 message or "", tmp)
+        assert results is None and message, f"expected an error, got {results}"
+        C.check_message(case, message)
+        assert after == before, "a failed run changed or left files"
+        if case_id == "out_folder_missing":
+            assert not os.path.exists(os.path.dirname(out))
+    else:
+        assert message is None, message
+        assert results["OUTPUT"] == out
+        new = {str(tmp / k) for k in set(after) - set(before)}
+        assert out in new and new <= C.output_sidecars(out), new
+        C.check_works(args, out)
+        import rasterio
+
+        with rasterio.open(out) as ds:
+            v = ds.read(1)
+        C.record("Processing", case_id, "works", f"{int((v != 0).sum())} of {v.size} pixels classified", tmp)
+
+
+class _DiskFills:
+    def __init__(self, ds) -> None:
+        self._ds = ds
+
+    def write(self, *a, **k):
+        self._ds.write(*a, **k)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):
+    from claire.claire_plugin.core import writer
+
+    tmp, ck = workdir
+    args = C._pair(tmp, ck)
+    Path(args["output"]).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    original = writer.GridWriter.__init__
+
+    def init(self, *a, **k):
+        original(self, *a, **k)
+        self.ds = _DiskFills(self.ds)
+
+    monkeypatch.setattr(writer.GridWriter, "__init__", init)
+    results, message = run_alg("claire:classify", alg_params(args))
+    C.record("Processing", "disk_full", "QgsProcessingException", message or "", tmp)
+    assert results is None and "disk is full" in message and "free some disk space" in message
+    assert C.snapshot(tmp) == before
+
+
+def test_alg_cancel_mid_run(claire_plugin, workdir):
+    """The feedback is cancelled at the first progress report after a tile: no output, nothing left."""
+    from qgis.core import QgsProcessingFeedback
+
+    tmp, ck = workdir
+    args = C._pair(tmp, ck, tile_size=32, overlap=0)
+    Path(args["output"]).write_bytes(PREVIOUS)
+    before = C.snapshot(tmp)
+    feedback = QgsProcessingFeedback()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        if p > 0:
+            feedback.cancel()
+
+    feedback.progressChanged.connect(on_progress)
+    params = dict(alg_params(args), BATCH_SIZE=1)
+    results, message = run_alg("claire:classify", params, feedback)
+    C.record("Processing", "cancel", "QgsProcessingException", message or "", tmp)
+    assert any(p > 0 for p in seen), "cancelled mid-run, after a tile"
+    assert results is None and "Cancelled by the user; no output was written" in message
+    assert C.snapshot(tmp) == before
+
+
+# ------------------------------------------------------------------ batch: claire:classify_folder
+def _folders(tmp: Path, names_opt, names_sar, broken=()):
+    opt_dir, sar_dir = tmp / "in" / "optical", tmp / "in" / "sar"
+    opt_dir.mkdir()
+    sar_dir.mkdir()
+    optical, sar = C.scene(24, 30)
+    for n in names_opt:
+        if n in broken:
+            (opt_dir / n).write_text("not a raster\n")
+        else:
+            C.write_tif(opt_dir / n, optical)
+    for n in names_sar:
+        C.write_tif(sar_dir / n, sar, descriptions=["VV", "VH"])
+    return str(opt_dir), str(sar_dir)
+
+
+def _batch(tmp, ck, opt_dir, sar_dir):
+    return run_alg("claire:classify_folder", {"OPTICAL_FOLDER": opt_dir, "SAR_FOLDER": sar_dir,
+                                              "OUTPUT_FOLDER": str(tmp / "out" / "batch"), "CHECKPOINT": ck})
+
+
+def test_alg_batch_empty_folder(claire_plugin, workdir):
+    tmp, ck = workdir
+    opt_dir, sar_dir = _folders(tmp, [], ["a.tif"])
+    (Path(opt_dir) / "readme.txt").write_text("stray file\n")
+    before = C.snapshot(tmp)
+    results, message = _batch(tmp, ck, opt_dir, sar_dir)
+    C.record("Processing", "batch_empty", "QgsProcessingException" if message else "no error", message or "", tmp)
+    assert results is None, results
+    assert "contains no raster files" in message and "put the optical rasters there" in message
+    assert C.snapshot(tmp) == before and not (tmp / "out" / "batch").exists()
+
+
+def test_alg_batch_unmatched_are_reported_and_the_rest_processed(claire_plugin, workdir):
+    tmp, ck = workdir
+    opt_dir, sar_dir = _folders(tmp, ["a.tif", "b.tif"], ["a.tif", "c.tif"])
+    before = C.snapshot(tmp)
+    results, message = _batch(tmp, ck, opt_dir, sar_dir)
+    assert message is None, message
+    unmatched = json.loads(results["UNMATCHED_FILES"])
+    C.record("Processing", "batch_unmatched", "works",
+             f"PAIRS {results['PAIRS']}, SUCCEEDED {results['SUCCEEDED']}, UNMATCHED {results['UNMATCHED']}: "
+             + "; ".join(f"{os.path.basename(u['path'])} ({u['side']}): {u['reason']}" for u in unmatched), tmp)
+    assert (results["PAIRS"], results["SUCCEEDED"], results["FAILED"], results["UNMATCHED"]) == (1, 1, 0, 2)
+    assert {(os.path.basename(u["path"]), u["side"]) for u in unmatched} == {("b.tif", "optical"), ("c.tif", "sar")}
+    assert_inputs_untouched(before, C.snapshot(tmp))
+    out = tmp / "out" / "batch"
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a_landcover.tif"]
+
+
+def test_alg_batch_one_broken_pair_among_good_ones(claire_plugin, workdir):
+    tmp, ck = workdir
+    opt_dir, sar_dir = _folders(tmp, ["a.tif", "b.tif", "c.tif"], ["a.tif", "b.tif", "c.tif"], broken=("b.tif",))
+    before = C.snapshot(tmp)
+    results, message = _batch(tmp, ck, opt_dir, sar_dir)
+    assert message is None, message
+    failures = json.loads(results["FAILURES"])
+    C.record("Processing", "batch_broken", "works",
+             f"SUCCEEDED {results['SUCCEEDED']}, FAILED {results['FAILED']}: "
+             + "; ".join(f"{os.path.basename(f['optical'])}: {f['reason']}" for f in failures), tmp)
+    assert (results["PAIRS"], results["SUCCEEDED"], results["FAILED"]) == (3, 2, 1)
+    assert [os.path.basename(f["optical"]) for f in failures] == ["b.tif"]
+    assert "is not a raster GDAL can read" in failures[0]["reason"] and "Traceback" not in failures[0]["reason"]
+    assert_inputs_untouched(before, C.snapshot(tmp))
+    out = tmp / "out" / "batch"
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a_landcover.tif", "c_landcover.tif"]
+    assert not [p for p in out.iterdir() if "partial" in p.name]
+    for name in ("a", "c"):
+        C.check_works({"optical": os.path.join(opt_dir, f"{name}.tif"), "nodata_mask": np.zeros((24, 30), bool)},
+                      str(out / f"{name}_landcover.tif"))
