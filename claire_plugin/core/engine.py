@@ -182,6 +182,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
     from .normalize import InputSpec, optical_preparer, sar_preparer
     from .summary import SummaryAccumulator
     from .tiling import RowBlender, TileGrid, check_tiling
+    from .validate import require_valid_pixels
     from .writer import GridWriter, commit, set_classes
 
     classes = _card_classes(card)
@@ -227,10 +228,9 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
             messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; SAR CRS {sar.crs}, "
                             f"optical CRS {opt.crs})")
         s_sample = rio.sample(sar_vrt, sc.indices, region)
-        if not np.isfinite(s_sample).any():
-            raise ClaireError("the SAR raster has no valid values (all NaN or nodata) where it overlaps the "
-                              "optical raster; check the SAR file and its nodata value")
         o_sample = rio.sample(opt, oc.indices, region)
+        require_valid_pixels(s_sample, "SAR")
+        require_valid_pixels(o_sample, "optical", opt.nodata)
         opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample)
         sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices))
         messages += opt_prep.notes + sar_prep.notes
