@@ -113,8 +113,10 @@ def _load(checkpoint: Optional[str]):
     return build_model("claire", config).eval(), card, "untrained 'small' CLAIRE (default checkpoint missing)"
 
 
-def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int]) -> dict:
-    """Classify the pair of `size` end to end, then time the bare forward on as many tiles."""
+def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
+                bare_tiles: Optional[int] = None) -> dict:
+    """Classify the pair of `size` end to end, then time the bare forward on as many tiles (or on
+    `bare_tiles` of them, scaled to the full count, when given and smaller)."""
     import torch
 
     from .engine import run
@@ -148,15 +150,16 @@ def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, t
         t1 = time.perf_counter()
         c1 = _cpu_s()
         done = 0
-        while done < n_tiles:
-            n = min(batch, n_tiles - done)
+        timed = min(n_tiles, bare_tiles) if bare_tiles else n_tiles
+        while done < timed:
+            n = min(batch, timed - done)
             r = model(o[:n], s[:n])
             torch.softmax(r["logits"], 1) if isinstance(r, dict) else r  # noqa: B018 - same work as the engine
             done += n
         if dev.type == "cuda":
             torch.cuda.synchronize()
-    bare = time.perf_counter() - t1
-    bare_cpu = _cpu_s() - c1
+    bare = (time.perf_counter() - t1) * n_tiles / timed
+    bare_cpu = (_cpu_s() - c1) * n_tiles / timed
     for p in (out, out + ".aux.xml"):
         if os.path.exists(p):
             os.remove(p)
@@ -166,7 +169,7 @@ def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, t
             "ratio": round(e2e / bare, 3) if bare else None,
             "mpix_per_s": round(size * size / e2e / 1e6, 3), "peak_rss_mb": round(rss, 1),
             "rss_before_run_mb": round(rss_start, 1), "end_to_end_cpu_s": round(e2e_cpu, 2),
-            "bare_forward_cpu_s": round(bare_cpu, 2), "cpu_ratio": round(e2e_cpu / bare_cpu, 3) if bare_cpu else None, "engine_forward_s": round(st["forward_seconds"], 2)}
+            "bare_forward_cpu_s": round(bare_cpu, 2), "bare_tiles_timed": timed, "cpu_ratio": round(e2e_cpu / bare_cpu, 3) if bare_cpu else None, "engine_forward_s": round(st["forward_seconds"], 2)}
 
 
 def machine() -> dict:
@@ -194,7 +197,7 @@ def machine() -> dict:
 
 
 def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 4,
-              threads: Optional[int] = None, log=print) -> dict:
+              threads: Optional[int] = None, log=print, bare_tiles: Optional[int] = None) -> dict:
     """Measure every size in its own subprocess; returns {"machine", "results", "targets"}."""
     own = folder is None
     folder = folder or tempfile.mkdtemp(prefix="claire-bench-")
@@ -208,6 +211,8 @@ def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Option
                 cmd += ["--checkpoint", checkpoint]
             if threads:
                 cmd += ["--threads", str(threads)]
+            if bare_tiles:
+                cmd += ["--bare-tiles", str(bare_tiles)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"benchmark of size {size} failed:\n{proc.stderr[-3000:]}")
@@ -257,8 +262,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--bare-tiles", type=int, default=None)
     a = ap.parse_args(argv)
-    print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads)))
+    print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads, a.bare_tiles)))
     return 0
 
 

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--bare-tiles", type=int, default=None,
+                   help="time the bare forward on this many tiles and scale to the full count (default: all)")
     p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
     report = run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
-                       threads=args.threads)
+                       threads=args.threads, bare_tiles=args.bare_tiles)
     print(format_table(report))
     print(json.dumps(report["targets"], indent=2))
     m = report["machine"]

@@ -524,5 +524,8 @@ def _report(params, summary: dict, card: dict, messages: List[str]) -> Optional[
     except ImportError:
         messages.append("report module not available yet; no report written")
         return None
-    write_report(summary, card, params.report, explainer=params.explainer)
+    inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
+              "reference": params.reference}
+    write_report(summary, card, params.report, explainer=params.explainer,
+                 inputs={k: v for k, v in inputs.items() if v})
     return params.report

@@ -105,11 +105,11 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
     Otherwise values: finite values >= 99% non-negative and the 95th percentile <= 2 => linear power.
     """
     text = metadata_text.lower()
-    if re.search(r"(?<![a-z])(db|decibel)", text):
+    if re.search(r"(?<![a-z])(db|decibels?)(?![a-z])", text):
         return "db", "metadata says dB"
-    if "amplitude" in text or re.search(r"(?<![a-z])dn(?![a-z])", text):
+    if "amplitude" in text:
         return "amplitude", "metadata says amplitude"
-    if any(k in text for k in ("linear", "power", "intensity")):
+    if re.search(r"linear|power|intensity|sigma0(?!.?db)", text):
         return "power", "metadata says linear power"
     vals = sample[np.isfinite(sample)]
     if vals.size == 0:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -137,9 +138,12 @@ def metadata_text(ds, indexes: Sequence[int]) -> str:
             parts.append(str(ds.units[i - 1] or ""))
         except Exception:  # noqa: BLE001
             pass
-        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items())
-    parts.extend(f"{k}={v}" for k, v in ds.tags().items())
+        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items() if _UNIT_KEYS.search(k))
+    parts.extend(f"{k}={v}" for k, v in ds.tags().items() if _UNIT_KEYS.search(k))
     return " ".join(parts).lower()
+
+
+_UNIT_KEYS = re.compile(r"unit|scale|db|backscatter|calib|polari|measure|quantity", re.I)
 
 
 def same_file(a: Optional[str], b: Optional[str]) -> bool:
