@@ -182,14 +182,14 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
         from ..core.errors import ClaireError
-        from .common import no_input_sidecars
+        from .common import no_input_sidecars, qgis_message
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)
         try:
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         except ClaireError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(qgis_message(str(exc))) from None
         except Exception as exc:
             if type(exc).__name__ == "CheckpointError":
                 raise QgsProcessingException(str(exc)) from None

@@ -69,6 +69,18 @@ def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]
     return None
 
 
+#: Command-line flags in engine messages and the Processing parameters that set the same thing.
+FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BANDS", "--tile-size": "TILE_SIZE",
+                     "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT"}
+
+
+def qgis_message(text: str) -> str:
+    """An engine message with its command-line flags named as this algorithm's parameters."""
+    for flag, name in FLAG_TO_PARAMETER.items():
+        text = text.replace(flag, name)
+    return text
+
+
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
     """A progress callback for the engine that reports to a Processing feedback, messages only once."""
     last = {"message": None}

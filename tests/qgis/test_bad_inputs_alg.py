@@ -98,6 +98,7 @@ def test_alg_case(case_id, claire_plugin, workdir):
                  message or "", tmp)
         assert results is None and message, f"expected an error, got {results}"
         C.check_message(case, message)
+        assert "--" not in message, "QGIS users get parameter names, not command-line flags"
         assert after == before, "a failed run changed or left files"
         if case_id == "out_folder_missing":
             assert not os.path.exists(os.path.dirname(out))
