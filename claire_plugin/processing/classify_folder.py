@@ -25,7 +25,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .classify import DEVICES, parse_bands
-from .common import LandCoverPostProcessor, write_qml_sidecar
+from .common import LandCoverPostProcessor, qgis_message, write_qml_sidecar
 from .provider import ICON
 
 FOLDER_ICON = ICON.replace("claire.svg", "classify_folder.svg")
@@ -211,7 +211,7 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
                 continue
             except Exception as exc:  # carry on past a failing pair, with its reason
                 user = type(exc).__name__ in ("ClaireError", "CheckpointError") or isinstance(exc, ClaireError)
-                reason = str(exc) if user else f"{type(exc).__name__}: {exc}"
+                reason = qgis_message(str(exc)) if user else f"{type(exc).__name__}: {exc}"
                 feedback.reportError(f"  failed: {reason}")
                 record.update(status="failed", reason=reason, output=None,
                               seconds=round(time.perf_counter() - start, 2))
