@@ -30,7 +30,7 @@ CancelFn = Callable[[], bool]
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "checkpoints" / "claire_default.safetensors"
 UINT8_NODATA = 255
 #: GDAL block cache during a run (MB): keeps RSS independent of the raster size.
-GDAL_CACHE_MB = 64
+GDAL_CACHE_MB = 32
 
 
 @dataclass
@@ -182,7 +182,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
     from .normalize import InputSpec, optical_preparer, sar_preparer
     from .summary import SummaryAccumulator
     from .tiling import RowBlender, TileGrid, check_tiling
-    from .validate import require_valid_pixels
+    from .validate import require_valid_pixels, valid_pixels
     from .writer import GridWriter, commit, set_classes
 
     classes = _card_classes(card)
@@ -229,8 +229,10 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                             f"optical CRS {opt.crs})")
         s_sample = rio.sample(sar_vrt, sc.indices, region)
         o_sample = rio.sample(opt, oc.indices, region)
-        require_valid_pixels(s_sample, "SAR")
-        require_valid_pixels(o_sample, "optical", opt.nodata)
+        for role, smp, src, idx, nd in (("SAR", s_sample, sar_vrt, sc.indices, None),
+                                        ("optical", o_sample, opt, oc.indices, opt.nodata)):
+            if not valid_pixels(smp, nd).any() and not rio.has_valid_data(src, idx, region, nd):
+                require_valid_pixels(smp, role, nd)
         opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample)
         sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices))
         messages += opt_prep.notes + sar_prep.notes

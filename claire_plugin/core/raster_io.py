@@ -105,11 +105,42 @@ def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, w
     return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype="float32")
 
 
-def sample(ds, indexes: Sequence[int], window, max_side: int = 512) -> np.ndarray:
-    """A decimated float32 read of `window` (for value statistics), at most max_side^2 pixels."""
-    f = max(1.0, max(window.width, window.height) / max_side)
-    h, w = max(1, int(window.height / f)), max(1, int(window.width / f))
-    return ds.read(list(indexes), window=window, out_shape=(len(indexes), h, w), out_dtype="float32")
+def sample(ds, indexes: Sequence[int], window, grid: int = 8, size: int = 64) -> np.ndarray:
+    """Values of up to grid x grid small windows (size x size) spread over `window`, as float32 [C, N].
+
+    Bounded memory whatever the raster size (a decimated read of a WarpedVRT would warp the whole
+    window at full resolution first).
+    """
+    from rasterio.windows import Window
+
+    h, w = int(window.height), int(window.width)
+    r0, c0 = int(window.row_off), int(window.col_off)
+    sh, sw = min(size, h), min(size, w)
+    rows = np.unique(np.linspace(r0, r0 + h - sh, min(grid, max(1, h // sh))).astype(int))
+    cols = np.unique(np.linspace(c0, c0 + w - sw, min(grid, max(1, w // sw))).astype(int))
+    parts = [ds.read(list(indexes), window=Window(c, r, sw, sh), out_dtype="float32").reshape(len(indexes), -1)
+             for r in rows for c in cols]
+    return np.concatenate(parts, axis=1)
+
+
+def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] = None, step: int = 512) -> bool:
+    """Whether `ds` has a pixel in `window` with every band valid (finite and, with `nodata`, not every
+    band equal to it). Scans step x step windows and stops at the first valid pixel: the bounded-memory
+    fallback when the sparse `sample` found nothing."""
+    from rasterio.windows import Window
+
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    for r in range(r0, r0 + h, step):
+        for c in range(c0, c0 + w, step):
+            a = ds.read(list(indexes), window=Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)),
+                        out_dtype="float32")
+            ok = np.isfinite(a).all(axis=0)
+            if nodata is not None and np.isfinite(nodata):
+                ok &= ~(a == np.float32(nodata)).all(axis=0)
+            if ok.any():
+                return True
+    return False
 
 
 def pixel_area_m2(ds) -> float:
