@@ -1,16 +1,14 @@
 """Issue 7 through the command line: every bad input ends in exit status 2 and one `claire: error:` line
 that names the problem and the fix; nothing is left at the output path (an earlier file there is
 untouched); inputs are byte-identical afterwards and gain no sidecar; nothing runs from a checkpoint.
-Cases marked (works) succeed with the right result. The cases live in test_bad_inputs_cases.py.
+Cases marked (works) succeed with the right result. The cases live in tests/bad_input_cases.py.
 """
 from __future__ import annotations
 
 import errno
-import importlib.util
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -22,36 +20,10 @@ import torch
 
 torch.set_num_threads(1)
 
-_HERE = Path(__file__).resolve().parent
-REPO = _HERE.parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
-
-def _load_cases():
-    name = "claire_bad_inputs_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HERE / "test_bad_inputs_cases.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-C = _load_cases()
+import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
 PREVIOUS = b"an earlier output that must survive a failed run\n"
-
-
-@pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory) -> str:
-    return C.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-
-
-@pytest.fixture
-def workdir(tmp_path, base_checkpoint):
-    """tmp/in (inputs and a copy of the checkpoint) and tmp/out."""
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    ck = shutil.copy(base_checkpoint, tmp_path / "in" / "tiny.safetensors")
-    return tmp_path, str(ck)
 
 
 def cli(argv):
@@ -316,3 +288,22 @@ def test_cli_batch_one_broken_pair_among_good_ones(workdir):
     for name in ("a_landcover.tif", "c_landcover.tif"):
         C.check_works({"optical": str(tmp / "in" / "optical" / name.replace("_landcover", "")),
                        "nodata_mask": np.zeros((24, 30), bool)}, str(out / name))
+
+
+def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
+    """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
+    ids = set(C.case_ids())
+    assert len(ids) == len(C.CASES) == 24
+    for c in C.CASES:
+        assert c.expect in ("error", "works")
+        assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    ck = C.make_checkpoint(tmp_path / "in" / "tiny.safetensors")
+    args = C.by_id("sar_part_nan").build(tmp_path, ck)
+    import rasterio
+
+    with rasterio.open(args["sar"]) as ds:
+        np.testing.assert_array_equal(~np.isfinite(ds.read()).all(axis=0), args["nodata_mask"])
+
+

@@ -10,11 +10,8 @@ or a SAR band is not finite (or outside the SAR footprint) after resampling onto
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,20 +20,7 @@ from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
 torch.set_num_threads(1)
-_HERE = Path(__file__).resolve().parent
-
-
-def _load_cases():
-    name = "claire_bad_inputs_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HERE / "test_bad_inputs_cases.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-C = _load_cases()
+import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
 _MODEL = {}
 
 

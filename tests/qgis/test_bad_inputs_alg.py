@@ -6,11 +6,8 @@ checkpoint. Cases marked (works) succeed with the right result. Same catalogue a
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,34 +16,8 @@ import torch
 
 torch.set_num_threads(1)
 
-_CORE = Path(__file__).resolve().parents[1] / "core"
-
-
-def _load_cases():
-    name = "claire_bad_inputs_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _CORE / "test_bad_inputs_cases.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-C = _load_cases()
+import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
 PREVIOUS = b"an earlier output that must survive a failed run\n"
-
-
-@pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory) -> str:
-    return C.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-
-
-@pytest.fixture
-def workdir(tmp_path, base_checkpoint):
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    ck = shutil.copy(base_checkpoint, tmp_path / "in" / "tiny.safetensors")
-    return tmp_path, str(ck)
 
 
 def alg_params(args: dict) -> dict:

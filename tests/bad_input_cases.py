@@ -2,9 +2,8 @@
 Processing tests (tests/qgis/test_bad_inputs_alg.py), plus the tools both use: folder snapshots (hashes of
 every file), output checks, the evil pickle, and the observation log that docs/bad_inputs.md is made from.
 
-Load it from another test module with `load_cases()` (pytest runs in importlib mode, so test modules
-cannot import each other by name). Set CLAIRE_BAD_INPUTS_LOG=/path/log.jsonl while running the tests to
-record what each case printed; `python tests/core/test_bad_inputs_cases.py /path/log.jsonl` renders the
+Import it as `import bad_input_cases` (tests/conftest.py puts tests/ on sys.path). Set CLAIRE_BAD_INPUTS_LOG=/path/log.jsonl while running the tests to
+record what each case printed; `python tests/bad_input_cases.py /path/log.jsonl` renders the
 table pasted into docs/bad_inputs.md.
 """
 from __future__ import annotations
@@ -14,19 +13,15 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import numpy as np
 
-CARD_OPTICAL = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-CLASSES = [
-    {"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
-    {"index": 1, "value": 2, "name": "trees", "color": "#397d49"},
-    {"index": 2, "value": 4, "name": "crops", "color": "#e49635"},
-    {"index": 3, "value": 5, "name": "built area", "color": "#c4281b"},
-]
+from helpers import make_tiny_checkpoint, write_raster
+from helpers import TINY_CLASSES as CLASSES
+
 CLASS_VALUES = {c["value"] for c in CLASSES}
 NODATA = 0
 ROWS, COLS = 40, 50
@@ -35,30 +30,7 @@ RES = 10.0
 
 
 # ------------------------------------------------------------------ rasters and checkpoints
-def write_tif(path, data: np.ndarray, crs: Optional[str] = "EPSG:32631", origin=ORIGIN, res: float = RES,
-              nodata=None, descriptions=None) -> str:
-    """Write a [bands, rows, cols] array as a north-up GeoTIFF (crs=None: no CRS, no transform)."""
-    import rasterio
-    from rasterio.transform import from_origin
-
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=data.dtype.name)
-    if crs is not None:
-        profile.update(crs=crs, transform=from_origin(origin[0], origin[1], res, res))
-    if nodata is not None:
-        profile["nodata"] = nodata
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with rasterio.open(str(path), "w", **profile) as dst:
-            dst.write(data)
-            for i, d in enumerate(descriptions or []):
-                dst.set_band_description(i + 1, d)
-    return str(path)
+write_tif = write_raster
 
 
 def scene(rows: int = ROWS, cols: int = COLS, seed: int = 0):
@@ -75,30 +47,7 @@ def scene(rows: int = ROWS, cols: int = COLS, seed: int = 0):
 
 def make_checkpoint(path, colors: bool = True, seed: int = 0) -> str:
     """A tiny random CLAIRE checkpoint (10 S2 bands + VV/VH dB, four classes, tile 64, overlap 16)."""
-    import torch
-
-    from claire.models.checkpoint import save_checkpoint
-    from claire.models.registry import build_model
-
-    torch.manual_seed(seed)
-    classes = [dict(c) for c in CLASSES]
-    if not colors:
-        for c in classes:
-            c.pop("color")
-    config = {"num_classes": 4, "optical_channels": 10, "sar_channels": 2, "size": "tiny"}
-    card = {
-        "format": "claire-checkpoint/1", "arch": "claire", "size": "tiny", "config": config, "classes": classes,
-        "nodata": NODATA,
-        "inputs": {
-            "optical": {"bands": CARD_OPTICAL, "units": "reflectance", "scale": 1e-4, "offset": 0.0,
-                        "clip": [0.0, 1.0], "mean": [0.15] * 10, "std": [0.1] * 10},
-            "sar": {"bands": ["VV", "VH"], "units": "dB", "scale": 1.0, "offset": 0.0, "clip": [-40.0, 5.0],
-                    "mean": [-12.0, -18.0], "std": [5.0, 5.0]},
-        },
-        "tile_size": 64, "overlap": 16, "training": {"data": "none (random weights, test fixture)"}, "metrics": {},
-    }
-    save_checkpoint(str(path), build_model("claire", config), card)
-    return str(path)
+    return make_tiny_checkpoint(path, colors=colors, seed=seed)
 
 
 class Evil:
@@ -472,23 +421,6 @@ def render(log_path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ------------------------------------------------------------------ a check of the catalogue itself
-def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
-    """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
-    ids = set(case_ids())
-    assert len(ids) == len(CASES) == 24
-    for c in CASES:
-        assert c.expect in ("error", "works")
-        assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    ck = make_checkpoint(tmp_path / "in" / "tiny.safetensors")
-    args = by_id("sar_part_nan").build(tmp_path, ck)
-    import rasterio
-
-    with rasterio.open(args["sar"]) as ds:
-        np.testing.assert_array_equal(~np.isfinite(ds.read()).all(axis=0), args["nodata_mask"])
-
-
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.stdout.write(render(sys.argv[1]))
