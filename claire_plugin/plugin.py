@@ -1,7 +1,7 @@
 """The QGIS plugin object: registers the Processing provider, menu, toolbar and dock."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 from qgis.core import QgsApplication, QgsMessageLog, Qgis
 

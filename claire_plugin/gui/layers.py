@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
@@ -29,6 +30,24 @@ def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional
     if not os.path.exists(path):
         return None, f"'{layer.name()}' points to {path}, which does not exist"
     return path, None
+
+
+@contextmanager
+def no_input_sidecars():
+    """Turn GDAL's PAM off in this thread while QGIS opens input layers.
+
+    Loading a multiband raster makes QGIS compute a histogram for its default renderer, which GDAL would
+    save as FILE.aux.xml next to the user's input; inputs must stay untouched. Outputs are not affected
+    (the engine writes them outside this block).
+    """
+    from osgeo import gdal
+
+    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
 
 
 def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]) -> QgsSingleBandPseudoColorRenderer:

@@ -39,29 +39,22 @@ _keep: List[object] = []
 
 def _load_layers():
     from qgis.core import QgsProject, QgsRasterLayer
-    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
+
+    from .layers import no_input_sidecars
+    from .quicklook import true_colour
 
     project = QgsProject.instance()
     project.clear()
     layers = {}
     for sub, name in (("LULC", "Reference labels (ESRI LULC)"), ("S1RTC", "Sentinel-1 RTC VV VH (dB)"),
                       ("S2L2A", "Sentinel-2 L2A 12 bands")):
-        layer = QgsRasterLayer(os.path.join(DATA, sub, f"{SITE}.tif"), f"{name} {SITE}", "gdal")
+        with no_input_sidecars():
+            layer = QgsRasterLayer(os.path.join(DATA, sub, f"{SITE}.tif"), f"{name} {SITE}", "gdal")
         if not layer.isValid():
             raise SystemExit(f"cannot open {layer.source()}")
         project.addMapLayer(layer)
         layers[sub] = layer
-    # True-colour view of the optical layer (B04, B03, B02).
-    s2 = layers["S2L2A"]
-    renderer = QgsMultiBandColorRenderer(s2.dataProvider(), 4, 3, 2)
-    for band, setter in ((4, renderer.setRedContrastEnhancement), (3, renderer.setGreenContrastEnhancement),
-                         (2, renderer.setBlueContrastEnhancement)):
-        ce = QgsContrastEnhancement(s2.dataProvider().dataType(band))
-        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-        ce.setMinimumValue(0)
-        ce.setMaximumValue(2000)
-        setter(ce)
-    s2.setRenderer(renderer)
+    true_colour(layers["S2L2A"])
     return layers
 
 
@@ -135,107 +128,11 @@ def render_picker(out: str, checkpoint: str) -> str:
 
 
 def render_map(out: str, layers_to_show, optical=None) -> str:
-    """A QGIS print layout of the styled land cover with its legend, exported to PNG."""
-    from qgis.core import (
-        QgsLayout, QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap,
-        QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize, QgsProject, QgsUnitTypes, QgsLegendStyle,
-        QgsLegendRenderer, QgsMapLayerLegendUtils,
-    )
-    from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtGui import QFont
+    """A QGIS print layout of the styled land cover with its legend (beside the optical input), to PNG."""
+    from .quicklook import render_layout
 
-    project = QgsProject.instance()
-    land = layers_to_show[0]
-    layout = QgsLayout(project)
-    layout.initializeDefaults()
-    page = layout.pageCollection().page(0)
-    page.setPageSize(QgsLayoutSize(300, 140, QgsUnitTypes.LayoutMillimeters))
-
-    title = QgsLayoutItemLabel(layout)
-    title.setText(f"CLAIRE land cover — TerraMesh site {SITE} (Sentinel-2 + Sentinel-1)")
-    title.setFont(QFont("DejaVu Sans", 14, QFont.Bold))
-    title.attemptMove(QgsLayoutPoint(8, 5, QgsUnitTypes.LayoutMillimeters))
-    title.attemptResize(QgsLayoutSize(284, 10, QgsUnitTypes.LayoutMillimeters))
-    layout.addLayoutItem(title)
-
-    def caption(text: str, x: float) -> None:
-        label = QgsLayoutItemLabel(layout)
-        label.setText(text)
-        label.setFont(QFont("DejaVu Sans", 10))
-        label.attemptMove(QgsLayoutPoint(x, 129, QgsUnitTypes.LayoutMillimeters))
-        label.attemptResize(QgsLayoutSize(108, 8, QgsUnitTypes.LayoutMillimeters))
-        layout.addLayoutItem(label)
-
-    x_land = 8
-    if optical is not None:
-        omap = QgsLayoutItemMap(layout)
-        omap.attemptMove(QgsLayoutPoint(8, 18, QgsUnitTypes.LayoutMillimeters))
-        omap.attemptResize(QgsLayoutSize(108, 108, QgsUnitTypes.LayoutMillimeters))
-        omap.setLayers([optical])
-        omap.setCrs(land.crs())
-        omap.setExtent(land.extent())
-        omap.setFrameEnabled(True)
-        layout.addLayoutItem(omap)
-        caption("Input: Sentinel-2 L2A true colour (B4, B3, B2)", 8)
-        x_land = 122
-    amap = QgsLayoutItemMap(layout)
-    amap.attemptMove(QgsLayoutPoint(x_land, 18, QgsUnitTypes.LayoutMillimeters))
-    amap.attemptResize(QgsLayoutSize(108, 108, QgsUnitTypes.LayoutMillimeters))
-    amap.setLayers([land])
-    amap.setCrs(land.crs())
-    amap.setExtent(land.extent())
-    amap.setFrameEnabled(True)
-    layout.addLayoutItem(amap)
-    caption("CLAIRE land cover (optical + SAR fused)", x_land)
-
-    legend = QgsLayoutItemLegend(layout)
-    legend.setTitle("Land cover classes")
-    legend.setLinkedMap(amap)
-    legend.setAutoUpdateModel(False)
-    root = legend.model().rootGroup()
-    root.removeAllChildren()
-    root.addLayer(land)
-    node = root.findLayer(land)
-    QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Hidden)
-    count = len(legend.model().layerLegendNodes(node))
-    if count > 1:  # drop the "Band 1: … (Palette)" header line, keep the classes
-        QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, count)))
-        legend.model().refreshLayerLegend(node)
-    legend.setStyleFont(QgsLegendStyle.Title, QFont("DejaVu Sans", 13, QFont.Bold))
-    legend.setStyleFont(QgsLegendStyle.Subgroup, QFont("DejaVu Sans", 11, QFont.Bold))
-    legend.setStyleFont(QgsLegendStyle.SymbolLabel, QFont("DejaVu Sans", 11))
-    legend.setSymbolWidth(8)
-    legend.setSymbolHeight(5)
-    legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, QgsUnitTypes.LayoutMillimeters))
-    layout.addLayoutItem(legend)
-
-    bar = QgsLayoutItemScaleBar(layout)
-    bar.setStyle("Single Box")
-    bar.setLinkedMap(amap)
-    bar.applyDefaultSize()
-    bar.setUnits(QgsUnitTypes.DistanceMeters)
-    bar.setNumberOfSegments(2)
-    bar.setNumberOfSegmentsLeft(0)
-    bar.setUnitsPerSegment(500)
-    bar.setUnitLabel("m")
-    bar.attemptMove(QgsLayoutPoint(x_land + 114, 108, QgsUnitTypes.LayoutMillimeters))
-    layout.addLayoutItem(bar)
-
-    note = QgsLayoutItemLabel(layout)
-    note.setText("Data: TerraMesh (IBM / ESA), CC-BY-SA-4.0. Nodata transparent.")
-    note.setFont(QFont("DejaVu Sans", 8))
-    note.setText("Data: TerraMesh (IBM / ESA),\nCC-BY-SA-4.0. No-data is transparent.")
-    note.setHAlign(Qt.AlignLeft)
-    note.attemptMove(QgsLayoutPoint(x_land + 114, 122, QgsUnitTypes.LayoutMillimeters))
-    note.attemptResize(QgsLayoutSize(60, 12, QgsUnitTypes.LayoutMillimeters))
-    layout.addLayoutItem(note)
-
-    path = os.path.join(out, "landcover_map.png")
-    settings = QgsLayoutExporter.ImageExportSettings()
-    settings.dpi = 110
-    result = QgsLayoutExporter(layout).exportToImage(path, settings)
-    if result != QgsLayoutExporter.Success:
-        raise SystemExit(f"map export failed ({result})")
+    path = render_layout(layers_to_show[0], os.path.join(out, "landcover_map.png"),
+                         f"CLAIRE land cover — TerraMesh site {SITE} (Sentinel-2 + Sentinel-1)", optical)
     print(f"wrote {path}")
     return path
 

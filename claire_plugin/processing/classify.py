@@ -1,7 +1,6 @@
 """`claire:classify`: optical + SAR raster → styled land-cover GeoTIFF, with per-class metrics."""
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Optional
 
 from qgis.core import (
@@ -171,7 +170,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         """Missing or unreadable raster files get the engine's message (problem and fix) instead of QGIS's
         'Could not load source layer'; layers are opened without writing sidecars next to the inputs."""
-        from .common import check_raster_files, no_input_sidecars
+        from ..gui.layers import no_input_sidecars
+        from .common import check_raster_files
 
         problem = check_raster_files(parameters, {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"})
         if problem:
@@ -182,7 +182,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
         from ..core.errors import ClaireError
-        from .common import no_input_sidecars, qgis_message
+        from ..gui.layers import no_input_sidecars
+        from .common import qgis_message
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from typing import Callable, Dict, Optional
 
 from qgis.core import (
@@ -13,42 +12,16 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
+from ..gui.layers import layer_file as gui_layer_file
 from ..gui.style import apply_landcover_style, classes_from_raster
 
 
 def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
-    """The file behind a raster layer, or a clear error when the layer is not a local GDAL file."""
-    if layer is None:
-        raise QgsProcessingException(f"No {what} raster was given. Fix: choose a raster layer or file for {what}.")
-    if layer.providerType() != "gdal":
-        raise QgsProcessingException(
-            f"The {what} layer '{layer.name()}' is not a file raster (provider '{layer.providerType()}'). "
-            "Fix: save it as a GeoTIFF (right-click > Export > Save As) and use that file."
-        )
-    path = layer.source().split("|")[0]
-    if not os.path.exists(path):
-        raise QgsProcessingException(
-            f"The {what} layer '{layer.name()}' points to '{path}', which does not exist. Fix: choose an existing file."
-        )
+    """The file behind a raster layer, or a QgsProcessingException naming the parameter and the fix."""
+    path, problem = gui_layer_file(layer)
+    if path is None:
+        raise QgsProcessingException(f"{what}: {problem}. Fix: choose a local raster file (e.g. a GeoTIFF) for {what}.")
     return path
-
-
-@contextmanager
-def no_input_sidecars():
-    """Turn GDAL's PAM off in this thread while QGIS opens input layers.
-
-    Loading a multiband raster makes QGIS compute a histogram for its default renderer, which GDAL would
-    save as FILE.aux.xml next to the user's input; inputs must stay untouched. Outputs are not affected
-    (the engine writes them outside this block).
-    """
-    from osgeo import gdal
-
-    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
-    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
-    try:
-        yield
-    finally:
-        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
 
 
 def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]:
