@@ -20,8 +20,14 @@ QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper pass
 
 def qgis_env(config_root: str) -> dict:
     """Environment for headless QGIS with an isolated profile root."""
+    runtime = os.path.join(config_root, "runtime")
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    os.chmod(runtime, 0o700)  # Qt insists on a private runtime directory
     env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=config_root, XDG_RUNTIME_DIR=config_root)
+    # QGIS saves layer statistics as FILE.aux.xml next to every raster it opens as a layer; the bundled
+    # inputs must stay as shipped. CLAIRE's own outputs keep their category names (see core/writer.py).
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=config_root, XDG_RUNTIME_DIR=runtime,
+               GDAL_PAM_ENABLED="NO")
     return env
 
 

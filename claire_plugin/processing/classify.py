@@ -225,6 +225,13 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         return outputs
 
 
+def _cell(value, width: int, digits: int = 3) -> str:
+    """A right-aligned number, or a dash where the value is undefined (class absent from map and reference)."""
+    if value is None or value != value:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
+
+
 def class_table(summary: dict) -> str:
     """A plain-text per-class table (area, share, confidence; IoU/P/R/F1 with a reference)."""
     metrics = summary.get("metrics") or {}
@@ -235,13 +242,10 @@ def class_table(summary: dict) -> str:
     lines = [header]
     for cls in summary.get("classes", []):
         line = (f"{cls['name']:<22}{cls.get('area_ha', 0):>10.1f}{100 * cls.get('share', 0):>9.1f}"
-                f"{cls.get('mean_confidence') or 0:>7.2f}")
-        m = per_class.get(cls["name"])
+                + _cell(cls.get("mean_confidence") if cls.get("pixels") else None, 7, 2))
         if per_class:
-            line += "".join(
-                f"{(m or {}).get(k) if (m or {}).get(k) is not None else float('nan'):>{w}.3f}"
-                for k, w in (("iou", 7), ("precision", 7), ("recall", 8), ("f1", 7))
-            )
+            m = per_class.get(cls["name"]) or {}
+            line += "".join(_cell(m.get(k), w) for k, w in (("iou", 7), ("precision", 7), ("recall", 8), ("f1", 7)))
         lines.append(line)
     if metrics:
         lines.append(f"OA {metrics.get('oa', 0):.4f}  mIoU {metrics.get('miou', 0):.4f}  kappa {metrics.get('kappa', 0):.4f}")

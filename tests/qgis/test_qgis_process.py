@@ -14,7 +14,8 @@ QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 def _env(root: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PATH"] = "/usr/bin:/bin"
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=root, XDG_RUNTIME_DIR=root)
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=root, XDG_RUNTIME_DIR=root,
+               GDAL_PAM_ENABLED="NO")
     return env
 
 
@@ -39,3 +40,9 @@ def test_qgis_process_lists_and_runs_classify(tmp_path, raster_pair, tiny_checkp
     with rasterio.open(out) as dst:
         assert dst.shape == raster_pair["shape"]
         assert set(np.unique(dst.read(1)).tolist()) <= {1, 2, 4, 5}
+    from osgeo import gdal
+
+    # PAM was off for the whole qgis_process run, yet the output carries its class names ...
+    assert gdal.Info(out, format="json")["bands"][0]["categories"][1] == "water"
+    # ... and QGIS left no statistics sidecar next to the inputs.
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".aux.xml") and not p.startswith("lc.")]
