@@ -98,16 +98,26 @@ def read_card(path: str) -> Dict[str, Any]:
     return card
 
 
-def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any]) -> None:
-    """Write weights (safetensors) with `card` as JSON metadata; atomic (temp file + rename)."""
+def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any], dtype: Any = None) -> None:
+    """Write weights (safetensors) with `card` as JSON metadata; atomic (temp file + rename).
+
+    `dtype` (e.g. torch.float16) stores floating weights at that precision (they are cast back to the
+    model's dtype on load) to keep shipped files small.
+    """
     from safetensors.torch import save_file
 
     card = dict(card)
     card.setdefault("format", FORMAT)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        state[k] = v.contiguous()
     tmp = f"{path}.tmp-{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

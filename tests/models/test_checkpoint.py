@@ -105,3 +105,17 @@ def test_checkpoint_without_colours_loads(ckpt):
     colors = class_colors(card)
     assert len(colors) == 3 and len(set(colors)) == 3
     assert all(len(c) == 7 and c.startswith("#") for c in colors)
+
+
+def test_half_precision_storage_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("claire", _card()["config"]).eval()
+    full, half = str(tmp_path / "f.safetensors"), str(tmp_path / "h.safetensors")
+    save_checkpoint(full, model, _card())
+    save_checkpoint(half, model, _card(), dtype=torch.float16)
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    loaded, _ = load_checkpoint(half)
+    assert all(v.dtype == torch.float32 for v in loaded.state_dict().values() if v.is_floating_point())
+    x, s = torch.randn(1, 4, 32, 32), torch.randn(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x, s)["logits"], loaded(x, s)["logits"], atol=1e-2)

@@ -1,0 +1,259 @@
+"""Training and evaluation loops (pure PyTorch; data come from a `SampleSource` given by the caller).
+
+A SampleSource provides:
+  sample(rng, crop) -> (optical_raw [Co,h,w], sar_raw [Cs,h,w], label_index [h,w] with 255 = ignore)
+  eval_items() -> iterable of (name, optical_raw, sar_raw, label_index)
+  class_counts(num_classes) -> np.ndarray of label pixel counts
+Raw arrays are converted with the card's input spec (models.spec) after augmentation.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
+from .losses import RIFTLoss, class_weights_from_counts
+from .metrics import confusion_matrix, metrics_from_confusion
+from .predict import predict_arrays
+from .registry import build_model
+from .spec import normalise, standardise, to_physical
+
+IGNORE = 255
+
+
+@dataclass
+class LossConfig:
+    """RIFT hyper-parameters."""
+
+    lam: float = 0.6
+    gamma: float = 2.0
+    alpha: float = 0.3
+    beta: float = 0.7
+    weights: str = "inverse_sqrt"
+    max_weight_ratio: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the model card)."""
+
+    arch: str = "claire"
+    size: str = "small"
+    epochs: int = 20
+    steps_per_epoch: int = 20
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
+        return d
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch; make CPU/cuDNN kernels deterministic where cheap."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+
+
+def make_batch(source: Any, rng: np.random.Generator, cfg: TrainConfig, ospec: Dict, sspec: Dict,
+               augment: bool = True) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw `batch_size` random crops, augment them in physical units, normalise, stack."""
+    os_, ss_, ls_ = [], [], []
+    sar_db = str(sspec.get("units", "dB")).lower() == "db"
+    for _ in range(cfg.batch_size):
+        o, s, l = source.sample(rng, cfg.crop)
+        o, s = to_physical(o, ospec), to_physical(s, sspec)
+        if augment:
+            o, s, l = augment_sample(o, s, l, rng, cfg.augment, sar_is_db=sar_db)
+            s = np.clip(s, *sspec["clip"]) if sspec.get("clip") else s
+        os_.append(standardise(o, ospec))
+        ss_.append(standardise(s, sspec))
+        ls_.append(l.astype(np.int64))
+    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)))
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _all_params(opt: torch.optim.Optimizer) -> List[torch.nn.Parameter]:
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
+def round_weights(model: torch.nn.Module, dtype: torch.dtype = torch.float16) -> None:
+    """Round floating weights through `dtype` in place (what a checkpoint stored in `dtype` holds)."""
+    with torch.no_grad():
+        for v in model.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.to(dtype).to(v.dtype))
+
+
+def _save_resume(path: str, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, meta: Dict) -> None:
+    """Resume state as safetensors (no pickle): weights + AdamW moments + JSON metadata."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    steps = {}
+    for i, p in enumerate(_all_params(opt)):
+        st = opt.state.get(p, {})
+        if "exp_avg" in st:
+            tensors[f"opt.{i}.exp_avg"] = st["exp_avg"].detach().cpu().contiguous()
+            tensors[f"opt.{i}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().contiguous()
+            steps[i] = float(st["step"])
+    tmp = path + ".tmp"
+    save_file(tensors, tmp, metadata={"resume": json.dumps({"epoch": epoch, "steps": steps, **meta})})
+    os.replace(tmp, path)
+
+
+def _load_resume(path: str, model: torch.nn.Module, opt: torch.optim.Optimizer, device) -> Dict:
+    from safetensors import safe_open
+
+    from .checkpoint import read_header
+
+    header = read_header(path)  # refuses pickles / truncated files before anything is read
+    meta = json.loads((header.get("__metadata__") or {}).get("resume", "{}"))
+    with safe_open(path, framework="pt", device="cpu") as f:
+        state = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+        model.load_state_dict(state)
+        for i, p in enumerate(_all_params(opt)):
+            if f"opt.{i}.exp_avg" in f.keys():
+                opt.state[p] = {"exp_avg": f.get_tensor(f"opt.{i}.exp_avg").to(device),
+                                "exp_avg_sq": f.get_tensor(f"opt.{i}.exp_avg_sq").to(device),
+                                "step": torch.tensor(meta["steps"][str(i)])}
+    return meta
+
+
+def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig,
+          resume_path: Optional[str] = None, log: Callable[[str], None] = print,
+          progress: bool = True) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history)."""
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    config = {"num_classes": num_classes, "optical_channels": len(ospec["bands"]),
+              "sar_channels": len(sspec["bands"]), "size": cfg.size}
+    model = build_model(cfg.arch, config).to(device)
+    counts = source.class_counts(num_classes)
+    weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
+    loss_fn = RIFTLoss(num_classes, cfg.loss.lam, cfg.loss.gamma, cfg.loss.alpha, cfg.loss.beta,
+                       class_weights=weights, ignore_index=IGNORE).to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    start_epoch, history = 0, {"loss": [], "class_weights": [round(float(w), 4) for w in weights],
+                               "class_counts": [int(c) for c in counts]}
+    if resume_path and os.path.exists(resume_path):
+        meta = _load_resume(resume_path, model, opt, device)
+        start_epoch = int(meta.get("epoch", 0))
+        history["loss"] = list(meta.get("loss", []))
+        log(f"resumed from {resume_path} at epoch {start_epoch}")
+    total = cfg.epochs * cfg.steps_per_epoch
+    t0 = time.time()
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=total, initial=start_epoch * cfg.steps_per_epoch, desc=f"train {cfg.arch}", unit="step")
+        except ImportError:
+            bar = None
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        torch.manual_seed(cfg.seed * 100003 + epoch)
+        model.train()
+        running = 0.0
+        for step in range(cfg.steps_per_epoch):
+            gstep = epoch * cfg.steps_per_epoch + step
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(gstep, total, cfg)
+            o, s, l = make_batch(source, rng, cfg, ospec, sspec)
+            o, s, l = o.to(device), s.to(device), l.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                out = model(o, s)
+            loss = loss_fn(out["logits"].float(), l)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(opt)
+            scaler.update()
+            running += float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
+        history["loss"].append(round(running / cfg.steps_per_epoch, 5))
+        if resume_path:
+            _save_resume(resume_path, model, opt, epoch + 1, {"loss": history["loss"]})
+    if bar is not None:
+        bar.close()
+    history["seconds"] = round(time.time() - t0, 1)
+    history["device"] = str(device)
+    model.eval()
+    return model, history
+
+
+def corrupt_optical(opt_phys: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
+    """Deterministic synthetic corruption of physical optical input: 'clouds', 'haze' or 'clear'."""
+    if kind == "clear":
+        return opt_phys
+    rng = np.random.default_rng(seed)
+    if kind == "clouds":
+        return synthetic_clouds(opt_phys, rng, coverage=0.6)
+    if kind == "haze":
+        return haze(opt_phys, rng)
+    raise ValueError(f"unknown corruption {kind!r}")
+
+
+def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+             ospec: Dict, sspec: Dict, names: List[str], corruption: str = "clear",
+             tile: int = 256, overlap: int = 32, device: str = "cpu") -> Dict[str, Any]:
+    """Confusion matrix + metrics over all evaluation items (labels are class indices, 255 ignored)."""
+    k = len(names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    shares = []
+    for i, (_name, o, s, l) in enumerate(items):
+        op = corrupt_optical(to_physical(o, ospec), corruption, seed=i)
+        prob, share = predict_arrays(model, standardise(op, ospec), normalise(s, sspec), tile, overlap,
+                                     device=device)
+        pred = prob.argmax(0)
+        cm += confusion_matrix(pred, l, k, ignore_index=IGNORE)
+        valid = l != IGNORE
+        if valid.any():
+            shares.append(float(share[valid].mean()))
+    m = metrics_from_confusion(cm, names)
+    m["confusion"] = cm.tolist()
+    m["pixels"] = int(cm.sum())
+    m["mean_sar_share"] = float(np.mean(shares)) if shares else None
+    return m

@@ -1,0 +1,121 @@
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from claire.claire_plugin.core.datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs
+from claire.claire_plugin.core.errors import ClaireError
+
+
+def _tif(path, arr, dtype=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[None]
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype=dtype or arr.dtype, crs="EPSG:32631", transform=from_origin(500000, 5000000, 10, 10)) as ds:
+        ds.write(arr.astype(dtype or arr.dtype))
+
+
+def _make(root, opt_dir, sar_dir, lbl_dir, names, h, w, label_values, rng, opt_bands=4):
+    for n in names:
+        _tif(os.path.join(root, opt_dir, n + ".tif"), rng.integers(0, 255, (opt_bands, h, w)).astype(np.uint8))
+        _tif(os.path.join(root, sar_dir, n + ".tif"), rng.integers(0, 255, (1, h, w)).astype(np.uint8))
+        _tif(os.path.join(root, lbl_dir, n + ".tif"), rng.choice(label_values, (h, w)).astype(np.uint8))
+
+
+def test_whu_opt_sar_with_split_lists(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["NH49E001013", "NH49E001014", "NH49E001015"], 74, 111,
+          [0, 10, 20, 30, 40, 50, 60, 70], rng)
+    with open(os.path.join(root, "train.txt"), "w") as fh:
+        fh.write("NH49E001013\nNH49E001014\n")
+    with open(os.path.join(root, "val.txt"), "w") as fh:
+        fh.write("NH49E001015.tif\n")
+    assert detect_layout(root) == "whu-opt-sar"
+    train = list_pairs(root, "whu-opt-sar", "train")
+    val = list_pairs(root, "whu-opt-sar", "val")
+    assert [p.name for p in train] == ["NH49E001013", "NH49E001014"]
+    assert [p.name for p in val] == ["NH49E001015"] and val[0].region == (0, 0, 74, 111)
+    lay = LAYOUTS["whu-opt-sar"]
+    src = RasterPairSource(train, lay.classes, lay.ignore)
+    o, s, l = src.sample(np.random.default_rng(1), 64)
+    assert o.shape == (4, 64, 64) and s.shape == (1, 64, 64)
+    # label value 70 ("others") maps to class index 7
+    with rasterio.open(train[0].label) as ds:
+        raw = ds.read(1)
+    _, _, full = src.read(train[0], 0, 0, 74, 111)
+    assert np.all(full[raw == 70] == 7) and np.all(full[raw == 10] == 1)
+    counts = src.class_counts(8)
+    assert counts.sum() == 2 * 74 * 111
+
+
+def test_whu_split_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], rng)
+    with open(os.path.join(root, "split.csv"), "w") as fh:
+        fh.write("a,train\nb,test\n")
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
+
+
+def test_pie_rgb_sar_train_val_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "pie")
+    _make(os.path.join(root, "train"), "RGB", "SAR", "label", ["0001", "0002"], 64, 64, list(range(6)), rng, 3)
+    _make(os.path.join(root, "val"), "RGB", "SAR", "label", ["0003"], 64, 64, list(range(6)), rng, 3)
+    assert [p.name for p in list_pairs(root, "pie-rgb-sar", "train")] == ["0001", "0002"]
+    assert [p.name for p in list_pairs(root, "pie-rgb-sar", "val")] == ["0003"]
+    assert len(LAYOUTS["pie-rgb-sar"].classes) == 6
+
+
+def test_oem_sar_ignores_unknown(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "oem")
+    _make(os.path.join(root, "train"), "rgb_images", "sar_images", "labels", ["aachen_1"], 64, 64,
+          list(range(9)), rng, 3)
+    assert detect_layout(root) == "oem-sar"
+    pairs = list_pairs(root, "oem-sar", "train")
+    lay = LAYOUTS["oem-sar"]
+    src = RasterPairSource(pairs, lay.classes, lay.ignore)
+    with rasterio.open(pairs[0].label) as ds:
+        raw = ds.read(1)
+    _, _, idx = src.read(pairs[0], 0, 0, 64, 64)
+    assert np.all(idx[raw == 0] == 255) and np.all(idx[raw == 8] == 7) and np.all(idx[raw == 1] == 0)
+
+
+def test_generic_holdout_block_and_windowed_read(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "gen")
+    _make(root, "optical", "sar", "labels", ["x"], 64, 100, [1, 2, 3], rng)
+    assert detect_layout(root) == "generic"
+    tr = list_pairs(root, "generic", "train", holdout=0.25)
+    va = list_pairs(root, "generic", "val", holdout=0.25)
+    assert tr[0].region == (0, 0, 64, 75) and va[0].region == (0, 75, 64, 25)
+    src = RasterPairSource(tr, [ClassDef(v, str(v)) for v in (1, 2, 3)])
+    # crops never reach into the held-out block: pixels there are ignored
+    _, _, l = src.read(tr[0], 0, 60, 64, 40)
+    assert np.all(l[:, 15:] == 255) and np.all(l[:, :15] != 255)
+    items = list(RasterPairSource(va, src.classes).eval_items())
+    assert len(items) == 1 and items[0][3].shape == (64, 25)
+
+
+def test_missing_folders_give_clear_error(tmp_path):
+    os.makedirs(tmp_path / "empty" / "optical")
+    with pytest.raises(ClaireError, match="optical/.*sar/.*labels/"):
+        list_pairs(str(tmp_path / "empty"), "generic", "train")
+
+
+def test_terramesh_samples_shipped():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "data", "terramesh")
+    assert detect_layout(root) == "terramesh"
+    lay = LAYOUTS["terramesh"]
+    pairs = list_pairs(root, "terramesh", "train", holdout=0.25)
+    src = RasterPairSource(pairs, lay.classes, lay.ignore, lay.optical_bands)
+    o, s, l = src.sample(np.random.default_rng(0), 64)
+    assert o.shape == (10, 64, 64) and s.shape == (2, 64, 64)
+    assert 300 < float(np.nanmean(o)) < 6000 and -30 < float(np.nanmean(s)) < 0
+    assert set(np.unique(l).tolist()) <= set(range(8)) | {255}
