@@ -54,7 +54,10 @@ uninstall:
 
 ## Retrain the bundled default checkpoint from the bundled data (seeded, reproducible).
 checkpoint: venv
-	$(PY) -m claire.models.default_checkpoint --output resources/checkpoints/claire_default.safetensors
+	OMP_NUM_THREADS=1 $(VENV)/bin/claire train --arch claire --size small --data resources/data/terramesh \
+	  --layout terramesh --holdout 0.25 --epochs 40 --steps-per-epoch 20 --batch-size 8 --crop 128 \
+	  --seed 0 --threads 1 --half --note "bundled default: make checkpoint" \
+	  --output resources/checkpoints/claire_default.safetensors
 
 bench: venv
 	$(VENV)/bin/claire bench --json $(BUILD)/bench.json
@@ -63,7 +66,8 @@ screenshots: venv
 	$(PY) -m claire.claire_plugin.gui.screenshots --out docs/screenshots
 
 fusion-table: venv
-	$(PY) -m claire.models.fusion_table --out docs/fusion_table.md
+	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \
+	  --out docs/fusion_table.md
 
 clean:
 	rm -rf $(BUILD)
