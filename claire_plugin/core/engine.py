@@ -256,7 +256,6 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         ref_lut = _reference_lut(classes, ref_ds.nodata if ref_ds is not None else None)
 
         model = model.to(device).eval()
-        blend_dev = device if device.type == "cuda" else torch.device("cpu")
         has_sar_share = None
         blender = None
         tpc = max(batch, 4) if batch < 4 else batch
@@ -272,8 +271,9 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
             if item is None:
                 break
             r, j0, j1, o_t, s_t, flags = item
-            outs = []
-            for b in range(0, o_t.shape[0], batch):
+            n_chunk = o_t.shape[0]
+            chunk_out = None
+            for b in range(0, n_chunk, batch):
                 if is_cancelled():
                     raise CancelledError()
                 t0 = time.perf_counter()
@@ -286,19 +286,21 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                     if want_rel and has_sar_share:
                         rel_w = GridWriter(params.reliance, opt, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
                         writers.append(rel_w)
-                    blender = RowBlender(grid, K + (1 if has_sar_share else 0), str(blend_dev))
+                    blender = RowBlender(grid, K + (1 if has_sar_share else 0))
                 if logits.shape[1] != K:
                     raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                                       f"the checkpoint is inconsistent: re-export it")
-                probs = torch.softmax(logits.float(), dim=1)
+                if chunk_out is None:
+                    chunk_out = np.empty((n_chunk, K + (1 if has_sar_share else 0), tile, tile), np.float32)
+                n = logits.shape[0]
+                _softmax_into(logits.detach().float().cpu().numpy(), chunk_out[b:b + n, :K])
                 if has_sar_share:
-                    probs = torch.cat([probs, share.float().clamp(0, 1)], dim=1)
-                outs.append(probs.to(blend_dev))
+                    np.clip(share.detach().float().cpu().numpy()[:, 0], 0.0, 1.0, out=chunk_out[b:b + n, K])
                 t_forward += time.perf_counter() - t0
-                n_tiles += probs.shape[0]
+                n_tiles += n
                 progress(min(0.98, 0.98 * n_tiles / grid.n_tiles),
-                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + probs.shape[0]}/{grid.n_cols}")
-            for fin in blender.add(r, j0, torch.cat(outs) if len(outs) > 1 else outs[0]):
+                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + n}/{grid.n_cols}")
+            for fin in blender.add(r, j0, chunk_out):
                 _finish(fin, grid, j0, flags, K, has_sar_share, class_values, nodata, writers[0], conf_w, rel_w,
                         summary, ref_vrt, ref_lut)
             if j1 >= grid.n_cols:
@@ -347,6 +349,13 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 pass
 
 
+def _softmax_into(logits: np.ndarray, out: np.ndarray) -> None:
+    """Softmax over axis 1 of logits [n, K, H, W] written into `out` (numpy, single-threaded)."""
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+
+
 def _unpack(res):
     if isinstance(res, dict):
         return res["logits"], res.get("sar_share")
@@ -372,10 +381,10 @@ def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, con
     valid = valid_all[:h, lc:lc + w]
     opt_bad = opt_bad_all[:h, lc:lc + w]
     cloud = cloud_all[:h, lc:lc + w]
-    conf_t, idx_t = fin.values[:K].max(dim=0)
-    idx = idx_t.cpu().numpy()
-    conf = conf_t.cpu().numpy()
-    share = fin.values[K].cpu().numpy() if has_share else None
+    probs = fin.values[:K]
+    idx = probs.argmax(axis=0)
+    conf = np.take_along_axis(probs, idx[None], axis=0)[0]
+    share = fin.values[K] if has_share else None
     out = class_values[idx]
     out[~valid] = nodata
     row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
