@@ -94,6 +94,12 @@ def speckle_db(sar_db: np.ndarray, rng: np.random.Generator, looks: float) -> np
     return (sar_db + 10.0 * np.log10(np.maximum(noise, 1e-6))[None]).astype(np.float32)
 
 
+def speckle_amplitude(sar: np.ndarray, rng: np.random.Generator, looks: float) -> np.ndarray:
+    """Speckle on amplitude-like (non-dB) SAR: multiply by the square root of Gamma(L, 1/L) noise."""
+    noise = rng.gamma(shape=looks, scale=1.0 / looks, size=sar.shape[-2:]).astype(np.float32)
+    return (sar * np.sqrt(noise)[None]).astype(np.float32)
+
+
 def augment_sample(opt: np.ndarray, sar: np.ndarray, lbl: np.ndarray, rng: np.random.Generator,
                    cfg: AugmentConfig, sar_is_db: bool = True):
     """Apply the configured augmentations; returns (opt, sar, lbl)."""
@@ -106,6 +112,7 @@ def augment_sample(opt: np.ndarray, sar: np.ndarray, lbl: np.ndarray, rng: np.ra
         opt = synthetic_clouds(opt, rng)
     elif r < cfg.p_blind + cfg.p_cloud + cfg.p_haze:
         opt = haze(opt, rng)
-    if sar_is_db and rng.random() < cfg.p_speckle:
-        sar = speckle_db(sar, rng, float(rng.uniform(*cfg.speckle_looks)))
+    if rng.random() < cfg.p_speckle:
+        looks = float(rng.uniform(*cfg.speckle_looks))
+        sar = speckle_db(sar, rng, looks) if sar_is_db else speckle_amplitude(sar, rng, looks)
     return opt, sar, lbl

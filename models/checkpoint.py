@@ -10,7 +10,6 @@ import os
 import struct
 from typing import Any, Dict, Tuple
 
-import torch
 import torch.nn as nn
 
 CARD_KEY = "claire_card"

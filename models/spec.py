@@ -1,7 +1,7 @@
 """Input specification of a modality (bands, units, scaling, clipping, mean/std) and normalisation."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, Sequence
 
 import numpy as np
 
@@ -49,7 +49,6 @@ def normalise(raw: np.ndarray, spec: Dict[str, Any]) -> np.ndarray:
 
 def measure_stats(arrays: Iterable[np.ndarray], spec: Dict[str, Any]) -> Dict[str, Any]:
     """Return a copy of `spec` with per-band mean/std measured on raw arrays [C,H,W] (finite pixels)."""
-    sums: List[np.ndarray] = []
     total = None
     for raw in arrays:
         x = to_physical(raw, spec).reshape(raw.shape[0], -1).astype(np.float64)

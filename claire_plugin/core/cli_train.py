@@ -78,6 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--archs", default="claire,asanet,optical_only,sar_only")
     p.add_argument("--site", default="433D_629L_3_1", help="site held out entirely in protocol B")
+    p.add_argument("--size", default="small", help="network size used for every architecture")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_fusion_table)
@@ -206,7 +207,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ...models import spec as spec_mod
     from ...models.checkpoint import save_checkpoint
-    from ...models.losses import class_weights_from_counts  # noqa: F401  (documented in the card)
     from ...models.registry import available_architectures, available_sizes
     from ...models.training import LossConfig, TrainConfig, evaluate, train
 
@@ -346,7 +346,7 @@ def card_summary(card: Dict[str, Any]) -> str:
     """Human-readable summary of a model card."""
     t = card.get("training") or {}
     lines = [f"architecture  {card.get('arch')} ({card.get('size')})",
-             f"classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
+             "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
     for mod in ("optical", "sar"):
         s = (card.get("inputs") or {}).get(mod) or {}
@@ -449,7 +449,7 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
         ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
         sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
         for arch in archs:
-            cfg = TrainConfig(arch=arch, size="small", epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+            cfg = TrainConfig(arch=arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                               seed=args.seed, device="auto")
             print(f"[fusion-table] protocol {key}: training {arch}", file=sys.stderr)
             model, hist = train(src, ospec, sspec, len(classes), cfg, progress=False)
@@ -490,7 +490,7 @@ def _fusion_markdown(results, archs, args, total, protocols) -> str:
         f"took {total / 60:.1f} min on this machine, torch {torch.__version__}, {args.threads} CPU threads). "
         "Numbers come from the run that wrote this file; nothing is copied from papers.",
         "",
-        "Setup: every architecture is the `small` size, trained from scratch with the same seed "
+        f"Setup: every architecture is the `{args.size}` size, trained from scratch with the same seed "
         f"({args.seed}), the same RIFT loss, augmentation (incl. synthetic clouds/haze on the optical input "
         f"and SAR speckle) and the same short budget: {args.epochs} epochs x {args.steps_per_epoch} steps x 8 "
         "random 128 px crops. Data: the 4 shipped TerraMesh sites (Sentinel-2 L2A 10 bands + Sentinel-1 RTC "

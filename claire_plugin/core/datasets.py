@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -136,7 +136,7 @@ def _read_split_lists(root: str) -> Dict[str, str]:
     for f in sorted(os.listdir(root)):
         if "split" in f.lower() and f.lower().endswith((".txt", ".csv")):
             with open(os.path.join(root, f)) as fh:
-                for row in csv.reader(fh, delimiter="," if f.lower().endswith(".csv") else None or ","):
+                for row in csv.reader(fh):
                     parts = row if len(row) >= 2 else (row[0].split() if row else [])
                     if len(parts) >= 2:
                         split = parts[1].strip().lower()

@@ -150,3 +150,14 @@ def test_bad_arguments_are_user_errors(generic_dir, tmp_path, capsys):
     assert "unknown architecture" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
+    out = tmp_path / "fusion.md"
+    assert main(["fusion-table", "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--threads", "1",
+                 "--archs", "claire,sar_only", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| claire |" in text and "| sar_only |" in text and "can and cannot show" in text
+    res = json.loads((tmp_path / "fusion.json").read_text())
+    assert res["A"]["sar_only"]["sen12ms"]["agreement"] == 1.0  # SAR-only input does not change with clouds
+    assert 0.0 <= res["B"]["claire"]["clear"]["miou"] <= 1.0
