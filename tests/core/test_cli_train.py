@@ -158,6 +158,33 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
                  "--archs", "claire,sar_only", "--out", str(out)]) == 0
     text = out.read_text()
     assert "| claire |" in text and "| sar_only |" in text and "can and cannot show" in text
-    res = json.loads((tmp_path / "fusion.json").read_text())
+    res = json.loads((tmp_path / "fusion.json").read_text())["results"]
     assert res["A"]["sar_only"]["sen12ms"]["agreement"] == 1.0  # SAR-only input does not change with clouds
     assert 0.0 <= res["B"]["claire"]["clear"]["miou"] <= 1.0
+    assert "This run, in words" in text
+    # the markdown can be rewritten from the saved JSON without training
+    out.write_text("")
+    assert main(["fusion-table", "--archs", "claire,sar_only", "--out", str(out), "--from-json"]) == 0
+    assert "| claire |" in out.read_text()
+
+
+def test_default_checkpoint_metrics_are_reproduced_and_433D_has_several_classes(capsys):
+    from claire.claire_plugin.core.cli_train import DEFAULT_CHECKPOINT
+    from claire.models.predict import predict_arrays
+    from claire.models.spec import normalise
+
+    data = os.path.join(os.path.dirname(DEFAULT_CHECKPOINT), "..", "data", "terramesh")
+    assert main(["evaluate", "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    card = read_card(DEFAULT_CHECKPOINT)
+    assert m["miou"] == pytest.approx(card["metrics"]["heldout"]["miou"], abs=2e-3)
+    assert m["oa"] == pytest.approx(card["metrics"]["heldout"]["oa"], abs=2e-3)
+    model, card = load_checkpoint(DEFAULT_CHECKPOINT)
+    site = "433D_629L_3_1"
+    with rasterio.open(os.path.join(data, "S2L2A", site + ".tif")) as ds:
+        opt = ds.read([2, 3, 4, 5, 6, 7, 8, 9, 11, 12]).astype("float32")
+    with rasterio.open(os.path.join(data, "S1RTC", site + ".tif")) as ds:
+        sar = ds.read().astype("float32")
+    prob, share = predict_arrays(model, normalise(opt, card["inputs"]["optical"]), normalise(sar, card["inputs"]["sar"]))
+    counts = np.bincount(prob.argmax(0).ravel(), minlength=len(card["classes"]))
+    assert (counts > 0.02 * counts.sum()).sum() >= 3
