@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--bare-tiles", type=int, default=None,
                    help="time the bare forward on this many tiles and scale to the full count (default: all)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="alternate end-to-end and bare-forward runs this many times and keep the fastest of each "
+                        "(default: 3 up to 2048 px, 2 up to 4096 px, else 1)")
     p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
     p.set_defaults(func=run)
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
     report = run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
-                       threads=args.threads, bare_tiles=args.bare_tiles)
+                       threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats)
     print(format_table(report))
     print(json.dumps(report["targets"], indent=2))
     m = report["machine"]

@@ -200,7 +200,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
 
     opened = []
     writers: List[GridWriter] = []
-    reader = None
+    reader = post = None
     try:
         opt = rio.open_raster(params.optical, "optical")
         opened.append(opt)
@@ -257,7 +257,6 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
 
         model = model.to(device).eval()
         has_sar_share = None
-        blender = None
         tpc = max(batch, 4) if batch < 4 else batch
         tpc = -(-tpc // batch) * batch
         reader = _ChunkReader(opt, sar_vrt, oc.indices, sc.indices, opt.nodata, opt_prep, sar_prep, grid,
@@ -271,9 +270,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
             if item is None:
                 break
             r, j0, j1, o_t, s_t, flags = item
-            n_chunk = o_t.shape[0]
-            chunk_out = None
-            for b in range(0, n_chunk, batch):
+            outs = []
+            for b in range(0, o_t.shape[0], batch):
                 if is_cancelled():
                     raise CancelledError()
                 t0 = time.perf_counter()
@@ -286,27 +284,22 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                     if want_rel and has_sar_share:
                         rel_w = GridWriter(params.reliance, opt, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
                         writers.append(rel_w)
-                    blender = RowBlender(grid, K + (1 if has_sar_share else 0))
+                    post = _PostWorker(RowBlender(grid, K + (1 if has_sar_share else 0)), grid, K, class_values,
+                                       nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut, opt.height)
+                    post.start()
                 if logits.shape[1] != K:
                     raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                                       f"the checkpoint is inconsistent: re-export it")
-                if chunk_out is None:
-                    chunk_out = np.empty((n_chunk, K + (1 if has_sar_share else 0), tile, tile), np.float32)
-                n = logits.shape[0]
-                _softmax_into(logits.detach().float().cpu().numpy(), chunk_out[b:b + n, :K])
-                if has_sar_share:
-                    np.clip(share.detach().float().cpu().numpy()[:, 0], 0.0, 1.0, out=chunk_out[b:b + n, K])
+                lg = logits.detach().float().cpu()
+                sh = share.detach().float().cpu() if has_sar_share else None
+                outs.append((lg, sh))
                 t_forward += time.perf_counter() - t0
-                n_tiles += n
+                n_tiles += lg.shape[0]
                 progress(min(0.98, 0.98 * n_tiles / grid.n_tiles),
-                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + n}/{grid.n_cols}")
-            for fin in blender.add(r, j0, chunk_out):
-                _finish(fin, grid, j0, flags, K, has_sar_share, class_values, nodata, writers[0], conf_w, rel_w,
-                        summary, ref_vrt, ref_lut)
-            if j1 >= grid.n_cols:
-                complete = grid.row0 + (r + 1) * grid.stride if r < grid.n_rows - 1 else opt.height
-                for w in writers:
-                    w.complete_until(complete)
+                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + lg.shape[0]}/{grid.n_cols}")
+            post.put((r, j0, j1, outs, flags))
+        post.finish()
+        post = None
         reader.join()
         reader = None
         if is_cancelled():
@@ -338,6 +331,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
     except BaseException:
         if reader is not None:
             reader.stop()
+        if post is not None:
+            post.stop()
         for w in writers:
             w.abort()
         raise
@@ -409,12 +404,102 @@ def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, con
         summary.add_reference(pred_i, ref_i)
 
 
+class _PostWorker:
+    """Background thread: softmax, blending, finishing blocks, writing and statistics, so the model's
+    thread only runs forwards. Errors are re-raised in the main thread by `put` and `finish`."""
+
+    def __init__(self, blender, grid, K, class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt,
+                 ref_lut, height: int, depth: int = 2) -> None:
+        self.blender, self.grid, self.K = blender, grid, K
+        self.args = (class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut)
+        self.height = height
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="claire-post", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _main(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None or self._stop.is_set():
+                return
+            try:
+                self._process(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self.error = exc
+                self._stop.set()
+                return
+
+    def _process(self, r, j0, j1, outs, flags) -> None:
+        class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut = self.args
+        K, g = self.K, self.grid
+        has_share = outs[0][1] is not None
+        n_chunk = sum(lg.shape[0] for lg, _ in outs)
+        chunk = np.empty((n_chunk, K + (1 if has_share else 0), g.tile, g.tile), np.float32)
+        b = 0
+        for lg, sh in outs:
+            n = lg.shape[0]
+            _softmax_into(lg.numpy(), chunk[b:b + n, :K])
+            if has_share:
+                np.clip(sh.numpy()[:, 0], 0.0, 1.0, out=chunk[b:b + n, K])
+            b += n
+        for fin in self.blender.add(r, j0, chunk):
+            _finish(fin, g, j0, flags, K, has_share, class_values, nodata, writers[0], conf_w, rel_w, summary,
+                    ref_vrt, ref_lut)
+        if j1 >= g.n_cols:
+            complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height
+            for w in writers:
+                w.complete_until(complete)
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            if isinstance(err, ClaireError):
+                raise err
+            raise ClaireError(f"writing the outputs failed: {err}; check the free space and permissions of the "
+                              f"output folder") from err
+
+    def put(self, item) -> None:
+        """Queue a chunk's model outputs (blocks while two are waiting)."""
+        while True:
+            self._raise()
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait for every queued chunk to be written."""
+        self.put(None)
+        self.thread.join()
+        self._raise()
+
+    def stop(self) -> None:
+        """Drop queued work and wait for the thread (used on errors and cancellation)."""
+        self._stop.set()
+        while True:
+            try:
+                self.q.get_nowait()
+            except queue.Empty:
+                break
+        try:
+            self.q.put_nowait(None)
+        except queue.Full:
+            pass
+        self.thread.join(timeout=60)
+
+
 class _ChunkReader:
     """Background thread: reads, warps, normalises and tiles chunks ahead of the model (bounded queue)."""
 
     def __init__(self, opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible,
                  depth: int = 2) -> None:
         self.args = (opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible)
+        self.int_optical = all(np.dtype(opt.dtypes[i - 1]).kind in "ui" for i in o_idx)
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._main, name="claire-reader", daemon=True)
@@ -457,7 +542,10 @@ class _ChunkReader:
         h, w = min(T, opt.height - y), min(span, opt.width - x)
         o = read_window(opt, o_idx, y, x, h, w)
         s = read_window(sar_vrt, s_idx, y, x, h, w)
-        o_bad = ~np.isfinite(o).all(axis=0)
+        if self.int_optical:  # integers are always finite
+            o_bad = np.zeros((h, w), dtype=bool)
+        else:
+            o_bad = ~np.isfinite(o).all(axis=0)
         if o_nd is not None and np.isfinite(o_nd):
             o_bad |= (o == np.float32(o_nd)).all(axis=0)
         s_bad = ~np.isfinite(s).all(axis=0)

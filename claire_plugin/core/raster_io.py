@@ -105,7 +105,7 @@ def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, w
     return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype="float32")
 
 
-def sample(ds, indexes: Sequence[int], window, grid: int = 8, size: int = 64) -> np.ndarray:
+def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48) -> np.ndarray:
     """Values of up to grid x grid small windows (size x size) spread over `window`, as float32 [C, N].
 
     Bounded memory whatever the raster size (a decimated read of a WarpedVRT would warp the whole

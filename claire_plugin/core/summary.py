@@ -24,10 +24,14 @@ def cloud_like(reflectance: np.ndarray, visible: Optional[List[int]]) -> np.ndar
     """Boolean [H,W]: bright and spectrally flat pixels of reflectance [C,H,W] (see module docstring)."""
     x = reflectance[visible] if visible else reflectance
     mean = x.mean(axis=0)
-    spread = np.abs(x - mean).max(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        white = spread <= CLOUD_WHITENESS * np.maximum(mean, 1e-6)
-    return (mean >= CLOUD_BRIGHTNESS) & white
+    bright = mean >= CLOUD_BRIGHTNESS
+    if not bright.any():
+        return bright
+    xb, mb = x[:, bright], mean[bright]  # whiteness only where bright (usually few pixels)
+    spread = np.abs(xb - mb).max(axis=0)
+    out = np.zeros_like(bright)
+    out[bright] = spread <= CLOUD_WHITENESS * np.maximum(mb, 1e-6)
+    return out
 
 
 class SummaryAccumulator:
@@ -52,16 +56,18 @@ class SummaryAccumulator:
             optical_invalid: np.ndarray, cloud: np.ndarray) -> None:
         """Add one block: class indices, top probability, SAR share (or None), masks (all [h,w])."""
         self.region_pixels += valid.size
-        self.optical_invalid += int(optical_invalid.sum())
-        self.cloud += int((cloud & valid).sum())
-        i = idx[valid].astype(np.int64)
-        self.counts += np.bincount(i, minlength=self.K)
-        c = conf[valid].astype(np.float64)
+        self.optical_invalid += int(np.count_nonzero(optical_invalid))
+        self.cloud += int(np.count_nonzero(cloud & valid))
+        everywhere = bool(valid.all())
+        i = idx.ravel() if everywhere else idx[valid]
+        c = conf.ravel() if everywhere else conf[valid]
+        n = np.bincount(i, minlength=self.K)
+        self.counts += n
         self.conf_sum += np.bincount(i, weights=c, minlength=self.K)
-        self.low += np.bincount(i, weights=(c < LOW_CONFIDENCE), minlength=self.K).astype(np.int64)
+        self.low += np.bincount(i[c < LOW_CONFIDENCE], minlength=self.K)
         if sar is not None:
-            self.sar_sum += np.bincount(i, weights=sar[valid].astype(np.float64), minlength=self.K)
-            self.sar_n += np.bincount(i, minlength=self.K)
+            self.sar_sum += np.bincount(i, weights=sar.ravel() if everywhere else sar[valid], minlength=self.K)
+            self.sar_n += n
 
     def add_reference(self, pred_idx: np.ndarray, ref_idx: np.ndarray) -> None:
         """Add pairs (reference class index, predicted class index); -1 in either is ignored."""
