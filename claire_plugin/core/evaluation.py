@@ -52,26 +52,35 @@ def parse_values(text: Optional[str]) -> List[int]:
 
 
 def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
-    """Classes (value, name, colour) from a GeoTIFF's category names and colour table, if it has them."""
+    """Classes (value, name, colour) from a GeoTIFF's category names and colour table, if it has them.
+
+    Category names come from GDAL (the GTiff driver keeps them in the .aux.xml sidecar); without the
+    sidecar the `class_<value>` tags inside the TIFF are used. Reads `gdal.Info` JSON because
+    `Band.GetCategoryNames()` of Debian's GDAL 3.6 bindings returns None.
+    """
     try:
         from osgeo import gdal
     except ImportError:
         return []
-    ds = gdal.Open(path)
-    if ds is None:
+    try:
+        info = gdal.Info(path, format="json")
+    except RuntimeError:
         return []
-    band = ds.GetRasterBand(1)
-    names = band.GetCategoryNames() or []
-    table = band.GetColorTable()
-    nodata = band.GetNoDataValue()
+    if not info or not info.get("bands"):
+        return []
+    band = info["bands"][0]
+    nodata = band.get("noDataValue")
+    names = dict(enumerate(band.get("categories") or []))
+    for key, value in (band.get("metadata", {}).get("") or {}).items():
+        if key.startswith("class_") and key[6:].isdigit():
+            names.setdefault(int(key[6:]), value)
+    entries = (band.get("colorTable") or {}).get("entries") or []
     out = []
-    for value, name in enumerate(names):
+    for value in sorted(names):
+        name = names[value]
         if not name or (nodata is not None and value == int(nodata)):
             continue
-        color = None
-        if table is not None and value < table.GetCount():
-            r, g, b, _ = table.GetColorEntry(value)
-            color = f"#{r:02x}{g:02x}{b:02x}"
+        color = "#{:02x}{:02x}{:02x}".format(*entries[value][:3]) if value < len(entries) else None
         out.append({"value": value, "name": name, "color": color})
     return out
 
