@@ -1,12 +1,20 @@
 """Tiled, streaming optical + SAR classification (QGIS-free).
 
 `classify(params, progress, is_cancelled)` is the one entry point used by the Processing algorithm,
-the dock's background task and the command line. Data flow per chunk of tiles (one tile row, a few
-tile columns): a reader thread reads the optical window and the SAR window warped onto the optical grid
-(WarpedVRT, nothing reprojected up front), normalises both from the checkpoint card and cuts tiles; the
-main thread runs the model in batches, blends softmax probabilities and the SAR share with smooth
-weights (tiling.RowBlender), and hands finished blocks to the writers and the summary. Memory holds a
-bounded number of chunks, the open tile row and `overlap` carried rows, never the whole raster.
+the dock's background task and the command line. Three threads work on chunks of tiles (one tile row,
+a few tile columns):
+
+- a reader thread reads the optical window and the SAR window warped onto the optical grid
+  (WarpedVRT: nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint
+  card and cuts tiles;
+- the calling thread runs the model in batches and checks for cancellation between batches;
+- a post-processing thread applies the softmax, blends probabilities and the SAR share with smooth
+  weights (tiling.RowBlender), and hands finished blocks to the writers and the summary.
+
+Memory holds a bounded number of chunks, the open tile row and `overlap` carried rows, never the
+whole raster. Outputs (docs/benchmark.md): class raster uint8 with the card's nodata, colour table and
+category names; confidence and reliance rasters uint8 percent (0-100, nodata 255). Every file goes to
+a temporary name and is renamed when the run is complete.
 """
 from __future__ import annotations
 

@@ -1,0 +1,37 @@
+"""The benchmark's synthetic pair, target checks and table (the timed runs are `claire bench`)."""
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+
+from claire.claire_plugin.core.bench import format_table, targets, write_pair
+
+
+def test_synthetic_pair_is_s2_l1c_and_s1_on_epsg4326(tmp_path):
+    p = write_pair(str(tmp_path), 96)
+    with rasterio.open(p["optical"]) as o, rasterio.open(p["sar"]) as s:
+        assert (o.count, o.dtypes[0], o.shape, o.crs.to_epsg(), o.res) == (13, "uint16", (96, 96), 32633, (10.0, 10.0))
+        assert (s.count, s.dtypes[0], s.crs.to_epsg()) == (2, "float32", 4326)
+        assert s.descriptions == ("VV", "VH")
+        from rasterio.warp import transform_bounds
+
+        ob = transform_bounds(o.crs, s.crs, *o.bounds)
+        assert s.bounds.left < ob[0] and s.bounds.right > ob[2] and s.bounds.bottom < ob[1] and s.bounds.top > ob[3]
+        assert 15.0 < s.res[1] * 110574 < 25.0, "about 20 m"
+        vv = s.read(1)
+        assert np.isfinite(vv).all() and -30 < vv.mean() < 0
+
+
+def _row(size, e2e, bare, rss):
+    return {"size": size, "pixels": size * size, "tiles": 1, "end_to_end_s": e2e, "bare_forward_s": bare,
+            "ratio": round(e2e / bare, 3), "cpu_ratio": 1.0, "mpix_per_s": 1.0, "peak_rss_mb": rss}
+
+
+def test_targets_and_table():
+    ok = targets([_row(1024, 1.05, 1.0, 500.0), _row(8192, 60.0, 56.0, 640.0)])
+    assert ok["ratio_ok"] and ok["rss_ok"] and ok["s2_tile_ok"]
+    assert abs(ok["s2_tile_estimate_s"] - 60.0 * 10980 ** 2 / 8192 ** 2) < 0.1
+    bad = targets([_row(1024, 2.0, 1.0, 500.0), _row(8192, 600.0, 500.0, 700.0)])
+    assert not bad["ratio_ok"] and not bad["rss_ok"] and not bad["s2_tile_ok"]
+    table = format_table({"results": [_row(1024, 1.05, 1.0, 500.0)]})
+    assert "| 1024² |" in table and "peak RSS" in table
