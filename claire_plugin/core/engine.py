@@ -465,8 +465,8 @@ class _PostWorker:
     def _raise(self) -> None:
         if self.error is not None:
             err, self.error = self.error, None
-            if isinstance(err, ClaireError):
-                raise err
+            if isinstance(err, ClaireError) or not isinstance(err, Exception):
+                raise err  # user errors, and KeyboardInterrupt/SystemExit as they are
             raise ClaireError(f"writing the outputs failed: {err}; check the free space and permissions of the "
                               f"output folder") from err
 
@@ -586,7 +586,7 @@ class _ChunkReader:
                 continue
             if isinstance(item, BaseException):
                 self.thread.join()
-                if isinstance(item, ClaireError):
+                if isinstance(item, ClaireError) or not isinstance(item, Exception):
                     raise item
                 raise ClaireError(f"reading the rasters failed: {item}; check that the files are complete "
                                   f"and readable") from item
