@@ -352,11 +352,17 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 pass
 
 
-def _softmax_into(logits: np.ndarray, out: np.ndarray) -> None:
-    """Softmax over axis 1 of logits [n, K, H, W] written into `out` (numpy, single-threaded)."""
+def _softmax_into(logits: np.ndarray, out: np.ndarray, weight: Optional[np.ndarray] = None) -> None:
+    """Softmax over axis 1 of logits [n, K, H, W] written into `out`, times `weight` [H, W] when given
+    (numpy, single-threaded; the weight folds the blending into the normalisation pass)."""
     np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    scale = out.sum(axis=1, keepdims=True)
+    if weight is None:
+        np.reciprocal(scale, out=scale)
+    else:
+        np.divide(weight, scale, out=scale)
+    out *= scale
 
 
 def _unpack(res):
@@ -379,15 +385,18 @@ def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, con
             ref_vrt, ref_lut) -> None:
     """Turn a finished blended block into output values, summary counts and confusion counts."""
     valid_all, opt_bad_all, cloud_all = flags
-    h, w = fin.values.shape[1:]
+    h, w = fin.weight.shape
     lc = fin.c0 - j0 * grid.stride
     valid = valid_all[:h, lc:lc + w]
     opt_bad = opt_bad_all[:h, lc:lc + w]
     cloud = cloud_all[:h, lc:lc + w]
-    probs = fin.values[:K]
-    idx = probs.argmax(axis=0)
-    conf = np.take_along_axis(probs, idx[None], axis=0)[0]
-    share = fin.values[K] if has_share else None
+    sums = fin.sums
+    best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
+    idx = np.zeros(best.shape, np.uint8)
+    for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
+        np.copyto(idx, k, where=sums[k] == best)
+    conf = best / fin.weight
+    share = sums[K] / fin.weight if has_share else None
     out = class_values[idx]
     out[~valid] = nodata
     row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
@@ -450,11 +459,13 @@ class _PostWorker:
         b = 0
         for lg, sh in outs:
             n = lg.shape[0]
-            _softmax_into(lg.numpy(), chunk[b:b + n, :K])
+            w = self.blender.w
+            _softmax_into(lg.numpy(), chunk[b:b + n, :K], w)
             if has_share:
                 np.clip(sh.numpy()[:, 0], 0.0, 1.0, out=chunk[b:b + n, K])
+                chunk[b:b + n, K] *= w
             b += n
-        for fin in self.blender.add(r, j0, chunk):
+        for fin in self.blender.add(r, j0, chunk, weighted=True):
             _finish(fin, g, j0, flags, K, has_share, class_values, nodata, writers[0], conf_w, rel_w, summary,
                     ref_vrt, ref_lut)
         if j1 >= g.n_cols:
@@ -561,9 +572,9 @@ class _ChunkReader:
         region = np.zeros((h, w), dtype=bool)
         region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
         valid = ~o_bad & ~s_bad & region
-        o = o_prep.physical(o)
-        cloud = cloud_like(o, visible) & valid
-        o = o_prep.standardise(o)
+        vis = o[visible] if visible else o.copy()  # physical values only for the cloud test
+        cloud = cloud_like(o_prep.physical(vis), None) & valid
+        o = o_prep(o)
         s = s_prep(s)
         o[:, o_bad] = 0.0
         s[:, s_bad] = 0.0

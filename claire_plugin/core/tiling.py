@@ -85,7 +85,13 @@ class Finished:
 
     r0: int
     c0: int
-    values: np.ndarray  # [C, h, w]: blended channels divided by the weight sum
+    sums: np.ndarray  # [C, h, w]: weighted sums of the channels
+    weight: np.ndarray  # [h, w]: sum of the weights (> 0)
+
+    @property
+    def values(self) -> np.ndarray:
+        """Blended channels [C, h, w] (weighted sums divided by the weight sum)."""
+        return self.sums / self.weight
 
 
 class RowBlender:
@@ -109,9 +115,9 @@ class RowBlender:
         self.fresh = 0  # first region column that has not received the carry yet
         self.row = -1
 
-    def add(self, r: int, j0: int, outputs: np.ndarray) -> List[Finished]:
+    def add(self, r: int, j0: int, outputs: np.ndarray, weighted: bool = False) -> List[Finished]:
         """Add outputs [n, C, T, T] (modified in place) of tiles (r, j0..j0+n-1); return finished blocks
-        cropped to the region."""
+        cropped to the region. `weighted`: the outputs are already multiplied by `self.w`."""
         g, T, S, ov = self.g, self.g.tile, self.g.stride, self.g.overlap
         n = outputs.shape[0]
         if r != self.row:
@@ -131,7 +137,8 @@ class RowBlender:
             a = self.fresh
             acc[:, :ov, a - self.acc_c0: x_end - self.acc_c0] += self.carry[:, :, a:x_end]
         self.fresh = max(self.fresh, x_end)
-        outputs *= self.w
+        if not weighted:
+            outputs *= self.w
         for k in range(n):
             c = (j0 + k) * S - self.acc_c0
             acc[: self.C, :, c: c + T] += outputs[k]
@@ -148,8 +155,7 @@ class RowBlender:
         h = min(fin_rows, g.height - r0)
         w = min(fc, g.width - self.acc_c0)
         if h > 0 and w > 0:
-            vals = acc[: self.C, :h, :w] / acc[self.C: self.C + 1, :h, :w]
-            done.append(Finished(r0, self.acc_c0, vals))
+            done.append(Finished(r0, self.acc_c0, acc[: self.C, :h, :w], acc[self.C, :h, :w]))
         self.acc = acc[:, :, fc:].copy() if not last_col else None
         self.acc_c0 = fin_end
         return done

@@ -87,3 +87,13 @@ def test_same_file(tmp_path):
     p.write_bytes(b"x")
     assert rio.same_file(str(p), os.path.join(str(tmp_path), ".", "a.tif"))
     assert not rio.same_file(str(p), str(tmp_path / "b.tif"))
+
+
+def test_fused_normalisation_equals_physical_then_standardise():
+    from claire.claire_plugin.core.normalize import Preparer
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-100, 12000, (10, 20, 30)).astype(np.float32)
+    p = Preparer(1e-4, 0.01, (0.0, 1.0), rng.random(10).astype(np.float32),
+                 rng.random(10).astype(np.float32) + 0.1)
+    np.testing.assert_allclose(p(x.copy()), p.standardise(p.physical(x.copy())), atol=1e-5)
