@@ -55,6 +55,7 @@ class ClassifyResult:
     summary_json: Optional[str] = None
     report: Optional[str] = None
     stats: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
 
 
 def default_checkpoint() -> str:
@@ -183,8 +184,6 @@ def _restore_gdal_cache(old: Optional[int]) -> None:
 
 
 def _run(params, model, card, device, messages, progress, is_cancelled, t_start) -> ClassifyResult:
-    import torch
-
     from . import raster_io as rio
     from .bands import choose_bands
     from .normalize import InputSpec, optical_preparer, sar_preparer
@@ -323,7 +322,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                  "pixels": grid.height * grid.width, "tile_size": tile, "overlap": overlap, "batch_size": batch}
         result = ClassifyResult(params.output, params.confidence if conf_w else None,
                                 params.reliance if rel_w else None, str(device), band_choice, messages,
-                                result_summary, stats=stats)
+                                result_summary, stats=stats, card=card)
         if params.summary_json:
             _write_json(params.summary_json, {"summary": result_summary, "band_choice": band_choice,
                                               "outputs": {"classes": params.output,

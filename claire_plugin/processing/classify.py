@@ -198,9 +198,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         for message in result.messages:
             feedback.pushInfo(message)
 
-        card = getattr(result, "card", None) or {}
-        classes = [dict(c) for c in result.summary.get("classes", [])] or card.get("classes")
-        nodata = card.get("nodata", 0)
+        classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
+        nodata = result.card.get("nodata", 0)
         write_qml_sidecar(result.output, classes, nodata)
         if context.willLoadLayerOnCompletion(result.output):
             post = LandCoverPostProcessor(classes, nodata)

@@ -6,7 +6,6 @@ Reusable by other core tests: `geotiff` (write an array as a GeoTIFF), `standin_
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
 
 import numpy as np
 import pytest
@@ -15,40 +14,8 @@ import torch.nn as nn
 
 torch.set_num_threads(1)
 
-CARD_OPTICAL = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-L2A = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-CLASSES = [
-    {"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
-    {"index": 1, "value": 2, "name": "trees", "color": "#397d49"},
-    {"index": 2, "value": 4, "name": "crops", "color": "#e49635"},
-    {"index": 3, "value": 5, "name": "built area", "color": "#c4281b"},
-]
-
-
-def write_geotiff(path: str, data: np.ndarray, crs: Optional[str] = "EPSG:32631",
-                  transform=None, origin=(500000.0, 4600000.0), res: float = 10.0,
-                  nodata: Optional[float] = None, descriptions: Optional[Sequence[str]] = None,
-                  tags: Optional[dict] = None) -> str:
-    """Write a [bands, rows, cols] (or [rows, cols]) array as a GeoTIFF; `transform` overrides origin/res."""
-    import rasterio
-    from rasterio.transform import from_origin
-
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=data.dtype.name, transform=transform or from_origin(origin[0], origin[1], res, res))
-    if crs is not None:
-        profile["crs"] = crs
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        for i, d in enumerate(descriptions or []):
-            dst.set_band_description(i + 1, d)
-        if tags:
-            dst.update_tags(**tags)
-    return path
+from helpers import CARD_OPTICAL, TINY_CLASSES as CLASSES  # noqa: E402
+from helpers import write_raster as write_geotiff  # noqa: E402
 
 
 def scene(rows: int, cols: int, seed: int = 0):
