@@ -8,6 +8,7 @@ table pasted into docs/bad_inputs.md.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -69,6 +70,20 @@ def evil_pickle_bytes(marker: str, protocol: int = 4) -> bytes:
 
 
 # ------------------------------------------------------------------ snapshots
+class DiskFills:
+    """Stands in for the GridWriter's rasterio dataset: each write lands, then the disk is full."""
+
+    def __init__(self, ds) -> None:
+        self._ds = ds
+
+    def write(self, *a, **k):
+        self._ds.write(*a, **k)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
 def snapshot(root) -> Dict[str, str]:
     """{relative path: sha256} of every file under `root` (hidden files and sidecars included)."""
     out = {}

@@ -41,6 +41,15 @@ UINT8_NODATA = 255
 GDAL_CACHE_MB = 32
 
 
+def _drain(q: "queue.Queue") -> None:
+    """Throw away everything waiting in a queue."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
 @dataclass
 class ClassifyResult:
     """What a run produced (paths are final names; None where not requested)."""
@@ -499,11 +508,7 @@ class _PostWorker:
     def stop(self) -> None:
         """Drop queued work and wait for the thread (used on errors and cancellation)."""
         self._stop.set()
-        while True:
-            try:
-                self.q.get_nowait()
-            except queue.Empty:
-                break
+        _drain(self.q)
         try:
             self.q.put_nowait(None)
         except queue.Full:
@@ -608,11 +613,7 @@ class _ChunkReader:
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
         self._stop.set()
-        while True:
-            try:
-                self.q.get_nowait()
-            except queue.Empty:
-                break
+        _drain(self.q)
         self.thread.join(timeout=30)
 
 

@@ -5,7 +5,6 @@ Cases marked (works) succeed with the right result. The cases live in tests/bad_
 """
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
@@ -137,20 +136,6 @@ def test_no_pickle_protocol_is_ever_loaded(protocol, tmp_path):
     assert "safetensors" in str(exc.value) and ("again" in str(exc.value) or "Convert" in str(exc.value))
 
 
-class _DiskFills:
-    """Stands in for the GridWriter's rasterio dataset: each write lands, then the disk is full."""
-
-    def __init__(self, ds) -> None:
-        self._ds = ds
-
-    def write(self, *a, **k):
-        self._ds.write(*a, **k)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self._ds, name)
-
-
 def fill_disk(monkeypatch) -> None:
     """Make every GridWriter fail with ENOSPC after its first block write reached the temporary file."""
     from claire.claire_plugin.core import writer
@@ -159,7 +144,7 @@ def fill_disk(monkeypatch) -> None:
 
     def init(self, *a, **k):
         original(self, *a, **k)
-        self.ds = _DiskFills(self.ds)
+        self.ds = C.DiskFills(self.ds)
 
     monkeypatch.setattr(writer.GridWriter, "__init__", init)
 

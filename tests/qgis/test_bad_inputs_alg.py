@@ -5,7 +5,6 @@ checkpoint. Cases marked (works) succeed with the right result. Same catalogue a
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 from pathlib import Path
@@ -86,18 +85,6 @@ def test_alg_case(case_id, claire_plugin, workdir):
         C.record("Processing", case_id, "works", f"{int((v != 0).sum())} of {v.size} pixels classified", tmp)
 
 
-class _DiskFills:
-    def __init__(self, ds) -> None:
-        self._ds = ds
-
-    def write(self, *a, **k):
-        self._ds.write(*a, **k)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self._ds, name)
-
-
 def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):
     from claire.claire_plugin.core import writer
 
@@ -109,7 +96,7 @@ def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):
 
     def init(self, *a, **k):
         original(self, *a, **k)
-        self.ds = _DiskFills(self.ds)
+        self.ds = C.DiskFills(self.ds)
 
     monkeypatch.setattr(writer.GridWriter, "__init__", init)
     results, message = run_alg("claire:classify", alg_params(args))
