@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 SITE := $(VENV)/lib/python3.11/site-packages
 BUILD := $(ROOT)/build
-APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal libgdal-dev python3-venv xvfb g++
+APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal libgdal-dev python3-dev python3-venv xvfb g++
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
