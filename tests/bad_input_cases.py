@@ -84,6 +84,22 @@ class DiskFills:
         return getattr(self._ds, name)
 
 
+def batch_folders(tmp: Path, names_opt, names_sar, broken=()):
+    """tmp/in/optical and tmp/in/sar holding the named files; names in `broken` are text, not rasters."""
+    opt_dir, sar_dir = tmp / "in" / "optical", tmp / "in" / "sar"
+    opt_dir.mkdir()
+    sar_dir.mkdir()
+    optical, sar = scene(24, 30)
+    for n in names_opt:
+        if n in broken:
+            (opt_dir / n).write_text("not a raster\n")
+        else:
+            write_tif(opt_dir / n, optical)
+    for n in names_sar:
+        write_tif(sar_dir / n, sar, descriptions=["VV", "VH"])
+    return opt_dir, sar_dir
+
+
 def snapshot(root) -> Dict[str, str]:
     """{relative path: sha256} of every file under `root` (hidden files and sidecars included)."""
     out = {}

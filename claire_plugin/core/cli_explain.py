@@ -8,8 +8,9 @@ from typing import Optional
 
 from .errors import ClaireError
 
-_DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "resources", "checkpoints", "claire_default.safetensors")
+from .params import default_checkpoint
+
+_DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 def register(subparsers) -> None:

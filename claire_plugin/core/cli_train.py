@@ -11,8 +11,9 @@ from typing import Any, Dict, List, Optional
 
 from .errors import ClaireError
 
-DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                  "resources", "checkpoints", "claire_default.safetensors")
+from .params import default_checkpoint
+
+DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 def register(subparsers: Any) -> None:

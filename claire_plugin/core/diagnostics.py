@@ -12,6 +12,8 @@ import platform
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from .params import default_checkpoint
+
 #: Packages the engine needs, with the pin to install (kept in line with requirements.txt).
 REQUIRED_PACKAGES: Dict[str, str] = {
     "numpy": "numpy",
@@ -23,7 +25,7 @@ REQUIRED_PACKAGES: Dict[str, str] = {
 OPTIONAL_PACKAGES: Dict[str, str] = {"transformers": "transformers==5.23.0"}
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-DEFAULT_CHECKPOINT = os.path.join(PACKAGE_ROOT, "resources", "checkpoints", "claire_default.safetensors")
+DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:

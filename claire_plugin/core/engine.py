@@ -24,18 +24,16 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from .errors import CancelledError, ClaireError
-from .params import ClassifyParams
+from .params import ClassifyParams, default_checkpoint
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "checkpoints" / "claire_default.safetensors"
 UINT8_NODATA = 255
 #: GDAL block cache during a run (MB): keeps RSS independent of the raster size.
 GDAL_CACHE_MB = 32
@@ -65,11 +63,6 @@ class ClassifyResult:
     report: Optional[str] = None
     stats: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
-
-
-def default_checkpoint() -> str:
-    """Path of the bundled default checkpoint."""
-    return str(DEFAULT_CHECKPOINT)
 
 
 def load_model(checkpoint: Optional[str]):

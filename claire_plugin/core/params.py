@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "checkpoints" / "claire_default.safetensors"
+
+
+def default_checkpoint() -> str:
+    """Path of the bundled default checkpoint (used when a run names none)."""
+    return str(DEFAULT_CHECKPOINT)
 
 
 @dataclass

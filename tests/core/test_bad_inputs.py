@@ -208,17 +208,7 @@ def test_engine_cancel_mid_run_leaves_nothing(workdir):
 
 # ------------------------------------------------------------------ batch: claire classify-folder
 def _batch_folders(tmp: Path, ck: str, names_opt, names_sar, broken=()):
-    opt_dir, sar_dir = tmp / "in" / "optical", tmp / "in" / "sar"
-    opt_dir.mkdir()
-    sar_dir.mkdir()
-    optical, sar = C.scene(24, 30)
-    for n in names_opt:
-        if n in broken:
-            (opt_dir / n).write_text("not a raster\n")
-        else:
-            C.write_tif(opt_dir / n, optical)
-    for n in names_sar:
-        C.write_tif(sar_dir / n, sar, descriptions=["VV", "VH"])
+    opt_dir, sar_dir = C.batch_folders(tmp, names_opt, names_sar, broken)
     return ["classify-folder", "--optical-folder", opt_dir, "--sar-folder", sar_dir, "--output-folder",
             tmp / "out" / "batch", "--checkpoint", ck, "--threads", "1", "--quiet"]
 

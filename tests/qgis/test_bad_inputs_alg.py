@@ -132,18 +132,7 @@ def test_alg_cancel_mid_run(claire_plugin, workdir):
 
 # ------------------------------------------------------------------ batch: claire:classify_folder
 def _folders(tmp: Path, names_opt, names_sar, broken=()):
-    opt_dir, sar_dir = tmp / "in" / "optical", tmp / "in" / "sar"
-    opt_dir.mkdir()
-    sar_dir.mkdir()
-    optical, sar = C.scene(24, 30)
-    for n in names_opt:
-        if n in broken:
-            (opt_dir / n).write_text("not a raster\n")
-        else:
-            C.write_tif(opt_dir / n, optical)
-    for n in names_sar:
-        C.write_tif(sar_dir / n, sar, descriptions=["VV", "VH"])
-    return str(opt_dir), str(sar_dir)
+    return tuple(str(d) for d in C.batch_folders(tmp, names_opt, names_sar, broken))
 
 
 def _batch(tmp, ck, opt_dir, sar_dir):
