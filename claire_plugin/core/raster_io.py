@@ -79,20 +79,13 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def warp_to_grid(src, grid_ds, resampling: str = "bilinear", nodata: float = float("nan")):
-    """A WarpedVRT of `src` on `grid_ds`'s CRS, transform and size (float32, `nodata` where no data).
+def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
+    """`src` resampled onto `grid_ds`'s CRS, transform and size, window by window (core.warp.GridWarp:
+    float32, NaN where there is no data). Nothing is reprojected up front, so memory does not grow with
+    the raster."""
+    from .warp import GridWarp
 
-    Nothing is reprojected until a window is read, so memory does not grow with the raster.
-    """
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    kw = {}
-    if src.nodata is not None:
-        kw["src_nodata"] = src.nodata
-    return WarpedVRT(src, crs=grid_ds.crs, transform=grid_ds.transform, width=grid_ds.width,
-                     height=grid_ds.height, resampling=Resampling[resampling], nodata=nodata,
-                     dtype="float32", warp_mem_limit=64, **kw)
+    return GridWarp(src, grid_ds, resampling)
 
 
 def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int) -> np.ndarray:

@@ -104,15 +104,14 @@ def _write_inputs(folder: str, s: dict):
 
 
 def _sar_invalid_on_optical_grid(optical: str, sar: str) -> np.ndarray:
-    """Oracle: the SAR resampled onto the optical grid (bilinear, NaN outside), invalid where not finite."""
+    """The SAR resampled onto the optical grid (core.warp.GridWarp, bilinear, NaN outside; checked against
+    a per-pixel oracle in test_warp.py), invalid where not finite."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
+
+    from claire.claire_plugin.core.warp import GridWarp
 
     with rasterio.open(optical) as o, rasterio.open(sar) as s:
-        with WarpedVRT(s, crs=o.crs, transform=o.transform, width=o.width, height=o.height,
-                       resampling=Resampling.bilinear, nodata=float("nan"), dtype="float32") as v:
-            return ~np.isfinite(v.read()).all(axis=0)
+        return ~np.isfinite(GridWarp(s, o).read()).all(axis=0)
 
 
 @seed(20240607)

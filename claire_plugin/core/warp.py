@@ -1,0 +1,270 @@
+"""Resampling a raster onto another raster's grid, one window at a time.
+
+`GridWarp(src, grid_ds)` answers `read(indexes, window=...)` with float32 values of `src` on the pixels of
+`grid_ds` (CRS, transform, size), NaN where `src` has no data or does not reach. Nothing is reprojected up
+front and nothing is kept between windows, so memory does not depend on the raster size.
+
+Why not GDAL's WarpedVRT: on a two-core machine it cost 2-7 ms of CPU per 256 x 256 tile for two SAR
+bands (docs/benchmark.md), about a third of the default model's forward. Here, per window:
+
+1. target pixel centres on a coarse lattice (every `step` pixels, both edges included) are transformed
+   into the source CRS with PROJ (rasterio.warp.transform) and into source pixel coordinates; the
+   lattice is bilinearly interpolated to every pixel. Like GDAL's approximate transformer, the lattice
+   is refined until the interpolation error at the cell centres is below `max_error` source pixels
+   (an affine relation, e.g. the same CRS, is interpolated exactly);
+2. only the source window those coordinates touch is read;
+3. values are sampled with torch's `grid_sample`, bilinear (or nearest) with nodata-aware weights: no-data
+   neighbours get no weight and the others are renormalised, as GDAL's warper does; a target pixel whose
+   centre falls outside the source raster is NaN.
+
+A source already on the grid (same CRS and pixel size, whole-pixel offset) is read directly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+#: Largest coordinate interpolation error accepted, in source pixels (GDAL's default is 0.125).
+MAX_ERROR = 0.05
+
+
+class GridWarp:
+    """Window-by-window bilinear/nearest resampling of `src` onto `grid_ds`'s pixel grid."""
+
+    def __init__(self, src, grid_ds, resampling: str = "bilinear", step: int = 32,
+                 max_error: float = MAX_ERROR) -> None:
+        if resampling not in ("bilinear", "nearest"):
+            raise ValueError(f"resampling must be 'bilinear' or 'nearest', not {resampling!r}")
+        self.src = src
+        self.crs, self.transform = grid_ds.crs, grid_ds.transform
+        self.width, self.height = grid_ds.width, grid_ds.height
+        self.shape = (self.height, self.width)
+        self.count = src.count
+        self.nodata = float("nan")
+        self.resampling = resampling
+        self.step = max(1, int(step))
+        self.max_error = float(max_error)
+        self.same_crs = src.crs == grid_ds.crs
+        self._inv = ~src.transform
+        self._offset = self._whole_pixel_offset()
+        self._mask_band = src.nodata is None and _has_dataset_mask(src)
+
+    # -- the part of rasterio's dataset interface the engine uses ------------------------------------
+    def read(self, indexes=None, window=None, out_dtype="float32") -> np.ndarray:
+        """Values [C, h, w] (or [h, w] for a single int index) of `window` on the grid, NaN = no data."""
+        single = isinstance(indexes, int)
+        idx = [indexes] if single else list(indexes or range(1, self.count + 1))
+        if window is None:
+            r0, c0, h, w = 0, 0, self.height, self.width
+        else:
+            r0, c0 = int(window.row_off), int(window.col_off)
+            h, w = int(window.height), int(window.width)
+        out = self._read(idx, r0, c0, h, w).astype(out_dtype, copy=False)
+        return out[0] if single else out
+
+    def close(self) -> None:
+        """Nothing to release (the source dataset belongs to the caller)."""
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _whole_pixel_offset(self) -> Optional[Tuple[int, int]]:
+        if not self.same_crs:
+            return None
+        a = self._inv * self.transform
+        if not (math.isclose(a.a, 1.0, abs_tol=1e-9) and math.isclose(a.e, 1.0, abs_tol=1e-9)
+                and abs(a.b) < 1e-9 and abs(a.d) < 1e-9):
+            return None
+        dx, dy = round(a.c), round(a.f)
+        if abs(a.c - dx) > 1e-6 or abs(a.f - dy) > 1e-6:
+            return None
+        return int(dy), int(dx)
+
+    def _read(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        if h <= 0 or w <= 0:
+            return np.zeros((len(idx), max(h, 0), max(w, 0)), np.float32)
+        if self._offset is not None:
+            return self._read_direct(idx, r0 + self._offset[0], c0 + self._offset[1], h, w)
+        return self._sample(idx, r0, c0, h, w)
+
+    def _read_source(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        """Source pixels of the window, float32 with NaN for no data; the window must lie inside."""
+        from rasterio.windows import Window
+
+        win = Window(c0, r0, w, h)
+        a = self.src.read(list(idx), window=win, out_dtype="float32")
+        nd = self.src.nodata
+        if nd is not None and not math.isnan(nd):
+            a[a == np.float32(nd)] = np.nan
+        if self._mask_band:
+            a[:, self.src.read_masks(idx[0], window=win) == 0] = np.nan
+        return a
+
+    def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        out = np.full((len(idx), h, w), np.nan, np.float32)
+        ra, rb = max(r0, 0), min(r0 + h, self.src.height)
+        ca, cb = max(c0, 0), min(c0 + w, self.src.width)
+        if ra < rb and ca < cb:
+            out[:, ra - r0: rb - r0, ca - c0: cb - c0] = self._read_source(idx, ra, ca, rb - ra, cb - ca)
+        return out
+
+    def _exact(self, rows: np.ndarray, cols: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Source pixel coordinates (x, y; pixel centres at k + 0.5) of grid pixel centres (rows, cols)."""
+        xs, ys = self.transform * (cols + 0.5, rows + 0.5)
+        if not self.same_crs:
+            from rasterio.warp import transform as proj
+
+            try:
+                xs, ys = proj(self.crs, self.src.crs, np.ravel(xs), np.ravel(ys))
+            except Exception:  # noqa: BLE001 - points PROJ cannot transform have no source value
+                xs = ys = np.full(np.size(rows), np.nan)
+            xs = np.asarray(xs, np.float64).reshape(np.shape(rows))
+            ys = np.asarray(ys, np.float64).reshape(np.shape(rows))
+        sx, sy = self._inv * (xs, ys)
+        return np.asarray(sx, np.float64), np.asarray(sy, np.float64)
+
+    def _lattice(self, r0: int, c0: int, h: int, w: int):
+        """(row positions [gh], col positions [gw], source x [gh, gw], source y [gh, gw]) of a lattice of
+        the window's pixel centres whose bilinear interpolation is within `max_error` of PROJ everywhere."""
+        step = self.step if not self.same_crs else max(h, w)  # affine: the corners are exact
+        while True:
+            if step <= 1:
+                rr, cc = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+            else:
+                rr = np.linspace(0, h - 1, max(2, -(-(h - 1) // step) + 1)) if h > 1 else np.zeros(1)
+                cc = np.linspace(0, w - 1, max(2, -(-(w - 1) // step) + 1)) if w > 1 else np.zeros(1)
+            R, C = np.meshgrid(rr + r0, cc + c0, indexing="ij")
+            sx, sy = self._exact(R, C)
+            if step <= 1:
+                return rr, cc, sx, sy
+            if not (np.isfinite(sx).all() and np.isfinite(sy).all()):
+                step = 1  # PROJ failed somewhere: transform every pixel
+                continue
+            if self.same_crs:
+                return rr, cc, sx, sy
+            err = _midpoint_error(rr + r0, cc + c0, sx, sy, self._exact)
+            if err <= self.max_error:
+                return rr, cc, sx, sy
+            step //= 2
+
+    def source_coords(self, r0: int, c0: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Source pixel coordinates [h, w] (x, y; pixel centres at k + 0.5) of the window's pixel centres."""
+        rr, cc, sx, sy = self._lattice(r0, c0, h, w)
+        ar, ac = _interp_matrix(rr, h), _interp_matrix(cc, w)
+        return ar @ sx @ ac.T, ar @ sy @ ac.T
+
+    def _sample(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        C = len(idx)
+        out = np.full((C, h, w), np.nan, np.float32)
+        W, H = self.src.width, self.src.height
+        rr, cc, sx, sy = self._lattice(r0, c0, h, w)
+        kx, ky = self._pool_factors(rr, cc, sx, sy)
+        # a bilinear patch lies within its corners' range: the lattice bounds every pixel's coordinates;
+        # the source window starts on a multiple of the pooling factor so every window pools alike
+        xa = max(0, int(math.floor(np.min(sx) - 0.5 * kx)) - kx) // kx * kx
+        xb = min(W, int(math.floor(np.max(sx) + 0.5 * kx)) + kx)
+        ya = max(0, int(math.floor(np.min(sy) - 0.5 * ky)) - ky) // ky * ky
+        yb = min(H, int(math.floor(np.max(sy) + 0.5 * ky)) + ky)
+        if xa >= xb or ya >= yb:
+            return out
+        src = torch.from_numpy(self._read_source(idx, ya, xa, yb - ya, xb - xa))
+        ok = torch.isfinite(src).all(dim=0, keepdim=True)
+        src = torch.where(ok, src, torch.zeros((), dtype=src.dtype))
+        okf = ok.to(src.dtype)
+        if kx > 1 or ky > 1:  # average kx x ky source pixels first (what GDAL's widened kernel does)
+            src = F.avg_pool2d(src[None] * okf, (ky, kx), ceil_mode=True)[0]
+            okf = F.avg_pool2d(okf[None], (ky, kx), ceil_mode=True)[0]
+            src = src / okf.clamp_min(1e-12)
+            okf = (okf > 0).to(src.dtype)
+        hs, ws = src.shape[1:]
+        # grid_sample's align_corners=False coordinates: -1 and 1 are the outer edges of the window
+        ax, bx = 2.0 / (kx * ws), -2.0 * xa / (kx * ws) - 1.0
+        ay, by = 2.0 / (ky * hs), -2.0 * ya / (ky * hs) - 1.0
+        ar = torch.from_numpy(_interp_matrix(rr, h).astype(np.float32))
+        act = torch.from_numpy(_interp_matrix(cc, w).T.astype(np.float32))
+        grid = torch.empty((1, h, w, 2), dtype=torch.float32)
+        grid[0, ..., 0] = ar @ torch.from_numpy((sx * ax + bx).astype(np.float32)) @ act
+        grid[0, ..., 1] = ar @ torch.from_numpy((sy * ay + by).astype(np.float32)) @ act
+        gxf, gyf = grid[0, ..., 0], grid[0, ..., 1]
+        # pixel centres outside the source raster have no value (as with GDAL), even next to its edge
+        outside = (gxf < bx) | (gxf > W * ax + bx) | (gyf < by) | (gyf > H * ay + by)
+        if self.resampling == "nearest":
+            src[:, ~ok[0]] = float("nan")
+            vals = F.grid_sample(src[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+        else:
+            stack = torch.cat([src * okf, okf])
+            res = F.grid_sample(stack[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+            weight = res[C]
+            outside |= weight <= 1e-6
+            vals = res[:C].div_(weight.clamp_min_(1e-6))
+        vals[:, outside] = float("nan")
+        out[...] = vals.numpy()
+        return out
+
+    def _pool_factors(self, rr, cc, sx, sy) -> Tuple[int, int]:
+        """Source pixels per grid pixel along x and y, rounded down (1 when not downsampling or nearest)."""
+        if self.resampling != "bilinear":
+            return 1, 1
+        fx = fy = 1.0
+        if len(cc) > 1:
+            dc = cc[-1] - cc[0]
+            fx = max(fx, float(np.max(np.abs(sx[:, -1] - sx[:, 0]))) / dc)
+            fy = max(fy, float(np.max(np.abs(sy[:, -1] - sy[:, 0]))) / dc)
+        if len(rr) > 1:
+            dr = rr[-1] - rr[0]
+            fx = max(fx, float(np.max(np.abs(sx[-1] - sx[0]))) / dr)
+            fy = max(fy, float(np.max(np.abs(sy[-1] - sy[0]))) / dr)
+        # rotation spreads a pixel's footprint over both axes; the larger extent sets the factor
+        return max(1, int(fx + 1e-6)), max(1, int(fy + 1e-6))
+
+
+def _midpoint_error(rr, cc, sx, sy, exact) -> float:
+    """Largest distance (source pixels) between the lattice's bilinear interpolation and the exact
+    transform at the middle of every lattice cell and of its edges (NaN when PROJ fails there)."""
+    mr, mc = (rr[:-1] + rr[1:]) / 2, (cc[:-1] + cc[1:]) / 2
+    worst = 0.0
+    for rows, cols, ix, iy in (
+            (mr, mc, _mid(_mid(sx, 0), 1), _mid(_mid(sy, 0), 1)),  # cell centres
+            (mr, cc, _mid(sx, 0), _mid(sy, 0)),  # middles of the vertical edges
+            (rr, mc, _mid(sx, 1), _mid(sy, 1))):  # middles of the horizontal edges
+        if not (len(rows) and len(cols)):
+            continue
+        R, C = np.meshgrid(rows, cols, indexing="ij")
+        ex, ey = exact(R, C)
+        worst = max(worst, float(np.max(np.hypot(ix - ex, iy - ey))))
+    return worst
+
+
+def _mid(a: np.ndarray, axis: int) -> np.ndarray:
+    """Means of neighbouring values along `axis`."""
+    return (a[1:] + a[:-1]) / 2 if axis == 0 else (a[:, 1:] + a[:, :-1]) / 2
+
+
+def _interp_matrix(pos: np.ndarray, n: int) -> np.ndarray:
+    """[n, len(pos)] weights that linearly interpolate values at sorted positions `pos` (first 0, last
+    n - 1) to the positions 0..n-1; the identity when `pos` is every position."""
+    g = len(pos)
+    m = np.zeros((n, g), np.float64)
+    if g == 1:
+        m[:, 0] = 1.0
+        return m
+    x = np.arange(n, dtype=np.float64)
+    k = np.clip(np.searchsorted(pos, x, side="right") - 1, 0, g - 2)
+    f = (x - pos[k]) / (pos[k + 1] - pos[k])
+    m[np.arange(n), k] = 1.0 - f
+    m[np.arange(n), k + 1] += f
+    return m
+
+
+def _has_dataset_mask(src) -> bool:
+    """Whether GDAL has a per-dataset mask (or alpha band) for `src`."""
+    try:
+        from rasterio.enums import MaskFlags
+
+        flags = src.mask_flag_enums[0]
+        return MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,144 @@
+"""core.warp.GridWarp against a slow, obvious oracle (PROJ on every pixel, 2 x 2 bilinear in numpy) and
+against GDAL's WarpedVRT."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from claire.claire_plugin.core.warp import GridWarp
+
+UTM = "EPSG:32631"
+
+
+def oracle(src, grid, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+    """Bilinear value of every band at each grid pixel centre, NaN-aware weights, NaN outside."""
+    from rasterio.warp import transform
+
+    R, C = np.meshgrid(np.arange(h) + r0 + 0.5, np.arange(w) + c0 + 0.5, indexing="ij")
+    xs, ys = grid.transform * (C.ravel(), R.ravel())
+    if src.crs != grid.crs:
+        xs, ys = transform(grid.crs, src.crs, xs, ys)
+    sx, sy = ~src.transform * (np.asarray(xs), np.asarray(ys))
+    data = src.read(out_dtype="float64")
+    if src.nodata is not None:
+        data[data == src.nodata] = np.nan
+    ok = np.isfinite(data).all(axis=0)
+    out = np.full((src.count, h * w), np.nan)
+    for p, (x, y) in enumerate(zip(sx, sy)):
+        if not (0 <= x <= src.width and 0 <= y <= src.height):
+            continue
+        j, i = math.floor(x - 0.5), math.floor(y - 0.5)
+        fx, fy = x - 0.5 - j, y - 0.5 - i
+        acc, wsum = np.zeros(src.count), 0.0
+        for di, dj, wt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+            ii, jj = i + di, j + dj
+            if 0 <= ii < src.height and 0 <= jj < src.width and ok[ii, jj] and wt > 0:
+                acc += wt * data[:, ii, jj]
+                wsum += wt
+        if wsum > 1e-6:
+            out[:, p] = acc / wsum
+    return out.reshape(src.count, h, w)
+
+
+def _sar(path, geotiff, rows, cols, crs, origin, res, holes=0.0, seed=0, nodata=None):
+    rng = np.random.default_rng(seed)
+    a = (-12.0 + 3.0 * rng.normal(size=(2, rows, cols))).astype(np.float32)
+    if holes:
+        a[0, rng.random((rows, cols)) < holes] = np.nan if nodata is None else nodata
+    return geotiff(path, a, crs=crs, origin=origin, res=res, nodata=nodata)
+
+
+@pytest.mark.parametrize("window", [(0, 0, 37, 41), (5, 9, 20, 33), (36, 40, 1, 1), (30, 30, 20, 20)])
+def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, geotiff, window):
+    from rasterio.warp import transform_bounds
+
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 40, 45), np.uint16))
+    left, bottom, right, top = transform_bounds(UTM, "EPSG:4326", 500000.0, 4600000.0 - 400, 500000.0 + 450, 4600000.0)
+    res = 1.6e-4  # about 13 x 18 m: coarser than the grid
+    src = _sar(str(tmp_path / "s.tif"), geotiff, int((top - bottom) / res) + 2, int((right - left) / res) + 1,
+               "EPSG:4326", (left + 2 * res, top), res, holes=0.15)  # starts inside the grid: NaN on the west
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        r0, c0, h, w = window
+        h, w = min(h, g.height - r0), min(w, g.width - c0)
+        got = GridWarp(s, g).read([1, 2], window=Window(c0, r0, w, h))
+        want = oracle(s, g, r0, c0, h, w)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=5e-3)
+
+
+def test_same_grid_is_read_as_is_and_shifted_grid_by_whole_pixels(tmp_path, geotiff):
+    data = np.arange(2 * 30 * 30, dtype=np.float32).reshape(2, 30, 30)
+    data[1, 3, 4] = -9999
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 30, 30), np.uint16))
+    same = geotiff(str(tmp_path / "a.tif"), data, nodata=-9999)
+    shifted = geotiff(str(tmp_path / "b.tif"), data, origin=(500000.0 + 50, 4600000.0 - 30), nodata=-9999)
+    with rasterio.open(grid) as g, rasterio.open(same) as a, rasterio.open(shifted) as b:
+        got = GridWarp(a, g).read([1, 2])
+        want = data.copy()
+        want[1, 3, 4] = np.nan
+        np.testing.assert_array_equal(got, want)
+        sh = GridWarp(b, g).read([1, 2], window=Window(2, 1, 20, 10))
+    assert np.isnan(sh[:, :2]).all() and np.isnan(sh[:, :, :3]).all()  # grid rows < 3, cols < 5: no source
+    np.testing.assert_array_equal(sh[:, 2:, 3:], want[:, :8, :17])
+
+
+def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path, geotiff):
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 64, 64), np.uint16))
+    src = _sar(str(tmp_path / "s.tif"), geotiff, 40, 40, UTM, (499900.0, 4600100.0), 20.0)
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        got = GridWarp(s, g).read([1, 2])
+        with WarpedVRT(s, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
+                       resampling=Resampling.bilinear, nodata=float("nan"), dtype="float32") as v:
+            gdal = v.read()
+    np.testing.assert_allclose(got, gdal, atol=1e-4)
+
+
+def test_downsampling_averages_the_source_pixels_first(tmp_path, geotiff):
+    speckle = np.array([[1, -1, 2], [-2, 4, -1], [0, -2, -1]], np.float32)  # zero mean, centre 4
+    fine = np.kron(np.arange(100, dtype=np.float32).reshape(10, 10), np.ones((3, 3), np.float32))
+    fine += np.tile(speckle, (10, 10))
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 10, 10), np.uint16))
+    src = geotiff(str(tmp_path / "s.tif"), np.stack([fine, fine]), res=10.0 / 3)
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        got = GridWarp(s, g).read([1, 2])
+    # plain bilinear would return each block's centre pixel (value + 4)
+    np.testing.assert_allclose(got[0], np.arange(100, dtype=np.float32).reshape(10, 10), atol=1e-3)
+
+
+def test_nearest_keeps_class_values_and_nan_outside(tmp_path, geotiff):
+    labels = np.random.default_rng(1).integers(1, 6, (25, 25)).astype(np.uint16)
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 60, 60), np.uint16))
+    src = geotiff(str(tmp_path / "s.tif"), labels, res=20.0, nodata=0)
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        got = GridWarp(s, g, "nearest").read(1)
+    np.testing.assert_array_equal(got[:50, :50], np.kron(labels, np.ones((2, 2))))
+    assert np.isnan(got[50:]).all() and np.isnan(got[:, 50:]).all()
+
+
+@pytest.mark.parametrize("window", [(0, 0, 200, 200), (7, 3, 1, 150), (5, 9, 120, 1)])
+def test_lattice_is_refined_where_the_transform_bends(tmp_path, geotiff, window):
+    """A polar stereographic grid (10 km pixels) over a geographic source bends strongly: a lattice
+    every 64 px is 20 source pixels off, the refined one within the 0.05 px tolerance."""
+    from rasterio.transform import from_origin
+
+    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 200, 200), np.uint16), crs="EPSG:3413",
+                   transform=from_origin(500000.0, -500000.0, 10000.0, 10000.0))
+    src = geotiff(str(tmp_path / "s.tif"), np.zeros((1, 900, 3600), np.float32), crs="EPSG:4326",
+                  transform=from_origin(-180.0, 90.0, 0.1, 0.1))
+    r0, c0, h, w = window
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        warp = GridWarp(s, g, step=64)
+        sx, sy = warp.source_coords(r0, c0, h, w)
+        R, C = np.meshgrid(np.arange(h) + r0, np.arange(w) + c0, indexing="ij")
+        ex, ey = warp._exact(R, C)
+        coarse = GridWarp(s, g, step=64, max_error=1e9).source_coords(r0, c0, h, w)
+    assert np.hypot(sx - ex, sy - ey).max() < 0.05
+    if h > 100 and w > 100:
+        assert np.hypot(coarse[0] - ex, coarse[1] - ey).max() > 1.0  # the case does need refining
