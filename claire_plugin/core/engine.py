@@ -7,9 +7,10 @@ a few tile columns):
 - a reader thread reads the optical window and the SAR window warped onto the optical grid
   (WarpedVRT: nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint
   card and cuts tiles;
-- the calling thread runs the model in batches and checks for cancellation between batches;
-- a post-processing thread applies the softmax, blends probabilities and the SAR share with smooth
-  weights (tiling.RowBlender), and hands finished blocks to the writers and the summary.
+- the calling thread runs the model in batches, turns its logits into class probabilities times the
+  blending weight on the model's device, and checks for cancellation between batches;
+- a post-processing thread blends the probabilities and the SAR share of overlapping tiles
+  (tiling.RowBlender) and hands finished blocks to the writers and the summary.
 
 Memory holds a bounded number of chunks, the open tile row and `overlap` carried rows, never the
 whole raster. Outputs (docs/benchmark.md): class raster uint8 with the card's nodata, colour table and
@@ -24,7 +25,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -186,11 +187,13 @@ def _restore_gdal_cache(old: Optional[int]) -> None:
 
 
 def _run(params, model, card, device, messages, progress, is_cancelled, t_start) -> ClassifyResult:
+    import torch
+
     from . import raster_io as rio
     from .bands import choose_bands
     from .normalize import InputSpec, optical_preparer, sar_preparer
     from .summary import SummaryAccumulator
-    from .tiling import RowBlender, TileGrid, check_tiling
+    from .tiling import RowBlender, TileGrid, blend_weights, check_tiling
     from .validate import require_valid_pixels, valid_pixels
     from .writer import GridWriter, commit, set_classes
 
@@ -268,17 +271,22 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         has_sar_share = None
         tpc = max(batch, 4) if batch < 4 else batch
         tpc = -(-tpc // batch) * batch
+        threaded, why_threads = _worker_threads(device)
+        messages.append(why_threads)
         reader = _ChunkReader(opt, sar_vrt, oc.indices, sc.indices, opt.nodata, opt_prep, sar_prep, grid,
-                              tpc, visible)
+                              tpc, visible, threaded=threaded)
         reader.start()
         t_forward = 0.0
         n_tiles = 0
+        blend_w = None
         progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
         while True:
             item = reader.get()
             if item is None:
                 break
             r, j0, j1, o_t, s_t, flags = item
+            if blend_w is None:
+                blend_w = torch.from_numpy(blend_weights(grid.tile, grid.overlap)).to(device)
             outs = []
             for b in range(0, o_t.shape[0], batch):
                 if is_cancelled():
@@ -294,18 +302,18 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                         rel_w = GridWriter(params.reliance, opt, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
                         writers.append(rel_w)
                     post = _PostWorker(RowBlender(grid, K + (1 if has_sar_share else 0)), grid, K, class_values,
-                                       nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut, opt.height)
+                                       nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut, opt.height,
+                                       threaded=threaded)
                     post.start()
                 if logits.shape[1] != K:
                     raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                                       f"the checkpoint is inconsistent: re-export it")
-                lg = logits.detach().float().cpu()
-                sh = share.detach().float().cpu() if has_sar_share else None
-                outs.append((lg, sh))
+                weighted = _weighted_outputs(logits, share if has_sar_share else None, blend_w)
+                outs.append(weighted)
                 t_forward += time.perf_counter() - t0
-                n_tiles += lg.shape[0]
+                n_tiles += weighted.shape[0]
                 progress(min(0.98, 0.98 * n_tiles / grid.n_tiles),
-                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + lg.shape[0]}/{grid.n_cols}")
+                         f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + weighted.shape[0]}/{grid.n_cols}")
             post.put((r, j0, j1, outs, flags))
         post.finish()
         post = None
@@ -321,7 +329,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         band_choice = {"optical": oc.as_dict(), "sar": sc.as_dict()}
         elapsed = time.perf_counter() - t_start
         stats = {"seconds": elapsed, "forward_seconds": t_forward, "tiles": n_tiles,
-                 "pixels": grid.height * grid.width, "tile_size": tile, "overlap": overlap, "batch_size": batch}
+                 "pixels": grid.height * grid.width, "tile_size": tile, "overlap": overlap, "batch_size": batch,
+                 "worker_threads": threaded}
         result = ClassifyResult(params.output, params.confidence if conf_w else None,
                                 params.reliance if rel_w else None, str(device), band_choice, messages,
                                 result_summary, stats=stats, card=card)
@@ -353,17 +362,39 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 pass
 
 
-def _softmax_into(logits: np.ndarray, out: np.ndarray, weight: Optional[np.ndarray] = None) -> None:
-    """Softmax over axis 1 of logits [n, K, H, W] written into `out`, times `weight` [H, W] when given
-    (numpy, single-threaded; the weight folds the blending into the normalisation pass)."""
-    np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
-    np.exp(out, out=out)
-    scale = out.sum(axis=1, keepdims=True)
-    if weight is None:
-        np.reciprocal(scale, out=scale)
-    else:
-        np.divide(weight, scale, out=scale)
-    out *= scale
+def _worker_threads(device) -> Tuple[bool, str]:
+    """Whether reading and writing run in their own threads, and why (a message for the user).
+
+    They do beside a GPU, or when the model leaves CPU cores free. When the model's threads take every
+    core, extra threads only preempt them (each preemption stalls the model's other threads at their
+    next barrier): on two cores the whole run was 20-25 % faster with reading and writing done between
+    batches (docs/benchmark.md)."""
+    import torch
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if device.type != "cpu":
+        return True, f"reading and writing run in their own threads beside the {device.type.upper()}"
+    used = torch.get_num_threads()
+    if used < cores:
+        return True, f"the model uses {used} of {cores} CPU cores; reading and writing run beside it"
+    return False, (f"the model uses all {cores} CPU cores; reading and writing run between its batches "
+                   f"(faster than threads competing for the cores)")
+
+
+def _weighted_outputs(logits, share, weight):
+    """[n, K(+1), T, T] float32 on the CPU: class probabilities (softmax) and the SAR share clipped to
+    0..1, both times the blending weight [T, T]. Computed where the model ran (GPU, or torch's CPU
+    threads between forwards: on a busy CPU, single-threaded numpy next to the model was 5x slower)."""
+    import torch
+
+    parts = [torch.softmax(logits.float(), dim=1)]
+    if share is not None:
+        parts.append(share.float().clamp(0.0, 1.0))
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    return out.mul_(weight).cpu()
 
 
 def _unpack(res):
@@ -423,11 +454,12 @@ def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, con
 
 
 class _PostWorker:
-    """Background thread: softmax, blending, finishing blocks, writing and statistics, so the model's
+    """Background thread: blending, finishing blocks, writing and statistics, so the model's
     thread only runs forwards. Errors are re-raised in the main thread by `put` and `finish`."""
 
     def __init__(self, blender, grid, K, class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt,
-                 ref_lut, height: int, depth: int = 2) -> None:
+                 ref_lut, height: int, depth: int = 2, threaded: bool = True) -> None:
+        self.threaded = threaded
         self.blender, self.grid, self.K = blender, grid, K
         self.args = (class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut)
         self.height = height
@@ -437,7 +469,8 @@ class _PostWorker:
         self.thread = threading.Thread(target=self._main, name="claire-post", daemon=True)
 
     def start(self) -> None:
-        self.thread.start()
+        if self.threaded:
+            self.thread.start()
 
     def _main(self) -> None:
         while True:
@@ -454,18 +487,8 @@ class _PostWorker:
     def _process(self, r, j0, j1, outs, flags) -> None:
         class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut = self.args
         K, g = self.K, self.grid
-        has_share = outs[0][1] is not None
-        n_chunk = sum(lg.shape[0] for lg, _ in outs)
-        chunk = np.empty((n_chunk, K + (1 if has_share else 0), g.tile, g.tile), np.float32)
-        b = 0
-        for lg, sh in outs:
-            n = lg.shape[0]
-            w = self.blender.w
-            _softmax_into(lg.numpy(), chunk[b:b + n, :K], w)
-            if has_share:
-                np.clip(sh.numpy()[:, 0], 0.0, 1.0, out=chunk[b:b + n, K])
-                chunk[b:b + n, K] *= w
-            b += n
+        has_share = outs[0].shape[1] > K
+        chunk = outs[0].numpy() if len(outs) == 1 else np.concatenate([o.numpy() for o in outs])
         for fin in self.blender.add(r, j0, chunk, weighted=True):
             _finish(fin, g, j0, flags, K, has_share, class_values, nodata, writers[0], conf_w, rel_w, summary,
                     ref_vrt, ref_lut)
@@ -483,7 +506,15 @@ class _PostWorker:
                               f"output folder") from err
 
     def put(self, item) -> None:
-        """Queue a chunk's model outputs (blocks while two are waiting)."""
+        """Queue a chunk's model outputs (blocks while two are waiting); without a thread, process it."""
+        if not self.threaded:
+            if item is not None:
+                try:
+                    self._process(*item)
+                except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
+                    self.error = exc
+                    self._raise()
+            return
         while True:
             self._raise()
             try:
@@ -495,12 +526,15 @@ class _PostWorker:
     def finish(self) -> None:
         """Wait for every queued chunk to be written."""
         self.put(None)
-        self.thread.join()
+        if self.threaded:
+            self.thread.join()
         self._raise()
 
     def stop(self) -> None:
         """Drop queued work and wait for the thread (used on errors and cancellation)."""
         self._stop.set()
+        if not self.threaded:
+            return
         _drain(self.q)
         try:
             self.q.put_nowait(None)
@@ -513,7 +547,9 @@ class _ChunkReader:
     """Background thread: reads, warps, normalises and tiles chunks ahead of the model (bounded queue)."""
 
     def __init__(self, opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible,
-                 depth: int = 2) -> None:
+                 depth: int = 2, threaded: bool = True) -> None:
+        self.threaded = threaded
+        self._chunks = iter(grid.chunks(tpc))
         self.args = (opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible)
         self.int_optical = all(np.dtype(opt.dtypes[i - 1]).kind in "ui" for i in o_idx)
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
@@ -521,7 +557,8 @@ class _ChunkReader:
         self.thread = threading.Thread(target=self._main, name="claire-reader", daemon=True)
 
     def start(self) -> None:
-        self.thread.start()
+        if self.threaded:
+            self.thread.start()
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -533,9 +570,8 @@ class _ChunkReader:
         return False
 
     def _main(self) -> None:
-        grid, tpc = self.args[7], self.args[8]
         try:
-            for r, j0, j1 in grid.chunks(tpc):
+            for r, j0, j1 in self._chunks:
                 if self._stop.is_set():
                     return
                 if not self._put(self._read(r, j0, j1)):
@@ -585,6 +621,15 @@ class _ChunkReader:
 
     def get(self):
         """Next chunk, None at the end; re-raises the reader's exception in the caller."""
+        if not self.threaded:
+            chunk = next(self._chunks, None)
+            try:
+                return None if chunk is None else self._read(*chunk)
+            except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
+                if isinstance(exc, ClaireError):
+                    raise
+                raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
+                                  f"and readable") from exc
         while True:
             try:
                 item = self.q.get(timeout=0.5)
@@ -601,13 +646,15 @@ class _ChunkReader:
             return item
 
     def join(self) -> None:
-        self.thread.join()
+        if self.threaded:
+            self.thread.join()
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
         self._stop.set()
-        _drain(self.q)
-        self.thread.join(timeout=30)
+        if self.threaded:
+            _drain(self.q)
+            self.thread.join(timeout=30)
 
 
 def _write_json(path: str, data: dict) -> None:

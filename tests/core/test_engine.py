@@ -9,11 +9,37 @@ import pytest
 import rasterio
 import torch
 
+from claire.claire_plugin.core.engine import _worker_threads as REAL_WORKER_THREADS
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.errors import CancelledError, ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
 
 L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 in a 12-band L2A stack
+
+
+@pytest.fixture(autouse=True, params=["between batches", "worker threads"])
+def pipeline(request, monkeypatch):
+    """Every engine test runs both ways the engine can schedule reading and writing."""
+    from claire.claire_plugin.core import engine
+
+    threaded = request.param == "worker threads"
+    monkeypatch.setattr(engine, "_worker_threads", lambda device: (threaded, request.param))
+    return request.param
+
+
+def test_worker_threads_only_where_cores_are_free():
+    cores = len(os.sched_getaffinity(0))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        assert REAL_WORKER_THREADS(torch.device("cpu"))[0] is False
+        assert REAL_WORKER_THREADS(torch.device("cuda"))[0] is True
+        if cores > 1:
+            torch.set_num_threads(cores - 1)
+            threaded, why = REAL_WORKER_THREADS(torch.device("cpu"))
+            assert threaded and f"{cores - 1} of {cores}" in why
+    finally:
+        torch.set_num_threads(old)
 
 
 def _params(scene, out="out.tif", **kw):
