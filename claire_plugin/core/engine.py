@@ -291,6 +291,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
             for b in range(0, o_t.shape[0], batch):
                 if is_cancelled():
                     raise CancelledError()
+                if post is not None and not threaded:
+                    post.wait_idle()  # phased: nothing runs beside the model's threads
                 t0 = time.perf_counter()
                 res = model(o_t[b:b + batch].to(device, non_blocking=True), s_t[b:b + batch].to(device, non_blocking=True))
                 logits, share = _unpack(res)
@@ -302,8 +304,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                         rel_w = GridWriter(params.reliance, opt, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
                         writers.append(rel_w)
                     post = _PostWorker(RowBlender(grid, K + (1 if has_sar_share else 0)), grid, K, class_values,
-                                       nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut, opt.height,
-                                       threaded=threaded)
+                                       nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut, opt.height)
                     post.start()
                 if logits.shape[1] != K:
                     raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
@@ -363,12 +364,14 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
 
 
 def _worker_threads(device) -> Tuple[bool, str]:
-    """Whether reading and writing run in their own threads, and why (a message for the user).
+    """Whether reading and writing run freely in their own threads beside the model, and why (a
+    message for the user).
 
     They do beside a GPU, or when the model leaves CPU cores free. When the model's threads take every
-    core, extra threads only preempt them (each preemption stalls the model's other threads at their
-    next barrier): on two cores the whole run was 20-25 % faster with reading and writing done between
-    batches (docs/benchmark.md)."""
+    core, a thread running beside them preempts one (and the others then wait for it at their next
+    barrier): on two cores the run was 20-25 % faster with the phased schedule instead, where the next
+    chunk is read between batches while the previous one is blended and written on the other core
+    (docs/benchmark.md)."""
     import torch
 
     try:
@@ -380,8 +383,8 @@ def _worker_threads(device) -> Tuple[bool, str]:
     used = torch.get_num_threads()
     if used < cores:
         return True, f"the model uses {used} of {cores} CPU cores; reading and writing run beside it"
-    return False, (f"the model uses all {cores} CPU cores; reading and writing run between its batches "
-                   f"(faster than threads competing for the cores)")
+    return False, (f"the model uses all {cores} CPU cores; reading and writing run between its batches, "
+                   f"not beside them")
 
 
 def _weighted_outputs(logits, share, weight):
@@ -455,11 +458,14 @@ def _finish(fin, grid, j0, flags, K, has_share, class_values, nodata, cls_w, con
 
 class _PostWorker:
     """Background thread: blending, finishing blocks, writing and statistics, so the model's
-    thread only runs forwards. Errors are re-raised in the main thread by `put` and `finish`."""
+    thread only runs forwards. Errors are re-raised in the main thread by `put`, `wait_idle` and `finish`.
+
+    Phased schedule (the model takes every core): the main thread calls `wait_idle` before each forward,
+    so this thread works only while the main thread reads the next chunk, on the core the model is not
+    using then."""
 
     def __init__(self, blender, grid, K, class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt,
-                 ref_lut, height: int, depth: int = 2, threaded: bool = True) -> None:
-        self.threaded = threaded
+                 ref_lut, height: int, depth: int = 2) -> None:
         self.blender, self.grid, self.K = blender, grid, K
         self.args = (class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut)
         self.height = height
@@ -469,20 +475,28 @@ class _PostWorker:
         self.thread = threading.Thread(target=self._main, name="claire-post", daemon=True)
 
     def start(self) -> None:
-        if self.threaded:
-            self.thread.start()
+        self.thread.start()
 
     def _main(self) -> None:
         while True:
             item = self.q.get()
-            if item is None or self._stop.is_set():
-                return
             try:
+                if item is None or self._stop.is_set():
+                    return
                 self._process(*item)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self.error = exc
                 self._stop.set()
                 return
+            finally:
+                self.q.task_done()
+
+    def wait_idle(self) -> None:
+        """Block until every queued chunk is processed."""
+        with self.q.all_tasks_done:
+            while self.q.unfinished_tasks and self.thread.is_alive():
+                self.q.all_tasks_done.wait(0.1)
+        self._raise()
 
     def _process(self, r, j0, j1, outs, flags) -> None:
         class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut = self.args
@@ -506,15 +520,7 @@ class _PostWorker:
                               f"output folder") from err
 
     def put(self, item) -> None:
-        """Queue a chunk's model outputs (blocks while two are waiting); without a thread, process it."""
-        if not self.threaded:
-            if item is not None:
-                try:
-                    self._process(*item)
-                except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
-                    self.error = exc
-                    self._raise()
-            return
+        """Queue a chunk's model outputs (blocks while two are waiting)."""
         while True:
             self._raise()
             try:
@@ -526,15 +532,12 @@ class _PostWorker:
     def finish(self) -> None:
         """Wait for every queued chunk to be written."""
         self.put(None)
-        if self.threaded:
-            self.thread.join()
+        self.thread.join()
         self._raise()
 
     def stop(self) -> None:
         """Drop queued work and wait for the thread (used on errors and cancellation)."""
         self._stop.set()
-        if not self.threaded:
-            return
         _drain(self.q)
         try:
             self.q.put_nowait(None)
