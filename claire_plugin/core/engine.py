@@ -625,7 +625,11 @@ class _ChunkReader:
     def get(self):
         """Next chunk, None at the end; re-raises the reader's exception in the caller."""
         if not self.threaded:
+            import torch
+
             chunk = next(self._chunks, None)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the other core blends and writes the previous chunk meanwhile
             try:
                 return None if chunk is None else self._read(*chunk)
             except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
@@ -633,6 +637,8 @@ class _ChunkReader:
                     raise
                 raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
                                   f"and readable") from exc
+            finally:
+                torch.set_num_threads(threads)
         while True:
             try:
                 item = self.q.get(timeout=0.5)

@@ -158,7 +158,6 @@ class GridWarp:
         import torch.nn.functional as F
 
         C = len(idx)
-        out = np.full((C, h, w), np.nan, np.float32)
         W, H = self.src.width, self.src.height
         rr, cc, sx, sy = self._lattice(r0, c0, h, w)
         kx, ky = self._pool_factors(rr, cc, sx, sy)
@@ -169,17 +168,25 @@ class GridWarp:
         ya = max(0, int(math.floor(np.min(sy) - 0.5 * ky)) - ky) // ky * ky
         yb = min(H, int(math.floor(np.max(sy) + 0.5 * ky)) + ky)
         if xa >= xb or ya >= yb:
-            return out
-        src = torch.from_numpy(self._read_source(idx, ya, xa, yb - ya, xb - xa))
-        ok = torch.isfinite(src).all(dim=0, keepdim=True)
-        src = torch.where(ok, src, torch.zeros((), dtype=src.dtype))
-        okf = ok.to(src.dtype)
-        if kx > 1 or ky > 1:  # average kx x ky source pixels first (what GDAL's widened kernel does)
-            src = F.avg_pool2d(src[None] * okf, (ky, kx), ceil_mode=True)[0]
-            okf = F.avg_pool2d(okf[None], (ky, kx), ceil_mode=True)[0]
-            src = src / okf.clamp_min(1e-12)
-            okf = (okf > 0).to(src.dtype)
-        hs, ws = src.shape[1:]
+            return np.full((C, h, w), np.nan, np.float32)
+        raw = self._read_source(idx, ya, xa, yb - ya, xb - xa)
+        ok = np.isfinite(raw).all(axis=0)
+        all_ok = bool(ok.all())
+        if self.resampling == "nearest":
+            stack = torch.from_numpy(raw)
+        else:  # premultiplied values and their weight: no-data neighbours get no weight
+            stack = torch.from_numpy(np.empty((C + 1,) + raw.shape[1:], np.float32))
+            sn = stack.numpy()
+            sn[:C] = raw
+            sn[C] = ok
+            if not all_ok:
+                sn[:C][:, ~ok] = 0.0
+            if kx > 1 or ky > 1:  # average kx x ky source pixels first (what GDAL's widened kernel does)
+                pooled = F.avg_pool2d(stack[None], (ky, kx), ceil_mode=True)[0]
+                weight = pooled[C:]
+                stack = torch.cat([pooled[:C] / weight.clamp_min(1e-12), (weight > 0).to(pooled.dtype)])
+                stack[:C] *= stack[C:]
+        hs, ws = stack.shape[1:]
         # grid_sample's align_corners=False coordinates: -1 and 1 are the outer edges of the window
         ax, bx = 2.0 / (kx * ws), -2.0 * xa / (kx * ws) - 1.0
         ay, by = 2.0 / (ky * hs), -2.0 * ya / (ky * hs) - 1.0
@@ -188,21 +195,23 @@ class GridWarp:
         grid = torch.empty((1, h, w, 2), dtype=torch.float32)
         grid[0, ..., 0] = ar @ torch.from_numpy((sx * ax + bx).astype(np.float32)) @ act
         grid[0, ..., 1] = ar @ torch.from_numpy((sy * ay + by).astype(np.float32)) @ act
-        gxf, gyf = grid[0, ..., 0], grid[0, ..., 1]
-        # pixel centres outside the source raster have no value (as with GDAL), even next to its edge
-        outside = (gxf < bx) | (gxf > W * ax + bx) | (gyf < by) | (gyf > H * ay + by)
-        if self.resampling == "nearest":
-            src[:, ~ok[0]] = float("nan")
-            vals = F.grid_sample(src[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+        mode = "nearest" if self.resampling == "nearest" else "bilinear"
+        res = F.grid_sample(stack[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+        if mode == "nearest":
+            vals, bad = res, None
         else:
-            stack = torch.cat([src * okf, okf])
-            res = F.grid_sample(stack[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
             weight = res[C]
-            outside |= weight <= 1e-6
+            bad = weight <= 1e-6
             vals = res[:C].div_(weight.clamp_min_(1e-6))
-        vals[:, outside] = float("nan")
-        out[...] = vals.numpy()
-        return out
+        # pixel centres outside the source raster have no value (as with GDAL), even next to its edge;
+        # the lattice bounds every pixel's coordinates, so most windows need no test
+        if not (np.min(sx) >= 0 and np.max(sx) <= W and np.min(sy) >= 0 and np.max(sy) <= H):
+            gxf, gyf = grid[0, ..., 0], grid[0, ..., 1]
+            outside = (gxf < bx) | (gxf > W * ax + bx) | (gyf < by) | (gyf > H * ay + by)
+            bad = outside if bad is None else bad | outside
+        if bad is not None and bool(bad.any()):
+            vals[:, bad] = float("nan")
+        return vals.numpy()
 
     def _pool_factors(self, rr, cc, sx, sy) -> Tuple[int, int]:
         """Source pixels per grid pixel along x and y, rounded down (1 when not downsampling or nearest)."""
