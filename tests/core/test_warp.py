@@ -142,3 +142,30 @@ def test_lattice_is_refined_where_the_transform_bends(tmp_path, geotiff, window)
     assert np.hypot(sx - ex, sy - ey).max() < 0.05
     if h > 100 and w > 100:
         assert np.hypot(coarse[0] - ex, coarse[1] - ey).max() > 1.0  # the case does need refining
+
+
+def test_dataset_mask_marks_no_data_without_a_nodata_value(tmp_path):
+    from rasterio.transform import from_origin
+
+    path = str(tmp_path / "masked.tif")
+    data = np.full((2, 20, 20), -10.0, np.float32)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=2, dtype="float32", crs=UTM,
+                           transform=from_origin(500000.0, 4600000.0, 10.0, 10.0)) as dst:
+            dst.write(data)
+            mask = np.full((20, 20), 255, np.uint8)
+            mask[5:8, 2:6] = 0
+            dst.write_mask(mask)
+    from helpers import write_raster
+
+    # the grid starts one pixel east of the source: read directly, shifted by one column
+    write_grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 20, 20), np.uint16), crs=UTM,
+                              origin=(500010.0, 4600000.0))
+    with rasterio.open(write_grid) as g, rasterio.open(path) as s:
+        assert s.nodata is None
+        got = GridWarp(s, g).read([1, 2])
+    want_nan = np.zeros((20, 20), bool)
+    want_nan[5:8, 1:5] = True
+    want_nan[:, 19] = True  # beyond the source's east edge
+    np.testing.assert_array_equal(np.isnan(got[0]), want_nan)
+    np.testing.assert_array_equal(got[:, ~want_nan], -10.0)
