@@ -278,15 +278,13 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         reader.start()
         t_forward = 0.0
         n_tiles = 0
-        blend_w = None
+        blend_w = torch.from_numpy(blend_weights(grid.tile, grid.overlap)).to(device)
         progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
         while True:
             item = reader.get()
             if item is None:
                 break
             r, j0, j1, o_t, s_t, flags = item
-            if blend_w is None:
-                blend_w = torch.from_numpy(blend_weights(grid.tile, grid.overlap)).to(device)
             outs = []
             for b in range(0, o_t.shape[0], batch):
                 if is_cancelled():
@@ -393,10 +391,9 @@ def _weighted_outputs(logits, share, weight):
     threads between forwards: on a busy CPU, single-threaded numpy next to the model was 5x slower)."""
     import torch
 
-    parts = [torch.softmax(logits.float(), dim=1)]
+    out = torch.softmax(logits.float(), dim=1)
     if share is not None:
-        parts.append(share.float().clamp(0.0, 1.0))
-    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        out = torch.cat([out, share.float().clamp(0.0, 1.0)], dim=1)
     return out.mul_(weight).cpu()
 
 
@@ -633,10 +630,7 @@ class _ChunkReader:
             try:
                 return None if chunk is None else self._read(*chunk)
             except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
-                if isinstance(exc, ClaireError):
-                    raise
-                raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
-                                  f"and readable") from exc
+                _raise_read_error(exc)
             finally:
                 torch.set_num_threads(threads)
         while True:
@@ -648,10 +642,7 @@ class _ChunkReader:
                 continue
             if isinstance(item, BaseException):
                 self.thread.join()
-                if isinstance(item, ClaireError) or not isinstance(item, Exception):
-                    raise item
-                raise ClaireError(f"reading the rasters failed: {item}; check that the files are complete "
-                                  f"and readable") from item
+                _raise_read_error(item)
             return item
 
     def join(self) -> None:
@@ -664,6 +655,15 @@ class _ChunkReader:
         if self.threaded:
             _drain(self.q)
             self.thread.join(timeout=30)
+
+
+def _raise_read_error(exc: BaseException) -> None:
+    """Re-raise a reader failure: user errors and KeyboardInterrupt/SystemExit as they are, anything
+    else as a ClaireError that says what to check."""
+    if isinstance(exc, ClaireError) or not isinstance(exc, Exception):
+        raise exc
+    raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
+                      f"and readable") from exc
 
 
 def _write_json(path: str, data: dict) -> None:
