@@ -4,9 +4,10 @@
 the dock's background task and the command line. Three threads work on chunks of tiles (one tile row,
 a few tile columns):
 
-- a reader thread reads the optical window and the SAR window warped onto the optical grid
-  (WarpedVRT: nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint
-  card and cuts tiles;
+- a reader reads the optical window and the SAR window resampled onto the optical grid (core.warp:
+  nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint card and
+  cuts tiles; in its own thread beside a GPU or free cores, else in the calling thread between
+  batches (see `_worker_threads`);
 - the calling thread runs the model in batches, turns its logits into class probabilities times the
   blending weight on the model's device, and checks for cancellation between batches;
 - a post-processing thread blends the probabilities and the SAR share of overlapping tiles

@@ -8,10 +8,11 @@ Why not GDAL's WarpedVRT: on a two-core machine it cost 2-7 ms of CPU per 256 x 
 bands (docs/benchmark.md), about a third of the default model's forward. Here, per window:
 
 1. target pixel centres on a coarse lattice (every `step` pixels, both edges included) are transformed
-   into the source CRS with PROJ (rasterio.warp.transform) and into source pixel coordinates; the
-   lattice is bilinearly interpolated to every pixel. Like GDAL's approximate transformer, the lattice
-   is refined until the interpolation error at the cell centres is below `max_error` source pixels
-   (an affine relation, e.g. the same CRS, is interpolated exactly);
+   into the source CRS with PROJ (one GDAL coordinate transformation per warper) and into source
+   pixel coordinates; the lattice is bilinearly interpolated to every pixel. Like GDAL's approximate
+   transformer, the lattice is refined until the interpolation error at the middle of every cell and
+   cell edge is below `max_error` source pixels (an affine relation, e.g. the same CRS, is
+   interpolated exactly);
 2. only the source window those coordinates touch is read;
 3. values are sampled with torch's `grid_sample`, bilinear (or nearest) with nodata-aware weights: no-data
    neighbours get no weight and the others are renormalised, as GDAL's warper does; a target pixel whose
