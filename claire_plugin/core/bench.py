@@ -125,12 +125,16 @@ def _e2e(paths: Dict[str, str], out: str, checkpoint: Optional[str], batch: int,
 
 
 def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, timed: int):
+    """(wall, CPU) seconds of the model alone on `n_tiles` random tiles, under the same allocator
+    settings as the engine (core.memory)."""
     import torch
+
+    from .memory import reuse_freed_memory
 
     g = torch.Generator().manual_seed(0)
     o = torch.randn(batch, co, tile, tile, generator=g).to(dev)
     s = torch.randn(batch, cs, tile, tile, generator=g).to(dev)
-    with torch.inference_mode():
+    with torch.inference_mode(), reuse_freed_memory():
         model(o[:1], s[:1])  # warm-up
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -150,7 +154,15 @@ def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, t
     """Classify the pair of `size` end to end, then time the bare forward on as many tiles (or on
     `bare_tiles` of them, scaled to the full count). With `repeats` > 1 both are measured again,
     alternating, and the fastest of each is kept (robust on a shared machine). Peak RSS is taken after
-    the first end-to-end run of this fresh process."""
+    the first end-to-end run of this fresh process. Everything runs on the engine's torch thread, so the
+    bare forward runs under the same OpenMP conditions as the engine (core.torch_thread)."""
+    from .torch_thread import call
+
+    return call(_measure_one, folder, size, checkpoint, batch, threads, bare_tiles, repeats)
+
+
+def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
+                 bare_tiles: Optional[int], repeats: int) -> dict:
     import torch
 
     if threads:

@@ -86,10 +86,26 @@ def load_model(checkpoint: Optional[str]):
 
 def classify(params: ClassifyParams, progress: Optional[ProgressFn] = None,
              is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
-    """Classify `params.optical` + `params.sar` into `params.output` (see docs/architecture.md)."""
+    """Classify `params.optical` + `params.sar` into `params.output` (see docs/architecture.md).
+    Runs on the torch thread (core.torch_thread) whatever thread calls it."""
+    from .torch_thread import call
+
     _check_paths(params)
+    _wait_note(progress)
+    return call(_classify_here, params, progress, is_cancelled)
+
+
+def _classify_here(params: ClassifyParams, progress: Optional[ProgressFn],
+                   is_cancelled: Optional[CancelFn]) -> ClassifyResult:
     model, card = load_model(params.checkpoint)
     return run(params, model, card, progress, is_cancelled)
+
+
+def _wait_note(progress: Optional[ProgressFn]) -> None:
+    from .torch_thread import busy, on_torch_thread
+
+    if progress is not None and busy() and not on_torch_thread():
+        progress(0.0, "waiting for the classification already running in this program to finish")
 
 
 def _check_paths(params: ClassifyParams) -> None:
@@ -142,15 +158,27 @@ def _card_classes(card: dict) -> List[dict]:
 
 def run(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn] = None,
         is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
-    """Classify with an already loaded model and card (the seam tests and the benchmark use)."""
+    """Classify with an already loaded model and card (the seam tests and the benchmark use), on the
+    torch thread (core.torch_thread). A Ctrl+C in the waiting thread stops the run cleanly."""
+    from .torch_thread import call
+
+    _check_paths(params)
+    _wait_note(progress)
+    return call(_run_here, params, model, card, progress, is_cancelled)
+
+
+def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn],
+              is_cancelled: Optional[CancelFn]) -> ClassifyResult:
     import torch
 
     from .device import resolve_device
+    from .memory import reuse_freed_memory
+    from .torch_thread import in_caller, interrupted
 
     t_start = time.perf_counter()
-    progress = progress or (lambda f, m: None)
-    is_cancelled = is_cancelled or (lambda: False)
-    _check_paths(params)
+    progress = in_caller(progress) or (lambda f, m: None)  # reported in the caller's thread
+    user_cancel = is_cancelled or (lambda: False)
+    is_cancelled = lambda: user_cancel() or interrupted()  # noqa: E731
     messages: List[str] = []
     device, why = resolve_device(params.device)
     messages.append(f"device: {device} ({why})")
@@ -161,7 +189,7 @@ def run(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn
         torch.set_num_threads(int(params.threads))
     old_cache = _limit_gdal_cache(GDAL_CACHE_MB)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), reuse_freed_memory():
             return _run(params, model, card, device, messages, progress, is_cancelled, t_start)
     finally:
         torch.set_num_threads(old_threads)

@@ -4,7 +4,7 @@ The model comes from a local folder or from the Hugging Face cache (a repo id su
 "microsoft/Phi-3-mini-4k-instruct" that was downloaded before); `local_files_only=True` everywhere,
 so no network call is ever made. torch / transformers are imported inside functions so that importing
 this module is cheap. Decoding is greedy (deterministic) with a bounded number of new tokens; text is
-streamed to `on_text` as it is generated (the callback runs in the generating thread).
+streamed to `on_text` as it is generated (the callback runs in the thread that called `generate`).
 """
 from __future__ import annotations
 
@@ -172,8 +172,16 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
     """Write an explanation of `facts` with the Phi-3 model `spec`.
 
     `on_text(chunk)` receives the text as it is generated; `is_cancelled()` stops generation early.
-    Raises ExplainerUnavailable when the model cannot be resolved or loaded.
+    Raises ExplainerUnavailable when the model cannot be resolved or loaded. Runs on the torch thread
+    (core.torch_thread), like the classification.
     """
+    from ..torch_thread import call, in_caller
+
+    return call(_generate_here, facts, spec, in_caller(on_text), max_new_tokens, device, is_cancelled)
+
+
+def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], None]], max_new_tokens: int,
+                   device: str, is_cancelled: Optional[Callable[[], bool]]) -> Generated:
     start = time.perf_counter()
     tokenizer, model, dev = load(spec, device)
     import torch
@@ -188,9 +196,12 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
             if text and on_text is not None:
                 on_text(text)
 
+    from ..torch_thread import interrupted
+
     class _Cancel(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):  # noqa: D102
-            return torch.full((input_ids.shape[0],), bool(is_cancelled and is_cancelled()),
+            stop_now = bool(is_cancelled and is_cancelled()) or interrupted()
+            return torch.full((input_ids.shape[0],), stop_now,
                               dtype=torch.bool, device=input_ids.device)
 
     stop = _stop_ids(tokenizer)

@@ -1,0 +1,55 @@
+"""core.memory: freed buffers are reused during a run instead of being mapped and faulted in again, and
+handed back afterwards. Measured in a fresh interpreter: the allocator's state is per process."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from claire.claire_plugin.core import memory
+
+pytestmark = pytest.mark.skipif(not memory.available(), reason="the C library is not glibc")
+
+SCRIPT = r"""
+import json, resource, sys, torch
+from claire.claire_plugin.core import memory
+
+BUF = 48 * 1024 * 1024  # above glibc's largest dynamic mmap threshold (32 MiB)
+
+def faults(n):
+    # torch, as the model's activations (numpy asks for huge pages, which hides the effect)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        a = torch.ones(BUF // 4)
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+out = {"pages": BUF // resource.getpagesize(), "outside": faults(8)}
+with memory.reuse_freed_memory() as tuned:
+    with memory.reuse_freed_memory():
+        pass
+    out["tuned"] = tuned
+    out["active_after_nested"] = memory._active
+    faults(12)  # the heap grows until aligned requests fit in freed space
+    out["inside"] = faults(8)
+    out["rss_inside"] = rss()
+out["rss_after"] = rss()
+out["active_after"] = memory._active
+print(json.dumps(out))
+"""
+
+
+def test_large_buffers_are_reused_inside_and_handed_back_after():
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["tuned"]
+    assert r["outside"] >= 4 * r["pages"], "by default every cycle maps fresh pages"
+    assert r["inside"] < r["pages"], f"inside the block the buffer is reused ({r})"
+    assert r["active_after_nested"] == 1, "a nested use does not end the outer one"
+    assert r["rss_inside"] - r["rss_after"] >= 40 * 1024 * 1024, f"the kept memory is handed back ({r})"
+    assert r["active_after"] == 0

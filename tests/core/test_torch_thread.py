@@ -1,0 +1,110 @@
+"""core.torch_thread: every run goes through one long-lived thread, whoever calls it."""
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+import time
+
+import pytest
+
+from claire.claire_plugin.core import torch_thread
+from claire.claire_plugin.core.errors import ClaireError
+
+
+def _in_thread(fn):
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="waiter")
+    t.start()
+    t.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_calls_from_any_thread_run_on_one_thread():
+    here = torch_thread.call(threading.get_ident)
+    from_worker = _in_thread(lambda: torch_thread.call(threading.get_ident))
+    assert here == from_worker != threading.get_ident()
+    assert torch_thread.call(lambda: threading.current_thread().name) == "claire-torch"
+
+
+def test_result_exception_and_nested_calls():
+    assert torch_thread.call(lambda a, b=0: a + b, 2, b=3) == 5
+    with pytest.raises(ClaireError, match="boom"):
+        torch_thread.call(lambda: (_ for _ in ()).throw(ClaireError("boom")))
+    # a call made on the torch thread runs at once instead of waiting for itself
+    assert torch_thread.call(lambda: torch_thread.call(lambda: torch_thread.on_torch_thread())) is True
+    assert not torch_thread.busy()
+
+
+def test_callbacks_handed_back_run_in_the_waiting_thread():
+    seen = []
+    report = torch_thread.in_caller(lambda x: seen.append((x, threading.current_thread().name)) or x * 2)
+
+    def bad():
+        raise ValueError("from the callback")
+
+    def job():
+        doubled = report(21)
+        try:
+            torch_thread.in_caller(bad)()
+        except ValueError as exc:
+            return doubled, str(exc)
+        return doubled, "no error"
+
+    result = _in_thread(lambda: torch_thread.call(job))
+    assert result == (42, "from the callback"), "results and errors travel back to the job"
+    assert seen == [(21, "waiter")]
+    assert torch_thread.in_caller(None) is None
+    assert report(1) == 2, "called outside a job it runs directly"
+
+
+def test_ctrl_c_in_the_waiting_thread_stops_the_job_cleanly():
+    seen = {}
+
+    def job():
+        t0 = time.monotonic()
+        while not torch_thread.interrupted():
+            if time.monotonic() - t0 > 20:
+                return "never interrupted"
+            time.sleep(0.01)
+        seen["cleaned_up"] = True
+        return "stopped"
+
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        torch_thread.call(job)
+    timer.join()
+    assert seen == {"cleaned_up": True}, "the job saw the interrupt and finished before the caller went on"
+    assert not torch_thread.busy()
+
+
+def test_engine_runs_the_model_on_the_torch_thread_from_a_task_thread(engine_scene, standin_model,
+                                                                          standin_card):
+    from claire.claire_plugin.core.engine import run
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    threads, original = set(), standin_model.forward
+
+    def forward(*a, **k):
+        threads.add(threading.current_thread().name)
+        return original(*a, **k)
+
+    standin_model.forward = forward
+    p = ClassifyParams(optical=engine_scene["optical"], sar=engine_scene["sar"],
+                       output=os.path.join(engine_scene["dir"], "out.tif"))
+    reported = set()
+    res = _in_thread(lambda: run(p, standin_model, standin_card,
+                                 lambda f, m: reported.add(threading.current_thread().name)))
+    assert os.path.exists(res.output)
+    assert threads == {"claire-torch"}
+    assert reported == {"waiter"}, "progress is reported in the caller's thread, as a QgsTask expects"
