@@ -420,9 +420,12 @@ def _weighted_outputs(logits, share, weight):
     threads between forwards: on a busy CPU, single-threaded numpy next to the model was 5x slower)."""
     import torch
 
-    out = torch.softmax(logits.float(), dim=1)
+    n, k = logits.shape[:2]
+    out = torch.empty((n, k + (1 if share is not None else 0)) + tuple(logits.shape[2:]), dtype=torch.float32,
+                      device=logits.device)
+    torch.softmax(logits.float(), dim=1, out=out[:, :k])  # straight into place: no concatenated copy
     if share is not None:
-        out = torch.cat([out, share.float().clamp(0.0, 1.0)], dim=1)
+        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:])
     return out.mul_(weight).cpu()
 
 
@@ -580,7 +583,10 @@ class _ChunkReader:
         self.threaded = threaded
         self._chunks = iter(grid.chunks(tpc))
         self.args = (opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible)
-        self.int_optical = all(np.dtype(opt.dtypes[i - 1]).kind in "ui" for i in o_idx)
+        dtypes = {np.dtype(opt.dtypes[i - 1]) for i in o_idx}
+        self.int_optical = all(d.kind in "ui" for d in dtypes)
+        self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
+        self.o_nodata = _nodata_in(opt_nodata, np.dtype(self.o_dtype))
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._main, name="claire-reader", daemon=True)
@@ -621,32 +627,36 @@ class _ChunkReader:
         y, x = grid.row0 + r * S, grid.col0 + j0 * S
         span = (n - 1) * S + T
         h, w = min(T, opt.height - y), min(span, opt.width - x)
-        o = read_window(opt, o_idx, y, x, h, w)
+        o = read_window(opt, o_idx, y, x, h, w, self.o_dtype)  # integers stay integers until normalised
         s = read_window(sar_vrt, s_idx, y, x, h, w)
-        if self.int_optical:  # integers are always finite
-            o_bad = np.zeros((h, w), dtype=bool)
-        else:
-            o_bad = ~np.isfinite(o).all(axis=0)
-        if o_nd is not None and np.isfinite(o_nd):
-            o_bad |= (o == np.float32(o_nd)).all(axis=0)
+        o_bad = np.zeros((h, w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
+        if self.o_nodata is not None:
+            o_bad |= (o == self.o_nodata).all(axis=0)
         s_bad = ~np.isfinite(s).all(axis=0)
         # inside the overlap region only
         region = np.zeros((h, w), dtype=bool)
         region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
         valid = ~o_bad & ~s_bad & region
-        vis = o[visible] if visible else o.copy()  # physical values only for the cloud test
-        cloud = cloud_like(o_prep.physical(vis), None) & valid
-        o = o_prep(o)
-        s = s_prep(s)
-        o[:, o_bad] = 0.0
-        s[:, s_bad] = 0.0
-        if h < T or w < span:
+        vis = o[visible] if visible else o
+        cloud = cloud_like(o_prep.physical(vis.astype(np.float32)), None) & valid  # physical values
+        flags = (valid, o_bad & region, cloud)
+        if h < T or w < span:  # pad values and masks alike: tiles past the region's edge
             mode = "reflect" if min(h, w) > 1 else "edge"
-            pad = ((0, 0), (0, T - h), (0, span - w))
-            o, s = np.pad(o, pad, mode=mode), np.pad(s, pad, mode=mode)
-        o_t = np.stack([o[:, :, k * S:k * S + T] for k in range(n)])
-        s_t = np.stack([s[:, :, k * S:k * S + T] for k in range(n)])
-        return r, j0, j1, torch.from_numpy(o_t), torch.from_numpy(s_t), (valid, o_bad & region, cloud)
+            pad = ((0, T - h), (0, span - w))
+            o, s = np.pad(o, ((0, 0),) + pad, mode=mode), np.pad(s, ((0, 0),) + pad, mode=mode)
+            o_bad, s_bad = np.pad(o_bad, pad, mode=mode), np.pad(s_bad, pad, mode=mode)
+        o_t = np.empty((n, len(o_idx), T, T), np.float32)
+        s_t = np.empty((n, len(s_idx), T, T), np.float32)
+        any_o, any_s = bool(o_bad.any()), bool(s_bad.any())
+        for k in range(n):  # normalised straight into the batch: no separate copy of the chunk
+            cols = slice(k * S, k * S + T)
+            o_prep.into(o[:, :, cols], o_t[k])
+            s_prep.into(s[:, :, cols], s_t[k])
+            if any_o:
+                o_t[k][:, o_bad[:, cols]] = 0.0
+            if any_s:
+                s_t[k][:, s_bad[:, cols]] = 0.0
+        return r, j0, j1, torch.from_numpy(o_t), torch.from_numpy(s_t), flags
 
     def get(self):
         """Next chunk, None at the end; re-raises the reader's exception in the caller."""
@@ -684,6 +694,18 @@ class _ChunkReader:
         if self.threaded:
             _drain(self.q)
             self.thread.join(timeout=30)
+
+
+def _nodata_in(nodata: Optional[float], dtype: np.dtype):
+    """The nodata value as a scalar of `dtype` for comparisons, or None when no pixel can equal it (no
+    nodata, NaN - found by the finiteness test -, or a value the integer type cannot hold)."""
+    if nodata is None or not np.isfinite(nodata):
+        return None
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        if not float(nodata).is_integer() or not info.min <= nodata <= info.max:
+            return None
+    return dtype.type(nodata)
 
 
 def _raise_read_error(exc: BaseException) -> None:

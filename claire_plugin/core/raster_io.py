@@ -88,14 +88,15 @@ def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
     return GridWarp(src, grid_ds, resampling)
 
 
-def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int) -> np.ndarray:
-    """Read bands `indexes` of window (row0, col0, height, width) as float32, clipped to the raster.
+def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int,
+                dtype: str = "float32") -> np.ndarray:
+    """Read bands `indexes` of window (row0, col0, height, width) as `dtype`, clipped to the raster.
 
     Returns an array [C, h, w] covering only the part inside the raster.
     """
     from rasterio.windows import Window
 
-    return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype="float32")
+    return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype=dtype)
 
 
 def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48) -> np.ndarray:
