@@ -1,14 +1,16 @@
 """Tiled, streaming optical + SAR classification (QGIS-free).
 
 `classify(params, progress, is_cancelled)` is the one entry point used by the Processing algorithm,
-the dock's background task and the command line. Three threads work on chunks of tiles (one tile row,
-a few tile columns):
+the dock's background task and the command line. Whatever thread calls it, the run happens on the
+process's one torch thread (core.torch_thread: a single OpenMP team) with the allocator keeping freed
+buffers (core.memory); progress is reported in the caller's thread. Three threads work on chunks of
+tiles (one tile row, a few tile columns):
 
 - a reader reads the optical window and the SAR window resampled onto the optical grid (core.warp:
   nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint card and
-  cuts tiles; in its own thread beside a GPU or free cores, else in the calling thread between
+  cuts tiles; in its own thread beside a GPU or free cores, else in the torch thread between
   batches (see `_worker_threads`);
-- the calling thread runs the model in batches, turns its logits into class probabilities times the
+- the torch thread runs the model in batches, turns its logits into class probabilities times the
   blending weight on the model's device, and checks for cancellation between batches;
 - a post-processing thread blends the probabilities and the SAR share of overlapping tiles
   (tiling.RowBlender) and hands finished blocks to the writers and the summary.
