@@ -182,6 +182,8 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
 
 def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], None]], max_new_tokens: int,
                    device: str, is_cancelled: Optional[Callable[[], bool]]) -> Generated:
+    from ..torch_thread import interrupted
+
     start = time.perf_counter()
     tokenizer, model, dev = load(spec, device)
     import torch
@@ -195,8 +197,6 @@ def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], Non
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text and on_text is not None:
                 on_text(text)
-
-    from ..torch_thread import interrupted
 
     class _Cancel(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):  # noqa: D102
