@@ -15,8 +15,9 @@ bands (docs/benchmark.md), about a third of the default model's forward. Here, p
    interpolated exactly);
 2. only the source window those coordinates touch is read;
 3. values are sampled with torch's `grid_sample`, bilinear (or nearest) with nodata-aware weights: no-data
-   neighbours get no weight and the others are renormalised, as GDAL's warper does; a target pixel whose
-   centre falls outside the source raster is NaN.
+   neighbours get no weight and the others are renormalised, as GDAL's warper does (a window without
+   no-data is sampled directly, clamped at its edges: the same values); a target pixel whose centre
+   falls outside the source raster is NaN.
 
 A source already on the grid (same CRS and pixel size, whole-pixel offset) is read directly.
 """
@@ -191,7 +192,10 @@ class GridWarp:
         raw = self._read_source(idx, ya, xa, yb - ya, xb - xa)
         ok = np.isfinite(raw).all(axis=0)
         all_ok = bool(ok.all())
-        if self.resampling == "nearest":
+        # every source pixel valid and no pooling: clamping to the window's edge pixels ("border") gives
+        # the renormalised weights, without a weight channel to sample and divide by
+        plain = self.resampling == "nearest" or (all_ok and kx == 1 and ky == 1)
+        if plain:
             stack = torch.from_numpy(raw)
         else:  # premultiplied values and their weight: no-data neighbours get no weight
             stack = torch.from_numpy(np.empty((C + 1,) + raw.shape[1:], np.float32))
@@ -215,8 +219,9 @@ class GridWarp:
         grid[0, ..., 0] = ar @ torch.from_numpy((sx * ax + bx).astype(np.float32)) @ act
         grid[0, ..., 1] = ar @ torch.from_numpy((sy * ay + by).astype(np.float32)) @ act
         mode = "nearest" if self.resampling == "nearest" else "bilinear"
-        res = F.grid_sample(stack[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
-        if mode == "nearest":
+        padding = "border" if plain and mode == "bilinear" else "zeros"
+        res = F.grid_sample(stack[None], grid, mode=mode, padding_mode=padding, align_corners=False)[0]
+        if plain:
             vals, bad = res, None
         else:
             weight = res[C]

@@ -52,15 +52,16 @@ def _sar(path, geotiff, rows, cols, crs, origin, res, holes=0.0, seed=0, nodata=
     return geotiff(path, a, crs=crs, origin=origin, res=res, nodata=nodata)
 
 
+@pytest.mark.parametrize("holes", [0.15, 0.0])  # with no-data (weighted) and without (plain sampling)
 @pytest.mark.parametrize("window", [(0, 0, 37, 41), (5, 9, 20, 33), (36, 40, 1, 1), (30, 30, 20, 20)])
-def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, geotiff, window):
+def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, geotiff, window, holes):
     from rasterio.warp import transform_bounds
 
     grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 40, 45), np.uint16))
     left, bottom, right, top = transform_bounds(UTM, "EPSG:4326", 500000.0, 4600000.0 - 400, 500000.0 + 450, 4600000.0)
     res = 1.6e-4  # about 13 x 18 m: coarser than the grid
     src = _sar(str(tmp_path / "s.tif"), geotiff, int((top - bottom) / res) + 2, int((right - left) / res) + 1,
-               "EPSG:4326", (left + 2 * res, top), res, holes=0.15)  # starts inside the grid: NaN on the west
+               "EPSG:4326", (left + 2 * res, top), res, holes=holes)  # starts inside the grid: NaN on the west
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         r0, c0, h, w = window
         h, w = min(h, g.height - r0), min(w, g.width - c0)
