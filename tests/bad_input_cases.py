@@ -255,6 +255,22 @@ def _uint16_max(tmp, ck):
     return d
 
 
+def _positive_add_offset(tmp, ck):
+    d = _pair(tmp, ck)
+    opt, _ = scene()
+    d["optical"] = write_tif(tmp / "in" / "optical_offset_tag.tif", (opt.astype(np.int32) + 1000).astype(np.uint16),
+                             tags={"BOA_ADD_OFFSET": "1000"})
+    return d
+
+
+def _baseline_tag(tmp, ck):
+    d = _pair(tmp, ck)
+    opt, _ = scene()
+    d["optical"] = write_tif(tmp / "in" / "optical_pb0510.tif", (opt.astype(np.int32) + 1000).astype(np.uint16),
+                             tags={"PROCESSING_BASELINE": "05.10"})
+    return d
+
+
 def _truncated(tmp, ck):
     p = tmp / "in" / "truncated.safetensors"
     data = Path(ck).read_bytes()
@@ -345,6 +361,10 @@ CASES: List[Case] = [
          note="nodata exactly where every optical band equals the raster's nodata value"),
     Case("uint16_max", "uint16 optical at the type's maximum (65535)", "works", _uint16_max,
          note="values clipped to the card's range; every pixel classified"),
+    Case("positive_add_offset", "optical declaring BOA_ADD_OFFSET = +1000 (ESA's is -1000)", "error",
+         _positive_add_offset, r"ADD_OFFSET of \+1000", r"(--optical-offset|OPTICAL_OFFSET) -1000 or (--optical-offset|OPTICAL_OFFSET) 0"),
+    Case("baseline_tag", "Sentinel-2 of processing baseline 05.10 (DN + 1000, PROCESSING_BASELINE tag)", "works",
+         _baseline_tag, note="offset -1000 applied from the tag and reported; every pixel classified"),
     Case("truncated_ckpt", "a truncated checkpoint", "error", _truncated, r"truncated", r"download the file again"),
     Case("corrupted_ckpt", "a corrupted checkpoint (garbage in the header)", "error", _corrupted,
          r"corrupted", r"download the file again"),

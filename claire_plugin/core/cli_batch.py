@@ -40,6 +40,8 @@ def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) 
 
 def register(subparsers) -> None:
     """Add the `classify-folder` subcommand."""
+    from .cli_classify import OFFSET_HELP
+
     p = subparsers.add_parser(
         "classify-folder", help="classify every optical + SAR pair of two folders (paired by file name)",
         description="Pair the rasters of an optical and a SAR folder by name and classify each pair into "
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, help="CLAIRE .safetensors checkpoint (default: the bundled one)")
     p.add_argument("--optical-bands", default=None, help="1-based optical bands for every file, e.g. 2,3,4,8")
     p.add_argument("--sar-bands", default=None, help="1-based SAR bands for every file, e.g. 1,2")
+    p.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
     p.add_argument("--tile-size", type=int, default=None, help="tile size in pixels, multiple of 32 (default: card)")
     p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     check_pairing(pairing, args.optical_folder, args.sar_folder, args.pairing)
     common = dict(checkpoint=args.checkpoint,
                   optical_bands=parse_band_list(args.optical_bands, "--optical-bands"),
-                  sar_bands=parse_band_list(args.sar_bands, "--sar-bands"), tile_size=args.tile_size,
+                  sar_bands=parse_band_list(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
+                  tile_size=args.tile_size,
                   overlap=args.overlap, batch_size=args.batch_size, device=args.device, threads=args.threads)
     out_dir = args.output_folder
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):

@@ -22,6 +22,10 @@ def parse_band_list(text: Optional[str], flag: str) -> Optional[List[int]]:
     return out
 
 
+OFFSET_HELP = ("value added to the optical values before the checkpoint's scaling, e.g. -1000 for Sentinel-2 of "
+               "processing baseline 04.00+ (default: from the file's metadata)")
+
+
 def register(subparsers) -> None:
     """Add the `classify` subcommand."""
     p = subparsers.add_parser(
@@ -35,6 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--output", required=True, help="class raster to write (uint8 GeoTIFF)")
     p.add_argument("--optical-bands", default=None, help="1-based optical bands in the checkpoint's order, e.g. 2,3,4,8")
     p.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order, e.g. 1,2")
+    p.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
     p.add_argument("--tile-size", type=int, default=None, help="tile size in pixels, multiple of 32 (default: card)")
     p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
@@ -59,7 +64,8 @@ def params_from_args(args: argparse.Namespace):
     return ClassifyParams(
         optical=args.optical, sar=args.sar, output=args.output, checkpoint=args.checkpoint,
         optical_bands=parse_band_list(args.optical_bands, "--optical-bands"),
-        sar_bands=parse_band_list(args.sar_bands, "--sar-bands"), tile_size=args.tile_size,
+        sar_bands=parse_band_list(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
+        tile_size=args.tile_size,
         overlap=args.overlap, batch_size=args.batch_size, device=args.device, threads=args.threads,
         confidence=args.confidence, reliance=args.reliance, reference=args.reference,
         summary_json=args.summary, report=args.report, explainer=args.explainer)

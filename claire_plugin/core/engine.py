@@ -223,6 +223,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
     from . import raster_io as rio
     from .bands import choose_bands
     from .normalize import InputSpec, optical_preparer, sar_preparer
+    from .radiometry import optical_radiometry
     from .summary import SummaryAccumulator
     from .tiling import RowBlender, TileGrid, blend_weights, check_tiling
     from .validate import require_valid_pixels, valid_pixels
@@ -276,7 +277,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                                         ("optical", o_sample, opt, oc.indices, opt.nodata)):
             if not valid_pixels(smp, nd).any() and not rio.has_valid_data(src, idx, region, nd):
                 require_valid_pixels(smp, role, nd)
-        opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample)
+        radiometry = optical_radiometry(opt, oc.indices, params.optical_offset)
+        opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample, radiometry)
         sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices))
         messages += opt_prep.notes + sar_prep.notes
         del s_sample, o_sample

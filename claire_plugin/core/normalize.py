@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .errors import ClaireError
+from .radiometry import Radiometry, offset_suspicion
 
 
 @dataclass
@@ -155,18 +156,28 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
 
 
 
-def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray) -> Preparer:
-    """Preparer for the optical input; float rasters already in reflectance keep scale 1."""
+def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
+                     radiometry: Optional[Radiometry] = None) -> Preparer:
+    """Preparer for the optical input: the card's scaling, the file's or the user's radiometry
+    (core.radiometry) where there is one; float rasters already in reflectance keep scale 1."""
+    r = radiometry or Radiometry()
     scale, offset, notes = spec.scale, spec.offset, []
     vals = sample[np.isfinite(sample)]
-    if (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
+    if r.note:
+        notes.append(r.note)
+    if r.scale is not None:
+        scale, offset = r.scale, r.offset or 0.0
+    elif (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
             and vals.size and float(np.percentile(vals, 99)) <= 3.0):
         notes.append(f"optical values are floats already in reflectance (99th percentile "
                      f"{float(np.percentile(vals, 99)):.3g}); not applying the card's scale {spec.scale:g}")
         scale, offset = 1.0, 0.0
-    else:
-        notes.append(f"optical scaling: x * {scale:g} + {offset:g}"
-                     + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
+    elif not r.note and np.dtype(dtype).kind in "ui":
+        suspicion = offset_suspicion(sample, scale, spec.units)
+        if suspicion:
+            notes.append(suspicion)
+    offset += r.add * scale
+    notes.append(f"optical scaling: x * {scale:g} + {offset:g}" + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
     return Preparer(scale, offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), None, notes)
 
 

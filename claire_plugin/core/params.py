@@ -23,6 +23,7 @@ class ClassifyParams:
     checkpoint: Optional[str] = None
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
+    optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = 4

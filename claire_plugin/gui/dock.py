@@ -37,6 +37,20 @@ def parse_band_list(text: str) -> Optional[List[int]]:
     return bands
 
 
+def parse_offset(text: str) -> Optional[float]:
+    """'-1000' → -1000.0; empty → None (the engine reads the file); raises ValueError with a readable message."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        raise ValueError(f"Optical offset '{text}' is not a number; leave it empty or write e.g. -1000") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
+    return value
+
+
 def missing_required() -> List[str]:
     """Required packages that cannot be found (cheap: no import)."""
     import importlib.util
@@ -73,6 +87,11 @@ class ClaireDock(QgsDockWidget):
         self.optical.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.optical_bands = QLineEdit(run_page)
         self.optical_bands.setPlaceholderText("auto (band names or Sentinel-2 layout)")
+        self.optical_offset = QLineEdit(run_page)
+        self.optical_offset.setPlaceholderText("from the file (Sentinel-2 2022+: -1000)")
+        self.optical_offset.setToolTip("Value added to the optical values before the checkpoint's scaling. Empty: "
+                                       "read from the file (GDAL scale/offset, BOA_ADD_OFFSET, "
+                                       "PROCESSING_BASELINE); the log says which was used.")
         self.sar = QgsMapLayerComboBox(run_page)
         self.sar.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.sar_bands = QLineEdit(run_page)
@@ -85,6 +104,7 @@ class ClaireDock(QgsDockWidget):
                                   "precision, recall, F1, OA, mIoU and kappa.")
         form_inputs.addRow("Optical raster", self.optical)
         form_inputs.addRow("  bands", self.optical_bands)
+        form_inputs.addRow("  offset", self.optical_offset)
         form_inputs.addRow("SAR raster", self.sar)
         form_inputs.addRow("  bands", self.sar_bands)
         form_inputs.addRow("Reference (optional)", self.reference)
@@ -262,6 +282,7 @@ class ClaireDock(QgsDockWidget):
             optical=optical, sar=sar, output=output, checkpoint=checkpoint or None,
             optical_bands=parse_band_list(self.optical_bands.text()),
             sar_bands=parse_band_list(self.sar_bands.text()),
+            optical_offset=parse_offset(self.optical_offset.text()),
             tile_size=self.tile_size.value() or None,
             overlap=None if self.overlap.value() < 0 else self.overlap.value(),
             batch_size=self.batch.value(), device=self.device.currentText(),

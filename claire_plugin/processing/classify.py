@@ -33,6 +33,9 @@ HELP = {
     "OPTICAL_BANDS": "Optional 1-based optical band numbers in the order the checkpoint expects, e.g. 2,3,4,8. "
     "Empty: chosen from band descriptions or the known Sentinel-2 layouts; the log says what was chosen.",
     "SAR_BANDS": "Optional 1-based SAR band numbers, e.g. 1,2 for VV,VH. Empty: chosen automatically.",
+    "OPTICAL_OFFSET": "Optional value added to the optical values before the checkpoint's scaling, e.g. -1000 for "
+    "Sentinel-2 of processing baseline 04.00 or later (from 25 January 2022) whose metadata was lost. Empty: read "
+    "from the file (GDAL scale/offset, BOA_ADD_OFFSET/RADIO_ADD_OFFSET, PROCESSING_BASELINE); the log says which.",
     "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
     "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
     "-1: the checkpoint's overlap.",
@@ -47,6 +50,13 @@ HELP = {
     "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
     "grounded explanation.",
 }
+
+
+def optical_offset(alg, parameters, context) -> Optional[float]:
+    """The OPTICAL_OFFSET parameter, None when left empty (the engine then reads the file's metadata)."""
+    if parameters.get("OPTICAL_OFFSET") in (None, ""):
+        return None
+    return alg.parameterAsDouble(parameters, "OPTICAL_OFFSET", context)
 
 
 def parse_bands(text: Optional[str], name: str) -> Optional[List[int]]:
@@ -103,6 +113,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             ),
             QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
             QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
+            QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
+                                         type=QgsProcessingParameterNumber.Double, optional=True),
             QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
             QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=-1, minValue=-1),
             QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=4, minValue=1, maxValue=256),
@@ -120,7 +132,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 createByDefault=False,
             ),
         ]
-        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"}
+        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "OPTICAL_OFFSET", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"}
         for param in params:
             param.setHelp(HELP[param.name()])
             if param.name() in advanced:
@@ -157,6 +169,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             checkpoint=checkpoint,
             optical_bands=parse_bands(self.parameterAsString(parameters, "OPTICAL_BANDS", context), "OPTICAL_BANDS"),
             sar_bands=parse_bands(self.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
+            optical_offset=optical_offset(self, parameters, context),
             tile_size=tile or None,
             overlap=None if overlap < 0 else overlap,
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),

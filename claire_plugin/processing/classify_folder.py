@@ -24,7 +24,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .classify import DEVICES, parse_bands
+from .classify import DEVICES, optical_offset, parse_bands
 from .common import LandCoverPostProcessor, qgis_message, write_qml_sidecar
 from .provider import ICON
 
@@ -41,6 +41,9 @@ HELP = {
     "CHECKPOINT": "CLAIRE checkpoint (.safetensors). Empty: the bundled default.",
     "OPTICAL_BANDS": "Optional 1-based optical band numbers for every file, e.g. 2,3,4,8. Empty: automatic.",
     "SAR_BANDS": "Optional 1-based SAR band numbers, e.g. 1,2. Empty: automatic.",
+    "OPTICAL_OFFSET": "Optional value added to the optical values before the checkpoint's scaling, e.g. -1000 for "
+    "Sentinel-2 of processing baseline 04.00 or later (from 25 January 2022) whose metadata was lost. Empty: read "
+    "from the file (GDAL scale/offset, BOA_ADD_OFFSET/RADIO_ADD_OFFSET, PROCESSING_BASELINE); the log says which.",
     "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's.",
     "OVERLAP": "Tile overlap in pixels. -1: the checkpoint's.",
     "BATCH_SIZE": "Tiles per forward pass.",
@@ -117,6 +120,8 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
                                        extension="safetensors", optional=True),
             QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
             QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
+            QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from each file)",
+                                         type=QgsProcessingParameterNumber.Double, optional=True),
             QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
             QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=-1,
                                          minValue=-1),
@@ -125,7 +130,8 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterBoolean("CONFIDENCE", "Also write confidence rasters", defaultValue=False),
             QgsProcessingParameterBoolean("SKIP_EXISTING", "Skip pairs whose output exists", defaultValue=False),
         ]
-        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "SKIP_EXISTING"}
+        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "OPTICAL_OFFSET", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE",
+                    "SKIP_EXISTING"}
         for p in params:
             p.setHelp(HELP[p.name()])
             if p.name() in advanced:
@@ -168,6 +174,7 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
             optical_bands=parse_bands(self.parameterAsString(parameters, "OPTICAL_BANDS", context), "OPTICAL_BANDS"),
             sar_bands=parse_bands(self.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
+            optical_offset=optical_offset(self, parameters, context),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context) or None,
             overlap=None if overlap < 0 else overlap,
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),

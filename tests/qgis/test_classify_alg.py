@@ -96,3 +96,18 @@ def test_bad_band_list_is_a_clear_processing_error(claire_plugin, raster_pair, t
     with pytest.raises(QgsProcessingException, match="band numbers"):
         _run(raster_pair, str(tmp_path / "x.tif"), tiny_checkpoint, OPTICAL_BANDS="two,three")
     assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_optical_offset_parameter_reaches_the_engine(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    context = QgsProcessingContext()
+    for alg_id in ("claire:classify", "claire:classify_folder"):
+        alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+        assert alg.parameterDefinition("OPTICAL_OFFSET").flags() & alg.parameterDefinition("OPTICAL_OFFSET").FlagOptional
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    base = {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"], "CHECKPOINT": tiny_checkpoint,
+            "OUTPUT": str(tmp_path / "o.tif")}
+    assert alg.build_params(dict(base, OPTICAL_OFFSET=-1000), context).optical_offset == -1000.0
+    assert alg.build_params(base, context).optical_offset is None
+    assert alg.build_params(dict(base, OPTICAL_OFFSET=None), context).optical_offset is None

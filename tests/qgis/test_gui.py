@@ -208,3 +208,28 @@ def test_dock_names_missing_packages_and_how_to_install(qgis_app, monkeypatch):
     assert dock.banner.isVisibleTo(dock) and not dock.run_button.isEnabled()
     text = dock.banner.text()
     assert "torch, rasterio" in text and "make install" in text and "pip install" in text
+
+
+def test_dock_optical_offset_field(qgis_app, raster_pair, tiny_checkpoint):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
+    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
+    project.addMapLayers([optical, sar])
+    dock = ClaireDock(None)
+    try:
+        dock.picker.setCheckpoint(tiny_checkpoint)
+        dock.optical.setLayer(optical)
+        dock.sar.setLayer(sar)
+        assert dock.build_params().optical_offset is None, "empty: the engine reads the file"
+        dock.optical_offset.setText(" -1000 ")
+        assert dock.build_params().optical_offset == -1000.0
+        dock.optical_offset.setText("minus thousand")
+        assert dock.start() is None
+        assert "Optical offset &#x27;minus thousand&#x27; is not a number" in dock.status.text()
+    finally:
+        for layer in [optical, sar]:
+            project.removeMapLayer(layer.id())

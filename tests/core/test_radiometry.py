@@ -1,0 +1,112 @@
+"""Sentinel-2 radiometric offsets (processing baseline 04.00+): declared by the file, given by the user,
+or suspected. Offset data read the right way must give exactly the map of the same scene stored without
+the offset; read the wrong way it must not."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from claire.claire_plugin.core.cli import build_parser
+from claire.claire_plugin.core.cli_classify import params_from_args
+from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.params import ClassifyParams
+
+
+def _offset_copy(scene, geotiff, name, tags=None, band_tags=None, scales=None, offsets=None) -> str:
+    """The scene's optical stored the baseline-04.00 way (DN + 1000), with the given metadata."""
+    optical, _, _ = scene["arrays"]
+    path = geotiff(os.path.join(scene["dir"], name), (optical.astype(np.int32) + 1000).astype(np.uint16), tags=tags)
+    if band_tags or scales or offsets:
+        with rasterio.open(path, "r+") as ds:
+            for i, t in (band_tags or {}).items():
+                ds.update_tags(i, **t)
+            if scales:
+                ds.scales = scales
+            if offsets:
+                ds.offsets = offsets
+    return path
+
+
+def _conf(scene, model, card, optical, name, **kw):
+    """(confidence raster, messages) of one run; the confidence reacts to any change of the inputs."""
+    d = scene["dir"]
+    res = run(ClassifyParams(optical, scene["sar"], os.path.join(d, f"out_{name}.tif"),
+                             confidence=os.path.join(d, f"out_{name}_conf.tif"), **kw), model, card)
+    with rasterio.open(res.confidence) as ds:
+        return ds.read(1), res.messages
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> None:
+    """Equal up to float rounding of the scaling: 1 % at most in a few pixels."""
+    np.testing.assert_allclose(got.astype(int), want.astype(int), atol=1)
+    assert (got == want).mean() > 0.99
+
+
+@pytest.fixture
+def reference(engine_scene, standin_model, standin_card):
+    """Confidence of the scene stored without offset, and the same data with +1000 read naively."""
+    ref, msgs = _conf(engine_scene, standin_model, standin_card, engine_scene["optical"], "ref")
+    assert not any("--optical-offset" in m for m in msgs), "ordinary reflectance raises no suspicion"
+    return ref
+
+
+def test_offset_data_without_metadata_differs_and_is_suspected(engine_scene, standin_model, standin_card, geotiff,
+                                                                reference):
+    path = _offset_copy(engine_scene, geotiff, "plain.tif")
+    got, msgs = _conf(engine_scene, standin_model, standin_card, path, "plain")
+    assert (got != reference).mean() > 0.5, "the offset changes the result, so the tests below can fail"
+    assert any("run again with --optical-offset -1000" in m for m in msgs)
+    fixed, msgs = _conf(engine_scene, standin_model, standin_card, path, "given", optical_offset=-1000)
+    _same(fixed, reference)
+    assert any("(--optical-offset)" in m for m in msgs)
+
+
+@pytest.mark.parametrize("meta,says", [
+    (dict(band_tags={i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 13)}), "ADD_OFFSET band metadata"),
+    (dict(tags={"RADIO_ADD_OFFSET_B2": "-1000", "RADIO_ADD_OFFSET_B3": "-1000"}), "ADD_OFFSET dataset metadata"),
+    (dict(tags={"PROCESSING_BASELINE": "05.10"}), "processing baseline 05.10"),
+    (dict(scales=[1e-4] * 12, offsets=[-0.1] * 12), "GDAL band scale/offset"),
+    (dict(offsets=[-1000.0] * 12), "GDAL band offset"),
+])
+def test_declared_offset_gives_the_map_of_the_uncorrected_scene(engine_scene, standin_model, standin_card, geotiff,
+                                                                 reference, meta, says):
+    path = _offset_copy(engine_scene, geotiff, "declared.tif", **meta)
+    got, msgs = _conf(engine_scene, standin_model, standin_card, path, "declared")
+    _same(got, reference)
+    assert any(says in m for m in msgs), msgs
+    assert not any("run again with" in m for m in msgs)
+
+
+def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_card, geotiff, reference):
+    path = _offset_copy(engine_scene, geotiff, "tagged.tif", tags={"PROCESSING_BASELINE": "04.00"})
+    naive, _ = _conf(engine_scene, standin_model, standin_card, _offset_copy(engine_scene, geotiff, "p.tif"), "p")
+    got, _ = _conf(engine_scene, standin_model, standin_card, path, "zero", optical_offset=0)
+    np.testing.assert_array_equal(got, naive)
+
+
+@pytest.mark.parametrize("meta,match", [
+    (dict(tags={"BOA_ADD_OFFSET": "1000"}), "ESA's offset is added"),
+    (dict(band_tags={2: {"BOA_ADD_OFFSET": "-1000"}, 3: {"BOA_ADD_OFFSET": "-900"}}), "different ADD_OFFSET"),
+    (dict(tags={"BOA_ADD_OFFSET": "n/a"}), "not a number"),
+    (dict(offsets=[-1000.0] * 11 + [0.0]), "different offset values"),
+])
+def test_declarations_that_cannot_be_applied_are_clear_errors(engine_scene, standin_model, standin_card, geotiff,
+                                                               meta, match):
+    path = _offset_copy(engine_scene, geotiff, "bad.tif", **meta)
+    out = os.path.join(engine_scene["dir"], "bad_out.tif")
+    with pytest.raises(ClaireError, match=match) as err:
+        run(ClassifyParams(path, engine_scene["sar"], out), standin_model, standin_card)
+    assert "--optical-offset" in str(err.value)
+    assert not os.path.exists(out)
+
+
+def test_command_line_flag_reaches_the_engine():
+    args = build_parser().parse_args(["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "x.tif",
+                                      "--optical-offset", "-1000"])
+    assert params_from_args(args).optical_offset == -1000.0
+    args = build_parser().parse_args(["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "x.tif"])
+    assert params_from_args(args).optical_offset is None
