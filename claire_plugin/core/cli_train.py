@@ -224,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     lname, layout, pairs, src, classes, ignore = resolve_data(
         args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
     ospec, sspec = _input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
+    src.optical_scale = ospec["scale"]
     stats = list(src.stat_arrays())
     ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
     sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
@@ -242,6 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         _, _, vpairs, vsrc, _, _ = resolve_data(args.data, lname, "val", args.holdout, ob, sb, None, args.ignore,
                                                 args.sar_linear, classes_override=classes)
+        vsrc.optical_scale = ospec["scale"]
         held = [p.name for p in vpairs]
         metrics_key = "heldout"
     except ClaireError:
@@ -325,6 +327,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.data, args.layout, args.split, holdout, ob, sb, None,
         ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
+    src.optical_scale = float(ospec.get("scale", 1.0))
     n_opt = len(ospec["bands"])
     if ob is None and layout.optical_bands is None:
         from .datasets import band_names

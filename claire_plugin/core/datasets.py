@@ -237,6 +237,9 @@ class RasterPairSource:
         for v in ignore:
             self.lut[int(v)] = IGNORE
         self._handles: Dict[str, rasterio.DatasetReader] = {}
+        self._radiometry: Dict[str, Tuple[float, float]] = {}
+        #: the card's optical scale (raw -> physical); None: 1e-4 for integer rasters, else 1
+        self.optical_scale: Optional[float] = None
         self._counts: Optional[np.ndarray] = None
         areas = np.array([p.region[2] * p.region[3] for p in pairs], dtype=np.float64)
         self.weights = areas / areas.sum()
@@ -262,6 +265,9 @@ class RasterPairSource:
         o = ods.read(self.optical_bands, window=win, boundless=True, fill_value=0).astype(np.float32)
         if ods.nodata is not None:
             o[:, (o == ods.nodata).all(0)] = np.nan
+        m, c = self._optical_fix(pair.optical, ods)
+        if m != 1.0 or c != 0.0:
+            o = o * np.float32(m) + np.float32(c)
         s = sds.read(self.sar_bands, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
         if self.sar_linear_to_db:
             s = _to_db(s)
@@ -272,6 +278,22 @@ class RasterPairSource:
         outside[max(0, r0 - row):max(0, r0 + rh - row), max(0, c0 - col):max(0, c0 + rw - col)] = False
         idx = np.where(outside, IGNORE, idx).astype(np.uint8)
         return o, s, idx
+
+    def _optical_fix(self, path: str, ods) -> Tuple[float, float]:
+        """(m, c) turning this file's raw optical values into the raw units the card's scale expects, from
+        the radiometry the file declares (core.radiometry; e.g. -1000 DN for Sentinel-2 baseline 04.00+),
+        as the engine does at inference."""
+        if path not in self._radiometry:
+            from .radiometry import optical_radiometry
+
+            bands = self.optical_bands or list(range(1, ods.count + 1))
+            r = optical_radiometry(ods, bands)
+            if r.scale is not None:
+                card = self.optical_scale or (1e-4 if raster_is_integer(path) else 1.0)
+                self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
+            else:
+                self._radiometry[path] = (1.0, r.add)
+        return self._radiometry[path]
 
     def sample(self, rng: np.random.Generator, crop: int):
         """A random crop x crop window from a random pair (weighted by region area)."""

@@ -110,3 +110,21 @@ def test_command_line_flag_reaches_the_engine():
     assert params_from_args(args).optical_offset == -1000.0
     args = build_parser().parse_args(["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "x.tif"])
     assert params_from_args(args).optical_offset is None
+
+
+@pytest.mark.parametrize("meta", [dict(tags={"PROCESSING_BASELINE": "04.00"}),
+                                  dict(scales=[1e-4] * 12, offsets=[-0.1] * 12)])
+def test_training_reads_declared_offsets_like_the_engine(engine_scene, geotiff, meta):
+    from claire.claire_plugin.core.datasets import ClassDef, Pair, RasterPairSource
+
+    d = engine_scene["dir"]
+    classes = [ClassDef(v, str(v)) for v in (1, 2, 4, 5)]
+    region = (0, 0, 150, 173)
+    plain = Pair("plain", engine_scene["optical"], engine_scene["sar"], os.path.join(d, "labels.tif"), region)
+    offset = Pair("offset", _offset_copy(engine_scene, geotiff, "train_offset.tif", **meta), engine_scene["sar"],
+                  os.path.join(d, "labels.tif"), region)
+    src = RasterPairSource([plain, offset], classes)
+    want = src.read(plain, 10, 20, 64, 64)[0]
+    got = src.read(offset, 10, 20, 64, 64)[0]
+    np.testing.assert_allclose(got, want, atol=0.05)  # raw DN units; float rounding of the scale
+    src.close()
