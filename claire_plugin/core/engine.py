@@ -609,6 +609,10 @@ class _ChunkReader:
         return False
 
     def _main(self) -> None:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # its grid_sample: one thread, not a second OpenMP team as wide as the model's
         try:
             for r, j0, j1 in self._chunks:
                 if self._stop.is_set():
@@ -618,6 +622,8 @@ class _ChunkReader:
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._put(exc)
+        finally:
+            torch.set_num_threads(threads)  # also torch's default for threads started later
 
     def _read(self, r: int, j0: int, j1: int):
         import torch

@@ -280,3 +280,46 @@ def test_bad_input_gives_clear_error(case, match, engine_scene, standin_model, s
         run(p, standin_model, standin_card)
     assert not os.path.exists(os.path.join(d, "x.tif"))
     assert not [f for f in os.listdir(d) if "partial" in f]
+
+
+def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model, standin_card, geotiff, monkeypatch):
+    """The SAR warp's grid_sample runs with one torch thread in either schedule (no second OpenMP team as
+    wide as the model's beside it)."""
+    import threading
+
+    import torch
+    import torch.nn.functional as F
+
+    _, sar, _ = engine_scene["arrays"]
+    d = engine_scene["dir"]
+    sar_20m = geotiff(os.path.join(d, "sar20.tif"), sar[:, ::2, ::2].copy(), res=20.0, descriptions=["VV", "VH"])
+    from claire.claire_plugin.core import engine
+
+    seen, reading = [], threading.local()
+    real, real_read = F.grid_sample, engine._ChunkReader._read
+
+    def spy(*a, **k):
+        if getattr(reading, "on", False):  # the chunks, not the value sample taken before the run starts
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*a, **k)
+
+    def read(self, *a):
+        reading.on = True
+        try:
+            return real_read(self, *a)
+        finally:
+            reading.on = False
+
+    monkeypatch.setattr(F, "grid_sample", spy)
+    monkeypatch.setattr(engine._ChunkReader, "_read", read)
+    from claire.claire_plugin.core.torch_thread import call
+
+    before, main = call(torch.get_num_threads), torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's default for new threads: a reader thread would start with 2
+    try:
+        run(ClassifyParams(engine_scene["optical"], sar_20m, os.path.join(d, "o.tif"), batch_size=2), standin_model,
+            standin_card)
+    finally:
+        torch.set_num_threads(main)
+    assert seen and all(n == 1 for _, n in seen), seen
+    assert call(torch.get_num_threads) == before, "the model's thread keeps its thread count"
