@@ -202,7 +202,7 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
             "rss_before_run_mb": round(rss_start, 1), "end_to_end_cpu_s": round(e2e_cpu_min, 2),
             "bare_forward_cpu_s": round(bare_cpu_min, 2), "bare_tiles_timed": timed,
             "cpu_ratio": round(e2e_cpu_min / bare_cpu_min, 3) if bare_cpu_min else None,
-            "engine_forward_s": round(st["forward_seconds"], 2),
+            "engine_forward_s": round(st["forward_seconds"], 2), "reader_threads": st.get("reader_threads"),
             "in_run_ratio": round(min(internal), 3) if internal else None,
             "end_to_end_runs_s": [round(v, 2) for v in e2e_all], "bare_forward_runs_s": [round(v, 2) for v in bare_all]}
 

@@ -3,12 +3,13 @@
 `classify(params, progress, is_cancelled)` is the one entry point used by the Processing algorithm,
 the dock's background task and the command line. Whatever thread calls it, the run happens on the
 process's one torch thread (core.torch_thread: a single OpenMP team) with the allocator keeping freed
-buffers (core.memory); progress is reported in the caller's thread. Three threads work on chunks of
+buffers (core.memory); progress is reported in the caller's thread. Threads work on chunks of
 tiles (one tile row, a few tile columns):
 
-- a reader reads the optical window and the SAR window resampled onto the optical grid (core.warp:
-  nothing is reprojected up front), masks nodata/NaN, normalises both from the checkpoint card and
-  cuts tiles; in its own thread beside a GPU or free cores, else in the torch thread between
+- readers read the optical window and the SAR window resampled onto the optical grid (core.warp:
+  nothing is reprojected up front), mask nodata/NaN, normalise both from the checkpoint card and
+  cut tiles: beside a GPU or free cores in 1 to MAX_READERS threads of their own (each with its own
+  datasets, taking every n-th chunk, handed to the model in order), else in the torch thread between
   batches (see `_worker_threads`);
 - the torch thread runs the model in batches, turns its logits into class probabilities times the
   blending weight on the model's device, and checks for cancellation between batches;
@@ -304,10 +305,18 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         has_sar_share = None
         tpc = max(batch, 4) if batch < 4 else batch
         tpc = -(-tpc // batch) * batch
-        threaded, why_threads = _worker_threads(device)
+        readers, why_threads = _worker_threads(device)
+        threaded = readers > 0
         messages.append(why_threads)
+
+        def more_handles():
+            """Datasets of its own for each extra reader thread (GDAL handles are not shared)."""
+            o = rio.open_raster(params.optical, "optical")
+            s = rio.open_raster(params.sar, "SAR")
+            return o, rio.warp_to_grid(s, o, "bilinear"), [s, o]
+
         reader = _ChunkReader(opt, sar_vrt, oc.indices, sc.indices, opt.nodata, opt_prep, sar_prep, grid,
-                              tpc, visible, threaded=threaded)
+                              tpc, visible, readers=readers, more_handles=more_handles)
         reader.start()
         t_forward = 0.0
         n_tiles = 0
@@ -362,7 +371,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         elapsed = time.perf_counter() - t_start
         stats = {"seconds": elapsed, "forward_seconds": t_forward, "tiles": n_tiles,
                  "pixels": grid.height * grid.width, "tile_size": tile, "overlap": overlap, "batch_size": batch,
-                 "worker_threads": threaded}
+                 "worker_threads": threaded, "reader_threads": readers}
         result = ClassifyResult(params.output, params.confidence if conf_w else None,
                                 params.reliance if rel_w else None, str(device), band_choice, messages,
                                 result_summary, stats=stats, card=card)
@@ -394,13 +403,18 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 pass
 
 
-def _worker_threads(device) -> Tuple[bool, str]:
-    """Whether reading and writing run freely in their own threads beside the model, and why (a
-    message for the user).
+#: Most reader threads: beyond this the post-processing thread is the limit (docs/benchmark.md).
+MAX_READERS = 4
 
-    They do beside a GPU, or when the model leaves CPU cores free. When the model's threads take every
-    core, a thread running beside them preempts one (and the others then wait for it at their next
-    barrier): on two cores the run was 20-25 % faster with the phased schedule instead, where the next
+
+def _worker_threads(device) -> Tuple[int, str]:
+    """How many reader threads run beside the model (0: none, the phased schedule), and why (a message
+    for the user). Writing then has its own thread too.
+
+    They run beside a GPU, or when the model leaves CPU cores free: one reader per core left after the
+    model's thread(s) and the writing thread, up to MAX_READERS, at least one. When the model's threads
+    take every core, a thread running beside them preempts one (and the others then wait for it at their
+    next barrier): on two cores the run was 20-25 % faster with the phased schedule instead, where the next
     chunk is read between batches while the previous one is blended and written on the other core
     (docs/benchmark.md)."""
     import torch
@@ -410,12 +424,16 @@ def _worker_threads(device) -> Tuple[bool, str]:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     if device.type != "cpu":
-        return True, f"reading and writing run in their own threads beside the {device.type.upper()}"
+        n = max(1, min(MAX_READERS, cores - 2))
+        return n, (f"reading ({n} thread{'s' if n > 1 else ''}) and writing run in their own threads beside "
+                   f"the {device.type.upper()}")
     used = torch.get_num_threads()
     if used < cores:
-        return True, f"the model uses {used} of {cores} CPU cores; reading and writing run beside it"
-    return False, (f"the model uses all {cores} CPU cores; reading and writing run between its batches, "
-                   f"not beside them")
+        n = max(1, min(MAX_READERS, cores - used - 1))
+        return n, (f"the model uses {used} of {cores} CPU cores; reading ({n} thread{'s' if n > 1 else ''}) "
+                   f"and writing run beside it")
+    return 0, (f"the model uses all {cores} CPU cores; reading and writing run between its batches, "
+               f"not beside them")
 
 
 def _weighted_outputs(logits, share, weight):
@@ -580,58 +598,78 @@ class _PostWorker:
 
 
 class _ChunkReader:
-    """Background thread: reads, warps, normalises and tiles chunks ahead of the model (bounded queue)."""
+    """Reads, warps, normalises and tiles chunks ahead of the model: `readers` threads (0: in the caller,
+    between batches), each with its own datasets, taking every `readers`-th chunk; `get` hands the chunks
+    out in order. Bounded: two chunks ahead with one reader, one per reader with more."""
 
     def __init__(self, opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible,
-                 depth: int = 2, threaded: bool = True) -> None:
-        self.threaded = threaded
-        self._chunks = iter(grid.chunks(tpc))
+                 readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None) -> None:
+        self.threaded = readers > 0
+        self._chunks = list(grid.chunks(tpc))
+        self._next = 0
         self.args = (opt, sar_vrt, o_idx, s_idx, opt_nodata, opt_prep, sar_prep, grid, tpc, visible)
         dtypes = {np.dtype(opt.dtypes[i - 1]) for i in o_idx}
         self.int_optical = all(d.kind in "ui" for d in dtypes)
         self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
         self.o_nodata = _nodata_in(opt_nodata, np.dtype(self.o_dtype))
-        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        n = max(1, readers)
+        if n > 1 and more_handles is None:
+            raise ValueError("more than one reader needs `more_handles`")
+        self._more_handles = more_handles
+        self.queues: List["queue.Queue"] = [queue.Queue(maxsize=2 if n == 1 else 1) for _ in range(n)]
         self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="claire-reader", daemon=True)
+        self.threads = [threading.Thread(target=self._main, args=(k,), name=f"claire-reader-{k}", daemon=True)
+                        for k in range(n)] if self.threaded else []
 
     def start(self) -> None:
-        if self.threaded:
-            self.thread.start()
+        for t in self.threads:
+            t.start()
 
-    def _put(self, item) -> bool:
+    def _put(self, k: int, item) -> bool:
         while not self._stop.is_set():
             try:
-                self.q.put(item, timeout=0.1)
+                self.queues[k].put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _main(self) -> None:
+    def _main(self, k: int) -> None:
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # its grid_sample: one thread, not a second OpenMP team as wide as the model's
+        closers: list = []
         try:
-            for r, j0, j1 in self._chunks:
+            handles = None
+            if k > 0:
+                o, sv, closers = self._more_handles()
+                handles = (o, sv)
+            for chunk in self._chunks[k::len(self.queues)]:
                 if self._stop.is_set():
                     return
-                if not self._put(self._read(r, j0, j1)):
+                if not self._put(k, self._read(*chunk, handles=handles)):
                     return
-            self._put(None)
+            self._put(k, None)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._put(exc)
+            self._put(k, exc)
         finally:
+            for c in closers:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001
+                    pass
             torch.set_num_threads(threads)  # also torch's default for threads started later
 
-    def _read(self, r: int, j0: int, j1: int):
+    def _read(self, r: int, j0: int, j1: int, handles=None):
         import torch
 
         from .raster_io import read_window
         from .summary import cloud_like
 
         opt, sar_vrt, o_idx, s_idx, o_nd, o_prep, s_prep, grid, _, visible = self.args
+        if handles is not None:
+            opt, sar_vrt = handles
         T, S = grid.tile, grid.stride
         n = j1 - j0
         y, x = grid.row0 + r * S, grid.col0 + j0 * S
@@ -669,11 +707,12 @@ class _ChunkReader:
         return r, j0, j1, torch.from_numpy(o_t), torch.from_numpy(s_t), flags
 
     def get(self):
-        """Next chunk, None at the end; re-raises the reader's exception in the caller."""
+        """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
         if not self.threaded:
             import torch
 
-            chunk = next(self._chunks, None)
+            chunk = self._chunks[self._next] if self._next < len(self._chunks) else None
+            self._next += 1
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # the other core blends and writes the previous chunk meanwhile
             try:
@@ -682,28 +721,35 @@ class _ChunkReader:
                 _raise_read_error(exc)
             finally:
                 torch.set_num_threads(threads)
+        if self._next >= len(self._chunks):
+            return None
+        k = self._next % len(self.queues)
         while True:
             try:
-                item = self.q.get(timeout=0.5)
+                item = self.queues[k].get(timeout=0.5)
             except queue.Empty:
-                if not self.thread.is_alive() and self.q.empty():
+                if not self.threads[k].is_alive() and self.queues[k].empty():
                     raise ClaireError("the raster reader stopped unexpectedly; see the log") from None
                 continue
             if isinstance(item, BaseException):
-                self.thread.join()
+                self.threads[k].join()
                 _raise_read_error(item)
+            if item is None:  # a reader's end marker: only after its last chunk
+                continue
+            self._next += 1
             return item
 
     def join(self) -> None:
-        if self.threaded:
-            self.thread.join()
+        for t in self.threads:
+            t.join()
 
     def stop(self) -> None:
-        """Ask the thread to finish and wait for it."""
+        """Ask the threads to finish and wait for them."""
         self._stop.set()
-        if self.threaded:
-            _drain(self.q)
-            self.thread.join(timeout=30)
+        for q in self.queues:
+            _drain(q)
+        for t in self.threads:
+            t.join(timeout=30)
 
 
 def _nodata_in(nodata: Optional[float], dtype: np.dtype):

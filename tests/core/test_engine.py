@@ -17,13 +17,14 @@ from claire.claire_plugin.core.params import ClassifyParams
 L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 in a 12-band L2A stack
 
 
-@pytest.fixture(autouse=True, params=["between batches", "worker threads"])
+@pytest.fixture(autouse=True, params=["between batches", "worker threads", "3 reader threads"])
 def pipeline(request, monkeypatch):
-    """Every engine test runs both ways the engine can schedule reading and writing."""
+    """Every engine test runs each way the engine can schedule reading and writing: in the model's
+    thread between batches, one reader thread, three reader threads (chunks handed out in order)."""
     from claire.claire_plugin.core import engine
 
-    threaded = request.param == "worker threads"
-    monkeypatch.setattr(engine, "_worker_threads", lambda device: (threaded, request.param))
+    readers = {"between batches": 0, "worker threads": 1, "3 reader threads": 3}[request.param]
+    monkeypatch.setattr(engine, "_worker_threads", lambda device: (readers, request.param))
     return request.param
 
 
@@ -32,12 +33,12 @@ def test_worker_threads_only_where_cores_are_free():
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(cores)
-        assert REAL_WORKER_THREADS(torch.device("cpu"))[0] is False
-        assert REAL_WORKER_THREADS(torch.device("cuda"))[0] is True
+        assert REAL_WORKER_THREADS(torch.device("cpu"))[0] == 0
+        assert REAL_WORKER_THREADS(torch.device("cuda"))[0] == max(1, min(4, cores - 2))
         if cores > 1:
             torch.set_num_threads(cores - 1)
-            threaded, why = REAL_WORKER_THREADS(torch.device("cpu"))
-            assert threaded and f"{cores - 1} of {cores}" in why
+            readers, why = REAL_WORKER_THREADS(torch.device("cpu"))
+            assert readers == 1 and f"{cores - 1} of {cores}" in why
     finally:
         torch.set_num_threads(old)
 
@@ -282,7 +283,8 @@ def test_bad_input_gives_clear_error(case, match, engine_scene, standin_model, s
     assert not [f for f in os.listdir(d) if "partial" in f]
 
 
-def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model, standin_card, geotiff, monkeypatch):
+def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model, standin_card, geotiff, monkeypatch,
+                                                    pipeline):
     """The SAR warp's grid_sample runs with one torch thread in either schedule (no second OpenMP team as
     wide as the model's beside it)."""
     import threading
@@ -303,10 +305,10 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
             seen.append((threading.current_thread().name, torch.get_num_threads()))
         return real(*a, **k)
 
-    def read(self, *a):
+    def read(self, *a, **k):
         reading.on = True
         try:
-            return real_read(self, *a)
+            return real_read(self, *a, **k)
         finally:
             reading.on = False
 
@@ -322,4 +324,8 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
     finally:
         torch.set_num_threads(main)
     assert seen and all(n == 1 for _, n in seen), seen
+    names = {name for name, _ in seen}
+    want = {"between batches": {"claire-torch"}, "worker threads": {"claire-reader-0"},
+            "3 reader threads": {"claire-reader-0", "claire-reader-1", "claire-reader-2"}}[pipeline]
+    assert names == want, names
     assert call(torch.get_num_threads) == before, "the model's thread keeps its thread count"
