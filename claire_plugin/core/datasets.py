@@ -291,8 +291,10 @@ class RasterPairSource:
             if r.scale is not None:
                 card = self.optical_scale or (1e-4 if raster_is_integer(path) else 1.0)
                 self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
-            else:
+            elif raster_is_integer(path):
                 self._radiometry[path] = (1.0, r.add)
+            else:  # floats: already physical values (e.g. `gdal_translate -unscale` keeps the offset tags)
+                self._radiometry[path] = (1.0, 0.0)
         return self._radiometry[path]
 
     def sample(self, rng: np.random.Generator, crop: int):

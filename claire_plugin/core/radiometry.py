@@ -40,6 +40,7 @@ class Radiometry:
     scale: Optional[float] = None
     offset: Optional[float] = None
     note: str = ""
+    given: bool = False  # the user's value, applied as it is
 
 
 def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None) -> Radiometry:
@@ -49,7 +50,8 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
         if not np.isfinite(given):
             raise ClaireError(f"--optical-offset {given} is not a number; give the value added to the optical "
                               f"values before scaling, e.g. --optical-offset -1000")
-        return Radiometry(add=float(given), note=f"optical offset {given:g} added before scaling (--optical-offset)")
+        return Radiometry(add=float(given), given=True,
+                          note=f"optical offset {given:g} added before scaling (--optical-offset)")
     names = [_band_name(ds, i) for i in indices]
     scales = [float(ds.scales[i - 1]) for i in indices]
     offsets = [float(ds.offsets[i - 1]) for i in indices]

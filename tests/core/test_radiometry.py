@@ -128,3 +128,14 @@ def test_training_reads_declared_offsets_like_the_engine(engine_scene, geotiff, 
     got = src.read(offset, 10, 20, 64, 64)[0]
     np.testing.assert_allclose(got, want, atol=0.05)  # raw DN units; float rounding of the scale
     src.close()
+
+
+def test_offset_tags_on_float_reflectance_are_not_applied(engine_scene, standin_model, standin_card, geotiff,
+                                                          reference):
+    """`gdal_translate -unscale` turns DN into reflectance but keeps the product's ADD_OFFSET tags."""
+    optical, _, _ = engine_scene["arrays"]
+    path = geotiff(os.path.join(engine_scene["dir"], "unscaled.tif"), (optical * 1e-4).astype(np.float32),
+                   tags={"BOA_ADD_OFFSET": "-1000", "PROCESSING_BASELINE": "05.10"})
+    got, msgs = _conf(engine_scene, standin_model, standin_card, path, "unscaled")
+    _same(got, reference)
+    assert any("offset metadata (-1000 DN) is not applied" in m for m in msgs), msgs
