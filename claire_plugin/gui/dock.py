@@ -17,7 +17,7 @@ from qgis.PyQt.QtWidgets import (
 from .layers import add_to_project, layer_file, result_layers
 from .picker import CheckpointPicker
 from .results import ResultsView
-from .tasks import ClassifyTask, ExplainTask
+from .tasks import ClassifyTask, ExplainTask, dock_message
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -341,7 +341,7 @@ class ClaireDock(QgsDockWidget):
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             add_to_project(self.added_layers)
-        messages = [str(m) for m in (result.messages or [])]
+        messages = [dock_message(str(m)) for m in (result.messages or [])]
         if not any(m.lower().startswith("device") for m in messages):
             messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages)

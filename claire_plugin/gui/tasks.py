@@ -128,10 +128,23 @@ def _is_user_error(exc: BaseException) -> bool:
     return bool(names & {"ClaireError", "CheckpointError"})
 
 
+#: Command-line flags in engine messages and the dock's fields that set the same thing.
+FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": "the SAR 'bands' field",
+                 "--optical-offset": "the optical 'offset' field", "--tile-size": "'Tile size'",
+                 "--overlap": "'Tile overlap'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker"}
+
+
+def dock_message(text: str) -> str:
+    """An engine message with its command-line flags named as the dock's fields."""
+    for flag, field in FLAG_TO_FIELD.items():
+        text = text.replace(flag, field)
+    return text
+
+
 def _user_message(exc: BaseException) -> str:
     if isinstance(exc, ModuleNotFoundError):
         from ..core.diagnostics import install_hint
         return install_hint([exc.name or str(exc)])
     if _is_user_error(exc):
-        return str(exc)
+        return dock_message(str(exc))
     return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."

@@ -209,7 +209,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(str(exc)) from None
             raise
         for message in result.messages:
-            feedback.pushInfo(message)
+            feedback.pushInfo(qgis_message(message))
 
         classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
         nodata = result.card.get("nodata", 0)

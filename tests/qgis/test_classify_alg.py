@@ -111,3 +111,24 @@ def test_optical_offset_parameter_reaches_the_engine(claire_plugin, raster_pair,
     assert alg.build_params(dict(base, OPTICAL_OFFSET=-1000), context).optical_offset == -1000.0
     assert alg.build_params(base, context).optical_offset is None
     assert alg.build_params(dict(base, OPTICAL_OFFSET=None), context).optical_offset is None
+
+
+def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    import processing
+
+    log = Log()
+    processing.run("claire:classify", {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                       "CHECKPOINT": tiny_checkpoint, "OPTICAL_OFFSET": 0,
+                                       "OUTPUT": str(tmp_path / "lc.tif")}, feedback=log)
+    text = "\n".join(log.lines)
+    assert "added before scaling (OPTICAL_OFFSET)" in text and "--optical-offset" not in text, text

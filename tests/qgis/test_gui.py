@@ -233,3 +233,23 @@ def test_dock_optical_offset_field(qgis_app, raster_pair, tiny_checkpoint):
     finally:
         for layer in [optical, sar]:
             project.removeMapLayer(layer.id())
+
+
+def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp_path, raster_pair, tiny_checkpoint):
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.gui.tasks import ClassifyTask
+
+    bad = ClassifyTask(ClassifyParams(raster_pair["optical"], raster_pair["sar"], str(tmp_path / "o.tif"),
+                                      checkpoint=tiny_checkpoint, sar_bands=[1, 5]))
+    assert bad.run() is False
+    assert "fix the SAR 'bands' field" in bad.error and "--sar-bands" not in bad.error, bad.error
+    good = ClassifyTask(ClassifyParams(raster_pair["optical"], raster_pair["sar"], str(tmp_path / "g.tif"),
+                                       checkpoint=tiny_checkpoint, optical_offset=0))
+    assert good.run() is True, good.error
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.show_result(good.result, dock.picker.card(), good.params, add_layers=False, explain=False)
+    shown = dock.results.messages.text()
+    assert "(the optical &#x27;offset&#x27; field)" in shown and "--optical-offset" not in shown, shown
