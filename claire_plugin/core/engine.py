@@ -403,7 +403,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 pass
 
 
-#: Most reader threads: beyond this the post-processing thread is the limit (docs/benchmark.md).
+#: Most reader threads. Reading a chunk costs about 1.6 times finishing and writing it on this project's
+#: machine (docs/benchmark.md), so more readers would mostly wait for the one writing thread.
 MAX_READERS = 4
 
 
