@@ -255,20 +255,20 @@ def _uint16_max(tmp, ck):
     return d
 
 
-def _positive_add_offset(tmp, ck):
+def _offset_optical(tmp, ck, name: str, tags: dict) -> dict:
+    """The scene's optical stored the baseline-04.00 way (DN + 1000) with the given metadata."""
     d = _pair(tmp, ck)
     opt, _ = scene()
-    d["optical"] = write_tif(tmp / "in" / "optical_offset_tag.tif", (opt.astype(np.int32) + 1000).astype(np.uint16),
-                             tags={"BOA_ADD_OFFSET": "1000"})
+    d["optical"] = write_tif(tmp / "in" / name, (opt.astype(np.int32) + 1000).astype(np.uint16), tags=tags)
     return d
+
+
+def _positive_add_offset(tmp, ck):
+    return _offset_optical(tmp, ck, "optical_offset_tag.tif", {"BOA_ADD_OFFSET": "1000"})
 
 
 def _baseline_tag(tmp, ck):
-    d = _pair(tmp, ck)
-    opt, _ = scene()
-    d["optical"] = write_tif(tmp / "in" / "optical_pb0510.tif", (opt.astype(np.int32) + 1000).astype(np.uint16),
-                             tags={"PROCESSING_BASELINE": "05.10"})
-    return d
+    return _offset_optical(tmp, ck, "optical_pb0510.tif", {"PROCESSING_BASELINE": "05.10"})
 
 
 def _truncated(tmp, ck):

@@ -156,13 +156,13 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
 
 def _input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_linear):
     from ...models import spec
-    from .datasets import band_names, raster_is_integer
+    from .datasets import band_names, default_optical_scale
 
     ob = optical_bands if optical_bands is not None else layout.optical_bands
     onames = layout.optical_names if (layout.optical_names and ob == layout.optical_bands) else band_names(pairs[0].optical, ob)
     snames = layout.sar_names or band_names(pairs[0].sar, sar_bands)
     scale = optical_scale if optical_scale is not None else (
-        layout.optical_scale if layout.optical_scale is not None else (1e-4 if raster_is_integer(pairs[0].optical) else 1.0))
+        layout.optical_scale if layout.optical_scale is not None else default_optical_scale(pairs[0].optical))
     ospec = spec.optical_spec(onames, sensor=layout.optical_sensor, scale=scale, units=layout.optical_units)
     sunits = "dB" if sar_linear else layout.sar_units
     sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,

@@ -289,7 +289,7 @@ class RasterPairSource:
             bands = self.optical_bands or list(range(1, ods.count + 1))
             r = optical_radiometry(ods, bands)
             if r.scale is not None:
-                card = self.optical_scale or (1e-4 if raster_is_integer(path) else 1.0)
+                card = self.optical_scale or default_optical_scale(path)
                 self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
             elif raster_is_integer(path):
                 self._radiometry[path] = (1.0, r.add)
@@ -338,6 +338,11 @@ def band_names(path: str, bands: Optional[List[int]], default_prefix: str = "ban
         idx = bands or list(range(1, ds.count + 1))
         desc = ds.descriptions
         return [(desc[i - 1] if desc and desc[i - 1] else f"{default_prefix}{i}") for i in idx]
+
+
+def default_optical_scale(path: str) -> float:
+    """Raw optical -> reflectance when nothing says otherwise: 1e-4 for integer rasters, else 1."""
+    return 1e-4 if raster_is_integer(path) else 1.0
 
 
 def raster_is_integer(path: str) -> bool:

@@ -651,7 +651,6 @@ class _ChunkReader:
                     return
                 if not self._put(k, self._read(*chunk, handles=handles)):
                     return
-            self._put(k, None)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._put(k, exc)
         finally:
@@ -735,8 +734,6 @@ class _ChunkReader:
             if isinstance(item, BaseException):
                 self.threads[k].join()
                 _raise_read_error(item)
-            if item is None:  # a reader's end marker: only after its last chunk
-                continue
             self._next += 1
             return item
 

@@ -1,4 +1,5 @@
 """User-facing errors: every message names the problem and the fix."""
+from typing import Dict
 
 
 class ClaireError(Exception):
@@ -10,3 +11,10 @@ class CancelledError(ClaireError):
 
     def __init__(self, message: str = "Cancelled by the user; no output was written.") -> None:
         super().__init__(message)
+
+
+def rename_flags(text: str, names: Dict[str, str]) -> str:
+    """An engine message with its command-line flags replaced by what another interface calls them."""
+    for flag, name in names.items():
+        text = text.replace(flag, name)
+    return text

@@ -163,28 +163,23 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
     r = radiometry or Radiometry()
     scale, offset, notes = spec.scale, spec.offset, []
     vals = sample[np.isfinite(sample)]
-    add = r.add
     if r.scale is not None:
-        notes.append(r.note)
         scale, offset = r.scale, r.offset or 0.0
     elif (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
             and vals.size and float(np.percentile(vals, 99)) <= 3.0):
         notes.append(f"optical values are floats already in reflectance (99th percentile "
                      f"{float(np.percentile(vals, 99)):.3g}); not applying the card's scale {spec.scale:g}")
         scale, offset = 1.0, 0.0
-        if add and not r.given:  # e.g. `gdal_translate -unscale` keeps the product's ADD_OFFSET tags
-            notes.append(f"the file's offset metadata ({add:g} DN) is not applied: the values are already "
-                         f"reflectance")
-            add = 0.0
-        elif r.note:
-            notes.append(r.note)
-    elif r.note:
-        notes.append(r.note)
-    elif np.dtype(dtype).kind in "ui":
+        if r.add and not r.given:  # e.g. `gdal_translate -unscale` keeps the product's ADD_OFFSET tags
+            r = Radiometry(note=f"the file's offset metadata ({r.add:g} DN) is not applied: the values are already "
+                                f"reflectance")
+    elif not r.note and np.dtype(dtype).kind in "ui":
         suspicion = offset_suspicion(sample, scale, spec.units)
         if suspicion:
             notes.append(suspicion)
-    offset += add * scale
+    if r.note:
+        notes.append(r.note)
+    offset += r.add * scale
     notes.append(f"optical scaling: x * {scale:g} + {offset:g}" + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
     return Preparer(scale, offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), None, notes)
 

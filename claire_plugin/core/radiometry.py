@@ -67,12 +67,10 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
         return Radiometry(scale=scale, offset=offset,
                           note=f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + "
                                f"{offset:g}, instead of the checkpoint's")
-    tagged = {n: v for n, i in zip(names, indices) for v in [_add_offset_tag(ds.tags(i))] if v is not None}
+    tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
     where = "band"
     if not tagged:
-        v = _add_offset_tag(ds.tags())
-        tagged = {"dataset": v} if v is not None else {}
-        where = "dataset"
+        tagged, where = _add_offset_tags(ds.tags()), "dataset"
     if tagged:
         add = _one_value("ADD_OFFSET", tagged)
         if add > 0:
@@ -121,21 +119,17 @@ def _one_value(what: str, values: Dict[str, float]) -> float:
     return distinct[0]
 
 
-def _add_offset_tag(tags: Dict[str, str]) -> Optional[float]:
-    found = []
+def _add_offset_tags(tags: Dict[str, str]) -> Dict[str, float]:
+    """{key: value} of the BOA/RADIO_ADD_OFFSET items among `tags`."""
+    found = {}
     for key, val in tags.items():
         if _ADD_OFFSET_KEY.match(key):
             try:
-                found.append(float(val))
+                found[key] = float(val)
             except (TypeError, ValueError):
                 raise ClaireError(f"the optical raster's {key} metadata is {val!r}, not a number; fix it or pass "
                                   f"--optical-offset VALUE") from None
-    if not found:
-        return None
-    if len(set(found)) > 1:
-        raise ClaireError(f"the optical raster declares different ADD_OFFSET values ({sorted(set(found))}); pass "
-                          f"--optical-offset VALUE to choose the offset yourself")
-    return found[0]
+    return found
 
 
 def _baseline(tags: Dict[str, str]) -> Optional[float]:

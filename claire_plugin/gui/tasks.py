@@ -136,9 +136,9 @@ FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": 
 
 def dock_message(text: str) -> str:
     """An engine message with its command-line flags named as the dock's fields."""
-    for flag, field in FLAG_TO_FIELD.items():
-        text = text.replace(flag, field)
-    return text
+    from ..core.errors import rename_flags
+
+    return rename_flags(text, FLAG_TO_FIELD)
 
 
 def _user_message(exc: BaseException) -> str:

@@ -50,9 +50,9 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
 
 def qgis_message(text: str) -> str:
     """An engine message with its command-line flags named as this algorithm's parameters."""
-    for flag, name in FLAG_TO_PARAMETER.items():
-        text = text.replace(flag, name)
-    return text
+    from ..core.errors import rename_flags
+
+    return rename_flags(text, FLAG_TO_PARAMETER)
 
 
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:

@@ -24,6 +24,26 @@ def tiny_run(tmp_path, raster_pair, tiny_checkpoint):
     return task
 
 
+@pytest.fixture
+def dock_with_layers(qgis_app, raster_pair, tiny_checkpoint):
+    """A dock with the tiny checkpoint and the synthetic pair loaded as layers (removed afterwards)."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
+    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
+    project.addMapLayers([optical, sar])
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.optical.setLayer(optical)
+    dock.sar.setLayer(sar)
+    yield dock
+    for layer in dock.added_layers + [optical, sar]:
+        project.removeMapLayer(layer.id())
+
+
 def test_picker_reads_model_card_and_warns_on_bands(qgis_app, tiny_checkpoint, tiny_classes):
     from claire.claire_plugin.gui.picker import CheckpointPicker, recent_checkpoints
 
@@ -168,36 +188,21 @@ def _wait(app, condition, seconds=60.0):
     return condition()
 
 
-def test_dock_runs_in_task_manager_and_cancels(qgis_app, raster_pair, tiny_checkpoint, tmp_path):
-    from qgis.core import QgsProject, QgsRasterLayer
+def test_dock_runs_in_task_manager_and_cancels(qgis_app, dock_with_layers, tmp_path):
+    dock = dock_with_layers
+    assert dock.picker.warnings() == [] and "Ready" in dock.status.text()
+    dock.output.setFilePath(str(tmp_path / "dock_run.tif"))
+    assert dock.start() is not None and not dock.run_button.isEnabled()
+    assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+    assert "Done: dock_run.tif" in dock.status.text(), dock.status.text()
+    assert dock.results.table.rowCount() == 4 and dock.results.explanation.toPlainText()
 
-    from claire.claire_plugin.gui.dock import ClaireDock
-
-    project = QgsProject.instance()
-    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
-    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
-    project.addMapLayers([optical, sar])
-    dock = ClaireDock(None)
-    try:
-        dock.picker.setCheckpoint(tiny_checkpoint)
-        dock.optical.setLayer(optical)
-        dock.sar.setLayer(sar)
-        assert dock.picker.warnings() == [] and "Ready" in dock.status.text()
-        dock.output.setFilePath(str(tmp_path / "dock_run.tif"))
-        assert dock.start() is not None and not dock.run_button.isEnabled()
-        assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
-        assert "Done: dock_run.tif" in dock.status.text(), dock.status.text()
-        assert dock.results.table.rowCount() == 4 and dock.results.explanation.toPlainText()
-
-        dock.output.setFilePath(str(tmp_path / "cancelled.tif"))
-        dock.start()
-        dock.cancel()
-        assert _wait(qgis_app, lambda: dock.task is None)
-        assert "Cancelled" in dock.status.text() and dock.run_button.isEnabled()
-        assert not (tmp_path / "cancelled.tif").exists()
-    finally:
-        for layer in dock.added_layers + [optical, sar]:
-            project.removeMapLayer(layer.id())
+    dock.output.setFilePath(str(tmp_path / "cancelled.tif"))
+    dock.start()
+    dock.cancel()
+    assert _wait(qgis_app, lambda: dock.task is None)
+    assert "Cancelled" in dock.status.text() and dock.run_button.isEnabled()
+    assert not (tmp_path / "cancelled.tif").exists()
 
 
 def test_dock_names_missing_packages_and_how_to_install(qgis_app, monkeypatch):
@@ -210,29 +215,14 @@ def test_dock_names_missing_packages_and_how_to_install(qgis_app, monkeypatch):
     assert "torch, rasterio" in text and "make install" in text and "pip install" in text
 
 
-def test_dock_optical_offset_field(qgis_app, raster_pair, tiny_checkpoint):
-    from qgis.core import QgsProject, QgsRasterLayer
-
-    from claire.claire_plugin.gui.dock import ClaireDock
-
-    project = QgsProject.instance()
-    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
-    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
-    project.addMapLayers([optical, sar])
-    dock = ClaireDock(None)
-    try:
-        dock.picker.setCheckpoint(tiny_checkpoint)
-        dock.optical.setLayer(optical)
-        dock.sar.setLayer(sar)
-        assert dock.build_params().optical_offset is None, "empty: the engine reads the file"
-        dock.optical_offset.setText(" -1000 ")
-        assert dock.build_params().optical_offset == -1000.0
-        dock.optical_offset.setText("minus thousand")
-        assert dock.start() is None
-        assert "Optical offset &#x27;minus thousand&#x27; is not a number" in dock.status.text()
-    finally:
-        for layer in [optical, sar]:
-            project.removeMapLayer(layer.id())
+def test_dock_optical_offset_field(dock_with_layers):
+    dock = dock_with_layers
+    assert dock.build_params().optical_offset is None, "empty: the engine reads the file"
+    dock.optical_offset.setText(" -1000 ")
+    assert dock.build_params().optical_offset == -1000.0
+    dock.optical_offset.setText("minus thousand")
+    assert dock.start() is None
+    assert "Optical offset &#x27;minus thousand&#x27; is not a number" in dock.status.text()
 
 
 def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp_path, raster_pair, tiny_checkpoint):
