@@ -130,6 +130,9 @@ class Case:
     fix: str = ""  # regex: the message names the fix
     note: str = ""
     cli_only: bool = False
+    #: In QGIS 3.22 a raster parameter given as text must be an existing file, so GDAL dataset names
+    #: (/vsizip/..., GTIFF_DIR:...) reach an algorithm as loaded layers, as they do from the dialog.
+    as_layers: bool = False
 
 
 def _pair(tmp: Path, ck: str, **over) -> dict:
@@ -336,6 +339,79 @@ def _missing_file(tmp, ck):
     return d
 
 
+def _zip_members(tmp, ck):
+    import zipfile
+
+    d = _pair(tmp, ck)
+    archive = tmp / "in" / "pair.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for key in ("optical", "sar"):
+            z.write(d[key], os.path.basename(d[key]))
+    for key in ("optical", "sar"):
+        name = os.path.basename(d[key])
+        os.remove(d[key])  # only the archive is left, so nothing can read the loose file instead
+        d[key] = f"/vsizip/{archive}/{name}"
+    return d
+
+
+def _pages(tmp, ck) -> dict:
+    """The optical and the SAR as pages 1 and 2 of one multi-page GeoTIFF (GTIFF_DIR:n:file)."""
+    from osgeo import gdal
+
+    d = _pair(tmp, ck)
+    stack = tmp / "in" / "stack.tif"
+    gdal.Translate(str(stack), d["optical"])
+    gdal.Translate(str(stack), d["sar"], creationOptions=["APPEND_SUBDATASET=YES"])
+    for k, key in enumerate(("optical", "sar"), 1):
+        os.remove(d[key])
+        d[key] = f"GTIFF_DIR:{k}:{stack}"
+    return d
+
+
+def _out_is_page_file(tmp, ck):
+    d = _pages(tmp, ck)
+    d["output"] = str(tmp / "in" / "stack.tif")
+    return d
+
+
+def _archive_given(tmp, ck):
+    d = _zip_members(tmp, ck)
+    d["optical"] = str(tmp / "in" / "pair.zip")
+    return d
+
+
+def _subdatasets_only(tmp, ck):
+    from osgeo import gdal
+
+    d = _pair(tmp, ck)
+    rgb = write_tif(tmp / "rgb.tif", np.full((3, ROWS, COLS), 90, np.uint8))
+    gpkg = tmp / "in" / "two_tables.gpkg"
+    gdal.Translate(str(gpkg), rgb, format="GPKG", creationOptions=["RASTER_TABLE=spring"])
+    gdal.Translate(str(gpkg), rgb, format="GPKG", creationOptions=["RASTER_TABLE=autumn", "APPEND_SUBDATASET=YES"])
+    os.remove(rgb)
+    d["optical"] = str(gpkg)
+    return d
+
+
+def _gcp_only_sar(tmp, ck):
+    import warnings
+
+    import rasterio
+    from rasterio.control import GroundControlPoint
+
+    d = _pair(tmp, ck)
+    _, sar = scene()
+    path = tmp / "in" / "sar_radar_geometry.tif"
+    gcps = [GroundControlPoint(r, c, 14.0 + 0.0006 * c, 45.0 - 0.0004 * r) for r in (0, ROWS) for c in (0, COLS)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="GTiff", width=COLS, height=ROWS, count=2, dtype="float32") as ds:
+            ds.write(sar)
+            ds.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+    d["sar"] = str(path)
+    return d
+
+
 CASES: List[Case] = [
     Case("no_overlap", "rasters that do not overlap", "error", _no_overlap, r"do not overlap", r"same place"),
     Case("small_overlap", "overlap smaller than one tile (3 x 2 px)", "works", _small_overlap,
@@ -386,6 +462,18 @@ CASES: List[Case] = [
     Case("text_file", "a text file given as a raster", "error", _text_file, r"not a raster",
          r"give a GeoTIFF"),
     Case("missing_file", "a missing file", "error", _missing_file, r"does not exist", r"check the path"),
+    Case("zip_members", "optical and SAR inside a zip archive, given as /vsizip/ names", "works", _zip_members,
+         note="GDAL dataset names are inputs like files; the archive is read, never changed", as_layers=True),
+    Case("gtiff_pages", "optical and SAR as pages of one multi-page GeoTIFF (GTIFF_DIR:n:file)", "works", _pages,
+         note="subdataset names are inputs like files", as_layers=True),
+    Case("out_is_page_file", "the output path equal to the file holding both input pages", "error",
+         _out_is_page_file, r"is also an input raster", r"choose a different output file name", as_layers=True),
+    Case("archive_given", "a zip archive given as the optical raster", "error", _archive_given, r"is an archive",
+         r"give a raster inside it by its GDAL name, e\.g\. /vsizip/.*pair\.zip/optical\.tif"),
+    Case("subdatasets_only", "a file holding two rasters (subdatasets) and no bands of its own", "error",
+         _subdatasets_only, r"holds 2 rasters \(subdatasets\)", r"give one of them .*GPKG:.*:spring"),
+    Case("gcp_only_sar", "SAR located only by ground control points (radar geometry)", "error", _gcp_only_sar,
+         r"only by ground control points", r"Terrain Correction"),
 ]
 
 

@@ -114,13 +114,14 @@ def _wait_note(progress: Optional[ProgressFn]) -> None:
 def _check_paths(params: ClassifyParams) -> None:
     from .writer import check_output_path
 
-    for role, p in (("optical", params.optical), ("SAR", params.sar)):
-        if not p:
+    from .gdal_names import missing_message
+
+    for role, p in (("optical", params.optical), ("SAR", params.sar), ("reference", params.reference)):
+        if not p and role != "reference":
             raise ClaireError(f"no {role} raster given; pass its path")
-        if not os.path.exists(p):
-            raise ClaireError(f"the {role} raster {p!r} does not exist; check the path")
-    if params.reference and not os.path.exists(params.reference):
-        raise ClaireError(f"the reference raster {params.reference!r} does not exist; check the path")
+        problem = p and missing_message(p, role)
+        if problem:
+            raise ClaireError(problem)
     inputs = [params.optical, params.sar, params.reference, params.checkpoint]
     outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance)]
     for role, p in outs:

@@ -157,8 +157,10 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     """
     from ...models.metrics import metrics_from_confusion
 
+    from .gdal_names import missing_message
+
     for path, what in ((classified, "classified"), (reference, "reference")):
-        if not path or not os.path.exists(path):
+        if not path or missing_message(path, what):
             raise ClaireError(f"The {what} raster {path!r} does not exist. Fix: choose an existing file.")
     mapping = mapping or {}
     data = _pair_counts(classified, reference, mapping, list(ignore_reference), progress, is_cancelled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -12,35 +12,82 @@ from .errors import ClaireError
 
 
 def open_raster(path: str, role: str):
-    """Open `path` with rasterio, or raise ClaireError naming the file and what to do."""
+    """Open `path` (a file or any GDAL dataset name, see core.gdal_names) with rasterio, or raise
+    ClaireError naming the file and what to do."""
+    import warnings
+
     import rasterio
-    from rasterio.errors import RasterioIOError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    from .gdal_names import is_gdal_name, missing_message
 
     if not path:
         raise ClaireError(f"no {role} raster given; pass the path of a GeoTIFF (or another GDAL raster)")
-    if not os.path.exists(path):
-        raise ClaireError(f"the {role} raster {path!r} does not exist; check the path")
-    if os.path.isdir(path):
+    problem = missing_message(path, role)
+    if problem:
+        raise ClaireError(problem)
+    if not is_gdal_name(path) and os.path.isdir(path):
         raise ClaireError(f"the {role} path {path!r} is a folder; give a raster file")
-    import warnings
-
-    from rasterio.errors import NotGeoreferencedWarning
-
     try:
         with warnings.catch_warnings():  # require_crs() says it clearly, with the fix
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(path)
     except (RasterioIOError, OSError, ValueError) as exc:
+        members = _archive_rasters(path)
+        if members:
+            raise ClaireError(f"the {role} file {path!r} is an archive; give a raster inside it by its GDAL name, "
+                              f"e.g. {_listing(members)}") from None
         raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        subs = list(ds.subdatasets)
+        descs = ds.tags(ns="SUBDATASETS")
         ds.close()
+        if subs:
+            named = [f"{n} ({descs.get(f'SUBDATASET_{i}_DESC', '').strip()})".replace(" ()", "")
+                     for i, n in enumerate(subs, 1)]
+            raise ClaireError(f"the {role} file {path!r} holds {len(subs)} rasters (subdatasets) and no bands of "
+                              f"its own; give one of them as the {role} raster: {_listing(named)}")
         raise ClaireError(f"the {role} raster {path!r} has no bands or no pixels; give a valid raster")
     return ds
 
 
+def _listing(items: Sequence[str], most: int = 6) -> str:
+    """Items joined for a message, with how many more there are."""
+    shown = "; ".join(items[:most])
+    return shown + (f"; and {len(items) - most} more" if len(items) > most else "")
+
+
+_RASTER_EXT = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".nc", ".h5", ".hdf", ".dat", ".bil", ".envi")
+
+
+def _archive_rasters(path: str) -> List[str]:
+    """/vsizip/ or /vsitar/ names of the raster-looking members of a zip or tar archive; [] otherwise."""
+    import tarfile
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names, prefix = z.namelist(), "/vsizip/"
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as t:
+                names, prefix = t.getnames(), "/vsitar/"
+        else:
+            return []
+    except (OSError, zipfile.BadZipFile, tarfile.TarError):
+        return []
+    full = os.path.abspath(path)
+    return [f"{prefix}{full}/{n}" for n in names if n.lower().endswith(_RASTER_EXT)]
+
+
 def require_crs(ds, role: str) -> None:
     """Raise ClaireError if the raster has no CRS (we cannot place it next to the other raster)."""
+    if (ds.crs is None or not ds.crs.to_wkt()) and ds.gcps[0]:
+        raise ClaireError(f"the {role} raster {ds.name!r} is located only by ground control points, as a "
+                          f"Sentinel-1 GRD/SLC in radar geometry is; put it on a map grid first (for Sentinel-1: "
+                          f"SNAP Calibration then Range-Doppler Terrain Correction; for other rasters: "
+                          f"gdalwarp -t_srs EPSG:32633 IN OUT, or Raster > Projections > Warp in QGIS)")
     if ds.crs is None or not ds.crs.to_wkt():
         raise ClaireError(f"the {role} raster {ds.name!r} has no coordinate reference system; assign one "
                           f"(e.g. gdal_edit.py -a_srs EPSG:32633 FILE, or Raster > Projections > Assign in QGIS)")
@@ -172,15 +219,24 @@ _UNIT_KEYS = re.compile(r"unit|scale|db|backscatter|calib|polari|measure|quantit
 
 
 def same_file(a: Optional[str], b: Optional[str]) -> bool:
-    """True when two paths name the same file (existing or not)."""
+    """True when two paths name the same file (existing or not); a GDAL dataset name (a page of a file,
+    a member of an archive) counts as the file on disk that holds it."""
+    from .gdal_names import local_files
+
     if not a or not b:
         return False
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.abspath(a) == os.path.abspath(b)
+    for fa in local_files(a):
+        for fb in local_files(b):
+            try:
+                if os.path.exists(fa) and os.path.exists(fb):
+                    if os.path.samefile(fa, fb):
+                        return True
+                    continue
+            except OSError:
+                pass
+            if os.path.abspath(fa) == os.path.abspath(fb):
+                return True
+    return False
 
 
 def area_units(ds) -> Tuple[float, str]:

@@ -27,8 +27,13 @@ def check_output_path(path: str, inputs: Sequence[str], role: str = "output") ->
     """ClaireError when the output folder is missing, not writable, or the path is an input."""
     from .raster_io import same_file
 
+    from .gdal_names import is_gdal_name
+
     if not path:
         raise ClaireError(f"no {role} path given; pass a .tif path")
+    if is_gdal_name(path):
+        raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as GeoTIFF "
+                          f"files, so give a plain file path such as /data/landcover.tif")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")

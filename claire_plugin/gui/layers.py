@@ -1,7 +1,6 @@
 """Layers of a finished run: styled land cover, confidence and modality reliance (main thread only)."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -10,6 +9,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from ..core.gdal_names import missing_message
 from .style import apply_landcover_style
 
 #: Confidence: red (unsure) → yellow → green (sure).
@@ -27,7 +27,7 @@ def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional
         return None, (f"'{layer.name()}' is not a file raster; save it as a GeoTIFF "
                       "(right-click > Export > Save As) and use that file")
     path = layer.source().split("|")[0]
-    if not os.path.exists(path):
+    if missing_message(path, "layer's"):
         return None, f"'{layer.name()}' points to {path}, which does not exist"
     return path, None
 

@@ -32,6 +32,20 @@ def alg_params(args: dict) -> dict:
     return p
 
 
+def project_layer(name: str) -> str:
+    """Load the raster `name` (a file or a GDAL dataset name) into the project, as the dialog's layer
+    list would offer it; return the layer id."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.layers import no_input_sidecars
+
+    with no_input_sidecars():
+        layer = QgsRasterLayer(name, os.path.basename(name), "gdal")
+    assert layer.isValid(), name
+    QgsProject.instance().addMapLayer(layer)
+    return layer.id()
+
+
 def run_alg(alg_id: str, params: dict, feedback=None):
     """(results, None) or (None, message of the QgsProcessingException)."""
     import processing
@@ -57,8 +71,17 @@ def test_alg_case(case_id, claire_plugin, workdir):
     out = args["output"]
     if case.expect == "error" and os.path.isdir(os.path.dirname(out)) and not os.path.exists(out):
         Path(out).write_bytes(PREVIOUS)
+    params = alg_params(args)
+    if case.as_layers:
+        params.update(OPTICAL=project_layer(args["optical"]), SAR=project_layer(args["sar"]))
     before = C.snapshot(tmp)
-    results, message = run_alg("claire:classify", alg_params(args))
+    try:
+        results, message = run_alg("claire:classify", params)
+    finally:
+        if case.as_layers:
+            from qgis.core import QgsProject
+
+            QgsProject.instance().removeMapLayers([params["OPTICAL"], params["SAR"]])
     after = C.snapshot(tmp)
     assert_inputs_untouched(before, after)
     if args.get("marker"):

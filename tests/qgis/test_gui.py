@@ -243,3 +243,35 @@ def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp
     dock.show_result(good.result, dock.picker.card(), good.params, add_layers=False, explain=False)
     shown = dock.results.messages.text()
     assert "(the optical &#x27;offset&#x27; field)" in shown and "--optical-offset" not in shown, shown
+
+
+def test_layers_from_archives_and_file_pages_are_accepted(qgis_app, tmp_path, raster_pair):
+    """A layer QGIS opened from a zip (/vsizip/) or from a page of a multi-page TIFF (GTIFF_DIR:) is handed
+    to the engine by its GDAL name; a layer whose file is gone is refused with the path."""
+    import shutil
+    import zipfile
+
+    from osgeo import gdal
+    from qgis.core import QgsRasterLayer
+
+    from claire.claire_plugin.gui.layers import layer_file, no_input_sidecars
+
+    archive = tmp_path / "pair.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(raster_pair["optical"], "optical.tif")
+    stack = tmp_path / "stack.tif"
+    gdal.Translate(str(stack), raster_pair["optical"])
+    gdal.Translate(str(stack), raster_pair["sar"], creationOptions=["APPEND_SUBDATASET=YES"])
+    gone = tmp_path / "gone.tif"
+    shutil.copy(raster_pair["sar"], gone)
+    with no_input_sidecars():
+        layers = {n: QgsRasterLayer(n, "x", "gdal")
+                  for n in (f"/vsizip/{archive}/optical.tif", f"GTIFF_DIR:2:{stack}", str(gone))}
+    assert all(layer.isValid() for layer in layers.values())
+    gone.unlink()
+    for name, layer in layers.items():
+        path, problem = layer_file(layer)
+        if name == str(gone):
+            assert path is None and str(gone) in problem and "does not exist" in problem
+        else:
+            assert (path, problem) == (name, None)

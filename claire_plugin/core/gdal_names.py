@@ -1,0 +1,75 @@
+"""GDAL dataset names that are not plain file paths, and the files on disk behind them.
+
+QGIS layers and GDAL users name rasters inside archives (``/vsizip/scene.zip/B04.tif``), pages and
+subdatasets of a file (``GTIFF_DIR:2:stack.tif``, ``SENTINEL2_L2A:/data/MTD_MSIL2A.xml:10m:EPSG_32633``,
+``NETCDF:"file.nc":VV``) and remote files (``/vsicurl/https://...``). Such names are valid inputs although
+``os.path.exists`` says no, and an output must never overwrite the file behind one of them.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import List, Optional
+
+_SUBDATASET = re.compile(r"^([A-Za-z][A-Za-z0-9_]+):(.+)$")
+_REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsihdfs",
+           "/vsiwebhdfs")
+
+
+def is_gdal_name(name: str) -> bool:
+    """True for a /vsi... path or a DRIVER:... subdataset name (not for a Windows drive such as C:)."""
+    return name.startswith("/vsi") or bool(_SUBDATASET.match(name)) and not re.match(r"^[A-Za-z]:[\\/]", name)
+
+
+def is_remote(name: str) -> bool:
+    """True for a name GDAL reads over the network (nothing local to check)."""
+    return any(name.startswith(p) for p in _REMOTE)
+
+
+def local_files(name: str) -> List[str]:
+    """The files on disk that hold the dataset `name` (the name itself for a plain path; the archive for
+    /vsizip/ and friends; the file inside a DRIVER:file:part name). Empty when none can be found."""
+    if not is_gdal_name(name):
+        return [name]
+    if name.startswith("/vsi"):
+        if is_remote(name) or "/" not in name[1:]:
+            return []
+        inner = name[name.index("/", 1) + 1:]  # after "/vsizip/": relative, or absolute with a leading /
+        if inner.startswith("{"):  # /vsizip/{archive}/member
+            inner = inner[1:].split("}", 1)[0]
+        return local_files(inner) if inner.startswith("/vsi") else _existing_prefix(inner)
+    found = []
+    for part in _SUBDATASET.match(name).group(2).split(":"):
+        part = part.strip('"')
+        if part and os.path.isfile(part):
+            found.append(part)
+        elif part and is_gdal_name(part):
+            found.extend(local_files(part))
+    if not found:  # a quoted path may itself contain ':' (Windows drives)
+        m = re.search(r'"([^"]+)"', name)
+        if m and os.path.isfile(m.group(1)):
+            found.append(m.group(1))
+    return found
+
+
+def _existing_prefix(path: str) -> List[str]:
+    """[the longest leading part of `path` that is an existing file], or []."""
+    parts = path.split("/")
+    for k in range(len(parts), 0, -1):
+        p = "/".join(parts[:k])
+        if p and os.path.isfile(p):
+            return [p]
+    return []
+
+
+def missing_message(name: str, role: str) -> Optional[str]:
+    """Problem-and-fix text when the file behind `name` is missing, else None (remote names are left to
+    GDAL)."""
+    if not is_gdal_name(name):
+        if not os.path.exists(name):
+            return f"the {role} raster {name!r} does not exist; check the path"
+        return None
+    if is_remote(name) or local_files(name):
+        return None
+    return (f"the {role} raster {name!r} is a GDAL dataset name, but the file it refers to does not exist; "
+            f"check the path inside the name")
