@@ -119,7 +119,7 @@ def output_sidecars(output: str) -> set:
 @dataclass
 class Case:
     """One bad (or odd) input. `build(tmp, checkpoint)` writes the files and returns the run's arguments:
-    optical, sar, output, checkpoint and optionally optical_bands, sar_bands, tile_size, overlap, and
+    optical, sar, output, checkpoint and optionally optical_bands, sar_bands, tile_size, overlap, batch_size, and
     `nodata_mask` (bool [rows, cols] where the output must be nodata; None: do not check)."""
 
     id: str
@@ -314,6 +314,10 @@ def _tile_lt_overlap(tmp, ck):
     return _pair(tmp, ck, tile_size=32, overlap=40)
 
 
+def _too_big_for_memory(tmp, ck):
+    return _pair(tmp, ck, tile_size=8192, overlap=0, batch_size=64)
+
+
 def _tile_gt_raster(tmp, ck):
     return _pair(tmp, ck, tile_size=256, overlap=0)
 
@@ -455,6 +459,9 @@ CASES: List[Case] = [
          r"folder .* does not exist", r"create it or choose another path"),
     Case("tile_lt_overlap", "tile size smaller than the overlap (32 < 40)", "error", _tile_lt_overlap,
          r"tile size 32 must be more than twice the overlap 40", r"use a smaller (--overlap|OVERLAP) \(e\.g\. 4\) or a larger (--tile-size|TILE_SIZE)"),
+    Case("too_big_for_memory", "tile size x batch size larger than the memory (8192 px x 64)", "error",
+         _too_big_for_memory, r"tile 8192 px x batch 64 needs about [\d.]+ GB of CPU memory, but only",
+         r"use (--tile-size|TILE_SIZE) \d+ and (--batch-size|BATCH_SIZE) 1, or close other programs"),
     Case("tile_gt_raster", "tile size larger than the raster (256 > 40 x 50)", "works", _tile_gt_raster,
          note="the single tile is padded"),
     Case("one_pixel", "a 1 x 1 pixel raster pair", "works", _one_pixel,

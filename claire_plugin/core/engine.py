@@ -224,10 +224,11 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
 
     from . import raster_io as rio
     from .bands import choose_bands
+    from .memory_fit import check_fits, is_out_of_memory, out_of_memory_error
     from .normalize import InputSpec, optical_preparer, sar_preparer
     from .radiometry import optical_radiometry
     from .summary import SummaryAccumulator
-    from .tiling import RowBlender, TileGrid, blend_weights, check_tiling
+    from .tiling import RowBlender, TileGrid, blend_weights, check_tiling, tiles_per_chunk
     from .validate import require_valid_pixels, valid_pixels
     from .writer import GridWriter, commit, set_classes
 
@@ -290,6 +291,10 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                         f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
                         f"{grid.n_tiles} tiles of {tile} px, overlap {overlap}, batch {batch}")
 
+        model = model.to(device).eval()
+        fit = check_fits(model, device, tile, batch, (len(oc.indices), len(sc.indices)), K + 1)
+        if fit:
+            messages.append(fit)
         visible = [i for i, n in enumerate(oc.names) if str(n).upper() in ("B02", "B03", "B04")]
         visible = visible if len(visible) == 3 else None
         writers.append(GridWriter(params.output, opt, "uint8", nodata, "land cover class"))
@@ -302,10 +307,8 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         class_values = np.array([int(c["value"]) for c in classes], dtype=np.uint8)
         ref_lut = _reference_lut(classes, ref_ds.nodata if ref_ds is not None else None)
 
-        model = model.to(device).eval()
         has_sar_share = None
-        tpc = max(batch, 4) if batch < 4 else batch
-        tpc = -(-tpc // batch) * batch
+        tpc = tiles_per_chunk(batch)
         readers, why_threads = _worker_threads(device)
         threaded = readers > 0
         messages.append(why_threads)
@@ -335,7 +338,13 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
                 if post is not None and not threaded:
                     post.wait_idle()  # phased: nothing runs beside the model's threads
                 t0 = time.perf_counter()
-                res = model(o_t[b:b + batch].to(device, non_blocking=True), s_t[b:b + batch].to(device, non_blocking=True))
+                try:
+                    res = model(o_t[b:b + batch].to(device, non_blocking=True),
+                                s_t[b:b + batch].to(device, non_blocking=True))
+                except RuntimeError as exc:
+                    if is_out_of_memory(exc):
+                        raise out_of_memory_error(device, tile, batch) from None
+                    raise
                 logits, share = _unpack(res)
                 if has_sar_share is None:
                     has_sar_share = share is not None

@@ -42,6 +42,11 @@ def check_tiling(tile: int, overlap: int) -> None:
                           f"--overlap (e.g. {tile // 8}) or a larger --tile-size")
 
 
+def tiles_per_chunk(batch: int) -> int:
+    """Tiles read and blended together: whole batches, at least 4 tiles."""
+    return -(-max(batch, 4) // batch) * batch
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Tiles over the region (row0, col0, height, width) in grid pixels."""

@@ -29,6 +29,8 @@ def alg_params(args: dict) -> dict:
         p["TILE_SIZE"] = args["tile_size"]
     if args.get("overlap") is not None:
         p["OVERLAP"] = args["overlap"]
+    if args.get("batch_size") is not None:
+        p["BATCH_SIZE"] = args["batch_size"]
     return p
 
 

@@ -1,0 +1,118 @@
+"""Memory fit (core/memory_fit.py): a tile x batch too large for the memory left is refused before
+anything is written, with sizes that fit; running out of memory inside the forward gives the same kind
+of message; the memory limit of a cgroup (container, Slurm job) counts."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from claire.claire_plugin.core import memory_fit as M
+from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.params import ClassifyParams
+from claire.claire_plugin.core.tiling import tiles_per_chunk
+from claire.models.registry import build_model
+
+CPU = torch.device("cpu")
+
+
+def _net(size: str):
+    return build_model("claire", {"num_classes": 4, "optical_channels": 10, "sar_channels": 2, "size": size}).eval()
+
+
+def test_activation_bytes_per_pixel_grow_with_the_network_not_with_the_tile(monkeypatch):
+    tiny, small = _net("tiny"), _net("small")
+    b_tiny = M._measure(tiny, CPU, 10, 2)
+    b_small = M._measure(small, CPU, 10, 2)
+    # inputs alone are 12 float32 per pixel; every stage adds live feature maps
+    assert 12 * 4 < b_tiny < b_small
+    monkeypatch.setattr(M, "CALIBRATION_TILE", 256)
+    assert M._measure(small, CPU, 10, 2) == pytest.approx(b_small, rel=0.05)
+
+
+def test_a_batch_that_fits_is_proposed_when_the_chosen_one_does_not():
+    net = _net("tiny")
+    bpp = M.activation_bytes_per_pixel(net, CPU, 10, 2)
+
+    def need(b, t=256):
+        return M.run_bytes(bpp, t, b, tiles_per_chunk(b), 12, 5)
+
+    avail = int((need(5) + need(6)) / 2 / M.USABLE)  # batch 5 fits, 6 does not
+    with pytest.raises(ClaireError) as err:
+        M.check_fits(net, CPU, 256, 16, (10, 2), 5, available=(avail, "free in the test"))
+    msg = str(err.value)
+    assert "tile 256 px x batch 16 needs about" in msg and "free in the test" in msg
+    assert "use --batch-size 5," in msg
+    note = M.check_fits(net, CPU, 256, 5, (10, 2), 5, available=(avail, "free in the test"))
+    assert note.startswith("memory: about") and "batch 5" in note
+
+
+def test_a_smaller_tile_is_proposed_when_batch_one_does_not_fit():
+    net = _net("tiny")
+    bpp = M.activation_bytes_per_pixel(net, CPU, 10, 2)
+    avail = int(M.run_bytes(bpp, 512, 1, tiles_per_chunk(1), 12, 5) / M.USABLE) + 1
+    with pytest.raises(ClaireError, match=r"use --tile-size 512 and --batch-size 1"):
+        M.check_fits(net, CPU, 1024, 2, (10, 2), 5, available=(avail, "free"))
+    assert M.check_fits(net, CPU, 1024, 2, (10, 2), 5, available=(None, "unknown")) is None
+
+
+def test_cgroup_limit_v2_v1_and_no_limit(tmp_path):
+    proc = tmp_path / "cgroup"
+    (tmp_path / "fs" / "job").mkdir(parents=True)
+    (tmp_path / "fs" / "job" / "memory.max").write_text("8000000000\n")
+    (tmp_path / "fs" / "job" / "memory.current").write_text("3000000000\n")
+    proc.write_text("0::/job\n")
+    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) == 5_000_000_000
+    (tmp_path / "fs" / "job" / "memory.max").write_text("max\n")
+    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) is None
+    (tmp_path / "fs" / "memory" / "slurm").mkdir(parents=True)
+    (tmp_path / "fs" / "memory" / "slurm" / "memory.limit_in_bytes").write_text("4000000000\n")
+    (tmp_path / "fs" / "memory" / "slurm" / "memory.usage_in_bytes").write_text("1000000000\n")
+    proc.write_text("12:cpuset:/\n5:memory:/slurm\n")
+    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) == 3_000_000_000
+
+
+def test_engine_refuses_a_tile_and_batch_no_machine_has_memory_for(engine_scene, standin_model, standin_card):
+    out = os.path.join(engine_scene["dir"], "lc.tif")
+    with open(out, "wb") as f:
+        f.write(b"earlier")
+    before = sorted(os.listdir(engine_scene["dir"]))
+    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=16384, overlap=0,
+                            batch_size=64, threads=1)
+    with pytest.raises(ClaireError, match=r"tile 16384 px x batch 64 needs about [\d.]+ GB of CPU memory"):
+        run(params, standin_model, standin_card)
+    assert sorted(os.listdir(engine_scene["dir"])) == before
+    with open(out, "rb") as f:
+        assert f.read() == b"earlier"
+
+
+class _OutOfMemory(torch.nn.Module):
+    def __init__(self, inner, text):
+        super().__init__()
+        self.inner, self.text = inner, text
+
+    def forward(self, optical, sar):
+        raise RuntimeError(self.text)
+
+
+@pytest.mark.parametrize("text, user_error", [
+    ("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+     "68719476736 bytes. Error code 12 (Cannot allocate memory)", True),
+    ("CUDA out of memory. Tried to allocate 20.00 GiB", True),
+    ("Expected 4-dimensional input", False),
+])
+def test_out_of_memory_in_the_forward_is_a_user_error(engine_scene, standin_model, standin_card, text, user_error,
+                                                      monkeypatch):
+    monkeypatch.setattr(M, "available_bytes", lambda device: (None, "unknown"))  # only the forward fails
+    out = os.path.join(engine_scene["dir"], "lc.tif")
+    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, batch_size=4, threads=1)
+    with pytest.raises(RuntimeError if not user_error else ClaireError) as err:
+        run(params, _OutOfMemory(standin_model, text), standin_card)
+    if user_error:
+        assert "ran out of CPU memory at tile 64 px x batch 4; use --batch-size 2" in str(err.value)
+    else:
+        assert not isinstance(err.value, ClaireError) and str(err.value) == text
+    assert not os.path.exists(out)
+    assert not [n for n in os.listdir(engine_scene["dir"]) if n.endswith(".partial.tif")]
