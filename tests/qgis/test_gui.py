@@ -275,3 +275,21 @@ def test_layers_from_archives_and_file_pages_are_accepted(qgis_app, tmp_path, ra
             assert path is None and str(gone) in problem and "does not exist" in problem
         else:
             assert (path, problem) == (name, None)
+
+
+def test_dock_refuses_a_tile_and_batch_too_big_for_memory(qgis_app, dock_with_layers, tmp_path):
+    """The dock's largest tile and batch (4096 px x 256) do not fit any machine: the run stops before
+    writing, and the status names the dock's fields with sizes that fit."""
+    dock = dock_with_layers
+    dock.tile_size.setValue(4096)
+    dock.batch.setValue(256)
+    dock.output.setFilePath(str(tmp_path / "too_big.tif"))
+    assert dock.start() is not None
+    assert _wait(qgis_app, lambda: dock.task is None)
+    text = dock.status.text()
+    assert "tile 4096 px x batch 256 needs about" in text and "Batch size" in text, text
+    assert "--" not in text and dock.run_button.isEnabled()
+    assert not (tmp_path / "too_big.tif").exists()
+    if os.environ.get("CLAIRE_SHOT"):
+        dock.resize(420, 820)
+        dock.grab().save(os.environ["CLAIRE_SHOT"])
