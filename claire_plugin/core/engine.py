@@ -112,9 +112,8 @@ def _wait_note(progress: Optional[ProgressFn]) -> None:
 
 
 def _check_paths(params: ClassifyParams) -> None:
-    from .writer import check_output_path
-
     from .gdal_names import missing_message
+    from .writer import check_output_path
 
     for role, p in (("optical", params.optical), ("SAR", params.sar), ("reference", params.reference)):
         if not p and role != "reference":

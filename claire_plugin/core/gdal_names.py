@@ -18,7 +18,7 @@ _REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vs
 
 def is_gdal_name(name: str) -> bool:
     """True for a /vsi... path or a DRIVER:... subdataset name (not for a Windows drive such as C:)."""
-    return name.startswith("/vsi") or bool(_SUBDATASET.match(name)) and not re.match(r"^[A-Za-z]:[\\/]", name)
+    return name.startswith("/vsi") or (bool(_SUBDATASET.match(name)) and not re.match(r"^[A-Za-z]:[\\/]", name))
 
 
 def is_remote(name: str) -> bool:

@@ -143,8 +143,8 @@ def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgro
             continue
         _hid, controllers, path = parts
         if controllers == "":  # v2
-            files = (os.path.join(root, path.lstrip("/"), "memory.max"),
-                     os.path.join(root, path.lstrip("/"), "memory.current"))
+            base = os.path.join(root, path.lstrip("/"))
+            files = (os.path.join(base, "memory.max"), os.path.join(base, "memory.current"))
         elif "memory" in controllers.split(","):  # v1
             base = os.path.join(root, "memory", path.lstrip("/"))
             files = (os.path.join(base, "memory.limit_in_bytes"), os.path.join(base, "memory.usage_in_bytes"))
@@ -163,16 +163,17 @@ def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgro
     return None
 
 
-def run_bytes(bpp: float, tile: int, batch: int, tiles_per_chunk: int, channels_in: int, channels_out: int) -> int:
+def run_bytes(bpp: float, tile: int, batch: int, chunk_tiles: int, channels_in: int, channels_out: int) -> int:
     """Planned peak of a run beyond the loaded model: the forward's activations for one batch, plus the
     float32 inputs and outputs of the chunks in flight."""
     px = tile * tile
     forward = SAFETY * bpp * batch * px
-    buffers = CHUNKS_IN_FLIGHT * tiles_per_chunk * px * 4 * (channels_in + channels_out)
+    buffers = CHUNKS_IN_FLIGHT * chunk_tiles * px * 4 * (channels_in + channels_out)
     return int(forward + buffers)
 
 
-def check_fits(model, device, tile: int, batch: int, channels_in: Tuple[int, int], channels_out: int, available: Optional[Tuple[Optional[int], str]] = None) -> Optional[str]:
+def check_fits(model, device, tile: int, batch: int, channels_in: Tuple[int, int], channels_out: int,
+               available: Optional[Tuple[Optional[int], str]] = None) -> Optional[str]:
     """Raise ClaireError (with a batch or tile size that fits) when the run would need more than USABLE of
     the available memory; else return a note of what it plans to use (None when unknown)."""
     avail, where = available or available_bytes(device)

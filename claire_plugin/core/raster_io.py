@@ -225,18 +225,16 @@ def same_file(a: Optional[str], b: Optional[str]) -> bool:
 
     if not a or not b:
         return False
-    for fa in local_files(a):
-        for fb in local_files(b):
-            try:
-                if os.path.exists(fa) and os.path.exists(fb):
-                    if os.path.samefile(fa, fb):
-                        return True
-                    continue
-            except OSError:
-                pass
-            if os.path.abspath(fa) == os.path.abspath(fb):
-                return True
-    return False
+    return any(_same_path(fa, fb) for fa in local_files(a) for fb in local_files(b))
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def area_units(ds) -> Tuple[float, str]:

@@ -25,9 +25,8 @@ def temp_path_for(final: str) -> str:
 
 def check_output_path(path: str, inputs: Sequence[str], role: str = "output") -> None:
     """ClaireError when the output folder is missing, not writable, or the path is an input."""
-    from .raster_io import same_file
-
     from .gdal_names import is_gdal_name
+    from .raster_io import same_file
 
     if not path:
         raise ClaireError(f"no {role} path given; pass a .tif path")
