@@ -24,8 +24,16 @@ UTM = "EPSG:32633"
 ORIGIN = (400000.0, 5200000.0)  # around 46.9 N, 13.7 E
 
 
-def write_pair(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
-    """Write the synthetic optical + SAR pair of `size` (streamed in 256-row strips)."""
+#: Storage layouts of the synthetic pair: uncompressed 256 x 256 tiles, or as Sentinel-1/2 COGs are stored
+#: (deflate with the horizontal predictor, 1024 x 1024 tiles).
+LAYOUTS = {"plain": {}, "cog": {"compress": "deflate", "predictor": 2, "blockxsize": 1024, "blockysize": 1024}}
+
+
+def write_pair(folder: str, size: int, seed: int = 0, layout: str = "plain") -> Dict[str, str]:
+    """Write the synthetic optical + SAR pair of `size` (streamed in 256-row strips), stored as `layout`
+    (LAYOUTS: the same pixels either way)."""
+    if layout != "plain":
+        return _copy_pair(folder, size, seed, layout)
     import rasterio
     from rasterio.transform import from_bounds, from_origin
     from rasterio.warp import transform_bounds
@@ -72,6 +80,23 @@ def write_pair(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
             dst.write(np.stack([vv, vv - 6.0]).astype(np.float32), window=Window(0, r0, w, hh))
     os.replace(sar_path + ".tmp.tif", sar_path)
     return {"optical": opt_path, "sar": sar_path}
+
+
+def _copy_pair(folder: str, size: int, seed: int, layout: str) -> Dict[str, str]:
+    """The plain pair copied into `layout`."""
+    from rasterio.shutil import copy
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    plain = write_pair(folder, size, seed)
+    out = {}
+    for role, src in plain.items():
+        dst = src[:-4] + f"_{layout}.tif"
+        if not os.path.exists(dst):
+            copy(src, dst + ".tmp.tif", driver="GTiff", tiled=True, **LAYOUTS[layout])
+            os.replace(dst + ".tmp.tif", dst)
+        out[role] = dst
+    return out
 
 
 def _vmhwm_mb() -> float:
@@ -150,7 +175,7 @@ def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, tim
 
 
 def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
-                bare_tiles: Optional[int] = None, repeats: int = 1) -> dict:
+                bare_tiles: Optional[int] = None, repeats: int = 1, layout: str = "plain") -> dict:
     """Classify the pair of `size` end to end, then time the bare forward on as many tiles (or on
     `bare_tiles` of them, scaled to the full count). With `repeats` > 1 both are measured again,
     alternating, and the fastest of each is kept (robust on a shared machine). Peak RSS is taken after
@@ -158,16 +183,16 @@ def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, t
     bare forward runs under the same OpenMP conditions as the engine (core.torch_thread)."""
     from .torch_thread import call
 
-    return call(_measure_one, folder, size, checkpoint, batch, threads, bare_tiles, repeats)
+    return call(_measure_one, folder, size, checkpoint, batch, threads, bare_tiles, repeats, layout)
 
 
 def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
-                 bare_tiles: Optional[int], repeats: int) -> dict:
+                 bare_tiles: Optional[int], repeats: int, layout: str) -> dict:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    paths = write_pair(folder, size)
+    paths = write_pair(folder, size, layout=layout)
     out = os.path.join(folder, f"classes_{size}.tif")
     rss_start = _vmhwm_mb()
     e2e, e2e_cpu, res, model, name = _e2e(paths, out, checkpoint, batch, threads)
@@ -194,7 +219,7 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
         if os.path.exists(p):
             os.remove(p)
     e2e, bare = min(e2e_all), min(bare_all)
-    return {"size": size, "pixels": size * size, "tiles": n_tiles, "tile_size": tile, "batch_size": batch,
+    return {"size": size, "layout": layout, "pixels": size * size, "tiles": n_tiles, "tile_size": tile, "batch_size": batch,
             "device": res.device, "threads": torch.get_num_threads(), "model": name,
             "end_to_end_s": round(e2e, 2), "bare_forward_s": round(bare, 2),
             "ratio": round(e2e / bare, 3) if bare else None,
@@ -233,7 +258,7 @@ def machine() -> dict:
 
 def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 4,
               threads: Optional[int] = None, log=print, bare_tiles: Optional[int] = None,
-              repeats: Optional[int] = None) -> dict:
+              repeats: Optional[int] = None, layout: str = "plain") -> dict:
     """Measure every size in its own subprocess; returns {"machine", "results", "targets"}."""
     own = folder is None
     folder = folder or tempfile.mkdtemp(prefix="claire-bench-")
@@ -241,8 +266,9 @@ def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Option
     try:
         for size in sizes:
             log(f"size {size}: writing the synthetic pair and classifying (fresh process)...")
-            write_pair(folder, size)
-            cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch)]
+            write_pair(folder, size, layout=layout)
+            cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch),
+                   "--layout", layout]
             if checkpoint:
                 cmd += ["--checkpoint", checkpoint]
             if threads:
@@ -305,8 +331,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bare-tiles", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--layout", default="plain", choices=sorted(LAYOUTS))
     a = ap.parse_args(argv)
-    print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads, a.bare_tiles, a.repeats)))
+    print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads, a.bare_tiles, a.repeats,
+                                 a.layout)))
     return 0
 
 

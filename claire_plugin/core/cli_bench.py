@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                    help="alternate end-to-end and bare-forward runs this many times and keep the fastest of each "
                         "(default: 3 up to 2048 px, 2 up to 4096 px, else 1)")
     p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
+    p.add_argument("--layout", default="plain", choices=["plain", "cog"],
+                   help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
+                        "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
     p.set_defaults(func=run)
 
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
     report = run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
-                       threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats)
+                       threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
     print(format_table(report))
     print(json.dumps(report["targets"], indent=2))
     m = report["machine"]

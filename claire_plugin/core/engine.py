@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .block_cache import BASE_BYTES, CacheSize
 from .errors import CancelledError, ClaireError
 from .params import ClassifyParams, default_checkpoint
 
@@ -40,8 +41,6 @@ ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
 UINT8_NODATA = 255
-#: GDAL block cache during a run (MB): keeps RSS independent of the raster size.
-GDAL_CACHE_MB = 32
 
 
 def _drain(q: "queue.Queue") -> None:
@@ -190,35 +189,41 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
         if int(params.threads) < 1:
             raise ClaireError(f"threads must be 1 or more (got {params.threads}); leave it out for the default")
         torch.set_num_threads(int(params.threads))
-    old_cache = _limit_gdal_cache(GDAL_CACHE_MB)
+    cache = CacheSize()
+    cache.at_most(BASE_BYTES)  # until the inputs are known: RSS stays flat whatever the caller had set
     try:
         with torch.inference_mode(), reuse_freed_memory():
-            return _run(params, model, card, device, messages, progress, is_cancelled, t_start)
+            return _run(params, model, card, device, messages, progress, is_cancelled, t_start, cache)
     finally:
         torch.set_num_threads(old_threads)
-        _restore_gdal_cache(old_cache)
+        cache.restore()
 
 
-def _limit_gdal_cache(mb: int) -> Optional[int]:
-    try:
-        from osgeo import gdal
-    except ImportError:
-        return None
-    old = gdal.GetCacheMax()
-    if old > mb * 1024 * 1024:
-        gdal.SetCacheMax(mb * 1024 * 1024)
-        return old
-    return None
+def _size_block_cache(cache: CacheSize, inputs: list, grid) -> Optional[str]:
+    """Size GDAL's block cache so that each block of `inputs` [(dataset, band indexes, readers that open it)]
+    is decoded once (core.block_cache) when `grid` is read one tile row at a time. Returns the note for the
+    log, if any."""
+    import torch
+
+    from . import block_cache as bc
+    from .memory_fit import available_bytes
+    from .warp import GridWarp
+
+    needs = []
+    rows = min(grid.tile, grid.height)
+    for ds, idx, copies in inputs:
+        src, r, c = ds, rows, grid.width
+        if isinstance(ds, GridWarp):
+            src = ds.src
+            r, c = ds.source_span(grid.row0, grid.col0, rows, grid.width)
+        needs += [bc.need(lay, r, c, copies) for lay in bc.layouts(src, idx)]
+    size, note = bc.plan(needs, available_bytes(torch.device("cpu"))[0])  # the cache is in system memory
+    if size > bc.BASE_BYTES:
+        cache.set(size)
+    return note
 
 
-def _restore_gdal_cache(old: Optional[int]) -> None:
-    if old is not None:
-        from osgeo import gdal
-
-        gdal.SetCacheMax(old)
-
-
-def _run(params, model, card, device, messages, progress, is_cancelled, t_start) -> ClassifyResult:
+def _run(params, model, card, device, messages, progress, is_cancelled, t_start, cache) -> ClassifyResult:
     import torch
 
     from . import raster_io as rio
@@ -311,6 +316,12 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start)
         readers, why_threads = _worker_threads(device)
         threaded = readers > 0
         messages.append(why_threads)
+        inputs = [(opt, oc.indices, max(1, readers)), (sar_vrt, sc.indices, max(1, readers))]
+        if ref_vrt is not None:
+            inputs.append((ref_vrt, [1], 1))  # read by the post-processing thread
+        cache_note = _size_block_cache(cache, inputs, grid)
+        if cache_note:
+            messages.append(cache_note)
 
         def more_handles():
             """Datasets of its own for each extra reader thread (GDAL handles are not shared)."""

@@ -167,6 +167,17 @@ class GridWarp:
             px[bad] = py[bad] = np.nan
         return px, py
 
+    def source_span(self, r0: int, c0: int, h: int, w: int) -> Tuple[float, float]:
+        """(rows, columns) of the source that the window's pixels fall on (the bounding box, in source
+        pixels: a window of a rotated grid spans more source rows than its height)."""
+        if self._offset is not None:
+            return float(h), float(w)
+        _, _, sx, sy = self._lattice(r0, c0, h, w)
+        ok = np.isfinite(sx) & np.isfinite(sy)
+        if not ok.any():
+            return float(h), float(w)
+        return float(np.ptp(sy[ok])) + 2.0, float(np.ptp(sx[ok])) + 2.0
+
     def source_coords(self, r0: int, c0: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:
         """Source pixel coordinates [h, w] (x, y; pixel centres at k + 0.5) of the window's pixel centres."""
         rr, cc, sx, sy = self._lattice(r0, c0, h, w)

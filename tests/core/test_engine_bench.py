@@ -22,6 +22,17 @@ def test_synthetic_pair_is_s2_l1c_and_s1_on_epsg4326(tmp_path):
         assert np.isfinite(vv).all() and -30 < vv.mean() < 0
 
 
+def test_cog_layout_stores_the_same_pixels_compressed_in_1024_tiles(tmp_path):
+    plain = write_pair(str(tmp_path), 96)
+    cog = write_pair(str(tmp_path), 96, layout="cog")
+    for role in ("optical", "sar"):
+        with rasterio.open(plain[role]) as a, rasterio.open(cog[role]) as b:
+            assert (a.compression, b.compression.name) == (None, "deflate")
+            assert b.block_shapes[0] == (1024, 1024) and (a.crs, a.transform) == (b.crs, b.transform)
+            np.testing.assert_array_equal(a.read(), b.read())
+            assert b.descriptions == a.descriptions
+
+
 def _row(size, e2e, bare, rss):
     return {"size": size, "pixels": size * size, "tiles": 1, "end_to_end_s": e2e, "bare_forward_s": bare,
             "ratio": round(e2e / bare, 3), "cpu_ratio": 1.0, "mpix_per_s": 1.0, "peak_rss_mb": rss}

@@ -1,0 +1,145 @@
+"""GDAL's block cache sized so that a run decodes each input block once (core.block_cache)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import rasterio
+
+from claire.claire_plugin.core import block_cache as bc
+from claire.claire_plugin.core.tiling import TileGrid, tiles_per_chunk
+
+
+def _decodes(grid: TileGrid, batch: int, bh: int, bw: int, capacity: int) -> int:
+    """Blocks decoded by an LRU cache of `capacity` blocks when the engine's reader reads `grid` chunk by chunk
+    (the windows of engine._ChunkReader._read)."""
+    cache: OrderedDict = OrderedDict()
+    decoded = 0
+    T, S = grid.tile, grid.stride
+    for r, j0, j1 in grid.chunks(tiles_per_chunk(batch)):
+        y, x = grid.row0 + r * S, grid.col0 + j0 * S
+        h, w = min(T, grid.height - r * S), min((j1 - j0 - 1) * S + T, grid.width - j0 * S)
+        for by in range(y // bh, (y + h - 1) // bh + 1):
+            for bx in range(x // bw, (x + w - 1) // bw + 1):
+                if (by, bx) in cache:
+                    cache.move_to_end((by, bx))
+                    continue
+                decoded += 1
+                cache[(by, bx)] = True
+                if len(cache) > capacity:
+                    cache.popitem(last=False)
+    return decoded
+
+
+@pytest.mark.parametrize("tile,overlap,bh,bw,aligned", [
+    (256, 32, 256, 256, False), (256, 32, 1024, 1024, False), (256, 32, 512, 256, False), (256, 32, 64, 64, False),
+    (128, 16, 1, 2000, False), (256, 32, 8, 2000, False), (512, 64, 2048, 2048, False), (256, 0, 256, 256, True)])
+def test_the_planned_cache_decodes_each_block_once_in_the_engines_read_order(tile, overlap, bh, bw, aligned):
+    size = 2000 if bw == 2000 else max(2000, 5 * bh)  # several block rows and columns (bw 2000: strips)
+    grid = TileGrid(0, 0, size, size, tile, overlap)
+    layout = bc.Layout("x.tif", bh, bw, 2, size, size, compressed=True)
+    need = bc.need(layout, tile, size)
+    capacity = need.bytes // (bh * bw * 2)
+    blocks = -(-size // bh) * -(-size // bw)
+    assert _decodes(grid, 4, bh, bw, capacity) == blocks
+    # with half of it, blocks are decoded again, unless tiles without overlap line up with the blocks
+    assert (_decodes(grid, 4, bh, bw, capacity // 2) > blocks) != aligned
+
+
+def test_uncompressed_blocks_no_taller_than_a_tile_keep_the_base_cache():
+    short = bc.Layout("a.tif", 256, 256, 26, 8192, 8192, compressed=False)
+    tall = bc.Layout("b.tif", 1024, 1024, 26, 8192, 8192, compressed=False)
+    assert bc.need(short, 256, 8192).bytes == 0
+    assert bc.need(tall, 256, 8192).bytes == (2 * 8 + 2) * 1024 * 1024 * 26
+    assert bc.plan([bc.need(short, 256, 8192)], 10 ** 10) == (bc.BASE_BYTES, None)
+
+
+def test_each_reader_with_its_own_datasets_needs_its_own_share():
+    lay = bc.Layout("c.tif", 512, 512, 20, 4096, 4096, compressed=True)
+    assert bc.need(lay, 256, 4096, copies=3).bytes == 3 * bc.need(lay, 256, 4096).bytes
+
+
+def test_plan_is_capped_by_the_available_memory_and_says_so():
+    lay = bc.Layout("scene.tif", 1024, 1024, 26, 10980, 10980, compressed=True)
+    n = bc.need(lay, 256, 10980)
+    size, note = bc.plan([n], 10 ** 11)
+    assert size == n.bytes and "decoded once" in note and "scene.tif (1024 x 1024 blocks, compressed)" in note
+    size, note = bc.plan([n], 10 ** 9)
+    assert size == int(bc.SHARE * 10 ** 9) and "limited to" in note and "Free memory" in note
+    size, _ = bc.plan([n], 10 ** 6)  # never below the base cache
+    assert size == bc.BASE_BYTES
+
+
+def _tif(path, bands, **extra):
+    prof = dict(driver="GTiff", width=300, height=200, count=bands, dtype="uint16", crs="EPSG:32631",
+                transform=rasterio.transform.from_origin(500000, 4600000, 10, 10), tiled=True,
+                blockxsize=128, blockysize=64, **extra)
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(np.ones((bands, 200, 300), np.uint16))
+    return str(path)
+
+
+def test_layouts_read_block_shape_interleave_and_compression_of_real_files(tmp_path):
+    pix = _tif(tmp_path / "pix.tif", 4, compress="deflate", interleave="pixel")
+    band = _tif(tmp_path / "band.tif", 4, interleave="band")
+    with rasterio.open(pix) as ds:
+        (lay,) = bc.layouts(ds, [2, 3])
+    assert (lay.block_h, lay.block_w, lay.bytes_per_px, lay.compressed) == (64, 128, 8, True)  # all 4 bands decoded
+    with rasterio.open(band) as ds:
+        (lay,) = bc.layouts(ds, [2, 3])
+    assert (lay.bytes_per_px, lay.compressed) == (4, False)
+
+
+def test_a_vrt_band_stack_is_sized_by_the_files_behind_it(tmp_path):
+    from osgeo import gdal
+
+    files = [_tif(tmp_path / f"b{i}.tif", 1, compress="deflate") for i in range(3)]
+    vrt = str(tmp_path / "stack.vrt")
+    gdal.BuildVRT(vrt, files, separate=True).FlushCache()
+    with rasterio.open(vrt) as ds:
+        lays = bc.layouts(ds, [1, 3])
+    assert sorted(lay.name.rsplit("/", 1)[-1] for lay in lays) == ["b0.tif", "b2.tif"]
+    assert all((lay.block_h, lay.block_w, lay.bytes_per_px, lay.compressed) == (64, 128, 2, True) for lay in lays)
+
+
+def test_engine_sets_the_planned_cache_for_the_run_and_restores_it(engine_scene, standin_model, standin_card,
+                                                                  monkeypatch, tmp_path):
+    from osgeo import gdal
+
+    from claire.claire_plugin.core.engine import run
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    optical = engine_scene["arrays"][0]
+    with rasterio.open(engine_scene["optical"]) as src:
+        prof = dict(src.profile, tiled=True, blockxsize=16, blockysize=128, compress="deflate")
+    path = str(tmp_path / "optical_deflate.tif")
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(optical)
+    monkeypatch.setattr(bc, "BASE_BYTES", 4096)  # so that this small raster needs more than the base
+    before = gdal.GetCacheMax()
+    during = []
+    params = ClassifyParams(path, engine_scene["sar"], str(tmp_path / "out.tif"))
+    res = run(params, standin_model, standin_card, progress=lambda f, m: during.append(gdal.GetCacheMax()))
+    note = next(m for m in res.messages if m.startswith("reading:"))
+    assert "optical_deflate.tif (16 x 128 blocks, compressed)" in note
+    planned = int(note.split("reading: ")[1].split(" MB")[0])
+    assert round(max(during) / 2 ** 20) == planned
+    assert gdal.GetCacheMax() == before
+
+
+def test_source_span_counts_the_source_pixels_a_window_falls_on(tmp_path):
+    from helpers import write_raster
+
+    from claire.claire_plugin.core.warp import GridWarp
+
+    grid = rasterio.open(write_raster(tmp_path / "grid.tif", np.zeros((1, 200, 300), np.uint16), res=10.0))
+    coarse = rasterio.open(write_raster(tmp_path / "coarse.tif", np.zeros((1, 120, 170), np.float32), res=20.0))
+    same = rasterio.open(write_raster(tmp_path / "same.tif", np.zeros((1, 200, 300), np.float32), res=10.0))
+    try:
+        rows, cols = GridWarp(coarse, grid).source_span(0, 0, 64, 300)
+        assert (rows, cols) == pytest.approx((63 / 2 + 2, 299 / 2 + 2))  # centres 0.5 px apart in the source
+        assert GridWarp(same, grid).source_span(10, 0, 64, 300) == (64.0, 300.0)
+    finally:
+        for ds in (grid, coarse, same):
+            ds.close()
