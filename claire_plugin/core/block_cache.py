@@ -51,10 +51,12 @@ class Need:
 
     layout: Layout
     bytes: int
+    role: str = ""
 
     def describe(self) -> str:
         lay = self.layout
-        return (f"{os.path.basename(lay.name)} ({lay.block_w} x {lay.block_h} blocks, "
+        role = f"{self.role} " if self.role else ""
+        return (f"{role}{os.path.basename(lay.name)} ({lay.block_w} x {lay.block_h} blocks, "
                 f"{'compressed' if lay.compressed else 'uncompressed'})")
 
 
@@ -108,16 +110,16 @@ def _vrt_source_layouts(ds, indexes: Sequence[int]) -> List[Layout]:
     return out
 
 
-def need(layout: Layout, rows: float, cols: float, copies: int = 1) -> Need:
+def need(layout: Layout, rows: float, cols: float, copies: int = 1, role: str = "") -> Need:
     """Cache for one file: `rows` x `cols` is the part of it one tile row reads (in its own pixels),
-    `copies` the number of readers that each open it."""
+    `copies` the number of readers that each open it; `role` (optical, SAR, ...) names it in the note."""
     block_rows = math.ceil(max(rows, 1) / layout.block_h) + 1
     n_cols = min(math.ceil(max(cols, 1) / layout.block_w) + 1, math.ceil(layout.width / layout.block_w))
     n_rows = min(block_rows, math.ceil(layout.height / layout.block_h))
     block = layout.block_h * layout.block_w * layout.bytes_per_px
     costly = layout.compressed or layout.block_h > rows
     size = (n_rows * n_cols + 2) * block * copies if costly else 0
-    return Need(layout, int(size))
+    return Need(layout, int(size), role)
 
 
 def plan(needs: Iterable[Need], available: Optional[int]) -> Tuple[int, Optional[str]]:

@@ -200,7 +200,7 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
 
 
 def _size_block_cache(cache: CacheSize, inputs: list, grid) -> Optional[str]:
-    """Size GDAL's block cache so that each block of `inputs` [(dataset, band indexes, readers that open it)]
+    """Size GDAL's block cache so that each block of `inputs` [(role, dataset, band indexes, readers that open it)]
     is decoded once (core.block_cache) when `grid` is read one tile row at a time. Returns the note for the
     log, if any."""
     import torch
@@ -211,12 +211,12 @@ def _size_block_cache(cache: CacheSize, inputs: list, grid) -> Optional[str]:
 
     needs = []
     rows = min(grid.tile, grid.height)
-    for ds, idx, copies in inputs:
+    for role, ds, idx, copies in inputs:
         src, r, c = ds, rows, grid.width
         if isinstance(ds, GridWarp):
             src = ds.src
             r, c = ds.source_span(grid.row0, grid.col0, rows, grid.width)
-        needs += [bc.need(lay, r, c, copies) for lay in bc.layouts(src, idx)]
+        needs += [bc.need(lay, r, c, copies, role) for lay in bc.layouts(src, idx)]
     size, note = bc.plan(needs, available_bytes(torch.device("cpu"))[0])  # the cache is in system memory
     if size > bc.BASE_BYTES:
         cache.set(size)
@@ -316,9 +316,9 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
         readers, why_threads = _worker_threads(device)
         threaded = readers > 0
         messages.append(why_threads)
-        inputs = [(opt, oc.indices, max(1, readers)), (sar_vrt, sc.indices, max(1, readers))]
+        inputs = [("optical", opt, oc.indices, max(1, readers)), ("SAR", sar_vrt, sc.indices, max(1, readers))]
         if ref_vrt is not None:
-            inputs.append((ref_vrt, [1], 1))  # read by the post-processing thread
+            inputs.append(("reference", ref_vrt, [1], 1))  # read by the post-processing thread
         cache_note = _size_block_cache(cache, inputs, grid)
         if cache_note:
             messages.append(cache_note)

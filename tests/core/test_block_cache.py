@@ -62,9 +62,9 @@ def test_each_reader_with_its_own_datasets_needs_its_own_share():
 
 def test_plan_is_capped_by_the_available_memory_and_says_so():
     lay = bc.Layout("scene.tif", 1024, 1024, 26, 10980, 10980, compressed=True)
-    n = bc.need(lay, 256, 10980)
+    n = bc.need(lay, 256, 10980, role="optical")
     size, note = bc.plan([n], 10 ** 11)
-    assert size == n.bytes and "decoded once" in note and "scene.tif (1024 x 1024 blocks, compressed)" in note
+    assert size == n.bytes and "decoded once" in note and "optical scene.tif (1024 x 1024 blocks, compressed)" in note
     size, note = bc.plan([n], 10 ** 9)
     assert size == int(bc.SHARE * 10 ** 9) and "limited to" in note and "Free memory" in note
     size, _ = bc.plan([n], 10 ** 6)  # never below the base cache
@@ -122,7 +122,7 @@ def test_engine_sets_the_planned_cache_for_the_run_and_restores_it(engine_scene,
     params = ClassifyParams(path, engine_scene["sar"], str(tmp_path / "out.tif"))
     res = run(params, standin_model, standin_card, progress=lambda f, m: during.append(gdal.GetCacheMax()))
     note = next(m for m in res.messages if m.startswith("reading:"))
-    assert "optical_deflate.tif (16 x 128 blocks, compressed)" in note
+    assert "optical optical_deflate.tif (16 x 128 blocks, compressed)" in note
     planned = int(note.split("reading: ")[1].split(" MB")[0])
     assert round(max(during) / 2 ** 20) == planned
     assert gdal.GetCacheMax() == before
