@@ -30,6 +30,9 @@ BASE_BYTES = 32 * 1024 * 1024
 SHARE = 0.25
 #: Formats whose blocks are stored as raw pixels when the file reports no compression.
 RAW_DRIVERS = {"GTiff", "ENVI", "EHdr", "MEM", "ISIS3", "PAux", "BT"}
+#: A VRT with more source files than this (a mosaic) is sized by its own blocks: opening them all would take
+#: long, and most of them lie in other tile rows.
+MAX_VRT_FILES = 64
 
 
 @dataclass
@@ -100,6 +103,8 @@ def _vrt_source_layouts(ds, indexes: Sequence[int]) -> List[Layout]:
             if 'relativeToVRT="1"' in attrs:
                 path = os.path.join(os.path.dirname(str(ds.name)), path)
             files.setdefault(path, set()).add(int(band))
+    if len(files) > MAX_VRT_FILES:
+        return []
     out = []
     for path, bands in files.items():
         try:

@@ -103,6 +103,18 @@ def test_a_vrt_band_stack_is_sized_by_the_files_behind_it(tmp_path):
     assert all((lay.block_h, lay.block_w, lay.bytes_per_px, lay.compressed) == (64, 128, 2, True) for lay in lays)
 
 
+def test_a_vrt_mosaic_of_many_files_is_sized_by_its_own_blocks(tmp_path, monkeypatch):
+    from osgeo import gdal
+
+    files = [_tif(tmp_path / f"m{i}.tif", 1, compress="deflate") for i in range(4)]
+    vrt = str(tmp_path / "mosaic.vrt")
+    gdal.BuildVRT(vrt, files).FlushCache()
+    monkeypatch.setattr(bc, "MAX_VRT_FILES", 3)
+    with rasterio.open(vrt) as ds:
+        (lay,) = bc.layouts(ds, [1])
+    assert lay.name == vrt and lay.compressed  # a VRT is not stored as raw pixels
+
+
 def test_engine_sets_the_planned_cache_for_the_run_and_restores_it(engine_scene, standin_model, standin_card,
                                                                   monkeypatch, tmp_path):
     from osgeo import gdal
