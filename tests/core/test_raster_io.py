@@ -97,3 +97,48 @@ def test_fused_normalisation_equals_physical_then_standardise():
     p = Preparer(1e-4, 0.01, (0.0, 1.0), rng.random(10).astype(np.float32),
                  rng.random(10).astype(np.float32) + 0.1)
     np.testing.assert_allclose(p(x.copy()), p.standardise(p.physical(x.copy())), atol=1e-5)
+
+
+class _Recorder:
+    """A dataset that records the windows read from it."""
+
+    def __init__(self, ds):
+        self.ds, self.windows = ds, []
+        self.block_shapes = ds.block_shapes
+
+    def read(self, indexes, window=None, out_dtype="float32"):
+        self.windows.append(window)
+        return self.ds.read(indexes, window=window, out_dtype=out_dtype)
+
+
+@pytest.mark.parametrize("block,most_blocks", [(128, 9), (512, 4), (96, 16), (None, None)])
+def test_sample_reads_squares_that_each_lie_in_one_block(tmp_path, block, most_blocks):
+    from rasterio.windows import Window
+
+    data = np.arange(3 * 700 * 900, dtype=np.float32).reshape(3, 700, 900)
+    prof = dict(driver="GTiff", width=900, height=700, count=3, dtype="float32", crs="EPSG:32631",
+                transform=rasterio.transform.from_origin(500000, 4600000, 10, 10))
+    if block:
+        prof.update(tiled=True, blockxsize=block, blockysize=block, compress="deflate")
+    path = str(tmp_path / "s.tif")
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(data)
+    region = Window(20, 30, 850, 640)
+    with rasterio.open(path) as ds:
+        rec = _Recorder(ds)
+        values = rio.sample(rec, [1, 3], region)
+        bh, bw = ds.block_shapes[0]
+    assert values.shape == (2, 36 * 48 * 48)  # as many pixels as 6 x 6 windows of 48 px
+    first = rec.windows[0]
+    assert values[1, 0] == data[2, first.row_off, first.col_off]
+    touched = set()
+    for win in rec.windows:
+        assert (win.width, win.height) == (96, 96)
+        assert win.col_off >= 20 and win.row_off >= 30 and win.col_off + 96 <= 870 and win.row_off + 96 <= 670
+        rows = range(win.row_off // bh, (win.row_off + 95) // bh + 1)
+        cols = range(win.col_off // bw, (win.col_off + 95) // bw + 1)
+        touched |= {(r, c) for r in rows for c in cols}
+    if most_blocks:
+        assert len(touched) <= most_blocks
+    starts = sorted({w.row_off for w in rec.windows}), sorted({w.col_off for w in rec.windows})
+    assert all(len(s) == 3 and s[-1] - s[0] > 400 for s in starts)  # spread over the region
