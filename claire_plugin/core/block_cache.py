@@ -28,6 +28,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 BASE_BYTES = 32 * 1024 * 1024
 #: Largest share of the available memory the cache may take.
 SHARE = 0.25
+#: Largest cache when the available memory cannot be read (bytes).
+UNKNOWN_CAP = 1024 ** 3
 #: Formats whose blocks are stored as raw pixels when the file reports no compression.
 RAW_DRIVERS = {"GTiff", "ENVI", "EHdr", "MEM", "ISIS3", "PAux", "BT"}
 #: A VRT with more source files than this (a mosaic) is sized by its own blocks: opening them all would take
@@ -129,16 +131,17 @@ def need(layout: Layout, rows: float, cols: float, copies: int = 1, role: str = 
 
 def plan(needs: Iterable[Need], available: Optional[int]) -> Tuple[int, Optional[str]]:
     """(cache bytes for the run, a note for the log or None). The cache holds what the inputs need, at
-    least BASE_BYTES, and at most SHARE of `available` (when known)."""
+    least BASE_BYTES, and at most SHARE of `available` (UNKNOWN_CAP when that is unknown)."""
     needs = [n for n in needs if n.bytes]
     total = sum(n.bytes for n in needs)
     if total <= BASE_BYTES:
         return BASE_BYTES, None
-    cap = int(SHARE * available) if available else None
-    size = total if cap is None else max(BASE_BYTES, min(total, cap))
+    cap = int(SHARE * available) if available else UNKNOWN_CAP
+    size = max(BASE_BYTES, min(total, cap))
     what = ", ".join(n.describe() for n in needs[:3]) + (f" and {len(needs) - 3} more files" if len(needs) > 3 else "")
     if size < total:
-        return size, (f"reading: the block cache is limited to {_mb(size)} ({SHARE:.0%} of the memory available), "
+        limit = f"{SHARE:.0%} of the memory available" if available else "the available memory is unknown"
+        return size, (f"reading: the block cache is limited to {_mb(size)} ({limit}), "
                       f"less than the {_mb(total)} that would decode each block of {what} once; some blocks are "
                       f"decoded several times, which is slower. Free memory to make it faster")
     return size, f"reading: {_mb(size)} block cache so that each block of {what} is decoded once"

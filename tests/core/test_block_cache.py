@@ -69,6 +69,9 @@ def test_plan_is_capped_by_the_available_memory_and_says_so():
     assert size == int(bc.SHARE * 10 ** 9) and "limited to" in note and "Free memory" in note
     size, _ = bc.plan([n], 10 ** 6)  # never below the base cache
     assert size == bc.BASE_BYTES
+    huge = bc.need(bc.Layout("mosaic.vrt", 1024, 1024, 26, 60000, 60000, compressed=True), 256, 60000)
+    size, note = bc.plan([huge], None)  # memory unknown (neither /proc, cgroup nor Windows): a fixed ceiling
+    assert size == bc.UNKNOWN_CAP < huge.bytes and "unknown" in note
 
 
 def _tif(path, bands, **extra):
