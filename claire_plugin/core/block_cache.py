@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 #: The cache a run keeps at least (bytes); also the most it keeps when no input needs more.
 BASE_BYTES = 32 * 1024 * 1024
 #: Largest share of the available memory the cache may take.
@@ -76,8 +78,6 @@ def layouts(ds, indexes: Sequence[int]) -> List[Layout]:
 
 
 def _layout(ds, indexes: Sequence[int]) -> Layout:
-    import numpy as np
-
     bh, bw = ds.block_shapes[indexes[0] - 1]
     interleave = getattr(getattr(ds, "interleaving", None), "name", None)
     decoded = range(1, ds.count + 1) if interleave == "pixel" and ds.count > 1 else indexes
@@ -166,6 +166,28 @@ class CacheSize:
         if self.old is None:
             self.old = gdal.GetCacheMax()
         gdal.SetCacheMax(int(size))
+
+    def fit(self, inputs: list, grid) -> Optional[str]:
+        """Size the cache so that each block of `inputs` [(role, dataset or GridWarp, band indexes, readers
+        that open it)] is decoded once when `grid` (tiling.TileGrid) is read one tile row at a time; returns
+        the note for the log, if any."""
+        import torch
+
+        from .memory_fit import available_bytes
+        from .warp import GridWarp
+
+        needs = []
+        rows = min(grid.tile, grid.height)
+        for role, ds, idx, copies in inputs:
+            src, r, c = ds, rows, grid.width
+            if isinstance(ds, GridWarp):
+                src = ds.src
+                r, c = ds.source_span(grid.row0, grid.col0, rows, grid.width)
+            needs += [need(lay, r, c, copies, role) for lay in layouts(src, idx)]
+        size, note = plan(needs, available_bytes(torch.device("cpu"))[0])  # the cache is in system memory
+        if size > BASE_BYTES:
+            self.set(size)
+        return note
 
     def at_most(self, size: int) -> None:
         """Lower the cache to `size` bytes if it is larger."""

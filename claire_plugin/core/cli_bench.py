@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 
+from .bench import LAYOUTS
 from .errors import ClaireError
 
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
                    help="alternate end-to-end and bare-forward runs this many times and keep the fastest of each "
                         "(default: 3 up to 2048 px, 2 up to 4096 px, else 1)")
     p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
-    p.add_argument("--layout", default="plain", choices=["plain", "cog"],
+    p.add_argument("--layout", default="plain", choices=sorted(LAYOUTS),
                    help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
                         "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
     p.set_defaults(func=run)

@@ -199,30 +199,6 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
         cache.restore()
 
 
-def _size_block_cache(cache: CacheSize, inputs: list, grid) -> Optional[str]:
-    """Size GDAL's block cache so that each block of `inputs` [(role, dataset, band indexes, readers that open it)]
-    is decoded once (core.block_cache) when `grid` is read one tile row at a time. Returns the note for the
-    log, if any."""
-    import torch
-
-    from . import block_cache as bc
-    from .memory_fit import available_bytes
-    from .warp import GridWarp
-
-    needs = []
-    rows = min(grid.tile, grid.height)
-    for role, ds, idx, copies in inputs:
-        src, r, c = ds, rows, grid.width
-        if isinstance(ds, GridWarp):
-            src = ds.src
-            r, c = ds.source_span(grid.row0, grid.col0, rows, grid.width)
-        needs += [bc.need(lay, r, c, copies, role) for lay in bc.layouts(src, idx)]
-    size, note = bc.plan(needs, available_bytes(torch.device("cpu"))[0])  # the cache is in system memory
-    if size > bc.BASE_BYTES:
-        cache.set(size)
-    return note
-
-
 def _run(params, model, card, device, messages, progress, is_cancelled, t_start, cache) -> ClassifyResult:
     import torch
 
@@ -319,7 +295,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
         inputs = [("optical", opt, oc.indices, max(1, readers)), ("SAR", sar_vrt, sc.indices, max(1, readers))]
         if ref_vrt is not None:
             inputs.append(("reference", ref_vrt, [1], 1))  # read by the post-processing thread
-        cache_note = _size_block_cache(cache, inputs, grid)
+        cache_note = cache.fit(inputs, grid)
         if cache_note:
             messages.append(cache_note)
 

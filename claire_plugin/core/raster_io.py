@@ -174,12 +174,11 @@ def _square_starts(start: int, length: int, side: int, n: int, block: int) -> Li
     """Up to `n` starts of squares of `side` spread over [start, start + length), each moved back to the
     first pixel of its block when the square then still fits in that block and in the range (and no other
     square starts there)."""
-    spread = np.linspace(start, start + length - side, min(n, max(1, length // side))).astype(int)
+    spread = sorted({int(v) for v in np.linspace(start, start + length - side, min(n, max(1, length // side)))})
+    if block < side:  # blocks smaller than a square (or unknown: 0)
+        return spread
     out: List[int] = []
-    for p in sorted({int(v) for v in spread}):
-        if block < side:  # blocks smaller than a square (or unknown: 0)
-            out.append(p)
-            continue
+    for p in spread:
         first = max(p // block * block, start)
         ok = first + side <= (p // block + 1) * block and first + side <= start + length and first not in out
         out.append(first if ok else p)
