@@ -404,6 +404,14 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
 MAX_READERS = 4
 
 
+def _cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _worker_threads(device) -> Tuple[int, str]:
     """How many reader threads run beside the model (0: none, the phased schedule), and why (a message
     for the user). Writing then has its own thread too.
@@ -416,10 +424,7 @@ def _worker_threads(device) -> Tuple[int, str]:
     (docs/benchmark.md)."""
     import torch
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = _cpu_cores()
     if device.type != "cpu":
         n = max(1, min(MAX_READERS, cores - 2))
         return n, (f"reading ({n} thread{'s' if n > 1 else ''}) and writing run in their own threads beside "
@@ -658,49 +663,51 @@ class _ChunkReader:
             torch.set_num_threads(threads)  # also torch's default for threads started later
 
     def _read(self, r: int, j0: int, j1: int, handles=None):
+        """One chunk: (r, j0, j1, optical tiles, SAR tiles, (valid, optical nodata, cloud-like) masks)."""
+        opt, sar_vrt = handles if handles is not None else self.args[:2]
+        grid = self.args[7]
+        T, S = grid.tile, grid.stride
+        n = j1 - j0
+        y, x = grid.row0 + r * S, grid.col0 + j0 * S
+        span = (n - 1) * S + T
+        win = (y, x, min(T, opt.height - y), min(span, opt.width - x), n, T, span)
+        o_t, o_bad, cloud = self._read_optical(opt, win)
+        s_t, s_bad = self._read_sar(sar_vrt, win)
+        h, w = o_bad.shape
+        region = np.zeros((h, w), dtype=bool)  # inside the overlap region only
+        region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
+        valid = ~o_bad & ~s_bad & region
+        return r, j0, j1, o_t, s_t, (valid, o_bad & region, cloud & valid)
+
+    def _read_optical(self, opt, win):
+        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask and the cloud-like mask
+        of the window (unpadded, h x w)."""
         import torch
 
         from .raster_io import read_window
         from .summary import cloud_like
 
-        opt, sar_vrt, o_idx, s_idx, o_nd, o_prep, s_prep, grid, _, visible = self.args
-        if handles is not None:
-            opt, sar_vrt = handles
-        T, S = grid.tile, grid.stride
-        n = j1 - j0
-        y, x = grid.row0 + r * S, grid.col0 + j0 * S
-        span = (n - 1) * S + T
-        h, w = min(T, opt.height - y), min(span, opt.width - x)
+        o_idx, o_prep, visible = self.args[2], self.args[5], self.args[9]
+        y, x, h, w, n, T, span = win
         o = read_window(opt, o_idx, y, x, h, w, self.o_dtype)  # integers stay integers until normalised
-        s = read_window(sar_vrt, s_idx, y, x, h, w)
         o_bad = np.zeros((h, w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
             o_bad |= (o == self.o_nodata).all(axis=0)
-        s_bad = ~np.isfinite(s).all(axis=0)
-        # inside the overlap region only
-        region = np.zeros((h, w), dtype=bool)
-        region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
-        valid = ~o_bad & ~s_bad & region
         vis = o[visible] if visible else o
-        cloud = cloud_like(o_prep.physical(vis.astype(np.float32)), None) & valid  # physical values
-        flags = (valid, o_bad & region, cloud)
-        if h < T or w < span:  # pad values and masks alike: tiles past the region's edge
-            mode = "reflect" if min(h, w) > 1 else "edge"
-            pad = ((0, T - h), (0, span - w))
-            o, s = np.pad(o, ((0, 0),) + pad, mode=mode), np.pad(s, ((0, 0),) + pad, mode=mode)
-            o_bad, s_bad = np.pad(o_bad, pad, mode=mode), np.pad(s_bad, pad, mode=mode)
-        o_t = np.empty((n, len(o_idx), T, T), np.float32)
-        s_t = np.empty((n, len(s_idx), T, T), np.float32)
-        any_o, any_s = bool(o_bad.any()), bool(s_bad.any())
-        for k in range(n):  # normalised straight into the batch: no separate copy of the chunk
-            cols = slice(k * S, k * S + T)
-            o_prep.into(o[:, :, cols], o_t[k])
-            s_prep.into(s[:, :, cols], s_t[k])
-            if any_o:
-                o_t[k][:, o_bad[:, cols]] = 0.0
-            if any_s:
-                s_t[k][:, s_bad[:, cols]] = 0.0
-        return r, j0, j1, torch.from_numpy(o_t), torch.from_numpy(s_t), flags
+        cloud = cloud_like(o_prep.physical(vis.astype(np.float32)), None)  # physical values
+        return torch.from_numpy(_tiles(o, o_bad, o_prep, n, T, span, self.args[7].stride)), o_bad, cloud
+
+    def _read_sar(self, sar_vrt, win):
+        """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
+        import torch
+
+        from .raster_io import read_window
+
+        s_idx, s_prep = self.args[3], self.args[6]
+        y, x, h, w, n, T, span = win
+        s = read_window(sar_vrt, s_idx, y, x, h, w)
+        s_bad = ~np.isfinite(s).all(axis=0)
+        return torch.from_numpy(_tiles(s, s_bad, s_prep, n, T, span, self.args[7].stride)), s_bad
 
     def get(self):
         """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
@@ -744,6 +751,25 @@ class _ChunkReader:
             _drain(q)
         for t in self.threads:
             t.join(timeout=30)
+
+
+def _tiles(raw: np.ndarray, bad: np.ndarray, prep, n: int, T: int, span: int, S: int) -> np.ndarray:
+    """Cut a chunk window [C, h, w] into n tiles [n, C, T, T], normalised by `prep` straight into the
+    batch (no separate copy of the chunk), `bad` pixels zeroed; tiles past the raster's edge padded by
+    reflection."""
+    h, w = bad.shape
+    if h < T or w < span:
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        pad = ((0, T - h), (0, span - w))
+        raw, bad = np.pad(raw, ((0, 0),) + pad, mode=mode), np.pad(bad, pad, mode=mode)
+    out = np.empty((n, raw.shape[0], T, T), np.float32)
+    any_bad = bool(bad.any())
+    for k in range(n):
+        cols = slice(k * S, k * S + T)
+        prep.into(raw[:, :, cols], out[k])
+        if any_bad:
+            out[k][:, bad[:, cols]] = 0.0
+    return out
 
 
 def _nodata_in(nodata: Optional[float], dtype: np.dtype):

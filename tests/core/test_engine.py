@@ -9,6 +9,7 @@ import pytest
 import rasterio
 import torch
 
+from claire.claire_plugin.core.engine import _cpu_cores as REAL_CPU_CORES
 from claire.claire_plugin.core.engine import _worker_threads as REAL_WORKER_THREADS
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.errors import CancelledError, ClaireError
@@ -28,17 +29,21 @@ def pipeline(request, monkeypatch):
     return request.param
 
 
-def test_worker_threads_only_where_cores_are_free():
-    cores = len(os.sched_getaffinity(0))
+def test_worker_threads_only_where_cores_are_free(monkeypatch):
+    from claire.claire_plugin.core import engine
+
+    assert REAL_CPU_CORES() == len(os.sched_getaffinity(0))
     old = torch.get_num_threads()
     try:
-        torch.set_num_threads(cores)
-        assert REAL_WORKER_THREADS(torch.device("cpu"))[0] == 0
-        assert REAL_WORKER_THREADS(torch.device("cuda"))[0] == max(1, min(4, cores - 2))
-        if cores > 1:
-            torch.set_num_threads(cores - 1)
-            readers, why = REAL_WORKER_THREADS(torch.device("cpu"))
-            assert readers == 1 and f"{cores - 1} of {cores}" in why
+        for cores in (1, 2, 8):
+            monkeypatch.setattr(engine, "_cpu_cores", lambda: cores)
+            torch.set_num_threads(cores)
+            assert REAL_WORKER_THREADS(torch.device("cpu"))[0] == 0
+            assert REAL_WORKER_THREADS(torch.device("cuda"))[0] == max(1, min(4, cores - 2))
+            if cores > 1:
+                torch.set_num_threads(cores - 1)
+                readers, why = REAL_WORKER_THREADS(torch.device("cpu"))
+                assert readers == 1 and f"{cores - 1} of {cores}" in why
     finally:
         torch.set_num_threads(old)
 
@@ -298,7 +303,7 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
     from claire.claire_plugin.core import engine
 
     seen, reading = [], threading.local()
-    real, real_read = F.grid_sample, engine._ChunkReader._read
+    real, real_read = F.grid_sample, engine._ChunkReader._read_sar
 
     def spy(*a, **k):
         if getattr(reading, "on", False):  # the chunks, not the value sample taken before the run starts
@@ -313,7 +318,7 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
             reading.on = False
 
     monkeypatch.setattr(F, "grid_sample", spy)
-    monkeypatch.setattr(engine._ChunkReader, "_read", read)
+    monkeypatch.setattr(engine._ChunkReader, "_read_sar", read)
     from claire.claire_plugin.core.torch_thread import call
 
     before, main = call(torch.get_num_threads), torch.get_num_threads()
