@@ -352,6 +352,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
                 progress(min(0.98, 0.98 * n_tiles / grid.n_tiles),
                          f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + weighted.shape[0]}/{grid.n_cols}")
             post.put((r, j0, j1, outs, flags))
+            del item, o_t, s_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
         post.finish()
         post = None
         reader.join()
@@ -555,10 +556,12 @@ class _PostWorker:
         class_values, nodata, writers, conf_w, rel_w, summary, ref_vrt, ref_lut = self.args
         K, g = self.K, self.grid
         has_share = outs[0].shape[1] > K
-        chunk = outs[0].numpy() if len(outs) == 1 else np.concatenate([o.numpy() for o in outs])
-        for fin in self.blender.add(r, j0, chunk, weighted=True):
-            _finish(fin, g, j0, flags, K, has_share, class_values, nodata, writers[0], conf_w, rel_w, summary,
-                    ref_vrt, ref_lut)
+        j = j0
+        for out in outs:  # batch by batch: no copy of the whole chunk
+            for fin in self.blender.add(r, j, out.numpy(), weighted=True):
+                _finish(fin, g, j0, flags, K, has_share, class_values, nodata, writers[0], conf_w, rel_w,
+                        summary, ref_vrt, ref_lut)
+            j += out.shape[0]
         if j1 >= g.n_cols:
             complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height
             for w in writers:
