@@ -667,8 +667,9 @@ class _ChunkReader:
 
     def _read(self, r: int, j0: int, j1: int, handles=None):
         """One chunk: (r, j0, j1, optical tiles, SAR tiles, (valid, optical nodata, cloud-like) masks)."""
-        opt, sar_vrt = handles if handles is not None else self.args[:2]
-        grid = self.args[7]
+        opt, sar_vrt, _, _, _, _, _, grid, _, _ = self.args
+        if handles is not None:
+            opt, sar_vrt = handles
         T, S = grid.tile, grid.stride
         n = j1 - j0
         y, x = grid.row0 + r * S, grid.col0 + j0 * S
@@ -690,7 +691,7 @@ class _ChunkReader:
         from .raster_io import read_window
         from .summary import cloud_like
 
-        o_idx, o_prep, visible = self.args[2], self.args[5], self.args[9]
+        _, _, o_idx, _, _, o_prep, _, grid, _, visible = self.args
         y, x, h, w, n, T, span = win
         o = read_window(opt, o_idx, y, x, h, w, self.o_dtype)  # integers stay integers until normalised
         o_bad = np.zeros((h, w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
@@ -698,7 +699,7 @@ class _ChunkReader:
             o_bad |= (o == self.o_nodata).all(axis=0)
         vis = o[visible] if visible else o
         cloud = cloud_like(o_prep.physical(vis.astype(np.float32)), None)  # physical values
-        return torch.from_numpy(_tiles(o, o_bad, o_prep, n, T, span, self.args[7].stride)), o_bad, cloud
+        return torch.from_numpy(_tiles(o, o_bad, o_prep, n, T, span, grid.stride)), o_bad, cloud
 
     def _read_sar(self, sar_vrt, win):
         """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
@@ -706,11 +707,11 @@ class _ChunkReader:
 
         from .raster_io import read_window
 
-        s_idx, s_prep = self.args[3], self.args[6]
+        _, _, _, s_idx, _, _, s_prep, grid, _, _ = self.args
         y, x, h, w, n, T, span = win
         s = read_window(sar_vrt, s_idx, y, x, h, w)
         s_bad = ~np.isfinite(s).all(axis=0)
-        return torch.from_numpy(_tiles(s, s_bad, s_prep, n, T, span, self.args[7].stride)), s_bad
+        return torch.from_numpy(_tiles(s, s_bad, s_prep, n, T, span, grid.stride)), s_bad
 
     def get(self):
         """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
