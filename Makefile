@@ -29,18 +29,18 @@ $(BUILD)/.system-ok:
 system: $(BUILD)/.system-ok
 
 ## Project venv from Debian's python (so `qgis` imports), pinned deps; rasterio built against Debian's GDAL.
-$(VENV)/.deps-ok: requirements.txt requirements-dev.txt $(BUILD)/.system-ok
+$(VENV)/.deps-ok: requirements.txt requirements-dev.txt Makefile $(BUILD)/.system-ok
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --no-binary rasterio -r requirements.txt -r requirements-dev.txt
 	@ln -sfn $(ROOT) $(SITE)/claire
-	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.core.cli import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
+	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.cli.main import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
 	@chmod +x $(VENV)/bin/claire
 	@touch $@
 venv: $(VENV)/.deps-ok
 
 ## Main job: classify the bundled real Sentinel-2 + Sentinel-1 pair through real QGIS (qgis_process).
 demo: venv
-	@$(PY) -m claire.claire_plugin.demo --build $(BUILD)
+	@$(PY) -m claire.claire_plugin.tools.demo --build $(BUILD)
 
 test: venv
 	$(PY) -m pytest
@@ -63,7 +63,7 @@ bench: venv
 	$(VENV)/bin/claire bench --json $(BUILD)/bench.json
 
 screenshots: venv
-	$(PY) -m claire.claire_plugin.gui.screenshots --out docs/screenshots
+	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \

@@ -108,7 +108,7 @@ class ExplainTask(QgsTask):
         """Worker thread: facts → explanation (language model if configured, else the template)."""
         try:
             from ..core.explain import explain
-            from ..core.facts import build_facts
+            from ..core.explain.facts import build_facts
             facts = build_facts(self.summary, self.card)
             out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
             self.explanation = explanation_from(out)

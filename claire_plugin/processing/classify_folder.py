@@ -150,14 +150,14 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
         from ..core.errors import CancelledError, ClaireError
-        from ..core.pairing import output_name, pair_folders
+        from ..core.io.pairing import output_name, pair_folders
         from ..core.params import ClassifyParams
 
         optical_dir = self.parameterAsFile(parameters, "OPTICAL_FOLDER", context)
         sar_dir = self.parameterAsFile(parameters, "SAR_FOLDER", context)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         rule = self.parameterAsString(parameters, "PAIRING", context)
-        from ..core.cli_batch import check_pairing
+        from ..cli.classify_folder import check_pairing
 
         try:
             pairing = pair_folders(optical_dir, sar_dir, rule)

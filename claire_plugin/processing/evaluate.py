@@ -109,7 +109,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.errors import ClaireError
-        from ..core.evaluation import evaluate, parse_class_mapping, parse_values, write_report
+        from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
 
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
