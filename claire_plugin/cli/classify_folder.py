@@ -8,13 +8,13 @@ least one pair failed (the others are written), 2 for a usage error (no pairs at
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from ..core.errors import CancelledError, ClaireError
+from ..core.errors import USER_ERRORS, CancelledError, ClaireError
+from ..core.io.atomic import write_json
 
 SUMMARY_NAME = "claire_batch_summary.json"
 
@@ -68,15 +68,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _write_summary(folder: str, summary: Dict[str, Any]) -> str:
-    path = os.path.join(folder, SUMMARY_NAME)
-    tmp = os.path.join(folder, f".{SUMMARY_NAME}.partial")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
-    os.replace(tmp, path)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     """Pair, classify each pair, report failures and unmatched files; 1 when any pair failed."""
     from .classify import parse_band_list
@@ -121,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         except CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - carry on past a failing pair, with its reason
-            user = isinstance(exc, ClaireError) or type(exc).__name__ == "CheckpointError"
+            user = isinstance(exc, USER_ERRORS)
             reason = str(exc) if user else f"{type(exc).__name__}: {exc}"
             record.update(status="failed", reason=reason, output=None)
             print(f"claire: error: {label}: {reason}", file=sys.stderr)
@@ -136,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                "succeeded": sum(r["status"] in ("ok", "skipped") for r in results), "failed": len(failed),
                "unmatched_count": len(pairing.unmatched), "results": results,
                "unmatched": [{"path": u.path, "side": u.side, "reason": u.reason} for u in pairing.unmatched]}
-    path = _write_summary(out_dir, summary)
+    path = write_json(os.path.join(out_dir, SUMMARY_NAME), summary, "batch summary")
     print(f"claire: {summary['succeeded']} of {n} pair(s) classified, {len(failed)} failed, "
           f"{len(pairing.unmatched)} unmatched file(s); summary: {path}", file=sys.stderr)
     return 1 if failed else 0

@@ -194,7 +194,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.errors import ClaireError
+        from ..core.errors import USER_ERRORS
         from ..layers.layers import no_input_sidecars
         from .common import qgis_message
 
@@ -202,12 +202,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             params = self.build_params(parameters, context)
         try:
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
-        except ClaireError as exc:
+        except USER_ERRORS as exc:
             raise QgsProcessingException(qgis_message(str(exc))) from None
-        except Exception as exc:
-            if type(exc).__name__ == "CheckpointError":
-                raise QgsProcessingException(str(exc)) from None
-            raise
         for message in result.messages:
             feedback.pushInfo(qgis_message(message))
 

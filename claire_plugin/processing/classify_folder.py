@@ -149,7 +149,7 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.errors import CancelledError, ClaireError
+        from ..core.errors import USER_ERRORS, CancelledError, ClaireError
         from ..core.io.pairing import output_name, pair_folders
         from ..core.params import ClassifyParams
 
@@ -217,7 +217,7 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
                 results.append(record)
                 continue
             except Exception as exc:  # carry on past a failing pair, with its reason
-                user = type(exc).__name__ in ("ClaireError", "CheckpointError") or isinstance(exc, ClaireError)
+                user = isinstance(exc, USER_ERRORS)
                 reason = qgis_message(str(exc)) if user else f"{type(exc).__name__}: {exc}"
                 feedback.reportError(f"  failed: {reason}")
                 record.update(status="failed", reason=reason, output=None,

@@ -23,7 +23,6 @@ a temporary name and is renamed when the run is complete.
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -33,6 +32,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..io.atomic import write_json
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..errors import CancelledError, ClaireError
 from ...paths import DEFAULT_CHECKPOINT
@@ -374,7 +374,7 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
                                 params.reliance if rel_w else None, str(device), band_choice, messages,
                                 result_summary, stats=stats, card=card)
         if params.summary_json:
-            _write_json(params.summary_json, {"summary": result_summary, "band_choice": band_choice,
+            write_json(params.summary_json, {"summary": result_summary, "band_choice": band_choice,
                                               "outputs": {"classes": params.output,
                                                           "confidence": result.confidence,
                                                           "reliance": result.reliance},
@@ -796,24 +796,6 @@ def _raise_read_error(exc: BaseException) -> None:
         raise exc
     raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
                       f"and readable") from exc
-
-
-def _write_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temporary name in the same folder, then rename)."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def _report(params, summary: dict, card: dict, messages: List[str]) -> Optional[str]:
