@@ -7,9 +7,8 @@ import os
 import pytest
 import rasterio
 
-from claire.claire_plugin.cli.main import main
 from claire.claire_plugin.cli.classify import params_from_args
-from claire.claire_plugin.cli.main import build_parser
+from claire.claire_plugin.cli.main import build_parser, main
 from claire.claire_plugin.core.errors import ClaireError
 
 
