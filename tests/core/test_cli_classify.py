@@ -58,3 +58,16 @@ def test_classify_command_bad_input_exits_2_with_one_line(raster_pair, tiny_chec
     err = capsys.readouterr().err
     assert rc == 2 and "band index 99 is out of range" in err and "Traceback" not in err
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "nowhere", "--output", "x.safetensors", "--optical-bands", "2;x"],
+    ["classify-folder", "--optical-folder", "o", "--sar-folder", "s", "--output-folder", "out",
+     "--optical-bands", "2;x"],
+])
+def test_train_and_classify_folder_read_bands_with_the_same_rule(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--optical-bands '2;x' is not a list of band numbers" in err and "e.g. --optical-bands 2,3,4,8" in err
+    assert os.listdir(tmp_path) == []
