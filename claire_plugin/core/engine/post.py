@@ -103,6 +103,7 @@ class PostWorker:
         self.thread.start()
 
     def _main(self) -> None:
+        """The thread: process queued chunks until None, keeping the first error for the main thread."""
         while True:
             item = self.q.get()
             try:
@@ -124,6 +125,7 @@ class PostWorker:
         self._raise()
 
     def _process(self, r: int, j0: int, j1: int, outs: List, flags) -> None:
+        """Blend a chunk batch by batch, finish the completed blocks, release the rows every writer has."""
         g = self.grid
         has_share = outs[0].shape[1] > len(self.outputs.class_values)
         j = j0
@@ -137,6 +139,7 @@ class PostWorker:
                 w.complete_until(complete)
 
     def _raise(self) -> None:
+        """Re-raise the thread's error in the caller, once."""
         if self.error is not None:
             err, self.error = self.error, None
             if isinstance(err, ClaireError) or not isinstance(err, Exception):

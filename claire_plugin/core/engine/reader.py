@@ -73,6 +73,7 @@ class ChunkReader:
             t.start()
 
     def _put(self, k: int, item) -> bool:
+        """Queue `item` for reader `k`'s queue; False once the reader is stopped."""
         while not self._stop.is_set():
             try:
                 self.queues[k].put(item, timeout=0.1)
@@ -82,6 +83,7 @@ class ChunkReader:
         return False
 
     def _main(self, k: int) -> None:
+        """Reader thread `k`: every n-th chunk, with its own datasets beyond the first reader."""
         import torch
 
         threads = torch.get_num_threads()

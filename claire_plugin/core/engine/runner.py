@@ -174,14 +174,16 @@ def _run(plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled:
          t_start: float) -> ClassifyResult:
     """Stream the planned run through the model and finish it; on any error or cancellation, stop the
     threads and remove every temporary output. The plan's datasets are closed either way."""
-    stream = _Stream(plan, messages, progress, is_cancelled)
+    stream = None
     try:
+        stream = _Stream(plan, messages, progress, is_cancelled)
         stream.run()
         if is_cancelled():
             raise CancelledError()
         return _finish(plan, stream, messages, progress, t_start)
     except BaseException:
-        stream.stop()
+        if stream is not None:
+            stream.stop()
         for w in plan.outputs.writers:
             w.abort()
         raise

@@ -28,6 +28,7 @@ def available_bytes(device) -> Tuple[Optional[int], str]:
 
 
 def _system_available() -> Optional[int]:
+    """Available system memory (Linux MemAvailable, Windows GlobalMemoryStatusEx), None where unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
