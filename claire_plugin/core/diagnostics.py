@@ -12,7 +12,10 @@ import platform
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...models.device import auto_choice
 from ..paths import DEFAULT_CHECKPOINT, PACKAGE_ROOT
+from .errors import ClaireError
+from .runtime.device import resolve_device
 
 #: Packages the engine needs, with the pin to install (kept in line with requirements.txt).
 REQUIRED_PACKAGES: Dict[str, str] = {
@@ -95,10 +98,11 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
         return "none", "torch cannot be imported, so no run is possible (see the missing packages)."
     cuda = devices.get("cuda_available")
     if requested == "auto":
-        if cuda:
+        choice = auto_choice(bool(cuda), bool(devices.get("mps_available")))
+        if choice == "cuda":
             name = devices["devices"][0]["name"]
             return "cuda:0", f"'auto' picks the first CUDA GPU ({name})."
-        if devices.get("mps_available"):
+        if choice == "mps":
             return "mps", "'auto' picks Apple Metal (MPS): no CUDA GPU was found."
         why = ("torch was built without CUDA (a CPU-only wheel)" if not devices.get("cuda_build")
                else f"torch has CUDA {devices.get('cuda_build')} but finds no usable GPU (driver missing or too old?)")
@@ -114,15 +118,12 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
 
 
 def engine_device(requested: str, devices: Dict[str, Any]) -> Tuple[str, str]:
-    """The device the engine itself would pick (core.device.resolve_device), with our explanation."""
+    """The device the engine itself would pick (core.runtime.device.resolve_device), with our explanation."""
     if not devices.get("available"):
         return choose_device(requested, devices)
     try:
-        from .runtime.device import resolve_device
         dev, reason = resolve_device(requested)
-    except ImportError:
-        return choose_device(requested, devices)
-    except Exception as exc:  # ClaireError: the requested device is not usable
+    except ClaireError as exc:  # the requested device is not usable
         return "none", f"a run would stop: {exc}"
     chosen = str(dev)
     if chosen == "cpu" and (requested or "auto").lower() == "auto":
