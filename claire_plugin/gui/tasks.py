@@ -144,7 +144,7 @@ def dock_message(text: str) -> str:
 
 def _user_message(exc: BaseException) -> str:
     if isinstance(exc, ModuleNotFoundError):
-        from ..core.diagnostics import install_hint
+        from ..deps import install_hint
         return install_hint([exc.name or str(exc)])
     if _is_user_error(exc):
         return dock_message(str(exc))
