@@ -100,12 +100,12 @@ def card_classes(card: dict) -> List[dict]:
     return classes
 
 
-def class_colors(card: dict, classes: List[dict]) -> Dict[int, tuple]:
+def class_colors(card: dict) -> Dict[int, tuple]:
     """{value: (r, g, b)} from the card's colours, generated where missing (models.palette)."""
-    from ....models.palette import class_colors as hex_colors
+    from ....models.palette import classes_with_colors
 
-    hexes = hex_colors(card)
-    return {int(c["value"]): tuple(int(h[k:k + 2], 16) for k in (1, 3, 5)) for c, h in zip(classes, hexes)}
+    return {int(c["value"]): tuple(int(c["color"][k:k + 2], 16) for k in (1, 3, 5))
+            for c in classes_with_colors(card)}
 
 
 def reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
