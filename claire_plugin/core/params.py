@@ -16,6 +16,7 @@ class ClassifyParams:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
+    sar_units: str = "auto"  # auto, dB, linear-power or amplitude (core.inputs.units.SAR_UNITS)
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = 4

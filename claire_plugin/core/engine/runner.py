@@ -262,8 +262,10 @@ def _run(params, model, card, device, messages, progress, is_cancelled, t_start,
             if not valid_pixels(smp, nd).any() and not rio.has_valid_data(src, idx, region, nd):
                 require_valid_pixels(smp, role, nd)
         radiometry = optical_radiometry(opt, oc.indices, params.optical_offset)
-        opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample, radiometry)
-        sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices))
+        opt_prep = optical_preparer(opt_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample, radiometry,
+                                    opt.nodata)
+        sar_prep = sar_preparer(sar_spec, len(sc.indices), s_sample, rio.metadata_text(sar, sc.indices),
+                                params.sar_units, sar.dtypes[sc.indices[0] - 1])
         messages += opt_prep.notes + sar_prep.notes
         del s_sample, o_sample
         grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),

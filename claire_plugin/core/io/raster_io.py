@@ -157,6 +157,8 @@ def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48, cl
     """
     from rasterio.windows import Window
 
+    from .warp import read_float32
+
     h, w = int(window.height), int(window.width)
     r0, c0 = int(window.row_off), int(window.col_off)
     n = max(1, grid // max(1, cluster))
@@ -165,7 +167,7 @@ def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48, cl
     bh, bw = shapes[indexes[0] - 1] if shapes else (0, 0)
     rows = _square_starts(r0, h, sh, n, bh)
     cols = _square_starts(c0, w, sw, n, bw)
-    parts = [ds.read(list(indexes), window=Window(c, r, sw, sh), out_dtype="float32").reshape(len(indexes), -1)
+    parts = [read_float32(ds, indexes, Window(c, r, sw, sh)).reshape(len(indexes), -1)
              for r in rows for c in cols]
     return np.concatenate(parts, axis=1)
 
@@ -191,12 +193,13 @@ def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] =
     fallback when the sparse `sample` found nothing."""
     from rasterio.windows import Window
 
+    from .warp import read_float32
+
     r0, c0 = int(window.row_off), int(window.col_off)
     h, w = int(window.height), int(window.width)
     for r in range(r0, r0 + h, step):
         for c in range(c0, c0 + w, step):
-            a = ds.read(list(indexes), window=Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)),
-                        out_dtype="float32")
+            a = read_float32(ds, indexes, Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)))
             ok = np.isfinite(a).all(axis=0)
             if nodata is not None and np.isfinite(nodata):
                 ok &= ~(a == np.float32(nodata)).all(axis=0)

@@ -95,7 +95,7 @@ class GridWarp:
         from rasterio.windows import Window
 
         win = Window(c0, r0, w, h)
-        a = self.src.read(list(idx), window=win, out_dtype="float32")
+        a = read_float32(self.src, idx, win)
         nd = self.src.nodata
         if nd is not None and not math.isnan(nd):
             a[a == np.float32(nd)] = np.nan
@@ -263,6 +263,15 @@ class GridWarp:
             fy = max(fy, float(np.max(np.abs(sy[-1] - sy[0]))) / dr)
         # rotation spreads a pixel's footprint over both axes; the larger extent sets the factor
         return max(1, int(fx + 1e-6)), max(1, int(fy + 1e-6))
+
+
+def read_float32(ds, indexes: Sequence[int], window) -> np.ndarray:
+    """Bands `indexes` of `window` as float32. Signed bytes are read in their own type first: GDAL before
+    3.7 stores them as bytes flagged SIGNEDBYTE and converts -20 to 236 when asked for floats."""
+    dtypes = tuple(getattr(ds, "dtypes", None) or ())  # test doubles may have none
+    if any(dtypes[i - 1] == "int8" for i in indexes if i <= len(dtypes)):
+        return ds.read(list(indexes), window=window).astype(np.float32)
+    return ds.read(list(indexes), window=window, out_dtype="float32")
 
 
 def _midpoint_error(rr, cc, sx, sy, exact) -> float:
