@@ -29,8 +29,9 @@ def generic_dir(tmp_path_factory):
         lbl = np.ones((64, 96), np.uint8)
         lbl[:, 32:64] = 2
         lbl[20:40, :] = 3
-        opt = (rng.normal(1000, 50, (4, 64, 96)) + 800 * lbl[None]).astype(np.uint16)
-        sar = (rng.normal(-15, 1, (2, 64, 96)) + 2 * lbl[None]).astype(np.float32)
+        level = lbl[None].astype(np.float64)  # explicit: NumPy 2 keeps uint8 and overflows
+        opt = (rng.normal(1000, 50, (4, 64, 96)) + 800 * level).astype(np.uint16)
+        sar = (rng.normal(-15, 1, (2, 64, 96)) + 2 * level).astype(np.float32)
         _tif(str(root / "optical" / f"{name}.tif"), opt)
         _tif(str(root / "sar" / f"{name}.tif"), sar)
         _tif(str(root / "labels" / f"{name}.tif"), lbl[None])
@@ -171,7 +172,7 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_checkpoint_metrics_are_reproduced_and_433D_has_several_classes(capsys):
-    from claire.claire_plugin.cli.train import DEFAULT_CHECKPOINT
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
     from claire.models.predict import predict_arrays
     from claire.models.spec import normalise
 

@@ -225,6 +225,17 @@ def test_dock_optical_offset_field(dock_with_layers):
     assert "Optical offset &#x27;minus thousand&#x27; is not a number" in dock.status.text()
 
 
+def test_dock_band_fields_follow_the_one_band_rule(dock_with_layers):
+    dock = dock_with_layers
+    for text in ("2,3,4", "2;3;4", "2 3 4"):
+        dock.optical_bands.setText(text)
+        assert dock.build_params().optical_bands == [2, 3, 4], text
+    dock.optical_bands.setText("")
+    dock.sar_bands.setText("0,1")
+    assert dock.start() is None
+    assert "SAR bands &#x27;0,1&#x27; has band number 0 below 1" in dock.status.text()
+
+
 def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp_path, raster_pair, tiny_checkpoint):
     from claire.claire_plugin.core.params import ClassifyParams
     from claire.claire_plugin.gui.tasks import ClassifyTask
@@ -293,3 +304,18 @@ def test_dock_refuses_a_tile_and_batch_too_big_for_memory(qgis_app, dock_with_la
     if os.environ.get("CLAIRE_SHOT"):
         dock.resize(420, 820)
         dock.grab().save(os.environ["CLAIRE_SHOT"])
+
+
+def test_results_show_the_explanation_fields(qgis_app):
+    from claire.claire_plugin.core.explain import Explanation
+    from claire.claire_plugin.gui.results import ResultsView
+
+    view = ResultsView(None)
+    view.startExplanation()
+    view.showExplanation(Explanation(
+        text="Water covers 40 %. Trees grow on the moon.", generator="template", grounded_share=0.5,
+        flagged_sentences=["Trees grow on the moon."], fallback_reason="Explainer not used: no weights."))
+    line = view.generator.text()
+    assert "deterministic template" in line and "50 % grounded" in line
+    assert "1 sentence(s) flagged" in line and "Explainer not used: no weights." in line
+    assert "Trees grow on the moon. ⚠" in view.explanation.toPlainText()
