@@ -73,3 +73,23 @@ def test_fine_sar_is_read_in_bounded_pieces_with_the_same_values(tmp_path, monke
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-5)
     expected = np.nanmean(fine[0].reshape(6, 100, 7, 100), axis=(1, 3))
     np.testing.assert_allclose(whole[0], expected, atol=0.05)  # each grid pixel: the mean of its 100 x 100
+
+
+def test_rotated_optical_grid_gets_sar_values_exactly_where_its_pixels_lie_on_the_sar(tmp_path):
+    """An optical on a grid rotated by 20 degrees: the SAR resampled onto it is valid exactly at the pixel
+    centres inside the SAR raster, and the overlap window holds all of them."""
+    opt = write_raster(tmp_path / "o.tif", np.ones((1, 40, 50), np.uint16),
+                       transform=Affine.translation(*ORIGIN) * Affine.rotation(20) * Affine.scale(10, -10))
+    sar = write_raster(tmp_path / "s.tif", np.full((2, 40, 50), -12.0, np.float32))
+    with rasterio.open(opt) as o, rasterio.open(sar) as s:
+        values = warp.GridWarp(s, o).read([1, 2])
+        rows, cols = np.mgrid[0:40, 0:50]
+        xs, ys = o.transform * (cols + 0.5, rows + 0.5)
+        left, bottom, right, top = s.bounds
+        inside = (xs > left) & (xs < right) & (ys > bottom) & (ys < top)
+        win = rio.overlap_window(o, s)
+    assert 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(np.isfinite(values).all(axis=0), inside)
+    r, c = np.nonzero(inside)
+    assert win.row_off <= r.min() and r.max() < win.row_off + win.height
+    assert win.col_off <= c.min() and c.max() < win.col_off + win.width
