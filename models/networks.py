@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .blocks import context_cells
 from .decoders import UPerDecoder
 from .encoders import ConvNeXtEncoder
 from .fusion import CMAF, CascadeFusion, SemanticFocusing
@@ -28,15 +29,23 @@ def _share_map(gates: List[torch.Tensor], size) -> torch.Tensor:
     return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
 
 
+def _stride(i: int) -> int:
+    """Input pixels per feature cell at encoder stage i."""
+    return 4 * 2 ** i
+
+
 class _DualStream(nn.Module):
     """Shared scaffolding of two-encoder fusion networks."""
 
     def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None) -> None:
         super().__init__()
-        self.optical_encoder = ConvNeXtEncoder(optical_channels, dims, depths)
-        self.sar_encoder = ConvNeXtEncoder(sar_channels, dims, depths)
-        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+        self.context_px = context_px
+        self.optical_encoder = ConvNeXtEncoder(optical_channels, dims, depths, context_px)
+        self.sar_encoder = ConvNeXtEncoder(sar_channels, dims, depths, context_px)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes,
+                                   ppm_cells=context_cells(context_px, _stride(len(dims) - 1)))
 
     def _fuse_stage(self, i: int, o: torch.Tensor, s: torch.Tensor):
         raise NotImplementedError
@@ -64,9 +73,10 @@ class ClaireNet(_DualStream):
     """CLAIRE: optical + SAR ConvNeXt-V2 encoders, CMAF at every stage, UPerNet-style decoder."""
 
     def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
-        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim)
-        self.fusion = nn.ModuleList(CMAF(d) for d in dims)
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None) -> None:
+        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim, context_px)
+        self.fusion = nn.ModuleList(CMAF(d, window=context_cells(context_px, _stride(i))) for i, d in enumerate(dims))
 
     def _fuse_stage(self, i, o, s):
         f, g = self.fusion[i](o, s)
@@ -93,14 +103,17 @@ class SingleModalityNet(nn.Module):
     """Baseline with one encoder and the same decoder; ignores the other modality."""
 
     def __init__(self, modality: str, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None) -> None:
         super().__init__()
         if modality not in ("optical", "sar"):
             raise ValueError(f"modality must be 'optical' or 'sar', got {modality!r}")
         self.modality = modality
+        self.context_px = context_px
         cin = optical_channels if modality == "optical" else sar_channels
-        self.encoder = ConvNeXtEncoder(cin, dims, depths)
-        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+        self.encoder = ConvNeXtEncoder(cin, dims, depths, context_px)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes,
+                                   ppm_cells=context_cells(context_px, _stride(len(dims) - 1)))
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor,
                 return_gates: bool = False) -> Dict[str, Optional[torch.Tensor]]:

@@ -1,0 +1,86 @@
+"""Tile invariance of the "local" context mode (GRN, CMAF channel attention, pyramid pooling)."""
+import pytest
+import torch
+
+from claire.models.blocks import local_mean
+from claire.models.registry import build_model
+
+torch.set_num_threads(1)
+CFG = dict(num_classes=3, optical_channels=4, sar_channels=2, size="tiny", context_px=64)
+H, W = 64, 1536
+#: Half width of the receptive field of the tiny network with a 64 px context, measured by back-propagating
+#: one output pixel (411 px at the time of writing), with margin.
+RF = 448
+
+
+def _model(context: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_model("claire", dict(CFG, context=context)).eval()
+    with torch.no_grad():  # GRN starts as the identity (gamma = beta = 0): make it act
+        for name, p in model.named_parameters():
+            if ".grn." in name:
+                p.normal_(0.0, 1.0)
+    return model
+
+
+def _inputs(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 4, H, W, generator=g), torch.randn(1, 2, H, W, generator=g)
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_crop_forward_equals_whole_forward_only_in_local_mode(context):
+    model = _model(context)
+    o, s = _inputs()
+    c0, cw = 256, 1024  # a crop of the strip at a multiple of the network's stride (32)
+    with torch.no_grad():
+        whole = model(o, s)["logits"]
+        crop = model(o[..., c0:c0 + cw], s[..., c0:c0 + cw])["logits"]
+    inner = slice(RF, cw - RF)  # far from the crop's borders, so also far from the strip's
+    diff = float((crop[..., inner] - whole[..., c0 + RF:c0 + cw - RF]).abs().max())
+    if context == "local":
+        assert diff < 1e-4
+    else:
+        assert diff > 1e-3  # the tile-wide ops see the tile: the old mode is not tile invariant
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_far_away_change_leaves_output_alone_only_in_local_mode(context):
+    model = _model(context)
+    o, s = _inputs()
+    o2 = o.clone()
+    o2[..., W - 128:] += 5.0  # a bright patch at the right end
+    with torch.no_grad():
+        a = model(o, s)["logits"][..., :W - 128 - RF]
+        b = model(o2, s)["logits"][..., :W - 128 - RF]
+    diff = float((a - b).abs().max())
+    assert (diff < 1e-5) if context == "local" else (diff > 1e-3)
+
+
+def test_local_mode_loads_global_state_dict_and_changes_only_the_ops():
+    old = _model("global")
+    new = build_model("claire", dict(CFG, context="local"))
+    new.load_state_dict(old.state_dict(), strict=True)
+    o, s = _inputs()
+    with torch.no_grad():
+        assert not torch.allclose(old(o, s)["logits"], new.eval()(o, s)["logits"], atol=1e-4)
+
+
+def test_local_mean_ignores_cells_outside_and_matches_a_plain_mean():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    m = local_mean(x, 3)
+    assert float(m[0, 0, 1, 1]) == pytest.approx(float(x[0, 0, :3, :3].mean()))
+    assert float(m[0, 0, 0, 0]) == pytest.approx(float(x[0, 0, :2, :2].mean()))  # corner: 4 cells, not 9
+    assert torch.equal(local_mean(x, 1), x)
+    assert local_mean(torch.randn(2, 3, 5, 7), 4).shape == (2, 3, 5, 7)
+
+
+def test_context_config_is_checked():
+    with pytest.raises(ValueError, match="context"):
+        build_model("claire", dict(CFG, context="regional"))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_model("claire", dict(CFG, context="local", context_px=50))
+    with pytest.raises(ValueError, match="asanet"):
+        build_model("asanet", dict(CFG, context="local"))
+    for arch in ("optical_only", "sar_only"):
+        assert build_model(arch, dict(CFG, context="local")) is not None
