@@ -74,7 +74,8 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
 
     Config keys: num_classes, optical_channels, sar_channels, size in {tiny, small, base};
     optional overrides dims, depths, decoder_dim; `context` "global" (default) or "local" with
-    `context_px` (default 128, the window of GRN / channel attention / pyramid pooling in input pixels).
+    `context_px` (default 128, the window of GRN / channel attention / pyramid pooling in input pixels);
+    `cloud_gate` (claire only, default false): forward's `cloud` probability pushes CMAF's gate to SAR.
     """
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
@@ -83,6 +84,10 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
     px = context_px(arch, cfg)
     if px is not None:
         kwargs["context_px"] = px
+    if cfg.get("cloud_gate"):
+        if arch != "claire":
+            raise ValueError(f"cloud_gate is implemented for 'claire' (CMAF), not {arch!r}")
+        kwargs["cloud_gate"] = True
     return _BUILDERS[arch](
         optical_channels=int(cfg["optical_channels"]), sar_channels=int(cfg["sar_channels"]),
         num_classes=int(cfg["num_classes"]), dims=list(cfg["dims"]), depths=list(cfg["depths"]),

@@ -84,3 +84,50 @@ def test_context_config_is_checked():
         build_model("asanet", dict(CFG, context="local"))
     for arch in ("optical_only", "sar_only"):
         assert build_model(arch, dict(CFG, context="local")) is not None
+
+
+def _gated(cloud_gate: bool, context: str = "local") -> torch.nn.Module:
+    torch.manual_seed(3)
+    return build_model("claire", dict(CFG, context=context, cloud_gate=cloud_gate)).eval()
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_cloud_gate_full_cloud_means_sar_only(context):
+    model = _gated(True, context)
+    g = torch.Generator().manual_seed(5)
+    o1, o2, s = torch.randn(1, 4, 64, 96, generator=g), torch.randn(1, 4, 64, 96, generator=g), torch.randn(1, 2, 64, 96)
+    full = torch.ones(1, 1, 64, 96)
+    with torch.no_grad():
+        a, b = model(o1, s, cloud=full), model(o2, s, cloud=full)
+        clear = model(o1, s, cloud=torch.zeros(1, 1, 64, 96))
+        plain = model(o1, s)
+    assert float(a["sar_share"].min()) > 1.0 - 1e-6
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-5)  # the optical input no longer matters
+    assert torch.allclose(clear["logits"], plain["logits"], atol=1e-5)  # no cloud: the learned gate alone
+    assert not torch.allclose(clear["logits"], a["logits"], atol=1e-3)
+
+
+def test_cloud_gate_raises_sar_share_only_where_clouded():
+    model = _gated(True)
+    o, s = torch.randn(1, 4, 64, 256), torch.randn(1, 2, 64, 256)
+    cloud = torch.zeros(1, 1, 64, 256)
+    cloud[..., 160:] = 1.0
+    with torch.no_grad():
+        base = model(o, s)["sar_share"]
+        gated = model(o, s, cloud=cloud)["sar_share"]
+    assert float(gated[..., 192:].min()) > 0.99 and float(base[..., 192:].max()) < 0.9
+    assert torch.allclose(gated[..., :64], base[..., :64], atol=1e-6)  # far from the cloud: unchanged
+
+
+def test_models_without_cloud_gate_ignore_the_cloud_input():
+    for model in (_gated(False), build_model("asanet", dict(CFG)).eval(),
+                  build_model("sar_only", dict(CFG)).eval()):
+        assert not model.uses_cloud
+        o, s = torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64)
+        with torch.no_grad():
+            assert torch.equal(model(o, s)["logits"], model(o, s, cloud=torch.ones(1, 1, 64, 64))["logits"])
+    assert _gated(True).uses_cloud
+    with pytest.raises(ValueError, match="cloud_gate"):
+        build_model("asanet", dict(CFG, cloud_gate=True))
+    with pytest.raises(ValueError, match="cloud"):
+        _gated(True)(torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64), cloud=torch.ones(1, 1, 32, 32))
