@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo test test-fast install uninstall checkpoint bench screenshots fusion-table clean
+.PHONY: all setup system venv demo test test-fast lint install uninstall checkpoint bench screenshots fusion-table clean
 
 all: demo
 
@@ -29,21 +29,29 @@ $(BUILD)/.system-ok:
 system: $(BUILD)/.system-ok
 
 ## Project venv from Debian's python (so `qgis` imports), pinned deps; rasterio built against Debian's GDAL.
-$(VENV)/.deps-ok: requirements.txt requirements-dev.txt $(BUILD)/.system-ok
+$(VENV)/.deps-ok: requirements.txt requirements-dev.txt Makefile $(BUILD)/.system-ok
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --no-binary rasterio -r requirements.txt -r requirements-dev.txt
 	@ln -sfn $(ROOT) $(SITE)/claire
-	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.core.cli import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
+	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.cli.main import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
 	@chmod +x $(VENV)/bin/claire
 	@touch $@
 venv: $(VENV)/.deps-ok
 
 ## Main job: classify the bundled real Sentinel-2 + Sentinel-1 pair through real QGIS (qgis_process).
 demo: venv
-	@$(PY) -m claire.claire_plugin.demo --build $(BUILD)
+	@$(PY) -m claire.claire_plugin.tools.demo --build $(BUILD)
 
 test: venv
 	$(PY) -m pytest
+
+## The QGIS-free rooms without the long end-to-end checks (a minute or two).
+test-fast: venv
+	$(PY) -m pytest tests/models tests/core -m "not slow"
+
+## Style and correctness checks (ruff, configured in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check .
 
 ## Install into the user's QGIS profile and enable it (QGIS desktop and plain qgis_process find it).
 install: venv
@@ -63,7 +71,7 @@ bench: venv
 	$(VENV)/bin/claire bench --json $(BUILD)/bench.json
 
 screenshots: venv
-	$(PY) -m claire.claire_plugin.gui.screenshots --out docs/screenshots
+	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \

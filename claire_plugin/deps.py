@@ -11,7 +11,9 @@ import site
 import sys
 from typing import Dict, List, Optional
 
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+from .paths import PACKAGE_ROOT
+
+PLUGIN_DIR = PACKAGE_ROOT
 REQUIRED = {"torch": "torch==2.13.0", "rasterio": "rasterio==1.4.4", "safetensors": "safetensors"}
 OPTIONAL = {"transformers": "transformers==5.23.0"}
 

@@ -12,7 +12,9 @@ import os
 import sys
 from typing import Optional
 
-SOURCE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+from .paths import PACKAGE_ROOT
+
+SOURCE = PACKAGE_ROOT
 PLUGIN_NAME = "claire"
 
 

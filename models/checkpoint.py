@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple
 
-import torch.nn as nn
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    import torch.nn as nn
 
 CARD_KEY = "claire_card"
 FORMAT = "claire-checkpoint/1"

@@ -9,9 +9,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/helpers.py, tests/bad_input_cases.py
-
-from helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster  # noqa: E402
+from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
 
 
 @pytest.fixture
@@ -35,8 +34,7 @@ def tiny_checkpoint(tmp_path):
 @pytest.fixture
 def default_checkpoint():
     """The bundled default checkpoint (fails with the fix when it has not been trained yet)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "checkpoints",
-                        "claire_default.safetensors")
+    path = str(DEFAULT_CHECKPOINT)
     if not os.path.exists(path):
         pytest.fail("resources/checkpoints/claire_default.safetensors is missing: run `make checkpoint`")
     return path

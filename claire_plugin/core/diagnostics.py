@@ -12,7 +12,7 @@ import platform
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from .params import default_checkpoint
+from ..paths import DEFAULT_CHECKPOINT, PACKAGE_ROOT
 
 #: Packages the engine needs, with the pin to install (kept in line with requirements.txt).
 REQUIRED_PACKAGES: Dict[str, str] = {
@@ -24,8 +24,6 @@ REQUIRED_PACKAGES: Dict[str, str] = {
 #: Packages only some features need (the language-model explanation).
 OPTIONAL_PACKAGES: Dict[str, str] = {"transformers": "transformers==5.23.0"}
 
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:
@@ -120,7 +118,7 @@ def engine_device(requested: str, devices: Dict[str, Any]) -> Tuple[str, str]:
     if not devices.get("available"):
         return choose_device(requested, devices)
     try:
-        from .device import resolve_device
+        from .runtime.device import resolve_device
         dev, reason = resolve_device(requested)
     except ImportError:
         return choose_device(requested, devices)

@@ -1,16 +1,8 @@
 """Parameter object that carries one classification run from the UI/algorithm/CLI to the engine."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import List, Optional
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "checkpoints" / "claire_default.safetensors"
-
-
-def default_checkpoint() -> str:
-    """Path of the bundled default checkpoint (used when a run names none)."""
-    return str(DEFAULT_CHECKPOINT)
 
 
 @dataclass
@@ -35,4 +27,3 @@ class ClassifyParams:
     summary_json: Optional[str] = None
     report: Optional[str] = None
     explainer: Optional[str] = None
-    extra: dict = field(default_factory=dict)

@@ -8,8 +8,9 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "resources", "icons")
+from ..paths import resource
+
+ICON_DIR = resource("icons")
 MENU = "&CLAIRE land cover"
 
 

@@ -14,7 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from .layers import add_to_project, layer_file, result_layers
+from ..layers.layers import add_to_project, layer_file, result_layers
 from .picker import CheckpointPicker
 from .results import ResultsView
 from .tasks import ClassifyTask, ExplainTask, dock_message

@@ -12,7 +12,7 @@ from qgis.PyQt.QtWidgets import (
     QToolButton, QVBoxLayout, QWidget,
 )
 
-from ..core.diagnostics import DEFAULT_CHECKPOINT
+from ..paths import DEFAULT_CHECKPOINT
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
@@ -67,7 +67,7 @@ def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
         ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
         return [{**c, "color": col} for c, col in zip(ordered, colors)]
     except ImportError:
-        from .style import classes_from
+        from ..layers.style import classes_from
         return classes_from(classes)
 
 

@@ -108,7 +108,7 @@ class ExplainTask(QgsTask):
         """Worker thread: facts → explanation (language model if configured, else the template)."""
         try:
             from ..core.explain import explain
-            from ..core.facts import build_facts
+            from ..core.explain.facts import build_facts
             facts = build_facts(self.summary, self.card)
             out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
             self.explanation = explanation_from(out)
@@ -124,8 +124,9 @@ class ExplainTask(QgsTask):
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"ClaireError", "CheckpointError"})
+    from ..core.errors import USER_ERRORS
+
+    return isinstance(exc, USER_ERRORS)
 
 
 #: Command-line flags in engine messages and the dock's fields that set the same thing.

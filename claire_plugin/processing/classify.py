@@ -61,7 +61,7 @@ def optical_offset(alg, parameters, context) -> Optional[float]:
 
 def parse_bands(text: Optional[str], name: str) -> Optional[List[int]]:
     """Parse '2,3,4,8' into [2, 3, 4, 8] with the CLI's parser; errors become Processing errors."""
-    from ..core.cli_classify import parse_band_list
+    from ..cli.classify import parse_band_list
     from ..core.errors import ClaireError
 
     try:
@@ -183,7 +183,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         """Missing or unreadable raster files get the engine's message (problem and fix) instead of QGIS's
         'Could not load source layer'; layers are opened without writing sidecars next to the inputs."""
-        from ..gui.layers import no_input_sidecars
+        from ..layers.layers import no_input_sidecars
         from .common import check_raster_files
 
         problem = check_raster_files(parameters, {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"})
@@ -194,20 +194,16 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.errors import ClaireError
-        from ..gui.layers import no_input_sidecars
+        from ..core.errors import USER_ERRORS
+        from ..layers.layers import no_input_sidecars
         from .common import qgis_message
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)
         try:
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
-        except ClaireError as exc:
+        except USER_ERRORS as exc:
             raise QgsProcessingException(qgis_message(str(exc))) from None
-        except Exception as exc:
-            if type(exc).__name__ == "CheckpointError":
-                raise QgsProcessingException(str(exc)) from None
-            raise
         for message in result.messages:
             feedback.pushInfo(qgis_message(message))
 

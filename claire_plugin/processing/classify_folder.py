@@ -149,15 +149,15 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.errors import CancelledError, ClaireError
-        from ..core.pairing import output_name, pair_folders
+        from ..core.errors import USER_ERRORS, CancelledError, ClaireError
+        from ..core.io.pairing import output_name, pair_folders
         from ..core.params import ClassifyParams
 
         optical_dir = self.parameterAsFile(parameters, "OPTICAL_FOLDER", context)
         sar_dir = self.parameterAsFile(parameters, "SAR_FOLDER", context)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         rule = self.parameterAsString(parameters, "PAIRING", context)
-        from ..core.cli_batch import check_pairing
+        from ..cli.classify_folder import check_pairing
 
         try:
             pairing = pair_folders(optical_dir, sar_dir, rule)
@@ -217,7 +217,7 @@ class ClassifyFolderAlgorithm(QgsProcessingAlgorithm):
                 results.append(record)
                 continue
             except Exception as exc:  # carry on past a failing pair, with its reason
-                user = type(exc).__name__ in ("ClaireError", "CheckpointError") or isinstance(exc, ClaireError)
+                user = isinstance(exc, USER_ERRORS)
                 reason = qgis_message(str(exc)) if user else f"{type(exc).__name__}: {exc}"
                 feedback.reportError(f"  failed: {reason}")
                 record.update(status="failed", reason=reason, output=None,

@@ -12,8 +12,8 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ..gui.layers import layer_file as gui_layer_file
-from ..gui.style import apply_landcover_style, classes_from_raster
+from ..layers.layers import layer_file as gui_layer_file
+from ..layers.style import apply_landcover_style, classes_from_raster
 
 
 def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
@@ -28,7 +28,7 @@ def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]
     """The engine's message (problem and fix) for the first raster parameter given as a file path that is
     missing or not a raster GDAL can read; None when all are fine. Layer ids and layers are left to QGIS."""
     from ..core.errors import ClaireError
-    from ..core.raster_io import open_raster
+    from ..core.io.raster_io import open_raster
 
     for name, role in roles.items():
         value = parameters.get(name)

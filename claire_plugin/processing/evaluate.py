@@ -108,8 +108,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.errors import ClaireError
-        from ..core.evaluation import evaluate, parse_class_mapping, parse_values, write_report
+        from ..core.errors import USER_ERRORS
+        from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
 
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
@@ -126,12 +126,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                 classes = [{**c, "color": col} for c, col in zip(ordered, class_colors(card))]
             metrics = evaluate(classified, reference, classes, mapping, ignore,
                                progress_bridge(feedback), feedback.isCanceled)
-        except ClaireError as exc:
+        except USER_ERRORS as exc:
             raise QgsProcessingException(str(exc)) from None
-        except Exception as exc:
-            if type(exc).__name__ == "CheckpointError":
-                raise QgsProcessingException(str(exc)) from None
-            raise
 
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_TABLE", context, table_fields(),
                                           QgsWkbTypes.NoGeometry)

@@ -6,7 +6,9 @@ import os
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-ICON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "icons", "claire.svg")
+from ..paths import resource
+
+ICON = resource("icons", "claire.svg")
 
 
 class ClaireProvider(QgsProcessingProvider):

@@ -14,8 +14,8 @@ import torch.nn as nn
 
 torch.set_num_threads(1)
 
-from helpers import CARD_OPTICAL, TINY_CLASSES as CLASSES  # noqa: E402
-from helpers import write_raster as write_geotiff  # noqa: E402
+from claire.tests.fixtures.helpers import CARD_OPTICAL, TINY_CLASSES as CLASSES  # noqa: E402
+from claire.tests.fixtures.helpers import write_raster as write_geotiff  # noqa: E402
 
 
 def scene(rows: int, cols: int, seed: int = 0):

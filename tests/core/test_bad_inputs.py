@@ -1,7 +1,7 @@
 """Issue 7 through the command line: every bad input ends in exit status 2 and one `claire: error:` line
 that names the problem and the fix; nothing is left at the output path (an earlier file there is
 untouched); inputs are byte-identical afterwards and gain no sidecar; nothing runs from a checkpoint.
-Cases marked (works) succeed with the right result. The cases live in tests/bad_input_cases.py.
+Cases marked (works) succeed with the right result. The cases live in tests/fixtures/bad_inputs.py.
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[2]
 
-import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
+from claire.tests.fixtures import bad_inputs as C
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 
 def cli(argv):
     """Run `claire ...` in-process: (exit status, stdout, stderr)."""
-    from claire.claire_plugin.core.cli import main
+    from claire.claire_plugin.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -107,7 +107,7 @@ def test_cli_subprocess_refuses_pickle_checkpoint_without_running_it(workdir):
     pickle.loads(C.evil_pickle_bytes(str(probe))).close()
     assert probe.exists(), "the payload is not live; the test would prove nothing"
     exe = REPO / ".venv" / "bin" / "claire"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "claire.claire_plugin.core.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "claire.claire_plugin.cli.main"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd + classify_argv(args), capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2, proc.stderr
@@ -138,7 +138,7 @@ def test_no_pickle_protocol_is_ever_loaded(protocol, tmp_path):
 
 def fill_disk(monkeypatch) -> None:
     """Make every GridWriter fail with ENOSPC after its first block write reached the temporary file."""
-    from claire.claire_plugin.core import writer
+    from claire.claire_plugin.core.io import writer
 
     original = writer.GridWriter.__init__
 
@@ -165,7 +165,7 @@ def test_cli_disk_full_mid_write(workdir, monkeypatch):
 
 def test_cli_interrupted_mid_run(workdir, monkeypatch):
     """Ctrl+C after the first tile row was written: exit 130, no output, temporaries removed."""
-    from claire.claire_plugin.core import tiling
+    from claire.claire_plugin.core.engine import tiling
 
     tmp, ck = workdir
     args = C._pair(tmp, ck, tile_size=32, overlap=0)

@@ -7,8 +7,8 @@ import os
 import pytest
 import rasterio
 
-from claire.claire_plugin.core.cli import main
-from claire.claire_plugin.core.cli_classify import parse_band_list
+from claire.claire_plugin.cli.main import main
+from claire.claire_plugin.cli.classify import parse_band_list
 from claire.claire_plugin.core.errors import ClaireError
 
 

@@ -5,7 +5,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from claire.claire_plugin.core.datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs
+from claire.claire_plugin.core.training.datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs
 from claire.claire_plugin.core.errors import ClaireError
 
 

@@ -2,7 +2,7 @@
 import json
 
 from claire.claire_plugin.core import diagnostics as diag
-from claire.claire_plugin.core.cli import main
+from claire.claire_plugin.cli.main import main
 
 
 def test_choose_device_explains_cpu_fallback():

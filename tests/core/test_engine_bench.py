@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import rasterio
 
-from claire.claire_plugin.core.bench import format_table, targets, write_pair
+from claire.claire_plugin.tools.bench import format_table, targets, write_pair
 
 
 def test_synthetic_pair_is_s2_l1c_and_s1_on_epsg4326(tmp_path):

@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from claire.claire_plugin.core.gdal_names import is_gdal_name, local_files, missing_message
-from claire.claire_plugin.core.raster_io import same_file
+from claire.claire_plugin.core.io.gdal_names import is_gdal_name, local_files, missing_message
+from claire.claire_plugin.core.io.raster_io import same_file
 
 
 @pytest.fixture()

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from claire.claire_plugin.core import memory
+from claire.claire_plugin.core.runtime import memory
 
 pytestmark = pytest.mark.skipif(not memory.available(), reason="the C library is not glibc")
 
 SCRIPT = r"""
 import json, resource, sys, torch
-from claire.claire_plugin.core import memory
+from claire.claire_plugin.core.runtime import memory
 
 BUF = 48 * 1024 * 1024  # above glibc's largest dynamic mmap threshold (32 MiB)
 

@@ -8,11 +8,11 @@ import os
 import pytest
 import torch
 
-from claire.claire_plugin.core import memory_fit as M
+from claire.claire_plugin.core.engine import memory_fit as M
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
-from claire.claire_plugin.core.tiling import tiles_per_chunk
+from claire.claire_plugin.core.engine.tiling import tiles_per_chunk
 from claire.models.registry import build_model
 
 CPU = torch.device("cpu")

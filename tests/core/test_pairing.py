@@ -4,7 +4,7 @@ import os
 import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.core.pairing import (
+from claire.claire_plugin.core.io.pairing import (
     list_rasters, output_name, pair_files, pair_folders, parse_rule,
 )
 

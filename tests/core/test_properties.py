@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
 torch.set_num_threads(1)
-import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
+from claire.tests.fixtures import bad_inputs as C
 _MODEL = {}
 
 
@@ -108,7 +108,7 @@ def _sar_invalid_on_optical_grid(optical: str, sar: str) -> np.ndarray:
     a per-pixel oracle in test_warp.py), invalid where not finite."""
     import rasterio
 
-    from claire.claire_plugin.core.warp import GridWarp
+    from claire.claire_plugin.core.io.warp import GridWarp
 
     with rasterio.open(optical) as o, rasterio.open(sar) as s:
         return ~np.isfinite(GridWarp(s, o).read()).all(axis=0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.core.cli import build_parser
-from claire.claire_plugin.core.cli_classify import params_from_args
+from claire.claire_plugin.cli.main import build_parser
+from claire.claire_plugin.cli.classify import params_from_args
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
@@ -115,7 +115,7 @@ def test_command_line_flag_reaches_the_engine():
 @pytest.mark.parametrize("meta", [dict(tags={"PROCESSING_BASELINE": "04.00"}),
                                   dict(scales=[1e-4] * 12, offsets=[-0.1] * 12)])
 def test_training_reads_declared_offsets_like_the_engine(engine_scene, geotiff, meta):
-    from claire.claire_plugin.core.datasets import ClassDef, Pair, RasterPairSource
+    from claire.claire_plugin.core.training.datasets import ClassDef, Pair, RasterPairSource
 
     d = engine_scene["dir"]
     classes = [ClassDef(v, str(v)) for v in (1, 2, 4, 5)]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.core import raster_io as rio
+from claire.claire_plugin.core.io import raster_io as rio
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.core.normalize import InputSpec, detect_sar_scale, optical_preparer, sar_preparer
+from claire.claire_plugin.core.inputs.normalize import InputSpec, detect_sar_scale, optical_preparer, sar_preparer
 
 
 def test_overlap_window_in_grid_pixels(tmp_path, geotiff):
@@ -90,7 +90,7 @@ def test_same_file(tmp_path):
 
 
 def test_fused_normalisation_equals_physical_then_standardise():
-    from claire.claire_plugin.core.normalize import Preparer
+    from claire.claire_plugin.core.inputs.normalize import Preparer
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-100, 12000, (10, 20, 30)).astype(np.float32)

@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from claire.claire_plugin.core.cli import main
+from claire.claire_plugin.cli.main import main
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.explain.checker import check_grounding
-from claire.claire_plugin.core.explain.examples import sample_run
-from claire.claire_plugin.core.report import report_paths, write_report
+from claire.claire_plugin.tools.explain_examples import sample_run
+from claire.claire_plugin.core.explain.report import report_paths, write_report
 
 
 def test_json_report_with_markdown_twin(tmp_path):
@@ -52,7 +52,7 @@ def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):
     summary, card = sample_run()
     path = tmp_path / "run.json"
     path.write_text("old")
-    import claire.claire_plugin.core.report as report_mod
+    import claire.claire_plugin.core.explain.report as report_mod
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
@@ -65,7 +65,7 @@ def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):
 def test_unwritable_folder_is_a_user_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ClaireError, match="Cannot write the report"):
+    with pytest.raises(ClaireError, match="(?i)cannot write the report"):
         write_report(*sample_run(), str(blocker / "sub" / "run.json"))
 
 
@@ -98,7 +98,7 @@ def test_cli_explain_bad_inputs(tmp_path, capsys):
 
 
 def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsys):
-    from claire.claire_plugin.core.explain.examples import example_summary
+    from claire.claire_plugin.tools.explain_examples import example_summary
     names = ["water", "trees", "crops", "built area"]
     summary = example_summary([400, 300, 200, 100], [0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4],
                               [0.7, 0.4, 0.3, 0.6], names=names)

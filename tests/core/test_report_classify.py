@@ -1,7 +1,7 @@
 """End to end: `claire classify --reference --report` writes a grounded, paragraph-long report."""
 import json
 
-from claire.claire_plugin.core.cli import main
+from claire.claire_plugin.cli.main import main
 from claire.claire_plugin.core.explain.checker import check_grounding
 
 

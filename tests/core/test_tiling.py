@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.core.tiling import RowBlender, TileGrid, blend_weights, check_tiling
+from claire.claire_plugin.core.engine.tiling import RowBlender, TileGrid, blend_weights, check_tiling
 
 
 def test_blend_weights_smooth_positive_and_flat_inside():

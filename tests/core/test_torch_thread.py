@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from claire.claire_plugin.core import torch_thread
+from claire.claire_plugin.core.runtime import torch_thread
 from claire.claire_plugin.core.errors import ClaireError
 
 

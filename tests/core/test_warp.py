@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from claire.claire_plugin.core.warp import GridWarp
+from claire.claire_plugin.core.io.warp import GridWarp
 
 UTM = "EPSG:32631"
 
@@ -157,7 +157,7 @@ def test_dataset_mask_marks_no_data_without_a_nodata_value(tmp_path):
             mask = np.full((20, 20), 255, np.uint8)
             mask[5:8, 2:6] = 0
             dst.write_mask(mask)
-    from helpers import write_raster
+    from claire.tests.fixtures.helpers import write_raster
 
     # the grid starts one pixel east of the source: read directly, shifted by one column
     write_grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 20, 20), np.uint16), crs=UTM,

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 import torch
 
-from helpers import write_raster
+from claire.tests.fixtures.helpers import write_raster
 
 torch.set_num_threads(1)
 
@@ -36,7 +36,7 @@ def generic_dir(tmp_path_factory):
 def test_trained_checkpoint_runs_in_cli_and_qgis(claire_plugin, generic_dir, tmp_path, arch, sar_share):
     import processing
 
-    from claire.claire_plugin.core.cli import main
+    from claire.claire_plugin.cli.main import main
 
     ckpt = str(tmp_path / f"{arch}.safetensors")
     assert main(["train", "--arch", arch, "--size", "tiny", "--data", str(generic_dir), "--epochs", "1",

@@ -15,7 +15,7 @@ import torch
 
 torch.set_num_threads(1)
 
-import bad_input_cases as C  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
+from claire.tests.fixtures import bad_inputs as C
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 
@@ -39,7 +39,7 @@ def project_layer(name: str) -> str:
     list would offer it; return the layer id."""
     from qgis.core import QgsProject, QgsRasterLayer
 
-    from claire.claire_plugin.gui.layers import no_input_sidecars
+    from claire.claire_plugin.layers.layers import no_input_sidecars
 
     with no_input_sidecars():
         layer = QgsRasterLayer(name, os.path.basename(name), "gdal")
@@ -111,7 +111,7 @@ def test_alg_case(case_id, claire_plugin, workdir):
 
 
 def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):
-    from claire.claire_plugin.core import writer
+    from claire.claire_plugin.core.io import writer
 
     tmp, ck = workdir
     args = C._pair(tmp, ck)

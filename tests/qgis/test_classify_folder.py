@@ -11,7 +11,7 @@ import rasterio
 
 def _folders(tmp_path):
     """Two good pairs (a, b), a pair whose SAR lies elsewhere (bad), an optical and a SAR without partner."""
-    from claire.tests.conftest import synthetic_scene, write_raster
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
     opt_dir, sar_dir = tmp_path / "s2", tmp_path / "s1"
     opt_dir.mkdir()
@@ -55,7 +55,7 @@ def test_folder_batch_carries_on_and_reports(claire_plugin, tmp_path, tiny_check
 
 def test_folder_batch_with_identical_names_and_skip_existing(claire_plugin, tmp_path, tiny_checkpoint):
     import processing
-    from claire.tests.conftest import synthetic_scene, write_raster
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
     optical, sar, _ = synthetic_scene(32, 32)
     (tmp_path / "o").mkdir()

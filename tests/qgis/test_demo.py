@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import rasterio
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -15,10 +16,11 @@ def _snapshot(folder: str) -> dict:
     return {os.path.join(d, f): os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs}
 
 
+@pytest.mark.slow
 def test_demo_makes_a_styled_map_with_a_quicklook(tmp_path, default_checkpoint):
     data = os.path.join(REPO, "resources", "data")
     before = _snapshot(data)
-    proc = subprocess.run([sys.executable, "-m", "claire.claire_plugin.demo", "--build", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "claire.claire_plugin.tools.demo", "--build", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "demo" / "landcover.tif"

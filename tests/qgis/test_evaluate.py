@@ -27,7 +27,7 @@ def _expected(pred, ref):
 
 def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
     import processing
-    from claire.tests.conftest import write_raster
+    from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)
     cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
@@ -50,7 +50,7 @@ def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
 
 def test_evaluate_class_mapping_and_names_from_checkpoint(claire_plugin, tmp_path, tiny_checkpoint):
     import processing
-    from claire.tests.conftest import write_raster
+    from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)
     ref_other_ids = np.select([ref == 1, ref == 2, ref == 4], [10, 20, 40], 0).astype(np.uint8)
@@ -82,7 +82,7 @@ def processing_context():
 def test_evaluate_without_common_values_says_how_to_fix(claire_plugin, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
-    from claire.tests.conftest import write_raster
+    from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)
     cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)

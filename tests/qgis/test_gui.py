@@ -77,7 +77,7 @@ def test_picker_shows_why_a_checkpoint_is_unusable(qgis_app, tmp_path):
 def test_renderer_classes_equal_checkpoint_classes(qgis_app, tiny_run, tiny_classes):
     from qgis.core import QgsPalettedRasterRenderer
 
-    from claire.claire_plugin.gui.layers import result_layers
+    from claire.claire_plugin.layers.layers import result_layers
 
     layers = result_layers(tiny_run.result, None, "test")
     land, confidence = layers
@@ -254,7 +254,7 @@ def test_layers_from_archives_and_file_pages_are_accepted(qgis_app, tmp_path, ra
     from osgeo import gdal
     from qgis.core import QgsRasterLayer
 
-    from claire.claire_plugin.gui.layers import layer_file, no_input_sidecars
+    from claire.claire_plugin.layers.layers import layer_file, no_input_sidecars
 
     archive = tmp_path / "pair.zip"
     with zipfile.ZipFile(archive, "w") as z:

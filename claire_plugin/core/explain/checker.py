@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Optional, Tuple
 
-from ..facts import fact_names
+from .facts import fact_names
 
 _SEP = "\u202f\u2009\u00a0"
 _NUMBER = re.compile(

@@ -175,14 +175,14 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
     Raises ExplainerUnavailable when the model cannot be resolved or loaded. Runs on the torch thread
     (core.torch_thread), like the classification.
     """
-    from ..torch_thread import call, in_caller
+    from ..runtime.torch_thread import call, in_caller
 
     return call(_generate_here, facts, spec, in_caller(on_text), max_new_tokens, device, is_cancelled)
 
 
 def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], None]], max_new_tokens: int,
                    device: str, is_cancelled: Optional[Callable[[], bool]]) -> Generated:
-    from ..torch_thread import interrupted
+    from ..runtime.torch_thread import interrupted
 
     start = time.perf_counter()
     tokenizer, model, dev = load(spec, device)

@@ -1,0 +1,59 @@
+"""`claire bench`: end-to-end vs bare-forward speed and peak memory on synthetic pairs (see bench.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..tools.bench import LAYOUTS
+from ..core.errors import ClaireError
+
+
+def register(subparsers) -> None:
+    """Add the `bench` subcommand."""
+    p = subparsers.add_parser(
+        "bench", help="benchmark the engine on synthetic Sentinel-2 + Sentinel-1 pairs",
+        description="For each size: write a 13-band uint16 optical (UTM, 10 m) and a 2-band dB SAR (EPSG:4326, "
+                    "~20 m), classify them end to end in a fresh process, then time the model's bare forward on "
+                    "the same number of tiles. Prints seconds, their ratio, MPix/s and peak RSS.")
+    p.add_argument("--sizes", default="1024,4096,8192", help="square sizes in pixels (default 1024,4096,8192)")
+    p.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--bare-tiles", type=int, default=None,
+                   help="time the bare forward on this many tiles and scale to the full count (default: all)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="alternate end-to-end and bare-forward runs this many times and keep the fastest of each "
+                        "(default: 3 up to 2048 px, 2 up to 4096 px, else 1)")
+    p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
+    p.add_argument("--layout", default="plain", choices=sorted(LAYOUTS),
+                   help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
+                        "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print the table (and the targets)."""
+    from ..tools.bench import format_table, run_bench
+
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        raise ClaireError(f"--sizes {args.sizes!r} is not a list of integers; e.g. --sizes 1024,4096") from None
+    if not sizes or min(sizes) < 64:
+        raise ClaireError("--sizes needs sizes of at least 64 pixels, e.g. --sizes 1024,4096,8192")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(folder, exist_ok=True)
+    report = run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
+                       threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
+    print(format_table(report))
+    print(json.dumps(report["targets"], indent=2))
+    m = report["machine"]
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU {m['gpu']}, torch {m['torch']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+        print(f"results: {args.json}")
+    return 0

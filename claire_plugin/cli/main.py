@@ -1,0 +1,50 @@
+"""`claire` command line: one dispatcher; each subcommand module registers its own parser.
+
+Every module listed in `_COMMANDS` exposes `register(subparsers)`, which adds its subparser(s) and sets
+`func=callable(args) -> int` on each.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from . import bench, classify, classify_folder, diagnostics, explain, train
+
+# Subcommand modules in the order their commands appear in `claire --help`.
+_COMMANDS = [classify, classify_folder, train, bench, explain, diagnostics]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available area's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="claire",
+        description="CLAIRE: optical + SAR land-cover classification (QGIS-free command line).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; user errors print one clear line and exit with status 2."""
+    from ..core.errors import USER_ERRORS
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"claire: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("claire: interrupted; no output was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

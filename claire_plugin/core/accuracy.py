@@ -1,0 +1,255 @@
+"""Accuracy of a classified raster against a reference raster (QGIS-free).
+
+The reference is read onto the classified raster's grid (nearest neighbour, window by window, so memory
+does not grow with the raster), its values are mapped to the classified values when they differ
+(e.g. "10:1,20:2"), and a confusion matrix is accumulated; metrics come from `models.metrics`.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import ClaireError
+
+
+def parse_class_mapping(text: Optional[str]) -> Dict[int, int]:
+    """'10:1, 20:2' → {10: 1, 20: 2} (reference value → classified value); empty → {}."""
+    mapping: Dict[int, int] = {}
+    text = (text or "").strip()
+    if not text:
+        return mapping
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        bits = part.replace("=", ":").replace("->", ":").split(":")
+        try:
+            src, dst = (int(float(b)) for b in bits)
+        except ValueError:
+            raise ClaireError(
+                f"The class mapping entry {part!r} is not REFERENCE:CLASSIFIED. Fix: write pairs of integers "
+                "such as 10:1,20:2 (reference value 10 is class 1 of the map).") from None
+        if src in mapping and mapping[src] != dst:
+            raise ClaireError(f"The class mapping gives reference value {src} twice ({mapping[src]} and {dst}).")
+        mapping[src] = dst
+    return mapping
+
+
+def parse_values(text: Optional[str]) -> List[int]:
+    """'0, 255' → [0, 255]; empty → []."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        return [int(float(v)) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ClaireError(f"{text!r} is not a list of integer values; write e.g. 0 or 0,255.") from None
+
+
+def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
+    """Classes (value, name, colour) from a GeoTIFF's category names and colour table, if it has them.
+
+    Category names come from GDAL (the GTiff driver keeps them in the .aux.xml sidecar); without the
+    sidecar the `class_<value>` tags inside the TIFF are used. Reads `gdal.Info` JSON because
+    `Band.GetCategoryNames()` of Debian's GDAL 3.6 bindings returns None.
+    """
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return []
+    try:
+        info = gdal.Info(path, format="json")
+    except RuntimeError:
+        return []
+    if not info or not info.get("bands"):
+        return []
+    band = info["bands"][0]
+    nodata = band.get("noDataValue")
+    names = dict(enumerate(band.get("categories") or []))
+    for key, value in (band.get("metadata", {}).get("") or {}).items():
+        if key.startswith("class_") and key[6:].isdigit():
+            names.setdefault(int(key[6:]), value)
+    entries = (band.get("colorTable") or {}).get("entries") or []
+    out = []
+    for value in sorted(names):
+        name = names[value]
+        if not name or (nodata is not None and value == int(nodata)):
+            continue
+        color = "#{:02x}{:02x}{:02x}".format(*entries[value][:3]) if value < len(entries) else None
+        out.append({"value": value, "name": name, "color": color})
+    return out
+
+
+_OFFSET = 2 ** 31
+
+
+def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignore_ref: Iterable[int],
+                 progress=None, is_cancelled=None) -> Dict[str, Any]:
+    """Count (reference value, classified value) pairs over the classified grid."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    counts: Dict[int, int] = {}
+    with rasterio.open(classified) as cls_ds, rasterio.open(reference) as ref_ds:
+        if ref_ds.crs is None or cls_ds.crs is None:
+            raise ClaireError("The classified or the reference raster has no CRS. Fix: assign the CRS "
+                              "(Raster > Projections > Assign Projection) and run again.")
+        from rasterio.warp import transform_bounds
+        rb = transform_bounds(ref_ds.crs, cls_ds.crs, *ref_ds.bounds)
+        cb = cls_ds.bounds
+        if rb[0] >= cb[2] or rb[2] <= cb[0] or rb[1] >= cb[3] or rb[3] <= cb[1]:
+            raise ClaireError("The reference raster does not overlap the classified raster. Fix: choose the "
+                              "reference of the same area.")
+        cls_nodata = cls_ds.nodata
+        ref_nodata = ref_ds.nodata
+        outside = -(2 ** 31)
+        with WarpedVRT(ref_ds, crs=cls_ds.crs, transform=cls_ds.transform, width=cls_ds.width,
+                       height=cls_ds.height, resampling=Resampling.nearest, nodata=ref_nodata
+                       if ref_nodata is not None else None) as vrt:
+            windows = [w for _, w in cls_ds.block_windows(1)]
+            for i, window in enumerate(windows):
+                if is_cancelled is not None and is_cancelled():
+                    from .errors import CancelledError
+                    raise CancelledError()
+                pred = cls_ds.read(1, window=window).astype(np.int64)
+                ref = vrt.read(1, window=window, masked=True)
+                valid = ~np.ma.getmaskarray(ref)
+                ref = np.ma.getdata(ref).astype(np.int64)
+                if cls_nodata is not None:
+                    valid &= pred != int(cls_nodata)
+                if ref_nodata is not None:
+                    valid &= ref != int(ref_nodata)
+                for v in ignore_ref:
+                    valid &= ref != v
+                if mapping:
+                    mapped = np.full_like(ref, outside)
+                    for src, dst in mapping.items():
+                        mapped[ref == src] = dst
+                    # values absent from the mapping stay as they are (identity), so partial maps work
+                    mapped[mapped == outside] = ref[mapped == outside]
+                    ref = mapped
+                codes = (ref[valid] << 32) + (pred[valid] + _OFFSET)
+                u, n = np.unique(codes, return_counts=True)
+                for code, count in zip(u.tolist(), n.tolist()):
+                    counts[code] = counts.get(code, 0) + count
+                if progress is not None:
+                    progress((i + 1) / len(windows), "Comparing with the reference")
+        pixel_area = abs(cls_ds.transform.a * cls_ds.transform.e)
+    pairs = {(code >> 32, (code & 0xFFFFFFFF) - _OFFSET): c for code, c in counts.items()}
+    return {"pairs": pairs, "pixel_area_m2": pixel_area, "classified_nodata": cls_nodata,
+            "reference_nodata": ref_nodata}
+
+
+def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[str, Any]]] = None,
+             mapping: Optional[Dict[int, int]] = None, ignore_reference: Iterable[int] = (),
+             progress=None, is_cancelled=None) -> Dict[str, Any]:
+    """Compare ``classified`` with ``reference``; return metrics, per-class rows and what was ignored.
+
+    ``classes``: the classes of the map (value, name, colour); default the GeoTIFF's category names, else
+    the values found in the map. Reference pixels whose (mapped) value is not a class of the map are
+    left out and counted in ``ignored_reference``.
+    """
+    from ...models.metrics import metrics_from_confusion
+
+    from .io.gdal_names import missing_message
+
+    for path, what in ((classified, "classified"), (reference, "reference")):
+        if not path or missing_message(path, what):
+            raise ClaireError(f"The {what} raster {path!r} does not exist. Fix: choose an existing file.")
+    mapping = mapping or {}
+    data = _pair_counts(classified, reference, mapping, list(ignore_reference), progress, is_cancelled)
+    pairs = data["pairs"]
+    classes = [dict(c) for c in (classes or classes_from_gdal(classified))]
+    if not classes:
+        values = sorted({p for _, p in pairs})
+        classes = [{"value": v, "name": f"class {v}", "color": None} for v in values]
+    index = {int(c["value"]): i for i, c in enumerate(classes)}
+    k = len(classes)
+    cm = np.zeros((k, k), np.int64)
+    ignored_ref: Dict[int, int] = {}
+    ignored_pred: Dict[int, int] = {}
+    for (r, p), n in pairs.items():
+        if r not in index:
+            ignored_ref[r] = ignored_ref.get(r, 0) + n
+        elif p not in index:
+            ignored_pred[p] = ignored_pred.get(p, 0) + n
+        else:
+            cm[index[r], index[p]] += n
+    if cm.sum() == 0:
+        raise ClaireError(
+            "No pixel of the reference has a class value of the map, so nothing can be compared. Fix: give "
+            "a class mapping (e.g. 10:1,20:2) from reference values to the map's values. Reference values "
+            f"found: {sorted(ignored_ref) or 'none'}; map values: {sorted(index)}.")
+    names = [str(c.get("name")) for c in classes]
+    metrics = metrics_from_confusion(cm, names)
+    for row, c in zip(metrics["per_class"], classes):
+        row["value"] = int(c["value"])
+        row["color"] = c.get("color")
+        row["predicted"] = int(cm[:, index[int(c["value"])]].sum())
+    metrics["confusion"] = cm.tolist()
+    metrics["class_values"] = [int(c["value"]) for c in classes]
+    metrics["compared_pixels"] = int(cm.sum())
+    metrics["compared_area_ha"] = float(cm.sum() * data["pixel_area_m2"] / 1e4)
+    metrics["ignored_reference"] = {str(k_): v for k_, v in sorted(ignored_ref.items())}
+    metrics["ignored_prediction"] = {str(k_): v for k_, v in sorted(ignored_pred.items())}
+    metrics["mapping"] = {str(k_): v for k_, v in mapping.items()}
+    metrics["classified"] = classified
+    metrics["reference"] = reference
+    return metrics
+
+
+def write_csv(metrics: Dict[str, Any], path: str) -> str:
+    """Per-class rows (value, name, IoU, precision, recall, F1, support) plus an overall row, as CSV."""
+    fields = ["value", "name", "iou", "precision", "recall", "f1", "support", "predicted"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for row in metrics["per_class"]:
+            w.writerow(row)
+        w.writerow({"name": "overall", "iou": metrics["miou"], "precision": metrics["oa"],
+                    "recall": metrics["kappa"], "f1": "", "support": metrics["compared_pixels"]})
+    return path
+
+
+def write_report(metrics: Dict[str, Any], path: str) -> str:
+    """A JSON (``.json``) or HTML (any other ending) report of the evaluation."""
+    if path.lower().endswith(".json"):
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(metrics, fh, indent=2)
+        return path
+    e = html.escape
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{100 * float(v):.1f} %"
+
+    rows = "".join(
+        f"<tr><td><span style='display:inline-block;width:12px;height:12px;background:{e(r.get('color') or '#888')}'>"
+        f"</span> {e(str(r['name']))}</td><td>{r['value']}</td><td>{pct(r['iou'])}</td><td>{pct(r['precision'])}</td>"
+        f"<td>{pct(r['recall'])}</td><td>{pct(r['f1'])}</td><td>{r['support']}</td></tr>"
+        for r in metrics["per_class"])
+    names = [str(r["name"]) for r in metrics["per_class"]]
+    cm_rows = "".join(f"<tr><th>{e(n)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                      for n, row in zip(names, metrics["confusion"]))
+    ignored = metrics.get("ignored_reference") or {}
+    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>CLAIRE evaluation</title>
+<style>body{{font-family:sans-serif;margin:24px;}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
+td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse}}</style></head><body>
+<h1>Accuracy of {e(os.path.basename(metrics['classified']))}</h1>
+<p>Reference: {e(os.path.basename(metrics['reference']))}. Compared pixels: {metrics['compared_pixels']}
+({metrics['compared_area_ha']:.1f} ha).</p>
+<p><b>Overall accuracy {pct(metrics['oa'])}</b> · mean IoU {pct(metrics['miou'])} · Cohen's kappa {metrics['kappa']:.3f}</p>
+<h2>Per class</h2><table><tr><th>Class</th><th>Value</th><th>IoU</th><th>Precision</th><th>Recall</th><th>F1</th>
+<th>Reference pixels</th></tr>{rows}</table>
+<h2>Confusion matrix</h2><p>Rows: reference; columns: map.</p>
+<table><tr><th></th>{''.join(f'<th>{e(n)}</th>' for n in names)}</tr>{cm_rows}</table>
+{'<p>Reference values left out (not a class of the map): ' + e(json.dumps(ignored)) + '</p>' if ignored else ''}
+</body></html>"""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(doc)
+    return path

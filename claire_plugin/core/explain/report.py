@@ -1,0 +1,244 @@
+"""Run report: facts + explanation + summary + model card subset, as JSON and a readable twin.
+
+`write_report(summary, card, "run.json")` writes run.json and run.md; "run.html" writes run.html and
+run.json; "run.md" writes run.md and run.json. Every file is written to a temporary name in the same
+folder and renamed when complete, so a reader never sees half a report.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..errors import ClaireError
+from ..io.atomic import write_text
+from . import Explanation, explain
+from .facts import build_facts
+
+REPORT_FORMAT = "claire-report/1"
+
+
+def report_paths(path: str) -> Tuple[str, str, str]:
+    """(json path, twin path, twin kind "md"|"html") for a requested report path."""
+    root, ext = os.path.splitext(path)
+    ext = ext.lower()
+    if ext in (".html", ".htm"):
+        return root + ".json", path, "html"
+    if ext == ".md":
+        return root + ".json", path, "md"
+    if ext == ".json":
+        return path, root + ".md", "md"
+    return path, path + ".md", "md"
+
+
+def card_subset(card: dict) -> dict:
+    """The parts of a model card a report reader needs (no normalisation statistics)."""
+    card = card or {}
+    inputs = {}
+    for key, spec in (card.get("inputs") or {}).items():
+        inputs[key] = {k: spec.get(k) for k in ("sensor", "bands", "units") if k in spec}
+    training = card.get("training") or {}
+    return {
+        "format": card.get("format"), "arch": card.get("arch"), "size": card.get("size"),
+        "classes": card.get("classes") or [], "nodata": card.get("nodata"), "inputs": inputs,
+        "tile_size": card.get("tile_size"), "overlap": card.get("overlap"),
+        "training": {k: training.get(k) for k in ("data", "epochs", "seed") if k in training},
+        "heldout_metrics": (card.get("metrics") or {}).get("heldout"),
+        "created": card.get("created"), "claire_version": card.get("claire_version"),
+    }
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, tuples -> lists, numpy scalars/arrays -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _clean(obj.tolist())
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def build_report(summary: dict, card: dict, explainer: Optional[str] = None,
+                 inputs: Optional[dict] = None, focus_class: Optional[str] = None,
+                 explanation: Optional[Explanation] = None,
+                 on_text: Optional[Callable[[str], None]] = None,
+                 drop_unmatched: bool = False) -> dict:
+    """The report dict (nothing written). Pass `explanation` to reuse text already shown."""
+    facts = build_facts(summary, card, focus_class=focus_class)
+    if explanation is None:
+        explanation = explain(facts, explainer=explainer, on_text=on_text,
+                              drop_unmatched=drop_unmatched)
+    return _clean({
+        "format": REPORT_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "facts": facts,
+        "explanation": explanation.to_dict(),
+        "summary": summary,
+        "model": card_subset(card),
+        "inputs": inputs or {},
+    })
+
+
+def write_report(summary: dict, card: dict, path: str, explainer: Optional[str] = None,
+                 inputs: Optional[dict] = None, focus_class: Optional[str] = None,
+                 explanation: Optional[Explanation] = None,
+                 on_text: Optional[Callable[[str], None]] = None,
+                 drop_unmatched: bool = False) -> dict:
+    """Build the report and write it as JSON plus a Markdown or HTML twin; returns the report dict."""
+    report = build_report(summary, card, explainer=explainer, inputs=inputs, focus_class=focus_class,
+                          explanation=explanation, on_text=on_text, drop_unmatched=drop_unmatched)
+    json_path, twin_path, kind = report_paths(path)
+    twin = render_html(report) if kind == "html" else render_markdown(report)
+    write_text(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n", "report")
+    write_text(twin_path, twin, "report")
+    return report
+
+
+# --------------------------------------------------------------------------------------- tables
+
+def _v(x: Any, fmt: str = "{:.1f}") -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, int) and fmt == "{:.1f}":
+        return f"{x:,}"
+    return fmt.format(x)
+
+
+def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
+    """(title, header, rows) of every table of a report, for the Markdown / HTML twins and the dock."""
+    facts = report["facts"]
+    out = []
+    rows = [[c["name"], _v(c["area_ha"], "{:,.1f}"), _v(c["share_pct"]), _v(c["mean_confidence_pct"]),
+             _v(c["low_confidence_pct"]), _v(c["sar_reliance_pct"])] for c in facts["classes"]]
+    out.append(("Classes", ["Class", "Area (ha)", "Share (%)", "Mean confidence (%)",
+                            "Low confidence (%)", "SAR reliance (%)"], rows))
+    m = facts.get("metrics")
+    if m:
+        out.append(("Accuracy against the reference", ["Metric", "Value"],
+                    [["Overall accuracy (%)", _v(m["oa_pct"])], ["Mean IoU (%)", _v(m["miou_pct"])],
+                     ["Cohen's kappa", _v(m["kappa"], "{:.2f}")]]))
+        out.append(("Per-class accuracy", ["Class", "IoU (%)", "Precision (%)", "Recall (%)",
+                                           "F1 (%)", "Support (px)"],
+                    [[c["name"], _v(c["iou_pct"]), _v(c["precision_pct"]), _v(c["recall_pct"]),
+                      _v(c["f1_pct"]), f"{c['support']:,}"] for c in m["per_class"]]))
+        if m.get("confused_pairs"):
+            out.append(("Most confused class pairs", ["Reference", "Mapped as", "Pixels",
+                                                      "Share of reference (%)"],
+                        [[p["reference"], p["predicted"], f"{p['pixels']:,}",
+                          _v(p["share_of_reference_pct"])] for p in m["confused_pairs"]]))
+    s = facts["scene"]
+    out.append(("Scene", ["Quantity", "Value"], [
+        ["Valid area (ha)", _v(s["total_area_ha"], "{:,.1f}")],
+        ["Valid pixels", _v(s["valid_pixels"], "{:,}")], ["Nodata pixels", _v(s["nodata_pixels"], "{:,}")],
+        ["Optical nodata / invalid (%)", _v(s["optical_invalid_pct"])],
+        ["Optical cloud-like (%)", _v(s["cloud_like_pct"])],
+        ["Mean confidence (%)", _v(s["mean_confidence_pct"])],
+        ["Low-confidence pixels (%)", _v(s["low_confidence_pct"])],
+        ["SAR reliance (%)", _v(s["sar_reliance_pct"])]]))
+    return out
+
+
+def _inputs_model_lines(report: dict) -> List[Tuple[str, str]]:
+    lines = [(k, str(v)) for k, v in (report.get("inputs") or {}).items() if v is not None]
+    model = report.get("model") or {}
+    desc = " ".join(str(x) for x in (model.get("arch"), model.get("size")) if x)
+    if desc:
+        lines.append(("model", desc))
+    for key in ("optical", "sar"):
+        spec = (model.get("inputs") or {}).get(key) or {}
+        if spec:
+            lines.append((f"{key} input", f"{spec.get('sensor') or ''} "
+                          f"({', '.join(spec.get('bands') or [])})".strip()))
+    return lines
+
+
+def _grounding_line(ex: dict) -> str:
+    return (f"Grounding: {ex['numbers_grounded']} of {ex['numbers_total']} numbers are found in the "
+            f"facts (grounded share {ex['grounded_share'] * 100:.1f} %).")
+
+
+def render_markdown(report: dict) -> str:
+    """Readable Markdown twin of a report."""
+    ex = report["explanation"]
+    md = ["# CLAIRE land-cover report", "",
+          f"*Explanation written by: {ex['generator_label']}*", ""]
+    if ex.get("fallback_reason"):
+        md += [f"> {ex['fallback_reason']}", ""]
+    md += [ex["text"], "", _grounding_line(ex), ""]
+    if ex["flagged_sentences"]:
+        md += ["Sentences with numbers not found in the facts:", ""]
+        md += [f"- {s}" for s in ex["flagged_sentences"]] + [""]
+
+    def cell(x: str) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    for title, header, rows in tables(report):
+        md += [f"## {title}", "", "| " + " | ".join(cell(h) for h in header) + " |",
+               "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+        md += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows] + [""]
+    lines = _inputs_model_lines(report)
+    if lines:
+        md += ["## Inputs and model", ""] + [f"- **{cell(k)}**: {cell(v)}" for k, v in lines] + [""]
+    md += [f"*Created {report.get('created')}; {report.get('format')}.*", ""]
+    return "\n".join(md)
+
+
+def render_html(report: dict) -> str:
+    """Readable, self-contained HTML twin of a report (all text escaped)."""
+    e = html.escape
+    ex = report["explanation"]
+    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<title>CLAIRE land-cover report</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.45}"
+             "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #bbb;"
+             "padding:.2em .6em}td:not(:first-child){text-align:right}.gen{color:#555}"
+             ".flag{background:#fff3cd}</style></head><body>",
+             "<h1>CLAIRE land-cover report</h1>",
+             f"<p class=\"gen\"><em>Explanation written by: {e(ex['generator_label'])}</em></p>"]
+    if ex.get("fallback_reason"):
+        parts.append(f"<blockquote>{e(ex['fallback_reason'])}</blockquote>")
+    parts += [f"<p>{e(p)}</p>" for p in ex["text"].split("\n\n") if p.strip()]
+    parts.append(f"<p class=\"gen\">{e(_grounding_line(ex))}</p>")
+    if ex["flagged_sentences"]:
+        parts.append("<p>Sentences with numbers not found in the facts:</p><ul>")
+        parts += [f"<li class=\"flag\">{e(s)}</li>" for s in ex["flagged_sentences"]] + ["</ul>"]
+    for title, header, rows in tables(report):
+        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header)
+                     + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    lines = _inputs_model_lines(report)
+    if lines:
+        parts.append("<h2>Inputs and model</h2><ul>")
+        parts += [f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in lines] + ["</ul>"]
+    parts.append(f"<p class=\"gen\"><em>Created {e(str(report.get('created')))}; "
+                 f"{e(str(report.get('format')))}.</em></p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def load_summary_file(path: str) -> Tuple[dict, Optional[dict]]:
+    """Read an engine summary JSON (or a previous report); returns (summary, card or None)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data: Dict[str, Any] = json.load(fh)
+    except OSError as exc:
+        raise ClaireError(f"Cannot read the summary '{path}': {exc.strerror}; give the JSON written "
+                          f"by `claire classify`.") from None
+    except ValueError as exc:
+        raise ClaireError(f"'{path}' is not valid JSON ({exc}); give the summary JSON written by "
+                          f"`claire classify`.") from None
+    if isinstance(data, dict) and isinstance(data.get("summary"), dict):
+        card = data.get("card") or data.get("model")
+        return data["summary"], card if isinstance(card, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        raise ClaireError(f"'{path}' has no 'classes' list; give the summary JSON written by "
+                          f"`claire classify`.")
+    return data, None

@@ -1,0 +1,126 @@
+"""Map raster bands to the bands a checkpoint expects.
+
+Order of preference: explicit 1-based indices, then band descriptions, then known Sentinel-2 /
+Sentinel-1 layouts by band count, then (same count as needed) the checkpoint's own order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from ..errors import ClaireError
+
+S2_L1C = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+S2_L2A = [b for b in S2_L1C if b != "B10"]
+S2_10 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+S2_4 = ["B02", "B03", "B04", "B08"]
+
+#: Known layouts by band count (only counts whose meaning is unambiguous).
+OPTICAL_LAYOUTS: Dict[int, tuple] = {
+    13: ("Sentinel-2 L1C (B01..B12 with B10)", S2_L1C),
+    12: ("Sentinel-2 L2A (B01..B12 without B10)", S2_L2A),
+    10: ("Sentinel-2 10/20 m bands (B02..B12 without B01, B09, B10)", S2_10),
+    4: ("4-band blue, green, red, NIR (B02, B03, B04, B08)", S2_4),
+}
+SAR_LAYOUTS: Dict[int, tuple] = {
+    2: ("Sentinel-1 dual polarisation (VV, VH)", ["VV", "VH"]),
+    1: ("single polarisation (VV)", ["VV"]),
+}
+
+_ALIASES = {
+    "COASTAL": "B01", "AEROSOL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": "B04",
+    "REDEDGE1": "B05", "RE1": "B05", "REDEDGE2": "B06", "RE2": "B06", "REDEDGE3": "B07", "RE3": "B07",
+    "NIR": "B08", "NIR08": "B08", "NARROWNIR": "B8A", "NIRNARROW": "B8A", "RE4": "B8A", "NIR09": "B8A",
+    "WATERVAPOUR": "B09", "WATERVAPOR": "B09", "CIRRUS": "B10", "SWIR1": "B11", "SWIR16": "B11",
+    "SWIR2": "B12", "SWIR22": "B12",
+}
+
+
+def canonical_band(name: Optional[str]) -> Optional[str]:
+    """Canonical band name ('B02', 'B8A', 'VV', ...) from a description or card name, else None."""
+    if not name:
+        return None
+    text = str(name).strip().upper()
+    compact = re.sub(r"[\s_\-\.]", "", text)
+    if compact in _ALIASES:
+        return _ALIASES[compact]
+    m = re.search(r"(?<![A-Z0-9])B0?(\d{1,2})(A?)(?![0-9])", text.replace("_", " ").replace("-", " "))
+    if m is None:
+        m = re.fullmatch(r"B0?(\d{1,2})(A?)", compact)
+    if m:
+        num, suffix = int(m.group(1)), m.group(2)
+        return f"B{num}A" if suffix else f"B{num:02d}"
+    for pol in ("VV", "VH", "HH", "HV"):
+        if re.search(rf"(?<![A-Z]){pol}(?![A-Z])", text.replace("_", " ")):
+            return pol
+    return compact or None
+
+
+@dataclass
+class BandChoice:
+    """Which 1-based raster bands feed which checkpoint bands, and why."""
+
+    indices: List[int]
+    names: List[str]
+    method: str
+
+    def describe(self, role: str) -> str:
+        """One line for the user, e.g. 'optical: bands 2,3,4 -> B02,B03,B04 (band descriptions)'."""
+        pairs = ", ".join(f"{i}->{n}" for i, n in zip(self.indices, self.names))
+        return f"{role}: bands {pairs} ({self.method})"
+
+    def as_dict(self) -> dict:
+        return {"indices": list(self.indices), "names": list(self.names), "method": self.method}
+
+
+def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], wanted: Sequence[str],
+                 explicit: Optional[Sequence[int]] = None, needed: Optional[int] = None,
+                 flag: str = "--bands") -> BandChoice:
+    """Pick the raster bands (1-based) for `role` ('optical' or 'sar').
+
+    `wanted` are the checkpoint's band names (may be empty); `needed` the channel count when names
+    are missing. Raises ClaireError naming the problem and the option that fixes it.
+    """
+    wanted = [str(w) for w in (wanted or [])]
+    n_need = len(wanted) if wanted else int(needed or 0)
+    names_out = wanted if wanted else [f"channel {i + 1}" for i in range(n_need)]
+    if explicit:
+        idx = [int(i) for i in explicit]
+        bad = [i for i in idx if i < 1 or i > count]
+        if bad:
+            raise ClaireError(f"{role} band index {bad[0]} is out of range: the {role} raster has {count} "
+                              f"band(s), numbered 1..{count}; fix {flag}")
+        if n_need and len(idx) != n_need:
+            raise ClaireError(f"{flag} lists {len(idx)} band(s) but the checkpoint needs {n_need} {role} bands "
+                              f"({', '.join(names_out)}); list exactly {n_need} 1-based indices in that order")
+        return BandChoice(idx, names_out if n_need else [f"band {i}" for i in idx], f"explicit {flag}")
+    if count < n_need:
+        raise ClaireError(f"the {role} raster has {count} band(s) but the checkpoint needs {n_need} "
+                          f"({', '.join(names_out)}); give a raster with those bands (a band stack) "
+                          f"or a checkpoint trained on fewer bands")
+    want_c = [canonical_band(w) for w in wanted]
+    if wanted:
+        desc_c = [canonical_band(d) for d in descriptions]
+        if any(desc_c):
+            found = []
+            for w in want_c:
+                hits = [i + 1 for i, d in enumerate(desc_c) if d is not None and d == w]
+                if len(hits) != 1:
+                    break
+                found.append(hits[0])
+            else:
+                return BandChoice(found, wanted, "matched by band descriptions")
+        layouts = OPTICAL_LAYOUTS if role == "optical" else SAR_LAYOUTS
+        if count in layouts:
+            label, layout = layouts[count]
+            if all(w in layout for w in want_c):
+                return BandChoice([layout.index(w) + 1 for w in want_c], wanted,
+                                  f"known layout by band count: {label}")
+    if count == n_need:
+        return BandChoice(list(range(1, count + 1)), names_out,
+                          f"assumed to be in the checkpoint's order ({count} bands, no descriptions matched)")
+    raise ClaireError(f"cannot tell which of the {count} {role} bands are {', '.join(names_out)}: the band "
+                      f"descriptions do not name them and {count} bands is not a known layout; pass "
+                      f"{flag} with {n_need} 1-based indices, e.g. {flag} "
+                      f"{','.join(str(i + 1) for i in range(n_need))}")

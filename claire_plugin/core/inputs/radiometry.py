@@ -1,0 +1,142 @@
+"""The radiometric offset of an optical raster: given by the user, declared by the file, or suspected.
+
+Sentinel-2 products of processing baseline 04.00 and later (everything processed from 25 January 2022,
+and the reprocessed Collection-1) store `DN = 10000 * reflectance + 1000`: ESA's `BOA_ADD_OFFSET` (L2A)
+or `RADIO_ADD_OFFSET` (L1C) is -1000 and is *added* to the DN before dividing by 10000. Read as if it
+were the older convention, every band is 0.1 too bright. In order of precedence:
+
+1. the user's `--optical-offset` (`OPTICAL_OFFSET` in QGIS): added to the raw values;
+2. GDAL band scale/offset on the used bands (QGIS applies them too): `physical = DN * scale + offset`
+   replaces the card's scaling; an offset with scale 1 is in raw units and is added before it;
+3. `BOA_ADD_OFFSET*` / `RADIO_ADD_OFFSET*` tags of the used bands, else of the dataset;
+4. a `PROCESSING_BASELINE` tag of 04.00 or later: ESA's -1000;
+5. nothing declared: no offset, but a note when every sampled value of every band is >= 1000, which is
+   what offset data looks like (older data only under thick cloud, snow or haze: water, shadows and the
+   visible bands of vegetation are darker). The note suggests the flag; it changes nothing by itself.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ClaireError
+
+#: ESA's offset for processing baseline 04.00 and later, in DN, added before dividing by 10000.
+S2_ADD_OFFSET = -1000.0
+_ADD_OFFSET_KEY = re.compile(r"^(BOA|RADIO)_ADD_OFFSET(_\w+)?$", re.IGNORECASE)
+
+
+@dataclass
+class Radiometry:
+    """How raw optical values become physical ones before the card's clip and standardisation.
+
+    `scale`/`offset` set: the file's own `DN * scale + offset` replaces the card's scaling.
+    Otherwise `add` is added to the raw values before the card's scale (ESA's convention)."""
+
+    add: float = 0.0
+    scale: Optional[float] = None
+    offset: Optional[float] = None
+    note: str = ""
+    given: bool = False  # the user's value, applied as it is
+
+
+def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None) -> Radiometry:
+    """The radiometry of bands `indices` (1-based) of the rasterio dataset `ds`; `given` (the user's
+    offset, raw units) wins. ClaireError when the file's declarations cannot be applied as one value."""
+    if given is not None:
+        if not np.isfinite(given):
+            raise ClaireError(f"--optical-offset {given} is not a number; give the value added to the optical "
+                              f"values before scaling, e.g. --optical-offset -1000")
+        return Radiometry(add=float(given), given=True,
+                          note=f"optical offset {given:g} added before scaling (--optical-offset)")
+    names = [_band_name(ds, i) for i in indices]
+    scales = [float(ds.scales[i - 1]) for i in indices]
+    offsets = [float(ds.offsets[i - 1]) for i in indices]
+    if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+        scale = _one_value("scale", dict(zip(names, scales)))
+        offset = _one_value("offset", dict(zip(names, offsets)))
+        if scale == 0.0:
+            raise ClaireError("the optical raster declares a band scale of 0; fix the file's scale metadata or "
+                              "pass --optical-offset 0 to ignore it")
+        if scale == 1.0:  # an offset in the raw units (e.g. -1000 DN): added before the card's scale
+            return Radiometry(add=offset, note=f"optical offset {offset:g} added before scaling (GDAL band offset "
+                                               f"of the file)")
+        return Radiometry(scale=scale, offset=offset,
+                          note=f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + "
+                               f"{offset:g}, instead of the checkpoint's")
+    tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
+    where = "band"
+    if not tagged:
+        tagged, where = _add_offset_tags(ds.tags()), "dataset"
+    if tagged:
+        add = _one_value("ADD_OFFSET", tagged)
+        if add > 0:
+            raise ClaireError(f"the optical raster declares an ADD_OFFSET of +{add:g}, but ESA's offset is added to "
+                              f"the values and is negative (-1000 from processing baseline 04.00); pass "
+                              f"--optical-offset -{add:g} or --optical-offset 0 to say which applies")
+        return Radiometry(add=add, note=f"optical offset {add:g} added before scaling (ADD_OFFSET {where} metadata "
+                                        f"of the file)")
+    baseline = _baseline(ds.tags())
+    if baseline is not None and baseline >= 4.0:
+        return Radiometry(add=S2_ADD_OFFSET,
+                          note=f"optical offset {S2_ADD_OFFSET:g} added before scaling (Sentinel-2 processing "
+                               f"baseline {baseline:05.2f} declared by the file; pass --optical-offset 0 if the "
+                               f"values were already corrected)")
+    return Radiometry()
+
+
+def offset_suspicion(sample: np.ndarray, scale: float, units: str) -> Optional[str]:
+    """A note when undeclared integer DN look like offset Sentinel-2 data: every sampled value of every
+    band >= 1000 for a checkpoint that reads reflectance x 10000. None otherwise."""
+    if "reflect" not in units.lower() or not np.isclose(scale, 1e-4) or sample.size == 0:
+        return None
+    per_band = [b[np.isfinite(b) & (b > 0)] for b in sample.reshape(sample.shape[0], -1).astype(np.float64)]
+    if any(b.size < 100 for b in per_band):
+        return None
+    lowest = min(float(b.min()) for b in per_band)
+    if lowest < 1000:
+        return None
+    return (f"every sampled optical value is {lowest:.0f} or more, in every band: either Sentinel-2 of processing "
+            f"baseline 04.00 or later (from 25 January 2022, stored as reflectance x 10000 + 1000) that lost its "
+            f"metadata - if so, run again with --optical-offset -1000 - or a scene without any dark pixel "
+            f"(thick cloud, snow, haze)")
+
+
+def _band_name(ds, i: int) -> str:
+    desc = (ds.descriptions[i - 1] if ds.descriptions else None) or ""
+    return desc or f"band {i}"
+
+
+def _one_value(what: str, values: Dict[str, float]) -> float:
+    distinct = sorted(set(values.values()))
+    if len(distinct) > 1:
+        listed = ", ".join(f"{k} {v:g}" for k, v in values.items())
+        raise ClaireError(f"the optical bands declare different {what} values ({listed}); the engine applies one "
+                          f"value to all bands: pass --optical-offset VALUE to choose the offset yourself")
+    return distinct[0]
+
+
+def _add_offset_tags(tags: Dict[str, str]) -> Dict[str, float]:
+    """{key: value} of the BOA/RADIO_ADD_OFFSET items among `tags`."""
+    found = {}
+    for key, val in tags.items():
+        if _ADD_OFFSET_KEY.match(key):
+            try:
+                found[key] = float(val)
+            except (TypeError, ValueError):
+                raise ClaireError(f"the optical raster's {key} metadata is {val!r}, not a number; fix it or pass "
+                                  f"--optical-offset VALUE") from None
+    return found
+
+
+def _baseline(tags: Dict[str, str]) -> Optional[float]:
+    for key, val in tags.items():
+        if key.upper() in ("PROCESSING_BASELINE", "S2:PROCESSING_BASELINE"):
+            try:
+                return float(str(val).strip().lstrip("Nn"))
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,191 @@
+"""Pair optical and SAR rasters of two folders by file name (QGIS-free).
+
+A pairing rule turns a file name into a *key*; an optical and a SAR file pair when their keys are equal.
+
+Rules (as typed by a user, see :func:`parse_rule`):
+
+- ``""`` or ``"stem"``: identical file stem (``a.tif`` pairs with ``a.tiff``), case-insensitive.
+- ``"_S2->_S1"``: replace ``_S2`` in the optical stem by ``_S1`` to get the SAR stem (several
+  replacements may be separated by ``;``, e.g. ``"S2L2A->S1RTC;_opt->_sar"``).
+- ``"regex:<pattern>"``: the key is the named group ``key`` (or else group 1, or else the whole
+  match) of the pattern searched in each stem; files where it does not match stay unmatched.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from ..errors import ClaireError
+
+#: File name endings read as rasters (lower case).
+RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".nc")
+
+
+@dataclass
+class Pair:
+    """One optical file and the SAR file it pairs with; ``key`` is the shared name key."""
+
+    key: str
+    optical: str
+    sar: str
+
+
+@dataclass
+class Unmatched:
+    """A file left without partner, and why."""
+
+    path: str
+    side: str  # "optical" or "sar"
+    reason: str
+
+
+@dataclass
+class PairingResult:
+    """Pairs found plus every file that could not be paired (with a reason)."""
+
+    pairs: List[Pair] = field(default_factory=list)
+    unmatched: List[Unmatched] = field(default_factory=list)
+
+    @property
+    def unmatched_optical(self) -> List[Unmatched]:
+        """Optical files without a SAR partner."""
+        return [u for u in self.unmatched if u.side == "optical"]
+
+    @property
+    def unmatched_sar(self) -> List[Unmatched]:
+        """SAR files without an optical partner."""
+        return [u for u in self.unmatched if u.side == "sar"]
+
+
+@dataclass
+class PairingRule:
+    """Functions that map an optical / a SAR file stem to a key (``None``: no key)."""
+
+    description: str
+    optical_key: Callable[[str], Optional[str]]
+    sar_key: Callable[[str], Optional[str]]
+
+
+def _stem(path: str) -> str:
+    name = os.path.basename(path)
+    return os.path.splitext(name)[0]
+
+
+def parse_rule(text: Optional[str]) -> PairingRule:
+    """Parse a user's pairing rule (see the module docstring); raise ClaireError when malformed."""
+    text = (text or "").strip()
+    if text == "" or text.lower() in ("stem", "same", "identical"):
+        return PairingRule("identical file name (stem)", lambda s: s.lower(), lambda s: s.lower())
+    if text.lower().startswith("regex:"):
+        pattern = text[len("regex:"):]
+        try:
+            rx = re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise ClaireError(
+                f"The pairing pattern {pattern!r} is not a valid regular expression ({exc}). "
+                "Fix it, e.g. regex:(?P<key>\\d+D_\\d+[LR]_\\d_\\d)."
+            ) from exc
+
+        def key(stem: str) -> Optional[str]:
+            m = rx.search(stem)
+            if not m:
+                return None
+            if "key" in rx.groupindex:
+                return (m.group("key") or "").lower() or None
+            return (m.group(1) if rx.groups else m.group(0)).lower()
+
+        return PairingRule(f"regular expression {pattern!r}", key, key)
+    if "->" in text:
+        replacements: List[Tuple[str, str]] = []
+        for part in text.split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            if part.count("->") != 1:
+                raise ClaireError(
+                    f"The pairing rule part {part!r} must look like OPTICAL->SAR, e.g. _S2->_S1."
+                )
+            old, new = (s.strip() for s in part.split("->"))
+            if not old:
+                raise ClaireError(
+                    f"The pairing rule part {part!r} has nothing to replace; write e.g. _S2->_S1."
+                )
+            replacements.append((old.lower(), new.lower()))
+
+        def optical_key(stem: str) -> Optional[str]:
+            s = stem.lower()
+            for old, new in replacements:
+                s = s.replace(old, new)
+            return s
+
+        desc = ", ".join(f"'{o}' -> '{n}'" for o, n in replacements)
+        return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s.lower())
+    raise ClaireError(
+        f"Unknown pairing rule {text!r}. Use an empty rule (identical names), a replacement such as "
+        "_S2->_S1, or regex:<pattern with a (?P<key>...) group>."
+    )
+
+
+def list_rasters(folder: str, extensions: Iterable[str] = RASTER_EXTENSIONS) -> List[str]:
+    """Raster files directly inside ``folder`` (not recursive), sorted by name."""
+    if not folder or not os.path.isdir(folder):
+        raise ClaireError(f"The folder {folder!r} does not exist; choose an existing folder.")
+    exts = tuple(e.lower() for e in extensions)
+    out = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and name.lower().endswith(exts) and not name.startswith("."):
+            out.append(path)
+    return out
+
+
+def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> PairingResult:
+    """Pair two lists of files with ``rule``; files with no or an ambiguous partner are reported."""
+    result = PairingResult()
+    sar_by_key: Dict[str, List[str]] = {}
+    for path in sar:
+        k = rule.sar_key(_stem(path))
+        if k is None:
+            result.unmatched.append(Unmatched(path, "sar", "name does not match the pairing rule"))
+            continue
+        sar_by_key.setdefault(k, []).append(path)
+    used: set = set()
+    seen_opt: Dict[str, str] = {}
+    for path in optical:
+        k = rule.optical_key(_stem(path))
+        if k is None:
+            result.unmatched.append(Unmatched(path, "optical", "name does not match the pairing rule"))
+            continue
+        if k in seen_opt:
+            result.unmatched.append(Unmatched(
+                path, "optical", f"another optical file ({os.path.basename(seen_opt[k])}) has the same key"))
+            continue
+        seen_opt[k] = path
+        candidates = sar_by_key.get(k, [])
+        if not candidates:
+            result.unmatched.append(Unmatched(path, "optical", f"no SAR file with key '{k}'"))
+        elif len(candidates) > 1:
+            names = ", ".join(os.path.basename(c) for c in candidates)
+            result.unmatched.append(Unmatched(path, "optical", f"several SAR files match: {names}"))
+        else:
+            result.pairs.append(Pair(k, path, candidates[0]))
+            used.add(candidates[0])
+    for k, paths in sar_by_key.items():
+        for p in paths:
+            if p not in used:
+                reason = "no optical file pairs with it" if k not in seen_opt else "ambiguous with another SAR file"
+                result.unmatched.append(Unmatched(p, "sar", reason))
+    return result
+
+
+def pair_folders(optical_dir: str, sar_dir: str, rule_text: Optional[str] = None) -> PairingResult:
+    """List both folders and pair their rasters with the rule given as text."""
+    rule = parse_rule(rule_text)
+    return pair_files(list_rasters(optical_dir), list_rasters(sar_dir), rule)
+
+
+def output_name(pair: Pair, suffix: str = "_landcover", ext: str = ".tif") -> str:
+    """File name of a pair's classified output: the optical stem plus ``suffix``."""
+    return f"{_stem(pair.optical)}{suffix}{ext}"

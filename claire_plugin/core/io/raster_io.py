@@ -1,0 +1,263 @@
+"""Opening rasters safely, the optical/SAR overlap, and on-the-fly warping onto the optical grid."""
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import ClaireError
+
+
+def open_raster(path: str, role: str):
+    """Open `path` (a file or any GDAL dataset name, see core.gdal_names) with rasterio, or raise
+    ClaireError naming the file and what to do."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    from .gdal_names import is_gdal_name, missing_message
+
+    if not path:
+        raise ClaireError(f"no {role} raster given; pass the path of a GeoTIFF (or another GDAL raster)")
+    problem = missing_message(path, role)
+    if problem:
+        raise ClaireError(problem)
+    if not is_gdal_name(path) and os.path.isdir(path):
+        raise ClaireError(f"the {role} path {path!r} is a folder; give a raster file")
+    try:
+        with warnings.catch_warnings():  # require_crs() says it clearly, with the fix
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
+    except (RasterioIOError, OSError, ValueError) as exc:
+        members = _archive_rasters(path)
+        if members:
+            raise ClaireError(f"the {role} file {path!r} is an archive; give a raster inside it by its GDAL name, "
+                              f"e.g. {_listing(members)}") from None
+        raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
+                          f"or another GDAL raster") from None
+    if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        subs = list(ds.subdatasets)
+        descs = ds.tags(ns="SUBDATASETS")
+        ds.close()
+        if subs:
+            named = [f"{n} ({descs.get(f'SUBDATASET_{i}_DESC', '').strip()})".replace(" ()", "")
+                     for i, n in enumerate(subs, 1)]
+            raise ClaireError(f"the {role} file {path!r} holds {len(subs)} rasters (subdatasets) and no bands of "
+                              f"its own; give one of them as the {role} raster: {_listing(named)}")
+        raise ClaireError(f"the {role} raster {path!r} has no bands or no pixels; give a valid raster")
+    return ds
+
+
+def _listing(items: Sequence[str], most: int = 6) -> str:
+    """Items joined for a message, with how many more there are."""
+    shown = "; ".join(items[:most])
+    return shown + (f"; and {len(items) - most} more" if len(items) > most else "")
+
+
+_RASTER_EXT = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".nc", ".h5", ".hdf", ".dat", ".bil", ".envi")
+
+
+def _archive_rasters(path: str) -> List[str]:
+    """/vsizip/ or /vsitar/ names of the raster-looking members of a zip or tar archive; [] otherwise."""
+    import tarfile
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names, prefix = z.namelist(), "/vsizip/"
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as t:
+                names, prefix = t.getnames(), "/vsitar/"
+        else:
+            return []
+    except (OSError, zipfile.BadZipFile, tarfile.TarError):
+        return []
+    full = os.path.abspath(path)
+    return [f"{prefix}{full}/{n}" for n in names if n.lower().endswith(_RASTER_EXT)]
+
+
+def require_crs(ds, role: str) -> None:
+    """Raise ClaireError if the raster has no CRS (we cannot place it next to the other raster)."""
+    if (ds.crs is None or not ds.crs.to_wkt()) and ds.gcps[0]:
+        raise ClaireError(f"the {role} raster {ds.name!r} is located only by ground control points, as a "
+                          f"Sentinel-1 GRD/SLC in radar geometry is; put it on a map grid first (for Sentinel-1: "
+                          f"SNAP Calibration then Range-Doppler Terrain Correction; for other rasters: "
+                          f"gdalwarp -t_srs EPSG:32633 IN OUT, or Raster > Projections > Warp in QGIS)")
+    if ds.crs is None or not ds.crs.to_wkt():
+        raise ClaireError(f"the {role} raster {ds.name!r} has no coordinate reference system; assign one "
+                          f"(e.g. gdal_edit.py -a_srs EPSG:32633 FILE, or Raster > Projections > Assign in QGIS)")
+    if ds.transform.is_identity:
+        raise ClaireError(f"the {role} raster {ds.name!r} has no georeferencing (identity transform); "
+                          f"georeference it first")
+
+
+def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
+    """Window of `grid_ds` (in its pixels) covered by `other_ds`; ClaireError when they do not overlap."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    try:
+        b = transform_bounds(other_ds.crs, grid_ds.crs, *other_ds.bounds, densify_pts=21)
+    except Exception as exc:  # noqa: BLE001 - PROJ errors come in several types
+        raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}); check "
+                          f"both rasters' CRS") from None
+    if not all(math.isfinite(v) for v in b):
+        raise ClaireError(f"the {other_role} extent cannot be expressed in the optical CRS; check both CRS")
+    g = grid_ds.bounds
+    left, right = max(b[0], g.left), min(b[2], g.right)
+    bottom, top = max(b[1], g.bottom), min(b[3], g.top)
+    if left >= right or bottom >= top:
+        raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
+                          f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} in the same "
+                          f"CRS); give rasters of the same place")
+    w = from_bounds(left, bottom, right, top, transform=grid_ds.transform)
+    r0 = max(0, int(math.floor(w.row_off + 1e-6)))
+    c0 = max(0, int(math.floor(w.col_off + 1e-6)))
+    r1 = min(grid_ds.height, int(math.ceil(w.row_off + w.height - 1e-6)))
+    c1 = min(grid_ds.width, int(math.ceil(w.col_off + w.width - 1e-6)))
+    if r1 <= r0 or c1 <= c0:
+        raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
+                          f"give rasters of the same place")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
+    """`src` resampled onto `grid_ds`'s CRS, transform and size, window by window (core.warp.GridWarp:
+    float32, NaN where there is no data). Nothing is reprojected up front, so memory does not grow with
+    the raster."""
+    from .warp import GridWarp
+
+    return GridWarp(src, grid_ds, resampling)
+
+
+def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int,
+                dtype: str = "float32") -> np.ndarray:
+    """Read bands `indexes` of window (row0, col0, height, width) as `dtype`, clipped to the raster.
+
+    Returns an array [C, h, w] covering only the part inside the raster.
+    """
+    from rasterio.windows import Window
+
+    return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype=dtype)
+
+
+def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48, cluster: int = 2) -> np.ndarray:
+    """Values of up to grid x grid small windows (size x size) inside `window`, as float32 [C, N].
+
+    The windows come in squares of cluster x cluster (read at once) spread over `window`, each square
+    starting on a block boundary of `ds` where that keeps it inside: GDAL decodes whole blocks, so 36
+    scattered windows of a COG with 1024 x 1024 tiles decoded 36 blocks (2.0 s at 4096²; docs/benchmark.md),
+    nine squares at most nine. Bounded memory whatever the raster size (a decimated read of a WarpedVRT
+    would warp the whole window at full resolution first).
+    """
+    from rasterio.windows import Window
+
+    h, w = int(window.height), int(window.width)
+    r0, c0 = int(window.row_off), int(window.col_off)
+    n = max(1, grid // max(1, cluster))
+    sh, sw = min(size * cluster, h), min(size * cluster, w)
+    shapes = getattr(ds, "block_shapes", None)
+    bh, bw = shapes[indexes[0] - 1] if shapes else (0, 0)
+    rows = _square_starts(r0, h, sh, n, bh)
+    cols = _square_starts(c0, w, sw, n, bw)
+    parts = [ds.read(list(indexes), window=Window(c, r, sw, sh), out_dtype="float32").reshape(len(indexes), -1)
+             for r in rows for c in cols]
+    return np.concatenate(parts, axis=1)
+
+
+def _square_starts(start: int, length: int, side: int, n: int, block: int) -> List[int]:
+    """Up to `n` starts of squares of `side` spread over [start, start + length), each moved back to the
+    first pixel of its block when the square then still fits in that block and in the range (and no other
+    square starts there)."""
+    spread = sorted({int(v) for v in np.linspace(start, start + length - side, min(n, max(1, length // side)))})
+    if block < side:  # blocks smaller than a square (or unknown: 0)
+        return spread
+    out: List[int] = []
+    for p in spread:
+        first = max(p // block * block, start)
+        ok = first + side <= (p // block + 1) * block and first + side <= start + length and first not in out
+        out.append(first if ok else p)
+    return out
+
+
+def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] = None, step: int = 512) -> bool:
+    """Whether `ds` has a pixel in `window` with every band valid (finite and, with `nodata`, not every
+    band equal to it). Scans step x step windows and stops at the first valid pixel: the bounded-memory
+    fallback when the sparse `sample` found nothing."""
+    from rasterio.windows import Window
+
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    for r in range(r0, r0 + h, step):
+        for c in range(c0, c0 + w, step):
+            a = ds.read(list(indexes), window=Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)),
+                        out_dtype="float32")
+            ok = np.isfinite(a).all(axis=0)
+            if nodata is not None and np.isfinite(nodata):
+                ok &= ~(a == np.float32(nodata)).all(axis=0)
+            if ok.any():
+                return True
+    return False
+
+
+def pixel_area_m2(ds) -> float:
+    """Area of one pixel in square metres (geographic CRS: at the raster's centre latitude)."""
+    t = ds.transform
+    area = abs(t.a * t.e - t.b * t.d)
+    crs = ds.crs
+    if crs is not None and crs.is_geographic:
+        lat = math.radians((ds.bounds.top + ds.bounds.bottom) / 2.0)
+        return area * (111320.0 * math.cos(lat)) * 110574.0
+    factor = 1.0
+    try:
+        if crs is not None:
+            factor = float(crs.linear_units_factor[1])
+    except Exception:  # noqa: BLE001 - CRS without linear units: assume metres
+        factor = 1.0
+    return area * factor * factor
+
+
+def metadata_text(ds, indexes: Sequence[int]) -> str:
+    """Band descriptions, units and tags of `ds` as one lowercase string (for unit detection)."""
+    parts = []
+    for i in indexes:
+        parts.append(str(ds.descriptions[i - 1] or ""))
+        try:
+            parts.append(str(ds.units[i - 1] or ""))
+        except Exception:  # noqa: BLE001
+            pass
+        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items() if _UNIT_KEYS.search(k))
+    parts.extend(f"{k}={v}" for k, v in ds.tags().items() if _UNIT_KEYS.search(k))
+    return " ".join(parts).lower()
+
+
+_UNIT_KEYS = re.compile(r"unit|scale|db|backscatter|calib|polari|measure|quantity", re.I)
+
+
+def same_file(a: Optional[str], b: Optional[str]) -> bool:
+    """True when two paths name the same file (existing or not); a GDAL dataset name (a page of a file,
+    a member of an archive) counts as the file on disk that holds it."""
+    from .gdal_names import local_files
+
+    if not a or not b:
+        return False
+    return any(_same_path(fa, fb) for fa in local_files(a) for fb in local_files(b))
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def area_units(ds) -> Tuple[float, str]:
+    """(pixel area in m2, CRS description) for messages."""
+    return pixel_area_m2(ds), str(ds.crs)

@@ -1,0 +1,194 @@
+"""Atomic, streaming GeoTIFF output: tiled 256x256, compressed, written one block row at a time.
+
+Each output goes to a hidden temporary file in the destination folder and is renamed over the final
+name only when every output of the run is complete; a cancelled or failed run removes its temporaries
+and leaves any earlier file at the output path untouched.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ..errors import ClaireError
+
+BLOCK = 256
+
+
+def temp_path_for(final: str) -> str:
+    """Hidden temporary name next to `final` that does not look like a finished output."""
+    folder, name = os.path.split(os.path.abspath(final))
+    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial.tif")
+
+
+def check_output_path(path: str, inputs: Sequence[str], role: str = "output") -> None:
+    """ClaireError when the output folder is missing, not writable, or the path is an input."""
+    from .gdal_names import is_gdal_name
+    from .raster_io import same_file
+
+    if not path:
+        raise ClaireError(f"no {role} path given; pass a .tif path")
+    if is_gdal_name(path):
+        raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as GeoTIFF "
+                          f"files, so give a plain file path such as /data/landcover.tif")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise ClaireError(f"the {role} folder {folder!r} is not writable; choose a folder you can write to")
+    if os.path.isdir(path):
+        raise ClaireError(f"the {role} path {path!r} is a folder; give a file name such as landcover.tif")
+    for inp in inputs:
+        if inp and same_file(path, inp):
+            raise ClaireError(f"the {role} path {path!r} is also an input raster; choose a different {role} "
+                              f"file name so the input is not overwritten")
+
+
+def write_error(path: str, exc: BaseException) -> ClaireError:
+    """A ClaireError for a failed write: says so plainly when the disk is full."""
+    import errno
+
+    text = str(exc)
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in text.lower() \
+        or "disk full" in text.lower() or "free disk space" in text.lower()
+    if full:
+        return ClaireError(f"writing {path!r} failed: the disk is full ({text}); free some disk space or choose "
+                           f"an output folder on another disk. Nothing was written and any earlier file at that "
+                           f"path is unchanged")
+    return ClaireError(f"writing {path!r} failed ({text}); check that the folder is writable and has free space. "
+                       f"Nothing was written and any earlier file at that path is unchanged")
+
+
+class GridWriter:
+    """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
+
+    def __init__(self, final_path: str, grid_ds, dtype: str, nodata: float,
+                 description: str = "") -> None:
+        import rasterio
+
+        self.final = final_path
+        self.tmp = temp_path_for(final_path)
+        self.width, self.height = grid_ds.width, grid_ds.height
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        profile = dict(driver="GTiff", width=self.width, height=self.height, count=1, dtype=dtype,
+                       crs=grid_ds.crs, transform=grid_ds.transform, nodata=nodata, tiled=True,
+                       blockxsize=BLOCK, blockysize=BLOCK, compress="deflate",
+                       predictor=2 if self.dtype.kind in "ui" else 3, BIGTIFF="IF_SAFER")
+        try:
+            self.ds = rasterio.open(self.tmp, "w", **profile)
+        except Exception as exc:  # noqa: BLE001
+            raise ClaireError(f"cannot create {final_path!r} ({exc}); check the folder is writable and has "
+                              f"free space") from None
+        if description:
+            self.ds.set_band_description(1, description)
+        self.buf_row0 = 0  # grid row of buf[0]
+        self.buf = np.full((2 * BLOCK, self.width), nodata, dtype=self.dtype)
+        self.closed = False
+
+    def put(self, row0: int, col0: int, block: np.ndarray) -> None:
+        """Place a finished block at grid (row0, col0); rows must not precede the flushed part."""
+        h, w = block.shape
+        r = row0 - self.buf_row0
+        if r < 0:
+            raise RuntimeError("block before the flushed rows")
+        need = r + h
+        if need > self.buf.shape[0]:
+            grown = np.full((need + BLOCK, self.width), self.nodata, dtype=self.dtype)
+            grown[: self.buf.shape[0]] = self.buf
+            self.buf = grown
+        self.buf[r: r + h, col0: col0 + w] = block
+
+    def complete_until(self, row: int) -> None:
+        """All rows < `row` are final: write whole block rows below it."""
+        from rasterio.windows import Window
+
+        row = min(row, self.height)
+        while self.buf_row0 + BLOCK <= row or (row >= self.height and self.buf_row0 < self.height):
+            h = min(BLOCK, self.height - self.buf_row0)
+            try:
+                self.ds.write(self.buf[:h], 1, window=Window(0, self.buf_row0, self.width, h))
+            except Exception as exc:  # noqa: BLE001 - disk full, quota, vanished folder...
+                raise write_error(self.final, exc) from None
+            self.buf[:-BLOCK] = self.buf[BLOCK:].copy()
+            self.buf[-BLOCK:] = self.nodata
+            self.buf_row0 += h
+
+    def close(self) -> None:
+        """Write the remaining rows and close the temporary file."""
+        if not self.closed:
+            self.complete_until(self.height)
+            try:
+                self.ds.close()
+            except Exception as exc:  # noqa: BLE001 - GDAL flushes the last blocks on close
+                raise write_error(self.final, exc) from None
+            self.closed = True
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (and any sidecar GDAL made)."""
+        try:
+            if not self.closed:
+                self.ds.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self.closed = True
+        for p in (self.tmp, self.tmp + ".aux.xml", self.tmp + ".msk"):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+
+
+def set_classes(path: str, nodata: int, classes: List[dict], colors: Dict[int, tuple]) -> None:
+    """Write a colour table and GDAL category names into the class raster (names go to .aux.xml)."""
+    import rasterio
+
+    with rasterio.open(path, "r+") as ds:
+        cmap = {int(v): tuple(int(c) for c in rgb) + ((255,) if len(rgb) == 3 else ()) for v, rgb in colors.items()}
+        cmap.setdefault(int(nodata), (0, 0, 0, 0))
+        ds.write_colormap(1, cmap)
+        ds.update_tags(1, **{f"class_{c['value']}": str(c["name"]) for c in classes})
+    top = max([int(nodata)] + [int(c["value"]) for c in classes])
+    names = [""] * (top + 1)
+    for c in classes:
+        names[int(c["value"])] = str(c["name"])
+    names[int(nodata)] = "nodata"
+    try:
+        from osgeo import gdal
+    except ImportError:
+        _write_pam_categories(path, names)
+        return
+    # GDAL keeps GeoTIFF category names in the PAM sidecar: keep PAM on for this output even when the user
+    # (or the demo, to protect inputs from QGIS's layer statistics) switched it off with GDAL_PAM_ENABLED=NO.
+    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "YES")
+    try:
+        ds = gdal.Open(path, gdal.GA_Update)
+        ds.GetRasterBand(1).SetCategoryNames(names)
+        ds.FlushCache()
+        ds = None
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
+
+
+def _write_pam_categories(path: str, names: List[str]) -> None:
+    """Fallback without GDAL's Python bindings: the PAM sidecar GDAL reads category names from."""
+    from xml.sax.saxutils import escape
+
+    cats = "".join(f"      <Category>{escape(n)}</Category>\n" for n in names)
+    with open(path + ".aux.xml", "w", encoding="utf-8") as f:
+        f.write(f'<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n{cats}'
+                f"    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
+
+
+def commit(writers: List[GridWriter]) -> None:
+    """Rename every closed temporary output over its final name (sidecars first)."""
+    for w in writers:
+        side = w.tmp + ".aux.xml"
+        if os.path.exists(side):
+            os.replace(side, w.final + ".aux.xml")
+        elif os.path.exists(w.final + ".aux.xml"):
+            os.remove(w.final + ".aux.xml")  # a stale sidecar would describe the old file
+        os.replace(w.tmp, w.final)

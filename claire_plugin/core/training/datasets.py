@@ -1,0 +1,361 @@
+"""Readers of paired optical + SAR + label GeoTIFF folders for training and evaluation.
+
+Layouts (folder names are matched case-insensitively; pairs are matched by file stem):
+- generic:     DIR/optical/*.tif, DIR/sar/*.tif, DIR/labels/*.tif
+- whu-opt-sar: DIR/optical, DIR/sar, DIR/lbl (5556x3704 GF-1 RGBN + GF-3 SAR), labels 0,10..70;
+               official split as train.txt / val.txt / test.txt name lists (ASANet convention) or a
+               `*split*.txt|csv` file with "name,train|val|test" lines.
+- pie-rgb-sar: DIR/{rgb|optical}, DIR/sar, DIR/{label|labels} 256x256 tiles, 6 classes (0..5), with
+               train.txt/val.txt or DIR/train, DIR/val sub-folders.
+- oem-sar:     OpenEarthMap-SAR: DIR/{train,val}/{rgb_images,sar_images,labels} 1024x1024, labels
+               0 (unknown, ignored) and 1..8.
+- terramesh:   DIR/S2L2A, DIR/S1RTC, DIR/LULC (the samples shipped in resources/data/terramesh).
+Without split lists a spatial hold-out block (the right-hand `holdout` fraction of every image) is the
+validation set. Random crops are read by rasterio window, never whole large images.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..errors import ClaireError
+
+IGNORE = 255
+S2_L2A_12 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+S2_L1C_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+S2_DEFAULT = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+ESRI_CLASSES = [(1, "water", "#419bdf"), (2, "trees", "#397d49"), (3, "flooded vegetation", "#7a87c6"),
+                (4, "crops", "#e49635"), (5, "built area", "#c4281b"), (6, "bare ground", "#a59b8f"),
+                (7, "snow/ice", "#a8ebff"), (9, "rangeland", "#e3e2c3")]
+
+
+@dataclass
+class ClassDef:
+    """One output class: label value in the files, name and optional colour."""
+
+    value: int
+    name: str
+    color: Optional[str] = None
+
+
+@dataclass
+class LayoutDef:
+    """Folder names and label semantics of a dataset layout."""
+
+    optical: Sequence[str]
+    sar: Sequence[str]
+    labels: Sequence[str]
+    classes: Optional[List[ClassDef]] = None
+    ignore: Sequence[int] = ()
+    optical_bands: Optional[List[int]] = None        # 1-based band indices to read
+    optical_names: Optional[List[str]] = None
+    sar_names: Optional[List[str]] = None
+    optical_sensor: str = "unknown"
+    sar_sensor: str = "unknown"
+    optical_units: str = "reflectance"
+    optical_scale: Optional[float] = None            # None: 1e-4 for integer rasters, 1 otherwise
+    sar_units: str = "dB"
+    sar_scale: float = 1.0
+    sar_clip: Tuple[float, float] = (-40.0, 5.0)
+    nodata: int = 0
+
+
+LAYOUTS: Dict[str, LayoutDef] = {
+    "generic": LayoutDef(optical=["optical"], sar=["sar"], labels=["labels"]),
+    "whu-opt-sar": LayoutDef(
+        optical=["optical", "opt"], sar=["sar"], labels=["lbl", "label", "labels"],
+        classes=[ClassDef(v, n) for v, n in [(0, "background"), (10, "farmland"), (20, "city"), (30, "village"),
+                                             (40, "water"), (50, "forest"), (60, "road"), (70, "others")]],
+        optical_sensor="GF-1", sar_sensor="GF-3", optical_units="dn", optical_scale=1.0 / 255,
+        sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
+    "pie-rgb-sar": LayoutDef(
+        optical=["rgb", "optical", "opt", "image", "images"], sar=["sar"], labels=["label", "labels", "lbl", "gt"],
+        classes=[ClassDef(v, f"class_{v}") for v in range(6)], optical_units="dn", optical_scale=1.0 / 255,
+        sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
+    "oem-sar": LayoutDef(
+        optical=["rgb_images", "rgb", "optical"], sar=["sar_images", "sar"], labels=["labels", "label"],
+        classes=[ClassDef(v, n) for v, n in [(1, "bareland"), (2, "rangeland"), (3, "developed space"), (4, "road"),
+                                             (5, "tree"), (6, "water"), (7, "agriculture land"), (8, "building")]],
+        ignore=[0], optical_units="dn", optical_scale=1.0 / 255, sar_units="dn", sar_scale=1.0 / 255,
+        sar_clip=(0.0, 1.0), nodata=0),
+    "terramesh": LayoutDef(
+        optical=["S2L2A"], sar=["S1RTC"], labels=["LULC"],
+        classes=[ClassDef(v, n, c) for v, n, c in ESRI_CLASSES], ignore=[0, 8],
+        optical_bands=[S2_L2A_12.index(b) + 1 for b in S2_DEFAULT], optical_names=list(S2_DEFAULT),
+        sar_names=["VV", "VH"], optical_sensor="Sentinel-2 L2A", sar_sensor="Sentinel-1 RTC",
+        optical_scale=1e-4, nodata=0),
+}
+_EXT = (".tif", ".tiff")
+
+
+@dataclass
+class Pair:
+    """One co-registered optical/SAR/label triple and the pixel region of it that is used."""
+
+    name: str
+    optical: str
+    sar: str
+    label: str
+    region: Tuple[int, int, int, int] = (0, 0, 0, 0)   # row0, col0, height, width
+
+
+def _find_dir(root: str, candidates: Sequence[str]) -> Optional[str]:
+    if not os.path.isdir(root):
+        return None
+    entries = {e.lower(): e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}
+    for c in candidates:
+        if c.lower() in entries:
+            return os.path.join(root, entries[c.lower()])
+    return None
+
+
+def _stems(folder: str) -> Dict[str, str]:
+    return {os.path.splitext(f)[0]: os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if f.lower().endswith(_EXT)}
+
+
+def _read_split_lists(root: str) -> Dict[str, str]:
+    """name -> split from train.txt/val.txt/test.txt or a `*split*` txt/csv file (empty if none)."""
+    out: Dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        p = os.path.join(root, f"{split}.txt")
+        if os.path.isfile(p):
+            with open(p) as fh:
+                for line in fh:
+                    name = os.path.splitext(os.path.basename(line.strip()))[0]
+                    if name:
+                        out[name] = split
+    if out:
+        return out
+    for f in sorted(os.listdir(root)):
+        if "split" in f.lower() and f.lower().endswith((".txt", ".csv")):
+            with open(os.path.join(root, f)) as fh:
+                for row in csv.reader(fh):
+                    parts = row if len(row) >= 2 else (row[0].split() if row else [])
+                    if len(parts) >= 2:
+                        split = parts[1].strip().lower()
+                        split = "val" if split in ("test", "val", "valid", "validation") else split
+                        out[os.path.splitext(os.path.basename(parts[0].strip()))[0]] = split
+    return out
+
+
+def detect_layout(root: str) -> str:
+    """Guess the layout of DIR from its folder names."""
+    if not os.path.isdir(root):
+        raise ClaireError(f"data folder {root} does not exist; give a folder with optical/, sar/ and labels/")
+    subs = {e.lower() for e in os.listdir(root)}
+    if {"s2l2a", "s1rtc", "lulc"} <= subs:
+        return "terramesh"
+    if "lbl" in subs:
+        return "whu-opt-sar"
+    if any(_find_dir(os.path.join(root, s), ["rgb_images"]) for s in ("train", "val", "test")) or "rgb_images" in subs:
+        return "oem-sar"
+    if "rgb" in subs:
+        return "pie-rgb-sar"
+    return "generic"
+
+
+def _pairs_in(root: str, layout: LayoutDef) -> List[Pair]:
+    od, sd, ld = (_find_dir(root, layout.optical), _find_dir(root, layout.sar), _find_dir(root, layout.labels))
+    if not (od and sd and ld):
+        return []
+    o, s, l = _stems(od), _stems(sd), _stems(ld)
+    names = sorted(set(o) & set(s) & set(l))
+    return [Pair(n, o[n], s[n], l[n]) for n in names]
+
+
+def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float = 0.25) -> List[Pair]:
+    """Pairs of `split` ('train', 'val' or 'all') with their pixel regions.
+
+    Split lists or train/val sub-folders decide when present; otherwise the right-hand `holdout`
+    fraction of every image is 'val' and the rest 'train' (holdout 0: everything is both).
+    """
+    layout = LAYOUTS[layout_name]
+    pairs: List[Pair] = []
+    by_folder = False
+    for sub in ("train", "val", "test"):
+        d = _find_dir(root, [sub])
+        if d:
+            found = _pairs_in(d, layout)
+            if found:
+                by_folder = True
+                if split == "all" or (split == "train" and sub == "train") or (split == "val" and sub != "train"):
+                    pairs += found
+    if not by_folder:
+        pairs = _pairs_in(root, layout)
+        if not pairs:
+            raise ClaireError(
+                f"no optical/SAR/label triples found in {root} for layout '{layout_name}': expected folders "
+                f"{list(layout.optical)[0]}/, {list(layout.sar)[0]}/ and {list(layout.labels)[0]}/ holding GeoTIFFs "
+                "with the same file names. Fix the folder names or pass --layout.")
+        lists = _read_split_lists(root)
+        if lists and split != "all":
+            want = {"train"} if split == "train" else {"val", "test"}
+            pairs = [p for p in pairs if lists.get(p.name) in want]
+            lists_used = True
+        else:
+            lists_used = bool(lists)
+    else:
+        lists_used = True
+    for p in pairs:
+        with rasterio.open(p.label) as ds:
+            h, w = ds.height, ds.width
+        p.region = (0, 0, h, w)
+        if not lists_used and split != "all" and holdout > 0:
+            hw = max(1, int(round(w * holdout)))
+            p.region = (0, 0, h, w - hw) if split == "train" else (0, w - hw, h, hw)
+    if not pairs:
+        raise ClaireError(f"split '{split}' of {root} is empty; check the split lists or the --holdout value")
+    return pairs
+
+
+def _to_db(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, 10.0 * np.log10(np.maximum(x, 1e-10)), np.nan).astype(np.float32)
+
+
+class RasterPairSource:
+    """A `models.training` SampleSource over GeoTIFF pairs: random windowed crops, evaluation windows."""
+
+    def __init__(self, pairs: List[Pair], classes: List[ClassDef], ignore: Sequence[int] = (),
+                 optical_bands: Optional[List[int]] = None, sar_bands: Optional[List[int]] = None,
+                 sar_linear_to_db: bool = False, eval_window: int = 1024) -> None:
+        if not pairs:
+            raise ClaireError("no training pairs; check the data folder")
+        self.pairs, self.classes = pairs, classes
+        self.optical_bands, self.sar_bands = optical_bands, sar_bands
+        self.sar_linear_to_db, self.eval_window = sar_linear_to_db, eval_window
+        self.lut = np.full(65536, IGNORE, dtype=np.uint8)
+        for i, c in enumerate(classes):
+            self.lut[int(c.value)] = i
+        for v in ignore:
+            self.lut[int(v)] = IGNORE
+        self._handles: Dict[str, rasterio.DatasetReader] = {}
+        self._radiometry: Dict[str, Tuple[float, float]] = {}
+        #: the card's optical scale (raw -> physical); None: 1e-4 for integer rasters, else 1
+        self.optical_scale: Optional[float] = None
+        self._counts: Optional[np.ndarray] = None
+        areas = np.array([p.region[2] * p.region[3] for p in pairs], dtype=np.float64)
+        self.weights = areas / areas.sum()
+
+    def _open(self, path: str):
+        if path not in self._handles:
+            self._handles[path] = rasterio.open(path)
+        return self._handles[path]
+
+    def close(self) -> None:
+        """Close every open raster."""
+        for h in self._handles.values():
+            h.close()
+        self._handles.clear()
+
+    def read(self, pair: Pair, row: int, col: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw optical, SAR and label-index arrays of a window (outside the image: NaN / ignore)."""
+        win = Window(col, row, w, h)
+        ods, sds, lds = self._open(pair.optical), self._open(pair.sar), self._open(pair.label)
+        if (sds.width, sds.height) != (ods.width, ods.height) or (lds.width, lds.height) != (ods.width, ods.height):
+            raise ClaireError(f"{pair.name}: optical, SAR and label rasters differ in size; "
+                              "resample them to one grid first")
+        o = ods.read(self.optical_bands, window=win, boundless=True, fill_value=0).astype(np.float32)
+        if ods.nodata is not None:
+            o[:, (o == ods.nodata).all(0)] = np.nan
+        m, c = self._optical_fix(pair.optical, ods)
+        if m != 1.0 or c != 0.0:
+            o = o * np.float32(m) + np.float32(c)
+        s = sds.read(self.sar_bands, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
+        if self.sar_linear_to_db:
+            s = _to_db(s)
+        lab = lds.read(1, window=win, boundless=True, fill_value=0)
+        idx = self.lut[np.clip(lab.astype(np.int64), 0, 65535)]
+        outside = np.ones((h, w), bool)
+        r0, c0, rh, rw = pair.region
+        outside[max(0, r0 - row):max(0, r0 + rh - row), max(0, c0 - col):max(0, c0 + rw - col)] = False
+        idx = np.where(outside, IGNORE, idx).astype(np.uint8)
+        return o, s, idx
+
+    def _optical_fix(self, path: str, ods) -> Tuple[float, float]:
+        """(m, c) turning this file's raw optical values into the raw units the card's scale expects, from
+        the radiometry the file declares (core.radiometry; e.g. -1000 DN for Sentinel-2 baseline 04.00+),
+        as the engine does at inference."""
+        if path not in self._radiometry:
+            from ..inputs.radiometry import optical_radiometry
+
+            bands = self.optical_bands or list(range(1, ods.count + 1))
+            r = optical_radiometry(ods, bands)
+            if r.scale is not None:
+                card = self.optical_scale or default_optical_scale(path)
+                self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
+            elif raster_is_integer(path):
+                self._radiometry[path] = (1.0, r.add)
+            else:  # floats: already physical values (e.g. `gdal_translate -unscale` keeps the offset tags)
+                self._radiometry[path] = (1.0, 0.0)
+        return self._radiometry[path]
+
+    def sample(self, rng: np.random.Generator, crop: int):
+        """A random crop x crop window from a random pair (weighted by region area)."""
+        p = self.pairs[int(rng.choice(len(self.pairs), p=self.weights))]
+        r0, c0, rh, rw = p.region
+        row = r0 + int(rng.integers(0, max(1, rh - crop + 1)))
+        col = c0 + int(rng.integers(0, max(1, rw - crop + 1)))
+        return self.read(p, row, col, crop, crop)
+
+    def eval_items(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every region cut into windows of at most `eval_window` pixels."""
+        for p in self.pairs:
+            r0, c0, rh, rw = p.region
+            for r in range(r0, r0 + rh, self.eval_window):
+                for c in range(c0, c0 + rw, self.eval_window):
+                    h, w = min(self.eval_window, r0 + rh - r), min(self.eval_window, c0 + rw - c)
+                    o, s, l = self.read(p, r, c, h, w)
+                    yield f"{p.name}@{r},{c}", o, s, l
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        """Label pixel counts per class over the regions."""
+        if self._counts is None:
+            counts = np.zeros(num_classes, dtype=np.int64)
+            for _n, _o, _s, l in self.eval_items():
+                counts += np.bincount(l[l != IGNORE].ravel(), minlength=num_classes)[:num_classes]
+            self._counts = counts
+        return self._counts
+
+    def stat_arrays(self, max_items: int = 64) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """(optical, SAR) raw windows for measuring mean/std."""
+        for i, (_n, o, s, _l) in enumerate(self.eval_items()):
+            if i >= max_items:
+                break
+            yield o, s
+
+
+def band_names(path: str, bands: Optional[List[int]], default_prefix: str = "band") -> List[str]:
+    """Band descriptions of a raster (or 'band1'..), for the chosen 1-based band indices."""
+    with rasterio.open(path) as ds:
+        idx = bands or list(range(1, ds.count + 1))
+        desc = ds.descriptions
+        return [(desc[i - 1] if desc and desc[i - 1] else f"{default_prefix}{i}") for i in idx]
+
+
+def default_optical_scale(path: str) -> float:
+    """Raw optical -> reflectance when nothing says otherwise: 1e-4 for integer rasters, else 1."""
+    return 1e-4 if raster_is_integer(path) else 1.0
+
+
+def raster_is_integer(path: str) -> bool:
+    """True when the first band of the raster has an integer data type."""
+    with rasterio.open(path) as ds:
+        return np.issubdtype(np.dtype(ds.dtypes[0]), np.integer)
+
+
+def scan_label_values(pairs: List[Pair], ignore: Sequence[int] = ()) -> List[int]:
+    """Sorted label values present in the label rasters (read block by block)."""
+    vals: set = set()
+    for p in pairs:
+        with rasterio.open(p.label) as ds:
+            for _, win in ds.block_windows(1):
+                vals.update(np.unique(ds.read(1, window=win)).tolist())
+    return sorted(int(v) for v in vals if v not in set(ignore))

@@ -1,0 +1,91 @@
+"""Layers of a finished run: styled land cover, confidence and modality reliance (main thread only)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsColorRampShader, QgsProject, QgsRasterLayer, QgsRasterShader, QgsSingleBandPseudoColorRenderer,
+)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.io.gdal_names import missing_message
+from .style import apply_landcover_style
+
+#: Confidence: red (unsure) → yellow → green (sure).
+CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 (unsure)"), (0.5, "#fdae61", "0.5"), (0.75, "#ffffbf", "0.75"),
+                   (1.0, "#1a9641", "1 (sure)")]
+#: Reliance (SAR share of the fusion gate): blue = optical led, orange = SAR led.
+RELIANCE_RAMP = [(0.0, "#2b83ba", "0 (optical)"), (0.5, "#f7f7f7", "0.5 (both)"), (1.0, "#e66101", "1 (SAR)")]
+
+
+def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional[str]]:
+    """(file path, None) for a file-backed raster layer, else (None, a message naming the fix)."""
+    if layer is None:
+        return None, "no layer chosen"
+    if layer.providerType() != "gdal":
+        return None, (f"'{layer.name()}' is not a file raster; save it as a GeoTIFF "
+                      "(right-click > Export > Save As) and use that file")
+    path = layer.source().split("|")[0]
+    if missing_message(path, "layer's"):
+        return None, f"'{layer.name()}' points to {path}, which does not exist"
+    return path, None
+
+
+@contextmanager
+def no_input_sidecars():
+    """Turn GDAL's PAM off in this thread while QGIS opens input layers.
+
+    Loading a multiband raster makes QGIS compute a histogram for its default renderer, which GDAL would
+    save as FILE.aux.xml next to the user's input; inputs must stay untouched. Outputs are not affected
+    (the engine writes them outside this block).
+    """
+    from osgeo import gdal
+
+    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
+
+
+def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]) -> QgsSingleBandPseudoColorRenderer:
+    """A continuous pseudo-colour renderer over ``stops`` (value, colour, label)."""
+    ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), lab) for v, c, lab in stops])
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(stops[0][0])
+    renderer.setClassificationMax(stops[-1][0])
+    return renderer
+
+
+def result_layers(result: Any, card: Optional[Dict[str, Any]], title: str = "") -> List[QgsRasterLayer]:
+    """Styled layers of a ClassifyResult (land cover first), not yet added to a project."""
+    suffix = f" – {title}" if title else ""
+    layers: List[QgsRasterLayer] = []
+    land = QgsRasterLayer(result.output, f"Land cover{suffix}", "gdal")
+    if land.isValid():
+        classes = [dict(c) for c in (result.summary or {}).get("classes", [])] or (card or {}).get("classes") or []
+        nodata = (card or {}).get("nodata", 0)
+        apply_landcover_style(land, classes, nodata)
+        layers.append(land)
+    for path, name, stops in ((getattr(result, "confidence", None), "Confidence", CONFIDENCE_RAMP),
+                              (getattr(result, "reliance", None), "Modality reliance (SAR share)", RELIANCE_RAMP)):
+        if not path:
+            continue
+        layer = QgsRasterLayer(path, f"{name}{suffix}", "gdal")
+        if layer.isValid():
+            layer.setRenderer(ramp_renderer(layer, stops))
+            layers.append(layer)
+    return layers
+
+
+def add_to_project(layers: Sequence[QgsRasterLayer], project: Optional[QgsProject] = None) -> None:
+    """Add layers so that the land cover ends on top of its companions."""
+    project = project or QgsProject.instance()
+    for layer in reversed(list(layers)):
+        project.addMapLayer(layer)

@@ -1,0 +1,51 @@
+"""Land-cover styling: a paletted renderer from the checkpoint's classes, names and colours."""
+from __future__ import annotations
+
+from typing import Iterable, List, Mapping, Optional, Sequence, Union
+
+from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
+from qgis.PyQt.QtGui import QColor
+
+ClassSpec = Mapping[str, object]
+
+
+def classes_from(card_or_classes: Union[Mapping[str, object], Sequence[ClassSpec]]) -> List[ClassSpec]:
+    """The class list of a model card (or the list itself), in output order, with colours filled where
+    missing (the same deterministic palette as the engine's colour table)."""
+    from ...models.palette import class_colors
+
+    classes = card_or_classes.get("classes", []) if isinstance(card_or_classes, Mapping) else card_or_classes
+    ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
+    colors = class_colors({"classes": ordered})
+    return [{**c, "color": color, "name": c.get("name") or f"class {c['value']}"} for c, color in zip(ordered, colors)]
+
+
+def landcover_renderer(layer: QgsRasterLayer, classes: Iterable[ClassSpec], band: int = 1) -> QgsPalettedRasterRenderer:
+    """Build a paletted renderer whose entries are the given classes (value, name, colour)."""
+    entries = [
+        QgsPalettedRasterRenderer.Class(int(c["value"]), QColor(str(c["color"])), str(c["name"]))
+        for c in classes
+    ]
+    renderer = QgsPalettedRasterRenderer(layer.dataProvider(), band, entries)
+    renderer.setOpacity(1.0)
+    return renderer
+
+
+def apply_landcover_style(layer: QgsRasterLayer, card_or_classes, nodata: Optional[int] = None) -> None:
+    """Style a classified layer: paletted renderer from the classes; nodata transparent."""
+    classes = classes_from(card_or_classes)
+    if nodata is None and isinstance(card_or_classes, Mapping):
+        nodata = card_or_classes.get("nodata")
+    provider = layer.dataProvider()
+    if nodata is not None and not provider.sourceHasNoDataValue(1):
+        provider.setUserNoDataValue(1, [])
+        provider.setNoDataValue(1, float(nodata))
+    layer.setRenderer(landcover_renderer(layer, classes))
+    layer.triggerRepaint()
+
+
+def classes_from_raster(path: str) -> List[ClassSpec]:
+    """Classes (value, name, colour) read back from a classified GeoTIFF; grey where it has no colour."""
+    from ..core.accuracy import classes_from_gdal
+
+    return [{**c, "color": c["color"] or "#808080"} for c in classes_from_gdal(path)]

@@ -1,0 +1,179 @@
+"""Map pictures made by QGIS: a print layout of the styled land cover (optionally beside the optical input
+in true colour) with its legend, scale bar and attribution, exported to PNG. Used by `make demo` and
+`make screenshots`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+ATTRIBUTION = "Data: TerraMesh (IBM / ESA),\nCC-BY-SA-4.0. No-data is transparent."
+
+
+def true_colour(layer, stretch_max: float = 2000.0) -> None:
+    """Show a Sentinel-2 band stack in true colour (B04, B03, B02 = bands 4, 3, 2), reflectance 0..stretch_max."""
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
+
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 4, 3, 2)
+    for band, setter in ((4, renderer.setRedContrastEnhancement), (3, renderer.setGreenContrastEnhancement),
+                         (2, renderer.setBlueContrastEnhancement)):
+        ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        ce.setMinimumValue(0)
+        ce.setMaximumValue(stretch_max)
+        setter(ce)
+    layer.setRenderer(renderer)
+
+
+def render_layout(land, png: str, title: str, optical=None, attribution: str = ATTRIBUTION,
+                  project=None, dpi: int = 110) -> str:
+    """Export a layout of the styled land-cover layer `land` (and `optical` beside it) to `png`."""
+    from qgis.core import (
+        QgsLayout, QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap,
+        QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize, QgsLegendRenderer, QgsLegendStyle,
+        QgsMapLayerLegendUtils, QgsProject, QgsUnitTypes,
+    )
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QFont
+
+    mm = QgsUnitTypes.LayoutMillimeters
+    layout = QgsLayout(project or QgsProject.instance())
+    layout.initializeDefaults()
+    x_land = 122 if optical is not None else 8
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(x_land + 178, 140, mm))
+
+    def label(text: str, x: float, y: float, w: float, h: float, font: QFont) -> None:
+        item = QgsLayoutItemLabel(layout)
+        item.setText(text)
+        item.setFont(font)
+        item.setHAlign(Qt.AlignLeft)
+        item.attemptMove(QgsLayoutPoint(x, y, mm))
+        item.attemptResize(QgsLayoutSize(w, h, mm))
+        layout.addLayoutItem(item)
+
+    def add_map(layer, x: float, caption: str):
+        item = QgsLayoutItemMap(layout)
+        item.attemptMove(QgsLayoutPoint(x, 18, mm))
+        item.attemptResize(QgsLayoutSize(108, 108, mm))
+        item.setLayers([layer])
+        item.setCrs(land.crs())
+        item.setExtent(land.extent())
+        item.setFrameEnabled(True)
+        layout.addLayoutItem(item)
+        label(caption, x, 129, 108, 8, QFont("DejaVu Sans", 10))
+        return item
+
+    label(title, 8, 5, x_land + 162, 10, QFont("DejaVu Sans", 14, QFont.Bold))
+    if optical is not None:
+        add_map(optical, 8, "Input: Sentinel-2 true colour (B4, B3, B2)")
+    land_map = add_map(land, x_land, "CLAIRE land cover (optical + SAR fused)")
+
+    legend = QgsLayoutItemLegend(layout)
+    legend.setTitle("Land cover classes")
+    legend.setLinkedMap(land_map)
+    legend.setAutoUpdateModel(False)
+    root = legend.model().rootGroup()
+    root.removeAllChildren()
+    root.addLayer(land)
+    node = root.findLayer(land)
+    QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Hidden)
+    count = len(legend.model().layerLegendNodes(node))
+    if count > 1:  # drop the "Band 1 (Palette)" header line, keep the classes
+        QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, count)))
+        legend.model().refreshLayerLegend(node)
+    legend.setStyleFont(QgsLegendStyle.Title, QFont("DejaVu Sans", 13, QFont.Bold))
+    legend.setStyleFont(QgsLegendStyle.SymbolLabel, QFont("DejaVu Sans", 11))
+    legend.setSymbolWidth(8)
+    legend.setSymbolHeight(5)
+    legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, mm))
+    layout.addLayoutItem(legend)
+
+    bar = QgsLayoutItemScaleBar(layout)
+    bar.setStyle("Single Box")
+    bar.setLinkedMap(land_map)
+    bar.applyDefaultSize()
+    bar.setUnits(QgsUnitTypes.DistanceMeters)
+    bar.setNumberOfSegments(2)
+    bar.setNumberOfSegmentsLeft(0)
+    bar.setUnitsPerSegment(_nice_segment(land.extent().width()))
+    bar.setUnitLabel("m")
+    bar.attemptMove(QgsLayoutPoint(x_land + 114, 108, mm))
+    layout.addLayoutItem(bar)
+    if attribution:
+        label(attribution, x_land + 114, 122, 60, 12, QFont("DejaVu Sans", 8))
+
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+    settings = QgsLayoutExporter.ImageExportSettings()
+    settings.dpi = dpi
+    settings.exportMetadata = False
+    layout.setCustomProperty("exportWorldFile", False)
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # QGIS tries to georeference the PNG in place; PNG can't
+    try:
+        result = QgsLayoutExporter(layout).exportToImage(png, settings)
+    finally:
+        gdal.PopErrorHandler()
+    if result != QgsLayoutExporter.Success:
+        raise RuntimeError(f"QGIS could not write {png} (layout export error {result}).")
+    return png
+
+
+def _nice_segment(width_m: float) -> float:
+    """A round scale-bar segment length (1, 2 or 5 x 10^k m) of about a quarter of the map width."""
+    target = max(width_m / 4.0, 1.0)
+    power = 10 ** int(f"{target:e}".split("e")[1])
+    return max(step * power for step in (1, 2, 5) if step * power <= target)
+
+
+def render_quicklook(raster: str, png: str, title: str = "Land cover (CLAIRE)",
+                     optical_path: Optional[str] = None, attribution: str = ATTRIBUTION) -> str:
+    """Open a classified GeoTIFF (and the optical input), style it from its own classes, export the layout."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from ..layers.layers import no_input_sidecars
+    from ..layers.style import apply_landcover_style, classes_from_raster
+
+    project = QgsProject()
+    land = QgsRasterLayer(raster, "Land cover", "gdal")
+    if not land.isValid():
+        raise RuntimeError(f"Cannot open {raster} for the quick-look.")
+    apply_landcover_style(land, classes_from_raster(raster))
+    project.addMapLayer(land)
+    project.setCrs(land.crs())
+    optical = None
+    if optical_path:
+        with no_input_sidecars():
+            optical = QgsRasterLayer(optical_path, "Optical", "gdal")
+        if optical.isValid() and optical.bandCount() >= 4:
+            true_colour(optical)
+            project.addMapLayer(optical)
+        else:
+            optical = None
+    return render_layout(land, png, title, optical, attribution, project)
+
+
+def main(argv=None) -> int:
+    """Command line: render a land-cover GeoTIFF to a PNG quick-look with QGIS offscreen."""
+    parser = argparse.ArgumentParser(description="Render a CLAIRE land-cover GeoTIFF to a PNG quick-look.")
+    parser.add_argument("raster")
+    parser.add_argument("png")
+    parser.add_argument("--optical", help="optical raster shown beside the map in true colour (bands 4,3,2)")
+    parser.add_argument("--title", default="Land cover (CLAIRE)")
+    parser.add_argument("--attribution", default=ATTRIBUTION)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from qgis.core import QgsApplication
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    try:
+        print(render_quicklook(args.raster, args.png, args.title, args.optical, args.attribution))
+    finally:
+        app.exitQgis()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
