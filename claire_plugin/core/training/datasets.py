@@ -366,7 +366,9 @@ def declared_offset(path: str) -> Optional[float]:
     try:
         with open(sidecar) as fh:
             table = json.load(fh)
-        value = table.get(os.path.basename(path)) if isinstance(table, dict) else None
+        if not isinstance(table, dict):
+            raise TypeError("the file holds no JSON object")
+        value = table.get(os.path.basename(path))
         return None if value is None else float(value)
     except (OSError, ValueError, TypeError) as exc:
         raise ClaireError(f"{sidecar} is not a JSON object of file name -> offset ({exc}); fix or remove it") from exc
