@@ -28,6 +28,15 @@ REQUIRED = ("B02", "B03", "B04", "B11")
 _EPS = 1e-6
 
 
+def missing_bands(bands: Sequence[str]) -> list:
+    """The bands cloud detection needs that `bands` lacks (empty: it can run)."""
+    upper = {str(x).upper() for x in bands}
+    out = [b for b in REQUIRED if b not in upper]
+    if not upper & {"B08", "B8A"}:
+        out.append("B08 or B8A")
+    return out
+
+
 def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """0 below `lo`, 1 above `hi`, linear between (float32)."""
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)

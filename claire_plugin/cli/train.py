@@ -228,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
     ospec, sspec = _input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
     src.optical_scale = ospec["scale"]
+    _check_cloud_gate(args, ospec)
     stats = list(src.stat_arrays())
     ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
     sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
@@ -292,6 +293,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
+
+
+def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:
+    """--cloud-gate needs a claire network and the optical bands models.cloud reads."""
+    from ...models.cloud import missing_bands
+
+    if not args.cloud_gate:
+        return
+    if args.arch != "claire":
+        raise ClaireError(f"--cloud-gate acts on CLAIRE's CMAF fusion; drop it or use --arch claire (got {args.arch})")
+    missing = missing_bands(ospec["bands"])
+    if missing:
+        raise ClaireError(f"--cloud-gate needs the Sentinel-2 bands {missing} in the optical input, which has "
+                          f"{ospec['bands']}; name the bands in the raster (band descriptions) or drop --cloud-gate")
 
 
 def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, device: str) -> Dict[str, Any]:

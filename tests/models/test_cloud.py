@@ -87,3 +87,11 @@ def test_real_snow_site_is_snow_not_cloud():
     c = cloud_components(_read(os.path.join(ROOT, "terramesh", "S2L2A", "609U_541L_3_0.tif"), l2a), CARD)
     assert (c["probability"] > 0.5).mean() < 0.02
     assert (c["snow"] > 0.5).mean() > 0.9
+
+
+def test_missing_bands_names_what_cloud_detection_lacks():
+    from claire.models.cloud import missing_bands
+
+    assert missing_bands(CARD) == []
+    assert missing_bands(["B02", "B03", "B04", "B8A", "B11"]) == []
+    assert missing_bands(["band1", "B03"]) == ["B02", "B04", "B11", "B08 or B8A"]
