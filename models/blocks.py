@@ -76,7 +76,8 @@ class GRN(nn.Module):
             gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
         else:
             sq = local_mean((x * x).permute(0, 3, 1, 2), self.window)
-            gx = torch.sqrt(sq).permute(0, 2, 3, 1)
+            # cumulative sums can leave tiny negatives where x is 0; sqrt needs > 0 for a finite gradient
+            gx = torch.sqrt(sq.clamp_min(self.eps * self.eps)).permute(0, 2, 3, 1)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
         return self.gamma * (x * nx) + self.beta + x
 

@@ -131,3 +131,17 @@ def test_models_without_cloud_gate_ignore_the_cloud_input():
         build_model("asanet", dict(CFG, cloud_gate=True))
     with pytest.raises(ValueError, match="cloud"):
         _gated(True)(torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64), cloud=torch.ones(1, 1, 32, 32))
+
+
+def test_local_grn_has_finite_gradients_where_features_vanish():
+    from claire.models.blocks import GRN
+
+    grn = GRN(4, window=5)
+    with torch.no_grad():
+        grn.gamma.fill_(1.0)
+    x = torch.zeros(1, 16, 16, 4)
+    x[0, 0, 0] = 1e4  # one huge value: cumulative sums leave rounding residue (even negatives) elsewhere
+    x[0, 8:, 8:] = torch.randn(8, 8, 4)
+    x.requires_grad_(True)
+    grn(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
