@@ -63,7 +63,8 @@ uninstall:
 ## Retrain the bundled default checkpoint from the bundled data (seeded, reproducible).
 checkpoint: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire train --arch claire --size small --data resources/data/terramesh \
-	  --layout terramesh --holdout 0.25 --epochs 60 --steps-per-epoch 20 --batch-size 8 --crop 128 \
+	  --layout terramesh-levels --context local --cloud-gate --holdout 0.25 \
+	  --epochs 60 --steps-per-epoch 20 --batch-size 8 --crop 128 \
 	  --seed 0 --threads 1 --half --note "bundled default: make checkpoint" \
 	  --output resources/checkpoints/claire_default.safetensors
 
