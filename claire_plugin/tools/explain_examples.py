@@ -35,7 +35,7 @@ def example_summary(pixels: List[int], confidences: List[float], low: List[float
                     sar: Optional[List[float]], confusion: Optional[List[List[int]]] = None,
                     names: Optional[List[str]] = None, pixel_area_m2: float = 100.0,
                     nodata_pixels: int = 1234, optical_invalid_share: float = 0.0213,
-                    cloud_like_share: float = 0.0871) -> dict:
+                    cloud_share: float = 0.0871) -> dict:
     """An engine summary for classes with the given pixel counts, confidences, low-confidence
     shares and SAR shares; with `confusion` (rows = reference) it carries reference metrics."""
     names = names or [n for _, n, _ in _CLASSES][: len(pixels)]
@@ -51,7 +51,7 @@ def example_summary(pixels: List[int], confidences: List[float], low: List[float
     w = [p / valid if valid else 0.0 for p in pixels]
     summary = {
         "pixel_area_m2": pixel_area_m2, "valid_pixels": valid, "nodata_pixels": nodata_pixels,
-        "optical_invalid_share": optical_invalid_share, "cloud_like_share": cloud_like_share,
+        "optical_invalid_share": optical_invalid_share, "cloud_share": cloud_share,
         "classes": classes,
         "mean_confidence": sum(a * b for a, b in zip(w, confidences)),
         "mean_sar_share": None if sar is None else sum(a * b for a, b in zip(w, sar)),

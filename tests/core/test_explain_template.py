@@ -23,7 +23,7 @@ def _random_run(seed: int, reference: bool, names=None):
         cm = [[rng.randint(0, 3000) + (20000 if i == j else 0) for j in range(k)] for i in range(k)]
     summary = example_summary(pixels, conf, low, sar, confusion=cm, names=names,
                               pixel_area_m2=rng.choice([100.0, 400.0, 900.0]),
-                              optical_invalid_share=rng.uniform(0, 0.3), cloud_like_share=rng.uniform(0, 0.5))
+                              optical_invalid_share=rng.uniform(0, 0.3), cloud_share=rng.uniform(0, 0.5))
     return summary, example_card(names)
 
 

@@ -49,7 +49,9 @@ class RunPlan:
     optical_prep: object = None
     sar_prep: object = None
     grid: Optional[TileGrid] = None
-    visible: Optional[List[int]] = None
+    cloud_bands: Optional[List[str]] = None
+    uses_cloud: bool = False
+    fill_from_sar: bool = False
     outputs: Optional[Outputs] = None
     readers: int = 0
     opened: list = field(default_factory=list)
@@ -131,8 +133,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
                          (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
         if fit:
             messages.append(fit)
-        visible = [i for i, n in enumerate(plan.optical_bands.names) if str(n).upper() in ("B02", "B03", "B04")]
-        plan.visible = visible if len(visible) == 3 else None
+        _cloud(plan, messages)
         _outputs(plan)
         _schedule(plan, messages, cache)
         return plan
@@ -197,6 +198,24 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                     f"{grid.n_tiles} tiles of {plan.tile} px, overlap {plan.overlap}, batch {plan.batch}")
 
 
+def _cloud(plan: RunPlan, messages: List[str]) -> None:
+    """Whether the cloud probability (models.cloud) can be computed from the chosen optical bands, whether
+    the model takes it (the card's config `cloud_gate`) and whether optical gaps are filled from SAR."""
+    from ....models.cloud import missing_bands
+
+    names = list(plan.optical_bands.names)
+    missing = missing_bands(names)
+    plan.cloud_bands = None if missing else names
+    plan.uses_cloud = bool((plan.card.get("config") or {}).get("cloud_gate"))
+    if missing:
+        messages.append(f"no cloud probability: the optical bands lack {', '.join(missing)}"
+                        + ("; the cloud raster is not written" if plan.params.cloud else ""))
+    plan.fill_from_sar = bool(plan.params.fill_from_sar) and plan.uses_cloud
+    if plan.params.fill_from_sar and not plan.uses_cloud:
+        messages.append("this model has no cloud gate, so pixels without optical data cannot be classified from "
+                        "SAR alone: they stay nodata")
+
+
 def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
@@ -206,6 +225,8 @@ def _outputs(plan: RunPlan) -> None:
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
                                         "confidence (top-class probability, %)")
+    if params.cloud and plan.cloud_bands is not None:
+        outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)")
     outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * opt.height)
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)

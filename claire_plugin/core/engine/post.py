@@ -19,8 +19,9 @@ UINT8_NODATA = 255
 @dataclass
 class Outputs:
     """Where finished blocks go: the writers (io.writer.GridWriter; reliance set once the model shows a
-    SAR share), the class values and nodata, the summary (summary.SummaryAccumulator) and the reference
-    on the optical grid with its value -> class index lookup (None without a reference)."""
+    SAR share; cloud where asked for and the optical has the bands models.cloud needs), the class values
+    and nodata, the summary (summary.SummaryAccumulator) and the reference on the optical grid with its
+    value -> class index lookup (None without a reference)."""
 
     classes: object
     confidence: Optional[object]
@@ -30,20 +31,21 @@ class Outputs:
     summary: object
     reference: Optional[object] = None
     reference_lut: Optional[np.ndarray] = None
+    cloud: Optional[object] = None
 
     @property
     def writers(self) -> list:
         """The writers in use, the class raster first."""
-        return [w for w in (self.classes, self.confidence, self.reliance) if w is not None]
+        return [w for w in (self.classes, self.confidence, self.reliance, self.cloud) if w is not None]
 
 
-def finish_block(fin, flags, outputs: Outputs, grid, j0: int, has_share: bool) -> None:
+def finish_block(fin, masks, outputs: Outputs, grid, j0: int, has_share: bool) -> None:
     """Turn a finished blended block `fin` of the chunk starting at tile column `j0` into output values,
-    summary counts and confusion counts; `flags` are the chunk's (valid, optical nodata, cloud) masks."""
+    summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
     K = len(outputs.class_values)
     h, w = fin.weight.shape
-    lc = fin.c0 - j0 * grid.stride
-    valid, opt_bad, cloud = (f[:h, lc:lc + w] for f in flags)
+    m = masks.crop(h, fin.c0 - j0 * grid.stride, w)
+    valid = m.valid
     sums = fin.sums
     best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
     idx = np.zeros(best.shape, np.uint8)
@@ -59,7 +61,9 @@ def finish_block(fin, flags, outputs: Outputs, grid, j0: int, has_share: bool) -
         outputs.confidence.put(row, col, _percent(conf, valid))
     if outputs.reliance is not None and share is not None:
         outputs.reliance.put(row, col, _percent(np.clip(share, 0, 1), valid))
-    outputs.summary.add(idx, conf, share, valid, opt_bad, cloud)
+    if outputs.cloud is not None and m.cloud is not None:
+        outputs.cloud.put(row, col, _percent(m.cloud, valid))
+    outputs.summary.add(idx, conf, share, m)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
 
@@ -124,14 +128,14 @@ class PostWorker:
                 self.q.all_tasks_done.wait(0.1)
         self._raise()
 
-    def _process(self, r: int, j0: int, j1: int, outs: List, flags) -> None:
+    def _process(self, r: int, j0: int, j1: int, outs: List, masks) -> None:
         """Blend a chunk batch by batch, finish the completed blocks, release the rows every writer has."""
         g = self.grid
         has_share = outs[0].shape[1] > len(self.outputs.class_values)
         j = j0
         for out in outs:  # batch by batch: no copy of the whole chunk
             for fin in self.blender.add(r, j, out.numpy(), weighted=True):
-                finish_block(fin, flags, self.outputs, g, j0, has_share)
+                finish_block(fin, masks, self.outputs, g, j0, has_share)
             j += out.shape[0]
         if j1 >= g.n_cols:
             complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height

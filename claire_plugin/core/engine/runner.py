@@ -63,6 +63,8 @@ class ClassifyResult:
     report: Optional[str] = None
     stats: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    cloud: Optional[str] = None
+    unfamiliar: Optional[str] = None
 
 
 def load_model(checkpoint: Optional[str]):
@@ -123,7 +125,8 @@ def _check_paths(params: ClassifyParams) -> None:
         if problem:
             raise ClaireError(problem)
     inputs = [params.optical, params.sar, params.reference, params.checkpoint]
-    outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance)]
+    outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance),
+            ("cloud", params.cloud), ("unfamiliar", params.unfamiliar)]
     for role, p in outs:
         if p or role == "output":
             check_output_path(p, inputs, role)
@@ -217,21 +220,23 @@ class _Stream:
             item = self.reader.get()
             if item is None:
                 break
-            r, j0, j1, o_t, s_t, flags = item
+            r, j0, j1, o_t, s_t, c_t, masks = item
             outs = []
             for b in range(0, o_t.shape[0], plan.batch):
-                outs.append(self._batch(o_t[b:b + plan.batch], s_t[b:b + plan.batch]))
+                cut = slice(b, b + plan.batch)
+                outs.append(self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut]))
                 self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
                               f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + outs[-1].shape[0]}/{grid.n_cols}")
-            self.post.put((r, j0, j1, outs, flags))
-            del item, o_t, s_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
+            self.post.put((r, j0, j1, outs, masks))
+            del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
         self.post.finish()
         self.post = None
         self.reader.join()
         self.reader = None
 
-    def _batch(self, o_t, s_t):
-        """One forward: the batch's weighted class probabilities (and SAR share) on the CPU."""
+    def _batch(self, o_t, s_t, c_t=None):
+        """One forward: the batch's weighted class probabilities (and SAR share) on the CPU; `c_t` the
+        cloud probability tiles of a cloud-gated model."""
         plan = self.plan
         if self.is_cancelled():
             raise CancelledError()
@@ -239,7 +244,9 @@ class _Stream:
             self.post.wait_idle()  # phased: nothing runs beside the model's threads
         t0 = time.perf_counter()
         try:
-            res = plan.model(o_t.to(plan.device, non_blocking=True), s_t.to(plan.device, non_blocking=True))
+            dev = plan.device
+            extra = {} if c_t is None else {"cloud": c_t.to(dev, non_blocking=True)}
+            res = plan.model(o_t.to(dev, non_blocking=True), s_t.to(dev, non_blocking=True), **extra)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise out_of_memory_error(plan.device, plan.tile, plan.batch) from None
@@ -294,11 +301,14 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers}
     result = ClassifyResult(params.output, params.confidence if outputs.confidence else None,
                             params.reliance if outputs.reliance else None, str(plan.device), band_choice,
-                            messages, summary, stats=stats, card=plan.card)
+                            messages, summary, stats=stats, card=plan.card,
+                            cloud=params.cloud if outputs.cloud else None,
+                            unfamiliar=params.unfamiliar if getattr(outputs, "unfamiliar", None) else None)
     if params.summary_json:
         write_json(params.summary_json, {"summary": summary, "band_choice": band_choice,
                                           "outputs": {"classes": params.output, "confidence": result.confidence,
-                                                      "reliance": result.reliance},
+                                                      "reliance": result.reliance, "cloud": result.cloud,
+                                                      "unfamiliar": result.unfamiliar},
                                           "confidence_encoding": "uint8 percent 0-100, nodata 255",
                                           "messages": messages})
         result.summary_json = params.summary_json
