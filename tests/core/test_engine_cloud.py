@@ -126,3 +126,25 @@ def test_optical_gap_stays_nodata_without_fill_or_gate(engine_scene, geotiff, st
     assert res.summary["sar_only_share"] == 0.0
     if not gated:
         assert any("no cloud gate" in m for m in res.messages)
+
+
+@pytest.mark.parametrize("threshold,share", [(1e-6, 1.0), (1e6, 0.0), (None, None)])
+def test_unfamiliar_raster_and_share(engine_scene, tiny_checkpoint, threshold, share):
+    from claire.claire_plugin.core.engine import load_model
+    from claire.models.familiarity import feature_stats
+
+    model, card = load_model(tiny_checkpoint)
+    if threshold is not None:
+        rng = np.random.default_rng(0)
+        items = [(rng.normal(0, 1, (10, 64, 64)).astype(np.float32), rng.normal(0, 1, (2, 64, 64)).astype(np.float32),
+                  None)]
+        mean, var, n = feature_stats(model, items)
+        card = dict(card, familiarity={"mean": mean.tolist(), "var": var.tolist(), "threshold": threshold})
+    res = _run(engine_scene, engine_scene["optical"], model, card,
+               unfamiliar=os.path.join(engine_scene["dir"], "unf.tif"))
+    assert res.summary["unfamiliar_share"] == share
+    if threshold is None:
+        assert res.unfamiliar is None and any("no familiarity" in m for m in res.messages)
+        return
+    raster, nodata = _read(res.unfamiliar)
+    assert nodata == 255 and (raster == (100 if share else 0)).all()

@@ -115,3 +115,23 @@ def test_digit_class_names_and_planted_number_in_real_text():
     assert res.grounded_share < 1.0
     dropped = check_grounding(planted, facts, drop_unmatched=True)
     assert "97.5" not in dropped.text and "Zone 7" in dropped.text
+
+
+def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
+    summary, card = _random_run(1, reference=False)
+    summary.update(cloud_share=0.213, mean_sar_share_clouded=0.81, mean_sar_share_clear=0.32,
+                   optical_invalid_share=0.05, sar_only_share=0.048, unfamiliar_share=0.38)
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "21.3 % of the scene was under cloud" in text and "mostly from SAR (81.0 %" in text
+    assert "4.8 % of the map was classified there from SAR alone" in text
+    assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
+    assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
+    res = check_grounding(text, facts)
+    assert res.flagged_sentences == [], res.flagged_sentences
+
+
+def test_no_unfamiliar_warning_without_statistics():
+    summary, card = _random_run(1, reference=False)
+    text = template.write(build_facts(summary, card))
+    assert "should not be trusted" not in text

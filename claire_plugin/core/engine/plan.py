@@ -52,6 +52,7 @@ class RunPlan:
     cloud_bands: Optional[List[str]] = None
     uses_cloud: bool = False
     fill_from_sar: bool = False
+    familiar: Optional[tuple] = None  # (mean, var, threshold) of the card's familiarity on the device
     outputs: Optional[Outputs] = None
     readers: int = 0
     opened: list = field(default_factory=list)
@@ -134,6 +135,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
         if fit:
             messages.append(fit)
         _cloud(plan, messages)
+        _familiarity(plan, messages)
         _outputs(plan)
         _schedule(plan, messages, cache)
         return plan
@@ -216,6 +218,23 @@ def _cloud(plan: RunPlan, messages: List[str]) -> None:
                         "SAR alone: they stay nodata")
 
 
+def _familiarity(plan: RunPlan, messages: List[str]) -> None:
+    """The card's familiarity statistics on the device (models.familiarity), or a note why there are none."""
+    fam = plan.card.get("familiarity")
+    if not fam:
+        if plan.params.unfamiliar:
+            messages.append("the checkpoint's card has no familiarity statistics, so this run cannot tell where the "
+                            "scene is unlike the training data; the unfamiliar raster is not written")
+        return
+    from ....models.familiarity import card_tensors
+
+    try:
+        plan.familiar = card_tensors(fam, plan.device)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClaireError(f"the checkpoint card's familiarity entry is unreadable ({exc}); re-export the "
+                          f"checkpoint") from None
+
+
 def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
@@ -225,6 +244,10 @@ def _outputs(plan: RunPlan) -> None:
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
                                         "confidence (top-class probability, %)")
+    outputs.has_distance = plan.familiar is not None
+    if params.unfamiliar and plan.familiar is not None:
+        outputs.unfamiliar = GridWriter(params.unfamiliar, opt, "uint8", UINT8_NODATA,
+                                        "unlike the training data (100 = at the familiarity threshold)")
     if params.cloud and plan.cloud_bands is not None:
         outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)")
     outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * opt.height)

@@ -246,6 +246,8 @@ class _Stream:
         try:
             dev = plan.device
             extra = {} if c_t is None else {"cloud": c_t.to(dev, non_blocking=True)}
+            if plan.familiar is not None:
+                extra["return_features"] = True
             res = plan.model(o_t.to(dev, non_blocking=True), s_t.to(dev, non_blocking=True), **extra)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
@@ -258,7 +260,8 @@ class _Stream:
         if logits.shape[1] != K:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
-        weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w)
+        ratio = _distance_ratio(res, plan.familiar, logits.shape[-2:]) if plan.familiar is not None else None
+        weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w, ratio)
         self.t_forward += time.perf_counter() - t0
         self.n_tiles += weighted.shape[0]
         return weighted
@@ -266,13 +269,13 @@ class _Stream:
     def _start_post(self, has_share: bool) -> None:
         """At the first output: the reliance writer where asked for and possible, the post-processing thread."""
         plan, outputs = self.plan, self.plan.outputs
-        self.has_share = has_share
+        self.has_share = outputs.has_share = has_share
         if plan.params.reliance and not has_share:
             self.messages.append("this model gives no sar_share output; the reliance raster is not written")
         if plan.params.reliance and has_share:
             outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
                                           "SAR share of the fusion (%)")
-        blender = RowBlender(plan.grid, len(plan.classes) + (1 if has_share else 0))
+        blender = RowBlender(plan.grid, outputs.channels)
         self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height)
         self.post.start()
 
@@ -318,19 +321,38 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     return result
 
 
-def _weighted_outputs(logits, share, weight):
-    """[n, K(+1), T, T] float32 on the CPU: class probabilities (softmax) and the SAR share clipped to
-    0..1, both times the blending weight [T, T]. Computed where the model ran, by torch (why not numpy in
-    the post-processing thread: docs/benchmark.md, "Why the engine is scheduled as it is")."""
+def _weighted_outputs(logits, share, weight, ratio=None):
+    """[n, K(+1)(+1), T, T] float32 on the CPU: class probabilities (softmax), the SAR share clipped to
+    0..1 and the feature distance / familiarity threshold, all times the blending weight [T, T]. Computed
+    where the model ran, by torch (why not numpy in the post-processing thread: docs/benchmark.md, "Why
+    the engine is scheduled as it is")."""
     import torch
 
     n, k = logits.shape[:2]
-    out = torch.empty((n, k + (1 if share is not None else 0)) + tuple(logits.shape[2:]), dtype=torch.float32,
-                      device=logits.device)
+    extra = int(share is not None) + int(ratio is not None)
+    out = torch.empty((n, k + extra) + tuple(logits.shape[2:]), dtype=torch.float32, device=logits.device)
     torch.softmax(logits.float(), dim=1, out=out[:, :k])  # straight into place: no concatenated copy
     if share is not None:
-        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:])
+        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:k + 1])
+    if ratio is not None:
+        out[:, -1:] = ratio
     return out.mul_(weight).cpu()
+
+
+def _distance_ratio(res, familiar, size):
+    """[n,1,T,T]: models.familiarity distance of the decoder features / the card's threshold, at the
+    input resolution (bilinear), capped at 10."""
+    import torch.nn.functional as F
+
+    from ....models.familiarity import distance
+
+    feats = res.get("features") if isinstance(res, dict) else None
+    if feats is None:
+        raise ClaireError("the checkpoint's card has familiarity statistics but its model gives no decoder "
+                          "features; re-export the checkpoint or leave out --unfamiliar")
+    mean, var, threshold = familiar
+    d = (distance(feats, mean, var) / threshold).clamp_(max=10.0)
+    return F.interpolate(d, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _unpack(res):

@@ -9,6 +9,8 @@ Definitions (also in docs/benchmark.md):
   cloud, cirrus, haze or cloud shadow) is >= 0.5 (None when the optical lacks the bands it needs).
 - `sar_only_share`: share of valid pixels without optical data (swath edge, masked clouds), classified
   from SAR alone (the optical zeroed and the cloud probability 1 there).
+- `unfamiliar_share` (scene and per class): share of valid pixels whose decoder features lie farther from
+  the training statistics than the card's familiarity threshold (models.familiarity; None without them).
 - `mean_sar_share_clouded` / `_clear` (scene and per class): mean SAR share of the fusion on clouded and
   on clear pixels with optical data; `mean_sar_share_sar_only`: on the SAR-only pixels.
 - `low_confidence_share`: share of valid pixels whose top-class probability is < 0.5.
@@ -40,15 +42,22 @@ class SummaryAccumulator:
         self.region_pixels = 0
         self.optical_invalid = 0
         self.cloud_known = False
+        self.unfamiliar_known = False
+        self.unfamiliar = np.zeros(self.K, np.int64)
         self.group_n = {g: 0 for g in GROUPS}
         self.group_sar = {g: np.zeros(self.K, np.float64) for g in GROUPS}
         self.group_sar_n = {g: np.zeros(self.K, np.int64) for g in GROUPS}
         self.cm: Optional[np.ndarray] = None
 
-    def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], masks) -> None:
-        """Add one block: class indices, top probability, SAR share (or None), all [h,w], and its
-        reader.ChunkMasks."""
+    def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], masks,
+            distance: Optional[np.ndarray] = None) -> None:
+        """Add one block: class indices, top probability, SAR share (or None), its reader.ChunkMasks and
+        the feature distance / familiarity threshold (or None), all [h,w]."""
         valid = masks.valid
+        if distance is not None:
+            far = valid & (distance > 1.0)
+            self.unfamiliar_known = True
+            self.unfamiliar += np.bincount(idx[far], minlength=self.K)
         self.region_pixels += valid.size
         self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
         self._add_groups(idx, sar, masks)
@@ -107,6 +116,7 @@ class SummaryAccumulator:
                 "mean_sar_share": float(self.sar_sum[k] / self.sar_n[k]) if self.sar_n[k] else None,
                 "mean_sar_share_clouded": self._group_mean("clouded", k),
                 "mean_sar_share_clear": self._group_mean("clear", k),
+                "unfamiliar_share": float(self.unfamiliar[k] / n) if n and self.unfamiliar_known else None,
             })
         out = {
             "pixel_area_m2": self.area,
@@ -115,6 +125,8 @@ class SummaryAccumulator:
             "optical_invalid_share": self.optical_invalid / self.region_pixels if self.region_pixels else 0.0,
             "cloud_share": (self.group_n["clouded"] / valid if valid else 0.0) if self.cloud_known else None,
             "sar_only_share": self.group_n["sar_only"] / valid if valid else 0.0,
+            "unfamiliar_share": (float(self.unfamiliar.sum() / valid) if valid else 0.0)
+            if self.unfamiliar_known else None,
             "classes": classes,
             "mean_confidence": float(self.conf_sum.sum() / valid) if valid else None,
             "low_confidence_share": float(self.low.sum() / valid) if valid else None,
