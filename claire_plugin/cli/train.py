@@ -156,7 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
     card = build_card(args.arch, args.size, config, classes, _nodata_for(classes, layout.nodata), ospec, sspec,
                       training, metrics)
-    card["familiarity"] = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
+    from ..core.training.sources import card_familiarity
+    card["familiarity"] = fam = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
+    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
+          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):
         os.remove(resume)
@@ -166,23 +169,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
-
-
-def card_familiarity(model, src, vsrc, ospec: Dict, sspec: Dict, device: str = "cpu") -> Dict[str, Any]:
-    """The card's `familiarity` (models.familiarity): decoder feature statistics over the training windows of
-    `src`, threshold calibrated on the held-out windows of `vsrc` (the training windows when there is no
-    hold-out, noted in the dict)."""
-    from ...models.familiarity import familiarity, prepared
-
-    uses_cloud = bool(getattr(model, "uses_cloud", False))
-    heldout = vsrc if vsrc is not None else src
-    t = time.time()
-    fam = familiarity(model.to(device), prepared(src.eval_items(), ospec, sspec, uses_cloud),
-                      prepared(heldout.eval_items(), ospec, sspec, uses_cloud), device=device)
-    fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
-    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
-          f"({time.time() - t:.1f} s)", file=sys.stderr)
-    return fam
 
 
 def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:

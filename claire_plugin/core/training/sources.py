@@ -79,3 +79,17 @@ def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_line
     sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,
                           clip=layout.sar_clip)
     return ospec, sspec
+
+
+def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> dict:
+    """The card's `familiarity` (models.familiarity): decoder feature statistics over the training windows of
+    `src`, threshold calibrated on the held-out windows of `vsrc` (the training windows when there is no
+    hold-out, noted in the dict)."""
+    from ....models.familiarity import familiarity, prepared
+
+    uses_cloud = bool(getattr(model, "uses_cloud", False))
+    heldout = vsrc if vsrc is not None else src
+    fam = familiarity(model.to(device), prepared(src.eval_items(), ospec, sspec, uses_cloud),
+                      prepared(heldout.eval_items(), ospec, sspec, uses_cloud), device=device)
+    fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
+    return fam
