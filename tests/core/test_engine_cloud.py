@@ -148,3 +148,23 @@ def test_unfamiliar_raster_and_share(engine_scene, tiny_checkpoint, threshold, s
         return
     raster, nodata = _read(res.unfamiliar)
     assert nodata == 255 and (raster == (100 if share else 0)).all()
+
+
+def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, geotiff, tmp_path):
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.manual_seed(0)
+    card = tiny_card()
+    card["config"] = dict(card["config"], cloud_gate=True)
+    model = build_model("claire", card["config"]).eval()
+    optical, _, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    optical[:, :, 60:140] = 0
+    path = geotiff(str(tmp_path / "gap.tif"), optical, nodata=0)
+    res = _run(engine_scene, path, model, card, reliance=str(tmp_path / "rel.tif"))
+    rel, _ = _read(res.reliance)
+    classes, nodata = _read(res.output)
+    assert (classes[:, 60:140] != nodata).all()
+    inside, outside = rel[:, 84:116].mean(), rel[:, :30].mean()
+    assert inside > 90 and inside > outside + 20, (inside, outside)
