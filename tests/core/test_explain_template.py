@@ -127,6 +127,7 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     assert "4.8 % of the map was classified there from SAR alone" in text
     assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
     assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
+    assert "a high confidence proves nothing" in text
     res = check_grounding(text, facts)
     assert res.flagged_sentences == [], res.flagged_sentences
 
@@ -134,4 +135,4 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
 def test_no_unfamiliar_warning_without_statistics():
     summary, card = _random_run(1, reference=False)
     text = template.write(build_facts(summary, card))
-    assert "should not be trusted" not in text
+    assert "should not be trusted" not in text and "proves nothing" not in text

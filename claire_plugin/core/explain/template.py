@@ -127,8 +127,10 @@ def _confidence(facts: dict, f: Formatter) -> str:
         out.append(f"Confidence is lowest for {_join(parts)}; such pixels typically sit on class "
                    f"boundaries or in spectrally mixed cover and deserve a visual check.")
         best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
-        out.append(f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])}"
-                   f" mean confidence.")
+        s = f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])} mean confidence"
+        if scene.get("unfamiliar_pct"):
+            s += ", but inside the part of the scene unlike the training data a high confidence proves nothing"
+        out.append(s + ".")
     return " ".join(out)
 
 
