@@ -132,7 +132,9 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     assert res.flagged_sentences == [], res.flagged_sentences
 
 
-def test_no_unfamiliar_warning_without_statistics():
+@pytest.mark.parametrize("share", [None, 0.02])
+def test_no_unfamiliar_warning_without_statistics_or_at_the_calibration_rate(share):
     summary, card = _random_run(1, reference=False)
+    summary["unfamiliar_share"] = share
     text = template.write(build_facts(summary, card))
     assert "should not be trusted" not in text and "proves nothing" not in text

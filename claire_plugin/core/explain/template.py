@@ -10,6 +10,9 @@ from typing import Callable, List, Optional
 GENERATOR = "template"
 #: A class is called reliable from this F1 (percent) on; never quoted as a number.
 RELIABLE_F1_PCT = 70.0
+#: Warn that the model should not be trusted from this unfamiliar share (percent) on: the familiarity
+#: threshold flags about 1 % of familiar pixels by construction. Never quoted as a number.
+UNFAMILIAR_WARN_PCT = 5.0
 
 #: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
 _SAR_CUES = [
@@ -128,7 +131,7 @@ def _confidence(facts: dict, f: Formatter) -> str:
                    f"boundaries or in spectrally mixed cover and deserve a visual check.")
         best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
         s = f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])} mean confidence"
-        if scene.get("unfamiliar_pct"):
+        if (scene.get("unfamiliar_pct") or 0.0) >= UNFAMILIAR_WARN_PCT:
             s += ", but inside the part of the scene unlike the training data a high confidence proves nothing"
         out.append(s + ".")
     return " ".join(out)
@@ -164,7 +167,7 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
 def _unfamiliar(facts: dict, f: Formatter) -> str:
     """A warning when the model found much of the scene unlike its training data."""
     u = facts["scene"].get("unfamiliar_pct")
-    if not u:
+    if u is None or u < UNFAMILIAR_WARN_PCT:
         return ""
     return (f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
             f"anything in its training data, so the classes it gives there are guesses, not findings, "
