@@ -57,7 +57,7 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
     from ...models import spec as spec_mod
     from ...models.predict import predict_arrays
     from ...models.training import TrainConfig, evaluate, train
-    from ..core.training.datasets import LAYOUTS, RasterPairSource, list_pairs
+    from ..core.training.datasets import EVAL_CONTEXT, LAYOUTS, RasterPairSource, list_pairs
     from ..core.training.sources import input_specs
     from ..tools.fusion_table import fusion_markdown
 
@@ -100,7 +100,7 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
             model, hist = train(src, ospec, sspec, len(classes), cfg, progress=False)
             r = {"seconds": hist["seconds"]}
             for corr in ("clear", "clouds"):
-                m = evaluate(model, vsrc.eval_items(), ospec, sspec, names, corr)
+                m = evaluate(model, vsrc.eval_items(context=EVAL_CONTEXT), ospec, sspec, names, corr)
                 r[corr] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
                            "sar_share": m["mean_sar_share"]}
             if key == "A":

@@ -189,6 +189,7 @@ def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, dev
     """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
     `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
     from ...models.training import evaluate
+    from ..core.training.datasets import EVAL_CONTEXT
     from .evaluate import round_metrics
 
     folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
@@ -197,6 +198,7 @@ def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, dev
         group = [p for p in vsrc.pairs if p.optical_folder == folder]
         suffix = "" if i == 0 else f"_{folder}"
         for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
-            m = evaluate(model, vsrc.eval_items(group), ospec, sspec, names, corruption, device=device)
+            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
+            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
             out[f"{key}{suffix}{tail}"] = round_metrics(m)
     return out
