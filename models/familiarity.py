@@ -42,30 +42,35 @@ def card_tensors(fam: dict, device="cpu") -> Tuple[torch.Tensor, torch.Tensor, f
 
 
 @torch.no_grad()
-def _features(model: torch.nn.Module, item: Item, device: str, tile: int = TILE) -> np.ndarray:
-    """Decoder features [C, n] of the pixels (stride 4) of one item, run in `tile` px tiles padded like the
-    engine's (models.predict.pad_tile)."""
-    o, s, c = item
+def _features(model: torch.nn.Module, item: tuple, device: str, tile: int = TILE) -> np.ndarray:
+    """Decoder features [C, n] of one item's pixels (stride 4; where its optional mask [H,W] is True), run
+    in `tile` px tiles padded like the engine's (models.predict.pad_tile)."""
+    o, s, c = item[:3]
+    mask = item[3] if len(item) > 3 else None
     h, w = o.shape[-2:]
-    out = []
+    fmap = None
     for y in tile_starts(h, tile, 0):
         for x in tile_starts(w, tile, 0):
             t = [None if a is None else torch.from_numpy(
                 np.ascontiguousarray(pad_tile(a[:, y:y + tile, x:x + tile], tile), np.float32))[None].to(device)
                 for a in (o, s, c)]
-            f = model(t[0], t[1], cloud=t[2], return_features=True)["features"][0]
-            f = f[:, : max(1, (min(h, y + tile) - y) // 4), : max(1, (min(w, x + tile) - x) // 4)]
-            out.append(f.reshape(f.shape[0], -1).float().cpu().numpy())
-    return np.concatenate(out, axis=1)
+            f = model(t[0], t[1], cloud=t[2], return_features=True)["features"][0].float().cpu().numpy()
+            if fmap is None:
+                fmap = np.zeros((f.shape[0], -(-h // 4), -(-w // 4)), np.float32)
+            part = fmap[:, y // 4:(y + tile) // 4, x // 4:(x + tile) // 4]
+            part[...] = f[:, : part.shape[1], : part.shape[2]]
+    keep = np.ones(fmap.shape[1:], bool) if mask is None else np.asarray(mask)[::4, ::4]
+    return fmap[:, keep]
 
 
-def prepared(items: Iterable[tuple], ospec: dict, sspec: dict, uses_cloud: bool) -> Iterator[Item]:
-    """(name, raw optical, raw SAR, labels) windows (core.training RasterPairSource.eval_items) -> Items,
-    normalised as models.training.evaluate does, with models.cloud's probability for cloud-gated models."""
-    for _name, o, s, _labels in items:
+def prepared(items: Iterable[tuple], ospec: dict, sspec: dict, uses_cloud: bool) -> Iterator[tuple]:
+    """(name, raw optical, raw SAR, labels) windows (core.training RasterPairSource.eval_items) -> items
+    (optical, SAR, cloud, mask), normalised as models.training.evaluate does, with models.cloud's
+    probability for cloud-gated models; the mask keeps the labelled pixels (255 = outside the region)."""
+    for _name, o, s, labels in items:
         phys = to_physical(o, ospec)
         cloud = cloud_probability(phys, ospec["bands"])[None] if uses_cloud else None
-        yield standardise(phys, ospec), normalise(s, sspec), cloud
+        yield standardise(phys, ospec), normalise(s, sspec), cloud, labels != 255
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ def terramesh_familiarity(model, card: Dict[str, Any], holdout: float = 0.25) ->
 
 
 def _bigearthnet(card: Dict[str, Any]) -> Iterator[tuple]:
-    """(name, raw optical [10,120,120] in the card's band order, SAR dB [2,120,120], None) per shipped
+    """(name, raw optical [10,120,120] in the card's band order, SAR dB [2,120,120], labels 0) per shipped
     BigEarthNet-MM patch; 20 m bands repeated onto the 10 m grid."""
     import rasterio
 
@@ -52,7 +52,7 @@ def _bigearthnet(card: Dict[str, Any]) -> Iterator[tuple]:
         for pol in ("VV", "VH"):
             with rasterio.open(glob.glob(os.path.join(s1_dir, f"*_{pol}.tif"))[0]) as ds:
                 sar.append(ds.read(1).astype(np.float32))
-        yield os.path.basename(s2_dir), np.stack(bands), np.stack(sar), None
+        yield os.path.basename(s2_dir), np.stack(bands), np.stack(sar), np.zeros((120, 120), np.uint8)
 
 
 def _share(model, card, items, fam) -> Dict[str, float]:
@@ -70,16 +70,18 @@ def scene_shares(model, card: Dict[str, Any], fam: Dict[str, Any]) -> Dict[str, 
     """Unfamiliar shares on the TerraMesh hold-out (familiar by construction: about 1 %), the TerraMesh
     Level-1C hold-out, SEN12MS-CR clear and cloudy, and the BigEarthNet-MM patches."""
     from ..cli.fusion_table import read_sen12ms_pair
+    from ..core.training.datasets import EVAL_CONTEXT
     from ..core.training.sources import resolve_data
 
     out: Dict[str, Dict[str, float]] = {}
     for name, layout in (("terramesh_heldout_L2A", "terramesh"),):
         _, _, _, src, _, _ = resolve_data(resource("data", "terramesh"), layout, "val", 0.25)
         src.optical_scale = card["inputs"]["optical"]["scale"]
-        out[name] = _share(model, card, src.eval_items(), fam)
+        out[name] = _share(model, card, src.eval_items(context=EVAL_CONTEXT), fam)
     s1, clear, cloudy = read_sen12ms_pair(resource("data", "sen12ms_cr"))
-    out["sen12ms_cr_clear"] = _share(model, card, [("clear", clear, s1, None)], fam)
-    out["sen12ms_cr_cloudy"] = _share(model, card, [("cloudy", cloudy, s1, None)], fam)
+    every = np.zeros(clear.shape[1:], np.uint8)  # labels: none ignored
+    out["sen12ms_cr_clear"] = _share(model, card, [("clear", clear, s1, every)], fam)
+    out["sen12ms_cr_cloudy"] = _share(model, card, [("cloudy", cloudy, s1, every)], fam)
     out["bigearthnet_mm"] = _share(model, card, _bigearthnet(card), fam)
     return out
 

@@ -59,3 +59,15 @@ def test_distance_is_zero_at_the_mean_and_scales_with_the_variance():
     assert float(distance(f, mean, var)) == 0.0
     f2 = torch.tensor([3.0, 3.0]).view(1, 2, 1, 1)  # (2^2/4 + 1^2/1) / 2 = 1
     assert abs(float(distance(f2, mean, var)) - 1.0) < 1e-6
+
+
+def test_a_mask_keeps_only_its_pixels():
+    from claire.models.familiarity import feature_stats
+
+    o, s, _ = next(_items(0, 1))
+    mask = np.zeros((64, 64), bool)
+    mask[:, :32] = True
+    _, _, n_all = feature_stats(InputFeatures(), [(o, s, None)])
+    mean, _, n_half = feature_stats(InputFeatures(), [(o, s, None, mask)])
+    assert (n_all, n_half) == (256, 128)
+    assert mean[0] > 1.0, "only the brighter left half (+1.5) was measured"
