@@ -53,6 +53,14 @@ class UPerDecoder(nn.Module):
         self.classifier = nn.Conv2d(dim, num_classes, 1)
 
     def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        return self.classify(self.features(feats))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at stride 4 from the pre-classifier features."""
+        return self.classifier(self.dropout(x))
+
+    def features(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        """Pre-classifier features [B, dim, h/4, w/4]: what models.familiarity measures."""
         top = self.ppm(feats[-1])
         levels = [top]
         for i in range(len(feats) - 2, -1, -1):
@@ -61,5 +69,4 @@ class UPerDecoder(nn.Module):
             levels.insert(0, self.smooth[i](top))
         size = levels[0].shape[-2:]
         up = [levels[0]] + [F.interpolate(l, size=size, mode="bilinear", align_corners=False) for l in levels[1:]]
-        x = self.refine(self.fuse(torch.cat(up, dim=1)))
-        return self.classifier(self.dropout(x))
+        return self.refine(self.fuse(torch.cat(up, dim=1)))

@@ -65,7 +65,8 @@ class _DualStream(nn.Module):
         raise NotImplementedError
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
-                cloud: Optional[torch.Tensor] = None) -> Dict[str, Optional[torch.Tensor]]:
+                cloud: Optional[torch.Tensor] = None,
+                return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
         _check_input(optical)
         size = optical.shape[-2:]
         o, s = optical, sar
@@ -79,10 +80,13 @@ class _DualStream(nn.Module):
             o, s, f, g = self._fuse_stage(i, o, s, _cloud_at(cloud, _stride(i)))
             fused.append(f)
             gates.append(g)
-        logits = F.interpolate(self.decoder(fused), size=size, mode="bilinear", align_corners=False)
+        feats = self.decoder.features(fused)
+        logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
         out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": _share_map(gates, size)}
         if return_gates:
             out["gates"] = gates
+        if return_features:
+            out["features"] = feats
         return out
 
 
@@ -137,14 +141,18 @@ class SingleModalityNet(nn.Module):
     uses_cloud = False
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
-                cloud: Optional[torch.Tensor] = None) -> Dict[str, Optional[torch.Tensor]]:
+                cloud: Optional[torch.Tensor] = None,
+                return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
         _check_input(optical)
         x = optical if self.modality == "optical" else sar
         size = x.shape[-2:]
-        logits = F.interpolate(self.decoder(self.encoder(x)), size=size, mode="bilinear", align_corners=False)
+        feats = self.decoder.features(self.encoder(x))
+        logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
         fill = 0.0 if self.modality == "optical" else 1.0
         share = torch.full((x.shape[0], 1, size[0], size[1]), fill, dtype=logits.dtype, device=logits.device)
         out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": share}
         if return_gates:
             out["gates"] = []
+        if return_features:
+            out["features"] = feats
         return out

@@ -22,6 +22,14 @@ def register(subparsers) -> None:
                    help="also write the top-class probability as uint8 percent 0-100 (nodata 255)")
     p.add_argument("--reliance", default=None,
                    help="also write the SAR share of the fusion gate as uint8 percent 0-100 (nodata 255)")
+    p.add_argument("--cloud", default=None,
+                   help="also write the cloud probability (models.cloud: cloud, cirrus, haze, shadow) as uint8 "
+                        "percent 0-100 (nodata 255); 100 where optical gaps were filled from SAR")
+    p.add_argument("--unfamiliar", default=None,
+                   help="also write how unlike the training data each pixel looks to the model, uint8 0-100 "
+                        "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")
+    p.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
+                   help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
     p.add_argument("--reference", default=None, help="reference class raster: adds accuracy metrics to the summary")
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
     p.add_argument("--report", default=None, help="write the explanation report (JSON) to this file")
@@ -34,7 +42,13 @@ def params_from_args(args: argparse.Namespace):
     """ClassifyParams from parsed arguments."""
     return run_options(args).params(
         args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
-        reference=args.reference, summary_json=args.summary, report=args.report, explainer=args.explainer)
+        cloud=args.cloud, unfamiliar=args.unfamiliar, fill_from_sar=args.fill_from_sar, reference=args.reference,
+        summary_json=args.summary, report=args.report, explainer=args.explainer)
+
+
+def _share(x) -> str:
+    """A share as a percentage, '-' when unknown."""
+    return "-" if x is None else f"{x:.1%}"
 
 
 def format_table(summary: dict) -> str:
@@ -46,7 +60,8 @@ def format_table(summary: dict) -> str:
         rows.append(f"{c['value']:>5}  {c['name'][:20]:<20} {c['pixels']:>12} {c['area_ha']:>12.2f} "
                     f"{c['share']:>7.1%} {conf:>6} {sar:>6}")
     rows.append(f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
-                f"cloud-like {summary['cloud_like_share']:.1%}, optical invalid {summary['optical_invalid_share']:.1%}")
+                f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
+                f"optical invalid {summary['optical_invalid_share']:.1%}")
     m = summary.get("metrics")
     if m:
         rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")
@@ -79,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"confidence: {result.confidence}")
         if result.reliance:
             print(f"reliance:   {result.reliance}")
+        for name in ("cloud", "unfamiliar"):
+            if getattr(result, name):
+                print(f"{name + ':':<12}{getattr(result, name)}")
         if result.summary_json:
             print(f"summary:    {result.summary_json}")
         if result.report:

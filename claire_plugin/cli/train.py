@@ -156,6 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
     card = build_card(args.arch, args.size, config, classes, _nodata_for(classes, layout.nodata), ospec, sspec,
                       training, metrics)
+    from ..core.training.sources import card_familiarity
+    card["familiarity"] = fam = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
+    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
+          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):
         os.remove(resume)
@@ -185,6 +189,7 @@ def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, dev
     """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
     `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
     from ...models.training import evaluate
+    from ..core.training.datasets import EVAL_CONTEXT
     from .evaluate import round_metrics
 
     folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
@@ -193,6 +198,7 @@ def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, dev
         group = [p for p in vsrc.pairs if p.optical_folder == folder]
         suffix = "" if i == 0 else f"_{folder}"
         for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
-            m = evaluate(model, vsrc.eval_items(group), ospec, sspec, names, corruption, device=device)
+            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
+            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
             out[f"{key}{suffix}{tail}"] = round_metrics(m)
     return out

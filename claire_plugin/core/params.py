@@ -35,6 +35,9 @@ class ClassifyParams:
     threads: Optional[int] = None
     confidence: Optional[str] = None
     reliance: Optional[str] = None
+    cloud: Optional[str] = None  # cloud probability raster (uint8 percent)
+    unfamiliar: Optional[str] = None  # "unlike the training data" raster (uint8, 100 = at the threshold)
+    fill_from_sar: bool = True  # classify optical gaps from SAR alone (cloud-gated models)
     reference: Optional[str] = None
     summary_json: Optional[str] = None
     report: Optional[str] = None

@@ -114,7 +114,7 @@ def tiles(model, card) -> Dict[str, float]:
 def heldout(model, card) -> Dict[str, Dict[str, float]]:
     """OA / mIoU / mean SAR share on the right-hand 25 % of every site, per level, clear and clouded."""
     from ...models.training import evaluate
-    from ..core.training.datasets import LAYOUTS, RasterPairSource, list_pairs
+    from ..core.training.datasets import EVAL_CONTEXT, LAYOUTS, RasterPairSource, list_pairs
 
     layout = LAYOUTS["terramesh-levels"]
     pairs = list_pairs(resource("data", "terramesh"), "terramesh-levels", "val", 0.25)
@@ -125,7 +125,8 @@ def heldout(model, card) -> Dict[str, Dict[str, float]]:
     for folder in ("S2L2A", "S2L1C"):
         group = [p for p in pairs if p.optical_folder == folder]
         for corruption in ("clear", "clouds"):
-            m = evaluate(model, src.eval_items(group), card["inputs"]["optical"], card["inputs"]["sar"], names,
+            m = evaluate(model, src.eval_items(group, context=EVAL_CONTEXT), card["inputs"]["optical"],
+                         card["inputs"]["sar"], names,
                          corruption)
             out[f"{folder}_{corruption}"] = {"oa": round(m["oa"], 4), "miou": round(m["miou"], 4),
                                              "sar_share": round(m["mean_sar_share"], 4)}

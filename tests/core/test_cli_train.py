@@ -55,6 +55,9 @@ def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys
     held = card["metrics"]["heldout"]
     assert 0.0 <= held["miou"] <= 1.0 and len(held["per_class"]) == 3
     assert card["training"]["heldout"]["images"] == ["a", "b"]
+    fam = card["familiarity"]
+    assert len(fam["mean"]) == len(fam["var"]) > 0 and fam["threshold"] > 0
+    assert fam["calibrated_on"] == "heldout" and fam["heldout_pixels"] > 0
 
 
 def test_training_is_seeded(generic_dir, tmp_path):

@@ -147,3 +147,19 @@ def test_offsets_json_that_is_not_an_object_is_refused(tmp_path):
         (tmp_path / "offsets.json").write_text(bad)
         with pytest.raises(ClaireError, match="offsets.json"):
             declared_offset(str(tmp_path / "a.tif"))
+
+
+def test_eval_items_with_context_bring_the_image_around_the_holdout_with_ignored_labels():
+    from claire.claire_plugin.core.training.datasets import IGNORE, LAYOUTS, RasterPairSource, list_pairs
+    from claire.claire_plugin.paths import resource
+
+    layout = LAYOUTS["terramesh"]
+    pairs = list_pairs(resource("data", "terramesh"), "terramesh", "val", 0.25)[:1]
+    src = RasterPairSource(pairs, layout.classes, layout.ignore, layout.optical_bands)
+    (_, o0, _, l0), = list(src.eval_items())
+    (_, o1, _, l1), = list(src.eval_items(context=256))
+    src.close()
+    r0, c0, rh, rw = pairs[0].region
+    assert l0.shape == (rh, rw) and l1.shape == (224, 224) and o1.shape[1:] == (224, 224)
+    assert (l1[:, :c0] == IGNORE).all(), "the training part is context only"
+    assert (l1[:, c0:] == l0).all() and (o1[:, :, c0:] == o0).all()

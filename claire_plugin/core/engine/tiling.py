@@ -13,21 +13,10 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
+from ....models.predict import blend_weights
 from ..errors import ClaireError
 
-
-def blend_weights(tile: int, overlap: int) -> np.ndarray:
-    """2-D weight window [T,T]: 1 in the middle, a sin^2 ramp over `overlap` pixels at each edge.
-
-    Never zero (the ramp starts at half a pixel), so pixels covered by one tile only keep their value.
-    """
-    w = np.ones(tile, dtype=np.float64)
-    if overlap > 0:
-        d = (np.arange(overlap) + 0.5) / overlap
-        ramp = np.sin(0.5 * np.pi * d) ** 2
-        w[:overlap] = ramp
-        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
-    return np.outer(w, w).astype(np.float32)
+__all__ = ["blend_weights", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "RowBlender"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:

@@ -243,6 +243,10 @@ def _to_db(x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, 10.0 * np.log10(np.maximum(x, 1e-10)), np.nan).astype(np.float32)
 
 
+#: Image pixels around an evaluation window that evaluation classifies along with it (one tile).
+EVAL_CONTEXT = 256
+
+
 class RasterPairSource:
     """A `models.training` SampleSource over GeoTIFF pairs: random windowed crops, evaluation windows."""
 
@@ -329,14 +333,24 @@ class RasterPairSource:
         col = c0 + int(rng.integers(0, max(1, rw - crop + 1)))
         return self.read(p, row, col, crop, crop)
 
-    def eval_items(self, pairs: Optional[List[Pair]] = None) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        """Every region (of `pairs`, default all) cut into windows of at most `eval_window` pixels."""
+    def eval_items(self, pairs: Optional[List[Pair]] = None,
+                   context: int = 0) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every region (of `pairs`, default all) cut into windows of at most `eval_window` pixels; `context`
+        px of the image around each window (within the image) come along with ignored labels, so that a
+        hold-out block is classified inside its image as the engine classifies it, not as a scene alone."""
         for p in (self.pairs if pairs is None else pairs):
             r0, c0, rh, rw = p.region
+            ods = self._open(p.optical)
             for r in range(r0, r0 + rh, self.eval_window):
                 for c in range(c0, c0 + rw, self.eval_window):
                     h, w = min(self.eval_window, r0 + rh - r), min(self.eval_window, c0 + rw - c)
-                    o, s, l = self.read(p, r, c, h, w)
+                    top, left = max(0, r - context), max(0, c - context)
+                    bottom, right = min(ods.height, r + h + context), min(ods.width, c + w + context)
+                    o, s, l = self.read(p, top, left, max(h, bottom - top), max(w, right - left))
+                    if context:
+                        keep = np.zeros(l.shape, bool)
+                        keep[r - top:r - top + h, c - left:c - left + w] = True
+                        l = np.where(keep, l, IGNORE).astype(np.uint8)
                     yield f"{p.name}@{r},{c}", o, s, l
 
     def class_counts(self, num_classes: int) -> np.ndarray:
