@@ -97,7 +97,7 @@ class Step:
 
 
 def install_plan(names: Sequence[str], torch_variant: str, target: str, python: Optional[str] = None,
-                 probe: Callable[[], bool] = index_reachable) -> List[Step]:
+                 probe: Optional[Callable[[], bool]] = None) -> List[Step]:
     """The pip runs that install `names` into folder `target`: torch first (CPU or CUDA), then the rest.
 
     Packages come as binary wheels (rasterio's bundles its own GDAL; `make install` builds it against
@@ -105,7 +105,7 @@ def install_plan(names: Sequence[str], torch_variant: str, target: str, python: 
     python = python or find_python()
     steps = []
     if "torch" in names:
-        command, note = torch_command(torch_variant, python, target, probe)
+        command, note = torch_command(torch_variant, python, target, probe or index_reachable)
         steps.append(Step("torch", command, note))
     others = [REQUIRED.get(name, OPTIONAL.get(name, name)) for name in names if name != "torch"]
     if others:
