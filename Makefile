@@ -3,9 +3,10 @@ SHELL := /bin/bash
 ROOT := $(abspath .)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-# Debian's python decides the venv's version: 3.11 on Debian 12, 3.13 on Debian 13.
-PYVER := $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-SITE := $(VENV)/lib/python$(PYVER)/site-packages
+# Debian's python decides the venv's version: 3.11 on Debian 12, 3.13 on Debian 13. Expanded when used
+# (`=`, not `:=`): on a bare system /usr/bin/python3 only exists once the Debian packages are in.
+PYVER = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+SITE = $(VENV)/lib/python$(PYVER)/site-packages
 # torch build: auto (CUDA where an NVIDIA GPU is present, else CPU), cpu or cuda: `TORCH=cpu make test`.
 TORCH ?= auto
 BUILD := $(ROOT)/build

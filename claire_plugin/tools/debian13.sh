@@ -38,6 +38,12 @@ for sub in sys dev; do
   mountpoint -q "$CHROOT/$sub" || { mount --rbind "/$sub" "$CHROOT/$sub" && mount --make-rslave "$CHROOT/$sub"; }
 done
 cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf"
+# Certificate authorities the host added locally (e.g. a proxy's): pip inside must trust them too.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$CHROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$CHROOT/usr/local/share/ca-certificates/"
+  chroot "$CHROOT" update-ca-certificates >/dev/null
+fi
 
 echo "[debian13] Copying the source tree to $CHROOT/src (its .venv and build/ are kept between runs)"
 mkdir -p "$CHROOT/src"
