@@ -71,6 +71,12 @@ def is_enum_type(value) -> bool:
     return isinstance(value, type) and (isinstance(value, enum.EnumMeta) or type(value).__name__ == "enumtype")
 
 
+def enum_name(owner, value) -> str:
+    """The name under which `owner` offers the enum of `value` (a QGIS enum may be named otherwise)."""
+    names = [name for name in dir(owner) if not name.startswith("_") and getattr(owner, name, None) is type(value)]
+    return min(names, key=len) if names else type(value).__name__
+
+
 def problems_in(rel: str, root: str = PACKAGE_ROOT) -> List[str]:
     """Unscoped enum values and names missing in this QGIS, as `file:line: text`."""
     tree = parse(rel, root)
@@ -88,7 +94,7 @@ def problems_in(rel: str, root: str = PACKAGE_ROOT) -> List[str]:
             parent, value = value, getattr(value, part)
             if is_enum_type(type(value)) and not is_enum_type(parent):
                 found.append(f"{rel}:{line}: {'.'.join(chain[:depth + 1])} -> "
-                             f"{'.'.join(chain[:depth])}.{type(value).__name__}.{part}")
+                             f"{'.'.join(chain[:depth])}.{enum_name(parent, value)}.{part}")
                 break
     return found
 
