@@ -46,7 +46,7 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     def label(text: str, x: float, y: float, w: float, h: float, font: QFont) -> None:
         item = QgsLayoutItemLabel(layout)
         item.setText(text)
-        item.setFont(font)
+        _set_font(item, font)
         item.setHAlign(Qt.AlignmentFlag.AlignLeft)
         item.attemptMove(QgsLayoutPoint(x, y, mm))
         item.attemptResize(QgsLayoutSize(w, h, mm))
@@ -82,8 +82,8 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     if count > 1:  # drop the "Band 1 (Palette)" header line, keep the classes
         QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, count)))
         legend.model().refreshLayerLegend(node)
-    legend.setStyleFont(QgsLegendStyle.Style.Title, QFont("DejaVu Sans", 13, QFont.Weight.Bold))
-    legend.setStyleFont(QgsLegendStyle.Style.SymbolLabel, QFont("DejaVu Sans", 11))
+    _set_legend_font(legend, QgsLegendStyle.Style.Title, QFont("DejaVu Sans", 13, QFont.Weight.Bold))
+    _set_legend_font(legend, QgsLegendStyle.Style.SymbolLabel, QFont("DejaVu Sans", 11))
     legend.setSymbolWidth(8)
     legend.setSymbolHeight(5)
     legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, mm))
@@ -118,6 +118,27 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     if result != QgsLayoutExporter.ExportResult.Success:
         raise RuntimeError(f"QGIS could not write {png} (layout export error {result}).")
     return png
+
+
+def _set_font(label, font) -> None:
+    """A layout label's font: as a text format where QGIS has it (3.24+; setFont is deprecated there)."""
+    from qgis.core import QgsTextFormat
+
+    if hasattr(label, "setTextFormat"):
+        label.setTextFormat(QgsTextFormat.fromQFont(font))
+    else:
+        label.setFont(font)
+
+
+def _set_legend_font(legend, component, font) -> None:
+    """A legend component's font: through its style's text format where QGIS has it (3.30+)."""
+    from qgis.core import QgsTextFormat
+
+    style = legend.rstyle(component)
+    if hasattr(style, "setTextFormat"):
+        style.setTextFormat(QgsTextFormat.fromQFont(font))
+    else:
+        legend.setStyleFont(component, font)
 
 
 def _nice_segment(width_m: float) -> float:
