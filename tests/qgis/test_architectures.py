@@ -24,7 +24,7 @@ def generic_dir(tmp_path_factory):
         labels[:, 32:64] = 2
         labels[20:40, :] = 3
         write_raster(root / "optical" / f"{name}.tif",
-                     (rng.normal(1000, 50, (4, 64, 96)) + 800 * labels[None]).astype(np.uint16))
+                     (rng.normal(1000, 50, (4, 64, 96)) + 800.0 * labels[None]).astype(np.uint16))
         write_raster(root / "sar" / f"{name}.tif",
                      (rng.normal(-15, 1, (2, 64, 96)) + 2 * labels[None]).astype(np.float32))
         write_raster(root / "labels" / f"{name}.tif", labels)
