@@ -22,7 +22,7 @@ if ! command -v debootstrap >/dev/null; then
 fi
 mkdir -p "$BUILD/debian13"
 if [ ! -e "$CHROOT/.claire-debootstrap-ok" ]; then
-  echo "[debian13] debootstrap trixie into $CHROOT (about 90 MB of packages, a few minutes)"
+  echo "[debian13] debootstrap trixie into $CHROOT (a minimal system: some 80 packages, a few minutes)"
   nice -n 10 debootstrap --variant=minbase --include=make,ca-certificates trixie "$CHROOT" "$MIRROR"
   touch "$CHROOT/.claire-debootstrap-ok"
 fi

@@ -60,7 +60,7 @@ class _Toy:
     def sample(self, rng, crop):
         lbl = (rng.random((crop // 16, crop // 16)) > 0.5).astype(np.uint8).repeat(16, 0).repeat(16, 1)
         opt = (1000 + 3000.0 * lbl[None] + rng.normal(0, 50, (2, crop, crop))).astype(np.float32)
-        sar = (-15 + 5 * lbl[None] + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
+        sar = (-15.0 + 5.0 * lbl[None] + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
         return opt, sar, lbl
 
     def eval_items(self):
