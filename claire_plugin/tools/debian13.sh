@@ -60,5 +60,9 @@ status=${PIPESTATUS[0]}
 set -e
 versions=$(chroot "$CHROOT" /src/.venv/bin/python -c 'import sys, numpy, torch; from osgeo import gdal; from qgis.core import Qgis; print("Python %d.%d.%d" % sys.version_info[:3], "QGIS", Qgis.QGIS_VERSION, "GDAL", gdal.__version__, "NumPy", numpy.__version__, "torch", torch.__version__)' 2>/dev/null || true)
 echo "[debian13] ${versions:-versions unknown}"
-echo "[debian13] result: $(grep -E '^=+ .*(passed|failed|error).* =+$' "$LOG" | tail -1 || echo 'no pytest summary') (exit $status)"
+if [ "$TARGET" = test ]; then
+  echo "[debian13] result: $(grep -E '^=+ .*(passed|failed|error).* =+$' "$LOG" | tail -1 || echo 'no pytest summary') (exit $status)"
+else
+  echo "[debian13] make $TARGET: exit $status"
+fi
 exit "$status"
