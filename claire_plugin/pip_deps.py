@@ -83,10 +83,13 @@ def torch_install_args(variant: str, pin: str, cpu_index_ok: bool) -> Tuple[List
 
 
 def pip_command(python: str, args: Sequence[str], target: Optional[str] = None) -> List[str]:
-    """The `python -m pip install` command for `args`, into folder `target` when given."""
+    """The `python -m pip install` command for `args`, into folder `target` when given.
+
+    Into a folder, pip sees none of the packages already installed, so the pins of `requirements.txt`
+    also hold for the dependencies it pulls in (e.g. affine < 3 for rasterio)."""
     command = [python, "-m", "pip", "install", "--progress-bar", "on"]
     if target:
-        command += ["--target", target, "--upgrade"]
+        command += ["--target", target, "--upgrade", "--constraint", REQUIREMENTS]
     return command + list(args)
 
 

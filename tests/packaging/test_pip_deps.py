@@ -56,6 +56,7 @@ def test_cuda_build_never_probes_the_cpu_index():
 def test_target_folder_is_passed_to_pip(tmp_path):
     command = pip_deps.pip_command("/py", ["safetensors"], target=str(tmp_path))
     assert command[command.index("--target") + 1] == str(tmp_path)
+    assert command[command.index("--constraint") + 1] == pip_deps.REQUIREMENTS  # pins hold for dependencies
     assert command[-1] == "safetensors"
 
 
