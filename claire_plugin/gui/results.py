@@ -61,15 +61,15 @@ class MetricTile(QFrame):
 
     def __init__(self, caption: str, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.setFrameShape(QFrame.StyledPanel)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.value = QLabel("–", self)
         font = self.value.font()
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.value.setFont(font)
-        self.value.setAlignment(Qt.AlignCenter)
+        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption = QLabel(caption, self)
-        self.caption.setAlignment(Qt.AlignCenter)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setStyleSheet("color:#5f6b76;")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
@@ -128,7 +128,7 @@ class ResultsView(QWidget):
         self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
         self.messages.setStyleSheet("color:#5f6b76;")
-        self.messages.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.messages.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -179,13 +179,13 @@ class ResultsView(QWidget):
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, 1, self)
-        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.verticalHeader().setVisible(False)
         table.setAlternatingRowColors(True)
-        table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setWordWrap(False)
         return table
 
@@ -202,13 +202,13 @@ class ResultsView(QWidget):
             table.setItem(r, 0, name)
             for c, text in enumerate(values(row), start=1):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 table.setItem(r, c, item)
         table.resizeRowsToContents()
         header = table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(columns)):
-            header.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         height = header.sizeHint().height() + 2 * table.frameWidth()
         height += sum(table.rowHeight(r) for r in range(len(rows)))
         table.setFixedHeight(height + 2)

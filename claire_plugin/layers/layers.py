@@ -57,7 +57,7 @@ def no_input_sidecars():
 def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]) -> QgsSingleBandPseudoColorRenderer:
     """A continuous pseudo-colour renderer over ``stops`` (value, colour, label)."""
     ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
     ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), lab) for v, c, lab in stops])
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
