@@ -22,6 +22,7 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
 
 from claire.tests.fixtures import bad_inputs as C
+
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 
@@ -274,7 +275,7 @@ def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
         assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
-    ck = C.make_checkpoint(tmp_path / "in" / "tiny.safetensors")
+    ck = C.make_tiny_checkpoint(tmp_path / "in" / "tiny.safetensors")
     args = C.by_id("sar_part_nan").build(tmp_path, ck)
     import rasterio
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 torch.set_num_threads(1)
 from claire.tests.fixtures import bad_inputs as C
+
 _MODEL = {}
 
 
@@ -30,7 +31,7 @@ def tiny_model():
         from claire.models.checkpoint import load_checkpoint
 
         folder = tempfile.mkdtemp(prefix="claire_prop_")
-        _MODEL["mc"] = load_checkpoint(C.make_checkpoint(os.path.join(folder, "tiny.safetensors")))
+        _MODEL["mc"] = load_checkpoint(C.make_tiny_checkpoint(os.path.join(folder, "tiny.safetensors")))
     return _MODEL["mc"]
 
 

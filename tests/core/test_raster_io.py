@@ -7,22 +7,23 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.core.io import raster_io as rio
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.inputs.normalize import InputSpec, detect_sar_scale, optical_preparer, sar_preparer
+from claire.claire_plugin.core.io import raster_io as rio
+from claire.tests.fixtures.helpers import write_raster
 
 
-def test_overlap_window_in_grid_pixels(tmp_path, geotiff):
-    a = geotiff(str(tmp_path / "a.tif"), np.zeros((1, 100, 120), np.float32))
-    b = geotiff(str(tmp_path / "b.tif"), np.zeros((1, 50, 50), np.float32), origin=(500300.0, 4599500.0), res=20.0)
+def test_overlap_window_in_grid_pixels(tmp_path):
+    a = write_raster(str(tmp_path / "a.tif"), np.zeros((1, 100, 120), np.float32))
+    b = write_raster(str(tmp_path / "b.tif"), np.zeros((1, 50, 50), np.float32), origin=(500300.0, 4599500.0), res=20.0)
     with rasterio.open(a) as da, rasterio.open(b) as db:
         w = rio.overlap_window(da, db)
     assert (w.row_off, w.col_off, w.height, w.width) == (50, 30, 50, 90)
 
 
-def test_no_overlap_and_missing_or_bad_files(tmp_path, geotiff):
-    a = geotiff(str(tmp_path / "a.tif"), np.zeros((1, 10, 10), np.float32))
-    b = geotiff(str(tmp_path / "b.tif"), np.zeros((1, 10, 10), np.float32), origin=(510000.0, 4600000.0))
+def test_no_overlap_and_missing_or_bad_files(tmp_path):
+    a = write_raster(str(tmp_path / "a.tif"), np.zeros((1, 10, 10), np.float32))
+    b = write_raster(str(tmp_path / "b.tif"), np.zeros((1, 10, 10), np.float32), origin=(510000.0, 4600000.0))
     with rasterio.open(a) as da, rasterio.open(b) as db:
         with pytest.raises(ClaireError, match="do not overlap"):
             rio.overlap_window(da, db)
@@ -35,9 +36,9 @@ def test_no_overlap_and_missing_or_bad_files(tmp_path, geotiff):
         rio.open_raster(str(tmp_path), "SAR")
 
 
-def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path, geotiff):
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 40, 40), np.uint16))
-    src = geotiff(str(tmp_path / "s.tif"), np.full((1, 10, 10), 7, np.int16), origin=(500000.0, 4600000.0),
+def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path):
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 40, 40), np.uint16))
+    src = write_raster(str(tmp_path / "s.tif"), np.full((1, 10, 10), 7, np.int16), origin=(500000.0, 4600000.0),
                   res=20.0, nodata=-1)
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         vrt = rio.warp_to_grid(s, g, "nearest")
@@ -48,11 +49,11 @@ def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path, geotiff):
     assert (a[:20, :20] == 7).all() and np.isnan(a[20:, :]).all() and np.isnan(a[:, 20:]).all()
 
 
-def test_pixel_area_projected_and_geographic(tmp_path, geotiff):
-    p = geotiff(str(tmp_path / "p.tif"), np.zeros((1, 4, 4), np.uint8), res=20.0)
+def test_pixel_area_projected_and_geographic(tmp_path):
+    p = write_raster(str(tmp_path / "p.tif"), np.zeros((1, 4, 4), np.uint8), res=20.0)
     from rasterio.transform import from_origin
 
-    g = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 4, 4), np.uint8), crs="EPSG:4326",
+    g = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 4, 4), np.uint8), crs="EPSG:4326",
                 transform=from_origin(10.0, 0.0002, 0.0001, 0.0001))
     with rasterio.open(p) as dp, rasterio.open(g) as dg:
         assert rio.pixel_area_m2(dp) == pytest.approx(400.0)

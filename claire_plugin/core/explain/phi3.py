@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ....models.device import resolve_device
 from .prompt import build_messages
 
 DEFAULT_MAX_NEW_TOKENS = 400
@@ -90,16 +91,10 @@ def validate_model_dir(folder: str) -> dict:
 
 
 def pick_device(device: str = "auto") -> str:
-    """'cuda' when available for 'auto', else 'mps', else 'cpu'."""
-    import torch
+    """models.device's choice for 'auto' ('cuda', else 'mps', else 'cpu'); other names pass through."""
     if device != "auto":
         return device
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    return str(resolve_device("auto")[0])
 
 
 def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
