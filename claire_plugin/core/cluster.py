@@ -82,7 +82,7 @@ def _check_spawnable() -> None:
     import multiprocessing.spawn
     import sys
 
-    exe = os.path.basename(multiprocessing.spawn.get_executable() or sys.executable or "")
+    exe = os.path.basename(os.fsdecode(multiprocessing.spawn.get_executable() or sys.executable or ""))
     if not exe.startswith("python"):
         raise ClaireError(f"local:N cannot start worker processes from this program ({exe or 'unknown'} is not a "
                           f"Python interpreter); start them by hand (`dask scheduler`, then `dask worker "

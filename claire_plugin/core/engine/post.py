@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class Outputs:
     summary: object
     reference: Optional[object] = None
     reference_lut: Optional[np.ndarray] = None
+    keep_rows: Optional[Tuple[int, int]] = None  # grid rows [start, stop) to finish (a row window); None: all
 
     @property
     def writers(self) -> list:
@@ -42,18 +43,22 @@ def finish_block(fin, flags, outputs: Outputs, grid, j0: int, has_share: bool) -
     summary counts and confusion counts; `flags` are the chunk's (valid, optical nodata, cloud) masks."""
     K = len(outputs.class_values)
     h, w = fin.weight.shape
+    a, b = (0, h) if outputs.keep_rows is None else (max(0, outputs.keep_rows[0] - fin.r0),
+                                                      min(h, outputs.keep_rows[1] - fin.r0))
+    if b <= a:
+        return
     lc = fin.c0 - j0 * grid.stride
-    valid, opt_bad, cloud = (f[:h, lc:lc + w] for f in flags)
-    sums = fin.sums
+    valid, opt_bad, cloud = (f[a:b, lc:lc + w] for f in flags)
+    sums, weight, h = fin.sums[:, a:b], fin.weight[a:b], b - a
     best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
     idx = np.zeros(best.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=sums[k] == best)
-    conf = best / fin.weight
-    share = sums[K] / fin.weight if has_share else None
+    conf = best / weight
+    share = sums[K] / weight if has_share else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
-    row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
+    row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0
     outputs.classes.put(row, col, out)
     if outputs.confidence is not None:
         outputs.confidence.put(row, col, _percent(conf, valid))
