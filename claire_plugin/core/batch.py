@@ -111,6 +111,7 @@ class PairJob:
     output: str
     confidence: Optional[str] = None
     skip: bool = False
+    rows: Optional[Tuple[int, int]] = None  # a band of rows of one scene (core.cluster_scene); None: all
 
 
 #: The fields of a pair the user cancelled before it started, and of one skipped because its output exists.
@@ -129,8 +130,9 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
 
     start = time.perf_counter()
     try:
-        result = classify(options.params(job.optical, job.sar, job.output, confidence=job.confidence),
-                          progress, is_cancelled)
+        params = options.params(job.optical, job.sar, job.output, confidence=job.confidence)
+        params.rows = job.rows
+        result = classify(params, progress, is_cancelled)
     except CancelledError:
         return {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
     except USER_ERRORS as exc:
@@ -157,6 +159,8 @@ Outcome = Tuple[PairJob, Dict[str, Any], Any]
 
 class LocalExecutor:
     """The pairs one after the other in this process: the default, and the loop of a single machine."""
+
+    workers = 1
 
     def run(self, jobs: List[PairJob], options: RunOptions, progress: Optional[Callable[[float, str], None]],
             is_cancelled: Optional[Callable[[], bool]]) -> Iterator[Outcome]:

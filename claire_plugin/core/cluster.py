@@ -140,6 +140,11 @@ class DaskExecutor:
                               f"data") from None
         self.address = address
 
+    @property
+    def workers(self) -> int:
+        """Workers connected now."""
+        return max(1, len(self.client.nthreads()))
+
     def __enter__(self) -> "DaskExecutor":
         return self
 
