@@ -150,3 +150,27 @@ def test_cancelling_stops_the_cluster_batch_cleanly(dask_cluster, tmp_path, tiny
         written = os.path.exists(os.path.join(out, f"{r['key']}_landcover.tif"))
         assert written == (r["status"] == "ok"), r
     assert hidden_files(out) == []
+
+
+def test_a_version_mismatch_or_unshared_folder_is_found_before_any_work(dask_cluster, tmp_path, monkeypatch):
+    from claire.claire_plugin.core import worker_probe
+
+    with DaskExecutor(SchedulerSpec(address=dask_cluster.address)) as executor:
+        executor.check_workers([str(tmp_path)])  # same versions, folder seen: no error
+        with pytest.raises(ClaireError, match=r"Dask worker\(s\) cannot run this batch: .* does not see "):
+            executor.check_workers([str(tmp_path / "not_shared")])
+        real = worker_probe.probe
+        monkeypatch.setattr(worker_probe, "probe", lambda top, paths: dict(real(top, paths), claire="9.9.9"))
+        with pytest.raises(ClaireError, match=r"has CLAIRE 0\.\d+\.\d+ .* this machine CLAIRE 9\.9\.9.*"
+                                              r"restart the workers"):
+            executor.check_workers([str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_local_n_starts_and_stops_its_own_workers(tmp_path, tiny_checkpoint):
+    pytest.importorskip("distributed")
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b"), bad=False)
+    local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
+    assert _cli(opt_dir, sar_dir, local, tiny_checkpoint) == 0
+    assert _cli(opt_dir, sar_dir, remote, tiny_checkpoint, "--scheduler", "local:1") == 0
+    assert_same_outputs(local, remote)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,27 @@ def test_unreachable_scheduler_names_the_parameter(claire_plugin, tmp_path, tiny
     with pytest.raises(QgsProcessingException, match="DASK_SCHEDULER 'nowhere:1' is not a Dask scheduler"):
         processing.run("claire:classify_folder", _params(opt_dir, sar_dir, str(tmp_path / "out"), tiny_checkpoint,
                                                          DASK_SCHEDULER="nowhere:1"))
+
+
+def test_cancelling_the_qgis_task_cancels_the_cluster_futures(claire_plugin, dask_cluster, tmp_path, tiny_checkpoint):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.tests.fixtures.cluster_folders import hidden_files, make_folders
+
+    class CancelAfterFirstPair(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802 - QGIS's name
+            super().pushInfo(info)
+            if info.endswith(": ok"):
+                self.cancel()
+
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b", "c", "d", "e", "f"), bad=False)
+    out = str(tmp_path / "out")
+    res = processing.run("claire:classify_folder", _params(opt_dir, sar_dir, out, tiny_checkpoint,
+                                                           DASK_SCHEDULER=dask_cluster.address),
+                         feedback=CancelAfterFirstPair())
+    statuses = [r["status"] for r in json.loads(Path(res["SUMMARY_JSON"]).read_text())["results"]]
+    assert "cancelled" in statuses and statuses.count("ok") == res["SUCCEEDED"] >= 1
+    assert sorted(os.path.basename(p) for p in res["OUTPUTS"]) == sorted(
+        n for n in os.listdir(out) if n.endswith("_landcover.tif"))
+    assert hidden_files(out) == []
