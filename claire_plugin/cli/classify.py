@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .options import add_run_options, run_options
+from ..core.errors import ClaireError
+from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -34,6 +36,12 @@ def register(subparsers) -> None:
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
     p.add_argument("--report", default=None, help="write the explanation report (JSON) to this file")
     p.add_argument("--explainer", default=None, help="local folder of a language model for the report text")
+    p.add_argument("--scheduler", default="", help=SCHEDULER_HELP + "; the scene is split into bands of rows")
+    p.add_argument("--parts", type=int, default=None,
+                   help="with --scheduler: bands of rows to split the scene into (default: 2 per worker)")
+    p.add_argument("--vrt", action="store_true",
+                   help="with --scheduler: write the output as a VRT over the bands' GeoTIFFs (kept in "
+                        "<output stem>_parts/) instead of one GeoTIFF")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -72,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the classification and print band choice, outputs and the class table."""
     from ..core.engine import classify
 
+    if args.scheduler:
+        return run_split(args)
+    if args.vrt or args.parts:
+        raise ClaireError("--vrt and --parts split a scene over a Dask cluster; give --scheduler too (e.g. "
+                          "--scheduler local:2)")
     params = params_from_args(args)
     quiet = args.quiet
     state = {"last": -1}
@@ -102,4 +115,34 @@ def run(args: argparse.Namespace) -> int:
         if result.report:
             print(f"report:     {result.report}")
         print(format_table(result.summary))
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    """`--scheduler`: the scene in bands of rows on the cluster, assembled into the output (core.cluster_scene)."""
+    from ..core.cluster import executor_for
+    from ..core.cluster_scene import classify_scene
+
+    unsupported = [flag for flag, value in (("--reliance", args.reliance), ("--reference", args.reference),
+                                            ("--summary", args.summary), ("--report", args.report),
+                                            ("--explainer", args.explainer)) if value]
+    if unsupported:
+        raise ClaireError(f"{', '.join(unsupported)} cannot be combined with --scheduler yet (a split scene "
+                          f"writes the classes and the confidence); run without --scheduler for those")
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"claire: {message}", file=sys.stderr)
+
+    with executor_for(args.scheduler, log) as executor:
+        parts = args.parts or 2 * executor.workers
+        result = classify_scene(run_options(args), args.optical, args.sar, args.output, executor, parts=parts,
+                                confidence=args.confidence, vrt=args.vrt,
+                                progress=lambda f, m: log(f"[{int(f * 100):3d}%] band done: {m}"))
+    if not args.quiet:
+        print(f"classes:    {result.output} ({len(result.bands)} bands of rows)")
+        if result.confidence:
+            print(f"confidence: {result.confidence}")
+        if result.parts:
+            print(f"parts:      {os.path.dirname(result.parts[0])}")
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import ClaireError
 
@@ -42,6 +42,7 @@ class ClassifyParams:
     summary_json: Optional[str] = None
     report: Optional[str] = None
     explainer: Optional[str] = None
+    rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop): outputs cover only these rows
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:

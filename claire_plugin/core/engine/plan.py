@@ -21,7 +21,7 @@ from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import TileGrid, check_tiling, tiles_per_chunk
+from .tiling import TileGrid, check_tiling, row_window, tiles_per_chunk
 
 
 @dataclass
@@ -55,6 +55,7 @@ class RunPlan:
     familiar: Optional[tuple] = None  # (mean, var, threshold) of the card's familiarity on the device
     outputs: Optional[Outputs] = None
     readers: int = 0
+    keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written
     opened: list = field(default_factory=list)
 
     @property
@@ -196,6 +197,9 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     del s_sample, o_sample
     grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
                                 plan.tile, plan.overlap)
+    if plan.params.rows is not None:
+        grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, opt.height))
+        plan.grid = grid
     messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
                     f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
                     f"{grid.n_tiles} tiles of {plan.tile} px, overlap {plan.overlap}, batch {plan.batch}")
@@ -236,22 +240,33 @@ def _familiarity(plan: RunPlan, messages: List[str]) -> None:
                           f"checkpoint") from None
 
 
+def _check_rows(rows, height: int) -> Tuple[int, int]:
+    """(start, stop) as ints; ClaireError unless 0 <= start < stop <= height."""
+    start, stop = int(rows[0]), int(rows[1])
+    if not 0 <= start < stop <= height:
+        raise ClaireError(f"the row window {start}..{stop} is not inside the optical raster's {height} rows; give "
+                          f"0 <= start < stop <= {height}")
+    return start, stop
+
+
 def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
-    params, opt, nodata = plan.params, plan.opt, int(plan.card.get("nodata", 0))
-    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class"), None, None,
-                      np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8), nodata, None)
+    params, opt, nodata, rows = plan.params, plan.opt, int(plan.card.get("nodata", 0)), plan.params.rows
+    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class", rows),
+                                     None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
+                                     nodata, None, keep_rows=plan.keep_rows)
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
-                                        "confidence (top-class probability, %)")
+                                        "confidence (top-class probability, %)", rows)
     outputs.has_distance = plan.familiar is not None
     if params.unfamiliar and plan.familiar is not None:
         outputs.unfamiliar = GridWriter(params.unfamiliar, opt, "uint8", UINT8_NODATA,
-                                        "unlike the training data (100 = at the familiarity threshold)")
+                                        "unlike the training data (100 = at the familiarity threshold)", rows)
     if params.cloud and plan.cloud_bands is not None:
-        outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)")
-    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * opt.height)
+        outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)", rows)
+    height = opt.height if rows is None else int(rows[1]) - int(rows[0])
+    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * height)
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class Outputs:
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: blended channel K
     has_distance: bool = False  # the card has familiarity statistics: distance / threshold blended after it
+    keep_rows: Optional[Tuple[int, int]] = None  # grid rows [start, stop) to finish (a row window); None: all
 
     @property
     def writers(self) -> list:
@@ -53,19 +54,23 @@ def finish_block(fin, masks, outputs: Outputs, grid, j0: int) -> None:
     summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
     K = len(outputs.class_values)
     h, w = fin.weight.shape
-    m = masks.crop(h, fin.c0 - j0 * grid.stride, w)
+    a, b = (0, h) if outputs.keep_rows is None else (max(0, outputs.keep_rows[0] - fin.r0),
+                                                      min(h, outputs.keep_rows[1] - fin.r0))
+    if b <= a:  # a row window: this block lies outside it
+        return
+    m = masks.crop(b, fin.c0 - j0 * grid.stride, w, a)
     valid = m.valid
-    sums = fin.sums
+    sums, weight, h = fin.sums[:, a:b], fin.weight[a:b], b - a
     best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
     idx = np.zeros(best.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=sums[k] == best)
-    conf = best / fin.weight
-    share = sums[K] / fin.weight if outputs.has_share else None
-    ratio = sums[outputs.channels - 1] / fin.weight if outputs.has_distance else None
+    conf = best / weight
+    share = sums[K] / weight if outputs.has_share else None
+    ratio = sums[outputs.channels - 1] / weight if outputs.has_distance else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
-    row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
+    row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0
     outputs.classes.put(row, col, out)
     if outputs.confidence is not None:
         outputs.confidence.put(row, col, _percent(conf, valid))

@@ -44,9 +44,9 @@ class ChunkMasks:
     cloud: Optional[np.ndarray]
     sar_only: np.ndarray
 
-    def crop(self, h: int, c0: int, w: int) -> "ChunkMasks":
-        """The masks of rows [0, h) and columns [c0, c0 + w)."""
-        cut = (slice(0, h), slice(c0, c0 + w))
+    def crop(self, h: int, c0: int, w: int, r0: int = 0) -> "ChunkMasks":
+        """The masks of rows [r0, h) and columns [c0, c0 + w)."""
+        cut = (slice(r0, h), slice(c0, c0 + w))
         return ChunkMasks(self.valid[cut], self.optical_bad[cut],
                           None if self.cloud is None else self.cloud[cut], self.sar_only[cut])
 

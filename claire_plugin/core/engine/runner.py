@@ -274,7 +274,7 @@ class _Stream:
             self.messages.append("this model gives no sar_share output; the reliance raster is not written")
         if plan.params.reliance and has_share:
             outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
-                                          "SAR share of the fusion (%)")
+                                          "SAR share of the fusion (%)", plan.params.rows)
         blender = RowBlender(plan.grid, outputs.channels)
         self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height)
         self.post.start()

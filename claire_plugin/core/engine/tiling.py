@@ -73,6 +73,23 @@ class TileGrid:
                 yield r, j0, min(self.n_cols, j0 + tiles_per_chunk)
 
 
+def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
+    """The tile rows of `grid` that raster rows [start, stop) need, as a grid of their own, and the rows of
+    that grid to keep. Its tiles are the full grid's tiles at the same places, blended in the same order, so
+    the kept pixels equal the full run's: the tile row above is included for its carried overlap, the
+    region's end stays where it was (same padding), and rows outside the window are dropped."""
+    S = grid.stride
+    u0 = min(max(0, rows[0] - grid.row0), grid.height)
+    u1 = min(max(0, rows[1] - grid.row0), grid.height)
+    if u1 <= u0:  # the window misses the overlap region: one tile row, nothing kept
+        return TileGrid(grid.row0, grid.col0, min(grid.height, grid.tile), grid.width, grid.tile, grid.overlap), (0, 0)
+    ra = max(0, u0 // S - 1)
+    rb = min(grid.n_rows - 1, max(ra, (u1 - 1) // S))
+    height = min(grid.height - ra * S, (rb - ra) * S + grid.tile)
+    sub = TileGrid(grid.row0 + ra * S, grid.col0, height, grid.width, grid.tile, grid.overlap)
+    return sub, (u0 - ra * S, u1 - ra * S)
+
+
 @dataclass
 class Finished:
     """A finalised block of the region: rows [r0, r0+h) x cols [c0, c0+w) in region pixels."""
