@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import sys
@@ -10,6 +9,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ..core.errors import ClaireError
+from ..core.training.cards import build_card, nodata_for as _nodata_for
 
 from ..paths import DEFAULT_CHECKPOINT, resource
 
@@ -166,32 +166,6 @@ def _input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_lin
     sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,
                           clip=layout.sar_clip)
     return ospec, sspec
-
-
-def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,
-               training: Dict, metrics: Dict, tile_size: int = 256, overlap: int = 32) -> Dict[str, Any]:
-    """Model card per docs/architecture.md."""
-    from ...models import __version__
-
-    return {
-        "format": "claire-checkpoint/1", "arch": arch, "size": size, "config": config,
-        "classes": [{"index": i, "value": int(c.value), "name": c.name, **({"color": c.color} if c.color else {})}
-                    for i, c in enumerate(classes)],
-        "nodata": int(nodata), "inputs": {"optical": ospec, "sar": sspec},
-        "tile_size": int(tile_size), "overlap": int(overlap), "training": training, "metrics": metrics,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "claire_version": __version__,
-    }
-
-
-def _nodata_for(classes, wanted: int) -> int:
-    values = {int(c.value) for c in classes}
-    if wanted not in values:
-        return wanted
-    for v in (0, 255, 65535, -1):
-        if v not in values:
-            return v
-    raise ClaireError("cannot choose a nodata value distinct from the class values")
 
 
 def _round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
