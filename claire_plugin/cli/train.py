@@ -10,24 +10,26 @@ from typing import Any, Dict, List, Optional
 
 from ..core.errors import ClaireError
 from ..core.training.cards import build_card, nodata_for as _nodata_for
+from . import train_polygons
 
 from ..paths import DEFAULT_CHECKPOINT, resource
 
 
 def register(subparsers: Any) -> None:
     """Add the train / evaluate / info / models subcommands."""
-    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder")
+    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder (--data), or "
+                              "fine-tune one on your own polygons (--optical, --sar, --labels)")
     p.add_argument("--arch", default="claire", help="claire, asanet, optical_only or sar_only")
     p.add_argument("--size", default="small", help="tiny, small (CPU default) or base (GPU)")
-    p.add_argument("--data", required=True, help="data folder (generic: optical/, sar/, labels/)")
+    p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
                    help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar or terramesh")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3; with --labels 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,
@@ -52,6 +54,7 @@ def register(subparsers: Any) -> None:
                    help="store weights as float16 (half the file size; metrics are measured on the rounded weights)")
     p.add_argument("--note", default="", help="free text stored in the card's training section")
     p.add_argument("--json", action="store_true", help="print the final model card as JSON")
+    train_polygons.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("evaluate", help="metrics of a checkpoint on a labelled folder")
@@ -179,6 +182,14 @@ def _round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the hold-out, write the checkpoint with its card."""
     import torch
+
+    if args.labels:
+        return train_polygons.run(args)
+    if not args.data:
+        raise ClaireError("say what to train on: --data FOLDER (optical/, sar/, labels/ rasters) or --optical, "
+                          "--sar and --labels (your polygons or points)")
+    args.epochs = 20 if args.epochs is None else args.epochs
+    args.lr = 2e-3 if args.lr is None else args.lr
 
     from ...models import spec as spec_mod
     from ...models.checkpoint import save_checkpoint

@@ -82,3 +82,20 @@ def test_cancel_writes_nothing(scene):
 def test_output_over_an_input_is_refused(scene):
     with pytest.raises(ClaireError, match="one of the inputs"):
         train_from_polygons(_params(scene, output=scene["optical"]))
+
+
+def test_cli_train_from_labels(scene, capsys):
+    from claire.claire_plugin.cli.main import main
+
+    torch.set_num_threads(1)
+    out = scene["dir"] / "cli.safetensors"
+    rc = main(["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"],
+               "--field", "class", "--checkpoint", scene["checkpoint"], "--epochs", "1", "--steps-per-epoch", "1",
+               "--batch-size", "2", "--crop", "64", "--device", "cpu", "--rf-trees", "10", "--buffer", "2",
+               "--output", str(out), "--report", str(scene["dir"] / "r.json")])
+    text = capsys.readouterr()
+    assert rc == 0 and out.exists() and (scene["dir"] / "r.html").exists()
+    assert "CLAIRE fine-tuned" in text.out and "leakage check" in text.out and "epoch 1/1" in text.err
+    rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
+    assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
+    assert main(["train", "--output", str(out)]) == 2
