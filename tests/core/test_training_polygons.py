@@ -63,6 +63,17 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     html = (scene["dir"] / "report.html").read_text()
     assert "reference" in html and "built area" in html and "Random forest, optical only" in html
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3
+    assert card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["finetuned"]["clear"]["macro_f1"]
+    # the engine classifies with the new checkpoint: its classes are the user's codes
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    out = str(scene["dir"] / "map.tif")
+    classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=str(scene["dir"] / "model.safetensors"),
+                            device="cpu"))
+    import rasterio
+    with rasterio.open(out) as ds:
+        assert set(np.unique(ds.read(1))) <= {1, 2, 3}
 
 
 def test_same_seed_same_scores(scene):
@@ -99,3 +110,14 @@ def test_cli_train_from_labels(scene, capsys):
     rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
     assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
     assert main(["train", "--output", str(out)]) == 2
+
+
+def test_separate_validation_layer(scene):
+    torch.set_num_threads(1)
+    vfeats = [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in [(1, 30, 20), (4, 30, 50), (5, 55, 85)]]
+    val = write_vector(scene["dir"] / "v.gpkg", vfeats)
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
+    report = train_from_polygons(_params(scene, validation=val, baseline=False, config=cfg))
+    assert report["split"]["kind"] == "separate layer"
+    assert [r["val_pixels"] for r in report["counts"]] == [16, 16, 16]
+    assert [r["train_polygons"] for r in report["counts"]] == [4, 4, 4]

@@ -219,8 +219,9 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                 "loss_history": report["training"]["loss"], "seconds": report["training"]["seconds"],
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}
-    metrics = {"heldout_polygons": headline.pop("finetuned"), "baselines": headline,
-               "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
+    tuned = headline.pop("finetuned")
+    metrics = {"heldout_polygons": tuned["clear"], "heldout_polygons_synthetic_clouds": tuned["clouds_60pct"],
+               "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
                       nodata_for(classes, int(base_card.get("nodata", 0))), base_card["inputs"]["optical"],
                       base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)),
