@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="checkpoint to start from (default: the bundled one)")
     g.add_argument("--from-scratch", action="store_true", help="random weights (the checkpoint's architecture)")
     g.add_argument("--minutes", type=float, default=None,
-                   help="time budget; training stops before it runs out (--epochs then caps the epochs)")
+                   help="time budget of the training loop (scoring comes on top); it stops before the budget runs out, "
+                        "--epochs then caps the epochs. Not reproducible across machines: --epochs is")
     g.add_argument("--optical-offset", type=float, default=None, help="added to the optical values before scaling")
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
                                  on_epoch=_epoch_line)
+    for note in report["input_notes"] + report["label_notes"]:
+        print(f"note: {note}", file=sys.stderr)
     classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])
     print(f"wrote {params.output} (classes {classes}); {report['training']['epochs']} epochs in "
           f"{report['training']['seconds']} s", file=sys.stderr)

@@ -192,6 +192,9 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "counts": counts_table(labels.classes, split.train, split.val),
         "arms": arms, "leakage": leak,
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
+        "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
+                         if cmap is not None else "not scored: none of your class names is a class of the base "
+                         "checkpoint"),
         "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
