@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo test test-fast install uninstall checkpoint bench screenshots fusion-table clean
+.PHONY: all setup system venv demo test test-fast lint install uninstall checkpoint bench screenshots fusion-table clean
 
 all: demo
 
@@ -44,6 +44,14 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest
+
+## The QGIS-free rooms without the long end-to-end checks (a minute or two).
+test-fast: venv
+	$(PY) -m pytest tests/models tests/core -m "not slow"
+
+## Style and correctness checks (ruff, configured in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check .
 
 ## Install into the user's QGIS profile and enable it (QGIS desktop and plain qgis_process find it).
 install: venv

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple
 
-import torch.nn as nn
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    import torch.nn as nn
 
 CARD_KEY = "claire_card"
 FORMAT = "claire-checkpoint/1"
@@ -154,3 +155,33 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
                               "Re-save the checkpoint from the model it was trained with.") from exc
     model.to(map_location).eval()
     return model, card
+
+
+def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,
+               training: Dict, metrics: Dict, tile_size: int = 256, overlap: int = 32) -> Dict[str, Any]:
+    """Model card per docs/architecture.md; `classes` are records with value, name and color."""
+    import datetime as _dt
+
+    from . import __version__
+
+    return {
+        "format": FORMAT, "arch": arch, "size": size, "config": config,
+        "classes": [{"index": i, "value": int(c.value), "name": c.name, **({"color": c.color} if c.color else {})}
+                    for i, c in enumerate(classes)],
+        "nodata": int(nodata), "inputs": {"optical": ospec, "sar": sspec},
+        "tile_size": int(tile_size), "overlap": int(overlap), "training": training, "metrics": metrics,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "claire_version": __version__,
+    }
+
+
+def nodata_for(classes, wanted: int) -> int:
+    """`wanted` as the output raster's nodata unless a class value uses it; else the first free of 0, 255,
+    65535, -1. ValueError when none is free."""
+    values = {int(c.value) for c in classes}
+    if wanted not in values:
+        return wanted
+    for v in (0, 255, 65535, -1):
+        if v not in values:
+            return v
+    raise ValueError("cannot choose a nodata value distinct from the class values")

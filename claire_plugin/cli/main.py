@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import bench, bench_train, classify, classify_folder, diagnostics, explain, train
+from . import bench, bench_train, classify, classify_folder, diagnostics, evaluate, explain, fusion_table, info, train
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, bench, bench_train, explain, diagnostics]
+_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_train, explain, diagnostics]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; user errors print one clear line and exit with status 2."""
-    from ..core.errors import ClaireError
+    from ..core.errors import USER_ERRORS
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -38,17 +38,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
-    except ClaireError as exc:
+    except USER_ERRORS as exc:
         print(f"claire: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("claire: interrupted; no output was written.", file=sys.stderr)
         return 130
-    except Exception as exc:  # checkpoint errors live in models/, which cannot import core
-        if type(exc).__name__ == "CheckpointError":
-            print(f"claire: error: {exc}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

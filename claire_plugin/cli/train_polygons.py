@@ -40,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def params_from_args(args: argparse.Namespace):
     """PolygonTrainParams from the parsed `claire train` options."""
     from ..core.training.finetune import FinetuneConfig
+    from ..core.params import parse_bands
     from ..core.training.polygons import PolygonTrainParams
-    from .train import _ints
 
     missing = [f for f, v in (("--optical", args.optical), ("--sar", args.sar)) if not v]
     if missing:
@@ -58,8 +58,10 @@ def params_from_args(args: argparse.Namespace):
     return PolygonTrainParams(
         optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
         name_field=args.name_field, layer=args.label_layer, validation=args.validation,
-        checkpoint=args.checkpoint, report=args.report, optical_bands=_ints(args.optical_bands),
-        sar_bands=_ints(args.sar_bands), optical_offset=args.optical_offset, val_share=args.val_share,
+        checkpoint=args.checkpoint, report=args.report,
+        optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
+        sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
+        val_share=args.val_share,
         buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees, config=cfg)
 
 

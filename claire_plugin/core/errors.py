@@ -1,6 +1,8 @@
 """User-facing errors: every message names the problem and the fix."""
 from typing import Dict
 
+from ...models.checkpoint import CheckpointError
+
 
 class ClaireError(Exception):
     """An error caused by the user's input or environment, with a message that says how to fix it."""
@@ -18,3 +20,8 @@ def rename_flags(text: str, names: Dict[str, str]) -> str:
     for flag, name in names.items():
         text = text.replace(flag, name)
     return text
+
+
+#: Exceptions whose message is meant for the user (problem and fix): shown as they are, never as a
+#: traceback. Catch these by type; nothing else is a user error.
+USER_ERRORS = (ClaireError, CheckpointError)

@@ -124,8 +124,9 @@ class ExplainTask(QgsTask):
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"ClaireError", "CheckpointError"})
+    from ..core.errors import USER_ERRORS
+
+    return isinstance(exc, USER_ERRORS)
 
 
 #: Command-line flags in engine messages and the dock's fields that set the same thing.

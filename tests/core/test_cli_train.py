@@ -152,6 +152,7 @@ def test_bad_arguments_are_user_errors(generic_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
     out = tmp_path / "fusion.md"
     assert main(["fusion-table", "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--threads", "1",
@@ -168,8 +169,9 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
     assert "| claire |" in out.read_text()
 
 
+@pytest.mark.slow
 def test_default_checkpoint_metrics_are_reproduced_and_433D_has_several_classes(capsys):
-    from claire.claire_plugin.cli.train import DEFAULT_CHECKPOINT
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
     from claire.models.predict import predict_arrays
     from claire.models.spec import normalise
 

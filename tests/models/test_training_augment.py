@@ -73,6 +73,7 @@ class _Toy:
         return np.array([1, 1])
 
 
+@pytest.mark.slow
 def test_training_learns_toy_problem():
     ospec = optical_spec(["a", "b"])
     ospec.update(mean=[0.25, 0.25], std=[0.15, 0.15])

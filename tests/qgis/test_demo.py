@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import rasterio
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -15,6 +16,7 @@ def _snapshot(folder: str) -> dict:
     return {os.path.join(d, f): os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs}
 
 
+@pytest.mark.slow
 def test_demo_makes_a_styled_map_with_a_quicklook(tmp_path, default_checkpoint):
     data = os.path.join(REPO, "resources", "data")
     before = _snapshot(data)

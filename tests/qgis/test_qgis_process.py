@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import rasterio
+import pytest
 
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 
@@ -19,6 +20,7 @@ def _env(root: str) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_qgis_process_lists_and_runs_classify(tmp_path, raster_pair, tiny_checkpoint):
     from claire.claire_plugin.install import install
 

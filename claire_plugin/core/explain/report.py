@@ -11,10 +11,10 @@ import html
 import json
 import math
 import os
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ClaireError
+from ..io.atomic import write_text
 from . import Explanation, explain
 from .facts import build_facts
 
@@ -87,24 +87,6 @@ def build_report(summary: dict, card: dict, explainer: Optional[str] = None,
     })
 
 
-def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    except OSError as exc:
-        raise ClaireError(f"Cannot write the report to '{path}': {exc.strerror}; choose a writable "
-                          f"folder.") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(summary: dict, card: dict, path: str, explainer: Optional[str] = None,
                  inputs: Optional[dict] = None, focus_class: Optional[str] = None,
                  explanation: Optional[Explanation] = None,
@@ -115,8 +97,8 @@ def write_report(summary: dict, card: dict, path: str, explainer: Optional[str] 
                           explanation=explanation, on_text=on_text, drop_unmatched=drop_unmatched)
     json_path, twin_path, kind = report_paths(path)
     twin = render_html(report) if kind == "html" else render_markdown(report)
-    _atomic_write(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    _atomic_write(twin_path, twin)
+    write_text(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n", "report")
+    write_text(twin_path, twin, "report")
     return report
 
 

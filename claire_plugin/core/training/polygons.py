@@ -208,7 +208,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
 
 def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict, report: Dict) -> Dict:
     """The new checkpoint's card: classes, band order, label source, split, metrics, baseline scores."""
-    from .cards import build_card, nodata_for
+    from ....models.checkpoint import build_card, nodata_for
     from .datasets import ClassDef
 
     colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
