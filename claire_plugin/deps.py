@@ -14,8 +14,16 @@ from typing import Dict, List, Optional
 from .paths import PACKAGE_ROOT
 
 PLUGIN_DIR = PACKAGE_ROOT
-REQUIRED = {"torch": "torch==2.13.0", "rasterio": "rasterio==1.4.4", "safetensors": "safetensors"}
-OPTIONAL = {"transformers": "transformers==5.23.0"}
+#: Packages the engine needs, with the pin to install: the one table, equal to requirements.txt's
+#: lines (tests/core/test_diagnostics.py checks it). Read by core.diagnostics, the dock and plugin load.
+REQUIRED: Dict[str, str] = {
+    "numpy": "numpy>=1.24,<3",
+    "torch": "torch==2.13.0",
+    "rasterio": "rasterio==1.4.4",
+    "safetensors": "safetensors>=0.7,<0.9",
+}
+#: Packages only some features need (the language-model explanation).
+OPTIONAL: Dict[str, str] = {"transformers": "transformers==5.23.0"}
 
 
 def venv_site_packages(plugin_dir: str = PLUGIN_DIR) -> Optional[str]:
@@ -40,10 +48,13 @@ def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
 
 
 def install_hint(names: List[str]) -> str:
-    """A message naming what is missing and how to install it."""
+    """A message naming the missing packages and how to install them ("" when none is missing)."""
+    if not names:
+        return ""
     pins = " ".join(f'"{REQUIRED.get(n, OPTIONAL.get(n, n))}"' for n in names)
+    user = " --user" if sys.prefix == sys.base_prefix else ""  # pip refuses --user inside a venv
     return (
-        f"CLAIRE needs Python packages that QGIS cannot import: {', '.join(names)}. "
-        f"Fix: run `make install` in the CLAIRE source folder ({PLUGIN_DIR}), or install them into "
-        f"QGIS's Python with `{sys.executable} -m pip install --user {pins}` and restart QGIS."
+        f"Missing Python packages: {', '.join(names)}. Fix: run `make install` in the CLAIRE source "
+        f"folder ({PLUGIN_DIR}), or install them into this Python with "
+        f"`{sys.executable} -m pip install{user} {pins}`, then restart QGIS."
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from qgis.core import QgsApplication, QgsMessageLog, Qgis
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
 MENU = "&CLAIRE land cover"
 
@@ -41,10 +41,7 @@ class ClairePlugin:
         """Menu and toolbar entries; the dock and dialogs are created on first use."""
         if self.iface is None or not hasattr(self.iface, "addPluginToRasterMenu"):
             return
-        try:
-            from .gui import actions
-        except ImportError:
-            return
+        from .gui import actions
         self.actions = actions.create_actions(self)
 
     def unload(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
+from .device import resolve_device
 from .losses import RIFTLoss, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
 from .predict import predict_arrays
@@ -66,10 +67,8 @@ class TrainConfig:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device for training (models.device.resolve_device: 'auto' -> CUDA, then MPS, else CPU)."""
+    return resolve_device(name)[0]
 
 
 def seed_everything(seed: int) -> None:

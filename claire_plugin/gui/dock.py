@@ -10,8 +10,20 @@ from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProcessingUtils,
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-    QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..layers.layers import add_to_project, layer_file, result_layers
@@ -51,10 +63,8 @@ def parse_offset(text: str) -> Optional[float]:
 
 def missing_required() -> List[str]:
     """Required packages that cannot be found (cheap: no import)."""
-    import importlib.util
-
-    from ..core.diagnostics import REQUIRED_PACKAGES
-    return [n for n in REQUIRED_PACKAGES if importlib.util.find_spec(n) is None]
+    from ..deps import missing
+    return missing()
 
 
 class ClaireDock(QgsDockWidget):
@@ -225,7 +235,7 @@ class ClaireDock(QgsDockWidget):
     def _check_dependencies(self) -> None:
         missing = missing_required()
         if missing:
-            from ..core.diagnostics import install_hint
+            from ..deps import install_hint
             self.banner.setText(f"⚠ {html.escape(install_hint(missing))}")
             self.banner.setVisible(True)
             self.run_button.setEnabled(False)

@@ -8,10 +8,20 @@ from typing import Any, Dict, List, Optional
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser,
-    QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
+from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
 
 RECENT_KEY = "claire/recent_checkpoints"
@@ -60,15 +70,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The card's classes with a colour each (the card's, else the shared generated palette)."""
-    classes = list(card.get("classes") or [])
-    try:
-        from ...models.palette import class_colors
-        colors = class_colors(card)
-        ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
-        return [{**c, "color": col} for c, col in zip(ordered, colors)]
-    except ImportError:
-        from ..layers.style import classes_from
-        return classes_from(classes)
+    return classes_with_colors(card)
 
 
 def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:

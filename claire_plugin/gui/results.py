@@ -7,12 +7,24 @@ from typing import Any, Dict, List, Optional
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
-    QAbstractItemView, QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-    QSizePolicy, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
+from ..core.explain import Explanation
 from .chart import ClassBarChart, bars_from_summary
-from .tasks import Explanation
 
 BASE_COLUMNS = ["Class", "Area (ha)", "Share", "Mean confidence"]
 METRIC_COLUMNS = ["IoU", "Precision", "Recall", "F1"]
@@ -221,7 +233,7 @@ class ResultsView(QWidget):
     def showExplanation(self, expl: Explanation) -> None:  # noqa: N802
         """Show the final text, who wrote it and the flagged (ungrounded) sentences highlighted."""
         body = html.escape(expl.text or self._streamed)
-        for sentence in expl.flagged:
+        for sentence in expl.flagged_sentences:
             s = html.escape(sentence.strip())
             if s and s in body:
                 body = body.replace(s, f"<span style='background:#fff3cd' title='Not backed by the facts'>"
@@ -229,14 +241,13 @@ class ResultsView(QWidget):
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
         self.fitExplanation()
-        parts = [f"Written by: <b>{html.escape(expl.generator or 'unknown')}</b>"]
-        if expl.grounded_share is not None:
-            parts.append(f"numbers checked against the facts: {100 * float(expl.grounded_share):.0f} % grounded")
-        if expl.flagged:
-            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged)} sentence(s) flagged ⚠ as not "
+        parts = [f"Written by: <b>{html.escape(expl.label)}</b>",
+                 f"numbers checked against the facts: {100 * expl.grounded_share:.0f} % grounded"]
+        if expl.flagged_sentences:
+            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged_sentences)} sentence(s) flagged ⚠ as not "
                          f"backed by the facts</span>")
-        for note in expl.notes:
-            parts.append(html.escape(note))
+        if expl.fallback_reason:
+            parts.append(html.escape(expl.fallback_reason))
         self.generator.setText(" · ".join(parts))
 
     def fitExplanation(self, cap: int = 520) -> None:  # noqa: N802

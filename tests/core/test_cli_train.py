@@ -29,8 +29,9 @@ def generic_dir(tmp_path_factory):
         lbl = np.ones((64, 96), np.uint8)
         lbl[:, 32:64] = 2
         lbl[20:40, :] = 3
-        opt = (rng.normal(1000, 50, (4, 64, 96)) + 800 * lbl[None]).astype(np.uint16)
-        sar = (rng.normal(-15, 1, (2, 64, 96)) + 2 * lbl[None]).astype(np.float32)
+        level = lbl[None].astype(np.float64)  # explicit: NumPy 2 keeps uint8 and overflows
+        opt = (rng.normal(1000, 50, (4, 64, 96)) + 800 * level).astype(np.uint16)
+        sar = (rng.normal(-15, 1, (2, 64, 96)) + 2 * level).astype(np.float32)
         _tif(str(root / "optical" / f"{name}.tif"), opt)
         _tif(str(root / "sar" / f"{name}.tif"), sar)
         _tif(str(root / "labels" / f"{name}.tif"), lbl[None])

@@ -4,10 +4,9 @@ import random
 
 import pytest
 
-from claire.claire_plugin.core.explain import check_grounding, explain
-from claire.claire_plugin.core.explain import template
-from claire.claire_plugin.tools.explain_examples import example_card, example_summary, sample_run
+from claire.claire_plugin.core.explain import check_grounding, explain, template
 from claire.claire_plugin.core.explain.facts import build_facts
+from claire.tests.fixtures.explain_examples import example_card, example_summary, sample_run
 
 
 def _random_run(seed: int, reference: bool, names=None):

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.tools.explain_examples import example_card, example_summary, sample_run
 from claire.claire_plugin.core.explain.facts import build_facts, fact_names
+from claire.tests.fixtures.explain_examples import example_card, example_summary, sample_run
 
 
 def test_rounding_and_units():

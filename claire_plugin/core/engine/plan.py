@@ -100,12 +100,12 @@ def card_classes(card: dict) -> List[dict]:
     return classes
 
 
-def class_colors(card: dict, classes: List[dict]) -> Dict[int, tuple]:
+def class_colors(card: dict) -> Dict[int, tuple]:
     """{value: (r, g, b)} from the card's colours, generated where missing (models.palette)."""
-    from ....models.palette import class_colors as hex_colors
+    from ....models.palette import classes_with_colors
 
-    hexes = hex_colors(card)
-    return {int(c["value"]): tuple(int(h[k:k + 2], 16) for k in (1, 3, 5)) for c, h in zip(classes, hexes)}
+    return {int(c["value"]): tuple(int(c["color"][k:k + 2], 16) for k in (1, 3, 5))
+            for c in classes_with_colors(card)}
 
 
 def reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
@@ -186,8 +186,9 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
             require_valid_pixels(smp, role, nd)
     radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
-                                         radiometry)
-    plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices))
+                                         radiometry, opt.nodata)
+    plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
+                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     del s_sample, o_sample
     grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),

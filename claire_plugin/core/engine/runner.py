@@ -284,7 +284,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     outputs, params = plan.outputs, plan.params
     for w in outputs.writers:
         w.close()
-    set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card, plan.classes))
+    set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
     commit(outputs.writers)
     summary = outputs.summary.result(with_reference=outputs.reference is not None)
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
@@ -303,7 +303,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                                           "messages": messages})
         result.summary_json = params.summary_json
     if params.report:
-        result.report = _report(params, summary, plan.card, messages)
+        result.report = _report(params, summary, plan.card)
     progress(1.0, f"done in {elapsed:.1f} s")
     return result
 
@@ -330,13 +330,10 @@ def _unpack(res):
     return res, None
 
 
-def _report(params, summary: dict, card: dict, messages: List[str]) -> Optional[str]:
-    """Call the report module when it exists (lazy import); otherwise note it in the messages."""
-    try:
-        from ..explain.report import write_report
-    except ImportError:
-        messages.append("report module not available yet; no report written")
-        return None
+def _report(params, summary: dict, card: dict) -> Optional[str]:
+    """Write the explanation report of a finished run (core.explain.report)."""
+    from ..explain.report import write_report
+
     inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
               "reference": params.reference}
     write_report(summary, card, params.report, explainer=params.explainer,

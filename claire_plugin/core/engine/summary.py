@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from ....models.metrics import metrics_from_confusion
+
 LOW_CONFIDENCE = 0.5
 CLOUD_BRIGHTNESS = 0.30
 CLOUD_WHITENESS = 0.25
@@ -114,30 +116,4 @@ class SummaryAccumulator:
 
 def metrics(cm: np.ndarray, names: List[str]) -> dict:
     """Metrics from a confusion matrix (rows reference, cols prediction) via models.metrics."""
-    try:
-        from ....models.metrics import metrics_from_confusion
-    except ImportError:
-        metrics_from_confusion = _metrics_fallback
     return dict(metrics_from_confusion(cm, names))
-
-
-def _metrics_fallback(cm: np.ndarray, names: List[str]) -> dict:
-    cm = cm.astype(np.float64)
-    total = cm.sum()
-    tp = np.diag(cm)
-    ref, pred = cm.sum(1), cm.sum(0)
-    oa = tp.sum() / total if total else 0.0
-    pe = (ref * pred).sum() / total ** 2 if total else 0.0
-    kappa = (oa - pe) / (1 - pe) if total and pe < 1 else 0.0
-    per = []
-    ious = []
-    for i, n in enumerate(names):
-        union = ref[i] + pred[i] - tp[i]
-        iou = tp[i] / union if union else 0.0
-        p = tp[i] / pred[i] if pred[i] else 0.0
-        r = tp[i] / ref[i] if ref[i] else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        if ref[i]:
-            ious.append(iou)
-        per.append({"name": n, "iou": iou, "precision": p, "recall": r, "f1": f1, "support": int(ref[i])})
-    return {"oa": oa, "miou": float(np.mean(ious)) if ious else 0.0, "kappa": kappa, "per_class": per}
