@@ -42,6 +42,7 @@ class PolygonTrainParams:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None
+    sar_units: str = "auto"
     val_share: float = 0.3
     buffer_px: float = 3.0
     max_pixels_per_polygon: int = 20000
@@ -133,7 +134,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     _check_output(params)
     base_model, base_card, base_path = load_base(params.checkpoint)
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
-               params.optical_offset) as scene:
+               params.optical_offset, params.sar_units) as scene:
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
