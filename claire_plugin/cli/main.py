@@ -12,6 +12,7 @@ from typing import List, Optional
 from . import (
     bench,
     bench_robustness,
+    bench_train,
     classify,
     classify_folder,
     diagnostics,
@@ -23,8 +24,8 @@ from . import (
 )
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_robustness, explain,
-             diagnostics]
+_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_robustness, bench_train,
+             explain, diagnostics]
 
 
 def build_parser() -> argparse.ArgumentParser:
