@@ -397,5 +397,5 @@ class ClaireDock(QgsDockWidget):
             return
         try:
             (bar().pushWarning if warning else bar().pushInfo)(title, text)
-        except Exception:
+        except Exception:  # noqa: BLE001 - reported, not raised
             pass

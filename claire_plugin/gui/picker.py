@@ -244,7 +244,7 @@ class CheckpointPicker(QWidget):
             try:
                 read_card_safely(path)
                 remember_checkpoint(path)
-            except Exception:
+            except Exception:  # noqa: BLE001 - reported, not raised
                 pass
         self.reload(path)
         self.checkpointChanged.emit(self.checkpointPath())
@@ -264,7 +264,7 @@ class CheckpointPicker(QWidget):
         else:
             try:
                 self._card = read_card_safely(path)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
                 self._error = str(exc)
         if self._card:
             self.card_view.setHtml(card_html(self._card, path))

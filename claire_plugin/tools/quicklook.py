@@ -30,9 +30,19 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
                   project=None, dpi: int = 110) -> str:
     """Export a layout of the styled land-cover layer `land` (and `optical` beside it) to `png`."""
     from qgis.core import (
-        QgsLayout, QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap,
-        QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize, QgsLegendRenderer, QgsLegendStyle,
-        QgsMapLayerLegendUtils, QgsProject, QgsUnitTypes,
+        QgsLayout,
+        QgsLayoutExporter,
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutItemScaleBar,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsLegendRenderer,
+        QgsLegendStyle,
+        QgsMapLayerLegendUtils,
+        QgsProject,
+        QgsUnitTypes,
     )
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QFont
