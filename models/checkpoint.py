@@ -155,3 +155,21 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
                               "Re-save the checkpoint from the model it was trained with.") from exc
     model.to(map_location).eval()
     return model, card
+
+
+def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,
+               training: Dict, metrics: Dict, tile_size: int = 256, overlap: int = 32) -> Dict[str, Any]:
+    """Model card per docs/architecture.md; `classes` are records with value, name and color."""
+    import datetime as _dt
+
+    from . import __version__
+
+    return {
+        "format": FORMAT, "arch": arch, "size": size, "config": config,
+        "classes": [{"index": i, "value": int(c.value), "name": c.name, **({"color": c.color} if c.color else {})}
+                    for i, c in enumerate(classes)],
+        "nodata": int(nodata), "inputs": {"optical": ospec, "sar": sspec},
+        "tile_size": int(tile_size), "overlap": int(overlap), "training": training, "metrics": metrics,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "claire_version": __version__,
+    }

@@ -3,27 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
 
-from ..core.errors import ClaireError
-
-
-def parse_band_list(text: Optional[str], flag: str) -> Optional[List[int]]:
-    """'2,3,4,8' -> [2, 3, 4, 8]; ClaireError for anything else."""
-    if text is None or not str(text).strip():
-        return None
-    try:
-        out = [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
-    except ValueError:
-        raise ClaireError(f"{flag} {text!r} is not a list of band numbers; give 1-based band numbers separated "
-                          f"by commas, e.g. {flag} 2,3,4,8") from None
-    if not out:
-        raise ClaireError(f"{flag} is empty; give 1-based band numbers separated by commas, e.g. {flag} 2,3,4,8")
-    return out
-
-
-OFFSET_HELP = ("value added to the optical values before the checkpoint's scaling, e.g. -1000 for Sentinel-2 of "
-               "processing baseline 04.00+ (default: from the file's metadata)")
+from .options import add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -35,16 +16,8 @@ def register(subparsers) -> None:
                     "tiled, compressed GeoTIFFs written to a temporary name and renamed when complete.")
     p.add_argument("--optical", required=True, help="optical raster (e.g. Sentinel-2 band stack)")
     p.add_argument("--sar", required=True, help="SAR raster (e.g. Sentinel-1 VV,VH in dB or linear), any CRS")
-    p.add_argument("--checkpoint", default=None, help="CLAIRE .safetensors checkpoint (default: the bundled one)")
     p.add_argument("--output", required=True, help="class raster to write (uint8 GeoTIFF)")
-    p.add_argument("--optical-bands", default=None, help="1-based optical bands in the checkpoint's order, e.g. 2,3,4,8")
-    p.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order, e.g. 1,2")
-    p.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
-    p.add_argument("--tile-size", type=int, default=None, help="tile size in pixels, multiple of 32 (default: card)")
-    p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_run_options(p)
     p.add_argument("--confidence", default=None,
                    help="also write the top-class probability as uint8 percent 0-100 (nodata 255)")
     p.add_argument("--reliance", default=None,
@@ -59,16 +32,9 @@ def register(subparsers) -> None:
 
 def params_from_args(args: argparse.Namespace):
     """ClassifyParams from parsed arguments."""
-    from ..core.params import ClassifyParams
-
-    return ClassifyParams(
-        optical=args.optical, sar=args.sar, output=args.output, checkpoint=args.checkpoint,
-        optical_bands=parse_band_list(args.optical_bands, "--optical-bands"),
-        sar_bands=parse_band_list(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
-        tile_size=args.tile_size,
-        overlap=args.overlap, batch_size=args.batch_size, device=args.device, threads=args.threads,
-        confidence=args.confidence, reliance=args.reliance, reference=args.reference,
-        summary_json=args.summary, report=args.report, explainer=args.explainer)
+    return run_options(args).params(
+        args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
+        reference=args.reference, summary_json=args.summary, report=args.report, explainer=args.explainer)
 
 
 def format_table(summary: dict) -> str:

@@ -1,8 +1,19 @@
-"""Parameter object that carries one classification run from the UI/algorithm/CLI to the engine."""
+"""Parameters of one classification run, and the one rule every front door uses to build them.
+
+The CLI, Processing, the dock and the bench all read their options into `RunOptions` with `run_options`
+("empty" means "from the checkpoint"), then call `RunOptions.params` for each raster pair.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional
+import re
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Sequence, Union
+
+from .errors import ClaireError
+
+DEFAULT_BATCH = 4
+DEFAULT_DEVICE = "auto"
+FROM_CARD = -1  # the overlap value the Processing and dock forms use for "the checkpoint's overlap"
 
 
 @dataclass
@@ -18,8 +29,8 @@ class ClassifyParams:
     optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
-    batch_size: int = 4
-    device: str = "auto"
+    batch_size: int = DEFAULT_BATCH
+    device: str = DEFAULT_DEVICE
     threads: Optional[int] = None
     confidence: Optional[str] = None
     reliance: Optional[str] = None
@@ -27,3 +38,61 @@ class ClassifyParams:
     summary_json: Optional[str] = None
     report: Optional[str] = None
     explainer: Optional[str] = None
+
+
+def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:
+    """'2,3,4,8', '2;3;4;8' or '2 3 4 8' -> [2, 3, 4, 8]; empty -> None (chosen automatically).
+
+    Every band number must be a whole number of at least 1; anything else is a ClaireError naming the
+    parameter `name` and giving an example.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = ",".join(str(v) for v in text)
+    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
+    if not parts:
+        return None
+    example = f"e.g. {name} 2,3,4,8"
+    try:
+        bands = [int(p) for p in parts]
+    except ValueError:
+        raise ClaireError(f"{name} {text!r} is not a list of band numbers; give 1-based band numbers separated "
+                          f"by commas, semicolons or spaces, {example}") from None
+    low = [b for b in bands if b < 1]
+    if low:
+        raise ClaireError(f"{name} {text!r} has band number {low[0]} below 1; band numbers start at 1, {example}")
+    return bands
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options a single run and a folder run share; `None` means "from the checkpoint" or the default."""
+
+    checkpoint: Optional[str] = None
+    optical_bands: Optional[List[int]] = None
+    sar_bands: Optional[List[int]] = None
+    optical_offset: Optional[float] = None
+    tile_size: Optional[int] = None
+    overlap: Optional[int] = None
+    batch_size: int = DEFAULT_BATCH
+    device: str = DEFAULT_DEVICE
+    threads: Optional[int] = None
+
+    def params(self, optical: str, sar: str, output: str, **outputs: Optional[str]) -> ClassifyParams:
+        """ClassifyParams for one pair; `outputs` are the optional extras (confidence, reliance, report...)."""
+        return ClassifyParams(optical=optical, sar=sar, output=output, **asdict(self), **outputs)
+
+
+def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[List[int]] = None,
+                sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
+                tile_size: Optional[int] = None, overlap: Optional[int] = None, batch_size: Optional[int] = None,
+                device: Optional[str] = None, threads: Optional[int] = None) -> RunOptions:
+    """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> card,
+    overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto."""
+    return RunOptions(
+        checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
+        optical_offset=optical_offset, tile_size=tile_size or None,
+        overlap=None if overlap in (None, FROM_CARD) else overlap,
+        batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
+        threads=threads)

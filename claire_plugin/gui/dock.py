@@ -23,18 +23,16 @@ EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 
-def parse_band_list(text: str) -> Optional[List[int]]:
-    """'2,3,4,8' → [2, 3, 4, 8]; empty → None; raises ValueError with a readable message."""
-    text = (text or "").strip()
-    if not text:
-        return None
+def parse_band_list(text: str, name: str = "Bands") -> Optional[List[int]]:
+    """The dock's band field read with the one band-list rule (core.params.parse_bands); ValueError with the
+    rule's message when it is not a band list."""
+    from ..core.errors import ClaireError
+    from ..core.params import parse_bands
+
     try:
-        bands = [int(p) for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
-    except ValueError:
-        raise ValueError(f"'{text}' is not a list of band numbers; write e.g. 2,3,4,8") from None
-    if any(b < 1 for b in bands):
-        raise ValueError(f"'{text}' has a band number below 1; band numbers start at 1")
-    return bands
+        return parse_bands(text, name)
+    except ClaireError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_offset(text: str) -> Optional[float]:
@@ -254,7 +252,7 @@ class ClaireDock(QgsDockWidget):
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self):
         """ClassifyParams from the widgets (main thread: layers are resolved to file paths here)."""
-        from ..core.params import ClassifyParams
+        from ..core.params import run_options
 
         optical, err = layer_file(self.optical.currentLayer())
         if err:
@@ -278,14 +276,13 @@ class ClaireDock(QgsDockWidget):
         if not output.lower().endswith((".tif", ".tiff")):
             output += ".tif"
         base = os.path.splitext(output)[0]
-        return ClassifyParams(
-            optical=optical, sar=sar, output=output, checkpoint=checkpoint or None,
-            optical_bands=parse_band_list(self.optical_bands.text()),
-            sar_bands=parse_band_list(self.sar_bands.text()),
-            optical_offset=parse_offset(self.optical_offset.text()),
-            tile_size=self.tile_size.value() or None,
-            overlap=None if self.overlap.value() < 0 else self.overlap.value(),
-            batch_size=self.batch.value(), device=self.device.currentText(),
+        options = run_options(
+            checkpoint=checkpoint, optical_bands=parse_band_list(self.optical_bands.text(), "Optical bands"),
+            sar_bands=parse_band_list(self.sar_bands.text(), "SAR bands"),
+            optical_offset=parse_offset(self.optical_offset.text()), tile_size=self.tile_size.value(),
+            overlap=self.overlap.value(), batch_size=self.batch.value(), device=self.device.currentText())
+        return options.params(
+            optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
             reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
             reference=reference,

@@ -4,43 +4,23 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
-from qgis.PyQt.QtGui import QIcon
 
+from .base import ClaireAlgorithm, engine_errors
 from .common import LandCoverPostProcessor, layer_file, metrics_json, progress_bridge, write_qml_sidecar
-from .provider import ICON
-
-DEVICES = ["auto", "cpu", "cuda", "mps"]
+from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
 
 HELP = {
     "OPTICAL": "Optical raster (e.g. Sentinel-2 L2A 12 bands, L1C 13 bands, or only the bands the checkpoint "
     "expects). Its grid (CRS, pixel size, extent) is the grid of the output.",
     "SAR": "SAR raster (e.g. Sentinel-1 VV, VH in dB or linear). Any CRS and pixel size: it is resampled onto "
     "the optical grid window by window. Only the overlap of the two rasters is classified.",
-    "CHECKPOINT": "CLAIRE checkpoint (.safetensors) with its model card. Empty: the bundled default "
-    "(Sentinel-2 + Sentinel-1, 8 land-cover classes).",
-    "OPTICAL_BANDS": "Optional 1-based optical band numbers in the order the checkpoint expects, e.g. 2,3,4,8. "
-    "Empty: chosen from band descriptions or the known Sentinel-2 layouts; the log says what was chosen.",
-    "SAR_BANDS": "Optional 1-based SAR band numbers, e.g. 1,2 for VV,VH. Empty: chosen automatically.",
-    "OPTICAL_OFFSET": "Optional value added to the optical values before the checkpoint's scaling, e.g. -1000 for "
-    "Sentinel-2 of processing baseline 04.00 or later (from 25 January 2022) whose metadata was lost. Empty: read "
-    "from the file (GDAL scale/offset, BOA_ADD_OFFSET/RADIO_ADD_OFFSET, PROCESSING_BASELINE); the log says which.",
-    "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
-    "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
-    "-1: the checkpoint's overlap.",
-    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory.",
-    "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
+    **RUN_HELP,
     "REFERENCE": "Optional reference label raster with the checkpoint's class values. When given, the results "
     "include IoU, precision, recall, F1 per class and OA, mIoU, kappa.",
     "OUTPUT": "Classified GeoTIFF (uint8, colour table and class names inside, QML style beside it).",
@@ -52,26 +32,14 @@ HELP = {
 }
 
 
-def optical_offset(alg, parameters, context) -> Optional[float]:
-    """The OPTICAL_OFFSET parameter, None when left empty (the engine then reads the file's metadata)."""
-    if parameters.get("OPTICAL_OFFSET") in (None, ""):
-        return None
-    return alg.parameterAsDouble(parameters, "OPTICAL_OFFSET", context)
-
-
-def parse_bands(text: Optional[str], name: str) -> Optional[List[int]]:
-    """Parse '2,3,4,8' into [2, 3, 4, 8] with the CLI's parser; errors become Processing errors."""
-    from ..cli.classify import parse_band_list
-    from ..core.errors import ClaireError
-
-    try:
-        return parse_band_list(text, name)
-    except ClaireError as exc:
-        raise QgsProcessingException(str(exc)) from None
-
-
-class ClassifyAlgorithm(QgsProcessingAlgorithm):
+class ClassifyAlgorithm(ClaireAlgorithm):
     """Runs the CLAIRE engine on one optical + SAR pair."""
+
+    HELP = HELP
+    ADVANCED = RUN_ADVANCED
+    INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
+             "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
+             "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,42 +51,11 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return "Classify land cover (optical + SAR)"
 
-    def group(self) -> str:
-        return "Land cover"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "landcover"
-
-    def icon(self) -> QIcon:
-        return QIcon(ICON)
-
-    def createInstance(self) -> "ClassifyAlgorithm":  # noqa: N802
-        return ClassifyAlgorithm()
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        params = "".join(f"<li><b>{key}</b>: {text}</li>" for key, text in HELP.items())
-        return (
-            "<p>Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
-            "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
-            "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.</p>"
-            f"<ul>{params}</ul>"
-        )
-
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
-        params = [
+        self.add_parameters([
             QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),
             QgsProcessingParameterRasterLayer("SAR", "SAR raster"),
-            QgsProcessingParameterFile(
-                "CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors", optional=True
-            ),
-            QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
-            QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
-            QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
-                                         type=QgsProcessingParameterNumber.Double, optional=True),
-            QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
-            QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=-1, minValue=-1),
-            QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=4, minValue=1, maxValue=256),
-            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            *run_parameters(),
             QgsProcessingParameterRasterLayer("REFERENCE", "Reference labels (optional)", optional=True),
             QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"),
             QgsProcessingParameterRasterDestination(
@@ -131,13 +68,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 "REPORT", "Report", fileFilter="JSON report (*.json);;HTML report (*.html)", optional=True,
                 createByDefault=False,
             ),
-        ]
-        advanced = {"OPTICAL_BANDS", "SAR_BANDS", "OPTICAL_OFFSET", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"}
-        for param in params:
-            param.setHelp(HELP[param.name()])
-            if param.name() in advanced:
-                param.setFlags(param.flags() | param.FlagAdvanced)
-            self.addParameter(param)
+        ])
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy (with a reference)"))
         self.addOutput(QgsProcessingOutputNumber("MIOU", "Mean IoU (with a reference)"))
         self.addOutput(QgsProcessingOutputNumber("KAPPA", "Cohen's kappa (with a reference)"))
@@ -154,26 +85,15 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
 
     def build_params(self, parameters, context):
         """Translate Processing parameters into the engine's ClassifyParams."""
-        from ..core.params import ClassifyParams
-
-        overlap = self.parameterAsInt(parameters, "OVERLAP", context)
-        tile = self.parameterAsInt(parameters, "TILE_SIZE", context)
         reference = None
         if parameters.get("REFERENCE"):
             reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
-        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
-        return ClassifyParams(
-            optical=layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
-            sar=layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            checkpoint=checkpoint,
-            optical_bands=parse_bands(self.parameterAsString(parameters, "OPTICAL_BANDS", context), "OPTICAL_BANDS"),
-            sar_bands=parse_bands(self.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
-            optical_offset=optical_offset(self, parameters, context),
-            tile_size=tile or None,
-            overlap=None if overlap < 0 else overlap,
-            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+        with engine_errors(qgis_message=False):
+            options = run_options(self, parameters, context)
+        return options.params(
+            layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
+            layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
+            self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             confidence=self._optional_path(parameters, "CONFIDENCE", context),
             reliance=self._optional_path(parameters, "RELIANCE", context),
             reference=reference,
@@ -194,16 +114,13 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.errors import USER_ERRORS
         from ..layers.layers import no_input_sidecars
         from .common import qgis_message
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)
-        try:
+        with engine_errors():
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
-        except USER_ERRORS as exc:
-            raise QgsProcessingException(qgis_message(str(exc))) from None
         for message in result.messages:
             feedback.pushInfo(qgis_message(message))
 

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -22,12 +21,9 @@ from qgis.core import (
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
-from qgis.PyQt.QtGui import QIcon
 
+from .base import ClaireAlgorithm, engine_errors
 from .common import layer_file, progress_bridge
-from .provider import ICON
-
-EVAL_ICON = ICON.replace("claire.svg", "evaluate.svg")
 
 HELP = {
     "CLASSIFIED": "The land-cover map to check (e.g. the output of Classify land cover). Its grid is the grid "
@@ -57,33 +53,20 @@ def table_fields() -> QgsFields:
     return fields
 
 
-class EvaluateAlgorithm(QgsProcessingAlgorithm):
+class EvaluateAlgorithm(ClaireAlgorithm):
     """Confusion matrix, OA, mIoU, kappa and per-class IoU / precision / recall / F1."""
+
+    ICON_NAME = "evaluate.svg"
+    HELP = HELP
+    INTRO = ("Compares a land-cover map with reference labels pixel by pixel, window by window, and reports "
+             "overall accuracy, mean IoU, Cohen's kappa and per-class IoU, precision, recall and F1. The "
+             "reference is resampled onto the map's grid (nearest neighbour).")
 
     def name(self) -> str:
         return "evaluate"
 
     def displayName(self) -> str:  # noqa: N802
         return "Evaluate land cover against a reference"
-
-    def group(self) -> str:
-        return "Land cover"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "landcover"
-
-    def icon(self) -> QIcon:
-        return QIcon(EVAL_ICON)
-
-    def createInstance(self) -> "EvaluateAlgorithm":  # noqa: N802
-        return EvaluateAlgorithm()
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in HELP.items())
-        return ("<p>Compares a land-cover map with reference labels pixel by pixel, window by window, and "
-                "reports overall accuracy, mean IoU, Cohen's kappa and per-class IoU, precision, recall and "
-                "F1. The reference is resampled onto the map's grid (nearest neighbour).</p>"
-                f"<ul>{items}</ul>")
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         params = [
@@ -99,22 +82,19 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                 "REPORT", "Report", fileFilter="HTML report (*.html);;JSON report (*.json)", optional=True,
                 createByDefault=False),
         ]
-        for p in params:
-            p.setHelp(HELP[p.name()])
-            self.addParameter(p)
+        self.add_parameters(params)
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber("MIOU", "Mean IoU"))
         self.addOutput(QgsProcessingOutputNumber("KAPPA", "Cohen's kappa"))
         self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.errors import USER_ERRORS
         from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
 
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
-        try:
+        with engine_errors(qgis_message=False):
             mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
             ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None
@@ -126,8 +106,6 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                 classes = [{**c, "color": col} for c, col in zip(ordered, class_colors(card))]
             metrics = evaluate(classified, reference, classes, mapping, ignore,
                                progress_bridge(feedback), feedback.isCanceled)
-        except USER_ERRORS as exc:
-            raise QgsProcessingException(str(exc)) from None
 
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_TABLE", context, table_fields(),
                                           QgsWkbTypes.NoGeometry)

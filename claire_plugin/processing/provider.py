@@ -1,14 +1,13 @@
 """The `claire` Processing provider."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from ..paths import resource
-
-ICON = resource("icons", "claire.svg")
+from .base import ICON
+from .classify import ClassifyAlgorithm
+from .classify_folder import ClassifyFolderAlgorithm
+from .evaluate import EvaluateAlgorithm
 
 
 class ClaireProvider(QgsProcessingProvider):
@@ -30,14 +29,6 @@ class ClaireProvider(QgsProcessingProvider):
         return ICON
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        from .classify import ClassifyAlgorithm
-
         self.addAlgorithm(ClassifyAlgorithm())
-        for module, cls in (("classify_folder", "ClassifyFolderAlgorithm"), ("evaluate", "EvaluateAlgorithm")):
-            try:
-                mod = __import__(f"{__package__}.{module}", fromlist=[cls])
-            except ModuleNotFoundError as exc:
-                if exc.name == f"{__package__}.{module}":
-                    continue
-                raise
-            self.addAlgorithm(getattr(mod, cls)())
+        self.addAlgorithm(ClassifyFolderAlgorithm())
+        self.addAlgorithm(EvaluateAlgorithm())

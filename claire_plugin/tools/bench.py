@@ -141,11 +141,11 @@ def _load(checkpoint: Optional[str]):
 
 def _e2e(paths: Dict[str, str], out: str, checkpoint: Optional[str], batch: int, threads: Optional[int]):
     from ..core.engine import run
-    from ..core.params import ClassifyParams
+    from ..core.params import run_options
 
     c0, t0 = _cpu_s(), time.perf_counter()
     model, card, name = _load(checkpoint)
-    params = ClassifyParams(paths["optical"], paths["sar"], out, batch_size=batch, device="auto", threads=threads)
+    params = run_options(batch_size=batch, device="auto", threads=threads).params(paths["optical"], paths["sar"], out)
     res = run(params, model, card)
     return time.perf_counter() - t0, _cpu_s() - c0, res, model, name
 

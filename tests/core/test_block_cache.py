@@ -13,7 +13,7 @@ from claire.claire_plugin.core.engine.tiling import TileGrid, tiles_per_chunk
 
 def _decodes(grid: TileGrid, batch: int, bh: int, bw: int, capacity: int) -> int:
     """Blocks decoded by an LRU cache of `capacity` blocks when the engine's reader reads `grid` chunk by chunk
-    (the windows of engine._ChunkReader._read)."""
+    (the windows of engine.reader.ChunkReader._read)."""
     cache: OrderedDict = OrderedDict()
     decoded = 0
     T, S = grid.tile, grid.stride

@@ -7,16 +7,33 @@ import os
 import pytest
 import rasterio
 
-from claire.claire_plugin.cli.main import main
-from claire.claire_plugin.cli.classify import parse_band_list
+from claire.claire_plugin.cli.classify import params_from_args
+from claire.claire_plugin.cli.main import build_parser, main
 from claire.claire_plugin.core.errors import ClaireError
 
 
-def test_band_list_parsing():
-    assert parse_band_list("2,3, 4,8", "--optical-bands") == [2, 3, 4, 8]
-    assert parse_band_list(None, "--optical-bands") is None
-    with pytest.raises(ClaireError, match="band numbers"):
-        parse_band_list("two,three", "--optical-bands")
+def _classify_args(*extra):
+    return build_parser().parse_args(["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "x.tif",
+                                      *extra])
+
+
+@pytest.mark.parametrize("text", ["2,3,4", "2;3;4", "2 3 4", " 2, 3 ;4 "])
+def test_band_lists_read_alike_on_the_command_line(text):
+    params = params_from_args(_classify_args("--optical-bands", text, "--sar-bands", "1 2"))
+    assert params.optical_bands == [2, 3, 4] and params.sar_bands == [1, 2]
+
+
+@pytest.mark.parametrize("text, match", [("0,1", "below 1"), ("two,three", "not a list of band numbers")])
+def test_bad_band_lists_name_the_option(text, match):
+    with pytest.raises(ClaireError, match=match) as info:
+        params_from_args(_classify_args("--optical-bands", text))
+    assert "--optical-bands" in str(info.value) and "2,3,4,8" in str(info.value)
+
+
+def test_empty_run_options_come_from_the_checkpoint():
+    params = params_from_args(_classify_args("--tile-size", "0", "--overlap", "-1"))
+    assert (params.tile_size, params.overlap, params.batch_size, params.device) == (None, None, 4, "auto")
+    assert params.checkpoint is None and params.optical_bands is None
 
 
 def test_classify_command_end_to_end(raster_pair, tiny_checkpoint, tmp_path, capsys):
@@ -41,3 +58,16 @@ def test_classify_command_bad_input_exits_2_with_one_line(raster_pair, tiny_chec
     err = capsys.readouterr().err
     assert rc == 2 and "band index 99 is out of range" in err and "Traceback" not in err
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "nowhere", "--output", "x.safetensors", "--optical-bands", "2;x"],
+    ["classify-folder", "--optical-folder", "o", "--sar-folder", "s", "--output-folder", "out",
+     "--optical-bands", "2;x"],
+])
+def test_train_and_classify_folder_read_bands_with_the_same_rule(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--optical-bands '2;x' is not a list of band numbers" in err and "e.g. --optical-bands 2,3,4,8" in err
+    assert os.listdir(tmp_path) == []

@@ -171,7 +171,7 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_checkpoint_metrics_are_reproduced_and_433D_has_several_classes(capsys):
-    from claire.claire_plugin.cli.train import DEFAULT_CHECKPOINT
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
     from claire.models.predict import predict_arrays
     from claire.models.spec import normalise
 

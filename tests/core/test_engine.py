@@ -9,9 +9,9 @@ import pytest
 import rasterio
 import torch
 
-from claire.claire_plugin.core.engine.runner import _cpu_cores as REAL_CPU_CORES
-from claire.claire_plugin.core.engine.runner import _worker_threads as REAL_WORKER_THREADS
-from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.engine import run, schedule
+from claire.claire_plugin.core.engine.schedule import cpu_cores as REAL_CPU_CORES
+from claire.claire_plugin.core.engine.schedule import worker_threads as REAL_WORKER_THREADS
 from claire.claire_plugin.core.errors import CancelledError, ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
 
@@ -22,21 +22,17 @@ L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 
 def pipeline(request, monkeypatch):
     """Every engine test runs each way the engine can schedule reading and writing: in the model's
     thread between batches, one reader thread, three reader threads (chunks handed out in order)."""
-    from claire.claire_plugin.core.engine import runner as engine
-
     readers = {"between batches": 0, "worker threads": 1, "3 reader threads": 3}[request.param]
-    monkeypatch.setattr(engine, "_worker_threads", lambda device: (readers, request.param))
+    monkeypatch.setattr(schedule, "worker_threads", lambda device: (readers, request.param))
     return request.param
 
 
 def test_worker_threads_only_where_cores_are_free(monkeypatch):
-    from claire.claire_plugin.core.engine import runner as engine
-
     assert REAL_CPU_CORES() == len(os.sched_getaffinity(0))
     old = torch.get_num_threads()
     try:
         for cores in (1, 2, 8):
-            monkeypatch.setattr(engine, "_cpu_cores", lambda: cores)
+            monkeypatch.setattr(schedule, "cpu_cores", lambda cores=cores: cores)
             torch.set_num_threads(cores)
             assert REAL_WORKER_THREADS(torch.device("cpu"))[0] == 0
             assert REAL_WORKER_THREADS(torch.device("cuda"))[0] == max(1, min(4, cores - 2))
@@ -300,10 +296,10 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
     _, sar, _ = engine_scene["arrays"]
     d = engine_scene["dir"]
     sar_20m = geotiff(os.path.join(d, "sar20.tif"), sar[:, ::2, ::2].copy(), res=20.0, descriptions=["VV", "VH"])
-    from claire.claire_plugin.core.engine import runner as engine
+    from claire.claire_plugin.core.engine.reader import ChunkReader
 
     seen, reading = [], threading.local()
-    real, real_read = F.grid_sample, engine._ChunkReader._read_sar
+    real, real_read = F.grid_sample, ChunkReader._read_sar
 
     def spy(*a, **k):
         if getattr(reading, "on", False):  # the chunks, not the value sample taken before the run starts
@@ -318,7 +314,7 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
             reading.on = False
 
     monkeypatch.setattr(F, "grid_sample", spy)
-    monkeypatch.setattr(engine._ChunkReader, "_read_sar", read)
+    monkeypatch.setattr(ChunkReader, "_read_sar", read)
     from claire.claire_plugin.core.runtime.torch_thread import call
 
     before, main = call(torch.get_num_threads), torch.get_num_threads()

@@ -17,12 +17,15 @@ from claire.claire_plugin.core.runtime import memory
 BUF = 48 * 1024 * 1024  # above glibc's largest dynamic mmap threshold (32 MiB)
 
 def faults(n):
-    # torch, as the model's activations (numpy asks for huge pages, which hides the effect)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    # torch, as the model's activations (numpy asks for huge pages, which hides the effect); the
+    # median of n cycles, so that one cycle disturbed by the rest of a busy machine decides nothing
+    per_cycle = []
     for _ in range(n):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         a = torch.ones(BUF // 4)
         del a
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        per_cycle.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return sorted(per_cycle)[n // 2]
 
 def rss():
     with open("/proc/self/statm") as f:
@@ -48,8 +51,8 @@ def test_large_buffers_are_reused_inside_and_handed_back_after():
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["tuned"]
-    assert r["outside"] >= 4 * r["pages"], "by default every cycle maps fresh pages"
-    assert r["inside"] < r["pages"], f"inside the block the buffer is reused ({r})"
+    assert r["outside"] >= r["pages"] // 2, f"by default every cycle maps fresh pages ({r})"
+    assert r["inside"] < r["pages"] // 4, f"inside the block the buffer is reused ({r})"
     assert r["active_after_nested"] == 1, "a nested use does not end the outer one"
     assert r["rss_inside"] - r["rss_after"] >= 40 * 1024 * 1024, f"the kept memory is handed back ({r})"
     assert r["active_after"] == 0

@@ -10,9 +10,10 @@ import torch
 
 from claire.claire_plugin.core.engine import memory_fit as M
 from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.engine.tiling import tiles_per_chunk
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
-from claire.claire_plugin.core.engine.tiling import tiles_per_chunk
+from claire.claire_plugin.core.runtime import resources as R
 from claire.models.registry import build_model
 
 CPU = torch.device("cpu")
@@ -64,14 +65,14 @@ def test_cgroup_limit_v2_v1_and_no_limit(tmp_path):
     (tmp_path / "fs" / "job" / "memory.max").write_text("8000000000\n")
     (tmp_path / "fs" / "job" / "memory.current").write_text("3000000000\n")
     proc.write_text("0::/job\n")
-    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) == 5_000_000_000
+    assert R._cgroup_available(str(tmp_path / "fs"), str(proc)) == 5_000_000_000
     (tmp_path / "fs" / "job" / "memory.max").write_text("max\n")
-    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) is None
+    assert R._cgroup_available(str(tmp_path / "fs"), str(proc)) is None
     (tmp_path / "fs" / "memory" / "slurm").mkdir(parents=True)
     (tmp_path / "fs" / "memory" / "slurm" / "memory.limit_in_bytes").write_text("4000000000\n")
     (tmp_path / "fs" / "memory" / "slurm" / "memory.usage_in_bytes").write_text("1000000000\n")
     proc.write_text("12:cpuset:/\n5:memory:/slurm\n")
-    assert M._cgroup_available(str(tmp_path / "fs"), str(proc)) == 3_000_000_000
+    assert R._cgroup_available(str(tmp_path / "fs"), str(proc)) == 3_000_000_000
 
 
 def test_engine_refuses_a_tile_and_batch_no_machine_has_memory_for(engine_scene, standin_model, standin_card):

@@ -118,3 +118,19 @@ def test_half_precision_storage_loads_as_float32(tmp_path):
     x, s = torch.randn(1, 4, 32, 32), torch.randn(1, 2, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x, s)["logits"], loaded(x, s)["logits"], atol=1e-2)
+
+
+def test_build_card_is_the_one_card_schema(tmp_path):
+    from types import SimpleNamespace
+
+    from claire.models.checkpoint import FORMAT, build_card
+
+    classes = [SimpleNamespace(value=1, name="water", color="#419bdf"), SimpleNamespace(value=2, name="trees",
+                                                                                      color=None)]
+    card = build_card("claire", "tiny", {"size": "tiny"}, classes, 0, {"bands": ["B02"]}, {"bands": ["VV"]},
+                      {"epochs": 1}, {"heldout": {"miou": 0.5}}, tile_size=64, overlap=8)
+    assert card["format"] == FORMAT
+    assert card["classes"] == [{"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
+                               {"index": 1, "value": 2, "name": "trees"}]
+    assert (card["tile_size"], card["overlap"], card["nodata"]) == (64, 8, 0)
+    assert card["inputs"] == {"optical": {"bands": ["B02"]}, "sar": {"bands": ["VV"]}}

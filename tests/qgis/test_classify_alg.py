@@ -98,6 +98,27 @@ def test_bad_band_list_is_a_clear_processing_error(claire_plugin, raster_pair, t
     assert not os.path.exists(tmp_path / "x.tif")
 
 
+@pytest.mark.parametrize("text", ["2,3,4", "2;3;4", "2 3 4"])
+def test_band_lists_read_as_on_the_command_line_and_in_the_dock(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                 tmp_path, text):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    params = alg.build_params({"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                               "CHECKPOINT": tiny_checkpoint, "OUTPUT": str(tmp_path / "o.tif"),
+                               "OPTICAL_BANDS": text, "TILE_SIZE": 0, "OVERLAP": -1}, QgsProcessingContext())
+    assert params.optical_bands == [2, 3, 4]
+    assert (params.tile_size, params.overlap) == (None, None), "0 / -1: the checkpoint's"
+
+
+def test_band_zero_is_refused_naming_the_parameter(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=r"SAR_BANDS '0,1' has band number 0 below 1"):
+        _run(raster_pair, str(tmp_path / "x.tif"), tiny_checkpoint, SAR_BANDS="0,1")
+    assert not os.path.exists(tmp_path / "x.tif")
+
+
 def test_optical_offset_parameter_reaches_the_engine(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
     from qgis.core import QgsApplication, QgsProcessingContext
 

@@ -225,6 +225,17 @@ def test_dock_optical_offset_field(dock_with_layers):
     assert "Optical offset &#x27;minus thousand&#x27; is not a number" in dock.status.text()
 
 
+def test_dock_band_fields_follow_the_one_band_rule(dock_with_layers):
+    dock = dock_with_layers
+    for text in ("2,3,4", "2;3;4", "2 3 4"):
+        dock.optical_bands.setText(text)
+        assert dock.build_params().optical_bands == [2, 3, 4], text
+    dock.optical_bands.setText("")
+    dock.sar_bands.setText("0,1")
+    assert dock.start() is None
+    assert "SAR bands &#x27;0,1&#x27; has band number 0 below 1" in dock.status.text()
+
+
 def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp_path, raster_pair, tiny_checkpoint):
     from claire.claire_plugin.core.params import ClassifyParams
     from claire.claire_plugin.gui.tasks import ClassifyTask

@@ -6,17 +6,16 @@ The model's activation memory per tile pixel is measured on the run's own model:
 records the bytes of every module output that is alive at the same time (tensors are freed as soon as
 nothing holds them). Temporaries inside a module and functional code are not seen; on the shipped
 architectures the process's real peak was 1.1-2.1x the tracked one (tools: /proc VmHWM at tiles of
-256-512 px), hence SAFETY. Available memory is the system's (Linux MemAvailable, Windows
-GlobalMemoryStatusEx) and, inside a cgroup (containers, Slurm jobs), the group's limit minus its usage;
-on a GPU, the device's free memory. Where it cannot be read, the check is skipped.
+256-512 px), hence SAFETY. Available memory comes from core.runtime.resources.available_bytes;
+where it cannot be read, the check is skipped.
 """
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Optional, Tuple
 
 from ..errors import ClaireError
+from ..runtime.resources import available_bytes
 from .tiling import tiles_per_chunk
 
 #: Real peak over tracked module outputs (measured 1.1-2.1 on the shipped architectures).
@@ -85,82 +84,6 @@ def _measure(model, device, optical_channels: int, sar_channels: int) -> float:
         for h in handles:
             h.remove()
     return live["peak"] / float(T * T)
-
-
-def available_bytes(device) -> Tuple[Optional[int], str]:
-    """(bytes this run may still take, where that figure comes from), or (None, why unknown)."""
-    if device.type == "cuda":
-        import torch
-
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free), f"free on {device}"
-    if device.type != "cpu":
-        return None, f"{device} memory cannot be read"
-    system = _system_available()
-    group = _cgroup_available()
-    if group is not None and (system is None or group < system):
-        return group, "left under this process group's memory limit (cgroup)"
-    if system is not None:
-        return system, "available in the system"
-    return None, "system memory cannot be read here"
-
-
-def _system_available() -> Optional[int]:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    if os.name == "nt":
-        import ctypes
-
-        class _Status(ctypes.Structure):
-            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
-                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
-                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
-                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
-                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
-
-        st = _Status()
-        st.dwLength = ctypes.sizeof(_Status)
-        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st)):
-            return int(st.ullAvailPhys)
-    return None
-
-
-def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> Optional[int]:
-    """Limit minus usage of this process's memory cgroup (v2, else v1), or None without a limit."""
-    try:
-        with open(proc) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _hid, controllers, path = parts
-        if controllers == "":  # v2
-            base = os.path.join(root, path.lstrip("/"))
-            files = (os.path.join(base, "memory.max"), os.path.join(base, "memory.current"))
-        elif "memory" in controllers.split(","):  # v1
-            base = os.path.join(root, "memory", path.lstrip("/"))
-            files = (os.path.join(base, "memory.limit_in_bytes"), os.path.join(base, "memory.usage_in_bytes"))
-        else:
-            continue
-        try:
-            with open(files[0]) as f:
-                limit = f.read().strip()
-            with open(files[1]) as f:
-                usage = int(f.read().strip())
-        except (OSError, ValueError):
-            continue
-        if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
-            continue
-        return max(0, int(limit) - usage)
-    return None
 
 
 def run_bytes(bpp: float, tile: int, batch: int, chunk_tiles: int, channels_in: int, channels_out: int) -> int:

@@ -26,6 +26,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..runtime.resources import available_bytes
+
 #: The cache a run keeps at least (bytes); also the most it keeps when no input needs more.
 BASE_BYTES = 32 * 1024 * 1024
 #: Largest share of the available memory the cache may take.
@@ -173,7 +175,6 @@ class CacheSize:
         the note for the log, if any."""
         import torch
 
-        from ..engine.memory_fit import available_bytes
         from .warp import GridWarp
 
         needs = []

@@ -1,0 +1,90 @@
+"""`claire evaluate`: metrics of a checkpoint on a labelled folder (not the Processing `evaluate`, which
+compares a map with a reference raster)."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict
+
+from ..core.errors import ClaireError
+from ..core.params import parse_bands
+from ..paths import DEFAULT_CHECKPOINT
+
+
+def register(subparsers: Any) -> None:
+    """Add the `evaluate` subcommand."""
+    p = subparsers.add_parser("evaluate", help="metrics of a checkpoint on a labelled folder")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--split", default="val", help="val (hold-out / split lists), train or all")
+    p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
+    p.add_argument("--corruption", default="clear", help="clear, clouds or haze (synthetic, on the optical input)")
+    p.add_argument("--optical-bands", default=None)
+    p.add_argument("--sar-bands", default=None)
+    p.add_argument("--sar-linear", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
+    """Metrics with floats rounded to 4 digits (for cards and JSON output)."""
+    def r(v):
+        return round(v, 4) if isinstance(v, float) else v
+    out = {k: r(v) for k, v in m.items() if k != "per_class"}
+    out["per_class"] = [{k: r(v) for k, v in c.items()} for c in m.get("per_class", [])]
+    return out
+
+
+def metrics_table(m: Dict[str, Any]) -> str:
+    """Plain-text table of metrics (overall + per class)."""
+    lines = [f"OA {m['oa']:.4f}   mIoU {m['miou']:.4f}   kappa {m['kappa']:.4f}   pixels {m.get('pixels', '')}", "",
+             f"{'class':<22}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'support':>10}"]
+    f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) and v is not None else f"{'-':>8}"  # noqa: E731
+    for c in m["per_class"]:
+        lines.append(f"{c['name']:<22}{f(c['iou'])}{f(c['precision'])}{f(c['recall'])}{f(c['f1'])}{c['support']:>10}")
+    if "confusion" in m:
+        lines += ["", "confusion matrix (rows = reference, columns = prediction):"]
+        lines += ["  " + " ".join(f"{v:7d}" for v in row) for row in m["confusion"]]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a labelled folder; table or JSON."""
+    from ...models.checkpoint import load_checkpoint
+    from ...models.training import evaluate, pick_device
+    from ..core.training.sources import classdefs_from_card, resolve_data
+
+    path = args.checkpoint or DEFAULT_CHECKPOINT
+    model, card = load_checkpoint(path)
+    holdout = args.holdout
+    if holdout is None:
+        holdout = float((card.get("training") or {}).get("holdout", 0.25))
+    classes = classdefs_from_card(card)
+    ignore = (card.get("training") or {}).get("ignored_label_values")
+    ob = parse_bands(args.optical_bands, "--optical-bands")
+    sb = parse_bands(args.sar_bands, "--sar-bands")
+    lname, layout, pairs, src, _, _ = resolve_data(
+        args.data, args.layout, args.split, holdout, ob, sb, None,
+        ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
+    ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
+    src.optical_scale = float(ospec.get("scale", 1.0))
+    n_opt = len(ospec["bands"])
+    if ob is None and layout.optical_bands is None:
+        from ..core.training.datasets import band_names
+        have = len(band_names(pairs[0].optical, None))
+        if have != n_opt:
+            raise ClaireError(f"the optical rasters have {have} bands but the checkpoint expects {n_opt} "
+                              f"({', '.join(ospec['bands'])}); pass --optical-bands")
+    device = str(pick_device(args.device))
+    model.to(device)
+    m = evaluate(model, src.eval_items(), ospec, sspec, [c.name for c in classes], args.corruption,
+                 tile=int(card.get("tile_size", 256)), overlap=int(card.get("overlap", 32)), device=device)
+    m["class_values"] = [c.value for c in classes]
+    m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)
+    if args.json:
+        print(json.dumps(round_metrics(m), indent=2))
+    else:
+        print(metrics_table(m))
+    return 0

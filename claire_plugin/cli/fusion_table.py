@@ -1,0 +1,126 @@
+"""`claire fusion-table`: train every architecture on the shipped samples and write docs/fusion_table.md."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict
+
+from ..core.errors import ClaireError
+from ..paths import resource
+from .train import set_threads
+
+
+def register(subparsers: Any) -> None:
+    """Add the `fusion-table` subcommand."""
+    p = subparsers.add_parser("fusion-table", help="train every architecture on the shipped samples and "
+                              "write the measured fusion table (docs/fusion_table.md)")
+    p.add_argument("--out", default="docs/fusion_table.md")
+    p.add_argument("--data", default=None, help="terramesh folder (default: the shipped one)")
+    p.add_argument("--sen12ms", default=None, help="SEN12MS-CR sample folder (default: the shipped one)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--steps-per-epoch", type=int, default=20)
+    p.add_argument("--archs", default="claire,asanet,optical_only,sar_only")
+    p.add_argument("--site", default="433D_629L_3_1", help="site held out entirely in protocol B")
+    p.add_argument("--size", default="small", help="network size used for every architecture")
+    p.add_argument("--from-json", action="store_true",
+                   help="only rewrite the markdown from the JSON results saved next to --out by an earlier run")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_fusion_table)
+
+
+def read_sen12ms_pair(folder: str):
+    """(s1 dB [2,H,W], s2 clear [10,H,W], s2 cloudy [10,H,W]) of the shipped SEN12MS-CR sample
+    (L1C 13 bands -> the 10 bands of the default card: B02..B8A, B11, B12)."""
+    import rasterio
+
+    from ..core.training.datasets import S2_DEFAULT, S2_L1C_13
+
+    def one(sub):
+        files = sorted(f for f in os.listdir(os.path.join(folder, sub)) if f.lower().endswith((".tif", ".tiff")))
+        if not files:
+            raise ClaireError(f"no GeoTIFF in {os.path.join(folder, sub)}")
+        with rasterio.open(os.path.join(folder, sub, files[0])) as ds:
+            return ds.read().astype("float32")
+
+    idx = [S2_L1C_13.index(b) for b in S2_DEFAULT]
+    return one("s1"), one("s2_cloudfree")[idx], one("s2_cloudy")[idx]
+
+
+def cmd_fusion_table(args: argparse.Namespace) -> int:
+    """Same data, same budget for every architecture; write a markdown table with the numbers."""
+    import numpy as np
+
+    from ...models import spec as spec_mod
+    from ...models.predict import predict_arrays
+    from ...models.training import TrainConfig, evaluate, train
+    from ..core.training.datasets import LAYOUTS, RasterPairSource, list_pairs
+    from ..core.training.sources import input_specs
+    from ..tools.fusion_table import fusion_markdown
+
+    set_threads(args.threads)
+    data = args.data or resource("data", "terramesh")
+    s12 = args.sen12ms or resource("data", "sen12ms_cr")
+    layout = LAYOUTS["terramesh"]
+    classes, names = layout.classes, [c.name for c in layout.classes]
+    archs = [a for a in args.archs.split(",") if a]
+    everything = list_pairs(data, "terramesh", "all")
+    if args.site not in [p.name for p in everything]:
+        raise ClaireError(f"site {args.site} is not in {data}")
+    protocols = {
+        "A": (list_pairs(data, "terramesh", "train", 0.25), list_pairs(data, "terramesh", "val", 0.25)),
+        "B": ([p for p in everything if p.name != args.site], [p for p in everything if p.name == args.site]),
+    }
+    json_path = os.path.splitext(args.out)[0] + ".json"
+    if args.from_json:
+        with open(json_path) as fh:
+            saved = json.load(fh)
+        md = fusion_markdown(saved["results"], archs, args, saved["minutes"] * 60, protocols, saved["torch"])
+        with open(args.out, "w") as fh:
+            fh.write(md)
+        print(md)
+        return 0
+    s1, s2_clear, s2_cloudy = read_sen12ms_pair(s12)
+    results: Dict[str, Dict[str, Any]] = {}
+    t_all = time.time()
+    for key, (tr_pairs, va_pairs) in protocols.items():
+        src = RasterPairSource(tr_pairs, classes, layout.ignore, layout.optical_bands)
+        vsrc = RasterPairSource(va_pairs, classes, layout.ignore, layout.optical_bands)
+        ospec, sspec = input_specs(layout, tr_pairs, None, None, None, False)
+        stats = list(src.stat_arrays())
+        ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
+        sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
+        for arch in archs:
+            cfg = TrainConfig(arch=arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                              seed=args.seed, device="auto")
+            print(f"[fusion-table] protocol {key}: training {arch}", file=sys.stderr)
+            model, hist = train(src, ospec, sspec, len(classes), cfg, progress=False)
+            r = {"seconds": hist["seconds"]}
+            for corr in ("clear", "clouds"):
+                m = evaluate(model, vsrc.eval_items(), ospec, sspec, names, corr)
+                r[corr] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
+                           "sar_share": m["mean_sar_share"]}
+            if key == "A":
+                sar_n = spec_mod.normalise(s1, sspec)
+                pa, sa = predict_arrays(model, spec_mod.normalise(s2_clear, ospec), sar_n, 256)
+                pb, sb = predict_arrays(model, spec_mod.normalise(s2_cloudy, ospec), sar_n, 256)
+                r["sen12ms"] = {"agreement": float((pa.argmax(0) == pb.argmax(0)).mean()),
+                                "sar_share_clear": float(sa.mean()), "sar_share_cloudy": float(sb.mean()),
+                                "classes_clear": int(len(np.unique(pa.argmax(0))))}
+            results.setdefault(key, {})[arch] = r
+    import torch
+
+    total = time.time() - t_all
+    md = fusion_markdown(results, archs, args, total, protocols, torch.__version__)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as fh:
+        fh.write(md)
+    with open(json_path, "w") as fh:
+        json.dump({"minutes": round(total / 60, 2), "torch": torch.__version__, "threads": args.threads,
+                   "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "size": args.size,
+                   "seed": args.seed, "results": results}, fh, indent=2)
+    print(md)
+    return 0

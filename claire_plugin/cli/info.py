@@ -1,0 +1,76 @@
+"""`claire info` (a checkpoint's model card) and `claire models` (parameters and GFLOPs per architecture)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Dict
+
+from ..core.errors import ClaireError
+from ..paths import DEFAULT_CHECKPOINT
+
+
+def register(subparsers: Any) -> None:
+    """Add the `info` and `models` subcommands."""
+    p = subparsers.add_parser("info", help="print a checkpoint's model card")
+    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint (default: the bundled one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = subparsers.add_parser("models", help="table of parameters and GFLOPs per architecture and size")
+    p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--sizes", default="tiny,small,base")
+    p.add_argument("--speed", action="store_true", help="also time a CPU forward pass (small sizes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+
+def card_summary(card: Dict[str, Any]) -> str:
+    """Human-readable summary of a model card."""
+    t = card.get("training") or {}
+    lines = [f"architecture  {card.get('arch')} ({card.get('size')})",
+             "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
+             f"nodata        {card.get('nodata')}"]
+    for mod in ("optical", "sar"):
+        s = (card.get("inputs") or {}).get(mod) or {}
+        lines.append(f"{mod:<14}{s.get('sensor')}: {', '.join(s.get('bands', []))} ({s.get('units')}, scale "
+                     f"{s.get('scale')}, clip {s.get('clip')})")
+    lines.append(f"tile          {card.get('tile_size')} px, overlap {card.get('overlap')}")
+    lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, seed {t.get('seed')}")
+    for k, m in (card.get("metrics") or {}).items():
+        if isinstance(m, dict) and "miou" in m:
+            lines.append(f"metrics       {k}: mIoU {m['miou']:.3f}, OA {m['oa']:.3f}, kappa {m['kappa']:.3f}")
+    lines.append(f"created       {card.get('created')} (CLAIRE {card.get('claire_version')})")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print the model card (default checkpoint when none is given)."""
+    from ...models.checkpoint import read_card
+
+    path = args.checkpoint or DEFAULT_CHECKPOINT
+    if not os.path.exists(path):
+        raise ClaireError(f"checkpoint {path} does not exist; give a path or run `make checkpoint`")
+    card = read_card(path)
+    print(json.dumps(card, indent=2) if args.json else card_summary(card))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Parameters and GFLOPs per architecture and size (counted with FlopCounterMode)."""
+    from ...models.profile import profile_models
+
+    rows = profile_models([s for s in args.sizes.split(",") if s], tile=args.tile, speed=args.speed)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = f"{'arch':<14}{'size':<7}{'params (M)':>12}{'GFLOPs/' + str(args.tile) + chr(178):>14}"
+    if args.speed:
+        head += f"{'CPU MPix/s':>12}"
+    print(head)
+    for r in rows:
+        line = f"{r['arch']:<14}{r['size']:<7}{r['params_m']:>12.2f}{r['gflops']:>14.2f}"
+        if args.speed:
+            line += f"{r['mpix_per_s']:>12.3f}" if r.get("mpix_per_s") else f"{'-':>12}"
+        print(line)
+    return 0

@@ -1,0 +1,37 @@
+"""Command-line options shared by `claire classify` and `claire classify-folder`."""
+from __future__ import annotations
+
+import argparse
+
+from ..core.params import DEFAULT_BATCH, RunOptions, parse_bands
+from ..core.params import run_options as build_run_options
+
+OFFSET_HELP = ("value added to the optical values before the checkpoint's scaling, e.g. -1000 for Sentinel-2 of "
+               "processing baseline 04.00+ (default: from the file's metadata)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add --checkpoint, the band, offset and tiling options, --batch-size, --device and --threads."""
+    parser.add_argument("--checkpoint", default=None,
+                        help="CLAIRE .safetensors checkpoint (default: the bundled one)")
+    parser.add_argument("--optical-bands", default=None,
+                        help="1-based optical bands in the checkpoint's order, e.g. 2,3,4,8 (commas, semicolons "
+                             "or spaces)")
+    parser.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order, e.g. 1,2")
+    parser.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
+    parser.add_argument("--tile-size", type=int, default=None,
+                        help="tile size in pixels, multiple of 32 (default: card)")
+    parser.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                        help=f"tiles per forward pass (default {DEFAULT_BATCH})")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """RunOptions from the parsed options that `add_run_options` declared."""
+    return build_run_options(
+        checkpoint=args.checkpoint, optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
+        sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
+        tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
+        threads=args.threads)

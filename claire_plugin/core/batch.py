@@ -1,0 +1,158 @@
+"""Classify every optical/SAR pair of two folders, carrying on past failures: the one folder loop.
+
+`claire classify-folder` and the Processing algorithm `claire:classify_folder` both call `classify_pairs`;
+they only translate their options in and the `BatchSummary` out. Every pair gets a record with a status:
+"ok", "skipped" (output exists), "failed" (with the reason) or "cancelled" (the user stopped the batch:
+the running pair and every pair not started yet). The summary is written as JSON and as CSV, atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from .errors import USER_ERRORS, CancelledError, ClaireError
+from .io.atomic import write_json, write_text
+from .params import RunOptions
+
+SUMMARY_JSON = "claire_batch_summary.json"
+SUMMARY_CSV = "claire_batch_summary.csv"
+CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "seconds", "reason"]
+
+#: on_pair(index, count, record, result): after each pair; result is the engine's ClassifyResult when "ok".
+PairCallback = Callable[[int, int, Dict[str, Any], Any], None]
+
+
+@dataclass
+class BatchSummary:
+    """What a folder run did: one record per pair, the unmatched files, and the summary files written."""
+
+    optical_folder: str
+    sar_folder: str
+    pairing_rule: str
+    results: List[Dict[str, Any]] = field(default_factory=list)
+    unmatched: List[Dict[str, str]] = field(default_factory=list)
+    json_path: Optional[str] = None
+    csv_path: Optional[str] = None
+
+    def count(self, *statuses: str) -> int:
+        """Pairs whose status is one of `statuses`."""
+        return sum(r["status"] in statuses for r in self.results)
+
+    @property
+    def outputs(self) -> List[str]:
+        """Land-cover rasters present after the run (written or skipped as existing)."""
+        return [r["output"] for r in self.results if r["status"] in ("ok", "skipped")]
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The JSON summary."""
+        return {"optical_folder": self.optical_folder, "sar_folder": self.sar_folder,
+                "pairing_rule": self.pairing_rule, "pairs": len(self.results),
+                "succeeded": self.count("ok", "skipped"), "failed": self.count("failed"),
+                "cancelled": self.count("cancelled"), "unmatched_count": len(self.unmatched),
+                "results": self.results, "unmatched": self.unmatched}
+
+    def csv_text(self) -> str:
+        """One row per pair, then one per unmatched file."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(CSV_COLUMNS)
+        for r in self.results:
+            w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
+                        r.get("seconds", ""), r.get("reason", "")])
+        for u in self.unmatched:
+            w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
+                        u["path"] if u["side"] == "sar" else "", "", "", u["reason"]])
+        return buf.getvalue()
+
+    def write(self, out_dir: str) -> None:
+        """Write the JSON and CSV summaries into `out_dir` (atomically) and remember their paths."""
+        self.json_path = write_json(os.path.join(out_dir, SUMMARY_JSON), self.as_dict(), "batch summary")
+        self.csv_path = write_text(os.path.join(out_dir, SUMMARY_CSV), self.csv_text(), "batch summary")
+
+
+def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) -> None:
+    """ClaireError when there is nothing to classify: an empty folder, or no file found a partner."""
+    from .io.pairing import RASTER_EXTENSIONS
+
+    if pairing.pairs:
+        return
+    exts = ", ".join(RASTER_EXTENSIONS)
+    n_opt, n_sar = len(pairing.unmatched_optical), len(pairing.unmatched_sar)
+    if n_opt == 0:
+        raise ClaireError(f"the optical folder {optical_dir!r} contains no raster files ({exts}); put the optical "
+                          f"rasters there or choose the folder that holds them")
+    if n_sar == 0:
+        raise ClaireError(f"the SAR folder {sar_dir!r} contains no raster files ({exts}); put the SAR rasters "
+                          f"there or choose the folder that holds them")
+    raise ClaireError(f"none of the {n_opt} optical file(s) found a SAR partner among the {n_sar} SAR file(s) "
+                      f"with the pairing rule {rule or 'identical names'!r}; give a pairing rule (--pairing, or "
+                      f"PAIRING in QGIS) that maps the names, e.g. _S2->_S1 or regex:(?P<key>\\d{{8}})")
+
+
+def prepare_output_folder(out_dir: str) -> None:
+    """Create the output folder; ClaireError when the path is a file."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ClaireError(f"the output folder {out_dir!r} is a file; choose a folder")
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def _classify_one(pair, options: RunOptions, out_dir: str, confidence: bool, progress, is_cancelled):
+    """(record fields, engine result or None) for one pair; failures become a status with the reason."""
+    from .engine import classify
+    from .io.pairing import output_name
+
+    output = os.path.join(out_dir, output_name(pair))
+    conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
+    start = time.perf_counter()
+    try:
+        result = classify(options.params(pair.optical, pair.sar, output, confidence=conf), progress, is_cancelled)
+    except CancelledError:
+        return {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
+    except Exception as exc:  # noqa: BLE001 - carry on past a failing pair, with its reason
+        reason = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+        return {"status": "failed", "reason": reason, "output": None,
+                "seconds": round(time.perf_counter() - start, 2)}, None
+    return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device}, result
+
+
+def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",
+                   rule: str = "", confidence: bool = False, skip_existing: bool = False,
+                   progress: Optional[Callable[[float, str], None]] = None,
+                   is_cancelled: Optional[Callable[[], bool]] = None,
+                   on_pair: Optional[PairCallback] = None) -> BatchSummary:
+    """Classify each pair of `pairing` into `out_dir`, write the summaries and return them.
+
+    `progress(fraction, message)` covers the whole batch; `is_cancelled()` stops it (the running pair
+    and the pairs not started are recorded "cancelled"); `on_pair` hears about each pair when done.
+    """
+    from .io.pairing import output_name
+
+    prepare_output_folder(out_dir)
+    summary = BatchSummary(optical_folder, sar_folder, rule or "",
+                           unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
+                                      for u in pairing.unmatched])
+    n = len(pairing.pairs)
+    for i, pair in enumerate(pairing.pairs):
+        record: Dict[str, Any] = {"key": pair.key, "optical": pair.optical, "sar": pair.sar,
+                                  "output": os.path.join(out_dir, output_name(pair))}
+        result = None
+        if is_cancelled is not None and is_cancelled():
+            record.update(status="cancelled", reason="cancelled by the user before this pair", output=None)
+        elif skip_existing and os.path.exists(record["output"]):
+            record.update(status="skipped", reason="output exists")
+        else:
+            def pair_progress(fraction: float, message: str, i: int = i) -> None:
+                if progress is not None:
+                    progress((i + max(0.0, min(1.0, fraction))) / n, message)
+
+            fields, result = _classify_one(pair, options, out_dir, confidence, pair_progress, is_cancelled)
+            record.update(fields)
+        summary.results.append(record)
+        if on_pair is not None:
+            on_pair(i, n, record, result)
+    summary.write(out_dir)
+    return summary

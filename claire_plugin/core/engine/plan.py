@@ -1,0 +1,224 @@
+"""Planning a run, once, before any tile is read: the tiling resolved from the parameters and the card,
+the inputs opened and checked, the bands chosen, the normalisers built from samples, the tile grid, the
+memory check, the writers and the reading schedule. Everything the stream and the finish need is a named
+field of `RunPlan`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ClaireError
+from ..inputs.bands import choose_bands
+from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
+from ..inputs.radiometry import optical_radiometry
+from ..inputs.validate import require_valid_pixels, valid_pixels
+from ..io import raster_io as rio
+from ..io.writer import GridWriter
+from ..params import ClassifyParams
+from . import schedule
+from .memory_fit import check_fits
+from .post import UINT8_NODATA, Outputs
+from .summary import SummaryAccumulator
+from .tiling import TileGrid, check_tiling, tiles_per_chunk
+
+
+@dataclass
+class RunPlan:
+    """One run's inputs, tiling, normalisers, outputs and schedule (built by `plan_run`)."""
+
+    params: ClassifyParams
+    card: dict
+    classes: List[dict]
+    model: object
+    device: object
+    tile: int
+    overlap: int
+    batch: int
+    opt: object = None
+    sar: object = None
+    sar_vrt: object = None
+    reference: object = None
+    reference_nodata: Optional[float] = None
+    region: object = None
+    optical_spec: object = None
+    sar_spec: object = None
+    optical_bands: object = None
+    sar_bands: object = None
+    optical_prep: object = None
+    sar_prep: object = None
+    grid: Optional[TileGrid] = None
+    visible: Optional[List[int]] = None
+    outputs: Optional[Outputs] = None
+    readers: int = 0
+    opened: list = field(default_factory=list)
+
+    @property
+    def tiles_per_chunk(self) -> int:
+        """Tiles read, run and written together."""
+        return tiles_per_chunk(self.batch)
+
+    def more_handles(self) -> tuple:
+        """Datasets of its own for each extra reader thread (GDAL handles are not shared): (optical,
+        SAR on the optical grid, [to close])."""
+        o = rio.open_raster(self.params.optical, "optical")
+        s = rio.open_raster(self.params.sar, "SAR")
+        return o, rio.warp_to_grid(s, o, "bilinear"), [s, o]
+
+    def close(self) -> None:
+        """Close every dataset the plan opened (the last opened first)."""
+        for ds in reversed(self.opened):
+            try:
+                ds.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
+    """(tile, overlap, batch): the parameters where given, else the card's (tile 256, overlap tile / 8,
+    batch 4 where the card says nothing either); ClaireError for values that cannot work."""
+    tile = int(params.tile_size or card.get("tile_size") or 256)
+    overlap = int(params.overlap if params.overlap is not None else card.get("overlap", tile // 8))
+    check_tiling(tile, overlap)
+    batch = int(params.batch_size or 4)
+    if batch < 1:
+        raise ClaireError(f"batch size must be 1 or more (got {batch}); e.g. --batch-size 4")
+    return tile, overlap, batch
+
+
+def card_classes(card: dict) -> List[dict]:
+    """The card's classes by index; ClaireError when there are none or a value cannot be written."""
+    classes = sorted(card.get("classes") or [], key=lambda c: int(c["index"]))
+    if not classes:
+        raise ClaireError("the checkpoint card lists no classes; re-export the checkpoint with its classes")
+    nodata = int(card.get("nodata", 0))
+    for c in classes:
+        if int(c["value"]) == nodata or not 0 <= int(c["value"]) <= 254:
+            raise ClaireError(f"class {c.get('name')!r} has value {c['value']}, which equals the nodata value "
+                              f"or does not fit uint8; fix the checkpoint card")
+    return classes
+
+
+def class_colors(card: dict, classes: List[dict]) -> Dict[int, tuple]:
+    """{value: (r, g, b)} from the card's colours, generated where missing (models.palette)."""
+    from ....models.palette import class_colors as hex_colors
+
+    hexes = hex_colors(card)
+    return {int(c["value"]): tuple(int(h[k:k + 2], 16) for k in (1, 3, 5)) for c, h in zip(classes, hexes)}
+
+
+def reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
+    """Lookup from reference value (0..65535) to class index, -1 for ignored values."""
+    lut = np.full(65536, -1, dtype=np.int16)
+    for k, c in enumerate(classes):
+        lut[int(c["value"])] = k
+    if ref_nodata is not None and float(ref_nodata).is_integer() and 0 <= ref_nodata < 65536:
+        lut[int(ref_nodata)] = -1
+    return lut
+
+
+def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[str], cache) -> RunPlan:
+    """Everything a run needs before its first tile, its notes appended to `messages`; `cache` is the
+    run's io.block_cache.CacheSize. On failure, what it opened is closed and nothing is left written."""
+    classes = card_classes(card)
+    plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card))
+    try:
+        _open_inputs(plan, messages)
+        _prepare(plan, messages)
+        plan.model = model.to(device).eval()
+        fit = check_fits(plan.model, device, plan.tile, plan.batch,
+                         (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
+        if fit:
+            messages.append(fit)
+        visible = [i for i, n in enumerate(plan.optical_bands.names) if str(n).upper() in ("B02", "B03", "B04")]
+        plan.visible = visible if len(visible) == 3 else None
+        _outputs(plan)
+        _schedule(plan, messages, cache)
+        return plan
+    except BaseException:
+        for w in plan.outputs.writers if plan.outputs is not None else []:
+            w.abort()
+        plan.close()
+        raise
+
+
+def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
+    """Open the optical and SAR rasters and the reference (both on the optical grid), choose the bands."""
+    params, cfg = plan.params, plan.card.get("config") or {}
+    opt = rio.open_raster(params.optical, "optical")
+    plan.opened.append(opt)
+    sar = rio.open_raster(params.sar, "SAR")
+    plan.opened.append(sar)
+    rio.require_crs(opt, "optical")
+    rio.require_crs(sar, "SAR")
+    plan.optical_spec = InputSpec.from_card(plan.card, "optical", cfg.get("optical_channels"))
+    plan.sar_spec = InputSpec.from_card(plan.card, "sar", cfg.get("sar_channels"))
+    plan.optical_bands = choose_bands("optical", opt.count, opt.descriptions, plan.optical_spec.bands,
+                                      params.optical_bands, cfg.get("optical_channels"), "--optical-bands")
+    plan.sar_bands = choose_bands("SAR", sar.count, sar.descriptions, plan.sar_spec.bands, params.sar_bands,
+                                  cfg.get("sar_channels"), "--sar-bands")
+    messages += [plan.optical_bands.describe("optical"), plan.sar_bands.describe("SAR")]
+    plan.region = rio.overlap_window(opt, sar)
+    if params.reference:
+        ref_ds = rio.open_raster(params.reference, "reference")
+        plan.opened.append(ref_ds)
+        rio.require_crs(ref_ds, "reference")
+        rio.overlap_window(opt, ref_ds, "reference")
+        plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata
+        plan.opened.append(plan.reference)
+    plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear")
+    plan.opened.append(plan.sar_vrt)
+    if sar.crs != opt.crs or sar.transform != opt.transform or sar.shape != opt.shape:
+        messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; SAR CRS {sar.crs}, "
+                        f"optical CRS {opt.crs})")
+
+
+def _prepare(plan: RunPlan, messages: List[str]) -> None:
+    """Check both inputs have valid pixels, build their normalisers from samples and the tile grid."""
+    opt, sar_vrt, region = plan.opt, plan.sar_vrt, plan.region
+    oc, sc = plan.optical_bands, plan.sar_bands
+    s_sample = rio.sample(sar_vrt, sc.indices, region)
+    o_sample = rio.sample(opt, oc.indices, region)
+    for role, smp, src, idx, nd in (("SAR", s_sample, sar_vrt, sc.indices, None),
+                                    ("optical", o_sample, opt, oc.indices, opt.nodata)):
+        if not valid_pixels(smp, nd).any() and not rio.has_valid_data(src, idx, region, nd):
+            require_valid_pixels(smp, role, nd)
+    radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
+    plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
+                                         radiometry)
+    plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices))
+    messages += plan.optical_prep.notes + plan.sar_prep.notes
+    del s_sample, o_sample
+    grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
+                                plan.tile, plan.overlap)
+    messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
+                    f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
+                    f"{grid.n_tiles} tiles of {plan.tile} px, overlap {plan.overlap}, batch {plan.batch}")
+
+
+def _outputs(plan: RunPlan) -> None:
+    """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
+    the reference lookup; the reliance writer comes once the model shows a SAR share."""
+    params, opt, nodata = plan.params, plan.opt, int(plan.card.get("nodata", 0))
+    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class"), None, None,
+                      np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8), nodata, None)
+    if params.confidence:
+        outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
+                                        "confidence (top-class probability, %)")
+    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * opt.height)
+    outputs.reference = plan.reference
+    outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)
+
+
+def _schedule(plan: RunPlan, messages: List[str], cache) -> None:
+    """Reader threads beside the model (schedule.worker_threads) and the GDAL block cache they need."""
+    plan.readers, why = schedule.worker_threads(plan.device)
+    messages.append(why)
+    n = max(1, plan.readers)
+    inputs = [("optical", plan.opt, plan.optical_bands.indices, n), ("SAR", plan.sar_vrt, plan.sar_bands.indices, n)]
+    if plan.reference is not None:
+        inputs.append(("reference", plan.reference, [1], 1))  # read by the post-processing thread
+    note = cache.fit(inputs, plan.grid)
+    if note:
+        messages.append(note)

@@ -1,0 +1,174 @@
+"""Post-processing a run beside the model: blending overlapping tiles (tiling.RowBlender), turning finished
+blocks into class, confidence and reliance values, summary and confusion counts, and writing them."""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from ..errors import ClaireError
+from .reader import drain
+
+#: Nodata of the uint8 percent rasters (confidence, reliance).
+UINT8_NODATA = 255
+
+
+@dataclass
+class Outputs:
+    """Where finished blocks go: the writers (io.writer.GridWriter; reliance set once the model shows a
+    SAR share), the class values and nodata, the summary (summary.SummaryAccumulator) and the reference
+    on the optical grid with its value -> class index lookup (None without a reference)."""
+
+    classes: object
+    confidence: Optional[object]
+    reliance: Optional[object]
+    class_values: np.ndarray
+    nodata: int
+    summary: object
+    reference: Optional[object] = None
+    reference_lut: Optional[np.ndarray] = None
+
+    @property
+    def writers(self) -> list:
+        """The writers in use, the class raster first."""
+        return [w for w in (self.classes, self.confidence, self.reliance) if w is not None]
+
+
+def finish_block(fin, flags, outputs: Outputs, grid, j0: int, has_share: bool) -> None:
+    """Turn a finished blended block `fin` of the chunk starting at tile column `j0` into output values,
+    summary counts and confusion counts; `flags` are the chunk's (valid, optical nodata, cloud) masks."""
+    K = len(outputs.class_values)
+    h, w = fin.weight.shape
+    lc = fin.c0 - j0 * grid.stride
+    valid, opt_bad, cloud = (f[:h, lc:lc + w] for f in flags)
+    sums = fin.sums
+    best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
+    idx = np.zeros(best.shape, np.uint8)
+    for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
+        np.copyto(idx, k, where=sums[k] == best)
+    conf = best / fin.weight
+    share = sums[K] / fin.weight if has_share else None
+    out = outputs.class_values[idx]
+    out[~valid] = outputs.nodata
+    row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
+    outputs.classes.put(row, col, out)
+    if outputs.confidence is not None:
+        outputs.confidence.put(row, col, _percent(conf, valid))
+    if outputs.reliance is not None and share is not None:
+        outputs.reliance.put(row, col, _percent(np.clip(share, 0, 1), valid))
+    outputs.summary.add(idx, conf, share, valid, opt_bad, cloud)
+    if outputs.reference is not None:
+        _add_reference(outputs, idx, valid, row, col, h, w)
+
+
+def _percent(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """0..1 as uint8 percent, UINT8_NODATA where not valid."""
+    p = np.rint(x * 100).astype(np.uint8)
+    p[~valid] = UINT8_NODATA
+    return p
+
+
+def _add_reference(outputs: Outputs, idx, valid, row: int, col: int, h: int, w: int) -> None:
+    """Confusion counts of the block against the reference read at the same window."""
+    from rasterio.windows import Window
+
+    ref = outputs.reference.read(1, window=Window(col, row, w, h))
+    ok = np.isfinite(ref) & (ref >= 0) & (ref < 65536)
+    ref_i = np.full(ref.shape, -1, dtype=np.int64)
+    ref_i[ok] = outputs.reference_lut[ref[ok].astype(np.int64)]
+    pred_i = np.where(valid, idx, -1)
+    outputs.summary.add_reference(pred_i, ref_i)
+
+
+class PostWorker:
+    """Background thread: blending, finishing blocks, writing and statistics, so the model's
+    thread only runs forwards. Errors are re-raised in the main thread by `put`, `wait_idle` and `finish`.
+
+    Phased schedule (the model takes every core): the main thread calls `wait_idle` before each forward,
+    so this thread works only while the main thread reads the next chunk, on the core the model is not
+    using then."""
+
+    def __init__(self, blender, grid, outputs: Outputs, height: int, depth: int = 2) -> None:
+        self.blender, self.grid, self.outputs, self.height = blender, grid, outputs, height
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="claire-post", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self.thread.start()
+
+    def _main(self) -> None:
+        """The thread: process queued chunks until None, keeping the first error for the main thread."""
+        while True:
+            item = self.q.get()
+            try:
+                if item is None or self._stop.is_set():
+                    return
+                self._process(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self.error = exc
+                self._stop.set()
+                return
+            finally:
+                self.q.task_done()
+
+    def wait_idle(self) -> None:
+        """Block until every queued chunk is processed."""
+        with self.q.all_tasks_done:
+            while self.q.unfinished_tasks and self.thread.is_alive():
+                self.q.all_tasks_done.wait(0.1)
+        self._raise()
+
+    def _process(self, r: int, j0: int, j1: int, outs: List, flags) -> None:
+        """Blend a chunk batch by batch, finish the completed blocks, release the rows every writer has."""
+        g = self.grid
+        has_share = outs[0].shape[1] > len(self.outputs.class_values)
+        j = j0
+        for out in outs:  # batch by batch: no copy of the whole chunk
+            for fin in self.blender.add(r, j, out.numpy(), weighted=True):
+                finish_block(fin, flags, self.outputs, g, j0, has_share)
+            j += out.shape[0]
+        if j1 >= g.n_cols:
+            complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height
+            for w in self.outputs.writers:
+                w.complete_until(complete)
+
+    def _raise(self) -> None:
+        """Re-raise the thread's error in the caller, once."""
+        if self.error is not None:
+            err, self.error = self.error, None
+            if isinstance(err, ClaireError) or not isinstance(err, Exception):
+                raise err  # user errors, and KeyboardInterrupt/SystemExit as they are
+            raise ClaireError(f"writing the outputs failed: {err}; check the free space and permissions of the "
+                              f"output folder") from err
+
+    def put(self, item) -> None:
+        """Queue a chunk's model outputs (blocks while two are waiting)."""
+        while True:
+            self._raise()
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait for every queued chunk to be written."""
+        self.put(None)
+        self.thread.join()
+        self._raise()
+
+    def stop(self) -> None:
+        """Drop queued work and wait for the thread (used on errors and cancellation)."""
+        self._stop.set()
+        drain(self.q)
+        try:
+            self.q.put_nowait(None)
+        except queue.Full:
+            pass
+        self.thread.join(timeout=60)

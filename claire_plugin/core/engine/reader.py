@@ -1,0 +1,237 @@
+"""Reading a run's chunks ahead of the model: the optical window and the SAR window resampled onto the
+optical grid, nodata/NaN masked, both normalised from the checkpoint card and cut into tiles.
+
+`ChunkReader` reads in 1 to schedule.MAX_READERS threads of its own (each with its own datasets, taking
+every n-th chunk, handed out in order), or in the caller between batches (0 threads: the phased schedule).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from ..errors import ClaireError
+from ..io.raster_io import read_window
+from .summary import cloud_like
+
+
+@dataclass(frozen=True)
+class ChunkWindow:
+    """The raster window of one chunk: top-left pixel (y, x), size read (h, w; smaller than the chunk at
+    the raster's edge), its `n` tiles of `tile` px and the chunk's full width `span`."""
+
+    y: int
+    x: int
+    h: int
+    w: int
+    n: int
+    tile: int
+    span: int
+
+
+def drain(q: "queue.Queue") -> None:
+    """Throw away everything waiting in a queue."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+class ChunkReader:
+    """Reads, warps, normalises and tiles chunks ahead of the model: `readers` threads (0: in the caller,
+    between batches), each with its own datasets, taking every `readers`-th chunk; `get` hands the chunks
+    out in order. Bounded: two chunks ahead with one reader, one per reader with more. `plan` is a
+    plan.RunPlan; `more_handles()` opens (optical, SAR on the optical grid, [to close]) for extra readers."""
+
+    def __init__(self, plan, readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None) -> None:
+        self.opt, self.sar_vrt, self.grid, self.visible = plan.opt, plan.sar_vrt, plan.grid, plan.visible
+        self.o_idx, self.s_idx = plan.optical_bands.indices, plan.sar_bands.indices
+        self.o_prep, self.s_prep = plan.optical_prep, plan.sar_prep
+        self.threaded = readers > 0
+        self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
+        self._next = 0
+        dtypes = {np.dtype(self.opt.dtypes[i - 1]) for i in self.o_idx}
+        self.int_optical = all(d.kind in "ui" for d in dtypes)
+        self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
+        self.o_nodata = nodata_in(self.opt.nodata, np.dtype(self.o_dtype))
+        n = max(1, readers)
+        if n > 1 and more_handles is None:
+            raise ValueError("more than one reader needs `more_handles`")
+        self._more_handles = more_handles
+        self.queues: List["queue.Queue"] = [queue.Queue(maxsize=2 if n == 1 else 1) for _ in range(n)]
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._main, args=(k,), name=f"claire-reader-{k}", daemon=True)
+                        for k in range(n)] if self.threaded else []
+
+    def start(self) -> None:
+        """Start the reader threads (none in the phased schedule)."""
+        for t in self.threads:
+            t.start()
+
+    def _put(self, k: int, item) -> bool:
+        """Queue `item` for reader `k`'s queue; False once the reader is stopped."""
+        while not self._stop.is_set():
+            try:
+                self.queues[k].put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _main(self, k: int) -> None:
+        """Reader thread `k`: every n-th chunk, with its own datasets beyond the first reader."""
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # its grid_sample: one thread, not a second OpenMP team as wide as the model's
+        closers: list = []
+        try:
+            handles = None
+            if k > 0:
+                o, sv, closers = self._more_handles()
+                handles = (o, sv)
+            for chunk in self._chunks[k::len(self.queues)]:
+                if self._stop.is_set():
+                    return
+                if not self._put(k, self._read(*chunk, handles=handles)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._put(k, exc)
+        finally:
+            for c in closers:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            torch.set_num_threads(threads)  # also torch's default for threads started later
+
+    def _read(self, r: int, j0: int, j1: int, handles=None):
+        """One chunk: (r, j0, j1, optical tiles, SAR tiles, (valid, optical nodata, cloud-like) masks)."""
+        opt, sar_vrt = handles if handles is not None else (self.opt, self.sar_vrt)
+        grid = self.grid
+        T, S = grid.tile, grid.stride
+        n = j1 - j0
+        y, x = grid.row0 + r * S, grid.col0 + j0 * S
+        span = (n - 1) * S + T
+        win = ChunkWindow(y, x, min(T, opt.height - y), min(span, opt.width - x), n, T, span)
+        o_t, o_bad, cloud = self._read_optical(opt, win)
+        s_t, s_bad = self._read_sar(sar_vrt, win)
+        h, w = o_bad.shape
+        region = np.zeros((h, w), dtype=bool)  # inside the overlap region only
+        region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
+        valid = ~o_bad & ~s_bad & region
+        return r, j0, j1, o_t, s_t, (valid, o_bad & region, cloud & valid)
+
+    def _read_optical(self, opt, win: ChunkWindow):
+        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask and the cloud-like mask
+        of the window (unpadded, h x w)."""
+        import torch
+
+        o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
+        o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
+        if self.o_nodata is not None:
+            o_bad |= (o == self.o_nodata).all(axis=0)
+        vis = o[self.visible] if self.visible else o
+        cloud = cloud_like(self.o_prep.physical(vis.astype(np.float32)), None)  # physical values
+        return torch.from_numpy(tiles(o, o_bad, self.o_prep, win, self.grid.stride)), o_bad, cloud
+
+    def _read_sar(self, sar_vrt, win: ChunkWindow):
+        """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
+        import torch
+
+        s = read_window(sar_vrt, self.s_idx, win.y, win.x, win.h, win.w)
+        s_bad = ~np.isfinite(s).all(axis=0)
+        return torch.from_numpy(tiles(s, s_bad, self.s_prep, win, self.grid.stride)), s_bad
+
+    def get(self):
+        """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
+        if not self.threaded:
+            return self._read_here()
+        if self._next >= len(self._chunks):
+            return None
+        k = self._next % len(self.queues)
+        while True:
+            try:
+                item = self.queues[k].get(timeout=0.5)
+            except queue.Empty:
+                if not self.threads[k].is_alive() and self.queues[k].empty():
+                    raise ClaireError("the raster reader stopped unexpectedly; see the log") from None
+                continue
+            if isinstance(item, BaseException):
+                self.threads[k].join()
+                raise_read_error(item)
+            self._next += 1
+            return item
+
+    def _read_here(self):
+        """The next chunk read in the caller's thread (phased schedule), None at the end."""
+        import torch
+
+        chunk = self._chunks[self._next] if self._next < len(self._chunks) else None
+        self._next += 1
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the other core blends and writes the previous chunk meanwhile
+        try:
+            return None if chunk is None else self._read(*chunk)
+        except Exception as exc:  # noqa: BLE001 - the same messages as from the thread
+            raise_read_error(exc)
+        finally:
+            torch.set_num_threads(threads)
+
+    def join(self) -> None:
+        """Wait for the reader threads to end."""
+        for t in self.threads:
+            t.join()
+
+    def stop(self) -> None:
+        """Ask the threads to finish and wait for them."""
+        self._stop.set()
+        for q in self.queues:
+            drain(q)
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def tiles(raw: np.ndarray, bad: np.ndarray, prep, win: ChunkWindow, stride: int) -> np.ndarray:
+    """Cut a chunk window [C, h, w] into win.n tiles [n, C, T, T], normalised by `prep` straight into the
+    batch (no separate copy of the chunk), `bad` pixels zeroed; tiles past the raster's edge padded by
+    reflection."""
+    n, T, span = win.n, win.tile, win.span
+    h, w = bad.shape
+    if h < T or w < span:
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        pad = ((0, T - h), (0, span - w))
+        raw, bad = np.pad(raw, ((0, 0),) + pad, mode=mode), np.pad(bad, pad, mode=mode)
+    out = np.empty((n, raw.shape[0], T, T), np.float32)
+    any_bad = bool(bad.any())
+    for k in range(n):
+        cols = slice(k * stride, k * stride + T)
+        prep.into(raw[:, :, cols], out[k])
+        if any_bad:
+            out[k][:, bad[:, cols]] = 0.0
+    return out
+
+
+def nodata_in(nodata: Optional[float], dtype: np.dtype):
+    """The nodata value as a scalar of `dtype` for comparisons, or None when no pixel can equal it (no
+    nodata, NaN - found by the finiteness test -, or a value the integer type cannot hold)."""
+    if nodata is None or not np.isfinite(nodata):
+        return None
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        if not float(nodata).is_integer() or not info.min <= nodata <= info.max:
+            return None
+    return dtype.type(nodata)
+
+
+def raise_read_error(exc: BaseException) -> None:
+    """Re-raise a reader failure: user errors and KeyboardInterrupt/SystemExit as they are, anything
+    else as a ClaireError that says what to check."""
+    if isinstance(exc, ClaireError) or not isinstance(exc, Exception):
+        raise exc
+    raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
+                      f"and readable") from exc

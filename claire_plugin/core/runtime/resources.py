@@ -1,0 +1,86 @@
+"""What the machine has left for a run: available memory (system, cgroup limit, or GPU).
+
+Available memory is the system's (Linux MemAvailable, Windows GlobalMemoryStatusEx) and, inside a cgroup
+(containers, Slurm jobs), the group's limit minus its usage; on a GPU, the device's free memory.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+
+def available_bytes(device) -> Tuple[Optional[int], str]:
+    """(bytes this run may still take, where that figure comes from), or (None, why unknown)."""
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free), f"free on {device}"
+    if device.type != "cpu":
+        return None, f"{device} memory cannot be read"
+    system = _system_available()
+    group = _cgroup_available()
+    if group is not None and (system is None or group < system):
+        return group, "left under this process group's memory limit (cgroup)"
+    if system is not None:
+        return system, "available in the system"
+    return None, "system memory cannot be read here"
+
+
+def _system_available() -> Optional[int]:
+    """Available system memory (Linux MemAvailable, Windows GlobalMemoryStatusEx), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if os.name == "nt":
+        import ctypes
+
+        class _Status(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+        st = _Status()
+        st.dwLength = ctypes.sizeof(_Status)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st)):
+            return int(st.ullAvailPhys)
+    return None
+
+
+def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> Optional[int]:
+    """Limit minus usage of this process's memory cgroup (v2, else v1), or None without a limit."""
+    try:
+        with open(proc) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _hid, controllers, path = parts
+        if controllers == "":  # v2
+            base = os.path.join(root, path.lstrip("/"))
+            files = (os.path.join(base, "memory.max"), os.path.join(base, "memory.current"))
+        elif "memory" in controllers.split(","):  # v1
+            base = os.path.join(root, "memory", path.lstrip("/"))
+            files = (os.path.join(base, "memory.limit_in_bytes"), os.path.join(base, "memory.usage_in_bytes"))
+        else:
+            continue
+        try:
+            with open(files[0]) as f:
+                limit = f.read().strip()
+            with open(files[1]) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
+            continue
+        return max(0, int(limit) - usage)
+    return None

@@ -1,0 +1,81 @@
+"""Training and evaluation data, QGIS-free: a data folder's pairs, classes and input specs (`claire train`,
+`claire evaluate` and `claire fusion-table` read their data through here)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from ..errors import ClaireError
+
+
+def parse_label_values(text: Optional[str]) -> Optional[List[int]]:
+    """'0,8' -> [0, 8] (label values, so 0 is allowed); empty -> None."""
+    if not text:
+        return None
+    try:
+        return [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError as exc:
+        raise ClaireError(f"cannot read the list {text!r}: give comma-separated integers, e.g. 0,8") from exc
+
+
+def parse_classes(text: str):
+    """'1:water:#419bdf,2:trees' -> [ClassDef]; ClaireError for a bad entry."""
+    from .datasets import ClassDef
+
+    out = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        if len(parts) < 2 or not parts[0].strip().lstrip("-").isdigit():
+            raise ClaireError(f"bad class entry {item!r}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
+        out.append(ClassDef(int(parts[0]), parts[1].strip(), parts[2].strip() if len(parts) > 2 else None))
+    return out
+
+
+def classdefs_from_card(card: dict) -> list:
+    """The classes of a model card as ClassDef records."""
+    from .datasets import ClassDef
+
+    return [ClassDef(int(c["value"]), c["name"], c.get("color")) for c in card["classes"]]
+
+
+def resolve_data(data: str, layout_name: str, split: str, holdout: float, optical_bands=None, sar_bands=None,
+                 classes_text=None, ignore_text=None, sar_linear=False, classes_override=None):
+    """Pairs + SampleSource + layout for a data folder."""
+    from .datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs, scan_label_values
+
+    name = detect_layout(data) if layout_name == "auto" else layout_name
+    if name not in LAYOUTS:
+        raise ClaireError(f"unknown layout {name!r}; choose one of auto, {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[name]
+    pairs = list_pairs(data, name, split=split, holdout=holdout)
+    ignore = (parse_label_values(ignore_text) or []) if ignore_text is not None else list(layout.ignore)
+    if classes_override is not None:
+        classes = classes_override
+    elif classes_text:
+        classes = parse_classes(classes_text)
+    elif layout.classes:
+        classes = list(layout.classes)
+    else:
+        classes = [ClassDef(v, f"class_{v}") for v in scan_label_values(pairs, ignore) if v != 255]
+        if not classes:
+            raise ClaireError(f"the label rasters in {data} hold no class values; check the labels/ folder")
+    ob = optical_bands if optical_bands is not None else layout.optical_bands
+    src = RasterPairSource(pairs, classes, ignore, ob, sar_bands, sar_linear_to_db=sar_linear)
+    return name, layout, pairs, src, classes, ignore
+
+
+def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_linear):
+    """(optical spec, SAR spec) of a data folder: band names, sensor, units and scale (statistics not yet measured)."""
+    from ....models import spec
+    from .datasets import band_names, default_optical_scale
+
+    ob = optical_bands if optical_bands is not None else layout.optical_bands
+    same = layout.optical_names and ob == layout.optical_bands
+    onames = layout.optical_names if same else band_names(pairs[0].optical, ob)
+    snames = layout.sar_names or band_names(pairs[0].sar, sar_bands)
+    scale = optical_scale if optical_scale is not None else (
+        layout.optical_scale if layout.optical_scale is not None else default_optical_scale(pairs[0].optical))
+    ospec = spec.optical_spec(onames, sensor=layout.optical_sensor, scale=scale, units=layout.optical_units)
+    sunits = "dB" if sar_linear else layout.sar_units
+    sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,
+                          clip=layout.sar_clip)
+    return ospec, sspec

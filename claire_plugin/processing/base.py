@@ -1,0 +1,66 @@
+"""What every CLAIRE algorithm shares: group, icon, instance creation, help, parameters and error mapping."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Dict, FrozenSet, Iterator, List
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.PyQt.QtGui import QIcon
+
+from ..paths import resource
+
+
+def icon_path(name: str = "claire.svg") -> str:
+    """Path of one of the plugin's SVG icons."""
+    return resource("icons", name)
+
+
+ICON = icon_path()
+
+
+@contextmanager
+def engine_errors(qgis_message: bool = True) -> Iterator[None]:
+    """Turn the engine's user errors into QgsProcessingException; with `qgis_message`, command-line flags
+    in the message are renamed to the algorithm's parameters (e.g. --tile-size -> TILE_SIZE)."""
+    from ..core.errors import USER_ERRORS
+
+    try:
+        yield
+    except USER_ERRORS as exc:
+        if qgis_message:
+            from .common import qgis_message as rename
+            raise QgsProcessingException(rename(str(exc))) from None
+        raise QgsProcessingException(str(exc)) from None
+
+
+class ClaireAlgorithm(QgsProcessingAlgorithm):
+    """Base of CLAIRE's algorithms; subclasses set the class attributes and implement the rest."""
+
+    ICON_NAME = "claire.svg"
+    INTRO = ""  # the first paragraph of the help, HTML
+    HELP: Dict[str, str] = {}  # parameter name -> help text (shown in the help list and as tooltips)
+    ADVANCED: FrozenSet[str] = frozenset()  # parameters shown under "Advanced parameters"
+
+    def group(self) -> str:
+        return "Land cover"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "landcover"
+
+    def icon(self) -> QIcon:
+        return QIcon(icon_path(self.ICON_NAME))
+
+    def createInstance(self) -> "ClaireAlgorithm":  # noqa: N802
+        return type(self)()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in self.HELP.items())
+        return f"<p>{self.INTRO}</p><ul>{items}</ul>"
+
+    def add_parameters(self, params: List[QgsProcessingParameterDefinition]) -> None:
+        """Add `params` with their help from HELP, flagging those in ADVANCED as advanced."""
+        for param in params:
+            param.setHelp(self.HELP[param.name()])
+            if param.name() in self.ADVANCED:
+                param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(param)

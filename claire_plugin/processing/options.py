@@ -1,0 +1,75 @@
+"""Parameters shared by `claire:classify` and `claire:classify_folder`: declarations, help and reading."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from qgis.core import (
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.params import DEFAULT_BATCH, FROM_CARD, RunOptions, parse_bands
+from ..core.params import run_options as build_run_options
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+RUN_HELP = {
+    "CHECKPOINT": "CLAIRE checkpoint (.safetensors) with its model card. Empty: the bundled default "
+    "(Sentinel-2 + Sentinel-1, 8 land-cover classes).",
+    "OPTICAL_BANDS": "Optional 1-based optical band numbers in the order the checkpoint expects, e.g. 2,3,4,8 "
+    "(separated by commas, semicolons or spaces). Empty: chosen from band descriptions or the known Sentinel-2 "
+    "layouts; the log says what was chosen.",
+    "SAR_BANDS": "Optional 1-based SAR band numbers, e.g. 1,2 for VV,VH. Empty: chosen automatically.",
+    "OPTICAL_OFFSET": "Optional value added to the optical values before the checkpoint's scaling, e.g. -1000 for "
+    "Sentinel-2 of processing baseline 04.00 or later (from 25 January 2022) whose metadata was lost. Empty: read "
+    "from the file (GDAL scale/offset, BOA_ADD_OFFSET/RADIO_ADD_OFFSET, PROCESSING_BASELINE); the log says which.",
+    "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
+    "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
+    "-1: the checkpoint's overlap.",
+    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory.",
+    "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
+}
+
+#: The run options, all shown under "Advanced parameters".
+RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT"}
+
+
+def run_parameters() -> List[QgsProcessingParameterDefinition]:
+    """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, TILE_SIZE, OVERLAP, BATCH_SIZE and DEVICE."""
+    return [
+        QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
+                                   optional=True),
+        QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
+        QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
+        QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
+                                     type=QgsProcessingParameterNumber.Double, optional=True),
+        QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
+        QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=FROM_CARD,
+                                     minValue=FROM_CARD),
+        QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=DEFAULT_BATCH, minValue=1,
+                                     maxValue=256),
+        QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+    ]
+
+
+def optical_offset(alg, parameters, context) -> Optional[float]:
+    """The OPTICAL_OFFSET parameter, None when left empty (the engine then reads the file's metadata)."""
+    if parameters.get("OPTICAL_OFFSET") in (None, ""):
+        return None
+    return alg.parameterAsDouble(parameters, "OPTICAL_OFFSET", context)
+
+
+def run_options(alg, parameters, context) -> RunOptions:
+    """RunOptions from the parameters `run_parameters` declared; bad band lists raise ClaireError."""
+    return build_run_options(
+        checkpoint=alg.parameterAsFile(parameters, "CHECKPOINT", context),
+        optical_bands=parse_bands(alg.parameterAsString(parameters, "OPTICAL_BANDS", context), "OPTICAL_BANDS"),
+        sar_bands=parse_bands(alg.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
+        optical_offset=optical_offset(alg, parameters, context),
+        tile_size=alg.parameterAsInt(parameters, "TILE_SIZE", context),
+        overlap=alg.parameterAsInt(parameters, "OVERLAP", context),
+        batch_size=alg.parameterAsInt(parameters, "BATCH_SIZE", context),
+        device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)])

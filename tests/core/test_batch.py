@@ -1,0 +1,77 @@
+"""core.batch: the one classify-folder loop (statuses, cancellation, JSON + CSV summary)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from claire.claire_plugin.core.batch import CSV_COLUMNS, SUMMARY_CSV, SUMMARY_JSON, check_pairing, classify_pairs
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.io.pairing import pair_folders
+from claire.claire_plugin.core.params import run_options
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Three optical/SAR pairs with identical names, and one SAR file without partner."""
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    opt_dir, sar_dir = tmp_path / "o", tmp_path / "s"
+    opt_dir.mkdir()
+    sar_dir.mkdir()
+    optical, sar, _ = synthetic_scene(32, 32)
+    for name in ("a", "b", "c"):
+        write_raster(str(opt_dir / f"{name}.tif"), optical)
+        write_raster(str(sar_dir / f"{name}.tif"), sar, descriptions=["VV", "VH"])
+    write_raster(str(sar_dir / "z.tif"), sar, descriptions=["VV", "VH"])
+    return str(opt_dir), str(sar_dir)
+
+
+def test_cancelling_records_the_pairs_not_started(folders, tmp_path, tiny_checkpoint):
+    opt_dir, sar_dir = folders
+    out = str(tmp_path / "out")
+    done = []
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=0, threads=1)
+    summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, optical_folder=opt_dir,
+                             sar_folder=sar_dir, is_cancelled=lambda: len(done) >= 1,
+                             on_pair=lambda i, n, record, result: done.append((i, n, record["status"], result)))
+    assert [(i, n, status) for i, n, status, _ in done] == [(0, 3, "ok"), (1, 3, "cancelled"), (2, 3, "cancelled")]
+    assert done[0][3].output == os.path.join(out, "a_landcover.tif") and done[1][3] is None
+    assert summary.outputs == [os.path.join(out, "a_landcover.tif")]
+    assert not os.path.exists(os.path.join(out, "b_landcover.tif"))
+
+    js = json.loads(Path(out, SUMMARY_JSON).read_text())
+    assert (js["pairs"], js["succeeded"], js["failed"], js["cancelled"], js["unmatched_count"]) == (3, 1, 0, 2, 1)
+    rows = list(csv.DictReader(Path(out, SUMMARY_CSV).read_text().splitlines()))
+    assert list(rows[0]) == CSV_COLUMNS and "oa" not in rows[0]
+    assert [r["status"] for r in rows] == ["ok", "cancelled", "cancelled", "unmatched"]
+    assert [n for n in os.listdir(out) if n.endswith(".partial")] == []
+
+
+def test_failing_pair_is_recorded_and_the_batch_goes_on(folders, tmp_path, tiny_checkpoint):
+    opt_dir, sar_dir = folders
+    with open(os.path.join(opt_dir, "b.tif"), "wb") as fh:
+        fh.write(b"not a raster")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=0, threads=1)
+    summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(tmp_path / "out"))
+    assert [r["status"] for r in summary.results] == ["ok", "failed", "ok"]
+    assert summary.results[1]["output"] is None and summary.results[1]["reason"]
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(tmp_path / "out"), skip_existing=True)
+    assert [r["status"] for r in again.results] == ["skipped", "failed", "skipped"]
+
+
+def test_nothing_to_pair_is_a_user_error(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "s").mkdir()
+    with pytest.raises(ClaireError, match="contains no raster files"):
+        check_pairing(pair_folders(str(tmp_path / "o"), str(tmp_path / "s"), ""), "o", "s", "")
+
+
+def test_output_folder_that_is_a_file_is_refused(folders, tmp_path, tiny_checkpoint):
+    opt_dir, sar_dir = folders
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ClaireError, match="is a file"):
+        classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(), str(tmp_path / "file"))
