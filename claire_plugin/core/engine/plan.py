@@ -52,6 +52,7 @@ class RunPlan:
     visible: Optional[List[int]] = None
     outputs: Optional[Outputs] = None
     readers: int = 0
+    runtime: str = "eager"
     opened: list = field(default_factory=list)
 
     @property
@@ -131,6 +132,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
                          (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
         if fit:
             messages.append(fit)
+        _runtime(plan, messages)
         visible = [i for i, n in enumerate(plan.optical_bands.names) if str(n).upper() in ("B02", "B03", "B04")]
         plan.visible = visible if len(visible) == 3 else None
         _outputs(plan)
@@ -141,6 +143,17 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
             w.abort()
         plan.close()
         raise
+
+
+def _runtime(plan: RunPlan, messages: List[str]) -> None:
+    """The model behind the runtime the run asks for (core.runtime.compiled; eager where that one is not
+    available or did not pass its check). After the memory check, which measures the eager model."""
+    from ..runtime.compiled import prepare
+
+    channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
+    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, plan.tile, plan.batch, channels)
+    plan.model, plan.runtime = chosen.model, chosen.name
+    messages.append(chosen.note)
 
 
 def _open_inputs(plan: RunPlan, messages: List[str]) -> None:

@@ -68,6 +68,11 @@ class ThreadPolicy:
                 self.threads = lower
                 self._wait_up = self.first_probe
 
+    @property
+    def settled(self) -> int:
+        """The count in use apart from a running one-batch probe."""
+        return self._probe if self._probe is not None else self.threads
+
     def observe(self, seconds: float, tiles: int, others: Optional[float] = None) -> int:
         """Record a batch of `tiles` that took `seconds` at the current count and return the count for the
         next batch. `others`: threads of other programs runnable at the time (None where unknown)."""
