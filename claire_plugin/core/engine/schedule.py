@@ -58,11 +58,12 @@ class ThreadSteering:
         self.policy: Optional[ThreadPolicy] = None
         most = torch.get_num_threads()
         if device.type == "cpu" and most > 1:
-            self.policy = ThreadPolicy(most=most, cores=cpu_cores(), others=other_runnable())
+            others = other_runnable()
+            self.policy = ThreadPolicy(most=most, cores=cpu_cores(), others=others)
             if self.policy.threads != most:
                 torch.set_num_threads(self.policy.threads)
-                messages.append(f"threads: starting with {self.policy.threads} of {most}: other programs keep "
-                                f"{cpu_cores() - self.policy.threads} of the {cpu_cores()} cores busy")
+                messages.append(f"threads: starting with {self.policy.threads} of {most}: other programs have "
+                                f"{others} thread(s) ready to run on the {cpu_cores()} cores")
         self._settled = self.policy.settled if self.policy else most
 
     def after_batch(self, seconds: float, tiles: int, done: int) -> None:

@@ -49,19 +49,21 @@ class Runtime:
 
 
 class FixedBatch(nn.Module):
-    """`fn` (compiled for `batch` tiles of `shape` = (optical channels, SAR channels, tile)) behind the
-    forward of `eager`: short batches are padded to `batch`, long ones cut into batches, other shapes run
-    eagerly."""
+    """`fn` (compiled for `batch` float32 tiles of `shape` = (optical channels, SAR channels, tile) on
+    devices of type `device_type`) behind the forward of `eager`: short batches are padded to `batch`, long
+    ones cut into batches, other shapes and devices run eagerly."""
 
-    def __init__(self, eager: nn.Module, fn: Callable, batch: int, shape: Tuple[int, int, int]) -> None:
+    def __init__(self, eager: nn.Module, fn: Callable, batch: int, shape: Tuple[int, int, int],
+                 device_type: str = "cpu") -> None:
         super().__init__()
         self.eager, self.fn, self.batch, self.shape = eager, fn, int(batch), tuple(shape)
+        self.device_type = device_type
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor):
         """The eager model's output for these tiles, computed by the compiled code where it fits."""
         co, cs, tile = self.shape
         if (optical.shape[1:] != (co, tile, tile) or sar.shape[1:] != (cs, tile, tile)
-                or optical.dtype != torch.float32 or optical.device.type != "cpu"):
+                or optical.dtype != torch.float32 or optical.device.type != self.device_type):
             return self.eager(optical, sar)
         n = optical.shape[0]
         parts = [self._fixed(optical[i:i + self.batch], sar[i:i + self.batch]) for i in range(0, n, self.batch)]
@@ -254,7 +256,7 @@ def _compiled(model, card, device, tile, batch, channels) -> Runtime:
     if missing and device.type == "cpu":
         return _eager(f"torch.compile needs a C++ compiler on the CPU: {missing}", model)
     try:
-        fn = FixedBatch(model, compile_model(model), batch, (channels[0], channels[1], tile))
+        fn = FixedBatch(model, compile_model(model), batch, (channels[0], channels[1], tile), device.type)
         check = check_runtime(fn, model, card, tile) if device.type == "cpu" else None
     except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
         return _eager(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}", model)
