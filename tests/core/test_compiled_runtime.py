@@ -3,6 +3,7 @@ the check against eager float32 on the bundled sites; one real AOTInductor build
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import torch
@@ -109,6 +110,7 @@ def _fake_build(monkeypatch, fn):
 def test_a_built_package_that_passes_the_check_is_used_and_auto_finds_it(default_model, monkeypatch):
     model, card = default_model
     _fake_build(monkeypatch, model)
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-in is eager itself: no faster
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert rt.name == "aot" and isinstance(rt.model, FixedBatch) and "100.00 %" in rt.note
     again = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
@@ -127,6 +129,20 @@ def test_a_package_that_fails_the_check_is_not_used(default_model, monkeypatch):
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert rt.name == "eager" and "was not used" in rt.note
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "eager"
+
+
+def test_auto_leaves_a_correct_but_slower_package_to_explicit_requests(default_model, monkeypatch):
+    model, card = default_model
+
+    def slow(o, s):
+        time.sleep(0.3)
+        return model(o, s)
+
+    _fake_build(monkeypatch, slow)
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "aot" and "x its speed" in rt.note  # asked for: used, with its measured speed
+    auto = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert auto.name == "eager" and "not faster than eager" in auto.note
 
 
 def test_check_measures_agreement_and_confidence_on_the_bundled_sites(default_model):

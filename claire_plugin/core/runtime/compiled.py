@@ -1,6 +1,7 @@
 """How the model's forward runs: `eager` (plain PyTorch), `compiled` (torch.compile, built in the process
 at its first forward) or `aot` (an AOTInductor package built once and cached on disk); `auto` picks
-`aot` when a package for this machine is cached and passed the check, else `eager`.
+`aot` when a package for this machine is cached, passed the check and ran at least MIN_SPEEDUP times
+eager's speed in it, else `eager`.
 
 An AOT package holds the model for one machine, torch version, device type, weights, tile size, batch
 size and channel counts (`package_key`); it is cached as <cache>/aot/<key>.pt2 beside <key>.json, the
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -37,6 +39,8 @@ RUNTIMES = ("auto", "eager", "compiled", "aot")
 MIN_AGREEMENT = 0.995
 #: ...and its confidence differs by at most this many percentage points on average.
 MAX_CONFIDENCE_POINTS = 2.0
+#: `auto` picks a cached package only when its check ran it at least this many times eager's speed.
+MIN_SPEEDUP = 1.05
 
 
 @dataclass
@@ -204,31 +208,47 @@ def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
     return cls.numpy(), conf.numpy()
 
 
+def _run_split(fn: Callable, opt: torch.Tensor, sar: torch.Tensor, cut: int) -> Tuple[list, float]:
+    """Outputs of `fn` on the tiles fed as [:cut] and [cut:], and the seconds it took."""
+    t = time.perf_counter()
+    outs = [fn(opt[a:b], sar[a:b]) for a, b in ((0, cut), (cut, len(opt)))]
+    return outs, time.perf_counter() - t
+
+
 def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int) -> Optional[dict]:
-    """Compare `candidate` with the eager float32 model on the bundled sites, fed in two uneven batches
-    (so short batches are checked too): {agreement, confidence_points, pixels, passed}; None when the
-    sites do not fit the card."""
+    """Compare `candidate` with the eager float32 model on the bundled sites, both fed the same two uneven
+    batches (so short batches are checked too), each timed twice after a warm-up: {agreement,
+    confidence_points, pixels, speedup (eager seconds / candidate seconds, best of two), passed}; None when
+    the sites do not fit the card."""
     sites = _site_tiles(card, tile)
     if sites is None:
         return None
     opt, sar, mask = sites
     cut = max(1, opt.shape[0] - 1)
+    best = {"eager": float("inf"), "candidate": float("inf")}
     with torch.inference_mode():
-        ref_cls, ref_conf = _class_and_confidence(eager(opt, sar))
-        parts = [_class_and_confidence(candidate(opt[a:b], sar[a:b])) for a, b in ((0, cut), (cut, len(opt)))]
-    cls = np.concatenate([p[0] for p in parts])
-    conf = np.concatenate([p[1] for p in parts])
+        for fn in (eager, candidate):
+            fn(opt[:1], sar[:1])  # warm-up: first-call costs are not the runtime's speed
+        for _ in range(2):
+            ref, seconds = _run_split(eager, opt, sar, cut)
+            best["eager"] = min(best["eager"], seconds)
+            outs, seconds = _run_split(candidate, opt, sar, cut)
+            best["candidate"] = min(best["candidate"], seconds)
+    ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
+    cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
     agreement = float((cls == ref_cls)[mask].mean())
     points = float(np.abs(conf - ref_conf)[mask].mean() * 100.0)
     return {"agreement": round(agreement, 6), "confidence_points": round(points, 4), "pixels": int(mask.sum()),
+            "speedup": round(best["eager"] / max(best["candidate"], 1e-9), 3),
             "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS}
 
 
 def _describe(check: Optional[dict]) -> str:
     if check is None:
         return "not checked (the bundled sites do not fit this checkpoint's inputs)"
+    speed = f", {check['speedup']:.2f}x its speed" if check.get("speedup") else ""
     return (f"same class as eager float32 on {100 * check['agreement']:.2f} % of {check['pixels']} pixels of "
-            f"the bundled sites, confidence {check['confidence_points']:.3f} points apart on average")
+            f"the bundled sites, confidence {check['confidence_points']:.3f} points apart on average{speed}")
 
 
 def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optional[str], tile: int, batch: int,
@@ -300,6 +320,9 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
         return _eager(f"the AOT package was not used: {_describe(check)}", model)
     if check is None and not build:
         return _eager(f"the cached AOT package was {_describe(check)}", model)
+    if not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
+        return _eager(f"auto: the cached AOT package is not faster than eager here ({_describe(check)}); "
+                      f"`--runtime aot` uses it anyway", model)
     return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})")
 
 
