@@ -291,8 +291,8 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
     record_path = os.path.join(cache_dir(), key + ".json")
     record = _read_record(record_path) if os.path.exists(path) else None
     if record is None and not build:
-        return _eager("no AOT package is cached for this checkpoint, tile and batch; `--runtime aot` builds "
-                      "one, once (a few minutes)", model)
+        return _eager("auto: no AOT package is cached for this checkpoint, tile and batch; the runtime "
+                      "`aot` builds one, once (a few minutes)", model)
     if record is None:
         missing = compiler_missing()
         if missing:
@@ -314,7 +314,7 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry: run eagerly, rebuild next time
             os.remove(path)
             return _eager(f"the cached AOT package {path} could not be loaded ({type(exc).__name__}); it was "
-                          f"removed and is rebuilt by the next `--runtime aot` run", model)
+                          f"removed and is rebuilt by the next run with the runtime `aot`", model)
     check = record.get("check")
     if check is not None and not check.get("passed"):
         return _eager(f"the AOT package was not used: {_describe(check)}", model)
@@ -322,7 +322,7 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
         return _eager(f"the cached AOT package was {_describe(check)}", model)
     if not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
         return _eager(f"auto: the cached AOT package is not faster than eager here ({_describe(check)}); "
-                      f"`--runtime aot` uses it anyway", model)
+                      f"the runtime `aot` uses it anyway", model)
     return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})")
 
 
