@@ -65,6 +65,7 @@ class ThreadSteering:
                 messages.append(f"threads: starting with {self.policy.threads} of {most}: other programs have "
                                 f"{others} thread(s) ready to run on the {cpu_cores()} cores")
         self._settled = self.policy.settled if self.policy else most
+        self._batch = 0
 
     def after_batch(self, seconds: float, tiles: int, done: int) -> None:
         """Record a batch of `tiles` (`done` tiles so far) and set the thread count for the next one."""
@@ -72,8 +73,9 @@ class ThreadSteering:
 
         used = torch.get_num_threads()
         self.tiles_at[used] = self.tiles_at.get(used, 0) + tiles
-        if self.policy is None:
-            return
+        self._batch = max(self._batch, tiles)
+        if self.policy is None or tiles < self._batch:
+            return  # a short batch (end of a tile row) costs more per tile, padded or not: not a measure
         from ..runtime.contention import other_runnable
 
         new = self.policy.observe(seconds, tiles, other_runnable())
