@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from qgis.core import QgsApplication, QgsMessageLog, Qgis
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
 MENU = "&CLAIRE land cover"
 
@@ -32,19 +32,37 @@ class ClairePlugin:
 
         absent = missing()
         if absent:
-            QgsMessageLog.logMessage(install_hint(absent), "CLAIRE", Qgis.Warning)
+            QgsMessageLog.logMessage(install_hint(absent), "CLAIRE", Qgis.MessageLevel.Warning)
             if self.iface is not None and hasattr(self.iface, "messageBar"):
-                self.iface.messageBar().pushWarning("CLAIRE", install_hint(absent))
+                self._offer_install(install_hint(absent))
         self._add_gui_actions()
+
+    def _offer_install(self, hint: str) -> None:
+        """A message-bar warning with an "Install…" button that opens the dependency dialog."""
+        from qgis.gui import QgsMessageBar
+        from qgis.PyQt.QtWidgets import QPushButton
+
+        bar = self.iface.messageBar()
+        if not hasattr(bar, "pushWidget"):  # stand-in interfaces (tests) have plain messages only
+            bar.pushMessage("CLAIRE", hint, level=Qgis.MessageLevel.Warning)
+            return
+        message = QgsMessageBar.createMessage("CLAIRE", hint)
+        button = QPushButton("Install…", message)
+
+        def open_dialog() -> None:
+            from .gui.deps_dialog import open_dependency_dialog
+
+            self._deps_dialog = open_dependency_dialog(self.iface)
+
+        button.clicked.connect(open_dialog)
+        message.layout().addWidget(button)
+        bar.pushWidget(message, Qgis.MessageLevel.Warning)
 
     def _add_gui_actions(self) -> None:
         """Menu and toolbar entries; the dock and dialogs are created on first use."""
         if self.iface is None or not hasattr(self.iface, "addPluginToRasterMenu"):
             return
-        try:
-            from .gui import actions
-        except ImportError:
-            return
+        from .gui import actions
         self.actions = actions.create_actions(self)
 
     def unload(self) -> None:

@@ -32,12 +32,16 @@ def generated_color(i: int) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
+def _ordered(card: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The card's classes in output-channel order (by "index", else by position)."""
+    raw = list(card.get("classes") or [])
+    return [raw[i] for i in sorted(range(len(raw)), key=lambda i: int(raw[i].get("index", i)))]
+
+
 def class_colors(card: Dict[str, Any]) -> List[str]:
     """One '#rrggbb' per class of the card, in output-channel order; missing/invalid colours are
     filled deterministically with colours not already used by other classes."""
-    raw = list(card.get("classes") or [])
-    order = sorted(range(len(raw)), key=lambda i: int(raw[i].get("index", i)))
-    classes = [raw[i] for i in order]
+    classes = _ordered(card)
     colors = [normalise_color(c.get("color")) for c in classes]
     used = {c for c in colors if c}
     j = 0
@@ -51,3 +55,8 @@ def class_colors(card: Dict[str, Any]) -> List[str]:
             used.add(cand)
             j += 1
     return colors  # type: ignore[return-value]
+
+
+def classes_with_colors(card: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The card's classes in output-channel order, each a copy with its "color" from `class_colors`."""
+    return [{**c, "color": col} for c, col in zip(_ordered(card), class_colors(card))]

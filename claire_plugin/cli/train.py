@@ -6,26 +6,28 @@ import json
 import os
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
+from . import train_polygons
 
 
 def register(subparsers: Any) -> None:
     """Add the `train` subcommand."""
-    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder")
+    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder (--data), or "
+                              "fine-tune one on your own polygons (--optical, --sar, --labels)")
     p.add_argument("--arch", default="claire", help="claire, asanet, optical_only or sar_only")
     p.add_argument("--size", default="small", help="tiny, small (CPU default) or base (GPU)")
-    p.add_argument("--data", required=True, help="data folder (generic: optical/, sar/, labels/)")
+    p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
                    help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar or terramesh")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3; with --labels 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,
@@ -46,10 +48,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tversky-alpha", type=float, default=0.3)
     p.add_argument("--tversky-beta", type=float, default=0.7)
     p.add_argument("--class-weights", default="inverse_sqrt", help="inverse, inverse_sqrt or none")
+    p.add_argument("--context", default="global", choices=["global", "local"],
+                   help="local: GRN, channel attention and pyramid pooling over a fixed window (tile-invariant)")
+    p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
+    p.add_argument("--cloud-gate", action="store_true",
+                   help="CMAF leans on SAR where models.cloud flags the optical input (claire only)")
     p.add_argument("--half", action="store_true",
                    help="store weights as float16 (half the file size; metrics are measured on the rounded weights)")
     p.add_argument("--note", default="", help="free text stored in the card's training section")
     p.add_argument("--json", action="store_true", help="print the final model card as JSON")
+    train_polygons.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -61,26 +69,23 @@ def set_threads(n: Optional[int]) -> None:
         torch.set_num_threads(int(n))
 
 
-def _nodata_for(classes, wanted: int) -> int:
-    values = {int(c.value) for c in classes}
-    if wanted not in values:
-        return wanted
-    for v in (0, 255, 65535, -1):
-        if v not in values:
-            return v
-    raise ClaireError("cannot choose a nodata value distinct from the class values")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the hold-out, write the checkpoint with its card."""
     import torch
 
+    if args.labels:
+        return train_polygons.run(args)
+    if not args.data:
+        raise ClaireError("say what to train on: --data FOLDER (optical/, sar/, labels/ rasters) or --optical, "
+                          "--sar and --labels (your polygons or points)")
+    args.epochs = 20 if args.epochs is None else args.epochs
+    args.lr = 2e-3 if args.lr is None else args.lr
+
     from ...models import spec as spec_mod
-    from ...models.checkpoint import build_card, save_checkpoint
+    from ...models.checkpoint import build_card, nodata_for, save_checkpoint
     from ...models.registry import available_architectures, available_sizes
-    from ...models.training import LossConfig, TrainConfig, evaluate, train
+    from ...models.training import LossConfig, TrainConfig, train
     from ..core.training.sources import input_specs, resolve_data
-    from .evaluate import round_metrics
 
     if args.arch not in available_architectures():
         raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
@@ -95,12 +100,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
     ospec, sspec = input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
     src.optical_scale = ospec["scale"]
+    _check_cloud_gate(args, ospec)
     stats = list(src.stat_arrays())
     ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
     sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
     cfg = TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                       batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-                      seed=args.seed, device=args.device, amp=not args.no_amp,
+                      seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
+                      context_px=args.context_px, cloud_gate=args.cloud_gate,
                       loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
                                       args.class_weights))
     resume = args.output + ".resume" if args.resume else None
@@ -123,8 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ...models.training import round_weights
         round_weights(model)
     t = time.time()
-    m_clear = evaluate(model.to(device), vsrc.eval_items(), ospec, sspec, names, "clear", device=device)
-    m_cloud = evaluate(model, vsrc.eval_items(), ospec, sspec, names, "clouds", device=device)
+    metrics = _heldout_metrics(model.to(device), vsrc, metrics_key, ospec, sspec, names, device)
+    m_clear, m_cloud = metrics[metrics_key], metrics[f"{metrics_key}_synthetic_clouds"]
     print(f"evaluation {time.time() - t:.1f} s", file=sys.stderr)
     model.to("cpu")
     region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
@@ -145,12 +152,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
         "note": args.note,
     }
-    metrics = {metrics_key: round_metrics(m_clear), f"{metrics_key}_synthetic_clouds": round_metrics(m_cloud)}
     from ...models.registry import resolve_config
-    config = {k: v for k, v in resolve_config({"num_classes": len(classes), "optical_channels": len(ospec["bands"]),
-                                               "sar_channels": len(sspec["bands"]), "size": args.size}).items()}
-    card = build_card(args.arch, args.size, config, classes, _nodata_for(classes, layout.nodata), ospec, sspec,
+    from ...models.training import model_config
+    config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
+    card = build_card(args.arch, args.size, config, classes, nodata_for(classes, layout.nodata), ospec, sspec,
                       training, metrics)
+    from ..core.training.sources import card_familiarity
+    card["familiarity"] = fam = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
+    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
+          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):
         os.remove(resume)
@@ -160,3 +170,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
+
+
+def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:
+    """--cloud-gate needs a claire network and the optical bands models.cloud reads."""
+    from ...models.cloud import missing_bands
+
+    if not args.cloud_gate:
+        return
+    if args.arch != "claire":
+        raise ClaireError(f"--cloud-gate acts on CLAIRE's CMAF fusion; drop it or use --arch claire (got {args.arch})")
+    missing = missing_bands(ospec["bands"])
+    if missing:
+        raise ClaireError(f"--cloud-gate needs the Sentinel-2 bands {missing} in the optical input, which has "
+                          f"{ospec['bands']}; name the bands in the raster (band descriptions) or drop --cloud-gate")
+
+
+def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, device: str) -> Dict[str, Any]:
+    """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
+    `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
+    from ...models.training import evaluate
+    from ..core.training.datasets import EVAL_CONTEXT
+    from .evaluate import round_metrics
+
+    folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
+    out: Dict[str, Any] = {}
+    for i, folder in enumerate(folders):
+        group = [p for p in vsrc.pairs if p.optical_folder == folder]
+        suffix = "" if i == 0 else f"_{folder}"
+        for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
+            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
+            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
+            out[f"{key}{suffix}{tail}"] = round_metrics(m)
+    return out

@@ -12,18 +12,11 @@ import platform
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...models.device import auto_choice
+from ..deps import OPTIONAL, REQUIRED, install_hint
 from ..paths import DEFAULT_CHECKPOINT, PACKAGE_ROOT
-
-#: Packages the engine needs, with the pin to install (kept in line with requirements.txt).
-REQUIRED_PACKAGES: Dict[str, str] = {
-    "numpy": "numpy",
-    "torch": "torch==2.13.0",
-    "rasterio": "rasterio==1.4.4",
-    "safetensors": "safetensors",
-}
-#: Packages only some features need (the language-model explanation).
-OPTIONAL_PACKAGES: Dict[str, str] = {"transformers": "transformers==5.23.0"}
-
+from .errors import ClaireError
+from .runtime.device import resolve_device
 
 
 def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:
@@ -37,20 +30,8 @@ def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:
 
 def missing_packages(include_optional: bool = False) -> List[str]:
     """Names of packages that cannot be imported (required ones, optionally the optional ones)."""
-    names = list(REQUIRED_PACKAGES) + (list(OPTIONAL_PACKAGES) if include_optional else [])
+    names = list(REQUIRED) + (list(OPTIONAL) if include_optional else [])
     return [n for n in names if package_version(n)[0] is None]
-
-
-def install_hint(names: List[str]) -> str:
-    """How to install the given packages: `make install` or pip into this Python."""
-    if not names:
-        return ""
-    pins = " ".join(f'"{REQUIRED_PACKAGES.get(n, OPTIONAL_PACKAGES.get(n, n))}"' for n in names)
-    return (
-        f"Missing Python packages: {', '.join(names)}. Fix: run `make install` in the CLAIRE source "
-        f"folder ({PACKAGE_ROOT}), or install them into this Python with "
-        f"`{sys.executable} -m pip install {pins}`, then restart QGIS."
-    )
 
 
 def torch_devices() -> Dict[str, Any]:
@@ -95,10 +76,11 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
         return "none", "torch cannot be imported, so no run is possible (see the missing packages)."
     cuda = devices.get("cuda_available")
     if requested == "auto":
-        if cuda:
+        choice = auto_choice(bool(cuda), bool(devices.get("mps_available")))
+        if choice == "cuda":
             name = devices["devices"][0]["name"]
             return "cuda:0", f"'auto' picks the first CUDA GPU ({name})."
-        if devices.get("mps_available"):
+        if choice == "mps":
             return "mps", "'auto' picks Apple Metal (MPS): no CUDA GPU was found."
         why = ("torch was built without CUDA (a CPU-only wheel)" if not devices.get("cuda_build")
                else f"torch has CUDA {devices.get('cuda_build')} but finds no usable GPU (driver missing or too old?)")
@@ -114,15 +96,12 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
 
 
 def engine_device(requested: str, devices: Dict[str, Any]) -> Tuple[str, str]:
-    """The device the engine itself would pick (core.device.resolve_device), with our explanation."""
+    """The device the engine itself would pick (core.runtime.device.resolve_device), with our explanation."""
     if not devices.get("available"):
         return choose_device(requested, devices)
     try:
-        from .runtime.device import resolve_device
         dev, reason = resolve_device(requested)
-    except ImportError:
-        return choose_device(requested, devices)
-    except Exception as exc:  # ClaireError: the requested device is not usable
+    except ClaireError as exc:  # the requested device is not usable
         return "none", f"a run would stop: {exc}"
     chosen = str(dev)
     if chosen == "cpu" and (requested or "auto").lower() == "auto":
@@ -160,7 +139,7 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
             host: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Gather the whole report as a dict; ``host`` adds facts of the caller (e.g. QGIS's version)."""
     packages: Dict[str, Any] = {}
-    for name in list(REQUIRED_PACKAGES) + list(OPTIONAL_PACKAGES):
+    for name in list(REQUIRED) + list(OPTIONAL):
         version, error = package_version(name)
         packages[name] = {"version": version, **({"error": error} if error else {})}
     try:
@@ -170,8 +149,8 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
         pass
     devices = torch_devices()
     chosen, reason = engine_device(device, devices)
-    missing = [n for n in REQUIRED_PACKAGES if packages[n]["version"] is None]
-    missing_opt = [n for n in OPTIONAL_PACKAGES if packages[n]["version"] is None]
+    missing = [n for n in REQUIRED if packages[n]["version"] is None]
+    missing_opt = [n for n in OPTIONAL if packages[n]["version"] is None]
     return {
         "claire": {"version": _claire_version(), "path": PACKAGE_ROOT},
         "host": host or {},

@@ -2,6 +2,7 @@
 from typing import Dict
 
 from ...models.checkpoint import CheckpointError
+from ...models.device import DeviceError
 
 
 class ClaireError(Exception):
@@ -24,4 +25,4 @@ def rename_flags(text: str, names: Dict[str, str]) -> str:
 
 #: Exceptions whose message is meant for the user (problem and fix): shown as they are, never as a
 #: traceback. Catch these by type; nothing else is a user error.
-USER_ERRORS = (ClaireError, CheckpointError)
+USER_ERRORS = (ClaireError, CheckpointError, DeviceError)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import ClaireError
 
@@ -28,6 +28,7 @@ class ClassifyParams:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
+    sar_units: str = "auto"  # auto, dB, linear-power or amplitude (core.inputs.units.SAR_UNITS)
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = DEFAULT_BATCH
@@ -35,10 +36,14 @@ class ClassifyParams:
     threads: Optional[int] = None
     confidence: Optional[str] = None
     reliance: Optional[str] = None
+    cloud: Optional[str] = None  # cloud probability raster (uint8 percent)
+    unfamiliar: Optional[str] = None  # "unlike the training data" raster (uint8, 100 = at the threshold)
+    fill_from_sar: bool = True  # classify optical gaps from SAR alone (cloud-gated models)
     reference: Optional[str] = None
     summary_json: Optional[str] = None
     report: Optional[str] = None
     explainer: Optional[str] = None
+    rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop): outputs cover only these rows
     runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
 
 
@@ -75,6 +80,7 @@ class RunOptions:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None
+    sar_units: str = "auto"
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = DEFAULT_BATCH
@@ -91,13 +97,13 @@ def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[Lis
                 sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
                 tile_size: Optional[int] = None, overlap: Optional[int] = None, batch_size: Optional[int] = None,
                 device: Optional[str] = None, threads: Optional[int] = None,
-                runtime: Optional[str] = None) -> RunOptions:
+                sar_units: Optional[str] = None, runtime: Optional[str] = None) -> RunOptions:
     """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> card,
     overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto,
-    runtime '' -> auto."""
+    SAR units '' -> auto, runtime '' -> auto."""
     return RunOptions(
         checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
-        optical_offset=optical_offset, tile_size=tile_size or None,
+        optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
         overlap=None if overlap in (None, FROM_CARD) else overlap,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
         threads=threads, runtime=runtime or DEFAULT_RUNTIME)

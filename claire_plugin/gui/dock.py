@@ -10,8 +10,20 @@ from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProcessingUtils,
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-    QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..layers.layers import add_to_project, layer_file, result_layers
@@ -51,10 +63,8 @@ def parse_offset(text: str) -> Optional[float]:
 
 def missing_required() -> List[str]:
     """Required packages that cannot be found (cheap: no import)."""
-    import importlib.util
-
-    from ..core.diagnostics import REQUIRED_PACKAGES
-    return [n for n in REQUIRED_PACKAGES if importlib.util.find_spec(n) is None]
+    from ..deps import missing
+    return missing()
 
 
 class ClaireDock(QgsDockWidget):
@@ -135,9 +145,16 @@ class ClaireDock(QgsDockWidget):
         self.want_confidence = QCheckBox("confidence", run_page)
         self.want_confidence.setChecked(True)
         self.want_reliance = QCheckBox("modality reliance (SAR share)", run_page)
+        self.want_cloud = QCheckBox("also write cloud probability", run_page)
+        self.fill_from_sar = QCheckBox("classify optical gaps from SAR alone", run_page)
+        self.fill_from_sar.setChecked(True)
+        self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
+                                      "the SAR instead of left empty (checkpoints with a cloud gate).")
         outputs_row = QVBoxLayout()
         outputs_row.addWidget(self.want_confidence)
         outputs_row.addWidget(self.want_reliance)
+        outputs_row.addWidget(self.want_cloud)
+        outputs_row.addWidget(self.fill_from_sar)
         self.output = QgsFileWidget(run_page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -225,7 +242,7 @@ class ClaireDock(QgsDockWidget):
     def _check_dependencies(self) -> None:
         missing = missing_required()
         if missing:
-            from ..core.diagnostics import install_hint
+            from ..deps import install_hint
             self.banner.setText(f"⚠ {html.escape(install_hint(missing))}")
             self.banner.setVisible(True)
             self.run_button.setEnabled(False)
@@ -285,6 +302,8 @@ class ClaireDock(QgsDockWidget):
             optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
             reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
+            cloud=f"{base}_cloud.tif" if self.want_cloud.isChecked() else None,
+            fill_from_sar=self.fill_from_sar.isChecked(),
             reference=reference,
         )
 

@@ -8,10 +8,20 @@ from typing import Any, Dict, List, Optional
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser,
-    QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
+from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
 
 RECENT_KEY = "claire/recent_checkpoints"
@@ -60,15 +70,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The card's classes with a colour each (the card's, else the shared generated palette)."""
-    classes = list(card.get("classes") or [])
-    try:
-        from ...models.palette import class_colors
-        colors = class_colors(card)
-        ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
-        return [{**c, "color": col} for c, col in zip(ordered, colors)]
-    except ImportError:
-        from ..layers.style import classes_from
-        return classes_from(classes)
+    return classes_with_colors(card)
 
 
 def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
@@ -173,9 +175,9 @@ class CheckpointPicker(QWidget):
         self._error: Optional[str] = None
         self._warnings: List[str] = []
         self.combo = QComboBox(self)
-        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(12)
-        self.combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.browse_button = QToolButton(self)
         self.browse_button.setText("…")
         self.browse_button.setToolTip("Choose a checkpoint file (.safetensors)")
@@ -185,7 +187,7 @@ class CheckpointPicker(QWidget):
         self.card_view.setMinimumHeight(160)
         self.status = QLabel(self)
         self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.RichText)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -208,11 +210,11 @@ class CheckpointPicker(QWidget):
         self.combo.clear()
         bundled = bundled_checkpoint()
         self.combo.addItem(f"Bundled: {os.path.basename(bundled)}", bundled)
-        self.combo.setItemData(0, bundled, Qt.ToolTipRole)
+        self.combo.setItemData(0, bundled, Qt.ItemDataRole.ToolTipRole)
         for path in recent_checkpoints(settings):
             if os.path.abspath(path) != os.path.abspath(bundled):
                 self.combo.addItem(f"Recent: {os.path.basename(path)}", path)
-                self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
+                self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         if select and self.combo.findData(select) < 0:
             self.combo.addItem(os.path.basename(select), select)
         self.combo.addItem("Browse…", BROWSE)
@@ -315,7 +317,7 @@ class CheckpointDialog(QDialog):
         self.picker = CheckpointPicker(self)
         if path:
             self.picker.setCheckpoint(path)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

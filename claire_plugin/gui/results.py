@@ -7,12 +7,24 @@ from typing import Any, Dict, List, Optional
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
-    QAbstractItemView, QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-    QSizePolicy, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
+from ..core.explain import Explanation
 from .chart import ClassBarChart, bars_from_summary
-from .tasks import Explanation
 
 BASE_COLUMNS = ["Class", "Area (ha)", "Share", "Mean confidence"]
 METRIC_COLUMNS = ["IoU", "Precision", "Recall", "F1"]
@@ -49,15 +61,15 @@ class MetricTile(QFrame):
 
     def __init__(self, caption: str, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.setFrameShape(QFrame.StyledPanel)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.value = QLabel("–", self)
         font = self.value.font()
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.value.setFont(font)
-        self.value.setAlignment(Qt.AlignCenter)
+        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption = QLabel(caption, self)
-        self.caption.setAlignment(Qt.AlignCenter)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setStyleSheet("color:#5f6b76;")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
@@ -116,7 +128,7 @@ class ResultsView(QWidget):
         self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
         self.messages.setStyleSheet("color:#5f6b76;")
-        self.messages.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.messages.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -167,13 +179,13 @@ class ResultsView(QWidget):
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, 1, self)
-        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.verticalHeader().setVisible(False)
         table.setAlternatingRowColors(True)
-        table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setWordWrap(False)
         return table
 
@@ -190,13 +202,13 @@ class ResultsView(QWidget):
             table.setItem(r, 0, name)
             for c, text in enumerate(values(row), start=1):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 table.setItem(r, c, item)
         table.resizeRowsToContents()
         header = table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(columns)):
-            header.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         height = header.sizeHint().height() + 2 * table.frameWidth()
         height += sum(table.rowHeight(r) for r in range(len(rows)))
         table.setFixedHeight(height + 2)
@@ -221,7 +233,7 @@ class ResultsView(QWidget):
     def showExplanation(self, expl: Explanation) -> None:  # noqa: N802
         """Show the final text, who wrote it and the flagged (ungrounded) sentences highlighted."""
         body = html.escape(expl.text or self._streamed)
-        for sentence in expl.flagged:
+        for sentence in expl.flagged_sentences:
             s = html.escape(sentence.strip())
             if s and s in body:
                 body = body.replace(s, f"<span style='background:#fff3cd' title='Not backed by the facts'>"
@@ -229,14 +241,13 @@ class ResultsView(QWidget):
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
         self.fitExplanation()
-        parts = [f"Written by: <b>{html.escape(expl.generator or 'unknown')}</b>"]
-        if expl.grounded_share is not None:
-            parts.append(f"numbers checked against the facts: {100 * float(expl.grounded_share):.0f} % grounded")
-        if expl.flagged:
-            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged)} sentence(s) flagged ⚠ as not "
+        parts = [f"Written by: <b>{html.escape(expl.label)}</b>",
+                 f"numbers checked against the facts: {100 * expl.grounded_share:.0f} % grounded"]
+        if expl.flagged_sentences:
+            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged_sentences)} sentence(s) flagged ⚠ as not "
                          f"backed by the facts</span>")
-        for note in expl.notes:
-            parts.append(html.escape(note))
+        if expl.fallback_reason:
+            parts.append(html.escape(expl.fallback_reason))
         self.generator.setText(" · ".join(parts))
 
     def fitExplanation(self, cap: int = 520) -> None:  # noqa: N802

@@ -8,11 +8,12 @@ Qt queues onto the main thread.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
+
+from ..core.explain import Explanation
 
 
 class ClassifyTask(QgsTask):
@@ -22,7 +23,7 @@ class ClassifyTask(QgsTask):
 
     def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
                  description: str = "CLAIRE land-cover classification") -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.params = params
         self.on_done = on_done
         self.result = None
@@ -57,38 +58,6 @@ class ClassifyTask(QgsTask):
             self.on_done(self)
 
 
-@dataclass
-class Explanation:
-    """What the explanation view shows: the text, who wrote it and the sentences it could not ground."""
-
-    text: str = ""
-    generator: str = ""
-    flagged: List[str] = field(default_factory=list)
-    grounded_share: Optional[float] = None
-    notes: List[str] = field(default_factory=list)
-
-
-def explanation_from(result: Any) -> Explanation:
-    """Normalise what `core.explain.explain` returns (object or dict) into an Explanation."""
-    if isinstance(result, str):
-        return Explanation(text=result)
-    get = result.get if isinstance(result, dict) else (lambda k, d=None: getattr(result, k, d))
-    grounding = get("grounding") or get("check")
-    flagged = get("flagged_sentences") or get("flagged") or get("ungrounded") or []
-    share = get("grounded_share")
-    if grounding is not None:
-        gget = grounding.get if isinstance(grounding, dict) else (lambda k, d=None: getattr(grounding, k, d))
-        flagged = flagged or gget("flagged_sentences") or []
-        share = share if share is not None else gget("grounded_share")
-    notes = get("notes") or get("messages") or []
-    if get("fallback_reason"):
-        notes = [get("fallback_reason")] + list(notes)
-    generator = get("label") or get("generator") or get("writer") or ""
-    return Explanation(text=str(get("text") or ""), generator=str(generator),
-                       flagged=list(flagged), grounded_share=share,
-                       notes=[str(n) for n in notes] if isinstance(notes, (list, tuple)) else [str(notes)])
-
-
 class ExplainTask(QgsTask):
     """Builds the facts of a run and writes the explanation, streaming text as it comes."""
 
@@ -96,7 +65,7 @@ class ExplainTask(QgsTask):
 
     def __init__(self, summary: Dict[str, Any], card: Dict[str, Any], explainer: Optional[str],
                  on_done: Optional[Callable[["ExplainTask"], None]] = None) -> None:
-        super().__init__("CLAIRE explanation", QgsTask.CanCancel)
+        super().__init__("CLAIRE explanation", QgsTask.Flag.CanCancel)
         self.summary = summary
         self.card = card
         self.explainer = explainer or None
@@ -111,7 +80,7 @@ class ExplainTask(QgsTask):
             from ..core.explain.facts import build_facts
             facts = build_facts(self.summary, self.card)
             out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
-            self.explanation = explanation_from(out)
+            self.explanation = out
             return True
         except Exception as exc:
             self.error = _user_message(exc)
@@ -144,7 +113,7 @@ def dock_message(text: str) -> str:
 
 def _user_message(exc: BaseException) -> str:
     if isinstance(exc, ModuleNotFoundError):
-        from ..core.diagnostics import install_hint
+        from ..deps import install_hint
         return install_hint([exc.name or str(exc)])
     if _is_user_error(exc):
         return dock_message(str(exc))

@@ -12,12 +12,10 @@ ClassSpec = Mapping[str, object]
 def classes_from(card_or_classes: Union[Mapping[str, object], Sequence[ClassSpec]]) -> List[ClassSpec]:
     """The class list of a model card (or the list itself), in output order, with colours filled where
     missing (the same deterministic palette as the engine's colour table)."""
-    from ...models.palette import class_colors
+    from ...models.palette import classes_with_colors
 
     classes = card_or_classes.get("classes", []) if isinstance(card_or_classes, Mapping) else card_or_classes
-    ordered = sorted(classes, key=lambda c: int(c.get("index", 0)))
-    colors = class_colors({"classes": ordered})
-    return [{**c, "color": color, "name": c.get("name") or f"class {c['value']}"} for c, color in zip(ordered, colors)]
+    return [{**c, "name": c.get("name") or f"class {c['value']}"} for c in classes_with_colors({"classes": classes})]
 
 
 def landcover_renderer(layer: QgsRasterLayer, classes: Iterable[ClassSpec], band: int = 1) -> QgsPalettedRasterRenderer:

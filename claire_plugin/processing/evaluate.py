@@ -90,6 +90,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
+        from ..core.errors import USER_ERRORS
 
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
@@ -100,10 +101,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             classes = None
             if checkpoint:
                 from ...models.checkpoint import read_card
-                from ...models.palette import class_colors
-                card = read_card(checkpoint)
-                ordered = sorted(card.get("classes", []), key=lambda c: int(c.get("index", 0)))
-                classes = [{**c, "color": col} for c, col in zip(ordered, class_colors(card))]
+                from ...models.palette import classes_with_colors
+                classes = classes_with_colors(read_card(checkpoint))
             metrics = evaluate(classified, reference, classes, mapping, ignore,
                                progress_bridge(feedback), feedback.isCanceled)
 

@@ -49,9 +49,9 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from ...tests.fixtures.explain_examples import sample_run  # dev tool: run from a checkout
     from ..core.explain import explain, phi3
     from ..core.explain.facts import build_facts
-    from .explain_examples import sample_run
 
     torch.set_num_threads(1)
     summary, card = sample_run(True)

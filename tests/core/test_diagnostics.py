@@ -1,8 +1,12 @@
 """Diagnostics report (no QGIS)."""
 import json
+import re
+from pathlib import Path
 
-from claire.claire_plugin.core import diagnostics as diag
+from claire.claire_plugin import deps
 from claire.claire_plugin.cli.main import main
+from claire.claire_plugin.core import diagnostics as diag
+from claire.claire_plugin.paths import PACKAGE_ROOT
 
 
 def test_choose_device_explains_cpu_fallback():
@@ -21,13 +25,27 @@ def test_choose_device_prefers_gpu_when_present():
 
 
 def test_missing_package_is_reported_with_install_hint(monkeypatch):
-    monkeypatch.setitem(diag.REQUIRED_PACKAGES, "surely_not_a_package_xyz", "surely_not_a_package_xyz==1")
+    monkeypatch.setitem(deps.REQUIRED, "surely_not_a_package_xyz", "surely_not_a_package_xyz==1")
     report = diag.collect(checkpoint="/nonexistent.safetensors")
     assert report["missing"] == ["surely_not_a_package_xyz"]
     assert "make install" in report["install_hint"] and "surely_not_a_package_xyz==1" in report["install_hint"]
     text = diag.format_report(report)
     assert "surely_not_a_package_xyz: MISSING" in text
     assert "Valid: NO" in text
+
+
+def test_package_table_pins_equal_requirements_txt():
+    lines = Path(PACKAGE_ROOT, "requirements.txt").read_text().splitlines()
+    specs = [line.split("#")[0].strip() for line in lines]
+    pins = {re.split(r"[<>=!~\[ ]", s, maxsplit=1)[0].lower(): s for s in specs if s}
+    table = {**deps.REQUIRED, **deps.OPTIONAL}
+    assert {n: pins.get(n) for n in table} == table
+
+
+def test_install_hint_names_each_pin():
+    hint = deps.install_hint(["torch", "transformers"])
+    assert "torch, transformers" in hint and '"torch==2.13.0" "transformers==5.23.0"' in hint
+    assert deps.install_hint([]) == ""
 
 
 def test_invalid_checkpoint_is_flagged(tmp_path):

@@ -17,8 +17,11 @@ from claire.claire_plugin.paths import resource
 SITE = "282D_485L_3_3.tif"
 
 
-def _classify(tmp_path, name: str, runtime: str):
+def _classify(tmp_path, name: str, runtime: str, cloud_gate: bool = False):
+    """The bundled site classified with the default checkpoint; without its cloud gate unless asked (the
+    compiled runtimes take optical and SAR only)."""
     model, card = load_model(None)
+    card = {**card, "config": {**card["config"], "cloud_gate": cloud_gate}}
     root = resource("data", "terramesh")
     params = ClassifyParams(os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE),
                             str(tmp_path / f"{name}.tif"), confidence=str(tmp_path / f"{name}_conf.tif"),
@@ -58,6 +61,8 @@ def test_an_aot_runtime_gives_the_eager_map_through_the_engine(tmp_path, monkeyp
     assert np.abs(conf.astype(int) - conf2.astype(int)).max() <= 1
     again, _, _ = _classify(tmp_path, "auto", "auto")
     assert again.stats["runtime"] == "aot"
+    gated, _, _ = _classify(tmp_path, "gated", "aot", cloud_gate=True)
+    assert gated.stats["runtime"] == "eager" and any("cloud gate" in m for m in gated.messages)
 
 
 def test_thread_steering_starts_low_beside_busy_cores_and_notes_each_change(monkeypatch):

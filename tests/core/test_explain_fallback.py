@@ -2,8 +2,8 @@
 import json
 
 from claire.claire_plugin.core.explain import explain
-from claire.claire_plugin.tools.explain_examples import sample_run
 from claire.claire_plugin.core.explain.facts import build_facts
+from claire.tests.fixtures.explain_examples import sample_run
 
 
 def _facts():

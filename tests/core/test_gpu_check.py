@@ -25,7 +25,7 @@ def test_the_check_runs_through_on_the_cpu(tmp_path):
     assert set(runs) == {"fp32", "amp"}
     for r in runs.values():
         assert r["tiles"] == 4 and r["end_to_end_s"] > 0 and r["bare_forward_s"] > 0
-        assert r["ratio"] == pytest.approx(r["end_to_end_s"] / r["bare_forward_s"], rel=0.02)
+        assert r["ratio"] == pytest.approx(r["end_to_end_s"] / r["bare_forward_s"], rel=0.1)  # from unrounded seconds
         assert r["gpu_peak_mb"] is None and r["host_peak_mb"] > 0
     assert 0.9 <= runs["amp"]["agreement_with_fp32"] <= 1.0  # bfloat16 on the CPU: nearly the same map
     t = report["training"]

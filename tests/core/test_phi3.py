@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from claire.claire_plugin.core.explain import check_grounding, explain, phi3  # noqa: E402
-from claire.claire_plugin.tools.explain_examples import sample_run  # noqa: E402
-from claire.claire_plugin.core.explain.prompt import build_messages  # noqa: E402
 from claire.claire_plugin.core.explain.facts import build_facts  # noqa: E402
+from claire.claire_plugin.core.explain.prompt import build_messages  # noqa: E402
+from claire.tests.fixtures.explain_examples import sample_run  # noqa: E402
 
 SPECIALS = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 # A Phi-3-style instruct template (role tag, newline, content, <|end|>), written for this test.

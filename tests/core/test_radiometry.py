@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.cli.main import build_parser
 from claire.claire_plugin.cli.classify import params_from_args
+from claire.claire_plugin.cli.main import build_parser
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
+from claire.tests.fixtures.helpers import write_raster
 
 
-def _offset_copy(scene, geotiff, name, tags=None, band_tags=None, scales=None, offsets=None) -> str:
+def _offset_copy(scene, name, tags=None, band_tags=None, scales=None, offsets=None) -> str:
     """The scene's optical stored the baseline-04.00 way (DN + 1000), with the given metadata."""
     optical, _, _ = scene["arrays"]
-    path = geotiff(os.path.join(scene["dir"], name), (optical.astype(np.int32) + 1000).astype(np.uint16), tags=tags)
+    stored = (optical.astype(np.int32) + 1000).astype(np.uint16)
+    path = write_raster(os.path.join(scene["dir"], name), stored, tags=tags)
     if band_tags or scales or offsets:
         with rasterio.open(path, "r+") as ds:
             for i, t in (band_tags or {}).items():
@@ -54,9 +56,9 @@ def reference(engine_scene, standin_model, standin_card):
     return ref
 
 
-def test_offset_data_without_metadata_differs_and_is_suspected(engine_scene, standin_model, standin_card, geotiff,
+def test_offset_data_without_metadata_differs_and_is_suspected(engine_scene, standin_model, standin_card,
                                                                 reference):
-    path = _offset_copy(engine_scene, geotiff, "plain.tif")
+    path = _offset_copy(engine_scene, "plain.tif")
     got, msgs = _conf(engine_scene, standin_model, standin_card, path, "plain")
     assert (got != reference).mean() > 0.5, "the offset changes the result, so the tests below can fail"
     assert any("run again with --optical-offset -1000" in m for m in msgs)
@@ -72,18 +74,18 @@ def test_offset_data_without_metadata_differs_and_is_suspected(engine_scene, sta
     (dict(scales=[1e-4] * 12, offsets=[-0.1] * 12), "GDAL band scale/offset"),
     (dict(offsets=[-1000.0] * 12), "GDAL band offset"),
 ])
-def test_declared_offset_gives_the_map_of_the_uncorrected_scene(engine_scene, standin_model, standin_card, geotiff,
+def test_declared_offset_gives_the_map_of_the_uncorrected_scene(engine_scene, standin_model, standin_card,
                                                                  reference, meta, says):
-    path = _offset_copy(engine_scene, geotiff, "declared.tif", **meta)
+    path = _offset_copy(engine_scene, "declared.tif", **meta)
     got, msgs = _conf(engine_scene, standin_model, standin_card, path, "declared")
     _same(got, reference)
     assert any(says in m for m in msgs), msgs
     assert not any("run again with" in m for m in msgs)
 
 
-def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_card, geotiff, reference):
-    path = _offset_copy(engine_scene, geotiff, "tagged.tif", tags={"PROCESSING_BASELINE": "04.00"})
-    naive, _ = _conf(engine_scene, standin_model, standin_card, _offset_copy(engine_scene, geotiff, "p.tif"), "p")
+def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_card, reference):
+    path = _offset_copy(engine_scene, "tagged.tif", tags={"PROCESSING_BASELINE": "04.00"})
+    naive, _ = _conf(engine_scene, standin_model, standin_card, _offset_copy(engine_scene, "p.tif"), "p")
     got, _ = _conf(engine_scene, standin_model, standin_card, path, "zero", optical_offset=0)
     np.testing.assert_array_equal(got, naive)
 
@@ -94,9 +96,9 @@ def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_car
     (dict(tags={"BOA_ADD_OFFSET": "n/a"}), "not a number"),
     (dict(offsets=[-1000.0] * 11 + [0.0]), "different offset values"),
 ])
-def test_declarations_that_cannot_be_applied_are_clear_errors(engine_scene, standin_model, standin_card, geotiff,
+def test_declarations_that_cannot_be_applied_are_clear_errors(engine_scene, standin_model, standin_card,
                                                                meta, match):
-    path = _offset_copy(engine_scene, geotiff, "bad.tif", **meta)
+    path = _offset_copy(engine_scene, "bad.tif", **meta)
     out = os.path.join(engine_scene["dir"], "bad_out.tif")
     with pytest.raises(ClaireError, match=match) as err:
         run(ClassifyParams(path, engine_scene["sar"], out), standin_model, standin_card)
@@ -114,14 +116,14 @@ def test_command_line_flag_reaches_the_engine():
 
 @pytest.mark.parametrize("meta", [dict(tags={"PROCESSING_BASELINE": "04.00"}),
                                   dict(scales=[1e-4] * 12, offsets=[-0.1] * 12)])
-def test_training_reads_declared_offsets_like_the_engine(engine_scene, geotiff, meta):
+def test_training_reads_declared_offsets_like_the_engine(engine_scene, meta):
     from claire.claire_plugin.core.training.datasets import ClassDef, Pair, RasterPairSource
 
     d = engine_scene["dir"]
     classes = [ClassDef(v, str(v)) for v in (1, 2, 4, 5)]
     region = (0, 0, 150, 173)
     plain = Pair("plain", engine_scene["optical"], engine_scene["sar"], os.path.join(d, "labels.tif"), region)
-    offset = Pair("offset", _offset_copy(engine_scene, geotiff, "train_offset.tif", **meta), engine_scene["sar"],
+    offset = Pair("offset", _offset_copy(engine_scene, "train_offset.tif", **meta), engine_scene["sar"],
                   os.path.join(d, "labels.tif"), region)
     src = RasterPairSource([plain, offset], classes)
     want = src.read(plain, 10, 20, 64, 64)[0]
@@ -130,11 +132,11 @@ def test_training_reads_declared_offsets_like_the_engine(engine_scene, geotiff, 
     src.close()
 
 
-def test_offset_tags_on_float_reflectance_are_not_applied(engine_scene, standin_model, standin_card, geotiff,
+def test_offset_tags_on_float_reflectance_are_not_applied(engine_scene, standin_model, standin_card,
                                                           reference):
     """`gdal_translate -unscale` turns DN into reflectance but keeps the product's ADD_OFFSET tags."""
     optical, _, _ = engine_scene["arrays"]
-    path = geotiff(os.path.join(engine_scene["dir"], "unscaled.tif"), (optical * 1e-4).astype(np.float32),
+    path = write_raster(os.path.join(engine_scene["dir"], "unscaled.tif"), (optical * 1e-4).astype(np.float32),
                    tags={"BOA_ADD_OFFSET": "-1000", "PROCESSING_BASELINE": "05.10"})
     got, msgs = _conf(engine_scene, standin_model, standin_card, path, "unscaled")
     _same(got, reference)

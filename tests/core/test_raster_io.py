@@ -7,22 +7,23 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.core.io import raster_io as rio
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.inputs.normalize import InputSpec, detect_sar_scale, optical_preparer, sar_preparer
+from claire.claire_plugin.core.io import raster_io as rio
+from claire.tests.fixtures.helpers import write_raster
 
 
-def test_overlap_window_in_grid_pixels(tmp_path, geotiff):
-    a = geotiff(str(tmp_path / "a.tif"), np.zeros((1, 100, 120), np.float32))
-    b = geotiff(str(tmp_path / "b.tif"), np.zeros((1, 50, 50), np.float32), origin=(500300.0, 4599500.0), res=20.0)
+def test_overlap_window_in_grid_pixels(tmp_path):
+    a = write_raster(str(tmp_path / "a.tif"), np.zeros((1, 100, 120), np.float32))
+    b = write_raster(str(tmp_path / "b.tif"), np.zeros((1, 50, 50), np.float32), origin=(500300.0, 4599500.0), res=20.0)
     with rasterio.open(a) as da, rasterio.open(b) as db:
         w = rio.overlap_window(da, db)
     assert (w.row_off, w.col_off, w.height, w.width) == (50, 30, 50, 90)
 
 
-def test_no_overlap_and_missing_or_bad_files(tmp_path, geotiff):
-    a = geotiff(str(tmp_path / "a.tif"), np.zeros((1, 10, 10), np.float32))
-    b = geotiff(str(tmp_path / "b.tif"), np.zeros((1, 10, 10), np.float32), origin=(510000.0, 4600000.0))
+def test_no_overlap_and_missing_or_bad_files(tmp_path):
+    a = write_raster(str(tmp_path / "a.tif"), np.zeros((1, 10, 10), np.float32))
+    b = write_raster(str(tmp_path / "b.tif"), np.zeros((1, 10, 10), np.float32), origin=(510000.0, 4600000.0))
     with rasterio.open(a) as da, rasterio.open(b) as db:
         with pytest.raises(ClaireError, match="do not overlap"):
             rio.overlap_window(da, db)
@@ -35,9 +36,9 @@ def test_no_overlap_and_missing_or_bad_files(tmp_path, geotiff):
         rio.open_raster(str(tmp_path), "SAR")
 
 
-def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path, geotiff):
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 40, 40), np.uint16))
-    src = geotiff(str(tmp_path / "s.tif"), np.full((1, 10, 10), 7, np.int16), origin=(500000.0, 4600000.0),
+def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path):
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 40, 40), np.uint16))
+    src = write_raster(str(tmp_path / "s.tif"), np.full((1, 10, 10), 7, np.int16), origin=(500000.0, 4600000.0),
                   res=20.0, nodata=-1)
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         vrt = rio.warp_to_grid(s, g, "nearest")
@@ -48,11 +49,11 @@ def test_warp_to_grid_is_lazy_float_with_nan_outside(tmp_path, geotiff):
     assert (a[:20, :20] == 7).all() and np.isnan(a[20:, :]).all() and np.isnan(a[:, 20:]).all()
 
 
-def test_pixel_area_projected_and_geographic(tmp_path, geotiff):
-    p = geotiff(str(tmp_path / "p.tif"), np.zeros((1, 4, 4), np.uint8), res=20.0)
+def test_pixel_area_projected_and_geographic(tmp_path):
+    p = write_raster(str(tmp_path / "p.tif"), np.zeros((1, 4, 4), np.uint8), res=20.0)
     from rasterio.transform import from_origin
 
-    g = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 4, 4), np.uint8), crs="EPSG:4326",
+    g = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 4, 4), np.uint8), crs="EPSG:4326",
                 transform=from_origin(10.0, 0.0002, 0.0001, 0.0001))
     with rasterio.open(p) as dp, rasterio.open(g) as dg:
         assert rio.pixel_area_m2(dp) == pytest.approx(400.0)
@@ -63,7 +64,8 @@ def test_sar_scale_detection():
     rng = np.random.default_rng(0)
     db = rng.normal(-14, 4, 1000).astype(np.float32)
     assert detect_sar_scale(db)[0] == "db"
-    assert detect_sar_scale(10 ** (db / 10))[0] == "power"
+    assert detect_sar_scale(10 ** (db / 10))[0] == "linear"  # power or amplitude: the values cannot tell
+    assert detect_sar_scale(10 ** (db / 10), "sigma0_vv")[0] == "power"
     assert detect_sar_scale(10 ** (db / 10), "units=amplitude")[0] == "amplitude"
     assert detect_sar_scale(10 ** (db / 10), "vv backscatter in db")[0] == "db"
 
@@ -71,7 +73,7 @@ def test_sar_scale_detection():
 def test_preparers_follow_the_card():
     spec = InputSpec(bands=["VV"], units="dB", clip=(-40.0, 5.0), mean=[-10.0], std=[5.0])
     lin = np.array([[[0.1, 1.0]]], np.float32)  # -10 dB and 0 dB
-    prep = sar_preparer(spec, 1, lin.ravel())
+    prep = sar_preparer(spec, 1, lin.ravel(), units="linear-power")
     assert prep.to_db == "power"
     np.testing.assert_allclose(prep(lin.copy()), [[[0.0, 2.0]]], atol=1e-5)
     ospec = InputSpec(bands=["B02"], units="reflectance", scale=1e-4, clip=(0.0, 1.0), mean=[0.1], std=[0.1])

@@ -7,8 +7,8 @@ import pytest
 from claire.claire_plugin.cli.main import main
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.explain.checker import check_grounding
-from claire.claire_plugin.tools.explain_examples import sample_run
 from claire.claire_plugin.core.explain.report import report_paths, write_report
+from claire.tests.fixtures.explain_examples import sample_run
 
 
 def test_json_report_with_markdown_twin(tmp_path):
@@ -98,7 +98,7 @@ def test_cli_explain_bad_inputs(tmp_path, capsys):
 
 
 def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsys):
-    from claire.claire_plugin.tools.explain_examples import example_summary
+    from claire.tests.fixtures.explain_examples import example_summary
     names = ["water", "trees", "crops", "built area"]
     summary = example_summary([400, 300, 200, 100], [0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4],
                               [0.7, 0.4, 0.3, 0.6], names=names)

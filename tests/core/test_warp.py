@@ -10,6 +10,7 @@ import rasterio
 from rasterio.windows import Window
 
 from claire.claire_plugin.core.io.warp import GridWarp
+from claire.tests.fixtures.helpers import write_raster
 
 UTM = "EPSG:32631"
 
@@ -44,23 +45,23 @@ def oracle(src, grid, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     return out.reshape(src.count, h, w)
 
 
-def _sar(path, geotiff, rows, cols, crs, origin, res, holes=0.0, seed=0, nodata=None):
+def _sar(path, rows, cols, crs, origin, res, holes=0.0, seed=0, nodata=None):
     rng = np.random.default_rng(seed)
     a = (-12.0 + 3.0 * rng.normal(size=(2, rows, cols))).astype(np.float32)
     if holes:
         a[0, rng.random((rows, cols)) < holes] = np.nan if nodata is None else nodata
-    return geotiff(path, a, crs=crs, origin=origin, res=res, nodata=nodata)
+    return write_raster(path, a, crs=crs, origin=origin, res=res, nodata=nodata)
 
 
 @pytest.mark.parametrize("holes", [0.15, 0.0])  # with no-data (weighted) and without (plain sampling)
 @pytest.mark.parametrize("window", [(0, 0, 37, 41), (5, 9, 20, 33), (36, 40, 1, 1), (30, 30, 20, 20)])
-def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, geotiff, window, holes):
+def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, window, holes):
     from rasterio.warp import transform_bounds
 
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 40, 45), np.uint16))
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 40, 45), np.uint16))
     left, bottom, right, top = transform_bounds(UTM, "EPSG:4326", 500000.0, 4600000.0 - 400, 500000.0 + 450, 4600000.0)
     res = 1.6e-4  # about 13 x 18 m: coarser than the grid
-    src = _sar(str(tmp_path / "s.tif"), geotiff, int((top - bottom) / res) + 2, int((right - left) / res) + 1,
+    src = _sar(str(tmp_path / "s.tif"), int((top - bottom) / res) + 2, int((right - left) / res) + 1,
                "EPSG:4326", (left + 2 * res, top), res, holes=holes)  # starts inside the grid: NaN on the west
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         r0, c0, h, w = window
@@ -71,12 +72,12 @@ def test_geographic_source_matches_the_oracle_with_holes_and_edges(tmp_path, geo
     np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=5e-3)
 
 
-def test_same_grid_is_read_as_is_and_shifted_grid_by_whole_pixels(tmp_path, geotiff):
+def test_same_grid_is_read_as_is_and_shifted_grid_by_whole_pixels(tmp_path):
     data = np.arange(2 * 30 * 30, dtype=np.float32).reshape(2, 30, 30)
     data[1, 3, 4] = -9999
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 30, 30), np.uint16))
-    same = geotiff(str(tmp_path / "a.tif"), data, nodata=-9999)
-    shifted = geotiff(str(tmp_path / "b.tif"), data, origin=(500000.0 + 50, 4600000.0 - 30), nodata=-9999)
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 30, 30), np.uint16))
+    same = write_raster(str(tmp_path / "a.tif"), data, nodata=-9999)
+    shifted = write_raster(str(tmp_path / "b.tif"), data, origin=(500000.0 + 50, 4600000.0 - 30), nodata=-9999)
     with rasterio.open(grid) as g, rasterio.open(same) as a, rasterio.open(shifted) as b:
         got = GridWarp(a, g).read([1, 2])
         want = data.copy()
@@ -87,12 +88,12 @@ def test_same_grid_is_read_as_is_and_shifted_grid_by_whole_pixels(tmp_path, geot
     np.testing.assert_array_equal(sh[:, 2:, 3:], want[:, :8, :17])
 
 
-def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path, geotiff):
+def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path):
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 64, 64), np.uint16))
-    src = _sar(str(tmp_path / "s.tif"), geotiff, 40, 40, UTM, (499900.0, 4600100.0), 20.0)
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 64, 64), np.uint16))
+    src = _sar(str(tmp_path / "s.tif"), 40, 40, UTM, (499900.0, 4600100.0), 20.0)
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         got = GridWarp(s, g).read([1, 2])
         with WarpedVRT(s, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
@@ -101,22 +102,22 @@ def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path, geotiff):
     np.testing.assert_allclose(got, gdal, atol=1e-4)
 
 
-def test_downsampling_averages_the_source_pixels_first(tmp_path, geotiff):
+def test_downsampling_averages_the_source_pixels_first(tmp_path):
     speckle = np.array([[1, -1, 2], [-2, 4, -1], [0, -2, -1]], np.float32)  # zero mean, centre 4
     fine = np.kron(np.arange(100, dtype=np.float32).reshape(10, 10), np.ones((3, 3), np.float32))
     fine += np.tile(speckle, (10, 10))
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 10, 10), np.uint16))
-    src = geotiff(str(tmp_path / "s.tif"), np.stack([fine, fine]), res=10.0 / 3)
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 10, 10), np.uint16))
+    src = write_raster(str(tmp_path / "s.tif"), np.stack([fine, fine]), res=10.0 / 3)
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         got = GridWarp(s, g).read([1, 2])
     # plain bilinear would return each block's centre pixel (value + 4)
     np.testing.assert_allclose(got[0], np.arange(100, dtype=np.float32).reshape(10, 10), atol=1e-3)
 
 
-def test_nearest_keeps_class_values_and_nan_outside(tmp_path, geotiff):
+def test_nearest_keeps_class_values_and_nan_outside(tmp_path):
     labels = np.random.default_rng(1).integers(1, 6, (25, 25)).astype(np.uint16)
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 60, 60), np.uint16))
-    src = geotiff(str(tmp_path / "s.tif"), labels, res=20.0, nodata=0)
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 60, 60), np.uint16))
+    src = write_raster(str(tmp_path / "s.tif"), labels, res=20.0, nodata=0)
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         got = GridWarp(s, g, "nearest").read(1)
     np.testing.assert_array_equal(got[:50, :50], np.kron(labels, np.ones((2, 2))))
@@ -124,14 +125,14 @@ def test_nearest_keeps_class_values_and_nan_outside(tmp_path, geotiff):
 
 
 @pytest.mark.parametrize("window", [(0, 0, 200, 200), (7, 3, 1, 150), (5, 9, 120, 1)])
-def test_lattice_is_refined_where_the_transform_bends(tmp_path, geotiff, window):
+def test_lattice_is_refined_where_the_transform_bends(tmp_path, window):
     """A polar stereographic grid (10 km pixels) over a geographic source bends strongly: a lattice
     every 64 px is 20 source pixels off, the refined one within the 0.05 px tolerance."""
     from rasterio.transform import from_origin
 
-    grid = geotiff(str(tmp_path / "g.tif"), np.zeros((1, 200, 200), np.uint16), crs="EPSG:3413",
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 200, 200), np.uint16), crs="EPSG:3413",
                    transform=from_origin(500000.0, -500000.0, 10000.0, 10000.0))
-    src = geotiff(str(tmp_path / "s.tif"), np.zeros((1, 900, 3600), np.float32), crs="EPSG:4326",
+    src = write_raster(str(tmp_path / "s.tif"), np.zeros((1, 900, 3600), np.float32), crs="EPSG:4326",
                   transform=from_origin(-180.0, 90.0, 0.1, 0.1))
     r0, c0, h, w = window
     with rasterio.open(grid) as g, rasterio.open(src) as s:
@@ -157,8 +158,6 @@ def test_dataset_mask_marks_no_data_without_a_nodata_value(tmp_path):
             mask = np.full((20, 20), 255, np.uint8)
             mask[5:8, 2:6] = 0
             dst.write_mask(mask)
-    from claire.tests.fixtures.helpers import write_raster
-
     # the grid starts one pixel east of the source: read directly, shifted by one column
     write_grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 20, 20), np.uint16), crs=UTM,
                               origin=(500010.0, 4600000.0))

@@ -38,3 +38,12 @@ def test_palette_keeps_given_and_fills_missing_deterministically():
     a, b = class_colors(card), class_colors(card)
     assert a == b and a[0] == "#419bdf"
     assert len(set(a)) == 3 and all(len(c) == 7 for c in a)
+
+
+def test_classes_with_colors_sorts_by_index_and_keeps_card_colours():
+    from claire.models.palette import classes_with_colors
+    card = {"classes": [{"index": 1, "value": 7, "name": "b"},
+                        {"index": 0, "value": 3, "name": "a", "color": "#ABCDEF"}]}
+    out = classes_with_colors(card)
+    assert [c["name"] for c in out] == ["a", "b"] and out[0]["color"] == "#abcdef"
+    assert [c["color"] for c in out] == class_colors(card) and "color" not in card["classes"][0]

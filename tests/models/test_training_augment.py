@@ -59,8 +59,9 @@ class _Toy:
 
     def sample(self, rng, crop):
         lbl = (rng.random((crop // 16, crop // 16)) > 0.5).astype(np.uint8).repeat(16, 0).repeat(16, 1)
-        opt = (1000 + 3000 * lbl[None] + rng.normal(0, 50, (2, crop, crop))).astype(np.float32)
-        sar = (-15 + 5 * lbl[None] + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
+        level = lbl[None].astype(np.float64)  # explicit: NumPy 2 keeps uint8 and overflows
+        opt = (1000 + 3000 * level + rng.normal(0, 50, (2, crop, crop))).astype(np.float32)
+        sar = (-15 + 5 * level + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
         return opt, sar, lbl
 
     def eval_items(self):

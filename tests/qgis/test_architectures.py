@@ -23,10 +23,11 @@ def generic_dir(tmp_path_factory):
         labels = np.ones((64, 96), np.uint8)
         labels[:, 32:64] = 2
         labels[20:40, :] = 3
+        level = labels[None].astype(np.float64)  # explicit: NumPy 2 keeps uint8 and overflows
         write_raster(root / "optical" / f"{name}.tif",
-                     (rng.normal(1000, 50, (4, 64, 96)) + 800 * labels[None]).astype(np.uint16))
+                     (rng.normal(1000, 50, (4, 64, 96)) + 800 * level).astype(np.uint16))
         write_raster(root / "sar" / f"{name}.tif",
-                     (rng.normal(-15, 1, (2, 64, 96)) + 2 * labels[None]).astype(np.float32))
+                     (rng.normal(-15, 1, (2, 64, 96)) + 2 * level).astype(np.float32))
         write_raster(root / "labels" / f"{name}.tif", labels)
     return root
 

@@ -172,7 +172,8 @@ def test_actions_add_menu_entries_and_open_the_dock(qgis_app, qgis_iface):
 
     plugin = SimpleNamespace(iface=Iface(), dock=None)
     created = actions.create_actions(plugin)
-    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…"]
+    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…",
+                                    "Install Python dependencies…"]
     assert {title for title, _ in menu} == {actions.MENU}
     created[0].setChecked(True)
     assert isinstance(plugin.dock, ClaireDock)
@@ -304,3 +305,18 @@ def test_dock_refuses_a_tile_and_batch_too_big_for_memory(qgis_app, dock_with_la
     if os.environ.get("CLAIRE_SHOT"):
         dock.resize(420, 820)
         dock.grab().save(os.environ["CLAIRE_SHOT"])
+
+
+def test_results_show_the_explanation_fields(qgis_app):
+    from claire.claire_plugin.core.explain import Explanation
+    from claire.claire_plugin.gui.results import ResultsView
+
+    view = ResultsView(None)
+    view.startExplanation()
+    view.showExplanation(Explanation(
+        text="Water covers 40 %. Trees grow on the moon.", generator="template", grounded_share=0.5,
+        flagged_sentences=["Trees grow on the moon."], fallback_reason="Explainer not used: no weights."))
+    line = view.generator.text()
+    assert "deterministic template" in line and "50 % grounded" in line
+    assert "1 sentence(s) flagged" in line and "Explainer not used: no weights." in line
+    assert "Trees grow on the moon. ⚠" in view.explanation.toPlainText()

@@ -63,12 +63,13 @@ class FixedBatch(nn.Module):
         self.eager, self.fn, self.batch, self.shape = eager, fn, int(batch), tuple(shape)
         self.device_type = device_type
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor):
-        """The eager model's output for these tiles, computed by the compiled code where it fits."""
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
+        """The eager model's output for these tiles, computed by the compiled code where it fits (never
+        with extra inputs such as a cloud probability, which it was not built for)."""
         co, cs, tile = self.shape
-        if (optical.shape[1:] != (co, tile, tile) or sar.shape[1:] != (cs, tile, tile)
+        if (extra or optical.shape[1:] != (co, tile, tile) or sar.shape[1:] != (cs, tile, tile)
                 or optical.dtype != torch.float32 or optical.device.type != self.device_type):
-            return self.eager(optical, sar)
+            return self.eager(optical, sar, **extra)
         n = optical.shape[0]
         parts = [self._fixed(optical[i:i + self.batch], sar[i:i + self.batch]) for i in range(0, n, self.batch)]
         if len(parts) == 1:

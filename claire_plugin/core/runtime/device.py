@@ -1,9 +1,20 @@
-"""Choose the torch device for a run: `auto` prefers CUDA, then Apple MPS, else CPU."""
+"""Choose the torch device for a run: models.device's rule (`auto`: CUDA, then Apple MPS, else CPU),
+with the user-facing messages of the command line and the plugin."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
 
+from ....models.device import DeviceError
+from ....models.device import resolve_device as _resolve
 from ..errors import ClaireError
+
+#: The fix each kind of models.device.DeviceError gets appended to its message.
+_FIXES = {
+    "no_cuda": "use --device auto or cpu, or install a CUDA build of torch",
+    "bad_cuda_name": "use cuda or cuda:0",
+    "no_mps": "use --device auto or cpu",
+    "unknown": "use auto, cpu, cuda, cuda:N or mps",
+}
 
 
 def resolve_device(name: Optional[str] = "auto") -> Tuple["torch.device", str]:  # noqa: F821
@@ -11,35 +22,12 @@ def resolve_device(name: Optional[str] = "auto") -> Tuple["torch.device", str]: 
 
     Raises ClaireError when an explicit device is not available, naming what to pick instead.
     """
-    import torch
-
-    want = (name or "auto").strip().lower()
-    has_cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if want == "auto":
-        if has_cuda:
-            return torch.device("cuda"), f"auto: CUDA available ({torch.cuda.get_device_name(0)})"
-        if has_mps:
-            return torch.device("mps"), "auto: Apple MPS available"
-        return torch.device("cpu"), "auto: no CUDA or MPS device found, using the CPU"
-    if want == "cpu":
-        return torch.device("cpu"), "cpu requested"
-    if want.startswith("cuda"):
-        if not has_cuda:
-            raise ClaireError(
-                f"device {name!r} was requested but this torch build sees no CUDA GPU "
-                f"(torch {torch.__version__}); use --device auto or cpu, or install a CUDA build of torch")
-        try:
-            dev = torch.device(want)
-        except RuntimeError as exc:
-            raise ClaireError(f"device {name!r} is not a valid device name ({exc}); use cuda or cuda:0") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ClaireError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
-                              f"visible; use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
-        return dev, f"{want} requested"
-    if want == "mps":
-        if not has_mps:
-            raise ClaireError("device 'mps' was requested but Apple MPS is not available; use --device auto or cpu")
-        return torch.device("mps"), "mps requested"
-    raise ClaireError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    try:
+        return _resolve(name)
+    except DeviceError as exc:
+        if exc.kind == "no_such_cuda":
+            import torch
+            fix = f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+        else:
+            fix = _FIXES[exc.kind]
+        raise ClaireError(f"{exc}; {fix}") from None

@@ -27,8 +27,8 @@ class Autocast(nn.Module):
         self.model = model
         self.dtype = dtype
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor):
-        """The wrapped model's output, computed in mixed precision."""
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
+        """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability)."""
         dev = optical.device
         with torch.autocast(dev.type, dtype=self.dtype or autocast_dtype(dev)):
-            return self.model(optical, sar)
+            return self.model(optical, sar, **extra)
