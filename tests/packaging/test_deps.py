@@ -40,7 +40,7 @@ def test_bootstrap_skips_a_profile_without_the_folder(tmp_path, clean_path):
 
 def test_pins_come_from_requirements_txt():
     pins = requirement_pins()
-    assert deps.REQUIRED == {name: pins[name] for name in ("torch", "rasterio", "safetensors")}
+    assert deps.REQUIRED == {name: pins[name] for name in ("numpy", "torch", "rasterio", "safetensors")}
 
 
 def test_plan_installs_torch_first_as_chosen_then_the_rest_as_wheels(tmp_path):
