@@ -173,3 +173,15 @@ def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: 
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "claire_version": __version__,
     }
+
+
+def nodata_for(classes, wanted: int) -> int:
+    """`wanted` as the output raster's nodata unless a class value uses it; else the first free of 0, 255,
+    65535, -1. ValueError when none is free."""
+    values = {int(c.value) for c in classes}
+    if wanted not in values:
+        return wanted
+    for v in (0, 255, 65535, -1):
+        if v not in values:
+            return v
+    raise ValueError("cannot choose a nodata value distinct from the class values")

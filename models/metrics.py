@@ -54,3 +54,9 @@ def metrics_from_confusion(cm: np.ndarray, names: Sequence[str]) -> Dict[str, An
     per_class = [{"name": str(names[i]), "iou": _f(iou[i]), "precision": _f(precision[i]),
                   "recall": _f(recall[i]), "f1": _f(f1[i]), "support": int(support[i])} for i in range(k)]
     return {"oa": oa, "miou": miou, "kappa": kappa, "per_class": per_class}
+
+
+def macro_f1(metrics: Dict[str, Any]) -> float:
+    """Mean F1 of the classes present in the reference (support > 0) of a `metrics_from_confusion` result."""
+    f1 = [c["f1"] or 0.0 for c in metrics["per_class"] if c["support"] > 0]
+    return float(np.mean(f1)) if f1 else float("nan")

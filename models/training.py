@@ -98,11 +98,15 @@ def make_batch(source: Any, rng: np.random.Generator, cfg: TrainConfig, ospec: D
     return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)))
 
 
-def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate at `step` of `total`: linear warm-up over `cfg.warmup_steps`, then cosine to 2 %."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+_lr_at = lr_at
 
 
 def _all_params(opt: torch.optim.Optimizer) -> List[torch.nn.Parameter]:

@@ -10,22 +10,24 @@ from typing import Any, Optional
 
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
+from . import train_polygons
 
 
 def register(subparsers: Any) -> None:
     """Add the `train` subcommand."""
-    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder")
+    p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder (--data), or "
+                              "fine-tune one on your own polygons (--optical, --sar, --labels)")
     p.add_argument("--arch", default="claire", help="claire, asanet, optical_only or sar_only")
     p.add_argument("--size", default="small", help="tiny, small (CPU default) or base (GPU)")
-    p.add_argument("--data", required=True, help="data folder (generic: optical/, sar/, labels/)")
+    p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
                    help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar or terramesh")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3; with --labels 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,
@@ -50,6 +52,7 @@ def register(subparsers: Any) -> None:
                    help="store weights as float16 (half the file size; metrics are measured on the rounded weights)")
     p.add_argument("--note", default="", help="free text stored in the card's training section")
     p.add_argument("--json", action="store_true", help="print the final model card as JSON")
+    train_polygons.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -61,22 +64,20 @@ def set_threads(n: Optional[int]) -> None:
         torch.set_num_threads(int(n))
 
 
-def _nodata_for(classes, wanted: int) -> int:
-    values = {int(c.value) for c in classes}
-    if wanted not in values:
-        return wanted
-    for v in (0, 255, 65535, -1):
-        if v not in values:
-            return v
-    raise ClaireError("cannot choose a nodata value distinct from the class values")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the hold-out, write the checkpoint with its card."""
     import torch
 
+    if args.labels:
+        return train_polygons.run(args)
+    if not args.data:
+        raise ClaireError("say what to train on: --data FOLDER (optical/, sar/, labels/ rasters) or --optical, "
+                          "--sar and --labels (your polygons or points)")
+    args.epochs = 20 if args.epochs is None else args.epochs
+    args.lr = 2e-3 if args.lr is None else args.lr
+
     from ...models import spec as spec_mod
-    from ...models.checkpoint import build_card, save_checkpoint
+    from ...models.checkpoint import build_card, nodata_for, save_checkpoint
     from ...models.registry import available_architectures, available_sizes
     from ...models.training import LossConfig, TrainConfig, evaluate, train
     from ..core.training.sources import input_specs, resolve_data
@@ -149,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ...models.registry import resolve_config
     config = {k: v for k, v in resolve_config({"num_classes": len(classes), "optical_channels": len(ospec["bands"]),
                                                "sar_channels": len(sspec["bands"]), "size": args.size}).items()}
-    card = build_card(args.arch, args.size, config, classes, _nodata_for(classes, layout.nodata), ospec, sspec,
+    card = build_card(args.arch, args.size, config, classes, nodata_for(classes, layout.nodata), ospec, sspec,
                       training, metrics)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):

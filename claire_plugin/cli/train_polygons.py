@@ -1,0 +1,107 @@
+"""`claire train --optical A --sar B --labels polygons.gpkg --field class ...`: the command-line glue of
+core.training.polygons (fine-tune from your own polygons, validated on held-out polygons)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict
+
+from ..core.errors import ClaireError
+
+ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of polygon training, added to `claire train`."""
+    g = p.add_argument_group("training from your polygons or points (instead of --data)")
+    g.add_argument("--optical", default=None, help="optical raster (Sentinel-2); its grid is the labels' grid")
+    g.add_argument("--sar", default=None, help="SAR raster (Sentinel-1 VV/VH), warped onto the optical grid")
+    g.add_argument("--labels", default=None, help="polygon or point layer (any OGR format) or a label raster")
+    g.add_argument("--field", default=None, help="field of --labels holding the class (integer code or name)")
+    g.add_argument("--name-field", default=None, help="optional field with the class names of integer codes")
+    g.add_argument("--label-layer", default=None, help="layer of a multi-layer vector file (default: the first)")
+    g.add_argument("--validation", default=None,
+                   help="separate validation layer (same field and classes); default: hold out polygons")
+    g.add_argument("--val-share", type=float, default=0.3, help="share of each class's polygons held out")
+    g.add_argument("--buffer", type=float, default=3.0,
+                   help="drop training pixels within this many pixels of a validation pixel")
+    g.add_argument("--checkpoint", default=None, help="checkpoint to start from (default: the bundled one)")
+    g.add_argument("--from-scratch", action="store_true", help="random weights (the checkpoint's architecture)")
+    g.add_argument("--minutes", type=float, default=None,
+                   help="time budget of the training loop (scoring comes on top); it stops before the budget runs out, "
+                        "--epochs then caps the epochs. Not reproducible across machines: --epochs is")
+    g.add_argument("--optical-offset", type=float, default=None, help="added to the optical values before scaling")
+    g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
+    g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
+    g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline")
+
+
+def params_from_args(args: argparse.Namespace):
+    """PolygonTrainParams from the parsed `claire train` options."""
+    from ..core.training.finetune import FinetuneConfig
+    from ..core.params import parse_bands
+    from ..core.training.polygons import PolygonTrainParams
+
+    missing = [f for f, v in (("--optical", args.optical), ("--sar", args.sar)) if not v]
+    if missing:
+        raise ClaireError(f"training from --labels needs {' and '.join(missing)}: the rasters the labels were drawn on")
+    if args.data:
+        raise ClaireError("give either --data (a label folder) or --labels (your polygons), not both")
+    if args.minutes is not None and args.minutes <= 0:
+        raise ClaireError(f"--minutes must be more than 0 (got {args.minutes})")
+    epochs = args.epochs if args.epochs is not None else (10000 if args.minutes else 12)
+    cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
+                         batch_size=args.batch_size, crop=args.crop, lr=args.lr if args.lr is not None else 1e-3,
+                         weight_decay=args.weight_decay, seed=args.seed, device=args.device,
+                         from_scratch=args.from_scratch)
+    return PolygonTrainParams(
+        optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
+        name_field=args.name_field, layer=args.label_layer, validation=args.validation,
+        checkpoint=args.checkpoint, report=args.report,
+        optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
+        sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
+        val_share=args.val_share,
+        buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees, config=cfg)
+
+
+def _epoch_line(e: Dict[str, Any]) -> None:
+    f1 = "-" if e["val_macro_f1"] is None else f"{e['val_macro_f1']:.3f}"
+    print(f"epoch {e['epoch']}/{e['epochs']} (stage {e['stage']}): loss {e['loss']:.4f}, held-out macro-F1 {f1}, "
+          f"{e['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+
+def summary_table(report: Dict[str, Any]) -> str:
+    """Plain-text side-by-side scores of every arm (macro-F1 / OA), clear and clouded."""
+    conds = list(next(iter(report["arms"].values())).keys())
+    lines = [f"{'model':<34}" + "".join(f"{c + ' macro-F1':>24}{'OA':>8}" for c in conds)]
+    from ..core.training.scorecard import ARM_TITLES
+
+    for arm in [a for a in ARM_ORDER if a in report["arms"]]:
+        cells = "".join(f"{report['arms'][arm][c]['macro_f1'] or 0:>24.3f}{report['arms'][arm][c]['oa'] or 0:>8.3f}"
+                        for c in conds)
+        lines.append(f"{ARM_TITLES[arm]:<34}{cells}")
+    leak = report.get("leakage")
+    if leak:
+        lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
+                     f"{leak['pixel_split']['macro_f1']:.3f} vs held-out polygons {leak['polygon_split']['macro_f1']:.3f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run polygon training from parsed options; prints progress, the summary (or the report as JSON)."""
+    from ..core.training.polygons import train_from_polygons
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(int(args.threads))
+    params = params_from_args(args)
+    report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
+                                 on_epoch=_epoch_line)
+    for note in report["input_notes"] + report["label_notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])
+    print(f"wrote {params.output} (classes {classes}); {report['training']['epochs']} epochs in "
+          f"{report['training']['seconds']} s", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else summary_table(report))
+    return 0

@@ -1,0 +1,46 @@
+"""The random-forest baseline: the same training pixels, per-pixel physical values as features.
+
+What users of pixel classifiers (SCP, dzetsaka, OTB) get: a scikit-learn random forest with balanced
+class weights on the optical bands (and the SAR bands), no spatial context.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ClaireError
+
+
+def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: int = 200,
+               columns: Optional[slice] = None, jobs: int = 1):
+    """A fitted RandomForestClassifier on the rows of `features` with finite values (`columns` of them)."""
+    try:
+        from sklearn.ensemble import RandomForestClassifier
+    except ImportError as exc:
+        raise ClaireError("the random-forest baseline needs scikit-learn; install it into the plugin's "
+                          "environment (pip install scikit-learn) or run with --no-baseline") from exc
+    x = features if columns is None else features[:, columns]
+    ok = np.isfinite(x).all(axis=1)
+    if not ok.any():
+        raise ClaireError("no training pixel has valid optical and SAR values; check the rasters' nodata")
+    rf = RandomForestClassifier(n_estimators=trees, class_weight="balanced", random_state=seed, n_jobs=jobs)
+    rf.fit(x[ok], classes[ok])
+    return rf
+
+
+def forest_predict(rf, features: np.ndarray, columns: Optional[slice] = None) -> np.ndarray:
+    """Class indices for every row; -1 where a value is missing (no prediction there)."""
+    x = features if columns is None else features[:, columns]
+    ok = np.isfinite(x).all(axis=1)
+    out = np.full(x.shape[0], -1, np.int64)
+    if ok.any():
+        out[ok] = rf.predict(x[ok])
+    return out
+
+
+def cap_pixels(n: int, most: int, seed: int) -> np.ndarray:
+    """Sorted positions of at most `most` of `n` items (seeded uniform sample; all when n <= most)."""
+    if n <= most:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))

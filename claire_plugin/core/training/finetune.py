@@ -1,0 +1,244 @@
+"""Fine-tune a CLAIRE checkpoint (or train one from scratch) on sparse labelled pixels.
+
+Crops are centred near training pixels, classes drawn evenly; only training pixels carry a label, every
+other pixel is ignored (255) by the RIFT loss. Stage 1 trains the decoder (with its classifier head) on
+frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. Augmentation,
+loss, class weights, seeding and the learning-rate schedule are models/training.py's.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ....models.augment import AugmentConfig, augment_sample
+from ....models.training import IGNORE, LossConfig
+from ..errors import CancelledError, ClaireError
+from .labels import ClassInfo, LabelPixels
+from .scene import Scene
+
+EpochFn = Callable[[Dict[str, Any]], None]
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (stored in the model card)."""
+
+    epochs: int = 12
+    minutes: Optional[float] = None      # time budget; with it, `epochs` is the most epochs run
+    steps_per_epoch: int = 20
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    stage2_lr_factor: float = 0.1
+    stage1_share: float = 0.4            # share of the epochs with frozen encoders and fusion
+    weight_decay: float = 0.05
+    warmup_steps: int = 10
+    seed: int = 0
+    device: str = "auto"
+    from_scratch: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
+        return d
+
+
+def prepare_model(base_model, base_card: dict, classes: List[ClassInfo], from_scratch: bool = False):
+    """(network for `classes`, config, head note). Same class names in the same order: the base network as it
+    is. Otherwise a new classifier head whose rows for classes the base knows by name start from the base's
+    rows. From scratch: the base architecture and size, randomly initialised."""
+    import torch
+
+    from ....models.registry import build_model
+
+    config = dict(base_card.get("config") or {})
+    config.setdefault("size", base_card.get("size"))
+    config["num_classes"] = len(classes)
+    if from_scratch:
+        return build_model(base_card["arch"], config), config, "trained from scratch (random initialisation)"
+    model = copy.deepcopy(base_model)
+    base_names = [str(c["name"]).strip().lower() for c in base_card["classes"]]
+    names = [c.name.strip().lower() for c in classes]
+    if names == base_names:
+        return model, config, "classes identical to the base checkpoint: its classifier head is kept"
+    old = model.decoder.classifier
+    new = torch.nn.Conv2d(old.in_channels, len(classes), 1)
+    kept = []
+    with torch.no_grad():
+        for i, n in enumerate(names):
+            if n in base_names:
+                new.weight[i] = old.weight[base_names.index(n)]
+                new.bias[i] = old.bias[base_names.index(n)]
+                kept.append(classes[i].name)
+    model.decoder.classifier = new
+    note = (f"new classifier head for {len(classes)} classes; rows of {', '.join(kept)} start from the base "
+            f"checkpoint's" if kept else f"new classifier head for {len(classes)} classes (none known to the base)")
+    return model, config, note
+
+
+class CropSampler:
+    """Training crops around training pixels, classes drawn evenly, labels only at training pixels."""
+
+    def __init__(self, scene: Scene, train: LabelPixels, num_classes: int, crop: int) -> None:
+        order = np.lexsort((train.cols, train.rows))
+        self.rows, self.cols, self.cls = train.rows[order], train.cols[order], train.cls[order]
+        self.by_class = [np.nonzero(self.cls == k)[0] for k in range(num_classes)]
+        self.present = [k for k in range(num_classes) if self.by_class[k].size]
+        self.scene, self.crop = scene, crop
+
+    def _window_labels(self, r0: int, c0: int) -> np.ndarray:
+        lab = np.full((self.crop, self.crop), IGNORE, np.uint8)
+        a, b = np.searchsorted(self.rows, [r0, r0 + self.crop])
+        rr, cc, kk = self.rows[a:b], self.cols[a:b], self.cls[a:b]
+        sel = (cc >= c0) & (cc < c0 + self.crop)
+        lab[rr[sel] - r0, cc[sel] - c0] = kk[sel]
+        return lab
+
+    def sample(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(optical physical, SAR physical, labels) of one crop; invalid pixels unlabelled."""
+        k = self.present[int(rng.integers(len(self.present)))]
+        i = self.by_class[k][int(rng.integers(self.by_class[k].size))]
+        off_r, off_c = rng.integers(self.crop // 4, 3 * self.crop // 4 + 1, size=2)
+        r0 = int(min(max(0, self.rows[i] - off_r), max(0, self.scene.height - self.crop)))
+        c0 = int(min(max(0, self.cols[i] - off_c), max(0, self.scene.width - self.crop)))
+        o, s, bad = self.scene.read(r0, c0, self.crop, self.crop)
+        lab = self._window_labels(r0, c0)
+        lab[bad] = IGNORE
+        return o, s, lab
+
+
+def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: FinetuneConfig):
+    """A batch of augmented, standardised crops as tensors."""
+    import torch
+
+    os_, ss_, ls_ = [], [], []
+    clip = scene.sar_spec.clip
+    for _ in range(cfg.batch_size):
+        o, s, lab = sampler.sample(rng)
+        o, s, lab = augment_sample(o, s, lab, rng, cfg.augment, sar_is_db=scene.sar_spec.wants_db)
+        if clip:
+            s = np.clip(s, *clip)
+        on, sn = scene.standardise(o, s)
+        os_.append(on)
+        ss_.append(sn)
+        ls_.append(lab.astype(np.int64))
+    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)))
+
+
+def _set_stage(model, stage: int) -> None:
+    """Stage 1: only the decoder learns; stage 2: everything."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(stage == 2 or name.startswith("decoder."))
+
+
+def _schedule(cfg: FinetuneConfig, epochs: int) -> Tuple[int, int]:
+    """(stage-1 epochs, total epochs); no stage 1 from scratch."""
+    s1 = 0 if cfg.from_scratch else max(1, int(round(cfg.stage1_share * epochs)))
+    return min(s1, max(0, epochs - 1)), epochs
+
+
+def _lr(cfg: FinetuneConfig, step: int, s1_steps: int, total_steps: int) -> float:
+    """Warm-up + cosine within each stage (models.training.lr_at); stage 2 at cfg.stage2_lr_factor x lr."""
+    from ....models.training import TrainConfig, lr_at
+
+    if step < s1_steps:
+        return lr_at(step, s1_steps, TrainConfig(lr=cfg.lr, warmup_steps=cfg.warmup_steps))
+    lr2 = cfg.lr * (1.0 if cfg.from_scratch else cfg.stage2_lr_factor)
+    return lr_at(step - s1_steps, total_steps - s1_steps, TrainConfig(lr=lr2, warmup_steps=cfg.warmup_steps))
+
+
+def _optimizer(model, cfg: FinetuneConfig):
+    import torch
+
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, epoch: int, s1_steps: int,
+                 total_steps: int, device, is_cancelled: Optional[Callable[[], bool]]) -> float:
+    """One epoch of `cfg.steps_per_epoch` steps; mean loss."""
+    import torch
+
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100003 + epoch)
+    model.train()
+    running = 0.0
+    for step in range(cfg.steps_per_epoch):
+        if is_cancelled is not None and is_cancelled():
+            raise CancelledError("Training cancelled by the user; no checkpoint was written.")
+        g = epoch * cfg.steps_per_epoch + step
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, g, s1_steps, total_steps)
+        o, s, lab = _batch(sampler, sampler.scene, rng, cfg)
+        loss = loss_fn(model(o.to(device), s.to(device))["logits"].float(), lab.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        running += float(loss.detach())
+    model.eval()
+    return running / cfg.steps_per_epoch
+
+
+def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_model, base_card: dict,
+             cfg: FinetuneConfig, validate: Optional[Callable[[Any], float]] = None,
+             on_epoch: Optional[EpochFn] = None, is_cancelled: Optional[Callable[[], bool]] = None):
+    """Train on the training pixels; returns (network in eval mode on the CPU, builder config, history).
+
+    `validate(model) -> macro-F1` runs after every epoch (reported, never used to pick weights: the
+    held-out score stays honest); `on_epoch` receives {epoch, epochs, stage, loss, val_macro_f1, seconds}.
+    With `cfg.minutes` the run stops when the next epoch would pass the budget (at most `cfg.epochs`)."""
+    from ....models.losses import RIFTLoss, class_weights_from_counts
+    from ....models.training import pick_device, seed_everything
+
+    if cfg.crop % 32:
+        raise ClaireError(f"the crop size must be a multiple of 32 (got {cfg.crop})")
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model, config, head_note = prepare_model(base_model, base_card, classes, cfg.from_scratch)
+    model.to(device)
+    k = len(classes)
+    counts = np.bincount(train.cls, minlength=k)[:k]
+    weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
+    loss_fn = RIFTLoss(k, cfg.loss.lam, cfg.loss.gamma, cfg.loss.alpha, cfg.loss.beta, class_weights=weights,
+                       ignore_index=IGNORE).to(device)
+    opt = _optimizer(model, cfg)
+    sampler = CropSampler(scene, train, k, cfg.crop)
+    s1, total = _schedule(cfg, cfg.epochs)
+    hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device),
+                            "class_weights": [round(float(w), 4) for w in weights]}
+    t0, epoch = time.time(), 0
+    while epoch < total:
+        stage = 1 if epoch < s1 else 2
+        _set_stage(model, stage)
+        loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
+                            total * cfg.steps_per_epoch, device, is_cancelled)
+        f1 = validate(model) if validate is not None else None
+        epoch += 1
+        hist["loss"].append(round(loss, 5))
+        hist["val_macro_f1"].append(None if f1 is None else round(float(f1), 4))
+        if on_epoch is not None:
+            on_epoch({"epoch": epoch, "epochs": total, "stage": stage, "loss": loss, "val_macro_f1": f1,
+                      "seconds": time.time() - t0})
+        if cfg.minutes is not None:
+            s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
+    _set_stage(model, 2)
+    hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
+    return model.to("cpu").eval(), config, hist
+
+
+def _rebudget(cfg: FinetuneConfig, done: int, elapsed: float, s1: int, total: int) -> Tuple[int, int]:
+    """After the first epoch, size the run to the time budget; later, stop before the budget runs out."""
+    per = elapsed / done
+    fits = int(cfg.minutes * 60 // per)
+    if done == 1:
+        return _schedule(cfg, max(1, min(cfg.epochs, fits)))
+    return s1, min(total, max(done, fits))

@@ -1,0 +1,363 @@
+"""Training labels from the user's polygons or points (any OGR vector) or a label raster, on the optical grid.
+
+Only labelled pixels are kept, as sparse arrays (row, col, class index, polygon group): pixels outside the
+labels are *ignored*, never background. Every feature is rasterised on its own bounding window, so memory
+follows the labelled area, never the raster's size. Problems with the labels stop the run with one
+ClaireError each, naming the problem and the fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import ClaireError
+
+IGNORE = 255
+MIN_POLYGONS = 3
+
+
+@dataclass
+class ClassInfo:
+    """One class of the user's labels: model channel `index`, value in the output raster `code`, `name`."""
+
+    index: int
+    code: int
+    name: str
+
+
+@dataclass
+class LabelPixels:
+    """Sparse labelled pixels on the optical grid: rows, cols, class index and polygon group, one per pixel."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    cls: np.ndarray
+    group: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def subset(self, keep: np.ndarray) -> "LabelPixels":
+        """The pixels where the boolean (or index) array `keep` selects."""
+        return LabelPixels(self.rows[keep], self.cols[keep], self.cls[keep], self.group[keep])
+
+    @staticmethod
+    def concat(parts: Sequence["LabelPixels"]) -> "LabelPixels":
+        """All pixels of `parts` in one set (empty parts allowed)."""
+        if not parts:
+            return LabelPixels(*(np.zeros(0, t) for t in (np.int32, np.int32, np.uint8, np.int32)))
+        return LabelPixels(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("rows", "cols", "cls", "group")))
+
+
+@dataclass
+class LabelSet:
+    """Labels read from one source: pixels, classes, per-group class and feature ids, provenance."""
+
+    pixels: LabelPixels
+    classes: List[ClassInfo]
+    group_class: Dict[int, int]
+    group_features: Dict[int, List[int]]
+    source: Dict[str, object]
+    notes: List[str] = field(default_factory=list)
+
+    def counts(self) -> Dict[str, List[int]]:
+        """Pixels and polygons (groups) per class index."""
+        k = len(self.classes)
+        px = np.bincount(self.pixels.cls, minlength=k)[:k]
+        groups = np.unique(self.pixels.group)
+        gcls = np.array([self.group_class[int(g)] for g in groups], dtype=np.int64)
+        return {"pixels": [int(v) for v in px], "polygons": [int(v) for v in np.bincount(gcls, minlength=k)[:k]]}
+
+
+def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: Optional[str] = None,
+                layer: Optional[str] = None, classes: Optional[List[ClassInfo]] = None,
+                max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True) -> LabelSet:
+    """Labels of `path` on the grid of the rasterio dataset `grid` (the optical raster).
+
+    A vector needs `field_name` (integer codes or text names); a raster is read as codes (0, 255 and its
+    nodata ignored). `classes` imposes an existing class list (a separate validation layer must use the
+    training classes). Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them.
+    """
+    from . import label_raster
+
+    if label_raster.is_raster(path):
+        return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts)
+    features, source = _read_vector(path, grid, field_name, name_field, layer)
+    cls_list = classes or _classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
+    by_key = _class_lookup(cls_list)
+    parts, group_class, group_features, slivers = [], {}, {}, []
+    rng = np.random.default_rng(seed)
+    for fid, value, _name, geom_json in features:
+        ci = by_key.get(_key(value))
+        if ci is None:
+            raise ClaireError(f"feature {fid} of {path} has class {value!r}, which is not one of the training "
+                              f"classes ({', '.join(c.name for c in cls_list)}); give the validation layer the "
+                              f"same classes as the training labels")
+        rows, cols = _burn(geom_json, grid)
+        if rows.size == 0:
+            slivers.append(fid)
+            continue
+        if rows.size > max_pixels_per_polygon:
+            pick = np.sort(rng.choice(rows.size, max_pixels_per_polygon, replace=False))
+            rows, cols = rows[pick], cols[pick]
+        g = len(group_class)
+        group_class[g], group_features[g] = ci, [fid]
+        parts.append(LabelPixels(rows, cols, np.full(rows.size, ci, np.uint8), np.full(rows.size, g, np.int32)))
+    pixels = LabelPixels.concat(parts)
+    if len(pixels) == 0:
+        raise ClaireError(f"none of the {len(features)} features of {path} covers a pixel of the optical raster "
+                          f"(extent {tuple(round(v, 1) for v in grid.bounds)} in {grid.crs}); draw the labels "
+                          f"over the optical raster or check the layer's CRS")
+    pixels, group_class, group_features = resolve_overlaps(pixels, group_class, group_features, cls_list, grid)
+    out = LabelSet(pixels, cls_list, group_class, group_features, source)
+    if slivers:
+        out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
+                         f"pixel): ids {', '.join(map(str, slivers[:10]))}")
+    if check_counts:
+        check_class_counts(out, point_layer=source.get("geometry") == "point")
+    return out
+
+
+def _read_vector(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
+    """[(fid, class value, name or None, GeoJSON geometry in the grid CRS)] and the provenance."""
+    from osgeo import ogr
+
+    ogr.UseExceptions()
+    try:
+        ds = ogr.Open(path)
+    except RuntimeError as exc:
+        raise ClaireError(f"cannot open the labels {path!r} ({exc}); give a vector file OGR reads "
+                          f"(GeoPackage, shapefile, GeoJSON...) or a label raster") from None
+    if ds is None:
+        raise ClaireError(f"cannot open the labels {path!r}; give a vector or raster file")
+    problem = None
+    try:
+        features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid)
+    except ClaireError as exc:  # raised again below: its traceback would keep the layer alive past `ds`
+        problem = str(exc)
+    finally:
+        ds = None  # OGR layers must go before their data source
+    if problem:
+        raise ClaireError(problem)
+    if bad:
+        listed = "; ".join(f"feature {f}: {why}" for f, why in bad[:5])
+        raise ClaireError(f"{len(bad)} feature(s) of {path!r} have unusable geometry ({listed}); repair them "
+                          f"(QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr -makevalid) or delete them")
+    if not features:
+        raise ClaireError(f"the labels {path!r} hold no features; draw polygons or points with a class field")
+    source = {"path": path, "layer": layer_name, "field": field_name, "name_field": name_field,
+              "kind": "vector", "geometry": "point" if kinds == {"point"} else "polygon",
+              "features": len(features), "sha256": digest,
+              "hash_of": "feature ids, class values and WKB geometries as read"}
+    return features, source
+
+
+def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[str], layer: Optional[str], grid):
+    """The chosen layer's features, checked fields and CRS (see _features), and the layer name."""
+    from osgeo import osr
+
+    lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+    if lyr is None:
+        names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
+        raise ClaireError(f"the labels {path!r} have no layer {layer!r}; choose one of {', '.join(names)}")
+    defn = lyr.GetLayerDefn()
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    for f in (field_name, name_field):
+        if f is not None and defn.GetFieldIndex(f) < 0:
+            raise ClaireError(f"the labels {path!r} have no field {f!r}; its fields are "
+                              f"{', '.join(fields) or '(none)'}: pass the one holding the class")
+    if field_name is None:
+        raise ClaireError(f"say which field of {path!r} holds the class (--field); its fields are "
+                          f"{', '.join(fields) or '(none)'}")
+    src_srs = lyr.GetSpatialRef()
+    if src_srs is None:
+        raise ClaireError(f"the labels {path!r} have no coordinate reference system; assign one (QGIS: Layer "
+                          f"Properties > Source, or ogr2ogr -a_srs EPSG:xxxx)")
+    dst = osr.SpatialReference()
+    dst.ImportFromWkt(grid.crs.to_wkt())
+    for s in (src_srs, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = None if src_srs.IsSame(dst) else osr.CoordinateTransformation(src_srs, dst)
+    layer_name = lyr.GetName()
+    return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
+
+
+def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
+    """The layer's features as (fid, value, name, GeoJSON in the grid CRS), the unusable ones, the geometry
+    kinds and the SHA-256 of what was read."""
+    from osgeo import ogr
+
+    features, bad, digest, kinds = [], [], hashlib.sha256(), set()
+    for feat in lyr:
+        fid, ref = feat.GetFID(), feat.GetGeometryRef()
+        geom = None if ref is None else ref.Clone()
+        if geom is None or geom.IsEmpty():
+            bad.append((fid, "empty"))
+            continue
+        if not geom.IsValid():
+            bad.append((fid, "invalid (e.g. self-intersecting)"))
+            continue
+        value = feat.GetField(field_name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ClaireError(f"feature {fid} of {path!r} has no value in the class field {field_name!r}; "
+                              f"give every feature a class, or delete it")
+        name = feat.GetField(name_field) if name_field else None
+        digest.update(f"{fid}|{value}|{name}|".encode() + geom.ExportToWkb())
+        if ct is not None:
+            geom.Transform(ct)
+        kinds.add("point" if "POINT" in ogr.GeometryTypeToName(geom.GetGeometryType()).upper() else "polygon")
+        features.append((fid, value, name, json.loads(geom.ExportToJson())))
+    return features, bad, kinds, digest.hexdigest()
+
+
+def _key(value) -> object:
+    """Class values compare as integers when they are integral numbers, else as stripped text."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str]) -> List[ClassInfo]:
+    """Classes from the field values: integer codes (names from `names` when given) or text names (codes
+    1..K in alphabetical order)."""
+    keys = [_key(v) for v in values]
+    if all(isinstance(k, int) for k in keys):
+        bad = sorted({k for k in keys if not 0 <= k <= 254})
+        if bad:
+            raise ClaireError(f"class code {bad[0]} in field {field_name!r} is outside 0..254; renumber the "
+                              f"classes (the output raster stores one byte per pixel, 255 is reserved)")
+        named: Dict[int, set] = {}
+        by_name: Dict[str, set] = {}
+        for k, n in zip(keys, names):
+            if n is not None:
+                named.setdefault(k, set()).add(str(n).strip())
+                by_name.setdefault(str(n).strip(), set()).add(k)
+        for n, codes in by_name.items():
+            if len(codes) > 1:
+                raise ClaireError(f"class name {n!r} has several codes ({', '.join(map(str, sorted(codes)))}); "
+                                  f"give each class one code")
+        for k, ns in named.items():
+            if len(ns) > 1:
+                raise ClaireError(f"class code {k} has several names ({', '.join(sorted(ns))}); give each code "
+                                  f"one name")
+        return [ClassInfo(i, k, (named.get(k) or {f"class {k}"}).pop()) for i, k in enumerate(sorted(set(keys)))]
+    if any(isinstance(k, int) for k in keys):
+        raise ClaireError(f"field {field_name!r} mixes numbers and names; use either integer codes or class "
+                          f"names throughout")
+    return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
+
+
+def _class_lookup(classes: List[ClassInfo]) -> Dict[object, int]:
+    """Field value -> class index, by code and by name."""
+    out: Dict[object, int] = {}
+    for c in classes:
+        out[c.code] = c.index
+        out[_key(c.name)] = c.index
+    return out
+
+
+def _burn(geom_json: dict, grid) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows and cols of the grid pixels whose centres the geometry covers (points: the pixel holding it),
+    rasterised on the geometry's own bounding window only."""
+    from rasterio.features import rasterize
+    from rasterio.windows import Window, transform as win_transform
+
+    xs, ys = _coords(geom_json)
+    inv = ~grid.transform
+    cc, rr = zip(*(inv * (x, y) for x in (min(xs), max(xs)) for y in (min(ys), max(ys))))
+    r0, c0 = max(0, int(math.floor(min(rr)))), max(0, int(math.floor(min(cc))))
+    r1, c1 = min(grid.height, int(math.ceil(max(rr))) + 1), min(grid.width, int(math.ceil(max(cc))) + 1)
+    if r1 <= r0 or c1 <= c0:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    win = Window(c0, r0, c1 - c0, r1 - r0)
+    mask = rasterize([(geom_json, 1)], out_shape=(r1 - r0, c1 - c0), transform=win_transform(win, grid.transform),
+                     fill=0, dtype="uint8")
+    rows, cols = np.nonzero(mask)
+    return (rows + r0).astype(np.int32), (cols + c0).astype(np.int32)
+
+
+def _coords(geom_json: dict) -> Tuple[List[float], List[float]]:
+    """All x and y coordinates of a GeoJSON geometry."""
+    flat: List[float] = []
+
+    def walk(c) -> None:
+        if c and isinstance(c[0], (int, float)):
+            flat.extend(c[:2])
+        else:
+            for part in c:
+                walk(part)
+
+    if geom_json["type"] == "GeometryCollection":
+        for g in geom_json["geometries"]:
+            walk(g["coordinates"])
+    else:
+        walk(geom_json["coordinates"])
+    return flat[0::2], flat[1::2]
+
+
+def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_features: Dict[int, List[int]],
+                     classes: List[ClassInfo], grid):
+    """ClaireError where polygons of different classes share pixels (saying where); polygons of one class
+    that overlap become one group (so a split never separates them), their shared pixels counted once."""
+    idx = pixels.rows.astype(np.int64) * grid.width + pixels.cols
+    order = np.argsort(idx, kind="stable")
+    s_idx, s_cls, s_grp = idx[order], pixels.cls[order], pixels.group[order]
+    dup = np.nonzero(s_idx[1:] == s_idx[:-1])[0]
+    if dup.size == 0:
+        return pixels, group_class, group_features
+    clash = dup[s_cls[dup] != s_cls[dup + 1]]
+    if clash.size:
+        j = int(clash[0])
+        r, c = divmod(int(s_idx[j]), grid.width)
+        x, y = grid.transform * (c + 0.5, r + 0.5)
+        fa, fb = group_features[int(s_grp[j])], group_features[int(s_grp[j + 1])]
+        raise ClaireError(f"polygons of different classes overlap on {clash.size} pixel(s), e.g. feature(s) "
+                          f"{fa} ({classes[int(s_cls[j])].name}) and {fb} ({classes[int(s_cls[j + 1])].name}) at "
+                          f"x={x:.1f}, y={y:.1f} ({grid.crs}); fix the polygons so that each place has one class")
+    parent = {g: g for g in group_class}
+
+    def find(g: int) -> int:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for j in dup:
+        a, b = find(int(s_grp[j])), find(int(s_grp[j + 1]))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    new_group = np.array([find(int(g)) for g in range(max(group_class) + 1)], dtype=np.int32)
+    keep = np.ones(idx.size, bool)
+    keep[order[dup + 1]] = False
+    out = pixels.subset(keep)
+    out.group = new_group[out.group]
+    merged: Dict[int, List[int]] = {}
+    for g, fids in group_features.items():
+        merged.setdefault(int(new_group[g]), []).extend(fids)
+    return out, {g: group_class[g] for g in merged}, merged
+
+
+def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_pixels: Optional[int] = None,
+                       point_layer: bool = False) -> None:
+    """ClaireError for a class with fewer than `min_polygons` polygons or `min_pixels` pixels (default 3 for
+    points, 20 for polygons and rasters): an honest split needs whole polygons on both sides."""
+    need_px = min_pixels if min_pixels is not None else (3 if point_layer else 20)
+    counts = labels.counts()
+    what = "points" if point_layer else "polygons"
+    for c in labels.classes:
+        n_poly, n_px = counts["polygons"][c.index], counts["pixels"][c.index]
+        if n_poly < min_polygons:
+            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {what} on the raster; draw at least "
+                              f"{min_polygons} separate {what} per class (training and validation each need "
+                              f"whole {what} of every class), or remove the class")
+        if n_px < need_px:
+            raise ClaireError(f"class {c.name!r} (code {c.code}) covers only {n_px} pixel(s); draw larger or more "
+                              f"{what} (at least {need_px} pixels per class)")

@@ -1,0 +1,241 @@
+"""Teach CLAIRE your area: fine-tune from your polygons, validate on held-out polygons, compare with a
+random forest and the untuned checkpoint, write the checkpoint with its card and the report.
+
+`train_from_polygons(params, ...)` is the one entry point for the command line and QGIS; it never
+writes a checkpoint or report unless the whole run succeeded.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field as dc_field
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import ClaireError
+from .baseline import cap_pixels, fit_forest, forest_predict
+from .finetune import FinetuneConfig, finetune
+from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
+from .scene import Scene
+from .scorecard import counts_table, score, write_report
+from .split import Split, layer_split, pixel_split, polygon_split
+from .windows import CLOUD_COVERAGE, sample_pixels
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class PolygonTrainParams:
+    """Settings of one `claire train --labels` run (plain paths and numbers; no QGIS objects)."""
+
+    optical: str
+    sar: str
+    labels: str
+    output: str
+    field: Optional[str] = None
+    name_field: Optional[str] = None
+    layer: Optional[str] = None
+    validation: Optional[str] = None
+    checkpoint: Optional[str] = None
+    report: Optional[str] = None
+    optical_bands: Optional[List[int]] = None
+    sar_bands: Optional[List[int]] = None
+    optical_offset: Optional[float] = None
+    val_share: float = 0.3
+    buffer_px: float = 3.0
+    max_pixels_per_polygon: int = 20000
+    baseline: bool = True
+    rf_trees: int = 200
+    rf_max_pixels: int = 50000
+    config: FinetuneConfig = dc_field(default_factory=FinetuneConfig)
+
+
+def _noop(*_a, **_k) -> None:
+    return None
+
+
+def load_base(checkpoint: Optional[str]):
+    """(network, card) of `checkpoint`, or of the bundled default checkpoint."""
+    from ....models.checkpoint import load_checkpoint
+    from ...paths import DEFAULT_CHECKPOINT
+
+    path = checkpoint or DEFAULT_CHECKPOINT
+    if not os.path.exists(path):
+        raise ClaireError(f"checkpoint {path} does not exist; give an existing .safetensors file with --checkpoint")
+    model, card = load_checkpoint(path)
+    return model, card, path
+
+
+def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
+    """The held-out polygon split, or the separate validation layer's."""
+    if params.validation:
+        val = read_labels(params.validation, scene.opt, params.field, params.name_field, None, labels.classes,
+                          params.max_pixels_per_polygon, params.config.seed, check_counts=False)
+        return layer_split(labels, val, params.buffer_px)
+    return polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
+
+
+def base_channel_map(base_card: dict, classes: List[ClassInfo]) -> Optional[np.ndarray]:
+    """Base channel -> user class index by class name (-1: not a user class); None when none matches."""
+    names = {c.name.strip().lower(): c.index for c in classes}
+    cmap = np.array([names.get(str(c["name"]).strip().lower(), -1) for c in base_card["classes"]], np.int64)
+    return cmap if (cmap >= 0).any() else None
+
+
+def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
+    return score(pred, ref, classes)["macro_f1"] or 0.0
+
+
+def _evaluate_arms(scene, split: Split, classes, nets, forests, seed: int, device: str) -> Dict[str, Dict]:
+    """{arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input."""
+    arms: Dict[str, Dict[str, Any]] = {}
+    n_opt = len(scene.oc.indices)
+    for cond, clouds in (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True)):
+        preds, feats = sample_pixels(scene, split.val, [(m, cmap) for _, m, cmap in nets], clouds, seed, device)
+        for (name, _, _), p in zip(nets, preds):
+            arms.setdefault(name, {})[cond] = score(p, split.val, classes)
+        for name, (rf, cols) in forests.items():
+            cols_slice = slice(0, n_opt) if cols == "optical" else None
+            arms.setdefault(name, {})[cond] = score(forest_predict(rf, feats, cols_slice), split.val, classes)
+    return arms
+
+
+def _forests(scene, split: Split, params: PolygonTrainParams) -> Dict[str, Any]:
+    """Random forests (optical + SAR, optical only) on a capped sample of the training pixels."""
+    keep = cap_pixels(len(split.train), params.rf_max_pixels, params.config.seed)
+    train = split.train.subset(keep)
+    _, feats = sample_pixels(scene, train)
+    n_opt = len(scene.oc.indices)
+    y = train.cls.astype(np.int64)
+    return {"rf_optical_sar": (fit_forest(feats, y, params.config.seed, params.rf_trees), "all"),
+            "rf_optical": (fit_forest(feats, y, params.config.seed, params.rf_trees, slice(0, n_opt)), "optical")}
+
+
+def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrainParams) -> Dict[str, Any]:
+    """The optical + SAR forest's macro-F1 on a random-pixel split next to its polygon-split score."""
+    leaky = pixel_split(labels, params.val_share, params.config.seed)
+    tr = leaky.train.subset(cap_pixels(len(leaky.train), params.rf_max_pixels, params.config.seed))
+    va = leaky.val.subset(cap_pixels(len(leaky.val), params.rf_max_pixels, params.config.seed + 1))
+    _, f_tr = sample_pixels(scene, tr)
+    _, f_va = sample_pixels(scene, va)
+    rf = fit_forest(f_tr, tr.cls.astype(np.int64), params.config.seed, params.rf_trees)
+    return {"what": "random forest (optical + SAR) trained and scored on a random split of the same pixels",
+            "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
+
+
+def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
+                        on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
+                        is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+    """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report."""
+    progress = progress or _noop
+    t0 = time.time()
+    _check_output(params)
+    base_model, base_card, base_path = load_base(params.checkpoint)
+    with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
+               params.optical_offset) as scene:
+        progress(0.02, "reading the labels")
+        labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
+                             params.max_pixels_per_polygon, params.config.seed)
+        split = make_split(params, labels, scene)
+        device = "cuda" if params.config.device.startswith("cuda") else "cpu"
+        if params.config.device == "auto":
+            from ....models.training import pick_device
+            device = pick_device("auto").type
+
+        def validate(model) -> float:
+            return _macro(sample_pixels(scene, split.val, [(model, None)], device=device)[0][0], split.val,
+                          labels.classes)
+
+        progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}")
+        model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
+                                       validate, on_epoch, is_cancelled)
+        progress(0.85, "scoring on the held-out polygons")
+        cmap = base_channel_map(base_card, labels.classes)
+        nets = [("finetuned", model.to(device), None)] + ([("untuned", base_model.to(device), cmap)] if cmap is not None
+                                                          else [])
+        forests = _forests(scene, split, params) if params.baseline else {}
+        arms = _evaluate_arms(scene, split, labels.classes, nets, forests, params.config.seed, device)
+        leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
+        if leak:
+            leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
+        report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
+    card = _card(params, base_card, labels, config, report)
+    _save(params, model.to("cpu"), card, report)
+    progress(1.0, f"wrote {params.output}")
+    return report
+
+
+def _check_output(params: PolygonTrainParams) -> None:
+    """ClaireError before any work when an output cannot be written or would overwrite an input."""
+    from ..io.raster_io import same_file
+
+    for path, flag in ((params.output, "--output"), (params.report, "--report")):
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ClaireError(f"the folder of {flag} {path} does not exist; create it or choose another path")
+        for src in (params.optical, params.sar, params.labels, params.validation, params.checkpoint):
+            if src and same_file(path, src):
+                raise ClaireError(f"{flag} {path} is one of the inputs; choose another file name")
+
+
+def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, base_path, cmap, seconds) -> Dict:
+    """The report's content (also summarised in the card)."""
+    return {
+        "format": "claire-training-report/1",
+        "classes": [{"index": c.index, "code": c.code, "name": c.name} for c in labels.classes],
+        "labels": labels.source, "label_notes": labels.notes,
+        "split": {k: v for k, v in split.info.items() if k != "val_groups"},
+        "validation_polygons": split.info.get("val_groups"),
+        "counts": counts_table(labels.classes, split.train, split.val),
+        "arms": arms, "leakage": leak,
+        "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
+        "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
+                         if cmap is not None else "not scored: none of your class names is a class of the base "
+                         "checkpoint"),
+        "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
+                     "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
+                     "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
+                     "device": hist["device"], "config": params.config.to_dict()},
+        "inputs": scene.band_info(), "input_notes": scene.notes,
+        "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,
+                   "what": "models.augment.synthetic_clouds over the validation windows' optical input"},
+        "seconds": round(seconds, 1),
+    }
+
+
+def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict, report: Dict) -> Dict:
+    """The new checkpoint's card: classes, band order, label source, split, metrics, baseline scores."""
+    from ....models.checkpoint import build_card, nodata_for
+    from .datasets import ClassDef
+
+    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
+    classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
+    headline = {k: {cond: {m: v[m] for m in ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")}
+                    for cond, v in conds.items()} for k, conds in report["arms"].items()}
+    training = {"data": "polygons", "labels": labels.source, "split": report["split"],
+                "base_checkpoint": os.path.basename(report["training"]["base_checkpoint"]),
+                "head": report["training"]["head"], "epochs": report["training"]["epochs"],
+                "seed": params.config.seed, "config": params.config.to_dict(),
+                "loss_history": report["training"]["loss"], "seconds": report["training"]["seconds"],
+                "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
+                "sar": os.path.basename(params.sar)}
+    tuned = headline.pop("finetuned")
+    metrics = {"heldout_polygons": tuned["clear"], "heldout_polygons_synthetic_clouds": tuned["clouds_60pct"],
+               "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
+    return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
+                      nodata_for(classes, int(base_card.get("nodata", 0))), base_card["inputs"]["optical"],
+                      base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)),
+                      int(base_card.get("overlap", 32)))
+
+
+def _save(params: PolygonTrainParams, model, card: Dict, report: Dict) -> None:
+    """Checkpoint (atomic) and report; nothing is written before this point."""
+    from ....models.checkpoint import save_checkpoint
+
+    save_checkpoint(params.output, model, card)
+    if params.report:
+        report["checkpoint"] = params.output
+        write_report(report, params.report)

@@ -1,0 +1,130 @@
+"""The validation report of a polygon training run: scores on held-out polygons, as JSON and HTML.
+
+Every score is `models.metrics.metrics_from_confusion` of a confusion matrix whose rows are the reference
+(the held-out labels) and whose columns are the prediction, plus macro-F1. The polygon-split numbers are
+model validation on the user's own polygons, not a map accuracy estimate (that needs a probability sample).
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
+from .labels import ClassInfo, LabelPixels
+
+ARM_TITLES = {
+    "finetuned": "CLAIRE fine-tuned (optical + SAR)",
+    "untuned": "CLAIRE base checkpoint, not tuned",
+    "rf_optical_sar": "Random forest, optical + SAR",
+    "rf_optical": "Random forest, optical only",
+}
+
+
+def score(pred: np.ndarray, ref: LabelPixels, classes: Sequence[ClassInfo]) -> Dict[str, Any]:
+    """Confusion matrix (rows = reference), OA, kappa, mIoU, macro-F1 and per-class scores of `pred`
+    (class indices; -1 = no prediction, left out and counted) at the pixels of `ref`."""
+    k = len(classes)
+    cm = confusion_matrix(pred, ref.cls.astype(np.int64), k)
+    m = metrics_from_confusion(cm, [c.name for c in classes])
+    m["macro_f1"] = macro_f1(m)
+    m["confusion"] = cm.tolist()
+    m["pixels"] = int(cm.sum())
+    m["unscored_pixels"] = int((np.asarray(pred) < 0).sum())
+    return _round(m)
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return None if not np.isfinite(v) else round(v, 4)
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v
+
+
+def counts_table(classes: Sequence[ClassInfo], train: LabelPixels, val: LabelPixels) -> List[Dict[str, Any]]:
+    """Per class: training and validation pixels and polygons (groups)."""
+    rows = []
+    for c in classes:
+        t, v = train.cls == c.index, val.cls == c.index
+        rows.append({"class": c.name, "code": c.code, "train_pixels": int(t.sum()), "val_pixels": int(v.sum()),
+                     "train_polygons": int(np.unique(train.group[t]).size),
+                     "val_polygons": int(np.unique(val.group[v]).size)})
+    return rows
+
+
+def write_report(report: Dict[str, Any], json_path: str) -> str:
+    """Write the report as JSON at `json_path` and as HTML beside it (same name, .html); returns the HTML path."""
+    html_path = os.path.splitext(json_path)[0] + ".html"
+    for path, text in ((json_path, json.dumps(report, indent=2)), (html_path, render_html(report))):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return html_path
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v))
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _summary_rows(report: Dict[str, Any]) -> List[str]:
+    rows = []
+    for arm, conds in report["arms"].items():
+        for cond, m in conds.items():
+            rows.append(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+                        f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td>"
+                        f"<td>{m['pixels']}</td></tr>")
+    return rows
+
+
+def _confusion_html(m: Dict[str, Any], names: Sequence[str]) -> str:
+    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    body = "".join(f"<tr><th>{_e(n)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                   for n, row in zip(names, m["confusion"]))
+    per = "".join(f"<tr><td>{_e(c['name'])}</td><td>{_f(c['precision'])}</td><td>{_f(c['recall'])}</td>"
+                  f"<td>{_f(c['f1'])}</td><td>{_f(c['iou'])}</td><td>{c['support']}</td></tr>" for c in m["per_class"])
+    return (f"<table><tr><th>reference \u2193 / predicted \u2192</th>{head}</tr>{body}</table>"
+            "<table><tr><th>class</th><th>precision (user's)</th><th>recall (producer's)</th><th>F1</th>"
+            f"<th>IoU</th><th>reference pixels</th></tr>{per}</table>")
+
+
+def render_html(report: Dict[str, Any]) -> str:
+    """A self-contained HTML page of the report."""
+    names = [c["name"] for c in report["classes"]]
+    counts = "".join(f"<tr><td>{_e(r['class'])}</td><td>{r['code']}</td><td>{r['train_polygons']}</td>"
+                     f"<td>{r['train_pixels']}</td><td>{r['val_polygons']}</td><td>{r['val_pixels']}</td></tr>"
+                     for r in report["counts"])
+    leak = report.get("leakage") or {}
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>CLAIRE training report</title>",
+        "<style>body{font-family:sans-serif;max-width:70em}table{border-collapse:collapse;margin:.6em 0}"
+        "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}</style>",
+        "<h1>Training from your labels: validation on held-out polygons</h1>",
+        f"<p>Labels: {_e(report['labels'].get('path'))} (field {_e(report['labels'].get('field'))}, SHA-256 "
+        f"{_e(str(report['labels'].get('sha256'))[:16])}…). Split: {_e(report['split']['kind'])}, buffer "
+        f"{_e(report['split'].get('buffer_px'))} px. These scores are model validation on your own polygons, "
+        "not a map accuracy estimate; kappa is shown but not recommended.</p>",
+        "<h2>Classes, polygons and pixels</h2><table><tr><th>class</th><th>code</th><th>training polygons</th>"
+        f"<th>training pixels</th><th>validation polygons</th><th>validation pixels</th></tr>{counts}</table>",
+        "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th><th>OA</th>"
+        f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
+    ]
+    if leak:
+        parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
+                     f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "
+                     f"{_f(leak.get('polygon_split', {}).get('macro_f1'))} on held-out polygons: neighbouring pixels "
+                     "of one polygon on both sides of a random split flatter the score.</p>")
+    for arm, conds in report["arms"].items():
+        for cond, m in conds.items():
+            parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
+    return "\n".join(parts)

@@ -1,0 +1,102 @@
+"""Honest validation splits of sparse labels: whole polygons held out per class, with a buffer.
+
+`polygon_split` holds out a stratified share of whole polygons (groups) per class and drops every
+training pixel within `buffer_px` pixels of a validation pixel, so no validation pixel has a training
+pixel as a near neighbour. `layer_split` does the same with a separate validation layer. `pixel_split`
+is the leaky random-pixel split, kept only to show how much it flatters a model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import ClaireError
+from .labels import LabelPixels, LabelSet
+
+
+@dataclass
+class Split:
+    """Training and validation pixels, and how they were chosen."""
+
+    train: LabelPixels
+    val: LabelPixels
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+def _drop_near(train: LabelPixels, val: LabelPixels, buffer_px: float) -> LabelPixels:
+    """Training pixels farther than `buffer_px` (Euclidean, in pixels) from every validation pixel."""
+    if buffer_px <= 0 or len(val) == 0 or len(train) == 0:
+        return train
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.column_stack([val.rows, val.cols]).astype(np.float64))
+    dist, _ = tree.query(np.column_stack([train.rows, train.cols]).astype(np.float64), k=1,
+                         distance_upper_bound=buffer_px + 1e-6)
+    return train.subset(~np.isfinite(dist))
+
+
+def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0) -> Split:
+    """Per class, hold out round(val_share x polygons) whole polygons (at least 1, leaving at least 2 for
+    training); drop training pixels within `buffer_px` of a validation pixel."""
+    if not 0.0 < val_share < 1.0:
+        raise ClaireError(f"the validation share must be between 0 and 1 (got {val_share}); e.g. 0.3")
+    rng = np.random.default_rng(seed)
+    groups = np.unique(labels.pixels.group)
+    val_groups: List[int] = []
+    per_class = {}
+    for c in labels.classes:
+        mine = np.array([g for g in groups if labels.group_class[int(g)] == c.index], dtype=np.int64)
+        if mine.size < 3:
+            raise ClaireError(f"class {c.name!r} has {mine.size} polygon(s); a polygon split needs at least 3 per "
+                              f"class (2 to train, 1 to validate): draw more, or give a separate validation layer")
+        n_val = min(mine.size - 2, max(1, int(round(val_share * mine.size))))
+        picked = rng.choice(mine, n_val, replace=False)
+        val_groups += [int(g) for g in picked]
+        per_class[c.name] = {"train_polygons": int(mine.size - n_val), "val_polygons": int(n_val)}
+    is_val = np.isin(labels.pixels.group, np.array(val_groups, dtype=np.int64))
+    val = labels.pixels.subset(is_val)
+    train_all = labels.pixels.subset(~is_val)
+    train = _drop_near(train_all, val, buffer_px)
+    info = {"kind": "polygons", "val_share": val_share, "buffer_px": buffer_px, "seed": seed,
+            "val_groups": sorted(val_groups), "buffer_dropped_train_pixels": len(train_all) - len(train),
+            "per_class": per_class}
+    _require_every_class(train, val, labels)
+    return Split(train, val, info)
+
+
+def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float = 3.0) -> Split:
+    """Training pixels from one layer, validation pixels from another (same classes); training pixels
+    within `buffer_px` of a validation pixel (and any pixel in both) are dropped."""
+    train = _drop_near(train_labels.pixels, val_labels.pixels, max(buffer_px, 0.5))
+    info = {"kind": "separate layer", "buffer_px": buffer_px, "val_source": val_labels.source,
+            "buffer_dropped_train_pixels": len(train_labels.pixels) - len(train)}
+    _require_every_class(train, val_labels.pixels, train_labels)
+    return Split(train, val_labels.pixels, info)
+
+
+def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Split:
+    """The leaky split: a random, class-stratified share of *pixels*, neighbours of training pixels included."""
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(labels.pixels), bool)
+    for c in labels.classes:
+        idx = np.nonzero(labels.pixels.cls == c.index)[0]
+        n = int(math.ceil(val_share * idx.size))
+        is_val[rng.choice(idx, n, replace=False)] = True
+    return Split(labels.pixels.subset(~is_val), labels.pixels.subset(is_val),
+                 {"kind": "random pixels (leaky, for comparison only)", "val_share": val_share, "seed": seed})
+
+
+def _require_every_class(train: LabelPixels, val: LabelPixels, labels: LabelSet) -> None:
+    """ClaireError when a class has no training or no validation pixel left."""
+    k = len(labels.classes)
+    n_tr = np.bincount(train.cls, minlength=k)
+    n_va = np.bincount(val.cls, minlength=k)
+    for c in labels.classes:
+        if n_tr[c.index] == 0:
+            raise ClaireError(f"class {c.name!r} has no training pixel left after the split and its buffer; draw "
+                              f"more polygons of it, farther from the validation polygons, or lower --buffer")
+        if n_va[c.index] == 0:
+            raise ClaireError(f"class {c.name!r} has no validation pixel; draw validation polygons of every class")

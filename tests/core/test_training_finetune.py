@@ -1,0 +1,101 @@
+"""Fine-tuning pieces: the classifier head, the two stages, the crop sampler, the time budget."""
+import numpy as np
+import pytest
+import torch
+
+from claire.claire_plugin.core.training.finetune import (CropSampler, FinetuneConfig, _optimizer, _rebudget,
+                                                         _set_stage, _train_epoch, finetune, prepare_model)
+from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+from claire.claire_plugin.core.training.scene import Scene
+from claire.models.checkpoint import load_checkpoint
+from claire.models.losses import RIFTLoss
+from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
+
+
+@pytest.fixture
+def base(tmp_path):
+    return load_checkpoint(make_tiny_checkpoint(tmp_path / "b.safetensors"))
+
+
+def test_same_classes_keep_the_head(base):
+    model, card = base
+    same = [ClassInfo(i, c["value"], c["name"]) for i, c in enumerate(TINY_CLASSES)]
+    new, config, note = prepare_model(model, card, same)
+    assert "kept" in note and config["num_classes"] == 4
+    assert torch.equal(new.decoder.classifier.weight, model.decoder.classifier.weight)
+
+
+def test_new_classes_get_a_new_head_with_known_rows_copied(base):
+    model, card = base
+    mine = [ClassInfo(0, 1, "Crops"), ClassInfo(1, 2, "vineyard"), ClassInfo(2, 3, "water")]
+    new, config, note = prepare_model(model, card, mine)
+    w_old, w_new = model.decoder.classifier.weight, new.decoder.classifier.weight
+    assert w_new.shape[0] == 3 and config["num_classes"] == 3 and "Crops, water" in note
+    assert torch.equal(w_new[0], w_old[2]) and torch.equal(w_new[2], w_old[0])
+    assert not torch.equal(w_new[1], w_old[1])
+    assert torch.equal(next(new.optical_encoder.parameters()), next(model.optical_encoder.parameters()))
+    scratch, _, note = prepare_model(model, card, mine, from_scratch=True)
+    assert "scratch" in note and not torch.equal(next(scratch.optical_encoder.parameters()),
+                                                 next(model.optical_encoder.parameters()))
+
+
+def test_stage_one_trains_the_decoder_only(base):
+    model, _ = base
+    _set_stage(model, 1)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"decoder"}
+    _set_stage(model, 2)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.fixture
+def scene(tmp_path, base):
+    opt, sar, _ = synthetic_scene(70, 90)
+    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+              base[1])
+    yield s
+    s.close()
+
+
+def _pixels(rows, cols, cls):
+    n = len(rows)
+    return LabelPixels(np.array(rows, np.int32), np.array(cols, np.int32), np.array(cls, np.uint8),
+                       np.arange(n, dtype=np.int32))
+
+
+def test_crop_labels_only_at_training_pixels(scene):
+    train = _pixels([5, 6, 60, 30], [5, 80, 10, 45], [0, 1, 0, 1])
+    sampler = CropSampler(scene, train, 2, 64)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        o, s, lab = sampler.sample(rng)
+        assert o.shape == (10, 64, 64) and s.shape == (2, 64, 64)
+        labelled = np.argwhere(lab != 255)
+        assert 1 <= len(labelled) <= 4 and set(np.unique(lab)) <= {0, 1, 255}
+
+
+def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(scene, base):
+    torch.set_num_threads(1)
+    model, card = base
+    train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage1_share=1.0)
+    cfg.epochs = 2  # 1 stage-1 epoch + 1 stage-2 epoch
+    seen = []
+    tuned, _, hist = finetune(scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    assert [e["stage"] for e in seen] == [1, 2] and hist["epochs"] == 2
+    assert not torch.equal(next(tuned.optical_encoder.parameters()), next(model.optical_encoder.parameters()))
+    frozen, _, _ = prepare_model(model, card, classes)
+    _set_stage(frozen, 1)
+    loss = RIFTLoss(2, ignore_index=255)
+    _train_epoch(frozen, _optimizer(frozen, cfg), loss, CropSampler(scene, train, 2, 64), cfg, 0, 2, 4, "cpu", None)
+    assert torch.equal(next(frozen.optical_encoder.parameters()), next(model.optical_encoder.parameters()))
+    assert torch.equal(next(frozen.fusion.parameters()), next(model.fusion.parameters()))
+    assert not torch.equal(frozen.decoder.ppm.fuse[0].weight, model.decoder.ppm.fuse[0].weight)
+
+
+def test_time_budget_sizes_the_run():
+    cfg = FinetuneConfig(epochs=100, minutes=1.0, stage1_share=0.5)
+    assert _rebudget(cfg, 1, 10.0, 50, 100) == (3, 6)   # 60 s / 10 s per epoch
+    assert _rebudget(cfg, 3, 45.0, 3, 6) == (3, 4)      # slower than planned: stop earlier
+    assert _rebudget(cfg, 3, 20.0, 3, 6) == (3, 6)      # faster: never more than planned

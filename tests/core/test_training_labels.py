@@ -1,0 +1,104 @@
+"""Labels from polygons, points and label rasters onto the optical grid (core.training.labels)."""
+import numpy as np
+import pytest
+import rasterio
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.training.labels import read_labels
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import box_wkt, point_wkt, write_vector
+
+# water: cols < 30; town: rows > 30 and cols > 60; crops elsewhere (synthetic_scene(60, 90))
+BOXES = [(box_wkt(2, 2, 8, 8), 1), (box_wkt(20, 5, 26, 11), 1), (box_wkt(40, 10, 46, 16), 1),
+         (box_wkt(2, 40, 8, 46), 4), (box_wkt(20, 45, 26, 51), 4), (box_wkt(45, 35, 51, 41), 4),
+         (box_wkt(35, 65, 41, 71), 5), (box_wkt(45, 75, 51, 81), 5), (box_wkt(52, 62, 58, 68), 5)]
+
+
+@pytest.fixture
+def optical(tmp_path):
+    opt, _, _ = synthetic_scene(60, 90)
+    path = write_raster(tmp_path / "optical.tif", opt)
+    with rasterio.open(path) as ds:
+        yield ds
+
+
+def test_integer_codes_pixels_and_groups(tmp_path, optical):
+    labels = read_labels(write_vector(tmp_path / "l.gpkg", BOXES), optical, "class")
+    assert [(c.code, c.name) for c in labels.classes] == [(1, "class 1"), (4, "class 4"), (5, "class 5")]
+    assert len(labels.pixels) == 9 * 36  # 6 x 6 pixel boxes, pixel centres inside
+    assert labels.counts() == {"pixels": [108, 108, 108], "polygons": [3, 3, 3]}
+    p = labels.pixels
+    first = p.group == p.group[0]
+    assert p.rows[first].min() == 2 and p.rows[first].max() == 7 and p.cols[first].max() == 7
+    assert len(labels.source["sha256"]) == 64
+
+
+def test_text_names_get_codes_in_alphabetical_order(tmp_path, optical):
+    names = {1: "water", 4: "crops", 5: "town"}
+    labels = read_labels(write_vector(tmp_path / "l.gpkg", [(w, names[v]) for w, v in BOXES]), optical, "class")
+    assert [(c.index, c.code, c.name) for c in labels.classes] == [(0, 1, "crops"), (1, 2, "town"), (2, 3, "water")]
+    water = labels.pixels.cls == 2
+    assert labels.pixels.cols[water].max() < 30
+
+
+def test_reprojected_vector_burns_the_same_pixels(tmp_path, optical):
+    a = read_labels(write_vector(tmp_path / "a.gpkg", BOXES), optical, "class")
+    b = read_labels(write_vector(tmp_path / "b.gpkg", BOXES, to_epsg=4326), optical, "class")
+    key = lambda p: set(zip(p.rows.tolist(), p.cols.tolist(), p.cls.tolist()))  # noqa: E731
+    assert key(a.pixels) == key(b.pixels)
+
+
+def test_points_label_one_pixel_each(tmp_path, optical):
+    pts = [(point_wkt(r, c), v) for v, cs in ((1, (3, 10, 20)), (4, (40, 50, 55))) for c in cs for r in (5, 15)]
+    labels = read_labels(write_vector(tmp_path / "p.gpkg", pts), optical, "class")
+    assert len(labels.pixels) == 12 and labels.source["geometry"] == "point"
+    assert set(zip(labels.pixels.rows.tolist(), labels.pixels.cols.tolist())) == {(r, c) for _, cs in (
+        (1, (3, 10, 20)), (4, (40, 50, 55))) for c in cs for r in (5, 15)}
+
+
+def test_same_class_overlap_merges_groups(tmp_path, optical):
+    feats = BOXES + [(box_wkt(5, 5, 12, 12), 1)]  # overlaps the first water box
+    labels = read_labels(write_vector(tmp_path / "l.gpkg", feats), optical, "class")
+    assert labels.counts()["polygons"][0] == 3
+    idx = labels.pixels.rows.astype(int) * 90 + labels.pixels.cols
+    assert np.unique(idx).size == idx.size
+    assert len(labels.pixels) == 9 * 36 + 49 - 9
+
+
+def test_label_raster_components_are_groups(tmp_path, optical):
+    lab = np.zeros((60, 90), np.uint8)
+    for (r0, c0), v in zip([(2, 2), (20, 5), (40, 10), (2, 40), (20, 45), (45, 35), (35, 65), (45, 75), (52, 62)],
+                           [1, 1, 1, 4, 4, 4, 5, 5, 5]):
+        lab[r0:r0 + 6, c0:c0 + 6] = v
+    labels = read_labels(write_raster(tmp_path / "lab.tif", lab, nodata=0), optical)
+    assert [c.code for c in labels.classes] == [1, 4, 5]
+    assert labels.counts() == {"pixels": [108, 108, 108], "polygons": [3, 3, 3]}
+
+
+@pytest.mark.parametrize("case, words", [
+    ("far", ["covers a pixel", "CRS"]),
+    ("bowtie", ["unusable geometry", "Fix Geometries"]),
+    ("clash", ["different classes overlap", "x=", "feature(s)"]),
+    ("two", ["2 polygons", "at least 3"]),
+    ("field", ["no field 'klass'", "class"]),
+    ("dupname", ["several codes", "one code"]),
+])
+def test_label_problems_are_clear_errors(tmp_path, optical, case, words):
+    feats, field, kw = list(BOXES), "class", {}
+    if case == "far":
+        feats = [(box_wkt(r + 5000, 0, r + 5005, 5), v) for r, (_, v) in zip(range(0, 90, 10), BOXES)]
+    elif case == "bowtie":
+        feats[0] = ("POLYGON ((500000 4600000, 500050 4599950, 500050 4600000, 500000 4599950, 500000 4600000))", 1)
+    elif case == "clash":
+        feats.append((box_wkt(4, 4, 6, 6), 4))
+    elif case == "two":
+        feats = feats[:-1]
+    elif case == "field":
+        field = "klass"
+    elif case == "dupname":
+        kw = {"extra": [("name", ["water", "water", "water", "crops", "crops", "crops", "town", "town", "water"])]}
+    path = write_vector(tmp_path / "l.gpkg", feats, **kw)
+    with pytest.raises(ClaireError) as err:
+        read_labels(path, optical, field, name_field="name" if case == "dupname" else None)
+    for w in words:
+        assert w in str(err.value)

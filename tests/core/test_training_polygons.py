@@ -1,0 +1,123 @@
+"""End to end: polygons -> fine-tuned checkpoint with card + report (tiny network, a few steps)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from claire.claire_plugin.core.errors import CancelledError, ClaireError
+from claire.claire_plugin.core.training.finetune import FinetuneConfig
+from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
+from claire.models.checkpoint import load_checkpoint
+from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+NAMES = {1: "water", 4: "crops", 5: "built area"}
+BOXES = [(1, 5, 2), (1, 20, 5), (1, 40, 10), (1, 55, 20), (4, 2, 40), (4, 20, 45), (4, 45, 35), (4, 10, 60),
+         (5, 35, 65), (5, 45, 75), (5, 52, 62), (5, 35, 80)]
+
+
+@pytest.fixture
+def scene(tmp_path):
+    opt, sar, _ = synthetic_scene(64, 96)
+    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
+    return {"optical": write_raster(tmp_path / "o.tif", opt),
+            "sar": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+            "labels": write_vector(tmp_path / "l.gpkg", feats),
+            "checkpoint": make_tiny_checkpoint(tmp_path / "base.safetensors"), "dir": tmp_path}
+
+
+def _params(scene, **kw):
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", seed=3)
+    base = dict(optical=scene["optical"], sar=scene["sar"], labels=scene["labels"], field="class",
+                output=str(scene["dir"] / "model.safetensors"), checkpoint=scene["checkpoint"],
+                report=str(scene["dir"] / "report.json"), rf_trees=20, buffer_px=2, config=cfg)
+    base.update(kw)
+    return PolygonTrainParams(**base)
+
+
+def test_polygon_training_writes_checkpoint_card_and_report(scene):
+    torch.set_num_threads(1)
+    epochs = []
+    report = train_from_polygons(_params(scene), on_epoch=epochs.append)
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[0]["stage"] == 1 and epochs[1]["stage"] == 2
+    assert all(0.0 <= e["val_macro_f1"] <= 1.0 for e in epochs)
+    model, card = load_checkpoint(str(scene["dir"] / "model.safetensors"))
+    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
+    assert card["config"]["num_classes"] == 3 and card["training"]["labels"]["field"] == "class"
+    assert len(card["training"]["labels"]["sha256"]) == 64
+    assert card["inputs"]["optical"]["bands"][0] == "B02"
+    assert "rf_optical_sar" in card["metrics"]["baselines"]
+    # the tiny base knows "water", "crops" and "built area" by name: the untuned arm is scored too
+    assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical"}
+    for arm in report["arms"].values():
+        for m in arm.values():
+            assert np.sum(m["confusion"]) == m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
+    assert report["split"]["kind"] == "polygons"
+    assert [r["val_polygons"] for r in report["counts"]] == [1, 1, 1]
+    leak = report["leakage"]
+    assert leak["pixel_split"]["pixels"] == int(np.ceil(0.3 * 4 * 25)) * 3  # 30 % of each class's pixels
+    assert leak["polygon_split"] == report["arms"]["rf_optical_sar"]["clear"]
+    saved = json.loads((scene["dir"] / "report.json").read_text())
+    assert saved["arms"]["finetuned"]["clear"]["confusion"] == report["arms"]["finetuned"]["clear"]["confusion"]
+    html = (scene["dir"] / "report.html").read_text()
+    assert "reference" in html and "built area" in html and "Random forest, optical only" in html
+    assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3
+    assert card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["finetuned"]["clear"]["macro_f1"]
+    # the engine classifies with the new checkpoint: its classes are the user's codes
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    out = str(scene["dir"] / "map.tif")
+    classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=str(scene["dir"] / "model.safetensors"),
+                            device="cpu"))
+    import rasterio
+    with rasterio.open(out) as ds:
+        assert set(np.unique(ds.read(1))) <= {1, 2, 3}
+
+
+def test_same_seed_same_scores(scene):
+    torch.set_num_threads(1)
+    a = train_from_polygons(_params(scene, baseline=False))
+    b = train_from_polygons(_params(scene, baseline=False))
+    assert a["arms"]["finetuned"] == b["arms"]["finetuned"]
+    assert a["training"]["loss"] == b["training"]["loss"]
+
+
+def test_cancel_writes_nothing(scene):
+    with pytest.raises(CancelledError):
+        train_from_polygons(_params(scene), is_cancelled=lambda: True)
+    assert not (scene["dir"] / "model.safetensors").exists() and not (scene["dir"] / "report.json").exists()
+
+
+def test_output_over_an_input_is_refused(scene):
+    with pytest.raises(ClaireError, match="one of the inputs"):
+        train_from_polygons(_params(scene, output=scene["optical"]))
+
+
+def test_cli_train_from_labels(scene, capsys):
+    from claire.claire_plugin.cli.main import main
+
+    torch.set_num_threads(1)
+    out = scene["dir"] / "cli.safetensors"
+    rc = main(["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"],
+               "--field", "class", "--checkpoint", scene["checkpoint"], "--epochs", "1", "--steps-per-epoch", "1",
+               "--batch-size", "2", "--crop", "64", "--device", "cpu", "--rf-trees", "10", "--buffer", "2",
+               "--output", str(out), "--report", str(scene["dir"] / "r.json")])
+    text = capsys.readouterr()
+    assert rc == 0 and out.exists() and (scene["dir"] / "r.html").exists()
+    assert "CLAIRE fine-tuned" in text.out and "leakage check" in text.out and "epoch 1/1" in text.err
+    rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
+    assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
+    assert main(["train", "--output", str(out)]) == 2
+
+
+def test_separate_validation_layer(scene):
+    torch.set_num_threads(1)
+    vfeats = [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in [(1, 30, 20), (4, 30, 50), (5, 55, 85)]]
+    val = write_vector(scene["dir"] / "v.gpkg", vfeats)
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
+    report = train_from_polygons(_params(scene, validation=val, baseline=False, config=cfg))
+    assert report["split"]["kind"] == "separate layer"
+    assert [r["val_pixels"] for r in report["counts"]] == [16, 16, 16]
+    assert [r["train_polygons"] for r in report["counts"]] == [4, 4, 4]

@@ -1,0 +1,64 @@
+"""Polygon split with buffer, separate validation layer, leaky pixel split (core.training.split)."""
+import numpy as np
+import pytest
+import rasterio
+from scipy.spatial import cKDTree
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.training.labels import read_labels
+from claire.claire_plugin.core.training.split import layer_split, pixel_split, polygon_split
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+# four touching 6 x 6 boxes per class in a row: held-out boxes always have training neighbours
+FEATS = [(box_wkt(r, c, r + 6, c + 6), v) for v, r, c0 in ((1, 5, 2), (4, 5, 34), (5, 40, 62))
+         for c in range(c0, c0 + 24, 6)][:-1] + [(box_wkt(52, 62, 58, 68), 5)]
+
+
+@pytest.fixture
+def labels(tmp_path):
+    opt, _, _ = synthetic_scene(60, 90)
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        yield read_labels(write_vector(tmp_path / "l.gpkg", FEATS), ds, "class"), ds, tmp_path
+
+
+def _min_dist(a, b):
+    tree = cKDTree(np.column_stack([b.rows, b.cols]).astype(float))
+    return tree.query(np.column_stack([a.rows, a.cols]).astype(float))[0].min()
+
+
+def test_polygon_split_holds_out_whole_polygons_with_a_buffer(labels):
+    lab, _, _ = labels
+    s = polygon_split(lab, val_share=0.3, buffer_px=3, seed=1)
+    assert set(np.unique(s.train.group)).isdisjoint(np.unique(s.val.group))
+    for g in np.unique(s.val.group):  # whole polygons
+        assert (s.val.group == g).sum() == (lab.pixels.group == g).sum()
+    assert _min_dist(s.train, s.val) > 3
+    assert s.info["buffer_dropped_train_pixels"] > 0
+    assert [v["val_polygons"] for v in s.info["per_class"].values()] == [1, 1, 1]
+    again = polygon_split(lab, val_share=0.3, buffer_px=3, seed=1)
+    assert again.info["val_groups"] == s.info["val_groups"]
+
+
+def test_pixel_split_leaks(labels):
+    lab, _, _ = labels
+    s = pixel_split(lab, 0.3, seed=0)
+    assert _min_dist(s.val, s.train) <= 1.0
+    assert abs(len(s.val) / len(lab.pixels) - 0.3) < 0.02
+
+
+def test_layer_split_uses_the_other_layer_and_its_classes(labels):
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(20, 2, 26, 8), 1), (box_wkt(20, 40, 26, 46), 4), (box_wkt(30, 70, 36, 76), 5)]
+    val = read_labels(write_vector(tmp / "v.gpkg", vfeats), ds, "class", classes=lab.classes, check_counts=False)
+    s = layer_split(lab, val, buffer_px=2)
+    assert len(s.val) == 3 * 36 and _min_dist(s.train, s.val) > 2
+    with pytest.raises(ClaireError, match="not one of the training classes"):
+        read_labels(write_vector(tmp / "w.gpkg", vfeats + [(box_wkt(0, 80, 4, 84), 7)]), ds, "class",
+                    classes=lab.classes, check_counts=False)
+
+
+def test_buffer_that_eats_a_class_is_a_clear_error(labels):
+    lab, _, _ = labels
+    with pytest.raises(ClaireError, match="no training pixel left"):
+        polygon_split(lab, val_share=0.3, buffer_px=40, seed=0)
