@@ -167,7 +167,7 @@ def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_co
 class CheckpointPicker(QWidget):
     """Combo box of checkpoints (bundled, recent, browse…) with the chosen checkpoint's model card."""
 
-    checkpointChanged = pyqtSignal(str)
+    checkpointChanged = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
     def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True) -> None:
         super().__init__(parent)
@@ -244,7 +244,7 @@ class CheckpointPicker(QWidget):
             try:
                 read_card_safely(path)
                 remember_checkpoint(path)
-            except Exception:
+            except Exception:  # noqa: BLE001 (shown to the user, never raised in Qt)
                 pass
         self.reload(path)
         self.checkpointChanged.emit(self.checkpointPath())
@@ -264,7 +264,7 @@ class CheckpointPicker(QWidget):
         else:
             try:
                 self._card = read_card_safely(path)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
                 self._error = str(exc)
         if self._card:
             self.card_view.setHtml(card_html(self._card, path))

@@ -1,0 +1,56 @@
+"""The Train tab's held-out report: every arm's macro-F1 / OA / kappa, clear and clouded, and the leakage check,
+as narrow HTML (one number per column; it fits a ~300 px dock)."""
+from __future__ import annotations
+
+import html
+import os
+from typing import Any, Dict, List
+
+ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
+SHORT = {"finetuned": "Your CLAIRE", "untuned": "Untuned CLAIRE", "rf_optical_sar": "Forest (opt+SAR)",
+         "rf_optical": "Forest (optical)"}
+
+
+def _n(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3f}"
+
+
+def _rows(report: Dict[str, Any], cond: str) -> List[str]:
+    rows = []
+    for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
+        m = report["arms"][arm].get(cond) or {}
+        style = " style='font-weight:bold'" if arm == "finetuned" else ""
+        rows.append(f"<tr{style}><td>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
+                    f"<td align='right'>{_n(m.get('oa'))}</td><td align='right'>{_n(m.get('kappa'))}</td></tr>")
+    return rows
+
+
+def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
+    """HTML of a training report for the Train tab."""
+    e = html.escape
+    conds = list(next(iter(report["arms"].values())).keys())
+    parts = ["<style>td,th{padding:1px 4px;} th{text-align:left;background:#eef2f6;}"
+             " .muted{color:#5f6b76;}</style>",
+             f"<p><b>Checkpoint</b> {e(os.path.basename(checkpoint))}<br><span class='muted'>"
+             f"{e(os.path.dirname(checkpoint))}</span></p>"]
+    for cond in conds:
+        title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
+        title = title.replace("pct", " %")
+        parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0'><tr><th>model</th><th>F1</th><th>OA</th>"
+                     f"<th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
+    leak = report.get("leakage")
+    if leak:
+        pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")
+        parts.append(f"<p><b>Leakage check</b> (random forest): random-pixel split F1 {_n(pix)} vs held-out "
+                     f"polygons {_n(pol)}. <span class='muted'>A much higher pixel-split score is what "
+                     f"neighbouring pixels of one polygon on both sides of a split would report.</span></p>")
+    note = report.get("untuned_note")
+    if note and "untuned" not in report["arms"]:
+        parts.append(f"<p class='muted'>Untuned checkpoint {e(note)}.</p>")
+    parts.append(f"<p class='muted'>F1 = macro-F1. {report['training']['epochs']} epochs in "
+                 f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "
+                 f"the model on your polygons; they are not a map accuracy estimate.</p>")
+    if html_path:
+        parts.append(f"<p><a href='file://{e(html_path)}'>Open the full report</a> (per class, confusion "
+                     f"matrices)</p>")
+    return "".join(parts)

@@ -1,0 +1,70 @@
+"""Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
+from __future__ import annotations
+
+from qgis.core import QgsMapLayerProxyModel
+from qgis.gui import QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from ..layers.layers import layer_hint
+
+
+def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:
+    """A combo that shrinks to the dock's width instead of widening it to its longest item."""
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
+
+def narrow_form() -> QFormLayout:
+    """A form whose labels go above their fields when the dock is too narrow for both on one row."""
+    form = QFormLayout()
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+    return form
+
+
+def vertical_scroll(page: QWidget) -> QScrollArea:
+    """`page` in a frameless scroll area that scrolls vertically and fits its width to the dock."""
+    scroll = QScrollArea()
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.NoFrame)
+    scroll.setWidget(page)
+    return scroll
+
+
+class RasterChooser(QWidget):
+    """A raster layer combo with a grey line under it naming the file's folder and band count, so layers
+    of one site that share a name can be told apart. `combo` is the QgsMapLayerComboBox itself."""
+
+    def __init__(self, parent: QWidget = None, optional: bool = False) -> None:
+        super().__init__(parent)
+        self.combo = compact_combo(QgsMapLayerComboBox(self))
+        self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        if optional:
+            self.combo.setAllowEmptyLayer(True)
+            self.combo.setLayer(None)
+        self.hint = QLabel(self)
+        self.hint_text = ""
+        self.hint.setStyleSheet("color:#5f6b76;")
+        self.hint.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        lay.addWidget(self.combo)
+        lay.addWidget(self.hint)
+        self.combo.layerChanged.connect(self._show_hint)
+        self._show_hint(self.combo.currentLayer())
+
+    def _show_hint(self, layer) -> None:
+        text = self.hint_text = layer_hint(layer)
+        if self.isVisible():  # elided to the width shown; the tooltip has the full path
+            text = self.hint.fontMetrics().elidedText(text, Qt.ElideMiddle, max(80, self.width() - 4))
+        self.hint.setText(text)
+        self.hint.setToolTip(layer.source() if layer is not None else "")
+        self.hint.setVisible(bool(text))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show_hint(self.combo.currentLayer())
