@@ -174,6 +174,7 @@ class CheckpointPicker(QWidget):
         self._card: Optional[Dict[str, Any]] = None
         self._error: Optional[str] = None
         self._warnings: List[str] = []
+        self._layers_checked = False
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(12)
@@ -286,6 +287,7 @@ class CheckpointPicker(QWidget):
         """Compare the layers' band counts with the card; show and return the warnings."""
         self._warnings = band_fit_warnings(self._card, optical_count, sar_count, optical_bands,
                                            sar_bands) if self._card else []
+        self._layers_checked = optical_count is not None and sar_count is not None
         self._show_status()
         return list(self._warnings)
 
@@ -301,8 +303,9 @@ class CheckpointPicker(QWidget):
                                             for w in self._warnings))
         elif self._card:
             n = len(self._card.get("classes") or [])
+            fit = "; the layers fit its bands" if self._layers_checked else ""
             self.status.setText(f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
-                                f" checkpoint, {n} classes; the layers fit its bands.</span>")
+                                f" checkpoint, {n} classes{fit}.</span>")
         else:
             self.status.setText("")
         self.status.setVisible(bool(self.status.text()))
@@ -317,7 +320,9 @@ class CheckpointDialog(QDialog):
         self.picker = CheckpointPicker(self)
         if path:
             self.picker.setCheckpoint(path)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        self.use_button = buttons.addButton("Use in the CLAIRE panel", QDialogButtonBox.AcceptRole)
+        self.use_button.setToolTip("Make this the checkpoint of the panel's Run tab (opens the panel).")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

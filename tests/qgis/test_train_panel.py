@@ -148,3 +148,21 @@ def test_done_status_shows_the_full_path_and_says_temporary(qgis_app, tmp_path):
     assert str(tmp_path / "out.tif") in kept and "open folder" in kept and "Temporary" not in kept
     temp = done_html(os.path.join(QgsProcessingUtils.tempFolder(), "x.tif"))
     assert "Temporary" in temp
+
+
+def test_checkpoint_dialog_claims_no_fit_without_layers_and_its_button_sets_the_panel(qgis_app, qgis_iface,
+                                                                                      tiny_checkpoint):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.gui import actions
+    from claire.claire_plugin.gui.picker import CheckpointDialog
+
+    dialog = CheckpointDialog(None, tiny_checkpoint)
+    status = dialog.picker.status.text()
+    assert "4 classes" in status and "fit" not in status
+    dialog.picker.checkLayers(12, 2)
+    assert "the layers fit" in dialog.picker.status.text()
+    plugin = SimpleNamespace(iface=qgis_iface, dock=None)
+    dialog.accepted.connect(lambda: actions.use_checkpoint(plugin, dialog.picker.checkpointPath()))
+    dialog.use_button.click()
+    assert plugin.dock is not None and plugin.dock.picker.checkpointPath() == tiny_checkpoint
