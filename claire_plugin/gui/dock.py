@@ -29,7 +29,7 @@ from .picker import CheckpointPicker
 from .results import ResultsView
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
 from .train_panel import TrainPanel
-from .widgets import RasterChooser, compact_combo, narrow_form, vertical_scroll
+from .widgets import RasterChooser, breakable, compact_combo, narrow_form, vertical_scroll
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -69,9 +69,9 @@ def done_html(output: str) -> str:
     temporary = os.path.abspath(output).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if temporary else "")
+    link = QUrl.fromLocalFile(folder).toString()
     return (f"Done: {html.escape(os.path.basename(output))}<br><span style='color:#5f6b76'>"
-            f"{html.escape(output)}</span> · <a href='{QUrl.fromLocalFile(folder).toString()}'>open folder</a>"
-            f"{note}")
+            f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
 
 
 def missing_required() -> List[str]:
@@ -164,12 +164,14 @@ class ClaireDock(QgsDockWidget):
         self.tile_size = QSpinBox(page)
         self.tile_size.setRange(0, 4096)
         self.tile_size.setSingleStep(32)
-        self.tile_size.setSpecialValueText("from checkpoint")
+        self.tile_size.setSpecialValueText("auto")
+        self.tile_size.setToolTip("auto: the checkpoint's tile size (multiple of 32).")
         self.overlap = QSpinBox(page)
         self.overlap.setRange(-1, 1024)
         self.overlap.setSingleStep(8)
         self.overlap.setValue(-1)
-        self.overlap.setSpecialValueText("from checkpoint")
+        self.overlap.setSpecialValueText("auto")
+        self.overlap.setToolTip("auto: the checkpoint's overlap; overlapping predictions are blended.")
         self.batch = QSpinBox(page)
         self.batch.setRange(1, 256)
         self.batch.setValue(4)

@@ -51,6 +51,10 @@ def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None) -> No
     settings.setValue(LAST_KEY, path)
 
 
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 def read_card_safely(path: str) -> Dict[str, Any]:
     """The model card of ``path``; raises an Exception whose message says what is wrong."""
     from ...models.checkpoint import read_card
@@ -210,11 +214,11 @@ class CheckpointPicker(QWidget):
         self.combo.blockSignals(True)
         self.combo.clear()
         bundled = bundled_checkpoint()
-        self.combo.addItem(f"Bundled: {os.path.basename(bundled)}", bundled)
+        self.combo.addItem(f"Bundled: {_stem(bundled)}", bundled)
         self.combo.setItemData(0, bundled, Qt.ToolTipRole)
         for path in recent_checkpoints(settings):
             if os.path.abspath(path) != os.path.abspath(bundled):
-                self.combo.addItem(f"Recent: {os.path.basename(path)}", path)
+                self.combo.addItem(f"Recent: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
         if select and self.combo.findData(select) < 0:
             self.combo.addItem(os.path.basename(select), select)

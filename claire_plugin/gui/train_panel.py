@@ -20,7 +20,6 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +29,7 @@ from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, TrainTask
 from .train_report import report_html
-from .widgets import RasterChooser, compact_combo, narrow_form
+from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -138,9 +137,8 @@ class TrainPanel(QWidget):
 
     def _build_result_box(self) -> QGroupBox:
         self.result_box = QGroupBox("Held-out report", self)
-        self.report_view = QTextBrowser(self.result_box)
+        self.report_view = AutoHeightBrowser(self.result_box)
         self.report_view.setOpenExternalLinks(True)
-        self.report_view.setMinimumHeight(260)
         self.classify_button = QPushButton("Classify with this model", self.result_box)
         self.classify_button.setEnabled(False)
         self.classify_button.clicked.connect(lambda: self.classifyWith.emit(self.checkpoint or ""))
@@ -176,7 +174,7 @@ class TrainPanel(QWidget):
             self.iface.setActiveLayer(layer)
             self.iface.actionAddFeature().trigger()
         self._set_status(f"Draw polygons in '{layer.name()}' and pick a class for each, then Train. "
-                         f"File: {layer.source().split('|')[0]}")
+                         f"File: {breakable(layer.source().split('|')[0])}")
         return layer
 
     def _labels_changed(self, layer) -> None:
@@ -279,7 +277,7 @@ class TrainPanel(QWidget):
         self.classify_button.setEnabled(True)
         self.progress.setValue(100)
         f1 = report["arms"]["finetuned"]["clear"]["macro_f1"]
-        self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {checkpoint}")
+        self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {breakable(checkpoint)}")
 
     def _set_status(self, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#303030"

@@ -6,6 +6,8 @@ import html
 import os
 from typing import Any, Dict, List
 
+from .widgets import breakable
+
 ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
 SHORT = {"finetuned": "Your CLAIRE", "untuned": "Untuned CLAIRE", "rf_optical_sar": "Forest (opt+SAR)",
          "rf_optical": "Forest (optical)"}
@@ -31,8 +33,8 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     conds = list(next(iter(report["arms"].values())).keys())
     parts = ["<style>td,th{padding:1px 4px;} th{text-align:left;background:#eef2f6;}"
              " .muted{color:#5f6b76;}</style>",
-             f"<p><b>Checkpoint</b> {e(os.path.basename(checkpoint))}<br><span class='muted'>"
-             f"{e(os.path.dirname(checkpoint))}</span></p>"]
+             f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
+             f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
     for cond in conds:
         title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
         title = title.replace("pct", " %")

@@ -4,9 +4,38 @@ from __future__ import annotations
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 
 from ..layers.layers import layer_hint
+
+ZWSP = "\u200b"
+
+
+def breakable(path: str) -> str:
+    """`path` with zero-width spaces after separators, so a word-wrapped label can break a long path
+    instead of widening the dock to its length."""
+    for sep in ("/", "\\", "_", "."):
+        path = path.replace(sep, sep + ZWSP)
+    return path
+
+
+class AutoHeightBrowser(QTextBrowser):
+    """A text browser as tall as its document at the current width: the page scrolls, not the browser."""
+
+    def __init__(self, parent: QWidget = None) -> None:
+        super().__init__(parent)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.document().contentsChanged.connect(self._fit)
+
+    def _fit(self) -> None:
+        doc = self.document()
+        doc.setTextWidth(self.viewport().width())
+        self.setFixedHeight(int(doc.size().height()) + 2 * self.frameWidth() + 4)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
 
 
 def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:

@@ -6,8 +6,8 @@ import os
 import subprocess
 
 import numpy as np
-import rasterio
 import pytest
+import rasterio
 
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 

@@ -144,7 +144,7 @@ def test_done_status_shows_the_full_path_and_says_temporary(qgis_app, tmp_path):
 
     from claire.claire_plugin.gui.dock import done_html
 
-    kept = done_html(str(tmp_path / "out.tif"))
+    kept = done_html(str(tmp_path / "out.tif")).replace("\u200b", "")
     assert str(tmp_path / "out.tif") in kept and "open folder" in kept and "Temporary" not in kept
     temp = done_html(os.path.join(QgsProcessingUtils.tempFolder(), "x.tif"))
     assert "Temporary" in temp
