@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
+from .widgets import breakable
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
@@ -188,6 +190,7 @@ class CheckpointPicker(QWidget):
         self.browse_button.setToolTip("Choose a checkpoint file (.safetensors)")
         self.card_view = QTextBrowser(self)
         self.card_view.setOpenExternalLinks(False)
+        self.card_view.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)  # long paths wrap at 300 px
         self.card_view.setVisible(show_card)
         self.card_view.setMinimumHeight(160)
         self.status = QLabel(self)
@@ -210,7 +213,9 @@ class CheckpointPicker(QWidget):
     def reload(self, select: Optional[str] = None) -> None:
         """Fill the combo: bundled, recent, browse; select ``select`` or the last used checkpoint."""
         settings = QgsSettings()
-        select = select or settings.value(LAST_KEY, "", type=str) or bundled_checkpoint()
+        last = settings.value(LAST_KEY, "", type=str)
+        # a remembered checkpoint that was deleted since falls back to the bundled one; an explicit choice stays
+        select = select or (last if last and os.path.exists(last) else "") or bundled_checkpoint()
         self.combo.blockSignals(True)
         self.combo.clear()
         bundled = bundled_checkpoint()
@@ -221,7 +226,8 @@ class CheckpointPicker(QWidget):
                 self.combo.addItem(f"Recent: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
         if select and self.combo.findData(select) < 0:
-            self.combo.addItem(os.path.basename(select), select)
+            self.combo.addItem(_stem(select), select)
+            self.combo.setItemData(self.combo.count() - 1, select, Qt.ToolTipRole)
         self.combo.addItem("Browse…", BROWSE)
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
@@ -301,7 +307,7 @@ class CheckpointPicker(QWidget):
 
     def _show_status(self) -> None:
         if self._error:
-            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(self._error)}</span>")
+            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(breakable(self._error))}</span>")
         elif self._warnings:
             self.status.setText("<br>".join(f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>"
                                             for w in self._warnings))

@@ -6,11 +6,9 @@ import html
 import os
 from typing import Any, Dict, List
 
-from .widgets import breakable
-
 ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
-SHORT = {"finetuned": "Your CLAIRE", "untuned": "Untuned CLAIRE", "rf_optical_sar": "Forest (opt+SAR)",
-         "rf_optical": "Forest (optical)"}
+SHORT = {"finetuned": "Your CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF opt+SAR",
+         "rf_optical": "RF optical"}
 
 
 def _n(value: Any) -> str:
@@ -22,7 +20,7 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
         m = report["arms"][arm].get(cond) or {}
         style = " style='font-weight:bold'" if arm == "finetuned" else ""
-        rows.append(f"<tr{style}><td>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
+        rows.append(f"<tr{style}><td nowrap>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
                     f"<td align='right'>{_n(m.get('oa'))}</td><td align='right'>{_n(m.get('kappa'))}</td></tr>")
     return rows
 
@@ -33,8 +31,8 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     conds = list(next(iter(report["arms"].values())).keys())
     parts = ["<style>td,th{padding:1px 4px;} th{text-align:left;background:#eef2f6;}"
              " .muted{color:#5f6b76;}</style>",
-             f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
-             f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
+             f"<p><b>Checkpoint</b> {e(os.path.basename(checkpoint))}<br><span class='muted'>"
+             f"{e(os.path.dirname(checkpoint))}</span></p>"]
     for cond in conds:
         title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
         title = title.replace("pct", " %")
@@ -49,7 +47,8 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     note = report.get("untuned_note")
     if note and "untuned" not in report["arms"]:
         parts.append(f"<p class='muted'>Untuned checkpoint {e(note)}.</p>")
-    parts.append(f"<p class='muted'>F1 = macro-F1. {report['training']['epochs']} epochs in "
+    parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
+                 f"forest on the same pixels. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "
                  f"the model on your polygons; they are not a map accuracy estimate.</p>")
     if html_path:

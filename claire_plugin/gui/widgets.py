@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 
 from ..layers.layers import layer_hint
@@ -12,8 +13,8 @@ ZWSP = "\u200b"
 
 
 def breakable(path: str) -> str:
-    """`path` with zero-width spaces after separators, so a word-wrapped label can break a long path
-    instead of widening the dock to its length."""
+    """`path` with zero-width spaces after separators, so a word-wrapped QLabel can break a long path
+    instead of widening the dock to its length (text browsers use WrapAtWordBoundaryOrAnywhere instead)."""
     for sep in ("/", "\\", "_", "."):
         path = path.replace(sep, sep + ZWSP)
     return path
@@ -26,6 +27,7 @@ class AutoHeightBrowser(QTextBrowser):
         super().__init__(parent)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)
         self.document().contentsChanged.connect(self._fit)
 
     def _fit(self) -> None:

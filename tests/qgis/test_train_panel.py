@@ -99,8 +99,9 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert len(loss) == 2 and all(0.0 <= s <= 1.0 for s in score)
     assert os.path.exists(params.output) and os.path.exists(params.report)
     text = panel.report_view.toPlainText()
-    assert "Your CLAIRE" in text and "Forest (opt+SAR)" in text and "Leakage check" in text
-    assert "Untuned CLAIRE" in text, "the tiny base knows water, crops and built area by name"
+    assert "Your CLAIRE" in text and "RF opt+SAR" in text and "Leakage check" in text
+    assert "untuned" in panel.report["arms"], "the tiny base knows water, crops and built area by name"
+    assert text.count("Untuned") == 3, "a row clear, a row clouded, the footnote"
     assert params.output == recent_checkpoints()[0]
     panel.classify_button.click()
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
@@ -166,3 +167,18 @@ def test_checkpoint_dialog_claims_no_fit_without_layers_and_its_button_sets_the_
     dialog.accepted.connect(lambda: actions.use_checkpoint(plugin, dialog.picker.checkpointPath()))
     dialog.use_button.click()
     assert plugin.dock is not None and plugin.dock.picker.checkpointPath() == tiny_checkpoint
+
+
+def test_a_deleted_last_checkpoint_falls_back_to_the_bundled_one(qgis_app, tmp_path, tiny_checkpoint):
+    import shutil
+
+    from claire.claire_plugin.gui.picker import CheckpointPicker, bundled_checkpoint
+
+    gone = str(tmp_path / "gone.safetensors")
+    shutil.copy(tiny_checkpoint, gone)
+    CheckpointPicker().setCheckpoint(gone)
+    os.remove(gone)
+    picker = CheckpointPicker()
+    assert picker.checkpointPath() == bundled_checkpoint()
+    picker.setCheckpoint(gone)  # chosen explicitly: kept, with the reason it cannot be used
+    assert picker.checkpointPath() == gone and "does not exist" in picker.error()
