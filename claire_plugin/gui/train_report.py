@@ -6,9 +6,11 @@ import html
 import os
 from typing import Any, Dict, List
 
+from .widgets import breakable
+
 ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
-SHORT = {"finetuned": "Your CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF opt+SAR",
-         "rf_optical": "RF optical"}
+SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
+         "rf_optical": "RF&nbsp;optical"}  # no line breaks inside a name: the numbers keep their columns
 
 
 def _n(value: Any) -> str:
@@ -20,7 +22,7 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
         m = report["arms"][arm].get(cond) or {}
         style = " style='font-weight:bold'" if arm == "finetuned" else ""
-        rows.append(f"<tr{style}><td nowrap>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
+        rows.append(f"<tr{style}><td>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
                     f"<td align='right'>{_n(m.get('oa'))}</td><td align='right'>{_n(m.get('kappa'))}</td></tr>")
     return rows
 
@@ -31,8 +33,8 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     conds = list(next(iter(report["arms"].values())).keys())
     parts = ["<style>td,th{padding:1px 4px;} th{text-align:left;background:#eef2f6;}"
              " .muted{color:#5f6b76;}</style>",
-             f"<p><b>Checkpoint</b> {e(os.path.basename(checkpoint))}<br><span class='muted'>"
-             f"{e(os.path.dirname(checkpoint))}</span></p>"]
+             f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
+             f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
     for cond in conds:
         title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
         title = title.replace("pct", " %")

@@ -4,7 +4,6 @@ from __future__ import annotations
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 
 from ..layers.layers import layer_hint
@@ -27,7 +26,6 @@ class AutoHeightBrowser(QTextBrowser):
         super().__init__(parent)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)
         self.document().contentsChanged.connect(self._fit)
 
     def _fit(self) -> None:

@@ -141,6 +141,13 @@ def render(out: str, work: str, epochs: int, steps: int) -> List[str]:
     shots.append(_shot(win, os.path.join(out, "window_train_report.png")))
     panel.classify_button.click()
     shots.append(_shot(win, os.path.join(out, "window_run_after_train.png")))
+    dock.output.setFilePath(os.path.join(work, f"{SITE}_your_model.tif"))
+    if dock.start() is None:
+        raise SystemExit(f"classification did not start: {dock.status.text()}")
+    while dock.task is not None or dock.explain_task is not None:
+        _settle(0.2)
+    canvas.setLayers(dock.added_layers[:1] + [layers["S2L2A"]])
+    shots.append(_shot(win, os.path.join(out, "window_results_tab.png")))
     return shots
 
 

@@ -98,7 +98,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     loss, score = panel.chart.points()
     assert len(loss) == 2 and all(0.0 <= s <= 1.0 for s in score)
     assert os.path.exists(params.output) and os.path.exists(params.report)
-    text = panel.report_view.toPlainText()
+    text = panel.report_view.toPlainText().replace("\xa0", " ").replace("\u2060", "")
     assert "Your CLAIRE" in text and "RF opt+SAR" in text and "Leakage check" in text
     assert "untuned" in panel.report["arms"], "the tiny base knows water, crops and built area by name"
     assert text.count("Untuned") == 3, "a row clear, a row clouded, the footnote"
