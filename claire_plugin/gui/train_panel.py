@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -139,6 +140,8 @@ class TrainPanel(QWidget):
         self.result_box = QGroupBox("Held-out report", self)
         self.report_view = AutoHeightBrowser(self.result_box)
         self.report_view.setOpenExternalLinks(True)
+        self.report_view.setFrameShape(QFrame.NoFrame)
+        self.report_view.document().setDocumentMargin(2)
         self.classify_button = QPushButton("Classify with this model", self.result_box)
         self.classify_button.setEnabled(False)
         self.classify_button.clicked.connect(lambda: self.classifyWith.emit(self.checkpoint or ""))

@@ -14,7 +14,9 @@ SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar"
 
 
 def _n(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.3f}"
+    # two decimals fit a 300 px dock (the HTML report has three); a word joiner after the point, or Qt's
+    # table layout breaks 0.82 into "0." and "82"
+    return "–" if value is None else f"{float(value):.2f}".replace(".", ".&#8288;")
 
 
 def _rows(report: Dict[str, Any], cond: str) -> List[str]:
@@ -22,8 +24,9 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
         m = report["arms"][arm].get(cond) or {}
         style = " style='font-weight:bold'" if arm == "finetuned" else ""
-        rows.append(f"<tr{style}><td>{SHORT[arm]}</td><td align='right'>{_n(m.get('macro_f1'))}</td>"
-                    f"<td align='right'>{_n(m.get('oa'))}</td><td align='right'>{_n(m.get('kappa'))}</td></tr>")
+        rows.append(f"<tr{style}><td width='43%'>{SHORT[arm]}</td>"
+                    + "".join(f"<td width='19%' align='right'>{_n(m.get(k))}</td>" for k in ("macro_f1", "oa", "kappa"))
+                    + "</tr>")
     return rows
 
 
@@ -31,15 +34,15 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     """HTML of a training report for the Train tab."""
     e = html.escape
     conds = list(next(iter(report["arms"].values())).keys())
-    parts = ["<style>td,th{padding:1px 4px;} th{text-align:left;background:#eef2f6;}"
+    parts = ["<style>td,th{padding:1px 3px;} th{text-align:left;background:#eef2f6;}"
              " .muted{color:#5f6b76;}</style>",
              f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
              f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
     for cond in conds:
         title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
         title = title.replace("pct", " %")
-        parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0'><tr><th>model</th><th>F1</th><th>OA</th>"
-                     f"<th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
+        parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
+                     f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 
 from ..layers.layers import layer_hint
@@ -26,6 +27,7 @@ class AutoHeightBrowser(QTextBrowser):
         super().__init__(parent)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WordWrap)  # Qt's default breaks inside words when a column is narrow
         self.document().contentsChanged.connect(self._fit)
 
     def _fit(self) -> None:
