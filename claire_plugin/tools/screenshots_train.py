@@ -103,7 +103,8 @@ def _train(panel, epochs: int, steps: int) -> None:
 
 
 def render(out: str, work: str, epochs: int, steps: int) -> List[str]:
-    """The four screenshots: Run tab, Train tab with a new layer, Train tab after training (chart, report)."""
+    """Train tab with a new layer, after training (chart, report), Run tab after "Classify with this model",
+    Results of the new checkpoint."""
     from qgis.core import QgsProject, QgsRasterLayer
 
     from ..gui.picker import bundled_checkpoint
@@ -122,7 +123,7 @@ def render(out: str, work: str, epochs: int, steps: int) -> List[str]:
     win, canvas, dock = _window([layers["S2L2A"]])
     dock.optical.setLayer(layers["S2L2A"])
     dock.sar.setLayer(layers["S1RTC"])
-    shots = [_shot(win, os.path.join(out, "window_run_tab.png"))]
+    shots: List[str] = []
     panel = dock.train_panel
     panel.optical.setLayer(layers["S2L2A"])
     panel.sar.setLayer(layers["S1RTC"])
