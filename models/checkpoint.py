@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+from .card_schema import card_problem
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch.nn as nn
@@ -60,41 +62,94 @@ def read_header(path: str) -> Dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}. "
                               "Check the path and the file permissions.") from exc
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{path} has a corrupted safetensors header ({exc}); "
-                              "copy or download the file again.") from exc
-    end = 8 + n
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, stop = info["data_offsets"]
-        except (TypeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: tensor {name!r} has no valid data_offsets; the file is corrupted. "
-                                  "Copy or download it again.") from exc
-        if end + int(stop) > size:
-            raise CheckpointError(f"{path} is truncated: tensor {name!r} ends at byte {end + int(stop)} "
-                                  f"but the file has {size} bytes. Copy or download the file again.")
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise CheckpointError(f"{path} has a corrupted safetensors header ({reason}); "
+                              "copy or download the file again.") from None
+    problem = _header_problem(header, size - 8 - n)
+    if problem:
+        fix = "" if "Re-save" in problem else " Copy or download the file again."
+        raise CheckpointError(f"{path} {problem}.{fix}")
     return header
 
 
-def read_card(path: str) -> Dict[str, Any]:
-    """Return the model card of a checkpoint without reading its weights."""
-    meta = read_header(path).get("__metadata__") or {}
+#: safetensors dtypes the networks can load (floating weights are cast to the model's dtype), in bytes.
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4}
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _header_problem(header: Dict[str, Any], data_bytes: int) -> str:
+    """What is wrong with a parsed safetensors header whose data part has `data_bytes` bytes ('' if nothing):
+    every tensor has a usable dtype, a shape of whole numbers and offsets of exactly its size, and the
+    tensors tile the data part in order, so no byte is claimed twice and none beyond the file."""
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        return "has a corrupted safetensors header (__metadata__ is not a map of texts)"
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            return f"has a corrupted safetensors header (tensor {name!r} is not described by an object)"
+        offsets, shape, dtype = info.get("data_offsets"), info.get("shape"), info.get("dtype")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_whole(v) for v in offsets)):
+            return f"has a corrupted safetensors header (tensor {name!r} has no valid data_offsets)"
+        if dtype not in DTYPE_BYTES:
+            return (f"holds tensor {name!r} of type {dtype!r}, which a CLAIRE network cannot use (it uses "
+                    f"{', '.join(DTYPE_BYTES)}). Re-save the weights as F32 or F16 with "
+                    f"claire.models.checkpoint.save_checkpoint(path, model, card, dtype=torch.float16)")
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(_whole(v) for v in shape)):
+            return f"has a corrupted safetensors header (tensor {name!r} has no valid shape)"
+        count = 1
+        for v in shape:
+            count *= v
+        start, stop = offsets
+        if stop - start != count * DTYPE_BYTES[dtype]:
+            return (f"has a corrupted safetensors header (tensor {name!r} of shape {shape} {dtype} needs "
+                    f"{count * DTYPE_BYTES[dtype]} bytes, its offsets give {stop - start})")
+        spans.append((start, stop, name))
+    pos = 0
+    for start, stop, name in sorted(spans):
+        if start != pos:
+            return (f"has a corrupted safetensors header (tensor {name!r} starts at byte {start} of the data, "
+                    f"not {pos}: tensors overlap or leave gaps)")
+        pos = stop
+    if pos > data_bytes:
+        name = max(spans)[2]
+        return f"is truncated: tensor {name!r} ends at byte {pos} of the data but the file holds {data_bytes}"
+    return ""
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 48
+
+
+def read_card(path: str, header: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Return the model card of a checkpoint without reading its weights (`header`: read_header's, if
+    already read); CheckpointError when the card fails the schema (models.card_schema)."""
+    meta = (header if header is not None else read_header(path)).get("__metadata__") or {}
     if CARD_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file without a CLAIRE model card (metadata key "
                               f"'{CARD_KEY}'); it was not written by CLAIRE. Re-save it with "
                               "claire.models.checkpoint.save_checkpoint(path, model, card).")
     try:
-        card = json.loads(meta[CARD_KEY])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: the model card is not valid JSON ({exc}); re-save the checkpoint.") from exc
+        card = json.loads(meta[CARD_KEY], parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise CheckpointError(f"{path}: the model card is not valid JSON ({reason}); re-save the checkpoint.") from None
     if not isinstance(card, dict) or "arch" not in card or "classes" not in card:
         raise CheckpointError(f"{path}: the model card lacks 'arch' or 'classes'; re-save the checkpoint "
                               "with a complete card.")
+    problem = card_problem(card)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the card is inconsistent. Re-save the checkpoint with a valid "
+                              f"card (claire.models.checkpoint.save_checkpoint).")
     return card
 
 
@@ -136,7 +191,9 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
 
     from .registry import build_model
 
-    card = read_card(path)
+    header = read_header(path)
+    card = read_card(path, header)
+    _check_shapes(path, card, header)
     try:
         model = build_model(card["arch"], model_config(card))
     except (ValueError, KeyError, TypeError) as exc:
@@ -155,6 +212,40 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
                               "Re-save the checkpoint from the model it was trained with.") from exc
     model.to(map_location).eval()
     return model, card
+
+
+def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> None:
+    """CheckpointError unless the header's tensors are exactly the state_dict of the network the card
+    describes, with the same shapes and a floating or integer type where the network has one. The network
+    is built on torch's meta device: shapes only, no memory for weights."""
+    import torch
+
+    from .registry import build_model
+
+    try:
+        with torch.device("meta"):
+            expected = build_model(card["arch"], model_config(card)).state_dict()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot build the network described in the card ({exc}); "
+                              "the card is inconsistent. Re-save the checkpoint.") from None
+    stored = {k: v for k, v in header.items() if k != "__metadata__"}
+    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    problem = ""
+    if missing or extra:
+        problem = (f"{len(missing)} weight(s) of the network are missing (e.g. {missing[:2]}) and {len(extra)} are "
+                   f"not the network's (e.g. {extra[:2]})")
+    for name, t in expected.items():
+        if problem:
+            break
+        info = stored[name]
+        if list(t.shape) != info["shape"]:
+            problem = f"weight {name!r} has shape {info['shape']}, the network's is {list(t.shape)}"
+        elif t.is_floating_point() != info["dtype"].startswith(("F", "BF")):
+            problem = f"weight {name!r} is stored as {info['dtype']}, the network's is {t.dtype}"
+    if problem:
+        raise CheckpointError(f"{path}: the weights do not match the network its card describes (architecture "
+                              f"{card['arch']!r}, size {card.get('size')!r}): {problem}. Re-save the checkpoint "
+                              f"from the model it was trained with.")
 
 
 def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,

@@ -50,77 +50,109 @@ def read_sen12ms_pair(folder: str):
     return one("s1"), one("s2_cloudfree")[idx], one("s2_cloudy")[idx]
 
 
-def cmd_fusion_table(args: argparse.Namespace) -> int:
-    """Same data, same budget for every architecture; write a markdown table with the numbers."""
+def _protocols(data: str, site: str) -> Dict[str, Any]:
+    """Protocol A (right-hand block of every site held out) and B (one whole site held out)."""
+    from ..core.training.datasets import list_pairs
+
+    everything = list_pairs(data, "terramesh", "all")
+    if site not in [p.name for p in everything]:
+        raise ClaireError(f"site {site} is not in {data}")
+    return {
+        "A": (list_pairs(data, "terramesh", "train", 0.25), list_pairs(data, "terramesh", "val", 0.25)),
+        "B": ([p for p in everything if p.name != site], [p for p in everything if p.name == site]),
+    }
+
+
+def _measured_specs(layout, src, pairs):
+    """Input specs with mean/std measured on the training pairs of a protocol."""
+    from ...models import spec as spec_mod
+    from ..core.training.sources import input_specs
+
+    ospec, sspec = input_specs(layout, pairs, None, None, None, False)
+    stats = list(src.stat_arrays())
+    return (spec_mod.measure_stats([o for o, _ in stats], ospec),
+            spec_mod.measure_stats([s for _, s in stats], sspec))
+
+
+def _sen12ms_scores(model, s12, ospec, sspec) -> Dict[str, Any]:
+    """Agreement of the clear-input and cloudy-input maps of the SEN12MS-CR pair, and the gate's SAR share."""
     import numpy as np
 
     from ...models import spec as spec_mod
     from ...models.predict import predict_arrays
+
+    s1, s2_clear, s2_cloudy = s12
+    sar_n = spec_mod.normalise(s1, sspec)
+    pa, sa = predict_arrays(model, spec_mod.normalise(s2_clear, ospec), sar_n, 256)
+    pb, sb = predict_arrays(model, spec_mod.normalise(s2_cloudy, ospec), sar_n, 256)
+    return {"agreement": float((pa.argmax(0) == pb.argmax(0)).mean()),
+            "sar_share_clear": float(sa.mean()), "sar_share_cloudy": float(sb.mean()),
+            "classes_clear": int(len(np.unique(pa.argmax(0))))}
+
+
+def _train_and_score(args, key, arch, src, vsrc, specs, names, s12) -> Dict[str, Any]:
+    """Train one architecture on one protocol and score it clear, under synthetic clouds and on SEN12MS-CR."""
     from ...models.training import TrainConfig, evaluate, train
-    from ..core.training.datasets import LAYOUTS, RasterPairSource, list_pairs
-    from ..core.training.sources import input_specs
+
+    ospec, sspec = specs
+    cfg = TrainConfig(arch=arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                      seed=args.seed, device="auto")
+    print(f"[fusion-table] protocol {key}: training {arch}", file=sys.stderr)
+    model, hist = train(src, ospec, sspec, len(names), cfg, progress=False)
+    r: Dict[str, Any] = {"seconds": hist["seconds"]}
+    for corr in ("clear", "clouds"):
+        m = evaluate(model, vsrc.eval_items(), ospec, sspec, names, corr)
+        r[corr] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
+                   "sar_share": m["mean_sar_share"]}
+    if key == "A":
+        r["sen12ms"] = _sen12ms_scores(model, s12, ospec, sspec)
+    return r
+
+
+def _write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def cmd_fusion_table(args: argparse.Namespace) -> int:
+    """Same data, same budget for every architecture; write a markdown table with the numbers."""
+    import torch
+
+    from ..core.training.datasets import LAYOUTS, RasterPairSource
     from ..tools.fusion_table import fusion_markdown
 
     set_threads(args.threads)
     data = args.data or resource("data", "terramesh")
-    s12 = args.sen12ms or resource("data", "sen12ms_cr")
     layout = LAYOUTS["terramesh"]
-    classes, names = layout.classes, [c.name for c in layout.classes]
+    names = [c.name for c in layout.classes]
     archs = [a for a in args.archs.split(",") if a]
-    everything = list_pairs(data, "terramesh", "all")
-    if args.site not in [p.name for p in everything]:
-        raise ClaireError(f"site {args.site} is not in {data}")
-    protocols = {
-        "A": (list_pairs(data, "terramesh", "train", 0.25), list_pairs(data, "terramesh", "val", 0.25)),
-        "B": ([p for p in everything if p.name != args.site], [p for p in everything if p.name == args.site]),
-    }
+    protocols = _protocols(data, args.site)
     json_path = os.path.splitext(args.out)[0] + ".json"
     if args.from_json:
         with open(json_path) as fh:
             saved = json.load(fh)
+        for key in ("threads", "epochs", "steps_per_epoch", "size", "seed"):  # the run's settings, not today's
+            setattr(args, key, saved.get(key, getattr(args, key)))
         md = fusion_markdown(saved["results"], archs, args, saved["minutes"] * 60, protocols, saved["torch"])
-        with open(args.out, "w") as fh:
-            fh.write(md)
+        _write_text(args.out, md)
         print(md)
         return 0
-    s1, s2_clear, s2_cloudy = read_sen12ms_pair(s12)
+    s12 = read_sen12ms_pair(args.sen12ms or resource("data", "sen12ms_cr"))
     results: Dict[str, Dict[str, Any]] = {}
     t_all = time.time()
     for key, (tr_pairs, va_pairs) in protocols.items():
-        src = RasterPairSource(tr_pairs, classes, layout.ignore, layout.optical_bands)
-        vsrc = RasterPairSource(va_pairs, classes, layout.ignore, layout.optical_bands)
-        ospec, sspec = input_specs(layout, tr_pairs, None, None, None, False)
-        stats = list(src.stat_arrays())
-        ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
-        sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
+        src = RasterPairSource(tr_pairs, layout.classes, layout.ignore, layout.optical_bands)
+        vsrc = RasterPairSource(va_pairs, layout.classes, layout.ignore, layout.optical_bands)
+        specs = _measured_specs(layout, src, tr_pairs)
         for arch in archs:
-            cfg = TrainConfig(arch=arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                              seed=args.seed, device="auto")
-            print(f"[fusion-table] protocol {key}: training {arch}", file=sys.stderr)
-            model, hist = train(src, ospec, sspec, len(classes), cfg, progress=False)
-            r = {"seconds": hist["seconds"]}
-            for corr in ("clear", "clouds"):
-                m = evaluate(model, vsrc.eval_items(), ospec, sspec, names, corr)
-                r[corr] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
-                           "sar_share": m["mean_sar_share"]}
-            if key == "A":
-                sar_n = spec_mod.normalise(s1, sspec)
-                pa, sa = predict_arrays(model, spec_mod.normalise(s2_clear, ospec), sar_n, 256)
-                pb, sb = predict_arrays(model, spec_mod.normalise(s2_cloudy, ospec), sar_n, 256)
-                r["sen12ms"] = {"agreement": float((pa.argmax(0) == pb.argmax(0)).mean()),
-                                "sar_share_clear": float(sa.mean()), "sar_share_cloudy": float(sb.mean()),
-                                "classes_clear": int(len(np.unique(pa.argmax(0))))}
-            results.setdefault(key, {})[arch] = r
-    import torch
-
+            results.setdefault(key, {})[arch] = _train_and_score(args, key, arch, src, vsrc, specs, names, s12)
     total = time.time() - t_all
     md = fusion_markdown(results, archs, args, total, protocols, torch.__version__)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(md)
-    with open(json_path, "w") as fh:
-        json.dump({"minutes": round(total / 60, 2), "torch": torch.__version__, "threads": args.threads,
-                   "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "size": args.size,
-                   "seed": args.seed, "results": results}, fh, indent=2)
+    _write_text(args.out, md)
+    _write_text(json_path, json.dumps({"minutes": round(total / 60, 2), "torch": torch.__version__,
+                                       "threads": args.threads, "epochs": args.epochs,
+                                       "steps_per_epoch": args.steps_per_epoch, "size": args.size,
+                                       "seed": args.seed, "results": results}, indent=2))
     print(md)
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
 
@@ -19,6 +20,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "or spaces)")
     parser.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order, e.g. 1,2")
     parser.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
+    parser.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
+                        help="unit of the SAR values: auto (from the file's metadata and values), dB, linear-power "
+                             "(sigma0/gamma0) or amplitude; linear values are converted to dB")
     parser.add_argument("--tile-size", type=int, default=None,
                         help="tile size in pixels, multiple of 32 (default: card)")
     parser.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
@@ -34,4 +38,4 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         checkpoint=args.checkpoint, optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
-        threads=args.threads)
+        threads=args.threads, sar_units=args.sar_units)

@@ -8,6 +8,8 @@ import sys
 from typing import Any, Dict
 
 from ..core.errors import ClaireError
+from ..core.inputs.units import SAR_UNITS
+from .options import OFFSET_HELP
 
 ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
 
@@ -31,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--minutes", type=float, default=None,
                    help="time budget of the training loop (scoring comes on top); it stops before the budget runs out, "
                         "--epochs then caps the epochs. Not reproducible across machines: --epochs is")
-    g.add_argument("--optical-offset", type=float, default=None, help="added to the optical values before scaling")
+    g.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
+    g.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
+                   help="unit of the SAR values: auto, dB, linear-power or amplitude (linear is converted to dB)")
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
     g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline")
@@ -61,7 +65,7 @@ def params_from_args(args: argparse.Namespace):
         checkpoint=args.checkpoint, report=args.report,
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
-        val_share=args.val_share,
+        sar_units=args.sar_units, val_share=args.val_share,
         buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees, config=cfg)
 
 

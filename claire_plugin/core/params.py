@@ -27,6 +27,7 @@ class ClassifyParams:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
+    sar_units: str = "auto"  # auto, dB, linear-power or amplitude (core.inputs.units.SAR_UNITS)
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = DEFAULT_BATCH
@@ -73,6 +74,7 @@ class RunOptions:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None
+    sar_units: str = "auto"
     tile_size: Optional[int] = None
     overlap: Optional[int] = None
     batch_size: int = DEFAULT_BATCH
@@ -87,12 +89,14 @@ class RunOptions:
 def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[List[int]] = None,
                 sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
                 tile_size: Optional[int] = None, overlap: Optional[int] = None, batch_size: Optional[int] = None,
-                device: Optional[str] = None, threads: Optional[int] = None) -> RunOptions:
+                device: Optional[str] = None, threads: Optional[int] = None,
+                sar_units: Optional[str] = None) -> RunOptions:
     """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> card,
-    overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto."""
+    overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto,
+    SAR units '' -> auto."""
     return RunOptions(
         checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
-        optical_offset=optical_offset, tile_size=tile_size or None,
+        optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
         overlap=None if overlap in (None, FROM_CARD) else overlap,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
         threads=threads)

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, FROM_CARD, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
 
@@ -26,6 +27,9 @@ RUN_HELP = {
     "OPTICAL_OFFSET": "Optional value added to the optical values before the checkpoint's scaling, e.g. -1000 for "
     "Sentinel-2 of processing baseline 04.00 or later (from 25 January 2022) whose metadata was lost. Empty: read "
     "from the file (GDAL scale/offset, BOA_ADD_OFFSET/RADIO_ADD_OFFSET, PROCESSING_BASELINE); the log says which.",
+    "SAR_UNITS": "Unit of the SAR values. auto: from the file's metadata and values (linear values must say "
+    "whether they are power or amplitude); dB, linear-power (sigma0/gamma0) or amplitude: as declared, linear "
+    "values converted to dB. Values no backscatter has are refused either way.",
     "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
     "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
     "-1: the checkpoint's overlap.",
@@ -38,7 +42,8 @@ RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT"}
 
 
 def run_parameters() -> List[QgsProcessingParameterDefinition]:
-    """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, TILE_SIZE, OVERLAP, BATCH_SIZE and DEVICE."""
+    """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, SAR_UNITS, TILE_SIZE, OVERLAP, BATCH_SIZE and
+    DEVICE."""
     return [
         QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
                                    optional=True),
@@ -46,6 +51,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
         QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
                                      type=QgsProcessingParameterNumber.Double, optional=True),
+        QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
         QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
         QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=FROM_CARD,
                                      minValue=FROM_CARD),
@@ -72,4 +78,5 @@ def run_options(alg, parameters, context) -> RunOptions:
         tile_size=alg.parameterAsInt(parameters, "TILE_SIZE", context),
         overlap=alg.parameterAsInt(parameters, "OVERLAP", context),
         batch_size=alg.parameterAsInt(parameters, "BATCH_SIZE", context),
-        device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)])
+        device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
+        sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)])

@@ -43,12 +43,14 @@ def fusion_reading(results, archs, protocols) -> List[str]:
     return out
 
 
-def fusion_markdown(results, archs, args, total, protocols, torch_version) -> str:
-    """The whole markdown page: setup, table, this run in words, and the limits of the numbers."""
-    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    a_tr, a_va = protocols["A"]
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _setup(args, total, protocols, torch_version) -> List[str]:
+    """How the numbers were made: command, budget, data, protocols, table header."""
     b_tr, b_va = protocols["B"]
-    lines = [
+    return [
         "# Fusion table (measured)",
         "",
         "Reproduce with `make fusion-table` (runs `claire fusion-table --out docs/fusion_table.md`; "
@@ -77,6 +79,12 @@ def fusion_markdown(results, archs, args, total, protocols, torch_version) -> st
         "| B mIoU clouds | B OA clouds | SEN12MS-CR agreement | mean SAR share clear / cloudy (A) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+
+def fusion_markdown(results, archs, args, total, protocols, torch_version) -> str:
+    """The whole markdown page: setup, table, this run in words, and the limits of the numbers."""
+    f = _f
+    lines = _setup(args, total, protocols, torch_version)
     for arch in archs:
         a, b = results["A"][arch], results["B"][arch]
         s = a.get("sen12ms", {})
@@ -85,27 +93,30 @@ def fusion_markdown(results, archs, args, total, protocols, torch_version) -> st
                      f"{f(b['clouds']['miou'])} | {f(b['clouds']['oa'])} | {f(s.get('agreement'))} | "
                      f"{f(a['clear']['sar_share'])} / {f(a['clouds']['sar_share'])} |")
     lines += ["", "## This run, in words", ""] + fusion_reading(results, archs, protocols)
-    lines += [
-        "",
-        "## What these numbers can and cannot show",
-        "",
-        "- The labelled data at hand is tiny: 4 sites of 224 x 224 px (about 0.2 MPix in all), with labels "
-        "that are themselves the output of a model (ESRI / Impact Observatory 10 m LULC), not hand-drawn "
-        "truth. The evaluation sets hold 50 k (A) and 50 k (B) pixels from 4 and 1 places; a single field or "
-        "river bend moves mIoU by several points. Differences of a few points between architectures are "
-        "within the noise of a different seed and must not be read as a ranking.",
-        "- Protocol A blocks touch their training region (adjacent pixels, same scene, same date): it measures "
-        "interpolation within a scene, not generalisation. Protocol B is a real unseen place, but some of "
-        "its classes (e.g. built area, flooded vegetation) barely or never occur in the three training "
-        "sites, so its mIoU is bounded by what the training sites contain.",
-        "- The short, from-scratch budget favours small, easy-to-fit models; with a real dataset "
-        "(WHU-OPT-SAR, PIE-RGB-SAR, OpenEarthMap-SAR) and the `base` size the ranking may change.",
-        "- Synthetic clouds are a model of clouds the networks were also trained with; the SEN12MS-CR pair "
-        "shows real clouds, but without labels it only measures stability (agreement), not accuracy, and its "
-        "optical input is L1C (top of atmosphere) while training used L2A, which shifts every model.",
-        "- What the table can show: whether a fused model keeps its accuracy when the optical input is "
-        "clouded (compare clear vs clouds per row, and against optical_only), and whether its modality gate "
-        "moves towards SAR under clouds (mean SAR share).",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + LIMITS)
+
+
+#: What the table can and cannot show (the same for every run).
+LIMITS = [
+    "",
+    "## What these numbers can and cannot show",
+    "",
+    "- The labelled data at hand is tiny: 4 sites of 224 x 224 px (about 0.2 MPix in all), with labels "
+    "that are themselves the output of a model (ESRI / Impact Observatory 10 m LULC), not hand-drawn "
+    "truth. The evaluation sets hold 50 k (A) and 50 k (B) pixels from 4 and 1 places; a single field or "
+    "river bend moves mIoU by several points. Differences of a few points between architectures are "
+    "within the noise of a different seed and must not be read as a ranking.",
+    "- Protocol A blocks touch their training region (adjacent pixels, same scene, same date): it measures "
+    "interpolation within a scene, not generalisation. Protocol B is a real unseen place, but some of "
+    "its classes (e.g. built area, flooded vegetation) barely or never occur in the three training "
+    "sites, so its mIoU is bounded by what the training sites contain.",
+    "- The short, from-scratch budget favours small, easy-to-fit models; with a real dataset "
+    "(WHU-OPT-SAR, PIE-RGB-SAR, OpenEarthMap-SAR) and the `base` size the ranking may change.",
+    "- Synthetic clouds are a model of clouds the networks were also trained with; the SEN12MS-CR pair "
+    "shows real clouds, but without labels it only measures stability (agreement), not accuracy, and its "
+    "optical input is L1C (top of atmosphere) while training used L2A, which shifts every model.",
+    "- What the table can show: whether a fused model keeps its accuracy when the optical input is "
+    "clouded (compare clear vs clouds per row, and against optical_only), and whether its modality gate "
+    "moves towards SAR under clouds (mean SAR share).",
+    "",
+]

@@ -45,7 +45,8 @@ def classify_argv(args: dict) -> list:
     for key, flag in (("optical_bands", "--optical-bands"), ("sar_bands", "--sar-bands")):
         if args.get(key):
             argv += [flag, ",".join(str(i) for i in args[key])]
-    for key, flag in (("tile_size", "--tile-size"), ("overlap", "--overlap"), ("batch_size", "--batch-size")):
+    for key, flag in (("tile_size", "--tile-size"), ("overlap", "--overlap"), ("batch_size", "--batch-size"),
+                      ("sar_units", "--sar-units")):
         if args.get(key) is not None:
             argv += [flag, str(args[key])]
     return argv
@@ -269,7 +270,7 @@ def test_cli_batch_one_broken_pair_among_good_ones(workdir):
 def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
     """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
     ids = set(C.case_ids())
-    assert len(ids) == len(C.CASES) == 33
+    assert len(ids) == len(C.CASES) == 60
     for c in C.CASES:
         assert c.expect in ("error", "works")
         assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id

@@ -191,7 +191,8 @@ def test_linear_sar_is_converted_to_db(engine_scene, standin_model, standin_card
     d = engine_scene["dir"]
     lin = write_raster(os.path.join(d, "sar_lin.tif"), (10 ** (sar / 10)).astype(np.float32), descriptions=["VV", "VH"])
     a = run(_params(engine_scene, "db.tif"), standin_model, standin_card)
-    b = run(ClassifyParams(engine_scene["optical"], lin, os.path.join(d, "lin.tif")), standin_model, standin_card)
+    b = run(ClassifyParams(engine_scene["optical"], lin, os.path.join(d, "lin.tif"), sar_units="linear-power"),
+            standin_model, standin_card)
     assert any("converting to dB" in m for m in b.messages)
     assert (_read(a.output)[0] == _read(b.output)[0]).mean() > 0.999
 

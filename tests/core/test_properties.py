@@ -37,7 +37,9 @@ def tiny_model():
 
 #: 0-based bands of a 12-band L2A stack that the checkpoint uses (all but B01 and B09).
 USED_L2A = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]
-DTYPES = {"uint8": (1, 255), "uint16": (1, 65535), "int16": (-50, 32767), "float32": (0.0, 12000.0)}
+#: Reflectance x 10000 of any surface (values no surface has are refused: test_units.py), plus pixels at the
+#: type's maximum, Sentinel-2's saturation marker. 8-bit optical is refused (not reflectance x 10000).
+DTYPES = {"uint16": (1, 12000), "int16": (-50, 12000), "float32": (0.0, 12000.0)}
 
 
 @st.composite
@@ -63,7 +65,7 @@ def _write_inputs(folder: str, s: dict):
     rows, cols, dtype = s["rows"], s["cols"], np.dtype(s["dtype"])
     lo, hi = DTYPES[s["dtype"]]
     opt = rng.uniform(lo, hi, (12, rows, cols))
-    opt[:, rng.random((rows, cols)) < 0.05] = hi  # values at the type's maximum
+    opt[:, rng.random((rows, cols)) < 0.05] = np.iinfo(dtype).max if dtype.kind in "ui" else hi  # saturated
     opt = opt.astype(dtype)
     holes = rng.random((rows, cols)) < s["opt_holes"]
     nodata = None

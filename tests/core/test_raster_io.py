@@ -64,7 +64,8 @@ def test_sar_scale_detection():
     rng = np.random.default_rng(0)
     db = rng.normal(-14, 4, 1000).astype(np.float32)
     assert detect_sar_scale(db)[0] == "db"
-    assert detect_sar_scale(10 ** (db / 10))[0] == "power"
+    assert detect_sar_scale(10 ** (db / 10))[0] == "linear"  # power or amplitude: the values cannot tell
+    assert detect_sar_scale(10 ** (db / 10), "sigma0_vv")[0] == "power"
     assert detect_sar_scale(10 ** (db / 10), "units=amplitude")[0] == "amplitude"
     assert detect_sar_scale(10 ** (db / 10), "vv backscatter in db")[0] == "db"
 
@@ -72,7 +73,7 @@ def test_sar_scale_detection():
 def test_preparers_follow_the_card():
     spec = InputSpec(bands=["VV"], units="dB", clip=(-40.0, 5.0), mean=[-10.0], std=[5.0])
     lin = np.array([[[0.1, 1.0]]], np.float32)  # -10 dB and 0 dB
-    prep = sar_preparer(spec, 1, lin.ravel())
+    prep = sar_preparer(spec, 1, lin.ravel(), units="linear-power")
     assert prep.to_db == "power"
     np.testing.assert_allclose(prep(lin.copy()), [[[0.0, 2.0]]], atol=1e-5)
     ospec = InputSpec(bands=["B02"], units="reflectance", scale=1e-4, clip=(0.0, 1.0), mean=[0.1], std=[0.1])

@@ -55,6 +55,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
             assert np.sum(m["confusion"]) == m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
     assert report["split"]["kind"] == "polygons"
     assert [r["val_polygons"] for r in report["counts"]] == [1, 1, 1]
+    assert len(report["validation_feature_ids"]) == 3 and all(f >= 1 for f in report["validation_feature_ids"])
     leak = report["leakage"]
     assert leak["pixel_split"]["pixels"] == int(np.ceil(0.3 * 4 * 25)) * 3  # 30 % of each class's pixels
     assert leak["polygon_split"] == report["arms"]["rf_optical_sar"]["clear"]

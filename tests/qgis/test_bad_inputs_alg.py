@@ -31,6 +31,10 @@ def alg_params(args: dict) -> dict:
         p["OVERLAP"] = args["overlap"]
     if args.get("batch_size") is not None:
         p["BATCH_SIZE"] = args["batch_size"]
+    if args.get("sar_units") is not None:
+        from claire.claire_plugin.core.inputs.units import SAR_UNITS
+
+        p["SAR_UNITS"] = list(SAR_UNITS).index(args["sar_units"])
     return p
 
 

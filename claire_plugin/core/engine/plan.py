@@ -186,8 +186,9 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
             require_valid_pixels(smp, role, nd)
     radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
-                                         radiometry)
-    plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices))
+                                         radiometry, opt.nodata)
+    plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
+                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     del s_sample, o_sample
     grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),

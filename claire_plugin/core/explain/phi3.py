@@ -81,8 +81,13 @@ def validate_model_dir(folder: str) -> dict:
             f"'{folder}' holds a '{config.get('model_type')}' model; the explainer needs Phi-3 "
             f"(model_type 'phi3', e.g. microsoft/Phi-3-mini-4k-instruct)")
     files = os.listdir(folder)
-    if not any(f.endswith(".safetensors") or (f.startswith("pytorch_model") and f.endswith(".bin"))
-               for f in files):
+    if not any(f.endswith(".safetensors") for f in files):
+        pickles = sorted(f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")))
+        if pickles:  # never loaded: torch.load of a stranger's pickle runs its code
+            raise ExplainerUnavailable(f"'{folder}' holds its weights only as pickles ({', '.join(pickles[:3])}), "
+                                       f"which can run code when loaded, and CLAIRE does not load them; download "
+                                       f"the model's *.safetensors weights instead (microsoft/Phi-3-mini-4k-"
+                                       f"instruct publishes them)")
         raise ExplainerUnavailable(f"'{folder}' has no weights (*.safetensors); the download is "
                                    f"incomplete")
     if not any(f in files for f in ("tokenizer.json", "tokenizer.model")):
@@ -117,7 +122,7 @@ def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            model = Phi3ForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+            model = Phi3ForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype, use_safetensors=True)
         except Exception as exc:
             raise ExplainerUnavailable(f"loading the model in '{folder}' failed: "
                                        f"{type(exc).__name__}: {exc}") from None

@@ -6,13 +6,13 @@ converted to dB first when the card asks for dB.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import re
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
 from .radiometry import Radiometry, offset_suspicion
+from .units import check_db_plausible, check_reflectance, detect_sar_scale, sar_kind  # noqa: F401
 
 
 @dataclass
@@ -130,46 +130,23 @@ def _arr(v: Optional[List[float]], n: int) -> Optional[np.ndarray]:
     return np.repeat(a, n) if a.size == 1 and n > 1 else a
 
 
-def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, str]:
-    """Classify SAR values as 'db', 'power' or 'amplitude'; returns (kind, reason).
-
-    Metadata (band descriptions, units, tags) wins when it says dB / amplitude / linear power.
-    Otherwise values: finite values >= 99% non-negative and the 95th percentile <= 2 => linear power.
-    """
-    text = metadata_text.lower()
-    if re.search(r"(?<![a-z])(db|decibels?)(?![a-z])", text):
-        return "db", "metadata says dB"
-    if "amplitude" in text:
-        return "amplitude", "metadata says amplitude"
-    if re.search(r"linear|power|intensity|sigma0(?!.?db)", text):
-        return "power", "metadata says linear power"
-    vals = sample[np.isfinite(sample)]
-    if vals.size == 0:
-        return "db", "no finite values to inspect"
-    nonneg = float(np.mean(vals >= 0))
-    p95 = float(np.percentile(vals, 95))
-    if nonneg >= 0.99 and p95 <= 2.0:
-        return "power", f"values look linear ({nonneg:.0%} non-negative, 95th percentile {p95:.3g})"
-    return "db", f"values look like dB ({nonneg:.0%} non-negative, 95th percentile {p95:.3g})"
-
-
-
-
-
 def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
-                     radiometry: Optional[Radiometry] = None) -> Preparer:
+                     radiometry: Optional[Radiometry] = None, nodata: Optional[float] = None) -> Preparer:
     """Preparer for the optical input: the card's scaling, the file's or the user's radiometry
-    (core.radiometry) where there is one; float rasters already in reflectance keep scale 1."""
+    (core.radiometry) where there is one; float rasters already in reflectance keep scale 1. Values that
+    cannot be reflectance so read are refused (core.inputs.units.check_reflectance)."""
     r = radiometry or Radiometry()
     scale, offset, notes = spec.scale, spec.offset, []
     vals = sample[np.isfinite(sample)]
+    how = f"the checkpoint's scale {spec.scale:g}"
     if r.scale is not None:
         scale, offset = r.scale, r.offset or 0.0
+        how = "the file's GDAL scale/offset"
     elif (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
             and vals.size and float(np.percentile(vals, 99)) <= 3.0):
         notes.append(f"optical values are floats already in reflectance (99th percentile "
                      f"{float(np.percentile(vals, 99)):.3g}); not applying the card's scale {spec.scale:g}")
-        scale, offset = 1.0, 0.0
+        scale, offset, how = 1.0, 0.0, "floats already in reflectance"
         if r.add and not r.given:  # e.g. `gdal_translate -unscale` keeps the product's ADD_OFFSET tags
             r = Radiometry(note=f"the file's offset metadata ({r.add:g} DN) is not applied: the values are already "
                                 f"reflectance")
@@ -180,19 +157,30 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
     if r.note:
         notes.append(r.note)
     offset += r.add * scale
-    notes.append(f"optical scaling: x * {scale:g} + {offset:g}" + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
+    if r.add:
+        how += f", after the offset {r.add:g}"
+    if "reflect" in spec.units.lower():
+        notes += check_reflectance(sample, dtype, scale, offset, how, nodata)
+    notes.append(f"optical scaling: x * {scale:g} + {offset:g}"
+                 + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
     return Preparer(scale, offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), None, notes)
 
 
-def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str = "") -> Preparer:
-    """Preparer for the SAR input, converting linear power/amplitude to dB when the card wants dB."""
+def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str = "", units: Optional[str] = "auto",
+                 dtype: str = "float32") -> Preparer:
+    """Preparer for the SAR input, converting linear power/amplitude to dB when the card wants dB. `units`
+    is the user's declaration (`--sar-units`), `dtype` the raster's own type; the raster's unit is read from
+    them, its metadata or its values (core.inputs.units.sar_kind), and refused when unclear or implausible."""
     notes: List[str] = []
     to_db = None
     if spec.wants_db:
-        kind, reason = detect_sar_scale(sample, metadata_text)
+        kind, reason = sar_kind(sample, metadata_text, dtype, units)
+        check_db_plausible(sample, kind, reason)
         if kind != "db":
             to_db = kind
             notes.append(f"SAR is linear {kind} ({reason}); converting to dB as the checkpoint expects")
         else:
             notes.append(f"SAR is already in dB ({reason})")
+    elif np.dtype(dtype).kind == "c":
+        sar_kind(sample, metadata_text, dtype, units)  # refuses complex values
     return Preparer(spec.scale, spec.offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), to_db, notes)

@@ -97,33 +97,60 @@ def require_crs(ds, role: str) -> None:
 
 
 def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
-    """Window of `grid_ds` (in its pixels) covered by `other_ds`; ClaireError when they do not overlap."""
+    """Window of `grid_ds` (in its pixels) covered by `other_ds`; ClaireError when they do not overlap.
+    Any affine grid works: south-up (positive pixel height), rotated or sheared; the window is the
+    pixels whose footprint meets the part of the other raster's envelope inside the grid's."""
     from rasterio.warp import transform_bounds
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
 
     try:
-        b = transform_bounds(other_ds.crs, grid_ds.crs, *other_ds.bounds, densify_pts=21)
+        b = transform_bounds(other_ds.crs, grid_ds.crs, *envelope(other_ds), densify_pts=21)
     except Exception as exc:  # noqa: BLE001 - PROJ errors come in several types
         raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}); check "
                           f"both rasters' CRS") from None
     if not all(math.isfinite(v) for v in b):
         raise ClaireError(f"the {other_role} extent cannot be expressed in the optical CRS; check both CRS")
-    g = grid_ds.bounds
-    left, right = max(b[0], g.left), min(b[2], g.right)
-    bottom, top = max(b[1], g.bottom), min(b[3], g.top)
+    g = envelope(grid_ds)
+    b = _unwrap_longitudes(b, g, grid_ds.crs)
+    left, right = max(b[0], g[0]), min(b[2], g[2])
+    bottom, top = max(b[1], g[1]), min(b[3], g[3])
     if left >= right or bottom >= top:
         raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
                           f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} in the same "
                           f"CRS); give rasters of the same place")
-    w = from_bounds(left, bottom, right, top, transform=grid_ds.transform)
-    r0 = max(0, int(math.floor(w.row_off + 1e-6)))
-    c0 = max(0, int(math.floor(w.col_off + 1e-6)))
-    r1 = min(grid_ds.height, int(math.ceil(w.row_off + w.height - 1e-6)))
-    c1 = min(grid_ds.width, int(math.ceil(w.col_off + w.width - 1e-6)))
+    inv = ~grid_ds.transform
+    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)))
+    r0 = max(0, int(math.floor(min(rows) + 1e-6)))
+    c0 = max(0, int(math.floor(min(cols) + 1e-6)))
+    r1 = min(grid_ds.height, int(math.ceil(max(rows) - 1e-6)))
+    c1 = min(grid_ds.width, int(math.ceil(max(cols) - 1e-6)))
     if r1 <= r0 or c1 <= c0:
         raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
                           f"give rasters of the same place")
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def envelope(ds) -> Tuple[float, float, float, float]:
+    """(left, bottom, right, top) of the raster's four corners, with left < right and bottom < top whatever
+    the transform (rasterio's `bounds` has bottom > top for a south-up raster and ignores rotation)."""
+    t = ds.transform
+    xs, ys = zip(*(t * (c, r) for c in (0, ds.width) for r in (0, ds.height)))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _unwrap_longitudes(b, g, crs) -> Tuple[float, float, float, float]:
+    """In a geographic grid CRS, `b` shifted by 360 degrees when that makes it meet `g` (one raster written
+    in 0..360 longitudes, the other in -180..180); across the antimeridian, transform_bounds returns
+    left > right, which is unwrapped to right + 360 first."""
+    if crs is None or not crs.is_geographic:
+        return tuple(b)
+    left, bottom, right, top = b
+    if left > right:
+        right += 360.0
+    for shift in (0.0, 360.0, -360.0):
+        if left + shift < g[2] and right + shift > g[0]:
+            return left + shift, bottom, right + shift, top
+    return left, bottom, right, top
 
 
 def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
@@ -143,7 +170,27 @@ def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, w
     """
     from rasterio.windows import Window
 
-    return ds.read(list(indexes), window=Window(col0, row0, width, height), out_dtype=dtype)
+    return read_pixels(ds, indexes, Window(col0, row0, width, height), dtype)
+
+
+def read_pixels(ds, indexes: Sequence[int], window, dtype: str = "float32") -> np.ndarray:
+    """Bands `indexes` of `window` as `dtype`; every read of input pixels goes through here. Signed bytes are
+    read in their own type first (GDAL before 3.7 stores them as bytes flagged SIGNEDBYTE and gives 236 for
+    -20 when asked for floats). A read GDAL cannot do (a truncated or damaged file, a VRT source gone
+    missing) is a ClaireError naming the file."""
+    from rasterio.errors import RasterioIOError
+
+    dtypes = tuple(getattr(ds, "dtypes", None) or ())  # test doubles may have none
+    signed_bytes = any(dtypes[i - 1] == "int8" for i in indexes if i <= len(dtypes))
+    try:
+        if signed_bytes:
+            return ds.read(list(indexes), window=window).astype(dtype)
+        return ds.read(list(indexes), window=window, out_dtype=dtype)
+    except RasterioIOError as exc:
+        cause = str(exc.__cause__ or exc).strip() or str(exc)
+        raise ClaireError(f"reading the raster {getattr(ds, 'name', '?')!r} failed ({cause}): the file is "
+                          f"truncated or damaged, or a file it refers to is missing; copy or download it "
+                          f"again (or rebuild the VRT)") from None
 
 
 def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48, cluster: int = 2) -> np.ndarray:
@@ -165,7 +212,7 @@ def sample(ds, indexes: Sequence[int], window, grid: int = 6, size: int = 48, cl
     bh, bw = shapes[indexes[0] - 1] if shapes else (0, 0)
     rows = _square_starts(r0, h, sh, n, bh)
     cols = _square_starts(c0, w, sw, n, bw)
-    parts = [ds.read(list(indexes), window=Window(c, r, sw, sh), out_dtype="float32").reshape(len(indexes), -1)
+    parts = [read_pixels(ds, indexes, Window(c, r, sw, sh)).reshape(len(indexes), -1)
              for r in rows for c in cols]
     return np.concatenate(parts, axis=1)
 
@@ -195,8 +242,7 @@ def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] =
     h, w = int(window.height), int(window.width)
     for r in range(r0, r0 + h, step):
         for c in range(c0, c0 + w, step):
-            a = ds.read(list(indexes), window=Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)),
-                        out_dtype="float32")
+            a = read_pixels(ds, indexes, Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)))
             ok = np.isfinite(a).all(axis=0)
             if nodata is not None and np.isfinite(nodata):
                 ok &= ~(a == np.float32(nodata)).all(axis=0)

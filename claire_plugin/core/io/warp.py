@@ -28,8 +28,12 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .raster_io import envelope, read_pixels
+
 #: Largest coordinate interpolation error accepted, in source pixels (GDAL's default is 0.125).
 MAX_ERROR = 0.05
+#: Most source pixels read at once when a window is downsampled (4 Mpx: 48 MB for two bands and the weight).
+MAX_PIECE_PIXELS = 4 * 1024 * 1024
 
 
 class GridWarp:
@@ -53,6 +57,11 @@ class GridWarp:
         self._offset = self._whole_pixel_offset()
         self._mask_band = src.nodata is None and _has_dataset_mask(src)
         self._ct = None  # GDAL coordinate transformation, made on first use (False: use rasterio's)
+        # a geographic source across the antimeridian: PROJ answers -179.99 where the raster says 180.01
+        self._lon_centre = None
+        if not self.same_crs and src.crs is not None and src.crs.is_geographic:
+            left, _, right, _ = envelope(src)
+            self._lon_centre = (left + right) / 2.0
 
     # -- the part of rasterio's dataset interface the engine uses ------------------------------------
     def read(self, indexes=None, window=None, out_dtype="float32") -> np.ndarray:
@@ -95,7 +104,7 @@ class GridWarp:
         from rasterio.windows import Window
 
         win = Window(c0, r0, w, h)
-        a = self.src.read(list(idx), window=win, out_dtype="float32")
+        a = read_pixels(self.src, idx, win)
         nd = self.src.nodata
         if nd is not None and not math.isnan(nd):
             a[a == np.float32(nd)] = np.nan
@@ -165,6 +174,8 @@ class GridWarp:
         if bad.any():
             px, py = px.copy(), py.copy()
             px[bad] = py[bad] = np.nan
+        if self._lon_centre is not None:  # the longitudes the source raster uses, e.g. 179.99..180.01
+            px = (px - self._lon_centre + 180.0) % 360.0 - 180.0 + self._lon_centre
         return px, py
 
     def source_span(self, r0: int, c0: int, h: int, w: int) -> Tuple[float, float]:
@@ -200,26 +211,14 @@ class GridWarp:
         yb = min(H, int(math.floor(np.max(sy) + 0.5 * ky)) + ky)
         if xa >= xb or ya >= yb:
             return np.full((C, h, w), np.nan, np.float32)
-        raw = self._read_source(idx, ya, xa, yb - ya, xb - xa)
-        ok = np.isfinite(raw).all(axis=0)
-        all_ok = bool(ok.all())
-        # every source pixel valid and no pooling: clamping to the window's edge pixels ("border") gives
-        # the renormalised weights, without a weight channel to sample and divide by
-        plain = self.resampling == "nearest" or (all_ok and kx == 1 and ky == 1)
-        if plain:
-            stack = torch.from_numpy(raw)
-        else:  # premultiplied values and their weight: no-data neighbours get no weight
-            stack = torch.from_numpy(np.empty((C + 1,) + raw.shape[1:], np.float32))
-            sn = stack.numpy()
-            sn[:C] = raw
-            sn[C] = ok
-            if not all_ok:
-                sn[:C][:, ~ok] = 0.0
-            if kx > 1 or ky > 1:  # average kx x ky source pixels first (what GDAL's widened kernel does)
-                pooled = F.avg_pool2d(stack[None], (ky, kx), ceil_mode=True)[0]
-                weight = pooled[C:]
-                stack = torch.cat([pooled[:C] / weight.clamp_min(1e-12), (weight > 0).to(pooled.dtype)])
-                stack[:C] *= stack[C:]
+        if kx > 1 or ky > 1:  # average kx x ky source pixels first (what GDAL's widened kernel does)
+            plain, stack = False, self._pooled(idx, ya, xa, yb, xb, kx, ky)
+        else:
+            raw = self._read_source(idx, ya, xa, yb - ya, xb - xa)
+            # every source pixel valid: clamping to the window's edge pixels ("border") gives the
+            # renormalised weights, without a weight channel to sample and divide by
+            plain = self.resampling == "nearest" or bool(np.isfinite(raw).all())
+            stack = torch.from_numpy(raw if plain else _weighted(raw))
         hs, ws = stack.shape[1:]
         # grid_sample's align_corners=False coordinates: -1 and 1 are the outer edges of the window
         ax, bx = 2.0 / (kx * ws), -2.0 * xa / (kx * ws) - 1.0
@@ -248,6 +247,30 @@ class GridWarp:
             vals[:, bad] = float("nan")
         return vals.numpy()
 
+    def _pooled(self, idx: Sequence[int], ya: int, xa: int, yb: int, xb: int, kx: int, ky: int):
+        """Source rows ya..yb, columns xa..xb averaged over ky x kx pixels (premultiplied values and their
+        weight, C + 1 channels), read in pieces of whole pooling cells of at most MAX_PIECE_PIXELS: a SAR
+        100 times finer than the grid never holds a tile's full-resolution footprint in memory."""
+        import torch
+        import torch.nn.functional as F
+
+        cells = max(1, MAX_PIECE_PIXELS // (kx * ky))
+        across = max(1, min(-(-(xb - xa) // kx), int(math.sqrt(cells))))
+        down = max(1, cells // across)
+        rows = []
+        for r in range(ya, yb, down * ky):
+            parts = []
+            for c in range(xa, xb, across * kx):
+                raw = self._read_source(idx, r, c, min(down * ky, yb - r), min(across * kx, xb - c))
+                parts.append(F.avg_pool2d(torch.from_numpy(_weighted(raw))[None], (ky, kx), ceil_mode=True)[0])
+            rows.append(torch.cat(parts, dim=2))
+        pooled = torch.cat(rows, dim=1)
+        C = len(idx)
+        weight = pooled[C:]
+        stack = torch.cat([pooled[:C] / weight.clamp_min(1e-12), (weight > 0).to(pooled.dtype)])
+        stack[:C] *= stack[C:]
+        return stack
+
     def _pool_factors(self, rr, cc, sx, sy) -> Tuple[int, int]:
         """Source pixels per grid pixel along x and y, rounded down (1 when not downsampling or nearest)."""
         if self.resampling != "bilinear":
@@ -263,6 +286,18 @@ class GridWarp:
             fy = max(fy, float(np.max(np.abs(sy[-1] - sy[0]))) / dr)
         # rotation spreads a pixel's footprint over both axes; the larger extent sets the factor
         return max(1, int(fx + 1e-6)), max(1, int(fy + 1e-6))
+
+
+def _weighted(raw: np.ndarray) -> np.ndarray:
+    """[C + 1, h, w]: the values with no-data pixels set to 0, and a last channel of weights (1 valid, 0 not),
+    so that no-data neighbours get no weight in a resampling."""
+    ok = np.isfinite(raw).all(axis=0)
+    out = np.empty((raw.shape[0] + 1,) + raw.shape[1:], np.float32)
+    out[:-1] = raw
+    out[-1] = ok
+    if not ok.all():
+        out[:-1][:, ~ok] = 0.0
+    return out
 
 
 def _midpoint_error(rr, cc, sx, sy, exact) -> float:

@@ -42,6 +42,7 @@ class PolygonTrainParams:
     optical_bands: Optional[List[int]] = None
     sar_bands: Optional[List[int]] = None
     optical_offset: Optional[float] = None
+    sar_units: str = "auto"
     val_share: float = 0.3
     buffer_px: float = 3.0
     max_pixels_per_polygon: int = 20000
@@ -133,7 +134,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     _check_output(params)
     base_model, base_card, base_path = load_base(params.checkpoint)
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
-               params.optical_offset) as scene:
+               params.optical_offset, params.sar_units) as scene:
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
@@ -152,8 +153,9 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                                        validate, on_epoch, is_cancelled)
         progress(0.85, "scoring on the held-out polygons")
         cmap = base_channel_map(base_card, labels.classes)
-        nets = [("finetuned", model.to(device), None)] + ([("untuned", base_model.to(device), cmap)] if cmap is not None
-                                                          else [])
+        nets = [("finetuned", model.to(device), None)]
+        if cmap is not None:
+            nets.append(("untuned", base_model.to(device), cmap))
         forests = _forests(scene, split, params) if params.baseline else {}
         arms = _evaluate_arms(scene, split, labels.classes, nets, forests, params.config.seed, device)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
@@ -188,7 +190,8 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "classes": [{"index": c.index, "code": c.code, "name": c.name} for c in labels.classes],
         "labels": labels.source, "label_notes": labels.notes,
         "split": {k: v for k, v in split.info.items() if k != "val_groups"},
-        "validation_polygons": split.info.get("val_groups"),
+        "validation_feature_ids": (sorted(f for g in split.info["val_groups"] for f in labels.group_features[g])
+                                   if "val_groups" in split.info else None),
         "counts": counts_table(labels.classes, split.train, split.val),
         "arms": arms, "leakage": leak,
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],

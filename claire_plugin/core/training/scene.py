@@ -16,10 +16,12 @@ from ..errors import ClaireError
 
 
 class Scene:
-    """Optical raster (the grid) and SAR raster of one place, prepared for the checkpoint `card`."""
+    """Optical raster (the grid) and SAR raster of one place, prepared for the checkpoint `card` with the
+    same calls, in the same order, as the engine's plan (core.engine.plan._open_inputs / _prepare)."""
 
     def __init__(self, optical: str, sar: str, card: dict, optical_bands: Optional[Sequence[int]] = None,
-                 sar_bands: Optional[Sequence[int]] = None, optical_offset: Optional[float] = None) -> None:
+                 sar_bands: Optional[Sequence[int]] = None, optical_offset: Optional[float] = None,
+                 sar_units: str = "auto") -> None:
         from ..inputs.bands import choose_bands
         from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
         from ..inputs.radiometry import optical_radiometry
@@ -48,9 +50,11 @@ class Scene:
                     require_valid_pixels(smp, role, nd)
             radiometry = optical_radiometry(self.opt, self.oc.indices, optical_offset)
             self.opt_prep = optical_preparer(self.opt_spec, len(self.oc.indices),
-                                             self.opt.dtypes[self.oc.indices[0] - 1], o_sample, radiometry)
+                                             self.opt.dtypes[self.oc.indices[0] - 1], o_sample, radiometry,
+                                             self.opt.nodata)
             self.sar_prep = sar_preparer(self.sar_spec, len(self.sc.indices), s_sample,
-                                         rio.metadata_text(self.sar, self.sc.indices))
+                                         rio.metadata_text(self.sar, self.sc.indices), sar_units,
+                                         self.sar.dtypes[self.sc.indices[0] - 1])
         except BaseException:
             self.close()
             raise

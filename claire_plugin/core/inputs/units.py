@@ -1,0 +1,170 @@
+"""What the values of an input raster mean: SAR units (dB, linear power, amplitude) and optical reflectance.
+
+A raster is read the way its metadata, the user's declaration (`--sar-units`) or its values say; what cannot
+be told apart safely is refused with the unit to declare, and whatever the reading, values no backscatter or
+reflectance can have are refused instead of being clipped into something that looks like a land-cover map.
+
+SAR, in order: complex values are refused (an SLC needs calibration and detection first); the user's
+`--sar-units`; the metadata (band descriptions, units, tags: 'dB', 'amplitude', 'sigma0'...); the values:
+unsigned integers are digital numbers (a Sentinel-1 GRD measurement file is uncalibrated amplitude), values
+that are mostly negative are dB, non-negative values below about 1 are linear, but power and amplitude cannot
+be told apart by their values, so that needs a declaration. The values, read in dB, must then look like
+backscatter (median between -50 and +10 dB, almost none beyond -100..+60 dB).
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ClaireError
+
+#: Values accepted for `ClassifyParams.sar_units` (`--sar-units`), and the kind each one means.
+SAR_UNITS = {"auto": "auto", "dB": "db", "linear-power": "power", "amplitude": "amplitude"}
+_ALIASES = {"db": "db", "decibel": "db", "decibels": "db", "linear-power": "power", "power": "power",
+            "linear": "power", "intensity": "power", "sigma0": "power", "amplitude": "amplitude",
+            "linear-amplitude": "amplitude", "auto": "auto", "": "auto"}
+_UNIT_OF = {"db": "dB", "power": "linear-power", "amplitude": "amplitude"}
+_DECLARE = "--sar-units dB, --sar-units linear-power or --sar-units amplitude"
+#: Median backscatter of a scene, in dB, that any real SAR scene has (noise floor to dense cities).
+DB_MEDIAN_RANGE = (-50.0, 10.0)
+#: dB values outside this range are no backscatter (nodata markers, scaled integers).
+DB_RANGE = (-100.0, 60.0)
+
+
+def parse_sar_units(value: Optional[str]) -> str:
+    """'auto', 'db', 'power' or 'amplitude' from a `--sar-units` value; ClaireError for anything else."""
+    key = str(value or "auto").strip().lower()
+    if key not in _ALIASES:
+        raise ClaireError(f"unknown SAR units {value!r}; use one of {', '.join(SAR_UNITS)} (--sar-units)")
+    return _ALIASES[key]
+
+
+def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, str]:
+    """Classify SAR values as 'db', 'power', 'amplitude' or 'linear' (power or amplitude: the values cannot
+    tell) or 'unknown'; returns (kind, reason). Metadata (descriptions, units, tags) wins."""
+    text = metadata_text.lower()
+    if re.search(r"(?<![a-z])(db|decibels?)(?![a-z])", text):
+        return "db", "metadata says dB"
+    if "amplitude" in text:
+        return "amplitude", "metadata says amplitude"
+    if re.search(r"linear|power|intensity|sigma0(?!.?db)|gamma0(?!.?db)|beta0(?!.?db)", text):
+        return "power", "metadata says linear power"
+    vals = sample[np.isfinite(sample)]
+    if vals.size == 0:
+        return "db", "no finite values to inspect"
+    nonneg = float(np.mean(vals >= 0))
+    p95 = float(np.percentile(vals, 95))
+    stats = f"{nonneg:.0%} non-negative, 95th percentile {p95:.3g}"
+    if nonneg >= 0.99 and p95 <= 2.0:
+        return "linear", f"values look linear ({stats})"
+    if nonneg >= 0.99:
+        return "unknown", f"values are all positive and reach far above 1 ({stats})"
+    return "db", f"values look like dB ({stats})"
+
+
+def sar_kind(sample: np.ndarray, metadata_text: str = "", dtype: str = "float32",
+             declared: Optional[str] = "auto") -> Tuple[str, str]:
+    """('db' | 'power' | 'amplitude', reason) of the SAR raster, or ClaireError naming the unit to declare."""
+    dt = np.dtype(dtype)
+    if dt.kind == "c":
+        raise ClaireError(f"the SAR raster holds complex values ({dt.name}): a single-look complex (SLC) product, "
+                          f"not backscatter; calibrate and detect it first (SNAP: Calibration to Sigma0, Deburst, "
+                          f"Multilook, Terrain Correction) and give the result, with {_DECLARE} if nothing in the "
+                          f"file says which")
+    kind = parse_sar_units(declared)
+    if kind != "auto":
+        return kind, f"declared {_UNIT_OF[kind]} (--sar-units)"
+    kind, reason = detect_sar_scale(sample, metadata_text)
+    if reason.startswith("metadata"):
+        return kind, reason
+    if dt.kind == "u":
+        vals = sample[np.isfinite(sample)]
+        median = float(np.median(vals)) if vals.size else float("nan")
+        raise ClaireError(f"the SAR raster holds {dt.name} integers (median {median:.4g}): digital numbers, not "
+                          f"calibrated backscatter (a Sentinel-1 GRD measurement file is uncalibrated amplitude); "
+                          f"calibrate it (SNAP: Calibration to Sigma0, then Terrain Correction), or, if the numbers "
+                          f"are calibrated values, declare their unit with {_DECLARE}")
+    if kind == "linear":
+        raise ClaireError(f"the SAR values are linear ({reason.split('(')[-1].rstrip(')')}), but nothing in the "
+                          f"file says whether they are power (sigma0, gamma0) or amplitude (its square root), and "
+                          f"reading one as the other halves or doubles every dB value; declare it with "
+                          f"--sar-units linear-power or --sar-units amplitude")
+    if kind == "unknown":
+        raise ClaireError(f"the SAR values are neither dB nor linear backscatter ({reason}); give calibrated "
+                          f"backscatter, or declare the unit with {_DECLARE}")
+    return kind, reason
+
+
+def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
+    """ClaireError when the sample, read as `kind` ('db', 'power', 'amplitude') and put in dB, is no SAR
+    backscatter: a median outside DB_MEDIAN_RANGE, or more than 0.5 % of the values outside DB_RANGE."""
+    vals = sample[np.isfinite(sample)].astype(np.float64)
+    if kind != "db":
+        vals = (10.0 if kind == "power" else 20.0) * np.log10(vals[vals > 0])
+    if vals.size == 0:
+        return
+    median = float(np.median(vals))
+    read = f"read as {_UNIT_OF[kind]} ({reason})"
+    if not DB_MEDIAN_RANGE[0] <= median <= DB_MEDIAN_RANGE[1]:
+        raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB, which no backscatter has "
+                          f"(a scene's median lies between {DB_MEDIAN_RANGE[0]:g} and +{DB_MEDIAN_RANGE[1]:g} dB); "
+                          f"the values are in another unit or scaled (e.g. dB x 100, or uncalibrated digital "
+                          f"numbers): give calibrated backscatter, or declare the unit with {_DECLARE}")
+    out = (vals < DB_RANGE[0]) | (vals > DB_RANGE[1])
+    if out.mean() > 0.005:
+        common = float(np.median(vals[out]))
+        raise ClaireError(f"{out.mean():.1%} of the SAR values, {read}, are beyond {DB_RANGE[0]:g}..+{DB_RANGE[1]:g} "
+                          f"dB (around {common:.6g}), which no backscatter has: most likely a nodata value the file "
+                          f"does not declare; declare it (gdal_edit.py -a_nodata VALUE FILE, or the layer's "
+                          f"Transparency > No data value in QGIS)")
+
+
+# ------------------------------------------------------------------ optical reflectance
+#: Reflectance a surface can have (bright cloud, snow and sun glint stay well below 2).
+MAX_REFLECTANCE = 2.0
+#: Below this, a value is negative beyond the noise of atmospheric correction.
+NEGATIVE_NOISE = -0.03
+
+
+def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: float, how: str,
+                      nodata: Optional[float] = None) -> List[str]:
+    """Notes about optical values read as reflectance `raw * scale + offset` (`how` says where the scaling
+    comes from); ClaireError when the values cannot be reflectance. The type's maximum (Sentinel-2's
+    saturation marker), nodata and non-finite values are left out."""
+    dt = np.dtype(dtype)
+    vals = sample[np.isfinite(sample)].astype(np.float64)
+    if dt.kind in "ui":
+        vals = vals[vals != np.iinfo(dt).max]
+    if nodata is not None and np.isfinite(nodata):
+        vals = vals[vals != np.float32(nodata)]
+    fix = ("give surface reflectance: Sentinel-2 L2A bands as integers (reflectance x 10000) or as floats "
+           "between 0 and 1")
+    if dt.kind == "u" and dt.itemsize == 1 and scale < 1e-3:
+        raise ClaireError(f"the optical raster is 8-bit ({dt.name}, 0-255): a true-colour image (TCI) or a "
+                          f"stretched export, not reflectance x 10000 as the checkpoint reads it; {fix}")
+    if vals.size == 0:
+        return []
+    refl = vals * scale + offset
+    p99 = float(np.percentile(refl, 99))
+    if p99 > MAX_REFLECTANCE:
+        raise ClaireError(f"the optical values, read as reflectance ({how}), reach {p99:.4g} at the 99th percentile, "
+                          f"more than any surface reflects ({MAX_REFLECTANCE:g}); the raster is in other units "
+                          f"(radiance, a different scale factor) or its scale metadata is wrong; {fix}")
+    negative = float(np.mean(refl < NEGATIVE_NOISE))
+    if negative > 0.02:
+        raise ClaireError(f"{negative:.0%} of the optical values, read as reflectance ({how}), are below "
+                          f"{NEGATIVE_NOISE:g}: reflectance is not negative beyond noise; the offset is wrong (if the "
+                          f"values were already corrected, pass --optical-offset 0) or the raster is not reflectance; "
+                          f"{fix}")
+    if p99 < 0.012:
+        raise ClaireError(f"the optical values, read as reflectance ({how}), stay below {p99:.3g} at the 99th "
+                          f"percentile, darker than any land scene: reflectance in percent (0-100) or another scale; "
+                          f"{fix}")
+    notes = []
+    if dt.kind == "f" and scale < 1.0 and float(np.percentile(vals, 99)) > 100:
+        notes.append(f"optical values are floats in the thousands (99th percentile "
+                     f"{float(np.percentile(vals, 99)):.4g}): read as reflectance x {1 / scale:g}, the checkpoint's "
+                     f"scale")
+    return notes

@@ -1,0 +1,152 @@
+"""The model card's schema: every field a consumer reads is checked (type, range, finite numbers) before a
+network is built from it or memory is allocated for it. `card_problem(card)` returns the first problem as a
+phrase ("the card's config.num_classes is 0, ..."), or None for a usable card.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, Optional
+
+#: Deepest nesting of lists and objects a card may have (the real one has 4; JSON bombs have thousands).
+MAX_DEPTH = 12
+MAX_CLASSES = 255  # class values are stored in a uint8 raster beside the nodata value
+MAX_CHANNELS = 256
+MAX_WIDTH = 4096  # encoder/decoder widths: the largest preset ("base") has 768
+MAX_DEPTH_PER_STAGE = 64
+TILE_RANGE = (32, 8192)
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class CardSchemaError(ValueError):
+    """One thing wrong with a card, as a phrase."""
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of lists/dicts in `value`, counted iteratively (no recursion), stopping past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def card_problem(card: Any) -> Optional[str]:
+    """The first problem of `card`, or None when every field consumers read is usable."""
+    try:
+        _check(card)
+    except CardSchemaError as exc:
+        return str(exc)
+    return None
+
+
+def _check(card: Any) -> None:
+    if not isinstance(card, dict):
+        raise CardSchemaError("the card is not a JSON object")
+    if depth(card) > MAX_DEPTH:
+        raise CardSchemaError(f"the card is nested more than {MAX_DEPTH} levels deep")
+    arch = _get(card, "arch", str)
+    cfg = _get(card, "config", dict)
+    classes = _get(card, "classes", list)
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        raise CardSchemaError(f"the card lists {len(classes)} classes; a checkpoint has 1 to {MAX_CLASSES}")
+    nodata = _int(card.get("nodata", 0), "nodata", 0, 255)
+    _check_config(cfg, len(classes), arch)
+    values = set()
+    for i, c in enumerate(classes):
+        where = f"classes[{i}]"
+        if not isinstance(c, dict):
+            raise CardSchemaError(f"the card's {where} is not an object")
+        _int(c.get("index", i), f"{where}.index", i, i)
+        value = _int(c.get("value"), f"{where}.value", 0, 255)
+        if value == nodata or value in values:
+            raise CardSchemaError(f"the card's {where}.value {value} repeats another class value or the nodata value")
+        values.add(value)
+        if not isinstance(c.get("name", ""), str):
+            raise CardSchemaError(f"the card's {where}.name is not text")
+        if c.get("color") is not None and not (isinstance(c["color"], str) and _COLOR.match(c["color"])):
+            raise CardSchemaError(f"the card's {where}.color {c['color']!r} is not a colour like '#419bdf'")
+    for role, spec in (card.get("inputs") or {}).items():
+        _check_input(spec, f"inputs.{role}")
+    tile = card.get("tile_size")
+    if tile is not None:
+        _int(tile, "tile_size", *TILE_RANGE)
+        if tile % 32:
+            raise CardSchemaError(f"the card's tile_size {tile} is not a multiple of 32")
+        if card.get("overlap") is not None:
+            _int(card["overlap"], "overlap", 0, (tile - 1) // 2)
+
+
+def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:
+    k = _int(cfg.get("num_classes"), "config.num_classes", 1, MAX_CLASSES)
+    if k != n_classes:
+        raise CardSchemaError(f"the card's config.num_classes {k} differs from its {n_classes} classes")
+    _int(cfg.get("optical_channels"), "config.optical_channels", 0 if arch == "sar_only" else 1, MAX_CHANNELS)
+    _int(cfg.get("sar_channels"), "config.sar_channels", 0 if arch == "optical_only" else 1, MAX_CHANNELS)
+    if "size" in cfg and not isinstance(cfg["size"], str):
+        raise CardSchemaError("the card's config.size is not text")
+    for key, hi in (("dims", MAX_WIDTH), ("depths", MAX_DEPTH_PER_STAGE)):
+        if key in cfg:
+            seq = cfg[key]
+            if not (isinstance(seq, list) and len(seq) == 4):
+                raise CardSchemaError(f"the card's config.{key} is not a list of four numbers")
+            for j, v in enumerate(seq):
+                _int(v, f"config.{key}[{j}]", 1, hi)
+    if "decoder_dim" in cfg:
+        _int(cfg["decoder_dim"], "config.decoder_dim", 1, MAX_WIDTH)
+
+
+def _check_input(spec: Any, where: str) -> None:
+    if not isinstance(spec, dict):
+        raise CardSchemaError(f"the card's {where} is not an object")
+    bands = spec.get("bands") or []
+    if not (isinstance(bands, list) and all(isinstance(b, str) for b in bands)) or len(bands) > MAX_CHANNELS:
+        raise CardSchemaError(f"the card's {where}.bands is not a list of band names")
+    scale = _num(spec.get("scale", 1.0), f"{where}.scale")
+    if scale == 0:
+        raise CardSchemaError(f"the card's {where}.scale is 0")
+    _num(spec.get("offset", 0.0), f"{where}.offset")
+    clip = spec.get("clip")
+    if clip is not None:
+        if not (isinstance(clip, list) and len(clip) == 2):
+            raise CardSchemaError(f"the card's {where}.clip is not [low, high]")
+        lo, hi = _num(clip[0], f"{where}.clip[0]"), _num(clip[1], f"{where}.clip[1]")
+        if lo >= hi:
+            raise CardSchemaError(f"the card's {where}.clip [{lo:g}, {hi:g}] is empty")
+    for key in ("mean", "std"):
+        vals = spec.get(key)
+        if vals is None:
+            continue
+        if not isinstance(vals, list) or len(vals) not in ({1, len(bands)} if bands else {len(vals)}):
+            raise CardSchemaError(f"the card's {where}.{key} does not have one number per band ({len(bands)})")
+        for j, v in enumerate(vals):
+            x = _num(v, f"{where}.{key}[{j}]")
+            if key == "std" and x <= 0:
+                raise CardSchemaError(f"the card's {where}.std[{j}] is {x:g}; a standard deviation is positive")
+    if not isinstance(spec.get("units", ""), str):
+        raise CardSchemaError(f"the card's {where}.units is not text")
+
+
+def _get(card: Dict[str, Any], key: str, kind: type) -> Any:
+    if not isinstance(card.get(key), kind):
+        what = {str: "text", dict: "an object", list: "a list"}[kind]
+        raise CardSchemaError(f"the card's {key!r} is missing or not {what}")
+    return card[key]
+
+
+def _int(v: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise CardSchemaError(f"the card's {name} is {v!r}, not a whole number")
+    if not lo <= v <= hi:
+        raise CardSchemaError(f"the card's {name} is {v}, outside {lo}..{hi}")
+    return v
+
+
+def _num(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise CardSchemaError(f"the card's {name} is {v!r}, not a finite number")
+    return float(v)

@@ -1,0 +1,76 @@
+"""SAR units and optical reflectance (core.inputs.units): recognised, converted or refused, never misread."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.inputs.normalize import InputSpec, optical_preparer, sar_preparer
+from claire.claire_plugin.core.inputs.units import parse_sar_units, sar_kind
+
+RNG = np.random.default_rng(0)
+DB = RNG.normal(-14, 4, (2, 2000)).astype(np.float32)
+POWER = (10 ** (DB / 10)).astype(np.float32)
+AMPLITUDE = np.sqrt(POWER)
+SAR_SPEC = InputSpec(bands=["VV", "VH"], units="dB", clip=(-40.0, 5.0))
+OPT_SPEC = InputSpec(bands=["B02"], units="reflectance", scale=1e-4, clip=(0.0, 1.0))
+
+
+def test_declared_units_convert_to_the_same_db():
+    for raw, units in ((DB, "dB"), (POWER, "linear-power"), (AMPLITUDE, "amplitude")):
+        prep = sar_preparer(SAR_SPEC, 2, raw, "", units)
+        np.testing.assert_allclose(prep.physical(raw.copy()), np.clip(DB, -40, 5), atol=1e-3)
+
+
+def test_metadata_says_which_linear_unit():
+    assert sar_kind(AMPLITUDE, "amplitude_vv amplitude_vh")[0] == "amplitude"
+    assert sar_kind(POWER, "sigma0_vv sigma0_vh")[0] == "power"
+    assert sar_kind(DB, "")[0] == "db"
+
+
+def test_undeclared_linear_is_refused_with_the_units_to_declare():
+    for raw in (POWER, AMPLITUDE):
+        with pytest.raises(ClaireError, match="--sar-units linear-power or --sar-units amplitude"):
+            sar_preparer(SAR_SPEC, 2, raw, "vv vh")
+
+
+def test_digital_numbers_and_complex_are_refused():
+    dn = (AMPLITUDE * 600).astype(np.uint16).astype(np.float32)
+    with pytest.raises(ClaireError, match="uint16 integers .*digital numbers.*Calibration"):
+        sar_preparer(SAR_SPEC, 2, dn, "", "auto", "uint16")
+    with pytest.raises(ClaireError, match="median of 4.*dB, which no backscatter has"):
+        sar_preparer(SAR_SPEC, 2, dn, "", "amplitude", "uint16")  # declared, still impossible in dB
+    with pytest.raises(ClaireError, match="complex values .*SLC"):
+        sar_preparer(SAR_SPEC, 2, DB, "", "auto", "complex64")
+    with pytest.raises(ClaireError, match="unknown SAR units 'sigma'"):
+        parse_sar_units("sigma")
+
+
+def test_db_that_no_backscatter_has_is_refused():
+    with pytest.raises(ClaireError, match="median of -1400 dB"):
+        sar_preparer(SAR_SPEC, 2, np.full((2, 100), -1400.0, np.float32), "", "dB")  # dB x 100
+    with pytest.raises(ClaireError, match="median of 30 dB"):
+        sar_preparer(SAR_SPEC, 2, np.full((2, 100), 30.0, np.float32), "backscatter in db")
+    holes = DB.copy()
+    holes[:, :100] = -9999.0
+    with pytest.raises(ClaireError, match="around -9999.*nodata value the file does not declare"):
+        sar_preparer(SAR_SPEC, 2, holes, "")
+    sar_preparer(SAR_SPEC, 2, np.clip(DB, -127, 127).astype(np.int8).astype(np.float32), "", "auto", "int8")
+
+
+def test_optical_float_dn_is_converted_and_impossible_reflectance_refused():
+    dn = RNG.uniform(300, 4000, 1000).astype(np.float32)
+    prep = optical_preparer(OPT_SPEC, 1, "float32", dn)
+    assert prep.scale == pytest.approx(1e-4) and "floats in the thousands" in " ".join(prep.notes)
+    with pytest.raises(ClaireError, match="reach .* more than any surface reflects"):
+        optical_preparer(OPT_SPEC, 1, "float32", dn * 10)
+    with pytest.raises(ClaireError, match="percent"):
+        optical_preparer(OPT_SPEC, 1, "float32", dn / 100)  # reflectance in percent
+    with pytest.raises(ClaireError, match="below -0.03.*--optical-offset 0"):
+        optical_preparer(OPT_SPEC, 1, "uint16", dn - 1500)
+    with pytest.raises(ClaireError, match="8-bit"):
+        optical_preparer(OPT_SPEC, 1, "uint8", np.clip(dn / 16, 0, 255))
+    saturated = np.full(1000, 65535.0, np.float32)  # the type's maximum marks saturation: not judged
+    assert optical_preparer(OPT_SPEC, 1, "uint16", saturated).scale == pytest.approx(1e-4)
+    nodata = np.where(np.arange(1000) < 500, -9999.0, dn).astype(np.float32)
+    optical_preparer(OPT_SPEC, 1, "int16", nodata, nodata=-9999.0)
