@@ -19,9 +19,10 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..core.inputs.units import SAR_UNITS
 from .base import ClaireAlgorithm, engine_errors
 from .common import layer_file, progress_bridge, style_classified
-from .options import DEVICES
+from .options import DEVICES, RUN_HELP
 
 HELP = {
     "OPTICAL": "Optical raster (Sentinel-2) the labels were drawn on. Its grid is the labels' grid.",
@@ -36,6 +37,7 @@ HELP = {
     "EPOCHS": "Epochs of fine-tuning (the most epochs when a time budget is set).",
     "MINUTES": "Optional time budget of the training loop in minutes (0: none); scoring comes on top.",
     "DEVICE": "auto: CUDA if available, else CPU.",
+    "SAR_UNITS": RUN_HELP["SAR_UNITS"],
     "STEPS_PER_EPOCH": "Optimiser steps per epoch.",
     "BATCH_SIZE": "Crops per step.",
     "CROP": "Crop size in pixels (multiple of 32).",
@@ -55,7 +57,7 @@ class TrainAlgorithm(ClaireAlgorithm):
 
     ICON_NAME = "claire.svg"
     HELP = HELP
-    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE"})
+    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS"})
     INTRO = ("Fine-tunes a CLAIRE checkpoint on your own polygons and validates it on held-out polygons, next "
              "to a random forest and the untuned checkpoint. The checkpoint and report are written only when "
              "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
@@ -87,6 +89,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             number("EPOCHS", "Epochs", defaultValue=12, minValue=1, maxValue=10000),
             number("MINUTES", "Time budget in minutes (0: none)", number.Double, defaultValue=0, minValue=0),
             QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
             number("STEPS_PER_EPOCH", "Steps per epoch", defaultValue=20, minValue=1),
             number("BATCH_SIZE", "Batch size", defaultValue=8, minValue=1, maxValue=256),
             number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=1024),
@@ -150,6 +153,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
             report=self.parameterAsFileOutput(parameters, "REPORT", context),
+            sar_units=list(SAR_UNITS)[self.parameterAsEnum(parameters, "SAR_UNITS", context)],
             baseline=trees > 0, rf_trees=max(trees, 1), config=cfg)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -185,7 +189,7 @@ class TrainAlgorithm(ClaireAlgorithm):
 
         feedback.pushInfo(f"classifying {params.optical} with {params.output}")
         run = ClassifyParams(params.optical, params.sar, output, checkpoint=params.output,
-                             device=params.config.device)
+                             device=params.config.device, sar_units=params.sar_units)
         with engine_errors():
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)

@@ -68,6 +68,7 @@ def test_layer_name_of_a_geopackage_reaches_the_labels(claire_plugin, scene, tmp
                                "REPORT": str(tmp_path / "r.json"), **FAST}, context)
     assert params.labels == scene["LABELS"] and params.layer == "labels" and params.field == "class"
     assert params.config.epochs == 2 and params.config.device == "cpu" and params.rf_trees == 10
+    assert params.sar_units == "auto"
 
 
 def test_labels_and_label_raster_together_are_refused(claire_plugin, scene, tmp_path):
