@@ -89,8 +89,12 @@ class TrainTask(QgsTask):
     def run(self) -> bool:
         """Worker thread: train; keep the report or a user-facing error message."""
         try:
+            from ..core.runtime.torch_thread import call, in_caller
             from ..core.training.polygons import train_from_polygons
-            self.report = train_from_polygons(self.params, self._progress, self._epoch, self.isCanceled)
+
+            # on the process's one torch thread, like the engine (one OpenMP team); callbacks come back here
+            self.report = call(train_from_polygons, self.params, in_caller(self._progress), in_caller(self._epoch),
+                               self.isCanceled)
             return True
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
             self.error = _user_message(exc)

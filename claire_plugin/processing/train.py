@@ -159,6 +159,7 @@ class TrainAlgorithm(ClaireAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         import os
 
+        from ..core.runtime.torch_thread import call, in_caller
         from ..core.training.polygons import train_from_polygons
         from ..layers.layers import no_input_sidecars
 
@@ -168,9 +169,9 @@ class TrainAlgorithm(ClaireAlgorithm):
             if parameters.get("CLASSIFIED") else None
         share = 0.8 if classified else 1.0
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
-        with engine_errors():
-            report = train_from_polygons(params, report_progress, epoch_reporter(feedback, report_progress),
-                                         feedback.isCanceled)
+        with engine_errors():  # on the process's one torch thread, like the engine; callbacks come back here
+            report = call(train_from_polygons, params, in_caller(report_progress),
+                          in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled)
         for note in report["input_notes"] + report["label_notes"]:
             feedback.pushInfo(f"note: {note}")
         feedback.pushInfo(score_lines(report))
