@@ -73,6 +73,11 @@ def test_new_training_layer_offers_the_checkpoint_classes(train_dock, tmp_path, 
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class"
     assert {c.value(): c.symbol().color().name() for c in renderer.categories()} == \
         {c["name"]: c["color"] for c in tiny_classes}
+    from qgis.core import QgsVectorLayer
+
+    reopened = QgsVectorLayer(layer.source(), "again", "ogr")  # the style travels in the GeoPackage
+    assert reopened.editorWidgetSetup(reopened.fields().indexOf("class")).type() == "ValueMap"
+    assert isinstance(reopened.renderer(), QgsCategorizedSymbolRenderer)
     panel = train_dock.train_panel
     assert panel.labels.currentLayer() is layer and panel.field.currentField() == "class"
     second = panel.new_training_layer()
