@@ -3,7 +3,12 @@ SHELL := /bin/bash
 ROOT := $(abspath .)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-SITE := $(VENV)/lib/python3.11/site-packages
+# Debian's python decides the venv's version: 3.11 on Debian 12, 3.13 on Debian 13. Expanded when used
+# (`=`, not `:=`): on a bare system /usr/bin/python3 only exists once the Debian packages are in.
+PYVER = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+SITE = $(VENV)/lib/python$(PYVER)/site-packages
+# torch build: auto (CUDA where an NVIDIA GPU is present, else CPU), cpu or cuda: `TORCH=cpu make test`.
+TORCH ?= auto
 BUILD := $(ROOT)/build
 APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal libgdal-dev python3-dev python3-venv xvfb g++
 export QT_QPA_PLATFORM ?= offscreen
@@ -11,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo test test-fast lint install uninstall checkpoint bench screenshots fusion-table clean
+.PHONY: all setup system venv demo test test-fast lint test-debian13 package install uninstall checkpoint bench screenshots fusion-table clean
 
 all: demo
 
@@ -21,21 +26,29 @@ setup: venv
 $(BUILD)/.system-ok:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages: $$missing"; \
+	  echo "Installing Debian packages (QGIS and its libraries: several hundred MB on a bare system): $$missing"; \
 	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 	@mkdir -p $(BUILD) && touch $@
 system: $(BUILD)/.system-ok
 
 ## Project venv from Debian's python (so `qgis` imports), pinned deps; rasterio built against Debian's GDAL.
-$(VENV)/.deps-ok: requirements.txt requirements-dev.txt Makefile $(BUILD)/.system-ok
-	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --no-binary rasterio -r requirements.txt -r requirements-dev.txt
+## A venv of another Python version (e.g. after an upgrade to Debian 13) is made anew.
+$(VENV)/.deps-ok: requirements.txt requirements-dev.txt Makefile $(BUILD)/.system-ok claire_plugin/pip_deps.py
+	@if [ ! -x $(PY) ] || [ ! -d $(SITE) ]; then \
+	  echo "[1/3] Creating $(VENV) from /usr/bin/python3 ($(PYVER), with QGIS's system packages)"; \
+	  /usr/bin/python3 -m venv --clear --system-site-packages $(VENV); \
+	fi
 	@ln -sfn $(ROOT) $(SITE)/claire
+	@echo "[2/3] Installing torch (TORCH=$(TORCH)); a first install downloads 190 MB (CPU) to 2.7 GB (CUDA)"
+	@$(PY) -m claire.claire_plugin.pip_deps torch --variant $(TORCH)
+	@echo "[3/3] Installing rasterio (compiled against Debian's GDAL: a few minutes), transformers, pytest"
+	@$(PY) -m pip install --no-binary rasterio -r requirements.txt -r requirements-dev.txt
 	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.cli.main import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
 	@chmod +x $(VENV)/bin/claire
 	@touch $@
+	@echo "Python environment ready: $(VENV)"
 venv: $(VENV)/.deps-ok
 
 ## Main job: classify the bundled real Sentinel-2 + Sentinel-1 pair through real QGIS (qgis_process).
@@ -53,6 +66,15 @@ test-fast: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+## The same `make test` inside a Debian 13 root (QGIS 3.40, Python 3.13, NumPy 2) made by debootstrap (root only).
+test-debian13:
+	@claire_plugin/tools/debian13.sh test
+
+## build/claire.zip (Install from ZIP) and build/plugins.xml (custom repository; BASE_URL=https://... where served).
+package:
+	@mkdir -p $(BUILD)/import && ln -sfn $(ROOT) $(BUILD)/import/claire
+	@PYTHONPATH=$(BUILD)/import /usr/bin/python3 -m claire.claire_plugin.tools.package --out $(BUILD) $(if $(BASE_URL),--base-url $(BASE_URL))
+
 ## Install into the user's QGIS profile and enable it (QGIS desktop and plain qgis_process find it).
 install: venv
 	@$(PY) -m claire.claire_plugin.install install
@@ -63,7 +85,8 @@ uninstall:
 ## Retrain the bundled default checkpoint from the bundled data (seeded, reproducible).
 checkpoint: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire train --arch claire --size small --data resources/data/terramesh \
-	  --layout terramesh --holdout 0.25 --epochs 60 --steps-per-epoch 20 --batch-size 8 --crop 128 \
+	  --layout terramesh-levels --context local --cloud-gate --holdout 0.25 \
+	  --epochs 60 --steps-per-epoch 20 --batch-size 8 --crop 128 \
 	  --seed 0 --threads 1 --half --note "bundled default: make checkpoint" \
 	  --output resources/checkpoints/claire_default.safetensors
 
@@ -78,4 +101,6 @@ fusion-table: venv
 	  --out docs/fusion_table.md
 
 clean:
+	@if findmnt -rn -o TARGET | grep -q '^$(BUILD)/'; then \
+	  echo "Something is still mounted under $(BUILD) (make test-debian13 interrupted?). Fix: umount -R it first."; exit 1; fi
 	rm -rf $(BUILD)

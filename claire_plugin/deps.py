@@ -1,29 +1,34 @@
-"""Find the plugin's Python dependencies without extra environment variables.
+"""Find and install the plugin's Python dependencies without extra environment variables.
 
-`make install` links the plugin folder to the source tree, whose `.venv` holds torch, rasterio and
-transformers. QGIS's Python does not know that venv, so the plugin adds its site-packages at load time.
+Two places are added to `sys.path` at plugin load (after QGIS's own packages, so QGIS's numpy and GDAL
+win): the `.venv` beside the source tree (`make install` links the plugin folder there), and a folder of
+the QGIS profile, `<profile>/python/claire-deps/py3.X`, into which the "Install Python dependencies"
+dialog (or `python -m claire.claire_plugin.deps install`) puts torch, rasterio and safetensors with pip.
 """
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import os
 import site
+import subprocess
 import sys
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
 
+from .core.errors import ClaireError
 from .paths import PACKAGE_ROOT
+from .pip_deps import find_python, index_reachable, pip_command, requirement_pins, torch_command
 
 PLUGIN_DIR = PACKAGE_ROOT
-#: Packages the engine needs, with the pin to install: the one table, equal to requirements.txt's
-#: lines (tests/core/test_diagnostics.py checks it). Read by core.diagnostics, the dock and plugin load.
-REQUIRED: Dict[str, str] = {
-    "numpy": "numpy>=1.24,<3",
-    "torch": "torch==2.13.0",
-    "rasterio": "rasterio==1.4.4",
-    "safetensors": "safetensors>=0.7,<0.9",
-}
+_PINS = requirement_pins()
+#: Packages the engine needs, with the pin to install: the one table, read from requirements.txt (the one
+#: place for pins). Read by core.diagnostics, the dock, the installer and plugin load.
+REQUIRED: Dict[str, str] = {name: _PINS.get(name, name) for name in ("numpy", "torch", "rasterio", "safetensors")}
 #: Packages only some features need (the language-model explanation).
-OPTIONAL: Dict[str, str] = {"transformers": "transformers==5.23.0"}
+OPTIONAL: Dict[str, str] = {name: _PINS.get(name, name) for name in ("transformers",)}
+DEPS_FOLDER = "claire-deps"
 
 
 def venv_site_packages(plugin_dir: str = PLUGIN_DIR) -> Optional[str]:
@@ -34,12 +39,34 @@ def venv_site_packages(plugin_dir: str = PLUGIN_DIR) -> Optional[str]:
     return path if os.path.isdir(path) else None
 
 
-def bootstrap() -> Optional[str]:
-    """Append the plugin's venv site-packages to sys.path (after QGIS's own packages)."""
-    path = venv_site_packages()
-    if path and path not in sys.path:
-        site.addsitedir(path)
-    return path
+def profile_dir() -> Optional[str]:
+    """The running QGIS's profile folder, or None outside QGIS."""
+    try:
+        from qgis.core import QgsApplication
+    except ImportError:
+        return None
+    path = QgsApplication.qgisSettingsDirPath()
+    return path.rstrip("/\\") or None
+
+
+def deps_folder(profile: Optional[str] = None) -> Optional[str]:
+    """`<profile>/python/claire-deps/py3.X`: where the dialog installs packages for this Python version."""
+    profile = profile or profile_dir()
+    if not profile:
+        return None
+    return os.path.join(profile, "python", DEPS_FOLDER, f"py{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def bootstrap(profile: Optional[str] = None) -> List[str]:
+    """Append the venv's site-packages and the profile's dependency folder to sys.path; returns those added."""
+    added = []
+    for path in (venv_site_packages(), deps_folder(profile)):
+        if path and os.path.isdir(path) and path not in sys.path:
+            site.addsitedir(path)
+            added.append(path)
+    if added:
+        importlib.invalidate_caches()
+    return added
 
 
 def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
@@ -52,9 +79,83 @@ def install_hint(names: List[str]) -> str:
     if not names:
         return ""
     pins = " ".join(f'"{REQUIRED.get(n, OPTIONAL.get(n, n))}"' for n in names)
+    try:
+        python = find_python()
+    except ClaireError:
+        python = "python3"
     user = " --user" if sys.prefix == sys.base_prefix else ""  # pip refuses --user inside a venv
     return (
-        f"Missing Python packages: {', '.join(names)}. Fix: run `make install` in the CLAIRE source "
-        f"folder ({PLUGIN_DIR}), or install them into this Python with "
-        f"`{sys.executable} -m pip install{user} {pins}`, then restart QGIS."
+        f"CLAIRE needs Python packages that QGIS cannot import: {', '.join(names)}. "
+        f"Fix: Raster > CLAIRE land cover > Install Python dependencies…, or run `make install` in the "
+        f"CLAIRE source folder ({PLUGIN_DIR}), or install them into QGIS's Python with "
+        f"`{python} -m pip install{user} {pins}`; then restart QGIS."
     )
+
+
+@dataclass
+class Step:
+    """One pip run of an installation: what it installs, the command, and what it downloads."""
+
+    label: str
+    command: List[str]
+    note: str
+
+
+def install_plan(names: Sequence[str], torch_variant: str, target: str, python: Optional[str] = None,
+                 probe: Optional[Callable[[], bool]] = None) -> List[Step]:
+    """The pip runs that install `names` into folder `target`: torch first (CPU or CUDA), then the rest.
+
+    Packages come as binary wheels (rasterio's bundles its own GDAL; `make install` builds it against
+    QGIS's instead)."""
+    python = python or find_python()
+    steps = []
+    if "torch" in names:
+        command, note = torch_command(torch_variant, python, target, probe or index_reachable)
+        steps.append(Step("torch", command, note))
+    others = [REQUIRED.get(name, OPTIONAL.get(name, name)) for name in names if name != "torch"]
+    if others:
+        steps.append(Step(", ".join(n for n in names if n != "torch"),
+                          pip_command(python, ["--only-binary", ":all:"] + others, target),
+                          f"{', '.join(others)} as binary wheels (tens of MB)"))
+    return steps
+
+
+def run_plan(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
+    """Run the steps in order, passing every output line to `echo`; stops at the first failure."""
+    for number, step in enumerate(steps, start=1):
+        echo(f"[{number}/{len(steps)}] {step.note}")
+        echo("$ " + " ".join(step.command))
+        with subprocess.Popen(step.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            for line in proc.stdout:
+                echo(line.rstrip())
+        if proc.returncode != 0:
+            echo(f"pip failed (exit {proc.returncode}) while installing {step.label}; nothing else was run.")
+            return proc.returncode
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m claire.claire_plugin.deps install --profile DIR [--torch cpu|cuda|auto] [--dry-run]`."""
+    parser = argparse.ArgumentParser(description="Install CLAIRE's Python dependencies into a QGIS profile.")
+    parser.add_argument("action", choices=["install", "status"])
+    parser.add_argument("--profile", required=True, help="the QGIS profile folder (…/QGIS3/profiles/default)")
+    parser.add_argument("--torch", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
+    args = parser.parse_args(argv)
+    bootstrap(args.profile)
+    absent = missing()
+    target = deps_folder(args.profile)
+    print(f"Missing: {', '.join(absent) or 'nothing'}; dependency folder: {target}")
+    if args.action == "status" or not absent:
+        return 0
+    steps = install_plan(absent, args.torch, target)
+    if args.dry_run:
+        for step in steps:
+            print(step.note + "\n  " + " ".join(step.command))
+        return 0
+    os.makedirs(target, exist_ok=True)
+    return run_plan(steps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,10 +32,31 @@ class ClairePlugin:
 
         absent = missing()
         if absent:
-            QgsMessageLog.logMessage(install_hint(absent), "CLAIRE", Qgis.Warning)
+            QgsMessageLog.logMessage(install_hint(absent), "CLAIRE", Qgis.MessageLevel.Warning)
             if self.iface is not None and hasattr(self.iface, "messageBar"):
-                self.iface.messageBar().pushWarning("CLAIRE", install_hint(absent))
+                self._offer_install(install_hint(absent))
         self._add_gui_actions()
+
+    def _offer_install(self, hint: str) -> None:
+        """A message-bar warning with an "Install…" button that opens the dependency dialog."""
+        from qgis.gui import QgsMessageBar
+        from qgis.PyQt.QtWidgets import QPushButton
+
+        bar = self.iface.messageBar()
+        if not hasattr(bar, "pushWidget"):  # stand-in interfaces (tests) have plain messages only
+            bar.pushMessage("CLAIRE", hint, level=Qgis.MessageLevel.Warning)
+            return
+        message = QgsMessageBar.createMessage("CLAIRE", hint)
+        button = QPushButton("Install…", message)
+
+        def open_dialog() -> None:
+            from .gui.deps_dialog import open_dependency_dialog
+
+            self._deps_dialog = open_dependency_dialog(self.iface)
+
+        button.clicked.connect(open_dialog)
+        message.layout().addWidget(button)
+        bar.pushWidget(message, Qgis.MessageLevel.Warning)
 
     def _add_gui_actions(self) -> None:
         """Menu and toolbar entries; the dock and dialogs are created on first use."""

@@ -1,4 +1,5 @@
-"""Training augmentation on physical-unit arrays: shared geometry, synthetic clouds/haze, SAR speckle.
+"""Training augmentation on physical-unit arrays: shared geometry, synthetic clouds/haze, optical gain /
+offset jitter, SAR speckle.
 
 Arrays are numpy [C,H,W] (optical reflectance in [0,1], SAR in dB) and label [H,W]; every function
 takes a `numpy.random.Generator` so runs are reproducible.
@@ -22,6 +23,10 @@ class AugmentConfig:
     p_blind: float = 0.05        # optical fully covered (thick cloud over the whole crop)
     p_speckle: float = 0.5
     speckle_looks: Tuple[float, float] = (3.0, 12.0)
+    p_radiometric: float = 0.5   # per-band gain and offset jitter of the optical reflectance
+    gain: float = 0.08           # gain drawn in 1 +- gain (one draw per crop, +-1/4 of it per band)
+    offset: float = 0.02         # offset drawn in +-offset reflectance (the same for every band)
+    p_baseline_offset: float = 0.1   # +0.1 on every band: an ESA baseline-04.00 offset nobody declared
 
 
 def geometric(opt: np.ndarray, sar: np.ndarray, lbl: np.ndarray, rng: np.random.Generator):
@@ -88,6 +93,18 @@ def haze(opt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (opt * (1 - alpha) + veil * alpha).astype(np.float32)
 
 
+def radiometric_jitter(opt: np.ndarray, rng: np.random.Generator, gain: float, offset: float,
+                       p_baseline_offset: float = 0.0) -> np.ndarray:
+    """Calibration / atmosphere / processing-level differences: x * (gain per band) + offset, and with
+    probability `p_baseline_offset` the +0.1 reflectance of a Sentinel-2 baseline-04.00 offset left in."""
+    c = opt.shape[0]
+    g = 1.0 + rng.uniform(-gain, gain) + rng.uniform(-gain / 4, gain / 4, size=c)
+    add = rng.uniform(-offset, offset)
+    if rng.random() < p_baseline_offset:
+        add += 0.1
+    return (opt * g.astype(np.float32)[:, None, None] + np.float32(add)).astype(np.float32)
+
+
 def speckle_db(sar_db: np.ndarray, rng: np.random.Generator, looks: float) -> np.ndarray:
     """Multiplicative Gamma speckle (mean 1, L looks) applied in linear power, returned in dB."""
     noise = rng.gamma(shape=looks, scale=1.0 / looks, size=sar_db.shape[-2:]).astype(np.float32)
@@ -112,6 +129,8 @@ def augment_sample(opt: np.ndarray, sar: np.ndarray, lbl: np.ndarray, rng: np.ra
         opt = synthetic_clouds(opt, rng)
     elif r < cfg.p_blind + cfg.p_cloud + cfg.p_haze:
         opt = haze(opt, rng)
+    if rng.random() < cfg.p_radiometric:
+        opt = radiometric_jitter(opt, rng, cfg.gain, cfg.offset, cfg.p_baseline_offset)
     if rng.random() < cfg.p_speckle:
         looks = float(rng.uniform(*cfg.speckle_looks))
         sar = speckle_db(sar, rng, looks) if sar_is_db else speckle_amplitude(sar, rng, looks)

@@ -1,5 +1,7 @@
-"""Small building blocks: channels-first LayerNorm, GRN, ConvNeXt-V2 block, conv-norm-act."""
+"""Small building blocks: channels-first LayerNorm, GRN, ConvNeXt-V2 block, conv-norm-act, local mean."""
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -21,17 +23,61 @@ class LayerNorm2d(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
-class GRN(nn.Module):
-    """Global Response Normalisation (ConvNeXt-V2), channels-last input [B,H,W,C]."""
+def _box_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
+    """Sum over `window` consecutive cells along `dim` (-1 or -2), same length, zeros outside (cumsum)."""
+    lo, hi = (window - 1) // 2, window // 2
+    pad = (lo + 1, hi, 0, 0) if dim == -1 else (0, 0, lo + 1, hi)
+    cs = torch.cumsum(F.pad(x, pad), dim=dim)
+    n = cs.shape[dim]
+    return cs.narrow(dim, window, n - window) - cs.narrow(dim, 0, n - window)
 
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+
+def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of [B,C,H,W] over a window x window neighbourhood of every cell (stride 1, same size).
+
+    Cells outside the tensor are left out of the mean (not counted as zeros), so the result at a cell
+    depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
+    Box sums by cumulative sums: the cost does not grow with the window.
+    """
+    if window <= 1:
+        return x
+    h, w = x.shape[-2:]
+    total = _box_sum(_box_sum(x, window, -1), window, -2)
+    ones_h = torch.ones((1, 1, h, 1), dtype=x.dtype, device=x.device)
+    ones_w = torch.ones((1, 1, 1, w), dtype=x.dtype, device=x.device)
+    count = _box_sum(ones_h, window, -2) * _box_sum(ones_w, window, -1)
+    return total / count
+
+
+def context_cells(context_px: Optional[int], stride: int) -> Optional[int]:
+    """Window in feature cells at `stride` for a context of `context_px` input pixels (None: global)."""
+    if context_px is None:
+        return None
+    return max(1, int(context_px) // int(stride))
+
+
+class GRN(nn.Module):
+    """Global Response Normalisation (ConvNeXt-V2), channels-last input [B,H,W,C].
+
+    `window` None: the norm of each channel is taken over the whole tile (the original GRN). `window`
+    w: it is the root mean square over the w x w cells around each cell, so the output does not depend
+    on the tile size; the ratio to the channel mean is the same as the original's when w covers the tile.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6, window: Optional[int] = None) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.zeros(1, 1, 1, channels))
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, channels))
         self.eps = eps
+        self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
+        if self.window is None:
+            gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
+        else:
+            sq = local_mean((x * x).permute(0, 3, 1, 2), self.window)
+            # cumulative sums can leave tiny negatives where x is 0; sqrt needs > 0 for a finite gradient
+            gx = torch.sqrt(sq.clamp_min(self.eps * self.eps)).permute(0, 2, 3, 1)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
         return self.gamma * (x * nx) + self.beta + x
 
@@ -39,13 +85,13 @@ class GRN(nn.Module):
 class ConvNeXtBlock(nn.Module):
     """ConvNeXt-V2 block: depthwise 7x7 -> LN -> 1x1 (x4) -> GELU -> GRN -> 1x1 -> residual."""
 
-    def __init__(self, dim: int, expansion: int = 4, kernel: int = 7) -> None:
+    def __init__(self, dim: int, expansion: int = 4, kernel: int = 7, window: Optional[int] = None) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pw1 = nn.Linear(dim, expansion * dim)
         self.act = nn.GELU()
-        self.grn = GRN(expansion * dim)
+        self.grn = GRN(expansion * dim, window=window)
         self.pw2 = nn.Linear(expansion * dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

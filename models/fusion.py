@@ -1,13 +1,13 @@
 """Fusion modules: CMAF (CLAIRE) and ASANet's semantic focusing / cascade fusion modules."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import LayerNorm2d
+from .blocks import LayerNorm2d, local_mean
 
 
 def _hidden(channels: int, reduction: int) -> int:
@@ -21,10 +21,18 @@ class CMAF(nn.Module):
     2. a per-pixel modality gate g in [0,1] (g = share of SAR) from the re-weighted features;
     3. fused = (1 - g) * optical' + g * SAR', refined by a 1x1 conv + LayerNorm (residual).
     Returns (fused [B,C,h,w], gate [B,1,h,w]).
+    `window` None: the channel attention squeezes the whole tile (global average); `window` w: it
+    squeezes the w x w cells around each cell (stride 1), so its weights do not depend on the tile size.
+    `cloud_gate`: a cloud probability c [B,1,h,w] given to forward pushes the gate towards SAR,
+    g' = g + (1 - g) * c, and scales the optical features by (1 - c) in the channel squeeze (no
+    parameters): where c = 1 the fused features do not depend on the optical input at all.
     """
 
-    def __init__(self, channels: int, reduction: int = 4) -> None:
+    def __init__(self, channels: int, reduction: int = 4, window: Optional[int] = None,
+                 cloud_gate: bool = False) -> None:
         super().__init__()
+        self.window = window
+        self.cloud_gate = cloud_gate
         c2 = 2 * channels
         self.channel_mlp = nn.Sequential(
             nn.Linear(c2, _hidden(c2, reduction)), nn.GELU(), nn.Linear(_hidden(c2, reduction), c2))
@@ -35,14 +43,25 @@ class CMAF(nn.Module):
             nn.Conv2d(hid, 1, 1))
         self.refine = nn.Sequential(nn.Conv2d(channels, channels, 1), LayerNorm2d(channels))
 
-    def forward(self, opt: torch.Tensor, sar: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, opt: torch.Tensor, sar: torch.Tensor,
+                cloud: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         cat = torch.cat([opt, sar], dim=1)
-        w = torch.sigmoid(self.channel_mlp(cat.mean(dim=(2, 3))))[:, :, None, None]
-        cat = cat * w
+        c = cloud.to(cat.dtype).clamp(0.0, 1.0) if self.cloud_gate and cloud is not None else None
+        squeeze = cat if c is None else torch.cat([opt * (1.0 - c), sar], dim=1)
+        cat = cat * self._channel_weights(squeeze)
         o, s = cat.chunk(2, dim=1)
         g = torch.sigmoid(self.gate(cat))
+        if c is not None:
+            g = 1.0 - (1.0 - g) * (1.0 - c)  # = g + (1 - g) * c, exactly 1 where c = 1
         fused = (1.0 - g) * o + g * s
         return fused + self.refine(fused), g
+
+    def _channel_weights(self, cat: torch.Tensor) -> torch.Tensor:
+        """Squeeze-excite weights from `cat`: [B,2C,1,1] (global) or [B,2C,h,w] (local window)."""
+        if self.window is None:
+            return torch.sigmoid(self.channel_mlp(cat.mean(dim=(2, 3))))[:, :, None, None]
+        pooled = local_mean(cat, self.window).permute(0, 2, 3, 1)
+        return torch.sigmoid(self.channel_mlp(pooled)).permute(0, 3, 1, 2)
 
 
 class SemanticFocusing(nn.Module):

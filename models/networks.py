@@ -1,7 +1,9 @@
 """Networks: CLAIRE (CMAF fusion), ASANet-style, and single-modality baselines.
 
 Every network maps (optical [B,Co,H,W], sar [B,Cs,H,W]) to
-{"logits": [B,K,H,W], "sar_share": [B,1,H,W] | None}; H and W must be multiples of 32.
+{"logits": [B,K,H,W], "sar_share": [B,1,H,W] | None}; H and W must be multiples of 32. Every forward
+also takes an optional `cloud` probability [B,1,H,W] (models.cloud on the optical reflectance); only a
+network with `uses_cloud` True (CLAIRE built with "cloud_gate": true) uses it, the others ignore it.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .blocks import context_cells
 from .decoders import UPerDecoder
 from .encoders import ConvNeXtEncoder
 from .fusion import CMAF, CascadeFusion, SemanticFocusing
@@ -22,41 +25,68 @@ def _check_input(x: torch.Tensor) -> None:
         raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}; pad the tile")
 
 
+def _cloud_at(cloud: Optional[torch.Tensor], stride: int) -> Optional[torch.Tensor]:
+    """The cloud probability averaged over the input pixels of each feature cell at `stride`."""
+    if cloud is None:
+        return None
+    if cloud.dim() != 4 or cloud.shape[1] != 1:
+        raise ValueError(f"cloud must be a [B,1,H,W] probability, got shape {tuple(cloud.shape)}")
+    return F.avg_pool2d(cloud, stride) if stride > 1 else cloud
+
+
 def _share_map(gates: List[torch.Tensor], size) -> torch.Tensor:
     """Average the per-stage gates after upsampling them to the input resolution."""
     ups = [F.interpolate(g, size=size, mode="bilinear", align_corners=False) for g in gates]
     return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
 
 
+def _stride(i: int) -> int:
+    """Input pixels per feature cell at encoder stage i."""
+    return 4 * 2 ** i
+
+
 class _DualStream(nn.Module):
     """Shared scaffolding of two-encoder fusion networks."""
 
     def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None) -> None:
         super().__init__()
-        self.optical_encoder = ConvNeXtEncoder(optical_channels, dims, depths)
-        self.sar_encoder = ConvNeXtEncoder(sar_channels, dims, depths)
-        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+        self.context_px = context_px
+        self.optical_encoder = ConvNeXtEncoder(optical_channels, dims, depths, context_px)
+        self.sar_encoder = ConvNeXtEncoder(sar_channels, dims, depths, context_px)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes,
+                                   ppm_cells=context_cells(context_px, _stride(len(dims) - 1)))
 
-    def _fuse_stage(self, i: int, o: torch.Tensor, s: torch.Tensor):
+    #: whether forward's `cloud` probability changes the output
+    uses_cloud = False
+
+    def _fuse_stage(self, i: int, o: torch.Tensor, s: torch.Tensor, c: Optional[torch.Tensor]):
         raise NotImplementedError
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
-                return_gates: bool = False) -> Dict[str, Optional[torch.Tensor]]:
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
+                cloud: Optional[torch.Tensor] = None,
+                return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
         _check_input(optical)
         size = optical.shape[-2:]
         o, s = optical, sar
+        cloud = cloud if self.uses_cloud else None
+        if cloud is not None and cloud.shape[-2:] != size:
+            raise ValueError(f"cloud is {tuple(cloud.shape[-2:])} but the optical input is {tuple(size)}")
         fused, gates = [], []
         for i in range(self.optical_encoder.num_stages):
             o = self.optical_encoder.stage(i, o)
             s = self.sar_encoder.stage(i, s)
-            o, s, f, g = self._fuse_stage(i, o, s)
+            o, s, f, g = self._fuse_stage(i, o, s, _cloud_at(cloud, _stride(i)))
             fused.append(f)
             gates.append(g)
-        logits = F.interpolate(self.decoder(fused), size=size, mode="bilinear", align_corners=False)
+        feats = self.decoder.features(fused)
+        logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
         out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": _share_map(gates, size)}
         if return_gates:
             out["gates"] = gates
+        if return_features:
+            out["features"] = feats
         return out
 
 
@@ -64,12 +94,15 @@ class ClaireNet(_DualStream):
     """CLAIRE: optical + SAR ConvNeXt-V2 encoders, CMAF at every stage, UPerNet-style decoder."""
 
     def __init__(self, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
-        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim)
-        self.fusion = nn.ModuleList(CMAF(d) for d in dims)
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None, cloud_gate: bool = False) -> None:
+        super().__init__(optical_channels, sar_channels, num_classes, dims, depths, decoder_dim, context_px)
+        self.uses_cloud = bool(cloud_gate)
+        self.fusion = nn.ModuleList(CMAF(d, window=context_cells(context_px, _stride(i)), cloud_gate=cloud_gate)
+                                    for i, d in enumerate(dims))
 
-    def _fuse_stage(self, i, o, s):
-        f, g = self.fusion[i](o, s)
+    def _fuse_stage(self, i, o, s, c):
+        f, g = self.fusion[i](o, s, c)
         return o, s, f, g
 
 
@@ -83,7 +116,7 @@ class ASANet(_DualStream):
         self.focusing = nn.ModuleList(SemanticFocusing(d) for d in dims)
         self.fusion = nn.ModuleList(CascadeFusion(d) for d in dims)
 
-    def _fuse_stage(self, i, o, s):
+    def _fuse_stage(self, i, o, s, c):
         o, s = self.focusing[i](o, s)
         f, g = self.fusion[i](o, s)
         return o, s, f, g
@@ -93,24 +126,33 @@ class SingleModalityNet(nn.Module):
     """Baseline with one encoder and the same decoder; ignores the other modality."""
 
     def __init__(self, modality: str, optical_channels: int, sar_channels: int, num_classes: int,
-                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int) -> None:
+                 dims: Sequence[int], depths: Sequence[int], decoder_dim: int,
+                 context_px: Optional[int] = None) -> None:
         super().__init__()
         if modality not in ("optical", "sar"):
             raise ValueError(f"modality must be 'optical' or 'sar', got {modality!r}")
         self.modality = modality
+        self.context_px = context_px
         cin = optical_channels if modality == "optical" else sar_channels
-        self.encoder = ConvNeXtEncoder(cin, dims, depths)
-        self.decoder = UPerDecoder(dims, decoder_dim, num_classes)
+        self.encoder = ConvNeXtEncoder(cin, dims, depths, context_px)
+        self.decoder = UPerDecoder(dims, decoder_dim, num_classes,
+                                   ppm_cells=context_cells(context_px, _stride(len(dims) - 1)))
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
-                return_gates: bool = False) -> Dict[str, Optional[torch.Tensor]]:
+    uses_cloud = False
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
+                cloud: Optional[torch.Tensor] = None,
+                return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
         _check_input(optical)
         x = optical if self.modality == "optical" else sar
         size = x.shape[-2:]
-        logits = F.interpolate(self.decoder(self.encoder(x)), size=size, mode="bilinear", align_corners=False)
+        feats = self.decoder.features(self.encoder(x))
+        logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
         fill = 0.0 if self.modality == "optical" else 1.0
         share = torch.full((x.shape[0], 1, size[0], size[1]), fill, dtype=logits.dtype, device=logits.device)
         out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": share}
         if return_gates:
             out["gates"] = []
+        if return_features:
+            out["features"] = feats
         return out

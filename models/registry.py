@@ -1,7 +1,7 @@
 """Build networks by name from a plain config dict (the config is stored in the checkpoint card)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
 
@@ -22,6 +22,13 @@ _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 REQUIRED_KEYS = ("num_classes", "optical_channels", "sar_channels")
+
+#: Spatial context of the tile-level ops (GRN, channel attention, pyramid pooling): "global" (the whole
+#: tile, the original ops; the default so that older cards rebuild the network they were trained as) or
+#: "local" (a fixed window of `context_px` input pixels, so that the output does not depend on the tile).
+CONTEXTS = ("global", "local")
+DEFAULT_CONTEXT_PX = 128
+_LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
 def available_architectures() -> List[str]:
@@ -47,16 +54,41 @@ def resolve_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def context_px(arch: str, cfg: Dict[str, Any]) -> Optional[int]:
+    """The local context window in input pixels of a config, or None for the global (tile-wide) ops."""
+    context = cfg.get("context", "global")
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; choose one of {list(CONTEXTS)}")
+    if context == "global":
+        return None
+    if arch not in _LOCAL_CONTEXT_ARCHS:
+        raise ValueError(f"context 'local' is implemented for {list(_LOCAL_CONTEXT_ARCHS)}, not {arch!r}")
+    px = int(cfg.get("context_px", DEFAULT_CONTEXT_PX))
+    if px < 32 or px % 32:
+        raise ValueError(f"context_px must be a positive multiple of 32, got {px}")
+    return px
+
+
 def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
     """Build network `arch` (see `available_architectures()`) from `config`.
 
     Config keys: num_classes, optical_channels, sar_channels, size in {tiny, small, base};
-    optional overrides dims, depths, decoder_dim.
+    optional overrides dims, depths, decoder_dim; `context` "global" (default) or "local" with
+    `context_px` (default 128, the window of GRN / channel attention / pyramid pooling in input pixels);
+    `cloud_gate` (claire only, default false): forward's `cloud` probability pushes CMAF's gate to SAR.
     """
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
     cfg = resolve_config(config)
+    kwargs: Dict[str, Any] = {}
+    px = context_px(arch, cfg)
+    if px is not None:
+        kwargs["context_px"] = px
+    if cfg.get("cloud_gate"):
+        if arch != "claire":
+            raise ValueError(f"cloud_gate is implemented for 'claire' (CMAF), not {arch!r}")
+        kwargs["cloud_gate"] = True
     return _BUILDERS[arch](
         optical_channels=int(cfg["optical_channels"]), sar_channels=int(cfg["sar_channels"]),
         num_classes=int(cfg["num_classes"]), dims=list(cfg["dims"]), depths=list(cfg["depths"]),
-        decoder_dim=int(cfg["decoder_dim"]))
+        decoder_dim=int(cfg["decoder_dim"]), **kwargs)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
+from .cloud import cloud_probability
 from .device import resolve_device
 from .losses import RIFTLoss, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
@@ -57,6 +58,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    context: str = "global"      # "local": tile-invariant GRN / channel attention / PPM (models.registry)
+    context_px: int = 128
+    cloud_gate: bool = False     # CMAF leans on SAR where models.cloud flags the optical input
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -64,6 +68,23 @@ class TrainConfig:
         d = asdict(self)
         d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
         return d
+
+
+def model_config(cfg: TrainConfig, num_classes: int, ospec: Dict, sspec: Dict) -> Dict[str, Any]:
+    """The builder config (models.registry) of a training run; the card stores it as `config`."""
+    config: Dict[str, Any] = {"num_classes": num_classes, "optical_channels": len(ospec["bands"]),
+                              "sar_channels": len(sspec["bands"]), "size": cfg.size}
+    if cfg.context != "global":
+        config.update(context=cfg.context, context_px=int(cfg.context_px))
+    if cfg.cloud_gate:
+        config["cloud_gate"] = True
+    return config
+
+
+def cloud_input(opt_phys: np.ndarray, ospec: Dict) -> np.ndarray:
+    """[1,H,W] cloud probability of physical optical [C,H,W] (models.cloud): what a cloud-gated model
+    gets, in training and at inference alike."""
+    return cloud_probability(opt_phys, ospec["bands"])[None]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -82,20 +103,27 @@ def seed_everything(seed: int) -> None:
 
 
 def make_batch(source: Any, rng: np.random.Generator, cfg: TrainConfig, ospec: Dict, sspec: Dict,
-               augment: bool = True) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw `batch_size` random crops, augment them in physical units, normalise, stack."""
-    os_, ss_, ls_ = [], [], []
+               augment: bool = True) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Draw `batch_size` random crops, augment them in physical units, normalise, stack.
+
+    Returns (optical, sar, labels, cloud); cloud [B,1,h,w] is models.cloud's probability of the augmented
+    physical optical when `cfg.cloud_gate`, else None."""
+    os_, ss_, ls_, cs_ = [], [], [], []
     sar_db = str(sspec.get("units", "dB")).lower() == "db"
     for _ in range(cfg.batch_size):
         o, s, l = source.sample(rng, cfg.crop)
         o, s = to_physical(o, ospec), to_physical(s, sspec)
         if augment:
             o, s, l = augment_sample(o, s, l, rng, cfg.augment, sar_is_db=sar_db)
+            o = np.clip(o, *ospec["clip"]) if ospec.get("clip") else o
             s = np.clip(s, *sspec["clip"]) if sspec.get("clip") else s
+        if cfg.cloud_gate:
+            cs_.append(cloud_input(o, ospec))
         os_.append(standardise(o, ospec))
         ss_.append(standardise(s, sspec))
         ls_.append(l.astype(np.int64))
-    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)))
+    cloud = torch.from_numpy(np.stack(cs_)) if cs_ else None
+    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)), cloud)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -162,9 +190,7 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
     """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history)."""
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    config = {"num_classes": num_classes, "optical_channels": len(ospec["bands"]),
-              "sar_channels": len(sspec["bands"]), "size": cfg.size}
-    model = build_model(cfg.arch, config).to(device)
+    model = build_model(cfg.arch, model_config(cfg, num_classes, ospec, sspec)).to(device)
     counts = source.class_counts(num_classes)
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
     loss_fn = RIFTLoss(num_classes, cfg.loss.lam, cfg.loss.gamma, cfg.loss.alpha, cfg.loss.beta,
@@ -201,10 +227,11 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
             gstep = epoch * cfg.steps_per_epoch + step
             for g in opt.param_groups:
                 g["lr"] = _lr_at(gstep, total, cfg)
-            o, s, l = make_batch(source, rng, cfg, ospec, sspec)
+            o, s, l, c = make_batch(source, rng, cfg, ospec, sspec)
             o, s, l = o.to(device), s.to(device), l.to(device)
+            c = c.to(device) if c is not None else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                out = model(o, s)
+                out = model(o, s, cloud=c)
             loss = loss_fn(out["logits"].float(), l)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -248,8 +275,9 @@ def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.n
     shares = []
     for i, (_name, o, s, l) in enumerate(items):
         op = corrupt_optical(to_physical(o, ospec), corruption, seed=i)
+        cloud = cloud_input(op, ospec) if getattr(model, "uses_cloud", False) else None
         prob, share = predict_arrays(model, standardise(op, ospec), normalise(s, sspec), tile, overlap,
-                                     device=device)
+                                     device=device, cloud=cloud)
         pred = prob.argmax(0)
         cm += confusion_matrix(pred, l, k, ignore_index=IGNORE)
         valid = l != IGNORE

@@ -61,3 +61,16 @@ def workdir(tmp_path, base_checkpoint):
     (tmp_path / "out").mkdir()
     ck = shutil.copy(base_checkpoint, tmp_path / "in" / "tiny.safetensors")
     return tmp_path, str(ck)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A real `dask scheduler` + two single-threaded `dask worker` processes on 127.0.0.1, stopped at the end."""
+    pytest.importorskip("distributed")
+    from claire.tests.fixtures.dask_cluster import DaskTestCluster
+
+    cluster = DaskTestCluster(str(tmp_path_factory.mktemp("dask")), n_workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

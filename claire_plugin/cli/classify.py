@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .options import add_run_options, run_options
+from ..core.errors import ClaireError
+from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -22,10 +24,24 @@ def register(subparsers) -> None:
                    help="also write the top-class probability as uint8 percent 0-100 (nodata 255)")
     p.add_argument("--reliance", default=None,
                    help="also write the SAR share of the fusion gate as uint8 percent 0-100 (nodata 255)")
+    p.add_argument("--cloud", default=None,
+                   help="also write the cloud probability (models.cloud: cloud, cirrus, haze, shadow) as uint8 "
+                        "percent 0-100 (nodata 255); 100 where optical gaps were filled from SAR")
+    p.add_argument("--unfamiliar", default=None,
+                   help="also write how unlike the training data each pixel looks to the model, uint8 0-100 "
+                        "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")
+    p.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
+                   help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
     p.add_argument("--reference", default=None, help="reference class raster: adds accuracy metrics to the summary")
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
     p.add_argument("--report", default=None, help="write the explanation report (JSON) to this file")
     p.add_argument("--explainer", default=None, help="local folder of a language model for the report text")
+    p.add_argument("--scheduler", default="", help=SCHEDULER_HELP + "; the scene is split into bands of rows")
+    p.add_argument("--parts", type=int, default=None,
+                   help="with --scheduler: bands of rows to split the scene into (default: 2 per worker)")
+    p.add_argument("--vrt", action="store_true",
+                   help="with --scheduler: write the output as a VRT over the bands' GeoTIFFs (kept in "
+                        "<output stem>_parts/) instead of one GeoTIFF")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -34,7 +50,13 @@ def params_from_args(args: argparse.Namespace):
     """ClassifyParams from parsed arguments."""
     return run_options(args).params(
         args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
-        reference=args.reference, summary_json=args.summary, report=args.report, explainer=args.explainer)
+        cloud=args.cloud, unfamiliar=args.unfamiliar, fill_from_sar=args.fill_from_sar, reference=args.reference,
+        summary_json=args.summary, report=args.report, explainer=args.explainer)
+
+
+def _share(x) -> str:
+    """A share as a percentage, '-' when unknown."""
+    return "-" if x is None else f"{x:.1%}"
 
 
 def format_table(summary: dict) -> str:
@@ -46,7 +68,8 @@ def format_table(summary: dict) -> str:
         rows.append(f"{c['value']:>5}  {c['name'][:20]:<20} {c['pixels']:>12} {c['area_ha']:>12.2f} "
                     f"{c['share']:>7.1%} {conf:>6} {sar:>6}")
     rows.append(f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
-                f"cloud-like {summary['cloud_like_share']:.1%}, optical invalid {summary['optical_invalid_share']:.1%}")
+                f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
+                f"optical invalid {summary['optical_invalid_share']:.1%}")
     m = summary.get("metrics")
     if m:
         rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")
@@ -57,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the classification and print band choice, outputs and the class table."""
     from ..core.engine import classify
 
+    if args.scheduler:
+        return run_split(args)
+    if args.vrt or args.parts:
+        raise ClaireError("--vrt and --parts split a scene over a Dask cluster; give --scheduler too (e.g. "
+                          "--scheduler local:2)")
     params = params_from_args(args)
     quiet = args.quiet
     state = {"last": -1}
@@ -79,9 +107,42 @@ def run(args: argparse.Namespace) -> int:
             print(f"confidence: {result.confidence}")
         if result.reliance:
             print(f"reliance:   {result.reliance}")
+        for name in ("cloud", "unfamiliar"):
+            if getattr(result, name):
+                print(f"{name + ':':<12}{getattr(result, name)}")
         if result.summary_json:
             print(f"summary:    {result.summary_json}")
         if result.report:
             print(f"report:     {result.report}")
         print(format_table(result.summary))
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    """`--scheduler`: the scene in bands of rows on the cluster, assembled into the output (core.cluster_scene)."""
+    from ..core.cluster import executor_for
+    from ..core.cluster_scene import classify_scene
+
+    unsupported = [flag for flag, value in (("--reliance", args.reliance), ("--reference", args.reference),
+                                            ("--summary", args.summary), ("--report", args.report),
+                                            ("--explainer", args.explainer)) if value]
+    if unsupported:
+        raise ClaireError(f"{', '.join(unsupported)} cannot be combined with --scheduler yet (a split scene "
+                          f"writes the classes and the confidence); run without --scheduler for those")
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"claire: {message}", file=sys.stderr)
+
+    with executor_for(args.scheduler, log) as executor:
+        parts = args.parts or 2 * executor.workers
+        result = classify_scene(run_options(args), args.optical, args.sar, args.output, executor, parts=parts,
+                                confidence=args.confidence, vrt=args.vrt,
+                                progress=lambda f, m: log(f"[{int(f * 100):3d}%] band done: {m}"))
+    if not args.quiet:
+        print(f"classes:    {result.output} ({len(result.bands)} bands of rows)")
+        if result.confidence:
+            print(f"confidence: {result.confidence}")
+        if result.parts:
+            print(f"parts:      {os.path.dirname(result.parts[0])}")
     return 0

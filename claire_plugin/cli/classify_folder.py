@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..core.batch import SUMMARY_CSV, SUMMARY_JSON
-from .options import add_run_options, run_options
+from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     add_run_options(p)
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
     p.add_argument("--skip-existing", action="store_true", help="skip pairs whose output already exists")
+    p.add_argument("--scheduler", default="", help=SCHEDULER_HELP)
     p.add_argument("--quiet", action="store_true", help="print only failures and the final line")
     p.set_defaults(func=run)
 
@@ -38,6 +39,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Pair, classify each pair, report failures and unmatched files; 1 when any pair failed."""
     from ..core.batch import check_pairing, classify_pairs
+    from ..core.cluster import executor_for
     from ..core.io.pairing import pair_folders
 
     options = run_options(args)
@@ -54,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label}: wrote {record['output']}" if record["status"] == "ok"
                   else f"{label}: {record['status']} ({record['reason']})")
 
-    summary = classify_pairs(pairing, options, args.output_folder, optical_folder=args.optical_folder,
-                             sar_folder=args.sar_folder, rule=args.pairing, confidence=args.confidence,
-                             skip_existing=args.skip_existing, on_pair=on_pair)
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"claire: {message}", file=sys.stderr)
+
+    with executor_for(args.scheduler, log) as executor:
+        summary = classify_pairs(pairing, options, args.output_folder, optical_folder=args.optical_folder,
+                                 sar_folder=args.sar_folder, rule=args.pairing, confidence=args.confidence,
+                                 skip_existing=args.skip_existing, on_pair=on_pair, executor=executor)
     failed = summary.count("failed")
     print(f"claire: {summary.count('ok', 'skipped')} of {len(summary.results)} pair(s) classified, {failed} failed, "
           f"{len(summary.unmatched)} unmatched file(s); summary: {summary.json_path}", file=sys.stderr)

@@ -54,6 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a labelled folder; table or JSON."""
     from ...models.checkpoint import load_checkpoint
     from ...models.training import evaluate, pick_device
+    from ..core.training.datasets import EVAL_CONTEXT
     from ..core.training.sources import classdefs_from_card, resolve_data
 
     path = args.checkpoint or DEFAULT_CHECKPOINT
@@ -79,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               f"({', '.join(ospec['bands'])}); pass --optical-bands")
     device = str(pick_device(args.device))
     model.to(device)
-    m = evaluate(model, src.eval_items(), ospec, sspec, [c.name for c in classes], args.corruption,
+    m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
                  tile=int(card.get("tile_size", 256)), overlap=int(card.get("overlap", 32)), device=device)
     m["class_values"] = [c.value for c in classes]
     m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)

@@ -93,6 +93,7 @@ def _sen12ms_scores(model, s12, ospec, sspec) -> Dict[str, Any]:
 def _train_and_score(args, key, arch, src, vsrc, specs, names, s12) -> Dict[str, Any]:
     """Train one architecture on one protocol and score it clear, under synthetic clouds and on SEN12MS-CR."""
     from ...models.training import TrainConfig, evaluate, train
+    from ..core.training.datasets import EVAL_CONTEXT
 
     ospec, sspec = specs
     cfg = TrainConfig(arch=arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
@@ -101,7 +102,7 @@ def _train_and_score(args, key, arch, src, vsrc, specs, names, s12) -> Dict[str,
     model, hist = train(src, ospec, sspec, len(names), cfg, progress=False)
     r: Dict[str, Any] = {"seconds": hist["seconds"]}
     for corr in ("clear", "clouds"):
-        m = evaluate(model, vsrc.eval_items(), ospec, sspec, names, corr)
+        m = evaluate(model, vsrc.eval_items(context=EVAL_CONTEXT), ospec, sspec, names, corr)
         r[corr] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
                    "sar_share": m["mean_sar_share"]}
     if key == "A":

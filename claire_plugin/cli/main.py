@@ -9,10 +9,23 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import bench, bench_train, classify, classify_folder, diagnostics, evaluate, explain, fusion_table, info, train
+from . import (
+    bench,
+    bench_robustness,
+    bench_train,
+    classify,
+    classify_folder,
+    diagnostics,
+    evaluate,
+    explain,
+    fusion_table,
+    info,
+    train,
+)
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_train, explain, diagnostics]
+_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_robustness, bench_train,
+             explain, diagnostics]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@ from ..core.params import run_options as build_run_options
 
 OFFSET_HELP = ("value added to the optical values before the checkpoint's scaling, e.g. -1000 for Sentinel-2 of "
                "processing baseline 04.00+ (default: from the file's metadata)")
+SCHEDULER_HELP = ("run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+                  "processes on this machine (default: in this process); see docs/cluster.md")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
@@ -48,6 +48,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tversky-alpha", type=float, default=0.3)
     p.add_argument("--tversky-beta", type=float, default=0.7)
     p.add_argument("--class-weights", default="inverse_sqrt", help="inverse, inverse_sqrt or none")
+    p.add_argument("--context", default="global", choices=["global", "local"],
+                   help="local: GRN, channel attention and pyramid pooling over a fixed window (tile-invariant)")
+    p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
+    p.add_argument("--cloud-gate", action="store_true",
+                   help="CMAF leans on SAR where models.cloud flags the optical input (claire only)")
     p.add_argument("--half", action="store_true",
                    help="store weights as float16 (half the file size; metrics are measured on the rounded weights)")
     p.add_argument("--note", default="", help="free text stored in the card's training section")
@@ -79,9 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ...models import spec as spec_mod
     from ...models.checkpoint import build_card, nodata_for, save_checkpoint
     from ...models.registry import available_architectures, available_sizes
-    from ...models.training import LossConfig, TrainConfig, evaluate, train
+    from ...models.training import LossConfig, TrainConfig, train
     from ..core.training.sources import input_specs, resolve_data
-    from .evaluate import round_metrics
 
     if args.arch not in available_architectures():
         raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
@@ -96,12 +100,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
     ospec, sspec = input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
     src.optical_scale = ospec["scale"]
+    _check_cloud_gate(args, ospec)
     stats = list(src.stat_arrays())
     ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
     sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
     cfg = TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                       batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-                      seed=args.seed, device=args.device, amp=not args.no_amp,
+                      seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
+                      context_px=args.context_px, cloud_gate=args.cloud_gate,
                       loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
                                       args.class_weights))
     resume = args.output + ".resume" if args.resume else None
@@ -124,8 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ...models.training import round_weights
         round_weights(model)
     t = time.time()
-    m_clear = evaluate(model.to(device), vsrc.eval_items(), ospec, sspec, names, "clear", device=device)
-    m_cloud = evaluate(model, vsrc.eval_items(), ospec, sspec, names, "clouds", device=device)
+    metrics = _heldout_metrics(model.to(device), vsrc, metrics_key, ospec, sspec, names, device)
+    m_clear, m_cloud = metrics[metrics_key], metrics[f"{metrics_key}_synthetic_clouds"]
     print(f"evaluation {time.time() - t:.1f} s", file=sys.stderr)
     model.to("cpu")
     region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
@@ -146,12 +152,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
         "note": args.note,
     }
-    metrics = {metrics_key: round_metrics(m_clear), f"{metrics_key}_synthetic_clouds": round_metrics(m_cloud)}
     from ...models.registry import resolve_config
-    config = {k: v for k, v in resolve_config({"num_classes": len(classes), "optical_channels": len(ospec["bands"]),
-                                               "sar_channels": len(sspec["bands"]), "size": args.size}).items()}
+    from ...models.training import model_config
+    config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
     card = build_card(args.arch, args.size, config, classes, nodata_for(classes, layout.nodata), ospec, sspec,
                       training, metrics)
+    from ..core.training.sources import card_familiarity
+    card["familiarity"] = fam = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
+    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
+          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):
         os.remove(resume)
@@ -161,3 +170,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
+
+
+def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:
+    """--cloud-gate needs a claire network and the optical bands models.cloud reads."""
+    from ...models.cloud import missing_bands
+
+    if not args.cloud_gate:
+        return
+    if args.arch != "claire":
+        raise ClaireError(f"--cloud-gate acts on CLAIRE's CMAF fusion; drop it or use --arch claire (got {args.arch})")
+    missing = missing_bands(ospec["bands"])
+    if missing:
+        raise ClaireError(f"--cloud-gate needs the Sentinel-2 bands {missing} in the optical input, which has "
+                          f"{ospec['bands']}; name the bands in the raster (band descriptions) or drop --cloud-gate")
+
+
+def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, device: str) -> Dict[str, Any]:
+    """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
+    `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
+    from ...models.training import evaluate
+    from ..core.training.datasets import EVAL_CONTEXT
+    from .evaluate import round_metrics
+
+    folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
+    out: Dict[str, Any] = {}
+    for i, folder in enumerate(folders):
+        group = [p for p in vsrc.pairs if p.optical_folder == folder]
+        suffix = "" if i == 0 else f"_{folder}"
+        for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
+            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
+            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
+            out[f"{key}{suffix}{tail}"] = round_metrics(m)
+    return out

@@ -12,7 +12,7 @@ import io
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .errors import USER_ERRORS, CancelledError, ClaireError
 from .io.atomic import write_json, write_text
@@ -100,59 +100,120 @@ def prepare_output_folder(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
 
 
-def _classify_one(pair, options: RunOptions, out_dir: str, confidence: bool, progress, is_cancelled):
-    """(record fields, engine result or None) for one pair; failures become a status with the reason."""
-    from .engine import classify
-    from .io.pairing import output_name
+@dataclass(frozen=True)
+class PairJob:
+    """One pair to classify: plain paths (cheap to send to a cluster worker) and whether it is skipped."""
 
-    output = os.path.join(out_dir, output_name(pair))
-    conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
+    index: int
+    key: str
+    optical: str
+    sar: str
+    output: str
+    confidence: Optional[str] = None
+    skip: bool = False
+    rows: Optional[Tuple[int, int]] = None  # a band of rows of one scene (core.cluster_scene); None: all
+
+
+#: The fields of a pair the user cancelled before it started, and of one skipped because its output exists.
+CANCELLED_BEFORE = {"status": "cancelled", "reason": "cancelled by the user before this pair", "output": None}
+SKIPPED = {"status": "skipped", "reason": "output exists"}
+
+
+def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None,
+             catch_unexpected: bool = True) -> Tuple[Dict[str, Any], Any]:
+    """(record fields, engine result or None) for one pair; a user error becomes a "failed" status.
+
+    With `catch_unexpected` any other exception is a "failed" status too (the local loop); without it,
+    the exception propagates so that a cluster can retry the pair elsewhere.
+    """
+    from .engine import classify
+
     start = time.perf_counter()
     try:
-        result = classify(options.params(pair.optical, pair.sar, output, confidence=conf), progress, is_cancelled)
+        params = options.params(job.optical, job.sar, job.output, confidence=job.confidence)
+        params.rows = job.rows
+        result = classify(params, progress, is_cancelled)
     except CancelledError:
         return {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
+    except USER_ERRORS as exc:
+        return failed_fields(exc, time.perf_counter() - start), None
     except Exception as exc:  # noqa: BLE001 - carry on past a failing pair, with its reason
-        reason = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
-        return {"status": "failed", "reason": reason, "output": None,
-                "seconds": round(time.perf_counter() - start, 2)}, None
+        if not catch_unexpected:
+            raise
+        return failed_fields(exc, time.perf_counter() - start), None
     return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device}, result
+
+
+def failed_fields(exc: BaseException, seconds: Optional[float]) -> Dict[str, Any]:
+    """The record fields of a failed pair: a user error's own message, else the exception's type and text."""
+    reason = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+    fields: Dict[str, Any] = {"status": "failed", "reason": reason, "output": None}
+    if seconds is not None:
+        fields["seconds"] = round(seconds, 2)
+    return fields
+
+
+#: (job, record fields, engine result or None), one per job, in the order the pairs finish.
+Outcome = Tuple[PairJob, Dict[str, Any], Any]
+
+
+class LocalExecutor:
+    """The pairs one after the other in this process: the default, and the loop of a single machine."""
+
+    workers = 1
+
+    def run(self, jobs: List[PairJob], options: RunOptions, progress: Optional[Callable[[float, str], None]],
+            is_cancelled: Optional[Callable[[], bool]]) -> Iterator[Outcome]:
+        """Classify `jobs` in order; once `is_cancelled()` is true every pair not started is cancelled."""
+        n = len(jobs)
+        for k, job in enumerate(jobs):
+            if is_cancelled is not None and is_cancelled():
+                yield job, dict(CANCELLED_BEFORE), None
+            elif job.skip:
+                yield job, dict(SKIPPED), None
+            else:
+                def pair_progress(fraction: float, message: str, k: int = k) -> None:
+                    if progress is not None:
+                        progress((k + max(0.0, min(1.0, fraction))) / n, message)
+
+                yield (job, *run_pair(job, options, pair_progress, is_cancelled))
+
+
+def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool) -> List[PairJob]:
+    """One PairJob per pair of `pairing`, with the output names in `out_dir`."""
+    from .io.pairing import output_name
+
+    jobs = []
+    for i, pair in enumerate(pairing.pairs):
+        output = os.path.join(out_dir, output_name(pair))
+        conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
+        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf,
+                            skip=skip_existing and os.path.exists(output)))
+    return jobs
 
 
 def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",
                    rule: str = "", confidence: bool = False, skip_existing: bool = False,
                    progress: Optional[Callable[[float, str], None]] = None,
                    is_cancelled: Optional[Callable[[], bool]] = None,
-                   on_pair: Optional[PairCallback] = None) -> BatchSummary:
+                   on_pair: Optional[PairCallback] = None, executor=None) -> BatchSummary:
     """Classify each pair of `pairing` into `out_dir`, write the summaries and return them.
 
     `progress(fraction, message)` covers the whole batch; `is_cancelled()` stops it (the running pair
-    and the pairs not started are recorded "cancelled"); `on_pair` hears about each pair when done.
+    and the pairs not started are recorded "cancelled"); `on_pair` hears about each pair when done, in
+    the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
+    `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
-    from .io.pairing import output_name
-
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
                                       for u in pairing.unmatched])
-    n = len(pairing.pairs)
-    for i, pair in enumerate(pairing.pairs):
-        record: Dict[str, Any] = {"key": pair.key, "optical": pair.optical, "sar": pair.sar,
-                                  "output": os.path.join(out_dir, output_name(pair))}
-        result = None
-        if is_cancelled is not None and is_cancelled():
-            record.update(status="cancelled", reason="cancelled by the user before this pair", output=None)
-        elif skip_existing and os.path.exists(record["output"]):
-            record.update(status="skipped", reason="output exists")
-        else:
-            def pair_progress(fraction: float, message: str, i: int = i) -> None:
-                if progress is not None:
-                    progress((i + max(0.0, min(1.0, fraction))) / n, message)
-
-            fields, result = _classify_one(pair, options, out_dir, confidence, pair_progress, is_cancelled)
-            record.update(fields)
-        summary.results.append(record)
+    jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
+    summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output} for j in jobs]
+    runner = executor if executor is not None else LocalExecutor()
+    for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
+        summary.results[job.index].update(fields)
         if on_pair is not None:
-            on_pair(i, n, record, result)
+            on_pair(job.index, len(jobs), summary.results[job.index], result)
     summary.write(out_dir)
     return summary

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import ClaireError
 
@@ -35,10 +35,14 @@ class ClassifyParams:
     threads: Optional[int] = None
     confidence: Optional[str] = None
     reliance: Optional[str] = None
+    cloud: Optional[str] = None  # cloud probability raster (uint8 percent)
+    unfamiliar: Optional[str] = None  # "unlike the training data" raster (uint8, 100 = at the threshold)
+    fill_from_sar: bool = True  # classify optical gaps from SAR alone (cloud-gated models)
     reference: Optional[str] = None
     summary_json: Optional[str] = None
     report: Optional[str] = None
     explainer: Optional[str] = None
+    rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop): outputs cover only these rows
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:

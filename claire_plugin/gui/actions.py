@@ -26,7 +26,7 @@ def toggle_dock(plugin, checked: bool = True) -> None:
 
     if plugin.dock is None:
         plugin.dock = ClaireDock(plugin.iface, plugin.iface.mainWindow())
-        plugin.iface.addDockWidget(Qt.RightDockWidgetArea, plugin.dock)
+        plugin.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, plugin.dock)
         action = getattr(plugin, "_dock_action", None)
         if action is not None:
             plugin.dock.visibilityChanged.connect(action.setChecked)
@@ -42,7 +42,8 @@ def use_checkpoint(plugin, path: str) -> None:
 
 
 def create_actions(plugin) -> List[QAction]:
-    """Add "Land cover panel", "Model card…" and "Diagnostics report" to the Raster menu and toolbar."""
+    """Add "Land cover panel", "Model card…", "Diagnostics report" and "Install Python dependencies" to the
+    Raster menu, and the panel to the toolbar."""
     iface = plugin.iface
     window = iface.mainWindow()
     panel = QAction(icon("claire.svg"), "CLAIRE land cover panel", window)
@@ -67,7 +68,15 @@ def create_actions(plugin) -> List[QAction]:
     diag = QAction(icon("diagnostics.svg"), "Diagnostics report…", window)
     diag.triggered.connect(show_diagnostics)
 
-    actions = [panel, card, diag]
+    def show_dependencies() -> None:
+        from .deps_dialog import open_dependency_dialog
+        plugin._deps_dialog = open_dependency_dialog(iface)
+
+    install = QAction(icon("claire.svg"), "Install Python dependencies…", window)
+    install.setToolTip("Install torch, rasterio and safetensors into this QGIS profile with pip")
+    install.triggered.connect(show_dependencies)
+
+    actions = [panel, card, diag, install]
     for action in actions:
         iface.addPluginToRasterMenu(MENU, action)
     iface.addToolBarIcon(panel)

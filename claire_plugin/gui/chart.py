@@ -8,6 +8,9 @@ from qgis.PyQt.QtCore import QRectF, QSize, Qt
 from qgis.PyQt.QtGui import QColor, QFontMetrics, QPainter, QPen
 from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
 
+ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
 
 @dataclass
 class Bar:
@@ -30,7 +33,7 @@ class ClassBarChart(QWidget):
         self._bars: List[Bar] = []
         self._title = ""
         self._maximum = 1.0
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(180)
 
     def setBars(self, bars: Sequence[Bar], title: str = "", maximum: Optional[float] = None) -> None:  # noqa: N802
@@ -55,7 +58,7 @@ class ClassBarChart(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         fm = QFontMetrics(self.font())
         rect = self.rect()
         painter.fillRect(rect, self.palette().base())
@@ -66,13 +69,12 @@ class ClassBarChart(QWidget):
             bold.setBold(True)
             painter.setFont(bold)
             painter.setPen(text_color)
-            painter.drawText(QRectF(8, y, rect.width() - 16, fm.height()), Qt.AlignLeft | Qt.AlignVCenter,
-                             self._title)
+            painter.drawText(QRectF(8, y, rect.width() - 16, fm.height()), ALIGN_LEFT, self._title)
             painter.setFont(self.font())
             y = self._title_height()
         if not self._bars:
             painter.setPen(QColor("#808080"))
-            painter.drawText(QRectF(rect), Qt.AlignCenter, "No classes to show yet.")
+            painter.drawText(QRectF(rect), Qt.AlignmentFlag.AlignCenter, "No classes to show yet.")
             return
         label_w = min(max(fm.horizontalAdvance(b.label) for b in self._bars) + 14, int(rect.width() * 0.4))
         value_w = max(fm.horizontalAdvance(b.text) for b in self._bars) + 12
@@ -81,9 +83,9 @@ class ClassBarChart(QWidget):
         for bar in self._bars:
             row = QRectF(8, y + self.GAP, rect.width() - 16, self.ROW_HEIGHT)
             painter.setPen(text_color)
-            label = fm.elidedText(bar.label, Qt.ElideRight, label_w - 8)
+            label = fm.elidedText(bar.label, Qt.TextElideMode.ElideRight, label_w - 8)
             painter.drawText(QRectF(row.left(), row.top(), label_w - 8, row.height()),
-                             Qt.AlignRight | Qt.AlignVCenter, label)
+                             ALIGN_RIGHT, label)
             fraction = max(0.0, min(1.0, bar.value / self._maximum))
             width = max(2.0, bar_w_max * fraction) if bar.value > 0 else 0.0
             color = QColor(bar.color) if QColor.isValidColor(bar.color) else QColor("#808080")
@@ -92,7 +94,7 @@ class ClassBarChart(QWidget):
             painter.drawRoundedRect(QRectF(bar_x, row.top() + 3, width, row.height() - 6), 2, 2)
             painter.setPen(text_color)
             painter.drawText(QRectF(bar_x + width + 6, row.top(), value_w, row.height()),
-                             Qt.AlignLeft | Qt.AlignVCenter, bar.text)
+                             ALIGN_LEFT, bar.text)
             y += self.ROW_HEIGHT + self.GAP
         painter.end()
 

@@ -181,9 +181,16 @@ class ClaireDock(QgsDockWidget):
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         self.want_reliance = QCheckBox("modality reliance (SAR share)", page)
+        self.want_cloud = QCheckBox("also write cloud probability", page)
+        self.fill_from_sar = QCheckBox("classify optical gaps from SAR alone", page)
+        self.fill_from_sar.setChecked(True)
+        self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
+                                      "the SAR instead of left empty (checkpoints with a cloud gate).")
         outputs_row = QVBoxLayout()
         outputs_row.addWidget(self.want_confidence)
         outputs_row.addWidget(self.want_reliance)
+        outputs_row.addWidget(self.want_cloud)
+        outputs_row.addWidget(self.fill_from_sar)
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -323,6 +330,8 @@ class ClaireDock(QgsDockWidget):
             optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
             reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
+            cloud=f"{base}_cloud.tif" if self.want_cloud.isChecked() else None,
+            fill_from_sar=self.fill_from_sar.isChecked(),
             reference=reference,
         )
 

@@ -19,7 +19,7 @@ class EpochChart(QWidget):
         self._loss: List[float] = []
         self._score: List[Optional[float]] = []
         self._epochs = 0
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(200)
         self.setFixedHeight(150)
 
@@ -53,7 +53,7 @@ class EpochChart(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         fm = QFontMetrics(self.font())
         painter.fillRect(self.rect(), self.palette().base())
         self._legend(painter, fm, fm.height() / 2 + 4)
@@ -61,17 +61,20 @@ class EpochChart(QWidget):
         painter.setPen(QPen(QColor("#9e9e9e"), 1))
         painter.drawRect(plot)
         if not self._loss:
-            painter.drawText(plot, Qt.AlignCenter, "Epochs appear here as they finish.")
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Epochs appear here as they finish.")
             return
         top = max(self._loss) or 1.0
         n = max(self._epochs, 2)
         text = self.palette().text().color()
         painter.setPen(text)
-        painter.drawText(QRectF(0, plot.top() - 6, 32, 12), Qt.AlignRight | Qt.AlignVCenter, f"{top:.2g}")
-        painter.drawText(QRectF(0, plot.bottom() - 6, 32, 12), Qt.AlignRight | Qt.AlignVCenter, "0")
-        painter.drawText(QRectF(plot.right() + 3, plot.top() - 6, 34, 12), Qt.AlignLeft | Qt.AlignVCenter, "1")
-        painter.drawText(QRectF(plot.right() + 3, plot.bottom() - 6, 34, 12), Qt.AlignLeft | Qt.AlignVCenter, "0")
-        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), fm.height()), Qt.AlignCenter,
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(QRectF(0, plot.top() - 6, 32, 12), right, f"{top:.2g}")
+        painter.drawText(QRectF(0, plot.bottom() - 6, 32, 12), right, "0")
+        painter.drawText(QRectF(plot.right() + 3, plot.top() - 6, 34, 12), left, "1")
+        painter.drawText(QRectF(plot.right() + 3, plot.bottom() - 6, 34, 12), left, "0")
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), fm.height()),
+                         Qt.AlignmentFlag.AlignCenter,
                          f"epoch {len(self._loss)} of {self._epochs}")
 
         def at(i: int, value: float, scale: float) -> QPointF:

@@ -182,20 +182,20 @@ class CheckpointPicker(QWidget):
         self._warnings: List[str] = []
         self._layers_checked = False
         self.combo = QComboBox(self)
-        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(12)
-        self.combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.browse_button = QToolButton(self)
         self.browse_button.setText("…")
         self.browse_button.setToolTip("Choose a checkpoint file (.safetensors)")
         self.card_view = QTextBrowser(self)
         self.card_view.setOpenExternalLinks(False)
-        self.card_view.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)  # long paths wrap at 300 px
+        self.card_view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths wrap at 300 px
         self.card_view.setVisible(show_card)
         self.card_view.setMinimumHeight(160)
         self.status = QLabel(self)
         self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.RichText)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -220,14 +220,14 @@ class CheckpointPicker(QWidget):
         self.combo.clear()
         bundled = bundled_checkpoint()
         self.combo.addItem(f"Bundled: {_stem(bundled)}", bundled)
-        self.combo.setItemData(0, bundled, Qt.ToolTipRole)
+        self.combo.setItemData(0, bundled, Qt.ItemDataRole.ToolTipRole)
         for path in recent_checkpoints(settings):
             if os.path.abspath(path) != os.path.abspath(bundled):
                 self.combo.addItem(f"Recent: {_stem(path)}", path)
-                self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
+                self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         if select and self.combo.findData(select) < 0:
             self.combo.addItem(_stem(select), select)
-            self.combo.setItemData(self.combo.count() - 1, select, Qt.ToolTipRole)
+            self.combo.setItemData(self.combo.count() - 1, select, Qt.ItemDataRole.ToolTipRole)
         self.combo.addItem("Browse…", BROWSE)
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
@@ -330,8 +330,8 @@ class CheckpointDialog(QDialog):
         self.picker = CheckpointPicker(self)
         if path:
             self.picker.setCheckpoint(path)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
-        self.use_button = buttons.addButton("Use in the CLAIRE panel", QDialogButtonBox.AcceptRole)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.use_button = buttons.addButton("Use in the CLAIRE panel", QDialogButtonBox.ButtonRole.AcceptRole)
         self.use_button.setToolTip("Make this the checkpoint of the panel's Run tab (opens the panel).")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

@@ -65,18 +65,18 @@ class MetricTile(QFrame):
 
     def __init__(self, caption: str, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.setFrameShape(QFrame.StyledPanel)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.value = QLabel("–", self)
         font = self.value.font()
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.value.setFont(font)
-        self.value.setAlignment(Qt.AlignCenter)
-        self.value.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # shrinks with a narrow dock
+        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # shrinks with a narrow dock
         self.value.setMinimumWidth(40)
         self.caption = QLabel(caption, self)
         self.caption.setWordWrap(True)
-        self.caption.setAlignment(Qt.AlignCenter)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setStyleSheet("color:#5f6b76;")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
@@ -117,7 +117,7 @@ class ResultsView(QWidget):
         self.chart_metric.addItem("Share of the area", "share")
         self.chart_metric.addItem("IoU against the reference", "iou")
         self.chart_metric.currentIndexChanged.connect(self._update_chart)
-        self.chart_metric.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.chart_metric.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.chart_metric.setMinimumContentsLength(8)
         self.chart = ClassBarChart(self)
         chart_row = QHBoxLayout()
@@ -140,7 +140,7 @@ class ResultsView(QWidget):
         self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
         self.messages.setStyleSheet("color:#5f6b76;")
-        self.messages.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.messages.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -193,13 +193,13 @@ class ResultsView(QWidget):
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, 1, self)
-        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.verticalHeader().setVisible(False)
         table.setAlternatingRowColors(True)
-        table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setWordWrap(False)
         return table
 
@@ -218,13 +218,13 @@ class ResultsView(QWidget):
             table.setItem(r, 0, name)
             for c, text in enumerate(values(row), start=1):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 table.setItem(r, c, item)
         table.resizeRowsToContents()
         header = table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(columns)):
-            header.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         height = header.sizeHint().height() + 2 * table.frameWidth()
         height += sum(table.rowHeight(r) for r in range(len(rows)))
         table.setFixedHeight(height + 2)

@@ -24,7 +24,7 @@ class ClassifyTask(QgsTask):
 
     def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
                  description: str = "CLAIRE land-cover classification") -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.params = params
         self.on_done = on_done
         self.result = None
@@ -68,7 +68,7 @@ class TrainTask(QgsTask):
 
     def __init__(self, params, on_done: Optional[Callable[["TrainTask"], None]] = None,
                  description: str = "CLAIRE training") -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.params = params
         self.on_done = on_done
         self.report: Optional[Dict[str, Any]] = None
@@ -121,7 +121,7 @@ class ExplainTask(QgsTask):
 
     def __init__(self, summary: Dict[str, Any], card: Dict[str, Any], explainer: Optional[str],
                  on_done: Optional[Callable[["ExplainTask"], None]] = None) -> None:
-        super().__init__("CLAIRE explanation", QgsTask.CanCancel)
+        super().__init__("CLAIRE explanation", QgsTask.Flag.CanCancel)
         self.summary = summary
         self.card = card
         self.explainer = explainer or None

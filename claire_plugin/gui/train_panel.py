@@ -78,11 +78,12 @@ class TrainPanel(QWidget):
         self.new_layer_button.setToolTip("Create a GeoPackage beside the project whose 'class' field offers the "
                                          "base checkpoint's classes, add it and start drawing.")
         self.labels = compact_combo(QgsMapLayerComboBox(box))
-        self.labels.setFilters(QgsMapLayerProxyModel.PolygonLayer | QgsMapLayerProxyModel.PointLayer)
+        self.labels.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer | QgsMapLayerProxyModel.Filter.PointLayer)
         self.labels.setAllowEmptyLayer(True)
         self.labels.setLayer(None)
         self.field = compact_combo(QgsFieldComboBox(box))
-        self.field.setFilters(QgsFieldProxyModel.String | QgsFieldProxyModel.Int | QgsFieldProxyModel.LongLong)
+        kinds = QgsFieldProxyModel.Filter
+        self.field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
         self.picker = CheckpointPicker(box, show_card=False)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
@@ -140,7 +141,7 @@ class TrainPanel(QWidget):
         self.result_box = QGroupBox("Held-out report", self)
         self.report_view = AutoHeightBrowser(self.result_box)
         self.report_view.setOpenExternalLinks(True)
-        self.report_view.setFrameShape(QFrame.NoFrame)
+        self.report_view.setFrameShape(QFrame.Shape.NoFrame)
         self.report_view.document().setDocumentMargin(2)
         self.classify_button = QPushButton("Classify with this model", self.result_box)
         self.classify_button.setEnabled(False)
@@ -285,4 +286,4 @@ class TrainPanel(QWidget):
     def _set_status(self, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#303030"
         self.status.setText(f"<span style='color:{color}'>{html.escape(text)}</span>")
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -25,9 +25,9 @@ class AutoHeightBrowser(QTextBrowser):
 
     def __init__(self, parent: QWidget = None) -> None:
         super().__init__(parent)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setWordWrapMode(QTextOption.WordWrap)  # Qt's default breaks inside words when a column is narrow
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapMode.WordWrap)  # Qt's default breaks inside words when a column is narrow
         self.document().contentsChanged.connect(self._fit)
 
     def _fit(self) -> None:
@@ -42,7 +42,7 @@ class AutoHeightBrowser(QTextBrowser):
 
 def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:
     """A combo that shrinks to the dock's width instead of widening it to its longest item."""
-    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(chars)
     return combo
 
@@ -50,17 +50,17 @@ def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:
 def narrow_form() -> QFormLayout:
     """A form whose labels go above their fields when the dock is too narrow for both on one row."""
     form = QFormLayout()
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
     return form
 
 
 def vertical_scroll(page: QWidget) -> QScrollArea:
     """`page` in a frameless scroll area that scrolls vertically and fits its width to the dock."""
     scroll = QScrollArea()
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QScrollArea.NoFrame)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
     scroll.setWidget(page)
     return scroll
 
@@ -72,14 +72,14 @@ class RasterChooser(QWidget):
     def __init__(self, parent: QWidget = None, optional: bool = False) -> None:
         super().__init__(parent)
         self.combo = compact_combo(QgsMapLayerComboBox(self))
-        self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         if optional:
             self.combo.setAllowEmptyLayer(True)
             self.combo.setLayer(None)
         self.hint = QLabel(self)
         self.hint_text = ""
         self.hint.setStyleSheet("color:#5f6b76;")
-        self.hint.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(1)
@@ -91,7 +91,7 @@ class RasterChooser(QWidget):
     def _show_hint(self, layer) -> None:
         text = self.hint_text = layer_hint(layer)
         if self.isVisible():  # elided to the width shown; the tooltip has the full path
-            text = self.hint.fontMetrics().elidedText(text, Qt.ElideMiddle, max(80, self.width() - 4))
+            text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
         self.hint.setText(text)
         self.hint.setToolTip(layer.source() if layer is not None else "")
         self.hint.setVisible(bool(text))

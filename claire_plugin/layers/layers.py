@@ -21,6 +21,10 @@ CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 (unsure)"), (0.5, "#fdae61", "0.5"), (0.7
                    (1.0, "#1a9641", "1 (sure)")]
 #: Reliance (SAR share of the fusion gate): blue = optical led, orange = SAR led.
 RELIANCE_RAMP = [(0.0, "#2b83ba", "0 (optical)"), (0.5, "#f7f7f7", "0.5 (both)"), (1.0, "#e66101", "1 (SAR)")]
+#: Cloud probability (uint8 percent): clear → white.
+CLOUD_RAMP = [(0.0, "#1a1a1a", "0 % (clear)"), (50.0, "#9e9e9e", "50 %"), (100.0, "#ffffff", "100 % (cloud)")]
+#: Unlike the training data (100 = the card's threshold): green → red.
+UNFAMILIAR_RAMP = [(0.0, "#1a9641", "0 (like training)"), (100.0, "#d7191c", "100 (do not trust)")]
 
 
 def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional[str]]:
@@ -93,7 +97,7 @@ def no_input_sidecars():
 def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]) -> QgsSingleBandPseudoColorRenderer:
     """A continuous pseudo-colour renderer over ``stops`` (value, colour, label)."""
     ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
     ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), lab) for v, c, lab in stops])
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
@@ -114,7 +118,9 @@ def result_layers(result: Any, card: Optional[Dict[str, Any]], title: str = "") 
         apply_landcover_style(land, classes, nodata)
         layers.append(land)
     for path, name, stops in ((getattr(result, "confidence", None), "Confidence", CONFIDENCE_RAMP),
-                              (getattr(result, "reliance", None), "Modality reliance (SAR share)", RELIANCE_RAMP)):
+                              (getattr(result, "reliance", None), "Modality reliance (SAR share)", RELIANCE_RAMP),
+                              (getattr(result, "cloud", None), "Cloud probability", CLOUD_RAMP),
+                              (getattr(result, "unfamiliar", None), "Unlike the training data", UNFAMILIAR_RAMP)):
         if not path:
             continue
         layer = QgsRasterLayer(path, f"{name}{suffix}", "gdal")

@@ -46,7 +46,7 @@ def class_renderer(classes: Sequence[Dict[str, Any]]) -> QgsCategorizedSymbolRen
     """Categorized renderer on the class field: one half-transparent fill per class in its colour."""
     categories = []
     for c in classes:
-        symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.PolygonGeometry)
+        symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.GeometryType.PolygonGeometry)
         color = QColor(str(c["color"]))
         symbol.setColor(color)
         symbol.setOpacity(0.6)
@@ -62,13 +62,13 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
     offers `classes` (value map name -> name) and whose renderer colours each class; not added to a project.
     Raises OSError when the file cannot be written."""
     fields = QgsFields()
-    fields.append(QgsField(FIELD, QVariant.String, len=80))
+    fields.append(QgsField(FIELD, QVariant.Type.String, len=80))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = "training"
-    writer = QgsVectorFileWriter.create(path, fields, QgsWkbTypes.Polygon, crs, QgsProject.instance()
+    writer = QgsVectorFileWriter.create(path, fields, QgsWkbTypes.Type.Polygon, crs, QgsProject.instance()
                                         .transformContext(), options)
-    if writer.hasError() != QgsVectorFileWriter.NoError:
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         raise OSError(f"cannot write {path}: {writer.errorMessage()}")
     del writer  # closes the file
     layer = QgsVectorLayer(f"{path}|layername=training", name, "ogr")

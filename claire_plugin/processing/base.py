@@ -62,5 +62,5 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
         for param in params:
             param.setHelp(self.HELP[param.name()])
             if param.name() in self.ADVANCED:
-                param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+                param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(param)

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -27,6 +28,12 @@ HELP = {
     "CONFIDENCE": "Optional confidence GeoTIFF: the top-class probability per pixel.",
     "RELIANCE": "Optional modality-reliance GeoTIFF: the SAR share of the fusion gate per pixel (0 = optical, "
     "1 = SAR).",
+    "CLOUD": "Optional cloud-probability GeoTIFF (uint8 percent, nodata 255): cloud, cirrus, haze or cloud shadow "
+    "per pixel, the probability a cloud-gated model is given; 100 where optical gaps were filled from SAR.",
+    "UNFAMILIAR": "Optional 'unlike the training data' GeoTIFF (uint8, nodata 255): the distance of the model's "
+    "features from its training data, 100 = at the checkpoint's threshold or beyond (do not trust the map there).",
+    "FILL_FROM_SAR": "Classify pixels without optical data (swath edge, masked clouds) from SAR alone instead of "
+    "leaving them nodata (cloud-gated checkpoints).",
     "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
     "grounded explanation.",
 }
@@ -36,7 +43,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
     """Runs the CLAIRE engine on one optical + SAR pair."""
 
     HELP = HELP
-    ADVANCED = RUN_ADVANCED
+    ADVANCED = RUN_ADVANCED | {"FILL_FROM_SAR"}
     INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
              "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
              "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
@@ -64,6 +71,13 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterRasterDestination(
                 "RELIANCE", "Modality reliance (SAR share)", optional=True, createByDefault=False
             ),
+            QgsProcessingParameterBoolean("FILL_FROM_SAR", "Classify optical gaps from SAR alone", defaultValue=True),
+            QgsProcessingParameterRasterDestination(
+                "CLOUD", "Cloud probability", optional=True, createByDefault=False
+            ),
+            QgsProcessingParameterRasterDestination(
+                "UNFAMILIAR", "Unlike the training data", optional=True, createByDefault=False
+            ),
             QgsProcessingParameterFileDestination(
                 "REPORT", "Report", fileFilter="JSON report (*.json);;HTML report (*.html)", optional=True,
                 createByDefault=False,
@@ -79,7 +93,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         value = parameters.get(name)
         if value is None or value == "":
             return None
-        path = self.parameterAsOutputLayer(parameters, name, context) if name in ("CONFIDENCE", "RELIANCE") \
+        rasters = ("CONFIDENCE", "RELIANCE", "CLOUD", "UNFAMILIAR")
+        path = self.parameterAsOutputLayer(parameters, name, context) if name in rasters \
             else self.parameterAsFileOutput(parameters, name, context)
         return path or None
 
@@ -96,6 +111,10 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             confidence=self._optional_path(parameters, "CONFIDENCE", context),
             reliance=self._optional_path(parameters, "RELIANCE", context),
+            cloud=self._optional_path(parameters, "CLOUD", context),
+            unfamiliar=self._optional_path(parameters, "UNFAMILIAR", context),
+            fill_from_sar=self.parameterAsBoolean(parameters, "FILL_FROM_SAR", context)
+            if "FILL_FROM_SAR" in parameters else True,
             reference=reference,
             report=self._optional_path(parameters, "REPORT", context),
         )
@@ -131,6 +150,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             "OUTPUT": result.output,
             "CONFIDENCE": result.confidence,
             "RELIANCE": result.reliance,
+            "CLOUD": result.cloud,
+            "UNFAMILIAR": result.unfamiliar,
             "REPORT": params.report,
             "OA": metrics.get("oa"),
             "MIOU": metrics.get("miou"),

@@ -35,6 +35,9 @@ HELP = {
     **RUN_HELP,
     "CONFIDENCE": "Also write <optical name>_confidence.tif per pair.",
     "SKIP_EXISTING": "Skip pairs whose output already exists (to resume an interrupted batch).",
+    "DASK_SCHEDULER": "Run the pairs on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N for N "
+    "worker processes on this computer. Empty: in QGIS, as usual. Inputs and the output folder must be on "
+    "storage the workers see under the same paths (see docs/cluster.md).",
 }
 
 
@@ -43,7 +46,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
 
     ICON_NAME = "classify_folder.svg"
     HELP = HELP
-    ADVANCED = RUN_ADVANCED | {"SKIP_EXISTING"}
+    ADVANCED = RUN_ADVANCED | {"SKIP_EXISTING", "DASK_SCHEDULER"}
     INTRO = ("Pairs the optical and SAR rasters of two folders by file name and classifies every pair with the "
              "same checkpoint and options. A pair that fails (unreadable file, rasters that do not overlap, too "
              "few bands…) is recorded with its reason and the batch carries on. The results give the counts, the "
@@ -69,6 +72,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
             *run_parameters(),
             QgsProcessingParameterBoolean("CONFIDENCE", "Also write confidence rasters", defaultValue=False),
             QgsProcessingParameterBoolean("SKIP_EXISTING", "Skip pairs whose output exists", defaultValue=False),
+            QgsProcessingParameterString("DASK_SCHEDULER", "Dask scheduler (empty: in QGIS)", optional=True),
         ])
         self.addOutput(QgsProcessingOutputNumber("PAIRS", "Pairs found"))
         self.addOutput(QgsProcessingOutputNumber("SUCCEEDED", "Pairs classified"))
@@ -82,6 +86,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.batch import check_pairing, classify_pairs
+        from ..core.cluster import executor_for
         from ..core.io.pairing import pair_folders
 
         optical_dir = self.parameterAsFile(parameters, "OPTICAL_FOLDER", context)
@@ -110,13 +115,14 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
                 styles.append((result.output, classes, nodata))
                 feedback.pushInfo(f"  wrote {os.path.basename(result.output)} in {record['seconds']} s")
 
-        with engine_errors():
+        scheduler = self.parameterAsString(parameters, "DASK_SCHEDULER", context)
+        with engine_errors(), executor_for(scheduler, feedback.pushInfo) as executor:
             summary = classify_pairs(
                 pairing, options, out_dir, optical_folder=optical_dir, sar_folder=sar_dir, rule=rule,
                 confidence=self.parameterAsBool(parameters, "CONFIDENCE", context),
                 skip_existing=self.parameterAsBool(parameters, "SKIP_EXISTING", context),
                 progress=lambda fraction, _message: feedback.setProgress(100.0 * fraction),
-                is_cancelled=feedback.isCanceled, on_pair=on_pair)
+                is_cancelled=feedback.isCanceled, on_pair=on_pair, executor=executor)
         self._load_on_completion(styles, context)
         return self._outputs(summary, out_dir, feedback)
 

@@ -46,9 +46,9 @@ def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]
 FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BANDS", "--tile-size": "TILE_SIZE",
                      "--optical-offset": "OPTICAL_OFFSET", "--sar-units": "SAR_UNITS",
                      "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
-                     "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES", "--epochs": "EPOCHS",
-                     "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION", "--report": "REPORT",
-                     "--output": "OUTPUT"}
+                     "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
+                     "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
+                     "--report": "REPORT", "--output": "OUTPUT"}
 
 
 def qgis_message(text: str) -> str:

@@ -50,7 +50,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
         QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
         QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
-                                     type=QgsProcessingParameterNumber.Double, optional=True),
+                                     type=QgsProcessingParameterNumber.Type.Double, optional=True),
         QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
         QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
         QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=FROM_CARD,

@@ -74,7 +74,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         return "Train from polygons (fine-tune a checkpoint)"
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
-        vector = [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint]
+        vector = [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]
         number = QgsProcessingParameterNumber
         self.add_parameters([
             QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),

@@ -19,7 +19,7 @@ def true_colour(layer, stretch_max: float = 2000.0) -> None:
     for band, setter in ((4, renderer.setRedContrastEnhancement), (3, renderer.setGreenContrastEnhancement),
                          (2, renderer.setBlueContrastEnhancement)):
         ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
         ce.setMinimumValue(0)
         ce.setMaximumValue(stretch_max)
         setter(ce)
@@ -37,7 +37,7 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QFont
 
-    mm = QgsUnitTypes.LayoutMillimeters
+    mm = QgsUnitTypes.LayoutUnit.LayoutMillimeters
     layout = QgsLayout(project or QgsProject.instance())
     layout.initializeDefaults()
     x_land = 122 if optical is not None else 8
@@ -46,8 +46,8 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     def label(text: str, x: float, y: float, w: float, h: float, font: QFont) -> None:
         item = QgsLayoutItemLabel(layout)
         item.setText(text)
-        item.setFont(font)
-        item.setHAlign(Qt.AlignLeft)
+        _set_font(item, font)
+        item.setHAlign(Qt.AlignmentFlag.AlignLeft)
         item.attemptMove(QgsLayoutPoint(x, y, mm))
         item.attemptResize(QgsLayoutSize(w, h, mm))
         layout.addLayoutItem(item)
@@ -64,7 +64,7 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
         label(caption, x, 129, 108, 8, QFont("DejaVu Sans", 10))
         return item
 
-    label(title, 8, 5, x_land + 162, 10, QFont("DejaVu Sans", 14, QFont.Bold))
+    label(title, 8, 5, x_land + 162, 10, QFont("DejaVu Sans", 14, QFont.Weight.Bold))
     if optical is not None:
         add_map(optical, 8, "Input: Sentinel-2 true colour (B4, B3, B2)")
     land_map = add_map(land, x_land, "CLAIRE land cover (optical + SAR fused)")
@@ -77,13 +77,13 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     root.removeAllChildren()
     root.addLayer(land)
     node = root.findLayer(land)
-    QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Hidden)
+    QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Style.Hidden)
     count = len(legend.model().layerLegendNodes(node))
     if count > 1:  # drop the "Band 1 (Palette)" header line, keep the classes
         QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, count)))
         legend.model().refreshLayerLegend(node)
-    legend.setStyleFont(QgsLegendStyle.Title, QFont("DejaVu Sans", 13, QFont.Bold))
-    legend.setStyleFont(QgsLegendStyle.SymbolLabel, QFont("DejaVu Sans", 11))
+    _set_legend_font(legend, QgsLegendStyle.Style.Title, QFont("DejaVu Sans", 13, QFont.Weight.Bold))
+    _set_legend_font(legend, QgsLegendStyle.Style.SymbolLabel, QFont("DejaVu Sans", 11))
     legend.setSymbolWidth(8)
     legend.setSymbolHeight(5)
     legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, mm))
@@ -93,7 +93,7 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     bar.setStyle("Single Box")
     bar.setLinkedMap(land_map)
     bar.applyDefaultSize()
-    bar.setUnits(QgsUnitTypes.DistanceMeters)
+    bar.setUnits(QgsUnitTypes.DistanceUnit.DistanceMeters)
     bar.setNumberOfSegments(2)
     bar.setNumberOfSegmentsLeft(0)
     bar.setUnitsPerSegment(_nice_segment(land.extent().width()))
@@ -115,9 +115,30 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
         result = QgsLayoutExporter(layout).exportToImage(png, settings)
     finally:
         gdal.PopErrorHandler()
-    if result != QgsLayoutExporter.Success:
+    if result != QgsLayoutExporter.ExportResult.Success:
         raise RuntimeError(f"QGIS could not write {png} (layout export error {result}).")
     return png
+
+
+def _set_font(label, font) -> None:
+    """A layout label's font: as a text format where QGIS has it (3.24+; setFont is deprecated there)."""
+    from qgis.core import QgsTextFormat
+
+    if hasattr(label, "setTextFormat"):
+        label.setTextFormat(QgsTextFormat.fromQFont(font))
+    else:
+        label.setFont(font)
+
+
+def _set_legend_font(legend, component, font) -> None:
+    """A legend component's font: through its style's text format where QGIS has it (3.30+)."""
+    from qgis.core import QgsTextFormat
+
+    style = legend.rstyle(component)
+    if hasattr(style, "setTextFormat"):
+        style.setTextFormat(QgsTextFormat.fromQFont(font))
+    else:
+        legend.setStyleFont(component, font)
 
 
 def _nice_segment(width_m: float) -> float:

@@ -38,10 +38,10 @@ def _window(layers):
     canvas.setExtent(layers[-1].extent())
     win.setCentralWidget(canvas)
     dock = ClaireDock(None, win)
-    win.addDockWidget(Qt.RightDockWidgetArea, dock)
+    win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     win.resize(*WINDOW)
     win.show()
-    win.resizeDocks([dock], [DOCK_WIDTH], Qt.Horizontal)
+    win.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
     return win, canvas, dock
 
 

@@ -55,6 +55,9 @@ def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys
     held = card["metrics"]["heldout"]
     assert 0.0 <= held["miou"] <= 1.0 and len(held["per_class"]) == 3
     assert card["training"]["heldout"]["images"] == ["a", "b"]
+    fam = card["familiarity"]
+    assert len(fam["mean"]) == len(fam["var"]) > 0 and fam["threshold"] > 0
+    assert fam["calibrated_on"] == "heldout" and fam["heldout_pixels"] > 0
 
 
 def test_training_is_seeded(generic_dir, tmp_path):
@@ -191,3 +194,24 @@ def test_default_checkpoint_metrics_are_reproduced_and_433D_has_several_classes(
     prob, share = predict_arrays(model, normalise(opt, card["inputs"]["optical"]), normalise(sar, card["inputs"]["sar"]))
     counts = np.bincount(prob.argmax(0).ravel(), minlength=len(card["classes"]))
     assert (counts > 0.02 * counts.sum()).sum() >= 3
+
+
+def test_train_local_context_cloud_gate_on_both_levels(tmp_path):
+    data = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "data", "terramesh")
+    out = str(tmp_path / "gated.safetensors")
+    rc = main(["train", "--size", "tiny", "--data", data, "--layout", "terramesh-levels", "--epochs", "1",
+               "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "64", "--threads", "1",
+               "--context", "local", "--cloud-gate", "--output", out])
+    assert rc == 0
+    model, card = load_checkpoint(out)
+    assert card["config"]["context"] == "local" and card["config"]["cloud_gate"] is True and model.uses_cloud
+    assert {"heldout", "heldout_synthetic_clouds", "heldout_S2L1C", "heldout_S2L1C_synthetic_clouds"} <= set(card["metrics"])
+    assert "433D_629L_3_1 (S2L1C)" in card["training"]["heldout"]["images"]
+
+
+def test_cloud_gate_without_the_bands_it_needs_is_refused(generic_dir, tmp_path, capsys):
+    rc = main(["train", "--size", "tiny", "--data", generic_dir, "--epochs", "1", "--steps-per-epoch", "1",
+               "--batch-size", "2", "--crop", "64", "--threads", "1", "--cloud-gate",
+               "--output", str(tmp_path / "x.safetensors")])
+    assert rc != 0 and not os.path.exists(tmp_path / "x.safetensors")
+    assert "B02" in capsys.readouterr().err

@@ -119,3 +119,47 @@ def test_terramesh_samples_shipped():
     assert o.shape == (10, 64, 64) and s.shape == (2, 64, 64)
     assert 300 < float(np.nanmean(o)) < 6000 and -30 < float(np.nanmean(s)) < 0
     assert set(np.unique(l).tolist()) <= set(range(8)) | {255}
+
+
+def test_terramesh_levels_reads_both_levels_with_the_declared_offsets():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "data", "terramesh")
+    lay = LAYOUTS["terramesh-levels"]
+    pairs = list_pairs(root, "terramesh-levels", "val", holdout=0.25)
+    assert sorted({p.optical_folder for p in pairs}) == ["S2L1C", "S2L2A"] and len(pairs) == 8
+    src = RasterPairSource(pairs, lay.classes, lay.ignore, lay.optical_bands)
+    by_name = {p.name: p for p in pairs}
+    for site, offset in (("282D_485L_3_3", -1000), ("38D_378R_2_3", 0)):
+        l1c = by_name[f"{site} (S2L1C)"]
+        o, _, lab = src.read(l1c, 0, 168, 32, 32)
+        with rasterio.open(l1c.optical) as ds:  # band 2 of the L1C file is B02, the first card band
+            raw = ds.read(2, window=rasterio.windows.Window(168, 0, 32, 32)).astype(np.float32)
+        assert np.allclose(o[0], raw + offset)
+        assert np.array_equal(lab, src.read(by_name[site], 0, 168, 32, 32)[2])  # the same labels
+
+
+def test_offsets_json_that_is_not_an_object_is_refused(tmp_path):
+    from claire.claire_plugin.core.training.datasets import declared_offset
+
+    (tmp_path / "offsets.json").write_text('{"a.tif": -1000}')
+    assert declared_offset(str(tmp_path / "a.tif")) == -1000.0
+    assert declared_offset(str(tmp_path / "b.tif")) is None
+    for bad in ("[1, 2]", "{broken", '{"a.tif": "minus a thousand"}'):
+        (tmp_path / "offsets.json").write_text(bad)
+        with pytest.raises(ClaireError, match="offsets.json"):
+            declared_offset(str(tmp_path / "a.tif"))
+
+
+def test_eval_items_with_context_bring_the_image_around_the_holdout_with_ignored_labels():
+    from claire.claire_plugin.core.training.datasets import IGNORE, LAYOUTS, RasterPairSource, list_pairs
+    from claire.claire_plugin.paths import resource
+
+    layout = LAYOUTS["terramesh"]
+    pairs = list_pairs(resource("data", "terramesh"), "terramesh", "val", 0.25)[:1]
+    src = RasterPairSource(pairs, layout.classes, layout.ignore, layout.optical_bands)
+    (_, o0, _, l0), = list(src.eval_items())
+    (_, o1, _, l1), = list(src.eval_items(context=256))
+    src.close()
+    r0, c0, rh, rw = pairs[0].region
+    assert l0.shape == (rh, rw) and l1.shape == (224, 224) and o1.shape[1:] == (224, 224)
+    assert (l1[:, :c0] == IGNORE).all(), "the training part is context only"
+    assert (l1[:, c0:] == l0).all() and (o1[:, :, c0:] == o0).all()

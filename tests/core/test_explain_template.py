@@ -22,7 +22,7 @@ def _random_run(seed: int, reference: bool, names=None):
         cm = [[rng.randint(0, 3000) + (20000 if i == j else 0) for j in range(k)] for i in range(k)]
     summary = example_summary(pixels, conf, low, sar, confusion=cm, names=names,
                               pixel_area_m2=rng.choice([100.0, 400.0, 900.0]),
-                              optical_invalid_share=rng.uniform(0, 0.3), cloud_like_share=rng.uniform(0, 0.5))
+                              optical_invalid_share=rng.uniform(0, 0.3), cloud_share=rng.uniform(0, 0.5))
     return summary, example_card(names)
 
 
@@ -114,3 +114,26 @@ def test_digit_class_names_and_planted_number_in_real_text():
     assert res.grounded_share < 1.0
     dropped = check_grounding(planted, facts, drop_unmatched=True)
     assert "97.5" not in dropped.text and "Zone 7" in dropped.text
+
+
+def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
+    summary, card = _random_run(1, reference=False)
+    summary.update(cloud_share=0.213, mean_sar_share_clouded=0.81, mean_sar_share_clear=0.32,
+                   optical_invalid_share=0.05, sar_only_share=0.048, unfamiliar_share=0.38)
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "21.3 % of the scene was under cloud" in text and "mostly from SAR (81.0 %" in text
+    assert "4.8 % of the map was classified there from SAR alone" in text
+    assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
+    assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
+    assert "a high confidence proves nothing" in text
+    res = check_grounding(text, facts)
+    assert res.flagged_sentences == [], res.flagged_sentences
+
+
+@pytest.mark.parametrize("share", [None, 0.02])
+def test_no_unfamiliar_warning_without_statistics_or_at_the_calibration_rate(share):
+    summary, card = _random_run(1, reference=False)
+    summary["unfamiliar_share"] = share
+    text = template.write(build_facts(summary, card))
+    assert "should not be trusted" not in text and "proves nothing" not in text

@@ -21,7 +21,7 @@ def test_rounding_and_units():
     assert second["low_confidence_pct"] == 1.2
     assert second["sar_reliance_pct"] == 66.7 and second["optical_reliance_pct"] == 33.3
     assert facts["scene"]["total_area_ha"] == 100.0
-    assert facts["scene"]["cloud_like_pct"] == 8.7 and facts["scene"]["optical_invalid_pct"] == 2.1
+    assert facts["scene"]["cloud_pct"] == 8.7 and facts["scene"]["optical_invalid_pct"] == 2.1
     assert facts["metrics"] is None
     json.dumps(facts, allow_nan=False)  # JSON-ready, no NaN
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 import rasterio
 
 from claire.claire_plugin.core.engine import load_model, run
@@ -80,10 +79,6 @@ def test_engine_and_evaluation_agree_on_the_bundled_site_given_the_same_window(t
     assert _agreement(engine, evaluation) >= 0.995
 
 
-@pytest.mark.xfail(strict=True, reason="known disagreement (issue #16 item 5): predict_arrays runs a scene "
-                   "smaller than a tile as it is (rounded up to 32 px), the engine pads it by reflection to the "
-                   "full tile; the decoder's pyramid pooling averages over the whole window, so the maps differ "
-                   "(94.8 % agreement on this site)")
 def test_engine_and_evaluation_agree_on_the_bundled_site(tmp_path, default_checkpoint):
     o, s = _site()
     model, card = load_model(default_checkpoint)

@@ -153,3 +153,15 @@ def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair,
                                        "OUTPUT": str(tmp_path / "lc.tif")}, feedback=log)
     text = "\n".join(log.lines)
     assert "added before scaling (OPTICAL_OFFSET)" in text and "--optical-offset" not in text, text
+
+
+def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    cloud = str(tmp_path / "cloud.tif")
+    results = _run(raster_pair, str(tmp_path / "lc.tif"), tiny_checkpoint, CLOUD=cloud, FILL_FROM_SAR=False)
+    assert results["CLOUD"] == cloud and results["UNFAMILIAR"] is None
+    with rasterio.open(cloud) as ds:
+        assert ds.nodata == 255 and ds.read(1).max() <= 100
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    assert alg.parameterDefinition("FILL_FROM_SAR").defaultValue() is True

@@ -172,7 +172,8 @@ def test_actions_add_menu_entries_and_open_the_dock(qgis_app, qgis_iface):
 
     plugin = SimpleNamespace(iface=Iface(), dock=None)
     created = actions.create_actions(plugin)
-    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…"]
+    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…",
+                                    "Install Python dependencies…"]
     assert {title for title, _ in menu} == {actions.MENU}
     created[0].setChecked(True)
     assert isinstance(plugin.dock, ClaireDock)

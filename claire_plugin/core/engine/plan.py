@@ -21,7 +21,7 @@ from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import TileGrid, check_tiling, tiles_per_chunk
+from .tiling import TileGrid, check_tiling, row_window, tiles_per_chunk
 
 
 @dataclass
@@ -49,9 +49,13 @@ class RunPlan:
     optical_prep: object = None
     sar_prep: object = None
     grid: Optional[TileGrid] = None
-    visible: Optional[List[int]] = None
+    cloud_bands: Optional[List[str]] = None
+    uses_cloud: bool = False
+    fill_from_sar: bool = False
+    familiar: Optional[tuple] = None  # (mean, var, threshold) of the card's familiarity on the device
     outputs: Optional[Outputs] = None
     readers: int = 0
+    keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written
     opened: list = field(default_factory=list)
 
     @property
@@ -131,8 +135,8 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
                          (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
         if fit:
             messages.append(fit)
-        visible = [i for i, n in enumerate(plan.optical_bands.names) if str(n).upper() in ("B02", "B03", "B04")]
-        plan.visible = visible if len(visible) == 3 else None
+        _cloud(plan, messages)
+        _familiarity(plan, messages)
         _outputs(plan)
         _schedule(plan, messages, cache)
         return plan
@@ -193,21 +197,76 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     del s_sample, o_sample
     grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
                                 plan.tile, plan.overlap)
+    if plan.params.rows is not None:
+        grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, opt.height))
+        plan.grid = grid
     messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
                     f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
                     f"{grid.n_tiles} tiles of {plan.tile} px, overlap {plan.overlap}, batch {plan.batch}")
 
 
+def _cloud(plan: RunPlan, messages: List[str]) -> None:
+    """Whether the cloud probability (models.cloud) can be computed from the chosen optical bands, whether
+    the model takes it (the card's config `cloud_gate`) and whether optical gaps are filled from SAR."""
+    from ....models.cloud import missing_bands
+
+    names = list(plan.optical_bands.names)
+    missing = missing_bands(names)
+    plan.cloud_bands = None if missing else names
+    plan.uses_cloud = bool((plan.card.get("config") or {}).get("cloud_gate"))
+    if missing:
+        messages.append(f"no cloud probability: the optical bands lack {', '.join(missing)}"
+                        + ("; the cloud raster is not written" if plan.params.cloud else ""))
+    plan.fill_from_sar = bool(plan.params.fill_from_sar) and plan.uses_cloud
+    if plan.params.fill_from_sar and not plan.uses_cloud:
+        messages.append("this model has no cloud gate, so pixels without optical data cannot be classified from "
+                        "SAR alone: they stay nodata")
+
+
+def _familiarity(plan: RunPlan, messages: List[str]) -> None:
+    """The card's familiarity statistics on the device (models.familiarity), or a note why there are none."""
+    fam = plan.card.get("familiarity")
+    if not fam:
+        if plan.params.unfamiliar:
+            messages.append("the checkpoint's card has no familiarity statistics, so this run cannot tell where the "
+                            "scene is unlike the training data; the unfamiliar raster is not written")
+        return
+    from ....models.familiarity import card_tensors
+
+    try:
+        plan.familiar = card_tensors(fam, plan.device)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClaireError(f"the checkpoint card's familiarity entry is unreadable ({exc}); re-export the "
+                          f"checkpoint") from None
+
+
+def _check_rows(rows, height: int) -> Tuple[int, int]:
+    """(start, stop) as ints; ClaireError unless 0 <= start < stop <= height."""
+    start, stop = int(rows[0]), int(rows[1])
+    if not 0 <= start < stop <= height:
+        raise ClaireError(f"the row window {start}..{stop} is not inside the optical raster's {height} rows; give "
+                          f"0 <= start < stop <= {height}")
+    return start, stop
+
+
 def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
-    params, opt, nodata = plan.params, plan.opt, int(plan.card.get("nodata", 0))
-    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class"), None, None,
-                      np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8), nodata, None)
+    params, opt, nodata, rows = plan.params, plan.opt, int(plan.card.get("nodata", 0)), plan.params.rows
+    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class", rows),
+                                     None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
+                                     nodata, None, keep_rows=plan.keep_rows)
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
-                                        "confidence (top-class probability, %)")
-    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * opt.height)
+                                        "confidence (top-class probability, %)", rows)
+    outputs.has_distance = plan.familiar is not None
+    if params.unfamiliar and plan.familiar is not None:
+        outputs.unfamiliar = GridWriter(params.unfamiliar, opt, "uint8", UINT8_NODATA,
+                                        "unlike the training data (100 = at the familiarity threshold)", rows)
+    if params.cloud and plan.cloud_bands is not None:
+        outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)", rows)
+    height = opt.height if rows is None else int(rows[1]) - int(rows[0])
+    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * height)
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -19,8 +19,9 @@ UINT8_NODATA = 255
 @dataclass
 class Outputs:
     """Where finished blocks go: the writers (io.writer.GridWriter; reliance set once the model shows a
-    SAR share), the class values and nodata, the summary (summary.SummaryAccumulator) and the reference
-    on the optical grid with its value -> class index lookup (None without a reference)."""
+    SAR share; cloud where asked for and the optical has the bands models.cloud needs), the class values
+    and nodata, the summary (summary.SummaryAccumulator) and the reference on the optical grid with its
+    value -> class index lookup (None without a reference)."""
 
     classes: object
     confidence: Optional[object]
@@ -30,36 +31,56 @@ class Outputs:
     summary: object
     reference: Optional[object] = None
     reference_lut: Optional[np.ndarray] = None
+    cloud: Optional[object] = None
+    unfamiliar: Optional[object] = None
+    has_share: bool = False  # the model gives a SAR share: blended channel K
+    has_distance: bool = False  # the card has familiarity statistics: distance / threshold blended after it
+    keep_rows: Optional[Tuple[int, int]] = None  # grid rows [start, stop) to finish (a row window); None: all
 
     @property
     def writers(self) -> list:
         """The writers in use, the class raster first."""
-        return [w for w in (self.classes, self.confidence, self.reliance) if w is not None]
+        return [w for w in (self.classes, self.confidence, self.reliance, self.cloud, self.unfamiliar)
+                if w is not None]
+
+    @property
+    def channels(self) -> int:
+        """Blended channels: class probabilities, then the SAR share and the distance where there are."""
+        return len(self.class_values) + int(self.has_share) + int(self.has_distance)
 
 
-def finish_block(fin, flags, outputs: Outputs, grid, j0: int, has_share: bool) -> None:
+def finish_block(fin, masks, outputs: Outputs, grid, j0: int) -> None:
     """Turn a finished blended block `fin` of the chunk starting at tile column `j0` into output values,
-    summary counts and confusion counts; `flags` are the chunk's (valid, optical nodata, cloud) masks."""
+    summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
     K = len(outputs.class_values)
     h, w = fin.weight.shape
-    lc = fin.c0 - j0 * grid.stride
-    valid, opt_bad, cloud = (f[:h, lc:lc + w] for f in flags)
-    sums = fin.sums
+    a, b = (0, h) if outputs.keep_rows is None else (max(0, outputs.keep_rows[0] - fin.r0),
+                                                      min(h, outputs.keep_rows[1] - fin.r0))
+    if b <= a:  # a row window: this block lies outside it
+        return
+    m = masks.crop(b, fin.c0 - j0 * grid.stride, w, a)
+    valid = m.valid
+    sums, weight, h = fin.sums[:, a:b], fin.weight[a:b], b - a
     best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
     idx = np.zeros(best.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=sums[k] == best)
-    conf = best / fin.weight
-    share = sums[K] / fin.weight if has_share else None
+    conf = best / weight
+    share = sums[K] / weight if outputs.has_share else None
+    ratio = sums[outputs.channels - 1] / weight if outputs.has_distance else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
-    row, col = grid.row0 + fin.r0, grid.col0 + fin.c0
+    row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0
     outputs.classes.put(row, col, out)
     if outputs.confidence is not None:
         outputs.confidence.put(row, col, _percent(conf, valid))
     if outputs.reliance is not None and share is not None:
         outputs.reliance.put(row, col, _percent(np.clip(share, 0, 1), valid))
-    outputs.summary.add(idx, conf, share, valid, opt_bad, cloud)
+    if outputs.cloud is not None and m.cloud is not None:
+        outputs.cloud.put(row, col, _percent(m.cloud, valid))
+    if outputs.unfamiliar is not None and ratio is not None:
+        outputs.unfamiliar.put(row, col, _percent(np.clip(ratio, 0, 1), valid))
+    outputs.summary.add(idx, conf, share, m, ratio)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
 
@@ -124,14 +145,13 @@ class PostWorker:
                 self.q.all_tasks_done.wait(0.1)
         self._raise()
 
-    def _process(self, r: int, j0: int, j1: int, outs: List, flags) -> None:
+    def _process(self, r: int, j0: int, j1: int, outs: List, masks) -> None:
         """Blend a chunk batch by batch, finish the completed blocks, release the rows every writer has."""
         g = self.grid
-        has_share = outs[0].shape[1] > len(self.outputs.class_values)
         j = j0
         for out in outs:  # batch by batch: no copy of the whole chunk
             for fin in self.blender.add(r, j, out.numpy(), weighted=True):
-                finish_block(fin, flags, self.outputs, g, j0, has_share)
+                finish_block(fin, masks, self.outputs, g, j0)
             j += out.shape[0]
         if j1 >= g.n_cols:
             complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height

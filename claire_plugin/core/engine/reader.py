@@ -13,9 +13,9 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from ....models.predict import pad_tile
 from ..errors import ClaireError
 from ..io.raster_io import read_window
-from .summary import cloud_like
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,25 @@ class ChunkWindow:
     n: int
     tile: int
     span: int
+
+
+@dataclass
+class ChunkMasks:
+    """Per-pixel masks of a chunk window (h x w, unpadded): `valid` (classified), `optical_bad` (optical
+    nodata inside the region), `cloud` (models.cloud probability given to the model: 1 in the optical
+    gaps filled from SAR; None when the optical lacks the bands it needs) and `sar_only` (valid pixels
+    without optical data, classified from SAR alone)."""
+
+    valid: np.ndarray
+    optical_bad: np.ndarray
+    cloud: Optional[np.ndarray]
+    sar_only: np.ndarray
+
+    def crop(self, h: int, c0: int, w: int, r0: int = 0) -> "ChunkMasks":
+        """The masks of rows [r0, h) and columns [c0, c0 + w)."""
+        cut = (slice(r0, h), slice(c0, c0 + w))
+        return ChunkMasks(self.valid[cut], self.optical_bad[cut],
+                          None if self.cloud is None else self.cloud[cut], self.sar_only[cut])
 
 
 def drain(q: "queue.Queue") -> None:
@@ -48,9 +67,11 @@ class ChunkReader:
     plan.RunPlan; `more_handles()` opens (optical, SAR on the optical grid, [to close]) for extra readers."""
 
     def __init__(self, plan, readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None) -> None:
-        self.opt, self.sar_vrt, self.grid, self.visible = plan.opt, plan.sar_vrt, plan.grid, plan.visible
+        self.opt, self.sar_vrt, self.grid = plan.opt, plan.sar_vrt, plan.grid
         self.o_idx, self.s_idx = plan.optical_bands.indices, plan.sar_bands.indices
         self.o_prep, self.s_prep = plan.optical_prep, plan.sar_prep
+        self.cloud_bands, self.uses_cloud = plan.cloud_bands, plan.uses_cloud
+        self.fill_from_sar = plan.fill_from_sar
         self.threaded = readers > 0
         self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
         self._next = 0
@@ -110,7 +131,7 @@ class ChunkReader:
             torch.set_num_threads(threads)  # also torch's default for threads started later
 
     def _read(self, r: int, j0: int, j1: int, handles=None):
-        """One chunk: (r, j0, j1, optical tiles, SAR tiles, (valid, optical nodata, cloud-like) masks)."""
+        """One chunk: (r, j0, j1, optical tiles, SAR tiles, cloud tiles for the model or None, ChunkMasks)."""
         opt, sar_vrt = handles if handles is not None else (self.opt, self.sar_vrt)
         grid = self.grid
         T, S = grid.tile, grid.stride
@@ -123,29 +144,37 @@ class ChunkReader:
         h, w = o_bad.shape
         region = np.zeros((h, w), dtype=bool)  # inside the overlap region only
         region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
-        valid = ~o_bad & ~s_bad & region
-        return r, j0, j1, o_t, s_t, (valid, o_bad & region, cloud & valid)
+        has_sar = ~s_bad & region
+        sar_only = o_bad & has_sar if self.fill_from_sar else np.zeros_like(o_bad)
+        if cloud is not None and self.fill_from_sar:
+            cloud[o_bad] = 1.0  # the cloud gate sends the optical gaps to SAR
+        c_t = None
+        if self.uses_cloud:
+            c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
+            c_t = torch_tiles(c[None], None, None, win, S)
+        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad & region, cloud, sar_only)
+        return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):
-        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask and the cloud-like mask
-        of the window (unpadded, h x w)."""
-        import torch
-
+        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask and models.cloud's
+        probability of the window (unpadded, h x w; None when the bands it needs are not there)."""
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
             o_bad |= (o == self.o_nodata).all(axis=0)
-        vis = o[self.visible] if self.visible else o
-        cloud = cloud_like(self.o_prep.physical(vis.astype(np.float32)), None)  # physical values
-        return torch.from_numpy(tiles(o, o_bad, self.o_prep, win, self.grid.stride)), o_bad, cloud
+        cloud = None
+        if self.cloud_bands is not None:
+            from ....models.cloud import cloud_probability
+
+            cloud = cloud_probability(self.o_prep.physical(o.astype(np.float32)), self.cloud_bands)  # reflectance
+            cloud[o_bad] = 0.0
+        return torch_tiles(o, o_bad, self.o_prep, win, self.grid.stride), o_bad, cloud
 
     def _read_sar(self, sar_vrt, win: ChunkWindow):
         """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
-        import torch
-
         s = read_window(sar_vrt, self.s_idx, win.y, win.x, win.h, win.w)
         s_bad = ~np.isfinite(s).all(axis=0)
-        return torch.from_numpy(tiles(s, s_bad, self.s_prep, win, self.grid.stride)), s_bad
+        return torch_tiles(s, s_bad, self.s_prep, win, self.grid.stride), s_bad
 
     def get(self):
         """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
@@ -196,23 +225,34 @@ class ChunkReader:
             t.join(timeout=30)
 
 
-def tiles(raw: np.ndarray, bad: np.ndarray, prep, win: ChunkWindow, stride: int) -> np.ndarray:
-    """Cut a chunk window [C, h, w] into win.n tiles [n, C, T, T], normalised by `prep` straight into the
-    batch (no separate copy of the chunk), `bad` pixels zeroed; tiles past the raster's edge padded by
-    reflection."""
-    n, T, span = win.n, win.tile, win.span
-    h, w = bad.shape
-    if h < T or w < span:
-        mode = "reflect" if min(h, w) > 1 else "edge"
-        pad = ((0, T - h), (0, span - w))
-        raw, bad = np.pad(raw, ((0, 0),) + pad, mode=mode), np.pad(bad, pad, mode=mode)
+def torch_tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow, stride: int):
+    """`tiles` as a torch tensor."""
+    import torch
+
+    return torch.from_numpy(tiles(raw, bad, prep, win, stride))
+
+
+def tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow, stride: int) -> np.ndarray:
+    """Cut a chunk window [C, h, w] into win.n tiles [n, C, T, T], normalised by `prep` (None: as they are)
+    straight into the batch (no separate copy of the chunk), `bad` pixels zeroed; a tile past the raster's
+    edge is padded on its own by models.predict.pad_tile, as the evaluation path pads it."""
+    n, T = win.n, win.tile
+    h, w = raw.shape[-2:]
     out = np.empty((n, raw.shape[0], T, T), np.float32)
-    any_bad = bool(bad.any())
+    any_bad = bad is not None and bool(bad.any())
     for k in range(n):
-        cols = slice(k * stride, k * stride + T)
-        prep.into(raw[:, :, cols], out[k])
+        c0 = k * stride
+        cols = slice(c0, min(c0 + T, w))
+        part, part_bad = raw[:, :, cols], bad[:, cols] if any_bad else None
+        if part.shape[-2:] != (T, T):
+            part = pad_tile(part, T)
+            part_bad = pad_tile(part_bad[None], T)[0] if any_bad else None
+        if prep is None:
+            out[k] = part
+        else:
+            prep.into(part, out[k])
         if any_bad:
-            out[k][:, bad[:, cols]] = 0.0
+            out[k][:, part_bad] = 0.0
     return out
 
 

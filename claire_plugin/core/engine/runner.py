@@ -63,6 +63,8 @@ class ClassifyResult:
     report: Optional[str] = None
     stats: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    cloud: Optional[str] = None
+    unfamiliar: Optional[str] = None
 
 
 def load_model(checkpoint: Optional[str]):
@@ -123,7 +125,8 @@ def _check_paths(params: ClassifyParams) -> None:
         if problem:
             raise ClaireError(problem)
     inputs = [params.optical, params.sar, params.reference, params.checkpoint]
-    outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance)]
+    outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance),
+            ("cloud", params.cloud), ("unfamiliar", params.unfamiliar)]
     for role, p in outs:
         if p or role == "output":
             check_output_path(p, inputs, role)
@@ -217,21 +220,23 @@ class _Stream:
             item = self.reader.get()
             if item is None:
                 break
-            r, j0, j1, o_t, s_t, flags = item
+            r, j0, j1, o_t, s_t, c_t, masks = item
             outs = []
             for b in range(0, o_t.shape[0], plan.batch):
-                outs.append(self._batch(o_t[b:b + plan.batch], s_t[b:b + plan.batch]))
+                cut = slice(b, b + plan.batch)
+                outs.append(self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut]))
                 self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
                               f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + outs[-1].shape[0]}/{grid.n_cols}")
-            self.post.put((r, j0, j1, outs, flags))
-            del item, o_t, s_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
+            self.post.put((r, j0, j1, outs, masks))
+            del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
         self.post.finish()
         self.post = None
         self.reader.join()
         self.reader = None
 
-    def _batch(self, o_t, s_t):
-        """One forward: the batch's weighted class probabilities (and SAR share) on the CPU."""
+    def _batch(self, o_t, s_t, c_t=None):
+        """One forward: the batch's weighted class probabilities (and SAR share) on the CPU; `c_t` the
+        cloud probability tiles of a cloud-gated model."""
         plan = self.plan
         if self.is_cancelled():
             raise CancelledError()
@@ -239,7 +244,11 @@ class _Stream:
             self.post.wait_idle()  # phased: nothing runs beside the model's threads
         t0 = time.perf_counter()
         try:
-            res = plan.model(o_t.to(plan.device, non_blocking=True), s_t.to(plan.device, non_blocking=True))
+            dev = plan.device
+            extra = {} if c_t is None else {"cloud": c_t.to(dev, non_blocking=True)}
+            if plan.familiar is not None:
+                extra["return_features"] = True
+            res = plan.model(o_t.to(dev, non_blocking=True), s_t.to(dev, non_blocking=True), **extra)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise out_of_memory_error(plan.device, plan.tile, plan.batch) from None
@@ -251,7 +260,8 @@ class _Stream:
         if logits.shape[1] != K:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
-        weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w)
+        ratio = _distance_ratio(res, plan.familiar, logits.shape[-2:]) if plan.familiar is not None else None
+        weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w, ratio)
         self.t_forward += time.perf_counter() - t0
         self.n_tiles += weighted.shape[0]
         return weighted
@@ -259,13 +269,13 @@ class _Stream:
     def _start_post(self, has_share: bool) -> None:
         """At the first output: the reliance writer where asked for and possible, the post-processing thread."""
         plan, outputs = self.plan, self.plan.outputs
-        self.has_share = has_share
+        self.has_share = outputs.has_share = has_share
         if plan.params.reliance and not has_share:
             self.messages.append("this model gives no sar_share output; the reliance raster is not written")
         if plan.params.reliance and has_share:
             outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
-                                          "SAR share of the fusion (%)")
-        blender = RowBlender(plan.grid, len(plan.classes) + (1 if has_share else 0))
+                                          "SAR share of the fusion (%)", plan.params.rows)
+        blender = RowBlender(plan.grid, outputs.channels)
         self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height)
         self.post.start()
 
@@ -294,11 +304,14 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers}
     result = ClassifyResult(params.output, params.confidence if outputs.confidence else None,
                             params.reliance if outputs.reliance else None, str(plan.device), band_choice,
-                            messages, summary, stats=stats, card=plan.card)
+                            messages, summary, stats=stats, card=plan.card,
+                            cloud=params.cloud if outputs.cloud else None,
+                            unfamiliar=params.unfamiliar if getattr(outputs, "unfamiliar", None) else None)
     if params.summary_json:
         write_json(params.summary_json, {"summary": summary, "band_choice": band_choice,
                                           "outputs": {"classes": params.output, "confidence": result.confidence,
-                                                      "reliance": result.reliance},
+                                                      "reliance": result.reliance, "cloud": result.cloud,
+                                                      "unfamiliar": result.unfamiliar},
                                           "confidence_encoding": "uint8 percent 0-100, nodata 255",
                                           "messages": messages})
         result.summary_json = params.summary_json
@@ -308,19 +321,38 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     return result
 
 
-def _weighted_outputs(logits, share, weight):
-    """[n, K(+1), T, T] float32 on the CPU: class probabilities (softmax) and the SAR share clipped to
-    0..1, both times the blending weight [T, T]. Computed where the model ran, by torch (why not numpy in
-    the post-processing thread: docs/benchmark.md, "Why the engine is scheduled as it is")."""
+def _weighted_outputs(logits, share, weight, ratio=None):
+    """[n, K(+1)(+1), T, T] float32 on the CPU: class probabilities (softmax), the SAR share clipped to
+    0..1 and the feature distance / familiarity threshold, all times the blending weight [T, T]. Computed
+    where the model ran, by torch (why not numpy in the post-processing thread: docs/benchmark.md, "Why
+    the engine is scheduled as it is")."""
     import torch
 
     n, k = logits.shape[:2]
-    out = torch.empty((n, k + (1 if share is not None else 0)) + tuple(logits.shape[2:]), dtype=torch.float32,
-                      device=logits.device)
+    extra = int(share is not None) + int(ratio is not None)
+    out = torch.empty((n, k + extra) + tuple(logits.shape[2:]), dtype=torch.float32, device=logits.device)
     torch.softmax(logits.float(), dim=1, out=out[:, :k])  # straight into place: no concatenated copy
     if share is not None:
-        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:])
+        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:k + 1])
+    if ratio is not None:
+        out[:, -1:] = ratio
     return out.mul_(weight).cpu()
+
+
+def _distance_ratio(res, familiar, size):
+    """[n,1,T,T]: models.familiarity distance of the decoder features / the card's threshold, at the
+    input resolution (bilinear), capped at 10."""
+    import torch.nn.functional as F
+
+    from ....models.familiarity import distance
+
+    feats = res.get("features") if isinstance(res, dict) else None
+    if feats is None:
+        raise ClaireError("the checkpoint's card has familiarity statistics but its model gives no decoder "
+                          "features; re-export the checkpoint or leave out --unfamiliar")
+    mean, var, threshold = familiar
+    d = (distance(feats, mean, var) / threshold).clamp_(max=10.0)
+    return F.interpolate(d, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _unpack(res):

@@ -5,8 +5,14 @@ Definitions (also in docs/benchmark.md):
 - `valid_pixels`: output pixels with a class; `nodata_pixels`: every other pixel of the output grid.
 - `optical_invalid_share`: share of the pixels inside the optical/SAR overlap whose optical value is
   NaN or the optical nodata value (all selected bands).
-- `cloud_like_share`: share of valid pixels that look like cloud: mean visible reflectance (B02, B03,
-  B04, else all bands) >= 0.30 and whiteness (max |band - mean| / mean over those bands) <= 0.25.
+- `cloud_share`: share of valid pixels with optical data whose cloud probability (models.cloud: thick
+  cloud, cirrus, haze or cloud shadow) is >= 0.5 (None when the optical lacks the bands it needs).
+- `sar_only_share`: share of valid pixels without optical data (swath edge, masked clouds), classified
+  from SAR alone (the optical zeroed and the cloud probability 1 there).
+- `unfamiliar_share` (scene and per class): share of valid pixels whose decoder features lie farther from
+  the training statistics than the card's familiarity threshold (models.familiarity; None without them).
+- `mean_sar_share_clouded` / `_clear` (scene and per class): mean SAR share of the fusion on clouded and
+  on clear pixels with optical data; `mean_sar_share_sar_only`: on the SAR-only pixels.
 - `low_confidence_share`: share of valid pixels whose top-class probability is < 0.5.
 """
 from __future__ import annotations
@@ -18,22 +24,8 @@ import numpy as np
 from ....models.metrics import metrics_from_confusion
 
 LOW_CONFIDENCE = 0.5
-CLOUD_BRIGHTNESS = 0.30
-CLOUD_WHITENESS = 0.25
-
-
-def cloud_like(reflectance: np.ndarray, visible: Optional[List[int]]) -> np.ndarray:
-    """Boolean [H,W]: bright and spectrally flat pixels of reflectance [C,H,W] (see module docstring)."""
-    x = reflectance[visible] if visible else reflectance
-    mean = x.mean(axis=0)
-    bright = mean >= CLOUD_BRIGHTNESS
-    if not bright.any():
-        return bright
-    xb, mb = x[:, bright], mean[bright]  # whiteness only where bright (usually few pixels)
-    spread = np.abs(xb - mb).max(axis=0)
-    out = np.zeros_like(bright)
-    out[bright] = spread <= CLOUD_WHITENESS * np.maximum(mb, 1e-6)
-    return out
+CLOUDED = 0.5
+GROUPS = ("clouded", "clear", "sar_only")
 
 
 class SummaryAccumulator:
@@ -51,15 +43,26 @@ class SummaryAccumulator:
         self.sar_n = np.zeros(self.K, np.int64)
         self.region_pixels = 0
         self.optical_invalid = 0
-        self.cloud = 0
+        self.cloud_known = False
+        self.unfamiliar_known = False
+        self.unfamiliar = np.zeros(self.K, np.int64)
+        self.group_n = {g: 0 for g in GROUPS}
+        self.group_sar = {g: np.zeros(self.K, np.float64) for g in GROUPS}
+        self.group_sar_n = {g: np.zeros(self.K, np.int64) for g in GROUPS}
         self.cm: Optional[np.ndarray] = None
 
-    def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], valid: np.ndarray,
-            optical_invalid: np.ndarray, cloud: np.ndarray) -> None:
-        """Add one block: class indices, top probability, SAR share (or None), masks (all [h,w])."""
+    def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], masks,
+            distance: Optional[np.ndarray] = None) -> None:
+        """Add one block: class indices, top probability, SAR share (or None), its reader.ChunkMasks and
+        the feature distance / familiarity threshold (or None), all [h,w]."""
+        valid = masks.valid
+        if distance is not None:
+            far = valid & (distance > 1.0)
+            self.unfamiliar_known = True
+            self.unfamiliar += np.bincount(idx[far], minlength=self.K)
         self.region_pixels += valid.size
-        self.optical_invalid += int(np.count_nonzero(optical_invalid))
-        self.cloud += int(np.count_nonzero(cloud & valid))
+        self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
+        self._add_groups(idx, sar, masks)
         everywhere = bool(valid.all())
         i = idx.ravel() if everywhere else idx[valid]
         c = conf.ravel() if everywhere else conf[valid]
@@ -70,6 +73,27 @@ class SummaryAccumulator:
         if sar is not None:
             self.sar_sum += np.bincount(i, weights=sar.ravel() if everywhere else sar[valid], minlength=self.K)
             self.sar_n += n
+
+    def _add_groups(self, idx: np.ndarray, sar: Optional[np.ndarray], masks) -> None:
+        """Counts and per-class SAR shares of the clouded, clear and SAR-only pixels of a block."""
+        has_opt = masks.valid & ~masks.sar_only
+        groups = {"sar_only": masks.valid & masks.sar_only}
+        if masks.cloud is not None:
+            self.cloud_known = True
+            clouded = has_opt & (masks.cloud >= CLOUDED)
+            groups.update(clouded=clouded, clear=has_opt & ~clouded)
+        for g, m in groups.items():
+            n = int(np.count_nonzero(m))
+            self.group_n[g] += n
+            if n and sar is not None:
+                self.group_sar[g] += np.bincount(idx[m], weights=sar[m], minlength=self.K)
+                self.group_sar_n[g] += np.bincount(idx[m], minlength=self.K)
+
+    def _group_mean(self, g: str, k: Optional[int] = None) -> Optional[float]:
+        """Mean SAR share of group `g` (of class `k`, or of all classes)."""
+        num = self.group_sar[g].sum() if k is None else self.group_sar[g][k]
+        den = self.group_sar_n[g].sum() if k is None else self.group_sar_n[g][k]
+        return float(num / den) if den else None
 
     def add_reference(self, pred_idx: np.ndarray, ref_idx: np.ndarray) -> None:
         """Add pairs (reference class index, predicted class index); -1 in either is ignored."""
@@ -92,19 +116,26 @@ class SummaryAccumulator:
                 "mean_confidence": float(self.conf_sum[k] / n) if n else None,
                 "low_confidence_share": float(self.low[k] / n) if n else None,
                 "mean_sar_share": float(self.sar_sum[k] / self.sar_n[k]) if self.sar_n[k] else None,
+                "mean_sar_share_clouded": self._group_mean("clouded", k),
+                "mean_sar_share_clear": self._group_mean("clear", k),
+                "unfamiliar_share": float(self.unfamiliar[k] / n) if n and self.unfamiliar_known else None,
             })
         out = {
             "pixel_area_m2": self.area,
             "valid_pixels": valid,
             "nodata_pixels": self.total - valid,
             "optical_invalid_share": self.optical_invalid / self.region_pixels if self.region_pixels else 0.0,
-            "cloud_like_share": self.cloud / valid if valid else 0.0,
+            "cloud_share": (self.group_n["clouded"] / valid if valid else 0.0) if self.cloud_known else None,
+            "sar_only_share": self.group_n["sar_only"] / valid if valid else 0.0,
+            "unfamiliar_share": (float(self.unfamiliar.sum() / valid) if valid else 0.0)
+            if self.unfamiliar_known else None,
             "classes": classes,
             "mean_confidence": float(self.conf_sum.sum() / valid) if valid else None,
             "low_confidence_share": float(self.low.sum() / valid) if valid else None,
             "mean_sar_share": float(self.sar_sum.sum() / self.sar_n.sum()) if self.sar_n.sum() else None,
             "metrics": None,
         }
+        out.update({f"mean_sar_share_{g}": self._group_mean(g) for g in GROUPS})
         if with_reference:
             k = self.K
             cm = self.cm if self.cm is not None else np.zeros((k, k), np.int64)

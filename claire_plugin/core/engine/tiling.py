@@ -13,21 +13,10 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
+from ....models.predict import blend_weights
 from ..errors import ClaireError
 
-
-def blend_weights(tile: int, overlap: int) -> np.ndarray:
-    """2-D weight window [T,T]: 1 in the middle, a sin^2 ramp over `overlap` pixels at each edge.
-
-    Never zero (the ramp starts at half a pixel), so pixels covered by one tile only keep their value.
-    """
-    w = np.ones(tile, dtype=np.float64)
-    if overlap > 0:
-        d = (np.arange(overlap) + 0.5) / overlap
-        ramp = np.sin(0.5 * np.pi * d) ** 2
-        w[:overlap] = ramp
-        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
-    return np.outer(w, w).astype(np.float32)
+__all__ = ["blend_weights", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "RowBlender"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -82,6 +71,23 @@ class TileGrid:
         for r in range(self.n_rows):
             for j0 in range(0, self.n_cols, tiles_per_chunk):
                 yield r, j0, min(self.n_cols, j0 + tiles_per_chunk)
+
+
+def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
+    """The tile rows of `grid` that raster rows [start, stop) need, as a grid of their own, and the rows of
+    that grid to keep. Its tiles are the full grid's tiles at the same places, blended in the same order, so
+    the kept pixels equal the full run's: the tile row above is included for its carried overlap, the
+    region's end stays where it was (same padding), and rows outside the window are dropped."""
+    S = grid.stride
+    u0 = min(max(0, rows[0] - grid.row0), grid.height)
+    u1 = min(max(0, rows[1] - grid.row0), grid.height)
+    if u1 <= u0:  # the window misses the overlap region: one tile row, nothing kept
+        return TileGrid(grid.row0, grid.col0, min(grid.height, grid.tile), grid.width, grid.tile, grid.overlap), (0, 0)
+    ra = max(0, u0 // S - 1)
+    rb = min(grid.n_rows - 1, max(ra, (u1 - 1) // S))
+    height = min(grid.height - ra * S, (rb - ra) * S + grid.tile)
+    sub = TileGrid(grid.row0 + ra * S, grid.col0, height, grid.width, grid.tile, grid.overlap)
+    return sub, (u0 - ra * S, u1 - ra * S)
 
 
 @dataclass

@@ -139,7 +139,9 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
         ["Valid area (ha)", _v(s["total_area_ha"], "{:,.1f}")],
         ["Valid pixels", _v(s["valid_pixels"], "{:,}")], ["Nodata pixels", _v(s["nodata_pixels"], "{:,}")],
         ["Optical nodata / invalid (%)", _v(s["optical_invalid_pct"])],
-        ["Optical cloud-like (%)", _v(s["cloud_like_pct"])],
+        ["Optical under cloud, haze or shadow (%)", _v(s.get("cloud_pct"))],
+        ["Classified from SAR alone (%)", _v(s.get("sar_only_pct"))],
+        ["Unlike the training data (%)", _v(s.get("unfamiliar_pct"))],
         ["Mean confidence (%)", _v(s["mean_confidence_pct"])],
         ["Low-confidence pixels (%)", _v(s["low_confidence_pct"])],
         ["SAR reliance (%)", _v(s["sar_reliance_pct"])]]))

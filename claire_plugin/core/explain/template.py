@@ -10,6 +10,9 @@ from typing import Callable, List, Optional
 GENERATOR = "template"
 #: A class is called reliable from this F1 (percent) on; never quoted as a number.
 RELIABLE_F1_PCT = 70.0
+#: Warn that the model should not be trusted from this unfamiliar share (percent) on: the familiarity
+#: threshold flags about 1 % of familiar pixels by construction. Never quoted as a number.
+UNFAMILIAR_WARN_PCT = 5.0
 
 #: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
 _SAR_CUES = [
@@ -127,9 +130,49 @@ def _confidence(facts: dict, f: Formatter) -> str:
         out.append(f"Confidence is lowest for {_join(parts)}; such pixels typically sit on class "
                    f"boundaries or in spectrally mixed cover and deserve a visual check.")
         best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
-        out.append(f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])}"
-                   f" mean confidence.")
+        s = f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])} mean confidence"
+        if (scene.get("unfamiliar_pct") or 0.0) >= UNFAMILIAR_WARN_PCT:
+            s += ", but inside the part of the scene unlike the training data a high confidence proves nothing"
+        out.append(s + ".")
     return " ".join(out)
+
+
+def _input_quality(scene: dict, f: Formatter) -> List[str]:
+    """Sentences on the optical input: nodata, cloud, the gaps classified from SAR alone, and how much the
+    fusion gate leaned on SAR there."""
+    inv, cloud, gaps = scene.get("optical_invalid_pct"), scene.get("cloud_pct"), scene.get("sar_only_pct")
+    if inv is None and cloud is None:
+        return []
+    if (cloud or 0.0) + (inv or 0.0) == 0.0:
+        return ["The optical input has no nodata, cloud, haze or cloud shadow, so both modalities were "
+                "available everywhere."]
+    out = []
+    if inv:
+        out.append(f"{f.pct(inv)} of the optical input is nodata or invalid"
+                   + (f"; {f.pct(gaps)} of the map was classified there from SAR alone." if gaps else
+                      "; those pixels are left without a class."))
+    if cloud:
+        s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
+        on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
+        if on_cloud is not None and on_clear is not None:
+            word = "mostly" if on_cloud >= 50.0 else "more"
+            s += (f"; those pixels were decided {word} from SAR ({f.pct(on_cloud)} SAR weight in the fusion "
+                  f"gate, against {f.pct(on_clear)} on clear pixels)" if on_cloud > on_clear else
+                  f"; the fusion gate did not lean more on SAR there ({f.pct(on_cloud)} SAR weight, against "
+                  f"{f.pct(on_clear)} on clear pixels), so treat those classes with care")
+        out.append(s + ".")
+    return out
+
+
+def _unfamiliar(facts: dict, f: Formatter) -> str:
+    """A warning when the model found much of the scene unlike its training data."""
+    u = facts["scene"].get("unfamiliar_pct")
+    if u is None or u < UNFAMILIAR_WARN_PCT:
+        return ""
+    return (f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
+            f"anything in its training data, so the classes it gives there are guesses, not findings, "
+            f"whatever their confidence. Train it on your area (claire train with labelled polygons) "
+            f"before using those parts of the map.")
 
 
 def _modality(facts: dict, f: Formatter) -> str:
@@ -137,19 +180,7 @@ def _modality(facts: dict, f: Formatter) -> str:
     model = facts.get("model") or {}
     sar_name = model.get("sar_sensor") or "SAR"
     out = []
-    inv, cloud = scene.get("optical_invalid_pct"), scene.get("cloud_like_pct")
-    if inv is not None or cloud is not None:
-        bits = []
-        if inv is not None:
-            bits.append(f"{f.pct(inv)} of the optical input is nodata or invalid")
-        if cloud is not None:
-            bits.append(f"{f.pct(cloud)} looks cloud-like")
-        if (cloud or 0.0) + (inv or 0.0) > 0.0:
-            out.append("Regarding input quality, " + _join(bits)
-                       + "; there the map rests mainly on the radar input.")
-        else:
-            out.append("The optical input has no nodata or cloud-like pixels, so both modalities "
-                       "were available everywhere.")
+    out += _input_quality(scene, f)
     if scene.get("sar_reliance_pct") is None:
         out.append("The model reports no fusion gate, so modality reliance is not available.")
         return " ".join(out)
@@ -280,7 +311,7 @@ def write(facts: dict, on_text: Optional[Callable[[str], None]] = None) -> str:
     """Write the explanation of a facts record; paragraphs are passed to `on_text` as they are made."""
     f = Formatter(facts)
     paragraphs = []
-    for part in (_focus, _composition, _confidence, _modality, _reference):
+    for part in (_unfamiliar, _focus, _composition, _confidence, _modality, _reference):
         text = part(facts, f).strip()
         if not text:
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,16 +65,21 @@ class GridWriter:
     """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
 
     def __init__(self, final_path: str, grid_ds, dtype: str, nodata: float,
-                 description: str = "") -> None:
+                 description: str = "", rows: Optional[Tuple[int, int]] = None) -> None:
+        """`rows` (start, stop): write only those grid rows, as a raster of stop - start rows (a part)."""
         import rasterio
+        from rasterio.transform import Affine
 
         self.final = final_path
         self.tmp = temp_path_for(final_path)
-        self.width, self.height = grid_ds.width, grid_ds.height
+        self.row_offset = 0 if rows is None else int(rows[0])
+        self.width = grid_ds.width
+        self.height = grid_ds.height if rows is None else int(rows[1]) - self.row_offset
+        transform = grid_ds.transform * Affine.translation(0, self.row_offset)
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         profile = dict(driver="GTiff", width=self.width, height=self.height, count=1, dtype=dtype,
-                       crs=grid_ds.crs, transform=grid_ds.transform, nodata=nodata, tiled=True,
+                       crs=grid_ds.crs, transform=transform, nodata=nodata, tiled=True,
                        blockxsize=BLOCK, blockysize=BLOCK, compress="deflate",
                        predictor=2 if self.dtype.kind in "ui" else 3, BIGTIFF="IF_SAFER")
         try:
@@ -91,7 +96,7 @@ class GridWriter:
     def put(self, row0: int, col0: int, block: np.ndarray) -> None:
         """Place a finished block at grid (row0, col0); rows must not precede the flushed part."""
         h, w = block.shape
-        r = row0 - self.buf_row0
+        r = row0 - self.row_offset - self.buf_row0
         if r < 0:
             raise RuntimeError("block before the flushed rows")
         need = r + h
@@ -105,7 +110,7 @@ class GridWriter:
         """All rows < `row` are final: write whole block rows below it."""
         from rasterio.windows import Window
 
-        row = min(row, self.height)
+        row = min(row - self.row_offset, self.height)
         while self.buf_row0 + BLOCK <= row or (row >= self.height and self.buf_row0 < self.height):
             h = min(BLOCK, self.height - self.buf_row0)
             try:

@@ -10,6 +10,10 @@ Layouts (folder names are matched case-insensitively; pairs are matched by file 
 - oem-sar:     OpenEarthMap-SAR: DIR/{train,val}/{rgb_images,sar_images,labels} 1024x1024, labels
                0 (unknown, ignored) and 1..8.
 - terramesh:   DIR/S2L2A, DIR/S1RTC, DIR/LULC (the samples shipped in resources/data/terramesh).
+- terramesh-levels: the same with DIR/S2L1C too: every site once with its Level-2A and once with its
+               Level-1C optical (same bands, same labels), so that a model learns both levels.
+An optical folder may hold `offsets.json` ({"file.tif": -1000, ...}): the radiometric offset (raw units,
+added before scaling) of files that carry one without saying so in their metadata.
 Without split lists a spatial hold-out block (the right-hand `holdout` fraction of every image) is the
 validation set. Random crops are read by rasterio window, never whole large images.
 """
@@ -64,6 +68,8 @@ class LayoutDef:
     sar_scale: float = 1.0
     sar_clip: Tuple[float, float] = (-40.0, 5.0)
     nodata: int = 0
+    #: further optical folders of the same sites: (folder name, 1-based indices of `optical_names` in it)
+    more_optical: Sequence[Tuple[str, List[int]]] = ()
 
 
 LAYOUTS: Dict[str, LayoutDef] = {
@@ -91,7 +97,14 @@ LAYOUTS: Dict[str, LayoutDef] = {
         sar_names=["VV", "VH"], optical_sensor="Sentinel-2 L2A", sar_sensor="Sentinel-1 RTC",
         optical_scale=1e-4, nodata=0),
 }
+LAYOUTS["terramesh-levels"] = LayoutDef(
+    optical=["S2L2A"], sar=["S1RTC"], labels=["LULC"],
+    classes=[ClassDef(v, n, c) for v, n, c in ESRI_CLASSES], ignore=[0, 8],
+    optical_bands=[S2_L2A_12.index(b) + 1 for b in S2_DEFAULT], optical_names=list(S2_DEFAULT),
+    sar_names=["VV", "VH"], optical_sensor="Sentinel-2 L2A + L1C", sar_sensor="Sentinel-1 RTC",
+    optical_scale=1e-4, nodata=0, more_optical=[("S2L1C", [S2_L1C_13.index(b) + 1 for b in S2_DEFAULT])])
 _EXT = (".tif", ".tiff")
+OFFSETS_FILE = "offsets.json"
 
 
 @dataclass
@@ -103,6 +116,8 @@ class Pair:
     sar: str
     label: str
     region: Tuple[int, int, int, int] = (0, 0, 0, 0)   # row0, col0, height, width
+    optical_bands: Optional[List[int]] = None           # this pair's band indices (None: the source's)
+    optical_folder: str = ""                            # for layouts with several optical folders
 
 
 def _find_dir(root: str, candidates: Sequence[str]) -> Optional[str]:
@@ -167,7 +182,15 @@ def _pairs_in(root: str, layout: LayoutDef) -> List[Pair]:
         return []
     o, s, l = _stems(od), _stems(sd), _stems(ld)
     names = sorted(set(o) & set(s) & set(l))
-    return [Pair(n, o[n], s[n], l[n]) for n in names]
+    pairs = [Pair(n, o[n], s[n], l[n], optical_folder=os.path.basename(od) if layout.more_optical else "")
+             for n in names]
+    for folder, bands in layout.more_optical:
+        md = _find_dir(root, [folder])
+        if md:
+            m = _stems(md)
+            pairs += [Pair(f"{n} ({os.path.basename(md)})", m[n], s[n], l[n], optical_bands=list(bands),
+                           optical_folder=os.path.basename(md)) for n in names if n in m]
+    return pairs
 
 
 def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float = 0.25) -> List[Pair]:
@@ -220,6 +243,10 @@ def _to_db(x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, 10.0 * np.log10(np.maximum(x, 1e-10)), np.nan).astype(np.float32)
 
 
+#: Image pixels around an evaluation window that evaluation classifies along with it (one tile).
+EVAL_CONTEXT = 256
+
+
 class RasterPairSource:
     """A `models.training` SampleSource over GeoTIFF pairs: random windowed crops, evaluation windows."""
 
@@ -262,10 +289,11 @@ class RasterPairSource:
         if (sds.width, sds.height) != (ods.width, ods.height) or (lds.width, lds.height) != (ods.width, ods.height):
             raise ClaireError(f"{pair.name}: optical, SAR and label rasters differ in size; "
                               "resample them to one grid first")
-        o = ods.read(self.optical_bands, window=win, boundless=True, fill_value=0).astype(np.float32)
+        bands = pair.optical_bands or self.optical_bands
+        o = ods.read(bands, window=win, boundless=True, fill_value=0).astype(np.float32)
         if ods.nodata is not None:
             o[:, (o == ods.nodata).all(0)] = np.nan
-        m, c = self._optical_fix(pair.optical, ods)
+        m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
             o = o * np.float32(m) + np.float32(c)
         s = sds.read(self.sar_bands, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
@@ -279,15 +307,15 @@ class RasterPairSource:
         idx = np.where(outside, IGNORE, idx).astype(np.uint8)
         return o, s, idx
 
-    def _optical_fix(self, path: str, ods) -> Tuple[float, float]:
+    def _optical_fix(self, path: str, ods, bands: Optional[List[int]]) -> Tuple[float, float]:
         """(m, c) turning this file's raw optical values into the raw units the card's scale expects, from
         the radiometry the file declares (core.radiometry; e.g. -1000 DN for Sentinel-2 baseline 04.00+),
         as the engine does at inference."""
         if path not in self._radiometry:
             from ..inputs.radiometry import optical_radiometry
 
-            bands = self.optical_bands or list(range(1, ods.count + 1))
-            r = optical_radiometry(ods, bands)
+            bands = bands or list(range(1, ods.count + 1))
+            r = optical_radiometry(ods, bands, given=declared_offset(path))
             if r.scale is not None:
                 card = self.optical_scale or default_optical_scale(path)
                 self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
@@ -305,14 +333,24 @@ class RasterPairSource:
         col = c0 + int(rng.integers(0, max(1, rw - crop + 1)))
         return self.read(p, row, col, crop, crop)
 
-    def eval_items(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        """Every region cut into windows of at most `eval_window` pixels."""
-        for p in self.pairs:
+    def eval_items(self, pairs: Optional[List[Pair]] = None,
+                   context: int = 0) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every region (of `pairs`, default all) cut into windows of at most `eval_window` pixels; `context`
+        px of the image around each window (within the image) come along with ignored labels, so that a
+        hold-out block is classified inside its image as the engine classifies it, not as a scene alone."""
+        for p in (self.pairs if pairs is None else pairs):
             r0, c0, rh, rw = p.region
+            ods = self._open(p.optical)
             for r in range(r0, r0 + rh, self.eval_window):
                 for c in range(c0, c0 + rw, self.eval_window):
                     h, w = min(self.eval_window, r0 + rh - r), min(self.eval_window, c0 + rw - c)
-                    o, s, l = self.read(p, r, c, h, w)
+                    top, left = max(0, r - context), max(0, c - context)
+                    bottom, right = min(ods.height, r + h + context), min(ods.width, c + w + context)
+                    o, s, l = self.read(p, top, left, max(h, bottom - top), max(w, right - left))
+                    if context:
+                        keep = np.zeros(l.shape, bool)
+                        keep[r - top:r - top + h, c - left:c - left + w] = True
+                        l = np.where(keep, l, IGNORE).astype(np.uint8)
                     yield f"{p.name}@{r},{c}", o, s, l
 
     def class_counts(self, num_classes: int) -> np.ndarray:
@@ -330,6 +368,24 @@ class RasterPairSource:
             if i >= max_items:
                 break
             yield o, s
+
+
+def declared_offset(path: str) -> Optional[float]:
+    """The offset (raw units) that `offsets.json` beside the raster declares for it, or None."""
+    import json
+
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), OFFSETS_FILE)
+    if not os.path.isfile(sidecar):
+        return None
+    try:
+        with open(sidecar) as fh:
+            table = json.load(fh)
+        if not isinstance(table, dict):
+            raise TypeError("the file holds no JSON object")
+        value = table.get(os.path.basename(path))
+        return None if value is None else float(value)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ClaireError(f"{sidecar} is not a JSON object of file name -> offset ({exc}); fix or remove it") from exc
 
 
 def band_names(path: str, bands: Optional[List[int]], default_prefix: str = "band") -> List[str]:

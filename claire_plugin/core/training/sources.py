@@ -79,3 +79,19 @@ def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_line
     sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,
                           clip=layout.sar_clip)
     return ospec, sspec
+
+
+def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> dict:
+    """The card's `familiarity` (models.familiarity): decoder feature statistics over the training pixels of
+    `src`, threshold calibrated on the held-out pixels of `vsrc` (the training pixels when there is no
+    hold-out, noted in the dict); both classified inside their image (EVAL_CONTEXT), as the engine does."""
+    from ....models.familiarity import familiarity, prepared
+
+    uses_cloud = bool(getattr(model, "uses_cloud", False))
+    heldout = vsrc if vsrc is not None else src
+    from .datasets import EVAL_CONTEXT
+
+    fam = familiarity(model.to(device), prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud),
+                      prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
+    fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
+    return fam

@@ -1,0 +1,300 @@
+"""Run the classify-folder pairs on a Dask distributed cluster (QGIS-free; dask is imported only when used).
+
+`executor_for(scheduler)` gives the executor `core.batch.classify_pairs` runs its pairs with: the local
+loop for an empty scheduler (the default), else a `DaskExecutor` connected to `tcp://HOST:PORT` or to a
+`LocalCluster` of N worker processes (`local:N`). Each pair is one task that runs `core.batch.run_pair`,
+the same engine call with the same parameters as the local loop, on a worker; outputs go to the paths the
+user asked for, which must be on storage the client and the workers share (same path on both).
+
+Faults: a task whose worker is lost is rescheduled by Dask on another worker, and a task that raises
+anything but a user error is retried (`RETRIES`); user errors are caught inside the task and come back as
+the pair's "failed" record. The engine writes hidden temporaries and renames them when complete, so a
+killed worker never leaves a file the summary counts; its stale temporaries are removed when the batch
+ends. Before any work the workers are probed (`client.run`) for the plugin, its version and torch's.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from .batch import CANCELLED_BEFORE, SKIPPED, LocalExecutor, Outcome, PairJob, failed_fields, run_pair
+from .errors import ClaireError
+from .params import RunOptions
+
+CONNECT_TIMEOUT_S = 5.0  # reaching the scheduler
+WORKERS_TIMEOUT_S = 30.0  # waiting for a first worker to join
+RETRIES = 2  # extra attempts of a pair that raised something other than a user error
+CANCEL_POLL_S = 0.5  # how often a task asks the client's cancel event
+POLL_S = 0.1  # how often the client looks at the futures and the user's cancel
+CANCEL_GRACE_S = 20.0  # how long a cancelled batch waits for running pairs to stop
+DEFAULT_LOCAL_WORKERS = 2
+DASK_PIN = "dask[distributed]==2026.8.0"
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """Where the pairs run: a scheduler address, or a LocalCluster of `local_workers` processes."""
+
+    address: Optional[str] = None
+    local_workers: int = 0
+
+    def __str__(self) -> str:
+        return self.address or f"local:{self.local_workers}"
+
+
+def parse_scheduler(text: Optional[str]) -> Optional[SchedulerSpec]:
+    """'' -> None (this process); 'local' or 'local:N' -> a LocalCluster; 'tcp://HOST:PORT' -> that scheduler."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    local = re.fullmatch(r"local(?::(\d+))?", text)
+    if local:
+        n = int(local.group(1) or DEFAULT_LOCAL_WORKERS)
+        if n < 1:
+            raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes; give at least 1, e.g. local:2")
+        return SchedulerSpec(local_workers=n)
+    if not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+/?", text):
+        raise ClaireError(f"--scheduler {text!r} is not a Dask scheduler address; give tcp://HOST:PORT (as printed "
+                          f"by `dask scheduler`), local:N for N worker processes on this machine, or leave it "
+                          f"empty to classify in this process")
+    return SchedulerSpec(address=text.rstrip("/"))
+
+
+def _import_distributed():
+    """The `distributed` module, or a ClaireError naming the package to install."""
+    try:
+        import distributed
+    except ImportError:
+        raise ClaireError(f"running on a Dask cluster needs the Python package distributed, which is not "
+                          f"installed; install it with `pip install \"{DASK_PIN}\"` (or `make` in the CLAIRE "
+                          f"source folder), or leave the scheduler empty to classify in this process") from None
+    return distributed
+
+
+def _check_spawnable() -> None:
+    """ClaireError when this process cannot start Python worker processes (e.g. inside QGIS, whose executable
+    is QGIS itself): local:N needs a Python interpreter to spawn."""
+    import multiprocessing.spawn
+    import sys
+
+    exe = os.path.basename(os.fsdecode(multiprocessing.spawn.get_executable() or sys.executable or ""))
+    if not exe.startswith("python"):
+        raise ClaireError(f"local:N cannot start worker processes from this program ({exe or 'unknown'} is not a "
+                          f"Python interpreter); start them by hand (`dask scheduler`, then `dask worker "
+                          f"tcp://HOST:8786 --nthreads 1`) and give the scheduler's tcp://HOST:PORT instead")
+
+
+class executor_for:  # noqa: N801 - used as a context manager, like open()
+    """`with executor_for(scheduler) as ex:` -> LocalExecutor for an empty scheduler, else a connected
+    DaskExecutor that is closed (and its LocalCluster stopped) on leaving the block."""
+
+    def __init__(self, scheduler: Optional[str], log: Optional[Callable[[str], None]] = None) -> None:
+        self.spec = parse_scheduler(scheduler)
+        self.log = log
+        self.executor: Any = None
+
+    def __enter__(self):
+        self.executor = LocalExecutor() if self.spec is None else DaskExecutor(self.spec, self.log)
+        return self.executor
+
+    def __exit__(self, *exc) -> None:
+        if isinstance(self.executor, DaskExecutor):
+            self.executor.close()
+
+
+class DaskExecutor:
+    """One Dask task per pair, on the workers of a scheduler; results come back as they finish."""
+
+    def __init__(self, spec: SchedulerSpec, log: Optional[Callable[[str], None]] = None,
+                 connect_timeout: Optional[float] = None, workers_timeout: Optional[float] = None) -> None:
+        distributed = _import_distributed()
+        connect_timeout = CONNECT_TIMEOUT_S if connect_timeout is None else connect_timeout
+        workers_timeout = WORKERS_TIMEOUT_S if workers_timeout is None else workers_timeout
+        self.spec, self.log = spec, log or (lambda _message: None)
+        self.cluster = None
+        if spec.local_workers:
+            _check_spawnable()
+            self.cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1,
+                                                    processes=True, dashboard_address=None)
+            address = self.cluster.scheduler_address
+        else:
+            address = spec.address
+        try:
+            self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self._stop_cluster()
+            raise ClaireError(f"cannot reach the Dask scheduler at {address} ({exc}); start it with `dask "
+                              f"scheduler` on that machine and check the address and port (or the firewall), "
+                              f"or leave the scheduler empty to classify in this process") from None
+        try:
+            self.client.wait_for_workers(1, timeout=workers_timeout)
+        except (OSError, TimeoutError):
+            self.close()
+            raise ClaireError(f"the Dask scheduler at {address} has no worker after {workers_timeout:.0f} s; start "
+                              f"workers with `dask worker {address} --nthreads 1` on machines that see the "
+                              f"data") from None
+        self.address = address
+
+    @property
+    def workers(self) -> int:
+        """Workers connected now."""
+        return max(1, len(self.client.nthreads()))
+
+    def __enter__(self) -> "DaskExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect, and stop the LocalCluster when this executor started one."""
+        client, self.client = getattr(self, "client", None), None
+        if client is not None:
+            client.close()
+        self._stop_cluster()
+
+    def _stop_cluster(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def check_workers(self, paths: List[str]) -> None:
+        """ClaireError, naming the fix, when a worker cannot import this plugin, holds another CLAIRE or torch
+        version, or cannot see `paths` (the output folder and an input: storage must be shared)."""
+        from .worker_probe import compare, probe
+
+        top = __name__.split(".")[0]
+        here = probe(top, [])
+        found = self.client.run(_remote_probe(), top, paths)
+        problems = compare(here, found, paths)
+        if problems:
+            raise ClaireError(f"{len(problems)} of {len(found)} Dask worker(s) cannot run this batch: "
+                              f"{'; '.join(problems)}")
+        self.log(f"{len(found)} Dask worker(s) at {self.address} run CLAIRE {here['claire']} with torch "
+                 f"{here['torch']}")
+
+    def run(self, jobs: List[PairJob], options: RunOptions, progress, is_cancelled) -> Iterator[Outcome]:
+        """Submit one task per pair not skipped; yield each outcome as it finishes. Cancelling sets the
+        batch's cancel event (running pairs stop at their next check) and cancels the futures."""
+        distributed = _import_distributed()
+        todo = [j for j in jobs if not j.skip]
+        if todo:
+            self.check_workers([os.path.dirname(todo[0].output), todo[0].optical, todo[0].sar])
+        for job in jobs:
+            if job.skip:
+                yield job, dict(SKIPPED), None
+        token = uuid.uuid4().hex[:12]
+        event = f"claire-cancel-{token}"
+        futures = {self.client.submit(_remote_pair, job, options, event, key=f"claire-pair-{job.index}-{token}",
+                                      retries=RETRIES, pure=False): job for job in todo}
+        self.log(f"{len(futures)} pair(s) submitted to {self.address}")
+        done_count = len(jobs) - len(todo)
+        try:
+            yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)
+        finally:
+            if any(not f.done() for f in futures):  # an interrupt (Ctrl+C) or an error in a caller's callback
+                self._cancel(distributed, event, list(futures))
+            remove_stale_temporaries(todo)
+
+    def _collect(self, distributed, futures, event, done_count, n, progress, is_cancelled) -> Iterator[Outcome]:
+        """Yield outcomes as futures finish; on cancel, the outcomes of `_cancel_gracefully`."""
+        pending = set(futures)
+        while pending:
+            if is_cancelled is not None and is_cancelled():
+                yield from self._cancel_gracefully(distributed, futures, pending, event)
+                return
+            finished = [f for f in pending if f.done()]
+            if not finished:
+                time.sleep(POLL_S)
+                continue
+            for f in sorted(finished, key=lambda f: futures[f].index):
+                pending.discard(f)
+                job = futures[f]
+                fields, result = _outcome(f)
+                done_count += 1
+                if progress is not None:
+                    progress(done_count / n, f"{os.path.basename(job.optical)}: {fields['status']}")
+                yield job, fields, result
+
+    def _cancel_gracefully(self, distributed, futures, pending, event) -> Iterator[Outcome]:
+        """Cancel the pairs not started; let the running ones see the cancel event and stop (within
+        CANCEL_GRACE_S), so that a pair recorded "cancelled" has written nothing and one that finished
+        first is recorded "ok"."""
+        distributed.Event(event, client=self.client).set()
+        running = {key for keys in self.client.processing().values() for key in keys}
+        queued = [f for f in pending if f.key not in running]
+        self.client.cancel(queued)
+        for f in sorted(queued, key=lambda f: futures[f].index):
+            yield futures[f], dict(CANCELLED_BEFORE), None
+        started = [f for f in pending if f.key in running]
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while time.monotonic() < deadline and not all(f.done() for f in started):
+            time.sleep(POLL_S)
+        self.client.cancel([f for f in started if not f.done()])
+        for f in sorted(started, key=lambda f: futures[f].index):
+            if f.status in ("finished", "error"):
+                yield (futures[f], *_outcome(f))
+            else:
+                yield futures[f], {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
+
+    def _cancel(self, distributed, event: str, futures: list) -> None:
+        distributed.Event(event, client=self.client).set()
+        self.client.cancel(futures)
+
+
+def _outcome(future):
+    """(fields, result) of a finished future; a task that kept failing or lost its workers is "failed"."""
+    if future.status == "finished":
+        return future.result()
+    if future.status == "cancelled":
+        return dict(CANCELLED_BEFORE), None
+    return failed_fields(future.exception(), None), None
+
+
+def _remote_pair(job: PairJob, options: RunOptions, event_name: str):
+    """On a worker: run the pair; user errors come back as "failed", anything else raises (and is retried)."""
+    from distributed import Event
+
+    event = Event(event_name)
+    state = {"at": 0.0, "set": False}
+
+    def is_cancelled() -> bool:
+        now = time.monotonic()
+        if not state["set"] and now - state["at"] >= CANCEL_POLL_S:
+            state["at"], state["set"] = now, event.is_set()
+        return state["set"]
+
+    if is_cancelled():
+        return dict(CANCELLED_BEFORE), None
+    return run_pair(job, options, None, is_cancelled, catch_unexpected=False)
+
+
+def _remote_probe():
+    """The probe function, sent by value: a worker without the plugin must still be able to run it."""
+    from . import worker_probe
+
+    namespace: Dict[str, Any] = {"__name__": "claire_worker_probe"}
+    exec(compile(worker_probe.PROBE_SOURCE, "claire_worker_probe", "exec"), namespace)  # noqa: S102
+    return namespace["probe"]
+
+
+def remove_stale_temporaries(jobs: List[PairJob]) -> List[str]:
+    """Remove the hidden temporaries a killed worker left beside the outputs of `jobs`; their paths."""
+    removed = []
+    for job in jobs:
+        for final in (job.output, job.confidence):
+            if not final:
+                continue
+            folder, name = os.path.split(os.path.abspath(final))
+            for path in glob.glob(os.path.join(folder, f".{glob.escape(name)}.*.partial*")):
+                try:
+                    os.unlink(path)
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed

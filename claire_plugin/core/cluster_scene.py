@@ -1,0 +1,155 @@
+"""One large scene split over the workers of a cluster: bands of rows, each classified into its own part.
+
+`classify_scene` cuts the optical grid into bands of rows (`ClassifyParams.rows`: each band is classified with
+the tile row above it for the blending overlap, so its pixels equal the same rows of a single run), sends one
+task per band through an executor (core.cluster.DaskExecutor, or core.batch.LocalExecutor), and assembles the
+parts: into one GeoTIFF written like the engine's (io.writer.GridWriter, colour table, atomic rename), or with
+`vrt` into a GDAL VRT over the parts kept in `<output stem>_parts/`. A failing band fails the run with its
+reason; nothing is left at the output paths then.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+from .batch import PairJob
+from .errors import CancelledError, ClaireError
+from .params import RunOptions
+
+ROW_ALIGN = 256  # band edges on GeoTIFF block rows where the scene is large enough
+
+
+@dataclass
+class SceneResult:
+    """What a split run produced: final paths, the bands and where their parts are (kept only for a VRT)."""
+
+    output: str
+    confidence: Optional[str]
+    bands: List[Tuple[int, int]]
+    parts: List[str]
+    device: str = ""
+    messages: List[str] = field(default_factory=list)
+
+
+def split_rows(height: int, parts: int, align: int = ROW_ALIGN) -> List[Tuple[int, int]]:
+    """[start, stop) bands covering `height` rows in at most `parts` bands, edges on `align` rows when each
+    band is at least that tall."""
+    if parts < 1:
+        raise ClaireError(f"--parts {parts}: give 1 or more bands")
+    step = math.ceil(height / parts)
+    if step > align:
+        step = math.ceil(step / align) * align
+    return [(start, min(height, start + step)) for start in range(0, height, step)]
+
+
+def classify_scene(options: RunOptions, optical: str, sar: str, output: str, executor, *, parts: int,
+                   confidence: Optional[str] = None, vrt: bool = False,
+                   progress: Optional[Callable[[float, str], None]] = None,
+                   is_cancelled: Optional[Callable[[], bool]] = None) -> SceneResult:
+    """Classify `optical` + `sar` in `parts` bands of rows on `executor` and assemble `output` (and
+    `confidence`): a GeoTIFF, or with `vrt` a VRT over the parts."""
+    from .io import raster_io as rio
+    from .io.writer import check_output_path
+
+    for role, path in (("output", output), ("confidence", confidence)):
+        if path:
+            check_output_path(path, [optical, sar, options.checkpoint], role)
+    with rio.open_raster(optical, "optical") as ds:
+        height = ds.height
+    rio.open_raster(sar, "SAR").close()
+    bands = split_rows(height, parts)
+    folder = os.path.join(os.path.dirname(os.path.abspath(output)),
+                          f".{os.path.basename(output)}.parts-{uuid.uuid4().hex[:8]}")
+    os.makedirs(folder)
+    try:
+        jobs = [PairJob(k, f"rows {a}..{b - 1}", optical, sar, os.path.join(folder, f"part_{k:03d}.tif"),
+                        os.path.join(folder, f"part_{k:03d}_confidence.tif") if confidence else None, rows=(a, b))
+                for k, (a, b) in enumerate(bands)]
+        results = _run_bands(executor, jobs, options, progress, is_cancelled)
+        card = results[0].card
+        if vrt:
+            return _as_vrt(jobs, folder, output, confidence, bands, results)
+        _as_geotiff([j.output for j in jobs], optical, output, card, with_classes=True)
+        if confidence:
+            _as_geotiff([j.confidence for j in jobs], optical, confidence, card, with_classes=False)
+        return SceneResult(output, confidence, bands, [], results[0].device, results[0].messages)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_bands(executor, jobs: List[PairJob], options: RunOptions, progress, is_cancelled) -> list:
+    """The engine results of every band, in order; the first failure or a cancel raises."""
+    results: list = [None] * len(jobs)
+    failures = []
+    for job, fields, result in executor.run(jobs, options, progress, is_cancelled):
+        if fields["status"] == "ok":
+            results[job.index] = result
+        else:
+            failures.append((job, fields))
+    if any(f["status"] == "cancelled" for _, f in failures):
+        raise CancelledError()
+    if failures:
+        job, fields = min(failures, key=lambda jf: jf[0].index)
+        raise ClaireError(f"{len(failures)} of {len(jobs)} band(s) failed; {job.key}: {fields['reason']}")
+    return results
+
+
+def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_classes: bool) -> None:
+    """Copy the parts, top to bottom, into one GeoTIFF on the optical grid written like the engine's."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from .engine.plan import card_classes, class_colors
+    from .io.writer import BLOCK, GridWriter, commit, set_classes
+
+    with rasterio.open(grid_path) as grid_ds, rasterio.open(parts[0]) as first:
+        writer = GridWriter(final, grid_ds, first.dtypes[0], first.nodata, first.descriptions[0] or "")
+    try:
+        row = 0
+        for part in parts:
+            with rasterio.open(part) as ds:
+                for r in range(0, ds.height, BLOCK):
+                    h = min(BLOCK, ds.height - r)
+                    writer.put(row + r, 0, ds.read(1, window=Window(0, r, ds.width, h)))
+                    writer.complete_until(row + r + h)
+                row += ds.height
+        writer.close()
+        if with_classes:
+            set_classes(writer.tmp, int(card.get("nodata", 0)), card_classes(card), class_colors(card))
+        commit([writer])
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _as_vrt(jobs, folder: str, output: str, confidence: Optional[str], bands, results) -> SceneResult:
+    """Move the parts to `<output stem>_parts/` and write VRT(s) over them (relative paths, atomic)."""
+    try:
+        from osgeo import gdal
+    except ImportError:
+        raise ClaireError("writing a VRT needs GDAL's Python bindings (osgeo); install python3-gdal or leave "
+                          "out --vrt to get one GeoTIFF") from None
+    stem = os.path.splitext(os.path.abspath(output))[0]
+    kept = f"{stem}_parts"
+    if os.path.isdir(kept):
+        shutil.rmtree(kept)
+    os.replace(folder, kept)
+    os.makedirs(folder)  # the caller removes it
+    written = []
+    for final, suffix in ((output, ""), (confidence, "_confidence")):
+        if not final:
+            continue
+        sources = [os.path.join(kept, f"part_{j.index:03d}{suffix}.tif") for j in jobs]
+        tmp = os.path.join(os.path.dirname(os.path.abspath(final)),
+                           f".{os.path.basename(final)}.{uuid.uuid4().hex[:8]}.partial.vrt")
+        ds = gdal.BuildVRT(tmp, sources)
+        if ds is None:
+            raise ClaireError(f"GDAL could not build the VRT {final!r} over {kept!r}; check the folder is writable")
+        ds = None
+        os.replace(tmp, final)
+        written.extend(sources)
+    return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)

@@ -1,0 +1,122 @@
+"""Per-pixel cloud, cirrus, haze, cloud-shadow and snow probabilities from optical reflectance.
+
+Pure numpy, physically based spectral tests in the spirit of Fmask (Zhu & Woodcock 2012) and ESA's
+Sen2Cor scene classification, with soft ramps instead of hard thresholds so that the result is a
+probability-like score in [0, 1]. It runs on top-of-atmosphere (Level-1C) and bottom-of-atmosphere
+(Level-2A) reflectance alike (thresholds sit where both levels agree) and is what training and inference
+both call, so that the model sees one definition of "cloud".
+
+Tests (b, g, r, n, s1 = B02, B03, B04, B08, B11 reflectance; B10 cirrus used when given):
+- thick cloud: bright in the visible (min(b, g, r)), white (visible bands flat: Fmask's whiteness),
+  blue in excess of red (Fmask's haze-optimised transform HOT = b - 0.5 r), bright in SWIR, not sand
+  (blue below red and SWIR above NIR) and not snow;
+- snow / ice: NDSI = (g - s1) / (g + s1) high with a bright NIR: removed from the cloud score;
+- cirrus: B10 (1.375 um water-vapour absorption band) reflectance above the clear-sky level;
+- haze: HOT above the clear-land level while not bright enough for thick cloud;
+- cloud shadow: dark NIR and SWIR with blue as bright as NIR (lit by diffuse sky light only), not water
+  (NDWI = (g - n) / (g + n) low). Spectral only: topographic shadow looks the same, and Level-2A
+  shadows (path radiance removed) are found less often than Level-1C ones.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+#: Bands the tests need; B08 may be replaced by B8A, B10 is optional.
+REQUIRED = ("B02", "B03", "B04", "B11")
+_EPS = 1e-6
+
+
+def missing_bands(bands: Sequence[str]) -> list:
+    """The bands cloud detection needs that `bands` lacks (empty: it can run)."""
+    upper = {str(x).upper() for x in bands}
+    out = [b for b in REQUIRED if b not in upper]
+    if not upper & {"B08", "B8A"}:
+        out.append("B08 or B8A")
+    return out
+
+
+def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 below `lo`, 1 above `hi`, linear between (float32)."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _band(refl: np.ndarray, names: Sequence[str], *wanted: str) -> np.ndarray:
+    upper = [str(n).upper() for n in names]
+    for w in wanted:
+        if w in upper:
+            return np.asarray(refl[upper.index(w)], dtype=np.float32)
+    raise ValueError(f"cloud detection needs band {' or '.join(wanted)}; the optical input has {list(names)}. "
+                     f"Give an optical raster with at least {list(REQUIRED)} and B08 or B8A")
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a / np.maximum(b, _EPS)
+
+
+def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a - b) / np.maximum(a + b, _EPS)
+
+
+def snow_probability(g: np.ndarray, n: np.ndarray, s1: np.ndarray) -> np.ndarray:
+    """Snow / ice: NDSI (B03, B11) well above 0.4 and a bright NIR (not water)."""
+    return ramp(_nd(g, s1), 0.3, 0.5) * ramp(n, 0.08, 0.15)
+
+
+def thick_cloud_probability(b: np.ndarray, g: np.ndarray, r: np.ndarray, n: np.ndarray,
+                            s1: np.ndarray) -> np.ndarray:
+    """Bright, white, blue-excess, SWIR-bright pixels; bright sand and rock (blue below red, SWIR above
+    NIR) are not cloud. Snow is taken out by the caller."""
+    vis = (b + g + r) / 3.0
+    whiteness = (np.abs(b - vis) + np.abs(g - vis) + np.abs(r - vis)) / np.maximum(vis, _EPS)
+    bright = ramp(np.minimum(np.minimum(b, g), r), 0.17, 0.30)
+    white = 1.0 - ramp(whiteness, 0.35, 0.7)
+    hot = ramp(b - 0.5 * r, 0.06, 0.12)
+    swir = ramp(s1, 0.10, 0.20)
+    not_sand = ramp(_ratio(b, r), 0.8, 0.92) * ramp(_ratio(n, s1), 0.8, 0.95)
+    return bright * white * hot * swir * not_sand
+
+
+def haze_probability(b: np.ndarray, r: np.ndarray, n: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Thin cloud / haze: blue well in excess of red (HOT) over land, i.e. not water."""
+    not_water = 1.0 - ramp(_nd(g, n), 0.1, 0.3)
+    return ramp(b - 0.5 * r, 0.10, 0.18) * not_water
+
+
+def shadow_probability(b: np.ndarray, g: np.ndarray, n: np.ndarray, s1: np.ndarray) -> np.ndarray:
+    """Cloud shadow: dark NIR and SWIR lit by blue sky light (blue as bright as NIR), not water."""
+    dark = (1.0 - ramp(n, 0.09, 0.16)) * (1.0 - ramp(s1, 0.07, 0.12))
+    sky_lit = ramp(_ratio(b, n), 0.8, 1.0)
+    not_water = 1.0 - ramp(_nd(g, n), 0.05, 0.25)
+    return dark * sky_lit * not_water
+
+
+def cloud_components(refl: np.ndarray, bands: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Per-pixel probabilities [H,W] float32: 'cloud' (thick), 'cirrus', 'haze', 'shadow', 'snow', and
+    'probability' = the largest of cloud, cirrus, haze and shadow: how far the optical input is not to
+    be trusted. `refl` [C,H,W] is reflectance (0..1, Level-1C or Level-2A, any ESA offset already
+    applied), `bands` its band names (e.g. the card's B02 ... B12). NaN (nodata) gives 0."""
+    refl = np.asarray(refl, dtype=np.float32)
+    if refl.ndim != 3 or refl.shape[0] != len(bands):
+        raise ValueError(f"cloud detection needs reflectance [C,H,W] with one name per band; got shape "
+                         f"{refl.shape} and {len(bands)} band names")
+    b, g, r = (_band(refl, bands, x) for x in ("B02", "B03", "B04"))
+    n = _band(refl, bands, "B08", "B8A")
+    s1 = _band(refl, bands, "B11")
+    snow = snow_probability(g, n, s1)
+    out = {"snow": snow,
+           "cloud": thick_cloud_probability(b, g, r, n, s1) * (1.0 - snow),
+           "haze": haze_probability(b, r, n, g) * (1.0 - snow),
+           "shadow": shadow_probability(b, g, n, s1)}
+    upper = [str(x).upper() for x in bands]
+    out["cirrus"] = (ramp(_band(refl, bands, "B10"), 0.01, 0.03) if "B10" in upper
+                     else np.zeros_like(b))
+    prob = np.maximum.reduce([out["cloud"], out["cirrus"], out["haze"], out["shadow"]])
+    out["probability"] = prob
+    return {k: np.nan_to_num(v, nan=0.0).astype(np.float32) for k, v in out.items()}
+
+
+def cloud_probability(refl: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """[H,W] float32 in [0,1]: probability that the optical pixel is cloud, cirrus, haze or cloud shadow."""
+    return cloud_components(refl, bands)["probability"]

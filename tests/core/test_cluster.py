@@ -1,0 +1,176 @@
+"""core.cluster: the classify-folder batch on a real Dask cluster (scheduler + 2 worker processes).
+
+Every cluster run is compared with a local run of the same folder: same files, byte-equal pixels, same
+summary (timings aside). A killed worker, a failing pair, cancelling and an unreachable scheduler are
+exercised with real processes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from claire.claire_plugin.core import cluster
+from claire.claire_plugin.core.batch import classify_pairs
+from claire.claire_plugin.core.cluster import DaskExecutor, SchedulerSpec, parse_scheduler
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.io.pairing import pair_folders
+from claire.claire_plugin.core.params import run_options
+from claire.claire_plugin.core.worker_probe import compare, probe
+from claire.tests.fixtures.cluster_folders import assert_same_outputs, hidden_files, make_folders, rasters
+from claire.tests.fixtures.dask_cluster import free_port
+
+ARGS = ["--tile-size", "32", "--overlap", "8", "--threads", "1"]
+
+
+def _cli(opt_dir, sar_dir, out, checkpoint, *extra):
+    from claire.claire_plugin.cli.main import main
+
+    return main(["classify-folder", "--optical-folder", opt_dir, "--sar-folder", sar_dir, "--output-folder", out,
+                 "--checkpoint", checkpoint, "--confidence", "--quiet", *ARGS, *extra])
+
+
+def test_scheduler_text_is_parsed_or_refused():
+    assert parse_scheduler("") is None and parse_scheduler(None) is None
+    assert parse_scheduler("local:3") == SchedulerSpec(local_workers=3)
+    assert parse_scheduler("local") == SchedulerSpec(local_workers=cluster.DEFAULT_LOCAL_WORKERS)
+    assert parse_scheduler(" tcp://10.0.0.5:8786 ") == SchedulerSpec(address="tcp://10.0.0.5:8786")
+    for bad, words in [("10.0.0.5:8786", "tcp://HOST:PORT"), ("local:0", "at least 1"), ("tcp://h", "tcp://")]:
+        with pytest.raises(ClaireError, match=words):
+            parse_scheduler(bad)
+
+
+def test_worker_probe_lines_name_the_fix(tmp_path):
+    here = probe("claire", [])
+    assert here["claire"] and here["torch"] and "error" not in here
+    found = {"tcp://a:1": dict(here, missing_paths=[]),
+             "tcp://b:1": dict(here, claire="0.0.9"),
+             "tcp://c:1": {"error": "cannot import claire: ModuleNotFoundError: No module named 'claire'"},
+             "tcp://d:1": dict(here, missing_paths=["/data/out"])}
+    lines = compare(here, found, ["/data/out"])
+    assert len(lines) == 3
+    assert "tcp://b:1 has CLAIRE 0.0.9" in lines[0] and "pip install -r requirements.txt" in lines[0]
+    assert "No module named 'claire'" in lines[1] and "restart the workers" in lines[1]
+    assert "does not see /data/out" in lines[2] and "shared" in lines[2]
+
+
+def test_unreachable_scheduler_is_one_clear_error_before_any_work(tmp_path, monkeypatch, tiny_checkpoint, capsys):
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a",), bad=False)
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1.0)
+    start = time.monotonic()
+    code = _cli(opt_dir, sar_dir, str(tmp_path / "out"), tiny_checkpoint, "--scheduler",
+                f"tcp://127.0.0.1:{free_port()}")
+    assert code == 2 and time.monotonic() - start < 15
+    err = capsys.readouterr().err
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in err and "dask scheduler" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_cli_batch_on_the_cluster_equals_a_local_run(dask_cluster, tmp_path, tiny_checkpoint):
+    opt_dir, sar_dir = make_folders(str(tmp_path))
+    local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
+    assert _cli(opt_dir, sar_dir, local, tiny_checkpoint) == 1  # the bad pair fails, the others are written
+    assert _cli(opt_dir, sar_dir, remote, tiny_checkpoint, "--scheduler", dask_cluster.address) == 1
+    assert sorted(rasters(remote)) == ["a_confidence.tif", "a_landcover.tif", "b_confidence.tif",
+                                       "b_landcover.tif", "c_confidence.tif", "c_landcover.tif"]
+    assert_same_outputs(local, remote)
+    assert _csv_rows(local) == _csv_rows(remote)
+
+
+def _csv_rows(folder):
+    """The summary CSV's rows without the timing column, the output folder replaced by OUT."""
+    import csv
+
+    with open(os.path.join(folder, "claire_batch_summary.csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: v.replace(folder, "OUT") for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_workers_without_the_plugin_are_named(dask_cluster, tmp_path):
+    with dask_cluster.client() as client:
+        found = client.run(cluster._remote_probe(), "claire_not_installed", [str(tmp_path / "nowhere")])
+    lines = compare(probe("claire", []), found, [])
+    assert len(found) >= 1 and len(lines) == len(found)
+    assert all("cannot import claire_not_installed" in line and "restart the workers" in line for line in lines)
+
+
+def _kill_when_writing(dask_cluster, out_dir: str, name: str, index: int, killed: list,
+                       timeout: float = 60.0) -> None:
+    """Once `name`'s hidden temporary appears, SIGKILL the worker process running pair `index`; record its pid."""
+    deadline = time.monotonic() + timeout
+    with dask_cluster.client() as client:
+        while time.monotonic() < deadline:
+            if os.path.isdir(out_dir) and any(n.startswith(f".{name}") for n in os.listdir(out_dir)):
+                for address, keys in client.processing().items():
+                    if any(str(k).startswith(f"claire-pair-{index}-") for k in keys):
+                        pid = client.run(os.getpid, workers=[address])[address]
+                        dask_cluster.kill_worker(pid)
+                        killed.append(pid)
+                        return
+            time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_pair_is_replaced_and_the_outputs_equal_a_clean_run(dask_cluster, tmp_path,
+                                                                                   tiny_checkpoint):
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "big"), bad=False, big="big")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, local, confidence=True)
+    killed: list = []
+    watcher = threading.Thread(target=_kill_when_writing, args=(dask_cluster, remote, "big_", 1, killed))
+    watcher.start()
+    try:
+        with cluster.executor_for(dask_cluster.address) as executor:
+            summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, remote, confidence=True,
+                                     executor=executor)
+    finally:
+        watcher.join(timeout=70)
+        dask_cluster.start_worker()  # back to two workers for the tests that follow
+    assert killed, "no worker was killed: the big pair finished before its temporary was seen"
+    assert [r["status"] for r in summary.results] == ["ok", "ok"]
+    assert_same_outputs(local, remote)
+    dask_cluster.wait_for_workers(2)
+
+
+def test_cancelling_stops_the_cluster_batch_cleanly(dask_cluster, tmp_path, tiny_checkpoint):
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b", "c", "d", "e", "f"), bad=False)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    out = str(tmp_path / "out")
+    seen: list = []
+    with DaskExecutor(SchedulerSpec(address=dask_cluster.address)) as executor:
+        summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, executor=executor,
+                                 is_cancelled=lambda: len(seen) >= 1,
+                                 on_pair=lambda i, n, record, result: seen.append(record["status"]))
+    statuses = [r["status"] for r in summary.results]
+    assert "cancelled" in statuses and statuses.count("ok") >= 1 and set(statuses) <= {"ok", "cancelled"}
+    for r in summary.results:  # a pair recorded cancelled wrote nothing; one recorded ok is complete
+        written = os.path.exists(os.path.join(out, f"{r['key']}_landcover.tif"))
+        assert written == (r["status"] == "ok"), r
+    assert hidden_files(out) == []
+
+
+def test_a_version_mismatch_or_unshared_folder_is_found_before_any_work(dask_cluster, tmp_path, monkeypatch):
+    from claire.claire_plugin.core import worker_probe
+
+    with DaskExecutor(SchedulerSpec(address=dask_cluster.address)) as executor:
+        executor.check_workers([str(tmp_path)])  # same versions, folder seen: no error
+        with pytest.raises(ClaireError, match=r"Dask worker\(s\) cannot run this batch: .* does not see "):
+            executor.check_workers([str(tmp_path / "not_shared")])
+        real = worker_probe.probe
+        monkeypatch.setattr(worker_probe, "probe", lambda top, paths: dict(real(top, paths), claire="9.9.9"))
+        with pytest.raises(ClaireError, match=r"has CLAIRE 0\.\d+\.\d+ .* this machine CLAIRE 9\.9\.9.*"
+                                              r"restart the workers"):
+            executor.check_workers([str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_local_n_starts_and_stops_its_own_workers(tmp_path, tiny_checkpoint):
+    pytest.importorskip("distributed")
+    opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b"), bad=False)
+    local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
+    assert _cli(opt_dir, sar_dir, local, tiny_checkpoint) == 0
+    assert _cli(opt_dir, sar_dir, remote, tiny_checkpoint, "--scheduler", "local:1") == 0
+    assert_same_outputs(local, remote)

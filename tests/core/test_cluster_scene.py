@@ -1,0 +1,56 @@
+"""core.cluster_scene: one scene in bands of rows on a real Dask cluster equals a single-machine run."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from claire.claire_plugin.cli.main import main
+from claire.claire_plugin.core.cluster_scene import split_rows
+from claire.claire_plugin.core.errors import ClaireError
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+ARGS = ["--tile-size", "32", "--overlap", "8", "--threads", "1", "--quiet"]
+
+
+def test_split_rows_covers_the_raster_once():
+    assert split_rows(300, 3) == [(0, 100), (100, 200), (200, 300)]
+    assert split_rows(5000, 3) == [(0, 1792), (1792, 3584), (3584, 5000)]  # block-row edges
+    assert split_rows(10, 4) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    with pytest.raises(ClaireError, match="--parts 0"):
+        split_rows(10, 0)
+
+
+def _read(path, colours: bool = False):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.transform, ds.crs, ds.colormap(1) if colours else None
+
+
+def test_a_scene_split_over_the_cluster_equals_the_single_run(dask_cluster, tmp_path, tiny_checkpoint):
+    optical, sar, _ = synthetic_scene(300, 70)
+    opt = write_raster(str(tmp_path / "o.tif"), optical)
+    s = write_raster(str(tmp_path / "s.tif"), sar, descriptions=["VV", "VH"])
+    common = ["classify", "--optical", opt, "--sar", s, "--checkpoint", tiny_checkpoint, *ARGS]
+    assert main([*common, "--output", str(tmp_path / "one.tif"), "--confidence", str(tmp_path / "one_c.tif")]) == 0
+    assert main([*common, "--output", str(tmp_path / "split.tif"), "--confidence", str(tmp_path / "split_c.tif"),
+                 "--scheduler", dask_cluster.address, "--parts", "3"]) == 0
+    assert main([*common, "--output", str(tmp_path / "split.vrt"), "--confidence", str(tmp_path / "split_c.vrt"),
+                 "--scheduler", dask_cluster.address, "--parts", "4", "--vrt"]) == 0
+    one, transform, crs, cmap = _read(str(tmp_path / "one.tif"), colours=True)
+    one_c = _read(str(tmp_path / "one_c.tif"))[0]
+    for name, conf in (("split.tif", "split_c.tif"), ("split.vrt", "split_c.vrt")):
+        got, t, c, got_cmap = _read(str(tmp_path / name), colours=True)
+        assert (t, c) == (transform, crs) and got_cmap[1] == cmap[1]
+        assert np.array_equal(got, one), name
+        assert np.array_equal(_read(str(tmp_path / conf))[0], one_c), conf
+    kept = sorted(n for n in os.listdir(tmp_path / "split_parts") if n.endswith(".tif"))
+    assert kept == [f"part_00{k}{s}.tif" for k in range(4) for s in ("", "_confidence")]
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+def test_split_options_need_a_scheduler(tmp_path, raster_pair, capsys):
+    code = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--output",
+                 str(tmp_path / "x.vrt"), "--vrt"])
+    assert code == 2 and "give --scheduler too" in capsys.readouterr().err

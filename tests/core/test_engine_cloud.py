@@ -1,0 +1,170 @@
+"""Cloud-aware inference: models.cloud's probability computed by the reader, given to cloud-gated models,
+written as the cloud raster and counted in the summary; optical gaps classified from SAR alone."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.params import ClassifyParams
+from claire.models.cloud import cloud_probability
+from claire.tests.core.conftest import StandIn
+from claire.tests.fixtures.helpers import CARD_OPTICAL
+
+L2A_FOR_CARD = [2, 3, 4, 5, 6, 7, 8, 9, 11, 12]  # 1-based B02..B12 without B09 in a 12-band L2A stack
+
+CLOUD = (slice(0, 30), slice(0, 50))  # 1500 px of flat bright cloud
+STRIPE = (slice(None), slice(100, 120))  # 20 columns of optical nodata
+
+
+class GatedStandIn(StandIn):
+    """StandIn that takes the cloud probability: its SAR share is the cloud probability, and it records
+    what it was given."""
+
+    uses_cloud = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = []
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud=None) -> dict:
+        out = super().forward(optical, sar)
+        if cloud is None:  # the memory probe
+            return out
+        assert cloud.shape == (optical.shape[0], 1) + tuple(optical.shape[-2:])
+        self.seen.append(float(cloud.max()))
+        out["sar_share"] = cloud
+        return out
+
+
+def _gated_card(card: dict) -> dict:
+    card = dict(card)
+    card["config"] = dict(card["config"], cloud_gate=True)
+    return card
+
+
+def _scene(engine_scene, geotiff, cloud=False, stripe=False) -> str:
+    optical, _, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    if cloud:
+        optical[(slice(None),) + CLOUD] = 6000  # bright and flat over every band
+    if stripe:
+        optical[(slice(None),) + STRIPE] = 0
+    return geotiff(os.path.join(engine_scene["dir"], "opt_edit.tif"), optical, nodata=0 if stripe else None)
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.nodata
+
+
+def _probability(path: str) -> np.ndarray:
+    """models.cloud's probability of the card's bands of a 12-band L2A stack written by `_scene`."""
+    with rasterio.open(path) as ds:
+        refl = np.clip(ds.read(L2A_FOR_CARD).astype(np.float32) * 1e-4, 0.0, 1.0)
+    return cloud_probability(refl, CARD_OPTICAL)
+
+
+def _run(engine_scene, optical, model, card, **kw):
+    d = engine_scene["dir"]
+    return run(ClassifyParams(optical, engine_scene["sar"], os.path.join(d, "lc.tif"), **kw), model, card)
+
+
+def test_cloud_raster_share_and_sar_shares(engine_scene, geotiff, standin_card):
+    optical = _scene(engine_scene, geotiff, cloud=True)
+    model = GatedStandIn().eval()
+    res = _run(engine_scene, optical, model, _gated_card(standin_card),
+               cloud=os.path.join(engine_scene["dir"], "cloud.tif"))
+    assert max(model.seen) > 0.99, "the cloud probability reaches the model"
+    cloud, nodata = _read(res.cloud)
+    assert nodata == 255 and (cloud[CLOUD] == 100).all()
+    expected = _probability(optical)
+    assert np.abs(cloud.astype(int) - np.rint(expected * 100)).max() <= 1, "one definition with training"
+    s = res.summary
+    assert s["cloud_share"] == pytest.approx((expected >= 0.5).mean(), abs=1e-4)
+    assert s["sar_only_share"] == 0.0
+    assert s["mean_sar_share_clouded"] >= 0.5 > s["mean_sar_share_clear"]  # the stand-in: SAR share = p
+    per_class = [c for c in s["classes"] if c["mean_sar_share_clouded"] is not None]
+    assert per_class and all(c["mean_sar_share_clouded"] >= 0.5 for c in per_class)
+
+
+def test_ungated_model_gets_no_cloud_but_the_summary_counts_it(engine_scene, geotiff, standin_model, standin_card):
+    optical = _scene(engine_scene, geotiff, cloud=True)
+    res = _run(engine_scene, optical, standin_model, standin_card)  # StandIn.forward takes no `cloud`
+    assert res.summary["cloud_share"] == pytest.approx((_probability(optical) >= 0.5).mean(), abs=1e-4)
+    assert res.summary["cloud_share"] >= 1500 / (150 * 173)
+    assert res.cloud is None
+
+
+def test_optical_gap_is_classified_from_sar(engine_scene, geotiff, standin_card):
+    optical = _scene(engine_scene, geotiff, stripe=True)
+    res = _run(engine_scene, optical, GatedStandIn().eval(), _gated_card(standin_card),
+               cloud=os.path.join(engine_scene["dir"], "cloud.tif"))
+    classes, nodata = _read(res.output)
+    assert (classes != nodata).all(), "the stripe is classified"
+    assert res.summary["sar_only_share"] == pytest.approx(20 / 173, abs=1e-4)
+    assert res.summary["mean_sar_share_sar_only"] == pytest.approx(1.0)
+    cloud, _ = _read(res.cloud)
+    assert (cloud[STRIPE] == 100).all(), "the model was told the gap is cloud"
+    clouded = _probability(optical) >= 0.5
+    clouded[STRIPE] = False
+    assert res.summary["cloud_share"] == pytest.approx(clouded.mean(), abs=1e-4), "gaps are not counted as cloud"
+
+
+@pytest.mark.parametrize("gated,fill", [(True, False), (False, True)])
+def test_optical_gap_stays_nodata_without_fill_or_gate(engine_scene, geotiff, standin_card, standin_model,
+                                                       gated, fill):
+    optical = _scene(engine_scene, geotiff, stripe=True)
+    model, card = (GatedStandIn().eval(), _gated_card(standin_card)) if gated else (standin_model, standin_card)
+    res = _run(engine_scene, optical, model, card, fill_from_sar=fill)
+    classes, nodata = _read(res.output)
+    assert (classes[STRIPE] == nodata).all()
+    assert res.summary["sar_only_share"] == 0.0
+    if not gated:
+        assert any("no cloud gate" in m for m in res.messages)
+
+
+@pytest.mark.parametrize("threshold,share", [(1e-6, 1.0), (1e6, 0.0), (None, None)])
+def test_unfamiliar_raster_and_share(engine_scene, tiny_checkpoint, threshold, share):
+    from claire.claire_plugin.core.engine import load_model
+    from claire.models.familiarity import feature_stats
+
+    model, card = load_model(tiny_checkpoint)
+    if threshold is not None:
+        rng = np.random.default_rng(0)
+        items = [(rng.normal(0, 1, (10, 64, 64)).astype(np.float32), rng.normal(0, 1, (2, 64, 64)).astype(np.float32),
+                  None)]
+        mean, var, n = feature_stats(model, items)
+        card = dict(card, familiarity={"mean": mean.tolist(), "var": var.tolist(), "threshold": threshold})
+    res = _run(engine_scene, engine_scene["optical"], model, card,
+               unfamiliar=os.path.join(engine_scene["dir"], "unf.tif"))
+    assert res.summary["unfamiliar_share"] == share
+    if threshold is None:
+        assert res.unfamiliar is None and any("no familiarity" in m for m in res.messages)
+        return
+    raster, nodata = _read(res.unfamiliar)
+    assert nodata == 255 and (raster == (100 if share else 0)).all()
+
+
+def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, geotiff, tmp_path):
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.manual_seed(0)
+    card = tiny_card()
+    card["config"] = dict(card["config"], cloud_gate=True)
+    model = build_model("claire", card["config"]).eval()
+    optical, _, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    optical[:, :, 60:140] = 0
+    path = geotiff(str(tmp_path / "gap.tif"), optical, nodata=0)
+    res = _run(engine_scene, path, model, card, reliance=str(tmp_path / "rel.tif"))
+    rel, _ = _read(res.reliance)
+    classes, nodata = _read(res.output)
+    assert (classes[:, 60:140] != nodata).all()
+    inside, outside = rel[:, 84:116].mean(), rel[:, :30].mean()
+    assert inside > 90 and inside > outside + 20, (inside, outside)

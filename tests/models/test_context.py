@@ -1,0 +1,147 @@
+"""Tile invariance of the "local" context mode (GRN, CMAF channel attention, pyramid pooling)."""
+import pytest
+import torch
+
+from claire.models.blocks import local_mean
+from claire.models.registry import build_model
+
+torch.set_num_threads(1)
+CFG = dict(num_classes=3, optical_channels=4, sar_channels=2, size="tiny", context_px=64)
+H, W = 64, 1536
+#: Half width of the receptive field of the tiny network with a 64 px context, measured by back-propagating
+#: one output pixel (411 px at the time of writing), with margin.
+RF = 448
+
+
+def _model(context: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_model("claire", dict(CFG, context=context)).eval()
+    with torch.no_grad():  # GRN starts as the identity (gamma = beta = 0): make it act
+        for name, p in model.named_parameters():
+            if ".grn." in name:
+                p.normal_(0.0, 1.0)
+    return model
+
+
+def _inputs(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 4, H, W, generator=g), torch.randn(1, 2, H, W, generator=g)
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_crop_forward_equals_whole_forward_only_in_local_mode(context):
+    model = _model(context)
+    o, s = _inputs()
+    c0, cw = 256, 1024  # a crop of the strip at a multiple of the network's stride (32)
+    with torch.no_grad():
+        whole = model(o, s)["logits"]
+        crop = model(o[..., c0:c0 + cw], s[..., c0:c0 + cw])["logits"]
+    inner = slice(RF, cw - RF)  # far from the crop's borders, so also far from the strip's
+    diff = float((crop[..., inner] - whole[..., c0 + RF:c0 + cw - RF]).abs().max())
+    if context == "local":
+        assert diff < 1e-4
+    else:
+        assert diff > 1e-3  # the tile-wide ops see the tile: the old mode is not tile invariant
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_far_away_change_leaves_output_alone_only_in_local_mode(context):
+    model = _model(context)
+    o, s = _inputs()
+    o2 = o.clone()
+    o2[..., W - 128:] += 5.0  # a bright patch at the right end
+    with torch.no_grad():
+        a = model(o, s)["logits"][..., :W - 128 - RF]
+        b = model(o2, s)["logits"][..., :W - 128 - RF]
+    diff = float((a - b).abs().max())
+    assert (diff < 1e-5) if context == "local" else (diff > 1e-3)
+
+
+def test_local_mode_loads_global_state_dict_and_changes_only_the_ops():
+    old = _model("global")
+    new = build_model("claire", dict(CFG, context="local"))
+    new.load_state_dict(old.state_dict(), strict=True)
+    o, s = _inputs()
+    with torch.no_grad():
+        assert not torch.allclose(old(o, s)["logits"], new.eval()(o, s)["logits"], atol=1e-4)
+
+
+def test_local_mean_ignores_cells_outside_and_matches_a_plain_mean():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    m = local_mean(x, 3)
+    assert float(m[0, 0, 1, 1]) == pytest.approx(float(x[0, 0, :3, :3].mean()))
+    assert float(m[0, 0, 0, 0]) == pytest.approx(float(x[0, 0, :2, :2].mean()))  # corner: 4 cells, not 9
+    assert torch.equal(local_mean(x, 1), x)
+    assert local_mean(torch.randn(2, 3, 5, 7), 4).shape == (2, 3, 5, 7)
+
+
+def test_context_config_is_checked():
+    with pytest.raises(ValueError, match="context"):
+        build_model("claire", dict(CFG, context="regional"))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_model("claire", dict(CFG, context="local", context_px=50))
+    with pytest.raises(ValueError, match="asanet"):
+        build_model("asanet", dict(CFG, context="local"))
+    for arch in ("optical_only", "sar_only"):
+        assert build_model(arch, dict(CFG, context="local")) is not None
+
+
+def _gated(cloud_gate: bool, context: str = "local") -> torch.nn.Module:
+    torch.manual_seed(3)
+    return build_model("claire", dict(CFG, context=context, cloud_gate=cloud_gate)).eval()
+
+
+@pytest.mark.parametrize("context", ["local", "global"])
+def test_cloud_gate_full_cloud_means_sar_only(context):
+    model = _gated(True, context)
+    g = torch.Generator().manual_seed(5)
+    o1, o2, s = torch.randn(1, 4, 64, 96, generator=g), torch.randn(1, 4, 64, 96, generator=g), torch.randn(1, 2, 64, 96)
+    full = torch.ones(1, 1, 64, 96)
+    with torch.no_grad():
+        a, b = model(o1, s, cloud=full), model(o2, s, cloud=full)
+        clear = model(o1, s, cloud=torch.zeros(1, 1, 64, 96))
+        plain = model(o1, s)
+    assert float(a["sar_share"].min()) > 1.0 - 1e-6
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-5)  # the optical input no longer matters
+    assert torch.allclose(clear["logits"], plain["logits"], atol=1e-5)  # no cloud: the learned gate alone
+    assert not torch.allclose(clear["logits"], a["logits"], atol=1e-3)
+
+
+def test_cloud_gate_raises_sar_share_only_where_clouded():
+    model = _gated(True)
+    o, s = torch.randn(1, 4, 64, 256), torch.randn(1, 2, 64, 256)
+    cloud = torch.zeros(1, 1, 64, 256)
+    cloud[..., 160:] = 1.0
+    with torch.no_grad():
+        base = model(o, s)["sar_share"]
+        gated = model(o, s, cloud=cloud)["sar_share"]
+    assert float(gated[..., 192:].min()) > 0.99 and float(base[..., 192:].max()) < 0.9
+    assert torch.allclose(gated[..., :64], base[..., :64], atol=1e-6)  # far from the cloud: unchanged
+
+
+def test_models_without_cloud_gate_ignore_the_cloud_input():
+    for model in (_gated(False), build_model("asanet", dict(CFG)).eval(),
+                  build_model("sar_only", dict(CFG)).eval()):
+        assert not model.uses_cloud
+        o, s = torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64)
+        with torch.no_grad():
+            assert torch.equal(model(o, s)["logits"], model(o, s, cloud=torch.ones(1, 1, 64, 64))["logits"])
+    assert _gated(True).uses_cloud
+    with pytest.raises(ValueError, match="cloud_gate"):
+        build_model("asanet", dict(CFG, cloud_gate=True))
+    with pytest.raises(ValueError, match="cloud"):
+        _gated(True)(torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64), cloud=torch.ones(1, 1, 32, 32))
+
+
+def test_local_grn_has_finite_gradients_where_features_vanish():
+    from claire.models.blocks import GRN
+
+    grn = GRN(4, window=5)
+    with torch.no_grad():
+        grn.gamma.fill_(1.0)
+    x = torch.zeros(1, 16, 16, 4)
+    x[0, 0, 0] = 1e4  # one huge value: cumulative sums leave rounding residue (even negatives) elsewhere
+    x[0, 8:, 8:] = torch.randn(8, 8, 4)
+    x.requires_grad_(True)
+    grn(x).sum().backward()
+    assert torch.isfinite(x.grad).all()

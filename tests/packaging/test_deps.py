@@ -1,0 +1,85 @@
+"""The dependency installer's non-GUI path: the profile folder on sys.path, the pip runs it plans."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from claire.claire_plugin import deps
+from claire.claire_plugin.pip_deps import TORCH_CPU_INDEX, requirement_pins
+
+
+@pytest.fixture
+def clean_path(monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+
+
+def test_deps_folder_is_per_python_version_inside_the_profile(tmp_path):
+    version = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    assert deps.deps_folder(str(tmp_path)) == str(tmp_path / "python" / "claire-deps" / version)
+
+
+def test_bootstrap_puts_the_profile_folder_on_sys_path(tmp_path, clean_path):
+    folder = deps.deps_folder(str(tmp_path))
+    package = tmp_path / "python" / "claire-deps" / folder.rsplit("/", 1)[-1] / "claire_probe_dep"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    assert deps.missing({"claire_probe_dep": "claire_probe_dep"}) == ["claire_probe_dep"]
+    assert folder in deps.bootstrap(str(tmp_path))
+    assert sys.path.index(folder) > sys.path.index(next(p for p in sys.path if "site-packages" in p))
+    assert deps.missing({"claire_probe_dep": "claire_probe_dep"}) == []
+    assert deps.bootstrap(str(tmp_path)) == []  # a second call adds nothing
+
+
+def test_bootstrap_skips_a_profile_without_the_folder(tmp_path, clean_path):
+    before = list(sys.path)
+    deps.bootstrap(str(tmp_path))
+    assert deps.deps_folder(str(tmp_path)) not in sys.path and len(sys.path) - len(before) <= 1
+
+
+def test_pins_come_from_requirements_txt():
+    pins = requirement_pins()
+    assert deps.REQUIRED == {name: pins[name] for name in ("torch", "rasterio", "safetensors")}
+
+
+def test_plan_installs_torch_first_as_chosen_then_the_rest_as_wheels(tmp_path):
+    steps = deps.install_plan(["rasterio", "torch", "safetensors"], "cpu", str(tmp_path), python="/q/python3",
+                              probe=lambda: True)
+    assert [step.label for step in steps] == ["torch", "rasterio, safetensors"]
+    torch_cmd, rest_cmd = steps[0].command, steps[1].command
+    assert torch_cmd[:4] == ["/q/python3", "-m", "pip", "install"] and TORCH_CPU_INDEX in torch_cmd
+    for command in (torch_cmd, rest_cmd):
+        assert command[command.index("--target") + 1] == str(tmp_path)
+    assert rest_cmd[-2:] == [deps.REQUIRED["rasterio"], deps.REQUIRED["safetensors"]]
+    assert "--only-binary" in rest_cmd
+
+
+def test_plan_without_torch_has_no_torch_step(tmp_path):
+    steps = deps.install_plan(["safetensors"], "cuda", str(tmp_path), python="py", probe=lambda: True)
+    assert len(steps) == 1 and not [arg for arg in steps[0].command if arg.startswith("torch")]
+
+
+def test_run_plan_streams_output_and_stops_at_the_first_failure():
+    ok = deps.Step("a", [sys.executable, "-c", "print('first line')"], "step a")
+    bad = deps.Step("b", [sys.executable, "-c", "import sys; print('broken'); sys.exit(3)"], "step b")
+    never = deps.Step("c", [sys.executable, "-c", "print('never')"], "step c")
+    lines = []
+    assert deps.run_plan([ok, bad, never], lines.append) == 3
+    text = "\n".join(lines)
+    assert "[1/3] step a" in text and "first line" in text and "broken" in text
+    assert "never" not in text and "exit 3" in text
+
+
+def test_command_line_dry_run_prints_the_plan(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch", "rasterio"])
+    monkeypatch.setattr(deps, "index_reachable", lambda *a, **k: False)
+    assert deps.main(["install", "--profile", str(tmp_path), "--torch", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Missing: torch, rasterio" in out and "--target" in out and deps.REQUIRED["rasterio"] in out
+    assert not (tmp_path / "python").exists()  # a dry run creates nothing
+
+
+def test_install_hint_names_the_dialog_and_pip():
+    hint = deps.install_hint(["torch"])
+    assert "Install Python dependencies" in hint and deps.REQUIRED["torch"] in hint

@@ -1,0 +1,90 @@
+"""`make package`: the plugin ZIP holds only what a user needs, and its metadata parses as QGIS reads it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+
+import pytest
+
+from claire.claire_plugin.paths import PACKAGE_ROOT
+from claire.claire_plugin.pip_deps import requirement_pins
+from claire.claire_plugin.tools import package
+from claire.models import __version__ as MODELS_VERSION
+
+REQUIRED_FIELDS = ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("package")
+    assert package.main(["--out", str(out), "--base-url", "https://plugins.invalid/claire/"]) == 0
+    with zipfile.ZipFile(out / "claire.zip") as archive:
+        names = archive.namelist()
+        meta_text = archive.read("claire/metadata.txt").decode("utf-8")
+    return {"out": out, "names": names, "meta_text": meta_text}
+
+
+def test_one_claire_folder_with_the_plugin_entry_points(built):
+    names = set(built["names"])
+    assert all(name.startswith("claire/") for name in names)
+    for needed in ("__init__.py", "metadata.txt", "requirements.txt", "claire_plugin/plugin.py",
+                   "claire_plugin/processing/provider.py", "claire_plugin/gui/dock.py", "models/networks.py",
+                   "resources/checkpoints/claire_default.safetensors"):
+        assert f"claire/{needed}" in names
+
+
+def test_every_runtime_module_is_packed(built):
+    expected = set()
+    for room in ("claire_plugin", "models"):
+        for folder, dirs, files in os.walk(os.path.join(PACKAGE_ROOT, room)):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "tools")]
+            rel = os.path.relpath(folder, PACKAGE_ROOT).replace(os.sep, "/")
+            expected |= {f"claire/{rel}/{f}" for f in files if f.endswith(".py")}
+    assert expected - set(built["names"]) == set()
+
+
+@pytest.mark.parametrize("forbidden", ["claire/tests/", "claire/claire_plugin/tools/", "claire/.venv/",
+                                       "claire/build/", "claire/docs/", "claire/resources/data/",
+                                       "__pycache__", ".pyc", "claire/.git", "claire/Makefile"])
+def test_nothing_a_user_does_not_need(built, forbidden):
+    assert [name for name in built["names"] if forbidden in name] == []
+
+
+def test_metadata_parses_with_the_required_fields(built, tmp_path):
+    path = tmp_path / "metadata.txt"
+    path.write_text(built["meta_text"], encoding="utf-8")
+    meta = package.read_metadata(str(path))
+    assert [field for field in REQUIRED_FIELDS if not meta.get(field)] == []
+    assert meta["version"] == MODELS_VERSION
+    assert f"claire/{meta['icon']}" in built["names"]
+
+
+def test_metadata_has_no_made_up_addresses_or_markdown(built, tmp_path):
+    path = tmp_path / "metadata.txt"
+    path.write_text(built["meta_text"], encoding="utf-8")
+    meta = package.read_metadata(str(path))
+    assert [meta[key] for key in ("homepage", "repository", "tracker") if "example" in meta.get(key, "")] == []
+    assert "`" not in meta["about"] and "`" not in meta["description"]
+
+
+def test_plugins_xml_names_the_zip_and_the_version(built):
+    root = ET.parse(built["out"] / "plugins.xml").getroot()
+    plugin = root.find("pyqgis_plugin")
+    assert plugin.get("plugin_id") == "claire" and plugin.get("version") == MODELS_VERSION
+    assert plugin.findtext("download_url") == "https://plugins.invalid/claire/claire.zip"
+    assert plugin.findtext("qgis_minimum_version") == "3.22"
+    assert plugin.findtext("about").startswith("CLAIRE fuses")
+
+
+def test_unpacked_zip_imports_on_its_own(built, tmp_path):
+    with zipfile.ZipFile(built["out"] / "claire.zip") as archive:
+        archive.extractall(tmp_path)
+    code = ("from claire.claire_plugin import pip_deps, paths; "
+            "print(pip_deps.requirement_pins()['torch'], paths.PACKAGE_ROOT)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [requirement_pins()["torch"], str(tmp_path / "claire")]

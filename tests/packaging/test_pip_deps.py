@@ -1,0 +1,89 @@
+"""The pip commands for the plugin's dependencies: pins, torch build, target folder, Python to run."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from claire.claire_plugin import pip_deps
+from claire.claire_plugin.core.errors import ClaireError
+
+
+def test_pins_come_from_requirements_txt(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text("# comment\ntorch==9.9.9  # the CPU wheel\n\nRasterio==1.4.4\n-r other.txt\n")
+    assert pip_deps.requirement_pins(str(path)) == {"torch": "torch==9.9.9", "rasterio": "Rasterio==1.4.4"}
+
+
+def test_bundled_requirements_pin_torch():
+    assert pip_deps.requirement_pins()["torch"].startswith("torch==")
+
+
+@pytest.mark.parametrize("requested, gpu, expected", [
+    ("auto", False, "cpu"), ("auto", True, "cuda"), ("CPU", True, "cpu"), ("cuda", False, "cuda"), ("", False, "cpu"),
+])
+def test_variant_follows_the_gpu_unless_chosen(requested, gpu, expected):
+    assert pip_deps.resolve_variant(requested, gpu=gpu) == expected
+
+
+def test_unknown_variant_names_the_choices():
+    with pytest.raises(ClaireError, match="auto, cpu, cuda"):
+        pip_deps.resolve_variant("rocm", gpu=False)
+
+
+def test_cpu_build_comes_from_pytorch_cpu_index_when_reachable():
+    args, note = pip_deps.torch_install_args("cpu", "torch==2.13.0", cpu_index_ok=True)
+    assert args[:2] == ["--index-url", pip_deps.TORCH_CPU_INDEX]
+    assert args[-1] == "torch==2.13.0" and "190 MB" in note
+
+
+def test_cpu_build_falls_back_to_plain_pypi_and_says_so():
+    args, note = pip_deps.torch_install_args("cpu", "torch==2.13.0", cpu_index_ok=False)
+    assert args == ["torch==2.13.0"]
+    assert "cannot be reached" in note and "2.7 GB" in note
+
+
+def test_cuda_build_never_probes_the_cpu_index():
+    def probe():
+        raise AssertionError("the CPU index must not be probed for a CUDA build")
+
+    command, note = pip_deps.torch_command("cuda", "/py/bin/python3", probe=probe)
+    assert command[:4] == ["/py/bin/python3", "-m", "pip", "install"]
+    assert "--index-url" not in command and "CUDA" in note
+
+
+def test_target_folder_is_passed_to_pip(tmp_path):
+    command = pip_deps.pip_command("/py", ["safetensors"], target=str(tmp_path))
+    assert command[command.index("--target") + 1] == str(tmp_path)
+    assert command[command.index("--constraint") + 1] == pip_deps.REQUIREMENTS  # pins hold for dependencies
+    assert command[-1] == "safetensors"
+
+
+def test_unreachable_index_is_reported_not_raised():
+    assert pip_deps.index_reachable("http://127.0.0.1:9/simple", timeout=2) is False
+
+
+def test_python_interpreter_is_kept(tmp_path):
+    assert pip_deps.find_python("/usr/bin/python3") == "/usr/bin/python3"
+
+
+def test_python_beside_a_qgis_binary_is_found(tmp_path):
+    qgis = tmp_path / "bin" / "qgis.bin"
+    qgis.parent.mkdir()
+    qgis.write_text("")
+    python = tmp_path / "bin" / "python3"
+    python.write_text("#!/bin/sh\n")
+    os.chmod(python, 0o755)
+    assert pip_deps.find_python(str(qgis)) == str(python)
+
+
+def test_dry_run_prints_the_command(capsys):
+    assert pip_deps.main(["torch", "--variant", "cuda", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "CUDA build" in out and sys.executable in out
+
+
+def test_bad_variant_exits_with_the_fix(capsys):
+    assert pip_deps.main(["torch", "--variant", "metal", "--dry-run"]) == 2
+    assert "TORCH=cpu" in capsys.readouterr().err
