@@ -97,17 +97,7 @@ class ResultsView(QWidget):
         self.summary: Dict[str, Any] = {}
         self.headline = QLabel("Run a classification to see per-class results here.", self)
         self.headline.setWordWrap(True)
-        self.tiles = {key: MetricTile(caption, self) for key, caption in (
-            ("area", "classified area"), ("confidence", "mean confidence"), ("oa", "overall accuracy"),
-            ("miou", "mean IoU"), ("kappa", "Cohen's kappa"))}
-        tiles = QGridLayout()
-        tiles.setSpacing(4)
-        tiles.addWidget(self.tiles["area"], 0, 0, 1, 3)
-        tiles.addWidget(self.tiles["confidence"], 0, 3, 1, 3)
-        for i, key in enumerate(("oa", "miou", "kappa")):
-            tiles.addWidget(self.tiles[key], 1, 2 * i, 1, 2)
-        for col in range(6):
-            tiles.setColumnStretch(col, 1)
+        tiles = self._build_tiles()
 
         self.table = self._make_table()
         self.accuracy_label = QLabel("<b>Accuracy against the reference</b>", self)
@@ -159,6 +149,21 @@ class ResultsView(QWidget):
         ml = QVBoxLayout(self.messages_box)
         ml.addWidget(self.messages)
         lay.addWidget(self.messages_box)
+
+    def _build_tiles(self) -> QGridLayout:
+        """Area and confidence on one row, OA / mIoU / kappa on the next; they shrink with the dock."""
+        self.tiles = {key: MetricTile(caption, self) for key, caption in (
+            ("area", "classified area"), ("confidence", "mean confidence"), ("oa", "overall accuracy"),
+            ("miou", "mean IoU"), ("kappa", "Cohen's kappa"))}
+        tiles = QGridLayout()
+        tiles.setSpacing(4)
+        tiles.addWidget(self.tiles["area"], 0, 0, 1, 3)
+        tiles.addWidget(self.tiles["confidence"], 0, 3, 1, 3)
+        for i, key in enumerate(("oa", "miou", "kappa")):
+            tiles.addWidget(self.tiles[key], 1, 2 * i, 1, 2)
+        for col in range(6):
+            tiles.setColumnStretch(col, 1)
+        return tiles
 
     # -- summary -------------------------------------------------------------------------------------
     def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None) -> None:  # noqa: N802,E501
