@@ -155,7 +155,7 @@ class ClaireDock(QgsDockWidget):
         self.picker = CheckpointPicker(page)
         self.picker.card_view.setMinimumHeight(120)
         self.picker.card_view.setMaximumHeight(190)
-        box = QGroupBox("Checkpoint and model card", page)
+        box = QGroupBox("Checkpoint", page)
         QVBoxLayout(box).addWidget(self.picker)
         return box
 
@@ -180,9 +180,13 @@ class ClaireDock(QgsDockWidget):
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
-        self.want_reliance = QCheckBox("modality reliance (SAR share)", page)
-        self.want_cloud = QCheckBox("also write cloud probability", page)
-        self.fill_from_sar = QCheckBox("classify optical gaps from SAR alone", page)
+        # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
+        self.want_reliance = QCheckBox("SAR reliance", page)
+        self.want_reliance.setToolTip("Modality reliance: the SAR share of the fusion gate per pixel "
+                                      "(0 = optical, 1 = SAR).")
+        self.want_cloud = QCheckBox("cloud probability", page)
+        self.want_cloud.setToolTip("Also write the cloud probability the model saw per pixel.")
+        self.fill_from_sar = QCheckBox("SAR fills optical gaps", page)
         self.fill_from_sar.setChecked(True)
         self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
                                       "the SAR instead of left empty (checkpoints with a cloud gate).")
@@ -203,8 +207,11 @@ class ClaireDock(QgsDockWidget):
                                   "empty: the deterministic template.")
         form = narrow_form()
         for label, widget in (("Tile size (px)", self.tile_size), ("Tile overlap (px)", self.overlap),
-                              ("Batch size", self.batch), ("Device", self.device), ("Also write", outputs_row),
-                              ("Output", self.output), ("Explainer model", self.explainer)):
+                              ("Batch size", self.batch), ("Device", self.device)):
+            form.addRow(label, widget)
+        form.addRow(QLabel("Also write", page))
+        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
+        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
             form.addRow(label, widget)
         box = QGroupBox("Options", page)
         box.setLayout(form)

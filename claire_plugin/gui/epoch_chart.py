@@ -61,7 +61,7 @@ class EpochChart(QWidget):
         painter.setPen(QPen(QColor("#9e9e9e"), 1))
         painter.drawRect(plot)
         if not self._loss:
-            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Epochs appear here as they finish.")
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Epochs appear here.")
             return
         top = max(self._loss) or 1.0
         n = max(self._epochs, 2)

@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core.explain import Explanation
 from .chart import ClassBarChart, bars_from_summary
+from .widgets import breakable
 
 BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
 METRIC_COLUMNS = ["IoU", "Prec.", "Recall", "F1"]
@@ -172,7 +173,7 @@ class ResultsView(QWidget):
         metrics = self.summary.get("metrics") or {}
         rows = class_rows(self.summary)
         total_ha = sum(float(r["area_ha"] or 0) for r in rows)
-        self.headline.setText(f"<b>{html.escape(title)}</b>" if title else "")
+        self.headline.setText(f"<b>{html.escape(breakable(title))}</b>" if title else "")  # long stems wrap
         self.headline.setVisible(bool(title))
         self.tiles["area"].setValue(f"{total_ha:,.1f} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))

@@ -62,7 +62,7 @@ class TrainPanel(QWidget):
 
     # -- layout --------------------------------------------------------------------------------------
     def _build_scene_box(self) -> QGroupBox:
-        box = QGroupBox("Scene the polygons are drawn on", self)
+        box = QGroupBox("Scene (optical + SAR)", self)
         form = narrow_form()
         optical, sar = RasterChooser(box), RasterChooser(box)
         self.optical, self.sar = optical.combo, sar.combo

@@ -187,3 +187,17 @@ def test_a_deleted_last_checkpoint_falls_back_to_the_bundled_one(qgis_app, tmp_p
     assert picker.checkpointPath() == bundled_checkpoint()
     picker.setCheckpoint(gone)  # chosen explicitly: kept, with the reason it cannot be used
     assert picker.checkpointPath() == gone and "does not exist" in picker.error()
+
+
+def test_every_tab_fits_the_300_px_of_a_new_dock(train_dock, tmp_path):
+    """No page asks for more width than a 300 px dock has (else QGIS cuts it off: no horizontal scroll)."""
+    dock = train_dock
+    panel = dock.train_panel
+    panel.new_training_layer()
+    summary = {"classes": [{"name": n, "color": "#808080", "value": i, "area_ha": 1234.5, "share": 0.25,
+                            "mean_confidence": 0.8, "pixels": 10} for i, n in enumerate(["built area", "rangeland"])],
+               "mean_confidence": 0.8}
+    dock.results.showSummary(summary, "Land cover of a_long_site_name_433D_629L_3_1", ["Device: cpu"])
+    widths = {dock.tabs.tabText(i): dock.tabs.widget(i).widget().minimumSizeHint().width()
+              for i in range(dock.tabs.count())}
+    assert all(w <= 270 for w in widths.values()), widths
