@@ -71,7 +71,7 @@ class ClairePlugin:
             try:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeToolBarIcon(action)
-            except Exception:  # iface stubs in tests may lack these
+            except Exception:  # noqa: BLE001 - iface stubs in tests may lack these
                 pass
         self.actions = []
         if self.dock is not None:

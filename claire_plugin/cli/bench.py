@@ -5,8 +5,8 @@ import argparse
 import json
 import os
 
-from ..tools.bench import LAYOUTS
 from ..core.errors import ClaireError
+from ..tools.bench import LAYOUTS
 
 
 def register(subparsers) -> None:

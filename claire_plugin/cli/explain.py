@@ -7,9 +7,7 @@ import sys
 from typing import Optional
 
 from ..core.errors import ClaireError
-
 from ..paths import DEFAULT_CHECKPOINT
-
 
 
 def register(subparsers) -> None:

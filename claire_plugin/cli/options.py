@@ -32,6 +32,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help=f"tiles per forward pass (default {DEFAULT_BATCH})")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "eager", "compiled", "aot"],
+                        help="how the network runs: auto (a compiled package only where it was checked against "
+                             "eager and found faster on this machine, else eager), eager, compiled (torch.compile) "
+                             "or aot (an ahead-of-time package built once per machine, cached)")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -40,4 +44,5 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         checkpoint=args.checkpoint, optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
-        threads=args.threads, sar_units=args.sar_units)
+        threads=args.threads, sar_units=args.sar_units,
+        runtime=args.runtime)

@@ -81,86 +81,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     args.epochs = 20 if args.epochs is None else args.epochs
     args.lr = 2e-3 if args.lr is None else args.lr
 
-    from ...models import spec as spec_mod
-    from ...models.checkpoint import build_card, nodata_for, save_checkpoint
-    from ...models.registry import available_architectures, available_sizes
-    from ...models.training import LossConfig, TrainConfig, train
-    from ..core.training.sources import input_specs, resolve_data
+    from ...models.checkpoint import save_checkpoint
+    from ...models.training import train
 
-    if args.arch not in available_architectures():
-        raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
-    if args.size not in available_sizes():
-        raise ClaireError(f"unknown size {args.size!r}; choose one of {', '.join(available_sizes())}")
-    if args.crop % 32:
-        raise ClaireError(f"--crop must be a multiple of 32 (got {args.crop})")
+    _check_names(args)
     set_threads(args.threads)
-    ob = parse_bands(args.optical_bands, "--optical-bands")
-    sb = parse_bands(args.sar_bands, "--sar-bands")
-    lname, layout, pairs, src, classes, ignore = resolve_data(
-        args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
-    ospec, sspec = input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
-    src.optical_scale = ospec["scale"]
-    _check_cloud_gate(args, ospec)
-    stats = list(src.stat_arrays())
-    ospec = spec_mod.measure_stats([o for o, _ in stats], ospec)
-    sspec = spec_mod.measure_stats([s for _, s in stats], sspec)
-    cfg = TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                      batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-                      seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
-                      context_px=args.context_px, cloud_gate=args.cloud_gate,
-                      loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
-                                      args.class_weights))
+    data = _training_data(args)
+    cfg = _train_config(args)
+    lname, pairs, src, classes = data["layout_name"], data["pairs"], data["src"], data["classes"]
     resume = args.output + ".resume" if args.resume else None
     print(f"training {args.arch}/{args.size} on {len(pairs)} image(s) of {args.data} (layout {lname}), "
           f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
           f"of {cfg.crop} px", file=sys.stderr)
-    model, hist = train(src, ospec, sspec, len(classes), cfg, resume_path=resume,
+    model, hist = train(src, data["ospec"], data["sspec"], len(classes), cfg, resume_path=resume,
                         log=lambda m: print(m, file=sys.stderr))
-    names = [c.name for c in classes]
-    device = "cuda" if hist["device"].startswith("cuda") else "cpu"
-    try:
-        _, _, vpairs, vsrc, _, _ = resolve_data(args.data, lname, "val", args.holdout, ob, sb, None, args.ignore,
-                                                args.sar_linear, classes_override=classes)
-        vsrc.optical_scale = ospec["scale"]
-        held = [p.name for p in vpairs]
-        metrics_key = "heldout"
-    except ClaireError:
-        vsrc, held, metrics_key = src, [], "training_data"
+    vsrc, held, metrics_key = _validation_source(args, data)
     if args.half:
         from ...models.training import round_weights
         round_weights(model)
+    device = "cuda" if hist["device"].startswith("cuda") else "cpu"
     t = time.time()
-    metrics = _heldout_metrics(model.to(device), vsrc, metrics_key, ospec, sspec, names, device)
+    metrics = _heldout_metrics(model.to(device), vsrc, metrics_key, data["ospec"], data["sspec"],
+                               [c.name for c in classes], device)
     m_clear, m_cloud = metrics[metrics_key], metrics[f"{metrics_key}_synthetic_clouds"]
     print(f"evaluation {time.time() - t:.1f} s", file=sys.stderr)
     model.to("cpu")
-    region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
-                    "cols": [p.region[1], p.region[1] + p.region[3]]} for p in pairs]
-    training = {
-        "data": os.path.relpath(os.path.abspath(args.data), os.getcwd()) if not os.path.isabs(args.data) else args.data,
-        "layout": lname, "images": region_text,
-        "heldout": ({"what": f"right-hand {args.holdout:.0%} block of every image" if held and not
-                     os.path.exists(os.path.join(args.data, "val.txt")) else "split lists / val folders",
-                     "images": held} if held else None),
-        "holdout": args.holdout, "ignored_label_values": [int(v) for v in ignore],
-        "epochs": cfg.epochs, "seed": cfg.seed, "config": cfg.to_dict(),
-        "loss": {"name": "RIFT", "lambda": cfg.loss.lam, "gamma": cfg.loss.gamma, "alpha": cfg.loss.alpha,
-                 "beta": cfg.loss.beta, "class_weights": cfg.loss.weights,
-                 "class_weight_values": hist["class_weights"]},
-        "class_pixel_counts": hist["class_counts"], "loss_history": hist["loss"],
-        "seconds": hist["seconds"], "device": hist["device"], "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
-        "note": args.note,
-    }
-    from ...models.registry import resolve_config
-    from ...models.training import model_config
-    config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
-    card = build_card(args.arch, args.size, config, classes, nodata_for(classes, layout.nodata), ospec, sspec,
-                      training, metrics)
-    from ..core.training.sources import card_familiarity
-    card["familiarity"] = fam = card_familiarity(model, src, vsrc if held else None, ospec, sspec)
-    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
-          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
+    card = _card(args, data, cfg, hist, metrics, held, model, vsrc)
     save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
     if resume and os.path.exists(resume):
         os.remove(resume)
@@ -170,6 +116,104 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """ClaireError for an unknown architecture or size, or a crop that is not a multiple of 32."""
+    from ...models.registry import available_architectures, available_sizes
+
+    if args.arch not in available_architectures():
+        raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
+    if args.size not in available_sizes():
+        raise ClaireError(f"unknown size {args.size!r}; choose one of {', '.join(available_sizes())}")
+    if args.crop % 32:
+        raise ClaireError(f"--crop must be a multiple of 32 (got {args.crop})")
+
+
+def _training_data(args: argparse.Namespace) -> Dict[str, Any]:
+    """The training pairs, their sample source, classes and the input specs with measured statistics."""
+    from ...models import spec as spec_mod
+    from ..core.training.sources import input_specs, resolve_data
+
+    ob = parse_bands(args.optical_bands, "--optical-bands")
+    sb = parse_bands(args.sar_bands, "--sar-bands")
+    lname, layout, pairs, src, classes, ignore = resolve_data(
+        args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
+    ospec, sspec = input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
+    src.optical_scale = ospec["scale"]
+    _check_cloud_gate(args, ospec)
+    stats = list(src.stat_arrays())
+    return {"layout_name": lname, "layout": layout, "pairs": pairs, "src": src, "classes": classes,
+            "ignore": ignore, "optical_bands": ob, "sar_bands": sb,
+            "ospec": spec_mod.measure_stats([o for o, _ in stats], ospec),
+            "sspec": spec_mod.measure_stats([s for _, s in stats], sspec)}
+
+
+def _train_config(args: argparse.Namespace):
+    """models.training.TrainConfig from the command line."""
+    from ...models.training import LossConfig, TrainConfig
+
+    return TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                       batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
+                       seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
+                       context_px=args.context_px, cloud_gate=args.cloud_gate,
+                       loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
+                                       args.class_weights))
+
+
+def _validation_source(args: argparse.Namespace, data: Dict[str, Any]):
+    """(source, held-out image names, metrics key): the hold-out, or the training data when there is none."""
+    from ..core.training.sources import resolve_data
+
+    try:
+        _, _, vpairs, vsrc, _, _ = resolve_data(args.data, data["layout_name"], "val", args.holdout,
+                                                data["optical_bands"], data["sar_bands"], None, args.ignore,
+                                                args.sar_linear, classes_override=data["classes"])
+    except ClaireError:
+        return data["src"], [], "training_data"
+    vsrc.optical_scale = data["ospec"]["scale"]
+    return vsrc, [p.name for p in vpairs], "heldout"
+
+
+def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, held) -> Dict[str, Any]:
+    """The card's `training` section: data, split, budget, loss, timing."""
+    import torch
+
+    region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
+                    "cols": [p.region[1], p.region[1] + p.region[3]]} for p in data["pairs"]]
+    return {
+        "data": os.path.relpath(os.path.abspath(args.data), os.getcwd()) if not os.path.isabs(args.data) else args.data,
+        "layout": data["layout_name"], "images": region_text,
+        "heldout": ({"what": f"right-hand {args.holdout:.0%} block of every image" if held and not
+                     os.path.exists(os.path.join(args.data, "val.txt")) else "split lists / val folders",
+                     "images": held} if held else None),
+        "holdout": args.holdout, "ignored_label_values": [int(v) for v in data["ignore"]],
+        "epochs": cfg.epochs, "seed": cfg.seed, "config": cfg.to_dict(),
+        "loss": {"name": "RIFT", "lambda": cfg.loss.lam, "gamma": cfg.loss.gamma, "alpha": cfg.loss.alpha,
+                 "beta": cfg.loss.beta, "class_weights": cfg.loss.weights,
+                 "class_weight_values": hist["class_weights"]},
+        "class_pixel_counts": hist["class_counts"], "loss_history": hist["loss"],
+        "seconds": hist["seconds"], "device": hist["device"], "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
+        "note": args.note,
+    }
+
+
+def _card(args, data, cfg, hist, metrics, held, model, vsrc) -> Dict[str, Any]:
+    """The model card of a folder training run, with the familiarity statistics."""
+    from ...models.checkpoint import build_card, nodata_for
+    from ...models.registry import resolve_config
+    from ...models.training import model_config
+    from ..core.training.sources import card_familiarity
+
+    classes, ospec, sspec = data["classes"], data["ospec"], data["sspec"]
+    config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
+    card = build_card(args.arch, args.size, config, classes, nodata_for(classes, data["layout"].nodata), ospec,
+                      sspec, _training_record(args, data, cfg, hist, held), metrics)
+    card["familiarity"] = fam = card_familiarity(model, data["src"], vsrc if held else None, ospec, sspec)
+    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
+          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
+    return card
 
 
 def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:

@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def params_from_args(args: argparse.Namespace):
     """PolygonTrainParams from the parsed `claire train` options."""
-    from ..core.training.finetune import FinetuneConfig
     from ..core.params import parse_bands
+    from ..core.training.finetune import FinetuneConfig
     from ..core.training.polygons import PolygonTrainParams
 
     missing = [f for f, v in (("--optical", args.optical), ("--sar", args.sar)) if not v]
@@ -87,8 +87,9 @@ def summary_table(report: Dict[str, Any]) -> str:
         lines.append(f"{ARM_TITLES[arm]:<34}{cells}")
     leak = report.get("leakage")
     if leak:
+        pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
         lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
-                     f"{leak['pixel_split']['macro_f1']:.3f} vs held-out polygons {leak['polygon_split']['macro_f1']:.3f}")
+                     f"{pixel:.3f} vs held-out polygons {polygon:.3f}")
     return "\n".join(lines)
 
 

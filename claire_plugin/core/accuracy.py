@@ -156,7 +156,6 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     left out and counted in ``ignored_reference``.
     """
     from ...models.metrics import metrics_from_confusion
-
     from .io.gdal_names import missing_message
 
     for path, what in ((classified, "classified"), (reference, "reference")):
@@ -238,12 +237,14 @@ def write_report(metrics: Dict[str, Any], path: str) -> str:
                       for n, row in zip(names, metrics["confusion"]))
     ignored = metrics.get("ignored_reference") or {}
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>CLAIRE evaluation</title>
-<style>body{{font-family:sans-serif;margin:24px;}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
+<style>body{{font-family:sans-serif;margin:24px;}}
+td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
 td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse}}</style></head><body>
 <h1>Accuracy of {e(os.path.basename(metrics['classified']))}</h1>
 <p>Reference: {e(os.path.basename(metrics['reference']))}. Compared pixels: {metrics['compared_pixels']}
 ({metrics['compared_area_ha']:.1f} ha).</p>
-<p><b>Overall accuracy {pct(metrics['oa'])}</b> · mean IoU {pct(metrics['miou'])} · Cohen's kappa {metrics['kappa']:.3f}</p>
+<p><b>Overall accuracy {pct(metrics['oa'])}</b> · mean IoU {pct(metrics['miou'])}
+· Cohen's kappa {metrics['kappa']:.3f}</p>
 <h2>Per class</h2><table><tr><th>Class</th><th>Value</th><th>IoU</th><th>Precision</th><th>Recall</th><th>F1</th>
 <th>Reference pixels</th></tr>{rows}</table>
 <h2>Confusion matrix</h2><p>Rows: reference; columns: map.</p>

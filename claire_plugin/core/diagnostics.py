@@ -23,7 +23,7 @@ def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:
     """(version, None) when ``name`` imports, else (None, the import error as text)."""
     try:
         module = importlib.import_module(name)
-    except Exception as exc:  # ImportError, or a broken binary raising OSError
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken binary raising OSError
         return None, f"{type(exc).__name__}: {exc}"
     return str(getattr(module, "__version__", "unknown")), None
 
@@ -38,7 +38,7 @@ def torch_devices() -> Dict[str, Any]:
     """What torch sees: CUDA (version, devices, memory), MPS, CPU threads; empty when torch is missing."""
     try:
         import torch
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
     info: Dict[str, Any] = {
         "available": True,
@@ -52,7 +52,7 @@ def torch_devices() -> Dict[str, Any]:
     if info["cuda_available"]:
         try:
             info["cudnn"] = torch.backends.cudnn.version()
-        except Exception:
+        except Exception:  # noqa: BLE001 - reported, not raised
             pass
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
@@ -120,7 +120,7 @@ def checkpoint_status(path: Optional[str]) -> Dict[str, Any]:
     try:
         from ...models.checkpoint import read_card
         card = read_card(path)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
         status["error"] = f"{type(exc).__name__}: {exc}"
         return status
     status["valid"] = True
@@ -145,7 +145,7 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
     try:
         import rasterio
         packages["gdal (rasterio)"] = {"version": rasterio.__gdal_version__}
-    except Exception:
+    except Exception:  # noqa: BLE001 - reported, not raised
         pass
     devices = torch_devices()
     chosen, reason = engine_device(device, devices)

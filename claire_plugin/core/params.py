@@ -13,6 +13,7 @@ from .errors import ClaireError
 
 DEFAULT_BATCH = 4
 DEFAULT_DEVICE = "auto"
+DEFAULT_RUNTIME = "auto"  # core.runtime.compiled.RUNTIMES
 FROM_CARD = -1  # the overlap value the Processing and dock forms use for "the checkpoint's overlap"
 
 
@@ -43,6 +44,7 @@ class ClassifyParams:
     report: Optional[str] = None
     explainer: Optional[str] = None
     rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop): outputs cover only these rows
+    runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:
@@ -84,6 +86,7 @@ class RunOptions:
     batch_size: int = DEFAULT_BATCH
     device: str = DEFAULT_DEVICE
     threads: Optional[int] = None
+    runtime: str = DEFAULT_RUNTIME
 
     def params(self, optical: str, sar: str, output: str, **outputs: Optional[str]) -> ClassifyParams:
         """ClassifyParams for one pair; `outputs` are the optional extras (confidence, reliance, report...)."""
@@ -94,13 +97,13 @@ def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[Lis
                 sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
                 tile_size: Optional[int] = None, overlap: Optional[int] = None, batch_size: Optional[int] = None,
                 device: Optional[str] = None, threads: Optional[int] = None,
-                sar_units: Optional[str] = None) -> RunOptions:
+                sar_units: Optional[str] = None, runtime: Optional[str] = None) -> RunOptions:
     """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> card,
     overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto,
-    SAR units '' -> auto."""
+    SAR units '' -> auto, runtime '' -> auto."""
     return RunOptions(
         checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
         optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
         overlap=None if overlap in (None, FROM_CARD) else overlap,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
-        threads=threads)
+        threads=threads, runtime=runtime or DEFAULT_RUNTIME)

@@ -436,5 +436,5 @@ class ClaireDock(QgsDockWidget):
             return
         try:
             (bar().pushWarning if warning else bar().pushInfo)(title, text)
-        except Exception:  # noqa: BLE001 (shown to the user, never raised in Qt)
+        except Exception:  # noqa: BLE001 - reported, not raised
             pass

@@ -255,7 +255,7 @@ class CheckpointPicker(QWidget):
             try:
                 read_card_safely(path)
                 remember_checkpoint(path)
-            except Exception:  # noqa: BLE001 (shown to the user, never raised in Qt)
+            except Exception:  # noqa: BLE001 - reported, not raised
                 pass
         self.reload(path)
         self.checkpointChanged.emit(self.checkpointPath())
@@ -275,7 +275,7 @@ class CheckpointPicker(QWidget):
         else:
             try:
                 self._card = read_card_safely(path)
-            except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
                 self._error = str(exc)
         if self._card:
             self.card_view.setHtml(card_html(self._card, path))

@@ -45,7 +45,7 @@ class ClassifyTask(QgsTask):
             from ..core import engine
             self.result = engine.classify(self.params, self._progress, self.isCanceled)
             return True
-        except Exception as exc:  # noqa: BLE001 (ClaireError, CheckpointError or a bug: shown in the panel)
+        except Exception as exc:  # noqa: BLE001 - ClaireError, CheckpointError or a bug: shown in the panel
             self.error = _user_message(exc)
             if not _is_user_error(exc):
                 self.details = traceback.format_exc()
@@ -138,7 +138,7 @@ class ExplainTask(QgsTask):
             out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
             self.explanation = out
             return True
-        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
             self.error = _user_message(exc)
             return False
 

@@ -186,6 +186,6 @@ def class_table(summary: dict) -> str:
             line += "".join(_cell(m.get(k), w) for k, w in (("iou", 7), ("precision", 7), ("recall", 8), ("f1", 7)))
         lines.append(line)
     if metrics:
-        lines.append(f"OA {metrics.get('oa', 0):.4f}  mIoU {metrics.get('miou', 0):.4f}  "
-                     f"kappa {metrics.get('kappa', 0):.4f}")
+        oa, miou, kappa = (metrics.get(k, 0) for k in ("oa", "miou", "kappa"))
+        lines.append(f"OA {oa:.4f}  mIoU {miou:.4f}  kappa {kappa:.4f}")
     return "\n".join(lines)

@@ -90,7 +90,6 @@ class EvaluateAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
-        from ..core.errors import USER_ERRORS
 
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")

@@ -54,7 +54,8 @@ def write_pair(folder: str, size: int, seed: int = 0, layout: str = "plain") -> 
             h = min(256, size - r0)
             rows = np.arange(r0, r0 + h, dtype=np.float32)[:, None]
             field = (np.sin(cols / 97.0) * np.cos(rows / 131.0) + np.sin((cols + rows) / 53.0)) * 0.5
-            block = base[:, None, None] * (1.0 + 0.5 * field[None]) + rng.normal(0, 40, (13, h, size)).astype(np.float32)
+            noise = rng.normal(0, 40, (13, h, size)).astype(np.float32)
+            block = base[:, None, None] * (1.0 + 0.5 * field[None]) + noise
             dst.write(np.clip(block, 1, 10000).astype(np.uint16), window=Window(0, r0, size, h))
     os.replace(opt_path + ".tmp.tif", opt_path)
     b = transform_bounds(UTM, "EPSG:4326", ORIGIN[0], ORIGIN[1] - 10.0 * size, ORIGIN[0] + 10.0 * size, ORIGIN[1],
@@ -220,7 +221,8 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
         if os.path.exists(p):
             os.remove(p)
     e2e, bare = min(e2e_all), min(bare_all)
-    return {"size": size, "layout": layout, "pixels": size * size, "tiles": n_tiles, "tile_size": tile, "batch_size": batch,
+    return {"size": size, "layout": layout, "pixels": size * size, "tiles": n_tiles, "tile_size": tile,
+            "batch_size": batch,
             "device": res.device, "threads": torch.get_num_threads(), "model": name,
             "end_to_end_s": round(e2e, 2), "bare_forward_s": round(bare, 2),
             "ratio": round(e2e / bare, 3) if bare else None,

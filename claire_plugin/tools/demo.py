@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 from ..install import install
-from ..paths import PACKAGE_ROOT as SOURCE, resource
+from ..paths import PACKAGE_ROOT as SOURCE
+from ..paths import resource
 
 SITE = "433D_629L_3_1"
 DATA = resource("data", "terramesh")

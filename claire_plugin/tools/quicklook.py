@@ -26,48 +26,47 @@ def true_colour(layer, stretch_max: float = 2000.0) -> None:
     layer.setRenderer(renderer)
 
 
-def render_layout(land, png: str, title: str, optical=None, attribution: str = ATTRIBUTION,
-                  project=None, dpi: int = 110) -> str:
-    """Export a layout of the styled land-cover layer `land` (and `optical` beside it) to `png`."""
-    from qgis.core import (
-        QgsLayout, QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap,
-        QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize, QgsLegendRenderer, QgsLegendStyle,
-        QgsMapLayerLegendUtils, QgsProject, QgsUnitTypes,
-    )
+def _mm():
+    from qgis.core import QgsUnitTypes
+
+    return QgsUnitTypes.LayoutUnit.LayoutMillimeters
+
+
+def _label(layout, text: str, x: float, y: float, w: float, h: float, font) -> None:
+    """A left-aligned text label at (x, y) mm, w x h mm."""
+    from qgis.core import QgsLayoutItemLabel, QgsLayoutPoint, QgsLayoutSize
     from qgis.PyQt.QtCore import Qt
+
+    item = QgsLayoutItemLabel(layout)
+    item.setText(text)
+    _set_font(item, font)
+    item.setHAlign(Qt.AlignmentFlag.AlignLeft)
+    item.attemptMove(QgsLayoutPoint(x, y, _mm()))
+    item.attemptResize(QgsLayoutSize(w, h, _mm()))
+    layout.addLayoutItem(item)
+
+
+def _map(layout, layer, land, x: float, caption: str):
+    """A 108 mm map of `layer` on `land`'s extent at x mm, with its caption below."""
+    from qgis.core import QgsLayoutItemMap, QgsLayoutPoint, QgsLayoutSize
     from qgis.PyQt.QtGui import QFont
 
-    mm = QgsUnitTypes.LayoutUnit.LayoutMillimeters
-    layout = QgsLayout(project or QgsProject.instance())
-    layout.initializeDefaults()
-    x_land = 122 if optical is not None else 8
-    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(x_land + 178, 140, mm))
+    item = QgsLayoutItemMap(layout)
+    item.attemptMove(QgsLayoutPoint(x, 18, _mm()))
+    item.attemptResize(QgsLayoutSize(108, 108, _mm()))
+    item.setLayers([layer])
+    item.setCrs(land.crs())
+    item.setExtent(land.extent())
+    item.setFrameEnabled(True)
+    layout.addLayoutItem(item)
+    _label(layout, caption, x, 129, 108, 8, QFont("DejaVu Sans", 10))
+    return item
 
-    def label(text: str, x: float, y: float, w: float, h: float, font: QFont) -> None:
-        item = QgsLayoutItemLabel(layout)
-        item.setText(text)
-        _set_font(item, font)
-        item.setHAlign(Qt.AlignmentFlag.AlignLeft)
-        item.attemptMove(QgsLayoutPoint(x, y, mm))
-        item.attemptResize(QgsLayoutSize(w, h, mm))
-        layout.addLayoutItem(item)
 
-    def add_map(layer, x: float, caption: str):
-        item = QgsLayoutItemMap(layout)
-        item.attemptMove(QgsLayoutPoint(x, 18, mm))
-        item.attemptResize(QgsLayoutSize(108, 108, mm))
-        item.setLayers([layer])
-        item.setCrs(land.crs())
-        item.setExtent(land.extent())
-        item.setFrameEnabled(True)
-        layout.addLayoutItem(item)
-        label(caption, x, 129, 108, 8, QFont("DejaVu Sans", 10))
-        return item
-
-    label(title, 8, 5, x_land + 162, 10, QFont("DejaVu Sans", 14, QFont.Weight.Bold))
-    if optical is not None:
-        add_map(optical, 8, "Input: Sentinel-2 true colour (B4, B3, B2)")
-    land_map = add_map(land, x_land, "CLAIRE land cover (optical + SAR fused)")
+def _legend(layout, land, land_map, x: float) -> None:
+    """The land-cover classes (without the band header line) at x mm."""
+    from qgis.core import QgsLayoutItemLegend, QgsLayoutPoint, QgsLegendRenderer, QgsLegendStyle, QgsMapLayerLegendUtils
+    from qgis.PyQt.QtGui import QFont
 
     legend = QgsLayoutItemLegend(layout)
     legend.setTitle("Land cover classes")
@@ -86,8 +85,13 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     _set_legend_font(legend, QgsLegendStyle.Style.SymbolLabel, QFont("DejaVu Sans", 11))
     legend.setSymbolWidth(8)
     legend.setSymbolHeight(5)
-    legend.attemptMove(QgsLayoutPoint(x_land + 114, 18, mm))
+    legend.attemptMove(QgsLayoutPoint(x, 18, _mm()))
     layout.addLayoutItem(legend)
+
+
+def _scale_bar(layout, land, land_map, x: float) -> None:
+    """A two-segment scale bar in metres at x mm."""
+    from qgis.core import QgsLayoutItemScaleBar, QgsLayoutPoint, QgsUnitTypes
 
     bar = QgsLayoutItemScaleBar(layout)
     bar.setStyle("Single Box")
@@ -98,18 +102,20 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     bar.setNumberOfSegmentsLeft(0)
     bar.setUnitsPerSegment(_nice_segment(land.extent().width()))
     bar.setUnitLabel("m")
-    bar.attemptMove(QgsLayoutPoint(x_land + 114, 108, mm))
+    bar.attemptMove(QgsLayoutPoint(x, 108, _mm()))
     layout.addLayoutItem(bar)
-    if attribution:
-        label(attribution, x_land + 114, 122, 60, 12, QFont("DejaVu Sans", 8))
+
+
+def _export(layout, png: str, dpi: int) -> str:
+    """Export the layout to `png` (no world file)."""
+    from osgeo import gdal
+    from qgis.core import QgsLayoutExporter
 
     os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
     settings = QgsLayoutExporter.ImageExportSettings()
     settings.dpi = dpi
     settings.exportMetadata = False
     layout.setCustomProperty("exportWorldFile", False)
-    from osgeo import gdal
-
     gdal.PushErrorHandler("CPLQuietErrorHandler")  # QGIS tries to georeference the PNG in place; PNG can't
     try:
         result = QgsLayoutExporter(layout).exportToImage(png, settings)
@@ -118,6 +124,27 @@ def render_layout(land, png: str, title: str, optical=None, attribution: str = A
     if result != QgsLayoutExporter.ExportResult.Success:
         raise RuntimeError(f"QGIS could not write {png} (layout export error {result}).")
     return png
+
+
+def render_layout(land, png: str, title: str, optical=None, attribution: str = ATTRIBUTION,
+                  project=None, dpi: int = 110) -> str:
+    """Export a layout of the styled land-cover layer `land` (and `optical` beside it) to `png`."""
+    from qgis.core import QgsLayout, QgsLayoutSize, QgsProject
+    from qgis.PyQt.QtGui import QFont
+
+    layout = QgsLayout(project or QgsProject.instance())
+    layout.initializeDefaults()
+    x_land = 122 if optical is not None else 8
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(x_land + 178, 140, _mm()))
+    _label(layout, title, 8, 5, x_land + 162, 10, QFont("DejaVu Sans", 14, QFont.Weight.Bold))
+    if optical is not None:
+        _map(layout, optical, land, 8, "Input: Sentinel-2 true colour (B4, B3, B2)")
+    land_map = _map(layout, land, land, x_land, "CLAIRE land cover (optical + SAR fused)")
+    _legend(layout, land, land_map, x_land + 114)
+    _scale_bar(layout, land, land_map, x_land + 114)
+    if attribution:
+        _label(layout, attribution, x_land + 114, 122, 60, 12, QFont("DejaVu Sans", 8))
+    return _export(layout, png, dpi)
 
 
 def _set_font(label, font) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from claire.claire_plugin.core.inputs.bands import S2_L1C, S2_L2A, canonical_band, choose_bands
 from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.inputs.bands import S2_L1C, S2_L2A, canonical_band, choose_bands
 
 CARD10 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.claire_plugin.core.io import block_cache as bc
 from claire.claire_plugin.core.engine.tiling import TileGrid, tiles_per_chunk
+from claire.claire_plugin.core.io import block_cache as bc
 
 
 def _decodes(grid: TileGrid, batch: int, bh: int, bw: int, capacity: int) -> int:
@@ -144,9 +144,8 @@ def test_engine_sets_the_planned_cache_for_the_run_and_restores_it(engine_scene,
 
 
 def test_source_span_counts_the_source_pixels_a_window_falls_on(tmp_path):
-    from claire.tests.fixtures.helpers import write_raster
-
     from claire.claire_plugin.core.io.warp import GridWarp
+    from claire.tests.fixtures.helpers import write_raster
 
     grid = rasterio.open(write_raster(tmp_path / "grid.tif", np.zeros((1, 200, 300), np.uint16), res=10.0))
     coarse = rasterio.open(write_raster(tmp_path / "coarse.tif", np.zeros((1, 120, 170), np.float32), res=20.0))

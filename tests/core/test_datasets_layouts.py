@@ -5,8 +5,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from claire.claire_plugin.core.training.datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs
 from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.training.datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs
 
 
 def _tif(path, arr, dtype=None):

@@ -46,3 +46,11 @@ def test_targets_and_table():
     assert not bad["ratio_ok"] and not bad["rss_ok"] and not bad["s2_tile_ok"]
     table = format_table({"results": [_row(1024, 1.05, 1.0, 500.0)]})
     assert "| 1024² |" in table and "peak RSS" in table
+
+
+def test_busy_bench_forward_reports_the_time_per_tile():
+    from claire.claire_plugin.tools.busy_bench import forward
+
+    row = forward(1, batches=1)
+    assert row["threads"] == 1 and 0 < row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+    assert set(row["omp_env"]) == {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}

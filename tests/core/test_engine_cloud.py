@@ -12,8 +12,8 @@ import torch
 from claire.claire_plugin.core.engine import run
 from claire.claire_plugin.core.params import ClassifyParams
 from claire.models.cloud import cloud_probability
-from claire.tests.core.conftest import StandIn
-from claire.tests.fixtures.helpers import CARD_OPTICAL
+from claire.tests.fixtures.helpers import CARD_OPTICAL, write_raster
+from claire.tests.fixtures.standin import StandIn
 
 L2A_FOR_CARD = [2, 3, 4, 5, 6, 7, 8, 9, 11, 12]  # 1-based B02..B12 without B09 in a 12-band L2A stack
 
@@ -47,14 +47,14 @@ def _gated_card(card: dict) -> dict:
     return card
 
 
-def _scene(engine_scene, geotiff, cloud=False, stripe=False) -> str:
+def _scene(engine_scene, cloud=False, stripe=False) -> str:
     optical, _, _ = engine_scene["arrays"]
     optical = optical.copy()
     if cloud:
         optical[(slice(None),) + CLOUD] = 6000  # bright and flat over every band
     if stripe:
         optical[(slice(None),) + STRIPE] = 0
-    return geotiff(os.path.join(engine_scene["dir"], "opt_edit.tif"), optical, nodata=0 if stripe else None)
+    return write_raster(os.path.join(engine_scene["dir"], "opt_edit.tif"), optical, nodata=0 if stripe else None)
 
 
 def _read(path):
@@ -74,8 +74,8 @@ def _run(engine_scene, optical, model, card, **kw):
     return run(ClassifyParams(optical, engine_scene["sar"], os.path.join(d, "lc.tif"), **kw), model, card)
 
 
-def test_cloud_raster_share_and_sar_shares(engine_scene, geotiff, standin_card):
-    optical = _scene(engine_scene, geotiff, cloud=True)
+def test_cloud_raster_share_and_sar_shares(engine_scene, standin_card):
+    optical = _scene(engine_scene, cloud=True)
     model = GatedStandIn().eval()
     res = _run(engine_scene, optical, model, _gated_card(standin_card),
                cloud=os.path.join(engine_scene["dir"], "cloud.tif"))
@@ -92,16 +92,16 @@ def test_cloud_raster_share_and_sar_shares(engine_scene, geotiff, standin_card):
     assert per_class and all(c["mean_sar_share_clouded"] >= 0.5 for c in per_class)
 
 
-def test_ungated_model_gets_no_cloud_but_the_summary_counts_it(engine_scene, geotiff, standin_model, standin_card):
-    optical = _scene(engine_scene, geotiff, cloud=True)
+def test_ungated_model_gets_no_cloud_but_the_summary_counts_it(engine_scene, standin_model, standin_card):
+    optical = _scene(engine_scene, cloud=True)
     res = _run(engine_scene, optical, standin_model, standin_card)  # StandIn.forward takes no `cloud`
     assert res.summary["cloud_share"] == pytest.approx((_probability(optical) >= 0.5).mean(), abs=1e-4)
     assert res.summary["cloud_share"] >= 1500 / (150 * 173)
     assert res.cloud is None
 
 
-def test_optical_gap_is_classified_from_sar(engine_scene, geotiff, standin_card):
-    optical = _scene(engine_scene, geotiff, stripe=True)
+def test_optical_gap_is_classified_from_sar(engine_scene, standin_card):
+    optical = _scene(engine_scene, stripe=True)
     res = _run(engine_scene, optical, GatedStandIn().eval(), _gated_card(standin_card),
                cloud=os.path.join(engine_scene["dir"], "cloud.tif"))
     classes, nodata = _read(res.output)
@@ -116,9 +116,9 @@ def test_optical_gap_is_classified_from_sar(engine_scene, geotiff, standin_card)
 
 
 @pytest.mark.parametrize("gated,fill", [(True, False), (False, True)])
-def test_optical_gap_stays_nodata_without_fill_or_gate(engine_scene, geotiff, standin_card, standin_model,
+def test_optical_gap_stays_nodata_without_fill_or_gate(engine_scene, standin_card, standin_model,
                                                        gated, fill):
-    optical = _scene(engine_scene, geotiff, stripe=True)
+    optical = _scene(engine_scene, stripe=True)
     model, card = (GatedStandIn().eval(), _gated_card(standin_card)) if gated else (standin_model, standin_card)
     res = _run(engine_scene, optical, model, card, fill_from_sar=fill)
     classes, nodata = _read(res.output)
@@ -150,7 +150,7 @@ def test_unfamiliar_raster_and_share(engine_scene, tiny_checkpoint, threshold, s
     assert nodata == 255 and (raster == (100 if share else 0)).all()
 
 
-def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, geotiff, tmp_path):
+def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, tmp_path):
     from claire.models.registry import build_model
     from claire.tests.fixtures.helpers import tiny_card
 
@@ -161,7 +161,7 @@ def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, geoti
     optical, _, _ = engine_scene["arrays"]
     optical = optical.copy()
     optical[:, :, 60:140] = 0
-    path = geotiff(str(tmp_path / "gap.tif"), optical, nodata=0)
+    path = write_raster(str(tmp_path / "gap.tif"), optical, nodata=0)
     res = _run(engine_scene, path, model, card, reliance=str(tmp_path / "rel.tif"))
     rel, _ = _read(res.reliance)
     classes, nodata = _read(res.output)

@@ -5,7 +5,11 @@ import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.io.pairing import (
-    list_rasters, output_name, pair_files, pair_folders, parse_rule,
+    list_rasters,
+    output_name,
+    pair_files,
+    pair_folders,
+    parse_rule,
 )
 
 

@@ -14,7 +14,7 @@ from claire.claire_plugin.core.params import ClassifyParams
 from claire.claire_plugin.paths import resource
 from claire.models.predict import predict_arrays
 from claire.models.spec import normalise
-from claire.tests.fixtures.helpers import L2A_BANDS, synthetic_scene, write_raster
+from claire.tests.fixtures.helpers import L2A_BANDS, make_tiny_checkpoint, synthetic_scene, write_raster
 
 L2A_FOR_CARD = [2, 3, 4, 5, 6, 7, 8, 9, 11, 12]  # 1-based B02..B12 without B09 in a 12-band L2A stack
 SITE = "433D_629L_3_1"
@@ -57,7 +57,8 @@ def _site():
     return os.path.join(data, "S2L2A", f"{SITE}.tif"), os.path.join(data, "S1RTC", f"{SITE}.tif")
 
 
-def test_engine_and_evaluation_agree_on_a_scene_of_several_tiles(tmp_path, tiny_checkpoint):
+def test_engine_and_evaluation_agree_on_a_scene_of_several_tiles(tmp_path):
+    tiny_checkpoint = make_tiny_checkpoint(str(tmp_path / "tiny.safetensors"), seed=1)  # predicts 4 classes here
     optical, sar, _ = synthetic_scene(300, 300, seed=3)
     o = write_raster(tmp_path / "o.tif", optical, descriptions=L2A_BANDS)
     s = write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.engine.tiling import RowBlender, TileGrid, blend_weights, check_tiling
+from claire.claire_plugin.core.errors import ClaireError
 
 
 def test_blend_weights_smooth_positive_and_flat_inside():

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from claire.claire_plugin.core.runtime import torch_thread
 from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.runtime import torch_thread
 
 
 def _in_thread(fn):

@@ -3,8 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from claire.claire_plugin.core.training.finetune import (CropSampler, FinetuneConfig, _optimizer, _rebudget,
-                                                         _set_stage, _train_epoch, finetune, prepare_model)
+from claire.claire_plugin.core.training.finetune import (
+    CropSampler,
+    FinetuneConfig,
+    _optimizer,
+    _rebudget,
+    _set_stage,
+    _train_epoch,
+    finetune,
+    prepare_model,
+)
 from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
 from claire.claire_plugin.core.training.scene import Scene
 from claire.models.checkpoint import load_checkpoint

@@ -16,6 +16,7 @@ import torch
 torch.set_num_threads(1)
 
 from claire.tests.fixtures import bad_inputs as C
+
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 

@@ -11,7 +11,6 @@ import rasterio
 from osgeo import gdal
 
 
-
 def test_plugin_registers_provider_and_algorithm(claire_plugin):
     from qgis.core import QgsApplication
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 import os
+from pathlib import Path
 
 import rasterio
 
@@ -55,6 +55,7 @@ def test_folder_batch_carries_on_and_reports(claire_plugin, tmp_path, tiny_check
 
 def test_folder_batch_with_identical_names_and_skip_existing(claire_plugin, tmp_path, tiny_checkpoint):
     import processing
+
     from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
     optical, sar, _ = synthetic_scene(32, 32)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-import rasterio
 import pytest
+import rasterio
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 
-
 def _maps(tmp_path):
     """A 20x30 map with classes 1, 2, 4 and a reference that differs in a known block."""
     pred = np.ones((20, 30), np.uint8)
@@ -27,6 +26,7 @@ def _expected(pred, ref):
 
 def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
     import processing
+
     from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)
@@ -50,6 +50,7 @@ def test_evaluate_gives_metrics_table_and_report(claire_plugin, tmp_path):
 
 def test_evaluate_class_mapping_and_names_from_checkpoint(claire_plugin, tmp_path, tiny_checkpoint):
     import processing
+
     from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)
@@ -82,6 +83,7 @@ def processing_context():
 def test_evaluate_without_common_values_says_how_to_fix(claire_plugin, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
+
     from claire.tests.fixtures.helpers import write_raster
 
     pred, ref = _maps(tmp_path)

@@ -56,6 +56,7 @@ class RunPlan:
     outputs: Optional[Outputs] = None
     readers: int = 0
     keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written
+    runtime: str = "eager"
     opened: list = field(default_factory=list)
 
     @property
@@ -137,6 +138,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
             messages.append(fit)
         _cloud(plan, messages)
         _familiarity(plan, messages)
+        _runtime(plan, messages)
         _outputs(plan)
         _schedule(plan, messages, cache)
         return plan
@@ -145,6 +147,22 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
             w.abort()
         plan.close()
         raise
+
+
+def _runtime(plan: RunPlan, messages: List[str]) -> None:
+    """The model behind the runtime the run asks for (core.runtime.compiled; eager where that one is not
+    available or did not pass its check). After the memory check, which measures the eager model."""
+    from ..runtime.compiled import prepare
+
+    if plan.uses_cloud or plan.familiar is not None:
+        if plan.params.runtime not in (None, "", "auto", "eager"):
+            messages.append("runtime: eager (this checkpoint's cloud gate or familiarity statistics need "
+                            "inputs and outputs the compiled runtimes do not have)")
+        return
+    channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
+    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, plan.tile, plan.batch, channels)
+    plan.model, plan.runtime = chosen.model, chosen.name
+    messages.append(chosen.note)
 
 
 def _open_inputs(plan: RunPlan, messages: List[str]) -> None:

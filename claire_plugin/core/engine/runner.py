@@ -38,6 +38,7 @@ from ..io.gdal_names import missing_message
 from ..io.writer import GridWriter, check_output_path, commit, set_classes
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
+from . import schedule
 from .memory_fit import is_out_of_memory, out_of_memory_error
 from .plan import RunPlan, class_colors, plan_run
 from .post import UINT8_NODATA, PostWorker
@@ -208,6 +209,7 @@ class _Stream:
         self.has_share: Optional[bool] = None
         self.t_forward = 0.0
         self.n_tiles = 0
+        self.steering = schedule.ThreadSteering(plan.device, messages)
         self.blend_w = torch.from_numpy(blend_weights(plan.grid.tile, plan.grid.overlap)).to(plan.device)
 
     def run(self) -> None:
@@ -262,8 +264,10 @@ class _Stream:
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar, logits.shape[-2:]) if plan.familiar is not None else None
         weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w, ratio)
-        self.t_forward += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.t_forward += seconds
         self.n_tiles += weighted.shape[0]
+        self.steering.after_batch(seconds, weighted.shape[0], self.n_tiles)
         return weighted
 
     def _start_post(self, has_share: bool) -> None:
@@ -301,7 +305,8 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,
              "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "overlap": plan.overlap,
-             "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers}
+             "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers,
+             "runtime": plan.runtime, "tiles_at_threads": dict(stream.steering.tiles_at)}
     result = ClassifyResult(params.output, params.confidence if outputs.confidence else None,
                             params.reliance if outputs.reliance else None, str(plan.device), band_choice,
                             messages, summary, stats=stats, card=plan.card,

@@ -1,11 +1,12 @@
-"""How a run is scheduled on this machine: how many reader threads run beside the model.
+"""How a run is scheduled on this machine: how many reader threads run beside the model, and how many
+threads the model uses from batch to batch (ThreadSteering).
 
 The measurements behind these choices are in docs/benchmark.md ("Why the engine is scheduled as it is").
 """
 from __future__ import annotations
 
 import os
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 #: Most reader threads (why four: docs/benchmark.md, "Why the engine is scheduled as it is").
 MAX_READERS = 4
@@ -41,3 +42,47 @@ def worker_threads(device) -> Tuple[int, str]:
                    f"and writing run beside it")
     return 0, (f"the model uses all {cores} CPU cores; reading and writing run between its batches, "
                f"not beside them")
+
+
+class ThreadSteering:
+    """A CPU run's torch thread count, steered between batches by core.runtime.contention.ThreadPolicy so
+    that other programs busy on the cores do not stall the model's OpenMP team. Each settled change is
+    noted in `messages`; `tiles_at` counts the tiles run at each thread count."""
+
+    def __init__(self, device, messages: List[str]) -> None:
+        import torch
+
+        from ..runtime.contention import ThreadPolicy, other_runnable
+
+        self.messages, self.tiles_at = messages, {}
+        self.policy: Optional[ThreadPolicy] = None
+        most = torch.get_num_threads()
+        if device.type == "cpu" and most > 1:
+            others = other_runnable()
+            self.policy = ThreadPolicy(most=most, cores=cpu_cores(), others=others)
+            if self.policy.threads != most:
+                torch.set_num_threads(self.policy.threads)
+                messages.append(f"threads: starting with {self.policy.threads} of {most}: other programs have "
+                                f"{others} thread(s) ready to run on the {cpu_cores()} cores")
+        self._settled = self.policy.settled if self.policy else most
+        self._batch = 0
+
+    def after_batch(self, seconds: float, tiles: int, done: int) -> None:
+        """Record a batch of `tiles` (`done` tiles so far) and set the thread count for the next one."""
+        import torch
+
+        used = torch.get_num_threads()
+        self.tiles_at[used] = self.tiles_at.get(used, 0) + tiles
+        self._batch = max(self._batch, tiles)
+        if self.policy is None or tiles < self._batch:
+            return  # a short batch (end of a tile row) costs more per tile, padded or not: not a measure
+        from ..runtime.contention import other_runnable
+
+        new = self.policy.observe(seconds, tiles, other_runnable())
+        if new != used:
+            torch.set_num_threads(new)
+        if self.policy.settled != self._settled:
+            why = ("batches ran faster per tile with fewer threads: other programs are using the cores"
+                   if self.policy.settled < self._settled else "the cores are free again")
+            self.messages.append(f"threads: {self._settled} -> {self.policy.settled} after tile {done} ({why})")
+            self._settled = self.policy.settled

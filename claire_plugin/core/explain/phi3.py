@@ -34,7 +34,7 @@ class Generated:
     seconds: float
 
 
-class ExplainerUnavailable(Exception):
+class ExplainerUnavailable(Exception):  # noqa: N818 - public name
     """The explainer model cannot be used; the message says why and how to fix it."""
 
 
@@ -53,7 +53,7 @@ def resolve_model_dir(spec: str) -> str:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from huggingface_hub import snapshot_download
             return snapshot_download(repo_id=spec, local_files_only=True)
-        except Exception as exc:  # not cached, or hub missing
+        except Exception as exc:  # noqa: BLE001 - not cached, or hub missing
             raise ExplainerUnavailable(
                 f"'{spec}' is not in the local Hugging Face cache ({type(exc).__name__}); download it "
                 f"once with `huggingface-cli download {spec}` or give the model folder") from None
@@ -123,7 +123,7 @@ def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             model = Phi3ForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype, use_safetensors=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
             raise ExplainerUnavailable(f"loading the model in '{folder}' failed: "
                                        f"{type(exc).__name__}: {exc}") from None
         model.to(dev).eval()
@@ -149,7 +149,7 @@ def render_prompt(tokenizer, messages: List[Dict[str, str]]) -> str:
             return text
     except ImportError:  # transformers refuses jinja2 < 3.1.6 (sandbox fixes)
         return phi3_format(messages)
-    except Exception:
+    except Exception:  # noqa: BLE001 - reported, not raised
         pass  # e.g. "system role not supported": retry without it
     merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
     return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)

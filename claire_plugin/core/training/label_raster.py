@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import ClaireError
-from .labels import ClassInfo, LabelPixels, LabelSet, check_class_counts, IGNORE
+from .labels import IGNORE, ClassInfo, LabelPixels, LabelSet, check_class_counts
 
 BLOCK = 1024
 

@@ -268,7 +268,8 @@ def _burn(geom_json: dict, grid) -> Tuple[np.ndarray, np.ndarray]:
     """Rows and cols of the grid pixels whose centres the geometry covers (points: the pixel holding it),
     rasterised on the geometry's own bounding window only."""
     from rasterio.features import rasterize
-    from rasterio.windows import Window, transform as win_transform
+    from rasterio.windows import Window
+    from rasterio.windows import transform as win_transform
 
     xs, ys = _coords(geom_json)
     inv = ~grid.transform

@@ -1,0 +1,336 @@
+"""How the model's forward runs: `eager` (plain PyTorch), `compiled` (torch.compile, built in the process
+at its first forward) or `aot` (an AOTInductor package built once and cached on disk); `auto` picks
+`aot` when a package for this machine is cached, passed the check and ran at least MIN_SPEEDUP times
+eager's speed in it, else `eager`.
+
+An AOT package holds the model for one machine, torch version, device type, weights, tile size, batch
+size and channel counts (`package_key`); it is cached as <cache>/aot/<key>.pt2 beside <key>.json, the
+record of its check (cache: $CLAIRE_CACHE_DIR, else $XDG_CACHE_HOME/claire, else ~/.cache/claire).
+Building takes minutes (a C++ compiler compiles the generated kernels); without a compiler, or when the
+build fails, the run stays eager and says why. Every built runtime is checked against the eager
+float32 model on the bundled real sites (resources/data/terramesh): the same class on at least 99.5 %
+of the pixels and a mean confidence difference within 2 points, else it is not used.
+
+Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one of a tile row) with
+zeros to the compiled size, so it never falls back to a slow path, and runs any other shape (the
+memory check's calibration forward) on the eager model. Kernels are generated with dynamic thread
+counts (inductor's cpp.dynamic_threads), so torch.set_num_threads between batches still acts
+(core.runtime.contention).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import ClaireError
+
+RUNTIMES = ("auto", "eager", "compiled", "aot")
+#: A runtime is used only when it gives the eager float32 class on this share of the check's pixels...
+MIN_AGREEMENT = 0.995
+#: ...and its confidence differs by at most this many percentage points on average.
+MAX_CONFIDENCE_POINTS = 2.0
+#: `auto` picks a cached package only when its check ran it at least this many times eager's speed.
+MIN_SPEEDUP = 1.05
+
+
+@dataclass
+class Runtime:
+    """The model the engine runs (`model`), the runtime it uses (`name`) and a note for the user."""
+
+    model: nn.Module
+    name: str
+    note: str
+
+
+class FixedBatch(nn.Module):
+    """`fn` (compiled for `batch` float32 tiles of `shape` = (optical channels, SAR channels, tile) on
+    devices of type `device_type`) behind the forward of `eager`: short batches are padded to `batch`, long
+    ones cut into batches, other shapes and devices run eagerly."""
+
+    def __init__(self, eager: nn.Module, fn: Callable, batch: int, shape: Tuple[int, int, int],
+                 device_type: str = "cpu") -> None:
+        super().__init__()
+        self.eager, self.fn, self.batch, self.shape = eager, fn, int(batch), tuple(shape)
+        self.device_type = device_type
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
+        """The eager model's output for these tiles, computed by the compiled code where it fits (never
+        with extra inputs such as a cloud probability, which it was not built for)."""
+        co, cs, tile = self.shape
+        if (extra or optical.shape[1:] != (co, tile, tile) or sar.shape[1:] != (cs, tile, tile)
+                or optical.dtype != torch.float32 or optical.device.type != self.device_type):
+            return self.eager(optical, sar, **extra)
+        n = optical.shape[0]
+        parts = [self._fixed(optical[i:i + self.batch], sar[i:i + self.batch]) for i in range(0, n, self.batch)]
+        if len(parts) == 1:
+            return parts[0]
+        return {k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
+
+    def _fixed(self, optical: torch.Tensor, sar: torch.Tensor) -> dict:
+        n = optical.shape[0]
+        if n < self.batch:
+            optical = torch.cat([optical, optical.new_zeros((self.batch - n,) + optical.shape[1:])])
+            sar = torch.cat([sar, sar.new_zeros((self.batch - n,) + sar.shape[1:])])
+        out = self.fn(optical.contiguous(), sar.contiguous())
+        if not isinstance(out, dict):
+            out = {"logits": out, "sar_share": None}
+        return {k: (v[:n] if v is not None and n < self.batch else v) for k, v in out.items()}
+
+
+def cache_dir() -> str:
+    """Folder of the AOT packages."""
+    root = os.environ.get("CLAIRE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "claire")
+    return os.path.join(root, "aot")
+
+
+def _cpu_name() -> str:
+    """The CPU model and its instruction-set flags (the generated kernels use what the CPU offers)."""
+    found = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags") and key not in found:
+                    found[key] = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return " | ".join(found.values()) or platform.processor() or platform.machine()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of the model's parameters and buffers (names, shapes, values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int]) -> str:
+    """Name of the AOT package for this model, machine, torch version and input shape."""
+    parts = {"weights": weights_digest(model), "torch": torch.__version__, "machine": platform.machine(),
+             "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
+             "channels": [int(c) for c in channels], "format": 1}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def compiler_missing() -> Optional[str]:
+    """Why inductor cannot compile here (no C++ compiler found), or None."""
+    names = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+    if any(n and shutil.which(n) for n in names):
+        return None
+    return "no C++ compiler (g++, c++ or clang++) was found; install one (e.g. apt install g++) to build it"
+
+
+def _inputs(batch: int, channels: Tuple[int, int], tile: int):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(batch, channels[0], tile, tile, generator=g),
+            torch.randn(batch, channels[1], tile, tile, generator=g))
+
+
+def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tuple[int, int]) -> str:
+    """Export `model` for `batch` CPU tiles and write its AOTInductor package to `path` (atomically)."""
+    from torch._inductor import aoti_compile_and_package, config
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with torch.inference_mode():
+        program = torch.export.export(model.cpu().eval(), _inputs(batch, channels, tile))
+    tmp = f"{path}.{os.getpid()}.tmp.pt2"
+    try:
+        with config.patch({"cpp.dynamic_threads": True}):
+            aoti_compile_and_package(program, package_path=tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_aot(path: str) -> Callable:
+    """The callable of an AOTInductor package."""
+    from torch._inductor import aoti_load_package
+
+    return aoti_load_package(path)
+
+
+def compile_model(model: nn.Module) -> Callable:
+    """torch.compile of `model` with static shapes (built at its first forward, in this process)."""
+    from torch._inductor import config
+
+    config.cpp.dynamic_threads = True
+    return torch.compile(model, dynamic=False)
+
+
+# ----------------------------------------------------------------------------------------------------
+def _site_tiles(card: dict, tile: int) -> Optional[Tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
+    """Normalised optical and SAR tiles of the bundled real sites (and their flipped copies) with the mask
+    of their pixels, or None when the card's inputs do not match them."""
+    from ....models.spec import normalise
+    from ...paths import resource
+    from ..training.datasets import LAYOUTS, RasterPairSource, list_pairs
+
+    root = resource("data", "terramesh")
+    cfg, lay = card.get("config") or {}, LAYOUTS["terramesh"]
+    if not os.path.isdir(root) or cfg.get("optical_channels") != len(lay.optical_bands or []) \
+            or cfg.get("sar_channels") != 2:
+        return None
+    src = RasterPairSource(list_pairs(root, "terramesh", "all"), lay.classes, lay.ignore, lay.optical_bands)
+    opt, sar, mask = [], [], []
+    try:
+        for pair in src.pairs:
+            o, s, _ = src.read(pair, 0, 0, tile, tile)
+            m = np.zeros((tile, tile), bool)
+            m[:pair.region[2], :pair.region[3]] = True
+            for flip in (False, True):
+                opt.append(normalise(o[:, :, ::-1] if flip else o, card["inputs"]["optical"]))
+                sar.append(normalise(s[:, :, ::-1] if flip else s, card["inputs"]["sar"]))
+                mask.append(m[:, ::-1] if flip else m)
+    finally:
+        src.close()
+    return torch.from_numpy(np.stack(opt)), torch.from_numpy(np.stack(sar)), np.stack(mask)
+
+
+def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
+    logits = out["logits"] if isinstance(out, dict) else out
+    probs = torch.softmax(logits.float(), dim=1)
+    conf, cls = probs.max(dim=1)
+    return cls.numpy(), conf.numpy()
+
+
+def _run_split(fn: Callable, opt: torch.Tensor, sar: torch.Tensor, cut: int) -> Tuple[list, float]:
+    """Outputs of `fn` on the tiles fed as [:cut] and [cut:], and the seconds it took."""
+    t = time.perf_counter()
+    outs = [fn(opt[a:b], sar[a:b]) for a, b in ((0, cut), (cut, len(opt)))]
+    return outs, time.perf_counter() - t
+
+
+def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int) -> Optional[dict]:
+    """Compare `candidate` with the eager float32 model on the bundled sites, both fed the same two uneven
+    batches (so short batches are checked too), each timed twice after a warm-up: {agreement,
+    confidence_points, pixels, speedup (eager seconds / candidate seconds, best of two), passed}; None when
+    the sites do not fit the card."""
+    sites = _site_tiles(card, tile)
+    if sites is None:
+        return None
+    opt, sar, mask = sites
+    cut = max(1, opt.shape[0] - 1)
+    best = {"eager": float("inf"), "candidate": float("inf")}
+    with torch.inference_mode():
+        for fn in (eager, candidate):
+            fn(opt[:1], sar[:1])  # warm-up: first-call costs are not the runtime's speed
+        for _ in range(2):
+            ref, seconds = _run_split(eager, opt, sar, cut)
+            best["eager"] = min(best["eager"], seconds)
+            outs, seconds = _run_split(candidate, opt, sar, cut)
+            best["candidate"] = min(best["candidate"], seconds)
+    ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
+    cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
+    agreement = float((cls == ref_cls)[mask].mean())
+    points = float(np.abs(conf - ref_conf)[mask].mean() * 100.0)
+    return {"agreement": round(agreement, 6), "confidence_points": round(points, 4), "pixels": int(mask.sum()),
+            "speedup": round(best["eager"] / max(best["candidate"], 1e-9), 3),
+            "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS}
+
+
+def _describe(check: Optional[dict]) -> str:
+    if check is None:
+        return "not checked (the bundled sites do not fit this checkpoint's inputs)"
+    speed = f", {check['speedup']:.2f}x its speed" if check.get("speedup") else ""
+    return (f"same class as eager float32 on {100 * check['agreement']:.2f} % of {check['pixels']} pixels of "
+            f"the bundled sites, confidence {check['confidence_points']:.3f} points apart on average{speed}")
+
+
+def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optional[str], tile: int, batch: int,
+            channels: Tuple[int, int]) -> Runtime:
+    """The runtime `runtime` (see RUNTIMES) for `model` on `device`, or eager with a note saying why not."""
+    want = (runtime or "auto").strip().lower()
+    if want not in RUNTIMES:
+        raise ClaireError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if want == "eager":
+        return Runtime(model, "eager", "runtime: eager (plain PyTorch)")
+    if device.type != "cpu" and want in ("auto", "aot"):
+        note = "" if want == "auto" else "; AOT packages are built for the CPU only"
+        return Runtime(model, "eager", f"runtime: eager on {device.type.upper()}{note}")
+    if want == "compiled":
+        return _compiled(model, card, device, tile, batch, channels)
+    return _aot(model, card, tile, batch, channels, build=want == "aot")
+
+
+def _eager(why: str, model: nn.Module) -> Runtime:
+    return Runtime(model, "eager", f"runtime: eager ({why})")
+
+
+def _compiled(model, card, device, tile, batch, channels) -> Runtime:
+    missing = compiler_missing()
+    if missing and device.type == "cpu":
+        return _eager(f"torch.compile needs a C++ compiler on the CPU: {missing}", model)
+    try:
+        fn = FixedBatch(model, compile_model(model), batch, (channels[0], channels[1], tile), device.type)
+        check = check_runtime(fn, model, card, tile) if device.type == "cpu" else None
+    except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
+        return _eager(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}", model)
+    if check is not None and not check["passed"]:
+        return _eager(f"torch.compile was not used: {_describe(check)}", model)
+    return Runtime(fn, "compiled", f"runtime: torch.compile, {_describe(check)}")
+
+
+def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
+    key = package_key(model, "cpu", tile, batch, channels)
+    path = os.path.join(cache_dir(), key + ".pt2")
+    record_path = os.path.join(cache_dir(), key + ".json")
+    record = _read_record(record_path) if os.path.exists(path) else None
+    if record is None and not build:
+        return _eager("auto: no AOT package is cached for this checkpoint, tile and batch; the runtime "
+                      "`aot` builds one, once (a few minutes)", model)
+    if record is None:
+        missing = compiler_missing()
+        if missing:
+            return _eager(f"the AOT package could not be built: {missing}", model)
+        try:
+            build_aot(model, path, tile, batch, channels)
+            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile))
+            record = {"check": check_runtime(fn, model, card, tile), "torch": torch.__version__}
+        except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
+            return _eager(f"building the AOT package failed: {type(exc).__name__}: {str(exc)[:200]}", model)
+        from ..io.atomic import write_json
+
+        write_json(record_path, record)
+        built = f"built {path}; "
+    else:
+        built = ""
+        try:
+            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile))
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry: run eagerly, rebuild next time
+            os.remove(path)
+            return _eager(f"the cached AOT package {path} could not be loaded ({type(exc).__name__}); it was "
+                          f"removed and is rebuilt by the next run with the runtime `aot`", model)
+    check = record.get("check")
+    if check is not None and not check.get("passed"):
+        return _eager(f"the AOT package was not used: {_describe(check)}", model)
+    if check is None and not build:
+        return _eager(f"the cached AOT package was {_describe(check)}", model)
+    if not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
+        return _eager(f"auto: the cached AOT package is not faster than eager here ({_describe(check)}); "
+                      f"the runtime `aot` uses it anyway", model)
+    return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})")
+
+
+def _read_record(path: str) -> Optional[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,34 @@
+"""Mixed precision for the engine's forward: the model wrapped so that it runs under torch.autocast.
+
+The engine turns logits into probabilities in float32 (`logits.float()`), so a wrapped model needs
+nothing else from it. On CUDA the reduced type is bfloat16 where the GPU supports it, else float16; on
+the CPU bfloat16.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The reduced float type torch.autocast uses for `device` here."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+class Autocast(nn.Module):
+    """`model` whose forward runs under torch.autocast on the device of its parameters."""
+
+    def __init__(self, model: nn.Module, dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
+        """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability)."""
+        dev = optical.device
+        with torch.autocast(dev.type, dtype=self.dtype or autocast_dtype(dev)):
+            return self.model(optical, sar, **extra)

@@ -1,0 +1,164 @@
+"""Runtime choice (core.runtime.compiled): fixed-batch padding, the cache key, the choice and its fallbacks,
+the check against eager float32 on the bundled sites; one real AOTInductor build (slow)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from claire.claire_plugin.core.engine.runner import load_model
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.runtime import compiled
+from claire.claire_plugin.core.runtime.compiled import FixedBatch, check_runtime, package_key, prepare
+
+CPU = torch.device("cpu")
+
+
+class Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, o, s):
+        x = self.conv(torch.cat([o, s], 1))
+        return {"logits": x, "sar_share": torch.sigmoid(x[:, :1])}
+
+
+@pytest.fixture
+def default_model():
+    model, card = load_model(None)
+    return model, card
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 9])
+def test_fixed_batch_pads_short_batches_and_cuts_long_ones(n):
+    toy = Toy().eval()
+    seen = []
+
+    def fn(o, s):
+        seen.append(o.shape[0])
+        return toy(o, s)
+
+    fixed = FixedBatch(toy, fn, 4, (2, 1, 8))
+    o, s = torch.randn(n, 2, 8, 8), torch.randn(n, 1, 8, 8)
+    with torch.inference_mode():
+        got, want = fixed(o, s), toy(o, s)
+    assert set(seen) == {4}
+    for k in ("logits", "sar_share"):
+        assert got[k].shape == want[k].shape
+        torch.testing.assert_close(got[k], want[k])
+    seen.clear()
+    fixed(torch.randn(2, 2, 16, 16), torch.randn(2, 1, 16, 16))  # another tile size: eager
+    assert seen == []
+
+
+def test_package_key_follows_weights_and_shape():
+    a, b = Toy(), Toy()
+    key = package_key(a, "cpu", 256, 4, (10, 2))
+    assert key == package_key(a, "cpu", 256, 4, (10, 2))
+    assert len({key, package_key(b, "cpu", 256, 4, (10, 2)), package_key(a, "cpu", 512, 4, (10, 2)),
+                package_key(a, "cpu", 256, 8, (10, 2)), package_key(a, "cpu", 256, 4, (12, 2))}) == 5
+
+
+def test_eager_and_unknown_runtimes(default_model):
+    model, card = default_model
+    assert prepare(model, card, CPU, "eager", 256, 4, (10, 2)).model is model
+    with pytest.raises(ClaireError, match="unknown runtime 'jit'.*auto, eager, compiled, aot"):
+        prepare(model, card, CPU, "jit", 256, 4, (10, 2))
+
+
+def test_auto_without_a_cached_package_stays_eager_and_says_how_to_build_one(default_model):
+    model, card = default_model
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and rt.model is model and "runtime `aot` builds one" in rt.note and "--" not in rt.note
+
+
+def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkeypatch):
+    model, card = default_model
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: "no C++ compiler (g++, c++ or clang++) was found")
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "eager" and "no C++ compiler" in rt.note
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+
+    def broken(*args):
+        raise RuntimeError("inductor exploded")
+
+    monkeypatch.setattr(compiled, "build_aot", broken)
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "eager" and "inductor exploded" in rt.note
+
+
+def _fake_build(monkeypatch, fn):
+    def build(model, path, tile, batch, channels):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+        return path
+
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(compiled, "build_aot", build)
+    monkeypatch.setattr(compiled, "load_aot", lambda path: fn)
+
+
+def test_a_built_package_that_passes_the_check_is_used_and_auto_finds_it(default_model, monkeypatch):
+    model, card = default_model
+    _fake_build(monkeypatch, model)
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-in is eager itself: no faster
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "aot" and isinstance(rt.model, FixedBatch) and "100.00 %" in rt.note
+    again = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert again.name == "aot" and "built" not in again.note
+    assert prepare(model, card, CPU, "auto", 256, 8, (10, 2)).name == "eager"  # another batch: another package
+
+
+def test_a_package_that_fails_the_check_is_not_used(default_model, monkeypatch):
+    model, card = default_model
+
+    def wrong(o, s):
+        out = model(o, s)
+        return {"logits": out["logits"].flip(1), "sar_share": out["sar_share"]}
+
+    _fake_build(monkeypatch, wrong)
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "eager" and "was not used" in rt.note
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "eager"
+
+
+def test_auto_leaves_a_correct_but_slower_package_to_explicit_requests(default_model, monkeypatch):
+    model, card = default_model
+
+    def slow(o, s):
+        time.sleep(0.3)
+        return model(o, s)
+
+    _fake_build(monkeypatch, slow)
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "aot" and "x its speed" in rt.note  # asked for: used, with its measured speed
+    auto = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert auto.name == "eager" and "not faster than eager" in auto.note
+
+
+def test_check_measures_agreement_and_confidence_on_the_bundled_sites(default_model):
+    model, card = default_model
+    same = check_runtime(model, model, card, 256)
+    assert same["passed"] and same["agreement"] == 1.0 and same["pixels"] == 8 * 224 * 224
+    noisy = check_runtime(lambda o, s: {"logits": model(o, s)["logits"] * 0.5}, model, card, 256)
+    assert noisy["agreement"] == 1.0 and noisy["confidence_points"] > 2.0 and not noisy["passed"]
+    assert check_runtime(model, model, {**card, "config": {**card["config"], "optical_channels": 13}}, 256) is None
+
+
+@pytest.mark.slow
+def test_a_real_aot_package_matches_eager(tmp_path):
+    toy = Toy().eval()
+    path = compiled.build_aot(toy, str(tmp_path / "toy.pt2"), 32, 2, (2, 1))
+    fixed = FixedBatch(toy, compiled.load_aot(path), 2, (2, 1, 32))
+    o, s = torch.randn(3, 2, 32, 32), torch.randn(3, 1, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(fixed(o, s)["logits"], toy(o, s)["logits"], rtol=1e-4, atol=1e-5)
