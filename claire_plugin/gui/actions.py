@@ -33,6 +33,14 @@ def toggle_dock(plugin, checked: bool = True) -> None:
     plugin.dock.setVisible(bool(checked))
 
 
+def use_checkpoint(plugin, path: str) -> None:
+    """Open the dock and make `path` its Run tab's checkpoint (the "Use in the CLAIRE panel" button)."""
+    toggle_dock(plugin, True)
+    if path:
+        plugin.dock.picker.setCheckpoint(path)
+        plugin.dock.tabs.setCurrentIndex(0)
+
+
 def create_actions(plugin) -> List[QAction]:
     """Add "Land cover panel", "Model card…", "Diagnostics report" and "Install Python dependencies" to the
     Raster menu, and the panel to the toolbar."""
@@ -46,8 +54,9 @@ def create_actions(plugin) -> List[QAction]:
 
     def show_card() -> None:
         from .picker import CheckpointDialog
-        plugin._card_dialog = CheckpointDialog(window)
-        plugin._card_dialog.show()
+        dialog = plugin._card_dialog = CheckpointDialog(window)
+        dialog.accepted.connect(lambda: use_checkpoint(plugin, dialog.picker.checkpointPath()))
+        dialog.show()
 
     card = QAction(icon("model_card.svg"), "Checkpoint and model card…", window)
     card.triggered.connect(show_card)

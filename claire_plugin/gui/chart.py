@@ -34,7 +34,7 @@ class ClassBarChart(QWidget):
         self._title = ""
         self._maximum = 1.0
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(240)
+        self.setMinimumWidth(180)
 
     def setBars(self, bars: Sequence[Bar], title: str = "", maximum: Optional[float] = None) -> None:  # noqa: N802
         """Show ``bars``; the bar length is value / maximum (default: the largest value)."""

@@ -6,20 +6,18 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProcessingUtils, QgsSettings
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.core import QgsApplication, QgsProcessingUtils, QgsSettings
+from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -29,7 +27,9 @@ from qgis.PyQt.QtWidgets import (
 from ..layers.layers import add_to_project, layer_file, result_layers
 from .picker import CheckpointPicker
 from .results import ResultsView
-from .tasks import ClassifyTask, ExplainTask, dock_message
+from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
+from .train_panel import TrainPanel
+from .widgets import RasterChooser, breakable, compact_combo, narrow_form, vertical_scroll
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -61,6 +61,19 @@ def parse_offset(text: str) -> Optional[float]:
     return value
 
 
+def done_html(output: str) -> str:
+    """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
+    from qgis.PyQt.QtCore import QUrl
+
+    folder = os.path.dirname(os.path.abspath(output))
+    temporary = os.path.abspath(output).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
+    note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
+            if temporary else "")
+    link = QUrl.fromLocalFile(folder).toString()
+    return (f"Done: {html.escape(os.path.basename(output))}<br><span style='color:#5f6b76'>"
+            f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
+
+
 def missing_required() -> List[str]:
     """Required packages that cannot be found (cheap: no import)."""
     from ..deps import missing
@@ -87,66 +100,93 @@ class ClaireDock(QgsDockWidget):
     def _build(self) -> None:
         root = QWidget(self)
         self.tabs = QTabWidget(root)
-
-        # Run tab: inputs, checkpoint, options (scrollable).
         run_page = QWidget()
-        form_inputs = QFormLayout()
-        self.optical = QgsMapLayerComboBox(run_page)
-        self.optical.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.optical_bands = QLineEdit(run_page)
+        rl = QVBoxLayout(run_page)
+        rl.setContentsMargins(4, 4, 4, 4)
+        rl.addWidget(self._build_inputs_box(run_page))
+        rl.addWidget(self._build_model_box(run_page))
+        rl.addWidget(self._build_options_box(run_page))
+        rl.addStretch(1)
+        self.tabs.addTab(vertical_scroll(run_page), "Run")
+        self.results = ResultsView()
+        self.tabs.addTab(vertical_scroll(self.results), "Results")
+        self.train_panel = TrainPanel(self.iface)
+        self.tabs.addTab(vertical_scroll(self.train_panel), "Train")
+        lay = QVBoxLayout(root)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self._build_banner(root))
+        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self._build_footer(root))
+        self.setWidget(root)
+        self._connect()
+
+    def _build_inputs_box(self, page: QWidget) -> QGroupBox:
+        """Optical and SAR layers with their bands and offset, and the optional reference."""
+        form = narrow_form()
+        optical = RasterChooser(page)
+        self.optical = optical.combo
+        self.optical_bands = QLineEdit(page)
         self.optical_bands.setPlaceholderText("auto (band names or Sentinel-2 layout)")
-        self.optical_offset = QLineEdit(run_page)
+        self.optical_offset = QLineEdit(page)
         self.optical_offset.setPlaceholderText("from the file (Sentinel-2 2022+: -1000)")
         self.optical_offset.setToolTip("Value added to the optical values before the checkpoint's scaling. Empty: "
                                        "read from the file (GDAL scale/offset, BOA_ADD_OFFSET, "
                                        "PROCESSING_BASELINE); the log says which was used.")
-        self.sar = QgsMapLayerComboBox(run_page)
-        self.sar.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.sar_bands = QLineEdit(run_page)
+        sar = RasterChooser(page)
+        self.sar = sar.combo
+        self.sar_bands = QLineEdit(page)
         self.sar_bands.setPlaceholderText("auto (e.g. 1,2 for VV,VH)")
-        self.reference = QgsMapLayerComboBox(run_page)
-        self.reference.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.reference.setAllowEmptyLayer(True)
-        self.reference.setLayer(None)
+        reference = RasterChooser(page, optional=True)
+        self.reference = reference.combo
         self.reference.setToolTip("Optional label raster with the checkpoint's class values: adds IoU, "
                                   "precision, recall, F1, OA, mIoU and kappa.")
-        form_inputs.addRow("Optical raster", self.optical)
-        form_inputs.addRow("  bands", self.optical_bands)
-        form_inputs.addRow("  offset", self.optical_offset)
-        form_inputs.addRow("SAR raster", self.sar)
-        form_inputs.addRow("  bands", self.sar_bands)
-        form_inputs.addRow("Reference (optional)", self.reference)
-        inputs_box = QGroupBox("Input rasters", run_page)
-        inputs_box.setLayout(form_inputs)
+        form.addRow("Optical raster", optical)
+        form.addRow("  bands", self.optical_bands)
+        form.addRow("  offset", self.optical_offset)
+        form.addRow("SAR raster", sar)
+        form.addRow("  bands", self.sar_bands)
+        form.addRow("Reference (optional)", reference)
+        box = QGroupBox("Input rasters", page)
+        box.setLayout(form)
+        return box
 
-        self.picker = CheckpointPicker(run_page)
+    def _build_model_box(self, page: QWidget) -> QGroupBox:
+        """The checkpoint picker with its model card."""
+        self.picker = CheckpointPicker(page)
         self.picker.card_view.setMinimumHeight(120)
         self.picker.card_view.setMaximumHeight(190)
-        model_box = QGroupBox("Checkpoint and model card", run_page)
-        ml = QVBoxLayout(model_box)
-        ml.addWidget(self.picker)
+        box = QGroupBox("Checkpoint", page)
+        QVBoxLayout(box).addWidget(self.picker)
+        return box
 
-        form_opts = QFormLayout()
-        self.tile_size = QSpinBox(run_page)
+    def _build_options_box(self, page: QWidget) -> QGroupBox:
+        """Tiling, batch, device, extra outputs, output file and explainer."""
+        self.tile_size = QSpinBox(page)
         self.tile_size.setRange(0, 4096)
         self.tile_size.setSingleStep(32)
-        self.tile_size.setSpecialValueText("from checkpoint")
-        self.overlap = QSpinBox(run_page)
+        self.tile_size.setSpecialValueText("auto")
+        self.tile_size.setToolTip("auto: the checkpoint's tile size (multiple of 32).")
+        self.overlap = QSpinBox(page)
         self.overlap.setRange(-1, 1024)
         self.overlap.setSingleStep(8)
         self.overlap.setValue(-1)
-        self.overlap.setSpecialValueText("from checkpoint")
-        self.batch = QSpinBox(run_page)
+        self.overlap.setSpecialValueText("auto")
+        self.overlap.setToolTip("auto: the checkpoint's overlap; overlapping predictions are blended.")
+        self.batch = QSpinBox(page)
         self.batch.setRange(1, 256)
         self.batch.setValue(4)
-        self.device = QComboBox(run_page)
+        self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
-        self.want_confidence = QCheckBox("confidence", run_page)
+        self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
-        self.want_reliance = QCheckBox("modality reliance (SAR share)", run_page)
-        self.want_cloud = QCheckBox("also write cloud probability", run_page)
-        self.fill_from_sar = QCheckBox("classify optical gaps from SAR alone", run_page)
+        # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
+        self.want_reliance = QCheckBox("SAR reliance", page)
+        self.want_reliance.setToolTip("Modality reliance: the SAR share of the fusion gate per pixel "
+                                      "(0 = optical, 1 = SAR).")
+        self.want_cloud = QCheckBox("cloud probability", page)
+        self.want_cloud.setToolTip("Also write the cloud probability the model saw per pixel.")
+        self.fill_from_sar = QCheckBox("SAR fills optical gaps", page)
         self.fill_from_sar.setChecked(True)
         self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
                                       "the SAR instead of left empty (checkpoints with a cloud gate).")
@@ -155,80 +195,63 @@ class ClaireDock(QgsDockWidget):
         outputs_row.addWidget(self.want_reliance)
         outputs_row.addWidget(self.want_cloud)
         outputs_row.addWidget(self.fill_from_sar)
-        self.output = QgsFileWidget(run_page)
+        self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output.lineEdit().setPlaceholderText("temporary file")
-        self.explainer = QgsFileWidget(run_page)
+        self.explainer = QgsFileWidget(page)
         self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
         self.explainer.lineEdit().setPlaceholderText("none: template writer")
         self.explainer.setFilePath(QgsSettings().value(EXPLAINER_KEY, "", type=str))
         self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
                                   "empty: the deterministic template.")
-        form_opts.addRow("Tile size (px)", self.tile_size)
-        form_opts.addRow("Tile overlap (px)", self.overlap)
-        form_opts.addRow("Batch size", self.batch)
-        form_opts.addRow("Device", self.device)
-        form_opts.addRow("Also write", outputs_row)
-        form_opts.addRow("Output", self.output)
-        form_opts.addRow("Explainer model", self.explainer)
-        opts_box = QGroupBox("Options", run_page)
-        opts_box.setLayout(form_opts)
+        form = narrow_form()
+        for label, widget in (("Tile size (px)", self.tile_size), ("Tile overlap (px)", self.overlap),
+                              ("Batch size", self.batch), ("Device", self.device)):
+            form.addRow(label, widget)
+        form.addRow(QLabel("Also write", page))
+        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
+        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
+            form.addRow(label, widget)
+        box = QGroupBox("Options", page)
+        box.setLayout(form)
+        return box
 
-        rl = QVBoxLayout(run_page)
-        rl.setContentsMargins(4, 4, 4, 4)
-        rl.addWidget(inputs_box)
-        rl.addWidget(model_box)
-        rl.addWidget(opts_box)
-        rl.addStretch(1)
-        for combo in (self.optical, self.sar, self.reference, self.device):
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
-        for form in (form_inputs, form_opts):
-            form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        scroll = QScrollArea()
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setWidget(run_page)
-        self.tabs.addTab(scroll, "Run")
-
-        self.results = ResultsView()
-        rscroll = QScrollArea()
-        rscroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        rscroll.setWidgetResizable(True)
-        rscroll.setFrameShape(QScrollArea.NoFrame)
-        rscroll.setWidget(self.results)
-        self.tabs.addTab(rscroll, "Results")
-
-        # Always visible: dependency banner, run / cancel, progress, status.
+    def _build_banner(self, root: QWidget) -> QLabel:
+        """The missing-packages banner (hidden unless something is missing)."""
         self.banner = QLabel(root)
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.banner.setStyleSheet("background:#fdecea;color:#611a15;padding:6px;border-radius:3px;")
         self.banner.setVisible(False)
-        self.run_button = QPushButton("Classify", root)
+        return self.banner
+
+    def _build_footer(self, root: QWidget) -> QWidget:
+        """Classify / Cancel, progress and status of the Run tab (hidden on the Train tab, which has its own)."""
+        self.footer = QWidget(root)
+        self.run_button = QPushButton("Classify", self.footer)
         self.run_button.setDefault(True)
-        self.cancel_button = QPushButton("Cancel", root)
+        self.cancel_button = QPushButton("Cancel", self.footer)
         self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar(root)
+        self.progress = QProgressBar(self.footer)
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
-        self.status = QLabel("Choose an optical and a SAR layer, then Classify.", root)
+        self.status = QLabel("Choose an optical and a SAR layer, then Classify.", self.footer)
         self.status.setWordWrap(True)
+        self.status.setOpenExternalLinks(True)
+        self.status.setTextInteractionFlags(Qt.TextBrowserInteraction)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 2)
         buttons.addWidget(self.cancel_button, 1)
-        lay = QVBoxLayout(root)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(self.banner)
-        lay.addWidget(self.tabs, 1)
+        lay = QVBoxLayout(self.footer)
+        lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
-        self.setWidget(root)
+        return self.footer
 
+    def _connect(self) -> None:
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         for combo in (self.optical, self.sar):
@@ -237,6 +260,18 @@ class ClaireDock(QgsDockWidget):
         self.sar_bands.editingFinished.connect(self._update_fit)
         self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
         self.explainer.fileChanged.connect(lambda p: QgsSettings().setValue(EXPLAINER_KEY, p))
+        self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
+                                                                          is not self.train_panel))
+        self.train_panel.classifyWith.connect(self.classify_with)
+
+    def classify_with(self, checkpoint: str) -> None:
+        """Make `checkpoint` the Run tab's checkpoint (its card shown), with the Train tab's scene, and go there."""
+        self.picker.setCheckpoint(checkpoint)
+        for mine, theirs in ((self.optical, self.train_panel.optical), (self.sar, self.train_panel.sar)):
+            if theirs.currentLayer() is not None:
+                mine.setLayer(theirs.currentLayer())
+        self.tabs.setCurrentIndex(0)
+        self._update_fit()
 
     # -- checks --------------------------------------------------------------------------------------
     def _check_dependencies(self) -> None:
@@ -340,6 +375,10 @@ class ClaireDock(QgsDockWidget):
         self.task = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if task.error == CANCELLED:
+            self.progress.setValue(0)
+            self._set_status("Cancelled: no output was written.")
+            return
         if task.error or task.result is None:
             self.progress.setValue(0)
             self._set_status(task.error or "The classification failed.", error=True)
@@ -362,7 +401,7 @@ class ClaireDock(QgsDockWidget):
             messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages)
         self.progress.setValue(100)
-        self._set_status(f"Done: {os.path.basename(result.output)}")
+        self.status.setText(done_html(result.output))
         self.tabs.setCurrentIndex(1)
         if explain:
             self.start_explanation(result.summary, card)

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
+from .widgets import breakable
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
@@ -49,6 +51,10 @@ def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None) -> No
     new = [path] + [p for p in old if p != path]
     settings.setValue(RECENT_KEY, new[:MAX_RECENT])
     settings.setValue(LAST_KEY, path)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def read_card_safely(path: str) -> Dict[str, Any]:
@@ -167,22 +173,24 @@ def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_co
 class CheckpointPicker(QWidget):
     """Combo box of checkpoints (bundled, recent, browse…) with the chosen checkpoint's model card."""
 
-    checkpointChanged = pyqtSignal(str)
+    checkpointChanged = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
     def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True) -> None:
         super().__init__(parent)
         self._card: Optional[Dict[str, Any]] = None
         self._error: Optional[str] = None
         self._warnings: List[str] = []
+        self._layers_checked = False
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.combo.setMinimumContentsLength(12)
+        self.combo.setMinimumContentsLength(8)
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.browse_button = QToolButton(self)
         self.browse_button.setText("…")
         self.browse_button.setToolTip("Choose a checkpoint file (.safetensors)")
         self.card_view = QTextBrowser(self)
         self.card_view.setOpenExternalLinks(False)
+        self.card_view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths wrap at 300 px
         self.card_view.setVisible(show_card)
         self.card_view.setMinimumHeight(160)
         self.status = QLabel(self)
@@ -205,18 +213,21 @@ class CheckpointPicker(QWidget):
     def reload(self, select: Optional[str] = None) -> None:
         """Fill the combo: bundled, recent, browse; select ``select`` or the last used checkpoint."""
         settings = QgsSettings()
-        select = select or settings.value(LAST_KEY, "", type=str) or bundled_checkpoint()
+        last = settings.value(LAST_KEY, "", type=str)
+        # a remembered checkpoint that was deleted since falls back to the bundled one; an explicit choice stays
+        select = select or (last if last and os.path.exists(last) else "") or bundled_checkpoint()
         self.combo.blockSignals(True)
         self.combo.clear()
         bundled = bundled_checkpoint()
-        self.combo.addItem(f"Bundled: {os.path.basename(bundled)}", bundled)
+        self.combo.addItem(f"Bundled: {_stem(bundled)}", bundled)
         self.combo.setItemData(0, bundled, Qt.ItemDataRole.ToolTipRole)
         for path in recent_checkpoints(settings):
             if os.path.abspath(path) != os.path.abspath(bundled):
-                self.combo.addItem(f"Recent: {os.path.basename(path)}", path)
+                self.combo.addItem(f"Recent: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         if select and self.combo.findData(select) < 0:
-            self.combo.addItem(os.path.basename(select), select)
+            self.combo.addItem(_stem(select), select)
+            self.combo.setItemData(self.combo.count() - 1, select, Qt.ItemDataRole.ToolTipRole)
         self.combo.addItem("Browse…", BROWSE)
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
@@ -286,6 +297,7 @@ class CheckpointPicker(QWidget):
         """Compare the layers' band counts with the card; show and return the warnings."""
         self._warnings = band_fit_warnings(self._card, optical_count, sar_count, optical_bands,
                                            sar_bands) if self._card else []
+        self._layers_checked = optical_count is not None and sar_count is not None
         self._show_status()
         return list(self._warnings)
 
@@ -295,14 +307,15 @@ class CheckpointPicker(QWidget):
 
     def _show_status(self) -> None:
         if self._error:
-            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(self._error)}</span>")
+            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(breakable(self._error))}</span>")
         elif self._warnings:
             self.status.setText("<br>".join(f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>"
                                             for w in self._warnings))
         elif self._card:
             n = len(self._card.get("classes") or [])
+            fit = "; the layers fit its bands" if self._layers_checked else ""
             self.status.setText(f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
-                                f" checkpoint, {n} classes; the layers fit its bands.</span>")
+                                f" checkpoint, {n} classes{fit}.</span>")
         else:
             self.status.setText("")
         self.status.setVisible(bool(self.status.text()))
@@ -317,7 +330,9 @@ class CheckpointDialog(QDialog):
         self.picker = CheckpointPicker(self)
         if path:
             self.picker.setCheckpoint(path)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.use_button = buttons.addButton("Use in the CLAIRE panel", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.use_button.setToolTip("Make this the checkpoint of the panel's Run tab (opens the panel).")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

@@ -25,9 +25,14 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core.explain import Explanation
 from .chart import ClassBarChart, bars_from_summary
+from .widgets import breakable
 
-BASE_COLUMNS = ["Class", "Area (ha)", "Share", "Mean confidence"]
-METRIC_COLUMNS = ["IoU", "Precision", "Recall", "F1"]
+BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
+METRIC_COLUMNS = ["IoU", "Prec.", "Recall", "F1"]
+#: Header tooltips of the short column names (the dock is ~300 px wide).
+COLUMN_TIPS = {"ha": "Area in hectares", "Share": "Share of the classified area",
+               "Conf.": "Mean confidence (top-class probability)", "Prec.": "Precision (user's accuracy)",
+               "Recall": "Recall (producer's accuracy)", "IoU": "Intersection over union", "F1": "F1 score"}
 
 
 def _swatch(color: str, size: int = 12) -> QIcon:
@@ -68,7 +73,10 @@ class MetricTile(QFrame):
         font.setBold(True)
         self.value.setFont(font)
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # shrinks with a narrow dock
+        self.value.setMinimumWidth(40)
         self.caption = QLabel(caption, self)
+        self.caption.setWordWrap(True)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setStyleSheet("color:#5f6b76;")
         lay = QVBoxLayout(self)
@@ -90,23 +98,18 @@ class ResultsView(QWidget):
         self.summary: Dict[str, Any] = {}
         self.headline = QLabel("Run a classification to see per-class results here.", self)
         self.headline.setWordWrap(True)
-        self.tiles = {key: MetricTile(caption, self) for key, caption in (
-            ("area", "classified area"), ("confidence", "mean confidence"), ("oa", "overall accuracy"),
-            ("miou", "mean IoU"), ("kappa", "Cohen's kappa"))}
-        tiles = QGridLayout()
-        tiles.setSpacing(6)
-        tiles.addWidget(self.tiles["area"], 0, 0, 1, 3)
-        tiles.addWidget(self.tiles["confidence"], 0, 3, 1, 3)
-        for i, key in enumerate(("oa", "miou", "kappa")):
-            tiles.addWidget(self.tiles[key], 1, 2 * i, 1, 2)
+        tiles = self._build_tiles()
 
         self.table = self._make_table()
         self.accuracy_label = QLabel("<b>Accuracy against the reference</b>", self)
+        self.accuracy_label.setWordWrap(True)
         self.accuracy_table = self._make_table()
         self.chart_metric = QComboBox(self)
         self.chart_metric.addItem("Share of the area", "share")
         self.chart_metric.addItem("IoU against the reference", "iou")
         self.chart_metric.currentIndexChanged.connect(self._update_chart)
+        self.chart_metric.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chart_metric.setMinimumContentsLength(8)
         self.chart = ClassBarChart(self)
         chart_row = QHBoxLayout()
         chart_row.addWidget(QLabel("Chart:", self))
@@ -135,7 +138,9 @@ class ResultsView(QWidget):
         lay.setSpacing(8)
         lay.addWidget(self.headline)
         lay.addLayout(tiles)
-        lay.addWidget(QLabel("<b>Classes in the map</b>", self))
+        classes_label = QLabel("<b>Classes in the map</b>", self)
+        classes_label.setWordWrap(True)
+        lay.addWidget(classes_label)
         lay.addWidget(self.table)
         lay.addWidget(self.accuracy_label)
         lay.addWidget(self.accuracy_table)
@@ -146,6 +151,21 @@ class ResultsView(QWidget):
         ml.addWidget(self.messages)
         lay.addWidget(self.messages_box)
 
+    def _build_tiles(self) -> QGridLayout:
+        """Area and confidence on one row, OA / mIoU / kappa on the next; they shrink with the dock."""
+        self.tiles = {key: MetricTile(caption, self) for key, caption in (
+            ("area", "classified area"), ("confidence", "mean confidence"), ("oa", "overall accuracy"),
+            ("miou", "mean IoU"), ("kappa", "Cohen's kappa"))}
+        tiles = QGridLayout()
+        tiles.setSpacing(4)
+        tiles.addWidget(self.tiles["area"], 0, 0, 1, 3)
+        tiles.addWidget(self.tiles["confidence"], 0, 3, 1, 3)
+        for i, key in enumerate(("oa", "miou", "kappa")):
+            tiles.addWidget(self.tiles[key], 1, 2 * i, 1, 2)
+        for col in range(6):
+            tiles.setColumnStretch(col, 1)
+        return tiles
+
     # -- summary -------------------------------------------------------------------------------------
     def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None) -> None:  # noqa: N802,E501
         """Fill tiles, table and chart from an engine summary."""
@@ -153,7 +173,7 @@ class ResultsView(QWidget):
         metrics = self.summary.get("metrics") or {}
         rows = class_rows(self.summary)
         total_ha = sum(float(r["area_ha"] or 0) for r in rows)
-        self.headline.setText(f"<b>{html.escape(title)}</b>" if title else "")
+        self.headline.setText(f"<b>{html.escape(breakable(title))}</b>" if title else "")  # long stems wrap
         self.headline.setVisible(bool(title))
         self.tiles["area"].setValue(f"{total_ha:,.1f} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
@@ -195,6 +215,8 @@ class ResultsView(QWidget):
         table.clear()
         table.setColumnCount(len(columns))
         table.setHorizontalHeaderLabels(columns)
+        for c, name in enumerate(columns):
+            table.horizontalHeaderItem(c).setToolTip(COLUMN_TIPS.get(name, name))
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             name = QTableWidgetItem(_swatch(row["color"]), str(row["name"]))

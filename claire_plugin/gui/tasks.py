@@ -1,4 +1,4 @@
-"""Background tasks (QgsTask) for the dock: classification and explanation.
+"""Background tasks (QgsTask) for the dock: classification, training and explanation.
 
 Threading rules: a task gets plain file paths (resolved from layers on the main thread), does its work
 in `run()` without touching iface, layers or widgets, and hands results back in `finished()`, which
@@ -7,6 +7,7 @@ Qt queues onto the main thread.
 """
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Any, Callable, Dict, Optional
 
@@ -19,7 +20,7 @@ from ..core.explain import Explanation
 class ClassifyTask(QgsTask):
     """Runs `engine.classify(params)` in the background; cancellable from the task manager."""
 
-    progressText = pyqtSignal(str)
+    progressText = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
     def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
                  description: str = "CLAIRE land-cover classification") -> None:
@@ -33,6 +34,7 @@ class ClassifyTask(QgsTask):
 
     def _progress(self, fraction: float, message: str) -> None:
         self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+        message = progress_text(message)
         if message and message != self.last_message:
             self.last_message = message
             self.progressText.emit(message)
@@ -51,17 +53,71 @@ class ClassifyTask(QgsTask):
 
     def finished(self, ok: bool) -> None:  # main thread
         """Main thread: hand the outcome to the dock."""
-        if not ok and self.error is None:
-            self.error = "Cancelled by the user; no output was written." if self.isCanceled() \
-                else "The classification stopped without a message."
+        if not ok and (self.error is None or self.isCanceled()):
+            self.error = CANCELLED if self.isCanceled() else "The classification stopped without a message."
         if self.on_done is not None:
             self.on_done(self)
+
+
+class TrainTask(QgsTask):
+    """Runs `train_from_polygons(params)` in the background; each finished epoch is sent by `epochDone`
+    (a dict: epoch, epochs, stage, loss, val_macro_f1, seconds), queued onto the main thread."""
+
+    progressText = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
+    epochDone = pyqtSignal(object)  # noqa: N815 (Qt signal naming)
+
+    def __init__(self, params, on_done: Optional[Callable[["TrainTask"], None]] = None,
+                 description: str = "CLAIRE training") -> None:
+        super().__init__(description, QgsTask.Flag.CanCancel)
+        self.params = params
+        self.on_done = on_done
+        self.report: Optional[Dict[str, Any]] = None
+        self.error: Optional[str] = None
+        self.details: Optional[str] = None
+        self.last_message = ""
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+        if message and message != self.last_message:
+            self.last_message = message
+            self.progressText.emit(message)
+
+    def _epoch(self, e: Dict[str, Any]) -> None:
+        self._progress(0.05 + 0.8 * e["epoch"] / max(1, e["epochs"]), f"epoch {e['epoch']} of {e['epochs']}")
+        self.epochDone.emit(dict(e))
+
+    def run(self) -> bool:
+        """Worker thread: train; keep the report or a user-facing error message."""
+        try:
+            from ..core.runtime.torch_thread import call, in_caller
+            from ..core.training.polygons import train_from_polygons
+
+            # on the process's one torch thread, like the engine (one OpenMP team); callbacks come back here
+            self.report = call(train_from_polygons, self.params, in_caller(self._progress), in_caller(self._epoch),
+                               self.isCanceled)
+            return True
+        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
+            self.error = _user_message(exc)
+            if not _is_user_error(exc):
+                self.details = traceback.format_exc()
+            return False
+
+    def finished(self, ok: bool) -> None:  # main thread
+        """Main thread: hand the outcome to the panel."""
+        if not ok and (self.error is None or self.isCanceled()):
+            self.error = CANCELLED if self.isCanceled() else "The training stopped without a message."
+        if self.on_done is not None:
+            self.on_done(self)
+
+
+#: The message of a run the user cancelled (shown as cancelled, not as a failure).
+CANCELLED = "Cancelled by the user; no output was written."
 
 
 class ExplainTask(QgsTask):
     """Builds the facts of a run and writes the explanation, streaming text as it comes."""
 
-    textChunk = pyqtSignal(str)
+    textChunk = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
     def __init__(self, summary: Dict[str, Any], card: Dict[str, Any], explainer: Optional[str],
                  on_done: Optional[Callable[["ExplainTask"], None]] = None) -> None:
@@ -90,6 +146,18 @@ class ExplainTask(QgsTask):
         """Main thread: hand the explanation (or the error) to the dock."""
         if self.on_done is not None:
             self.on_done(self)
+
+
+_TILE = re.compile(r"tile row (\d+)/(\d+), tile (\d+)/(\d+)")
+
+
+def progress_text(message: str) -> str:
+    """The engine's "tile row 4/20, tile 3/20" as "tile 63 of 400" (the count a user can follow)."""
+    def count(m: "re.Match") -> str:
+        row, rows, col, cols = (int(g) for g in m.groups())
+        return f"tile {(row - 1) * cols + col} of {rows * cols}"
+
+    return _TILE.sub(count, message or "")
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -40,6 +40,42 @@ def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional
     return path, None
 
 
+def layer_hint(layer) -> str:
+    """'parent folder/file name · N bands' of a raster layer ('' without one): tells apart layers of one site
+    that carry the same name."""
+    import os
+
+    if layer is None:
+        return ""
+    path = layer.source().split("|")[0]
+    where = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)) if path else layer.name()
+    bands = layer.bandCount() if hasattr(layer, "bandCount") else 0
+    return f"{where} · {bands} band{'s' if bands != 1 else ''}" if bands else where
+
+
+def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """(file path, layer name inside the file or None, None) for a file-backed vector layer (OGR), else
+    (None, None, a message naming the fix). A layer with a filter or unsaved edits is refused: the
+    QGIS-free code reads the file, which holds neither."""
+    from qgis.core import QgsProviderRegistry
+
+    if layer is None:
+        return None, None, "no layer chosen"
+    if layer.providerType() != "ogr":
+        return None, None, (f"'{layer.name()}' is not a file layer; save it as a GeoPackage "
+                            "(right-click > Export > Save Features As) and use that file")
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
+    path = parts.get("path") or layer.source().split("|")[0]
+    if missing_message(path, "layer's"):
+        return None, None, f"'{layer.name()}' points to {path}, which does not exist"
+    if parts.get("subset") or layer.subsetString():
+        return None, None, (f"'{layer.name()}' has a filter, which training would not see; export the "
+                            "filtered features (Export > Save Features As) and use that file")
+    if layer.isEditable() and layer.isModified():
+        return None, None, (f"'{layer.name()}' has unsaved edits; save them first (Layer > Save Layer Edits)")
+    return path, parts.get("layerName") or None, None
+
+
 @contextmanager
 def no_input_sidecars():
     """Turn GDAL's PAM off in this thread while QGIS opens input layers.

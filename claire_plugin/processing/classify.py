@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import LandCoverPostProcessor, layer_file, metrics_json, progress_bridge, write_qml_sidecar
+from .common import LandCoverPostProcessor, layer_file, metrics_json, progress_bridge, style_classified
 from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
 
 HELP = {
@@ -143,15 +143,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         for message in result.messages:
             feedback.pushInfo(qgis_message(message))
 
-        classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
-        nodata = result.card.get("nodata", 0)
-        write_qml_sidecar(result.output, classes, nodata)
-        if context.willLoadLayerOnCompletion(result.output):
-            post = LandCoverPostProcessor(classes, nodata)
-            self._post_processors.append(post)  # QGIS keeps only a C++ pointer: hold the Python object
-            details = context.layerToLoadOnCompletionDetails(result.output)
-            details.setPostProcessor(post)
-            details.name = "Land cover (CLAIRE)"
+        style_classified(result, context, self._post_processors)
 
         metrics = result.summary.get("metrics") or {}
         outputs = {

@@ -46,7 +46,9 @@ def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]
 FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BANDS", "--tile-size": "TILE_SIZE",
                      "--optical-offset": "OPTICAL_OFFSET", "--sar-units": "SAR_UNITS",
                      "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
-                     "--scheduler": "DASK_SCHEDULER"}
+                     "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
+                     "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
+                     "--report": "REPORT", "--output": "OUTPUT"}
 
 
 def qgis_message(text: str) -> str:
@@ -99,3 +101,17 @@ def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str
 def metrics_json(summary: dict) -> str:
     """Compact JSON of the per-class part of an engine summary (for string outputs)."""
     return json.dumps({"classes": summary.get("classes", []), "metrics": summary.get("metrics")}, sort_keys=True)
+
+
+def style_classified(result, context, holders: list, name: str = "Land cover (CLAIRE)") -> None:
+    """Style a ClassifyResult's map like claire:classify: QML beside it and, when QGIS loads it, the
+    checkpoint's classes and colours. `holders` keeps the post-processor alive (QGIS holds a C++ pointer)."""
+    classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
+    nodata = result.card.get("nodata", 0)
+    write_qml_sidecar(result.output, classes, nodata)
+    if context.willLoadLayerOnCompletion(result.output):
+        post = LandCoverPostProcessor(classes, nodata)
+        holders.append(post)
+        details = context.layerToLoadOnCompletionDetails(result.output)
+        details.setPostProcessor(post)
+        details.name = name

@@ -8,6 +8,7 @@ from .base import ICON
 from .classify import ClassifyAlgorithm
 from .classify_folder import ClassifyFolderAlgorithm
 from .evaluate import EvaluateAlgorithm
+from .train import TrainAlgorithm
 
 
 class ClaireProvider(QgsProcessingProvider):
@@ -32,3 +33,4 @@ class ClaireProvider(QgsProcessingProvider):
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(ClassifyFolderAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
+        self.addAlgorithm(TrainAlgorithm())

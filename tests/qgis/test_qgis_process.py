@@ -28,6 +28,7 @@ def test_qgis_process_lists_and_runs_classify(tmp_path, raster_pair, tiny_checkp
     install(os.path.join(root, "profiles", "default"))
     listing = subprocess.run([QGIS_PROCESS, "list"], env=_env(root), capture_output=True, text=True, timeout=300)
     assert "claire:classify" in listing.stdout, listing.stdout[-2000:] + listing.stderr[-2000:]
+    assert "claire:train" in listing.stdout
 
     out = str(tmp_path / "lc.tif")
     proc = subprocess.run(

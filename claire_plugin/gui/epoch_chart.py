@@ -1,0 +1,91 @@
+"""A small line chart of a training run: loss and held-out macro-F1 per epoch (QPainter, no QtCharts)."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
+from qgis.PyQt.QtGui import QColor, QFontMetrics, QPainter, QPen
+from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
+
+LOSS_COLOR = "#c0392b"
+SCORE_COLOR = "#2471a3"
+
+
+class EpochChart(QWidget):
+    """Loss (left scale, from 0 to its maximum) and held-out macro-F1 (right scale, 0..1) against epochs."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._loss: List[float] = []
+        self._score: List[Optional[float]] = []
+        self._epochs = 0
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(200)
+        self.setFixedHeight(150)
+
+    def clear(self, epochs: int = 0) -> None:
+        """Forget the points; `epochs` sets the x axis until the run says otherwise."""
+        self._loss, self._score, self._epochs = [], [], epochs
+        self.update()
+
+    def addEpoch(self, loss: float, score: Optional[float], epochs: int) -> None:  # noqa: N802
+        """Append one epoch's loss and held-out score (None: not measured)."""
+        self._loss.append(float(loss))
+        self._score.append(None if score is None else float(score))
+        self._epochs = max(epochs, len(self._loss))
+        self.update()
+
+    def points(self) -> Tuple[List[float], List[Optional[float]]]:
+        """The loss and score points shown now."""
+        return list(self._loss), list(self._score)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(280, 150)
+
+    def _legend(self, painter: QPainter, fm: QFontMetrics, y: float) -> None:
+        x = 8.0
+        for color, text in ((LOSS_COLOR, "loss"), (SCORE_COLOR, "held-out macro-F1")):
+            painter.setPen(QPen(QColor(color), 2))
+            painter.drawLine(QPointF(x, y), QPointF(x + 14, y))
+            painter.setPen(self.palette().text().color())
+            painter.drawText(QPointF(x + 18, y + fm.ascent() / 2 - 1), text)
+            x += 30 + fm.horizontalAdvance(text)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        fm = QFontMetrics(self.font())
+        painter.fillRect(self.rect(), self.palette().base())
+        self._legend(painter, fm, fm.height() / 2 + 4)
+        plot = QRectF(34, fm.height() + 12, self.width() - 70, self.height() - fm.height() * 2 - 20)
+        painter.setPen(QPen(QColor("#9e9e9e"), 1))
+        painter.drawRect(plot)
+        if not self._loss:
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Epochs appear here.")
+            return
+        top = max(self._loss) or 1.0
+        n = max(self._epochs, 2)
+        text = self.palette().text().color()
+        painter.setPen(text)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(QRectF(0, plot.top() - 6, 32, 12), right, f"{top:.2g}")
+        painter.drawText(QRectF(0, plot.bottom() - 6, 32, 12), right, "0")
+        painter.drawText(QRectF(plot.right() + 3, plot.top() - 6, 34, 12), left, "1")
+        painter.drawText(QRectF(plot.right() + 3, plot.bottom() - 6, 34, 12), left, "0")
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), fm.height()),
+                         Qt.AlignmentFlag.AlignCenter,
+                         f"epoch {len(self._loss)} of {self._epochs}")
+
+        def at(i: int, value: float, scale: float) -> QPointF:
+            return QPointF(plot.left() + plot.width() * i / (n - 1), plot.bottom() - plot.height() * value / scale)
+
+        for values, color, scale in ((self._loss, LOSS_COLOR, top), (self._score, SCORE_COLOR, 1.0)):
+            pts = [at(i, v, scale) for i, v in enumerate(values) if v is not None]
+            painter.setPen(QPen(QColor(color), 2))
+            for a, b in zip(pts, pts[1:]):
+                painter.drawLine(a, b)
+            painter.setBrush(QColor(color))
+            for p in pts:
+                painter.drawEllipse(p, 2.5, 2.5)
+        painter.end()

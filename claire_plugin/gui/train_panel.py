@@ -1,0 +1,289 @@
+"""The dock's Train tab: draw polygons in a new training layer, fine-tune in a QgsTask with a live chart,
+read the held-out report and classify with the new checkpoint."""
+from __future__ import annotations
+
+import html
+import os
+import time
+from typing import Any, Callable, Dict, Optional
+
+from qgis.core import QgsApplication, QgsFieldProxyModel, QgsMapLayerProxyModel, QgsProject
+from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..layers.layers import layer_file, vector_file
+from .epoch_chart import EpochChart
+from .picker import CheckpointPicker, remember_checkpoint
+from .tasks import CANCELLED, TrainTask
+from .train_report import report_html
+from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class TrainPanel(QWidget):
+    """Widgets and run of the Train tab; `classifyWith(path)` asks the dock to classify with a checkpoint."""
+
+    classifyWith = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
+
+    def __init__(self, iface=None, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.iface = iface
+        self.task: Optional[TrainTask] = None
+        self.report: Optional[Dict[str, Any]] = None
+        self.checkpoint: Optional[str] = None
+        self.created_layers: set = set()
+        #: asks for a folder when the project is unsaved (replaced in tests)
+        self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
+            self, "Folder for the new training layer")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self._build_scene_box())
+        lay.addWidget(self._build_labels_box())
+        lay.addWidget(self._build_settings_box())
+        lay.addLayout(self._build_run_row())
+        lay.addWidget(self._build_result_box())
+        lay.addStretch(1)
+        self._update_ready()
+
+    # -- layout --------------------------------------------------------------------------------------
+    def _build_scene_box(self) -> QGroupBox:
+        box = QGroupBox("Scene (optical + SAR)", self)
+        form = narrow_form()
+        optical, sar = RasterChooser(box), RasterChooser(box)
+        self.optical, self.sar = optical.combo, sar.combo
+        form.addRow("Optical", optical)
+        form.addRow("SAR", sar)
+        box.setLayout(form)
+        return box
+
+    def _build_labels_box(self) -> QGroupBox:
+        box = QGroupBox("Training polygons", self)
+        form = narrow_form()
+        self.new_layer_button = QPushButton("New training layer", box)
+        self.new_layer_button.setToolTip("Create a GeoPackage beside the project whose 'class' field offers the "
+                                         "base checkpoint's classes, add it and start drawing.")
+        self.labels = compact_combo(QgsMapLayerComboBox(box))
+        self.labels.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer | QgsMapLayerProxyModel.Filter.PointLayer)
+        self.labels.setAllowEmptyLayer(True)
+        self.labels.setLayer(None)
+        self.field = compact_combo(QgsFieldComboBox(box))
+        kinds = QgsFieldProxyModel.Filter
+        self.field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
+        self.picker = CheckpointPicker(box, show_card=False)
+        form.addRow(self.new_layer_button)
+        form.addRow("Layer", self.labels)
+        form.addRow("Class field", self.field)
+        form.addRow("Start from", self.picker)
+        box.setLayout(form)
+        self.labels.layerChanged.connect(self._labels_changed)
+        self.new_layer_button.clicked.connect(self.new_training_layer)
+        for combo in (self.optical, self.sar):
+            combo.layerChanged.connect(self._update_ready)
+        self.field.fieldChanged.connect(self._update_ready)
+        return box
+
+    def _build_settings_box(self) -> QGroupBox:
+        box = QGroupBox("Training", self)
+        form = narrow_form()
+        self.epochs = QSpinBox(box)
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(12)
+        self.minutes = QDoubleSpinBox(box)
+        self.minutes.setRange(0, 1440)
+        self.minutes.setDecimals(1)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setToolTip("Time budget of the training loop; with it, Epochs is the most epochs run.")
+        self.device = compact_combo(QComboBox(box))
+        self.device.addItems(DEVICES)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Minutes", self.minutes)
+        form.addRow("Device", self.device)
+        box.setLayout(form)
+        return box
+
+    def _build_run_row(self) -> QVBoxLayout:
+        self.train_button = QPushButton("Train", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 100)
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        self.chart = EpochChart(self)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+        col = QVBoxLayout()
+        col.addLayout(buttons)
+        col.addWidget(self.progress)
+        col.addWidget(self.status)
+        col.addWidget(self.chart)
+        self.train_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        return col
+
+    def _build_result_box(self) -> QGroupBox:
+        self.result_box = QGroupBox("Held-out report", self)
+        self.report_view = AutoHeightBrowser(self.result_box)
+        self.report_view.setOpenExternalLinks(True)
+        self.report_view.setFrameShape(QFrame.Shape.NoFrame)
+        self.report_view.document().setDocumentMargin(2)
+        self.classify_button = QPushButton("Classify with this model", self.result_box)
+        self.classify_button.setEnabled(False)
+        self.classify_button.clicked.connect(lambda: self.classifyWith.emit(self.checkpoint or ""))
+        col = QVBoxLayout(self.result_box)
+        col.addWidget(self.report_view)
+        col.addWidget(self.classify_button)
+        self.result_box.setVisible(False)
+        return self.result_box
+
+    # -- training layer ------------------------------------------------------------------------------
+    def new_training_layer(self):
+        """Create the GeoPackage (project folder, else a folder the user picks), style it, add it, edit it."""
+        from ..layers.style import classes_from
+        from ..layers.training_layer import create_training_layer, default_folder, new_layer_path
+
+        folder = default_folder() or self.ask_folder()
+        if not folder:
+            return None
+        card = self.picker.card() or {}
+        opt = self.optical.currentLayer()
+        crs = opt.crs() if opt is not None else QgsProject.instance().crs()
+        try:
+            layer = create_training_layer(new_layer_path(folder), crs, classes_from(card))
+        except OSError as exc:
+            self._set_status(str(exc), error=True)
+            return None
+        QgsProject.instance().addMapLayer(layer)
+        self.created_layers.add(layer.id())
+        layer.startEditing()
+        self.labels.setLayer(layer)
+        self.field.setField("class")
+        if self.iface is not None:
+            self.iface.setActiveLayer(layer)
+            self.iface.actionAddFeature().trigger()
+        self._set_status(f"Draw polygons in '{layer.name()}' and pick a class for each, then Train. "
+                         f"File: {breakable(layer.source().split('|')[0])}")
+        return layer
+
+    def _labels_changed(self, layer) -> None:
+        self.field.setLayer(layer)
+        if layer is not None and layer.fields().indexOf("class") >= 0:
+            self.field.setField("class")
+        self._update_ready()
+
+    def _update_ready(self, *_a) -> None:
+        if self.task is not None:
+            return
+        missing = [n for n, w in (("an optical layer", self.optical), ("a SAR layer", self.sar),
+                                  ("a training layer", self.labels)) if w.currentLayer() is None]
+        self._set_status(f"Choose {', '.join(missing)}." if missing else "Ready: press Train.")
+
+    # -- run -----------------------------------------------------------------------------------------
+    def build_params(self):
+        """PolygonTrainParams from the widgets; layers resolved to files here (main thread). ValueError when
+        something is missing; the panel's own training layer gets its edits saved first."""
+        from ..core.training.finetune import FinetuneConfig
+        from ..core.training.polygons import PolygonTrainParams
+
+        paths = {}
+        for what, combo in (("Optical", self.optical), ("SAR", self.sar)):
+            paths[what], err = layer_file(combo.currentLayer())
+            if err:
+                raise ValueError(f"{what}: {err}.")
+        layer = self.labels.currentLayer()
+        if layer is not None and layer.id() in self.created_layers and layer.isModified():
+            layer.commitChanges()
+            layer.startEditing()
+        labels, layer_name, err = vector_file(layer)
+        if err:
+            raise ValueError(f"Training layer: {err}.")
+        if not self.field.currentField():
+            raise ValueError("Class field: choose the field that holds the class.")
+        if self.picker.error():
+            raise ValueError(f"Checkpoint: {self.picker.error()}")
+        stem = os.path.splitext(os.path.basename(labels))[0]
+        out = os.path.join(os.path.dirname(labels), f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}.safetensors")
+        cfg = FinetuneConfig(epochs=self.epochs.value(), minutes=self.minutes.value() or None,
+                             device=self.device.currentText())
+        return PolygonTrainParams(optical=paths["Optical"], sar=paths["SAR"], labels=labels,
+                                  field=self.field.currentField(), layer=layer_name, output=out,
+                                  checkpoint=self.picker.checkpointPath() or None,
+                                  report=os.path.splitext(out)[0] + "_report.json", config=cfg)
+
+    def start(self, params=None) -> Optional[TrainTask]:
+        """Start a TrainTask in QGIS's task manager (`params`: built from the widgets when None)."""
+        if self.task is not None:
+            return None
+        try:
+            params = params or self.build_params()
+        except ValueError as exc:
+            self._set_status(str(exc), error=True)
+            return None
+        name = os.path.basename(params.labels)
+        task = TrainTask(params, on_done=self.on_trained, description=f"CLAIRE training: {name}")
+        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.progressText.connect(self._set_status)
+        task.epochDone.connect(self.on_epoch)
+        self.task = task
+        self.chart.clear(params.config.epochs)
+        self.result_box.setVisible(False)
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self._set_status("Reading the scene and the polygons…")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel(self) -> None:
+        """Ask the running training to stop (it stops within a step)."""
+        if self.task is not None:
+            self._set_status("Cancelling…")
+            self.task.cancel()
+
+    def on_epoch(self, e: Dict[str, Any]) -> None:
+        """Main thread: one more point on the chart."""
+        self.chart.addEpoch(e["loss"], e.get("val_macro_f1"), e["epochs"])
+
+    def on_trained(self, task: TrainTask) -> None:
+        """Main thread: show the report, remember the checkpoint, offer to classify with it."""
+        self.task = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if task.report is None:
+            self.progress.setValue(0)
+            self._set_status(task.error or "The training failed.", error=task.error != CANCELLED)
+            return
+        self.show_report(task.report, task.params.output, task.params.report)
+
+    def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
+        """Show a finished training's report and make its checkpoint the recent one."""
+        self.report, self.checkpoint = report, checkpoint
+        remember_checkpoint(checkpoint)
+        html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
+        self.report_view.setHtml(report_html(report, checkpoint, html_path if os.path.exists(html_path) else ""))
+        self.result_box.setVisible(True)
+        self.classify_button.setEnabled(True)
+        self.progress.setValue(100)
+        f1 = report["arms"]["finetuned"]["clear"]["macro_f1"]
+        self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {breakable(checkpoint)}")
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#303030"
+        self.status.setText(f"<span style='color:{color}'>{html.escape(text)}</span>")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -1,0 +1,62 @@
+"""The Train tab's held-out report: every arm's macro-F1 / OA / kappa, clear and clouded, and the leakage check,
+as narrow HTML (one number per column; it fits a ~300 px dock)."""
+from __future__ import annotations
+
+import html
+import os
+from typing import Any, Dict, List
+
+from .widgets import breakable
+
+ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
+SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
+         "rf_optical": "RF&nbsp;optical"}  # no line breaks inside a name: the numbers keep their columns
+
+
+def _n(value: Any) -> str:
+    # two decimals fit a 300 px dock (the HTML report has three); a word joiner after the point, or Qt's
+    # table layout breaks 0.82 into "0." and "82"
+    return "–" if value is None else f"{float(value):.2f}".replace(".", ".&#8288;")
+
+
+def _rows(report: Dict[str, Any], cond: str) -> List[str]:
+    rows = []
+    for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
+        m = report["arms"][arm].get(cond) or {}
+        style = " style='font-weight:bold'" if arm == "finetuned" else ""
+        rows.append(f"<tr{style}><td width='43%'>{SHORT[arm]}</td>"
+                    + "".join(f"<td width='19%' align='right'>{_n(m.get(k))}</td>" for k in ("macro_f1", "oa", "kappa"))
+                    + "</tr>")
+    return rows
+
+
+def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
+    """HTML of a training report for the Train tab."""
+    e = html.escape
+    conds = list(next(iter(report["arms"].values())).keys())
+    parts = ["<style>td,th{padding:1px 3px;} th{text-align:left;background:#eef2f6;}"
+             " .muted{color:#5f6b76;}</style>",
+             f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
+             f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
+    for cond in conds:
+        title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
+        title = title.replace("pct", " %")
+        parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
+                     f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
+    leak = report.get("leakage")
+    if leak:
+        pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")
+        parts.append(f"<p><b>Leakage check</b> (random forest): random-pixel split F1 {_n(pix)} vs held-out "
+                     f"polygons {_n(pol)}. <span class='muted'>A much higher pixel-split score is what "
+                     f"neighbouring pixels of one polygon on both sides of a split would report.</span></p>")
+    note = report.get("untuned_note")
+    if note and "untuned" not in report["arms"]:
+        parts.append(f"<p class='muted'>Untuned checkpoint {e(note)}.</p>")
+    parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
+                 f"forest on the same pixels. {report['training']['epochs']} epochs in "
+                 f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "
+                 f"the model on your polygons; they are not a map accuracy estimate.</p>")
+    if html_path:
+        parts.append(f"<p><a href='file://{e(html_path)}'>Open the full report</a> (per class, confusion "
+                     f"matrices)</p>")
+    return "".join(parts)

@@ -1,0 +1,101 @@
+"""Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
+from __future__ import annotations
+
+from qgis.core import QgsMapLayerProxyModel
+from qgis.gui import QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QTextOption
+from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
+
+from ..layers.layers import layer_hint
+
+ZWSP = "\u200b"
+
+
+def breakable(path: str) -> str:
+    """`path` with zero-width spaces after separators, so a word-wrapped QLabel can break a long path
+    instead of widening the dock to its length (text browsers use WrapAtWordBoundaryOrAnywhere instead)."""
+    for sep in ("/", "\\", "_", "."):
+        path = path.replace(sep, sep + ZWSP)
+    return path
+
+
+class AutoHeightBrowser(QTextBrowser):
+    """A text browser as tall as its document at the current width: the page scrolls, not the browser."""
+
+    def __init__(self, parent: QWidget = None) -> None:
+        super().__init__(parent)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapMode.WordWrap)  # Qt's default breaks inside words when a column is narrow
+        self.document().contentsChanged.connect(self._fit)
+
+    def _fit(self) -> None:
+        doc = self.document()
+        doc.setTextWidth(self.viewport().width())
+        self.setFixedHeight(int(doc.size().height()) + 2 * self.frameWidth() + 4)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+
+def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:
+    """A combo that shrinks to the dock's width instead of widening it to its longest item."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
+
+def narrow_form() -> QFormLayout:
+    """A form whose labels go above their fields when the dock is too narrow for both on one row."""
+    form = QFormLayout()
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
+
+
+def vertical_scroll(page: QWidget) -> QScrollArea:
+    """`page` in a frameless scroll area that scrolls vertically and fits its width to the dock."""
+    scroll = QScrollArea()
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setWidget(page)
+    return scroll
+
+
+class RasterChooser(QWidget):
+    """A raster layer combo with a grey line under it naming the file's folder and band count, so layers
+    of one site that share a name can be told apart. `combo` is the QgsMapLayerComboBox itself."""
+
+    def __init__(self, parent: QWidget = None, optional: bool = False) -> None:
+        super().__init__(parent)
+        self.combo = compact_combo(QgsMapLayerComboBox(self))
+        self.combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        if optional:
+            self.combo.setAllowEmptyLayer(True)
+            self.combo.setLayer(None)
+        self.hint = QLabel(self)
+        self.hint_text = ""
+        self.hint.setStyleSheet("color:#5f6b76;")
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        lay.addWidget(self.combo)
+        lay.addWidget(self.hint)
+        self.combo.layerChanged.connect(self._show_hint)
+        self._show_hint(self.combo.currentLayer())
+
+    def _show_hint(self, layer) -> None:
+        text = self.hint_text = layer_hint(layer)
+        if self.isVisible():  # elided to the width shown; the tooltip has the full path
+            text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
+        self.hint.setText(text)
+        self.hint.setToolTip(layer.source() if layer is not None else "")
+        self.hint.setVisible(bool(text))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show_hint(self.combo.currentLayer())

@@ -1,0 +1,82 @@
+"""A new training layer: a GeoPackage polygon layer whose `class` field offers the checkpoint's classes
+(value map) and is styled by class, ready to draw on (main thread only; no widgets)."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsCoordinateReferenceSystem,
+    QgsEditorWidgetSetup,
+    QgsField,
+    QgsFields,
+    QgsProject,
+    QgsRendererCategory,
+    QgsSymbol,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtGui import QColor
+
+FIELD = "class"
+
+
+def default_folder(project: Optional[QgsProject] = None) -> Optional[str]:
+    """The saved project's folder, or None when the project has not been saved yet."""
+    project = project or QgsProject.instance()
+    home = project.absolutePath()
+    return home if home and os.path.isdir(home) else None
+
+
+def new_layer_path(folder: str, stem: str = "claire_training") -> str:
+    """A GeoPackage path in `folder` that does not exist yet (stem, then stem_YYYYmmdd_HHMMSS[_n])."""
+    path = os.path.join(folder, f"{stem}.gpkg")
+    n = 0
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(folder, f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}{f'_{n}' if n > 1 else ''}.gpkg")
+    return path
+
+
+def class_renderer(classes: Sequence[Dict[str, Any]]) -> QgsCategorizedSymbolRenderer:
+    """Categorized renderer on the class field: one half-transparent fill per class in its colour."""
+    categories = []
+    for c in classes:
+        symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.GeometryType.PolygonGeometry)
+        color = QColor(str(c["color"]))
+        symbol.setColor(color)
+        symbol.setOpacity(0.6)
+        if symbol.symbolLayerCount():
+            symbol.symbolLayer(0).setStrokeColor(color.darker(150))
+        categories.append(QgsRendererCategory(str(c["name"]), symbol, str(c["name"])))
+    return QgsCategorizedSymbolRenderer(FIELD, categories)
+
+
+def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes: Sequence[Dict[str, Any]],
+                          name: str = "Training polygons") -> QgsVectorLayer:
+    """Write an empty polygon GeoPackage at `path` with a text `class` field, open it as a layer whose field
+    offers `classes` (value map name -> name) and whose renderer colours each class; not added to a project.
+    Raises OSError when the file cannot be written."""
+    fields = QgsFields()
+    fields.append(QgsField(FIELD, QVariant.Type.String, len=80))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "training"
+    writer = QgsVectorFileWriter.create(path, fields, QgsWkbTypes.Type.Polygon, crs, QgsProject.instance()
+                                        .transformContext(), options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise OSError(f"cannot write {path}: {writer.errorMessage()}")
+    del writer  # closes the file
+    layer = QgsVectorLayer(f"{path}|layername=training", name, "ogr")
+    if not layer.isValid():
+        raise OSError(f"cannot open the new layer {path}")
+    index = layer.fields().indexOf(FIELD)
+    values: List[Dict[str, str]] = [{str(c["name"]): str(c["name"])} for c in classes]
+    layer.setEditorWidgetSetup(index, QgsEditorWidgetSetup("ValueMap", {"map": values}))
+    layer.setRenderer(class_renderer(classes))
+    layer.saveStyleToDatabase("training", "CLAIRE classes", True, "")  # the value map travels with the file
+    return layer

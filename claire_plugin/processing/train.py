@@ -1,0 +1,231 @@
+"""`claire:train`: fine-tune a checkpoint on your own polygons (or a label raster), validated on held-out
+polygons, beside a random forest and the untuned checkpoint; optionally classify the scene with it."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
+)
+
+from ..core.inputs.units import SAR_UNITS
+from .base import ClaireAlgorithm, engine_errors
+from .common import layer_file, progress_bridge, style_classified
+from .options import DEVICES, RUN_HELP
+
+HELP = {
+    "OPTICAL": "Optical raster (Sentinel-2) the labels were drawn on. Its grid is the labels' grid.",
+    "SAR": "SAR raster (Sentinel-1 VV, VH), warped onto the optical grid.",
+    "LABELS": "Polygons or points with a class field (any file format OGR reads, e.g. a GeoPackage). Pixels "
+    "outside them are ignored, never background. Give this or a label raster.",
+    "FIELD": "Field of the labels holding the class: integer codes or text names.",
+    "LABEL_RASTER": "Instead of polygons: a label raster (class codes; 0, 255 and its nodata are ignored).",
+    "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
+    "class's polygons are held out (whole polygons, with a 3-pixel buffer).",
+    "CHECKPOINT": "Checkpoint to start from (.safetensors). Empty: the bundled default.",
+    "EPOCHS": "Epochs of fine-tuning (the most epochs when a time budget is set).",
+    "MINUTES": "Optional time budget of the training loop in minutes (0: none); scoring comes on top.",
+    "DEVICE": "auto: CUDA if available, else CPU.",
+    "SAR_UNITS": RUN_HELP["SAR_UNITS"],
+    "STEPS_PER_EPOCH": "Optimiser steps per epoch.",
+    "BATCH_SIZE": "Crops per step.",
+    "CROP": "Crop size in pixels (multiple of 32).",
+    "RF_TREES": "Trees of the random-forest baseline (0: no baseline and no leakage check).",
+    "OUTPUT": "The new checkpoint (.safetensors) with its model card (classes, bands, scores).",
+    "REPORT": "Validation report (JSON; an HTML copy is written beside it): scores of the fine-tuned "
+    "network, the untuned checkpoint and the random forests on the held-out polygons, clear and with "
+    "synthetic clouds, and the random-pixel-split score as the leakage check.",
+    "CLASSIFIED": "Optional: classify the scene with the new checkpoint (styled like Classify land cover).",
+}
+
+ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
+
+
+class TrainAlgorithm(ClaireAlgorithm):
+    """Teach CLAIRE your area: fine-tune from polygons on one optical + SAR scene."""
+
+    ICON_NAME = "claire.svg"
+    HELP = HELP
+    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS"})
+    INTRO = ("Fine-tunes a CLAIRE checkpoint on your own polygons and validates it on held-out polygons, next "
+             "to a random forest and the untuned checkpoint. The checkpoint and report are written only when "
+             "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
+             "map accuracy estimate.")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._post_processors: List[Any] = []
+
+    def name(self) -> str:
+        return "train"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Train from polygons (fine-tune a checkpoint)"
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        vector = [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]
+        number = QgsProcessingParameterNumber
+        self.add_parameters([
+            QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),
+            QgsProcessingParameterRasterLayer("SAR", "SAR raster"),
+            QgsProcessingParameterVectorLayer("LABELS", "Training polygons or points", vector, optional=True),
+            QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
+            QgsProcessingParameterRasterLayer("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
+            QgsProcessingParameterVectorLayer("VALIDATION", "Validation polygons (optional)", vector,
+                                              optional=True),
+            QgsProcessingParameterFile("CHECKPOINT", "Base checkpoint (empty: bundled default)",
+                                       extension="safetensors", optional=True),
+            number("EPOCHS", "Epochs", defaultValue=12, minValue=1, maxValue=10000),
+            number("MINUTES", "Time budget in minutes (0: none)", number.Double, defaultValue=0, minValue=0),
+            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
+            number("STEPS_PER_EPOCH", "Steps per epoch", defaultValue=20, minValue=1),
+            number("BATCH_SIZE", "Batch size", defaultValue=8, minValue=1, maxValue=256),
+            number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=1024),
+            number("RF_TREES", "Random-forest trees (0: no baseline)", defaultValue=200, minValue=0),
+            QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoint (*.safetensors)"),
+            QgsProcessingParameterFileDestination("REPORT", "Validation report", "JSON report (*.json)"),
+            QgsProcessingParameterRasterDestination("CLASSIFIED", "Land cover with the new checkpoint",
+                                                    optional=True, createByDefault=False),
+        ])
+        self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Validation report (HTML)"))
+        self.addOutput(QgsProcessingOutputNumber("MACRO_F1", "Macro-F1 on the held-out polygons"))
+        self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy on the held-out polygons"))
+        self.addOutput(QgsProcessingOutputNumber("KAPPA", "Kappa on the held-out polygons"))
+
+    def _labels(self, parameters, context):
+        """(labels path, layer name, field) from LABELS + FIELD or LABEL_RASTER (exactly one)."""
+        from ..layers.layers import vector_file
+
+        has_vector, has_raster = bool(parameters.get("LABELS")), bool(parameters.get("LABEL_RASTER"))
+        if has_vector == has_raster:
+            raise QgsProcessingException("LABELS / LABEL_RASTER: give either training polygons (LABELS with its "
+                                         "class FIELD) or a label raster (LABEL_RASTER), not both and not neither.")
+        if has_raster:
+            return layer_file(self.parameterAsRasterLayer(parameters, "LABEL_RASTER", context), "LABEL_RASTER"), \
+                None, None
+        path, layer_name, problem = vector_file(self.parameterAsVectorLayer(parameters, "LABELS", context))
+        if problem:
+            raise QgsProcessingException(f"LABELS: {problem}.")
+        field = self.parameterAsString(parameters, "FIELD", context)
+        if not field:
+            raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class (codes or names).")
+        return path, layer_name, field
+
+    def _validation(self, parameters, context) -> Optional[str]:
+        from ..layers.layers import vector_file
+
+        if not parameters.get("VALIDATION"):
+            return None
+        path, _, problem = vector_file(self.parameterAsVectorLayer(parameters, "VALIDATION", context))
+        if problem:
+            raise QgsProcessingException(f"VALIDATION: {problem}.")
+        return path
+
+    def build_params(self, parameters, context):
+        """PolygonTrainParams from the parameters (layers resolved to files here, on the algorithm's thread)."""
+        from ..core.training.finetune import FinetuneConfig
+        from ..core.training.polygons import PolygonTrainParams
+
+        labels, layer_name, field = self._labels(parameters, context)
+        minutes = self.parameterAsDouble(parameters, "MINUTES", context) or None
+        trees = self.parameterAsInt(parameters, "RF_TREES", context)
+        cfg = FinetuneConfig(epochs=self.parameterAsInt(parameters, "EPOCHS", context), minutes=minutes,
+                             steps_per_epoch=self.parameterAsInt(parameters, "STEPS_PER_EPOCH", context),
+                             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+                             crop=self.parameterAsInt(parameters, "CROP", context),
+                             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)])
+        return PolygonTrainParams(
+            optical=layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
+            sar=layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
+            labels=labels, field=field, layer=layer_name, validation=self._validation(parameters, context),
+            output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
+            report=self.parameterAsFileOutput(parameters, "REPORT", context),
+            sar_units=list(SAR_UNITS)[self.parameterAsEnum(parameters, "SAR_UNITS", context)],
+            baseline=trees > 0, rf_trees=max(trees, 1), config=cfg)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        import os
+
+        from ..core.runtime.torch_thread import call, in_caller
+        from ..core.training.polygons import train_from_polygons
+        from ..layers.layers import no_input_sidecars
+
+        with no_input_sidecars():
+            params = self.build_params(parameters, context)
+        classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
+            if parameters.get("CLASSIFIED") else None
+        share = 0.8 if classified else 1.0
+        report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
+        with engine_errors():  # on the process's one torch thread, like the engine; callbacks come back here
+            report = call(train_from_polygons, params, in_caller(report_progress),
+                          in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled)
+        for note in report["input_notes"] + report["label_notes"]:
+            feedback.pushInfo(f"note: {note}")
+        feedback.pushInfo(score_lines(report))
+        tuned = report["arms"]["finetuned"]["clear"]
+        outputs = {"OUTPUT": params.output, "REPORT": params.report,
+                   "REPORT_HTML": os.path.splitext(params.report)[0] + ".html",
+                   "MACRO_F1": tuned["macro_f1"], "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None}
+        if classified:
+            outputs["CLASSIFIED"] = self._classify(params, classified, context, feedback, share)
+        return outputs
+
+    def _classify(self, params, output: str, context, feedback, start: float) -> str:
+        """Classify the training scene with the new checkpoint; the map is styled like claire:classify's."""
+        from ..core import engine
+        from ..core.params import ClassifyParams
+
+        feedback.pushInfo(f"classifying {params.optical} with {params.output}")
+        run = ClassifyParams(params.optical, params.sar, output, checkpoint=params.output,
+                             device=params.config.device, sar_units=params.sar_units)
+        with engine_errors():
+            result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
+                                     feedback.isCanceled)
+        style_classified(result, context, self._post_processors, "Land cover (CLAIRE, your checkpoint)")
+        return result.output
+
+
+def scaled_progress(report: Callable[[float, str], None], start: float, end: float) -> Callable[[float, str], None]:
+    """A progress callback mapping [0, 1] onto [start, end] of `report`."""
+    return lambda fraction, message: report(start + (end - start) * fraction, message)
+
+
+def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[Dict[str, Any]], None]:
+    """on_epoch for train_from_polygons: one log line per epoch; progress moves from 5 % to 85 % with epochs."""
+    def on_epoch(e: Dict[str, Any]) -> None:
+        f1 = "-" if e["val_macro_f1"] is None else f"{e['val_macro_f1']:.3f}"
+        text = (f"epoch {e['epoch']} of {e['epochs']} (stage {e['stage']}): loss {e['loss']:.4f}, held-out "
+                f"macro-F1 {f1}")
+        feedback.pushInfo(f"{text}, {e['seconds']:.0f} s")
+        report(0.05 + 0.8 * e["epoch"] / max(1, e["epochs"]), text)
+
+    return on_epoch
+
+
+def score_lines(report: Dict[str, Any]) -> str:
+    """Held-out macro-F1 / OA / kappa of every arm, clear, and the leakage check, one line each."""
+    from ..core.training.scorecard import ARM_TITLES
+
+    lines = ["held-out polygons, clear:"]
+    for arm in [a for a in ARM_ORDER if a in report["arms"]]:
+        m = report["arms"][arm]["clear"]
+        lines.append(f"  {ARM_TITLES[arm]}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}, "
+                     f"kappa {m['kappa'] or 0:.3f}")
+    leak = report.get("leakage")
+    if leak:
+        lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
+                     f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""claire:train in real QGIS: polygons drawn by the test -> checkpoint, report, classified scene."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+NAMES = {1: "water", 4: "crops", 5: "built area"}
+BOXES = [(1, 5, 2), (1, 20, 5), (1, 40, 10), (1, 55, 20), (4, 2, 40), (4, 20, 45), (4, 45, 35), (4, 10, 60),
+         (5, 35, 65), (5, 45, 75), (5, 52, 62), (5, 35, 80)]
+FAST = {"EPOCHS": 2, "STEPS_PER_EPOCH": 1, "BATCH_SIZE": 2, "CROP": 64, "RF_TREES": 10, "DEVICE": 1}
+
+
+@pytest.fixture
+def scene(tmp_path):
+    opt, sar, _ = synthetic_scene(64, 96)
+    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
+    return {"OPTICAL": write_raster(tmp_path / "o.tif", opt),
+            "SAR": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+            "LABELS": write_vector(tmp_path / "labels.gpkg", feats), "FIELD": "class",
+            "CHECKPOINT": make_tiny_checkpoint(tmp_path / "base.safetensors")}
+
+
+def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.models.checkpoint import read_card
+
+    log = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            log.append(info)
+
+    out, report, classified = (str(tmp_path / n) for n in ("mine.safetensors", "report.json", "map.tif"))
+    res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": report,
+                                          "CLASSIFIED": classified}, feedback=Feedback())
+    card = read_card(out)
+    assert [c["name"] for c in card["classes"]] == ["built area", "crops", "water"]
+    with open(report) as f:
+        saved = json.load(f)
+    assert res["MACRO_F1"] == saved["arms"]["finetuned"]["clear"]["macro_f1"]
+    assert 0.0 <= res["OA"] <= 1.0 and res["REPORT_HTML"] == str(tmp_path / "report.html")
+    assert os.path.exists(res["REPORT_HTML"])
+    assert saved["training"]["epochs"] == 2
+    assert any(line.startswith("epoch 2 of 2") for line in log)
+    assert any("leakage check" in line for line in log)
+    with rasterio.open(classified) as ds:
+        assert ds.shape == (64, 96) and set(np.unique(ds.read(1))) <= {1, 2, 3}
+    assert os.path.exists(str(tmp_path / "map.qml"))
+
+
+def test_layer_name_of_a_geopackage_reaches_the_labels(claire_plugin, scene, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"{scene['LABELS']}|layername=labels", "my labels", "ogr")
+    assert layer.isValid()
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:train")
+    context = QgsProcessingContext()
+    params = alg.build_params({**scene, "LABELS": layer, "OUTPUT": str(tmp_path / "m.safetensors"),
+                               "REPORT": str(tmp_path / "r.json"), **FAST}, context)
+    assert params.labels == scene["LABELS"] and params.layer == "labels" and params.field == "class"
+    assert params.config.epochs == 2 and params.config.device == "cpu" and params.rf_trees == 10
+    assert params.sar_units == "auto"
+
+
+def test_labels_and_label_raster_together_are_refused(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    _, _, labels = synthetic_scene(64, 96)
+    raster = write_raster(tmp_path / "lab.tif", labels[None])
+    out = str(tmp_path / "m.safetensors")
+    with pytest.raises(QgsProcessingException, match="not both"):
+        processing.run("claire:train", {**scene, **FAST, "LABEL_RASTER": raster, "OUTPUT": out,
+                                        "REPORT": str(tmp_path / "r.json")})
+    assert not os.path.exists(out)
+
+
+def test_a_filtered_layer_is_refused_naming_the_fix(claire_plugin, scene, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    from claire.claire_plugin.layers.layers import vector_file
+
+    layer = QgsVectorLayer(scene["LABELS"], "labels", "ogr")
+    layer.setSubsetString("\"class\" = 'water'")
+    path, _, problem = vector_file(layer)
+    assert path is None and "filter" in problem and "Save Features As" in problem
+
+
+def test_cancel_writes_nothing(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    out = str(tmp_path / "m.safetensors")
+    with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
+        processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")},
+                       feedback=feedback)
+    assert not os.path.exists(out) and not os.path.exists(str(tmp_path / "r.json"))

@@ -1,0 +1,203 @@
+"""The dock's Train tab in real QGIS (offscreen): new training layer, training in the task manager with a
+live chart, the held-out report, "Classify with this model"; and the smaller GUI fixes beside it."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import box_wkt
+
+NAMES = {1: "water", 4: "crops", 5: "built area"}
+BOXES = [(1, 5, 2), (1, 20, 5), (1, 40, 10), (1, 55, 20), (4, 2, 40), (4, 20, 45), (4, 45, 35), (4, 10, 60),
+         (5, 35, 65), (5, 45, 75), (5, 52, 62), (5, 35, 80)]
+
+
+def _wait(app, condition, seconds=120.0):
+    end = time.time() + seconds
+    while not condition() and time.time() < end:
+        app.processEvents()
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def train_dock(qgis_app, tmp_path, tiny_checkpoint):
+    """A dock whose Train tab has a synthetic scene loaded and the tiny checkpoint as base."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    opt, sar, _ = synthetic_scene(64, 96)
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s1").mkdir()
+    optical = QgsRasterLayer(write_raster(tmp_path / "s2" / "site.tif", opt), "site", "gdal")
+    sar_layer = QgsRasterLayer(write_raster(tmp_path / "s1" / "site.tif", sar, descriptions=["VV", "VH"]),
+                               "site", "gdal")
+    project = QgsProject.instance()
+    project.addMapLayers([optical, sar_layer])
+    dock = ClaireDock(None)
+    panel = dock.train_panel
+    panel.picker.setCheckpoint(tiny_checkpoint)
+    panel.optical.setLayer(optical)
+    panel.sar.setLayer(sar_layer)
+    panel.ask_folder = lambda: str(tmp_path)
+    yield dock
+    project.removeAllMapLayers()
+
+
+def _draw(layer) -> None:
+    """Add the test's boxes to the (editable) layer with their class names."""
+    from qgis.core import QgsFeature, QgsGeometry
+
+    for v, r, c in BOXES:
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromWkt(box_wkt(r, c, r + 5, c + 5)))
+        f["class"] = NAMES[v]
+        assert layer.addFeature(f)
+
+
+def test_new_training_layer_offers_the_checkpoint_classes(train_dock, tmp_path, tiny_classes):
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
+
+    layer = train_dock.train_panel.new_training_layer()
+    assert layer is not None and layer.id() in QgsProject.instance().mapLayers()
+    assert layer.source().split("|")[0] == str(tmp_path / "claire_training.gpkg")
+    assert layer.isEditable() and layer.crs().authid() == "EPSG:32631"
+    setup = layer.editorWidgetSetup(layer.fields().indexOf("class"))
+    assert setup.type() == "ValueMap"
+    assert [list(d)[0] for d in setup.config()["map"]] == [c["name"] for c in tiny_classes]
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class"
+    assert {c.value(): c.symbol().color().name() for c in renderer.categories()} == \
+        {c["name"]: c["color"] for c in tiny_classes}
+    from qgis.core import QgsVectorLayer
+
+    reopened = QgsVectorLayer(layer.source(), "again", "ogr")  # the style travels in the GeoPackage
+    assert reopened.editorWidgetSetup(reopened.fields().indexOf("class")).type() == "ValueMap"
+    assert isinstance(reopened.renderer(), QgsCategorizedSymbolRenderer)
+    panel = train_dock.train_panel
+    assert panel.labels.currentLayer() is layer and panel.field.currentField() == "class"
+    second = panel.new_training_layer()
+    assert second.source() != layer.source(), "a second layer never overwrites the first"
+
+
+def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, train_dock, tmp_path):
+    from claire.claire_plugin.gui.picker import recent_checkpoints
+
+    dock, panel = train_dock, train_dock.train_panel
+    layer = panel.new_training_layer()
+    _draw(layer)
+    panel.epochs.setValue(2)
+    panel.device.setCurrentText("cpu")
+    params = panel.build_params()  # saves the panel's own layer's edits
+    assert not layer.isModified() and layer.featureCount() == 12
+    assert params.layer == "training" and params.field == "class" and params.config.epochs == 2
+    params.config.steps_per_epoch, params.config.batch_size, params.config.crop = 1, 2, 64
+    params.rf_trees = 10
+    assert panel.start(params) is not None and not panel.train_button.isEnabled()
+    assert _wait(qgis_app, lambda: panel.task is None)
+    assert panel.report is not None, panel.status.text()
+    loss, score = panel.chart.points()
+    assert len(loss) == 2 and all(0.0 <= s <= 1.0 for s in score)
+    assert os.path.exists(params.output) and os.path.exists(params.report)
+    text = panel.report_view.toPlainText().replace("\xa0", " ").replace("\u2060", "")
+    assert "Your CLAIRE" in text and "RF opt+SAR" in text and "Leakage check" in text
+    assert "untuned" in panel.report["arms"], "the tiny base knows water, crops and built area by name"
+    assert text.count("Untuned") == 3, "a row clear, a row clouded, the footnote"
+    assert params.output == recent_checkpoints()[0]
+    panel.classify_button.click()
+    assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
+    assert "crops" in dock.picker.card_view.toPlainText()
+    assert dock.optical.currentLayer() is panel.optical.currentLayer()
+
+
+def test_cancelled_training_says_cancelled_not_failed(qgis_app, train_dock):
+    panel = train_dock.train_panel
+    _draw(panel.new_training_layer())
+    params = panel.build_params()
+    panel.start(params)
+    panel.cancel()
+    assert _wait(qgis_app, lambda: panel.task is None)
+    assert "Cancelled" in panel.status.text() and "#b00020" not in panel.status.text()
+    assert not os.path.exists(params.output)
+
+
+def test_training_without_a_layer_names_what_is_missing(train_dock):
+    panel = train_dock.train_panel
+    assert panel.start() is None
+    assert "Training layer" in panel.status.text()
+
+
+def test_combos_tell_same_named_layers_apart(train_dock):
+    panel = train_dock.train_panel
+    hints = [c.parent().hint_text for c in (panel.optical, panel.sar)]
+    assert hints[0].startswith("s2") and "12 bands" in hints[0]
+    assert hints[1].startswith("s1") and "2 bands" in hints[1]
+
+
+def test_progress_text_counts_tiles():
+    from claire.claire_plugin.gui.tasks import progress_text
+
+    assert progress_text("classifying: tile row 4/20, tile 3/20") == "classifying: tile 63 of 400"
+    assert progress_text("reading") == "reading"
+
+
+def test_done_status_shows_the_full_path_and_says_temporary(qgis_app, tmp_path):
+    from qgis.core import QgsProcessingUtils
+
+    from claire.claire_plugin.gui.dock import done_html
+
+    kept = done_html(str(tmp_path / "out.tif")).replace("\u200b", "")
+    assert str(tmp_path / "out.tif") in kept and "open folder" in kept and "Temporary" not in kept
+    temp = done_html(os.path.join(QgsProcessingUtils.tempFolder(), "x.tif"))
+    assert "Temporary" in temp
+
+
+def test_checkpoint_dialog_claims_no_fit_without_layers_and_its_button_sets_the_panel(qgis_app, qgis_iface,
+                                                                                      tiny_checkpoint):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.gui import actions
+    from claire.claire_plugin.gui.picker import CheckpointDialog
+
+    dialog = CheckpointDialog(None, tiny_checkpoint)
+    status = dialog.picker.status.text()
+    assert "4 classes" in status and "fit" not in status
+    dialog.picker.checkLayers(12, 2)
+    assert "the layers fit" in dialog.picker.status.text()
+    plugin = SimpleNamespace(iface=qgis_iface, dock=None)
+    dialog.accepted.connect(lambda: actions.use_checkpoint(plugin, dialog.picker.checkpointPath()))
+    dialog.use_button.click()
+    assert plugin.dock is not None and plugin.dock.picker.checkpointPath() == tiny_checkpoint
+
+
+def test_a_deleted_last_checkpoint_falls_back_to_the_bundled_one(qgis_app, tmp_path, tiny_checkpoint):
+    import shutil
+
+    from claire.claire_plugin.gui.picker import CheckpointPicker, bundled_checkpoint
+
+    gone = str(tmp_path / "gone.safetensors")
+    shutil.copy(tiny_checkpoint, gone)
+    CheckpointPicker().setCheckpoint(gone)
+    os.remove(gone)
+    picker = CheckpointPicker()
+    assert picker.checkpointPath() == bundled_checkpoint()
+    picker.setCheckpoint(gone)  # chosen explicitly: kept, with the reason it cannot be used
+    assert picker.checkpointPath() == gone and "does not exist" in picker.error()
+
+
+def test_every_tab_fits_the_300_px_of_a_new_dock(train_dock, tmp_path):
+    """No page asks for more width than a 300 px dock has (else QGIS cuts it off: no horizontal scroll)."""
+    dock = train_dock
+    panel = dock.train_panel
+    panel.new_training_layer()
+    summary = {"classes": [{"name": n, "color": "#808080", "value": i, "area_ha": 1234.5, "share": 0.25,
+                            "mean_confidence": 0.8, "pixels": 10} for i, n in enumerate(["built area", "rangeland"])],
+               "mean_confidence": 0.8}
+    dock.results.showSummary(summary, "Land cover of a_long_site_name_433D_629L_3_1", ["Device: cpu"])
+    widths = {dock.tabs.tabText(i): dock.tabs.widget(i).widget().minimumSizeHint().width()
+              for i in range(dock.tabs.count())}
+    assert all(w <= 270 for w in widths.values()), widths
