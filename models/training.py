@@ -65,9 +65,14 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> Dict[str, Any]:
-        d = asdict(self)
-        d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
-        return d
+        return config_dict(self)
+
+
+def config_dict(cfg: Any) -> Dict[str, Any]:
+    """A training config dataclass as a JSON-ready dict (for the model card)."""
+    d = asdict(cfg)
+    d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
+    return d
 
 
 def model_config(cfg: TrainConfig, num_classes: int, ospec: Dict, sspec: Dict) -> Dict[str, Any]:

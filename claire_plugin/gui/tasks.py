@@ -46,17 +46,11 @@ class ClassifyTask(QgsTask):
             self.result = engine.classify(self.params, self._progress, self.isCanceled)
             return True
         except Exception as exc:  # noqa: BLE001 - ClaireError, CheckpointError or a bug: shown in the panel
-            self.error = _user_message(exc)
-            if not _is_user_error(exc):
-                self.details = traceback.format_exc()
-            return False
+            return _failed(self, exc)
 
     def finished(self, ok: bool) -> None:  # main thread
         """Main thread: hand the outcome to the dock."""
-        if not ok and (self.error is None or self.isCanceled()):
-            self.error = CANCELLED if self.isCanceled() else "The classification stopped without a message."
-        if self.on_done is not None:
-            self.on_done(self)
+        _hand_over(self, ok, "The classification stopped without a message.")
 
 
 class TrainTask(QgsTask):
@@ -97,17 +91,11 @@ class TrainTask(QgsTask):
                                self.isCanceled)
             return True
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
-            self.error = _user_message(exc)
-            if not _is_user_error(exc):
-                self.details = traceback.format_exc()
-            return False
+            return _failed(self, exc)
 
     def finished(self, ok: bool) -> None:  # main thread
         """Main thread: hand the outcome to the panel."""
-        if not ok and (self.error is None or self.isCanceled()):
-            self.error = CANCELLED if self.isCanceled() else "The training stopped without a message."
-        if self.on_done is not None:
-            self.on_done(self)
+        _hand_over(self, ok, "The training stopped without a message.")
 
 
 #: The message of a run the user cancelled (shown as cancelled, not as a failure).
@@ -186,3 +174,19 @@ def _user_message(exc: BaseException) -> str:
     if _is_user_error(exc):
         return dock_message(str(exc))
     return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."
+
+
+def _failed(task, exc: BaseException) -> bool:
+    """Worker thread: keep a task's user-facing message (and the traceback of a bug); returns False."""
+    task.error = _user_message(exc)
+    if not _is_user_error(exc):
+        task.details = traceback.format_exc()
+    return False
+
+
+def _hand_over(task, ok: bool, silent: str) -> None:
+    """Main thread: name a cancelled or silent failure, then call the task's `on_done`."""
+    if not ok and (task.error is None or task.isCanceled()):
+        task.error = CANCELLED if task.isCanceled() else silent
+    if task.on_done is not None:
+        task.on_done(task)

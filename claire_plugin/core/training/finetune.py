@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -44,9 +44,9 @@ class FinetuneConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> Dict[str, Any]:
-        d = asdict(self)
-        d["augment"]["speckle_looks"] = list(d["augment"]["speckle_looks"])
-        return d
+        from ....models.training import config_dict
+
+        return config_dict(self)
 
 
 def prepare_model(base_model, base_card: dict, classes: List[ClassInfo], from_scratch: bool = False):
