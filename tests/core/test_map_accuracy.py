@@ -222,3 +222,24 @@ def test_cli_sample_points_then_map_accuracy(tmp_path, capsys):
     assert saved["points_used"] == 82 and saved["overall_accuracy"] == 1.0
     assert main(["map-accuracy", "--map", path, "--points", out, "--field", "nope"]) == 2
     assert "no field 'nope'" in capsys.readouterr().err
+
+
+def test_points_in_another_crs_are_reprojected(tmp_path):
+    """The same labelled points as a GeoJSON in WGS 84 give the same result as the GeoPackage in UTM."""
+    from osgeo import gdal, ogr
+
+    path, data = _toy_map(tmp_path)
+    s = stratified_sample(path, per_class=30, seed=5)
+    utm = write_points(s, str(tmp_path / "utm.gpkg"))
+    ds = ogr.Open(utm, 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", 2 if feat.GetField("sample_id") % 4 == 0 else feat.GetField("map_class"))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    wgs = str(tmp_path / "wgs.geojson")
+    gdal.VectorTranslate(wgs, utm, format="GeoJSON", dstSRS="EPSG:4326")
+    a, b = evaluate_points(path, utm), evaluate_points(path, wgs)
+    assert b["points_used"] == a["points_used"] == len(s)
+    assert b["error_matrix"]["counts"] == a["error_matrix"]["counts"]
+    assert b["overall_accuracy"] == pytest.approx(a["overall_accuracy"]) and a["overall_accuracy"] < 1.0
