@@ -3,10 +3,11 @@ and the area-weighted accuracy of the labelled points (Olofsson et al. 2014)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from qgis.core import (
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
@@ -78,6 +79,17 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
         return {"OUTPUT": out, "POINTS": len(s)}
 
 
+def _points_file(layer) -> Tuple[str, Optional[str]]:
+    """(file, layer name or None) behind an OGR point layer; a QgsProcessingException for other providers."""
+    if layer is None or layer.providerType() != "ogr":
+        raise QgsProcessingException("POINTS: choose a point layer saved in a file (GeoPackage, shapefile, "
+                                     "GeoJSON...); a temporary or database layer cannot be read. Fix: Export > "
+                                     "Save Features As... a GeoPackage first.")
+    parts = layer.source().split("|")
+    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
+    return parts[0], names[0] if names else None
+
+
 class MapAccuracyAlgorithm(ClaireAlgorithm):
     """Area-weighted error matrix, accuracies and class areas with 95 % CIs from labelled points."""
 
@@ -111,14 +123,11 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         from ..core.map_accuracy import evaluate_points
 
         path = layer_file(self.parameterAsRasterLayer(parameters, "MAP", context), "MAP")
-        layer = self.parameterAsVectorLayer(parameters, "POINTS", context)
-        points = layer.source().split("|")[0] if layer is not None else ""
-        sub = [p.split("=", 1)[1] for p in layer.source().split("|")[1:] if p.startswith("layername=")] \
-            if layer is not None else []
+        points, sub = _points_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
-                                     layer=sub[0] if sub else None)
+                                     layer=sub)
             if report:
                 write_json(report, result, "accuracy report")
         for line in accuracy_table(result).splitlines():

@@ -49,3 +49,15 @@ def test_map_accuracy_algorithms_have_help(claire_plugin):
         assert alg is not None, alg_id
         assert alg.shortHelpString() and not alg.icon().isNull()
         assert [p.name() for p in alg.parameterDefinitions() if not p.help()] == []
+
+
+def test_map_accuracy_refuses_a_temporary_layer(claire_plugin, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsVectorLayer
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    scratch = QgsVectorLayer("Point?crs=EPSG:32631&field=ref_class:integer", "scratch", "memory")
+    with pytest.raises(QgsProcessingException, match="saved in a file"):
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": scratch, "FIELD": "ref_class"})
