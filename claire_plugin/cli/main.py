@@ -20,12 +20,13 @@ from . import (
     explain,
     fusion_table,
     info,
+    map_accuracy,
     train,
 )
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, evaluate, fusion_table, info, bench, bench_robustness, bench_train,
-             explain, diagnostics]
+_COMMANDS = [classify, classify_folder, train, evaluate, map_accuracy, fusion_table, info, bench, bench_robustness,
+             bench_train, explain, diagnostics]
 
 
 def build_parser() -> argparse.ArgumentParser:

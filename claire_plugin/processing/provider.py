@@ -8,6 +8,7 @@ from .base import ICON
 from .classify import ClassifyAlgorithm
 from .classify_folder import ClassifyFolderAlgorithm
 from .evaluate import EvaluateAlgorithm
+from .map_accuracy import MapAccuracyAlgorithm, SamplePointsAlgorithm
 from .train import TrainAlgorithm
 
 
@@ -33,4 +34,6 @@ class ClaireProvider(QgsProcessingProvider):
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(ClassifyFolderAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
+        self.addAlgorithm(SamplePointsAlgorithm())
+        self.addAlgorithm(MapAccuracyAlgorithm())
         self.addAlgorithm(TrainAlgorithm())

@@ -1,0 +1,176 @@
+"""Area-weighted accuracy and area estimates from a stratified random sample (QGIS-free, numpy only).
+
+Olofsson, P., Foody, G. M., Herold, M., Stehman, S. V., Woodcock, C. E. & Wulder, M. A. (2014). Good
+practices for estimating area and assessing accuracy of land change. Remote Sensing of Environment 148,
+42-57. The strata are the map classes; W_i is the share of the mapped area of class i, n_ij the number of
+sample points of map class i labelled j, and p_ij = W_i n_ij / n_i. the estimated share of the area that is
+mapped i and is j on the ground (rows = map, columns = reference, as in the paper).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .errors import ClaireError
+
+Z95 = 1.96
+FEW_POINTS = 30
+METHOD = ("stratified random sample, strata = map classes; estimators of Olofsson et al. 2014 (RSE 148:42-57), "
+          "eq. 2 (p_ij), 5 (overall), 6 (user's), 7 (producer's), 9-11 (area); 95 % CI = 1.96 SE")
+
+
+def _clean(v: float) -> Optional[float]:
+    """nan/inf → None (JSON has no nan)."""
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _counts(map_values: Sequence[int], ref_values: Sequence[Optional[int]], class_pixels: Mapping[int, int]):
+    """(sorted class values, n_ij matrix, number of points without a reference label)."""
+    pairs, skipped = [], 0
+    for m, r in zip(map_values, ref_values):
+        if r is None:
+            skipped += 1
+            continue
+        pairs.append((int(m), int(r)))
+    mapped = {int(k) for k, v in class_pixels.items() if v > 0}
+    unknown = sorted({m for m, _ in pairs} - mapped)
+    if unknown:
+        raise ClaireError(f"sample points fall on map value(s) {unknown} that the map's class counts do not "
+                          f"hold; evaluate the points against the map they were drawn from")
+    classes = sorted(mapped | {r for _, r in pairs})
+    index = {c: i for i, c in enumerate(classes)}
+    n = np.zeros((len(classes), len(classes)), np.float64)
+    for m, r in pairs:
+        n[index[m], index[r]] += 1
+    return classes, n, skipped
+
+
+def _variance_terms(n: np.ndarray, w: np.ndarray):
+    """Row totals n_i., the per-row shares n_ij/n_i. and the factor W_i^2/(n_i. - 1) (nan where n_i. < 2)."""
+    ni = n.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(ni[:, None] > 0, n / ni[:, None], 0.0)
+        factor = np.where(ni > 1, w ** 2 / (ni - 1), np.where(w > 0, np.nan, 0.0))
+    return ni, share, factor
+
+
+def _producers(p: np.ndarray, share: np.ndarray, factor: np.ndarray, w: np.ndarray, users: np.ndarray):
+    """Producer's accuracy per reference class and its standard error (eq. 7, in shares of area)."""
+    col = p.sum(axis=0)
+    diag = np.diag(p)
+    k = len(col)
+    pa = np.full(k, np.nan)
+    se = np.full(k, np.nan)
+    for j in range(k):
+        if col[j] <= 0:
+            continue
+        pa[j] = diag[j] / col[j]
+        own = 0.0 if w[j] == 0 else factor[j] * (1 - pa[j]) ** 2 * users[j] * (1 - users[j])
+        others = sum(factor[i] * share[i, j] * (1 - share[i, j]) for i in range(k) if i != j and w[i] > 0)
+        se[j] = math.sqrt((own + pa[j] ** 2 * others) / col[j] ** 2)
+    return pa, se
+
+
+def area_weighted_accuracy(map_values: Sequence[int], ref_values: Sequence[Optional[int]],
+                           class_pixels: Mapping[int, int], pixel_area_m2: float,
+                           class_names: Optional[Mapping[int, str]] = None) -> Dict[str, Any]:
+    """Area-weighted error matrix, accuracies and class areas with standard errors and 95 % CIs.
+
+    `map_values[k]` is the map class at sample point k and `ref_values[k]` its reference label (None:
+    not labelled, skipped and counted); `class_pixels` the number of map pixels of each class (the strata).
+    Accuracies are shares (0..1); areas in m2; every `ci95` is the half-width 1.96 SE. Undefined values
+    (a class never mapped or never seen in the reference) are None.
+    """
+    if len(map_values) != len(ref_values):
+        raise ClaireError("the map values and reference labels of the sample differ in number")
+    classes, n, skipped = _counts(map_values, ref_values, class_pixels)
+    if n.sum() == 0:
+        raise ClaireError("no sample point has a reference label; fill the reference field of the points "
+                          "(the class seen on the ground or on imagery) and evaluate again")
+    names = {int(k): str(v) for k, v in (class_names or {}).items()}
+    pixels = np.array([float(class_pixels.get(c, 0)) for c in classes])
+    total_area = float(pixels.sum()) * float(pixel_area_m2)
+    w = pixels / pixels.sum()
+    ni, share, factor = _variance_terms(n, w)
+    empty = [c for c, wi, k in zip(classes, w, ni) if wi > 0 and k == 0]
+    if empty:
+        raise ClaireError(f"map class(es) {empty} have no labelled sample point, so their area cannot be "
+                          f"estimated; label at least two points of every map class (30 or more advised)")
+    p = w[:, None] * share
+    users = np.where(ni > 0, np.diag(share), np.nan)
+    users_se = np.sqrt(np.where(ni > 1, users * (1 - users) / np.maximum(ni - 1, 1), np.nan))
+    overall = float(np.trace(p))
+    overall_se = math.sqrt(float(np.sum(factor * np.nan_to_num(users) * (1 - np.nan_to_num(users)))))
+    producers, producers_se = _producers(p, share, factor, w, np.nan_to_num(users))
+    area_share = p.sum(axis=0)
+    area_share_se = np.sqrt(np.sum(factor[:, None] * share * (1 - share), axis=0))
+    per_class = []
+    for i, c in enumerate(classes):
+        per_class.append({
+            "value": c, "name": names.get(c, f"class {c}"), "map_pixels": int(pixels[i]),
+            "map_area_m2": float(pixels[i] * pixel_area_m2), "weight": float(w[i]), "points": int(ni[i]),
+            "reference_points": int(n[:, i].sum()),
+            "users_accuracy": _clean(users[i]), "users_se": _clean(users_se[i]),
+            "users_ci95": _clean(Z95 * users_se[i]),
+            "producers_accuracy": _clean(producers[i]), "producers_se": _clean(producers_se[i]),
+            "producers_ci95": _clean(Z95 * producers_se[i]),
+            "area_share": float(area_share[i]), "area_m2": float(area_share[i] * total_area),
+            "area_se_m2": _clean(area_share_se[i] * total_area),
+            "area_ci95_m2": _clean(Z95 * area_share_se[i] * total_area),
+        })
+    labels = [c["name"] for c in per_class]
+    return {
+        "method": METHOD, "points_used": int(n.sum()), "points_unlabelled": int(skipped),
+        "total_area_m2": total_area, "pixel_area_m2": float(pixel_area_m2),
+        "overall_accuracy": overall, "overall_se": _clean(overall_se), "overall_ci95": _clean(Z95 * overall_se),
+        "per_class": per_class,
+        "error_matrix": {"rows": "map", "columns": "reference", "labels": labels, "values": classes,
+                         "proportion_of_area": p.tolist(), "counts": n.astype(int).tolist()},
+        "warnings": _warnings(per_class, skipped),
+    }
+
+
+def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
+    """Plain-language cautions: few points per class, unlabelled points, reference-only classes."""
+    out = []
+    for c in per_class:
+        if c["map_pixels"] > 0 and c["points"] < FEW_POINTS:
+            out.append(f"map class {c['name']!r} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
+                       f"its accuracies and area have wide confidence intervals")
+        if c["map_pixels"] == 0:
+            out.append(f"class {c['name']!r} occurs in the reference labels ({c['reference_points']} point(s)) but "
+                       f"not in the map: its user's accuracy is undefined, its producer's accuracy is 0")
+    if skipped:
+        out.append(f"{skipped} point(s) without a reference label were skipped")
+    return out
+
+
+def accuracy_table(result: Dict[str, Any], area_unit: str = "ha") -> str:
+    """The area-weighted result as a plain-text table (accuracies in %, areas in ha or km2)."""
+    scale = {"ha": 1e4, "km2": 1e6, "m2": 1.0}[area_unit]
+
+    def pct(v, se):
+        return f"{'-':>16}" if v is None else f"{100 * v:7.1f} ± {100 * Z95 * se:5.1f}" if se is not None \
+            else f"{100 * v:7.1f} ±   n/a"
+
+    def area(v, ci):
+        return f"{v / scale:12.2f} ± {ci / scale:10.2f}" if ci is not None else f"{v / scale:12.2f} ±        n/a"
+
+    oa, oci = result["overall_accuracy"], result["overall_ci95"]
+    head = (f"overall accuracy {100 * oa:.1f} %" + (f" ± {100 * oci:.1f}" if oci is not None else "") +
+            f" (95 % CI), {result['points_used']} labelled points, area-weighted (Olofsson et al. 2014)")
+    lines = [head, "", f"{'class':<20}{'points':>7}{'user %':>17}{'producer %':>17}"
+             f"{'mapped ' + area_unit:>14}{'estimated ' + area_unit + ' (95 % CI)':>27}"]
+    for c in result["per_class"]:
+        lines.append(f"{c['name'][:19]:<20}{c['points']:>7}{pct(c['users_accuracy'], c['users_se'])}"
+                     f"{pct(c['producers_accuracy'], c['producers_se'])}{c['map_area_m2'] / scale:14.2f}"
+                     f"{area(c['area_m2'], c['area_ci95_m2'])}")
+    em = result["error_matrix"]
+    lines += ["", "error matrix, proportion of area (rows = map, columns = reference):",
+              f"{'':<20}" + "".join(f"{lab[:9]:>10}" for lab in em["labels"])]
+    for lab, row in zip(em["labels"], em["proportion_of_area"]):
+        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:10.4f}" for v in row))
+    lines += [f"warning: {w}" for w in result["warnings"]]
+    return "\n".join(lines)

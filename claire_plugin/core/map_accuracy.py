@@ -1,0 +1,271 @@
+"""Map accuracy you can publish: a stratified random sample of a classified map for the user to label, and
+the area-weighted evaluation of the labelled points (QGIS-free: numpy, rasterio and osgeo.ogr).
+
+This is map accuracy (design-based inference on a probability sample, Olofsson et al. 2014; Wadoux et al.
+2021), not the held-out-polygon score of training, which validates the model on polygons that were never a
+probability sample of the map. The estimators live in `area_estimate`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .area_estimate import FEW_POINTS, area_weighted_accuracy
+from .errors import ClaireError
+from .io.raster_io import open_raster, pixel_area_m2, require_crs, same_file
+
+__all__ = ["SamplePoints", "area_weighted_accuracy", "class_pixel_counts", "evaluate_points",
+           "stratified_sample", "write_points"]
+
+MAX_CLASSES = 1000
+POINTS_LAYER = "accuracy_points"
+
+
+@dataclass
+class SamplePoints:
+    """Sample points in the map CRS (pixel centres), with the map's class counts and notes."""
+    x: np.ndarray
+    y: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    value: np.ndarray
+    class_pixels: Dict[int, int]
+    crs_wkt: str
+    notes: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.value.size)
+
+
+def _open_map(map_path: str):
+    """The classified map as an open rasterio dataset; a ClaireError unless it is an integer raster."""
+    ds = open_raster(map_path, "classified map")
+    if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        ds.close()
+        raise ClaireError(f"the classified map {map_path!r} holds {ds.dtypes[0]} values, not class codes; give "
+                          f"the integer class raster that `claire classify` writes")
+    return ds
+
+
+def _valid(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """Mask of the pixels that carry a class (not nodata)."""
+    return np.ones(block.shape, bool) if nodata is None else block != nodata
+
+
+def class_pixel_counts(map_path: str, nodata: Optional[float] = None) -> Dict[int, int]:
+    """Number of pixels of each class of band 1 of the map, read block by block (nodata: the map's own
+    nodata value when None)."""
+    ds = _open_map(map_path)
+    try:
+        nodata = ds.nodata if nodata is None else nodata
+        counts: Dict[int, int] = {}
+        for _, window in ds.block_windows(1):
+            block = ds.read(1, window=window)
+            values, n = np.unique(block[_valid(block, nodata)], return_counts=True)
+            for v, k in zip(values.tolist(), n.tolist()):
+                counts[int(v)] = counts.get(int(v), 0) + int(k)
+                if len(counts) > MAX_CLASSES:
+                    raise ClaireError(f"the map {map_path!r} has more than {MAX_CLASSES} distinct values; it does "
+                                      f"not look like a classified map (give the class raster, not a probability "
+                                      f"or reflectance raster)")
+    finally:
+        ds.close()
+    return dict(sorted(counts.items()))
+
+
+def _draw_ranks(counts: Dict[int, int], per_class: int, seed: int) -> Dict[int, np.ndarray]:
+    """For each class, the sorted ranks (in block-then-row order) of the pixels to sample."""
+    rng = np.random.default_rng(seed)
+    return {c: np.sort(rng.choice(n, size=min(per_class, n), replace=False)) for c, n in counts.items()}
+
+
+def _find_ranked(ds, nodata, ranks: Dict[int, np.ndarray]) -> Dict[int, List[Tuple[np.ndarray, np.ndarray]]]:
+    """Second block-wise pass: the (rows, cols) of the ranked pixels of every class."""
+    seen = {c: 0 for c in ranks}
+    found: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {c: [] for c in ranks}
+    for _, window in ds.block_windows(1):
+        block = ds.read(1, window=window)
+        valid = _valid(block, nodata)
+        for c, wanted in ranks.items():
+            rr, cc = np.nonzero(valid & (block == c))
+            if rr.size == 0:
+                continue
+            lo, hi = np.searchsorted(wanted, [seen[c], seen[c] + rr.size])
+            pick = wanted[lo:hi] - seen[c]
+            seen[c] += rr.size
+            if pick.size:
+                found[c].append((rr[pick] + window.row_off, cc[pick] + window.col_off))
+    return found
+
+
+def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
+                      min_per_class: int = FEW_POINTS, nodata: Optional[float] = None) -> SamplePoints:
+    """Stratified random sample of the map: `per_class` pixels of each class (all of them when a class has
+    fewer), drawn uniformly without replacement; the same map and seed give the same points.
+
+    Points are pixel centres in the map's CRS, in a seeded random order (so the sample id does not give
+    the map class away). A note names every class left with fewer than `min_per_class` points.
+    """
+    if int(per_class) < 1:
+        raise ClaireError(f"points per class must be at least 1 (got {per_class}); 50 or more is advised")
+    counts = class_pixel_counts(map_path, nodata)
+    if not counts:
+        raise ClaireError(f"the map {map_path!r} has no classified pixel (all nodata); give a classified map")
+    ranks = _draw_ranks(counts, int(per_class), seed)
+    ds = _open_map(map_path)
+    try:
+        require_crs(ds, "classified map")
+        found = _find_ranked(ds, ds.nodata if nodata is None else nodata, ranks)
+        rows = np.concatenate([np.concatenate([r for r, _ in found[c]]) for c in counts])
+        cols = np.concatenate([np.concatenate([k for _, k in found[c]]) for c in counts])
+        values = np.concatenate([np.full(ranks[c].size, c, np.int64) for c in counts])
+        order = np.random.default_rng([seed, 1]).permutation(values.size)
+        rows, cols, values = rows[order], cols[order], values[order]
+        x, y = ds.transform * (cols + 0.5, rows + 0.5)
+        crs_wkt = ds.crs.to_wkt()
+    finally:
+        ds.close()
+    notes = [f"class {c} has only {counts[c]} pixel(s): all of them are in the sample, fewer than "
+             f"{min_per_class} points" for c in counts if counts[c] < min_per_class]
+    return SamplePoints(np.asarray(x, float), np.asarray(y, float), rows, cols, values, counts, crs_wkt, notes)
+
+
+def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None) -> str:
+    """Write the sample as a GeoPackage point layer with fields sample_id, map_class and ref_class (NULL,
+    for the user to fill); the file appears only once complete."""
+    from osgeo import ogr, osr
+
+    from .io.atomic import temp_name
+
+    if not str(path).lower().endswith(".gpkg"):
+        raise ClaireError(f"the sample points go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
+    ogr.UseExceptions()
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt or points.crs_wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    tmp = temp_name(path) + ".gpkg"
+    try:
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
+        lyr = ds.CreateLayer(POINTS_LAYER, srs, ogr.wkbPoint)
+        for name in ("sample_id", "map_class", "ref_class"):
+            lyr.CreateField(ogr.FieldDefn(name, ogr.OFTInteger))
+        defn = lyr.GetLayerDefn()
+        lyr.StartTransaction()
+        for k in range(len(points)):
+            feat = ogr.Feature(defn)
+            feat.SetField("sample_id", k + 1)
+            feat.SetField("map_class", int(points.value[k]))
+            feat.SetFieldNull("ref_class")
+            feat.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({points.x[k]!r} {points.y[k]!r})"))
+            lyr.CreateFeature(feat)
+        lyr.CommitTransaction()
+        lyr = ds = None
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        raise ClaireError(f"cannot write the sample points to {path!r} ({exc}); choose a writable folder") from None
+    finally:
+        lyr = ds = None
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int]:
+    """A reference label as an int, None when empty; a ClaireError for anything that is not a class code."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or not number.is_integer():
+        raise ClaireError(f"point {fid} of {path!r} has {value!r} in {field_name!r}, not a class code; write the "
+                          f"integer class value of the map (or leave it empty to skip the point)")
+    return int(number)
+
+
+def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
+    """[(x, y in the map CRS, reference label or None)] of the point layer."""
+    from osgeo import ogr, osr
+
+    ogr.UseExceptions()
+    try:
+        ds = ogr.Open(points_path)
+    except RuntimeError as exc:
+        raise ClaireError(f"cannot open the sample points {points_path!r} ({exc}); give the GeoPackage written "
+                          f"by sample-points or another OGR point layer") from None
+    try:
+        lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+        if lyr is None:
+            raise ClaireError(f"the sample points {points_path!r} have no layer {layer!r}")
+        defn = lyr.GetLayerDefn()
+        if defn.GetFieldIndex(field_name) < 0:
+            fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+            raise ClaireError(f"the sample points {points_path!r} have no field {field_name!r}; their fields are "
+                              f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
+        src = lyr.GetSpatialRef()
+        if src is None:
+            raise ClaireError(f"the sample points {points_path!r} have no coordinate reference system; assign one")
+        dst = osr.SpatialReference()
+        dst.ImportFromWkt(crs_wkt)
+        for s in (src, dst):
+            s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        ct = None if src.IsSame(dst) else osr.CoordinateTransformation(src, dst)
+        out = []
+        for feat in lyr:
+            geom = feat.GetGeometryRef()
+            if geom is None or geom.IsEmpty() or ogr.GT_Flatten(geom.GetGeometryType()) != ogr.wkbPoint:
+                raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is not a point; the evaluation "
+                                  f"needs the sample points, one point per sample")
+            geom = geom.Clone()
+            if ct is not None:
+                geom.Transform(ct)
+            out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
+                                                              field_name, points_path)))
+    finally:
+        lyr = ds = None
+    return out
+
+
+def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
+                    layer: Optional[str] = None, nodata: Optional[float] = None) -> Dict[str, Any]:
+    """Area-weighted accuracy of the map from labelled sample points (see `area_weighted_accuracy`).
+
+    The map class of each point is read from the raster (not from the points' map_class field); points
+    outside the map or on nodata are skipped and counted in the warnings.
+    """
+    from .accuracy import classes_from_gdal
+
+    if same_file(map_path, points_path):
+        raise ClaireError("the map and the sample points are the same file; give the labelled points layer")
+    ds = _open_map(map_path)
+    try:
+        require_crs(ds, "classified map")
+        labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer)
+        if not labels:
+            raise ClaireError(f"the sample points {points_path!r} hold no points")
+        nd = ds.nodata if nodata is None else nodata
+        inside = [(x, y, r) for x, y, r in labels if ds.bounds.left <= x < ds.bounds.right
+                  and ds.bounds.bottom < y <= ds.bounds.top]
+        values = [int(v[0]) for v in ds.sample([(x, y) for x, y, _ in inside], indexes=1)] if inside else []
+        area = pixel_area_m2(ds)
+        geographic = ds.crs.is_geographic
+    finally:
+        ds.close()
+    kept = [(v, r) for v, (_, _, r) in zip(values, inside) if nd is None or v != nd]
+    if not kept:
+        raise ClaireError(f"none of the sample points {points_path!r} falls on a classified pixel of {map_path!r}; "
+                          f"evaluate the points against the map they were drawn from")
+    names = {c["value"]: c["name"] for c in classes_from_gdal(map_path) if c.get("name")}
+    result = area_weighted_accuracy([v for v, _ in kept], [r for _, r in kept],
+                                    class_pixel_counts(map_path, nodata), area, names)
+    dropped = len(labels) - len(kept)
+    if dropped:
+        result["warnings"].append(f"{dropped} point(s) fall outside the map or on nodata and were skipped")
+    if geographic:
+        result["warnings"].append("the map has a geographic CRS: areas use the pixel area at its centre latitude")
+    result.update(map=map_path, points=points_path, field=field)
+    return result

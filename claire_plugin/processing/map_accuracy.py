@@ -1,0 +1,136 @@
+"""`claire:sample_points` and `claire:map_accuracy`: a stratified random sample of a classified map to label,
+and the area-weighted accuracy of the labelled points (Olofsson et al. 2014)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional, Tuple
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+)
+
+from .base import ClaireAlgorithm, engine_errors
+from .common import layer_file
+
+SAMPLE_HELP = {
+    "MAP": "The classified map (integer class raster, e.g. the output of Classify land cover).",
+    "PER_CLASS": "Points per map class, drawn uniformly without replacement (all pixels of smaller classes). "
+    "50 or more is advised; classes with fewer than 30 labelled points get wide confidence intervals.",
+    "SEED": "Random seed: the same map and seed give the same points.",
+    "OUTPUT": "GeoPackage of points at pixel centres, with fields sample_id, map_class and ref_class (empty). "
+    "Fill ref_class with the class you see on imagery or in the field, without looking at the map.",
+}
+ACCURACY_HELP = {
+    "MAP": "The classified map the points were drawn from.",
+    "POINTS": "The labelled sample points (any point layer; reprojected to the map's CRS).",
+    "FIELD": "The field holding the reference class; points where it is empty are skipped and counted.",
+    "REPORT": "Optional JSON file with every number (error matrix, accuracies, areas, SEs, CIs).",
+}
+
+
+class SamplePointsAlgorithm(ClaireAlgorithm):
+    """Stratified random sample of a classified map (strata = map classes)."""
+
+    ICON_NAME = "evaluate.svg"
+    HELP = SAMPLE_HELP
+    INTRO = ("Draws a stratified random sample of a classified map for an accuracy assessment you can publish: "
+             "a fixed number of random pixels of every map class. Label the points, then run Map accuracy "
+             "from labelled points.")
+
+    def name(self) -> str:
+        return "sample_points"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Sample points for map accuracy"
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        self.add_parameters([
+            QgsProcessingParameterRasterLayer("MAP", "Classified map"),
+            QgsProcessingParameterNumber("PER_CLASS", "Points per class",
+                                         type=QgsProcessingParameterNumber.Type.Integer, defaultValue=50, minValue=1),
+            QgsProcessingParameterNumber("SEED", "Random seed", type=QgsProcessingParameterNumber.Type.Integer,
+                                         defaultValue=0),
+            QgsProcessingParameterFileDestination("OUTPUT", "Sample points", fileFilter="GeoPackage (*.gpkg)"),
+        ])
+        self.addOutput(QgsProcessingOutputNumber("POINTS", "Number of points"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.map_accuracy import stratified_sample, write_points
+
+        path = layer_file(self.parameterAsRasterLayer(parameters, "MAP", context), "MAP")
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        with engine_errors(qgis_message=False):
+            s = stratified_sample(path, self.parameterAsInt(parameters, "PER_CLASS", context),
+                                  self.parameterAsInt(parameters, "SEED", context))
+            write_points(s, out)
+        details = QgsProcessingContext.LayerDetails("Sample points", context.project(), "OUTPUT")
+        context.addLayerToLoadOnCompletion(out, details)
+        feedback.pushInfo(f"{len(s)} points written to {out}")
+        for note in s.notes:
+            feedback.pushWarning(note)
+        return {"OUTPUT": out, "POINTS": len(s)}
+
+
+def _points_file(layer) -> Tuple[str, Optional[str]]:
+    """(file, layer name or None) behind an OGR point layer; a QgsProcessingException for other providers."""
+    if layer is None or layer.providerType() != "ogr":
+        raise QgsProcessingException("POINTS: choose a point layer saved in a file (GeoPackage, shapefile, "
+                                     "GeoJSON...); a temporary or database layer cannot be read. Fix: Export > "
+                                     "Save Features As... a GeoPackage first.")
+    parts = layer.source().split("|")
+    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
+    return parts[0], names[0] if names else None
+
+
+class MapAccuracyAlgorithm(ClaireAlgorithm):
+    """Area-weighted error matrix, accuracies and class areas with 95 % CIs from labelled points."""
+
+    ICON_NAME = "evaluate.svg"
+    HELP = ACCURACY_HELP
+    INTRO = ("Turns labelled sample points into the area-weighted error matrix, overall, user's and producer's "
+             "accuracy and the estimated area of each class with 95 % confidence intervals (Olofsson et al. "
+             "2014). This is map accuracy; the held-out-polygon score of training is model validation.")
+
+    def name(self) -> str:
+        return "map_accuracy"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Map accuracy from labelled points"
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        self.add_parameters([
+            QgsProcessingParameterRasterLayer("MAP", "Classified map"),
+            QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points"),
+            QgsProcessingParameterString("FIELD", "Reference class field", defaultValue="ref_class"),
+            QgsProcessingParameterFileDestination("REPORT", "Report", fileFilter="JSON (*.json)", optional=True,
+                                                  createByDefault=False),
+        ])
+        self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber("OA_CI95", "Overall accuracy 95 % CI half-width"))
+        self.addOutput(QgsProcessingOutputString("RESULT", "Full result (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.area_estimate import accuracy_table
+        from ..core.io.atomic import json_default, write_json
+        from ..core.map_accuracy import evaluate_points
+
+        path = layer_file(self.parameterAsRasterLayer(parameters, "MAP", context), "MAP")
+        points, sub = _points_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
+        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
+        with engine_errors(qgis_message=False):
+            result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
+                                     layer=sub)
+            if report:
+                write_json(report, result, "accuracy report")
+        for line in accuracy_table(result).splitlines():
+            feedback.pushInfo(line)
+        return {"OA": result["overall_accuracy"], "OA_CI95": result["overall_ci95"], "REPORT": report,
+                "RESULT": json.dumps(result, default=json_default)}

@@ -1,0 +1,245 @@
+"""Stratified sample of a classified map and its area-weighted accuracy (Olofsson et al. 2014)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.area_estimate import accuracy_table
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.map_accuracy import (
+    area_weighted_accuracy,
+    class_pixel_counts,
+    evaluate_points,
+    stratified_sample,
+    write_points,
+)
+from claire.tests.fixtures.helpers import write_raster
+
+
+def _sample_from_matrix(rows):
+    """(map values, reference values) of a sample with the counts n_ij of `rows` ({map: [n_i1, n_i2, ..]})."""
+    mv, rv = [], []
+    for i, counts in rows.items():
+        for j, n in enumerate(counts, start=1):
+            mv += [i] * n
+            rv += [j] * n
+    return mv, rv
+
+
+# W = 0.6, 0.3, 0.1; n_ij below; A = 1000 px * 100 m2 = 100000 m2. Worked by hand:
+# p_ij = W_i n_ij / n_i. -> rows (.48 .06 .06), (.06 .24 0), (0 .02 .08); p_.j = .54 .32 .14.
+TOY = {1: [8, 1, 1], 2: [1, 4, 0], 3: [0, 1, 4]}
+TOY_PIXELS = {1: 600, 2: 300, 3: 100}
+
+
+def test_toy_estimates_match_hand_computation():
+    mv, rv = _sample_from_matrix(TOY)
+    r = area_weighted_accuracy(mv, rv, TOY_PIXELS, 100.0, {1: "a", 2: "b", 3: "c"})
+    assert r["overall_accuracy"] == pytest.approx(0.48 + 0.24 + 0.08)
+    # eq. 5: sum W_i^2 U_i (1 - U_i) / (n_i. - 1)
+    assert r["overall_se"] == pytest.approx(math.sqrt(0.36 * 0.16 / 9 + 0.09 * 0.16 / 4 + 0.01 * 0.16 / 4))
+    pc = {c["value"]: c for c in r["per_class"]}
+    assert [pc[k]["users_accuracy"] for k in (1, 2, 3)] == pytest.approx([0.8, 0.8, 0.8])
+    assert pc[1]["users_se"] == pytest.approx(math.sqrt(0.8 * 0.2 / 9))
+    assert [pc[k]["producers_accuracy"] for k in (1, 2, 3)] == pytest.approx([0.48 / 0.54, 0.24 / 0.32, 0.08 / 0.14])
+    assert [pc[k]["area_m2"] for k in (1, 2, 3)] == pytest.approx([54000, 32000, 14000])
+    # eq. 10: SE(p_.k) = sqrt(sum_i W_i^2 (n_ik/n_i.)(1 - n_ik/n_i.) / (n_i. - 1)); eq. 11: times A
+    se = [math.sqrt(0.36 * 0.16 / 9 + 0.09 * 0.16 / 4),
+          math.sqrt(0.36 * 0.09 / 9 + 0.09 * 0.16 / 4 + 0.01 * 0.16 / 4),
+          math.sqrt(0.36 * 0.09 / 9 + 0.01 * 0.16 / 4)]
+    assert [pc[k]["area_se_m2"] for k in (1, 2, 3)] == pytest.approx([100000 * s for s in se])
+    assert pc[3]["area_ci95_m2"] == pytest.approx(1.96 * 100000 * se[2])
+    # eq. 7 for class 1 (P = 8/9, U = .8): own row + the other rows' share of column 1
+    p1 = 8 / 9
+    v1 = (0.36 * (1 - p1) ** 2 * 0.8 * 0.2 / 9 + p1 ** 2 * (0.09 * 0.2 * 0.8 / 4 + 0.01 * 0)) / 0.54 ** 2
+    assert pc[1]["producers_se"] == pytest.approx(math.sqrt(v1))
+    em = r["error_matrix"]
+    assert (em["rows"], em["columns"], em["labels"]) == ("map", "reference", ["a", "b", "c"])
+    assert np.array(em["proportion_of_area"]) == pytest.approx(np.array(
+        [[0.48, 0.06, 0.06], [0.06, 0.24, 0.0], [0.0, 0.02, 0.08]]))
+    assert sum(c["area_m2"] for c in r["per_class"]) == pytest.approx(r["total_area_m2"])
+    assert any("fewer than 30" in w for w in r["warnings"])
+    assert "overall accuracy 80.0 %" in accuracy_table(r)
+
+
+def test_published_example_of_olofsson_2014():
+    """Section 5 of the paper: 30 m pixels, deforestation mapped on 200 000 px, estimated 21 158 ha ± 6 158."""
+    mv, rv = _sample_from_matrix({1: [66, 0, 5, 4], 2: [0, 55, 8, 12], 3: [1, 0, 153, 11], 4: [2, 1, 9, 313]})
+    r = area_weighted_accuracy(mv, rv, {1: 200000, 2: 150000, 3: 3200000, 4: 6450000}, 900.0)
+    assert r["overall_accuracy"] == pytest.approx(0.947, abs=5e-4)
+    defor = r["per_class"][0]
+    assert defor["area_m2"] / 1e4 == pytest.approx(21158, abs=1)
+    assert defor["area_ci95_m2"] / 1e4 == pytest.approx(6158, abs=1)
+    assert defor["users_accuracy"] == pytest.approx(0.88)
+    assert defor["producers_accuracy"] == pytest.approx(0.75, abs=0.005)
+
+
+def test_unlabelled_points_are_skipped_and_counted():
+    mv, rv = _sample_from_matrix(TOY)
+    full = area_weighted_accuracy(mv, rv, TOY_PIXELS, 100.0)
+    r = area_weighted_accuracy(mv + [1, 2], rv + [None, None], TOY_PIXELS, 100.0)
+    assert r["points_unlabelled"] == 2 and r["points_used"] == 20
+    assert r["overall_accuracy"] == pytest.approx(full["overall_accuracy"])
+    assert any("2 point(s) without a reference label" in w for w in r["warnings"])
+
+
+def test_reference_only_class_and_unsampled_stratum():
+    r = area_weighted_accuracy([1, 1, 2, 2], [1, 3, 2, 2], {1: 50, 2: 50}, 1.0)
+    c3 = r["per_class"][2]
+    assert c3["value"] == 3 and c3["users_accuracy"] is None and c3["producers_accuracy"] == 0.0
+    assert c3["area_m2"] == pytest.approx(25.0)
+    with pytest.raises(ClaireError, match=r"\[2\] have no labelled sample point"):
+        area_weighted_accuracy([1, 1], [1, 1], {1: 50, 2: 50}, 1.0)
+    with pytest.raises(ClaireError, match="no sample point has a reference label"):
+        area_weighted_accuracy([1, 2], [None, None], {1: 50, 2: 50}, 1.0)
+
+
+def _toy_map(tmp_path, name="map.tif"):
+    """A 120 x 90 map: class 1 on the left half, 2 on most of the right, a 3 x 4 patch of 7, nodata 0 row."""
+    data = np.ones((120, 90), np.uint8)
+    data[:, 45:] = 2
+    data[10:13, 60:64] = 7
+    data[0] = 0
+    return write_raster(str(tmp_path / name), data, nodata=0), data
+
+
+def test_counts_and_stratified_sample(tmp_path):
+    path, data = _toy_map(tmp_path)
+    counts = class_pixel_counts(path)
+    assert counts == {v: int((data == v).sum()) for v in (1, 2, 7)}
+    s = stratified_sample(path, per_class=40, seed=3)
+    assert {v: int((s.value == v).sum()) for v in (1, 2, 7)} == {1: 40, 2: 40, 7: 12}
+    assert np.all(data[s.row, s.col] == s.value)
+    assert len({(r, c) for r, c in zip(s.row.tolist(), s.col.tolist())}) == len(s)
+    assert np.allclose(s.x, 500000.0 + 10 * (s.col + 0.5)) and np.allclose(s.y, 4600000.0 - 10 * (s.row + 0.5))
+    assert any("class 7 has only 12 pixel(s)" in n for n in s.notes)
+    again, other = stratified_sample(path, per_class=40, seed=3), stratified_sample(path, per_class=40, seed=4)
+    assert np.array_equal(again.row, s.row) and np.array_equal(again.col, s.col)
+    assert not np.array_equal(other.row, s.row)
+
+
+def test_sample_is_uniform_within_a_class(tmp_path):
+    """Every pixel of a class is equally likely: over many seeds, the rows of class 1 average the middle."""
+    path, data = _toy_map(tmp_path)
+    samples = [stratified_sample(path, per_class=20, seed=k) for k in range(40)]
+    rows = np.concatenate([s.row[s.value == 1] for s in samples])
+    cols = np.concatenate([s.col[s.value == 1] for s in samples])
+    assert rows.size == 800 and rows.min() >= 1 and rows.max() <= 119 and cols.max() <= 44
+    assert rows.mean() == pytest.approx(60.0, abs=3.5)  # SE of the mean about 1.2 rows
+    assert cols.mean() == pytest.approx(22.0, abs=1.5)  # SE about 0.5 columns
+
+
+def test_round_trip_sample_label_evaluate(tmp_path):
+    from osgeo import ogr
+
+    path, data = _toy_map(tmp_path)
+    truth = data.copy()
+    truth[:, 40:45] = 2  # the map calls 5 columns of true class 2 class 1
+    s = stratified_sample(path, per_class=60, seed=0)
+    out = write_points(s, str(tmp_path / "points.gpkg"))
+    ds = ogr.Open(out, 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        assert feat.IsFieldNull("ref_class")
+        k = feat.GetField("sample_id") - 1
+        if k % 10 != 9:  # every tenth point stays unlabelled
+            feat.SetField("ref_class", int(truth[s.row[k], s.col[k]]))
+            lyr.SetFeature(feat)
+    lyr = ds = None
+    r = evaluate_points(path, out, "ref_class")
+    assert r["points_used"] + r["points_unlabelled"] == len(s) and r["points_unlabelled"] == len(s) // 10
+    pc = {c["value"]: c for c in r["per_class"]}
+    assert pc[2]["users_accuracy"] == 1.0 and pc[7]["users_accuracy"] == 1.0
+    n1 = pc[1]["points"]
+    wrong = sum(1 for k in range(len(s)) if k % 10 != 9 and s.value[k] == 1 and truth[s.row[k], s.col[k]] == 2)
+    assert pc[1]["users_accuracy"] == pytest.approx((n1 - wrong) / n1)
+    true_area_2 = float((truth == 2).sum()) * 100.0
+    assert abs(pc[2]["area_m2"] - true_area_2) < 3 * pc[2]["area_se_m2"]
+
+
+def test_bad_inputs_name_the_fix(tmp_path):
+    path, _ = _toy_map(tmp_path)
+    with pytest.raises(ClaireError, match="at least 1"):
+        stratified_sample(path, per_class=0)
+    fpath = write_raster(str(tmp_path / "f.tif"), np.zeros((5, 5), np.float32))
+    with pytest.raises(ClaireError, match="not class codes"):
+        class_pixel_counts(fpath)
+    s = stratified_sample(path, per_class=5)
+    with pytest.raises(ClaireError, match=r"\.gpkg"):
+        write_points(s, str(tmp_path / "points.shp"))
+    out = write_points(s, str(tmp_path / "p.gpkg"))
+    with pytest.raises(ClaireError, match="no field 'truth'"):
+        evaluate_points(path, out, "truth")
+    with pytest.raises(ClaireError, match="no sample point has a reference label"):
+        evaluate_points(path, out, "ref_class")
+
+
+def test_sample_on_a_tiled_map_finds_pixels_in_every_tile(tmp_path):
+    """Blocks of 16 x 16 (a 2-D grid of windows): row/col offsets of each block are applied."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    _, data = _toy_map(tmp_path)
+    path = str(tmp_path / "tiled.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=90, height=120, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:32631", transform=from_origin(500000.0, 4600000.0, 10, 10), tiled=True,
+                       blockxsize=16, blockysize=16) as dst:
+        dst.write(data, 1)
+    with rasterio.open(path) as ds:
+        assert len(list(ds.block_windows(1))) == 8 * 6
+    assert class_pixel_counts(path) == {v: int((data == v).sum()) for v in (1, 2, 7)}
+    s = stratified_sample(path, per_class=300, seed=1)
+    assert np.all(data[s.row, s.col] == s.value)
+    assert len({(r, c) for r, c in zip(s.row.tolist(), s.col.tolist())}) == len(s) == 612
+    assert len({(r // 16, c // 16) for r, c in zip(s.row.tolist(), s.col.tolist())}) == 48
+
+
+def test_cli_sample_points_then_map_accuracy(tmp_path, capsys):
+    import json
+
+    from osgeo import ogr
+
+    from claire.claire_plugin.cli.main import main
+
+    path, data = _toy_map(tmp_path)
+    out = str(tmp_path / "pts.gpkg")
+    assert main(["sample-points", "--map", path, "--per-class", "35", "--seed", "2", "--output", out]) == 0
+    assert "82 points (1: 35, 2: 35, 7: 12)" in capsys.readouterr().out
+    ds = ogr.Open(out, 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", feat.GetField("map_class"))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    report = str(tmp_path / "acc.json")
+    assert main(["map-accuracy", "--map", path, "--points", out, "--json", report]) == 0
+    text = capsys.readouterr().out
+    assert "overall accuracy 100.0 %" in text and "rows = map, columns = reference" in text
+    saved = json.loads(Path(report).read_text())
+    assert saved["points_used"] == 82 and saved["overall_accuracy"] == 1.0
+    assert main(["map-accuracy", "--map", path, "--points", out, "--field", "nope"]) == 2
+    assert "no field 'nope'" in capsys.readouterr().err
+
+
+def test_points_in_another_crs_are_reprojected(tmp_path):
+    """The same labelled points as a GeoJSON in WGS 84 give the same result as the GeoPackage in UTM."""
+    from osgeo import gdal, ogr
+
+    path, data = _toy_map(tmp_path)
+    s = stratified_sample(path, per_class=30, seed=5)
+    utm = write_points(s, str(tmp_path / "utm.gpkg"))
+    ds = ogr.Open(utm, 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", 2 if feat.GetField("sample_id") % 4 == 0 else feat.GetField("map_class"))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    wgs = str(tmp_path / "wgs.geojson")
+    gdal.VectorTranslate(wgs, utm, format="GeoJSON", dstSRS="EPSG:4326")
+    a, b = evaluate_points(path, utm), evaluate_points(path, wgs)
+    assert b["points_used"] == a["points_used"] == len(s)
+    assert b["error_matrix"]["counts"] == a["error_matrix"]["counts"]
+    assert b["overall_accuracy"] == pytest.approx(a["overall_accuracy"]) and a["overall_accuracy"] < 1.0

@@ -1,0 +1,63 @@
+"""claire:sample_points and claire:map_accuracy in real QGIS: sample, label, area-weighted accuracy."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def test_sample_label_and_map_accuracy(claire_plugin, tmp_path):
+    import processing
+    from osgeo import ogr
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    data = np.ones((60, 40), np.uint8)
+    data[:, 20:] = 2
+    truth = data.copy()
+    truth[:, 15:20] = 2  # a quarter of the mapped class 1 is class 2 on the ground
+    path = write_raster(str(tmp_path / "map.tif"), data)
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 40, "SEED": 1,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    assert res["POINTS"] == 80 and Path(res["OUTPUT"]).exists()
+    ds = ogr.Open(res["OUTPUT"], 1)
+    lyr = ds.GetLayer(0)
+    wrong = 0
+    for feat in lyr:
+        x, y = feat.GetGeometryRef().GetX(), feat.GetGeometryRef().GetY()
+        row, col = int((4600000.0 - y) // 10), int((x - 500000.0) // 10)
+        assert data[row, col] == feat.GetField("map_class")
+        wrong += int(truth[row, col] != data[row, col])
+        feat.SetField("ref_class", int(truth[row, col]))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    report = str(tmp_path / "acc.json")
+    out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class",
+                                                 "REPORT": report})
+    # W = 0.5 / 0.5 and 40 points per class: OA = 0.5 (40 - wrong) / 40 + 0.5
+    assert out["OA"] == pytest.approx(0.5 * (40 - wrong) / 40 + 0.5)
+    assert out["OA_CI95"] > 0 and json.loads(Path(report).read_text())["points_used"] == 80
+
+
+def test_map_accuracy_algorithms_have_help(claire_plugin):
+    from qgis.core import QgsApplication
+
+    for alg_id in ("claire:sample_points", "claire:map_accuracy"):
+        alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+        assert alg is not None, alg_id
+        assert alg.shortHelpString() and not alg.icon().isNull()
+        assert [p.name() for p in alg.parameterDefinitions() if not p.help()] == []
+
+
+def test_map_accuracy_refuses_a_temporary_layer(claire_plugin, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsVectorLayer
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    scratch = QgsVectorLayer("Point?crs=EPSG:32631&field=ref_class:integer", "scratch", "memory")
+    with pytest.raises(QgsProcessingException, match="saved in a file"):
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": scratch, "FIELD": "ref_class"})
