@@ -35,7 +35,7 @@ from ..errors import CancelledError, ClaireError
 from ..io.atomic import write_json
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
-from ..io.writer import GridWriter, check_output_path, commit, set_classes
+from ..io.writer import GridWriter, check_output_path, check_outputs, commit, set_classes
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule
@@ -125,22 +125,18 @@ def _check_paths(params: ClassifyParams) -> None:
         problem = p and missing_message(p, role)
         if problem:
             raise ClaireError(problem)
-    inputs = [params.optical, params.sar, params.reference, params.checkpoint]
+    from ..explain.report import report_paths
+
+    inputs = [("optical raster", params.optical), ("SAR raster", params.sar), ("reference raster", params.reference),
+              ("checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)]
+    if not params.output:
+        check_output_path(params.output, inputs, "output")
     outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance),
-            ("cloud", params.cloud), ("unfamiliar", params.unfamiliar)]
-    for role, p in outs:
-        if p or role == "output":
-            check_output_path(p, inputs, role)
-    named = [(r, os.path.abspath(p)) for r, p in outs if p]
-    for i, (r1, p1) in enumerate(named):
-        for r2, p2 in named[i + 1:]:
-            if p1 == p2:
-                raise ClaireError(f"the {r1} and {r2} outputs have the same path {p1!r}; give each its own file")
-    for role, p in (("summary", params.summary_json), ("report", params.report)):
-        if p:
-            folder = os.path.dirname(os.path.abspath(p))
-            if not os.path.isdir(folder):
-                raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
+            ("cloud", params.cloud), ("unfamiliar", params.unfamiliar), ("summary", params.summary_json)]
+    if params.report:
+        json_path, twin_path, kind = report_paths(params.report)
+        outs += [("report", json_path), (f"report's {kind.upper()} twin", twin_path)]
+    check_outputs(outs, inputs)
 
 
 def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn],

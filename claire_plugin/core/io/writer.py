@@ -23,8 +23,9 @@ def temp_path_for(final: str) -> str:
     return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial.tif")
 
 
-def check_output_path(path: str, inputs: Sequence[str], role: str = "output") -> None:
-    """ClaireError when the output folder is missing, not writable, or the path is an input."""
+def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
+    """ClaireError when the output folder is missing, not writable, or the path is an input; `inputs` are
+    paths or (role, path) pairs (the role names the input in the message)."""
     from .gdal_names import is_gdal_name
     from .raster_io import same_file
 
@@ -41,9 +42,26 @@ def check_output_path(path: str, inputs: Sequence[str], role: str = "output") ->
     if os.path.isdir(path):
         raise ClaireError(f"the {role} path {path!r} is a folder; give a file name such as landcover.tif")
     for inp in inputs:
-        if inp and same_file(path, inp):
-            raise ClaireError(f"the {role} path {path!r} is also an input raster; choose a different {role} "
-                              f"file name so the input is not overwritten")
+        in_role, in_path = inp if isinstance(inp, tuple) else ("input raster", inp)
+        if in_path and same_file(path, in_path):
+            raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); choose a "
+                              f"different {role} file name so the {in_role} is not overwritten")
+
+
+def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence[Tuple[str, Optional[str]]]) -> None:
+    """Every output path of a run checked at once, before any work: each one writable and none equal to
+    (or a link to) an input or another output. `outputs` and `inputs` are (role, path) pairs; empty paths
+    are skipped."""
+    from .raster_io import same_file
+
+    named = [(role, p) for role, p in outputs if p]
+    for role, p in named:
+        check_output_path(p, inputs, role)
+    for i, (r1, p1) in enumerate(named):
+        for r2, p2 in named[i + 1:]:
+            if same_file(p1, p2):
+                raise ClaireError(f"the {r1} and {r2} outputs have the same path {os.path.abspath(p1)!r}; give "
+                                  f"each its own file")
 
 
 def write_error(path: str, exc: BaseException) -> ClaireError:

@@ -1,0 +1,64 @@
+"""Issue #19 class 1: every output path is checked at once before any work, and none may be an input, the
+checkpoint, another output, or a link to one (the report and the summary included)."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from claire.claire_plugin.cli.main import main
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+@pytest.fixture
+def pair(tmp_path, tiny_checkpoint):
+    optical, sar, _ = synthetic_scene(40, 50)
+    return {"optical": write_raster(str(tmp_path / "optical.tif"), optical),
+            "sar": write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]),
+            "checkpoint": tiny_checkpoint, "dir": tmp_path}
+
+
+def _classify(pair, *extra):
+    return main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                 "--output", str(pair["dir"] / "lc.tif"), "--quiet", *extra])
+
+
+@pytest.mark.parametrize("flag,target,words", [
+    ("--report", "optical", "the optical raster"),
+    ("--summary", "checkpoint", "the checkpoint"),
+    ("--summary", "sar", "the SAR raster"),
+])
+def test_report_or_summary_over_an_input_is_refused_and_the_input_kept(pair, capsys, flag, target, words):
+    before = {k: _digest(pair[k]) for k in ("optical", "sar", "checkpoint")}
+    assert _classify(pair, flag, pair[target]) == 2
+    err = capsys.readouterr().err
+    assert "also an input" in err and words in err
+    assert {k: _digest(pair[k]) for k in ("optical", "sar", "checkpoint")} == before
+    assert not os.path.exists(pair["dir"] / "lc.tif")
+
+
+def test_a_link_to_an_input_is_refused(pair, capsys):
+    link = pair["dir"] / "report_link.json"
+    os.symlink(pair["optical"], link)
+    before = _digest(pair["optical"])
+    assert _classify(pair, "--report", str(link)) == 2
+    assert "also an input" in capsys.readouterr().err and _digest(pair["optical"]) == before
+
+
+def test_summary_equal_to_the_class_map_or_the_report_twin_is_refused(pair, capsys):
+    assert _classify(pair, "--summary", str(pair["dir"] / "lc.tif")) == 2
+    assert "same path" in capsys.readouterr().err
+    assert _classify(pair, "--report", str(pair["dir"] / "r.json"), "--summary", str(pair["dir"] / "r.md")) == 2
+    assert "same path" in capsys.readouterr().err and not os.path.exists(pair["dir"] / "lc.tif")
+
+
+def test_a_report_that_is_a_folder_is_refused(pair, capsys):
+    (pair["dir"] / "rep.json").mkdir()
+    assert _classify(pair, "--report", str(pair["dir"] / "rep.json")) == 2
+    assert "is a folder" in capsys.readouterr().err
