@@ -225,13 +225,16 @@ class DaskExecutor:
         """Cancel the pairs not started; let the running ones see the cancel event and stop (within
         CANCEL_GRACE_S), so that a pair recorded "cancelled" has written nothing and one that finished
         first is recorded "ok"."""
-        distributed.Event(event, client=self.client).set()
+        distributed.Event(event, client=self.client).set()  # a pair starting from now on writes nothing
         running = {key for keys in self.client.processing().values() for key in keys}
-        queued = [f for f in pending if f.key not in running]
+        finished = [f for f in pending if f.done()]  # after the snapshot: done since the last poll
+        for f in sorted(finished, key=lambda f: futures[f].index):
+            yield (futures[f], *_outcome(f))
+        queued = [f for f in pending if f not in finished and f.key not in running]
         self.client.cancel(queued)
         for f in sorted(queued, key=lambda f: futures[f].index):
             yield futures[f], dict(CANCELLED_BEFORE), None
-        started = [f for f in pending if f.key in running]
+        started = [f for f in pending if f not in finished and f.key in running]
         deadline = time.monotonic() + CANCEL_GRACE_S
         while time.monotonic() < deadline and not all(f.done() for f in started):
             time.sleep(POLL_S)
