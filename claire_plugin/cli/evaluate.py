@@ -8,6 +8,7 @@ from typing import Any, Dict
 
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
+from ..core.training.sources import round_metrics
 from ..paths import DEFAULT_CHECKPOINT
 
 
@@ -26,15 +27,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
-
-
-def round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
-    """Metrics with floats rounded to 4 digits (for cards and JSON output)."""
-    def r(v):
-        return round(v, 4) if isinstance(v, float) else v
-    out = {k: r(v) for k, v in m.items() if k != "per_class"}
-    out["per_class"] = [{k: r(v) for k, v in c.items()} for c in m.get("per_class", [])]
-    return out
 
 
 def metrics_table(m: Dict[str, Any]) -> str:

@@ -32,24 +32,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_fusion_table)
 
 
-def read_sen12ms_pair(folder: str):
-    """(s1 dB [2,H,W], s2 clear [10,H,W], s2 cloudy [10,H,W]) of the shipped SEN12MS-CR sample
-    (L1C 13 bands -> the 10 bands of the default card: B02..B8A, B11, B12)."""
-    import rasterio
-
-    from ..core.training.datasets import S2_DEFAULT, S2_L1C_13
-
-    def one(sub):
-        files = sorted(f for f in os.listdir(os.path.join(folder, sub)) if f.lower().endswith((".tif", ".tiff")))
-        if not files:
-            raise ClaireError(f"no GeoTIFF in {os.path.join(folder, sub)}")
-        with rasterio.open(os.path.join(folder, sub, files[0])) as ds:
-            return ds.read().astype("float32")
-
-    idx = [S2_L1C_13.index(b) for b in S2_DEFAULT]
-    return one("s1"), one("s2_cloudfree")[idx], one("s2_cloudy")[idx]
-
-
 def _protocols(data: str, site: str) -> Dict[str, Any]:
     """Protocol A (right-hand block of every site held out) and B (one whole site held out)."""
     from ..core.training.datasets import list_pairs
@@ -139,6 +121,8 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
         _write_text(args.out, md)
         print(md)
         return 0
+    from ..core.training.datasets import read_sen12ms_pair
+
     s12 = read_sen12ms_pair(args.sen12ms or resource("data", "sen12ms_cr"))
     results: Dict[str, Dict[str, Any]] = {}
     t_all = time.time()

@@ -83,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ...models.checkpoint import save_checkpoint
     from ...models.training import train
+    from ..core.training.sources import heldout_metrics
 
     _check_names(args)
     set_threads(args.threads)
@@ -101,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         round_weights(model)
     device = "cuda" if hist["device"].startswith("cuda") else "cpu"
     t = time.time()
-    metrics = _heldout_metrics(model.to(device), vsrc, metrics_key, data["ospec"], data["sspec"],
+    metrics = heldout_metrics(model.to(device), vsrc, metrics_key, data["ospec"], data["sspec"],
                                [c.name for c in classes], device)
     m_clear, m_cloud = metrics[metrics_key], metrics[f"{metrics_key}_synthetic_clouds"]
     print(f"evaluation {time.time() - t:.1f} s", file=sys.stderr)
@@ -228,22 +229,3 @@ def _check_cloud_gate(args: argparse.Namespace, ospec: Dict) -> None:
     if missing:
         raise ClaireError(f"--cloud-gate needs the Sentinel-2 bands {missing} in the optical input, which has "
                           f"{ospec['bands']}; name the bands in the raster (band descriptions) or drop --cloud-gate")
-
-
-def _heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, device: str) -> Dict[str, Any]:
-    """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
-    `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
-    from ...models.training import evaluate
-    from ..core.training.datasets import EVAL_CONTEXT
-    from .evaluate import round_metrics
-
-    folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
-    out: Dict[str, Any] = {}
-    for i, folder in enumerate(folders):
-        group = [p for p in vsrc.pairs if p.optical_folder == folder]
-        suffix = "" if i == 0 else f"_{folder}"
-        for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
-            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
-            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
-            out[f"{key}{suffix}{tail}"] = round_metrics(m)
-    return out

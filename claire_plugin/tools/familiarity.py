@@ -69,8 +69,7 @@ def _share(model, card, items, fam) -> Dict[str, float]:
 def scene_shares(model, card: Dict[str, Any], fam: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
     """Unfamiliar shares on the TerraMesh hold-out (familiar by construction: about 1 %), the TerraMesh
     Level-1C hold-out, SEN12MS-CR clear and cloudy, and the BigEarthNet-MM patches."""
-    from ..cli.fusion_table import read_sen12ms_pair
-    from ..core.training.datasets import EVAL_CONTEXT
+    from ..core.training.datasets import EVAL_CONTEXT, read_sen12ms_pair
     from ..core.training.sources import resolve_data
 
     out: Dict[str, Dict[str, float]] = {}

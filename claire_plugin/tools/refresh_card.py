@@ -1,5 +1,5 @@
 """Re-measure a checkpoint's card with today's evaluation path, weights unchanged: the hold-out metrics
-(claire_plugin/cli/train.py `_heldout_metrics`, windows classified inside their image like the engine) and
+(core/training/sources.py `heldout_metrics`, windows classified inside their image like the engine) and
 the familiarity statistics (tools/familiarity.py). Used once when the evaluation path changed; `make
 checkpoint` writes the same card from scratch.
 
@@ -18,8 +18,7 @@ def refresh(path: str, out: str) -> dict:
     import torch
 
     from ...models.checkpoint import load_checkpoint, save_checkpoint
-    from ..cli.train import _heldout_metrics
-    from ..core.training.sources import resolve_data
+    from ..core.training.sources import heldout_metrics, resolve_data
     from .familiarity import terramesh_familiarity
 
     torch.set_grad_enabled(False)
@@ -30,7 +29,7 @@ def refresh(path: str, out: str) -> dict:
     _, _, _, vsrc, classes, _ = resolve_data(resource("data", "terramesh"), layout, "val",
                                              float(training.get("holdout", 0.25)))
     vsrc.optical_scale = ospec["scale"]
-    metrics = _heldout_metrics(model, vsrc, "heldout", ospec, sspec, [c.name for c in classes], "cpu")
+    metrics = heldout_metrics(model, vsrc, "heldout", ospec, sspec, [c.name for c in classes], "cpu")
     card = dict(card, metrics=dict(card.get("metrics") or {}, **metrics),
                 familiarity=terramesh_familiarity(model, card))
     save_checkpoint(out, model, card, dtype=torch.float16)

@@ -50,7 +50,7 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
 
 def sen12ms(model, card) -> Dict[str, float]:
     """Clear vs cloudy agreement and SAR shares on the shipped SEN12MS-CR pair."""
-    from ..cli.fusion_table import read_sen12ms_pair
+    from ..core.training.datasets import read_sen12ms_pair
 
     s1, clear, cloudy = read_sen12ms_pair(resource("data", "sen12ms_cr"))
     ma, sa, ca = predict(model, card, clear, s1)

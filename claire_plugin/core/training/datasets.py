@@ -415,3 +415,19 @@ def scan_label_values(pairs: List[Pair], ignore: Sequence[int] = ()) -> List[int
             for _, win in ds.block_windows(1):
                 vals.update(np.unique(ds.read(1, window=win)).tolist())
     return sorted(int(v) for v in vals if v not in set(ignore))
+
+
+def read_sen12ms_pair(folder: str):
+    """(s1 dB [2,H,W], s2 clear [10,H,W], s2 cloudy [10,H,W]) of the shipped SEN12MS-CR sample
+    (L1C 13 bands -> the 10 bands of the default card: B02..B8A, B11, B12)."""
+    import rasterio
+
+    def one(sub):
+        files = sorted(f for f in os.listdir(os.path.join(folder, sub)) if f.lower().endswith((".tif", ".tiff")))
+        if not files:
+            raise ClaireError(f"no GeoTIFF in {os.path.join(folder, sub)}")
+        with rasterio.open(os.path.join(folder, sub, files[0])) as ds:
+            return ds.read().astype("float32")
+
+    idx = [S2_L1C_13.index(b) for b in S2_DEFAULT]
+    return one("s1"), one("s2_cloudfree")[idx], one("s2_cloudy")[idx]

@@ -2,7 +2,7 @@
 `claire evaluate` and `claire fusion-table` read their data through here)."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..errors import ClaireError
 
@@ -95,3 +95,30 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
                       prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
     return fam
+
+
+def round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
+    """Metrics with floats rounded to 4 digits (for cards and JSON output)."""
+    def r(v):
+        return round(v, 4) if isinstance(v, float) else v
+    out = {k: r(v) for k, v in m.items() if k != "per_class"}
+    out["per_class"] = [{k: r(v) for k, v in c.items()} for c in m.get("per_class", [])]
+    return out
+
+
+def heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, device: str) -> Dict[str, Any]:
+    """Clear and synthetic-cloud metrics of the hold-out; with several optical folders (terramesh-levels)
+    `key` covers the first one (the comparable figure) and `key`_<folder> each further one."""
+    from ....models.training import evaluate
+    from .datasets import EVAL_CONTEXT
+
+    folders = list(dict.fromkeys(p.optical_folder for p in vsrc.pairs))
+    out: Dict[str, Any] = {}
+    for i, folder in enumerate(folders):
+        group = [p for p in vsrc.pairs if p.optical_folder == folder]
+        suffix = "" if i == 0 else f"_{folder}"
+        for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
+            items = vsrc.eval_items(group, context=EVAL_CONTEXT)
+            m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
+            out[f"{key}{suffix}{tail}"] = round_metrics(m)
+    return out
