@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=None, help="training time budget per run (instead of epochs)")
+    p.add_argument("--scene-size", type=int, default=None,
+                   help="instead of the sites: one SIZE x SIZE scene tiled from all four sites (all eight classes)")
     p.add_argument("--folder", default=None, help="keep polygons, checkpoints and reports here (default: temporary)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.set_defaults(func=run)
@@ -30,17 +33,28 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every (site, N, seed), print the markdown table."""
-    from ..tools.bench_train import run_one, table
+    from ..tools.bench_train import mosaic_scene, run_one, table, train_on
 
     folder = args.folder or tempfile.mkdtemp(prefix="claire-bench-train-")
     os.makedirs(folder, exist_ok=True)
     extra = ["--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size",
              str(args.batch_size), "--threads", str(args.threads)]
+    if args.minutes:
+        extra[:2] = ["--minutes", str(args.minutes)]
+    sites = [s for s in args.sites.split(",") if s]
+    scene = None
+    if args.scene_size:
+        scene = mosaic_scene(folder, args.scene_size)
+        sites = [f"mosaic{args.scene_size}"]
     results = []
-    for site in [s for s in args.sites.split(",") if s]:
+    for site in sites:
         for n in [int(v) for v in args.n.split(",") if v]:
             for seed in [int(v) for v in args.seeds.split(",") if v]:
-                r = run_one(site, n, seed, folder, extra, args.size)
+                if scene:
+                    r = train_on(site, scene["optical"], scene["sar"], scene["lulc"], n, seed, folder, extra,
+                                 args.size)
+                else:
+                    r = run_one(site, n, seed, folder, extra, args.size)
                 if r is not None:
                     results.append(r)
                     print(table([r]).splitlines()[-1], flush=True)

@@ -86,6 +86,14 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
              " h3{margin:6px 0 2px 0;} .muted{color:#5f6b76;}</style>"]
     title = f"{card.get('arch', '?')} ({card.get('size', '?')})"
     parts.append(f"<h3>Model: {e(title)}</h3>")
+    parts.append(f"<p class='muted'>{' · '.join(_card_meta(card, path))}</p>")
+    parts += _classes_html(card) + _bands_html(card) + _training_html(card) + _metrics_html(card)
+    return "".join(parts)
+
+
+def _card_meta(card: Dict[str, Any], path: Optional[str]) -> List[str]:
+    """File, format, version, date and tiling of a card, as short escaped phrases."""
+    e = html.escape
     meta = []
     if path:
         meta.append(f"File: {e(os.path.basename(path))}")
@@ -97,17 +105,25 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
         meta.append(f"created {e(str(card['created'])[:10])}")
     if card.get("tile_size"):
         meta.append(f"tile {card.get('tile_size')} px, overlap {card.get('overlap', '?')} px")
-    parts.append(f"<p class='muted'>{' · '.join(meta)}</p>")
+    return meta
 
-    parts.append("<h3>Classes</h3><table cellspacing='0'>")
-    parts.append("<tr><th></th><th>Value</th><th>Name</th></tr>")
+
+def _classes_html(card: Dict[str, Any]) -> List[str]:
+    """The classes table with colour swatches, and the nodata value."""
+    e = html.escape
+    parts = ["<h3>Classes</h3><table cellspacing='0'>", "<tr><th></th><th>Value</th><th>Name</th></tr>"]
     for c in card_classes(card):
         parts.append(
             f"<tr><td><table cellspacing='0'><tr><td width='16' height='12' bgcolor='{e(c['color'])}'>"
             f"&nbsp;</td></tr></table></td><td>{e(str(c.get('value')))}</td><td>{e(str(c.get('name')))}</td></tr>")
     parts.append(f"</table><p class='muted'>No data value: {e(str(card.get('nodata', '–')))}</p>")
+    return parts
 
-    parts.append("<h3>Expected bands</h3><table cellspacing='0'>")
+
+def _bands_html(card: Dict[str, Any]) -> List[str]:
+    """The optical and SAR bands the card expects, with sensor and units."""
+    e = html.escape
+    parts = ["<h3>Expected bands</h3><table cellspacing='0'>"]
     for modality, label in (("optical", "Optical"), ("sar", "SAR")):
         spec = (card.get("inputs") or {}).get(modality) or {}
         bands = spec.get("bands") or []
@@ -117,19 +133,30 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
             f"<tr><td><b>{label}</b></td><td>{len(bands)} bands: {e(', '.join(map(str, bands)))}<br>"
             f"<span class='muted'>{e(str(sensor))}{', ' + e(str(units)) if units else ''}</span></td></tr>")
     parts.append("</table>")
+    return parts
 
+
+def _training_html(card: Dict[str, Any]) -> List[str]:
+    """Training data, epochs and seed, when the card records them."""
+    e = html.escape
     training = card.get("training") or {}
-    if training:
-        parts.append("<h3>Training</h3><p>")
-        if training.get("data"):
-            parts.append(f"{e(str(training['data']))}<br>")
-        bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
-        if bits:
-            parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
-        parts.append("</p>")
+    if not training:
+        return []
+    parts = ["<h3>Training</h3><p>"]
+    if training.get("data"):
+        parts.append(f"{e(str(training['data']))}<br>")
+    bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
+    if bits:
+        parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
+    parts.append("</p>")
+    return parts
 
-    metrics = card.get("metrics") or {}
-    for split, m in metrics.items():
+
+def _metrics_html(card: Dict[str, Any]) -> List[str]:
+    """OA / mIoU / kappa and the per-class IoU/F1 table of every metrics split."""
+    e = html.escape
+    parts: List[str] = []
+    for split, m in (card.get("metrics") or {}).items():
         if not isinstance(m, dict):
             continue
         parts.append(f"<h3>Metrics ({e(str(split))})</h3>")
@@ -142,7 +169,7 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
                 parts.append(f"<tr><td>{e(str(r.get('name')))}</td><td>{_fmt(r.get('iou'), True)}</td>"
                              f"<td>{_fmt(r.get('f1'), True)}</td></tr>")
             parts.append("</table>")
-    return "".join(parts)
+    return parts
 
 
 def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_count: Optional[int],

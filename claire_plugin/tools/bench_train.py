@@ -72,19 +72,25 @@ def write_polygons(path: str, squares: Sequence[tuple], size: int, transform, cr
 
 
 def run_one(site: str, n: int, seed: int, folder: str, extra: Sequence[str], size: int = 6) -> Optional[Dict]:
-    """Draw the polygons, run `claire train --labels` in a fresh process; its report + wall time + peak RSS."""
+    """Draw the polygons on one bundled site, run `claire train --labels` in a fresh process (see train_on)."""
+    root = resource("data", "terramesh")
+    paths = {k: os.path.join(root, k, f"{site}.tif") for k in ("S2L2A", "S1RTC", "LULC")}
+    return train_on(site, paths["S2L2A"], paths["S1RTC"], paths["LULC"], n, seed, folder, extra, size)
+
+
+def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, folder: str,
+             extra: Sequence[str], size: int = 6) -> Optional[Dict]:
+    """Polygons drawn from `lulc`, `claire train --labels` in a fresh process; its report + wall time + peak RSS."""
     import rasterio
 
-    root = resource("data", "terramesh")
-    with rasterio.open(os.path.join(root, "LULC", f"{site}.tif")) as ds:
+    with rasterio.open(lulc) as ds:
         squares = square_polygons(ds.read(1), n, size, seed)
         transform, crs = ds.transform, ds.crs.to_wkt()
     if not squares:
         return None
-    stem = os.path.join(folder, f"{site}_n{n}_s{seed}")
+    stem = os.path.join(folder, f"{name}_n{n}_s{seed}")
     write_polygons(stem + ".gpkg", squares, size, transform, crs)
-    cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main", "train", "--optical",
-           os.path.join(root, "S2L2A", f"{site}.tif"), "--sar", os.path.join(root, "S1RTC", f"{site}.tif"),
+    cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main", "train", "--optical", optical, "--sar", sar,
            "--labels", stem + ".gpkg", "--field", "class", "--seed", str(seed), "--output",
            stem + ".safetensors", "--report", stem + ".json", *extra]
     t0 = time.time()
@@ -92,15 +98,59 @@ def run_one(site: str, n: int, seed: int, folder: str, extra: Sequence[str], siz
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read() if proc.stderr else ""
     if status != 0:
-        return {"site": site, "n": n, "seed": seed, "error": err.strip().splitlines()[-1:]}
+        return {"site": name, "n": n, "seed": seed, "error": err.strip().splitlines()[-1:]}
     with open(stem + ".json") as fh:
         report = json.load(fh)
-    return {"site": site, "n": n, "seed": seed, "wall_s": round(time.time() - t0, 1),
+    return {"site": name, "n": n, "seed": seed, "wall_s": round(time.time() - t0, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "polygons": len(squares),
             "classes": [c["name"] for c in report["classes"]], "epochs": report["training"]["epochs"],
             "arms": {a: {c: {"macro_f1": m["macro_f1"], "oa": m["oa"]} for c, m in conds.items()}
                      for a, conds in report["arms"].items()},
             "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"]}
+
+
+def mosaic_scene(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
+    """A `size` x `size` scene tiled from the four bundled sites (random site, rotation and flip per 224 px
+    block, seeded): real Sentinel-2 L2A / Sentinel-1 values and all eight LULC classes on one grid, written
+    block by block as tiled, compressed GeoTIFFs. Paths of the optical, SAR and LULC rasters."""
+    import rasterio
+    from rasterio.windows import Window
+
+    root = resource("data", "terramesh")
+    sites = sorted(f[:-4] for f in os.listdir(os.path.join(root, "LULC")) if f.endswith(".tif"))
+    blocks = []
+    for site in sites:
+        arrays = []
+        for kind in ("S2L2A", "S1RTC", "LULC"):
+            with rasterio.open(os.path.join(root, kind, f"{site}.tif")) as ds:
+                arrays.append(ds.read())
+                if kind == "LULC":
+                    profile, transform = ds.profile, ds.transform
+        blocks.append(arrays)
+    side = blocks[0][2].shape[-1]
+    rng = np.random.default_rng(seed)
+    out = {k: os.path.join(folder, f"mosaic{size}_{k}.tif") for k in ("optical", "sar", "lulc")}
+    specs = {"optical": (blocks[0][0].shape[0], "int16", 0), "sar": (2, "float32", None), "lulc": (1, "uint8", 0)}
+    dsts = {}
+    for key, (count, dtype, nodata) in specs.items():
+        prof = dict(profile, width=size, height=size, count=count, dtype=dtype, nodata=nodata, tiled=True,
+                    blockxsize=256, blockysize=256, compress="deflate", transform=transform)
+        dsts[key] = rasterio.open(out[key], "w", **prof)
+    try:
+        for r0 in range(0, size, side):
+            for c0 in range(0, size, side):
+                arrays = blocks[int(rng.integers(len(blocks)))]
+                k, flip = int(rng.integers(4)), bool(rng.integers(2))
+                h, w = min(side, size - r0), min(side, size - c0)
+                for key, a in zip(("optical", "sar", "lulc"), arrays):
+                    a = np.rot90(a, k, axes=(1, 2))
+                    a = a[:, :, ::-1] if flip else a
+                    dsts[key].write(np.ascontiguousarray(a[:, :h, :w]).astype(specs[key][1]),
+                                    window=Window(c0, r0, w, h))
+    finally:
+        for d in dsts.values():
+            d.close()
+    return out
 
 
 def table(results: Sequence[Dict[str, Any]]) -> str:

@@ -320,3 +320,21 @@ def test_results_show_the_explanation_fields(qgis_app):
     assert "deterministic template" in line and "50 % grounded" in line
     assert "1 sentence(s) flagged" in line and "Explainer not used: no weights." in line
     assert "Trees grow on the moon. ⚠" in view.explanation.toPlainText()
+
+
+def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
+    from claire.claire_plugin.gui.picker import card_html
+
+    card = {"arch": "claire", "size": "tiny", "format": "safetensors", "tile_size": 256, "overlap": 32,
+            "classes": [{"value": 1, "name": "water <lake>", "color": "#0000ff"}],
+            "inputs": {"optical": {"bands": ["B2", "B3"], "sensor": "S2"}, "sar": {"bands": ["VV"]}},
+            "training": {"data": "my polygons", "epochs": 7, "seed": 3},
+            "metrics": {"heldout": {"oa": 0.81, "miou": 0.5, "kappa": 0.7,
+                                    "per_class": [{"name": "water <lake>", "iou": 0.5, "f1": 0.66}]},
+                        "note": "not a split"}}
+    out = card_html(card, "/x/model.safetensors")
+    assert "File: model.safetensors" in out and "tile 256 px, overlap 32 px" in out
+    assert "my polygons" in out and "epochs: 7 · seed: 3" in out
+    assert "Metrics (heldout)" in out and "Metrics (note)" not in out
+    assert "water &lt;lake&gt;" in out and "<lake>" not in out
+    assert "2 bands: B2, B3" in out

@@ -1,0 +1,34 @@
+"""The polygon-training benchmark's scene and polygon builders (tools/bench_train.py)."""
+import numpy as np
+import rasterio
+
+from claire.claire_plugin.tools.bench_train import mosaic_scene, square_polygons
+
+
+def test_mosaic_scene_is_one_grid_of_real_blocks_with_all_classes(tmp_path):
+    paths = mosaic_scene(str(tmp_path), 500, seed=3)
+    with rasterio.open(paths["optical"]) as o, rasterio.open(paths["sar"]) as s, rasterio.open(paths["lulc"]) as lab:
+        assert o.shape == s.shape == lab.shape == (500, 500)
+        assert o.transform == s.transform == lab.transform and o.crs == lab.crs
+        assert o.count == 12 and s.count == 2
+        lulc, opt = lab.read(1), o.read()
+    # real reflectance (not zeros) wherever there is a label; seeded: the same seed gives the same scene
+    assert set(np.unique(lulc)) <= {1, 2, 3, 4, 5, 6, 7, 9}
+    assert len(np.unique(lulc)) >= 3
+    assert (opt[:, lulc > 0] > 0).mean() > 0.99
+    (tmp_path / "again").mkdir()
+    again = mosaic_scene(str(tmp_path / "again"), 500, seed=3)
+    with rasterio.open(again["lulc"]) as lab2:
+        assert np.array_equal(lab2.read(1), lulc)
+
+
+def test_square_polygons_stay_inside_one_class_and_apart():
+    lulc = np.ones((60, 60), np.uint8)
+    lulc[:, 30:] = 4
+    squares = square_polygons(lulc, n=4, size=5, seed=0)
+    assert {v for _, _, v in squares} == {1, 4}
+    for r, c, v in squares:
+        assert (lulc[r:r + 5, c:c + 5] == v).all()
+    for i, (r1, c1, _) in enumerate(squares):
+        for r2, c2, _ in squares[i + 1:]:
+            assert max(abs(r1 - r2), abs(c1 - c2)) >= 5
