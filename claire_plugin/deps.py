@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import site
@@ -29,6 +31,22 @@ REQUIRED: Dict[str, str] = {name: _PINS.get(name, name) for name in ("numpy", "t
 #: Packages only some features need (the language-model explanation).
 OPTIONAL: Dict[str, str] = {name: _PINS.get(name, name) for name in ("transformers",)}
 DEPS_FOLDER = "claire-deps"
+#: torch's pure-Python dependencies, which Debian's dist-packages (searched first inside QGIS) may hold in
+#: versions too old for torch: Debian 12 ships sympy 1.11 while torch needs 1.13.3 or later, and
+#: `torch.optim` imports it. These are taken from our folders when they hold them.
+OWN_FIRST = ("typing_extensions", "mpmath", "sympy", "networkx", "filelock", "fsspec")
+
+
+class _OwnFirst(importlib.abc.MetaPathFinder):
+    """Finds the top-level modules `names` in `folder` before the rest of sys.path is searched."""
+
+    def __init__(self, folder: str, names: Sequence[str]) -> None:
+        self.folder, self.names = folder, frozenset(names)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.names:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [self.folder])
 
 
 def venv_site_packages(plugin_dir: str = PLUGIN_DIR) -> Optional[str]:
@@ -58,11 +76,14 @@ def deps_folder(profile: Optional[str] = None) -> Optional[str]:
 
 
 def bootstrap(profile: Optional[str] = None) -> List[str]:
-    """Append the venv's site-packages and the profile's dependency folder to sys.path; returns those added."""
+    """Append the venv's site-packages and the profile's dependency folder to sys.path; returns those added.
+
+    Their copies of torch's pure-Python dependencies (OWN_FIRST) are found before the system's."""
     added = []
     for path in (venv_site_packages(), deps_folder(profile)):
         if path and os.path.isdir(path) and path not in sys.path:
             site.addsitedir(path)
+            sys.meta_path.insert(0, _OwnFirst(path, OWN_FIRST))
             added.append(path)
     if added:
         importlib.invalidate_caches()

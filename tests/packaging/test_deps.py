@@ -12,6 +12,7 @@ from claire.claire_plugin.pip_deps import TORCH_CPU_INDEX, requirement_pins
 @pytest.fixture
 def clean_path(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     yield
 
 
@@ -30,6 +31,34 @@ def test_bootstrap_puts_the_profile_folder_on_sys_path(tmp_path, clean_path):
     assert sys.path.index(folder) > sys.path.index(next(p for p in sys.path if "site-packages" in p))
     assert deps.missing({"claire_probe_dep": "claire_probe_dep"}) == []
     assert deps.bootstrap(str(tmp_path)) == []  # a second call adds nothing
+
+
+def test_torch_dependencies_come_from_our_folder_before_older_system_copies(tmp_path, clean_path, monkeypatch):
+    # Inside QGIS, Debian's dist-packages come first on sys.path; Debian 12's sympy 1.11 is too old for torch
+    system = tmp_path / "system"
+    (system / "claire_probe_sym").mkdir(parents=True)
+    (system / "claire_probe_sym" / "__init__.py").write_text("VERSION = 'old'\n")
+    sys.path.insert(0, str(system))
+    folder = deps.deps_folder(str(tmp_path))
+    ours = tmp_path / "python" / "claire-deps" / folder.rsplit("/", 1)[-1]
+    (ours / "claire_probe_sym" / "core").mkdir(parents=True)
+    (ours / "claire_probe_sym" / "__init__.py").write_text("VERSION = 'new'\n")
+    (ours / "claire_probe_sym" / "core" / "__init__.py").write_text("PART = 'ours'\n")
+    (ours / "claire_probe_other").mkdir()
+    (ours / "claire_probe_other" / "__init__.py").write_text("VERSION = 'new'\n")
+    (system / "claire_probe_other").mkdir()
+    (system / "claire_probe_other" / "__init__.py").write_text("VERSION = 'old'\n")
+    monkeypatch.setattr(deps, "OWN_FIRST", ("claire_probe_sym",))
+    for name in ("claire_probe_sym", "claire_probe_sym.core", "claire_probe_other"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert folder in deps.bootstrap(str(tmp_path))
+    import claire_probe_other
+    import claire_probe_sym
+    import claire_probe_sym.core
+    assert claire_probe_sym.VERSION == "new" and claire_probe_sym.core.PART == "ours"
+    assert claire_probe_other.VERSION == "old"  # everything else keeps the system's (QGIS's numpy, GDAL)
+    for name in ("claire_probe_sym", "claire_probe_sym.core", "claire_probe_other"):
+        sys.modules.pop(name, None)
 
 
 def test_bootstrap_skips_a_profile_without_the_folder(tmp_path, clean_path):
