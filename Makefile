@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo test test-fast lint test-debian13 package install uninstall checkpoint bench gpu-check screenshots fusion-table clean
+.PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench gpu-check screenshots fusion-table clean
 
 all: demo
 
@@ -54,6 +54,10 @@ venv: $(VENV)/.deps-ok
 ## Main job: classify the bundled real Sentinel-2 + Sentinel-1 pair through real QGIS (qgis_process).
 demo: venv
 	@$(PY) -m claire.claire_plugin.tools.demo --build $(BUILD)
+
+## Teach the model a farmland scene it gets wrong: 12 hand-drawn polygons, claire:train, before/after PNG.
+demo-train: venv
+	@$(PY) -m claire.claire_plugin.tools.demo_train --build $(BUILD) $(if $(MINUTES),--minutes $(MINUTES))
 
 test: venv
 	$(PY) -m pytest

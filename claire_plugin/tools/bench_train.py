@@ -102,6 +102,7 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
     with open(stem + ".json") as fh:
         report = json.load(fh)
     return {"site": name, "n": n, "seed": seed, "wall_s": round(time.time() - t0, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "polygons": len(squares),
             "classes": [c["name"] for c in report["classes"]], "epochs": report["training"]["epochs"],
             "arms": {a: {c: {"macro_f1": m["macro_f1"], "oa": m["oa"]} for c, m in conds.items()}
@@ -157,7 +158,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
     """Markdown table: one row per run, macro-F1 / OA per arm and condition."""
     arms = ["untuned", "finetuned", "rf_optical_sar", "rf_optical"]
     head = "| site | N | seed | " + " | ".join(f"{a} clear | {a} clouds" for a in arms) + \
-        " | RF pixel-split (leaky) | wall s | peak RSS MB |"
+        " | RF pixel-split (leaky) | wall s | CPU s | peak RSS MB |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -169,5 +170,6 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
                 m = r["arms"].get(a, {}).get(cond)
                 cells.append("-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}")
         lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
-                     f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | {r['wall_s']} | {r['peak_rss_mb']} |")
+                     f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | {r['wall_s']} | {r.get('cpu_s', '-')} | "
+                     f"{r['peak_rss_mb']} |")
     return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""`make demo-train`: teach the model a scene it gets wrong, through real QGIS (qgis_process), as a user would.
+
+The scene is the bundled BigEarthNet-MM patch of June 2017 farmland in Upper Austria (33UUP), unlike the
+four sites the default checkpoint learned from: there the untuned model paints snow/ice and built area over
+ripe fields. `resources/data/bigearthnet_mm/polygons_33UUP_87_48.geojson` holds the twelve rectangles we
+drew by eye on its true-colour image (trees, crops, built area), as a user draws in the Train tab. The demo
+stacks the separate band files into VRTs, classifies with the default checkpoint (`claire:classify`),
+fine-tunes on the polygons with `claire:train` (held-out polygons, random forests beside it), classifies
+with the new checkpoint, and writes a side-by-side PNG: true colour, before, after.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..install import install
+from ..paths import PACKAGE_ROOT as SOURCE
+from ..paths import resource
+from .demo import run_qgis_process
+
+PATCH_S2 = "S2A_MSIL2A_20170613T101031_87_48"
+PATCH_S1 = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48"
+S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]  # the default card's order
+POLYGONS = resource("data", "bigearthnet_mm", "polygons_33UUP_87_48.geojson")
+
+
+def stack_patch(out_dir: str) -> Dict[str, str]:
+    """VRTs of the patch's separate band files: optical in the card's band order at 10 m, SAR VV VH."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    root = resource("data", "bigearthnet_mm")
+    s2 = [os.path.join(root, "BigEarthNet-S2-Example", PATCH_S2, f"{PATCH_S2}_{b}.tif") for b in S2_BANDS]
+    s1 = [os.path.join(root, "BigEarthNet-S1-Example", PATCH_S1, f"{PATCH_S1}_{p}.tif") for p in ("VV", "VH")]
+    paths = {"optical": os.path.join(out_dir, "optical.vrt"), "sar": os.path.join(out_dir, "sar.vrt")}
+    gdal.BuildVRT(paths["optical"], s2, separate=True, resolution="highest").FlushCache()
+    gdal.BuildVRT(paths["sar"], s1, separate=True).FlushCache()
+    return paths
+
+
+def colour_map(path: str) -> np.ndarray:
+    """[H, W, 3] uint8 of a class raster through its own colour table (black where it has none)."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        classes = ds.read(1)
+        try:
+            table = ds.colormap(1)
+        except ValueError:
+            table = {}
+    rgb = np.zeros(classes.shape + (3,), np.uint8)
+    for value in np.unique(classes):
+        rgb[classes == value] = table.get(int(value), (0, 0, 0, 255))[:3]
+    return rgb
+
+
+def true_colour(optical: str) -> np.ndarray:
+    """[H, W, 3] uint8 true colour (B04 B03 B02, reflectance 0-0.18 stretched)."""
+    import rasterio
+
+    with rasterio.open(optical) as ds:
+        rgb = ds.read([3, 2, 1]).astype(np.float32)
+    return np.clip(rgb / 1800.0 * 255.0, 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def side_by_side(panels: Sequence[np.ndarray], titles: Sequence[str], path: str, scale: int = 3,
+                 legend: Sequence[Tuple[str, Tuple[int, int, int]]] = ()) -> str:
+    """One PNG with the panels next to each other, enlarged `scale` times, a title above each and a row of
+    (name, colour) swatches below."""
+    from PIL import Image, ImageDraw
+
+    h, w = panels[0].shape[:2]
+    gap, head, foot = 8, 18, (20 if legend else 0)
+    sheet = Image.new("RGB", (len(panels) * (w * scale + gap) - gap, h * scale + head + foot), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (panel, title) in enumerate(zip(panels, titles)):
+        x = i * (w * scale + gap)
+        sheet.paste(Image.fromarray(panel).resize((w * scale, h * scale), Image.NEAREST), (x, head))
+        draw.text((x + 2, 3), title, fill="black")
+    x, y = 2, head + h * scale + 5
+    for name, colour in legend:
+        draw.rectangle([x, y, x + 12, y + 10], fill=tuple(colour), outline="black")
+        draw.text((x + 16, y), name, fill="black")
+        x += 16 + int(draw.textlength(name)) + 14
+    sheet.save(path)
+    return path
+
+
+def legend_of(*paths: str) -> List[Tuple[str, Tuple[int, int, int]]]:
+    """(name, colour) of every class present in the class rasters, in value order, each name once."""
+    import rasterio
+
+    from ..core.accuracy import classes_from_gdal
+
+    out: Dict[str, Tuple[int, int, int]] = {}
+    for path in paths:
+        with rasterio.open(path) as ds:
+            present = set(np.unique(ds.read(1)).tolist())
+            table = ds.colormap(1)
+        for c in classes_from_gdal(path):
+            if c["value"] in present and c["name"] not in out:
+                out[c["name"]] = tuple(table[c["value"]][:3])
+    return list(out.items())
+
+
+def shares(path: str) -> Dict[str, float]:
+    """Share of each named class in a class raster (names from its categories)."""
+    import rasterio
+
+    from ..core.accuracy import classes_from_gdal
+
+    names = {c["value"]: c["name"] for c in classes_from_gdal(path)}
+    with rasterio.open(path) as ds:
+        values, counts = np.unique(ds.read(1, masked=True).compressed(), return_counts=True)
+    total = counts.sum()
+    return {names.get(int(v), str(v)): round(float(c) / total, 3) for v, c in zip(values, counts)}
+
+
+def held_out_lines(report_path: str) -> List[str]:
+    """The report's held-out table: macro-F1 / OA per arm, clear and with synthetic clouds."""
+    with open(report_path) as fh:
+        report = json.load(fh)
+    lines = [f"{'model':34s} {'clear macro-F1 / OA':>20s} {'60 % clouds':>16s}"]
+    for arm, conds in report["arms"].items():
+        cells = [f"{m['macro_f1']:.3f} / {m['oa']:.3f}" for m in conds.values()]
+        lines.append(f"{arm:34s} {cells[0]:>20s} {cells[-1]:>16s}")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default=os.path.join(SOURCE, "build"))
+    parser.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    args = parser.parse_args(argv)
+    out_dir = os.path.join(args.build, "demo_train")
+    config_root = os.path.join(args.build, "qgis-profile")
+    os.makedirs(out_dir, exist_ok=True)
+    install(os.path.join(config_root, "profiles", "default"))
+    inputs = stack_patch(out_dir)
+    before, after = os.path.join(out_dir, "before.tif"), os.path.join(out_dir, "after.tif")
+    print("1/3 claire:classify with the default checkpoint ...", flush=True)
+    run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
+                      f"SAR={inputs['sar']}", f"OUTPUT={before}"], config_root)
+    print(f"2/3 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
+    ckpt, report = os.path.join(out_dir, "farmland.safetensors"), os.path.join(out_dir, "report.json")
+    run_qgis_process(["run", "claire:train", "--json", "--", f"OPTICAL={inputs['optical']}",
+                      f"SAR={inputs['sar']}", f"LABELS={POLYGONS}", "FIELD=class", f"MINUTES={args.minutes}",
+                      f"OUTPUT={ckpt}", f"REPORT={report}"], config_root)
+    print("3/3 claire:classify with the new checkpoint ...", flush=True)
+    run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
+                      f"SAR={inputs['sar']}", f"CHECKPOINT={ckpt}", f"OUTPUT={after}"], config_root)
+    png = side_by_side([true_colour(inputs["optical"]), colour_map(before), colour_map(after)],
+                       ["true colour", "default checkpoint", "after training on 12 polygons"],
+                       os.path.join(out_dir, "before_after.png"), legend=legend_of(before, after))
+    print("\n".join(held_out_lines(report)))
+    print(f"classes before: {shares(before)}")
+    print(f"classes after:  {shares(after)}")
+    print(f"Side by side: {png}\nCheckpoint:   {ckpt}\nReport:       {report} (+ .html)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
