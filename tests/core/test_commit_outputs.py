@@ -251,3 +251,58 @@ def test_batch_summary_linked_to_the_checkpoint_is_refused(workdir):
     rc, _, stderr = cli(_batch_argv(opt_dir, sar_dir, out, ck))
     assert rc == 2 and "is also an input (the checkpoint" in error_line(stderr)
     assert Path(ck).read_bytes() == data and sorted(os.listdir(out)) == ["claire_batch_summary.csv"]
+
+
+# ------------------------------------------------------------------ the mechanism itself
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_output_set_failing_rename_puts_every_earlier_file_back(tmp_path, monkeypatch, hard_links):
+    """The third of three renames fails: the two files already replaced hold their earlier bytes again, the
+    file that did not exist before is gone, no temporary or backup is left (with and without hard links)."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.atomic import OutputSet
+
+    (tmp_path / "a.json").write_text("old a")
+    (tmp_path / "c.md").write_text("old c")
+    if not hard_links:
+        def no_link(*a, **k):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_link)
+    D.full_disk_at_rename(monkeypatch, "c.md")
+    files = OutputSet()
+    for name in ("a.json", "b.tif", "c.md"):
+        files.add_text(str(tmp_path / name), f"new {name}", name)
+    with pytest.raises(ClaireError, match=r"writing the c\.md .* failed: the disk is full"):
+        files.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "c.md"]
+    assert (tmp_path / "a.json").read_text() == "old a" and (tmp_path / "c.md").read_text() == "old c"
+
+
+def test_output_set_commits_all(tmp_path):
+    from claire.claire_plugin.core.io.atomic import OutputSet
+
+    (tmp_path / "a.json").write_text("old a")
+    (tmp_path / "a.json.aux.xml").write_text("stale sidecar")
+    with OutputSet() as files:
+        files.add_json(str(tmp_path / "a.json"), {"x": 1})
+        files.add_text(str(tmp_path / "b.md"), "b")
+        files.drop_at_commit(str(tmp_path / "a.json.aux.xml"))
+        files.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.md"]
+    assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}' and (tmp_path / "b.md").read_text() == "b"
+
+
+def test_stale_temporaries_only_of_dead_processes_of_this_machine(tmp_path):
+    from claire.claire_plugin.core.io.atomic import remove_stale_temporaries, temp_name
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    final = str(tmp_path / "map.tif")
+    mine = temp_name(final, ".tif")
+    stale = mine.replace(f"-{os.getpid()}-", f"-{dead.pid}-")
+    host = os.path.basename(mine).split(".")[3].split("-")[0]
+    other_host = stale.replace(f".{host}-", f".{(int(host, 16) + 1) % 0x10000:04x}-")
+    other_file = str(tmp_path / f".mapxtif.{host}-{dead.pid}-abcdef.partial.tif")
+    for p in (mine, stale, stale + ".aux.xml", other_host, other_file):
+        Path(p).write_text("x")
+    assert sorted(remove_stale_temporaries(final)) == sorted([stale, stale + ".aux.xml"])
+    assert all(os.path.exists(p) for p in (mine, other_host, other_file))

@@ -132,3 +132,12 @@ def test_alg_evaluate_report_over_the_reference_is_refused(claire_plugin, workdi
                                                    "OUTPUT_TABLE": "TEMPORARY_OUTPUT", "REPORT": reference})
     assert results is None and "is also an input (the reference raster" in message
     assert C.snapshot(tmp) == before
+
+
+def test_alg_train_classified_map_over_the_report_is_refused_before_training(claire_plugin, workdir):
+    tmp, ck = workdir
+    _, params = _train(tmp, ck, str(tmp / "out" / "mine.safetensors"), str(tmp / "out" / "report.json"))
+    before = C.snapshot(tmp)
+    results, message = run_alg("claire:train", dict(params, CLASSIFIED=str(tmp / "out" / "report.html")))
+    assert results is None and "classified map path" in message and "training report's HTML copy" in message
+    assert C.snapshot(tmp) == before

@@ -202,6 +202,7 @@ def _roll_back(moved: List[Tuple[str, Optional[str]]]) -> None:
         try:
             if backup:
                 os.replace(backup, final)
+                _remove(backup)  # still there when `final` was never replaced: rename between links does nothing
             elif os.path.lexists(final):
                 os.remove(final)
         except OSError:
