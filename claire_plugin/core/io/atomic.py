@@ -39,6 +39,9 @@ def temp_name(path: str, ext: str = "") -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (on Windows always True: signal 0 there is CTRL_C_EVENT, so nothing is removed)."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
