@@ -210,7 +210,7 @@ def write_csv(metrics: Dict[str, Any], path: str) -> str:
 
     fields = ["value", "name", "iou", "precision", "recall", "f1", "support", "predicted"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in metrics["per_class"]:
         w.writerow(row)

@@ -141,7 +141,7 @@ class OutputSet:
     def add_text(self, final: str, text: str, role: str = "") -> str:
         """Stage a text file with the content `text`."""
         def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
         return self.write_with(final, write, role, "")
 
