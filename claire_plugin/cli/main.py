@@ -6,8 +6,10 @@ Every module listed in `_COMMANDS` exposes `register(subparsers)`, which adds it
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import List, Optional
+import threading
+from typing import Dict, List, Optional
 
 from . import (
     bench,
@@ -41,8 +43,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl+C would raise KeyboardInterrupt so that a run cleans up the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame) -> None:
+    raise Stopped(signum)
+
+
+def _catch_stop_signals() -> Dict[int, object]:
+    """Turn SIGTERM and SIGHUP into `Stopped` (main thread only); the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _stop)
+    return previous
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line; user errors print one clear line and exit with status 2."""
+    """Run the command line; user errors print one clear line and exit with status 2. Ctrl+C, SIGTERM and
+    SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
+    (130, 143, 129)."""
     from ..core.errors import USER_ERRORS
 
     parser = build_parser()
@@ -50,14 +78,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    previous = _catch_stop_signals()
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         print(f"claire: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("claire: interrupted; no output was written.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"claire: {how}; no output was written.", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import time
 from typing import Any, Dict, Optional
 
 from ..core.errors import ClaireError
+from ..core.io.atomic import OutputSet
+from ..core.io.writer import check_outputs
 from ..core.params import parse_bands
 from . import train_polygons
 
@@ -86,8 +88,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..core.training.sources import heldout_metrics
 
     _check_names(args)
+    check_outputs([("checkpoint", args.output)], [])  # a folder, device or missing folder: before reading anything
     set_threads(args.threads)
     data = _training_data(args)
+    check_outputs([("checkpoint", args.output)], [(f"training {kind} raster", getattr(p, kind))
+                                                  for p in data["pairs"] for kind in ("optical", "sar", "label")])
     cfg = _train_config(args)
     lname, pairs, src, classes = data["layout_name"], data["pairs"], data["src"], data["classes"]
     resume = args.output + ".resume" if args.resume else None
@@ -108,7 +113,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"evaluation {time.time() - t:.1f} s", file=sys.stderr)
     model.to("cpu")
     card = _card(args, data, cfg, hist, metrics, held, model, vsrc)
-    save_checkpoint(args.output, model, card, dtype=torch.float16 if args.half else None)
+    with OutputSet() as files:
+        files.write_with(args.output, lambda tmp: save_checkpoint(tmp, model, card,
+                                                                  dtype=torch.float16 if args.half else None),
+                         "checkpoint")
+        files.commit()
     if resume and os.path.exists(resume):
         os.remove(resume)
     print(f"wrote {args.output}; {metrics_key} mIoU {m_clear['miou']:.3f} OA {m_clear['oa']:.3f} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -205,23 +206,25 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
 
 def write_csv(metrics: Dict[str, Any], path: str) -> str:
     """Per-class rows (value, name, IoU, precision, recall, F1, support) plus an overall row, as CSV."""
+    from .io.atomic import write_text
+
     fields = ["value", "name", "iou", "precision", "recall", "f1", "support", "predicted"]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for row in metrics["per_class"]:
-            w.writerow(row)
-        w.writerow({"name": "overall", "iou": metrics["miou"], "precision": metrics["oa"],
-                    "recall": metrics["kappa"], "f1": "", "support": metrics["compared_pixels"]})
-    return path
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in metrics["per_class"]:
+        w.writerow(row)
+    w.writerow({"name": "overall", "iou": metrics["miou"], "precision": metrics["oa"],
+                "recall": metrics["kappa"], "f1": "", "support": metrics["compared_pixels"]})
+    return write_text(path, buf.getvalue(), "evaluation table")
 
 
 def write_report(metrics: Dict[str, Any], path: str) -> str:
     """A JSON (``.json``) or HTML (any other ending) report of the evaluation."""
+    from .io.atomic import write_json, write_text
+
     if path.lower().endswith(".json"):
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(metrics, fh, indent=2)
-        return path
+        return write_json(path, metrics, "evaluation report")
     e = html.escape
 
     def pct(v: Any) -> str:
@@ -251,6 +254,4 @@ td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse
 <table><tr><th></th>{''.join(f'<th>{e(n)}</th>' for n in names)}</tr>{cm_rows}</table>
 {'<p>Reference values left out (not a class of the map): ' + e(json.dumps(ignored)) + '</p>' if ignored else ''}
 </body></html>"""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(doc)
-    return path
+    return write_text(path, doc, "evaluation report")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .errors import USER_ERRORS, CancelledError, ClaireError
-from .io.atomic import write_json, write_text
+from .io.atomic import OutputSet
 from .params import RunOptions
 
 SUMMARY_JSON = "claire_batch_summary.json"
@@ -69,9 +69,12 @@ class BatchSummary:
         return buf.getvalue()
 
     def write(self, out_dir: str) -> None:
-        """Write the JSON and CSV summaries into `out_dir` (atomically) and remember their paths."""
-        self.json_path = write_json(os.path.join(out_dir, SUMMARY_JSON), self.as_dict(), "batch summary")
-        self.csv_path = write_text(os.path.join(out_dir, SUMMARY_CSV), self.csv_text(), "batch summary")
+        """Write the JSON and CSV summaries into `out_dir`, both or neither, and remember their paths."""
+        with OutputSet() as files:
+            json_path = files.add_json(os.path.join(out_dir, SUMMARY_JSON), self.as_dict(), "batch summary")
+            csv_path = files.add_text(os.path.join(out_dir, SUMMARY_CSV), self.csv_text(), "batch summary (CSV)")
+            files.commit()
+        self.json_path, self.csv_path = json_path, csv_path
 
 
 def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) -> None:
@@ -97,7 +100,30 @@ def prepare_output_folder(out_dir: str) -> None:
     """Create the output folder; ClaireError when the path is a file."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ClaireError(f"the output folder {out_dir!r} is a file; choose a folder")
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ClaireError(f"cannot create the output folder {out_dir!r} ({exc.strerror or exc}); choose a folder "
+                          f"you can write to") from None
+
+
+def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint: Optional[str]) -> None:
+    """Every file the batch will write (each pair's map and confidence, the JSON and CSV summaries) checked at
+    once before any work, against every file of both folders, the checkpoint and each other
+    (core.io.writer.check_outputs). Nothing can collide in an output folder that does not exist yet."""
+    from ..paths import DEFAULT_CHECKPOINT
+    from .io.writer import check_outputs
+
+    if not os.path.isdir(out_dir):
+        return
+    outputs = [(f"output of pair {j.key!r}", j.output) for j in jobs if not j.skip]
+    outputs += [(f"confidence output of pair {j.key!r}", j.confidence) for j in jobs if not j.skip]
+    outputs += [("batch summary", os.path.join(out_dir, SUMMARY_JSON)),
+                ("batch summary (CSV)", os.path.join(out_dir, SUMMARY_CSV))]
+    inputs = [("optical raster", p.optical) for p in pairing.pairs] + [("SAR raster", p.sar) for p in pairing.pairs]
+    inputs += [(f"unmatched {u.side} raster", u.path) for u in pairing.unmatched]
+    inputs.append(("checkpoint", checkpoint or DEFAULT_CHECKPOINT))
+    check_outputs(outputs, inputs)
 
 
 @dataclass(frozen=True)
@@ -204,11 +230,12 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
     `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
+    jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
+    check_batch_outputs(jobs, pairing, out_dir, options.checkpoint)
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
                                       for u in pairing.unmatched])
-    jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
     summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output} for j in jobs]
     runner = executor if executor is not None else LocalExecutor()
     for job, fields, result in runner.run(jobs, options, progress, is_cancelled):

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional, Tuple
 
 from .batch import PairJob
 from .errors import CancelledError, ClaireError
+from .io.atomic import temp_name
 from .params import RunOptions
 
 ROW_ALIGN = 256  # band edges on GeoTIFF block rows where the scene is large enough
@@ -144,8 +145,7 @@ def _as_vrt(jobs, folder: str, output: str, confidence: Optional[str], bands, re
         if not final:
             continue
         sources = [os.path.join(kept, f"part_{j.index:03d}{suffix}.tif") for j in jobs]
-        tmp = os.path.join(os.path.dirname(os.path.abspath(final)),
-                           f".{os.path.basename(final)}.{uuid.uuid4().hex[:8]}.partial.vrt")
+        tmp = temp_name(final, ".vrt")
         ds = gdal.BuildVRT(tmp, sources)
         if ds is None:
             raise ClaireError(f"GDAL could not build the VRT {final!r} over {kept!r}; check the folder is writable")

@@ -146,7 +146,7 @@ def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None)
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt or points.crs_wkt)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    tmp = temp_name(path) + ".gpkg"
+    tmp = temp_name(path, ".gpkg")
     try:
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
         lyr = ds.CreateLayer(POINTS_LAYER, srs, ogr.wkbPoint)

@@ -94,7 +94,12 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
         reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
+        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):
+            from ..core.io.writer import check_outputs
+
+            check_outputs([("report", report)], [("classified raster", classified), ("reference raster", reference),
+                                                 ("checkpoint", checkpoint)])
             mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
             ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None
@@ -115,9 +120,9 @@ class EvaluateAlgorithm(ClaireAlgorithm):
                                 row["support"], row["predicted"]])
             sink.addFeature(feat, QgsFeatureSink.FastInsert)
 
-        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         if report:
-            write_report(metrics, report)
+            with engine_errors(qgis_message=False):
+                write_report(metrics, report)
         feedback.pushInfo(f"Compared {metrics['compared_pixels']} pixels ({metrics['compared_area_ha']:.1f} ha): "
                           f"OA {metrics['oa']:.4f}, mIoU {metrics['miou']:.4f}, kappa {metrics['kappa']:.4f}")
         if metrics["ignored_reference"]:

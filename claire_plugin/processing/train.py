@@ -167,6 +167,9 @@ class TrainAlgorithm(ClaireAlgorithm):
             params = self.build_params(parameters, context)
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
             if parameters.get("CLASSIFIED") else None
+        if classified:
+            with engine_errors():
+                _check_classified(params, classified)
         share = 0.8 if classified else 1.0
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
         with engine_errors():  # on the process's one torch thread, like the engine; callbacks come back here
@@ -229,3 +232,14 @@ def score_lines(report: Dict[str, Any]) -> str:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
                      f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
     return "\n".join(lines)
+
+
+def _check_classified(params, classified: str) -> None:
+    """The classified scene's path checked before training, against the inputs and the training's outputs."""
+    from ..core.io.writer import check_outputs
+    from ..core.training.scorecard import html_path_for
+
+    check_outputs([("classified map", classified)], [
+        ("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
+        ("new checkpoint", params.output), ("training report", params.report),
+        ("training report's HTML copy", html_path_for(params.report) if params.report else None)])

@@ -46,7 +46,7 @@ def classify_argv(args: dict) -> list:
         if args.get(key):
             argv += [flag, ",".join(str(i) for i in args[key])]
     for key, flag in (("tile_size", "--tile-size"), ("overlap", "--overlap"), ("batch_size", "--batch-size"),
-                      ("sar_units", "--sar-units")):
+                      ("sar_units", "--sar-units"), ("report", "--report")):
         if args.get(key) is not None:
             argv += [flag, str(args[key])]
     return argv
@@ -270,7 +270,7 @@ def test_cli_batch_one_broken_pair_among_good_ones(workdir):
 def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
     """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
     ids = set(C.case_ids())
-    assert len(ids) == len(C.CASES) == 60
+    assert len(ids) == len(C.CASES) == 62
     for c in C.CASES:
         assert c.expect in ("error", "works")
         assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id

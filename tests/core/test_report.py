@@ -65,7 +65,7 @@ def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):
 def test_unwritable_folder_is_a_user_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ClaireError, match="(?i)cannot write the report"):
+    with pytest.raises(ClaireError, match="(?i)writing the report .* failed"):
         write_report(*sample_run(), str(blocker / "sub" / "run.json"))
 
 

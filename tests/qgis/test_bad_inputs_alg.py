@@ -32,6 +32,8 @@ def alg_params(args: dict) -> dict:
         p["OVERLAP"] = args["overlap"]
     if args.get("batch_size") is not None:
         p["BATCH_SIZE"] = args["batch_size"]
+    if args.get("report") is not None:
+        p["REPORT"] = args["report"]
     if args.get("sar_units") is not None:
         from claire.claire_plugin.core.inputs.units import SAR_UNITS
 

@@ -32,10 +32,10 @@ from typing import Callable, List, Optional
 
 from ...paths import DEFAULT_CHECKPOINT
 from ..errors import CancelledError, ClaireError
-from ..io.atomic import write_json
+from ..io.atomic import OutputSet
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
-from ..io.writer import GridWriter, check_output_path, check_outputs, commit, set_classes
+from ..io.writer import GridWriter, check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule
@@ -289,13 +289,12 @@ class _Stream:
 
 def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: ProgressFn,
             t_start: float) -> ClassifyResult:
-    """Close and commit the outputs (class names and colours on the class raster), then the result, its
-    summary JSON and report."""
+    """Close the rasters (class names and colours on the class raster), write the summary JSON and the
+    report beside them, then commit every file together (core.io.atomic.OutputSet): all or none."""
     outputs, params = plan.outputs, plan.params
     for w in outputs.writers:
         w.close()
     set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
-    commit(outputs.writers)
     summary = outputs.summary.result(with_reference=outputs.reference is not None)
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
@@ -308,16 +307,17 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                             messages, summary, stats=stats, card=plan.card,
                             cloud=params.cloud if outputs.cloud else None,
                             unfamiliar=params.unfamiliar if getattr(outputs, "unfamiliar", None) else None)
-    if params.summary_json:
-        write_json(params.summary_json, {"summary": summary, "band_choice": band_choice,
-                                          "outputs": {"classes": params.output, "confidence": result.confidence,
-                                                      "reliance": result.reliance, "cloud": result.cloud,
-                                                      "unfamiliar": result.unfamiliar},
-                                          "confidence_encoding": "uint8 percent 0-100, nodata 255",
-                                          "messages": messages})
-        result.summary_json = params.summary_json
-    if params.report:
-        result.report = _report(params, summary, plan.card)
+    with OutputSet() as files:
+        stage(files, outputs.writers)
+        if params.summary_json:
+            result.summary_json = files.add_json(params.summary_json, {
+                "summary": summary, "band_choice": band_choice,
+                "outputs": {"classes": params.output, "confidence": result.confidence, "reliance": result.reliance,
+                            "cloud": result.cloud, "unfamiliar": result.unfamiliar},
+                "confidence_encoding": "uint8 percent 0-100, nodata 255", "messages": messages}, "summary")
+        if params.report:
+            result.report = _report(params, summary, plan.card, files)
+        files.commit()
     progress(1.0, f"done in {elapsed:.1f} s")
     return result
 
@@ -363,12 +363,12 @@ def _unpack(res):
     return res, None
 
 
-def _report(params, summary: dict, card: dict) -> Optional[str]:
-    """Write the explanation report of a finished run (core.explain.report)."""
+def _report(params, summary: dict, card: dict, files: OutputSet) -> Optional[str]:
+    """Stage the explanation report of a finished run (core.explain.report) in `files`."""
     from ..explain.report import write_report
 
     inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
               "reference": params.reference}
     write_report(summary, card, params.report, explainer=params.explainer,
-                 inputs={k: v for k, v in inputs.items() if v})
+                 inputs={k: v for k, v in inputs.items() if v}, outputs=files)
     return params.report

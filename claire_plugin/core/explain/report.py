@@ -1,8 +1,8 @@
 """Run report: facts + explanation + summary + model card subset, as JSON and a readable twin.
 
 `write_report(summary, card, "run.json")` writes run.json and run.md; "run.html" writes run.html and
-run.json; "run.md" writes run.md and run.json. Every file is written to a temporary name in the same
-folder and renamed when complete, so a reader never sees half a report.
+run.json; "run.md" writes run.md and run.json. Both files are written to temporary names and renamed
+together (core.io.atomic.OutputSet), with the rasters of the run when the engine passes its set.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ClaireError
-from ..io.atomic import write_text
+from ..io.atomic import OutputSet
 from . import Explanation, explain
 from .facts import build_facts
 
@@ -91,14 +91,19 @@ def write_report(summary: dict, card: dict, path: str, explainer: Optional[str] 
                  inputs: Optional[dict] = None, focus_class: Optional[str] = None,
                  explanation: Optional[Explanation] = None,
                  on_text: Optional[Callable[[str], None]] = None,
-                 drop_unmatched: bool = False) -> dict:
-    """Build the report and write it as JSON plus a Markdown or HTML twin; returns the report dict."""
+                 drop_unmatched: bool = False, outputs: Optional[OutputSet] = None) -> dict:
+    """Build the report and write it as JSON plus a Markdown or HTML twin; returns the report dict. With
+    `outputs` the two files are only staged there (committed with the rest of the run)."""
     report = build_report(summary, card, explainer=explainer, inputs=inputs, focus_class=focus_class,
                           explanation=explanation, on_text=on_text, drop_unmatched=drop_unmatched)
     json_path, twin_path, kind = report_paths(path)
     twin = render_html(report) if kind == "html" else render_markdown(report)
-    write_text(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n", "report")
-    write_text(twin_path, twin, "report")
+    with OutputSet() as own:
+        files = own if outputs is None else outputs
+        files.add_text(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n", "report")
+        files.add_text(twin_path, twin, f"report's {kind.upper()} twin")
+        if outputs is None:
+            own.commit()
     return report
 
 

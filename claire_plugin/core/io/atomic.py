@@ -1,41 +1,222 @@
-"""Write a text or JSON file atomically: a hidden temporary name in the same folder, renamed when complete.
+"""Outputs committed together or not at all: every file of a run (rasters, summaries, reports, checkpoints) is
+written to a hidden temporary name in its own folder and renamed over its final name only when all are
+complete (`OutputSet`). A failure while writing or renaming removes every temporary and puts back any file
+that was already replaced, so earlier files stay intact and no new file appears; a Ctrl+C, SIGTERM or
+SIGHUP (the command line turns both into the same interruption) cleans up the same way.
 
-Readers never see a half-written file, and a failed write leaves the earlier file as it was. The file
-gets the usual permissions of a new file (the process's umask), not the 0600 of a temporary file.
+Temporary names are `.NAME.HOST-PID-RANDOM.partial[.EXT]`: a later run writing NAME removes those of its
+own machine whose process is gone (a run killed with SIGKILL), and never one of a live process.
 """
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
-from typing import Any
+import re
+import socket
+import uuid
+import zlib
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
 
+_TEMP = re.compile(r"\.(?P<host>[0-9a-f]{4})-(?P<pid>\d+)-[0-9a-f]{6}\.partial(\..*)?$")
 
-def temp_name(path: str) -> str:
-    """The hidden temporary name a file is written to before it is renamed to `path`."""
+
+def _host_tag() -> str:
+    """Four hex digits naming this machine (temporaries of other machines sharing a folder are left alone)."""
+    return f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
+
+
+def temp_name(path: str, ext: str = "") -> str:
+    """The hidden temporary name a file is written to before it is renamed to `path`; `ext` is appended
+    (e.g. ".tif", so that GDAL recognises the format)."""
     folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base}.{os.getpid()}.partial")
+    return os.path.join(folder, f".{base}.{_host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:6]}.partial{ext}")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (on Windows always True: signal 0 there is CTRL_C_EVENT, so nothing is removed)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str) -> List[str]:
+    """Remove the temporaries of `path` left by a killed run of this machine (its process is gone); their paths."""
+    folder, base = os.path.split(os.path.abspath(path))
+    prefix, removed, host = f".{base}", [], _host_tag()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.fullmatch(name[len(prefix):]) if name.startswith(prefix + ".") else None
+        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    return removed
+
+
+def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
+    """A ClaireError for a failed write of `path` (the `role` output): says so plainly when the disk is full."""
+    what = f"the {role} {path!r}" if role else repr(path)
+    text = str(exc)
+    low = text.lower()
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in low \
+        or "disk full" in low or "free disk space" in low
+    if full:
+        return ClaireError(f"writing {what} failed: the disk is full ({text}); free some disk space or choose "
+                           f"an output folder on another disk. Nothing was written and any earlier file at that "
+                           f"path is unchanged")
+    return ClaireError(f"writing {what} failed ({text}); check that the folder is writable and has free space. "
+                       f"Nothing was written and any earlier file at that path is unchanged")
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+class OutputSet:
+    """The outputs of one run: staged under temporary names, renamed together by `commit`, removed by `abort`.
+
+    Used as a context manager, an exception inside the block aborts the set. Each staged entry is
+    (temporary or None, final, role): None removes the final file at commit (a stale sidecar)."""
+
+    def __init__(self) -> None:
+        self._staged: List[Tuple[Optional[str], str, str]] = []
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            self.abort()
+
+    @property
+    def finals(self) -> List[str]:
+        """The final paths staged so far."""
+        return [final for tmp, final, _ in self._staged if tmp is not None]
+
+    def temp_for(self, final: str, role: str = "", ext: Optional[str] = None) -> str:
+        """Stage `final` and return the temporary name to write it to (`ext` default: the final's extension)."""
+        remove_stale_temporaries(final)
+        tmp = temp_name(final, os.path.splitext(final)[1] if ext is None else ext)
+        self._staged.append((tmp, final, role))
+        return tmp
+
+    def adopt(self, tmp: str, final: str, role: str = "") -> None:
+        """Stage a temporary written by someone else (a GridWriter) to be renamed to `final`."""
+        self._staged.append((tmp, final, role))
+
+    def drop_at_commit(self, final: str) -> None:
+        """Remove `final` when the set is committed (a sidecar that would describe the old file)."""
+        self._staged.append((None, final, ""))
+
+    def write_with(self, final: str, write: Callable[[str], Any], role: str = "", ext: Optional[str] = None) -> str:
+        """Stage `final` by calling `write(temporary path)`; a failed write is a ClaireError (disk full named)."""
+        tmp = self.temp_for(final, role, ext)
+        try:
+            write(tmp)
+        except OSError as exc:
+            _remove_temporary(tmp)
+            raise write_error(final, exc, role) from None
+        return final
+
+    def add_text(self, final: str, text: str, role: str = "") -> str:
+        """Stage a text file with the content `text`."""
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return self.write_with(final, write, role, "")
+
+    def add_json(self, final: str, data: Any, role: str = "", **dump: Any) -> str:
+        """Stage `data` as indented JSON (numpy values converted)."""
+        return self.add_text(final, json.dumps(data, indent=2, default=json_default, **dump), role)
+
+    def commit(self) -> None:
+        """Rename every temporary over its final name. On a failure the files already replaced are put back,
+        every temporary is removed and a ClaireError names the file (the disk-full message when it is)."""
+        moved: List[Tuple[str, Optional[str]]] = []
+        final, role = "", ""
+        try:
+            for tmp, final, role in self._staged:  # noqa: B007 - role names the file that failed
+                backup = _backup(final)
+                moved.append((final, backup))
+                if tmp is not None:
+                    os.replace(tmp, final)
+                elif os.path.lexists(final):
+                    os.remove(final)
+        except BaseException as exc:
+            _roll_back(moved)
+            self.abort()
+            if isinstance(exc, OSError):
+                raise write_error(final, exc, role) from None
+            raise
+        for _, backup in moved:
+            if backup:
+                _remove(backup)
+        self._staged = []
+
+    def abort(self) -> None:
+        """Remove every temporary of the set (nothing is renamed)."""
+        for tmp, _, _ in self._staged:
+            if tmp is not None:
+                _remove_temporary(tmp)
+        self._staged = []
+
+
+def _remove_temporary(tmp: str) -> None:
+    """Remove a temporary and what was made beside it under its name (GDAL's .aux.xml, a writer's own .tmp)."""
+    for p in [tmp] + glob.glob(glob.escape(tmp) + "?*"):
+        _remove(p)
+
+
+def _backup(final: str) -> Optional[str]:
+    """A hard link (or, where links are not possible, the file itself renamed) keeping the earlier `final`."""
+    if not os.path.lexists(final):
+        return None
+    backup = temp_name(final, ".backup")
+    try:
+        os.link(final, backup, follow_symlinks=False)
+    except OSError:
+        os.replace(final, backup)
+    return backup
+
+
+def _roll_back(moved: List[Tuple[str, Optional[str]]]) -> None:
+    """Put back every file a failed commit had replaced or removed; remove what it had added."""
+    for final, backup in reversed(moved):
+        try:
+            if backup:
+                os.replace(backup, final)
+                _remove(backup)  # still there when `final` was never replaced: rename between links does nothing
+            elif os.path.lexists(final):
+                os.remove(final)
+        except OSError:
+            pass
 
 
 def write_text(path: str, text: str, role: str = "output") -> str:
-    """Write `text` to `path` atomically; a ClaireError naming `role` when the folder is not writable."""
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ClaireError(f"cannot write the {role} to {path!r}: {exc.strerror or exc}; choose a writable "
-                          f"folder with free space") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write `text` to `path` atomically (a set of one file); ClaireError when it cannot be written."""
+    with OutputSet() as outputs:
+        outputs.add_text(path, text, role)
+        outputs.commit()
     return path
 
 

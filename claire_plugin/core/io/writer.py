@@ -7,20 +7,14 @@ and leaves any earlier file at the output path untouched.
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
+from .atomic import OutputSet, remove_stale_temporaries, temp_name, write_error  # noqa: F401 - write_error re-exported
 
 BLOCK = 256
-
-
-def temp_path_for(final: str) -> str:
-    """Hidden temporary name next to `final` that does not look like a finished output."""
-    folder, name = os.path.split(os.path.abspath(final))
-    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial.tif")
 
 
 def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
@@ -34,6 +28,9 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None
     if is_gdal_name(path):
         raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as GeoTIFF "
                           f"files, so give a plain file path such as /data/landcover.tif")
+    if path.endswith(("/", os.sep)) or (os.altsep and path.endswith(os.altsep)):
+        raise ClaireError(f"the {role} path {path!r} ends in a separator, so it names a folder; give a file "
+                          f"name such as {os.path.join(path, 'landcover.tif')!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
@@ -41,6 +38,9 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None
         raise ClaireError(f"the {role} folder {folder!r} is not writable; choose a folder you can write to")
     if os.path.isdir(path):
         raise ClaireError(f"the {role} path {path!r} is a folder; give a file name such as landcover.tif")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ClaireError(f"the {role} path {path!r} is a device, pipe or socket, not a file; give the path of a "
+                          f"file to write")
     for inp in inputs:
         in_role, in_path = inp if isinstance(inp, tuple) else ("input raster", inp)
         if in_path and same_file(path, in_path):
@@ -64,21 +64,6 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
                                   f"each its own file")
 
 
-def write_error(path: str, exc: BaseException) -> ClaireError:
-    """A ClaireError for a failed write: says so plainly when the disk is full."""
-    import errno
-
-    text = str(exc)
-    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in text.lower() \
-        or "disk full" in text.lower() or "free disk space" in text.lower()
-    if full:
-        return ClaireError(f"writing {path!r} failed: the disk is full ({text}); free some disk space or choose "
-                           f"an output folder on another disk. Nothing was written and any earlier file at that "
-                           f"path is unchanged")
-    return ClaireError(f"writing {path!r} failed ({text}); check that the folder is writable and has free space. "
-                       f"Nothing was written and any earlier file at that path is unchanged")
-
-
 class GridWriter:
     """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
 
@@ -89,7 +74,8 @@ class GridWriter:
         from rasterio.transform import Affine
 
         self.final = final_path
-        self.tmp = temp_path_for(final_path)
+        remove_stale_temporaries(final_path)
+        self.tmp = temp_name(final_path, ".tif")
         self.row_offset = 0 if rows is None else int(rows[0])
         self.width = grid_ds.width
         self.height = grid_ds.height if rows is None else int(rows[1]) - self.row_offset
@@ -206,12 +192,19 @@ def _write_pam_categories(path: str, names: List[str]) -> None:
                 f"    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
 
-def commit(writers: List[GridWriter]) -> None:
-    """Rename every closed temporary output over its final name (sidecars first)."""
+def stage(outputs: OutputSet, writers: List[GridWriter]) -> None:
+    """Stage every closed writer's temporary (and its GDAL sidecar, or the removal of a stale one) in `outputs`."""
     for w in writers:
         side = w.tmp + ".aux.xml"
         if os.path.exists(side):
-            os.replace(side, w.final + ".aux.xml")
-        elif os.path.exists(w.final + ".aux.xml"):
-            os.remove(w.final + ".aux.xml")  # a stale sidecar would describe the old file
-        os.replace(w.tmp, w.final)
+            outputs.adopt(side, w.final + ".aux.xml")
+        else:
+            outputs.drop_at_commit(w.final + ".aux.xml")  # a stale sidecar would describe the old file
+        outputs.adopt(w.tmp, w.final)
+
+
+def commit(writers: List[GridWriter]) -> None:
+    """Rename every closed temporary output over its final name, all or none (core.io.atomic.OutputSet)."""
+    outputs = OutputSet()
+    stage(outputs, writers)
+    outputs.commit()

@@ -15,11 +15,12 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.atomic import OutputSet
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .finetune import FinetuneConfig, finetune
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
-from .scorecard import counts_table, score, write_report
+from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
 from .windows import CLOUD_COVERAGE, sample_pixels
 
@@ -170,18 +171,17 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
 
 
 def _check_output(params: PolygonTrainParams) -> None:
-    """ClaireError before any work when an output cannot be written or would overwrite an input."""
-    from ..io.raster_io import same_file
+    """Every output (the checkpoint, the report and its HTML copy) checked at once before any work, against
+    the inputs, the base checkpoint and each other (core.io.writer.check_outputs)."""
+    from ...paths import DEFAULT_CHECKPOINT
+    from ..io.writer import check_outputs
 
-    for path, flag in ((params.output, "--output"), (params.report, "--report")):
-        if not path:
-            continue
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise ClaireError(f"the folder of {flag} {path} does not exist; create it or choose another path")
-        for src in (params.optical, params.sar, params.labels, params.validation, params.checkpoint):
-            if src and same_file(path, src):
-                raise ClaireError(f"{flag} {path} is one of the inputs; choose another file name")
+    outputs = [("checkpoint", params.output)]
+    if params.report:
+        outputs += [("training report", params.report), ("training report's HTML copy", html_path_for(params.report))]
+    inputs = [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
+              ("validation labels", params.validation), ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)]
+    check_outputs(outputs, inputs)
 
 
 def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, base_path, cmap, seconds) -> Dict:
@@ -236,10 +236,12 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
 
 
 def _save(params: PolygonTrainParams, model, card: Dict, report: Dict) -> None:
-    """Checkpoint (atomic) and report; nothing is written before this point."""
+    """Checkpoint and report, committed together (core.io.atomic.OutputSet); nothing is written before."""
     from ....models.checkpoint import save_checkpoint
 
-    save_checkpoint(params.output, model, card)
-    if params.report:
-        report["checkpoint"] = params.output
-        write_report(report, params.report)
+    with OutputSet() as files:
+        files.write_with(params.output, lambda tmp: save_checkpoint(tmp, model, card), "checkpoint")
+        if params.report:
+            report["checkpoint"] = params.output
+            write_report(report, params.report, files)
+        files.commit()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
+from ..io.atomic import OutputSet
 from .labels import ClassInfo, LabelPixels
 
 ARM_TITLES = {
@@ -58,14 +59,21 @@ def counts_table(classes: Sequence[ClassInfo], train: LabelPixels, val: LabelPix
     return rows
 
 
-def write_report(report: Dict[str, Any], json_path: str) -> str:
-    """Write the report as JSON at `json_path` and as HTML beside it (same name, .html); returns the HTML path."""
-    html_path = os.path.splitext(json_path)[0] + ".html"
-    for path, text in ((json_path, json.dumps(report, indent=2)), (html_path, render_html(report))):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+def html_path_for(json_path: str) -> str:
+    """The HTML copy written beside a report (same name, .html)."""
+    return os.path.splitext(json_path)[0] + ".html"
+
+
+def write_report(report: Dict[str, Any], json_path: str, outputs: Optional[OutputSet] = None) -> str:
+    """Write the report as JSON at `json_path` and as HTML beside it, both or neither; returns the HTML path.
+    With `outputs` the two files are only staged there (committed with the checkpoint)."""
+    html_path = html_path_for(json_path)
+    with OutputSet() as own:
+        files = own if outputs is None else outputs
+        files.add_text(json_path, json.dumps(report, indent=2), "training report")
+        files.add_text(html_path, render_html(report), "training report's HTML copy")
+        if outputs is None:
+            own.commit()
     return html_path
 
 
