@@ -204,6 +204,9 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
     `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
+    if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
+        from .runtime.device import check_device
+        check_device(options.device)
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}

@@ -92,7 +92,7 @@ def test_cancel_writes_nothing(scene):
 
 
 def test_output_over_an_input_is_refused(scene):
-    with pytest.raises(ClaireError, match="one of the inputs"):
+    with pytest.raises(ClaireError, match="is also an input"):
         train_from_polygons(_params(scene, output=scene["optical"]))
 
 

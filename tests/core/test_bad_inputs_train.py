@@ -1,0 +1,70 @@
+"""Issue 19, classes 5 and 7, through the command line: training and evaluation inputs validated like
+classification inputs, and a device the machine lacks refused with one message in every command. Each error
+case ends in exit status 2 and one `claire: error:` line naming the problem and the fix, before any training:
+no checkpoint, report, resume file or output folder appears and the inputs are unchanged. The cases live in
+tests/fixtures/bad_inputs_train.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from claire.tests.core.test_bad_inputs import assert_inputs_untouched, cli, error_line
+from claire.tests.fixtures import bad_inputs as C
+from claire.tests.fixtures import bad_inputs_train as T
+
+torch.set_num_threads(1)
+
+
+def hide_gpus(monkeypatch) -> None:
+    """This machine as one without CUDA or MPS, whatever it has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("case_id", T.case_ids())
+def test_cli_train_case(case_id, workdir, monkeypatch):
+    case = T.by_id(case_id)
+    tmp, ck = workdir
+    run = case.build(tmp, ck)
+    if run.get("no_cuda"):
+        hide_gpus(monkeypatch)
+    before = C.snapshot(tmp)
+    rc, stdout, stderr = cli(run["cli"])
+    after = C.snapshot(tmp)
+    assert_inputs_untouched(before, after)
+    if case.expect == "error":
+        line = error_line(stderr)
+        C.record("CLI", case_id, f"exit {rc}", line, tmp)
+        assert rc == 2, stderr
+        C.check_message(case, line)
+        assert after == before, "a refused run changed or left files"
+        assert not (tmp / "out" / "batch").exists(), "the output folder was created"
+    else:
+        assert rc == 0, stderr
+        C.record("CLI", case_id, "works", run["check"](stdout, stderr, tmp), tmp)
+
+
+def test_catalogue_ids_are_unique_and_documented():
+    ids = T.case_ids()
+    assert len(ids) == len(set(ids)) and not set(ids) & set(C.case_ids())
+    for c in T.CASES:
+        assert (c.problem and c.fix) if c.expect == "error" else (c.note and not c.problem), c.id
+    assert set(T.titles()) <= set(C.all_titles())
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    """A required package that cannot be imported (here rasterio, made to fail) gives the install command,
+    not a traceback."""
+    from claire.claire_plugin.cli import info
+
+    def missing(_args):
+        raise ModuleNotFoundError("No module named 'rasterio'", name="rasterio")
+
+    monkeypatch.setattr(info, "cmd_info", missing)
+    rc, _, stderr = cli(["info"])
+    line = error_line(stderr)
+    C.record("CLI", "missing_package", f"exit {rc}", line)
+    assert rc == 2
+    assert "needs Python packages that QGIS cannot import: rasterio" in line and "pip install" in line
