@@ -59,20 +59,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("claire: interrupted; no output was written.", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
+        from ..deps import missing_package_hint
+
         hint = missing_package_hint(exc)
         if not hint:
             raise
         print(f"claire: error: {hint}", file=sys.stderr)
         return 2
-
-
-def missing_package_hint(exc: ModuleNotFoundError) -> str:
-    """The install command for a required or optional package that could not be imported ("" for any other
-    module: that is a bug, not the environment)."""
-    from ..deps import OPTIONAL, REQUIRED, install_hint
-
-    name = (exc.name or "").split(".")[0]
-    return install_hint([name]) if name in REQUIRED or name in OPTIONAL else ""
 
 
 if __name__ == "__main__":

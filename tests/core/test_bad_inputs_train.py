@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from claire.claire_plugin.deps import PLUGIN_DIR
 from claire.tests.core.test_bad_inputs import assert_inputs_untouched, cli, error_line
 from claire.tests.fixtures import bad_inputs as C
 from claire.tests.fixtures import bad_inputs_train as T
@@ -65,6 +66,6 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(info, "cmd_info", missing)
     rc, _, stderr = cli(["info"])
     line = error_line(stderr)
-    C.record("CLI", "missing_package", f"exit {rc}", line)
+    C.record("CLI", "missing_package", f"exit {rc}", line.replace(PLUGIN_DIR, "<plugin folder>"))
     assert rc == 2
     assert "needs Python packages that QGIS cannot import: rasterio" in line and "pip install" in line

@@ -23,12 +23,12 @@ def _number(value: Any, flag: str, example: str) -> float:
     return v
 
 
-def _whole(value: Any, flag: str, low: int, example: str, why: str = "") -> int:
+def _whole(value: Any, flag: str, low: int, example: str, why: str = "", fix: str = "") -> int:
     """`value` as a whole number of at least `low`, or a ClaireError naming `flag`."""
     v = _number(value, flag, example)
     if v != int(v) or v < low:
         raise ClaireError(f"{flag} must be a whole number of at least {low} (got {value}){why}; "
-                          f"give e.g. {flag} {example}")
+                          f"{fix or 'give'} e.g. {flag} {example}")
     return int(v)
 
 
@@ -61,7 +61,7 @@ def check_threads(threads: Any) -> Optional[int]:
     """CPU threads: None (torch's default) or a whole number of at least 1."""
     if threads is None:
         return None
-    return _whole(threads, "--threads", 1, "4", "; leave it out for the default")
+    return _whole(threads, "--threads", 1, "4", fix="leave it out for the default, or give")
 
 
 def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, crop: Any, lr: Any,
