@@ -29,6 +29,10 @@ _COMMANDS = [classify, classify_folder, train, evaluate, map_accuracy, fusion_ta
              bench_train, explain, diagnostics]
 
 
+#: Commands that read georeferenced rasters: a missing PROJ database is reported first (core.runtime.environment).
+_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available area's subcommands."""
     parser = argparse.ArgumentParser(
@@ -51,6 +55,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 1
     try:
+        if args.command in _READ_RASTERS:
+            from ..core.runtime.environment import proj_problem
+
+            if proj_problem():
+                print(f"claire: warning: {proj_problem()}", file=sys.stderr)
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         print(f"claire: error: {exc}", file=sys.stderr)

@@ -69,3 +69,43 @@ def test_missing_package_names_the_install_command(monkeypatch):
     C.record("CLI", "missing_package", f"exit {rc}", line.replace(PLUGIN_DIR, "<plugin folder>"))
     assert rc == 2
     assert "needs Python packages that QGIS cannot import: rasterio" in line and "pip install" in line
+
+
+def test_missing_proj_database_is_named(workdir):
+    """PROJ_DATA pointing at a folder without proj.db (a broken install): `claire classify` names the problem
+    and the fix in one warning line (before: only GDAL's "ERROR 1: PROJ: ... Cannot find proj.db"); rasters
+    whose files spell out their CRS still classify, as before."""
+    import os
+    import subprocess
+    import sys
+
+    from claire.tests.core.test_bad_inputs import classify_argv
+
+    tmp, ck = workdir
+    args = C._pair(tmp, ck)
+    empty = tmp / "no_proj"
+    empty.mkdir()
+    cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main"]  # this interpreter's claire (worktrees share a venv)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PROJ_DATA=str(empty), PROJ_LIB=str(empty))
+    proc = subprocess.run(cmd + classify_argv(args), capture_output=True, text=True, timeout=120, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("claire: warning: PROJ")]
+    assert len(lines) == 1 and proc.returncode == 0, proc.stderr
+    C.record("CLI", "missing_proj", "works", lines[0], tmp)
+    assert f"proj.db cannot be found (PROJ_DATA={empty}" in lines[0] and "reinstall PROJ" in lines[0]
+    C.check_works(args, args["output"])
+
+
+def test_read_only_cache_folder_is_reported(tmp_path, monkeypatch):
+    """A cache folder under a read-only home is named as such (the AOT runtime then runs eagerly with it as the
+    reason); a writable one is no problem."""
+    import os
+
+    from claire.claire_plugin.core.runtime.environment import writable_folder_problem
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert writable_folder_problem(str(home / ".cache" / "claire" / "aot"), "AOT cache", "CLAIRE_CACHE_DIR") is None
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(home) else real(p, m))
+    problem = writable_folder_problem(str(home / ".cache" / "claire" / "aot"), "AOT cache", "CLAIRE_CACHE_DIR")
+    assert f"({home} is read-only: a read-only home?)" in problem and "set CLAIRE_CACHE_DIR" in problem
