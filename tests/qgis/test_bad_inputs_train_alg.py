@@ -64,3 +64,31 @@ def test_alg_missing_package_names_the_install_command(claire_plugin, workdir, m
     C.record("Processing", "missing_package", "QgsProcessingException",
              (message or "").replace(PLUGIN_DIR, "<plugin folder>"), tmp)
     assert results is None and "cannot import: rasterio" in message and "pip install" in message
+
+
+def test_alg_evaluate_reference_with_nan_holes(claire_plugin, workdir):
+    """claire:evaluate with a float32 reference holding NaN where nothing was mapped (no nodata declared): those
+    pixels are left out, not counted as a reference value (before: NaN cast to an integer, reported as left-out
+    value 0), and the JSON report is valid."""
+    import json
+
+    import numpy as np
+
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    tmp, _ = workdir
+    _, _, lab = synthetic_scene(40, 50)
+    classified = write_raster(tmp / "in" / "map.tif", lab, nodata=0)
+    ref = lab.astype(np.float32)
+    ref[:10] = np.nan
+    reference = write_raster(tmp / "in" / "reference.tif", ref)
+    report = str(tmp / "out" / "report.json")
+    results, message = run_alg("claire:evaluate", {"CLASSIFIED": classified, "REFERENCE": reference,
+                                                   "OUTPUT_TABLE": "TEMPORARY_OUTPUT", "REPORT": report})
+    assert message is None, message
+    with open(report, encoding="utf-8") as fh:
+        metrics = json.loads(fh.read(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON report"))
+    assert metrics["compared_pixels"] == 30 * 50 and metrics["ignored_reference"] == {}
+    assert results["OA"] == pytest.approx(1.0)
+    C.record("Processing", "evaluate_nan_reference", "works",
+             f"{metrics['compared_pixels']} of {40 * 50} pixels compared, NaN left out; OA {results['OA']:.3f}", tmp)
