@@ -109,3 +109,17 @@ def test_read_only_cache_folder_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(home) else real(p, m))
     problem = writable_folder_problem(str(home / ".cache" / "claire" / "aot"), "AOT cache", "CLAIRE_CACHE_DIR")
     assert f"({home} is read-only: a read-only home?)" in problem and "set CLAIRE_CACHE_DIR" in problem
+
+
+def test_labels_without_georeferencing_still_pair_by_size(workdir):
+    """Some datasets ship labels without a CRS or transform: they line up with the optical by size, as before."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.data_checks import check_grids
+    from claire.claire_plugin.core.training.datasets import list_pairs
+
+    tmp, _ = workdir
+    data = T.folder(tmp, label_kwargs={"crs": None})
+    check_grids(list_pairs(data, "generic", "all"))
+    shifted = T.folder(tmp / "out", label_kwargs={"origin": (500010.0, 4600000.0)})
+    with pytest.raises(ClaireError, match="is not on the optical raster's grid"):
+        check_grids(list_pairs(shifted, "generic", "all"))

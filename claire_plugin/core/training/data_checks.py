@@ -45,7 +45,9 @@ def _grid_difference(a, b) -> Optional[str]:
     """What differs between the grids of datasets a and b (None: the same grid)."""
     if (a.width, a.height) != (b.width, b.height):
         return f"{b.width} x {b.height} pixels, not {a.width} x {a.height}"
-    if a.crs and b.crs and a.crs != b.crs:
+    if not (a.crs and b.crs):  # a raster without georeferencing (some datasets' labels): pixels line up by size
+        return None
+    if a.crs != b.crs:
         return f"CRS {b.crs.to_string()}, not {a.crs.to_string()}"
     tol = 1e-6 * max(abs(a.transform.a), abs(a.transform.e), 1e-12)
     if not np.allclose(list(a.transform)[:6], list(b.transform)[:6], rtol=0, atol=tol):
