@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--layout", default="auto")
     p.add_argument("--split", default="val", help="val (hold-out / split lists), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
-    p.add_argument("--corruption", default="clear", help="clear, clouds or haze (synthetic, on the optical input)")
+    p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
+                   help="clear, clouds or haze (synthetic, on the optical input)")
     p.add_argument("--optical-bands", default=None)
     p.add_argument("--sar-bands", default=None)
     p.add_argument("--sar-linear", action="store_true")

@@ -47,7 +47,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--focal-gamma", type=float, default=2.0)
     p.add_argument("--tversky-alpha", type=float, default=0.3)
     p.add_argument("--tversky-beta", type=float, default=0.7)
-    p.add_argument("--class-weights", default="inverse_sqrt", help="inverse, inverse_sqrt or none")
+    p.add_argument("--class-weights", default="inverse_sqrt", choices=["inverse", "inverse_sqrt", "none"],
+                   help="inverse, inverse_sqrt or none")
     p.add_argument("--context", default="global", choices=["global", "local"],
                    help="local: GRN, channel attention and pyramid pooling over a fixed window (tile-invariant)")
     p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
@@ -137,7 +138,7 @@ def _check_settings(args: argparse.Namespace) -> None:
     (core.training.checks), a device this machine does not have."""
     from ...models.registry import available_architectures, available_sizes
     from ..core.runtime.device import check_device
-    from ..core.training.checks import check_run_numbers, check_share
+    from ..core.training.checks import check_folder_numbers, check_run_numbers, check_share
 
     if args.arch not in available_architectures():
         raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
@@ -146,6 +147,7 @@ def _check_settings(args: argparse.Namespace) -> None:
     check_run_numbers(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                       crop=args.crop, lr=args.lr, weight_decay=args.weight_decay, threads=args.threads)
     check_share(args.holdout, "--holdout", True, "0.25")
+    check_folder_numbers(args)
     check_device(args.device)
 
 

@@ -81,6 +81,26 @@ def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, cro
         raise ClaireError(f"--minutes must be more than 0 (got {minutes}); leave it out for no time budget")
 
 
+def check_range(value: Any, flag: str, low: float, high: float, example: str, low_open: bool = False) -> float:
+    """A finite number from `low` to `high` (above `low` when `low_open`), or a ClaireError naming `flag`."""
+    v = _number(value, flag, example)
+    if v < low or v > high or (low_open and v == low):
+        lowest = f"above {low:g}" if low_open else f"from {low:g}"
+        raise ClaireError(f"{flag} {value} is out of range: give a number {lowest} to {high:g}, e.g. {flag} {example}")
+    return v
+
+
+def check_folder_numbers(args) -> None:
+    """The numbers only folder training takes: the optical scale and the loss's parameters."""
+    if args.optical_scale is not None:
+        check_range(args.optical_scale, "--optical-scale", 0.0, 1e6, "0.0001", low_open=True)
+    check_range(args.loss_lambda, "--loss-lambda", 0.0, 1.0, "0.6")
+    check_range(args.focal_gamma, "--focal-gamma", 0.0, 10.0, "2")
+    check_range(args.tversky_alpha, "--tversky-alpha", 0.0, 1.0, "0.3")
+    check_range(args.tversky_beta, "--tversky-beta", 0.0, 1.0, "0.7")
+    _whole(args.context_px, "--context-px", 32, "128")
+
+
 def check_polygon_params(params) -> None:
     """The numbers of a polygon training run (`polygons.PolygonTrainParams`)."""
     cfg = params.config
