@@ -113,6 +113,13 @@ def install_hint(names: List[str]) -> str:
     )
 
 
+def missing_package_hint(exc: ModuleNotFoundError) -> str:
+    """`install_hint` for a required or optional package that could not be imported; "" for any other module
+    (that is a bug, not the environment)."""
+    name = (exc.name or "").split(".")[0]
+    return install_hint([name]) if name in REQUIRED or name in OPTIONAL else ""
+
+
 @dataclass
 class Step:
     """One pip run of an installation: what it installs, the command, and what it downloads."""

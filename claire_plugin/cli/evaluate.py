@@ -3,8 +3,10 @@ compares a map with a reference raster)."""
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-from typing import Any, Dict
+import sys
+from typing import Any, Dict, Optional
 
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
@@ -20,7 +22,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--layout", default="auto")
     p.add_argument("--split", default="val", help="val (hold-out / split lists), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
-    p.add_argument("--corruption", default="clear", help="clear, clouds or haze (synthetic, on the optical input)")
+    p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
+                   help="clear, clouds or haze (synthetic, on the optical input)")
     p.add_argument("--optical-bands", default=None)
     p.add_argument("--sar-bands", default=None)
     p.add_argument("--sar-linear", action="store_true")
@@ -31,7 +34,8 @@ def register(subparsers: Any) -> None:
 
 def metrics_table(m: Dict[str, Any]) -> str:
     """Plain-text table of metrics (overall + per class)."""
-    lines = [f"OA {m['oa']:.4f}   mIoU {m['miou']:.4f}   kappa {m['kappa']:.4f}   pixels {m.get('pixels', '')}", "",
+    g = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [f"OA {g(m['oa'])}   mIoU {g(m['miou'])}   kappa {g(m['kappa'])}   pixels {m.get('pixels', '')}", "",
              f"{'class':<22}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'support':>10}"]
     f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) and v is not None else f"{'-':>8}"  # noqa: E731
     for c in m["per_class"]:
@@ -45,10 +49,15 @@ def metrics_table(m: Dict[str, Any]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a labelled folder; table or JSON."""
     from ...models.checkpoint import load_checkpoint
-    from ...models.training import evaluate, pick_device
+    from ...models.training import evaluate
+    from ..core.runtime.device import check_device
+    from ..core.training.checks import check_share
     from ..core.training.datasets import EVAL_CONTEXT
     from ..core.training.sources import classdefs_from_card, resolve_data
 
+    device = check_device(args.device)
+    if args.holdout is not None:
+        check_share(args.holdout, "--holdout", True, "0.25")
     path = args.checkpoint or DEFAULT_CHECKPOINT
     model, card = load_checkpoint(path)
     holdout = args.holdout
@@ -63,6 +72,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     src.optical_scale = float(ospec.get("scale", 1.0))
+    src.float_rule = "reflect" in str(ospec.get("units", "")).lower()
+    reason = _labels_reason(src, classes, args, lname)
     n_opt = len(ospec["bands"])
     if ob is None and layout.optical_bands is None:
         from ..core.training.datasets import band_names
@@ -70,14 +81,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if have != n_opt:
             raise ClaireError(f"the optical rasters have {have} bands but the checkpoint expects {n_opt} "
                               f"({', '.join(ospec['bands'])}); pass --optical-bands")
-    device = str(pick_device(args.device))
     model.to(device)
     m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
                  tile=int(card.get("tile_size", 256)), overlap=int(card.get("overlap", 32)), device=device)
     m["class_values"] = [c.value for c in classes]
     m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)
-    if args.json:
-        print(json.dumps(round_metrics(m), indent=2))
-    else:
-        print(metrics_table(m))
+    m = round_metrics(m, reason or "no labelled pixel was evaluated")
+    if "undefined" in m:
+        print(f"note: the metrics are undefined (null in the JSON): {m['undefined']['reason']}", file=sys.stderr)
+    print(json.dumps(m, indent=2, allow_nan=False) if args.json else metrics_table(m))
     return 0
+
+
+def _labels_reason(src, classes, args: argparse.Namespace, layout: str) -> Optional[str]:
+    """None when the split has labelled pixels of the checkpoint's classes; the reason the metrics will be
+    undefined when only other parts of the labels have them; ClaireError when no label value is a class."""
+    from ..core.training.data_checks import check_labels, label_counts
+    from ..core.training.datasets import list_pairs
+
+    if label_counts(src, len(classes)).sum() > 0:
+        return None
+    src_all = copy.copy(src)
+    src_all.pairs = list_pairs(args.data, layout, "all")
+    check_labels(src_all, classes, f"in {args.data}",
+                 "evaluate with a checkpoint trained on these classes, or give the labels of its classes")
+    return f"no labelled pixel of the checkpoint's classes in split {args.split!r} of {args.data}"
+

@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from ..core.explain import explain
     from ..core.explain.facts import build_facts
     from ..core.explain.report import load_summary_file, report_paths, write_report
+    from ..core.runtime.device import check_device
 
+    check_device(args.device)
     summary, card_in_file = load_summary_file(args.summary)
     card = _card(args.checkpoint, card_in_file, summary)
     facts = build_facts(summary, card, focus_class=args.focus_class)

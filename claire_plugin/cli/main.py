@@ -31,6 +31,10 @@ _COMMANDS = [classify, classify_folder, train, evaluate, map_accuracy, fusion_ta
              bench_train, explain, diagnostics]
 
 
+#: Commands that read georeferenced rasters: a missing PROJ database is reported first (core.runtime.environment).
+_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available area's subcommands."""
     parser = argparse.ArgumentParser(
@@ -80,6 +84,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     previous = _catch_stop_signals()
     try:
+        if args.command in _READ_RASTERS:
+            from ..core.runtime.environment import proj_problem
+
+            if proj_problem():
+                print(f"claire: warning: {proj_problem()}", file=sys.stderr)
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         print(f"claire: error: {exc}", file=sys.stderr)
@@ -89,6 +98,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         print(f"claire: {how}; no output was written.", file=sys.stderr)
         return 128 + int(signum)
+    except ModuleNotFoundError as exc:
+        from ..deps import missing_package_hint
+
+        hint = missing_package_hint(exc)
+        if not hint:
+            raise
+        print(f"claire: error: {hint}", file=sys.stderr)
+        return 2
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--focal-gamma", type=float, default=2.0)
     p.add_argument("--tversky-alpha", type=float, default=0.3)
     p.add_argument("--tversky-beta", type=float, default=0.7)
-    p.add_argument("--class-weights", default="inverse_sqrt", help="inverse, inverse_sqrt or none")
+    p.add_argument("--class-weights", default="inverse_sqrt", choices=["inverse", "inverse_sqrt", "none"],
+                   help="inverse, inverse_sqrt or none")
     p.add_argument("--context", default="global", choices=["global", "local"],
                    help="local: GRN, channel attention and pyramid pooling over a fixed window (tile-invariant)")
     p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
@@ -87,15 +88,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ...models.training import train
     from ..core.training.sources import heldout_metrics
 
-    _check_names(args)
-    check_outputs([("checkpoint", args.output)], [])  # a folder, device or missing folder: before reading anything
+    _check_settings(args)
     set_threads(args.threads)
-    data = _training_data(args)
-    check_outputs([("checkpoint", args.output)], [(f"training {kind} raster", getattr(p, kind))
-                                                  for p in data["pairs"] for kind in ("optical", "sar", "label")])
+    resume = args.output + ".resume" if args.resume else None
+    check_outputs([("checkpoint", args.output), ("resume file", resume)], [])  # before reading anything
+    data = _training_data(args, resume)
     cfg = _train_config(args)
     lname, pairs, src, classes = data["layout_name"], data["pairs"], data["src"], data["classes"]
-    resume = args.output + ".resume" if args.resume else None
+    for note in data["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    if resume and os.path.exists(resume):
+        from ...models.training import model_config
+        from ..core.training.data_checks import check_resume
+
+        check_resume(resume, model_config(cfg, len(classes), data["ospec"], data["sspec"]), args.arch)
     print(f"training {args.arch}/{args.size} on {len(pairs)} image(s) of {args.data} (layout {lname}), "
           f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
           f"of {cfg.crop} px", file=sys.stderr)
@@ -120,41 +126,63 @@ def cmd_train(args: argparse.Namespace) -> int:
         files.commit()
     if resume and os.path.exists(resume):
         os.remove(resume)
-    print(f"wrote {args.output}; {metrics_key} mIoU {m_clear['miou']:.3f} OA {m_clear['oa']:.3f} "
-          f"(synthetic clouds: mIoU {m_cloud['miou']:.3f} OA {m_cloud['oa']:.3f}); training {hist['seconds']} s",
+    print(f"wrote {args.output}; {metrics_key} mIoU {_f3(m_clear['miou'])} OA {_f3(m_clear['oa'])} "
+          f"(synthetic clouds: mIoU {_f3(m_cloud['miou'])} OA {_f3(m_cloud['oa'])}); training {hist['seconds']} s",
           file=sys.stderr)
+    if "undefined" in m_clear:
+        print(f"note: {metrics_key} metrics undefined: {m_clear['undefined']['reason']}", file=sys.stderr)
     if args.json:
         print(json.dumps(card, indent=2))
     return 0
 
 
-def _check_names(args: argparse.Namespace) -> None:
-    """ClaireError for an unknown architecture or size, or a crop that is not a multiple of 32."""
+def _f3(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """ClaireError before any data is read: an unknown architecture or size, a number no training can use
+    (core.training.checks), a device this machine does not have."""
     from ...models.registry import available_architectures, available_sizes
+    from ..core.runtime.device import check_device
+    from ..core.training.checks import check_folder_numbers, check_run_numbers, check_share
 
     if args.arch not in available_architectures():
         raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
     if args.size not in available_sizes():
         raise ClaireError(f"unknown size {args.size!r}; choose one of {', '.join(available_sizes())}")
-    if args.crop % 32:
-        raise ClaireError(f"--crop must be a multiple of 32 (got {args.crop})")
+    check_run_numbers(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+                      crop=args.crop, lr=args.lr, weight_decay=args.weight_decay, threads=args.threads)
+    check_share(args.holdout, "--holdout", True, "0.25")
+    check_folder_numbers(args)
+    check_device(args.device)
 
 
-def _training_data(args: argparse.Namespace) -> Dict[str, Any]:
-    """The training pairs, their sample source, classes and the input specs with measured statistics."""
+def _training_data(args: argparse.Namespace, resume: Optional[str]) -> Dict[str, Any]:
+    """The training pairs, their sample source, classes and the input specs with measured statistics; the
+    data checked like classification inputs (core.training.data_checks) and the outputs before any work."""
     from ...models import spec as spec_mod
+    from ..core.io.writer import check_outputs
+    from ..core.training import data_checks as dc
     from ..core.training.sources import input_specs, resolve_data
 
     ob = parse_bands(args.optical_bands, "--optical-bands")
     sb = parse_bands(args.sar_bands, "--sar-bands")
     lname, layout, pairs, src, classes, ignore = resolve_data(
         args.data, args.layout, "train", args.holdout, ob, sb, args.classes, args.ignore, args.sar_linear)
+    check_outputs([("checkpoint", args.output), ("resume file", resume)],
+                  [(f"{role} raster", getattr(p, role)) for p in pairs for role in ("optical", "sar", "label")])
+    dc.check_labels(src, classes, "in the training images",
+                    "give --classes with the values the labels hold (value:name,...) or fix --ignore")
     ospec, sspec = input_specs(layout, pairs, ob, sb, args.optical_scale, args.sar_linear)
     src.optical_scale = ospec["scale"]
+    src.float_rule = args.optical_scale is None and layout.optical_scale is None
+    notes = dc.check_optical_values(src, ospec["scale"]) if "reflect" in ospec["units"].lower() else []
     _check_cloud_gate(args, ospec)
     stats = list(src.stat_arrays())
+    dc.check_band_values(stats, ospec, sspec)
     return {"layout_name": lname, "layout": layout, "pairs": pairs, "src": src, "classes": classes,
-            "ignore": ignore, "optical_bands": ob, "sar_bands": sb,
+            "ignore": ignore, "optical_bands": ob, "sar_bands": sb, "notes": notes,
             "ospec": spec_mod.measure_stats([o for o, _ in stats], ospec),
             "sspec": spec_mod.measure_stats([s for _, s in stats], sspec)}
 
@@ -173,15 +201,18 @@ def _train_config(args: argparse.Namespace):
 
 def _validation_source(args: argparse.Namespace, data: Dict[str, Any]):
     """(source, held-out image names, metrics key): the hold-out, or the training data when there is none."""
+    from ..core.training.datasets import list_pairs
     from ..core.training.sources import resolve_data
 
     try:
-        _, _, vpairs, vsrc, _, _ = resolve_data(args.data, data["layout_name"], "val", args.holdout,
-                                                data["optical_bands"], data["sar_bands"], None, args.ignore,
-                                                args.sar_linear, classes_override=data["classes"])
+        list_pairs(args.data, data["layout_name"], "val", args.holdout)
     except ClaireError:
         return data["src"], [], "training_data"
+    _, _, vpairs, vsrc, _, _ = resolve_data(args.data, data["layout_name"], "val", args.holdout,
+                                            data["optical_bands"], data["sar_bands"], None, args.ignore,
+                                            args.sar_linear, classes_override=data["classes"])
     vsrc.optical_scale = data["ospec"]["scale"]
+    vsrc.float_rule = data["src"].float_rule
     return vsrc, [p.name for p in vpairs], "heldout"
 
 

@@ -52,8 +52,6 @@ def params_from_args(args: argparse.Namespace):
         raise ClaireError(f"training from --labels needs {' and '.join(missing)}: the rasters the labels were drawn on")
     if args.data:
         raise ClaireError("give either --data (a label folder) or --labels (your polygons), not both")
-    if args.minutes is not None and args.minutes <= 0:
-        raise ClaireError(f"--minutes must be more than 0 (got {args.minutes})")
     epochs = args.epochs if args.epochs is not None else (10000 if args.minutes else 12)
     cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, crop=args.crop, lr=args.lr if args.lr is not None else 1e-3,
@@ -95,12 +93,13 @@ def summary_table(report: Dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run polygon training from parsed options; prints progress, the summary (or the report as JSON)."""
+    from ..core.training.checks import check_threads
     from ..core.training.polygons import train_from_polygons
 
-    if args.threads:
+    params = params_from_args(args)
+    if check_threads(args.threads):
         import torch
         torch.set_num_threads(int(args.threads))
-    params = params_from_args(args)
     report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
                                  on_epoch=_epoch_line)
     for note in report["input_notes"] + report["label_notes"]:

@@ -120,8 +120,9 @@ def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignor
                     raise CancelledError()
                 pred = cls_ds.read(1, window=window).astype(np.int64)
                 ref = vrt.read(1, window=window, masked=True)
-                valid = ~np.ma.getmaskarray(ref)
-                ref = np.ma.getdata(ref).astype(np.int64)
+                raw = np.ma.getdata(ref)
+                valid = ~np.ma.getmaskarray(ref) & np.isfinite(raw)  # NaN / infinity: no reference there
+                ref = np.where(valid, raw, 0).astype(np.int64)
                 if cls_nodata is not None:
                     valid &= pred != int(cls_nodata)
                 if ref_nodata is not None:

@@ -232,6 +232,9 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     """
     jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
     check_batch_outputs(jobs, pairing, out_dir, options.checkpoint)
+    if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
+        from .runtime.device import check_device
+        check_device(options.device)
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}

@@ -31,6 +31,13 @@ def engine_errors(qgis_message: bool = True) -> Iterator[None]:
             from .common import qgis_message as rename
             raise QgsProcessingException(rename(str(exc))) from None
         raise QgsProcessingException(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        from ..deps import missing_package_hint
+
+        hint = missing_package_hint(exc)
+        if not hint:
+            raise
+        raise QgsProcessingException(hint) from None
 
 
 class ClaireAlgorithm(QgsProcessingAlgorithm):

@@ -48,7 +48,8 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
                      "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
                      "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
-                     "--report": "REPORT", "--output": "OUTPUT"}
+                     "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
+                     "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES"}
 
 
 def qgis_message(text: str) -> str:

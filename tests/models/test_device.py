@@ -33,7 +33,7 @@ def test_explicit_names_are_checked(monkeypatch):
 
 def test_core_wrapper_names_the_fix(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ClaireError, match="sees no CUDA GPU .*; use --device auto or cpu, or install a CUDA build"):
+    with pytest.raises(ClaireError, match="sees no CUDA GPU .*; set --device to auto or cpu, or install a CUDA build"):
         core_resolve("cuda")
-    with pytest.raises(ClaireError, match="unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"):
+    with pytest.raises(ClaireError, match="unknown device 'tpu'; set --device to auto, cpu, cuda, cuda:N or mps"):
         core_resolve("tpu")

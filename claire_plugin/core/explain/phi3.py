@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ....models.device import resolve_device
 from .prompt import build_messages
 
 DEFAULT_MAX_NEW_TOKENS = 400
@@ -96,10 +95,11 @@ def validate_model_dir(folder: str) -> dict:
 
 
 def pick_device(device: str = "auto") -> str:
-    """models.device's choice for 'auto' ('cuda', else 'mps', else 'cpu'); other names pass through."""
-    if device != "auto":
-        return device
-    return str(resolve_device("auto")[0])
+    """The device `device` resolves to (core.runtime.device: 'auto' -> 'cuda', else 'mps', else 'cpu');
+    ClaireError naming the fix when this machine does not have it."""
+    from ..runtime.device import check_device
+
+    return check_device(device)
 
 
 def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:

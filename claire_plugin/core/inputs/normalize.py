@@ -123,6 +123,11 @@ class Preparer:
         return out
 
 
+#: Float optical whose 99th percentile is at most this is reflectance already; above it, reflectance x 10000
+#: stored as floats (the engine here, training in core.training.data_checks.float_optical_scale).
+FLOAT_REFLECTANCE_P99 = 3.0
+
+
 def _arr(v: Optional[List[float]], n: int) -> Optional[np.ndarray]:
     if v is None:
         return None
@@ -143,7 +148,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
         scale, offset = r.scale, r.offset or 0.0
         how = "the file's GDAL scale/offset"
     elif (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
-            and vals.size and float(np.percentile(vals, 99)) <= 3.0):
+            and vals.size and float(np.percentile(vals, 99)) <= FLOAT_REFLECTANCE_P99):
         notes.append(f"optical values are floats already in reflectance (99th percentile "
                      f"{float(np.percentile(vals, 99)):.3g}); not applying the card's scale {spec.scale:g}")
         scale, offset, how = 1.0, 0.0, "floats already in reflectance"

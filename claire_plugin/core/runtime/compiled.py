@@ -295,7 +295,9 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
         return _eager("auto: no AOT package is cached for this checkpoint, tile and batch; the runtime "
                       "`aot` builds one, once (a few minutes)", model)
     if record is None:
-        missing = compiler_missing()
+        from .environment import writable_folder_problem
+
+        missing = compiler_missing() or writable_folder_problem(cache_dir(), "AOT cache", "CLAIRE_CACHE_DIR")
         if missing:
             return _eager(f"the AOT package could not be built: {missing}", model)
         try:

@@ -267,6 +267,8 @@ class RasterPairSource:
         self._radiometry: Dict[str, Tuple[float, float]] = {}
         #: the card's optical scale (raw -> physical); None: 1e-4 for integer rasters, else 1
         self.optical_scale: Optional[float] = None
+        #: float optical read as the engine reads it (data_checks.float_optical_scale), not in the card's units
+        self.float_rule = False
         self._counts: Optional[np.ndarray] = None
         areas = np.array([p.region[2] * p.region[3] for p in pairs], dtype=np.float64)
         self.weights = areas / areas.sum()
@@ -293,10 +295,12 @@ class RasterPairSource:
         o = ods.read(bands, window=win, boundless=True, fill_value=0).astype(np.float32)
         if ods.nodata is not None:
             o[:, (o == ods.nodata).all(0)] = np.nan
+        o[np.isinf(o)] = np.nan  # infinities are nodata, never a value that stretches the statistics
         m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
             o = o * np.float32(m) + np.float32(c)
         s = sds.read(self.sar_bands, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
+        s[np.isinf(s)] = np.nan
         if self.sar_linear_to_db:
             s = _to_db(s)
         lab = lds.read(1, window=win, boundless=True, fill_value=0)
@@ -321,7 +325,11 @@ class RasterPairSource:
                 self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
             elif raster_is_integer(path):
                 self._radiometry[path] = (1.0, r.add)
-            else:  # floats: already physical values (e.g. `gdal_translate -unscale` keeps the offset tags)
+            elif self.float_rule:  # reflectance floats, or reflectance x 10000 stored as floats (float DN)
+                from .data_checks import float_optical_scale
+
+                self._radiometry[path] = (float_optical_scale(ods, bands)[0] / (self.optical_scale or 1.0), 0.0)
+            else:  # floats in the card's units
                 self._radiometry[path] = (1.0, 0.0)
         return self._radiometry[path]
 

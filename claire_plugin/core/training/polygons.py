@@ -133,7 +133,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report."""
     progress = progress or _noop
     t0 = time.time()
-    _check_output(params)
+    device = check_settings(params)
     base_model, base_card, base_path = load_base(params.checkpoint)
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
                params.optical_offset, params.sar_units) as scene:
@@ -141,10 +141,6 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
         split = make_split(params, labels, scene)
-        device = "cuda" if params.config.device.startswith("cuda") else "cpu"
-        if params.config.device == "auto":
-            from ....models.training import pick_device
-            device = pick_device("auto").type
 
         def validate(model) -> float:
             return _macro(sample_pixels(scene, split.val, [(model, None)], device=device)[0][0], split.val,
@@ -170,18 +166,23 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     return report
 
 
-def _check_output(params: PolygonTrainParams) -> None:
-    """Every output (the checkpoint, the report and its HTML copy) checked at once before any work, against
-    the inputs, the base checkpoint and each other (core.io.writer.check_outputs)."""
+def check_settings(params: PolygonTrainParams) -> str:
+    """Every setting checked before any work (numbers, device, output paths); returns the device to use.
+    ClaireError naming the flag (Processing and the dock rename it) otherwise."""
     from ...paths import DEFAULT_CHECKPOINT
     from ..io.writer import check_outputs
+    from ..runtime.device import check_device
+    from .checks import check_polygon_params
 
-    outputs = [("checkpoint", params.output)]
-    if params.report:
-        outputs += [("training report", params.report), ("training report's HTML copy", html_path_for(params.report))]
-    inputs = [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
-              ("validation labels", params.validation), ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)]
-    check_outputs(outputs, inputs)
+    check_polygon_params(params)
+    device = check_device(params.config.device)
+    twin = html_path_for(params.report) if params.report else None
+    check_outputs([("checkpoint", params.output), ("training report", params.report),
+                   ("training report's HTML copy", twin)],
+                  [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
+                   ("validation labels", params.validation),
+                   ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
+    return device
 
 
 def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, base_path, cmap, seconds) -> Dict:

@@ -2,6 +2,7 @@
 `claire evaluate` and `claire fusion-table` read their data through here)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional
 
 from ..errors import ClaireError
@@ -40,6 +41,7 @@ def classdefs_from_card(card: dict) -> list:
 def resolve_data(data: str, layout_name: str, split: str, holdout: float, optical_bands=None, sar_bands=None,
                  classes_text=None, ignore_text=None, sar_linear=False, classes_override=None):
     """Pairs + SampleSource + layout for a data folder."""
+    from .data_checks import check_grids, check_regions
     from .datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs, scan_label_values
 
     name = detect_layout(data) if layout_name == "auto" else layout_name
@@ -58,6 +60,8 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
         classes = [ClassDef(v, f"class_{v}") for v in scan_label_values(pairs, ignore) if v != 255]
         if not classes:
             raise ClaireError(f"the label rasters in {data} hold no class values; check the labels/ folder")
+    check_grids(pairs)
+    check_regions(pairs, "training" if split == "train" else "evaluation")
     ob = optical_bands if optical_bands is not None else layout.optical_bands
     src = RasterPairSource(pairs, classes, ignore, ob, sar_bands, sar_linear_to_db=sar_linear)
     return name, layout, pairs, src, classes, ignore
@@ -66,14 +70,14 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
 def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_linear):
     """(optical spec, SAR spec) of a data folder: band names, sensor, units and scale (statistics not yet measured)."""
     from ....models import spec
-    from .datasets import band_names, default_optical_scale
+    from .datasets import band_names
 
     ob = optical_bands if optical_bands is not None else layout.optical_bands
     same = layout.optical_names and ob == layout.optical_bands
     onames = layout.optical_names if same else band_names(pairs[0].optical, ob)
     snames = layout.sar_names or band_names(pairs[0].sar, sar_bands)
     scale = optical_scale if optical_scale is not None else (
-        layout.optical_scale if layout.optical_scale is not None else default_optical_scale(pairs[0].optical))
+        layout.optical_scale if layout.optical_scale is not None else inferred_optical_scale(pairs[0], ob))
     ospec = spec.optical_spec(onames, sensor=layout.optical_sensor, scale=scale, units=layout.optical_units)
     sunits = "dB" if sar_linear else layout.sar_units
     sspec = spec.sar_spec(snames, sensor=layout.sar_sensor, units=sunits, scale=layout.sar_scale,
@@ -97,12 +101,36 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
     return fam
 
 
-def round_metrics(m: Dict[str, Any]) -> Dict[str, Any]:
-    """Metrics with floats rounded to 4 digits (for cards and JSON output)."""
-    def r(v):
+def inferred_optical_scale(pair, bands) -> float:
+    """Raw optical -> reflectance when nothing declares it: 1e-4 for integer rasters; for floats the engine's
+    rule (reflectance already, or reflectance x 10000 stored as floats)."""
+    import rasterio
+
+    from .data_checks import float_optical_scale
+    from .datasets import default_optical_scale
+
+    if default_optical_scale(pair.optical) != 1.0:
+        return default_optical_scale(pair.optical)
+    with rasterio.open(pair.optical) as ds:
+        return float_optical_scale(ds, pair.optical_bands or bands)[0]
+
+
+def round_metrics(m: Dict[str, Any], reason: str = "no labelled pixel was evaluated") -> Dict[str, Any]:
+    """Metrics with floats rounded to 4 digits (for cards and JSON output). A value that is not a finite
+    number (NaN: no pixel to measure) becomes None, and `undefined` lists those keys with `reason`, so the
+    JSON stays valid and says why."""
+    undefined: List[str] = []
+
+    def r(v, key):
+        if isinstance(v, float) and not math.isfinite(v):
+            undefined.append(key)
+            return None
         return round(v, 4) if isinstance(v, float) else v
-    out = {k: r(v) for k, v in m.items() if k != "per_class"}
-    out["per_class"] = [{k: r(v) for k, v in c.items()} for c in m.get("per_class", [])]
+    out = {k: r(v, k) for k, v in m.items() if k != "per_class"}
+    out["per_class"] = [{k: r(v, f"per_class.{c.get('name')}.{k}") for k, v in c.items()}
+                        for c in m.get("per_class", [])]
+    if undefined:
+        out["undefined"] = {"metrics": undefined, "reason": reason}
     return out
 
 
@@ -120,5 +148,5 @@ def heldout_metrics(model, vsrc, key: str, ospec: Dict, sspec: Dict, names, devi
         for corruption, tail in (("clear", ""), ("clouds", "_synthetic_clouds")):
             items = vsrc.eval_items(group, context=EVAL_CONTEXT)
             m = evaluate(model, items, ospec, sspec, names, corruption, device=device)
-            out[f"{key}{suffix}{tail}"] = round_metrics(m)
+            out[f"{key}{suffix}{tail}"] = round_metrics(m, "no labelled pixel of the classes in the held-out part")
     return out
