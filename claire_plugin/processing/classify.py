@@ -141,7 +141,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         with engine_errors():
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         for message in result.messages:
-            feedback.pushInfo(qgis_message(message))
+            (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))
 
         style_classified(result, context, self._post_processors)
 

@@ -48,7 +48,7 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
                      "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
                      "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
-                     "--report": "REPORT", "--output": "OUTPUT"}
+                     "--report": "REPORT", "--output": "OUTPUT", "--runtime": "RUNTIME"}
 
 
 def qgis_message(text: str) -> str:

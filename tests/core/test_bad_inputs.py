@@ -95,7 +95,11 @@ def test_cli_case(case_id, workdir):
         C.check_works(args, out)
         with __import__("rasterio").open(out) as ds:
             v = ds.read(1)
-        C.record("CLI", case_id, "works", f"exit 0; {int((v != 0).sum())} of {v.size} pixels classified", tmp)
+        warnings = [line for line in stderr.splitlines() if line.startswith("claire: warning:")]
+        if case.warns:
+            assert any(__import__("re").search(case.warns, w) for w in warnings), stderr
+        C.record("CLI", case_id, "works", " ".join([f"exit 0; {int((v != 0).sum())} of {v.size} pixels classified"]
+                                                   + warnings), tmp)
 
 
 def test_cli_subprocess_refuses_pickle_checkpoint_without_running_it(workdir):
