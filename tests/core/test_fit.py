@@ -93,3 +93,14 @@ def test_check_pair_writes_nothing_next_to_the_inputs(workdir):
     before = C.snapshot(tmp)
     assert check_pair(args["optical"], args["sar"], tiny_card()).errors == []
     assert C.snapshot(tmp) == before
+
+
+def test_card_resolution_is_validated():
+    from claire.models.card_schema import card_problem
+
+    card = tiny_card()
+    card["inputs"]["optical"]["resolution_m"] = 10
+    assert card_problem(card) is None
+    for bad in (0, -10, float("nan"), "10 m"):
+        card["inputs"]["optical"]["resolution_m"] = bad
+        assert "resolution_m" in (card_problem(card) or ""), bad

@@ -169,13 +169,13 @@ def _runtime(plan: RunPlan, messages: List[str]) -> None:
 def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
     """Open the optical and SAR rasters and the reference (both on the optical grid), choose the bands."""
     params, cfg = plan.params, plan.card.get("config") or {}
-    same = same_raster_message(params.optical, params.sar, params.optical_bands, params.sar_bands)
-    if same:
-        raise ClaireError(same)
     opt = rio.open_raster(params.optical, "optical")
     plan.opened.append(opt)
     sar = rio.open_raster(params.sar, "SAR")
     plan.opened.append(sar)
+    same = same_raster_message(params.optical, params.sar, params.optical_bands, params.sar_bands)
+    if same:
+        raise ClaireError(same)
     rio.require_crs(opt, "optical")
     rio.require_crs(sar, "SAR")
     plan.optical_spec = InputSpec.from_card(plan.card, "optical", cfg.get("optical_channels"))

@@ -21,9 +21,15 @@ def same_raster_message(optical: str, sar: str, optical_bands: Optional[Sequence
                         sar_bands: Optional[Sequence[int]] = None) -> Optional[str]:
     """Why the optical and SAR inputs cannot be the same raster, or None. One file stacking both is fine
     when --optical-bands and --sar-bands name different bands of it."""
+    from ..io.gdal_names import is_gdal_name
     from ..io.raster_io import same_file
 
-    if not optical or not sar or not same_file(optical, sar):
+    if not optical or not sar:
+        return None
+    if is_gdal_name(optical) or is_gdal_name(sar):  # two members of one archive, two pages of one file
+        if optical.strip() != sar.strip():
+            return None
+    elif not same_file(optical, sar):
         return None
     if optical_bands and sar_bands and not set(optical_bands) & set(sar_bands):
         return None
@@ -79,10 +85,6 @@ def check_pair(optical: str, sar: str, card: Dict[str, Any], optical_bands: Opti
     """The engine's rules for the inputs, on their metadata and a small sample of the SAR (fast enough for a
     dock reacting to a layer choice); GDAL's PAM is off meanwhile, so nothing is written next to them."""
     out = PairCheck()
-    same = same_raster_message(optical, sar, optical_bands, sar_bands)
-    if same:
-        out.errors.append(same)
-        return out
     from ..io.pam import pam_off
 
     with pam_off():
@@ -101,6 +103,9 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
 
     cfg = card.get("config") or {}
     with rio.open_raster(optical, "optical") as opt, rio.open_raster(sar, "SAR") as sds:
+        same = same_raster_message(optical, sar, optical_bands, sar_bands)
+        if same:
+            raise ClaireError(same)
         o_names, o_from = rio.band_labels(opt)
         s_names, s_from = rio.band_labels(sds)
         ospec = InputSpec.from_card(card, "optical", cfg.get("optical_channels"))
