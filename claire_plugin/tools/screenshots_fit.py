@@ -4,6 +4,10 @@ user makes with the bundled site (the same layer twice, SAR not in dB, band file
 with B10 for B8A, a 60 m optical), cropped to the dock's input and checkpoint boxes, and one of the options.
 
     xvfb-run -s "-screen 0 1600x1000x24" python -m claire.claire_plugin.tools.screenshots_fit --out build/shots
+    python -m claire.claire_plugin.tools.screenshots_fit --out build/shots/qgis --qgis build/qgis-shots
+
+With --qgis the same cases are rendered in real QGIS desktop (`qgis --code`), its dock opened by the plugin's own
+action at the width QGIS gives it.
 """
 from __future__ import annotations
 
@@ -63,44 +67,111 @@ def _crop(dock, path: str) -> str:
 
 
 def render(out: str, work: str) -> List[str]:
-    """One PNG per mistake and one of the advanced options, into `out`."""
+    """One PNG per mistake and one of the advanced options, into `out` (the QGIS-like window)."""
+    win = canvas = dock = None
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from ..layers.layers import no_input_sidecars
+
+    with no_input_sidecars():
+        first = QgsRasterLayer(resource("data", "terramesh", "S2L2A", f"{SITE}.tif"), SITE, "gdal")
+    QgsProject.instance().addMapLayer(first)
+    win, canvas, dock = _window([first])
+    return _render_cases(dock, win, out, work)
+
+
+def _render_cases(dock, win, out: str, work: str) -> List[str]:
     from qgis.core import QgsProject, QgsRasterLayer
 
     from ..layers.layers import no_input_sidecars
 
     project, shots = QgsProject.instance(), []
-    cases = _inputs(work)
-    win = canvas = dock = None
-    for name, pair in cases.items():
+    for name, pair in _inputs(work).items():
         layers = {}
         for role in ("optical", "sar"):
             if pair[role] not in layers:
                 with no_input_sidecars():
                     layers[pair[role]] = QgsRasterLayer(pair[role], f"{role} {os.path.basename(pair[role])}", "gdal")
                 project.addMapLayer(layers[pair[role]])
-        if dock is None:
-            win, canvas, dock = _window([layers[pair["optical"]]])
         dock.optical.setLayer(layers[pair["optical"]])
         dock.sar.setLayer(layers[pair["sar"]])
         dock._update_fit()
         _settle(0.4)
         shots.append(_crop(dock, os.path.join(out, f"fit_{name}.png")))
+    dock.tabs.setCurrentIndex(0)
     dock.tabs.currentWidget().ensureWidgetVisible(dock.runtime, 0, 50)
     _settle(0.3)
-    box = dock.runtime.parentWidget()
-    box.grab().save(os.path.join(out, "options_advanced.png"))
-    shots.append(os.path.join(out, "options_advanced.png"))
-    win.grab().save(os.path.join(out, "window_fit_pixel_60m.png"))
-    shots.append(os.path.join(out, "window_fit_pixel_60m.png"))
+    for path, widget in (("options_advanced.png", dock.runtime.parentWidget()), ("dock_at_default_width.png", dock),
+                         ("window_fit_pixel_60m.png", win)):
+        widget.grab().save(os.path.join(out, path))
+        print(f"wrote {os.path.join(out, path)} ({widget.width()} px wide)")
+        shots.append(os.path.join(out, path))
     return shots
+
+
+def render_in_qgis(iface, out: str) -> List[str]:
+    """Inside QGIS desktop (`qgis --code`): open the plugin's dock the way its menu does, in QGIS's main window
+    at the width QGIS gives a new dock, and render the same cases as `render`."""
+    from qgis.utils import plugins
+
+    from ..gui.actions import toggle_dock
+
+    plugin = plugins["claire"]
+    toggle_dock(plugin, True)
+    _settle(1.0)
+    work = tempfile.mkdtemp(prefix="claire_shots_")
+    return _render_cases(plugin.dock, iface.mainWindow(), out, work)
+
+
+_CODE = """import os, sys, traceback
+from qgis.PyQt.QtCore import QTimer
+from qgis.utils import iface
+
+def _go():
+    try:
+        from claire.claire_plugin.tools.screenshots_fit import render_in_qgis
+        render_in_qgis(iface, {out!r})
+    except Exception:
+        traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no dataset is closed: nothing is written next to the inputs on the way out
+
+QTimer.singleShot(3000, _go)
+"""
+
+
+def run_qgis(out: str, root: str) -> int:
+    """Start QGIS desktop (`qgis`, under xvfb-run when there is no display) with a fresh profile in `root`
+    holding this plugin, and render the screenshots in its main window; returns QGIS's exit status."""
+    import subprocess
+
+    from ..install import install
+
+    install(os.path.join(root, "profiles", "default"))
+    runtime = os.path.join(root, "runtime")
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    code = os.path.join(root, "screenshots_fit_code.py")
+    with open(code, "w", encoding="utf-8") as fh:
+        fh.write(_CODE.format(out=os.path.abspath(out)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(XDG_RUNTIME_DIR=runtime, QT_QPA_PLATFORM="xcb")
+    cmd = ["qgis", "--profiles-path", root, "--profile", "default", "--nologo", "--noversioncheck", "--code", code]
+    if not os.environ.get("DISPLAY"):
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"] + cmd
+    return subprocess.run(cmd, env=env, timeout=600).returncode
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Render the fit-check screenshots into --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--qgis", metavar="PROFILE_ROOT",
+                        help="render in real QGIS desktop, with a fresh profile under this folder")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    if args.qgis:
+        return run_qgis(args.out, args.qgis)
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     _app()
     with tempfile.TemporaryDirectory() as work:
