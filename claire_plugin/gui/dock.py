@@ -31,36 +31,18 @@ from .picker import CheckpointPicker
 from .results import ResultsView
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
 from .train_panel import TrainPanel
-from .widgets import RasterChooser, breakable, compact_combo, narrow_form, vertical_scroll
+from .widgets import (
+    RasterChooser,
+    breakable,
+    compact_combo,
+    narrow_form,
+    parse_band_list,
+    parse_offset,
+    vertical_scroll,
+)
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
-
-
-def parse_band_list(text: str, name: str = "Bands") -> Optional[List[int]]:
-    """The dock's band field read with the one band-list rule (core.params.parse_bands); ValueError with the
-    rule's message when it is not a band list."""
-    from ..core.errors import ClaireError
-    from ..core.params import parse_bands
-
-    try:
-        return parse_bands(text, name)
-    except ClaireError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def parse_offset(text: str) -> Optional[float]:
-    """'-1000' → -1000.0; empty → None (the engine reads the file); raises ValueError with a readable message."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        raise ValueError(f"Optical offset '{text}' is not a number; leave it empty or write e.g. -1000") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
-    return value
 
 
 def done_html(output: str) -> str:
