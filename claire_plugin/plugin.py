@@ -20,11 +20,7 @@ class ClairePlugin:
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
         """Register the `claire` Processing provider (called by QGIS desktop and qgis_process)."""
         if self.provider is None:
-            from .core.io.pam import quiet_qgis_process
             from .processing.provider import ClaireProvider
-
-            if QgsApplication.platform() == "qgis_process":  # it loads the inputs as layers before we run
-                quiet_qgis_process(QgsApplication.arguments())
 
             self.provider = ClaireProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
