@@ -110,6 +110,8 @@ def _check_input(spec: Any, where: str) -> None:
     if scale == 0:
         raise CardSchemaError(f"the card's {where}.scale is 0")
     _num(spec.get("offset", 0.0), f"{where}.offset")
+    if "resolution_m" in spec and not 0 < _num(spec["resolution_m"], f"{where}.resolution_m") <= 1e5:
+        raise CardSchemaError(f"the card's {where}.resolution_m (training pixel size) is not a positive size in metres")
     clip = spec.get("clip")
     if clip is not None:
         if not (isinstance(clip, list) and len(clip) == 2):

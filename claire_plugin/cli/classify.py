@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
 
     result = classify(params, progress)
+    for m in result.messages:
+        if m.startswith("warning:"):  # shown even with --quiet: the map may be poor
+            print(f"claire: {m}", file=sys.stderr)
     if not quiet:
         print(file=sys.stderr)
         for m in result.messages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.inputs.units import SAR_UNITS
-from ..core.params import DEFAULT_BATCH, RunOptions, parse_bands
+from ..core.params import DEFAULT_BATCH, RUNTIMES, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
 
 OFFSET_HELP = ("value added to the optical values before the checkpoint's scaling, e.g. -1000 for Sentinel-2 of "
@@ -32,7 +32,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help=f"tiles per forward pass (default {DEFAULT_BATCH})")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--runtime", default="auto", choices=["auto", "eager", "compiled", "aot"],
+    parser.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
                         help="how the network runs: auto (a compiled package only where it was checked against "
                              "eager and found faster on this machine, else eager), eager, compiled (torch.compile) "
                              "or aot (an ahead-of-time package built once per machine, cached)")

@@ -13,7 +13,9 @@ from .errors import ClaireError
 
 DEFAULT_BATCH = 4
 DEFAULT_DEVICE = "auto"
-DEFAULT_RUNTIME = "auto"  # core.runtime.compiled.RUNTIMES
+#: How the network runs (core.runtime.compiled): here, torch-free, for the CLI, Processing and the dock.
+RUNTIMES = ("auto", "eager", "compiled", "aot")
+DEFAULT_RUNTIME = "auto"
 FROM_CARD = -1  # the overlap value the Processing and dock forms use for "the checkpoint's overlap"
 
 

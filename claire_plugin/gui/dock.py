@@ -24,41 +24,25 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.inputs.units import SAR_UNITS
+from ..core.params import RUNTIMES
 from ..layers.layers import add_to_project, layer_file, result_layers
 from .picker import CheckpointPicker
 from .results import ResultsView
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
 from .train_panel import TrainPanel
-from .widgets import RasterChooser, breakable, compact_combo, narrow_form, vertical_scroll
+from .widgets import (
+    RasterChooser,
+    breakable,
+    compact_combo,
+    narrow_form,
+    parse_band_list,
+    parse_offset,
+    vertical_scroll,
+)
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
-
-
-def parse_band_list(text: str, name: str = "Bands") -> Optional[List[int]]:
-    """The dock's band field read with the one band-list rule (core.params.parse_bands); ValueError with the
-    rule's message when it is not a band list."""
-    from ..core.errors import ClaireError
-    from ..core.params import parse_bands
-
-    try:
-        return parse_bands(text, name)
-    except ClaireError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def parse_offset(text: str) -> Optional[float]:
-    """'-1000' → -1000.0; empty → None (the engine reads the file); raises ValueError with a readable message."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        raise ValueError(f"Optical offset '{text}' is not a number; leave it empty or write e.g. -1000") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
-    return value
 
 
 def done_html(output: str) -> str:
@@ -178,6 +162,17 @@ class ClaireDock(QgsDockWidget):
         self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
+        self.sar_units = compact_combo(QComboBox(page))
+        self.sar_units.addItems(list(SAR_UNITS))
+        self.sar_units.setToolTip("Unit of the SAR values. auto: from the file's metadata and values; linear values "
+                                  "must be declared as linear-power (sigma0, gamma0) or amplitude, and are "
+                                  "converted to dB.")
+        self.runtime = compact_combo(QComboBox(page))
+        self.runtime.addItems(list(RUNTIMES))
+        self.runtime.setToolTip("How the network runs. auto: a compiled package where one was built, checked "
+                                "against eager and found faster on this machine, else eager; compiled: "
+                                "torch.compile (about 30 s per session); aot: built once (minutes, needs a C++ "
+                                "compiler), then cached.")
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
@@ -207,7 +202,8 @@ class ClaireDock(QgsDockWidget):
                                   "empty: the deterministic template.")
         form = narrow_form()
         for label, widget in (("Tile size (px)", self.tile_size), ("Tile overlap (px)", self.overlap),
-                              ("Batch size", self.batch), ("Device", self.device)):
+                              ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
+                              ("Runtime", self.runtime)):
             form.addRow(label, widget)
         form.addRow(QLabel("Also write", page))
         form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
@@ -259,6 +255,7 @@ class ClaireDock(QgsDockWidget):
         self.optical_bands.editingFinished.connect(self._update_fit)
         self.sar_bands.editingFinished.connect(self._update_fit)
         self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
+        self.sar_units.currentIndexChanged.connect(self._update_fit)
         self.explainer.fileChanged.connect(lambda p: QgsSettings().setValue(EXPLAINER_KEY, p))
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
@@ -292,6 +289,8 @@ class ClaireDock(QgsDockWidget):
             ob = sb = None
         warnings = self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None,
                                            ob, sb)
+        if not warnings and opt is not None and sar is not None and self.picker.card():
+            warnings = self.picker.addWarnings(self._pair_warnings(opt, sar, ob, sb))
         if self.task is None:
             if opt is None or sar is None:
                 self._set_status("Choose an optical and a SAR layer, then Classify.")
@@ -300,6 +299,12 @@ class ClaireDock(QgsDockWidget):
             else:
                 self._set_status("Ready: press Classify to run in the background (see the task manager).")
         return warnings
+
+    def _pair_warnings(self, opt, sar, ob, sb) -> List[str]:
+        """The engine's checks of the chosen pair (gui.fit_check), in the dock's words."""
+        from .fit_check import pair_warnings
+
+        return pair_warnings(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText())
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self):
@@ -332,7 +337,8 @@ class ClaireDock(QgsDockWidget):
             checkpoint=checkpoint, optical_bands=parse_band_list(self.optical_bands.text(), "Optical bands"),
             sar_bands=parse_band_list(self.sar_bands.text(), "SAR bands"),
             optical_offset=parse_offset(self.optical_offset.text()), tile_size=self.tile_size.value(),
-            overlap=self.overlap.value(), batch_size=self.batch.value(), device=self.device.currentText())
+            overlap=self.overlap.value(), batch_size=self.batch.value(), device=self.device.currentText(),
+            sar_units=self.sar_units.currentText(), runtime=self.runtime.currentText())
         return options.params(
             optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,

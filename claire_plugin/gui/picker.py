@@ -328,6 +328,12 @@ class CheckpointPicker(QWidget):
         self._show_status()
         return list(self._warnings)
 
+    def addWarnings(self, warnings: List[str]) -> List[str]:  # noqa: N802
+        """Show `warnings` (about the chosen layers, from the dock) with the band-fit ones; return them all."""
+        self._warnings += list(warnings)
+        self._show_status()
+        return list(self._warnings)
+
     def warnings(self) -> List[str]:
         """The band-fit warnings shown now."""
         return list(self._warnings)

@@ -157,7 +157,12 @@ def _is_user_error(exc: BaseException) -> bool:
 #: Command-line flags in engine messages and the dock's fields that set the same thing.
 FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": "the SAR 'bands' field",
                  "--optical-offset": "the optical 'offset' field", "--tile-size": "'Tile size'",
-                 "--overlap": "'Tile overlap'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker"}
+                 "--overlap": "'Tile overlap'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker",
+                 "--sar-units dB, --sar-units linear-power or --sar-units amplitude":
+                     "'SAR units' in Options (dB, linear-power or amplitude)",
+                 "--sar-units linear-power or --sar-units amplitude": "'SAR units' in Options (linear-power or "
+                                                                      "amplitude)",
+                 "--sar-units": "'SAR units' in Options", "--runtime": "'Runtime' in Options"}
 
 
 def dock_message(text: str) -> str:

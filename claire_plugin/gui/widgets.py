@@ -1,6 +1,8 @@
 """Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
 from __future__ import annotations
 
+from typing import List, Optional
+
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
@@ -99,3 +101,29 @@ class RasterChooser(QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._show_hint(self.combo.currentLayer())
+
+
+def parse_band_list(text: str, name: str = "Bands") -> Optional[List[int]]:
+    """The dock's band field read with the one band-list rule (core.params.parse_bands); ValueError with the
+    rule's message when it is not a band list."""
+    from ..core.errors import ClaireError
+    from ..core.params import parse_bands
+
+    try:
+        return parse_bands(text, name)
+    except ClaireError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_offset(text: str) -> Optional[float]:
+    """'-1000' → -1000.0; empty → None (the engine reads the file); raises ValueError with a readable message."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        raise ValueError(f"Optical offset '{text}' is not a number; leave it empty or write e.g. -1000") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
+    return value

@@ -1,7 +1,6 @@
 """Layers of a finished run: styled land cover, confidence and modality reliance (main thread only)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
@@ -76,22 +75,16 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     return path, parts.get("layerName") or None, None
 
 
-@contextmanager
 def no_input_sidecars():
-    """Turn GDAL's PAM off in this thread while QGIS opens input layers.
+    """Turn GDAL's PAM off in this thread while QGIS opens input layers (core.io.pam.pam_off).
 
     Loading a multiband raster makes QGIS compute a histogram for its default renderer, which GDAL would
     save as FILE.aux.xml next to the user's input; inputs must stay untouched. Outputs are not affected
     (the engine writes them outside this block).
     """
-    from osgeo import gdal
+    from ..core.io.pam import pam_off
 
-    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
-    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
-    try:
-        yield
-    finally:
-        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
+    return pam_off()
 
 
 def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]) -> QgsSingleBandPseudoColorRenderer:

@@ -9,11 +9,17 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import LandCoverPostProcessor, layer_file, metrics_json, progress_bridge, style_classified
+from .common import (
+    LandCoverPostProcessor,
+    RasterFileParameter,
+    metrics_json,
+    progress_bridge,
+    raster_path,
+    style_classified,
+)
 from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
 
 HELP = {
@@ -60,10 +66,10 @@ class ClassifyAlgorithm(ClaireAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         self.add_parameters([
-            QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),
-            QgsProcessingParameterRasterLayer("SAR", "SAR raster"),
+            RasterFileParameter("OPTICAL", "Optical raster"),
+            RasterFileParameter("SAR", "SAR raster"),
             *run_parameters(),
-            QgsProcessingParameterRasterLayer("REFERENCE", "Reference labels (optional)", optional=True),
+            RasterFileParameter("REFERENCE", "Reference labels (optional)", optional=True),
             QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"),
             QgsProcessingParameterRasterDestination(
                 "CONFIDENCE", "Confidence", optional=True, createByDefault=False
@@ -100,14 +106,11 @@ class ClassifyAlgorithm(ClaireAlgorithm):
 
     def build_params(self, parameters, context):
         """Translate Processing parameters into the engine's ClassifyParams."""
-        reference = None
-        if parameters.get("REFERENCE"):
-            reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
+        reference = raster_path(self, parameters, "REFERENCE", context) if parameters.get("REFERENCE") else None
         with engine_errors(qgis_message=False):
             options = run_options(self, parameters, context)
         return options.params(
-            layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
-            layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
+            raster_path(self, parameters, "OPTICAL", context), raster_path(self, parameters, "SAR", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             confidence=self._optional_path(parameters, "CONFIDENCE", context),
             reliance=self._optional_path(parameters, "RELIANCE", context),
@@ -125,7 +128,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         from ..layers.layers import no_input_sidecars
         from .common import check_raster_files
 
-        problem = check_raster_files(parameters, {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"})
+        roles = {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"}
+        problem = check_raster_files(parameters, roles)
         if problem:
             return False, problem
         with no_input_sidecars():
@@ -141,7 +145,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         with engine_errors():
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         for message in result.messages:
-            feedback.pushInfo(qgis_message(message))
+            (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))
 
         style_classified(result, context, self._post_processors)
 

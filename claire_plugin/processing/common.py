@@ -9,6 +9,8 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
 )
 
@@ -22,6 +24,39 @@ def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
     if path is None:
         raise QgsProcessingException(f"{what}: {problem}. Fix: choose a local raster file (e.g. a GeoTIFF) for {what}.")
     return path
+
+
+class RasterFileParameter(QgsProcessingParameterRasterLayer):
+    """A raster layer parameter that accepts an existing local file without opening it as a QGIS layer.
+
+    QGIS checks a raster parameter given as text by loading it as a layer (qgis_process does so for every
+    parameter before the algorithm runs), and a loaded layer gets statistics for its renderer, which GDAL
+    saves next to the file (FILE.aux.xml) or, for a VRT, inside it. CLAIRE reads its inputs itself
+    (core.io.raster_io, read-only), so a file only has to exist here; the algorithm checks it with the
+    engine's messages (check_raster_files). Layers, layer ids and GDAL dataset names are checked as usual."""
+
+    def checkValueIsAcceptable(self, value, context=None) -> bool:  # noqa: N802
+        if isinstance(value, str) and value and os.path.isfile(value):
+            return True
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self) -> "RasterFileParameter":
+        copy = RasterFileParameter(self.name(), self.description(), self.defaultValue(),
+                                   bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional))
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy
+
+
+def raster_path(alg, parameters: dict, name: str, context) -> str:
+    """The file of raster parameter `name`: a value naming a local file is used as it is, without QGIS opening
+    it as a layer (which computes statistics that GDAL saves beside it, or inside a .vrt); a layer, layer id
+    or GDAL dataset name is resolved through QGIS (layer_file)."""
+    value = parameters.get(name)
+    if isinstance(value, str) and os.path.isfile(value):
+        return value
+    return layer_file(alg.parameterAsRasterLayer(parameters, name, context), name)
 
 
 def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]:
@@ -49,7 +84,8 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
                      "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
                      "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
-                     "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES"}
+                     "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES",
+                     "--runtime": "RUNTIME"}
 
 
 def qgis_message(text: str) -> str:

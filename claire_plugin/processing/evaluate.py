@@ -16,14 +16,13 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import layer_file, progress_bridge
+from .common import RasterFileParameter, progress_bridge, raster_path
 
 HELP = {
     "CLASSIFIED": "The land-cover map to check (e.g. the output of Classify land cover). Its grid is the grid "
@@ -70,8 +69,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         params = [
-            QgsProcessingParameterRasterLayer("CLASSIFIED", "Classified raster"),
-            QgsProcessingParameterRasterLayer("REFERENCE", "Reference raster"),
+            RasterFileParameter("CLASSIFIED", "Classified raster"),
+            RasterFileParameter("REFERENCE", "Reference raster"),
             QgsProcessingParameterString("CLASS_MAPPING", "Class mapping REFERENCE:MAP (e.g. 10:1,20:2)",
                                          optional=True),
             QgsProcessingParameterString("REFERENCE_NODATA", "Reference values to ignore (e.g. 0)", optional=True),
@@ -91,8 +90,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
 
-        classified = layer_file(self.parameterAsRasterLayer(parameters, "CLASSIFIED", context), "CLASSIFIED")
-        reference = layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context), "REFERENCE")
+        classified = raster_path(self, parameters, "CLASSIFIED", context)
+        reference = raster_path(self, parameters, "REFERENCE", context)
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):

@@ -12,13 +12,12 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import layer_file
+from .common import RasterFileParameter, raster_path
 
 SAMPLE_HELP = {
     "MAP": "The classified map (integer class raster, e.g. the output of Classify land cover).",
@@ -53,7 +52,7 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         self.add_parameters([
-            QgsProcessingParameterRasterLayer("MAP", "Classified map"),
+            RasterFileParameter("MAP", "Classified map"),
             QgsProcessingParameterNumber("PER_CLASS", "Points per class",
                                          type=QgsProcessingParameterNumber.Type.Integer, defaultValue=50, minValue=1),
             QgsProcessingParameterNumber("SEED", "Random seed", type=QgsProcessingParameterNumber.Type.Integer,
@@ -65,7 +64,7 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.map_accuracy import stratified_sample, write_points
 
-        path = layer_file(self.parameterAsRasterLayer(parameters, "MAP", context), "MAP")
+        path = raster_path(self, parameters, "MAP", context)
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         with engine_errors(qgis_message=False):
             s = stratified_sample(path, self.parameterAsInt(parameters, "PER_CLASS", context),
@@ -107,7 +106,7 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         self.add_parameters([
-            QgsProcessingParameterRasterLayer("MAP", "Classified map"),
+            RasterFileParameter("MAP", "Classified map"),
             QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points"),
             QgsProcessingParameterString("FIELD", "Reference class field", defaultValue="ref_class"),
             QgsProcessingParameterFileDestination("REPORT", "Report", fileFilter="JSON (*.json)", optional=True,
@@ -122,7 +121,7 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         from ..core.io.atomic import json_default, write_json
         from ..core.map_accuracy import evaluate_points
 
-        path = layer_file(self.parameterAsRasterLayer(parameters, "MAP", context), "MAP")
+        path = raster_path(self, parameters, "MAP", context)
         points, sub = _points_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):

@@ -12,7 +12,7 @@ from qgis.core import (
 )
 
 from ..core.inputs.units import SAR_UNITS
-from ..core.params import DEFAULT_BATCH, FROM_CARD, RunOptions, parse_bands
+from ..core.params import DEFAULT_BATCH, FROM_CARD, RUNTIMES, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -35,6 +35,10 @@ RUN_HELP = {
     "-1: the checkpoint's overlap.",
     "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory.",
     "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
+    "RUNTIME": "How the network runs. auto: an ahead-of-time compiled package where one was built and checked "
+    "against eager on this machine and found faster, else eager; eager: plain PyTorch; compiled: torch.compile "
+    "(about 30 s of compiling per process); aot: build (minutes, needs a C++ compiler) or reuse the cached "
+    "package. Each is checked against eager before it is used.",
 }
 
 #: The run options, all shown under "Advanced parameters".
@@ -43,7 +47,7 @@ RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT"}
 
 def run_parameters() -> List[QgsProcessingParameterDefinition]:
     """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, SAR_UNITS, TILE_SIZE, OVERLAP, BATCH_SIZE and
-    DEVICE."""
+    DEVICE and RUNTIME."""
     return [
         QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
                                    optional=True),
@@ -58,6 +62,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=DEFAULT_BATCH, minValue=1,
                                      maxValue=256),
         QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+        QgsProcessingParameterEnum("RUNTIME", "Runtime", options=list(RUNTIMES), defaultValue=0),
     ]
 
 
@@ -79,4 +84,5 @@ def run_options(alg, parameters, context) -> RunOptions:
         overlap=alg.parameterAsInt(parameters, "OVERLAP", context),
         batch_size=alg.parameterAsInt(parameters, "BATCH_SIZE", context),
         device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
-        sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)])
+        sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)],
+        runtime=RUNTIMES[alg.parameterAsEnum(parameters, "RUNTIME", context)] if "RUNTIME" in parameters else None)

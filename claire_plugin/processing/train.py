@@ -15,13 +15,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
 )
 
 from ..core.inputs.units import SAR_UNITS
 from .base import ClaireAlgorithm, engine_errors
-from .common import layer_file, progress_bridge, style_classified
+from .common import RasterFileParameter, progress_bridge, raster_path, style_classified
 from .options import DEVICES, RUN_HELP
 
 HELP = {
@@ -77,11 +76,11 @@ class TrainAlgorithm(ClaireAlgorithm):
         vector = [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]
         number = QgsProcessingParameterNumber
         self.add_parameters([
-            QgsProcessingParameterRasterLayer("OPTICAL", "Optical raster"),
-            QgsProcessingParameterRasterLayer("SAR", "SAR raster"),
+            RasterFileParameter("OPTICAL", "Optical raster"),
+            RasterFileParameter("SAR", "SAR raster"),
             QgsProcessingParameterVectorLayer("LABELS", "Training polygons or points", vector, optional=True),
             QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
-            QgsProcessingParameterRasterLayer("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
+            RasterFileParameter("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
             QgsProcessingParameterVectorLayer("VALIDATION", "Validation polygons (optional)", vector,
                                               optional=True),
             QgsProcessingParameterFile("CHECKPOINT", "Base checkpoint (empty: bundled default)",
@@ -113,7 +112,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             raise QgsProcessingException("LABELS / LABEL_RASTER: give either training polygons (LABELS with its "
                                          "class FIELD) or a label raster (LABEL_RASTER), not both and not neither.")
         if has_raster:
-            return layer_file(self.parameterAsRasterLayer(parameters, "LABEL_RASTER", context), "LABEL_RASTER"), \
+            return raster_path(self, parameters, "LABEL_RASTER", context), \
                 None, None
         path, layer_name, problem = vector_file(self.parameterAsVectorLayer(parameters, "LABELS", context))
         if problem:
@@ -147,8 +146,8 @@ class TrainAlgorithm(ClaireAlgorithm):
                              crop=self.parameterAsInt(parameters, "CROP", context),
                              device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)])
         return PolygonTrainParams(
-            optical=layer_file(self.parameterAsRasterLayer(parameters, "OPTICAL", context), "OPTICAL"),
-            sar=layer_file(self.parameterAsRasterLayer(parameters, "SAR", context), "SAR"),
+            optical=raster_path(self, parameters, "OPTICAL", context),
+            sar=raster_path(self, parameters, "SAR", context),
             labels=labels, field=field, layer=layer_name, validation=self._validation(parameters, context),
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,

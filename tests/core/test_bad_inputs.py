@@ -95,7 +95,11 @@ def test_cli_case(case_id, workdir):
         C.check_works(args, out)
         with __import__("rasterio").open(out) as ds:
             v = ds.read(1)
-        C.record("CLI", case_id, "works", f"exit 0; {int((v != 0).sum())} of {v.size} pixels classified", tmp)
+        warnings = [line for line in stderr.splitlines() if line.startswith("claire: warning:")]
+        if case.warns:
+            assert any(__import__("re").search(case.warns, w) for w in warnings), stderr
+        C.record("CLI", case_id, "works", " ".join([f"exit 0; {int((v != 0).sum())} of {v.size} pixels classified"]
+                                                   + warnings), tmp)
 
 
 def test_cli_subprocess_refuses_pickle_checkpoint_without_running_it(workdir):
@@ -270,7 +274,7 @@ def test_cli_batch_one_broken_pair_among_good_ones(workdir):
 def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
     """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
     ids = set(C.case_ids())
-    assert len(ids) == len(C.CASES) == 62
+    assert len(ids) == len(C.CASES) == 67
     for c in C.CASES:
         assert c.expect in ("error", "works")
         assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,22 @@ def project_layer(name: str) -> str:
     return layer.id()
 
 
+def WarningsFeedback():  # noqa: N802 - a class made when QGIS is up
+    """A Processing feedback that keeps what was pushed as a warning (in `.warnings`)."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text: str) -> None:  # noqa: N802
+            self.warnings.append(text)
+            super().pushWarning(text)
+
+    return Feedback()
+
+
 def run_alg(alg_id: str, params: dict, feedback=None):
     """(results, None) or (None, message of the QgsProcessingException)."""
     import processing
@@ -75,6 +92,8 @@ def assert_inputs_untouched(before: dict, after: dict) -> None:
 @pytest.mark.parametrize("case_id", C.case_ids())
 def test_alg_case(case_id, claire_plugin, workdir):
     case = C.by_id(case_id)
+    if case.cli_only:
+        pytest.skip(case.note)
     tmp, ck = workdir
     args = case.build(tmp, ck)
     out = args["output"]
@@ -85,7 +104,8 @@ def test_alg_case(case_id, claire_plugin, workdir):
         params.update(OPTICAL=project_layer(args["optical"]), SAR=project_layer(args["sar"]))
     before = C.snapshot(tmp)
     try:
-        results, message = run_alg("claire:classify", params)
+        feedback = WarningsFeedback()
+        results, message = run_alg("claire:classify", params, feedback)
     finally:
         if case.as_layers:
             from qgis.core import QgsProject
@@ -114,7 +134,10 @@ def test_alg_case(case_id, claire_plugin, workdir):
 
         with rasterio.open(out) as ds:
             v = ds.read(1)
-        C.record("Processing", case_id, "works", f"{int((v != 0).sum())} of {v.size} pixels classified", tmp)
+        if case.warns:
+            assert any(re.search(case.warns, w) for w in feedback.warnings), feedback.warnings
+        C.record("Processing", case_id, "works", " ".join([f"{int((v != 0).sum())} of {v.size} pixels classified"]
+                                                          + feedback.warnings), tmp)
 
 
 def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):

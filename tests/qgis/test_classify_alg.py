@@ -164,3 +164,22 @@ def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_check
 
     alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
     assert alg.parameterDefinition("FILL_FROM_SAR").defaultValue() is True
+
+
+def test_runtime_is_an_advanced_parameter_that_reaches_the_engine(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                  tmp_path):
+    """Issue 22 item 1 (part): RUNTIME (auto, eager, compiled, aot) as on the command line and in the dock."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParameterDefinition
+
+    from claire.claire_plugin.core.params import RUNTIMES
+
+    context = QgsProcessingContext()
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    definition = alg.parameterDefinition("RUNTIME")
+    assert definition.options() == list(RUNTIMES) and definition.defaultValue() == 0
+    assert definition.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    assert "checked against eager" in alg.shortHelpString()
+    base = {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"], "CHECKPOINT": tiny_checkpoint,
+            "OUTPUT": str(tmp_path / "o.tif")}
+    assert alg.build_params(base, context).runtime == "auto"
+    assert alg.build_params(dict(base, RUNTIME=RUNTIMES.index("eager")), context).runtime == "eager"

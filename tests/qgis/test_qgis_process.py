@@ -49,3 +49,54 @@ def test_qgis_process_lists_and_runs_classify(tmp_path, raster_pair, tiny_checkp
     assert gdal.Info(out, format="json")["bands"][0]["categories"][1] == "water"
     # ... and QGIS left no statistics sidecar next to the inputs.
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".aux.xml") and not p.startswith("lc.")]
+
+
+def _state(folder: str) -> dict:
+    """{name: (bytes, mtime_ns)} of every file in `folder`."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        with open(path, "rb") as fh:
+            out[name] = (fh.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optical_name", ["optical.tif", "optical.vrt"])
+def test_qgis_process_leaves_input_folder_untouched_without_any_setting(tmp_path, raster_pair, tiny_checkpoint,
+                                                                         optical_name):
+    """Issue 19 class 8: a plain `qgis_process run claire:classify`, GDAL_PAM_ENABLED not set by anyone, on
+    copies of the inputs (with a reference, and once with the optical as a VRT) in their own folder: afterwards
+    the folder lists the same files with the same bytes and modification times. Before, qgis_process loaded
+    every raster parameter as a layer, and QGIS's layer statistics were saved at exit as optical.tif.aux.xml,
+    sar.tif.aux.xml... or written into the .vrt itself. The class map still carries its category names."""
+    import shutil
+
+    from osgeo import gdal
+
+    from claire.claire_plugin.install import install
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for key in ("optical", "sar", "labels"):
+        shutil.copy(raster_pair[key], inputs / os.path.basename(raster_pair[key]))
+    if optical_name.endswith(".vrt"):
+        gdal.BuildVRT(str(inputs / optical_name), [str(inputs / "optical.tif")]).FlushCache()
+    shutil.copy(tiny_checkpoint, inputs / "tiny.safetensors")
+    root = str(tmp_path / "qgis")
+    install(os.path.join(root, "profiles", "default"))
+    env = _env(root)
+    del env["GDAL_PAM_ENABLED"]
+    before = _state(str(inputs))
+    out = str(tmp_path / "lc.tif")
+    proc = subprocess.run(
+        [QGIS_PROCESS, "run", "claire:classify", "--json", "--", f"OPTICAL={inputs / optical_name}",
+         f"SAR={inputs / 'sar.tif'}", f"REFERENCE={inputs / 'labels.tif'}", f"CHECKPOINT={inputs / 'tiny.safetensors'}",
+         f"OUTPUT={out}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = _state(str(inputs))
+    assert sorted(after) == sorted(before)
+    assert not [n for n in after if n.endswith(".aux.xml")]
+    assert after == before
+    assert gdal.Info(out, format="json")["bands"][0]["categories"][1] == "water"

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from ..inputs.bands import choose_bands
+from ..inputs.fit import resolution_warning, same_raster_message
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -172,15 +173,22 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
     plan.opened.append(opt)
     sar = rio.open_raster(params.sar, "SAR")
     plan.opened.append(sar)
+    same = same_raster_message(params.optical, params.sar, params.optical_bands, params.sar_bands)
+    if same:
+        raise ClaireError(same)
     rio.require_crs(opt, "optical")
     rio.require_crs(sar, "SAR")
     plan.optical_spec = InputSpec.from_card(plan.card, "optical", cfg.get("optical_channels"))
     plan.sar_spec = InputSpec.from_card(plan.card, "sar", cfg.get("sar_channels"))
-    plan.optical_bands = choose_bands("optical", opt.count, opt.descriptions, plan.optical_spec.bands,
-                                      params.optical_bands, cfg.get("optical_channels"), "--optical-bands")
-    plan.sar_bands = choose_bands("SAR", sar.count, sar.descriptions, plan.sar_spec.bands, params.sar_bands,
-                                  cfg.get("sar_channels"), "--sar-bands")
+    (o_names, o_from), (s_names, s_from) = rio.band_labels(opt), rio.band_labels(sar)
+    plan.optical_bands = choose_bands("optical", opt.count, o_names, plan.optical_spec.bands, params.optical_bands,
+                                      cfg.get("optical_channels"), "--optical-bands", o_from)
+    plan.sar_bands = choose_bands("SAR", sar.count, s_names, plan.sar_spec.bands, params.sar_bands,
+                                  cfg.get("sar_channels"), "--sar-bands", s_from)
     messages += [plan.optical_bands.describe("optical"), plan.sar_bands.describe("SAR")]
+    warning = resolution_warning(opt, plan.card)
+    if warning:
+        messages.append(warning)
     plan.region = rio.overlap_window(opt, sar)
     if params.reference:
         ref_ds = rio.open_raster(params.reference, "reference")

@@ -1,7 +1,10 @@
 """Map raster bands to the bands a checkpoint expects.
 
-Order of preference: explicit 1-based indices, then band descriptions, then known Sentinel-2 /
-Sentinel-1 layouts by band count, then (same count as needed) the checkpoint's own order.
+Order of preference: explicit 1-based indices, then band names (descriptions, or for a VRT stacking one
+file per band, the source files' names: core.io.raster_io.band_labels), then known Sentinel-2 / Sentinel-1
+layouts by band count, then (same count as needed) the checkpoint's own order. A layout or order is never
+assumed against the bands' own names: a VRT of band files stacked in the shell's alphabetical order
+(B01 .. B09 B11 B12 B8A) is read by its names, reordered, or refused.
 """
 from __future__ import annotations
 
@@ -74,13 +77,43 @@ class BandChoice:
         return {"indices": list(self.indices), "names": list(self.names), "method": self.method}
 
 
+#: Band names that say which band a raster band is (anything else in a description says nothing).
+KNOWN_BANDS = frozenset(S2_L1C) | {"VV", "VH", "HH", "HV"}
+
+
+def _named_order(found: List[int], names: List[Optional[str]], named_by: str) -> str:
+    """How the bands were matched, saying when the raster stacks them in another order."""
+    method = f"matched by {named_by}"
+    if found != sorted(found):
+        stacked = [n for n in names if n]
+        method += f"; reordered: the raster stacks them as {' '.join(stacked)}"
+    return method
+
+
+def _refuse_against_names(role: str, names: List[Optional[str]], layout: Sequence[str], label: str,
+                          named_by: str, wanted: Sequence[str], flag: str) -> None:
+    """ClaireError when reading the bands as `layout` would contradict what their own names say."""
+    clash = [(i, n, layout[i]) for i, n in enumerate(names[:len(layout)]) if n in KNOWN_BANDS and n != layout[i]]
+    if not clash:
+        return
+    i, name, read_as = clash[0]
+    stacked = " ".join(n or "?" for n in names)
+    missing = [w for w in wanted if canonical_band(w) not in names]
+    lacks = f"; {', '.join(missing)} is not among them" if missing else ""
+    raise ClaireError(f"the {role} bands are named {stacked} ({named_by}), but {label} would read band {i + 1} "
+                      f"({name}) as {read_as}{lacks}; stack the bands in the order {' '.join(layout)} (e.g. "
+                      f"gdalbuildvrt -separate with the files listed in that order), or pass {flag} with the "
+                      f"1-based positions of {', '.join(wanted)}")
+
+
 def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], wanted: Sequence[str],
                  explicit: Optional[Sequence[int]] = None, needed: Optional[int] = None,
-                 flag: str = "--bands") -> BandChoice:
+                 flag: str = "--bands", named_by: str = "band descriptions") -> BandChoice:
     """Pick the raster bands (1-based) for `role` ('optical' or 'sar').
 
     `wanted` are the checkpoint's band names (may be empty); `needed` the channel count when names
-    are missing. Raises ClaireError naming the problem and the option that fixes it.
+    are missing; `descriptions` the bands' names and `named_by` where they come from. Raises ClaireError
+    naming the problem and the option that fixes it.
     """
     wanted = [str(w) for w in (wanted or [])]
     n_need = len(wanted) if wanted else int(needed or 0)
@@ -110,13 +143,16 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
                     break
                 found.append(hits[0])
             else:
-                return BandChoice(found, wanted, "matched by band descriptions")
+                return BandChoice(found, wanted, _named_order(found, desc_c, named_by))
         layouts = OPTICAL_LAYOUTS if role == "optical" else SAR_LAYOUTS
         if count in layouts:
             label, layout = layouts[count]
             if all(w in layout for w in want_c):
+                _refuse_against_names(role, desc_c, layout, f"the {label} layout", named_by, wanted, flag)
                 return BandChoice([layout.index(w) + 1 for w in want_c], wanted,
                                   f"known layout by band count: {label}")
+        if count == n_need:
+            _refuse_against_names(role, desc_c, want_c, "the checkpoint's order", named_by, wanted, flag)
     if count == n_need:
         return BandChoice(list(range(1, count + 1)), names_out,
                           f"assumed to be in the checkpoint's order ({count} bands, no descriptions matched)")

@@ -282,6 +282,38 @@ def metadata_text(ds, indexes: Sequence[int]) -> str:
     return " ".join(parts).lower()
 
 
+def band_labels(ds) -> Tuple[List[Optional[str]], str]:
+    """(names of the bands, where they come from) for core.inputs.bands.choose_bands: the band descriptions,
+    or, for a VRT whose bands each read one different file (gdalbuildvrt -separate), the file names, which
+    say which band each is (…_B8A_20m.jp2) where descriptions are empty."""
+    descriptions = list(ds.descriptions)
+    sources = vrt_band_sources(ds) if not any(descriptions) else []
+    if sources and len(set(sources)) == len(sources) == ds.count:
+        return [os.path.splitext(s)[0] for s in sources], "the VRT's source file names"
+    return descriptions, "band descriptions"
+
+
+def vrt_band_sources(ds) -> List[str]:
+    """Base names of the one source file of each band of a VRT file ([] when it is no VRT file, or a band
+    has not exactly one source)."""
+    import xml.etree.ElementTree as ET
+
+    path = getattr(ds, "name", "")
+    if getattr(ds, "driver", "") != "VRT" or not os.path.isfile(path) or os.path.getsize(path) > 8 << 20:
+        return []
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return []
+    names = []
+    for band in root.findall("VRTRasterBand"):
+        files = [e.text or "" for e in band.iter("SourceFilename")]
+        if len(files) != 1:
+            return []
+        names.append(os.path.basename(files[0].replace("\\", "/")))
+    return names
+
+
 _UNIT_KEYS = re.compile(r"unit|scale|db|backscatter|calib|polari|measure|quantity", re.I)
 
 

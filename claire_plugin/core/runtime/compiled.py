@@ -33,8 +33,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import ClaireError
+from ..params import RUNTIMES
 
-RUNTIMES = ("auto", "eager", "compiled", "aot")
 #: A runtime is used only when it gives the eager float32 class on this share of the check's pixels...
 MIN_AGREEMENT = 0.995
 #: ...and its confidence differs by at most this many percentage points on average.

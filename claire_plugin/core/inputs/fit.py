@@ -1,0 +1,126 @@
+"""Mistakes a user makes when choosing the inputs, told before a run: the same raster as optical and SAR, a
+SAR that is not in dB, bands stacked in another order (core.inputs.bands), a pixel size far from the one the
+checkpoint was trained at. The engine applies the same rules (core.engine.plan); `check_pair` runs them on
+metadata and a small sample for the dock's fit check, without writing anything next to the inputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import ClaireError
+
+#: A pixel size this many times larger or smaller than the training one gets a warning.
+RESOLUTION_FACTOR = 1.5
+#: Native pixel size of the sensors a card may name, when it does not record `inputs.optical.resolution_m`.
+SENSOR_RESOLUTION_M = {"sentinel-2": 10.0}
+
+
+def same_raster_message(optical: str, sar: str, optical_bands: Optional[Sequence[int]] = None,
+                        sar_bands: Optional[Sequence[int]] = None) -> Optional[str]:
+    """Why the optical and SAR inputs cannot be the same raster, or None. One file stacking both is fine
+    when --optical-bands and --sar-bands name different bands of it."""
+    from ..io.gdal_names import is_gdal_name
+    from ..io.raster_io import same_file
+
+    if not optical or not sar:
+        return None
+    if is_gdal_name(optical) or is_gdal_name(sar):  # two members of one archive, two pages of one file
+        if optical.strip() != sar.strip():
+            return None
+    elif not same_file(optical, sar):
+        return None
+    if optical_bands and sar_bands and not set(optical_bands) & set(sar_bands):
+        return None
+    return (f"the same raster ({optical}) is given as the optical and as the SAR input; choose the Sentinel-1 "
+            f"SAR raster (VV, VH backscatter) as SAR, or, if this file stacks both, name each one's bands with "
+            f"--optical-bands and --sar-bands")
+
+
+def training_resolution(card: Dict[str, Any]) -> Optional[Tuple[float, str]]:
+    """(pixel size in metres the checkpoint was trained at, where that comes from), or None when unknown."""
+    spec = (card.get("inputs") or {}).get("optical") or {}
+    value = spec.get("resolution_m")
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return float(value), "its model card"
+    sensor = str(spec.get("sensor") or "").lower()
+    for name, metres in SENSOR_RESOLUTION_M.items():
+        if name in sensor:
+            return metres, f"{spec.get('sensor')} bands"
+    return None
+
+
+def resolution_warning(ds, card: Dict[str, Any]) -> Optional[str]:
+    """A warning when the optical raster's pixels are RESOLUTION_FACTOR times coarser or finer than the
+    checkpoint's training pixels (the map's grid is the optical's), naming the fix; None otherwise."""
+    from ..io.raster_io import pixel_area_m2
+
+    trained = training_resolution(card)
+    if trained is None or ds.crs is None:
+        return None
+    size = math.sqrt(pixel_area_m2(ds))
+    ratio = size / trained[0]
+    if 1 / RESOLUTION_FACTOR < ratio < RESOLUTION_FACTOR:
+        return None
+    t = trained[0]
+    how = (f"coarser: objects look {ratio:.3g} x smaller" if ratio > 1 else f"finer: objects look {1 / ratio:.3g} x "
+           f"larger")
+    return (f"warning: the optical pixels are {size:.3g} m, {how} than in the {t:g} m pixels the checkpoint was "
+            f"trained on ({trained[1]}), so the map will be less accurate; resample the optical to {t:g} m "
+            f"(gdalwarp -tr {t:g} {t:g} -r average, or Raster > Projections > Warp in QGIS), or use a checkpoint "
+            f"trained at {size:.3g} m")
+
+
+@dataclass
+class PairCheck:
+    """What `check_pair` found: problems that stop a run, warnings that do not."""
+
+    errors: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def check_pair(optical: str, sar: str, card: Dict[str, Any], optical_bands: Optional[Sequence[int]] = None,
+               sar_bands: Optional[Sequence[int]] = None, sar_units: Optional[str] = "auto") -> PairCheck:
+    """The engine's rules for the inputs, on their metadata and a small sample of the SAR (fast enough for a
+    dock reacting to a layer choice); GDAL's PAM is off meanwhile, so nothing is written next to them."""
+    out = PairCheck()
+    from ..io.pam import pam_off
+
+    with pam_off():
+        try:
+            _check_opened(optical, sar, card, optical_bands, sar_bands, sar_units, out)
+        except ClaireError as exc:
+            out.errors.append(str(exc))
+    return out
+
+
+def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, sar_bands, sar_units,
+                  out: PairCheck) -> None:
+    from ..io import raster_io as rio
+    from .bands import choose_bands
+    from .normalize import InputSpec, sar_preparer
+
+    cfg = card.get("config") or {}
+    with rio.open_raster(optical, "optical") as opt, rio.open_raster(sar, "SAR") as sds:
+        same = same_raster_message(optical, sar, optical_bands, sar_bands)
+        if same:
+            raise ClaireError(same)
+        o_names, o_from = rio.band_labels(opt)
+        s_names, s_from = rio.band_labels(sds)
+        ospec = InputSpec.from_card(card, "optical", cfg.get("optical_channels"))
+        sspec = InputSpec.from_card(card, "sar", cfg.get("sar_channels"))
+        choose_bands("optical", opt.count, o_names, ospec.bands, optical_bands, cfg.get("optical_channels"),
+                     "--optical-bands", o_from)
+        sc = choose_bands("SAR", sds.count, s_names, sspec.bands, sar_bands, cfg.get("sar_channels"),
+                          "--sar-bands", s_from)
+        from rasterio.windows import Window
+
+        sample = rio.sample(sds, sc.indices, Window(0, 0, sds.width, sds.height))
+        if sds.nodata is not None and math.isfinite(sds.nodata):
+            sample = sample[:, (sample != sds.nodata).all(axis=0)]
+        sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
+                     sds.dtypes[sc.indices[0] - 1])
+        warning = resolution_warning(opt, card)
+        if warning:
+            out.warnings.append(warning)

@@ -1,0 +1,106 @@
+"""core.inputs.fit and the band names of a VRT of band files (issue 19 class 9)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.inputs.bands import choose_bands
+from claire.claire_plugin.core.inputs.fit import check_pair, resolution_warning, training_resolution
+from claire.tests.fixtures import bad_inputs as C
+from claire.tests.fixtures import bad_inputs_19 as C19
+from claire.tests.fixtures.helpers import CARD_OPTICAL, tiny_card
+
+ALPHABETICAL = sorted(C19.S2_FILES)
+
+
+def test_alphabetical_names_are_reordered_and_said():
+    choice = choose_bands("optical", 12, ALPHABETICAL, CARD_OPTICAL, flag="--optical-bands")
+    assert [ALPHABETICAL[i - 1] for i in choice.indices] == CARD_OPTICAL
+    assert "reordered: the raster stacks them as B01 B02" in choice.method and "B12 B8A" in choice.method
+
+
+def test_layout_against_the_names_is_refused():
+    names = sorted([b for b in C19.S2_FILES if b != "B8A"] + ["B10"])
+    with pytest.raises(ClaireError, match=r"band 9 \(B09\) as B8A; B8A is not among them; stack the bands"):
+        choose_bands("optical", 12, names, CARD_OPTICAL, flag="--optical-bands")
+    # the same count without names keeps the known layout
+    assert choose_bands("optical", 12, [None] * 12, CARD_OPTICAL).method.startswith("known layout")
+
+
+def test_vrt_in_alphabetical_order_gives_the_map_of_the_ordered_stack(workdir):
+    """The engine through the CLI: the alphabetical VRT and the 12-band GeoTIFF in L2A order give the
+    same map, pixel for pixel (without the reorder, B09 would be read as B8A and so on)."""
+    import rasterio
+
+    from claire.tests.core.test_bad_inputs import classify_argv, cli
+
+    tmp, ck = workdir
+    args = C19._vrt_alphabetical(tmp, ck)
+    maps = []
+    for optical, out in ((args["optical"], tmp / "out" / "vrt.tif"), (str(tmp / "in" / "optical.tif"),
+                                                                       tmp / "out" / "tif.tif")):
+        rc, stdout, stderr = cli(classify_argv(dict(args, optical=optical, output=str(out))))
+        assert rc == 0, stderr
+        with rasterio.open(out) as ds:
+            maps.append(ds.read(1))
+    np.testing.assert_array_equal(maps[0], maps[1])
+
+
+def test_training_resolution_from_card_or_sensor():
+    card = tiny_card()
+    assert training_resolution(card) == (10.0, "Sentinel-2 bands")
+    card["inputs"]["optical"]["resolution_m"] = 20
+    assert training_resolution(card) == (20.0, "its model card")
+    card["inputs"]["optical"].pop("resolution_m")
+    card["inputs"]["optical"]["sensor"] = "unknown camera"
+    assert training_resolution(card) is None
+
+
+@pytest.mark.parametrize("res,warns", [(10.0, False), (14.0, False), (20.0, True), (5.0, True)])
+def test_resolution_warning_threshold(tmp_path, res, warns):
+    import rasterio
+
+    path = C.write_tif(tmp_path / "o.tif", np.ones((2, 4, 4), np.int16), res=res)
+    with rasterio.open(path) as ds:
+        text = resolution_warning(ds, tiny_card())
+    assert bool(text) == warns
+    if warns:
+        assert text.startswith("warning:") and "resample the optical to 10 m" in text
+
+
+def test_check_pair_same_file_units_and_fit(workdir):
+    tmp, ck = workdir
+    card = tiny_card()
+    args = C._pair(tmp, ck)
+    assert check_pair(args["optical"], args["sar"], card).errors == []
+    same = check_pair(args["optical"], args["optical"], card)
+    assert len(same.errors) == 1 and "same raster" in same.errors[0]
+    # one file stacking both, with disjoint band lists, is fine for this check
+    assert check_pair(args["optical"], args["optical"], card, list(range(1, 11)), [11, 12]).errors[:1] != [
+        same.errors[0]]
+    dn = C19._sar_float_dn(tmp, ck)
+    errors = check_pair(dn["optical"], dn["sar"], card).errors
+    assert errors and "neither dB nor linear" in errors[0] and "--sar-units dB" in errors[0]
+    coarse = C19._coarse_optical(tmp, ck)
+    found = check_pair(coarse["optical"], coarse["sar"], card)
+    assert found.errors == [] and "60 m" in found.warnings[0]
+
+
+def test_check_pair_writes_nothing_next_to_the_inputs(workdir):
+    tmp, ck = workdir
+    args = C19._vrt_alphabetical(tmp, ck)
+    before = C.snapshot(tmp)
+    assert check_pair(args["optical"], args["sar"], tiny_card()).errors == []
+    assert C.snapshot(tmp) == before
+
+
+def test_card_resolution_is_validated():
+    from claire.models.card_schema import card_problem
+
+    card = tiny_card()
+    card["inputs"]["optical"]["resolution_m"] = 10
+    assert card_problem(card) is None
+    for bad in (0, -10, float("nan"), "10 m"):
+        card["inputs"]["optical"]["resolution_m"] = bad
+        assert "resolution_m" in (card_problem(card) or ""), bad

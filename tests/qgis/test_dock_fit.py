@@ -1,0 +1,96 @@
+"""Issue 19 class 9 in the dock (real QGIS widgets): a new user's mistakes shown in the fit check before a
+run, each saying what to do; the SAR-units and runtime choices in the advanced options reach the run."""
+from __future__ import annotations
+
+import pytest
+
+from claire.tests.fixtures import bad_inputs as C
+from claire.tests.fixtures import bad_inputs_19 as C19
+
+
+@pytest.fixture
+def dock_for(qgis_app, workdir):
+    """dock_for(builder) -> (dock, args): a dock with the catalogue case's layers chosen."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+    from claire.claire_plugin.layers.layers import no_input_sidecars
+
+    tmp, ck = workdir
+    project, made = QgsProject.instance(), []
+
+    def build(builder):
+        args = builder(tmp, ck)
+        layers = {}
+        for role in ("optical", "sar"):
+            if args[role] not in layers:
+                with no_input_sidecars():
+                    layers[args[role]] = QgsRasterLayer(args[role], role, "gdal")
+                assert layers[args[role]].isValid()
+        project.addMapLayers(list(layers.values()))
+        made.extend(layers.values())
+        dock = ClaireDock(None)
+        dock.picker.setCheckpoint(ck)
+        dock.optical.setLayer(layers[args["optical"]])
+        dock.sar.setLayer(layers[args["sar"]])
+        return dock, args
+
+    yield build
+    for layer in made:
+        project.removeMapLayer(layer.id())
+
+
+def _fit(dock) -> str:
+    """The fit line under the checkpoint picker, as shown."""
+    return dock.picker.status.text()
+
+
+def test_a_good_pair_fits(dock_for):
+    dock, _ = dock_for(C._pair)
+    assert dock._update_fit() == []
+    assert "the layers fit its bands" in _fit(dock)
+
+
+def test_the_same_layer_as_optical_and_sar_is_refused(dock_for):
+    dock, _ = dock_for(C19._same_raster_twice)
+    warnings = dock._update_fit()
+    assert any("given as the optical and as the SAR input" in w and "choose the Sentinel-1 SAR raster" in w
+               for w in warnings), warnings
+    assert "layers fit" not in _fit(dock)
+    assert "Check the warnings above" in dock.status.text()
+
+
+def test_sar_not_in_db_is_refused_pointing_to_the_sar_units_choice(dock_for):
+    dock, _ = dock_for(C19._sar_float_dn)
+    warnings = dock._update_fit()
+    assert any("neither dB nor linear backscatter" in w and "'SAR units' in Options (dB, linear-power or "
+               "amplitude)" in w for w in warnings), warnings
+    assert not any("--sar-units" in w for w in warnings)
+
+
+def test_the_sar_units_choice_is_used_by_the_check_and_the_run(dock_for):
+    dock, _ = dock_for(C19._sar_linear_undeclared)
+    assert any("'SAR units' in Options (linear-power or amplitude)" in w for w in dock._update_fit())
+    dock.sar_units.setCurrentText("linear-power")  # the combo's signal re-runs the check
+    assert dock.picker.warnings() == []
+    dock.runtime.setCurrentText("eager")
+    params = dock.build_params()
+    assert (params.sar_units, params.runtime) == ("linear-power", "eager")
+
+
+def test_alphabetical_band_files_without_b8a_are_refused(dock_for):
+    dock, _ = dock_for(C19._vrt_alphabetical_no_b8a)
+    warnings = dock._update_fit()
+    assert any("B8A is not among them" in w and "the optical 'bands' field" in w for w in warnings), warnings
+
+
+def test_alphabetical_band_files_fit_once_reordered(dock_for):
+    dock, _ = dock_for(C19._vrt_alphabetical)
+    assert dock._update_fit() == []
+
+
+def test_a_pixel_size_far_from_training_warns(dock_for):
+    dock, _ = dock_for(C19._coarse_optical)
+    warnings = dock._update_fit()
+    assert len(warnings) == 1 and "optical pixels are 60 m" in warnings[0], warnings
+    assert "resample the optical to 10 m" in warnings[0] and not warnings[0].startswith("warning:")
