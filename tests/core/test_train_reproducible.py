@@ -38,6 +38,7 @@ def _train(data_dir: str, out: str, **env) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_two_machines_worth_of_settings_give_the_same_checkpoint_and_metrics(data_dir, tmp_path):
     a, b = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
     _train(data_dir, a, OMP_NUM_THREADS="1")

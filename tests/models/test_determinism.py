@@ -61,6 +61,7 @@ def _run(reproducible: bool, **env) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_reproducible_training_gives_the_same_bits_under_any_cpu_and_thread_setting():
     first, second = _run(True), _run(True)
     other = _run(True, **OTHER_CPU)
@@ -72,6 +73,7 @@ def test_reproducible_training_gives_the_same_bits_under_any_cpu_and_thread_sett
     assert record["environment"] == determinism.PINNED_ENV and record["torch"] == torch.__version__
 
 
+@pytest.mark.slow
 def test_without_pinning_the_cpu_code_path_changes_the_bits():
     """What the pinning guards against: the same seeded run on AVX2 and on plain kernels differs."""
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
