@@ -85,9 +85,9 @@ def test_without_pinning_the_cpu_code_path_changes_the_bits():
 
 
 def test_enable_refuses_once_torch_runs_other_kernels(monkeypatch):
+    torch.ones(3).sum()  # a first kernel: ATen chooses its CPU code path now
     for key in determinism.PINNED_ENV:  # restored after the test: enable() sets them in this process
         monkeypatch.setenv(key, "unset-by-test")
-    torch.ones(3).sum()
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
         pytest.skip("this process already runs the plain kernels")
     with pytest.raises(determinism.NotReproducibleError, match="ATEN_CPU_CAPABILITY=default"):
