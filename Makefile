@@ -86,12 +86,14 @@ install: venv
 uninstall:
 	@$(PY) -m claire.claire_plugin.install uninstall
 
-## Retrain the bundled default checkpoint from the bundled data (seeded, reproducible).
+## Retrain the bundled default checkpoint from the bundled data: seeded, and with --reproducible the same
+## weights and card metrics on any x86-64 CPU (portable kernels, one thread; models/determinism.py).
 checkpoint: venv
-	OMP_NUM_THREADS=1 $(VENV)/bin/claire train --arch claire --size small --data resources/data/terramesh \
+	OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE $(VENV)/bin/claire train --arch claire \
+	  --size small --data resources/data/terramesh \
 	  --layout terramesh-levels --context local --cloud-gate --holdout 0.25 \
 	  --epochs 60 --steps-per-epoch 20 --batch-size 8 --crop 128 \
-	  --seed 0 --threads 1 --half --note "bundled default: make checkpoint" \
+	  --seed 0 --threads 1 --device cpu --reproducible --half --note "bundled default: make checkpoint" \
 	  --output resources/checkpoints/claire_default.safetensors
 
 bench: venv

@@ -76,7 +76,8 @@ def synthetic_clouds(opt: np.ndarray, rng: np.random.Generator, coverage: Option
     if coverage >= 1.0:
         alpha = np.full((h, w), float(rng.uniform(0.9, 1.0)), dtype=np.float32)
     else:
-        thr = np.quantile(field, 1.0 - coverage)
+        # in float64 under NumPy 1 and 2 alike (NumPy 2 keeps a float32 quantile in float32)
+        thr = float(np.quantile(field.astype(np.float64), 1.0 - coverage))
         alpha = np.clip((field - thr) / 0.15, 0.0, 1.0) * float(rng.uniform(0.7, 1.0))
     brightness = float(rng.uniform(0.35, 0.8))
     cloud = brightness * np.linspace(1.05, 0.8, c, dtype=np.float32)[:, None, None]

@@ -112,5 +112,5 @@ def familiarity(model: torch.nn.Module, train: Iterable[Item], heldout: Iterable
     if not d.size:
         raise ValueError("no held-out pixels to calibrate the familiarity threshold on")
     return {"feature": FEATURE, "mean": [float(x) for x in mean], "var": [float(x) for x in var],
-            "threshold": float(np.quantile(d, quantile)), "quantile": quantile, "pixels": int(n),
+            "threshold": float(np.quantile(d.astype(np.float64), quantile)), "quantile": quantile, "pixels": int(n),
             "heldout_pixels": int(d.size)}

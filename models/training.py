@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from . import determinism
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
 from .cloud import cloud_probability
 from .device import resolve_device
@@ -61,6 +62,7 @@ class TrainConfig:
     context: str = "global"      # "local": tile-invariant GRN / channel attention / PPM (models.registry)
     context_px: int = 128
     cloud_gate: bool = False     # CMAF leans on SAR where models.cloud flags the optical input
+    reproducible: bool = False   # the same bits on any x86-64 CPU (models.determinism; CPU only, 1 thread)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -98,7 +100,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch; make CPU/cuDNN kernels deterministic where cheap."""
+    """Seed python's, numpy's and torch's global generators (the training loops draw their crops from
+    explicit `np.random.Generator`s; these cover anything else); cuDNN does not benchmark kernels."""
     import random
 
     random.seed(seed)
@@ -137,9 +140,6 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
-
-
-_lr_at = lr_at
 
 
 def _all_params(opt: torch.optim.Optimizer) -> List[torch.nn.Parameter]:
@@ -189,12 +189,13 @@ def _load_resume(path: str, model: torch.nn.Module, opt: torch.optim.Optimizer, 
     return meta
 
 
-def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig,
-          resume_path: Optional[str] = None, log: Callable[[str], None] = print,
-          progress: bool = True) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history)."""
+def _setup(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig) -> Dict[str, Any]:
+    """Seeded network, loss, optimiser, mixed-precision scaler and an empty history of a training run."""
+    reproducibility = determinism.enable() if cfg.reproducible else None
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
+    if cfg.reproducible and device.type != "cpu":
+        raise determinism.NotReproducibleError(f"a reproducible run trains on the CPU, not on {device}")
     model = build_model(cfg.arch, model_config(cfg, num_classes, ospec, sspec)).to(device)
     counts = source.class_counts(num_classes)
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
@@ -206,55 +207,78 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    start_epoch, history = 0, {"loss": [], "class_weights": [round(float(w), 4) for w in weights],
-                               "class_counts": [int(c) for c in counts]}
+    return {"device": device, "model": model, "loss_fn": loss_fn, "opt": opt, "use_amp": use_amp,
+            "amp_dtype": amp_dtype,
+            "scaler": torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
+            "history": {"loss": [], "class_weights": [round(float(w), 4) for w in weights],
+                        "class_counts": [int(c) for c in counts], "reproducibility": reproducibility}}
+
+
+def _progress_bar(cfg: TrainConfig, total: int, done: int):
+    """A tqdm bar over the training steps, or None without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=done, desc=f"train {cfg.arch}", unit="step")
+
+
+def _step(run: Dict[str, Any], batch: Tuple, lr: float) -> float:
+    """One optimiser step on `batch` (optical, SAR, labels, cloud or None) at learning rate `lr`; the loss."""
+    device, model, opt, scaler = run["device"], run["model"], run["opt"], run["scaler"]
+    for g in opt.param_groups:
+        g["lr"] = lr
+    o, s, l, c = (None if t is None else t.to(device) for t in batch)
+    with torch.autocast(device.type, dtype=run["amp_dtype"], enabled=run["use_amp"]):
+        out = model(o, s, cloud=c)
+    loss = run["loss_fn"](out["logits"].float(), l)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(opt)
+    scaler.update()
+    return float(loss.detach())
+
+
+def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig,
+          resume_path: Optional[str] = None, log: Callable[[str], None] = print,
+          progress: bool = True) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history).
+
+    Each epoch draws its crops from `np.random.default_rng([seed, epoch])` and seeds torch with the epoch,
+    so a resumed run continues exactly; with `cfg.reproducible` the bits are the same on any x86-64 CPU
+    (models.determinism; the history's `reproducibility` says what that took)."""
+    run = _setup(source, ospec, sspec, num_classes, cfg)
+    model, history = run["model"], run["history"]
+    start_epoch = 0
     if resume_path and os.path.exists(resume_path):
-        meta = _load_resume(resume_path, model, opt, device)
+        meta = _load_resume(resume_path, model, run["opt"], run["device"])
         start_epoch = int(meta.get("epoch", 0))
         history["loss"] = list(meta.get("loss", []))
         log(f"resumed from {resume_path} at epoch {start_epoch}")
     total = cfg.epochs * cfg.steps_per_epoch
     t0 = time.time()
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=total, initial=start_epoch * cfg.steps_per_epoch, desc=f"train {cfg.arch}", unit="step")
-        except ImportError:
-            bar = None
+    bar = _progress_bar(cfg, total, start_epoch * cfg.steps_per_epoch) if progress else None
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         torch.manual_seed(cfg.seed * 100003 + epoch)
         model.train()
         running = 0.0
         for step in range(cfg.steps_per_epoch):
-            gstep = epoch * cfg.steps_per_epoch + step
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(gstep, total, cfg)
-            o, s, l, c = make_batch(source, rng, cfg, ospec, sspec)
-            o, s, l = o.to(device), s.to(device), l.to(device)
-            c = c.to(device) if c is not None else None
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                out = model(o, s, cloud=c)
-            loss = loss_fn(out["logits"].float(), l)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            scaler.step(opt)
-            scaler.update()
-            running += float(loss.detach())
+            loss = _step(run, make_batch(source, rng, cfg, ospec, sspec),
+                         lr_at(epoch * cfg.steps_per_epoch + step, total, cfg))
+            running += loss
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
         history["loss"].append(round(running / cfg.steps_per_epoch, 5))
         if resume_path:
-            _save_resume(resume_path, model, opt, epoch + 1, {"loss": history["loss"]})
+            _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"]})
     if bar is not None:
         bar.close()
     history["seconds"] = round(time.time() - t0, 1)
-    history["device"] = str(device)
+    history["device"] = str(run["device"])
     model.eval()
     return model, history
 

@@ -6,7 +6,9 @@ import json
 import os
 
 from ..core.errors import ClaireError
-from ..tools.bench import LAYOUTS
+from .dev_tools import dev_tool
+
+LAYOUT_NAMES = ("cog", "plain")  # tools/bench.py's LAYOUTS, named here so that --help works without the tools
 
 
 def register(subparsers) -> None:
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
                    help="alternate end-to-end and bare-forward runs this many times and keep the fastest of each "
                         "(default: 3 up to 2048 px, 2 up to 4096 px, else 1)")
     p.add_argument("--folder", default=None, help="keep the synthetic rasters in this folder (default: temporary)")
-    p.add_argument("--layout", default="plain", choices=sorted(LAYOUTS),
+    p.add_argument("--layout", default="plain", choices=LAYOUT_NAMES,
                    help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
                         "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
     p.set_defaults(func=run)
@@ -35,8 +37,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the table (and the targets)."""
-    from ..tools.bench import format_table, run_bench
-
+    bench = dev_tool("bench", "bench")
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -46,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
-    report = run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
+    report = bench.run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
                        threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
-    print(format_table(report))
+    print(bench.format_table(report))
     print(json.dumps(report["targets"], indent=2))
     m = report["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU {m['gpu']}, torch {m['torch']}")

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from ..core.engine import load_model
     from ..core.io.atomic import write_json
     from ..paths import DEFAULT_CHECKPOINT
-    from ..tools import familiarity, robustness, water
+    from .dev_tools import dev_tool
+
+    familiarity, robustness, water = (dev_tool(n, "bench-robustness") for n in ("familiarity", "robustness", "water"))
 
     torch.set_num_threads(max(1, args.threads))
     torch.set_grad_enabled(False)

@@ -33,8 +33,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every (site, N, seed), print the markdown table."""
-    from ..tools.bench_train import mosaic_scene, run_one, table, train_on
+    from .dev_tools import dev_tool
 
+    tool = dev_tool("bench_train", "bench-train")
+    run_one, table, mosaic_scene, train_on = tool.run_one, tool.table, tool.mosaic_scene, tool.train_on
     folder = args.folder or tempfile.mkdtemp(prefix="claire-bench-train-")
     os.makedirs(folder, exist_ok=True)
     extra = ["--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size",

@@ -103,7 +103,9 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
     import torch
 
     from ..core.training.datasets import LAYOUTS, RasterPairSource
-    from ..tools.fusion_table import fusion_markdown
+    from .dev_tools import dev_tool
+
+    fusion_markdown = dev_tool("fusion_table", "fusion-table").fusion_markdown
 
     set_threads(args.threads)
     data = args.data or resource("data", "terramesh")

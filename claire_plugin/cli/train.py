@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--reproducible", action="store_true",
+                   help="the same weights and card metrics on any x86-64 CPU: CPU only, 1 thread, portable "
+                        "kernels (slower; models/determinism.py)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume if it exists")
     p.add_argument("--optical-bands", default=None, help="1-based optical band indices, e.g. 2,3,4,8")
     p.add_argument("--sar-bands", default=None, help="1-based SAR band indices")
@@ -83,9 +86,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "--sar and --labels (your polygons or points)")
     args.epochs = 20 if args.epochs is None else args.epochs
     args.lr = 2e-3 if args.lr is None else args.lr
+    _check_reproducible(args)
 
     from ...models.checkpoint import save_checkpoint
-    from ...models.training import train
     from ..core.training.sources import heldout_metrics
 
     _check_settings(args)
@@ -105,8 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training {args.arch}/{args.size} on {len(pairs)} image(s) of {args.data} (layout {lname}), "
           f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
           f"of {cfg.crop} px", file=sys.stderr)
-    model, hist = train(src, data["ospec"], data["sspec"], len(classes), cfg, resume_path=resume,
-                        log=lambda m: print(m, file=sys.stderr))
+    model, hist = _run_training(src, data, len(classes), cfg, resume)
     vsrc, held, metrics_key = _validation_source(args, data)
     if args.half:
         from ...models.training import round_weights
@@ -138,6 +140,33 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _f3(v: Optional[float]) -> str:
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def _check_reproducible(args: argparse.Namespace) -> None:
+    """--reproducible: pin the CPU code paths before torch runs a kernel; ClaireError for a GPU or other threads."""
+    from ...models import determinism
+
+    if not args.reproducible:
+        return
+    if args.device != "cpu":
+        raise ClaireError(f"--reproducible trains on the CPU (GPU kernels differ from one card to the next); "
+                          f"add --device cpu (got --device {args.device})")
+    if args.threads not in (None, determinism.THREADS):
+        raise ClaireError(f"--reproducible trains on {determinism.THREADS} thread (the thread count changes the "
+                          f"sums); drop --threads {args.threads}")
+    determinism.pin_environment()
+
+
+def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Optional[str]):
+    """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError."""
+    from ...models.determinism import NotReproducibleError
+    from ...models.training import train
+
+    try:
+        return train(src, data["ospec"], data["sspec"], num_classes, cfg, resume_path=resume,
+                     log=lambda m: print(m, file=sys.stderr))
+    except NotReproducibleError as exc:
+        raise ClaireError(str(exc)) from None
 
 
 def _check_settings(args: argparse.Namespace) -> None:
@@ -194,7 +223,7 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                        batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
                        seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
-                       context_px=args.context_px, cloud_gate=args.cloud_gate,
+                       context_px=args.context_px, cloud_gate=args.cloud_gate, reproducible=args.reproducible,
                        loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
                                        args.class_weights))
 
@@ -236,7 +265,7 @@ def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, 
         "class_pixel_counts": hist["class_counts"], "loss_history": hist["loss"],
         "seconds": hist["seconds"], "device": hist["device"], "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
-        "note": args.note,
+        "reproducibility": hist.get("reproducibility"), "note": args.note,
     }
 
 

@@ -70,6 +70,58 @@ def test_metadata_has_no_made_up_addresses_or_markdown(built, tmp_path):
     assert "`" not in meta["about"] and "`" not in meta["description"]
 
 
+def _anchor(heading: str) -> str:
+    """The anchor of a markdown heading as GitHub and most viewers write it."""
+    text = "".join(ch for ch in heading.strip().lower() if ch.isalnum() or ch in " -_")
+    return text.replace(" ", "-")
+
+
+def test_metadata_links_lead_to_what_ships_in_the_zip(built, tmp_path):
+    """homepage / tracker / repository: a web address, or the README in the plugin folder (and a heading in it)."""
+    path = tmp_path / "metadata.txt"
+    path.write_text(built["meta_text"], encoding="utf-8")
+    meta = package.read_metadata(str(path))
+    assert "example.org" not in meta["email"] and "@" in meta["email"]
+    with zipfile.ZipFile(built["out"] / "claire.zip") as archive:
+        readme = archive.read("claire/README.md").decode("utf-8")
+    anchors = {_anchor(line.lstrip("#")) for line in readme.splitlines() if line.startswith("#")}
+    links = {key: meta[key] for key in ("homepage", "tracker", "repository") if meta.get(key)}
+    assert set(links) == {"homepage", "tracker", "repository"}
+    for key, link in links.items():
+        if link.startswith("https://"):
+            continue
+        target, _, anchor = link.partition("#")
+        assert target == "README.md", (key, link)
+        assert not anchor or anchor in anchors, (key, link)
+    assert "reporting-problems" in anchors and meta["email"] in readme
+
+
+@pytest.mark.parametrize("command", [["bench", "--sizes", "64"], ["bench-train"], ["bench-robustness"],
+                                     ["fusion-table", "--from-json"]])
+def test_developer_benchmarks_say_they_need_the_source_tree(built, tmp_path, command):
+    """The ZIP has no claire_plugin/tools/: the CLI still starts, and a benchmark says what it needs."""
+    with zipfile.ZipFile(built["out"] / "claire.zip") as archive:
+        archive.extractall(tmp_path)
+    code = ("import sys; from claire.claire_plugin.cli.main import main; "
+            f"sys.exit(main({command!r}))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "needs the source tree" in done.stderr and f"claire {command[0]}" in done.stderr
+    assert "Traceback" not in done.stderr
+    helped = subprocess.run([sys.executable, "-c", code.replace(repr(command), repr(["bench", "--help"]))],
+                            cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=120)
+    assert helped.returncode == 0 and "--layout" in helped.stdout
+
+
+def test_bench_layout_names_are_the_tools(built):
+    from claire.claire_plugin.cli.bench import LAYOUT_NAMES
+    from claire.claire_plugin.tools.bench import LAYOUTS
+
+    assert sorted(LAYOUT_NAMES) == sorted(LAYOUTS)
+
+
 def test_plugins_xml_names_the_zip_and_the_version(built):
     root = ET.parse(built["out"] / "plugins.xml").getroot()
     plugin = root.find("pyqgis_plugin")

@@ -123,7 +123,7 @@ class Pair:
 def _find_dir(root: str, candidates: Sequence[str]) -> Optional[str]:
     if not os.path.isdir(root):
         return None
-    entries = {e.lower(): e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}
+    entries = {e.lower(): e for e in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, e))}
     for c in candidates:
         if c.lower() in entries:
             return os.path.join(root, entries[c.lower()])

@@ -3,7 +3,8 @@
 Crops are centred near training pixels, classes drawn evenly; only training pixels carry a label, every
 other pixel is ignored (255) by the RIFT loss. Stage 1 trains the decoder (with its classifier head) on
 frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. Augmentation,
-loss, class weights, seeding and the learning-rate schedule are models/training.py's.
+loss, class weights, seeding and the learning-rate schedule are models/training.py's; a cloud-gated base
+gets the cloud probability of its (augmented) crops as the engine computes it (windows.network_input).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ....models.training import IGNORE, LossConfig
 from ..errors import CancelledError, ClaireError
 from .labels import ClassInfo, LabelPixels
 from .scene import Scene
+from .windows import network_input, uses_cloud
 
 EpochFn = Callable[[Dict[str, Any]], None]
 
@@ -113,22 +115,25 @@ class CropSampler:
         return o, s, lab
 
 
-def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: FinetuneConfig):
-    """A batch of augmented, standardised crops as tensors."""
+def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: FinetuneConfig, with_cloud: bool):
+    """A batch of augmented, standardised crops as tensors (optical, SAR, labels, cloud or None); the cloud
+    input of a cloud-gated network is computed on the augmented optical (windows.network_input)."""
     import torch
 
-    os_, ss_, ls_ = [], [], []
+    os_, ss_, ls_, cs_ = [], [], [], []
     clip = scene.sar_spec.clip
     for _ in range(cfg.batch_size):
         o, s, lab = sampler.sample(rng)
         o, s, lab = augment_sample(o, s, lab, rng, cfg.augment, sar_is_db=scene.sar_spec.wants_db)
         if clip:
             s = np.clip(s, *clip)
-        on, sn = scene.standardise(o, s)
+        on, sn, cloud = network_input(scene, o, s, ~np.isfinite(o).all(axis=0), with_cloud)
         os_.append(on)
         ss_.append(sn)
         ls_.append(lab.astype(np.int64))
-    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)))
+        cs_.append(cloud)
+    cloud = torch.from_numpy(np.stack(cs_)) if with_cloud else None
+    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)), cloud)
 
 
 def _set_stage(model, stage: int) -> None:
@@ -177,8 +182,9 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         g = epoch * cfg.steps_per_epoch + step
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, g, s1_steps, total_steps)
-        o, s, lab = _batch(sampler, sampler.scene, rng, cfg)
-        loss = loss_fn(model(o.to(device), s.to(device))["logits"].float(), lab.to(device))
+        o, s, lab, cloud = _batch(sampler, sampler.scene, rng, cfg, uses_cloud(model))
+        cloud = None if cloud is None else cloud.to(device)
+        loss = loss_fn(model(o.to(device), s.to(device), cloud=cloud)["logits"].float(), lab.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)

@@ -22,7 +22,7 @@ from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
-from .windows import CLOUD_COVERAGE, sample_pixels
+from .windows import CLOUD_COVERAGE, sample_pixels, uses_cloud, window_items
 
 ProgressFn = Callable[[float, str], None]
 
@@ -127,6 +127,20 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
 
 
+def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Dict[str, Any]:
+    """The card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
+    unfamiliar raster works with it: decoder feature statistics over the scene windows around the training
+    pixels, threshold calibrated on the windows around the validation pixels (cloud input as in training)."""
+    from ....models.familiarity import familiarity
+
+    with_cloud = uses_cloud(model)
+    fam = familiarity(model.to(device), window_items(scene, split.train, with_cloud),
+                      window_items(scene, split.val, with_cloud), device=device)
+    fam["calibrated_on"] = "heldout"
+    fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
+    return fam
+
+
 def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
                         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
@@ -149,6 +163,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}")
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
                                        validate, on_epoch, is_cancelled)
+        progress(0.82, "measuring the training features (familiarity statistics)")
+        familiar = polygon_familiarity(scene, split, model, device)
         progress(0.85, "scoring on the held-out polygons")
         cmap = base_channel_map(base_card, labels.classes)
         nets = [("finetuned", model.to(device), None)]
@@ -161,6 +177,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
     card = _card(params, base_card, labels, config, report)
+    card["familiarity"] = familiar
     _save(params, model.to("cpu"), card, report)
     progress(1.0, f"wrote {params.output}")
     return report

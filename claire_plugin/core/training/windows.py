@@ -3,7 +3,8 @@
 The labelled pixels are grouped into square cells; each cell is read with a margin of context
 (`Scene.read`), optionally clouded (`models.augment.synthetic_clouds`, seeded per cell), and the
 network's class and the pixel's physical values (the random forest's features) are taken at the
-labelled pixels only. Memory is one window, whatever the raster size.
+labelled pixels only. A cloud-gated network gets the window's cloud probability as the engine gives it
+(`gate_input`), in training and evaluation alike. Memory is one window, whatever the raster size.
 """
 from __future__ import annotations
 
@@ -58,6 +59,41 @@ def cloud_window(opt_phys: np.ndarray, seed: int, cell_no: int) -> np.ndarray:
     return synthetic_clouds(opt_phys, np.random.default_rng([seed, cell_no]), coverage=CLOUD_COVERAGE)
 
 
+def uses_cloud(model) -> bool:
+    """Whether `model` takes models.cloud's probability (a CLAIRE network built with a cloud gate)."""
+    return bool(getattr(model, "uses_cloud", False))
+
+
+def gate_input(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """[1,h,w] cloud input of a window for a cloud-gated network, as the engine makes it: models.cloud's
+    probability of the physical optical (models.training.cloud_input, the one used by folder training too)
+    over the card's band names, and 1 where the window has no data (the engine's default: gaps go to SAR)."""
+    from ....models.training import cloud_input
+
+    cloud = cloud_input(opt_phys, {"bands": list(scene.oc.names)})
+    cloud[:, bad] = 1.0
+    return cloud
+
+
+def network_input(scene: Scene, opt_phys: np.ndarray, sar_phys: np.ndarray, bad: np.ndarray,
+                  with_cloud: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(optical, SAR, cloud or None) of a window as the network takes them (Scene.standardise, gate_input)."""
+    on, sn = scene.standardise(opt_phys, sar_phys)
+    return on, sn, gate_input(scene, opt_phys, bad) if with_cloud else None
+
+
+def window_items(scene: Scene, pixels: LabelPixels, with_cloud: bool, tile: int = 256,
+                 max_windows: int = 64) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray]]:
+    """The windows around `pixels` as models.familiarity items (optical, SAR, cloud, valid mask); at most
+    `max_windows`, spread evenly over them, so that the cost stays bounded on any number of polygons."""
+    windows = list(cells(scene, pixels, tile))
+    keep = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows)).round().astype(int))
+    for i in keep:
+        cell = windows[int(i)]
+        o, s, bad = scene.read(cell.r0, cell.c0, cell.h, cell.w)
+        yield network_input(scene, o, s, bad, with_cloud) + (~bad,)
+
+
 def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
                   clouds: bool = False, seed: int = 0, device: str = "cpu", tile: int = 256,
                   is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[List[np.ndarray], np.ndarray]:
@@ -83,11 +119,12 @@ def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[obje
         ok = ~bad[rr, cc]
         if not models:
             continue
-        on, sn = scene.standardise(o, s)
+        on, sn, cloud = network_input(scene, o, s, bad, any(uses_cloud(net) for net, _ in models))
         with torch.no_grad():
             ot, st = torch.from_numpy(on)[None].to(device), torch.from_numpy(sn)[None].to(device)
+            ct = None if cloud is None else torch.from_numpy(cloud)[None].to(device)
             for j, (net, cmap) in enumerate(models):
-                logits = net(ot, st)["logits"][0].float().cpu().numpy()[:, rr, cc]
+                logits = net(ot, st, cloud=ct)["logits"][0].float().cpu().numpy()[:, rr, cc]
                 preds[j][cell.index] = np.where(ok, _pick(logits, cmap), -1)
     return preds, feats
 

@@ -1,0 +1,116 @@
+"""Polygon training of a cloud-gated base (issue 17): the network gets the cloud probability in training and in
+its held-out scoring, computed as the engine computes it; the new card carries familiarity statistics so the
+engine's unfamiliar raster works with the user's model."""
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from claire.claire_plugin.core.engine import classify
+from claire.claire_plugin.core.params import ClassifyParams
+from claire.claire_plugin.core.training.finetune import FinetuneConfig
+from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
+from claire.claire_plugin.core.training.scene import Scene
+from claire.claire_plugin.core.training.windows import gate_input
+from claire.models import networks
+from claire.models.checkpoint import load_checkpoint, save_checkpoint
+from claire.models.registry import build_model
+from claire.tests.fixtures.helpers import synthetic_scene, tiny_card, write_raster
+from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+NAMES = {1: "water", 4: "crops", 5: "built area"}
+BOXES = [(1, 5, 2), (1, 20, 5), (1, 40, 10), (1, 55, 20), (4, 2, 40), (4, 20, 45), (4, 45, 35), (4, 10, 60),
+         (5, 35, 65), (5, 45, 75), (5, 52, 62), (5, 35, 80)]
+
+
+def _checkpoint(path, cloud_gate: bool) -> str:
+    card = tiny_card()
+    if cloud_gate:
+        card["config"]["cloud_gate"] = True
+    torch.manual_seed(0)
+    save_checkpoint(str(path), build_model("claire", card["config"]), card)
+    return str(path)
+
+
+@pytest.fixture
+def scene(tmp_path):
+    opt, sar, _ = synthetic_scene(64, 96)
+    opt[:, 8:24, 50:70] = 6500  # a bright, flat, cloud-like patch: the cloud probability is not zero everywhere
+    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
+    return {"optical": write_raster(tmp_path / "o.tif", opt),
+            "sar": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+            "labels": write_vector(tmp_path / "l.gpkg", feats), "dir": tmp_path,
+            "gated": _checkpoint(tmp_path / "gated.safetensors", True),
+            "plain": _checkpoint(tmp_path / "plain.safetensors", False)}
+
+
+def _train(scene, checkpoint: str, name: str) -> str:
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=1)
+    out = str(scene["dir"] / f"tuned_{name}.safetensors")
+    train_from_polygons(PolygonTrainParams(scene["optical"], scene["sar"], scene["labels"], out, field="class",
+                                           checkpoint=checkpoint, baseline=False, buffer_px=2, config=cfg))
+    return out
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """Every CLAIRE forward call: (training mode, uses_cloud, cloud shape or None, cloud range)."""
+    calls = []
+    real = networks.ClaireNet.forward
+
+    def spy(self, optical, sar, *args, cloud=None, **kw):
+        rng = None if cloud is None else (float(cloud.min()), float(cloud.max()))
+        calls.append((self.training, self.uses_cloud, None if cloud is None else tuple(cloud.shape),
+                      tuple(optical.shape), rng))
+        return real(self, optical, sar, *args, cloud=cloud, **kw)
+
+    monkeypatch.setattr(networks.ClaireNet, "forward", spy)
+    return calls
+
+
+def test_a_cloud_gated_base_gets_the_cloud_in_training_and_scoring(scene, forwards):
+    torch.set_num_threads(1)
+    _train(scene, scene["gated"], "gated")
+    gated = [c for c in forwards if c[1]]
+    assert any(c[0] for c in gated) and any(not c[0] for c in gated)  # training steps and evaluation
+    for _training, _uses, cloud, optical, rng in gated:
+        assert cloud == (optical[0], 1) + optical[2:]
+        assert 0.0 <= rng[0] <= rng[1] <= 1.0
+    assert max(c[4][1] for c in gated) > 0.5  # the bright patch reaches the gate
+
+
+def test_a_base_without_gate_gets_no_cloud(scene, forwards):
+    torch.set_num_threads(1)
+    _train(scene, scene["plain"], "plain")
+    assert forwards and all(not c[1] and c[2] is None for c in forwards)
+
+
+def test_the_training_cloud_is_the_engines(scene, tmp_path):
+    """gate_input over a window equals the cloud raster the engine writes (uint8 percent) at the same pixels."""
+    torch.set_num_threads(1)
+    out, cloud_tif = str(tmp_path / "map.tif"), str(tmp_path / "cloud.tif")
+    classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=scene["gated"], device="cpu",
+                            cloud=cloud_tif))
+    with rasterio.open(cloud_tif) as ds:
+        engine = ds.read(1)
+    _, card = load_checkpoint(scene["gated"])
+    with Scene(scene["optical"], scene["sar"], card) as sc:
+        o, _s, bad = sc.read(0, 0, 64, 96)
+        ours = np.rint(gate_input(sc, o, bad)[0] * 100).astype(np.uint8)
+    assert not bad.any() and engine.max() > 50
+    assert np.array_equal(ours, engine)
+
+
+def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path):
+    torch.set_num_threads(1)
+    model_path = _train(scene, scene["gated"], "fam")
+    _, card = load_checkpoint(model_path)
+    fam = card["familiarity"]
+    assert len(fam["mean"]) == len(fam["var"]) > 0 and fam["threshold"] > 0 and fam["quantile"] == 0.99
+    assert fam["pixels"] > 0 and fam["heldout_pixels"] > 0 and fam["calibrated_on"] == "heldout"
+    unfamiliar = str(tmp_path / "unfamiliar.tif")
+    classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "map.tif"), checkpoint=model_path,
+                            device="cpu", unfamiliar=unfamiliar))
+    with rasterio.open(unfamiliar) as ds:
+        values = ds.read(1)
+        assert (values != ds.nodata).any()
