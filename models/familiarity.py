@@ -114,9 +114,9 @@ def _tiles(item: tuple, device: str, tile: int) -> Iterator[tuple]:
 
 @torch.no_grad()
 def feature_map(model: torch.nn.Module, item: tuple, key: str = "features", device: str = "cpu",
-                tile: int = TILE, fn=None) -> np.ndarray:
-    """One item's model output `key` as a map [C, H/s, W/s] (s its stride), run in `tile` px tiles; `fn`
-    (optional) maps each tile's [1,C,h,w] output first (e.g. to a distance upsampled to stride 4)."""
+                tile: int = TILE, fn=None) -> Tuple[np.ndarray, int]:
+    """(One item's model output `key` as a map [C, ceil(H/s), ceil(W/s)], its stride s), run in `tile` px
+    tiles; `fn` (optional) maps each tile's [1,C,h,w] output first (e.g. to a distance at stride 4)."""
     h, w = item[0].shape[-2:]
     fmap = None
     for y, x, o, s, c in _tiles(item, device, tile):
@@ -130,17 +130,19 @@ def feature_map(model: torch.nn.Module, item: tuple, key: str = "features", devi
             fmap = np.zeros((f.shape[0], -(-h // stride), -(-w // stride)), np.float32)
         part = fmap[:, y // stride:(y + tile) // stride, x // stride:(x + tile) // stride]
         part[...] = f[:, : part.shape[1], : part.shape[2]]
-    return fmap
+    return fmap, stride
 
 
-def _mask(item: tuple, shape) -> np.ndarray:
-    """The item's optional mask [H,W] sampled at the centres of a [h,w] grid (all True without one)."""
+def cell_mask(item: tuple, shape, stride: int) -> np.ndarray:
+    """The item's optional mask [H,W] at the centres of the cells of a [h,w] grid of `stride` px (all True
+    without one; a last, partial cell takes the mask's edge)."""
     mask = item[3] if len(item) > 3 else None
     if mask is None:
         return np.ones(shape, bool)
-    mask = np.asarray(mask)
-    s = mask.shape[0] // shape[0] if shape[0] else 1
-    return mask[s // 2::s, s // 2::s][: shape[0], : shape[1]]
+    m = np.asarray(mask, bool)
+    pad = ((0, max(0, shape[0] * stride - m.shape[0])), (0, max(0, shape[1] * stride - m.shape[1])))
+    m = np.pad(m, pad, mode="edge") if any(p[1] for p in pad) else m
+    return m[stride // 2::stride, stride // 2::stride][: shape[0], : shape[1]]
 
 
 def _upsampled(stride: int, tile: int = TILE):
@@ -156,8 +158,8 @@ def _features(model: torch.nn.Module, item: tuple, device: str, tile: int = TILE
               key: str = "features", stride: Optional[int] = None) -> np.ndarray:
     """Features [C, n] of one item's cells (where its optional mask [H,W] is True at the cell centre);
     `stride` interpolates them to that stride first."""
-    fmap = feature_map(model, item, key, device, tile, None if stride is None else _upsampled(stride, tile))
-    return fmap[:, _mask(item, fmap.shape[1:])]
+    fmap, s = feature_map(model, item, key, device, tile, None if stride is None else _upsampled(stride, tile))
+    return fmap[:, cell_mask(item, fmap.shape[1:], s)]
 
 
 def prepared(items: Iterable[tuple], ospec: dict, sspec: dict, uses_cloud: bool) -> Iterator[tuple]:
@@ -222,8 +224,8 @@ def ratios(model: torch.nn.Module, items: Iterable[Item], scorer: Scorer, device
         return _upsampled(4)(scorer.ratio(feats))
     out = []
     for item in items:
-        dmap = feature_map(model, item, scorer.key, device, TILE, fn)[0]
-        out.append(dmap[_mask(item, dmap.shape)])
+        dmap, s = feature_map(model, item, scorer.key, device, TILE, fn)
+        out.append(dmap[0][cell_mask(item, dmap.shape[1:], s)])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 

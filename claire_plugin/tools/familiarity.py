@@ -155,20 +155,20 @@ def _pixel_cache(model, items: List[tuple], mc: int = 8) -> List[Dict[str, np.nd
     import torch
     import torch.nn.functional as F
 
-    from ...models.familiarity import TILE, _mask, feature_map
+    from ...models.familiarity import TILE, cell_mask, feature_map
 
     def fn(b):
         size = (TILE // 4, TILE // 4)
         return F.interpolate(b, size=size, mode="bilinear", align_corners=False)
     out = []
     for it in items:
-        dec = feature_map(model, it, "features")
+        dec, stride = feature_map(model, it, "features")
         t = torch.from_numpy(dec)[None]
         logits = model.decoder.classifier(t)
         p = torch.stack([torch.softmax(model.decoder.classifier(F.dropout2d(t, 0.1, training=True)), 1)
                          for _ in range(mc)])
-        keep = _mask(it, dec.shape[1:])
-        maps = {"decoder": dec, "bottleneck": feature_map(model, it, "bottleneck", fn=fn),
+        keep = cell_mask(it, dec.shape[1:], stride)
+        maps = {"decoder": dec, "bottleneck": feature_map(model, it, "bottleneck", fn=fn)[0],
                 "logits": logits[0].numpy(), "mc": p.var(0).sum(1)[0].numpy()}
         out.append({k: v[..., keep] for k, v in maps.items()})
     return out

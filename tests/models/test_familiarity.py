@@ -136,3 +136,18 @@ def test_scorer_reads_both_card_kinds_and_rejects_broken_ones():
                 "residual_var": 1.0, "threshold": 1.0})
     with pytest.raises(ValueError):
         Scorer({"feature": "pixels", "mean": [0.0], "var": [1.0], "threshold": 1.0})
+
+
+def test_masks_of_sizes_that_are_no_multiple_of_the_stride():
+    """Cells of a partial last row/column take the mask's edge; an all-False mask leaves nothing to fit on."""
+    from claire.models.familiarity import cell_mask, feature_stats
+
+    mask = np.zeros((70, 70), bool)
+    mask[:, 64:] = True
+    cells = cell_mask((None, None, None, mask), (3, 3), 32)
+    assert cells.shape == (3, 3) and cells[:, 2].all() and not cells[:, :2].any()
+    o, s, _ = next(_items(0, 1, size=70))
+    _, _, n = feature_stats(InputFeatures(), [(o, s, None, mask)])
+    assert n == 18 * 2  # stride-4 cells whose centre (4k + 2) lies in columns 64..69: k = 16, 17
+    with pytest.raises(ValueError, match="no pixels"):
+        feature_stats(InputFeatures(), [(o, s, None, np.zeros((70, 70), bool))])
