@@ -204,6 +204,13 @@ def _fit(train: List[Dict[str, np.ndarray]], key: str, kind: str, rank: int = 64
     return lowrank
 
 
+def _sum_of_z(train: List[Dict[str, np.ndarray]], *fns: Callable) -> Callable:
+    """Scores standardised by their mean and spread over the training pixels, then summed."""
+    stats = [(float(np.mean(v)), float(np.std(v)) or 1.0) for v in
+             (np.concatenate([fn(c) for c in train]) for fn in fns)]
+    return lambda c: sum((fn(c) - m) / sd for fn, (m, sd) in zip(fns, stats))
+
+
 def compare(checkpoint: str) -> Dict[str, Dict[str, Any]]:
     """Candidate scores ranked by how well they separate seen from unseen pixels (`separation`)."""
     import torch
@@ -233,6 +240,10 @@ def compare(checkpoint: str) -> Dict[str, Dict[str, Any]]:
         "energy (-logsumexp)": lambda c: -np.log(np.exp(c["logits"] - c["logits"].max(0)).sum(0)) - c["logits"].max(0),
         "MC dropout (8 passes, softmax variance)": lambda c: c["mc"],
     }
+    energy, lowrank = cands["energy (-logsumexp)"], cands["bottleneck low-rank 64 + residual"]
+    cands["energy + decoder diagonal (z-scores summed)"] = _sum_of_z(train, energy, cands[
+        "decoder diagonal (previous card)"])
+    cands["energy + bottleneck low-rank 64 (z-scores summed)"] = _sum_of_z(train, energy, lowrank)
     return {name: separation({k: [fn(c) for c in cs] for k, cs in cache.items()}) for name, fn in cands.items()}
 
 
