@@ -143,6 +143,28 @@ def _write_text(path: str, text: str) -> None:
         fh.write(text)
 
 
+def _from_json(args, json_path: str, data: str, archs, protocols) -> int:
+    """Rewrite the markdown from the saved results (the run's settings, not today's); with --checkpoint,
+    score that checkpoint first and add its row to the saved results."""
+    from ..core.training.datasets import LAYOUTS
+    from ..tools.fusion_table import fusion_markdown
+
+    with open(json_path) as fh:
+        saved = json.load(fh)
+    for key in ("threads", "epochs", "steps_per_epoch", "size", "seed"):
+        setattr(args, key, saved.get(key, getattr(args, key)))
+    if args.checkpoint:
+        layout = LAYOUTS["terramesh"]
+        row, figures = _checkpoint_row(args.checkpoint, _source(layout, protocols["A"][1]),
+                                       [c.name for c in layout.classes], _extra(args, data))
+        saved["results"]["A"][row] = figures
+        _write_text(json_path, json.dumps(saved, indent=2))
+    md = fusion_markdown(saved["results"], archs, args, saved["minutes"] * 60, protocols, saved["torch"])
+    _write_text(args.out, md)
+    print(md)
+    return 0
+
+
 def cmd_fusion_table(args: argparse.Namespace) -> int:
     """Same data, same budget for every architecture; write a markdown table with the numbers."""
     import torch
@@ -158,19 +180,7 @@ def cmd_fusion_table(args: argparse.Namespace) -> int:
     protocols = _protocols(data, args.site)
     json_path = os.path.splitext(args.out)[0] + ".json"
     if args.from_json:
-        with open(json_path) as fh:
-            saved = json.load(fh)
-        for key in ("threads", "epochs", "steps_per_epoch", "size", "seed"):  # the run's settings, not today's
-            setattr(args, key, saved.get(key, getattr(args, key)))
-        if args.checkpoint:
-            row, figures = _checkpoint_row(args.checkpoint, _source(layout, protocols["A"][1]), names,
-                                           _extra(args, data))
-            saved["results"]["A"][row] = figures
-            _write_text(json_path, json.dumps(saved, indent=2))
-        md = fusion_markdown(saved["results"], archs, args, saved["minutes"] * 60, protocols, saved["torch"])
-        _write_text(args.out, md)
-        print(md)
-        return 0
+        return _from_json(args, json_path, data, archs, protocols)
     extra = _extra(args, data)
     results: Dict[str, Dict[str, Any]] = {}
     t_all = time.time()
