@@ -109,7 +109,7 @@ screenshots: venv
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \
-	  --out docs/fusion_table.md
+	  --checkpoint resources/checkpoints/claire_default.safetensors --out docs/fusion_table.md
 
 clean:
 	@if findmnt -rn -o TARGET | grep -q '^$(BUILD)/'; then \

@@ -86,7 +86,7 @@ class _DualStream(nn.Module):
         if return_gates:
             out["gates"] = gates
         if return_features:
-            out["features"] = feats
+            out["features"], out["bottleneck"] = feats, fused[-1]
         return out
 
 
@@ -146,7 +146,8 @@ class SingleModalityNet(nn.Module):
         _check_input(optical)
         x = optical if self.modality == "optical" else sar
         size = x.shape[-2:]
-        feats = self.decoder.features(self.encoder(x))
+        levels = self.encoder(x)
+        feats = self.decoder.features(levels)
         logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
         fill = 0.0 if self.modality == "optical" else 1.0
         share = torch.full((x.shape[0], 1, size[0], size[1]), fill, dtype=logits.dtype, device=logits.device)
@@ -154,5 +155,5 @@ class SingleModalityNet(nn.Module):
         if return_gates:
             out["gates"] = []
         if return_features:
-            out["features"] = feats
+            out["features"], out["bottleneck"] = feats, levels[-1]
         return out

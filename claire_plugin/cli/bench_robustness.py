@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     out = {"checkpoint": checkpoint, "config": card.get("config"),
            "sen12ms_cr": robustness.sen12ms(model, card), "levels": robustness.levels(model, card),
            "tiles": robustness.tiles(model, card),
-           "unfamiliar": {"threshold": fam["threshold"], "from_card": bool(card.get("familiarity")),
-                          "scenes": familiarity.scene_shares(model, card, fam)},
+           "unfamiliar": {"feature": fam.get("feature", "decoder"), "threshold": fam["threshold"],
+                          "from_card": bool(card.get("familiarity")), **familiarity.scene_shares(model, card, fam)},
            "water": water.water_iou(model, card)}
     print(json.dumps(out, indent=2))
     if args.json:

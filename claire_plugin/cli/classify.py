@@ -69,7 +69,8 @@ def format_table(summary: dict) -> str:
                     f"{c['share']:>7.1%} {conf:>6} {sar:>6}")
     rows.append(f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
                 f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
-                f"optical invalid {summary['optical_invalid_share']:.1%}")
+                f"optical invalid {summary['optical_invalid_share']:.1%}, "
+                f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
     m = summary.get("metrics")
     if m:
         rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")

@@ -48,11 +48,11 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
     return prob.argmax(0), share, cloud
 
 
-def sen12ms(model, card) -> Dict[str, float]:
-    """Clear vs cloudy agreement and SAR shares on the shipped SEN12MS-CR pair."""
+def sen12ms(model, card, folder: Optional[str] = None) -> Dict[str, float]:
+    """Clear vs cloudy agreement and SAR shares on the SEN12MS-CR pair in `folder` (default: the shipped one)."""
     from ..core.training.datasets import read_sen12ms_pair
 
-    s1, clear, cloudy = read_sen12ms_pair(resource("data", "sen12ms_cr"))
+    s1, clear, cloudy = read_sen12ms_pair(folder or resource("data", "sen12ms_cr"))
     ma, sa, ca = predict(model, card, clear, s1)
     mb, sb, cb = predict(model, card, cloudy, s1)
     clouded, clear_px = cb > 0.5, ca <= 0.5

@@ -56,7 +56,8 @@ def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys
     assert 0.0 <= held["miou"] <= 1.0 and len(held["per_class"]) == 3
     assert card["training"]["heldout"]["images"] == ["a", "b"]
     fam = card["familiarity"]
-    assert len(fam["mean"]) == len(fam["var"]) > 0 and fam["threshold"] > 0
+    assert fam["feature"] == "bottleneck" and fam["threshold"] > 0
+    assert len(fam["basis"][0]) == len(fam["mean"]) > 0 and len(fam["basis"]) == len(fam["pvar"])
     assert fam["calibrated_on"] == "heldout" and fam["heldout_pixels"] > 0
 
 
@@ -165,12 +166,35 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys):
     assert "| claire |" in text and "| sar_only |" in text and "can and cannot show" in text
     res = json.loads((tmp_path / "fusion.json").read_text())["results"]
     assert res["A"]["sar_only"]["sen12ms"]["agreement"] == 1.0  # SAR-only input does not change with clouds
+    assert res["A"]["sar_only"]["sen12ms"]["agreement_on_clouded"] == 1.0  # the real-cloud column
+    assert res["A"]["claire"]["sen12ms"]["sar_share_clouded"] is not None
+    assert 0.0 <= res["A"]["claire"]["l1c"]["miou"] <= 1.0 and res["A"]["claire"]["l1c"]["pixels"] == 4 * 224 * 56
+    assert "l1c" not in res["B"]["claire"]
+    assert "A mIoU L1C" in text and "under real cloud" in text
     assert 0.0 <= res["B"]["claire"]["clear"]["miou"] <= 1.0
     assert "This run, in words" in text
     # the markdown can be rewritten from the saved JSON without training
     out.write_text("")
     assert main(["fusion-table", "--archs", "claire,sar_only", "--out", str(out), "--from-json"]) == 0
     assert "| claire |" in out.read_text()
+    # a finished checkpoint of the TerraMesh classes is scored as a row of its own, without training
+    from claire.claire_plugin.core.training.datasets import LAYOUTS
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    card = tiny_card(classes=[{"index": i, "value": c.value, "name": c.name}
+                              for i, c in enumerate(LAYOUTS["terramesh"].classes)])
+    ck = str(tmp_path / "tm.safetensors")
+    torch.manual_seed(0)
+    save_checkpoint(ck, build_model("claire", card["config"]), card)
+    assert main(["fusion-table", "--archs", "claire,sar_only", "--out", str(out), "--from-json",
+                 "--checkpoint", ck]) == 0
+    row = json.loads((tmp_path / "fusion.json").read_text())["results"]["A"]["checkpoint tm.safetensors"]
+    assert 0.0 <= row["l1c"]["miou"] <= 1.0 and 0.0 <= row["sen12ms"]["agreement_on_clouded"] <= 1.0
+    line = [ln for ln in out.read_text().splitlines() if ln.startswith("| checkpoint tm.safetensors |")]
+    assert len(line) == 1 and "| - | - | - | - |" in line[0], "no protocol-B figures for a finished checkpoint"
+    assert main(["fusion-table", "--out", str(out), "--from-json", "--checkpoint", str(tmp_path / "x")]) == 2
 
 
 @pytest.mark.slow

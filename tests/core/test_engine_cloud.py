@@ -150,6 +150,32 @@ def test_unfamiliar_raster_and_share(engine_scene, tiny_checkpoint, threshold, s
     assert nodata == 255 and (raster == (100 if share else 0)).all()
 
 
+def test_bottleneck_familiarity_flags_an_unlike_scene_in_the_engine(engine_scene, tiny_checkpoint):
+    """A card with the default (bottleneck) familiarity fitted on the scene itself: the engine's
+    unfamiliar share stays low on it and is high on the same ground with other spectra and SAR. Tiles of
+    256 px as models.familiarity measures (the tiny network's context is tile-wide)."""
+    from claire.claire_plugin.core.engine import load_model
+    from claire.models.familiarity import familiarity
+    from claire.models.spec import normalise
+
+    model, card = load_model(tiny_checkpoint)
+    optical, sar, _ = engine_scene["arrays"]
+    ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
+    item = (normalise(optical[[b - 1 for b in L2A_FOR_CARD]].astype(np.float32), ospec), normalise(sar, sspec), None)
+    card = dict(card, familiarity=familiarity(model, [item], [item]))
+    out = os.path.join(engine_scene["dir"], "unf.tif")
+    same = _run(engine_scene, engine_scene["optical"], model, card, unfamiliar=out,
+                tile_size=256).summary["unfamiliar_share"]
+    odd_opt = write_raster(os.path.join(engine_scene["dir"], "odd.tif"), np.clip(optical[::-1] * 3, 1, 10000))
+    odd_sar = write_raster(os.path.join(engine_scene["dir"], "odd_sar.tif"), sar + 15.0, descriptions=["VV", "VH"])
+    res = run(ClassifyParams(odd_opt, odd_sar, os.path.join(engine_scene["dir"], "lc2.tif"), unfamiliar=out,
+                             tile_size=256),
+              model, card)
+    assert same < 0.1 and res.summary["unfamiliar_share"] > 0.5, (same, res.summary["unfamiliar_share"])
+    raster, _ = _read(res.unfamiliar)
+    assert (raster == 100).mean() == pytest.approx(res.summary["unfamiliar_share"], abs=0.05)
+
+
 def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, tmp_path):
     from claire.models.registry import build_model
     from claire.tests.fixtures.helpers import tiny_card

@@ -1,11 +1,12 @@
-"""models.familiarity: decoder feature statistics, distance and the calibrated threshold."""
+"""models.familiarity: feature statistics (bottleneck low-rank, decoder diagonal), distances and the calibrated
+threshold."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from claire.models.familiarity import distance, distances, familiarity
+from claire.models.familiarity import Scorer, distance, distances, familiarity, lowrank_distance, ratios
 from claire.models.registry import build_model
 
 torch.set_num_threads(1)
@@ -21,14 +22,16 @@ def _items(seed: int, n: int, shift: float = 0.0, size: int = 64):
         yield o, s, None
 
 
-def test_features_are_exposed_and_logits_unchanged():
+@pytest.mark.parametrize("arch", ["claire", "asanet", "optical_only", "sar_only"])
+def test_features_are_exposed_and_logits_unchanged(arch):
     torch.manual_seed(0)
-    model = build_model("claire", CFG).eval()
+    model = build_model(arch, CFG).eval()
     o, s = torch.randn(1, 4, 64, 64), torch.randn(1, 2, 64, 64)
     with torch.no_grad():
         plain = model(o, s)
         out = model(o, s, return_features=True)
     assert out["features"].shape[-2:] == (16, 16)
+    assert out["bottleneck"].shape[-2:] == (2, 2), "the deepest encoder level, stride 32"
     assert torch.equal(plain["logits"], out["logits"])
 
 
@@ -42,7 +45,7 @@ class InputFeatures(torch.nn.Module):
 
 def test_threshold_is_the_heldout_quantile_and_flags_unlike_inputs():
     model = InputFeatures()
-    fam = familiarity(model, _items(0, 4), _items(1, 2))
+    fam = familiarity(model, _items(0, 4), _items(1, 2), feature="decoder")
     d_held = distances(model, _items(1, 2), np.array(fam["mean"]), np.array(fam["var"]))
     assert (d_held > fam["threshold"]).mean() == pytest.approx(0.01, abs=0.005)
     assert len(fam["mean"]) == len(fam["var"]) and fam["threshold"] > 0
@@ -71,3 +74,80 @@ def test_a_mask_keeps_only_its_pixels():
     mean, _, n_half = feature_stats(InputFeatures(), [(o, s, None, mask)])
     assert (n_all, n_half) == (256, 128)
     assert mean[0] > 1.0, "only the brighter left half (+1.5) was measured"
+
+
+def test_lowrank_distance_is_the_mahalanobis_distance_at_full_rank():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 3))
+    cov = a @ a.T + np.eye(3)
+    w, v = np.linalg.eigh(cov)
+    x, mean = rng.normal(size=3), rng.normal(size=3)
+    f = torch.tensor(x, dtype=torch.float32).view(1, 3, 1, 1)
+    d = lowrank_distance(f, torch.tensor(mean).float(), torch.tensor(v.T).float(), torch.tensor(w).float(), 1.0)
+    expected = np.sqrt((x - mean) @ np.linalg.inv(cov) @ (x - mean) / 3)
+    assert float(d) == pytest.approx(expected, rel=1e-4)
+    # one axis kept: the rest of the offset is measured against the residual variance
+    d1 = lowrank_distance(f, torch.tensor(mean).float(), torch.tensor(v.T[-1:]).float(), torch.tensor(w[-1:]).float(), 2.0)
+    p = v[:, -1] @ (x - mean)
+    assert float(d1) == pytest.approx(np.sqrt((p ** 2 / w[-1] + ((x - mean) @ (x - mean) - p ** 2) / 2.0) / 3), rel=1e-4)
+
+
+def _scene_items(seed: int, odd: bool = False):
+    """The repo's synthetic scene (tests/fixtures/helpers.synthetic_scene), normalised with the tiny card;
+    `odd`: the same ground seen unlike anything in training (spectra reversed and brightened, SAR +15 dB)."""
+    from claire.models.spec import normalise
+    from claire.tests.fixtures.helpers import synthetic_scene, tiny_card
+
+    card = tiny_card()
+    optical, sar, _ = synthetic_scene(96, 96, seed=seed)
+    optical = optical[[1, 2, 3, 4, 5, 6, 7, 8, 10, 11]].astype(np.float32)  # B02..B12 without B09
+    if odd:
+        optical, sar = np.clip(optical[::-1] * 3.0, 0, 10000), sar + 15.0
+    yield normalise(optical, card["inputs"]["optical"]), normalise(sar, card["inputs"]["sar"]), None
+
+
+def test_bottleneck_score_is_higher_out_of_distribution():
+    """The card's default score: fitted on one synthetic scene, calibrated on a second; a third like them
+    stays mostly below the threshold, the same ground seen through other spectra and SAR lies beyond it."""
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.manual_seed(0)
+    model = build_model("claire", tiny_card()["config"]).eval()
+    fam = familiarity(model, _scene_items(0), _scene_items(1))
+    assert fam["feature"] == "bottleneck" and len(fam["basis"]) == len(fam["pvar"]) <= 64
+    assert len(fam["basis"][0]) == len(fam["mean"]) and fam["residual_var"] > 0
+    scorer = Scorer(fam)
+    same = ratios(model, _scene_items(2), scorer)
+    odd = ratios(model, _scene_items(2, odd=True), scorer)
+    assert np.median(odd) > 2 * np.median(same), (np.median(odd), np.median(same))
+    assert (same > 1.0).mean() < 0.1 and (odd > 1.0).mean() > 0.9
+
+
+def test_scorer_reads_both_card_kinds_and_rejects_broken_ones():
+    old = Scorer({"mean": [0.0, 0.0], "var": [1.0, 4.0], "threshold": 2.0})
+    assert old.key == "features"
+    f = torch.tensor([2.0, 4.0]).view(1, 2, 1, 1)  # (4/1 + 16/4) / 2 = 4 -> d 2 -> ratio 1
+    assert float(old.ratio(f)) == pytest.approx(1.0)
+    new = Scorer({"feature": "bottleneck", "mean": [0.0, 0.0], "basis": [[1.0, 0.0]], "pvar": [4.0],
+                  "residual_var": 1.0, "threshold": 1.0})
+    assert new.key == "bottleneck" and float(new.ratio(f)) == pytest.approx(np.sqrt((1.0 + 16.0) / 2))
+    with pytest.raises(ValueError):
+        Scorer({"feature": "bottleneck", "mean": [0.0, 0.0], "basis": [[1.0, 0.0]], "pvar": [4.0, 1.0],
+                "residual_var": 1.0, "threshold": 1.0})
+    with pytest.raises(ValueError):
+        Scorer({"feature": "pixels", "mean": [0.0], "var": [1.0], "threshold": 1.0})
+
+
+def test_masks_of_sizes_that_are_no_multiple_of_the_stride():
+    """Cells of a partial last row/column take the mask's edge; an all-False mask leaves nothing to fit on."""
+    from claire.models.familiarity import cell_mask, feature_stats
+
+    mask = np.zeros((70, 70), bool)
+    mask[:, 64:] = True
+    cells = cell_mask((None, None, None, mask), (3, 3), 32)
+    assert cells.shape == (3, 3) and cells[:, 2].all() and not cells[:, :2].any()
+    o, s, _ = next(_items(0, 1, size=70))
+    _, _, n = feature_stats(InputFeatures(), [(o, s, None, mask)])
+    assert n == 18 * 2  # stride-4 cells whose centre (4k + 2) lies in columns 64..69: k = 16, 17
+    with pytest.raises(ValueError, match="no pixels"):
+        feature_stats(InputFeatures(), [(o, s, None, np.zeros((70, 70), bool))])

@@ -53,7 +53,7 @@ class RunPlan:
     cloud_bands: Optional[List[str]] = None
     uses_cloud: bool = False
     fill_from_sar: bool = False
-    familiar: Optional[tuple] = None  # (mean, var, threshold) of the card's familiarity on the device
+    familiar: Optional[object] = None  # the card's familiarity on the device (models.familiarity.Scorer)
     outputs: Optional[Outputs] = None
     readers: int = 0
     keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written

@@ -341,18 +341,15 @@ def _weighted_outputs(logits, share, weight, ratio=None):
 
 
 def _distance_ratio(res, familiar, size):
-    """[n,1,T,T]: models.familiarity distance of the decoder features / the card's threshold, at the
-    input resolution (bilinear), capped at 10."""
+    """[n,1,T,T]: the models.familiarity distance (a `Scorer`) of the card's features / its threshold,
+    computed at the features' resolution (stride 32 for the bottleneck), bilinear to the input, capped at 10."""
     import torch.nn.functional as F
 
-    from ....models.familiarity import distance
-
-    feats = res.get("features") if isinstance(res, dict) else None
+    feats = familiar.features(res)
     if feats is None:
-        raise ClaireError("the checkpoint's card has familiarity statistics but its model gives no decoder "
-                          "features; re-export the checkpoint or leave out --unfamiliar")
-    mean, var, threshold = familiar
-    d = (distance(feats, mean, var) / threshold).clamp_(max=10.0)
+        raise ClaireError("the checkpoint's card has familiarity statistics but its model does not give the "
+                          f"{familiar.key} features they measure; re-export the checkpoint or leave out --unfamiliar")
+    d = familiar.ratio(feats).clamp_(max=10.0)
     return F.interpolate(d, size=tuple(size), mode="bilinear", align_corners=False)
 
 

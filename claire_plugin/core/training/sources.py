@@ -86,7 +86,7 @@ def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_line
 
 
 def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> dict:
-    """The card's `familiarity` (models.familiarity): decoder feature statistics over the training pixels of
+    """The card's `familiarity` (models.familiarity): bottleneck feature statistics over the training pixels of
     `src`, threshold calibrated on the held-out pixels of `vsrc` (the training pixels when there is no
     hold-out, noted in the dict); both classified inside their image (EVAL_CONTEXT), as the engine does."""
     from ....models.familiarity import familiarity, prepared
