@@ -106,7 +106,8 @@ def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path):
     model_path = _train(scene, scene["gated"], "fam")
     _, card = load_checkpoint(model_path)
     fam = card["familiarity"]
-    assert len(fam["mean"]) == len(fam["var"]) > 0 and fam["threshold"] > 0 and fam["quantile"] == 0.99
+    assert fam["feature"] == "bottleneck" and len(fam["basis"][0]) == len(fam["mean"]) > 0
+    assert len(fam["pvar"]) == len(fam["basis"]) and fam["threshold"] > 0 and fam["quantile"] == 0.99
     assert fam["pixels"] > 0 and fam["heldout_pixels"] > 0 and fam["calibrated_on"] == "heldout"
     unfamiliar = str(tmp_path / "unfamiliar.tif")
     classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "map.tif"), checkpoint=model_path,

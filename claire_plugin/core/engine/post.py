@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
+from .phases import PhaseTimes
 from .reader import drain
 
 #: Nodata of the uint8 percent rasters (confidence, reliance).
@@ -112,8 +114,10 @@ class PostWorker:
     so this thread works only while the main thread reads the next chunk, on the core the model is not
     using then."""
 
-    def __init__(self, blender, grid, outputs: Outputs, height: int, depth: int = 2) -> None:
+    def __init__(self, blender, grid, outputs: Outputs, height: int, depth: int = 2,
+                 phases: Optional[PhaseTimes] = None) -> None:
         self.blender, self.grid, self.outputs, self.height = blender, grid, outputs, height
+        self.phases = phases or PhaseTimes()
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.error: Optional[BaseException] = None
         self._stop = threading.Event()
@@ -130,7 +134,8 @@ class PostWorker:
             try:
                 if item is None or self._stop.is_set():
                     return
-                self._process(*item)
+                with self.phases.timed("blend, finish and write blocks"):
+                    self._process(*item)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self.error = exc
                 self._stop.set()
@@ -140,9 +145,11 @@ class PostWorker:
 
     def wait_idle(self) -> None:
         """Block until every queued chunk is processed."""
+        t0 = time.perf_counter()
         with self.q.all_tasks_done:
             while self.q.unfinished_tasks and self.thread.is_alive():
                 self.q.all_tasks_done.wait(0.1)
+        self.phases.add("model thread waits for the writer", time.perf_counter() - t0)
         self._raise()
 
     def _process(self, r: int, j0: int, j1: int, outs: List, masks) -> None:
@@ -169,6 +176,10 @@ class PostWorker:
 
     def put(self, item) -> None:
         """Queue a chunk's model outputs (blocks while two are waiting)."""
+        with self.phases.timed("model thread waits for the writer"):
+            self._put(item)
+
+    def _put(self, item) -> None:
         while True:
             self._raise()
             try:

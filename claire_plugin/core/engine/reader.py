@@ -16,6 +16,7 @@ import numpy as np
 from ....models.predict import pad_tile
 from ..errors import ClaireError
 from ..io.raster_io import read_window
+from .phases import PhaseTimes
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ class ChunkReader:
     out in order. Bounded: two chunks ahead with one reader, one per reader with more. `plan` is a
     plan.RunPlan; `more_handles()` opens (optical, SAR on the optical grid, [to close]) for extra readers."""
 
-    def __init__(self, plan, readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None) -> None:
+    def __init__(self, plan, readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None,
+                 phases: Optional[PhaseTimes] = None) -> None:
         self.opt, self.sar_vrt, self.grid = plan.opt, plan.sar_vrt, plan.grid
+        self.phases = phases or PhaseTimes()
         self.o_idx, self.s_idx = plan.optical_bands.indices, plan.sar_bands.indices
         self.o_prep, self.s_prep = plan.optical_prep, plan.sar_prep
         self.cloud_bands, self.uses_cloud = plan.cloud_bands, plan.uses_cloud
@@ -139,8 +142,10 @@ class ChunkReader:
         y, x = grid.row0 + r * S, grid.col0 + j0 * S
         span = (n - 1) * S + T
         win = ChunkWindow(y, x, min(T, opt.height - y), min(span, opt.width - x), n, T, span)
-        o_t, o_bad, cloud = self._read_optical(opt, win)
-        s_t, s_bad = self._read_sar(sar_vrt, win)
+        with self.phases.timed("read optical, cloud, normalise"):
+            o_t, o_bad, cloud = self._read_optical(opt, win)
+        with self.phases.timed("read and warp SAR, normalise"):
+            s_t, s_bad = self._read_sar(sar_vrt, win)
         h, w = o_bad.shape
         region = np.zeros((h, w), dtype=bool)  # inside the overlap region only
         region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
@@ -185,7 +190,8 @@ class ChunkReader:
         k = self._next % len(self.queues)
         while True:
             try:
-                item = self.queues[k].get(timeout=0.5)
+                with self.phases.timed("model thread waits for the reader"):
+                    item = self.queues[k].get(timeout=0.5)
             except queue.Empty:
                 if not self.threads[k].is_alive() and self.queues[k].empty():
                     raise ClaireError("the raster reader stopped unexpectedly; see the log") from None

@@ -40,6 +40,7 @@ from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule
 from .memory_fit import is_out_of_memory, out_of_memory_error
+from .phases import PhaseTimes
 from .plan import RunPlan, class_colors, plan_run
 from .post import UINT8_NODATA, PostWorker
 from .reader import ChunkReader
@@ -177,6 +178,7 @@ def _run(plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled:
     stream = None
     try:
         stream = _Stream(plan, messages, progress, is_cancelled)
+        stream.phases.add("plan: open, check, model on the device", time.perf_counter() - t_start)
         stream.run()
         if is_cancelled():
             raise CancelledError()
@@ -206,12 +208,13 @@ class _Stream:
         self.t_forward = 0.0
         self.n_tiles = 0
         self.steering = schedule.ThreadSteering(plan.device, messages)
+        self.phases = PhaseTimes()
         self.blend_w = torch.from_numpy(blend_weights(plan.grid.tile, plan.grid.overlap)).to(plan.device)
 
     def run(self) -> None:
         """Every chunk read, run and handed to the post-processing thread; returns when all are written."""
         plan, grid = self.plan, self.plan.grid
-        self.reader = ChunkReader(plan, readers=plan.readers, more_handles=plan.more_handles)
+        self.reader = ChunkReader(plan, readers=plan.readers, more_handles=plan.more_handles, phases=self.phases)
         self.reader.start()
         self.progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
         while True:
@@ -227,7 +230,8 @@ class _Stream:
                               f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + outs[-1].shape[0]}/{grid.n_cols}")
             self.post.put((r, j0, j1, outs, masks))
             del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
-        self.post.finish()
+        with self.phases.timed("writing the last chunks after the last forward"):
+            self.post.finish()
         self.post = None
         self.reader.join()
         self.reader = None
@@ -262,6 +266,7 @@ class _Stream:
         weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w, ratio)
         seconds = time.perf_counter() - t0
         self.t_forward += seconds
+        self.phases.add("model forward, softmax, blend weights", seconds)
         self.n_tiles += weighted.shape[0]
         self.steering.after_batch(seconds, weighted.shape[0], self.n_tiles)
         return weighted
@@ -276,7 +281,7 @@ class _Stream:
             outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
                                           "SAR share of the fusion (%)", plan.params.rows)
         blender = RowBlender(plan.grid, outputs.channels)
-        self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height)
+        self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height, phases=self.phases)
         self.post.start()
 
     def stop(self) -> None:
@@ -292,16 +297,18 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     """Close the rasters (class names and colours on the class raster), write the summary JSON and the
     report beside them, then commit every file together (core.io.atomic.OutputSet): all or none."""
     outputs, params = plan.outputs, plan.params
-    for w in outputs.writers:
-        w.close()
-    set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
-    summary = outputs.summary.result(with_reference=outputs.reference is not None)
+    with stream.phases.timed("close the rasters (overviews), class names, summary"):
+        for w in outputs.writers:
+            w.close()
+        set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
+        summary = outputs.summary.result(with_reference=outputs.reference is not None)
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,
              "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "overlap": plan.overlap,
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers,
-             "runtime": plan.runtime, "tiles_at_threads": dict(stream.steering.tiles_at)}
+             "runtime": plan.runtime, "tiles_at_threads": dict(stream.steering.tiles_at),
+             "phases": stream.phases.as_dict()}
     result = ClassifyResult(params.output, params.confidence if outputs.confidence else None,
                             params.reliance if outputs.reliance else None, str(plan.device), band_choice,
                             messages, summary, stats=stats, card=plan.card,
