@@ -32,12 +32,18 @@ def register(subparsers) -> None:
     p.add_argument("--layout", default="plain", choices=LAYOUT_NAMES,
                    help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
                         "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
+    p.add_argument("--whole-tile", action="store_true",
+                   help="one whole Sentinel-2 tile: a 10980 x 10980 pair end to end (bare forward timed on 400 tiles "
+                        "unless --bare-tiles says otherwise), with the time per phase")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the table (and the targets)."""
     bench = dev_tool("bench", "bench")
+    if args.whole_tile:
+        args.sizes, args.repeats = "10980", args.repeats or 1
+        args.bare_tiles = args.bare_tiles or 400
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     report = bench.run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
                        threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
     print(bench.format_table(report))
+    print(bench.format_phases(report))
     print(json.dumps(report["targets"], indent=2))
     m = report["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU {m['gpu']}, torch {m['torch']}")

@@ -232,7 +232,8 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
             "cpu_ratio": round(e2e_cpu_min / bare_cpu_min, 3) if bare_cpu_min else None,
             "engine_forward_s": round(st["forward_seconds"], 2), "reader_threads": st.get("reader_threads"),
             "in_run_ratio": round(min(internal), 3) if internal else None,
-            "end_to_end_runs_s": [round(v, 2) for v in e2e_all], "bare_forward_runs_s": [round(v, 2) for v in bare_all]}
+            "end_to_end_runs_s": [round(v, 2) for v in e2e_all], "bare_forward_runs_s": [round(v, 2) for v in bare_all],
+            "phases": st.get("phases", {})}
 
 
 def machine() -> dict:
@@ -320,6 +321,21 @@ def format_table(report: dict) -> str:
                                           else f" (from {r['bare_tiles_timed']} tiles)")
         lines.append(f"| {r['size']}² | {r['tiles']} | {r['end_to_end_s']} | {bare} | {r['ratio']} "
                      f"| {r.get('cpu_ratio')} | {r['mpix_per_s']} | {r['peak_rss_mb']} |")
+    return "\n".join(lines)
+
+
+def format_phases(report: dict) -> str:
+    """Markdown table of where each size's first end-to-end run spent its time (core.engine.phases): seconds
+    per phase summed over threads, so phases on the reader and writer threads overlap the forward."""
+    results = report["results"]
+    names = sorted({k for r in results for k in r.get("phases", {})})
+    if not names:
+        return ""
+    lines = ["| phase (thread-seconds) | " + " | ".join(f"{r['size']}²" for r in results) + " |",
+             "|---|" + "---:|" * len(results)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(str(r.get("phases", {}).get(name, "-")) for r in results) + " |")
+    lines.append("| end to end (wall) | " + " | ".join(str(r["end_to_end_s"]) for r in results) + " |")
     return "\n".join(lines)
 
 

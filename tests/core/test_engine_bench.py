@@ -54,3 +54,34 @@ def test_busy_bench_forward_reports_the_time_per_tile():
     row = forward(1, batches=1)
     assert row["threads"] == 1 and 0 < row["min_ms"] <= row["median_ms"] <= row["max_ms"]
     assert set(row["omp_env"]) == {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}
+
+
+def test_phase_table_lists_every_phase_of_every_size():
+    from claire.claire_plugin.tools.bench import format_phases
+
+    a, b = _row(1024, 1.0, 1.0, 1.0), _row(4096, 9.0, 8.0, 1.0)
+    a["phases"] = {"model forward, softmax, blend weights": 0.8, "read optical, cloud, normalise": 0.1}
+    b["phases"] = {"model forward, softmax, blend weights": 7.5, "blend, finish and write blocks": 1.2}
+    table = format_phases({"results": [a, b]}).splitlines()
+    assert table[0] == "| phase (thread-seconds) | 1024² | 4096² |"
+    assert "| blend, finish and write blocks | - | 1.2 |" in table
+    assert "| model forward, softmax, blend weights | 0.8 | 7.5 |" in table
+    assert table[-1] == "| end to end (wall) | 1.0 | 9.0 |"
+    assert format_phases({"results": [_row(64, 1.0, 1.0, 1.0)]}) == ""
+
+
+def test_engine_stats_carry_the_phases(tmp_path):
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    p = write_pair(str(tmp_path), 300)
+    res = classify(ClassifyParams(p["optical"], p["sar"], str(tmp_path / "c.tif"), device="cpu",
+                                  checkpoint=make_tiny_checkpoint(str(tmp_path / "t.safetensors"))))
+    phases = res.stats["phases"]
+    for name in ("plan: open, check, model on the device", "read optical, cloud, normalise",
+                 "read and warp SAR, normalise", "model forward, softmax, blend weights",
+                 "blend, finish and write blocks"):
+        assert phases[name] > 0, name
+    assert abs(phases["model forward, softmax, blend weights"] - res.stats["forward_seconds"]) < 0.01
+    assert sum(phases.values()) < 3 * res.stats["seconds"]
