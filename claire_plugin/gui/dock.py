@@ -93,6 +93,7 @@ class ClaireDock(QgsDockWidget):
         rl.addStretch(1)
         self.tabs.addTab(vertical_scroll(run_page), "Run")
         self.results = ResultsView()
+        self.results.trainRequested.connect(lambda: self.tabs.setCurrentIndex(2))
         self.tabs.addTab(vertical_scroll(self.results), "Results")
         self.train_panel = TrainPanel(self.iface)
         self.tabs.addTab(vertical_scroll(self.train_panel), "Train")
@@ -181,6 +182,10 @@ class ClaireDock(QgsDockWidget):
                                       "(0 = optical, 1 = SAR).")
         self.want_cloud = QCheckBox("cloud probability", page)
         self.want_cloud.setToolTip("Also write the cloud probability the model saw per pixel.")
+        self.want_unfamiliar = QCheckBox("unlike training data", page)
+        self.want_unfamiliar.setChecked(True)
+        self.want_unfamiliar.setToolTip("Also write where the scene is unlike the data the model was trained on "
+                                        "(100 = at the calibrated threshold): do not trust the map there.")
         self.fill_from_sar = QCheckBox("SAR fills optical gaps", page)
         self.fill_from_sar.setChecked(True)
         self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
@@ -189,6 +194,7 @@ class ClaireDock(QgsDockWidget):
         outputs_row.addWidget(self.want_confidence)
         outputs_row.addWidget(self.want_reliance)
         outputs_row.addWidget(self.want_cloud)
+        outputs_row.addWidget(self.want_unfamiliar)
         outputs_row.addWidget(self.fill_from_sar)
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
@@ -344,6 +350,7 @@ class ClaireDock(QgsDockWidget):
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
             reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
             cloud=f"{base}_cloud.tif" if self.want_cloud.isChecked() else None,
+            unfamiliar=f"{base}_unfamiliar.tif" if self.want_unfamiliar.isChecked() else None,
             fill_from_sar=self.fill_from_sar.isChecked(),
             reference=reference,
         )

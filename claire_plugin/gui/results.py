@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, List, Optional
 
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
@@ -90,14 +90,43 @@ class MetricTile(QFrame):
         self.value.setText(text)
 
 
+def trust_html(summary: Dict[str, Any]) -> str:
+    """The scene's trust line: where the model should not be trusted (unlike its training data, with a link
+    to the Train tab), what was under cloud and what came from SAR alone; empty when there is nothing to say."""
+    from ..core.explain.template import UNFAMILIAR_WARN_PCT
+
+    parts = []
+    unfamiliar = summary.get("unfamiliar_share")
+    if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
+        parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "
+                     f"data the model was trained on. <a href='train'>Train it on your area</a> with a few "
+                     f"polygons per class.")
+    elif unfamiliar is not None:
+        parts.append(f"The scene resembles the model's training data ({_pct(unfamiliar)} unlike it).")
+    cloud, sar_only = summary.get("cloud_share"), summary.get("sar_only_share")
+    if cloud:
+        parts.append(f"{_pct(cloud)} under cloud or haze: decided mostly from SAR there.")
+    if sar_only:
+        parts.append(f"{_pct(sar_only)} from SAR alone (no optical data).")
+    return "<br>".join(parts)
+
+
 class ResultsView(QWidget):
     """Everything the dock shows after a run."""
+
+    #: The user followed the "train it on your area" link.
+    trainRequested = pyqtSignal()  # noqa: N815
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.summary: Dict[str, Any] = {}
         self.headline = QLabel("Run a classification to see per-class results here.", self)
         self.headline.setWordWrap(True)
+        self.trust = QLabel("", self)
+        self.trust.setWordWrap(True)
+        self.trust.setTextFormat(Qt.TextFormat.RichText)
+        self.trust.linkActivated.connect(lambda _link: self.trainRequested.emit())
+        self.trust.setVisible(False)
         tiles = self._build_tiles()
 
         self.table = self._make_table()
@@ -137,6 +166,7 @@ class ResultsView(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(8)
         lay.addWidget(self.headline)
+        lay.addWidget(self.trust)
         lay.addLayout(tiles)
         classes_label = QLabel("<b>Classes in the map</b>", self)
         classes_label.setWordWrap(True)
@@ -175,6 +205,12 @@ class ResultsView(QWidget):
         total_ha = sum(float(r["area_ha"] or 0) for r in rows)
         self.headline.setText(f"<b>{html.escape(breakable(title))}</b>" if title else "")  # long stems wrap
         self.headline.setVisible(bool(title))
+        trust = trust_html(self.summary)
+        warn = "Do not trust" in trust
+        self.trust.setText(trust)
+        self.trust.setStyleSheet("background:#fff4e5; border:1px solid #e0a040; padding:4px;" if warn else
+                                 "color:#5f6b76;")
+        self.trust.setVisible(bool(trust))
         self.tiles["area"].setValue(f"{total_ha:,.1f} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
         self.tiles["oa"].setValue(_pct(metrics.get("oa")) if metrics else "–")

@@ -338,3 +338,33 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     assert "Metrics (heldout)" in out and "Metrics (note)" not in out
     assert "water &lt;lake&gt;" in out and "<lake>" not in out
     assert "2 bands: B2, B3" in out
+
+
+def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
+    from claire.claire_plugin.gui.dock import ClaireDock
+    from claire.claire_plugin.gui.results import trust_html
+
+    summary = {"classes": [], "unfamiliar_share": 0.38, "cloud_share": 0.5, "sar_only_share": 0.02}
+    text = trust_html(summary)
+    assert "Do not trust the map on 38.0 % of this scene" in text and "href='train'" in text
+    assert "50.0 % under cloud" in text and "2.0 % from SAR alone" in text
+    calm = trust_html({"unfamiliar_share": 0.01, "cloud_share": 0.0})
+    assert "Do not trust" not in calm and "1.0 % unlike it" in calm and "cloud" not in calm
+    assert trust_html({}) == ""  # a card without familiarity statistics, a clear scene: nothing to say
+
+    dock = ClaireDock(None)
+    dock.results.showSummary(summary, "scene")
+    assert dock.results.trust.isVisibleTo(dock.results) and "38.0 %" in dock.results.trust.text()
+    dock.tabs.setCurrentIndex(1)
+    dock.results.trust.linkActivated.emit("train")
+    assert dock.tabs.currentIndex() == 2  # the Train tab
+    dock.results.showSummary({"classes": []}, "other scene")
+    assert not dock.results.trust.isVisibleTo(dock.results)
+
+
+def test_dock_writes_the_unfamiliar_raster_by_default(dock_with_layers, tmp_path):
+    dock = dock_with_layers
+    dock.output.setFilePath(str(tmp_path / "lc.tif"))
+    assert dock.build_params().unfamiliar == str(tmp_path / "lc_unfamiliar.tif")
+    dock.want_unfamiliar.setChecked(False)
+    assert dock.build_params().unfamiliar is None
