@@ -106,6 +106,7 @@ gpu-check: venv
 
 screenshots: venv
 	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots
+	rm -rf $(BUILD)/qgis-shots && $(PY) -m claire.claire_plugin.tools.screenshots_cloud --out docs/screenshots --qgis $(BUILD)/qgis-shots
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \

@@ -129,7 +129,7 @@ from qgis.utils import iface
 
 def _go():
     try:
-        from claire.claire_plugin.tools.screenshots_fit import render_in_qgis
+        from claire.claire_plugin.tools.{module} import render_in_qgis
         render_in_qgis(iface, {out!r})
     except Exception:
         traceback.print_exc()
@@ -141,9 +141,10 @@ QTimer.singleShot(3000, _go)
 """
 
 
-def run_qgis(out: str, root: str) -> int:
+def run_qgis(out: str, root: str, module: str = "screenshots_fit") -> int:
     """Start QGIS desktop (`qgis`, under xvfb-run when there is no display) with a fresh profile in `root`
-    holding this plugin, and render the screenshots in its main window; returns QGIS's exit status."""
+    holding this plugin, and run `render_in_qgis(iface, out)` of tools/`module` in its main window; returns
+    QGIS's exit status."""
     import subprocess
 
     from ..install import install
@@ -153,7 +154,7 @@ def run_qgis(out: str, root: str) -> int:
     os.makedirs(runtime, mode=0o700, exist_ok=True)
     code = os.path.join(root, "screenshots_fit_code.py")
     with open(code, "w", encoding="utf-8") as fh:
-        fh.write(_CODE.format(out=os.path.abspath(out)))
+        fh.write(_CODE.format(out=os.path.abspath(out), module=module))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(XDG_RUNTIME_DIR=runtime, QT_QPA_PLATFORM="xcb")
     cmd = ["qgis", "--profiles-path", root, "--profile", "default", "--nologo", "--noversioncheck", "--code", code]

@@ -1,0 +1,98 @@
+"""Screenshots of a real cloudy scene in QGIS desktop: the bundled SEN12MS-CR pair (Sentinel-2 Level-1C under
+thick cloud + Sentinel-1), classified from the CLAIRE dock at the width QGIS gives it, the Results tab with
+the trust line (cloud share, share unlike the training data, link to the Train tab) and the explanation,
+and the map canvas showing the "unlike the training data" raster.
+
+    python -m claire.claire_plugin.tools.screenshots_cloud --out docs/screenshots --qgis build/qgis-shots
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import List, Optional
+
+from ..paths import resource
+from .screenshots_fit import run_qgis
+from .screenshots_train import _settle
+
+SCENE = "ROIs2017_winter_112_p797"
+
+
+def _layers(project):
+    """The cloudy optical (true colour) and the SAR as QGIS layers named by role."""
+    from qgis.core import QgsRasterLayer
+
+    from ..layers.layers import no_input_sidecars
+    from .quicklook import true_colour
+
+    root = resource("data", "sen12ms_cr")
+    with no_input_sidecars():
+        optical = QgsRasterLayer(os.path.join(root, "s2_cloudy", f"{SCENE}.tif"), "Sentinel-2 L1C, cloudy", "gdal")
+        sar = QgsRasterLayer(os.path.join(root, "s1", f"{SCENE}.tif"), "Sentinel-1 VV VH (dB)", "gdal")
+    for layer in (optical, sar):
+        if not layer.isValid():
+            raise SystemExit(f"cannot open {layer.source()}")
+        project.addMapLayer(layer)
+    true_colour(optical)
+    return optical, sar
+
+
+def render_in_qgis(iface, out: str) -> List[str]:
+    """Inside QGIS desktop: open the dock through the plugin's action, classify the cloudy pair, grab the
+    main window on the Results tab and with the unfamiliar raster on the map."""
+    from qgis.core import QgsProject
+    from qgis.utils import plugins
+
+    from ..gui.actions import toggle_dock
+
+    plugin = plugins["claire"]
+    toggle_dock(plugin, True)
+    _settle(1.0)
+    dock, win = plugin.dock, iface.mainWindow()
+    optical, sar = _layers(QgsProject.instance())
+    dock.optical.setLayer(optical)
+    dock.sar.setLayer(sar)
+    dock.want_cloud.setChecked(True)
+    dock.want_unfamiliar.setChecked(True)
+    dock.output.setFilePath(os.path.join(tempfile.mkdtemp(prefix="claire_cloud_"), f"{SCENE}_landcover.tif"))
+    if dock.start() is None:
+        raise SystemExit(f"classification did not start: {dock.status.text()}")
+    while dock.task is not None or dock.explain_task is not None:
+        _settle(0.2)
+    iface.mapCanvas().setExtent(optical.extent())
+    shots = []
+    dock.tabs.setCurrentIndex(1)
+    _settle(1.0)
+    iface.mapCanvas().waitWhileRendering()
+    path = os.path.join(out, "window_cloudy_results.png")
+    win.grab().save(path)
+    print(f"wrote {path} (dock {dock.width()} px wide)")
+    shots.append(path)
+    root = QgsProject.instance().layerTreeRoot()
+    for layer in dock.added_layers:  # the unlike-the-training-data raster alone over the optical
+        if "nfamiliar" not in layer.name() and "nlike" not in layer.name():
+            root.findLayer(layer.id()).setItemVisibilityChecked(False)
+    dock.tabs.currentWidget().ensureWidgetVisible(dock.results.explanation, 0, 120)
+    _settle(1.0)
+    iface.mapCanvas().waitWhileRendering()
+    path = os.path.join(out, "window_cloudy_explanation.png")
+    win.grab().save(path)
+    print(f"wrote {path}")
+    shots.append(path)
+    return shots
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Render the cloudy-scene screenshots in real QGIS desktop (a fresh profile under --qgis)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--qgis", required=True, metavar="PROFILE_ROOT", help="fresh QGIS profile folder to use")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    return run_qgis(args.out, args.qgis, module="screenshots_cloud")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
