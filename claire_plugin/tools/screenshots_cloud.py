@@ -62,26 +62,24 @@ def render_in_qgis(iface, out: str) -> List[str]:
     while dock.task is not None or dock.explain_task is not None:
         _settle(0.2)
     iface.mapCanvas().setExtent(optical.extent())
-    shots = []
     dock.tabs.setCurrentIndex(1)
-    _settle(1.0)
-    iface.mapCanvas().waitWhileRendering()
-    path = os.path.join(out, "window_cloudy_results.png")
-    win.grab().save(path)
-    print(f"wrote {path} (dock {dock.width()} px wide)")
-    shots.append(path)
+    shots = [_grab(iface, win, os.path.join(out, "window_cloudy_results.png"), f"dock {dock.width()} px wide")]
     root = QgsProject.instance().layerTreeRoot()
     for layer in dock.added_layers:  # the unlike-the-training-data raster alone over the optical
         if "nfamiliar" not in layer.name() and "nlike" not in layer.name():
             root.findLayer(layer.id()).setItemVisibilityChecked(False)
     dock.tabs.currentWidget().ensureWidgetVisible(dock.results.explanation, 0, 120)
+    shots.append(_grab(iface, win, os.path.join(out, "window_cloudy_explanation.png"), "map: unlike the training data"))
+    return shots
+
+
+def _grab(iface, win, path: str, note: str) -> str:
+    """The main window to `path` once the canvas has rendered."""
     _settle(1.0)
     iface.mapCanvas().waitWhileRendering()
-    path = os.path.join(out, "window_cloudy_explanation.png")
     win.grab().save(path)
-    print(f"wrote {path}")
-    shots.append(path)
-    return shots
+    print(f"wrote {path} ({note})")
+    return path
 
 
 def main(argv: Optional[List[str]] = None) -> int:
