@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
+    if args.folder:
+        os.makedirs(args.folder, exist_ok=True)
     report = bench.run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
                        threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
     print(bench.format_table(report))
