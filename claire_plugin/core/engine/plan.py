@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ClaireError
-from ..inputs.bands import choose_bands
+from ..inputs.bands import choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
@@ -180,11 +180,10 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
     rio.require_crs(sar, "SAR")
     plan.optical_spec = InputSpec.from_card(plan.card, "optical", cfg.get("optical_channels"))
     plan.sar_spec = InputSpec.from_card(plan.card, "sar", cfg.get("sar_channels"))
-    (o_names, o_from), (s_names, s_from) = rio.band_labels(opt), rio.band_labels(sar)
-    plan.optical_bands = choose_bands("optical", opt.count, o_names, plan.optical_spec.bands, params.optical_bands,
-                                      cfg.get("optical_channels"), "--optical-bands", o_from)
-    plan.sar_bands = choose_bands("SAR", sar.count, s_names, plan.sar_spec.bands, params.sar_bands,
-                                  cfg.get("sar_channels"), "--sar-bands", s_from)
+    plan.optical_bands = choose_raster_bands(opt, "optical", plan.optical_spec.bands, params.optical_bands,
+                                             cfg.get("optical_channels"), "--optical-bands")
+    plan.sar_bands = choose_raster_bands(sar, "SAR", plan.sar_spec.bands, params.sar_bands, cfg.get("sar_channels"),
+                                         "--sar-bands")
     messages += [plan.optical_bands.describe("optical"), plan.sar_bands.describe("SAR")]
     warning = resolution_warning(opt, plan.card)
     if warning:

@@ -9,7 +9,7 @@ assumed against the bands' own names: a VRT of band files stacked in the shell's
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import ClaireError
@@ -67,6 +67,19 @@ class BandChoice:
     indices: List[int]
     names: List[str]
     method: str
+    #: the raster's band names in its own order, when it stacks them in another order than the checkpoint's
+    stacked: List[str] = field(default_factory=list)
+    #: where `stacked` comes from ("band descriptions", "the VRT's source file names")
+    named_by: str = ""
+
+    def reorder_note(self, role: str) -> Optional[str]:
+        """One line for the user when the raster's bands are read in another order than stacked, else None."""
+        if not self.stacked:
+            return None
+        what = "this VRT" if "VRT" in self.named_by else "this raster"
+        order = "in alphabetical order" if self.stacked == sorted(self.stacked) else "in another order"
+        return (f"the {role} bands of {what} are stacked {order} ({' '.join(self.stacked)}, by {self.named_by}); "
+                f"they will be read in the checkpoint's order: {' '.join(self.names)}")
 
     def describe(self, role: str) -> str:
         """One line for the user, e.g. 'optical: bands 2,3,4 -> B02,B03,B04 (band descriptions)'."""
@@ -143,7 +156,8 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
                     break
                 found.append(hits[0])
             else:
-                return BandChoice(found, wanted, _named_order(found, desc_c, named_by))
+                stacked = [d for d in desc_c if d] if found != sorted(found) else []
+                return BandChoice(found, wanted, _named_order(found, desc_c, named_by), stacked, named_by)
         layouts = OPTICAL_LAYOUTS if role == "optical" else SAR_LAYOUTS
         if count in layouts:
             label, layout = layouts[count]
@@ -160,3 +174,13 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
                       f"descriptions do not name them and {count} bands is not a known layout; pass "
                       f"{flag} with {n_need} 1-based indices, e.g. {flag} "
                       f"{','.join(str(i + 1) for i in range(n_need))}")
+
+
+def choose_raster_bands(ds, role: str, wanted: Sequence[str], explicit: Optional[Sequence[int]] = None,
+                        needed: Optional[int] = None, flag: str = "--bands") -> BandChoice:
+    """`choose_bands` for an open raster, its bands named by `core.io.raster_io.band_labels` (descriptions, or
+    a VRT's source file names): the one band resolution of the engine, the dock's fit check and training."""
+    from ..io.raster_io import band_labels
+
+    names, named_by = band_labels(ds)
+    return choose_bands(role, ds.count, names, wanted, explicit, needed, flag, named_by)

@@ -74,10 +74,12 @@ def resolution_warning(ds, card: Dict[str, Any]) -> Optional[str]:
 
 @dataclass
 class PairCheck:
-    """What `check_pair` found: problems that stop a run, warnings that do not."""
+    """What `check_pair` found: problems that stop a run, warnings that do not, and notes (how the inputs
+    will be read, e.g. bands reordered) that need no action."""
 
     errors: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
 
 def check_pair(optical: str, sar: str, card: Dict[str, Any], optical_bands: Optional[Sequence[int]] = None,
@@ -98,7 +100,7 @@ def check_pair(optical: str, sar: str, card: Dict[str, Any], optical_bands: Opti
 def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, sar_bands, sar_units,
                   out: PairCheck) -> None:
     from ..io import raster_io as rio
-    from .bands import choose_bands
+    from .bands import choose_raster_bands
     from .normalize import InputSpec, sar_preparer
 
     cfg = card.get("config") or {}
@@ -106,14 +108,12 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         same = same_raster_message(optical, sar, optical_bands, sar_bands)
         if same:
             raise ClaireError(same)
-        o_names, o_from = rio.band_labels(opt)
-        s_names, s_from = rio.band_labels(sds)
         ospec = InputSpec.from_card(card, "optical", cfg.get("optical_channels"))
         sspec = InputSpec.from_card(card, "sar", cfg.get("sar_channels"))
-        choose_bands("optical", opt.count, o_names, ospec.bands, optical_bands, cfg.get("optical_channels"),
-                     "--optical-bands", o_from)
-        sc = choose_bands("SAR", sds.count, s_names, sspec.bands, sar_bands, cfg.get("sar_channels"),
-                          "--sar-bands", s_from)
+        oc = choose_raster_bands(opt, "optical", ospec.bands, optical_bands, cfg.get("optical_channels"),
+                                 "--optical-bands")
+        sc = choose_raster_bands(sds, "SAR", sspec.bands, sar_bands, cfg.get("sar_channels"), "--sar-bands")
+        out.notes += [n for n in (oc.reorder_note("optical"), sc.reorder_note("SAR")) if n]
         from rasterio.windows import Window
 
         sample = rio.sample(sds, sc.indices, Window(0, 0, sds.width, sds.height))

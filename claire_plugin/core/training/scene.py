@@ -1,10 +1,10 @@
 """The optical + SAR pair of a training scene, read window by window exactly as the engine prepares it.
 
-Band mapping (`inputs.bands.choose_bands`), the optical radiometry (`inputs.radiometry`) and the
-normalisation (`inputs.normalize` preparers built from the checkpoint card) are the engine's; SAR is
-resampled onto the optical grid on the fly (`io.raster_io.warp_to_grid`). Windows come back in physical
-units (reflectance, dB) so that augmentation and synthetic clouds act on them, then `standardise` gives
-the network's input. Nothing is read beyond the windows asked for.
+Band mapping (`inputs.bands.choose_raster_bands`: band names, or a VRT's source file names), the optical
+radiometry (`inputs.radiometry`) and the normalisation (`inputs.normalize` preparers built from the checkpoint
+card) are the engine's; SAR is resampled onto the optical grid on the fly (`io.raster_io.warp_to_grid`).
+Windows come back in physical units (reflectance, dB) so that augmentation and synthetic clouds act on them,
+then `standardise` gives the network's input. Nothing is read beyond the windows asked for.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Scene:
     def __init__(self, optical: str, sar: str, card: dict, optical_bands: Optional[Sequence[int]] = None,
                  sar_bands: Optional[Sequence[int]] = None, optical_offset: Optional[float] = None,
                  sar_units: str = "auto") -> None:
-        from ..inputs.bands import choose_bands
+        from ..inputs.bands import choose_raster_bands
         from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
         from ..inputs.radiometry import optical_radiometry
         from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -37,10 +37,10 @@ class Scene:
             self.sar = self._open(rio.open_raster(sar, "SAR"))
             rio.require_crs(self.opt, "optical")
             rio.require_crs(self.sar, "SAR")
-            self.oc = choose_bands("optical", self.opt.count, self.opt.descriptions, self.opt_spec.bands,
-                                   optical_bands, cfg.get("optical_channels"), "--optical-bands")
-            self.sc = choose_bands("SAR", self.sar.count, self.sar.descriptions, self.sar_spec.bands, sar_bands,
-                                   cfg.get("sar_channels"), "--sar-bands")
+            self.oc = choose_raster_bands(self.opt, "optical", self.opt_spec.bands, optical_bands,
+                                          cfg.get("optical_channels"), "--optical-bands")
+            self.sc = choose_raster_bands(self.sar, "SAR", self.sar_spec.bands, sar_bands, cfg.get("sar_channels"),
+                                          "--sar-bands")
             self.region = rio.overlap_window(self.opt, self.sar)
             self.sar_grid = self._open(rio.warp_to_grid(self.sar, self.opt, "bilinear"))
             s_sample = rio.sample(self.sar_grid, self.sc.indices, self.region)
