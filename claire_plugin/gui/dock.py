@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import QgsApplication, QgsProcessingUtils, QgsSettings
 from qgis.gui import QgsDockWidget, QgsFileWidget
@@ -296,7 +296,7 @@ class ClaireDock(QgsDockWidget):
         warnings = self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None,
                                            ob, sb)
         if not warnings and opt is not None and sar is not None and self.picker.card():
-            warnings = self.picker.addWarnings(self._pair_warnings(opt, sar, ob, sb))
+            warnings = self.picker.addWarnings(*self._pair_check(opt, sar, ob, sb))
         if self.task is None:
             if opt is None or sar is None:
                 self._set_status("Choose an optical and a SAR layer, then Classify.")
@@ -306,11 +306,11 @@ class ClaireDock(QgsDockWidget):
                 self._set_status("Ready: press Classify to run in the background (see the task manager).")
         return warnings
 
-    def _pair_warnings(self, opt, sar, ob, sb) -> List[str]:
-        """The engine's checks of the chosen pair (gui.fit_check), in the dock's words."""
-        from .fit_check import pair_warnings
+    def _pair_check(self, opt, sar, ob, sb) -> Tuple[List[str], List[str]]:
+        """The engine's checks of the chosen pair (gui.fit_check), in the dock's words: (warnings, notes)."""
+        from .fit_check import pair_check
 
-        return pair_warnings(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText())
+        return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText())
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self):

@@ -1,22 +1,24 @@
 """The dock's check of a chosen optical + SAR pair with the engine's rules (core.inputs.fit)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..layers.layers import layer_file
 from .tasks import dock_message
 
 
-def pair_warnings(optical_layer, sar_layer, card: Dict[str, Any], optical_bands: Optional[List[int]],
-                  sar_bands: Optional[List[int]], sar_units: str) -> List[str]:
-    """What the engine would refuse or warn about for these layers (same raster twice, SAR not in dB, bands
-    stacked in another order, a pixel size far from the training one), with the dock's field names; [] when
-    the layers are no files (the run says why)."""
+def pair_check(optical_layer, sar_layer, card: Dict[str, Any], optical_bands: Optional[List[int]],
+               sar_bands: Optional[List[int]], sar_units: str) -> Tuple[List[str], List[str]]:
+    """(warnings, notes) for these layers, in the dock's field names: what the engine would refuse or warn
+    about (same raster twice, SAR not in dB, bands stacked against their names, a pixel size far from the
+    training one), and how it will read them when that needs no action (bands stacked in another order,
+    reordered by their names); ([], []) when the layers are no files (the run says why)."""
     from ..core.inputs.fit import check_pair
 
     (optical, o_err), (sar, s_err) = layer_file(optical_layer), layer_file(sar_layer)
     if o_err or s_err:
-        return []
+        return [], []
     found = check_pair(optical, sar, card, optical_bands, sar_bands, sar_units)
-    return [dock_message(m[len("warning: "):] if m.startswith("warning: ") else m)
-            for m in found.errors + found.warnings]
+    warnings = [dock_message(m[len("warning: "):] if m.startswith("warning: ") else m)
+                for m in found.errors + found.warnings]
+    return warnings, [dock_message(n) for n in found.notes]

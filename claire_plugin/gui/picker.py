@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import Qt, pyqtSignal
@@ -207,6 +207,7 @@ class CheckpointPicker(QWidget):
         self._card: Optional[Dict[str, Any]] = None
         self._error: Optional[str] = None
         self._warnings: List[str] = []
+        self._notes: List[str] = []
         self._layers_checked = False
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -324,13 +325,16 @@ class CheckpointPicker(QWidget):
         """Compare the layers' band counts with the card; show and return the warnings."""
         self._warnings = band_fit_warnings(self._card, optical_count, sar_count, optical_bands,
                                            sar_bands) if self._card else []
+        self._notes = []
         self._layers_checked = optical_count is not None and sar_count is not None
         self._show_status()
         return list(self._warnings)
 
-    def addWarnings(self, warnings: List[str]) -> List[str]:  # noqa: N802
-        """Show `warnings` (about the chosen layers, from the dock) with the band-fit ones; return them all."""
+    def addWarnings(self, warnings: List[str], notes: Sequence[str] = ()) -> List[str]:  # noqa: N802
+        """Show `warnings` (about the chosen layers, from the dock) with the band-fit ones, and `notes` (how
+        the layers will be read; no action needed) below them; return all the warnings."""
         self._warnings += list(warnings)
+        self._notes = list(notes)
         self._show_status()
         return list(self._warnings)
 
@@ -338,19 +342,24 @@ class CheckpointPicker(QWidget):
         """The band-fit warnings shown now."""
         return list(self._warnings)
 
+    def notes(self) -> List[str]:
+        """The informational lines about the chosen layers shown now."""
+        return list(self._notes)
+
     def _show_status(self) -> None:
+        lines = []
         if self._error:
-            self.status.setText(f"<span style='color:#b00020'>⚠ {html.escape(breakable(self._error))}</span>")
+            lines = [f"<span style='color:#b00020'>⚠ {html.escape(breakable(self._error))}</span>"]
         elif self._warnings:
-            self.status.setText("<br>".join(f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>"
-                                            for w in self._warnings))
+            lines = [f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>" for w in self._warnings]
         elif self._card:
             n = len(self._card.get("classes") or [])
             fit = "; the layers fit its bands" if self._layers_checked else ""
-            self.status.setText(f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
-                                f" checkpoint, {n} classes{fit}.</span>")
-        else:
-            self.status.setText("")
+            lines = [f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
+                     f" checkpoint, {n} classes{fit}.</span>"]
+        if lines and not self._error:
+            lines += [f"<span style='color:#1f4e79'>ℹ {html.escape(note)}</span>" for note in self._notes]
+        self.status.setText("<br>".join(lines))
         self.status.setVisible(bool(self.status.text()))
 
 

@@ -49,6 +49,7 @@ def test_a_good_pair_fits(dock_for):
     dock, _ = dock_for(C._pair)
     assert dock._update_fit() == []
     assert "the layers fit its bands" in _fit(dock)
+    assert dock.picker.notes() == [] and "ℹ" not in _fit(dock)
 
 
 def test_the_same_layer_as_optical_and_sar_is_refused(dock_for):
@@ -85,8 +86,20 @@ def test_alphabetical_band_files_without_b8a_are_refused(dock_for):
 
 
 def test_alphabetical_band_files_fit_once_reordered(dock_for):
+    """Reordered by the band files' names, said in the fit check as information, not as a warning."""
     dock, _ = dock_for(C19._vrt_alphabetical)
     assert dock._update_fit() == []
+    notes = dock.picker.notes()
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("the optical bands of this VRT are stacked in alphabetical order (B01 B02 ")
+    assert "B11 B12 B8A, by the VRT's source file names" in notes[0]
+    assert notes[0].endswith("read in the checkpoint's order: B02 B03 B04 B05 B06 B07 B08 B8A B11 B12")
+    shown = _fit(dock)
+    assert "the layers fit its bands" in shown and "ℹ the optical bands of this VRT" in shown, shown
+    assert "Ready: press Classify" in dock.status.text()
+    dock.optical_bands.setText("2,3,4,5,6,7,8,12,10,11")  # the user's own order: nothing reordered
+    dock.optical_bands.editingFinished.emit()
+    assert dock.picker.warnings() == [] and dock.picker.notes() == []
 
 
 def test_a_pixel_size_far_from_training_warns(dock_for):
