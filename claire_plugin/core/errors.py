@@ -1,4 +1,5 @@
 """User-facing errors: every message names the problem and the fix."""
+import re
 from typing import Dict
 
 from ...models.checkpoint import CheckpointError
@@ -17,10 +18,13 @@ class CancelledError(ClaireError):
 
 
 def rename_flags(text: str, names: Dict[str, str]) -> str:
-    """An engine message with its command-line flags replaced by what another interface calls them."""
-    for flag, name in names.items():
-        text = text.replace(flag, name)
-    return text
+    """An engine message with its command-line flags replaced by what another interface calls them: in one
+    pass, longest key first, whole flags only (--sar is not the start of --sar-bands)."""
+    if not names:
+        return text
+    keys = sorted(names, key=len, reverse=True)
+    pattern = re.compile("(?:" + "|".join(re.escape(k) for k in keys) + r")(?![\w-])")
+    return pattern.sub(lambda m: names[m.group(0)], text)
 
 
 #: Exceptions whose message is meant for the user (problem and fix): shown as they are, never as a

@@ -91,7 +91,7 @@ class TrainTask(QgsTask):
                                self.isCanceled)
             return True
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
-            return _failed(self, exc)
+            return _failed(self, exc, TRAIN_FLAG_TO_FIELD)
 
     def finished(self, ok: bool) -> None:  # main thread
         """Main thread: hand the outcome to the panel."""
@@ -154,36 +154,67 @@ def _is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, USER_ERRORS)
 
 
-#: Command-line flags in engine messages and the dock's fields that set the same thing.
+_SAR_UNITS_ALL = "--sar-units dB, --sar-units linear-power or --sar-units amplitude"
+_SAR_UNITS_LINEAR = "--sar-units linear-power or --sar-units amplitude"
+
+#: Command-line flags in engine messages and the Run tab's fields that set the same thing.
 FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": "the SAR 'bands' field",
                  "--optical-offset": "the optical 'offset' field", "--tile-size": "'Tile size'",
                  "--overlap": "'Tile overlap'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker",
-                 "--sar-units dB, --sar-units linear-power or --sar-units amplitude":
-                     "'SAR units' in Options (dB, linear-power or amplitude)",
-                 "--sar-units linear-power or --sar-units amplitude": "'SAR units' in Options (linear-power or "
-                                                                      "amplitude)",
-                 "--sar-units": "'SAR units' in Options", "--runtime": "'Runtime' in Options"}
+                 _SAR_UNITS_ALL: "'SAR units' in Options (dB, linear-power or amplitude)",
+                 _SAR_UNITS_LINEAR: "'SAR units' in Options (linear-power or amplitude)",
+                 "--sar-units": "'SAR units' in Options", "--runtime": "'Runtime' in Options",
+                 "--device": "'Device' in Options", "--explainer": "'Explainer model' in Options",
+                 "--unfamiliar": "the 'unlike the training data' output",
+                 "`claire classify --summary-json`": "a CLAIRE classification"}
 
 
-def dock_message(text: str) -> str:
-    """An engine message with its command-line flags named as the dock's fields."""
+def _not_in_dock(what: str) -> str:
+    return f"{what} (a setting of the `claire train` command; the Train tab uses its default)"
+
+
+#: The same for the Train tab: its own fields, and what only the `claire train` command sets.
+TRAIN_FLAG_TO_FIELD = {
+    **FLAG_TO_FIELD, "--epochs": "'Epochs'", "--minutes": "'Minutes'", "--device": "'Device' under Training",
+    "--checkpoint": "'Start from'", "--labels": "the training polygons' 'Layer'", "--field": "'Class field'",
+    _SAR_UNITS_ALL: "'SAR units' under Training (dB, linear-power or amplitude)",
+    _SAR_UNITS_LINEAR: "'SAR units' under Training (linear-power or amplitude)",
+    "--sar-units": "'SAR units' under Training",
+    "--optical-bands": _not_in_dock("the optical band list; the Train tab reads the bands by their names or the "
+                                    "Sentinel-2 layout"),
+    "--sar-bands": _not_in_dock("the SAR band list; the Train tab reads the bands by their names or as VV, VH"),
+    "--optical-offset": _not_in_dock("the optical offset; the Train tab reads it from the file"),
+    "--steps-per-epoch": _not_in_dock("the steps per epoch"), "--batch-size": _not_in_dock("the batch size"),
+    "--crop": _not_in_dock("the crop size"), "--lr": _not_in_dock("the learning rate"),
+    "--weight-decay": _not_in_dock("the weight decay"), "--threads": _not_in_dock("the thread count"),
+    "--val-share": _not_in_dock("the share of polygons held out"),
+    "--buffer": _not_in_dock("the buffer between training and validation polygons"),
+    "--rf-trees": _not_in_dock("the random forest's tree count"),
+    "--no-baseline": _not_in_dock("skipping the random-forest baseline"),
+    "--validation": _not_in_dock("a separate validation layer"),
+}
+
+
+def dock_message(text: str, fields: Optional[Dict[str, str]] = None) -> str:
+    """An engine message with its command-line flags named as the dock's fields (`fields`: the Run tab's
+    by default, TRAIN_FLAG_TO_FIELD for the Train tab)."""
     from ..core.errors import rename_flags
 
-    return rename_flags(text, FLAG_TO_FIELD)
+    return rename_flags(text, FLAG_TO_FIELD if fields is None else fields)
 
 
-def _user_message(exc: BaseException) -> str:
+def _user_message(exc: BaseException, fields: Optional[Dict[str, str]] = None) -> str:
     if isinstance(exc, ModuleNotFoundError):
         from ..deps import install_hint
         return install_hint([exc.name or str(exc)])
     if _is_user_error(exc):
-        return dock_message(str(exc))
+        return dock_message(str(exc), fields)
     return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."
 
 
-def _failed(task, exc: BaseException) -> bool:
+def _failed(task, exc: BaseException, fields: Optional[Dict[str, str]] = None) -> bool:
     """Worker thread: keep a task's user-facing message (and the traceback of a bug); returns False."""
-    task.error = _user_message(exc)
+    task.error = _user_message(exc, fields)
     if not _is_user_error(exc):
         task.details = traceback.format_exc()
     return False

@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.inputs.units import SAR_UNITS
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
@@ -110,9 +111,14 @@ class TrainPanel(QWidget):
         self.minutes.setToolTip("Time budget of the training loop; with it, Epochs is the most epochs run.")
         self.device = compact_combo(QComboBox(box))
         self.device.addItems(DEVICES)
+        self.sar_units = compact_combo(QComboBox(box))
+        self.sar_units.addItems(list(SAR_UNITS))
+        self.sar_units.setToolTip("Unit of the SAR values. auto: from the file's metadata and values; linear values "
+                                  "must be declared as linear-power (sigma0, gamma0) or amplitude.")
         form.addRow("Epochs", self.epochs)
         form.addRow("Minutes", self.minutes)
         form.addRow("Device", self.device)
+        form.addRow("SAR units", self.sar_units)
         box.setLayout(form)
         return box
 
@@ -224,7 +230,8 @@ class TrainPanel(QWidget):
         return PolygonTrainParams(optical=paths["Optical"], sar=paths["SAR"], labels=labels,
                                   field=self.field.currentField(), layer=layer_name, output=out,
                                   checkpoint=self.picker.checkpointPath() or None,
-                                  report=os.path.splitext(out)[0] + "_report.json", config=cfg)
+                                  report=os.path.splitext(out)[0] + "_report.json",
+                                  sar_units=self.sar_units.currentText(), config=cfg)
 
     def start(self, params=None) -> Optional[TrainTask]:
         """Start a TrainTask in QGIS's task manager (`params`: built from the widgets when None)."""

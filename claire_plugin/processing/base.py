@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, FrozenSet, Iterator, List
+from typing import Dict, FrozenSet, Iterator, List, Optional
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
 from qgis.PyQt.QtGui import QIcon
@@ -19,9 +19,10 @@ ICON = icon_path()
 
 
 @contextmanager
-def engine_errors(qgis_message: bool = True) -> Iterator[None]:
+def engine_errors(qgis_message: bool = True, names: Optional[Dict[str, str]] = None) -> Iterator[None]:
     """Turn the engine's user errors into QgsProcessingException; with `qgis_message`, command-line flags
-    in the message are renamed to the algorithm's parameters (e.g. --tile-size -> TILE_SIZE)."""
+    in the message are renamed to the algorithm's parameters (e.g. --tile-size -> TILE_SIZE; `names`:
+    common.qgis_message's)."""
     from ..core.errors import USER_ERRORS
 
     try:
@@ -29,7 +30,7 @@ def engine_errors(qgis_message: bool = True) -> Iterator[None]:
     except USER_ERRORS as exc:
         if qgis_message:
             from .common import qgis_message as rename
-            raise QgsProcessingException(rename(str(exc))) from None
+            raise QgsProcessingException(rename(str(exc), names)) from None
         raise QgsProcessingException(str(exc)) from None
     except ModuleNotFoundError as exc:
         from ..deps import missing_package_hint

@@ -77,22 +77,42 @@ def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]
     return None
 
 
+def _cli_only(what: str) -> str:
+    return f"{what} (a setting of the `claire train` command; this algorithm uses its default)"
+
+
 #: Command-line flags in engine messages and the Processing parameters that set the same thing.
 FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BANDS", "--tile-size": "TILE_SIZE",
                      "--optical-offset": "OPTICAL_OFFSET", "--sar-units": "SAR_UNITS",
                      "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
-                     "--scheduler": "DASK_SCHEDULER", "--no-baseline": "RF_TREES=0", "--minutes": "MINUTES",
-                     "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD", "--validation": "VALIDATION",
-                     "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
+                     "--scheduler": "DASK_SCHEDULER", "--pairing": "PAIRING", "--no-baseline": "RF_TREES=0",
+                     "--minutes": "MINUTES", "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD",
+                     "--validation": "VALIDATION", "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
                      "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES",
-                     "--runtime": "RUNTIME"}
+                     "--runtime": "RUNTIME", "--unfamiliar": "UNFAMILIAR",
+                     "--explainer": "the explainer model folder (CLAIRE's settings in the dock)",
+                     "`claire classify --summary-json`": "a CLAIRE classification",
+                     "--lr": _cli_only("the learning rate"), "--weight-decay": _cli_only("the weight decay"),
+                     "--threads": _cli_only("the thread count"),
+                     "--val-share": _cli_only("the share of polygons held out (without VALIDATION)"),
+                     "--buffer": _cli_only("the buffer between training and validation polygons")}
+
+#: claire:train has no band or offset parameters: it reads the bands by their names or a known layout.
+TRAIN_FLAG_TO_PARAMETER = {
+    **FLAG_TO_PARAMETER,
+    "--optical-bands": _cli_only("the optical band list; this algorithm reads the bands by their names or the "
+                                 "Sentinel-2 layout"),
+    "--sar-bands": _cli_only("the SAR band list; this algorithm reads the bands by their names or as VV, VH"),
+    "--optical-offset": _cli_only("the optical offset; this algorithm reads it from the file"),
+}
 
 
-def qgis_message(text: str) -> str:
-    """An engine message with its command-line flags named as this algorithm's parameters."""
+def qgis_message(text: str, names: Optional[Dict[str, str]] = None) -> str:
+    """An engine message with its command-line flags named as the algorithm's parameters (`names`:
+    FLAG_TO_PARAMETER by default, TRAIN_FLAG_TO_PARAMETER for claire:train)."""
     from ..core.errors import rename_flags
 
-    return rename_flags(text, FLAG_TO_PARAMETER)
+    return rename_flags(text, FLAG_TO_PARAMETER if names is None else names)
 
 
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:

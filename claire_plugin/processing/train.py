@@ -20,7 +20,7 @@ from qgis.core import (
 
 from ..core.inputs.units import SAR_UNITS
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, progress_bridge, raster_path, style_classified
+from .common import TRAIN_FLAG_TO_PARAMETER, RasterFileParameter, progress_bridge, raster_path, style_classified
 from .options import DEVICES, RUN_HELP
 
 HELP = {
@@ -167,11 +167,12 @@ class TrainAlgorithm(ClaireAlgorithm):
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
             if parameters.get("CLASSIFIED") else None
         if classified:
-            with engine_errors():
+            with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 _check_classified(params, classified)
         share = 0.8 if classified else 1.0
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
-        with engine_errors():  # on the process's one torch thread, like the engine; callbacks come back here
+        # on the process's one torch thread, like the engine; callbacks come back here
+        with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             report = call(train_from_polygons, params, in_caller(report_progress),
                           in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled)
         for note in report["input_notes"] + report["label_notes"]:
@@ -193,7 +194,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         feedback.pushInfo(f"classifying {params.optical} with {params.output}")
         run = ClassifyParams(params.optical, params.sar, output, checkpoint=params.output,
                              device=params.config.device, sar_units=params.sar_units)
-        with engine_errors():
+        with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)
         style_classified(result, context, self._post_processors, "Land cover (CLAIRE, your checkpoint)")

@@ -95,6 +95,9 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     params = panel.build_params()  # saves the panel's own layer's edits
     assert not layer.isModified() and layer.featureCount() == 12
     assert params.layer == "training" and params.field == "class" and params.config.epochs == 2
+    assert params.sar_units == "auto"
+    panel.sar_units.setCurrentText("dB")
+    assert panel.build_params().sar_units == "dB"
     params.config.steps_per_epoch, params.config.batch_size, params.config.crop = 1, 2, 64
     params.rf_trees = 10
     assert panel.start(params) is not None and not panel.train_button.isEnabled()
