@@ -1,7 +1,8 @@
 """Screenshots of the dock's fit check (issue 19 class 9) and advanced options, in the QGIS-like main window
 of screenshots_train (map canvas + the CLAIRE dock at the ~300 px a new dock gets): one PNG per mistake a new
 user makes with the bundled site (the same layer twice, SAR not in dB, band files stacked alphabetically
-with B10 for B8A, a 60 m optical), cropped to the dock's input and checkpoint boxes, and one of the options.
+with B10 for B8A, or with B8A last and reordered, a 60 m optical), cropped to the dock's input and checkpoint
+boxes, one of the options and one of the Train tab's settings.
 
     xvfb-run -s "-screen 0 1600x1000x24" python -m claire.claire_plugin.tools.screenshots_fit --out build/shots
     python -m claire.claire_plugin.tools.screenshots_fit --out build/shots/qgis --qgis build/qgis-shots
@@ -43,14 +44,17 @@ def _inputs(work: str) -> Dict[str, Dict[str, str]]:
             files[band] = os.path.join(work, f"T31TCJ_{band}_10m.tif")
             with rasterio.open(files[band], "w", **dict(src.profile, count=1)) as dst:
                 dst.write(src.read(i + 1), 1)
-    files["B10"] = files.pop("B8A").replace("B8A", "B10")
-    os.rename(os.path.join(work, "T31TCJ_B8A_10m.tif"), files["B10"])
+    ordered = os.path.join(work, "stack_alphabetical.vrt")  # all 12 bands, as `ls *.tif` lists them: reordered
+    gdal.BuildVRT(ordered, [files[b] for b in sorted(files)], separate=True).FlushCache()
+    files["B10"] = os.path.join(work, "T31TCJ_B10_10m.tif")  # B10 in place of B8A: refused
+    gdal.Translate(files["B10"], files.pop("B8A")).FlushCache()
     vrt = os.path.join(work, "stack.vrt")
     gdal.BuildVRT(vrt, [files[b] for b in sorted(files)], separate=True).FlushCache()
     coarse = os.path.join(work, "S2_60m.tif")
     gdal.Translate(coarse, s2, xRes=60, yRes=60, resampleAlg="average").FlushCache()
     return {"same_layer": {"optical": s2, "sar": s2}, "sar_not_db": {"optical": s2, "sar": dn},
-            "vrt_alphabetical": {"optical": vrt, "sar": s1}, "pixel_60m": {"optical": coarse, "sar": s1}}
+            "vrt_alphabetical": {"optical": vrt, "sar": s1}, "vrt_reordered": {"optical": ordered, "sar": s1},
+            "pixel_60m": {"optical": coarse, "sar": s1}}
 
 
 def _crop(dock, path: str) -> str:
@@ -106,7 +110,13 @@ def _render_cases(dock, win, out: str, work: str) -> List[str]:
         widget.grab().save(os.path.join(out, path))
         print(f"wrote {os.path.join(out, path)} ({widget.width()} px wide)")
         shots.append(os.path.join(out, path))
-    return shots
+    dock.tabs.setCurrentWidget(dock.tabs.widget(dock.tabs.count() - 1))
+    dock.tabs.currentWidget().ensureWidgetVisible(dock.train_panel.sar_units, 0, 50)
+    _settle(0.3)
+    path = os.path.join(out, "train_settings.png")
+    dock.train_panel.sar_units.parentWidget().grab().save(path)
+    print(f"wrote {path} ({dock.train_panel.width()} px wide)")
+    return shots + [path]
 
 
 def render_in_qgis(iface, out: str) -> List[str]:
