@@ -95,6 +95,19 @@ def test_check_pair_writes_nothing_next_to_the_inputs(workdir):
     assert C.snapshot(tmp) == before
 
 
+def test_check_pair_notes_bands_it_reorders(workdir):
+    """The alphabetical VRT gets a note (no warning) saying how its bands will be read; a plain pair none."""
+    tmp, ck = workdir
+    args = C19._vrt_alphabetical(tmp, ck)
+    found = check_pair(args["optical"], args["sar"], tiny_card())
+    assert found.errors == found.warnings == []
+    assert found.notes == ["the optical bands of this VRT are stacked in alphabetical order (B01 B02 B03 B04 B05 "
+                           "B06 B07 B08 B09 B11 B12 B8A, by the VRT's source file names); they will be read in the "
+                           "checkpoint's order: B02 B03 B04 B05 B06 B07 B08 B8A B11 B12"]
+    ordered = str(tmp / "in" / "optical.tif")  # the same bands as a GeoTIFF in the L2A order
+    assert check_pair(ordered, args["sar"], tiny_card()).notes == []
+
+
 def test_card_resolution_is_validated():
     from claire.models.card_schema import card_problem
 
