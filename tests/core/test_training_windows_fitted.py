@@ -4,7 +4,7 @@ import pytest
 
 from claire.claire_plugin.core.training.labels import LabelPixels
 from claire.claire_plugin.core.training.scene import Scene
-from claire.claire_plugin.core.training.windows import WindowSet, cells, fitted_windows, predict_pixels
+from claire.claire_plugin.core.training.windows import MARGIN, WindowSet, cells, fitted_windows, predict_pixels
 from claire.tests.fixtures.helpers import synthetic_scene, tiny_card, write_raster
 
 
@@ -29,7 +29,7 @@ def _squares(rows, cols, n, size, seed):
                        cat(gg).astype(np.int32))
 
 
-@pytest.mark.parametrize("margin", [32, 64])
+@pytest.mark.parametrize("margin", [32, MARGIN])
 def test_fitted_windows_cover_every_pixel_with_the_margin(tmp_path, margin):
     rows, cols = 530, 470
     scene = _scene(tmp_path, rows, cols)
@@ -46,16 +46,16 @@ def test_fitted_windows_cover_every_pixel_with_the_margin(tmp_path, margin):
         assert (w.h - 1 - w.local_rows >= np.minimum(margin, rows - 1 - r)).all()
         assert (w.local_cols >= np.minimum(margin, c)).all()
         assert (w.w - 1 - w.local_cols >= np.minimum(margin, cols - 1 - c)).all()
+        # fitted: no more than the box + margins + the rounding to the 32 px grid at both ends
+        assert w.h <= np.ptp(r) + 1 + 2 * margin + 62 and w.w <= np.ptp(c) + 1 + 2 * margin + 62
         seen[w.index] += 1
     assert (seen == 1).all()
-    fixed = sum(c.h * c.w for c in cells(scene, px, 256))
-    assert sum(w.h * w.w for w in fitted_windows(scene, px, margin)) < fixed  # the point of fitting them
     scene.close()
 
 
 def test_fitted_window_predictions_match_fixed_cells(tmp_path):
     """The bundled network (local context) gives nearly the same class at the labelled pixels on windows
-    fitted with a 64 px margin as on the former fixed 256 px cells, and clearly not without the margin;
+    fitted with the default margin as on the former fixed 256 px cells, and clearly not without a margin;
     windows kept in memory give the same as fresh reads."""
     from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
     from claire.models.checkpoint import load_checkpoint
@@ -71,7 +71,7 @@ def test_fitted_window_predictions_match_fixed_cells(tmp_path):
     old.windows = list(cells(scene, px, 256))
     ref = predict_pixels(old, models)[False][0][0]
     assert (ref >= 0).all() and np.unique(ref).size >= 3  # the zones get different classes
-    fitted = WindowSet(scene, px, margin=64)
+    fitted = WindowSet(scene, px)
     first = predict_pixels(fitted, models, (False, True), seed=3)
     again = predict_pixels(fitted, models, (False, True), seed=3)
     assert np.array_equal(first[True][0][0], again[True][0][0]) and np.array_equal(first[True][1], again[True][1])

@@ -20,7 +20,7 @@ from .labels import LabelPixels
 from .scene import Scene
 
 CLOUD_COVERAGE = 0.6
-MARGIN = 64  # px of context around the labelled pixels of a fitted window (context_px / 2 of the bundled model)
+MARGIN = 96  # px of context around the labelled pixels of a fitted window (measured: docs/train_from_polygons.md)
 CLOUD_FRAME = 256      # synthetic clouds are drawn over at least this square around a window (the former cells)
 WINDOW_OVERHEAD_PX = 64 * 64  # the cost of one more network call, in pixels, when fitting windows
 
