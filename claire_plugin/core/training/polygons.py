@@ -22,7 +22,7 @@ from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
-from .windows import CLOUD_COVERAGE, sample_pixels, uses_cloud, window_items
+from .windows import CLOUD_COVERAGE, WindowSet, predict_pixels, sample_pixels, uses_cloud, window_items
 
 ProgressFn = Callable[[float, str], None]
 
@@ -90,12 +90,16 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
     return score(pred, ref, classes)["macro_f1"] or 0.0
 
 
-def _evaluate_arms(scene, split: Split, classes, nets, forests, seed: int, device: str) -> Dict[str, Dict]:
-    """{arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input."""
+def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int,
+                   device: str) -> Dict[str, Dict]:
+    """{arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input
+    (each validation window read once for every network and both conditions)."""
     arms: Dict[str, Dict[str, Any]] = {}
-    n_opt = len(scene.oc.indices)
-    for cond, clouds in (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True)):
-        preds, feats = sample_pixels(scene, split.val, [(m, cmap) for _, m, cmap in nets], clouds, seed, device)
+    n_opt = len(val_windows.scene.oc.indices)
+    conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
+    out = predict_pixels(val_windows, [(m, cmap) for _, m, cmap in nets], [c for _, c in conds], seed, device)
+    for cond, clouds in conds:
+        preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
             arms.setdefault(name, {})[cond] = score(p, split.val, classes)
         for name, (rf, cols) in forests.items():
@@ -156,8 +160,10 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                              params.max_pixels_per_polygon, params.config.seed)
         split = make_split(params, labels, scene)
 
+        val_windows = WindowSet(scene, split.val)
+
         def validate(model) -> float:
-            return _macro(sample_pixels(scene, split.val, [(model, None)], device=device)[0][0], split.val,
+            return _macro(predict_pixels(val_windows, [(model, None)], device=device)[False][0][0], split.val,
                           labels.classes)
 
         progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}")
@@ -171,7 +177,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
         forests = _forests(scene, split, params) if params.baseline else {}
-        arms = _evaluate_arms(scene, split, labels.classes, nets, forests, params.config.seed, device)
+        arms = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]

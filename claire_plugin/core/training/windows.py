@@ -1,15 +1,18 @@
 """Per-pixel predictions and features at sparse labelled pixels, one window of the scene at a time.
 
-The labelled pixels are grouped into square cells; each cell is read with a margin of context
-(`Scene.read`), optionally clouded (`models.augment.synthetic_clouds`, seeded per cell), and the
-network's class and the pixel's physical values (the random forest's features) are taken at the
-labelled pixels only. A cloud-gated network gets the window's cloud probability as the engine gives it
-(`gate_input`), in training and evaluation alike. Memory is one window, whatever the raster size.
+Nearby labelled pixels are grouped, and each group is read as one window fitted to it (`fitted_windows`:
+the pixels' bounding box plus `MARGIN` px of context, on the raster's 32 px grid), optionally clouded
+(`models.augment.synthetic_clouds` over a `CLOUD_FRAME` square, seeded per window); the network's class
+and the pixel's physical values (the random forest's features) are taken at the labelled pixels only.
+A `WindowSet` reads its windows once and serves every network and condition (clear, clouded) and every
+epoch's validation from them, within a memory budget. A cloud-gated network gets the window's cloud
+probability as the engine gives it (`gate_input`), in training and evaluation alike. Memory is a few
+windows, whatever the raster size. `cells` (fixed 256 px cells) remain for the familiarity windows.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,6 +20,9 @@ from .labels import LabelPixels
 from .scene import Scene
 
 CLOUD_COVERAGE = 0.6
+MARGIN = 96  # px of context around the labelled pixels of a fitted window (measured: docs/train_from_polygons.md)
+CLOUD_FRAME = 256      # synthetic clouds are drawn over at least this square around a window (the former cells)
+WINDOW_OVERHEAD_PX = 64 * 64  # the cost of one more network call, in pixels, when fitting windows
 
 
 def _ceil32(n: int) -> int:
@@ -52,11 +58,21 @@ def cells(scene: Scene, pixels: LabelPixels, tile: int = 256, context: int = 32)
         yield Cell(r0, c0, h, w, sel, pixels.rows[sel] - r0, pixels.cols[sel] - c0)
 
 
-def cloud_window(opt_phys: np.ndarray, seed: int, cell_no: int) -> np.ndarray:
-    """Deterministic synthetic clouds (60 % coverage) over one window's physical optical values."""
+def cloud_window(opt_phys: np.ndarray, seed: int, cell_no: int, frame: int = 0) -> np.ndarray:
+    """Deterministic synthetic clouds (60 % coverage) over one window's physical optical values. With
+    `frame` larger than the window, the clouds are drawn over a `frame` x `frame` square centred on it and
+    cut back, so that their size and coverage do not depend on how tightly the window is fitted."""
     from ....models.augment import synthetic_clouds
 
-    return synthetic_clouds(opt_phys, np.random.default_rng([seed, cell_no]), coverage=CLOUD_COVERAGE)
+    rng = np.random.default_rng([seed, cell_no])
+    c, h, w = opt_phys.shape
+    fh, fw = max(frame, h), max(frame, w)
+    if (fh, fw) == (h, w):
+        return synthetic_clouds(opt_phys, rng, coverage=CLOUD_COVERAGE)
+    a, b = (fh - h) // 2, (fw - w) // 2
+    canvas = np.zeros((c, fh, fw), np.float32)
+    canvas[:, a:a + h, b:b + w] = opt_phys
+    return synthetic_clouds(canvas, rng, coverage=CLOUD_COVERAGE)[:, a:a + h, b:b + w]
 
 
 def uses_cloud(model) -> bool:
@@ -94,39 +110,149 @@ def window_items(scene: Scene, pixels: LabelPixels, with_cloud: bool, tile: int 
         yield network_input(scene, o, s, bad, with_cloud) + (~bad,)
 
 
-def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
-                  clouds: bool = False, seed: int = 0, device: str = "cpu", tile: int = 256,
-                  is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[List[np.ndarray], np.ndarray]:
-    """Predicted class indices per model and the physical features [N, Co+Cs] at `pixels`.
+def fitted_windows(scene: Scene, pixels: LabelPixels, margin: int = MARGIN, max_side: int = 512) -> List[Cell]:
+    """Windows fitted to `pixels`: nearby pixels are grouped on a square grid, and each group gets the
+    bounding box of its pixels plus `margin` px of context on every side, sides rounded up to a multiple
+    of 32 (at most `max_side`; never past the raster's rounded size). The grid size is the one of a few
+    that gives the least total window area (plus a per-window overhead), so isolated polygons get small
+    windows and dense labels larger ones."""
+    best: Optional[List[Cell]] = None
+    cost = np.inf
+    for core in (64, 128, 192, 256, 384):
+        if core + 2 * margin > max_side and best is not None:
+            break
+        wins = _grid_windows(scene, pixels, core, margin)
+        c = sum(w.h * w.w + WINDOW_OVERHEAD_PX for w in wins)
+        if c < cost:
+            best, cost = wins, c
+    return best or []
+
+
+def _grid_windows(scene: Scene, pixels: LabelPixels, core: int, margin: int) -> List[Cell]:
+    """One window per non-empty `core` x `core` grid cell: its pixels' bounding box + `margin`, centred."""
+    if len(pixels) == 0:
+        return []
+    key = (pixels.rows // core).astype(np.int64) * (scene.width // core + 1) + pixels.cols // core
+    order = np.argsort(key, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(key[order]))[0] + 1]
+    rows, cols = pixels.rows[order].astype(np.int64), pixels.cols[order].astype(np.int64)
+    rmin, rmax = np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts)
+    cmin, cmax = np.minimum.reduceat(cols, starts), np.maximum.reduceat(cols, starts)
+    out = []
+    for g, sel in enumerate(np.split(order, starts[1:])):
+        r0, h = _fit(int(rmin[g]), int(rmax[g]), margin, scene.height)
+        c0, w = _fit(int(cmin[g]), int(cmax[g]), margin, scene.width)
+        out.append(Cell(r0, c0, h, w, sel, pixels.rows[sel] - r0, pixels.cols[sel] - c0))
+    return out
+
+
+def _fit(lo: int, hi: int, margin: int, size: int) -> Tuple[int, int]:
+    """(start, length) along one axis: [lo, hi] plus at least `margin` each side, both ends on the raster's
+    32 px grid (a stride-32 network's output depends on where a pixel sits on that grid; the former
+    fixed cells sat on it too), length capped at the raster's rounded size, shifted to stay inside it."""
+    start = max(0, (lo - margin) // 32 * 32)
+    n = min(_ceil32(hi + 1 + margin - start), _ceil32(size))
+    return min(start, max(0, size - n)), n
+
+
+class WindowSet:
+    """The fitted windows around a fixed set of pixels (`fitted_windows`), each read once and kept in memory
+    while the kept windows stay under `budget_mb` (read again beyond that): the per-epoch validation and
+    the final scoring reuse them instead of reading the scene again."""
+
+    def __init__(self, scene: Scene, pixels: LabelPixels, margin: int = MARGIN, budget_mb: float = 256.0) -> None:
+        self.scene, self.pixels, self.margin = scene, pixels, margin
+        self.windows = fitted_windows(scene, pixels, margin)
+        self._budget, self._used = budget_mb * 2 ** 20, 0
+        self._kept: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def read(self, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(optical physical, SAR physical, invalid mask) of window `k` (do not modify them)."""
+        if k in self._kept:
+            return self._kept[k]
+        w = self.windows[k]
+        item = self.scene.read(w.r0, w.c0, w.h, w.w)
+        size = sum(a.nbytes for a in item)
+        if self._used + size <= self._budget:
+            self._kept[k] = item
+            self._used += size
+        return item
+
+
+def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
+                   conditions: Sequence[bool] = (False,), seed: int = 0, device: str = "cpu",
+                   is_cancelled: Optional[Callable[[], bool]] = None
+                   ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
+    """{clouds: (predicted class indices per model, physical features [N, Co+Cs])} at the window set's
+    pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
+    read once for every model and condition; windows of one shape run through the networks together.
 
     `models` holds (network, channel map or None): with a map, the argmax runs over the mapped channels
-    only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1.
-    """
-    import torch
-
-    n = len(pixels)
-    preds = [np.full(n, -1, np.int64) for _ in models]
-    feats = np.zeros((n, len(scene.oc.indices) + len(scene.sc.indices)), np.float32)
-    for k, cell in enumerate(cells(scene, pixels, tile)):
+    only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1."""
+    n = len(wset.pixels)
+    scene = wset.scene
+    out = {cl: ([np.full(n, -1, np.int64) for _ in models],
+                np.zeros((n, len(scene.oc.indices) + len(scene.sc.indices)), np.float32)) for cl in conditions}
+    with_cloud = any(uses_cloud(net) for net, _ in models)
+    for batch in _batches(wset.windows):
         if is_cancelled is not None and is_cancelled():
             from ..errors import CancelledError
             raise CancelledError()
-        o, s, bad = scene.read(cell.r0, cell.c0, cell.h, cell.w)
-        if clouds:
-            o = cloud_window(o, seed, k)
-        rr, cc = cell.local_rows, cell.local_cols
-        feats[cell.index] = np.concatenate([o[:, rr, cc], s[:, rr, cc]], axis=0).T
-        ok = ~bad[rr, cc]
-        if not models:
-            continue
-        on, sn, cloud = network_input(scene, o, s, bad, any(uses_cloud(net) for net, _ in models))
-        with torch.no_grad():
-            ot, st = torch.from_numpy(on)[None].to(device), torch.from_numpy(sn)[None].to(device)
-            ct = None if cloud is None else torch.from_numpy(cloud)[None].to(device)
-            for j, (net, cmap) in enumerate(models):
-                logits = net(ot, st, cloud=ct)["logits"][0].float().cpu().numpy()[:, rr, cc]
-                preds[j][cell.index] = np.where(ok, _pick(logits, cmap), -1)
-    return preds, feats
+        phys = [wset.read(k) for k in batch]
+        for clouds in conditions:
+            preds, feats = out[clouds]
+            inputs = []
+            for k, (o, s, bad) in zip(batch, phys):
+                cell = wset.windows[k]
+                if clouds:
+                    o = cloud_window(o, seed, k, CLOUD_FRAME)
+                feats[cell.index] = np.concatenate([o[:, cell.local_rows, cell.local_cols],
+                                                    s[:, cell.local_rows, cell.local_cols]], axis=0).T
+                if models:
+                    inputs.append(network_input(scene, o, s, bad, with_cloud))
+            if models:
+                _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device)
+    return out
+
+
+def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[List[int]]:
+    """Window indices in groups of one shape, at most `max_px` pixels per group."""
+    order = sorted(range(len(windows)), key=lambda k: (windows[k].h, windows[k].w, k))
+    group: List[int] = []
+    for k in order:
+        w = windows[k]
+        if group and ((windows[group[0]].h, windows[group[0]].w) != (w.h, w.w) or
+                      (len(group) + 1) * w.h * w.w > max_px):
+            yield group
+            group = []
+        group.append(k)
+    if group:
+        yield group
+
+
+def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
+               device: str) -> None:
+    """Every network on a stack of same-shape windows; class indices written at the windows' pixels."""
+    import torch
+
+    with torch.inference_mode():
+        ot = torch.from_numpy(np.stack([i[0] for i in inputs])).to(device)
+        st = torch.from_numpy(np.stack([i[1] for i in inputs])).to(device)
+        ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
+        for j, (net, cmap) in enumerate(models):
+            logits = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            for b, (cell, bad) in enumerate(zip(cells_, bads)):
+                rr, cc = cell.local_rows, cell.local_cols
+                preds[j][cell.index] = np.where(~bad[rr, cc], _pick(logits[b][:, rr, cc], cmap), -1)
+
+
+def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
+                  clouds: bool = False, seed: int = 0, device: str = "cpu", margin: int = MARGIN,
+                  is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[List[np.ndarray], np.ndarray]:
+    """Predicted class indices per model and the physical features [N, Co+Cs] at `pixels`, in one condition
+    (`predict_pixels` on fitted windows read once; without models only the pixels' bounding boxes are read)."""
+    wset = WindowSet(scene, pixels, margin if models else 0, budget_mb=0)
+    return predict_pixels(wset, models, (clouds,), seed, device, is_cancelled)[clouds]
 
 
 def _pick(logits: np.ndarray, cmap: Optional[np.ndarray]) -> np.ndarray:
