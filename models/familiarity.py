@@ -175,14 +175,14 @@ def prepared(items: Iterable[tuple], ospec: dict, sspec: dict, uses_cloud: bool)
 def _moments(model, items, device, key, stride=None) -> Tuple[np.ndarray, np.ndarray, int]:
     """(sum [C], sum of outer products [C,C], n) of the `key` features over the items' cells."""
     n, s1, s2 = 0, None, None
-    for item in items:
-        f = _features(model, item, device, key=key, stride=stride).astype(np.float64)
+    for item in items:  # torch, not NumPy's BLAS: under models.determinism the sums are the same on any CPU
+        f = torch.from_numpy(_features(model, item, device, key=key, stride=stride).astype(np.float64))
         s1 = f.sum(1) if s1 is None else s1 + f.sum(1)
         s2 = f @ f.T if s2 is None else s2 + f @ f.T
         n += f.shape[1]
     if not n:
         raise ValueError("no pixels to measure the training features on")
-    return s1, s2, n
+    return s1.numpy(), s2.numpy(), n
 
 
 @torch.no_grad()
@@ -206,7 +206,7 @@ def lowrank_stats(model: torch.nn.Module, items: Iterable[Item], device: str = "
     s1, s2, n = _moments(model, items, device, "bottleneck", FIT_STRIDE)
     mean = s1 / n
     cov = s2 / n - np.outer(mean, mean)
-    w, v = np.linalg.eigh(cov)
+    w, v = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(cov)))  # torch's LAPACK: pinned with torch
     w, v = np.maximum(w[::-1], 0.0), v[:, ::-1]
     k = max(1, min(rank, len(mean) - 1, n - 1))
     floor = max(1e-3 * float(w.mean()), VAR_FLOOR)
