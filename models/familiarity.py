@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .blocks import local_mean
 from .cloud import cloud_probability
 from .predict import pad_tile, tile_starts
 from .spec import normalise, standardise, to_physical
@@ -39,6 +40,9 @@ TILE = 256
 VAR_FLOOR = 1e-6
 RANK = 64
 FIT_STRIDE = 8
+#: Cells (stride 32) whose mean distance judges a cell in the `bottleneck` entries written from now on: 5 x 5
+#: cells = 160 px, about the model's 128 px context window (docs/model_card.md has the measurement).
+SMOOTH_CELLS = 5
 Item = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]  # normalised optical, SAR, cloud [1,H,W] or None
 
 
@@ -68,6 +72,7 @@ class Scorer:
             raise ValueError(f"unknown familiarity feature {self.feature!r}")
         self.key = OUTPUT_KEY[self.feature]
         self.threshold = float(fam["threshold"])
+        self.smooth = int(fam.get("smooth_cells", 1))  # cards before it: per cell
         if not self.threshold > 0:
             raise ValueError("the familiarity threshold must be positive")
 
@@ -93,8 +98,13 @@ class Scorer:
         return lowrank_distance(feats, self.mean, self.basis, self.pvar, self.residual_var)
 
     def ratio(self, feats: torch.Tensor) -> torch.Tensor:
-        """[B,C,h,w] -> [B,1,h,w] distance / threshold."""
-        return self.distance(feats) / self.threshold
+        """[B,C,h,w] -> [B,1,h,w] distance / threshold; with `smooth_cells` n > 1 the distance is first averaged
+        over the n x n cells around each cell (a neighbourhood, not a pixel, is judged: measured, that
+        separates seen from unseen scenes more reliably than single cells)."""
+        d = self.distance(feats)
+        if self.smooth > 1:
+            d = local_mean(d, self.smooth)
+        return d / self.threshold
 
 
 def card_tensors(fam: dict, device="cpu") -> Scorer:
@@ -242,7 +252,7 @@ def _entry(model, train, device, feature) -> dict:
     if feature == "decoder":
         mean, var, n = feature_stats(model, train, device)
         return {"feature": "decoder", "mean": mean, "var": var, "pixels": n}
-    return dict(lowrank_stats(model, train, device), feature="bottleneck")
+    return dict(lowrank_stats(model, train, device), feature="bottleneck", smooth_cells=SMOOTH_CELLS)
 
 
 def _jsonable(v):

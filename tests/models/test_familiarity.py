@@ -151,3 +151,27 @@ def test_masks_of_sizes_that_are_no_multiple_of_the_stride():
     assert n == 18 * 2  # stride-4 cells whose centre (4k + 2) lies in columns 64..69: k = 16, 17
     with pytest.raises(ValueError, match="no pixels"):
         feature_stats(InputFeatures(), [(o, s, None, np.zeros((70, 70), bool))])
+
+
+def test_smoothed_scorer_judges_a_neighbourhood_not_a_cell():
+    fam = {"feature": "decoder", "mean": [0.0], "var": [1.0], "threshold": 1.0}
+    feats = torch.zeros(1, 1, 7, 7)
+    feats[0, 0, 3, 3] = 5.0  # one far cell in a familiar neighbourhood
+    single = Scorer(fam).ratio(feats)[0, 0]
+    smooth = Scorer(dict(fam, smooth_cells=5)).ratio(feats)[0, 0]
+    assert single[3, 3] == pytest.approx(5.0) and single[0, 0] == 0
+    assert smooth[3, 3] == pytest.approx(5.0 / 25) and smooth[2, 2] == pytest.approx(5.0 / 25)
+    assert smooth[1, 1] == pytest.approx(5.0 / 16)  # cells beyond the tile are left out of the mean
+    assert smooth[0, 0] == 0  # three cells away: outside its window
+    feats[:] = 2.0  # a whole unlike neighbourhood stays unlike, up to the tile's border
+    assert torch.allclose(Scorer(dict(fam, smooth_cells=5)).ratio(feats), torch.full((1, 1, 7, 7), 2.0))
+
+
+def test_new_bottleneck_entries_record_their_smoothing():
+    from claire.models import familiarity as fm
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.manual_seed(0)
+    model = build_model("claire", tiny_card()["config"]).eval()
+    fam = familiarity(model, _scene_items(0), _scene_items(1))
+    assert fam["feature"] == "bottleneck" and fam["smooth_cells"] == fm.SMOOTH_CELLS > 1
