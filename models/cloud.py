@@ -39,7 +39,9 @@ def missing_bands(bands: Sequence[str]) -> list:
 
 def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """0 below `lo`, 1 above `hi`, linear between (float32)."""
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    out = np.subtract(x, lo, dtype=np.float32)
+    out /= np.float32(hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _band(refl: np.ndarray, names: Sequence[str], *wanted: str) -> np.ndarray:
@@ -92,7 +94,7 @@ def shadow_probability(b: np.ndarray, g: np.ndarray, n: np.ndarray, s1: np.ndarr
     return dark * sky_lit * not_water
 
 
-def cloud_components(refl: np.ndarray, bands: Sequence[str]) -> Dict[str, np.ndarray]:
+def cloud_components(refl: np.ndarray, bands: Sequence[str], only_probability: bool = False) -> Dict[str, np.ndarray]:
     """Per-pixel probabilities [H,W] float32: 'cloud' (thick), 'cirrus', 'haze', 'shadow', 'snow', and
     'probability' = the largest of cloud, cirrus, haze and shadow: how far the optical input is not to
     be trusted. `refl` [C,H,W] is reflectance (0..1, Level-1C or Level-2A, any ESA offset already
@@ -113,10 +115,13 @@ def cloud_components(refl: np.ndarray, bands: Sequence[str]) -> Dict[str, np.nda
     out["cirrus"] = (ramp(_band(refl, bands, "B10"), 0.01, 0.03) if "B10" in upper
                      else np.zeros_like(b))
     prob = np.maximum.reduce([out["cloud"], out["cirrus"], out["haze"], out["shadow"]])
+    if only_probability:
+        return {"probability": np.nan_to_num(prob, copy=False, nan=0.0).astype(np.float32, copy=False)}
     out["probability"] = prob
     return {k: np.nan_to_num(v, nan=0.0).astype(np.float32) for k, v in out.items()}
 
 
 def cloud_probability(refl: np.ndarray, bands: Sequence[str]) -> np.ndarray:
-    """[H,W] float32 in [0,1]: probability that the optical pixel is cloud, cirrus, haze or cloud shadow."""
-    return cloud_components(refl, bands)["probability"]
+    """[H,W] float32 in [0,1]: probability that the optical pixel is cloud, cirrus, haze or cloud shadow
+    (cloud_components' 'probability', without building the other outputs: the engine calls it per chunk)."""
+    return cloud_components(refl, bands, only_probability=True)["probability"]
