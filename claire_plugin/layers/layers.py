@@ -22,8 +22,11 @@ CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 (unsure)"), (0.5, "#fdae61", "0.5"), (0.7
 RELIANCE_RAMP = [(0.0, "#2b83ba", "0 (optical)"), (0.5, "#f7f7f7", "0.5 (both)"), (1.0, "#e66101", "1 (SAR)")]
 #: Cloud probability (uint8 percent): clear → white.
 CLOUD_RAMP = [(0.0, "#1a1a1a", "0 % (clear)"), (50.0, "#9e9e9e", "50 %"), (100.0, "#ffffff", "100 % (cloud)")]
-#: Unlike the training data (100 = the card's threshold): green → red.
-UNFAMILIAR_RAMP = [(0.0, "#1a9641", "0 (like training)"), (100.0, "#d7191c", "100 (do not trust)")]
+#: Unlike the training data (100 = the card's threshold): green well below it, yellow close to it, red at or
+#: beyond it (a plain green → red ramp painted "near the threshold" as red as "beyond").
+UNFAMILIAR_RAMP = [(0.0, "#1a9641", "0 (like training)"), (60.0, "#a6d96a", "60"),
+                   (90.0, "#fee08b", "90 (near the threshold)"), (99.0, "#fdae61", "99"),
+                   (100.0, "#d7191c", "100 (do not trust)")]
 
 
 def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional[str]]:

@@ -368,3 +368,24 @@ def test_dock_writes_the_unfamiliar_raster_by_default(dock_with_layers, tmp_path
     assert dock.build_params().unfamiliar == str(tmp_path / "lc_unfamiliar.tif")
     dock.want_unfamiliar.setChecked(False)
     assert dock.build_params().unfamiliar is None
+
+
+def test_unfamiliar_style_tells_near_the_threshold_from_beyond_it(qgis_app, tmp_path):
+    import numpy as np
+    from qgis.core import QgsRasterLayer
+
+    from claire.claire_plugin.layers.layers import UNFAMILIAR_RAMP, ramp_renderer
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "u.tif"), np.array([[[0, 90, 100]]], dtype=np.uint8), nodata=255)
+    layer = QgsRasterLayer(path, "u", "gdal")
+    renderer = ramp_renderer(layer, UNFAMILIAR_RAMP)  # owns the shader: keep it alive
+    shader = renderer.shader().rasterShaderFunction()
+
+    def colour(v):
+        ok, r, g, b, _a = shader.shade(float(v))
+        assert ok
+        return r, g, b
+    assert colour(100) == (0xd7, 0x19, 0x1c) and colour(0) == (0x1a, 0x96, 0x41)
+    r, g, _b = colour(90)
+    assert g > 150 and r > 200  # yellow, not the red of "do not trust"
