@@ -116,12 +116,7 @@ def test_alg_case(case_id, claire_plugin, workdir):
     if args.get("marker"):
         assert not os.path.exists(args["marker"]), "code from the checkpoint ran"
     if case.expect == "error":
-        C.record("Processing", case_id, "QgsProcessingException" if message is not None else "no error",
-                 message or "", tmp)
-        assert results is None and message, f"expected an error, got {results}"
-        C.check_message(case, message)
-        assert "--" not in message, "QGIS users get parameter names, not command-line flags"
-        assert after == before, "a failed run changed or left files"
+        C.assert_processing_refusal(case, case_id, results, message, before, after, tmp)
         if case_id == "out_folder_missing":
             assert not os.path.exists(os.path.dirname(out))
     else:
