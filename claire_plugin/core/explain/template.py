@@ -171,8 +171,8 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
         return ""
     return (f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
             f"anything in its training data, so the classes it gives there are guesses, not findings, "
-            f"whatever their confidence. Train it on your area (claire train with labelled polygons) "
-            f"before using those parts of the map.")
+            f"whatever their confidence. Train it on your area with a few polygons per class (the Train tab "
+            f"in QGIS, or claire train with your polygons) before using those parts of the map.")
 
 
 def _modality(facts: dict, f: Formatter) -> str:
