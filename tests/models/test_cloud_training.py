@@ -27,7 +27,7 @@ class _Veg:
         lbl[:, : crop // 2] = 1
         opt = np.broadcast_to(VEG[:, None, None] * 1e4, (10, crop, crop)).astype(np.float32)
         opt = opt + rng.normal(0, 30, opt.shape).astype(np.float32)
-        sar = (-15 + 6 * lbl[None] + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
+        sar = (-15 + 6 * lbl[None].astype(np.float32) + rng.normal(0, 1, (1, crop, crop))).astype(np.float32)
         return opt, sar, lbl
 
     def eval_items(self):

@@ -37,6 +37,9 @@ def open_raster(path: str, role: str):
         if members:
             raise ClaireError(f"the {role} file {path!r} is an archive; give a raster inside it by its GDAL name, "
                               f"e.g. {_listing(members)}") from None
+        if _DAMAGED.search(str(exc)):  # GDAL 3.10 already fails to open a cut-off TIFF (3.6: at the read)
+            raise ClaireError(f"reading the raster {path!r} failed ({exc}): the {role} file is truncated or "
+                              f"damaged; copy or download it again") from None
         raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
@@ -58,6 +61,8 @@ def _listing(items: Sequence[str], most: int = 6) -> str:
     return shown + (f"; and {len(items) - most} more" if len(items) > most else "")
 
 
+#: What GDAL says when a file it recognised is cut off or corrupt (not: a format it does not know).
+_DAMAGED = re.compile(r"TIFFReadDirectory|TIFFFetch|Failed to read|truncat|unexpected end|read error|corrupt", re.I)
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".nc", ".h5", ".hdf", ".dat", ".bil", ".envi")
 
 
