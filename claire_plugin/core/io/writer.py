@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
-from .atomic import OutputSet, remove_stale_temporaries, temp_name, write_error  # noqa: F401 - write_error re-exported
+from .atomic import OutputSet, remove_stale_temporaries, temp_name, write_error
 
 BLOCK = 256
 
