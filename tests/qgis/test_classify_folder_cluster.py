@@ -66,11 +66,12 @@ def test_cancelling_the_qgis_task_cancels_the_cluster_futures(claire_plugin, das
 
     opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b", "c", "d", "e", "f"), bad=False)
     out = str(tmp_path / "out")
-    res = processing.run("claire:classify_folder", _params(opt_dir, sar_dir, out, tiny_checkpoint,
-                                                           DASK_SCHEDULER=dask_cluster.address),
-                         feedback=CancelAfterFirstPair())
+    with dask_cluster.pairs_held_until_cancel(free=("a",)):
+        res = processing.run("claire:classify_folder", _params(opt_dir, sar_dir, out, tiny_checkpoint,
+                                                               DASK_SCHEDULER=dask_cluster.address),
+                             feedback=CancelAfterFirstPair())
     statuses = [r["status"] for r in json.loads(Path(res["SUMMARY_JSON"]).read_text())["results"]]
-    assert "cancelled" in statuses and statuses.count("ok") == res["SUCCEEDED"] >= 1
+    assert statuses == ["ok"] + ["cancelled"] * 5 and res["SUCCEEDED"] == 1, statuses
     assert sorted(os.path.basename(p) for p in res["OUTPUTS"]) == sorted(
         n for n in os.listdir(out) if n.endswith("_landcover.tif"))
     assert hidden_files(out) == []
