@@ -19,7 +19,7 @@ Tests (b, g, r, n, s1 = B02, B03, B04, B08, B11 reflectance; B10 cirrus used whe
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -37,11 +37,20 @@ def missing_bands(bands: Sequence[str]) -> list:
     return out
 
 
+def used_bands(bands: Sequence[str]) -> List[int]:
+    """Indices into `bands` of the bands the tests read (B02, B03, B04, B08 or else B8A, B11, and B10 when
+    given), in the order of `bands`: a caller may convert only these to reflectance."""
+    upper = [str(x).upper() for x in bands]
+    nir = "B08" if "B08" in upper else "B8A"
+    return [i for i, x in enumerate(upper) if x in (*REQUIRED, nir, "B10")]
+
+
 def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """0 below `lo`, 1 above `hi`, linear between (float32)."""
     out = np.subtract(x, lo, dtype=np.float32)
     out /= np.float32(hi - lo)
-    return np.clip(out, 0.0, 1.0, out=out)
+    np.minimum(out, np.float32(1.0), out=out)  # not np.clip: the same values (NaN stays NaN), several x faster
+    return np.maximum(out, np.float32(0.0), out=out)
 
 
 def _band(refl: np.ndarray, names: Sequence[str], *wanted: str) -> np.ndarray:

@@ -95,3 +95,16 @@ def test_missing_bands_names_what_cloud_detection_lacks():
     assert missing_bands(CARD) == []
     assert missing_bands(["B02", "B03", "B04", "B8A", "B11"]) == []
     assert missing_bands(["band1", "B03"]) == ["B02", "B04", "B11", "B08 or B8A"]
+
+
+@pytest.mark.parametrize("bands", [CARD, CARD + ["B10"], [b for b in CARD if b != "B08"]])
+def test_the_used_bands_alone_give_the_same_probability(bands):
+    """The engine converts only `used_bands` to reflectance: the probability must not change."""
+    from claire.models.cloud import used_bands
+
+    rng = np.random.default_rng(3)
+    img = (rng.random((len(bands), 16, 16)) * 0.6).astype(np.float32)
+    idx = used_bands(bands)
+    assert len(idx) < len(bands) and [bands[i] for i in idx if bands[i] not in ("B08", "B8A", "B10")] == \
+        ["B02", "B03", "B04", "B11"]
+    assert np.array_equal(cloud_probability(img[idx], [bands[i] for i in idx]), cloud_probability(img, bands))

@@ -74,6 +74,10 @@ class ChunkReader:
         self.o_idx, self.s_idx = plan.optical_bands.indices, plan.sar_bands.indices
         self.o_prep, self.s_prep = plan.optical_prep, plan.sar_prep
         self.cloud_bands, self.uses_cloud = plan.cloud_bands, plan.uses_cloud
+        if self.cloud_bands is not None:
+            from ....models.cloud import used_bands
+
+            self.cloud_idx = used_bands(self.cloud_bands)  # only these are converted to reflectance
         self.fill_from_sar = plan.fill_from_sar
         self.threaded = readers > 0
         self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
@@ -171,7 +175,8 @@ class ChunkReader:
         if self.cloud_bands is not None:
             from ....models.cloud import cloud_probability
 
-            cloud = cloud_probability(self.o_prep.physical(o.astype(np.float32)), self.cloud_bands)  # reflectance
+            refl = self.o_prep.physical(o[self.cloud_idx].astype(np.float32))  # scalar scale/offset/clip
+            cloud = cloud_probability(refl, [self.cloud_bands[i] for i in self.cloud_idx])
             cloud[o_bad] = 0.0
         return torch_tiles(o, o_bad, self.o_prep, win, self.grid.stride), o_bad, cloud
 
