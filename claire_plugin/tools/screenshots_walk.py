@@ -173,6 +173,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
     with open(os.path.join(out, "train_walk.json"), "w", encoding="utf-8") as fh:
         json.dump(facts, fh, indent=1, default=str)
     print(json.dumps(facts, indent=1, default=str))
+    shutil.rmtree(work, ignore_errors=True)
     return sorted(os.path.join(out, f) for f in os.listdir(out) if f.startswith("train_walk_"))
 
 
