@@ -28,12 +28,11 @@ from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
 from ..layers.layers import add_to_project, layer_file, result_layers
 from .picker import CheckpointPicker
-from .results import ResultsView
+from .results import ResultsView, done_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
 from .train_panel import TrainPanel
 from .widgets import (
     RasterChooser,
-    breakable,
     compact_combo,
     narrow_form,
     parse_band_list,
@@ -43,19 +42,6 @@ from .widgets import (
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
-
-
-def done_html(output: str) -> str:
-    """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
-    from qgis.PyQt.QtCore import QUrl
-
-    folder = os.path.dirname(os.path.abspath(output))
-    temporary = os.path.abspath(output).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
-    note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
-            if temporary else "")
-    link = QUrl.fromLocalFile(folder).toString()
-    return (f"Done: {html.escape(os.path.basename(output))}<br><span style='color:#5f6b76'>"
-            f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
 
 
 def missing_required() -> List[str]:
@@ -258,6 +244,7 @@ class ClaireDock(QgsDockWidget):
         self.cancel_button.clicked.connect(self.cancel)
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_fit)
+            combo.layerChanged.connect(self._scene_to_train)
         self.optical_bands.editingFinished.connect(self._update_fit)
         self.sar_bands.editingFinished.connect(self._update_fit)
         self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
@@ -266,6 +253,16 @@ class ClaireDock(QgsDockWidget):
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
         self.train_panel.classifyWith.connect(self.classify_with)
+
+    def _scene_to_train(self, *_args) -> None:
+        """The Train tab trains on the scene chosen here (its own combos offered the first raster twice)."""
+        from qgis.PyQt import sip
+
+        for mine, train in ((self.optical, self.train_panel.optical), (self.sar, self.train_panel.sar)):
+            if sip.isdeleted(mine) or sip.isdeleted(train):  # the dock is being destroyed
+                return
+            if mine.currentLayer() is not None and train.currentLayer() is not mine.currentLayer():
+                train.setLayer(mine.currentLayer())
 
     def classify_with(self, checkpoint: str) -> None:
         """Make `checkpoint` the Run tab's checkpoint (its card shown), with the Train tab's scene, and go there."""
@@ -405,14 +402,14 @@ class ClaireDock(QgsDockWidget):
         self.last_result = result
         card = getattr(result, "card", None) or card or self.picker.card() or {}
         self.last_card = card
-        title = os.path.splitext(os.path.basename(params.optical if params else result.output))[0]
+        title = result_title(params.optical if params else result.output, getattr(params, "checkpoint", None))
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             add_to_project(self.added_layers)
         messages = [dock_message(str(m)) for m in (result.messages or [])]
         if not any(m.lower().startswith("device") for m in messages):
             messages.insert(0, f"Device: {result.device}")
-        self.results.showSummary(result.summary, f"Land cover of {title}", messages)
+        self.results.showSummary(result.summary, f"Land cover of {title}", messages, card)
         self.progress.setValue(100)
         self.status.setText(done_html(result.output))
         self.tabs.setCurrentIndex(1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import os
 from typing import Any, Dict, List, Optional
 
 from qgis.PyQt.QtCore import Qt, pyqtSignal
@@ -33,6 +34,31 @@ METRIC_COLUMNS = ["IoU", "Prec.", "Recall", "F1"]
 COLUMN_TIPS = {"ha": "Area in hectares", "Share": "Share of the classified area",
                "Conf.": "Mean confidence (top-class probability)", "Prec.": "Precision (user's accuracy)",
                "Recall": "Recall (producer's accuracy)", "IoU": "Intersection over union", "F1": "F1 score"}
+
+
+def done_html(output: str) -> str:
+    """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
+    from qgis.core import QgsProcessingUtils
+    from qgis.PyQt.QtCore import QUrl
+
+    folder = os.path.dirname(os.path.abspath(output))
+    temporary = os.path.abspath(output).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
+    note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
+            if temporary else "")
+    link = QUrl.fromLocalFile(folder).toString()
+    return (f"Done: {html.escape(os.path.basename(output))}<br><span style='color:#5f6b76'>"
+            f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
+
+
+def result_title(optical: str, checkpoint: Optional[str] = None) -> str:
+    """The name of a run's layers and results: the optical file's stem, and the checkpoint's when it is not the
+    bundled one (a map of your own model beside the default's: two layers of one name told nothing apart)."""
+    from .picker import bundled_checkpoint
+
+    title = os.path.splitext(os.path.basename(optical))[0]
+    if checkpoint and os.path.abspath(checkpoint) != os.path.abspath(bundled_checkpoint()):
+        title += f" · {os.path.splitext(os.path.basename(checkpoint))[0]}"
+    return title
 
 
 def _swatch(color: str, size: int = 12) -> QIcon:
@@ -90,13 +116,19 @@ class MetricTile(QFrame):
         self.value.setText(text)
 
 
-def trust_html(summary: Dict[str, Any]) -> str:
+def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -> str:
     """The scene's trust line: where the model should not be trusted (unlike its training data, with a link
-    to the Train tab), what was under cloud and what came from SAR alone; empty when there is nothing to say."""
+    to the Train tab), or that the model's `card` cannot tell (no familiarity statistics, and why), what was
+    under cloud and what came from SAR alone; empty when there is nothing to say."""
     from ..core.explain.template import UNFAMILIAR_WARN_PCT
 
     parts = []
     unfamiliar = summary.get("unfamiliar_share")
+    if unfamiliar is None and card is not None and not card.get("familiarity"):
+        note = (card.get("training") or {}).get("familiarity")  # why a polygon-trained card has none
+        why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the polygons, or polygons "
+               f"spread wider, gives it that check" if note else "its card has no familiarity statistics")
+        parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
         parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "
                      f"data the model was trained on. <a href='train'>Train it on your area</a> with a few "
@@ -197,15 +229,16 @@ class ResultsView(QWidget):
         return tiles
 
     # -- summary -------------------------------------------------------------------------------------
-    def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None) -> None:  # noqa: N802,E501
-        """Fill tiles, table and chart from an engine summary."""
+    def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None,  # noqa: N802
+                    card: Optional[Dict[str, Any]] = None) -> None:
+        """Fill tiles, table and chart from an engine summary (`card`: the model's, for the trust line)."""
         self.summary = summary or {}
         metrics = self.summary.get("metrics") or {}
         rows = class_rows(self.summary)
         total_ha = sum(float(r["area_ha"] or 0) for r in rows)
         self.headline.setText(f"<b>{html.escape(breakable(title))}</b>" if title else "")  # long stems wrap
         self.headline.setVisible(bool(title))
-        trust = trust_html(self.summary)
+        trust = trust_html(self.summary, card)
         warn = "Do not trust" in trust
         self.trust.setText(trust)
         self.trust.setStyleSheet("background:#fff4e5; border:1px solid #e0a040; padding:4px;" if warn else

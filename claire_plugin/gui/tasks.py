@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import traceback
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
@@ -53,6 +53,17 @@ class ClassifyTask(QgsTask):
         _hand_over(self, ok, "The classification stopped without a message.")
 
 
+def epoch_progress(e: Dict[str, Any], minutes: Optional[float] = None) -> Tuple[float, str]:
+    """(share of the training loop done, status text) after an epoch; with a time budget `minutes` the budget
+    used counts too (it usually ends the run long before the most epochs: "epoch 1 of 12" misled)."""
+    share = e["epoch"] / max(1, e["epochs"])
+    if not minutes:
+        return share, f"epoch {e['epoch']} of {e['epochs']}"
+    used = float(e.get("seconds") or 0.0) / 60.0
+    return (max(share, min(1.0, used / minutes)),
+            f"epoch {e['epoch']} (at most {e['epochs']}): {used:.1f} of {minutes:g} min used")
+
+
 class TrainTask(QgsTask):
     """Runs `train_from_polygons(params)` in the background; each finished epoch is sent by `epochDone`
     (a dict: epoch, epochs, stage, loss, val_macro_f1, seconds), queued onto the main thread."""
@@ -77,7 +88,8 @@ class TrainTask(QgsTask):
             self.progressText.emit(message)
 
     def _epoch(self, e: Dict[str, Any]) -> None:
-        self._progress(0.05 + 0.8 * e["epoch"] / max(1, e["epochs"]), f"epoch {e['epoch']} of {e['epochs']}")
+        share, text = epoch_progress(e, self.params.config.minutes)
+        self._progress(0.05 + 0.8 * share, text)
         self.epochDone.emit(dict(e))
 
     def run(self) -> bool:

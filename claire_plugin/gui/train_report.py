@@ -52,6 +52,9 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     note = report.get("untuned_note")
     if note and "untuned" not in report["arms"]:
         parts.append(f"<p class='muted'>Untuned checkpoint {e(note)}.</p>")
+    familiarity = str(report.get("familiarity") or "")
+    if familiarity.startswith("not measured"):  # the map of this model will carry no "unlike" warning: say why
+        parts.append(f"<p class='muted'>Unlike-the-training-data check {e(familiarity)}.</p>")
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "

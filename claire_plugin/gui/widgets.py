@@ -7,7 +7,16 @@ from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QTextOption
-from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..layers.layers import layer_hint
 
@@ -81,6 +90,9 @@ class RasterChooser(QWidget):
         self.hint = QLabel(self)
         self.hint_text = ""
         self.hint.setStyleSheet("color:#5f6b76;")
+        # the line is elided to the width the dock gives; its full text must not ask for more (a long folder
+        # name widened the whole page past the dock, cutting every row)
+        self.hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -92,8 +104,8 @@ class RasterChooser(QWidget):
 
     def _show_hint(self, layer) -> None:
         text = self.hint_text = layer_hint(layer)
-        if self.isVisible():  # elided to the width shown; the tooltip has the full path
-            text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
+        # elided to the width laid out (a hidden tab gets its resize before it shows); the tooltip has the path
+        text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
         self.hint.setText(text)
         self.hint.setToolTip(layer.source() if layer is not None else "")
         self.hint.setVisible(bool(text))

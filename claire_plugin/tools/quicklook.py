@@ -11,13 +11,14 @@ from typing import Optional
 ATTRIBUTION = "Data: TerraMesh (IBM / ESA),\nCC-BY-SA-4.0. No-data is transparent."
 
 
-def true_colour(layer, stretch_max: float = 2000.0) -> None:
-    """Show a Sentinel-2 band stack in true colour (B04, B03, B02 = bands 4, 3, 2), reflectance 0..stretch_max."""
+def true_colour(layer, stretch_max: float = 2000.0, rgb: tuple = (4, 3, 2)) -> None:
+    """Show a Sentinel-2 band stack in true colour (B04, B03, B02: bands `rgb`, 4, 3, 2 in the 12/13-band
+    layout), reflectance 0..stretch_max."""
     from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
 
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 4, 3, 2)
-    for band, setter in ((4, renderer.setRedContrastEnhancement), (3, renderer.setGreenContrastEnhancement),
-                         (2, renderer.setBlueContrastEnhancement)):
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *rgb)
+    for band, setter in zip(rgb, (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+                                  renderer.setBlueContrastEnhancement)):
         ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
         ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
         ce.setMinimumValue(0)

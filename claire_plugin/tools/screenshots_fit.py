@@ -151,10 +151,10 @@ QTimer.singleShot(3000, _go)
 """
 
 
-def run_qgis(out: str, root: str, module: str = "screenshots_fit") -> int:
+def run_qgis(out: str, root: str, module: str = "screenshots_fit", timeout: int = 600) -> int:
     """Start QGIS desktop (`qgis`, under xvfb-run when there is no display) with a fresh profile in `root`
     holding this plugin, and run `render_in_qgis(iface, out)` of tools/`module` in its main window; returns
-    QGIS's exit status."""
+    QGIS's exit status (`timeout`: seconds before it is stopped)."""
     import subprocess
 
     from ..install import install
@@ -170,7 +170,7 @@ def run_qgis(out: str, root: str, module: str = "screenshots_fit") -> int:
     cmd = ["qgis", "--profiles-path", root, "--profile", "default", "--nologo", "--noversioncheck", "--code", code]
     if not os.environ.get("DISPLAY"):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"] + cmd
-    return subprocess.run(cmd, env=env, timeout=600).returncode
+    return subprocess.run(cmd, env=env, timeout=timeout).returncode
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -8,6 +8,7 @@ import torch
 
 from claire.claire_plugin.core.engine import classify
 from claire.claire_plugin.core.params import ClassifyParams
+from claire.claire_plugin.core.training import polygons
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
 from claire.claire_plugin.core.training.scene import Scene
@@ -101,8 +102,9 @@ def test_the_training_cloud_is_the_engines(scene, tmp_path):
     assert np.array_equal(ours, engine)
 
 
-def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path):
+def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path, monkeypatch):
     torch.set_num_threads(1)
+    monkeypatch.setattr(polygons, "MIN_FAMILIAR_CELLS", 1)  # the wiring, on a scene too small for the statistics
     model_path = _train(scene, scene["gated"], "fam")
     _, card = load_checkpoint(model_path)
     fam = card["familiarity"]
@@ -115,3 +117,16 @@ def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path):
     with rasterio.open(unfamiliar) as ds:
         values = ds.read(1)
         assert (values != ds.nodata).any()
+
+
+def test_too_small_a_scene_gets_no_familiarity_and_says_why(scene, tmp_path):
+    """6 cells of 32 px around the polygons: statistics fitted there flag everything else (the dock walk saw
+    100 % of the farmland patch flagged by a model trained on it); the card says why it has none instead."""
+    torch.set_num_threads(1)
+    model_path = _train(scene, scene["gated"], "small")
+    _, card = load_checkpoint(model_path)
+    assert card["familiarity"] is None
+    assert "6 cells of 32 px" in card["training"]["familiarity"] and "fewer than the 256" in card["training"]["familiarity"]
+    result = classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "map.tif"), checkpoint=model_path,
+                                     device="cpu", unfamiliar=str(tmp_path / "unfamiliar.tif")))
+    assert result.unfamiliar is None and any("no familiarity" in m for m in result.messages)

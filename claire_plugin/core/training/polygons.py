@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,11 @@ from .split import Split, layer_split, pixel_split, polygon_split
 from .windows import CLOUD_COVERAGE, WindowSet, predict_pixels, sample_pixels, uses_cloud, window_items
 
 ProgressFn = Callable[[float, str], None]
+#: Fewest independent 32 px cells with data in the training windows for familiarity statistics: 4 x the rank of
+#: their low-rank fit (models.familiarity.RANK, 64), a rule of thumb. On fewer the fit spans the cells themselves
+#: and the distance flags anything else: on the 120 px farmland patch (16 cells) a change of padding alone moved
+#: the median ratio from 0.36 to 1.56, and the engine flagged 100 % of the scene the model was trained on.
+MIN_FAMILIAR_CELLS = 256
 
 
 @dataclass
@@ -131,18 +136,32 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
 
 
-def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Dict[str, Any]:
-    """The card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
-    unfamiliar raster works with it: decoder feature statistics over the scene windows around the training
-    pixels, threshold calibrated on the windows around the validation pixels (cloud input as in training)."""
+def _counting_cells(items: Iterable[tuple], count: List[int]) -> Iterator[tuple]:
+    """`items` unchanged; `count[0]` grows by the 32 px cells whose centre has data (the item's mask)."""
+    for item in items:
+        count[0] += int(np.asarray(item[3], bool)[16::32, 16::32].sum())
+        yield item
+
+
+def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Tuple[Optional[Dict[str, Any]], str]:
+    """(the card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
+    unfamiliar raster works with it, or None; a note for the card and report): decoder feature statistics over
+    the scene windows around the training pixels, threshold calibrated on the windows around the validation
+    pixels (cloud input as in training). None when those windows hold fewer than MIN_FAMILIAR_CELLS cells."""
     from ....models.familiarity import familiarity
 
     with_cloud = uses_cloud(model)
-    fam = familiarity(model.to(device), window_items(scene, split.train, with_cloud),
+    cells = [0]
+    fam = familiarity(model.to(device), _counting_cells(window_items(scene, split.train, with_cloud), cells),
                       window_items(scene, split.val, with_cloud), device=device)
+    if cells[0] < MIN_FAMILIAR_CELLS:
+        side = int((MIN_FAMILIAR_CELLS * 32 * 32) ** 0.5)
+        return None, (f"not measured: the scene around the training polygons holds {cells[0]} cells of 32 px, "
+                      f"fewer than the {MIN_FAMILIAR_CELLS} (about {side} x {side} px) the statistics need")
     fam["calibrated_on"] = "heldout"
     fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
-    return fam
+    fam["cells"] = cells[0]
+    return fam, f"measured on {cells[0]} cells of 32 px around the training polygons"
 
 
 def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
@@ -170,7 +189,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
                                        validate, on_epoch, is_cancelled)
         progress(0.82, "measuring the training features (familiarity statistics)")
-        familiar = polygon_familiarity(scene, split, model, device)
+        familiar, familiar_note = polygon_familiarity(scene, split, model, device)
         progress(0.85, "scoring on the held-out polygons")
         cmap = base_channel_map(base_card, labels.classes)
         nets = [("finetuned", model.to(device), None)]
@@ -182,8 +201,10 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
+        report["familiarity"] = familiar_note
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
+    card["training"]["familiarity"] = familiar_note
     _save(params, model.to("cpu"), card, report)
     progress(1.0, f"wrote {params.output}")
     return report
