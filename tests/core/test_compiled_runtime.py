@@ -287,3 +287,15 @@ def test_a_real_aot_package_of_a_gated_model_takes_the_cloud_input(tmp_path):
     assert set(got) == set(want)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_of_a_gated_model_takes_the_cloud_input():
+    toy = CloudToy().eval()
+    fixed = FixedBatch(toy, compiled.compile_model(toy, features=True), 2, (2, 1, 32), cloud=True, features=True)
+    o, s, c = _gated_inputs(3, 32)
+    with torch.inference_mode():
+        got, want = fixed(o, s, cloud=c, return_features=True), toy(o, s, cloud=c, return_features=True)
+    assert set(got) == set(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
