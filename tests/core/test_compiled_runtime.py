@@ -12,7 +12,7 @@ import torch.nn as nn
 from claire.claire_plugin.core.engine.runner import load_model
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.runtime import compiled
-from claire.claire_plugin.core.runtime.compiled import FixedBatch, check_runtime, package_key, prepare
+from claire.claire_plugin.core.runtime.compiled import FixedBatch, Positional, check_runtime, package_key, prepare
 
 CPU = torch.device("cpu")
 
@@ -25,6 +25,33 @@ class Toy(nn.Module):
     def forward(self, o, s):
         x = self.conv(torch.cat([o, s], 1))
         return {"logits": x, "sar_share": torch.sigmoid(x[:, :1])}
+
+
+class CloudToy(nn.Module):
+    """A tiny cloud-gated model: its gate is 1 - (1 - g)(1 - cloud), as CMAF's, and weighs optical against
+    SAR; `return_features` adds a feature map and a pooled bottleneck."""
+
+    uses_cloud = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.conv = nn.Conv2d(3, 1, 1), nn.Conv2d(3, 4, 1)
+
+    def forward(self, o, s, cloud=None, return_features=False):
+        g = torch.sigmoid(self.gate(torch.cat([o, s], 1)))
+        if cloud is not None:
+            g = 1 - (1 - g) * (1 - cloud)
+        x = self.conv(torch.cat([o * (1 - g), s * g], 1))
+        out = {"logits": x, "sar_share": g}
+        if return_features:
+            out["features"], out["bottleneck"] = torch.relu(x), torch.nn.functional.avg_pool2d(x, 4)
+        return out
+
+
+def _gated_inputs(n: int, tile: int = 8):
+    g = torch.Generator().manual_seed(n)
+    return (torch.randn(n, 2, tile, tile, generator=g), torch.randn(n, 1, tile, tile, generator=g),
+            torch.rand(n, 1, tile, tile, generator=g))
 
 
 @pytest.fixture
@@ -60,12 +87,56 @@ def test_fixed_batch_pads_short_batches_and_cuts_long_ones(n):
     assert seen == []
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 9])
+def test_fixed_batch_feeds_the_cloud_probability_padded_like_the_other_inputs(n):
+    toy = CloudToy().eval()
+    seen = []
+
+    def fn(*inputs):
+        seen.append(tuple(x.shape[0] for x in inputs))
+        return Positional(toy)(*inputs)
+
+    fixed = FixedBatch(toy, fn, 4, (2, 1, 8), cloud=True)
+    o, s, c = _gated_inputs(n)
+    with torch.inference_mode():
+        got, want, clear = fixed(o, s, cloud=c), toy(o, s, cloud=c), toy(o, s)
+    assert set(seen) == {(4, 4, 4)}
+    assert not torch.allclose(want["logits"], clear["logits"])  # the cloud input changes the output
+    for k in ("logits", "sar_share"):
+        assert got[k].shape == want[k].shape
+        torch.testing.assert_close(got[k], want[k])
+    seen.clear()
+    with torch.inference_mode():
+        torch.testing.assert_close(fixed(o, s)["logits"], clear["logits"])  # no cloud given: eager
+        fixed(o, s, cloud=c, return_features=True)  # features it was not built for: eager
+    assert seen == []
+
+
+def test_fixed_batch_gives_the_familiarity_features_it_was_built_for():
+    toy = CloudToy().eval()
+    fixed = FixedBatch(toy, Positional(toy, features=True), 2, (2, 1, 8), cloud=True, features=True)
+    o, s, c = _gated_inputs(3)
+    with torch.inference_mode():
+        got, want = fixed(o, s, cloud=c, return_features=True), toy(o, s, cloud=c, return_features=True)
+    assert set(got) == set(want) == {"logits", "sar_share", "features", "bottleneck"}
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
+
+
 def test_package_key_follows_weights_and_shape():
     a, b = Toy(), Toy()
     key = package_key(a, "cpu", 256, 4, (10, 2))
     assert key == package_key(a, "cpu", 256, 4, (10, 2))
     assert len({key, package_key(b, "cpu", 256, 4, (10, 2)), package_key(a, "cpu", 512, 4, (10, 2)),
                 package_key(a, "cpu", 256, 8, (10, 2)), package_key(a, "cpu", 256, 4, (12, 2))}) == 5
+
+
+def test_package_key_says_whether_the_package_takes_the_cloud_input_and_gives_features():
+    toy = CloudToy()
+    keys = {(c, f): package_key(toy, "cpu", 256, 4, (10, 2), cloud=c, features=f)
+            for c in (False, True) for f in (False, True)}
+    assert len(set(keys.values())) == 4
+    assert keys[False, False] == package_key(toy, "cpu", 256, 4, (10, 2))  # packages built before: same key
 
 
 def test_eager_and_unknown_runtimes(default_model):
@@ -88,7 +159,7 @@ def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkey
     assert rt.name == "eager" and "no C++ compiler" in rt.note
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
 
-    def broken(*args):
+    def broken(*args, **io):
         raise RuntimeError("inductor exploded")
 
     monkeypatch.setattr(compiled, "build_aot", broken)
@@ -97,7 +168,7 @@ def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkey
 
 
 def _fake_build(monkeypatch, fn):
-    def build(model, path, tile, batch, channels):
+    def build(model, path, tile, batch, channels, **io):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").close()
         return path
@@ -116,6 +187,26 @@ def test_a_built_package_that_passes_the_check_is_used_and_auto_finds_it(default
     again = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
     assert again.name == "aot" and "built" not in again.note
     assert prepare(model, card, CPU, "auto", 256, 8, (10, 2)).name == "eager"  # another batch: another package
+
+
+def test_a_gated_model_gets_its_own_package_and_never_one_without_the_cloud_input(default_model, monkeypatch,
+                                                                                 tmp_path):
+    model, card = default_model
+    gated = {"cloud": True, "features": True}  # the bundled checkpoint, as the engine prepares it
+    _fake_build(monkeypatch, Positional(model, features=True))
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-in is eager itself: no faster
+    plain = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert plain.name == "aot" and not plain.model.cloud
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2), **gated)
+    assert rt.name == "eager" and "no AOT package is cached" in rt.note
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2), **gated)
+    assert rt.name == "aot" and rt.model.cloud and rt.model.features and "fed to the cloud gate" in rt.note
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2), **gated).name == "aot"
+    assert len([f for f in os.listdir(compiled.cache_dir()) if f.endswith(".pt2")]) == 2
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "only_gated"))
+    prepare(model, card, CPU, "aot", 256, 4, (10, 2), **gated)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))  # nor the reverse
+    assert rt.name == "eager" and "no AOT package is cached" in rt.note
 
 
 def test_a_package_that_fails_the_check_is_not_used(default_model, monkeypatch):
@@ -154,6 +245,25 @@ def test_check_measures_agreement_and_confidence_on_the_bundled_sites(default_mo
     assert check_runtime(model, model, {**card, "config": {**card["config"], "optical_channels": 13}}, 256) is None
 
 
+def test_check_feeds_the_sites_cloud_probability_to_a_gated_model(default_model):
+    model, card = default_model
+    fed = []
+
+    def candidate(o, s, cloud=None, return_features=False):
+        fed.append((o.shape[0], cloud, return_features))
+        return model(o, s, cloud=cloud, return_features=return_features)
+
+    check = check_runtime(candidate, model, card, 256, cloud=True, features=True)
+    assert check["passed"] and check["agreement"] == 1.0 and 0.0 < check["cloud"] < 0.05
+    assert sorted(n for n, _, _ in fed[-2:]) == [1, 7]  # two uneven batches of the 8 tiles
+    assert all(c is not None and c.shape == (n, 1, 256, 256) and r for n, c, r in fed)
+    cloud = torch.cat([c for _, c, _ in fed[-2:]])
+    torch.testing.assert_close(cloud[1], cloud[0].flip(-1))  # each site and its flipped copy
+    assert 0.0 <= float(cloud.min()) and float(cloud.max()) <= 1.0 and float(cloud.max()) > 0.5
+    fed.clear()
+    assert "cloud" not in check_runtime(candidate, model, card, 256) and all(c is None for _, c, _ in fed)
+
+
 @pytest.mark.slow
 def test_a_real_aot_package_matches_eager(tmp_path):
     toy = Toy().eval()
@@ -162,3 +272,30 @@ def test_a_real_aot_package_matches_eager(tmp_path):
     o, s = torch.randn(3, 2, 32, 32), torch.randn(3, 1, 32, 32)
     with torch.inference_mode():
         torch.testing.assert_close(fixed(o, s)["logits"], toy(o, s)["logits"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_real_aot_package_of_a_gated_model_takes_the_cloud_input(tmp_path):
+    toy = CloudToy().eval()
+    path = compiled.build_aot(toy, str(tmp_path / "gated.pt2"), 32, 2, (2, 1), cloud=True, features=True)
+    fixed = FixedBatch(toy, compiled.load_aot(path), 2, (2, 1, 32), cloud=True, features=True)
+    o, s, c = _gated_inputs(3, 32)  # a full batch and a short one
+    with torch.inference_mode():
+        got, want = fixed(o, s, cloud=c, return_features=True), toy(o, s, cloud=c, return_features=True)
+        clear = toy(o, s, return_features=True)
+    assert not torch.allclose(want["logits"], clear["logits"])
+    assert set(got) == set(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_of_a_gated_model_takes_the_cloud_input():
+    toy = CloudToy().eval()
+    fixed = FixedBatch(toy, compiled.compile_model(toy, features=True), 2, (2, 1, 32), cloud=True, features=True)
+    o, s, c = _gated_inputs(3, 32)
+    with torch.inference_mode():
+        got, want = fixed(o, s, cloud=c, return_features=True), toy(o, s, cloud=c, return_features=True)
+    assert set(got) == set(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)

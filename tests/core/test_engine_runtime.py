@@ -17,53 +17,82 @@ from claire.claire_plugin.paths import resource
 SITE = "282D_485L_3_3.tif"
 
 
-def _classify(tmp_path, name: str, runtime: str, cloud_gate: bool = False):
-    """The bundled site classified with the default checkpoint; without its cloud gate unless asked (the
-    compiled runtimes take optical and SAR only, and give no familiarity features)."""
+def _classify(tmp_path, name: str, runtime: str, bundled: bool = False):
+    """The bundled site classified with the default checkpoint: as bundled (cloud gate and familiarity
+    statistics) or, by default, without its gate and statistics (optical and SAR in, no features out)."""
     model, card = load_model(None)
-    card = {k: v for k, v in card.items() if k != "familiarity"}  # the compiled code returns no features
-    card = {**card, "config": {**card["config"], "cloud_gate": cloud_gate}}
+    if not bundled:
+        card = {k: v for k, v in card.items() if k != "familiarity"}
+        card = {**card, "config": {**card["config"], "cloud_gate": False}}
     root = resource("data", "terramesh")
     params = ClassifyParams(os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE),
                             str(tmp_path / f"{name}.tif"), confidence=str(tmp_path / f"{name}_conf.tif"),
-                            runtime=runtime)
+                            cloud=str(tmp_path / f"{name}_cloud.tif"), runtime=runtime)
     res = run(params, model, card)
     with rasterio.open(res.output) as c, rasterio.open(res.confidence) as f:
         return res, c.read(1), f.read(1)
 
 
-def test_an_aot_runtime_gives_the_eager_map_through_the_engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
-    eager, cls, conf = _classify(tmp_path, "eager", "eager")
-    assert eager.stats["runtime"] == "eager" and any(m.startswith("runtime: eager") for m in eager.messages)
+def _stand_in_packages(monkeypatch) -> list:
+    """AOT packages stood in for by the eager model behind Positional, as built (with or without the
+    features); returns the list of the batch sizes of each input of every call of theirs."""
+    built = {}
 
-    def build(model, path, tile, batch, channels):
+    def build(model, path, tile, batch, channels, cloud=False, features=False):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").close()
+        built[path] = features
         return path
 
     calls = []
 
     def load(path):
         model, _ = load_model(None)
+        positional = compiled.Positional(model, built[path])
 
-        def fn(o, s):  # stands in for the compiled code: the eager model, at the compiled batch only
-            calls.append(o.shape[0])
-            return model(o, s)
+        def fn(*inputs):  # stands in for the compiled code: the eager model, at the compiled batch only
+            calls.append(tuple(x.shape[0] for x in inputs))
+            return positional(*inputs)
         return fn
 
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
     monkeypatch.setattr(compiled, "build_aot", build)
     monkeypatch.setattr(compiled, "load_aot", load)
     monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-in is eager itself: no faster
+    return calls
+
+
+def test_an_aot_runtime_gives_the_eager_map_through_the_engine(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
+    eager, cls, conf = _classify(tmp_path, "eager", "eager")
+    assert eager.stats["runtime"] == "eager" and any(m.startswith("runtime: eager") for m in eager.messages)
+    calls = _stand_in_packages(monkeypatch)
     aot, cls2, conf2 = _classify(tmp_path, "aot", "aot")
-    assert aot.stats["runtime"] == "aot" and set(calls) == {4}  # one 224 px tile padded to the batch of 4
+    assert aot.stats["runtime"] == "aot" and set(calls) == {(4, 4)}  # one 224 px tile padded to the batch of 4
     np.testing.assert_array_equal(cls, cls2)
     assert np.abs(conf.astype(int) - conf2.astype(int)).max() <= 1
     again, _, _ = _classify(tmp_path, "auto", "auto")
     assert again.stats["runtime"] == "aot"
-    gated, _, _ = _classify(tmp_path, "gated", "aot", cloud_gate=True)
-    assert gated.stats["runtime"] == "eager" and any("cloud gate" in m for m in gated.messages)
+
+
+def test_the_bundled_gated_checkpoint_runs_its_aot_package_with_the_sites_cloud(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
+    calls = _stand_in_packages(monkeypatch)
+    eager, cls, conf = _classify(tmp_path, "eager", "eager", bundled=True)
+    first = _classify(tmp_path, "plain", "aot")[0]  # a package without the cloud input is cached first
+    assert first.stats["runtime"] == "aot"
+    assert _classify(tmp_path, "auto", "auto", bundled=True)[0].stats["runtime"] == "eager"  # not that one
+    calls.clear()
+    gated, cls2, conf2 = _classify(tmp_path, "gated", "aot", bundled=True)
+    assert gated.stats["runtime"] == "aot" and any("fed to the cloud gate" in m for m in gated.messages)
+    assert set(calls) == {(4, 4, 4)}  # optical, SAR and cloud of the site's tile, padded to the batch of 4
+    np.testing.assert_array_equal(cls, cls2)
+    assert np.abs(conf.astype(int) - conf2.astype(int)).max() <= 1
+    with rasterio.open(gated.cloud) as c:  # the check fed the site the engine's cloud probability
+        engine_cloud = c.read(1).astype(int)
+    _, _, site_cloud, _ = compiled._site_tiles(gated.card, 256)
+    first_site = np.rint(site_cloud[0, 0, :engine_cloud.shape[0], :engine_cloud.shape[1]].numpy() * 100)
+    assert engine_cloud.max() > 50 and np.abs(first_site - engine_cloud).max() <= 1
 
 
 def test_thread_steering_starts_low_beside_busy_cores_and_notes_each_change(monkeypatch):

@@ -152,16 +152,13 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
 
 def _runtime(plan: RunPlan, messages: List[str]) -> None:
     """The model behind the runtime the run asks for (core.runtime.compiled; eager where that one is not
-    available or did not pass its check). After the memory check, which measures the eager model."""
+    available or did not pass its check), built for the cloud probability of a cloud-gated model and the
+    features of familiarity statistics. After the memory check, which measures the eager model."""
     from ..runtime.compiled import prepare
 
-    if plan.uses_cloud or plan.familiar is not None:
-        if plan.params.runtime not in (None, "", "auto", "eager"):
-            messages.append("runtime: eager (this checkpoint's cloud gate or familiarity statistics need "
-                            "inputs and outputs the compiled runtimes do not have)")
-        return
     channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
-    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, plan.tile, plan.batch, channels)
+    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, plan.tile, plan.batch, channels,
+                     cloud=plan.uses_cloud, features=plan.familiar is not None)
     plan.model, plan.runtime = chosen.model, chosen.name
     messages.append(chosen.note)
 

@@ -1,20 +1,24 @@
-"""How the model's forward runs: `eager` (plain PyTorch), `compiled` (torch.compile, built in the process
-at its first forward) or `aot` (an AOTInductor package built once and cached on disk); `auto` picks
-`aot` when a package for this machine is cached, passed the check and ran at least MIN_SPEEDUP times
-eager's speed in it, else `eager`.
+"""How the model's forward runs: `eager` (plain PyTorch), `compiled` (torch.compile, built in the process at its
+first forward) or `aot` (an AOTInductor package built once and cached on disk); `auto` picks `aot` when a
+package for this machine is cached, passed the check and ran at least MIN_SPEEDUP times eager's speed in it,
+else `eager`.
 
-An AOT package holds the model for one machine, torch version, device type, weights, tile size, batch
-size and channel counts (`package_key`); it is cached as <cache>/aot/<key>.pt2 beside <key>.json, the
-record of its check (cache: $CLAIRE_CACHE_DIR, else $XDG_CACHE_HOME/claire, else ~/.cache/claire).
-Building takes minutes (a C++ compiler compiles the generated kernels); without a compiler, or when the
-build fails, the run stays eager and says why. Every built runtime is checked against the eager
-float32 model on the bundled real sites (resources/data/terramesh): the same class on at least 99.5 %
-of the pixels and a mean confidence difference within 2 points, else it is not used.
+An AOT package holds the model for one machine, torch version, device type, weights, tile size, batch size,
+channel counts and signature (`package_key`): a cloud-gated checkpoint's package takes the cloud probability
+as a third input (`Positional`: forward(optical, sar, cloud)), and one with familiarity statistics also gives
+the features they measure (`return_features`), so such checkpoints, the bundled one included, run compiled
+too; a package built without them is never picked for them, nor the reverse. It is cached as
+<cache>/aot/<key>.pt2 beside <key>.json, the record of its check (cache: $CLAIRE_CACHE_DIR, else
+$XDG_CACHE_HOME/claire, else ~/.cache/claire). Building takes minutes (a C++ compiler compiles the generated
+kernels); without a compiler, or when the build fails, the run stays eager and says why. Every built runtime
+is checked against the eager float32 model on the bundled real sites (resources/data/terramesh; a cloud-gated
+model gets their cloud probability from models.cloud, as the engine computes it): the same class on at least
+99.5 % of the pixels and a mean confidence difference within 2 points, else it is not used.
 
-Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one of a tile row) with
-zeros to the compiled size, so it never falls back to a slow path, and runs any other shape (the
-memory check's calibration forward) on the eager model. Kernels are generated with dynamic thread
-counts (inductor's cpp.dynamic_threads), so torch.set_num_threads between batches still acts
+Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one of a tile row; optical, SAR and
+cloud probability alike) with zeros to the compiled size, so it never falls back to a slow path, and runs any
+other shape or inputs (the memory check's calibration forward) on the eager model. Kernels are generated with
+dynamic thread counts (inductor's cpp.dynamic_threads), so torch.set_num_threads between batches still acts
 (core.runtime.contention).
 """
 from __future__ import annotations
@@ -54,37 +58,61 @@ class Runtime:
 
 class FixedBatch(nn.Module):
     """`fn` (compiled for `batch` float32 tiles of `shape` = (optical channels, SAR channels, tile) on
-    devices of type `device_type`) behind the forward of `eager`: short batches are padded to `batch`, long
-    ones cut into batches, other shapes and devices run eagerly."""
+    devices of type `device_type`, taking (optical, sar) or, with `cloud`, (optical, sar, cloud); giving the
+    familiarity features too with `features`) behind the forward of `eager`: short batches are padded to
+    `batch`, long ones cut into batches, other shapes, devices and inputs run eagerly."""
 
     def __init__(self, eager: nn.Module, fn: Callable, batch: int, shape: Tuple[int, int, int],
-                 device_type: str = "cpu") -> None:
+                 device_type: str = "cpu", cloud: bool = False, features: bool = False) -> None:
         super().__init__()
         self.eager, self.fn, self.batch, self.shape = eager, fn, int(batch), tuple(shape)
-        self.device_type = device_type
+        self.device_type, self.cloud, self.features = device_type, bool(cloud), bool(features)
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
-        """The eager model's output for these tiles, computed by the compiled code where it fits (never
-        with extra inputs such as a cloud probability, which it was not built for)."""
-        co, cs, tile = self.shape
-        if (extra or optical.shape[1:] != (co, tile, tile) or sar.shape[1:] != (cs, tile, tile)
-                or optical.dtype != torch.float32 or optical.device.type != self.device_type):
-            return self.eager(optical, sar, **extra)
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None,
+                return_features: bool = False, **extra):
+        """The eager model's output for these tiles (and this cloud probability), computed by the compiled
+        code where it fits: the inputs and outputs it was built for, float32, its tile and device."""
+        inputs = (optical, sar) + ((cloud,) if cloud is not None else ())
+        if extra or not self._fits(inputs, return_features):
+            kw = dict(extra, **({"cloud": cloud} if cloud is not None else {}))
+            return self.eager(optical, sar, **kw, **({"return_features": True} if return_features else {}))
         n = optical.shape[0]
-        parts = [self._fixed(optical[i:i + self.batch], sar[i:i + self.batch]) for i in range(0, n, self.batch)]
+        parts = [self._fixed([x[i:i + self.batch] for x in inputs]) for i in range(0, n, self.batch)]
         if len(parts) == 1:
             return parts[0]
         return {k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
 
-    def _fixed(self, optical: torch.Tensor, sar: torch.Tensor) -> dict:
-        n = optical.shape[0]
+    def _fits(self, inputs: Tuple[torch.Tensor, ...], return_features: bool) -> bool:
+        co, cs, tile = self.shape
+        channels = (co, cs) + ((1,) if self.cloud else ())
+        return (len(inputs) == len(channels) and bool(return_features) == self.features
+                and all(x.shape[0] == inputs[0].shape[0] and tuple(x.shape[1:]) == (c, tile, tile)
+                        and x.dtype == torch.float32 and x.device.type == self.device_type
+                        for x, c in zip(inputs, channels)))
+
+    def _fixed(self, inputs: list) -> dict:
+        n = inputs[0].shape[0]
         if n < self.batch:
-            optical = torch.cat([optical, optical.new_zeros((self.batch - n,) + optical.shape[1:])])
-            sar = torch.cat([sar, sar.new_zeros((self.batch - n,) + sar.shape[1:])])
-        out = self.fn(optical.contiguous(), sar.contiguous())
+            inputs = [torch.cat([x, x.new_zeros((self.batch - n,) + x.shape[1:])]) for x in inputs]
+        out = self.fn(*(x.contiguous() for x in inputs))
         if not isinstance(out, dict):
             out = {"logits": out, "sar_share": None}
         return {k: (v[:n] if v is not None and n < self.batch else v) for k, v in out.items()}
+
+
+class Positional(nn.Module):
+    """`model` as the compiled code takes it: forward(optical, sar[, cloud]), the cloud probability as a
+    positional input, `return_features` fixed when it is built (torch.export and AOTInductor's loaded
+    package take tensors, not flags)."""
+
+    def __init__(self, model: nn.Module, features: bool = False) -> None:
+        super().__init__()
+        self.model, self.features = model, bool(features)
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None):
+        """The model's output dict."""
+        kw = {"cloud": cloud} if cloud is not None else {}
+        return self.model(optical, sar, **kw, **({"return_features": True} if self.features else {}))
 
 
 def cache_dir() -> str:
@@ -118,11 +146,15 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int]) -> str:
-    """Name of the AOT package for this model, machine, torch version and input shape."""
+def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int],
+                cloud: bool = False, features: bool = False) -> str:
+    """Name of the AOT package for this model, machine, torch version, input shape and its inputs and outputs:
+    with the cloud probability as an input (`cloud`), with the familiarity features as outputs (`features`).
+    Packages built before either existed had neither, and their keys stay those without them."""
     parts = {"weights": weights_digest(model), "torch": torch.__version__, "machine": platform.machine(),
              "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
              "channels": [int(c) for c in channels], "format": 1}
+    parts.update({k: True for k, v in (("cloud", cloud), ("features", features)) if v})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -134,19 +166,23 @@ def compiler_missing() -> Optional[str]:
     return "no C++ compiler (g++, c++ or clang++) was found; install one (e.g. apt install g++) to build it"
 
 
-def _inputs(batch: int, channels: Tuple[int, int], tile: int):
+def _inputs(batch: int, channels: Tuple[int, int], tile: int, cloud: bool = False):
     g = torch.Generator().manual_seed(0)
     return (torch.randn(batch, channels[0], tile, tile, generator=g),
-            torch.randn(batch, channels[1], tile, tile, generator=g))
+            torch.randn(batch, channels[1], tile, tile, generator=g)) + (
+        (torch.rand(batch, 1, tile, tile, generator=g),) if cloud else ())
 
 
-def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tuple[int, int]) -> str:
-    """Export `model` for `batch` CPU tiles and write its AOTInductor package to `path` (atomically)."""
+def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tuple[int, int], cloud: bool = False,
+              features: bool = False) -> str:
+    """Export `model` for `batch` CPU tiles (with a cloud probability input when `cloud`, giving the
+    familiarity features when `features`: see Positional) and write its AOTInductor package to `path`
+    (atomically)."""
     from torch._inductor import aoti_compile_and_package, config
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with torch.inference_mode():
-        program = torch.export.export(model.cpu().eval(), _inputs(batch, channels, tile))
+        program = torch.export.export(Positional(model.cpu().eval(), features), _inputs(batch, channels, tile, cloud))
     tmp = f"{path}.{os.getpid()}.tmp.pt2"
     try:
         with config.patch({"cpp.dynamic_threads": True}):
@@ -165,19 +201,22 @@ def load_aot(path: str) -> Callable:
     return aoti_load_package(path)
 
 
-def compile_model(model: nn.Module) -> Callable:
-    """torch.compile of `model` with static shapes (built at its first forward, in this process)."""
+def compile_model(model: nn.Module, features: bool = False) -> Callable:
+    """torch.compile of `model` as Positional(model, features) with static shapes (built at its first
+    forward, in this process)."""
     from torch._inductor import config
 
     config.cpp.dynamic_threads = True
-    return torch.compile(model, dynamic=False)
+    return torch.compile(Positional(model, features), dynamic=False)
 
 
 # ----------------------------------------------------------------------------------------------------
-def _site_tiles(card: dict, tile: int) -> Optional[Tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
-    """Normalised optical and SAR tiles of the bundled real sites (and their flipped copies) with the mask
-    of their pixels, or None when the card's inputs do not match them."""
-    from ....models.spec import normalise
+def _site_tiles(card: dict, tile: int) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]]:
+    """Normalised optical and SAR tiles of the bundled real sites (and their flipped copies), their cloud
+    probability as the engine gives it to a cloud-gated model (models.cloud on the physical optical, 1 in
+    optical gaps) and the mask of their pixels, or None when the card's inputs do not match them."""
+    from ....models.cloud import cloud_probability
+    from ....models.spec import normalise, standardise, to_physical
     from ...paths import resource
     from ..training.datasets import LAYOUTS, RasterPairSource, list_pairs
 
@@ -187,19 +226,22 @@ def _site_tiles(card: dict, tile: int) -> Optional[Tuple[torch.Tensor, torch.Ten
             or cfg.get("sar_channels") != 2:
         return None
     src = RasterPairSource(list_pairs(root, "terramesh", "all"), lay.classes, lay.ignore, lay.optical_bands)
-    opt, sar, mask = [], [], []
+    ospec, out = card["inputs"]["optical"], ([], [], [], [])
     try:
         for pair in src.pairs:
             o, s, _ = src.read(pair, 0, 0, tile, tile)
+            phys = to_physical(o, ospec)
+            cloud = np.where(np.isfinite(phys).all(0), cloud_probability(phys, ospec["bands"]), np.float32(1))
             m = np.zeros((tile, tile), bool)
             m[:pair.region[2], :pair.region[3]] = True
             for flip in (False, True):
-                opt.append(normalise(o[:, :, ::-1] if flip else o, card["inputs"]["optical"]))
-                sar.append(normalise(s[:, :, ::-1] if flip else s, card["inputs"]["sar"]))
-                mask.append(m[:, ::-1] if flip else m)
+                f = (lambda a: a[..., ::-1]) if flip else (lambda a: a)
+                for part, x in zip(out, (standardise(f(phys), ospec), normalise(f(s), card["inputs"]["sar"]),
+                                         f(cloud)[None].astype(np.float32), f(m))):
+                    part.append(np.ascontiguousarray(x))
     finally:
         src.close()
-    return torch.from_numpy(np.stack(opt)), torch.from_numpy(np.stack(sar)), np.stack(mask)
+    return (*(torch.from_numpy(np.stack(p)) for p in out[:3]), np.stack(out[3]))
 
 
 def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
@@ -209,52 +251,66 @@ def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
     return cls.numpy(), conf.numpy()
 
 
-def _run_split(fn: Callable, opt: torch.Tensor, sar: torch.Tensor, cut: int) -> Tuple[list, float]:
-    """Outputs of `fn` on the tiles fed as [:cut] and [cut:], and the seconds it took."""
+def _run_split(fn: Callable, inputs: Tuple[torch.Tensor, ...], cut: int, features: bool) -> Tuple[list, float]:
+    """Outputs of `fn` on the tiles fed as [:cut] and [cut:] (optical, SAR and, when given, the cloud
+    probability as the keyword `cloud`, as the engine passes them), and the seconds it took."""
+    kw = {"return_features": True} if features else {}
     t = time.perf_counter()
-    outs = [fn(opt[a:b], sar[a:b]) for a, b in ((0, cut), (cut, len(opt)))]
+    outs = [fn(*(x[a:b] for x in inputs[:2]), **kw, **({"cloud": inputs[2][a:b]} if len(inputs) > 2 else {}))
+            for a, b in ((0, cut), (cut, len(inputs[0])))]
     return outs, time.perf_counter() - t
 
 
-def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int) -> Optional[dict]:
+def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, cloud: bool = False,
+                  features: bool = False) -> Optional[dict]:
     """Compare `candidate` with the eager float32 model on the bundled sites, both fed the same two uneven
-    batches (so short batches are checked too), each timed twice after a warm-up: {agreement,
-    confidence_points, pixels, speedup (eager seconds / candidate seconds, best of two), passed}; None when
-    the sites do not fit the card."""
+    batches (so short batches are checked too), with the sites' cloud probability when `cloud` (a
+    cloud-gated model), asking for the familiarity features when `features` (as the engine does), each
+    timed twice after a warm-up: {agreement, confidence_points, pixels, speedup (eager seconds / candidate
+    seconds, best of two), passed, and the sites' mean cloud probability `cloud` when fed}; None when the
+    sites do not fit the card."""
     sites = _site_tiles(card, tile)
     if sites is None:
         return None
-    opt, sar, mask = sites
-    cut = max(1, opt.shape[0] - 1)
+    *inputs, mask = sites
+    inputs = tuple(inputs if cloud else inputs[:2])
+    cut = max(1, inputs[0].shape[0] - 1)
     best = {"eager": float("inf"), "candidate": float("inf")}
     with torch.inference_mode():
         for fn in (eager, candidate):
-            fn(opt[:1], sar[:1])  # warm-up: first-call costs are not the runtime's speed
+            _run_split(fn, tuple(x[:2] for x in inputs), 1, features)  # warm-up: first calls are not its speed
         for _ in range(2):
-            ref, seconds = _run_split(eager, opt, sar, cut)
+            ref, seconds = _run_split(eager, inputs, cut, features)
             best["eager"] = min(best["eager"], seconds)
-            outs, seconds = _run_split(candidate, opt, sar, cut)
+            outs, seconds = _run_split(candidate, inputs, cut, features)
             best["candidate"] = min(best["candidate"], seconds)
     ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
     cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
     agreement = float((cls == ref_cls)[mask].mean())
     points = float(np.abs(conf - ref_conf)[mask].mean() * 100.0)
-    return {"agreement": round(agreement, 6), "confidence_points": round(points, 4), "pixels": int(mask.sum()),
-            "speedup": round(best["eager"] / max(best["candidate"], 1e-9), 3),
-            "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS}
+    check = {"agreement": round(agreement, 6), "confidence_points": round(points, 4), "pixels": int(mask.sum()),
+             "speedup": round(best["eager"] / max(best["candidate"], 1e-9), 3),
+             "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS}
+    if cloud:
+        check["cloud"] = round(float(inputs[2][:, 0].numpy()[mask].mean()), 4)
+    return check
 
 
 def _describe(check: Optional[dict]) -> str:
     if check is None:
         return "not checked (the bundled sites do not fit this checkpoint's inputs)"
     speed = f", {check['speedup']:.2f}x its speed" if check.get("speedup") else ""
+    cloud = f" (their cloud probability, {100 * check['cloud']:.1f} % on average, fed to the cloud gate)" \
+        if "cloud" in check else ""
     return (f"same class as eager float32 on {100 * check['agreement']:.2f} % of {check['pixels']} pixels of "
-            f"the bundled sites, confidence {check['confidence_points']:.3f} points apart on average{speed}")
+            f"the bundled sites{cloud}, confidence {check['confidence_points']:.3f} points apart on average{speed}")
 
 
 def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optional[str], tile: int, batch: int,
-            channels: Tuple[int, int]) -> Runtime:
-    """The runtime `runtime` (see RUNTIMES) for `model` on `device`, or eager with a note saying why not."""
+            channels: Tuple[int, int], cloud: bool = False, features: bool = False) -> Runtime:
+    """The runtime `runtime` (see RUNTIMES) for `model` on `device`, or eager with a note saying why not;
+    `cloud`: the model is cloud-gated and is given the cloud probability (keyword `cloud`), `features`: it is
+    asked for the familiarity features (`return_features=True`), so the compiled code takes / gives them."""
     want = (runtime or "auto").strip().lower()
     if want not in RUNTIMES:
         raise ClaireError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
@@ -263,22 +319,24 @@ def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optiona
     if device.type != "cpu" and want in ("auto", "aot"):
         note = "" if want == "auto" else "; AOT packages are built for the CPU only"
         return Runtime(model, "eager", f"runtime: eager on {device.type.upper()}{note}")
+    io = {"cloud": bool(cloud), "features": bool(features)}
     if want == "compiled":
-        return _compiled(model, card, device, tile, batch, channels)
-    return _aot(model, card, tile, batch, channels, build=want == "aot")
+        return _compiled(model, card, device, tile, batch, channels, io)
+    return _aot(model, card, tile, batch, channels, io, build=want == "aot")
 
 
 def _eager(why: str, model: nn.Module) -> Runtime:
     return Runtime(model, "eager", f"runtime: eager ({why})")
 
 
-def _compiled(model, card, device, tile, batch, channels) -> Runtime:
+def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
     missing = compiler_missing()
     if missing and device.type == "cpu":
         return _eager(f"torch.compile needs a C++ compiler on the CPU: {missing}", model)
     try:
-        fn = FixedBatch(model, compile_model(model), batch, (channels[0], channels[1], tile), device.type)
-        check = check_runtime(fn, model, card, tile) if device.type == "cpu" else None
+        fn = FixedBatch(model, compile_model(model, io["features"]), batch, (channels[0], channels[1], tile),
+                        device.type, **io)
+        check = check_runtime(fn, model, card, tile, **io) if device.type == "cpu" else None
     except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
         return _eager(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}", model)
     if check is not None and not check["passed"]:
@@ -286,8 +344,8 @@ def _compiled(model, card, device, tile, batch, channels) -> Runtime:
     return Runtime(fn, "compiled", f"runtime: torch.compile, {_describe(check)}")
 
 
-def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
-    key = package_key(model, "cpu", tile, batch, channels)
+def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
+    key = package_key(model, "cpu", tile, batch, channels, **io)
     path = os.path.join(cache_dir(), key + ".pt2")
     record_path = os.path.join(cache_dir(), key + ".json")
     record = _read_record(record_path) if os.path.exists(path) else None
@@ -301,9 +359,9 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
         if missing:
             return _eager(f"the AOT package could not be built: {missing}", model)
         try:
-            build_aot(model, path, tile, batch, channels)
-            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile))
-            record = {"check": check_runtime(fn, model, card, tile), "torch": torch.__version__}
+            build_aot(model, path, tile, batch, channels, **io)
+            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
+            record = {"check": check_runtime(fn, model, card, tile, **io), "torch": torch.__version__}
         except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
             return _eager(f"building the AOT package failed: {type(exc).__name__}: {str(exc)[:200]}", model)
         from ..io.atomic import write_json
@@ -313,7 +371,7 @@ def _aot(model, card, tile, batch, channels, build: bool) -> Runtime:
     else:
         built = ""
         try:
-            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile))
+            fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry: run eagerly, rebuild next time
             os.remove(path)
             return _eager(f"the cached AOT package {path} could not be loaded ({type(exc).__name__}); it was "
