@@ -103,6 +103,31 @@ def settings_table(model, card, opt: np.ndarray, sar: np.ndarray) -> Dict[str, L
     return {"rows": rows, "pairs": pairs}
 
 
+def timings(model, card) -> Dict[str, Any]:
+    """Seconds (best of 2, through robustness.predict: cloud test, normalisation, forwards, blend) on the
+    1792 px mirror mosaic of the sites: the engine's default tiling, tile 512 overlap 64, and cores of
+    256 / 512 / 896 px with a 128 px margin (crop + fitted edges); agreement of each with the 896 px core."""
+    mm = robustness.mirror_mosaic
+    mo, ms = robustness.site_mosaic(card)
+    opt, sar = mm(mm(mo)), mm(mm(ms))
+    settings: Dict[str, Dict[str, Any]] = {f"tile {t} overlap {ov}": {"tile": t, "overlap": ov}
+                                           for t, ov in ((256, 32), (512, 64))}
+    settings.update({f"core {c} margin 128": {"tile": c + 256, "overlap": 256, "blend": "crop", "fit_edges": True}
+                     for c in (256, 512, 896)})
+    out: Dict[str, Any] = {}
+    maps = {}
+    for name, kw in settings.items():
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            maps[name] = robustness.predict(model, card, opt, sar, **kw)[0]
+            best = min(best, time.perf_counter() - t0)
+        out[name] = {"seconds": round(best, 2)}
+    for name in settings:
+        out[name]["vs_core_896"] = round(float((maps[name] == maps["core 896 margin 128"]).mean()), 4)
+    return out
+
+
 def measure(checkpoint: str) -> Dict[str, Any]:
     """The table and the edge curves (tiles 256 and 512) of both scenes."""
     import torch
@@ -115,6 +140,7 @@ def measure(checkpoint: str) -> Dict[str, Any]:
     for name, (opt, sar) in scenes(card).items():
         out[name] = {"table": settings_table(model, card, opt, sar),
                      "edge_curve_16px": {str(t): edge_curve(model, card, opt, sar, t) for t in (256, 512)}}
+    out["timings_1792"] = timings(model, card)
     return out
 
 
