@@ -4,6 +4,11 @@ Tiles of `tile` px advance by stride `tile - overlap` from the top-left corner; 
 image is padded on its own by reflection (`pad_tile`), even when the image is smaller than one tile, and
 the tiles' softmax outputs are blended with `blend_weights`. The engine (claire_plugin/core/engine)
 streams the same tiles with the same padding and weights, so both give the same map.
+
+Two options, off by default and not in the engine (tools/tile_invariance.py measures them): `blend="crop"`
+keeps from each tile only the pixels at least overlap / 2 from its edges (stitching instead of a weighted
+mix), and `fit_edges` runs a tile that reaches past the image on the image's part only, padded to the next
+multiple of 32, so that the image's edge is treated the same whatever the tile size.
 """
 from __future__ import annotations
 
@@ -14,29 +19,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+BLENDS = ("taper", "crop")
+#: Weight of the pixels that `blend="crop"` leaves to the neighbouring tile (not zero: see blend_weights).
+CROP_EPS = 1e-6
 
-def blend_weights(tile: int, overlap: int) -> np.ndarray:
-    """2-D weight window [T,T]: 1 in the middle, a sin^2 ramp over `overlap` pixels at each edge.
 
-    Never zero (the ramp starts at half a pixel), so pixels covered by one tile only keep their value.
+def blend_weights(tile: int, overlap: int, blend: str = "taper") -> np.ndarray:
+    """2-D weight window [T,T]: 1 in the middle and, over `overlap` pixels at each edge, a sin^2 ramp
+    ("taper") or CROP_EPS on the outer overlap // 2 pixels ("crop": adjacent tiles meet mid-overlap).
+
+    Never zero, so pixels covered by one tile only keep their value.
     """
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; choose one of {list(BLENDS)}")
     w = np.ones(tile, dtype=np.float64)
     if overlap > 0:
         d = (np.arange(overlap) + 0.5) / overlap
         ramp = np.sin(0.5 * np.pi * d) ** 2
+        if blend == "crop":
+            ramp = np.where(np.arange(overlap) < overlap // 2, CROP_EPS, 1.0)
         w[:overlap] = ramp
         w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
     return np.outer(w, w).astype(np.float32)
 
 
-def pad_tile(x: np.ndarray, tile: int) -> np.ndarray:
-    """[C,h,w] with h, w <= tile -> [C,tile,tile], padded at the bottom and right by reflection (by edge
-    repetition when a side is one pixel)."""
+def pad_tile(x: np.ndarray, tile: int, width: Optional[int] = None) -> np.ndarray:
+    """[C,h,w] with h <= tile, w <= width (default tile) -> [C,tile,width], padded at the bottom and right
+    by reflection (by edge repetition when a side is one pixel)."""
     h, w = x.shape[-2:]
-    if (h, w) == (tile, tile):
+    width = tile if width is None else width
+    if (h, w) == (tile, width):
         return x
     mode = "reflect" if min(h, w) > 1 else "edge"
-    return np.pad(x, ((0, 0), (0, tile - h), (0, tile - w)), mode=mode)
+    return np.pad(x, ((0, 0), (0, tile - h), (0, width - w)), mode=mode)
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> List[int]:
@@ -47,42 +62,64 @@ def tile_starts(n: int, tile: int, overlap: int) -> List[int]:
     return [k * stride for k in range(count)]
 
 
-def _tile(a: Optional[np.ndarray], y: int, x: int, tile: int) -> Optional[np.ndarray]:
-    return None if a is None else pad_tile(a[:, y:y + tile, x:x + tile], tile)
+def _round32(n: int) -> int:
+    return -(-n // 32) * 32
 
 
-def _batch(arrays: List[np.ndarray], device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(np.stack(arrays), dtype=np.float32)).to(device)
+def _tile_shape(h: int, w: int, y: int, x: int, tile: int, fit_edges: bool) -> Tuple[int, int]:
+    """Forward size of the tile at (y, x): the tile, or with `fit_edges` its part inside the image
+    rounded up to a multiple of 32."""
+    if not fit_edges:
+        return tile, tile
+    return _round32(min(tile, h - y)), _round32(min(tile, w - x))
+
+
+def _batch(a: np.ndarray, chunk: List[Tuple[int, int]], th: int, tw: int, device: str) -> torch.Tensor:
+    """The tiles of `a` at the origins in `chunk`, each cut to th x tw and padded (pad_tile), as a batch."""
+    tiles = [pad_tile(a[:, y:y + th, x:x + tw], th, tw) for y, x in chunk]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(tiles), dtype=np.float32)).to(device)
+
+
+def _batches(coords: List[Tuple[int, int]], shape_of, batch_size: int):
+    """Batches of tile origins that share a forward size, in order within each size."""
+    groups: dict = {}
+    for c in coords:
+        groups.setdefault(shape_of(*c), []).append(c)
+    for (th, tw), group in groups.items():
+        for i in range(0, len(group), batch_size):
+            yield th, tw, group[i:i + batch_size]
 
 
 @torch.no_grad()
 def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, tile: int = 256,
                    overlap: int = 32, batch_size: int = 4, device: str = "cpu",
-                   cloud: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+                   cloud: Optional[np.ndarray] = None, blend: str = "taper",
+                   fit_edges: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised optical [Co,H,W] + SAR [Cs,H,W] -> (probabilities [K,H,W] float32, sar_share [H,W]).
 
     `cloud` [1,H,W]: models.cloud's probability, given to the model (used by cloud-gated models).
-    `tile` is rounded up to a multiple of 32; see the module docstring for the tiling.
+    `tile` is rounded up to a multiple of 32; see the module docstring for the tiling, `blend` and
+    `fit_edges`.
     """
     model.eval()
     h, w = opt.shape[-2:]
-    tile = ((tile + 31) // 32) * 32
-    weight = blend_weights(tile, overlap)
+    tile = _round32(tile)
+    weight = blend_weights(tile, overlap, blend)
     coords = [(y, x) for y in tile_starts(h, tile, overlap) for x in tile_starts(w, tile, overlap)]
     hp, wp = coords[-1][0] + tile, coords[-1][1] + tile
     acc, acc_s, wsum = None, np.zeros((hp, wp), np.float32), np.zeros((hp, wp), np.float32)
-    for i in range(0, len(coords), batch_size):
-        chunk = coords[i:i + batch_size]
-        cb = _batch([_tile(cloud, y, x, tile) for y, x in chunk], device) if cloud is not None else None
-        out = model(_batch([_tile(opt, y, x, tile) for y, x in chunk], device),
-                    _batch([_tile(sar, y, x, tile) for y, x in chunk], device), cloud=cb)
+    shape_of = lambda y, x: _tile_shape(h, w, y, x, tile, fit_edges)  # noqa: E731
+    for th, tw, chunk in _batches(coords, shape_of, batch_size):
+        cb = _batch(cloud, chunk, th, tw, device) if cloud is not None else None
+        out = model(_batch(opt, chunk, th, tw, device), _batch(sar, chunk, th, tw, device), cloud=cb)
         prob = F.softmax(out["logits"].float(), dim=1).cpu().numpy()
         share = out.get("sar_share")
         share = share.float().cpu().numpy() if share is not None else np.zeros_like(prob[:, :1])
         if acc is None:
             acc = np.zeros((prob.shape[1], hp, wp), np.float32)
+        wt = weight[:th, :tw]
         for j, (y, x) in enumerate(chunk):
-            acc[:, y:y + tile, x:x + tile] += prob[j] * weight
-            acc_s[y:y + tile, x:x + tile] += share[j, 0] * weight
-            wsum[y:y + tile, x:x + tile] += weight
-    return (acc / wsum)[:, :h, :w], (acc_s / wsum)[:h, :w]
+            acc[:, y:y + th, x:x + tw] += prob[j] * wt
+            acc_s[y:y + th, x:x + tw] += share[j, 0] * wt
+            wsum[y:y + th, x:x + tw] += wt
+    return acc[:, :h, :w] / wsum[:h, :w], acc_s[:h, :w] / wsum[:h, :w]

@@ -5,7 +5,9 @@ not the engine):
   on clouded pixels of the cloudy image / clear pixels of the clear one (clouded: models.cloud > 0.5);
 - TerraMesh: agreement of the maps from Level-1C and from Level-2A optical per site, with the Level-1C
   offsets of `S2L1C/offsets.json` applied ("declared") and as the files read ("as read");
-- tile invariance: per site tile 192 vs 256, and a 2 x 2 mosaic of the sites (448 px) tile 256 vs 512;
+- tile invariance: per site tile 192 vs 256, a 2 x 2 mosaic of the sites (448 px) tile 256 vs 512, and the
+  896 px mosaic of its flipped copies: tile 256 vs 512 and each against the whole mosaic in one forward
+  (tools/tile_invariance.py measures more settings and the distance to a tile edge);
 - hold-out metrics (right-hand 25 % of every site), clear and with synthetic clouds, per level.
 
     python -m claire.claire_plugin.tools.robustness [--checkpoint X] [--json out.json]
@@ -16,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,8 +35,10 @@ def _read(path: str, file_bands: Sequence[str], want: Sequence[str], add: float 
     return raw + np.float32(add)
 
 
-def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarray, tile: int = 256):
-    """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair."""
+def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarray, tile: int = 256,
+            overlap: Optional[int] = None, **tiling: Any):
+    """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair, in tiles
+    of `tile` px with `overlap` (default: the card's); `tiling`: predict_arrays' blend / fit_edges."""
     from ...models.cloud import cloud_probability
     from ...models.predict import predict_arrays
     from ...models.spec import normalise, standardise, to_physical
@@ -43,8 +47,8 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
     phys = to_physical(opt_raw, ospec)
     cloud = cloud_probability(phys, ospec["bands"])
     prob, share = predict_arrays(model, standardise(phys, ospec), normalise(sar_raw, sspec), tile,
-                                 int(card.get("overlap", 32)),
-                                 cloud=cloud[None] if getattr(model, "uses_cloud", False) else None)
+                                 int(card.get("overlap", 32) if overlap is None else overlap),
+                                 cloud=cloud[None] if getattr(model, "uses_cloud", False) else None, **tiling)
     return prob.argmax(0), share, cloud
 
 
@@ -92,22 +96,43 @@ def levels(model, card) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def site_mosaic(card) -> Tuple[np.ndarray, np.ndarray]:
+    """(optical, SAR) raw arrays of the 2 x 2 mosaic of the four sites' Level-2A (448 x 448 px)."""
+    opts, sars = zip(*(_site_inputs(site, "S2L2A", card, True) for site in SITES))
+    mo = np.concatenate([np.concatenate(opts[:2], 2), np.concatenate(opts[2:], 2)], 1)
+    ms = np.concatenate([np.concatenate(sars[:2], 2), np.concatenate(sars[2:], 2)], 1)
+    return mo, ms
+
+
+def mirror_mosaic(a: np.ndarray) -> np.ndarray:
+    """[C,H,W] -> [C,2H,2W]: the array, its left-right mirror to the right and both mirrored below (no seams)."""
+    top = np.concatenate([a, a[:, :, ::-1]], 2)
+    return np.ascontiguousarray(np.concatenate([top, top[:, ::-1]], 1))
+
+
 def tiles(model, card) -> Dict[str, float]:
-    """Agreement between tile sizes: per site 192 vs 256, and a 2 x 2 mosaic of the sites 256 vs 512."""
+    """Agreement between tile sizes: per site 192 vs 256; the 448 px mosaic 256 vs 512; the 896 px mirror
+    mosaic 256 vs 512 and each against the whole mosaic predicted in one tile, with the engine's tiling and
+    with cores of 256 / 512 px read with 128 px of context on every side (crop + fit_edges, not the
+    engine's: tools/tile_invariance.py)."""
     out: Dict[str, float] = {}
-    opts, sars = [], []
     for site in SITES:
         o, s = _site_inputs(site, "S2L2A", card, True)
-        opts.append(o)
-        sars.append(s)
         a = predict(model, card, o, s, tile=192)[0]
         b = predict(model, card, o, s, tile=256)[0]
         out[f"{site}_192_vs_256"] = float((a == b).mean())
-    mo = np.concatenate([np.concatenate(opts[:2], 2), np.concatenate(opts[2:], 2)], 1)
-    ms = np.concatenate([np.concatenate(sars[:2], 2), np.concatenate(sars[2:], 2)], 1)
+    mo, ms = site_mosaic(card)
     a = predict(model, card, mo, ms, tile=256)[0]
     b = predict(model, card, mo, ms, tile=512)[0]
     out["mosaic_256_vs_512"] = float((a == b).mean())
+    mo, ms = mirror_mosaic(mo), mirror_mosaic(ms)
+    maps = {t: predict(model, card, mo, ms, tile=t)[0] for t in (256, 512, mo.shape[-1])}
+    out["mosaic896_256_vs_512"] = float((maps[256] == maps[512]).mean())
+    for t in (256, 512):
+        out[f"mosaic896_{t}_vs_whole"] = float((maps[t] == maps[mo.shape[-1]]).mean())
+    margin = {c: predict(model, card, mo, ms, tile=c + 256, overlap=256, blend="crop", fit_edges=True)[0]
+              for c in (256, 512)}
+    out["mosaic896_margin128_256_vs_512"] = float((margin[256] == margin[512]).mean())
     return out
 
 

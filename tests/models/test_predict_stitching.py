@@ -1,0 +1,55 @@
+"""models.predict's stitching options (issue #18 item 5): with `blend="crop"`, `fit_edges` and an overlap of
+at least twice the network's reach, the map does not depend on the tile size; the default tiling does."""
+import numpy as np
+import pytest
+import torch
+
+from claire.models.predict import CROP_EPS, blend_weights, predict_arrays
+from claire.tests.fixtures.standin import LocalStack
+
+torch.set_num_threads(1)
+H, W = 200, 350  # not multiples of 32: tile 64 ends 2 px past the image, tile 128 66 px past it
+REACH = LocalStack.REACH  # 6 px
+
+
+def _inputs():
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(2, H, W)).astype(np.float32), rng.normal(size=(1, H, W)).astype(np.float32)
+
+
+def _run(tile: int, overlap: int = 32, **options):
+    o, s = _inputs()
+    return predict_arrays(LocalStack().eval(), o, s, tile=tile, overlap=overlap, **options)
+
+
+def _maxdiff(a, b) -> float:
+    return max(float(np.abs(a[0] - b[0]).max()), float(np.abs(a[1] - b[1]).max()))
+
+
+def test_crop_and_fitted_edges_give_the_whole_image_map_at_any_tile_size():
+    whole = _run(352, 0, fit_edges=True)  # one forward over the image (padded to 224 x 352)
+    small, large = (_run(t, 32, blend="crop", fit_edges=True) for t in (64, 128))
+    assert small[0].shape == (4, H, W) and small[1].shape == (H, W)
+    assert _maxdiff(small, large) < 1e-4
+    assert _maxdiff(small, whole) < 1e-4 and _maxdiff(large, whole) < 1e-4
+
+
+def test_default_tiling_depends_on_the_tile_size():
+    assert _maxdiff(_run(64), _run(128)) > 1e-3  # the sin^2 blend mixes in pixels next to a tile edge
+
+
+def test_crop_without_fitted_edges_still_sees_the_tile_past_the_image():
+    a, b = (_run(t, 32, blend="crop") for t in (64, 128))
+    diff = np.abs(a[0] - b[0]).max(axis=0)
+    assert diff[:, : W - REACH - 2].max() < 1e-4  # the seams agree ...
+    assert diff[:, W - 2:].max() > 1e-3  # ... the image's right edge does not (2 px vs 66 px of reflection)
+
+
+def test_blend_weights_crop_meets_mid_overlap_and_is_never_zero():
+    w = blend_weights(64, 16, "crop")[32]
+    assert np.all(w[:8] == np.float32(CROP_EPS)) and np.all(w[8:56] == 1.0) and np.all(w[56:] == np.float32(CROP_EPS))
+    assert np.allclose(blend_weights(64, 0, "crop"), 1.0)
+    taper = blend_weights(64, 16)[32]
+    assert 0 < taper[0] < taper[8] < 1.0
+    with pytest.raises(ValueError, match="blend"):
+        blend_weights(64, 16, "feather")
