@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     tool = dev_tool("bench_train", "bench-train")
     run_one, table, mosaic_scene, train_on = tool.run_one, tool.table, tool.mosaic_scene, tool.train_on
+    summary = tool.summary
     folder = args.folder or tempfile.mkdtemp(prefix="claire-bench-train-")
     os.makedirs(folder, exist_ok=True)
     extra = ["--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size",
@@ -64,4 +65,6 @@ def run(args: argparse.Namespace) -> int:
                         with open(args.json, "w") as fh:
                             json.dump(results, fh, indent=2)
     print(table(results))
+    print()
+    print(summary(results))
     return 0

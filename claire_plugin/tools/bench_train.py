@@ -5,7 +5,9 @@ map; `claire train --labels` then runs in a fresh process per (site, N, seed) - 
 fine-tuned network, untuned checkpoint and random forests with and without SAR, clear and with 60 %
 synthetic clouds - and its wall time and peak RSS are measured. The LULC maps are model output (ESRI
 LULC), and the bundled checkpoint was trained on the left 75 % of these very sites: its untuned scores
-here are optimistic, and none of these numbers is a map accuracy.
+here are optimistic, and none of these numbers is a map accuracy. Each network's map of the whole site
+is also scored against the LULC map on every pixel of the trained classes outside the training polygons
+and their buffer ("whole map"); `summary` gives the mean and spread over seeds.
 """
 from __future__ import annotations
 
@@ -99,15 +101,103 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
     err = proc.stderr.read() if proc.stderr else ""
     if status != 0:
         return {"site": name, "n": n, "seed": seed, "error": err.strip().splitlines()[-1:]}
+    wall = round(time.time() - t0, 1)
     with open(stem + ".json") as fh:
         report = json.load(fh)
-    return {"site": name, "n": n, "seed": seed, "wall_s": round(time.time() - t0, 1),
+    training = [sq for i, sq in enumerate(squares) if i + 1 not in set(report["validation_feature_ids"])]
+    whole = map_scores(optical, sar, lulc, training, size, float(report["split"]["buffer_px"]),
+                       [c["name"] for c in report["classes"]],
+                       {"untuned": None, "finetuned": stem + ".safetensors"}, stem, extra)
+    return {"site": name, "n": n, "seed": seed, "wall_s": wall,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "polygons": len(squares),
             "classes": [c["name"] for c in report["classes"]], "epochs": report["training"]["epochs"],
             "arms": {a: {c: {"macro_f1": m["macro_f1"], "oa": m["oa"]} for c, m in conds.items()}
                      for a, conds in report["arms"].items()},
-            "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"]}
+            "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"],
+            "whole_map": whole}
+
+
+def outside_training(lulc: np.ndarray, training: Sequence[tuple], size: int, buffer_px: float) -> np.ndarray:
+    """Pixels farther than `buffer_px` from every training square (the honest part of a whole-map score)."""
+    near = np.zeros(lulc.shape, bool)
+    b = int(np.ceil(buffer_px))
+    for r, c, _ in training:
+        near[max(0, r - b):r + size + b, max(0, c - b):c + size + b] = True
+    return ~near
+
+
+def map_scores(optical: str, sar: str, lulc_path: str, training: Sequence[tuple], size: int, buffer_px: float,
+               classes: Sequence[str], checkpoints: Dict[str, Optional[str]], stem: str,
+               extra: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """Macro-F1 / OA of each checkpoint's map (`claire classify`, None: the bundled one) against the LULC
+    map on every pixel of the trained classes outside the training squares and their buffer. A predicted
+    class that is not one of `classes` counts as wrong."""
+    import rasterio
+
+    from ...models.checkpoint import read_card
+    from ...models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
+    from ..paths import DEFAULT_CHECKPOINT
+
+    with rasterio.open(lulc_path) as ds:
+        lulc = ds.read(1)
+    index = {name: i for i, name in enumerate(classes)}
+    ref = np.full(lulc.shape, -1, np.int64)
+    for value, name in NAMES.items():
+        if name in index:
+            ref[lulc == value] = index[name]
+    ref[~outside_training(lulc, training, size, buffer_px)] = -1
+    threads = list(extra[extra.index("--threads"):extra.index("--threads") + 2]) if "--threads" in extra else []
+    out = {}
+    for arm, ckpt in checkpoints.items():
+        path = f"{stem}_{arm}_map.tif"
+        cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main", "classify", "--optical", optical, "--sar",
+               sar, "--output", path, *threads] + (["--checkpoint", ckpt] if ckpt else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        card = read_card(ckpt or DEFAULT_CHECKPOINT)
+        lut = np.full(256, len(classes), np.int64)  # anything else: the "other" column
+        for c in card["classes"]:
+            if c["name"] in index:
+                lut[int(c["value"])] = index[c["name"]]
+        with rasterio.open(path) as ds:
+            pred = lut[ds.read(1)]
+        keep = ref >= 0
+        cm = confusion_matrix(pred[keep], ref[keep], len(classes) + 1)
+        m = metrics_from_confusion(cm, [*classes, "other"])
+        out[arm] = {"macro_f1": round(macro_f1(m), 4), "oa": round(m["oa"], 4), "pixels": int(keep.sum())}
+    return out
+
+
+def _whole(r: Dict[str, Any], arm: str) -> str:
+    m = (r.get("whole_map") or {}).get(arm)
+    return "-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}"
+
+
+def summary(results: Sequence[Dict[str, Any]]) -> str:
+    """Markdown table: per site and N, the mean and spread (min-max) over seeds of the held-out macro-F1 of
+    each arm and condition, the whole-map macro-F1 of the networks, and how often fine-tuned beat untuned."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in results:
+        if "error" not in r:
+            groups.setdefault((r["site"], r["n"]), []).append(r)
+    cols = [("untuned", "clear"), ("finetuned", "clear"), ("rf_optical_sar", "clear"), ("untuned", "clouds_60pct"),
+            ("finetuned", "clouds_60pct"), ("rf_optical_sar", "clouds_60pct")]
+    head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) +
+            " | whole map untuned | whole map fine-tuned | fine-tuned - RF+SAR clear / clouds |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+
+    def cell(vals: List[float]) -> str:
+        return f"{np.mean(vals):.3f} ({min(vals):.2f}-{max(vals):.2f})" if vals else "-"
+
+    for (site, n), rs in sorted(groups.items()):
+        held = [cell([r["arms"][a][c]["macro_f1"] for r in rs if a in r["arms"]]) for a, c in cols]
+        whole = [cell([r["whole_map"][a]["macro_f1"] for r in rs if r.get("whole_map")]) for a in ("untuned",
+                                                                                                   "finetuned")]
+        gaps = [np.mean([r["arms"]["finetuned"][c]["macro_f1"] - r["arms"]["rf_optical_sar"][c]["macro_f1"]
+                         for r in rs]) * 100 for c in ("clear", "clouds_60pct")]
+        lines.append(f"| {site} | {n} | {len(rs)} | " + " | ".join(held + whole) +
+                     f" | {gaps[0]:+.1f} / {gaps[1]:+.1f} points |")
+    return "\n".join(lines)
 
 
 def mosaic_scene(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
@@ -158,7 +248,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
     """Markdown table: one row per run, macro-F1 / OA per arm and condition."""
     arms = ["untuned", "finetuned", "rf_optical_sar", "rf_optical"]
     head = "| site | N | seed | " + " | ".join(f"{a} clear | {a} clouds" for a in arms) + \
-        " | RF pixel-split (leaky) | wall s | CPU s | peak RSS MB |"
+        " | RF pixel-split (leaky) | whole map untuned | whole map fine-tuned | wall s | CPU s | peak RSS MB |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -170,6 +260,8 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
                 m = r["arms"].get(a, {}).get(cond)
                 cells.append("-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}")
         lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
-                     f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | {r['wall_s']} | {r.get('cpu_s', '-')} | "
+                     f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | " +
+                     " | ".join(_whole(r, a) for a in ("untuned", "finetuned")) +
+                     f" | {r['wall_s']} | {r.get('cpu_s', '-')} | "
                      f"{r['peak_rss_mb']} |")
     return "\n".join(lines)

@@ -32,3 +32,26 @@ def test_square_polygons_stay_inside_one_class_and_apart():
     for i, (r1, c1, _) in enumerate(squares):
         for r2, c2, _ in squares[i + 1:]:
             assert max(abs(r1 - r2), abs(c1 - c2)) >= 5
+
+
+def test_whole_map_score_leaves_out_the_training_squares_and_their_buffer():
+    from claire.claire_plugin.tools.bench_train import outside_training
+
+    lulc = np.ones((30, 30), np.uint8)
+    keep = outside_training(lulc, [(10, 12, 1)], size=4, buffer_px=3.0)
+    assert not keep[7:17, 9:19].any()  # the square (rows 10-13, cols 12-15) grown by 3 px
+    assert keep.sum() == 900 - 10 * 10 and keep[6, 12] and keep[17, 12] and keep[12, 8] and keep[12, 19]
+
+
+def test_summary_averages_over_seeds_per_site_and_n():
+    from claire.claire_plugin.tools.bench_train import summary
+
+    def run(seed, ft, rf):
+        arms = {a: {c: {"macro_f1": v, "oa": v} for c in ("clear", "clouds_60pct")}
+                for a, v in (("untuned", 0.5), ("finetuned", ft), ("rf_optical_sar", rf))}
+        return {"site": "s", "n": 5, "seed": seed, "arms": arms,
+                "whole_map": {"untuned": {"macro_f1": 0.4, "oa": 0.4}, "finetuned": {"macro_f1": ft, "oa": ft}}}
+
+    line = summary([run(0, 0.8, 0.6), run(1, 0.6, 0.5), {"site": "s", "n": 5, "seed": 2, "error": "x"}]).splitlines()[-1]
+    assert line.startswith("| s | 5 | 2 | ")
+    assert "0.700 (0.60-0.80)" in line and "+15.0 / +15.0 points" in line
