@@ -279,8 +279,7 @@ def test_check_includes_the_cloudy_sen12ms_scene_and_says_so(default_model):
     assert not check["passed"] and check["pixels"] == 8 * 224 * 224 + 2 * 256 * 256
     note = compiled._describe(check)
     assert "4 bundled sites and sen12ms_cr ROIs2017_winter_112_p797 (cloudy): 131072 pixels" in note
-    wrong_bands = {**card, "inputs": {**card["inputs"], "optical": {**card["inputs"]["optical"],
-                                                                    "bands": [f"X{i}" for i in range(10)]}}}
+    wrong_bands = {**card, "inputs": {**card["inputs"], "sar": {**card["inputs"]["sar"], "bands": ["HH", "HV"]}}}
     assert set(check_runtime(model, model, wrong_bands, 256)["scenes"]) == set(scenes)  # sites only
 
 
