@@ -261,20 +261,32 @@ def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Option
 
 
 def _run_one(folder, size, runtime, checkpoint, batch, threads, bare_tiles, reps, layout, log) -> dict:
+    """The row of `size` and `runtime` from a fresh process; when that process built the runtime's package,
+    measured once more in another one (the build's leftovers would weigh on its peak RSS), keeping the
+    build's seconds and note, with the cached package's load as `load_s`."""
     log(f"size {size}, runtime {runtime}: classifying (fresh process)...")
     cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch),
            "--layout", layout, "--runtime", runtime, "--repeats", str(reps)]
     for flag, value in (("--checkpoint", checkpoint), ("--threads", threads), ("--bare-tiles", bare_tiles)):
         if value:
             cmd += [flag, str(value)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark of size {size}, runtime {runtime} failed:\n{proc.stderr[-3000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row = _subprocess_row(cmd, size, runtime)
+    if row["build"] == "built":
+        log(f"  built in {row['build_load_s']} s; measuring again in a fresh process, the package cached")
+        again = _subprocess_row(cmd, size, runtime)
+        again.update(load_s=again["build_load_s"], **{k: row[k] for k in ("build_load_s", "build", "runtime_note")})
+        row = again
     log(f"  {row['end_to_end_s']} s end to end ({row['runtime_used']}), {row['bare_forward_s']} s bare forward, "
         f"{row['bare_eager_s']} s bare eager, ratios {row['ratio']} / {row['ratio_vs_eager']}, {row['mpix_per_s']} "
         f"MPix/s, peak RSS {row['peak_rss_mb']} MB, build/load {row['build_load_s']} s ({row['build']})")
     return row
+
+
+def _subprocess_row(cmd: List[str], size: int, runtime: str) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of size {size}, runtime {runtime} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _agreements(rows: List[dict]) -> None:

@@ -151,3 +151,24 @@ def test_bench_gives_a_row_per_size_and_runtime_with_the_eager_maps_agreement(tm
     assert not list((tmp_path / "pairs").glob("classes_*"))
     table = capsys.readouterr().out
     assert "| 256² | eager |" in table and "| 256² | auto → eager |" in table and "100.00 %" in table
+
+
+def test_a_row_whose_process_built_the_package_is_measured_again_with_it_cached(monkeypatch):
+    calls = []
+
+    def fake(cmd, size, runtime):
+        calls.append(cmd)
+        built = len(calls) == 1
+        return {"build": "built" if built else "cache", "build_load_s": 90.0 if built else 1.5,
+                "runtime_note": "built it" if built else "loaded it", "peak_rss_mb": 900.0 if built else 600.0,
+                "end_to_end_s": 5.0, "runtime_used": "aot", "bare_forward_s": 2.0, "bare_eager_s": 3.0, "ratio": 2.5,
+                "ratio_vs_eager": 1.667, "mpix_per_s": 1.0}
+
+    monkeypatch.setattr(bench, "_subprocess_row", fake)
+    row = bench._run_one("/tmp", 256, "aot", None, 4, 1, None, 1, "plain", lambda *a: None)
+    assert len(calls) == 2 and calls[0] == calls[1] and "--runtime" in calls[0]
+    assert (row["build"], row["build_load_s"], row["load_s"], row["runtime_note"], row["peak_rss_mb"]) == (
+        "built", 90.0, 1.5, "built it", 600.0)
+    calls[:] = ["a first call"]  # so the fake answers "cache" from now on
+    assert bench._run_one("/tmp", 256, "auto", None, 4, 1, None, 1, "plain", lambda *a: None)["build"] == "cache"
+    assert len(calls) == 2  # that row is not measured again

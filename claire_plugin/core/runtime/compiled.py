@@ -247,7 +247,8 @@ def _scenes(card: dict, tile: int):
         o[:, :h, :w], s[:, :h, :w] = s2[:, :h, :w], s1[:, :h, :w]
         m = np.zeros((tile, tile), bool)
         m[:h, :w] = True
-        name = os.path.splitext(sorted(os.listdir(os.path.join(cloudy, "s2_cloudy")))[0])[0]
+        tifs = sorted(f for f in os.listdir(os.path.join(cloudy, "s2_cloudy")) if f.lower().endswith((".tif", ".tiff")))
+        name = os.path.splitext(tifs[0])[0]
         yield f"sen12ms_cr {name} (cloudy)", o, s, m
 
 
