@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import List
 
 from ..core.errors import ClaireError
+from ..core.params import RUNTIMES
 from .dev_tools import dev_tool
 
 LAYOUT_NAMES = ("cog", "plain")  # tools/bench.py's LAYOUTS, named here so that --help works without the tools
@@ -15,9 +17,11 @@ def register(subparsers) -> None:
     """Add the `bench` subcommand."""
     p = subparsers.add_parser(
         "bench", help="benchmark the engine on synthetic Sentinel-2 + Sentinel-1 pairs",
-        description="For each size: write a 13-band uint16 optical (UTM, 10 m) and a 2-band dB SAR (EPSG:4326, "
-                    "~20 m), classify them end to end in a fresh process, then time the model's bare forward on "
-                    "the same number of tiles. Prints seconds, their ratio, MPix/s and peak RSS.")
+        description="For each size and runtime: write a 13-band uint16 optical (UTM, 10 m) and a 2-band dB SAR "
+                    "(EPSG:4326, ~20 m), time the runtime's one-time build/load, classify the pair end to end with "
+                    "it in a fresh process, then time the bare forward of that runtime and of eager float32 on the "
+                    "same tiles. Prints seconds, both ratios, MPix/s, peak RSS and the agreement of each runtime's "
+                    "map with the eager one (when eager is among the runtimes).")
     p.add_argument("--sizes", default="1024,4096,8192", help="square sizes in pixels (default 1024,4096,8192)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
@@ -32,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--layout", default="plain", choices=LAYOUT_NAMES,
                    help="how the pair is stored: plain = uncompressed 256 x 256 tiles (default); cog = deflate "
                         "with 1024 x 1024 tiles, as Sentinel-1/2 COGs are")
+    p.add_argument("--runtimes", default="auto",
+                   help=f"comma-separated runtimes to measure, each in its own rows: {', '.join(RUNTIMES)} "
+                        "(default: auto); add eager to get each map's agreement with the eager one")
     p.add_argument("--whole-tile", action="store_true",
                    help="one whole Sentinel-2 tile: a 10980 x 10980 pair end to end (bare forward timed on 400 tiles "
                         "unless --bare-tiles says otherwise), with the time per phase")
@@ -50,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
         raise ClaireError(f"--sizes {args.sizes!r} is not a list of integers; e.g. --sizes 1024,4096") from None
     if not sizes or min(sizes) < 64:
         raise ClaireError("--sizes needs sizes of at least 64 pixels, e.g. --sizes 1024,4096,8192")
+    runtimes = parse_runtimes(args.runtimes)
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
     if args.folder:
         os.makedirs(args.folder, exist_ok=True)
     report = bench.run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
-                       threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout)
+                             threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout,
+                             runtimes=runtimes)
     print(bench.format_table(report))
     print(bench.format_phases(report))
     print(json.dumps(report["targets"], indent=2))
@@ -67,3 +76,13 @@ def run(args: argparse.Namespace) -> int:
             json.dump(report, f, indent=2)
         print(f"results: {args.json}")
     return 0
+
+
+def parse_runtimes(text: str) -> List[str]:
+    """The runtimes of `--runtimes` (comma-separated, each once, in order); ClaireError for an unknown one."""
+    names = list(dict.fromkeys(n.strip().lower() for n in (text or "").split(",") if n.strip()))
+    bad = [n for n in names if n not in RUNTIMES]
+    if bad or not names:
+        raise ClaireError(f"--runtimes {text!r}: {'unknown ' + ', '.join(bad) if bad else 'none given'}; use "
+                          f"some of {', '.join(RUNTIMES)}, e.g. --runtimes eager,auto")
+    return names

@@ -1,10 +1,12 @@
 """Benchmark of the engine on synthetic Sentinel-2 + Sentinel-1 pairs.
 
 For each size N: a 13-band uint16 optical (UTM 33N, 10 m, N x N) and a 2-band float32 dB SAR on
-EPSG:4326 at ~20 m; the engine classifies them with the default checkpoint in a fresh subprocess
-(so the peak RSS, VmHWM, belongs to that size alone); then, in the same process, the model's bare
-forward runs on the same number of tiles of the same size and batch. Reported: end-to-end seconds,
-bare-forward seconds, their ratio, MPix/s and peak RSS.
+EPSG:4326 at ~20 m. For each size and each runtime asked for (core.runtime.compiled: eager, compiled, aot,
+auto) a fresh subprocess (tools/bench_measure.py, so the peak RSS, VmHWM, belongs to that run alone) times
+the runtime's one-time build/load, classifies the pair end to end with that runtime and times the bare
+forward of the same runtime and of eager float32 on the same tiles and batches. Reported per row: end-to-end
+seconds, both bare forwards, their ratios, MPix/s, peak RSS, the build/load seconds, and the share of pixels
+where the runtime's map equals the eager run's (when eager ran too).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -140,20 +142,12 @@ def _load(checkpoint: Optional[str]):
     return build_model("claire", config).eval(), card, "untrained 'small' CLAIRE (default checkpoint missing)"
 
 
-def _e2e(paths: Dict[str, str], out: str, checkpoint: Optional[str], batch: int, threads: Optional[int]):
-    from ..core.engine import run
-    from ..core.params import run_options
-
-    c0, t0 = _cpu_s(), time.perf_counter()
-    model, card, name = _load(checkpoint)
-    params = run_options(batch_size=batch, device="auto", threads=threads).params(paths["optical"], paths["sar"], out)
-    res = run(params, model, card)
-    return time.perf_counter() - t0, _cpu_s() - c0, res, model, name
-
-
-def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, timed: int):
-    """(wall, CPU) seconds of the model alone on `n_tiles` random tiles, under the same allocator
-    settings as the engine (core.memory)."""
+def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, timed: int, cloud: bool = False,
+          features: bool = False, batches: Optional[List[int]] = None):
+    """(wall, CPU) seconds of the model alone on `n_tiles` random tiles, fed in `batches` (default: full
+    batches of `batch`, the last one short), timed on the first batches that hold `timed` tiles and scaled,
+    after a warm-up batch, under the same allocator settings as the engine (core.memory); with a cloud
+    probability input when `cloud`, asking for the familiarity features when `features`."""
     import torch
 
     from ..core.runtime.memory import reuse_freed_memory
@@ -161,79 +155,60 @@ def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, tim
     g = torch.Generator().manual_seed(0)
     o = torch.randn(batch, co, tile, tile, generator=g).to(dev)
     s = torch.randn(batch, cs, tile, tile, generator=g).to(dev)
+    c = torch.rand(batch, 1, tile, tile, generator=g).to(dev) if cloud else None
+    kw = {"return_features": True} if features else {}
+    sizes = batches or [min(batch, n_tiles - i) for i in range(0, n_tiles, batch)]
+
+    def forward(n: int) -> None:
+        model(o[:n], s[:n], **kw, **({"cloud": c[:n]} if c is not None else {}))
+
     with torch.inference_mode(), reuse_freed_memory():
-        model(o[:1], s[:1])  # warm-up
+        forward(sizes[0])  # warm-up
         if dev.type == "cuda":
             torch.cuda.synchronize()
         c1, t1 = _cpu_s(), time.perf_counter()
         done = 0
-        while done < timed:
-            n = min(batch, timed - done)
-            model(o[:n], s[:n])
+        for n in sizes:
+            if done >= timed:
+                break
+            forward(n)
             done += n
         if dev.type == "cuda":
             torch.cuda.synchronize()
-    return (time.perf_counter() - t1) * n_tiles / timed, (_cpu_s() - c1) * n_tiles / timed
+    return (time.perf_counter() - t1) * n_tiles / done, (_cpu_s() - c1) * n_tiles / done
 
 
-def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
-                bare_tiles: Optional[int] = None, repeats: int = 1, layout: str = "plain") -> dict:
-    """Classify the pair of `size` end to end, then time the bare forward on as many tiles (or on
-    `bare_tiles` of them, scaled to the full count). With `repeats` > 1 both are measured again,
-    alternating, and the fastest of each is kept (robust on a shared machine). Peak RSS is taken after
-    the first end-to-end run of this fresh process. Everything runs on the engine's torch thread, so the
-    bare forward runs under the same OpenMP conditions as the engine (core.torch_thread)."""
-    from ..core.runtime.torch_thread import call
-
-    return call(_measure_one, folder, size, checkpoint, batch, threads, bare_tiles, repeats, layout)
+def reset_peak_rss() -> None:
+    """Start the process's peak RSS (VmHWM) afresh from its current RSS (Linux 4.0+; elsewhere it stays)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
-def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, threads: Optional[int],
-                 bare_tiles: Optional[int], repeats: int, layout: str) -> dict:
-    import torch
+def output_path(folder: str, size: int, runtime: str) -> str:
+    """The class raster of the end-to-end run of `size` with `runtime`."""
+    return os.path.join(folder, f"classes_{size}_{runtime}.tif")
 
-    if threads:
-        torch.set_num_threads(threads)
-    paths = write_pair(folder, size, layout=layout)
-    out = os.path.join(folder, f"classes_{size}.tif")
-    rss_start = _vmhwm_mb()
-    e2e, e2e_cpu, res, model, name = _e2e(paths, out, checkpoint, batch, threads)
-    rss = _vmhwm_mb()
-    st = res.stats
-    tile, n_tiles = st["tile_size"], st["tiles"]
-    dev = torch.device(res.device)
-    co, cs = len(res.band_choice["optical"]["indices"]), len(res.band_choice["sar"]["indices"])
-    timed = min(n_tiles, bare_tiles) if bare_tiles else n_tiles
-    model = model.to(dev).eval()
-    e2e_all, bare_all = [e2e], []
-    e2e_cpu_min, bare_cpu_min = e2e_cpu, None
-    internal = [st["seconds"] / st["forward_seconds"]] if st["forward_seconds"] else []
-    for i in range(max(1, repeats)):
-        bw, bc = _bare(model, dev, co, cs, tile, batch, n_tiles, timed)
-        bare_all.append(bw)
-        bare_cpu_min = bc if bare_cpu_min is None else min(bare_cpu_min, bc)
-        if i < repeats - 1:
-            w, c, r2, _, _ = _e2e(paths, out, checkpoint, batch, threads)
-            e2e_all.append(w)
-            e2e_cpu_min = min(e2e_cpu_min, c)
-            internal.append(r2.stats["seconds"] / r2.stats["forward_seconds"])
-    for p in (out, out + ".aux.xml"):
-        if os.path.exists(p):
-            os.remove(p)
-    e2e, bare = min(e2e_all), min(bare_all)
-    return {"size": size, "layout": layout, "pixels": size * size, "tiles": n_tiles, "tile_size": tile,
-            "batch_size": batch,
-            "device": res.device, "threads": torch.get_num_threads(), "model": name,
-            "end_to_end_s": round(e2e, 2), "bare_forward_s": round(bare, 2),
-            "ratio": round(e2e / bare, 3) if bare else None,
-            "mpix_per_s": round(size * size / e2e / 1e6, 3), "peak_rss_mb": round(rss, 1),
-            "rss_before_run_mb": round(rss_start, 1), "end_to_end_cpu_s": round(e2e_cpu_min, 2),
-            "bare_forward_cpu_s": round(bare_cpu_min, 2), "bare_tiles_timed": timed,
-            "cpu_ratio": round(e2e_cpu_min / bare_cpu_min, 3) if bare_cpu_min else None,
-            "engine_forward_s": round(st["forward_seconds"], 2), "reader_threads": st.get("reader_threads"),
-            "in_run_ratio": round(min(internal), 3) if internal else None,
-            "end_to_end_runs_s": [round(v, 2) for v in e2e_all], "bare_forward_runs_s": [round(v, 2) for v in bare_all],
-            "phases": st.get("phases", {})}
+
+def map_agreement(reference: str, other: str) -> Optional[float]:
+    """Share of the reference map's valid pixels (not its nodata) where `other` has the same class, read in
+    strips of rows; None when the reference has no valid pixel. Both rasters must share their grid."""
+    import rasterio
+    from rasterio.windows import Window
+
+    same = valid = 0
+    with rasterio.open(reference) as a, rasterio.open(other) as b:
+        if (a.width, a.height) != (b.width, b.height):
+            raise ValueError(f"{other} is {b.width} x {b.height}, {reference} {a.width} x {a.height}")
+        for r0 in range(0, a.height, 1024):
+            win = Window(0, r0, a.width, min(1024, a.height - r0))
+            x, y = a.read(1, window=win), b.read(1, window=win)
+            ok = x != a.nodata if a.nodata is not None else np.ones(x.shape, bool)
+            same += int((x[ok] == y[ok]).sum())
+            valid += int(ok.sum())
+    return same / valid if valid else None
 
 
 def machine() -> dict:
@@ -262,76 +237,141 @@ def machine() -> dict:
 
 def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 4,
               threads: Optional[int] = None, log=print, bare_tiles: Optional[int] = None,
-              repeats: Optional[int] = None, layout: str = "plain") -> dict:
-    """Measure every size in its own subprocess; returns {"machine", "results", "targets"}."""
+              repeats: Optional[int] = None, layout: str = "plain", runtimes: Sequence[str] = ("auto",)) -> dict:
+    """Measure every size with every runtime, each in its own subprocess (tools/bench_measure.py), and each
+    runtime's map against the eager one where both ran; returns {"machine", "results", "targets"}."""
     own = folder is None
     folder = folder or tempfile.mkdtemp(prefix="claire-bench-")
     results = []
     try:
         for size in sizes:
-            log(f"size {size}: writing the synthetic pair and classifying (fresh process)...")
+            log(f"size {size}: writing the synthetic pair...")
             write_pair(folder, size, layout=layout)
-            cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch),
-                   "--layout", layout]
-            if checkpoint:
-                cmd += ["--checkpoint", checkpoint]
-            if threads:
-                cmd += ["--threads", str(threads)]
-            if bare_tiles:
-                cmd += ["--bare-tiles", str(bare_tiles)]
             reps = repeats if repeats else (3 if size <= 2048 else 2 if size <= 4096 else 1)
-            cmd += ["--repeats", str(reps)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"benchmark of size {size} failed:\n{proc.stderr[-3000:]}")
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
-            results.append(row)
-            log(f"  {row['end_to_end_s']} s end to end, {row['bare_forward_s']} s bare forward, ratio "
-                f"{row['ratio']} (CPU-time ratio {row['cpu_ratio']}), {row['mpix_per_s']} MPix/s, peak RSS "
-                f"{row['peak_rss_mb']} MB")
+            rows = [_run_one(folder, size, rt, checkpoint, batch, threads, bare_tiles, reps, layout, log)
+                    for rt in runtimes]
+            _agreements(rows)
+            results += rows
     finally:
         if own:
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
-    return {"machine": machine(), "results": results, "targets": targets(results)}
+    return {"machine": machine(), "results": results, "targets": runtime_targets(results, runtimes)}
+
+
+def _run_one(folder, size, runtime, checkpoint, batch, threads, bare_tiles, reps, layout, log) -> dict:
+    """The row of `size` and `runtime` from a fresh process; when that process built the runtime's package,
+    measured once more in another one (the build's leftovers would weigh on its peak RSS), keeping the
+    build's seconds and note, with the cached package's load as `load_s`."""
+    log(f"size {size}, runtime {runtime}: classifying (fresh process)...")
+    cmd = [sys.executable, "-m", __name__, "--one", str(size), "--folder", folder, "--batch", str(batch),
+           "--layout", layout, "--runtime", runtime, "--repeats", str(reps)]
+    for flag, value in (("--checkpoint", checkpoint), ("--threads", threads), ("--bare-tiles", bare_tiles)):
+        if value:
+            cmd += [flag, str(value)]
+    row = _subprocess_row(cmd, size, runtime)
+    if row["build"] == "built":
+        log(f"  built in {row['build_load_s']} s; measuring again in a fresh process, the package cached")
+        again = _subprocess_row(cmd, size, runtime)
+        again.update(load_s=again["build_load_s"], **{k: row[k] for k in ("build_load_s", "build", "runtime_note")})
+        row = again
+    log(f"  {row['end_to_end_s']} s end to end ({row['runtime_used']}), {row['bare_forward_s']} s bare forward, "
+        f"{row['bare_eager_s']} s bare eager, ratios {row['ratio']} / {row['ratio_vs_eager']}, {row['mpix_per_s']} "
+        f"MPix/s, peak RSS {row['peak_rss_mb']} MB, build/load {row['build_load_s']} s ({row['build']})")
+    return row
+
+
+def _subprocess_row(cmd: List[str], size: int, runtime: str) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of size {size}, runtime {runtime} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _agreements(rows: List[dict]) -> None:
+    """`agreement_with_eager` of each row: its map against the eager run's map of the same size (None when
+    no eager run); the maps are removed afterwards."""
+    eager = next((r["output"] for r in rows if r["runtime"] == "eager"), None)
+    for r in rows:
+        r["agreement_with_eager"] = round(map_agreement(eager, r["output"]), 6) if eager else None
+    for r in rows:
+        for p in (r["output"], r["output"] + ".aux.xml"):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def runtime_targets(results: List[dict], runtimes: Sequence[str]) -> dict:
+    """`targets` of the first runtime's rows (`auto` when it ran), with "runtime" and, when several ran,
+    "by_runtime": every runtime's own."""
+    runtimes = list(dict.fromkeys(runtimes))
+    main = "auto" if "auto" in runtimes else runtimes[0]
+    out = dict(targets([r for r in results if r.get("runtime", main) == main]), runtime=main)
+    if len(runtimes) > 1:
+        out["by_runtime"] = {rt: targets([r for r in results if r.get("runtime") == rt]) for rt in runtimes}
+    return out
+
+
+#: Issue #22's target: end to end <= this share of the bare eager float32 forward over the same pixels.
+EAGER_RATIO_TARGET = 0.65
 
 
 def targets(results: List[dict]) -> dict:
-    """Check the targets: ratio <= 1.10, RSS(largest) <= 1.3 x RSS(smallest), 10980^2 <= 600 s."""
+    """Check the targets: ratio <= 1.10, end to end <= 0.65 x the bare eager forward (rows that have it),
+    RSS(largest) <= 1.3 x RSS(smallest), 10980^2 <= 600 s."""
     if not results:
         return {}
     small, big = min(results, key=lambda r: r["size"]), max(results, key=lambda r: r["size"])
     full = big["end_to_end_s"] * (10980 ** 2) / big["pixels"]
-    return {
+    out = {
         "max_ratio": max(r["ratio"] for r in results), "ratio_ok": all(r["ratio"] <= 1.10 for r in results),
         "rss_growth": round(big["peak_rss_mb"] / small["peak_rss_mb"] - 1.0, 3),
         "rss_ok": big["peak_rss_mb"] <= 1.3 * small["peak_rss_mb"],
         "s2_tile_estimate_s": round(full, 1), "s2_tile_ok": full <= 600.0,
         "estimate_from_size": big["size"],
     }
+    vs_eager = [r["ratio_vs_eager"] for r in results if r.get("ratio_vs_eager") is not None]
+    if vs_eager:
+        out.update(max_ratio_vs_eager=max(vs_eager), ratio_vs_eager_ok=max(vs_eager) <= EAGER_RATIO_TARGET)
+    return out
+
+
+def _text(value, none: str = "n/a") -> str:
+    return none if value is None else str(value)
 
 
 def format_table(report: dict) -> str:
-    """Markdown table of the results."""
-    lines = ["| size | tiles | end-to-end s | bare forward s | ratio | CPU-time ratio | MPix/s | peak RSS MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    """Markdown table of the results: per size and runtime, end to end, bare forward of the runtime and of
+    eager float32, both ratios, MPix/s, peak RSS, agreement with the eager map and the one-time build/load."""
+    lines = ["| size | runtime | tiles | end-to-end s | bare forward s | bare eager s | ratio | ratio vs eager "
+             "| CPU-time ratio | MPix/s | peak RSS MB | agreement with eager | build/load s |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
-        bare = f"{r['bare_forward_s']}" + ("" if r.get("bare_tiles_timed", r["tiles"]) >= r["tiles"]
-                                          else f" (from {r['bare_tiles_timed']} tiles)")
-        lines.append(f"| {r['size']}² | {r['tiles']} | {r['end_to_end_s']} | {bare} | {r['ratio']} "
-                     f"| {r.get('cpu_ratio')} | {r['mpix_per_s']} | {r['peak_rss_mb']} |")
+        part = "" if r.get("bare_tiles_timed", r["tiles"]) >= r["tiles"] else f" (from {r['bare_tiles_timed']} tiles)"
+        runtime = r.get("runtime", "-")
+        if r.get("runtime_used") not in (None, runtime):
+            runtime += f" → {r['runtime_used']}"
+        agree = r.get("agreement_with_eager")
+        build = "-" if "build_load_s" not in r else f"{r['build_load_s']} ({r.get('build', 'none')})"
+        lines.append(f"| {r['size']}² | {runtime} | {r['tiles']} | {r['end_to_end_s']} | {r['bare_forward_s']}{part} "
+                     f"| {_text(r.get('bare_eager_s'), '-')} | {r['ratio']} | {_text(r.get('ratio_vs_eager'), '-')} "
+                     f"| {r.get('cpu_ratio')} | {r['mpix_per_s']} | {r['peak_rss_mb']} "
+                     f"| {'n/a' if agree is None else f'{100 * agree:.2f} %'} | {build} |")
     return "\n".join(lines)
 
 
+def _label(r: dict) -> str:
+    return f"{r['size']}²" + (f" {r['runtime']}" if r.get("runtime") else "")
+
+
 def format_phases(report: dict) -> str:
-    """Markdown table of where each size's first end-to-end run spent its time (core.engine.phases): seconds
+    """Markdown table of where each row's first end-to-end run spent its time (core.engine.phases): seconds
     per phase summed over threads, so phases on the reader and writer threads overlap the forward."""
     results = report["results"]
     names = sorted({k for r in results for k in r.get("phases", {})})
     if not names:
         return ""
-    lines = ["| phase (thread-seconds) | " + " | ".join(f"{r['size']}²" for r in results) + " |",
+    lines = ["| phase (thread-seconds) | " + " | ".join(_label(r) for r in results) + " |",
              "|---|" + "---:|" * len(results)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(str(r.get("phases", {}).get(name, "-")) for r in results) + " |")
@@ -342,6 +382,9 @@ def format_phases(report: dict) -> str:
 def _main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
+    from ..core.params import RUNTIMES
+    from .bench_measure import measure_one
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--one", type=int, required=True)
     ap.add_argument("--folder", required=True)
@@ -351,9 +394,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--bare-tiles", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--layout", default="plain", choices=sorted(LAYOUTS))
+    ap.add_argument("--runtime", default="auto", choices=RUNTIMES)
     a = ap.parse_args(argv)
     print(json.dumps(measure_one(a.folder, a.one, a.checkpoint, a.batch, a.threads, a.bare_tiles, a.repeats,
-                                 a.layout)))
+                                 a.layout, a.runtime)))
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .bench import _bare, _load, _vmhwm_mb, machine, write_pair
+from .bench import _bare, _load, _vmhwm_mb, machine, map_agreement, reset_peak_rss, write_pair
 
 SIZES = (4096, 8192)
 #: No new step starts after this many seconds (the whole check must stay under 8 minutes).
@@ -78,11 +78,7 @@ def _reset_peaks(dev) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(dev)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS (Linux 4.0+)
-    except OSError:
-        pass
+    reset_peak_rss()
 
 
 def _gpu_peak_mb(dev) -> Optional[float]:
@@ -128,15 +124,11 @@ def _one_here(folder: str, size: int, precision: str, device: str, batch: int) -
 
 def _agreement(runs: List[dict], size: int) -> None:
     """Share of valid pixels where the mixed-precision map equals the float32 one (added to the amp row)."""
-    import rasterio
-
     rows = {r["precision"]: r for r in runs if r["size"] == size}
     if set(rows) != set(PRECISIONS):
         return
-    with rasterio.open(rows["fp32"]["output"]) as a, rasterio.open(rows["amp"]["output"]) as b:
-        x, y, nd = a.read(1), b.read(1), a.nodata
-    valid = x != nd if nd is not None else np.ones(x.shape, bool)
-    rows["amp"]["agreement_with_fp32"] = round(float((x[valid] == y[valid]).mean()), 5) if valid.any() else None
+    share = map_agreement(rows["fp32"]["output"], rows["amp"]["output"])
+    rows["amp"]["agreement_with_fp32"] = None if share is None else round(share, 5)
 
 
 class _SyntheticCrops:

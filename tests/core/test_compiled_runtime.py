@@ -239,7 +239,7 @@ def test_auto_leaves_a_correct_but_slower_package_to_explicit_requests(default_m
 def test_check_measures_agreement_and_confidence_on_the_bundled_sites(default_model):
     model, card = default_model
     same = check_runtime(model, model, card, 256)
-    assert same["passed"] and same["agreement"] == 1.0 and same["pixels"] == 8 * 224 * 224
+    assert same["passed"] and same["agreement"] == 1.0 and same["pixels"] == 8 * 224 * 224 + 2 * 256 * 256
     noisy = check_runtime(lambda o, s: {"logits": model(o, s)["logits"] * 0.5}, model, card, 256)
     assert noisy["agreement"] == 1.0 and noisy["confidence_points"] > 2.0 and not noisy["passed"]
     assert check_runtime(model, model, {**card, "config": {**card["config"], "optical_channels": 13}}, 256) is None
@@ -254,14 +254,33 @@ def test_check_feeds_the_sites_cloud_probability_to_a_gated_model(default_model)
         return model(o, s, cloud=cloud, return_features=return_features)
 
     check = check_runtime(candidate, model, card, 256, cloud=True, features=True)
-    assert check["passed"] and check["agreement"] == 1.0 and 0.0 < check["cloud"] < 0.05
-    assert sorted(n for n, _, _ in fed[-2:]) == [1, 7]  # two uneven batches of the 8 tiles
+    assert check["passed"] and check["agreement"] == 1.0 and 0.05 < check["cloud"] < 0.5
+    assert sorted(n for n, _, _ in fed[-2:]) == [1, 9]  # two uneven batches of the 10 tiles
     assert all(c is not None and c.shape == (n, 1, 256, 256) and r for n, c, r in fed)
     cloud = torch.cat([c for _, c, _ in fed[-2:]])
     torch.testing.assert_close(cloud[1], cloud[0].flip(-1))  # each site and its flipped copy
     assert 0.0 <= float(cloud.min()) and float(cloud.max()) <= 1.0 and float(cloud.max()) > 0.5
     fed.clear()
     assert "cloud" not in check_runtime(candidate, model, card, 256) and all(c is None for _, c, _ in fed)
+
+
+def test_check_includes_the_cloudy_sen12ms_scene_and_says_so(default_model):
+    model, card = default_model
+
+    def cloud_sensitive(o, s, cloud=None, return_features=False):
+        out = model(o, s, cloud=cloud, return_features=return_features)
+        return {**out, "logits": torch.where(cloud > 0.5, -out["logits"], out["logits"])}  # wrong under clouds
+
+    check = check_runtime(cloud_sensitive, model, card, 256, cloud=True, features=True)
+    scenes = dict(check["scenes"])
+    cloudy = scenes.pop("sen12ms_cr ROIs2017_winter_112_p797 (cloudy)")
+    assert cloudy["pixels"] == 2 * 256 * 256 and cloudy["agreement"] < 0.5  # mostly clouded: mostly changed
+    assert len(scenes) == 4 and all(v["pixels"] == 2 * 224 * 224 and v["agreement"] > 0.95 for v in scenes.values())
+    assert not check["passed"] and check["pixels"] == 8 * 224 * 224 + 2 * 256 * 256
+    note = compiled._describe(check)
+    assert "4 bundled sites and sen12ms_cr ROIs2017_winter_112_p797 (cloudy): 131072 pixels" in note
+    wrong_bands = {**card, "inputs": {**card["inputs"], "sar": {**card["inputs"]["sar"], "bands": ["HH", "HV"]}}}
+    assert set(check_runtime(model, model, wrong_bands, 256)["scenes"]) == set(scenes)  # sites only
 
 
 @pytest.mark.slow

@@ -85,3 +85,19 @@ def test_engine_stats_carry_the_phases(tmp_path):
         assert phases[name] > 0, name
     assert abs(phases["model forward, softmax, blend weights"] - res.stats["forward_seconds"]) < 0.01
     assert sum(phases.values()) < 3 * res.stats["seconds"]
+
+
+def test_targets_per_runtime_check_the_eager_ratio_of_each():
+    from claire.claire_plugin.tools.bench import runtime_targets
+
+    rows = []
+    for runtime, e2e, small_rss in (("eager", 10.0, 500.0), ("auto", 6.0, 400.0)):
+        for size, rss in ((1024, small_rss), (8192, 600.0)):
+            r = _row(size, e2e, e2e / 1.2, rss)
+            rows.append(dict(r, runtime=runtime, ratio_vs_eager=round(e2e / 10.0, 3)))
+    t = runtime_targets(rows, ["eager", "auto"])
+    assert t["runtime"] == "auto" and t["max_ratio_vs_eager"] == 0.6 and t["ratio_vs_eager_ok"]
+    assert not t["rss_ok"] and t["by_runtime"]["eager"]["rss_ok"]  # each runtime's sizes against each other
+    assert not t["by_runtime"]["eager"]["ratio_vs_eager_ok"] and t["by_runtime"]["eager"]["max_ratio_vs_eager"] == 1.0
+    assert "by_runtime" not in runtime_targets(rows[:2], ["eager"]) and "max_ratio_vs_eager" not in targets(
+        [_row(1024, 1.0, 1.0, 1.0)])

@@ -11,8 +11,10 @@ too; a package built without them is never picked for them, nor the reverse. It 
 <cache>/aot/<key>.pt2 beside <key>.json, the record of its check (cache: $CLAIRE_CACHE_DIR, else
 $XDG_CACHE_HOME/claire, else ~/.cache/claire). Building takes minutes (a C++ compiler compiles the generated
 kernels); without a compiler, or when the build fails, the run stays eager and says why. Every built runtime
-is checked against the eager float32 model on the bundled real sites (resources/data/terramesh; a cloud-gated
-model gets their cloud probability from models.cloud, as the engine computes it): the same class on at least
+is checked against the eager float32 model on the bundled real sites (resources/data/terramesh) and, for cards
+that take its bands, the shipped SEN12MS-CR cloudy scene (resources/data/sen12ms_cr; real clouds, so the cloud
+gate's path is checked too; a cloud-gated model gets their cloud probability from models.cloud, as the engine
+computes it): the same class on at least
 99.5 % of the pixels and a mean confidence difference within 2 points, else it is not used.
 
 Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one of a tile row; optical, SAR and
@@ -49,11 +51,14 @@ MIN_SPEEDUP = 1.05
 
 @dataclass
 class Runtime:
-    """The model the engine runs (`model`), the runtime it uses (`name`) and a note for the user."""
+    """The model the engine runs (`model`), the runtime it uses (`name`), a note for the user and where its
+    compiled code came from (`origin`: "built" / "cache" for an AOT package, "compiled" by torch.compile in
+    this process, "" for eager)."""
 
     model: nn.Module
     name: str
     note: str
+    origin: str = ""
 
 
 class FixedBatch(nn.Module):
@@ -211,37 +216,62 @@ def compile_model(model: nn.Module, features: bool = False) -> Callable:
 
 
 # ----------------------------------------------------------------------------------------------------
-def _site_tiles(card: dict, tile: int) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]]:
-    """Normalised optical and SAR tiles of the bundled real sites (and their flipped copies), their cloud
-    probability as the engine gives it to a cloud-gated model (models.cloud on the physical optical, 1 in
-    optical gaps) and the mask of their pixels, or None when the card's inputs do not match them."""
+def _scenes(card: dict, tile: int):
+    """(name, raw optical [C,tile,tile], raw SAR [2,tile,tile], mask of the scene's pixels) of the check's real
+    scenes that fit the card's inputs: the bundled TerraMesh sites (10 + 2 channels), and the shipped SEN12MS-CR
+    cloudy scene (read as tools/robustness reads it) when the card takes its bands by name (S2_DEFAULT, VV/VH);
+    outside a scene: NaN (the normalisers' 0)."""
+    from ...paths import resource
+    from ..training.datasets import LAYOUTS, S2_DEFAULT, RasterPairSource, list_pairs, read_sen12ms_pair
+
+    root, cfg, lay = resource("data", "terramesh"), card.get("config") or {}, LAYOUTS["terramesh"]
+    if os.path.isdir(root) and cfg.get("optical_channels") == len(lay.optical_bands or []) \
+            and cfg.get("sar_channels") == 2:
+        src = RasterPairSource(list_pairs(root, "terramesh", "all"), lay.classes, lay.ignore, lay.optical_bands)
+        try:
+            for pair in src.pairs:
+                o, s, _ = src.read(pair, 0, 0, tile, tile)
+                m = np.zeros((tile, tile), bool)
+                m[:pair.region[2], :pair.region[3]] = True
+                yield f"terramesh {pair.name}", o, s, m
+        finally:
+            src.close()
+    cloudy = resource("data", "sen12ms_cr")
+    inputs = card.get("inputs") or {}
+    if os.path.isdir(cloudy) and list(inputs.get("optical", {}).get("bands") or []) == list(S2_DEFAULT) \
+            and list(inputs.get("sar", {}).get("bands") or []) == ["VV", "VH"] \
+            and (cfg.get("optical_channels"), cfg.get("sar_channels")) == (len(S2_DEFAULT), 2):
+        s1, _, s2 = read_sen12ms_pair(cloudy)
+        h, w = min(tile, s2.shape[1]), min(tile, s2.shape[2])
+        o, s = (np.full((len(x), tile, tile), np.nan, np.float32) for x in (s2, s1))
+        o[:, :h, :w], s[:, :h, :w] = s2[:, :h, :w], s1[:, :h, :w]
+        m = np.zeros((tile, tile), bool)
+        m[:h, :w] = True
+        tifs = sorted(f for f in os.listdir(os.path.join(cloudy, "s2_cloudy")) if f.lower().endswith((".tif", ".tiff")))
+        name = os.path.splitext(tifs[0])[0]
+        yield f"sen12ms_cr {name} (cloudy)", o, s, m
+
+
+def _site_tiles(card: dict, tile: int):
+    """Normalised optical and SAR tiles of the check's real scenes (`_scenes`, each and its flipped copy),
+    their cloud probability as the engine gives it to a cloud-gated model (models.cloud on the physical optical,
+    1 in optical gaps), the mask of their pixels and the scene of each tile; None when no scene fits the card."""
     from ....models.cloud import cloud_probability
     from ....models.spec import normalise, standardise, to_physical
-    from ...paths import resource
-    from ..training.datasets import LAYOUTS, RasterPairSource, list_pairs
 
-    root = resource("data", "terramesh")
-    cfg, lay = card.get("config") or {}, LAYOUTS["terramesh"]
-    if not os.path.isdir(root) or cfg.get("optical_channels") != len(lay.optical_bands or []) \
-            or cfg.get("sar_channels") != 2:
+    ospec, out, names = (card.get("inputs") or {}).get("optical"), ([], [], [], []), []
+    for name, o, s, m in _scenes(card, tile):
+        phys = to_physical(o, ospec)
+        cloud = np.where(np.isfinite(phys).all(0), cloud_probability(phys, ospec["bands"]), np.float32(1))
+        for flip in (False, True):
+            f = (lambda a: a[..., ::-1]) if flip else (lambda a: a)
+            for part, x in zip(out, (standardise(f(phys), ospec), normalise(f(s), card["inputs"]["sar"]),
+                                     f(cloud)[None].astype(np.float32), f(m))):
+                part.append(np.ascontiguousarray(x))
+            names.append(name)
+    if not names:
         return None
-    src = RasterPairSource(list_pairs(root, "terramesh", "all"), lay.classes, lay.ignore, lay.optical_bands)
-    ospec, out = card["inputs"]["optical"], ([], [], [], [])
-    try:
-        for pair in src.pairs:
-            o, s, _ = src.read(pair, 0, 0, tile, tile)
-            phys = to_physical(o, ospec)
-            cloud = np.where(np.isfinite(phys).all(0), cloud_probability(phys, ospec["bands"]), np.float32(1))
-            m = np.zeros((tile, tile), bool)
-            m[:pair.region[2], :pair.region[3]] = True
-            for flip in (False, True):
-                f = (lambda a: a[..., ::-1]) if flip else (lambda a: a)
-                for part, x in zip(out, (standardise(f(phys), ospec), normalise(f(s), card["inputs"]["sar"]),
-                                         f(cloud)[None].astype(np.float32), f(m))):
-                    part.append(np.ascontiguousarray(x))
-    finally:
-        src.close()
-    return (*(torch.from_numpy(np.stack(p)) for p in out[:3]), np.stack(out[3]))
+    return (*(torch.from_numpy(np.stack(p)) for p in out[:3]), np.stack(out[3]), names)
 
 
 def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
@@ -263,16 +293,17 @@ def _run_split(fn: Callable, inputs: Tuple[torch.Tensor, ...], cut: int, feature
 
 def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, cloud: bool = False,
                   features: bool = False) -> Optional[dict]:
-    """Compare `candidate` with the eager float32 model on the bundled sites, both fed the same two uneven
-    batches (so short batches are checked too), with the sites' cloud probability when `cloud` (a
+    """Compare `candidate` with the eager float32 model on the check's real scenes (the bundled sites and, for
+    cards that take its bands, the shipped SEN12MS-CR cloudy scene: `_scenes`), both fed the same two uneven
+    batches (so short batches are checked too), with the scenes' cloud probability when `cloud` (a
     cloud-gated model), asking for the familiarity features when `features` (as the engine does), each
     timed twice after a warm-up: {agreement, confidence_points, pixels, speedup (eager seconds / candidate
-    seconds, best of two), passed, and the sites' mean cloud probability `cloud` when fed}; None when the
-    sites do not fit the card."""
+    seconds, best of two), passed, scenes ({scene: {pixels, agreement}}), and the mean cloud probability
+    `cloud` when fed}; None when no scene fits the card."""
     sites = _site_tiles(card, tile)
     if sites is None:
         return None
-    *inputs, mask = sites
+    *inputs, mask, names = sites
     inputs = tuple(inputs if cloud else inputs[:2])
     cut = max(1, inputs[0].shape[0] - 1)
     best = {"eager": float("inf"), "candidate": float("inf")}
@@ -286,11 +317,16 @@ def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, 
             best["candidate"] = min(best["candidate"], seconds)
     ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
     cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
-    agreement = float((cls == ref_cls)[mask].mean())
+    same = cls == ref_cls
+    agreement = float(same[mask].mean())
     points = float(np.abs(conf - ref_conf)[mask].mean() * 100.0)
+    scenes = {}
+    for name in dict.fromkeys(names):
+        m = mask & (np.asarray(names) == name)[:, None, None]
+        scenes[name] = {"pixels": int(m.sum()), "agreement": round(float(same[m].mean()), 6)}
     check = {"agreement": round(agreement, 6), "confidence_points": round(points, 4), "pixels": int(mask.sum()),
              "speedup": round(best["eager"] / max(best["candidate"], 1e-9), 3),
-             "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS}
+             "passed": agreement >= MIN_AGREEMENT and points <= MAX_CONFIDENCE_POINTS, "scenes": scenes}
     if cloud:
         check["cloud"] = round(float(inputs[2][:, 0].numpy()[mask].mean()), 4)
     return check
@@ -298,12 +334,18 @@ def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, 
 
 def _describe(check: Optional[dict]) -> str:
     if check is None:
-        return "not checked (the bundled sites do not fit this checkpoint's inputs)"
+        return "not checked (no real scene of the check fits this checkpoint's inputs)"
     speed = f", {check['speedup']:.2f}x its speed" if check.get("speedup") else ""
     cloud = f" (their cloud probability, {100 * check['cloud']:.1f} % on average, fed to the cloud gate)" \
         if "cloud" in check else ""
+    scenes = check.get("scenes") or {}
+    cloudy = [f"{n}: {v['pixels']} pixels, {100 * v['agreement']:.2f} %" for n, v in scenes.items()
+              if n.startswith("sen12ms")]
+    sites = sum(not n.startswith("sen12ms") for n in scenes)
+    where = " and ".join(([f"{sites} bundled sites" if scenes else "the bundled sites"] if sites or not scenes
+                          else []) + cloudy)
     return (f"same class as eager float32 on {100 * check['agreement']:.2f} % of {check['pixels']} pixels of "
-            f"the bundled sites{cloud}, confidence {check['confidence_points']:.3f} points apart on average{speed}")
+            f"{where}{cloud}, confidence {check['confidence_points']:.3f} points apart on average{speed}")
 
 
 def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optional[str], tile: int, batch: int,
@@ -341,7 +383,7 @@ def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
         return _eager(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}", model)
     if check is not None and not check["passed"]:
         return _eager(f"torch.compile was not used: {_describe(check)}", model)
-    return Runtime(fn, "compiled", f"runtime: torch.compile, {_describe(check)}")
+    return Runtime(fn, "compiled", f"runtime: torch.compile, {_describe(check)}", "compiled")
 
 
 def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
@@ -384,7 +426,8 @@ def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
     if not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
         return _eager(f"auto: the cached AOT package is not faster than eager here ({_describe(check)}); "
                       f"the runtime `aot` uses it anyway", model)
-    return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})")
+    return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})",
+                   "built" if built else "cache")
 
 
 def _read_record(path: str) -> Optional[dict]:
