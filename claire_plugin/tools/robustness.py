@@ -171,8 +171,9 @@ def measure(checkpoint: str) -> Dict[str, Any]:
             "levels": levels(model, card), "tiles": tiles(model, card), "heldout": heldout(model, card)}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure_cli(measure_fn, description: str, argv: Optional[List[str]] = None) -> int:
+    """The command line of a figures tool: --checkpoint, --json, --threads; prints measure_fn's JSON."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--json", default=None, help="write the figures to this JSON file too")
     p.add_argument("--threads", type=int, default=1)
@@ -180,13 +181,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    result = measure(args.checkpoint)
-    text = json.dumps(result, indent=2)
+    text = json.dumps(measure_fn(str(args.checkpoint)), indent=2)
     print(text)
     if args.json:
         with open(args.json, "w") as fh:
             fh.write(text + "\n")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return measure_cli(measure, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

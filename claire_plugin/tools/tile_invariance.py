@@ -14,15 +14,13 @@ large raster (today's default, tile 256 overlap 32: 1.31); seconds at 1 thread.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..paths import DEFAULT_CHECKPOINT, resource
+from ..paths import resource
 from . import robustness
 
 TILES = (256, 384, 512, 768)
@@ -145,20 +143,7 @@ def measure(checkpoint: str) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--json", default=None, help="write the figures to this JSON file too")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    text = json.dumps(measure(str(args.checkpoint)), indent=1)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
-    return 0
+    return robustness.measure_cli(measure, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
