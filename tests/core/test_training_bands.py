@@ -13,11 +13,9 @@ from claire.claire_plugin.core.training.polygons import PolygonTrainParams, trai
 from claire.claire_plugin.core.training.scene import Scene
 from claire.models.checkpoint import read_card
 from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
+from claire.tests.fixtures.vectors import TRAIN_NAMES as NAMES
 from claire.tests.fixtures.vectors import box_wkt, write_vector
-
-NAMES = {1: "water", 4: "crops", 5: "built area"}
-BOXES = [(1, 5, 2), (1, 20, 5), (1, 40, 10), (1, 55, 20), (4, 2, 40), (4, 20, 45), (4, 45, 35), (4, 10, 60),
-         (5, 35, 65), (5, 45, 75), (5, 52, 62), (5, 35, 80)]
 
 
 @pytest.fixture
