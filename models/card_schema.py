@@ -77,8 +77,11 @@ def _check(card: Any) -> None:
         _int(tile, "tile_size", *TILE_RANGE)
         if tile % 32:
             raise CardSchemaError(f"the card's tile_size {tile} is not a multiple of 32")
-        if card.get("overlap") is not None:
+        if card.get("overlap") is not None:  # cards before the context tiling
             _int(card["overlap"], "overlap", 0, (tile - 1) // 2)
+    for key in ("core", "context"):
+        if card.get(key) is not None:
+            _int(card[key], key, 0 if key == "context" else 32, TILE_RANGE[1])
 
 
 def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:

@@ -249,8 +249,9 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
 
 
 def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,
-               training: Dict, metrics: Dict, tile_size: int = 256, overlap: int = 32) -> Dict[str, Any]:
-    """Model card per docs/architecture.md; `classes` are records with value, name and color."""
+               training: Dict, metrics: Dict, tile_size: int = 256, context: int = 128) -> Dict[str, Any]:
+    """Model card per docs/architecture.md; `classes` are records with value, name and color. `tile_size` and
+    `context`: the tiling its metrics were evaluated with (models.predict.predict_arrays)."""
     import datetime as _dt
 
     from . import __version__
@@ -260,7 +261,7 @@ def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: 
         "classes": [{"index": i, "value": int(c.value), "name": c.name, **({"color": c.color} if c.color else {})}
                     for i, c in enumerate(classes)],
         "nodata": int(nodata), "inputs": {"optical": ospec, "sar": sspec},
-        "tile_size": int(tile_size), "overlap": int(overlap), "training": training, "metrics": metrics,
+        "tile_size": int(tile_size), "context": int(context), "training": training, "metrics": metrics,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "claire_version": __version__,
     }

@@ -113,32 +113,36 @@ def card_tensors(fam: dict, device="cpu") -> Scorer:
 
 
 def _tiles(item: tuple, device: str, tile: int) -> Iterator[tuple]:
-    """(y, x, optical, SAR, cloud) tensors of an item's `tile` px tiles, padded like the engine's."""
+    """(y, x, optical, SAR, cloud) tensors of an item's `tile` px tiles; an item smaller than a tile is read
+    whole, padded to the next multiple of 32, as the engine reads a raster smaller than its window."""
     o, s, c = item[:3]
     h, w = o.shape[-2:]
-    for y in tile_starts(h, tile, 0):
-        for x in tile_starts(w, tile, 0):
+    th, tw = min(tile, -(-h // 32) * 32), min(tile, -(-w // 32) * 32)
+    for y in tile_starts(h, th, 0):
+        for x in tile_starts(w, tw, 0):
             yield (y, x) + tuple(None if a is None else torch.from_numpy(np.ascontiguousarray(
-                pad_tile(a[:, y:y + tile, x:x + tile], tile), np.float32))[None].to(device) for a in (o, s, c))
+                pad_tile(a[:, y:y + th, x:x + tw], th, tw), np.float32))[None].to(device) for a in (o, s, c))
 
 
 @torch.no_grad()
 def feature_map(model: torch.nn.Module, item: tuple, key: str = "features", device: str = "cpu",
                 tile: int = TILE, fn=None) -> Tuple[np.ndarray, int]:
     """(One item's model output `key` as a map [C, ceil(H/s), ceil(W/s)], its stride s), run in `tile` px
-    tiles; `fn` (optional) maps each tile's [1,C,h,w] output first (e.g. to a distance at stride 4)."""
+    tiles; `fn(output, (th, tw))` (optional) maps each tile's [1,C,h,w] output first (e.g. to a distance at
+    stride 4)."""
     h, w = item[0].shape[-2:]
     fmap = None
     for y, x, o, s, c in _tiles(item, device, tile):
         out = model(o, s, cloud=c, return_features=True)
         if out.get(key) is None:
             raise ValueError(f"the model gives no {key!r} output to measure familiarity on")
-        f = out[key] if fn is None else fn(out[key])
-        stride = tile // f.shape[-1]
+        th, tw = o.shape[-2:]
+        f = out[key] if fn is None else fn(out[key], (th, tw))
+        stride = tw // f.shape[-1]
         f = f[0].float().cpu().numpy()
         if fmap is None:
             fmap = np.zeros((f.shape[0], -(-h // stride), -(-w // stride)), np.float32)
-        part = fmap[:, y // stride:(y + tile) // stride, x // stride:(x + tile) // stride]
+        part = fmap[:, y // stride:(y + th) // stride, x // stride:(x + tw) // stride]
         part[...] = f[:, : part.shape[1], : part.shape[2]]
     return fmap, stride
 
@@ -156,11 +160,12 @@ def cell_mask(item: tuple, shape, stride: int) -> np.ndarray:
 
 
 def _upsampled(stride: int, tile: int = TILE):
-    """A feature_map `fn` that interpolates each tile's features (bilinear) to `stride`."""
-    def fn(f: torch.Tensor) -> torch.Tensor:
-        cells = tile // stride
-        return f if f.shape[-1] == cells else F.interpolate(f, size=(cells, cells), mode="bilinear",
-                                                            align_corners=False)
+    """A feature_map `fn` that interpolates each tile's features (bilinear) to `stride` (`tile`: unused, the
+    size comes with each tile)."""
+    def fn(f: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        cells = (size[0] // stride, size[1] // stride)
+        return f if tuple(f.shape[-2:]) == cells else F.interpolate(f, size=cells, mode="bilinear",
+                                                                    align_corners=False)
     return fn
 
 
@@ -230,8 +235,8 @@ def ratios(model: torch.nn.Module, items: Iterable[Item], scorer: Scorer, device
     mask is True, interpolated from the feature cells as the engine does, concatenated."""
     model.eval()
 
-    def fn(feats):
-        return _upsampled(4)(scorer.ratio(feats))
+    def fn(feats, size):
+        return _upsampled(4)(scorer.ratio(feats), size)
     out = []
     for item in items:
         dmap, s = feature_map(model, item, scorer.key, device, TILE, fn)

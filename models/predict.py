@@ -1,14 +1,17 @@
-"""Whole-array prediction in overlapping tiles: the one tiler of the evaluation path and the engine.
+"""Whole-array prediction in tiles that keep a core and read context around it: the one tiler of the
+evaluation path and the engine.
 
-Tiles of `tile` px advance by stride `tile - overlap` from the top-left corner; a tile reaching past the
-image is padded on its own by reflection (`pad_tile`), even when the image is smaller than one tile, and
-the tiles' softmax outputs are blended with `blend_weights`. The engine (claire_plugin/core/engine)
-streams the same tiles with the same padding and weights, so both give the same map.
+Every tile keeps its core of `tile` px and is read with `context` px more on every side (a forward window of
+tile + 2 * context px); a pixel's class is taken from the one tile whose kept part holds it, at least
+`context` px from that tile's borders inside the image. The first tile of an axis starts at the image's edge,
+the next ones every `tile` px, and the last one is moved back to end at the image's edge rather than reaching
+past it, so the image's edge is treated the same whatever the tile size, and all windows of a run have one
+shape. An axis no longer than one window is read whole (padded to the next multiple of 32 by reflection).
+With a context of 128 px the map no longer depends on the tile size (docs/model_card.md, "Tile size"): the
+network's tile-wide operations (GRN, channel attention, pyramid pooling) see enough of the scene.
 
-Two options, off by default and not in the engine (tools/tile_invariance.py measures them): `blend="crop"`
-keeps from each tile only the pixels at least overlap / 2 from its edges (stitching instead of a weighted
-mix), and `fit_edges` runs a tile that reaches past the image on the image's part only, padded to the next
-multiple of 32, so that the image's edge is treated the same whatever the tile size.
+`predict_blended` is the earlier scheme (overlapping tiles blended with sin^2 weights), kept for the
+tile-size study (tools/tile_invariance.py), with its options `blend="crop"` and `fit_edges`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 BLENDS = ("taper", "crop")
+#: Pixels of context read on every side of a tile's kept core (engine and evaluation default).
+CONTEXT = 128
 #: Weight of the pixels that `blend="crop"` leaves to the neighbouring tile (not zero: see blend_weights).
 CROP_EPS = 1e-6
 
@@ -91,15 +96,15 @@ def _batches(coords: List[Tuple[int, int]], shape_of, batch_size: int):
 
 
 @torch.no_grad()
-def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, tile: int = 256,
-                   overlap: int = 32, batch_size: int = 4, device: str = "cpu",
-                   cloud: Optional[np.ndarray] = None, blend: str = "taper",
-                   fit_edges: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def predict_blended(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, tile: int = 256,
+                    overlap: int = 32, batch_size: int = 4, device: str = "cpu",
+                    cloud: Optional[np.ndarray] = None, blend: str = "taper",
+                    fit_edges: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised optical [Co,H,W] + SAR [Cs,H,W] -> (probabilities [K,H,W] float32, sar_share [H,W]).
 
     `cloud` [1,H,W]: models.cloud's probability, given to the model (used by cloud-gated models).
-    `tile` is rounded up to a multiple of 32; see the module docstring for the tiling, `blend` and
-    `fit_edges`.
+    The earlier scheme (module docstring): tiles of `tile` px (rounded up to a multiple of 32) every
+    tile - overlap px, blended; `blend` and `fit_edges` as in blend_weights and _tile_shape.
     """
     model.eval()
     h, w = opt.shape[-2:]
@@ -123,3 +128,59 @@ def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, til
             acc_s[y:y + th, x:x + tw] += share[j, 0] * wt
             wsum[y:y + th, x:x + tw] += wt
     return acc[:, :h, :w] / wsum[:h, :w], acc_s[:h, :w] / wsum[:h, :w]
+
+
+def context_axis(n: int, tile: int, context: int) -> Tuple[List[int], List[int], int]:
+    """Tiles along an axis of `n` px with kept cores of `tile` px and `context` px of context: (starts,
+    bounds, size). Tile k reads [starts[k], starts[k] + size) and keeps [bounds[k], bounds[k + 1]); `size`
+    is the forward window tile + 2 * context, or `n` rounded up to a multiple of 32 when one window holds it."""
+    window = tile + 2 * context
+    if n <= window:
+        return [0], [0, n], _round32(n)
+    count = -(-(n - 2 * context) // tile)
+    starts = [0] + [k * tile for k in range(1, count - 1)] + [n - window]
+    bounds = [0] + [k * tile + context for k in range(1, count)] + [n]
+    return starts, bounds, window
+
+
+def check_context(tile: int, context: int) -> Optional[str]:
+    """What is wrong with a kept core of `tile` px and `context` px of context (None: nothing)."""
+    if tile < 32 or tile % 32:
+        return f"tile size {tile} is not a multiple of 32 (the model downsamples by 32)"
+    if context < 0 or context % 16:
+        return (f"context {context} is not a non-negative multiple of 16 (each tile's window, tile + 2 x context, "
+                f"must be a multiple of 32)")
+    return None
+
+
+@torch.no_grad()
+def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, tile: int = 256,
+                   context: int = CONTEXT, batch_size: int = 4, device: str = "cpu",
+                   cloud: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Normalised optical [Co,H,W] + SAR [Cs,H,W] -> (probabilities [K,H,W] float32, sar_share [H,W]),
+    in tiles with kept cores of `tile` px read with `context` px around them (context_axis; the engine's
+    tiling). `cloud` [1,H,W]: models.cloud's probability, given to the model (used by cloud-gated models)."""
+    problem = check_context(tile, context)
+    if problem:
+        raise ValueError(problem)
+    model.eval()
+    h, w = opt.shape[-2:]
+    ys, yb, th = context_axis(h, tile, context)
+    xs, xb, tw = context_axis(w, tile, context)
+    coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+    prob_out, share_out = None, np.zeros((h, w), np.float32)
+    for b in range(0, len(coords), batch_size):
+        chunk = [(ys[i], xs[j]) for i, j in coords[b:b + batch_size]]
+        cb = _batch(cloud, chunk, th, tw, device) if cloud is not None else None
+        out = model(_batch(opt, chunk, th, tw, device), _batch(sar, chunk, th, tw, device), cloud=cb)
+        prob = F.softmax(out["logits"].float(), dim=1).cpu().numpy()
+        share = out.get("sar_share")
+        share = share.float().cpu().numpy() if share is not None else np.zeros_like(prob[:, :1])
+        if prob_out is None:
+            prob_out = np.zeros((prob.shape[1], h, w), np.float32)
+        for k, (i, j) in enumerate(coords[b:b + batch_size]):
+            rows, cols = slice(yb[i], yb[i + 1]), slice(xb[j], xb[j + 1])
+            src = (slice(yb[i] - ys[i], yb[i + 1] - ys[i]), slice(xb[j] - xs[j], xb[j + 1] - xs[j]))
+            prob_out[:, rows, cols] = prob[k][(slice(None),) + src]
+            share_out[rows, cols] = share[k, 0][src]
+    return prob_out, share_out

@@ -24,7 +24,7 @@ from .cloud import cloud_probability
 from .device import resolve_device
 from .losses import RIFTLoss, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
-from .predict import predict_arrays
+from .predict import CONTEXT, predict_arrays
 from .registry import build_model
 from .spec import normalise, standardise, to_physical
 
@@ -297,7 +297,7 @@ def corrupt_optical(opt_phys: np.ndarray, kind: str, seed: int = 0) -> np.ndarra
 
 def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.ndarray, np.ndarray]],
              ospec: Dict, sspec: Dict, names: List[str], corruption: str = "clear",
-             tile: int = 256, overlap: int = 32, device: str = "cpu") -> Dict[str, Any]:
+             tile: int = 256, context: int = CONTEXT, device: str = "cpu") -> Dict[str, Any]:
     """Confusion matrix + metrics over all evaluation items (labels are class indices, 255 ignored)."""
     k = len(names)
     cm = np.zeros((k, k), dtype=np.int64)
@@ -305,7 +305,7 @@ def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.n
     for i, (_name, o, s, l) in enumerate(items):
         op = corrupt_optical(to_physical(o, ospec), corruption, seed=i)
         cloud = cloud_input(op, ospec) if getattr(model, "uses_cloud", False) else None
-        prob, share = predict_arrays(model, standardise(op, ospec), normalise(s, sspec), tile, overlap,
+        prob, share = predict_arrays(model, standardise(op, ospec), normalise(s, sspec), tile, context,
                                      device=device, cloud=cloud)
         pred = prob.argmax(0)
         cm += confusion_matrix(pred, l, k, ignore_index=IGNORE)

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--sizes", default="1024,4096,8192", help="square sizes in pixels (default 1024,4096,8192)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    p.add_argument("--batch-size", type=int, default=0, help="tiles per forward pass (default 0: the engine's choice)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--bare-tiles", type=int, default=None,
                    help="time the bare forward on this many tiles and scale to the full count (default: all)")

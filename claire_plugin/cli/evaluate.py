@@ -83,7 +83,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               f"({', '.join(ospec['bands'])}); pass --optical-bands")
     model.to(device)
     m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
-                 tile=int(card.get("tile_size", 256)), overlap=int(card.get("overlap", 32)), device=device)
+                 tile=int(card.get("tile_size", 256)), device=device)
     m["class_values"] = [c.value for c in classes]
     m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)
     m = round_metrics(m, reason or "no labelled pixel was evaluated")

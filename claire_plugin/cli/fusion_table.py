@@ -64,7 +64,7 @@ def _sen12ms_scores(model, s12_folder: str, ospec, sspec) -> Dict[str, Any]:
     and under the cloud mask, and the gate's SAR share (tools/robustness.sen12ms, the bench's figures)."""
     from ..tools.robustness import sen12ms
 
-    return sen12ms(model, {"inputs": {"optical": ospec, "sar": sspec}, "overlap": 32}, s12_folder)
+    return sen12ms(model, {"inputs": {"optical": ospec, "sar": sspec}}, s12_folder)
 
 
 def _level1c(data: str, holdout: float = 0.25):

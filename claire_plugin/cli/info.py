@@ -35,7 +35,8 @@ def card_summary(card: Dict[str, Any]) -> str:
         s = (card.get("inputs") or {}).get(mod) or {}
         lines.append(f"{mod:<14}{s.get('sensor')}: {', '.join(s.get('bands', []))} ({s.get('units')}, scale "
                      f"{s.get('scale')}, clip {s.get('clip')})")
-    lines.append(f"tile          {card.get('tile_size')} px, overlap {card.get('overlap')}")
+    lines.append(f"evaluated in  tiles of {card.get('tile_size')} px, " + (
+        f"context {card['context']} px" if "context" in card else f"overlap {card.get('overlap')} px (blended)"))
     lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, seed {t.get('seed')}")
     for k, m in (card.get("metrics") or {}).items():
         if isinstance(m, dict) and "miou" in m:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, RUNTIMES, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
@@ -26,10 +27,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="unit of the SAR values: auto (from the file's metadata and values), dB, linear-power "
                              "(sigma0/gamma0) or amplitude; linear values are converted to dB")
     parser.add_argument("--tile-size", type=int, default=None,
-                        help="tile size in pixels, multiple of 32 (default: card)")
-    parser.add_argument("--overlap", type=int, default=None, help="overlap between tiles in pixels (default: card)")
+                        help="the part of each tile that is kept, in pixels, multiple of 32 (default 896); the map "
+                             "does not depend on it, larger is faster and needs more memory")
+    parser.add_argument("--context", type=int, default=None,
+                        help="pixels each tile reads around the part it keeps, multiple of 16 (default 128: the "
+                             "map then does not depend on the tile size; less is faster)")
+    parser.add_argument("--overlap", type=int, default=None, help=argparse.SUPPRESS)  # replaced by --context
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                        help=f"tiles per forward pass (default {DEFAULT_BATCH})")
+                        help="tiles per forward pass (default: about four 256 px tiles of input)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
@@ -40,9 +45,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """RunOptions from the parsed options that `add_run_options` declared."""
+    if args.overlap is not None:
+        raise ClaireError(f"--overlap {args.overlap} is no longer an option: tiles are not blended any more, each "
+                          f"keeps its core and reads context around it; use --context (default 128) instead")
     return build_run_options(
         checkpoint=args.checkpoint, optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
-        tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
+        tile_size=args.tile_size, context=args.context, batch_size=args.batch_size, device=args.device,
         threads=args.threads, sar_units=args.sar_units,
         runtime=args.runtime)

@@ -1,7 +1,7 @@
 """One large scene split over the workers of a cluster: bands of rows, each classified into its own part.
 
-`classify_scene` cuts the optical grid into bands of rows (`ClassifyParams.rows`: each band is classified with
-the tile row above it for the blending overlap, so its pixels equal the same rows of a single run), sends one
+`classify_scene` cuts the optical grid into bands of rows (`ClassifyParams.rows`: each band runs the tiles that
+keep its rows, each read with its context, so its pixels equal the same rows of a single run), sends one
 task per band through an executor (core.cluster.DaskExecutor, or core.batch.LocalExecutor), and assembles the
 parts: into one GeoTIFF written like the engine's (io.writer.GridWriter, colour table, atomic rename), or with
 `vrt` into a GDAL VRT over the parts kept in `<output stem>_parts/`. A failing band fails the run with its

@@ -11,12 +11,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import ClaireError
 
-DEFAULT_BATCH = 4
+#: Batch size 0: about four 256 px tiles of input per forward (engine.tiling.default_batch).
+DEFAULT_BATCH = 0
 DEFAULT_DEVICE = "auto"
 #: How the network runs (core.runtime.compiled): here, torch-free, for the CLI, Processing and the dock.
 RUNTIMES = ("auto", "eager", "compiled", "aot")
 DEFAULT_RUNTIME = "auto"
-FROM_CARD = -1  # the overlap value the Processing and dock forms use for "the checkpoint's overlap"
+FROM_CARD = -1  # the context value the Processing and dock forms use for "the default context"
 
 
 @dataclass
@@ -32,7 +33,7 @@ class ClassifyParams:
     optical_offset: Optional[float] = None  # added to the optical values before scaling; None: from the file
     sar_units: str = "auto"  # auto, dB, linear-power or amplitude (core.inputs.units.SAR_UNITS)
     tile_size: Optional[int] = None
-    overlap: Optional[int] = None
+    context: Optional[int] = None  # px read around each tile's kept core; None: the card's or 128
     batch_size: int = DEFAULT_BATCH
     device: str = DEFAULT_DEVICE
     threads: Optional[int] = None
@@ -84,7 +85,7 @@ class RunOptions:
     optical_offset: Optional[float] = None
     sar_units: str = "auto"
     tile_size: Optional[int] = None
-    overlap: Optional[int] = None
+    context: Optional[int] = None  # px read around each tile's kept core; None: the card's or 128
     batch_size: int = DEFAULT_BATCH
     device: str = DEFAULT_DEVICE
     threads: Optional[int] = None
@@ -97,15 +98,15 @@ class RunOptions:
 
 def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[List[int]] = None,
                 sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
-                tile_size: Optional[int] = None, overlap: Optional[int] = None, batch_size: Optional[int] = None,
+                tile_size: Optional[int] = None, context: Optional[int] = None, batch_size: Optional[int] = None,
                 device: Optional[str] = None, threads: Optional[int] = None,
                 sar_units: Optional[str] = None, runtime: Optional[str] = None) -> RunOptions:
-    """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> card,
-    overlap -1 -> card (other negatives reach the engine's check), batch empty -> 4, device '' -> auto,
+    """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> default,
+    context -1 -> default (other negatives reach the engine's check), batch empty or 0 -> auto, device '' -> auto,
     SAR units '' -> auto, runtime '' -> auto."""
     return RunOptions(
         checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
         optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
-        overlap=None if overlap in (None, FROM_CARD) else overlap,
+        context=None if context in (None, FROM_CARD) else context,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
         threads=threads, runtime=runtime or DEFAULT_RUNTIME)

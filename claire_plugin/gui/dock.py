@@ -136,16 +136,19 @@ class ClaireDock(QgsDockWidget):
         self.tile_size.setRange(0, 4096)
         self.tile_size.setSingleStep(32)
         self.tile_size.setSpecialValueText("auto")
-        self.tile_size.setToolTip("auto: the checkpoint's tile size (multiple of 32).")
-        self.overlap = QSpinBox(page)
-        self.overlap.setRange(-1, 1024)
-        self.overlap.setSingleStep(8)
-        self.overlap.setValue(-1)
-        self.overlap.setSpecialValueText("auto")
-        self.overlap.setToolTip("auto: the checkpoint's overlap; overlapping predictions are blended.")
+        self.tile_size.setToolTip("The part of each tile that is kept (multiple of 32); the map does not depend "
+                                  "on it, larger is faster and needs more memory. auto: 896.")
+        self.context = QSpinBox(page)
+        self.context.setRange(-1, 1024)
+        self.context.setSingleStep(16)
+        self.context.setValue(-1)
+        self.context.setSpecialValueText("auto")
+        self.context.setToolTip("Pixels each tile reads around the part it keeps (multiple of 16). auto: 128, "
+                                "with which the map does not depend on the tile size; less is faster.")
         self.batch = QSpinBox(page)
-        self.batch.setRange(1, 256)
-        self.batch.setValue(4)
+        self.batch.setRange(0, 256)
+        self.batch.setValue(0)
+        self.batch.setSpecialValueText("auto")
         self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
@@ -193,7 +196,7 @@ class ClaireDock(QgsDockWidget):
         self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
                                   "empty: the deterministic template.")
         form = narrow_form()
-        for label, widget in (("Tile size (px)", self.tile_size), ("Tile overlap (px)", self.overlap),
+        for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
                               ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
                               ("Runtime", self.runtime)):
             form.addRow(label, widget)
@@ -340,7 +343,7 @@ class ClaireDock(QgsDockWidget):
             checkpoint=checkpoint, optical_bands=parse_band_list(self.optical_bands.text(), "Optical bands"),
             sar_bands=parse_band_list(self.sar_bands.text(), "SAR bands"),
             optical_offset=parse_offset(self.optical_offset.text()), tile_size=self.tile_size.value(),
-            overlap=self.overlap.value(), batch_size=self.batch.value(), device=self.device.currentText(),
+            context=self.context.value(), batch_size=self.batch.value(), device=self.device.currentText(),
             sar_units=self.sar_units.currentText(), runtime=self.runtime.currentText())
         return options.params(
             optical, sar, output,

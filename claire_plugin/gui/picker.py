@@ -104,7 +104,8 @@ def _card_meta(card: Dict[str, Any], path: Optional[str]) -> List[str]:
     if card.get("created"):
         meta.append(f"created {e(str(card['created'])[:10])}")
     if card.get("tile_size"):
-        meta.append(f"tile {card.get('tile_size')} px, overlap {card.get('overlap', '?')} px")
+        meta.append(f"evaluated in tiles of {card.get('tile_size')} px" + (
+            f" + {card['context']} px of context" if "context" in card else f", overlap {card.get('overlap', '?')} px"))
     return meta
 
 

@@ -172,7 +172,7 @@ _SAR_UNITS_LINEAR = "--sar-units linear-power or --sar-units amplitude"
 #: Command-line flags in engine messages and the Run tab's fields that set the same thing.
 FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": "the SAR 'bands' field",
                  "--optical-offset": "the optical 'offset' field", "--tile-size": "'Tile size'",
-                 "--overlap": "'Tile overlap'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker",
+                 "--context": "'Tile context'", "--batch-size": "'Batch size'", "--checkpoint": "the checkpoint picker",
                  _SAR_UNITS_ALL: "'SAR units' in Options (dB, linear-power or amplitude)",
                  _SAR_UNITS_LINEAR: "'SAR units' in Options (linear-power or amplitude)",
                  "--sar-units": "'SAR units' in Options", "--runtime": "'Runtime' in Options",

@@ -84,7 +84,7 @@ def _cli_only(what: str) -> str:
 #: Command-line flags in engine messages and the Processing parameters that set the same thing.
 FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BANDS", "--tile-size": "TILE_SIZE",
                      "--optical-offset": "OPTICAL_OFFSET", "--sar-units": "SAR_UNITS",
-                     "--overlap": "OVERLAP", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
+                     "--context": "CONTEXT", "--batch-size": "BATCH_SIZE", "--checkpoint": "CHECKPOINT",
                      "--scheduler": "DASK_SCHEDULER", "--pairing": "PAIRING", "--no-baseline": "RF_TREES=0",
                      "--minutes": "MINUTES", "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD",
                      "--validation": "VALIDATION", "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",

@@ -30,10 +30,12 @@ RUN_HELP = {
     "SAR_UNITS": "Unit of the SAR values. auto: from the file's metadata and values (linear values must say "
     "whether they are power or amplitude); dB, linear-power (sigma0/gamma0) or amplitude: as declared, linear "
     "values converted to dB. Values no backscatter has are refused either way.",
-    "TILE_SIZE": "Tile size in pixels (multiple of 32). 0: the checkpoint's tile size.",
-    "OVERLAP": "Overlap between tiles in pixels; overlapping predictions are blended smoothly. "
-    "-1: the checkpoint's overlap.",
-    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory.",
+    "TILE_SIZE": "The part of each tile that is kept, in pixels (multiple of 32); the map does not depend on it, "
+    "larger is faster and needs more memory. 0: the default (896).",
+    "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the map does not "
+    "depend on the tile size; less is faster. -1: the default (128).",
+    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory. 0: about four 256 px "
+    "tiles of input.",
     "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
     "RUNTIME": "How the network runs. auto: an ahead-of-time compiled package where one was built and checked "
     "against eager on this machine and found faster, else eager; eager: plain PyTorch; compiled: torch.compile "
@@ -46,7 +48,7 @@ RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT"}
 
 
 def run_parameters() -> List[QgsProcessingParameterDefinition]:
-    """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, SAR_UNITS, TILE_SIZE, OVERLAP, BATCH_SIZE and
+    """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, SAR_UNITS, TILE_SIZE, CONTEXT, BATCH_SIZE and
     DEVICE and RUNTIME."""
     return [
         QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
@@ -56,10 +58,10 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
                                      type=QgsProcessingParameterNumber.Type.Double, optional=True),
         QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
-        QgsProcessingParameterNumber("TILE_SIZE", "Tile size (0: checkpoint's)", defaultValue=0, minValue=0),
-        QgsProcessingParameterNumber("OVERLAP", "Tile overlap (-1: checkpoint's)", defaultValue=FROM_CARD,
+        QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 896)", defaultValue=0, minValue=0),
+        QgsProcessingParameterNumber("CONTEXT", "Tile context (-1: default 128)", defaultValue=FROM_CARD,
                                      minValue=FROM_CARD),
-        QgsProcessingParameterNumber("BATCH_SIZE", "Batch size", defaultValue=DEFAULT_BATCH, minValue=1,
+        QgsProcessingParameterNumber("BATCH_SIZE", "Batch size (0: auto)", defaultValue=DEFAULT_BATCH, minValue=0,
                                      maxValue=256),
         QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
         QgsProcessingParameterEnum("RUNTIME", "Runtime", options=list(RUNTIMES), defaultValue=0),
@@ -81,7 +83,7 @@ def run_options(alg, parameters, context) -> RunOptions:
         sar_bands=parse_bands(alg.parameterAsString(parameters, "SAR_BANDS", context), "SAR_BANDS"),
         optical_offset=optical_offset(alg, parameters, context),
         tile_size=alg.parameterAsInt(parameters, "TILE_SIZE", context),
-        overlap=alg.parameterAsInt(parameters, "OVERLAP", context),
+        context=alg.parameterAsInt(parameters, "CONTEXT", context),
         batch_size=alg.parameterAsInt(parameters, "BATCH_SIZE", context),
         device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
         sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)],

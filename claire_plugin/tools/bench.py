@@ -235,7 +235,7 @@ def machine() -> dict:
             "torch": torch.__version__, "platform": platform.platform()}
 
 
-def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 4,
+def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 0,
               threads: Optional[int] = None, log=print, bare_tiles: Optional[int] = None,
               repeats: Optional[int] = None, layout: str = "plain", runtimes: Sequence[str] = ("auto",)) -> dict:
     """Measure every size with every runtime, each in its own subprocess (tools/bench_measure.py), and each
@@ -389,7 +389,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--one", type=int, required=True)
     ap.add_argument("--folder", required=True)
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bare-tiles", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)

@@ -42,27 +42,31 @@ def _e2e(paths: Dict[str, str], out: str, checkpoint: Optional[str], batch: int,
     return time.perf_counter() - t0, _cpu_s() - c0, res, model, name
 
 
-def model_inputs(card: dict, batch: int) -> dict:
-    """What the engine builds its runtime for with this card: tile, overlap, channel counts, whether the
-    model takes the cloud probability and gives the familiarity features."""
+def model_inputs(card: dict, batch: int, size: int) -> dict:
+    """What the engine builds its runtime for with this card on a `size` x `size` pair: kept core, context,
+    forward window, batch, channel counts, whether the model takes the cloud probability and gives the
+    familiarity features."""
     from ..core.engine.plan import resolve_tiling
+    from ..core.engine.tiling import TileGrid
     from ..core.params import ClassifyParams
 
     cfg, inputs = card.get("config") or {}, card.get("inputs") or {}
-    tile, overlap, _ = resolve_tiling(ClassifyParams("", "", "", batch_size=batch), card)
+    tile, context, batch = resolve_tiling(ClassifyParams("", "", "", batch_size=batch), card)
     channels = tuple(int(cfg.get(f"{role}_channels") or len(inputs.get(role, {}).get("bands") or []))
                      for role in ("optical", "sar"))
-    return {"tile": tile, "overlap": overlap, "channels": channels, "cloud": bool(cfg.get("cloud_gate")),
+    return {"tile": tile, "context": context, "window": TileGrid(0, 0, size, size, tile, context).shape[0],
+            "batch": batch, "channels": channels, "cloud": bool(cfg.get("cloud_gate")),
             "features": bool(card.get("familiarity"))}
 
 
-def engine_batches(size: int, tile: int, overlap: int, batch: int) -> List[int]:
+def engine_batches(size: int, tile: int, context: int, batch: int) -> List[int]:
     """The batch sizes the engine runs on a `size` x `size` pair, in order (core.engine.tiling: chunks of a
     tile row cut into batches, so each row may end with a short batch)."""
     from ..core.engine.tiling import TileGrid, tiles_per_chunk
 
+    grid = TileGrid(0, 0, size, size, tile, context)
     out: List[int] = []
-    for _, j0, j1 in TileGrid(0, 0, size, size, tile, overlap).chunks(tiles_per_chunk(batch)):
+    for _, j0, j1 in grid.chunks(tiles_per_chunk(batch, grid.window)):
         out += [min(batch, j1 - j0 - b) for b in range(0, j1 - j0, batch)]
     return out
 
@@ -70,7 +74,7 @@ def engine_batches(size: int, tile: int, overlap: int, batch: int) -> List[int]:
 def _prepare(model, card, dev, runtime: str, shape: dict, batch: int):
     from ..core.runtime.compiled import prepare
 
-    return prepare(model, card, dev, runtime, shape["tile"], batch, shape["channels"], cloud=shape["cloud"],
+    return prepare(model, card, dev, runtime, shape["window"], batch, shape["channels"], cloud=shape["cloud"],
                    features=shape["features"])
 
 
@@ -85,7 +89,8 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
     paths = write_pair(folder, size, layout=layout)
     out = output_path(folder, size, runtime)
     model, card, _ = _load(checkpoint)
-    dev, shape = resolve_device("auto")[0], model_inputs(card, batch)
+    dev, shape = resolve_device("auto")[0], model_inputs(card, batch, size)
+    batch = shape["batch"]
     t = time.perf_counter()
     first = _prepare(model.to(dev).eval(), card, dev, runtime, shape, batch)
     one_time = {"build_load_s": round(time.perf_counter() - t, 2), "build": first.origin or "none",
@@ -99,12 +104,12 @@ def _measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, 
     st = res.stats
     model = model.to(dev).eval()
     bare_model = _prepare(model, card, dev, runtime, shape, batch).model
-    batches = engine_batches(size, shape["tile"], shape["overlap"], batch)
+    batches = engine_batches(size, shape["tile"], shape["context"], batch)
     if sum(batches) != st["tiles"]:
         batches = None  # not the grid this bench expects: full batches then
     co, cs = len(res.band_choice["optical"]["indices"]), len(res.band_choice["sar"]["indices"])
     timed = min(st["tiles"], bare_tiles) if bare_tiles else st["tiles"]
-    bare_args = (dev, co, cs, st["tile_size"], batch, st["tiles"], timed)
+    bare_args = (dev, co, cs, shape["window"], batch, st["tiles"], timed)
     bare_kw = {"cloud": shape["cloud"], "features": shape["features"], "batches": batches}
     runs = {"e2e": [(e2e, e2e_cpu)], "bare": [], "eager": []}
     internal = [st["seconds"] / st["forward_seconds"]] if st["forward_seconds"] else []

@@ -155,11 +155,10 @@ def _pixel_cache(model, items: List[tuple], mc: int = 8) -> List[Dict[str, np.nd
     import torch
     import torch.nn.functional as F
 
-    from ...models.familiarity import TILE, cell_mask, feature_map
+    from ...models.familiarity import cell_mask, feature_map
 
-    def fn(b):
-        size = (TILE // 4, TILE // 4)
-        return F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    def fn(b, size):
+        return F.interpolate(b, size=(size[0] // 4, size[1] // 4), mode="bilinear", align_corners=False)
     out = []
     for it in items:
         dec, stride = feature_map(model, it, "features")

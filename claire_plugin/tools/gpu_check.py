@@ -114,7 +114,7 @@ def _one_here(folder: str, size: int, precision: str, device: str, batch: int) -
     st = res.stats
     co, cs = len(res.band_choice["optical"]["indices"]), len(res.band_choice["sar"]["indices"])
     _reset_peaks(dev)
-    bare, _ = _bare(net, dev, co, cs, st["tile_size"], batch, st["tiles"], st["tiles"])
+    bare, _ = _bare(net, dev, co, cs, st["window"][0], st["batch_size"], st["tiles"], st["tiles"])
     return {"size": size, "precision": precision, "model": name, "tiles": st["tiles"], "device": res.device,
             "end_to_end_s": round(e2e, 2), "bare_forward_s": round(bare, 2),
             "ratio": round(e2e / bare, 3) if bare else None, "mpix_per_s": round(size * size / e2e / 1e6, 2),

@@ -36,19 +36,23 @@ def _read(path: str, file_bands: Sequence[str], want: Sequence[str], add: float 
 
 
 def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarray, tile: int = 256,
-            overlap: Optional[int] = None, **tiling: Any):
-    """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair, in tiles
-    of `tile` px with `overlap` (default: the card's); `tiling`: predict_arrays' blend / fit_edges."""
+            context: Optional[int] = None, overlap: Optional[int] = None, **tiling: Any):
+    """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair: with the
+    engine's tiling (cores of `tile` px, `context` px around them, default models.predict.CONTEXT), or with
+    `overlap` or `tiling` (blend / fit_edges) the earlier blended tiles (models.predict.predict_blended)."""
     from ...models.cloud import cloud_probability
-    from ...models.predict import predict_arrays
+    from ...models.predict import CONTEXT, predict_arrays, predict_blended
     from ...models.spec import normalise, standardise, to_physical
 
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     phys = to_physical(opt_raw, ospec)
     cloud = cloud_probability(phys, ospec["bands"])
-    prob, share = predict_arrays(model, standardise(phys, ospec), normalise(sar_raw, sspec), tile,
-                                 int(card.get("overlap", 32) if overlap is None else overlap),
-                                 cloud=cloud[None] if getattr(model, "uses_cloud", False) else None, **tiling)
+    inputs = (standardise(phys, ospec), normalise(sar_raw, sspec))
+    gate = cloud[None] if getattr(model, "uses_cloud", False) else None
+    if overlap is not None or tiling:
+        prob, share = predict_blended(model, *inputs, tile, 32 if overlap is None else overlap, cloud=gate, **tiling)
+    else:
+        prob, share = predict_arrays(model, *inputs, tile, CONTEXT if context is None else context, cloud=gate)
     return prob.argmax(0), share, cloud
 
 
@@ -111,28 +115,25 @@ def mirror_mosaic(a: np.ndarray) -> np.ndarray:
 
 
 def tiles(model, card) -> Dict[str, float]:
-    """Agreement between tile sizes: per site 192 vs 256; the 448 px mosaic 256 vs 512; the 896 px mirror
-    mosaic 256 vs 512 and each against the whole mosaic predicted in one tile, with the engine's tiling and
-    with cores of 256 / 512 px read with 128 px of context on every side (crop + fit_edges, not the
-    engine's: tools/tile_invariance.py)."""
+    """Agreement between tile sizes 256 and 512 with the engine's tiling (cores read with 128 px of context)
+    on the 896 px mirror mosaic of the four sites and on the 1024 px mirror mosaic of the SEN12MS-CR clear
+    scene (real neighbours, no seams), each also against the whole mosaic in one forward; and, for
+    comparison, the earlier blended tiling (overlap 32) on the site mosaic (tools/tile_invariance.py)."""
+    from ..core.training.datasets import read_sen12ms_pair
+
     out: Dict[str, float] = {}
-    for site in SITES:
-        o, s = _site_inputs(site, "S2L2A", card, True)
-        a = predict(model, card, o, s, tile=192)[0]
-        b = predict(model, card, o, s, tile=256)[0]
-        out[f"{site}_192_vs_256"] = float((a == b).mean())
+    s1, clear, _ = read_sen12ms_pair(resource("data", "sen12ms_cr"))
     mo, ms = site_mosaic(card)
-    a = predict(model, card, mo, ms, tile=256)[0]
-    b = predict(model, card, mo, ms, tile=512)[0]
-    out["mosaic_256_vs_512"] = float((a == b).mean())
-    mo, ms = mirror_mosaic(mo), mirror_mosaic(ms)
-    maps = {t: predict(model, card, mo, ms, tile=t)[0] for t in (256, 512, mo.shape[-1])}
-    out["mosaic896_256_vs_512"] = float((maps[256] == maps[512]).mean())
-    for t in (256, 512):
-        out[f"mosaic896_{t}_vs_whole"] = float((maps[t] == maps[mo.shape[-1]]).mean())
-    margin = {c: predict(model, card, mo, ms, tile=c + 256, overlap=256, blend="crop", fit_edges=True)[0]
-              for c in (256, 512)}
-    out["mosaic896_margin128_256_vs_512"] = float((margin[256] == margin[512]).mean())
+    scenes = {"sites896": (mirror_mosaic(mo), mirror_mosaic(ms)),
+              "sen12ms1024": (mirror_mosaic(mirror_mosaic(clear)), mirror_mosaic(mirror_mosaic(s1)))}
+    for name, (o, s) in scenes.items():
+        maps = {t: predict(model, card, o, s, tile=t)[0] for t in (256, 512, o.shape[-1])}
+        out[f"{name}_256_vs_512"] = float((maps[256] == maps[512]).mean())
+        for t in (256, 512):
+            out[f"{name}_{t}_vs_whole"] = float((maps[t] == maps[o.shape[-1]]).mean())
+    o, s = scenes["sites896"]
+    blended = {t: predict(model, card, o, s, tile=t, overlap=32)[0] for t in (256, 512)}
+    out["sites896_blended_overlap32_256_vs_512"] = float((blended[256] == blended[512]).mean())
     return out
 
 

@@ -23,7 +23,7 @@ def standin_model():
 
 @pytest.fixture
 def standin_card():
-    """The card matching StandIn: tiny_card's classes, inputs, tile 64 and overlap 16."""
+    """The card matching StandIn: tiny_card's classes, inputs and tiling (32 px cores, 16 px of context)."""
     return tiny_card(arch="standin")
 
 

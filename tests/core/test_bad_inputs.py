@@ -45,7 +45,7 @@ def classify_argv(args: dict) -> list:
     for key, flag in (("optical_bands", "--optical-bands"), ("sar_bands", "--sar-bands")):
         if args.get(key):
             argv += [flag, ",".join(str(i) for i in args[key])]
-    for key, flag in (("tile_size", "--tile-size"), ("overlap", "--overlap"), ("batch_size", "--batch-size"),
+    for key, flag in (("tile_size", "--tile-size"), ("context", "--context"), ("batch_size", "--batch-size"),
                       ("sar_units", "--sar-units"), ("report", "--report")):
         if args.get(key) is not None:
             argv += [flag, str(args[key])]
@@ -171,21 +171,21 @@ def test_cli_disk_full_mid_write(workdir, monkeypatch):
 
 def test_cli_interrupted_mid_run(workdir, monkeypatch):
     """Ctrl+C after the first tile row was written: exit 130, no output, temporaries removed."""
-    from claire.claire_plugin.core.engine import tiling
+    from claire.claire_plugin.core.engine import post
 
     tmp, ck = workdir
-    args = C._pair(tmp, ck, tile_size=32, overlap=0)
+    args = C._pair(tmp, ck, tile_size=32, context=0)
     Path(args["output"]).write_bytes(PREVIOUS)
     before = C.snapshot(tmp)
-    original, calls = tiling.RowBlender.add, []
+    original, calls = post.stitch, []
 
-    def add(self, *a, **k):
+    def stitch(*a, **k):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original(self, *a, **k)
+        return original(*a, **k)
 
-    monkeypatch.setattr(tiling.RowBlender, "add", add)
+    monkeypatch.setattr(post, "stitch", stitch)
     rc, _, stderr = cli(classify_argv(args) + ["--batch-size", "1"])
     C.record("CLI", "cancel", f"exit {rc}", stderr.strip(), tmp)
     assert len(calls) == 2, "the run was interrupted mid-way"
@@ -205,7 +205,7 @@ def test_engine_cancel_mid_run_leaves_nothing(workdir):
     before = C.snapshot(tmp)
     seen = []
     params = ClassifyParams(optical=args["optical"], sar=args["sar"], output=args["output"], checkpoint=ck,
-                            tile_size=32, overlap=0, batch_size=1)
+                            tile_size=32, context=0, batch_size=1)
     with pytest.raises(CancelledError, match="no output was written"):
         classify(params, lambda f, m: seen.append(f), lambda: any(f > 0 for f in seen))
     assert any(f > 0 for f in seen), "cancelled after at least one tile"

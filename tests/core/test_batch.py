@@ -34,7 +34,7 @@ def test_cancelling_records_the_pairs_not_started(folders, tmp_path, tiny_checkp
     opt_dir, sar_dir = folders
     out = str(tmp_path / "out")
     done = []
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=0, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
     summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, optical_folder=opt_dir,
                              sar_folder=sar_dir, is_cancelled=lambda: len(done) >= 1,
                              on_pair=lambda i, n, record, result: done.append((i, n, record["status"], result)))
@@ -55,7 +55,7 @@ def test_failing_pair_is_recorded_and_the_batch_goes_on(folders, tmp_path, tiny_
     opt_dir, sar_dir = folders
     with open(os.path.join(opt_dir, "b.tif"), "wb") as fh:
         fh.write(b"not a raster")
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=0, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
     summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(tmp_path / "out"))
     assert [r["status"] for r in summary.results] == ["ok", "failed", "ok"]
     assert summary.results[1]["output"] is None and summary.results[1]["reason"]

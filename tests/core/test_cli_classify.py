@@ -31,9 +31,14 @@ def test_bad_band_lists_name_the_option(text, match):
 
 
 def test_empty_run_options_come_from_the_checkpoint():
-    params = params_from_args(_classify_args("--tile-size", "0", "--overlap", "-1"))
-    assert (params.tile_size, params.overlap, params.batch_size, params.device) == (None, None, 4, "auto")
+    params = params_from_args(_classify_args("--tile-size", "0", "--context", "-1"))
+    assert (params.tile_size, params.context, params.batch_size, params.device) == (None, None, 0, "auto")
     assert params.checkpoint is None and params.optical_bands is None
+
+
+def test_the_replaced_overlap_option_names_its_successor():
+    with pytest.raises(ClaireError, match=r"--overlap 32 is no longer an option.*use --context"):
+        params_from_args(_classify_args("--overlap", "32"))
 
 
 def test_classify_command_end_to_end(raster_pair, tiny_checkpoint, tmp_path, capsys):

@@ -22,7 +22,7 @@ from claire.claire_plugin.core.worker_probe import compare, probe
 from claire.tests.fixtures.cluster_folders import assert_same_outputs, hidden_files, make_folders, rasters
 from claire.tests.fixtures.dask_cluster import free_port
 
-ARGS = ["--tile-size", "32", "--overlap", "8", "--threads", "1"]
+ARGS = ["--tile-size", "32", "--context", "16", "--threads", "1"]
 
 
 def _cli(opt_dir, sar_dir, out, checkpoint, *extra):
@@ -116,7 +116,7 @@ def _kill_when_writing(dask_cluster, out_dir: str, name: str, index: int, killed
 def test_a_worker_killed_mid_pair_is_replaced_and_the_outputs_equal_a_clean_run(dask_cluster, tmp_path,
                                                                                    tiny_checkpoint):
     opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "big"), bad=False, big="big")
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1)
     local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
     classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, local, confidence=True)
     killed: list = []
@@ -137,7 +137,7 @@ def test_a_worker_killed_mid_pair_is_replaced_and_the_outputs_equal_a_clean_run(
 
 def test_cancelling_stops_the_cluster_batch_cleanly(dask_cluster, tmp_path, tiny_checkpoint):
     opt_dir, sar_dir = make_folders(str(tmp_path), names=("a", "b", "c", "d", "e", "f"), bad=False)
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1)
     out = str(tmp_path / "out")
     seen: list = []
     with dask_cluster.pairs_held_until_cancel(free=("a",)), \

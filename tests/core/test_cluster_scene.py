@@ -12,7 +12,7 @@ from claire.claire_plugin.core.cluster_scene import split_rows
 from claire.claire_plugin.core.errors import ClaireError
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
-ARGS = ["--tile-size", "32", "--overlap", "8", "--threads", "1", "--quiet"]
+ARGS = ["--tile-size", "32", "--context", "16", "--threads", "1", "--quiet"]
 
 
 def test_split_rows_covers_the_raster_once():

@@ -124,7 +124,7 @@ def _slow_run(tmp: Path, ck: str) -> tuple:
     opt, sar = synthetic_scene(400, 400)[:2]
     args = C._pair(tmp, ck, optical=C.write_tif(tmp / "in" / "big_optical.tif", opt),
                    sar=C.write_tif(tmp / "in" / "big_sar.tif", sar, descriptions=["VV", "VH"]))
-    argv = classify_argv(args) + ["--tile-size", "32", "--overlap", "0", "--batch-size", "1",
+    argv = classify_argv(args) + ["--tile-size", "32", "--context", "0", "--batch-size", "1",
                                   "--summary", str(tmp / "out" / "summary.json")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(_claire_cmd() + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -172,7 +172,7 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next_run(workdir):
 
         other = Path(temp_name(args["output"], ".tif").replace(f"-{os.getpid()}-", f"-{live.pid}-"))
         other.write_bytes(b"a concurrent run's block rows")
-        rc, _, stderr = cli(classify_argv(args) + ["--tile-size", "64", "--overlap", "0"])
+        rc, _, stderr = cli(classify_argv(args) + ["--tile-size", "64", "--context", "0"])
         assert rc == 0, stderr
     finally:
         live.kill()

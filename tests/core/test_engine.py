@@ -244,7 +244,7 @@ def test_reference_metrics_summary_json_and_categories(engine_scene, standin_mod
     ("no_overlap", "do not overlap"),
     ("few_bands", "has 3 band\\(s\\) but the checkpoint needs 10"),
     ("band_range", "band index 14 is out of range"),
-    ("tile_overlap", "tile size"),
+    ("tile_context", "context 24 is not a non-negative multiple of 16"),
     ("sar_all_nan", "no valid values"),
 ])
 def test_bad_input_gives_clear_error(case, match, engine_scene, standin_model, standin_card):
@@ -269,8 +269,8 @@ def test_bad_input_gives_clear_error(case, match, engine_scene, standin_model, s
         p.optical = write_raster(os.path.join(d, "rgb.tif"), optical[:3])
     elif case == "band_range":
         p.optical_bands = [2, 3, 4, 5, 6, 7, 8, 9, 11, 14]
-    elif case == "tile_overlap":
-        p.tile_size, p.overlap = 64, 64
+    elif case == "tile_context":
+        p.tile_size, p.context = 64, 24
     elif case == "sar_all_nan":
         p.sar = write_raster(os.path.join(d, "nan.tif"), np.full_like(sar, np.nan))
     with pytest.raises(ClaireError, match=match):

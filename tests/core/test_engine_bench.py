@@ -60,12 +60,12 @@ def test_phase_table_lists_every_phase_of_every_size():
     from claire.claire_plugin.tools.bench import format_phases
 
     a, b = _row(1024, 1.0, 1.0, 1.0), _row(4096, 9.0, 8.0, 1.0)
-    a["phases"] = {"model forward, softmax, blend weights": 0.8, "read optical, cloud, normalise": 0.1}
-    b["phases"] = {"model forward, softmax, blend weights": 7.5, "blend, finish and write blocks": 1.2}
+    a["phases"] = {"model forward, keep the cores, softmax": 0.8, "read optical, cloud, normalise": 0.1}
+    b["phases"] = {"model forward, keep the cores, softmax": 7.5, "stitch, finish and write blocks": 1.2}
     table = format_phases({"results": [a, b]}).splitlines()
     assert table[0] == "| phase (thread-seconds) | 1024² | 4096² |"
-    assert "| blend, finish and write blocks | - | 1.2 |" in table
-    assert "| model forward, softmax, blend weights | 0.8 | 7.5 |" in table
+    assert "| stitch, finish and write blocks | - | 1.2 |" in table
+    assert "| model forward, keep the cores, softmax | 0.8 | 7.5 |" in table
     assert table[-1] == "| end to end (wall) | 1.0 | 9.0 |"
     assert format_phases({"results": [_row(64, 1.0, 1.0, 1.0)]}) == ""
 
@@ -80,10 +80,10 @@ def test_engine_stats_carry_the_phases(tmp_path):
                                   checkpoint=make_tiny_checkpoint(str(tmp_path / "t.safetensors"))))
     phases = res.stats["phases"]
     for name in ("plan: open, check, model on the device", "read optical, cloud, normalise",
-                 "read and warp SAR, normalise", "model forward, softmax, blend weights",
-                 "blend, finish and write blocks"):
+                 "read and warp SAR, normalise", "model forward, keep the cores, softmax",
+                 "stitch, finish and write blocks"):
         assert phases[name] > 0, name
-    assert abs(phases["model forward, softmax, blend weights"] - res.stats["forward_seconds"]) < 0.01
+    assert abs(phases["model forward, keep the cores, softmax"] - res.stats["forward_seconds"]) < 0.01
     assert sum(phases.values()) < 3 * res.stats["seconds"]
 
 

@@ -27,7 +27,7 @@ def _classify(tmp_path, name: str, runtime: str, bundled: bool = False):
     root = resource("data", "terramesh")
     params = ClassifyParams(os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE),
                             str(tmp_path / f"{name}.tif"), confidence=str(tmp_path / f"{name}_conf.tif"),
-                            cloud=str(tmp_path / f"{name}_cloud.tif"), runtime=runtime)
+                            cloud=str(tmp_path / f"{name}_cloud.tif"), runtime=runtime, batch_size=4)
     res = run(params, model, card)
     with rasterio.open(res.output) as c, rasterio.open(res.confidence) as f:
         return res, c.read(1), f.read(1)

@@ -24,14 +24,14 @@ def test_the_check_runs_through_on_the_cpu(tmp_path):
     runs = {r["precision"]: r for r in report["runs"]}
     assert set(runs) == {"fp32", "amp"}
     for r in runs.values():
-        assert r["tiles"] == 4 and r["end_to_end_s"] > 0 and r["bare_forward_s"] > 0
+        assert r["tiles"] == 1 and r["end_to_end_s"] > 0 and r["bare_forward_s"] > 0  # 300 px: one window
         assert r["ratio"] == pytest.approx(r["end_to_end_s"] / r["bare_forward_s"], rel=0.1)  # from unrounded seconds
         assert r["gpu_peak_mb"] is None and r["host_peak_mb"] > 0
     assert 0.9 <= runs["amp"]["agreement_with_fp32"] <= 1.0  # bfloat16 on the CPU: nearly the same map
     t = report["training"]
     assert t["steps"] == 2 and t["seconds_per_step"] > 0 and t["loss"] > 0
     md = (tmp_path / "out" / "gpu_check.md").read_text()
-    assert "| 300² | amp | 4 |" in md and "Training, `tiny` CLAIRE" in md
+    assert "| 300² | amp | 1 |" in md and "Training, `tiny` CLAIRE" in md
     assert json.loads((tmp_path / "out" / "gpu_check.json").read_text())["runs"][0]["size"] == 300
 
 

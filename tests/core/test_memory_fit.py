@@ -38,25 +38,25 @@ def test_a_batch_that_fits_is_proposed_when_the_chosen_one_does_not():
     bpp = M.activation_bytes_per_pixel(net, CPU, 10, 2)
 
     def need(b, t=256):
-        return M.run_bytes(bpp, t, b, tiles_per_chunk(b), 12, 5)
+        return M.run_bytes(bpp, t * t, b, tiles_per_chunk(b, t), 12, 5)
 
     avail = int((need(5) + need(6)) / 2 / M.USABLE)  # batch 5 fits, 6 does not
     with pytest.raises(ClaireError) as err:
-        M.check_fits(net, CPU, 256, 16, (10, 2), 5, available=(avail, "free in the test"))
+        M.check_fits(net, CPU, 256, 0, 16, (10, 2), 5, available=(avail, "free in the test"))
     msg = str(err.value)
-    assert "tile 256 px x batch 16 needs about" in msg and "free in the test" in msg
+    assert "tile 256 px (+ 0 px of context) x batch 16 needs about" in msg and "free in the test" in msg
     assert "use --batch-size 5," in msg
-    note = M.check_fits(net, CPU, 256, 5, (10, 2), 5, available=(avail, "free in the test"))
+    note = M.check_fits(net, CPU, 256, 0, 5, (10, 2), 5, available=(avail, "free in the test"))
     assert note.startswith("memory: about") and "batch 5" in note
 
 
 def test_a_smaller_tile_is_proposed_when_batch_one_does_not_fit():
     net = _net("tiny")
     bpp = M.activation_bytes_per_pixel(net, CPU, 10, 2)
-    avail = int(M.run_bytes(bpp, 512, 1, tiles_per_chunk(1), 12, 5) / M.USABLE) + 1
+    avail = int(M.run_bytes(bpp, 512 * 512, 1, tiles_per_chunk(1, 512), 12, 5) / M.USABLE) + 1
     with pytest.raises(ClaireError, match=r"use --tile-size 512 and --batch-size 1"):
-        M.check_fits(net, CPU, 1024, 2, (10, 2), 5, available=(avail, "free"))
-    assert M.check_fits(net, CPU, 1024, 2, (10, 2), 5, available=(None, "unknown")) is None
+        M.check_fits(net, CPU, 1024, 0, 2, (10, 2), 5, available=(avail, "free"))
+    assert M.check_fits(net, CPU, 1024, 0, 2, (10, 2), 5, available=(None, "unknown")) is None
 
 
 def test_cgroup_limit_v2_v1_and_no_limit(tmp_path):
@@ -80,9 +80,9 @@ def test_engine_refuses_a_tile_and_batch_no_machine_has_memory_for(engine_scene,
     with open(out, "wb") as f:
         f.write(b"earlier")
     before = sorted(os.listdir(engine_scene["dir"]))
-    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=16384, overlap=0,
+    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=16384, context=0,
                             batch_size=64, threads=1)
-    with pytest.raises(ClaireError, match=r"tile 16384 px x batch 64 needs about [\d.]+ GB of CPU memory"):
+    with pytest.raises(ClaireError, match=r"tile 16384 px \(\+ 0 px of context\) x batch 64 needs about [\d.]+ GB of CPU memory"):
         run(params, standin_model, standin_card)
     assert sorted(os.listdir(engine_scene["dir"])) == before
     with open(out, "rb") as f:
@@ -108,7 +108,7 @@ def test_out_of_memory_in_the_forward_is_a_user_error(engine_scene, standin_mode
                                                       monkeypatch):
     monkeypatch.setattr(M, "available_bytes", lambda device: (None, "unknown"))  # only the forward fails
     out = os.path.join(engine_scene["dir"], "lc.tif")
-    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, batch_size=4, threads=1)
+    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=64, batch_size=4, threads=1)
     with pytest.raises(RuntimeError if not user_error else ClaireError) as err:
         run(params, _OutOfMemory(standin_model, text), standin_card)
     if user_error:

@@ -31,20 +31,20 @@ def test_bad_lists_name_the_parameter_and_give_an_example(text, match):
 
 
 def test_run_options_empty_values_come_from_the_checkpoint():
-    opts = run_options(checkpoint="", tile_size=0, overlap=-1, batch_size=None, device="")
+    opts = run_options(checkpoint="", tile_size=0, context=-1, batch_size=None, device="")
     assert opts == RunOptions()
-    assert run_options(tile_size=None, overlap=None) == RunOptions()
+    assert run_options(tile_size=None, context=None) == RunOptions()
 
 
 def test_run_options_keep_given_values_and_leave_other_negatives_to_the_engine():
-    opts = run_options(checkpoint="c.safetensors", tile_size=64, overlap=0, batch_size=2, device="cpu",
+    opts = run_options(checkpoint="c.safetensors", tile_size=64, context=0, batch_size=2, device="cpu",
                        threads=1, optical_bands=[2, 3], optical_offset=-1000.0)
-    assert (opts.tile_size, opts.overlap, opts.batch_size, opts.device, opts.threads) == (64, 0, 2, "cpu", 1)
-    assert run_options(overlap=-5).overlap == -5
+    assert (opts.tile_size, opts.context, opts.batch_size, opts.device, opts.threads) == (64, 0, 2, "cpu", 1)
+    assert run_options(context=-5).context == -5
 
 
 def test_params_carry_options_and_the_pair_specific_outputs():
     params = run_options(tile_size=64, sar_bands=[1, 2]).params("o.tif", "s.tif", "out.tif",
                                                                  confidence="c.tif")
     assert (params.optical, params.sar, params.output, params.confidence) == ("o.tif", "s.tif", "out.tif", "c.tif")
-    assert params.tile_size == 64 and params.sar_bands == [1, 2] and params.overlap is None
+    assert params.tile_size == 64 and params.sar_bands == [1, 2] and params.context is None

@@ -21,9 +21,9 @@ SITE = "433D_629L_3_1"
 MARGIN = 16  # the interior: pixels this far from the raster's edge
 
 
-def _engine_map(optical: str, sar: str, out: str, model, card: dict, tile: int, overlap: int) -> np.ndarray:
+def _engine_map(optical: str, sar: str, out: str, model, card: dict, tile: int, context: int) -> np.ndarray:
     """Class indices of the engine's map."""
-    res = run(ClassifyParams(optical, sar, out, tile_size=tile, overlap=overlap), model, card)
+    res = run(ClassifyParams(optical, sar, out, tile_size=tile, context=context), model, card)
     assert res.band_choice["optical"]["indices"] == L2A_FOR_CARD
     values = [int(c["value"]) for c in sorted(card["classes"], key=lambda c: int(c["index"]))]
     with rasterio.open(res.output) as ds:
@@ -33,18 +33,13 @@ def _engine_map(optical: str, sar: str, out: str, model, card: dict, tile: int, 
     return lut[classes]
 
 
-def _evaluation_map(optical: str, sar: str, model, card: dict, tile: int, overlap: int,
-                    pad_to: int = 0) -> np.ndarray:
-    """Class indices of the evaluation path; `pad_to` pads the normalised inputs by reflection first."""
+def _evaluation_map(optical: str, sar: str, model, card: dict, tile: int, context: int) -> np.ndarray:
+    """Class indices of the evaluation path."""
     with rasterio.open(optical) as o, rasterio.open(sar) as s:
         opt = normalise(o.read(L2A_FOR_CARD).astype(np.float32), card["inputs"]["optical"])
         sr = normalise(s.read([1, 2]).astype(np.float32), card["inputs"]["sar"])
-    h, w = opt.shape[1:]
-    if pad_to:
-        pad = ((0, 0), (0, pad_to - h), (0, pad_to - w))
-        opt, sr = np.pad(opt, pad, mode="reflect"), np.pad(sr, pad, mode="reflect")
-    prob, _ = predict_arrays(model, opt, sr, tile, overlap)
-    return prob.argmax(0)[:h, :w]
+    prob, _ = predict_arrays(model, opt, sr, tile, context)
+    return prob.argmax(0)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,12 +65,11 @@ def test_engine_and_evaluation_agree_on_a_scene_of_several_tiles(tmp_path):
 
 
 def test_engine_and_evaluation_agree_on_the_bundled_site_given_the_same_window(tmp_path, default_checkpoint):
-    """The 224 px site in one 256 px tile: the engine pads it by reflection to the tile; given that same
-    window, the evaluation path gives the same map."""
+    """The 224 px site is smaller than one tile window: both read it whole, in one forward."""
     o, s = _site()
     model, card = load_model(default_checkpoint)
     engine = _engine_map(o, s, str(tmp_path / "lc.tif"), model, card, 256, 32)
-    evaluation = _evaluation_map(o, s, model, card, 256, 32, pad_to=256)
+    evaluation = _evaluation_map(o, s, model, card, 256, 32)
     assert len(np.unique(evaluation)) > 1
     assert _agreement(engine, evaluation) >= 0.995
 

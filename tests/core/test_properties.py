@@ -47,9 +47,9 @@ def scenes(draw):
     rows = draw(st.integers(1, 45))
     cols = draw(st.integers(1, 45))
     tile = draw(st.sampled_from([32, 64, 96]))
-    overlap = draw(st.integers(0, tile // 2))
+    context = draw(st.sampled_from([0, 16, 32]))
     return dict(
-        rows=rows, cols=cols, tile=tile, overlap=overlap,
+        rows=rows, cols=cols, tile=tile, context=context,
         dtype=draw(st.sampled_from(sorted(DTYPES))),
         opt_nodata=draw(st.booleans()),
         opt_holes=draw(st.sampled_from([0.0, 0.05, 0.4, 0.9, 0.0, 1.0])),
@@ -134,7 +134,7 @@ def test_engine_invariants(s):
         optical, sar, opt_bad = _write_inputs(folder, s)
         invalid = opt_bad | _sar_invalid_on_optical_grid(optical, sar)
         out = os.path.join(folder, "out.tif")
-        params = ClassifyParams(optical=optical, sar=sar, output=out, tile_size=s["tile"], overlap=s["overlap"],
+        params = ClassifyParams(optical=optical, sar=sar, output=out, tile_size=s["tile"], context=s["context"],
                                 batch_size=2, device="cpu")
         region = np.ones_like(invalid)  # the overlap the engine processes (optical pixels under the SAR)
         if s["crs_pair"] == "SAR shifted":

@@ -23,7 +23,7 @@ def test_row_windows_equal_the_full_run(tmp_path, tiny_checkpoint, sar_origin):
     opt = write_raster(str(tmp_path / "o.tif"), optical)
     # the second case: the SAR starts 30 rows lower, so the overlap region does not start at row 0
     s = write_raster(str(tmp_path / "s.tif"), sar[:, :110], origin=sar_origin, descriptions=["VV", "VH"])
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1)
     full = classify(options.params(opt, s, str(tmp_path / "full.tif"), confidence=str(tmp_path / "fullc.tif")))
     classes, transform = _read(full.output)
     conf, _ = _read(full.confidence)
@@ -43,18 +43,19 @@ def _with_rows(params, rows):
     return params
 
 
-def test_row_window_grid_covers_the_rows_with_the_same_tiles():
-    grid = TileGrid(5, 0, 200, 64, 32, 8)
+def test_row_window_grid_runs_the_tile_rows_that_keep_the_rows():
+    grid = TileGrid(5, 0, 200, 64, 32, 16)
+    bounds = grid.row_axis[1]
     for start, stop in [(0, 30), (30, 100), (100, 205), (60, 61)]:
         sub, keep = row_window(grid, (start, stop))
-        assert (sub.row0 - grid.row0) % grid.stride == 0 and sub.col0 == grid.col0 and sub.width == grid.width
-        assert sub.row0 + sub.height <= grid.row0 + grid.height
-        assert sub.row0 + keep[0] == max(start, grid.row0) and sub.row0 + keep[1] == min(stop, grid.row0 + 200)
-        assert keep[0] >= grid.stride or sub.row0 == grid.row0  # the tile row above is there for its overlap
+        assert (sub.row_axis, sub.col_axis) == (grid.row_axis, grid.col_axis), "the same tiles as the full grid"
+        a, b = sub.row_range
+        assert bounds[a] <= keep[0] < bounds[a + 1] and bounds[b - 1] < keep[1] <= bounds[b]
+        assert grid.row0 + keep[0] == max(start, grid.row0) and grid.row0 + keep[1] == min(stop, grid.row0 + 200)
 
 
 def test_a_row_window_outside_the_raster_is_refused(tmp_path, tiny_checkpoint, raster_pair):
-    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, overlap=8, threads=1)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1)
     params = _with_rows(options.params(raster_pair["optical"], raster_pair["sar"], str(tmp_path / "x.tif")), (60, 80))
     with pytest.raises(ClaireError, match="row window 60..80"):
         classify(params)

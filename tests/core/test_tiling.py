@@ -1,4 +1,4 @@
-"""Blend weights, the tile grid and the streaming row blender."""
+"""The tile grid (kept cores read with context around them) and the stitching of the kept parts."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,69 +6,79 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claire.claire_plugin.core.engine.tiling import RowBlender, TileGrid, blend_weights, check_tiling
+from claire.claire_plugin.core.engine.tiling import TileGrid, check_tiling, stitch, tiles_per_chunk
 from claire.claire_plugin.core.errors import ClaireError
+from claire.models.predict import context_axis
 
 
-def test_blend_weights_smooth_positive_and_flat_inside():
-    w = blend_weights(64, 16)
-    assert w.shape == (64, 64) and w.min() > 0
-    assert np.allclose(w, w.T) and np.allclose(w, w[::-1, ::-1])
-    assert np.all(w[16:48, 16:48] == 1.0)
-    assert np.all(np.diff(w[32, :16]) > 0), "ramps up towards the middle"
-    assert np.allclose(blend_weights(32, 0), 1.0)
+@pytest.mark.parametrize("tile,context", [(60, 8), (0, 16), (64, -16), (64, 8), (64, 100)])
+def test_bad_tiling_is_a_clear_error(tile, context):
+    with pytest.raises(ClaireError, match="tile size|context"):
+        check_tiling(tile, context)
 
 
-@pytest.mark.parametrize("tile,overlap", [(60, 8), (64, 33), (64, 64), (64, 80), (64, -1), (0, 0)])
-def test_bad_tiling_is_a_clear_error(tile, overlap):
-    with pytest.raises(ClaireError, match="tile size|overlap"):
-        check_tiling(tile, overlap)
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3000), tile=st.sampled_from([32, 64, 256, 896]), context=st.sampled_from([0, 16, 128]))
+def test_every_pixel_is_kept_once_and_far_from_inner_tile_borders(n, tile, context):
+    starts, bounds, size = context_axis(n, tile, context)
+    assert bounds[0] == 0 and bounds[-1] == n and all(a < b for a, b in zip(bounds, bounds[1:]))
+    assert len(starts) == len(bounds) - 1
+    if n <= tile + 2 * context:
+        assert starts == [0] and size >= n and size % 32 == 0 and size - n < 32
+        return
+    assert size == tile + 2 * context
+    for k, s in enumerate(starts):
+        assert 0 <= s and s + size <= n, "windows lie inside the axis: no padding"
+        lo = bounds[k] - s if s > 0 else context  # distance to the window's start unless it is the image's edge
+        hi = s + size - bounds[k + 1] if s + size < n else context
+        assert lo >= context and hi >= context
+    assert len(starts) == -(-(n - 2 * context) // tile), "no more tiles than needed"
 
 
-def test_grid_covers_region_with_equal_strides():
-    g = TileGrid(5, 7, 150, 173, 64, 16)
-    assert g.stride == 48
-    assert (g.n_rows - 1) * 48 + 64 >= 150 and (g.n_rows - 2) * 48 + 64 < 150
-    assert (g.n_cols - 1) * 48 + 64 >= 173 and (g.n_cols - 2) * 48 + 64 < 173
+def test_grid_chunks_windows_and_kept_parts():
+    g = TileGrid(5, 7, 300, 500, 64, 32)  # window 128
+    assert g.shape == (128, 128) and g.n_cols == len(context_axis(500, 64, 32)[0])
     chunks = list(g.chunks(3))
     assert chunks[0] == (0, 0, 3) and chunks[-1][0] == g.n_rows - 1 and chunks[-1][2] == g.n_cols
+    y, x, h, w = g.read_window(0, 0, 3)
+    assert (y, x, h) == (0, 0, 128) and w == g.col_axis[0][2] + 128
+    assert g.tile_offsets(0, 3) == [0, 64, 128]
+    assert g.kept_in_tile(0, 0) == (slice(0, 96), slice(0, 96))
+    assert g.kept_in_tile(1, 1) == (slice(32, 96), slice(32, 96))
 
 
-def _blend_field(field: np.ndarray, tile: int, overlap: int, per_chunk: int) -> np.ndarray:
-    """Feed tiles that are crops of `field` through the blender; return the reassembled region."""
-    C, H, W = field.shape
-    g = TileGrid(0, 0, H, W, tile, overlap)
-    padded = np.zeros((C, g.n_rows * g.stride + tile, g.n_cols * g.stride + tile), np.float32)
-    padded[:, :H, :W] = field
-    out = np.full((C, H, W), np.nan, np.float32)
-    b = RowBlender(g, C)
-    for r, j0, j1 in g.chunks(per_chunk):
-        tiles = [padded[:, r * g.stride:r * g.stride + tile, j * g.stride:j * g.stride + tile] for j in range(j0, j1)]
-        for fin in b.add(r, j0, np.stack(tiles)):
-            h, w = fin.values.shape[1:]
-            assert np.isnan(out[:, fin.r0:fin.r0 + h, fin.c0:fin.c0 + w]).all(), "each pixel finished once"
-            out[:, fin.r0:fin.r0 + h, fin.c0:fin.c0 + w] = fin.values
-    return out
+def test_a_narrow_raster_reads_one_fitted_window_across():
+    g = TileGrid(0, 0, 1000, 100, 256, 128)
+    assert g.shape == (512, 128) and g.n_cols == 1
+    assert g.read_window(0, 0, 1)[3] == 100
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(1, 150), w=st.integers(1, 150), per_chunk=st.integers(1, 4),
-       ov=st.sampled_from([0, 8, 16]))
-def test_blender_reassembles_any_region_exactly(h, w, per_chunk, ov):
+@given(h=st.integers(1, 300), w=st.integers(1, 300), per_chunk=st.integers(1, 4), ctx=st.sampled_from([0, 16, 32]))
+def test_stitching_reassembles_any_region_exactly(h, w, per_chunk, ctx):
     rng = np.random.default_rng(h * 1000 + w)
     field = rng.random((2, h, w)).astype(np.float32)
-    out = _blend_field(field, 32 if ov < 16 else 64, ov, per_chunk)
+    g = TileGrid(0, 0, h, w, 32, ctx)
+    th, tw = g.shape
+    padded = np.zeros((2, max(h, th), max(w, tw)), np.float32)
+    padded[:, :h, :w] = field
+    out = np.full((2, h, w), np.nan, np.float32)
+    ys = g.row_axis[0]
+    for r, j0, j1 in g.chunks(per_chunk):
+        y, x, _, _ = g.read_window(r, j0, j1)
+        parts = []
+        for j, off in zip(range(j0, j1), g.tile_offsets(j0, j1)):
+            window = padded[:, ys[r]:ys[r] + th, x + off:x + off + tw]
+            rows, cols = g.kept_in_tile(r, j)
+            parts.append(window[:, rows, cols])
+        fin = stitch(g, r, j0, parts)
+        bh, bw = fin.values.shape[1:]
+        assert np.isnan(out[:, fin.r0:fin.r0 + bh, fin.c0:fin.c0 + bw]).all(), "each pixel finished once"
+        out[:, fin.r0:fin.r0 + bh, fin.c0:fin.c0 + bw] = fin.values
     assert not np.isnan(out).any(), "every pixel of the region is finished"
-    np.testing.assert_allclose(out, field, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out, field)
 
 
-def test_blender_averages_disagreeing_tiles_smoothly():
-    g = TileGrid(0, 0, 64, 112, 64, 16)  # two tiles side by side, 16 px overlap
-    b = RowBlender(g, 1)
-    tiles = np.stack([np.zeros((1, 64, 64), np.float32), np.ones((1, 64, 64), np.float32)])
-    (fin,) = b.add(0, 0, tiles)
-    row = fin.values[0, 32]
-    assert np.all(row[:48] == 0) and np.all(row[64:] == 1)
-    seam = row[47:66]
-    assert np.all(np.diff(seam) >= 0) and 0 < row[55] < 1, "a ramp, not a step, across the overlap"
-    np.testing.assert_allclose(row[48:64] + row[48:64][::-1], 1.0, atol=1e-6)
+def test_chunks_hold_about_four_small_tiles_or_one_large_one():
+    assert tiles_per_chunk(4, 256) == 4 and tiles_per_chunk(1, 256) == 4 and tiles_per_chunk(3, 256) == 6
+    assert tiles_per_chunk(1, 1152) == 1 and tiles_per_chunk(2, 1152) == 2

@@ -128,9 +128,9 @@ def test_build_card_is_the_one_card_schema(tmp_path):
     classes = [SimpleNamespace(value=1, name="water", color="#419bdf"), SimpleNamespace(value=2, name="trees",
                                                                                       color=None)]
     card = build_card("claire", "tiny", {"size": "tiny"}, classes, 0, {"bands": ["B02"]}, {"bands": ["VV"]},
-                      {"epochs": 1}, {"heldout": {"miou": 0.5}}, tile_size=64, overlap=8)
+                      {"epochs": 1}, {"heldout": {"miou": 0.5}}, tile_size=64, context=16)
     assert card["format"] == FORMAT
     assert card["classes"] == [{"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
                                {"index": 1, "value": 2, "name": "trees"}]
-    assert (card["tile_size"], card["overlap"], card["nodata"]) == (64, 8, 0)
+    assert (card["tile_size"], card["context"], card["nodata"]) == (64, 16, 0)
     assert card["inputs"] == {"optical": {"bands": ["B02"]}, "sar": {"bands": ["VV"]}}

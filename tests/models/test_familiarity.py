@@ -92,28 +92,31 @@ def test_lowrank_distance_is_the_mahalanobis_distance_at_full_rank():
     assert float(d1) == pytest.approx(np.sqrt((p ** 2 / w[-1] + ((x - mean) @ (x - mean) - p ** 2) / 2.0) / 3), rel=1e-4)
 
 
-def _scene_items(seed: int, odd: bool = False):
-    """The repo's synthetic scene (tests/fixtures/helpers.synthetic_scene), normalised with the tiny card;
-    `odd`: the same ground seen unlike anything in training (spectra reversed and brightened, SAR +15 dB)."""
+def _scene_items(seed, odd: bool = False):
+    """The repo's synthetic scene (tests/fixtures/helpers.synthetic_scene, 224 px like a training site) of
+    each seed, normalised with the tiny card; `odd`: the same ground seen unlike anything in training
+    (spectra reversed and brightened, SAR +15 dB)."""
     from claire.models.spec import normalise
     from claire.tests.fixtures.helpers import synthetic_scene, tiny_card
 
     card = tiny_card()
-    optical, sar, _ = synthetic_scene(96, 96, seed=seed)
-    optical = optical[[1, 2, 3, 4, 5, 6, 7, 8, 10, 11]].astype(np.float32)  # B02..B12 without B09
-    if odd:
-        optical, sar = np.clip(optical[::-1] * 3.0, 0, 10000), sar + 15.0
-    yield normalise(optical, card["inputs"]["optical"]), normalise(sar, card["inputs"]["sar"]), None
+    for one in np.atleast_1d(seed):
+        optical, sar, _ = synthetic_scene(224, 224, seed=int(one))
+        optical = optical[[1, 2, 3, 4, 5, 6, 7, 8, 10, 11]].astype(np.float32)  # B02..B12 without B09
+        if odd:
+            optical, sar = np.clip(optical[::-1] * 3.0, 0, 10000), sar + 15.0
+        yield normalise(optical, card["inputs"]["optical"]), normalise(sar, card["inputs"]["sar"]), None
 
 
 def test_bottleneck_score_is_higher_out_of_distribution():
-    """The card's default score: fitted on one synthetic scene, calibrated on a second; a third like them
-    stays mostly below the threshold, the same ground seen through other spectra and SAR lies beyond it."""
+    """The card's default score: fitted on three synthetic scenes, calibrated on three others (7 x 7
+    bottleneck cells each); a scene like them stays mostly below the threshold, the same ground seen through
+    other spectra and SAR lies beyond it."""
     from claire.tests.fixtures.helpers import tiny_card
 
     torch.manual_seed(0)
     model = build_model("claire", tiny_card()["config"]).eval()
-    fam = familiarity(model, _scene_items(0), _scene_items(1))
+    fam = familiarity(model, _scene_items([0, 3, 4]), _scene_items([1, 5, 6]))
     assert fam["feature"] == "bottleneck" and len(fam["basis"]) == len(fam["pvar"]) <= 64
     assert len(fam["basis"][0]) == len(fam["mean"]) and fam["residual_var"] > 0
     scorer = Scorer(fam)
@@ -173,5 +176,5 @@ def test_new_bottleneck_entries_record_their_smoothing():
 
     torch.manual_seed(0)
     model = build_model("claire", tiny_card()["config"]).eval()
-    fam = familiarity(model, _scene_items(0), _scene_items(1))
+    fam = familiarity(model, _scene_items([0, 3, 4]), _scene_items([1, 5, 6]))
     assert fam["feature"] == "bottleneck" and fam["smooth_cells"] == fm.SMOOTH_CELLS > 1

@@ -1,10 +1,11 @@
-"""models.predict's stitching options (issue #18 item 5): with `blend="crop"`, `fit_edges` and an overlap of
-at least twice the network's reach, the map does not depend on the tile size; the default tiling does."""
+"""models.predict's tilings (issue #18 item 5): the engine's (kept cores read with context at least the
+network's reach) gives the whole-image map at any tile size; of the earlier blended tiling, only `blend="crop"`
+with `fit_edges` and an overlap of at least twice the reach does."""
 import numpy as np
 import pytest
 import torch
 
-from claire.models.predict import CROP_EPS, blend_weights, predict_arrays
+from claire.models.predict import CROP_EPS, blend_weights, predict_arrays, predict_blended
 from claire.tests.fixtures.standin import LocalStack
 
 torch.set_num_threads(1)
@@ -19,11 +20,24 @@ def _inputs():
 
 def _run(tile: int, overlap: int = 32, **options):
     o, s = _inputs()
-    return predict_arrays(LocalStack().eval(), o, s, tile=tile, overlap=overlap, **options)
+    return predict_blended(LocalStack().eval(), o, s, tile=tile, overlap=overlap, **options)
 
 
 def _maxdiff(a, b) -> float:
     return max(float(np.abs(a[0] - b[0]).max()), float(np.abs(a[1] - b[1]).max()))
+
+
+def test_kept_cores_with_context_give_the_whole_image_map_at_any_tile_size():
+    o, s = _inputs()
+    net = LocalStack().eval()
+    small, large = (predict_arrays(net, o, s, tile=t, context=16) for t in (32, 96))
+    assert small[0].shape == (4, H, W) and small[1].shape == (H, W)
+    assert _maxdiff(small, large) < 1e-4, "windows end at the image's edge whatever the tile"
+    whole = predict_arrays(net, o, s, tile=352, context=0)  # one forward, padded by reflection to 224 x 352
+    inner = (slice(None), slice(0, H - REACH - 24), slice(0, W - REACH - 2))  # away from that padding
+    assert np.abs(small[0] - whole[0])[inner].max() < 1e-4
+    bare = predict_arrays(net, o, s, tile=32, context=0)  # no context: the tile edges show
+    assert np.abs(bare[0] - whole[0])[inner].max() > 1e-3
 
 
 def test_crop_and_fitted_edges_give_the_whole_image_map_at_any_tile_size():

@@ -49,7 +49,7 @@ def test_predict_tiles_matches_single_pass_size():
     m = build_model("claire", dict(num_classes=3, optical_channels=2, sar_channels=1, size="tiny")).eval()
     o, s = np.random.rand(2, 100, 150).astype(np.float32), np.random.rand(1, 100, 150).astype(np.float32)
     p1, s1 = predict_arrays(m, o, s, tile=160)
-    p2, s2 = predict_arrays(m, o, s, tile=64, overlap=16)
+    p2, s2 = predict_arrays(m, o, s, tile=64, context=16)
     assert p1.shape == p2.shape == (3, 100, 150) and s2.shape == (100, 150)
     assert np.allclose(p1.sum(0), 1, atol=1e-4) and np.allclose(p2.sum(0), 1, atol=1e-4)
 

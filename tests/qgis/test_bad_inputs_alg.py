@@ -29,8 +29,8 @@ def alg_params(args: dict) -> dict:
         p["SAR_BANDS"] = ",".join(str(i) for i in args["sar_bands"])
     if args.get("tile_size") is not None:
         p["TILE_SIZE"] = args["tile_size"]
-    if args.get("overlap") is not None:
-        p["OVERLAP"] = args["overlap"]
+    if args.get("context") is not None:
+        p["CONTEXT"] = args["context"]
     if args.get("batch_size") is not None:
         p["BATCH_SIZE"] = args["batch_size"]
     if args.get("report") is not None:
@@ -160,7 +160,7 @@ def test_alg_cancel_mid_run(claire_plugin, workdir):
     from qgis.core import QgsProcessingFeedback
 
     tmp, ck = workdir
-    args = C._pair(tmp, ck, tile_size=32, overlap=0)
+    args = C._pair(tmp, ck, tile_size=32, context=0)
     Path(args["output"]).write_bytes(PREVIOUS)
     before = C.snapshot(tmp)
     feedback = QgsProcessingFeedback()

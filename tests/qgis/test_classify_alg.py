@@ -107,7 +107,7 @@ def test_band_lists_read_as_on_the_command_line_and_in_the_dock(claire_plugin, r
                                "CHECKPOINT": tiny_checkpoint, "OUTPUT": str(tmp_path / "o.tif"),
                                "OPTICAL_BANDS": text, "TILE_SIZE": 0, "OVERLAP": -1}, QgsProcessingContext())
     assert params.optical_bands == [2, 3, 4]
-    assert (params.tile_size, params.overlap) == (None, None), "0 / -1: the checkpoint's"
+    assert (params.tile_size, params.context) == (None, None), "0 / -1: the defaults"
 
 
 def test_band_zero_is_refused_naming_the_parameter(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):

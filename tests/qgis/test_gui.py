@@ -15,7 +15,7 @@ def tiny_run(tmp_path, raster_pair, tiny_checkpoint):
     params = ClassifyParams(optical=raster_pair["optical"], sar=raster_pair["sar"],
                             output=str(tmp_path / "lc.tif"), checkpoint=tiny_checkpoint,
                             confidence=str(tmp_path / "lc_confidence.tif"), reference=raster_pair["labels"],
-                            tile_size=64, overlap=16)
+                            tile_size=64, context=16)
     done = []
     task = ClassifyTask(params, on_done=done.append)
     assert task.run() is True, task.error
@@ -299,7 +299,7 @@ def test_dock_refuses_a_tile_and_batch_too_big_for_memory(qgis_app, dock_with_la
     assert dock.start() is not None
     assert _wait(qgis_app, lambda: dock.task is None)
     text = dock.status.text()
-    assert "tile 4096 px x batch 256 needs about" in text and "Batch size" in text, text
+    assert "tile 4096 px (+ 16 px of context) x batch 256 needs about" in text and "Batch size" in text, text
     assert "--" not in text and dock.run_button.isEnabled()
     assert not (tmp_path / "too_big.tif").exists()
     if os.environ.get("CLAIRE_SHOT"):
@@ -333,7 +333,7 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
                                     "per_class": [{"name": "water <lake>", "iou": 0.5, "f1": 0.66}]},
                         "note": "not a split"}}
     out = card_html(card, "/x/model.safetensors")
-    assert "File: model.safetensors" in out and "tile 256 px, overlap 32 px" in out
+    assert "File: model.safetensors" in out and "evaluated in tiles of 256 px, overlap 32 px" in out
     assert "my polygons" in out and "epochs: 7 · seed: 3" in out
     assert "Metrics (heldout)" in out and "Metrics (note)" not in out
     assert "water &lt;lake&gt;" in out and "<lake>" not in out

@@ -22,7 +22,10 @@ from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import TileGrid, check_tiling, row_window, tiles_per_chunk
+from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, row_window, tiles_per_chunk
+
+#: Kept core of a tile when neither the run nor the card's `core` says (docs/benchmark.md, "Tile size").
+DEFAULT_TILE = 896
 
 
 @dataclass
@@ -35,7 +38,7 @@ class RunPlan:
     model: object
     device: object
     tile: int
-    overlap: int
+    context: int
     batch: int
     opt: object = None
     sar: object = None
@@ -63,7 +66,7 @@ class RunPlan:
     @property
     def tiles_per_chunk(self) -> int:
         """Tiles read, run and written together."""
-        return tiles_per_chunk(self.batch)
+        return tiles_per_chunk(self.batch, self.tile + 2 * self.context)
 
     def more_handles(self) -> tuple:
         """Datasets of its own for each extra reader thread (GDAL handles are not shared): (optical,
@@ -82,15 +85,17 @@ class RunPlan:
 
 
 def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
-    """(tile, overlap, batch): the parameters where given, else the card's (tile 256, overlap tile / 8,
-    batch 4 where the card says nothing either); ClaireError for values that cannot work."""
-    tile = int(params.tile_size or card.get("tile_size") or 256)
-    overlap = int(params.overlap if params.overlap is not None else card.get("overlap", tile // 8))
-    check_tiling(tile, overlap)
-    batch = int(params.batch_size or 4)
+    """(tile, context, batch): the parameters where given, else the card's `core` and `context`, else
+    DEFAULT_TILE and CONTEXT; the batch by default about four 256 px tiles of input (tiling.default_batch).
+    ClaireError for values that cannot work. (The card's `tile_size` / `overlap` describe the evaluation
+    of older checkpoints, not the engine's tiling.)"""
+    tile = int(params.tile_size or card.get("core") or DEFAULT_TILE)
+    context = int(params.context if params.context is not None else card.get("context", CONTEXT))
+    check_tiling(tile, context)
+    batch = int(params.batch_size or default_batch(tile + 2 * context))
     if batch < 1:
-        raise ClaireError(f"batch size must be 1 or more (got {batch}); e.g. --batch-size 4")
-    return tile, overlap, batch
+        raise ClaireError(f"batch size must be 1 or more (got {batch}); e.g. --batch-size 1")
+    return tile, context, batch
 
 
 def card_classes(card: dict) -> List[dict]:
@@ -133,7 +138,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
         _open_inputs(plan, messages)
         _prepare(plan, messages)
         plan.model = model.to(device).eval()
-        fit = check_fits(plan.model, device, plan.tile, plan.batch,
+        fit = check_fits(plan.model, device, plan.tile, plan.context, plan.batch,
                          (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
         if fit:
             messages.append(fit)
@@ -157,7 +162,13 @@ def _runtime(plan: RunPlan, messages: List[str]) -> None:
     from ..runtime.compiled import prepare
 
     channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
-    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, plan.tile, plan.batch, channels,
+    th, tw = plan.grid.shape
+    if th != tw:  # a raster narrower than one tile window on one side: one odd window, run eager
+        plan.runtime = "eager"
+        messages.append(f"runtime: eager (the forward window {th} x {tw} px is not square: the raster is smaller "
+                        f"than one tile window on one side)")
+        return
+    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, th, plan.batch, channels,
                      cloud=plan.uses_cloud, features=plan.familiar is not None)
     plan.model, plan.runtime = chosen.model, chosen.name
     messages.append(chosen.note)
@@ -218,13 +229,15 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     del s_sample, o_sample
     grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
-                                plan.tile, plan.overlap)
+                                plan.tile, plan.context)
     if plan.params.rows is not None:
         grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, opt.height))
         plan.grid = grid
+    th, tw = grid.shape
     messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
                     f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
-                    f"{grid.n_tiles} tiles of {plan.tile} px, overlap {plan.overlap}, batch {plan.batch}")
+                    f"{grid.n_tiles} tiles keeping {plan.tile} px cores with {plan.context} px of context "
+                    f"(forward window {th} x {tw} px), batch {plan.batch}")
 
 
 def _cloud(plan: RunPlan, messages: List[str]) -> None:

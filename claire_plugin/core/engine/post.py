@@ -1,5 +1,5 @@
-"""Post-processing a run beside the model: blending overlapping tiles (tiling.RowBlender), turning finished
-blocks into class, confidence and reliance values, summary and confusion counts, and writing them."""
+"""Post-processing a run beside the model: the kept cores of a chunk's tiles side by side (tiling.stitch),
+turned into class, confidence and reliance values, summary and confusion counts, and written."""
 from __future__ import annotations
 
 import queue
@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ClaireError
 from .phases import PhaseTimes
 from .reader import drain
+from .tiling import stitch
 
 #: Nodata of the uint8 percent rasters (confidence, reliance).
 UINT8_NODATA = 255
@@ -35,9 +36,9 @@ class Outputs:
     reference_lut: Optional[np.ndarray] = None
     cloud: Optional[object] = None
     unfamiliar: Optional[object] = None
-    has_share: bool = False  # the model gives a SAR share: blended channel K
-    has_distance: bool = False  # the card has familiarity statistics: distance / threshold blended after it
-    keep_rows: Optional[Tuple[int, int]] = None  # grid rows [start, stop) to finish (a row window); None: all
+    has_share: bool = False  # the model gives a SAR share: channel K
+    has_distance: bool = False  # the card has familiarity statistics: distance / threshold after it
+    keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a row window); None: all
 
     @property
     def writers(self) -> list:
@@ -47,29 +48,29 @@ class Outputs:
 
     @property
     def channels(self) -> int:
-        """Blended channels: class probabilities, then the SAR share and the distance where there are."""
+        """Channels per pixel: class probabilities, then the SAR share and the distance where there are."""
         return len(self.class_values) + int(self.has_share) + int(self.has_distance)
 
 
-def finish_block(fin, masks, outputs: Outputs, grid, j0: int) -> None:
-    """Turn a finished blended block `fin` of the chunk starting at tile column `j0` into output values,
+def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) -> None:
+    """Turn a finished block `fin` of a chunk read at region pixel `window` = (y, x) into output values,
     summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
     K = len(outputs.class_values)
-    h, w = fin.weight.shape
+    h, w = fin.values.shape[1:]
     a, b = (0, h) if outputs.keep_rows is None else (max(0, outputs.keep_rows[0] - fin.r0),
                                                       min(h, outputs.keep_rows[1] - fin.r0))
     if b <= a:  # a row window: this block lies outside it
         return
-    m = masks.crop(b, fin.c0 - j0 * grid.stride, w, a)
+    y, x = window
+    m = masks.crop(fin.r0 - y + b, fin.c0 - x, w, fin.r0 - y + a)
     valid = m.valid
-    sums, weight, h = fin.sums[:, a:b], fin.weight[a:b], b - a
-    best = sums[:K].max(axis=0)  # argmax and max on the sums: dividing by the weight changes neither
-    idx = np.zeros(best.shape, np.uint8)
+    values, h = fin.values[:, a:b], b - a
+    conf = values[:K].max(axis=0)
+    idx = np.zeros(conf.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
-        np.copyto(idx, k, where=sums[k] == best)
-    conf = best / weight
-    share = sums[K] / weight if outputs.has_share else None
-    ratio = sums[outputs.channels - 1] / weight if outputs.has_distance else None
+        np.copyto(idx, k, where=values[k] == conf)
+    share = values[K] if outputs.has_share else None
+    ratio = values[outputs.channels - 1] if outputs.has_distance else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
     row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0
@@ -107,16 +108,16 @@ def _add_reference(outputs: Outputs, idx, valid, row: int, col: int, h: int, w: 
 
 
 class PostWorker:
-    """Background thread: blending, finishing blocks, writing and statistics, so the model's
+    """Background thread: stitching, finishing blocks, writing and statistics, so the model's
     thread only runs forwards. Errors are re-raised in the main thread by `put`, `wait_idle` and `finish`.
 
     Phased schedule (the model takes every core): the main thread calls `wait_idle` before each forward,
     so this thread works only while the main thread reads the next chunk, on the core the model is not
     using then."""
 
-    def __init__(self, blender, grid, outputs: Outputs, height: int, depth: int = 2,
+    def __init__(self, grid, outputs: Outputs, height: int, depth: int = 2,
                  phases: Optional[PhaseTimes] = None) -> None:
-        self.blender, self.grid, self.outputs, self.height = blender, grid, outputs, height
+        self.grid, self.outputs, self.height = grid, outputs, height
         self.phases = phases or PhaseTimes()
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.error: Optional[BaseException] = None
@@ -134,7 +135,7 @@ class PostWorker:
             try:
                 if item is None or self._stop.is_set():
                     return
-                with self.phases.timed("blend, finish and write blocks"):
+                with self.phases.timed("stitch, finish and write blocks"):
                     self._process(*item)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self.error = exc
@@ -152,16 +153,14 @@ class PostWorker:
         self.phases.add("model thread waits for the writer", time.perf_counter() - t0)
         self._raise()
 
-    def _process(self, r: int, j0: int, j1: int, outs: List, masks) -> None:
-        """Blend a chunk batch by batch, finish the completed blocks, release the rows every writer has."""
+    def _process(self, r: int, j0: int, j1: int, parts: List, masks) -> None:
+        """Stitch a chunk's kept parts, finish the block, release the rows every writer has."""
         g = self.grid
-        j = j0
-        for out in outs:  # batch by batch: no copy of the whole chunk
-            for fin in self.blender.add(r, j, out.numpy(), weighted=True):
-                finish_block(fin, masks, self.outputs, g, j0)
-            j += out.shape[0]
+        y, x, _, _ = g.read_window(r, j0, j1)
+        finish_block(stitch(g, r, j0, parts), masks, self.outputs, g, (y, x))
         if j1 >= g.n_cols:
-            complete = g.row0 + (r + 1) * g.stride if r < g.n_rows - 1 else self.height
+            bounds = g.row_axis[1]
+            complete = g.row0 + bounds[r + 1] if r + 2 < len(bounds) else self.height
             for w in self.outputs.writers:
                 w.complete_until(complete)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,16 +21,20 @@ from .phases import PhaseTimes
 
 @dataclass(frozen=True)
 class ChunkWindow:
-    """The raster window of one chunk: top-left pixel (y, x), size read (h, w; smaller than the chunk at
-    the raster's edge), its `n` tiles of `tile` px and the chunk's full width `span`."""
+    """The raster window of one chunk: top-left pixel (y, x), size read (h, w), the column of each of its
+    tiles inside it and the forward window `shape` (th, tw) every tile is cut (or padded) to."""
 
     y: int
     x: int
     h: int
     w: int
-    n: int
-    tile: int
-    span: int
+    offsets: Tuple[int, ...]
+    shape: Tuple[int, int]
+
+    @property
+    def n(self) -> int:
+        """Tiles in the chunk."""
+        return len(self.offsets)
 
 
 @dataclass
@@ -141,11 +145,9 @@ class ChunkReader:
         """One chunk: (r, j0, j1, optical tiles, SAR tiles, cloud tiles for the model or None, ChunkMasks)."""
         opt, sar_vrt = handles if handles is not None else (self.opt, self.sar_vrt)
         grid = self.grid
-        T, S = grid.tile, grid.stride
-        n = j1 - j0
-        y, x = grid.row0 + r * S, grid.col0 + j0 * S
-        span = (n - 1) * S + T
-        win = ChunkWindow(y, x, min(T, opt.height - y), min(span, opt.width - x), n, T, span)
+        y, x, h, w = grid.read_window(r, j0, j1)
+        y, x = grid.row0 + y, grid.col0 + x
+        win = ChunkWindow(y, x, h, w, tuple(grid.tile_offsets(j0, j1)), grid.shape)
         with self.phases.timed("read optical, cloud, normalise"):
             o_t, o_bad, cloud = self._read_optical(opt, win)
         with self.phases.timed("read and warp SAR, normalise"):
@@ -160,7 +162,7 @@ class ChunkReader:
         c_t = None
         if self.uses_cloud:
             c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
-            c_t = torch_tiles(c[None], None, None, win, S)
+            c_t = torch_tiles(c[None], None, None, win)
         masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad & region, cloud, sar_only)
         return r, j0, j1, o_t, s_t, c_t, masks
 
@@ -178,13 +180,13 @@ class ChunkReader:
             refl = self.o_prep.physical(o[self.cloud_idx].astype(np.float32))  # scalar scale/offset/clip
             cloud = cloud_probability(refl, [self.cloud_bands[i] for i in self.cloud_idx])
             cloud[o_bad] = 0.0
-        return torch_tiles(o, o_bad, self.o_prep, win, self.grid.stride), o_bad, cloud
+        return torch_tiles(o, o_bad, self.o_prep, win), o_bad, cloud
 
     def _read_sar(self, sar_vrt, win: ChunkWindow):
         """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
         s = read_window(sar_vrt, self.s_idx, win.y, win.x, win.h, win.w)
         s_bad = ~np.isfinite(s).all(axis=0)
-        return torch_tiles(s, s_bad, self.s_prep, win, self.grid.stride), s_bad
+        return torch_tiles(s, s_bad, self.s_prep, win), s_bad
 
     def get(self):
         """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
@@ -236,28 +238,27 @@ class ChunkReader:
             t.join(timeout=30)
 
 
-def torch_tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow, stride: int):
+def torch_tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow):
     """`tiles` as a torch tensor."""
     import torch
 
-    return torch.from_numpy(tiles(raw, bad, prep, win, stride))
+    return torch.from_numpy(tiles(raw, bad, prep, win))
 
 
-def tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow, stride: int) -> np.ndarray:
-    """Cut a chunk window [C, h, w] into win.n tiles [n, C, T, T], normalised by `prep` (None: as they are)
-    straight into the batch (no separate copy of the chunk), `bad` pixels zeroed; a tile past the raster's
-    edge is padded on its own by models.predict.pad_tile, as the evaluation path pads it."""
-    n, T = win.n, win.tile
-    h, w = raw.shape[-2:]
-    out = np.empty((n, raw.shape[0], T, T), np.float32)
+def tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow) -> np.ndarray:
+    """Cut a chunk window [C, h, w] into win.n tiles [n, C, th, tw], normalised by `prep` (None: as they are)
+    straight into the batch (no separate copy of the chunk), `bad` pixels zeroed; a window larger than the
+    region (an axis shorter than one tile window) is padded by models.predict.pad_tile, as the evaluation
+    path pads it."""
+    n, (th, tw) = win.n, win.shape
+    out = np.empty((n, raw.shape[0], th, tw), np.float32)
     any_bad = bad is not None and bool(bad.any())
-    for k in range(n):
-        c0 = k * stride
-        cols = slice(c0, min(c0 + T, w))
+    for k, c0 in enumerate(win.offsets):
+        cols = slice(c0, c0 + tw)
         part, part_bad = raw[:, :, cols], bad[:, cols] if any_bad else None
-        if part.shape[-2:] != (T, T):
-            part = pad_tile(part, T)
-            part_bad = pad_tile(part_bad[None], T)[0] if any_bad else None
+        if part.shape[-2:] != (th, tw):
+            part = pad_tile(part, th, tw)
+            part_bad = pad_tile(part_bad[None], th, tw)[0] if any_bad else None
         if prep is None:
             out[k] = part
         else:

@@ -13,15 +13,16 @@ tiles (one tile row, a few tile columns):
   cut tiles: beside a GPU or free cores in 1 to MAX_READERS threads of their own (each with its own
   datasets, taking every n-th chunk, handed to the model in order), else in the torch thread between
   batches (see schedule.worker_threads);
-- the torch thread runs the model in batches, turns its logits into class probabilities times the
-  blending weight on the model's device, and checks for cancellation between batches;
-- a post-processing thread blends the probabilities and the SAR share of overlapping tiles
-  (tiling.RowBlender) and hands finished blocks to the writers and the summary.
+- the torch thread runs the model in batches, keeps each tile's core (tiling: every tile is read with
+  `context` px around the core it keeps) and turns its logits into class probabilities on the model's
+  device, and checks for cancellation between batches;
+- a post-processing thread puts the kept cores of a chunk side by side (tiling.stitch) and hands the
+  finished block to the writers and the summary.
 
-Memory holds a bounded number of chunks, the open tile row and `overlap` carried rows, never the
-whole raster. Outputs (docs/benchmark.md): class raster uint8 with the card's nodata, colour table and
-category names; confidence and reliance rasters uint8 percent (0-100, nodata 255). Every file goes to
-a temporary name and is renamed when the run is complete.
+Memory holds a bounded number of chunks, never the whole raster. Outputs (docs/benchmark.md): class
+raster uint8 with the card's nodata, colour table and category names; confidence and reliance rasters
+uint8 percent (0-100, nodata 255). Every file goes to a temporary name and is renamed when the run is
+complete.
 """
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ from .phases import PhaseTimes
 from .plan import RunPlan, class_colors, plan_run
 from .post import UINT8_NODATA, PostWorker
 from .reader import ChunkReader
-from .tiling import RowBlender, blend_weights
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -199,8 +199,6 @@ class _Stream:
     gives a SAR share)."""
 
     def __init__(self, plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled: CancelFn) -> None:
-        import torch
-
         self.plan, self.messages, self.progress, self.is_cancelled = plan, messages, progress, is_cancelled
         self.reader: Optional[ChunkReader] = None
         self.post: Optional[PostWorker] = None
@@ -209,7 +207,6 @@ class _Stream:
         self.n_tiles = 0
         self.steering = schedule.ThreadSteering(plan.device, messages)
         self.phases = PhaseTimes()
-        self.blend_w = torch.from_numpy(blend_weights(plan.grid.tile, plan.grid.overlap)).to(plan.device)
 
     def run(self) -> None:
         """Every chunk read, run and handed to the post-processing thread; returns when all are written."""
@@ -225,9 +222,10 @@ class _Stream:
             outs = []
             for b in range(0, o_t.shape[0], plan.batch):
                 cut = slice(b, b + plan.batch)
-                outs.append(self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut]))
+                outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
+                row = r + 1 - grid.row_range[0]
                 self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
-                              f"tile row {r + 1}/{grid.n_rows}, tile {j0 + b + outs[-1].shape[0]}/{grid.n_cols}")
+                              f"tile row {row}/{grid.n_rows}, tile {j0 + len(outs)}/{grid.n_cols}")
             self.post.put((r, j0, j1, outs, masks))
             del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
         with self.phases.timed("writing the last chunks after the last forward"):
@@ -236,9 +234,9 @@ class _Stream:
         self.reader.join()
         self.reader = None
 
-    def _batch(self, o_t, s_t, c_t=None):
-        """One forward: the batch's weighted class probabilities (and SAR share) on the CPU; `c_t` the
-        cloud probability tiles of a cloud-gated model."""
+    def _batch(self, o_t, s_t, c_t, r: int, j: int) -> list:
+        """One forward of tiles (r, j..): the kept part of each tile's class probabilities (and SAR share,
+        distance) on the CPU, [C, h, w] arrays; `c_t` the cloud probability tiles of a cloud-gated model."""
         plan = self.plan
         if self.is_cancelled():
             raise CancelledError()
@@ -263,13 +261,14 @@ class _Stream:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar, logits.shape[-2:]) if plan.familiar is not None else None
-        weighted = _weighted_outputs(logits, share if self.has_share else None, self.blend_w, ratio)
+        kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
+        parts = kept_outputs(logits, share if self.has_share else None, kept, ratio)
         seconds = time.perf_counter() - t0
         self.t_forward += seconds
-        self.phases.add("model forward, softmax, blend weights", seconds)
-        self.n_tiles += weighted.shape[0]
-        self.steering.after_batch(seconds, weighted.shape[0], self.n_tiles)
-        return weighted
+        self.phases.add("model forward, keep the cores, softmax", seconds)
+        self.n_tiles += len(parts)
+        self.steering.after_batch(seconds, len(parts), self.n_tiles)
+        return parts
 
     def _start_post(self, has_share: bool) -> None:
         """At the first output: the reliance writer where asked for and possible, the post-processing thread."""
@@ -280,8 +279,7 @@ class _Stream:
         if plan.params.reliance and has_share:
             outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
                                           "SAR share of the fusion (%)", plan.params.rows)
-        blender = RowBlender(plan.grid, outputs.channels)
-        self.post = PostWorker(blender, plan.grid, outputs, plan.opt.height, phases=self.phases)
+        self.post = PostWorker(plan.grid, outputs, plan.opt.height, phases=self.phases)
         self.post.start()
 
     def stop(self) -> None:
@@ -305,7 +303,8 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,
-             "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "overlap": plan.overlap,
+             "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "context": plan.context,
+             "window": list(plan.grid.shape),
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers,
              "runtime": plan.runtime, "tiles_at_threads": dict(stream.steering.tiles_at),
              "phases": stream.phases.as_dict()}
@@ -329,22 +328,26 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     return result
 
 
-def _weighted_outputs(logits, share, weight, ratio=None):
-    """[n, K(+1)(+1), T, T] float32 on the CPU: class probabilities (softmax), the SAR share clipped to
-    0..1 and the feature distance / familiarity threshold, all times the blending weight [T, T]. Computed
-    where the model ran, by torch (why not numpy in the post-processing thread: docs/benchmark.md, "Why
-    the engine is scheduled as it is")."""
+def kept_outputs(logits, share, kept, ratio=None) -> list:
+    """Per tile, its kept part [K(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax),
+    the SAR share clipped to 0..1 and the feature distance / familiarity threshold; `kept` the (rows, cols)
+    slices of each tile. Computed where the model ran, by torch (why not numpy in the post-processing
+    thread: docs/benchmark.md, "Why the engine is scheduled as it is"), on the kept pixels only."""
     import torch
 
-    n, k = logits.shape[:2]
+    k = logits.shape[1]
     extra = int(share is not None) + int(ratio is not None)
-    out = torch.empty((n, k + extra) + tuple(logits.shape[2:]), dtype=torch.float32, device=logits.device)
-    torch.softmax(logits.float(), dim=1, out=out[:, :k])  # straight into place: no concatenated copy
-    if share is not None:
-        torch.clamp(share.float(), 0.0, 1.0, out=out[:, k:k + 1])
-    if ratio is not None:
-        out[:, -1:] = ratio
-    return out.mul_(weight).cpu()
+    parts = []
+    for n, (rows, cols) in enumerate(kept):
+        lg = logits[n, :, rows, cols]
+        out = torch.empty((k + extra,) + tuple(lg.shape[1:]), dtype=torch.float32, device=logits.device)
+        torch.softmax(lg.float(), dim=0, out=out[:k])  # straight into place: no concatenated copy
+        if share is not None:
+            torch.clamp(share[n, :, rows, cols].float(), 0.0, 1.0, out=out[k:k + 1])
+        if ratio is not None:
+            out[-1:] = ratio[n, :, rows, cols]
+        parts.append(out.cpu().numpy())
+    return parts
 
 
 def _distance_ratio(res, familiar, size):

@@ -1,66 +1,98 @@
-"""Tile grid over the processing region and streaming blending of overlapping tile predictions.
+"""The tile grid over the processing region: kept cores of `tile` px, each read with `context` px around it
+(models.predict.context_axis, the same tiling as the evaluation path), and the stitching of the kept parts.
 
-Tiles of size T advance by stride S = T - overlap from the region's top-left corner; the last row and
-column of tiles may reach past the region (the reader pads them) so every stride is the same and only
-`overlap` rows have to be carried from one tile row to the next. Within a tile row, tiles are processed
-left to right in chunks; columns that no later tile of the row touches are finalised at once.
+Tile rows are processed top to bottom, each in chunks of a few tiles left to right. A tile's kept part does
+not overlap any other's, so a chunk's kept parts side by side are a finished block at once: nothing is
+blended or carried from one tile row to the next. A row window (`row_window`, for runs split by rows) runs
+only the tile rows that keep pixels of those rows, with the same tiles as the whole grid.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Iterator, List, Tuple
+from functools import cached_property
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ....models.predict import blend_weights
+from ....models.predict import CONTEXT, check_context, context_axis
 from ..errors import ClaireError
 
-__all__ = ["blend_weights", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "RowBlender"]
+__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "stitch"]
+
+#: Input pixels a chunk of tiles should hold (four 256 px tiles): larger windows go one to a chunk.
+CHUNK_PIXELS = 4 * 256 * 256
 
 
-def check_tiling(tile: int, overlap: int) -> None:
-    """Validate tile size and overlap (ClaireError with the fix)."""
-    if tile < 32 or tile % 32:
-        raise ClaireError(f"tile size {tile} is not a multiple of 32 (the model downsamples by 32); "
-                          f"use e.g. --tile-size 256 or 512")
-    if overlap < 0:
-        raise ClaireError(f"overlap {overlap} is negative; use 0 or more, e.g. --overlap 32")
-    if overlap * 2 > tile or tile <= overlap:
-        raise ClaireError(f"tile size {tile} must be more than twice the overlap {overlap}; use a smaller "
-                          f"--overlap (e.g. {tile // 8}) or a larger --tile-size")
+def check_tiling(tile: int, context: int) -> None:
+    """Validate the kept core and the context (ClaireError with the fix)."""
+    problem = check_context(tile, context)
+    if problem:
+        fix = "--tile-size 512" if problem.startswith("tile") else f"--context {CONTEXT}"
+        raise ClaireError(f"{problem}; use e.g. {fix}")
 
 
-def tiles_per_chunk(batch: int) -> int:
-    """Tiles read and blended together: whole batches, at least 4 tiles."""
-    return -(-max(batch, 4) // batch) * batch
+def _per_chunk(window: int) -> int:
+    """Tiles of `window` px in about CHUNK_PIXELS: 4 up to 256 px, 1 from 512 px."""
+    return max(1, min(4, CHUNK_PIXELS // (window * window)))
+
+
+def tiles_per_chunk(batch: int, window: int = 256) -> int:
+    """Tiles read and written together: whole batches, at least about CHUNK_PIXELS of input."""
+    return -(-max(batch, _per_chunk(window)) // batch) * batch
+
+
+def default_batch(window: int) -> int:
+    """Tiles per forward when none is given: about CHUNK_PIXELS of input (4 tiles up to 256 px, 1 from 512)."""
+    return _per_chunk(window)
 
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Tiles over the region (row0, col0, height, width) in grid pixels."""
+    """Tiles over the region (row0, col0, height, width) in grid pixels: kept cores of `tile` px read with
+    `context` px around them; `rows`: the tile rows [first, stop) to process (None: all)."""
 
     row0: int
     col0: int
     height: int
     width: int
     tile: int
-    overlap: int
+    context: int
+    rows: Optional[Tuple[int, int]] = None
 
     @property
-    def stride(self) -> int:
-        return self.tile - self.overlap
+    def window(self) -> int:
+        """Forward window of a full tile."""
+        return self.tile + 2 * self.context
 
-    def _count(self, n: int) -> int:
-        return max(1, int(math.ceil(max(0, n - self.overlap) / self.stride)))
+    @cached_property
+    def row_axis(self) -> Tuple[List[int], List[int], int]:
+        """(starts, kept bounds, window height) of the tile rows, region-relative (context_axis)."""
+        return context_axis(self.height, self.tile, self.context)
+
+    @cached_property
+    def col_axis(self) -> Tuple[List[int], List[int], int]:
+        """(starts, kept bounds, window width) of the tile columns, region-relative."""
+        return context_axis(self.width, self.tile, self.context)
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """(height, width) of every forward window of the run."""
+        return self.row_axis[2], self.col_axis[2]
+
+    @property
+    def row_range(self) -> Tuple[int, int]:
+        """The tile rows processed: [first, stop)."""
+        return self.rows or (0, len(self.row_axis[0]))
 
     @property
     def n_rows(self) -> int:
-        return self._count(self.height)
+        """Tile rows processed."""
+        a, b = self.row_range
+        return b - a
 
     @property
     def n_cols(self) -> int:
-        return self._count(self.width)
+        return len(self.col_axis[0])
 
     @property
     def n_tiles(self) -> int:
@@ -68,105 +100,58 @@ class TileGrid:
 
     def chunks(self, tiles_per_chunk: int) -> Iterator[Tuple[int, int, int]]:
         """Yield (tile_row, first_col, end_col) in processing order."""
-        for r in range(self.n_rows):
+        for r in range(*self.row_range):
             for j0 in range(0, self.n_cols, tiles_per_chunk):
                 yield r, j0, min(self.n_cols, j0 + tiles_per_chunk)
 
+    def read_window(self, r: int, j0: int, j1: int) -> Tuple[int, int, int, int]:
+        """(y, x, h, w) in region pixels of what tiles (r, j0..j1-1) read, clipped to the region."""
+        ys, _, th = self.row_axis
+        xs, _, tw = self.col_axis
+        y, x = ys[r], xs[j0]
+        return y, x, min(th, self.height - y), min(xs[j1 - 1] + tw, self.width) - x
+
+    def kept(self, r: int, j0: int, j1: int) -> Tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) in region pixels that tiles (r, j0..j1-1) keep."""
+        yb, xb = self.row_axis[1], self.col_axis[1]
+        return yb[r], yb[r + 1], xb[j0], xb[j1]
+
+    def tile_offsets(self, j0: int, j1: int) -> List[int]:
+        """Column of each tile j0..j1-1 inside the chunk's read window."""
+        xs = self.col_axis[0]
+        return [xs[j] - xs[j0] for j in range(j0, j1)]
+
+    def kept_in_tile(self, r: int, j: int) -> Tuple[slice, slice]:
+        """The rows and columns of tile (r, j)'s window that it keeps."""
+        (ys, yb, _), (xs, xb, _) = self.row_axis, self.col_axis
+        return slice(yb[r] - ys[r], yb[r + 1] - ys[r]), slice(xb[j] - xs[j], xb[j + 1] - xs[j])
+
 
 def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
-    """The tile rows of `grid` that raster rows [start, stop) need, as a grid of their own, and the rows of
-    that grid to keep. Its tiles are the full grid's tiles at the same places, blended in the same order, so
-    the kept pixels equal the full run's: the tile row above is included for its carried overlap, the
-    region's end stays where it was (same padding), and rows outside the window are dropped."""
-    S = grid.stride
+    """The tile rows of `grid` that keep raster rows [start, stop), as the same grid limited to them, and
+    the region rows to write. Its tiles are the full grid's, so the kept pixels equal the full run's."""
     u0 = min(max(0, rows[0] - grid.row0), grid.height)
     u1 = min(max(0, rows[1] - grid.row0), grid.height)
-    if u1 <= u0:  # the window misses the overlap region: one tile row, nothing kept
-        return TileGrid(grid.row0, grid.col0, min(grid.height, grid.tile), grid.width, grid.tile, grid.overlap), (0, 0)
-    ra = max(0, u0 // S - 1)
-    rb = min(grid.n_rows - 1, max(ra, (u1 - 1) // S))
-    height = min(grid.height - ra * S, (rb - ra) * S + grid.tile)
-    sub = TileGrid(grid.row0 + ra * S, grid.col0, height, grid.width, grid.tile, grid.overlap)
-    return sub, (u0 - ra * S, u1 - ra * S)
+    bounds = grid.row_axis[1]
+    if u1 <= u0:  # the window misses the region: one tile row, nothing kept
+        return TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, (0, 1)), (0, 0)
+    first = max(r for r in range(len(bounds) - 1) if bounds[r] <= u0)
+    stop = max(r for r in range(len(bounds) - 1) if bounds[r] < u1) + 1
+    return TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, (first, stop)), (u0, u1)
 
 
 @dataclass
 class Finished:
-    """A finalised block of the region: rows [r0, r0+h) x cols [c0, c0+w) in region pixels."""
+    """A finished block of the region: rows [r0, r0 + h) x cols [c0, c0 + w) in region pixels, its blended
+    channels `values` [C, h, w] (class probabilities, then the SAR share and the distance where there are)."""
 
     r0: int
     c0: int
-    sums: np.ndarray  # [C, h, w]: weighted sums of the channels
-    weight: np.ndarray  # [h, w]: sum of the weights (> 0)
-
-    @property
-    def values(self) -> np.ndarray:
-        """Blended channels [C, h, w] (weighted sums divided by the weight sum)."""
-        return self.sums / self.weight
+    values: np.ndarray
 
 
-class RowBlender:
-    """Accumulates weighted tile outputs [C,T,T] and hands back finished blocks, keeping only the open
-    tile row's unfinished columns and `overlap` carried rows (memory independent of the raster height,
-    and only overlap x width carried values across tile rows).
-
-    Plain numpy on purpose: single-threaded element-wise work that does not fight the model's
-    OpenMP threads for the cores (torch element-wise ops on 2 busy cores were 10x slower here).
-    """
-
-    def __init__(self, grid: TileGrid, channels: int) -> None:
-        self.g = grid
-        self.C = channels
-        self.w = blend_weights(grid.tile, grid.overlap)
-        padded_w = grid.n_cols * grid.stride + grid.overlap
-        self.carry = np.zeros((channels + 1, grid.overlap, padded_w), np.float32)
-        self.next_carry = np.zeros_like(self.carry)
-        self.acc = None
-        self.acc_c0 = 0  # region column of acc[:, :, 0]
-        self.fresh = 0  # first region column that has not received the carry yet
-        self.row = -1
-
-    def add(self, r: int, j0: int, outputs: np.ndarray, weighted: bool = False) -> List[Finished]:
-        """Add outputs [n, C, T, T] (modified in place) of tiles (r, j0..j0+n-1); return finished blocks
-        cropped to the region. `weighted`: the outputs are already multiplied by `self.w`."""
-        g, T, S, ov = self.g, self.g.tile, self.g.stride, self.g.overlap
-        n = outputs.shape[0]
-        if r != self.row:
-            if j0 != 0 or r != self.row + 1:
-                raise ValueError("tiles must come in row-major order")
-            self.row = r
-            self.carry, self.next_carry = self.next_carry, self.carry
-            self.next_carry[...] = 0.0
-            self.acc_c0, self.fresh = 0, 0
-            self.acc = None
-        x_end = (j0 + n - 1) * S + T
-        width = x_end - self.acc_c0
-        acc = np.zeros((self.C + 1, T, width), np.float32)
-        if self.acc is not None:
-            acc[:, :, : self.acc.shape[2]] = self.acc
-        if ov and r > 0 and x_end > self.fresh:
-            a = self.fresh
-            acc[:, :ov, a - self.acc_c0: x_end - self.acc_c0] += self.carry[:, :, a:x_end]
-        self.fresh = max(self.fresh, x_end)
-        if not weighted:
-            outputs *= self.w
-        for k in range(n):
-            c = (j0 + k) * S - self.acc_c0
-            acc[: self.C, :, c: c + T] += outputs[k]
-            acc[self.C, :, c: c + T] += self.w
-        last_col = j0 + n >= g.n_cols
-        fin_end = x_end if last_col else (j0 + n) * S
-        last_row = r >= g.n_rows - 1
-        fin_rows = T if last_row else S
-        fc = fin_end - self.acc_c0
-        if not last_row and ov:
-            self.next_carry[:, :, self.acc_c0: fin_end] = acc[:, S:, :fc]
-        done = []
-        r0 = r * S
-        h = min(fin_rows, g.height - r0)
-        w = min(fc, g.width - self.acc_c0)
-        if h > 0 and w > 0:
-            done.append(Finished(r0, self.acc_c0, acc[: self.C, :h, :w], acc[self.C, :h, :w]))
-        self.acc = acc[:, :, fc:].copy() if not last_col else None
-        self.acc_c0 = fin_end
-        return done
+def stitch(grid: TileGrid, r: int, j0: int, parts: List[np.ndarray]) -> Finished:
+    """The kept parts [C, h, w_j] of tiles (r, j0..) side by side as one finished block."""
+    y0, _, x0, _ = grid.kept(r, j0, j0 + len(parts))
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    return Finished(y0, x0, values)

@@ -44,7 +44,7 @@ def card_subset(card: dict) -> dict:
     return {
         "format": card.get("format"), "arch": card.get("arch"), "size": card.get("size"),
         "classes": card.get("classes") or [], "nodata": card.get("nodata"), "inputs": inputs,
-        "tile_size": card.get("tile_size"), "overlap": card.get("overlap"),
+        "tile_size": card.get("tile_size"), "context": card.get("context"),
         "training": {k: training.get(k) for k in ("data", "epochs", "seed") if k in training},
         "heldout_metrics": (card.get("metrics") or {}).get("heldout"),
         "created": card.get("created"), "claire_version": card.get("claire_version"),

@@ -178,7 +178,7 @@ class CacheSize:
         from .warp import GridWarp
 
         needs = []
-        rows = min(grid.tile, grid.height)
+        rows = grid.shape[0]  # a tile row's read window
         for role, ds, idx, copies in inputs:
             src, r, c = ds, rows, grid.width
             if isinstance(ds, GridWarp):

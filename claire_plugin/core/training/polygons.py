@@ -276,8 +276,7 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
                       nodata_for(classes, int(base_card.get("nodata", 0))), base_card["inputs"]["optical"],
-                      base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)),
-                      int(base_card.get("overlap", 32)))
+                      base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)))
 
 
 def _save(params: PolygonTrainParams, model, card: Dict, report: Dict) -> None:
