@@ -325,3 +325,18 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
             "3 reader threads": {"claire-reader-0", "claire-reader-1", "claire-reader-2"}}[pipeline]
     assert names == want, names
     assert call(torch.get_num_threads) == before, "the model's thread keeps its thread count"
+
+
+def test_the_map_does_not_depend_on_the_tile_size(engine_scene, standin_model, standin_card):
+    """Tiles read with context beyond the model's reach (StandIn: 2 px) give the same classes and confidence
+    whatever the kept core; with no context, the tile edges show."""
+    maps = {}
+    for tile, context in ((32, 16), (96, 16), (32, 0)):
+        res = run(_params(engine_scene, f"t{tile}_{context}.tif", tile_size=tile, context=context,
+                          confidence=os.path.join(engine_scene["dir"], f"c{tile}_{context}.tif")),
+                  standin_model, standin_card)
+        assert res.stats["tiles"] > 1 and res.stats["context"] == context
+        maps[tile, context] = (_read(res.output)[0], _read(res.confidence)[0])
+    for a, b in zip(maps[32, 16], maps[96, 16]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(maps[32, 0][1], maps[32, 16][1])
