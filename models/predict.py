@@ -143,6 +143,15 @@ def context_axis(n: int, tile: int, context: int) -> Tuple[List[int], List[int],
     return starts, bounds, window
 
 
+def fitted_core(n: int, tile: int, context: int) -> int:
+    """The kept core for an axis of `n` px (the raster's longer side): the smallest multiple of 32 that needs
+    no more tiles than cores of `tile` px, so that the windows cover the axis with the fewest pixels."""
+    if n <= tile + 2 * context:
+        return tile
+    count = -(-(n - 2 * context) // tile)
+    return min(tile, _round32(-(-(n - 2 * context) // count)))
+
+
 def check_context(tile: int, context: int) -> Optional[str]:
     """What is wrong with a kept core of `tile` px and `context` px of context (None: nothing)."""
     if tile < 32 or tile % 32:
@@ -158,13 +167,15 @@ def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, til
                    context: int = CONTEXT, batch_size: int = 4, device: str = "cpu",
                    cloud: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised optical [Co,H,W] + SAR [Cs,H,W] -> (probabilities [K,H,W] float32, sar_share [H,W]),
-    in tiles with kept cores of `tile` px read with `context` px around them (context_axis; the engine's
-    tiling). `cloud` [1,H,W]: models.cloud's probability, given to the model (used by cloud-gated models)."""
+    in tiles with kept cores of at most `tile` px (fitted_core) read with `context` px around them
+    (context_axis; the engine's tiling). `cloud` [1,H,W]: models.cloud's probability, given to the model
+    (used by cloud-gated models)."""
     problem = check_context(tile, context)
     if problem:
         raise ValueError(problem)
     model.eval()
     h, w = opt.shape[-2:]
+    tile = fitted_core(max(h, w), tile, context)
     ys, yb, th = context_axis(h, tile, context)
     xs, xb, tw = context_axis(w, tile, context)
     coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]

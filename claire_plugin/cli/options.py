@@ -27,8 +27,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="unit of the SAR values: auto (from the file's metadata and values), dB, linear-power "
                              "(sigma0/gamma0) or amplitude; linear values are converted to dB")
     parser.add_argument("--tile-size", type=int, default=None,
-                        help="the part of each tile that is kept, in pixels, multiple of 32 (default 896); the map "
-                             "does not depend on it, larger is faster and needs more memory")
+                        help="the largest part of each tile that is kept, in pixels, multiple of 32 (default 1536; "
+                             "fitted to the raster so that its tiles read the fewest pixels); the map does not "
+                             "depend on it, larger is faster and needs more memory")
     parser.add_argument("--context", type=int, default=None,
                         help="pixels each tile reads around the part it keeps, multiple of 16 (default 128: the "
                              "map then does not depend on the tile size; less is faster)")

@@ -54,7 +54,8 @@ def model_inputs(card: dict, batch: int, size: int) -> dict:
     tile, context, batch = resolve_tiling(ClassifyParams("", "", "", batch_size=batch), card)
     channels = tuple(int(cfg.get(f"{role}_channels") or len(inputs.get(role, {}).get("bands") or []))
                      for role in ("optical", "sar"))
-    return {"tile": tile, "context": context, "window": TileGrid(0, 0, size, size, tile, context).shape[0],
+    grid = TileGrid.fitted(0, 0, size, size, tile, context)
+    return {"tile": grid.tile, "context": context, "window": grid.shape[0],
             "batch": batch, "channels": channels, "cloud": bool(cfg.get("cloud_gate")),
             "features": bool(card.get("familiarity"))}
 

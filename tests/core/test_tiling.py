@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from claire.claire_plugin.core.engine.tiling import TileGrid, check_tiling, stitch, tiles_per_chunk
 from claire.claire_plugin.core.errors import ClaireError
-from claire.models.predict import context_axis
+from claire.models.predict import context_axis, fitted_core
 
 
 @pytest.mark.parametrize("tile,context", [(60, 8), (0, 16), (64, -16), (64, 8), (64, 100)])
@@ -82,3 +82,21 @@ def test_stitching_reassembles_any_region_exactly(h, w, per_chunk, ctx):
 def test_chunks_hold_about_four_small_tiles_or_one_large_one():
     assert tiles_per_chunk(4, 256) == 4 and tiles_per_chunk(1, 256) == 4 and tiles_per_chunk(3, 256) == 6
     assert tiles_per_chunk(1, 1152) == 1 and tiles_per_chunk(2, 1152) == 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 20000), tile=st.sampled_from([32, 256, 896, 1536]), context=st.sampled_from([0, 16, 128]))
+def test_the_fitted_core_needs_no_more_tiles_and_is_the_smallest_that_does(n, tile, context):
+    core = fitted_core(n, tile, context)
+    assert core % 32 == 0 and 32 <= core <= tile
+    count = len(context_axis(n, core, context)[0])
+    assert count == len(context_axis(n, tile, context)[0])
+    if core > 32 and n > tile + 2 * context:
+        assert len(context_axis(n, core - 32, context)[0]) > count
+
+
+def test_a_sentinel2_tile_is_covered_with_few_window_pixels():
+    core = fitted_core(10980, 1536, 128)
+    starts, _, size = context_axis(10980, core, 128)
+    assert (core, len(starts), size) == (1536, 7, 1792)  # 7 x 1792 px for 10980: 1.14 per axis
+    assert fitted_core(4096, 1536, 128) == 1280  # 3 windows of 1536 px instead of 3 of 1792

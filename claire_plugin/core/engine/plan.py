@@ -24,8 +24,8 @@ from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
 from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, row_window, tiles_per_chunk
 
-#: Kept core of a tile when neither the run nor the card's `core` says (docs/benchmark.md, "Tile size").
-DEFAULT_TILE = 896
+#: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
+DEFAULT_TILE = 1536
 
 
 @dataclass
@@ -228,8 +228,9 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     del s_sample, o_sample
-    grid = plan.grid = TileGrid(int(region.row_off), int(region.col_off), int(region.height), int(region.width),
-                                plan.tile, plan.context)
+    grid = plan.grid = TileGrid.fitted(int(region.row_off), int(region.col_off), int(region.height),
+                                       int(region.width), plan.tile, plan.context)
+    plan.tile = grid.tile
     if plan.params.rows is not None:
         grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, opt.height))
         plan.grid = grid

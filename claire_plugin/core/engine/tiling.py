@@ -14,7 +14,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ....models.predict import CONTEXT, check_context, context_axis
+from ....models.predict import CONTEXT, check_context, context_axis, fitted_core
 from ..errors import ClaireError
 
 __all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "stitch"]
@@ -58,6 +58,12 @@ class TileGrid:
     tile: int
     context: int
     rows: Optional[Tuple[int, int]] = None
+
+    @classmethod
+    def fitted(cls, row0: int, col0: int, height: int, width: int, tile: int, context: int) -> "TileGrid":
+        """The grid over the region with the kept core fitted to it (models.predict.fitted_core: at most
+        `tile` px, as few window pixels as the tile count allows)."""
+        return cls(row0, col0, height, width, fitted_core(max(height, width), tile, context), context)
 
     @property
     def window(self) -> int:
