@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--runtimes", default="auto",
                    help=f"comma-separated runtimes to measure, each in its own rows: {', '.join(RUNTIMES)} "
                         "(default: auto); add eager to get each map's agreement with the eager one")
+    p.add_argument("--contention", action="store_true",
+                   help="also classify each pair alone and beside one CPU-bound process (`claire classify`, fresh "
+                        "processes) and report busy / alone (issue #22 target: at most 2)")
     p.add_argument("--whole-tile", action="store_true",
                    help="one whole Sentinel-2 tile: a 10980 x 10980 pair end to end (bare forward timed on 400 tiles "
                         "unless --bare-tiles says otherwise), with the time per phase")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.folder, exist_ok=True)
     report = bench.run_bench(sizes, folder=args.folder, checkpoint=args.checkpoint, batch=args.batch_size,
                              threads=args.threads, bare_tiles=args.bare_tiles, repeats=args.repeats, layout=args.layout,
-                             runtimes=runtimes)
+                             runtimes=runtimes, contention=args.contention)
     print(bench.format_table(report))
     print(bench.format_phases(report))
     print(json.dumps(report["targets"], indent=2))

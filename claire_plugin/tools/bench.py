@@ -237,9 +237,11 @@ def machine() -> dict:
 
 def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Optional[str] = None, batch: int = 0,
               threads: Optional[int] = None, log=print, bare_tiles: Optional[int] = None,
-              repeats: Optional[int] = None, layout: str = "plain", runtimes: Sequence[str] = ("auto",)) -> dict:
+              repeats: Optional[int] = None, layout: str = "plain", runtimes: Sequence[str] = ("auto",),
+              contention: bool = False) -> dict:
     """Measure every size with every runtime, each in its own subprocess (tools/bench_measure.py), and each
-    runtime's map against the eager one where both ran; returns {"machine", "results", "targets"}."""
+    runtime's map against the eager one where both ran; with `contention`, also each row's `claire classify`
+    alone and beside one CPU-bound process (`contention_row`); returns {"machine", "results", "targets"}."""
     own = folder is None
     folder = folder or tempfile.mkdtemp(prefix="claire-bench-")
     results = []
@@ -251,6 +253,9 @@ def run_bench(sizes: List[int], folder: Optional[str] = None, checkpoint: Option
             rows = [_run_one(folder, size, rt, checkpoint, batch, threads, bare_tiles, reps, layout, log)
                     for rt in runtimes]
             _agreements(rows)
+            if contention:
+                for r in rows:
+                    r.update(contention_row(folder, size, r["runtime"], checkpoint, batch, threads, layout, log))
             results += rows
     finally:
         if own:
@@ -280,6 +285,30 @@ def _run_one(folder, size, runtime, checkpoint, batch, threads, bare_tiles, reps
         f"{row['bare_eager_s']} s bare eager, ratios {row['ratio']} / {row['ratio_vs_eager']}, {row['mpix_per_s']} "
         f"MPix/s, peak RSS {row['peak_rss_mb']} MB, build/load {row['build_load_s']} s ({row['build']})")
     return row
+
+
+def contention_row(folder: str, size: int, runtime: str, checkpoint: Optional[str], batch: int,
+                   threads: Optional[int], layout: str, log=print) -> dict:
+    """`claire classify` of the pair with `runtime`, alone and then beside one CPU-bound process
+    (tools/busy_bench.classify_once, both niced alike): {"alone_s", "busy_s", "busy_over_alone"} (issue #22:
+    at most 2)."""
+    from .busy_bench import classify_once
+
+    paths = write_pair(folder, size, layout=layout)
+    extra = ["--runtime", runtime] + (["--batch-size", str(batch)] if batch else [])
+    extra += (["--checkpoint", checkpoint] if checkpoint else []) + (["--threads", str(threads)] if threads else [])
+    out = os.path.join(folder, f"contention_{size}_{runtime}.tif")
+    runs = [classify_once(paths, out, busy, extra=extra) for busy in (False, True)]
+    for p in (out, out + ".aux.xml", out + ".json"):
+        if os.path.exists(p):
+            os.remove(p)
+    bad = [r for r in runs if r["rc"] != 0]
+    if bad:
+        raise RuntimeError(f"the contention runs of size {size}, runtime {runtime} failed (exit {bad[0]['rc']})")
+    alone, busy = runs[0]["seconds"], runs[1]["seconds"]
+    log(f"  contention: {alone} s alone, {busy} s beside a busy process ({busy / alone:.2f}x)")
+    return {"alone_s": alone, "busy_s": busy, "busy_over_alone": round(busy / alone, 3),
+            "busy_threads": runs[1]["notes"]}
 
 
 def _subprocess_row(cmd: List[str], size: int, runtime: str) -> dict:
@@ -314,6 +343,8 @@ def runtime_targets(results: List[dict], runtimes: Sequence[str]) -> dict:
 
 #: Issue #22's target: end to end <= this share of the bare eager float32 forward over the same pixels.
 EAGER_RATIO_TARGET = 0.65
+#: Issue #22's target: a run beside one busy process takes at most this many times its time alone.
+BUSY_TARGET = 2.0
 
 
 def targets(results: List[dict]) -> dict:
@@ -333,6 +364,9 @@ def targets(results: List[dict]) -> dict:
     vs_eager = [r["ratio_vs_eager"] for r in results if r.get("ratio_vs_eager") is not None]
     if vs_eager:
         out.update(max_ratio_vs_eager=max(vs_eager), ratio_vs_eager_ok=max(vs_eager) <= EAGER_RATIO_TARGET)
+    busy = [r["busy_over_alone"] for r in results if r.get("busy_over_alone") is not None]
+    if busy:
+        out.update(max_busy_over_alone=max(busy), busy_ok=max(busy) <= BUSY_TARGET)
     return out
 
 
@@ -344,8 +378,8 @@ def format_table(report: dict) -> str:
     """Markdown table of the results: per size and runtime, end to end, bare forward of the runtime and of
     eager float32, both ratios, MPix/s, peak RSS, agreement with the eager map and the one-time build/load."""
     lines = ["| size | runtime | tiles | end-to-end s | bare forward s | bare eager s | ratio | ratio vs eager "
-             "| CPU-time ratio | MPix/s | peak RSS MB | agreement with eager | build/load s |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| CPU-time ratio | MPix/s | peak RSS MB | agreement with eager | build/load s | busy / alone |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
         part = "" if r.get("bare_tiles_timed", r["tiles"]) >= r["tiles"] else f" (from {r['bare_tiles_timed']} tiles)"
         runtime = r.get("runtime", "-")
@@ -356,8 +390,14 @@ def format_table(report: dict) -> str:
         lines.append(f"| {r['size']}² | {runtime} | {r['tiles']} | {r['end_to_end_s']} | {r['bare_forward_s']}{part} "
                      f"| {_text(r.get('bare_eager_s'), '-')} | {r['ratio']} | {_text(r.get('ratio_vs_eager'), '-')} "
                      f"| {r.get('cpu_ratio')} | {r['mpix_per_s']} | {r['peak_rss_mb']} "
-                     f"| {'n/a' if agree is None else f'{100 * agree:.2f} %'} | {build} |")
+                     f"| {'n/a' if agree is None else f'{100 * agree:.2f} %'} | {build} | {_busy(r)} |")
     return "\n".join(lines)
+
+
+def _busy(r: dict) -> str:
+    if r.get("busy_over_alone") is None:
+        return "-"
+    return f"{r['busy_over_alone']} ({r['alone_s']} / {r['busy_s']} s)"
 
 
 def _label(r: dict) -> str:

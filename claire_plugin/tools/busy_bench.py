@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 
 def forward(threads: int, batches: int = 10) -> dict:
@@ -43,14 +43,18 @@ def forward(threads: int, batches: int = 10) -> dict:
             "omp_env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}}
 
 
-def _classify_once(paths: dict, out: str, busy: bool, pythonpath: Optional[str]) -> dict:
+def classify_once(paths: dict, out: str, busy: bool, pythonpath: Optional[str] = None,
+                  extra: Sequence[str] = ()) -> dict:
+    """`claire classify` on `paths` in a fresh process (`extra`: more options), alone or beside one CPU-bound
+    process (`busy`), both `nice -n 10`: seconds, exit code, load average at the start, thread notes."""
     other = subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
         summary = out + ".json"
         cmd = ["nice", "-n", "10", sys.executable, "-c",
                "import sys; from claire.claire_plugin.cli.main import main; sys.exit(main())", "classify",
-               "--optical", paths["optical"], "--sar", paths["sar"], "--output", out, "--summary", summary, "--quiet"]
+               "--optical", paths["optical"], "--sar", paths["sar"], "--output", out, "--summary", summary, "--quiet",
+               *extra]
         load = os.getloadavg()[0]
         t = time.perf_counter()
         rc = subprocess.run(cmd, env=env, capture_output=True).returncode
@@ -74,7 +78,7 @@ def classify_runs(size: int, repeats: int, folder: str, pythonpath: Optional[str
     rows = []
     for rep in range(repeats):
         for busy in (False, True):
-            row = _classify_once(paths, os.path.join(folder, f"busy_bench_{size}.tif"), busy, pythonpath)
+            row = classify_once(paths, os.path.join(folder, f"busy_bench_{size}.tif"), busy, pythonpath)
             rows.append({"repeat": rep + 1, **row})
             print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -101,3 +101,30 @@ def test_targets_per_runtime_check_the_eager_ratio_of_each():
     assert not t["by_runtime"]["eager"]["ratio_vs_eager_ok"] and t["by_runtime"]["eager"]["max_ratio_vs_eager"] == 1.0
     assert "by_runtime" not in runtime_targets(rows[:2], ["eager"]) and "max_ratio_vs_eager" not in targets(
         [_row(1024, 1.0, 1.0, 1.0)])
+
+
+def test_the_contention_figure_is_busy_over_alone_and_checked_against_two(tmp_path, monkeypatch):
+    from claire.claire_plugin.tools import bench, busy_bench
+
+    calls = []
+
+    def fake(paths, out, busy, pythonpath=None, extra=()):
+        calls.append((busy, tuple(extra)))
+        return {"busy": busy, "rc": 0, "seconds": 30.0 if busy else 12.0, "load1": 0.1, "notes": ["threads: 2 -> 1"]}
+
+    monkeypatch.setattr(busy_bench, "classify_once", fake)
+    row = bench.contention_row(str(tmp_path), 64, "eager", None, 0, 1, "plain", log=lambda m: None)
+    assert calls == [(False, ("--runtime", "eager", "--threads", "1")), (True, ("--runtime", "eager", "--threads", "1"))]
+    assert row["busy_over_alone"] == 2.5 and (row["alone_s"], row["busy_s"]) == (12.0, 30.0)
+    t = targets([dict(_row(1024, 1.05, 1.0, 500.0), **row)])
+    assert t["max_busy_over_alone"] == 2.5 and t["busy_ok"] is False
+    assert "| 2.5 (12.0 / 30.0 s) |" in format_table({"results": [dict(_row(1024, 1.05, 1.0, 500.0), **row)]})
+
+
+def test_the_contention_runs_classify_for_real(tmp_path):
+    """Both runs are real `claire classify` processes on the bench's pair (a tiny one here)."""
+    from claire.claire_plugin.tools.bench import contention_row
+
+    row = contention_row(str(tmp_path), 96, "eager", None, 0, 1, "plain", log=lambda m: None)
+    assert row["alone_s"] > 0 and row["busy_s"] > 0 and row["busy_over_alone"] > 0
+    assert not list(tmp_path.glob("contention_*"))
