@@ -138,10 +138,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
         _open_inputs(plan, messages)
         _prepare(plan, messages)
         plan.model = model.to(device).eval()
-        fit = check_fits(plan.model, device, plan.tile, plan.context, plan.batch,
-                         (len(plan.optical_bands.indices), len(plan.sar_bands.indices)), len(classes) + 1)
-        if fit:
-            messages.append(fit)
+        _fit_memory(plan, messages)
         _cloud(plan, messages)
         _familiarity(plan, messages)
         _runtime(plan, messages)
@@ -227,13 +224,43 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
     messages += plan.optical_prep.notes + plan.sar_prep.notes
-    del s_sample, o_sample
+
+
+def _grid(plan: RunPlan, tile: int) -> None:
+    """The tile grid over the region with cores of at most `tile` px (fitted; a row window's tile rows)."""
+    region = plan.region
     grid = plan.grid = TileGrid.fitted(int(region.row_off), int(region.col_off), int(region.height),
-                                       int(region.width), plan.tile, plan.context)
+                                       int(region.width), tile, plan.context)
     plan.tile = grid.tile
     if plan.params.rows is not None:
-        grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, opt.height))
-        plan.grid = grid
+        plan.grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, plan.opt.height))
+
+
+#: Largest cores tried, in order, when the default does not fit in memory (the run's own is never changed).
+SMALLER_TILES = (1024, 768, 512, 384, 256)
+
+
+def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
+    """The grid, checked against the memory left (memory_fit.check_fits). With the default tile size, a
+    smaller core that fits is taken instead of refusing (a note says so); a tile size the run asked for is
+    refused with the sizes that fit."""
+    channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
+    chosen = plan.tile
+    tries = [chosen] + ([t for t in SMALLER_TILES if t < chosen] if not plan.params.tile_size else [])
+    for k, tile in enumerate(tries):
+        _grid(plan, tile)
+        try:
+            note = check_fits(plan.model, plan.device, plan.tile, plan.context, plan.batch, channels,
+                              len(plan.classes) + 1)
+            break
+        except ClaireError:
+            if k == len(tries) - 1:
+                raise
+    if tile != chosen:
+        messages.append(f"tile size lowered from {chosen} to {tile} px so that the run fits in the memory left")
+    if note:
+        messages.append(note)
+    grid, opt = plan.grid, plan.opt
     th, tw = grid.shape
     messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
                     f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
