@@ -87,14 +87,14 @@ def test_teacher_is_zero_for_the_base_itself_and_counts_unlabelled_pixels_only(b
     teacher = Teacher(model, _names(), _names(), 1.0)
     everywhere = torch.ones(2, 32, 32, dtype=torch.bool)
     logits = model(o, s)["logits"].float()
-    assert float(teacher.loss(logits, o, s, None, everywhere)) == pytest.approx(0.0, abs=1e-6)
+    assert float(teacher.loss(logits, o, s, None, everywhere).detach()) == pytest.approx(0.0, abs=1e-6)
     other = logits.clone()
     other[:, :, :16] = other[:, :, :16].flip(1)
     top = torch.zeros_like(everywhere)
     top[:, :16] = True
-    assert float(teacher.loss(other, o, s, None, top)) > 1e-3
-    assert float(teacher.loss(other, o, s, None, ~top)) == pytest.approx(0.0, abs=1e-6)
-    assert float(teacher.loss(other, o, s, None, torch.zeros_like(top))) == 0.0
+    assert float(teacher.loss(other, o, s, None, top).detach()) > 1e-3
+    assert float(teacher.loss(other, o, s, None, ~top).detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(teacher.loss(other, o, s, None, torch.zeros_like(top)).detach()) == 0.0
 
 
 def test_unlabelled_mask_drops_labels_and_nodata():
