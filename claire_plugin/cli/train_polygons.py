@@ -54,7 +54,7 @@ def params_from_args(args: argparse.Namespace):
         raise ClaireError("give either --data (a label folder) or --labels (your polygons), not both")
     epochs = args.epochs if args.epochs is not None else (10000 if args.minutes else 12)
     cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
-                         batch_size=args.batch_size, crop=args.crop, lr=args.lr if args.lr is not None else 1e-3,
+                         batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device,
                          from_scratch=args.from_scratch)
     return PolygonTrainParams(

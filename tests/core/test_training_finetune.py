@@ -87,7 +87,7 @@ def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(scene, bas
     model, card = base
     train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
     classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
-    cfg = FinetuneConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage1_share=1.0)
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage1_share=1.0, lr=1e-3)
     cfg.epochs = 2  # 1 stage-1 epoch + 1 stage-2 epoch
     seen = []
     tuned, _, hist = finetune(scene, train, classes, model, card, cfg, on_epoch=seen.append)

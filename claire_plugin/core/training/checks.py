@@ -73,7 +73,8 @@ def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, cro
     c = _whole(crop, "--crop", 32, "128")
     if c % 32:
         raise ClaireError(f"--crop must be a multiple of 32 (got {crop}); give e.g. --crop 128")
-    check_learning_rate(lr)
+    if lr is not None:  # None: the polygon recipe's own (finetune.recipe_lr)
+        check_learning_rate(lr)
     if _number(weight_decay, "--weight-decay", "0.05") < 0:
         raise ClaireError(f"--weight-decay must be 0 or more (got {weight_decay}); give e.g. --weight-decay 0.05")
     check_threads(threads)

@@ -2,7 +2,9 @@
 
 Crops are centred near training pixels, classes drawn evenly; only training pixels carry a label, every
 other pixel is ignored (255) by the RIFT loss. Stage 1 trains the decoder (with its classifier head) on
-frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. Augmentation,
+frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. The learning rate is
+lower when the base checkpoint knows every class by name (`recipe_lr`, measured: it keeps more of what the base
+knows); keep.py's anchor, distillation and weight interpolation are options, off by default. Augmentation,
 loss, class weights, seeding and the learning-rate schedule are models/training.py's; a cloud-gated base
 gets the cloud probability of its (augmented) crops as the engine computes it (windows.network_input).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from ....models.augment import AugmentConfig, augment_sample
 from ....models.training import IGNORE, LossConfig
 from ..errors import CancelledError, ClaireError
+from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
 from .labels import ClassInfo, LabelPixels
 from .scene import Scene
 from .windows import network_input, uses_cloud
@@ -34,7 +37,7 @@ class FinetuneConfig:
     steps_per_epoch: int = 20
     batch_size: int = 8
     crop: int = 128
-    lr: float = 1e-3
+    lr: Optional[float] = None           # None: recipe_lr (lower when the base knows every class)
     stage2_lr_factor: float = 0.1
     stage1_share: float = 0.4            # share of the epochs with frozen encoders and fusion
     weight_decay: float = 0.05
@@ -42,6 +45,11 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     from_scratch: bool = False
+    l2sp: float = 0.0                    # StartAnchor strength (keep.py); 0: off
+    distill: float = 0.0                 # weight of the base network's opinion on unlabelled pixels; 0: off
+    distill_temperature: float = 1.0
+    stage2: str = "all"                  # what learns in stage 2: "all" or "decoder"
+    wise: float = 1.0                    # share of the fine-tuning step kept at the end (keep.interpolate_to_start)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -120,26 +128,44 @@ def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: Fi
     input of a cloud-gated network is computed on the augmented optical (windows.network_input)."""
     import torch
 
-    os_, ss_, ls_, cs_ = [], [], [], []
+    os_, ss_, ls_, cs_, us_ = [], [], [], [], []
     clip = scene.sar_spec.clip
     for _ in range(cfg.batch_size):
         o, s, lab = sampler.sample(rng)
         o, s, lab = augment_sample(o, s, lab, rng, cfg.augment, sar_is_db=scene.sar_spec.wants_db)
         if clip:
             s = np.clip(s, *clip)
+        us_.append(unlabelled_mask(lab, o, s, IGNORE))
         on, sn, cloud = network_input(scene, o, s, ~np.isfinite(o).all(axis=0), with_cloud)
         os_.append(on)
         ss_.append(sn)
         ls_.append(lab.astype(np.int64))
         cs_.append(cloud)
     cloud = torch.from_numpy(np.stack(cs_)) if with_cloud else None
-    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)), cloud)
+    return (torch.from_numpy(np.stack(os_)), torch.from_numpy(np.stack(ss_)), torch.from_numpy(np.stack(ls_)), cloud,
+            torch.from_numpy(np.stack(us_)))
 
 
-def _set_stage(model, stage: int) -> None:
-    """Stage 1: only the decoder learns; stage 2: everything."""
+#: Stage-1 learning rate when every class is one the base checkpoint knows by name (its knowledge is kept):
+#: measured on bench-train, docs/train_from_polygons.md (2026-12-03, recipe). Otherwise NEW_CLASSES_LR.
+KNOWN_CLASSES_LR = 3e-4
+NEW_CLASSES_LR = 1e-3
+
+
+def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo]) -> float:
+    """The learning rate of a run: `cfg.lr` when given; else KNOWN_CLASSES_LR when fine-tuning on classes the
+    base checkpoint all knows by name, NEW_CLASSES_LR with a new class or from scratch."""
+    if cfg.lr is not None:
+        return float(cfg.lr)
+    known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
+    all_known = all(c.name.strip().lower() in known for c in classes)
+    return KNOWN_CLASSES_LR if all_known and not cfg.from_scratch else NEW_CLASSES_LR
+
+
+def _set_stage(model, stage: int, stage2: str = "all") -> None:
+    """Stage 1: only the decoder learns; stage 2: everything (`stage2` "all") or still the decoder only."""
     for name, p in model.named_parameters():
-        p.requires_grad_(stage == 2 or name.startswith("decoder."))
+        p.requires_grad_((stage == 2 and stage2 == "all") or name.startswith("decoder."))
 
 
 def _schedule(cfg: FinetuneConfig, epochs: int) -> Tuple[int, int]:
@@ -168,10 +194,13 @@ def _optimizer(model, cfg: FinetuneConfig):
 
 
 def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, epoch: int, s1_steps: int,
-                 total_steps: int, device, is_cancelled: Optional[Callable[[], bool]]) -> float:
-    """One epoch of `cfg.steps_per_epoch` steps; mean loss."""
+                 total_steps: int, device, is_cancelled: Optional[Callable[[], bool]],
+                 keep: tuple = (None, None)) -> float:
+    """One epoch of `cfg.steps_per_epoch` steps; mean loss (task loss plus the `keep` terms: a StartAnchor
+    and a Teacher, each or both None)."""
     import torch
 
+    anchor, teacher = keep
     rng = np.random.default_rng([cfg.seed, epoch])
     torch.manual_seed(cfg.seed * 100003 + epoch)
     model.train()
@@ -182,9 +211,14 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         g = epoch * cfg.steps_per_epoch + step
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, g, s1_steps, total_steps)
-        o, s, lab, cloud = _batch(sampler, sampler.scene, rng, cfg, uses_cloud(model))
-        cloud = None if cloud is None else cloud.to(device)
-        loss = loss_fn(model(o.to(device), s.to(device), cloud=cloud)["logits"].float(), lab.to(device))
+        o, s, lab, cloud, unlabelled = _batch(sampler, sampler.scene, rng, cfg, uses_cloud(model))
+        o, s, cloud = o.to(device), s.to(device), None if cloud is None else cloud.to(device)
+        logits = model(o, s, cloud=cloud)["logits"].float()
+        loss = loss_fn(logits, lab.to(device))
+        if teacher is not None:
+            loss = loss + teacher.loss(logits, o, s, cloud, unlabelled.to(device))
+        if anchor is not None:
+            loss = loss + anchor.penalty().to(device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -192,6 +226,19 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         running += float(loss.detach())
     model.eval()
     return running / cfg.steps_per_epoch
+
+
+def _keep_terms(model, base_model, base_card: dict, classes: List[ClassInfo], cfg: FinetuneConfig, device) -> tuple:
+    """(StartAnchor or None, Teacher or None) for `cfg` (none when training from scratch)."""
+    if cfg.from_scratch:
+        return None, None
+    anchor = StartAnchor(model, base_model, cfg.l2sp) if cfg.l2sp > 0 else None
+    teacher = None
+    if cfg.distill > 0:
+        teacher = Teacher(base_model, [str(c["name"]) for c in base_card["classes"]], [c.name for c in classes],
+                          cfg.distill, cfg.distill_temperature)
+        teacher = teacher.to(device) if teacher.active else None
+    return anchor, teacher
 
 
 def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_model, base_card: dict,
@@ -208,6 +255,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     if cfg.crop % 32:
         raise ClaireError(f"the crop size must be a multiple of 32 (got {cfg.crop})")
     seed_everything(cfg.seed)
+    cfg = replace(cfg, lr=recipe_lr(cfg, base_card, classes))
     device = pick_device(cfg.device)
     model, config, head_note = prepare_model(base_model, base_card, classes, cfg.from_scratch)
     model.to(device)
@@ -216,17 +264,19 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
     loss_fn = RIFTLoss(k, cfg.loss.lam, cfg.loss.gamma, cfg.loss.alpha, cfg.loss.beta, class_weights=weights,
                        ignore_index=IGNORE).to(device)
+    keep = _keep_terms(model, base_model, base_card, classes, cfg, device)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = _optimizer(model, cfg)
     sampler = CropSampler(scene, train, k, cfg.crop)
     s1, total = _schedule(cfg, cfg.epochs)
-    hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device),
+    hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
                             "class_weights": [round(float(w), 4) for w in weights]}
     t0, epoch = time.time(), 0
     while epoch < total:
         stage = 1 if epoch < s1 else 2
-        _set_stage(model, stage)
+        _set_stage(model, stage, cfg.stage2)
         loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
-                            total * cfg.steps_per_epoch, device, is_cancelled)
+                            total * cfg.steps_per_epoch, device, is_cancelled, keep)
         f1 = validate(model) if validate is not None else None
         epoch += 1
         hist["loss"].append(round(loss, 5))
@@ -237,6 +287,11 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
         if cfg.minutes is not None:
             s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
     _set_stage(model, 2)
+    if cfg.wise < 1.0 and not cfg.from_scratch:
+        known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
+        new = any(c.name.strip().lower() not in known for c in classes)
+        head = ["decoder.classifier.weight", "decoder.classifier.bias"]
+        interpolate_to_start(model, start, cfg.wise, head if new else [])
     hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
     return model.to("cpu").eval(), config, hist
 

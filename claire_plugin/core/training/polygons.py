@@ -247,7 +247,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
-                     "device": hist["device"], "config": params.config.to_dict()},
+                     "device": hist["device"], "config": {**params.config.to_dict(), "lr": hist["lr"]}},
         "inputs": scene.band_info(), "input_notes": scene.notes,
         "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,
                    "what": "models.augment.synthetic_clouds over the validation windows' optical input"},
@@ -267,7 +267,7 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
     training = {"data": "polygons", "labels": labels.source, "split": report["split"],
                 "base_checkpoint": os.path.basename(report["training"]["base_checkpoint"]),
                 "head": report["training"]["head"], "epochs": report["training"]["epochs"],
-                "seed": params.config.seed, "config": params.config.to_dict(),
+                "seed": params.config.seed, "config": report["training"]["config"],
                 "loss_history": report["training"]["loss"], "seconds": report["training"]["seconds"],
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}

@@ -1,0 +1,162 @@
+"""Keeping what the base checkpoint knows: the L2-SP anchor, the distillation teacher, a decoder-only stage 2."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from claire.claire_plugin.core.training.finetune import (
+    KNOWN_CLASSES_LR,
+    NEW_CLASSES_LR,
+    FinetuneConfig,
+    _set_stage,
+    finetune,
+    prepare_model,
+    recipe_lr,
+)
+from claire.claire_plugin.core.training.keep import (
+    StartAnchor,
+    Teacher,
+    interpolate_to_start,
+    known_channels,
+    unlabelled_mask,
+)
+from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+from claire.claire_plugin.core.training.scene import Scene
+from claire.models.checkpoint import load_checkpoint
+from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
+
+
+@pytest.fixture
+def base(tmp_path):
+    return load_checkpoint(make_tiny_checkpoint(tmp_path / "b.safetensors"))
+
+
+def _names():
+    return [c["name"] for c in TINY_CLASSES]
+
+
+def test_anchor_is_zero_at_the_start_and_pulls_back(base):
+    model, card = base
+    tuned = copy.deepcopy(model)
+    anchor = StartAnchor(tuned, model, 0.5)
+    assert float(anchor.penalty().detach()) == 0.0
+    w = tuned.decoder.classifier.weight
+    with torch.no_grad():
+        w.add_(0.1)
+    moved = float(anchor.penalty().detach())
+    assert moved == pytest.approx(0.5 * 0.01 * w.numel(), rel=1e-4)
+    opt = torch.optim.SGD(tuned.parameters(), lr=0.1)
+    anchor.penalty().backward()
+    opt.step()
+    assert 0.0 < float(anchor.penalty().detach()) < moved
+    assert float((w - model.decoder.classifier.weight).detach().abs().max()) < 0.1
+
+
+def test_anchor_leaves_a_new_head_free_and_frozen_parameters_out(base):
+    model, card = base
+    mine = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "vineyard")]
+    tuned, _, _ = prepare_model(model, card, mine)
+    anchor = StartAnchor(tuned, model, 1.0)
+    anchored = {id(p) for p, _ in anchor.pairs}
+    assert id(tuned.decoder.classifier.weight) not in anchored
+    assert id(tuned.decoder.ppm.fuse[0].weight) in anchored
+    with torch.no_grad():
+        next(tuned.optical_encoder.parameters()).add_(1.0)
+    _set_stage(tuned, 1)
+    assert float(anchor.penalty().detach()) == 0.0
+    _set_stage(tuned, 2)
+    assert float(anchor.penalty().detach()) > 0.0
+
+
+def test_known_channels_by_name():
+    base = ["water", "trees", "crops", "built area"]
+    assert known_channels(base, ["Crops", "vineyard", "water"]) == ([0, 2], [2, 0])
+    assert known_channels(base, ["crops", "vineyard"]) is None
+
+
+def _inputs(seed=0, size=32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 10, size, size, generator=g), torch.randn(2, 2, size, size, generator=g)
+
+
+def test_teacher_is_zero_for_the_base_itself_and_counts_unlabelled_pixels_only(base):
+    model, card = base
+    model.eval()
+    o, s = _inputs()
+    teacher = Teacher(model, _names(), _names(), 1.0)
+    everywhere = torch.ones(2, 32, 32, dtype=torch.bool)
+    logits = model(o, s)["logits"].float()
+    assert float(teacher.loss(logits, o, s, None, everywhere).detach()) == pytest.approx(0.0, abs=1e-6)
+    other = logits.clone()
+    other[:, :, :16] = other[:, :, :16].flip(1)
+    top = torch.zeros_like(everywhere)
+    top[:, :16] = True
+    assert float(teacher.loss(other, o, s, None, top).detach()) > 1e-3
+    assert float(teacher.loss(other, o, s, None, ~top).detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(teacher.loss(other, o, s, None, torch.zeros_like(top)).detach()) == 0.0
+
+
+def test_unlabelled_mask_drops_labels_and_nodata():
+    lab = np.full((4, 4), 255, np.uint8)
+    lab[0, 0] = 1
+    opt = np.zeros((3, 4, 4), np.float32)
+    opt[1, 2, 2] = np.nan
+    sar = np.zeros((2, 4, 4), np.float32)
+    sar[0, 3, 3] = np.nan
+    m = unlabelled_mask(lab, opt, sar, 255)
+    assert m.sum() == 13 and not m[0, 0] and not m[2, 2] and not m[3, 3]
+
+
+@pytest.fixture
+def scene(tmp_path, base):
+    opt, sar, _ = synthetic_scene(70, 90)
+    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+              base[1])
+    yield s
+    s.close()
+
+
+def test_decoder_only_stage_two_leaves_encoders_and_fusion_unchanged(scene, base):
+    torch.set_num_threads(1)
+    model, card = base
+    n = 15
+    train = LabelPixels(np.array(list(range(5, 65, 4)) * 2, np.int32), np.array([5] * n + [70] * n, np.int32),
+                        np.array([0] * n + [1] * n, np.uint8), np.arange(2 * n, dtype=np.int32))
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage2="decoder",
+                         l2sp=0.01, distill=0.5)
+    seen = []
+    tuned, _, hist = finetune(scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    assert [e["stage"] for e in seen] == [1, 2] and hist["lr"] == NEW_CLASSES_LR  # "town" is new to the base
+    for part in ("optical_encoder", "sar_encoder", "fusion"):
+        for a, b in zip(getattr(tuned, part).parameters(), getattr(model, part).parameters()):
+            assert torch.equal(a, b), part
+    assert not torch.equal(tuned.decoder.ppm.fuse[0].weight, model.decoder.ppm.fuse[0].weight)
+
+
+def test_interpolation_to_the_start_weights(base):
+    model, _ = base
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tuned = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    half = copy.deepcopy(tuned)
+    interpolate_to_start(half, start, 0.5, ["decoder.classifier.bias"])
+    w0, w1, wh = (m.decoder.classifier.weight for m in (model, tuned, half))
+    assert torch.allclose(wh, (w0 + w1) / 2)
+    assert torch.equal(half.decoder.classifier.bias, tuned.decoder.classifier.bias)
+    back = copy.deepcopy(tuned)
+    interpolate_to_start(back, start, 0.0)
+    assert all(torch.allclose(a, b) for a, b in zip(back.parameters(), model.parameters()))
+
+
+def test_recipe_learning_rate_is_lower_when_the_base_knows_every_class(base):
+    _, card = base
+    known = [ClassInfo(0, 1, "Water"), ClassInfo(1, 2, "crops")]
+    new = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "vineyard")]
+    assert recipe_lr(FinetuneConfig(), card, known) == KNOWN_CLASSES_LR < NEW_CLASSES_LR
+    assert recipe_lr(FinetuneConfig(), card, new) == NEW_CLASSES_LR
+    assert recipe_lr(FinetuneConfig(from_scratch=True), card, known) == NEW_CLASSES_LR
+    assert recipe_lr(FinetuneConfig(lr=5e-4), card, new) == 5e-4
