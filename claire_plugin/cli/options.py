@@ -27,7 +27,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="unit of the SAR values: auto (from the file's metadata and values), dB, linear-power "
                              "(sigma0/gamma0) or amplitude; linear values are converted to dB")
     parser.add_argument("--tile-size", type=int, default=None,
-                        help="the largest part of each tile that is kept, in pixels, multiple of 32 (default 1536; "
+                        help="the largest part of each tile that is kept, in pixels, multiple of 32 (default 896; "
                              "fitted to the raster so that its tiles read the fewest pixels); the map does not "
                              "depend on it, larger is faster and needs more memory")
     parser.add_argument("--context", type=int, default=None,

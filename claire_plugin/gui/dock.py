@@ -137,7 +137,7 @@ class ClaireDock(QgsDockWidget):
         self.tile_size.setSingleStep(32)
         self.tile_size.setSpecialValueText("auto")
         self.tile_size.setToolTip("The part of each tile that is kept (multiple of 32); the map does not depend "
-                                  "on it, larger is faster and needs more memory. auto: 1536.")
+                                  "on it, larger is faster and needs more memory. auto: 896.")
         self.context = QSpinBox(page)
         self.context.setRange(-1, 1024)
         self.context.setSingleStep(16)

@@ -32,7 +32,7 @@ RUN_HELP = {
     "values converted to dB. Values no backscatter has are refused either way.",
     "TILE_SIZE": "The part of each tile that is kept, in pixels (multiple of 32); the map does not depend on it, "
     "larger is faster and needs more memory; fitted to the raster so that its tiles read the fewest pixels. 0: the "
-    "default (1536).",
+    "default (896).",
     "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the map does not "
     "depend on the tile size; less is faster. -1: the default (128).",
     "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory. 0: about four 256 px "
@@ -59,7 +59,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
                                      type=QgsProcessingParameterNumber.Type.Double, optional=True),
         QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
-        QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 1536)", defaultValue=0, minValue=0),
+        QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 896)", defaultValue=0, minValue=0),
         QgsProcessingParameterNumber("CONTEXT", "Tile context (-1: default 128)", defaultValue=FROM_CARD,
                                      minValue=FROM_CARD),
         QgsProcessingParameterNumber("BATCH_SIZE", "Batch size (0: auto)", defaultValue=DEFAULT_BATCH, minValue=0,

@@ -122,14 +122,14 @@ def test_out_of_memory_in_the_forward_is_a_user_error(engine_scene, standin_mode
 def test_the_default_tile_is_lowered_to_fit_the_memory_left(engine_scene, standin_model, standin_card, monkeypatch):
     """Without --tile-size, a run that would not fit takes the largest smaller core that does, and says so;
     with it, the same run is refused."""
-    card = {k: v for k, v in standin_card.items() if k != "core"}  # the engine's default core (1536)
+    card = {k: v for k, v in standin_card.items() if k != "core"}  # the engine's default core (896)
     bpp = M.activation_bytes_per_pixel(standin_model, CPU, 10, 2)
-    fits = M.run_bytes(bpp, (1024 + 32) ** 2, 1, tiles_per_chunk(1, 1056), 12, 5)
+    fits = M.run_bytes(bpp, (768 + 32) ** 2, 1, tiles_per_chunk(1, 800), 12, 5)
     monkeypatch.setattr(M, "available_bytes", lambda device: (int(fits / M.USABLE) + 1, "free in the test"))
     out = os.path.join(engine_scene["dir"], "lc.tif")
     res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, threads=1), standin_model, card)
-    assert "tile size lowered from 1536 to 1024 px so that the run fits in the memory left" in res.messages
-    assert res.stats["tile_size"] == 1024 and os.path.exists(out)
-    with pytest.raises(ClaireError, match=r"tile 1536 px \(\+ 16 px of context\) x batch 1 needs about"):
-        run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=1536, threads=1),
+    assert "tile size lowered from 896 to 768 px so that the run fits in the memory left" in res.messages
+    assert res.stats["tile_size"] == 768 and os.path.exists(out)
+    with pytest.raises(ClaireError, match=r"tile 896 px \(\+ 16 px of context\) x batch 1 needs about"):
+        run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=896, threads=1),
             standin_model, card)

@@ -95,8 +95,9 @@ def test_the_fitted_core_needs_no_more_tiles_and_is_the_smallest_that_does(n, ti
         assert len(context_axis(n, core - 32, context)[0]) > count
 
 
-def test_a_sentinel2_tile_is_covered_with_few_window_pixels():
+def test_the_core_is_fitted_to_the_raster():
     core = fitted_core(10980, 1536, 128)
     starts, _, size = context_axis(10980, core, 128)
     assert (core, len(starts), size) == (1536, 7, 1792)  # 7 x 1792 px for 10980: 1.14 per axis
     assert fitted_core(4096, 1536, 128) == 1280  # 3 windows of 1536 px instead of 3 of 1792
+    assert fitted_core(4096, 896, 128) == 768  # 5 windows of 1024 px instead of 5 of 1152

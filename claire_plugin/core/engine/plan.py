@@ -25,7 +25,7 @@ from .summary import SummaryAccumulator
 from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, row_window, tiles_per_chunk
 
 #: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
-DEFAULT_TILE = 1536
+DEFAULT_TILE = 896
 
 
 @dataclass
@@ -237,7 +237,7 @@ def _grid(plan: RunPlan, tile: int) -> None:
 
 
 #: Largest cores tried, in order, when the default does not fit in memory (the run's own is never changed).
-SMALLER_TILES = (1024, 768, 512, 384, 256)
+SMALLER_TILES = (768, 512, 384, 256)
 
 
 def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
