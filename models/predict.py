@@ -85,6 +85,16 @@ def _batch(a: np.ndarray, chunk: List[Tuple[int, int]], th: int, tw: int, device
     return torch.from_numpy(np.ascontiguousarray(np.stack(tiles), dtype=np.float32)).to(device)
 
 
+def _forward(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, cloud: Optional[np.ndarray],
+             chunk: List[Tuple[int, int]], th: int, tw: int, device: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(class probabilities [n,K,th,tw], SAR share [n,1,th,tw], zeros without one) of the tiles at `chunk`."""
+    cb = _batch(cloud, chunk, th, tw, device) if cloud is not None else None
+    out = model(_batch(opt, chunk, th, tw, device), _batch(sar, chunk, th, tw, device), cloud=cb)
+    prob = F.softmax(out["logits"].float(), dim=1).cpu().numpy()
+    share = out.get("sar_share")
+    return prob, share.float().cpu().numpy() if share is not None else np.zeros_like(prob[:, :1])
+
+
 def _batches(coords: List[Tuple[int, int]], shape_of, batch_size: int):
     """Batches of tile origins that share a forward size, in order within each size."""
     groups: dict = {}
@@ -115,11 +125,7 @@ def predict_blended(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, ti
     acc, acc_s, wsum = None, np.zeros((hp, wp), np.float32), np.zeros((hp, wp), np.float32)
     shape_of = lambda y, x: _tile_shape(h, w, y, x, tile, fit_edges)  # noqa: E731
     for th, tw, chunk in _batches(coords, shape_of, batch_size):
-        cb = _batch(cloud, chunk, th, tw, device) if cloud is not None else None
-        out = model(_batch(opt, chunk, th, tw, device), _batch(sar, chunk, th, tw, device), cloud=cb)
-        prob = F.softmax(out["logits"].float(), dim=1).cpu().numpy()
-        share = out.get("sar_share")
-        share = share.float().cpu().numpy() if share is not None else np.zeros_like(prob[:, :1])
+        prob, share = _forward(model, opt, sar, cloud, chunk, th, tw, device)
         if acc is None:
             acc = np.zeros((prob.shape[1], hp, wp), np.float32)
         wt = weight[:th, :tw]
@@ -182,11 +188,7 @@ def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, til
     prob_out, share_out = None, np.zeros((h, w), np.float32)
     for b in range(0, len(coords), batch_size):
         chunk = [(ys[i], xs[j]) for i, j in coords[b:b + batch_size]]
-        cb = _batch(cloud, chunk, th, tw, device) if cloud is not None else None
-        out = model(_batch(opt, chunk, th, tw, device), _batch(sar, chunk, th, tw, device), cloud=cb)
-        prob = F.softmax(out["logits"].float(), dim=1).cpu().numpy()
-        share = out.get("sar_share")
-        share = share.float().cpu().numpy() if share is not None else np.zeros_like(prob[:, :1])
+        prob, share = _forward(model, opt, sar, cloud, chunk, th, tw, device)
         if prob_out is None:
             prob_out = np.zeros((prob.shape[1], h, w), np.float32)
         for k, (i, j) in enumerate(coords[b:b + batch_size]):

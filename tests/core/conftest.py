@@ -1,7 +1,8 @@
 """Fixtures for the engine tests: a deterministic stand-in model, its card and a scene on disk.
 
 `standin_model`, `standin_card`, `engine_scene` (optical + SAR + labels on one 10 m UTM grid, sizes
-not multiples of the tile). Plain helpers (write_raster, synthetic_scene, tiny_card) are imported from
+not multiples of the tile), `training_scene` (a scene opened for polygon training with the card of the test
+module's `base` checkpoint fixture). Plain helpers (write_raster, synthetic_scene, tiny_card) are imported from
 claire.tests.fixtures.helpers.
 """
 from __future__ import annotations
@@ -38,3 +39,16 @@ def engine_scene(tmp_path):
         "arrays": (optical, sar, labels),
         "dir": str(tmp_path),
     }
+
+
+@pytest.fixture
+def training_scene(tmp_path, base):
+    """A 70 x 90 px synthetic scene opened for polygon training with the card of the module's `base`
+    checkpoint fixture (core.training.scene.Scene)."""
+    from claire.claire_plugin.core.training.scene import Scene
+
+    opt, sar, _ = synthetic_scene(70, 90)
+    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+              base[1])
+    yield s
+    s.close()

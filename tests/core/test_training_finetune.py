@@ -14,10 +14,9 @@ from claire.claire_plugin.core.training.finetune import (
     prepare_model,
 )
 from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
-from claire.claire_plugin.core.training.scene import Scene
 from claire.models.checkpoint import load_checkpoint
 from claire.models.losses import RIFTLoss
-from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint
 
 
 @pytest.fixture
@@ -56,24 +55,15 @@ def test_stage_one_trains_the_decoder_only(base):
     assert all(p.requires_grad for p in model.parameters())
 
 
-@pytest.fixture
-def scene(tmp_path, base):
-    opt, sar, _ = synthetic_scene(70, 90)
-    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
-              base[1])
-    yield s
-    s.close()
-
-
 def _pixels(rows, cols, cls):
     n = len(rows)
     return LabelPixels(np.array(rows, np.int32), np.array(cols, np.int32), np.array(cls, np.uint8),
                        np.arange(n, dtype=np.int32))
 
 
-def test_crop_labels_only_at_training_pixels(scene):
+def test_crop_labels_only_at_training_pixels(training_scene):
     train = _pixels([5, 6, 60, 30], [5, 80, 10, 45], [0, 1, 0, 1])
-    sampler = CropSampler(scene, train, 2, 64)
+    sampler = CropSampler(training_scene, train, 2, 64)
     rng = np.random.default_rng(0)
     for _ in range(10):
         o, s, lab = sampler.sample(rng)
@@ -82,7 +72,7 @@ def test_crop_labels_only_at_training_pixels(scene):
         assert 1 <= len(labelled) <= 4 and set(np.unique(lab)) <= {0, 1, 255}
 
 
-def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(scene, base):
+def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(training_scene, base):
     torch.set_num_threads(1)
     model, card = base
     train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
@@ -90,13 +80,13 @@ def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(scene, bas
     cfg = FinetuneConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage1_share=1.0, lr=1e-3)
     cfg.epochs = 2  # 1 stage-1 epoch + 1 stage-2 epoch
     seen = []
-    tuned, _, hist = finetune(scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    tuned, _, hist = finetune(training_scene, train, classes, model, card, cfg, on_epoch=seen.append)
     assert [e["stage"] for e in seen] == [1, 2] and hist["epochs"] == 2
     assert not torch.equal(next(tuned.optical_encoder.parameters()), next(model.optical_encoder.parameters()))
     frozen, _, _ = prepare_model(model, card, classes)
     _set_stage(frozen, 1)
     loss = RIFTLoss(2, ignore_index=255)
-    _train_epoch(frozen, _optimizer(frozen, cfg), loss, CropSampler(scene, train, 2, 64), cfg, 0, 2, 4, "cpu", None)
+    _train_epoch(frozen, _optimizer(frozen, cfg), loss, CropSampler(training_scene, train, 2, 64), cfg, 0, 2, 4, "cpu", None)
     assert torch.equal(next(frozen.optical_encoder.parameters()), next(model.optical_encoder.parameters()))
     assert torch.equal(next(frozen.fusion.parameters()), next(model.fusion.parameters()))
     assert not torch.equal(frozen.decoder.ppm.fuse[0].weight, model.decoder.ppm.fuse[0].weight)

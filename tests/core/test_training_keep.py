@@ -22,9 +22,8 @@ from claire.claire_plugin.core.training.keep import (
     unlabelled_mask,
 )
 from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
-from claire.claire_plugin.core.training.scene import Scene
 from claire.models.checkpoint import load_checkpoint
-from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint
 
 
 @pytest.fixture
@@ -108,16 +107,7 @@ def test_unlabelled_mask_drops_labels_and_nodata():
     assert m.sum() == 13 and not m[0, 0] and not m[2, 2] and not m[3, 3]
 
 
-@pytest.fixture
-def scene(tmp_path, base):
-    opt, sar, _ = synthetic_scene(70, 90)
-    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
-              base[1])
-    yield s
-    s.close()
-
-
-def test_decoder_only_stage_two_leaves_encoders_and_fusion_unchanged(scene, base):
+def test_decoder_only_stage_two_leaves_encoders_and_fusion_unchanged(training_scene, base):
     torch.set_num_threads(1)
     model, card = base
     n = 15
@@ -127,7 +117,7 @@ def test_decoder_only_stage_two_leaves_encoders_and_fusion_unchanged(scene, base
     cfg = FinetuneConfig(epochs=2, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", stage2="decoder",
                          l2sp=0.01, distill=0.5)
     seen = []
-    tuned, _, hist = finetune(scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    tuned, _, hist = finetune(training_scene, train, classes, model, card, cfg, on_epoch=seen.append)
     assert [e["stage"] for e in seen] == [1, 2] and hist["lr"] == NEW_CLASSES_LR  # "town" is new to the base
     for part in ("optical_encoder", "sar_encoder", "fusion"):
         for a, b in zip(getattr(tuned, part).parameters(), getattr(model, part).parameters()):
