@@ -262,10 +262,13 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
         messages.append(note)
     grid, opt = plan.grid, plan.opt
     th, tw = grid.shape
+    whole = len(grid.row_axis[0]) == 1 and grid.n_cols == 1
+    tiles = (f"one window of {th} x {tw} px (the region is smaller than a tile)" if whole else
+             f"{grid.n_tiles} tiles keeping {plan.tile} px cores with {plan.context} px of context (windows of "
+             f"{th} x {tw} px)")
     messages.append(f"processing the overlap: rows {grid.row0}..{grid.row0 + grid.height - 1}, cols "
-                    f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; "
-                    f"{grid.n_tiles} tiles keeping {plan.tile} px cores with {plan.context} px of context "
-                    f"(forward window {th} x {tw} px), batch {plan.batch}")
+                    f"{grid.col0}..{grid.col0 + grid.width - 1} of {opt.height} x {opt.width}; {tiles}, "
+                    f"batch {plan.batch}")
 
 
 def _cloud(plan: RunPlan, messages: List[str]) -> None:
