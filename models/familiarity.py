@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .blocks import local_mean
 from .cloud import cloud_probability
-from .predict import pad_tile, tile_starts
+from .predict import pad_tile, round32, tile_starts
 from .spec import normalise, standardise, to_physical
 
 FEATURE = "bottleneck"
@@ -117,7 +117,7 @@ def _tiles(item: tuple, device: str, tile: int) -> Iterator[tuple]:
     whole, padded to the next multiple of 32, as the engine reads a raster smaller than its window."""
     o, s, c = item[:3]
     h, w = o.shape[-2:]
-    th, tw = min(tile, -(-h // 32) * 32), min(tile, -(-w // 32) * 32)
+    th, tw = min(tile, round32(h)), min(tile, round32(w))
     for y in tile_starts(h, th, 0):
         for x in tile_starts(w, tw, 0):
             yield (y, x) + tuple(None if a is None else torch.from_numpy(np.ascontiguousarray(

@@ -67,7 +67,8 @@ def tile_starts(n: int, tile: int, overlap: int) -> List[int]:
     return [k * stride for k in range(count)]
 
 
-def _round32(n: int) -> int:
+def round32(n: int) -> int:
+    """`n` rounded up to a multiple of 32 (the networks downsample by 32)."""
     return -(-n // 32) * 32
 
 
@@ -76,7 +77,7 @@ def _tile_shape(h: int, w: int, y: int, x: int, tile: int, fit_edges: bool) -> T
     rounded up to a multiple of 32."""
     if not fit_edges:
         return tile, tile
-    return _round32(min(tile, h - y)), _round32(min(tile, w - x))
+    return round32(min(tile, h - y)), round32(min(tile, w - x))
 
 
 def _batch(a: np.ndarray, chunk: List[Tuple[int, int]], th: int, tw: int, device: str) -> torch.Tensor:
@@ -118,7 +119,7 @@ def predict_blended(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, ti
     """
     model.eval()
     h, w = opt.shape[-2:]
-    tile = _round32(tile)
+    tile = round32(tile)
     weight = blend_weights(tile, overlap, blend)
     coords = [(y, x) for y in tile_starts(h, tile, overlap) for x in tile_starts(w, tile, overlap)]
     hp, wp = coords[-1][0] + tile, coords[-1][1] + tile
@@ -142,11 +143,17 @@ def context_axis(n: int, tile: int, context: int) -> Tuple[List[int], List[int],
     is the forward window tile + 2 * context, or `n` rounded up to a multiple of 32 when one window holds it."""
     window = tile + 2 * context
     if n <= window:
-        return [0], [0, n], _round32(n)
+        return [0], [0, n], round32(n)
     count = -(-(n - 2 * context) // tile)
     starts = [0] + [k * tile for k in range(1, count - 1)] + [n - window]
     bounds = [0] + [k * tile + context for k in range(1, count)] + [n]
     return starts, bounds, window
+
+
+def kept_slice(axis: Tuple[List[int], List[int], int], k: int) -> slice:
+    """The part of tile k's window that it keeps, along one `context_axis` axis."""
+    starts, bounds, _ = axis
+    return slice(bounds[k] - starts[k], bounds[k + 1] - starts[k])
 
 
 def fitted_core(n: int, tile: int, context: int) -> int:
@@ -155,7 +162,7 @@ def fitted_core(n: int, tile: int, context: int) -> int:
     if n <= tile + 2 * context:
         return tile
     count = -(-(n - 2 * context) // tile)
-    return min(tile, _round32(-(-(n - 2 * context) // count)))
+    return min(tile, round32(-(-(n - 2 * context) // count)))
 
 
 def check_context(tile: int, context: int) -> Optional[str]:
@@ -182,8 +189,8 @@ def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, til
     model.eval()
     h, w = opt.shape[-2:]
     tile = fitted_core(max(h, w), tile, context)
-    ys, yb, th = context_axis(h, tile, context)
-    xs, xb, tw = context_axis(w, tile, context)
+    ax_y, ax_x = context_axis(h, tile, context), context_axis(w, tile, context)
+    (ys, yb, th), (xs, xb, tw) = ax_y, ax_x
     coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
     prob_out, share_out = None, np.zeros((h, w), np.float32)
     for b in range(0, len(coords), batch_size):
@@ -193,7 +200,7 @@ def predict_arrays(model: torch.nn.Module, opt: np.ndarray, sar: np.ndarray, til
             prob_out = np.zeros((prob.shape[1], h, w), np.float32)
         for k, (i, j) in enumerate(coords[b:b + batch_size]):
             rows, cols = slice(yb[i], yb[i + 1]), slice(xb[j], xb[j + 1])
-            src = (slice(yb[i] - ys[i], yb[i + 1] - ys[i]), slice(xb[j] - xs[j], xb[j + 1] - xs[j]))
+            src = (kept_slice(ax_y, i), kept_slice(ax_x, j))
             prob_out[:, rows, cols] = prob[k][(slice(None),) + src]
             share_out[rows, cols] = share[k, 0][src]
     return prob_out, share_out

@@ -152,10 +152,7 @@ class ChunkReader:
             o_t, o_bad, cloud = self._read_optical(opt, win)
         with self.phases.timed("read and warp SAR, normalise"):
             s_t, s_bad = self._read_sar(sar_vrt, win)
-        h, w = o_bad.shape
-        region = np.zeros((h, w), dtype=bool)  # inside the overlap region only
-        region[: max(0, grid.row0 + grid.height - y), : max(0, grid.col0 + grid.width - x)] = True
-        has_sar = ~s_bad & region
+        has_sar = ~s_bad  # read windows lie inside the overlap region (TileGrid.read_window)
         sar_only = o_bad & has_sar if self.fill_from_sar else np.zeros_like(o_bad)
         if cloud is not None and self.fill_from_sar:
             cloud[o_bad] = 1.0  # the cloud gate sends the optical gaps to SAR
@@ -163,7 +160,7 @@ class ChunkReader:
         if self.uses_cloud:
             c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
             c_t = torch_tiles(c[None], None, None, win)
-        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad & region, cloud, sar_only)
+        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only)
         return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):

@@ -14,7 +14,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ....models.predict import CONTEXT, check_context, context_axis, fitted_core
+from ....models.predict import CONTEXT, check_context, context_axis, fitted_core, kept_slice
 from ..errors import ClaireError
 
 __all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "stitch"]
@@ -31,19 +31,15 @@ def check_tiling(tile: int, context: int) -> None:
         raise ClaireError(f"{problem}; use e.g. {fix}")
 
 
-def _per_chunk(window: int) -> int:
-    """Tiles of `window` px in about CHUNK_PIXELS: 4 up to 256 px, 1 from 512 px."""
+def default_batch(window: int) -> int:
+    """Tiles of `window` px in about CHUNK_PIXELS (4 up to 256 px, 1 from 512 px): the batch when none is
+    given, and the least a chunk holds."""
     return max(1, min(4, CHUNK_PIXELS // (window * window)))
 
 
 def tiles_per_chunk(batch: int, window: int = 256) -> int:
     """Tiles read and written together: whole batches, at least about CHUNK_PIXELS of input."""
-    return -(-max(batch, _per_chunk(window)) // batch) * batch
-
-
-def default_batch(window: int) -> int:
-    """Tiles per forward when none is given: about CHUNK_PIXELS of input (4 tiles up to 256 px, 1 from 512)."""
-    return _per_chunk(window)
+    return -(-max(batch, default_batch(window)) // batch) * batch
 
 
 @dataclass(frozen=True)
@@ -129,8 +125,7 @@ class TileGrid:
 
     def kept_in_tile(self, r: int, j: int) -> Tuple[slice, slice]:
         """The rows and columns of tile (r, j)'s window that it keeps."""
-        (ys, yb, _), (xs, xb, _) = self.row_axis, self.col_axis
-        return slice(yb[r] - ys[r], yb[r + 1] - ys[r]), slice(xb[j] - xs[j], xb[j + 1] - xs[j])
+        return kept_slice(self.row_axis, r), kept_slice(self.col_axis, j)
 
 
 def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
