@@ -63,6 +63,7 @@ def default_model():
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: None)  # float32 packages only, unless a test says so
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 9])
@@ -236,6 +237,58 @@ def test_auto_leaves_a_correct_but_slower_package_to_explicit_requests(default_m
     assert auto.name == "eager" and "not faster than eager" in auto.note
 
 
+def _fake_builds(monkeypatch, fns: dict) -> dict:
+    """Fake builds whose loaded package is fns[precision]; returns {path: precision} of what was built."""
+    built = {}
+
+    def build(model, path, tile, batch, channels, precision="float32", **io):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+        built[path] = precision
+        return path
+
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(compiled, "build_aot", build)
+    monkeypatch.setattr(compiled, "load_aot", lambda path: fns[built[path]])
+    return built
+
+
+def test_a_bf16_cpu_gets_a_bfloat16_package_too_and_the_faster_passing_one_is_used(default_model, monkeypatch):
+    model, card = default_model
+
+    def slower(o, s):
+        time.sleep(0.2)
+        return model(o, s)
+
+    built = _fake_builds(monkeypatch, {"float32": slower, "bfloat16": model})
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: "avx512_bf16")
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-ins are eager itself or slower
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert sorted(built.values()) == ["bfloat16", "float32"] and len(set(built)) == 2  # two keys
+    assert rt.name == "aot" and "bfloat16, for this CPU's avx512_bf16" in rt.note and "also cached: float32" in rt.note
+    again = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert again.name == "aot" and "bfloat16" in again.note and "built" not in again.note and len(built) == 2
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: None)  # another CPU: float32 only
+    plain = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert plain.name == "aot" and "bfloat16" not in plain.note
+
+
+def test_a_bfloat16_package_that_fails_the_check_is_not_used(default_model, monkeypatch):
+    model, card = default_model
+
+    def wrong(o, s):
+        out = model(o, s)
+        return {"logits": out["logits"].flip(1), "sar_share": out["sar_share"]}
+
+    _fake_builds(monkeypatch, {"float32": model, "bfloat16": wrong})
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: "amx_bf16")
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "aot" and "for this CPU's" not in rt.note
+    assert "bfloat16: the bfloat16 AOT package was not used" in rt.note
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot"
+
+
 def test_check_measures_agreement_and_confidence_on_the_bundled_sites(default_model):
     model, card = default_model
     same = check_runtime(model, model, card, 256)
@@ -306,6 +359,39 @@ def test_a_real_aot_package_of_a_gated_model_takes_the_cloud_input(tmp_path):
     assert set(got) == set(want)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_real_bfloat16_package_gives_float32_outputs_close_to_eager(tmp_path):
+    toy = CloudToy().eval()
+    path = compiled.build_aot(toy, str(tmp_path / "bf16.pt2"), 32, 2, (2, 1), cloud=True, features=True,
+                              precision="bfloat16")
+    fixed = FixedBatch(toy, compiled.load_aot(path), 2, (2, 1, 32), cloud=True, features=True)
+    o, s, c = _gated_inputs(3, 32)
+    with torch.inference_mode():
+        got, want = fixed(o, s, cloud=c, return_features=True), toy(o, s, cloud=c, return_features=True)
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k].dtype == torch.float32
+        torch.testing.assert_close(got[k], want[k], rtol=0.05, atol=0.05)
+    assert not torch.equal(got["logits"], want["logits"])  # computed in bfloat16, not float32
+
+
+def test_bf16_cpu_reads_the_instruction_sets(monkeypatch):
+    monkeypatch.undo()
+    monkeypatch.setattr(compiled, "_cpu_name", lambda: "AMD EPYC | fpu avx512f avx512_bf16 avx512_vnni")
+    assert compiled.bf16_cpu() == "avx512_bf16"
+    monkeypatch.setattr(compiled, "_cpu_name", lambda: "Intel Xeon | avx512f amx_bf16 amx_tile avx512_bf16")
+    assert compiled.bf16_cpu() == "amx_bf16"
+    monkeypatch.setattr(compiled, "_cpu_name", lambda: "Intel Core | avx2 fma")
+    assert compiled.bf16_cpu() is None
+
+
+def test_package_key_of_float32_is_unchanged_and_bfloat16_has_its_own(default_model):
+    model, _ = default_model
+    plain = package_key(model, "cpu", 256, 4, (10, 2))
+    assert package_key(model, "cpu", 256, 4, (10, 2), precision="float32") == plain
+    assert package_key(model, "cpu", 256, 4, (10, 2), precision="bfloat16") != plain
 
 
 @pytest.mark.slow

@@ -17,6 +17,10 @@ gate's path is checked too; a cloud-gated model gets their cloud probability fro
 computes it): the same class on at least
 99.5 % of the pixels and a mean confidence difference within 2 points, else it is not used.
 
+On CPUs with bfloat16 instructions (`bf16_cpu`: AMX-BF16 or AVX512-BF16) the runtime `aot` also builds a
+bfloat16 package (the model under torch.autocast, outputs cast back to float32), checked the same way;
+`aot` and `auto` use the passing package that ran fastest in its check. Elsewhere only float32 is built.
+
 Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one of a tile row; optical, SAR and
 cloud probability alike) with zeros to the compiled size, so it never falls back to a slow path, and runs any
 other shape or inputs (the memory check's calibration forward) on the eager model. Kernels are generated with
@@ -47,6 +51,8 @@ MIN_AGREEMENT = 0.995
 MAX_CONFIDENCE_POINTS = 2.0
 #: `auto` picks a cached package only when its check ran it at least this many times eager's speed.
 MIN_SPEEDUP = 1.05
+#: The precisions an AOT package can compute in (float32 inputs and outputs either way).
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -141,6 +147,13 @@ def _cpu_name() -> str:
     return " | ".join(found.values()) or platform.processor() or platform.machine()
 
 
+def bf16_cpu() -> Optional[str]:
+    """The CPU's bfloat16 instruction set that makes a bfloat16 package worth building (amx_bf16 or
+    avx512_bf16, from /proc/cpuinfo), or None (elsewhere, or not Linux)."""
+    flags = _cpu_name().split()
+    return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), None)
+
+
 def weights_digest(model: nn.Module) -> str:
     """SHA-256 of the model's parameters and buffers (names, shapes, values)."""
     h = hashlib.sha256()
@@ -152,14 +165,17 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int],
-                cloud: bool = False, features: bool = False) -> str:
+                cloud: bool = False, features: bool = False, precision: str = "float32") -> str:
     """Name of the AOT package for this model, machine, torch version, input shape and its inputs and outputs:
-    with the cloud probability as an input (`cloud`), with the familiarity features as outputs (`features`).
-    Packages built before either existed had neither, and their keys stay those without them."""
+    with the cloud probability as an input (`cloud`), with the familiarity features as outputs (`features`),
+    computed in `precision` (PRECISIONS). Packages built before these existed had none of them (float32), and
+    their keys stay those without them."""
     parts = {"weights": weights_digest(model), "torch": torch.__version__, "machine": platform.machine(),
              "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
              "channels": [int(c) for c in channels], "format": 1}
     parts.update({k: True for k, v in (("cloud", cloud), ("features", features)) if v})
+    if precision != "float32":
+        parts["precision"] = precision
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -179,15 +195,20 @@ def _inputs(batch: int, channels: Tuple[int, int], tile: int, cloud: bool = Fals
 
 
 def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tuple[int, int], cloud: bool = False,
-              features: bool = False) -> str:
+              features: bool = False, precision: str = "float32") -> str:
     """Export `model` for `batch` CPU tiles (with a cloud probability input when `cloud`, giving the
-    familiarity features when `features`: see Positional) and write its AOTInductor package to `path`
-    (atomically)."""
+    familiarity features when `features`: see Positional), computed in `precision` (float32 in and out
+    either way), and write its AOTInductor package to `path` (atomically)."""
     from torch._inductor import aoti_compile_and_package, config
 
+    from .precision import Autocast
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    net = model.cpu().eval()
+    if precision != "float32":
+        net = Autocast(net, PRECISIONS[precision], float_outputs=True)
     with torch.inference_mode():
-        program = torch.export.export(Positional(model.cpu().eval(), features), _inputs(batch, channels, tile, cloud))
+        program = torch.export.export(Positional(net, features), _inputs(batch, channels, tile, cloud))
     tmp = f"{path}.{os.getpid()}.tmp.pt2"
     try:
         with config.patch({"cpp.dynamic_threads": True}):
@@ -387,47 +408,76 @@ def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
 
 
 def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
-    key = package_key(model, "cpu", tile, batch, channels, **io)
+    precisions = ["float32"] + (["bfloat16"] if bf16_cpu() else [])
+    found = [_package(model, card, tile, batch, channels, io, build, p) for p in precisions]
+    usable = [f for f in found if f["fn"] is not None and f["check"] is not None and f["check"].get("passed")
+              and (build or f["check"].get("speedup", 0.0) >= MIN_SPEEDUP)]
+    if build:  # asked for: a package whose check could not run (no real scene fits) is used as well
+        usable += [f for f in found if f["fn"] is not None and f["check"] is None]
+    others = "; ".join(f"{f['precision']}: {f['why']}" for f in found[1:] if f["why"])
+    if not usable:
+        first = found[0]
+        why = first["why"] + (f" ({others})" if others else "")
+        return _eager(why, model)
+    best = max(usable, key=lambda f: (f["check"] or {}).get("speedup", 0.0))
+    alt = "; ".join(f"{f['precision']} package {_describe(f['check'])}" for f in usable if f is not best)
+    kind = "" if best["precision"] == "float32" else f"{best['precision']}, for this CPU's {bf16_cpu()}; "
+    note = (f"runtime: AOTInductor package ({kind}{best['built']}{_describe(best['check'])})"
+            + (f"; also cached: {alt}" if alt else "") + (f"; {others}" if others and not alt else ""))
+    return Runtime(best["fn"], "aot", note, "built" if best["built"] else "cache")
+
+
+def _package(model, card, tile, batch, channels, io: dict, build: bool, precision: str) -> dict:
+    """The AOT package of `precision` for this model and shape: loaded from the cache, or built and checked
+    when `build`; {precision, fn (None when there is none to use), check, built (a note when built now), why
+    (why it cannot be used, or "")}."""
+    out = {"precision": precision, "fn": None, "check": None, "built": "", "why": ""}
+    key = package_key(model, "cpu", tile, batch, channels, **io, precision=precision)
     path = os.path.join(cache_dir(), key + ".pt2")
     record_path = os.path.join(cache_dir(), key + ".json")
     record = _read_record(record_path) if os.path.exists(path) else None
+    label = "" if precision == "float32" else f"{precision} "
     if record is None and not build:
-        return _eager("auto: no AOT package is cached for this checkpoint, tile and batch; the runtime "
-                      "`aot` builds one, once (a few minutes)", model)
+        out["why"] = (f"auto: no {label}AOT package is cached for this checkpoint, tile and batch; the runtime "
+                      "`aot` builds one, once (a few minutes)")
+        return out
     if record is None:
         from .environment import writable_folder_problem
 
         missing = compiler_missing() or writable_folder_problem(cache_dir(), "AOT cache", "CLAIRE_CACHE_DIR")
         if missing:
-            return _eager(f"the AOT package could not be built: {missing}", model)
+            out["why"] = f"the {label}AOT package could not be built: {missing}"
+            return out
         try:
-            build_aot(model, path, tile, batch, channels, **io)
+            build_aot(model, path, tile, batch, channels, **io, precision=precision)
             fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
-            record = {"check": check_runtime(fn, model, card, tile, **io), "torch": torch.__version__}
+            record = {"check": check_runtime(fn, model, card, tile, **io), "torch": torch.__version__,
+                      "precision": precision}
         except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
-            return _eager(f"building the AOT package failed: {type(exc).__name__}: {str(exc)[:200]}", model)
+            out["why"] = f"building the {label}AOT package failed: {type(exc).__name__}: {str(exc)[:200]}"
+            return out
         from ..io.atomic import write_json
 
         write_json(record_path, record)
-        built = f"built {path}; "
+        out["built"] = f"built {path}; "
     else:
-        built = ""
         try:
             fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry: run eagerly, rebuild next time
             os.remove(path)
-            return _eager(f"the cached AOT package {path} could not be loaded ({type(exc).__name__}); it was "
-                          f"removed and is rebuilt by the next run with the runtime `aot`", model)
-    check = record.get("check")
+            out["why"] = (f"the cached {label}AOT package {path} could not be loaded ({type(exc).__name__}); it was "
+                          f"removed and is rebuilt by the next run with the runtime `aot`")
+            return out
+    check = out["check"] = record.get("check")
     if check is not None and not check.get("passed"):
-        return _eager(f"the AOT package was not used: {_describe(check)}", model)
-    if check is None and not build:
-        return _eager(f"the cached AOT package was {_describe(check)}", model)
-    if not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
-        return _eager(f"auto: the cached AOT package is not faster than eager here ({_describe(check)}); "
-                      f"the runtime `aot` uses it anyway", model)
-    return Runtime(fn, "aot", f"runtime: AOTInductor package ({built}{_describe(check)})",
-                   "built" if built else "cache")
+        out["why"] = f"the {label}AOT package was not used: {_describe(check)}"
+    elif check is None and not build:
+        out["why"] = f"the cached {label}AOT package was {_describe(check)}"
+    elif not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
+        out["why"] = (f"auto: the cached {label}AOT package is not faster than eager here ({_describe(check)}); "
+                      f"the runtime `aot` uses it anyway")
+    out["fn"] = fn
+    return out
 
 
 def _read_record(path: str) -> Optional[dict]:

@@ -22,13 +22,18 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
 class Autocast(nn.Module):
     """`model` whose forward runs under torch.autocast on the device of its parameters."""
 
-    def __init__(self, model: nn.Module, dtype: Optional[torch.dtype] = None) -> None:
+    def __init__(self, model: nn.Module, dtype: Optional[torch.dtype] = None, float_outputs: bool = False) -> None:
         super().__init__()
         self.model = model
         self.dtype = dtype
+        self.float_outputs = bool(float_outputs)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
-        """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability)."""
+        """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability);
+        with `float_outputs`, its tensors cast back to float32."""
         dev = optical.device
         with torch.autocast(dev.type, dtype=self.dtype or autocast_dtype(dev)):
-            return self.model(optical, sar, **extra)
+            out = self.model(optical, sar, **extra)
+        if self.float_outputs:
+            out = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+        return out
