@@ -38,7 +38,7 @@ def _stand_in_packages(monkeypatch) -> list:
     features); returns the list of the batch sizes of each input of every call of theirs."""
     built = {}
 
-    def build(model, path, tile, batch, channels, cloud=False, features=False):
+    def build(model, path, tile, batch, channels, cloud=False, features=False, precision="float32"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").close()
         built[path] = features
@@ -56,6 +56,7 @@ def _stand_in_packages(monkeypatch) -> list:
         return fn
 
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: None)  # one (float32) package, whatever this CPU has
     monkeypatch.setattr(compiled, "build_aot", build)
     monkeypatch.setattr(compiled, "load_aot", load)
     monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-in is eager itself: no faster
