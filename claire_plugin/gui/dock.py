@@ -162,7 +162,8 @@ class ClaireDock(QgsDockWidget):
         self.runtime.setToolTip("How the network runs. auto: a compiled package where one was built, checked "
                                 "against eager and found faster on this machine, else eager; compiled: "
                                 "torch.compile (about 30 s per session); aot: built once (minutes, needs a C++ "
-                                "compiler), then cached.")
+                                "compiler; a bfloat16 one too where the CPU has bfloat16 instructions), then "
+                                "cached.")
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more

@@ -41,7 +41,8 @@ RUN_HELP = {
     "RUNTIME": "How the network runs. auto: an ahead-of-time compiled package where one was built and checked "
     "against eager on this machine and found faster, else eager; eager: plain PyTorch; compiled: torch.compile "
     "(about 30 s of compiling per process); aot: build (minutes, needs a C++ compiler) or reuse the cached "
-    "package. Each is checked against eager before it is used.",
+    "package, and on CPUs with bfloat16 instructions a bfloat16 one beside it (the faster is used). Each is "
+    "checked against eager before it is used.",
 }
 
 #: The run options, all shown under "Advanced parameters".
