@@ -408,12 +408,10 @@ def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
 
 
 def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
-    precisions = ["float32"] + (["bfloat16"] if bf16_cpu() else [])
+    bf16 = bf16_cpu()
+    precisions = ["float32"] + (["bfloat16"] if bf16 else [])
     found = [_package(model, card, tile, batch, channels, io, build, p) for p in precisions]
-    usable = [f for f in found if f["fn"] is not None and f["check"] is not None and f["check"].get("passed")
-              and (build or f["check"].get("speedup", 0.0) >= MIN_SPEEDUP)]
-    if build:  # asked for: a package whose check could not run (no real scene fits) is used as well
-        usable += [f for f in found if f["fn"] is not None and f["check"] is None]
+    usable = [f for f in found if f["fn"] is not None]
     others = "; ".join(f"{f['precision']}: {f['why']}" for f in found[1:] if f["why"])
     if not usable:
         first = found[0]
@@ -421,7 +419,7 @@ def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
         return _eager(why, model)
     best = max(usable, key=lambda f: (f["check"] or {}).get("speedup", 0.0))
     alt = "; ".join(f"{f['precision']} package {_describe(f['check'])}" for f in usable if f is not best)
-    kind = "" if best["precision"] == "float32" else f"{best['precision']}, for this CPU's {bf16_cpu()}; "
+    kind = "" if best["precision"] == "float32" else f"{best['precision']}, for this CPU's {bf16}; "
     note = (f"runtime: AOTInductor package ({kind}{best['built']}{_describe(best['check'])})"
             + (f"; also cached: {alt}" if alt else "") + (f"; {others}" if others and not alt else ""))
     return Runtime(best["fn"], "aot", note, "built" if best["built"] else "cache")
@@ -429,8 +427,9 @@ def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
 
 def _package(model, card, tile, batch, channels, io: dict, build: bool, precision: str) -> dict:
     """The AOT package of `precision` for this model and shape: loaded from the cache, or built and checked
-    when `build`; {precision, fn (None when there is none to use), check, built (a note when built now), why
-    (why it cannot be used, or "")}."""
+    when `build`; {precision, fn (None when it is not to be used), check, built (a note when built now), why
+    (why it is not used, or "")}. Used: a package that passed its check and, for `auto`, ran at least
+    MIN_SPEEDUP times eager's speed there; with `build` also one whose check could not run (no real scene fits)."""
     out = {"precision": precision, "fn": None, "check": None, "built": "", "why": ""}
     key = package_key(model, "cpu", tile, batch, channels, **io, precision=precision)
     path = os.path.join(cache_dir(), key + ".pt2")
@@ -476,7 +475,8 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
     elif not build and check.get("speedup", 0.0) < MIN_SPEEDUP:
         out["why"] = (f"auto: the cached {label}AOT package is not faster than eager here ({_describe(check)}); "
                       f"the runtime `aot` uses it anyway")
-    out["fn"] = fn
+    else:
+        out["fn"] = fn
     return out
 
 
