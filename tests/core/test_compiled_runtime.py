@@ -377,6 +377,59 @@ def test_a_real_bfloat16_package_gives_float32_outputs_close_to_eager(tmp_path):
     assert not torch.equal(got["logits"], want["logits"])  # computed in bfloat16, not float32
 
 
+class Heavy(nn.Module):
+    """A few 3 x 3 convolutions: a forward long enough (tens of ms) to see another thread run during it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(3, 24, 3, padding=1), nn.ReLU(), nn.Conv2d(24, 24, 3, padding=1),
+                                   nn.ReLU(), nn.Conv2d(24, 24, 3, padding=1), nn.ReLU(), nn.Conv2d(24, 4, 3, padding=1))
+
+    def forward(self, o, s):
+        x = self.convs(torch.cat([o, s], 1))
+        return {"logits": x, "sar_share": torch.sigmoid(x[:, :1])}
+
+
+@pytest.mark.slow
+def test_a_real_aot_package_runs_through_its_c_interface_and_lets_the_gil_go(tmp_path):
+    """load_aot runs a package through its C interface (core.runtime.aot_runner): the same outputs as torch's
+    loader bit for bit, and another Python thread runs during its forward (torch's loader holds the GIL)."""
+    import threading
+
+    from torch._inductor import aoti_load_package
+
+    from claire.claire_plugin.core.runtime.aot_runner import ReleasedAot
+
+    net = Heavy().eval()
+    path = compiled.build_aot(net, str(tmp_path / "heavy.pt2"), 192, 2, (2, 1))
+    fn = compiled.load_aot(path)
+    assert isinstance(fn, ReleasedAot) and FixedBatch(net, fn, 2, (2, 1, 192)).releases_gil
+    o, s = torch.randn(2, 2, 192, 192), torch.randn(2, 1, 192, 192)
+    got, want = fn(o, s), aoti_load_package(path)(o, s)
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    with torch.inference_mode():
+        torch.testing.assert_close(got["logits"], net(o, s)["logits"], rtol=1e-4, atol=1e-4)
+
+    def other_thread_runs_during_a_call() -> bool:
+        go, woke = threading.Event(), []
+        t = threading.Thread(target=lambda: (go.wait(), woke.append(time.perf_counter())))
+        t.start()
+        go.set()
+        start = time.perf_counter()
+        fn(o, s)  # the woken thread needs the GIL to note the time: mid-call only if the call lets it go
+        end = time.perf_counter()
+        t.join()
+        return woke[0] - start < (end - start) / 2  # torch's loader: at the end of the call (measured)
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert any(other_thread_runs_during_a_call() for _ in range(5))
+    finally:
+        torch.set_num_threads(old)
+    fn.close()
+
+
 def test_bf16_cpu_reads_the_instruction_sets(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(compiled, "_cpu_name", lambda: "AMD EPYC | fpu avx512f avx512_bf16 avx512_vnni")

@@ -19,12 +19,15 @@ from claire.tests.fixtures.helpers import write_raster
 L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 in a 12-band L2A stack
 
 
-@pytest.fixture(autouse=True, params=["between batches", "worker threads", "3 reader threads"])
+@pytest.fixture(autouse=True, params=["between batches", "worker threads", "3 reader threads", "2 forward lanes"])
 def pipeline(request, monkeypatch):
-    """Every engine test runs each way the engine can schedule reading and writing: in the model's
-    thread between batches, one reader thread, three reader threads (chunks handed out in order)."""
-    readers = {"between batches": 0, "worker threads": 1, "3 reader threads": 3}[request.param]
+    """Every engine test runs each way the engine can schedule reading, the forward and writing: in the
+    model's thread between batches, one reader thread, three reader threads (chunks handed out in order), two
+    forward lanes (two chunks in the model at once, one reader thread)."""
+    readers = {"between batches": 0, "worker threads": 1, "3 reader threads": 3, "2 forward lanes": 1}[request.param]
+    lanes = 2 if request.param == "2 forward lanes" else 1
     monkeypatch.setattr(schedule, "worker_threads", lambda device: (readers, request.param))
+    monkeypatch.setattr(schedule, "forward_lanes", lambda device, model, threads=None: lanes)
     return request.param
 
 
@@ -322,7 +325,8 @@ def test_reader_samples_the_sar_on_one_torch_thread(engine_scene, standin_model,
     assert seen and all(n == 1 for _, n in seen), seen
     names = {name for name, _ in seen}
     want = {"between batches": {"claire-torch"}, "worker threads": {"claire-reader-0"},
-            "3 reader threads": {"claire-reader-0", "claire-reader-1", "claire-reader-2"}}[pipeline]
+            "3 reader threads": {"claire-reader-0", "claire-reader-1", "claire-reader-2"},
+            "2 forward lanes": {"claire-reader-0"}}[pipeline]
     assert names == want, names
     assert call(torch.get_num_threads) == before, "the model's thread keeps its thread count"
 
@@ -340,3 +344,64 @@ def test_the_map_does_not_depend_on_the_tile_size(engine_scene, standin_model, s
     for a, b in zip(maps[32, 16], maps[96, 16]):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(maps[32, 0][1], maps[32, 16][1])
+
+
+from claire.claire_plugin.core.engine.schedule import forward_lanes as REAL_FORWARD_LANES  # noqa: E402
+
+
+def test_forward_lanes_only_on_small_cpus_with_every_core_and_models_that_let_the_gil_go(monkeypatch):
+    class HoldsGil(torch.nn.Module):
+        releases_gil = False
+
+    cpu, eager, old = torch.device("cpu"), torch.nn.Conv2d(1, 1, 1), torch.get_num_threads()
+    try:
+        for cores, threads, want in ((2, 2, 2), (4, 4, 4), (2, 1, 1), (4, 2, 1), (8, 8, 1), (1, 1, 1)):
+            monkeypatch.setattr(schedule, "cpu_cores", lambda cores=cores: cores)
+            torch.set_num_threads(threads)
+            assert REAL_FORWARD_LANES(cpu, eager) == want, (cores, threads)
+            assert REAL_FORWARD_LANES(torch.device("cuda"), eager) == 1
+            assert REAL_FORWARD_LANES(cpu, HoldsGil()) == 1
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_two_lanes_run_two_windows_at_once_and_give_the_same_map(engine_scene, standin_model, standin_card,
+                                                                  pipeline):
+    """With two lanes, two forwards are in the model at the same time (each waits here for the other: one
+    lane at a time would break the barrier), each with one torch thread, and the map, confidence and summary
+    are those of one forward at a time."""
+    import threading
+
+    if pipeline != "2 forward lanes":
+        pytest.skip("compared with one lane inside the test")
+    meet, seen = threading.Barrier(2, timeout=20), []
+
+    class Meets(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *a, **k):
+            name = threading.current_thread().name
+            if name.startswith("claire-lane"):  # not the memory check's calibration forward
+                seen.append((name, torch.get_num_threads()))
+                if len(seen) <= 2:
+                    meet.wait()
+            return self.net(*a, **k)
+
+    kw = {"confidence": "conf.tif", "batch_size": 2}
+    lanes = run(_params(engine_scene, "lanes.tif", **{**kw, "confidence": os.path.join(engine_scene["dir"], "c2.tif")}),
+                Meets(standin_model), standin_card)
+    assert lanes.stats["lanes"] == 2 and lanes.stats["tiles"] > 4
+    assert len({n for n, _ in seen}) == 2 and all(t == 1 for _, t in seen), seen
+    schedule_one = pytest.MonkeyPatch()
+    schedule_one.setattr(schedule, "forward_lanes", lambda device, model, threads=None: 1)
+    try:
+        one = run(_params(engine_scene, "one.tif", **{**kw, "confidence": os.path.join(engine_scene["dir"], "c1.tif")}),
+                  standin_model, standin_card)
+    finally:
+        schedule_one.undo()
+    assert one.stats["lanes"] == 1
+    for a, b in ((lanes.output, one.output), (lanes.confidence, one.confidence)):
+        np.testing.assert_array_equal(_read(a)[0], _read(b)[0])
+    assert lanes.summary == one.summary

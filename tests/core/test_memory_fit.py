@@ -133,3 +133,27 @@ def test_the_default_tile_is_lowered_to_fit_the_memory_left(engine_scene, standi
     with pytest.raises(ClaireError, match=r"tile 896 px \(\+ 16 px of context\) x batch 1 needs about"):
         run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=896, threads=1),
             standin_model, card)
+
+
+def test_two_forward_lanes_give_way_to_one_before_the_tile_is_lowered(engine_scene, standin_model, standin_card,
+                                                                      monkeypatch):
+    """Where one window of the default core fits but two at once do not, the run keeps the core and runs one
+    window at a time, and says so; where two fit, it plans for two."""
+    from claire.claire_plugin.core.engine import schedule
+
+    monkeypatch.setattr(schedule, "forward_lanes", lambda device, model, threads=None: 2)
+    card = {k: v for k, v in standin_card.items() if k != "core"}
+    bpp = M.activation_bytes_per_pixel(standin_model, CPU, 10, 2)
+    one = M.run_bytes(bpp, (896 + 32) ** 2, 1, tiles_per_chunk(1, 928), 12, 5)
+    two = M.run_bytes(bpp, (896 + 32) ** 2, 1, tiles_per_chunk(1, 928), 12, 5, lanes=2)
+    assert two > 1.5 * one
+    out = os.path.join(engine_scene["dir"], "lc.tif")
+    monkeypatch.setattr(M, "available_bytes", lambda device: (int(one / M.USABLE) + 1, "free in the test"))
+    res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out), standin_model, card)
+    assert res.stats["tile_size"] == 896 and res.stats["lanes"] == 1
+    assert "one window at a time: 2 at once (forward lanes) would not fit in the memory left" in res.messages
+    monkeypatch.setattr(M, "available_bytes", lambda device: (int(two / M.USABLE) + 1, "free in the test"))
+    res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out), standin_model, card)
+    assert res.stats["tile_size"] == 896 and res.stats["lanes"] == 2
+    assert any(m.startswith("2 forward lanes: 2 windows run at once") for m in res.messages)
+    assert any("x 2 windows at once" in m for m in res.messages if m.startswith("memory:"))

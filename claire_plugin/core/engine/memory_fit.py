@@ -86,20 +86,24 @@ def _measure(model, device, optical_channels: int, sar_channels: int) -> float:
     return live["peak"] / float(T * T)
 
 
-def run_bytes(bpp: float, px: int, batch: int, chunk_tiles: int, channels_in: int, channels_out: int) -> int:
+def run_bytes(bpp: float, px: int, batch: int, chunk_tiles: int, channels_in: int, channels_out: int,
+              lanes: int = 1) -> int:
     """Planned peak of a run beyond the loaded model: the forward's activations for one batch of windows of
-    `px` pixels, plus the float32 inputs and outputs of the chunks in flight."""
-    forward = SAFETY * bpp * batch * px
-    buffers = CHUNKS_IN_FLIGHT * chunk_tiles * px * 4 * (channels_in + channels_out)
+    `px` pixels in each of `lanes` forward lanes, plus the float32 inputs and outputs of the chunks in flight
+    (one more per extra lane)."""
+    forward = SAFETY * bpp * batch * px * lanes
+    buffers = (CHUNKS_IN_FLIGHT + lanes - 1) * chunk_tiles * px * 4 * (channels_in + channels_out)
     return int(forward + buffers)
 
 
 def check_fits(model, device, tile: int, context: int, batch: int, channels_in: Tuple[int, int],
-               channels_out: int, available: Optional[Tuple[Optional[int], str]] = None) -> Optional[str]:
+               channels_out: int, available: Optional[Tuple[Optional[int], str]] = None,
+               lanes: int = 1) -> Optional[str]:
     """Raise ClaireError (with a batch or tile size that fits) when the run would need more than USABLE of
     the available memory; else return a note of what it plans to use (None when unknown). Tiles keep
-    `tile` px cores read with `context` px around them; planned for full windows even where the raster is
-    smaller than one (its window is then smaller: the plan errs on the safe side)."""
+    `tile` px cores read with `context` px around them, `lanes` windows run at once (schedule.forward_lanes);
+    planned for full windows even where the raster is smaller than one (its window is then smaller: the plan
+    errs on the safe side)."""
     avail, where = available or available_bytes(device)
     if avail is None:
         return None
@@ -108,13 +112,14 @@ def check_fits(model, device, tile: int, context: int, batch: int, channels_in: 
 
     def need(t: int, b: int) -> int:
         w = t + 2 * context
-        return run_bytes(bpp, w * w, b, tiles_per_chunk(b, w), co + cs, channels_out)
+        return run_bytes(bpp, w * w, b, tiles_per_chunk(b, w), co + cs, channels_out, lanes)
 
     budget = USABLE * avail
     planned = need(tile, batch)
     if planned <= budget:
+        at_once = f" x {lanes} windows at once" if lanes > 1 else ""
         return (f"memory: about {_gb(planned)} planned for tile {tile} px (+ {context} px of context) x batch "
-                f"{batch} ({_gb(avail)} {where})")
+                f"{batch}{at_once} ({_gb(avail)} {where})")
     fix = next((f"--batch-size {b}" for b in range(batch - 1, 0, -1) if need(tile, b) <= budget), None)
     if fix is None:
         t = next((t for t in range(tile - 32, 31, -32) if need(t, 1) <= budget), None)

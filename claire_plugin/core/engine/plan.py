@@ -59,6 +59,7 @@ class RunPlan:
     familiar: Optional[object] = None  # the card's familiarity on the device (models.familiarity.Scorer)
     outputs: Optional[Outputs] = None
     readers: int = 0
+    lanes: int = 1  # windows run at once on the CPU, one torch thread each (schedule.forward_lanes)
     keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written
     runtime: str = "eager"
     opened: list = field(default_factory=list)
@@ -246,12 +247,14 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
     refused with the sizes that fit."""
     channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
     chosen = plan.tile
-    tries = [chosen] + ([t for t in SMALLER_TILES if t < chosen] if not plan.params.tile_size else [])
-    for k, tile in enumerate(tries):
+    lanes = schedule.forward_lanes(plan.device, plan.model)  # the eager model's; _schedule settles it
+    tries = [(chosen, n) for n in range(lanes, 0, -1)]
+    tries += [(t, 1) for t in SMALLER_TILES if t < chosen] if not plan.params.tile_size else []
+    for k, (tile, plan.lanes) in enumerate(tries):
         _grid(plan, tile)
         try:
             note = check_fits(plan.model, plan.device, plan.tile, plan.context, plan.batch, channels,
-                              len(plan.classes) + 1)
+                              len(plan.classes) + 1, lanes=plan.lanes)
             break
         except ClaireError:
             if k == len(tries) - 1:
@@ -338,9 +341,18 @@ def _outputs(plan: RunPlan) -> None:
 
 
 def _schedule(plan: RunPlan, messages: List[str], cache) -> None:
-    """Reader threads beside the model (schedule.worker_threads) and the GDAL block cache they need."""
-    plan.readers, why = schedule.worker_threads(plan.device)
-    messages.append(why)
+    """Forward lanes (schedule.forward_lanes: at most those the memory check allowed, none where the chosen
+    runtime holds the GIL), reader threads beside the model (one beside lanes, else schedule.worker_threads)
+    and the GDAL block cache they need."""
+    most = schedule.forward_lanes(plan.device, plan.model)
+    plan.lanes = min(plan.lanes, most)
+    if plan.lanes > 1:
+        plan.readers = 1
+    else:
+        plan.readers, why = schedule.worker_threads(plan.device)
+        messages.append(why)
+    if most > 1:
+        messages.append(schedule.lanes_note(plan.lanes, most))
     n = max(1, plan.readers)
     inputs = [("optical", plan.opt, plan.optical_bands.indices, n), ("SAR", plan.sar_vrt, plan.sar_bands.indices, n)]
     if plan.reference is not None:

@@ -15,7 +15,10 @@ tiles (one tile row, a few tile columns):
   batches (see schedule.worker_threads);
 - the torch thread runs the model in batches, keeps each tile's core (tiling: every tile is read with
   `context` px around the core it keeps) and turns its logits into class probabilities on the model's
-  device, and checks for cancellation between batches;
+  device, and checks for cancellation between batches; on a CPU of 2 to schedule.MAX_LANES cores, with a
+  model that lets the GIL go, the chunks instead run in forward lanes (schedule.forward_lanes): one thread
+  per core, one torch thread each, several chunks in the model at once, a reader thread beside them, handed
+  on in order by the torch thread, which reports progress and checks for cancellation;
 - a post-processing thread puts the kept cores of a chunk side by side (tiling.stitch) and hands the
   finished block to the writers and the summary.
 
@@ -27,6 +30,7 @@ complete.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
@@ -205,8 +209,11 @@ class _Stream:
         self.has_share: Optional[bool] = None
         self.t_forward = 0.0
         self.n_tiles = 0
-        self.steering = schedule.ThreadSteering(plan.device, messages)
+        self.steering = schedule.ThreadSteering(plan.device, messages, steer=plan.lanes == 1)
         self.phases = PhaseTimes()
+        self._lock = threading.Lock()  # the lanes' shared counters and the post-processing thread's start
+        self._lanes_stop = threading.Event()
+        self._pool = None
 
     def run(self) -> None:
         """Every chunk read, run and handed to the post-processing thread; returns when all are written."""
@@ -214,31 +221,95 @@ class _Stream:
         self.reader = ChunkReader(plan, readers=plan.readers, more_handles=plan.more_handles, phases=self.phases)
         self.reader.start()
         self.progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
-        while True:
-            item = self.reader.get()
-            if item is None:
-                break
-            r, j0, j1, o_t, s_t, c_t, masks = item
-            outs = []
-            for b in range(0, o_t.shape[0], plan.batch):
-                cut = slice(b, b + plan.batch)
-                outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
-                row = r + 1 - grid.row_range[0]
-                self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
-                              f"tile row {row}/{grid.n_rows}, tile {j0 + len(outs)}/{grid.n_cols}")
-            self.post.put((r, j0, j1, outs, masks))
-            del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
+        if plan.lanes > 1:
+            self._run_lanes()
+        else:
+            while True:
+                item = self.reader.get()
+                if item is None:
+                    break
+                r, j0, j1, o_t, s_t, c_t, masks = item
+                outs = []
+                for b in range(0, o_t.shape[0], plan.batch):
+                    cut = slice(b, b + plan.batch)
+                    outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
+                    self._report(r, j0 + len(outs))
+                self.post.put((r, j0, j1, outs, masks))
+                del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
         with self.phases.timed("writing the last chunks after the last forward"):
             self.post.finish()
         self.post = None
         self.reader.join()
         self.reader = None
 
+    def _report(self, r: int, j: int) -> None:
+        """Progress after tile column `j` of tile row `r`."""
+        grid = self.plan.grid
+        row = r + 1 - grid.row_range[0]
+        self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
+                      f"tile row {row}/{grid.n_rows}, tile {j}/{grid.n_cols}")
+
+    def _run_lanes(self) -> None:
+        """The chunks run `plan.lanes` at a time, each in a lane thread with one torch thread
+        (schedule.forward_lanes), and go to the post-processing thread in order; progress and cancellation are
+        handled here, in the torch thread."""
+        from collections import deque
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        import torch
+
+        lanes = self.plan.lanes
+        pending: deque = deque()
+        self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="claire-lane",
+                                        initializer=torch.set_num_threads, initargs=(1,))
+        read_all = False
+        try:
+            while pending or not read_all:
+                if self.is_cancelled():
+                    raise CancelledError()
+                while pending and pending[0].done():
+                    r, j0, j1, outs, masks = pending.popleft().result()
+                    self._report(r, j1)
+                    self.post.put((r, j0, j1, outs, masks))
+                running = [f for f in pending if not f.done()]
+                if len(running) >= lanes or (read_all and running):
+                    wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                    continue
+                if not read_all:
+                    item = self.reader.get()
+                    if item is None:
+                        read_all = True
+                    else:
+                        pending.append(self._pool.submit(self._lane_chunk, item))
+                    del item
+        finally:
+            self._stop_lanes()
+
+    def _lane_chunk(self, item) -> tuple:
+        """In a lane thread: one chunk through the model, (r, j0, j1, kept outputs, masks)."""
+        import torch
+
+        r, j0, j1, o_t, s_t, c_t, masks = item
+        del item
+        outs = []
+        with torch.inference_mode():
+            for b in range(0, o_t.shape[0], self.plan.batch):
+                cut = slice(b, b + self.plan.batch)
+                outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
+        return r, j0, j1, outs, masks
+
+    def _stop_lanes(self) -> None:
+        """Let the lanes finish the forward they are in and stop; none is left running the model."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._lanes_stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _batch(self, o_t, s_t, c_t, r: int, j: int) -> list:
         """One forward of tiles (r, j..): the kept part of each tile's class probabilities (and SAR share,
         distance) on the CPU, [C, h, w] arrays; `c_t` the cloud probability tiles of a cloud-gated model."""
         plan = self.plan
-        if self.is_cancelled():
+        if self._lanes_stop.is_set() if plan.lanes > 1 else self.is_cancelled():
             raise CancelledError()
         if self.post is not None and plan.readers == 0:
             self.post.wait_idle()  # phased: nothing runs beside the model's threads
@@ -255,7 +326,9 @@ class _Stream:
             raise
         logits, share = _unpack(res)
         if self.has_share is None:
-            self._start_post(share is not None)
+            with self._lock:
+                if self.has_share is None:
+                    self._start_post(share is not None)
         K = len(plan.classes)
         if logits.shape[1] != K:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
@@ -264,10 +337,11 @@ class _Stream:
         kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
         parts = kept_outputs(logits, share if self.has_share else None, kept, ratio)
         seconds = time.perf_counter() - t0
-        self.t_forward += seconds
         self.phases.add("model forward, keep the cores, softmax", seconds)
-        self.n_tiles += len(parts)
-        self.steering.after_batch(seconds, len(parts), self.n_tiles)
+        with self._lock:
+            self.t_forward += seconds
+            self.n_tiles += len(parts)
+            self.steering.after_batch(seconds, len(parts), self.n_tiles)
         return parts
 
     def _start_post(self, has_share: bool) -> None:
@@ -283,7 +357,8 @@ class _Stream:
         self.post.start()
 
     def stop(self) -> None:
-        """Stop the reader and post-processing threads (errors and cancellation)."""
+        """Stop the lanes, the reader and post-processing threads (errors and cancellation)."""
+        self._stop_lanes()
         if self.reader is not None:
             self.reader.stop()
         if self.post is not None:
@@ -306,6 +381,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
              "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "context": plan.context,
              "window": list(plan.grid.shape),
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers,
+             "lanes": plan.lanes,
              "runtime": plan.runtime, "tiles_at_threads": dict(stream.steering.tiles_at),
              "phases": stream.phases.as_dict()}
     result = ClassifyResult(params.output, params.confidence if outputs.confidence else None,

@@ -1,5 +1,6 @@
-"""How a run is scheduled on this machine: how many reader threads run beside the model, and how many
-threads the model uses from batch to batch (ThreadSteering).
+"""How a run is scheduled on this machine: how many forward lanes run windows at once (forward_lanes), how
+many reader threads run beside the model, and how many threads the model uses from batch to batch
+(ThreadSteering).
 
 The measurements behind these choices are in docs/benchmark.md ("Why the engine is scheduled as it is").
 """
@@ -10,6 +11,8 @@ from typing import List, Optional, Tuple
 
 #: Most reader threads (why four: docs/benchmark.md, "Why the engine is scheduled as it is").
 MAX_READERS = 4
+#: Most forward lanes: windows run at once, each by its own thread with one torch thread.
+MAX_LANES = 4
 
 
 def cpu_cores() -> int:
@@ -18,6 +21,33 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def forward_lanes(device, model, threads: Optional[int] = None) -> int:
+    """How many windows run at once on the CPU, each in its own thread with one torch thread (1: one forward
+    at a time with every thread).
+
+    Lanes are used where the model's threads would take every core of a CPU with 2 to MAX_LANES cores and the
+    model lets Python's GIL go during its forward (eager torch and AOT packages run through their C interface
+    do; torch.compile's wrapper does not): one-thread forwards never wait for each other at OpenMP barriers,
+    so reading, writing or another program beside them take CPU time without stalling a team, and a window
+    read while another runs costs no forward time (docs/benchmark.md, "Forward lanes")."""
+    import torch
+
+    threads = int(threads or torch.get_num_threads())
+    cores = cpu_cores()
+    if device.type != "cpu" or threads < 2 or threads < cores or threads > MAX_LANES:
+        return 1
+    return threads if getattr(model, "releases_gil", True) else 1
+
+
+def lanes_note(lanes: int, most: int) -> str:
+    """The run's message for `lanes` forward lanes where `most` were possible."""
+    if lanes == 1:
+        return f"one window at a time: {most} at once (forward lanes) would not fit in the memory left"
+    why = "" if lanes == most else f" (not {most}: the memory left)"
+    return (f"{lanes} forward lanes{why}: {lanes} windows run at once, one torch thread each, with reading and "
+            f"writing beside them")
 
 
 def worker_threads(device) -> Tuple[int, str]:
@@ -47,9 +77,10 @@ def worker_threads(device) -> Tuple[int, str]:
 class ThreadSteering:
     """A CPU run's torch thread count, steered between batches by core.runtime.contention.ThreadPolicy so
     that other programs busy on the cores do not stall the model's OpenMP team. Each settled change is
-    noted in `messages`; `tiles_at` counts the tiles run at each thread count."""
+    noted in `messages`; `tiles_at` counts the tiles run at each thread count. With `steer` False (forward
+    lanes, one thread each) the count is only recorded."""
 
-    def __init__(self, device, messages: List[str]) -> None:
+    def __init__(self, device, messages: List[str], steer: bool = True) -> None:
         import torch
 
         from ..runtime.contention import ThreadPolicy, other_runnable
@@ -57,7 +88,7 @@ class ThreadSteering:
         self.messages, self.tiles_at = messages, {}
         self.policy: Optional[ThreadPolicy] = None
         most = torch.get_num_threads()
-        if device.type == "cpu" and most > 1:
+        if device.type == "cpu" and most > 1 and steer:
             others = other_runnable()
             self.policy = ThreadPolicy(most=most, cores=cpu_cores(), others=others)
             if self.policy.threads != most:

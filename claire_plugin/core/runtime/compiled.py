@@ -25,7 +25,8 @@ Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one o
 cloud probability alike) with zeros to the compiled size, so it never falls back to a slow path, and runs any
 other shape or inputs (the memory check's calibration forward) on the eager model. Kernels are generated with
 dynamic thread counts (inductor's cpp.dynamic_threads), so torch.set_num_threads between batches still acts
-(core.runtime.contention).
+(core.runtime.contention) and each forward lane of the engine runs its own thread count. A package is run through
+its C interface (core.runtime.aot_runner), which lets Python's GIL go, so the engine's lanes run windows at once.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ class FixedBatch(nn.Module):
         super().__init__()
         self.eager, self.fn, self.batch, self.shape = eager, fn, int(batch), tuple(shape)
         self.device_type, self.cloud, self.features = device_type, bool(cloud), bool(features)
+        #: Whether the compiled forward lets Python's GIL go (several threads can run it at once).
+        self.releases_gil = bool(getattr(fn, "releases_gil", False))
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None,
                 return_features: bool = False, **extra):
@@ -220,8 +223,18 @@ def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tupl
     return path
 
 
+#: Model instances an AOT package's container holds: windows that may run at once (core.engine.schedule.MAX_LANES).
+AOT_INSTANCES = 4
+
+
 def load_aot(path: str) -> Callable:
-    """The callable of an AOTInductor package."""
+    """The callable of an AOTInductor package: run through its C interface so that Python's GIL is let go
+    during the forward (core.runtime.aot_runner), else by torch's loader (which holds it)."""
+    from .aot_runner import load_released
+
+    released = load_released(path, AOT_INSTANCES)
+    if released is not None:
+        return released
     from torch._inductor import aoti_load_package
 
     return aoti_load_package(path)
