@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--minutes", type=float, default=None, help="training time budget per run (instead of epochs)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of every run (default: `claire train`'s, which depends on the classes)")
     p.add_argument("--scene-size", type=int, default=None,
                    help="instead of the sites: one SIZE x SIZE scene tiled from all four sites (all eight classes)")
     p.add_argument("--folder", default=None, help="keep polygons, checkpoints and reports here (default: temporary)")
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
              str(args.batch_size), "--threads", str(args.threads)]
     if args.minutes:
         extra[:2] = ["--minutes", str(args.minutes)]
+    if args.lr is not None:
+        extra += ["--lr", repr(float(args.lr))]
     sites = [s for s in args.sites.split(",") if s]
     scene = None
     if args.scene_size:

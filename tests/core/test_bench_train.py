@@ -55,3 +55,23 @@ def test_summary_averages_over_seeds_per_site_and_n():
     line = summary([run(0, 0.8, 0.6), run(1, 0.6, 0.5), {"site": "s", "n": 5, "seed": 2, "error": "x"}]).splitlines()[-1]
     assert line.startswith("| s | 5 | 2 | ")
     assert "0.700 (0.60-0.80)" in line and "+15.0 / +15.0 points" in line
+
+
+def test_bench_train_passes_the_learning_rate_and_length_to_every_run(monkeypatch, tmp_path):
+    import argparse
+    import types
+
+    from claire.claire_plugin.cli import bench_train
+
+    seen = []
+    tool = types.SimpleNamespace(run_one=lambda site, n, seed, folder, extra, size: seen.append(list(extra)),
+                                 table=lambda rows: "", summary=lambda rows: "", mosaic_scene=None, train_on=None)
+    monkeypatch.setattr("claire.claire_plugin.cli.dev_tools.dev_tool", lambda name, command: tool)
+    base = dict(sites="a", n="5", seeds="0,1", size=6, epochs=12, steps_per_epoch=20, batch_size=8, threads=2,
+                minutes=None, scene_size=None, folder=str(tmp_path), json=None)
+    bench_train.run(argparse.Namespace(**base, lr=1e-3))
+    bench_train.run(argparse.Namespace(**base, lr=None))
+    assert len(seen) == 4
+    assert all(e[:4] == ["--epochs", "12", "--steps-per-epoch", "20"] for e in seen)
+    assert seen[0][-2:] == ["--lr", "0.001"] and seen[1][-2:] == ["--lr", "0.001"]
+    assert "--lr" not in seen[2] and "--lr" not in seen[3]
