@@ -12,6 +12,7 @@ Anything this module cannot do raises `AotRunnerError`; the caller then keeps to
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import threading
 import zipfile
@@ -35,24 +36,30 @@ def _capsule_api():
 
 
 def extract_library(package: str) -> str:
-    """The path of the package's model library, extracted once beside the package (atomically)."""
+    """The path of the package's model library, extracted beside the package (atomically), named after the
+    package's size and modification time: a package rebuilt under the same name gets a new file (a process
+    keeps the library it loaded under a name), and the copies of earlier builds are removed."""
     try:
+        st = os.stat(package)
         with zipfile.ZipFile(package) as z:
             names = [n for n in z.namelist() if n.endswith(".so") and "/aotinductor/model/" in f"/{n}"]
             if len(names) != 1:
                 raise AotRunnerError(f"the package {package} holds {len(names)} model libraries, not one")
-            name = names[0]
-            target = f"{os.path.splitext(package)[0]}.{os.path.basename(name)}"
+            stem = os.path.splitext(package)[0]
+            target = f"{stem}.{st.st_mtime_ns:x}-{st.st_size:x}.so"
             with _lock:
                 if not os.path.exists(target):
                     tmp = f"{target}.{os.getpid()}.tmp"
-                    with z.open(name) as src, open(tmp, "wb") as dst:
+                    with z.open(names[0]) as src, open(tmp, "wb") as dst:
                         while True:
                             block = src.read(1 << 22)
                             if not block:
                                 break
                             dst.write(block)
                     os.replace(tmp, target)
+                    for old in glob.glob(f"{glob.escape(stem)}.*-*.so"):
+                        if old != target:
+                            os.remove(old)
             return target
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         raise AotRunnerError(f"cannot extract the model library of {package}: {exc}") from None
