@@ -37,7 +37,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help="tiles per forward pass (default: about four 256 px tiles of input)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; with 2-4 threads on as many cores, as "
+                             "many windows run at once, one thread each)")
     parser.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
                         help="how the network runs: auto (a compiled package only where it was checked against "
                              "eager and found faster on this machine, else eager), eager, compiled (torch.compile) "
