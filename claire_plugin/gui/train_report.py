@@ -43,6 +43,11 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
+    from ..core.training.scorecard import forest_verdict
+
+    verdict = forest_verdict(report)
+    if verdict:
+        parts.append(f"<p style='color:#8a4b00'>{e(verdict)}</p>")
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")

@@ -1,4 +1,5 @@
 """Scene windows through the engine's preparers, sparse per-pixel sampling, bounded memory, the scorecard."""
+import html
 import tracemalloc
 
 import numpy as np
@@ -108,3 +109,30 @@ def test_scorecard_rows_are_the_reference():
               "arms": {"finetuned": {"clear": m}}}
     html = render_html(report)
     assert "reference \u2193 / predicted \u2192" in html and "<th>water</th><td>2</td><td>1</td>" in html
+
+
+def _arms(net: float, rf: float, net_clouds: float = 0.6, rf_clouds: float = 0.3) -> dict:
+    def m(v):
+        return {"macro_f1": v, "oa": v, "kappa": v, "miou": v, "pixels": 10, "confusion": [[1]], "per_class": []}
+
+    return {"finetuned": {"clear": m(net), "clouds_60pct": m(net_clouds)},
+            "rf_optical_sar": {"clear": m(rf), "clouds_60pct": m(rf_clouds)}}
+
+
+def test_the_report_says_when_the_forest_beats_the_network_and_what_to_do():
+    from claire.claire_plugin.cli.train_polygons import summary_table
+    from claire.claire_plugin.core.training.scorecard import forest_verdict
+    from claire.claire_plugin.processing.train import score_lines
+
+    report = {"arms": _arms(0.55, 0.69)}
+    text = forest_verdict(report)
+    assert "random forest (optical + SAR) scored higher" in text and "0.69 against 0.55" in text
+    assert "draw more polygons" in text and "Under synthetic clouds your CLAIRE model holds better (0.60 against 0.30)" in text
+    assert "Under synthetic clouds" not in forest_verdict({"arms": _arms(0.55, 0.69, 0.2, 0.3)})
+    assert forest_verdict({"arms": _arms(0.80, 0.81)}) is None  # within FOREST_LEAD
+    assert forest_verdict({"arms": _arms(0.80, 0.70)}) is None
+    assert forest_verdict({"arms": {"finetuned": _arms(0.5, 0.9)["finetuned"]}}) is None  # no baseline run
+    full = dict(report, classes=[{"name": "a"}], labels={"path": "p", "field": "f", "sha256": "x"},
+                split={"kind": "polygons", "buffer_px": 3}, counts=[], leakage=None)
+    assert html.escape(text) in render_html(full)
+    assert text in summary_table(full) and text in score_lines(full)

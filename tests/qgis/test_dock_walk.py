@@ -121,3 +121,17 @@ def test_report_says_when_the_unlike_check_was_not_measured():
               "familiarity": "not measured: the scene around the training polygons holds 16 cells of 32 px"}
     assert "check not measured: the scene around the training polygons holds 16 cells" in report_html(report, "/a/b.st")
     assert "Unlike-the-training-data" not in report_html(dict(report, familiarity="measured on 900 cells"), "/a/b.st")
+
+
+def test_the_train_tab_report_says_when_the_forest_beats_the_network():
+    from claire.claire_plugin.gui.train_report import report_html
+
+    def m(v):
+        return {"macro_f1": v, "oa": v, "kappa": v}
+
+    report = {"arms": {"finetuned": {"clear": m(0.55)}, "rf_optical_sar": {"clear": m(0.69)}},
+              "training": {"epochs": 12, "seconds": 60.0, "device": "cpu"}}
+    assert "scored higher than your CLAIRE model on the held-out polygons (macro-F1 0.69 against 0.55)" in \
+        report_html(report, "/a/b.st")
+    report["arms"]["rf_optical_sar"]["clear"] = m(0.50)
+    assert "scored higher" not in report_html(report, "/a/b.st")

@@ -25,6 +25,31 @@ ARM_TITLES = {
 }
 
 
+#: The forest's macro-F1 lead on the clear held-out polygons from which the report says so.
+FOREST_LEAD = 0.02
+
+
+def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
+    """A sentence for the user when the random forest with SAR scored higher than the fine-tuned network on the
+    clear held-out polygons (by FOREST_LEAD macro-F1 or more), with what to do and how the two compare under
+    synthetic clouds; None otherwise (or without a forest)."""
+    arms = report.get("arms") or {}
+    net, rf = arms.get("finetuned") or {}, arms.get("rf_optical_sar") or {}
+    a, b = (net.get("clear") or {}).get("macro_f1"), (rf.get("clear") or {}).get("macro_f1")
+    if a is None or b is None or b - a < FOREST_LEAD:
+        return None
+    text = (f"The random forest (optical + SAR) scored higher than your CLAIRE model on the held-out polygons "
+            f"(macro-F1 {b:.2f} against {a:.2f}). With few or small polygons a pixel classifier often does: draw "
+            f"more polygons for each class, spread over the scene, give the training more time, and train again.")
+    cloudy = [c for c in net if c != "clear" and c in rf]
+    if cloudy:
+        ac, bc = net[cloudy[0]].get("macro_f1"), rf[cloudy[0]].get("macro_f1")
+        if ac is not None and bc is not None and ac > bc:
+            text += (f" Under synthetic clouds your CLAIRE model holds better ({ac:.2f} against {bc:.2f}): the "
+                     f"forest has no way to see through them.")
+    return text
+
+
 def score(pred: np.ndarray, ref: LabelPixels, classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     """Confusion matrix (rows = reference), OA, kappa, mIoU, macro-F1 and per-class scores of `pred`
     (class indices; -1 = no prediction, left out and counted) at the pixels of `ref`."""
@@ -127,6 +152,9 @@ def render_html(report: Dict[str, Any]) -> str:
         "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th><th>OA</th>"
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
+    verdict = forest_verdict(report)
+    if verdict:
+        parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:
         parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
                      f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "
