@@ -31,9 +31,27 @@ DEFAULT_CONTEXT_PX = 128
 _LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
+#: A random forest written by `claire train --labels` (models.forest): no size, no encoder.
+FOREST = "forest"
+
+
 def available_architectures() -> List[str]:
-    """Names accepted by `build_model`."""
+    """Network names accepted by `build_model` (which also builds FOREST from a forest card's config)."""
     return list(_BUILDERS)
+
+
+def _build_forest(config: Dict[str, Any]) -> nn.Module:
+    from .forest import MAX_NODES, MAX_TREES, ForestNet
+
+    missing = [k for k in REQUIRED_KEYS + ("trees", "nodes") if k not in config]
+    if missing:
+        raise ValueError(f"forest config lacks {missing}")
+    trees, nodes = int(config["trees"]), int(config["nodes"])
+    if not (1 <= trees <= MAX_TREES and trees <= nodes <= MAX_NODES):
+        raise ValueError(f"forest of {trees} trees and {nodes} nodes is outside 1..{MAX_TREES} trees, "
+                         f"{MAX_NODES} nodes")
+    return ForestNet(int(config["optical_channels"]), int(config["sar_channels"]), int(config["num_classes"]),
+                     trees, nodes)
 
 
 def available_sizes() -> List[str]:
@@ -77,6 +95,8 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
     `context_px` (default 128, the window of GRN / channel attention / pyramid pooling in input pixels);
     `cloud_gate` (claire only, default false): forward's `cloud` probability pushes CMAF's gate to SAR.
     """
+    if arch == FOREST:
+        return _build_forest(config)
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
     cfg = resolve_config(config)

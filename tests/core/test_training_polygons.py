@@ -1,5 +1,6 @@
 """End to end: polygons -> fine-tuned checkpoint with card + report (tiny network, a few steps)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -120,3 +121,52 @@ def test_separate_validation_layer(scene):
     assert report["split"]["kind"] == "separate layer"
     assert [r["val_pixels"] for r in report["counts"]] == [16, 16, 16]
     assert [r["train_polygons"] for r in report["counts"]] == [4, 4, 4]
+
+
+def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
+    """The optical + SAR forest of the run is a checkpoint the engine classifies with; at the held-out
+    pixels its map gives the macro-F1 the report states for it."""
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.core.training.labels import read_labels
+    from claire.claire_plugin.core.training.polygons import forest_path_for, make_split
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.core.training.scorecard import score
+
+    torch.set_num_threads(1)
+    params = _params(scene)
+    report = train_from_polygons(params)
+    path = forest_path_for(params.output)
+    assert path.endswith("model.forest.safetensors") and report["forest_checkpoint"] == path
+    forest, card = load_checkpoint(path)
+    assert card["arch"] == "forest" and card["config"]["trees"] == 20
+    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
+    assert card["metrics"]["heldout_polygons"] == {
+        k: v for k, v in report["arms"]["rf_optical_sar"]["clear"].items()
+        if k in card["metrics"]["heldout_polygons"]}
+    assert "finetuned" in card["metrics"]["baselines"] and "rf_optical_sar" not in card["metrics"]["baselines"]
+    out = str(scene["dir"] / "forest_map.tif")
+    classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=path, device="cpu",
+                                      runtime="auto"))
+    import rasterio
+    with rasterio.open(out) as ds:
+        mapped = ds.read(1)
+    _, base_card = load_checkpoint(scene["checkpoint"])
+    with Scene(params.optical, params.sar, base_card) as sc:
+        labels = read_labels(params.labels, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3)
+        split = make_split(params, labels, sc)
+    value_to_index = {c["value"]: c["index"] for c in card["classes"]}
+    pred = np.array([value_to_index.get(int(v), -1) for v in mapped[split.val.rows, split.val.cols]])
+    assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"]["rf_optical_sar"]["clear"]["macro_f1"]
+    # a forest is not a base to fine-tune
+    with pytest.raises(ClaireError, match="is a random forest; fine-tuning starts from a network"):
+        train_from_polygons(_params(scene, checkpoint=path, output=str(scene["dir"] / "again.safetensors")))
+
+
+def test_no_forest_checkpoint_without_the_baseline(scene):
+    from claire.claire_plugin.core.training.polygons import forest_path_for
+
+    torch.set_num_threads(1)
+    params = _params(scene, baseline=False)
+    report = train_from_polygons(params)
+    assert "forest_checkpoint" not in report and not os.path.exists(forest_path_for(params.output))

@@ -83,7 +83,8 @@ def _measure(model, device, optical_channels: int, sar_channels: int) -> float:
     finally:
         for h in handles:
             h.remove()
-    return live["peak"] / float(T * T)
+    work = getattr(model, "work_bytes_per_pixel", None)  # buffers outside torch (models.forest)
+    return live["peak"] / float(T * T) + (float(work()) if work is not None else 0.0)
 
 
 def run_bytes(bpp: float, px: int, batch: int, chunk_tiles: int, channels_in: int, channels_out: int,

@@ -392,6 +392,8 @@ def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optiona
         raise ClaireError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     if want == "eager":
         return Runtime(model, "eager", "runtime: eager (plain PyTorch)")
+    if getattr(model, "eager_only", False):
+        return Runtime(model, "eager", "runtime: eager (a random forest's trees are walked as they are)")
     if device.type != "cpu" and want in ("auto", "aot"):
         note = "" if want == "auto" else "; AOT packages are built for the CPU only"
         return Runtime(model, "eager", f"runtime: eager on {device.type.upper()}{note}")

@@ -56,6 +56,7 @@ class PolygonTrainParams:
     baseline: bool = True
     rf_trees: int = 200
     rf_max_pixels: int = 50000
+    save_forest: bool = True  # the optical + SAR forest as a checkpoint beside the network (forest_path_for)
     config: FinetuneConfig = dc_field(default_factory=FinetuneConfig)
 
 
@@ -63,15 +64,31 @@ def _noop(*_a, **_k) -> None:
     return None
 
 
+def forest_path_for(output: str) -> str:
+    """Where the random forest's checkpoint is written beside the network's `output` (name.forest.safetensors)."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}.forest{ext or '.safetensors'}"
+
+
+def forest_output(params: PolygonTrainParams) -> Optional[str]:
+    """The forest checkpoint a run writes, or None (no baseline, or not asked for)."""
+    return forest_path_for(params.output) if params.baseline and params.save_forest else None
+
+
 def load_base(checkpoint: Optional[str]):
     """(network, card) of `checkpoint`, or of the bundled default checkpoint."""
     from ....models.checkpoint import load_checkpoint
+    from ....models.registry import FOREST
     from ...paths import DEFAULT_CHECKPOINT
 
     path = checkpoint or DEFAULT_CHECKPOINT
     if not os.path.exists(path):
         raise ClaireError(f"checkpoint {path} does not exist; give an existing .safetensors file with --checkpoint")
     model, card = load_checkpoint(path)
+    if card.get("arch") == FOREST:
+        raise ClaireError(f"checkpoint {path} is a random forest; fine-tuning starts from a network: give the "
+                          "network checkpoint that training wrote beside it (or leave --checkpoint out for the "
+                          "bundled one)")
     return model, card, path
 
 
@@ -108,20 +125,49 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
         for (name, _, _), p in zip(nets, preds):
             arms.setdefault(name, {})[cond] = score(p, split.val, classes)
         for name, (rf, cols) in forests.items():
-            cols_slice = slice(0, n_opt) if cols == "optical" else None
-            arms.setdefault(name, {})[cond] = score(forest_predict(rf, feats, cols_slice), split.val, classes)
+            if cols == "net":
+                pred = forest_net_predict(rf, val_windows.scene, feats)
+            else:
+                pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None)
+            arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
     return arms
 
 
-def _forests(scene, split: Split, params: PolygonTrainParams) -> Dict[str, Any]:
-    """Random forests (optical + SAR, optical only) on a capped sample of the training pixels."""
+def _forests(scene, split: Split, params: PolygonTrainParams, classes) -> Dict[str, Any]:
+    """Random forests (optical + SAR, optical only) on a capped sample of the training pixels. The optical +
+    SAR one as models.forest.ForestNet on the engine's normalised inputs: scored as the checkpoint maps."""
     keep = cap_pixels(len(split.train), params.rf_max_pixels, params.config.seed)
     train = split.train.subset(keep)
     _, feats = sample_pixels(scene, train)
     n_opt = len(scene.oc.indices)
     y = train.cls.astype(np.int64)
-    return {"rf_optical_sar": (fit_forest(feats, y, params.config.seed, params.rf_trees), "all"),
+    both = fit_forest(feats, y, params.config.seed, params.rf_trees)
+    return {"rf_optical_sar": (forest_net(scene, both, len(classes)), "net"),
             "rf_optical": (fit_forest(feats, y, params.config.seed, params.rf_trees, slice(0, n_opt)), "optical")}
+
+
+def forest_net(scene: Scene, rf, num_classes: int):
+    """The fitted optical + SAR forest `rf` (physical features) as a ForestNet on the scene's normalised inputs."""
+    from ....models.forest import ForestNet
+
+    n_opt, n_sar = len(scene.oc.indices), len(scene.sc.indices)
+
+    def per_band(v, n: int, fill: float) -> np.ndarray:
+        return np.broadcast_to(np.asarray(fill if v is None else v, np.float64), (n,))
+
+    mean = np.concatenate([per_band(scene.opt_prep.mean, n_opt, 0.0), per_band(scene.sar_prep.mean, n_sar, 0.0)])
+    std = np.concatenate([per_band(scene.opt_prep.std, n_opt, 1.0), per_band(scene.sar_prep.std, n_sar, 1.0)])
+    return ForestNet.from_sklearn(rf, num_classes, n_opt, n_sar, mean, std)
+
+
+def forest_net_predict(net, scene: Scene, feats: np.ndarray) -> np.ndarray:
+    """Class indices of a ForestNet at pixels with physical features `feats` [N, Co+Cs], normalised as the
+    network input is (Scene.standardise); -1 where a value is missing."""
+    n_opt = len(scene.oc.indices)
+    on, sn = scene.standardise(feats[:, :n_opt].T[:, :, None], feats[:, n_opt:].T[:, :, None])
+    pred = net.predict_proba(np.concatenate([on, sn])[:, :, 0].T).argmax(1).astype(np.int64)
+    pred[~np.isfinite(feats).all(axis=1)] = -1
+    return pred
 
 
 def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrainParams) -> Dict[str, Any]:
@@ -195,17 +241,18 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         nets = [("finetuned", model.to(device), None)]
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
-        forests = _forests(scene, split, params) if params.baseline else {}
+        forests = _forests(scene, split, params, labels.classes) if params.baseline else {}
         arms = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report["familiarity"] = familiar_note
+        forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
     card["training"]["familiarity"] = familiar_note
-    _save(params, model.to("cpu"), card, report)
+    _save(params, model.to("cpu"), card, report, forest)
     progress(1.0, f"wrote {params.output}")
     return report
 
@@ -222,7 +269,7 @@ def check_settings(params: PolygonTrainParams) -> str:
     device = check_device(params.config.device)
     twin = html_path_for(params.report) if params.report else None
     check_outputs([("checkpoint", params.output), ("training report", params.report),
-                   ("training report's HTML copy", twin)],
+                   ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params))],
                   [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
                    ("validation labels", params.validation),
                    ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
@@ -279,12 +326,52 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                       base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)))
 
 
-def _save(params: PolygonTrainParams, model, card: Dict, report: Dict) -> None:
-    """Checkpoint and report, committed together (core.io.atomic.OutputSet); nothing is written before."""
+def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, split: Split,
+                       forests: Dict[str, Any], report: Dict) -> Optional[Tuple[Any, Dict]]:
+    """(the optical + SAR forest as a models.forest.ForestNet, its card) to write beside the network, or None.
+    Its thresholds are moved into the engine's normalised inputs, so `claire classify` runs it like a network;
+    its card holds its own held-out scores (and the other arms' as baselines)."""
+    path = forest_output(params)
+    if path is None or "rf_optical_sar" not in forests:
+        return None
+    from ....models.checkpoint import build_card, nodata_for
+    from ....models.forest import forest_config
+    from ....models.registry import FOREST
+    from .datasets import ClassDef
+
+    net = forests["rf_optical_sar"][0]
+    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
+    classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
+    arms = {k: {cond: {m: v[m] for m in ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")}
+                for cond, v in conds.items()} for k, conds in report["arms"].items()}
+    own = arms.pop("rf_optical_sar")
+    training = {"data": "polygons", "model": "random forest (scikit-learn) on the optical and SAR values of each "
+                "pixel, the baseline of the same training run", "labels": labels.source, "split": report["split"],
+                "trees": net.trees, "training_pixels": int(min(len(split.train), params.rf_max_pixels)),
+                "max_training_pixels": params.rf_max_pixels, "seed": params.config.seed,
+                "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
+                "sar": os.path.basename(params.sar), "network_checkpoint": os.path.basename(params.output)}
+    metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
+               "baselines": arms, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
+    card = build_card(FOREST, "", forest_config(net), classes, nodata_for(classes, int(base_card.get("nodata", 0))),
+                      base_card["inputs"]["optical"], base_card["inputs"]["sar"], training, metrics,
+                      int(base_card.get("tile_size", 256)))
+    card["familiarity"] = None
+    report["forest_checkpoint"] = path
+    return net, card
+
+
+def _save(params: PolygonTrainParams, model, card: Dict, report: Dict,
+          forest: Optional[Tuple[Any, Dict]] = None) -> None:
+    """Checkpoint (and the forest's), and report, committed together (core.io.atomic.OutputSet); nothing is
+    written before."""
     from ....models.checkpoint import save_checkpoint
 
     with OutputSet() as files:
         files.write_with(params.output, lambda tmp: save_checkpoint(tmp, model, card), "checkpoint")
+        if forest is not None:
+            path = forest_output(params)
+            files.write_with(path, lambda tmp: save_checkpoint(tmp, forest[0], forest[1]), "random forest's checkpoint")
         if params.report:
             report["checkpoint"] = params.output
             write_report(report, params.report, files)

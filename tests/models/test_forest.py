@@ -1,0 +1,116 @@
+"""A random forest stored as a checkpoint (models.forest): the same probabilities as scikit-learn, on the
+engine's normalised inputs, through both tree walks, and back from disk."""
+import numpy as np
+import pytest
+import torch
+
+from claire.models import forest as forest_mod
+from claire.models.forest import ForestNet, forest_config
+
+sklearn = pytest.importorskip("sklearn.ensemble")
+
+
+def _data(n, seed=0, features=6, classes=4):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, features))
+    y = rng.integers(0, classes, n)
+    # integer-coded values, like reflectance DN / 10000: many pixels lie exactly on a threshold's midpoint
+    x = np.round((centers[y] + rng.normal(scale=1.0, size=(n, features))) * 1000) / 1000
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x, y = _data(3000)
+    y[y == 2] = 3  # class 2 never seen: its column stays 0
+    rf = sklearn.RandomForestClassifier(15, random_state=0).fit(x, y)
+    mean = np.array([0.1, -0.2, 0.3, 0.0, 1.0, -1.0])
+    std = np.array([0.5, 2.0, 1.5, 1.0, 3.0, 0.25])
+    return rf, mean, std
+
+
+def test_probabilities_are_scikit_learns_on_normalised_inputs(fitted):
+    """The same trees; only pixels lying on a threshold (to float rounding) may go the other way, since the
+    thresholds are moved by TIE off the rounding of the normalisation (models.forest)."""
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    xp, _ = _data(5000, seed=1)
+    want = np.zeros((len(xp), 4))
+    want[:, rf.classes_] = rf.predict_proba(xp)
+    got = net.predict_proba(((xp - mean) / std).astype(np.float32))
+    assert net._walkers is not None  # scikit-learn's compiled walk was rebuilt
+    agree = got.argmax(1) == want.argmax(1)
+    assert agree.mean() >= 0.99 and np.abs(got - want).mean() < 1e-3
+    same = np.abs(got - want).max(axis=1) < 1e-6
+    assert same.mean() > 0.9
+    assert got[:, 2].max() == 0.0
+
+
+def test_the_torch_walk_gives_the_same_leaves(fitted, monkeypatch):
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    x = ((_data(2000, seed=2)[0] - mean) / std).astype(np.float32)
+    fast = net.predict_proba(x)
+    monkeypatch.setattr(forest_mod, "_sklearn_trees", lambda *a: None)
+    net._walkers_key = None
+    slow = net.predict_proba(x)
+    assert net._walkers is None and np.array_equal(fast, slow)
+
+
+def test_forward_is_a_network_forward_and_threads_agree(fitted):
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    o, s = torch.randn(2, 4, 32, 48), torch.randn(2, 2, 32, 48)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = net(o, s)["logits"]
+        torch.set_num_threads(2)
+        two = net(o, s, return_gates=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert one.shape == (2, 4, 32, 48) and torch.equal(one, two["logits"]) and two["gates"] == []
+    x = torch.cat([o, s], 1)[1, :, 5, 7].numpy()[None]
+    assert torch.allclose(torch.softmax(one[1, :, 5, 7], 0), torch.from_numpy(net.predict_proba(x)[0]), atol=1e-5)
+
+
+def test_thresholds_are_moved_off_the_pixels_that_lie_on_them():
+    """A pixel whose value is a threshold (integer-coded rasters) lies TIE away from it after the move, on the
+    side scikit-learn sends it, so the rounding of (x - mean) / std cannot flip it."""
+    x = np.array([[0.1867], [0.1869]] * 50, np.float32)
+    y = np.array([0, 1] * 50)
+    rf = sklearn.RandomForestClassifier(1, bootstrap=False, random_state=0).fit(x, y)
+    thr = rf.estimators_[0].tree_.threshold[0]
+    net = ForestNet.from_sklearn(rf, 2, 1, 0, [0.17], [0.013])
+    on = np.float32(0.1868)
+    left = float(on) <= thr
+    moved = float(net.threshold[0]) - (thr - 0.17) / 0.013
+    assert abs(moved) == pytest.approx(forest_mod.TIE) and (moved > 0) == left
+
+
+def test_checkpoint_round_trip(tmp_path, fitted):
+    from claire.models.checkpoint import load_checkpoint, save_checkpoint
+
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    card = {"arch": "forest", "config": forest_config(net),
+            "classes": [{"index": i, "value": i + 1, "name": f"c{i}"} for i in range(4)]}
+    path = str(tmp_path / "f.safetensors")
+    save_checkpoint(path, net, card)
+    back, _ = load_checkpoint(path)
+    x = torch.randn(1, 4, 16, 16), torch.randn(1, 2, 16, 16)
+    assert torch.equal(back(*x)["logits"], net(*x)["logits"])
+    bad = dict(card, config=dict(card["config"], nodes=card["config"]["nodes"] + 1))
+    save_checkpoint(str(tmp_path / "bad.safetensors"), net, bad)
+    from claire.models.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        load_checkpoint(str(tmp_path / "bad.safetensors"))
+
+
+def test_the_engine_runs_a_forest_eagerly(fitted):
+    from claire.claire_plugin.core.runtime.compiled import prepare
+
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    rt = prepare(net, {}, torch.device("cpu"), "auto", 256, 1, (4, 2))
+    assert rt.name == "eager" and "random forest" in rt.note
