@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
     g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline")
+    g.add_argument("--no-forest-checkpoint", action="store_true",
+                   help="do not write the baseline forest (optical + SAR) as a checkpoint beside --output "
+                        "(NAME.forest.safetensors, which `claire classify --checkpoint` maps with)")
 
 
 def params_from_args(args: argparse.Namespace):
@@ -64,7 +67,8 @@ def params_from_args(args: argparse.Namespace):
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         sar_units=args.sar_units, val_share=args.val_share,
-        buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees, config=cfg)
+        buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees,
+        save_forest=not args.no_forest_checkpoint, config=cfg)
 
 
 def _epoch_line(e: Dict[str, Any]) -> None:
@@ -112,5 +116,8 @@ def run(args: argparse.Namespace) -> int:
     classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])
     print(f"wrote {params.output} (classes {classes}); {report['training']['epochs']} epochs in "
           f"{report['training']['seconds']} s", file=sys.stderr)
+    if report.get("forest_checkpoint"):
+        print(f"wrote {report['forest_checkpoint']} (the random forest, optical + SAR; map with it: claire classify "
+              f"--checkpoint {report['forest_checkpoint']})", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

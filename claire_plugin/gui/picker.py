@@ -84,7 +84,10 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
     e = html.escape
     parts = ["<style>td,th{padding:2px 6px;} th{text-align:left;background:#eef2f6;}"
              " h3{margin:6px 0 2px 0;} .muted{color:#5f6b76;}</style>"]
-    title = f"{card.get('arch', '?')} ({card.get('size', '?')})"
+    if card.get("arch") == "forest":
+        title = f"random forest ({(card.get('config') or {}).get('trees', '?')} trees, each pixel on its own)"
+    else:
+        title = f"{card.get('arch', '?')} ({card.get('size', '?')})"
     parts.append(f"<h3>Model: {e(title)}</h3>")
     parts.append(f"<p class='muted'>{' · '.join(_card_meta(card, path))}</p>")
     parts += _classes_html(card) + _bands_html(card) + _training_html(card) + _metrics_html(card)
@@ -146,6 +149,8 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
     parts = ["<h3>Training</h3><p>"]
     if training.get("data"):
         parts.append(f"{e(str(training['data']))}<br>")
+    if training.get("model"):
+        parts.append(f"{e(str(training['model']))}<br>")
     bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
     if bits:
         parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")

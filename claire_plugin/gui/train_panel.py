@@ -47,6 +47,7 @@ class TrainPanel(QWidget):
         self.task: Optional[TrainTask] = None
         self.report: Optional[Dict[str, Any]] = None
         self.checkpoint: Optional[str] = None
+        self.forest: Optional[str] = None
         self.created_layers: set = set()
         #: asks for a folder when the project is unsaved (replaced in tests)
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
@@ -152,9 +153,15 @@ class TrainPanel(QWidget):
         self.classify_button = QPushButton("Classify with this model", self.result_box)
         self.classify_button.setEnabled(False)
         self.classify_button.clicked.connect(lambda: self.classifyWith.emit(self.checkpoint or ""))
+        self.forest_button = QPushButton("Classify with the random forest", self.result_box)
+        self.forest_button.setToolTip("The baseline forest (optical + SAR) of this training, written as a "
+                                      "checkpoint beside your model: a per-pixel map, scored in the report above")
+        self.forest_button.setVisible(False)
+        self.forest_button.clicked.connect(lambda: self.classifyWith.emit(self.forest or ""))
         col = QVBoxLayout(self.result_box)
         col.addWidget(self.report_view)
         col.addWidget(self.classify_button)
+        col.addWidget(self.forest_button)
         self.result_box.setVisible(False)
         return self.result_box
 
@@ -281,7 +288,12 @@ class TrainPanel(QWidget):
     def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
         """Show a finished training's report and make its checkpoint the recent one."""
         self.report, self.checkpoint = report, checkpoint
-        remember_checkpoint(checkpoint)
+        forest = report.get("forest_checkpoint")
+        self.forest = forest if forest and os.path.exists(forest) else None
+        if self.forest:
+            remember_checkpoint(self.forest)
+        remember_checkpoint(checkpoint)  # the network stays the most recent
+        self.forest_button.setVisible(self.forest is not None)
         html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
         self.report_view.setHtml(report_html(report, checkpoint, html_path if os.path.exists(html_path) else ""))
         self.result_box.setVisible(True)

@@ -46,7 +46,15 @@ HELP = {
     "network, the untuned checkpoint and the random forests on the held-out polygons, clear and with "
     "synthetic clouds, and the random-pixel-split score as the leakage check.",
     "CLASSIFIED": "Optional: classify the scene with the new checkpoint (styled like Classify land cover).",
+    "CLASSIFY_WITH": "Which model maps the scene for CLASSIFIED: the fine-tuned network, the random forest "
+    "(optical + SAR) of this run, or whichever scored the higher macro-F1 on the clear held-out polygons.",
+    "FOREST_CHECKPOINT": "The random forest (optical + SAR) of the run as a checkpoint, written beside OUTPUT "
+    "(NAME.forest.safetensors) unless RF_TREES is 0: Classify land cover maps with it like with a network.",
 }
+
+#: CLASSIFY_WITH choices (Processing enum order)
+CLASSIFY_WITH = ["The fine-tuned network", "The random forest (optical + SAR)",
+                 "Whichever scored higher on the held-out polygons"]
 
 ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
 
@@ -56,7 +64,8 @@ class TrainAlgorithm(ClaireAlgorithm):
 
     ICON_NAME = "claire.svg"
     HELP = HELP
-    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS"})
+    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS",
+                          "CLASSIFY_WITH"})
     INTRO = ("Fine-tunes a CLAIRE checkpoint on your own polygons and validates it on held-out polygons, next "
              "to a random forest and the untuned checkpoint. The checkpoint and report are written only when "
              "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
@@ -97,7 +106,9 @@ class TrainAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterFileDestination("REPORT", "Validation report", "JSON report (*.json)"),
             QgsProcessingParameterRasterDestination("CLASSIFIED", "Land cover with the new checkpoint",
                                                     optional=True, createByDefault=False),
+            QgsProcessingParameterEnum("CLASSIFY_WITH", "Classify with", options=CLASSIFY_WITH, defaultValue=0),
         ])
+        self.addOutput(QgsProcessingOutputFile("FOREST_CHECKPOINT", "Random forest checkpoint (optical + SAR)"))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Validation report (HTML)"))
         self.addOutput(QgsProcessingOutputNumber("MACRO_F1", "Macro-F1 on the held-out polygons"))
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy on the held-out polygons"))
@@ -166,9 +177,12 @@ class TrainAlgorithm(ClaireAlgorithm):
             params = self.build_params(parameters, context)
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
             if parameters.get("CLASSIFIED") else None
+        choice = self.parameterAsEnum(parameters, "CLASSIFY_WITH", context)
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 _check_classified(params, classified)
+                if choice and not params.baseline:
+                    map_model({}, params.output, choice)  # refused before any training
         share = 0.8 if classified else 1.0
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
         # on the process's one torch thread, like the engine; callbacks come back here
@@ -181,24 +195,49 @@ class TrainAlgorithm(ClaireAlgorithm):
         tuned = report["arms"]["finetuned"]["clear"]
         outputs = {"OUTPUT": params.output, "REPORT": params.report,
                    "REPORT_HTML": os.path.splitext(params.report)[0] + ".html",
-                   "MACRO_F1": tuned["macro_f1"], "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None}
+                   "MACRO_F1": tuned["macro_f1"], "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None,
+                   "FOREST_CHECKPOINT": report.get("forest_checkpoint")}
         if classified:
-            outputs["CLASSIFIED"] = self._classify(params, classified, context, feedback, share)
+            with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
+                model, why = map_model(report, params.output, choice)
+            feedback.pushInfo(why)
+            outputs["CLASSIFIED"] = self._classify(params, model, classified, context, feedback, share)
         return outputs
 
-    def _classify(self, params, output: str, context, feedback, start: float) -> str:
-        """Classify the training scene with the new checkpoint; the map is styled like claire:classify's."""
+    def _classify(self, params, checkpoint: str, output: str, context, feedback, start: float) -> str:
+        """Classify the training scene with `checkpoint`; the map is styled like claire:classify's."""
         from ..core import engine
         from ..core.params import ClassifyParams
 
-        feedback.pushInfo(f"classifying {params.optical} with {params.output}")
-        run = ClassifyParams(params.optical, params.sar, output, checkpoint=params.output,
+        feedback.pushInfo(f"classifying {params.optical} with {checkpoint}")
+        run = ClassifyParams(params.optical, params.sar, output, checkpoint=checkpoint,
                              device=params.config.device, sar_units=params.sar_units)
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)
         style_classified(result, context, self._post_processors, "Land cover (CLAIRE, your checkpoint)")
         return result.output
+
+
+def map_model(report: Dict[str, Any], network: str, choice: int) -> tuple:
+    """(checkpoint that maps the scene, a line saying which and why) for CLASSIFY_WITH `choice`."""
+    from ..core.errors import ClaireError
+
+    forest = report.get("forest_checkpoint")
+    if choice == 0:
+        return network, "classifying with the fine-tuned network"
+    if not forest:
+        raise ClaireError("CLASSIFY_WITH asks for the random forest, but this run wrote none (RF_TREES is 0); "
+                          "set RF_TREES above 0 or classify with the fine-tuned network")
+    if choice == 1:
+        return forest, "classifying with the random forest (optical + SAR)"
+    net = report["arms"]["finetuned"]["clear"]["macro_f1"] or 0.0
+    rf = report["arms"]["rf_optical_sar"]["clear"]["macro_f1"] or 0.0
+    if rf > net:
+        return forest, (f"classifying with the random forest (optical + SAR): held-out macro-F1 {rf:.3f} against "
+                        f"{net:.3f} for the fine-tuned network")
+    return network, (f"classifying with the fine-tuned network: held-out macro-F1 {net:.3f} against {rf:.3f} for "
+                     f"the random forest")
 
 
 def scaled_progress(report: Callable[[float, str], None], start: float, end: float) -> Callable[[float, str], None]:
@@ -242,9 +281,11 @@ def score_lines(report: Dict[str, Any]) -> str:
 def _check_classified(params, classified: str) -> None:
     """The classified scene's path checked before training, against the inputs and the training's outputs."""
     from ..core.io.writer import check_outputs
+    from ..core.training.polygons import forest_output
     from ..core.training.scorecard import html_path_for
 
     check_outputs([("classified map", classified)], [
         ("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
-        ("new checkpoint", params.output), ("training report", params.report),
+        ("new checkpoint", params.output), ("random forest's checkpoint", forest_output(params)),
+        ("training report", params.report),
         ("training report's HTML copy", html_path_for(params.report) if params.report else None)])

@@ -107,6 +107,8 @@ def test_cli_train_from_labels(scene, capsys):
     text = capsys.readouterr()
     assert rc == 0 and out.exists() and (scene["dir"] / "r.html").exists()
     assert "CLAIRE fine-tuned" in text.out and "leakage check" in text.out and "epoch 1/1" in text.err
+    assert f"wrote {scene['dir'] / 'cli.forest.safetensors'} (the random forest" in text.err
+    assert (scene["dir"] / "cli.forest.safetensors").exists()
     rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
     assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
     assert main(["train", "--output", str(out)]) == 2

@@ -127,7 +127,10 @@ def test_the_report_says_when_the_forest_beats_the_network_and_what_to_do():
     report = {"arms": _arms(0.55, 0.69)}
     text = forest_verdict(report)
     assert "random forest (optical + SAR) scored higher" in text and "0.69 against 0.55" in text
-    assert "draw more polygons" in text and "Under synthetic clouds your CLAIRE model holds better (0.60 against 0.30)" in text
+    assert "Draw more polygons" in text and "Under synthetic clouds your CLAIRE model holds better (0.60 against 0.30)" in text
+    with_forest = forest_verdict(dict(report, forest_checkpoint="/data/area.forest.safetensors"))
+    assert "written beside your model (area.forest.safetensors): classify with both and compare" in with_forest
+    assert "keep the network for cloudy scenes" in with_forest
     assert "Under synthetic clouds" not in forest_verdict({"arms": _arms(0.55, 0.69, 0.2, 0.3)})
     assert forest_verdict({"arms": _arms(0.80, 0.81)}) is None  # within FOREST_LEAD
     assert forest_verdict({"arms": _arms(0.80, 0.70)}) is None

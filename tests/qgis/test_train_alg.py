@@ -105,3 +105,46 @@ def test_cancel_writes_nothing(claire_plugin, scene, tmp_path):
         processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")},
                        feedback=feedback)
     assert not os.path.exists(out) and not os.path.exists(str(tmp_path / "r.json"))
+
+
+@pytest.mark.parametrize("choice", [1, 2])
+def test_train_writes_the_forest_and_classifies_with_the_chosen_model(claire_plugin, scene, tmp_path, choice):
+    """FOREST_CHECKPOINT comes back; CLASSIFY_WITH 1 maps with the forest, 2 with the higher-scoring model,
+    and the log says which and why."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.models.checkpoint import read_card
+
+    log = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            log.append(info)
+
+    out, report, classified = (str(tmp_path / n) for n in ("mine.safetensors", "report.json", "map.tif"))
+    res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": report,
+                                          "CLASSIFIED": classified, "CLASSIFY_WITH": choice}, feedback=Feedback())
+    forest = res["FOREST_CHECKPOINT"]
+    assert forest == str(tmp_path / "mine.forest.safetensors") and read_card(forest)["arch"] == "forest"
+    with open(report) as f:
+        arms = json.load(f)["arms"]
+    rf, net = arms["rf_optical_sar"]["clear"]["macro_f1"], arms["finetuned"]["clear"]["macro_f1"]
+    used = forest if choice == 1 or rf > net else out
+    assert f"classifying {scene['OPTICAL']} with {used}" in log
+    if choice == 2:
+        assert any(line.startswith("classifying with the") and "held-out macro-F1" in line for line in log)
+    with rasterio.open(classified) as ds:
+        assert set(np.unique(ds.read(1))) <= {1, 2, 3}
+
+
+def test_classify_with_the_forest_without_one_is_refused(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    out = str(tmp_path / "m.safetensors")
+    with pytest.raises(QgsProcessingException, match="RF_TREES is 0"):
+        processing.run("claire:train", {**scene, **FAST, "RF_TREES": 0, "OUTPUT": out,
+                                        "REPORT": str(tmp_path / "r.json"), "CLASSIFIED": str(tmp_path / "c.tif"),
+                                        "CLASSIFY_WITH": 1})
+    assert not os.path.exists(out), "refused before training"

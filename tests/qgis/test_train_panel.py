@@ -115,6 +115,13 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
     assert "crops" in dock.picker.card_view.toPlainText()
     assert dock.optical.currentLayer() is panel.optical.currentLayer()
+    # the run's forest is offered too, as a checkpoint of its own
+    forest = panel.report["forest_checkpoint"]
+    assert os.path.exists(forest) and forest == recent_checkpoints()[1]
+    assert not panel.forest_button.isHidden()
+    panel.forest_button.click()
+    assert dock.picker.checkpointPath() == forest
+    assert "random forest (10 trees" in dock.picker.card_view.toPlainText()
 
 
 def test_cancelled_training_says_cancelled_not_failed(qgis_app, train_dock):

@@ -39,14 +39,21 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
     if a is None or b is None or b - a < FOREST_LEAD:
         return None
     text = (f"The random forest (optical + SAR) scored higher than your CLAIRE model on the held-out polygons "
-            f"(macro-F1 {b:.2f} against {a:.2f}). With few or small polygons a pixel classifier often does: draw "
-            f"more polygons for each class, spread over the scene, give the training more time, and train again.")
+            f"(macro-F1 {b:.2f} against {a:.2f}). With few or small polygons a pixel classifier often does.")
+    forest = report.get("forest_checkpoint")
+    if forest:
+        text += (f" Its checkpoint was written beside your model ({os.path.basename(forest)}): classify with both "
+                 f"and compare the maps where you know the ground, since a few held-out polygons say little about "
+                 f"the rest of the scene. More polygons for each class, spread over the scene, help both.")
+    else:
+        text += (" Draw more polygons for each class, spread over the scene, give the training more time, and "
+                 "train again.")
     cloudy = [c for c in net if c != "clear" and c in rf]
     if cloudy:
         ac, bc = net[cloudy[0]].get("macro_f1"), rf[cloudy[0]].get("macro_f1")
         if ac is not None and bc is not None and ac > bc:
             text += (f" Under synthetic clouds your CLAIRE model holds better ({ac:.2f} against {bc:.2f}): the "
-                     f"forest has no way to see through them.")
+                     f"forest has no way to see through them, so keep the network for cloudy scenes.")
     return text
 
 
