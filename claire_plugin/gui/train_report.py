@@ -47,7 +47,9 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
 
     verdict = forest_verdict(report)
     if verdict:
-        parts.append(f"<p style='color:#8a4b00'>{e(verdict)}</p>")
+        forest = os.path.basename(report.get("forest_checkpoint") or "")
+        shown = e(verdict).replace(e(forest), e(breakable(forest))) if forest else e(verdict)
+        parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")

@@ -111,8 +111,10 @@ def _train_step(iface, dock, out: str, labels, minutes: float) -> Dict[str, Any]
     _wait(lambda: panel.task is not None, "training")
     if panel.report is None:
         raise SystemExit(f"training failed: {panel.status.text()}")
+    _settle(1.0)  # the report's height is known once it has been laid out
     scroll.ensureWidgetVisible(panel.result_box, 0, 0)
     scroll.verticalScrollBar().setValue(panel.result_box.y())
+    _settle(0.3)
     _grab(iface, win, os.path.join(out, "train_walk_4_report.png"), "held-out report")
     return panel.report
 
@@ -167,7 +169,15 @@ def render_in_qgis(iface, out: str) -> List[str]:
     _grab(iface, iface.mainWindow(), os.path.join(out, "train_walk_5_run_your_model.png"), "Run tab, new card")
     after = _classify_step(iface, dock, out, os.path.join(work, "farmland_your_model.tif"),
                            "train_walk_6_results_your_model.png", optical)
+    dock.tabs.setCurrentIndex(2)
+    if dock.train_panel.forest_button.isHidden():
+        raise SystemExit("the report offers no forest to classify with")
+    dock.train_panel.forest_button.click()  # the user tries the forest too
+    forest = _classify_step(iface, dock, out, os.path.join(work, "farmland_forest.tif"),
+                            "train_walk_7_results_forest.png", optical)
     facts = _facts(work, before, after, report, minutes)
+    facts["shares_forest"] = shares(os.path.join(work, "farmland_forest.tif"))
+    facts["unfamiliar_forest"] = forest.get("unfamiliar_share")
     facts.update(dock_width=dock.width(), window=[iface.mainWindow().width(), iface.mainWindow().height()],
                  walk_seconds=round(time.time() - started, 1))
     with open(os.path.join(out, "train_walk.json"), "w", encoding="utf-8") as fh:

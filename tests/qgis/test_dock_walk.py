@@ -135,3 +135,10 @@ def test_the_train_tab_report_says_when_the_forest_beats_the_network():
         report_html(report, "/a/b.st")
     report["arms"]["rf_optical_sar"]["clear"] = m(0.50)
     assert "scored higher" not in report_html(report, "/a/b.st")
+    # the forest's file name may break anywhere, so the 298 px dock is not widened by it
+    from claire.claire_plugin.gui.widgets import ZWSP
+
+    report["arms"]["rf_optical_sar"]["clear"] = m(0.69)
+    report["forest_checkpoint"] = "/x/polygons_33UUP_87_48.forest.safetensors"
+    shown = report_html(report, "/a/b.st")
+    assert f"polygons_{ZWSP}33UUP_{ZWSP}87_{ZWSP}48.{ZWSP}forest" in shown and "classify with both" in shown
