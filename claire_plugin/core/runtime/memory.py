@@ -16,11 +16,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import threading
 from typing import Iterator, Optional
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+#: The C allocator's arenas in a `claire` process: glibc's default gives every thread that allocates its own
+#: (up to 8 per core), each keeping up to TRIM_THRESHOLD of freed buffers; two hold 0.1-0.35 GB less at the
+#: same speed (docs/benchmark.md, "Allocator arenas").
+PROCESS_ARENAS = 2
 #: During a run: heap buffers up to 64 MiB, keep up to 256 MiB of free heap.
 MMAP_THRESHOLD = 64 * 1024 * 1024
 TRIM_THRESHOLD = 256 * 1024 * 1024
@@ -47,6 +53,15 @@ def _glibc():
         except (OSError, AttributeError):
             pass
     return _libc or None
+
+
+def cap_arenas(n: int = PROCESS_ARENAS) -> bool:
+    """Let this process's threads share `n` allocator arenas; call it before threads start (arenas made
+    earlier stay). A MALLOC_ARENA_MAX set by the user wins. Returns whether the cap was set."""
+    lib = _glibc()
+    if lib is None or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    return bool(lib.mallopt(M_ARENA_MAX, int(n)))
 
 
 def available() -> bool:
