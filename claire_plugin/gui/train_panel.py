@@ -230,6 +230,9 @@ class TrainPanel(QWidget):
             raise ValueError("Class field: choose the field that holds the class.")
         if self.picker.error():
             raise ValueError(f"Checkpoint: {self.picker.error()}")
+        if (self.picker.card() or {}).get("arch") == "forest":
+            raise ValueError("Start from: that checkpoint is a random forest, which cannot be fine-tuned; choose "
+                             "a network (the bundled one, or the model written beside the forest).")
         stem = os.path.splitext(os.path.basename(labels))[0]
         out = os.path.join(os.path.dirname(labels), f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}.safetensors")
         cfg = FinetuneConfig(epochs=self.epochs.value(), minutes=self.minutes.value() or None,

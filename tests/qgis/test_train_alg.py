@@ -26,11 +26,11 @@ def scene(tmp_path):
             "CHECKPOINT": make_tiny_checkpoint(tmp_path / "base.safetensors")}
 
 
-def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scene, tmp_path):
+def _train(scene, tmp_path, **extra):
+    """claire:train with the FAST settings and a classified scene: (results, log lines, checkpoint, report,
+    classified map)."""
     import processing
     from qgis.core import QgsProcessingFeedback
-
-    from claire.models.checkpoint import read_card
 
     log = []
 
@@ -40,7 +40,14 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
 
     out, report, classified = (str(tmp_path / n) for n in ("mine.safetensors", "report.json", "map.tif"))
     res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": report,
-                                          "CLASSIFIED": classified}, feedback=Feedback())
+                                          "CLASSIFIED": classified, **extra}, feedback=Feedback())
+    return res, log, out, report, classified
+
+
+def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scene, tmp_path):
+    from claire.models.checkpoint import read_card
+
+    res, log, out, report, classified = _train(scene, tmp_path)
     card = read_card(out)
     assert [c["name"] for c in card["classes"]] == ["built area", "crops", "water"]
     with open(report) as f:
@@ -111,20 +118,9 @@ def test_cancel_writes_nothing(claire_plugin, scene, tmp_path):
 def test_train_writes_the_forest_and_classifies_with_the_chosen_model(claire_plugin, scene, tmp_path, choice):
     """FOREST_CHECKPOINT comes back; CLASSIFY_WITH 1 maps with the forest, 2 with the higher-scoring model,
     and the log says which and why."""
-    import processing
-    from qgis.core import QgsProcessingFeedback
-
     from claire.models.checkpoint import read_card
 
-    log = []
-
-    class Feedback(QgsProcessingFeedback):
-        def pushInfo(self, info):  # noqa: N802
-            log.append(info)
-
-    out, report, classified = (str(tmp_path / n) for n in ("mine.safetensors", "report.json", "map.tif"))
-    res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": report,
-                                          "CLASSIFIED": classified, "CLASSIFY_WITH": choice}, feedback=Feedback())
+    res, log, out, report, classified = _train(scene, tmp_path, CLASSIFY_WITH=choice)
     forest = res["FOREST_CHECKPOINT"]
     assert forest == str(tmp_path / "mine.forest.safetensors") and read_card(forest)["arch"] == "forest"
     with open(report) as f:

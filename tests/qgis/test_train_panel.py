@@ -122,6 +122,8 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     panel.forest_button.click()
     assert dock.picker.checkpointPath() == forest
     assert "random forest (10 trees" in dock.picker.card_view.toPlainText()
+    panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
+    assert panel.start() is None and "is a random forest, which cannot be fine-tuned" in panel.status.text()
 
 
 def test_cancelled_training_says_cancelled_not_failed(qgis_app, train_dock):
