@@ -28,7 +28,10 @@ def register(subparsers: Any) -> None:
 def card_summary(card: Dict[str, Any]) -> str:
     """Human-readable summary of a model card."""
     t = card.get("training") or {}
-    lines = [f"architecture  {card.get('arch')} ({card.get('size')})",
+    cfg = card.get("config") or {}
+    arch = (f"random forest, {cfg.get('trees')} trees ({cfg.get('nodes')} nodes), each pixel on its own"
+            if card.get("arch") == "forest" else f"{card.get('arch')} ({card.get('size')})")
+    lines = [f"architecture  {arch}",
              "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
     for mod in ("optical", "sar"):
@@ -37,7 +40,15 @@ def card_summary(card: Dict[str, Any]) -> str:
                      f"{s.get('scale')}, clip {s.get('clip')})")
     lines.append(f"evaluated in  tiles of {card.get('tile_size')} px, " + (
         f"context {card['context']} px" if "context" in card else f"overlap {card.get('overlap')} px (blended)"))
-    lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, seed {t.get('seed')}")
+    if t.get("data") == "polygons":
+        labels = t.get("labels") or {}
+        where = f"{os.path.basename(str(labels.get('path') or '?'))}, field {labels.get('field')}"
+        amount = (f"{t.get('training_pixels')} pixels" if card.get("arch") == "forest"
+                  else f"{t.get('epochs')} epochs")
+        lines.append(f"trained on    polygons ({where}), {amount}, seed {t.get('seed')}")
+    else:
+        lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, "
+                     f"seed {t.get('seed')}")
     for k, m in (card.get("metrics") or {}).items():
         if isinstance(m, dict) and "miou" in m:
             lines.append(f"metrics       {k}: mIoU {m['miou']:.3f}, OA {m['oa']:.3f}, kappa {m['kappa']:.3f}")

@@ -147,6 +147,11 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
         k: v for k, v in report["arms"]["rf_optical_sar"]["clear"].items()
         if k in card["metrics"]["heldout_polygons"]}
     assert "finetuned" in card["metrics"]["baselines"] and "rf_optical_sar" not in card["metrics"]["baselines"]
+    from claire.claire_plugin.cli.info import card_summary
+
+    text = card_summary(card)
+    assert f"random forest, 20 trees ({card['config']['nodes']} nodes)" in text
+    assert f"trained on    polygons (l.gpkg, field class), {card['training']['training_pixels']} pixels" in text
     out = str(scene["dir"] / "forest_map.tif")
     classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=path, device="cpu",
                                       runtime="auto"))
