@@ -137,3 +137,21 @@ def test_no_unfamiliar_warning_without_statistics_or_at_the_calibration_rate(sha
     summary["unfamiliar_share"] = share
     text = template.write(build_facts(summary, card))
     assert "should not be trusted" not in text and "proves nothing" not in text
+
+
+def test_a_forests_map_is_explained_as_a_per_pixel_forest():
+    """A forest checkpoint has no fusion gate and no spatial context: the template and the language model's
+    facts say so, grounded; a network without a gate keeps the plain sentence."""
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    k = 3
+    summary = example_summary([5000, 3000, 2000], [0.9, 0.8, 0.7], [0.1, 0.2, 0.3], None,
+                              names=["water", "trees", "crops"][:k])
+    card = dict(example_card(["water", "trees", "crops"]), arch="forest")
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "random forest that decides each pixel from its own optical and SAR values" in text
+    assert check_grounding(text, facts).flagged_sentences == []
+    assert any(line.startswith("Model: a random forest") for line in facts_lines(facts))
+    plain = template.write(build_facts(summary, example_card(["water", "trees", "crops"])))
+    assert "The model reports no fusion gate" in plain and "random forest" not in plain

@@ -21,6 +21,9 @@ def facts_lines(facts: dict) -> List[str]:
     f = Formatter(facts)
     s, model = facts["scene"], facts.get("model") or {}
     lines = []
+    if model.get("arch") == "forest":
+        lines.append("Model: a random forest deciding each pixel from its own optical and SAR values (no spatial "
+                     "context, no fusion gate).")
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
                      f"SAR {model.get('sar_sensor') or 'image'}.")

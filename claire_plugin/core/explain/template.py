@@ -182,7 +182,12 @@ def _modality(facts: dict, f: Formatter) -> str:
     out = []
     out += _input_quality(scene, f)
     if scene.get("sar_reliance_pct") is None:
-        out.append("The model reports no fusion gate, so modality reliance is not available.")
+        if model.get("arch") == "forest":
+            out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "
+                       "values, without the surrounding pixels and without a fusion gate, so modality reliance "
+                       "is not available.")
+        else:
+            out.append("The model reports no fusion gate, so modality reliance is not available.")
         return " ".join(out)
     out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
                f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
