@@ -52,6 +52,9 @@ class ForestNet(nn.Module):
         self.register_buffer("offsets", torch.zeros(trees + 1, dtype=torch.int64))
         self._walkers: Optional[List] = None
         self._walkers_key: Optional[tuple] = None
+        self._host: Optional[Dict[str, np.ndarray]] = None
+        self._host_key: Optional[tuple] = None
+        self._host_gen = 0  # bumped when the host arrays are rebuilt (the walkers follow)
         self._lock = threading.Lock()
 
     @classmethod
@@ -129,7 +132,8 @@ class ForestNet(nn.Module):
         x = np.ascontiguousarray(np.nan_to_num(x, nan=0.0), dtype=np.float32)
         out = np.zeros((x.shape[0], self.num_classes), np.float32)
         walkers = self._tree_walkers()
-        value = self.value.numpy()
+        host = self._arrays()
+        value = host["value"]
         threads = max(1, min(torch.get_num_threads(), self.trees))
         for p0 in range(0, x.shape[0], CHUNK_PX):
             xc = x[p0:p0 + CHUNK_PX]
@@ -138,7 +142,7 @@ class ForestNet(nn.Module):
             def run(ts: np.ndarray, xc=xc) -> np.ndarray:
                 acc = np.zeros((xc.shape[0], self.num_classes), np.float32)
                 for t in ts:
-                    acc += value[self._leaves(walkers, int(t), xc)]
+                    acc += value[self._leaves(walkers, host, int(t), xc)]
                 return acc
 
             if threads == 1:
@@ -149,19 +153,20 @@ class ForestNet(nn.Module):
             out[p0:p0 + CHUNK_PX] = acc / self.trees
         return out
 
-    def _leaves(self, walkers, t: int, x: np.ndarray) -> np.ndarray:
+    def _leaves(self, walkers, host: Dict[str, np.ndarray], t: int, x: np.ndarray) -> np.ndarray:
         """Global node index of the leaf each row of `x` reaches in tree `t`."""
-        o0 = int(self.offsets[t])
+        o0 = int(host["offsets"][t])
         if walkers is not None:
             return walkers[t].apply(x).astype(np.int64) + o0
-        return self._walk_torch(t, x)
+        return self._walk_torch(host, t, x)
 
-    def _walk_torch(self, t: int, x: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _walk_torch(host: Dict[str, np.ndarray], t: int, x: np.ndarray) -> np.ndarray:
         """The leaves of tree `t` for the rows of `x`, walked level by level in torch (the fallback)."""
-        o0, o1 = int(self.offsets[t]), int(self.offsets[t + 1])
-        feat = self.feature[o0:o1].long()
-        thr = self.threshold[o0:o1]
-        kids = self.kids[o0:o1].long()
+        o0, o1 = int(host["offsets"][t]), int(host["offsets"][t + 1])
+        feat = torch.from_numpy(host["feature"][o0:o1]).long()
+        thr = torch.from_numpy(host["threshold"][o0:o1])
+        kids = torch.from_numpy(host["kids"][o0:o1]).long()
         xt = torch.from_numpy(x)
         node = torch.zeros(x.shape[0], dtype=torch.long)
         active = torch.arange(x.shape[0]) if feat[0] >= 0 else torch.zeros(0, dtype=torch.long)
@@ -172,14 +177,26 @@ class ForestNet(nn.Module):
             active = active[feat[node[active]] >= 0]
         return node.numpy() + o0
 
+    def _arrays(self) -> Dict[str, np.ndarray]:
+        """The buffers as host (CPU) arrays, cached while they are unchanged (the engine may have moved the
+        module to a GPU; the walk runs on the CPU)."""
+        key = tuple((b.data_ptr(), b._version) for b in (self.feature, self.threshold, self.kids, self.value))
+        with self._lock:
+            if self._host_key != key:
+                self._host = {name: getattr(self, name).detach().cpu().numpy()
+                              for name in ("feature", "threshold", "kids", "value", "offsets")}
+                self._host_key = key
+                self._host_gen += 1
+            return self._host
+
     def _tree_walkers(self) -> Optional[List]:
         """scikit-learn Tree objects rebuilt from the buffers (cached), or None where they cannot be."""
-        key = (self.threshold.data_ptr(), self.threshold._version, self.feature._version)
+        host = self._arrays()
+        key = (self._host_gen,)
         with self._lock:
             if self._walkers_key != key:
-                self._walkers = _sklearn_trees(self.feature.numpy(), self.threshold.numpy(), self.kids.numpy(),
-                                               self.offsets.numpy(), self.optical_channels + self.sar_channels,
-                                               self.num_classes)
+                self._walkers = _sklearn_trees(host["feature"], host["threshold"], host["kids"], host["offsets"],
+                                               self.optical_channels + self.sar_channels, self.num_classes)
                 self._walkers_key = key
             return self._walkers
 

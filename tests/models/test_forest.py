@@ -114,3 +114,15 @@ def test_the_engine_runs_a_forest_eagerly(fitted):
     net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
     rt = prepare(net, {}, torch.device("cpu"), "auto", 256, 1, (4, 2))
     assert rt.name == "eager" and "random forest" in rt.note
+
+
+def test_new_weights_reach_the_walk(fitted):
+    """The host arrays and the rebuilt trees are caches: weights loaded into the module afterwards are used."""
+    rf, mean, std = fitted
+    a = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    b = ForestNet.from_sklearn(rf, 4, 4, 2, mean + 0.5, std)
+    x = ((_data(3000, seed=3)[0] - mean) / std).astype(np.float32)
+    before, want = a.predict_proba(x), b.predict_proba(x)
+    assert not np.array_equal(before, want)
+    a.load_state_dict(b.state_dict())
+    assert np.array_equal(a.predict_proba(x), want)
