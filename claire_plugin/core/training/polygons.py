@@ -77,8 +77,8 @@ def forest_output(params: PolygonTrainParams) -> Optional[str]:
 
 def load_base(checkpoint: Optional[str]):
     """(network, card) of `checkpoint`, or of the bundled default checkpoint."""
+    from ....models.card_schema import FOREST
     from ....models.checkpoint import load_checkpoint
-    from ....models.registry import FOREST
     from ...paths import DEFAULT_CHECKPOINT
 
     path = checkpoint or DEFAULT_CHECKPOINT
@@ -302,15 +302,26 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
     }
 
 
-def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict, report: Dict) -> Dict:
-    """The new checkpoint's card: classes, band order, label source, split, metrics, baseline scores."""
-    from ....models.checkpoint import build_card, nodata_for
+def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tuple[List, Dict]:
+    """(the user's classes with the base checkpoint's colours by name, the card's metrics: arm `arm`'s
+    held-out scores, the other arms as baselines, the leakage check) of a checkpoint written by a run."""
     from .datasets import ClassDef
 
     colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
     classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
     headline = {k: {cond: {m: v[m] for m in ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")}
                     for cond, v in conds.items()} for k, conds in report["arms"].items()}
+    own = headline.pop(arm)
+    metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
+               "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
+    return classes, metrics
+
+
+def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict, report: Dict) -> Dict:
+    """The new checkpoint's card: classes, band order, label source, split, metrics, baseline scores."""
+    from ....models.checkpoint import build_card, nodata_for
+
+    classes, metrics = _card_parts(base_card, labels, report, "finetuned")
     training = {"data": "polygons", "labels": labels.source, "split": report["split"],
                 "base_checkpoint": os.path.basename(report["training"]["base_checkpoint"]),
                 "head": report["training"]["head"], "epochs": report["training"]["epochs"],
@@ -318,9 +329,6 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                 "loss_history": report["training"]["loss"], "seconds": report["training"]["seconds"],
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}
-    tuned = headline.pop("finetuned")
-    metrics = {"heldout_polygons": tuned["clear"], "heldout_polygons_synthetic_clouds": tuned["clouds_60pct"],
-               "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
                       nodata_for(classes, int(base_card.get("nodata", 0))), base_card["inputs"]["optical"],
                       base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)))
@@ -334,25 +342,18 @@ def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: Labe
     path = forest_output(params)
     if path is None or "rf_optical_sar" not in forests:
         return None
+    from ....models.card_schema import FOREST
     from ....models.checkpoint import build_card, nodata_for
     from ....models.forest import forest_config
-    from ....models.registry import FOREST
-    from .datasets import ClassDef
 
     net = forests["rf_optical_sar"][0]
-    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
-    classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
-    arms = {k: {cond: {m: v[m] for m in ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")}
-                for cond, v in conds.items()} for k, conds in report["arms"].items()}
-    own = arms.pop("rf_optical_sar")
+    classes, metrics = _card_parts(base_card, labels, report, "rf_optical_sar")
     training = {"data": "polygons", "model": "random forest (scikit-learn) on the optical and SAR values of each "
                 "pixel, the baseline of the same training run", "labels": labels.source, "split": report["split"],
                 "trees": net.trees, "training_pixels": int(min(len(split.train), params.rf_max_pixels)),
                 "max_training_pixels": params.rf_max_pixels, "seed": params.config.seed,
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar), "network_checkpoint": os.path.basename(params.output)}
-    metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
-               "baselines": arms, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
     card = build_card(FOREST, "", forest_config(net), classes, nodata_for(classes, int(base_card.get("nodata", 0))),
                       base_card["inputs"]["optical"], base_card["inputs"]["sar"], training, metrics,
                       int(base_card.get("tile_size", 256)))
