@@ -15,6 +15,8 @@ MAX_CHANNELS = 256
 MAX_WIDTH = 4096  # encoder/decoder widths: the largest preset ("base") has 768
 MAX_DEPTH_PER_STAGE = 64
 TILE_RANGE = (32, 8192)
+#: The `arch` of a random forest written by `claire train --labels` (models.forest): no size, no encoder.
+FOREST = "forest"
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 

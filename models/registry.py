@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
 
+from .card_schema import FOREST
 from .networks import ASANet, ClaireNet, SingleModalityNet
 
 #: Encoder widths / depths and decoder width per size.
@@ -31,8 +32,6 @@ DEFAULT_CONTEXT_PX = 128
 _LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
-#: A random forest written by `claire train --labels` (models.forest): no size, no encoder.
-FOREST = "forest"
 
 
 def available_architectures() -> List[str]:

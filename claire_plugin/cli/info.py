@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any, Dict
 
+from ...models.card_schema import FOREST
 from ..core.errors import ClaireError
 from ..paths import DEFAULT_CHECKPOINT
 
@@ -30,7 +31,7 @@ def card_summary(card: Dict[str, Any]) -> str:
     t = card.get("training") or {}
     cfg = card.get("config") or {}
     arch = (f"random forest, {cfg.get('trees')} trees ({cfg.get('nodes')} nodes), each pixel on its own"
-            if card.get("arch") == "forest" else f"{card.get('arch')} ({card.get('size')})")
+            if card.get("arch") == FOREST else f"{card.get('arch')} ({card.get('size')})")
     lines = [f"architecture  {arch}",
              "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
@@ -43,7 +44,7 @@ def card_summary(card: Dict[str, Any]) -> str:
     if t.get("data") == "polygons":
         labels = t.get("labels") or {}
         where = f"{os.path.basename(str(labels.get('path') or '?'))}, field {labels.get('field')}"
-        amount = (f"{t.get('training_pixels')} pixels" if card.get("arch") == "forest"
+        amount = (f"{t.get('training_pixels')} pixels" if card.get("arch") == FOREST
                   else f"{t.get('epochs')} epochs")
         lines.append(f"trained on    polygons ({where}), {amount}, seed {t.get('seed')}")
     else:

@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...models.card_schema import FOREST
 from ..core.inputs.units import SAR_UNITS
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
@@ -230,7 +231,7 @@ class TrainPanel(QWidget):
             raise ValueError("Class field: choose the field that holds the class.")
         if self.picker.error():
             raise ValueError(f"Checkpoint: {self.picker.error()}")
-        if (self.picker.card() or {}).get("arch") == "forest":
+        if (self.picker.card() or {}).get("arch") == FOREST:
             raise ValueError("Start from: that checkpoint is a random forest, which cannot be fine-tuned; choose "
                              "a network (the bundled one, or the model written beside the forest).")
         stem = os.path.splitext(os.path.basename(labels))[0]

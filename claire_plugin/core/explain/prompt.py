@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from ....models.card_schema import FOREST
 from .template import Formatter
 
 SYSTEM = (
@@ -21,7 +22,7 @@ def facts_lines(facts: dict) -> List[str]:
     f = Formatter(facts)
     s, model = facts["scene"], facts.get("model") or {}
     lines = []
-    if model.get("arch") == "forest":
+    if model.get("arch") == FOREST:
         lines.append("Model: a random forest deciding each pixel from its own optical and SAR values (no spatial "
                      "context, no fusion gate).")
     if model.get("optical_sensor") or model.get("sar_sensor"):

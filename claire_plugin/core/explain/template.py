@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
+from ....models.card_schema import FOREST
+
 GENERATOR = "template"
 #: A class is called reliable from this F1 (percent) on; never quoted as a number.
 RELIABLE_F1_PCT = 70.0
@@ -182,7 +184,7 @@ def _modality(facts: dict, f: Formatter) -> str:
     out = []
     out += _input_quality(scene, f)
     if scene.get("sar_reliance_pct") is None:
-        if model.get("arch") == "forest":
+        if model.get("arch") == FOREST:
             out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "
                        "values, without the surrounding pixels and without a fusion gate, so modality reliance "
                        "is not available.")
