@@ -17,6 +17,8 @@ MAX_DEPTH_PER_STAGE = 64
 TILE_RANGE = (32, 8192)
 #: The `arch` of a random forest written by `claire train --labels` (models.forest): no size, no encoder.
 FOREST = "forest"
+#: The `arch` of a network and a forest averaged (models.ensemble); its config nests both configs.
+ENSEMBLE = "ensemble"
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -86,6 +88,41 @@ def _check(card: Any) -> None:
             _int(card[key], key, 0 if key == "context" else 32, TILE_RANGE[1])
 
 
+def model_title(card: Dict[str, Any]) -> str:
+    """A short title of the model a card describes, for people (`claire info`, the checkpoint picker)."""
+    cfg = card.get("config") or {}
+    if card.get("arch") == FOREST:
+        return f"random forest, {cfg.get('trees', '?')} trees ({cfg.get('nodes', '?')} nodes), each pixel on its own"
+    if card.get("arch") == ENSEMBLE:
+        net, forest = cfg.get("network") or {}, cfg.get("forest") or {}
+        return (f"{net.get('arch', '?')} ({card.get('size') or '?'}) and a random forest of {forest.get('trees', '?')} "
+                f"trees averaged (forest's weight {cfg.get('forest_weight', '?')} at clear pixels, none under cloud)")
+    return f"{card.get('arch', '?')} ({card.get('size') or '?'})"
+
+
+def takes_cloud(card: Dict[str, Any]) -> bool:
+    """Whether the model of `card` takes models.cloud's probability as input: a cloud-gated network (config
+    `cloud_gate`) or an ensemble (the forest's weight falls with it)."""
+    return card.get("arch") == ENSEMBLE or bool((card.get("config") or {}).get("cloud_gate"))
+
+
+def _check_ensemble(cfg: Dict[str, Any], n_classes: int) -> None:
+    if not 0.0 <= _num(cfg.get("forest_weight"), "config.forest_weight") <= 1.0:
+        raise CardSchemaError(f"the card's config.forest_weight {cfg['forest_weight']} is outside 0..1")
+    net, forest = cfg.get("network"), cfg.get("forest")
+    if not (isinstance(net, dict) and isinstance(net.get("arch"), str) and isinstance(net.get("config"), dict)):
+        raise CardSchemaError("the card's config.network is not an object with 'arch' and 'config'")
+    if net["arch"] in (FOREST, ENSEMBLE):
+        raise CardSchemaError(f"the card's config.network.arch is {net['arch']!r}; an ensemble's network is a network")
+    if not isinstance(forest, dict):
+        raise CardSchemaError("the card's config.forest is not an object")
+    for part, arch in ((net["config"], net["arch"]), (forest, FOREST)):
+        _check_config(part, n_classes, arch)
+        for key in ("optical_channels", "sar_channels"):
+            if part.get(key) != cfg.get(key):
+                raise CardSchemaError(f"the card's config.{key} differs between the ensemble and its {arch} part")
+
+
 def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:
     k = _int(cfg.get("num_classes"), "config.num_classes", 1, MAX_CLASSES)
     if k != n_classes:
@@ -103,6 +140,8 @@ def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:
                 _int(v, f"config.{key}[{j}]", 1, hi)
     if "decoder_dim" in cfg:
         _int(cfg["decoder_dim"], "config.decoder_dim", 1, MAX_WIDTH)
+    if arch == ENSEMBLE:
+        _check_ensemble(cfg, n_classes)
 
 
 def _check_input(spec: Any, where: str) -> None:

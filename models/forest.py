@@ -114,18 +114,21 @@ class ForestNet(nn.Module):
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
                 cloud: Optional[torch.Tensor] = None,
                 return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
-        b, _, h, w = optical.shape
-        x = torch.cat([optical, sar], dim=1).float().permute(0, 2, 3, 1).reshape(-1, self.optical_channels
-                                                                                 + self.sar_channels)
-        prob = self.predict_proba(x.detach().cpu().numpy())
-        logits = torch.from_numpy(np.log(np.maximum(prob, FLOOR))).to(optical.device)
-        out: Dict[str, Optional[torch.Tensor]] = {
-            "logits": logits.reshape(b, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()}
+        prob = self.proba_map(optical, sar)
+        out: Dict[str, Optional[torch.Tensor]] = {"logits": torch.log(prob.clamp_min(FLOOR)).to(optical.device)}
         if return_gates:
             out["gates"] = []
         if return_features:
             out["features"], out["bottleneck"] = None, None
         return out
+
+    def proba_map(self, optical: torch.Tensor, sar: torch.Tensor) -> torch.Tensor:
+        """[B,K,H,W] class probabilities (CPU, float32) of every pixel of normalised inputs [B,C,H,W]."""
+        b, _, h, w = optical.shape
+        x = torch.cat([optical, sar], dim=1).float().permute(0, 2, 3, 1).reshape(-1, self.optical_channels
+                                                                                 + self.sar_channels)
+        prob = torch.from_numpy(self.predict_proba(x.detach().cpu().numpy()))
+        return prob.reshape(b, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Mean class fractions of the trees' leaves for the rows of `x` [P, F] (normalised units)."""

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
 
-from .card_schema import FOREST
+from .card_schema import ENSEMBLE, FOREST
 from .networks import ASANet, ClaireNet, SingleModalityNet
 
 #: Encoder widths / depths and decoder width per size.
@@ -35,7 +35,7 @@ _LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
 def available_architectures() -> List[str]:
-    """Network names accepted by `build_model` (which also builds FOREST from a forest card's config)."""
+    """Network names accepted by `build_model` (which also builds FOREST and ENSEMBLE from their cards' configs)."""
     return list(_BUILDERS)
 
 
@@ -51,6 +51,18 @@ def _build_forest(config: Dict[str, Any]) -> nn.Module:
                          f"{MAX_NODES} nodes")
     return ForestNet(int(config["optical_channels"]), int(config["sar_channels"]), int(config["num_classes"]),
                      trees, nodes)
+
+
+def _build_ensemble(config: Dict[str, Any]) -> nn.Module:
+    from .ensemble import EnsembleNet
+
+    net, forest = config.get("network"), config.get("forest")
+    if not (isinstance(net, dict) and isinstance(forest, dict)) or "forest_weight" not in config:
+        raise ValueError("ensemble config lacks 'network', 'forest' or 'forest_weight'")
+    if net.get("arch") in (FOREST, ENSEMBLE):
+        raise ValueError(f"an ensemble's network cannot be a {net.get('arch')!r}")
+    return EnsembleNet(build_model(str(net.get("arch")), dict(net.get("config") or {})), _build_forest(forest),
+                       float(config["forest_weight"]))
 
 
 def available_sizes() -> List[str]:
@@ -96,6 +108,8 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
     """
     if arch == FOREST:
         return _build_forest(config)
+    if arch == ENSEMBLE:
+        return _build_ensemble(config)
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
     cfg = resolve_config(config)

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Dict
 
-from ...models.card_schema import FOREST
+from ...models.card_schema import ENSEMBLE, FOREST, model_title
 from ..core.errors import ClaireError
 from ..paths import DEFAULT_CHECKPOINT
 
@@ -29,10 +29,7 @@ def register(subparsers: Any) -> None:
 def card_summary(card: Dict[str, Any]) -> str:
     """Human-readable summary of a model card."""
     t = card.get("training") or {}
-    cfg = card.get("config") or {}
-    arch = (f"random forest, {cfg.get('trees')} trees ({cfg.get('nodes')} nodes), each pixel on its own"
-            if card.get("arch") == FOREST else f"{card.get('arch')} ({card.get('size')})")
-    lines = [f"architecture  {arch}",
+    lines = [f"architecture  {model_title(card)}",
              "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
     for mod in ("optical", "sar"):
@@ -44,8 +41,9 @@ def card_summary(card: Dict[str, Any]) -> str:
     if t.get("data") == "polygons":
         labels = t.get("labels") or {}
         where = f"{os.path.basename(str(labels.get('path') or '?'))}, field {labels.get('field')}"
-        amount = (f"{t.get('training_pixels')} pixels" if card.get("arch") == FOREST
-                  else f"{t.get('epochs')} epochs")
+        amount = {FOREST: f"{t.get('training_pixels')} pixels",
+                  ENSEMBLE: f"parts {t.get('network_checkpoint')} and {t.get('forest_checkpoint')}"}.get(
+            card.get("arch"), f"{t.get('epochs')} epochs")
         lines.append(f"trained on    polygons ({where}), {amount}, seed {t.get('seed')}")
     else:
         lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, "

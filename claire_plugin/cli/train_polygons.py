@@ -11,8 +11,6 @@ from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from .options import OFFSET_HELP
 
-ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of polygon training, added to `claire train`."""
@@ -41,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline")
     g.add_argument("--no-forest-checkpoint", action="store_true",
                    help="do not write the baseline forest (optical + SAR) as a checkpoint beside --output "
-                        "(NAME.forest.safetensors, which `claire classify --checkpoint` maps with)")
+                        "(NAME.forest.safetensors), nor the network and forest averaged (NAME.ensemble.safetensors); "
+                        "`claire classify --checkpoint` maps with either")
 
 
 def params_from_args(args: argparse.Namespace):
@@ -81,12 +80,12 @@ def summary_table(report: Dict[str, Any]) -> str:
     """Plain-text side-by-side scores of every arm (macro-F1 / OA), clear and clouded."""
     conds = list(next(iter(report["arms"].values())).keys())
     lines = [f"{'model':<34}" + "".join(f"{c + ' macro-F1':>24}{'OA':>8}" for c in conds)]
-    from ..core.training.scorecard import ARM_TITLES
+    from ..core.training.scorecard import ARM_TITLES, ordered_arms
 
-    for arm in [a for a in ARM_ORDER if a in report["arms"]]:
+    for arm in ordered_arms(report):
         cells = "".join(f"{report['arms'][arm][c]['macro_f1'] or 0:>24.3f}{report['arms'][arm][c]['oa'] or 0:>8.3f}"
                         for c in conds)
-        lines.append(f"{ARM_TITLES[arm]:<34}{cells}")
+        lines.append(f"{ARM_TITLES.get(arm, arm):<34}{cells}")
     leak = report.get("leakage")
     if leak:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
@@ -119,5 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if report.get("forest_checkpoint"):
         print(f"wrote {report['forest_checkpoint']} (the random forest, optical + SAR; map with it: claire classify "
               f"--checkpoint {report['forest_checkpoint']})", file=sys.stderr)
+    if report.get("ensemble_checkpoint"):
+        print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, the forest's weight "
+              f"falling under cloud; map with it: claire classify --checkpoint {report['ensemble_checkpoint']})",
+              file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

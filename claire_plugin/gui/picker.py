@@ -22,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...models.card_schema import FOREST
+from ...models.card_schema import model_title
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
 from .widgets import breakable
@@ -85,11 +85,7 @@ def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
     e = html.escape
     parts = ["<style>td,th{padding:2px 6px;} th{text-align:left;background:#eef2f6;}"
              " h3{margin:6px 0 2px 0;} .muted{color:#5f6b76;}</style>"]
-    if card.get("arch") == FOREST:
-        title = f"random forest ({(card.get('config') or {}).get('trees', '?')} trees, each pixel on its own)"
-    else:
-        title = f"{card.get('arch', '?')} ({card.get('size', '?')})"
-    parts.append(f"<h3>Model: {e(title)}</h3>")
+    parts.append(f"<h3>Model: {e(model_title(card))}</h3>")
     parts.append(f"<p class='muted'>{' · '.join(_card_meta(card, path))}</p>")
     parts += _classes_html(card) + _bands_html(card) + _training_html(card) + _metrics_html(card)
     return "".join(parts)

@@ -25,7 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...models.card_schema import FOREST
+from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
@@ -49,6 +49,7 @@ class TrainPanel(QWidget):
         self.report: Optional[Dict[str, Any]] = None
         self.checkpoint: Optional[str] = None
         self.forest: Optional[str] = None
+        self.ensemble: Optional[str] = None
         self.created_layers: set = set()
         #: asks for a folder when the project is unsaved (replaced in tests)
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
@@ -159,9 +160,16 @@ class TrainPanel(QWidget):
                                       "checkpoint beside your model: a per-pixel map, scored in the report above")
         self.forest_button.setVisible(False)
         self.forest_button.clicked.connect(lambda: self.classifyWith.emit(self.forest or ""))
+        self.ensemble_button = QPushButton("Classify with both averaged", self.result_box)
+        self.ensemble_button.setToolTip("Your model and the random forest averaged per pixel, the forest's weight "
+                                        "falling to nothing under cloud: written beside your model, scored in the "
+                                        "report above")
+        self.ensemble_button.setVisible(False)
+        self.ensemble_button.clicked.connect(lambda: self.classifyWith.emit(self.ensemble or ""))
         col = QVBoxLayout(self.result_box)
         col.addWidget(self.report_view)
         col.addWidget(self.classify_button)
+        col.addWidget(self.ensemble_button)
         col.addWidget(self.forest_button)
         self.result_box.setVisible(False)
         return self.result_box
@@ -231,8 +239,8 @@ class TrainPanel(QWidget):
             raise ValueError("Class field: choose the field that holds the class.")
         if self.picker.error():
             raise ValueError(f"Checkpoint: {self.picker.error()}")
-        if (self.picker.card() or {}).get("arch") == FOREST:
-            raise ValueError("Start from: that checkpoint is a random forest, which cannot be fine-tuned; choose "
+        if (self.picker.card() or {}).get("arch") in (FOREST, ENSEMBLE):
+            raise ValueError("Start from: that checkpoint holds a random forest, which cannot be fine-tuned; choose "
                              "a network (the bundled one, or the model written beside the forest).")
         stem = os.path.splitext(os.path.basename(labels))[0]
         out = os.path.join(os.path.dirname(labels), f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}.safetensors")
@@ -292,12 +300,14 @@ class TrainPanel(QWidget):
     def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
         """Show a finished training's report and make its checkpoint the recent one."""
         self.report, self.checkpoint = report, checkpoint
-        forest = report.get("forest_checkpoint")
-        self.forest = forest if forest and os.path.exists(forest) else None
-        if self.forest:
-            remember_checkpoint(self.forest)
-        remember_checkpoint(checkpoint)  # the network stays the most recent
+        self.forest, self.ensemble = (report.get(k) for k in ("forest_checkpoint", "ensemble_checkpoint"))
+        self.forest, self.ensemble = (p if p and os.path.exists(p) else None for p in (self.forest, self.ensemble))
+        for other in (self.forest, self.ensemble):
+            if other:
+                remember_checkpoint(other)
+        remember_checkpoint(checkpoint)  # the network stays the most recent, then the ensemble, the forest
         self.forest_button.setVisible(self.forest is not None)
+        self.ensemble_button.setVisible(self.ensemble is not None)
         html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
         self.report_view.setHtml(report_html(report, checkpoint, html_path if os.path.exists(html_path) else ""))
         self.result_box.setVisible(True)

@@ -8,9 +8,9 @@ from typing import Any, Dict, List
 
 from .widgets import breakable
 
-ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
 SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
-         "rf_optical": "RF&nbsp;optical"}  # no line breaks inside a name: the numbers keep their columns
+         "rf_optical": "RF&nbsp;optical",
+         "ensemble": "CLAIRE&#8288;+&#8288;RF"}  # no line breaks inside a name: the numbers keep their columns
 
 
 def _n(value: Any) -> str:
@@ -20,11 +20,13 @@ def _n(value: Any) -> str:
 
 
 def _rows(report: Dict[str, Any], cond: str) -> List[str]:
+    from ..core.training.scorecard import ordered_arms
+
     rows = []
-    for arm in [a for a in ARM_ORDER if a in report.get("arms", {})]:
+    for arm in ordered_arms(report):
         m = report["arms"][arm].get(cond) or {}
         style = " style='font-weight:bold'" if arm == "finetuned" else ""
-        rows.append(f"<tr{style}><td width='43%'>{SHORT[arm]}</td>"
+        rows.append(f"<tr{style}><td width='43%'>{SHORT.get(arm, html.escape(arm))}</td>"
                     + "".join(f"<td width='19%' align='right'>{_n(m.get(k))}</td>" for k in ("macro_f1", "oa", "kappa"))
                     + "</tr>")
     return rows
@@ -47,8 +49,10 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
 
     verdict = forest_verdict(report)
     if verdict:
-        forest = os.path.basename(report.get("forest_checkpoint") or "")
-        shown = e(verdict).replace(e(forest), e(breakable(forest))) if forest else e(verdict)
+        shown = e(verdict)
+        for key in ("forest_checkpoint", "ensemble_checkpoint"):  # file names may break anywhere in the dock
+            name = os.path.basename(report.get(key) or "")
+            shown = shown.replace(e(name), e(breakable(name))) if name else shown
         parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
     leak = report.get("leakage")
     if leak:
@@ -62,8 +66,10 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     familiarity = str(report.get("familiarity") or "")
     if familiarity.startswith("not measured"):  # the map of this model will carry no "unlike" warning: say why
         parts.append(f"<p class='muted'>Unlike-the-training-data check {e(familiarity)}.</p>")
+    both = ("; CLAIRE+RF = the two averaged, the forest's weight falling under cloud"
+            if "ensemble" in report["arms"] else "")
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
-                 f"forest on the same pixels. {report['training']['epochs']} epochs in "
+                 f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "
                  f"the model on your polygons; they are not a map accuracy estimate.</p>")
     if html_path:

@@ -47,16 +47,24 @@ HELP = {
     "synthetic clouds, and the random-pixel-split score as the leakage check.",
     "CLASSIFIED": "Optional: classify the scene with the new checkpoint (styled like Classify land cover).",
     "CLASSIFY_WITH": "Which model maps the scene for CLASSIFIED: the fine-tuned network, the random forest "
-    "(optical + SAR) of this run, or whichever scored the higher macro-F1 on the clear held-out polygons.",
+    "(optical + SAR) of this run, the two averaged, or whichever of these scored the highest macro-F1 on the "
+    "clear held-out polygons.",
     "FOREST_CHECKPOINT": "The random forest (optical + SAR) of the run as a checkpoint, written beside OUTPUT "
     "(NAME.forest.safetensors) unless RF_TREES is 0: Classify land cover maps with it like with a network.",
+    "ENSEMBLE_CHECKPOINT": "The fine-tuned network and the random forest averaged per pixel, the forest's weight "
+    "falling to 0 with the cloud probability, written beside OUTPUT (NAME.ensemble.safetensors) unless RF_TREES "
+    "is 0: Classify land cover maps with it like with a network.",
 }
 
-#: CLASSIFY_WITH choices (Processing enum order)
+#: CLASSIFY_WITH choices (Processing enum order; new choices go last so that saved models keep their meaning)
 CLASSIFY_WITH = ["The fine-tuned network", "The random forest (optical + SAR)",
-                 "Whichever scored higher on the held-out polygons"]
+                 "Whichever scored highest on the held-out polygons",
+                 "The network and the forest averaged (the forest's weight falls under cloud)"]
+#: the report's arm of each CLASSIFY_WITH choice that names one model
+CHOICE_ARM = {0: "finetuned", 1: "rf_optical_sar", 3: "ensemble"}
+#: the report's key of each arm's checkpoint (the network's is OUTPUT)
+ARM_CHECKPOINT = {"rf_optical_sar": "forest_checkpoint", "ensemble": "ensemble_checkpoint"}
 
-ARM_ORDER = ["finetuned", "untuned", "rf_optical_sar", "rf_optical"]
 
 
 class TrainAlgorithm(ClaireAlgorithm):
@@ -109,6 +117,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterEnum("CLASSIFY_WITH", "Classify with", options=CLASSIFY_WITH, defaultValue=0),
         ])
         self.addOutput(QgsProcessingOutputFile("FOREST_CHECKPOINT", "Random forest checkpoint (optical + SAR)"))
+        self.addOutput(QgsProcessingOutputFile("ENSEMBLE_CHECKPOINT", "Network and forest averaged (checkpoint)"))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Validation report (HTML)"))
         self.addOutput(QgsProcessingOutputNumber("MACRO_F1", "Macro-F1 on the held-out polygons"))
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy on the held-out polygons"))
@@ -196,7 +205,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         outputs = {"OUTPUT": params.output, "REPORT": params.report,
                    "REPORT_HTML": os.path.splitext(params.report)[0] + ".html",
                    "MACRO_F1": tuned["macro_f1"], "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None,
-                   "FOREST_CHECKPOINT": report.get("forest_checkpoint")}
+                   "FOREST_CHECKPOINT": report.get("forest_checkpoint"),
+                   "ENSEMBLE_CHECKPOINT": report.get("ensemble_checkpoint")}
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
@@ -222,22 +232,24 @@ class TrainAlgorithm(ClaireAlgorithm):
 def map_model(report: Dict[str, Any], network: str, choice: int) -> tuple:
     """(checkpoint that maps the scene, a line saying which and why) for CLASSIFY_WITH `choice`."""
     from ..core.errors import ClaireError
+    from ..core.training.scorecard import ARM_TITLES
 
-    forest = report.get("forest_checkpoint")
     if choice == 0:
         return network, "classifying with the fine-tuned network"
-    if not forest:
-        raise ClaireError("CLASSIFY_WITH asks for the random forest, but this run wrote none (RF_TREES is 0); "
-                          "set RF_TREES above 0 or classify with the fine-tuned network")
-    if choice == 1:
-        return forest, "classifying with the random forest (optical + SAR)"
-    net = report["arms"]["finetuned"]["clear"]["macro_f1"] or 0.0
-    rf = report["arms"]["rf_optical_sar"]["clear"]["macro_f1"] or 0.0
-    if rf > net:
-        return forest, (f"classifying with the random forest (optical + SAR): held-out macro-F1 {rf:.3f} against "
-                        f"{net:.3f} for the fine-tuned network")
-    return network, (f"classifying with the fine-tuned network: held-out macro-F1 {net:.3f} against {rf:.3f} for "
-                     f"the random forest")
+    if not report.get("forest_checkpoint"):
+        raise ClaireError(f"CLASSIFY_WITH asks for {CLASSIFY_WITH[choice][0].lower() + CLASSIFY_WITH[choice][1:]}, "
+                          "but this run wrote no random forest (RF_TREES is 0); set RF_TREES above 0 or classify "
+                          "with the fine-tuned network")
+    paths = {"finetuned": network, **{arm: report.get(key) for arm, key in ARM_CHECKPOINT.items()}}
+    if choice in CHOICE_ARM:
+        arm = CHOICE_ARM[choice]
+        return paths[arm], f"classifying with {ARM_TITLES[arm]}"
+    scores = {arm: report["arms"][arm]["clear"]["macro_f1"] or 0.0 for arm in paths
+              if paths[arm] and arm in report.get("arms", {})}
+    best = max(scores, key=lambda a: (scores[a], a == "finetuned"))  # ties: the network
+    others = ", ".join(f"{scores[a]:.3f} for {ARM_TITLES[a]}" for a in scores if a != best)
+    return paths[best], (f"classifying with {ARM_TITLES[best]}: held-out macro-F1 {scores[best]:.3f} against "
+                         f"{others}")
 
 
 def scaled_progress(report: Callable[[float, str], None], start: float, end: float) -> Callable[[float, str], None]:
@@ -259,12 +271,12 @@ def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[
 
 def score_lines(report: Dict[str, Any]) -> str:
     """Held-out macro-F1 / OA / kappa of every arm, clear, and the leakage check, one line each."""
-    from ..core.training.scorecard import ARM_TITLES
+    from ..core.training.scorecard import ARM_TITLES, ordered_arms
 
     lines = ["held-out polygons, clear:"]
-    for arm in [a for a in ARM_ORDER if a in report["arms"]]:
+    for arm in ordered_arms(report):
         m = report["arms"][arm]["clear"]
-        lines.append(f"  {ARM_TITLES[arm]}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}, "
+        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}, "
                      f"kappa {m['kappa'] or 0:.3f}")
     leak = report.get("leakage")
     if leak:
@@ -281,11 +293,12 @@ def score_lines(report: Dict[str, Any]) -> str:
 def _check_classified(params, classified: str) -> None:
     """The classified scene's path checked before training, against the inputs and the training's outputs."""
     from ..core.io.writer import check_outputs
-    from ..core.training.polygons import forest_output
+    from ..core.training.polygons import ensemble_output, forest_output
     from ..core.training.scorecard import html_path_for
 
     check_outputs([("classified map", classified)], [
         ("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
         ("new checkpoint", params.output), ("random forest's checkpoint", forest_output(params)),
+        ("ensemble checkpoint", ensemble_output(params)),
         ("training report", params.report),
         ("training report's HTML copy", html_path_for(params.report) if params.report else None)])

@@ -46,6 +46,7 @@ def model_inputs(card: dict, batch: int, size: int) -> dict:
     """What the engine builds its runtime for with this card on a `size` x `size` pair: kept core, context,
     forward window, batch, channel counts, whether the model takes the cloud probability and gives the
     familiarity features."""
+    from ...models.card_schema import takes_cloud
     from ..core.engine.plan import resolve_tiling
     from ..core.engine.tiling import TileGrid
     from ..core.params import ClassifyParams
@@ -56,7 +57,7 @@ def model_inputs(card: dict, batch: int, size: int) -> dict:
                      for role in ("optical", "sar"))
     grid = TileGrid.fitted(0, 0, size, size, tile, context)
     return {"tile": grid.tile, "context": context, "window": grid.shape[0],
-            "batch": batch, "channels": channels, "cloud": bool(cfg.get("cloud_gate")),
+            "batch": batch, "channels": channels, "cloud": takes_cloud(card),
             "features": bool(card.get("familiarity"))}
 
 

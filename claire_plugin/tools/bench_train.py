@@ -105,9 +105,11 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
     with open(stem + ".json") as fh:
         report = json.load(fh)
     training = [sq for i, sq in enumerate(squares) if i + 1 not in set(report["validation_feature_ids"])]
+    maps = {"untuned": None, "finetuned": stem + ".safetensors"}
+    maps.update({arm: report[key] for arm, key in (("rf_optical_sar", "forest_checkpoint"),
+                                                    ("ensemble", "ensemble_checkpoint")) if report.get(key)})
     whole = map_scores(optical, sar, lulc, training, size, float(report["split"]["buffer_px"]),
-                       [c["name"] for c in report["classes"]],
-                       {"untuned": None, "finetuned": stem + ".safetensors"}, stem, extra)
+                       [c["name"] for c in report["classes"]], maps, stem, extra)
     return {"site": name, "n": n, "seed": seed, "wall_s": wall,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "polygons": len(squares),
@@ -180,10 +182,10 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
     for r in results:
         if "error" not in r:
             groups.setdefault((r["site"], r["n"]), []).append(r)
-    cols = [("untuned", "clear"), ("finetuned", "clear"), ("rf_optical_sar", "clear"), ("untuned", "clouds_60pct"),
-            ("finetuned", "clouds_60pct"), ("rf_optical_sar", "clouds_60pct")]
-    head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) +
-            " | whole map untuned | whole map fine-tuned | fine-tuned - RF+SAR clear / clouds |")
+    arms = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
+    cols = [(a, c) for c in ("clear", "clouds_60pct") for a in arms]
+    head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) + " | " +
+            " | ".join(f"whole map {a}" for a in arms) + " | fine-tuned - RF+SAR clear / clouds |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
 
     def cell(vals: List[float]) -> str:
@@ -191,8 +193,7 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
 
     for (site, n), rs in sorted(groups.items()):
         held = [cell([r["arms"][a][c]["macro_f1"] for r in rs if a in r["arms"]]) for a, c in cols]
-        whole = [cell([r["whole_map"][a]["macro_f1"] for r in rs if r.get("whole_map")]) for a in ("untuned",
-                                                                                                   "finetuned")]
+        whole = [cell([r["whole_map"][a]["macro_f1"] for r in rs if a in (r.get("whole_map") or {})]) for a in arms]
         gaps = [np.mean([r["arms"]["finetuned"][c]["macro_f1"] - r["arms"]["rf_optical_sar"][c]["macro_f1"]
                          for r in rs]) * 100 for c in ("clear", "clouds_60pct")]
         lines.append(f"| {site} | {n} | {len(rs)} | " + " | ".join(held + whole) +
@@ -246,9 +247,11 @@ def mosaic_scene(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
 
 def table(results: Sequence[Dict[str, Any]]) -> str:
     """Markdown table: one row per run, macro-F1 / OA per arm and condition."""
-    arms = ["untuned", "finetuned", "rf_optical_sar", "rf_optical"]
+    arms = ["untuned", "finetuned", "rf_optical_sar", "rf_optical", "ensemble"]
+    mapped = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     head = "| site | N | seed | " + " | ".join(f"{a} clear | {a} clouds" for a in arms) + \
-        " | RF pixel-split (leaky) | whole map untuned | whole map fine-tuned | wall s | CPU s | peak RSS MB |"
+        " | RF pixel-split (leaky) | " + " | ".join(f"whole map {a}" for a in mapped) + \
+        " | wall s | CPU s | peak RSS MB |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -261,7 +264,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
                 cells.append("-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}")
         lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
                      f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | " +
-                     " | ".join(_whole(r, a) for a in ("untuned", "finetuned")) +
+                     " | ".join(_whole(r, a) for a in mapped) +
                      f" | {r['wall_s']} | {r.get('cpu_s', '-')} | "
                      f"{r['peak_rss_mb']} |")
     return "\n".join(lines)

@@ -6,8 +6,8 @@ ripe fields. `resources/data/bigearthnet_mm/polygons_33UUP_87_48.geojson` holds 
 drew by eye on its true-colour image (trees, crops, built area), as a user draws in the Train tab. The demo
 stacks the separate band files into VRTs, classifies with the default checkpoint (`claire:classify`),
 fine-tunes on the polygons with `claire:train` (held-out polygons, random forests beside it), classifies
-with the new checkpoint and with the run's random forest (written beside it as a checkpoint), and writes a
-side-by-side PNG: true colour, before, after, forest.
+with the new checkpoint, with the run's random forest and with the two averaged (both written beside it as
+checkpoints), and writes a side-by-side PNG: true colour, before, after, forest, averaged.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ..core.training.polygons import ensemble_path_for, forest_path_for
 from ..install import install
 from ..paths import PACKAGE_ROOT as SOURCE
 from ..paths import resource
@@ -144,30 +145,30 @@ def main(argv=None) -> int:
     install(os.path.join(config_root, "profiles", "default"))
     inputs = stack_patch(out_dir)
     before, after = os.path.join(out_dir, "before.tif"), os.path.join(out_dir, "after.tif")
-    forest_map = os.path.join(out_dir, "forest.tif")
-    print("1/4 claire:classify with the default checkpoint ...", flush=True)
+    forest_map, both_map = os.path.join(out_dir, "forest.tif"), os.path.join(out_dir, "ensemble.tif")
+    print("1/5 claire:classify with the default checkpoint ...", flush=True)
     run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
                       f"SAR={inputs['sar']}", f"OUTPUT={before}"], config_root)
-    print(f"2/4 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
+    print(f"2/5 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
     ckpt, report = os.path.join(out_dir, "farmland.safetensors"), os.path.join(out_dir, "report.json")
     run_qgis_process(["run", "claire:train", "--json", "--", f"OPTICAL={inputs['optical']}",
                       f"SAR={inputs['sar']}", f"LABELS={POLYGONS}", "FIELD=class", f"MINUTES={args.minutes}",
                       f"OUTPUT={ckpt}", f"REPORT={report}"], config_root)
-    print("3/4 claire:classify with the new checkpoint ...", flush=True)
-    run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
-                      f"SAR={inputs['sar']}", f"CHECKPOINT={ckpt}", f"OUTPUT={after}"], config_root)
-    forest = os.path.splitext(ckpt)[0] + ".forest.safetensors"
-    print("4/4 claire:classify with the run's random forest ...", flush=True)
-    run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
-                      f"SAR={inputs['sar']}", f"CHECKPOINT={forest}", f"OUTPUT={forest_map}"], config_root)
-    png = side_by_side([true_colour(inputs["optical"]), colour_map(before), colour_map(after),
-                        colour_map(forest_map)],
-                       ["true colour", "default checkpoint", "trained on 12 polygons", "random forest, same"],
-                       os.path.join(out_dir, "before_after.png"), legend=legend_of(before, after, forest_map))
+    steps = (("3/5", "the new checkpoint", ckpt, after), ("4/5", "the run's random forest", forest_path_for(ckpt),
+                                                           forest_map),
+             ("5/5", "the network and forest averaged", ensemble_path_for(ckpt), both_map))
+    for step, what, model, out in steps:
+        print(f"{step} claire:classify with {what} ...", flush=True)
+        run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
+                          f"SAR={inputs['sar']}", f"CHECKPOINT={model}", f"OUTPUT={out}"], config_root)
+    maps = [before, after, forest_map, both_map]
+    png = side_by_side([true_colour(inputs["optical"])] + [colour_map(m) for m in maps],
+                       ["true colour", "default checkpoint", "trained on 12 polygons", "random forest, same",
+                        "both averaged"],
+                       os.path.join(out_dir, "before_after.png"), legend=legend_of(*maps))
     print("\n".join(held_out_lines(report)))
-    print(f"classes before: {shares(before)}")
-    print(f"classes after:  {shares(after)}")
-    print(f"classes forest: {shares(forest_map)}")
+    for name, m in zip(("before", "after", "forest", "averaged"), maps):
+        print(f"classes {name + ':':9s} {shares(m)}")
     print(f"Side by side: {png}\nCheckpoint:   {ckpt}\nReport:       {report} (+ .html)")
     return 0
 

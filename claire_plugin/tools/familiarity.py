@@ -43,7 +43,9 @@ def _terramesh(card: Dict[str, Any], split: str, holdout: float = 0.25) -> List[
 
 
 def _uses_cloud(card: Dict[str, Any]) -> bool:
-    return bool((card.get("config") or {}).get("cloud_gate"))
+    from ...models.card_schema import takes_cloud
+
+    return takes_cloud(card)
 
 
 def terramesh_familiarity(model, card: Dict[str, Any], holdout: float = 0.25) -> Dict[str, Any]:

@@ -155,3 +155,19 @@ def test_a_forests_map_is_explained_as_a_per_pixel_forest():
     assert any(line.startswith("Model: a random forest") for line in facts_lines(facts))
     plain = template.write(build_facts(summary, example_card(["water", "trees", "crops"])))
     assert "The model reports no fusion gate" in plain and "random forest" not in plain
+
+
+def test_an_ensembles_map_says_the_fusion_figures_are_the_networks():
+    """An ensemble checkpoint (network + forest averaged) keeps the fusion-gate sentences, said to describe the
+    network's part, grounded; the language model's facts name the two parts."""
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    names = ["water", "trees", "crops"]
+    summary = example_summary([5000, 3000, 2000], [0.9, 0.8, 0.7], [0.1, 0.2, 0.3], [0.7, 0.3, 0.4], names=names)
+    facts = build_facts(summary, dict(example_card(names), arch="ensemble"))
+    text = template.write(facts)
+    assert "averages a network with a random forest" in text and "Across the scene the fusion gate gave" in text
+    assert check_grounding(text, facts).flagged_sentences == []
+    assert any(line.startswith("Model: a network and a random forest averaged") for line in facts_lines(facts))
+    plain = template.write(build_facts(summary, example_card(names)))
+    assert "random forest" not in plain

@@ -48,7 +48,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert card["inputs"]["optical"]["bands"][0] == "B02"
     assert "rf_optical_sar" in card["metrics"]["baselines"]
     # the tiny base knows "water", "crops" and "built area" by name: the untuned arm is scored too
-    assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical"}
+    assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical", "ensemble"}
     for arm in report["arms"].values():
         for m in arm.values():
             assert np.sum(m["confusion"]) == m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
@@ -109,6 +109,8 @@ def test_cli_train_from_labels(scene, capsys):
     assert "CLAIRE fine-tuned" in text.out and "leakage check" in text.out and "epoch 1/1" in text.err
     assert f"wrote {scene['dir'] / 'cli.forest.safetensors'} (the random forest" in text.err
     assert (scene["dir"] / "cli.forest.safetensors").exists()
+    assert f"wrote {scene['dir'] / 'cli.ensemble.safetensors'} (the network and the forest averaged" in text.err
+    assert (scene["dir"] / "cli.ensemble.safetensors").exists()
     rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
     assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
     assert main(["train", "--output", str(out)]) == 2
@@ -131,7 +133,7 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     from claire.claire_plugin.core.engine import classify
     from claire.claire_plugin.core.params import ClassifyParams
     from claire.claire_plugin.core.training.labels import read_labels
-    from claire.claire_plugin.core.training.polygons import forest_path_for, make_split
+    from claire.claire_plugin.core.training.polygons import ensemble_path_for, forest_path_for, make_split
     from claire.claire_plugin.core.training.scene import Scene
     from claire.claire_plugin.core.training.scorecard import score
 
@@ -152,28 +154,41 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     text = card_summary(card)
     assert f"random forest, 20 trees ({card['config']['nodes']} nodes)" in text
     assert f"trained on    polygons (l.gpkg, field class), {card['training']['training_pixels']} pixels" in text
-    out = str(scene["dir"] / "forest_map.tif")
-    classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=path, device="cpu",
-                                      runtime="auto"))
-    import rasterio
-    with rasterio.open(out) as ds:
-        mapped = ds.read(1)
     _, base_card = load_checkpoint(scene["checkpoint"])
     with Scene(params.optical, params.sar, base_card) as sc:
         labels = read_labels(params.labels, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3)
         split = make_split(params, labels, sc)
-    value_to_index = {c["value"]: c["index"] for c in card["classes"]}
-    pred = np.array([value_to_index.get(int(v), -1) for v in mapped[split.val.rows, split.val.cols]])
-    assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"]["rf_optical_sar"]["clear"]["macro_f1"]
+    import rasterio
+
+    ens_path = ensemble_path_for(params.output)
+    assert report["ensemble_checkpoint"] == ens_path and ens_path.endswith("model.ensemble.safetensors")
+    ens, ens_card = load_checkpoint(ens_path)
+    assert ens_card["arch"] == "ensemble" and ens_card["config"]["forest_weight"] == 0.5
+    assert ens_card["config"]["network"]["arch"] == "claire" and ens_card["config"]["forest"] == card["config"]
+    assert ens_card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["ensemble"]["clear"]["macro_f1"]
+    assert "finetuned" in ens_card["metrics"]["baselines"] and "rf_optical_sar" in ens_card["metrics"]["baselines"]
+    assert "averaged" in card_summary(ens_card)
+    # each checkpoint's map gives, at the held-out pixels, the score the report states for it
+    for ckpt, arm in ((path, "rf_optical_sar"), (ens_path, "ensemble")):
+        out = str(scene["dir"] / f"{arm}_map.tif")
+        classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=ckpt, device="cpu", runtime="auto"))
+        with rasterio.open(out) as ds:
+            mapped = ds.read(1)
+        value_to_index = {c["value"]: c["index"] for c in card["classes"]}
+        pred = np.array([value_to_index.get(int(v), -1) for v in mapped[split.val.rows, split.val.cols]])
+        assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"][arm]["clear"]["macro_f1"]
     # a forest is not a base to fine-tune
     with pytest.raises(ClaireError, match="is a random forest; fine-tuning starts from a network"):
         train_from_polygons(_params(scene, checkpoint=path, output=str(scene["dir"] / "again.safetensors")))
+    with pytest.raises(ClaireError, match="is a network and a random forest averaged; fine-tuning starts"):
+        train_from_polygons(_params(scene, checkpoint=ens_path, output=str(scene["dir"] / "again.safetensors")))
 
 
 def test_no_forest_checkpoint_without_the_baseline(scene):
-    from claire.claire_plugin.core.training.polygons import forest_path_for
+    from claire.claire_plugin.core.training.polygons import ensemble_path_for, forest_path_for
 
     torch.set_num_threads(1)
     params = _params(scene, baseline=False)
     report = train_from_polygons(params)
     assert "forest_checkpoint" not in report and not os.path.exists(forest_path_for(params.output))
+    assert "ensemble_checkpoint" not in report and not os.path.exists(ensemble_path_for(params.output))

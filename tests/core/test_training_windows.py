@@ -130,7 +130,12 @@ def test_the_report_says_when_the_forest_beats_the_network_and_what_to_do():
     assert "Draw more polygons" in text and "Under synthetic clouds your CLAIRE model holds better (0.60 against 0.30)" in text
     with_forest = forest_verdict(dict(report, forest_checkpoint="/data/area.forest.safetensors"))
     assert "written beside your model (area.forest.safetensors): classify with both and compare" in with_forest
-    assert "keep the network for cloudy scenes" in with_forest
+    assert "keep the network for cloudy scenes" in with_forest and "averaged" not in with_forest
+    arms = dict(_arms(0.55, 0.69), ensemble=_arms(0.66, 0.0, 0.58)["finetuned"])
+    with_both = forest_verdict(dict(report, arms=arms, forest_checkpoint="/data/area.forest.safetensors",
+                                    ensemble_checkpoint="/data/area.ensemble.safetensors"))
+    assert ("The two averaged (area.ensemble.safetensors, the forest's weight falling under cloud) scored 0.66 "
+            "clear and 0.58 under synthetic clouds.") in with_both
     assert "Under synthetic clouds" not in forest_verdict({"arms": _arms(0.55, 0.69, 0.2, 0.3)})
     assert forest_verdict({"arms": _arms(0.80, 0.81)}) is None  # within FOREST_LEAD
     assert forest_verdict({"arms": _arms(0.80, 0.70)}) is None

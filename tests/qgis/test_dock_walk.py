@@ -142,3 +142,7 @@ def test_the_train_tab_report_says_when_the_forest_beats_the_network():
     report["forest_checkpoint"] = "/x/polygons_33UUP_87_48.forest.safetensors"
     shown = report_html(report, "/a/b.st")
     assert f"polygons_{ZWSP}33UUP_{ZWSP}87_{ZWSP}48.{ZWSP}forest" in shown and "classify with both" in shown
+    report["arms"]["ensemble"] = {"clear": m(0.6), "clouds_60pct": m(0.5)}
+    report["ensemble_checkpoint"] = "/x/polygons_33UUP_87_48.ensemble.safetensors"
+    shown = report_html(report, "/a/b.st")
+    assert f"48.{ZWSP}ensemble" in shown and "CLAIRE&#8288;+&#8288;RF" in shown and "CLAIRE+RF = the two" in shown

@@ -114,22 +114,25 @@ def test_cancel_writes_nothing(claire_plugin, scene, tmp_path):
     assert not os.path.exists(out) and not os.path.exists(str(tmp_path / "r.json"))
 
 
-@pytest.mark.parametrize("choice", [1, 2])
+@pytest.mark.parametrize("choice", [1, 2, 3])
 def test_train_writes_the_forest_and_classifies_with_the_chosen_model(claire_plugin, scene, tmp_path, choice):
-    """FOREST_CHECKPOINT comes back; CLASSIFY_WITH 1 maps with the forest, 2 with the higher-scoring model,
-    and the log says which and why."""
+    """FOREST_CHECKPOINT and ENSEMBLE_CHECKPOINT come back; CLASSIFY_WITH 1 maps with the forest, 3 with the
+    two averaged, 2 with the highest-scoring of the three, and the log says which and why."""
     from claire.models.checkpoint import read_card
 
     res, log, out, report, classified = _train(scene, tmp_path, CLASSIFY_WITH=choice)
-    forest = res["FOREST_CHECKPOINT"]
+    forest, both = res["FOREST_CHECKPOINT"], res["ENSEMBLE_CHECKPOINT"]
     assert forest == str(tmp_path / "mine.forest.safetensors") and read_card(forest)["arch"] == "forest"
+    assert both == str(tmp_path / "mine.ensemble.safetensors") and read_card(both)["arch"] == "ensemble"
     with open(report) as f:
         arms = json.load(f)["arms"]
-    rf, net = arms["rf_optical_sar"]["clear"]["macro_f1"], arms["finetuned"]["clear"]["macro_f1"]
-    used = forest if choice == 1 or rf > net else out
+    scores = {path: arms[arm]["clear"]["macro_f1"]
+              for path, arm in ((out, "finetuned"), (forest, "rf_optical_sar"), (both, "ensemble"))}
+    best = max(scores, key=lambda p: (scores[p], p == out))
+    used = {1: forest, 2: best, 3: both}[choice]
     assert f"classifying {scene['OPTICAL']} with {used}" in log
     if choice == 2:
-        assert any(line.startswith("classifying with the") and "held-out macro-F1" in line for line in log)
+        assert any(line.startswith("classifying with ") and "held-out macro-F1" in line for line in log)
     with rasterio.open(classified) as ds:
         assert set(np.unique(ds.read(1))) <= {1, 2, 3}
 

@@ -115,15 +115,18 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
     assert "crops" in dock.picker.card_view.toPlainText()
     assert dock.optical.currentLayer() is panel.optical.currentLayer()
-    # the run's forest is offered too, as a checkpoint of its own
-    forest = panel.report["forest_checkpoint"]
-    assert os.path.exists(forest) and forest == recent_checkpoints()[1]
-    assert not panel.forest_button.isHidden()
+    # the run's forest and the two averaged are offered too, as checkpoints of their own
+    forest, both = panel.report["forest_checkpoint"], panel.report["ensemble_checkpoint"]
+    assert os.path.exists(forest) and os.path.exists(both) and recent_checkpoints()[1:3] == [both, forest]
+    assert not panel.forest_button.isHidden() and not panel.ensemble_button.isHidden()
+    panel.ensemble_button.click()
+    assert dock.picker.checkpointPath() == both
+    assert "and a random forest of 10 trees averaged" in dock.picker.card_view.toPlainText()
     panel.forest_button.click()
     assert dock.picker.checkpointPath() == forest
-    assert "random forest (10 trees" in dock.picker.card_view.toPlainText()
+    assert "random forest, 10 trees (" in dock.picker.card_view.toPlainText()
     panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
-    assert panel.start() is None and "is a random forest, which cannot be fine-tuned" in panel.status.text()
+    assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
 
 
 def test_cancelled_training_says_cancelled_not_failed(qgis_app, train_dock):

@@ -276,18 +276,20 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
 
 def _cloud(plan: RunPlan, messages: List[str]) -> None:
     """Whether the cloud probability (models.cloud) can be computed from the chosen optical bands, whether
-    the model takes it (the card's config `cloud_gate`) and whether optical gaps are filled from SAR."""
+    the model takes it (models.card_schema.takes_cloud) and whether optical gaps are filled from SAR."""
+    from ....models.card_schema import takes_cloud
     from ....models.cloud import missing_bands
 
     names = list(plan.optical_bands.names)
     missing = missing_bands(names)
     plan.cloud_bands = None if missing else names
-    plan.uses_cloud = bool((plan.card.get("config") or {}).get("cloud_gate"))
+    gated = bool((plan.card.get("config") or {}).get("cloud_gate"))
+    plan.uses_cloud = takes_cloud(plan.card)
     if missing:
         messages.append(f"no cloud probability: the optical bands lack {', '.join(missing)}"
                         + ("; the cloud raster is not written" if plan.params.cloud else ""))
-    plan.fill_from_sar = bool(plan.params.fill_from_sar) and plan.uses_cloud
-    if plan.params.fill_from_sar and not plan.uses_cloud:
+    plan.fill_from_sar = bool(plan.params.fill_from_sar) and gated
+    if plan.params.fill_from_sar and not gated:
         messages.append("this model has no cloud gate, so pixels without optical data cannot be classified from "
                         "SAR alone: they stay nodata")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from ....models.card_schema import FOREST
+from ....models.card_schema import ENSEMBLE, FOREST
 from .template import Formatter
 
 SYSTEM = (
@@ -25,6 +25,9 @@ def facts_lines(facts: dict) -> List[str]:
     if model.get("arch") == FOREST:
         lines.append("Model: a random forest deciding each pixel from its own optical and SAR values (no spatial "
                      "context, no fusion gate).")
+    elif model.get("arch") == ENSEMBLE:
+        lines.append("Model: a network and a random forest averaged per pixel; the forest counts less where the "
+                     "optical is clouded; fusion gate figures are the network's.")
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
                      f"SAR {model.get('sar_sensor') or 'image'}.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
-from ....models.card_schema import FOREST
+from ....models.card_schema import ENSEMBLE, FOREST
 
 GENERATOR = "template"
 #: A class is called reliable from this F1 (percent) on; never quoted as a number.
@@ -191,6 +191,10 @@ def _modality(facts: dict, f: Formatter) -> str:
         else:
             out.append("The model reports no fusion gate, so modality reliance is not available.")
         return " ".join(out)
+    if model.get("arch") == ENSEMBLE:
+        out.append("The map averages a network with a random forest that decides each pixel from its own optical "
+                   "and SAR values; the forest counts less where the optical image is clouded, and the fusion "
+                   "figures below describe the network's part.")
     out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
                f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
     rated = [c for c in classes if c.get("sar_reliance_pct") is not None]

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -64,10 +64,14 @@ def _noop(*_a, **_k) -> None:
     return None
 
 
+def _beside(output: str, part: str) -> str:
+    stem, ext = os.path.splitext(output)
+    return f"{stem}.{part}{ext or '.safetensors'}"
+
+
 def forest_path_for(output: str) -> str:
     """Where the random forest's checkpoint is written beside the network's `output` (name.forest.safetensors)."""
-    stem, ext = os.path.splitext(output)
-    return f"{stem}.forest{ext or '.safetensors'}"
+    return _beside(output, "forest")
 
 
 def forest_output(params: PolygonTrainParams) -> Optional[str]:
@@ -75,9 +79,19 @@ def forest_output(params: PolygonTrainParams) -> Optional[str]:
     return forest_path_for(params.output) if params.baseline and params.save_forest else None
 
 
+def ensemble_path_for(output: str) -> str:
+    """Where the network and forest averaged (models.ensemble) go beside `output` (name.ensemble.safetensors)."""
+    return _beside(output, "ensemble")
+
+
+def ensemble_output(params: PolygonTrainParams) -> Optional[str]:
+    """The ensemble checkpoint a run writes (whenever it writes the forest's), or None."""
+    return ensemble_path_for(params.output) if forest_output(params) else None
+
+
 def load_base(checkpoint: Optional[str]):
     """(network, card) of `checkpoint`, or of the bundled default checkpoint."""
-    from ....models.card_schema import FOREST
+    from ....models.card_schema import ENSEMBLE, FOREST
     from ....models.checkpoint import load_checkpoint
     from ...paths import DEFAULT_CHECKPOINT
 
@@ -85,8 +99,9 @@ def load_base(checkpoint: Optional[str]):
     if not os.path.exists(path):
         raise ClaireError(f"checkpoint {path} does not exist; give an existing .safetensors file with --checkpoint")
     model, card = load_checkpoint(path)
-    if card.get("arch") == FOREST:
-        raise ClaireError(f"checkpoint {path} is a random forest; fine-tuning starts from a network: give the "
+    if card.get("arch") in (FOREST, ENSEMBLE):
+        what = "a random forest" if card["arch"] == FOREST else "a network and a random forest averaged"
+        raise ClaireError(f"checkpoint {path} is {what}; fine-tuning starts from a network: give the "
                           "network checkpoint that training wrote beside it (or leave --checkpoint out for the "
                           "bundled one)")
     return model, card, path
@@ -158,6 +173,13 @@ def forest_net(scene: Scene, rf, num_classes: int):
     mean = np.concatenate([per_band(scene.opt_prep.mean, n_opt, 0.0), per_band(scene.sar_prep.mean, n_sar, 0.0)])
     std = np.concatenate([per_band(scene.opt_prep.std, n_opt, 1.0), per_band(scene.sar_prep.std, n_sar, 1.0)])
     return ForestNet.from_sklearn(rf, num_classes, n_opt, n_sar, mean, std)
+
+
+def ensemble_net(network, forest):
+    """The fine-tuned `network` and the run's optical + SAR `forest` averaged (models.ensemble.EnsembleNet)."""
+    from ....models.ensemble import EnsembleNet
+
+    return EnsembleNet(network, forest)
 
 
 def forest_net_predict(net, scene: Scene, feats: np.ndarray) -> np.ndarray:
@@ -242,6 +264,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
         forests = _forests(scene, split, params, labels.classes) if params.baseline else {}
+        if "rf_optical_sar" in forests:
+            nets.append(("ensemble", ensemble_net(model, forests["rf_optical_sar"][0]).to(device), None))
         arms = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
@@ -252,7 +276,13 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
     card["training"]["familiarity"] = familiar_note
-    _save(params, model.to("cpu"), card, report, forest)
+    extra = []
+    if forest is not None:
+        extra.append((forest_output(params), forest, "random forest's checkpoint"))
+        ens = _ensemble_checkpoint(params, base_card, labels, config, card, nets, report)
+        if ens is not None:
+            extra.append((ensemble_output(params), ens, "ensemble checkpoint"))
+    _save(params, model.to("cpu"), card, report, extra)
     progress(1.0, f"wrote {params.output}")
     return report
 
@@ -269,7 +299,8 @@ def check_settings(params: PolygonTrainParams) -> str:
     device = check_device(params.config.device)
     twin = html_path_for(params.report) if params.report else None
     check_outputs([("checkpoint", params.output), ("training report", params.report),
-                   ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params))],
+                   ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params)),
+                   ("ensemble checkpoint", ensemble_output(params))],
                   [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
                    ("validation labels", params.validation),
                    ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
@@ -362,17 +393,48 @@ def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: Labe
     return net, card
 
 
+def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict,
+                         card: Dict, nets, report: Dict) -> Optional[Tuple[Any, Dict]]:
+    """(the network and forest averaged, their card) to write beside the network, or None (no ensemble arm).
+    The card holds the ensemble's held-out scores, the network's familiarity (the ensemble gives the network's
+    features) and both parts' configs."""
+    ens = next((m for name, m, _ in nets if name == "ensemble"), None)
+    if ens is None:
+        return None
+    from ....models.card_schema import ENSEMBLE
+    from ....models.checkpoint import build_card, model_config
+    from ....models.ensemble import ensemble_config
+    from ....models.forest import forest_config
+
+    classes, metrics = _card_parts(base_card, labels, report, "ensemble")
+    net_cfg = model_config(card)
+    training = {"data": "polygons", "model": "the fine-tuned network and the random forest of the same run, class "
+                f"probabilities averaged: the forest's weight {ens.forest_weight:g} at clear pixels, falling to 0 "
+                "with the cloud probability", "labels": labels.source, "split": report["split"],
+                "seed": params.config.seed, "band_choice": report["inputs"],
+                "optical": os.path.basename(params.optical), "sar": os.path.basename(params.sar),
+                "network_checkpoint": os.path.basename(params.output),
+                "forest_checkpoint": os.path.basename(forest_output(params) or ""),
+                "familiarity": card["training"].get("familiarity")}
+    out = build_card(ENSEMBLE, card.get("size") or "", ensemble_config(card["arch"], net_cfg,
+                                                                       forest_config(ens.forest), ens.forest_weight),
+                     classes, card["nodata"], card["inputs"]["optical"], card["inputs"]["sar"], training, metrics,
+                     int(card.get("tile_size", 256)))
+    out["familiarity"] = card.get("familiarity")
+    report["ensemble_checkpoint"] = ensemble_output(params)
+    return ens.to("cpu"), out
+
+
 def _save(params: PolygonTrainParams, model, card: Dict, report: Dict,
-          forest: Optional[Tuple[Any, Dict]] = None) -> None:
-    """Checkpoint (and the forest's), and report, committed together (core.io.atomic.OutputSet); nothing is
-    written before."""
+          extra: Sequence[Tuple[str, Tuple[Any, Dict], str]] = ()) -> None:
+    """Checkpoint (and the others of the run: (path, (model, card), what)), and report, committed together
+    (core.io.atomic.OutputSet); nothing is written before."""
     from ....models.checkpoint import save_checkpoint
 
     with OutputSet() as files:
         files.write_with(params.output, lambda tmp: save_checkpoint(tmp, model, card), "checkpoint")
-        if forest is not None:
-            path = forest_output(params)
-            files.write_with(path, lambda tmp: save_checkpoint(tmp, forest[0], forest[1]), "random forest's checkpoint")
+        for path, (net, net_card), what in extra:
+            files.write_with(path, lambda tmp, net=net, net_card=net_card: save_checkpoint(tmp, net, net_card), what)
         if params.report:
             report["checkpoint"] = params.output
             write_report(report, params.report, files)

@@ -22,7 +22,16 @@ ARM_TITLES = {
     "untuned": "CLAIRE base checkpoint, not tuned",
     "rf_optical_sar": "Random forest, optical + SAR",
     "rf_optical": "Random forest, optical only",
+    "ensemble": "CLAIRE + random forest, averaged",
 }
+#: The order the arms are shown in (CLI, Processing log, the dock, the HTML report).
+ARM_ORDER = ["finetuned", "ensemble", "untuned", "rf_optical_sar", "rf_optical"]
+
+
+def ordered_arms(report: Dict[str, Any]) -> List[str]:
+    """The report's arms in ARM_ORDER (arms it does not know last)."""
+    arms = list(report.get("arms") or {})
+    return [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]
 
 
 #: The forest's macro-F1 lead on the clear held-out polygons from which the report says so.
@@ -31,8 +40,8 @@ FOREST_LEAD = 0.02
 
 def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
     """A sentence for the user when the random forest with SAR scored higher than the fine-tuned network on the
-    clear held-out polygons (by FOREST_LEAD macro-F1 or more), with what to do and how the two compare under
-    synthetic clouds; None otherwise (or without a forest)."""
+    clear held-out polygons (by FOREST_LEAD macro-F1 or more), with what to do, the two averaged's scores and
+    how the two compare under synthetic clouds; None otherwise (or without a forest)."""
     arms = report.get("arms") or {}
     net, rf = arms.get("finetuned") or {}, arms.get("rf_optical_sar") or {}
     a, b = (net.get("clear") or {}).get("macro_f1"), (rf.get("clear") or {}).get("macro_f1")
@@ -45,6 +54,11 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
         text += (f" Its checkpoint was written beside your model ({os.path.basename(forest)}): classify with both "
                  f"and compare the maps where you know the ground, since a few held-out polygons say little about "
                  f"the rest of the scene. More polygons for each class, spread over the scene, help both.")
+        both, both_path = arms.get("ensemble") or {}, report.get("ensemble_checkpoint")
+        scores = [(both.get(c) or {}).get("macro_f1") for c in ("clear", "clouds_60pct")]
+        if both_path and None not in scores:
+            text += (f" The two averaged ({os.path.basename(both_path)}, the forest's weight falling under cloud) "
+                     f"scored {scores[0]:.2f} clear and {scores[1]:.2f} under synthetic clouds.")
     else:
         text += (" Draw more polygons for each class, spread over the scene, give the training more time, and "
                  "train again.")
@@ -119,8 +133,8 @@ def _f(v: Any) -> str:
 
 def _summary_rows(report: Dict[str, Any]) -> List[str]:
     rows = []
-    for arm, conds in report["arms"].items():
-        for cond, m in conds.items():
+    for arm in ordered_arms(report):
+        for cond, m in report["arms"][arm].items():
             rows.append(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                         f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td>"
                         f"<td>{m['pixels']}</td></tr>")
@@ -167,7 +181,7 @@ def render_html(report: Dict[str, Any]) -> str:
                      f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "
                      f"{_f(leak.get('polygon_split', {}).get('macro_f1'))} on held-out polygons: neighbouring pixels "
                      "of one polygon on both sides of a random split flatter the score.</p>")
-    for arm, conds in report["arms"].items():
-        for cond, m in conds.items():
+    for arm in ordered_arms(report):
+        for cond, m in report["arms"][arm].items():
             parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
     return "\n".join(parts)
