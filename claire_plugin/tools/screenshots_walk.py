@@ -7,7 +7,7 @@ plugin's action at the width QGIS gives it: load the optical and SAR of the patc
 VRTs, as Raster > Build Virtual Raster does), classify with the bundled checkpoint (Results tab: the trust
 line), follow its "Train it on your area" link to the Train tab, load the shipped polygons as the training
 layer (the class field is picked), train with a short time budget, read the held-out report, press "Classify
-with this model" and classify again. One PNG of the whole window per step, docs/screenshots/train_walk_*.png,
+with this model" and classify again, then with the run's random forest and with the two averaged. One PNG of the whole window per step, docs/screenshots/train_walk_*.png,
 and the numbers seen (class shares before / after, held-out scores) printed and written to train_walk.json.
 
     python -m claire.claire_plugin.tools.screenshots_walk --out docs/screenshots --qgis build/qgis-walk
@@ -175,9 +175,17 @@ def render_in_qgis(iface, out: str) -> List[str]:
     dock.train_panel.forest_button.click()  # the user tries the forest too
     forest = _classify_step(iface, dock, out, os.path.join(work, "farmland_forest.tif"),
                             "train_walk_7_results_forest.png", optical)
+    dock.tabs.setCurrentIndex(2)
+    if dock.train_panel.ensemble_button.isHidden():
+        raise SystemExit("the report offers no averaged model to classify with")
+    dock.train_panel.ensemble_button.click()  # and the two averaged
+    both = _classify_step(iface, dock, out, os.path.join(work, "farmland_both.tif"),
+                          "train_walk_8_results_both.png", optical)
     facts = _facts(work, before, after, report, minutes)
     facts["shares_forest"] = shares(os.path.join(work, "farmland_forest.tif"))
     facts["unfamiliar_forest"] = forest.get("unfamiliar_share")
+    facts["shares_both"] = shares(os.path.join(work, "farmland_both.tif"))
+    facts["unfamiliar_both"] = both.get("unfamiliar_share")
     facts.update(dock_width=dock.width(), window=[iface.mainWindow().width(), iface.mainWindow().height()],
                  walk_seconds=round(time.time() - started, 1))
     with open(os.path.join(out, "train_walk.json"), "w", encoding="utf-8") as fh:
