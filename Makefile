@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench gpu-check screenshots fusion-table clean
+.PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench bench-train gpu-check screenshots fusion-table clean
 
 all: demo
 
@@ -98,6 +98,11 @@ checkpoint: venv
 
 bench: venv
 	$(VENV)/bin/claire bench --json $(BUILD)/bench.json
+
+## Polygon training as a user does it, on the bundled sites: N = 5 / 10 / 20 polygons per class, three seeds,
+## every model of a run (network, untuned, forest, the two averaged) on held-out polygons and the whole map.
+bench-train: venv
+	$(VENV)/bin/claire bench-train --seeds 0,1,2 --json $(BUILD)/bench_train.json
 
 ## On a CUDA GPU (under 8 minutes): bench at 4096² and 8192² in fp32 and mixed precision, a few AMP training
 ## steps of the base model; build/gpu_check.json + .md. Without a GPU it says so and exits 0.
