@@ -7,8 +7,9 @@ plugin's action at the width QGIS gives it: load the optical and SAR of the patc
 VRTs, as Raster > Build Virtual Raster does), classify with the bundled checkpoint (Results tab: the trust
 line), follow its "Train it on your area" link to the Train tab, load the shipped polygons as the training
 layer (the class field is picked), train with a short time budget, read the held-out report, press "Classify
-with this model" and classify again, then with the run's random forest and with the two averaged. One PNG of the whole window per step, docs/screenshots/train_walk_*.png,
-and the numbers seen (class shares before / after, held-out scores) printed and written to train_walk.json.
+with this model" and classify again, then with the run's random forest and with the two averaged. One PNG
+of the whole window per step, docs/screenshots/train_walk_*.png, and the numbers seen (class shares before /
+after, held-out scores) printed and written to train_walk.json.
 
     python -m claire.claire_plugin.tools.screenshots_walk --out docs/screenshots --qgis build/qgis-walk
 """

@@ -279,7 +279,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     extra = []
     if forest is not None:
         extra.append((forest_output(params), forest, "random forest's checkpoint"))
-        ens = _ensemble_checkpoint(params, base_card, labels, config, card, nets, report)
+        ens = _ensemble_checkpoint(params, base_card, labels, card, nets, report)
         if ens is not None:
             extra.append((ensemble_output(params), ens, "ensemble checkpoint"))
     _save(params, model.to("cpu"), card, report, extra)
@@ -393,8 +393,8 @@ def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: Labe
     return net, card
 
 
-def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict,
-                         card: Dict, nets, report: Dict) -> Optional[Tuple[Any, Dict]]:
+def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, card: Dict, nets,
+                         report: Dict) -> Optional[Tuple[Any, Dict]]:
     """(the network and forest averaged, their card) to write beside the network, or None (no ensemble arm).
     The card holds the ensemble's held-out scores, the network's familiarity (the ensemble gives the network's
     features) and both parts' configs."""
