@@ -162,8 +162,12 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
     for split, m in (card.get("metrics") or {}).items():
         if not isinstance(m, dict):
             continue
+        if split == "baselines":  # a polygon run's other models on the same held-out polygons
+            parts += _baselines_html(m)
+            continue
         parts.append(f"<h3>Metrics ({e(str(split))})</h3>")
-        parts.append(f"<p>OA {_fmt(m.get('oa'), True)} · mIoU {_fmt(m.get('miou'), True)} · "
+        f1 = f"macro-F1 {_fmt(m['macro_f1'])} · " if m.get("macro_f1") is not None else ""
+        parts.append(f"<p>{f1}OA {_fmt(m.get('oa'), True)} · mIoU {_fmt(m.get('miou'), True)} · "
                      f"kappa {_fmt(m.get('kappa'))}</p>")
         rows = m.get("per_class") or []
         if rows:
@@ -173,6 +177,22 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
                              f"<td>{_fmt(r.get('f1'), True)}</td></tr>")
             parts.append("</table>")
     return parts
+
+
+def _baselines_html(baselines: Dict[str, Any]) -> List[str]:
+    """The other models of a polygon run, macro-F1 on the same held-out polygons, clear and clouded."""
+    from ..core.training.scorecard import ARM_TITLES, ordered_arms
+
+    e = html.escape
+    rows = []
+    for arm in ordered_arms({"arms": baselines}):
+        conds = baselines[arm] if isinstance(baselines[arm], dict) else {}
+        cells = "".join(f"<td>{_fmt((conds.get(c) or {}).get('macro_f1'))}</td>" for c in ("clear", "clouds_60pct"))
+        rows.append(f"<tr><td>{e(ARM_TITLES.get(arm, arm))}</td>{cells}</tr>")
+    if not rows:
+        return []
+    return ["<h3>Other models, same held-out polygons (macro-F1)</h3><table cellspacing='0'><tr><th>model</th>"
+            "<th>clear</th><th>60 % clouds</th></tr>" + "".join(rows) + "</table>"]
 
 
 def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_count: Optional[int],

@@ -338,6 +338,14 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     assert "Metrics (heldout)" in out and "Metrics (note)" not in out
     assert "water &lt;lake&gt;" in out and "<lake>" not in out
     assert "2 bands: B2, B3" in out
+    # a polygon run's card: its macro-F1, and the run's other models as one table, not as a metrics split
+    card["metrics"] = {"heldout_polygons": {"macro_f1": 0.59, "oa": 0.75},
+                       "baselines": {"rf_optical_sar": {"clear": {"macro_f1": 0.629}, "clouds_60pct": {"macro_f1": 0.56}},
+                                     "finetuned": {"clear": {"macro_f1": 0.554}}}}
+    out = card_html(card)
+    assert "macro-F1 0.590 · OA 75.0 %" in out and "Metrics (baselines)" not in out
+    assert out.index("CLAIRE fine-tuned (optical + SAR)</td><td>0.554</td><td>–</td>") < \
+        out.index("Random forest, optical + SAR</td><td>0.629</td><td>0.560</td>")
 
 
 def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
