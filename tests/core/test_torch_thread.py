@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import threading
 import time
 
@@ -67,7 +68,16 @@ def test_callbacks_handed_back_run_in_the_waiting_thread():
     assert report(1) == 2, "called outside a job it runs directly"
 
 
-def test_ctrl_c_in_the_waiting_thread_stops_the_job_cleanly():
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: `_thread.interrupt_main` does nothing under another one, and a
+    library loaded earlier in the test process may have installed one (a full Debian 13 run once failed so)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_the_waiting_thread_stops_the_job_cleanly(python_sigint):
     seen = {}
 
     def job():
