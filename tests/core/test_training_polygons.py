@@ -62,6 +62,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert saved["arms"]["finetuned"]["clear"]["confusion"] == report["arms"]["finetuned"]["clear"]["confusion"]
     html = (scene["dir"] / "report.html").read_text()
     assert "reference" in html and "built area" in html and "Random forest, optical only" in html
+    assert "falling to 0 with the cloud probability" in html and "written as model.ensemble.safetensors" in html
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3
     assert card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["finetuned"]["clear"]["macro_f1"]
     # the engine classifies with the new checkpoint: its classes are the user's codes

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ....models.ensemble import DEFAULT_FOREST_WEIGHT
 from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
 from ..io.atomic import OutputSet
 from .labels import ClassInfo, LabelPixels
@@ -173,6 +174,13 @@ def render_html(report: Dict[str, Any]) -> str:
         "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th><th>OA</th>"
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
+    if "ensemble" in report["arms"]:
+        written = report.get("ensemble_checkpoint")
+        parts.append(f"<p>{_e(ARM_TITLES['ensemble'])}: the class probabilities of your CLAIRE model and of the "
+                     f"random forest (optical + SAR) averaged per pixel, the forest's weight {DEFAULT_FOREST_WEIGHT:g} "
+                     "where the optical is clear and falling to 0 with the cloud probability, so that clouded pixels "
+                     "are the network's"
+                     + (f"; written as {_e(os.path.basename(written))}" if written else "") + ".</p>")
     verdict = forest_verdict(report)
     if verdict:
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
