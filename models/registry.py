@@ -32,8 +32,6 @@ DEFAULT_CONTEXT_PX = 128
 _LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
-
-
 def available_architectures() -> List[str]:
     """Network names accepted by `build_model` (which also builds FOREST and ENSEMBLE from their cards' configs)."""
     return list(_BUILDERS)

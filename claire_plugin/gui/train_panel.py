@@ -300,8 +300,8 @@ class TrainPanel(QWidget):
     def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
         """Show a finished training's report and make its checkpoint the recent one."""
         self.report, self.checkpoint = report, checkpoint
-        self.forest, self.ensemble = (report.get(k) for k in ("forest_checkpoint", "ensemble_checkpoint"))
-        self.forest, self.ensemble = (p if p and os.path.exists(p) else None for p in (self.forest, self.ensemble))
+        written = [report.get(k) for k in ("forest_checkpoint", "ensemble_checkpoint")]
+        self.forest, self.ensemble = (p if p and os.path.exists(p) else None for p in written)
         for other in (self.forest, self.ensemble):
             if other:
                 remember_checkpoint(other)

@@ -62,9 +62,6 @@ CLASSIFY_WITH = ["The fine-tuned network", "The random forest (optical + SAR)",
                  "The network and the forest averaged (the forest's weight falls under cloud)"]
 #: the report's arm of each CLASSIFY_WITH choice that names one model
 CHOICE_ARM = {0: "finetuned", 1: "rf_optical_sar", 3: "ensemble"}
-#: the report's key of each arm's checkpoint (the network's is OUTPUT)
-ARM_CHECKPOINT = {"rf_optical_sar": "forest_checkpoint", "ensemble": "ensemble_checkpoint"}
-
 
 
 class TrainAlgorithm(ClaireAlgorithm):
@@ -232,7 +229,7 @@ class TrainAlgorithm(ClaireAlgorithm):
 def map_model(report: Dict[str, Any], network: str, choice: int) -> tuple:
     """(checkpoint that maps the scene, a line saying which and why) for CLASSIFY_WITH `choice`."""
     from ..core.errors import ClaireError
-    from ..core.training.scorecard import ARM_TITLES
+    from ..core.training.scorecard import ARM_CHECKPOINT, ARM_TITLES
 
     if choice == 0:
         return network, "classifying with the fine-tuned network"

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..core.training.datasets import ESRI_CLASSES
+from ..core.training.scorecard import ARM_CHECKPOINT
 from ..paths import resource
 
 NAMES = {v: n for v, n, _ in ESRI_CLASSES}
@@ -106,8 +107,7 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
         report = json.load(fh)
     training = [sq for i, sq in enumerate(squares) if i + 1 not in set(report["validation_feature_ids"])]
     maps = {"untuned": None, "finetuned": stem + ".safetensors"}
-    maps.update({arm: report[key] for arm, key in (("rf_optical_sar", "forest_checkpoint"),
-                                                    ("ensemble", "ensemble_checkpoint")) if report.get(key)})
+    maps.update({arm: report[key] for arm, key in ARM_CHECKPOINT.items() if report.get(key)})
     whole = map_scores(optical, sar, lulc, training, size, float(report["split"]["buffer_px"]),
                        [c["name"] for c in report["classes"]], maps, stem, extra)
     return {"site": name, "n": n, "seed": seed, "wall_s": wall,

@@ -175,13 +175,6 @@ def forest_net(scene: Scene, rf, num_classes: int):
     return ForestNet.from_sklearn(rf, num_classes, n_opt, n_sar, mean, std)
 
 
-def ensemble_net(network, forest):
-    """The fine-tuned `network` and the run's optical + SAR `forest` averaged (models.ensemble.EnsembleNet)."""
-    from ....models.ensemble import EnsembleNet
-
-    return EnsembleNet(network, forest)
-
-
 def forest_net_predict(net, scene: Scene, feats: np.ndarray) -> np.ndarray:
     """Class indices of a ForestNet at pixels with physical features `feats` [N, Co+Cs], normalised as the
     network input is (Scene.standardise); -1 where a value is missing."""
@@ -265,7 +258,9 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             nets.append(("untuned", base_model.to(device), cmap))
         forests = _forests(scene, split, params, labels.classes) if params.baseline else {}
         if "rf_optical_sar" in forests:
-            nets.append(("ensemble", ensemble_net(model, forests["rf_optical_sar"][0]).to(device), None))
+            from ....models.ensemble import EnsembleNet
+
+            nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0]).to(device), None))
         arms = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:

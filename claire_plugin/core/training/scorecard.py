@@ -13,7 +13,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ....models.ensemble import DEFAULT_FOREST_WEIGHT
 from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
 from ..io.atomic import OutputSet
 from .labels import ClassInfo, LabelPixels
@@ -25,6 +24,8 @@ ARM_TITLES = {
     "rf_optical": "Random forest, optical only",
     "ensemble": "CLAIRE + random forest, averaged",
 }
+#: The report's key of the checkpoint each arm was written as (the fine-tuned network's is the run's output).
+ARM_CHECKPOINT = {"rf_optical_sar": "forest_checkpoint", "ensemble": "ensemble_checkpoint"}
 #: The order the arms are shown in (CLI, Processing log, the dock, the HTML report).
 ARM_ORDER = ["finetuned", "ensemble", "untuned", "rf_optical_sar", "rf_optical"]
 
@@ -175,6 +176,8 @@ def render_html(report: Dict[str, Any]) -> str:
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
     if "ensemble" in report["arms"]:
+        from ....models.ensemble import DEFAULT_FOREST_WEIGHT  # torch: only when there is an ensemble to describe
+
         written = report.get("ensemble_checkpoint")
         parts.append(f"<p>{_e(ARM_TITLES['ensemble'])}: the class probabilities of your CLAIRE model and of the "
                      f"random forest (optical + SAR) averaged per pixel, the forest's weight {DEFAULT_FOREST_WEIGHT:g} "
