@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report['forest_checkpoint']} (the random forest, optical + SAR; map with it: claire classify "
               f"--checkpoint {report['forest_checkpoint']})", file=sys.stderr)
     if report.get("ensemble_checkpoint"):
-        print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, the forest's weight "
-              f"falling under cloud; map with it: claire classify --checkpoint {report['ensemble_checkpoint']})",
-              file=sys.stderr)
+        from ..core.training.scorecard import weight_phrase
+
+        print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, {weight_phrase(report)}; "
+              f"map with it: claire classify --checkpoint {report['ensemble_checkpoint']})", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
+from ..core.training.scorecard import weight_phrase
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
@@ -308,6 +309,8 @@ class TrainPanel(QWidget):
         remember_checkpoint(checkpoint)  # the network stays the most recent, then the ensemble, the forest
         self.forest_button.setVisible(self.forest is not None)
         self.ensemble_button.setVisible(self.ensemble is not None)
+        self.ensemble_button.setToolTip(f"Your model and the random forest averaged per pixel, {weight_phrase(report)}"
+                                        ": written beside your model, scored in the report above")
         html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
         self.report_view.setHtml(report_html(report, checkpoint, html_path if os.path.exists(html_path) else ""))
         self.result_box.setVisible(True)

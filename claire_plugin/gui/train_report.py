@@ -45,7 +45,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
-    from ..core.training.scorecard import forest_verdict
+    from ..core.training.scorecard import forest_verdict, weight_phrase
 
     verdict = forest_verdict(report)
     if verdict:
@@ -66,8 +66,10 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     familiarity = str(report.get("familiarity") or "")
     if familiarity.startswith("not measured"):  # the map of this model will carry no "unlike" warning: say why
         parts.append(f"<p class='muted'>Unlike-the-training-data check {e(familiarity)}.</p>")
-    both = ("; CLAIRE+RF = the two averaged, the forest's weight falling under cloud"
-            if "ensemble" in report["arms"] else "")
+    both = (f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}; its scores are cross-fitted (each half "
+            f"of the held-out polygons scored with the weight chosen on the other)"
+            if "ensemble" in report["arms"] and (report.get("ensemble_weight") or {}).get("halves") else
+            f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}" if "ensemble" in report["arms"] else "")
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "

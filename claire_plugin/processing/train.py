@@ -52,6 +52,7 @@ HELP = {
     "FOREST_CHECKPOINT": "The random forest (optical + SAR) of the run as a checkpoint, written beside OUTPUT "
     "(NAME.forest.safetensors) unless RF_TREES is 0: Classify land cover maps with it like with a network.",
     "ENSEMBLE_CHECKPOINT": "The fine-tuned network and the random forest averaged per pixel, the forest's weight "
+    "(0 to 1 at clear pixels, chosen on the held-out polygons; the report's scores for it are cross-fitted) "
     "falling to 0 with the cloud probability, written beside OUTPUT (NAME.ensemble.safetensors) unless RF_TREES "
     "is 0: Classify land cover maps with it like with a network.",
 }

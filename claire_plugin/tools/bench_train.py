@@ -117,6 +117,7 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
             "arms": {a: {c: {"macro_f1": m["macro_f1"], "oa": m["oa"]} for c, m in conds.items()}
                      for a, conds in report["arms"].items()},
             "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"],
+            "forest_weight": (report.get("ensemble_weight") or {}).get("chosen"),
             "whole_map": whole}
 
 
@@ -185,7 +186,7 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
     arms = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     cols = [(a, c) for c in ("clear", "clouds_60pct") for a in arms]
     head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) + " | " +
-            " | ".join(f"whole map {a}" for a in arms) + " | fine-tuned - RF+SAR clear / clouds |")
+            " | ".join(f"whole map {a}" for a in arms) + " | fine-tuned - RF+SAR clear / clouds | forest weights |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
 
     def cell(vals: List[float]) -> str:
@@ -196,8 +197,9 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
         whole = [cell([r["whole_map"][a]["macro_f1"] for r in rs if a in (r.get("whole_map") or {})]) for a in arms]
         gaps = [np.mean([r["arms"]["finetuned"][c]["macro_f1"] - r["arms"]["rf_optical_sar"][c]["macro_f1"]
                          for r in rs]) * 100 for c in ("clear", "clouds_60pct")]
+        weights = ", ".join(f"{r['forest_weight']:g}" for r in rs if r.get("forest_weight") is not None) or "-"
         lines.append(f"| {site} | {n} | {len(rs)} | " + " | ".join(held + whole) +
-                     f" | {gaps[0]:+.1f} / {gaps[1]:+.1f} points |")
+                     f" | {gaps[0]:+.1f} / {gaps[1]:+.1f} points | {weights} |")
     return "\n".join(lines)
 
 
@@ -251,7 +253,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
     mapped = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     head = "| site | N | seed | " + " | ".join(f"{a} clear | {a} clouds" for a in arms) + \
         " | RF pixel-split (leaky) | " + " | ".join(f"whole map {a}" for a in mapped) + \
-        " | wall s | CPU s | peak RSS MB |"
+        " | forest weight | wall s | CPU s | peak RSS MB |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -265,6 +267,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
         lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
                      f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | " +
                      " | ".join(_whole(r, a) for a in mapped) +
+                     f" | {'-' if r.get('forest_weight') is None else format(r['forest_weight'], 'g')}"
                      f" | {r['wall_s']} | {r.get('cpu_s', '-')} | "
                      f"{r['peak_rss_mb']} |")
     return "\n".join(lines)

@@ -62,7 +62,12 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert saved["arms"]["finetuned"]["clear"]["confusion"] == report["arms"]["finetuned"]["clear"]["confusion"]
     html = (scene["dir"] / "report.html").read_text()
     assert "reference" in html and "built area" in html and "Random forest, optical only" in html
-    assert "falling to 0 with the cloud probability" in html and "written as model.ensemble.safetensors" in html
+    assert "falling to 0 with the cloud probability" in html and "Written as model.ensemble.safetensors" in html
+    weight = report["ensemble_weight"]
+    assert f"the forest&#x27;s weight {weight['chosen']:g} where the optical is clear" in html
+    assert "cross-fitted" in html
+    assert [c["weight"] for c in weight["candidates"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3
     assert card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["finetuned"]["clear"]["macro_f1"]
     # the engine classifies with the new checkpoint: its classes are the user's codes
@@ -164,7 +169,9 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     ens_path = ensemble_path_for(params.output)
     assert report["ensemble_checkpoint"] == ens_path and ens_path.endswith("model.ensemble.safetensors")
     ens, ens_card = load_checkpoint(ens_path)
-    assert ens_card["arch"] == "ensemble" and ens_card["config"]["forest_weight"] == 0.5
+    chosen = report["ensemble_weight"]["chosen"]
+    assert ens_card["arch"] == "ensemble" and ens_card["config"]["forest_weight"] == chosen
+    assert ens_card["training"]["forest_weight"]["chosen"] == chosen
     assert ens_card["config"]["network"]["arch"] == "claire" and ens_card["config"]["forest"] == card["config"]
     assert ens_card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["ensemble"]["clear"]["macro_f1"]
     assert "finetuned" in ens_card["metrics"]["baselines"] and "rf_optical_sar" in ens_card["metrics"]["baselines"]
@@ -177,7 +184,10 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
             mapped = ds.read(1)
         value_to_index = {c["value"]: c["index"] for c in card["classes"]}
         pred = np.array([value_to_index.get(int(v), -1) for v in mapped[split.val.rows, split.val.cols]])
-        assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"][arm]["clear"]["macro_f1"]
+        # the ensemble's arm is cross-fitted; its checkpoint's weight scored on all held-out polygons is kept too
+        stated = (report["arms"][arm]["clear"]["macro_f1"] if arm != "ensemble" else
+                  report["ensemble_weight"]["heldout_with_chosen"]["clear"])
+        assert score(pred, split.val, labels.classes)["macro_f1"] == stated
     # a forest is not a base to fine-tune
     with pytest.raises(ClaireError, match="is a random forest; fine-tuning starts from a network"):
         train_from_polygons(_params(scene, checkpoint=path, output=str(scene["dir"] / "again.safetensors")))

@@ -111,3 +111,27 @@ def test_the_engine_runs_it_eagerly(parts):
     net, forest = parts
     rt = prepare(EnsembleNet(net, forest), {}, torch.device("cpu"), "auto", 64, 1, (4, 2))
     assert rt.name == "eager"
+
+
+def test_a_weight_sweep_gives_each_weights_ensemble_running_each_part_once(parts):
+    from claire.models.ensemble import FOREST_WEIGHTS, WeightSweep
+
+    net, forest = parts
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, *a, **k):
+            calls.append(1)
+            return net(*a, **k)
+
+    sweep = WeightSweep(Counting(), forest)
+    o, s = _inputs(2, 32, 32)
+    c = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        got = [m(o, s, cloud=c)["logits"] for m in sweep.members]
+        want = [EnsembleNet(net, forest, w)(o, s, cloud=c)["logits"] for w in FOREST_WEIGHTS]
+        assert len(calls) == 1
+        o2 = o.clone()  # new inputs are computed again, not taken from the cache
+        assert torch.equal(sweep.members[0](o2, s, cloud=c)["logits"], got[0]) and len(calls) == 2
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert not torch.equal(got[0].argmax(1), got[-1].argmax(1))  # the weights do change the map

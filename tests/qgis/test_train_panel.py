@@ -119,6 +119,9 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     forest, both = panel.report["forest_checkpoint"], panel.report["ensemble_checkpoint"]
     assert os.path.exists(forest) and os.path.exists(both) and recent_checkpoints()[1:3] == [both, forest]
     assert not panel.forest_button.isHidden() and not panel.ensemble_button.isHidden()
+    chosen = panel.report["ensemble_weight"]["chosen"]
+    assert f"the forest's weight {chosen:g} (" in text and f"the forest's weight {chosen:g} (" in \
+        panel.ensemble_button.toolTip()
     panel.ensemble_button.click()
     assert dock.picker.checkpointPath() == both
     assert "and a random forest of 10 trees averaged" in dock.picker.card_view.toPlainText()

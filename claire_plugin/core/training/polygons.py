@@ -128,13 +128,18 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
 
 
 def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int,
-                   device: str) -> Dict[str, Dict]:
-    """{arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input
-    (each validation window read once for every network and both conditions)."""
+                   device: str, sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]]]:
+    """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
+    validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
+    the arm "ensemble" at the forest weight core.training.blend chooses, cross-fitted, and what it says of the
+    choice (else None)."""
+    from ....models.ensemble import DEFAULT_FOREST_WEIGHT
+
     arms: Dict[str, Dict[str, Any]] = {}
     n_opt = len(val_windows.scene.oc.indices)
     conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
-    out = predict_pixels(val_windows, [(m, cmap) for _, m, cmap in nets], [c for _, c in conds], seed, device)
+    models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
+    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device)
     for cond, clouds in conds:
         preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
@@ -145,7 +150,14 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
             else:
                 pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None)
             arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
-    return arms
+    if sweep is None:
+        return arms, None
+    from .blend import choose_weight
+
+    swept = {cond: out[clouds][0][len(nets):] for cond, clouds in conds}
+    chosen, crossfit, info = choose_weight(swept, split.val, classes, sweep.weights, seed, DEFAULT_FOREST_WEIGHT)
+    arms["ensemble"] = {cond: score(crossfit[cond], split.val, classes) for cond, _ in conds}
+    return arms, info
 
 
 def _forests(scene, split: Split, params: PolygonTrainParams, classes) -> Dict[str, Any]:
@@ -257,16 +269,24 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
         forests = _forests(scene, split, params, labels.classes) if params.baseline else {}
+        sweep = None
         if "rf_optical_sar" in forests:
+            from ....models.ensemble import WeightSweep
+
+            sweep = WeightSweep(model, forests["rf_optical_sar"][0])
+        arms, weight = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device,
+                                      sweep)
+        if weight is not None:
             from ....models.ensemble import EnsembleNet
 
-            nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0]).to(device), None))
-        arms = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device)
+            nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"]), None))
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report["familiarity"] = familiar_note
+        if weight is not None:
+            report["ensemble_weight"] = weight
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
@@ -405,7 +425,8 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
     net_cfg = model_config(card)
     training = {"data": "polygons", "model": "the fine-tuned network and the random forest of the same run, class "
                 f"probabilities averaged: the forest's weight {ens.forest_weight:g} at clear pixels, falling to 0 "
-                "with the cloud probability", "labels": labels.source, "split": report["split"],
+                "with the cloud probability", "forest_weight": report.get("ensemble_weight"),
+                "labels": labels.source, "split": report["split"],
                 "seed": params.config.seed, "band_choice": report["inputs"],
                 "optical": os.path.basename(params.optical), "sar": os.path.basename(params.sar),
                 "network_checkpoint": os.path.basename(params.output),

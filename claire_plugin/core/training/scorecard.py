@@ -36,6 +36,32 @@ def ordered_arms(report: Dict[str, Any]) -> List[str]:
     return [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]
 
 
+def weight_phrase(report: Dict[str, Any]) -> str:
+    """"the forest's weight W (chosen on your held-out polygons) falling under cloud" for the run's averaged model."""
+    weight = report.get("ensemble_weight") or {}
+    chosen = weight.get("chosen")
+    if chosen is None:
+        return "the forest's weight falling under cloud"
+    how = ("chosen on your held-out polygons" if weight.get("halves") else
+           "the default: too few held-out polygons to choose")
+    return f"the forest's weight {chosen:g} ({how}) falling under cloud"
+
+
+def ensemble_sentence(report: Dict[str, Any]) -> str:
+    """What the report's averaged model is: how the two are averaged, the forest's weight and how it was chosen."""
+    weight = report.get("ensemble_weight") or {}
+    chosen, written = weight.get("chosen"), report.get("ensemble_checkpoint")
+    text = (f"{ARM_TITLES['ensemble']}: the class probabilities of your CLAIRE model and of the random forest "
+            f"(optical + SAR) averaged per pixel, the forest's weight "
+            + (f"{chosen:g}" if chosen is not None else "w") + " where the optical is clear and falling to 0 with "
+            "the cloud probability, so that clouded pixels are the network's")
+    if chosen == 0:
+        text += " (weight 0: on your held-out polygons the forest did not help, so this is your CLAIRE model)"
+    if weight.get("how"):
+        text += f". The weight was {weight['how']}"
+    return text + (f". Written as {os.path.basename(written)}." if written else ".")
+
+
 #: The forest's macro-F1 lead on the clear held-out polygons from which the report says so.
 FOREST_LEAD = 0.02
 
@@ -176,14 +202,7 @@ def render_html(report: Dict[str, Any]) -> str:
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
     if "ensemble" in report["arms"]:
-        from ....models.ensemble import DEFAULT_FOREST_WEIGHT  # torch: only when there is an ensemble to describe
-
-        written = report.get("ensemble_checkpoint")
-        parts.append(f"<p>{_e(ARM_TITLES['ensemble'])}: the class probabilities of your CLAIRE model and of the "
-                     f"random forest (optical + SAR) averaged per pixel, the forest's weight {DEFAULT_FOREST_WEIGHT:g} "
-                     "where the optical is clear and falling to 0 with the cloud probability, so that clouded pixels "
-                     "are the network's"
-                     + (f"; written as {_e(os.path.basename(written))}" if written else "") + ".</p>")
+        parts.append(f"<p>{_e(ensemble_sentence(report))}</p>")
     verdict = forest_verdict(report)
     if verdict:
         parts.append(f"<p><b>{_e(verdict)}</b></p>")

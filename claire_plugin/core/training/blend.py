@@ -1,0 +1,86 @@
+"""The forest's weight in the network + forest average (models.ensemble), chosen per run on the held-out
+polygons, and scored so that the choice does not flatter the score.
+
+Choosing a weight on the same polygons that score it would report the best of several tries. So the held-out
+polygons of each class are dealt into two halves; the weight chosen on one half scores the other half, and the
+two halves' predictions together give the ensemble's scores in the report (cross-fitting). The checkpoint gets
+the weight chosen on all held-out polygons. A weight is chosen by the mean macro-F1 of the clear and the
+synthetically clouded input; ties go to the lower weight (the network: held-out polygons flatter the forest,
+docs/train_from_polygons.md).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .labels import ClassInfo, LabelPixels
+from .scorecard import score
+
+#: Two scores closer than this are a tie.
+TIE = 1e-6
+
+
+def polygon_halves(val: LabelPixels, seed: int) -> Optional[np.ndarray]:
+    """Per held-out pixel 0 or 1: the half its polygon was dealt to, each class's polygons shuffled (seeded) and
+    dealt alternately, the first half alternating between classes. None when a half would be empty."""
+    rng = np.random.default_rng(seed)
+    half_of: Dict[int, int] = {}
+    start = 0
+    for c in np.unique(val.cls):
+        groups = np.unique(val.group[val.cls == c])
+        rng.shuffle(groups)
+        for k, g in enumerate(groups):
+            half_of[int(g)] = (start + k) % 2
+        start += len(groups)
+    halves = np.array([half_of[int(g)] for g in val.group], np.int64) if len(val) else np.zeros(0, np.int64)
+    if len(halves) == 0 or halves.min() == halves.max():
+        return None
+    return halves
+
+
+def _choose(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes: Sequence[ClassInfo],
+            weights: Sequence[float], where: np.ndarray) -> Tuple[int, List[float]]:
+    """(index of the weight with the highest mean macro-F1 over the conditions at pixels `where`, lowest on a tie;
+    the mean per weight)."""
+    sub = val.subset(where)
+    means = []
+    for k in range(len(weights)):
+        f1 = [score(p[k][where], sub, classes)["macro_f1"] for p in preds.values()]
+        means.append(float(np.mean([0.0 if v is None else v for v in f1])))
+    best = max(means)
+    return next(k for k, m in enumerate(means) if m >= best - TIE), means
+
+
+def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes: Sequence[ClassInfo],
+                  weights: Sequence[float], seed: int, default: float) -> Tuple[float, Dict[str, np.ndarray], Dict]:
+    """(the weight for the checkpoint, the cross-fitted predictions per condition, what the report says of it).
+
+    `preds[condition][k]` are the class indices the ensemble with `weights[k]` predicts at the pixels of `val`.
+    Without two non-empty halves of held-out polygons no weight is chosen: `default`, scored as it is."""
+    everywhere = np.ones(len(val), bool)
+    pick_all, means = _choose(preds, val, classes, weights, everywhere)
+    info: Dict[str, Any] = {
+        "candidates": [{"weight": w, "mean_macro_f1": round(m, 4)} for w, m in zip(weights, means)],
+        "criterion": "mean macro-F1 of the clear and the clouded held-out input; ties to the lower weight"}
+    halves = polygon_halves(val, seed)
+    if halves is None:
+        k = list(weights).index(default)
+        info.update(chosen=default, how=f"not chosen: too few held-out polygons to split; the default {default:g}",
+                    halves=None)
+        return default, {c: p[k] for c, p in preds.items()}, info
+    out = {c: np.full(len(val), -1, np.int64) for c in preds}
+    fold_info = []
+    for h in (0, 1):
+        pick, _ = _choose(preds, val, classes, weights, halves != h)
+        for c, p in preds.items():
+            out[c][halves == h] = p[pick][halves == h]
+        fold_info.append({"polygons": int(np.unique(val.group[halves == h]).size),
+                          "weight_chosen_on_the_other_half": weights[pick]})
+    chosen = float(weights[pick_all])
+    info.update(chosen=chosen, halves=fold_info,
+                how=(f"chosen among {', '.join(f'{w:g}' for w in weights)} on all held-out polygons; the scores "
+                     "shown for it are cross-fitted (each half of the held-out polygons scored with the weight "
+                     "chosen on the other half)"),
+                heldout_with_chosen={c: score(p[pick_all], val, classes)["macro_f1"] for c, p in preds.items()})
+    return chosen, out, info
