@@ -171,3 +171,10 @@ def test_an_ensembles_map_says_the_fusion_figures_are_the_networks():
     assert any(line.startswith("Model: a network and a random forest averaged") for line in facts_lines(facts))
     plain = template.write(build_facts(summary, example_card(names)))
     assert "random forest" not in plain
+    for weight, phrase in ((0.25, "which has 25.0 % of the weight where the optical image is clear"),
+                           (0.0, "with the forest's weight at 0.0 %, as chosen on the held-out polygons")):
+        card = dict(example_card(names), arch="ensemble", config={"forest_weight": weight})
+        facts = build_facts(summary, card)
+        text = template.write(facts)
+        assert phrase in text and check_grounding(text, facts).flagged_sentences == []
+        assert f"forest's weight {weight * 100:.1f} %" in "\n".join(facts_lines(facts))

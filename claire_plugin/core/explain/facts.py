@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from ....models.card_schema import ENSEMBLE
 from ..errors import ClaireError
 
 FACTS_FORMAT = "claire-facts/1"
@@ -69,6 +70,8 @@ def _card_model(card: dict) -> dict:
         "sar_sensor": sar.get("sensor"),
         "sar_bands": list(sar.get("bands") or []),
         "class_count": len(card.get("classes") or []),
+        "forest_weight_pct": (pct((card.get("config") or {}).get("forest_weight"))
+                              if card.get("arch") == ENSEMBLE else None),
     }
 
 

@@ -26,8 +26,10 @@ def facts_lines(facts: dict) -> List[str]:
         lines.append("Model: a random forest deciding each pixel from its own optical and SAR values (no spatial "
                      "context, no fusion gate).")
     elif model.get("arch") == ENSEMBLE:
-        lines.append("Model: a network and a random forest averaged per pixel; the forest counts less where the "
-                     "optical is clouded; fusion gate figures are the network's.")
+        w = model.get("forest_weight_pct")
+        weight = "" if w is None else f" (forest's weight {f.pct(w)} where the optical is clear)"
+        lines.append(f"Model: a network and a random forest averaged per pixel{weight}; the forest counts less "
+                     "where the optical is clouded; fusion gate figures are the network's.")
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
                      f"SAR {model.get('sar_sensor') or 'image'}.")

@@ -192,9 +192,16 @@ def _modality(facts: dict, f: Formatter) -> str:
             out.append("The model reports no fusion gate, so modality reliance is not available.")
         return " ".join(out)
     if model.get("arch") == ENSEMBLE:
-        out.append("The map averages a network with a random forest that decides each pixel from its own optical "
-                   "and SAR values; the forest counts less where the optical image is clouded, and the fusion "
-                   "figures below describe the network's part.")
+        w = model.get("forest_weight_pct")
+        if w == 0:
+            out.append("The map comes from a network and a random forest averaged with the forest's weight at "
+                       f"{f.pct(w)}, as chosen on the held-out polygons of its training: in effect the network's "
+                       "map, which the fusion figures below describe.")
+        else:
+            share = "" if w is None else f", which has {f.pct(w)} of the weight where the optical image is clear"
+            out.append("The map averages a network with a random forest that decides each pixel from its own optical "
+                       f"and SAR values{share}; the forest counts less where the optical image is clouded, and the "
+                       "fusion figures below describe the network's part.")
     out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
                f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
     rated = [c for c in classes if c.get("sar_reliance_pct") is not None]
