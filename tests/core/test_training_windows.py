@@ -136,6 +136,11 @@ def test_the_report_says_when_the_forest_beats_the_network_and_what_to_do():
                                     ensemble_checkpoint="/data/area.ensemble.safetensors"))
     assert ("The two averaged (area.ensemble.safetensors, the forest's weight falling under cloud) scored 0.66 "
             "clear and 0.58 under synthetic clouds.") in with_both
+    chosen = forest_verdict(dict(report, arms=arms, forest_checkpoint="/data/area.forest.safetensors",
+                                 ensemble_checkpoint="/data/area.ensemble.safetensors",
+                                 ensemble_weight={"chosen": 0.25, "halves": [{}, {}]}))
+    assert ("(area.ensemble.safetensors, the forest's weight 0.25 (chosen on your held-out polygons) falling under "
+            "cloud) scored 0.66") in chosen
     assert "Under synthetic clouds" not in forest_verdict({"arms": _arms(0.55, 0.69, 0.2, 0.3)})
     assert forest_verdict({"arms": _arms(0.80, 0.81)}) is None  # within FOREST_LEAD
     assert forest_verdict({"arms": _arms(0.80, 0.70)}) is None

@@ -85,7 +85,7 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
         both, both_path = arms.get("ensemble") or {}, report.get("ensemble_checkpoint")
         scores = [(both.get(c) or {}).get("macro_f1") for c in ("clear", "clouds_60pct")]
         if both_path and None not in scores:
-            text += (f" The two averaged ({os.path.basename(both_path)}, the forest's weight falling under cloud) "
+            text += (f" The two averaged ({os.path.basename(both_path)}, {weight_phrase(report)}) "
                      f"scored {scores[0]:.2f} clear and {scores[1]:.2f} under synthetic clouds.")
     else:
         text += (" Draw more polygons for each class, spread over the scene, give the training more time, and "
