@@ -91,11 +91,9 @@ def summary_table(report: Dict[str, Any]) -> str:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
         lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
                      f"{pixel:.3f} vs held-out polygons {polygon:.3f}")
-    from ..core.training.scorecard import forest_verdict
+    from ..core.training.scorecard import verdicts
 
-    verdict = forest_verdict(report)
-    if verdict:
-        lines.append(verdict)
+    lines += verdicts(report)
     return "\n".join(lines)
 
 

@@ -45,13 +45,13 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
-    from ..core.training.scorecard import forest_verdict, weight_phrase
+    from ..core.training.scorecard import verdicts, weight_phrase
 
-    verdict = forest_verdict(report)
-    if verdict:
+    for verdict in verdicts(report):
         shown = e(verdict)
-        for key in ("forest_checkpoint", "ensemble_checkpoint"):  # file names may break anywhere in the dock
-            name = os.path.basename(report.get(key) or "")
+        base = (report.get("training") or {}).get("base_checkpoint")
+        for path in (report.get("forest_checkpoint"), report.get("ensemble_checkpoint"), base):
+            name = os.path.basename(path or "")  # file names may break anywhere in the dock
             shown = shown.replace(e(name), e(breakable(name))) if name else shown
         parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
     leak = report.get("leakage")

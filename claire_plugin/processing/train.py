@@ -280,11 +280,9 @@ def score_lines(report: Dict[str, Any]) -> str:
     if leak:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
                      f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
-    from ..core.training.scorecard import forest_verdict
+    from ..core.training.scorecard import verdicts
 
-    verdict = forest_verdict(report)
-    if verdict:
-        lines.append(verdict)
+    lines += verdicts(report)
     return "\n".join(lines)
 
 

@@ -149,3 +149,28 @@ def test_the_report_says_when_the_forest_beats_the_network_and_what_to_do():
                 split={"kind": "polygons", "buffer_px": 3}, counts=[], leakage=None)
     assert html.escape(text) in render_html(full)
     assert text in summary_table(full) and text in score_lines(full)
+
+
+def test_the_report_says_when_fine_tuning_did_not_help():
+    from claire.claire_plugin.cli.train_polygons import summary_table
+    from claire.claire_plugin.core.training.scorecard import untuned_verdict, verdicts
+    from claire.claire_plugin.processing.train import score_lines
+
+    arms = _arms(0.70, 0.60)
+    arms["untuned"] = _arms(0.85, 0.0)["finetuned"]
+    report = {"arms": arms, "training": {"base_checkpoint": "/models/claire_default.safetensors"}}
+    text = untuned_verdict(report)
+    assert "(claire_default.safetensors) scored higher on the held-out polygons than after fine-tuning" in text
+    assert "0.85 against 0.70" in text and "Map with the base checkpoint" in text
+    assert verdicts(report) == [text]  # the forest scored lower: no forest sentence
+    arms["untuned"] = _arms(0.71, 0.0)["finetuned"]
+    assert untuned_verdict(report) is None and verdicts(report) == []  # within FOREST_LEAD
+    del arms["untuned"]
+    assert untuned_verdict(report) is None
+    arms["untuned"], arms["rf_optical_sar"] = _arms(0.9, 0.0)["finetuned"], _arms(0.8, 0.0)["finetuned"]
+    both = verdicts(report)
+    assert len(both) == 2 and "fine-tuning did not help" in both[0] and "random forest" in both[1]
+    full = dict(report, classes=[{"name": "a"}], labels={"path": "p", "field": "f", "sha256": "x"},
+                split={"kind": "polygons", "buffer_px": 3}, counts=[], leakage=None)
+    assert both[0] in summary_table(full) and both[0] in score_lines(full)
+    assert html.escape(both[0]) in render_html(full)

@@ -146,3 +146,20 @@ def test_the_train_tab_report_says_when_the_forest_beats_the_network():
     report["ensemble_checkpoint"] = "/x/polygons_33UUP_87_48.ensemble.safetensors"
     shown = report_html(report, "/a/b.st")
     assert f"48.{ZWSP}ensemble" in shown and "CLAIRE&#8288;+&#8288;RF" in shown and "CLAIRE+RF = the two" in shown
+
+
+def test_the_train_tab_report_says_when_fine_tuning_did_not_help():
+    from claire.claire_plugin.gui.train_report import report_html
+    from claire.claire_plugin.gui.widgets import ZWSP
+
+    def m(v):
+        return {"macro_f1": v, "oa": v, "kappa": v}
+
+    report = {"arms": {"finetuned": {"clear": m(0.70)}, "untuned": {"clear": m(0.87)}},
+              "training": {"epochs": 12, "seconds": 60.0, "device": "cpu",
+                           "base_checkpoint": "/m/claire_default.safetensors"}}
+    shown = report_html(report, "/a/b.st")
+    assert f"claire_{ZWSP}default.{ZWSP}safetensors) scored higher on the held-out polygons than after fine-tuning" \
+        in shown and "0.87 against 0.70" in shown
+    report["arms"]["untuned"]["clear"] = m(0.60)
+    assert "fine-tuning did not help" not in report_html(report, "/a/b.st")

@@ -66,6 +66,25 @@ def ensemble_sentence(report: Dict[str, Any]) -> str:
 FOREST_LEAD = 0.02
 
 
+def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
+    """A sentence for the user when the base checkpoint, not tuned, scored higher than the fine-tuned network on
+    the clear held-out polygons (by FOREST_LEAD macro-F1 or more): fine-tuning did not help, and what to do."""
+    arms = report.get("arms") or {}
+    a = ((arms.get("finetuned") or {}).get("clear") or {}).get("macro_f1")
+    b = ((arms.get("untuned") or {}).get("clear") or {}).get("macro_f1")
+    if a is None or b is None or b - a < FOREST_LEAD:
+        return None
+    base = os.path.basename(str((report.get("training") or {}).get("base_checkpoint") or "")) or "the base checkpoint"
+    return (f"The base checkpoint as it was ({base}) scored higher on the held-out polygons than after fine-tuning "
+            f"(macro-F1 {b:.2f} against {a:.2f}): on these polygons fine-tuning did not help. Map with the base "
+            f"checkpoint, or draw more polygons for each class, spread over the scene, and train again.")
+
+
+def verdicts(report: Dict[str, Any]) -> List[str]:
+    """The report's sentences on which model to map with (untuned_verdict, forest_verdict), those that apply."""
+    return [v for v in (untuned_verdict(report), forest_verdict(report)) if v]
+
+
 def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
     """A sentence for the user when the random forest with SAR scored higher than the fine-tuned network on the
     clear held-out polygons (by FOREST_LEAD macro-F1 or more), with what to do, the two averaged's scores and
@@ -203,8 +222,7 @@ def render_html(report: Dict[str, Any]) -> str:
     ]
     if "ensemble" in report["arms"]:
         parts.append(f"<p>{_e(ensemble_sentence(report))}</p>")
-    verdict = forest_verdict(report)
-    if verdict:
+    for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:
         parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
