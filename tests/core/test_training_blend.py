@@ -73,3 +73,24 @@ def test_too_few_held_out_polygons_keep_the_default_weight():
     chosen, crossfit, info = choose_weight({"clear": cand}, val, CLASSES[:1], WEIGHTS, seed=0, default=0.5)
     assert chosen == 0.5 and info["halves"] is None and "too few held-out polygons" in info["how"]
     assert np.array_equal(crossfit["clear"], truth)
+
+
+def test_a_higher_weight_must_beat_a_lower_one_by_the_margin():
+    from claire.claire_plugin.core.training.blend import MARGIN
+
+    val = _val((4, 4), px=25)  # 200 pixels
+    truth = val.cls.astype(np.int64)
+
+    def wrong_on(k):
+        p = truth.copy()
+        p[:k] = 1 - p[:k]
+        return p
+
+    # w = 0 misses 8 pixels, w = 0.25 misses 6: better, but by less than the margin
+    cand = [wrong_on(8), wrong_on(6), wrong_on(40), wrong_on(60), wrong_on(80)]
+    f1 = [score(c, val, CLASSES)["macro_f1"] for c in cand]
+    assert 0 < f1[1] - f1[0] < MARGIN
+    assert choose_weight({"clear": cand}, val, CLASSES, WEIGHTS, seed=0, default=0.5)[0] == 0.0
+    cand[1] = truth  # now the margin is passed
+    assert score(truth, val, CLASSES)["macro_f1"] - f1[0] > MARGIN
+    assert choose_weight({"clear": cand}, val, CLASSES, WEIGHTS, seed=0, default=0.5)[0] == 0.25

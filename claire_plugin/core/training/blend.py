@@ -5,8 +5,9 @@ Choosing a weight on the same polygons that score it would report the best of se
 polygons of each class are dealt into two halves; the weight chosen on one half scores the other half, and the
 two halves' predictions together give the ensemble's scores in the report (cross-fitting). The checkpoint gets
 the weight chosen on all held-out polygons. A weight is chosen by the mean macro-F1 of the clear and the
-synthetically clouded input; ties go to the lower weight (the network: held-out polygons flatter the forest,
-docs/train_from_polygons.md).
+synthetically clouded input, and a higher weight must earn its place: the lowest weight within MARGIN of the
+best is taken (the network unless the forest clearly helps: a few held-out polygons are a noisy judge, and they
+flatter the forest, docs/train_from_polygons.md).
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .labels import ClassInfo, LabelPixels
-from .scorecard import score
+from .scorecard import FOREST_LEAD, score
 
-#: Two scores closer than this are a tie.
-TIE = 1e-6
+#: How much more mean macro-F1 a higher forest weight needs than a lower one to be chosen (the report's lead
+#: for saying the forest scored higher, scorecard.FOREST_LEAD).
+MARGIN = FOREST_LEAD
 
 
 def polygon_halves(val: LabelPixels, seed: int) -> Optional[np.ndarray]:
@@ -41,15 +43,15 @@ def polygon_halves(val: LabelPixels, seed: int) -> Optional[np.ndarray]:
 
 def _choose(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes: Sequence[ClassInfo],
             weights: Sequence[float], where: np.ndarray) -> Tuple[int, List[float]]:
-    """(index of the weight with the highest mean macro-F1 over the conditions at pixels `where`, lowest on a tie;
-    the mean per weight)."""
+    """(index of the lowest weight whose mean macro-F1 over the conditions at pixels `where` is within MARGIN of the
+    best; the mean per weight)."""
     sub = val.subset(where)
     means = []
     for k in range(len(weights)):
         f1 = [score(p[k][where], sub, classes)["macro_f1"] for p in preds.values()]
         means.append(float(np.mean([0.0 if v is None else v for v in f1])))
     best = max(means)
-    return next(k for k, m in enumerate(means) if m >= best - TIE), means
+    return next(k for k, m in enumerate(means) if m >= best - MARGIN - 1e-9), means
 
 
 def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes: Sequence[ClassInfo],
@@ -62,7 +64,8 @@ def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes:
     pick_all, means = _choose(preds, val, classes, weights, everywhere)
     info: Dict[str, Any] = {
         "candidates": [{"weight": w, "mean_macro_f1": round(m, 4)} for w, m in zip(weights, means)],
-        "criterion": "mean macro-F1 of the clear and the clouded held-out input; ties to the lower weight"}
+        "criterion": f"mean macro-F1 of the clear and the clouded held-out input; the lowest weight within "
+                     f"{MARGIN:g} of the best"}
     halves = polygon_halves(val, seed)
     if halves is None:
         k = list(weights).index(default)
@@ -72,11 +75,12 @@ def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes:
     out = {c: np.full(len(val), -1, np.int64) for c in preds}
     fold_info = []
     for h in (0, 1):
-        pick, _ = _choose(preds, val, classes, weights, halves != h)
+        pick, other = _choose(preds, val, classes, weights, halves != h)
         for c, p in preds.items():
             out[c][halves == h] = p[pick][halves == h]
         fold_info.append({"polygons": int(np.unique(val.group[halves == h]).size),
-                          "weight_chosen_on_the_other_half": weights[pick]})
+                          "weight_chosen_on_the_other_half": weights[pick],
+                          "other_half_mean_macro_f1": [round(m, 4) for m in other]})
     chosen = float(weights[pick_all])
     info.update(chosen=chosen, halves=fold_info,
                 how=(f"chosen among {', '.join(f'{w:g}' for w in weights)} on all held-out polygons; the scores "
