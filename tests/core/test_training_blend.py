@@ -1,6 +1,6 @@
 """The forest's weight of the averaged model chosen on held-out polygons (core.training.blend): polygons dealt
-into halves per class, the choice, ties to the lower weight, and cross-fitted scores that a choice made on the
-same polygons cannot flatter."""
+into halves per class, the choice (the lowest weight within a margin of the best), and cross-fitted scores that
+a choice made on the same polygons cannot flatter."""
 import numpy as np
 
 from claire.claire_plugin.core.training.blend import choose_weight, polygon_halves
