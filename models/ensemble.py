@@ -71,6 +71,9 @@ class EnsembleNet(nn.Module):
         out = dict(self.network(optical, sar, return_gates=return_gates, cloud=cloud,
                                 return_features=return_features))
         p_net = torch.softmax(out["logits"].float(), dim=1)
+        if self.forest_weight == 0.0:  # the network's map: no forest walk (what mixed_logits gives at w = 0)
+            out["logits"] = torch.log(p_net.clamp_min(FLOOR))
+            return out
         p_forest = self.forest.proba_map(optical, sar).to(p_net.device)
         w = forest_weights(self.forest_weight, cloud, p_net).to(p_net.device)
         out["logits"] = mixed_logits(p_net, p_forest, w)

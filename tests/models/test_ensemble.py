@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from claire.models.ensemble import EnsembleNet, ensemble_config
+from claire.models.ensemble import EnsembleNet, ensemble_config, forest_weights, mixed_logits
 from claire.models.forest import ForestNet, forest_config
 from claire.models.registry import build_model
 
@@ -135,3 +135,16 @@ def test_a_weight_sweep_gives_each_weights_ensemble_running_each_part_once(parts
         assert torch.equal(sweep.members[0](o2, s, cloud=c)["logits"], got[0]) and len(calls) == 2
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     assert not torch.equal(got[0].argmax(1), got[-1].argmax(1))  # the weights do change the map
+
+
+def test_at_weight_zero_the_forest_is_not_walked(parts, monkeypatch):
+    net, forest = parts
+    o, s = _inputs(1, 32, 32)
+    c = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        p_net = torch.softmax(net(o, s, cloud=c)["logits"].float(), 1)
+        p_forest = forest.proba_map(o, s)
+        want = mixed_logits(p_net, p_forest, forest_weights(0.0, c, p_net))
+        monkeypatch.setattr(forest, "proba_map", lambda *a: (_ for _ in ()).throw(AssertionError("walked")))
+        got = EnsembleNet(net, forest, 0.0)(o, s, cloud=c)["logits"]
+    assert torch.equal(got, want)
