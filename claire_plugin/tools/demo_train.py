@@ -162,9 +162,11 @@ def main(argv=None) -> int:
         run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
                           f"SAR={inputs['sar']}", f"CHECKPOINT={model}", f"OUTPUT={out}"], config_root)
     maps = [before, after, forest_map, both_map]
+    with open(report) as fh:
+        weight = (json.load(fh).get("ensemble_weight") or {}).get("chosen")
     png = side_by_side([true_colour(inputs["optical"])] + [colour_map(m) for m in maps],
                        ["true colour", "default checkpoint", "trained on 12 polygons", "random forest, same",
-                        "both averaged"],
+                        "both averaged" + ("" if weight is None else f", forest's weight {weight:g}")],
                        os.path.join(out_dir, "before_after.png"), legend=legend_of(*maps))
     print("\n".join(held_out_lines(report)))
     for name, m in zip(("before", "after", "forest", "averaged"), maps):
