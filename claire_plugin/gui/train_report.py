@@ -66,10 +66,12 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     familiarity = str(report.get("familiarity") or "")
     if familiarity.startswith("not measured"):  # the map of this model will carry no "unlike" warning: say why
         parts.append(f"<p class='muted'>Unlike-the-training-data check {e(familiarity)}.</p>")
-    both = (f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}; its scores are cross-fitted (each half "
-            f"of the held-out polygons scored with the weight chosen on the other)"
-            if "ensemble" in report["arms"] and (report.get("ensemble_weight") or {}).get("halves") else
-            f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}" if "ensemble" in report["arms"] else "")
+    both = ""
+    if "ensemble" in report["arms"]:
+        both = f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}"
+        if (report.get("ensemble_weight") or {}).get("halves"):
+            both += ("; its scores are cross-fitted (each half of the held-out polygons scored with the weight chosen "
+                     "on the other)")
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "

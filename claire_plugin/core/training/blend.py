@@ -35,7 +35,8 @@ def polygon_halves(val: LabelPixels, seed: int) -> Optional[np.ndarray]:
         for k, g in enumerate(groups):
             half_of[int(g)] = (start + k) % 2
         start += len(groups)
-    halves = np.array([half_of[int(g)] for g in val.group], np.int64) if len(val) else np.zeros(0, np.int64)
+    groups, at = np.unique(val.group, return_inverse=True)
+    halves = np.array([half_of[int(g)] for g in groups], np.int64)[at.reshape(-1)]
     if len(halves) == 0 or halves.min() == halves.max():
         return None
     return halves
