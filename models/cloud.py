@@ -19,7 +19,7 @@ Tests (b, g, r, n, s1 = B02, B03, B04, B08, B11 reflectance; B10 cirrus used whe
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -103,6 +103,42 @@ def shadow_probability(b: np.ndarray, g: np.ndarray, n: np.ndarray, s1: np.ndarr
     return dark * sky_lit * not_water
 
 
+def _sparse(mask: np.ndarray, fn: Callable[..., np.ndarray], arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """fn(*arrays) evaluated only at the pixels of `mask` (elementwise: the same values there), 0 elsewhere; where
+    most pixels are in `mask`, evaluated everywhere."""
+    idx = np.flatnonzero(mask)
+    if idx.size * 2 > mask.size:
+        return np.asarray(fn(*arrays), np.float32)
+    out = np.zeros(mask.shape, np.float32)
+    if idx.size:
+        out.flat[idx] = fn(*(a.flat[idx] for a in arrays))
+    return out
+
+
+#: How far outside a ramp's zero side a pixel is still evaluated by `_probability_sparse` (float32 rounding).
+_SLACK = np.float32(1e-4)
+
+
+def _probability_sparse(b, g, r, n, s1, cirrus_band) -> np.ndarray:
+    """cloud_components' 'probability' for finite inputs, each test evaluated only where its first factor can be
+    above 0 (clear land is not bright, not hazy and not dark, so on most windows few pixels are): the same values,
+    since every factor lies in [0, 1]."""
+    def thick(b, g, r, n, s1):
+        return thick_cloud_probability(b, g, r, n, s1) * (1.0 - snow_probability(g, n, s1))
+
+    def haze(b, r, n, g, s1):
+        return haze_probability(b, r, n, g) * (1.0 - snow_probability(g, n, s1))
+
+    lo = np.float32(0.17) - _SLACK  # thick: min(b, g, r) above 0.17
+    parts = [_sparse((b > lo) & (g > lo) & (r > lo), thick, (b, g, r, n, s1)),
+             _sparse(b - 0.5 * r > np.float32(0.10) - _SLACK, haze, (b, r, n, g, s1)),  # haze: HOT above 0.10
+             _sparse((n < np.float32(0.16) + _SLACK) & (s1 < np.float32(0.12) + _SLACK),  # shadow: dark NIR, SWIR
+                     shadow_probability, (b, g, n, s1))]
+    if cirrus_band is not None:
+        parts.append(_sparse(cirrus_band > np.float32(0.01) - _SLACK, lambda c: ramp(c, 0.01, 0.03), (cirrus_band,)))
+    return np.maximum.reduce(parts)
+
+
 def cloud_components(refl: np.ndarray, bands: Sequence[str], only_probability: bool = False) -> Dict[str, np.ndarray]:
     """Per-pixel probabilities [H,W] float32: 'cloud' (thick), 'cirrus', 'haze', 'shadow', 'snow', and
     'probability' = the largest of cloud, cirrus, haze and shadow: how far the optical input is not to
@@ -115,12 +151,16 @@ def cloud_components(refl: np.ndarray, bands: Sequence[str], only_probability: b
     b, g, r = (_band(refl, bands, x) for x in ("B02", "B03", "B04"))
     n = _band(refl, bands, "B08", "B8A")
     s1 = _band(refl, bands, "B11")
+    upper = [str(x).upper() for x in bands]
+    if only_probability and all(bool(np.isfinite(a).all()) for a in (b, g, r, n, s1)):
+        cirrus_band = _band(refl, bands, "B10") if "B10" in upper else None
+        if cirrus_band is None or bool(np.isfinite(cirrus_band).all()):
+            return {"probability": _probability_sparse(b, g, r, n, s1, cirrus_band)}
     snow = snow_probability(g, n, s1)
     out = {"snow": snow,
            "cloud": thick_cloud_probability(b, g, r, n, s1) * (1.0 - snow),
            "haze": haze_probability(b, r, n, g) * (1.0 - snow),
            "shadow": shadow_probability(b, g, n, s1)}
-    upper = [str(x).upper() for x in bands]
     out["cirrus"] = (ramp(_band(refl, bands, "B10"), 0.01, 0.03) if "B10" in upper
                      else np.zeros_like(b))
     prob = np.maximum.reduce([out["cloud"], out["cirrus"], out["haze"], out["shadow"]])
@@ -132,5 +172,6 @@ def cloud_components(refl: np.ndarray, bands: Sequence[str], only_probability: b
 
 def cloud_probability(refl: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     """[H,W] float32 in [0,1]: probability that the optical pixel is cloud, cirrus, haze or cloud shadow
-    (cloud_components' 'probability', without building the other outputs: the engine calls it per chunk)."""
+    (cloud_components' 'probability', without building the other outputs, each test evaluated only where it can
+    count: the same values; the engine calls it per chunk)."""
     return cloud_components(refl, bands, only_probability=True)["probability"]

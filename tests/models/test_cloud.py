@@ -108,3 +108,46 @@ def test_the_used_bands_alone_give_the_same_probability(bands):
     assert len(idx) < len(bands) and [bands[i] for i in idx if bands[i] not in ("B08", "B8A", "B10")] == \
         ["B02", "B03", "B04", "B11"]
     assert np.array_equal(cloud_probability(img[idx], [bands[i] for i in idx]), cloud_probability(img, bands))
+
+
+def _near_thresholds(rng: np.random.Generator, bands, shape=(64, 64)) -> np.ndarray:
+    """Reflectance with every band at, or a few float32 steps around, the values where a test starts or stops
+    counting (where the sparse evaluation decides which pixels to skip), mixed with ordinary values."""
+    edges = np.array([0.01, 0.03, 0.06, 0.08, 0.09, 0.10, 0.12, 0.15, 0.16, 0.17, 0.18, 0.20, 0.30], np.float32)
+    near = rng.choice(edges, (len(bands),) + shape)
+    near = near + rng.integers(-3, 4, near.shape).astype(np.float32) * np.spacing(near)
+    mixed = (rng.random((len(bands),) + shape) * 0.5).astype(np.float32)
+    return np.where(rng.random(near.shape) < 0.7, near, mixed).astype(np.float32)
+
+
+@pytest.mark.parametrize("bands", [CARD, CARD + ["B10"]])
+def test_the_fast_probability_equals_the_full_computation_bit_for_bit(bands):
+    """cloud_probability skips each test where its first factor is 0 (the engine's speed); the values must be
+    those of cloud_components, which evaluates every test everywhere: near every threshold, on mostly clear and
+    mostly clouded input (the two branches of the sparse evaluation) and on the real images."""
+    rng = np.random.default_rng(11)
+    images = [_near_thresholds(rng, bands), _near_thresholds(rng, bands) * np.float32(0.5),
+              np.concatenate([_near_thresholds(rng, bands), np.repeat(_image("thick cloud", 64, 64)[:, :, :1], 64, 2)
+                              if len(bands) == len(CARD) else _near_thresholds(rng, bands) + np.float32(0.3)], 2)]
+    clear = np.concatenate([_image("vegetation", 64, 64), _image("water", 64, 64)], 2)
+    clear[:, ::9, ::7] = _image("thick cloud", 1, 1)  # a few cloud pixels on clear land: the sparse branch
+    clear[:, 3::11, ::5] = _image("haze", 1, 1)
+    if len(bands) > len(CARD):
+        clear = np.concatenate([clear, np.full((1,) + clear.shape[1:], 0.002, np.float32)])
+        clear[-1, ::13, ::3] = 0.02
+    images.append(clear)
+    if len(bands) == len(CARD):
+        images += [_image(name, 8, 8) for name in SPECTRA]
+        import rasterio
+
+        for name in ("s2_cloudfree", "s2_cloudy"):
+            folder = os.path.join(ROOT, "sen12ms_cr", name)
+            path = os.path.join(folder, sorted(os.listdir(folder))[0])
+            with rasterio.open(path) as ds:
+                raw = ds.read().astype(np.float32) * np.float32(1e-4)
+            images.append(raw[[1, 2, 3, 4, 5, 6, 7, 8, 11, 12]])  # Level-1C B01..B12 -> CARD
+    for img in images:
+        fast = cloud_probability(img, bands)
+        full = cloud_components(img, bands)["probability"]
+        assert fast.dtype == np.float32 and fast.tobytes() == full.tobytes()
+    assert 0 < (cloud_probability(clear, bands) > 0).mean() < 0.5  # the sparse branch is taken
