@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 
 
@@ -28,6 +29,11 @@ def register(subparsers) -> None:
                    help="learning rate of every run (default: `claire train`'s, which depends on the classes)")
     p.add_argument("--scene-size", type=int, default=None,
                    help="instead of the sites: one SIZE x SIZE scene tiled from all four sites (all eight classes)")
+    p.add_argument("--checkpoint", default=None,
+                   help="base checkpoint every run fine-tunes and scores untuned (default: the bundled one)")
+    p.add_argument("--unseen", action="store_true",
+                   help="per site, a base trained by the bundled checkpoint's recipe on the other sites only "
+                        "(written to FOLDER once and reused): untuned and fine-tuned on a site the base never saw")
     p.add_argument("--folder", default=None, help="keep polygons, checkpoints and reports here (default: temporary)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.set_defaults(func=run)
@@ -50,18 +56,26 @@ def run(args: argparse.Namespace) -> int:
         extra += ["--lr", repr(float(args.lr))]
     sites = [s for s in args.sites.split(",") if s]
     scene = None
+    if args.unseen and (args.scene_size or args.checkpoint):
+        print("claire bench-train: error: --unseen trains a base per bundled site; it cannot be combined with "
+              "--scene-size or --checkpoint", file=sys.stderr)
+        return 2
+    if args.checkpoint and not os.path.exists(args.checkpoint):
+        print(f"claire bench-train: error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
     if args.scene_size:
         scene = mosaic_scene(folder, args.scene_size)
         sites = [f"mosaic{args.scene_size}"]
     results = []
     for site in sites:
+        base = tool.base_without(site, folder, args.threads) if args.unseen else args.checkpoint
         for n in [int(v) for v in args.n.split(",") if v]:
             for seed in [int(v) for v in args.seeds.split(",") if v]:
                 if scene:
                     r = train_on(site, scene["optical"], scene["sar"], scene["lulc"], n, seed, folder, extra,
-                                 args.size)
+                                 args.size, base)
                 else:
-                    r = run_one(site, n, seed, folder, extra, args.size)
+                    r = run_one(site, n, seed, folder, extra, args.size, base)
                 if r is not None:
                     results.append(r)
                     print(table([r]).splitlines()[-1], flush=True)

@@ -5,7 +5,9 @@ map; `claire train --labels` then runs in a fresh process per (site, N, seed) - 
 fine-tuned network, untuned checkpoint and random forests with and without SAR, clear and with 60 %
 synthetic clouds - and its wall time and peak RSS are measured. The LULC maps are model output (ESRI
 LULC), and the bundled checkpoint was trained on the left 75 % of these very sites: its untuned scores
-here are optimistic, and none of these numbers is a map accuracy. Each network's map of the whole site
+here are optimistic, and none of these numbers is a map accuracy. `--unseen` fine-tunes, per site, a base
+trained by the same recipe on the other sites only (`base_without`): the untuned scores of a scene from
+elsewhere, as a user's area is; `--checkpoint` fine-tunes any given base. Each network's map of the whole site
 is also scored against the LULC map on every pixel of the trained classes outside the training polygons
 and their buffer ("whole map"); `summary` gives the mean and spread over seeds.
 """
@@ -74,16 +76,51 @@ def write_polygons(path: str, squares: Sequence[tuple], size: int, transform, cr
     return path
 
 
-def run_one(site: str, n: int, seed: int, folder: str, extra: Sequence[str], size: int = 6) -> Optional[Dict]:
+#: `make checkpoint`'s recipe of the bundled checkpoint (Makefile; a test keeps the two equal), less its
+#: reproducible mode, float16 storage, data folder and output: what `--unseen` trains without the site.
+BUNDLED_RECIPE = ("--arch", "claire", "--size", "small", "--layout", "terramesh-levels", "--context", "local",
+                  "--cloud-gate", "--holdout", "0.25", "--epochs", "60", "--steps-per-epoch", "20", "--batch-size", "8",
+                  "--crop", "128", "--seed", "0", "--device", "cpu")
+KINDS = ("LULC", "S1RTC", "S2L1C", "S2L2A")
+
+
+def base_without(site: str, folder: str, threads: int = 2) -> str:
+    """The bundled checkpoint's recipe trained on the other bundled sites only (`claire train` in a fresh
+    process): a base that has never seen `site`, so that its untuned scores there are those of a scene from
+    elsewhere. Written once to FOLDER/base_without_SITE.safetensors and reused."""
+    import shutil
+
+    out = os.path.join(folder, f"base_without_{site}.safetensors")
+    if os.path.exists(out):
+        return out
+    root, data = resource("data", "terramesh"), os.path.join(folder, f"data_without_{site}")
+    shutil.rmtree(data, ignore_errors=True)
+    for kind in KINDS:
+        os.makedirs(os.path.join(data, kind))
+        for name in os.listdir(os.path.join(root, kind)):
+            if not name.startswith(site):
+                shutil.copy(os.path.join(root, kind, name), os.path.join(data, kind, name))
+    cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main", "train", *BUNDLED_RECIPE, "--data", data,
+           "--threads", str(threads), "--note", f"bench-train --unseen: the bundled recipe without {site}",
+           "--output", out]
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training the base without {site} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return out
+
+
+def run_one(site: str, n: int, seed: int, folder: str, extra: Sequence[str], size: int = 6,
+            base: Optional[str] = None) -> Optional[Dict]:
     """Draw the polygons on one bundled site, run `claire train --labels` in a fresh process (see train_on)."""
     root = resource("data", "terramesh")
     paths = {k: os.path.join(root, k, f"{site}.tif") for k in ("S2L2A", "S1RTC", "LULC")}
-    return train_on(site, paths["S2L2A"], paths["S1RTC"], paths["LULC"], n, seed, folder, extra, size)
+    return train_on(site, paths["S2L2A"], paths["S1RTC"], paths["LULC"], n, seed, folder, extra, size, base)
 
 
 def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, folder: str,
-             extra: Sequence[str], size: int = 6) -> Optional[Dict]:
-    """Polygons drawn from `lulc`, `claire train --labels` in a fresh process; its report + wall time + peak RSS."""
+             extra: Sequence[str], size: int = 6, base: Optional[str] = None) -> Optional[Dict]:
+    """Polygons drawn from `lulc`, `claire train --labels` in a fresh process (fine-tuning `base`, None: the
+    bundled checkpoint); its report + wall time + peak RSS."""
     import rasterio
 
     with rasterio.open(lulc) as ds:
@@ -95,22 +132,23 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
     write_polygons(stem + ".gpkg", squares, size, transform, crs)
     cmd = [sys.executable, "-m", "claire.claire_plugin.cli.main", "train", "--optical", optical, "--sar", sar,
            "--labels", stem + ".gpkg", "--field", "class", "--seed", str(seed), "--output",
-           stem + ".safetensors", "--report", stem + ".json", *extra]
+           stem + ".safetensors", "--report", stem + ".json", *extra] + (["--checkpoint", base] if base else [])
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read() if proc.stderr else ""
     if status != 0:
-        return {"site": name, "n": n, "seed": seed, "error": err.strip().splitlines()[-1:]}
+        return {"site": name, "n": n, "seed": seed, "base": os.path.basename(base) if base else "bundled",
+                "error": err.strip().splitlines()[-1:]}
     wall = round(time.time() - t0, 1)
     with open(stem + ".json") as fh:
         report = json.load(fh)
     training = [sq for i, sq in enumerate(squares) if i + 1 not in set(report["validation_feature_ids"])]
-    maps = {"untuned": None, "finetuned": stem + ".safetensors"}
+    maps = {"untuned": base, "finetuned": stem + ".safetensors"}
     maps.update({arm: report[key] for arm, key in ARM_CHECKPOINT.items() if report.get(key)})
     whole = map_scores(optical, sar, lulc, training, size, float(report["split"]["buffer_px"]),
                        [c["name"] for c in report["classes"]], maps, stem, extra)
-    return {"site": name, "n": n, "seed": seed, "wall_s": wall,
+    return {"site": name, "n": n, "seed": seed, "base": os.path.basename(base) if base else "bundled", "wall_s": wall,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "polygons": len(squares),
             "classes": [c["name"] for c in report["classes"]], "epochs": report["training"]["epochs"],
@@ -171,6 +209,12 @@ def map_scores(optical: str, sar: str, lulc_path: str, training: Sequence[tuple]
     return out
 
 
+def _site_cell(r: Dict[str, Any]) -> str:
+    """The site, and the base when it is not the bundled checkpoint."""
+    base = r.get("base", "bundled")
+    return r["site"] if base == "bundled" else f"{r['site']} (base: {base.removesuffix('.safetensors')})"
+
+
 def _whole(r: Dict[str, Any], arm: str) -> str:
     m = (r.get("whole_map") or {}).get(arm)
     return "-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}"
@@ -182,7 +226,7 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in results:
         if "error" not in r:
-            groups.setdefault((r["site"], r["n"]), []).append(r)
+            groups.setdefault((_site_cell(r), r["n"]), []).append(r)
     arms = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     cols = [(a, c) for c in ("clear", "clouds_60pct") for a in arms]
     head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) + " | " +
@@ -257,14 +301,14 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | error: {r['error']} |")
+            lines.append(f"| {_site_cell(r)} | {r['n']} | {r['seed']} | error: {r['error']} |")
             continue
         cells = []
         for a in arms:
             for cond in ("clear", "clouds_60pct"):
                 m = r["arms"].get(a, {}).get(cond)
                 cells.append("-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}")
-        lines.append(f"| {r['site']} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
+        lines.append(f"| {_site_cell(r)} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
                      f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | " +
                      " | ".join(_whole(r, a) for a in mapped) +
                      f" | {'-' if r.get('forest_weight') is None else format(r['forest_weight'], 'g')}"

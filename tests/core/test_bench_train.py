@@ -65,14 +65,93 @@ def test_bench_train_passes_the_learning_rate_and_length_to_every_run(monkeypatc
     from claire.claire_plugin.cli import bench_train
 
     seen = []
-    tool = types.SimpleNamespace(run_one=lambda site, n, seed, folder, extra, size: seen.append(list(extra)),
+    tool = types.SimpleNamespace(run_one=lambda site, n, seed, folder, extra, size, base: seen.append(list(extra)),
                                  table=lambda rows: "", summary=lambda rows: "", mosaic_scene=None, train_on=None)
     monkeypatch.setattr("claire.claire_plugin.cli.dev_tools.dev_tool", lambda name, command: tool)
     base = dict(sites="a", n="5", seeds="0,1", size=6, epochs=12, steps_per_epoch=20, batch_size=8, threads=2,
-                minutes=None, scene_size=None, folder=str(tmp_path), json=None)
+                minutes=None, scene_size=None, folder=str(tmp_path), json=None, checkpoint=None, unseen=False)
     bench_train.run(argparse.Namespace(**base, lr=1e-3))
     bench_train.run(argparse.Namespace(**base, lr=None))
     assert len(seen) == 4
     assert all(e[:4] == ["--epochs", "12", "--steps-per-epoch", "20"] for e in seen)
     assert seen[0][-2:] == ["--lr", "0.001"] and seen[1][-2:] == ["--lr", "0.001"]
     assert "--lr" not in seen[2] and "--lr" not in seen[3]
+
+
+def test_unseen_fine_tunes_per_site_a_base_that_never_saw_it(monkeypatch, tmp_path):
+    """--unseen: each site's runs get the base trained without that site; --checkpoint: every run the given one;
+    combining --unseen with a given base or a mosaic is refused."""
+    import argparse
+    import types
+
+    from claire.claire_plugin.cli import bench_train
+
+    seen, built = [], []
+
+    def base_without(site, folder, threads):
+        built.append(site)
+        return f"{folder}/base_without_{site}.safetensors"
+
+    tool = types.SimpleNamespace(run_one=lambda site, n, seed, folder, extra, size, base: seen.append((site, base)),
+                                 table=lambda rows: "", summary=lambda rows: "", mosaic_scene=None, train_on=None,
+                                 base_without=base_without)
+    monkeypatch.setattr("claire.claire_plugin.cli.dev_tools.dev_tool", lambda name, command: tool)
+    args = dict(sites="a,b", n="5", seeds="0,1", size=6, epochs=1, steps_per_epoch=2, batch_size=8, threads=1,
+                minutes=None, scene_size=None, folder=str(tmp_path), json=None, lr=None)
+    assert bench_train.run(argparse.Namespace(**args, checkpoint=None, unseen=True)) == 0
+    assert built == ["a", "b"]
+    assert seen == [(s, f"{tmp_path}/base_without_{s}.safetensors") for s in ("a", "a", "b", "b")]
+    given = tmp_path / "mine.safetensors"
+    given.write_bytes(b"x")
+    seen.clear()
+    assert bench_train.run(argparse.Namespace(**args, checkpoint=str(given), unseen=False)) == 0
+    assert {b for _, b in seen} == {str(given)} and len(seen) == 4
+    assert bench_train.run(argparse.Namespace(**args, checkpoint=str(given), unseen=True)) == 2
+    assert bench_train.run(argparse.Namespace(**args, checkpoint=str(tmp_path / "none.safetensors"),
+                                              unseen=False)) == 2
+
+
+def test_the_unseen_bases_follow_the_bundled_checkpoints_recipe():
+    """bench_train.BUNDLED_RECIPE is `make checkpoint`'s command less its reproducible mode and storage."""
+    import os
+    import shlex
+
+    from claire.claire_plugin.tools.bench_train import BUNDLED_RECIPE
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "Makefile")) as fh:
+        text = fh.read().split("\ncheckpoint:", 1)[1].split("\n\n", 1)[0]
+    words = shlex.split(text.replace("\\\n", " "))
+    pairs = [tuple(BUNDLED_RECIPE[i:i + 2]) for i in range(len(BUNDLED_RECIPE)) if BUNDLED_RECIPE[i].startswith("--")]
+    for flag, value in pairs:
+        assert flag in words, flag
+        if not value.startswith("--"):
+            assert words[words.index(flag) + 1] == value, flag
+
+
+def test_base_without_a_site_trains_on_the_other_sites_once(monkeypatch, tmp_path):
+    """The base's data folder holds every kind of file of the other sites only; the command is the recipe; an
+    existing base is reused."""
+    import os
+    import subprocess
+    import types
+
+    from claire.claire_plugin.tools import bench_train
+
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        data = cmd[cmd.index("--data") + 1]
+        calls.append({k: sorted(os.listdir(os.path.join(data, k))) for k in bench_train.KINDS})
+        open(cmd[cmd.index("--output") + 1], "wb").close()
+        return types.SimpleNamespace(returncode=0, stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    out = bench_train.base_without("38D_378R_2_3", str(tmp_path), threads=2)
+    assert out == str(tmp_path / "base_without_38D_378R_2_3.safetensors") and os.path.exists(out)
+    cmd, listing = calls
+    assert all(w in cmd for w in bench_train.BUNDLED_RECIPE) and cmd[cmd.index("--threads") + 1] == "2"
+    for kind, names in listing.items():
+        assert names and not any(n.startswith("38D_378R_2_3") for n in names), kind
+        assert any(n.startswith("282D_485L_3_3") for n in names), kind
+    assert bench_train.base_without("38D_378R_2_3", str(tmp_path)) == out and len(calls) == 2
