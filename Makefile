@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Keep QGIS runs of the tests and the demo out of the user's own profile.
 QGIS_ISOLATED := $(BUILD)/qgis-profile
 
-.PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench bench-train gpu-check screenshots fusion-table clean
+.PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench bench-train bench-train-unseen gpu-check screenshots fusion-table clean
 
 all: demo
 
@@ -103,6 +103,12 @@ bench: venv
 ## every model of a run (network, untuned, forest, the two averaged) on held-out polygons and the whole map.
 bench-train: venv
 	$(VENV)/bin/claire bench-train --seeds 0,1,2 --json $(BUILD)/bench_train.json
+
+## The same at claire train's default length, each site fine-tuned from a base trained without it (three bases
+## of about 10 minutes each on 2 cores, kept in build/bench_train_unseen and reused).
+bench-train-unseen: venv
+	$(VENV)/bin/claire bench-train --unseen --seeds 0,1,2 --epochs 12 --steps-per-epoch 20 \
+	  --folder $(BUILD)/bench_train_unseen --json $(BUILD)/bench_train_unseen.json
 
 ## On a CUDA GPU (under 8 minutes): bench at 4096² and 8192² in fp32 and mixed precision, a few AMP training
 ## steps of the base model; build/gpu_check.json + .md. Without a GPU it says so and exits 0.
