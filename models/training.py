@@ -243,8 +243,10 @@ def _step(run: Dict[str, Any], batch: Tuple, lr: float) -> float:
 
 def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig,
           resume_path: Optional[str] = None, log: Callable[[str], None] = print,
-          progress: bool = True) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history).
+          progress: bool = True,
+          after_step: Optional[Callable[[float, int], None]] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """Train `cfg.arch` on random crops of `source`; returns (model in eval mode, history). `after_step(seconds,
+    steps done)` is called after every step (the command line steers the thread count with it).
 
     Each epoch draws its crops from `np.random.default_rng([seed, epoch])` and seeds torch with the epoch,
     so a resumed run continues exactly; with `cfg.reproducible` the bits are the same on any x86-64 CPU
@@ -266,9 +268,12 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
         model.train()
         running = 0.0
         for step in range(cfg.steps_per_epoch):
+            started = time.perf_counter()
             loss = _step(run, make_batch(source, rng, cfg, ospec, sspec),
                          lr_at(epoch * cfg.steps_per_epoch + step, total, cfg))
             running += loss
+            if after_step is not None:
+                after_step(time.perf_counter() - started, epoch * cfg.steps_per_epoch + step + 1)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")

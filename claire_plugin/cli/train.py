@@ -160,15 +160,32 @@ def _check_reproducible(args: argparse.Namespace) -> None:
 
 
 def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Optional[str]):
-    """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError."""
+    """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError.
+    On a CPU with more than one torch thread the count is steered per step (core.engine.schedule.ThreadSteering),
+    so that another busy program does not stall every step; each change is printed. A reproducible run has one
+    thread: nothing to steer."""
+    import torch
+
     from ...models.determinism import NotReproducibleError
-    from ...models.training import train
+    from ...models.training import pick_device, train
+    from ..core.engine.schedule import ThreadSteering
+
+    threads = torch.get_num_threads()
+    notes: list = []
+    steering = None if cfg.reproducible else ThreadSteering(pick_device(cfg.device), notes, unit="step")
+
+    def after_step(seconds: float, done: int) -> None:
+        steering.after_batch(seconds, 1, done)
+        while notes:
+            print(f"note: {notes.pop(0)}", file=sys.stderr)
 
     try:
         return train(src, data["ospec"], data["sspec"], num_classes, cfg, resume_path=resume,
-                     log=lambda m: print(m, file=sys.stderr))
+                     log=lambda m: print(m, file=sys.stderr), after_step=after_step if steering else None)
     except NotReproducibleError as exc:
         raise ClaireError(str(exc)) from None
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check_settings(args: argparse.Namespace) -> None:

@@ -100,7 +100,7 @@ def summary_table(report: Dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run polygon training from parsed options; prints progress, the summary (or the report as JSON)."""
     from ..core.training.checks import check_threads
-    from ..core.training.polygons import train_from_polygons
+    from ..core.training.polygons import report_notes, train_from_polygons
 
     params = params_from_args(args)
     if check_threads(args.threads):
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(int(args.threads))
     report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
                                  on_epoch=_epoch_line)
-    for note in report["input_notes"] + report["label_notes"]:
+    for note in report_notes(report):
         print(f"note: {note}", file=sys.stderr)
     classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])
     print(f"wrote {params.output} (classes {classes}); {report['training']['epochs']} epochs in "

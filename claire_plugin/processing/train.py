@@ -177,7 +177,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         import os
 
         from ..core.runtime.torch_thread import call, in_caller
-        from ..core.training.polygons import train_from_polygons
+        from ..core.training.polygons import report_notes, train_from_polygons
         from ..layers.layers import no_input_sidecars
 
         with no_input_sidecars():
@@ -196,7 +196,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             report = call(train_from_polygons, params, in_caller(report_progress),
                           in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled)
-        for note in report["input_notes"] + report["label_notes"]:
+        for note in report_notes(report):
             feedback.pushInfo(f"note: {note}")
         feedback.pushInfo(score_lines(report))
         tuned = report["arms"]["finetuned"]["clear"]

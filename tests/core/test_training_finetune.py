@@ -97,3 +97,69 @@ def test_time_budget_sizes_the_run():
     assert _rebudget(cfg, 1, 10.0, 50, 100) == (3, 6)   # 60 s / 10 s per epoch
     assert _rebudget(cfg, 3, 45.0, 3, 6) == (3, 4)      # slower than planned: stop earlier
     assert _rebudget(cfg, 3, 20.0, 3, 6) == (3, 6)      # faster: never more than planned
+
+
+def test_training_steers_its_threads_beside_a_busy_program_and_gives_them_back(training_scene, base, monkeypatch):
+    """Beside a program busy on one of two cores, fine-tuning starts at the one core left (a 2-thread OpenMP
+    team would wait for its preempted thread at every barrier), notes it in the history, and gives the thread
+    count back afterwards; on free cores it keeps its threads and notes nothing."""
+    from claire.claire_plugin.core.engine import schedule
+    from claire.claire_plugin.core.runtime import contention
+
+    monkeypatch.setattr(schedule, "cpu_cores", lambda: 2)
+    busy = {"others": 1}
+    monkeypatch.setattr(contention, "other_runnable", lambda: busy["others"])
+    model, card = base
+    train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=2, batch_size=2, crop=64, device="cpu", lr=1e-3)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        during = []
+        _, _, hist = finetune(training_scene, train, classes, model, card, cfg,
+                              on_epoch=lambda e: during.append(torch.get_num_threads()))
+        assert during == [1, 1] and torch.get_num_threads() == 2
+        assert "starting with 1 of 2" in hist["threads"]["notes"][0]
+        assert hist["threads"]["steps_at_threads"] == {"1": 4}
+        busy["others"] = 0
+        during.clear()
+        _, _, hist = finetune(training_scene, train, classes, model, card, cfg,
+                              on_epoch=lambda e: during.append(torch.get_num_threads()))
+        assert not any("starting" in n for n in hist["threads"]["notes"])
+        assert sum(hist["threads"]["steps_at_threads"].values()) == 4 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_folder_training_steers_threads_unless_reproducible(monkeypatch, capsys):
+    """`claire train --data` steers the thread count per step through models.training.train's after_step and
+    prints each change; a reproducible run (one thread) is not steered."""
+    from claire.claire_plugin.cli import train as cli_train
+    from claire.claire_plugin.core.engine import schedule
+    from claire.claire_plugin.core.runtime import contention
+    from claire.models.training import TrainConfig
+
+    monkeypatch.setattr(schedule, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(contention, "other_runnable", lambda: 1)
+    hooks = []
+
+    def fake_train(src, ospec, sspec, k, cfg, resume_path=None, log=print, after_step=None):
+        hooks.append(after_step)
+        inside = torch.get_num_threads()
+        if after_step is not None:
+            after_step(0.5, 1)
+        return inside, {}
+
+    monkeypatch.setattr("claire.models.training.train", fake_train)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        inside, _ = cli_train._run_training(None, {"ospec": {}, "sspec": {}}, 2, TrainConfig(device="cpu"), None)
+        assert inside == 1 and torch.get_num_threads() == 2 and hooks[-1] is not None
+        assert "note: threads: starting with 1 of 2" in capsys.readouterr().err
+        cli_train._run_training(None, {"ospec": {}, "sspec": {}}, 2, TrainConfig(device="cpu", reproducible=True),
+                                None)
+        assert hooks[-1] is None
+    finally:
+        torch.set_num_threads(old)

@@ -78,14 +78,15 @@ class ThreadSteering:
     """A CPU run's torch thread count, steered between batches by core.runtime.contention.ThreadPolicy so
     that other programs busy on the cores do not stall the model's OpenMP team. Each settled change is
     noted in `messages`; `tiles_at` counts the tiles run at each thread count. With `steer` False (forward
-    lanes, one thread each) the count is only recorded."""
+    lanes, one thread each) the count is only recorded. `unit` names what a batch counts in the notes ("tile";
+    training steers per "step")."""
 
-    def __init__(self, device, messages: List[str], steer: bool = True) -> None:
+    def __init__(self, device, messages: List[str], steer: bool = True, unit: str = "tile") -> None:
         import torch
 
         from ..runtime.contention import ThreadPolicy, other_runnable
 
-        self.messages, self.tiles_at = messages, {}
+        self.messages, self.tiles_at, self.unit = messages, {}, unit
         self.policy: Optional[ThreadPolicy] = None
         most = torch.get_num_threads()
         if device.type == "cpu" and most > 1 and steer:
@@ -113,7 +114,8 @@ class ThreadSteering:
         if new != used:
             torch.set_num_threads(new)
         if self.policy.settled != self._settled:
-            why = ("batches ran faster per tile with fewer threads: other programs are using the cores"
+            why = (f"{self.unit}s ran faster with fewer threads: other programs are using the cores"
                    if self.policy.settled < self._settled else "the cores are free again")
-            self.messages.append(f"threads: {self._settled} -> {self.policy.settled} after tile {done} ({why})")
+            self.messages.append(f"threads: {self._settled} -> {self.policy.settled} after {self.unit} {done} "
+                                 f"({why})")
             self._settled = self.policy.settled

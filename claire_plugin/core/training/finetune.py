@@ -195,9 +195,10 @@ def _optimizer(model, cfg: FinetuneConfig):
 
 def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, epoch: int, s1_steps: int,
                  total_steps: int, device, is_cancelled: Optional[Callable[[], bool]],
-                 keep: tuple = (None, None)) -> float:
+                 keep: tuple = (None, None), steering=None) -> float:
     """One epoch of `cfg.steps_per_epoch` steps; mean loss (task loss plus the `keep` terms: a StartAnchor
-    and a Teacher, each or both None)."""
+    and a Teacher, each or both None). `steering` (core.engine.schedule.ThreadSteering, or None) sets the
+    thread count after every step from the steps' times."""
     import torch
 
     anchor, teacher = keep
@@ -209,6 +210,7 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         if is_cancelled is not None and is_cancelled():
             raise CancelledError("Training cancelled by the user; no checkpoint was written.")
         g = epoch * cfg.steps_per_epoch + step
+        started = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, g, s1_steps, total_steps)
         o, s, lab, cloud, unlabelled = _batch(sampler, sampler.scene, rng, cfg, uses_cloud(model))
@@ -224,6 +226,8 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         running += float(loss.detach())
+        if steering is not None:
+            steering.after_batch(time.perf_counter() - started, 1, g + 1)
     model.eval()
     return running / cfg.steps_per_epoch
 
@@ -249,6 +253,8 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     `validate(model) -> macro-F1` runs after every epoch (reported, never used to pick weights: the
     held-out score stays honest); `on_epoch` receives {epoch, epochs, stage, loss, val_macro_f1, seconds}.
     With `cfg.minutes` the run stops when the next epoch would pass the budget (at most `cfg.epochs`)."""
+    import torch
+
     from ....models.losses import RIFTLoss, class_weights_from_counts
     from ....models.training import pick_device, seed_everything
 
@@ -271,12 +277,39 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     s1, total = _schedule(cfg, cfg.epochs)
     hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
                             "class_weights": [round(float(w), 4) for w in weights]}
+    t0, threads = time.time(), torch.get_num_threads()
+    try:
+        epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch,
+                            is_cancelled, keep, hist)
+    finally:
+        torch.set_num_threads(threads)  # steered during training only
+    _set_stage(model, 2)
+    if cfg.wise < 1.0 and not cfg.from_scratch:
+        known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
+        new = any(c.name.strip().lower() not in known for c in classes)
+        head = ["decoder.classifier.weight", "decoder.classifier.bias"]
+        interpolate_to_start(model, start, cfg.wise, head if new else [])
+    hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
+    return model.to("cpu").eval(), config, hist
+
+
+def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, schedule: Tuple[int, int], device,
+            validate, on_epoch, is_cancelled, keep: tuple, hist: Dict[str, Any]) -> Tuple[int, int]:
+    """The training loop: epochs until the schedule (or the time budget) ends; returns (epochs run, stage-1
+    epochs of the final schedule); losses, validation scores and thread notes go into `hist`. On a CPU
+    the thread count is steered per step (core.engine.schedule.ThreadSteering): another program busy on the cores
+    would otherwise stall every step's OpenMP team (hist["threads"] notes each change)."""
+    from ..engine.schedule import ThreadSteering
+
+    notes: List[str] = []
+    steering = ThreadSteering(device, notes, unit="step") if device.type == "cpu" else None
+    s1, total = schedule
     t0, epoch = time.time(), 0
     while epoch < total:
         stage = 1 if epoch < s1 else 2
         _set_stage(model, stage, cfg.stage2)
         loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
-                            total * cfg.steps_per_epoch, device, is_cancelled, keep)
+                            total * cfg.steps_per_epoch, device, is_cancelled, keep, steering)
         f1 = validate(model) if validate is not None else None
         epoch += 1
         hist["loss"].append(round(loss, 5))
@@ -286,14 +319,9 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
                       "seconds": time.time() - t0})
         if cfg.minutes is not None:
             s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
-    _set_stage(model, 2)
-    if cfg.wise < 1.0 and not cfg.from_scratch:
-        known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
-        new = any(c.name.strip().lower() not in known for c in classes)
-        head = ["decoder.classifier.weight", "decoder.classifier.bias"]
-        interpolate_to_start(model, start, cfg.wise, head if new else [])
-    hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
-    return model.to("cpu").eval(), config, hist
+    hist["threads"] = {"notes": notes,
+                       "steps_at_threads": {str(k): v for k, v in (steering.tiles_at if steering else {}).items()}}
+    return epoch, s1
 
 
 def _rebudget(cfg: FinetuneConfig, done: int, elapsed: float, s1: int, total: int) -> Tuple[int, int]:

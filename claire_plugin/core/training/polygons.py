@@ -302,6 +302,13 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     return report
 
 
+def report_notes(report: Dict[str, Any]) -> List[str]:
+    """The run's notes for the user: on the inputs, on the labels, and each change of the training's thread
+    count (another program busy on the cores)."""
+    threads = (report["training"].get("threads") or {}).get("notes") or []
+    return list(report["input_notes"]) + list(report["label_notes"]) + list(threads)
+
+
 def check_settings(params: PolygonTrainParams) -> str:
     """Every setting checked before any work (numbers, device, output paths); returns the device to use.
     ClaireError naming the flag (Processing and the dock rename it) otherwise."""
@@ -340,7 +347,8 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
-                     "device": hist["device"], "config": {**params.config.to_dict(), "lr": hist["lr"]}},
+                     "device": hist["device"], "config": {**params.config.to_dict(), "lr": hist["lr"]},
+                     "threads": hist.get("threads")},
         "inputs": scene.band_info(), "input_notes": scene.notes,
         "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,
                    "what": "models.augment.synthetic_clouds over the validation windows' optical input"},
