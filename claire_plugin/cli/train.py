@@ -161,21 +161,22 @@ def _check_reproducible(args: argparse.Namespace) -> None:
 
 def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Optional[str]):
     """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError.
-    On a CPU with more than one torch thread the count is steered per step (core.engine.schedule.ThreadSteering),
-    so that another busy program does not stall every step; each change is printed. A reproducible run has one
+    On a CPU with more than one torch thread the count is steered by the steps' times
+    (core.engine.schedule.StepSteering), so that another busy program does not stall every step; each change is
+    printed. A reproducible run has one
     thread: nothing to steer."""
     import torch
 
     from ...models.determinism import NotReproducibleError
     from ...models.training import pick_device, train
-    from ..core.engine.schedule import ThreadSteering
+    from ..core.engine.schedule import StepSteering
 
     threads = torch.get_num_threads()
     notes: list = []
-    steering = None if cfg.reproducible else ThreadSteering(pick_device(cfg.device), notes, unit="step")
+    steering = None if cfg.reproducible else StepSteering(pick_device(cfg.device), notes)
 
     def after_step(seconds: float, done: int) -> None:
-        steering.after_batch(seconds, 1, done)
+        steering.after_step(seconds, done)
         while notes:
             print(f"note: {notes.pop(0)}", file=sys.stderr)
 

@@ -125,3 +125,22 @@ def test_thread_steering_starts_low_beside_busy_cores_and_notes_each_change(monk
         assert schedule.ThreadSteering(torch.device("cpu"), []).policy is None  # one thread: nothing to steer
     finally:
         torch.set_num_threads(old)
+
+
+def test_step_steering_judges_groups_of_training_steps(monkeypatch):
+    """Training's steering sees the summed time of `every` steps at once (one step is too noisy a measure) and
+    counts the steps of a group in progress too."""
+    monkeypatch.setattr(schedule, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(contention, "other_runnable", lambda: 0)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        steer = schedule.StepSteering(torch.device("cpu"), [], every=4)
+        seen = []
+        monkeypatch.setattr(steer.steering, "after_batch", lambda s, n, done: seen.append((round(s, 3), n, done)))
+        for done in range(1, 10):
+            steer.after_step(0.25 + 0.01 * done, done)
+        assert seen == [(1.1, 4, 4), (1.26, 4, 8)]
+        assert steer.steps_at_threads() == {"2": 1}  # the 9th step, its group not judged yet
+    finally:
+        torch.set_num_threads(old)

@@ -119,3 +119,30 @@ class ThreadSteering:
             self.messages.append(f"threads: {self._settled} -> {self.policy.settled} after {self.unit} {done} "
                                  f"({why})")
             self._settled = self.policy.settled
+
+
+class StepSteering:
+    """ThreadSteering for training, judged on groups of `every` steps: one step (a fraction of a second on a
+    CPU) is too noisy a measure, and a probe at a lower count would otherwise often be kept by chance."""
+
+    def __init__(self, device, messages: List[str], every: int = 4) -> None:
+        self.steering = ThreadSteering(device, messages, unit="step")
+        self.every, self._seconds, self._steps = max(1, int(every)), 0.0, 0
+
+    def after_step(self, seconds: float, done: int) -> None:
+        """Record one step (`done` steps so far); every `every` steps the thread count is set for the next group."""
+        self._seconds += seconds
+        self._steps += 1
+        if self._steps >= self.every:
+            self.steering.after_batch(self._seconds, self._steps, done)
+            self._seconds, self._steps = 0.0, 0
+
+    def steps_at_threads(self) -> dict:
+        """Steps run at each thread count (the group in progress included), keys as strings (JSON)."""
+        import torch
+
+        counts = dict(self.steering.tiles_at)
+        if self._steps:
+            now = torch.get_num_threads()
+            counts[now] = counts.get(now, 0) + self._steps
+        return {str(k): v for k, v in counts.items()}

@@ -197,8 +197,8 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
                  total_steps: int, device, is_cancelled: Optional[Callable[[], bool]],
                  keep: tuple = (None, None), steering=None) -> float:
     """One epoch of `cfg.steps_per_epoch` steps; mean loss (task loss plus the `keep` terms: a StartAnchor
-    and a Teacher, each or both None). `steering` (core.engine.schedule.ThreadSteering, or None) sets the
-    thread count after every step from the steps' times."""
+    and a Teacher, each or both None). `steering` (core.engine.schedule.StepSteering, or None) sets the
+    thread count from the steps' times."""
     import torch
 
     anchor, teacher = keep
@@ -227,7 +227,7 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         opt.step()
         running += float(loss.detach())
         if steering is not None:
-            steering.after_batch(time.perf_counter() - started, 1, g + 1)
+            steering.after_step(time.perf_counter() - started, g + 1)
     model.eval()
     return running / cfg.steps_per_epoch
 
@@ -297,12 +297,12 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
             validate, on_epoch, is_cancelled, keep: tuple, hist: Dict[str, Any]) -> Tuple[int, int]:
     """The training loop: epochs until the schedule (or the time budget) ends; returns (epochs run, stage-1
     epochs of the final schedule); losses, validation scores and thread notes go into `hist`. On a CPU
-    the thread count is steered per step (core.engine.schedule.ThreadSteering): another program busy on the cores
-    would otherwise stall every step's OpenMP team (hist["threads"] notes each change)."""
-    from ..engine.schedule import ThreadSteering
+    the thread count is steered by the steps' times (core.engine.schedule.StepSteering): another program busy on
+    the cores would otherwise stall every step's OpenMP team (hist["threads"] notes each change)."""
+    from ..engine.schedule import StepSteering
 
     notes: List[str] = []
-    steering = ThreadSteering(device, notes, unit="step") if device.type == "cpu" else None
+    steering = StepSteering(device, notes) if device.type == "cpu" else None
     s1, total = schedule
     t0, epoch = time.time(), 0
     while epoch < total:
@@ -319,8 +319,7 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
                       "seconds": time.time() - t0})
         if cfg.minutes is not None:
             s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
-    hist["threads"] = {"notes": notes,
-                       "steps_at_threads": {str(k): v for k, v in (steering.tiles_at if steering else {}).items()}}
+    hist["threads"] = {"notes": notes, "steps_at_threads": steering.steps_at_threads() if steering else {}}
     return epoch, s1
 
 
