@@ -163,15 +163,13 @@ def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Opti
     """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError.
     On a CPU with more than one torch thread the count is steered by the steps' times
     (core.engine.schedule.StepSteering), so that another busy program does not stall every step; each change is
-    printed. A reproducible run has one
-    thread: nothing to steer."""
-    import torch
+    printed. A reproducible run has one thread: nothing to steer."""
+    import contextlib
 
     from ...models.determinism import NotReproducibleError
     from ...models.training import pick_device, train
     from ..core.engine.schedule import StepSteering
 
-    threads = torch.get_num_threads()
     notes: list = []
     steering = None if cfg.reproducible else StepSteering(pick_device(cfg.device), notes)
 
@@ -180,13 +178,12 @@ def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Opti
         while notes:
             print(f"note: {notes.pop(0)}", file=sys.stderr)
 
-    try:
-        return train(src, data["ospec"], data["sspec"], num_classes, cfg, resume_path=resume,
-                     log=lambda m: print(m, file=sys.stderr), after_step=after_step if steering else None)
-    except NotReproducibleError as exc:
-        raise ClaireError(str(exc)) from None
-    finally:
-        torch.set_num_threads(threads)
+    with steering or contextlib.nullcontext():
+        try:
+            return train(src, data["ospec"], data["sspec"], num_classes, cfg, resume_path=resume,
+                         log=lambda m: print(m, file=sys.stderr), after_step=after_step if steering else None)
+        except NotReproducibleError as exc:
+            raise ClaireError(str(exc)) from None
 
 
 def _check_settings(args: argparse.Namespace) -> None:

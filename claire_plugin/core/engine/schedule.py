@@ -123,11 +123,23 @@ class ThreadSteering:
 
 class StepSteering:
     """ThreadSteering for training, judged on groups of `every` steps: one step (a fraction of a second on a
-    CPU) is too noisy a measure, and a probe at a lower count would otherwise often be kept by chance."""
+    CPU) is too noisy a measure, and a probe at a lower count would otherwise often be kept by chance. Used as a
+    context manager it gives the thread count it found back on exit."""
 
     def __init__(self, device, messages: List[str], every: int = 4) -> None:
+        import torch
+
+        self._threads = torch.get_num_threads()
         self.steering = ThreadSteering(device, messages, unit="step")
         self.every, self._seconds, self._steps = max(1, int(every)), 0.0, 0
+
+    def __enter__(self) -> "StepSteering":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        torch.set_num_threads(self._threads)
 
     def after_step(self, seconds: float, done: int) -> None:
         """Record one step (`done` steps so far); every `every` steps the thread count is set for the next group."""

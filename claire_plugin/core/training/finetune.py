@@ -253,8 +253,6 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     `validate(model) -> macro-F1` runs after every epoch (reported, never used to pick weights: the
     held-out score stays honest); `on_epoch` receives {epoch, epochs, stage, loss, val_macro_f1, seconds}.
     With `cfg.minutes` the run stops when the next epoch would pass the budget (at most `cfg.epochs`)."""
-    import torch
-
     from ....models.losses import RIFTLoss, class_weights_from_counts
     from ....models.training import pick_device, seed_everything
 
@@ -277,12 +275,9 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     s1, total = _schedule(cfg, cfg.epochs)
     hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
                             "class_weights": [round(float(w), 4) for w in weights]}
-    t0, threads = time.time(), torch.get_num_threads()
-    try:
-        epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch,
-                            is_cancelled, keep, hist)
-    finally:
-        torch.set_num_threads(threads)  # steered during training only
+    t0 = time.time()
+    epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch, is_cancelled,
+                        keep, hist)
     _set_stage(model, 2)
     if cfg.wise < 1.0 and not cfg.from_scratch:
         known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
@@ -302,24 +297,25 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
     from ..engine.schedule import StepSteering
 
     notes: List[str] = []
-    steering = StepSteering(device, notes) if device.type == "cpu" else None
     s1, total = schedule
     t0, epoch = time.time(), 0
-    while epoch < total:
-        stage = 1 if epoch < s1 else 2
-        _set_stage(model, stage, cfg.stage2)
-        loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
-                            total * cfg.steps_per_epoch, device, is_cancelled, keep, steering)
-        f1 = validate(model) if validate is not None else None
-        epoch += 1
-        hist["loss"].append(round(loss, 5))
-        hist["val_macro_f1"].append(None if f1 is None else round(float(f1), 4))
-        if on_epoch is not None:
-            on_epoch({"epoch": epoch, "epochs": total, "stage": stage, "loss": loss, "val_macro_f1": f1,
-                      "seconds": time.time() - t0})
-        if cfg.minutes is not None:
-            s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
-    hist["threads"] = {"notes": notes, "steps_at_threads": steering.steps_at_threads() if steering else {}}
+    with StepSteering(device, notes) as steering:  # the thread count is given back when training ends
+        while epoch < total:
+            stage = 1 if epoch < s1 else 2
+            _set_stage(model, stage, cfg.stage2)
+            loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
+                                total * cfg.steps_per_epoch, device, is_cancelled, keep, steering)
+            f1 = validate(model) if validate is not None else None
+            epoch += 1
+            hist["loss"].append(round(loss, 5))
+            hist["val_macro_f1"].append(None if f1 is None else round(float(f1), 4))
+            if on_epoch is not None:
+                on_epoch({"epoch": epoch, "epochs": total, "stage": stage, "loss": loss, "val_macro_f1": f1,
+                          "seconds": time.time() - t0})
+            if cfg.minutes is not None:
+                s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
+        counts = steering.steps_at_threads() if device.type == "cpu" else {}
+    hist["threads"] = {"notes": notes, "steps_at_threads": counts}
     return epoch, s1
 
 
