@@ -2,6 +2,7 @@
 the check against eager float32 on the bundled sites; one real AOTInductor build (slow)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -130,6 +131,22 @@ def test_package_key_follows_weights_and_shape():
     assert key == package_key(a, "cpu", 256, 4, (10, 2))
     assert len({key, package_key(b, "cpu", 256, 4, (10, 2)), package_key(a, "cpu", 512, 4, (10, 2)),
                 package_key(a, "cpu", 256, 8, (10, 2)), package_key(a, "cpu", 256, 4, (12, 2))}) == 5
+
+
+def test_package_key_follows_the_code_of_the_model(tmp_path, monkeypatch):
+    src = tmp_path / "mynet.py"
+    src.write_text("import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+                   "        super().__init__()\n        self.lin = nn.Linear(2, 2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    net = importlib.import_module("mynet").Net()
+    before = compiled.code_digest(net), package_key(net, "cpu", 256, 4, (10, 2))
+    assert before == (compiled.code_digest(net), package_key(net, "cpu", 256, 4, (10, 2)))
+    src.write_text(src.read_text() + "# the forward changed in an update\n")
+    after = compiled.code_digest(net), package_key(net, "cpu", 256, 4, (10, 2))
+    assert after[0] != before[0] and after[1] != before[1]  # a package of the old code is not reused
+    assert compiled.code_digest(nn.Sequential(nn.Linear(2, 2))) == hashlib.sha256().hexdigest()  # torch's own: none
 
 
 def test_package_key_says_whether_the_package_takes_the_cloud_input_and_gives_features():

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from claire.models import blocks
 from claire.models.blocks import local_mean
 from claire.models.registry import build_model
 
@@ -73,6 +74,61 @@ def test_local_mean_ignores_cells_outside_and_matches_a_plain_mean():
     assert float(m[0, 0, 0, 0]) == pytest.approx(float(x[0, 0, :2, :2].mean()))  # corner: 4 cells, not 9
     assert torch.equal(local_mean(x, 1), x)
     assert local_mean(torch.randn(2, 3, 5, 7), 4).shape == (2, 3, 5, 7)
+
+
+def _plain_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """local_mean in float64 by average pooling: the reference its fast paths are held to."""
+    lo, hi = (k - 1) // 2, k // 2
+    pad = (lo, hi, lo, hi)
+    xp = torch.nn.functional.pad(x.double(), pad)
+    ones = torch.nn.functional.pad(torch.ones_like(x, dtype=torch.float64), pad)
+    return torch.nn.functional.avg_pool2d(xp, k, stride=1) / torch.nn.functional.avg_pool2d(ones, k, stride=1)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 13, 16, 32, 36])
+def test_every_way_of_summing_gives_the_plain_mean(k):
+    x = torch.randn(2, 6, 37, 45).abs() + 0.5
+    want = _plain_mean(x, k)
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        by_cumsum = local_mean(x, k)  # channels-first
+        by_conv = local_mean(channels_last, k)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            by_additions = local_mean(x.bfloat16(), k)
+            in_float32 = blocks._box_sum_doubling(x, k, -1)
+    for got in (by_cumsum, by_conv):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=3e-5, atol=1e-6)  # cumulative sums cancel a little
+    # under autocast the sums stay in float32: only the input and the result are rounded to bfloat16
+    assert by_additions.dtype == torch.bfloat16 and in_float32.dtype == torch.float32
+    torch.testing.assert_close(by_additions.double(), _plain_mean(x.bfloat16().float(), k), rtol=8e-3, atol=0)
+    torch.testing.assert_close(in_float32.double(), blocks._box_sum(x.double(), k, -1), rtol=1e-6, atol=1e-6)
+
+
+def test_training_sums_are_the_cumulative_sums_the_checkpoint_was_trained_with():
+    x = torch.randn(1, 6, 20, 24).contiguous(memory_format=torch.channels_last).requires_grad_()
+    got = local_mean(x, 5)
+    h, w = x.shape[-2:]
+    total = blocks._box_sum(blocks._box_sum(x, 5, -1), 5, -2)
+    count = blocks._box_sum(torch.ones(1, 1, h, 1), 5, -2) * blocks._box_sum(torch.ones(1, 1, 1, w), 5, -1)
+    assert torch.equal(got, total / count)  # bit for bit: `make checkpoint` still gives the bundled weights
+    got.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_a_gated_model_in_inference_keeps_its_logits():
+    """The convolution sums (inference) against the cumulative sums (as trained) on a whole tiny network."""
+    torch.manual_seed(0)
+    net = build_model("claire", dict(CFG, context="local")).eval()
+    o, s = _inputs()
+    with torch.inference_mode():
+        fast = net(o, s)["logits"]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.requires_grad_(True)
+    slow = net(o.requires_grad_(), s)["logits"].detach()  # grad on: the cumulative sums everywhere
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
+    assert torch.equal(fast.argmax(1), slow.argmax(1))
 
 
 def test_context_config_is_checked():

@@ -3,8 +3,8 @@ first forward) or `aot` (an AOTInductor package built once and cached on disk); 
 package for this machine is cached, passed the check and ran at least MIN_SPEEDUP times eager's speed in it,
 else `eager`.
 
-An AOT package holds the model for one machine, torch version, device type, weights, tile size, batch size,
-channel counts and signature (`package_key`): a cloud-gated checkpoint's package takes the cloud probability
+An AOT package holds the model for one machine, torch version, device type, weights, model code, tile size,
+batch size, channel counts and signature (`package_key`): a cloud-gated checkpoint's package takes the cloud probability
 as a third input (`Positional`: forward(optical, sar, cloud)), and one with familiarity statistics also gives
 the features they measure (`return_features`), so such checkpoints, the bundled one included, run compiled
 too; a package built without them is never picked for them, nor the reverse. It is cached as
@@ -167,13 +167,29 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def code_digest(model: nn.Module) -> str:
+    """SHA-256 of the source files that define the model's modules (torch's own excepted): a package compiled
+    from other code (an update of the plugin) is not reused for this one."""
+    import sys
+
+    h = hashlib.sha256()
+    for name in sorted({type(m).__module__ for m in model.modules()}):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if name.split(".")[0] == "torch" or not path or not os.path.isfile(path):
+            continue
+        h.update(os.path.basename(path).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
 def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int],
                 cloud: bool = False, features: bool = False, precision: str = "float32") -> str:
-    """Name of the AOT package for this model, machine, torch version, input shape and its inputs and outputs:
-    with the cloud probability as an input (`cloud`), with the familiarity features as outputs (`features`),
-    computed in `precision` (PRECISIONS). Packages built before these existed had none of them (float32), and
-    their keys stay those without them."""
-    parts = {"weights": weights_digest(model), "torch": torch.__version__, "machine": platform.machine(),
+    """Name of the AOT package for this model (weights and the code of its modules), machine, torch version,
+    input shape and its inputs and outputs: with the cloud probability as an input (`cloud`), with the
+    familiarity features as outputs (`features`), computed in `precision` (PRECISIONS)."""
+    parts = {"weights": weights_digest(model), "code": code_digest(model), "torch": torch.__version__,
+             "machine": platform.machine(),
              "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
              "channels": [int(c) for c in channels], "format": 1}
     parts.update({k: True for k, v in (("cloud", cloud), ("features", features)) if v})
