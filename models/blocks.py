@@ -33,11 +33,14 @@ def _box_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
 
 
 def _box_sum_conv(x: torch.Tensor, window: int) -> torch.Tensor:
-    """_box_sum along both axes of [B,C,H,W] by two depthwise convolutions with a ones kernel."""
-    c, lo, hi = x.shape[1], (window - 1) // 2, window // 2
+    """_box_sum along both axes of [B,C,H,W] by two depthwise convolutions with a ones kernel (zero padding
+    inside the convolutions; an even window gives one cell more, left out at the end)."""
+    c, h, w = x.shape[1], x.shape[-2], x.shape[-1]
+    pad, skip = window // 2, window // 2 - (window - 1) // 2
     ones = x.new_ones((c, 1, 1, window))
-    rows = F.conv2d(F.pad(x, (lo, hi, 0, 0)), ones, groups=c)
-    return F.conv2d(F.pad(rows, (0, 0, lo, hi)), ones.transpose(2, 3), groups=c)
+    rows = F.conv2d(x, ones, padding=(0, pad), groups=c)
+    total = F.conv2d(rows, ones.transpose(2, 3), padding=(pad, 0), groups=c)
+    return total.narrow(-2, skip, h).narrow(-1, skip, w)
 
 
 def _box_sum_doubling(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
