@@ -61,6 +61,14 @@ def _box_sum_doubling(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
         width *= 2
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for `device_type` (torch before 2.4 has one flag per device family)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     """Mean of [B,C,H,W] over a window x window neighbourhood of every cell (stride 1, same size).
 
@@ -77,7 +85,7 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
         return x
     h, w = x.shape[-2:]
     training = torch.is_grad_enabled() and x.requires_grad
-    if not training and torch.is_autocast_enabled(x.device.type):
+    if not training and _autocast_on(x.device.type):
         total = _box_sum_doubling(_box_sum_doubling(x.float(), window, -1), window, -2)
     elif not training and x.shape[1] > 1 and x.stride(1) == 1:
         total = _box_sum_conv(x, window)

@@ -201,3 +201,15 @@ def test_local_grn_has_finite_gradients_where_features_vanish():
     x.requires_grad_(True)
     grn(x).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_autocast_is_detected_on_torch_before_its_device_argument(monkeypatch):
+    def old_api(*args):
+        if args:
+            raise TypeError("is_autocast_enabled() takes 0 positional arguments")
+        return False
+
+    monkeypatch.setattr(torch, "is_autocast_enabled", old_api)
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True)
+    assert blocks._autocast_on("cpu") is True
+    assert blocks._autocast_on("cuda") is False
