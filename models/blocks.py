@@ -124,6 +124,12 @@ class GRN(nn.Module):
             gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
         else:
             sq = local_mean((x * x).permute(0, 3, 1, 2), self.window)
+            if not (torch.is_grad_enabled() and x.requires_grad) and x.dtype == self.gamma.dtype:
+                # inference: the same operations in the same order, in place (bit for bit the same values;
+                # not under autocast, where the out-of-place ones promote bfloat16 to float32)
+                gx = sq.clamp_min_(self.eps * self.eps).sqrt_().permute(0, 2, 3, 1)
+                nx = gx.div_(gx.mean(dim=-1, keepdim=True).add_(self.eps))
+                return nx.mul_(x).mul_(self.gamma).add_(self.beta).add_(x)
             # cumulative sums (training) can leave tiny negatives where x is 0; sqrt needs > 0 for a finite gradient
             gx = torch.sqrt(sq.clamp_min(self.eps * self.eps)).permute(0, 2, 3, 1)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)

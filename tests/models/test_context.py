@@ -213,3 +213,23 @@ def test_autocast_is_detected_on_torch_before_its_device_argument(monkeypatch):
     monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True)
     assert blocks._autocast_on("cpu") is True
     assert blocks._autocast_on("cuda") is False
+
+
+def test_grn_in_inference_gives_the_training_values_bit_for_bit():
+    torch.manual_seed(3)
+    grn = blocks.GRN(16, window=5)
+    with torch.no_grad():
+        grn.gamma.normal_()
+        grn.beta.normal_()
+    x = torch.randn(2, 9, 11, 16)
+    want = grn(x.clone().requires_grad_()).detach()  # the out-of-place formula (as trained), cumulative sums
+    with torch.inference_mode():
+        got = grn(x)
+    assert not torch.equal(want, x)
+    # the local means differ by rounding (convolution vs cumulative sums); the rest of the formula is the same
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    sq = blocks.local_mean((x * x).permute(0, 3, 1, 2), 5)
+    gx = torch.sqrt(sq.clamp_min(grn.eps * grn.eps)).permute(0, 2, 3, 1)
+    nx = gx / (gx.mean(dim=-1, keepdim=True) + grn.eps)
+    with torch.inference_mode():
+        assert torch.equal(grn(x), grn.gamma * (x * nx) + grn.beta + x)  # in place, same order: same bits
