@@ -325,13 +325,45 @@ def test_check_feeds_the_sites_cloud_probability_to_a_gated_model(default_model)
 
     check = check_runtime(candidate, model, card, 256, cloud=True, features=True)
     assert check["passed"] and check["agreement"] == 1.0 and 0.05 < check["cloud"] < 0.5
-    assert sorted(n for n, _, _ in fed[-2:]) == [1, 9]  # two uneven batches of the 10 tiles
+    assert sorted(n for n, _, _ in fed[:2]) == [1, 9]  # two uneven batches of the 10 tiles
     assert all(c is not None and c.shape == (n, 1, 256, 256) and r for n, c, r in fed)
-    cloud = torch.cat([c for _, c, _ in fed[-2:]])
+    cloud = torch.cat([c for _, c, _ in fed[:2]])
     torch.testing.assert_close(cloud[1], cloud[0].flip(-1))  # each site and its flipped copy
     assert 0.0 <= float(cloud.min()) and float(cloud.max()) <= 1.0 and float(cloud.max()) > 0.5
     fed.clear()
     assert "cloud" not in check_runtime(candidate, model, card, 256) and all(c is None for _, c, _ in fed)
+
+
+@pytest.mark.parametrize("cores, threads_timed", [(2, 1), (8, 2)])
+def test_check_times_both_runtimes_as_a_run_calls_them(default_model, monkeypatch, cores, threads_timed):
+    """One batch of the package's size per call, at one thread where the engine would run forward lanes: the
+    eager model given all tiles at once (and a package one at a time) made `auto` prefer a slower package."""
+    from claire.claire_plugin.core.engine import schedule
+
+    model, card = default_model
+    calls = []
+
+    def recorder(name, fn):
+        def call(o, s, **kw):
+            calls.append((name, o.shape[0], torch.get_num_threads()))
+            return fn(o, s, **kw)
+        return call
+
+    candidate = recorder("candidate", model)
+    candidate.batch, candidate.releases_gil = 2, True
+    eager = recorder("eager", model)
+    monkeypatch.setattr(schedule, "cpu_cores", lambda: cores)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        check = check_runtime(candidate, eager, card, 256)
+    finally:
+        torch.set_num_threads(before)
+    assert check["passed"] and check["speedup"] > 0
+    timed = calls[4:]  # after the two uneven batches of each (the agreement)
+    assert {name for name, _, _ in timed} == {"eager", "candidate"}
+    assert all(n == 2 for _, n, _ in timed) and all(t == threads_timed for _, _, t in timed)
+    assert torch.get_num_threads() == before
 
 
 def test_check_includes_the_cloudy_sen12ms_scene_and_says_so(default_model):

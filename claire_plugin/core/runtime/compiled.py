@@ -341,30 +341,58 @@ def _run_split(fn: Callable, inputs: Tuple[torch.Tensor, ...], cut: int, feature
     return outs, time.perf_counter() - t
 
 
+def _time_as_a_run(candidate: Callable, eager: nn.Module, inputs: Tuple[torch.Tensor, ...],
+                   features: bool) -> dict:
+    """Seconds of eager and of `candidate` (best of two, after a warm-up) for two batches of the candidate's
+    batch size, called as a run calls them: one batch per call, at one torch thread where the engine runs
+    forward lanes here (core.engine.schedule.forward_lanes), else at torch's thread count."""
+    from ..engine.schedule import forward_lanes
+
+    batch = int(getattr(candidate, "batch", 0) or inputs[0].shape[0])
+    tiles = tuple(x[:2 * batch] for x in inputs)
+    threads = torch.get_num_threads()
+    lanes = forward_lanes(torch.device("cpu"), candidate, threads)
+    kw = {"return_features": True} if features else {}
+
+    def batches(fn: Callable, n: int) -> float:
+        t = time.perf_counter()
+        for a in range(0, n, batch):
+            part = [x[a:a + batch] for x in tiles]
+            fn(*part[:2], **kw, **({"cloud": part[2]} if len(part) > 2 else {}))
+        return time.perf_counter() - t
+
+    best = {"eager": float("inf"), "candidate": float("inf")}
+    torch.set_num_threads(1 if lanes > 1 else threads)
+    try:
+        for fn in (eager, candidate):
+            batches(fn, batch)  # warm-up: first calls are slower
+        for _ in range(2):
+            for name, fn in (("eager", eager), ("candidate", candidate)):
+                best[name] = min(best[name], batches(fn, tiles[0].shape[0]))
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
 def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, cloud: bool = False,
                   features: bool = False) -> Optional[dict]:
     """Compare `candidate` with the eager float32 model on the check's real scenes (the bundled sites and, for
     cards that take its bands, the shipped SEN12MS-CR cloudy scene: `_scenes`), both fed the same two uneven
     batches (so short batches are checked too), with the scenes' cloud probability when `cloud` (a
-    cloud-gated model), asking for the familiarity features when `features` (as the engine does), each
-    timed twice after a warm-up: {agreement, confidence_points, pixels, speedup (eager seconds / candidate
-    seconds, best of two), passed, scenes ({scene: {pixels, agreement}}), and the mean cloud probability
-    `cloud` when fed}; None when no scene fits the card."""
+    cloud-gated model), asking for the familiarity features when `features` (as the engine does), and both
+    timed as a run calls them (`_time_as_a_run`): {agreement, confidence_points, pixels, speedup (eager
+    seconds / candidate seconds), passed, scenes ({scene: {pixels, agreement}}), and the mean cloud
+    probability `cloud` when fed}; None when no scene fits the card."""
     sites = _site_tiles(card, tile)
     if sites is None:
         return None
     *inputs, mask, names = sites
     inputs = tuple(inputs if cloud else inputs[:2])
     cut = max(1, inputs[0].shape[0] - 1)
-    best = {"eager": float("inf"), "candidate": float("inf")}
     with torch.inference_mode():
-        for fn in (eager, candidate):
-            _run_split(fn, tuple(x[:2] for x in inputs), 1, features)  # warm-up: first calls are not its speed
-        for _ in range(2):
-            ref, seconds = _run_split(eager, inputs, cut, features)
-            best["eager"] = min(best["eager"], seconds)
-            outs, seconds = _run_split(candidate, inputs, cut, features)
-            best["candidate"] = min(best["candidate"], seconds)
+        ref, _ = _run_split(eager, inputs, cut, features)
+        outs, _ = _run_split(candidate, inputs, cut, features)
+        best = _time_as_a_run(candidate, eager, inputs, features)
     ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
     cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
     same = cls == ref_cls
