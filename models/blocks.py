@@ -61,6 +61,11 @@ def _box_sum_doubling(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
         width *= 2
 
 
+def _training(x: torch.Tensor) -> bool:
+    """Whether a gradient will flow through `x` (training): the code paths the bundled checkpoint was trained with."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
 def _autocast_on(device_type: str) -> bool:
     """Whether autocast is on for `device_type` (torch before 2.4 has one flag per device family)."""
     try:
@@ -74,17 +79,17 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
 
     Cells outside the tensor are left out of the mean (not counted as zeros), so the result at a cell
     depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
-    The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means"): depthwise
-    convolutions with a ones kernel for channels-last input in inference (the GRN's: 2-3x faster on the
-    CPU); additions of shifted copies in float32 under autocast (a reduced-precision package: autocast
-    would run a convolution or a cumulative sum in bfloat16); otherwise cumulative sums, whose cost does
-    not grow with the window (training, where the bundled checkpoint was trained with them, and
-    channels-first input, where they are as fast).
+    The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means by
+    convolution"): depthwise convolutions with a ones kernel for channels-last input in inference (the
+    GRN's: 2-3x faster on the CPU); additions of shifted copies in float32 under autocast (a
+    reduced-precision package: autocast would run a convolution or a cumulative sum in bfloat16);
+    otherwise cumulative sums, whose cost does not grow with the window (training, where the bundled
+    checkpoint was trained with them, and channels-first input, where they are as fast).
     """
     if window <= 1:
         return x
     h, w = x.shape[-2:]
-    training = torch.is_grad_enabled() and x.requires_grad
+    training = _training(x)
     if not training and _autocast_on(x.device.type):
         total = _box_sum_doubling(_box_sum_doubling(x.float(), window, -1), window, -2)
     elif not training and x.shape[1] > 1 and x.stride(1) == 1:
@@ -124,7 +129,7 @@ class GRN(nn.Module):
             gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
         else:
             sq = local_mean((x * x).permute(0, 3, 1, 2), self.window)
-            if not (torch.is_grad_enabled() and x.requires_grad) and x.dtype == self.gamma.dtype:
+            if not _training(x) and x.dtype == self.gamma.dtype:
                 # inference: the same operations in the same order, in place (bit for bit the same values;
                 # not under autocast, where the out-of-place ones promote bfloat16 to float32)
                 gx = sq.clamp_min_(self.eps * self.eps).sqrt_().permute(0, 2, 3, 1)

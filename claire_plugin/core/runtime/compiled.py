@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -170,8 +171,6 @@ def weights_digest(model: nn.Module) -> str:
 def code_digest(model: nn.Module) -> str:
     """SHA-256 of the source files that define the model's modules (torch's own excepted): a package compiled
     from other code (an update of the plugin) is not reused for this one."""
-    import sys
-
     h = hashlib.sha256()
     for name in sorted({type(m).__module__ for m in model.modules()}):
         path = getattr(sys.modules.get(name), "__file__", None)
@@ -331,13 +330,17 @@ def _class_and_confidence(out) -> Tuple[np.ndarray, np.ndarray]:
     return cls.numpy(), conf.numpy()
 
 
-def _run_split(fn: Callable, inputs: Tuple[torch.Tensor, ...], cut: int, features: bool) -> Tuple[list, float]:
-    """Outputs of `fn` on the tiles fed as [:cut] and [cut:] (optical, SAR and, when given, the cloud
-    probability as the keyword `cloud`, as the engine passes them), and the seconds it took."""
+def _run_batches(fn: Callable, inputs: Tuple[torch.Tensor, ...], starts: Tuple[int, ...],
+                 features: bool) -> Tuple[list, float]:
+    """Outputs of `fn` on the tiles fed in batches that begin at `starts` (optical, SAR and, when given, the
+    cloud probability as the keyword `cloud`, as the engine passes them), and the seconds it took."""
     kw = {"return_features": True} if features else {}
+    bounds = list(starts) + [len(inputs[0])]
     t = time.perf_counter()
-    outs = [fn(*(x[a:b] for x in inputs[:2]), **kw, **({"cloud": inputs[2][a:b]} if len(inputs) > 2 else {}))
-            for a, b in ((0, cut), (cut, len(inputs[0])))]
+    outs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        part = [x[a:b] for x in inputs]
+        outs.append(fn(*part[:2], **kw, **({"cloud": part[2]} if len(part) > 2 else {})))
     return outs, time.perf_counter() - t
 
 
@@ -352,23 +355,15 @@ def _time_as_a_run(candidate: Callable, eager: nn.Module, inputs: Tuple[torch.Te
     tiles = tuple(x[:2 * batch] for x in inputs)
     threads = torch.get_num_threads()
     lanes = forward_lanes(torch.device("cpu"), candidate, threads)
-    kw = {"return_features": True} if features else {}
-
-    def batches(fn: Callable, n: int) -> float:
-        t = time.perf_counter()
-        for a in range(0, n, batch):
-            part = [x[a:a + batch] for x in tiles]
-            fn(*part[:2], **kw, **({"cloud": part[2]} if len(part) > 2 else {}))
-        return time.perf_counter() - t
-
+    starts = tuple(range(0, len(tiles[0]), batch))
     best = {"eager": float("inf"), "candidate": float("inf")}
     torch.set_num_threads(1 if lanes > 1 else threads)
     try:
         for fn in (eager, candidate):
-            batches(fn, batch)  # warm-up: first calls are slower
+            _run_batches(fn, tuple(x[:batch] for x in tiles), (0,), features)  # warm-up: first calls are slower
         for _ in range(2):
             for name, fn in (("eager", eager), ("candidate", candidate)):
-                best[name] = min(best[name], batches(fn, tiles[0].shape[0]))
+                best[name] = min(best[name], _run_batches(fn, tiles, starts, features)[1])
     finally:
         torch.set_num_threads(threads)
     return best
@@ -390,8 +385,8 @@ def check_runtime(candidate: Callable, eager: nn.Module, card: dict, tile: int, 
     inputs = tuple(inputs if cloud else inputs[:2])
     cut = max(1, inputs[0].shape[0] - 1)
     with torch.inference_mode():
-        ref, _ = _run_split(eager, inputs, cut, features)
-        outs, _ = _run_split(candidate, inputs, cut, features)
+        ref, _ = _run_batches(eager, inputs, (0, cut), features)
+        outs, _ = _run_batches(candidate, inputs, (0, cut), features)
         best = _time_as_a_run(candidate, eager, inputs, features)
     ref_cls, ref_conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, ref)))
     cls, conf = (np.concatenate(a) for a in zip(*map(_class_and_confidence, outs)))
