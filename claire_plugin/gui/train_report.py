@@ -72,9 +72,10 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         if (report.get("ensemble_weight") or {}).get("halves"):
             both += ("; its scores are cross-fitted (each half of the held-out polygons scored with the weight chosen "
                      "on the other)")
+    rate = f", {e(report['training']['lr_note'])}" if report["training"].get("lr_note") else ""
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
-                 f"{report['training']['seconds']} s on {e(str(report['training']['device']))}. Scores validate "
+                 f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
                  f"the model on your polygons; they are not a map accuracy estimate.</p>")
     if html_path:
         parts.append(f"<p><a href='file://{e(html_path)}'>Open the full report</a> (per class, confusion "

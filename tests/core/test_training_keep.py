@@ -5,13 +5,19 @@ import numpy as np
 import pytest
 import torch
 
+from claire.claire_plugin.core.training import finetune as finetune_module
 from claire.claire_plugin.core.training.finetune import (
+    BASE_FIT_CROPS,
+    BASE_FIT_KEEP,
     KNOWN_CLASSES_LR,
     NEW_CLASSES_LR,
+    CropSampler,
     FinetuneConfig,
     _set_stage,
+    base_fit,
     finetune,
     prepare_model,
+    rate_note,
     recipe_lr,
 )
 from claire.claire_plugin.core.training.keep import (
@@ -150,3 +156,91 @@ def test_recipe_learning_rate_is_lower_when_the_base_knows_every_class(base):
     assert recipe_lr(FinetuneConfig(), card, new) == NEW_CLASSES_LR
     assert recipe_lr(FinetuneConfig(from_scratch=True), card, known) == NEW_CLASSES_LR
     assert recipe_lr(FinetuneConfig(lr=5e-4), card, new) == 5e-4
+
+
+def test_recipe_learning_rate_follows_how_well_the_base_maps_the_training_polygons(base):
+    _, card = base
+    known = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "crops")]
+    cfg = FinetuneConfig()
+    assert recipe_lr(cfg, card, known, fit=BASE_FIT_KEEP) == KNOWN_CLASSES_LR
+    assert recipe_lr(cfg, card, known, fit=BASE_FIT_KEEP - 0.01) == NEW_CLASSES_LR  # an area it does not know
+    assert recipe_lr(cfg, card, known, fit=None) == KNOWN_CLASSES_LR
+    assert recipe_lr(FinetuneConfig(lr=5e-4), card, known, fit=0.1) == 5e-4  # the user's rate wins
+
+
+class _Recording(CropSampler):
+    """A CropSampler that keeps the labels of the crops it hands out, in order."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.handed = []
+
+    def sample(self, rng):
+        o, s, lab = super().sample(rng)
+        self.handed.append(lab.copy())
+        return o, s, lab
+
+
+class _Stub(torch.nn.Module):
+    """Logits that pick, per pixel, the label of the crop the sampler handed out (an oracle) or always class 0."""
+
+    def __init__(self, sampler, k, oracle):
+        super().__init__()
+        self.sampler, self.k, self.oracle, self.used = sampler, k, oracle, 0
+
+    def forward(self, o, s, cloud=None):
+        n = o.shape[0]
+        labs = np.stack(self.sampler.handed[self.used:self.used + n]).astype(np.int64)
+        self.used += n
+        pick = np.where(labs < self.k, labs, 0) if self.oracle else np.zeros_like(labs)
+        return {"logits": torch.nn.functional.one_hot(torch.from_numpy(pick), self.k).permute(0, 3, 1, 2).float()}
+
+
+def _two_class_pixels():
+    n = 15
+    return LabelPixels(np.array(list(range(5, 65, 4)) * 2, np.int32), np.array([5] * n + [70] * n, np.int32),
+                       np.array([0] * n + [1] * n, np.uint8), np.arange(2 * n, dtype=np.int32))
+
+
+def test_base_fit_scores_the_network_on_the_labelled_pixels_of_training_crops(training_scene):
+    train = _two_class_pixels()
+    cfg = FinetuneConfig(batch_size=4, crop=32)
+    sampler = _Recording(training_scene, train, 2, cfg.crop)
+    assert base_fit(_Stub(sampler, 2, oracle=True), sampler, cfg, "cpu") == 1.0
+    assert len(sampler.handed) == BASE_FIT_CROPS
+    labs = np.concatenate([h[h < 2] for h in sampler.handed])
+    sampler.handed.clear()
+    constant = base_fit(_Stub(sampler, 2, oracle=False), sampler, cfg, "cpu")
+    share0 = float(np.mean(labs == 0))
+    assert 0.0 < share0 < 1.0
+    assert constant == pytest.approx((2 * share0 / (share0 + 1)) / 2, abs=1e-6)  # F1 of class 0, class 1 at 0
+    assert constant < BASE_FIT_KEEP
+    again = _Recording(training_scene, train, 2, cfg.crop)
+    base_fit(_Stub(again, 2, oracle=False), again, cfg, "cpu")
+    assert all(np.array_equal(a, b) for a, b in zip(again.handed, sampler.handed))  # its own seeded draws
+
+
+@pytest.mark.parametrize("fit, lr", [(0.9, KNOWN_CLASSES_LR), (0.2, NEW_CLASSES_LR)])
+def test_finetune_measures_the_base_and_records_its_fit(training_scene, base, monkeypatch, fit, lr):
+    torch.set_num_threads(1)
+    model, card = base
+    seen = []
+    monkeypatch.setattr(finetune_module, "base_fit", lambda *a: seen.append(a) or fit)
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "crops")]
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
+    _, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card, cfg)
+    assert len(seen) == 1 and hist["lr"] == lr and hist["base_fit_macro_f1"] == fit
+    assert f"learning rate {lr:g}: the base checkpoint scored macro-F1 {fit:.2f}" in hist["lr_note"]
+    seen.clear()
+    _, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card,
+                          FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=2e-4))
+    assert not seen and hist["lr"] == 2e-4 and hist["base_fit_macro_f1"] is None  # not measured when given
+
+
+def test_rate_note_says_the_rate_and_why():
+    assert rate_note(FinetuneConfig(lr=2e-4), 2e-4, None) == "learning rate 0.0002, as given"
+    assert "from scratch" in rate_note(FinetuneConfig(from_scratch=True), NEW_CLASSES_LR, None)
+    assert "new to the base" in rate_note(FinetuneConfig(), NEW_CLASSES_LR, None)
+    assert "keeps more of it" in rate_note(FinetuneConfig(), KNOWN_CLASSES_LR, 0.81)
+    low = rate_note(FinetuneConfig(), NEW_CLASSES_LR, 0.31)
+    assert "macro-F1 0.31" in low and "does not know" in low and "0.001" in low

@@ -8,7 +8,7 @@ import torch
 
 from claire.claire_plugin.core.errors import CancelledError, ClaireError
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
-from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
+from claire.claire_plugin.core.training.polygons import PolygonTrainParams, report_notes, train_from_polygons
 from claire.models.checkpoint import load_checkpoint
 from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
@@ -66,6 +66,9 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     weight = report["ensemble_weight"]
     assert f"the forest&#x27;s weight {weight['chosen']:g} where the optical is clear" in html
     assert "cross-fitted" in html
+    fit = report["training"]["base_fit_macro_f1"]  # the tiny base knows every class: its fit chose the rate
+    assert 0.0 <= fit <= 1.0 and f"macro-F1 {fit:.2f} on crops of your training polygons" in html
+    assert report["training"]["lr_note"] in report_notes(report)
     assert [c["weight"] for c in weight["candidates"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3

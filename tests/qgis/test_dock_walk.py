@@ -123,6 +123,17 @@ def test_report_says_when_the_unlike_check_was_not_measured():
     assert "Unlike-the-training-data" not in report_html(dict(report, familiarity="measured on 900 cells"), "/a/b.st")
 
 
+def test_the_train_tab_report_says_the_learning_rate_and_why():
+    from claire.claire_plugin.gui.train_report import report_html
+
+    m = {"macro_f1": 0.5, "oa": 0.8, "kappa": 0.3}
+    note = "learning rate 0.001: the base checkpoint scored macro-F1 0.31 on crops of your training polygons"
+    report = {"arms": {"finetuned": {"clear": m}}, "training": {"epochs": 3, "seconds": 9.0, "device": "cpu"}}
+    assert "learning rate" not in report_html(report, "/a/b.st")  # a report written before the note existed
+    report["training"]["lr_note"] = note
+    assert f"3 epochs in 9.0 s on cpu, {note}." in report_html(report, "/a/b.st")
+
+
 def test_the_train_tab_report_says_when_the_forest_beats_the_network():
     from claire.claire_plugin.gui.train_report import report_html
 

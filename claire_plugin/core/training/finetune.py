@@ -3,10 +3,11 @@
 Crops are centred near training pixels, classes drawn evenly; only training pixels carry a label, every
 other pixel is ignored (255) by the RIFT loss. Stage 1 trains the decoder (with its classifier head) on
 frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. The learning rate is
-lower when the base checkpoint knows every class by name (`recipe_lr`, measured: it keeps more of what the base
-knows); keep.py's anchor, distillation and weight interpolation are options, off by default. Augmentation,
-loss, class weights, seeding and the learning-rate schedule are models/training.py's; a cloud-gated base
-gets the cloud probability of its (augmented) crops as the engine computes it (windows.network_input).
+lower when the base checkpoint knows every class by name and already maps the training polygons passably
+(`recipe_lr`, `base_fit`; measured: it keeps more of what the base knows); keep.py's anchor, distillation and
+weight interpolation are options, off by default. Augmentation, loss, class weights, seeding and the
+learning-rate schedule are models/training.py's; a cloud-gated base gets the cloud probability of its
+(augmented) crops as the engine computes it (windows.network_input).
 """
 from __future__ import annotations
 
@@ -123,16 +124,19 @@ class CropSampler:
         return o, s, lab
 
 
-def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: FinetuneConfig, with_cloud: bool):
-    """A batch of augmented, standardised crops as tensors (optical, SAR, labels, cloud or None); the cloud
-    input of a cloud-gated network is computed on the augmented optical (windows.network_input)."""
+def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: FinetuneConfig, with_cloud: bool,
+           augment: bool = True):
+    """A batch of augmented (unless `augment` is False), standardised crops as tensors (optical, SAR, labels,
+    cloud or None, unlabelled mask); the cloud input of a cloud-gated network is computed on the augmented
+    optical (windows.network_input)."""
     import torch
 
     os_, ss_, ls_, cs_, us_ = [], [], [], [], []
     clip = scene.sar_spec.clip
     for _ in range(cfg.batch_size):
         o, s, lab = sampler.sample(rng)
-        o, s, lab = augment_sample(o, s, lab, rng, cfg.augment, sar_is_db=scene.sar_spec.wants_db)
+        if augment:
+            o, s, lab = augment_sample(o, s, lab, rng, cfg.augment, sar_is_db=scene.sar_spec.wants_db)
         if clip:
             s = np.clip(s, *clip)
         us_.append(unlabelled_mask(lab, o, s, IGNORE))
@@ -146,20 +150,74 @@ def _batch(sampler: CropSampler, scene: Scene, rng: np.random.Generator, cfg: Fi
             torch.from_numpy(np.stack(us_)))
 
 
-#: Stage-1 learning rate when every class is one the base checkpoint knows by name (its knowledge is kept):
-#: measured on bench-train, docs/train_from_polygons.md (2026-12-03, recipe). Otherwise NEW_CLASSES_LR.
+#: Stage-1 learning rate when every class is one the base checkpoint knows by name and it already maps the
+#: training polygons passably (its knowledge is kept); otherwise NEW_CLASSES_LR. Measured on bench-train,
+#: docs/train_from_polygons.md (2026-12-03, recipe; 2026-12-04, the base's fit).
 KNOWN_CLASSES_LR = 3e-4
 NEW_CLASSES_LR = 1e-3
+#: The base's macro-F1 on the training crops (`base_fit`) below which it is taught at NEW_CLASSES_LR although it
+#: knows every class: the area is one it does not know.
+BASE_FIT_KEEP = 0.5
+#: Crops (drawn as training draws them, not augmented) the base is scored on before the first step.
+BASE_FIT_CROPS = 32
 
 
-def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo]) -> float:
+def knows_all_classes(base_card: dict, classes: List[ClassInfo]) -> bool:
+    """Whether every class of the run is one of the base checkpoint's by name."""
+    known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
+    return all(c.name.strip().lower() in known for c in classes)
+
+
+def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo],
+              fit: Optional[float] = None) -> float:
     """The learning rate of a run: `cfg.lr` when given; else KNOWN_CLASSES_LR when fine-tuning on classes the
-    base checkpoint all knows by name, NEW_CLASSES_LR with a new class or from scratch."""
+    base checkpoint all knows by name and its macro-F1 `fit` on the training crops (`base_fit`; None: not
+    measured) is at least BASE_FIT_KEEP; NEW_CLASSES_LR with a new class, a base that does not know the area,
+    or from scratch."""
     if cfg.lr is not None:
         return float(cfg.lr)
-    known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
-    all_known = all(c.name.strip().lower() in known for c in classes)
-    return KNOWN_CLASSES_LR if all_known and not cfg.from_scratch else NEW_CLASSES_LR
+    if cfg.from_scratch or not knows_all_classes(base_card, classes):
+        return NEW_CLASSES_LR
+    return KNOWN_CLASSES_LR if fit is None or fit >= BASE_FIT_KEEP else NEW_CLASSES_LR
+
+
+def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
+    """One sentence for the report: the run's learning rate and why (`cfg` as given, `fit` from base_fit)."""
+    if cfg.lr is not None:
+        return f"learning rate {lr:g}, as given"
+    if cfg.from_scratch:
+        return f"learning rate {lr:g} (trained from scratch)"
+    if fit is None:
+        return f"learning rate {lr:g} (a class is new to the base checkpoint)"
+    why = ("it maps your area passably, so fine-tuning keeps more of it" if fit >= BASE_FIT_KEEP else
+           f"below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate")
+    return (f"learning rate {lr:g}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons "
+            f"before training ({why})")
+
+
+def base_fit(model, sampler: CropSampler, cfg: FinetuneConfig, device) -> float:
+    """Macro-F1 of `model` (the network before its first step) on the labelled pixels of BASE_FIT_CROPS crops
+    drawn as training draws them, without augmentation, from a random stream of their own (the training's
+    draws are unchanged)."""
+    import torch
+
+    from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
+
+    k = len(sampler.by_class)
+    rng = np.random.default_rng([cfg.seed, 0xF17])
+    cm = np.zeros((k, k), np.int64)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(-(-BASE_FIT_CROPS // cfg.batch_size)):
+            o, s, lab, cloud, _ = _batch(sampler, sampler.scene, rng, cfg, uses_cloud(model), augment=False)
+            cloud = None if cloud is None else cloud.to(device)
+            pred = model(o.to(device), s.to(device), cloud=cloud)["logits"].argmax(1).cpu().numpy()
+            lab = lab.numpy()
+            ok = lab != IGNORE
+            cm += confusion_matrix(pred[ok], lab[ok], k)
+    model.train(was_training)
+    return float(macro_f1(metrics_from_confusion(cm, [str(i) for i in range(k)])) or 0.0)
 
 
 def _set_stage(model, stage: int, stage2: str = "all") -> None:
@@ -259,10 +317,14 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     if cfg.crop % 32:
         raise ClaireError(f"the crop size must be a multiple of 32 (got {cfg.crop})")
     seed_everything(cfg.seed)
-    cfg = replace(cfg, lr=recipe_lr(cfg, base_card, classes))
     device = pick_device(cfg.device)
     model, config, head_note = prepare_model(base_model, base_card, classes, cfg.from_scratch)
     model.to(device)
+    sampler = CropSampler(scene, train, len(classes), cfg.crop)
+    fit = None
+    if cfg.lr is None and not cfg.from_scratch and knows_all_classes(base_card, classes):
+        fit = base_fit(model, sampler, cfg, device)
+    cfg_given, cfg = cfg, replace(cfg, lr=recipe_lr(cfg, base_card, classes, fit))
     k = len(classes)
     counts = np.bincount(train.cls, minlength=k)[:k]
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
@@ -271,9 +333,10 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     keep = _keep_terms(model, base_model, base_card, classes, cfg, device)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = _optimizer(model, cfg)
-    sampler = CropSampler(scene, train, k, cfg.crop)
     s1, total = _schedule(cfg, cfg.epochs)
     hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
+                            "base_fit_macro_f1": None if fit is None else round(fit, 4),
+                            "lr_note": rate_note(cfg_given, cfg.lr, fit),
                             "class_weights": [round(float(w), 4) for w in weights]}
     t0 = time.time()
     epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch, is_cancelled,

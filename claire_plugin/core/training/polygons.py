@@ -303,10 +303,11 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
 
 
 def report_notes(report: Dict[str, Any]) -> List[str]:
-    """The run's notes for the user: on the inputs, on the labels, and each change of the training's thread
-    count (another program busy on the cores)."""
+    """The run's notes for the user: on the inputs, on the labels, the learning rate and why, and each change of
+    the training's thread count (another program busy on the cores)."""
     threads = (report["training"].get("threads") or {}).get("notes") or []
-    return list(report["input_notes"]) + list(report["label_notes"]) + list(threads)
+    rate = [report["training"]["lr_note"]] if report["training"].get("lr_note") else []
+    return list(report["input_notes"]) + list(report["label_notes"]) + rate + list(threads)
 
 
 def check_settings(params: PolygonTrainParams) -> str:
@@ -348,6 +349,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
                      "device": hist["device"], "config": {**params.config.to_dict(), "lr": hist["lr"]},
+                     "base_fit_macro_f1": hist.get("base_fit_macro_f1"), "lr_note": hist.get("lr_note"),
                      "threads": hist.get("threads")},
         "inputs": scene.band_info(), "input_notes": scene.notes,
         "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,

@@ -222,6 +222,9 @@ def render_html(report: Dict[str, Any]) -> str:
     ]
     if "ensemble" in report["arms"]:
         parts.append(f"<p>{_e(ensemble_sentence(report))}</p>")
+    training = report.get("training") or {}
+    if training.get("lr_note"):
+        parts.append(f"<p>Training: {_e(training.get('epochs'))} epochs, {_e(training['lr_note'])}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:
