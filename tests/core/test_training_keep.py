@@ -244,3 +244,16 @@ def test_rate_note_says_the_rate_and_why():
     assert "keeps more of it" in rate_note(FinetuneConfig(), KNOWN_CLASSES_LR, 0.81)
     low = rate_note(FinetuneConfig(), NEW_CLASSES_LR, 0.31)
     assert "macro-F1 0.31" in low and "does not know" in low and "0.001" in low
+
+
+@pytest.mark.parametrize("second, head_kept", [("crops", False), ("town", True)])
+def test_wise_zero_goes_back_to_the_start_except_a_new_head(training_scene, base, second, head_kept):
+    torch.set_num_threads(1)
+    model, card = base
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, second)]
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=1e-2, wise=0.0)
+    start, _, _ = prepare_model(model, card, classes)
+    tuned, _, _ = finetune(training_scene, _two_class_pixels(), classes, model, card, cfg)
+    assert torch.allclose(tuned.optical_encoder.down[0][0].weight, start.optical_encoder.down[0][0].weight)
+    moved = not torch.allclose(tuned.decoder.classifier.weight, start.decoder.classifier.weight)
+    assert moved == head_kept  # a new class's head keeps what it learnt; a known one goes back too

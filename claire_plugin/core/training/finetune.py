@@ -343,8 +343,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
                         keep, hist)
     _set_stage(model, 2)
     if cfg.wise < 1.0 and not cfg.from_scratch:
-        known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
-        new = any(c.name.strip().lower() not in known for c in classes)
+        new = not knows_all_classes(base_card, classes)
         head = ["decoder.classifier.weight", "decoder.classifier.bias"]
         interpolate_to_start(model, start, cfg.wise, head if new else [])
     hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
