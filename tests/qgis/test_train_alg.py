@@ -58,6 +58,8 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
     assert saved["training"]["epochs"] == 2
     assert any(line.startswith("epoch 2 of 2") for line in log)
     assert any("leakage check" in line for line in log)
+    rate = saved["training"]["lr_note"]  # the rate and why, in the log too
+    assert rate.startswith("learning rate ") and f"note: {rate}" in log
     with rasterio.open(classified) as ds:
         assert ds.shape == (64, 96) and set(np.unique(ds.read(1))) <= {1, 2, 3}
     assert os.path.exists(str(tmp_path / "map.qml"))
