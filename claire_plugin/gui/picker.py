@@ -151,6 +151,8 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
     bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
     if bits:
         parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
+    if training.get("lr_note"):
+        parts.append(f"<br><span class='muted'>{e(str(training['lr_note']))}</span>")
     parts.append("</p>")
     return parts
 

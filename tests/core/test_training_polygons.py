@@ -69,6 +69,8 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     fit = report["training"]["base_fit_macro_f1"]  # the tiny base knows every class: its fit chose the rate
     assert 0.0 <= fit <= 1.0 and f"macro-F1 {fit:.2f} on crops of your training polygons" in html
     assert report["training"]["lr_note"] in report_notes(report)
+    assert card["training"]["lr_note"] == report["training"]["lr_note"]  # travels with the checkpoint
+    assert card["training"]["base_fit_macro_f1"] == fit
     assert [c["weight"] for c in weight["candidates"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3

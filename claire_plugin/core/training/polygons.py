@@ -383,6 +383,8 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                 "head": report["training"]["head"], "epochs": report["training"]["epochs"],
                 "seed": params.config.seed, "config": report["training"]["config"],
                 "loss_history": report["training"]["loss"], "seconds": report["training"]["seconds"],
+                "base_fit_macro_f1": report["training"].get("base_fit_macro_f1"),
+                "lr_note": report["training"].get("lr_note"),
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
