@@ -168,6 +168,12 @@ def knows_all_classes(base_card: dict, classes: List[ClassInfo]) -> bool:
     return all(c.name.strip().lower() in known for c in classes)
 
 
+def measures_fit(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo]) -> bool:
+    """Whether the run's learning rate depends on the base's fit (`base_fit`): no rate given, fine-tuning (not
+    from scratch) on classes the base all knows by name."""
+    return cfg.lr is None and not cfg.from_scratch and knows_all_classes(base_card, classes)
+
+
 def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo],
               fit: Optional[float] = None) -> float:
     """The learning rate of a run: `cfg.lr` when given; else KNOWN_CLASSES_LR when fine-tuning on classes the
@@ -176,7 +182,7 @@ def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo],
     or from scratch."""
     if cfg.lr is not None:
         return float(cfg.lr)
-    if cfg.from_scratch or not knows_all_classes(base_card, classes):
+    if not measures_fit(cfg, base_card, classes):
         return NEW_CLASSES_LR
     return KNOWN_CLASSES_LR if fit is None or fit >= BASE_FIT_KEEP else NEW_CLASSES_LR
 
@@ -321,10 +327,10 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     model, config, head_note = prepare_model(base_model, base_card, classes, cfg.from_scratch)
     model.to(device)
     sampler = CropSampler(scene, train, len(classes), cfg.crop)
-    fit = None
-    if cfg.lr is None and not cfg.from_scratch and knows_all_classes(base_card, classes):
-        fit = base_fit(model, sampler, cfg, device)
-    cfg_given, cfg = cfg, replace(cfg, lr=recipe_lr(cfg, base_card, classes, fit))
+    fit = base_fit(model, sampler, cfg, device) if measures_fit(cfg, base_card, classes) else None
+    lr = recipe_lr(cfg, base_card, classes, fit)
+    lr_note = rate_note(cfg, lr, fit)
+    cfg = replace(cfg, lr=lr)
     k = len(classes)
     counts = np.bincount(train.cls, minlength=k)[:k]
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
@@ -336,7 +342,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     s1, total = _schedule(cfg, cfg.epochs)
     hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
                             "base_fit_macro_f1": None if fit is None else round(fit, 4),
-                            "lr_note": rate_note(cfg_given, cfg.lr, fit),
+                            "lr_note": lr_note,
                             "class_weights": [round(float(w), 4) for w in weights]}
     t0 = time.time()
     epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch, is_cancelled,
