@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-3; with --labels 3e-4 when the base checkpoint knows every class "
-                        "and scores macro-F1 >= 0.5 on the training polygons before training, else 1e-3)")
+                        "and scores macro-F1 >= 0.5 on the training polygons before training, else 1e-3; the "
+                        "whole network then learns at a tenth of it, or at the same rate where the base scored "
+                        "below 0.5)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,

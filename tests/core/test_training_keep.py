@@ -9,7 +9,9 @@ from claire.claire_plugin.core.training import finetune as finetune_module
 from claire.claire_plugin.core.training.finetune import (
     BASE_FIT_CROPS,
     BASE_FIT_KEEP,
+    KEEP_STAGE2_FACTOR,
     KNOWN_CLASSES_LR,
+    NEW_AREA_STAGE2_FACTOR,
     NEW_CLASSES_LR,
     CropSampler,
     FinetuneConfig,
@@ -19,6 +21,7 @@ from claire.claire_plugin.core.training.finetune import (
     prepare_model,
     rate_note,
     recipe_lr,
+    recipe_stage2_factor,
 )
 from claire.claire_plugin.core.training.keep import (
     StartAnchor,
@@ -230,7 +233,7 @@ def test_finetune_measures_the_base_and_records_its_fit(training_scene, base, mo
     cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
     _, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card, cfg)
     assert len(seen) == 1 and hist["lr"] == lr and hist["base_fit_macro_f1"] == fit
-    assert f"learning rate {lr:g}: the base checkpoint scored macro-F1 {fit:.2f}" in hist["lr_note"]
+    assert f"learning rate {lr:g}" in hist["lr_note"] and f"the base checkpoint scored macro-F1 {fit:.2f}" in hist["lr_note"]
     seen.clear()
     _, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card,
                           FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=2e-4))
@@ -238,12 +241,40 @@ def test_finetune_measures_the_base_and_records_its_fit(training_scene, base, mo
 
 
 def test_rate_note_says_the_rate_and_why():
-    assert rate_note(FinetuneConfig(lr=2e-4), 2e-4, None) == "learning rate 0.0002, as given"
+    assert rate_note(FinetuneConfig(lr=2e-4), 2e-4, None) == (
+        "learning rate 0.0002, 2e-05 once the whole network learns, as given")
     assert "from scratch" in rate_note(FinetuneConfig(from_scratch=True), NEW_CLASSES_LR, None)
     assert "new to the base" in rate_note(FinetuneConfig(), NEW_CLASSES_LR, None)
-    assert "keeps more of it" in rate_note(FinetuneConfig(), KNOWN_CLASSES_LR, 0.81)
+    known = rate_note(FinetuneConfig(), KNOWN_CLASSES_LR, 0.81)
+    assert "keeps more of it" in known and "0.0003, 3e-05 once the whole network learns" in known
     low = rate_note(FinetuneConfig(), NEW_CLASSES_LR, 0.31)
-    assert "macro-F1 0.31" in low and "does not know" in low and "0.001" in low
+    assert "macro-F1 0.31" in low and "does not know" in low and "learning rate 0.001 for the whole network" in low
+
+
+def test_stage2_rate_is_the_full_rate_only_where_the_base_does_not_know_the_area():
+    assert recipe_stage2_factor(FinetuneConfig(), fit=BASE_FIT_KEEP) == KEEP_STAGE2_FACTOR < 1.0
+    assert recipe_stage2_factor(FinetuneConfig(), fit=BASE_FIT_KEEP - 0.01) == NEW_AREA_STAGE2_FACTOR == 1.0
+    assert recipe_stage2_factor(FinetuneConfig(), fit=None) == KEEP_STAGE2_FACTOR  # new class or rate given
+    assert recipe_stage2_factor(FinetuneConfig(from_scratch=True), fit=0.1) == 1.0
+    assert recipe_stage2_factor(FinetuneConfig(stage2_lr_factor=0.3), fit=0.1) == 0.3  # given wins
+
+
+@pytest.mark.parametrize("fit, s1, s2", [(0.9, KNOWN_CLASSES_LR, KNOWN_CLASSES_LR * KEEP_STAGE2_FACTOR),
+                                         (0.2, NEW_CLASSES_LR, NEW_CLASSES_LR * NEW_AREA_STAGE2_FACTOR)])
+def test_finetune_steps_at_the_recipes_rates_in_each_stage(training_scene, base, monkeypatch, fit, s1, s2):
+    torch.set_num_threads(1)
+    model, card = base
+    monkeypatch.setattr(finetune_module, "base_fit", lambda *a: fit)
+    by_step = {}
+    real = finetune_module._lr
+    monkeypatch.setattr(finetune_module, "_lr", lambda c, g, *a: by_step.setdefault(g, real(c, g, *a)))
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "crops")]
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=12, warmup_steps=1, batch_size=1, crop=32, device="cpu")
+    _, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card, cfg)
+    rates = [by_step[g] for g in sorted(by_step)]
+    assert hist["stage1_epochs"] == 1 and len(rates) == 24
+    assert max(rates[:12]) == pytest.approx(s1) and max(rates[12:]) == pytest.approx(s2)
+    assert hist["lr"] == s1 and hist["stage2_lr"] == pytest.approx(s2)
 
 
 @pytest.mark.parametrize("second, head_kept", [("crops", False), ("town", True)])

@@ -2,9 +2,10 @@
 
 Crops are centred near training pixels, classes drawn evenly; only training pixels carry a label, every
 other pixel is ignored (255) by the RIFT loss. Stage 1 trains the decoder (with its classifier head) on
-frozen encoders and fusion; stage 2 trains the whole network at a lower learning rate. The learning rate is
-lower when the base checkpoint knows every class by name and already maps the training polygons passably
-(`recipe_lr`, `base_fit`; measured: it keeps more of what the base knows); keep.py's anchor, distillation and
+frozen encoders and fusion; stage 2 trains the whole network at a tenth of that rate, or at the same rate where
+the base does not know the area (`recipe_stage2_factor`). The learning rate is lower when the base checkpoint
+knows every class by name and already maps the training polygons passably (`recipe_lr`, `base_fit`; measured:
+it keeps more of what the base knows); keep.py's anchor, distillation and
 weight interpolation are options, off by default. Augmentation, loss, class weights, seeding and the
 learning-rate schedule are models/training.py's; a cloud-gated base gets the cloud probability of its
 (augmented) crops as the engine computes it (windows.network_input).
@@ -39,7 +40,7 @@ class FinetuneConfig:
     batch_size: int = 8
     crop: int = 128
     lr: Optional[float] = None           # None: recipe_lr (lower when the base knows every class)
-    stage2_lr_factor: float = 0.1
+    stage2_lr_factor: Optional[float] = None  # stage-2 rate / lr; None: recipe_stage2_factor
     stage1_share: float = 0.4            # share of the epochs with frozen encoders and fusion
     weight_decay: float = 0.05
     warmup_steps: int = 10
@@ -160,6 +161,12 @@ NEW_CLASSES_LR = 1e-3
 BASE_FIT_KEEP = 0.5
 #: Crops (drawn as training draws them, not augmented) the base is scored on before the first step.
 BASE_FIT_CROPS = 32
+#: Stage-2 learning rate (the whole network) as a share of the stage-1 rate: lower, so that the encoders and
+#: fusion keep what they learnt, except where the base scored below BASE_FIT_KEEP on the training polygons (an
+#: area it does not know: there the encoders learn at the full rate). Measured on bench-train --unseen,
+#: docs/train_from_polygons.md (2026-12-04, later).
+KEEP_STAGE2_FACTOR = 0.1
+NEW_AREA_STAGE2_FACTOR = 1.0
 
 
 def knows_all_classes(base_card: dict, classes: List[ClassInfo]) -> bool:
@@ -187,18 +194,33 @@ def recipe_lr(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo],
     return KNOWN_CLASSES_LR if fit is None or fit >= BASE_FIT_KEEP else NEW_CLASSES_LR
 
 
+def recipe_stage2_factor(cfg: FinetuneConfig, fit: Optional[float] = None) -> float:
+    """Stage 2's learning rate as a share of stage 1's: `cfg.stage2_lr_factor` when given; 1 from scratch (no
+    stage 1); NEW_AREA_STAGE2_FACTOR when the base's fit was measured and is below BASE_FIT_KEEP; else
+    KEEP_STAGE2_FACTOR."""
+    if cfg.stage2_lr_factor is not None:
+        return float(cfg.stage2_lr_factor)
+    if cfg.from_scratch:
+        return 1.0
+    return NEW_AREA_STAGE2_FACTOR if fit is not None and fit < BASE_FIT_KEEP else KEEP_STAGE2_FACTOR
+
+
 def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
-    """One sentence for the report: the run's learning rate and why (`cfg` as given, `fit` from base_fit)."""
-    if cfg.lr is not None:
-        return f"learning rate {lr:g}, as given"
+    """One sentence for the report: the run's learning rates and why (`cfg` as given, `fit` from base_fit)."""
     if cfg.from_scratch:
         return f"learning rate {lr:g} (trained from scratch)"
+    lr2 = lr * recipe_stage2_factor(cfg, fit)
+    stages = f"learning rate {lr:g}, {lr2:g} once the whole network learns"
+    if cfg.lr is not None:
+        return f"{stages}, as given"
     if fit is None:
-        return f"learning rate {lr:g} (a class is new to the base checkpoint)"
-    why = ("it maps your area passably, so fine-tuning keeps more of it" if fit >= BASE_FIT_KEEP else
-           f"below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate")
-    return (f"learning rate {lr:g}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons "
-            f"before training ({why})")
+        return f"{stages} (a class is new to the base checkpoint)"
+    if fit >= BASE_FIT_KEEP:
+        return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons before "
+                f"training (it maps your area passably, so fine-tuning keeps more of it)")
+    return (f"learning rate {lr:g} for the whole network: the base checkpoint scored macro-F1 {fit:.2f} on crops of "
+            f"your training polygons before training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is "
+            f"taught at the higher rate, its encoders too)")
 
 
 def base_fit(model, sampler: CropSampler, cfg: FinetuneConfig, device) -> float:
@@ -239,12 +261,13 @@ def _schedule(cfg: FinetuneConfig, epochs: int) -> Tuple[int, int]:
 
 
 def _lr(cfg: FinetuneConfig, step: int, s1_steps: int, total_steps: int) -> float:
-    """Warm-up + cosine within each stage (models.training.lr_at); stage 2 at cfg.stage2_lr_factor x lr."""
+    """Warm-up + cosine within each stage (models.training.lr_at); stage 2 at recipe_stage2_factor x lr (`cfg` as
+    finetune resolved it)."""
     from ....models.training import TrainConfig, lr_at
 
     if step < s1_steps:
         return lr_at(step, s1_steps, TrainConfig(lr=cfg.lr, warmup_steps=cfg.warmup_steps))
-    lr2 = cfg.lr * (1.0 if cfg.from_scratch else cfg.stage2_lr_factor)
+    lr2 = cfg.lr * recipe_stage2_factor(cfg)
     return lr_at(step - s1_steps, total_steps - s1_steps, TrainConfig(lr=lr2, warmup_steps=cfg.warmup_steps))
 
 
@@ -330,7 +353,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     fit = base_fit(model, sampler, cfg, device) if measures_fit(cfg, base_card, classes) else None
     lr = recipe_lr(cfg, base_card, classes, fit)
     lr_note = rate_note(cfg, lr, fit)
-    cfg = replace(cfg, lr=lr)
+    cfg = replace(cfg, lr=lr, stage2_lr_factor=recipe_stage2_factor(cfg, fit))
     k = len(classes)
     counts = np.bincount(train.cls, minlength=k)[:k]
     weights = class_weights_from_counts(counts, cfg.loss.weights, cfg.loss.max_weight_ratio)
@@ -341,6 +364,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     opt = _optimizer(model, cfg)
     s1, total = _schedule(cfg, cfg.epochs)
     hist: Dict[str, Any] = {"loss": [], "val_macro_f1": [], "head": head_note, "device": str(device), "lr": cfg.lr,
+                            "stage2_lr": cfg.lr * cfg.stage2_lr_factor,
                             "base_fit_macro_f1": None if fit is None else round(fit, 4),
                             "lr_note": lr_note,
                             "class_weights": [round(float(w), 4) for w in weights]}
