@@ -243,6 +243,8 @@ def test_finetune_measures_the_base_and_records_its_fit(training_scene, base, mo
 def test_rate_note_says_the_rate_and_why():
     assert rate_note(FinetuneConfig(lr=2e-4), 2e-4, None) == (
         "learning rate 0.0002, 2e-05 once the whole network learns, as given")
+    assert rate_note(FinetuneConfig(lr=1e-3, stage2_lr_factor=1.0), 1e-3, None) == (
+        "learning rate 0.001 for the whole network, as given")
     assert "from scratch" in rate_note(FinetuneConfig(from_scratch=True), NEW_CLASSES_LR, None)
     assert "new to the base" in rate_note(FinetuneConfig(), NEW_CLASSES_LR, None)
     known = rate_note(FinetuneConfig(), KNOWN_CLASSES_LR, 0.81)

@@ -210,7 +210,8 @@ def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
     if cfg.from_scratch:
         return f"learning rate {lr:g} (trained from scratch)"
     lr2 = lr * recipe_stage2_factor(cfg, fit)
-    stages = f"learning rate {lr:g}, {lr2:g} once the whole network learns"
+    stages = (f"learning rate {lr:g} for the whole network" if lr2 == lr else
+              f"learning rate {lr:g}, {lr2:g} once the whole network learns")
     if cfg.lr is not None:
         return f"{stages}, as given"
     if fit is None:
@@ -218,9 +219,9 @@ def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
     if fit >= BASE_FIT_KEEP:
         return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons before "
                 f"training (it maps your area passably, so fine-tuning keeps more of it)")
-    return (f"learning rate {lr:g} for the whole network: the base checkpoint scored macro-F1 {fit:.2f} on crops of "
-            f"your training polygons before training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is "
-            f"taught at the higher rate, its encoders too)")
+    return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons before "
+            f"training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate, its "
+            f"encoders too)")
 
 
 def base_fit(model, sampler: CropSampler, cfg: FinetuneConfig, device) -> float:
