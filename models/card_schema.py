@@ -86,6 +86,13 @@ def _check(card: Any) -> None:
     for key in ("core", "context"):
         if card.get(key) is not None:
             _int(card[key], key, 0 if key == "context" else 32, TILE_RANGE[1])
+    if card.get("calibration") is not None:
+        cal = card["calibration"]
+        if not isinstance(cal, dict):
+            raise CardSchemaError("the card's 'calibration' is not an object")
+        t = _num(cal.get("temperature"), "calibration.temperature")
+        if not 1.0 <= t <= 100.0:
+            raise CardSchemaError(f"the card's calibration.temperature is {t:g}, outside 1..100")
 
 
 def model_title(card: Dict[str, Any]) -> str:
@@ -98,6 +105,12 @@ def model_title(card: Dict[str, Any]) -> str:
         return (f"{net.get('arch', '?')} ({card.get('size') or '?'}) and a random forest of {forest.get('trees', '?')} "
                 f"trees averaged (forest's weight {cfg.get('forest_weight', '?')} at clear pixels, none under cloud)")
     return f"{card.get('arch', '?')} ({card.get('size') or '?'})"
+
+
+def card_temperature(card: Dict[str, Any]) -> float:
+    """The temperature the card's calibration tempers the confidence with (models.calibration); 1 without one."""
+    cal = card.get("calibration")
+    return float(cal["temperature"]) if isinstance(cal, dict) and cal.get("temperature") is not None else 1.0
 
 
 def takes_cloud(card: Dict[str, Any]) -> bool:

@@ -153,6 +153,9 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
         parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
     if training.get("lr_note"):
         parts.append(f"<br><span class='muted'>{e(str(training['lr_note']))}</span>")
+    note = (card.get("calibration") or {}).get("note")
+    if note:
+        parts.append(f"<br><span class='muted'>{e(str(note))}</span>")
     parts.append("</p>")
     return parts
 

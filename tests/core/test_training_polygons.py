@@ -71,6 +71,13 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert report["training"]["lr_note"] in report_notes(report)
     assert card["training"]["lr_note"] == report["training"]["lr_note"]  # travels with the checkpoint
     assert card["training"]["base_fit_macro_f1"] == fit
+    cal = report["calibration"]  # the confidence tempered on the held-out pixels, the fit travels in the card
+    assert cal["temperature"] >= 1.0 and card["calibration"]["temperature"] == cal["temperature"]
+    assert cal["pixels"] == report["arms"]["finetuned"]["clear"]["pixels"] and cal["cross_fitted"]
+    assert set(cal) >= {"clear", "clouds_60pct"}
+    assert cal["clear"]["before"]["accuracy"] == cal["clear"]["after"]["accuracy"]  # tempering keeps every class
+    assert report["calibration_note"] in report_notes(report) and card["calibration"]["note"] == report["calibration_note"]
+    assert "Confidence: " in html
     assert [c["weight"] for c in weight["candidates"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3

@@ -132,6 +132,9 @@ def test_the_train_tab_report_says_the_learning_rate_and_why():
     assert "learning rate" not in report_html(report, "/a/b.st")  # a report written before the note existed
     report["training"]["lr_note"] = note
     assert f"3 epochs in 9.0 s on cpu, {note}." in report_html(report, "/a/b.st")
+    report["calibration_note"] = "confidence tempered on the held-out polygons (temperature 3.1; <the map>)"
+    assert (f"3 epochs in 9.0 s on cpu, {note}; confidence tempered on the held-out polygons (temperature 3.1; "
+            "&lt;the map&gt;).") in report_html(report, "/a/b.st")
 
 
 def test_the_train_tab_report_says_when_the_forest_beats_the_network():

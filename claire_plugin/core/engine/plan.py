@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ....models.card_schema import card_temperature
 from ..errors import ClaireError
 from ..inputs.bands import choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message
@@ -326,7 +327,8 @@ def _outputs(plan: RunPlan) -> None:
     params, opt, nodata, rows = plan.params, plan.opt, int(plan.card.get("nodata", 0)), plan.params.rows
     outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class", rows),
                                      None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
-                                     nodata, None, keep_rows=plan.keep_rows)
+                                     nodata, None, keep_rows=plan.keep_rows,
+                                     temperature=card_temperature(plan.card))
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
                                         "confidence (top-class probability, %)", rows)

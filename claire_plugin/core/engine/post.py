@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ....models.calibration import tempered_confidence
 from ..errors import ClaireError
 from .phases import PhaseTimes
 from .reader import drain
@@ -39,6 +40,7 @@ class Outputs:
     has_share: bool = False  # the model gives a SAR share: channel K
     has_distance: bool = False  # the card has familiarity statistics: distance / threshold after it
     keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a row window); None: all
+    temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
 
     @property
     def writers(self) -> list:
@@ -65,10 +67,11 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     m = masks.crop(fin.r0 - y + b, fin.c0 - x, w, fin.r0 - y + a)
     valid = m.valid
     values, h = fin.values[:, a:b], b - a
-    conf = values[:K].max(axis=0)
-    idx = np.zeros(conf.shape, np.uint8)
+    top = values[:K].max(axis=0)
+    idx = np.zeros(top.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
-        np.copyto(idx, k, where=values[k] == conf)
+        np.copyto(idx, k, where=values[k] == top)
+    conf = top if outputs.temperature == 1.0 else tempered_confidence(values[:K], outputs.temperature)
     share = values[K] if outputs.has_share else None
     ratio = values[outputs.channels - 1] if outputs.has_distance else None
     out = outputs.class_values[idx]

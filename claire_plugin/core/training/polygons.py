@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from .baseline import cap_pixels, fit_forest, forest_predict
+from .calibrate import calibrate, calibration_note
 from .finetune import FinetuneConfig, finetune
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
@@ -127,19 +128,21 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
     return score(pred, ref, classes)["macro_f1"] or 0.0
 
 
-def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int,
-                   device: str, sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]]]:
+def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int, device: str,
+                   sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
     """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
     validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
     the arm "ensemble" at the forest weight core.training.blend chooses, cross-fitted, and what it says of the
-    choice (else None)."""
+    choice (else None); the first network's confidence calibrated on the same pixels (core.training.calibrate)."""
     from ....models.ensemble import DEFAULT_FOREST_WEIGHT
 
     arms: Dict[str, Dict[str, Any]] = {}
     n_opt = len(val_windows.scene.oc.indices)
     conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
     models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
-    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device)
+    logits: Dict[bool, np.ndarray] = {}
+    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits)
+    calibration = calibrate(logits, split.val, seed)
     for cond, clouds in conds:
         preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
@@ -151,13 +154,13 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
                 pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None)
             arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
     if sweep is None:
-        return arms, None
+        return arms, None, calibration
     from .blend import choose_weight
 
     swept = {cond: out[clouds][0][len(nets):] for cond, clouds in conds}
     chosen, crossfit, info = choose_weight(swept, split.val, classes, sweep.weights, seed, DEFAULT_FOREST_WEIGHT)
     arms["ensemble"] = {cond: score(crossfit[cond], split.val, classes) for cond, _ in conds}
-    return arms, info
+    return arms, info, calibration
 
 
 def _forests(scene, split: Split, params: PolygonTrainParams, classes) -> Dict[str, Any]:
@@ -274,8 +277,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from ....models.ensemble import WeightSweep
 
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
-        arms, weight = _evaluate_arms(val_windows, split, labels.classes, nets, forests, params.config.seed, device,
-                                      sweep)
+        arms, weight, calibration = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
+                                                   params.config.seed, device, sweep)
         if weight is not None:
             from ....models.ensemble import EnsembleNet
 
@@ -287,9 +290,14 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         report["familiarity"] = familiar_note
         if weight is not None:
             report["ensemble_weight"] = weight
+        report["calibration"] = calibration
+        report["calibration_note"] = calibration_note(calibration)
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
+    if calibration is not None:
+        card["calibration"] = {"temperature": calibration["temperature"], "note": report["calibration_note"],
+                               "clear": calibration.get("clear"), "cross_fitted": calibration["cross_fitted"]}
     card["training"]["familiarity"] = familiar_note
     extra = []
     if forest is not None:
@@ -303,11 +311,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
 
 
 def report_notes(report: Dict[str, Any]) -> List[str]:
-    """The run's notes for the user: on the inputs, on the labels, the learning rate and why, and each change of
-    the training's thread count (another program busy on the cores)."""
+    """The run's notes for the user: on the inputs, on the labels, the learning rate and why, the confidence
+    calibration, and each change of the training's thread count (another program busy on the cores)."""
     threads = (report["training"].get("threads") or {}).get("notes") or []
     rate = [report["training"]["lr_note"]] if report["training"].get("lr_note") else []
-    return list(report["input_notes"]) + list(report["label_notes"]) + rate + list(threads)
+    conf = [report["calibration_note"]] if report.get("calibration_note") else []
+    return list(report["input_notes"]) + list(report["label_notes"]) + rate + conf + list(threads)
 
 
 def check_settings(params: PolygonTrainParams) -> str:

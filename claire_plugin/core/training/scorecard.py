@@ -225,6 +225,8 @@ def render_html(report: Dict[str, Any]) -> str:
     training = report.get("training") or {}
     if training.get("lr_note"):
         parts.append(f"<p>Training: {_e(training.get('epochs'))} epochs, {_e(training['lr_note'])}.</p>")
+    if report.get("calibration_note"):
+        parts.append(f"<p>Confidence: {_e(report['calibration_note'])}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:

@@ -181,14 +181,17 @@ class WindowSet:
 
 def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
                    conditions: Sequence[bool] = (False,), seed: int = 0, device: str = "cpu",
-                   is_cancelled: Optional[Callable[[], bool]] = None
+                   is_cancelled: Optional[Callable[[], bool]] = None,
+                   logits: Optional[Dict[bool, np.ndarray]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs])} at the window set's
     pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
     read once for every model and condition; windows of one shape run through the networks together.
 
     `models` holds (network, channel map or None): with a map, the argmax runs over the mapped channels
-    only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1."""
+    only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1.
+    With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
+    NaN at invalid pixels."""
     n = len(wset.pixels)
     scene = wset.scene
     out = {cl: ([np.full(n, -1, np.int64) for _ in models],
@@ -211,7 +214,11 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                 if models:
                     inputs.append(network_input(scene, o, s, bad, with_cloud))
             if models:
-                _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device)
+                kept = None if logits is None else logits.setdefault(clouds, np.full((n, 0), np.nan, np.float32))
+                kept = _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds,
+                                  device, kept)
+                if logits is not None:
+                    logits[clouds] = kept
     return out
 
 
@@ -231,8 +238,9 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 
 
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
-               device: str) -> None:
-    """Every network on a stack of same-shape windows; class indices written at the windows' pixels."""
+               device: str, kept: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and the
+    first network's logits into `kept` ([N, K], made K wide on first use; returned) when it is given."""
     import torch
 
     with torch.inference_mode():
@@ -241,9 +249,15 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
         for j, (net, cmap) in enumerate(models):
             logits = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            if j == 0 and kept is not None and kept.shape[1] != logits.shape[1]:
+                kept = np.full((kept.shape[0], logits.shape[1]), np.nan, np.float32)
             for b, (cell, bad) in enumerate(zip(cells_, bads)):
                 rr, cc = cell.local_rows, cell.local_cols
-                preds[j][cell.index] = np.where(~bad[rr, cc], _pick(logits[b][:, rr, cc], cmap), -1)
+                ok = ~bad[rr, cc]
+                preds[j][cell.index] = np.where(ok, _pick(logits[b][:, rr, cc], cmap), -1)
+                if j == 0 and kept is not None:
+                    kept[cell.index] = np.where(ok[:, None], logits[b][:, rr, cc].T, np.nan)
+    return kept
 
 
 def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),

@@ -1,0 +1,87 @@
+"""The fine-tuned network's confidence calibrated on the held-out polygons (models.calibration), and scored so
+that the fit does not flatter it.
+
+The temperature written into the checkpoint's card is fitted on every held-out pixel of the clear input. How
+well a temperature fitted this way calibrates is scored cross-fitted, as the forest's weight is
+(core.training.blend): each half of the held-out polygons is tempered with the temperature fitted on the other
+half, and the expected calibration error and the mean confidence are measured there, class-balanced, before and
+after. The map does not change: tempering keeps the top class of every pixel.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ....models.calibration import calibration_error, class_balanced_weights, fit_temperature, tempered_probabilities
+from .blend import polygon_halves
+from .labels import LabelPixels
+
+
+def _measures(logits: np.ndarray, labels: np.ndarray, temps: np.ndarray) -> Dict[str, float]:
+    """Class-balanced mean confidence, accuracy and calibration error of logits [N, K] tempered per pixel."""
+    probs = tempered_probabilities(logits / temps[:, None], 1.0)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    w = class_balanced_weights(labels)
+    w = w / w.sum()
+    return {"mean_confidence": round(float((w * conf).sum()), 4), "accuracy": round(float((w * correct).sum()), 4),
+            "calibration_error": round(calibration_error(conf, correct, w), 4)}
+
+
+def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Optional[Dict[str, Any]]:
+    """What the card and the report say of the confidence: {temperature, before / after (cross-fitted) per
+    condition, how}; None without labelled held-out pixels the network saw as valid. `logits[clouds]` are the
+    network's logits at `val`'s pixels ([N, K], NaN where the input was invalid), clear (False) and with
+    synthetic clouds (True); `val.cls` indexes the network's channels."""
+    clear = logits.get(False)
+    if clear is None or clear.shape[1] == 0:
+        return None
+    ok = np.isfinite(clear).all(axis=1) & (val.cls >= 0) & (val.cls < clear.shape[1])
+    if not ok.any():
+        return None
+    labels = val.cls[ok].astype(np.int64)
+    temperature = fit_temperature(clear[ok].astype(np.float64), labels)
+    halves = polygon_halves(val, seed)
+    temps = np.full(len(val), temperature)
+    if halves is not None:
+        for h in (0, 1):
+            fit_on = ok & (halves != h)
+            if (ok & (halves == h)).any():
+                t_h = fit_temperature(clear[fit_on].astype(np.float64), val.cls[fit_on].astype(np.int64)) \
+                    if fit_on.any() else 1.0
+                temps[halves == h] = t_h
+    out: Dict[str, Any] = {"temperature": round(float(temperature), 4), "pixels": int(ok.sum())}
+    names = {False: "clear", True: "clouds_60pct"}
+    for clouds, lg in logits.items():
+        good = np.isfinite(lg).all(axis=1) & (val.cls >= 0) & (val.cls < lg.shape[1])
+        if not good.any():
+            continue
+        lab = val.cls[good].astype(np.int64)
+        out[names.get(clouds, str(clouds))] = {"before": _measures(lg[good], lab, np.ones(int(good.sum()))),
+                                               "after": _measures(lg[good], lab, temps[good])}
+    out["how"] = ("one temperature fitted on every held-out pixel of the clear input (class-balanced negative "
+                  "log-likelihood, at least 1); 'after' is cross-fitted: each half of the held-out polygons "
+                  "tempered with the temperature fitted on the other half"
+                  if halves is not None else
+                  "one temperature fitted on every held-out pixel of the clear input (class-balanced negative "
+                  "log-likelihood, at least 1); too few held-out polygons to split, so 'after' is measured on the "
+                  "pixels it was fitted on and flatters it")
+    out["cross_fitted"] = halves is not None
+    return out
+
+
+def calibration_note(cal: Optional[Dict[str, Any]]) -> Optional[str]:
+    """One sentence for the report and the notes, or None without a calibration."""
+    if not cal or "clear" not in cal:
+        return None
+    before, after = cal["clear"]["before"], cal["clear"]["after"]
+    t = cal["temperature"]
+    if t <= 1.0 + 1e-6:
+        return (f"confidence not tempered: on the held-out polygons the network's mean confidence "
+                f"{before['mean_confidence']:.0%} matched its accuracy {before['accuracy']:.0%} well enough "
+                f"(temperature 1)")
+    return (f"confidence tempered on the held-out polygons (temperature {t:.2g}; the map is unchanged): the network "
+            f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
+            f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
+            f"{'' if cal.get('cross_fitted') else ' (not cross-fitted: too few held-out polygons)'}")
