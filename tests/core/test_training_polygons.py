@@ -78,6 +78,13 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert cal["clear"]["before"]["accuracy"] == cal["clear"]["after"]["accuracy"]  # tempering keeps every class
     assert report["calibration_note"] in report_notes(report) and card["calibration"]["note"] == report["calibration_note"]
     assert "Confidence: " in html
+    ens_cal = weight["calibration"]  # the averaged model's confidence, fitted on its own probabilities
+    assert ens_cal["temperature"] >= 1.0 and ens_cal["pixels"] == cal["pixels"]
+    assert weight["calibration_note"] in report_notes(report) and "the two averaged" in weight["calibration_note"]
+    _, ens_card = load_checkpoint(str(scene["dir"] / "model.ensemble.safetensors"))
+    assert ens_card["calibration"]["temperature"] == ens_cal["temperature"]
+    _, forest_card = load_checkpoint(str(scene["dir"] / "model.forest.safetensors"))
+    assert "calibration" not in forest_card
     assert [c["weight"] for c in weight["candidates"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3

@@ -71,17 +71,25 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
     return out
 
 
-def calibration_note(cal: Optional[Dict[str, Any]]) -> Optional[str]:
-    """One sentence for the report and the notes, or None without a calibration."""
+def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network") -> Optional[str]:
+    """One sentence for the report and the notes (`who` said what), or None without a calibration."""
     if not cal or "clear" not in cal:
         return None
     before, after = cal["clear"]["before"], cal["clear"]["after"]
     t = cal["temperature"]
     if t <= 1.0 + 1e-6:
-        return (f"confidence not tempered: on the held-out polygons the network's mean confidence "
+        return (f"confidence not tempered: on the held-out polygons the mean confidence of {who} "
                 f"{before['mean_confidence']:.0%} matched its accuracy {before['accuracy']:.0%} well enough "
                 f"(temperature 1)")
-    return (f"confidence tempered on the held-out polygons (temperature {t:.2g}; the map is unchanged): the network "
+    return (f"confidence tempered on the held-out polygons (temperature {t:.2g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
             f"{'' if cal.get('cross_fitted') else ' (not cross-fitted: too few held-out polygons)'}")
+
+
+def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The card's `calibration` entry (the engine reads its temperature; the picker shows its note)."""
+    if cal is None:
+        return None
+    return {"temperature": cal["temperature"], "note": note, "clear": cal.get("clear"),
+            "cross_fitted": cal["cross_fitted"]}

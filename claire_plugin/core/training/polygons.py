@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from .baseline import cap_pixels, fit_forest, forest_predict
-from .calibrate import calibrate, calibration_note
+from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
@@ -282,7 +282,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if weight is not None:
             from ....models.ensemble import EnsembleNet
 
-            nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"]), None))
+            ens = EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"])
+            nets.append(("ensemble", ens, None))
+            ens_logits: Dict[bool, np.ndarray] = {}
+            predict_pixels(val_windows, [(ens, None)], [False, True], params.config.seed, device, logits=ens_logits)
+            weight["calibration"] = calibrate(ens_logits, split.val, params.config.seed)
+            weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged")
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
@@ -296,8 +301,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
     if calibration is not None:
-        card["calibration"] = {"temperature": calibration["temperature"], "note": report["calibration_note"],
-                               "clear": calibration.get("clear"), "cross_fitted": calibration["cross_fitted"]}
+        card["calibration"] = card_calibration(calibration, report["calibration_note"])
     card["training"]["familiarity"] = familiar_note
     extra = []
     if forest is not None:
@@ -315,7 +319,8 @@ def report_notes(report: Dict[str, Any]) -> List[str]:
     calibration, and each change of the training's thread count (another program busy on the cores)."""
     threads = (report["training"].get("threads") or {}).get("notes") or []
     rate = [report["training"]["lr_note"]] if report["training"].get("lr_note") else []
-    conf = [report["calibration_note"]] if report.get("calibration_note") else []
+    ens = report.get("ensemble_weight") or {}
+    conf = [n for n in (report.get("calibration_note"), ens.get("calibration_note")) if n]
     return list(report["input_notes"]) + list(report["label_notes"]) + rate + conf + list(threads)
 
 
@@ -458,6 +463,9 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
                      classes, card["nodata"], card["inputs"]["optical"], card["inputs"]["sar"], training, metrics,
                      int(card.get("tile_size", 256)))
     out["familiarity"] = card.get("familiarity")
+    weight = report.get("ensemble_weight") or {}
+    if weight.get("calibration") is not None:
+        out["calibration"] = card_calibration(weight["calibration"], weight.get("calibration_note"))
     report["ensemble_checkpoint"] = ensemble_output(params)
     return ens.to("cpu"), out
 

@@ -225,8 +225,9 @@ def render_html(report: Dict[str, Any]) -> str:
     training = report.get("training") or {}
     if training.get("lr_note"):
         parts.append(f"<p>Training: {_e(training.get('epochs'))} epochs, {_e(training['lr_note'])}.</p>")
-    if report.get("calibration_note"):
-        parts.append(f"<p>Confidence: {_e(report['calibration_note'])}.</p>")
+    for note in (report.get("calibration_note"), (report.get("ensemble_weight") or {}).get("calibration_note")):
+        if note:
+            parts.append(f"<p>Confidence: {_e(note)}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:
