@@ -29,6 +29,11 @@ def _measures(logits: np.ndarray, labels: np.ndarray, temps: np.ndarray) -> Dict
             "calibration_error": round(calibration_error(conf, correct, w), 4)}
 
 
+def _usable(logits: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Held-out pixels with finite logits and a class the network has a channel for."""
+    return np.isfinite(logits).all(axis=1) & (cls >= 0) & (cls < logits.shape[1])
+
+
 def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Optional[Dict[str, Any]]:
     """What the card and the report say of the confidence: {temperature, before / after (cross-fitted) per
     condition, how}; None without labelled held-out pixels the network saw as valid. `logits[clouds]` are the
@@ -37,7 +42,7 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
     clear = logits.get(False)
     if clear is None or clear.shape[1] == 0:
         return None
-    ok = np.isfinite(clear).all(axis=1) & (val.cls >= 0) & (val.cls < clear.shape[1])
+    ok = _usable(clear, val.cls)
     if not ok.any():
         return None
     labels = val.cls[ok].astype(np.int64)
@@ -54,19 +59,18 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
     out: Dict[str, Any] = {"temperature": round(float(temperature), 4), "pixels": int(ok.sum())}
     names = {False: "clear", True: "clouds_60pct"}
     for clouds, lg in logits.items():
-        good = np.isfinite(lg).all(axis=1) & (val.cls >= 0) & (val.cls < lg.shape[1])
+        good = _usable(lg, val.cls)
         if not good.any():
             continue
         lab = val.cls[good].astype(np.int64)
         out[names.get(clouds, str(clouds))] = {"before": _measures(lg[good], lab, np.ones(int(good.sum()))),
                                                "after": _measures(lg[good], lab, temps[good])}
     out["how"] = ("one temperature fitted on every held-out pixel of the clear input (class-balanced negative "
-                  "log-likelihood, at least 1); 'after' is cross-fitted: each half of the held-out polygons "
-                  "tempered with the temperature fitted on the other half"
-                  if halves is not None else
-                  "one temperature fitted on every held-out pixel of the clear input (class-balanced negative "
-                  "log-likelihood, at least 1); too few held-out polygons to split, so 'after' is measured on the "
-                  "pixels it was fitted on and flatters it")
+                  "log-likelihood, at least 1); " +
+                  ("'after' is cross-fitted: each half of the held-out polygons tempered with the temperature "
+                   "fitted on the other half" if halves is not None else
+                   "too few held-out polygons to split, so 'after' is measured on the pixels it was fitted on and "
+                   "flatters it"))
     out["cross_fitted"] = halves is not None
     return out
 

@@ -214,11 +214,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                 if models:
                     inputs.append(network_input(scene, o, s, bad, with_cloud))
             if models:
-                kept = None if logits is None else logits.setdefault(clouds, np.full((n, 0), np.nan, np.float32))
-                kept = _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds,
-                                  device, kept)
-                if logits is not None:
-                    logits[clouds] = kept
+                _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
+                           logits, clouds)
     return out
 
 
@@ -238,9 +235,9 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 
 
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
-               device: str, kept: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-    """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and the
-    first network's logits into `kept` ([N, K], made K wide on first use; returned) when it is given."""
+               device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False) -> None:
+    """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
+    `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use)."""
     import torch
 
     with torch.inference_mode():
@@ -248,16 +245,18 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         st = torch.from_numpy(np.stack([i[1] for i in inputs])).to(device)
         ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
         for j, (net, cmap) in enumerate(models):
-            logits = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
-            if j == 0 and kept is not None and kept.shape[1] != logits.shape[1]:
-                kept = np.full((kept.shape[0], logits.shape[1]), np.nan, np.float32)
+            lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            kept = None
+            if j == 0 and logits is not None:
+                kept = logits.get(key)
+                if kept is None:
+                    kept = logits[key] = np.full((len(preds[0]), lg.shape[1]), np.nan, np.float32)
             for b, (cell, bad) in enumerate(zip(cells_, bads)):
                 rr, cc = cell.local_rows, cell.local_cols
                 ok = ~bad[rr, cc]
-                preds[j][cell.index] = np.where(ok, _pick(logits[b][:, rr, cc], cmap), -1)
-                if j == 0 and kept is not None:
-                    kept[cell.index] = np.where(ok[:, None], logits[b][:, rr, cc].T, np.nan)
-    return kept
+                preds[j][cell.index] = np.where(ok, _pick(lg[b][:, rr, cc], cmap), -1)
+                if kept is not None:
+                    kept[cell.index] = np.where(ok[:, None], lg[b][:, rr, cc].T, np.nan)
 
 
 def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
