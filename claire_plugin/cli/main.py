@@ -23,16 +23,17 @@ from . import (
     fusion_table,
     info,
     map_accuracy,
+    suggest,
     train,
 )
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, evaluate, map_accuracy, fusion_table, info, bench, bench_robustness,
-             bench_train, explain, diagnostics]
+_COMMANDS = [classify, classify_folder, train, suggest, evaluate, map_accuracy, fusion_table, info, bench,
+             bench_robustness, bench_train, explain, diagnostics]
 
 
 #: Commands that read georeferenced rasters: a missing PROJ database is reported first (core.runtime.environment).
-_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points"}
+_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points", "suggest"}
 
 
 def build_parser() -> argparse.ArgumentParser:

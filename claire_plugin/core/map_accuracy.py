@@ -7,7 +7,6 @@ probability sample of the map. The estimators live in `area_estimate`.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -136,43 +135,13 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
 def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None) -> str:
     """Write the sample as a GeoPackage point layer with fields sample_id, map_class and ref_class (NULL,
     for the user to fill); the file appears only once complete."""
-    from osgeo import ogr, osr
+    from .io.points import write_point_layer
 
-    from .io.atomic import temp_name
-
-    if not str(path).lower().endswith(".gpkg"):
-        raise ClaireError(f"the sample points go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
-    ogr.UseExceptions()
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(crs_wkt or points.crs_wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    tmp = temp_name(path, ".gpkg")
-    try:
-        ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
-        lyr = ds.CreateLayer(POINTS_LAYER, srs, ogr.wkbPoint)
-        for name in ("sample_id", "map_class", "ref_class"):
-            lyr.CreateField(ogr.FieldDefn(name, ogr.OFTInteger))
-        defn = lyr.GetLayerDefn()
-        lyr.StartTransaction()
-        for k in range(len(points)):
-            feat = ogr.Feature(defn)
-            feat.SetField("sample_id", k + 1)
-            feat.SetField("map_class", int(points.value[k]))
-            feat.SetFieldNull("ref_class")
-            point = ogr.Geometry(ogr.wkbPoint)
-            point.AddPoint_2D(float(points.x[k]), float(points.y[k]))  # NumPy 2 scalars print as np.float64(..)
-            feat.SetGeometry(point)
-            lyr.CreateFeature(feat)
-        lyr.CommitTransaction()
-        lyr = ds = None
-        os.replace(tmp, path)
-    except (RuntimeError, OSError) as exc:
-        raise ClaireError(f"cannot write the sample points to {path!r} ({exc}); choose a writable folder") from None
-    finally:
-        lyr = ds = None
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    records = ((points.x[k], points.y[k], {"sample_id": k + 1, "map_class": int(points.value[k])})
+               for k in range(len(points)))
+    return write_point_layer(path, POINTS_LAYER, crs_wkt or points.crs_wkt,
+                             [("sample_id", "int"), ("map_class", "int"), ("ref_class", "int")], records,
+                             "the sample points")
 
 
 def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int]:

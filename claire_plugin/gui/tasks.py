@@ -110,6 +110,47 @@ class TrainTask(QgsTask):
         _hand_over(self, ok, "The training stopped without a message.")
 
 
+class SuggestTask(QgsTask):
+    """After a training: map the scene with its network and its forest and find the places where they disagree
+    (core.suggest.places_after_training); `suggestions` and `maps` when done."""
+
+    progressText = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
+
+    def __init__(self, params, forest: str, output: str,
+                 on_done: Optional[Callable[["SuggestTask"], None]] = None) -> None:
+        super().__init__("CLAIRE: where to label next", QgsTask.Flag.CanCancel)
+        self.params, self.forest, self.output = params, forest, output
+        self.on_done = on_done
+        self.suggestions = None
+        self.maps: Dict[str, str] = {}
+        self.error: Optional[str] = None
+        self.details: Optional[str] = None
+        self.last_message = ""
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+        message = progress_text(message)
+        if message and message != self.last_message:
+            self.last_message = message
+            self.progressText.emit(message)
+
+    def run(self) -> bool:
+        """Worker thread: two maps, then the places."""
+        try:
+            from ..core.suggest import places_after_training
+
+            self.suggestions, self.maps = places_after_training(self.params, self.forest, self.output,
+                                                                progress=self._progress,
+                                                                is_cancelled=self.isCanceled)
+            return True
+        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
+            return _failed(self, exc, TRAIN_FLAG_TO_FIELD)
+
+    def finished(self, ok: bool) -> None:  # main thread
+        """Main thread: hand the outcome to the panel."""
+        _hand_over(self, ok, "Finding the places to label stopped without a message.")
+
+
 #: The message of a run the user cancelled (shown as cancelled, not as a failure).
 CANCELLED = "Cancelled by the user; no output was written."
 

@@ -31,7 +31,7 @@ from ..core.training.scorecard import weight_phrase
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
-from .tasks import CANCELLED, TrainTask
+from .tasks import CANCELLED, SuggestTask, TrainTask
 from .train_report import report_html
 from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
@@ -47,6 +47,8 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.iface = iface
         self.task: Optional[TrainTask] = None
+        self.places_task: Optional[SuggestTask] = None
+        self.params = None  # the finished training's PolygonTrainParams (places to label next need them)
         self.report: Optional[Dict[str, Any]] = None
         self.checkpoint: Optional[str] = None
         self.forest: Optional[str] = None
@@ -167,11 +169,18 @@ class TrainPanel(QWidget):
                                         "report above")
         self.ensemble_button.setVisible(False)
         self.ensemble_button.clicked.connect(lambda: self.classifyWith.emit(self.ensemble or ""))
+        self.next_button = QPushButton("Where to label next", self.result_box)
+        self.next_button.setToolTip("Map the scene with your model and with the random forest and mark the places "
+                                    "where the two disagree most, away from your polygons: draw polygons of what "
+                                    "you see there, then train again")
+        self.next_button.setVisible(False)
+        self.next_button.clicked.connect(self.find_places)
         col = QVBoxLayout(self.result_box)
         col.addWidget(self.report_view)
         col.addWidget(self.classify_button)
         col.addWidget(self.ensemble_button)
         col.addWidget(self.forest_button)
+        col.addWidget(self.next_button)
         self.result_box.setVisible(False)
         return self.result_box
 
@@ -296,6 +305,7 @@ class TrainPanel(QWidget):
             self.progress.setValue(0)
             self._set_status(task.error or "The training failed.", error=task.error != CANCELLED)
             return
+        self.params = task.params
         self.show_report(task.report, task.params.output, task.params.report)
 
     def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
@@ -308,6 +318,9 @@ class TrainPanel(QWidget):
                 remember_checkpoint(other)
         remember_checkpoint(checkpoint)  # the network stays the most recent, then the ensemble, the forest
         self.forest_button.setVisible(self.forest is not None)
+        known = self.params is not None and self.params.output == checkpoint
+        self.next_button.setVisible(self.forest is not None and known)
+        self.next_button.setEnabled(True)
         self.ensemble_button.setVisible(self.ensemble is not None)
         self.ensemble_button.setToolTip(f"Your model and the random forest averaged per pixel, {weight_phrase(report)}"
                                         ": written beside your model, scored in the report above")
@@ -318,6 +331,46 @@ class TrainPanel(QWidget):
         self.progress.setValue(100)
         f1 = report["arms"]["finetuned"]["clear"]["macro_f1"]
         self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {breakable(checkpoint)}")
+
+    def places_path(self) -> str:
+        """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""
+        return os.path.splitext(self.checkpoint or "")[0] + "_label_next.gpkg"
+
+    def find_places(self) -> Optional[SuggestTask]:
+        """Start a SuggestTask for the finished training (its network and forest, its polygons)."""
+        if self.places_task is not None or self.params is None or not self.forest:
+            return None
+        task = SuggestTask(self.params, self.forest, self.places_path(), on_done=self.on_places)
+        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.progressText.connect(self._set_status)
+        self.places_task = task
+        self.next_button.setEnabled(False)
+        self._set_status("Mapping the scene with your model and with the random forest…")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def on_places(self, task: SuggestTask) -> None:
+        """Main thread: add the places above the other layers and say what the two maps disagree on."""
+        from ..core.suggest import short_summary
+        from ..layers.style import places_layer
+
+        self.places_task = None
+        self.next_button.setEnabled(True)
+        if task.suggestions is None:
+            self.progress.setValue(0)
+            self._set_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)
+            return
+        old = QgsProject.instance().mapLayersByName("Places to label next")
+        layer = places_layer(task.output)
+        if layer is not None:
+            for stale in old:
+                QgsProject.instance().removeMapLayer(stale.id())
+            QgsProject.instance().addMapLayer(layer, False)
+            QgsProject.instance().layerTreeRoot().insertLayer(0, layer)
+        self.progress.setValue(100)
+        said = short_summary(task.suggestions, "your model", "the random forest")
+        self._set_status(f"{said} Draw polygons of what you see at the numbered points, then Train again. "
+                         f"File: {breakable(task.output)}")
 
     def _set_status(self, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#303030"

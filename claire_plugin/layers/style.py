@@ -47,3 +47,40 @@ def classes_from_raster(path: str) -> List[ClassSpec]:
     from ..core.accuracy import classes_from_gdal
 
     return [{**c, "color": c["color"] or "#808080"} for c in classes_from_gdal(path)]
+
+
+def places_layer(path: str, name: str = "Places to label next"):
+    """The `label_next` points of `path` (core.suggest.write_places) as a layer: magenta rings numbered by rank,
+    drawn above the maps. None when the file holds no such layer."""
+    from qgis.core import (
+        QgsMarkerSymbol,
+        QgsPalLayerSettings,
+        QgsTextBufferSettings,
+        QgsTextFormat,
+        QgsVectorLayer,
+        QgsVectorLayerSimpleLabeling,
+    )
+    from qgis.PyQt.QtGui import QColor
+
+    from ..core.suggest import LAYER
+
+    layer = QgsVectorLayer(f"{path}|layername={LAYER}", name, "ogr")
+    if not layer.isValid():
+        return None
+    layer.renderer().setSymbol(QgsMarkerSymbol.createSimple(
+        {"name": "circle", "color": "255,0,255,60", "outline_color": "255,0,255,255", "outline_width": "0.6",
+         "size": "5"}))
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "rank"
+    settings.enabled = True
+    fmt = QgsTextFormat()
+    fmt.setSize(10)
+    fmt.setColor(QColor("black"))
+    buffer = QgsTextBufferSettings()
+    buffer.setEnabled(True)
+    buffer.setColor(QColor("white"))
+    fmt.setBuffer(buffer)
+    settings.setFormat(fmt)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+    return layer

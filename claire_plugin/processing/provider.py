@@ -9,6 +9,7 @@ from .classify import ClassifyAlgorithm
 from .classify_folder import ClassifyFolderAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .map_accuracy import MapAccuracyAlgorithm, SamplePointsAlgorithm
+from .suggest import SuggestAlgorithm
 from .train import TrainAlgorithm
 
 
@@ -37,3 +38,4 @@ class ClaireProvider(QgsProcessingProvider):
         self.addAlgorithm(SamplePointsAlgorithm())
         self.addAlgorithm(MapAccuracyAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
+        self.addAlgorithm(SuggestAlgorithm())

@@ -217,11 +217,10 @@ class TrainAlgorithm(ClaireAlgorithm):
     def _classify(self, params, checkpoint: str, output: str, context, feedback, start: float) -> str:
         """Classify the training scene with `checkpoint`; the map is styled like claire:classify's."""
         from ..core import engine
-        from ..core.params import ClassifyParams
+        from ..core.training.polygons import scene_classify_params
 
         feedback.pushInfo(f"classifying {params.optical} with {checkpoint}")
-        run = ClassifyParams(params.optical, params.sar, output, checkpoint=checkpoint,
-                             device=params.config.device, sar_units=params.sar_units)
+        run = scene_classify_params(params, checkpoint, output)
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)

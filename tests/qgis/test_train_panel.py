@@ -128,6 +128,29 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     panel.forest_button.click()
     assert dock.picker.checkpointPath() == forest
     assert "random forest, 10 trees (" in dock.picker.card_view.toPlainText()
+    # where to label next: the scene mapped by the network and by the forest, the places added above the maps
+    from qgis.core import QgsProject
+
+    assert not panel.next_button.isHidden()
+    task = panel.find_places()
+    assert task is not None and not panel.next_button.isEnabled()
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert task.suggestions is not None, panel.status.text()
+    assert os.path.exists(task.maps["network"]) and os.path.exists(task.maps["forest"])
+    assert task.output == os.path.splitext(params.output)[0] + "_label_next.gpkg"
+    shown = QgsProject.instance().mapLayersByName("Places to label next")
+    assert len(shown) == 1 and shown[0].featureCount() == len(task.suggestions.places)
+    assert QgsProject.instance().layerTreeRoot().children()[0].layer() is shown[0]
+    status = panel.status.text()
+    assert "Your model and the random forest disagree on" in status and "Train again" in status
+    def gap(a: int, lo: int, hi: int) -> int:
+        return max(lo - a, a - hi, 0)
+
+    for p in task.suggestions.places:  # never on the polygons drawn nor within half a square (8 px) of them
+        assert all(max(gap(p.row, r, r + 4), gap(p.col, c, c + 4)) > 8 for _, r, c in BOXES)
+    panel.find_places()  # twice: one layer, the new one
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
     panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
     assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
 

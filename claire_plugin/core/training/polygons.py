@@ -108,6 +108,17 @@ def load_base(checkpoint: Optional[str]):
     return model, card, path
 
 
+def scene_classify_params(params: PolygonTrainParams, checkpoint: str, output: str, **outputs: Optional[str]):
+    """ClassifyParams that map the training scene with `checkpoint` read as the training read it (bands, offset,
+    SAR units, device); `outputs`: optional extra rasters (confidence=...)."""
+    from ..params import ClassifyParams
+
+    return ClassifyParams(params.optical, params.sar, output, checkpoint=checkpoint,
+                          optical_bands=params.optical_bands, sar_bands=params.sar_bands,
+                          optical_offset=params.optical_offset, sar_units=params.sar_units,
+                          device=params.config.device, **outputs)
+
+
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
     """The held-out polygon split, or the separate validation layer's."""
     if params.validation:

@@ -1,0 +1,59 @@
+"""Point layers written for the user to open in QGIS (sample points, places to label next): a GeoPackage that
+appears only once complete."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+
+from ..errors import ClaireError
+from .atomic import temp_name
+
+#: field kinds of `write_point_layer`
+FIELD_TYPES = ("int", "real", "str")
+
+
+def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
+                      records: Iterable[Tuple[float, float, Dict[str, Any]]], role: str) -> str:
+    """Write `records` (x, y, {field: value or None}) as the point layer `layer` of the GeoPackage `path`
+    with `fields` [(name, "int" | "real" | "str")] in the CRS `crs_wkt`; None is written as NULL. `role`
+    names the points in error messages ("the sample points")."""
+    from osgeo import ogr, osr
+
+    if not str(path).lower().endswith(".gpkg"):
+        raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
+    kinds = {"int": ogr.OFTInteger, "real": ogr.OFTReal, "str": ogr.OFTString}
+    ogr.UseExceptions()
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    tmp = temp_name(path, ".gpkg")
+    ds = lyr = None
+    try:
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
+        lyr = ds.CreateLayer(layer, srs, ogr.wkbPoint)
+        for name, kind in fields:
+            lyr.CreateField(ogr.FieldDefn(name, kinds[kind]))
+        defn = lyr.GetLayerDefn()
+        lyr.StartTransaction()
+        for x, y, values in records:
+            feat = ogr.Feature(defn)
+            for name, kind in fields:
+                value: Optional[Any] = values.get(name)
+                if value is None:
+                    feat.SetFieldNull(name)
+                else:
+                    feat.SetField(name, {"int": int, "real": float, "str": str}[kind](value))
+            point = ogr.Geometry(ogr.wkbPoint)
+            point.AddPoint_2D(float(x), float(y))  # NumPy 2 scalars print as np.float64(..)
+            feat.SetGeometry(point)
+            lyr.CreateFeature(feat)
+        lyr.CommitTransaction()
+        lyr = ds = None
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        raise ClaireError(f"cannot write {role} to {path!r} ({exc}); choose a writable folder") from None
+    finally:
+        lyr = ds = None
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

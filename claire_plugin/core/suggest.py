@@ -1,0 +1,333 @@
+"""Where to label next: the places of a classified map where a second map of the same grid disagrees with it (or
+its confidence is low), away from the labels already drawn, for the user to draw training polygons there.
+
+Two models that learnt from the same polygons in different ways (the fine-tuned network and the random forest
+of a `claire train` run) disagree where the polygons did not teach them enough: a cover type nobody drew, a
+boundary between two classes, a shade of a class not yet sampled. That is query by committee, the oldest
+active-learning rule. With a confidence raster (tempered on the held-out polygons, so that it means what it
+says) agreeing pixels add their doubt, 1 - confidence.
+
+The map is read in bands of one square's height (memory bounded on any map size); each square of `square`
+pixels scores the mean doubt of its valid pixels, leaving out those within half a square of a labelled pixel
+(a square needs half of its pixels left); the best squares, at least `spacing` squares apart, become the
+places, each at the pixel whose neighbourhood is the most doubtful.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import ClaireError
+
+SQUARE_PX = 16
+SPACING = 3
+MIN_DOUBT = 0.2
+MAX_PLACES = 200
+LABEL_PIXELS_READ = 10 ** 7  # per polygon: all of them in practice, so that no gap inside a polygon is suggested
+LAYER = "label_next"
+CONFIDENCE_NODATA = 255  # the engine's uint8 nodata (core.engine.post.UINT8_NODATA)
+
+
+@dataclass
+class Place:
+    """One place to label: rank (1 = most doubtful), pixel and map coordinates of its point, the share of its
+    square in doubt, and what the maps say at the point."""
+    rank: int
+    row: int
+    col: int
+    x: float
+    y: float
+    doubt: float
+    map_value: int
+    other_value: Optional[int]
+    confidence: Optional[int]
+
+
+@dataclass
+class Suggestions:
+    """The places, the map's CRS, the square size and what was measured on the whole map."""
+    places: List[Place]
+    crs_wkt: str
+    square_px: int
+    square_m: float
+    names: Dict[int, str]
+    other_names: Dict[int, str]
+    disagreement: Optional[float]  # share of the map's valid unlabelled pixels where the two maps differ
+    mean_doubt: float
+    notes: List[str] = field(default_factory=list)
+
+    def name(self, value: Optional[int], other: bool = False) -> Optional[str]:
+        """The class name of a value of the map (or of the second map), or None."""
+        if value is None:
+            return None
+        return (self.other_names if other else self.names).get(int(value), f"class {int(value)}")
+
+    def pairs(self) -> List[Tuple[str, str, int]]:
+        """(map class, other map's class, places) for the places where the maps differ, most frequent first."""
+        c = Counter((self.name(p.map_value), self.name(p.other_value, True)) for p in self.places
+                    if p.other_value is not None and p.other_value != p.map_value)
+        return [(a, b, n) for (a, b), n in c.most_common()]
+
+
+def _names(path: str) -> Dict[int, str]:
+    from .accuracy import classes_from_gdal
+
+    return {int(c["value"]): str(c["name"]) for c in classes_from_gdal(path)}
+
+
+def _open_same_grid(path: str, grid, role: str, fix: str):
+    """`path` opened; a ClaireError unless it has the grid (size, transform, CRS) of the dataset `grid`."""
+    from .io.raster_io import open_raster
+
+    ds = open_raster(path, role)
+    same = (ds.width, ds.height) == (grid.width, grid.height) and ds.crs == grid.crs and \
+        np.allclose(tuple(ds.transform)[:6], tuple(grid.transform)[:6], rtol=0, atol=1e-6 * abs(grid.transform.a))
+    if not same:
+        ds.close()
+        raise ClaireError(f"the {role} {path!r} ({ds.width} x {ds.height} px) is not on the grid of the map "
+                          f"({grid.width} x {grid.height} px, same CRS and pixel corners needed); {fix}")
+    return ds
+
+
+class _Labelled:
+    """The labelled pixels of `labels` on the map's grid, for masks of the pixels within `buffer` px of them."""
+
+    def __init__(self, labels: str, grid, field_name: Optional[str], layer: Optional[str], buffer: int) -> None:
+        from .training.labels import read_labels
+
+        got = read_labels(labels, grid, field_name, None, layer, None, max_pixels_per_polygon=LABEL_PIXELS_READ,
+                          check_counts=False).pixels
+        inside = (got.rows >= 0) & (got.cols >= 0) & (got.rows < grid.height) & (got.cols < grid.width)
+        order = np.argsort(got.rows[inside], kind="stable")
+        self.rows, self.cols = got.rows[inside][order], got.cols[inside][order]
+        self.buffer, self.width = int(buffer), int(grid.width)
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def near(self, r0: int, h: int) -> np.ndarray:
+        """[h, width] mask of the pixels of rows r0..r0+h within `buffer` px (Chebyshev) of a labelled pixel."""
+        from scipy.ndimage import maximum_filter
+
+        b = self.buffer
+        lo, hi = np.searchsorted(self.rows, [r0 - b, r0 + h + b])
+        m = np.zeros((h + 2 * b, self.width), bool)
+        if hi > lo:
+            m[self.rows[lo:hi] - (r0 - b), self.cols[lo:hi]] = True
+            m = maximum_filter(m, size=2 * b + 1, mode="constant")
+        return m[b:b + h]
+
+
+def _doubt(a: np.ndarray, valid: np.ndarray, b: Optional[np.ndarray], conf: Optional[np.ndarray]) -> np.ndarray:
+    """Per-pixel doubt in [0, 1]: 1 where the maps differ; else 1 - confidence (0 without a confidence)."""
+    d = np.zeros(a.shape, np.float32)
+    if conf is not None:
+        d = 1.0 - conf.astype(np.float32) / 100.0
+    if b is not None:
+        d[a != b] = 1.0
+    d[~valid] = 0.0
+    return d
+
+
+def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str] = None,
+            labels: Optional[str] = None, field_name: Optional[str] = None, layer: Optional[str] = None,
+            n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT) -> Suggestions:
+    """Up to `n` places where `map_path` is most in doubt (module docstring): a second classified map `other`
+    and/or the map's `confidence` raster (uint8 percent, as `claire classify` writes it) on the same grid;
+    `labels` (vector with `field_name`, or a label raster) marks the places already labelled."""
+    from rasterio.windows import Window
+    from scipy.ndimage import uniform_filter
+
+    from .io.raster_io import require_crs
+    from .map_accuracy import _open_map, _valid
+
+    if other is None and confidence is None:
+        raise ClaireError("give a second classified map of the same scene (e.g. the random forest's map of a "
+                          "claire train run) or the map's confidence raster, or both: places to label are where "
+                          "they disagree or the confidence is low")
+    if not 1 <= int(n) <= MAX_PLACES:
+        raise ClaireError(f"the number of places must be 1 to {MAX_PLACES} (got {n})")
+    if not 4 <= int(square) <= 512:
+        raise ClaireError(f"the square must be 4 to 512 px (got {square}); 16 px is 160 m at 10 m")
+    if int(spacing) < 1 or not 0.0 <= float(min_doubt) < 1.0:
+        raise ClaireError(f"spacing must be at least 1 square and the least doubt 0 to 1 (got {spacing}, {min_doubt})")
+    n, square, spacing = int(n), int(square), int(spacing)
+    ds = _open_map(map_path)
+    extra = []
+    try:
+        require_crs(ds, "classified map")
+        fix = "classify both from the same optical raster (claire classify writes on the optical grid)"
+        ob = _open_same_grid(other, ds, "second map", fix) if other else None
+        extra.append(ob)
+        cb = _open_same_grid(confidence, ds, "confidence raster", fix) if confidence else None
+        extra.append(cb)
+        gh, gw = -(-ds.height // square), -(-ds.width // square)
+        labelled = _Labelled(labels, ds, field_name, layer, square // 2) if labels else None
+        score = np.zeros((gh, gw), np.float32)
+        best = np.zeros((gh, gw), np.int64)  # flat index of the point within the square's band
+        differ = counted = 0
+        doubt_sum = 0.0
+        pad = (-ds.width) % square
+        for g in range(gh):
+            r0, h = g * square, min(square, ds.height - g * square)
+            win = Window(0, r0, ds.width, h)
+            a = ds.read(1, window=win)
+            valid = _valid(a, ds.nodata)
+            b = None
+            if ob is not None:
+                b = ob.read(1, window=win)
+                valid &= _valid(b, ob.nodata)
+            c = None
+            if cb is not None:
+                c = cb.read(1, window=win)
+                valid &= c != (CONFIDENCE_NODATA if cb.nodata is None else cb.nodata)
+                c = np.minimum(c, 100)
+            if labelled is not None:
+                valid &= ~labelled.near(r0, h)
+            d = _doubt(a, valid, b, c)
+            use = valid
+            if b is not None:
+                differ += int((use & (a != b)).sum())
+            counted += int(use.sum())
+            doubt_sum += float(d[use].sum())
+            dp, vp = np.pad(d, ((0, square - h), (0, pad))), np.pad(valid, ((0, square - h), (0, pad)))
+            sums = dp.reshape(square, gw, square).sum(axis=(0, 2))
+            nval = vp.reshape(square, gw, square).sum(axis=(0, 2))
+            score[g] = np.where(nval * 2 >= square * square, sums / np.maximum(nval, 1), 0.0)
+            smooth = np.where(vp, uniform_filter(dp, size=5, mode="nearest"), -1.0)
+            best[g] = smooth.reshape(square, gw, square).transpose(1, 0, 2).reshape(gw, -1).argmax(axis=1)
+        places = _pick(score, n, spacing, min_doubt)
+        out: List[Place] = []
+        for k, (g, q) in enumerate(places):
+            rr, cc = divmod(int(best[g, q]), square)
+            row, col = g * square + rr, q * square + cc
+            x, y = ds.transform * (col + 0.5, row + 0.5)
+            one = Window(col, row, 1, 1)
+            mv = int(ds.read(1, window=one)[0, 0])
+            ov = int(ob.read(1, window=one)[0, 0]) if ob is not None else None
+            cv = int(min(cb.read(1, window=one)[0, 0], 100)) if cb is not None else None
+            out.append(Place(k + 1, row, col, float(x), float(y), float(score[g, q]), mv, ov, cv))
+        crs_wkt = ds.crs.to_wkt()
+        square_m = float(abs(ds.transform.a) * square)
+    finally:
+        ds.close()
+        for e in extra:
+            if e is not None:
+                e.close()
+    notes = []
+    if labelled is not None:
+        notes.append(f"{len(labelled)} labelled pixel(s) read; pixels within {square // 2} px of them are skipped")
+    if not counted:
+        notes.append("no valid pixel away from the labels is left to score")
+    if len(out) < n:
+        notes.append(f"only {len(out)} of {n} place(s): no other square of {square} px at least {spacing} squares "
+                     f"from the others is in doubt on {round(min_doubt * 100)} % or more of its pixels")
+    return Suggestions(out, crs_wkt, square, square_m, _names(map_path), _names(other) if other else {},
+                       differ / counted if (other and counted) else None,
+                       doubt_sum / counted if counted else 0.0, notes)
+
+
+def _pick(score: np.ndarray, n: int, spacing: int, min_doubt: float) -> List[Tuple[int, int]]:
+    """The best squares in score order, each at least `spacing` squares (Chebyshev) from those taken before."""
+    order = np.argsort(-score, axis=None, kind="stable")
+    chosen: List[Tuple[int, int]] = []
+    for k in order:
+        g, q = divmod(int(k), score.shape[1])
+        if score[g, q] < min_doubt or score[g, q] <= 0:
+            break
+        if all(max(abs(g - g2), abs(q - q2)) >= spacing for g2, q2 in chosen):
+            chosen.append((g, q))
+            if len(chosen) == n:
+                break
+    return chosen
+
+
+def write_places(s: Suggestions, path: str) -> str:
+    """The places as the point layer `label_next` of a GeoPackage: rank, doubt (percent of its square),
+    map_class / map_name, other_class / other_name, confidence (percent at the point)."""
+    from .io.points import write_point_layer
+
+    fields = [("rank", "int"), ("doubt", "int"), ("map_class", "int"), ("map_name", "str"),
+              ("other_class", "int"), ("other_name", "str"), ("confidence", "int")]
+    records = ((p.x, p.y, {"rank": p.rank, "doubt": round(p.doubt * 100), "map_class": p.map_value,
+                           "map_name": s.name(p.map_value), "other_class": p.other_value,
+                           "other_name": s.name(p.other_value, True), "confidence": p.confidence})
+               for p in s.places)
+    return write_point_layer(path, LAYER, s.crs_wkt, fields, records, "the places to label")
+
+
+def summary_lines(s: Suggestions) -> List[str]:
+    """What to tell the user: the whole map's disagreement, the places and the most frequent class pairs."""
+    lines = []
+    if s.disagreement is not None:
+        lines.append(f"the two maps disagree on {s.disagreement:.0%} of the unlabelled pixels")
+    lines.append(f"{len(s.places)} place(s) to label, squares of {s.square_px} px ({s.square_m:g} m):")
+    for p in s.places:
+        says = s.name(p.map_value)
+        if p.other_value is not None:
+            says = f"map: {says}, second map: {s.name(p.other_value, True)}"
+        else:
+            says = f"map: {says}"
+        conf = f", confidence {p.confidence} %" if p.confidence is not None else ""
+        lines.append(f"  {p.rank:>2}. x {p.x:.1f}, y {p.y:.1f}: {p.doubt:.0%} of the square in doubt ({says}{conf})")
+    pairs = s.pairs()
+    if pairs:
+        lines.append("most frequent disagreements: " + "; ".join(f"{a} vs {b} ({k})" for a, b, k in pairs[:3]))
+    return lines + [f"note: {n}" for n in s.notes]
+
+
+def short_summary(s: Suggestions, first: str = "the map", second: str = "the second map") -> str:
+    """One sentence for a status line: disagreement, places, the most frequent pair (`first` and `second`
+    name the two maps)."""
+    parts = []
+    if s.disagreement is not None:
+        parts.append(f"{first} and {second} disagree on {s.disagreement:.0%} of the unlabelled pixels")
+    parts.append(f"{len(s.places)} place(s) marked (squares of {s.square_m:g} m)")
+    pairs = s.pairs()
+    if pairs:
+        a, b, k = pairs[0]
+        parts.append(f"most often {first} says {a} where {second} says {b} ({k} of them)")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def as_dict(s: Suggestions) -> Dict[str, Any]:
+    """The suggestions as plain JSON-able values."""
+    return {"square_px": s.square_px, "square_m": s.square_m, "disagreement": s.disagreement,
+            "mean_doubt": s.mean_doubt, "notes": list(s.notes),
+            "places": [{"rank": p.rank, "row": p.row, "col": p.col, "x": p.x, "y": p.y, "doubt": p.doubt,
+                        "map_class": p.map_value, "map_name": s.name(p.map_value), "other_class": p.other_value,
+                        "other_name": s.name(p.other_value, True), "confidence": p.confidence} for p in s.places],
+            "pairs": [{"map": a, "other": b, "places": k} for a, b, k in s.pairs()]}
+
+
+def places_after_training(params, forest: str, output: str, n: int = 10, progress=None,
+                          is_cancelled=None) -> Tuple[Suggestions, Dict[str, str]]:
+    """After a `claire train` run (its PolygonTrainParams `params`): classify the training scene with the run's
+    network (`params.output`) and its random forest `forest`, the maps written beside `output` as
+    `<stem>_network.tif` and `<stem>_forest.tif`; then the places where they disagree, away from the run's
+    labels, written to `output` (.gpkg). Returns the suggestions and the two maps' paths."""
+    import os
+
+    from . import engine
+    from .training.polygons import scene_classify_params
+
+    if not str(output).lower().endswith(".gpkg"):
+        raise ClaireError(f"the places to label go to a GeoPackage; give a path ending in .gpkg (got {output!r})")
+    stem = os.path.splitext(output)[0]
+    maps = {"network": f"{stem}_network.tif", "forest": f"{stem}_forest.tif"}
+    step = progress or (lambda *_a: None)
+    for k, (what, checkpoint) in enumerate((("network", params.output), ("forest", forest))):
+        def part(fraction: float, message: str, k=k, what=what) -> None:
+            step(0.45 * (k + fraction), f"{what}: {message}")
+
+        engine.classify(scene_classify_params(params, checkpoint, maps[what]), part, is_cancelled)
+    step(0.92, "finding where the two maps disagree")
+    s = suggest(maps["network"], maps["forest"], labels=params.labels, field_name=params.field, layer=params.layer,
+                n=n)
+    write_places(s, output)
+    step(1.0, f"wrote {output}")
+    return s, maps

@@ -1,0 +1,165 @@
+"""Where to label next (core.suggest): squares where two maps disagree or the confidence is low, away from labels."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.suggest import as_dict, suggest, summary_lines, write_places
+from claire.tests.fixtures.helpers import write_raster
+
+X0, Y0 = 500000.0, 4600000.0  # write_raster's origin, 10 m pixels
+
+
+def _named_map(path, data, names):
+    """A class raster with `class_<value>` band tags (what classes_from_gdal reads)."""
+    import rasterio
+
+    write_raster(str(path), data)
+    with rasterio.open(str(path), "r+") as ds:
+        ds.update_tags(1, **{f"class_{v}": n for v, n in names.items()})
+    return str(path)
+
+
+def _maps(tmp_path, block=(slice(32, 48), slice(16, 32))):
+    a = np.ones((64, 64), np.uint8)
+    a[:, 40:] = 2
+    b = a.copy()
+    b[block] = 3
+    m = _named_map(tmp_path / "map.tif", a, {1: "crops", 2: "trees", 3: "built area"})
+    o = _named_map(tmp_path / "forest.tif", b, {1: "crops", 2: "trees", 3: "built area"})
+    return a, b, m, o
+
+
+def test_the_disagreeing_square_comes_first_and_says_what_each_map_says(tmp_path):
+    a, b, m, o = _maps(tmp_path)
+    s = suggest(m, o, n=5)
+    assert len(s.places) == 1  # no other square is in doubt at all
+    p = s.places[0]
+    assert (p.rank, p.doubt) == (1, 1.0)
+    assert 32 <= p.row < 48 and 16 <= p.col < 32
+    assert (s.name(p.map_value), s.name(p.other_value, True)) == ("crops", "built area")
+    assert (p.x, p.y) == (X0 + (p.col + 0.5) * 10, Y0 - (p.row + 0.5) * 10)
+    assert s.disagreement == pytest.approx(256 / 4096)
+    assert s.pairs() == [("crops", "built area", 1)]
+    assert any("crops vs built area" in line for line in summary_lines(s))
+    assert any("only 1 of 5" in n for n in s.notes)
+
+
+def test_the_point_sits_where_the_doubt_is_densest(tmp_path):
+    a, b, m, o = _maps(tmp_path, (slice(37, 43), slice(20, 26)))  # 6 x 6 inside the square rows 32.., cols 16..
+    s = suggest(m, o, n=1, min_doubt=0.1)
+    p = s.places[0]
+    assert 37 <= p.row < 43 and 20 <= p.col < 26
+    assert p.doubt == pytest.approx(36 / 256)
+
+
+def test_pixels_near_the_labels_are_skipped(tmp_path):
+    a, b, m, o = _maps(tmp_path)
+    b[0:16, 0:16] = 3  # a second disagreement, far from the labels
+    o = _named_map(tmp_path / "forest2.tif", b, {1: "crops", 2: "trees", 3: "built area"})
+    poly = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}},
+            "features": [{"type": "Feature", "properties": {"class": "crops"}, "geometry": {
+                "type": "Polygon", "coordinates": [[[X0 + 200, Y0 - 380], [X0 + 280, Y0 - 380], [X0 + 280, Y0 - 460],
+                                                    [X0 + 200, Y0 - 460], [X0 + 200, Y0 - 380]]]}}]}
+    lab = tmp_path / "labels.geojson"
+    lab.write_text(json.dumps(poly))
+    s = suggest(m, o, labels=str(lab), field_name="class", n=5, spacing=2)
+    assert [(p.row // 16, p.col // 16) for p in s.places] == [(0, 0)]
+    # without the labels both squares are found (two squares apart)
+    both = suggest(m, o, n=5, spacing=2)
+    assert sorted((p.row // 16, p.col // 16) for p in both.places) == [(0, 0), (2, 1)]
+    # the share counts pixels away from the labels only: the 8 x 8 polygon and 8 px around it (24 x 24)
+    assert (both.disagreement, s.disagreement) == (pytest.approx(512 / 4096), pytest.approx(256 / (4096 - 576)))
+    assert "pixels within 8 px of them are skipped" in " ".join(s.notes)
+    # a polygon just left of a disagreeing square leaves the rest of it to suggest, its point away from the polygon
+    beside = {"type": "FeatureCollection", "crs": poly["crs"], "features": [{
+        "type": "Feature", "properties": {"class": "crops"}, "geometry": {"type": "Polygon", "coordinates": [[
+            [X0 + 80, Y0 - 320], [X0 + 120, Y0 - 320], [X0 + 120, Y0 - 480], [X0 + 80, Y0 - 480], [X0 + 80, Y0 - 320]]]}}]}
+    lab2 = tmp_path / "beside.geojson"
+    lab2.write_text(json.dumps(beside))
+    got = {(p.row // 16, p.col // 16): p for p in suggest(m, o, labels=str(lab2), field_name="class", n=2,
+                                                           spacing=2).places}
+    assert set(got) == {(0, 0), (2, 1)} and got[(2, 1)].col >= 12 + 8 and got[(2, 1)].doubt == 1.0
+
+
+def test_places_keep_their_spacing(tmp_path):
+    a, b, m, o = _maps(tmp_path, (slice(0, 64), slice(0, 32)))  # two columns of squares all in doubt
+    s = suggest(m, o, n=10, spacing=3)
+    cells = [(p.row // 16, p.col // 16) for p in s.places]
+    assert len(cells) >= 2
+    for i, c in enumerate(cells):
+        for d in cells[:i]:
+            assert max(abs(c[0] - d[0]), abs(c[1] - d[1])) >= 3
+
+
+def test_confidence_alone_ranks_by_doubt_and_agreeing_pixels_add_their_doubt(tmp_path):
+    a, b, m, o = _maps(tmp_path)
+    conf = np.full((64, 64), 90, np.uint8)
+    conf[0:16, 48:64] = 30
+    conf[60:64, 0:4] = 255  # nodata
+    c = write_raster(str(tmp_path / "conf.tif"), conf, nodata=255)
+    s = suggest(m, confidence=c, n=1)
+    p = s.places[0]
+    assert (p.row // 16, p.col // 16) == (0, 3) and p.doubt == pytest.approx(0.7) and p.confidence == 30
+    assert p.other_value is None
+    both = suggest(m, o, c, n=2, spacing=2, min_doubt=0.05)
+    assert [(q.row // 16, q.col // 16) for q in both.places] == [(2, 1), (0, 3)]
+    assert both.places[0].doubt == pytest.approx(1.0)
+    assert both.mean_doubt == pytest.approx(np.mean(np.where(a != b, 1.0, 1 - conf / 100.0)[conf != 255]), rel=1e-4)
+
+
+def test_bad_inputs_get_clear_errors(tmp_path):
+    a, b, m, o = _maps(tmp_path)
+    with pytest.raises(ClaireError, match="second classified map .* or the map's confidence"):
+        suggest(m)
+    small = write_raster(str(tmp_path / "small.tif"), np.ones((32, 64), np.uint8))
+    with pytest.raises(ClaireError, match="not on the grid of the map .* classify both from the same optical"):
+        suggest(m, small)
+    shifted = write_raster(str(tmp_path / "shift.tif"), b, origin=(X0 + 10, Y0))
+    with pytest.raises(ClaireError, match="not on the grid"):
+        suggest(m, shifted)
+    floats = write_raster(str(tmp_path / "f.tif"), a.astype(np.float32))
+    with pytest.raises(ClaireError, match="not class codes"):
+        suggest(floats, o)
+    with pytest.raises(ClaireError, match="number of places"):
+        suggest(m, o, n=0)
+    with pytest.raises(ClaireError, match="square"):
+        suggest(m, o, square=2)
+
+
+def test_places_are_written_as_a_point_layer(tmp_path):
+    from osgeo import ogr
+
+    a, b, m, o = _maps(tmp_path)
+    s = suggest(m, o, n=3)
+    out = write_places(s, str(tmp_path / "next.gpkg"))
+    ds = ogr.Open(out)
+    lyr = ds.GetLayerByName("label_next")
+    feats = list(lyr)
+    assert len(feats) == 1
+    f = feats[0]
+    assert (f.GetField("rank"), f.GetField("doubt"), f.GetField("map_name"), f.GetField("other_name")) == \
+        (1, 100, "crops", "built area")
+    assert f.IsFieldNull("confidence")
+    assert (f.GetGeometryRef().GetX(), f.GetGeometryRef().GetY()) == (s.places[0].x, s.places[0].y)
+    assert "32631" in lyr.GetSpatialRef().ExportToWkt()
+    d = as_dict(s)
+    assert d["places"][0]["map_name"] == "crops" and json.dumps(d)
+    with pytest.raises(ClaireError, match=r"\.gpkg"):
+        write_places(s, str(tmp_path / "next.shp"))
+
+
+def test_cli_suggest(tmp_path, capsys):
+    from claire.claire_plugin.cli.main import main
+
+    a, b, m, o = _maps(tmp_path)
+    out = tmp_path / "next.gpkg"
+    assert main(["suggest", "--map", m, "--second", o, "--output", str(out), "--json", str(tmp_path / "n.json")]) == 0
+    text = capsys.readouterr().out
+    assert "disagree on 6%" in text and "crops vs built area (1)" in text and out.exists()
+    assert json.loads((tmp_path / "n.json").read_text())["places"][0]["rank"] == 1
+    assert main(["suggest", "--map", m, "--second", o, "--output", m]) != 0
+    assert "one of the inputs" in capsys.readouterr().err
