@@ -48,6 +48,7 @@ class TrainPanel(QWidget):
         self.iface = iface
         self.task: Optional[TrainTask] = None
         self.places_task: Optional[SuggestTask] = None
+        self.places = None  # the last places to label next (core.suggest.Suggestions)
         self.params = None  # the finished training's PolygonTrainParams (places to label next need them)
         self.report: Optional[Dict[str, Any]] = None
         self.checkpoint: Optional[str] = None
@@ -355,6 +356,7 @@ class TrainPanel(QWidget):
         from ..layers.style import places_layer
 
         self.places_task = None
+        self.places = task.suggestions
         self.next_button.setEnabled(True)
         if task.suggestions is None:
             self.progress.setValue(0)

@@ -3,7 +3,7 @@ and the area-weighted accuracy of the labelled points (Olofsson et al. 2014)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from qgis.core import (
     QgsProcessingContext,
@@ -78,17 +78,6 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
         return {"OUTPUT": out, "POINTS": len(s)}
 
 
-def _points_file(layer) -> Tuple[str, Optional[str]]:
-    """(file, layer name or None) behind an OGR point layer; a QgsProcessingException for other providers."""
-    if layer is None or layer.providerType() != "ogr":
-        raise QgsProcessingException("POINTS: choose a point layer saved in a file (GeoPackage, shapefile, "
-                                     "GeoJSON...); a temporary or database layer cannot be read. Fix: Export > "
-                                     "Save Features As... a GeoPackage first.")
-    parts = layer.source().split("|")
-    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
-    return parts[0], names[0] if names else None
-
-
 class MapAccuracyAlgorithm(ClaireAlgorithm):
     """Area-weighted error matrix, accuracies and class areas with 95 % CIs from labelled points."""
 
@@ -120,9 +109,12 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         from ..core.area_estimate import accuracy_table
         from ..core.io.atomic import json_default, write_json
         from ..core.map_accuracy import evaluate_points
+        from ..layers.layers import vector_file
 
         path = raster_path(self, parameters, "MAP", context)
-        points, sub = _points_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
+        points, sub, problem = vector_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
+        if problem:
+            raise QgsProcessingException(f"POINTS: {problem}.")
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),

@@ -7,7 +7,9 @@ drew by eye on its true-colour image (trees, crops, built area), as a user draws
 stacks the separate band files into VRTs, classifies with the default checkpoint (`claire:classify`),
 fine-tunes on the polygons with `claire:train` (held-out polygons, random forests beside it), classifies
 with the new checkpoint, with the run's random forest and with the two averaged (both written beside it as
-checkpoints), and writes a side-by-side PNG: true colour, before, after, forest, averaged.
+checkpoints), marks where to label next (`claire:suggest`: where the network and the forest disagree, away
+from the polygons) and writes a side-by-side PNG: true colour with those places, before, after, forest,
+averaged.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,9 +73,10 @@ def true_colour(optical: str) -> np.ndarray:
 
 
 def side_by_side(panels: Sequence[np.ndarray], titles: Sequence[str], path: str, scale: int = 3,
-                 legend: Sequence[Tuple[str, Tuple[int, int, int]]] = ()) -> str:
+                 legend: Sequence[Tuple[str, Tuple[int, int, int]]] = (),
+                 marks: Optional[Dict[int, Sequence[Tuple[int, int, str]]]] = None) -> str:
     """One PNG with the panels next to each other, enlarged `scale` times, a title above each and a row of
-    (name, colour) swatches below."""
+    (name, colour) swatches below; `marks` {panel: [(row, col, label)]} are drawn as numbered magenta rings."""
     from PIL import Image, ImageDraw
 
     h, w = panels[0].shape[:2]
@@ -84,6 +87,11 @@ def side_by_side(panels: Sequence[np.ndarray], titles: Sequence[str], path: str,
         x = i * (w * scale + gap)
         sheet.paste(Image.fromarray(panel).resize((w * scale, h * scale), Image.NEAREST), (x, head))
         draw.text((x + 2, 3), title, fill="black")
+        for row, col, label in (marks or {}).get(i, ()):
+            cx, cy, r = x + (col + 0.5) * scale, head + (row + 0.5) * scale, 3 * scale
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(255, 0, 255), width=2)
+            ty = cy - r - 1 if cy - r - 12 > head else cy + r - 8  # below the ring at the panel's top edge
+            draw.text((cx + r + 1, ty), label, fill=(255, 0, 255), stroke_width=2, stroke_fill="white")
     x, y = 2, head + h * scale + 5
     for name, colour in legend:
         draw.rectangle([x, y, x + 12, y + 10], fill=tuple(colour), outline="black")
@@ -134,6 +142,24 @@ def held_out_lines(report_path: str) -> List[str]:
     return lines
 
 
+def place_marks(places: str, grid: str) -> List[Tuple[int, int, str]]:
+    """(row, col, rank) of the points of a `label_next` layer on the grid of the raster `grid`."""
+    import rasterio
+    from osgeo import ogr
+
+    from ..core.suggest import LAYER
+
+    with rasterio.open(grid) as ds:
+        inverse = ~ds.transform
+    src = ogr.Open(places)
+    out = []
+    for feat in src.GetLayerByName(LAYER):
+        col, row = inverse * (feat.GetGeometryRef().GetX(), feat.GetGeometryRef().GetY())
+        out.append((int(row), int(col), str(feat.GetField("rank"))))
+    src = None
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(SOURCE, "build"))
@@ -146,31 +172,38 @@ def main(argv=None) -> int:
     inputs = stack_patch(out_dir)
     before, after = os.path.join(out_dir, "before.tif"), os.path.join(out_dir, "after.tif")
     forest_map, both_map = os.path.join(out_dir, "forest.tif"), os.path.join(out_dir, "ensemble.tif")
-    print("1/5 claire:classify with the default checkpoint ...", flush=True)
+    print("1/6 claire:classify with the default checkpoint ...", flush=True)
     run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
                       f"SAR={inputs['sar']}", f"OUTPUT={before}"], config_root)
-    print(f"2/5 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
+    print(f"2/6 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
     ckpt, report = os.path.join(out_dir, "farmland.safetensors"), os.path.join(out_dir, "report.json")
     run_qgis_process(["run", "claire:train", "--json", "--", f"OPTICAL={inputs['optical']}",
                       f"SAR={inputs['sar']}", f"LABELS={POLYGONS}", "FIELD=class", f"MINUTES={args.minutes}",
                       f"OUTPUT={ckpt}", f"REPORT={report}"], config_root)
-    steps = (("3/5", "the new checkpoint", ckpt, after), ("4/5", "the run's random forest", forest_path_for(ckpt),
+    steps = (("3/6", "the new checkpoint", ckpt, after), ("4/6", "the run's random forest", forest_path_for(ckpt),
                                                            forest_map),
-             ("5/5", "the network and forest averaged", ensemble_path_for(ckpt), both_map))
+             ("5/6", "the network and forest averaged", ensemble_path_for(ckpt), both_map))
     for step, what, model, out in steps:
         print(f"{step} claire:classify with {what} ...", flush=True)
         run_qgis_process(["run", "claire:classify", "--json", "--", f"OPTICAL={inputs['optical']}",
                           f"SAR={inputs['sar']}", f"CHECKPOINT={model}", f"OUTPUT={out}"], config_root)
+    places = os.path.join(out_dir, "label_next.gpkg")
+    print("6/6 claire:suggest: where the network and the forest disagree, away from the polygons ...", flush=True)
+    run_qgis_process(["run", "claire:suggest", "--json", "--", f"MAP={after}", f"SECOND={forest_map}",
+                      f"LABELS={POLYGONS}", "FIELD=class", f"OUTPUT={places}"], config_root)
+    marks = place_marks(places, after)
     maps = [before, after, forest_map, both_map]
     with open(report) as fh:
         weight = (json.load(fh).get("ensemble_weight") or {}).get("chosen")
+    averaged = "both averaged" + ("" if weight is None else f", forest's weight {weight:g}")
     png = side_by_side([true_colour(inputs["optical"])] + [colour_map(m) for m in maps],
-                       ["true colour", "default checkpoint", "trained on 12 polygons", "random forest, same",
-                        "both averaged" + ("" if weight is None else f", forest's weight {weight:g}")],
-                       os.path.join(out_dir, "before_after.png"), legend=legend_of(*maps))
+                       ["true colour, where to label next", "default checkpoint", "trained on 12 polygons",
+                        "random forest, same", averaged],
+                       os.path.join(out_dir, "before_after.png"), legend=legend_of(*maps), marks={0: marks})
     print("\n".join(held_out_lines(report)))
     for name, m in zip(("before", "after", "forest", "averaged"), maps):
         print(f"classes {name + ':':9s} {shares(m)}")
+    print(f"where to label next: {len(marks)} places, {places}")
     print(f"Side by side: {png}\nCheckpoint:   {ckpt}\nReport:       {report} (+ .html)")
     return 0
 

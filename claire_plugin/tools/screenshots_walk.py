@@ -7,7 +7,8 @@ plugin's action at the width QGIS gives it: load the optical and SAR of the patc
 VRTs, as Raster > Build Virtual Raster does), classify with the bundled checkpoint (Results tab: the trust
 line), follow its "Train it on your area" link to the Train tab, load the shipped polygons as the training
 layer (the class field is picked), train with a short time budget, read the held-out report, press "Classify
-with this model" and classify again, then with the run's random forest and with the two averaged. One PNG
+with this model" and classify again, then with the run's random forest and with the two averaged, and ask
+"Where to label next" (numbered places over the polygons). One PNG
 of the whole window per step, docs/screenshots/train_walk_*.png, and the numbers seen (class shares before /
 after, held-out scores) printed and written to train_walk.json.
 
@@ -120,6 +121,35 @@ def _train_step(iface, dock, out: str, labels, minutes: float) -> Dict[str, Any]
     return panel.report
 
 
+def _places_step(iface, dock, out: str, backdrop) -> Dict[str, Any]:
+    """Back on the Train tab: "Where to label next", wait, show the numbered places over the polygons and the
+    optical, grab the window; returns what the status line and the places said."""
+    from qgis.core import QgsProject
+
+    from ..core.suggest import as_dict
+
+    panel = dock.train_panel
+    dock.tabs.setCurrentIndex(2)
+    if panel.next_button.isHidden():
+        raise SystemExit("the report offers no 'Where to label next'")
+    panel.next_button.click()
+    if panel.places_task is None:
+        raise SystemExit(f"finding the places did not start: {panel.status.text()}")
+    _wait(lambda: panel.places_task is not None, "where to label next")
+    shown = QgsProject.instance().mapLayersByName("Places to label next")
+    if not shown:
+        raise SystemExit(f"no places layer: {panel.status.text()}")
+    _only_visible(QgsProject.instance(), shown + list(backdrop))
+    iface.mapCanvas().setExtent(backdrop[-1].extent())
+    scroll = dock.tabs.currentWidget()
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    _settle(0.5)
+    _grab(iface, iface.mainWindow(), os.path.join(out, "train_walk_9_label_next.png"), "places to label next")
+    d = as_dict(panel.places) if panel.places is not None else {}
+    return {"status": panel.status.text(), "places": shown[0].featureCount(), "disagreement": d.get("disagreement"),
+            "pairs": d.get("pairs")}
+
+
 def _facts(work: str, before: Dict[str, Any], after: Dict[str, Any], report: Dict[str, Any],
            minutes: float) -> Dict[str, Any]:
     """What the walk showed, as numbers: class shares and unfamiliar share before / after, the held-out
@@ -182,7 +212,9 @@ def render_in_qgis(iface, out: str) -> List[str]:
     dock.train_panel.ensemble_button.click()  # and the two averaged
     both = _classify_step(iface, dock, out, os.path.join(work, "farmland_both.tif"),
                           "train_walk_8_results_both.png", optical)
+    places = _places_step(iface, dock, out, [labels, optical])
     facts = _facts(work, before, after, report, minutes)
+    facts["label_next"] = places
     facts["shares_forest"] = shares(os.path.join(work, "farmland_forest.tif"))
     facts["unfamiliar_forest"] = forest.get("unfamiliar_share")
     facts["shares_both"] = shares(os.path.join(work, "farmland_both.tif"))

@@ -31,3 +31,29 @@ def test_side_by_side_puts_the_panels_next_to_each_other(tmp_path):
     img = np.asarray(Image.open(out).convert("RGB"))
     assert img.shape == (10 * 2 + 18, 2 * 24 + 8, 3)
     assert tuple(img[30, 5]) == (255, 0, 0) and tuple(img[30, 24 + 8 + 5]) == (0, 0, 255)
+
+
+def test_places_are_marked_where_their_points_lie(tmp_path):
+    from PIL import Image
+
+    from claire.claire_plugin.core.suggest import Place, Suggestions, write_places
+    from claire.claire_plugin.tools.demo_train import place_marks
+    from claire.tests.fixtures.helpers import write_raster
+
+    grid = write_raster(str(tmp_path / "map.tif"), np.ones((40, 40), np.uint8))
+    with rasterio.open(grid) as ds:
+        x, y = ds.transform * (25 + 0.5, 12 + 0.5)
+        crs = ds.crs.to_wkt()
+    s = Suggestions([Place(1, 12, 25, x, y, 0.9, 1, 2, None)], crs, 16, 160.0, {}, {}, 0.5, 0.5)
+    places = write_places(s, str(tmp_path / "p.gpkg"))
+    marks = place_marks(places, grid)
+    assert marks == [(12, 25, "1")]
+    grey = np.full((40, 40, 3), 128, np.uint8)
+    out = side_by_side([grey, grey], ["a", "b"], str(tmp_path / "m.png"), scale=3, marks={0: marks})
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    ring = img[18:18 + 120, 0:120]  # the first panel below its 18 px title
+    magenta = (ring[..., 0] > 200) & (ring[..., 1] < 80) & (ring[..., 2] > 200)
+    rows, cols = np.nonzero(magenta)
+    assert magenta.sum() > 20 and abs(np.median(cols) - 25.5 * 3) < 6 and abs(np.median(rows) - 12.5 * 3) < 8
+    second = img[18:18 + 120, 128:248]
+    assert not ((second[..., 0] > 200) & (second[..., 1] < 80)).any()  # marks only where asked

@@ -59,5 +59,26 @@ def test_map_accuracy_refuses_a_temporary_layer(claire_plugin, tmp_path):
 
     path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
     scratch = QgsVectorLayer("Point?crs=EPSG:32631&field=ref_class:integer", "scratch", "memory")
-    with pytest.raises(QgsProcessingException, match="saved in a file"):
+    with pytest.raises(QgsProcessingException, match="POINTS: 'scratch' is not a file layer; save it as a GeoPackage"):
         processing.run("claire:map_accuracy", {"MAP": path, "POINTS": scratch, "FIELD": "ref_class"})
+
+
+def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
+    """Labels typed into the attribute table but not saved would be read as empty: said, with the fix."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsVectorLayer
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    layer = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
+    assert layer.startEditing()
+    feat = next(layer.getFeatures())
+    assert layer.changeAttributeValue(feat.id(), layer.fields().indexOf("ref_class"), 1)
+    with pytest.raises(QgsProcessingException, match="POINTS: 'points' has unsaved edits; save them first"):
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": layer, "FIELD": "ref_class"})
+    layer.commitChanges()
+    out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": layer, "FIELD": "ref_class"})
+    assert out["OA"] == pytest.approx(1.0)

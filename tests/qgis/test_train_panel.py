@@ -135,7 +135,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     task = panel.find_places()
     assert task is not None and not panel.next_button.isEnabled()
     assert _wait(qgis_app, lambda: panel.places_task is None)
-    assert task.suggestions is not None, panel.status.text()
+    assert task.suggestions is not None and panel.places is task.suggestions, panel.status.text()
     assert os.path.exists(task.maps["network"]) and os.path.exists(task.maps["forest"])
     assert task.output == os.path.splitext(params.output)[0] + "_label_next.gpkg"
     shown = QgsProject.instance().mapLayersByName("Places to label next")
