@@ -26,7 +26,7 @@ SQUARE_PX = 16
 SPACING = 3
 MIN_DOUBT = 0.2
 MAX_PLACES = 200
-LABEL_PIXELS_READ = 10 ** 7  # per polygon: all of them in practice, so that no gap inside a polygon is suggested
+LABEL_PIXELS_READ = 10 ** 6  # per polygon (a sample beyond: the half-square buffer closes its gaps)
 LAYER = "label_next"
 CONFIDENCE_NODATA = 255  # the engine's uint8 nodata (core.engine.post.UINT8_NODATA)
 
