@@ -176,12 +176,16 @@ class TrainPanel(QWidget):
                                     "you see there, then train again")
         self.next_button.setVisible(False)
         self.next_button.clicked.connect(self.find_places)
+        self.places_status = QLabel(self.result_box)  # beside the button: the user is down here, not at the top
+        self.places_status.setWordWrap(True)
+        self.places_status.setVisible(False)
         col = QVBoxLayout(self.result_box)
         col.addWidget(self.report_view)
         col.addWidget(self.classify_button)
         col.addWidget(self.ensemble_button)
         col.addWidget(self.forest_button)
         col.addWidget(self.next_button)
+        col.addWidget(self.places_status)
         self.result_box.setVisible(False)
         return self.result_box
 
@@ -322,6 +326,7 @@ class TrainPanel(QWidget):
         known = self.params is not None and self.params.output == checkpoint
         self.next_button.setVisible(self.forest is not None and known)
         self.next_button.setEnabled(True)
+        self.places_status.setVisible(False)  # a new run's report: the last run's places are not its own
         self.ensemble_button.setVisible(self.ensemble is not None)
         self.ensemble_button.setToolTip(f"Your model and the random forest averaged per pixel, {weight_phrase(report)}"
                                         ": written beside your model, scored in the report above")
@@ -343,10 +348,10 @@ class TrainPanel(QWidget):
             return None
         task = SuggestTask(self.params, self.forest, self.places_path(), on_done=self.on_places)
         task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
-        task.progressText.connect(self._set_status)
+        task.progressText.connect(self._set_places_status)
         self.places_task = task
         self.next_button.setEnabled(False)
-        self._set_status("Mapping the scene with your model and with the random forest…")
+        self._set_places_status("Mapping the scene with your model and with the random forest…")
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -360,7 +365,7 @@ class TrainPanel(QWidget):
         self.next_button.setEnabled(True)
         if task.suggestions is None:
             self.progress.setValue(0)
-            self._set_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)
+            self._set_places_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)
             return
         old = QgsProject.instance().mapLayersByName("Places to label next")
         layer = places_layer(task.output)
@@ -371,8 +376,14 @@ class TrainPanel(QWidget):
             QgsProject.instance().layerTreeRoot().insertLayer(0, layer)
         self.progress.setValue(100)
         said = short_summary(task.suggestions, "your model", "the random forest")
-        self._set_status(f"{said} Draw polygons of what you see at the numbered points, then Train again. "
-                         f"File: {breakable(task.output)}")
+        self._set_places_status(f"{said} Draw polygons of what you see at the numbered points, then Train again. "
+                                f"File: {breakable(task.output)}")
+
+    def _set_places_status(self, text: str, error: bool = False) -> None:
+        """The line under "Where to label next" and the tab's status line above, both."""
+        self._set_status(text, error)
+        self.places_status.setText(self.status.text())
+        self.places_status.setVisible(True)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#303030"

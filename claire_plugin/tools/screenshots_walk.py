@@ -140,7 +140,7 @@ def _places_step(iface, dock, out: str, backdrop) -> Dict[str, Any]:
     if not shown:
         raise SystemExit(f"no places layer: {panel.status.text()}")
     _only_visible(QgsProject.instance(), shown + list(backdrop))
-    iface.mapCanvas().setExtent(backdrop[-1].extent())
+    iface.mapCanvas().setExtent(backdrop[-1].extent().buffered(backdrop[-1].extent().width() * 0.04))
     scroll = dock.tabs.currentWidget()
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
     _settle(0.5)

@@ -143,6 +143,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert QgsProject.instance().layerTreeRoot().children()[0].layer() is shown[0]
     status = panel.status.text()
     assert "Your model and the random forest disagree on" in status and "Train again" in status
+    assert panel.places_status.text() == status and not panel.places_status.isHidden()
     def gap(a: int, lo: int, hi: int) -> int:
         return max(lo - a, a - hi, 0)
 
