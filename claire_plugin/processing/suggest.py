@@ -50,7 +50,7 @@ class SuggestAlgorithm(ClaireAlgorithm):
         return "Where to label next"
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
-        vector = [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint]
+        vector = [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]
         self.add_parameters([
             RasterFileParameter("MAP", "Classified map"),
             RasterFileParameter("SECOND", "Second classified map of the same scene", optional=True),

@@ -66,7 +66,7 @@ def test_map_accuracy_refuses_a_temporary_layer(claire_plugin, tmp_path):
 def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
     """Labels typed into the attribute table but not saved would be read as empty: said, with the fix."""
     import processing
-    from qgis.core import QgsProcessingException, QgsVectorLayer
+    from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer
 
     from claire.tests.fixtures.helpers import write_raster
 
@@ -74,6 +74,7 @@ def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
     res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
                                                   "OUTPUT": str(tmp_path / "pts.gpkg")})
     layer = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
+    QgsProject.instance().addMapLayer(layer)  # as a user has it; the project deletes it before QGIS exits
     assert layer.startEditing()
     feat = next(layer.getFeatures())
     assert layer.changeAttributeValue(feat.id(), layer.fields().indexOf("ref_class"), 1)
@@ -82,3 +83,4 @@ def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
     layer.commitChanges()
     out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": layer, "FIELD": "ref_class"})
     assert out["OA"] == pytest.approx(1.0)
+    QgsProject.instance().removeMapLayer(layer.id())
