@@ -17,17 +17,15 @@ from qgis.PyQt.QtCore import pyqtSignal
 from ..core.explain import Explanation
 
 
-class ClassifyTask(QgsTask):
-    """Runs `engine.classify(params)` in the background; cancellable from the task manager."""
+class EngineTask(QgsTask):
+    """A cancellable task that runs the engine: its progress as a share and as the dock's text (`progressText`),
+    its user-facing `error` (and a bug's `details`) for `on_done`."""
 
     progressText = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
-    def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
-                 description: str = "CLAIRE land-cover classification") -> None:
+    def __init__(self, description: str, on_done: Optional[Callable[[Any], None]] = None) -> None:
         super().__init__(description, QgsTask.Flag.CanCancel)
-        self.params = params
         self.on_done = on_done
-        self.result = None
         self.error: Optional[str] = None
         self.details: Optional[str] = None
         self.last_message = ""
@@ -38,6 +36,16 @@ class ClassifyTask(QgsTask):
         if message and message != self.last_message:
             self.last_message = message
             self.progressText.emit(message)
+
+
+class ClassifyTask(EngineTask):
+    """Runs `engine.classify(params)` in the background; cancellable from the task manager."""
+
+    def __init__(self, params, on_done: Optional[Callable[["ClassifyTask"], None]] = None,
+                 description: str = "CLAIRE land-cover classification") -> None:
+        super().__init__(description, on_done)
+        self.params = params
+        self.result = None
 
     def run(self) -> bool:
         """Worker thread: run the engine; keep the result or a user-facing error message."""
@@ -110,29 +118,16 @@ class TrainTask(QgsTask):
         _hand_over(self, ok, "The training stopped without a message.")
 
 
-class SuggestTask(QgsTask):
+class SuggestTask(EngineTask):
     """After a training: map the scene with its network and its forest and find the places where they disagree
     (core.suggest.places_after_training); `suggestions` and `maps` when done."""
 
-    progressText = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
-
     def __init__(self, params, forest: str, output: str,
                  on_done: Optional[Callable[["SuggestTask"], None]] = None) -> None:
-        super().__init__("CLAIRE: where to label next", QgsTask.Flag.CanCancel)
+        super().__init__("CLAIRE: where to label next", on_done)
         self.params, self.forest, self.output = params, forest, output
-        self.on_done = on_done
         self.suggestions = None
         self.maps: Dict[str, str] = {}
-        self.error: Optional[str] = None
-        self.details: Optional[str] = None
-        self.last_message = ""
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
-        message = progress_text(message)
-        if message and message != self.last_message:
-            self.last_message = message
-            self.progressText.emit(message)
 
     def run(self) -> bool:
         """Worker thread: two maps, then the places."""
