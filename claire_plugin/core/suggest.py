@@ -132,18 +132,8 @@ def _doubt(a: np.ndarray, valid: np.ndarray, b: Optional[np.ndarray], conf: Opti
     return d
 
 
-def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str] = None,
-            labels: Optional[str] = None, field_name: Optional[str] = None, layer: Optional[str] = None,
-            n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT) -> Suggestions:
-    """Up to `n` places where `map_path` is most in doubt (module docstring): a second classified map `other`
-    and/or the map's `confidence` raster (uint8 percent, as `claire classify` writes it) on the same grid;
-    `labels` (vector with `field_name`, or a label raster) marks the places already labelled."""
-    from rasterio.windows import Window
-    from scipy.ndimage import uniform_filter
-
-    from .io.raster_io import require_crs
-    from .map_accuracy import _open_map, _valid
-
+def _check_settings(other, confidence, n, square, spacing, min_doubt) -> None:
+    """A ClaireError naming the setting that cannot work."""
     if other is None and confidence is None:
         raise ClaireError("give a second classified map of the same scene (e.g. the random forest's map of a "
                           "claire train run) or the map's confidence raster, or both: places to label are where "
@@ -154,80 +144,123 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
         raise ClaireError(f"the square must be 4 to 512 px (got {square}); 16 px is 160 m at 10 m")
     if int(spacing) < 1 or not 0.0 <= float(min_doubt) < 1.0:
         raise ClaireError(f"spacing must be at least 1 square and the least doubt 0 to 1 (got {spacing}, {min_doubt})")
+
+
+@dataclass
+class _Rasters:
+    """The open map, second map and confidence raster (None where not given), read window by window."""
+    map: Any
+    other: Any = None
+    conf: Any = None
+
+    def read(self, window) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """(map, valid mask, second map or None, confidence 0..100 or None) of a window."""
+        from .map_accuracy import _valid
+
+        a = self.map.read(1, window=window)
+        valid = _valid(a, self.map.nodata)
+        b = c = None
+        if self.other is not None:
+            b = self.other.read(1, window=window)
+            valid &= _valid(b, self.other.nodata)
+        if self.conf is not None:
+            c = self.conf.read(1, window=window)
+            valid &= c != (CONFIDENCE_NODATA if self.conf.nodata is None else self.conf.nodata)
+            c = np.minimum(c, 100)
+        return a, valid, b, c
+
+
+@dataclass
+class _Scores:
+    """Per square: mean doubt and the flat index of its most doubtful neighbourhood; totals over the map."""
+    score: np.ndarray
+    best: np.ndarray
+    differ: int = 0
+    counted: int = 0
+    doubt_sum: float = 0.0
+
+
+def _score_squares(r: _Rasters, square: int, labelled: Optional[_Labelled]) -> _Scores:
+    """Read the map in bands of one square's height and score every square (module docstring)."""
+    from rasterio.windows import Window
+    from scipy.ndimage import uniform_filter
+
+    height, width = r.map.height, r.map.width
+    gh, gw = -(-height // square), -(-width // square)
+    out = _Scores(np.zeros((gh, gw), np.float32), np.zeros((gh, gw), np.int64))
+    pad = (-width) % square
+    for g in range(gh):
+        r0, h = g * square, min(square, height - g * square)
+        a, valid, b, c = r.read(Window(0, r0, width, h))
+        if labelled is not None:
+            valid &= ~labelled.near(r0, h)
+        d = _doubt(a, valid, b, c)
+        if b is not None:
+            out.differ += int((valid & (a != b)).sum())
+        out.counted += int(valid.sum())
+        out.doubt_sum += float(d[valid].sum())
+        dp, vp = np.pad(d, ((0, square - h), (0, pad))), np.pad(valid, ((0, square - h), (0, pad)))
+        sums = dp.reshape(square, gw, square).sum(axis=(0, 2))
+        nval = vp.reshape(square, gw, square).sum(axis=(0, 2))
+        out.score[g] = np.where(nval * 2 >= square * square, sums / np.maximum(nval, 1), 0.0)
+        smooth = np.where(vp, uniform_filter(dp, size=5, mode="nearest"), -1.0)
+        out.best[g] = smooth.reshape(square, gw, square).transpose(1, 0, 2).reshape(gw, -1).argmax(axis=1)
+    return out
+
+
+def _places(r: _Rasters, scores: _Scores, chosen: List[Tuple[int, int]], square: int) -> List[Place]:
+    """The chosen squares as Places at their most doubtful pixel, with what each raster holds there."""
+    from rasterio.windows import Window
+
+    out: List[Place] = []
+    for k, (g, q) in enumerate(chosen):
+        rr, cc = divmod(int(scores.best[g, q]), square)
+        row, col = g * square + rr, q * square + cc
+        x, y = r.map.transform * (col + 0.5, row + 0.5)
+        a, _, b, c = r.read(Window(col, row, 1, 1))
+        out.append(Place(k + 1, row, col, float(x), float(y), float(scores.score[g, q]), int(a[0, 0]),
+                         None if b is None else int(b[0, 0]), None if c is None else int(c[0, 0])))
+    return out
+
+
+def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str] = None,
+            labels: Optional[str] = None, field_name: Optional[str] = None, layer: Optional[str] = None,
+            n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT) -> Suggestions:
+    """Up to `n` places where `map_path` is most in doubt (module docstring): a second classified map `other`
+    and/or the map's `confidence` raster (uint8 percent, as `claire classify` writes it) on the same grid;
+    `labels` (vector with `field_name`, or a label raster) marks the places already labelled."""
+    from contextlib import ExitStack
+
+    from .io.raster_io import require_crs
+    from .map_accuracy import _open_map
+
+    _check_settings(other, confidence, n, square, spacing, min_doubt)
     n, square, spacing = int(n), int(square), int(spacing)
-    ds = _open_map(map_path)
-    extra = []
-    try:
+    with ExitStack() as stack:
+        ds = stack.enter_context(_open_map(map_path))
         require_crs(ds, "classified map")
         fix = "classify both from the same optical raster (claire classify writes on the optical grid)"
-        ob = _open_same_grid(other, ds, "second map", fix) if other else None
-        extra.append(ob)
-        cb = _open_same_grid(confidence, ds, "confidence raster", fix) if confidence else None
-        extra.append(cb)
-        gh, gw = -(-ds.height // square), -(-ds.width // square)
+        r = _Rasters(ds)
+        if other:
+            r.other = stack.enter_context(_open_same_grid(other, ds, "second map", fix))
+        if confidence:
+            r.conf = stack.enter_context(_open_same_grid(confidence, ds, "confidence raster", fix))
         labelled = _Labelled(labels, ds, field_name, layer, square // 2) if labels else None
-        score = np.zeros((gh, gw), np.float32)
-        best = np.zeros((gh, gw), np.int64)  # flat index of the point within the square's band
-        differ = counted = 0
-        doubt_sum = 0.0
-        pad = (-ds.width) % square
-        for g in range(gh):
-            r0, h = g * square, min(square, ds.height - g * square)
-            win = Window(0, r0, ds.width, h)
-            a = ds.read(1, window=win)
-            valid = _valid(a, ds.nodata)
-            b = None
-            if ob is not None:
-                b = ob.read(1, window=win)
-                valid &= _valid(b, ob.nodata)
-            c = None
-            if cb is not None:
-                c = cb.read(1, window=win)
-                valid &= c != (CONFIDENCE_NODATA if cb.nodata is None else cb.nodata)
-                c = np.minimum(c, 100)
-            if labelled is not None:
-                valid &= ~labelled.near(r0, h)
-            d = _doubt(a, valid, b, c)
-            use = valid
-            if b is not None:
-                differ += int((use & (a != b)).sum())
-            counted += int(use.sum())
-            doubt_sum += float(d[use].sum())
-            dp, vp = np.pad(d, ((0, square - h), (0, pad))), np.pad(valid, ((0, square - h), (0, pad)))
-            sums = dp.reshape(square, gw, square).sum(axis=(0, 2))
-            nval = vp.reshape(square, gw, square).sum(axis=(0, 2))
-            score[g] = np.where(nval * 2 >= square * square, sums / np.maximum(nval, 1), 0.0)
-            smooth = np.where(vp, uniform_filter(dp, size=5, mode="nearest"), -1.0)
-            best[g] = smooth.reshape(square, gw, square).transpose(1, 0, 2).reshape(gw, -1).argmax(axis=1)
-        places = _pick(score, n, spacing, min_doubt)
-        out: List[Place] = []
-        for k, (g, q) in enumerate(places):
-            rr, cc = divmod(int(best[g, q]), square)
-            row, col = g * square + rr, q * square + cc
-            x, y = ds.transform * (col + 0.5, row + 0.5)
-            one = Window(col, row, 1, 1)
-            mv = int(ds.read(1, window=one)[0, 0])
-            ov = int(ob.read(1, window=one)[0, 0]) if ob is not None else None
-            cv = int(min(cb.read(1, window=one)[0, 0], 100)) if cb is not None else None
-            out.append(Place(k + 1, row, col, float(x), float(y), float(score[g, q]), mv, ov, cv))
-        crs_wkt = ds.crs.to_wkt()
-        square_m = float(abs(ds.transform.a) * square)
-    finally:
-        ds.close()
-        for e in extra:
-            if e is not None:
-                e.close()
+        scores = _score_squares(r, square, labelled)
+        out = _places(r, scores, _pick(scores.score, n, spacing, min_doubt), square)
+        crs_wkt, square_m = ds.crs.to_wkt(), float(abs(ds.transform.a) * square)
     notes = []
     if labelled is not None:
         notes.append(f"{len(labelled)} labelled pixel(s) read; pixels within {square // 2} px of them are skipped")
-    if not counted:
+    if not scores.counted:
         notes.append("no valid pixel away from the labels is left to score")
     if len(out) < n:
         notes.append(f"only {len(out)} of {n} place(s): no other square of {square} px at least {spacing} squares "
                      f"from the others is in doubt on {round(min_doubt * 100)} % or more of its pixels")
+    counted = scores.counted
     return Suggestions(out, crs_wkt, square, square_m, _names(map_path), _names(other) if other else {},
-                       differ / counted if (other and counted) else None,
-                       doubt_sum / counted if counted else 0.0, notes)
+                       scores.differ / counted if (other and counted) else None,
+                       scores.doubt_sum / counted if counted else 0.0, notes)
 
 
 def _pick(score: np.ndarray, n: int, spacing: int, min_doubt: float) -> List[Tuple[int, int]]:

@@ -108,15 +108,15 @@ def load_base(checkpoint: Optional[str]):
     return model, card, path
 
 
-def scene_classify_params(params: PolygonTrainParams, checkpoint: str, output: str, **outputs: Optional[str]):
+def scene_classify_params(params: PolygonTrainParams, checkpoint: str, output: str):
     """ClassifyParams that map the training scene with `checkpoint` read as the training read it (bands, offset,
-    SAR units, device); `outputs`: optional extra rasters (confidence=...)."""
+    SAR units, device)."""
     from ..params import ClassifyParams
 
     return ClassifyParams(params.optical, params.sar, output, checkpoint=checkpoint,
                           optical_bands=params.optical_bands, sar_bands=params.sar_bands,
                           optical_offset=params.optical_offset, sar_units=params.sar_units,
-                          device=params.config.device, **outputs)
+                          device=params.config.device)
 
 
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
