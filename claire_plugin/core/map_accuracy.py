@@ -39,12 +39,17 @@ class SamplePoints:
         return int(self.value.size)
 
 
-def _open_map(map_path: str):
-    """The classified map as an open rasterio dataset; a ClaireError unless it is an integer raster."""
-    ds = open_raster(map_path, "classified map")
+def open_class_map(map_path: str, role: str = "classified map"):
+    """The classified map as an open rasterio dataset; a ClaireError unless it is one band of integer codes."""
+    ds = open_raster(map_path, role)
+    if ds.count != 1:
+        count = ds.count
+        ds.close()
+        raise ClaireError(f"the {role} {map_path!r} has {count} bands; a classified map has one band of class "
+                          f"codes: give the class raster that `claire classify` writes")
     if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
         ds.close()
-        raise ClaireError(f"the classified map {map_path!r} holds {ds.dtypes[0]} values, not class codes; give "
+        raise ClaireError(f"the {role} {map_path!r} holds {ds.dtypes[0]} values, not class codes; give "
                           f"the integer class raster that `claire classify` writes")
     return ds
 
@@ -57,7 +62,7 @@ def _valid(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:
 def class_pixel_counts(map_path: str, nodata: Optional[float] = None) -> Dict[int, int]:
     """Number of pixels of each class of band 1 of the map, read block by block (nodata: the map's own
     nodata value when None)."""
-    ds = _open_map(map_path)
+    ds = open_class_map(map_path)
     try:
         nodata = ds.nodata if nodata is None else nodata
         counts: Dict[int, int] = {}
@@ -114,7 +119,7 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
     if not counts:
         raise ClaireError(f"the map {map_path!r} has no classified pixel (all nodata); give a classified map")
     ranks = _draw_ranks(counts, int(per_class), seed)
-    ds = _open_map(map_path)
+    ds = open_class_map(map_path)
     try:
         require_crs(ds, "classified map")
         found = _find_ranked(ds, ds.nodata if nodata is None else nodata, ranks)
@@ -212,7 +217,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
 
     if same_file(map_path, points_path):
         raise ClaireError("the map and the sample points are the same file; give the labelled points layer")
-    ds = _open_map(map_path)
+    ds = open_class_map(map_path)
     try:
         require_crs(ds, "classified map")
         labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer)

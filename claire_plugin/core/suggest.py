@@ -78,11 +78,13 @@ def _names(path: str) -> Dict[int, str]:
     return {int(c["value"]): str(c["name"]) for c in classes_from_gdal(path)}
 
 
-def _open_same_grid(path: str, grid, role: str, fix: str):
-    """`path` opened; a ClaireError unless it has the grid (size, transform, CRS) of the dataset `grid`."""
+def _open_same_grid(path: str, grid, role: str, fix: str, class_map: bool = False):
+    """`path` opened (as a classified map when `class_map`); a ClaireError unless it has the grid (size,
+    transform, CRS) of the dataset `grid`."""
     from .io.raster_io import open_raster
+    from .map_accuracy import open_class_map
 
-    ds = open_raster(path, role)
+    ds = open_class_map(path, role) if class_map else open_raster(path, role)
     same = (ds.width, ds.height) == (grid.width, grid.height) and ds.crs == grid.crs and \
         np.allclose(tuple(ds.transform)[:6], tuple(grid.transform)[:6], rtol=0, atol=1e-6 * abs(grid.transform.a))
     if not same:
@@ -232,17 +234,17 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
     from contextlib import ExitStack
 
     from .io.raster_io import require_crs
-    from .map_accuracy import _open_map
+    from .map_accuracy import open_class_map
 
     _check_settings(other, confidence, n, square, spacing, min_doubt)
     n, square, spacing = int(n), int(square), int(spacing)
     with ExitStack() as stack:
-        ds = stack.enter_context(_open_map(map_path))
+        ds = stack.enter_context(open_class_map(map_path))
         require_crs(ds, "classified map")
         fix = "classify both from the same optical raster (claire classify writes on the optical grid)"
         r = _Rasters(ds)
         if other:
-            r.other = stack.enter_context(_open_same_grid(other, ds, "second map", fix))
+            r.other = stack.enter_context(_open_same_grid(other, ds, "second map", fix, class_map=True))
         if confidence:
             r.conf = stack.enter_context(_open_same_grid(confidence, ds, "confidence raster", fix))
         labelled = _Labelled(labels, ds, field_name, layer, square // 2) if labels else None
@@ -254,7 +256,10 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
         notes.append(f"{len(labelled)} labelled pixel(s) read; pixels within {square // 2} px of them are skipped")
     if not scores.counted:
         notes.append("no valid pixel away from the labels is left to score")
-    if len(out) < n:
+    if not out and scores.counted:
+        notes.append(f"no square of {square} px is in doubt on {round(min_doubt * 100)} % or more of its pixels: "
+                     f"nothing to suggest")
+    elif len(out) < n:
         notes.append(f"only {len(out)} of {n} place(s): no other square of {square} px at least {spacing} squares "
                      f"from the others is in doubt on {round(min_doubt * 100)} % or more of its pixels")
     counted = scores.counted

@@ -167,6 +167,9 @@ def test_bad_inputs_name_the_fix(tmp_path):
     fpath = write_raster(str(tmp_path / "f.tif"), np.zeros((5, 5), np.float32))
     with pytest.raises(ClaireError, match="not class codes"):
         class_pixel_counts(fpath)
+    optical = write_raster(str(tmp_path / "o.tif"), np.ones((3, 5, 5), np.uint16))
+    with pytest.raises(ClaireError, match="has 3 bands; a classified map has one band of class codes"):
+        stratified_sample(optical, per_class=5)
     s = stratified_sample(path, per_class=5)
     with pytest.raises(ClaireError, match=r"\.gpkg"):
         write_points(s, str(tmp_path / "points.shp"))

@@ -124,10 +124,26 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     floats = write_raster(str(tmp_path / "f.tif"), a.astype(np.float32))
     with pytest.raises(ClaireError, match="not class codes"):
         suggest(floats, o)
+    with pytest.raises(ClaireError, match="not class codes"):
+        suggest(m, floats)  # the second map is a classified map too
+    optical = write_raster(str(tmp_path / "optical.tif"), np.stack([a.astype(np.uint16) * 900] * 4))
+    with pytest.raises(ClaireError, match="classified map '.*optical.tif' has 4 bands; a classified map has one"):
+        suggest(optical, o)
+    with pytest.raises(ClaireError, match="second map '.*optical.tif' has 4 bands"):
+        suggest(m, optical)
     with pytest.raises(ClaireError, match="number of places"):
         suggest(m, o, n=0)
     with pytest.raises(ClaireError, match="square"):
         suggest(m, o, square=2)
+
+
+def test_two_maps_that_agree_everywhere_suggest_nothing_and_say_so(tmp_path):
+    a, b, m, o = _maps(tmp_path)
+    s = suggest(m, m, n=5)
+    assert s.places == [] and s.disagreement == 0.0
+    assert any("no square of 16 px is in doubt on 20 % or more of its pixels: nothing to suggest" in n
+               for n in s.notes)
+    assert not any("only 0" in n for n in s.notes)
 
 
 def test_places_are_written_as_a_point_layer(tmp_path):
