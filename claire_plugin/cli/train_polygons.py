@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import Any, Dict
 
 from ..core.errors import ClaireError
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--minutes", type=float, default=None,
                    help="time budget of the training loop (scoring comes on top); it stops before the budget runs out, "
                         "--epochs then caps the epochs. Not reproducible across machines: --epochs is")
+    g.add_argument("--average-last", type=float, default=None,
+                   help="share of the whole-network epochs at the end whose weights are averaged into the final "
+                        "network (default: the recipe's; 0 keeps the last epoch's weights)")
     g.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
     g.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
                    help="unit of the SAR values: auto, dB, linear-power or amplitude (linear is converted to dB)")
@@ -59,6 +63,8 @@ def params_from_args(args: argparse.Namespace):
                          batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device,
                          from_scratch=args.from_scratch)
+    if args.average_last is not None:
+        cfg = replace(cfg, average_last=args.average_last)
     return PolygonTrainParams(
         optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
         name_field=args.name_field, layer=args.label_layer, validation=args.validation,

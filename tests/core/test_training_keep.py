@@ -15,7 +15,9 @@ from claire.claire_plugin.core.training.finetune import (
     NEW_CLASSES_LR,
     CropSampler,
     FinetuneConfig,
+    WeightAverage,
     _set_stage,
+    averages_epoch,
     base_fit,
     finetune,
     prepare_model,
@@ -290,3 +292,59 @@ def test_wise_zero_goes_back_to_the_start_except_a_new_head(training_scene, base
     assert torch.allclose(tuned.optical_encoder.down[0][0].weight, start.optical_encoder.down[0][0].weight)
     moved = not torch.allclose(tuned.decoder.classifier.weight, start.decoder.classifier.weight)
     assert moved == head_kept  # a new class's head keeps what it learnt; a known one goes back too
+
+
+def test_the_averaged_epochs_are_the_last_share_of_stage_two():
+    picked = [e for e in range(1, 13) if averages_epoch(0.5, e, 5, 12)]
+    assert picked == [9, 10, 11, 12]  # 7 stage-2 epochs, half of them rounded
+    assert [e for e in range(1, 13) if averages_epoch(1.0, e, 5, 12)] == list(range(6, 13))
+    assert [e for e in range(1, 13) if averages_epoch(0.01, e, 5, 12)] == [12]  # at least the last one
+    assert not any(averages_epoch(0.0, e, 5, 12) for e in range(1, 13))
+    assert not any(averages_epoch(1.0, e, 12, 12) for e in range(1, 13))  # no stage 2, nothing averaged
+
+
+def test_weight_average_is_the_mean_of_what_it_was_given():
+    net = torch.nn.Linear(3, 2)
+    seen = []
+    avg = WeightAverage()
+    for k in range(3):
+        with torch.no_grad():
+            net.weight.normal_()
+            net.bias.fill_(float(k))
+        seen.append(copy.deepcopy(net.state_dict()))
+        avg.add(net)
+    assert avg.load_into(net) == 3
+    assert torch.allclose(net.weight, torch.stack([s["weight"] for s in seen]).mean(0), atol=1e-6)
+    assert torch.allclose(net.bias, torch.ones(2))
+    one = WeightAverage()
+    before = copy.deepcopy(net.state_dict())
+    one.add(net)
+    with torch.no_grad():
+        net.bias.fill_(7.0)
+    assert one.load_into(net) == 0 and torch.equal(net.bias, torch.full((2,), 7.0))  # one epoch: left alone
+    assert torch.equal(before["weight"], net.weight)
+
+
+def test_finetune_ends_on_the_mean_of_the_last_stage_two_epochs(training_scene, base):
+    torch.set_num_threads(1)
+    model, card = base
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "crops")]
+    after = []
+
+    def keep_weights(net):
+        after.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return 0.0
+
+    cfg = FinetuneConfig(epochs=4, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=1e-2,
+                         average_last=1.0)
+    tuned, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card, cfg, validate=keep_weights)
+    assert hist["stage1_epochs"] == 2 and hist["averaged_epochs"] == 2
+    assert hist["lr_note"].endswith("the mean of its weights after each of the last 2 epochs")
+    name = "optical_encoder.down.0.0.weight"
+    assert not torch.allclose(after[2][name], after[3][name])  # the two stage-2 epochs differ
+    assert torch.allclose(tuned.state_dict()[name], (after[2][name] + after[3][name]) / 2, atol=1e-6)
+    plain, _, hist = finetune(training_scene, _two_class_pixels(), classes, model, card,
+                              FinetuneConfig(epochs=4, steps_per_epoch=1, batch_size=2, crop=64, device="cpu",
+                                             lr=1e-2))
+    assert hist["averaged_epochs"] == 0 and "mean of its weights" not in hist["lr_note"]
+    assert torch.allclose(plain.state_dict()[name], after[3][name], atol=1e-6)

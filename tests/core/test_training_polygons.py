@@ -128,9 +128,10 @@ def test_cli_train_from_labels(scene, capsys):
     rc = main(["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"],
                "--field", "class", "--checkpoint", scene["checkpoint"], "--epochs", "1", "--steps-per-epoch", "1",
                "--batch-size", "2", "--crop", "64", "--device", "cpu", "--rf-trees", "10", "--buffer", "2",
-               "--output", str(out), "--report", str(scene["dir"] / "r.json")])
+               "--average-last", "0.25", "--output", str(out), "--report", str(scene["dir"] / "r.json")])
     text = capsys.readouterr()
     assert rc == 0 and out.exists() and (scene["dir"] / "r.html").exists()
+    assert json.loads((scene["dir"] / "r.json").read_text())["training"]["config"]["average_last"] == 0.25
     assert "CLAIRE fine-tuned" in text.out and "leakage check" in text.out and "epoch 1/1" in text.err
     assert f"wrote {scene['dir'] / 'cli.forest.safetensors'} (the random forest" in text.err
     assert (scene["dir"] / "cli.forest.safetensors").exists()
@@ -139,6 +140,9 @@ def test_cli_train_from_labels(scene, capsys):
     rc = main(["train", "--labels", scene["labels"], "--output", str(scene["dir"] / "x.safetensors")])
     assert rc == 2 and "--optical and --sar" in capsys.readouterr().err
     assert main(["train", "--output", str(out)]) == 2
+    rc = main(["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"],
+               "--field", "class", "--average-last", "1.5", "--output", str(scene["dir"] / "y.safetensors")])
+    assert rc == 2 and "--average-last 1.5 is out of range: give a number from 0 to 1" in capsys.readouterr().err
 
 
 def test_separate_validation_layer(scene):

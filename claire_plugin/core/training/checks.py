@@ -109,6 +109,7 @@ def check_polygon_params(params) -> None:
                       crop=cfg.crop, lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=cfg.minutes)
     if not params.validation:
         check_share(params.val_share, "--val-share", False, "0.3")
+    check_range(cfg.average_last, "--average-last", 0.0, 1.0, "0.5")
     if _number(params.buffer_px, "--buffer", "3") < 0:
         raise ClaireError(f"--buffer must be 0 or more pixels (got {params.buffer_px}); give e.g. --buffer 3")
     if params.baseline:

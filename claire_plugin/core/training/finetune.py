@@ -6,7 +6,8 @@ frozen encoders and fusion; stage 2 trains the whole network at a tenth of that 
 the base does not know the area (`recipe_stage2_factor`). The learning rate is lower when the base checkpoint
 knows every class by name and already maps the training polygons passably (`recipe_lr`, `base_fit`; measured:
 it keeps more of what the base knows); keep.py's anchor, distillation and
-weight interpolation are options, off by default. Augmentation, loss, class weights, seeding and the
+weight interpolation, and averaging the weights of the last epochs (`average_last`), are options, off by
+default (measured: docs/train_from_polygons.md). Augmentation, loss, class weights, seeding and the
 learning-rate schedule are models/training.py's; a cloud-gated base gets the cloud probability of its
 (augmented) crops as the engine computes it (windows.network_input).
 """
@@ -52,6 +53,7 @@ class FinetuneConfig:
     distill_temperature: float = 1.0
     stage2: str = "all"                  # what learns in stage 2: "all" or "decoder"
     wise: float = 1.0                    # share of the fine-tuning step kept at the end (keep.interpolate_to_start)
+    average_last: float = 0.0            # share of the stage-2 epochs whose end-of-epoch weights are averaged; 0: off
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -373,6 +375,9 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch, is_cancelled,
                         keep, hist)
     _set_stage(model, 2)
+    if hist["averaged_epochs"] >= 2:
+        hist["lr_note"] = (f"{lr_note}; the final network is the mean of its weights after each of the last "
+                           f"{hist['averaged_epochs']} epochs")
     if cfg.wise < 1.0 and not cfg.from_scratch:
         new = not knows_all_classes(base_card, classes)
         head = ["decoder.classifier.weight", "decoder.classifier.bias"]
@@ -392,6 +397,7 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
     notes: List[str] = []
     s1, total = schedule
     t0, epoch = time.time(), 0
+    average = WeightAverage()
     with StepSteering(device, notes) as steering:  # the thread count is given back when training ends
         while epoch < total:
             stage = 1 if epoch < s1 else 2
@@ -407,9 +413,52 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
                           "seconds": time.time() - t0})
             if cfg.minutes is not None:
                 s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
+            if averages_epoch(cfg.average_last, epoch, s1, total):
+                average.add(model)
         counts = steering.steps_at_threads() if device.type == "cpu" else {}
     hist["threads"] = {"notes": notes, "steps_at_threads": counts}
+    hist["averaged_epochs"] = average.load_into(model)
     return epoch, s1
+
+
+def averages_epoch(share: float, epoch: int, s1: int, total: int) -> bool:
+    """Whether the weights after `epoch` (1-based, just finished) go into the average: one of the last `share`
+    of the stage-2 epochs (at least one epoch when `share` > 0; none when `share` is 0)."""
+    if share <= 0 or epoch <= s1:
+        return False
+    last = max(1, int(round(share * (total - s1))))
+    return epoch > total - last
+
+
+class WeightAverage:
+    """The running mean of a network's floating-point weights over the epochs it is given (stochastic weight
+    averaging, Izmailov et al. 2018), on the network's device. The network has no batch-norm statistics to
+    recompute (LayerNorm and GRN only)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: Dict[str, Any] = {}
+
+    def add(self, model) -> None:
+        """Fold the network's current weights into the mean."""
+        self.count += 1
+        for name, value in model.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            if name not in self.mean:
+                self.mean[name] = value.detach().clone()
+            else:
+                self.mean[name].add_(value.detach() - self.mean[name], alpha=1.0 / self.count)
+
+    def load_into(self, model) -> int:
+        """Give the network the mean weights when two or more epochs were averaged; returns how many were (0
+        when fewer: the network is left as it is)."""
+        if self.count < 2:
+            return 0
+        state = model.state_dict()
+        state.update(self.mean)
+        model.load_state_dict(state)
+        return self.count
 
 
 def _rebudget(cfg: FinetuneConfig, done: int, elapsed: float, s1: int, total: int) -> Tuple[int, int]:

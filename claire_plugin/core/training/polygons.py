@@ -375,7 +375,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],
                      "device": hist["device"], "config": {**params.config.to_dict(), "lr": hist["lr"]},
                      "base_fit_macro_f1": hist.get("base_fit_macro_f1"), "lr_note": hist.get("lr_note"),
-                     "threads": hist.get("threads")},
+                     "threads": hist.get("threads"), "averaged_epochs": hist.get("averaged_epochs", 0)},
         "inputs": scene.band_info(), "input_notes": scene.notes,
         "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,
                    "what": "models.augment.synthetic_clouds over the validation windows' optical input"},
