@@ -90,6 +90,29 @@ def bootstrap(profile: Optional[str] = None) -> List[str]:
     return added
 
 
+#: Set to 1 to let torch load triton inside QGIS anyway (see keep_triton_out).
+ALLOW_TRITON_ENV = "CLAIRE_ALLOW_TRITON"
+
+
+def keep_triton_out() -> bool:
+    """Inside QGIS: make `import triton` raise ImportError, unless triton is already loaded or ALLOW_TRITON_ENV
+    is 1; returns whether triton is kept out. Triton (torch.compile's GPU compiler, installed with the CUDA
+    builds of torch) carries its own LLVM, and loading it into a QGIS that has Mesa's libLLVM loaded kills QGIS
+    with a segmentation fault (QGIS 3.40, Debian 13: at the first optimizer of a training from the dock, where
+    torch imports torch._dynamo, which looks for triton). torch treats an ImportError as "no triton"."""
+    if "triton" in sys.modules:
+        return sys.modules["triton"] is None
+    if os.environ.get(ALLOW_TRITON_ENV) == "1":
+        return False
+    sys.modules["triton"] = None  # the import system's own way to make an import fail with ImportError
+    return True
+
+
+def triton_kept_out() -> bool:
+    """Whether keep_triton_out has kept triton out of this process."""
+    return "triton" in sys.modules and sys.modules["triton"] is None
+
+
 def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
     """Names of required packages that cannot be imported."""
     return [name for name in (packages or REQUIRED) if importlib.util.find_spec(name) is None]

@@ -139,6 +139,9 @@ from qgis.utils import iface
 
 def _go():
     try:
+        win = iface.mainWindow()
+        if win.width() < 1280 or win.height() < 800:  # QGIS 3.40 under Xvfb, no window manager: ~1150 x 380
+            win.resize(max(win.width(), 1280), max(win.height(), 800))
         from claire.claire_plugin.tools.{module} import render_in_qgis
         render_in_qgis(iface, {out!r})
     except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 
 import pytest
@@ -183,6 +184,17 @@ def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkey
     monkeypatch.setattr(compiled, "build_aot", broken)
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert rt.name == "eager" and "inductor exploded" in rt.note
+
+
+def test_torch_compile_on_a_gpu_stays_eager_where_triton_is_kept_out(default_model, monkeypatch):
+    import torch
+
+    model, card = default_model
+    monkeypatch.setitem(sys.modules, "triton", None)  # as keep_triton_out leaves it inside QGIS
+    monkeypatch.setattr(compiled, "compile_model", lambda *a: pytest.fail("nothing may be compiled"))
+    rt = prepare(model, card, torch.device("cuda"), "compiled", 256, 4, (10, 2))
+    assert rt.name == "eager" and rt.model is model
+    assert "needs triton, which is kept out of QGIS" in rt.note and "CLAIRE_ALLOW_TRITON=1" in rt.note
 
 
 def _fake_build(monkeypatch, fn):

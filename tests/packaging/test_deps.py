@@ -112,3 +112,25 @@ def test_command_line_dry_run_prints_the_plan(tmp_path, monkeypatch, capsys):
 def test_install_hint_names_the_dialog_and_pip():
     hint = deps.install_hint(["torch"])
     assert "Install Python dependencies" in hint and deps.REQUIRED["torch"] in hint
+
+
+def test_triton_is_kept_out_so_torch_sees_none(monkeypatch):
+    import importlib.util
+
+    monkeypatch.delitem(sys.modules, "triton", raising=False)
+    monkeypatch.delenv(deps.ALLOW_TRITON_ENV, raising=False)
+    assert not deps.triton_kept_out()
+    assert deps.keep_triton_out() and deps.triton_kept_out()
+    with pytest.raises(ImportError):
+        import triton  # noqa: F401
+    assert importlib.util.find_spec("triton") is None  # what "is it installed?" checks see
+    assert deps.keep_triton_out()  # a second call changes nothing
+
+
+def test_triton_already_loaded_or_allowed_is_left_alone(monkeypatch):
+    loaded = type(sys)("triton")
+    monkeypatch.setitem(sys.modules, "triton", loaded)
+    assert not deps.keep_triton_out() and sys.modules["triton"] is loaded
+    monkeypatch.delitem(sys.modules, "triton")
+    monkeypatch.setenv(deps.ALLOW_TRITON_ENV, "1")
+    assert not deps.keep_triton_out() and "triton" not in sys.modules

@@ -447,9 +447,15 @@ def _eager(why: str, model: nn.Module) -> Runtime:
 
 
 def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
+    from ...deps import ALLOW_TRITON_ENV, triton_kept_out
+
     missing = compiler_missing()
     if missing and device.type == "cpu":
         return _eager(f"torch.compile needs a C++ compiler on the CPU: {missing}", model)
+    if device.type != "cpu" and triton_kept_out():
+        return _eager(f"torch.compile on the {device.type.upper()} needs triton, which is kept out of QGIS: its own "
+                      f"LLVM crashes QGIS; use `claire classify --runtime compiled` outside QGIS, or set "
+                      f"{ALLOW_TRITON_ENV}=1", model)
     try:
         fn = FixedBatch(model, compile_model(model, io["features"]), batch, (channels[0], channels[1], tile),
                         device.type, **io)
