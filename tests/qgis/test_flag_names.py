@@ -20,6 +20,7 @@ NOT_SHOWN = {
     "--bands": "the default of choose_bands' flag argument; every caller names its own",
     "--parts": "`claire classify` splitting one scene on a cluster (command line only)",
     "--vrt": "`claire classify` splitting one scene on a cluster (command line only)",
+    "--average-last": "`claire train --labels` only: the dock and claire:train keep the recipe's default (off)",
     **{f: "`claire train --data` (folder training; command line only)" for f in (
         "--layout", "--holdout", "--resume", "--optical-scale", "--loss-lambda", "--focal-gamma", "--tversky-alpha",
         "--tversky-beta", "--context-px")},

@@ -454,8 +454,8 @@ def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
         return _eager(f"torch.compile needs a C++ compiler on the CPU: {missing}", model)
     if device.type != "cpu" and triton_kept_out():
         return _eager(f"torch.compile on the {device.type.upper()} needs triton, which is kept out of QGIS: its own "
-                      f"LLVM crashes QGIS; use `claire classify --runtime compiled` outside QGIS, or set "
-                      f"{ALLOW_TRITON_ENV}=1", model)
+                      f"LLVM crashes QGIS; `claire classify` outside QGIS can compile, or set {ALLOW_TRITON_ENV}=1 "
+                      f"before QGIS starts", model)
     try:
         fn = FixedBatch(model, compile_model(model, io["features"]), batch, (channels[0], channels[1], tile),
                         device.type, **io)
