@@ -128,7 +128,7 @@ def shares(path: str) -> Dict[str, float]:
     with rasterio.open(path) as ds:
         values, counts = np.unique(ds.read(1, masked=True).compressed(), return_counts=True)
     total = counts.sum()
-    return {names.get(int(v), str(v)): round(float(c) / total, 3) for v, c in zip(values, counts)}
+    return {names.get(int(v), str(v)): round(float(c) / float(total), 3) for v, c in zip(values, counts)}
 
 
 def held_out_lines(report_path: str) -> List[str]:

@@ -57,3 +57,14 @@ def test_places_are_marked_where_their_points_lie(tmp_path):
     assert magenta.sum() > 20 and abs(np.median(cols) - 25.5 * 3) < 6 and abs(np.median(rows) - 12.5 * 3) < 8
     second = img[18:18 + 120, 128:248]
     assert not ((second[..., 0] > 200) & (second[..., 1] < 80)).any()  # marks only where asked
+
+
+def test_class_shares_print_as_plain_numbers(tmp_path):
+    """The demo prints the shares: plain floats, never NumPy 2's `np.float64(0.25)` repr."""
+    from claire.claire_plugin.tools.demo_train import shares
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "m.tif"), np.array([[1, 1], [2, 3]], np.uint8))
+    got = shares(path)
+    assert all(type(v) is float for v in got.values())  # np.float64 fails here under NumPy 1 too
+    assert str(got) == "{'1': 0.5, '2': 0.25, '3': 0.25}"
