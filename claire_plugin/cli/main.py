@@ -77,10 +77,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
     (130, 143, 129)."""
     from ..core.errors import USER_ERRORS
+    from ..core.runtime.environment import state_gdal_error_mode
     from ..core.runtime.memory import cap_arenas
 
     cap_arenas()  # before any thread of the run allocates
     parser = build_parser()
+    state_gdal_error_mode()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -55,3 +55,18 @@ def writable_folder_problem(folder: str, what: str, variable: str) -> Optional[s
         return None
     return (f"the {what} folder {folder} cannot be written ({probe} is read-only: a read-only home?); set "
             f"{variable} to a writable folder")
+
+
+def state_gdal_error_mode() -> bool:
+    """In a command-line process: say GDAL's error mode out loud without changing it, so that GDAL 3.9 and later
+    do not print, in the middle of a run, that the default changes in GDAL 4.0 ("Neither gdal.UseExceptions() nor
+    gdal.DontUseExceptions() has been explicitly called"). Returns True when the default was stated; a mode
+    someone already chose is left as it is. Not called inside QGIS, whose GDAL state other plugins share."""
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return False
+    if gdal.GetUseExceptions():
+        return False
+    gdal.DontUseExceptions()
+    return True
