@@ -101,7 +101,7 @@ def keep_triton_out() -> bool:
     with a segmentation fault (QGIS 3.40, Debian 13: at the first optimizer of a training from the dock, where
     torch imports torch._dynamo, which looks for triton). torch treats an ImportError as "no triton"."""
     if "triton" in sys.modules:
-        return sys.modules["triton"] is None
+        return triton_kept_out()
     if os.environ.get(ALLOW_TRITON_ENV) == "1":
         return False
     sys.modules["triton"] = None  # the import system's own way to make an import fail with ImportError
