@@ -20,7 +20,7 @@ import torch
 
 from . import determinism
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
-from .cloud import cloud_probability
+from .cloud import check_snow, cloud_probability
 from .device import resolve_device
 from .losses import RIFTLoss, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
@@ -312,7 +312,7 @@ def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.n
         cloud = cloud_input(op, ospec) if getattr(model, "uses_cloud", False) else None
         prob, share = predict_arrays(model, standardise(op, ospec), normalise(s, sspec), tile, context,
                                      device=device, cloud=cloud)
-        pred = prob.argmax(0)
+        pred = check_snow(prob, op, ospec["bands"], names, None if cloud is None else cloud[0]).argmax(0)
         cm += confusion_matrix(pred, l, k, ignore_index=IGNORE)
         valid = l != IGNORE
         if valid.any():

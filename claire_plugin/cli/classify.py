@@ -32,6 +32,9 @@ def register(subparsers) -> None:
                         "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")
     p.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
                    help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
+    p.add_argument("--no-snow-check", dest="snow_check", action="store_false",
+                   help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
+                        "the next most likely class is written there")
     p.add_argument("--reference", default=None, help="reference class raster: adds accuracy metrics to the summary")
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
     p.add_argument("--report", default=None, help="write the explanation report (JSON) to this file")
@@ -51,6 +54,7 @@ def params_from_args(args: argparse.Namespace):
     return run_options(args).params(
         args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
         cloud=args.cloud, unfamiliar=args.unfamiliar, fill_from_sar=args.fill_from_sar, reference=args.reference,
+        snow_check=args.snow_check,
         summary_json=args.summary, report=args.report, explainer=args.explainer)
 
 
@@ -70,7 +74,9 @@ def format_table(summary: dict) -> str:
     rows.append(f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
                 f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
                 f"optical invalid {summary['optical_invalid_share']:.1%}, "
-                f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
+                f"unlike the training data {_share(summary.get('unfamiliar_share'))}"
+                + (f", snow / ice ruled out by the optical {summary['snow_ruled_out_share']:.1%}"
+                   if summary.get("snow_ruled_out_share") else ""))
     m = summary.get("metrics")
     if m:
         rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")

@@ -42,6 +42,7 @@ class ClassifyParams:
     cloud: Optional[str] = None  # cloud probability raster (uint8 percent)
     unfamiliar: Optional[str] = None  # "unlike the training data" raster (uint8, 100 = at the threshold)
     fill_from_sar: bool = True  # classify optical gaps from SAR alone (cloud-gated models)
+    snow_check: bool = True  # rule snow / ice out where the clear optical shows no snow (models.cloud.snow_possible)
     reference: Optional[str] = None
     summary_json: Optional[str] = None
     report: Optional[str] = None

@@ -140,6 +140,10 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         parts.append(f"{_pct(cloud)} under cloud or haze: decided mostly from SAR there.")
     if sar_only:
         parts.append(f"{_pct(sar_only)} from SAR alone (no optical data).")
+    snow = summary.get("snow_ruled_out_share")
+    if snow:
+        parts.append(f"{_pct(snow)} called snow or ice by the model where the optical shows no snow: mapped as the "
+                     f"next most likely class.")
     return "<br>".join(parts)
 
 

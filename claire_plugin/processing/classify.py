@@ -40,6 +40,8 @@ HELP = {
     "features from its training data, 100 = at the checkpoint's threshold or beyond (do not trust the map there).",
     "FILL_FROM_SAR": "Classify pixels without optical data (swath edge, masked clouds) from SAR alone instead of "
     "leaving them nodata (cloud-gated checkpoints).",
+    "SNOW_CHECK": "Rule out snow / ice where the clear optical shows no snow cover (NDSI of B03 and B11 at or "
+    "below 0, ramping to 0.2): the next most likely class is written there. Under cloud it is left to the model.",
     "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
     "grounded explanation.",
 }
@@ -49,7 +51,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
     """Runs the CLAIRE engine on one optical + SAR pair."""
 
     HELP = HELP
-    ADVANCED = RUN_ADVANCED | {"FILL_FROM_SAR"}
+    ADVANCED = RUN_ADVANCED | {"FILL_FROM_SAR", "SNOW_CHECK"}
     INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
              "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
              "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
@@ -78,6 +80,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
                 "RELIANCE", "Modality reliance (SAR share)", optional=True, createByDefault=False
             ),
             QgsProcessingParameterBoolean("FILL_FROM_SAR", "Classify optical gaps from SAR alone", defaultValue=True),
+            QgsProcessingParameterBoolean("SNOW_CHECK", "Rule out snow / ice where the optical shows none",
+                                          defaultValue=True),
             QgsProcessingParameterRasterDestination(
                 "CLOUD", "Cloud probability", optional=True, createByDefault=False
             ),
@@ -118,6 +122,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             unfamiliar=self._optional_path(parameters, "UNFAMILIAR", context),
             fill_from_sar=self.parameterAsBoolean(parameters, "FILL_FROM_SAR", context)
             if "FILL_FROM_SAR" in parameters else True,
+            snow_check=self.parameterAsBoolean(parameters, "SNOW_CHECK", context)
+            if "SNOW_CHECK" in parameters else True,
             reference=reference,
             report=self._optional_path(parameters, "REPORT", context),
         )

@@ -40,7 +40,7 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
     """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair: with the
     engine's tiling (cores of `tile` px, `context` px around them, default models.predict.CONTEXT), or with
     `overlap` or `tiling` (blend / fit_edges) the earlier blended tiles (models.predict.predict_blended)."""
-    from ...models.cloud import cloud_probability
+    from ...models.cloud import check_snow, cloud_probability
     from ...models.predict import CONTEXT, predict_arrays, predict_blended
     from ...models.spec import normalise, standardise, to_physical
 
@@ -53,7 +53,8 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
         prob, share = predict_blended(model, *inputs, tile, 32 if overlap is None else overlap, cloud=gate, **tiling)
     else:
         prob, share = predict_arrays(model, *inputs, tile, CONTEXT if context is None else context, cloud=gate)
-    return prob.argmax(0), share, cloud
+    names = [c["name"] for c in sorted(card.get("classes") or [], key=lambda c: int(c.get("index", 0)))]
+    return check_snow(prob, phys, ospec["bands"], names, cloud).argmax(0), share, cloud
 
 
 def sen12ms(model, card, folder: Optional[str] = None) -> Dict[str, float]:

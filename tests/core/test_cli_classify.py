@@ -76,3 +76,8 @@ def test_train_and_classify_folder_read_bands_with_the_same_rule(argv, capsys, t
     err = capsys.readouterr().err
     assert "--optical-bands '2;x' is not a list of band numbers" in err and "e.g. --optical-bands 2,3,4,8" in err
     assert os.listdir(tmp_path) == []
+
+
+def test_snow_check_is_on_unless_turned_off():
+    assert params_from_args(_classify_args()).snow_check is True
+    assert params_from_args(_classify_args("--no-snow-check")).snow_check is False

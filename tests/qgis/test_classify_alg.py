@@ -166,6 +166,21 @@ def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_check
     assert alg.parameterDefinition("FILL_FROM_SAR").defaultValue() is True
 
 
+def test_snow_check_is_an_advanced_switch_on_by_default(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    definition = alg.parameterDefinition("SNOW_CHECK")
+    assert definition.defaultValue() is True
+    assert definition.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    assert "NDSI" in alg.shortHelpString()
+    base = {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"], "CHECKPOINT": tiny_checkpoint,
+            "OUTPUT": str(tmp_path / "o.tif")}
+    context = QgsProcessingContext()
+    assert alg.build_params(base, context).snow_check is True
+    assert alg.build_params(dict(base, SNOW_CHECK=False), context).snow_check is False
+
+
 def test_runtime_is_an_advanced_parameter_that_reaches_the_engine(claire_plugin, raster_pair, tiny_checkpoint,
                                                                   tmp_path):
     """Issue 22 item 1 (part): RUNTIME (auto, eager, compiled, aot) as on the command line and in the dock."""

@@ -57,6 +57,7 @@ class RunPlan:
     cloud_bands: Optional[List[str]] = None
     uses_cloud: bool = False
     fill_from_sar: bool = False
+    snow_classes: List[int] = field(default_factory=list)  # class indices the snow check applies to (none: off)
     familiar: Optional[object] = None  # the card's familiarity on the device (models.familiarity.Scorer)
     outputs: Optional[Outputs] = None
     readers: int = 0
@@ -289,10 +290,23 @@ def _cloud(plan: RunPlan, messages: List[str]) -> None:
     if missing:
         messages.append(f"no cloud probability: the optical bands lack {', '.join(missing)}"
                         + ("; the cloud raster is not written" if plan.params.cloud else ""))
+    _snow_check(plan, missing, messages)
     plan.fill_from_sar = bool(plan.params.fill_from_sar) and gated
     if plan.params.fill_from_sar and not gated:
         messages.append("this model has no cloud gate, so pixels without optical data cannot be classified from "
                         "SAR alone: they stay nodata")
+
+
+def _snow_check(plan: RunPlan, cloud_missing: List[str], messages: List[str]) -> None:
+    """The classes the snow check (models.cloud.snow_possible) applies to: the card's snow / ice classes, when it
+    is asked for and the optical has the bands it needs (those of the cloud probability)."""
+    from ....models.cloud import snow_classes
+
+    found = snow_classes([c["name"] for c in plan.classes])
+    plan.snow_classes = found if plan.params.snow_check and not cloud_missing else []
+    if found and plan.params.snow_check and cloud_missing:
+        messages.append(f"no snow check: the optical bands lack {', '.join(cloud_missing)}, so "
+                        f"{', '.join(plan.classes[k]['name'] for k in found)} is not checked against the optical")
 
 
 def _familiarity(plan: RunPlan, messages: List[str]) -> None:
@@ -328,7 +342,7 @@ def _outputs(plan: RunPlan) -> None:
     outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class", rows),
                                      None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
                                      nodata, None, keep_rows=plan.keep_rows,
-                                     temperature=card_temperature(plan.card))
+                                     temperature=card_temperature(plan.card), snow_classes=list(plan.snow_classes))
     if params.confidence:
         outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
                                         "confidence (top-class probability, %)", rows)

@@ -41,6 +41,7 @@ class Outputs:
     has_distance: bool = False  # the card has familiarity statistics: distance / threshold after it
     keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a row window); None: all
     temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
+    snow_classes: Optional[List[int]] = None  # classes the snow check rules out (models.cloud.rule_out_snow)
 
     @property
     def writers(self) -> list:
@@ -67,11 +68,16 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     m = masks.crop(fin.r0 - y + b, fin.c0 - x, w, fin.r0 - y + a)
     valid = m.valid
     values, h = fin.values[:, a:b], b - a
+    snow = _snow_check(values, outputs.snow_classes, m.snow_possible)
     top = values[:K].max(axis=0)
     idx = np.zeros(top.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=values[k] == top)
-    conf = top if outputs.temperature == 1.0 else tempered_confidence(values[:K], outputs.temperature)
+    if outputs.temperature != 1.0:  # invariant to the renormalisation (a constant factor per pixel)
+        conf = tempered_confidence(values[:K], outputs.temperature)
+    else:
+        conf = top if snow is None else top / snow[0]
+    ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
     share = values[K] if outputs.has_share else None
     ratio = values[outputs.channels - 1] if outputs.has_distance else None
     out = outputs.class_values[idx]
@@ -86,9 +92,21 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
         outputs.cloud.put(row, col, _percent(m.cloud, valid))
     if outputs.unfamiliar is not None and ratio is not None:
         outputs.unfamiliar.put(row, col, _percent(np.clip(ratio, 0, 1), valid))
-    outputs.summary.add(idx, conf, share, m, ratio)
+    outputs.summary.add(idx, conf, share, m, ratio, ruled_out)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
+
+
+def _snow_check(values: np.ndarray, classes: Optional[List[int]], possible: Optional[np.ndarray]):
+    """models.cloud.rule_out_snow on a block's probabilities [K(+...), h, w] in place: (sum of the class
+    probabilities after it, the snow / ice classes' largest probability before it), or None where the check is
+    off or rules nothing out here. A pixel's class changed where that largest probability is above the new top."""
+    if not classes or possible is None or bool((possible >= 1.0).all()):
+        return None
+    from ....models.cloud import rule_out_snow
+
+    before = values[classes].max(axis=0)
+    return rule_out_snow(values, classes, possible), before
 
 
 def _percent(x: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -41,19 +41,22 @@ class ChunkWindow:
 class ChunkMasks:
     """Per-pixel masks of a chunk window (h x w, unpadded): `valid` (classified), `optical_bad` (optical
     nodata inside the region), `cloud` (models.cloud probability given to the model: 1 in the optical
-    gaps filled from SAR; None when the optical lacks the bands it needs) and `sar_only` (valid pixels
-    without optical data, classified from SAR alone)."""
+    gaps filled from SAR; None when the optical lacks the bands it needs), `sar_only` (valid pixels
+    without optical data, classified from SAR alone) and `snow_possible` (models.cloud.snow_possible; None
+    without the snow check)."""
 
     valid: np.ndarray
     optical_bad: np.ndarray
     cloud: Optional[np.ndarray]
     sar_only: np.ndarray
+    snow_possible: Optional[np.ndarray] = None
 
     def crop(self, h: int, c0: int, w: int, r0: int = 0) -> "ChunkMasks":
         """The masks of rows [r0, h) and columns [c0, c0 + w)."""
         cut = (slice(r0, h), slice(c0, c0 + w))
         return ChunkMasks(self.valid[cut], self.optical_bad[cut],
-                          None if self.cloud is None else self.cloud[cut], self.sar_only[cut])
+                          None if self.cloud is None else self.cloud[cut], self.sar_only[cut],
+                          None if self.snow_possible is None else self.snow_possible[cut])
 
 
 def drain(q: "queue.Queue") -> None:
@@ -83,6 +86,7 @@ class ChunkReader:
 
             self.cloud_idx = used_bands(self.cloud_bands)  # only these are converted to reflectance
         self.fill_from_sar = plan.fill_from_sar
+        self.snow_check = bool(plan.snow_classes) and self.cloud_bands is not None
         self.threaded = readers > 0
         self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
         self._next = 0
@@ -149,7 +153,7 @@ class ChunkReader:
         y, x = grid.row0 + y, grid.col0 + x
         win = ChunkWindow(y, x, h, w, tuple(grid.tile_offsets(j0, j1)), grid.shape)
         with self.phases.timed("read optical, cloud, normalise"):
-            o_t, o_bad, cloud = self._read_optical(opt, win)
+            o_t, o_bad, cloud, snow = self._read_optical(opt, win)
         with self.phases.timed("read and warp SAR, normalise"):
             s_t, s_bad = self._read_sar(sar_vrt, win)
         has_sar = ~s_bad  # read windows lie inside the overlap region (TileGrid.read_window)
@@ -160,24 +164,29 @@ class ChunkReader:
         if self.uses_cloud:
             c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
             c_t = torch_tiles(c[None], None, None, win)
-        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only)
+        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only, snow)
         return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):
-        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask and models.cloud's
-        probability of the window (unpadded, h x w; None when the bands it needs are not there)."""
+        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask, models.cloud's probability of
+        the window (unpadded, h x w; None when the bands it needs are not there) and its snow_possible (None
+        without the snow check; 1 in the optical gaps)."""
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
             o_bad |= (o == self.o_nodata).all(axis=0)
-        cloud = None
+        cloud = snow = None
         if self.cloud_bands is not None:
-            from ....models.cloud import cloud_probability
+            from ....models.cloud import cloud_probability, snow_possible
 
             refl = self.o_prep.physical(o[self.cloud_idx].astype(np.float32))  # scalar scale/offset/clip
-            cloud = cloud_probability(refl, [self.cloud_bands[i] for i in self.cloud_idx])
+            names = [self.cloud_bands[i] for i in self.cloud_idx]
+            cloud = cloud_probability(refl, names)
             cloud[o_bad] = 0.0
-        return torch_tiles(o, o_bad, self.o_prep, win), o_bad, cloud
+            if self.snow_check:
+                snow = snow_possible(refl, names, cloud)
+                snow[o_bad] = 1.0
+        return torch_tiles(o, o_bad, self.o_prep, win), o_bad, cloud, snow
 
     def _read_sar(self, sar_vrt, win: ChunkWindow):
         """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""

@@ -14,6 +14,9 @@ Definitions (also in docs/benchmark.md):
 - `mean_sar_share_clouded` / `_clear` (scene and per class): mean SAR share of the fusion on clouded and
   on clear pixels with optical data; `mean_sar_share_sar_only`: on the SAR-only pixels.
 - `low_confidence_share`: share of valid pixels whose top-class probability is < 0.5.
+- `snow_ruled_out_share`: share of valid pixels the network gave a snow / ice class that the snow check
+  (models.cloud.snow_possible: no snow cover in the clear optical) gave the next class instead (None when the
+  check did not run: no such class, no B03 / B11, or turned off).
 """
 from __future__ import annotations
 
@@ -50,12 +53,19 @@ class SummaryAccumulator:
         self.group_sar = {g: np.zeros(self.K, np.float64) for g in GROUPS}
         self.group_sar_n = {g: np.zeros(self.K, np.int64) for g in GROUPS}
         self.cm: Optional[np.ndarray] = None
+        self.snow_checked = False
+        self.snow_ruled_out = 0
 
     def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], masks,
-            distance: Optional[np.ndarray] = None) -> None:
-        """Add one block: class indices, top probability, SAR share (or None), its reader.ChunkMasks and
-        the feature distance / familiarity threshold (or None), all [h,w]."""
+            distance: Optional[np.ndarray] = None, ruled_out: Optional[np.ndarray] = None) -> None:
+        """Add one block: class indices, top probability, SAR share (or None), its reader.ChunkMasks, the
+        feature distance / familiarity threshold (or None) and where the snow check changed the class (or
+        None), all [h,w]."""
         valid = masks.valid
+        if getattr(masks, "snow_possible", None) is not None:
+            self.snow_checked = True
+            if ruled_out is not None:
+                self.snow_ruled_out += int(np.count_nonzero(ruled_out & valid))
         if distance is not None:
             far = valid & (distance > 1.0)
             self.unfamiliar_known = True
@@ -133,6 +143,7 @@ class SummaryAccumulator:
             "mean_confidence": float(self.conf_sum.sum() / valid) if valid else None,
             "low_confidence_share": float(self.low.sum() / valid) if valid else None,
             "mean_sar_share": float(self.sar_sum.sum() / self.sar_n.sum()) if self.sar_n.sum() else None,
+            "snow_ruled_out_share": (self.snow_ruled_out / valid if valid else 0.0) if self.snow_checked else None,
             "metrics": None,
         }
         out.update({f"mean_sar_share_{g}": self._group_mean(g) for g in GROUPS})

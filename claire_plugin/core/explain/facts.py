@@ -198,6 +198,7 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
         "sar_reliance_clear_pct": pct(summary.get("mean_sar_share_clear")),
         "sar_reliance_sar_only_pct": pct(summary.get("mean_sar_share_sar_only")),
         "unfamiliar_pct": pct(summary.get("unfamiliar_share")),
+        "snow_ruled_out_pct": pct(summary.get("snow_ruled_out_share")),
         "mean_confidence_pct": pct(mean_conf),
         "low_confidence_pct": pct(_weighted(raw_classes, "low_confidence_share")),
         "sar_reliance_pct": sar,

@@ -42,6 +42,8 @@ def facts_lines(facts: dict) -> List[str]:
                        ("sar_reliance_clouded_pct", "SAR share in the fusion gate on clouded pixels"),
                        ("sar_reliance_clear_pct", "SAR share in the fusion gate on clear pixels"),
                        ("unfamiliar_pct", "Unlike the model's training data (not to be trusted)"),
+                       ("snow_ruled_out_pct", "Snow or ice by the network but not by the optical (NDSI), given the "
+                                              "next class"),
                        ("mean_confidence_pct", "Mean confidence"),
                        ("low_confidence_pct", "Low-confidence pixels"),
                        ("sar_reliance_pct", "SAR share in the fusion gate (scene)"),

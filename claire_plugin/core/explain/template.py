@@ -166,6 +166,16 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
     return out
 
 
+def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
+    """A sentence on the pixels the snow check gave another class (models.cloud.snow_possible)."""
+    snow = scene.get("snow_ruled_out_pct")
+    if not snow:
+        return []
+    return [f"On {f.pct(snow)} of the map the network said snow or ice where the clear optical shows no snow cover "
+            f"(its snow index), so the next most likely class was mapped there; a network that mistakes this scene "
+            f"for snow deserves little trust on it."]
+
+
 def _unfamiliar(facts: dict, f: Formatter) -> str:
     """A warning when the model found much of the scene unlike its training data."""
     u = facts["scene"].get("unfamiliar_pct")
@@ -182,7 +192,7 @@ def _modality(facts: dict, f: Formatter) -> str:
     model = facts.get("model") or {}
     sar_name = model.get("sar_sensor") or "SAR"
     out = []
-    out += _input_quality(scene, f)
+    out += _input_quality(scene, f) + _snow_ruled_out(scene, f)
     if scene.get("sar_reliance_pct") is None:
         if model.get("arch") == FOREST:
             out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "

@@ -23,7 +23,15 @@ from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
-from .windows import CLOUD_COVERAGE, WindowSet, predict_pixels, sample_pixels, uses_cloud, window_items
+from .windows import (
+    CLOUD_COVERAGE,
+    WindowSet,
+    checked_snow_classes,
+    predict_pixels,
+    sample_pixels,
+    uses_cloud,
+    window_items,
+)
 
 ProgressFn = Callable[[float, str], None]
 #: Fewest independent 32 px cells with data in the training windows for familiarity statistics: 4 x the rank of
@@ -266,7 +274,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                              params.max_pixels_per_polygon, params.config.seed)
         split = make_split(params, labels, scene)
 
-        val_windows = WindowSet(scene, split.val)
+        val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
 
         def validate(model) -> float:
             return _macro(predict_pixels(val_windows, [(model, None)], device=device)[False][0][0], split.val,

@@ -160,8 +160,10 @@ class WindowSet:
     while the kept windows stay under `budget_mb` (read again beyond that): the per-epoch validation and
     the final scoring reuse them instead of reading the scene again."""
 
-    def __init__(self, scene: Scene, pixels: LabelPixels, margin: int = MARGIN, budget_mb: float = 256.0) -> None:
+    def __init__(self, scene: Scene, pixels: LabelPixels, margin: int = MARGIN, budget_mb: float = 256.0,
+                 snow_classes: Sequence[int] = ()) -> None:
         self.scene, self.pixels, self.margin = scene, pixels, margin
+        self.snow_classes = list(snow_classes)  # user classes the engine's snow check applies to (snow_bias)
         self.windows = fitted_windows(scene, pixels, margin)
         self._budget, self._used = budget_mb * 2 ** 20, 0
         self._kept: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -191,7 +193,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     `models` holds (network, channel map or None): with a map, the argmax runs over the mapped channels
     only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels."""
+    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`snow_bias`)."""
     n = len(wset.pixels)
     scene = wset.scene
     out = {cl: ([np.full(n, -1, np.int64) for _ in models],
@@ -204,7 +206,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
         phys = [wset.read(k) for k in batch]
         for clouds in conditions:
             preds, feats = out[clouds]
-            inputs = []
+            inputs, biases = [], []
             for k, (o, s, bad) in zip(batch, phys):
                 cell = wset.windows[k]
                 if clouds:
@@ -213,10 +215,39 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                                                     s[:, cell.local_rows, cell.local_cols]], axis=0).T
                 if models:
                     inputs.append(network_input(scene, o, s, bad, with_cloud))
+                    biases.append(snow_bias(scene, o, bad) if wset.snow_classes else None)
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
-                           logits, clouds)
+                           logits, clouds, (biases, wset.snow_classes))
     return out
+
+
+def checked_snow_classes(scene: Scene, classes: Sequence) -> List[int]:
+    """The user's classes (ClassInfo) the engine's snow check applies to on this scene: those named snow or ice,
+    when the optical has the bands of the cloud probability (engine.plan's rule)."""
+    from ....models.cloud import missing_bands, snow_classes
+
+    return [] if missing_bands(list(scene.oc.names)) else snow_classes([c.name for c in classes])
+
+
+def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window
+    (models.cloud.snow_logit_bias of snow_possible, with the window's cloud probability; 0 where it has no data)."""
+    from ....models.cloud import snow_logit_bias, snow_possible
+    from ....models.training import cloud_input
+
+    names = list(scene.oc.names)
+    possible = snow_possible(opt_phys, names, cloud_input(opt_phys, {"bands": names})[0])
+    possible[bad] = 1.0
+    return snow_logit_bias(possible)
+
+
+def _snow_channels(cmap: Optional[np.ndarray], snow: Sequence[int]) -> List[int]:
+    """A network's channels that are the user's snow / ice classes (its channels are the user's classes, or
+    `cmap` maps them)."""
+    if cmap is None:
+        return list(snow)
+    return [c for c, u in enumerate(cmap) if u in set(snow)]
 
 
 def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[List[int]]:
@@ -235,9 +266,11 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 
 
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
-               device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False) -> None:
+               device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False,
+               snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ())) -> None:
     """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
-    `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use)."""
+    `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use).
+    `snow`: (per window the snow_bias or None, the user's snow / ice classes)."""
     import torch
 
     with torch.inference_mode():
@@ -246,6 +279,9 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
         for j, (net, cmap) in enumerate(models):
             lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            for b, bias in enumerate(snow[0]):
+                if bias is not None:
+                    lg[b, _snow_channels(cmap, snow[1])] += bias
             kept = None
             if j == 0 and logits is not None:
                 kept = logits.get(key)

@@ -1,0 +1,137 @@
+"""The engine's snow check: a network that says snow everywhere gets its next class where the clear optical shows no
+snow (models.cloud.snow_possible), keeps snow on snow, and the summary, facts and explanation say how much moved."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from torch import nn
+
+from claire.claire_plugin.core.engine import run
+from claire.claire_plugin.core.explain import check_grounding
+from claire.claire_plugin.core.explain.facts import build_facts
+from claire.claire_plugin.core.explain.template import write as render_template
+from claire.claire_plugin.core.params import ClassifyParams
+from claire.tests.fixtures.helpers import tiny_card, write_raster
+from claire.tests.models.test_cloud import CARD, SPECTRA
+
+CLASSES = [{"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
+           {"index": 1, "value": 2, "name": "trees", "color": "#397d49"},
+           {"index": 2, "value": 7, "name": "snow/ice", "color": "#a8ebff"},
+           {"index": 3, "value": 9, "name": "rangeland", "color": "#e3e2c3"}]
+#: Softmax of these: snow 0.61, trees 0.22, the rest 0.08 each.
+LOGITS = [0.0, 1.0, 2.0, 0.0]
+L2A = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+H, W, SPLIT = 64, 96, 40  # columns left of SPLIT: vegetation; the rest: snow
+
+
+class SaysSnow(nn.Module):
+    """The same logits at every pixel, snow first, trees second; its SAR share is 0.3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(12, 4, 1)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.copy_(torch.tensor(LOGITS))
+
+    def forward(self, optical, sar, cloud=None):
+        logits = self.head(torch.cat([optical, sar], 1))
+        return {"logits": logits, "sar_share": torch.full_like(logits[:, :1], 0.3)}
+
+
+def _optical() -> np.ndarray:
+    img = np.empty((len(L2A), H, W), np.int16)
+    for name, cols in (("vegetation L2A", slice(0, SPLIT)), ("snow", slice(SPLIT, W))):
+        spectrum = dict(zip(CARD, SPECTRA[name]))
+        for i, b in enumerate(L2A):
+            img[i, :, cols] = int(spectrum.get(b, spectrum["B02"]) * 1e4)
+    return img
+
+
+@pytest.fixture
+def pair(tmp_path):
+    sar = np.stack([np.full((H, W), -10.0, np.float32), np.full((H, W), -17.0, np.float32)])
+    return (write_raster(str(tmp_path / "opt.tif"), _optical()),
+            write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]), str(tmp_path))
+
+
+def _run(pair, **kw):
+    optical, sar, d = pair
+    params = ClassifyParams(optical, sar, os.path.join(d, "lc.tif"), confidence=os.path.join(d, "conf.tif"), **kw)
+    res = run(params, SaysSnow().eval(), tiny_card(classes=CLASSES, arch="standin"))
+    with rasterio.open(params.output) as ds, rasterio.open(params.confidence) as cs:
+        return res, ds.read(1), cs.read(1)
+
+
+def test_snow_is_ruled_out_where_the_optical_shows_none(pair):
+    res, lc, conf = _run(pair)
+    assert (lc[:, :SPLIT] == 2).all(), "vegetation: the next class (trees), not snow"
+    assert (lc[:, SPLIT:] == 7).all(), "snow stays snow"
+    # confidence renormalised without snow: trees 0.22 / (1 - 0.61) = 0.58; on snow the network's 0.61
+    assert abs(int(conf[0, 0]) - 58) <= 1 and abs(int(conf[0, -1]) - 61) <= 1
+    summary = res.summary
+    assert summary["snow_ruled_out_share"] == pytest.approx(SPLIT / W)
+    facts = build_facts(summary, tiny_card(classes=CLASSES, arch="standin"))
+    assert facts["scene"]["snow_ruled_out_pct"] == pytest.approx(round(100 * SPLIT / W, 1))
+    text = render_template(facts)
+    assert "snow or ice where the clear optical shows no snow" in text
+    assert f"{facts['scene']['snow_ruled_out_pct']:.1f} %" in text
+    grounding = check_grounding(text, facts)
+    assert grounding.flagged_sentences == [] and grounding.grounded_share == 1.0
+
+
+def test_the_check_can_be_turned_off(pair):
+    res, lc, conf = _run(pair, snow_check=False)
+    assert (lc == 7).all()
+    assert abs(int(conf[0, 0]) - 61) <= 1
+    assert res.summary["snow_ruled_out_share"] is None
+    assert "snow or ice where" not in render_template(build_facts(res.summary, tiny_card(classes=CLASSES)))
+
+
+def test_no_check_without_a_snow_class_or_without_swir(pair):
+    classes = [dict(c, name="bare rock") if c["value"] == 7 else c for c in CLASSES]
+    res = run(ClassifyParams(pair[0], pair[1], os.path.join(pair[2], "a.tif")), SaysSnow().eval(),
+              tiny_card(classes=classes, arch="standin"))
+    assert res.summary["snow_ruled_out_share"] is None
+    with rasterio.open(os.path.join(pair[2], "a.tif")) as ds:
+        assert (ds.read(1) == 7).all()
+    # optical bands without B11 (B12 given in its place): no cloud probability, so no check, and a note says so
+    bands = [L2A.index(b) + 1 for b in CARD]
+    bands[CARD.index("B11")] = L2A.index("B12") + 1
+    card = tiny_card(classes=CLASSES, arch="standin")
+    card["inputs"]["optical"]["bands"] = [b if b != "B11" else "B12x" for b in CARD]
+    res = run(ClassifyParams(pair[0], pair[1], os.path.join(pair[2], "b.tif"), optical_bands=bands), SaysSnow().eval(),
+              card)
+    assert res.summary["snow_ruled_out_share"] is None
+    assert any("no snow check" in m for m in res.messages)
+
+
+def test_held_out_scoring_applies_the_same_check(pair):
+    """core.training.windows.predict_pixels (the report's held-out scores) gives the engine's classes: the user's
+    snow class ruled out on vegetation, kept on snow, and the captured logits carry the check."""
+    from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.core.training.windows import WindowSet, checked_snow_classes, predict_pixels
+
+    rows, cols = np.meshgrid(np.arange(10, 20), np.arange(30, 50), indexing="ij")  # both sides of SPLIT
+    px = LabelPixels(rows.ravel().astype(np.int32), cols.ravel().astype(np.int32),
+                     np.zeros(rows.size, np.uint8), np.zeros(rows.size, np.int32))
+    users = [ClassInfo(c["index"], c["value"], c["name"]) for c in CLASSES]
+    with Scene(pair[0], pair[1], tiny_card(classes=CLASSES, arch="standin")) as scene:
+        assert checked_snow_classes(scene, users) == [2]
+        expected = np.where(px.cols < SPLIT, 1, 2)
+        logits = {}
+        checked = predict_pixels(WindowSet(scene, px, snow_classes=[2]), [(SaysSnow().eval(), None)],
+                                 logits=logits)[False][0][0]
+        assert (checked == expected).all()
+        assert (logits[False].argmax(1) == expected).all()
+        plain = predict_pixels(WindowSet(scene, px), [(SaysSnow().eval(), None)])[False][0][0]
+        assert (plain == 2).all()
+        # the base's channels mapped to the user's classes: the base's snow channel is checked too
+        cmap = np.array([0, 1, 2, 3])
+        mapped = predict_pixels(WindowSet(scene, px, snow_classes=[2]), [(SaysSnow().eval(), cmap)])[False][0][0]
+        assert (mapped == expected).all()

@@ -1,0 +1,114 @@
+"""The snow check (models.cloud.snow_possible and friends): snow / ice is ruled out where the clear optical shows no
+snow cover, left to the model under cloud and where the optical has no data, and never touched on real snow."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from claire.models.cloud import SNOW_NDSI, check_snow, rule_out_snow, snow_classes, snow_logit_bias, snow_possible
+from claire.tests.models.test_cloud import CARD, ROOT, SPECTRA, _image, _read
+
+NAMES = ["water", "trees", "snow/ice", "crops"]
+
+
+@pytest.mark.parametrize("names,found", [
+    (NAMES, [2]), (["Snow", "Glacier", "rice paddies", "sea ice", "Ice"], [0, 1, 3, 4]),
+    (["water", "price", "icelandic moss"], []), (["firn", "juice"], [0]),
+])
+def test_snow_classes_are_found_by_whole_words(names, found):
+    assert snow_classes(names) == found
+
+
+def _ndsi_image(ndsi: np.ndarray) -> np.ndarray:
+    """A CARD-band image whose B03 / B11 give `ndsi` ([H,W]), B08 bright."""
+    img = np.full((len(CARD),) + ndsi.shape, 0.3, np.float32)
+    g = 0.4
+    img[CARD.index("B03")] = g
+    img[CARD.index("B11")] = g * (1 - ndsi) / (1 + ndsi)
+    return img
+
+
+def test_ruled_out_below_the_first_ndsi_left_above_the_second():
+    ndsi = np.array([[-0.5, 0.0, 0.1, 0.2, 0.6]], np.float32)
+    p = snow_possible(_ndsi_image(ndsi), CARD)
+    assert SNOW_NDSI == (0.0, 0.2)
+    np.testing.assert_allclose(p[0], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-5)
+
+
+def test_cloud_and_missing_optical_leave_snow_to_the_model():
+    ndsi = np.full((1, 3), -0.5, np.float32)
+    img = _ndsi_image(ndsi)
+    img[:, 0, 2] = np.nan
+    p = snow_possible(img, CARD, cloud=np.array([[0.0, 0.7, 0.0]], np.float32))
+    np.testing.assert_allclose(p[0], [0.0, 0.7, 1.0])
+
+
+def test_vegetation_is_ruled_out_and_snow_is_not():
+    assert float(snow_possible(_image("vegetation"), CARD).max()) == 0.0
+    assert float(snow_possible(_image("vegetation L2A"), CARD).max()) == 0.0
+    assert float(snow_possible(_image("snow"), CARD).min()) == 1.0
+    assert SPECTRA["snow"][CARD.index("B11")] < SPECTRA["snow"][CARD.index("B03")]
+
+
+def test_rule_out_snow_renormalises_and_moves_the_class_to_the_next():
+    prob = np.array([0.1, 0.3, 0.5, 0.1], np.float32)[:, None, None] * np.ones((1, 1, 2), np.float32)
+    possible = np.array([[0.0, 1.0]], np.float32)
+    total = rule_out_snow(prob, [2], possible)
+    np.testing.assert_allclose(total, [[0.5, 1.0]], atol=1e-6)
+    prob /= total
+    np.testing.assert_allclose(prob[:, 0, 0], [0.2, 0.6, 0.0, 0.2], atol=1e-6)
+    np.testing.assert_allclose(prob[:, 0, 1], [0.1, 0.3, 0.5, 0.1], atol=1e-6)
+    assert list(prob.argmax(0)[0]) == [1, 2]
+
+
+def test_the_logit_bias_gives_the_same_probabilities():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 3, 5)).astype(np.float32)
+    possible = rng.uniform(0.01, 1.0, size=(3, 5)).astype(np.float32)
+    possible[0, 0] = 0.0
+    prob = torch.softmax(torch.from_numpy(logits), 0).numpy()
+    prob /= rule_out_snow(prob, [2], possible)
+    biased = logits.copy()
+    biased[2] += snow_logit_bias(possible)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(biased), 0).numpy(), prob, atol=1e-5)
+
+
+def test_check_snow_leaves_maps_without_a_snow_class_or_the_bands_alone():
+    prob = np.full((3, 2, 2), 1 / 3, np.float32)
+    img = _image("vegetation", 2, 2)  # NDSI -0.38, no cloud
+    assert check_snow(prob.copy(), img, CARD, ["water", "trees", "crops"]).tolist() == prob.tolist()
+    no_swir = [b for b in CARD if b != "B11"]
+    out = check_snow(prob.copy(), img[[CARD.index(b) for b in no_swir]], no_swir, ["water", "snow", "crops"])
+    assert out.tolist() == prob.tolist()
+    out = check_snow(prob.copy(), img, CARD, ["water", "snow", "crops"])
+    np.testing.assert_allclose(out[:, 0, 0], [0.5, 0.0, 0.5], atol=1e-6)
+
+
+def test_real_snow_is_left_to_the_model():
+    """The all-snow TerraMesh site (609U), Level-2A and Level-1C (its declared offset applied): snow stays possible
+    on all but a few pixels (0.01 % of the Level-2A site, measured; rock in the snow label)."""
+    from claire.claire_plugin.core.training.datasets import declared_offset
+
+    l2a = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    l1c = l2a[:10] + ["B10"] + l2a[10:]
+    for level, bands in (("S2L2A", l2a), ("S2L1C", l1c)):
+        path = os.path.join(ROOT, "terramesh", level, "609U_541L_3_0.tif")
+        refl = np.clip(_read(path, bands) + (declared_offset(path) or 0.0) * 1e-4, 0.0, 1.0)
+        assert float((snow_possible(refl, CARD) < 0.5).mean()) < 0.001, level
+
+
+def test_the_june_farmland_patch_shows_no_snow():
+    """The bundled BigEarthNet-MM patch (June farmland, where the bundled checkpoint paints snow): NDSI below 0
+    on nearly every pixel, so the check rules snow out there."""
+    folder = os.path.join(ROOT, "bigearthnet_mm", "BigEarthNet-S2-Example")
+    patch = os.path.join(folder, sorted(os.listdir(folder))[0])
+    import rasterio
+
+    def band(name):
+        path = [f for f in os.listdir(patch) if f.endswith(f"_{name}.tif")][0]
+        with rasterio.open(os.path.join(patch, path), "r") as ds:
+            return ds.read(1, out_shape=(120, 120)).astype(np.float32) * 1e-4
+
+    refl = np.stack([band(b) for b in CARD])
+    assert float((snow_possible(refl, CARD) == 0.0).mean()) > 0.95
