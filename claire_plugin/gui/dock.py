@@ -180,12 +180,18 @@ class ClaireDock(QgsDockWidget):
         self.fill_from_sar.setChecked(True)
         self.fill_from_sar.setToolTip("Pixels without optical data (swath edge, masked clouds) are classified from "
                                       "the SAR instead of left empty (checkpoints with a cloud gate).")
+        self.snow_check = QCheckBox("snow check (NDSI)", page)
+        self.snow_check.setChecked(True)
+        self.snow_check.setToolTip("Snow / ice is ruled out where the clear optical shows no snow cover (its snow "
+                                   "index, NDSI of B03 and B11, at or below 0): the next most likely class is "
+                                   "mapped there. Left to the model under cloud.")
         outputs_row = QVBoxLayout()
         outputs_row.addWidget(self.want_confidence)
         outputs_row.addWidget(self.want_reliance)
         outputs_row.addWidget(self.want_cloud)
         outputs_row.addWidget(self.want_unfamiliar)
         outputs_row.addWidget(self.fill_from_sar)
+        outputs_row.addWidget(self.snow_check)
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -353,6 +359,7 @@ class ClaireDock(QgsDockWidget):
             cloud=f"{base}_cloud.tif" if self.want_cloud.isChecked() else None,
             unfamiliar=f"{base}_unfamiliar.tif" if self.want_unfamiliar.isChecked() else None,
             fill_from_sar=self.fill_from_sar.isChecked(),
+            snow_check=self.snow_check.isChecked(),
             reference=reference,
         )
 

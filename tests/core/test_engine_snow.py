@@ -135,3 +135,27 @@ def test_held_out_scoring_applies_the_same_check(pair):
         cmap = np.array([0, 1, 2, 3])
         mapped = predict_pixels(WindowSet(scene, px, snow_classes=[2]), [(SaysSnow().eval(), cmap)])[False][0][0]
         assert (mapped == expected).all()
+
+
+def test_the_forests_held_out_scores_get_the_same_check(pair):
+    """The report's random forests (baseline.forest_predict, the written ForestNet) are scored as the engine maps
+    them: a snow class ruled out at pixels whose optical shows no snow."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from claire.claire_plugin.core.training.baseline import forest_predict
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.core.training.windows import pixel_snow_possible
+
+    with Scene(pair[0], pair[1], tiny_card(classes=CLASSES, arch="standin")) as scene:
+        o, s, _ = scene.read(0, 0, H, W)
+        feats = np.concatenate([o[:, 0, [0, -1]], s[:, 0, [0, -1]]]).T  # a vegetation and a snow pixel
+        feats = np.vstack([feats, np.full((1, feats.shape[1]), np.nan, np.float32)])
+        possible = pixel_snow_possible(scene, np.nan_to_num(feats[:2]))
+        assert possible.tolist() == [0.0, 1.0]
+        assert pixel_snow_possible(scene, feats)[2] == 1.0  # missing values: nothing to go by
+    x = np.array([[0.0], [1.0], [2.0], [3.0]] * 5)
+    rf = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, np.tile([0, 1, 2, 3], 5))
+    rows = np.array([[2.0], [2.0], [np.nan]])
+    assert forest_predict(rf, rows).tolist() == [2, 2, -1]
+    checked = forest_predict(rf, rows, snow=([2], np.array([0.0, 1.0, 1.0], np.float32)))
+    assert checked[0] != 2 and checked.tolist()[1:] == [2, -1]

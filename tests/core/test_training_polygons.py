@@ -226,3 +226,41 @@ def test_no_forest_checkpoint_without_the_baseline(scene):
     report = train_from_polygons(params)
     assert "forest_checkpoint" not in report and not os.path.exists(forest_path_for(params.output))
     assert "ensemble_checkpoint" not in report and not os.path.exists(ensemble_path_for(params.output))
+
+
+def test_a_users_snow_class_is_scored_as_the_engine_maps_it(scene):
+    """With a class named snow, the report's held-out scores (network, forest) are those of the engine's maps,
+    whose snow check rules snow out where the synthetic optical shows none (it does here: the maps differ)."""
+    import rasterio
+
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.core.training.labels import read_labels
+    from claire.claire_plugin.core.training.polygons import forest_path_for, make_split
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.core.training.scorecard import score
+
+    torch.set_num_threads(1)
+    names = {**NAMES, 4: "snow"}
+    labels_path = write_vector(scene["dir"] / "snow.gpkg", [(box_wkt(r, c, r + 5, c + 5), names[v]) for v, r, c in BOXES])
+    params = _params(scene, labels=labels_path)
+    report = train_from_polygons(params)
+    _, base_card = load_checkpoint(scene["checkpoint"])
+    with Scene(params.optical, params.sar, base_card) as sc:
+        labels = read_labels(labels_path, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3)
+        split = make_split(params, labels, sc)
+    changed = 0
+    for ckpt, arm in ((params.output, "finetuned"), (forest_path_for(params.output), "rf_optical_sar")):
+        maps = {}
+        for check in (True, False):
+            out = str(scene["dir"] / f"{arm}_{check}.tif")
+            classify(ClassifyParams(scene["optical"], scene["sar"], out, checkpoint=ckpt, device="cpu",
+                                    runtime="eager", snow_check=check))
+            with rasterio.open(out) as ds:
+                maps[check] = ds.read(1)
+        card = load_checkpoint(ckpt)[1]
+        value_to_index = {c["value"]: c["index"] for c in card["classes"]}
+        pred = np.array([value_to_index.get(int(v), -1) for v in maps[True][split.val.rows, split.val.cols]])
+        assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"][arm]["clear"]["macro_f1"], arm
+        changed += int((maps[True] != maps[False]).sum())
+    assert changed > 0

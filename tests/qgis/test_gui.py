@@ -383,6 +383,14 @@ def test_dock_writes_the_unfamiliar_raster_by_default(dock_with_layers, tmp_path
     assert dock.build_params().unfamiliar is None
 
 
+def test_dock_snow_check_is_on_by_default_and_can_be_turned_off(dock_with_layers, tmp_path):
+    dock = dock_with_layers
+    dock.output.setFilePath(str(tmp_path / "lc.tif"))
+    assert dock.build_params().snow_check is True
+    dock.snow_check.setChecked(False)
+    assert dock.build_params().snow_check is False
+
+
 def test_unfamiliar_style_tells_near_the_threshold_from_beyond_it(qgis_app, tmp_path):
     import numpy as np
     from qgis.core import QgsRasterLayer

@@ -5,7 +5,7 @@ class weights on the optical bands (and the SAR bands), no spatial context.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,13 +29,23 @@ def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: 
     return rf
 
 
-def forest_predict(rf, features: np.ndarray, columns: Optional[slice] = None) -> np.ndarray:
-    """Class indices for every row; -1 where a value is missing (no prediction there)."""
+def forest_predict(rf, features: np.ndarray, columns: Optional[slice] = None,
+                   snow: Optional[Tuple[Sequence[int], np.ndarray]] = None) -> np.ndarray:
+    """Class indices for every row; -1 where a value is missing (no prediction there). `snow`: (the snow / ice
+    classes, models.cloud.snow_possible per row): the engine's snow check on the forest's probabilities."""
     x = features if columns is None else features[:, columns]
     ok = np.isfinite(x).all(axis=1)
     out = np.full(x.shape[0], -1, np.int64)
-    if ok.any():
+    if not ok.any():
+        return out
+    if not snow or not snow[0]:
         out[ok] = rf.predict(x[ok])
+        return out
+    proba = rf.predict_proba(x[ok])
+    for col, k in enumerate(rf.classes_):
+        if int(k) in set(snow[0]):
+            proba[:, col] *= snow[1][ok]
+    out[ok] = rf.classes_[proba.argmax(1)]
     return out
 
 

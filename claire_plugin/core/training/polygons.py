@@ -27,6 +27,7 @@ from .windows import (
     CLOUD_COVERAGE,
     WindowSet,
     checked_snow_classes,
+    pixel_snow_possible,
     predict_pixels,
     sample_pixels,
     uses_cloud,
@@ -166,11 +167,13 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
         preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
             arms.setdefault(name, {})[cond] = score(p, split.val, classes)
+        snow = (val_windows.snow_classes, pixel_snow_possible(val_windows.scene, feats)) \
+            if val_windows.snow_classes else None
         for name, (rf, cols) in forests.items():
             if cols == "net":
-                pred = forest_net_predict(rf, val_windows.scene, feats)
+                pred = forest_net_predict(rf, val_windows.scene, feats, snow)
             else:
-                pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None)
+                pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None, snow)
             arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
     if sweep is None:
         return arms, None, calibration
@@ -209,12 +212,16 @@ def forest_net(scene: Scene, rf, num_classes: int):
     return ForestNet.from_sklearn(rf, num_classes, n_opt, n_sar, mean, std)
 
 
-def forest_net_predict(net, scene: Scene, feats: np.ndarray) -> np.ndarray:
+def forest_net_predict(net, scene: Scene, feats: np.ndarray,
+                       snow: Optional[Tuple[Sequence[int], np.ndarray]] = None) -> np.ndarray:
     """Class indices of a ForestNet at pixels with physical features `feats` [N, Co+Cs], normalised as the
-    network input is (Scene.standardise); -1 where a value is missing."""
+    network input is (Scene.standardise); -1 where a value is missing. `snow` as in baseline.forest_predict."""
     n_opt = len(scene.oc.indices)
     on, sn = scene.standardise(feats[:, :n_opt].T[:, :, None], feats[:, n_opt:].T[:, :, None])
-    pred = net.predict_proba(np.concatenate([on, sn])[:, :, 0].T).argmax(1).astype(np.int64)
+    proba = net.predict_proba(np.concatenate([on, sn])[:, :, 0].T)
+    if snow and snow[0]:
+        proba[:, list(snow[0])] *= snow[1][:, None]
+    pred = proba.argmax(1).astype(np.int64)
     pred[~np.isfinite(feats).all(axis=1)] = -1
     return pred
 

@@ -230,6 +230,20 @@ def checked_snow_classes(scene: Scene, classes: Sequence) -> List[int]:
     return [] if missing_bands(list(scene.oc.names)) else snow_classes([c.name for c in classes])
 
 
+def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
+    """[N] models.cloud.snow_possible of pixels from their physical features [N, Co+Cs] (the forest's), with their
+    cloud probability, as the engine computes both per pixel; 1 where a value is missing."""
+    from ....models.cloud import cloud_probability, snow_possible
+
+    names = list(scene.oc.names)
+    refl = np.ascontiguousarray(feats[:, :len(names)].T[:, :, None], dtype=np.float32)
+    bad = ~np.isfinite(refl).all(axis=0)
+    refl = np.nan_to_num(refl, nan=0.0)
+    possible = snow_possible(refl, names, cloud_probability(refl, names))
+    possible[bad] = 1.0
+    return possible[:, 0]
+
+
 def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray:
     """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window
     (models.cloud.snow_logit_bias of snow_possible, with the window's cloud probability; 0 where it has no data)."""
