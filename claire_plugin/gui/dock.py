@@ -164,6 +164,32 @@ class ClaireDock(QgsDockWidget):
                                 "torch.compile (about 30 s per session); aot: built once (minutes, needs a C++ "
                                 "compiler; a bfloat16 one too where the CPU has bfloat16 instructions), then "
                                 "cached.")
+        outputs_row = self._build_output_switches(page)
+        self.output = QgsFileWidget(page)
+        self.output.setStorageMode(QgsFileWidget.SaveFile)
+        self.output.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.output.lineEdit().setPlaceholderText("temporary file")
+        self.explainer = QgsFileWidget(page)
+        self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
+        self.explainer.lineEdit().setPlaceholderText("none: template writer")
+        self.explainer.setFilePath(QgsSettings().value(EXPLAINER_KEY, "", type=str))
+        self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
+                                  "empty: the deterministic template.")
+        form = narrow_form()
+        for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
+                              ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
+                              ("Runtime", self.runtime)):
+            form.addRow(label, widget)
+        form.addRow(QLabel("Also write", page))
+        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
+        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
+            form.addRow(label, widget)
+        box = QGroupBox("Options", page)
+        box.setLayout(form)
+        return box
+
+    def _build_output_switches(self, page: QWidget) -> QVBoxLayout:
+        """The extra outputs to write and the run's switches (SAR fill, snow check), one check box a line."""
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
@@ -192,28 +218,7 @@ class ClaireDock(QgsDockWidget):
         outputs_row.addWidget(self.want_unfamiliar)
         outputs_row.addWidget(self.fill_from_sar)
         outputs_row.addWidget(self.snow_check)
-        self.output = QgsFileWidget(page)
-        self.output.setStorageMode(QgsFileWidget.SaveFile)
-        self.output.setFilter("GeoTIFF (*.tif *.tiff)")
-        self.output.lineEdit().setPlaceholderText("temporary file")
-        self.explainer = QgsFileWidget(page)
-        self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
-        self.explainer.lineEdit().setPlaceholderText("none: template writer")
-        self.explainer.setFilePath(QgsSettings().value(EXPLAINER_KEY, "", type=str))
-        self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
-                                  "empty: the deterministic template.")
-        form = narrow_form()
-        for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
-                              ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
-                              ("Runtime", self.runtime)):
-            form.addRow(label, widget)
-        form.addRow(QLabel("Also write", page))
-        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
-        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
-            form.addRow(label, widget)
-        box = QGroupBox("Options", page)
-        box.setLayout(form)
-        return box
+        return outputs_row
 
     def _build_banner(self, root: QWidget) -> QLabel:
         """The missing-packages banner (hidden unless something is missing)."""
