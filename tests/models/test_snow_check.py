@@ -112,3 +112,14 @@ def test_the_june_farmland_patch_shows_no_snow():
 
     refl = np.stack([band(b) for b in CARD])
     assert float((snow_possible(refl, CARD) == 0.0).mean()) > 0.95
+
+
+def test_tempered_confidence_needs_no_renormalisation_after_the_check():
+    """engine.post tempers the checked probabilities without dividing by their sum: the same confidence."""
+    from claire.models.calibration import tempered_confidence
+
+    rng = np.random.default_rng(1)
+    prob = torch.softmax(torch.from_numpy(rng.normal(size=(4, 3, 5)).astype(np.float32)), 0).numpy()
+    possible = rng.uniform(0.0, 1.0, size=(3, 5)).astype(np.float32)
+    total = rule_out_snow(prob, [2], possible)
+    np.testing.assert_allclose(tempered_confidence(prob, 2.5), tempered_confidence(prob / total, 2.5), rtol=1e-5)
