@@ -135,7 +135,9 @@ def run_split(args: argparse.Namespace) -> int:
 
     unsupported = [flag for flag, value in (("--reliance", args.reliance), ("--reference", args.reference),
                                             ("--summary", args.summary), ("--report", args.report),
-                                            ("--explainer", args.explainer)) if value]
+                                            ("--explainer", args.explainer),
+                                            ("--no-sar-fill", not args.fill_from_sar),
+                                            ("--no-snow-check", not args.snow_check)) if value]
     if unsupported:
         raise ClaireError(f"{', '.join(unsupported)} cannot be combined with --scheduler yet (a split scene "
                           f"writes the classes and the confidence); run without --scheduler for those")
