@@ -212,12 +212,9 @@ class ClaireDock(QgsDockWidget):
                                    "index, NDSI of B03 and B11, at or below 0): the next most likely class is "
                                    "mapped there. Left to the model under cloud.")
         outputs_row = QVBoxLayout()
-        outputs_row.addWidget(self.want_confidence)
-        outputs_row.addWidget(self.want_reliance)
-        outputs_row.addWidget(self.want_cloud)
-        outputs_row.addWidget(self.want_unfamiliar)
-        outputs_row.addWidget(self.fill_from_sar)
-        outputs_row.addWidget(self.snow_check)
+        for box in (self.want_confidence, self.want_reliance, self.want_cloud, self.want_unfamiliar,
+                    self.fill_from_sar, self.snow_check):
+            outputs_row.addWidget(box)
         return outputs_row
 
     def _build_banner(self, root: QWidget) -> QLabel:
