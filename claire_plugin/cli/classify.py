@@ -58,25 +58,17 @@ def params_from_args(args: argparse.Namespace):
         summary_json=args.summary, report=args.report, explainer=args.explainer)
 
 
-def _share(x) -> str:
-    """A share as a percentage, '-' when unknown."""
-    return "-" if x is None else f"{x:.1%}"
-
-
 def format_table(summary: dict) -> str:
     """Per-class table: value, name, pixels, hectares, share, mean confidence, SAR share."""
+    from ..core.engine.summary import scene_line
+
     rows = [f"{'value':>5}  {'class':<20} {'pixels':>12} {'area ha':>12} {'share':>7} {'conf':>6} {'SAR':>6}"]
     for c in summary["classes"]:
         conf = "-" if c["mean_confidence"] is None else f"{c['mean_confidence']:.2f}"
         sar = "-" if c["mean_sar_share"] is None else f"{c['mean_sar_share']:.2f}"
         rows.append(f"{c['value']:>5}  {c['name'][:20]:<20} {c['pixels']:>12} {c['area_ha']:>12.2f} "
                     f"{c['share']:>7.1%} {conf:>6} {sar:>6}")
-    rows.append(f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
-                f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
-                f"optical invalid {summary['optical_invalid_share']:.1%}, "
-                f"unlike the training data {_share(summary.get('unfamiliar_share'))}"
-                + (f", snow / ice ruled out by the optical {summary['snow_ruled_out_share']:.1%}"
-                   if summary.get("snow_ruled_out_share") else ""))
+    rows.append(scene_line(summary))
     m = summary.get("metrics")
     if m:
         rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")

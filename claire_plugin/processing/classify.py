@@ -143,6 +143,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
+        from ..core.engine.summary import scene_line
         from ..layers.layers import no_input_sidecars
         from .common import qgis_message
 
@@ -170,6 +171,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             "CLASS_TABLE": class_table(result.summary),
         }
         feedback.pushInfo(outputs["CLASS_TABLE"])
+        feedback.pushInfo(scene_line(result.summary))
         return outputs
 
 

@@ -82,6 +82,9 @@ def test_snow_is_ruled_out_where_the_optical_shows_none(pair):
     assert f"{facts['scene']['snow_ruled_out_pct']:.1f} %" in text
     grounding = check_grounding(text, facts)
     assert grounding.flagged_sentences == [] and grounding.grounded_share == 1.0
+    from claire.claire_plugin.core.engine.summary import scene_line
+
+    assert scene_line(summary).endswith(f"snow / ice ruled out by the optical {SPLIT / W:.1%}")
 
 
 def test_the_check_can_be_turned_off(pair):
@@ -89,6 +92,9 @@ def test_the_check_can_be_turned_off(pair):
     assert (lc == 7).all()
     assert abs(int(conf[0, 0]) - 61) <= 1
     assert res.summary["snow_ruled_out_share"] is None
+    from claire.claire_plugin.core.engine.summary import scene_line
+
+    assert "snow" not in scene_line(res.summary)
     assert "snow or ice where" not in render_template(build_facts(res.summary, tiny_card(classes=CLASSES)))
 
 

@@ -152,6 +152,9 @@ def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair,
                                        "OUTPUT": str(tmp_path / "lc.tif")}, feedback=log)
     text = "\n".join(log.lines)
     assert "added before scaling (OPTICAL_OFFSET)" in text and "--optical-offset" not in text, text
+    # after the class table, the scene's counts and what not to trust, as on the command line
+    table = next(i for i, line in enumerate(log.lines) if line.startswith("class "))
+    assert log.lines[table + 1].startswith("valid pixels ") and "unlike the training data" in log.lines[table + 1]
 
 
 def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):

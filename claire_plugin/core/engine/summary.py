@@ -156,6 +156,24 @@ class SummaryAccumulator:
         return out
 
 
+def _share(x) -> str:
+    """A share as a percentage, '-' when unknown."""
+    return "-" if x is None else f"{x:.1%}"
+
+
+def scene_line(summary: dict) -> str:
+    """One plain-text line of the scene's counts and what not to trust (the command line's and Processing's log):
+    valid and nodata pixels, clouded, SAR-only, invalid optical, unlike the training data, and the snow check's
+    share where it moved any pixel."""
+    line = (f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
+            f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
+            f"optical invalid {summary['optical_invalid_share']:.1%}, "
+            f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
+    if summary.get("snow_ruled_out_share"):
+        line += f", snow / ice ruled out by the optical {summary['snow_ruled_out_share']:.1%}"
+    return line
+
+
 def metrics(cm: np.ndarray, names: List[str]) -> dict:
     """Metrics from a confusion matrix (rows reference, cols prediction) via models.metrics."""
     return dict(metrics_from_confusion(cm, names))
