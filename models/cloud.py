@@ -195,6 +195,12 @@ def snow_classes(names: Sequence[str]) -> List[int]:
     return [i for i, n in enumerate(names) if SNOW_WORDS & set(re.findall(r"[a-z]+", str(n).lower()))]
 
 
+def checked_snow_classes(names: Sequence[str], bands: Sequence[str]) -> List[int]:
+    """The classes the snow check applies to: those named snow or ice (`snow_classes`), when the optical bands
+    `bands` are those of the cloud probability (else none)."""
+    return [] if missing_bands(bands) else snow_classes(names)
+
+
 def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.ndarray] = None) -> np.ndarray:
     """[H,W] float32 in [0,1]: how far the optical allows snow or ice at each pixel: 0 where NDSI (B03, B11) is
     at or below SNOW_NDSI[0], 1 from SNOW_NDSI[1], and at least the cloud probability `cloud` (the optical cannot
@@ -228,8 +234,8 @@ def check_snow(prob: np.ndarray, refl: np.ndarray, bands: Sequence[str], names: 
     `names`, renormalised in place where snow_possible over `refl` [C,H,W] (band names `bands`) with the cloud
     probability `cloud` ([H,W]; computed when None) rules snow / ice out. Unchanged without such a class or
     without the bands of the cloud probability."""
-    classes = snow_classes(names)
-    if not classes or missing_bands(bands):
+    classes = checked_snow_classes(names, bands)
+    if not classes:
         return prob
     if cloud is None:
         cloud = cloud_probability(refl, bands)

@@ -300,10 +300,11 @@ def _cloud(plan: RunPlan, messages: List[str]) -> None:
 def _snow_check(plan: RunPlan, cloud_missing: List[str], messages: List[str]) -> None:
     """The classes the snow check (models.cloud.snow_possible) applies to: the card's snow / ice classes, when it
     is asked for and the optical has the bands it needs (those of the cloud probability)."""
-    from ....models.cloud import snow_classes
+    from ....models.cloud import checked_snow_classes, snow_classes
 
-    found = snow_classes([c["name"] for c in plan.classes])
-    plan.snow_classes = found if plan.params.snow_check and not cloud_missing else []
+    names = [c["name"] for c in plan.classes]
+    found = snow_classes(names)
+    plan.snow_classes = checked_snow_classes(names, plan.optical_bands.names) if plan.params.snow_check else []
     if found and plan.params.snow_check and cloud_missing:
         messages.append(f"no snow check: the optical bands lack {', '.join(cloud_missing)}, so "
                         f"{', '.join(plan.classes[k]['name'] for k in found)} is not checked against the optical")

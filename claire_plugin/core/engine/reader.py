@@ -86,7 +86,7 @@ class ChunkReader:
 
             self.cloud_idx = used_bands(self.cloud_bands)  # only these are converted to reflectance
         self.fill_from_sar = plan.fill_from_sar
-        self.snow_check = bool(plan.snow_classes) and self.cloud_bands is not None
+        self.snow_check = bool(plan.snow_classes)  # empty without the cloud probability's bands
         self.threaded = readers > 0
         self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
         self._next = 0

@@ -225,33 +225,32 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
 def checked_snow_classes(scene: Scene, classes: Sequence) -> List[int]:
     """The user's classes (ClassInfo) the engine's snow check applies to on this scene: those named snow or ice,
     when the optical has the bands of the cloud probability (engine.plan's rule)."""
-    from ....models.cloud import missing_bands, snow_classes
+    from ....models.cloud import checked_snow_classes as checked
 
-    return [] if missing_bands(list(scene.oc.names)) else snow_classes([c.name for c in classes])
+    return checked([c.name for c in classes], list(scene.oc.names))
 
 
-def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
-    """[N] models.cloud.snow_possible of pixels from their physical features [N, Co+Cs] (the forest's), with their
-    cloud probability, as the engine computes both per pixel; 1 where a value is missing."""
+def _snow_possible(scene: Scene, refl: np.ndarray) -> np.ndarray:
+    """models.cloud.snow_possible of physical optical [C, ...] with its cloud probability, as the engine's reader
+    computes both (1 where a value is missing)."""
     from ....models.cloud import cloud_probability, snow_possible
 
     names = list(scene.oc.names)
-    refl = np.ascontiguousarray(feats[:, :len(names)].T[:, :, None], dtype=np.float32)
-    bad = ~np.isfinite(refl).all(axis=0)
-    refl = np.nan_to_num(refl, nan=0.0)
-    possible = snow_possible(refl, names, cloud_probability(refl, names))
-    possible[bad] = 1.0
-    return possible[:, 0]
+    return snow_possible(refl, names, cloud_probability(refl, names))
+
+
+def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
+    """[N] `_snow_possible` of pixels from their physical features [N, Co+Cs] (the forest's)."""
+    refl = np.ascontiguousarray(feats[:, :len(scene.oc.indices)].T[:, :, None], dtype=np.float32)
+    return _snow_possible(scene, refl)[:, 0]
 
 
 def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray:
     """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window
-    (models.cloud.snow_logit_bias of snow_possible, with the window's cloud probability; 0 where it has no data)."""
-    from ....models.cloud import snow_logit_bias, snow_possible
-    from ....models.training import cloud_input
+    (models.cloud.snow_logit_bias of `_snow_possible`; 0 where the window has no data)."""
+    from ....models.cloud import snow_logit_bias
 
-    names = list(scene.oc.names)
-    possible = snow_possible(opt_phys, names, cloud_input(opt_phys, {"bands": names})[0])
+    possible = _snow_possible(scene, opt_phys)
     possible[bad] = 1.0
     return snow_logit_bias(possible)
 
@@ -261,7 +260,8 @@ def _snow_channels(cmap: Optional[np.ndarray], snow: Sequence[int]) -> List[int]
     `cmap` maps them)."""
     if cmap is None:
         return list(snow)
-    return [c for c, u in enumerate(cmap) if u in set(snow)]
+    wanted = set(snow)
+    return [c for c, u in enumerate(cmap) if u in wanted]
 
 
 def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[List[int]]:
@@ -293,9 +293,10 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
         for j, (net, cmap) in enumerate(models):
             lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            channels = _snow_channels(cmap, snow[1])
             for b, bias in enumerate(snow[0]):
                 if bias is not None:
-                    lg[b, _snow_channels(cmap, snow[1])] += bias
+                    lg[b, channels] += bias
             kept = None
             if j == 0 and logits is not None:
                 kept = logits.get(key)
