@@ -86,11 +86,14 @@ def summary_table(report: Dict[str, Any]) -> str:
     """Plain-text side-by-side scores of every arm (macro-F1 / OA), clear and clouded."""
     conds = list(next(iter(report["arms"].values())).keys())
     lines = [f"{'model':<34}" + "".join(f"{c + ' macro-F1':>24}{'OA':>8}" for c in conds)]
-    from ..core.training.scorecard import ARM_TITLES, ordered_arms
+    from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
+
+    def f1(m: Dict[str, Any]) -> str:
+        ci = interval_text(m.get("macro_f1_ci95"))
+        return f"{m['macro_f1'] or 0:.3f}" + (f" ({ci})" if ci else "")
 
     for arm in ordered_arms(report):
-        cells = "".join(f"{report['arms'][arm][c]['macro_f1'] or 0:>24.3f}{report['arms'][arm][c]['oa'] or 0:>8.3f}"
-                        for c in conds)
+        cells = "".join(f"{f1(report['arms'][arm][c]):>24}{report['arms'][arm][c]['oa'] or 0:>8.3f}" for c in conds)
         lines.append(f"{ARM_TITLES.get(arm, arm):<34}{cells}")
     leak = report.get("leakage")
     if leak:

@@ -162,6 +162,8 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
 
 def _metrics_html(card: Dict[str, Any]) -> List[str]:
     """OA / mIoU / kappa and the per-class IoU/F1 table of every metrics split."""
+    from ..core.training.scorecard import interval_text
+
     e = html.escape
     parts: List[str] = []
     for split, m in (card.get("metrics") or {}).items():
@@ -171,7 +173,9 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
             parts += _baselines_html(m)
             continue
         parts.append(f"<h3>Metrics ({e(str(split))})</h3>")
-        f1 = f"macro-F1 {_fmt(m['macro_f1'])} · " if m.get("macro_f1") is not None else ""
+        f1 = f"macro-F1 {_fmt(m['macro_f1'])}" if m.get("macro_f1") is not None else ""
+        ci = interval_text(m.get("macro_f1_ci95"))
+        f1 += (f" (95 % interval {ci}, held-out polygons resampled)" if ci and f1 else "") + (" · " if f1 else "")
         parts.append(f"<p>{f1}OA {_fmt(m.get('oa'), True)} · mIoU {_fmt(m.get('miou'), True)} · "
                      f"kappa {_fmt(m.get('kappa'))}</p>")
         rows = m.get("per_class") or []

@@ -73,8 +73,9 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
             both += ("; its scores are cross-fitted (each half of the held-out polygons scored with the weight chosen "
                      "on the other)")
     rate = f", {e(report['training']['lr_note'])}" if report["training"].get("lr_note") else ""
-    if report.get("calibration_note"):
-        rate += f"; {e(report['calibration_note'])}"
+    for note in ("calibration_note", "spread_note"):
+        if report.get(note):
+            rate += f"; {e(report[note])}"
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "

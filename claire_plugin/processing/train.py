@@ -270,13 +270,15 @@ def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[
 
 def score_lines(report: Dict[str, Any]) -> str:
     """Held-out macro-F1 / OA / kappa of every arm, clear, and the leakage check, one line each."""
-    from ..core.training.scorecard import ARM_TITLES, ordered_arms
+    from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
 
     lines = ["held-out polygons, clear:"]
     for arm in ordered_arms(report):
         m = report["arms"][arm]["clear"]
-        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}, "
-                     f"kappa {m['kappa'] or 0:.3f}")
+        ci = interval_text(m.get("macro_f1_ci95"))
+        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}"
+                     + (f" (95 % interval {ci})" if ci else "")
+                     + f", OA {m['oa'] or 0:.3f}, kappa {m['kappa'] or 0:.3f}")
     leak = report.get("leakage")
     if leak:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "

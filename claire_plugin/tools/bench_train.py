@@ -156,6 +156,8 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
                      for a, conds in report["arms"].items()},
             "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"],
             "forest_weight": (report.get("ensemble_weight") or {}).get("chosen"),
+            "finetuned_minus_rf_ci95": {c: ((report.get("spread") or {}).get(c) or {}).get("differences", {}).get(
+                "finetuned - rf_optical_sar") for c in ("clear", "clouds_60pct")},
             "whole_map": whole}
 
 
@@ -230,7 +232,8 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
     arms = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     cols = [(a, c) for c in ("clear", "clouds_60pct") for a in arms]
     head = ("| site | N | seeds | " + " | ".join(f"{a} {c.replace('_60pct', '')}" for a, c in cols) + " | " +
-            " | ".join(f"whole map {a}" for a in arms) + " | fine-tuned - RF+SAR clear / clouds | forest weights |")
+            " | ".join(f"whole map {a}" for a in arms) + " | fine-tuned - RF+SAR clear / clouds | forest weights |"
+            " runs ahead / behind RF+SAR beyond the held-out spread, clear |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
 
     def cell(vals: List[float]) -> str:
@@ -243,8 +246,18 @@ def summary(results: Sequence[Dict[str, Any]]) -> str:
                          for r in rs]) * 100 for c in ("clear", "clouds_60pct")]
         weights = ", ".join(f"{r['forest_weight']:g}" for r in rs if r.get("forest_weight") is not None) or "-"
         lines.append(f"| {site} | {n} | {len(rs)} | " + " | ".join(held + whole) +
-                     f" | {gaps[0]:+.1f} / {gaps[1]:+.1f} points | {weights} |")
+                     f" | {gaps[0]:+.1f} / {gaps[1]:+.1f} points | {weights} | {beyond_spread(rs)} |")
     return "\n".join(lines)
+
+
+def beyond_spread(runs: Sequence[Dict[str, Any]], cond: str = "clear") -> str:
+    """"A / B of N": runs whose 95 % interval of fine-tuned minus the forest with SAR (whole held-out polygons
+    resampled) lies above 0 / below 0; "-" when no run has one."""
+    cis = [(r.get("finetuned_minus_rf_ci95") or {}).get(cond) for r in runs]
+    cis = [c for c in cis if c and None not in c]
+    if not cis:
+        return "-"
+    return f"{sum(c[0] > 0 for c in cis)} / {sum(c[1] < 0 for c in cis)} of {len(cis)}"
 
 
 def mosaic_scene(folder: str, size: int, seed: int = 0) -> Dict[str, str]:

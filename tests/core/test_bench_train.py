@@ -46,16 +46,20 @@ def test_whole_map_score_leaves_out_the_training_squares_and_their_buffer():
 def test_summary_averages_over_seeds_per_site_and_n():
     from claire.claire_plugin.tools.bench_train import summary
 
-    def run(seed, ft, rf, weight):
+    def run(seed, ft, rf, weight, ci):
         arms = {a: {c: {"macro_f1": v, "oa": v} for c in ("clear", "clouds_60pct")}
                 for a, v in (("untuned", 0.5), ("finetuned", ft), ("rf_optical_sar", rf))}
         return {"site": "s", "n": 5, "seed": seed, "arms": arms, "forest_weight": weight,
+                "finetuned_minus_rf_ci95": {"clear": ci, "clouds_60pct": None},
                 "whole_map": {"untuned": {"macro_f1": 0.4, "oa": 0.4}, "finetuned": {"macro_f1": ft, "oa": ft}}}
 
-    rows = [run(0, 0.8, 0.6, 0.25), run(1, 0.6, 0.5, 0.0), {"site": "s", "n": 5, "seed": 2, "error": "x"}]
+    rows = [run(0, 0.8, 0.6, 0.25, [0.05, 0.3]), run(1, 0.6, 0.5, 0.0, [-0.1, 0.2]),
+            {"site": "s", "n": 5, "seed": 2, "error": "x"}]
     line = summary(rows).splitlines()[-1]
     assert line.startswith("| s | 5 | 2 | ")
-    assert "0.700 (0.60-0.80)" in line and "+15.0 / +15.0 points | 0.25, 0 |" in line
+    assert "0.700 (0.60-0.80)" in line and "+15.0 / +15.0 points | 0.25, 0 | 1 / 0 of 2 |" in line
+    rows[1]["finetuned_minus_rf_ci95"]["clear"] = [-0.3, -0.01]
+    assert summary(rows).splitlines()[-1].endswith("| 1 / 1 of 2 |")
 
 
 def test_bench_train_passes_the_learning_rate_and_length_to_every_run(monkeypatch, tmp_path):

@@ -89,6 +89,11 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert [h["polygons"] for h in weight["halves"]] == [2, 1]  # 3 held-out polygons, dealt class by class
     assert model(torch.zeros(1, 10, 32, 32), torch.zeros(1, 2, 32, 32))["logits"].shape[1] == 3
     assert card["metrics"]["heldout_polygons"]["macro_f1"] == report["arms"]["finetuned"]["clear"]["macro_f1"]
+    # one held-out polygon per class: nothing to resample, so no interval, and the report says why
+    assert all(m["macro_f1_ci95"] is None for arm in report["arms"].values() for m in arm.values())
+    assert report["spread"]["clear"]["single_polygon_classes"] == [0, 1, 2]
+    assert "no class has two held-out polygons" in report["spread_note"] and report["spread_note"] in html
+    assert report["spread_note"] in report_notes(report)
     # the engine classifies with the new checkpoint: its classes are the user's codes
     from claire.claire_plugin.core.engine import classify
     from claire.claire_plugin.core.params import ClassifyParams
@@ -147,13 +152,25 @@ def test_cli_train_from_labels(scene, capsys):
 
 def test_separate_validation_layer(scene):
     torch.set_num_threads(1)
-    vfeats = [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in [(1, 30, 20), (4, 30, 50), (5, 55, 85)]]
+    boxes = [(1, 30, 20), (1, 10, 24), (4, 30, 50), (4, 55, 50), (5, 55, 85), (5, 40, 88)]
+    vfeats = [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in boxes]
     val = write_vector(scene["dir"] / "v.gpkg", vfeats)
     cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
     report = train_from_polygons(_params(scene, validation=val, baseline=False, config=cfg))
     assert report["split"]["kind"] == "separate layer"
-    assert [r["val_pixels"] for r in report["counts"]] == [16, 16, 16]
+    assert [r["val_pixels"] for r in report["counts"]] == [32, 32, 32]
     assert [r["train_polygons"] for r in report["counts"]] == [4, 4, 4]
+    # two validation polygons per class: every score has an interval from resampling them, and the fine-tuned
+    # network is compared with the base (no forest in this run)
+    for arm in report["arms"].values():
+        for m in arm.values():
+            lo, hi = m["macro_f1_ci95"]
+            assert 0.0 <= lo <= hi <= 1.0
+    assert set(report["spread"]["clear"]["differences"]) == {"finetuned - untuned"}
+    from claire.claire_plugin.core.training.scorecard import spread_sentence
+
+    assert "the base checkpoint, not tuned" in spread_sentence(report) and "95 % interval" in spread_sentence(report)
+    assert "2000 draws" in report["spread_note"]
 
 
 def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):

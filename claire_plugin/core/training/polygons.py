@@ -23,6 +23,7 @@ from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
+from .spread import bootstrap, spread_note
 from .windows import (
     CLOUD_COVERAGE,
     WindowSet,
@@ -149,11 +150,13 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
 
 
 def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int, device: str,
-                   sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+                   sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict]:
     """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
     validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
     the arm "ensemble" at the forest weight core.training.blend chooses, cross-fitted, and what it says of the
-    choice (else None); the first network's confidence calibrated on the same pixels (core.training.calibrate)."""
+    choice (else None); the first network's confidence calibrated on the same pixels (core.training.calibrate);
+    per condition the polygon bootstrap's intervals (core.training.spread), also set as each score's
+    "macro_f1_ci95"."""
     from ....models.ensemble import DEFAULT_FOREST_WEIGHT
 
     arms: Dict[str, Dict[str, Any]] = {}
@@ -163,10 +166,11 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     logits: Dict[bool, np.ndarray] = {}
     out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits)
     calibration = calibrate(logits, split.val, seed)
+    preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
         preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
-            arms.setdefault(name, {})[cond] = score(p, split.val, classes)
+            preds_of[cond][name] = p
         snow = (val_windows.snow_classes, pixel_snow_possible(val_windows.scene, feats)) \
             if val_windows.snow_classes else None
         for name, (rf, cols) in forests.items():
@@ -174,15 +178,22 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
                 pred = forest_net_predict(rf, val_windows.scene, feats, snow)
             else:
                 pred = forest_predict(rf, feats, slice(0, n_opt) if cols == "optical" else None, snow)
-            arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
-    if sweep is None:
-        return arms, None, calibration
-    from .blend import choose_weight
+            preds_of[cond][name] = pred
+    info = None
+    if sweep is not None:
+        from .blend import choose_weight
 
-    swept = {cond: out[clouds][0][len(nets):] for cond, clouds in conds}
-    chosen, crossfit, info = choose_weight(swept, split.val, classes, sweep.weights, seed, DEFAULT_FOREST_WEIGHT)
-    arms["ensemble"] = {cond: score(crossfit[cond], split.val, classes) for cond, _ in conds}
-    return arms, info, calibration
+        swept = {cond: out[clouds][0][len(nets):] for cond, clouds in conds}
+        chosen, crossfit, info = choose_weight(swept, split.val, classes, sweep.weights, seed, DEFAULT_FOREST_WEIGHT)
+        for cond, _ in conds:
+            preds_of[cond]["ensemble"] = crossfit[cond]
+    spread = {}
+    for cond, preds in preds_of.items():
+        spread[cond] = bootstrap(preds, split.val, len(classes), seed)
+        for name, pred in preds.items():
+            arms.setdefault(name, {})[cond] = score(pred, split.val, classes)
+            arms[name][cond]["macro_f1_ci95"] = spread[cond]["arms"][name]
+    return arms, info, calibration, spread
 
 
 def _forests(scene, split: Split, params: PolygonTrainParams, classes) -> Dict[str, Any]:
@@ -303,8 +314,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from ....models.ensemble import WeightSweep
 
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
-        arms, weight, calibration = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
-                                                   params.config.seed, device, sweep)
+        arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
+                                                           params.config.seed, device, sweep)
         if weight is not None:
             from ....models.ensemble import EnsembleNet
 
@@ -319,6 +330,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report["familiarity"] = familiar_note
+        report["spread"] = spread
+        report["spread_note"] = spread_note(spread["clear"])
         if weight is not None:
             report["ensemble_weight"] = weight
         report["calibration"] = calibration
@@ -342,11 +355,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
 
 def report_notes(report: Dict[str, Any]) -> List[str]:
     """The run's notes for the user: on the inputs, on the labels, the learning rate and why, the confidence
-    calibration, and each change of the training's thread count (another program busy on the cores)."""
+    calibration, how the scores' intervals were made, and each change of the training's thread count (another
+    program busy on the cores)."""
     threads = (report["training"].get("threads") or {}).get("notes") or []
     rate = [report["training"]["lr_note"]] if report["training"].get("lr_note") else []
     ens = report.get("ensemble_weight") or {}
-    conf = [n for n in (report.get("calibration_note"), ens.get("calibration_note")) if n]
+    conf = [n for n in (report.get("calibration_note"), ens.get("calibration_note"), report.get("spread_note")) if n]
     return list(report["input_notes"]) + list(report["label_notes"]) + rate + conf + list(threads)
 
 
@@ -405,8 +419,9 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
 
     colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
     classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
-    headline = {k: {cond: {m: v[m] for m in ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")}
-                    for cond, v in conds.items()} for k, conds in report["arms"].items()}
+    keys = ("macro_f1", "macro_f1_ci95", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
+    headline = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}
+                for k, conds in report["arms"].items()}
     own = headline.pop(arm)
     metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
                "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}

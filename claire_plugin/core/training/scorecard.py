@@ -81,8 +81,44 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
 
 
 def verdicts(report: Dict[str, Any]) -> List[str]:
-    """The report's sentences on which model to map with (untuned_verdict, forest_verdict), those that apply."""
-    return [v for v in (untuned_verdict(report), forest_verdict(report)) if v]
+    """The report's sentences on which model to map with (untuned_verdict, forest_verdict) and how sure the
+    held-out polygons let one be of it (spread_sentence), those that apply."""
+    return [v for v in (untuned_verdict(report), forest_verdict(report), spread_sentence(report)) if v]
+
+
+def interval_text(ci: Optional[Sequence[float]], signed: bool = False) -> str:
+    """"0.41-0.80" (or "-0.08 to +0.17" when `signed`) of a 95 % interval; "" without one."""
+    if not ci or any(v is None or not np.isfinite(v) for v in ci):
+        return ""
+    return f"{ci[0]:+.2f} to {ci[1]:+.2f}" if signed else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
+def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
+    """Whether the fine-tuned network and the random forest with SAR (the base checkpoint when there is no forest)
+    differ by more than the held-out polygons can tell: their clear macro-F1 difference with its 95 % interval
+    from resampling whole held-out polygons (core.training.spread); None without an interval."""
+    from .spread import difference_of, single_polygon_names
+
+    other = next((a for a in ("rf_optical_sar", "untuned") if a in (report.get("arms") or {})), None)
+    if other is None:
+        return None
+    diff, ci = difference_of(report, other)
+    shown = interval_text(ci, signed=True)
+    if diff is None or not shown:
+        return None
+    title = {"rf_optical_sar": "the random forest (optical + SAR)", "untuned": "the base checkpoint, not tuned"}[other]
+    how = f"macro-F1 {diff:+.2f}, 95 % interval {shown} when whole held-out polygons are resampled"
+    if ci[0] > 0 or ci[1] < 0:
+        text = (f"Your CLAIRE model scored {'above' if ci[0] > 0 else 'below'} {title} by more than the held-out "
+                f"polygons' spread ({how}).")
+    else:
+        text = (f"On these held-out polygons your CLAIRE model and {title} cannot be told apart ({how}); more "
+                f"polygons per class would decide it.")
+    single = single_polygon_names(report, [c["name"] for c in report.get("classes") or []])
+    if single:
+        text += (f" {', '.join(single)} {'has' if len(single) == 1 else 'have'} one held-out polygon, which adds "
+                 f"no spread: the interval is too narrow.")
+    return text
 
 
 def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
@@ -183,8 +219,8 @@ def _summary_rows(report: Dict[str, Any]) -> List[str]:
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
             rows.append(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
-                        f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td>"
-                        f"<td>{m['pixels']}</td></tr>")
+                        f"<td>{_e(interval_text(m.get('macro_f1_ci95')) or '-')}</td><td>{_f(m['oa'])}</td>"
+                        f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>")
     return rows
 
 
@@ -217,7 +253,8 @@ def render_html(report: Dict[str, Any]) -> str:
         "not a map accuracy estimate; kappa is shown but not recommended.</p>",
         "<h2>Classes, polygons and pixels</h2><table><tr><th>class</th><th>code</th><th>training polygons</th>"
         f"<th>training pixels</th><th>validation polygons</th><th>validation pixels</th></tr>{counts}</table>",
-        "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th><th>OA</th>"
+        "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th>"
+        "<th>macro-F1, 95 % interval (held-out polygons resampled)</th><th>OA</th>"
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
     if "ensemble" in report["arms"]:
@@ -228,6 +265,8 @@ def render_html(report: Dict[str, Any]) -> str:
     for note in (report.get("calibration_note"), (report.get("ensemble_weight") or {}).get("calibration_note")):
         if note:
             parts.append(f"<p>Confidence: {_e(note)}.</p>")
+    if report.get("spread_note"):
+        parts.append(f"<p>Intervals: {_e(report['spread_note'])}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
     if leak:

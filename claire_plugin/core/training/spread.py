@@ -1,0 +1,114 @@
+"""How far the held-out score could move with other polygons: a stratified bootstrap over whole polygons.
+
+A held-out score rests on a few polygons per class, and pixels of one polygon are not independent draws, so the
+spread comes from resampling whole held-out polygons within each class (a cluster bootstrap), never pixels.
+Every model is scored on the same resampled polygons, so the difference of two models gets its own interval
+(paired). Classes with a single held-out polygon add no spread: the intervals are then too narrow, and say so.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from .labels import LabelPixels
+
+#: Resamplings of the held-out polygons.
+DRAWS = 2000
+#: The models every other one is compared with, in this order (the first present is used).
+REFERENCE_ARMS = ("finetuned",)
+
+
+def polygon_groups(ref: LabelPixels) -> Tuple[np.ndarray, np.ndarray]:
+    """(each pixel's polygon number 0..G-1, each polygon's class) of `ref`'s pixels."""
+    _, first, inverse = np.unique(ref.group, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), ref.cls[first].astype(np.int64)
+
+
+def polygon_confusions(pred: np.ndarray, ref: LabelPixels, k: int) -> np.ndarray:
+    """(G, K, K): each held-out polygon's confusion matrix of `pred` at `ref`'s pixels (rows = reference; pixels
+    without a prediction, < 0, left out as models.metrics.confusion_matrix leaves them)."""
+    inverse, group_class = polygon_groups(ref)
+    p = np.asarray(pred).reshape(-1).astype(np.int64)
+    r = ref.cls.astype(np.int64)
+    keep = (p >= 0) & (p < k) & (r < k)
+    idx = (inverse[keep] * k + r[keep]) * k + p[keep]
+    return np.bincount(idx, minlength=group_class.size * k * k).reshape(group_class.size, k, k)
+
+
+def macro_f1_of(cms: np.ndarray) -> np.ndarray:
+    """Macro-F1 of each confusion matrix in a (..., K, K) stack (rows = reference), as models.metrics.macro_f1:
+    the mean F1 of the classes with reference pixels; NaN where there are none."""
+    tp = np.diagonal(cms, axis1=-2, axis2=-1).astype(np.float64)
+    support, predicted = cms.sum(-1), cms.sum(-2)
+    present = support > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(present, 2 * tp / np.where(present, support + predicted, 1), 0.0)
+        return f1.sum(-1) / present.sum(-1)
+
+
+def polygon_weights(group_class: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """(draws, polygons) counts: each class's held-out polygons drawn with replacement, as many as it has."""
+    rng = np.random.default_rng([seed, 0xB007])
+    weights = np.zeros((draws, group_class.size), np.int64)
+    for c in np.unique(group_class):
+        idx = np.nonzero(group_class == c)[0]
+        weights[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size), size=draws)
+    return weights
+
+
+def _interval(values: np.ndarray) -> List[float]:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return [float("nan"), float("nan")]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def bootstrap(preds: Mapping[str, np.ndarray], ref: LabelPixels, k: int, seed: int = 0,
+              draws: int = DRAWS) -> Dict[str, Any]:
+    """95 % intervals of each model's macro-F1 on `ref`'s polygons and of each model's difference to the first
+    of REFERENCE_ARMS present (paired: the same resampled polygons for every model); None for every interval
+    when no class has two held-out polygons (nothing to resample)."""
+    group_class = polygon_groups(ref)[1]
+    counts = np.bincount(group_class, minlength=k)
+    single = [int(c) for c in range(k) if counts[c] == 1]
+    if not (counts >= 2).any():
+        return {"draws": 0, "arms": {n: None for n in preds}, "differences": {}, "single_polygon_classes": single}
+    weights = polygon_weights(group_class, draws, seed)
+    scores = {}
+    for name, pred in preds.items():
+        cms = polygon_confusions(pred, ref, k)
+        scores[name] = macro_f1_of(np.einsum("bg,gij->bij", weights, cms))
+    out: Dict[str, Any] = {"draws": draws, "arms": {n: _interval(s) for n, s in scores.items()}, "differences": {}}
+    base = next((a for a in REFERENCE_ARMS if a in scores), None)
+    for name, s in scores.items():
+        if base is not None and name != base:
+            out["differences"][f"{base} - {name}"] = _interval(scores[base] - s)
+    out["single_polygon_classes"] = single
+    return out
+
+
+def spread_note(spread: Dict[str, Any]) -> str:
+    """One sentence for the report on how the intervals were made and how far to trust them."""
+    if not spread.get("draws"):
+        return ("no score has an interval: no class has two held-out polygons, so nothing tells how much the scores "
+                "would move with other polygons; draw more polygons per class")
+    text = (f"95 % intervals from resampling whole held-out polygons within each class ({spread['draws']} draws); "
+            "with a few held-out polygons per class they are rough and, if anything, too narrow")
+    return text
+
+
+def difference_of(report: Dict[str, Any], other: str, cond: str = "clear") -> Tuple[Any, Any]:
+    """(macro-F1 of the fine-tuned network minus `other`'s, its 95 % interval or None) in a training report."""
+    arms = report.get("arms") or {}
+    a = ((arms.get("finetuned") or {}).get(cond) or {}).get("macro_f1")
+    b = ((arms.get(other) or {}).get(cond) or {}).get("macro_f1")
+    ci = (((report.get("spread") or {}).get(cond) or {}).get("differences") or {}).get(f"finetuned - {other}")
+    return (None if a is None or b is None else a - b), ci
+
+
+def single_polygon_names(report: Dict[str, Any], names: Sequence[str], cond: str = "clear") -> List[str]:
+    """Names of the classes with one held-out polygon (their spread is not in the intervals)."""
+    idx = ((report.get("spread") or {}).get(cond) or {}).get("single_polygon_classes") or []
+    return [names[i] for i in idx if i < len(names)]

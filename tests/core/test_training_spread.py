@@ -1,0 +1,112 @@
+"""The held-out polygons' bootstrap: whole polygons resampled within each class, paired between models."""
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+from claire.claire_plugin.core.training.scorecard import score, spread_sentence
+from claire.claire_plugin.core.training.spread import bootstrap, macro_f1_of, polygon_confusions, polygon_weights
+
+
+def _ref(sizes_by_class):
+    """Pixels of polygons: {class: [pixels of polygon 1, ...]} -> LabelPixels with one group per polygon."""
+    cls, group = [], []
+    g = 0
+    for c, sizes in sizes_by_class.items():
+        for n in sizes:
+            cls += [c] * n
+            group += [g] * n
+            g += 1
+    n = len(cls)
+    return LabelPixels(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.array(cls, np.uint8),
+                       np.array(group, np.int32))
+
+
+CLASSES = [ClassInfo(0, 1, "trees"), ClassInfo(1, 2, "crops")]
+
+
+def test_macro_f1_of_a_stack_is_the_report_score():
+    rng = np.random.default_rng(3)
+    ref = _ref({0: [30, 20, 10], 1: [25, 15]})
+    pred = rng.integers(0, 2, len(ref))
+    pred[:5] = -1  # unscored pixels are left out in both
+    cms = polygon_confusions(pred, ref, 2)
+    assert cms.shape == (5, 2, 2)
+    assert macro_f1_of(cms.sum(0)) == pytest.approx(score(pred, ref, CLASSES)["macro_f1"], abs=1e-4)
+
+
+def test_weights_keep_each_class_polygon_count():
+    group_class = np.array([0, 0, 0, 1, 1, 2])
+    w = polygon_weights(group_class, 500, seed=1)
+    assert w.shape == (500, 6)
+    assert (w[:, :3].sum(1) == 3).all() and (w[:, 3:5].sum(1) == 2).all() and (w[:, 5] == 1).all()
+    assert len({tuple(r) for r in w[:, :3]}) > 5  # resampled, not fixed
+    assert (polygon_weights(group_class, 500, seed=1) == w).all()
+
+
+def test_perfect_map_has_no_spread_and_polygon_errors_do():
+    ref = _ref({0: [50, 50, 50], 1: [50, 50, 50]})
+    right = ref.cls.astype(np.int64)
+    wrong_polygon = right.copy()
+    wrong_polygon[ref.group == 0] = 1  # one whole trees polygon called crops
+    out = bootstrap({"finetuned": right, "rf_optical_sar": wrong_polygon}, ref, 2, seed=0)
+    assert out["arms"]["finetuned"] == [1.0, 1.0]
+    lo, hi = out["arms"]["rf_optical_sar"]
+    point = score(wrong_polygon, ref, CLASSES)["macro_f1"]
+    assert lo < point < hi or hi == pytest.approx(1.0)
+    # the resampling draws whole polygons: drawing the wrong polygon three times gives macro-F1 1/3 (trees never
+    # right); drawing it not at all gives 1.0
+    assert lo < 0.5 and hi == pytest.approx(1.0)
+    d_lo, d_hi = out["differences"]["finetuned - rf_optical_sar"]
+    assert d_lo == pytest.approx(0.0) and d_hi > 0.5
+    assert out["single_polygon_classes"] == []
+
+
+def test_identical_models_differ_by_exactly_zero():
+    rng = np.random.default_rng(0)
+    ref = _ref({0: [10, 12, 9, 30], 1: [8, 40, 11]})
+    pred = rng.integers(0, 2, len(ref))
+    out = bootstrap({"finetuned": pred, "untuned": pred.copy()}, ref, 2, seed=4)
+    assert out["differences"]["finetuned - untuned"] == [0.0, 0.0]
+
+
+def test_one_polygon_per_class_gives_no_interval():
+    ref = _ref({0: [40], 1: [40]})
+    out = bootstrap({"finetuned": ref.cls.astype(np.int64)}, ref, 2, seed=0)
+    assert out["arms"] == {"finetuned": None} and out["single_polygon_classes"] == [0, 1]
+    from claire.claire_plugin.core.training.spread import spread_note
+
+    assert "no class has two held-out polygons" in spread_note(out)
+
+
+def test_a_class_with_one_polygon_adds_no_spread_and_the_sentence_says_so():
+    ref = _ref({0: [40], 1: [40, 40, 40]})
+    pred = ref.cls.astype(np.int64)
+    pred[:20] = 1  # half of the one trees polygon wrong
+    other = ref.cls.astype(np.int64)
+    out = bootstrap({"finetuned": pred, "rf_optical_sar": other}, ref, 2, seed=0)
+    assert out["single_polygon_classes"] == [0]
+    lo, hi = out["differences"]["finetuned - rf_optical_sar"]
+    assert hi < 0  # every draw has the same trees polygon: the network is always behind
+    report = {"classes": [{"name": "trees"}, {"name": "crops"}],
+              "arms": {"finetuned": {"clear": score(pred, ref, CLASSES)},
+                       "rf_optical_sar": {"clear": score(other, ref, CLASSES)}},
+              "spread": {"clear": out}}
+    text = spread_sentence(report)
+    assert "below the random forest" in text and "trees has one held-out polygon" in text
+
+
+def test_sentence_says_when_the_polygons_cannot_tell():
+    ref = _ref({0: [30, 30, 30], 1: [30, 30, 30]})
+    a = ref.cls.astype(np.int64)
+    a[ref.group == 0] = 1
+    b = ref.cls.astype(np.int64)
+    b[ref.group == 3] = 0
+    out = bootstrap({"finetuned": a, "rf_optical_sar": b}, ref, 2, seed=0)
+    report = {"classes": [{"name": "trees"}, {"name": "crops"}],
+              "arms": {"finetuned": {"clear": score(a, ref, CLASSES)}, "rf_optical_sar": {"clear": score(b, ref, CLASSES)}},
+              "spread": {"clear": out}}
+    lo, hi = out["differences"]["finetuned - rf_optical_sar"]
+    assert lo < 0 < hi
+    assert "cannot be told apart" in spread_sentence(report)
+    del report["spread"]
+    assert spread_sentence(report) is None
