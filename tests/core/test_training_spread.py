@@ -92,7 +92,7 @@ def test_a_class_with_one_polygon_adds_no_spread_and_the_sentence_says_so():
                        "rf_optical_sar": {"clear": score(other, ref, CLASSES)}},
               "spread": {"clear": out}}
     text = spread_sentence(report)
-    assert "below the random forest" in text and "trees has one held-out polygon" in text
+    assert "below the random forest" in text and "The class trees has one held-out polygon, which adds no spread" in text
 
 
 def test_sentence_says_when_the_polygons_cannot_tell():

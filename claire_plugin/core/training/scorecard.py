@@ -116,8 +116,10 @@ def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
                 f"polygons per class would decide it.")
     single = single_polygon_names(report, [c["name"] for c in report.get("classes") or []])
     if single:
-        text += (f" {', '.join(single)} {'has' if len(single) == 1 else 'have'} one held-out polygon, which adds "
-                 f"no spread: the interval is too narrow.")
+        listed = single[0] if len(single) == 1 else f"{', '.join(single[:-1])} and {single[-1]}"
+        text += (f" The class{'' if len(single) == 1 else 'es'} {listed} {'has' if len(single) == 1 else 'have'} "
+                 f"one held-out polygon{'' if len(single) == 1 else ' each'}, which adds no spread: the interval is "
+                 f"too narrow.")
     return text
 
 
