@@ -54,6 +54,10 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
             name = os.path.basename(path or "")  # file names may break anywhere in the dock
             shown = shown.replace(e(name), e(breakable(name))) if name else shown
         parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
+    from ..core.training.suspects import suspect_note
+
+    if report.get("suspect_polygons"):
+        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(report['suspect_polygons']))}.</p>")
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")

@@ -53,6 +53,9 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
         for m in arm.values():
             assert np.sum(m["confusion"]) == m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
     assert report["split"]["kind"] == "polygons"
+    # the built-area box at rows 52-56, cols 62-66 straddles the crops zone's edge (x <= 64): three of its five
+    # columns are crops, and the check says so
+    assert [(s["feature_ids"], s["looks_like"]) for s in report["suspect_polygons"]] == [([11], "crops")]
     assert [r["val_polygons"] for r in report["counts"]] == [1, 1, 1]
     assert len(report["validation_feature_ids"]) == 3 and all(f >= 1 for f in report["validation_feature_ids"])
     leak = report["leakage"]
@@ -148,6 +151,24 @@ def test_cli_train_from_labels(scene, capsys):
     rc = main(["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"],
                "--field", "class", "--average-last", "1.5", "--output", str(scene["dir"] / "y.safetensors")])
     assert rc == 2 and "--average-last 1.5 is out of range: give a number from 0 to 1" in capsys.readouterr().err
+
+
+def test_a_polygon_drawn_with_the_wrong_class_is_named_before_training(scene):
+    torch.set_num_threads(1)
+    feats = [(box_wkt(r, c, r + 5, c + 5), "crops" if i == 0 else NAMES[v]) for i, (v, r, c) in enumerate(BOXES)]
+    labels = write_vector(scene["dir"] / "wrong.gpkg", feats)  # the first water box called crops
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
+    report = train_from_polygons(_params(scene, labels=labels, baseline=False, config=cfg))
+    found = report["suspect_polygons"]
+    assert [(s["feature_ids"], s["class"], s["looks_like"]) for s in found if s["feature_ids"] != [11]] == [
+        ([1], "crops", "water")]
+    notes = [n for n in report_notes(report) if "look more like another class" in n]
+    assert len(notes) == 1 and "feature 1 (crops) looks like water" in notes[0] and notes[0].startswith("2 polygon")
+    html = (scene["dir"] / "report.html").read_text()
+    assert "Polygons to check" in html
+    from claire.claire_plugin.gui.train_report import report_html
+
+    assert "feature 1 (crops) looks like water" in report_html(report, str(scene["dir"] / "model.safetensors"))
 
 
 def test_separate_validation_layer(scene):

@@ -24,6 +24,7 @@ from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
 from .spread import bootstrap, spread_note
+from .suspects import suspect_note, suspect_polygons
 from .windows import (
     CLOUD_COVERAGE,
     WindowSet,
@@ -127,6 +128,19 @@ def scene_classify_params(params: PolygonTrainParams, checkpoint: str, output: s
                           optical_bands=params.optical_bands, sar_bands=params.sar_bands,
                           optical_offset=params.optical_offset, sar_units=params.sar_units,
                           device=params.config.device)
+
+
+def check_suspects(scene: Scene, labels: LabelSet) -> List[Dict[str, Any]]:
+    """The vector polygons that look like another class (core.training.suspects; a label raster's patches are
+    not checked); what to do joins the labels' notes."""
+    if labels.source.get("kind") != "vector":
+        return []
+    _, feats = sample_pixels(scene, labels.pixels)
+    found = suspect_polygons(feats, labels.pixels, labels.classes, labels.group_features)
+    note = suspect_note(found)
+    if note:
+        labels.notes.append(note)
+    return found
 
 
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
@@ -290,6 +304,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
+        progress(0.03, "checking the polygons' classes against their optical and SAR values")
+        suspects = check_suspects(scene, labels)
         split = make_split(params, labels, scene)
 
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
@@ -330,6 +346,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report["familiarity"] = familiar_note
+        report["suspect_polygons"] = suspects
         report["spread"] = spread
         report["spread_note"] = spread_note(spread["clear"])
         if weight is not None:

@@ -237,6 +237,20 @@ def _confusion_html(m: Dict[str, Any], names: Sequence[str]) -> str:
             f"<th>IoU</th><th>reference pixels</th></tr>{per}</table>")
 
 
+def _suspects_html(report: Dict[str, Any]) -> List[str]:
+    """The polygons that look like another class (core.training.suspects), as a table; [] when none."""
+    from .suspects import suspect_note
+
+    suspects = report.get("suspect_polygons") or []
+    if not suspects:
+        return []
+    rows = "".join(f"<tr><td>{_e(', '.join(str(f) for f in s['feature_ids']))}</td><td>{_e(s['class'])}</td>"
+                   f"<td>{_e(s['looks_like'])}</td><td>{s['ratio']:.2f}</td></tr>" for s in suspects)
+    return [f"<h2>Polygons to check</h2><p>{_e(suspect_note(suspects))}.</p><table><tr><th>feature id</th>"
+            "<th>class</th><th>looks like</th><th>distance ratio (other class / own class)</th></tr>"
+            f"{rows}</table>"]
+
+
 def render_html(report: Dict[str, Any]) -> str:
     """A self-contained HTML page of the report."""
     names = [c["name"] for c in report["classes"]]
@@ -271,6 +285,7 @@ def render_html(report: Dict[str, Any]) -> str:
         parts.append(f"<p>Intervals: {_e(report['spread_note'])}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
+    parts += _suspects_html(report)
     if leak:
         parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
                      f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "

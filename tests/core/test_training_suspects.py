@@ -1,0 +1,51 @@
+"""Polygons that look like another class: found from their median optical and SAR values, leave-one-out."""
+import numpy as np
+
+from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+from claire.claire_plugin.core.training.suspects import suspect_note, suspect_polygons
+
+CLASSES = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "trees"), ClassInfo(2, 3, "crops")]
+LEVELS = {0: [0.02, 0.03, -22.0], 1: [0.05, 0.30, -9.0], 2: [0.12, 0.25, -12.0]}
+
+
+def _set(classes_of_polygons, looks=None, pixels=30, seed=0):
+    """Features of polygons of 30 pixels each: class `c`'s levels plus noise, or `looks[g]`'s levels."""
+    rng = np.random.default_rng(seed)
+    feats, cls, group = [], [], []
+    for g, c in enumerate(classes_of_polygons):
+        level = np.array(LEVELS[(looks or {}).get(g, c)])
+        feats.append(level + rng.normal(0, 1, (pixels, 3)) * np.array([0.01, 0.02, 0.7]))
+        cls += [c] * pixels
+        group += [g] * pixels
+    n = len(cls)
+    px = LabelPixels(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.array(cls, np.uint8),
+                     np.array(group, np.int32))
+    return np.concatenate(feats).astype(np.float32), px, {g: [g + 1] for g in range(len(classes_of_polygons))}
+
+
+def test_clean_polygons_are_not_flagged():
+    feats, px, fids = _set([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    assert suspect_polygons(feats, px, CLASSES, fids) == []
+    assert suspect_note([]) == ""
+
+
+def test_a_polygon_with_the_wrong_class_is_named_with_what_it_looks_like():
+    feats, px, fids = _set([0, 0, 0, 1, 1, 1, 2, 2, 2, 2], looks={7: 1})  # crops polygon 7 drawn on trees
+    found = suspect_polygons(feats, px, CLASSES, fids)
+    assert [(s["feature_ids"], s["class"], s["looks_like"]) for s in found] == [([8], "crops", "trees")]
+    assert found[0]["ratio"] < 0.5
+    note = suspect_note(found)
+    assert "feature 8 (crops) looks like trees" in note and note.startswith("1 polygon(s)")
+
+
+def test_a_class_needs_three_polygons_to_be_checked():
+    feats, px, fids = _set([0, 0, 0, 1, 1, 2, 2, 2], looks={3: 2})  # trees has two polygons: not checked
+    assert all(s["class"] != "trees" for s in suspect_polygons(feats, px, CLASSES, fids))
+    feats, px, fids = _set([0, 0, 0, 1, 1, 1, 2, 2, 2], looks={3: 2})
+    assert [s["feature_ids"] for s in suspect_polygons(feats, px, CLASSES, fids)] == [[4]]
+
+
+def test_a_polygon_without_valid_values_is_skipped():
+    feats, px, fids = _set([0, 0, 0, 1, 1, 1, 2, 2, 2], looks={4: 0})
+    feats[px.group == 4] = np.nan  # e.g. under the optical's nodata
+    assert suspect_polygons(feats, px, CLASSES, fids) == []
