@@ -32,7 +32,7 @@ from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
-from .train_report import report_html
+from .train_report import SELECT_SCHEME, report_html
 from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -153,7 +153,8 @@ class TrainPanel(QWidget):
     def _build_result_box(self) -> QGroupBox:
         self.result_box = QGroupBox("Held-out report", self)
         self.report_view = AutoHeightBrowser(self.result_box)
-        self.report_view.setOpenExternalLinks(True)
+        self.report_view.setOpenLinks(False)  # the full report opens outside; "select" links act on the layer
+        self.report_view.anchorClicked.connect(self._on_report_link)
         self.report_view.setFrameShape(QFrame.Shape.NoFrame)
         self.report_view.document().setDocumentMargin(2)
         self.classify_button = QPushButton("Classify with this model", self.result_box)
@@ -337,6 +338,26 @@ class TrainPanel(QWidget):
         self.progress.setValue(100)
         f1 = report["arms"]["finetuned"]["clear"]["macro_f1"]
         self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {breakable(checkpoint)}")
+
+    def _on_report_link(self, url) -> None:
+        """A link of the report: SELECT_SCHEME selects those features of the training layer and zooms to them;
+        anything else opens outside QGIS."""
+        from qgis.PyQt.QtGui import QDesktopServices
+
+        if url.scheme() != SELECT_SCHEME:
+            QDesktopServices.openUrl(url)
+            return
+        layer = self.labels.currentLayer()
+        ids = [int(v) for v in url.path().split(",") if v.strip().isdigit()]
+        if layer is None or not ids:
+            self._set_status("Choose the training layer the model was trained on to select its polygons.", error=True)
+            return
+        layer.selectByIds(ids)
+        found = layer.selectedFeatureCount()
+        if self.iface is not None and found:
+            self.iface.setActiveLayer(layer)
+            self.iface.mapCanvas().zoomToSelected(layer)
+        self._set_status(f"Selected {found} of {len(ids)} polygon(s) to check in {layer.name()}.", error=found == 0)
 
     def places_path(self) -> str:
         """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""

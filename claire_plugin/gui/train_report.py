@@ -13,6 +13,10 @@ SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar"
          "ensemble": "CLAIRE&#8288;+&#8288;RF"}  # no line breaks inside a name: the numbers keep their columns
 
 
+#: The scheme of the report's links that select features of the training layer (train_panel handles them).
+SELECT_SCHEME = "claire-select"
+
+
 def _n(value: Any) -> str:
     # two decimals fit a 300 px dock (the HTML report has three); a word joiner after the point, or Qt's
     # table layout breaks 0.82 into "0." and "82"
@@ -56,8 +60,11 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
     from ..core.training.suspects import suspect_note
 
-    if report.get("suspect_polygons"):
-        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(report['suspect_polygons']))}.</p>")
+    suspects = report.get("suspect_polygons") or []
+    if suspects:
+        ids = ",".join(str(f) for s in suspects for f in s["feature_ids"])
+        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(suspects))}. <a href='{SELECT_SCHEME}:{ids}'>"
+                     f"Select them in the training layer</a></p>")
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")
