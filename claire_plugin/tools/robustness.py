@@ -36,10 +36,13 @@ def _read(path: str, file_bands: Sequence[str], want: Sequence[str], add: float 
 
 
 def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarray, tile: int = 256,
-            context: Optional[int] = None, overlap: Optional[int] = None, **tiling: Any):
+            context: Optional[int] = None, overlap: Optional[int] = None, cloud_override: Optional[float] = None,
+            **tiling: Any):
     """(class index map [H,W], sar share [H,W], cloud probability [H,W]) as the model sees the pair: with the
     engine's tiling (cores of `tile` px, `context` px around them, default models.predict.CONTEXT), or with
-    `overlap` or `tiling` (blend / fit_edges) the earlier blended tiles (models.predict.predict_blended)."""
+    `overlap` or `tiling` (blend / fit_edges) the earlier blended tiles (models.predict.predict_blended).
+    `cloud_override`: the cloud input (and the snow check's floor) set to this value everywhere (1: the fusion
+    decides from SAR, as under thick cloud)."""
     from ...models.cloud import check_snow, cloud_probability
     from ...models.predict import CONTEXT, predict_arrays, predict_blended
     from ...models.spec import normalise, standardise, to_physical
@@ -47,6 +50,8 @@ def predict(model, card: Dict[str, Any], opt_raw: np.ndarray, sar_raw: np.ndarra
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     phys = to_physical(opt_raw, ospec)
     cloud = cloud_probability(phys, ospec["bands"])
+    if cloud_override is not None:
+        cloud = np.full_like(cloud, cloud_override)
     inputs = (standardise(phys, ospec), normalise(sar_raw, sspec))
     gate = cloud[None] if getattr(model, "uses_cloud", False) else None
     if overlap is not None or tiling:

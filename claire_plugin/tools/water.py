@@ -39,9 +39,28 @@ def water_mask(site: str = SITE) -> np.ndarray:
     return votes >= 5
 
 
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The threshold that best splits `values` (finite ones) into two classes by between-class variance (Otsu)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    hist, edges = np.histogram(v, bins)
+    mid = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(hist)
+    above = below[-1] - below
+    sum_below = np.cumsum(hist * mid)
+    mean_below = sum_below / np.maximum(below, 1)
+    mean_above = (sum_below[-1] - sum_below) / np.maximum(above, 1)
+    return float(mid[np.argmax(below * above * (mean_below - mean_above) ** 2)])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return round(float((a & b).sum() / max(1, (a | b).sum())), 4)
+
+
 def water_iou(model, card: Dict) -> Dict[str, float]:
-    """IoU of the model's water class on SITE against the hand-made mask, and (for comparison) against
-    the TerraMesh label's water."""
+    """IoU of the model's water class on SITE against the hand-made mask and against the TerraMesh label's water;
+    against the label also the map decided from SAR (the cloud input at 1 everywhere, as under thick cloud) and a
+    VV threshold (Otsu), the baseline a SAR-only flood map is measured by."""
     import rasterio
 
     from .robustness import _site_inputs, predict
@@ -51,11 +70,16 @@ def water_iou(model, card: Dict) -> Dict[str, float]:
     o, s = _site_inputs(SITE, "S2L2A", card, True)
     pred = predict(model, card, o, s)[0] == k
     mask = water_mask()
-    with rasterio.open(os.path.join(resource("data", "terramesh"), "LULC", f"{SITE}.tif")) as ds:
+    root = resource("data", "terramesh")
+    with rasterio.open(os.path.join(root, "LULC", f"{SITE}.tif")) as ds:
         label = ds.read(1) == int(card["classes"][k]["value"])
-
-    def iou(a, b):
-        return round(float((a & b).sum() / max(1, (a | b).sum())), 4)
-
-    return {"site": SITE, "iou_vs_hand_mask": iou(pred, mask), "iou_vs_label": iou(pred, label),
-            "mask_share": round(float(mask.mean()), 4), "predicted_share": round(float(pred.mean()), 4)}
+    with rasterio.open(os.path.join(root, "S1RTC", f"{SITE}.tif")) as ds:
+        vv = ds.read(1).astype(np.float32)
+    cut = otsu_threshold(vv)
+    out = {"site": SITE, "iou_vs_hand_mask": _iou(pred, mask), "iou_vs_label": _iou(pred, label),
+           "mask_share": round(float(mask.mean()), 4), "predicted_share": round(float(pred.mean()), 4),
+           "vv_otsu_threshold_db": round(cut, 2), "vv_otsu_iou_vs_label": _iou(vv < cut, label),
+           "sar_decides_iou_vs_label": None}
+    if getattr(model, "uses_cloud", False):
+        out["sar_decides_iou_vs_label"] = _iou(predict(model, card, o, s, cloud_override=1.0)[0] == k, label)
+    return out
