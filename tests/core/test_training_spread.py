@@ -36,11 +36,11 @@ def test_macro_f1_of_a_stack_is_the_report_score():
 
 def test_weights_keep_each_class_polygon_count():
     group_class = np.array([0, 0, 0, 1, 1, 2])
-    w = polygon_weights(group_class, 500, seed=1)
+    w = polygon_weights(group_class, 500, np.random.default_rng(1))
     assert w.shape == (500, 6)
     assert (w[:, :3].sum(1) == 3).all() and (w[:, 3:5].sum(1) == 2).all() and (w[:, 5] == 1).all()
     assert len({tuple(r) for r in w[:, :3]}) > 5  # resampled, not fixed
-    assert (polygon_weights(group_class, 500, seed=1) == w).all()
+    assert (polygon_weights(group_class, 500, np.random.default_rng(1)) == w).all()
 
 
 def test_perfect_map_has_no_spread_and_polygon_errors_do():
@@ -110,3 +110,21 @@ def test_sentence_says_when_the_polygons_cannot_tell():
     assert "cannot be told apart" in spread_sentence(report)
     del report["spread"]
     assert spread_sentence(report) is None
+
+
+def test_the_draws_are_seeded_and_scored_in_chunks_alike():
+    from claire.claire_plugin.core.training import spread
+
+    rng = np.random.default_rng(5)
+    ref = _ref({0: [12, 30, 9, 14, 20], 1: [25, 8, 16, 11]})
+    preds = {"finetuned": rng.integers(0, 2, len(ref)), "rf_optical_sar": rng.integers(0, 2, len(ref))}
+    a = bootstrap(preds, ref, 2, seed=3, draws=600)
+    assert a == bootstrap(preds, ref, 2, seed=3, draws=600)
+    assert a != bootstrap(preds, ref, 2, seed=4, draws=600)
+    old = spread.CHUNK
+    try:
+        spread.CHUNK = 600  # one chunk: the same percentiles up to sampling (different draws, same distribution)
+        b = bootstrap(preds, ref, 2, seed=3, draws=600)
+    finally:
+        spread.CHUNK = old
+    assert abs(a["arms"]["finetuned"][0] - b["arms"]["finetuned"][0]) < 0.1

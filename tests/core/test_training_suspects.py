@@ -49,3 +49,15 @@ def test_a_polygon_without_valid_values_is_skipped():
     feats, px, fids = _set([0, 0, 0, 1, 1, 1, 2, 2, 2], looks={4: 0})
     feats[px.group == 4] = np.nan  # e.g. under the optical's nodata
     assert suspect_polygons(feats, px, CLASSES, fids) == []
+
+
+def test_large_classes_use_their_own_median_and_flag_the_same(monkeypatch):
+    from claire.claire_plugin.core.training import suspects
+
+    classes = [0] * 40 + [1] * 40 + [2] * 40
+    feats, px, fids = _set(classes, looks={45: 2, 100: 0}, pixels=8, seed=2)
+    exact = suspect_polygons(feats, px, CLASSES, fids)
+    monkeypatch.setattr(suspects, "EXACT_UP_TO", 10)
+    fast = suspect_polygons(feats, px, CLASSES, fids)
+    assert [s["feature_ids"] for s in exact] == [s["feature_ids"] for s in fast]
+    assert sorted(f for s in fast for f in s["feature_ids"]) == [46, 101]

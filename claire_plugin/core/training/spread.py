@@ -15,6 +15,8 @@ from .labels import LabelPixels
 
 #: Resamplings of the held-out polygons.
 DRAWS = 2000
+#: Resamplings drawn and scored at a time (memory: CHUNK x polygons counts).
+CHUNK = 250
 #: The models every other one is compared with, in this order (the first present is used).
 REFERENCE_ARMS = ("finetuned",)
 
@@ -47,10 +49,9 @@ def macro_f1_of(cms: np.ndarray) -> np.ndarray:
         return f1.sum(-1) / present.sum(-1)
 
 
-def polygon_weights(group_class: np.ndarray, draws: int, seed: int) -> np.ndarray:
+def polygon_weights(group_class: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
     """(draws, polygons) counts: each class's held-out polygons drawn with replacement, as many as it has."""
-    rng = np.random.default_rng([seed, 0xB007])
-    weights = np.zeros((draws, group_class.size), np.int64)
+    weights = np.zeros((draws, group_class.size), np.int32)
     for c in np.unique(group_class):
         idx = np.nonzero(group_class == c)[0]
         weights[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size), size=draws)
@@ -75,11 +76,15 @@ def bootstrap(preds: Mapping[str, np.ndarray], ref: LabelPixels, k: int, seed: i
     single = [int(c) for c in range(k) if counts[c] == 1]
     if not (counts >= 2).any():
         return {"draws": 0, "arms": {n: None for n in preds}, "differences": {}, "single_polygon_classes": single}
-    weights = polygon_weights(group_class, draws, seed)
-    scores = {}
-    for name, pred in preds.items():
-        cms = polygon_confusions(pred, ref, k)
-        scores[name] = macro_f1_of(np.einsum("bg,gij->bij", weights, cms))
+    cms = {name: polygon_confusions(pred, ref, k).reshape(group_class.size, k * k).astype(np.float64)
+           for name, pred in preds.items()}
+    rng = np.random.default_rng([seed, 0xB007])
+    parts: Dict[str, List[np.ndarray]] = {name: [] for name in preds}
+    for start in range(0, draws, CHUNK):
+        weights = polygon_weights(group_class, min(CHUNK, draws - start), rng).astype(np.float64)
+        for name, cm in cms.items():
+            parts[name].append(macro_f1_of((weights @ cm).reshape(-1, k, k)))
+    scores = {name: np.concatenate(p) for name, p in parts.items()}
     out: Dict[str, Any] = {"draws": draws, "arms": {n: _interval(s) for n, s in scores.items()}, "differences": {}}
     base = next((a for a in REFERENCE_ARMS if a in scores), None)
     for name, s in scores.items():
