@@ -128,3 +128,12 @@ def test_the_draws_are_seeded_and_scored_in_chunks_alike():
     finally:
         spread.CHUNK = old
     assert abs(a["arms"]["finetuned"][0] - b["arms"]["finetuned"][0]) < 0.1
+
+
+def test_no_scored_pixel_gives_no_interval_not_nan():
+    import json
+
+    ref = _ref({0: [10, 10], 1: [10, 10]})
+    out = bootstrap({"finetuned": np.full(len(ref), -1)}, ref, 2, seed=0)
+    assert out["arms"]["finetuned"] is None
+    json.dumps(out, allow_nan=False)  # the report stays valid JSON

@@ -61,3 +61,13 @@ def test_large_classes_use_their_own_median_and_flag_the_same(monkeypatch):
     fast = suspect_polygons(feats, px, CLASSES, fids)
     assert [s["feature_ids"] for s in exact] == [s["feature_ids"] for s in fast]
     assert sorted(f for s in fast for f in s["feature_ids"]) == [46, 101]
+
+
+def test_no_valid_value_anywhere_flags_nothing_and_warns_nothing():
+    import warnings
+
+    feats, px, fids = _set([0, 0, 0, 1, 1, 1])
+    feats[:] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert suspect_polygons(feats, px, CLASSES, fids) == []

@@ -7,7 +7,7 @@ Every model is scored on the same resampled polygons, so the difference of two m
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,10 +58,10 @@ def polygon_weights(group_class: np.ndarray, draws: int, rng: np.random.Generato
     return weights
 
 
-def _interval(values: np.ndarray) -> List[float]:
+def _interval(values: np.ndarray) -> Optional[List[float]]:
     values = values[np.isfinite(values)]
     if not values.size:
-        return [float("nan"), float("nan")]
+        return None
     lo, hi = np.percentile(values, [2.5, 97.5])
     return [round(float(lo), 4), round(float(hi), 4)]
 

@@ -31,16 +31,16 @@ EXACT_UP_TO = 200
 def polygon_summaries(feats: np.ndarray, pixels: LabelPixels) -> tuple:
     """(polygon ids, their classes, [G, F] medians of the pixels' scaled features) of the labelled pixels."""
     x = np.asarray(feats, np.float64)
-    centre = np.nanmedian(x, axis=0)
-    spread = np.nanpercentile(x, 75, axis=0) - np.nanpercentile(x, 25, axis=0)
-    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-    z = (x - centre) / spread
     groups, first, inverse = np.unique(pixels.group, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(groups.size + 1))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a polygon without one valid value: NaN, skipped
+        warnings.simplefilter("ignore", RuntimeWarning)  # a band or polygon without one valid value: NaN, skipped
+        centre = np.nanmedian(x, axis=0)
+        spread = np.nanpercentile(x, 75, axis=0) - np.nanpercentile(x, 25, axis=0)
+        spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+        z = (x - centre) / spread
         med = np.stack([np.nanmedian(z[order[a:b]], axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
     return groups, pixels.cls[first].astype(np.int64), med
 
