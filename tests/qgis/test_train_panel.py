@@ -84,6 +84,21 @@ def test_new_training_layer_offers_the_checkpoint_classes(train_dock, tmp_path, 
     assert second.source() != layer.source(), "a second layer never overwrites the first"
 
 
+def _the_suspect_box_is_named_and_selected(panel, layer, text: str, checkpoint: str) -> None:
+    """The built-area box at rows 52-56, cols 62-66 is mostly crops: the report names it, and its link selects it."""
+    from qgis.PyQt.QtCore import QUrl
+
+    from claire.claire_plugin.gui.train_report import SELECT_SCHEME, report_html
+
+    assert "feature 11 (built area) looks like crops" in text and "Select them in the training layer" in text
+    assert f"href='{SELECT_SCHEME}:11'" in report_html(panel.report, checkpoint)
+    assert layer.selectedFeatureCount() == 0
+    panel.report_view.anchorClicked.emit(QUrl(f"{SELECT_SCHEME}:11"))
+    assert layer.selectedFeatureIds() == [11] and "Selected 1 of 1 polygon(s) to check" in panel.status.text()
+    assert layer.getFeature(11)["class"] == "built area"
+    layer.removeSelection()
+
+
 def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, train_dock, tmp_path):
     from claire.claire_plugin.gui.picker import recent_checkpoints
 
@@ -110,18 +125,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert "Your CLAIRE" in text and "RF opt+SAR" in text and "Leakage check" in text
     assert "untuned" in panel.report["arms"], "the tiny base knows water, crops and built area by name"
     assert text.count("Untuned") == 3, "a row clear, a row clouded, the footnote"
-    # the built-area box at rows 52-56, cols 62-66 is mostly crops: the report names it, and its link selects it
-    assert "feature 11 (built area) looks like crops" in text and "Select them in the training layer" in text
-    from qgis.PyQt.QtCore import QUrl
-
-    from claire.claire_plugin.gui.train_report import SELECT_SCHEME, report_html
-
-    assert f"href='{SELECT_SCHEME}:11'" in report_html(panel.report, params.output)
-    assert layer.selectedFeatureCount() == 0
-    panel.report_view.anchorClicked.emit(QUrl(f"{SELECT_SCHEME}:11"))
-    assert layer.selectedFeatureIds() == [11] and "Selected 1 of 1 polygon(s) to check" in panel.status.text()
-    assert layer.getFeature(11)["class"] == "built area"
-    layer.removeSelection()
+    _the_suspect_box_is_named_and_selected(panel, layer, text, params.output)
     assert params.output == recent_checkpoints()[0]
     panel.classify_button.click()
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
