@@ -99,9 +99,8 @@ def spread_note(spread: Dict[str, Any]) -> str:
     if not spread.get("draws"):
         return ("no score has an interval: no class has two held-out polygons, so nothing tells how much the scores "
                 "would move with other polygons; draw more polygons per class")
-    text = (f"95 % intervals from resampling whole held-out polygons within each class ({spread['draws']} draws); "
+    return (f"95 % intervals from resampling whole held-out polygons within each class ({spread['draws']} draws); "
             "with a few held-out polygons per class they are rough and, if anything, too narrow")
-    return text
 
 
 def difference_of(report: Dict[str, Any], other: str, cond: str = "clear") -> Tuple[Any, Any]:
