@@ -120,6 +120,9 @@ class TrainAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputFile("ENSEMBLE_CHECKPOINT", "Network and forest averaged (checkpoint)"))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Validation report (HTML)"))
         self.addOutput(QgsProcessingOutputNumber("MACRO_F1", "Macro-F1 on the held-out polygons"))
+        self.addOutput(QgsProcessingOutputNumber("MACRO_F1_LOW", "Macro-F1, lower end of its 95 % interval "
+                                                 "(held-out polygons resampled; empty without one)"))
+        self.addOutput(QgsProcessingOutputNumber("MACRO_F1_HIGH", "Macro-F1, upper end of its 95 % interval"))
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy on the held-out polygons"))
         self.addOutput(QgsProcessingOutputNumber("KAPPA", "Kappa on the held-out polygons"))
 
@@ -202,9 +205,11 @@ class TrainAlgorithm(ClaireAlgorithm):
             feedback.pushInfo(f"note: {note}")
         feedback.pushInfo(score_lines(report))
         tuned = report["arms"]["finetuned"]["clear"]
+        low, high = tuned.get("macro_f1_ci95") or (None, None)
         outputs = {"OUTPUT": params.output, "REPORT": params.report,
                    "REPORT_HTML": os.path.splitext(params.report)[0] + ".html",
-                   "MACRO_F1": tuned["macro_f1"], "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None,
+                   "MACRO_F1": tuned["macro_f1"], "MACRO_F1_LOW": low, "MACRO_F1_HIGH": high,
+                   "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None,
                    "FOREST_CHECKPOINT": report.get("forest_checkpoint"),
                    "ENSEMBLE_CHECKPOINT": report.get("ensemble_checkpoint")}
         if classified:

@@ -53,6 +53,7 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
     with open(report) as f:
         saved = json.load(f)
     assert res["MACRO_F1"] == saved["arms"]["finetuned"]["clear"]["macro_f1"]
+    assert res["MACRO_F1_LOW"] is None and res["MACRO_F1_HIGH"] is None  # one held-out polygon per class
     assert 0.0 <= res["OA"] <= 1.0 and res["REPORT_HTML"] == str(tmp_path / "report.html")
     assert os.path.exists(res["REPORT_HTML"])
     assert saved["training"]["epochs"] == 2
@@ -149,3 +150,14 @@ def test_classify_with_the_forest_without_one_is_refused(claire_plugin, scene, t
                                         "REPORT": str(tmp_path / "r.json"), "CLASSIFIED": str(tmp_path / "c.tif"),
                                         "CLASSIFY_WITH": 1})
     assert not os.path.exists(out), "refused before training"
+
+
+def test_a_validation_layer_of_two_polygons_per_class_gives_the_interval(claire_plugin, scene, tmp_path):
+    boxes = [(1, 30, 20), (1, 10, 24), (4, 30, 50), (4, 55, 50), (5, 55, 85), (5, 40, 88)]
+    val = write_vector(tmp_path / "val.gpkg", [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in boxes])
+    res, log, _, report, _ = _train(scene, tmp_path, VALIDATION=val, CLASSIFIED=None)
+    with open(report) as f:
+        saved = json.load(f)
+    lo, hi = saved["arms"]["finetuned"]["clear"]["macro_f1_ci95"]
+    assert (res["MACRO_F1_LOW"], res["MACRO_F1_HIGH"]) == (lo, hi) and lo <= hi
+    assert any("95 % interval" in line for line in log)
