@@ -351,6 +351,8 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     assert "macro-F1 0.590 · OA 75.0 %" in out and "Metrics (baselines)" not in out
     assert out.index("CLAIRE fine-tuned (optical + SAR)</td><td>0.554</td><td>–</td>") < \
         out.index("Random forest, optical + SAR</td><td>0.629</td><td>0.560</td>")
+    card["metrics"]["heldout_polygons"]["macro_f1_ci95"] = [0.41, 0.77]  # the held-out polygons resampled
+    assert "macro-F1 0.590 (95 % interval 0.41-0.77, held-out polygons resampled) · OA 75.0 %" in card_html(card)
 
 
 def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
