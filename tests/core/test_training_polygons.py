@@ -158,7 +158,11 @@ def test_a_polygon_drawn_with_the_wrong_class_is_named_before_training(scene):
     feats = [(box_wkt(r, c, r + 5, c + 5), "crops" if i == 0 else NAMES[v]) for i, (v, r, c) in enumerate(BOXES)]
     labels = write_vector(scene["dir"] / "wrong.gpkg", feats)  # the first water box called crops
     cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
-    report = train_from_polygons(_params(scene, labels=labels, baseline=False, config=cfg))
+    said = []
+    report = train_from_polygons(_params(scene, labels=labels, baseline=False, config=cfg),
+                                 progress=lambda share, text: said.append((share, text)))
+    warned = [share for share, text in said if text.startswith("warning:") and "feature 1 (crops) looks like water" in text]
+    assert warned and warned[0] < min(share for share, text in said if text.startswith("training on"))
     found = report["suspect_polygons"]
     assert [(s["feature_ids"], s["class"], s["looks_like"]) for s in found if s["feature_ids"] != [11]] == [
         ([1], "crops", "water")]

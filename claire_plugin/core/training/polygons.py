@@ -306,6 +306,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                              params.max_pixels_per_polygon, params.config.seed)
         progress(0.03, "checking the polygons' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
+        if suspects:  # said now, so that a long training can be stopped and the labels fixed first
+            progress(0.04, f"warning: {suspect_note(suspects)}; training goes on (the report lists them)")
         split = make_split(params, labels, scene)
 
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
