@@ -41,10 +41,11 @@ def forest_predict(rf, features: np.ndarray, columns: Optional[slice] = None,
     if not snow or not snow[0]:
         out[ok] = rf.predict(x[ok])
         return out
+    from ....models.cloud import rule_out_snow
+
     proba = rf.predict_proba(x[ok])
-    for col, k in enumerate(rf.classes_):
-        if int(k) in set(snow[0]):
-            proba[:, col] *= snow[1][ok]
+    wanted = set(snow[0])
+    rule_out_snow(proba.T, [c for c, k in enumerate(rf.classes_) if int(k) in wanted], snow[1][ok])
     out[ok] = rf.classes_[proba.argmax(1)]
     return out
 

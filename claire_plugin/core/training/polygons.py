@@ -245,7 +245,9 @@ def forest_net_predict(net, scene: Scene, feats: np.ndarray,
     on, sn = scene.standardise(feats[:, :n_opt].T[:, :, None], feats[:, n_opt:].T[:, :, None])
     proba = net.predict_proba(np.concatenate([on, sn])[:, :, 0].T)
     if snow and snow[0]:
-        proba[:, list(snow[0])] *= snow[1][:, None]
+        from ....models.cloud import rule_out_snow
+
+        rule_out_snow(proba.T, list(snow[0]), snow[1])
     pred = proba.argmax(1).astype(np.int64)
     pred[~np.isfinite(feats).all(axis=1)] = -1
     return pred
