@@ -4,10 +4,13 @@ Every network maps (optical [B,Co,H,W], sar [B,Cs,H,W]) to
 {"logits": [B,K,H,W], "sar_share": [B,1,H,W] | None}; H and W must be multiples of 32. Every forward
 also takes an optional `cloud` probability [B,1,H,W] (models.cloud on the optical reflectance); only a
 network with `uses_cloud` True (CLAIRE built with "cloud_gate": true) uses it, the others ignore it.
+A fusion network (`gives_cells`) also gives its outputs before they are brought to the input's size
+(`full_size=False`: the logits at the decoder's stride and the gates of every stage), so that a caller
+keeping part of a tile upsamples only that part (`upsample_part`, `share_part`: the same values bit for bit).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -40,6 +43,59 @@ def _share_map(gates: List[torch.Tensor], size) -> torch.Tensor:
     return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
 
 
+#: torch's CPU kernel computes a bilinear output whose height + width is at most this by another path (as it
+#: does channels-last input), whose values can differ in the last bit: such small parts are cut from the full
+#: upsampling instead.
+SMALL_OUTPUT = 256
+
+
+def _source_span(part: slice, n_in: int, n_out: int) -> Optional[Tuple[int, int, int]]:
+    """(first, stop, stride) of the input cells that bilinear upsampling by a whole `stride` (n_out / n_in)
+    needs for output pixels `part`, one cell of margin each side; None when n_out is no whole multiple."""
+    if n_out % n_in:
+        return None
+    k = n_out // n_in
+    start, stop, step = part.indices(n_out)
+    if step != 1 or stop <= start:
+        return None
+    return max(start // k - 1, 0), min(-(-stop // k) + 1, n_in), k
+
+
+def upsample_part(x: torch.Tensor, size, rows: slice, cols: slice) -> torch.Tensor:
+    """`F.interpolate(x, size, bilinear)[..., rows, cols]` for x [B,C,h,w], computed from the cells around
+    the part only. With a whole stride the part's source positions differ from the full upsampling's by whole
+    cells (powers of two: exact in floating point), so the values are the same bit for bit."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x[..., rows, cols]
+    r, c = _source_span(rows, x.shape[-2], size[0]), _source_span(cols, x.shape[-1], size[1])
+    if r is None or c is None or r[2] != c[2] or r[2] & (r[2] - 1):
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)[..., rows, cols]
+    (r0, r1, k), (c0, c1, _) = r, c
+    if k * (r1 - r0 + c1 - c0) <= SMALL_OUTPUT:
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)[..., rows, cols]
+    part = x[..., r0:r1, c0:c1]
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        part = part.contiguous(memory_format=torch.channels_last)  # the kernel of channels-last input, as for x
+    up = F.interpolate(part, scale_factor=float(k), mode="bilinear", align_corners=False)
+    rs, cs = rows.indices(size[0]), cols.indices(size[1])
+    return up[..., rs[0] - k * r0:rs[1] - k * r0, cs[0] - k * c0:cs[1] - k * c0]
+
+
+def share_part(gates: List[torch.Tensor], size, rows: slice, cols: slice) -> torch.Tensor:
+    """`_share_map(gates, size)[..., rows, cols]`, the gates upsampled on the part only (upsample_part)."""
+    ups = [upsample_part(g, size, rows, cols) for g in gates]
+    return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
+
+
+def full_size_outputs(cells: Dict[str, Any], size) -> Dict[str, Any]:
+    """A fusion network's output at its cells (`full_size=False`) brought to the input's `size`: the
+    logits upsampled, the gates averaged into the SAR share (what forward gives with `full_size`)."""
+    out = {k: v for k, v in cells.items() if k not in ("logits", "gates")}
+    out["logits"] = F.interpolate(cells["logits"], size=tuple(size), mode="bilinear", align_corners=False)
+    out["sar_share"] = _share_map(cells["gates"], size)
+    return out
+
+
 def _stride(i: int) -> int:
     """Input pixels per feature cell at encoder stage i."""
     return 4 * 2 ** i
@@ -60,13 +116,15 @@ class _DualStream(nn.Module):
 
     #: whether forward's `cloud` probability changes the output
     uses_cloud = False
+    #: whether forward gives its outputs at the cells with `full_size=False` (module docstring)
+    gives_cells = True
 
     def _fuse_stage(self, i: int, o: torch.Tensor, s: torch.Tensor, c: Optional[torch.Tensor]):
         raise NotImplementedError
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, return_gates: bool = False,
-                cloud: Optional[torch.Tensor] = None,
-                return_features: bool = False) -> Dict[str, Optional[torch.Tensor]]:
+                cloud: Optional[torch.Tensor] = None, return_features: bool = False,
+                full_size: bool = True) -> Dict[str, Any]:
         _check_input(optical)
         size = optical.shape[-2:]
         o, s = optical, sar
@@ -81,13 +139,15 @@ class _DualStream(nn.Module):
             fused.append(f)
             gates.append(g)
         feats = self.decoder.features(fused)
-        logits = F.interpolate(self.decoder.classify(feats), size=size, mode="bilinear", align_corners=False)
-        out: Dict[str, Optional[torch.Tensor]] = {"logits": logits, "sar_share": _share_map(gates, size)}
-        if return_gates:
-            out["gates"] = gates
+        out: Dict[str, Any] = {"logits": self.decoder.classify(feats), "gates": gates}
         if return_features:
             out["features"], out["bottleneck"] = feats, fused[-1]
-        return out
+        if not full_size:
+            return out
+        full = full_size_outputs(out, size)
+        if return_gates:
+            full["gates"] = gates
+        return full
 
 
 class ClaireNet(_DualStream):

@@ -126,6 +126,34 @@ def test_fixed_batch_gives_the_familiarity_features_it_was_built_for():
         torch.testing.assert_close(got[k], want[k])
 
 
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_fixed_batch_of_a_network_at_its_cells_pads_cuts_and_brings_it_to_full_size(n):
+    """A package of a network that `gives_cells` gives logits and gates at the cells (lists padded and cut
+    like tensors); FixedBatch hands them on when asked (the engine) and brings them to the full size else."""
+    from claire.models.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model("claire", dict(num_classes=3, optical_channels=2, sar_channels=1, size="tiny")).eval()
+    seen = []
+
+    def fn(*inputs):
+        seen.append(inputs[0].shape[0])
+        return Positional(net, features=True)(*inputs)
+
+    fixed = FixedBatch(net, fn, 2, (2, 1, 64), features=True)
+    o, s = torch.randn(n, 2, 64, 64), torch.randn(n, 1, 64, 64)
+    with torch.inference_mode():
+        cells, full = fixed(o, s, return_features=True, full_size=False), fixed(o, s, return_features=True)
+        want_cells, want = net(o, s, return_features=True, full_size=False), net(o, s, return_features=True)
+    assert fixed.gives_cells and set(seen) == {2}
+    assert set(cells) == set(want_cells) and len(cells["gates"]) == 4 and "sar_share" not in cells
+    for got, ref in zip(cells["gates"], want_cells["gates"]):
+        torch.testing.assert_close(got, ref)
+    assert set(full) == set(want)
+    for k in want:
+        torch.testing.assert_close(full[k], want[k])
+
+
 def test_package_key_follows_weights_and_shape():
     a, b = Toy(), Toy()
     key = package_key(a, "cpu", 256, 4, (10, 2))

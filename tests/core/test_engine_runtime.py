@@ -144,3 +144,37 @@ def test_step_steering_judges_groups_of_training_steps(monkeypatch):
         assert steer.steps_at_threads() == {"2": 1}  # the 9th step, its group not judged yet
     finally:
         torch.set_num_threads(old)
+
+
+def test_the_engine_upsamples_the_kept_parts_only_and_writes_the_same_rasters(tmp_path, monkeypatch):
+    """Several 64 px cores read with 32 px of context (edge tiles moved back): the network is asked for its
+    cells and every output raster is the one of upsampling whole tiles, byte for byte."""
+    model, card = load_model(None)
+    root = resource("data", "terramesh")
+    asked = []
+    forward = type(model).forward
+
+    def spy(self, *args, **kw):
+        asked.append(kw.get("full_size", True))
+        return forward(self, *args, **kw)
+
+    def classify(name):
+        outs = {k: str(tmp_path / f"{name}_{k}.tif") for k in ("confidence", "reliance", "unfamiliar")}
+        params = ClassifyParams(os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE),
+                                str(tmp_path / f"{name}.tif"), tile_size=64, context=32, runtime="eager", **outs)
+        run(params, model, card)
+        out = []
+        for path in [params.output] + list(outs.values()):
+            with rasterio.open(path) as f:
+                out.append(f.read())
+        return out
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    parts = classify("parts")
+    assert asked.count(False) >= 3  # every batch (the memory check's one forward wants the full size)
+    monkeypatch.setattr(type(model), "gives_cells", False)
+    asked.clear()
+    whole = classify("whole")
+    assert asked and all(asked)
+    for a, b in zip(parts, whole):
+        np.testing.assert_array_equal(a, b)

@@ -54,3 +54,46 @@ def test_gradients_reach_both_encoders():
     out["logits"].sum().backward()
     assert model.optical_encoder.down[0][0].weight.grad.abs().sum() > 0
     assert model.sar_encoder.down[0][0].weight.grad.abs().sum() > 0
+
+
+def test_upsample_part_is_the_full_upsampling_bit_for_bit():
+    """Any part of a tile, any whole stride, channels-first or channels-last input (as the decoder's
+    convolutions give), small parts (torch's other kernel) included: the same float32 values."""
+    import random
+
+    import torch.nn.functional as F
+
+    from claire.models.networks import upsample_part
+
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    for _ in range(150):
+        h, w = 32 * rng.randint(1, 24), 32 * rng.randint(1, 24)
+        k, c = rng.choice([1, 4, 8, 16, 32]), rng.choice([1, 3, 8])
+        x = torch.randn(2, c, h // k, w // k)
+        if rng.random() < 0.5:
+            x = x.contiguous(memory_format=torch.channels_last)
+        r0, c0 = rng.randrange(h), rng.randrange(w)
+        rows, cols = slice(r0, rng.randint(r0 + 1, h)), slice(c0, rng.randint(c0 + 1, w))
+        full = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)[..., rows, cols]
+        assert torch.equal(upsample_part(x, (h, w), rows, cols), full), (h, w, k, c, rows, cols)
+
+
+@pytest.mark.parametrize("arch", ["claire", "asanet"])
+def test_the_cells_output_brought_to_full_size_is_the_forward(arch):
+    from claire.models.networks import full_size_outputs, share_part
+
+    torch.manual_seed(0)
+    model = build_model(arch, CFG).eval()
+    o, s = torch.randn(2, 4, 64, 96), torch.randn(2, 2, 64, 96)
+    with torch.no_grad():
+        full = model(o, s, return_features=True)
+        cells = model(o, s, return_features=True, full_size=False)
+    assert model.gives_cells and "sar_share" not in cells
+    assert cells["logits"].shape == (2, 5, 16, 24) and len(cells["gates"]) == 4
+    again = full_size_outputs(cells, (64, 96))
+    assert set(again) == set(full)
+    for key in full:
+        assert torch.equal(again[key], full[key]), key
+    rows, cols = slice(8, 60), slice(40, 96)
+    assert torch.equal(share_part(cells["gates"], (64, 96), rows, cols), full["sar_share"][..., rows, cols])

@@ -319,12 +319,15 @@ class _Stream:
             extra = {} if c_t is None else {"cloud": c_t.to(dev, non_blocking=True)}
             if plan.familiar is not None:
                 extra["return_features"] = True
+            if getattr(plan.model, "gives_cells", False):
+                extra["full_size"] = False  # upsampled on the kept parts only (kept_outputs)
             res = plan.model(o_t.to(dev, non_blocking=True), s_t.to(dev, non_blocking=True), **extra)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise out_of_memory_error(plan.device, plan.tile, plan.batch) from None
             raise
         logits, share = _unpack(res)
+        size = tuple(o_t.shape[-2:])
         if self.has_share is None:
             with self._lock:
                 if self.has_share is None:
@@ -333,9 +336,9 @@ class _Stream:
         if logits.shape[1] != K:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
-        ratio = _distance_ratio(res, plan.familiar, logits.shape[-2:]) if plan.familiar is not None else None
+        ratio = _distance_ratio(res, plan.familiar) if plan.familiar is not None else None
         kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
-        parts = kept_outputs(logits, share if self.has_share else None, kept, ratio)
+        parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio)
         seconds = time.perf_counter() - t0
         self.phases.add("model forward, keep the cores, softmax", seconds)
         with self._lock:
@@ -404,44 +407,51 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     return result
 
 
-def kept_outputs(logits, share, kept, ratio=None) -> list:
+def kept_outputs(logits, share, kept, size, ratio=None) -> list:
     """Per tile, its kept part [K(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax),
     the SAR share clipped to 0..1 and the feature distance / familiarity threshold; `kept` the (rows, cols)
-    slices of each tile. Computed where the model ran, by torch (why not numpy in the post-processing
-    thread: docs/benchmark.md, "Why the engine is scheduled as it is"), on the kept pixels only."""
+    slices of each tile, `size` the tiles' (height, width). `logits` and `ratio` may be at a coarser stride
+    than the tile and `share` a list of such gates (a network's `full_size=False` output): each is brought to
+    the tile's size on the kept part only, with the values of upsampling the whole tile
+    (models.networks.upsample_part). Computed where the model ran, by torch (why not numpy in the
+    post-processing thread: docs/benchmark.md, "Why the engine is scheduled as it is")."""
     import torch
+
+    from ....models.networks import share_part, upsample_part
 
     k = logits.shape[1]
     extra = int(share is not None) + int(ratio is not None)
     parts = []
     for n, (rows, cols) in enumerate(kept):
-        lg = logits[n, :, rows, cols]
+        lg = upsample_part(logits[n:n + 1], size, rows, cols)[0]
         out = torch.empty((k + extra,) + tuple(lg.shape[1:]), dtype=torch.float32, device=logits.device)
         torch.softmax(lg.float(), dim=0, out=out[:k])  # straight into place: no concatenated copy
-        if share is not None:
-            torch.clamp(share[n, :, rows, cols].float(), 0.0, 1.0, out=out[k:k + 1])
+        if isinstance(share, (list, tuple)):
+            out[k:k + 1] = share_part([g[n:n + 1].float() for g in share], size, rows, cols)[0]
+        elif share is not None:
+            torch.clamp(upsample_part(share[n:n + 1], size, rows, cols)[0].float(), 0.0, 1.0, out=out[k:k + 1])
         if ratio is not None:
-            out[-1:] = ratio[n, :, rows, cols]
+            out[-1:] = upsample_part(ratio[n:n + 1], size, rows, cols)[0]
         parts.append(out.cpu().numpy())
     return parts
 
 
-def _distance_ratio(res, familiar, size):
-    """[n,1,T,T]: the models.familiarity distance (a `Scorer`) of the card's features / its threshold,
-    computed at the features' resolution (stride 32 for the bottleneck), bilinear to the input, capped at 10."""
-    import torch.nn.functional as F
-
+def _distance_ratio(res, familiar):
+    """[n,1,h,w]: the models.familiarity distance (a `Scorer`) of the card's features / its threshold at the
+    features' resolution (stride 32 for the bottleneck), capped at 10 (kept_outputs brings it to the pixels)."""
     feats = familiar.features(res)
     if feats is None:
         raise ClaireError("the checkpoint's card has familiarity statistics but its model does not give the "
                           f"{familiar.key} features they measure; re-export the checkpoint or leave out --unfamiliar")
-    d = familiar.ratio(feats).clamp_(max=10.0)
-    return F.interpolate(d, size=tuple(size), mode="bilinear", align_corners=False)
+    return familiar.ratio(feats).clamp_(max=10.0)
 
 
 def _unpack(res):
-    """(logits, SAR share or None) from a model's output."""
+    """(logits, SAR share or None) from a model's output; from a network's `full_size=False` output the
+    logits at its cells and its gates (a list) in place of the share."""
     if isinstance(res, dict):
+        if "sar_share" not in res and "gates" in res:
+            return res["logits"], list(res["gates"])
         return res["logits"], res.get("sar_share")
     return res, None
 

@@ -7,7 +7,9 @@ An AOT package holds the model for one machine, torch version, device type, weig
 batch size, channel counts and signature (`package_key`): a cloud-gated checkpoint's package takes the cloud probability
 as a third input (`Positional`: forward(optical, sar, cloud)), and one with familiarity statistics also gives
 the features they measure (`return_features`), so such checkpoints, the bundled one included, run compiled
-too; a package built without them is never picked for them, nor the reverse. It is cached as
+too; a package built without them is never picked for them, nor the reverse. A fusion network's package gives
+its logits and gates at the network's cells (models.networks, `full_size=False`): the engine brings to full
+size only the part of each window it keeps, and FixedBatch the whole window for other callers. It is cached as
 <cache>/aot/<key>.pt2 beside <key>.json, the record of its check (cache: $CLAIRE_CACHE_DIR, else
 $XDG_CACHE_HOME/claire, else ~/.cache/claire). Building takes minutes (a C++ compiler compiles the generated
 kernels); without a compiler, or when the build fails, the run stays eager and says why. Every built runtime
@@ -43,6 +45,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils import _pytree as pytree
 
 from ..errors import ClaireError
 from ..params import RUNTIMES
@@ -82,20 +85,28 @@ class FixedBatch(nn.Module):
         self.device_type, self.cloud, self.features = device_type, bool(cloud), bool(features)
         #: Whether the compiled forward lets Python's GIL go (several threads can run it at once).
         self.releases_gil = bool(getattr(fn, "releases_gil", False))
+        #: Whether forward takes `full_size` (models.networks): as the eager model does.
+        self.gives_cells = gives_cells(eager)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None,
-                return_features: bool = False, **extra):
+                return_features: bool = False, full_size: bool = True, **extra):
         """The eager model's output for these tiles (and this cloud probability), computed by the compiled
-        code where it fits: the inputs and outputs it was built for, float32, its tile and device."""
+        code where it fits: the inputs and outputs it was built for, float32, its tile and device; with
+        `full_size` False (a model that `gives_cells`) at the network's cells, as the packages give it."""
         inputs = (optical, sar) + ((cloud,) if cloud is not None else ())
         if extra or not self._fits(inputs, return_features):
             kw = dict(extra, **({"cloud": cloud} if cloud is not None else {}))
+            if self.gives_cells:
+                kw["full_size"] = full_size
             return self.eager(optical, sar, **kw, **({"return_features": True} if return_features else {}))
         n = optical.shape[0]
         parts = [self._fixed([x[i:i + self.batch] for x in inputs]) for i in range(0, n, self.batch)]
-        if len(parts) == 1:
-            return parts[0]
-        return {k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
+        out = parts[0] if len(parts) == 1 else pytree.tree_map(lambda *v: torch.cat(v), parts[0], *parts[1:])
+        if full_size and _at_cells(out):
+            from ....models.networks import full_size_outputs
+
+            out = full_size_outputs(out, optical.shape[-2:])
+        return out
 
     def _fits(self, inputs: Tuple[torch.Tensor, ...], return_features: bool) -> bool:
         co, cs, tile = self.shape
@@ -112,21 +123,35 @@ class FixedBatch(nn.Module):
         out = self.fn(*(x.contiguous() for x in inputs))
         if not isinstance(out, dict):
             out = {"logits": out, "sar_share": None}
-        return {k: (v[:n] if v is not None and n < self.batch else v) for k, v in out.items()}
+        return pytree.tree_map(lambda v: v[:n], out) if n < self.batch else out
+
+
+def gives_cells(model: nn.Module) -> bool:
+    """Whether `model`'s forward gives its outputs at its cells with `full_size=False` (models.networks)."""
+    return bool(getattr(model, "gives_cells", False))
+
+
+def _at_cells(out: dict) -> bool:
+    """Whether a model's output is at its cells: logits and gates, no SAR share yet."""
+    return "sar_share" not in out and "gates" in out
 
 
 class Positional(nn.Module):
     """`model` as the compiled code takes it: forward(optical, sar[, cloud]), the cloud probability as a
     positional input, `return_features` fixed when it is built (torch.export and AOTInductor's loaded
-    package take tensors, not flags)."""
+    package take tensors, not flags); a model that `gives_cells` gives its outputs at its cells (the engine
+    upsamples the parts of a tile it keeps; FixedBatch the whole tile for other callers)."""
 
-    def __init__(self, model: nn.Module, features: bool = False) -> None:
+    def __init__(self, model: nn.Module, features: bool = False, cells: Optional[bool] = None) -> None:
         super().__init__()
         self.model, self.features = model, bool(features)
+        self.cells = gives_cells(model) if cells is None else bool(cells)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None):
         """The model's output dict."""
         kw = {"cloud": cloud} if cloud is not None else {}
+        if self.cells:
+            kw["full_size"] = False
         return self.model(optical, sar, **kw, **({"return_features": True} if self.features else {}))
 
 
@@ -191,6 +216,8 @@ def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: 
              "machine": platform.machine(),
              "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
              "channels": [int(c) for c in channels], "format": 1}
+    if gives_cells(model):
+        parts["cells"] = True
     parts.update({k: True for k, v in (("cloud", cloud), ("features", features)) if v})
     if precision != "float32":
         parts["precision"] = precision
@@ -226,7 +253,8 @@ def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tupl
     if precision != "float32":
         net = Autocast(net, PRECISIONS[precision], float_outputs=True)
     with torch.inference_mode():
-        program = torch.export.export(Positional(net, features), _inputs(batch, channels, tile, cloud))
+        program = torch.export.export(Positional(net, features, gives_cells(model)),
+                                         _inputs(batch, channels, tile, cloud))
     tmp = f"{path}.{os.getpid()}.tmp.pt2"
     try:
         with config.patch({"cpp.dynamic_threads": True}):

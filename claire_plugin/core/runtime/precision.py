@@ -10,6 +10,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from torch.utils import _pytree as pytree
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -27,6 +28,8 @@ class Autocast(nn.Module):
         self.model = model
         self.dtype = dtype
         self.float_outputs = bool(float_outputs)
+        #: as the wrapped model's (models.networks: `full_size` passes through `extra`)
+        self.gives_cells = bool(getattr(model, "gives_cells", False))
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
         """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability);
@@ -35,5 +38,5 @@ class Autocast(nn.Module):
         with torch.autocast(dev.type, dtype=self.dtype or autocast_dtype(dev)):
             out = self.model(optical, sar, **extra)
         if self.float_outputs:
-            out = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+            out = pytree.tree_map(lambda v: v.float() if isinstance(v, torch.Tensor) else v, out)
         return out
