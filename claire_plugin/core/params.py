@@ -48,6 +48,8 @@ class ClassifyParams:
     report: Optional[str] = None
     explainer: Optional[str] = None
     rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop): outputs cover only these rows
+    extent: Optional[Tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the optical CRS:
+    # outputs cover only the pixels it touches (a preview of the visible map), with the whole run's values
     runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
 
 

@@ -23,7 +23,7 @@ from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, row_window, tiles_per_chunk
+from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, tiles_per_chunk, window
 
 #: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
 DEFAULT_TILE = 896
@@ -62,7 +62,10 @@ class RunPlan:
     outputs: Optional[Outputs] = None
     readers: int = 0
     lanes: int = 1  # windows run at once on the CPU, one torch thread each (schedule.forward_lanes)
-    keep_rows: Optional[Tuple[int, int]] = None  # with params.rows: the grid's rows that are written
+    out_rows: Optional[Tuple[int, int]] = None  # optical-grid rows [start, stop) the outputs cover (None: all)
+    out_cols: Optional[Tuple[int, int]] = None  # optical-grid columns [start, stop) the outputs cover (None: all)
+    keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) that are written (None: all)
+    keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) that are written (None: all)
     runtime: str = "eager"
     opened: list = field(default_factory=list)
 
@@ -77,6 +80,10 @@ class RunPlan:
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
         return o, rio.warp_to_grid(s, o, "bilinear"), [s, o]
+
+    def writer(self, path: str, dtype: str, nodata: float, description: str) -> GridWriter:
+        """A writer of `path` on the optical grid, covering the run's output window."""
+        return GridWriter(path, self.opt, dtype, nodata, description, self.out_rows, self.out_cols)
 
     def close(self) -> None:
         """Close every dataset the plan opened (the last opened first)."""
@@ -139,6 +146,7 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
     plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card))
     try:
         _open_inputs(plan, messages)
+        _out_window(plan, messages)
         _prepare(plan, messages)
         plan.model = model.to(device).eval()
         _fit_memory(plan, messages)
@@ -235,8 +243,8 @@ def _grid(plan: RunPlan, tile: int) -> None:
     grid = plan.grid = TileGrid.fitted(int(region.row_off), int(region.col_off), int(region.height),
                                        int(region.width), tile, plan.context)
     plan.tile = grid.tile
-    if plan.params.rows is not None:
-        plan.grid, plan.keep_rows = row_window(grid, _check_rows(plan.params.rows, plan.opt.height))
+    if plan.out_rows is not None or plan.out_cols is not None:
+        plan.grid, plan.keep_rows, plan.keep_cols = window(grid, plan.out_rows, plan.out_cols)
 
 
 #: Largest cores tried, in order, when the default does not fit in memory (the run's own is never changed).
@@ -267,7 +275,7 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
         messages.append(note)
     grid, opt = plan.grid, plan.opt
     th, tw = grid.shape
-    whole = len(grid.row_axis[0]) == 1 and grid.n_cols == 1
+    whole = len(grid.row_axis[0]) == 1 and len(grid.col_axis[0]) == 1
     tiles = (f"one window of {th} x {tw} px (the region is smaller than a tile)" if whole else
              f"{grid.n_tiles} tiles keeping {plan.tile} px cores with {plan.context} px of context (windows of "
              f"{th} x {tw} px)")
@@ -327,6 +335,35 @@ def _familiarity(plan: RunPlan, messages: List[str]) -> None:
                           f"checkpoint") from None
 
 
+def _out_window(plan: RunPlan, messages: List[str]) -> None:
+    """The optical-grid rows and columns the outputs cover: `params.rows` (a part of a split run) and the pixels
+    `params.extent` touches within the region. The tiles stay the whole region's (tiling.window), so the
+    pixels are those of a run over the whole region."""
+    params, region = plan.params, plan.region
+    rows = _check_rows(params.rows, plan.opt.height) if params.rows is not None else None
+    cols = None
+    if params.extent is not None:
+        win = rio.extent_window(plan.opt, params.extent)
+        r0, c0 = int(region.row_off), int(region.col_off)
+        er = (max(int(win.row_off), r0), min(int(win.row_off + win.height), r0 + int(region.height)))
+        cols = (max(int(win.col_off), c0), min(int(win.col_off + win.width), c0 + int(region.width)))
+        if rows is not None:
+            er = (max(er[0], rows[0]), min(er[1], rows[1]))
+        if er[1] <= er[0] or cols[1] <= cols[0]:
+            raise ClaireError(f"the extent {_extent_text(params.extent)} holds no pixel where the optical and SAR "
+                              f"rasters overlap (optical rows {r0}..{r0 + int(region.height) - 1}, columns "
+                              f"{c0}..{c0 + int(region.width) - 1}); give an extent over both rasters")
+        rows = er
+        messages.append(f"classifying the extent only: optical rows {er[0]}..{er[1] - 1}, columns {cols[0]}.."
+                        f"{cols[1] - 1} ({er[1] - er[0]} x {cols[1] - cols[0]} px), the same pixels as a run over "
+                        f"the whole overlap")
+    plan.out_rows, plan.out_cols = rows, cols
+
+
+def _extent_text(extent) -> str:
+    return ",".join(f"{float(v):g}" for v in extent)
+
+
 def _check_rows(rows, height: int) -> Tuple[int, int]:
     """(start, stop) as ints; ClaireError unless 0 <= start < stop <= height."""
     start, stop = int(rows[0]), int(rows[1])
@@ -339,22 +376,22 @@ def _check_rows(rows, height: int) -> Tuple[int, int]:
 def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
-    params, opt, nodata, rows = plan.params, plan.opt, int(plan.card.get("nodata", 0)), plan.params.rows
-    outputs = plan.outputs = Outputs(GridWriter(params.output, opt, "uint8", nodata, "land cover class", rows),
+    params, opt, nodata = plan.params, plan.opt, int(plan.card.get("nodata", 0))
+    outputs = plan.outputs = Outputs(plan.writer(params.output, "uint8", nodata, "land cover class"),
                                      None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
-                                     nodata, None, keep_rows=plan.keep_rows,
+                                     nodata, None, keep_rows=plan.keep_rows, keep_cols=plan.keep_cols,
                                      temperature=card_temperature(plan.card), snow_classes=list(plan.snow_classes))
     if params.confidence:
-        outputs.confidence = GridWriter(params.confidence, opt, "uint8", UINT8_NODATA,
-                                        "confidence (top-class probability, %)", rows)
+        outputs.confidence = plan.writer(params.confidence, "uint8", UINT8_NODATA,
+                                         "confidence (top-class probability, %)")
     outputs.has_distance = plan.familiar is not None
     if params.unfamiliar and plan.familiar is not None:
-        outputs.unfamiliar = GridWriter(params.unfamiliar, opt, "uint8", UINT8_NODATA,
-                                        "unlike the training data (100 = at the familiarity threshold)", rows)
+        outputs.unfamiliar = plan.writer(params.unfamiliar, "uint8", UINT8_NODATA,
+                                         "unlike the training data (100 = at the familiarity threshold)")
     if params.cloud and plan.cloud_bands is not None:
-        outputs.cloud = GridWriter(params.cloud, opt, "uint8", UINT8_NODATA, "cloud probability (%)", rows)
-    height = opt.height if rows is None else int(rows[1]) - int(rows[0])
-    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt), opt.width * height)
+        outputs.cloud = plan.writer(params.cloud, "uint8", UINT8_NODATA, "cloud probability (%)")
+    outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt),
+                                         outputs.classes.width * outputs.classes.height)
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)
 

@@ -39,7 +39,8 @@ class Outputs:
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: channel K
     has_distance: bool = False  # the card has familiarity statistics: distance / threshold after it
-    keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a row window); None: all
+    keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a window); None: all
+    keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) to finish (an extent); None: all
     temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
     snow_classes: Optional[List[int]] = None  # classes the snow check rules out (models.cloud.rule_out_snow)
 
@@ -59,15 +60,14 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     """Turn a finished block `fin` of a chunk read at region pixel `window` = (y, x) into output values,
     summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
     K = len(outputs.class_values)
-    h, w = fin.values.shape[1:]
-    a, b = (0, h) if outputs.keep_rows is None else (max(0, outputs.keep_rows[0] - fin.r0),
-                                                      min(h, outputs.keep_rows[1] - fin.r0))
-    if b <= a:  # a row window: this block lies outside it
+    (a, b), (ca, cb) = _kept(fin.r0, fin.values.shape[1], outputs.keep_rows), _kept(fin.c0, fin.values.shape[2],
+                                                                                     outputs.keep_cols)
+    if b <= a or cb <= ca:  # a window: this block lies outside it
         return
     y, x = window
-    m = masks.crop(fin.r0 - y + b, fin.c0 - x, w, fin.r0 - y + a)
+    m = masks.crop(fin.r0 - y + b, fin.c0 - x + ca, cb - ca, fin.r0 - y + a)
     valid = m.valid
-    values, h = fin.values[:, a:b], b - a
+    values, h, w = fin.values[:, a:b, ca:cb], b - a, cb - ca
     snow = _snow_check(values, outputs.snow_classes, m.snow_possible)
     top = values[:K].max(axis=0)
     idx = np.zeros(top.shape, np.uint8)
@@ -82,7 +82,7 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     ratio = values[outputs.channels - 1] if outputs.has_distance else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
-    row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0
+    row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0 + ca
     outputs.classes.put(row, col, out)
     if outputs.confidence is not None:
         outputs.confidence.put(row, col, _percent(conf, valid))
@@ -95,6 +95,11 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     outputs.summary.add(idx, conf, share, m, ratio, ruled_out)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
+
+
+def _kept(start: int, n: int, keep: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """The [a, b) of a block's n rows (or columns) from region index `start` that lie in `keep` (all: None)."""
+    return (0, n) if keep is None else (max(0, keep[0] - start), min(n, keep[1] - start))
 
 
 def _snow_check(values: np.ndarray, classes: Optional[List[int]], possible: Optional[np.ndarray]):
@@ -179,7 +184,7 @@ class PostWorker:
         g = self.grid
         y, x, _, _ = g.read_window(r, j0, j1)
         finish_block(stitch(g, r, j0, parts), masks, self.outputs, g, (y, x))
-        if j1 >= g.n_cols:
+        if j1 >= g.col_range[1]:
             bounds = g.row_axis[1]
             complete = g.row0 + bounds[r + 1] if r + 2 < len(bounds) else self.height
             for w in self.outputs.writers:

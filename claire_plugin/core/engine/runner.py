@@ -40,7 +40,7 @@ from ..errors import CancelledError, ClaireError
 from ..io.atomic import OutputSet
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
-from ..io.writer import GridWriter, check_output_path, check_outputs, set_classes, stage
+from ..io.writer import check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule
@@ -245,9 +245,9 @@ class _Stream:
     def _report(self, r: int, j: int) -> None:
         """Progress after tile column `j` of tile row `r`."""
         grid = self.plan.grid
-        row = r + 1 - grid.row_range[0]
+        row, col = r + 1 - grid.row_range[0], j - grid.col_range[0]
         self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
-                      f"tile row {row}/{grid.n_rows}, tile {j}/{grid.n_cols}")
+                      f"tile row {row}/{grid.n_rows}, tile {col}/{grid.n_cols}")
 
     def _run_lanes(self) -> None:
         """The chunks run `plan.lanes` at a time, each in a lane thread with one torch thread
@@ -354,8 +354,7 @@ class _Stream:
         if plan.params.reliance and not has_share:
             self.messages.append("this model gives no sar_share output; the reliance raster is not written")
         if plan.params.reliance and has_share:
-            outputs.reliance = GridWriter(plan.params.reliance, plan.opt, "uint8", UINT8_NODATA,
-                                          "SAR share of the fusion (%)", plan.params.rows)
+            outputs.reliance = plan.writer(plan.params.reliance, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
         self.post = PostWorker(plan.grid, outputs, plan.opt.height, phases=self.phases)
         self.post.start()
 
@@ -381,7 +380,8 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,
-             "pixels": plan.grid.height * plan.grid.width, "tile_size": plan.tile, "context": plan.context,
+             "pixels": _span(plan.keep_rows, plan.grid.height) * _span(plan.keep_cols, plan.grid.width),
+             "tile_size": plan.tile, "context": plan.context,
              "window": list(plan.grid.shape),
              "batch_size": plan.batch, "worker_threads": plan.readers > 0, "reader_threads": plan.readers,
              "lanes": plan.lanes,
@@ -405,6 +405,11 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
         files.commit()
     progress(1.0, f"done in {elapsed:.1f} s")
     return result
+
+
+def _span(keep, size: int) -> int:
+    """Pixels of a region axis of `size` that a run keeps (`keep`: [start, stop), None: all)."""
+    return size if keep is None else keep[1] - keep[0]
 
 
 def kept_outputs(logits, share, kept, size, ratio=None) -> list:

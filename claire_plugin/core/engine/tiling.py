@@ -3,8 +3,9 @@
 
 Tile rows are processed top to bottom, each in chunks of a few tiles left to right. A tile's kept part does
 not overlap any other's, so a chunk's kept parts side by side are a finished block at once: nothing is
-blended or carried from one tile row to the next. A row window (`row_window`, for runs split by rows) runs
-only the tile rows that keep pixels of those rows, with the same tiles as the whole grid.
+blended or carried from one tile row to the next. A window of the grid (`window`: rows for runs split by rows,
+rows and columns for an extent) runs only the tile rows and columns that keep pixels of it, with the same
+tiles as the whole grid, so its pixels are the whole run's.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 from ....models.predict import CONTEXT, check_context, context_axis, fitted_core, kept_slice
 from ..errors import ClaireError
 
-__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "stitch"]
+__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "window", "stitch"]
 
 #: Input pixels a chunk of tiles should hold (four 256 px tiles): larger windows go one to a chunk.
 CHUNK_PIXELS = 4 * 256 * 256
@@ -45,7 +46,7 @@ def tiles_per_chunk(batch: int, window: int = 256) -> int:
 @dataclass(frozen=True)
 class TileGrid:
     """Tiles over the region (row0, col0, height, width) in grid pixels: kept cores of `tile` px read with
-    `context` px around them; `rows`: the tile rows [first, stop) to process (None: all)."""
+    `context` px around them; `rows` / `cols`: the tile rows / columns [first, stop) to process (None: all)."""
 
     row0: int
     col0: int
@@ -54,6 +55,7 @@ class TileGrid:
     tile: int
     context: int
     rows: Optional[Tuple[int, int]] = None
+    cols: Optional[Tuple[int, int]] = None
 
     @classmethod
     def fitted(cls, row0: int, col0: int, height: int, width: int, tile: int, context: int) -> "TileGrid":
@@ -93,8 +95,15 @@ class TileGrid:
         return b - a
 
     @property
+    def col_range(self) -> Tuple[int, int]:
+        """The tile columns processed: [first, stop)."""
+        return self.cols or (0, len(self.col_axis[0]))
+
+    @property
     def n_cols(self) -> int:
-        return len(self.col_axis[0])
+        """Tile columns processed."""
+        a, b = self.col_range
+        return b - a
 
     @property
     def n_tiles(self) -> int:
@@ -102,9 +111,10 @@ class TileGrid:
 
     def chunks(self, tiles_per_chunk: int) -> Iterator[Tuple[int, int, int]]:
         """Yield (tile_row, first_col, end_col) in processing order."""
+        first, stop = self.col_range
         for r in range(*self.row_range):
-            for j0 in range(0, self.n_cols, tiles_per_chunk):
-                yield r, j0, min(self.n_cols, j0 + tiles_per_chunk)
+            for j0 in range(first, stop, tiles_per_chunk):
+                yield r, j0, min(stop, j0 + tiles_per_chunk)
 
     def read_window(self, r: int, j0: int, j1: int) -> Tuple[int, int, int, int]:
         """(y, x, h, w) in region pixels of what tiles (r, j0..j1-1) read, clipped to the region."""
@@ -128,17 +138,37 @@ class TileGrid:
         return kept_slice(self.row_axis, r), kept_slice(self.col_axis, j)
 
 
-def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
-    """The tile rows of `grid` that keep raster rows [start, stop), as the same grid limited to them, and
-    the region rows to write. Its tiles are the full grid's, so the kept pixels equal the full run's."""
-    u0 = min(max(0, rows[0] - grid.row0), grid.height)
-    u1 = min(max(0, rows[1] - grid.row0), grid.height)
-    bounds = grid.row_axis[1]
-    if u1 <= u0:  # the window misses the region: one tile row, nothing kept
-        return TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, (0, 1)), (0, 0)
+def _axis_window(bounds: List[int], origin: int, size: int, span: Tuple[int, int]):
+    """((first, stop) tiles, (u0, u1) region pixels) of one axis for grid pixels `span` = [start, stop);
+    ((0, 1), (0, 0)) when the span misses the region (one tile, nothing kept)."""
+    u0 = min(max(0, span[0] - origin), size)
+    u1 = min(max(0, span[1] - origin), size)
+    if u1 <= u0:
+        return (0, 1), (0, 0)
     first = max(r for r in range(len(bounds) - 1) if bounds[r] <= u0)
     stop = max(r for r in range(len(bounds) - 1) if bounds[r] < u1) + 1
-    return TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, (first, stop)), (u0, u1)
+    return (first, stop), (u0, u1)
+
+
+def window(grid: TileGrid, rows: Optional[Tuple[int, int]] = None, cols: Optional[Tuple[int, int]] = None
+           ) -> Tuple[TileGrid, Optional[Tuple[int, int]], Optional[Tuple[int, int]]]:
+    """The tiles of `grid` that keep grid rows `rows` and columns `cols` ([start, stop); None: all), as the same
+    grid limited to them, and the region rows and columns to write (None where not limited). Its tiles are the
+    full grid's, so the kept pixels equal the full run's."""
+    tile_rows = keep_rows = tile_cols = keep_cols = None
+    if rows is not None:
+        tile_rows, keep_rows = _axis_window(grid.row_axis[1], grid.row0, grid.height, rows)
+    if cols is not None:
+        tile_cols, keep_cols = _axis_window(grid.col_axis[1], grid.col0, grid.width, cols)
+    sub = TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, tile_rows, tile_cols)
+    return sub, keep_rows, keep_cols
+
+
+def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
+    """`window` of rows only: the grid limited to the tile rows that keep grid rows [start, stop), and the
+    region rows to write."""
+    sub, keep_rows, _ = window(grid, rows)
+    return sub, keep_rows
 
 
 @dataclass

@@ -106,7 +106,6 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     Any affine grid works: south-up (positive pixel height), rotated or sheared; the window is the
     pixels whose footprint meets the part of the other raster's envelope inside the grid's."""
     from rasterio.warp import transform_bounds
-    from rasterio.windows import Window
 
     try:
         b = transform_bounds(other_ds.crs, grid_ds.crs, *envelope(other_ds), densify_pts=21)
@@ -123,6 +122,18 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
         raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
                           f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} in the same "
                           f"CRS); give rasters of the same place")
+    win = _pixels_meeting(grid_ds, left, bottom, right, top)
+    if win is None:
+        raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
+                          f"give rasters of the same place")
+    return win
+
+
+def _pixels_meeting(grid_ds, left: float, bottom: float, right: float, top: float):
+    """Window of the pixels of `grid_ds` whose footprint meets the rectangle (in its CRS), clipped to the
+    raster; None when it holds no whole pixel."""
+    from rasterio.windows import Window
+
     inv = ~grid_ds.transform
     cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)))
     r0 = max(0, int(math.floor(min(rows) + 1e-6)))
@@ -130,9 +141,30 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     r1 = min(grid_ds.height, int(math.ceil(max(rows) - 1e-6)))
     c1 = min(grid_ds.width, int(math.ceil(max(cols) - 1e-6)))
     if r1 <= r0 or c1 <= c0:
-        raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
-                          f"give rasters of the same place")
+        return None
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def extent_window(grid_ds, extent: Sequence[float], role: str = "optical"):
+    """Window of `grid_ds` (in its pixels) that the extent (xmin, ymin, xmax, ymax in its CRS) touches;
+    ClaireError naming the raster's bounds when the extent is empty or lies outside it."""
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in extent)
+    except (TypeError, ValueError):
+        raise ClaireError(f"the extent {extent!r} is not four numbers; give xmin,ymin,xmax,ymax in the {role} "
+                          f"raster's CRS ({grid_ds.crs})") from None
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmin >= xmax or ymin >= ymax:
+        raise ClaireError(f"the extent {xmin:g},{ymin:g},{xmax:g},{ymax:g} is empty; give xmin < xmax and "
+                          f"ymin < ymax in the {role} raster's CRS ({grid_ds.crs})")
+    g = envelope(grid_ds)
+    win = None
+    if max(xmin, g[0]) < min(xmax, g[2]) and max(ymin, g[1]) < min(ymax, g[3]):
+        win = _pixels_meeting(grid_ds, xmin, ymin, xmax, ymax)
+    if win is None:
+        raise ClaireError(f"the extent {xmin:g},{ymin:g},{xmax:g},{ymax:g} lies outside the {role} raster (its "
+                          f"bounds {', '.join(f'{v:g}' for v in g)} in {grid_ds.crs}); give an extent inside it, "
+                          f"in that CRS")
+    return win
 
 
 def envelope(ds) -> Tuple[float, float, float, float]:

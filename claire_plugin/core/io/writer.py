@@ -68,8 +68,10 @@ class GridWriter:
     """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
 
     def __init__(self, final_path: str, grid_ds, dtype: str, nodata: float,
-                 description: str = "", rows: Optional[Tuple[int, int]] = None) -> None:
-        """`rows` (start, stop): write only those grid rows, as a raster of stop - start rows (a part)."""
+                 description: str = "", rows: Optional[Tuple[int, int]] = None,
+                 cols: Optional[Tuple[int, int]] = None) -> None:
+        """`rows` / `cols` (start, stop): write only those grid rows / columns, as a raster of stop - start rows /
+        columns (a part, an extent)."""
         import rasterio
         from rasterio.transform import Affine
 
@@ -77,9 +79,10 @@ class GridWriter:
         remove_stale_temporaries(final_path)
         self.tmp = temp_name(final_path, ".tif")
         self.row_offset = 0 if rows is None else int(rows[0])
-        self.width = grid_ds.width
+        self.col_offset = 0 if cols is None else int(cols[0])
+        self.width = grid_ds.width if cols is None else int(cols[1]) - self.col_offset
         self.height = grid_ds.height if rows is None else int(rows[1]) - self.row_offset
-        transform = grid_ds.transform * Affine.translation(0, self.row_offset)
+        transform = grid_ds.transform * Affine.translation(self.col_offset, self.row_offset)
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         profile = dict(driver="GTiff", width=self.width, height=self.height, count=1, dtype=dtype,
@@ -108,7 +111,8 @@ class GridWriter:
             grown = np.full((need + BLOCK, self.width), self.nodata, dtype=self.dtype)
             grown[: self.buf.shape[0]] = self.buf
             self.buf = grown
-        self.buf[r: r + h, col0: col0 + w] = block
+        c = col0 - self.col_offset
+        self.buf[r: r + h, c: c + w] = block
 
     def complete_until(self, row: int) -> None:
         """All rows < `row` are final: write whole block rows below it."""
