@@ -6,6 +6,7 @@ import os
 import sys
 
 from ..core.errors import ClaireError
+from ..core.params import parse_extent
 from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-snow-check", dest="snow_check", action="store_false",
                    help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
                         "the next most likely class is written there")
+    p.add_argument("--extent", default=None, metavar="XMIN,YMIN,XMAX,YMAX",
+                   help="classify only the pixels this rectangle touches, in the optical raster's CRS (a preview "
+                        "of an area): the outputs cover it, with the same values as a run over the whole scene")
     p.add_argument("--reference", default=None, help="reference class raster: adds accuracy metrics to the summary")
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
     p.add_argument("--report", default=None, help="write the explanation report (JSON) to this file")
@@ -54,7 +58,7 @@ def params_from_args(args: argparse.Namespace):
     return run_options(args).params(
         args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
         cloud=args.cloud, unfamiliar=args.unfamiliar, fill_from_sar=args.fill_from_sar, reference=args.reference,
-        snow_check=args.snow_check,
+        snow_check=args.snow_check, extent=parse_extent(args.extent),
         summary_json=args.summary, report=args.report, explainer=args.explainer)
 
 
@@ -129,7 +133,8 @@ def run_split(args: argparse.Namespace) -> int:
                                             ("--summary", args.summary), ("--report", args.report),
                                             ("--explainer", args.explainer),
                                             ("--no-sar-fill", not args.fill_from_sar),
-                                            ("--no-snow-check", not args.snow_check)) if value]
+                                            ("--no-snow-check", not args.snow_check),
+                                            ("--extent", args.extent)) if value]
     if unsupported:
         raise ClaireError(f"{', '.join(unsupported)} cannot be combined with --scheduler yet (a split scene "
                           f"writes the classes and the confidence); run without --scheduler for those")

@@ -231,6 +231,10 @@ class ClaireDock(QgsDockWidget):
         self.footer = QWidget(root)
         self.run_button = QPushButton("Classify", self.footer)
         self.run_button.setDefault(True)
+        self.preview_button = QPushButton("Preview view", self.footer)
+        self.preview_button.setToolTip("Classify only what the map shows, with the values a full run gives there: "
+                                       "a quick look before classifying the whole scene (written to a temporary "
+                                       "file).")
         self.cancel_button = QPushButton("Cancel", self.footer)
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar(self.footer)
@@ -243,6 +247,7 @@ class ClaireDock(QgsDockWidget):
         self.status.setTextInteractionFlags(Qt.TextBrowserInteraction)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.preview_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         lay = QVBoxLayout(self.footer)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -252,7 +257,8 @@ class ClaireDock(QgsDockWidget):
         return self.footer
 
     def _connect(self) -> None:
-        self.run_button.clicked.connect(self.start)
+        self.run_button.clicked.connect(lambda: self.start())
+        self.preview_button.clicked.connect(lambda: self.start(preview=True))
         self.cancel_button.clicked.connect(self.cancel)
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_fit)
@@ -293,6 +299,7 @@ class ClaireDock(QgsDockWidget):
             self.banner.setText(f"⚠ {html.escape(install_hint(missing))}")
             self.banner.setVisible(True)
             self.run_button.setEnabled(False)
+            self.preview_button.setEnabled(False)
 
     def _update_fit(self, *_args) -> List[str]:
         """Compare the chosen layers' band counts with the checkpoint's model card."""
@@ -322,8 +329,9 @@ class ClaireDock(QgsDockWidget):
         return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText())
 
     # -- run -----------------------------------------------------------------------------------------
-    def build_params(self):
-        """ClassifyParams from the widgets (main thread: layers are resolved to file paths here)."""
+    def build_params(self, preview: bool = False):
+        """ClassifyParams from the widgets (main thread: layers are resolved to file paths here); with `preview`,
+        of the map canvas's visible extent only, to a temporary file."""
         from ..core.params import run_options
 
         optical, err = layer_file(self.optical.currentLayer())
@@ -340,9 +348,10 @@ class ClaireDock(QgsDockWidget):
         checkpoint = self.picker.checkpointPath()
         if self.picker.error():
             raise ValueError(f"Checkpoint: {self.picker.error()}")
-        output = self.output.filePath().strip()
+        extent = self._visible_extent() if preview else None
+        output = "" if preview else self.output.filePath().strip()
         if not output:
-            stem = os.path.splitext(os.path.basename(optical))[0]
+            stem = os.path.splitext(os.path.basename(optical))[0] + ("_preview" if preview else "")
             output = os.path.join(QgsProcessingUtils.tempFolder(),
                                   f"claire_{stem}_{time.strftime('%Y%m%d_%H%M%S')}.tif")
         if not output.lower().endswith((".tif", ".tiff")):
@@ -362,15 +371,29 @@ class ClaireDock(QgsDockWidget):
             unfamiliar=f"{base}_unfamiliar.tif" if self.want_unfamiliar.isChecked() else None,
             fill_from_sar=self.fill_from_sar.isChecked(),
             snow_check=self.snow_check.isChecked(),
-            reference=reference,
+            reference=reference, extent=extent,
         )
 
-    def start(self) -> Optional[ClassifyTask]:
-        """Validate the form, then start a ClassifyTask in QGIS's task manager."""
+    def _visible_extent(self) -> Tuple[float, float, float, float]:
+        """The map canvas's visible extent in the optical layer's CRS (xmin, ymin, xmax, ymax)."""
+        from qgis.core import QgsCoordinateTransform, QgsProject
+
+        canvas = self.iface.mapCanvas() if self.iface is not None else None
+        layer = self.optical.currentLayer()
+        if canvas is None or layer is None:
+            raise ValueError("Preview view classifies what the map canvas shows: open the optical layer in the map.")
+        rect = canvas.extent()
+        source, target = canvas.mapSettings().destinationCrs(), layer.crs()
+        if source.isValid() and target.isValid() and source != target:
+            rect = QgsCoordinateTransform(source, target, QgsProject.instance()).transformBoundingBox(rect)
+        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
+
+    def start(self, preview: bool = False) -> Optional[ClassifyTask]:
+        """Validate the form, then start a ClassifyTask in QGIS's task manager (`preview`: the visible extent)."""
         if self.task is not None:
             return None
         try:
-            params = self.build_params()
+            params = self.build_params(preview)
         except ValueError as exc:
             self._set_status(str(exc), error=True)
             return None
@@ -381,6 +404,7 @@ class ClaireDock(QgsDockWidget):
         task.progressText.connect(lambda m: self._set_status(m))
         self.task = task
         self.run_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self._set_status("Starting…")
@@ -397,6 +421,7 @@ class ClaireDock(QgsDockWidget):
         """Main thread: add the styled layers, fill the results view, start the explanation."""
         self.task = None
         self.run_button.setEnabled(True)
+        self.preview_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if task.error == CANCELLED:
             self.progress.setValue(0)
@@ -416,6 +441,8 @@ class ClaireDock(QgsDockWidget):
         card = getattr(result, "card", None) or card or self.picker.card() or {}
         self.last_card = card
         title = result_title(params.optical if params else result.output, getattr(params, "checkpoint", None))
+        if getattr(params, "extent", None) is not None:
+            title = f"{title} (preview)"
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             add_to_project(self.added_layers)

@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
 )
@@ -15,6 +16,7 @@ from .base import ClaireAlgorithm, engine_errors
 from .common import (
     LandCoverPostProcessor,
     RasterFileParameter,
+    extent_in,
     metrics_json,
     progress_bridge,
     raster_path,
@@ -44,6 +46,9 @@ HELP = {
     "below 0, ramping to 0.2): the next most likely class is written there. Under cloud it is left to the model.",
     "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
     "grounded explanation.",
+    "EXTENT": "Optional: classify only the optical pixels this extent touches (e.g. the map canvas extent, for a "
+    "quick preview). The outputs cover that extent, with the same values as a run over the whole scene. Any "
+    "CRS: it is transformed to the optical raster's.",
 }
 
 
@@ -72,6 +77,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             RasterFileParameter("SAR", "SAR raster"),
             *run_parameters(),
             RasterFileParameter("REFERENCE", "Reference labels (optional)", optional=True),
+            QgsProcessingParameterExtent("EXTENT", "Only this extent (a preview)", optional=True),
             QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"),
             QgsProcessingParameterRasterDestination(
                 "CONFIDENCE", "Confidence", optional=True, createByDefault=False
@@ -113,8 +119,9 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         reference = raster_path(self, parameters, "REFERENCE", context) if parameters.get("REFERENCE") else None
         with engine_errors(qgis_message=False):
             options = run_options(self, parameters, context)
+        optical = raster_path(self, parameters, "OPTICAL", context)
         return options.params(
-            raster_path(self, parameters, "OPTICAL", context), raster_path(self, parameters, "SAR", context),
+            optical, raster_path(self, parameters, "SAR", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             confidence=self._optional_path(parameters, "CONFIDENCE", context),
             reliance=self._optional_path(parameters, "RELIANCE", context),
@@ -126,6 +133,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             if "SNOW_CHECK" in parameters else True,
             reference=reference,
             report=self._optional_path(parameters, "REPORT", context),
+            extent=extent_in(self, parameters, "EXTENT", context, optical),
         )
 
     def checkParameterValues(self, parameters, context):  # noqa: N802

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from qgis.core import (
     QgsProcessingException,
@@ -57,6 +57,26 @@ def raster_path(alg, parameters: dict, name: str, context) -> str:
     if isinstance(value, str) and os.path.isfile(value):
         return value
     return layer_file(alg.parameterAsRasterLayer(parameters, name, context), name)
+
+
+def extent_in(alg, parameters: dict, name: str, context, raster: str) -> Optional[Tuple[float, ...]]:
+    """Extent parameter `name` as (xmin, ymin, xmax, ymax) in the CRS of the raster file `raster` (QGIS
+    transforms an extent given in another CRS); None when it is not given."""
+    if parameters.get(name) in (None, ""):
+        return None
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    crs = QgsCoordinateReferenceSystem()
+    try:
+        import rasterio
+
+        with rasterio.open(raster) as ds:
+            if ds.crs is not None:
+                crs = QgsCoordinateReferenceSystem.fromWkt(ds.crs.to_wkt())
+    except Exception:  # noqa: BLE001 - the engine names an unreadable raster or a missing CRS
+        pass
+    rect = alg.parameterAsExtent(parameters, name, context, crs)
+    return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
 
 def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]:

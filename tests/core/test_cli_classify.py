@@ -81,3 +81,25 @@ def test_train_and_classify_folder_read_bands_with_the_same_rule(argv, capsys, t
 def test_snow_check_is_on_unless_turned_off():
     assert params_from_args(_classify_args()).snow_check is True
     assert params_from_args(_classify_args("--no-snow-check")).snow_check is False
+
+
+def test_classify_command_with_an_extent_writes_that_extent(raster_pair, tiny_checkpoint, tmp_path, capsys):
+    """Rows 10..29 and columns 20..49 of the 70 x 90 px scene (origin 500000, 4600000; 10 m pixels)."""
+    out = str(tmp_path / "preview.tif")
+    rc = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+               tiny_checkpoint, "--output", out, "--threads", "1", "--extent", "500200 4599700 500500 4599900"])
+    assert rc == 0 and "classifying the extent only: optical rows 10..29, columns 20..49" in capsys.readouterr().out
+    with rasterio.open(raster_pair["optical"]) as o, rasterio.open(out) as d:
+        assert d.shape == (20, 30) and d.transform == o.transform * rasterio.Affine.translation(20, 10)
+
+
+@pytest.mark.parametrize("extent, message", [("1,2,3", "is not four numbers"),
+                                             ("500500,4599700,500200,4599900", "is empty")])
+def test_classify_command_refuses_a_bad_extent_in_one_line(raster_pair, tiny_checkpoint, tmp_path, capsys,
+                                                           extent, message):
+    out = str(tmp_path / "preview.tif")
+    rc = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+               tiny_checkpoint, "--output", out, "--extent", extent, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "xmin" in err and "Traceback" not in err
+    assert not os.path.exists(out)

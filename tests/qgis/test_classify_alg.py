@@ -201,3 +201,24 @@ def test_runtime_is_an_advanced_parameter_that_reaches_the_engine(claire_plugin,
             "OUTPUT": str(tmp_path / "o.tif")}
     assert alg.build_params(base, context).runtime == "auto"
     assert alg.build_params(dict(base, RUNTIME=RUNTIMES.index("eager")), context).runtime == "eager"
+
+
+def test_an_extent_in_any_crs_classifies_only_the_pixels_it_touches(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                    tmp_path):
+    """EXTENT in the optical CRS (rows 10..29, columns 20..49) and the same rectangle in EPSG:4326 (QGIS
+    transforms it; its bounding box touches a few more pixels): the full run's pixels at the same place."""
+    from rasterio.warp import transform_bounds
+
+    full = _run(raster_pair, str(tmp_path / "full.tif"), tiny_checkpoint)
+    with rasterio.open(full["OUTPUT"]) as ds:
+        whole, transform = ds.read(1), ds.transform
+    lon0, lat0, lon1, lat1 = transform_bounds("EPSG:32631", "EPSG:4326", 500200, 4599700, 500500, 4599900)
+    for n, extent in enumerate(["500200,500500,4599700,4599900 [EPSG:32631]",
+                                f"{lon0!r},{lon1!r},{lat0!r},{lat1!r} [EPSG:4326]"]):
+        out = _run(raster_pair, str(tmp_path / f"preview{n}.tif"), tiny_checkpoint, EXTENT=extent)["OUTPUT"]
+        with rasterio.open(out) as ds:
+            got, t = ds.read(1), ds.transform
+        c0, r0 = (round(v) for v in ~transform * (t.c, t.f))
+        assert got.shape == (20, 30) if n == 0 else (20 <= got.shape[0] <= 24 and 30 <= got.shape[1] <= 34)
+        assert r0 <= 10 and c0 <= 20 and r0 + got.shape[0] >= 30 and c0 + got.shape[1] >= 50
+        assert np.array_equal(got, whole[r0:r0 + got.shape[0], c0:c0 + got.shape[1]])

@@ -412,3 +412,42 @@ def test_unfamiliar_style_tells_near_the_threshold_from_beyond_it(qgis_app, tmp_
     assert colour(100) == (0xd7, 0x19, 0x1c) and colour(0) == (0x1a, 0x96, 0x41)
     r, g, _b = colour(90)
     assert g > 150 and r > 200  # yellow, not the red of "do not trust"
+
+
+def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app, dock_with_layers, tmp_path):
+    """The canvas shows rows 10..29, columns 20..49 of the scene in EPSG:3857: the preview is that part of a
+    full run, in a temporary file (the Output field is left for the full run), titled as a preview."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRectangle
+    from qgis.gui import QgsMapCanvas
+
+    dock = dock_with_layers
+    assert dock.build_params().extent is None
+    with pytest.raises(ValueError, match="map canvas"):
+        dock.build_params(preview=True)  # no QGIS window here
+    canvas = QgsMapCanvas()
+    web = QgsCoordinateReferenceSystem("EPSG:3857")
+    canvas.setDestinationCrs(web)
+    canvas.resize(400, 300)
+    to_web = QgsCoordinateTransform(dock.optical.currentLayer().crs(), web, QgsProject.instance())
+    canvas.setExtent(to_web.transformBoundingBox(QgsRectangle(500200, 4599700, 500500, 4599900)))
+
+    class Iface:
+        def mapCanvas(self):
+            return canvas
+
+    dock.iface = Iface()
+    full = str(tmp_path / "full.tif")
+    dock.output.setFilePath(full)
+    params = dock.build_params(preview=True)
+    xmin, ymin, xmax, ymax = params.extent
+    assert xmin <= 500200 and ymin <= 4599700 and xmax >= 500500 and ymax >= 4599900
+    assert xmax - xmin < 600 and ymax - ymin < 600  # the view, not the scene (900 x 700 m)
+    assert params.output != full and "_preview_" in os.path.basename(params.output)
+    assert dock.start(preview=True) is not None and not dock.preview_button.isEnabled()
+    assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+    assert dock.preview_button.isEnabled() and dock.run_button.isEnabled()
+    assert "(preview)" in dock.added_layers[0].name()
+    import rasterio
+
+    with rasterio.open(dock.last_result.output) as ds:
+        assert 20 <= ds.height <= 40 and 30 <= ds.width <= 50
