@@ -46,7 +46,7 @@ def done_html(output: str) -> str:
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if temporary else "")
     link = QUrl.fromLocalFile(folder).toString()
-    return (f"Done: {html.escape(os.path.basename(output))}<br><span style='color:#5f6b76'>"
+    return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:#5f6b76'>"
             f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
 
 

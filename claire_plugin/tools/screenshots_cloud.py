@@ -1,7 +1,7 @@
 """Screenshots of a real cloudy scene in QGIS desktop: the bundled SEN12MS-CR pair (Sentinel-2 Level-1C under
 thick cloud + Sentinel-1), classified from the CLAIRE dock at the width QGIS gives it, the Results tab with
 the trust line (cloud share, share unlike the training data, link to the Train tab) and the explanation,
-and the map canvas showing the "unlike the training data" raster.
+the map canvas showing the "unlike the training data" raster, and a Preview view of the middle of the scene.
 
     python -m claire.claire_plugin.tools.screenshots_cloud --out docs/screenshots --qgis build/qgis-shots
 """
@@ -70,7 +70,30 @@ def render_in_qgis(iface, out: str) -> List[str]:
             root.findLayer(layer.id()).setItemVisibilityChecked(False)
     dock.tabs.currentWidget().ensureWidgetVisible(dock.results.explanation, 0, 120)
     shots.append(_grab(iface, win, os.path.join(out, "window_cloudy_explanation.png"), "map: unlike the training data"))
+    shots.append(_preview(iface, win, dock, optical, out))
     return shots
+
+
+def _preview(iface, win, dock, optical, out: str) -> str:
+    """Zoom the map to the middle of the scene, hide the full run's layers and press Preview view: only the
+    visible part is classified, over the true-colour optical."""
+    from qgis.core import QgsProject
+
+    root = QgsProject.instance().layerTreeRoot()
+    for layer in dock.added_layers:
+        root.findLayer(layer.id()).setItemVisibilityChecked(False)
+    full = optical.extent()
+    iface.mapCanvas().setExtent(full.buffered(-0.3 * min(full.width(), full.height())))
+    iface.mapCanvas().refresh()
+    _settle(1.0)
+    dock.tabs.setCurrentIndex(0)
+    if dock.start(preview=True) is None:
+        raise SystemExit(f"the preview did not start: {dock.status.text()}")
+    while dock.task is not None or dock.explain_task is not None:
+        _settle(0.2)
+    iface.mapCanvas().zoomByFactor(1.6)  # the preview's edges inside the view, the optical around it
+    dock.tabs.setCurrentIndex(1)
+    return _grab(iface, win, os.path.join(out, "window_cloudy_preview.png"), "Preview view of the middle")
 
 
 def _grab(iface, win, path: str, note: str) -> str:

@@ -195,7 +195,7 @@ def test_dock_runs_in_task_manager_and_cancels(qgis_app, dock_with_layers, tmp_p
     dock.output.setFilePath(str(tmp_path / "dock_run.tif"))
     assert dock.start() is not None and not dock.run_button.isEnabled()
     assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
-    assert "Done: dock_run.tif" in dock.status.text(), dock.status.text()
+    assert "Done: dock_run.tif" in dock.status.text().replace("\u200b", ""), dock.status.text()
     assert dock.results.table.rowCount() == 4 and dock.results.explanation.toPlainText()
 
     dock.output.setFilePath(str(tmp_path / "cancelled.tif"))
@@ -447,6 +447,8 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
     assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
     assert dock.preview_button.isEnabled() and dock.run_button.isEnabled()
     assert "(preview)" in dock.added_layers[0].name()
+    # the temporary file's long name breaks: the footer does not widen the dock beyond what QGIS gives it
+    assert dock.status.minimumSizeHint().width() < 298, dock.status.text()
     import rasterio
 
     with rasterio.open(dock.last_result.output) as ds:
