@@ -56,10 +56,11 @@ def test_split_options_need_a_scheduler(tmp_path, raster_pair, capsys):
     assert code == 2 and "give --scheduler too" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--no-snow-check", "--no-sar-fill"])
+@pytest.mark.parametrize("flag", ["--no-snow-check", "--no-sar-fill", "--extent"])
 def test_switches_a_split_scene_cannot_honour_are_refused_not_ignored(tmp_path, raster_pair, capsys, flag):
+    value = ["500000,4599500,500300,4600000"] if flag == "--extent" else []
     code = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--output",
-                 str(tmp_path / "x.tif"), "--scheduler", "local:1", flag])
+                 str(tmp_path / "x.tif"), "--scheduler", "local:1", flag, *value])
     err = capsys.readouterr().err
     assert code == 2 and f"{flag} cannot be combined with --scheduler" in err
     assert not os.path.exists(tmp_path / "x.tif")
