@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from typing import Optional, Sequence, Tuple, Union
 
 from ..core.errors import ClaireError
-from ..core.params import parse_extent
 from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
@@ -51,6 +52,25 @@ def register(subparsers) -> None:
                         "<output stem>_parts/) instead of one GeoTIFF")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
+
+
+def parse_extent(text: Union[str, Sequence[float], None], name: str = "--extent"
+                 ) -> Optional[Tuple[float, float, float, float]]:
+    """'xmin,ymin,xmax,ymax' (commas, semicolons or spaces) -> four floats; empty -> None. Anything else is a
+    ClaireError naming the parameter `name` with an example (the order is checked by the engine)."""
+    if text is None:
+        return None
+    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
+    if not parts:
+        return None
+    try:
+        values = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 4:
+        raise ClaireError(f"{name} {text!r} is not four numbers; give xmin,ymin,xmax,ymax in the optical raster's "
+                          f"CRS, e.g. {name} 500000,4590000,505000,4595000")
+    return values  # type: ignore[return-value]
 
 
 def params_from_args(args: argparse.Namespace):

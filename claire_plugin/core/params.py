@@ -53,25 +53,6 @@ class ClassifyParams:
     runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
 
 
-def parse_extent(text: Union[str, Sequence[float], None], name: str = "--extent"
-                 ) -> Optional[Tuple[float, float, float, float]]:
-    """'xmin,ymin,xmax,ymax' (commas, semicolons or spaces) -> four floats; empty -> None. Anything else is a
-    ClaireError naming the parameter `name` with an example (the order is checked by the engine)."""
-    if text is None:
-        return None
-    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
-    if not parts:
-        return None
-    try:
-        values = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 4:
-        raise ClaireError(f"{name} {text!r} is not four numbers; give xmin,ymin,xmax,ymax in the optical raster's "
-                          f"CRS, e.g. {name} 500000,4590000,505000,4595000")
-    return values  # type: ignore[return-value]
-
-
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:
     """'2,3,4,8', '2;3;4;8' or '2 3 4 8' -> [2, 3, 4, 8]; empty -> None (chosen automatically).
 
