@@ -1,12 +1,18 @@
 """Fixtures shared by every test room: small GeoTIFFs and a tiny checkpoint made by the test."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# AOT packages the user built (~/.cache/claire) must not change which runtime a test's run picks
+os.environ["CLAIRE_CACHE_DIR"] = tempfile.mkdtemp(prefix="claire_test_cache_")
+atexit.register(shutil.rmtree, os.environ["CLAIRE_CACHE_DIR"], True)
 
 from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
 from claire.tests.fixtures.helpers import TINY_CLASSES, make_tiny_checkpoint, synthetic_scene, write_raster
