@@ -62,6 +62,7 @@ class ClaireDock(QgsDockWidget):
         self.last_result = None
         self.last_card: Optional[Dict[str, Any]] = None
         self.added_layers: List = []
+        self.preview_layer_ids: List[str] = []  # the last preview's layers: a new preview replaces them
         self._build()
         self._check_dependencies()
         self._update_fit()
@@ -441,10 +442,13 @@ class ClaireDock(QgsDockWidget):
         card = getattr(result, "card", None) or card or self.picker.card() or {}
         self.last_card = card
         title = result_title(params.optical if params else result.output, getattr(params, "checkpoint", None))
-        if getattr(params, "extent", None) is not None:
+        preview = getattr(params, "extent", None) is not None
+        if preview:
             title = f"{title} (preview)"
         if add_layers:
             self.added_layers = result_layers(result, card, title)
+            if preview:
+                self._replace_preview([layer.id() for layer in self.added_layers])
             add_to_project(self.added_layers)
         messages = [dock_message(str(m)) for m in (result.messages or [])]
         if not any(m.lower().startswith("device") for m in messages):
@@ -455,6 +459,17 @@ class ClaireDock(QgsDockWidget):
         self.tabs.setCurrentIndex(1)
         if explain:
             self.start_explanation(result.summary, card)
+
+    def _replace_preview(self, new_ids: List[str]) -> None:
+        """Remove the previous preview's layers still in the project (panning and previewing again does not pile
+        up layers); the full runs' layers stay."""
+        from qgis.core import QgsProject
+
+        project = QgsProject.instance()
+        old = [i for i in self.preview_layer_ids if project.mapLayer(i) is not None]
+        if old:
+            project.removeMapLayers(old)
+        self.preview_layer_ids = new_ids
 
     def start_explanation(self, summary: Dict[str, Any], card: Dict[str, Any]) -> ExplainTask:
         """Write the explanation in its own task; text streams into the view."""

@@ -447,6 +447,15 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
     assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
     assert dock.preview_button.isEnabled() and dock.run_button.isEnabled()
     assert "(preview)" in dock.added_layers[0].name()
+    project = QgsProject.instance()
+    first = [layer.id() for layer in dock.added_layers]
+    assert dock.start() is not None and _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+    whole = [layer.id() for layer in dock.added_layers]  # a full run's layers: kept
+    assert dock.start(preview=True) is not None
+    assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+    assert all(project.mapLayer(i) is None for i in first), "a new preview replaces the previous one's layers"
+    assert all(project.mapLayer(i) is not None for i in whole + [layer.id() for layer in dock.added_layers])
+    project.removeMapLayers(whole)
     # the temporary file's long name breaks: the footer does not widen the dock beyond what QGIS gives it
     assert dock.status.minimumSizeHint().width() < 298, dock.status.text()
     import rasterio
