@@ -103,7 +103,7 @@ print(threads(4))
 
 
 def test_a_claire_process_caps_the_allocators_arenas(monkeypatch):
-    """With the cap, a process's threads (lanes, reader, writer) share PROCESS_ARENAS arenas instead of each
+    """With the cap, a process's threads (lanes, reader, writer) share process_arenas() arenas instead of each
     keeping freed memory in its own; a MALLOC_ARENA_MAX of the user's wins."""
     import os
 
@@ -115,7 +115,7 @@ def test_a_claire_process_caps_the_allocators_arenas(monkeypatch):
         assert proc.returncode == 0, proc.stderr
         r[how] = int(proc.stdout.strip().splitlines()[-1])
     assert r["default"] >= 4, f"by default each thread gets an arena ({r})"
-    assert r["capped"] <= memory.PROCESS_ARENAS, f"capped, they share ({r})"
+    assert r["capped"] <= memory.process_arenas() <= memory.PROCESS_ARENAS, f"capped, they share ({r})"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert memory.cap_arenas() is False
 
@@ -126,3 +126,10 @@ def test_the_command_line_caps_the_arenas_first(monkeypatch):
     calls = []
     monkeypatch.setattr(memory, "cap_arenas", lambda *a: calls.append(a) or True)
     assert cli.main([]) == 1 and calls == [()]
+
+
+def test_one_arena_up_to_two_cores_else_the_cap(monkeypatch):
+    monkeypatch.setattr(memory.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert memory.process_arenas() == 1
+    monkeypatch.setattr(memory.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert memory.process_arenas() == memory.PROCESS_ARENAS == 2

@@ -25,8 +25,11 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 #: The C allocator's arenas in a `claire` process: glibc's default gives every thread that allocates its own
 #: (up to 8 per core), each keeping up to TRIM_THRESHOLD of freed buffers; two hold 0.1-0.35 GB less at the
-#: same speed (docs/benchmark.md, "Allocator arenas").
+#: same speed, and on two cores one is 5 % faster still (docs/benchmark.md, "Allocator arenas", "One arena").
 PROCESS_ARENAS = 2
+#: Cores up to which the process takes one arena (its threads then share the main heap: no buffer too large
+#: for a thread's own heap is mapped and unmapped per forward).
+ONE_ARENA_CORES = 2
 #: During a run: heap buffers up to 64 MiB, keep up to 256 MiB of free heap.
 MMAP_THRESHOLD = 64 * 1024 * 1024
 TRIM_THRESHOLD = 256 * 1024 * 1024
@@ -55,13 +58,22 @@ def _glibc():
     return _libc or None
 
 
-def cap_arenas(n: int = PROCESS_ARENAS) -> bool:
-    """Let this process's threads share `n` allocator arenas; call it before threads start (arenas made
-    earlier stay). A MALLOC_ARENA_MAX set by the user wins. Returns whether the cap was set."""
+def process_arenas() -> int:
+    """The arenas a `claire` process caps its allocator at on this machine (1 up to ONE_ARENA_CORES cores)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 1 if cores <= ONE_ARENA_CORES else PROCESS_ARENAS
+
+
+def cap_arenas(n: Optional[int] = None) -> bool:
+    """Let this process's threads share `n` allocator arenas (default: process_arenas()); call it before threads
+    start (arenas made earlier stay). A MALLOC_ARENA_MAX set by the user wins. Returns whether the cap was set."""
     lib = _glibc()
     if lib is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    return bool(lib.mallopt(M_ARENA_MAX, int(n)))
+    return bool(lib.mallopt(M_ARENA_MAX, int(n or process_arenas())))
 
 
 def available() -> bool:
