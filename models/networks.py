@@ -39,7 +39,11 @@ def _cloud_at(cloud: Optional[torch.Tensor], stride: int) -> Optional[torch.Tens
 
 def _share_map(gates: List[torch.Tensor], size) -> torch.Tensor:
     """Average the per-stage gates after upsampling them to the input resolution."""
-    ups = [F.interpolate(g, size=size, mode="bilinear", align_corners=False) for g in gates]
+    return _mean_share([F.interpolate(g, size=size, mode="bilinear", align_corners=False) for g in gates])
+
+
+def _mean_share(ups: List[torch.Tensor]) -> torch.Tensor:
+    """The upsampled gates of every stage averaged into the SAR share, clipped to 0..1."""
     return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
 
 
@@ -68,11 +72,10 @@ def upsample_part(x: torch.Tensor, size, rows: slice, cols: slice) -> torch.Tens
     if tuple(x.shape[-2:]) == tuple(size):
         return x[..., rows, cols]
     r, c = _source_span(rows, x.shape[-2], size[0]), _source_span(cols, x.shape[-1], size[1])
-    if r is None or c is None or r[2] != c[2] or r[2] & (r[2] - 1):
+    if (r is None or c is None or r[2] != c[2] or r[2] & (r[2] - 1)
+            or r[2] * (r[1] - r[0] + c[1] - c[0]) <= SMALL_OUTPUT):
         return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)[..., rows, cols]
     (r0, r1, k), (c0, c1, _) = r, c
-    if k * (r1 - r0 + c1 - c0) <= SMALL_OUTPUT:
-        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)[..., rows, cols]
     part = x[..., r0:r1, c0:c1]
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         part = part.contiguous(memory_format=torch.channels_last)  # the kernel of channels-last input, as for x
@@ -83,8 +86,7 @@ def upsample_part(x: torch.Tensor, size, rows: slice, cols: slice) -> torch.Tens
 
 def share_part(gates: List[torch.Tensor], size, rows: slice, cols: slice) -> torch.Tensor:
     """`_share_map(gates, size)[..., rows, cols]`, the gates upsampled on the part only (upsample_part)."""
-    ups = [upsample_part(g, size, rows, cols) for g in gates]
-    return torch.stack(ups, dim=0).mean(dim=0).clamp(0.0, 1.0)
+    return _mean_share([upsample_part(g, size, rows, cols) for g in gates])
 
 
 def full_size_outputs(cells: Dict[str, Any], size) -> Dict[str, Any]:

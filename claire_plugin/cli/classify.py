@@ -5,7 +5,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 from ..core.errors import ClaireError
 from .options import SCHEDULER_HELP, add_run_options, run_options
@@ -54,23 +54,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_extent(text: Union[str, Sequence[float], None], name: str = "--extent"
-                 ) -> Optional[Tuple[float, float, float, float]]:
-    """'xmin,ymin,xmax,ymax' (commas, semicolons or spaces) -> four floats; empty -> None. Anything else is a
-    ClaireError naming the parameter `name` with an example (the order is checked by the engine)."""
-    if text is None:
-        return None
-    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
+def parse_extent(text: Optional[str]) -> Optional[Tuple[float, ...]]:
+    """--extent 'xmin,ymin,xmax,ymax' (commas, semicolons or spaces) -> four floats; empty -> None; anything else
+    a ClaireError with an example (the order is checked by the engine)."""
+    parts = [p for p in re.split(r"[,;\s]+", (text or "").strip()) if p]
     if not parts:
         return None
     try:
         values = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
+    except ValueError:
         values = ()
     if len(values) != 4:
-        raise ClaireError(f"{name} {text!r} is not four numbers; give xmin,ymin,xmax,ymax in the optical raster's "
-                          f"CRS, e.g. {name} 500000,4590000,505000,4595000")
-    return values  # type: ignore[return-value]
+        raise ClaireError(f"--extent {text!r} is not four numbers; give xmin,ymin,xmax,ymax in the optical raster's "
+                          f"CRS, e.g. --extent 500000,4590000,505000,4595000")
+    return values
 
 
 def params_from_args(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import pytest
 import rasterio
 
 from claire.claire_plugin.core.engine import classify
-from claire.claire_plugin.core.engine.tiling import TileGrid, row_window
+from claire.claire_plugin.core.engine.tiling import TileGrid, window
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.params import run_options
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
@@ -47,7 +47,7 @@ def test_row_window_grid_runs_the_tile_rows_that_keep_the_rows():
     grid = TileGrid(5, 0, 200, 64, 32, 16)
     bounds = grid.row_axis[1]
     for start, stop in [(0, 30), (30, 100), (100, 205), (60, 61)]:
-        sub, keep = row_window(grid, (start, stop))
+        sub, keep, _ = window(grid, (start, stop))
         assert (sub.row_axis, sub.col_axis) == (grid.row_axis, grid.col_axis), "the same tiles as the full grid"
         a, b = sub.row_range
         assert bounds[a] <= keep[0] < bounds[a + 1] and bounds[b - 1] < keep[1] <= bounds[b]

@@ -18,7 +18,7 @@ import numpy as np
 from ....models.predict import CONTEXT, check_context, context_axis, fitted_core, kept_slice
 from ..errors import ClaireError
 
-__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "row_window", "window", "stitch"]
+__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "window", "stitch"]
 
 #: Input pixels a chunk of tiles should hold (four 256 px tiles): larger windows go one to a chunk.
 CHUNK_PIXELS = 4 * 256 * 256
@@ -162,13 +162,6 @@ def window(grid: TileGrid, rows: Optional[Tuple[int, int]] = None, cols: Optiona
         tile_cols, keep_cols = _axis_window(grid.col_axis[1], grid.col0, grid.width, cols)
     sub = TileGrid(grid.row0, grid.col0, grid.height, grid.width, grid.tile, grid.context, tile_rows, tile_cols)
     return sub, keep_rows, keep_cols
-
-
-def row_window(grid: TileGrid, rows: Tuple[int, int]) -> Tuple[TileGrid, Tuple[int, int]]:
-    """`window` of rows only: the grid limited to the tile rows that keep grid rows [start, stop), and the
-    region rows to write."""
-    sub, keep_rows, _ = window(grid, rows)
-    return sub, keep_rows
 
 
 @dataclass

@@ -142,10 +142,10 @@ class Positional(nn.Module):
     package take tensors, not flags); a model that `gives_cells` gives its outputs at its cells (the engine
     upsamples the parts of a tile it keeps; FixedBatch the whole tile for other callers)."""
 
-    def __init__(self, model: nn.Module, features: bool = False, cells: Optional[bool] = None) -> None:
+    def __init__(self, model: nn.Module, features: bool = False) -> None:
         super().__init__()
         self.model, self.features = model, bool(features)
-        self.cells = gives_cells(model) if cells is None else bool(cells)
+        self.cells = gives_cells(model)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, cloud: Optional[torch.Tensor] = None):
         """The model's output dict."""
@@ -253,8 +253,7 @@ def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tupl
     if precision != "float32":
         net = Autocast(net, PRECISIONS[precision], float_outputs=True)
     with torch.inference_mode():
-        program = torch.export.export(Positional(net, features, gives_cells(model)),
-                                         _inputs(batch, channels, tile, cloud))
+        program = torch.export.export(Positional(net, features), _inputs(batch, channels, tile, cloud))
     tmp = f"{path}.{os.getpid()}.tmp.pt2"
     try:
         with config.patch({"cpp.dynamic_threads": True}):
