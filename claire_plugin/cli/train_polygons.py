@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-layer", default=None, help="layer of a multi-layer vector file (default: the first)")
     g.add_argument("--validation", default=None,
                    help="separate validation layer (same field and classes); default: hold out polygons")
+    g.add_argument("--validation-layer", default=None,
+                   help="layer of a multi-layer --validation file (default: the first)")
     g.add_argument("--val-share", type=float, default=0.3, help="share of each class's polygons held out")
     g.add_argument("--buffer", type=float, default=3.0,
                    help="drop training pixels within this many pixels of a validation pixel")
@@ -68,6 +70,7 @@ def params_from_args(args: argparse.Namespace):
     return PolygonTrainParams(
         optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
         name_field=args.name_field, layer=args.label_layer, validation=args.validation,
+        validation_layer=args.validation_layer,
         checkpoint=args.checkpoint, report=args.report,
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
@@ -130,5 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, {weight_phrase(report)}; "
               f"map with it: claire classify --checkpoint {report['ensemble_checkpoint']})", file=sys.stderr)
+    if report.get("held_out_layer"):
+        print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out polygons that "
+              f"scored the models; give it as --validation to the next training of this layer so that its scores "
+              f"compare with these)", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

@@ -32,10 +32,20 @@ from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
-from .train_report import SELECT_SCHEME, report_html
+from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
+#: What an empty "Validate on" means.
+HOLD_OUT_TEXT = "hold out 30 % of the polygons"
+
+
+def allow_empty_layer(combo: QgsMapLayerComboBox, text: str) -> None:
+    """Let `combo` be empty, showing `text` there where QGIS can (3.30 and later; 3.22 shows a blank entry)."""
+    try:
+        combo.setAllowEmptyLayer(True, text)
+    except TypeError:
+        combo.setAllowEmptyLayer(True)
 
 
 class TrainPanel(QWidget):
@@ -55,6 +65,7 @@ class TrainPanel(QWidget):
         self.forest: Optional[str] = None
         self.ensemble: Optional[str] = None
         self.created_layers: set = set()
+        self.held_out_ids: list = []  # the held-out layer the panel added for its last run
         #: asks for a folder when the project is unsaved (replaced in tests)
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
             self, "Folder for the new training layer")
@@ -92,10 +103,19 @@ class TrainPanel(QWidget):
         self.field = compact_combo(QgsFieldComboBox(box))
         kinds = QgsFieldProxyModel.Filter
         self.field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
+        self.validation = compact_combo(QgsMapLayerComboBox(box))
+        self.validation.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer
+                                   | QgsMapLayerProxyModel.Filter.PointLayer)
+        allow_empty_layer(self.validation, HOLD_OUT_TEXT)
+        self.validation.setLayer(None)
+        self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
+                                   "NAME.heldout.gpkg. Choose an earlier run's held-out layer to score this "
+                                   "training on the same polygons (they then validate only).")
         self.picker = CheckpointPicker(box, show_card=False)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
+        form.addRow("Validate on", self.validation)
         form.addRow("Start from", self.picker)
         box.setLayout(form)
         self.labels.layerChanged.connect(self._labels_changed)
@@ -251,6 +271,15 @@ class TrainPanel(QWidget):
         labels, layer_name, err = vector_file(layer)
         if err:
             raise ValueError(f"Training layer: {err}.")
+        validation = validation_layer = None
+        chosen = self.validation.currentLayer()
+        if chosen is not None:
+            if layer is not None and chosen.id() == layer.id():
+                raise ValueError("Validate on: that is the training layer itself; choose another layer (an earlier "
+                                 "run's held-out polygons), or leave it empty to hold out a share of the polygons.")
+            validation, validation_layer, err = vector_file(chosen)
+            if err:
+                raise ValueError(f"Validate on: {err}.")
         if not self.field.currentField():
             raise ValueError("Class field: choose the field that holds the class.")
         if self.picker.error():
@@ -264,6 +293,7 @@ class TrainPanel(QWidget):
                              device=self.device.currentText())
         return PolygonTrainParams(optical=paths["Optical"], sar=paths["SAR"], labels=labels,
                                   field=self.field.currentField(), layer=layer_name, output=out,
+                                  validation=validation, validation_layer=validation_layer,
                                   checkpoint=self.picker.checkpointPath() or None,
                                   report=os.path.splitext(out)[0] + "_report.json",
                                   sar_units=self.sar_units.currentText(), config=cfg)
@@ -313,6 +343,26 @@ class TrainPanel(QWidget):
             return
         self.params = task.params
         self.show_report(task.report, task.params.output, task.params.report)
+        self.add_held_out(task.report)
+
+    def add_held_out(self, report: Dict[str, Any]) -> None:
+        """Add the run's held-out polygons above the training layer (dashed outlines), replacing those of the
+        panel's previous run, and offer them as the next run's validation layer."""
+        from ..layers.style import held_out_layer
+
+        path = report.get("held_out_layer")
+        layer = held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})") \
+            if path and os.path.exists(path) else None
+        if layer is None:
+            return
+        project = QgsProject.instance()
+        chosen = self.validation.currentLayer()
+        for stale in self.held_out_ids:  # not the one the user validates on
+            if project.mapLayer(stale) is not None and (chosen is None or chosen.id() != stale):
+                project.removeMapLayer(stale)
+        self.held_out_ids = [layer.id()]
+        project.addMapLayer(layer, False)
+        project.layerTreeRoot().insertLayer(0, layer)
 
     def show_report(self, report: Dict[str, Any], checkpoint: str, report_json: Optional[str] = None) -> None:
         """Show a finished training's report and make its checkpoint the recent one."""
@@ -344,6 +394,9 @@ class TrainPanel(QWidget):
         anything else opens outside QGIS."""
         from qgis.PyQt.QtGui import QDesktopServices
 
+        if url.scheme() == VALIDATE_SCHEME:
+            self.validate_on(url.path())
+            return
         if url.scheme() != SELECT_SCHEME:
             QDesktopServices.openUrl(url)
             return
@@ -358,6 +411,22 @@ class TrainPanel(QWidget):
             self.iface.setActiveLayer(layer)
             self.iface.mapCanvas().zoomToSelected(layer)
         self._set_status(f"Selected {found} of {len(ids)} polygon(s) to check in {layer.name()}.", error=found == 0)
+
+    def validate_on(self, path: str) -> None:
+        """Choose the held-out polygons in `path` (loaded when they are not in the project) as "Validate on"."""
+        from ..layers.style import held_out_layer
+
+        layer = next((lyr for lyr in QgsProject.instance().mapLayers().values()
+                      if vector_file(lyr)[0] == path), None)
+        if layer is None:
+            layer = held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})") \
+                if os.path.exists(path) else None
+            if layer is None:
+                self._set_status(f"The held-out polygons {path} cannot be read any more.", error=True)
+                return
+            QgsProject.instance().addMapLayer(layer)
+        self.validation.setLayer(layer)
+        self._set_status(f"The next training is validated on {layer.name()}: its scores compare with this run's.")
 
     def places_path(self) -> str:
         """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""

@@ -15,6 +15,8 @@ SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar"
 
 #: The scheme of the report's links that select features of the training layer (train_panel handles them).
 SELECT_SCHEME = "claire-select"
+#: The scheme of the link that makes the run's held-out polygons the next training's validation layer.
+VALIDATE_SCHEME = "claire-validate"
 
 
 def _n(value: Any) -> str:
@@ -34,6 +36,26 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
                     + "".join(f"<td width='19%' align='right'>{_n(m.get(k))}</td>" for k in ("macro_f1", "oa", "kappa"))
                     + "</tr>")
     return rows
+
+
+def _split_html(report: Dict[str, Any]) -> List[str]:
+    """Which polygons validated: the held-out ones (select them; validate the next training on them) or the
+    separate validation layer."""
+    e = html.escape
+    split = report.get("split") or {}
+    if split.get("kind") == "separate layer":
+        name = os.path.basename(str((split.get("val_source") or {}).get("path") or ""))
+        return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}.</p>"]
+    ids = report.get("validation_feature_ids") or []
+    path = report.get("held_out_layer")
+    if not ids:
+        return []
+    text = (f"<p>Held out: {len(ids)} polygons (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
+            f"them</a>)")
+    if path:
+        text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:{e(path)}'>Validate the next training on "
+                 f"them</a> so that its scores compare with these")
+    return [text + ".</p>"]
 
 
 def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
@@ -65,6 +87,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         ids = ",".join(str(f) for s in suspects for f in s["feature_ids"])
         parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(suspects))}. <a href='{SELECT_SCHEME}:{ids}'>"
                      f"Select them in the training layer</a></p>")
+    parts += _split_html(report)
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")

@@ -84,3 +84,31 @@ def places_layer(path: str, name: str = "Places to label next"):
     layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
     layer.setLabelsEnabled(True)
     return layer
+
+
+def style_held_out(layer) -> None:
+    """Draw the held-out polygons (core.training.heldout) over the training layer: a dashed black outline, no fill
+    (points: black rings), so that the training polygons' own colours stay visible under them."""
+    from qgis.core import QgsFillSymbol, QgsMarkerSymbol, QgsWkbTypes
+
+    if layer.geometryType() == QgsWkbTypes.GeometryType.PointGeometry:
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": "0,0,0,0", "outline_color": "0,0,0,255",
+                                               "outline_width": "0.6", "size": "4"})
+    else:
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": "0,0,0,255",
+                                             "outline_width": "0.7", "outline_style": "dash"})
+    layer.renderer().setSymbol(symbol)
+    layer.triggerRepaint()
+
+
+def held_out_layer(path: str, name: str = "Held-out polygons"):
+    """The held-out polygons of a training run (`NAME.heldout.gpkg`) as a styled layer; None when unreadable."""
+    from qgis.core import QgsVectorLayer
+
+    from ..core.training.heldout import LAYER
+
+    layer = QgsVectorLayer(f"{path}|layername={LAYER}", name, "ogr")
+    if not layer.isValid():
+        return None
+    style_held_out(layer)
+    return layer

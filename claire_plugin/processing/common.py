@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
+    QgsVectorLayer,
 )
 
 from ..layers.layers import layer_file as gui_layer_file
@@ -162,6 +163,16 @@ class LandCoverPostProcessor(QgsProcessingLayerPostProcessorInterface):
         classes = self.classes or classes_from_raster(layer.source())
         if classes:
             apply_landcover_style(layer, classes, self.nodata)
+
+
+class HeldOutPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Draws the held-out polygons a training wrote as dashed outlines when QGIS loads them (layers.style)."""
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        from ..layers.style import style_held_out
+
+        if isinstance(layer, QgsVectorLayer):
+            style_held_out(layer)
 
 
 def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str]:

@@ -2,7 +2,7 @@
 polygons, beside a random forest and the untuned checkpoint; optionally classify the scene with it."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from qgis.core import (
     QgsProcessing,
@@ -31,7 +31,9 @@ HELP = {
     "FIELD": "Field of the labels holding the class: integer codes or text names.",
     "LABEL_RASTER": "Instead of polygons: a label raster (class codes; 0, 255 and its nodata are ignored).",
     "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
-    "class's polygons are held out (whole polygons, with a 3-pixel buffer).",
+    "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT. Give an "
+    "earlier run's HELD_OUT here to score a new training on the same polygons; training polygons it holds too "
+    "then validate only.",
     "CHECKPOINT": "Checkpoint to start from (.safetensors). Empty: the bundled default. It is first scored on "
     "crops of your training polygons: below macro-F1 0.5 (an area it does not know) it is taught at a higher "
     "learning rate; the log and report say which.",
@@ -51,6 +53,9 @@ HELP = {
     "CLASSIFY_WITH": "Which model maps the scene for CLASSIFIED: the fine-tuned network, the random forest "
     "(optical + SAR) of this run, the two averaged, or whichever of these scored the highest macro-F1 on the "
     "clear held-out polygons.",
+    "HELD_OUT": "The held-out polygons that scored the models, copied from the training layer with their class "
+    "and feature id (NAME.heldout.gpkg beside OUTPUT; loaded with a dashed outline). Empty when VALIDATION or a "
+    "label raster was given.",
     "FOREST_CHECKPOINT": "The random forest (optical + SAR) of the run as a checkpoint, written beside OUTPUT "
     "(NAME.forest.safetensors) unless RF_TREES is 0: Classify land cover maps with it like with a network.",
     "ENSEMBLE_CHECKPOINT": "The fine-tuned network and the random forest averaged per pixel, the forest's weight "
@@ -119,6 +124,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputFile("FOREST_CHECKPOINT", "Random forest checkpoint (optical + SAR)"))
         self.addOutput(QgsProcessingOutputFile("ENSEMBLE_CHECKPOINT", "Network and forest averaged (checkpoint)"))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Validation report (HTML)"))
+        self.addOutput(QgsProcessingOutputFile("HELD_OUT", "Held-out polygons (GeoPackage; VALIDATION of a later "
+                                               "run)"))
         self.addOutput(QgsProcessingOutputNumber("MACRO_F1", "Macro-F1 on the held-out polygons"))
         self.addOutput(QgsProcessingOutputNumber("MACRO_F1_LOW", "Macro-F1, lower end of its 95 % interval "
                                                  "(held-out polygons resampled; empty without one)"))
@@ -145,15 +152,16 @@ class TrainAlgorithm(ClaireAlgorithm):
             raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class (codes or names).")
         return path, layer_name, field
 
-    def _validation(self, parameters, context) -> Optional[str]:
+    def _validation(self, parameters, context) -> Tuple[Optional[str], Optional[str]]:
+        """(file, layer name inside it) of VALIDATION; (None, None) without one."""
         from ..layers.layers import vector_file
 
         if not parameters.get("VALIDATION"):
-            return None
-        path, _, problem = vector_file(self.parameterAsVectorLayer(parameters, "VALIDATION", context))
+            return None, None
+        path, layer_name, problem = vector_file(self.parameterAsVectorLayer(parameters, "VALIDATION", context))
         if problem:
             raise QgsProcessingException(f"VALIDATION: {problem}.")
-        return path
+        return path, layer_name
 
     def build_params(self, parameters, context):
         """PolygonTrainParams from the parameters (layers resolved to files here, on the algorithm's thread)."""
@@ -161,6 +169,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         from ..core.training.polygons import PolygonTrainParams
 
         labels, layer_name, field = self._labels(parameters, context)
+        validation, validation_layer = self._validation(parameters, context)
         minutes = self.parameterAsDouble(parameters, "MINUTES", context) or None
         trees = self.parameterAsInt(parameters, "RF_TREES", context)
         cfg = FinetuneConfig(epochs=self.parameterAsInt(parameters, "EPOCHS", context), minutes=minutes,
@@ -171,7 +180,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         return PolygonTrainParams(
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
-            labels=labels, field=field, layer=layer_name, validation=self._validation(parameters, context),
+            labels=labels, field=field, layer=layer_name, validation=validation,
+            validation_layer=validation_layer,
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
             report=self.parameterAsFileOutput(parameters, "REPORT", context),
@@ -211,13 +221,30 @@ class TrainAlgorithm(ClaireAlgorithm):
                    "MACRO_F1": tuned["macro_f1"], "MACRO_F1_LOW": low, "MACRO_F1_HIGH": high,
                    "OA": tuned["oa"], "KAPPA": tuned["kappa"], "CLASSIFIED": None,
                    "FOREST_CHECKPOINT": report.get("forest_checkpoint"),
-                   "ENSEMBLE_CHECKPOINT": report.get("ensemble_checkpoint")}
+                   "ENSEMBLE_CHECKPOINT": report.get("ensemble_checkpoint"),
+                   "HELD_OUT": report.get("held_out_layer")}
+        if report.get("held_out_layer"):
+            self._load_held_out(report["held_out_layer"], context)
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
             feedback.pushInfo(why)
             outputs["CLASSIFIED"] = self._classify(params, model, classified, context, feedback, share)
         return outputs
+
+    def _load_held_out(self, path: str, context) -> None:
+        """Load the held-out polygons when the algorithm ends, drawn as dashed outlines."""
+        from qgis.core import QgsProcessingContext
+
+        from ..core.training.heldout import LAYER
+        from .common import HeldOutPostProcessor
+
+        source = f"{path}|layername={LAYER}"
+        details = QgsProcessingContext.LayerDetails("Held-out polygons", context.project(), "HELD_OUT")
+        post = HeldOutPostProcessor()
+        self._post_processors.append(post)
+        details.setPostProcessor(post)
+        context.addLayerToLoadOnCompletion(source, details)
 
     def _classify(self, params, checkpoint: str, output: str, context, feedback, start: float) -> str:
         """Classify the training scene with `checkpoint`; the map is styled like claire:classify's."""
@@ -297,11 +324,13 @@ def score_lines(report: Dict[str, Any]) -> str:
 def _check_classified(params, classified: str) -> None:
     """The classified scene's path checked before training, against the inputs and the training's outputs."""
     from ..core.io.writer import check_outputs
+    from ..core.training.heldout import held_out_output
     from ..core.training.polygons import ensemble_output, forest_output
     from ..core.training.scorecard import html_path_for
 
     check_outputs([("classified map", classified)], [
         ("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
+        ("held-out polygons", held_out_output(params.output, params.labels, params.validation)),
         ("new checkpoint", params.output), ("random forest's checkpoint", forest_output(params)),
         ("ensemble checkpoint", ensemble_output(params)),
         ("training report", params.report),

@@ -64,6 +64,32 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
     with rasterio.open(classified) as ds:
         assert ds.shape == (64, 96) and set(np.unique(ds.read(1))) <= {1, 2, 3}
     assert os.path.exists(str(tmp_path / "map.qml"))
+    assert res["HELD_OUT"] == str(tmp_path / "mine.heldout.gpkg") == saved["held_out_layer"]
+    assert os.path.exists(res["HELD_OUT"])
+
+
+def test_the_held_out_polygons_are_loaded_with_dashed_outlines(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject, QgsVectorLayer
+    from qgis.PyQt.QtCore import Qt
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = str(tmp_path / "mine.safetensors")
+    res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")},
+                         context=context, feedback=QgsProcessingFeedback())
+    source = f"{res['HELD_OUT']}|layername=held_out"
+    assert context.willLoadLayerOnCompletion(source)
+    details = context.layerToLoadOnCompletionDetails(source)
+    assert details.name == "Held-out polygons"
+    layer = QgsVectorLayer(source, details.name, "ogr")
+    assert layer.isValid() and layer.featureCount() == 3
+    assert details.postProcessor() is not None  # held by the algorithm, which QGIS's dialog keeps until it loads
+    from claire.claire_plugin.processing.common import HeldOutPostProcessor
+
+    HeldOutPostProcessor().postProcessLayer(layer, None, None)
+    line = layer.renderer().symbol().symbolLayer(0)
+    assert line.fillColor().alpha() == 0 and line.strokeStyle() == Qt.PenStyle.DashLine
 
 
 def test_layer_name_of_a_geopackage_reaches_the_labels(claire_plugin, scene, tmp_path):
@@ -161,3 +187,4 @@ def test_a_validation_layer_of_two_polygons_per_class_gives_the_interval(claire_
     lo, hi = saved["arms"]["finetuned"]["clear"]["macro_f1_ci95"]
     assert (res["MACRO_F1_LOW"], res["MACRO_F1_HIGH"]) == (lo, hi) and lo <= hi
     assert any("95 % interval" in line for line in log)
+    assert res["HELD_OUT"] is None and not os.path.exists(tmp_path / "mine.heldout.gpkg")  # its own split: none

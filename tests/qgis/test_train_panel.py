@@ -172,6 +172,48 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
 
 
+def test_held_out_polygons_are_shown_and_validate_the_next_training(qgis_app, train_dock):
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import Qt, QUrl
+
+    from claire.claire_plugin.gui.train_report import VALIDATE_SCHEME
+
+    panel = train_dock.train_panel
+    layer = panel.new_training_layer()
+    _draw(layer)
+    panel.epochs.setValue(1)
+    panel.device.setCurrentText("cpu")
+    params = panel.build_params()
+    assert params.validation is None
+    params.config.steps_per_epoch, params.config.batch_size, params.config.crop = 1, 2, 64
+    params.baseline = False
+    assert panel.start(params) is not None
+    assert _wait(qgis_app, lambda: panel.task is None) and panel.report is not None, panel.status.text()
+    path = panel.report["held_out_layer"]
+    shown = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("Held-out polygons")]
+    assert len(shown) == 1 and shown[0].featureCount() == 3 and shown[0].source().startswith(path)
+    assert QgsProject.instance().layerTreeRoot().children()[0].layer() is shown[0]  # above the training layer
+    symbol = shown[0].renderer().symbol().symbolLayer(0)
+    assert symbol.strokeStyle() == Qt.PenStyle.DashLine and symbol.fillColor().alpha() == 0
+    text = panel.report_view.toPlainText()
+    assert "Held out: 3 polygons" in text and "Validate the next training on them" in text
+    panel.report_view.anchorClicked.emit(QUrl(f"{VALIDATE_SCHEME}:{path}"))
+    assert panel.validation.currentLayer() is shown[0] and "validated on Held-out polygons" in panel.status.text()
+    again = panel.build_params()
+    assert again.validation == path and again.validation_layer == "held_out"
+    again.config.steps_per_epoch, again.config.batch_size, again.config.crop = 1, 2, 64
+    again.baseline = False
+    assert panel.start(again) is not None
+    assert _wait(qgis_app, lambda: panel.task is None) and panel.report is not None, panel.status.text()
+    assert panel.report["split"]["validation_polygons_in_training_layer"] == 3
+    assert [r["val_polygons"] for r in panel.report["counts"]] == [1, 1, 1]
+    assert "Validated on a separate layer" in panel.report_view.toPlainText()
+    assert QgsProject.instance().mapLayer(shown[0].id()) is not None  # still there: the next run validates on it
+    panel.validation.setLayer(layer)
+    with pytest.raises(ValueError, match="the training layer itself"):
+        panel.build_params()
+
+
 def test_cancelled_training_says_cancelled_not_failed(qgis_app, train_dock):
     panel = train_dock.train_panel
     _draw(panel.new_training_layer())

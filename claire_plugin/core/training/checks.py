@@ -7,6 +7,7 @@ parameter or field names (`core.errors.rename_flags`).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional
 
 from ..errors import ClaireError
@@ -109,8 +110,22 @@ def check_polygon_params(params) -> None:
                       crop=cfg.crop, lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=cfg.minutes)
     if not params.validation:
         check_share(params.val_share, "--val-share", False, "0.3")
+    else:
+        _not_the_training_layer(params)
     check_range(cfg.average_last, "--average-last", 0.0, 1.0, "0.5")
     if _number(params.buffer_px, "--buffer", "3") < 0:
         raise ClaireError(f"--buffer must be 0 or more pixels (got {params.buffer_px}); give e.g. --buffer 3")
     if params.baseline:
         _whole(params.rf_trees, "--rf-trees", 1, "200")
+
+
+def _not_the_training_layer(params) -> None:
+    """ClaireError when the validation layer is the training layer itself (every polygon would validate)."""
+    from ..io.raster_io import same_file
+
+    if not (os.path.exists(params.validation) and os.path.exists(params.labels)):
+        return  # a missing file gets its own message
+    if same_file(params.validation, params.labels) and (params.validation_layer or None) == (params.layer or None):
+        raise ClaireError("the validation layer is the training layer itself, so no polygon would be left to train "
+                          "on; give another layer (e.g. the NAME.heldout.gpkg an earlier training wrote), or none to "
+                          "hold out a share of the training polygons")

@@ -64,6 +64,9 @@ class LabelSet:
     group_features: Dict[int, List[int]]
     source: Dict[str, object]
     notes: List[str] = field(default_factory=list)
+    #: feature id -> digest of its geometry as stored in the layer (vector labels; core.training.split matches
+    #: polygons of a validation layer that are copies of training polygons by it)
+    feature_shapes: Dict[int, str] = field(default_factory=dict)
 
     def counts(self) -> Dict[str, List[int]]:
         """Pixels and polygons (groups) per class index."""
@@ -92,7 +95,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     by_key = _class_lookup(cls_list)
     parts, group_class, group_features, slivers = [], {}, {}, []
     rng = np.random.default_rng(seed)
-    for fid, value, _name, geom_json in features:
+    for fid, value, _name, geom_json, _shape in features:
         ci = by_key.get(_key(value))
         if ci is None:
             raise ClaireError(f"feature {fid} of {path} has class {value!r}, which is not one of the training "
@@ -114,7 +117,8 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
                           f"(extent {tuple(round(v, 1) for v in grid.bounds)} in {grid.crs}); draw the labels "
                           f"over the optical raster or check the layer's CRS")
     pixels, group_class, group_features = resolve_overlaps(pixels, group_class, group_features, cls_list, grid)
-    out = LabelSet(pixels, cls_list, group_class, group_features, source)
+    out = LabelSet(pixels, cls_list, group_class, group_features, source,
+                   feature_shapes={f[0]: f[4] for f in features})
     if slivers:
         out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
                          f"pixel): ids {', '.join(map(str, slivers[:10]))}")
@@ -124,7 +128,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
 
 
 def _read_vector(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
-    """[(fid, class value, name or None, GeoJSON geometry in the grid CRS)] and the provenance."""
+    """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
     from osgeo import ogr
 
     ogr.UseExceptions()
@@ -188,8 +192,8 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
 
 
 def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
-    """The layer's features as (fid, value, name, GeoJSON in the grid CRS), the unusable ones, the geometry
-    kinds and the SHA-256 of what was read."""
+    """The layer's features as (fid, value, name, GeoJSON in the grid CRS, SHA-1 of the stored geometry's WKB),
+    the unusable ones, the geometry kinds and the SHA-256 of what was read."""
     from osgeo import ogr
 
     features, bad, digest, kinds = [], [], hashlib.sha256(), set()
@@ -207,11 +211,13 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             raise ClaireError(f"feature {fid} of {path!r} has no value in the class field {field_name!r}; "
                               f"give every feature a class, or delete it")
         name = feat.GetField(name_field) if name_field else None
-        digest.update(f"{fid}|{value}|{name}|".encode() + geom.ExportToWkb())
+        wkb = geom.ExportToWkb()
+        digest.update(f"{fid}|{value}|{name}|".encode() + wkb)
+        shape = hashlib.sha1(bytes(wkb)).hexdigest()
         if ct is not None:
             geom.Transform(ct)
         kinds.add("point" if "POINT" in ogr.GeometryTypeToName(geom.GetGeometryType()).upper() else "polygon")
-        features.append((fid, value, name, json.loads(geom.ExportToJson())))
+        features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
     return features, bad, kinds, digest.hexdigest()
 
 

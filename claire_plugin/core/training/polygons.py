@@ -19,6 +19,7 @@ from ..io.atomic import OutputSet
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
+from .heldout import held_out_output, write_held_out
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
@@ -56,6 +57,7 @@ class PolygonTrainParams:
     name_field: Optional[str] = None
     layer: Optional[str] = None
     validation: Optional[str] = None
+    validation_layer: Optional[str] = None
     checkpoint: Optional[str] = None
     report: Optional[str] = None
     optical_bands: Optional[List[int]] = None
@@ -146,9 +148,15 @@ def check_suspects(scene: Scene, labels: LabelSet) -> List[Dict[str, Any]]:
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
     """The held-out polygon split, or the separate validation layer's."""
     if params.validation:
-        val = read_labels(params.validation, scene.opt, params.field, params.name_field, None, labels.classes,
+        val = read_labels(params.validation, scene.opt, params.field, params.name_field, params.validation_layer,
+                          labels.classes,
                           params.max_pixels_per_polygon, params.config.seed, check_counts=False)
-        return layer_split(labels, val, params.buffer_px)
+        split = layer_split(labels, val, params.buffer_px)
+        same = split.info["validation_polygons_in_training_layer"]
+        if same:
+            labels.notes.append(f"{same} polygon(s) of the training layer are also in the validation layer (the "
+                                f"same geometry): they validate only, none of their pixels trains")
+        return split
     return polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
 
 
@@ -369,7 +377,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         ens = _ensemble_checkpoint(params, base_card, labels, card, nets, report)
         if ens is not None:
             extra.append((ensemble_output(params), ens, "ensemble checkpoint"))
-    _save(params, model.to("cpu"), card, report, extra)
+    _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
 
@@ -397,6 +405,7 @@ def check_settings(params: PolygonTrainParams) -> str:
     device = check_device(params.config.device)
     twin = html_path_for(params.report) if params.report else None
     check_outputs([("checkpoint", params.output), ("training report", params.report),
+                   ("held-out polygons", held_out_output(params.output, params.labels, params.validation)),
                    ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params)),
                    ("ensemble checkpoint", ensemble_output(params))],
                   [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
@@ -533,15 +542,23 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
 
 
 def _save(params: PolygonTrainParams, model, card: Dict, report: Dict,
-          extra: Sequence[Tuple[str, Tuple[Any, Dict], str]] = ()) -> None:
-    """Checkpoint (and the others of the run: (path, (model, card), what)), and report, committed together
-    (core.io.atomic.OutputSet); nothing is written before."""
+          extra: Sequence[Tuple[str, Tuple[Any, Dict], str]] = (), labels: Optional[LabelSet] = None) -> None:
+    """Checkpoint (and the others of the run: (path, (model, card), what)), the held-out polygons of a polygon
+    split of vector `labels` (core.training.heldout) and report, committed together (core.io.atomic.OutputSet);
+    nothing is written before."""
     from ....models.checkpoint import save_checkpoint
-
+    held_out = held_out_output(params.output, params.labels, params.validation)
+    fids = report.get("validation_feature_ids")
+    if labels is None or labels.source.get("kind") != "vector" or not fids:
+        held_out = None
+    report["held_out_layer"] = held_out
+    card["training"]["held_out_layer"] = os.path.basename(held_out) if held_out else None
     with OutputSet() as files:
         files.write_with(params.output, lambda tmp: save_checkpoint(tmp, model, card), "checkpoint")
         for path, (net, net_card), what in extra:
             files.write_with(path, lambda tmp, net=net, net_card=net_card: save_checkpoint(tmp, net, net_card), what)
+        if held_out:
+            files.write_with(held_out, lambda tmp: write_held_out(labels.source, fids, tmp), "held-out polygons")
         if params.report:
             report["checkpoint"] = params.output
             write_report(report, params.report, files)

@@ -251,6 +251,21 @@ def _suspects_html(report: Dict[str, Any]) -> List[str]:
             f"{rows}</table>"]
 
 
+def held_out_sentence(report: Dict[str, Any]) -> Optional[str]:
+    """Where the run's held-out polygons were written and what they are for (None when it wrote none)."""
+    path = report.get("held_out_layer")
+    if not path:
+        return None
+    n = len(report.get("validation_feature_ids") or [])
+    return (f"The {n} held-out polygons are in {os.path.basename(path)}: give that layer as the validation layer "
+            f"of the next training of these polygons, and its scores compare with these")
+
+
+def _held_out_sentence(report: Dict[str, Any]) -> str:
+    said = held_out_sentence(report)
+    return f" {_e(said)}." if said else ""
+
+
 def render_html(report: Dict[str, Any]) -> str:
     """A self-contained HTML page of the report."""
     names = [c["name"] for c in report["classes"]]
@@ -265,8 +280,8 @@ def render_html(report: Dict[str, Any]) -> str:
         "<h1>Training from your labels: validation on held-out polygons</h1>",
         f"<p>Labels: {_e(report['labels'].get('path'))} (field {_e(report['labels'].get('field'))}, SHA-256 "
         f"{_e(str(report['labels'].get('sha256'))[:16])}…). Split: {_e(report['split']['kind'])}, buffer "
-        f"{_e(report['split'].get('buffer_px'))} px. These scores are model validation on your own polygons, "
-        "not a map accuracy estimate; kappa is shown but not recommended.</p>",
+        f"{_e(report['split'].get('buffer_px'))} px.{_held_out_sentence(report)} These scores are model validation "
+        "on your own polygons, not a map accuracy estimate; kappa is shown but not recommended.</p>",
         "<h2>Classes, polygons and pixels</h2><table><tr><th>class</th><th>code</th><th>training polygons</th>"
         f"<th>training pixels</th><th>validation polygons</th><th>validation pixels</th></tr>{counts}</table>",
         "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th>"

@@ -69,12 +69,26 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
 
 def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float = 3.0) -> Split:
     """Training pixels from one layer, validation pixels from another (same classes); training pixels
-    within `buffer_px` of a validation pixel (and any pixel in both) are dropped."""
-    train = _drop_near(train_labels.pixels, val_labels.pixels, max(buffer_px, 0.5))
+    within `buffer_px` of a validation pixel (and any pixel in both) are dropped, and so is every pixel of a
+    training polygon whose geometry the validation layer holds too (a held-out layer written by an earlier run,
+    core.training.heldout: a large polygon's pixels are a sample, so the buffer alone would keep some)."""
+    same = same_polygons(train_labels, val_labels)
+    kept = train_labels.pixels.subset(~np.isin(train_labels.pixels.group, np.array(same, dtype=np.int64)))
+    train = _drop_near(kept, val_labels.pixels, max(buffer_px, 0.5))
     info = {"kind": "separate layer", "buffer_px": buffer_px, "val_source": val_labels.source,
-            "buffer_dropped_train_pixels": len(train_labels.pixels) - len(train)}
+            "buffer_dropped_train_pixels": len(kept) - len(train),
+            "validation_polygons_in_training_layer": len(same)}
     _require_every_class(train, val_labels.pixels, train_labels)
     return Split(train, val_labels.pixels, info)
+
+
+def same_polygons(train_labels: LabelSet, val_labels: LabelSet) -> List[int]:
+    """Training groups with a feature whose stored geometry a validation feature has too."""
+    shapes = set(val_labels.feature_shapes.values())
+    if not shapes:
+        return []
+    return sorted(g for g, fids in train_labels.group_features.items()
+                  if any(train_labels.feature_shapes.get(f) in shapes for f in fids))
 
 
 def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Split:

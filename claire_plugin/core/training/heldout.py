@@ -1,0 +1,76 @@
+"""The held-out polygons of a polygon split written back as a layer, so that the user can see which polygons
+scored the model and give the same ones as the validation layer of the next training (its scores then compare
+with this run's; core.training.split.layer_split leaves those polygons out of training)."""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence
+
+from ..errors import ClaireError
+
+#: Layer name inside the GeoPackage.
+LAYER = "held_out"
+#: Field with the feature id the polygon has in the training layer.
+SOURCE_FID = "source_fid"
+
+
+def held_out_path_for(output: str) -> str:
+    """`<checkpoint stem>.heldout.gpkg` beside the checkpoint."""
+    return os.path.splitext(output)[0] + ".heldout.gpkg"
+
+
+def held_out_output(output: str, labels: str, validation: Optional[str]) -> Optional[str]:
+    """Where a run writes its held-out polygons: None when it has none of its own to write (a separate
+    validation layer was given, or the labels are a raster)."""
+    from .label_raster import is_raster
+
+    if validation or is_raster(labels):
+        return None
+    return held_out_path_for(output)
+
+
+def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) -> int:
+    """Copy the features `fids` of the vector labels `source` (LabelSet.source: path, layer, field, name_field)
+    as they are stored (geometry, CRS, class field, name field) into a new GeoPackage `path` with their
+    feature id in SOURCE_FID; returns how many were written."""
+    from osgeo import ogr
+
+    ogr.UseExceptions()
+    wanted = {int(f) for f in fids}
+    src = ogr.Open(str(source["path"]))
+    if src is None:
+        raise ClaireError(f"cannot reopen the labels {source['path']!r} to write the held-out polygons")
+    written, lyr = 0, None
+    try:
+        lyr = src.GetLayerByName(str(source["layer"])) if source.get("layer") else src.GetLayer(0)
+        fields = [f for f in (source.get("field"), source.get("name_field")) if f]
+        out_ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+        try:
+            out = out_ds.CreateLayer(LAYER, srs=lyr.GetSpatialRef(), geom_type=lyr.GetGeomType())
+            defn = lyr.GetLayerDefn()
+            for name in fields:
+                out.CreateField(defn.GetFieldDefn(defn.GetFieldIndex(name)))
+            out.CreateField(ogr.FieldDefn(SOURCE_FID, ogr.OFTInteger64))
+            out_defn = out.GetLayerDefn()
+            out.StartTransaction()
+            for feat in lyr:
+                if feat.GetFID() not in wanted:
+                    continue
+                copy = ogr.Feature(out_defn)
+                copy.SetGeometry(feat.GetGeometryRef())
+                for name in fields:
+                    copy.SetField(name, feat.GetField(name))
+                copy.SetField(SOURCE_FID, feat.GetFID())
+                out.CreateFeature(copy)
+                written += 1
+            out.CommitTransaction()
+            out = None
+        except RuntimeError as exc:
+            raise ClaireError(f"cannot write the held-out polygons to {path!r} ({exc}); check the folder's free "
+                              f"space and permissions") from None
+        finally:
+            out_ds = None
+    finally:
+        lyr = None  # OGR layers must go before their data source
+        src = None
+    return written

@@ -1,0 +1,107 @@
+"""The held-out polygons written back as a layer (core.training.heldout), and given back as the validation layer
+of the next training: the same pixels validate, none of them trains (core.training.split.same_polygons)."""
+import numpy as np
+import pytest
+import rasterio
+import torch
+from osgeo import ogr
+
+from claire.claire_plugin.core.training.finetune import FinetuneConfig
+from claire.claire_plugin.core.training.heldout import LAYER, SOURCE_FID, write_held_out
+from claire.claire_plugin.core.training.labels import read_labels
+from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
+from claire.claire_plugin.core.training.split import _drop_near, layer_split
+from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
+from claire.tests.fixtures.vectors import TRAIN_NAMES as NAMES
+from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+
+@pytest.fixture
+def scene(tmp_path):
+    opt, sar, _ = synthetic_scene(64, 96)
+    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
+    return {"optical": write_raster(tmp_path / "o.tif", opt),
+            "sar": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+            "feats": feats, "checkpoint": make_tiny_checkpoint(tmp_path / "base.safetensors"), "dir": tmp_path}
+
+
+def _params(scene, labels, name, **kw):
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=3)
+    return PolygonTrainParams(optical=scene["optical"], sar=scene["sar"], labels=labels, field="class",
+                              output=str(scene["dir"] / f"{name}.safetensors"), checkpoint=scene["checkpoint"],
+                              report=str(scene["dir"] / f"{name}.json"), baseline=False, buffer_px=2, config=cfg, **kw)
+
+
+def _features(path):
+    ds = ogr.Open(str(path))
+    lyr = ds.GetLayer(0)
+    out = {f.GetField(SOURCE_FID): (f.GetField("class"), bytes(f.GetGeometryRef().ExportToWkb())) for f in lyr}
+    name, wkt = lyr.GetName(), lyr.GetSpatialRef().ExportToWkt()
+    lyr = None
+    ds = None
+    return out, name, wkt
+
+
+@pytest.mark.parametrize("driver,ext", [("GPKG", "gpkg"), ("ESRI Shapefile", "shp")])
+def test_held_out_layer_is_written_and_validates_the_next_training(scene, driver, ext):
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / f"l.{ext}", scene["feats"], driver=driver)
+    first = train_from_polygons(_params(scene, labels, "first"))
+    path = scene["dir"] / "first.heldout.gpkg"
+    assert first["held_out_layer"] == str(path) and path.exists()
+    held, name, wkt = _features(path)
+    src = ogr.Open(labels)
+    lyr = src.GetLayer(0)
+    stored = {f.GetFID(): (f.GetField("class"), bytes(f.GetGeometryRef().ExportToWkb())) for f in lyr}
+    source_wkt = lyr.GetSpatialRef().ExportToWkt()
+    lyr = None
+    src = None
+    assert name == LAYER and sorted(held) == first["validation_feature_ids"] and len(held) == 3
+    assert all(held[f] == stored[f] for f in held)  # class and geometry as stored, the layer's CRS
+    assert wkt == source_wkt
+    assert sorted(v[0] for v in held.values()) == sorted(NAMES.values())  # one per class
+    html = (scene["dir"] / "first.html").read_text()
+    assert "The 3 held-out polygons are in first.heldout.gpkg" in html
+    from claire.models.checkpoint import read_card
+
+    assert read_card(str(scene["dir"] / "first.safetensors"))["training"]["held_out_layer"] == "first.heldout.gpkg"
+
+    second = train_from_polygons(_params(scene, labels, "second", validation=str(path)))
+    assert second["split"]["kind"] == "separate layer" and second["held_out_layer"] is None
+    assert not (scene["dir"] / "second.heldout.gpkg").exists()
+    assert second["split"]["validation_polygons_in_training_layer"] == 3
+    assert any("also in the validation layer" in n for n in second["label_notes"])
+    for a, b in zip(first["counts"], second["counts"]):  # the same polygons validate, the same ones train
+        assert (a["val_polygons"], a["val_pixels"], a["train_polygons"]) == \
+            (b["val_polygons"], b["val_pixels"], b["train_polygons"])
+        assert a["train_pixels"] == b["train_pixels"]
+
+
+def test_a_large_held_out_polygon_trains_none_of_its_pixels(tmp_path):
+    """A polygon with more pixels than max_pixels_per_polygon is a sample in each layer: the buffer alone would
+    let some of its pixels train; its copy in the validation layer takes the whole polygon out."""
+    opt, _, _ = synthetic_scene(60, 90)
+    feats = [(box_wkt(2, 2 + 12 * k, 14, 12 + 12 * k), v) for k, v in enumerate((1, 1, 1, 4, 4, 4))]
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        lab = read_labels(write_vector(tmp_path / "l.gpkg", feats), ds, "class", max_pixels_per_polygon=12, seed=0)
+        fids = [lab.group_features[0][0], lab.group_features[3][0]]  # one polygon of each class
+        source = {"path": str(tmp_path / "l.gpkg"), "layer": None, "field": "class"}
+        assert write_held_out(source, fids, str(tmp_path / "h.gpkg")) == 2
+        val = read_labels(str(tmp_path / "h.gpkg"), ds, "class", classes=lab.classes, max_pixels_per_polygon=12,
+                          seed=5, check_counts=False)
+    mine = lab.pixels.subset(lab.pixels.group == 0)
+    assert len(_drop_near(mine, val.pixels, 2.0)) > 0  # what the buffer alone would have kept
+    split = layer_split(lab, val, buffer_px=2.0)
+    assert split.info["validation_polygons_in_training_layer"] == 2
+    assert not np.isin(split.train.group, [0, 3]).any()
+    assert len(split.val) == 24
+
+
+def test_held_out_layer_over_the_labels_is_refused_before_training(scene):
+    from claire.claire_plugin.core.errors import ClaireError
+
+    labels = write_vector(scene["dir"] / "mine.heldout.gpkg", scene["feats"])
+    with pytest.raises(ClaireError, match="held-out polygons"):
+        train_from_polygons(_params(scene, labels, "mine"))
+    assert not (scene["dir"] / "mine.safetensors").exists()
