@@ -136,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
     if report.get("held_out_layer"):
         print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out polygons that "
               f"scored the models; give it as --validation to the next training of this layer so that its scores "
-              f"compare with these)", file=sys.stderr)
+              f"are measured on the same polygons)", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

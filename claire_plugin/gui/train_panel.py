@@ -37,11 +37,11 @@ from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo,
 
 DEVICES = ["auto", "cpu", "cuda"]
 #: What an empty "Validate on" means.
-HOLD_OUT_TEXT = "hold out 30 % of the polygons"
+HOLD_OUT_TEXT = "hold out 30 %"
 
 
 def allow_empty_layer(combo: QgsMapLayerComboBox, text: str) -> None:
-    """Let `combo` be empty, showing `text` there where QGIS can (3.30 and later; 3.22 shows a blank entry)."""
+    """Let `combo` be empty, showing `text` there (a blank entry where QGIS's bindings take no text)."""
     try:
         combo.setAllowEmptyLayer(True, text)
     except TypeError:
@@ -426,7 +426,7 @@ class TrainPanel(QWidget):
                 return
             QgsProject.instance().addMapLayer(layer)
         self.validation.setLayer(layer)
-        self._set_status(f"The next training is validated on {layer.name()}: its scores compare with this run's.")
+        self._set_status(f"The next training is validated on {layer.name()}: the same polygons as this run's score it.")
 
     def places_path(self) -> str:
         """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""

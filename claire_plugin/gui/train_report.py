@@ -54,7 +54,7 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
             f"them</a>)")
     if path:
         text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:{e(path)}'>Validate the next training on "
-                 f"them</a> so that its scores compare with these")
+                 f"them</a>: it is then scored on the same polygons as this run")
     return [text + ".</p>"]
 
 

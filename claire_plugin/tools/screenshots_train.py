@@ -136,6 +136,9 @@ def render(out: str, work: str, epochs: int, steps: int) -> List[str]:
     canvas.refresh()
     shots.append(_shot(win, os.path.join(out, "window_train_tab.png")))
     _train(panel, epochs, steps)
+    held = [project.mapLayer(i) for i in panel.held_out_ids if project.mapLayer(i) is not None]
+    canvas.setLayers(held + [layer, layers["S2L2A"]])  # the held-out polygons dashed over the training layer
+    canvas.refresh()
     dock.tabs.currentWidget().ensureWidgetVisible(panel.chart, 0, 50)
     shots.append(_shot(win, os.path.join(out, "window_train_chart.png")))
     dock.tabs.currentWidget().ensureWidgetVisible(panel.classify_button, 0, 50)

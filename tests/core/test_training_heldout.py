@@ -105,3 +105,12 @@ def test_held_out_layer_over_the_labels_is_refused_before_training(scene):
     with pytest.raises(ClaireError, match="held-out polygons"):
         train_from_polygons(_params(scene, labels, "mine"))
     assert not (scene["dir"] / "mine.safetensors").exists()
+
+
+def test_the_training_layer_as_its_own_validation_layer_is_refused(scene):
+    from claire.claire_plugin.core.errors import ClaireError
+
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    with pytest.raises(ClaireError, match="the validation layer is the training layer itself"):
+        train_from_polygons(_params(scene, labels, "mine", validation=labels))
+    assert not (scene["dir"] / "mine.safetensors").exists()

@@ -258,7 +258,7 @@ def held_out_sentence(report: Dict[str, Any]) -> Optional[str]:
         return None
     n = len(report.get("validation_feature_ids") or [])
     return (f"The {n} held-out polygons are in {os.path.basename(path)}: give that layer as the validation layer "
-            f"of the next training of these polygons, and its scores compare with these")
+            f"of the next training of these polygons, and it is scored on the same polygons")
 
 
 def _held_out_sentence(report: Dict[str, Any]) -> str:
