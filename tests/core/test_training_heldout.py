@@ -28,8 +28,9 @@ def scene(tmp_path):
 
 def _params(scene, labels, name, **kw):
     cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=3)
+    kw.setdefault("checkpoint", scene["checkpoint"])
     return PolygonTrainParams(optical=scene["optical"], sar=scene["sar"], labels=labels, field="class",
-                              output=str(scene["dir"] / f"{name}.safetensors"), checkpoint=scene["checkpoint"],
+                              output=str(scene["dir"] / f"{name}.safetensors"),
                               report=str(scene["dir"] / f"{name}.json"), baseline=False, buffer_px=2, config=cfg, **kw)
 
 
@@ -77,6 +78,17 @@ def test_held_out_layer_is_written_and_validates_the_next_training(scene, driver
             (b["val_polygons"], b["val_pixels"], b["train_polygons"])
         assert a["train_pixels"] == b["train_pixels"]
 
+    # round 2 started from round 1's network: its untuned arm is round 1's model on the same polygons
+    third = train_from_polygons(_params(scene, labels, "third", validation=str(path),
+                                        checkpoint=str(scene["dir"] / "first.safetensors")))
+    from claire.claire_plugin.core.training.scorecard import spread_sentence, start_sentence, verdicts
+
+    said = start_sentence(third)
+    assert said.startswith("Against the checkpoint you started from (first.safetensors), on the same held-out "
+                           "polygons: macro-F1 ")
+    assert "no interval" in said and said in verdicts(third)  # one held-out polygon per class
+    assert spread_sentence(third) is None  # no forest, and the start checkpoint has its own sentence
+
 
 def test_a_large_held_out_polygon_trains_none_of_its_pixels(tmp_path):
     """A polygon with more pixels than max_pixels_per_polygon is a sample in each layer: the buffer alone would
@@ -114,3 +126,22 @@ def test_the_training_layer_as_its_own_validation_layer_is_refused(scene):
     with pytest.raises(ClaireError, match="the validation layer is the training layer itself"):
         train_from_polygons(_params(scene, labels, "mine", validation=labels))
     assert not (scene["dir"] / "mine.safetensors").exists()
+
+
+def _report(base, ci, kind="separate layer"):
+    return {"training": {"base_checkpoint": base}, "split": {"kind": kind},
+            "arms": {"finetuned": {"clear": {"macro_f1": 0.7}}, "untuned": {"clear": {"macro_f1": 0.6}}},
+            "spread": {"clear": {"differences": {"finetuned - untuned": ci}}}}
+
+
+@pytest.mark.parametrize("ci,verdict", [((0.02, 0.2), "better by more than"), ((-0.3, -0.01), "worse by more than"),
+                                        ((-0.1, 0.3), "cannot tell the two apart")])
+def test_start_sentence_says_what_the_paired_interval_says(ci, verdict):
+    from claire.claire_plugin.core.training.scorecard import start_sentence
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    said = start_sentence(_report("/x/round1.safetensors", ci))
+    assert said.startswith("Against the checkpoint you started from (round1.safetensors), on the same held-out "
+                           "polygons: macro-F1 0.70 against 0.60 (+0.10, 95 % interval ") and verdict in said
+    assert "on these held-out polygons" in start_sentence(_report("/x/round1.safetensors", ci, "polygons"))
+    assert start_sentence(_report(DEFAULT_CHECKPOINT, ci)) is None  # the bundled base: spread_sentence speaks

@@ -192,9 +192,13 @@ def test_separate_validation_layer(scene):
             lo, hi = m["macro_f1_ci95"]
             assert 0.0 <= lo <= hi <= 1.0
     assert set(report["spread"]["clear"]["differences"]) == {"finetuned - untuned"}
-    from claire.claire_plugin.core.training.scorecard import spread_sentence
+    from claire.claire_plugin.core.training.scorecard import spread_sentence, start_sentence
 
-    assert "the base checkpoint, not tuned" in spread_sentence(report) and "95 % interval" in spread_sentence(report)
+    # the base is a checkpoint of the user's (not the bundled one): the paired comparison with it speaks
+    assert spread_sentence(report) is None
+    said = start_sentence(report)
+    assert "Against the checkpoint you started from (base.safetensors), on the same held-out polygons" in said
+    assert "95 % interval" in said
     assert "2000 draws" in report["spread_note"]
 
 

@@ -81,9 +81,48 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
 
 
 def verdicts(report: Dict[str, Any]) -> List[str]:
-    """The report's sentences on which model to map with (untuned_verdict, forest_verdict) and how sure the
-    held-out polygons let one be of it (spread_sentence), those that apply."""
-    return [v for v in (untuned_verdict(report), forest_verdict(report), spread_sentence(report)) if v]
+    """The report's sentences on which model to map with (untuned_verdict, forest_verdict), how sure the
+    held-out polygons let one be of it (spread_sentence) and, started from an earlier training, how the new
+    model compares with it (start_sentence), those that apply."""
+    return [v for v in (untuned_verdict(report), forest_verdict(report), spread_sentence(report),
+                        start_sentence(report)) if v]
+
+
+def _own_base(report: Dict[str, Any]) -> Optional[str]:
+    """The checkpoint the run started from when it is not the bundled one (an earlier training's), else None."""
+    from ...paths import DEFAULT_CHECKPOINT
+
+    base = str((report.get("training") or {}).get("base_checkpoint") or "")
+    if not base or os.path.abspath(base) == os.path.abspath(DEFAULT_CHECKPOINT):
+        return None
+    return base
+
+
+def start_sentence(report: Dict[str, Any]) -> Optional[str]:
+    """Round against round: the fine-tuned network against the checkpoint the run started from when that is the
+    user's own (an earlier training), on the same held-out pixels, with the paired 95 % interval of the
+    difference (core.training.spread); None otherwise. Validated on the earlier run's held-out layer, this is
+    the earlier model and the new one scored on the same polygons."""
+    from .spread import difference_of
+
+    base = _own_base(report)
+    diff, ci = difference_of(report, "untuned")
+    if base is None or diff is None:
+        return None
+    arms = report["arms"]
+    a, b = arms["finetuned"]["clear"]["macro_f1"], arms["untuned"]["clear"]["macro_f1"]
+    where = "the same held-out polygons" if (report.get("split") or {}).get("kind") == "separate layer" else \
+        "these held-out polygons"
+    text = (f"Against the checkpoint you started from ({os.path.basename(base)}), on {where}: macro-F1 {a:.2f} "
+            f"against {b:.2f} ({diff:+.2f}")
+    shown = interval_text(ci, signed=True)
+    if not shown:
+        return text + "; no interval: no class has two held-out polygons)."
+    if ci[0] > 0 or ci[1] < 0:
+        verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out polygons' spread"
+    else:
+        verdict = "the held-out polygons cannot tell the two apart; compare the maps"
+    return f"{text}, 95 % interval {shown} when whole held-out polygons are resampled): {verdict}."
 
 
 def interval_text(ci: Optional[Sequence[float]], signed: bool = False) -> str:
@@ -99,7 +138,8 @@ def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
     from resampling whole held-out polygons (core.training.spread); None without an interval."""
     from .spread import difference_of, single_polygon_names
 
-    other = next((a for a in ("rf_optical_sar", "untuned") if a in (report.get("arms") or {})), None)
+    candidates = ("rf_optical_sar",) if _own_base(report) else ("rf_optical_sar", "untuned")  # else start_sentence
+    other = next((a for a in candidates if a in (report.get("arms") or {})), None)
     if other is None:
         return None
     diff, ci = difference_of(report, other)
