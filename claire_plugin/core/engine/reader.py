@@ -98,7 +98,7 @@ class ChunkReader:
         if n > 1 and more_handles is None:
             raise ValueError("more than one reader needs `more_handles`")
         self._more_handles = more_handles
-        self.queues: List["queue.Queue"] = [queue.Queue(maxsize=2 if n == 1 else 1) for _ in range(n)]
+        self.queues: List["queue.Queue"] = [queue.Queue(maxsize=1) for _ in range(n)]
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._main, args=(k,), name=f"claire-reader-{k}", daemon=True)
                         for k in range(n)] if self.threaded else []
