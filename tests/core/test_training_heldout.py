@@ -11,19 +11,14 @@ from claire.claire_plugin.core.training.heldout import LAYER, SOURCE_FID, write_
 from claire.claire_plugin.core.training.labels import read_labels
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
 from claire.claire_plugin.core.training.split import _drop_near, layer_split
-from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
-from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import TRAIN_NAMES as NAMES
-from claire.tests.fixtures.vectors import box_wkt, write_vector
+from claire.tests.fixtures.vectors import box_wkt, train_features, train_scene, write_vector
 
 
 @pytest.fixture
 def scene(tmp_path):
-    opt, sar, _ = synthetic_scene(64, 96)
-    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
-    return {"optical": write_raster(tmp_path / "o.tif", opt),
-            "sar": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
-            "feats": feats, "checkpoint": make_tiny_checkpoint(tmp_path / "base.safetensors"), "dir": tmp_path}
+    return {**train_scene(tmp_path), "feats": train_features()}
 
 
 def _params(scene, labels, name, **kw):

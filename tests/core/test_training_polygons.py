@@ -10,20 +10,14 @@ from claire.claire_plugin.core.errors import CancelledError, ClaireError
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, report_notes, train_from_polygons
 from claire.models.checkpoint import load_checkpoint
-from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
 from claire.tests.fixtures.vectors import TRAIN_NAMES as NAMES
-from claire.tests.fixtures.vectors import box_wkt, write_vector
+from claire.tests.fixtures.vectors import box_wkt, train_scene, write_vector
 
 
 @pytest.fixture
 def scene(tmp_path):
-    opt, sar, _ = synthetic_scene(64, 96)
-    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
-    return {"optical": write_raster(tmp_path / "o.tif", opt),
-            "sar": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
-            "labels": write_vector(tmp_path / "l.gpkg", feats),
-            "checkpoint": make_tiny_checkpoint(tmp_path / "base.safetensors"), "dir": tmp_path}
+    return train_scene(tmp_path)
 
 
 def _params(scene, **kw):

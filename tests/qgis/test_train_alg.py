@@ -8,22 +8,18 @@ import numpy as np
 import pytest
 import rasterio
 
-from claire.tests.fixtures.helpers import make_tiny_checkpoint, synthetic_scene, write_raster
-from claire.tests.fixtures.vectors import TRAIN_BOXES as BOXES
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import TRAIN_NAMES as NAMES
-from claire.tests.fixtures.vectors import box_wkt, write_vector
+from claire.tests.fixtures.vectors import box_wkt, train_scene, write_vector
 
 FAST = {"EPOCHS": 2, "STEPS_PER_EPOCH": 1, "BATCH_SIZE": 2, "CROP": 64, "RF_TREES": 10, "DEVICE": 1}
 
 
 @pytest.fixture
 def scene(tmp_path):
-    opt, sar, _ = synthetic_scene(64, 96)
-    feats = [(box_wkt(r, c, r + 5, c + 5), NAMES[v]) for v, r, c in BOXES]
-    return {"OPTICAL": write_raster(tmp_path / "o.tif", opt),
-            "SAR": write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
-            "LABELS": write_vector(tmp_path / "labels.gpkg", feats), "FIELD": "class",
-            "CHECKPOINT": make_tiny_checkpoint(tmp_path / "base.safetensors")}
+    s = train_scene(tmp_path)
+    return {"OPTICAL": s["optical"], "SAR": s["sar"], "LABELS": s["labels"], "FIELD": "class",
+            "CHECKPOINT": s["checkpoint"]}
 
 
 def _train(scene, tmp_path, **extra):
