@@ -158,7 +158,9 @@ def test_the_report_says_when_fine_tuning_did_not_help():
 
     arms = _arms(0.70, 0.60)
     arms["untuned"] = _arms(0.85, 0.0)["finetuned"]
-    report = {"arms": arms, "training": {"base_checkpoint": "/models/claire_default.safetensors"}}
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    report = {"arms": arms, "training": {"base_checkpoint": DEFAULT_CHECKPOINT}}  # the bundled base: no start_sentence
     text = untuned_verdict(report)
     assert "(claire_default.safetensors) scored higher on the held-out polygons than after fine-tuning" in text
     assert "0.85 against 0.70" in text and "Map with the base checkpoint" in text
