@@ -184,3 +184,18 @@ def test_a_validation_layer_of_two_polygons_per_class_gives_the_interval(claire_
     assert (res["MACRO_F1_LOW"], res["MACRO_F1_HIGH"]) == (lo, hi) and lo <= hi
     assert any("95 % interval" in line for line in log)
     assert res["HELD_OUT"] is None and not os.path.exists(tmp_path / "mine.heldout.gpkg")  # its own split: none
+
+
+def test_held_out_points_are_drawn_as_rings(claire_plugin):
+    from qgis.core import QgsVectorLayer
+    from qgis.PyQt.QtCore import Qt
+
+    from claire.claire_plugin.layers.style import style_held_out
+
+    points = QgsVectorLayer("Point?crs=EPSG:32631", "held out", "memory")
+    style_held_out(points)
+    ring = points.renderer().symbol().symbolLayer(0)
+    assert ring.color().alpha() == 0 and ring.strokeColor().name() == "#000000"
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:32631", "held out", "memory")
+    style_held_out(polygons)
+    assert polygons.renderer().symbol().symbolLayer(0).strokeStyle() == Qt.PenStyle.DashLine
