@@ -40,6 +40,16 @@ DEVICES = ["auto", "cpu", "cuda"]
 HOLD_OUT_TEXT = "hold out 30 %"
 
 
+def _held_out_layer(path: Optional[str]):
+    """The held-out polygons written by a run (`NAME.heldout.gpkg`) as a styled layer named after the run; None
+    when there are none or the file cannot be read."""
+    from ..layers.style import held_out_layer
+
+    if not path or not os.path.exists(path):
+        return None
+    return held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})")
+
+
 def allow_empty_layer(combo: QgsMapLayerComboBox, text: str) -> None:
     """Let `combo` be empty, showing `text` there (a blank entry where QGIS's bindings take no text)."""
     try:
@@ -347,12 +357,8 @@ class TrainPanel(QWidget):
 
     def add_held_out(self, report: Dict[str, Any]) -> None:
         """Add the run's held-out polygons above the training layer (dashed outlines), replacing those of the
-        panel's previous run, and offer them as the next run's validation layer."""
-        from ..layers.style import held_out_layer
-
-        path = report.get("held_out_layer")
-        layer = held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})") \
-            if path and os.path.exists(path) else None
+        panel's previous run unless the user validates on them."""
+        layer = _held_out_layer(report.get("held_out_layer"))
         if layer is None:
             return
         project = QgsProject.instance()
@@ -394,8 +400,8 @@ class TrainPanel(QWidget):
         anything else opens outside QGIS."""
         from qgis.PyQt.QtGui import QDesktopServices
 
-        if url.scheme() == VALIDATE_SCHEME:
-            self.validate_on(url.path())
+        if url.scheme() == VALIDATE_SCHEME:  # the shown report's own layer (no path in the link to mangle)
+            self.validate_on((self.report or {}).get("held_out_layer") or "")
             return
         if url.scheme() != SELECT_SCHEME:
             QDesktopServices.openUrl(url)
@@ -414,13 +420,10 @@ class TrainPanel(QWidget):
 
     def validate_on(self, path: str) -> None:
         """Choose the held-out polygons in `path` (loaded when they are not in the project) as "Validate on"."""
-        from ..layers.style import held_out_layer
-
         layer = next((lyr for lyr in QgsProject.instance().mapLayers().values()
-                      if vector_file(lyr)[0] == path), None)
+                      if path and vector_file(lyr)[0] == path), None)
         if layer is None:
-            layer = held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})") \
-                if os.path.exists(path) else None
+            layer = _held_out_layer(path)
             if layer is None:
                 self._set_status(f"The held-out polygons {path} cannot be read any more.", error=True)
                 return

@@ -53,7 +53,7 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     text = (f"<p>Held out: {len(ids)} polygons (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
             f"them</a>)")
     if path:
-        text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:{e(path)}'>Validate the next training on "
+        text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
                  f"them</a>: it is then scored on the same polygons as this run")
     return [text + ".</p>"]
 

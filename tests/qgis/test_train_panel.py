@@ -197,7 +197,7 @@ def test_held_out_polygons_are_shown_and_validate_the_next_training(qgis_app, tr
     assert symbol.strokeStyle() == Qt.PenStyle.DashLine and symbol.fillColor().alpha() == 0
     text = panel.report_view.toPlainText()
     assert "Held out: 3 polygons" in text and "Validate the next training on them" in text
-    panel.report_view.anchorClicked.emit(QUrl(f"{VALIDATE_SCHEME}:{path}"))
+    panel.report_view.anchorClicked.emit(QUrl(f"{VALIDATE_SCHEME}:held-out"))
     assert panel.validation.currentLayer() is shown[0] and "validated on Held-out polygons" in panel.status.text()
     again = panel.build_params()
     assert again.validation == path and again.validation_layer == "held_out"
