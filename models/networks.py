@@ -89,6 +89,17 @@ def share_part(gates: List[torch.Tensor], size, rows: slice, cols: slice) -> tor
     return _mean_share([upsample_part(g, size, rows, cols) for g in gates])
 
 
+def gives_cells(model: nn.Module) -> bool:
+    """Whether `model`'s forward gives its outputs at its cells with `full_size=False` (a fusion network, or a
+    wrapper that passes the flag on)."""
+    return bool(getattr(model, "gives_cells", False))
+
+
+def at_cells(out: Dict[str, Any]) -> bool:
+    """Whether a network's output dict is at its cells (`full_size=False`): logits and gates, no SAR share yet."""
+    return "sar_share" not in out and "gates" in out
+
+
 def full_size_outputs(cells: Dict[str, Any], size) -> Dict[str, Any]:
     """A fusion network's output at its cells (`full_size=False`) brought to the input's `size`: the
     logits upsampled, the gates averaged into the SAR share (what forward gives with `full_size`)."""

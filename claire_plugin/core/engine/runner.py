@@ -203,7 +203,10 @@ class _Stream:
     gives a SAR share)."""
 
     def __init__(self, plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled: CancelFn) -> None:
+        from ....models.networks import gives_cells
+
         self.plan, self.messages, self.progress, self.is_cancelled = plan, messages, progress, is_cancelled
+        self.cells = gives_cells(plan.model)  # asked for its outputs at its cells (kept_outputs upsamples)
         self.reader: Optional[ChunkReader] = None
         self.post: Optional[PostWorker] = None
         self.has_share: Optional[bool] = None
@@ -319,8 +322,8 @@ class _Stream:
             extra = {} if c_t is None else {"cloud": c_t.to(dev, non_blocking=True)}
             if plan.familiar is not None:
                 extra["return_features"] = True
-            if getattr(plan.model, "gives_cells", False):
-                extra["full_size"] = False  # upsampled on the kept parts only (kept_outputs)
+            if self.cells:
+                extra["full_size"] = False
             res = plan.model(o_t.to(dev, non_blocking=True), s_t.to(dev, non_blocking=True), **extra)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
@@ -454,8 +457,10 @@ def _distance_ratio(res, familiar):
 def _unpack(res):
     """(logits, SAR share or None) from a model's output; from a network's `full_size=False` output the
     logits at its cells and its gates (a list) in place of the share."""
+    from ....models.networks import at_cells
+
     if isinstance(res, dict):
-        if "sar_share" not in res and "gates" in res:
+        if at_cells(res):
             return res["logits"], list(res["gates"])
         return res["logits"], res.get("sar_share")
     return res, None

@@ -6,21 +6,14 @@ The measurements behind these choices are in docs/benchmark.md ("Why the engine 
 """
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Tuple
+
+from ..runtime.resources import cpu_cores
 
 #: Most reader threads (why four: docs/benchmark.md, "Why the engine is scheduled as it is").
 MAX_READERS = 4
 #: Most forward lanes: windows run at once, each by its own thread with one torch thread.
 MAX_LANES = 4
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def forward_lanes(device, model, threads: Optional[int] = None) -> int:

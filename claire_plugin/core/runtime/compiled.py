@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 from torch.utils import _pytree as pytree
 
+from ....models.networks import at_cells, full_size_outputs, gives_cells
 from ..errors import ClaireError
 from ..params import RUNTIMES
 
@@ -102,9 +103,7 @@ class FixedBatch(nn.Module):
         n = optical.shape[0]
         parts = [self._fixed([x[i:i + self.batch] for x in inputs]) for i in range(0, n, self.batch)]
         out = parts[0] if len(parts) == 1 else pytree.tree_map(lambda *v: torch.cat(v), parts[0], *parts[1:])
-        if full_size and _at_cells(out):
-            from ....models.networks import full_size_outputs
-
+        if full_size and at_cells(out):
             out = full_size_outputs(out, optical.shape[-2:])
         return out
 
@@ -124,16 +123,6 @@ class FixedBatch(nn.Module):
         if not isinstance(out, dict):
             out = {"logits": out, "sar_share": None}
         return pytree.tree_map(lambda v: v[:n], out) if n < self.batch else out
-
-
-def gives_cells(model: nn.Module) -> bool:
-    """Whether `model`'s forward gives its outputs at its cells with `full_size=False` (models.networks)."""
-    return bool(getattr(model, "gives_cells", False))
-
-
-def _at_cells(out: dict) -> bool:
-    """Whether a model's output is at its cells: logits and gates, no SAR share yet."""
-    return "sar_share" not in out and "gates" in out
 
 
 class Positional(nn.Module):

@@ -60,11 +60,9 @@ def _glibc():
 
 def process_arenas() -> int:
     """The arenas a `claire` process caps its allocator at on this machine (1 up to ONE_ARENA_CORES cores)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return 1 if cores <= ONE_ARENA_CORES else PROCESS_ARENAS
+    from .resources import cpu_cores
+
+    return 1 if cpu_cores() <= ONE_ARENA_CORES else PROCESS_ARENAS
 
 
 def cap_arenas(n: Optional[int] = None) -> bool:

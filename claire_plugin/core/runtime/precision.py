@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 from torch.utils import _pytree as pytree
 
+from ....models.networks import gives_cells
+
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
     """The reduced float type torch.autocast uses for `device` here."""
@@ -29,7 +31,7 @@ class Autocast(nn.Module):
         self.dtype = dtype
         self.float_outputs = bool(float_outputs)
         #: as the wrapped model's (models.networks: `full_size` passes through `extra`)
-        self.gives_cells = bool(getattr(model, "gives_cells", False))
+        self.gives_cells = gives_cells(model)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor, **extra):
         """The wrapped model's output, computed in mixed precision (`extra`: e.g. the cloud probability);

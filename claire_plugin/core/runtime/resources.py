@@ -9,6 +9,14 @@ import os
 from typing import Optional, Tuple
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def available_bytes(device) -> Tuple[Optional[int], str]:
     """(bytes this run may still take, where that figure comes from), or (None, why unknown)."""
     if device.type == "cuda":
