@@ -116,12 +116,14 @@ gpu-check: venv
 	$(PY) -m claire.claire_plugin.tools.gpu_check --out $(BUILD)
 
 ## Screenshots: QGIS-like windows, then real QGIS desktop (Xvfb): the cloudy scene, and the Train tab walked
-## through on the farmland patch (about 2 minutes: a MINUTES=1.5 training, 1 thread; numbers in train_walk.json).
+## through on the farmland patch (about 2 minutes: a MINUTES=1.5 training, 1 thread; numbers in train_walk.json), and the
+## magic wand clicked at the shipped polygons (train_wand.png / .json).
 screenshots: venv
 	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots
 	rm -rf $(BUILD)/qgis-shots && $(PY) -m claire.claire_plugin.tools.screenshots_cloud --out docs/screenshots --qgis $(BUILD)/qgis-shots
 	rm -rf $(BUILD)/qgis-walk && OMP_NUM_THREADS=1 $(PY) -m claire.claire_plugin.tools.screenshots_walk --out docs/screenshots \
 	  --qgis $(BUILD)/qgis-walk $(if $(MINUTES),--minutes $(MINUTES))
+	rm -rf $(BUILD)/qgis-wand && $(PY) -m claire.claire_plugin.tools.screenshots_wand --out docs/screenshots --qgis $(BUILD)/qgis-wand
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \

@@ -28,11 +28,14 @@ from qgis.PyQt.QtWidgets import (
 from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.scorecard import weight_phrase
+from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
+from ..core.training.wand import TOLERANCE
 from ..layers.layers import layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
+from .wand import SceneCache
 from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -76,6 +79,8 @@ class TrainPanel(QWidget):
         self.ensemble: Optional[str] = None
         self.created_layers: set = set()
         self.held_out_ids: list = []  # the held-out layer the panel added for its last run
+        self.wand_tool = None
+        self.wand_scenes = SceneCache()
         #: asks for a folder when the project is unsaved (replaced in tests)
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
             self, "Folder for the new training layer")
@@ -125,6 +130,10 @@ class TrainPanel(QWidget):
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
+        self._build_wand(box)
+        form.addRow(self.wand_button)
+        form.addRow("Wand class", self.wand_class)
+        form.addRow("Tolerance", self.wand_tolerance)
         form.addRow("Validate on", self.validation)
         form.addRow("Start from", self.picker)
         box.setLayout(form)
@@ -133,7 +142,25 @@ class TrainPanel(QWidget):
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._update_ready)
+        self.field.fieldChanged.connect(self._refresh_wand_classes)
         return box
+
+    def _build_wand(self, box: QWidget) -> None:
+        self.wand_button = QPushButton("Magic wand: click the map", box)
+        self.wand_button.setCheckable(True)
+        self.wand_button.setToolTip("Click in a uniform area of the map: the pixels around it whose optical values are "
+                                    "within the tolerance become one polygon of the wand's class (Ctrl+Z undoes it).")
+        self.wand_class = compact_combo(QComboBox(box))
+        self.wand_class.setEditable(True)
+        self.wand_class.setToolTip("Class of the wand's polygons (a value of the class field)")
+        self.wand_tolerance = QDoubleSpinBox(box)
+        self.wand_tolerance.setRange(0.01, 5.0)
+        self.wand_tolerance.setSingleStep(0.05)
+        self.wand_tolerance.setValue(TOLERANCE)
+        self.wand_tolerance.setToolTip("How far, in the model's standard deviations (RMS over the optical bands), a "
+                                       f"pixel may be from the clicked one to join; {TOLERANCE:g} by default. Raise "
+                                       "it when the polygons stay small, lower it when they spill over an edge.")
+        self.wand_button.toggled.connect(self.toggle_wand)
 
     def _build_settings_box(self) -> QGroupBox:
         box = QGroupBox("Training", self)
@@ -253,7 +280,75 @@ class TrainPanel(QWidget):
         self.field.setLayer(layer)
         if layer is not None and layer.fields().indexOf("class") >= 0:
             self.field.setField("class")
+        self._refresh_wand_classes()
         self._update_ready()
+
+    # -- magic wand ----------------------------------------------------------------------------------
+    def _refresh_wand_classes(self, *_a) -> None:
+        from .wand import class_choices
+
+        current = self.wand_class.currentText()
+        self.wand_class.clear()
+        self.wand_class.addItems(class_choices(self.labels.currentLayer(), self.field.currentField()))
+        if current:
+            self.wand_class.setCurrentText(current)
+
+    def toggle_wand(self, on: bool) -> None:
+        """Make the wand the map canvas's tool (on) or give the canvas back its previous tool (off)."""
+        from .wand import WandTool
+
+        if self.iface is None:
+            return
+        canvas = self.iface.mapCanvas()
+        if on:
+            if self.wand_tool is None:
+                self.wand_tool = WandTool(canvas, self.wand_at)
+                self.wand_tool.deactivated.connect(lambda: self.wand_button.setChecked(False))
+            canvas.setMapTool(self.wand_tool)
+            self._set_status("Click in a uniform area of the map to add a polygon of "
+                             f"'{self.wand_class.currentText() or '?'}'.")
+        else:
+            self.wand_scenes.close()
+            if self.wand_tool is not None and canvas.mapTool() is self.wand_tool:
+                canvas.unsetMapTool(self.wand_tool)
+
+    def stop_wand(self) -> None:
+        """Give the canvas its tool back and close the rasters the wand read (the plugin's unload calls it: GDAL
+        datasets left to the interpreter's exit crash QGIS)."""
+        self.wand_button.setChecked(False)
+        self.wand_scenes.close()
+
+    def wand_at(self, point, crs) -> Optional[int]:
+        """Grow a region at `point` (in `crs`) and add it to the training layer; the new feature id, or None
+        with the reason in the status line."""
+        from ..core.errors import ClaireError
+        from .picker import bundled_checkpoint, read_card_safely
+        from .wand import add_region, field_value
+
+        layer, field = self.labels.currentLayer(), self.field.currentField()
+        try:
+            if layer is None or not field:
+                raise ClaireError("Choose the training layer and its class field before using the wand.")
+            value = field_value(layer, field, self.wand_class.currentText())
+            paths = {}
+            for what, combo in (("Optical", self.optical), ("SAR", self.sar)):
+                paths[what], err = layer_file(combo.currentLayer())
+                if err:
+                    raise ClaireError(f"{what}: {err}.")
+            card, key = self.picker.card(), self.picker.checkpointPath()
+            if not card or card.get("arch") in (FOREST, ENSEMBLE):  # the normalisation comes from a network
+                key = bundled_checkpoint()
+                card = read_card_safely(key)
+            scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
+            region, fid = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
+                                     self.wand_tolerance.value(), WAND_WIDTH)
+        except ClaireError as exc:
+            self._set_status(str(exc), error=True)
+            return None
+        edge = f"; it reached the {WAND_WIDTH} px square's edge" if region.truncated else ""
+        self._set_status(f"Added a polygon of {region.pixels} pixels as '{value}' to {layer.name()}{edge}. "
+                         "Ctrl+Z removes it; click again for more.")
+        return fid
 
     def _update_ready(self, *_a) -> None:
         if self.task is not None:

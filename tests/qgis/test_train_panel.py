@@ -45,6 +45,7 @@ def train_dock(qgis_app, tmp_path, tiny_checkpoint):
     panel.sar.setLayer(sar_layer)
     panel.ask_folder = lambda: str(tmp_path)
     yield dock
+    panel.stop_wand()
     project.removeAllMapLayers()
 
 
@@ -301,3 +302,101 @@ def test_every_tab_fits_the_300_px_of_a_new_dock(train_dock, tmp_path):
     widths = {dock.tabs.tabText(i): dock.tabs.widget(i).widget().minimumSizeHint().width()
               for i in range(dock.tabs.count())}
     assert all(w <= 270 for w in widths.values()), widths
+
+
+def _at(row: float, col: float):
+    from qgis.core import QgsPointXY
+
+    from claire.tests.fixtures.vectors import ORIGIN, RES
+
+    return QgsPointXY(ORIGIN[0] + col * RES, ORIGIN[1] - row * RES)
+
+
+def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, tiny_classes):
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    panel = train_dock.train_panel
+    layer = panel.new_training_layer()
+    offered = [panel.wand_class.itemText(i) for i in range(panel.wand_class.count())]
+    assert offered == [c["name"] for c in tiny_classes]  # the layer's value map
+    panel.wand_class.setCurrentText("water")
+    utm = QgsCoordinateReferenceSystem("EPSG:32631")
+    fid = panel.wand_at(_at(30.5, 15.5), utm)  # water is the left third (cols 0..31) on every row
+    assert fid is not None, panel.status.text()
+    feats = list(layer.getFeatures())
+    assert len(feats) == 1 and feats[0]["class"] == "water"
+    # the 41 px square around the click, cut by the raster's left edge and by the water's right edge (col 32)
+    assert feats[0].geometry().area() == pytest.approx(41 * 32 * 100.0)
+    assert "1312 pixels" in panel.status.text() and "Ctrl+Z" in panel.status.text()
+    layer.undoStack().undo()
+    assert layer.featureCount() == 0
+
+
+def test_magic_wand_polygons_land_in_the_training_layers_crs(train_dock, tmp_path, tiny_classes):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject
+
+    from claire.claire_plugin.layers.training_layer import create_training_layer
+
+    panel = train_dock.train_panel
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    layer = create_training_layer(str(tmp_path / "lonlat.gpkg"), wgs84, tiny_classes)
+    QgsProject.instance().addMapLayer(layer)
+    panel.labels.setLayer(layer)
+    panel.wand_class.setCurrentText("built area")
+    utm = QgsCoordinateReferenceSystem("EPSG:32631")
+    to_ll = QgsCoordinateTransform(utm, wgs84, QgsProject.instance())
+    assert panel.wand_at(to_ll.transform(_at(55.5, 85.5)), wgs84) is not None, panel.status.text()
+    geom = next(layer.getFeatures()).geometry()
+    geom.transform(QgsCoordinateTransform(wgs84, utm, QgsProject.instance()))
+    # built area: rows 33.. x cols 65.. of the 64 x 96 scene; the square's bottom and right are the raster's
+    assert geom.area() == pytest.approx((64 - 35) * (96 - 65) * 100.0, rel=1e-3)
+    assert layer.isEditable()
+
+
+def test_magic_wand_says_what_is_missing(train_dock):
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    panel = train_dock.train_panel
+    utm = QgsCoordinateReferenceSystem("EPSG:32631")
+    assert panel.wand_at(_at(30.5, 15.5), utm) is None
+    assert "training layer" in panel.status.text()
+    layer = panel.new_training_layer()
+    panel.wand_class.setCurrentText("")
+    assert panel.wand_at(_at(30.5, 15.5), utm) is None and "class" in panel.status.text()
+    panel.wand_class.setCurrentText("water")
+    assert panel.wand_at(_at(-50.5, 15.5), utm) is None and "outside the optical raster" in panel.status.text()
+    assert layer.featureCount() == 0
+
+
+def test_magic_wand_button_makes_it_the_canvas_tool(qgis_app, qgis_iface, train_dock):
+    from claire.claire_plugin.gui.wand import WandTool
+
+    panel = train_dock.train_panel
+    panel.iface = qgis_iface
+    canvas = qgis_iface.mapCanvas()
+    panel.wand_button.setChecked(True)
+    assert isinstance(canvas.mapTool(), WandTool) and canvas.mapTool() is panel.wand_tool
+    panel.wand_button.setChecked(False)
+    assert canvas.mapTool() is not panel.wand_tool
+    panel.wand_button.setChecked(True)
+    canvas.unsetMapTool(panel.wand_tool)  # another tool taken in QGIS: the button follows
+    assert not panel.wand_button.isChecked()
+
+
+def test_wand_classes_come_from_the_layer_and_integer_fields_take_codes(qgis_app):
+    from qgis.core import QgsFeature, QgsVectorLayer
+
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.gui.wand import class_choices, field_value
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32631&field=code:integer&field=name:string", "codes", "memory")
+    for code in (3, 1, 3):
+        f = QgsFeature(layer.fields())
+        f["code"] = code
+        layer.dataProvider().addFeatures([f])
+    assert class_choices(layer, "code") == ["1", "3"]
+    assert class_choices(layer, "missing") == []
+    assert field_value(layer, "code", " 7 ") == 7
+    with pytest.raises(ClaireError, match="integer codes"):
+        field_value(layer, "code", "forest")
+    assert field_value(layer, "name", "forest") == "forest"

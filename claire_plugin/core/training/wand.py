@@ -1,0 +1,114 @@
+"""The "magic wand": a training polygon grown from one clicked pixel over the optical raster.
+
+The optical bands are read as the engine and the training read them (`training.scene.Scene`: band mapping,
+radiometry, the checkpoint's normalisation), so a distance of 1 is one standard deviation of the network's
+training data in every band. From the clicked pixel (its spectrum: the median of the valid 3 x 3 around it)
+the region takes the pixels 4-connected to it whose RMS distance over the bands is at most the tolerance,
+inside a square of `max_width` pixels centred on the click; pixels without optical or SAR data never join.
+The default tolerance was measured on the bundled sites (tools/wand_check.py; docs/train_from_polygons.md):
+a tolerance chosen per click as the most stable region on a ladder was no purer than the fixed default.
+The region comes back as one polygon (holes kept: a tree in a field stays out) in the optical raster's CRS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+from ..errors import ClaireError
+from .scene import Scene
+
+#: Default tolerance: RMS distance over the optical bands, in the checkpoint's standard deviations.
+TOLERANCE = 0.15
+MAX_WIDTH = 41
+MIN_PIXELS = 4
+
+
+@dataclass
+class Region:
+    """One grown region: its mask in the window (row0, col0), the tolerance used, and its polygon."""
+
+    mask: np.ndarray
+    row0: int
+    col0: int
+    tolerance: float
+    truncated: bool  # the region reaches the edge of the max_width square
+    wkt: str  # polygon in the optical raster's CRS
+
+    @property
+    def pixels(self) -> int:
+        """Number of pixels in the region."""
+        return int(self.mask.sum())
+
+
+def distance_to_seed(feats: np.ndarray, bad: np.ndarray, r: int, c: int) -> np.ndarray:
+    """RMS distance over bands of every pixel of `feats` [C,H,W] to the median of the valid 3 x 3 around
+    (r, c); +inf where `bad`."""
+    r0, c0 = max(0, r - 1), max(0, c - 1)
+    near = feats[:, r0:r + 2, c0:c + 2][:, ~bad[r0:r + 2, c0:c + 2]]
+    seed = np.median(near, axis=1).astype(np.float32)
+    d = np.sqrt(np.mean(np.square(feats - seed.reshape(-1, 1, 1)), axis=0))
+    d[bad] = np.inf
+    return d
+
+
+def grow(dist: np.ndarray, r: int, c: int, tolerance: float) -> np.ndarray:
+    """The pixels 4-connected to (r, c) whose distance is at most `tolerance` (the seed always joins)."""
+    from scipy import ndimage
+
+    within = dist <= tolerance
+    within[r, c] = np.isfinite(dist[r, c])
+    labels, _ = ndimage.label(within)
+    return labels == labels[r, c] if labels[r, c] else np.zeros(dist.shape, bool)
+
+
+def _polygon_wkt(mask: np.ndarray, transform) -> str:
+    """The mask (one 4-connected region) as a polygon WKT in the raster's coordinates."""
+    from rasterio import features
+
+    shapes = [geom for geom, value in features.shapes(mask.astype(np.uint8), mask=mask, connectivity=4,
+                                                     transform=transform) if value == 1]
+    rings = ["(" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + ")" for ring in shapes[0]["coordinates"]]
+    return "POLYGON (" + ", ".join(rings) + ")"
+
+
+def pixel_of(scene: Scene, x: float, y: float) -> Tuple[int, int]:
+    """Row and column of the optical pixel holding (x, y) in the optical raster's CRS; ClaireError outside."""
+    col, row = ~scene.opt.transform * (x, y)
+    r, c = int(np.floor(row)), int(np.floor(col))
+    if not (0 <= r < scene.height and 0 <= c < scene.width):
+        raise ClaireError("The clicked point lies outside the optical raster: click on the scene you train on.")
+    return r, c
+
+
+def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, max_width: int = MAX_WIDTH,
+                min_pixels: int = MIN_PIXELS) -> Region:
+    """Grow a region from the pixel at (x, y) (optical raster CRS). ClaireError when the point is outside the
+    raster, its pixel has no data, or fewer than `min_pixels` pixels are within `tolerance`."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    r, c = pixel_of(scene, x, y)
+    half = max(1, int(max_width) // 2)
+    r0, c0 = max(0, r - half), max(0, c - half)
+    h, w = min(scene.height, r + half + 1) - r0, min(scene.width, c + half + 1) - c0
+    opt, _sar, bad = scene.read(r0, c0, h, w)
+    if bad[r - r0, c - c0]:
+        raise ClaireError("The clicked pixel has no optical or no SAR data (nodata, or outside the part the two "
+                          "rasters share): click inside the scene.")
+    feats = scene.opt_prep.standardise(np.nan_to_num(opt, nan=0.0))
+    dist = distance_to_seed(feats, bad, r - r0, c - c0)
+    if not tolerance > 0:
+        raise ClaireError(f"The wand's tolerance must be above 0 (got {tolerance}); {TOLERANCE:g} is the default.")
+    tol = float(tolerance)
+    mask = grow(dist, r - r0, c - c0, tol)
+    n = int(mask.sum())
+    if n < min_pixels:
+        raise ClaireError(f"Only {n} pixel(s) lie within tolerance {tol:g} of the clicked pixel (at least "
+                          f"{min_pixels} make a polygon): raise the tolerance, or click inside a larger uniform "
+                          f"area.")
+    truncated = bool((mask[0].any() and r0 > 0) or (mask[-1].any() and r0 + h < scene.height)
+                     or (mask[:, 0].any() and c0 > 0) or (mask[:, -1].any() and c0 + w < scene.width))
+    return Region(mask=mask, row0=r0, col0=c0, tolerance=tol, truncated=truncated,
+                  wkt=_polygon_wkt(mask, window_transform(Window(c0, r0, w, h), scene.opt.transform)))
