@@ -340,15 +340,17 @@ class TrainPanel(QWidget):
                 key = bundled_checkpoint()
                 card = read_card_safely(key)
             scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
-            region, fid = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
-                                     self.wand_tolerance.value(), WAND_WIDTH)
+            added = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
+                               self.wand_tolerance.value(), WAND_WIDTH)
         except ClaireError as exc:
             self._set_status(str(exc), error=True)
             return None
-        edge = f"; it reached the {WAND_WIDTH} px square's edge" if region.truncated else ""
-        self._set_status(f"Added a polygon of {region.pixels} pixels as '{value}' to {layer.name()}{edge}. "
-                         "Ctrl+Z removes it; click again for more.")
-        return fid
+        notes = [f"it reached the {WAND_WIDTH} px square's edge"] if added.truncated else []
+        if added.left_out:
+            notes.append(f"{added.left_out} pixels already in other polygons left out")
+        self._set_status(f"Added a polygon of {added.pixels} pixels as '{value}' to {layer.name()}"
+                         f"{'; ' + '; '.join(notes) if notes else ''}. Ctrl+Z removes it; click again for more.")
+        return added.fid
 
     def _update_ready(self, *_a) -> None:
         if self.task is not None:

@@ -3,12 +3,14 @@
 edit. Main thread only (QGIS layers and the map canvas)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
+    QgsFeatureRequest,
     QgsGeometry,
     QgsPointXY,
     QgsProject,
@@ -84,10 +86,47 @@ class SceneCache:
         self.scene, self.key = None, None
 
 
+@dataclass
+class Added:
+    """One wand polygon added to the layer."""
+
+    fid: int
+    pixels: int  # pixels of the polygon
+    left_out: int  # pixels of the grown region already inside other polygons of the layer
+    truncated: bool  # the region reached the edge of the wand's square
+
+
+def _outside_others(layer: QgsVectorLayer, geometry: QgsGeometry, seed: QgsPointXY,
+                    to_raster: QgsCoordinateTransform) -> QgsGeometry:
+    """`geometry` (raster CRS) less the layer's polygons, the part holding `seed` (the largest when none does);
+    ClaireError when the seed is inside one of them or nothing is left."""
+    project = QgsProject.instance()
+    box = QgsCoordinateTransform(to_raster.destinationCrs(), layer.crs(), project).transformBoundingBox(
+        geometry.boundingBox())
+    others = []
+    for feature in layer.getFeatures(QgsFeatureRequest().setFilterRect(box)):
+        other = QgsGeometry(feature.geometry())
+        if other.isEmpty():
+            continue
+        other.transform(to_raster)
+        if other.contains(seed):
+            raise ClaireError(f"The clicked place is already in a polygon of '{layer.name()}' (feature "
+                              f"{feature.id()}); click elsewhere, or delete that polygon first.")
+        others.append(other)
+    if not others:
+        return geometry
+    rest = geometry.difference(QgsGeometry.unaryUnion(others))
+    parts = [p for p in (rest.asGeometryCollection() if rest.isMultipart() else [rest]) if not p.isEmpty()]
+    if not parts:
+        raise ClaireError(f"Every pixel the wand took is already in a polygon of '{layer.name()}'; click elsewhere.")
+    seed_geom = QgsGeometry.fromPointXY(seed)
+    return next((p for p in parts if p.intersects(seed_geom)), max(parts, key=lambda p: p.area()))
+
+
 def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs: QgsCoordinateReferenceSystem,
-               point: QgsPointXY, point_crs: QgsCoordinateReferenceSystem, tolerance: float, max_width: int):
-    """Grow the region at `point` and add it to `layer` (editing started when it was not) as one feature with
-    `field` = `value`, in one undoable edit command. Returns (Region, feature id)."""
+               point: QgsPointXY, point_crs: QgsCoordinateReferenceSystem, tolerance: float, max_width: int) -> Added:
+    """Grow the region at `point`, leave out what other polygons of `layer` already cover, and add it to `layer`
+    (editing started when it was not) as one feature with `field` = `value`, in one undoable edit command."""
     from ..core.training.wand import grow_region
 
     project = QgsProject.instance()
@@ -96,9 +135,11 @@ def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs:
                           f"layer with 'New training layer'.")
     xy = QgsCoordinateTransform(point_crs, raster_crs, project).transform(point)
     region = grow_region(scene, xy.x(), xy.y(), tolerance, max_width)
-    geometry = QgsGeometry.fromWkt(region.wkt)
-    if raster_crs != layer.crs():
-        geometry.transform(QgsCoordinateTransform(raster_crs, layer.crs(), project))
+    to_raster = QgsCoordinateTransform(layer.crs(), raster_crs, project)
+    geometry = _outside_others(layer, QgsGeometry.fromWkt(region.wkt), xy, to_raster)
+    a, e = scene.opt.transform.a, scene.opt.transform.e
+    pixels = int(round(geometry.area() / abs(a * e)))
+    geometry.transform(QgsCoordinateTransform(raster_crs, layer.crs(), project))
     if not layer.isEditable() and not layer.startEditing():
         raise ClaireError(f"'{layer.name()}' cannot be edited (read-only file?): save it as a GeoPackage.")
     feature = QgsFeature(layer.fields())
@@ -110,4 +151,4 @@ def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs:
         raise ClaireError(f"'{layer.name()}' refused the new polygon.")
     layer.endEditCommand()
     layer.triggerRepaint()
-    return region, feature.id()
+    return Added(fid=feature.id(), pixels=pixels, left_out=region.pixels - pixels, truncated=region.truncated)

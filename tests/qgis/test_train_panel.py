@@ -332,6 +332,23 @@ def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, ti
     assert layer.featureCount() == 0
 
 
+def test_magic_wand_never_overlaps_the_layers_polygons(train_dock):
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    panel = train_dock.train_panel
+    layer = panel.new_training_layer()
+    panel.wand_class.setCurrentText("water")
+    utm = QgsCoordinateReferenceSystem("EPSG:32631")
+    first = panel.wand_at(_at(30.5, 15.5), utm)  # rows 10..50 of the water
+    second = panel.wand_at(_at(55.5, 15.5), utm)  # rows 35..63: rows 35..50 are taken
+    assert first is not None and second is not None, panel.status.text()
+    assert "416 pixels" in panel.status.text() and "512 pixels already in other polygons" in panel.status.text()
+    a, b = (layer.getFeature(fid).geometry() for fid in (first, second))
+    assert b.area() == pytest.approx(13 * 32 * 100.0) and a.intersection(b).area() == pytest.approx(0.0)
+    assert panel.wand_at(_at(20.5, 10.5), utm) is None  # inside the first polygon
+    assert "already in a polygon" in panel.status.text() and layer.featureCount() == 2
+
+
 def test_magic_wand_polygons_land_in_the_training_layers_crs(train_dock, tmp_path, tiny_classes):
     from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject
 
