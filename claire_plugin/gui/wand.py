@@ -110,8 +110,8 @@ def _outside_others(layer: QgsVectorLayer, geometry: QgsGeometry, seed: QgsPoint
             continue
         other.transform(to_raster)
         if other.contains(seed):
-            raise ClaireError(f"The clicked place is already in a polygon of '{layer.name()}' (feature "
-                              f"{feature.id()}); click elsewhere, or delete that polygon first.")
+            raise ClaireError(f"The clicked place is already inside a polygon of '{layer.name()}': click "
+                              f"elsewhere, or delete that polygon first.")
         others.append(other)
     if not others:
         return geometry

@@ -346,7 +346,7 @@ def test_magic_wand_never_overlaps_the_layers_polygons(train_dock):
     a, b = (layer.getFeature(fid).geometry() for fid in (first, second))
     assert b.area() == pytest.approx(13 * 32 * 100.0) and a.intersection(b).area() == pytest.approx(0.0)
     assert panel.wand_at(_at(20.5, 10.5), utm) is None  # inside the first polygon
-    assert "already in a polygon" in panel.status.text() and layer.featureCount() == 2
+    assert "already inside a polygon" in panel.status.text() and layer.featureCount() == 2
 
 
 def test_magic_wand_polygons_land_in_the_training_layers_crs(train_dock, tmp_path, tiny_classes):
