@@ -7,9 +7,9 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
-from qgis.core import QgsApplication, QgsFieldProxyModel, QgsMapLayerProxyModel, QgsProject
+from qgis.core import QgsApplication, QgsFieldProxyModel, QgsMapLayerProxyModel, QgsProject, QgsWkbTypes
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -81,6 +81,10 @@ class TrainPanel(QWidget):
         self.held_out_ids: list = []  # the held-out layer the panel added for its last run
         self.wand_tool = None
         self.wand_scenes = SceneCache()
+        self.watched = None  # the training layer whose edits update the tally
+        self.tally_timer = QTimer(self)
+        self.tally_timer.setSingleShot(True)  # many edits at once: counted once
+        self.tally_timer.timeout.connect(self.update_tally)
         #: asks for a folder when the project is unsaved (replaced in tests)
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
             self, "Folder for the new training layer")
@@ -130,10 +134,16 @@ class TrainPanel(QWidget):
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
+        self.tally = QLabel(box)
+        self.tally.setWordWrap(True)
+        self.tally.setToolTip("Training needs at least 3 polygons (or points) of every class, whole ones on both sides "
+                              "of the held-out split; counted from the layer as it is, unsaved edits included.")
+        form.addRow(self.tally)
         self._build_wand(box)
         form.addRow(self.wand_button)
         form.addRow("Wand class", self.wand_class)
         form.addRow("Tolerance", self.wand_tolerance)
+        form.addRow(self.wand_status)
         form.addRow("Validate on", self.validation)
         form.addRow("Start from", self.picker)
         box.setLayout(form)
@@ -143,6 +153,7 @@ class TrainPanel(QWidget):
             combo.layerChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._refresh_wand_classes)
+        self.field.fieldChanged.connect(self._watch_labels)
         return box
 
     def _build_wand(self, box: QWidget) -> None:
@@ -160,6 +171,9 @@ class TrainPanel(QWidget):
         self.wand_tolerance.setToolTip("How far, in the model's standard deviations (RMS over the optical bands), a "
                                        f"pixel may be from the clicked one to join; {TOLERANCE:g} by default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
+        self.wand_status = QLabel(box)  # under the wand: the status line is far below while one draws
+        self.wand_status.setWordWrap(True)
+        self.wand_status.setVisible(False)
         self.wand_button.toggled.connect(self.toggle_wand)
 
     def _build_settings_box(self) -> QGroupBox:
@@ -281,7 +295,36 @@ class TrainPanel(QWidget):
         if layer is not None and layer.fields().indexOf("class") >= 0:
             self.field.setField("class")
         self._refresh_wand_classes()
+        self._watch_labels()
         self._update_ready()
+
+    _EDIT_SIGNALS = ("featureAdded", "featureDeleted", "attributeValueChanged", "afterRollBack", "dataChanged")
+
+    def _watch_labels(self, *_a) -> None:
+        """Count the training layer's polygons per class now and whenever it is edited."""
+        layer = self.labels.currentLayer()
+        if layer is not self.watched:
+            for name in self._EDIT_SIGNALS if self.watched is not None else ():
+                try:
+                    getattr(self.watched, name).disconnect(self.tally_timer.start)
+                except (RuntimeError, TypeError):  # the layer was deleted meanwhile
+                    pass
+            self.watched = layer
+            for name in self._EDIT_SIGNALS if layer is not None else ():
+                getattr(layer, name).connect(self.tally_timer.start)
+        self.update_tally()
+
+    def update_tally(self) -> None:
+        """The line under the class field: polygons per class, the classes short of the minimum marked."""
+        from ..core.training.labels import MIN_POLYGONS
+        from ..layers.training_layer import class_tally, tally_text
+
+        layer = self.labels.currentLayer()
+        if layer is None:
+            self.tally.setText("")
+            return
+        what = "points" if layer.geometryType() == QgsWkbTypes.GeometryType.PointGeometry else "polygons"
+        self.tally.setText(tally_text(class_tally(layer, self.field.currentField()), MIN_POLYGONS, what))
 
     # -- magic wand ----------------------------------------------------------------------------------
     def _refresh_wand_classes(self, *_a) -> None:
@@ -305,7 +348,7 @@ class TrainPanel(QWidget):
                 self.wand_tool = WandTool(canvas, self.wand_at)
                 self.wand_tool.deactivated.connect(lambda: self.wand_button.setChecked(False))
             canvas.setMapTool(self.wand_tool)
-            self._set_status("Click in a uniform area of the map to add a polygon of "
+            self._set_wand_status("Click in a uniform area of the map to add a polygon of "
                              f"'{self.wand_class.currentText() or '?'}'.")
         else:
             self.wand_scenes.close()
@@ -343,12 +386,12 @@ class TrainPanel(QWidget):
             added = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
                                self.wand_tolerance.value(), WAND_WIDTH)
         except ClaireError as exc:
-            self._set_status(str(exc), error=True)
+            self._set_wand_status(str(exc), error=True)
             return None
         notes = [f"it reached the {WAND_WIDTH} px square's edge"] if added.truncated else []
         if added.left_out:
             notes.append(f"{added.left_out} pixels already in other polygons left out")
-        self._set_status(f"Added a polygon of {added.pixels} pixels as '{value}' to {layer.name()}"
+        self._set_wand_status(f"Added a polygon of {added.pixels} pixels as '{value}' to {layer.name()}"
                          f"{'; ' + '; '.join(notes) if notes else ''}. Ctrl+Z removes it; click again for more.")
         return added.fid
 
@@ -568,6 +611,12 @@ class TrainPanel(QWidget):
         said = short_summary(task.suggestions, "your model", "the random forest")
         self._set_places_status(f"{said} Draw polygons of what you see at the numbered points, then Train again. "
                                 f"File: {breakable(task.output)}")
+
+    def _set_wand_status(self, text: str, error: bool = False) -> None:
+        """The line under the wand and the tab's status line, both."""
+        self._set_status(text, error)
+        self.wand_status.setText(self.status.text())
+        self.wand_status.setVisible(True)
 
     def _set_places_status(self, text: str, error: bool = False) -> None:
         """The line under "Where to label next" and the tab's status line above, both."""

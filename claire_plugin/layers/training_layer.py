@@ -10,6 +10,7 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
     QgsEditorWidgetSetup,
+    QgsFeatureRequest,
     QgsField,
     QgsFields,
     QgsProject,
@@ -80,3 +81,29 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
     layer.setRenderer(class_renderer(classes))
     layer.saveStyleToDatabase("training", "CLAIRE classes", True, "")  # the value map travels with the file
     return layer
+
+
+def class_tally(layer: Optional[QgsVectorLayer], field: str) -> Dict[str, int]:
+    """Features per class value (as text, in first-seen order) of `layer`'s `field`, unsaved edits included;
+    features without a class are counted under ""."""
+    if layer is None or not field or layer.fields().indexOf(field) < 0:
+        return {}
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes([field],
+                                                                                                     layer.fields())
+    counts: Dict[str, int] = {}
+    for feature in layer.getFeatures(request):
+        value = feature[field]
+        key = "" if value is None or str(value) in ("", "NULL") else str(value)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def tally_text(counts: Dict[str, int], min_polygons: int, what: str = "polygons") -> str:
+    """One line for the Train tab: the count per class, the classes short of `min_polygons` marked."""
+    if not counts:
+        return f"No {what} yet: draw some, or use the magic wand."
+    parts = [f"{name} {n}" + (f" (needs {min_polygons})" if n < min_polygons else "")
+             for name, n in counts.items() if name]
+    if counts.get(""):
+        parts.append(f"{counts['']} without a class")
+    return f"{what.capitalize()} per class: " + ", ".join(parts)

@@ -91,7 +91,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
     panel.wand_button.click()
     rows = _clicks(iface, panel, layer)
     scroll = dock.tabs.currentWidget()
-    scroll.ensureWidgetVisible(panel.wand_tolerance, 0, 40)
+    scroll.ensureWidgetVisible(panel.wand_status, 0, 40)
     _settle(0.5)
     shot = _grab(iface, iface.mainWindow(), os.path.join(out, "train_wand.png"), "wand polygons")
     facts = {"clicks": rows, "features": layer.featureCount(), "tolerance": panel.wand_tolerance.value(),

@@ -328,6 +328,7 @@ def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, ti
     # the 41 px square around the click, cut by the raster's left edge and by the water's right edge (col 32)
     assert feats[0].geometry().area() == pytest.approx(41 * 32 * 100.0)
     assert "1312 pixels" in panel.status.text() and "Ctrl+Z" in panel.status.text()
+    assert panel.wand_status.text() == panel.status.text() and not panel.wand_status.isHidden()
     layer.undoStack().undo()
     assert layer.featureCount() == 0
 
@@ -417,3 +418,30 @@ def test_wand_classes_come_from_the_layer_and_integer_fields_take_codes(qgis_app
     with pytest.raises(ClaireError, match="integer codes"):
         field_value(layer, "code", "forest")
     assert field_value(layer, "name", "forest") == "forest"
+
+
+def test_the_tab_counts_polygons_per_class_as_they_are_drawn(qgis_app, train_dock):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsGeometry
+
+    panel = train_dock.train_panel
+    assert panel.tally.text() == ""
+    layer = panel.new_training_layer()
+    assert "No polygons yet" in panel.tally.text()
+    _draw(layer)  # four boxes of each of water, crops and built area
+    assert _wait(qgis_app, lambda: "water 4" in panel.tally.text(), 5), panel.tally.text()
+    assert panel.tally.text() == "Polygons per class: water 4, crops 4, built area 4"
+    panel.wand_class.setCurrentText("trees")
+    assert panel.wand_at(_at(5.5, 80.5), QgsCoordinateReferenceSystem("EPSG:32631")) is not None
+    assert _wait(qgis_app, lambda: "trees 1 (needs 3)" in panel.tally.text(), 5), panel.tally.text()
+    unnamed = QgsFeature(layer.fields())
+    unnamed.setGeometry(QgsGeometry.fromWkt(box_wkt(60, 2, 62, 4)))
+    layer.addFeature(unnamed)
+    assert _wait(qgis_app, lambda: "1 without a class" in panel.tally.text(), 5), panel.tally.text()
+    layer.rollBack()
+    assert _wait(qgis_app, lambda: "No polygons yet" in panel.tally.text(), 5), panel.tally.text()
+    panel.labels.setLayer(None)
+    assert panel.tally.text() == ""
+    layer.startEditing()
+    _draw(layer)  # no longer the tab's layer: nothing follows it
+    qgis_app.processEvents()
+    assert panel.tally.text() == ""

@@ -14,7 +14,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import ClaireError
-from .labels import LabelPixels, LabelSet
+from .labels import MIN_POLYGONS, LabelPixels, LabelSet
 
 
 @dataclass
@@ -49,9 +49,10 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
     per_class = {}
     for c in labels.classes:
         mine = np.array([g for g in groups if labels.group_class[int(g)] == c.index], dtype=np.int64)
-        if mine.size < 3:
-            raise ClaireError(f"class {c.name!r} has {mine.size} polygon(s); a polygon split needs at least 3 per "
-                              f"class (2 to train, 1 to validate): draw more, or give a separate validation layer")
+        if mine.size < MIN_POLYGONS:
+            raise ClaireError(f"class {c.name!r} has {mine.size} polygon(s); a polygon split needs at least "
+                              f"{MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a separate "
+                              f"validation layer")
         n_val = min(mine.size - 2, max(1, int(round(val_share * mine.size))))
         picked = rng.choice(mine, n_val, replace=False)
         val_groups += [int(g) for g in picked]
