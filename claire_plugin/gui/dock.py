@@ -258,6 +258,7 @@ class ClaireDock(QgsDockWidget):
         return self.footer
 
     def _connect(self) -> None:
+        self.visibilityChanged.connect(lambda shown: None if shown else self.train_panel.stop_wand())
         self.run_button.clicked.connect(lambda: self.start())
         self.preview_button.clicked.connect(lambda: self.start(preview=True))
         self.cancel_button.clicked.connect(self.cancel)

@@ -39,6 +39,8 @@ from .wand import SceneCache
 from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
+#: Under the wand before its first click.
+WAND_HINT = "Switch the wand on, then click inside a uniform area of the map: one polygon of the wand's class each."
 #: What an empty "Validate on" means.
 HOLD_OUT_TEXT = "hold out 30 %"
 
@@ -173,7 +175,7 @@ class TrainPanel(QWidget):
                                        "it when the polygons stay small, lower it when they spill over an edge.")
         self.wand_status = QLabel(box)  # under the wand: the status line is far below while one draws
         self.wand_status.setWordWrap(True)
-        self.wand_status.setVisible(False)
+        self.wand_status.setText(f"<span style='color:#5f6b76'>{html.escape(WAND_HINT)}</span>")
         self.wand_button.toggled.connect(self.toggle_wand)
 
     def _build_settings_box(self) -> QGroupBox:
@@ -616,7 +618,6 @@ class TrainPanel(QWidget):
         """The line under the wand and the tab's status line, both."""
         self._set_status(text, error)
         self.wand_status.setText(self.status.text())
-        self.wand_status.setVisible(True)
 
     def _set_places_status(self, text: str, error: bool = False) -> None:
         """The line under "Where to label next" and the tab's status line above, both."""

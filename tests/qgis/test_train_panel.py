@@ -328,7 +328,7 @@ def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, ti
     # the 41 px square around the click, cut by the raster's left edge and by the water's right edge (col 32)
     assert feats[0].geometry().area() == pytest.approx(41 * 32 * 100.0)
     assert "1312 pixels" in panel.status.text() and "Ctrl+Z" in panel.status.text()
-    assert panel.wand_status.text() == panel.status.text() and not panel.wand_status.isHidden()
+    assert panel.wand_status.text() == panel.status.text()
     layer.undoStack().undo()
     assert layer.featureCount() == 0
 
@@ -445,3 +445,15 @@ def test_the_tab_counts_polygons_per_class_as_they_are_drawn(qgis_app, train_doc
     _draw(layer)  # no longer the tab's layer: nothing follows it
     qgis_app.processEvents()
     assert panel.tally.text() == ""
+
+
+def test_hiding_the_dock_switches_the_wand_off(qgis_app, qgis_iface, train_dock):
+    panel = train_dock.train_panel
+    panel.iface = qgis_iface
+    train_dock.show()
+    qgis_app.processEvents()
+    panel.wand_button.setChecked(True)
+    assert qgis_iface.mapCanvas().mapTool() is panel.wand_tool
+    train_dock.hide()
+    qgis_app.processEvents()
+    assert not panel.wand_button.isChecked() and qgis_iface.mapCanvas().mapTool() is not panel.wand_tool
