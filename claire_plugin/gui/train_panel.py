@@ -11,6 +11,7 @@ from qgis.core import QgsApplication, QgsFieldProxyModel, QgsMapLayerProxyModel,
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QApplication,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -384,9 +385,13 @@ class TrainPanel(QWidget):
             if not card or card.get("arch") in (FOREST, ENSEMBLE):  # the normalisation comes from a network
                 key = bundled_checkpoint()
                 card = read_card_safely(key)
-            scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
-            added = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
-                               self.wand_tolerance.value(), WAND_WIDTH)
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # the first click opens the scene (seconds)
+            try:
+                scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
+                added = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
+                                   self.wand_tolerance.value(), WAND_WIDTH)
+            finally:
+                QApplication.restoreOverrideCursor()
         except ClaireError as exc:
             self._set_wand_status(str(exc), error=True)
             return None
