@@ -21,6 +21,7 @@ from . import (
     evaluate,
     explain,
     fusion_table,
+    grow_polygons,
     info,
     map_accuracy,
     suggest,
@@ -28,12 +29,13 @@ from . import (
 )
 
 # Subcommand modules in the order their commands appear in `claire --help`.
-_COMMANDS = [classify, classify_folder, train, suggest, evaluate, map_accuracy, fusion_table, info, bench,
-             bench_robustness, bench_train, explain, diagnostics]
+_COMMANDS = [classify, classify_folder, train, grow_polygons, suggest, evaluate, map_accuracy, fusion_table, info,
+             bench, bench_robustness, bench_train, explain, diagnostics]
 
 
 #: Commands that read georeferenced rasters: a missing PROJ database is reported first (core.runtime.environment).
-_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points", "suggest"}
+_READ_RASTERS = {"classify", "classify-folder", "train", "evaluate", "map-accuracy", "sample-points", "suggest",
+                 "grow-polygons"}
 
 
 def build_parser() -> argparse.ArgumentParser:

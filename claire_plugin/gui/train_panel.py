@@ -388,8 +388,8 @@ class TrainPanel(QWidget):
             QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # the first click opens the scene (seconds)
             try:
                 scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
-                added = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point, crs,
-                                   self.wand_tolerance.value(), WAND_WIDTH)
+                added, fid = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point,
+                                        crs, self.wand_tolerance.value(), WAND_WIDTH)
             finally:
                 QApplication.restoreOverrideCursor()
         except ClaireError as exc:
@@ -400,7 +400,7 @@ class TrainPanel(QWidget):
             notes.append(f"{added.left_out} pixels already in other polygons left out")
         self._set_wand_status(f"Added a polygon of {added.pixels} pixels as '{value}' to {layer.name()}"
                          f"{'; ' + '; '.join(notes) if notes else ''}. Ctrl+Z removes it; click again for more.")
-        return added.fid
+        return fid
 
     def _update_ready(self, *_a) -> None:
         if self.task is not None:

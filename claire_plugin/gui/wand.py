@@ -3,7 +3,6 @@
 edit. Main thread only (QGIS layers and the map canvas)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from qgis.core import (
@@ -14,6 +13,7 @@ from qgis.core import (
     QgsGeometry,
     QgsPointXY,
     QgsProject,
+    QgsRectangle,
     QgsVectorLayer,
     QgsWkbTypes,
 )
@@ -86,47 +86,27 @@ class SceneCache:
         self.scene, self.key = None, None
 
 
-@dataclass
-class Added:
-    """One wand polygon added to the layer."""
-
-    fid: int
-    pixels: int  # pixels of the polygon
-    left_out: int  # pixels of the grown region already inside other polygons of the layer
-    truncated: bool  # the region reached the edge of the wand's square
-
-
-def _outside_others(layer: QgsVectorLayer, geometry: QgsGeometry, seed: QgsPointXY,
-                    to_raster: QgsCoordinateTransform) -> QgsGeometry:
-    """`geometry` (raster CRS) less the layer's polygons, the part holding `seed` (the largest when none does);
-    ClaireError when the seed is inside one of them or nothing is left."""
+def _taken(layer: QgsVectorLayer, raster_crs: QgsCoordinateReferenceSystem, x: float, y: float,
+           half_width: float) -> List[str]:
+    """WKT in the raster CRS of the layer's polygons near (x, y) (raster CRS), unsaved edits included."""
     project = QgsProject.instance()
-    box = QgsCoordinateTransform(to_raster.destinationCrs(), layer.crs(), project).transformBoundingBox(
-        geometry.boundingBox())
-    others = []
+    box = QgsRectangle(x - half_width, y - half_width, x + half_width, y + half_width)
+    box = QgsCoordinateTransform(raster_crs, layer.crs(), project).transformBoundingBox(box)
+    to_raster = QgsCoordinateTransform(layer.crs(), raster_crs, project)
+    out = []
     for feature in layer.getFeatures(QgsFeatureRequest().setFilterRect(box)):
-        other = QgsGeometry(feature.geometry())
-        if other.isEmpty():
-            continue
-        other.transform(to_raster)
-        if other.contains(seed):
-            raise ClaireError(f"The clicked place is already inside a polygon of '{layer.name()}': click "
-                              f"elsewhere, or delete that polygon first.")
-        others.append(other)
-    if not others:
-        return geometry
-    rest = geometry.difference(QgsGeometry.unaryUnion(others))
-    parts = [p for p in (rest.asGeometryCollection() if rest.isMultipart() else [rest]) if not p.isEmpty()]
-    if not parts:
-        raise ClaireError(f"Every pixel the wand took is already in a polygon of '{layer.name()}'; click elsewhere.")
-    seed_geom = QgsGeometry.fromPointXY(seed)
-    return next((p for p in parts if p.intersects(seed_geom)), max(parts, key=lambda p: p.area()))
+        geometry = QgsGeometry(feature.geometry())
+        if not geometry.isEmpty():
+            geometry.transform(to_raster)
+            out.append(geometry.asWkt())
+    return out
 
 
 def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs: QgsCoordinateReferenceSystem,
-               point: QgsPointXY, point_crs: QgsCoordinateReferenceSystem, tolerance: float, max_width: int) -> Added:
-    """Grow the region at `point`, leave out what other polygons of `layer` already cover, and add it to `layer`
-    (editing started when it was not) as one feature with `field` = `value`, in one undoable edit command."""
+               point: QgsPointXY, point_crs: QgsCoordinateReferenceSystem, tolerance: float, max_width: int):
+    """Grow the region at `point` around the layer's polygons (their pixels never join) and add it to `layer`
+    (editing started when it was not) as one feature with `field` = `value`, in one undoable edit command.
+    Returns (core.training.wand.Region, feature id)."""
     from ..core.training.wand import grow_region
 
     project = QgsProject.instance()
@@ -134,12 +114,12 @@ def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs:
         raise ClaireError(f"'{layer.name()}' is not a polygon layer: the wand draws polygons; create a training "
                           f"layer with 'New training layer'.")
     xy = QgsCoordinateTransform(point_crs, raster_crs, project).transform(point)
-    region = grow_region(scene, xy.x(), xy.y(), tolerance, max_width)
-    to_raster = QgsCoordinateTransform(layer.crs(), raster_crs, project)
-    geometry = _outside_others(layer, QgsGeometry.fromWkt(region.wkt), xy, to_raster)
-    a, e = scene.opt.transform.a, scene.opt.transform.e
-    pixels = int(round(geometry.area() / abs(a * e)))
-    geometry.transform(QgsCoordinateTransform(raster_crs, layer.crs(), project))
+    pixel = max(abs(scene.opt.transform.a), abs(scene.opt.transform.e))
+    taken = _taken(layer, raster_crs, xy.x(), xy.y(), (max_width / 2 + 1) * pixel)
+    region = grow_region(scene, xy.x(), xy.y(), tolerance, max_width, taken=taken)
+    geometry = QgsGeometry.fromWkt(region.wkt)
+    if raster_crs != layer.crs():
+        geometry.transform(QgsCoordinateTransform(raster_crs, layer.crs(), project))
     if not layer.isEditable() and not layer.startEditing():
         raise ClaireError(f"'{layer.name()}' cannot be edited (read-only file?): save it as a GeoPackage.")
     feature = QgsFeature(layer.fields())
@@ -151,4 +131,4 @@ def add_region(layer: QgsVectorLayer, field: str, value: Any, scene, raster_crs:
         raise ClaireError(f"'{layer.name()}' refused the new polygon.")
     layer.endEditCommand()
     layer.triggerRepaint()
-    return Added(fid=feature.id(), pixels=pixels, left_out=region.pixels - pixels, truncated=region.truncated)
+    return region, feature.id()

@@ -8,6 +8,7 @@ from .base import ICON
 from .classify import ClassifyAlgorithm
 from .classify_folder import ClassifyFolderAlgorithm
 from .evaluate import EvaluateAlgorithm
+from .grow_polygons import GrowPolygonsAlgorithm
 from .map_accuracy import MapAccuracyAlgorithm, SamplePointsAlgorithm
 from .suggest import SuggestAlgorithm
 from .train import TrainAlgorithm
@@ -39,3 +40,4 @@ class ClaireProvider(QgsProcessingProvider):
         self.addAlgorithm(MapAccuracyAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
         self.addAlgorithm(SuggestAlgorithm())
+        self.addAlgorithm(GrowPolygonsAlgorithm())

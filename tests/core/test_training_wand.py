@@ -2,6 +2,8 @@
 in the raster's CRS."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,125 @@ def test_wand_check_clicks_lie_inside_one_class_patches():
     for r, c, v in got:
         assert (lulc[max(0, r - 2):r + 3, max(0, c - 2):c + 3] == v).all()
         assert 2 <= r < 38 and 2 <= c < 38
+
+
+def test_pixels_of_taken_polygons_never_join_and_are_counted(wand_scene):
+    from claire.tests.fixtures.vectors import box_wkt
+
+    r0, r1, c0, c1 = FIELD
+    taken = [box_wkt(r0, c0, r1, 22)]  # the field's left half (cols 12..21)
+    reg = grow_region(wand_scene, *_xy(12.5, 28.5), taken=taken)
+    rows, cols = np.nonzero(reg.mask)
+    assert (cols + reg.col0 >= 22).all() and reg.pixels == (r1 - r0) * (c1 - 22) - 3  # less the hole's right column
+    assert reg.left_out == (r1 - r0) * 10 - 6  # the left half less the hole's two columns there
+    with pytest.raises(ClaireError, match="already inside a polygon"):
+        grow_region(wand_scene, *_xy(12.5, 14.5), taken=taken)
+
+
+def _points(tmp_path, rows_cols_values, name="points.gpkg", crs="EPSG:32631"):
+    from rasterio.crs import CRS
+
+    from claire.claire_plugin.core.io.points import write_point_layer
+
+    records = [(*_xy(r, c), {"class": v}) for r, c, v in rows_cols_values]
+    kind = "int" if all(isinstance(v, int) for _r, _c, v in rows_cols_values) else "str"
+    return write_point_layer(str(tmp_path / name), "points", CRS.from_string(crs).to_wkt(), [("class", kind)],
+                             records, "test points")
+
+
+@pytest.fixture
+def wand_pair(tmp_path):
+    opt, sar = _scene_arrays()
+    opt[:, 50:, 60:] = 0
+    return (write_raster(tmp_path / "o.tif", opt, nodata=0),
+            write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]))
+
+
+def test_points_grow_into_polygons_that_never_overlap(tmp_path, wand_pair, tiny_checkpoint):
+    from osgeo import ogr
+
+    from claire.claire_plugin.core.training.grow_points import grow_from_points, write_grown
+
+    pts = _points(tmp_path, [(12.5, 14.5, 4), (14.5, 16.5, 4), (45.5, 5.5, 2), (-9.5, 3.5, 2), (55.5, 65.5, 2),
+                             (40.5, 22.5, 2)])
+    grown = grow_from_points(*wand_pair, pts, "class", checkpoint=tiny_checkpoint, max_width=21)
+    assert [fid for _w, _v, fid, _p in grown.polygons] == [1, 3, 6]
+    assert [fid for fid, _why in grown.skipped] == [2, 4, 5]
+    reasons = dict(grown.skipped)
+    assert "already inside a polygon" in reasons[2] and "outside the optical raster" in reasons[4]
+    assert "no optical or no SAR data" in reasons[5]
+    assert grown.per_class() == {"4": 1, "2": 2}
+    out = write_grown(grown, str(tmp_path / "grown.gpkg"))
+    ds = ogr.Open(out)
+    feats = list(ds.GetLayerByName("training"))
+    assert [f.GetField("class") for f in feats] == [4, 2, 2] and [f.GetField("source_fid") for f in feats] == [1, 3, 6]
+    field = ds.GetLayerByName("training").GetLayerDefn().GetFieldDefn(0)
+    assert field.GetType() == ogr.OFTInteger
+    a, b = feats[1].GetGeometryRef(), feats[2].GetGeometryRef()  # background squares sharing rows 35..50, cols 12..15
+    assert a.Intersection(b).GetArea() == pytest.approx(0.0)
+    assert [f.GetField("pixels") for f in feats[1:]] == [21 * 16, 21 * 21 - 16 * 4]
+    assert feats[0].GetField("pixels") == 13 * 13 - 9  # the field's part in the 21 px square, less the hole
+
+
+def test_grown_polygons_keep_text_classes_and_the_cli_writes_them(tmp_path, wand_pair, tiny_checkpoint, capsys):
+    from osgeo import ogr
+
+    from claire.claire_plugin.cli.main import main
+
+    pts = _points(tmp_path, [(12.5, 14.5, "crops"), (45.5, 5.5, "trees")])
+    out = str(tmp_path / "grown.gpkg")
+    args = ["grow-polygons", "--optical", wand_pair[0], "--sar", wand_pair[1], "--points", pts, "--field", "class",
+            "--checkpoint", tiny_checkpoint, "--output"]
+    assert main(args + [out]) == 0
+    said = capsys.readouterr().out
+    assert "2 polygon(s) grown at tolerance 0.15 (crops 1, trees 1); 0 point(s) skipped" in said
+    ds = ogr.Open(out)
+    lyr = ds.GetLayerByName("training")
+    assert lyr.GetLayerDefn().GetFieldDefn(0).GetType() == ogr.OFTString
+    assert [f.GetField("class") for f in lyr] == ["crops", "trees"]
+    assert main(args + [pts]) != 0 and "one of the inputs" in capsys.readouterr().err
+
+
+def test_growing_from_polygons_or_from_nothing_says_what_to_do(tmp_path, wand_pair, tiny_checkpoint):
+    from claire.claire_plugin.core.training.grow_points import grow_from_points, write_grown
+    from claire.tests.fixtures.vectors import box_wkt
+
+    poly = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}},
+            "features": [{"type": "Feature", "properties": {"class": 1},
+                          "geometry": json.loads(ogr_json(box_wkt(2, 2, 6, 6)))}]}
+    path = tmp_path / "polys.geojson"
+    path.write_text(json.dumps(poly))
+    with pytest.raises(ClaireError, match="holds polygons, not points"):
+        grow_from_points(*wand_pair, str(path), "class", checkpoint=tiny_checkpoint)
+    pts = _points(tmp_path, [(-9.5, 3.5, 2)], name="outside.gpkg")
+    grown = grow_from_points(*wand_pair, pts, "class", checkpoint=tiny_checkpoint)
+    with pytest.raises(ClaireError, match="no point gave a polygon.*outside the optical raster"):
+        write_grown(grown, str(tmp_path / "none.gpkg"))
+    assert not (tmp_path / "none.gpkg").exists()
+
+
+def ogr_json(wkt: str) -> str:
+    from osgeo import ogr
+
+    return ogr.CreateGeometryFromWkt(wkt).ExportToJson()
+
+
+def test_points_in_another_crs_land_on_the_same_pixels(tmp_path, wand_pair, tiny_checkpoint):
+    from osgeo import osr
+    from rasterio.crs import CRS
+
+    from claire.claire_plugin.core.io.points import write_point_layer
+    from claire.claire_plugin.core.training.grow_points import grow_from_points
+
+    utm = _points(tmp_path, [(12.5, 14.5, 4)], name="utm.gpkg")
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromEPSG(32631)
+    dst.ImportFromEPSG(4326)
+    for srs in (src, dst):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lon, lat, _z = osr.CoordinateTransformation(src, dst).TransformPoint(*_xy(12.5, 14.5))
+    ll = write_point_layer(str(tmp_path / "ll.gpkg"), "points", CRS.from_epsg(4326).to_wkt(), [("class", "int")],
+                           [(lon, lat, {"class": 4})], "test points")
+    a = grow_from_points(*wand_pair, utm, "class", checkpoint=tiny_checkpoint)
+    b = grow_from_points(*wand_pair, ll, "class", checkpoint=tiny_checkpoint)
+    assert a.polygons[0][0] == b.polygons[0][0] and a.polygons[0][3] == 391

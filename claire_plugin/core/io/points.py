@@ -17,6 +17,14 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     """Write `records` (x, y, {field: value or None}) as the point layer `layer` of the GeoPackage `path`
     with `fields` [(name, "int" | "real" | "str")] in the CRS `crs_wkt`; None is written as NULL. `role`
     names the points in error messages ("the sample points")."""
+    points = ((f"POINT ({float(x)!r} {float(y)!r})", values) for x, y, values in records)
+    return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
+
+
+def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
+                       records: Iterable[Tuple[str, Dict[str, Any]]], role: str, kind: str = "point") -> str:
+    """Write `records` (WKT geometry, {field: value or None}) as the `kind` ("point" or "polygon") layer `layer`
+    of the GeoPackage `path`, which appears only once complete; see write_point_layer."""
     from osgeo import ogr, osr
 
     if not str(path).lower().endswith(".gpkg"):
@@ -30,22 +38,20 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     ds = lyr = None
     try:
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
-        lyr = ds.CreateLayer(layer, srs, ogr.wkbPoint)
-        for name, kind in fields:
-            lyr.CreateField(ogr.FieldDefn(name, kinds[kind]))
+        lyr = ds.CreateLayer(layer, srs, {"point": ogr.wkbPoint, "polygon": ogr.wkbPolygon}[kind])
+        for name, ftype in fields:
+            lyr.CreateField(ogr.FieldDefn(name, kinds[ftype]))
         defn = lyr.GetLayerDefn()
         lyr.StartTransaction()
-        for x, y, values in records:
+        for wkt, values in records:
             feat = ogr.Feature(defn)
-            for name, kind in fields:
+            for name, ftype in fields:
                 value: Optional[Any] = values.get(name)
                 if value is None:
                     feat.SetFieldNull(name)
                 else:
-                    feat.SetField(name, {"int": int, "real": float, "str": str}[kind](value))
-            point = ogr.Geometry(ogr.wkbPoint)
-            point.AddPoint_2D(float(x), float(y))  # NumPy 2 scalars print as np.float64(..)
-            feat.SetGeometry(point)
+                    feat.SetField(name, {"int": int, "real": float, "str": str}[ftype](value))
+            feat.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
             lyr.CreateFeature(feat)
         lyr.CommitTransaction()
         lyr = ds = None

@@ -90,7 +90,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
 
     if label_raster.is_raster(path):
         return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts)
-    features, source = _read_vector(path, grid, field_name, name_field, layer)
+    features, source = read_vector_features(path, grid, field_name, name_field, layer)
     cls_list = classes or _classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
     by_key = _class_lookup(cls_list)
     parts, group_class, group_features, slivers = [], {}, {}, []
@@ -127,7 +127,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     return out
 
 
-def _read_vector(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
+def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
     """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
     from osgeo import ogr
 

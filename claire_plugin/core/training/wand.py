@@ -11,8 +11,9 @@ The region comes back as one polygon (holes kept: a tree in a field stays out) i
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class Region:
     col0: int
     tolerance: float
     truncated: bool  # the region reaches the edge of the max_width square
+    left_out: int  # pixels that would have joined but lie in taken polygons
     wkt: str  # polygon in the optical raster's CRS
 
     @property
@@ -78,37 +80,62 @@ def pixel_of(scene: Scene, x: float, y: float) -> Tuple[int, int]:
     col, row = ~scene.opt.transform * (x, y)
     r, c = int(np.floor(row)), int(np.floor(col))
     if not (0 <= r < scene.height and 0 <= c < scene.width):
-        raise ClaireError("The clicked point lies outside the optical raster: click on the scene you train on.")
+        raise ClaireError("The point lies outside the optical raster: click (or place points) on the scene you "
+                          "train on.")
     return r, c
 
 
+def taken_pixels(taken: Sequence[str], shape: Tuple[int, int], transform) -> np.ndarray:
+    """Pixels of a window (`shape`, `transform`) whose centre lies in one of the `taken` polygons (WKT, raster
+    CRS): the rule by which training turns polygons into pixels."""
+    from osgeo import ogr
+    from rasterio import features
+
+    shapes = []
+    for wkt in taken:
+        geom = ogr.CreateGeometryFromWkt(wkt)
+        if geom is not None and not geom.IsEmpty():
+            shapes.append((json.loads(geom.ExportToJson()), 1))
+    if not shapes:
+        return np.zeros(shape, bool)
+    return features.rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
+
+
 def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, max_width: int = MAX_WIDTH,
-                min_pixels: int = MIN_PIXELS) -> Region:
-    """Grow a region from the pixel at (x, y) (optical raster CRS). ClaireError when the point is outside the
-    raster, its pixel has no data, or fewer than `min_pixels` pixels are within `tolerance`."""
+                min_pixels: int = MIN_PIXELS, taken: Sequence[str] = ()) -> Region:
+    """Grow a region from the pixel at (x, y) (optical raster CRS) around the pixels of the `taken` polygons
+    (WKT, raster CRS), which never join. ClaireError when the point is outside the raster, its pixel has no
+    data or is taken, or fewer than `min_pixels` pixels are within `tolerance`."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
+    if not tolerance > 0:
+        raise ClaireError(f"The wand's tolerance must be above 0 (got {tolerance}); {TOLERANCE:g} is the default.")
     r, c = pixel_of(scene, x, y)
     half = max(1, int(max_width) // 2)
     r0, c0 = max(0, r - half), max(0, c - half)
     h, w = min(scene.height, r + half + 1) - r0, min(scene.width, c + half + 1) - c0
+    transform = window_transform(Window(c0, r0, w, h), scene.opt.transform)
+    blocked = taken_pixels(taken, (h, w), transform)
+    if blocked[r - r0, c - c0]:
+        raise ClaireError("The point is already inside a polygon of the training layer: click elsewhere, or "
+                          "delete that polygon first.")
     opt, _sar, bad = scene.read(r0, c0, h, w)
     if bad[r - r0, c - c0]:
-        raise ClaireError("The clicked pixel has no optical or no SAR data (nodata, or outside the part the two "
-                          "rasters share): click inside the scene.")
+        raise ClaireError("The pixel at the point has no optical or no SAR data (nodata, or outside the part the "
+                          "two rasters share): click inside the scene.")
     feats = scene.opt_prep.standardise(np.nan_to_num(opt, nan=0.0))
     dist = distance_to_seed(feats, bad, r - r0, c - c0)
-    if not tolerance > 0:
-        raise ClaireError(f"The wand's tolerance must be above 0 (got {tolerance}); {TOLERANCE:g} is the default.")
     tol = float(tolerance)
+    free = grow(dist, r - r0, c - c0, tol)
+    dist[blocked] = np.inf
     mask = grow(dist, r - r0, c - c0, tol)
     n = int(mask.sum())
     if n < min_pixels:
-        raise ClaireError(f"Only {n} pixel(s) lie within tolerance {tol:g} of the clicked pixel (at least "
+        raise ClaireError(f"Only {n} pixel(s) lie within tolerance {tol:g} of the pixel at the point (at least "
                           f"{min_pixels} make a polygon): raise the tolerance, or click inside a larger uniform "
                           f"area.")
     truncated = bool((mask[0].any() and r0 > 0) or (mask[-1].any() and r0 + h < scene.height)
                      or (mask[:, 0].any() and c0 > 0) or (mask[:, -1].any() and c0 + w < scene.width))
     return Region(mask=mask, row0=r0, col0=c0, tolerance=tol, truncated=truncated,
-                  wkt=_polygon_wkt(mask, window_transform(Window(c0, r0, w, h), scene.opt.transform)))
+                  left_out=int((free & blocked).sum()), wkt=_polygon_wkt(mask, transform))

@@ -1,0 +1,115 @@
+"""Training polygons grown from labelled points (what SCP calls "multiple ROI creation"): every point of a
+point layer (field survey, photo-interpreted points) becomes the magic wand's region around it
+(`core.training.wand.grow_region`), with the point's class, so that a point trains on its uniform
+neighbourhood instead of one pixel.
+
+Points are taken in feature order; a region never takes the pixels of the regions grown before it, and a
+point inside an earlier region, outside the scene, on a pixel without data or with too few similar pixels
+around it is skipped with the reason. The polygons are written in the optical raster's CRS to a new
+GeoPackage (layer `training`) with the class field (same name), `source_fid` and `pixels`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..errors import CancelledError, ClaireError
+from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region
+
+LAYER = "training"
+SOURCE_FID = "source_fid"
+
+
+@dataclass
+class GrownPolygons:
+    """What `grow_from_points` made: polygons (WKT, class value, source fid, pixels) and the skipped points."""
+
+    polygons: List[Tuple[str, Any, int, int]] = field(default_factory=list)
+    skipped: List[Tuple[int, str]] = field(default_factory=list)
+    crs_wkt: str = ""
+    field: str = "class"
+
+    def per_class(self) -> Dict[str, int]:
+        """Polygons per class value (as text), in first-seen order."""
+        out: Dict[str, int] = {}
+        for _wkt, value, _fid, _px in self.polygons:
+            out[str(value)] = out.get(str(value), 0) + 1
+        return out
+
+
+def _card(checkpoint: Optional[str]) -> dict:
+    """The card whose normalisation the wand measures distances in (a forest's: the bundled network's)."""
+    import os
+
+    from ....models.card_schema import ENSEMBLE, FOREST
+    from ....models.checkpoint import read_card
+    from ...paths import DEFAULT_CHECKPOINT
+
+    if checkpoint and not os.path.exists(checkpoint):
+        raise ClaireError(f"checkpoint {checkpoint} does not exist; give an existing .safetensors file, or none for "
+                          f"the bundled one")
+    card = read_card(checkpoint or DEFAULT_CHECKPOINT)
+    return read_card(DEFAULT_CHECKPOINT) if card.get("arch") in (FOREST, ENSEMBLE) else card
+
+
+def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer: Optional[str] = None,
+                     checkpoint: Optional[str] = None, tolerance: float = TOLERANCE, max_width: int = MAX_WIDTH,
+                     min_pixels: int = MIN_PIXELS, sar_units: str = "auto",
+                     progress: Optional[Callable[[float, str], None]] = None,
+                     is_cancelled: Optional[Callable[[], bool]] = None) -> GrownPolygons:
+    """Grow one polygon per point of `points` (field `field_name`, layer `layer`) over the optical raster."""
+    from .labels import read_vector_features
+    from .scene import Scene
+
+    out = GrownPolygons(field=field_name)
+    with Scene(optical, sar, _card(checkpoint), sar_units=sar_units) as scene:
+        features, source = read_vector_features(points, scene.opt, field_name, None, layer)
+        if source["geometry"] != "point":
+            raise ClaireError(f"{points!r} holds polygons, not points: they are training polygons already (give "
+                              f"them to training as they are), or give a point layer to grow polygons from")
+        out.crs_wkt = scene.opt.crs.to_wkt()
+        reach = (max_width + 2) * max(abs(scene.opt.transform.a), abs(scene.opt.transform.e))
+        grown: List[Tuple[float, float, str]] = []
+        for k, (fid, value, _name, geometry, _shape) in enumerate(features):
+            if is_cancelled is not None and is_cancelled():
+                raise CancelledError()
+            if geometry.get("type") != "Point":
+                out.skipped.append((fid, "a multipoint: give one point per feature"))
+                continue
+            x, y = (float(v) for v in geometry["coordinates"][:2])
+            taken = [wkt for gx, gy, wkt in grown if abs(gx - x) <= reach and abs(gy - y) <= reach]
+            try:
+                region = grow_region(scene, x, y, tolerance, max_width, min_pixels, taken)
+            except ClaireError as exc:
+                out.skipped.append((fid, str(exc)))
+                continue
+            grown.append((x, y, region.wkt))
+            out.polygons.append((region.wkt, value, fid, region.pixels))
+            if progress is not None:
+                progress((k + 1) / len(features), f"{len(out.polygons)} polygon(s) from {k + 1} point(s)")
+    return out
+
+
+def write_grown(grown: GrownPolygons, path: str) -> str:
+    """Write the polygons to a new GeoPackage at `path` (layer `training`); ClaireError when none was made."""
+    from ..io.points import write_vector_layer
+
+    if not grown.polygons:
+        reasons = "; ".join(f"feature {f}: {why}" for f, why in grown.skipped[:3])
+        raise ClaireError(f"no point gave a polygon ({reasons}); raise the tolerance, or check that the points lie "
+                          f"on the optical raster")
+    ints = all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for _w, v, _f, _p in grown.polygons)
+    fields = [(grown.field, "int" if ints else "str"), (SOURCE_FID, "int"), ("pixels", "int")]
+    records = ((wkt, {grown.field: value, SOURCE_FID: fid, "pixels": px}) for wkt, value, fid, px in grown.polygons)
+    return write_vector_layer(path, LAYER, grown.crs_wkt, fields, records, "the grown polygons", "polygon")
+
+
+def summary_lines(grown: GrownPolygons, tolerance: float) -> List[str]:
+    """What was made and what was skipped, for the CLI and the Processing log."""
+    per = ", ".join(f"{k} {n}" for k, n in grown.per_class().items())
+    lines = [f"{len(grown.polygons)} polygon(s) grown at tolerance {tolerance:g} ({per or 'none'}); "
+             f"{len(grown.skipped)} point(s) skipped"]
+    lines += [f"skipped feature {fid}: {why}" for fid, why in grown.skipped[:20]]
+    if len(grown.skipped) > 20:
+        lines.append(f"... and {len(grown.skipped) - 20} more")
+    return lines

@@ -1,0 +1,56 @@
+"""claire:grow_polygons in real QGIS: labelled points grown into training polygons, loaded as a layer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+from claire.tests.fixtures.vectors import ORIGIN, RES
+
+
+def _inputs(tmp_path):
+    from qgis.core import QgsVectorLayer
+    from rasterio.crs import CRS
+
+    from claire.claire_plugin.core.io.points import write_point_layer
+
+    opt, sar, _ = synthetic_scene(64, 96)
+    o = write_raster(str(tmp_path / "o.tif"), opt)
+    s = write_raster(str(tmp_path / "s.tif"), sar, descriptions=["VV", "VH"])
+    records = [(ORIGIN[0] + col * RES, ORIGIN[1] - row * RES, {"cover": cover})
+               for row, col, cover in ((30.5, 15.5, "water"), (55.5, 85.5, "built area"), (-5.0, 10.0, "water"))]
+    path = write_point_layer(str(tmp_path / "survey.gpkg"), "survey", CRS.from_epsg(32631).to_wkt(),
+                             [("cover", "str")], records, "test points")
+    return o, s, QgsVectorLayer(path, "survey", "ogr")
+
+
+def test_grow_polygons_writes_one_polygon_per_usable_point(claire_plugin, tmp_path, tiny_checkpoint):
+    import processing
+    from osgeo import ogr
+
+    o, s, points = _inputs(tmp_path)
+    out = str(tmp_path / "grown.gpkg")
+    res = processing.run("claire:grow_polygons", {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "cover",
+                                                  "CHECKPOINT": tiny_checkpoint, "OUTPUT": out})
+    assert res["POLYGONS"] == 2 and res["SKIPPED"] == 1 and res["OUTPUT"] == out
+    ds = ogr.Open(out)
+    feats = list(ds.GetLayerByName("training"))
+    assert [f.GetField("cover") for f in feats] == ["water", "built area"]
+    # water: the 41 px square around row 30, col 15, cut by the raster's left edge and the water's edge (col 32)
+    assert [f.GetField("pixels") for f in feats][0] == 41 * 32
+    assert feats[0].GetGeometryRef().GetArea() == pytest.approx(41 * 32 * 100.0)
+
+
+def test_grow_polygons_refuses_a_missing_field_and_has_help(claire_plugin, tmp_path):
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    o, s, points = _inputs(tmp_path)
+    with pytest.raises(QgsProcessingException):
+        processing.run("claire:grow_polygons", {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "nope",
+                                                "OUTPUT": str(tmp_path / "x.gpkg")})
+    alg = QgsApplication.processingRegistry().algorithmById("claire:grow_polygons")
+    assert alg is not None and alg.shortHelpString() and not alg.icon().isNull()
+    assert [p.name() for p in alg.parameterDefinitions() if not p.help()] == []
+    assert not (tmp_path / "x.gpkg").exists()
+    assert np.isfinite(alg.parameterDefinition("TOLERANCE").defaultValue())
