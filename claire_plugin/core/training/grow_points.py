@@ -61,6 +61,9 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
     from .labels import read_vector_features
     from .scene import Scene
 
+    if not tolerance > 0 or int(max_width) < 3:
+        raise ClaireError(f"the tolerance must be above 0 and the width at least 3 px (got {tolerance} and "
+                          f"{max_width}); the defaults are {TOLERANCE:g} and {MAX_WIDTH}")
     out = GrownPolygons(field=field_name)
     with Scene(optical, sar, _card(checkpoint), sar_units=sar_units) as scene:
         features, source = read_vector_features(points, scene.opt, field_name, None, layer)
