@@ -7,14 +7,13 @@ the map canvas showing the "unlike the training data" raster, and a Preview view
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from typing import List, Optional
 
 from ..paths import resource
-from .screenshots_fit import run_qgis
+from .screenshots_fit import qgis_main
 from .screenshots_train import _settle
 
 SCENE = "ROIs2017_winter_112_p797"
@@ -107,12 +106,7 @@ def _grab(iface, win, path: str, note: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Render the cloudy-scene screenshots in real QGIS desktop (a fresh profile under --qgis)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--qgis", required=True, metavar="PROFILE_ROOT", help="fresh QGIS profile folder to use")
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    return run_qgis(args.out, args.qgis, module="screenshots_cloud")
+    return qgis_main(argv, "screenshots_cloud", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

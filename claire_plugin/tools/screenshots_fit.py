@@ -176,6 +176,16 @@ def run_qgis(out: str, root: str, module: str = "screenshots_fit", timeout: int 
     return subprocess.run(cmd, env=env, timeout=timeout).returncode
 
 
+def qgis_main(argv: Optional[List[str]], module: str, description: str, timeout: int = 600) -> int:
+    """The command line of a tools/`module` rendered in real QGIS desktop: --out, --qgis (a fresh profile root)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--qgis", required=True, metavar="PROFILE_ROOT", help="fresh QGIS profile folder to use")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    return run_qgis(args.out, args.qgis, module=module, timeout=timeout)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Render the fit-check screenshots into --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -53,6 +53,22 @@ def _load_patch(project, work: str):
     return optical, sar
 
 
+def open_patch(prefix: str):
+    """Inside QGIS desktop: the plugin's dock opened as its action does, the patch loaded from a new folder.
+    Returns (dock, project, work folder, optical layer, SAR layer)."""
+    from qgis.core import QgsProject
+    from qgis.utils import plugins
+
+    from ..gui.actions import toggle_dock
+
+    plugin = plugins["claire"]
+    toggle_dock(plugin, True)
+    _settle(1.0)
+    work = tempfile.mkdtemp(prefix=prefix)
+    optical, sar = _load_patch(QgsProject.instance(), work)
+    return plugin.dock, QgsProject.instance(), work, optical, sar
+
+
 def _wait(busy, what: str, limit_s: float = 900.0) -> None:
     """Let QGIS run until `busy()` is false (a task of the dock); SystemExit after `limit_s`."""
     end = time.time() + limit_s
@@ -171,19 +187,11 @@ def _facts(work: str, before: Dict[str, Any], after: Dict[str, Any], report: Dic
 
 def render_in_qgis(iface, out: str) -> List[str]:
     """Inside QGIS desktop: the whole walk, one PNG per step into `out`; the numbers to `out`/train_walk.json."""
-    from qgis.core import QgsProject, QgsVectorLayer
-    from qgis.utils import plugins
-
-    from ..gui.actions import toggle_dock
+    from qgis.core import QgsVectorLayer
 
     started = time.time()
     minutes = float(os.environ.get(MINUTES_KEY, "1.5"))
-    plugin = plugins["claire"]
-    toggle_dock(plugin, True)
-    _settle(1.0)
-    dock, project = plugin.dock, QgsProject.instance()
-    work = tempfile.mkdtemp(prefix="claire_walk_")
-    optical, sar = _load_patch(project, work)
+    dock, project, work, optical, sar = open_patch("claire_walk_")
     dock.optical.setLayer(optical)
     dock.sar.setLayer(sar)
     before = _classify_step(iface, dock, out, os.path.join(work, "farmland_default.tif"),

@@ -10,19 +10,17 @@ polygon's size and how much of the hand-drawn polygon it covers, printed and wri
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from .demo_train import POLYGONS
 from .screenshots_cloud import _grab
-from .screenshots_fit import run_qgis
+from .screenshots_fit import qgis_main
 from .screenshots_train import _settle
-from .screenshots_walk import _load_patch, _only_visible
+from .screenshots_walk import _only_visible, open_patch
 
 
 def _click(canvas, point) -> None:
@@ -65,18 +63,8 @@ def _clicks(iface, panel, layer) -> List[Dict[str, Any]]:
 
 def render_in_qgis(iface, out: str) -> List[str]:
     """Inside QGIS desktop: the wand clicked at the shipped polygons; one PNG and train_wand.json in `out`."""
-    from qgis.core import QgsProject
-    from qgis.utils import plugins
-
-    from ..gui.actions import toggle_dock
-
     started = time.time()
-    plugin = plugins["claire"]
-    toggle_dock(plugin, True)
-    _settle(1.0)
-    dock, project = plugin.dock, QgsProject.instance()
-    work = tempfile.mkdtemp(prefix="claire_wand_")
-    optical, sar = _load_patch(project, work)
+    dock, project, work, optical, sar = open_patch("claire_wand_")
     panel = dock.train_panel
     dock.tabs.setCurrentIndex(2)
     panel.optical.setLayer(optical)
@@ -105,12 +93,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Render the wand screenshot in real QGIS desktop (a fresh profile under --qgis)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--qgis", required=True, metavar="PROFILE_ROOT", help="fresh QGIS profile folder to use")
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    return run_qgis(args.out, args.qgis, module="screenshots_wand", timeout=300)
+    return qgis_main(argv, "screenshots_wand", __doc__.splitlines()[0], timeout=300)
 
 
 if __name__ == "__main__":
