@@ -9,7 +9,8 @@ from claire.tests.fixtures.vectors import ORIGIN, RES
 
 
 def _inputs(tmp_path):
-    from qgis.core import QgsVectorLayer
+    """Optical, SAR and survey points as paths: a QgsVectorLayer of the test would outlive QGIS (a failed run's
+    exception, which QGIS keeps, holds the test's frame) and crash the interpreter's exit."""
     from rasterio.crs import CRS
 
     from claire.claire_plugin.core.io.points import write_point_layer
@@ -21,7 +22,7 @@ def _inputs(tmp_path):
                for row, col, cover in ((30.5, 15.5, "water"), (55.5, 85.5, "built area"), (-5.0, 10.0, "water"))]
     path = write_point_layer(str(tmp_path / "survey.gpkg"), "survey", CRS.from_epsg(32631).to_wkt(),
                              [("cover", "str")], records, "test points")
-    return o, s, QgsVectorLayer(path, "survey", "ogr")
+    return o, s, path
 
 
 def test_grow_polygons_writes_one_polygon_per_usable_point(claire_plugin, tmp_path, tiny_checkpoint):
