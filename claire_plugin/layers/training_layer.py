@@ -43,8 +43,9 @@ def new_layer_path(folder: str, stem: str = "claire_training") -> str:
     return path
 
 
-def class_renderer(classes: Sequence[Dict[str, Any]]) -> QgsCategorizedSymbolRenderer:
-    """Categorized renderer on the class field: one half-transparent fill per class in its colour."""
+def class_renderer(classes: Sequence[Dict[str, Any]], field: str = FIELD) -> QgsCategorizedSymbolRenderer:
+    """Categorized renderer on `field`: one half-transparent fill per class in its colour, matched on the class's
+    "key" (the field's value: a code or a name) where it has one, else on its name."""
     categories = []
     for c in classes:
         symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.GeometryType.PolygonGeometry)
@@ -53,8 +54,24 @@ def class_renderer(classes: Sequence[Dict[str, Any]]) -> QgsCategorizedSymbolRen
         symbol.setOpacity(0.6)
         if symbol.symbolLayerCount():
             symbol.symbolLayer(0).setStrokeColor(color.darker(150))
-        categories.append(QgsRendererCategory(str(c["name"]), symbol, str(c["name"])))
-    return QgsCategorizedSymbolRenderer(FIELD, categories)
+        categories.append(QgsRendererCategory(c.get("key", str(c["name"])), symbol, str(c["name"])))
+    return QgsCategorizedSymbolRenderer(field, categories)
+
+
+def style_by_class(layer: QgsVectorLayer, field: str, card: Dict[str, Any]) -> None:
+    """Colour `layer`'s polygons by the values of `field` as the checkpoint's classes of that name or code (grey
+    for a value the checkpoint does not know)."""
+    from .style import classes_from
+
+    known = {}
+    for c in classes_from(card):
+        known[str(c["value"])] = known[str(c["name"])] = c
+    index = layer.fields().indexOf(field)
+    values = sorted((v for v in layer.uniqueValues(index) if v is not None and str(v) not in ("", "NULL")), key=str)
+    classes = [{"key": v, "name": (known.get(str(v)) or {}).get("name", str(v)),
+                "color": (known.get(str(v)) or {}).get("color", "#808080")} for v in values]
+    layer.setRenderer(class_renderer(classes, field))
+    layer.triggerRepaint()
 
 
 def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes: Sequence[Dict[str, Any]],

@@ -175,6 +175,21 @@ class HeldOutPostProcessor(QgsProcessingLayerPostProcessorInterface):
             style_held_out(layer)
 
 
+class ClassesPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Colours a polygon layer an algorithm wrote by its class field, as the checkpoint's classes
+    (layers.training_layer.style_by_class), when QGIS loads it."""
+
+    def __init__(self, field: str, card: dict) -> None:
+        super().__init__()
+        self.field, self.card = field, card
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        from ..layers.training_layer import style_by_class
+
+        if isinstance(layer, QgsVectorLayer):
+            style_by_class(layer, self.field, self.card)
+
+
 def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str]:
     """Save a QML style next to a classified GeoTIFF, so QGIS opens it styled anywhere."""
     layer = QgsRasterLayer(path, os.path.basename(path), "gdal")

@@ -2,7 +2,7 @@
 tab's magic wand, for a whole point layer)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from qgis.core import (
     QgsProcessing,
@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, raster_path
+from .common import ClassesPostProcessor, RasterFileParameter, raster_path
 
 HELP = {
     "OPTICAL": "The optical raster the polygons are grown over (and that you will train on).",
@@ -50,6 +50,10 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
              "one polygon with the point's class. Points are taken in feature order; a polygon never takes the "
              "pixels of an earlier one, and points that give no polygon are listed with the reason.")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._post_processors: List[Any] = []
+
     def name(self) -> str:
         return "grow_polygons"
 
@@ -76,7 +80,7 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED", "Number of points skipped"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.training.grow_points import grow_from_points, summary_lines, write_grown
+        from ..core.training.grow_points import grow_from_points, summary_lines, wand_card, write_grown
         from ..layers.layers import vector_file
 
         points, layer, problem = vector_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
@@ -96,6 +100,10 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
                 progress=lambda f, _text: feedback.setProgress(100.0 * f), is_cancelled=feedback.isCanceled)
             write_grown(grown, out)
         details = QgsProcessingContext.LayerDetails("Grown training polygons", context.project(), "OUTPUT")
+        card = wand_card(self.parameterAsFile(parameters, "CHECKPOINT", context) or None)
+        post = ClassesPostProcessor(field, card)
+        self._post_processors.append(post)  # QGIS holds no reference: it must outlive this call
+        details.setPostProcessor(post)
         context.addLayerToLoadOnCompletion(out, details)
         for k, line in enumerate(summary_lines(grown, tolerance)):
             (feedback.pushInfo if k == 0 else feedback.pushWarning)(line)

@@ -55,3 +55,30 @@ def test_grow_polygons_refuses_a_missing_field_and_has_help(claire_plugin, tmp_p
     assert [p.name() for p in alg.parameterDefinitions() if not p.help()] == []
     assert not (tmp_path / "x.gpkg").exists()
     assert np.isfinite(alg.parameterDefinition("TOLERANCE").defaultValue())
+
+
+def test_grown_polygons_are_coloured_as_the_checkpoints_classes(claire_plugin, tmp_path, tiny_checkpoint,
+                                                                 tiny_classes):
+    import processing
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingContext, QgsProject, QgsVectorLayer
+
+    from claire.models.checkpoint import read_card
+
+    o, s, points = _inputs(tmp_path)
+    out = str(tmp_path / "grown.gpkg")
+    context = QgsProcessingContext()
+    processing.run("claire:grow_polygons", {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "cover",
+                                            "CHECKPOINT": tiny_checkpoint, "OUTPUT": out}, context=context)
+    details = context.layersToLoadOnCompletion()[out]
+    layer = QgsVectorLayer(out, "grown", "ogr")
+    QgsProject.instance().addMapLayer(layer)  # the project owns it: freed before QGIS exits
+    assert details.postProcessor() is not None  # held by the algorithm, which QGIS's dialog keeps until it loads
+    from claire.claire_plugin.processing.common import ClassesPostProcessor
+
+    ClassesPostProcessor("cover", read_card(tiny_checkpoint)).postProcessLayer(layer, None, None)
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "cover"
+    colours = {c["name"]: c["color"] for c in tiny_classes}
+    assert {c.value(): c.symbol().color().name() for c in renderer.categories()} == \
+        {"built area": colours["built area"], "water": colours["water"]}
+    QgsProject.instance().removeMapLayer(layer.id())

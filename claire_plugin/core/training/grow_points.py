@@ -37,7 +37,7 @@ class GrownPolygons:
         return out
 
 
-def _card(checkpoint: Optional[str]) -> dict:
+def wand_card(checkpoint: Optional[str]) -> dict:
     """The card whose normalisation the wand measures distances in (a forest's: the bundled network's)."""
     import os
 
@@ -65,7 +65,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
         raise ClaireError(f"the tolerance must be above 0 and the width at least 3 px (got {tolerance} and "
                           f"{max_width}); the defaults are {TOLERANCE:g} and {MAX_WIDTH}")
     out = GrownPolygons(field=field_name)
-    with Scene(optical, sar, _card(checkpoint), sar_units=sar_units) as scene:
+    with Scene(optical, sar, wand_card(checkpoint), sar_units=sar_units) as scene:
         features, source = read_vector_features(points, scene.opt, field_name, None, layer)
         if source["geometry"] != "point":
             raise ClaireError(f"{points!r} holds polygons, not points: they are training polygons already (give "
