@@ -49,6 +49,11 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
     HELP: Dict[str, str] = {}  # parameter name -> help text (shown in the help list and as tooltips)
     ADVANCED: FrozenSet[str] = frozenset()  # parameters shown under "Advanced parameters"
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: layer post-processors of this run: QGIS keeps only a C++ pointer, so the Python objects live here
+        self._post_processors: List[object] = []
+
     def group(self) -> str:
         return "Land cover"
 

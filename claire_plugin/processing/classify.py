@@ -1,7 +1,7 @@
 """`claire:classify`: optical + SAR raster → styled land-cover GeoTIFF, with per-class metrics."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from qgis.core import (
     QgsProcessingOutputNumber,
@@ -14,7 +14,6 @@ from qgis.core import (
 
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
-    LandCoverPostProcessor,
     RasterFileParameter,
     extent_in,
     metrics_json,
@@ -60,10 +59,6 @@ class ClassifyAlgorithm(ClaireAlgorithm):
     INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
              "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
              "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._post_processors: List[LandCoverPostProcessor] = []
 
     def name(self) -> str:
         return "classify"

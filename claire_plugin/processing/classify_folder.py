@@ -52,10 +52,6 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
              "few bands…) is recorded with its reason and the batch carries on. The results give the counts, the "
              "outputs and the failures; a summary JSON and CSV are written to the output folder.")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._post_processors: List[LandCoverPostProcessor] = []
-
     def name(self) -> str:
         return "classify_folder"
 

@@ -16,6 +16,7 @@ from qgis.core import (
 )
 
 from ..layers.layers import layer_file as gui_layer_file
+from ..layers.layers import vector_file
 from ..layers.style import apply_landcover_style, classes_from_raster
 
 
@@ -58,6 +59,15 @@ def raster_path(alg, parameters: dict, name: str, context) -> str:
     if isinstance(value, str) and os.path.isfile(value):
         return value
     return layer_file(alg.parameterAsRasterLayer(parameters, name, context), name)
+
+
+def vector_path(alg, parameters: dict, name: str, context) -> Tuple[str, Optional[str]]:
+    """(file, layer name inside it) of vector-layer parameter `name` (layers.layers.vector_file);
+    QgsProcessingException naming the parameter and the fix when it is not a file layer."""
+    path, layer, problem = vector_file(alg.parameterAsVectorLayer(parameters, name, context))
+    if problem:
+        raise QgsProcessingException(f"{name}: {problem}.")
+    return path, layer
 
 
 def extent_in(alg, parameters: dict, name: str, context, raster: str) -> Optional[Tuple[float, ...]]:

@@ -2,7 +2,7 @@
 tab's magic wand, for a whole point layer)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from qgis.core import (
     QgsProcessing,
@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
 from .base import ClaireAlgorithm, engine_errors
-from .common import ClassesPostProcessor, RasterFileParameter, raster_path
+from .common import ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
 
 HELP = {
     "OPTICAL": "The optical raster the polygons are grown over (and that you will train on).",
@@ -50,10 +50,6 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
              "one polygon with the point's class. Points are taken in feature order; a polygon never takes the "
              "pixels of an earlier one, and points that give no polygon are listed with the reason.")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._post_processors: List[Any] = []
-
     def name(self) -> str:
         return "grow_polygons"
 
@@ -81,11 +77,8 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.training.grow_points import grow_from_points, summary_lines, wand_card, write_grown
-        from ..layers.layers import vector_file
 
-        points, layer, problem = vector_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
-        if problem:
-            raise QgsProcessingException(f"POINTS: {problem}.")
+        points, layer = vector_path(self, parameters, "POINTS", context)
         field = self.parameterAsString(parameters, "FIELD", context)
         if not field:
             raise QgsProcessingException("FIELD: choose the field of POINTS that holds the class.")

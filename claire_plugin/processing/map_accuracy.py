@@ -7,7 +7,6 @@ from typing import Any, Dict, Optional
 
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
@@ -17,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, raster_path
+from .common import RasterFileParameter, raster_path, vector_path
 
 SAMPLE_HELP = {
     "MAP": "The classified map (integer class raster, e.g. the output of Classify land cover).",
@@ -109,12 +108,9 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         from ..core.area_estimate import accuracy_table
         from ..core.io.atomic import json_default, write_json
         from ..core.map_accuracy import evaluate_points
-        from ..layers.layers import vector_file
 
         path = raster_path(self, parameters, "MAP", context)
-        points, sub, problem = vector_file(self.parameterAsVectorLayer(parameters, "POINTS", context))
-        if problem:
-            raise QgsProcessingException(f"POINTS: {problem}.")
+        points, sub = vector_path(self, parameters, "POINTS", context)
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, raster_path
+from .common import RasterFileParameter, raster_path, vector_path
 
 HELP = {
     "MAP": "The classified map (e.g. Classify land cover with the checkpoint a training run wrote).",
@@ -69,16 +69,13 @@ class SuggestAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.suggest import suggest, summary_lines, write_places
-        from ..layers.layers import vector_file
 
         path = raster_path(self, parameters, "MAP", context)
         second = raster_path(self, parameters, "SECOND", context) if parameters.get("SECOND") else None
         conf = raster_path(self, parameters, "CONFIDENCE", context) if parameters.get("CONFIDENCE") else None
         labels = layer = field = None
         if parameters.get("LABELS"):
-            labels, layer, problem = vector_file(self.parameterAsVectorLayer(parameters, "LABELS", context))
-            if problem:
-                raise QgsProcessingException(f"LABELS: {problem}.")
+            labels, layer = vector_path(self, parameters, "LABELS", context)
             field = self.parameterAsString(parameters, "FIELD", context)
             if not field:
                 raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class.")

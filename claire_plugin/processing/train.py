@@ -2,7 +2,7 @@
 polygons, beside a random forest and the untuned checkpoint; optionally classify the scene with it."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from qgis.core import (
     QgsProcessing,
@@ -20,7 +20,14 @@ from qgis.core import (
 
 from ..core.inputs.units import SAR_UNITS
 from .base import ClaireAlgorithm, engine_errors
-from .common import TRAIN_FLAG_TO_PARAMETER, RasterFileParameter, progress_bridge, raster_path, style_classified
+from .common import (
+    TRAIN_FLAG_TO_PARAMETER,
+    RasterFileParameter,
+    progress_bridge,
+    raster_path,
+    style_classified,
+    vector_path,
+)
 from .options import DEVICES, RUN_HELP
 
 HELP = {
@@ -84,10 +91,6 @@ class TrainAlgorithm(ClaireAlgorithm):
              "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
              "map accuracy estimate.")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._post_processors: List[Any] = []
-
     def name(self) -> str:
         return "train"
 
@@ -135,8 +138,6 @@ class TrainAlgorithm(ClaireAlgorithm):
 
     def _labels(self, parameters, context):
         """(labels path, layer name, field) from LABELS + FIELD or LABEL_RASTER (exactly one)."""
-        from ..layers.layers import vector_file
-
         has_vector, has_raster = bool(parameters.get("LABELS")), bool(parameters.get("LABEL_RASTER"))
         if has_vector == has_raster:
             raise QgsProcessingException("LABELS / LABEL_RASTER: give either training polygons (LABELS with its "
@@ -144,9 +145,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         if has_raster:
             return raster_path(self, parameters, "LABEL_RASTER", context), \
                 None, None
-        path, layer_name, problem = vector_file(self.parameterAsVectorLayer(parameters, "LABELS", context))
-        if problem:
-            raise QgsProcessingException(f"LABELS: {problem}.")
+        path, layer_name = vector_path(self, parameters, "LABELS", context)
         field = self.parameterAsString(parameters, "FIELD", context)
         if not field:
             raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class (codes or names).")
@@ -154,14 +153,9 @@ class TrainAlgorithm(ClaireAlgorithm):
 
     def _validation(self, parameters, context) -> Tuple[Optional[str], Optional[str]]:
         """(file, layer name inside it) of VALIDATION; (None, None) without one."""
-        from ..layers.layers import vector_file
-
         if not parameters.get("VALIDATION"):
             return None, None
-        path, layer_name, problem = vector_file(self.parameterAsVectorLayer(parameters, "VALIDATION", context))
-        if problem:
-            raise QgsProcessingException(f"VALIDATION: {problem}.")
-        return path, layer_name
+        return vector_path(self, parameters, "VALIDATION", context)
 
     def build_params(self, parameters, context):
         """PolygonTrainParams from the parameters (layers resolved to files here, on the algorithm's thread)."""
