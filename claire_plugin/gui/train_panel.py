@@ -368,7 +368,7 @@ class TrainPanel(QWidget):
         """Grow a region at `point` (in `crs`) and add it to the training layer; the new feature id, or None
         with the reason in the status line."""
         from ..core.errors import ClaireError
-        from .picker import bundled_checkpoint, read_card_safely
+        from ..core.training.wand import normalisation_card
         from .wand import add_region, field_value
 
         layer, field = self.labels.currentLayer(), self.field.currentField()
@@ -381,10 +381,7 @@ class TrainPanel(QWidget):
                 paths[what], err = layer_file(combo.currentLayer())
                 if err:
                     raise ClaireError(f"{what}: {err}.")
-            card, key = self.picker.card(), self.picker.checkpointPath()
-            if not card or card.get("arch") in (FOREST, ENSEMBLE):  # the normalisation comes from a network
-                key = bundled_checkpoint()
-                card = read_card_safely(key)
+            card, key = normalisation_card(self.picker.card()), self.picker.checkpointPath()
             QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # the first click opens the scene (seconds)
             try:
                 scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())

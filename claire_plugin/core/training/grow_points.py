@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CancelledError, ClaireError
-from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region
+from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region, normalisation_card
 
 LAYER = "training"
 SOURCE_FID = "source_fid"
@@ -38,18 +38,15 @@ class GrownPolygons:
 
 
 def wand_card(checkpoint: Optional[str]) -> dict:
-    """The card whose normalisation the wand measures distances in (a forest's: the bundled network's)."""
+    """The normalisation card of `checkpoint` (None: the bundled one; see wand.normalisation_card)."""
     import os
 
-    from ....models.card_schema import ENSEMBLE, FOREST
     from ....models.checkpoint import read_card
-    from ...paths import DEFAULT_CHECKPOINT
 
     if checkpoint and not os.path.exists(checkpoint):
         raise ClaireError(f"checkpoint {checkpoint} does not exist; give an existing .safetensors file, or none for "
                           f"the bundled one")
-    card = read_card(checkpoint or DEFAULT_CHECKPOINT)
-    return read_card(DEFAULT_CHECKPOINT) if card.get("arch") in (FOREST, ENSEMBLE) else card
+    return normalisation_card(read_card(checkpoint) if checkpoint else None)
 
 
 def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer: Optional[str] = None,

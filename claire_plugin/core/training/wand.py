@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +42,16 @@ class Region:
     def pixels(self) -> int:
         """Number of pixels in the region."""
         return int(self.mask.sum())
+
+
+def normalisation_card(card: Optional[dict]) -> dict:
+    """The card whose normalisation the wand measures distances in: `card` when it is a network's, else (none,
+    a random forest's, an averaged model's) the bundled network's."""
+    from ....models.card_schema import ENSEMBLE, FOREST
+    from ....models.checkpoint import read_card
+    from ...paths import DEFAULT_CHECKPOINT
+
+    return card if card and card.get("arch") not in (FOREST, ENSEMBLE) else read_card(DEFAULT_CHECKPOINT)
 
 
 def distance_to_seed(feats: np.ndarray, bad: np.ndarray, r: int, c: int) -> np.ndarray:
