@@ -8,6 +8,8 @@ import math
 import re
 from typing import Any, Dict, Optional
 
+from .macroclass import macroclass_problem
+
 #: Deepest nesting of lists and objects a card may have (the real one has 4; JSON bombs have thousands).
 MAX_DEPTH = 12
 MAX_CLASSES = 255  # class values are stored in a uint8 raster beside the nodata value
@@ -93,6 +95,9 @@ def _check(card: Any) -> None:
         t = _num(cal.get("temperature"), "calibration.temperature")
         if not 1.0 <= t <= 100.0:
             raise CardSchemaError(f"the card's calibration.temperature is {t:g}, outside 1..100")
+    problem = macroclass_problem(card)
+    if problem:
+        raise CardSchemaError(problem)
 
 
 def model_title(card: Dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .card_schema import card_problem
 
@@ -249,14 +249,16 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
 
 
 def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,
-               training: Dict, metrics: Dict, tile_size: int = 256, context: int = 128) -> Dict[str, Any]:
+               training: Dict, metrics: Dict, tile_size: int = 256, context: int = 128,
+               macroclasses: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Model card per docs/architecture.md; `classes` are records with value, name and color. `tile_size` and
-    `context`: the tiling its metrics were evaluated with (models.predict.predict_arrays)."""
+    `context`: the tiling its metrics were evaluated with (models.predict.predict_arrays). `macroclasses`: the
+    card's macroclass entries (models.macroclass), left out when None."""
     import datetime as _dt
 
     from . import __version__
 
-    return {
+    card = {
         "format": FORMAT, "arch": arch, "size": size, "config": config,
         "classes": [{"index": i, "value": int(c.value), "name": c.name, **({"color": c.color} if c.color else {})}
                     for i, c in enumerate(classes)],
@@ -265,6 +267,9 @@ def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: 
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "claire_version": __version__,
     }
+    if macroclasses is not None:
+        card["macroclasses"] = macroclasses
+    return card
 
 
 def nodata_for(classes, wanted: int) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ...models.macroclass import LEVELS
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, RUNTIMES, RunOptions, parse_bands
@@ -45,6 +46,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "eager and found faster on this machine, else eager), eager, compiled (torch.compile) "
                              "or aot (an ahead-of-time package built once per machine, cached; on CPUs with bfloat16 "
                              "instructions a bfloat16 one too, the faster checked one used)")
+    parser.add_argument("--level", default="class", choices=list(LEVELS),
+                        help="map the checkpoint's classes, or its macroclasses (a checkpoint trained with "
+                             "--macro-field): each pixel gets the macroclass whose classes' probabilities sum highest")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -57,4 +61,4 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         tile_size=args.tile_size, context=args.context, batch_size=args.batch_size, device=args.device,
         threads=args.threads, sar_units=args.sar_units,
-        runtime=args.runtime)
+        runtime=args.runtime, level=args.level)

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labels", default=None, help="polygon or point layer (any OGR format) or a label raster")
     g.add_argument("--field", default=None, help="field of --labels holding the class (integer code or name)")
     g.add_argument("--name-field", default=None, help="optional field with the class names of integer codes")
+    g.add_argument("--macro-field", default=None,
+                   help="optional field with each class's macroclass (SCP's MC ID, codes or names; a class in one "
+                        "macroclass): the network learns the classes, the report scores both levels, and "
+                        "`claire classify --level macroclass` maps the macroclasses")
     g.add_argument("--label-layer", default=None, help="layer of a multi-layer vector file (default: the first)")
     g.add_argument("--validation", default=None,
                    help="separate validation layer (same field and classes); default: hold out polygons")
@@ -69,7 +73,7 @@ def params_from_args(args: argparse.Namespace):
         cfg = replace(cfg, average_last=args.average_last)
     return PolygonTrainParams(
         optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
-        name_field=args.name_field, layer=args.label_layer, validation=args.validation,
+        name_field=args.name_field, macro_field=args.macro_field, layer=args.label_layer, validation=args.validation,
         validation_layer=args.validation_layer,
         checkpoint=args.checkpoint, report=args.report,
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
@@ -103,9 +107,9 @@ def summary_table(report: Dict[str, Any]) -> str:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
         lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
                      f"{pixel:.3f} vs held-out polygons {polygon:.3f}")
-    from ..core.training.scorecard import verdicts
+    from ..core.training.scorecard import macroclass_lines, verdicts
 
-    lines += verdicts(report)
+    lines += macroclass_lines(report) + verdicts(report)
     return "\n".join(lines)
 
 

@@ -51,6 +51,7 @@ class ClassifyParams:
     extent: Optional[Tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the optical CRS:
     # outputs cover only the pixels it touches (a preview of the visible map), with the whole run's values
     runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
+    level: str = "class"  # class | macroclass: the map of the card's classes or of its macroclasses
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:
@@ -93,6 +94,7 @@ class RunOptions:
     device: str = DEFAULT_DEVICE
     threads: Optional[int] = None
     runtime: str = DEFAULT_RUNTIME
+    level: str = "class"  # class | macroclass (models.macroclass.LEVELS)
 
     def params(self, optical: str, sar: str, output: str, **outputs: Optional[str]) -> ClassifyParams:
         """ClassifyParams for one pair; `outputs` are the optional extras (confidence, reliance, report...)."""
@@ -103,13 +105,14 @@ def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[Lis
                 sar_bands: Optional[List[int]] = None, optical_offset: Optional[float] = None,
                 tile_size: Optional[int] = None, context: Optional[int] = None, batch_size: Optional[int] = None,
                 device: Optional[str] = None, threads: Optional[int] = None,
-                sar_units: Optional[str] = None, runtime: Optional[str] = None) -> RunOptions:
+                sar_units: Optional[str] = None, runtime: Optional[str] = None,
+                level: Optional[str] = None) -> RunOptions:
     """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> default,
     context -1 -> default (other negatives reach the engine's check), batch empty or 0 -> auto, device '' -> auto,
-    SAR units '' -> auto, runtime '' -> auto."""
+    SAR units '' -> auto, runtime '' -> auto, level '' -> class."""
     return RunOptions(
         checkpoint=checkpoint or None, optical_bands=optical_bands or None, sar_bands=sar_bands or None,
         optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
         context=None if context in (None, FROM_CARD) else context,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
-        threads=threads, runtime=runtime or DEFAULT_RUNTIME)
+        threads=threads, runtime=runtime or DEFAULT_RUNTIME, level=level or "class")

@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
 from ..layers.layers import add_to_project, layer_file, result_layers
@@ -165,6 +166,11 @@ class ClaireDock(QgsDockWidget):
                                 "torch.compile (about 30 s per session); aot: built once (minutes, needs a C++ "
                                 "compiler; a bfloat16 one too where the CPU has bfloat16 instructions), then "
                                 "cached.")
+        self.level = compact_combo(QComboBox(page))
+        self.level.addItems(list(LEVELS))
+        self.level.setToolTip("class: map the checkpoint's classes. macroclass: map its macroclasses (a checkpoint "
+                              "trained with a macroclass field): each pixel gets the macroclass whose classes' "
+                              "probabilities sum highest.")
         outputs_row = self._build_output_switches(page)
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
@@ -179,7 +185,7 @@ class ClaireDock(QgsDockWidget):
         form = narrow_form()
         for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
                               ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
-                              ("Runtime", self.runtime)):
+                              ("Runtime", self.runtime), ("Map level", self.level)):
             form.addRow(label, widget)
         form.addRow(QLabel("Also write", page))
         form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
@@ -364,7 +370,8 @@ class ClaireDock(QgsDockWidget):
             sar_bands=parse_band_list(self.sar_bands.text(), "SAR bands"),
             optical_offset=parse_offset(self.optical_offset.text()), tile_size=self.tile_size.value(),
             context=self.context.value(), batch_size=self.batch.value(), device=self.device.currentText(),
-            sar_units=self.sar_units.currentText(), runtime=self.runtime.currentText())
+            sar_units=self.sar_units.currentText(), runtime=self.runtime.currentText(),
+            level=self.level.currentText())
         return options.params(
             optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,

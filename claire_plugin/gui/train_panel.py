@@ -125,6 +125,13 @@ class TrainPanel(QWidget):
         self.field = compact_combo(QgsFieldComboBox(box))
         kinds = QgsFieldProxyModel.Filter
         self.field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
+        self.macro_field = compact_combo(QgsFieldComboBox(box))
+        self.macro_field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
+        self.macro_field.setAllowEmptyFieldName(True)
+        self.macro_field.setToolTip("Optional: a field with each class's macroclass (e.g. 'clear water' and 'turbid "
+                                    "water' in 'water'; every polygon of a class in the same one). The network "
+                                    "learns the classes, the report scores the macroclasses too, and Options > Map "
+                                    "level 'macroclass' maps them.")
         self.validation = compact_combo(QgsMapLayerComboBox(box))
         self.validation.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer
                                    | QgsMapLayerProxyModel.Filter.PointLayer)
@@ -142,6 +149,7 @@ class TrainPanel(QWidget):
         self.tally.setToolTip("Training needs at least 3 polygons (or points) of every class, whole ones on both sides "
                               "of the held-out split; counted from the layer as it is, unsaved edits included.")
         form.addRow(self.tally)
+        form.addRow("Macroclass", self.macro_field)
         self._build_wand(box)
         form.addRow(self.wand_button)
         form.addRow("Wand class", self.wand_class)
@@ -295,6 +303,8 @@ class TrainPanel(QWidget):
 
     def _labels_changed(self, layer) -> None:
         self.field.setLayer(layer)
+        self.macro_field.setLayer(layer)
+        self.macro_field.setField("")
         if layer is not None and layer.fields().indexOf("class") >= 0:
             self.field.setField("class")
         self._refresh_wand_classes()
@@ -447,6 +457,7 @@ class TrainPanel(QWidget):
                              device=self.device.currentText())
         return PolygonTrainParams(optical=paths["Optical"], sar=paths["SAR"], labels=labels,
                                   field=self.field.currentField(), layer=layer_name, output=out,
+                                  macro_field=self.macro_field.currentField() or None,
                                   validation=validation, validation_layer=validation_layer,
                                   checkpoint=self.picker.checkpointPath() or None,
                                   report=os.path.splitext(out)[0] + "_report.json",

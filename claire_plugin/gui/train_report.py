@@ -58,6 +58,19 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     return [text + ".</p>"]
 
 
+def _macroclass_html(report: Dict[str, Any]) -> List[str]:
+    """The macroclass level (clear held-out polygons) and what each macroclass groups; [] without one."""
+    macro = report.get("macroclasses")
+    if not macro:
+        return []
+    e = html.escape
+    groups = "; ".join(f"{e(m['name'])} = {e(', '.join(m['classes']))}" for m in macro["classes"])
+    rows = "".join(_rows({**report, "arms": macro["arms"]}, "clear"))
+    return [f"<p><b>Macroclasses</b> (field {e(macro['field'])}), held-out polygons</p><table cellspacing='0' "
+            f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"
+            f"<p class='muted'>{groups}. Options &gt; Map level 'macroclass' maps them.</p>"]
+
+
 def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
     """HTML of a training report for the Train tab."""
     e = html.escape
@@ -71,6 +84,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
+    parts += _macroclass_html(report)
     from ..core.training.scorecard import verdicts, weight_phrase
 
     for verdict in verdicts(report):

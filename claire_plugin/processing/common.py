@@ -120,7 +120,7 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--minutes": "MINUTES", "--epochs": "EPOCHS", "--labels": "LABELS", "--field": "FIELD",
                      "--validation": "VALIDATION", "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
                      "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES",
-                     "--runtime": "RUNTIME", "--unfamiliar": "UNFAMILIAR",
+                     "--runtime": "RUNTIME", "--level": "LEVEL", "--unfamiliar": "UNFAMILIAR",
                      "--explainer": "the explainer model folder (CLAIRE's settings in the dock)",
                      "`claire classify --summary-json`": "a CLAIRE classification",
                      "--lr": _cli_only("the learning rate"), "--weight-decay": _cli_only("the weight decay"),

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, FROM_CARD, RUNTIMES, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
@@ -43,15 +44,17 @@ RUN_HELP = {
     "(about 30 s of compiling per process); aot: build (minutes, needs a C++ compiler) or reuse the cached "
     "package, and on CPUs with bfloat16 instructions a bfloat16 one beside it (the faster is used). Each is "
     "checked against eager before it is used.",
+    "LEVEL": "class: map the checkpoint's classes. macroclass: map its macroclasses (a checkpoint trained with a "
+    "macroclass field): each pixel gets the macroclass whose classes' probabilities sum highest.",
 }
 
 #: The run options, all shown under "Advanced parameters".
-RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT"}
+RUN_ADVANCED = frozenset(RUN_HELP) - {"CHECKPOINT", "LEVEL"}
 
 
 def run_parameters() -> List[QgsProcessingParameterDefinition]:
     """CHECKPOINT, OPTICAL_BANDS, SAR_BANDS, OPTICAL_OFFSET, SAR_UNITS, TILE_SIZE, CONTEXT, BATCH_SIZE and
-    DEVICE and RUNTIME."""
+    DEVICE, RUNTIME and LEVEL."""
     return [
         QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
                                    optional=True),
@@ -67,6 +70,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
                                      maxValue=256),
         QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
         QgsProcessingParameterEnum("RUNTIME", "Runtime", options=list(RUNTIMES), defaultValue=0),
+        QgsProcessingParameterEnum("LEVEL", "Map level", options=list(LEVELS), defaultValue=0),
     ]
 
 
@@ -89,4 +93,5 @@ def run_options(alg, parameters, context) -> RunOptions:
         batch_size=alg.parameterAsInt(parameters, "BATCH_SIZE", context),
         device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
         sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)],
-        runtime=RUNTIMES[alg.parameterAsEnum(parameters, "RUNTIME", context)] if "RUNTIME" in parameters else None)
+        runtime=RUNTIMES[alg.parameterAsEnum(parameters, "RUNTIME", context)] if "RUNTIME" in parameters else None,
+        level=LEVELS[alg.parameterAsEnum(parameters, "LEVEL", context)] if "LEVEL" in parameters else None)

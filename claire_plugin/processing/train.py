@@ -36,6 +36,9 @@ HELP = {
     "LABELS": "Polygons or points with a class field (any file format OGR reads, e.g. a GeoPackage). Pixels "
     "outside them are ignored, never background. Give this or a label raster.",
     "FIELD": "Field of the labels holding the class: integer codes or text names.",
+    "MACRO_FIELD": "Optional field with each class's macroclass (codes or names, SCP's MC ID; every feature of a "
+    "class in the same macroclass), e.g. 'clear water' and 'turbid water' in 'water'. The network learns the "
+    "classes; the report scores the macroclasses too, and Classify land cover maps them with Level 'macroclass'.",
     "LABEL_RASTER": "Instead of polygons: a label raster (class codes; 0, 255 and its nodata are ignored).",
     "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
     "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT. Give an "
@@ -105,6 +108,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             RasterFileParameter("SAR", "SAR raster"),
             QgsProcessingParameterVectorLayer("LABELS", "Training polygons or points", vector, optional=True),
             QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
+            QgsProcessingParameterField("MACRO_FIELD", "Macroclass field (optional)", parentLayerParameterName="LABELS",
+                                        optional=True),
             RasterFileParameter("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
             QgsProcessingParameterVectorLayer("VALIDATION", "Validation polygons (optional)", vector,
                                               optional=True),
@@ -163,6 +168,10 @@ class TrainAlgorithm(ClaireAlgorithm):
         from ..core.training.polygons import PolygonTrainParams
 
         labels, layer_name, field = self._labels(parameters, context)
+        macro_field = self.parameterAsString(parameters, "MACRO_FIELD", context) or None
+        if macro_field and not parameters.get("LABELS"):
+            raise QgsProcessingException("MACRO_FIELD: macroclasses come from a field of LABELS; a label raster has "
+                                         "none. Leave MACRO_FIELD empty or give the labels as polygons.")
         validation, validation_layer = self._validation(parameters, context)
         minutes = self.parameterAsDouble(parameters, "MINUTES", context) or None
         trees = self.parameterAsInt(parameters, "RF_TREES", context)
@@ -174,7 +183,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         return PolygonTrainParams(
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
-            labels=labels, field=field, layer=layer_name, validation=validation,
+            labels=labels, field=field, macro_field=macro_field, layer=layer_name, validation=validation,
             validation_layer=validation_layer,
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
@@ -309,9 +318,9 @@ def score_lines(report: Dict[str, Any]) -> str:
     if leak:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
                      f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
-    from ..core.training.scorecard import verdicts
+    from ..core.training.scorecard import macroclass_lines, verdicts
 
-    lines += verdicts(report)
+    lines += macroclass_lines(report) + verdicts(report)
     return "\n".join(lines)
 
 

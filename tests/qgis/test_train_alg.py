@@ -199,3 +199,34 @@ def test_held_out_points_are_drawn_as_rings(claire_plugin):
     polygons = QgsVectorLayer("Polygon?crs=EPSG:32631", "held out", "memory")
     style_held_out(polygons)
     assert polygons.renderer().symbol().symbolLayer(0).strokeStyle() == Qt.PenStyle.DashLine
+
+
+def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugin, scene, tmp_path):
+    """A macroclass field (SCP's MC ID): the log scores both levels, claire:classify's LEVEL maps the macroclasses
+    with their names and colours in the style."""
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    from claire.models.checkpoint import read_card
+    from claire.tests.fixtures.vectors import train_features
+
+    feats = train_features()
+    macro = {"water": "wet", "crops": "land", "built area": "land"}
+    labels = write_vector(tmp_path / "mc.gpkg", feats, extra=[("mc", [macro[v] for _, v in feats])])
+    res, log, out, _, _ = _train({**scene, "LABELS": labels}, tmp_path, MACRO_FIELD="mc")
+    card = read_card(out)
+    assert [m["name"] for m in card["macroclasses"]] == ["land", "wet"]
+    assert any("macroclasses (field mc: land = built area, crops; wet = water)" in line for line in log)
+    mapped = str(tmp_path / "macro.tif")
+    processing.run("claire:classify", {"OPTICAL": scene["OPTICAL"], "SAR": scene["SAR"], "CHECKPOINT": out,
+                                       "OUTPUT": mapped, "LEVEL": 1, "DEVICE": 1})
+    with rasterio.open(mapped) as ds:
+        assert set(np.unique(ds.read(1))) <= {1, 2, ds.nodata}
+    layer = QgsRasterLayer(mapped, "macro", "gdal")  # the QML sidecar styles it
+    assert [c.label for c in layer.renderer().classes()] == ["land", "wet"]
+    del layer
+    with pytest.raises(Exception, match="this checkpoint has no macroclasses"):
+        processing.run("claire:classify", {"OPTICAL": scene["OPTICAL"], "SAR": scene["SAR"],
+                                           "CHECKPOINT": scene["CHECKPOINT"], "OUTPUT": str(tmp_path / "x.tif"),
+                                           "LEVEL": 1, "DEVICE": 1})
+    assert not os.path.exists(str(tmp_path / "x.tif"))

@@ -68,6 +68,11 @@ class RunPlan:
     keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) that are written (None: all)
     runtime: str = "eager"
     opened: list = field(default_factory=list)
+    #: a map of the card's macroclasses (models.macroclass): per model class, its macroclass (a long tensor on
+    #: the device), and the card's temperature applied before the classes' probabilities are summed
+    groups: object = None
+    group_temperature: float = 1.0
+    model_classes: int = 0  # the model's output channels (the card's classes, also at the macroclass level)
 
     @property
     def tiles_per_chunk(self) -> int:
@@ -121,6 +126,22 @@ def card_classes(card: dict) -> List[dict]:
     return classes
 
 
+def level_card(card: dict, level: str) -> Tuple[dict, Optional[np.ndarray], float]:
+    """(the card the run maps with, per model class its macroclass or None, the temperature applied before
+    the classes' probabilities are summed) for the map `level` (models.macroclass.LEVELS). ClaireError for an
+    unknown level or the macroclass level of a card without macroclasses."""
+    from ....models.macroclass import LEVELS, card_macroclasses, group_index, macro_view
+
+    if level not in LEVELS:
+        raise ClaireError(f"--level {level!r} is not a map level; choose {' or '.join(LEVELS)}")
+    if level == "class":
+        return card, None, 1.0
+    if not card_macroclasses(card):
+        raise ClaireError("--level macroclass: this checkpoint has no macroclasses; train one from polygons with a "
+                          "macroclass field (claire train --macro-field), or map its classes with --level class")
+    return macro_view(card), group_index(card), card_temperature(card)
+
+
 def class_colors(card: dict) -> Dict[int, tuple]:
     """{value: (r, g, b)} from the card's colours, generated where missing (models.palette)."""
     from ....models.palette import classes_with_colors
@@ -142,8 +163,15 @@ def reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
 def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[str], cache) -> RunPlan:
     """Everything a run needs before its first tile, its notes appended to `messages`; `cache` is the
     run's io.block_cache.CacheSize. On failure, what it opened is closed and nothing is left written."""
+    model_classes = len(card_classes(card))
+    card, groups, temperature = level_card(card, params.level)
     classes = card_classes(card)
-    plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card))
+    plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card),
+                   group_temperature=temperature, model_classes=model_classes)
+    if groups is not None:
+        import torch
+
+        plan.groups = torch.as_tensor(groups, dtype=torch.long, device=device)
     try:
         _open_inputs(plan, messages)
         _out_window(plan, messages)

@@ -335,13 +335,14 @@ class _Stream:
             with self._lock:
                 if self.has_share is None:
                     self._start_post(share is not None)
-        K = len(plan.classes)
+        K = plan.model_classes
         if logits.shape[1] != K:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar) if plan.familiar is not None else None
         kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
-        parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio)
+        parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio,
+                             None if plan.groups is None else (plan.groups, plan.group_temperature, len(plan.classes)))
         seconds = time.perf_counter() - t0
         self.phases.add("model forward, keep the cores, softmax", seconds)
         with self._lock:
@@ -415,8 +416,10 @@ def _span(keep, size: int) -> int:
     return size if keep is None else keep[1] - keep[0]
 
 
-def kept_outputs(logits, share, kept, size, ratio=None) -> list:
-    """Per tile, its kept part [K(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax),
+def kept_outputs(logits, share, kept, size, ratio=None, groups=None) -> list:
+    """Per tile, its kept part [K(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax;
+    with `groups` = (class index -> macroclass index, temperature, macroclasses) the macroclasses' instead,
+    models.macroclass.group_probabilities),
     the SAR share clipped to 0..1 and the feature distance / familiarity threshold; `kept` the (rows, cols)
     slices of each tile, `size` the tiles' (height, width). `logits` and `ratio` may be at a coarser stride
     than the tile and `share` a list of such gates (a network's `full_size=False` output): each is brought to
@@ -425,15 +428,19 @@ def kept_outputs(logits, share, kept, size, ratio=None) -> list:
     post-processing thread: docs/benchmark.md, "Why the engine is scheduled as it is")."""
     import torch
 
+    from ....models.macroclass import group_probabilities
     from ....models.networks import share_part, upsample_part
 
-    k = logits.shape[1]
+    k = logits.shape[1] if groups is None else groups[2]
     extra = int(share is not None) + int(ratio is not None)
     parts = []
     for n, (rows, cols) in enumerate(kept):
         lg = upsample_part(logits[n:n + 1], size, rows, cols)[0]
         out = torch.empty((k + extra,) + tuple(lg.shape[1:]), dtype=torch.float32, device=logits.device)
-        torch.softmax(lg.float(), dim=0, out=out[:k])  # straight into place: no concatenated copy
+        if groups is None:
+            torch.softmax(lg.float(), dim=0, out=out[:k])  # straight into place: no concatenated copy
+        else:
+            group_probabilities(torch.softmax(lg.float(), dim=0), groups[0], out[:k], groups[1])
         if isinstance(share, (list, tuple)):
             out[k:k + 1] = share_part([g[n:n + 1].float() for g in share], size, rows, cols)[0]
         elif share is not None:

@@ -67,6 +67,8 @@ class LabelSet:
     #: feature id -> digest of its geometry as stored in the layer (vector labels; core.training.split matches
     #: polygons of a validation layer that are copies of training polygons by it)
     feature_shapes: Dict[int, str] = field(default_factory=dict)
+    #: the macroclass of each class (core.training.hierarchy.Hierarchy) when the run was given a macroclass field
+    hierarchy: Optional[object] = None
 
     def counts(self) -> Dict[str, List[int]]:
         """Pixels and polygons (groups) per class index."""

@@ -20,6 +20,7 @@ from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
+from .hierarchy import read_hierarchy
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
@@ -55,6 +56,7 @@ class PolygonTrainParams:
     output: str
     field: Optional[str] = None
     name_field: Optional[str] = None
+    macro_field: Optional[str] = None  # SCP-style macroclass of each class (core.training.hierarchy)
     layer: Optional[str] = None
     validation: Optional[str] = None
     validation_layer: Optional[str] = None
@@ -314,6 +316,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
+        if params.macro_field:
+            labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
         progress(0.03, "checking the polygons' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
@@ -357,6 +361,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
+        if labels.hierarchy is not None:
+            report["macroclasses"] = labels.hierarchy.report_entry(labels.classes, arms)
         report["familiarity"] = familiar_note
         report["suspect_polygons"] = suspects
         report["spread"] = spread
@@ -442,9 +448,10 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
     }
 
 
-def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tuple[List, Dict]:
+def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tuple[List, Dict, Optional[List]]:
     """(the user's classes with the base checkpoint's colours by name, the card's metrics: arm `arm`'s
-    held-out scores, the other arms as baselines, the leakage check) of a checkpoint written by a run."""
+    held-out scores, the other arms as baselines, the leakage check, and the same at the macroclass level, the
+    card's macroclasses or None) of a checkpoint written by a run."""
     from .datasets import ClassDef
 
     colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
@@ -455,14 +462,30 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     own = headline.pop(arm)
     metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
                "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
-    return classes, metrics
+    if labels.hierarchy is None:
+        return classes, metrics, None
+    macro = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}
+             for k, conds in report["macroclasses"]["arms"].items()}
+    own = macro.pop(arm)
+    metrics["macroclass"] = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
+                             "baselines": macro}
+    return classes, metrics, labels.hierarchy.card_entries(labels.classes, colors)
+
+
+def _nodata(classes: List, macro: Optional[List[Dict[str, Any]]], base_card: dict) -> int:
+    """The output's nodata: the base card's unless a class or macroclass value uses it (checkpoint.nodata_for)."""
+    from ....models.checkpoint import nodata_for
+    from .datasets import ClassDef
+
+    taken = list(classes) + [ClassDef(m["value"], m["name"], None) for m in macro or []]
+    return nodata_for(taken, int(base_card.get("nodata", 0)))
 
 
 def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config: Dict, report: Dict) -> Dict:
     """The new checkpoint's card: classes, band order, label source, split, metrics, baseline scores."""
-    from ....models.checkpoint import build_card, nodata_for
+    from ....models.checkpoint import build_card
 
-    classes, metrics = _card_parts(base_card, labels, report, "finetuned")
+    classes, metrics, macro = _card_parts(base_card, labels, report, "finetuned")
     training = {"data": "polygons", "labels": labels.source, "split": report["split"],
                 "base_checkpoint": os.path.basename(report["training"]["base_checkpoint"]),
                 "head": report["training"]["head"], "epochs": report["training"]["epochs"],
@@ -473,8 +496,9 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
-                      nodata_for(classes, int(base_card.get("nodata", 0))), base_card["inputs"]["optical"],
-                      base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)))
+                      _nodata(classes, macro, base_card), base_card["inputs"]["optical"],
+                      base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)),
+                      macroclasses=macro)
 
 
 def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, split: Split,
@@ -486,20 +510,20 @@ def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: Labe
     if path is None or "rf_optical_sar" not in forests:
         return None
     from ....models.card_schema import FOREST
-    from ....models.checkpoint import build_card, nodata_for
+    from ....models.checkpoint import build_card
     from ....models.forest import forest_config
 
     net = forests["rf_optical_sar"][0]
-    classes, metrics = _card_parts(base_card, labels, report, "rf_optical_sar")
+    classes, metrics, macro = _card_parts(base_card, labels, report, "rf_optical_sar")
     training = {"data": "polygons", "model": "random forest (scikit-learn) on the optical and SAR values of each "
                 "pixel, the baseline of the same training run", "labels": labels.source, "split": report["split"],
                 "trees": net.trees, "training_pixels": int(min(len(split.train), params.rf_max_pixels)),
                 "max_training_pixels": params.rf_max_pixels, "seed": params.config.seed,
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar), "network_checkpoint": os.path.basename(params.output)}
-    card = build_card(FOREST, "", forest_config(net), classes, nodata_for(classes, int(base_card.get("nodata", 0))),
+    card = build_card(FOREST, "", forest_config(net), classes, _nodata(classes, macro, base_card),
                       base_card["inputs"]["optical"], base_card["inputs"]["sar"], training, metrics,
-                      int(base_card.get("tile_size", 256)))
+                      int(base_card.get("tile_size", 256)), macroclasses=macro)
     card["familiarity"] = None
     report["forest_checkpoint"] = path
     return net, card
@@ -518,7 +542,7 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
     from ....models.ensemble import ensemble_config
     from ....models.forest import forest_config
 
-    classes, metrics = _card_parts(base_card, labels, report, "ensemble")
+    classes, metrics, macro = _card_parts(base_card, labels, report, "ensemble")
     net_cfg = model_config(card)
     training = {"data": "polygons", "model": "the fine-tuned network and the random forest of the same run, class "
                 f"probabilities averaged: the forest's weight {ens.forest_weight:g} at clear pixels, falling to 0 "
@@ -532,7 +556,7 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
     out = build_card(ENSEMBLE, card.get("size") or "", ensemble_config(card["arch"], net_cfg,
                                                                        forest_config(ens.forest), ens.forest_weight),
                      classes, card["nodata"], card["inputs"]["optical"], card["inputs"]["sar"], training, metrics,
-                     int(card.get("tile_size", 256)))
+                     int(card.get("tile_size", 256)), macroclasses=macro)
     out["familiarity"] = card.get("familiarity")
     weight = report.get("ensemble_weight") or {}
     if weight.get("calibration") is not None:

@@ -196,16 +196,36 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
     return text
 
 
+def macroclass_lines(report: Dict[str, Any]) -> List[str]:
+    """The macroclass level of a report in plain text: one line per arm (macro-F1 / OA on the clear held-out
+    polygons); [] for a run without macroclasses."""
+    macro = report.get("macroclasses")
+    if not macro:
+        return []
+    level = {**report, "arms": macro["arms"]}
+    lines = [f"macroclasses (field {macro['field']}: "
+             + "; ".join(f"{m['name']} = {', '.join(m['classes'])}" for m in macro["classes"])
+             + "), held-out polygons, clear:"]
+    for arm in ordered_arms(level):
+        m = macro["arms"][arm]["clear"]
+        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
+    return lines
+
+
 def score(pred: np.ndarray, ref: LabelPixels, classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     """Confusion matrix (rows = reference), OA, kappa, mIoU, macro-F1 and per-class scores of `pred`
     (class indices; -1 = no prediction, left out and counted) at the pixels of `ref`."""
-    k = len(classes)
-    cm = confusion_matrix(pred, ref.cls.astype(np.int64), k)
-    m = metrics_from_confusion(cm, [c.name for c in classes])
+    cm = confusion_matrix(pred, ref.cls.astype(np.int64), len(classes))
+    return score_confusion(cm, [c.name for c in classes], int((np.asarray(pred) < 0).sum()))
+
+
+def score_confusion(cm: np.ndarray, names: Sequence[str], unscored: int = 0) -> Dict[str, Any]:
+    """`score`'s result from a confusion matrix (rows = reference) and its class names."""
+    m = metrics_from_confusion(cm, names)
     m["macro_f1"] = macro_f1(m)
-    m["confusion"] = cm.tolist()
-    m["pixels"] = int(cm.sum())
-    m["unscored_pixels"] = int((np.asarray(pred) < 0).sum())
+    m["confusion"] = np.asarray(cm).tolist()
+    m["pixels"] = int(np.asarray(cm).sum())
+    m["unscored_pixels"] = int(unscored)
     return _round(m)
 
 
@@ -349,4 +369,30 @@ def render_html(report: Dict[str, Any]) -> str:
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
             parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
+    parts += _macroclass_html(report)
     return "\n".join(parts)
+
+
+def _macroclass_html(report: Dict[str, Any]) -> List[str]:
+    """The macroclass level of the report (core.training.hierarchy): which classes each groups, the scores side
+    by side and the fine-tuned network's confusion matrix; [] for a run without macroclasses."""
+    macro = report.get("macroclasses")
+    if not macro:
+        return []
+    groups = "".join(f"<tr><td>{_e(m['name'])}</td><td>{m['code']}</td><td>{_e(', '.join(m['classes']))}</td></tr>"
+                     for m in macro["classes"])
+    level = {**report, "arms": macro["arms"]}
+    rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+                   f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
+                   for arm in ordered_arms(level) for cond, m in macro["arms"][arm].items())
+    names = [m["name"] for m in macro["classes"]]
+    out = [f"<h2>Macroclasses (field {_e(macro['field'])})</h2><p>Each class belongs to one macroclass; the network "
+           "learns the classes, and these scores count a pixel right when its class is in the right macroclass (the "
+           "confusion matrices above summed). Classify with the level 'macroclass' to map them.</p>"
+           f"<table><tr><th>macroclass</th><th>code</th><th>classes</th></tr>{groups}</table>"
+           "<table><tr><th>model</th><th>optical input</th><th>macro-F1</th><th>OA</th><th>kappa</th><th>mIoU</th>"
+           f"<th>pixels</th></tr>{rows}</table>"]
+    for arm in [a for a in ("finetuned",) if a in macro["arms"]]:
+        for cond, m in macro["arms"][arm].items():
+            out.append(f"<h3>Macroclasses: {_e(ARM_TITLES[arm])}, {_e(cond)}</h3>{_confusion_html(m, names)}")
+    return out

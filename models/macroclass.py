@@ -1,0 +1,102 @@
+"""Macroclasses (SCP's MC ID / C ID): a checkpoint's classes grouped into coarser classes, e.g. "clear water"
+and "turbid water" into "water". The network learns the classes; a map at the macroclass level gives each
+pixel the macroclass whose classes' (calibrated) probabilities sum highest, so spectrally distinct materials
+of one cover type are learned apart and mapped together.
+
+The card holds them as `macroclasses`: [{"index", "value", "name", "color", "classes": [class values]}],
+every class in exactly one macroclass, and their held-out scores as `metrics["macroclass"]`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+#: The levels a map can be made at: the checkpoint's classes, or its macroclasses where the card has them.
+LEVELS = ("class", "macroclass")
+
+
+def card_macroclasses(card: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The card's macroclasses in index order; [] for a card without a hierarchy."""
+    raw = card.get("macroclasses") or []
+    return sorted(raw, key=lambda m: int(m.get("index", 0))) if isinstance(raw, list) else []
+
+
+def macroclass_problem(card: Dict[str, Any]) -> Optional[str]:
+    """The first problem of the card's `macroclasses` as a phrase, None when absent or usable: each entry an
+    object with an index in order, a value 0..254 other than nodata and not repeated, a name, and classes
+    that are the card's class values, each class in exactly one macroclass."""
+    raw = card.get("macroclasses")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        return "the card's macroclasses is not a non-empty list"
+    class_values = [c.get("value") for c in card.get("classes") or [] if isinstance(c, dict)]
+    seen_values, owner = set(), {}
+    nodata = card.get("nodata", 0)
+    for i, m in enumerate(raw):
+        where = f"macroclasses[{i}]"
+        if not isinstance(m, dict) or m.get("index", i) != i:
+            return f"the card's {where} is not an object with index {i}"
+        value = m.get("value")
+        if not isinstance(value, int) or not 0 <= value <= 254 or value == nodata or value in seen_values:
+            return f"the card's {where}.value {value!r} is not a free value 0..254 (nodata {nodata})"
+        seen_values.add(value)
+        if not isinstance(m.get("name"), str):
+            return f"the card's {where}.name is not text"
+        members = m.get("classes")
+        if not isinstance(members, list) or not members:
+            return f"the card's {where}.classes is not a non-empty list of class values"
+        for v in members:
+            if v not in class_values:
+                return f"the card's {where}.classes holds {v!r}, which is not one of the card's class values"
+            if v in owner:
+                return f"class value {v} is in macroclasses {owner[v]} and {i}; a class belongs to one macroclass"
+            owner[v] = i
+    missing = [v for v in class_values if v not in owner]
+    if missing:
+        return f"class value(s) {', '.join(map(str, missing))} are in no macroclass of the card"
+    return None
+
+
+def group_index(card: Dict[str, Any]) -> np.ndarray:
+    """Per class index (the model's output channel), the index of its macroclass; int64."""
+    by_value = {int(v): int(m["index"]) for m in card_macroclasses(card) for v in m["classes"]}
+    classes = sorted(card.get("classes") or [], key=lambda c: int(c["index"]))
+    return np.array([by_value[int(c["value"])] for c in classes], dtype=np.int64)
+
+
+def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of `card` that describes a map at the macroclass level: its classes are the macroclasses, its
+    metrics their held-out scores, no calibration (the temperature is applied to the class probabilities
+    before they are summed: models.macroclass.group_probabilities), and `class_groups` the class index ->
+    macroclass index. The model and its inputs are unchanged."""
+    out = {k: v for k, v in card.items() if k not in ("classes", "metrics", "calibration", "macroclasses")}
+    out["classes"] = [{k: copy.deepcopy(m[k]) for k in ("index", "value", "name", "color") if k in m}
+                      for m in card_macroclasses(card)]
+    out["metrics"] = copy.deepcopy((card.get("metrics") or {}).get("macroclass") or {})
+    out["class_groups"] = [int(g) for g in group_index(card)]
+    out["level"] = "macroclass"
+    return out
+
+
+def group_probabilities(probs, groups, out, temperature: float = 1.0):
+    """Sum the class probabilities `probs` [K, ...] (a torch tensor) into `out` [M, ...] by `groups` (a long
+    tensor, class index -> macroclass index), after tempering them with the card's calibration (softmax of
+    logits / T equals probs ** (1 / T) renormalised)."""
+    import torch
+
+    p = probs
+    if temperature != 1.0:
+        p = torch.softmax(torch.log(probs.clamp_min(1e-30)) / temperature, dim=0)
+    out.zero_()
+    out.index_add_(0, groups, p)
+    return out
+
+
+def collapse_confusion(cm: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """A class confusion matrix (rows = reference) summed into macroclass rows and columns."""
+    one_hot = np.zeros((len(groups), n_groups), dtype=np.int64)
+    one_hot[np.arange(len(groups)), groups] = 1
+    return one_hot.T @ np.asarray(cm, dtype=np.int64) @ one_hot
