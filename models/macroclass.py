@@ -60,6 +60,13 @@ def macroclass_problem(card: Dict[str, Any]) -> Optional[str]:
     return None
 
 
+def grouping_text(card: Dict[str, Any]) -> str:
+    """"land = built area, crops; water = clear water, turbid water" for the card's macroclasses ('' without)."""
+    names = {c.get("value"): str(c.get("name")) for c in card.get("classes") or []}
+    return "; ".join(f"{m['name']} = {', '.join(names.get(v, str(v)) for v in m['classes'])}"
+                     for m in card_macroclasses(card))
+
+
 def group_index(card: Dict[str, Any]) -> np.ndarray:
     """Per class index (the model's output channel), the index of its macroclass; int64."""
     by_value = {int(v): int(m["index"]) for m in card_macroclasses(card) for v in m["classes"]}

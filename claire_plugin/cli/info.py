@@ -7,6 +7,7 @@ import os
 from typing import Any, Dict
 
 from ...models.card_schema import ENSEMBLE, FOREST, model_title
+from ...models.macroclass import grouping_text
 from ..core.errors import ClaireError
 from ..paths import DEFAULT_CHECKPOINT
 
@@ -32,6 +33,8 @@ def card_summary(card: Dict[str, Any]) -> str:
     lines = [f"architecture  {model_title(card)}",
              "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
+    if grouping_text(card):
+        lines.insert(2, f"macroclasses  {grouping_text(card)} (classify --level macroclass)")
     for mod in ("optical", "sar"):
         s = (card.get("inputs") or {}).get(mod) or {}
         lines.append(f"{mod:<14}{s.get('sensor')}: {', '.join(s.get('bands', []))} ({s.get('units')}, scale "

@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...models.card_schema import model_title
+from ...models.macroclass import grouping_text
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
 from .widgets import breakable
@@ -118,6 +119,9 @@ def _classes_html(card: Dict[str, Any]) -> List[str]:
             f"<tr><td><table cellspacing='0'><tr><td width='16' height='12' bgcolor='{e(c['color'])}'>"
             f"&nbsp;</td></tr></table></td><td>{e(str(c.get('value')))}</td><td>{e(str(c.get('name')))}</td></tr>")
     parts.append(f"</table><p class='muted'>No data value: {e(str(card.get('nodata', '–')))}</p>")
+    grouped = grouping_text(card)
+    if grouped:
+        parts.append(f"<p><b>Macroclasses</b> (Options &gt; Map level 'macroclass'): {e(grouped)}</p>")
     return parts
 
 
@@ -166,7 +170,11 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
 
     e = html.escape
     parts: List[str] = []
-    for split, m in (card.get("metrics") or {}).items():
+    splits = dict(card.get("metrics") or {})
+    macro = splits.pop("macroclass", None)  # the same held-out pixels scored at the macroclass level
+    if isinstance(macro, dict):
+        splits.update({f"macroclasses, {k}": v for k, v in macro.items() if k != "baselines"})
+    for split, m in splits.items():
         if not isinstance(m, dict):
             continue
         if split == "baselines":  # a polygon run's other models on the same held-out polygons

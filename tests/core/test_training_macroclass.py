@@ -221,3 +221,24 @@ def test_cli_trains_and_maps_macroclasses(trained, tmp_path, capsys):
     rc = main(["classify", "--optical", scene["optical"], "--sar", scene["sar"], "--checkpoint", scene["checkpoint"],
                "--level", "macroclass", "--output", str(tmp_path / "map2.tif"), "--device", "cpu"])
     assert rc == 2 and "this checkpoint has no macroclasses" in capsys.readouterr().err
+
+
+def test_the_dock_report_and_the_card_summaries_show_the_macroclasses(trained):
+    from claire.claire_plugin.cli.info import card_summary
+    from claire.claire_plugin.gui.picker import card_html
+    from claire.claire_plugin.gui.train_report import report_html
+
+    scene, report, card = trained
+    text = report_html(report, str(scene["dir"] / "model.safetensors"))
+    assert "<b>Macroclasses</b> (field mc)" in text and "land = built area, crops; wet = water" in text
+    f1 = report["macroclasses"]["arms"]["finetuned"]["clear"]["macro_f1"]
+    assert f"{f1:.2f}".replace(".", ".&#8288;") in text.split("<b>Macroclasses</b>")[1]
+    assert "macroclasses  land = built area, crops; wet = water (classify --level macroclass)" in card_summary(card)
+    assert "Macroclasses</b> (Options &gt; Map level 'macroclass'): land = built area, crops; wet = water" \
+        in card_html(card)
+    plain = {k: v for k, v in card.items() if k != "macroclasses"}
+    assert "macroclasses" not in card_summary(plain) and "Macroclasses" not in card_html(plain)
+    assert "Macroclasses" not in report_html({k: v for k, v in report.items() if k != "macroclasses"}, "m.safetensors")
+    held = card["metrics"]["macroclass"]["heldout_polygons"]
+    assert f"Metrics (macroclasses, heldout_polygons)</h3><p>macro-F1 {held['macro_f1']:.3f}" in card_html(card)
+    assert "Metrics (macroclass)" not in card_html(card)

@@ -138,7 +138,7 @@ def level_card(card: dict, level: str) -> Tuple[dict, Optional[np.ndarray], floa
         return card, None, 1.0
     if not card_macroclasses(card):
         raise ClaireError("--level macroclass: this checkpoint has no macroclasses; train one from polygons with a "
-                          "macroclass field (claire train --macro-field), or map its classes with --level class")
+                          "macroclass field (--macro-field), or map its classes with --level class")
     return macro_view(card), group_index(card), card_temperature(card)
 
 
