@@ -124,6 +124,7 @@ screenshots: venv
 	rm -rf $(BUILD)/qgis-walk && OMP_NUM_THREADS=1 $(PY) -m claire.claire_plugin.tools.screenshots_walk --out docs/screenshots \
 	  --qgis $(BUILD)/qgis-walk $(if $(MINUTES),--minutes $(MINUTES))
 	rm -rf $(BUILD)/qgis-wand && $(PY) -m claire.claire_plugin.tools.screenshots_wand --out docs/screenshots --qgis $(BUILD)/qgis-wand
+	rm -rf $(BUILD)/qgis-macro && $(PY) -m claire.claire_plugin.tools.screenshots_macro --out docs/screenshots --qgis $(BUILD)/qgis-macro
 
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \

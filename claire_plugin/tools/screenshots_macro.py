@@ -81,6 +81,16 @@ def _train(panel) -> Dict[str, Any]:
     return panel.report
 
 
+def _scroll_to_text(scroll, browser, text: str) -> None:
+    """Scroll the tab `scroll` so that `text` of the report `browser` is near its top."""
+    from qgis.PyQt.QtCore import QPoint
+
+    cursor = browser.document().find(text)
+    top = browser.mapTo(scroll.widget(), QPoint(0, 0)).y() + browser.cursorRect(cursor).top()
+    scroll.verticalScrollBar().setValue(max(0, top - 80))
+    _settle(0.5)
+
+
 def render_in_qgis(iface, out: str) -> List[str]:
     """Inside QGIS desktop: train with a macroclass field, map the macroclasses; two PNGs and a JSON in `out`."""
     from qgis.core import QgsProject
@@ -109,8 +119,10 @@ def render_in_qgis(iface, out: str) -> List[str]:
     _only_visible(project, [layer, layers["S2L2A"]])
     iface.mapCanvas().setExtent(layers["S2L2A"].extent())
     report = _train(panel)
-    dock.tabs.currentWidget().ensureWidgetVisible(panel.classify_button, 0, 40)
+    _scroll_to_text(dock.tabs.currentWidget(), panel.report_view, "Macroclasses")
     shots = [_grab(iface, win, os.path.join(out, "train_macro_report.png"), f"dock {dock.width()} px wide")]
+    dock.optical.setLayer(layers["S2L2A"])
+    dock.sar.setLayer(layers["S1RTC"])
     panel.classify_button.click()  # the Run tab with the new checkpoint, as a user goes on
     dock.level.setCurrentText("macroclass")
     dock.output.setFilePath(os.path.join(work, f"{SITE}_macroclasses.tif"))
