@@ -212,7 +212,7 @@ FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": 
                  _SAR_UNITS_ALL: "'SAR units' in Options (dB, linear-power or amplitude)",
                  _SAR_UNITS_LINEAR: "'SAR units' in Options (linear-power or amplitude)",
                  "--sar-units": "'SAR units' in Options", "--runtime": "'Runtime' in Options",
-                 "--level": "'Map level' in Options", "--macro-field": "'Macroclass' in the Train tab",
+                 "--level": "'Map level' in Options", "--macro-field": "the Train tab's Macroclass field",
                  "--device": "'Device' in Options", "--explainer": "'Explainer model' in Options",
                  "--unfamiliar": "'unlike training data' under Also write",
                  "`claire classify --summary-json`": "a CLAIRE classification"}

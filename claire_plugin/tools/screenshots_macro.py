@@ -54,7 +54,7 @@ def _draw(layer, lulc_path: str, size: int = 6, n: int = 6) -> int:
 
     from .bench_train import NAMES, square_polygons
 
-    layer.addAttribute(QgsField("macroclass", QVariant.String))
+    layer.addAttribute(QgsField("macroclass", QVariant.Type.String))
     layer.updateFields()
     with rasterio.open(lulc_path) as ds:
         squares = square_polygons(ds.read(1), n, size, seed=0)
