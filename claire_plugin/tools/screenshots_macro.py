@@ -22,7 +22,7 @@ from ..paths import resource
 from .screenshots import SITE
 from .screenshots_cloud import _grab
 from .screenshots_fit import qgis_main
-from .screenshots_train import _settle
+from .screenshots_train import _settle, draw_squares
 from .screenshots_walk import _only_visible, _wait
 
 #: The grouping drawn: LULC class name -> macroclass name.
@@ -46,26 +46,15 @@ def _load_site(project) -> Dict[str, Any]:
     return layers
 
 
-def _draw(layer, lulc_path: str, size: int = 6, n: int = 6) -> int:
-    """Squares of homogeneous LULC classes with their class and macroclass, added to the editable layer."""
-    import rasterio
-    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY
+def _draw(layer, lulc_path: str) -> int:
+    """A text field `macroclass` added to the editable layer, then squares of homogeneous LULC classes with their
+    class and macroclass."""
+    from qgis.core import QgsField
     from qgis.PyQt.QtCore import QVariant
-
-    from .bench_train import NAMES, square_polygons
 
     layer.addAttribute(QgsField("macroclass", QVariant.Type.String))
     layer.updateFields()
-    with rasterio.open(lulc_path) as ds:
-        squares = square_polygons(ds.read(1), n, size, seed=0)
-        t = ds.transform
-    for r, c, v in squares:
-        pts = [QgsPointXY(*(t * (c + dc, r + dr))) for dr, dc in ((0, 0), (0, size), (size, size), (size, 0))]
-        f = QgsFeature(layer.fields())
-        f.setGeometry(QgsGeometry.fromPolygonXY([pts]))
-        f["class"], f["macroclass"] = NAMES[v], MACRO[NAMES[v]]
-        layer.addFeature(f)
-    return len(squares)
+    return draw_squares(layer, lulc_path, also={"macroclass": MACRO})
 
 
 def _train(panel) -> Dict[str, Any]:

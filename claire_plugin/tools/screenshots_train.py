@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ..paths import resource
 from .screenshots import SITE, _app
@@ -68,8 +68,10 @@ def _shot(win, path: str) -> str:
     return path
 
 
-def _draw_squares(layer, lulc_path: str, size: int = 6, n: int = 6) -> int:
-    """Add squares of homogeneous LULC classes to the editable training layer; returns how many."""
+def draw_squares(layer, lulc_path: str, size: int = 6, n: int = 6, also: Optional[Dict[str, Dict[str, str]]] = None
+                 ) -> int:
+    """Add squares of homogeneous LULC classes to the editable training layer; returns how many. `also`: more
+    fields to set, field -> {class name: value}."""
     import rasterio
     from qgis.core import QgsFeature, QgsGeometry, QgsPointXY
 
@@ -83,6 +85,8 @@ def _draw_squares(layer, lulc_path: str, size: int = 6, n: int = 6) -> int:
         f = QgsFeature(layer.fields())
         f.setGeometry(QgsGeometry.fromPolygonXY([pts]))
         f["class"] = NAMES[v]
+        for name, values in (also or {}).items():
+            f[name] = values[NAMES[v]]
         layer.addFeature(f)
     return len(squares)
 
@@ -131,7 +135,7 @@ def render(out: str, work: str, epochs: int, steps: int) -> List[str]:
     panel.picker.setCheckpoint(bundled_checkpoint())
     dock.tabs.setCurrentIndex(2)
     layer = panel.new_training_layer()
-    print(f"  {_draw_squares(layer, os.path.join(data, 'LULC', f'{SITE}.tif'))} squares drawn")
+    print(f"  {draw_squares(layer, os.path.join(data, 'LULC', f'{SITE}.tif'))} squares drawn")
     canvas.setLayers([layer, layers["S2L2A"]])
     canvas.refresh()
     shots.append(_shot(win, os.path.join(out, "window_train_tab.png")))

@@ -12,7 +12,7 @@ import numpy as np
 
 from ....models.macroclass import collapse_confusion
 from ..errors import ClaireError
-from .labels import ClassInfo, _class_lookup, _classes_from_values, _key
+from .labels import ClassInfo, class_key, class_lookup, classes_from_values
 from .scorecard import score_confusion
 
 
@@ -56,20 +56,22 @@ def macro_score(scores: Dict[str, Any], groups: np.ndarray, names: Sequence[str]
     return score_confusion(cm, names, scores.get("unscored_pixels", 0))
 
 
-def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field: str) -> Hierarchy:
+def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field: Optional[str]) -> Optional[Hierarchy]:
     """The hierarchy in field `macro_field` of the vector labels `source` (LabelSet.source) whose classes are
-    `classes`. ClaireError when the labels are a raster, the field does not exist, a feature has no macroclass,
-    or a class has features in two macroclasses (naming them and the fix)."""
+    `classes` (None without a field). ClaireError when the labels are a raster, the field does not exist, a
+    feature has no macroclass, or a class has features in two macroclasses (naming them and the fix)."""
+    if not macro_field:
+        return None
     if source.get("kind") != "vector":
         raise ClaireError("macroclasses come from a field of vector labels; a label raster has none: leave out "
                           "the macroclass field, or give the labels as polygons with a class and a macroclass field")
     pairs = _read_pairs(str(source["path"]), source.get("layer"), str(source["field"]), macro_field)
-    lookup = _class_lookup(classes)
+    lookup = class_lookup(classes)
     found: Dict[int, Dict[object, List[int]]] = {}
     for fid, value, macro in pairs:
-        ci = lookup.get(_key(value))
+        ci = lookup.get(class_key(value))
         if ci is not None:
-            found.setdefault(ci, {}).setdefault(_key(macro), []).append(fid)
+            found.setdefault(ci, {}).setdefault(class_key(macro), []).append(fid)
     for ci, by_macro in found.items():
         if len(by_macro) > 1:
             listed = "; ".join(f"{m!r} (features {', '.join(map(str, fids[:5]))})" for m, fids in by_macro.items())
@@ -77,8 +79,8 @@ def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field
                               f"{listed}; a class belongs to one macroclass: give its features the same macroclass, "
                               f"or split it into two classes")
     keys = [next(iter(found[c.index])) for c in classes if c.index in found]
-    macros = _classes_from_values(keys, [None] * len(keys), macro_field)
-    by_key = _class_lookup(macros)
+    macros = classes_from_values(keys, [None] * len(keys), macro_field)
+    by_key = class_lookup(macros)
     return Hierarchy(macro_field, macros, [by_key[next(iter(found[c.index]))] for c in classes])
 
 

@@ -93,12 +93,12 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     if label_raster.is_raster(path):
         return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts)
     features, source = read_vector_features(path, grid, field_name, name_field, layer)
-    cls_list = classes or _classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
-    by_key = _class_lookup(cls_list)
+    cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
+    by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers = [], {}, {}, []
     rng = np.random.default_rng(seed)
     for fid, value, _name, geom_json, _shape in features:
-        ci = by_key.get(_key(value))
+        ci = by_key.get(class_key(value))
         if ci is None:
             raise ClaireError(f"feature {fid} of {path} has class {value!r}, which is not one of the training "
                               f"classes ({', '.join(c.name for c in cls_list)}); give the validation layer the "
@@ -223,7 +223,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
     return features, bad, kinds, digest.hexdigest()
 
 
-def _key(value) -> object:
+def class_key(value) -> object:
     """Class values compare as integers when they are integral numbers, else as stripped text."""
     if isinstance(value, (int, np.integer)):
         return int(value)
@@ -233,10 +233,10 @@ def _key(value) -> object:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def _classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str]) -> List[ClassInfo]:
+def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str]) -> List[ClassInfo]:
     """Classes from the field values: integer codes (names from `names` when given) or text names (codes
     1..K in alphabetical order)."""
-    keys = [_key(v) for v in values]
+    keys = [class_key(v) for v in values]
     if all(isinstance(k, int) for k in keys):
         bad = sorted({k for k in keys if not 0 <= k <= 254})
         if bad:
@@ -263,12 +263,12 @@ def _classes_from_values(values: Sequence, names: Sequence, field_name: Optional
     return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
 
 
-def _class_lookup(classes: List[ClassInfo]) -> Dict[object, int]:
+def class_lookup(classes: List[ClassInfo]) -> Dict[object, int]:
     """Field value -> class index, by code and by name."""
     out: Dict[object, int] = {}
     for c in classes:
         out[c.code] = c.index
-        out[_key(c.name)] = c.index
+        out[class_key(c.name)] = c.index
     return out
 
 

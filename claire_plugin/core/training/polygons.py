@@ -316,8 +316,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed)
-        if params.macro_field:
-            labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
+        labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
         progress(0.03, "checking the polygons' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
@@ -361,8 +360,6 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
-        if labels.hierarchy is not None:
-            report["macroclasses"] = labels.hierarchy.report_entry(labels.classes, arms)
         report["familiarity"] = familiar_note
         report["suspect_polygons"] = suspects
         report["spread"] = spread
@@ -431,6 +428,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
                                    if "val_groups" in split.info else None),
         "counts": counts_table(labels.classes, split.train, split.val),
         "arms": arms, "leakage": leak,
+        "macroclasses": None if labels.hierarchy is None else labels.hierarchy.report_entry(labels.classes, arms),
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
         "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
                          if cmap is not None else "not scored: none of your class names is a class of the base "
