@@ -242,3 +242,16 @@ def test_the_dock_report_and_the_card_summaries_show_the_macroclasses(trained):
     held = card["metrics"]["macroclass"]["heldout_polygons"]
     assert f"Metrics (macroclasses, heldout_polygons)</h3><p>macro-F1 {held['macro_f1']:.3f}" in card_html(card)
     assert "Metrics (macroclass)" not in card_html(card)
+
+
+def test_labels_of_one_class_or_one_macroclass_are_refused(tmp_path):
+    scene = train_scene(tmp_path)
+    feats = [(wkt, "crops") for wkt, _ in train_features()]
+    one = write_vector(tmp_path / "one.gpkg", feats, extra=[("mc", ["land"] * len(feats))])
+    with pytest.raises(ClaireError, match="the labels hold one class \\('crops'\\); draw polygons of at least two "
+                                          "classes"):
+        train_from_polygons(_params(scene, one, macro_field=None))
+    same = _labels(tmp_path, {"water": "all", "crops": "all", "built area": "all"}, "same.gpkg")
+    with pytest.raises(ClaireError, match="every class is in one macroclass \\('all'\\) in field 'mc'"):
+        train_from_polygons(_params(scene, same))
+    assert not (tmp_path / "model.safetensors").exists()

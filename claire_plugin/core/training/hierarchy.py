@@ -80,6 +80,10 @@ def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field
                               f"or split it into two classes")
     keys = [next(iter(found[c.index])) for c in classes if c.index in found]
     macros = classes_from_values(keys, [None] * len(keys), macro_field)
+    if len(macros) < 2:
+        raise ClaireError(f"every class is in one macroclass ({macros[0].name!r}) in field {macro_field!r}: its map "
+                          f"would be that macroclass everywhere; give two macroclasses or more, or leave the "
+                          f"macroclass field out")
     by_key = class_lookup(macros)
     return Hierarchy(macro_field, macros, [by_key[next(iter(found[c.index]))] for c in classes])
 

@@ -357,10 +357,14 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
 def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_pixels: Optional[int] = None,
                        point_layer: bool = False) -> None:
     """ClaireError for a class with fewer than `min_polygons` polygons or `min_pixels` pixels (default 3 for
-    points, 20 for polygons and rasters): an honest split needs whole polygons on both sides."""
+    points, 20 for polygons and rasters): an honest split needs whole polygons on both sides. Also for labels
+    of a single class: a model learns to tell classes apart."""
     need_px = min_pixels if min_pixels is not None else (3 if point_layer else 20)
     counts = labels.counts()
     what = "points" if point_layer else "polygons"
+    if len(labels.classes) == 1:
+        raise ClaireError(f"the labels hold one class ({labels.classes[0].name!r}); draw {what} of at least two "
+                          f"classes: a model learns to tell classes apart, and a map of one class says nothing")
     for c in labels.classes:
         n_poly, n_px = counts["polygons"][c.index], counts["pixels"][c.index]
         if n_poly < min_polygons:
