@@ -77,13 +77,15 @@ def group_index(card: Dict[str, Any]) -> np.ndarray:
 def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
     """A copy of `card` that describes a map at the macroclass level: its classes are the macroclasses, its
     metrics their held-out scores, no calibration (the temperature is applied to the class probabilities
-    before they are summed: models.macroclass.group_probabilities), and `class_groups` the class index ->
-    macroclass index. The model and its inputs are unchanged."""
+    before they are summed: models.macroclass.group_probabilities), `class_groups` the class index ->
+    macroclass index and `class_values` the classes' values (a reference raster holds those). The model and its
+    inputs are unchanged."""
     out = {k: v for k, v in card.items() if k not in ("classes", "metrics", "calibration", "macroclasses")}
     out["classes"] = [{k: copy.deepcopy(m[k]) for k in ("index", "value", "name", "color") if k in m}
                       for m in card_macroclasses(card)]
     out["metrics"] = copy.deepcopy((card.get("metrics") or {}).get("macroclass") or {})
     out["class_groups"] = [int(g) for g in group_index(card)]
+    out["class_values"] = [int(c["value"]) for c in sorted(card.get("classes") or [], key=lambda c: int(c["index"]))]
     out["level"] = "macroclass"
     return out
 

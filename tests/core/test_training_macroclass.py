@@ -112,6 +112,14 @@ def test_the_engine_maps_the_macroclasses(trained, tmp_path):
     assert land.any() and (mac[land] == 1).all()
     water = (cls == values["water"]) & (cls_conf > 51)
     assert (mac[water] == 2).all()
+    # a reference of the checkpoint's class values is scored at the macroclass level: here the class map itself
+    result = classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "scored.tif"), checkpoint=ckpt,
+                                     device="cpu", level="macroclass", reference=str(tmp_path / "class.tif")))
+    m = result.summary["metrics"]
+    land = np.isin(cls, [values["crops"], values["built area"]])
+    expected = np.where(land, 1, 2)[valid]
+    assert m["oa"] == pytest.approx(float((mac[valid] == expected).mean()), abs=1e-6)
+    assert [c["name"] for c in m["per_class"]] == ["land", "wet"] and np.sum(m["confusion"]) == valid.sum()
 
 
 def test_group_probabilities_sums_tempered_class_probabilities():

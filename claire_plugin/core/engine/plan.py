@@ -150,11 +150,17 @@ def class_colors(card: dict) -> Dict[int, tuple]:
             for c in classes_with_colors(card)}
 
 
-def reference_lut(classes: List[dict], ref_nodata) -> np.ndarray:
-    """Lookup from reference value (0..65535) to class index, -1 for ignored values."""
+def reference_lut(classes: List[dict], ref_nodata, card: Optional[dict] = None) -> np.ndarray:
+    """Lookup from reference value (0..65535) to class index, -1 for ignored values. For a map of macroclasses
+    (`card` seen through models.macroclass.macro_view) the reference holds the checkpoint's class values, each
+    counted as its macroclass."""
     lut = np.full(65536, -1, dtype=np.int16)
-    for k, c in enumerate(classes):
-        lut[int(c["value"])] = k
+    if card is not None and card.get("class_groups") is not None:
+        for value, group in zip(card["class_values"], card["class_groups"]):
+            lut[int(value)] = int(group)
+    else:
+        for k, c in enumerate(classes):
+            lut[int(c["value"])] = k
     if ref_nodata is not None and float(ref_nodata).is_integer() and 0 <= ref_nodata < 65536:
         lut[int(ref_nodata)] = -1
     return lut
@@ -421,7 +427,7 @@ def _outputs(plan: RunPlan) -> None:
     outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt),
                                          outputs.classes.width * outputs.classes.height)
     outputs.reference = plan.reference
-    outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata)
+    outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata, plan.card)
 
 
 def _schedule(plan: RunPlan, messages: List[str], cache) -> None:
