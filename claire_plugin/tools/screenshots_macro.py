@@ -4,8 +4,9 @@ In QGIS's main window (`qgis --code`, under Xvfb when there is no display): load
 press "New training layer" on the Train tab, add a text field `macroclass` to it, draw squares of homogeneous
 LULC classes (tools/bench_train.square_polygons) with their class and macroclass (trees, crops, rangeland and
 flooded vegetation in "vegetation"), choose the field as Macroclass, train briefly, then classify with Options >
-Map level "macroclass". Two PNGs of the whole window (the report with its macroclass table; the macroclass map
-and its Results tab) and the run's facts in train_macro.json.
+Map level "macroclass". Four PNGs of the whole window (the Train tab with the Macroclass field chosen; the
+report with its macroclass table; the Run tab's Map level; the macroclass map and its Results tab) and the run's
+facts in train_macro.json.
 
     python -m claire.claire_plugin.tools.screenshots_macro --out docs/screenshots --qgis build/qgis-macro
 """
@@ -107,13 +108,17 @@ def render_in_qgis(iface, out: str) -> List[str]:
     panel.macro_field.setField("macroclass")
     _only_visible(project, [layer, layers["S2L2A"]])
     iface.mapCanvas().setExtent(layers["S2L2A"].extent())
+    dock.tabs.currentWidget().ensureWidgetVisible(panel.macro_field, 0, 120)
+    shots = [_grab(iface, win, os.path.join(out, "train_macro_tab.png"), "the Macroclass field chosen")]
     report = _train(panel)
     _scroll_to_text(dock.tabs.currentWidget(), panel.report_view, "Macroclasses")
-    shots = [_grab(iface, win, os.path.join(out, "train_macro_report.png"), f"dock {dock.width()} px wide")]
+    shots.append(_grab(iface, win, os.path.join(out, "train_macro_report.png"), f"dock {dock.width()} px wide"))
     dock.optical.setLayer(layers["S2L2A"])
     dock.sar.setLayer(layers["S1RTC"])
     panel.classify_button.click()  # the Run tab with the new checkpoint, as a user goes on
     dock.level.setCurrentText("macroclass")
+    dock.tabs.currentWidget().ensureWidgetVisible(dock.level, 0, 120)
+    shots.append(_grab(iface, win, os.path.join(out, "train_macro_level.png"), "Map level in the Run tab's Options"))
     dock.output.setFilePath(os.path.join(work, f"{SITE}_macroclasses.tif"))
     dock.run_button.click()
     _wait(lambda: dock.task is not None or dock.explain_task is not None, "classification")
