@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
@@ -63,6 +64,8 @@ HELP = {
     "CLASSIFY_WITH": "Which model maps the scene for CLASSIFIED: the fine-tuned network, the random forest "
     "(optical + SAR) of this run, the two averaged, or whichever of these scored the highest macro-F1 on the "
     "clear held-out polygons.",
+    "LEVEL": "The level CLASSIFIED maps: the classes, or the macroclasses of MACRO_FIELD (each pixel the "
+    "macroclass whose classes' probabilities sum highest).",
     "HELD_OUT": "The held-out polygons that scored the models, copied from the training layer with their class "
     "and feature id (NAME.heldout.gpkg beside OUTPUT; loaded with a dashed outline). Empty when VALIDATION or a "
     "label raster was given.",
@@ -88,7 +91,7 @@ class TrainAlgorithm(ClaireAlgorithm):
     ICON_NAME = "claire.svg"
     HELP = HELP
     ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS",
-                          "CLASSIFY_WITH"})
+                          "CLASSIFY_WITH", "LEVEL"})
     INTRO = ("Fine-tunes a CLAIRE checkpoint on your own polygons and validates it on held-out polygons, next "
              "to a random forest and the untuned checkpoint. The checkpoint and report are written only when "
              "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
@@ -128,6 +131,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterRasterDestination("CLASSIFIED", "Land cover with the new checkpoint",
                                                     optional=True, createByDefault=False),
             QgsProcessingParameterEnum("CLASSIFY_WITH", "Classify with", options=CLASSIFY_WITH, defaultValue=0),
+            QgsProcessingParameterEnum("LEVEL", "Map level of the classified scene", options=list(LEVELS),
+                                       defaultValue=0),
         ])
         self.addOutput(QgsProcessingOutputFile("FOREST_CHECKPOINT", "Random forest checkpoint (optical + SAR)"))
         self.addOutput(QgsProcessingOutputFile("ENSEMBLE_CHECKPOINT", "Network and forest averaged (checkpoint)"))
@@ -203,6 +208,10 @@ class TrainAlgorithm(ClaireAlgorithm):
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
             if parameters.get("CLASSIFIED") else None
         choice = self.parameterAsEnum(parameters, "CLASSIFY_WITH", context)
+        level = LEVELS[self.parameterAsEnum(parameters, "LEVEL", context)] if "LEVEL" in parameters else "class"
+        if classified and level == "macroclass" and not params.macro_field:
+            raise QgsProcessingException("LEVEL: the macroclass level maps the macroclasses of MACRO_FIELD; choose "
+                                         "the macroclass field of LABELS, or the level 'class'.")
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 _check_classified(params, classified)
@@ -232,7 +241,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
             feedback.pushInfo(why)
-            outputs["CLASSIFIED"] = self._classify(params, model, classified, context, feedback, share)
+            outputs["CLASSIFIED"] = self._classify(params, model, classified, context, feedback, share, level)
         return outputs
 
     def _load_held_out(self, path: str, context) -> None:
@@ -249,13 +258,17 @@ class TrainAlgorithm(ClaireAlgorithm):
         details.setPostProcessor(post)
         context.addLayerToLoadOnCompletion(source, details)
 
-    def _classify(self, params, checkpoint: str, output: str, context, feedback, start: float) -> str:
-        """Classify the training scene with `checkpoint`; the map is styled like claire:classify's."""
+    def _classify(self, params, checkpoint: str, output: str, context, feedback, start: float,
+                  level: str = "class") -> str:
+        """Classify the training scene with `checkpoint` at `level`; the map is styled like claire:classify's."""
+        from dataclasses import replace
+
         from ..core import engine
         from ..core.training.polygons import scene_classify_params
 
-        feedback.pushInfo(f"classifying {params.optical} with {checkpoint}")
-        run = scene_classify_params(params, checkpoint, output)
+        feedback.pushInfo(f"classifying {params.optical} with {checkpoint}" + (" (macroclasses)" if level != "class"
+                                                                                 else ""))
+        run = replace(scene_classify_params(params, checkpoint, output), level=level)
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)

@@ -213,7 +213,9 @@ def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugi
     feats = train_features()
     macro = {"water": "wet", "crops": "land", "built area": "land"}
     labels = write_vector(tmp_path / "mc.gpkg", feats, extra=[("mc", [macro[v] for _, v in feats])])
-    res, log, out, _, _ = _train({**scene, "LABELS": labels}, tmp_path, MACRO_FIELD="mc")
+    res, log, out, _, classified = _train({**scene, "LABELS": labels}, tmp_path, MACRO_FIELD="mc", LEVEL=1)
+    with rasterio.open(classified) as ds:  # CLASSIFIED at the macroclass level
+        assert set(np.unique(ds.read(1))) <= {1, 2, ds.nodata}
     card = read_card(out)
     assert [m["name"] for m in card["macroclasses"]] == ["land", "wet"]
     assert any("macroclasses (field mc: land = built area, crops; wet = water)" in line for line in log)
@@ -230,3 +232,6 @@ def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugi
                                            "CHECKPOINT": scene["CHECKPOINT"], "OUTPUT": str(tmp_path / "x.tif"),
                                            "LEVEL": 1, "DEVICE": 1})
     assert not os.path.exists(str(tmp_path / "x.tif"))
+    with pytest.raises(Exception, match="LEVEL: the macroclass level maps the macroclasses of MACRO_FIELD"):
+        _train(scene, tmp_path / "none", LEVEL=1)
+    assert not os.path.exists(str(tmp_path / "none"))
