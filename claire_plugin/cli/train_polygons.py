@@ -107,9 +107,9 @@ def summary_table(report: Dict[str, Any]) -> str:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
         lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
                      f"{pixel:.3f} vs held-out polygons {polygon:.3f}")
-    from ..core.training.scorecard import macroclass_lines, verdicts
+    from ..core.training.scorecard import macroclass_lines, sar_only_lines, verdicts
 
-    lines += macroclass_lines(report) + verdicts(report)
+    lines += sar_only_lines(report) + macroclass_lines(report) + verdicts(report)
     return "\n".join(lines)
 
 

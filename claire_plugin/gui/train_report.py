@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 from .widgets import breakable
 
 SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
-         "rf_optical": "RF&nbsp;optical",
+         "rf_optical": "RF&nbsp;optical", "rf_sar": "RF&nbsp;SAR",
          "ensemble": "CLAIRE&#8288;+&#8288;RF"}  # no line breaks inside a name: the numbers keep their columns
 
 
@@ -58,6 +58,18 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     return [text + ".</p>"]
 
 
+def _sar_only_html(report: Dict[str, Any]) -> List[str]:
+    """The held-out scores with the optical missing (SAR alone), or why there are none; [] without."""
+    alone = report.get("sar_only")
+    if not alone:
+        return []
+    if not alone["arms"]:
+        return [f"<p class='muted'>Optical missing: {html.escape(alone['note'])}.</p>"]
+    rows = "".join(_rows({"arms": {a: {"clear": m} for a, m in alone["arms"].items()}}, "clear"))
+    return ["<p><b>Optical missing</b> (SAR alone, as the map's optical gaps)</p><table cellspacing='0' "
+            f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"]
+
+
 def _macroclass_html(report: Dict[str, Any]) -> List[str]:
     """The macroclass level (clear held-out polygons) and what each macroclass groups; [] without one."""
     macro = report.get("macroclasses")
@@ -84,7 +96,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
-    parts += _macroclass_html(report)
+    parts += _sar_only_html(report) + _macroclass_html(report)
     from ..core.training.scorecard import verdicts, weight_phrase
 
     for verdict in verdicts(report):

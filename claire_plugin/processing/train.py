@@ -331,9 +331,9 @@ def score_lines(report: Dict[str, Any]) -> str:
     if leak:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
                      f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
-    from ..core.training.scorecard import macroclass_lines, verdicts
+    from ..core.training.scorecard import macroclass_lines, sar_only_lines, verdicts
 
-    lines += macroclass_lines(report) + verdicts(report)
+    lines += sar_only_lines(report) + macroclass_lines(report) + verdicts(report)
     return "\n".join(lines)
 
 

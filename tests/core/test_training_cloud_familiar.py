@@ -128,3 +128,55 @@ def test_too_small_a_scene_gets_no_familiarity_and_says_why(scene, tmp_path):
     result = classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "map.tif"), checkpoint=model_path,
                                      device="cpu", unfamiliar=str(tmp_path / "unfamiliar.tif")))
     assert result.unfamiliar is None and any("no familiarity" in m for m in result.messages)
+
+
+def test_held_out_scores_from_sar_alone_take_the_engines_gap_input(scene, forwards):
+    """With a cloud-gated base the report scores the networks with the optical missing, fed as the engine feeds
+    optical gaps (optical input 0, cloud input 1), next to a forest on the SAR values; not without a gate."""
+    from claire.claire_plugin.core.training.sar_alone import NOT_GATED
+    from claire.claire_plugin.core.training.scorecard import sar_only_lines
+
+    torch.set_num_threads(1)
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=1)
+    out = str(scene["dir"] / "alone.safetensors")
+    report = train_from_polygons(PolygonTrainParams(scene["optical"], scene["sar"], scene["labels"], out,
+                                                    field="class", checkpoint=scene["gated"], rf_trees=10,
+                                                    buffer_px=2, config=cfg))
+    alone = report["sar_only"]
+    assert set(alone["arms"]) == {"finetuned", "untuned", "rf_sar"}
+    val_pixels = report["arms"]["finetuned"]["clear"]["pixels"]
+    assert all(m["pixels"] == val_pixels for m in alone["arms"].values())
+    blind = [c for c in forwards if not c[0] and c[4] == (1.0, 1.0)]  # evaluation forwards with the cloud all 1
+    assert blind, "no forward saw the optical missing everywhere"
+    _, card = load_checkpoint(out)
+    assert card["metrics"]["heldout_polygons_sar_only"]["macro_f1"] == alone["arms"]["finetuned"]["macro_f1"]
+    lines = sar_only_lines(report)
+    assert lines[0].startswith("held-out polygons with the optical missing") and "Random forest, SAR only" in lines[-1]
+    from claire.claire_plugin.core.training.scorecard import render_html
+    from claire.claire_plugin.gui.train_report import report_html
+
+    page = render_html(report)
+    assert "Where the optical is missing: SAR alone" in page and "Random forest, SAR only" in page
+    assert "<b>Optical missing</b> (SAR alone" in report_html(report, out) and "RF&nbsp;SAR" in report_html(report, out)
+    plain = train_from_polygons(PolygonTrainParams(scene["optical"], scene["sar"], scene["labels"],
+                                                   str(scene["dir"] / "plain_tuned.safetensors"), field="class",
+                                                   checkpoint=scene["plain"], baseline=False, buffer_px=2, config=cfg))
+    assert plain["sar_only"] == {"arms": {}, "note": NOT_GATED}
+
+
+def test_sar_only_windows_get_no_optical_and_a_full_cloud(scene, monkeypatch):
+    """predict_sar_only's network input: the optical all 0 (no data), the cloud all 1, the SAR standardised."""
+    from claire.claire_plugin.core.training import windows
+    from claire.claire_plugin.core.training.labels import read_labels
+
+    seen = []
+    monkeypatch.setattr(windows, "_run_batch", lambda models, inputs, *a, **k: seen.extend(inputs))
+    model, card = load_checkpoint(scene["gated"])
+    with Scene(scene["optical"], scene["sar"], card) as sc:
+        labels = read_labels(scene["labels"], sc.opt, "class")
+        wset = windows.WindowSet(sc, labels.pixels)
+        windows.predict_sar_only(wset, [(model, None)])
+        o, s, _bad = wset.read(0)
+        _on, sn = sc.standardise(o, s)
+    assert seen and all((i[0] == 0).all() and (i[2] == 1).all() for i in seen)
+    assert np.array_equal(seen[0][1], sn)

@@ -22,6 +22,7 @@ from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
 from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
+from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .split import Split, layer_split, pixel_split, polygon_split
@@ -347,6 +348,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
         arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
                                                            params.config.seed, device, sweep)
+        sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
+                                   params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
         if weight is not None:
             from ....models.ensemble import EnsembleNet
 
@@ -360,14 +363,11 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
-        report["familiarity"] = familiar_note
-        report["suspect_polygons"] = suspects
-        report["spread"] = spread
-        report["spread_note"] = spread_note(spread["clear"])
+        report.update(familiarity=familiar_note, suspect_polygons=suspects, spread=spread,
+                      spread_note=spread_note(spread["clear"]), calibration=calibration,
+                      calibration_note=calibration_note(calibration), sar_only=sar_only)
         if weight is not None:
             report["ensemble_weight"] = weight
-        report["calibration"] = calibration
-        report["calibration_note"] = calibration_note(calibration)
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
@@ -460,6 +460,9 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     own = headline.pop(arm)
     metrics = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
                "baselines": headline, "random_pixel_split_rf": (report["leakage"] or {}).get("pixel_split")}
+    alone = ((report.get("sar_only") or {}).get("arms") or {}).get(arm)
+    if alone is not None:
+        metrics["heldout_polygons_sar_only"] = {m: alone[m] for m in keys if m in alone}
     if labels.hierarchy is None:
         return classes, metrics, None
     macro = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}

@@ -23,6 +23,7 @@ ARM_TITLES = {
     "rf_optical_sar": "Random forest, optical + SAR",
     "rf_optical": "Random forest, optical only",
     "ensemble": "CLAIRE + random forest, averaged",
+    "rf_sar": "Random forest, SAR only",
 }
 #: The report's key of the checkpoint each arm was written as (the fine-tuned network's is the run's output).
 ARM_CHECKPOINT = {"rf_optical_sar": "forest_checkpoint", "ensemble": "ensemble_checkpoint"}
@@ -194,6 +195,21 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
             text += (f" Under synthetic clouds your CLAIRE model holds better ({ac:.2f} against {bc:.2f}): the "
                      f"forest has no way to see through them, so keep the network for cloudy scenes.")
     return text
+
+
+def sar_only_lines(report: Dict[str, Any]) -> List[str]:
+    """The held-out scores from SAR alone (core.training.sar_alone) in plain text: a line per model, or why there
+    are none; [] for a report without them."""
+    alone = report.get("sar_only")
+    if not alone:
+        return []
+    if not alone["arms"]:
+        return [f"optical missing (SAR alone): {alone['note']}"]
+    lines = ["held-out polygons with the optical missing (SAR alone, as the map's optical gaps):"]
+    for arm in ordered_arms({"arms": alone["arms"]}):
+        m = alone["arms"][arm]
+        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
+    return lines
 
 
 def macroclass_lines(report: Dict[str, Any]) -> List[str]:
@@ -369,8 +385,26 @@ def render_html(report: Dict[str, Any]) -> str:
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
             parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
-    parts += _macroclass_html(report)
+    parts += _sar_only_html(report) + _macroclass_html(report)
     return "\n".join(parts)
+
+
+def _sar_only_html(report: Dict[str, Any]) -> List[str]:
+    """The held-out scores from SAR alone with the first model's confusion matrix; [] for a report without."""
+    alone = report.get("sar_only")
+    if not alone:
+        return []
+    out = ["<h2>Where the optical is missing: SAR alone</h2>", f"<p>{_e(alone['note'])}.</p>"]
+    if alone["arms"]:
+        rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(a, a))}</td><td>{_f(m['macro_f1'])}</td><td>{_f(m['oa'])}</td>"
+                       f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
+                       for a, m in ((a, alone["arms"][a]) for a in ordered_arms({"arms": alone["arms"]})))
+        out.append("<table><tr><th>model</th><th>macro-F1</th><th>OA</th><th>kappa</th><th>mIoU</th><th>pixels</th>"
+                   f"</tr>{rows}</table>")
+        first = ordered_arms({"arms": alone["arms"]})[0]
+        out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
+                   f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
+    return out
 
 
 def _macroclass_html(report: Dict[str, Any]) -> List[str]:

@@ -222,6 +222,23 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     return out
 
 
+def predict_sar_only(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]],
+                     device: str = "cpu") -> List[np.ndarray]:
+    """Predicted class indices per cloud-gated network (with its channel map, as in predict_pixels) at the window
+    set's pixels with the optical missing everywhere, as the engine maps optical gaps from SAR alone: the optical
+    input 0 (no data) and the cloud input 1. Invalid pixels get -1; no snow check (the engine skips it there)."""
+    n = len(wset.pixels)
+    preds = [np.full(n, -1, np.int64) for _ in models]
+    for batch in _batches(wset.windows):
+        phys = [wset.read(k) for k in batch]
+        inputs = []
+        for o, s, bad in phys:
+            on, sn = wset.scene.standardise(np.full_like(o, np.nan), s)
+            inputs.append((on, sn, np.ones((1,) + bad.shape, np.float32)))
+        _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device)
+    return preds
+
+
 def checked_snow_classes(scene: Scene, classes: Sequence) -> List[int]:
     """The user's classes (ClassInfo) the engine's snow check applies to on this scene: those named snow or ice,
     when the optical has the bands of the cloud probability (engine.plan's rule)."""
