@@ -5,8 +5,8 @@ press "New training layer" on the Train tab, add a text field `macroclass` to it
 LULC classes (tools/bench_train.square_polygons) with their class and macroclass (trees, crops, rangeland and
 flooded vegetation in "vegetation"), choose the field as Macroclass, train briefly, then classify with Options >
 Map level "macroclass". Four PNGs of the whole window (the Train tab with the Macroclass field chosen; the
-report with its macroclass table; the Run tab's Map level; the macroclass map and its Results tab) and the run's
-facts in train_macro.json.
+report with its SAR-alone and macroclass tables; the Run tab's Map level; the macroclass map and its Results
+tab) and the run's facts in train_macro.json.
 
     python -m claire.claire_plugin.tools.screenshots_macro --out docs/screenshots --qgis build/qgis-macro
 """
@@ -111,7 +111,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
     dock.tabs.currentWidget().ensureWidgetVisible(panel.macro_field, 0, 120)
     shots = [_grab(iface, win, os.path.join(out, "train_macro_tab.png"), "the Macroclass field chosen")]
     report = _train(panel)
-    _scroll_to_text(dock.tabs.currentWidget(), panel.report_view, "Macroclasses")
+    _scroll_to_text(dock.tabs.currentWidget(), panel.report_view, "Optical missing")
     shots.append(_grab(iface, win, os.path.join(out, "train_macro_report.png"), f"dock {dock.width()} px wide"))
     dock.optical.setLayer(layers["S2L2A"])
     dock.sar.setLayer(layers["S1RTC"])
