@@ -155,6 +155,8 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
             "arms": {a: {c: {"macro_f1": m["macro_f1"], "oa": m["oa"]} for c, m in conds.items()}
                      for a, conds in report["arms"].items()},
             "leakage_rf_pixel_split_macro_f1": report["leakage"]["pixel_split"]["macro_f1"],
+            "sar_only": {a: {"macro_f1": m["macro_f1"], "oa": m["oa"]}
+                         for a, m in ((report.get("sar_only") or {}).get("arms") or {}).items()},
             "forest_weight": (report.get("ensemble_weight") or {}).get("chosen"),
             "finetuned_minus_rf_ci95": {c: ((report.get("spread") or {}).get(c) or {}).get("differences", {}).get(
                 "finetuned - rf_optical_sar") for c in ("clear", "clouds_60pct")},
@@ -304,13 +306,19 @@ def mosaic_scene(folder: str, size: int, seed: int = 0) -> Dict[str, str]:
     return out
 
 
+def _sar_alone(r: Dict[str, Any]) -> str:
+    """The run's held-out macro-F1 from SAR alone: fine-tuned network / forest on SAR ('-' where not scored)."""
+    alone = r.get("sar_only") or {}
+    return " / ".join("-" if a not in alone else f"{alone[a]['macro_f1']:.3f}" for a in ("finetuned", "rf_sar"))
+
+
 def table(results: Sequence[Dict[str, Any]]) -> str:
     """Markdown table: one row per run, macro-F1 / OA per arm and condition."""
     arms = ["untuned", "finetuned", "rf_optical_sar", "rf_optical", "ensemble"]
     mapped = ("untuned", "finetuned", "rf_optical_sar", "ensemble")
     head = "| site | N | seed | " + " | ".join(f"{a} clear | {a} clouds" for a in arms) + \
         " | RF pixel-split (leaky) | " + " | ".join(f"whole map {a}" for a in mapped) + \
-        " | forest weight | wall s | CPU s | peak RSS MB |"
+        " | SAR alone: finetuned / RF SAR | forest weight | wall s | CPU s | peak RSS MB |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -323,7 +331,7 @@ def table(results: Sequence[Dict[str, Any]]) -> str:
                 cells.append("-" if m is None else f"{m['macro_f1']:.3f} / {m['oa']:.3f}")
         lines.append(f"| {_site_cell(r)} | {r['n']} | {r['seed']} | " + " | ".join(cells) +
                      f" | {r['leakage_rf_pixel_split_macro_f1']:.3f} | " +
-                     " | ".join(_whole(r, a) for a in mapped) +
+                     " | ".join(_whole(r, a) for a in mapped) + f" | {_sar_alone(r)}" +
                      f" | {'-' if r.get('forest_weight') is None else format(r['forest_weight'], 'g')}"
                      f" | {r['wall_s']} | {r.get('cpu_s', '-')} | "
                      f"{r['peak_rss_mb']} |")

@@ -159,3 +159,16 @@ def test_base_without_a_site_trains_on_the_other_sites_once(monkeypatch, tmp_pat
         assert names and not any(n.startswith("38D_378R_2_3") for n in names), kind
         assert any(n.startswith("282D_485L_3_3") for n in names), kind
     assert bench_train.base_without("38D_378R_2_3", str(tmp_path)) == out and len(calls) == 2
+
+
+def test_the_run_table_shows_the_scores_from_sar_alone():
+    from claire.claire_plugin.tools.bench_train import table
+
+    score = {"macro_f1": 0.5, "oa": 0.6}
+    row = {"site": "282D", "n": 10, "seed": 0, "arms": {"finetuned": {"clear": score, "clouds_60pct": score}},
+           "leakage_rf_pixel_split_macro_f1": 0.9, "whole_map": {}, "forest_weight": None, "wall_s": 1.0,
+           "peak_rss_mb": 100.0, "sar_only": {"finetuned": {"macro_f1": 0.4321, "oa": 0.5}, "rf_sar": {"macro_f1": 0.25,
+                                                                                                      "oa": 0.3}}}
+    lines = table([row, {**row, "sar_only": {}}]).splitlines()
+    assert "SAR alone: finetuned / RF SAR" in lines[0]
+    assert "| 0.432 / 0.250 |" in lines[2] and "| - / - |" in lines[3]
