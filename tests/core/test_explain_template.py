@@ -178,3 +178,25 @@ def test_an_ensembles_map_says_the_fusion_figures_are_the_networks():
         text = template.write(facts)
         assert phrase in text and check_grounding(text, facts).flagged_sentences == []
         assert f"forest's weight {weight * 100:.1f} %" in "\n".join(facts_lines(facts))
+
+
+def test_sar_only_pixels_cite_the_models_held_out_score_from_sar_alone():
+    """A model trained from polygons carries its held-out macro-F1 with the optical and from SAR alone: where part
+    of the map came from SAR alone the explanation and the language model's facts cite both, grounded; without
+    SAR-only pixels or without the scores, nothing is said."""
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    summary, card = _random_run(1, reference=False)
+    summary.update(optical_invalid_share=0.05, sar_only_share=0.048)
+    card = dict(card, metrics={"heldout_polygons": {"macro_f1": 0.7243}, "heldout_polygons_sar_only":
+                               {"macro_f1": 0.5273}})
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "macro-F1 0.53 from SAR alone against 0.72 with the optical, so read those pixels with more care" in text
+    res = check_grounding(text, facts)
+    assert res.flagged_sentences == [], res.flagged_sentences
+    assert any("0.72 with the optical, 0.53 from SAR alone" in line for line in facts_lines(facts))
+    backing = {n.text: n.fact for n in res.numbers if n.text in ("0.53", "0.72")}
+    assert "sar_only_heldout_macro_f1" in str(backing["0.53"]) and "heldout_macro_f1" in str(backing["0.72"])
+    assert "from SAR alone against" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
+    assert "from SAR alone against" not in template.write(build_facts(summary, dict(card, metrics={})))

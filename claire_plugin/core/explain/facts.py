@@ -17,7 +17,7 @@ from ..errors import ClaireError
 FACTS_FORMAT = "claire-facts/1"
 
 #: Decimals kept for each kind of number (documented in docs/explanations.md).
-ROUNDING = {"percent": 1, "area_ha": 1, "kappa": 2, "pixel_area_m2": 2}
+ROUNDING = {"percent": 1, "area_ha": 1, "kappa": 2, "pixel_area_m2": 2, "f1": 2}
 
 #: A class counts as "SAR-led" when the fusion gate gave SAR at least this share (percent).
 SAR_LED_PCT = 50.0
@@ -59,7 +59,7 @@ def _int(value: Any) -> Optional[int]:
 
 
 def _card_model(card: dict) -> dict:
-    inputs = card.get("inputs") or {}
+    inputs, metrics = card.get("inputs") or {}, card.get("metrics") or {}
     opt = inputs.get("optical") or {}
     sar = inputs.get("sar") or {}
     return {
@@ -72,7 +72,16 @@ def _card_model(card: dict) -> dict:
         "class_count": len(card.get("classes") or []),
         "forest_weight_pct": (pct((card.get("config") or {}).get("forest_weight"))
                               if card.get("arch") == ENSEMBLE else None),
+        # a model trained from polygons: its macro-F1 on the held-out polygons with the optical and from SAR alone
+        "heldout_macro_f1": _f1(metrics.get("heldout_polygons")),
+        "sar_only_heldout_macro_f1": _f1(metrics.get("heldout_polygons_sar_only")),
     }
+
+
+def _f1(scores: Any) -> Optional[float]:
+    """The macro-F1 of a card's scores rounded to `ROUNDING['f1']` decimals (None without)."""
+    v = _num(scores.get("macro_f1")) if isinstance(scores, dict) else None
+    return None if v is None else round(v, ROUNDING["f1"]) + 0.0
 
 
 def _class_facts(entry: dict) -> dict:

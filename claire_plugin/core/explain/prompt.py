@@ -30,6 +30,9 @@ def facts_lines(facts: dict) -> List[str]:
         weight = "" if w is None else f" (forest's weight {f.pct(w)} where the optical is clear)"
         lines.append(f"Model: a network and a random forest averaged per pixel{weight}; the forest counts less "
                      "where the optical is clouded; fusion gate figures are the network's.")
+    if model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None:
+        lines.append(f"Held-out macro-F1 of this model on the user's polygons: {model['heldout_macro_f1']:.2f} with "
+                     f"the optical, {model['sar_only_heldout_macro_f1']:.2f} from SAR alone (as in the optical gaps).")
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
                      f"SAR {model.get('sar_sensor') or 'image'}.")

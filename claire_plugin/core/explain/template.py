@@ -166,6 +166,18 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
     return out
 
 
+def _sar_only_trust(scene: dict, model: dict) -> List[str]:
+    """Where part of the map came from SAR alone: how this model scored from SAR alone on the user's held-out
+    polygons, against its score with the optical (a model trained from polygons records both)."""
+    alone, full = model.get("sar_only_heldout_macro_f1"), model.get("heldout_macro_f1")
+    if not scene.get("sar_only_pct") or alone is None or full is None:
+        return []
+    caution = ("read those pixels with more care than the rest" if alone < full else
+               "those pixels are about as reliable as the rest")
+    return [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+            f"with the optical, so {caution}."]
+
+
 def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
     """A sentence on the pixels the snow check gave another class (models.cloud.snow_possible)."""
     snow = scene.get("snow_ruled_out_pct")
@@ -192,7 +204,7 @@ def _modality(facts: dict, f: Formatter) -> str:
     model = facts.get("model") or {}
     sar_name = model.get("sar_sensor") or "SAR"
     out = []
-    out += _input_quality(scene, f) + _snow_ruled_out(scene, f)
+    out += _input_quality(scene, f) + _sar_only_trust(scene, model) + _snow_ruled_out(scene, f)
     if scene.get("sar_reliance_pct") is None:
         if model.get("arch") == FOREST:
             out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "
