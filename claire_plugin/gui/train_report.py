@@ -78,9 +78,12 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
     e = html.escape
     groups = "; ".join(f"{e(m['name'])} = {e(', '.join(m['classes']))}" for m in macro["classes"])
     rows = "".join(_rows({**report, "arms": macro["arms"]}, "clear"))
+    alone = macro.get("sar_only") or {}
+    sar = ("; optical missing (SAR alone): " + ", ".join(f"{SHORT.get(a, e(a))} F1 {_n(m.get('macro_f1'))}"
+                                                        for a, m in alone.items())) if alone else ""
     return [f"<p><b>Macroclasses</b> (field {e(macro['field'])}), held-out polygons</p><table cellspacing='0' "
             f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"
-            f"<p class='muted'>{groups}. Options &gt; Map level 'macroclass' maps them.</p>"]
+            f"<p class='muted'>{groups}{sar}. Options &gt; Map level 'macroclass' maps them.</p>"]
 
 
 def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:

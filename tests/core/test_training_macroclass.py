@@ -263,3 +263,31 @@ def test_labels_of_one_class_or_one_macroclass_are_refused(tmp_path):
     with pytest.raises(ClaireError, match="every class is in one macroclass \\('all'\\) in field 'mc'"):
         train_from_polygons(_params(scene, same))
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_scores_from_sar_alone_are_given_at_the_macroclass_level_too(tmp_path):
+    from claire.claire_plugin.core.training.scorecard import macroclass_lines, render_html
+    from claire.claire_plugin.gui.train_report import report_html
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.set_num_threads(1)
+    scene = train_scene(tmp_path)
+    card = tiny_card()
+    card["config"]["cloud_gate"] = True  # a cloud-gated base: its networks are scored from SAR alone
+    torch.manual_seed(0)
+    gated = str(tmp_path / "gated.safetensors")
+    save_checkpoint(gated, build_model("claire", card["config"]), card)
+    report = train_from_polygons(_params(scene, _labels(tmp_path), checkpoint=gated, report=None))
+    alone = report["macroclasses"]["sar_only"]
+    assert set(alone) == set(report["sar_only"]["arms"]) >= {"finetuned", "rf_sar"}
+    for arm, m in alone.items():
+        cm = np.array(report["sar_only"]["arms"][arm]["confusion"])
+        assert m["confusion"] == collapse_confusion(cm, np.array([0, 0, 1]), 2).tolist()
+    _, saved = load_checkpoint(str(tmp_path / "model.safetensors"))
+    assert saved["metrics"]["macroclass"]["heldout_polygons_sar_only"]["macro_f1"] == alone["finetuned"]["macro_f1"]
+    assert any(line.startswith("  CLAIRE fine-tuned (optical + SAR), optical missing (SAR alone): macro-F1")
+               for line in macroclass_lines(report))
+    assert "optical missing (SAR alone)" in render_html(report).split("Macroclasses (field mc)")[1]
+    assert "optical missing (SAR alone): Your&nbsp;CLAIRE F1" in report_html(report, "m.safetensors")

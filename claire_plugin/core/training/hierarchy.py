@@ -35,14 +35,17 @@ class Hierarchy:
                         "classes": [c.code for c in members]})
         return out
 
-    def report_entry(self, classes: Sequence[ClassInfo], arms: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    def report_entry(self, classes: Sequence[ClassInfo], arms: Dict[str, Dict[str, Any]],
+                     sar_only: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The report's `macroclasses`: the field, each macroclass with its classes' codes and names, and every
-        arm's held-out scores at the macroclass level (its class confusion matrices summed)."""
+        arm's held-out scores at the macroclass level (its class confusion matrices summed), also those from SAR
+        alone (`sar_only`: core.training.sar_alone's result)."""
         groups = np.array(self.of_class, dtype=np.int64)
         names = [m.name for m in self.macroclasses]
         scored = {arm: {cond: macro_score(m, groups, names) for cond, m in conds.items()}
                   for arm, conds in arms.items()}
-        return {"field": self.field,
+        alone = {arm: macro_score(m, groups, names) for arm, m in ((sar_only or {}).get("arms") or {}).items()}
+        return {"field": self.field, "sar_only": alone,
                 "classes": [{"index": m.index, "code": m.code, "name": m.name,
                              "classes": [c.name for c in classes if self.of_class[c.index] == m.index]}
                             for m in self.macroclasses],

@@ -365,7 +365,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report.update(familiarity=familiar_note, suspect_polygons=suspects, spread=spread,
                       spread_note=spread_note(spread["clear"]), calibration=calibration,
-                      calibration_note=calibration_note(calibration), sar_only=sar_only)
+                      calibration_note=calibration_note(calibration), sar_only=sar_only,
+                      macroclasses=labels.hierarchy and labels.hierarchy.report_entry(labels.classes, arms, sar_only))
         if weight is not None:
             report["ensemble_weight"] = weight
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
@@ -428,7 +429,6 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
                                    if "val_groups" in split.info else None),
         "counts": counts_table(labels.classes, split.train, split.val),
         "arms": arms, "leakage": leak,
-        "macroclasses": None if labels.hierarchy is None else labels.hierarchy.report_entry(labels.classes, arms),
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
         "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
                          if cmap is not None else "not scored: none of your class names is a class of the base "
@@ -470,6 +470,9 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     own = macro.pop(arm)
     metrics["macroclass"] = {"heldout_polygons": own["clear"], "heldout_polygons_synthetic_clouds": own["clouds_60pct"],
                              "baselines": macro}
+    alone = report["macroclasses"].get("sar_only", {}).get(arm)
+    if alone is not None:
+        metrics["macroclass"]["heldout_polygons_sar_only"] = {m: alone[m] for m in keys if m in alone}
     return classes, metrics, labels.hierarchy.card_entries(labels.classes, colors)
 
 

@@ -225,6 +225,9 @@ def macroclass_lines(report: Dict[str, Any]) -> List[str]:
     for arm in ordered_arms(level):
         m = macro["arms"][arm]["clear"]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
+    for arm, m in (macro.get("sar_only") or {}).items():
+        lines.append(f"  {ARM_TITLES.get(arm, arm)}, optical missing (SAR alone): macro-F1 {m['macro_f1'] or 0:.3f}, "
+                     f"OA {m['oa'] or 0:.3f}")
     return lines
 
 
@@ -416,9 +419,11 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
     groups = "".join(f"<tr><td>{_e(m['name'])}</td><td>{m['code']}</td><td>{_e(', '.join(m['classes']))}</td></tr>"
                      for m in macro["classes"])
     level = {**report, "arms": macro["arms"]}
+    alone = [(arm, "optical missing (SAR alone)", m) for arm, m in (macro.get("sar_only") or {}).items()]
     rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                    f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
-                   for arm in ordered_arms(level) for cond, m in macro["arms"][arm].items())
+                   for arm, cond, m in [(a, c, m) for a in ordered_arms(level) for c, m in macro["arms"][a].items()]
+                   + alone)
     names = [m["name"] for m in macro["classes"]]
     out = [f"<h2>Macroclasses (field {_e(macro['field'])})</h2><p>Each class belongs to one macroclass; the network "
            "learns the classes, and these scores count a pixel right when its class is in the right macroclass (the "
