@@ -36,7 +36,8 @@ HELP = {
     "bundled default.",
     "SAR_UNITS": "Unit of the SAR values, as in Classify land cover.",
     "OUTPUT": "GeoPackage of polygons (layer training) in the optical raster's CRS with the class field, "
-    "source_fid (the point's feature id) and pixels. Check them on the imagery, then train on them.",
+    "source_fid (the point's feature id), pixels and the points' other fields (e.g. a macroclass). Check them on "
+    "the imagery, then train on them.",
 }
 
 

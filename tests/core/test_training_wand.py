@@ -245,3 +245,29 @@ def test_points_in_another_crs_land_on_the_same_pixels(tmp_path, wand_pair, tiny
     a = grow_from_points(*wand_pair, utm, "class", checkpoint=tiny_checkpoint)
     b = grow_from_points(*wand_pair, ll, "class", checkpoint=tiny_checkpoint)
     assert a.polygons[0][0] == b.polygons[0][0] and a.polygons[0][3] == 391
+
+
+def test_grown_polygons_keep_the_points_other_fields(tmp_path, wand_pair, tiny_checkpoint):
+    """A survey layer's macroclass and notes travel to the polygons grown from its points (a point's own
+    `pixels` field is not copied over the polygon's)."""
+    from osgeo import ogr
+    from rasterio.crs import CRS
+
+    from claire.claire_plugin.core.io.points import write_point_layer
+    from claire.claire_plugin.core.training.grow_points import grow_from_points, write_grown
+
+    rows = [(12.5, 14.5, "crops", "vegetation", 0.5), (45.5, 5.5, "trees", "vegetation", None)]
+    records = [(*_xy(r, c), {"class": v, "mc": m, "depth_m": d, "pixels": 99}) for r, c, v, m, d in rows]
+    pts = write_point_layer(str(tmp_path / "survey.gpkg"), "points", CRS.from_string("EPSG:32631").to_wkt(),
+                            [("class", "str"), ("mc", "str"), ("depth_m", "real"), ("pixels", "int")], records,
+                            "test points")
+    grown = grow_from_points(*wand_pair, pts, "class", checkpoint=tiny_checkpoint, max_width=21)
+    assert grown.extra_fields == [("mc", "str"), ("depth_m", "real")]
+    ds = ogr.Open(write_grown(grown, str(tmp_path / "grown.gpkg")))
+    lyr = ds.GetLayerByName("training")
+    got = [(f.GetField("class"), f.GetField("mc"), f.GetField("depth_m"), f.GetField("pixels")) for f in lyr]
+    assert [g[:3] for g in got] == [("crops", "vegetation", 0.5), ("trees", "vegetation", None)]
+    assert all(g[3] != 99 and g[3] > 0 for g in got)
+    assert lyr.GetLayerDefn().GetFieldDefn(lyr.GetLayerDefn().GetFieldIndex("depth_m")).GetType() == ogr.OFTReal
+    lyr = None
+    ds = None

@@ -6,7 +6,8 @@ neighbourhood instead of one pixel.
 Points are taken in feature order; a region never takes the pixels of the regions grown before it, and a
 point inside an earlier region, outside the scene, on a pixel without data or with too few similar pixels
 around it is skipped with the reason. The polygons are written in the optical raster's CRS to a new
-GeoPackage (layer `training`) with the class field (same name), `source_fid` and `pixels`.
+GeoPackage (layer `training`) with the class field (same name), `source_fid`, `pixels` and the point's other
+fields (a macroclass, survey notes: integer, real and text; other kinds as text).
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ class GrownPolygons:
 
     polygons: List[Tuple[str, Any, int, int]] = field(default_factory=list)
     skipped: List[Tuple[int, str]] = field(default_factory=list)
+    #: the points' other fields (name, "int" | "real" | "str") and, per source fid, their values
+    extra_fields: List[Tuple[str, str]] = field(default_factory=list)
+    attributes: Dict[int, Dict[str, Any]] = field(default_factory=dict)
     crs_wkt: str = ""
-    field: str = "class"
+    field: str = "class"  # after every field(...) above: this name hides dataclasses.field in the class body
 
     def per_class(self) -> Dict[str, int]:
         """Polygons per class value (as text), in first-seen order."""
@@ -68,6 +72,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
             raise ClaireError(f"{points!r} holds polygons, not points: they are training polygons already (give "
                               f"them to training as they are), or give a point layer to grow polygons from")
         out.crs_wkt = scene.opt.crs.to_wkt()
+        out.extra_fields, out.attributes = point_attributes(points, source.get("layer"), field_name)
         reach = (max_width + 2) * max(abs(scene.opt.transform.a), abs(scene.opt.transform.e))
         grown: List[Tuple[float, float, str]] = []
         for k, (fid, value, _name, geometry, _shape) in enumerate(features):
@@ -90,6 +95,28 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
     return out
 
 
+def point_attributes(points: str, layer: Optional[str], class_field: str
+                     ) -> Tuple[List[Tuple[str, str]], Dict[int, Dict[str, Any]]]:
+    """The point layer's fields other than the class field and the names the grown layer uses itself, as
+    (name, "int" | "real" | "str"), and per feature id their values."""
+    from osgeo import ogr
+
+    kinds = {ogr.OFTInteger: "int", ogr.OFTInteger64: "int", ogr.OFTReal: "real"}
+    taken = {class_field.lower(), SOURCE_FID, "pixels", "fid"}
+    ogr.UseExceptions()
+    ds = ogr.Open(points)
+    try:
+        lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+        defn = lyr.GetLayerDefn()
+        fields = [(defn.GetFieldDefn(i).GetName(), kinds.get(defn.GetFieldDefn(i).GetType(), "str"))
+                  for i in range(defn.GetFieldCount()) if defn.GetFieldDefn(i).GetName().lower() not in taken]
+        values = {f.GetFID(): {name: f.GetField(name) for name, _ in fields} for f in lyr}
+        lyr = None
+    finally:
+        ds = None  # OGR layers must go before their data source
+    return fields, values
+
+
 def write_grown(grown: GrownPolygons, path: str) -> str:
     """Write the polygons to a new GeoPackage at `path` (layer `training`); ClaireError when none was made."""
     from ..io.points import write_vector_layer
@@ -99,8 +126,9 @@ def write_grown(grown: GrownPolygons, path: str) -> str:
         raise ClaireError(f"no point gave a polygon ({reasons}); raise the tolerance, or check that the points lie "
                           f"on the optical raster")
     ints = all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for _w, v, _f, _p in grown.polygons)
-    fields = [(grown.field, "int" if ints else "str"), (SOURCE_FID, "int"), ("pixels", "int")]
-    records = ((wkt, {grown.field: value, SOURCE_FID: fid, "pixels": px}) for wkt, value, fid, px in grown.polygons)
+    fields = [(grown.field, "int" if ints else "str"), (SOURCE_FID, "int"), ("pixels", "int")] + grown.extra_fields
+    records = ((wkt, {**grown.attributes.get(fid, {}), grown.field: value, SOURCE_FID: fid, "pixels": px})
+               for wkt, value, fid, px in grown.polygons)
     return write_vector_layer(path, LAYER, grown.crs_wkt, fields, records, "the grown polygons", "polygon")
 
 
