@@ -33,8 +33,9 @@ def card_summary(card: Dict[str, Any]) -> str:
     lines = [f"architecture  {model_title(card)}",
              "classes       " + ", ".join(f"{c['value']}={c['name']}" for c in card.get("classes", [])),
              f"nodata        {card.get('nodata')}"]
-    if grouping_text(card):
-        lines.insert(2, f"macroclasses  {grouping_text(card)} (classify --level macroclass)")
+    grouped = grouping_text(card)
+    if grouped:
+        lines.insert(2, f"macroclasses  {grouped} (classify --level macroclass)")
     for mod in ("optical", "sar"):
         s = (card.get("inputs") or {}).get(mod) or {}
         lines.append(f"{mod:<14}{s.get('sensor')}: {', '.join(s.get('bands', []))} ({s.get('units')}, scale "

@@ -130,7 +130,7 @@ def level_card(card: dict, level: str) -> Tuple[dict, Optional[np.ndarray], floa
     """(the card the run maps with, per model class its macroclass or None, the temperature applied before
     the classes' probabilities are summed) for the map `level` (models.macroclass.LEVELS). ClaireError for an
     unknown level or the macroclass level of a card without macroclasses."""
-    from ....models.macroclass import LEVELS, card_macroclasses, group_index, macro_view
+    from ....models.macroclass import LEVELS, card_macroclasses, macro_view
 
     if level not in LEVELS:
         raise ClaireError(f"--level {level!r} is not a map level; choose {' or '.join(LEVELS)}")
@@ -139,7 +139,8 @@ def level_card(card: dict, level: str) -> Tuple[dict, Optional[np.ndarray], floa
     if not card_macroclasses(card):
         raise ClaireError("--level macroclass: this checkpoint has no macroclasses; train one from polygons with a "
                           "macroclass field (--macro-field), or map its classes with --level class")
-    return macro_view(card), group_index(card), card_temperature(card)
+    view = macro_view(card)
+    return view, np.array(view["class_groups"], dtype=np.int64), card_temperature(card)
 
 
 def class_colors(card: dict) -> Dict[int, tuple]:

@@ -399,12 +399,13 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
         return []
     out = ["<h2>Where the optical is missing: SAR alone</h2>", f"<p>{_e(alone['note'])}.</p>"]
     if alone["arms"]:
+        order = ordered_arms({"arms": alone["arms"]})
         rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(a, a))}</td><td>{_f(m['macro_f1'])}</td><td>{_f(m['oa'])}</td>"
                        f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
-                       for a, m in ((a, alone["arms"][a]) for a in ordered_arms({"arms": alone["arms"]})))
+                       for a, m in ((a, alone["arms"][a]) for a in order))
         out.append("<table><tr><th>model</th><th>macro-F1</th><th>OA</th><th>kappa</th><th>mIoU</th><th>pixels</th>"
                    f"</tr>{rows}</table>")
-        first = ordered_arms({"arms": alone["arms"]})[0]
+        first = order[0]
         out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
                    f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
     return out
