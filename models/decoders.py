@@ -67,14 +67,24 @@ class UPerDecoder(nn.Module):
             lat = self.laterals[i](feats[i])
             top = lat + F.interpolate(top, size=lat.shape[-2:], mode="bilinear", align_corners=False)
             levels.insert(0, self.smooth[i](top))
-        # the same operations in the same order, each tensor let go once used: at stride 4 the levels, their
-        # upsampled copies and their concatenation are what fills memory at inference (peak of a window ~23 % lower)
         top = lat = None
+        return self.refine(self._fuse_levels(levels))
+
+    def _fuse_levels(self, levels: List[torch.Tensor]) -> torch.Tensor:
+        """`fuse` of the levels upsampled to stride 4 and concatenated, computed without the concatenation: a 1x1
+        convolution and bilinear upsampling commute, so each level meets its slice of the fuse weights at its own
+        resolution and only the 1x1 outputs are upsampled and summed: the same values up to float rounding, a quarter
+        of the convolution at stride 4, and no concatenation of four levels there in memory. Levels are let go once
+        used."""
+        conv, *rest = self.fuse
+        weights = conv.weight.split(levels[0].shape[1], dim=1)
         size = levels[0].shape[-2:]
-        up = [levels.pop(0)]
-        while levels:
-            up.append(F.interpolate(levels.pop(0), size=size, mode="bilinear", align_corners=False))
-        x = torch.cat(up, dim=1)
-        up = None
-        x = self.fuse(x)
-        return self.refine(x)
+        first = F.conv2d(levels.pop(0), weights[0])
+        # under autocast the terms are bfloat16: sum them in float32, as the single convolution accumulated
+        x = first.float()
+        for w in weights[1:]:
+            x.add_(F.interpolate(F.conv2d(levels.pop(0), w), size=size, mode="bilinear", align_corners=False))
+        x = x.to(first.dtype)
+        for layer in rest:
+            x = layer(x)
+        return x

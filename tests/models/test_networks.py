@@ -97,3 +97,37 @@ def test_the_cells_output_brought_to_full_size_is_the_forward(arch):
         assert torch.equal(again[key], full[key]), key
     rows, cols = slice(8, 60), slice(40, 96)
     assert torch.equal(share_part(cells["gates"], (64, 96), rows, cols), full["sar_share"][..., rows, cols])
+
+
+def _fuse_by_concatenation(decoder, levels):
+    """The decoder's fuse as written in UPerNet: levels upsampled to stride 4, concatenated, 1x1 fuse."""
+    import torch.nn.functional as F
+
+    size = levels[0].shape[-2:]
+    up = [levels[0]] + [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in levels[1:]]
+    return decoder.fuse(torch.cat(up, dim=1))
+
+
+def test_decoder_fuse_without_concatenation_is_the_concatenated_fuse():
+    torch.manual_seed(3)
+    decoder = build_model("claire", CFG).decoder.eval()
+    for p in decoder.parameters():  # trained-looking weights rather than LayerNorm's ones and zeros
+        p.data.normal_(0, 0.5)
+    dim = decoder.fuse[0].in_channels // 4
+    levels = [torch.randn(2, dim, 48 // 2 ** i, 40 // 2 ** i) for i in range(4)]
+    with torch.no_grad():
+        want = _fuse_by_concatenation(decoder, levels)
+        got = decoder._fuse_levels(list(levels))
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = decoder._fuse_levels(list(levels))
+        # the bfloat16 terms are summed in float32: as close as one bfloat16 rounding of the single convolution
+        assert float((low.float() - want).abs().max()) < 0.05 * float(want.abs().max())
+    # training: the gradient reaches every level and equals the concatenated form's
+    leaves = [x.clone().requires_grad_(True) for x in levels]
+    decoder._fuse_levels(list(leaves)).square().sum().backward()
+    ref = [x.clone().requires_grad_(True) for x in levels]
+    _fuse_by_concatenation(decoder, ref).square().sum().backward()
+    for a, b in zip(leaves, ref):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-4)
