@@ -1,7 +1,7 @@
 """Segmentation metrics from a confusion matrix (rows = reference, columns = prediction)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -60,3 +60,40 @@ def macro_f1(metrics: Dict[str, Any]) -> float:
     """Mean F1 of the classes present in the reference (support > 0) of a `metrics_from_confusion` result."""
     f1 = [c["f1"] or 0.0 for c in metrics["per_class"] if c["support"] > 0]
     return float(np.mean(f1)) if f1 else float("nan")
+
+
+#: A class pair counts as a look-alike of one input when at least this share of the reference class's pixels is
+#: mapped as the other class ...
+LOOKALIKE_SHARE = 0.25
+#: ... and at least this much more than in the baseline scores (the same pixels with more input).
+LOOKALIKE_GAIN = 0.10
+
+
+def added_confusions(scores: Dict[str, Any], baseline: Optional[Dict[str, Any]] = None, limit: int = 2,
+                     min_share: float = LOOKALIKE_SHARE, min_gain: float = LOOKALIKE_GAIN) -> List[Dict[str, Any]]:
+    """Class pairs that `scores` confuses and `baseline` does not, largest share first: reference class ->
+    predicted class taking at least `min_share` of the reference class's pixels, and at least `min_gain` more than
+    in `baseline` (scores of the same pixels, same classes; None: no comparison). Each is {"reference",
+    "predicted", "pixels", "share", "baseline_share"}; both score dicts carry "confusion" (rows = reference) and
+    "per_class" names, as metrics_from_confusion's callers store them."""
+    cm = np.asarray(scores.get("confusion") or [], dtype=np.float64)
+    names = [str(c.get("name")) for c in scores.get("per_class") or []]
+    if cm.ndim != 2 or cm.shape != (len(names), len(names)) or not names:
+        return []
+    base = np.asarray((baseline or {}).get("confusion") or [], dtype=np.float64)
+    if base.shape != cm.shape:
+        base = None
+    found = []
+    for i, row in enumerate(cm):
+        total = row.sum()
+        base_total = None if base is None else base[i].sum()
+        for j, count in enumerate(row):
+            if i == j or total <= 0:
+                continue
+            share = count / total
+            before = (base[i, j] / base_total) if base is not None and base_total > 0 else None
+            if share >= min_share and (before is None or share - before >= min_gain):
+                found.append({"reference": names[i], "predicted": names[j], "pixels": int(round(count)),
+                              "share": float(share), "baseline_share": None if before is None else float(before)})
+    found.sort(key=lambda p: (-p["share"], -p["pixels"], p["reference"], p["predicted"]))
+    return found[:limit]

@@ -66,8 +66,12 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
     if not alone["arms"]:
         return [f"<p class='muted'>Optical missing: {html.escape(alone['note'])}.</p>"]
     rows = "".join(_rows({"arms": {a: {"clear": m} for a, m in alone["arms"].items()}}, "clear"))
+    from ..core.training.scorecard import lookalike_sentence
+
+    said = lookalike_sentence(report, "your network")
     return ["<p><b>Optical missing</b> (SAR alone, as the map's optical gaps)</p><table cellspacing='0' "
-            f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"]
+            f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"
+            + (f"<p>{html.escape(said)}</p>" if said else "")]
 
 
 def _macroclass_html(report: Dict[str, Any]) -> List[str]:

@@ -200,3 +200,31 @@ def test_sar_only_pixels_cite_the_models_held_out_score_from_sar_alone():
     assert "sar_only_heldout_macro_f1" in str(backing["0.53"]) and "heldout_macro_f1" in str(backing["0.72"])
     assert "from SAR alone against" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
     assert "from SAR alone against" not in template.write(build_facts(summary, dict(card, metrics={})))
+
+
+def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sar_alone():
+    """The card's held-out confusion from SAR alone against the same pixels with the optical: a class SAR alone
+    takes for another (here water for bare ground on 96 of 108 pixels, never with the optical) is named in the
+    explanation and the language model's facts, each number grounded; a confusion the optical shares is not."""
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    summary, card = _random_run(1, reference=False)
+    summary.update(optical_invalid_share=0.05, sar_only_share=0.048)
+    names = ["bare ground", "trees", "water"]
+    per_class = [{"name": n} for n in names]
+    clear = {"macro_f1": 0.9, "per_class": per_class, "confusion": [[108, 0, 0], [0, 72, 36], [0, 0, 108]]}
+    alone = {"macro_f1": 0.6, "per_class": per_class, "confusion": [[95, 0, 13], [0, 72, 36], [96, 0, 12]]}
+    card = dict(card, metrics={"heldout_polygons": clear, "heldout_polygons_sar_only": alone})
+    facts = build_facts(summary, card)
+    assert facts["model"]["sar_only_lookalikes"] == [
+        {"reference": "water", "predicted": "bare ground", "share_of_reference_pct": 88.9, "with_optical_pct": 0.0}]
+    text = template.write(facts)
+    assert ("From SAR alone it took 88.9 % of the held-out water pixels for bare ground (0.0 % with the optical), "
+            "so water and bare ground in the part of the map decided from SAR alone are doubtful.") in text
+    res = check_grounding(text, facts)
+    assert res.flagged_sentences == [], res.flagged_sentences
+    assert "sar_only_lookalikes" in str({n.text: n.fact for n in res.numbers}["88.9"])
+    assert any("took 88.9 % of the held-out water pixels for bare ground" in line for line in facts_lines(facts))
+    # trees -> water (36 of 108) happens with the optical too: not SAR's doing
+    assert "trees pixels" not in text
+    assert "took" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))

@@ -47,3 +47,20 @@ def test_classes_with_colors_sorts_by_index_and_keeps_card_colours():
     out = classes_with_colors(card)
     assert [c["name"] for c in out] == ["a", "b"] and out[0]["color"] == "#abcdef"
     assert [c["color"] for c in out] == class_colors(card) and "color" not in card["classes"][0]
+
+
+def test_added_confusions_are_those_the_baseline_does_not_share():
+    from claire.models.metrics import added_confusions
+
+    per_class = [{"name": n} for n in ("bare ground", "trees", "water")]
+    base = {"per_class": per_class, "confusion": [[100, 0, 0], [0, 60, 40], [10, 0, 90]]}
+    alone = {"per_class": per_class, "confusion": [[70, 0, 30], [0, 55, 45], [80, 0, 20]]}
+    got = added_confusions(alone, base)
+    # water -> bare ground 80 % (10 % before) first, then bare ground -> water 30 % (0 % before); trees -> water
+    # (45 % against 40 %) is a confusion the baseline has too
+    assert [(p["reference"], p["predicted"]) for p in got] == [("water", "bare ground"), ("bare ground", "water")]
+    assert got[0]["share"] == 0.8 and got[0]["baseline_share"] == 0.1 and got[0]["pixels"] == 80
+    assert added_confusions(alone, base, limit=1) == got[:1]
+    assert [p["reference"] for p in added_confusions(alone, limit=3)] == ["water", "trees", "bare ground"]  # no baseline
+    assert added_confusions({"per_class": per_class, "confusion": [[1, 0], [0, 1]]}) == []  # shapes disagree
+    assert added_confusions({}) == []

@@ -12,6 +12,7 @@ import math
 from typing import Any, Dict, List, Optional
 
 from ....models.card_schema import ENSEMBLE
+from ....models.metrics import added_confusions
 from ..errors import ClaireError
 
 FACTS_FORMAT = "claire-facts/1"
@@ -75,7 +76,19 @@ def _card_model(card: dict) -> dict:
         # a model trained from polygons: its macro-F1 on the held-out polygons with the optical and from SAR alone
         "heldout_macro_f1": _f1(metrics.get("heldout_polygons")),
         "sar_only_heldout_macro_f1": _f1(metrics.get("heldout_polygons_sar_only")),
+        "sar_only_lookalikes": _lookalikes(metrics),
     }
+
+
+def _lookalikes(metrics: dict) -> List[dict]:
+    """The classes a model trained from polygons took for others from SAR alone on its held-out polygons and not with
+    the optical (models.metrics.added_confusions of the card's two confusion matrices)."""
+    alone, clear = metrics.get("heldout_polygons_sar_only"), metrics.get("heldout_polygons")
+    if not isinstance(alone, dict):
+        return []
+    return [{"reference": p["reference"], "predicted": p["predicted"], "share_of_reference_pct": pct(p["share"]),
+             "with_optical_pct": pct(p["baseline_share"])}
+            for p in added_confusions(alone, clear if isinstance(clear, dict) else None)]
 
 
 def _f1(scores: Any) -> Optional[float]:
@@ -257,6 +270,8 @@ def fact_names(facts: dict) -> List[str]:
     out += [str(b) for b in model.get("optical_bands") or []]
     out += [str(b) for b in model.get("sar_bands") or []]
     out += [c["name"] for c in facts.get("classes") or []]
+    for p in model.get("sar_only_lookalikes") or []:
+        out += [p["reference"], p["predicted"]]
     for c in (facts.get("metrics") or {}).get("per_class") or []:
         out.append(c["name"])
     return sorted({n for n in out if n}, key=lambda n: (-len(n), n))

@@ -166,16 +166,35 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
     return out
 
 
-def _sar_only_trust(scene: dict, model: dict) -> List[str]:
+def _sar_only_trust(scene: dict, model: dict, f: Formatter) -> List[str]:
     """Where part of the map came from SAR alone: how this model scored from SAR alone on the user's held-out
-    polygons, against its score with the optical (a model trained from polygons records both)."""
+    polygons, against its score with the optical (a model trained from polygons records both), and the classes it
+    took for others from SAR alone."""
     alone, full = model.get("sar_only_heldout_macro_f1"), model.get("heldout_macro_f1")
     if not scene.get("sar_only_pct") or alone is None or full is None:
         return []
     caution = ("read those pixels with more care than the rest" if alone < full else
                "those pixels are about as reliable as the rest")
-    return [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
-            f"with the optical, so {caution}."]
+    out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+           f"with the optical, so {caution}."]
+    pairs = [p for p in model.get("sar_only_lookalikes") or [] if p.get("share_of_reference_pct") is not None]
+    if pairs:
+        said = [f"{f.pct(p['share_of_reference_pct'])} of the held-out {p['reference']} pixels for {p['predicted']}"
+                + ("" if p.get("with_optical_pct") is None else f" ({f.pct(p['with_optical_pct'])} with the optical)")
+                for p in pairs]
+        out.append(f"From SAR alone it took {_join(said)}, so {_join(_pair_names(pairs))} in the part of the map "
+                   f"decided from SAR alone are doubtful.")
+    return out
+
+
+def _pair_names(pairs: List[dict]) -> List[str]:
+    """The class names of look-alike pairs, each once, in order."""
+    names: List[str] = []
+    for p in pairs:
+        for n in (p["reference"], p["predicted"]):
+            if n not in names:
+                names.append(n)
+    return names
 
 
 def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
@@ -204,7 +223,7 @@ def _modality(facts: dict, f: Formatter) -> str:
     model = facts.get("model") or {}
     sar_name = model.get("sar_sensor") or "SAR"
     out = []
-    out += _input_quality(scene, f) + _sar_only_trust(scene, model) + _snow_ruled_out(scene, f)
+    out += _input_quality(scene, f) + _sar_only_trust(scene, model, f) + _snow_ruled_out(scene, f)
     if scene.get("sar_reliance_pct") is None:
         if model.get("arch") == FOREST:
             out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "

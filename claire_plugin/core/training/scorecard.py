@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ....models.metrics import confusion_matrix, macro_f1, metrics_from_confusion
+from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion
 from ..io.atomic import OutputSet
 from .labels import ClassInfo, LabelPixels
 
@@ -209,7 +209,37 @@ def sar_only_lines(report: Dict[str, Any]) -> List[str]:
     for arm in ordered_arms({"arms": alone["arms"]}):
         m = alone["arms"][arm]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
-    return lines
+    said = lookalike_sentence(report)
+    return lines + ([f"  {said}"] if said else [])
+
+
+def sar_lookalikes(report: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """models.metrics.added_confusions of the report's first SAR-alone model against the same model with the optical
+    (clear held-out polygons): the classes that SAR alone takes for others; [] without SAR-alone scores."""
+    arms = (report.get("sar_only") or {}).get("arms") or {}
+    if not arms:
+        return []
+    arm = ordered_arms({"arms": arms})[0]
+    clear = ((report.get("arms") or {}).get(arm) or {}).get("clear")
+    return added_confusions(arms[arm], clear)
+
+
+def lookalike_sentence(report: Dict[str, Any], title: Optional[str] = None) -> str:
+    """"From SAR alone, <title> took water for bare ground on 88.9 % of its held-out pixels (0.0 % with the optical)
+    ..." for `sar_lookalikes` (`title`: the model's, ARM_TITLES by default); "" when there are none."""
+    pairs = sar_lookalikes(report)
+    if not pairs:
+        return ""
+    arm = ordered_arms({"arms": report["sar_only"]["arms"]})[0]
+    parts = []
+    for n, p in enumerate(pairs):
+        with_optical = "" if p["baseline_share"] is None else f"{100 * p['baseline_share']:.1f} %"
+        of = " of its held-out pixels" if n == 0 else ""
+        if with_optical:
+            with_optical = f" ({with_optical} with the optical)" if n == 0 else f" ({with_optical})"
+        parts.append(f"{p['reference']} for {p['predicted']} on {100 * p['share']:.1f} %{of}{with_optical}")
+    return (f"From SAR alone, {title or ARM_TITLES.get(arm, arm)} took {' and '.join(parts)}: where the map comes "
+            f"from SAR alone, read these classes with care.")
 
 
 def macroclass_lines(report: Dict[str, Any]) -> List[str]:
@@ -408,6 +438,9 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
         first = order[0]
         out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
                    f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
+        said = lookalike_sentence(report)
+        if said:
+            out.append(f"<p>{_e(said)}</p>")
     return out
 
 
