@@ -181,3 +181,29 @@ def test_sar_only_windows_get_no_optical_and_a_full_cloud(scene, monkeypatch):
         _on, sn = sc.standardise(o, s)
     assert seen and all((i[0] == 0).all() and (i[2] == 1).all() for i in seen)
     assert np.array_equal(seen[0][1], sn)
+
+
+def test_the_report_names_the_classes_sar_alone_takes_for_others():
+    """The first SAR-alone model's confusion against the same model with the optical: water taken for bare ground
+    from SAR alone (never with the optical) is said in the plain-text lines, the HTML report and the Train tab; a
+    confusion the optical shares (trees -> water) is not; no SAR-alone scores, nothing said."""
+    from claire.claire_plugin.core.training.scorecard import _sar_only_html, lookalike_sentence, sar_only_lines
+    from claire.claire_plugin.gui import train_report
+
+    names = ["bare ground", "trees", "water"]
+    per_class = [{"name": n, "f1": 0.5, "iou": 0.5, "precision": 0.5, "recall": 0.5, "support": 108} for n in names]
+    scores = lambda cm, f1: {"macro_f1": f1, "oa": f1, "kappa": f1, "miou": f1, "pixels": 324,  # noqa: E731
+                             "per_class": per_class, "confusion": cm}
+    report = {"classes": [{"index": i, "code": i + 1, "name": n} for i, n in enumerate(names)],
+              "arms": {"finetuned": {"clear": scores([[108, 0, 0], [0, 72, 36], [0, 0, 108]], 0.9)}},
+              "sar_only": {"note": "scored", "arms": {
+                  "finetuned": scores([[95, 0, 13], [0, 72, 36], [96, 0, 12]], 0.6),
+                  "rf_sar": scores([[50, 0, 58], [0, 108, 0], [58, 0, 50]], 0.5)}}}
+    said = lookalike_sentence(report)
+    assert said == ("From SAR alone, CLAIRE fine-tuned (optical + SAR) took water for bare ground on 88.9 % of its "
+                    "held-out pixels (0.0 % with the optical): where the map comes from SAR alone, read these "
+                    "classes with care.")
+    assert sar_only_lines(report)[-1] == "  " + said
+    assert any(said in part for part in _sar_only_html(report))  # the HTML report's section
+    assert "your network took water for bare ground on 88.9 %" in "".join(train_report._sar_only_html(report))
+    assert lookalike_sentence({**report, "sar_only": {"note": "n", "arms": {}}}) == ""
