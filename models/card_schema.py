@@ -92,9 +92,14 @@ def _check(card: Any) -> None:
         cal = card["calibration"]
         if not isinstance(cal, dict):
             raise CardSchemaError("the card's 'calibration' is not an object")
-        t = _num(cal.get("temperature"), "calibration.temperature")
-        if not 1.0 <= t <= 100.0:
-            raise CardSchemaError(f"the card's calibration.temperature is {t:g}, outside 1..100")
+        for where, entry in (("calibration", cal), ("calibration.sar_only", cal.get("sar_only"))):
+            if where != "calibration" and entry is None:
+                continue
+            if not isinstance(entry, dict):
+                raise CardSchemaError(f"the card's '{where}' is not an object")
+            t = _num(entry.get("temperature"), f"{where}.temperature")
+            if not 1.0 <= t <= 100.0:
+                raise CardSchemaError(f"the card's {where}.temperature is {t:g}, outside 1..100")
     problem = macroclass_problem(card)
     if problem:
         raise CardSchemaError(problem)
@@ -112,10 +117,17 @@ def model_title(card: Dict[str, Any]) -> str:
     return f"{card.get('arch', '?')} ({card.get('size') or '?'})"
 
 
-def card_temperature(card: Dict[str, Any]) -> float:
-    """The temperature the card's calibration tempers the confidence with (models.calibration); 1 without one."""
+def card_temperature(card: Dict[str, Any], sar_only: bool = False) -> float:
+    """The temperature the card's calibration tempers the confidence with (models.calibration); 1 without one.
+    `sar_only`: the one for pixels classified from SAR alone (`calibration.sar_only`, fitted on the held-out polygons
+    with the optical missing), else the card's one temperature."""
     cal = card.get("calibration")
-    return float(cal["temperature"]) if isinstance(cal, dict) and cal.get("temperature") is not None else 1.0
+    if not isinstance(cal, dict):
+        return 1.0
+    alone = cal.get("sar_only")
+    if sar_only and isinstance(alone, dict) and alone.get("temperature") is not None:
+        return float(alone["temperature"])
+    return float(cal["temperature"]) if cal.get("temperature") is not None else 1.0
 
 
 def takes_cloud(card: Dict[str, Any]) -> bool:

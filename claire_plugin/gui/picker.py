@@ -157,9 +157,10 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
         parts.append(f"<span class='muted'>{' · '.join(bits)}</span>")
     if training.get("lr_note"):
         parts.append(f"<br><span class='muted'>{e(str(training['lr_note']))}</span>")
-    note = (card.get("calibration") or {}).get("note")
-    if note:
-        parts.append(f"<br><span class='muted'>{e(str(note))}</span>")
+    cal = card.get("calibration") or {}
+    for note in (cal.get("note"), (cal.get("sar_only") or {}).get("note")):
+        if note:
+            parts.append(f"<br><span class='muted'>{e(str(note))}</span>")
     parts.append("</p>")
     return parts
 

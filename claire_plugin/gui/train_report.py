@@ -71,7 +71,9 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
     said = lookalike_sentence(report, "your network")
     return ["<p><b>Optical missing</b> (SAR alone, as the map's optical gaps)</p><table cellspacing='0' "
             f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"
-            + (f"<p>{html.escape(said)}</p>" if said else "")]
+            + (f"<p>{html.escape(said)}</p>" if said else "")
+            + (f"<p class='muted'>{html.escape(alone['calibration_note'])}.</p>" if alone.get("calibration_note")
+               else "")]
 
 
 def _macroclass_html(report: Dict[str, Any]) -> List[str]:

@@ -194,3 +194,25 @@ def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, tmp_p
     assert (classes[:, 60:140] != nodata).all()
     inside, outside = rel[:, 84:116].mean(), rel[:, :30].mean()
     assert inside > 90 and inside > outside + 20, (inside, outside)
+
+
+def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene, standin_card):
+    """A card calibrated from SAR alone (`calibration.sar_only`, core.training.sar_alone): the confidence of the
+    pixels classified from SAR alone is tempered with that temperature, the other pixels keep the card's own one;
+    the classes do not change."""
+    optical = _scene(engine_scene, stripe=True)
+    d = engine_scene["dir"]
+    runs = {}
+    for name, cal in (("plain", None), ("sar", {"temperature": 1.0, "sar_only": {"temperature": 4.0}})):
+        card = _gated_card(standin_card)
+        if cal is not None:
+            card["calibration"] = cal
+        res = _run(engine_scene, optical, GatedStandIn().eval(), card, confidence=os.path.join(d, f"conf_{name}.tif"))
+        runs[name] = (_read(res.output)[0].copy(), _read(res.confidence)[0].astype(int), res.summary)
+    (c0, k0, s0), (c1, k1, s1) = runs["plain"], runs["sar"]
+    assert np.array_equal(c0, c1), "tempering keeps every pixel's class"
+    rest = np.ones(c0.shape, bool)
+    rest[STRIPE] = False
+    assert np.array_equal(k0[rest], k1[rest]), "pixels with optical data keep their confidence"
+    assert (k1[STRIPE] <= k0[STRIPE]).all() and k1[STRIPE].mean() < k0[STRIPE].mean() - 5
+    assert s1["mean_confidence"] < s0["mean_confidence"]

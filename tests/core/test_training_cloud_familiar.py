@@ -150,6 +150,18 @@ def test_held_out_scores_from_sar_alone_take_the_engines_gap_input(scene, forwar
     assert blind, "no forward saw the optical missing everywhere"
     _, card = load_checkpoint(out)
     assert card["metrics"]["heldout_polygons_sar_only"]["macro_f1"] == alone["arms"]["finetuned"]["macro_f1"]
+    # the network's confidence from SAR alone calibrated on the same pixels: the temperature the engine gives the
+    # pixels it classifies from SAR alone, in the network's and the averaged model's cards
+    cal = alone["calibration"]
+    assert cal["temperature"] >= 1.0 and cal["sar_only"]["before"]["accuracy"] is not None
+    assert "optical missing" in cal["how"] and alone["calibration_note"].startswith(("confidence", "confidence not"))
+    assert card["calibration"]["sar_only"]["temperature"] == cal["temperature"]
+    from claire.models.card_schema import card_temperature
+
+    assert card_temperature(card, sar_only=True) == cal["temperature"]
+    if report.get("ensemble_checkpoint"):
+        assert load_checkpoint(report["ensemble_checkpoint"])[1]["calibration"]["sar_only"]["temperature"] == \
+            cal["temperature"]
     lines = sar_only_lines(report)
     assert lines[0].startswith("held-out polygons with the optical missing")
     assert any("Random forest, SAR only" in line for line in lines)
@@ -163,6 +175,8 @@ def test_held_out_scores_from_sar_alone_take_the_engines_gap_input(scene, forwar
                                                    str(scene["dir"] / "plain_tuned.safetensors"), field="class",
                                                    checkpoint=scene["plain"], baseline=False, buffer_px=2, config=cfg))
     assert plain["sar_only"] == {"arms": {}, "note": NOT_GATED}
+    assert "sar_only" not in (load_checkpoint(str(scene["dir"] / "plain_tuned.safetensors"))[1].get("calibration")
+                              or {})
 
 
 def test_sar_only_windows_get_no_optical_and_a_full_cloud(scene, monkeypatch):

@@ -82,3 +82,17 @@ def test_card_temperature_and_its_check():
         assert "calibration.temperature" in card_problem(card)
     card["calibration"] = [3.5]
     assert "'calibration'" in card_problem(card)
+
+
+def test_card_temperature_from_sar_alone_and_its_check():
+    card = tiny_card(None, True)
+    card["calibration"] = {"temperature": 1.5, "sar_only": {"temperature": 4.0, "note": "y"}}
+    assert card_temperature(card) == 1.5 and card_temperature(card, sar_only=True) == 4.0
+    assert card_problem(card) is None
+    card["calibration"] = {"temperature": 1.5}
+    assert card_temperature(card, sar_only=True) == 1.5, "without one, the card's own temperature"
+    for bad in (0.5, None):
+        card["calibration"] = {"temperature": 1.5, "sar_only": {"temperature": bad}}
+        assert "calibration.sar_only.temperature" in card_problem(card)
+    card["calibration"] = {"temperature": 1.5, "sar_only": 4.0}
+    assert "'calibration.sar_only'" in card_problem(card)

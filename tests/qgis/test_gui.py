@@ -343,6 +343,8 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     assert "learning rate 0.001: the base checkpoint scored macro-F1 0.46 &lt;on crops&gt;" in card_html(card)
     card["calibration"] = {"temperature": 2.0, "note": "confidence tempered <on the held-out polygons>"}
     assert "confidence tempered &lt;on the held-out polygons&gt;" in card_html(card)
+    card["calibration"]["sar_only"] = {"temperature": 3.0, "note": "the network <from SAR alone> said 94%"}
+    assert "the network &lt;from SAR alone&gt; said 94%" in card_html(card)
     # a polygon run's card: its macro-F1, and the run's other models as one table, not as a metrics split
     card["metrics"] = {"heldout_polygons": {"macro_f1": 0.59, "oa": 0.75},
                        "baselines": {"rf_optical_sar": {"clear": {"macro_f1": 0.629}, "clouds_60pct": {"macro_f1": 0.56}},

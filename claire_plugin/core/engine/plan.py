@@ -415,7 +415,8 @@ def _outputs(plan: RunPlan) -> None:
     outputs = plan.outputs = Outputs(plan.writer(params.output, "uint8", nodata, "land cover class"),
                                      None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
                                      nodata, None, keep_rows=plan.keep_rows, keep_cols=plan.keep_cols,
-                                     temperature=card_temperature(plan.card), snow_classes=list(plan.snow_classes))
+                                     temperature=card_temperature(plan.card), snow_classes=list(plan.snow_classes),
+                                     sar_only_temperature=card_temperature(plan.card, sar_only=True))
     if params.confidence:
         outputs.confidence = plan.writer(params.confidence, "uint8", UINT8_NODATA,
                                          "confidence (top-class probability, %)")

@@ -42,6 +42,7 @@ class Outputs:
     keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a window); None: all
     keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) to finish (an extent); None: all
     temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
+    sar_only_temperature: float = 1.0  # the same for the pixels classified from SAR alone
     snow_classes: Optional[List[int]] = None  # classes the snow check rules out (models.cloud.rule_out_snow)
 
     @property
@@ -77,6 +78,9 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
         conf = tempered_confidence(values[:K], outputs.temperature)
     else:
         conf = top if snow is None else top / snow[0]
+    if outputs.sar_only_temperature != outputs.temperature and m.sar_only.any():
+        conf = np.array(conf, np.float32)
+        conf[m.sar_only] = tempered_confidence(values[:K][:, m.sar_only], outputs.sar_only_temperature)
     ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
     share = values[K] if outputs.has_share else None
     ratio = values[outputs.channels - 1] if outputs.has_distance else None

@@ -34,11 +34,13 @@ def _usable(logits: np.ndarray, cls: np.ndarray) -> np.ndarray:
     return np.isfinite(logits).all(axis=1) & (cls >= 0) & (cls < logits.shape[1])
 
 
-def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Optional[Dict[str, Any]]:
+def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int, fitted_on: str = "clear",
+              input_words: str = "the clear input") -> Optional[Dict[str, Any]]:
     """What the card and the report say of the confidence: {temperature, before / after (cross-fitted) per
     condition, how}; None without labelled held-out pixels the network saw as valid. `logits[clouds]` are the
     network's logits at `val`'s pixels ([N, K], NaN where the input was invalid), clear (False) and with
-    synthetic clouds (True); `val.cls` indexes the network's channels."""
+    synthetic clouds (True); `val.cls` indexes the network's channels. The temperature is fitted on `logits[False]`,
+    named `fitted_on` in the result and `input_words` in its `how` (the optical missing: core.training.sar_alone)."""
     clear = logits.get(False)
     if clear is None or clear.shape[1] == 0:
         return None
@@ -57,7 +59,7 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
                     if fit_on.any() else 1.0
                 temps[halves == h] = t_h
     out: Dict[str, Any] = {"temperature": round(float(temperature), 4), "pixels": int(ok.sum())}
-    names = {False: "clear", True: "clouds_60pct"}
+    names = {False: fitted_on, True: "clouds_60pct"}
     for clouds, lg in logits.items():
         good = _usable(lg, val.cls)
         if not good.any():
@@ -65,7 +67,7 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
         lab = val.cls[good].astype(np.int64)
         out[names.get(clouds, str(clouds))] = {"before": _measures(lg[good], lab, np.ones(int(good.sum()))),
                                                "after": _measures(lg[good], lab, temps[good])}
-    out["how"] = ("one temperature fitted on every held-out pixel of the clear input (class-balanced negative "
+    out["how"] = (f"one temperature fitted on every held-out pixel of {input_words} (class-balanced negative "
                   "log-likelihood, at least 1); " +
                   ("'after' is cross-fitted: each half of the held-out polygons tempered with the temperature "
                    "fitted on the other half" if halves is not None else
@@ -75,11 +77,13 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int) -> Op
     return out
 
 
-def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network") -> Optional[str]:
-    """One sentence for the report and the notes (`who` said what), or None without a calibration."""
-    if not cal or "clear" not in cal:
+def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
+                     fitted_on: str = "clear") -> Optional[str]:
+    """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate), or None
+    without a calibration."""
+    if not cal or fitted_on not in cal:
         return None
-    before, after = cal["clear"]["before"], cal["clear"]["after"]
+    before, after = cal[fitted_on]["before"], cal[fitted_on]["after"]
     t = cal["temperature"]
     if t <= 1.0 + 1e-6:
         return (f"confidence not tempered: on the held-out polygons the mean confidence of {who} "
@@ -91,9 +95,19 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network") ->
             f"{'' if cal.get('cross_fitted') else ' (not cross-fitted: too few held-out polygons)'}")
 
 
-def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str]) -> Optional[Dict[str, Any]]:
-    """The card's `calibration` entry (the engine reads its temperature; the picker shows its note)."""
-    if cal is None:
+def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str],
+                     sar_only: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The card's `calibration` entry (the engine reads its temperature; the picker shows its note); with the
+    report's `sar_only` scores (core.training.sar_alone) their calibration as `sar_only`, the temperature the engine
+    gives the pixels it classifies from SAR alone. None without either."""
+    alone = (sar_only or {}).get("calibration")
+    if cal is None and alone is None:
         return None
-    return {"temperature": cal["temperature"], "note": note, "clear": cal.get("clear"),
-            "cross_fitted": cal["cross_fitted"]}
+    out: Dict[str, Any] = {"temperature": 1.0, "note": None, "clear": None, "cross_fitted": False}
+    if cal is not None:
+        out = {"temperature": cal["temperature"], "note": note, "clear": cal.get("clear"),
+               "cross_fitted": cal["cross_fitted"]}
+    if alone is not None:
+        out["sar_only"] = {"temperature": alone["temperature"], "note": sar_only.get("calibration_note"),
+                           "sar_only": alone.get("sar_only"), "cross_fitted": alone["cross_fitted"]}
+    return out

@@ -372,8 +372,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
-    if calibration is not None:
-        card["calibration"] = card_calibration(calibration, report["calibration_note"])
+    card["calibration"] = card_calibration(calibration, report.get("calibration_note"), report.get("sar_only"))
     card["training"]["familiarity"] = familiar_note
     extra = []
     if forest is not None:
@@ -563,8 +562,9 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
                      int(card.get("tile_size", 256)), macroclasses=macro)
     out["familiarity"] = card.get("familiarity")
     weight = report.get("ensemble_weight") or {}
-    if weight.get("calibration") is not None:
-        out["calibration"] = card_calibration(weight["calibration"], weight.get("calibration_note"))
+    # where the optical is missing the averaged model is the network (the forest's weight falls to 0 under cloud)
+    out["calibration"] = card_calibration(weight.get("calibration"), weight.get("calibration_note"),
+                                          report.get("sar_only"))
     report["ensemble_checkpoint"] = ensemble_output(params)
     return ens.to("cpu"), out
 

@@ -209,8 +209,8 @@ def sar_only_lines(report: Dict[str, Any]) -> List[str]:
     for arm in ordered_arms({"arms": alone["arms"]}):
         m = alone["arms"][arm]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
-    said = lookalike_sentence(report)
-    return lines + ([f"  {said}"] if said else [])
+    said = [t for t in (lookalike_sentence(report), alone.get("calibration_note")) if t]
+    return lines + [f"  {t}" for t in said]
 
 
 def sar_lookalikes(report: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -438,9 +438,8 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
         first = order[0]
         out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
                    f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
-        said = lookalike_sentence(report)
-        if said:
-            out.append(f"<p>{_e(said)}</p>")
+        out += [f"<p>{_e(t)}.</p>" if not t.endswith(".") else f"<p>{_e(t)}</p>"
+                for t in (lookalike_sentence(report), alone.get("calibration_note")) if t]
     return out
 
 
