@@ -55,8 +55,23 @@ def card_summary(card: Dict[str, Any]) -> str:
     for k, m in (card.get("metrics") or {}).items():
         if isinstance(m, dict) and "miou" in m:
             lines.append(f"metrics       {k}: mIoU {m['miou']:.3f}, OA {m['oa']:.3f}, kappa {m['kappa']:.3f}")
+    tempered = _temperatures(card)
+    if tempered:
+        lines.append(f"confidence    tempered (models.calibration; classes unchanged): {tempered}")
     lines.append(f"created       {card.get('created')} (CLAIRE {card.get('claire_version')})")
     return "\n".join(lines)
+
+
+def _temperatures(card: Dict[str, Any]) -> str:
+    """"temperature 1.57, 3.01 where classified from SAR alone" from the card's calibration; "" without one."""
+    from ...models.card_schema import card_temperature
+
+    if not card.get("calibration"):
+        return ""
+    out = f"temperature {card_temperature(card):.3g}"
+    if (card["calibration"].get("sar_only") or {}).get("temperature") is not None:
+        out += f", {card_temperature(card, sar_only=True):.3g} where classified from SAR alone"
+    return out
 
 
 def cmd_info(args: argparse.Namespace) -> int:

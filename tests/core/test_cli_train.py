@@ -239,3 +239,16 @@ def test_cloud_gate_without_the_bands_it_needs_is_refused(generic_dir, tmp_path,
                "--output", str(tmp_path / "x.safetensors")])
     assert rc != 0 and not os.path.exists(tmp_path / "x.safetensors")
     assert "B02" in capsys.readouterr().err
+
+
+def test_info_says_the_cards_temperatures():
+    from claire.claire_plugin.cli.info import card_summary
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    card = read_card(DEFAULT_CHECKPOINT)
+    assert "confidence" not in card_summary(dict(card, calibration=None))
+    line = [x for x in card_summary(dict(card, calibration={"temperature": 1.57})).splitlines()
+            if x.startswith("confidence")]
+    assert line == ["confidence    tempered (models.calibration; classes unchanged): temperature 1.57"]
+    both = card_summary(dict(card, calibration={"temperature": 1.57, "sar_only": {"temperature": 3.006}}))
+    assert "temperature 1.57, 3.01 where classified from SAR alone" in both
