@@ -65,13 +65,15 @@ def tempered_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray
     return np.exp(_log_softmax(logits.astype(np.float64) / temperature))
 
 
-def tempered_confidence(probs: np.ndarray, temperature: float) -> np.ndarray:
+def tempered_confidence(probs: np.ndarray, temperature) -> np.ndarray:
     """The top-class probability after tempering, from class probabilities [K, ...] (softmax(logits / T) equals
-    probs ** (1 / T) renormalised; for probabilities blended over tile overlaps it is the same transform)."""
-    if temperature == 1.0:
+    probs ** (1 / T) renormalised; for probabilities blended over tile overlaps it is the same transform).
+    `temperature`: one for every pixel, or an array of the pixels' shape [...] (one each)."""
+    t = np.asarray(temperature, np.float64)
+    if t.ndim == 0 and float(t) == 1.0:
         return probs.max(axis=0)
     p = np.clip(probs.astype(np.float64), 1e-30, None)
-    logp = np.log(p) / temperature
+    logp = np.log(p) / (t[None] if t.ndim else t)
     logp -= logp.max(axis=0, keepdims=True)
     e = np.exp(logp)
     return (1.0 / e.sum(axis=0)).astype(np.float32)  # the top class has e == 1

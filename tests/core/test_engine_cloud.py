@@ -197,22 +197,26 @@ def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, tmp_p
 
 
 def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene, standin_card):
-    """A card calibrated from SAR alone (`calibration.sar_only`, core.training.sar_alone): the confidence of the
-    pixels classified from SAR alone is tempered with that temperature, the other pixels keep the card's own one;
-    the classes do not change."""
-    optical = _scene(engine_scene, stripe=True)
+    """A card calibrated from SAR alone (`calibration.sar_only`, core.training.sar_alone): each pixel's confidence is
+    tempered with a temperature moved from the card's own one towards the SAR-alone one by the cloud probability the
+    model was given: the full SAR-alone temperature in an optical gap (cloud input 1) and under thick cloud, the
+    card's own where the optical is clear; the classes do not change."""
     d = engine_scene["dir"]
-    runs = {}
-    for name, cal in (("plain", None), ("sar", {"temperature": 1.0, "sar_only": {"temperature": 4.0}})):
-        card = _gated_card(standin_card)
-        if cal is not None:
-            card["calibration"] = cal
-        res = _run(engine_scene, optical, GatedStandIn().eval(), card, confidence=os.path.join(d, f"conf_{name}.tif"))
-        runs[name] = (_read(res.output)[0].copy(), _read(res.confidence)[0].astype(int), res.summary)
-    (c0, k0, s0), (c1, k1, s1) = runs["plain"], runs["sar"]
-    assert np.array_equal(c0, c1), "tempering keeps every pixel's class"
-    rest = np.ones(c0.shape, bool)
-    rest[STRIPE] = False
-    assert np.array_equal(k0[rest], k1[rest]), "pixels with optical data keep their confidence"
-    assert (k1[STRIPE] <= k0[STRIPE]).all() and k1[STRIPE].mean() < k0[STRIPE].mean() - 5
-    assert s1["mean_confidence"] < s0["mean_confidence"]
+    for scene in ("stripe", "cloud"):
+        optical = _scene(engine_scene, **{scene: True})
+        runs = {}
+        for name, cal in (("plain", {"temperature": 1.5}),
+                          ("sar", {"temperature": 1.5, "sar_only": {"temperature": 6.0}})):
+            card = dict(_gated_card(standin_card), calibration=cal)
+            res = _run(engine_scene, optical, GatedStandIn().eval(), card,
+                       confidence=os.path.join(d, f"conf_{name}.tif"), cloud=os.path.join(d, f"cloud_{name}.tif"))
+            runs[name] = (_read(res.output)[0].copy(), _read(res.confidence)[0].astype(int), res.summary,
+                          _read(res.cloud)[0].astype(int))
+        (c0, k0, s0, cloud), (c1, k1, s1, _) = runs["plain"], runs["sar"]
+        assert np.array_equal(c0, c1), "tempering keeps every pixel's class"
+        clear = cloud == 0  # below 0.5 %: the temperature moves by less than 0.03
+        assert clear.any() and np.abs(k0[clear] - k1[clear]).max() <= 1, "clear pixels keep the card's temperature"
+        covered = STRIPE if scene == "stripe" else CLOUD
+        assert (cloud[covered] == 100).all()
+        assert (k1[covered] <= k0[covered]).all() and k1[covered].mean() < k0[covered].mean() - 5
+        assert (k1 <= k0 + 1).all() and s1["mean_confidence"] < s0["mean_confidence"]

@@ -42,7 +42,7 @@ class Outputs:
     keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a window); None: all
     keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) to finish (an extent); None: all
     temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
-    sar_only_temperature: float = 1.0  # the same for the pixels classified from SAR alone
+    sar_only_temperature: float = 1.0  # the same from SAR alone: optical gaps, approached under cloud
     snow_classes: Optional[List[int]] = None  # classes the snow check rules out (models.cloud.rule_out_snow)
 
     @property
@@ -78,9 +78,8 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
         conf = tempered_confidence(values[:K], outputs.temperature)
     else:
         conf = top if snow is None else top / snow[0]
-    if outputs.sar_only_temperature != outputs.temperature and m.sar_only.any():
-        conf = np.array(conf, np.float32)
-        conf[m.sar_only] = tempered_confidence(values[:K][:, m.sar_only], outputs.sar_only_temperature)
+    if outputs.sar_only_temperature != outputs.temperature:
+        conf = _towards_sar_alone(values[:K], conf, m, outputs)
     ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
     share = values[K] if outputs.has_share else None
     ratio = values[outputs.channels - 1] if outputs.has_distance else None
@@ -99,6 +98,17 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     outputs.summary.add(idx, conf, share, m, ratio, ruled_out)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
+
+
+def _towards_sar_alone(probs: np.ndarray, conf: np.ndarray, m, outputs: Outputs) -> np.ndarray:
+    """The confidence with each pixel's temperature moved from the card's one towards its SAR-alone one by the cloud
+    probability the model was given (1 in the optical gaps classified from SAR alone, where a cloud-gated
+    network's fused features no longer depend on the optical at all; the gaps alone without a cloud probability)."""
+    weight = m.cloud if m.cloud is not None else m.sar_only
+    if not weight.any():
+        return conf
+    t0, t1 = outputs.temperature, outputs.sar_only_temperature
+    return tempered_confidence(probs, t0 + np.clip(weight, 0.0, 1.0).astype(np.float64) * (t1 - t0))
 
 
 def _kept(start: int, n: int, keep: Optional[Tuple[int, int]]) -> Tuple[int, int]:
