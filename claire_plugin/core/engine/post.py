@@ -74,12 +74,11 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     idx = np.zeros(top.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=values[k] == top)
-    if outputs.temperature != 1.0:  # invariant to the renormalisation (a constant factor per pixel)
-        conf = tempered_confidence(values[:K], outputs.temperature)
+    temperature = _temperature(m, outputs)
+    if np.ndim(temperature) or temperature != 1.0:  # invariant to the renormalisation (a constant factor per pixel)
+        conf = tempered_confidence(values[:K], temperature)
     else:
         conf = top if snow is None else top / snow[0]
-    if outputs.sar_only_temperature != outputs.temperature:
-        conf = _towards_sar_alone(values[:K], conf, m, outputs)
     ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
     share = values[K] if outputs.has_share else None
     ratio = values[outputs.channels - 1] if outputs.has_distance else None
@@ -100,15 +99,17 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
         _add_reference(outputs, idx, valid, row, col, h, w)
 
 
-def _towards_sar_alone(probs: np.ndarray, conf: np.ndarray, m, outputs: Outputs) -> np.ndarray:
-    """The confidence with each pixel's temperature moved from the card's one towards its SAR-alone one by the cloud
-    probability the model was given (1 in the optical gaps classified from SAR alone, where a cloud-gated
-    network's fused features no longer depend on the optical at all; the gaps alone without a cloud probability)."""
+def _temperature(m, outputs: Outputs):
+    """The card's temperature, or per pixel one moved from it towards its SAR-alone one by the cloud probability the
+    model was given (1 in the optical gaps classified from SAR alone, where a cloud-gated network's fused features no
+    longer depend on the optical at all; the gaps alone without a cloud probability)."""
+    t0, t1 = outputs.temperature, outputs.sar_only_temperature
+    if t1 == t0:
+        return t0
     weight = m.cloud if m.cloud is not None else m.sar_only
     if not weight.any():
-        return conf
-    t0, t1 = outputs.temperature, outputs.sar_only_temperature
-    return tempered_confidence(probs, t0 + np.clip(weight, 0.0, 1.0).astype(np.float64) * (t1 - t0))
+        return t0
+    return t0 + np.clip(weight, 0.0, 1.0).astype(np.float64) * (t1 - t0)
 
 
 def _kept(start: int, n: int, keep: Optional[Tuple[int, int]]) -> Tuple[int, int]:
