@@ -63,14 +63,14 @@ def card_summary(card: Dict[str, Any]) -> str:
 
 
 def _temperatures(card: Dict[str, Any]) -> str:
-    """"temperature 1.57, 3.01 where classified from SAR alone" from the card's calibration; "" without one."""
+    """"temperature 1.57, 3.01 from SAR alone (...)" from the card's calibration; "" without one."""
     from ...models.card_schema import card_temperature
 
     if not card.get("calibration"):
         return ""
     out = f"temperature {card_temperature(card):.3g}"
     if (card["calibration"].get("sar_only") or {}).get("temperature") is not None:
-        out += f", {card_temperature(card, sar_only=True):.3g} where classified from SAR alone"
+        out += f", {card_temperature(card, sar_only=True):.3g} from SAR alone (optical gaps; approached under cloud)"
     return out
 
 

@@ -251,4 +251,4 @@ def test_info_says_the_cards_temperatures():
             if x.startswith("confidence")]
     assert line == ["confidence    tempered (models.calibration; classes unchanged): temperature 1.57"]
     both = card_summary(dict(card, calibration={"temperature": 1.57, "sar_only": {"temperature": 3.006}}))
-    assert "temperature 1.57, 3.01 where classified from SAR alone" in both
+    assert "temperature 1.57, 3.01 from SAR alone (optical gaps; approached under cloud)" in both
