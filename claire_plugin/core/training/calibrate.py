@@ -99,7 +99,7 @@ def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str],
                      sar_only: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """The card's `calibration` entry (the engine reads its temperature; the picker shows its note); with the
     report's `sar_only` scores (core.training.sar_alone) their calibration as `sar_only`, the temperature the engine
-    gives the pixels it classifies from SAR alone. None without either."""
+    gives the pixels it classifies from SAR alone and moves towards under cloud (engine.post). None without either."""
     alone = (sar_only or {}).get("calibration")
     if cal is None and alone is None:
         return None
