@@ -187,7 +187,7 @@ def test_sar_only_pixels_cite_the_models_held_out_score_from_sar_alone():
     from claire.claire_plugin.core.explain.prompt import facts_lines
 
     summary, card = _random_run(1, reference=False)
-    summary.update(optical_invalid_share=0.05, sar_only_share=0.048)
+    summary.update(optical_invalid_share=0.05, sar_only_share=0.048, cloud_share=0.01)
     card = dict(card, metrics={"heldout_polygons": {"macro_f1": 0.7243}, "heldout_polygons_sar_only":
                                {"macro_f1": 0.5273}})
     facts = build_facts(summary, card)
@@ -200,6 +200,14 @@ def test_sar_only_pixels_cite_the_models_held_out_score_from_sar_alone():
     assert "sar_only_heldout_macro_f1" in str(backing["0.53"]) and "heldout_macro_f1" in str(backing["0.72"])
     assert "from SAR alone against" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
     assert "from SAR alone against" not in template.write(build_facts(summary, dict(card, metrics={})))
+    # under cloud a cloud-gated network decides as from SAR alone: from 5 % of the scene clouded it is said too
+    cloudy = build_facts(dict(summary, sar_only_share=0.0, optical_invalid_share=0.0, cloud_share=0.4), card)
+    text = template.write(cloudy)
+    assert ("0.72 with the optical, and under thick cloud it decides as from SAR alone, so read the clouded pixels "
+            "with more care than the rest.") in text
+    assert check_grounding(text, cloudy).flagged_sentences == []
+    assert "from SAR alone against" not in template.write(
+        build_facts(dict(summary, sar_only_share=0.0, optical_invalid_share=0.0, cloud_share=0.04), card))
 
 
 def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sar_alone():
@@ -209,7 +217,7 @@ def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sa
     from claire.claire_plugin.core.explain.prompt import facts_lines
 
     summary, card = _random_run(1, reference=False)
-    summary.update(optical_invalid_share=0.05, sar_only_share=0.048)
+    summary.update(optical_invalid_share=0.05, sar_only_share=0.048, cloud_share=0.01)
     names = ["bare ground", "trees", "water"]
     per_class = [{"name": n} for n in names]
     clear = {"macro_f1": 0.9, "per_class": per_class, "confusion": [[108, 0, 0], [0, 72, 36], [0, 0, 108]]}
@@ -228,3 +236,6 @@ def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sa
     # trees -> water (36 of 108) happens with the optical too: not SAR's doing
     assert "trees pixels" not in text
     assert "took" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
+    cloudy = template.write(build_facts(dict(summary, sar_only_share=0.0, optical_invalid_share=0.0,
+                                             cloud_share=0.4), card))
+    assert "so water and bare ground in the part of the map decided from SAR alone or under cloud are doubtful" in cloudy

@@ -32,12 +32,13 @@ def facts_lines(facts: dict) -> List[str]:
                      "where the optical is clouded; fusion gate figures are the network's.")
     if model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None:
         lines.append(f"Held-out macro-F1 of this model on the user's polygons: {model['heldout_macro_f1']:.2f} with "
-                     f"the optical, {model['sar_only_heldout_macro_f1']:.2f} from SAR alone (as in the optical gaps).")
+                     f"the optical, {model['sar_only_heldout_macro_f1']:.2f} from SAR alone (as in the optical gaps "
+                     "and under thick cloud).")
         for p in model.get("sar_only_lookalikes") or []:
             if p.get("share_of_reference_pct") is not None:
                 lines.append(f"From SAR alone this model took {f.pct(p['share_of_reference_pct'])} of the held-out "
                              f"{p['reference']} pixels for {p['predicted']}: doubtful where the map came from SAR "
-                             "alone.")
+                             "alone or lay under thick cloud.")
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
                      f"SAR {model.get('sar_sensor') or 'image'}.")

@@ -15,6 +15,8 @@ RELIABLE_F1_PCT = 70.0
 #: Warn that the model should not be trusted from this unfamiliar share (percent) on: the familiarity
 #: threshold flags about 1 % of familiar pixels by construction. Never quoted as a number.
 UNFAMILIAR_WARN_PCT = 5.0
+#: From this cloud share (percent) the explanation gives a model's SAR-alone scores for the clouded part too.
+CLOUD_TRUST_PCT = 5.0
 
 #: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
 _SAR_CUES = [
@@ -167,23 +169,32 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
 
 
 def _sar_only_trust(scene: dict, model: dict, f: Formatter) -> List[str]:
-    """Where part of the map came from SAR alone: how this model scored from SAR alone on the user's held-out
-    polygons, against its score with the optical (a model trained from polygons records both), and the classes it
-    took for others from SAR alone."""
+    """Where part of the map came from SAR alone, or lay under cloud (where a cloud-gated network decides as from SAR
+    alone): how this model scored from SAR alone on the user's held-out polygons, against its score with the optical
+    (a model trained from polygons records both), and the classes it took for others from SAR alone."""
     alone, full = model.get("sar_only_heldout_macro_f1"), model.get("heldout_macro_f1")
-    if not scene.get("sar_only_pct") or alone is None or full is None:
+    gaps, clouded = bool(scene.get("sar_only_pct")), (scene.get("cloud_pct") or 0.0) >= CLOUD_TRUST_PCT
+    if not (gaps or clouded) or alone is None or full is None:
         return []
-    caution = ("read those pixels with more care than the rest" if alone < full else
-               "those pixels are about as reliable as the rest")
-    out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
-           f"with the optical, so {caution}."]
+    if clouded:
+        which = "the clouded pixels and the optical gaps" if gaps else "the clouded pixels"
+        caution = (f"read {which} with more care than the rest" if alone < full else
+                   f"{which} are about as reliable as the rest")
+        out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+               f"with the optical, and under thick cloud it decides as from SAR alone, so {caution}."]
+        part = "the part of the map decided from SAR alone or under cloud"
+    else:
+        caution = ("read those pixels with more care than the rest" if alone < full else
+                   "those pixels are about as reliable as the rest")
+        out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+               f"with the optical, so {caution}."]
+        part = "the part of the map decided from SAR alone"
     pairs = [p for p in model.get("sar_only_lookalikes") or [] if p.get("share_of_reference_pct") is not None]
     if pairs:
         said = [f"{f.pct(p['share_of_reference_pct'])} of the held-out {p['reference']} pixels for {p['predicted']}"
                 + ("" if p.get("with_optical_pct") is None else f" ({f.pct(p['with_optical_pct'])} with the optical)")
                 for p in pairs]
-        out.append(f"From SAR alone it took {_join(said)}, so {_join(_pair_names(pairs))} in the part of the map "
-                   f"decided from SAR alone are doubtful.")
+        out.append(f"From SAR alone it took {_join(said)}, so {_join(_pair_names(pairs))} in {part} are doubtful.")
     return out
 
 
