@@ -176,19 +176,13 @@ def _sar_only_trust(scene: dict, model: dict, f: Formatter) -> List[str]:
     gaps, clouded = bool(scene.get("sar_only_pct")), (scene.get("cloud_pct") or 0.0) >= CLOUD_TRUST_PCT
     if not (gaps or clouded) or alone is None or full is None:
         return []
-    if clouded:
-        which = "the clouded pixels and the optical gaps" if gaps else "the clouded pixels"
-        caution = (f"read {which} with more care than the rest" if alone < full else
-                   f"{which} are about as reliable as the rest")
-        out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
-               f"with the optical, and under thick cloud it decides as from SAR alone, so {caution}."]
-        part = "the part of the map decided from SAR alone or under cloud"
-    else:
-        caution = ("read those pixels with more care than the rest" if alone < full else
-                   "those pixels are about as reliable as the rest")
-        out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
-               f"with the optical, so {caution}."]
-        part = "the part of the map decided from SAR alone"
+    which = ("the clouded pixels and the optical gaps" if gaps else "the clouded pixels") if clouded else "those pixels"
+    caution = (f"read {which} with more care than the rest" if alone < full else
+               f"{which} are about as reliable as the rest")
+    as_alone = ", and under thick cloud it decides as from SAR alone" if clouded else ""
+    out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+           f"with the optical{as_alone}, so {caution}."]
+    part = "the part of the map decided from SAR alone" + (" or under cloud" if clouded else "")
     pairs = [p for p in model.get("sar_only_lookalikes") or [] if p.get("share_of_reference_pct") is not None]
     if pairs:
         said = [f"{f.pct(p['share_of_reference_pct'])} of the held-out {p['reference']} pixels for {p['predicted']}"

@@ -105,8 +105,7 @@ def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str],
         return None
     out: Dict[str, Any] = {"temperature": 1.0, "note": None, "clear": None, "cross_fitted": False}
     if cal is not None:
-        out = {"temperature": cal["temperature"], "note": note, "clear": cal.get("clear"),
-               "cross_fitted": cal["cross_fitted"]}
+        out.update(temperature=cal["temperature"], note=note, clear=cal.get("clear"), cross_fitted=cal["cross_fitted"])
     if alone is not None:
         out["sar_only"] = {"temperature": alone["temperature"], "note": sar_only.get("calibration_note"),
                            "sar_only": alone.get("sar_only"), "cross_fitted": alone["cross_fitted"]}

@@ -209,19 +209,23 @@ def sar_only_lines(report: Dict[str, Any]) -> List[str]:
     for arm in ordered_arms({"arms": alone["arms"]}):
         m = alone["arms"][arm]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
-    said = [t for t in (lookalike_sentence(report), alone.get("calibration_note")) if t]
-    return lines + [f"  {t}" for t in said]
+    return lines + [f"  {t}" for t in _sar_only_notes(report)]
+
+
+def _sar_arm(report: Dict[str, Any]) -> Optional[str]:
+    """The first model scored from SAR alone (ARM_ORDER), None without SAR-alone scores."""
+    arms = (report.get("sar_only") or {}).get("arms") or {}
+    return ordered_arms({"arms": arms})[0] if arms else None
 
 
 def sar_lookalikes(report: Dict[str, Any]) -> List[Dict[str, Any]]:
     """models.metrics.added_confusions of the report's first SAR-alone model against the same model with the optical
     (clear held-out polygons): the classes that SAR alone takes for others; [] without SAR-alone scores."""
-    arms = (report.get("sar_only") or {}).get("arms") or {}
-    if not arms:
+    arm = _sar_arm(report)
+    if arm is None:
         return []
-    arm = ordered_arms({"arms": arms})[0]
     clear = ((report.get("arms") or {}).get(arm) or {}).get("clear")
-    return added_confusions(arms[arm], clear)
+    return added_confusions(report["sar_only"]["arms"][arm], clear)
 
 
 def lookalike_sentence(report: Dict[str, Any], title: Optional[str] = None) -> str:
@@ -230,16 +234,21 @@ def lookalike_sentence(report: Dict[str, Any], title: Optional[str] = None) -> s
     pairs = sar_lookalikes(report)
     if not pairs:
         return ""
-    arm = ordered_arms({"arms": report["sar_only"]["arms"]})[0]
     parts = []
-    for n, p in enumerate(pairs):
-        with_optical = "" if p["baseline_share"] is None else f"{100 * p['baseline_share']:.1f} %"
-        of = " of its held-out pixels" if n == 0 else ""
-        if with_optical:
-            with_optical = f" ({with_optical} with the optical)" if n == 0 else f" ({with_optical})"
-        parts.append(f"{p['reference']} for {p['predicted']} on {100 * p['share']:.1f} %{of}{with_optical}")
+    for n, p in enumerate(pairs):  # the first pair says what the figures are, the others only give them
+        text = f"{p['reference']} for {p['predicted']} on {100 * p['share']:.1f} %" + (" of its held-out pixels"
+                                                                                      if n == 0 else "")
+        if p["baseline_share"] is not None:
+            text += f" ({100 * p['baseline_share']:.1f} %{' with the optical' if n == 0 else ''})"
+        parts.append(text)
+    arm = _sar_arm(report)
     return (f"From SAR alone, {title or ARM_TITLES.get(arm, arm)} took {' and '.join(parts)}: where the map comes "
             f"from SAR alone, read these classes with care.")
+
+
+def _sar_only_notes(report: Dict[str, Any]) -> List[str]:
+    """What the report says under its SAR-alone scores: the look-alikes and the calibration from SAR alone."""
+    return [t for t in (lookalike_sentence(report), (report.get("sar_only") or {}).get("calibration_note")) if t]
 
 
 def macroclass_lines(report: Dict[str, Any]) -> List[str]:
@@ -438,8 +447,7 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
         first = order[0]
         out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
                    f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
-        out += [f"<p>{_e(t)}.</p>" if not t.endswith(".") else f"<p>{_e(t)}</p>"
-                for t in (lookalike_sentence(report), alone.get("calibration_note")) if t]
+        out += [f"<p>{_e(t)}{'' if t.endswith('.') else '.'}</p>" for t in _sar_only_notes(report)]
     return out
 
 
