@@ -65,6 +65,12 @@ def tempered_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray
     return np.exp(_log_softmax(logits.astype(np.float64) / temperature))
 
 
+def cloud_temperature(temperature: float, sar_only_temperature: float, weight):
+    """Per pixel the card's temperature moved towards its SAR-alone one by `weight` (the cloud probability the model
+    was given, 1 in the optical gaps classified from SAR alone; a numpy array or a torch tensor), clipped to 0..1."""
+    return temperature + weight.clip(0.0, 1.0) * (sar_only_temperature - temperature)
+
+
 def tempered_confidence(probs: np.ndarray, temperature) -> np.ndarray:
     """The top-class probability after tempering, from class probabilities [K, ...] (softmax(logits / T) equals
     probs ** (1 / T) renormalised; for probabilities blended over tile overlaps it is the same transform).

@@ -9,7 +9,7 @@ every class in exactly one macroclass, and their held-out scores as `metrics["ma
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -90,18 +90,44 @@ def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def group_probabilities(probs, groups, out, temperature: float = 1.0):
+class Grouping(NamedTuple):
+    """How a run sums class probabilities into macroclasses: `index` class index -> macroclass index (a long
+    tensor on the run's device), `count` macroclasses, the card's temperature applied before the sum and its
+    SAR-alone one (models.calibration.cloud_temperature: the confidence of clouded pixels and optical gaps)."""
+
+    index: Any
+    count: int
+    temperature: float = 1.0
+    sar_only_temperature: float = 1.0
+
+    @property
+    def per_pixel(self) -> bool:
+        """Whether the confidence is tempered per pixel (a SAR-alone temperature of its own)."""
+        return self.sar_only_temperature != self.temperature
+
+
+def group_probabilities(probs, groups, out, temperature=1.0):
     """Sum the class probabilities `probs` [K, ...] (a torch tensor) into `out` [M, ...] by `groups` (a long
     tensor, class index -> macroclass index), after tempering them with the card's calibration (softmax of
-    logits / T equals probs ** (1 / T) renormalised)."""
+    logits / T equals probs ** (1 / T) renormalised); `temperature` a number or a tensor of the pixels' shape."""
     import torch
 
     p = probs
-    if temperature != 1.0:
+    if torch.is_tensor(temperature) or temperature != 1.0:
         p = torch.softmax(torch.log(probs.clamp_min(1e-30)) / temperature, dim=0)
     out.zero_()
     out.index_add_(0, groups, p)
     return out
+
+
+def chosen_group_probability(probs, groups, chosen, temperature):
+    """Per pixel the probability of its macroclass `chosen` [...] (a long tensor) after tempering the class
+    probabilities `probs` [K, ...] with `temperature` (a number or a tensor of the pixels' shape); the map's
+    macroclass is chosen at the card's temperature, so tempering per pixel changes the confidence, never the map."""
+    import torch
+
+    p = torch.softmax(torch.log(probs.clamp_min(1e-30)) / temperature, dim=0)
+    return (p * (groups.view(-1, *([1] * chosen.dim())) == chosen.unsqueeze(0))).sum(dim=0)
 
 
 def collapse_confusion(cm: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:

@@ -196,19 +196,25 @@ def test_a_cloud_gated_claire_leans_on_sar_in_an_optical_gap(engine_scene, tmp_p
     assert inside > 90 and inside > outside + 20, (inside, outside)
 
 
-def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene, standin_card):
+MACROCLASSES = [{"index": 0, "value": 10, "name": "dry", "classes": [2, 4, 5]},
+                {"index": 1, "value": 11, "name": "wet", "classes": [1]}]
+
+
+@pytest.mark.parametrize("level", ["class", "macroclass"])
+def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene, standin_card, level):
     """A card calibrated from SAR alone (`calibration.sar_only`, core.training.sar_alone): each pixel's confidence is
     tempered with a temperature moved from the card's own one towards the SAR-alone one by the cloud probability the
     model was given: the full SAR-alone temperature in an optical gap (cloud input 1) and under thick cloud, the
-    card's own where the optical is clear; the classes do not change."""
+    card's own where the optical is clear; the classes do not change, nor the macroclasses (chosen at the card's
+    own temperature) in a map of macroclasses."""
     d = engine_scene["dir"]
     for scene in ("stripe", "cloud"):
         optical = _scene(engine_scene, **{scene: True})
         runs = {}
         for name, cal in (("plain", {"temperature": 1.5}),
                           ("sar", {"temperature": 1.5, "sar_only": {"temperature": 6.0}})):
-            card = dict(_gated_card(standin_card), calibration=cal)
-            res = _run(engine_scene, optical, GatedStandIn().eval(), card,
+            card = dict(_gated_card(standin_card), calibration=cal, macroclasses=MACROCLASSES)
+            res = _run(engine_scene, optical, GatedStandIn().eval(), card, level=level,
                        confidence=os.path.join(d, f"conf_{name}.tif"), cloud=os.path.join(d, f"cloud_{name}.tif"))
             runs[name] = (_read(res.output)[0].copy(), _read(res.confidence)[0].astype(int), res.summary,
                           _read(res.cloud)[0].astype(int))
@@ -216,7 +222,15 @@ def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene,
         assert np.array_equal(c0, c1), "tempering keeps every pixel's class"
         clear = cloud == 0  # below 0.5 %: the temperature moves by less than 0.03
         assert clear.any() and np.abs(k0[clear] - k1[clear]).max() <= 1, "clear pixels keep the card's temperature"
-        covered = STRIPE if scene == "stripe" else CLOUD
+        covered = np.zeros(cloud.shape, bool)
+        covered[STRIPE if scene == "stripe" else CLOUD] = True
         assert (cloud[covered] == 100).all()
-        assert (k1[covered] <= k0[covered]).all() and k1[covered].mean() < k0[covered].mean() - 5
-        assert (k1 <= k0 + 1).all() and s1["mean_confidence"] < s0["mean_confidence"]
+        # the top class's probability falls as T grows, as does a macroclass of one class; one of several classes
+        # moves towards their share of the classes
+        down = covered if level == "class" else covered & (c0 == 11)
+        assert down.sum() > 20 and (k1[down] <= k0[down]).all() and k1[down].mean() < k0[down].mean() - 5
+        if level == "class":
+            assert (k1 <= k0 + 1).all() and s1["mean_confidence"] < s0["mean_confidence"]
+        else:
+            several = covered & (c0 == 10)
+            assert several.sum() > 100 and np.abs(k1[several] - k0[several]).mean() > 2

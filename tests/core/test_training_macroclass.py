@@ -14,7 +14,13 @@ from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
 from claire.models.card_schema import card_problem
 from claire.models.checkpoint import load_checkpoint
-from claire.models.macroclass import collapse_confusion, group_index, group_probabilities, macro_view
+from claire.models.macroclass import (
+    chosen_group_probability,
+    collapse_confusion,
+    group_index,
+    group_probabilities,
+    macro_view,
+)
 from claire.tests.fixtures.vectors import TRAIN_BOXES, train_features, train_scene, write_vector
 
 #: class name -> macroclass name of the test scene (two macroclasses; "land" groups two classes)
@@ -132,6 +138,24 @@ def test_group_probabilities_sums_tempered_class_probabilities():
     group_probabilities(probs, groups, out, temperature=2.0)
     assert torch.allclose(out[1], tempered[0] + tempered[2], atol=1e-6)
     assert torch.allclose(out.sum(0), torch.ones(4, 5), atol=1e-6)
+
+
+def test_chosen_group_probability_tempers_per_pixel_and_keeps_the_choice():
+    probs = torch.softmax(3 * torch.randn(4, 6, 7, generator=torch.Generator().manual_seed(1)), dim=0)
+    groups = torch.tensor([0, 1, 1, 2])
+    out = torch.empty(3, 6, 7)
+    group_probabilities(probs, groups, out, temperature=1.5)
+    chosen = out.argmax(dim=0)
+    t = torch.linspace(1.5, 6.0, 42).view(6, 7)  # the card's temperature on the left, a SAR-alone one on the right
+    got = chosen_group_probability(probs, groups, chosen, t)
+    for i in range(6):
+        for j in range(7):
+            p = torch.softmax(torch.log(probs[:, i, j]) / t[i, j], dim=0)
+            assert got[i, j] == pytest.approx(float(p[groups == chosen[i, j]].sum()), abs=1e-5)
+    assert torch.allclose(chosen_group_probability(probs, groups, chosen, 1.5), out.max(dim=0).values, atol=1e-6)
+    per_pixel = torch.empty(3, 6, 7)
+    group_probabilities(probs, groups, per_pixel, temperature=t)
+    assert torch.allclose(per_pixel.gather(0, chosen[None])[0], got, atol=1e-6)
 
 
 def test_a_class_in_two_macroclasses_is_refused_before_training(tmp_path):

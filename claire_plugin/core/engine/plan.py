@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ....models.card_schema import card_temperature
+from ....models.macroclass import Grouping
 from ..errors import ClaireError
 from ..inputs.bands import choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message
@@ -68,10 +69,8 @@ class RunPlan:
     keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) that are written (None: all)
     runtime: str = "eager"
     opened: list = field(default_factory=list)
-    #: a map of the card's macroclasses (models.macroclass): per model class, its macroclass (a long tensor on
-    #: the device), and the card's temperature applied before the classes' probabilities are summed
+    #: a map of the card's macroclasses: how the class probabilities are summed (models.macroclass.Grouping)
     groups: object = None
-    group_temperature: float = 1.0
     model_classes: int = 0  # the model's output channels (the card's classes, also at the macroclass level)
 
     @property
@@ -126,21 +125,22 @@ def card_classes(card: dict) -> List[dict]:
     return classes
 
 
-def level_card(card: dict, level: str) -> Tuple[dict, Optional[np.ndarray], float]:
-    """(the card the run maps with, per model class its macroclass or None, the temperature applied before
-    the classes' probabilities are summed) for the map `level` (models.macroclass.LEVELS). ClaireError for an
-    unknown level or the macroclass level of a card without macroclasses."""
+def level_card(card: dict, level: str) -> Tuple[dict, Optional[Grouping]]:
+    """(the card the run maps with, how class probabilities are summed into its macroclasses or None: the
+    grouping's index is a numpy array) for the map `level` (models.macroclass.LEVELS). ClaireError for an unknown
+    level or the macroclass level of a card without macroclasses."""
     from ....models.macroclass import LEVELS, card_macroclasses, macro_view
 
     if level not in LEVELS:
         raise ClaireError(f"--level {level!r} is not a map level; choose {' or '.join(LEVELS)}")
     if level == "class":
-        return card, None, 1.0
+        return card, None
     if not card_macroclasses(card):
         raise ClaireError("--level macroclass: this checkpoint has no macroclasses; train one from polygons with a "
                           "macroclass field (--macro-field), or map its classes with --level class")
     view = macro_view(card)
-    return view, np.array(view["class_groups"], dtype=np.int64), card_temperature(card)
+    return view, Grouping(np.array(view["class_groups"], dtype=np.int64), len(view["classes"]),
+                          card_temperature(card), card_temperature(card, sar_only=True))
 
 
 def class_colors(card: dict) -> Dict[int, tuple]:
@@ -171,14 +171,13 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
     """Everything a run needs before its first tile, its notes appended to `messages`; `cache` is the
     run's io.block_cache.CacheSize. On failure, what it opened is closed and nothing is left written."""
     model_classes = len(card_classes(card))
-    card, groups, temperature = level_card(card, params.level)
+    card, groups = level_card(card, params.level)
     classes = card_classes(card)
-    plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card),
-                   group_temperature=temperature, model_classes=model_classes)
+    plan = RunPlan(params, card, classes, model, device, *resolve_tiling(params, card), model_classes=model_classes)
     if groups is not None:
         import torch
 
-        plan.groups = torch.as_tensor(groups, dtype=torch.long, device=device)
+        plan.groups = groups._replace(index=torch.as_tensor(groups.index, dtype=torch.long, device=device))
     try:
         _open_inputs(plan, messages)
         _out_window(plan, messages)
@@ -421,6 +420,7 @@ def _outputs(plan: RunPlan) -> None:
         outputs.confidence = plan.writer(params.confidence, "uint8", UINT8_NODATA,
                                          "confidence (top-class probability, %)")
     outputs.has_distance = plan.familiar is not None
+    outputs.has_group_confidence = plan.groups is not None and plan.groups.per_pixel and plan.uses_cloud
     if params.unfamiliar and plan.familiar is not None:
         outputs.unfamiliar = plan.writer(params.unfamiliar, "uint8", UINT8_NODATA,
                                          "unlike the training data (100 = at the familiarity threshold)")

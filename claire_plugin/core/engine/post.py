@@ -10,7 +10,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ....models.calibration import tempered_confidence
+from ....models.calibration import cloud_temperature, tempered_confidence
 from ..errors import ClaireError
 from .phases import PhaseTimes
 from .reader import drain
@@ -39,6 +39,8 @@ class Outputs:
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: channel K
     has_distance: bool = False  # the card has familiarity statistics: distance / threshold after it
+    #: macroclasses with a SAR-alone temperature: the map's macroclass probability tempered per pixel, last
+    has_group_confidence: bool = False
     keep_rows: Optional[Tuple[int, int]] = None  # region rows [start, stop) to finish (a window); None: all
     keep_cols: Optional[Tuple[int, int]] = None  # region columns [start, stop) to finish (an extent); None: all
     temperature: float = 1.0  # the card's calibration: confidence tempered (models.calibration), classes not
@@ -53,8 +55,9 @@ class Outputs:
 
     @property
     def channels(self) -> int:
-        """Channels per pixel: class probabilities, then the SAR share and the distance where there are."""
-        return len(self.class_values) + int(self.has_share) + int(self.has_distance)
+        """Channels per pixel: class probabilities, then the SAR share, the distance and the macroclass
+        confidence where there are."""
+        return len(self.class_values) + int(self.has_share) + int(self.has_distance) + int(self.has_group_confidence)
 
 
 def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) -> None:
@@ -74,14 +77,10 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     idx = np.zeros(top.shape, np.uint8)
     for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
         np.copyto(idx, k, where=values[k] == top)
-    temperature = _temperature(m, outputs)
-    if np.ndim(temperature) or temperature != 1.0:  # invariant to the renormalisation (a constant factor per pixel)
-        conf = tempered_confidence(values[:K], temperature)
-    else:
-        conf = top if snow is None else top / snow[0]
     ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
+    conf = _confidence(values, top, snow, ruled_out, m, outputs)
     share = values[K] if outputs.has_share else None
-    ratio = values[outputs.channels - 1] if outputs.has_distance else None
+    ratio = values[K + int(outputs.has_share)] if outputs.has_distance else None
     out = outputs.class_values[idx]
     out[~valid] = outputs.nodata
     row, col = grid.row0 + fin.r0 + a, grid.col0 + fin.c0 + ca
@@ -99,6 +98,20 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
         _add_reference(outputs, idx, valid, row, col, h, w)
 
 
+def _confidence(values: np.ndarray, top: np.ndarray, snow, ruled_out, m, outputs: Outputs) -> np.ndarray:
+    """The top class's probability after the card's calibration: tempered here (per pixel where the card has a
+    SAR-alone temperature), or for macroclasses the channel tempered where the model ran, except where the snow
+    check changed the macroclass (its probabilities there are the card's temperature's, renormalised)."""
+    K = len(outputs.class_values)
+    if outputs.has_group_confidence:
+        conf = values[outputs.channels - 1]
+        return conf if ruled_out is None else np.where(ruled_out, top / snow[0], conf)
+    temperature = _temperature(m, outputs)
+    if np.ndim(temperature) or temperature != 1.0:  # invariant to the renormalisation (a constant factor per pixel)
+        return tempered_confidence(values[:K], temperature)
+    return top if snow is None else top / snow[0]
+
+
 def _temperature(m, outputs: Outputs):
     """The card's temperature, or per pixel one moved from it towards its SAR-alone one by the cloud probability the
     model was given (1 in the optical gaps classified from SAR alone, where a cloud-gated network's fused features no
@@ -109,7 +122,7 @@ def _temperature(m, outputs: Outputs):
     weight = m.cloud if m.cloud is not None else m.sar_only
     if not weight.any():
         return t0
-    return t0 + np.clip(weight, 0.0, 1.0).astype(np.float64) * (t1 - t0)
+    return cloud_temperature(t0, t1, weight.astype(np.float64))
 
 
 def _kept(start: int, n: int, keep: Optional[Tuple[int, int]]) -> Tuple[int, int]:

@@ -341,8 +341,8 @@ class _Stream:
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar) if plan.familiar is not None else None
         kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
-        parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio,
-                             None if plan.groups is None else (plan.groups, plan.group_temperature, len(plan.classes)))
+        parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio, plan.groups,
+                             c_t if plan.outputs.has_group_confidence else None)
         seconds = time.perf_counter() - t0
         self.phases.add("model forward, keep the cores, softmax", seconds)
         with self._lock:
@@ -416,23 +416,22 @@ def _span(keep, size: int) -> int:
     return size if keep is None else keep[1] - keep[0]
 
 
-def kept_outputs(logits, share, kept, size, ratio=None, groups=None) -> list:
-    """Per tile, its kept part [K(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax;
-    with `groups` = (class index -> macroclass index, temperature, macroclasses) the macroclasses' instead,
-    models.macroclass.group_probabilities),
-    the SAR share clipped to 0..1 and the feature distance / familiarity threshold; `kept` the (rows, cols)
-    slices of each tile, `size` the tiles' (height, width). `logits` and `ratio` may be at a coarser stride
+def kept_outputs(logits, share, kept, size, ratio=None, groups=None, cloud=None) -> list:
+    """Per tile, its kept part [K(+1)(+1)(+1), h, w] float32 on the CPU as numpy: class probabilities (softmax;
+    with `groups` (models.macroclass.Grouping) the macroclasses' instead), the SAR share clipped to 0..1, the
+    feature distance / familiarity threshold and, given the `cloud` tiles the model took [n, 1, th, tw], the
+    map's macroclass probability tempered per pixel (models.calibration.cloud_temperature); `kept` the (rows,
+    cols) slices of each tile, `size` the tiles' (height, width). `logits` and `ratio` may be at a coarser stride
     than the tile and `share` a list of such gates (a network's `full_size=False` output): each is brought to
     the tile's size on the kept part only, with the values of upsampling the whole tile
     (models.networks.upsample_part). Computed where the model ran, by torch (why not numpy in the
     post-processing thread: docs/benchmark.md, "Why the engine is scheduled as it is")."""
     import torch
 
-    from ....models.macroclass import group_probabilities
     from ....models.networks import share_part, upsample_part
 
-    k = logits.shape[1] if groups is None else groups[2]
-    extra = int(share is not None) + int(ratio is not None)
+    k = logits.shape[1] if groups is None else groups.count
+    extra = int(share is not None) + int(ratio is not None) + int(cloud is not None)
     parts = []
     for n, (rows, cols) in enumerate(kept):
         lg = upsample_part(logits[n:n + 1], size, rows, cols)[0]
@@ -440,15 +439,27 @@ def kept_outputs(logits, share, kept, size, ratio=None, groups=None) -> list:
         if groups is None:
             torch.softmax(lg.float(), dim=0, out=out[:k])  # straight into place: no concatenated copy
         else:
-            group_probabilities(torch.softmax(lg.float(), dim=0), groups[0], out[:k], groups[1])
+            _group(torch.softmax(lg.float(), dim=0), groups, out, None if cloud is None else cloud[n, 0, rows, cols])
         if isinstance(share, (list, tuple)):
             out[k:k + 1] = share_part([g[n:n + 1].float() for g in share], size, rows, cols)[0]
         elif share is not None:
             torch.clamp(upsample_part(share[n:n + 1], size, rows, cols)[0].float(), 0.0, 1.0, out=out[k:k + 1])
         if ratio is not None:
-            out[-1:] = upsample_part(ratio[n:n + 1], size, rows, cols)[0]
+            out[k + int(share is not None)] = upsample_part(ratio[n:n + 1], size, rows, cols)[0, 0]
         parts.append(out.cpu().numpy())
     return parts
+
+
+def _group(probs, groups, out, cloud) -> None:
+    """The macroclasses' probabilities at the card's temperature into `out`'s first channels and, given the
+    pixels' `cloud` input, the chosen macroclass's probability tempered per pixel into its last."""
+    from ....models.calibration import cloud_temperature
+    from ....models.macroclass import chosen_group_probability, group_probabilities
+
+    group_probabilities(probs, groups.index, out[:groups.count], groups.temperature)
+    if cloud is not None:
+        t = cloud_temperature(groups.temperature, groups.sar_only_temperature, cloud.to(probs.device).float())
+        out[-1] = chosen_group_probability(probs, groups.index, out[:groups.count].argmax(dim=0), t)
 
 
 def _distance_ratio(res, familiar):
