@@ -3,10 +3,11 @@
 
 def classFactory(iface):  # noqa: N802 (QGIS API name)
     """Create the plugin instance for QGIS."""
-    from .claire_plugin.deps import bootstrap, keep_triton_out
+    from .claire_plugin.deps import bootstrap, keep_triton_out, torch_own_symbols
 
     bootstrap()
     keep_triton_out()
+    torch_own_symbols()
     from .claire_plugin.plugin import ClairePlugin
 
     return ClairePlugin(iface)

@@ -113,6 +113,79 @@ def triton_kept_out() -> bool:
     return "triton" in sys.modules and sys.modules["triton"] is None
 
 
+#: Symbols of a BLAS that torch's own libraries define too: found in a program's global symbols, torch's calls
+#: to them bind there.
+BLAS_SYMBOLS = ("sgemm_", "dgemm_", "cblas_sgemm")
+
+
+def blas_in_program() -> Optional[str]:
+    """The first of BLAS_SYMBOLS that the program's global symbols define (None: none, or not Linux/glibc).
+    QGIS's executables link a BLAS at start (libqgis_core -> GDAL -> armadillo -> libblas.so.3: OpenBLAS or
+    the reference BLAS on Debian); a Python program loads numpy's privately and has none."""
+    import ctypes
+
+    try:
+        program = ctypes.CDLL(None)
+    except OSError:
+        return None
+    return next((name for name in BLAS_SYMBOLS if hasattr(program, name)), None)
+
+
+class _DeepBindLoader(importlib.abc.Loader):
+    """Runs a package's import with RTLD_DEEPBIND added to the flags Python opens extension modules with."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+        try:
+            self.loader.exec_module(module)
+        finally:
+            sys.setdlopenflags(flags)
+
+    def __getattr__(self, name):  # get_source, is_package, get_resource_reader, ...: the wrapped loader's
+        return getattr(self.loader, name)
+
+
+class _TorchOwnSymbols(importlib.abc.MetaPathFinder):
+    """At the first `import torch`, its loader wrapped in _DeepBindLoader; then it leaves sys.meta_path."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "torch":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("torch")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _DeepBindLoader(spec.loader)
+        return spec
+
+
+#: Set to 0 to let torch bind to the program's BLAS as before (see torch_own_symbols).
+OWN_SYMBOLS_ENV = "CLAIRE_TORCH_OWN_SYMBOLS"
+
+
+def torch_own_symbols(force: bool = False) -> bool:
+    """Make torch, when it is first imported, look up its own libraries' symbols before the program's (glibc's
+    RTLD_DEEPBIND); returns whether it will. Done where the program defines a BLAS (blas_in_program, or
+    `force`): there torch's matrix products ran in that BLAS instead of torch's own - the unoptimised reference
+    BLAS in QGIS 3.40 on Debian 13, OpenBLAS with its own threads spinning beside torch's on Debian 12
+    (docs/benchmark.md, "torch inside QGIS's executables"). Nothing to do once torch is imported, off Linux
+    (other systems bind symbols per library) or with OWN_SYMBOLS_ENV=0."""
+    if "torch" in sys.modules or not hasattr(os, "RTLD_DEEPBIND") or os.environ.get(OWN_SYMBOLS_ENV) == "0":
+        return False
+    if not (force or blas_in_program()):
+        return False
+    if not any(isinstance(f, _TorchOwnSymbols) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TorchOwnSymbols())
+    return True
+
+
 def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
     """Names of required packages that cannot be imported."""
     return [name for name in (packages or REQUIRED) if importlib.util.find_spec(name) is None]

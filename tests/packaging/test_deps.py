@@ -134,3 +134,59 @@ def test_triton_already_loaded_or_allowed_is_left_alone(monkeypatch):
     monkeypatch.delitem(sys.modules, "triton")
     monkeypatch.setenv(deps.ALLOW_TRITON_ENV, "1")
     assert not deps.keep_triton_out() and "triton" not in sys.modules
+
+
+#: As QGIS's executables have it: a BLAS among the program's global symbols, then the plugin, then torch.
+_PROGRAM_WITH_BLAS = """
+import ctypes, sys
+ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+from claire.claire_plugin import deps
+print(deps.blas_in_program(), deps.torch_own_symbols() if sys.argv[2] == "own" else False, flush=True)
+import torch
+torch.nn.functional.linear(torch.ones(256, 96), torch.ones(24, 96))
+"""
+
+
+def _gemm_binding(tmp_path, blas: str, mode: str) -> tuple:
+    """(what the program printed, the library torch's call to sgemm_ was bound to), from the dynamic
+    linker's own account of its bindings (LD_DEBUG)."""
+    import os
+    import subprocess
+
+    log = tmp_path / f"ld_{mode}"
+    env = dict(os.environ, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log))
+    proc = subprocess.run([sys.executable, "-c", _PROGRAM_WITH_BLAS, blas, mode], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    targets = [line.split(" to ", 1)[1].split(" [")[0]
+               for path in tmp_path.glob(f"ld_{mode}.*") for line in path.read_text(errors="replace").splitlines()
+               if "libtorch_cpu.so" in line.split(" to ", 1)[0] and "`sgemm_'" in line]
+    return proc.stdout.split(), targets
+
+
+def test_torch_keeps_its_own_blas_in_a_program_that_links_one(tmp_path):
+    """QGIS's executables link the system BLAS (through GDAL and armadillo), and torch's matrix products then ran
+    in it (the reference BLAS on Debian 13, OpenBLAS with spinning threads on Debian 12). With torch_own_symbols
+    torch's own libraries are searched first (RTLD_DEEPBIND) and its sgemm_ stays its own."""
+    import ctypes.util
+
+    if not hasattr(__import__("os"), "RTLD_DEEPBIND"):
+        pytest.skip("RTLD_DEEPBIND is glibc's")
+    blas = ctypes.util.find_library("blas")
+    if blas is None:
+        pytest.skip("no system BLAS to stand for QGIS's")
+    printed, targets = _gemm_binding(tmp_path, blas, "plain")
+    assert printed[0] == "sgemm_" and targets and all("libtorch_cpu" not in t for t in targets), targets
+    printed, targets = _gemm_binding(tmp_path, blas, "own")
+    assert printed == ["sgemm_", "True"] and targets and all(t.endswith("libtorch_cpu.so") for t in targets), targets
+
+
+def test_torch_own_symbols_only_where_needed(monkeypatch, clean_path):
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or type(sys)("torch"))
+    assert not deps.torch_own_symbols(force=True), "torch already imported: nothing to do"
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setattr(deps, "blas_in_program", lambda: None)
+    assert not deps.torch_own_symbols(), "a Python program: numpy's BLAS is private, torch binds its own"
+    assert not any(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path)
+    assert deps.torch_own_symbols(force=True) and deps.torch_own_symbols(force=True)
+    assert sum(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path) == 1

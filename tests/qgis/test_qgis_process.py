@@ -100,3 +100,32 @@ def test_qgis_process_leaves_input_folder_untouched_without_any_setting(tmp_path
     assert not [n for n in after if n.endswith(".aux.xml")]
     assert after == before
     assert gdal.Info(out, format="json")["bands"][0]["categories"][1] == "water"
+
+
+@pytest.mark.slow
+def test_torch_keeps_its_own_blas_inside_qgis_process(tmp_path, raster_pair, tiny_checkpoint):
+    """qgis_process links the system BLAS (GDAL -> armadillo -> libblas.so.3); the plugin makes torch's matrix
+    products stay in torch's own (deps.torch_own_symbols), as the dynamic linker's account of its bindings
+    shows. Without it they ran in the reference BLAS on Debian 13 (docs/benchmark.md)."""
+    from claire.claire_plugin.install import install
+
+    root = str(tmp_path / "qgis")
+    install(os.path.join(root, "profiles", "default"))
+    targets = {}
+    for own in ("1", "0"):
+        log = tmp_path / f"ld{own}"
+        env = dict(_env(root), LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log), CLAIRE_TORCH_OWN_SYMBOLS=own)
+        proc = subprocess.run(
+            [QGIS_PROCESS, "run", "claire:classify", "--", f"OPTICAL={raster_pair['optical']}",
+             f"SAR={raster_pair['sar']}", f"CHECKPOINT={tiny_checkpoint}", f"OUTPUT={tmp_path / f'lc{own}.tif'}"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        targets[own] = set()
+        for path in tmp_path.glob(f"ld{own}.*"):
+            with open(path, errors="replace") as fh:
+                for line in fh:
+                    if "`sgemm_'" in line and "libtorch_cpu.so" in line.split(" to ", 1)[0]:
+                        targets[own].add(line.split(" to ", 1)[1].split(" [")[0].rsplit("/", 1)[-1])
+            path.unlink()
+    assert targets["1"] == {"libtorch_cpu.so"}, targets
+    assert targets["0"] and "libtorch_cpu.so" not in targets["0"], targets
