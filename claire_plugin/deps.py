@@ -186,6 +186,23 @@ def torch_own_symbols(force: bool = False) -> bool:
     return True
 
 
+def torch_blas() -> str:
+    """Where torch's matrix products run, in words (the diagnostics report it)."""
+    program = blas_in_program()
+    if not program:
+        return "torch's own (this program links no BLAS)"
+    torch = sys.modules.get("torch")
+    if torch is None:
+        own = any(isinstance(f, _TorchOwnSymbols) for f in sys.meta_path)
+        return ("torch's own once torch is imported (loaded with RTLD_DEEPBIND: this program links a BLAS)" if own
+                else "this program's BLAS once torch is imported (it links one, and torch will bind to it)")
+    if isinstance(getattr(torch.__spec__, "loader", None), _DeepBindLoader):
+        return "torch's own (loaded with RTLD_DEEPBIND: this program links a BLAS)"
+    return (f"this program's BLAS ({program}), not torch's own: torch was imported before CLAIRE could keep its own "
+            f"(by another plugin, or with {OWN_SYMBOLS_ENV}=0), so classifying and training run slower; restart "
+            f"QGIS so that CLAIRE loads torch first")
+
+
 def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
     """Names of required packages that cannot be imported."""
     return [name for name in (packages or REQUIRED) if importlib.util.find_spec(name) is None]

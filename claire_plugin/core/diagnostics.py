@@ -13,7 +13,7 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from ...models.device import auto_choice
-from ..deps import OPTIONAL, REQUIRED, install_hint
+from ..deps import OPTIONAL, REQUIRED, install_hint, torch_blas
 from ..paths import DEFAULT_CHECKPOINT, PACKAGE_ROOT
 from .errors import ClaireError
 from .runtime.device import resolve_device
@@ -160,7 +160,7 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
         "missing": missing,
         "missing_optional": missing_opt,
         "install_hint": install_hint(missing + missing_opt),
-        "torch": devices,
+        "torch": dict(devices, blas=torch_blas()),
         "device": {"requested": device, "chosen": chosen, "reason": reason},
         "checkpoint": checkpoint_status(checkpoint),
     }
@@ -202,6 +202,7 @@ def format_report(report: Dict[str, Any]) -> str:
             extra = f", {d['memory_gb']} GB, compute {d['capability']}" if "memory_gb" in d else ""
             extra += f", {d['threads']} threads" if "threads" in d else ""
             lines.append(f"- {d['id']}: {d['name']}{extra}")
+        lines.append(f"- Matrix products: {t['blas']}")
     else:
         lines.append(f"- torch unavailable: {t.get('error')}")
     dev = report["device"]

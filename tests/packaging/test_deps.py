@@ -1,6 +1,7 @@
 """The dependency installer's non-GUI path: the profile folder on sys.path, the pip runs it plans."""
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 
 import pytest
@@ -190,3 +191,27 @@ def test_torch_own_symbols_only_where_needed(monkeypatch, clean_path):
     assert not any(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path)
     assert deps.torch_own_symbols(force=True) and deps.torch_own_symbols(force=True)
     assert sum(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path) == 1
+
+
+def test_diagnostics_say_where_torchs_matrix_products_run(monkeypatch, clean_path):
+    import torch  # before sys.modules is changed below
+
+    from claire.claire_plugin.core.diagnostics import collect, format_report
+
+    monkeypatch.setattr(deps, "blas_in_program", lambda: None)
+    assert "torch's own" in deps.torch_blas() and "links no BLAS" in deps.torch_blas()
+    monkeypatch.setattr(deps, "blas_in_program", lambda: "sgemm_")
+    imported_first = type(sys)("torch")
+    imported_first.__spec__ = importlib.machinery.ModuleSpec("torch", object())
+    monkeypatch.setitem(sys.modules, "torch", imported_first)
+    said = deps.torch_blas()
+    assert said.startswith("this program's BLAS (sgemm_)") and "restart QGIS" in said
+    imported_first.__spec__.loader = deps._DeepBindLoader(object())
+    assert deps.torch_blas().startswith("torch's own (loaded with RTLD_DEEPBIND")
+    monkeypatch.delitem(sys.modules, "torch")
+    assert deps.torch_blas().startswith("this program's BLAS once torch is imported")
+    deps.torch_own_symbols(force=True)
+    assert deps.torch_blas().startswith("torch's own once torch is imported")
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(torch, "__spec__", imported_first.__spec__)
+    assert "- Matrix products: torch's own (loaded with RTLD_DEEPBIND" in format_report(collect())
