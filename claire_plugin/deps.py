@@ -176,8 +176,10 @@ def torch_own_symbols(force: bool = False) -> bool:
     `force`): there torch's matrix products ran in that BLAS instead of torch's own - the unoptimised reference
     BLAS in QGIS 3.40 on Debian 13, OpenBLAS with its own threads spinning beside torch's on Debian 12
     (docs/benchmark.md, "torch inside QGIS's executables"). Nothing to do once torch is imported, off Linux
-    (other systems bind symbols per library) or with OWN_SYMBOLS_ENV=0."""
-    if "torch" in sys.modules or not hasattr(os, "RTLD_DEEPBIND") or os.environ.get(OWN_SYMBOLS_ENV) == "0":
+    (other systems bind symbols per library), with OWN_SYMBOLS_ENV=0, or under LD_PRELOAD (an allocator put
+    in front of the C library's would be bypassed by torch alone)."""
+    if "torch" in sys.modules or not hasattr(os, "RTLD_DEEPBIND") or os.environ.get(OWN_SYMBOLS_ENV) == "0" \
+            or os.environ.get("LD_PRELOAD"):
         return False
     if not (force or blas_in_program()):
         return False
@@ -199,8 +201,8 @@ def torch_blas() -> str:
     if isinstance(getattr(torch.__spec__, "loader", None), _DeepBindLoader):
         return "torch's own (loaded with RTLD_DEEPBIND: this program links a BLAS)"
     return (f"this program's BLAS ({program}), not torch's own: torch was imported before CLAIRE could keep its own "
-            f"(by another plugin, or with {OWN_SYMBOLS_ENV}=0), so classifying and training run slower; restart "
-            f"QGIS so that CLAIRE loads torch first")
+            f"(by another plugin), or with {OWN_SYMBOLS_ENV}=0 or LD_PRELOAD set, so classifying and training run "
+            f"slower; restart QGIS so that CLAIRE loads torch first")
 
 
 def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:

@@ -155,7 +155,8 @@ def _gemm_binding(tmp_path, blas: str, mode: str) -> tuple:
     import subprocess
 
     log = tmp_path / f"ld_{mode}"
-    env = dict(os.environ, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log))
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", deps.OWN_SYMBOLS_ENV)}
+    env.update(LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log))
     proc = subprocess.run([sys.executable, "-c", _PROGRAM_WITH_BLAS, blas, mode], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -183,12 +184,20 @@ def test_torch_keeps_its_own_blas_in_a_program_that_links_one(tmp_path):
 
 
 def test_torch_own_symbols_only_where_needed(monkeypatch, clean_path):
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.delenv(deps.OWN_SYMBOLS_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or type(sys)("torch"))
     assert not deps.torch_own_symbols(force=True), "torch already imported: nothing to do"
     monkeypatch.delitem(sys.modules, "torch")
     monkeypatch.setattr(deps, "blas_in_program", lambda: None)
     assert not deps.torch_own_symbols(), "a Python program: numpy's BLAS is private, torch binds its own"
     assert not any(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path)
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libtcmalloc.so.4")
+    assert not deps.torch_own_symbols(force=True), "torch alone would bypass a preloaded allocator"
+    monkeypatch.delenv("LD_PRELOAD")
+    monkeypatch.setenv(deps.OWN_SYMBOLS_ENV, "0")
+    assert not deps.torch_own_symbols(force=True)
+    monkeypatch.delenv(deps.OWN_SYMBOLS_ENV)
     assert deps.torch_own_symbols(force=True) and deps.torch_own_symbols(force=True)
     assert sum(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path) == 1
 

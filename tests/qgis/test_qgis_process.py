@@ -114,7 +114,8 @@ def test_torch_keeps_its_own_blas_inside_qgis_process(tmp_path, raster_pair, tin
     targets = {}
     for own in ("1", "0"):
         log = tmp_path / f"ld{own}"
-        env = dict(_env(root), LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log), CLAIRE_TORCH_OWN_SYMBOLS=own)
+        env = {k: v for k, v in _env(root).items() if k != "LD_PRELOAD"}
+        env.update(LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(log), CLAIRE_TORCH_OWN_SYMBOLS=own)
         proc = subprocess.run(
             [QGIS_PROCESS, "run", "claire:classify", "--", f"OPTICAL={raster_pair['optical']}",
              f"SAR={raster_pair['sar']}", f"CHECKPOINT={tiny_checkpoint}", f"OUTPUT={tmp_path / f'lc{own}.tif'}"],
