@@ -16,6 +16,7 @@ import os
 import site
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -132,10 +133,11 @@ def blas_in_program() -> Optional[str]:
 
 
 class _DeepBindLoader(importlib.abc.Loader):
-    """Runs a package's import with RTLD_DEEPBIND added to the flags Python opens extension modules with."""
+    """Runs a package's import with RTLD_DEEPBIND added to the flags Python opens extension modules with; then
+    takes `finder` off sys.meta_path."""
 
-    def __init__(self, loader) -> None:
-        self.loader = loader
+    def __init__(self, loader, finder=None) -> None:
+        self.loader, self.finder = loader, finder
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -147,22 +149,30 @@ class _DeepBindLoader(importlib.abc.Loader):
             self.loader.exec_module(module)
         finally:
             sys.setdlopenflags(flags)
+            if self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
 
     def __getattr__(self, name):  # get_source, is_package, get_resource_reader, ...: the wrapped loader's
         return getattr(self.loader, name)
 
 
 class _TorchOwnSymbols(importlib.abc.MetaPathFinder):
-    """At the first `import torch`, its loader wrapped in _DeepBindLoader; then it leaves sys.meta_path."""
+    """torch's spec with its loader wrapped in _DeepBindLoader. A look-up without an import (`find_spec`, as
+    the plugin's dependency check does at load) leaves it in place for the import that follows."""
+
+    def __init__(self) -> None:
+        self._resolving = threading.local()
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "torch":
+        if fullname != "torch" or getattr(self._resolving, "on", False):
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("torch")
-        if spec is not None and spec.loader is not None:
-            spec.loader = _DeepBindLoader(spec.loader)
+        self._resolving.on = True
+        try:
+            spec = importlib.util.find_spec("torch")  # by the finders after this one
+        finally:
+            self._resolving.on = False
+        if spec is not None and spec.loader is not None and not isinstance(spec.loader, _DeepBindLoader):
+            spec.loader = _DeepBindLoader(spec.loader, self)
         return spec
 
 

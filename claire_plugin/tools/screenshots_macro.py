@@ -19,6 +19,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from ..deps import torch_blas
 from ..paths import resource
 from .screenshots import SITE
 from .screenshots_cloud import _grab
@@ -133,7 +134,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
              "macroclass_level": {a: c["clear"]["macro_f1"] for a, c in report["macroclasses"]["arms"].items()},
              "map_classes": [(c["name"], round(c.get("share", 0), 3)) for c in dock.last_result.summary["classes"]],
              "dock_width": dock.width(), "window": [win.width(), win.height()],
-             "seconds": round(time.time() - started, 1)}
+             "seconds": round(time.time() - started, 1), "matrix_products": torch_blas()}
     with open(os.path.join(out, "train_macro.json"), "w", encoding="utf-8") as fh:
         json.dump(facts, fh, indent=1, default=str)
     print(json.dumps(facts, indent=1, default=str))

@@ -25,6 +25,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from ..deps import torch_blas
 from .demo_train import POLYGONS, shares, stack_patch
 from .screenshots_cloud import _grab
 from .screenshots_fit import run_qgis
@@ -182,7 +183,7 @@ def _facts(work: str, before: Dict[str, Any], after: Dict[str, Any], report: Dic
             "heldout": arms, "random_pixel_split_rf_macro_f1": (leak.get("pixel_split") or {}).get("macro_f1"),
             "familiarity": report.get("familiarity"), "epochs": report["training"]["epochs"],
             "train_seconds": report["training"]["seconds"], "minutes_budget": minutes,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "matrix_products": torch_blas()}
 
 
 def render_in_qgis(iface, out: str) -> List[str]:

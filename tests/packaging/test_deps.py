@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import sys
 
 import pytest
@@ -143,6 +144,7 @@ import ctypes, sys
 ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 from claire.claire_plugin import deps
 print(deps.blas_in_program(), deps.torch_own_symbols() if sys.argv[2] == "own" else False, flush=True)
+assert deps.missing() == []  # the plugin's dependency check at load looks torch up without importing it
 import torch
 torch.nn.functional.linear(torch.ones(256, 96), torch.ones(24, 96))
 """
@@ -199,6 +201,9 @@ def test_torch_own_symbols_only_where_needed(monkeypatch, clean_path):
     assert not deps.torch_own_symbols(force=True)
     monkeypatch.delenv(deps.OWN_SYMBOLS_ENV)
     assert deps.torch_own_symbols(force=True) and deps.torch_own_symbols(force=True)
+    assert sum(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path) == 1
+    spec = importlib.util.find_spec("torch")  # looked up, not imported: the finder stays for the import
+    assert isinstance(spec.loader, deps._DeepBindLoader) and spec.loader.get_filename("torch").endswith(".py")
     assert sum(isinstance(f, deps._TorchOwnSymbols) for f in sys.meta_path) == 1
 
 
