@@ -193,9 +193,13 @@ def torch_own_symbols(force: bool = False) -> bool:
         return False
     if not (force or blas_in_program()):
         return False
-    if not any(isinstance(f, _TorchOwnSymbols) for f in sys.meta_path):
+    if not _hook_installed():
         sys.meta_path.insert(0, _TorchOwnSymbols())
     return True
+
+
+def _hook_installed() -> bool:
+    return any(isinstance(f, _TorchOwnSymbols) for f in sys.meta_path)
 
 
 def torch_blas() -> str:
@@ -205,9 +209,9 @@ def torch_blas() -> str:
         return "torch's own (this program links no BLAS)"
     torch = sys.modules.get("torch")
     if torch is None:
-        own = any(isinstance(f, _TorchOwnSymbols) for f in sys.meta_path)
-        return ("torch's own once torch is imported (loaded with RTLD_DEEPBIND: this program links a BLAS)" if own
-                else "this program's BLAS once torch is imported (it links one, and torch will bind to it)")
+        if _hook_installed():
+            return "torch's own once torch is imported (loaded with RTLD_DEEPBIND: this program links a BLAS)"
+        return "this program's BLAS once torch is imported (it links one, and torch will bind to it)"
     if isinstance(getattr(torch.__spec__, "loader", None), _DeepBindLoader):
         return "torch's own (loaded with RTLD_DEEPBIND: this program links a BLAS)"
     return (f"this program's BLAS ({program}), not torch's own: torch was imported before CLAIRE could keep its own "

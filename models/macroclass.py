@@ -124,10 +124,9 @@ def chosen_group_probability(probs, groups, chosen, temperature):
     """Per pixel the probability of its macroclass `chosen` [...] (a long tensor) after tempering the class
     probabilities `probs` [K, ...] with `temperature` (a number or a tensor of the pixels' shape); the map's
     macroclass is chosen at the card's temperature, so tempering per pixel changes the confidence, never the map."""
-    import torch
-
-    p = torch.softmax(torch.log(probs.clamp_min(1e-30)) / temperature, dim=0)
-    return (p * (groups.view(-1, *([1] * chosen.dim())) == chosen.unsqueeze(0))).sum(dim=0)
+    count = max(int(groups.max()), int(chosen.max())) + 1
+    sums = group_probabilities(probs, groups, probs.new_empty((count,) + tuple(chosen.shape)), temperature)
+    return sums.gather(0, chosen.unsqueeze(0))[0]
 
 
 def collapse_confusion(cm: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
