@@ -74,3 +74,20 @@ def test_optical_float_dn_is_converted_and_impossible_reflectance_refused():
     assert optical_preparer(OPT_SPEC, 1, "uint16", saturated).scale == pytest.approx(1e-4)
     nodata = np.where(np.arange(1000) < 500, -9999.0, dn).astype(np.float32)
     optical_preparer(OPT_SPEC, 1, "int16", nodata, nodata=-9999.0)
+
+
+def test_declared_units_that_contradict_the_values_are_refused():
+    """A declaration (or metadata) saying linear for dB values, or dB for linear ones, would give a map of one
+    class: refused with the unit the values show."""
+    for units in ("linear-power", "amplitude"):
+        with pytest.raises(ClaireError, match=r"negative, which linear backscatter never is.*--sar-units dB"):
+            sar_preparer(SAR_SPEC, 2, DB, "", units)
+    with pytest.raises(ClaireError, match=r"read as dB \(declared.*--sar-units linear-power or --sar-units amplitude"):
+        sar_preparer(SAR_SPEC, 2, POWER, "", "dB")
+    with pytest.raises(ClaireError, match=r"read as dB \(metadata says dB\).*as linear backscatter does"):
+        sar_preparer(SAR_SPEC, 2, AMPLITUDE, "sigma0 in db")
+    bright = np.abs(RNG.normal(3, 2, (2, 2000))).astype(np.float32)  # a city in dB: positive, yet beyond 0..2
+    sar_preparer(SAR_SPEC, 2, bright, "", "dB")
+    few = POWER.copy()
+    few[:, :40] = -1e-4  # thermal-noise removal can leave a few tiny negatives in linear data
+    sar_preparer(SAR_SPEC, 2, few, "", "linear-power")

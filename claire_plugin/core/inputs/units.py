@@ -97,10 +97,33 @@ def sar_kind(sample: np.ndarray, metadata_text: str = "", dtype: str = "float32"
     return kind, reason
 
 
+#: Share of negative values above which SAR data cannot be linear power or amplitude (those are never negative).
+MAX_NEGATIVE_LINEAR = 0.05
+
+
+def _check_units_fit_values(vals: np.ndarray, kind: str, reason: str) -> None:
+    """ClaireError when the unit the SAR is read in (declared or from its metadata) contradicts its values:
+    linear power or amplitude with many negative values (they look like dB), or dB whose values all lie in
+    0..2 as linear backscatter does (a scene in dB is mostly negative)."""
+    if vals.size == 0:
+        return
+    negative = float(np.mean(vals < 0))
+    if kind != "db" and negative > MAX_NEGATIVE_LINEAR:
+        raise ClaireError(f"the SAR is read as {_UNIT_OF[kind]} ({reason}), but {negative:.1%} of its values are "
+                          f"negative, which linear backscatter never is (median {float(np.median(vals)):.4g}: the "
+                          f"values look like dB); use --sar-units dB, or leave --sar-units at auto")
+    if kind == "db" and negative < 0.01 and float(np.percentile(vals, 95)) <= 2.0:
+        raise ClaireError(f"the SAR is read as dB ({reason}), but {1 - negative:.1%} of its values are 0 or more "
+                          f"and 95 % lie below {float(np.percentile(vals, 95)):.3g}, as linear backscatter does (a "
+                          f"scene in dB is mostly negative, e.g. -25 to -5 dB); declare the linear unit with "
+                          f"--sar-units linear-power or --sar-units amplitude")
+
+
 def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
     """ClaireError when the sample, read as `kind` ('db', 'power', 'amplitude') and put in dB, is no SAR
     backscatter: a median outside DB_MEDIAN_RANGE, or more than 0.5 % of the values outside DB_RANGE."""
     vals = sample[np.isfinite(sample)].astype(np.float64)
+    _check_units_fit_values(vals, kind, reason)
     if kind != "db":
         vals = (10.0 if kind == "power" else 20.0) * np.log10(vals[vals > 0])
     if vals.size == 0:
