@@ -107,15 +107,23 @@ def prepare_output_folder(out_dir: str) -> None:
                           f"you can write to") from None
 
 
-def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint: Optional[str]) -> None:
+def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint: Optional[str],
+                        folders: Tuple[str, str] = ("", "")) -> None:
     """Every file the batch will write (each pair's map and confidence, the JSON and CSV summaries) checked at
     once before any work, against every file of both folders, the checkpoint and each other
-    (core.io.writer.check_outputs). Nothing can collide in an output folder that does not exist yet."""
+    (core.io.writer.check_outputs), and the output folder against the (optical, SAR) `folders`. Nothing can
+    collide in an output folder that does not exist yet."""
     from ..paths import DEFAULT_CHECKPOINT
     from .io.writer import check_outputs
 
     if not os.path.isdir(out_dir):
         return
+    for side, folder in zip(("optical", "SAR"), folders):
+        if folder and os.path.isdir(folder) and os.path.samefile(out_dir, folder):
+            example = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "landcover")
+            raise ClaireError(f"the output folder {out_dir!r} is also the {side} folder: the maps written there "
+                              f"would be read as {side} rasters by the next run of this folder; choose a separate "
+                              f"output folder, e.g. {example!r}")
     outputs = [(f"output of pair {j.key!r}", j.output) for j in jobs if not j.skip]
     outputs += [(f"confidence output of pair {j.key!r}", j.confidence) for j in jobs if not j.skip]
     outputs += [("batch summary", os.path.join(out_dir, SUMMARY_JSON)),
@@ -124,6 +132,18 @@ def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint
     inputs += [(f"unmatched {u.side} raster", u.path) for u in pairing.unmatched]
     inputs.append(("checkpoint", checkpoint or DEFAULT_CHECKPOINT))
     check_outputs(outputs, inputs)
+
+
+def check_batch_settings(options: RunOptions) -> None:
+    """What every pair shares checked once, before any pair runs: the checkpoint can be read and its card is
+    valid, and the tile, context and batch sizes can work with it (ClaireError / CheckpointError naming the
+    fix), so that a wrong setting is one message, not one failure per pair."""
+    from ...models.checkpoint import read_card
+    from ..paths import DEFAULT_CHECKPOINT
+    from .engine.plan import resolve_tiling
+
+    card = read_card(options.checkpoint or DEFAULT_CHECKPOINT)
+    resolve_tiling(options.params("", "", ""), card)
 
 
 @dataclass(frozen=True)
@@ -231,10 +251,11 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
     jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
-    check_batch_outputs(jobs, pairing, out_dir, options.checkpoint)
+    check_batch_outputs(jobs, pairing, out_dir, options.checkpoint, (optical_folder, sar_folder))
     if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
         from .runtime.device import check_device
         check_device(options.device)
+        check_batch_settings(options)
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from qgis.core import (
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
@@ -120,7 +121,19 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
                 progress=lambda fraction, _message: feedback.setProgress(100.0 * fraction),
                 is_cancelled=feedback.isCanceled, on_pair=on_pair, executor=executor)
         self._load_on_completion(styles, context)
+        self._fail_when_none_classified(summary)
         return self._outputs(summary, out_dir, feedback)
+
+    @staticmethod
+    def _fail_when_none_classified(summary) -> None:
+        """QgsProcessingException when every pair failed: a batch with nothing classified is an error (the
+        summary files stay, with each pair's reason), not a success with a count of failures."""
+        failed = [r for r in summary.results if r["status"] == "failed"]
+        if summary.results and len(failed) == len(summary.results):
+            reasons = sorted({r.get("reason") or "" for r in failed})
+            first = reasons[0] if len(reasons) == 1 else f"{len(reasons)} different reasons, e.g. {reasons[0]}"
+            raise QgsProcessingException(f"None of the {len(failed)} pair(s) could be classified ({first}); each "
+                                         f"pair's reason is in {summary.json_path}")
 
     def _load_on_completion(self, styles, context) -> None:
         """Ask QGIS to load each written raster, styled with its checkpoint's classes."""

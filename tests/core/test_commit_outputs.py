@@ -237,7 +237,7 @@ def test_batch_output_over_another_pairs_input_is_refused(workdir):
     rc, _, stderr = cli(_batch_argv(opt_dir, sar_dir, opt_dir, ck))
     line = error_line(stderr)
     C.record("CLI", "batch_output_is_input", f"exit {rc}", line, tmp)
-    assert rc == 2 and "output of pair 'a' path" in line and "is also an input (the optical raster" in line
+    assert rc == 2 and "is also the optical folder" in line and "choose a separate output folder" in line
     assert C.snapshot(tmp) == before
 
 

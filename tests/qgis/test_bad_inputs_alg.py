@@ -239,3 +239,32 @@ def test_alg_batch_one_broken_pair_among_good_ones(claire_plugin, workdir):
     for name in ("a", "c"):
         C.check_works({"optical": os.path.join(opt_dir, f"{name}.tif"), "nodata_mask": np.zeros((24, 30), bool)},
                       str(out / f"{name}_landcover.tif"))
+
+
+def test_alg_batch_every_pair_failed_is_an_error(claire_plugin, workdir):
+    """A batch that classified nothing fails (exit status 1 in qgis_process) instead of reporting success with
+    a count of failures; the summary with each pair's reason stays for the user."""
+    tmp, ck = workdir
+    opt_dir, sar_dir = _folders(tmp, ["a.tif", "b.tif"], ["a.tif", "b.tif"], broken=("a.tif", "b.tif"))
+    before = C.snapshot(tmp)
+    results, message = _batch(tmp, ck, opt_dir, sar_dir)
+    assert results is None, results
+    assert "None of the 2 pair(s) could be classified" in message and "is not a raster GDAL can read" in message
+    assert "batch_summary" in message or ".json" in message, message
+    assert_inputs_untouched(before, C.snapshot(tmp))
+    assert not list((tmp / "out" / "batch").glob("*.tif"))
+
+
+def test_alg_batch_wrong_shared_setting_is_one_message_before_any_pair(claire_plugin, workdir):
+    """A tile size or checkpoint that no pair can use is refused once, up front: no pair runs, nothing written."""
+    tmp, ck = workdir
+    opt_dir, sar_dir = _folders(tmp, ["a.tif", "b.tif"], ["a.tif", "b.tif"])
+    fake = tmp / "fake.safetensors"
+    fake.write_text("not a checkpoint\n")
+    for extra, expected in (({"TILE_SIZE": 50}, "tile size 50 is not a multiple of 32"),
+                            ({"CHECKPOINT": str(fake)}, "safetensors")):
+        params = {"OPTICAL_FOLDER": opt_dir, "SAR_FOLDER": sar_dir, "OUTPUT_FOLDER": str(tmp / "out" / "batch"),
+                  "CHECKPOINT": ck, **extra}
+        results, message = run_alg("claire:classify_folder", params)
+        assert results is None and expected in message, (extra, message)
+        assert "[1/2]" not in message and not (tmp / "out" / "batch").exists(), message

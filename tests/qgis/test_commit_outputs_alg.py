@@ -104,7 +104,7 @@ def test_alg_batch_output_over_another_pairs_input_is_refused(claire_plugin, wor
     results, message = _batch(tmp, ck, opt_dir, sar_dir, opt_dir)
     C.record("Processing", "batch_output_is_input", "QgsProcessingException" if message else "no error",
              message or "", tmp)
-    assert results is None and "is also an input (the optical raster" in message
+    assert results is None and "is also the optical folder" in message and "separate output folder" in message
     assert C.snapshot(tmp) == before
 
 

@@ -130,6 +130,9 @@ def parse_rule(text: Optional[str]) -> PairingRule:
 
 def list_rasters(folder: str, extensions: Iterable[str] = RASTER_EXTENSIONS) -> List[str]:
     """Raster files directly inside ``folder`` (not recursive), sorted by name."""
+    if folder and os.path.isfile(folder):
+        raise ClaireError(f"{folder!r} is a file, not a folder; give the folder that holds the rasters "
+                          f"(for one pair of rasters, use classify instead of the folder run).")
     if not folder or not os.path.isdir(folder):
         raise ClaireError(f"The folder {folder!r} does not exist; choose an existing folder.")
     exts = tuple(e.lower() for e in extensions)
