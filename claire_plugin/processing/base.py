@@ -77,3 +77,52 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
             if param.name() in self.ADVANCED:
                 param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(param)
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """QGIS's check of every parameter, with a message that says what was wrong and what is accepted
+        (QGIS itself only says "Incorrect parameter value for NAME")."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            return ok, message
+        for param in self.parameterDefinitions():
+            value = parameters.get(param.name())
+            if not param.checkValueIsAcceptable(value, context):
+                return False, parameter_problem(param, value)
+        return ok, message
+
+
+def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
+    """What is wrong with `value` for `param`, naming the parameter, what it got and what it accepts."""
+    import os
+
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+    name = f"{param.name()} ({param.description()})"
+    if value is None or value == "":
+        return f"{name} is required; give a value"
+    if isinstance(param, QgsProcessingParameterNumber):
+        low, high = param.minimum(), param.maximum()
+        whole = param.dataType() == QgsProcessingParameterNumber.Integer
+
+        def fmt(v: float) -> str:
+            return f"{int(v)}" if whole else f"{v:g}"
+
+        if low > -1e300 and high < 1e300:
+            span = f" from {fmt(low)} to {fmt(high)}"
+        elif low > -1e300:
+            span = f" of at least {fmt(low)}"
+        else:
+            span = f" of at most {fmt(high)}" if high < 1e300 else ""
+        return f"{name} = {value!r} is not accepted; give {'a whole number' if whole else 'a number'}{span}"
+    if isinstance(param, QgsProcessingParameterEnum):
+        options = ", ".join(f"{i} ({o})" for i, o in enumerate(param.options()))
+        return f"{name} = {value!r} is not one of its options; give one of {options}"
+    if isinstance(value, str) and param.type() in ("source", "vector", "raster", "file", "layer"):
+        path = value.split("|")[0]
+        if not os.path.exists(path):
+            return f"{name}: {path!r} does not exist; check the path"
+        kind = {"source": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
+                "vector": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
+                "raster": "a raster GDAL can read (GeoTIFF, VRT...)"}.get(param.type(), "a layer or file of that kind")
+        return f"{name}: {path!r} cannot be opened as {kind}; give {kind}"
+    return f"{name} = {value!r} is not accepted"

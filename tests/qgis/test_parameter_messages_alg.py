@@ -1,0 +1,40 @@
+"""A parameter QGIS itself refuses (out of range, not an option, a file that does not exist) gets a message
+naming the parameter, the value and what is accepted, not QGIS's bare "Incorrect parameter value for NAME"."""
+from __future__ import annotations
+
+import pytest
+
+from claire.tests.qgis.test_bad_inputs_alg import run_alg
+
+
+@pytest.fixture
+def pair(tmp_path):
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    optical, sar, _ = synthetic_scene(24, 30)
+    write_raster(tmp_path / "opt.tif", optical)
+    write_raster(tmp_path / "sar.tif", sar, descriptions=["VV", "VH"])
+    return str(tmp_path / "opt.tif"), str(tmp_path / "sar.tif"), str(tmp_path / "out.tif")
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"TILE_SIZE": -64}, r"TILE_SIZE \(.*\) = -64 is not accepted; give a whole number (of at least|from) 0"),
+    ({"BATCH_SIZE": -3}, r"BATCH_SIZE \(.*\) = -3 is not accepted; give a whole number"),
+    ({"DEVICE": 7}, r"DEVICE \(.*\) = 7 is not one of its options; give one of 0 \("),
+])
+def test_classify_parameter_out_of_range_says_what_is_accepted(claire_plugin, pair, extra, expected):
+    import re
+
+    optical, sar, out = pair
+    results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": out, **extra})
+    assert results is None and re.search(expected, message), message
+    assert "Incorrect parameter value" not in message
+
+
+def test_train_labels_file_that_does_not_exist_is_named(claire_plugin, pair, tmp_path):
+    optical, sar, _ = pair
+    missing = str(tmp_path / "none.gpkg")
+    results, message = run_alg("claire:train", {"OPTICAL": optical, "SAR": sar, "LABELS": missing, "FIELD": "class",
+                                                "OUTPUT": str(tmp_path / "m.safetensors")})
+    assert results is None and "LABELS (" in message and "does not exist" in message and "none.gpkg" in message, \
+        message
