@@ -167,7 +167,9 @@ def fitted_core(n: int, tile: int, context: int) -> int:
 
 def check_context(tile: int, context: int) -> Optional[str]:
     """What is wrong with a kept core of `tile` px and `context` px of context (None: nothing)."""
-    if tile < 32 or tile % 32:
+    if tile < 32:
+        return f"tile size {tile} is below 32, the smallest tile the model can keep"
+    if tile % 32:
         return f"tile size {tile} is not a multiple of 32 (the model downsamples by 32)"
     if context < 0 or context % 16:
         return (f"context {context} is not a non-negative multiple of 16 (each tile's window, tile + 2 x context, "

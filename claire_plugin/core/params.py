@@ -67,7 +67,7 @@ def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[Li
     parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
     if not parts:
         return None
-    example = f"e.g. {name} 2,3,4,8"
+    example = f"e.g. {name} " + ("1,2" if "sar" in name.lower() else "2,3,4,8")
     try:
         bands = [int(p) for p in parts]
     except ValueError:

@@ -27,7 +27,10 @@ def test_empty_means_automatic(text):
 def test_bad_lists_name_the_parameter_and_give_an_example(text, match):
     with pytest.raises(ClaireError, match=match) as info:
         parse_bands(text, "SAR_BANDS")
-    assert "SAR_BANDS" in str(info.value) and "e.g. SAR_BANDS 2,3,4,8" in str(info.value)
+    assert "SAR_BANDS" in str(info.value) and "e.g. SAR_BANDS 1,2" in str(info.value)  # the SAR's own example
+    with pytest.raises(ClaireError, match=match) as info:
+        parse_bands(text, "--optical-bands")
+    assert "e.g. --optical-bands 2,3,4,8" in str(info.value)
 
 
 def test_run_options_empty_values_come_from_the_checkpoint():

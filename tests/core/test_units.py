@@ -91,3 +91,9 @@ def test_declared_units_that_contradict_the_values_are_refused():
     few = POWER.copy()
     few[:, :40] = -1e-4  # thermal-noise removal can leave a few tiny negatives in linear data
     sar_preparer(SAR_SPEC, 2, few, "", "linear-power")
+
+
+def test_constant_optical_is_named_as_such():
+    """An optical raster of zeros with no nodata declared is neither dark land nor percent reflectance."""
+    with pytest.raises(ClaireError, match=r"every optical value is 0: the raster holds no image.*-a_nodata 0"):
+        optical_preparer(OPT_SPEC, 1, "int16", np.zeros((1, 500), np.float32), None)

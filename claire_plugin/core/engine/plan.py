@@ -262,7 +262,7 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     for role, smp, src, idx, nd in (("SAR", s_sample, sar_vrt, sc.indices, None),
                                     ("optical", o_sample, opt, oc.indices, opt.nodata)):
         if not valid_pixels(smp, nd).any() and not rio.has_valid_data(src, idx, region, nd):
-            require_valid_pixels(smp, role, nd)
+            require_valid_pixels(smp, role, nd, idx)
     radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
                                          radiometry, opt.nodata)

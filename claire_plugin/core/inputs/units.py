@@ -169,6 +169,10 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
                           f"stretched export, not reflectance x 10000 as the checkpoint reads it; {fix}")
     if vals.size == 0:
         return []
+    if vals.min() == vals.max():
+        raise ClaireError(f"every optical value is {vals[0]:g}: the raster holds no image, or {vals[0]:g} marks "
+                          f"nodata and the file does not say so; check the file, or declare its nodata value "
+                          f"(gdal_edit.py -a_nodata {vals[0]:g} FILE, or the layer's Transparency > No data value)")
     refl = vals * scale + offset
     p99 = float(np.percentile(refl, 99))
     if p99 > MAX_REFLECTANCE:

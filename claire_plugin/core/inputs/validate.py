@@ -1,7 +1,7 @@
 """Checks on input values that end a run early with a message naming the problem and the fix."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -16,13 +16,22 @@ def valid_pixels(sample: np.ndarray, nodata: Optional[float] = None) -> np.ndarr
     return ok
 
 
-def require_valid_pixels(sample: np.ndarray, role: str, nodata: Optional[float] = None) -> None:
-    """ClaireError when no pixel of `sample` [bands, h, w] (the overlap, read on the optical grid) is usable.
+def require_valid_pixels(sample: np.ndarray, role: str, nodata: Optional[float] = None,
+                         bands: Optional[Sequence[int]] = None) -> None:
+    """ClaireError when no pixel of `sample` [bands, h, w] (the overlap, read on the optical grid) is usable;
+    `bands`: the file's band numbers of the sample's bands, to name the empty ones.
 
     A pixel is usable when all of its bands are valid, the same rule the engine uses for nodata, so a SAR
     whose VH band is all NaN is refused even when its VV band has values.
     """
-    if not valid_pixels(sample, nodata).any():
-        raise ClaireError(f"the {role} raster has no valid values (all NaN or nodata in at least one band) where "
-                          f"it overlaps the {'SAR' if role == 'optical' else 'optical'} raster; check the {role} "
-                          f"file and its nodata value")
+    if valid_pixels(sample, nodata).any():
+        return
+    numbers = list(bands) if bands is not None else list(range(1, sample.shape[0] + 1))
+    empty = [b for b, plane in zip(numbers, sample) if not valid_pixels(plane[None], nodata).any()]
+    if empty and len(empty) < len(numbers):
+        which = f"in band{'s' if len(empty) > 1 else ''} {', '.join(str(b) for b in empty)} of the file"
+    else:
+        which = "in every band" if empty else "in at least one band at every pixel"
+    raise ClaireError(f"the {role} raster has no valid values (all NaN or nodata {which}) where it overlaps the "
+                      f"{'SAR' if role == 'optical' else 'optical'} raster; check the {role} file and its nodata "
+                      f"value")

@@ -45,9 +45,10 @@ class Scene:
             self.sar_grid = self._open(rio.warp_to_grid(self.sar, self.opt, "bilinear"))
             s_sample = rio.sample(self.sar_grid, self.sc.indices, self.region)
             o_sample = rio.sample(self.opt, self.oc.indices, self.region)
-            for role, smp, nd in (("SAR", s_sample, None), ("optical", o_sample, self.opt.nodata)):
+            for role, smp, nd, idx in (("SAR", s_sample, None, self.sc.indices),
+                                       ("optical", o_sample, self.opt.nodata, self.oc.indices)):
                 if not valid_pixels(smp, nd).any():
-                    require_valid_pixels(smp, role, nd)
+                    require_valid_pixels(smp, role, nd, idx)
             radiometry = optical_radiometry(self.opt, self.oc.indices, optical_offset)
             self.opt_prep = optical_preparer(self.opt_spec, len(self.oc.indices),
                                              self.opt.dtypes[self.oc.indices[0] - 1], o_sample, radiometry,
