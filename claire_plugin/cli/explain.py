@@ -52,6 +52,17 @@ def _card(checkpoint: Optional[str], from_file: Optional[dict], summary: dict) -
                         for i, c in enumerate(summary.get("classes") or [])]}
 
 
+def _check_report_paths(report: str, summary: str, checkpoint: Optional[str]) -> None:
+    """ClaireError when the report's JSON or its twin (the .md / .html written beside it) cannot be written
+    or would overwrite the summary or the checkpoint (core.io.writer.check_outputs)."""
+    from ..core.explain.report import report_paths
+    from ..core.io.writer import check_outputs
+
+    json_path, twin, kind = report_paths(report)
+    check_outputs([("report", json_path), (f"report's {kind.upper()} twin", twin)],
+                  [("summary", summary), ("checkpoint", checkpoint)])
+
+
 def run(args: argparse.Namespace) -> int:
     """Explain the summary; the text is printed as it is generated."""
     from ..core.explain import explain
@@ -59,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.explain.report import load_summary_file, report_paths, write_report
     from ..core.runtime.device import check_device
 
+    if args.report:  # both files of the report, before any work
+        _check_report_paths(args.report, args.summary, args.checkpoint)
     check_device(args.device)
     summary, card_in_file = load_summary_file(args.summary)
     card = _card(args.checkpoint, card_in_file, summary)

@@ -32,12 +32,11 @@ def register(subparsers: Any) -> None:
 
 def cmd_grow_polygons(args: argparse.Namespace) -> int:
     """Grow, write, say what was made and skipped."""
-    from ..core.errors import ClaireError
-    from ..core.io.raster_io import same_file
+    from ..core.io.writer import check_outputs
     from ..core.training.grow_points import grow_from_points, summary_lines, write_grown
 
-    if any(same_file(args.output, p) for p in (args.optical, args.sar, args.points)):
-        raise ClaireError("--output is one of the inputs; give a new .gpkg path for the polygons")
+    check_outputs([("polygons", args.output)], [("optical raster", args.optical), ("SAR raster", args.sar),
+                                                ("points", args.points), ("checkpoint", args.checkpoint)])
     grown = grow_from_points(args.optical, args.sar, args.points, args.field, args.layer, args.checkpoint,
                              args.tolerance, args.max_width, sar_units=args.sar_units)
     write_grown(grown, args.output)

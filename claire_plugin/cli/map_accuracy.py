@@ -33,12 +33,10 @@ def register(subparsers: Any) -> None:
 
 def cmd_sample_points(args: argparse.Namespace) -> int:
     """Draw the sample and write the points."""
-    from ..core.errors import ClaireError
-    from ..core.io.raster_io import same_file
+    from ..core.io.writer import check_outputs
     from ..core.map_accuracy import stratified_sample, write_points
 
-    if same_file(args.map, args.output):
-        raise ClaireError("--output is the map itself; give a new .gpkg path for the points")
+    check_outputs([("sample points", args.output)], [("map", args.map)])  # before any work
     s = stratified_sample(args.map, per_class=args.per_class, seed=args.seed)
     write_points(s, args.output)
     per = ", ".join(f"{c}: {int((s.value == c).sum())}" for c in s.class_pixels)
@@ -53,8 +51,10 @@ def cmd_map_accuracy(args: argparse.Namespace) -> int:
     """Evaluate the labelled points; print the table (and write JSON)."""
     from ..core.area_estimate import accuracy_table
     from ..core.io.atomic import write_json
+    from ..core.io.writer import check_outputs
     from ..core.map_accuracy import evaluate_points
 
+    check_outputs([("accuracy JSON", args.json)], [("map", args.map), ("labelled points", args.points)])
     result = evaluate_points(args.map, args.points, args.field, layer=args.layer)
     print(accuracy_table(result, args.area_unit))
     if args.json:

@@ -27,13 +27,13 @@ def register(subparsers: Any) -> None:
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     """Find the places, write them, print them."""
-    from ..core.errors import ClaireError
     from ..core.io.atomic import write_json
-    from ..core.io.raster_io import same_file
+    from ..core.io.writer import check_outputs
     from ..core.suggest import as_dict, suggest, summary_lines, write_places
 
-    if any(same_file(args.output, p) for p in (args.map, args.second, args.confidence, args.labels)):
-        raise ClaireError("--output is one of the inputs; give a new .gpkg path for the places")
+    check_outputs([("places", args.output), ("places JSON", args.json)],  # every output, before any work
+                  [("map", args.map), ("second map", args.second), ("confidence raster", args.confidence),
+                   ("labels", args.labels)])
     s = suggest(args.map, args.second, args.confidence, args.labels, args.field, args.layer, n=args.n,
                 square=args.square)
     write_places(s, args.output)

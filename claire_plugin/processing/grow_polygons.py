@@ -77,6 +77,7 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED", "Number of points skipped"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.io.writer import check_output_path
         from ..core.training.grow_points import grow_from_points, summary_lines, wand_card, write_grown
 
         points, layer = vector_path(self, parameters, "POINTS", context)
@@ -85,16 +86,21 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
             raise QgsProcessingException("FIELD: choose the field of POINTS that holds the class.")
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         tolerance = self.parameterAsDouble(parameters, "TOLERANCE", context)
+        optical = raster_path(self, parameters, "OPTICAL", context)
+        sar = raster_path(self, parameters, "SAR", context)
+        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
         with engine_errors(qgis_message=False):
+            check_output_path(out, [("optical raster", optical), ("SAR raster", sar),
+                                    ("labelled points", points), ("checkpoint", checkpoint)],
+                              "training polygons")  # before any work
             grown = grow_from_points(
-                raster_path(self, parameters, "OPTICAL", context), raster_path(self, parameters, "SAR", context),
-                points, field, layer, self.parameterAsFile(parameters, "CHECKPOINT", context) or None, tolerance,
+                optical, sar, points, field, layer, checkpoint, tolerance,
                 self.parameterAsInt(parameters, "MAX_WIDTH", context),
                 sar_units=list(SAR_UNITS)[self.parameterAsEnum(parameters, "SAR_UNITS", context)],
                 progress=lambda f, _text: feedback.setProgress(100.0 * f), is_cancelled=feedback.isCanceled)
             write_grown(grown, out)
         details = QgsProcessingContext.LayerDetails("Grown training polygons", context.project(), "OUTPUT")
-        card = wand_card(self.parameterAsFile(parameters, "CHECKPOINT", context) or None)
+        card = wand_card(checkpoint)
         post = ClassesPostProcessor(field, card)
         self._post_processors.append(post)  # QGIS holds no reference: it must outlive this call
         details.setPostProcessor(post)

@@ -61,11 +61,13 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("POINTS", "Number of points"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.io.writer import check_output_path
         from ..core.map_accuracy import stratified_sample, write_points
 
         path = raster_path(self, parameters, "MAP", context)
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         with engine_errors(qgis_message=False):
+            check_output_path(out, [("classified map", path)], "sample points")  # before any work
             s = stratified_sample(path, self.parameterAsInt(parameters, "PER_CLASS", context),
                                   self.parameterAsInt(parameters, "SEED", context))
             write_points(s, out)
@@ -107,12 +109,15 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.area_estimate import accuracy_table
         from ..core.io.atomic import json_default, write_json
+        from ..core.io.writer import check_outputs
         from ..core.map_accuracy import evaluate_points
 
         path = raster_path(self, parameters, "MAP", context)
         points, sub = vector_path(self, parameters, "POINTS", context)
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
         with engine_errors(qgis_message=False):
+            check_outputs([("accuracy report", report)],
+                          [("classified map", path), ("labelled points", points)])
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
                                      layer=sub)
             if report:

@@ -68,6 +68,7 @@ class SuggestAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("DISAGREEMENT", "Share of unlabelled pixels where the maps differ"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.io.writer import check_output_path
         from ..core.suggest import suggest, summary_lines, write_places
 
         path = raster_path(self, parameters, "MAP", context)
@@ -81,6 +82,9 @@ class SuggestAlgorithm(ClaireAlgorithm):
                 raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class.")
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         with engine_errors(qgis_message=False):
+            check_output_path(out, [("classified map", path), ("second map", second),
+                                    ("confidence raster", conf), ("labels", labels)],
+                              "places to label")  # before any work
             s = suggest(path, second, conf, labels, field, layer, n=self.parameterAsInt(parameters, "N", context),
                         square=self.parameterAsInt(parameters, "SQUARE", context))
             write_places(s, out)

@@ -178,4 +178,4 @@ def test_cli_suggest(tmp_path, capsys):
     assert "disagree on 6%" in text and "crops vs built area (1)" in text and out.exists()
     assert json.loads((tmp_path / "n.json").read_text())["places"][0]["rank"] == 1
     assert main(["suggest", "--map", m, "--second", o, "--output", m]) != 0
-    assert "one of the inputs" in capsys.readouterr().err
+    assert "is also an input (the map" in capsys.readouterr().err

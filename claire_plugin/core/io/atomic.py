@@ -85,6 +85,42 @@ def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
                        f"Nothing was written and any earlier file at that path is unchanged")
 
 
+#: example file names by extension and by a word of the output's role, for "give a file name such as ..."
+_EXT_EXAMPLES = {".tif": "landcover.tif", ".tiff": "landcover.tiff", ".safetensors": "model.safetensors",
+                 ".json": "report.json", ".gpkg": "points.gpkg", ".md": "report.md", ".html": "report.html",
+                 ".htm": "report.htm", ".csv": "table.csv", ".resume": "model.safetensors.resume"}
+_ROLE_EXAMPLES = (("resume", "model.safetensors.resume"), ("checkpoint", "model.safetensors"),
+                  ("twin", "report.md"), ("json", "report.json"), ("summary", "summary.json"),
+                  ("report", "report.json"), ("places", "places.gpkg"), ("polygons", "polygons.gpkg"),
+                  ("points", "points.gpkg"), ("geopackage", "output.gpkg"), ("confidence", "confidence.tif"))
+
+
+def example_name(path: str, role: str = "") -> str:
+    """A file name to suggest for the `role` output given as `path` (e.g. "report.json" for a JSON report,
+    "model.safetensors" for a checkpoint, "landcover.tif" for a map): the role's kind of file, with the
+    extension of `path` when it has a known one."""
+    ext = os.path.splitext(str(path or "").rstrip("/\\"))[1].lower()
+    low = (role or "").lower()
+    name = next((n for word, n in _ROLE_EXAMPLES if word in low), None) or _EXT_EXAMPLES.get(ext, "landcover.tif")
+    if ext in _EXT_EXAMPLES and not name.endswith(ext):
+        name = os.path.splitext(name)[0] + ext
+    return name
+
+
+def folder_error(path: str, role: str = "") -> ClaireError:
+    """The ClaireError for an output path that is an existing folder: names it and asks for a file name."""
+    what = f"the {role} path" if role else "the output path"
+    return ClaireError(f"{what} {path!r} is a folder; give a file name such as "
+                       f"{os.path.join(path, example_name(path, role))!r}. Nothing was written and the folder "
+                       f"is unchanged")
+
+
+def refuse_folder(path: str, role: str = "") -> None:
+    """Raise `folder_error` when `path` is an existing folder (or a link to one): an output never replaces one."""
+    if os.path.isdir(path):
+        raise folder_error(path, role)
+
+
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -115,13 +151,18 @@ class OutputSet:
 
     def temp_for(self, final: str, role: str = "", ext: Optional[str] = None) -> str:
         """Stage `final` and return the temporary name to write it to (`ext` default: the final's extension)."""
+        refuse_folder(final, role)
         remove_stale_temporaries(final)
         tmp = temp_name(final, os.path.splitext(final)[1] if ext is None else ext)
         self._staged.append((tmp, final, role))
         return tmp
 
     def adopt(self, tmp: str, final: str, role: str = "") -> None:
-        """Stage a temporary written by someone else (a GridWriter) to be renamed to `final`."""
+        """Stage a temporary written by someone else (a GridWriter) to be renamed to `final`; a ClaireError
+        (the temporary removed) when `final` is a folder."""
+        if os.path.isdir(final):
+            _remove_temporary(tmp)
+            raise folder_error(final, role)
         self._staged.append((tmp, final, role))
 
     def drop_at_commit(self, final: str) -> None:
@@ -151,10 +192,13 @@ class OutputSet:
 
     def commit(self) -> None:
         """Rename every temporary over its final name. On a failure the files already replaced are put back,
-        every temporary is removed and a ClaireError names the file (the disk-full message when it is)."""
+        every temporary is removed and a ClaireError names the file (the disk-full message when it is); a final
+        name that is a folder is refused before anything is renamed (a folder is never moved away)."""
         moved: List[Tuple[str, Optional[str]]] = []
         final, role = "", ""
         try:
+            for _tmp, final, role in self._staged:
+                refuse_folder(final, role)
             for tmp, final, role in self._staged:  # noqa: B007 - role names the file that failed
                 backup = _backup(final)
                 moved.append((final, backup))
@@ -188,9 +232,12 @@ def _remove_temporary(tmp: str) -> None:
 
 
 def _backup(final: str) -> Optional[str]:
-    """A hard link (or, where links are not possible, the file itself renamed) keeping the earlier `final`."""
+    """A hard link (or, where links are not possible, the file itself renamed) keeping the earlier `final`;
+    a folder is never moved (IsADirectoryError)."""
     if not os.path.lexists(final):
         return None
+    if os.path.isdir(final):
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", final)
     backup = temp_name(final, ".backup")
     try:
         os.link(final, backup, follow_symlinks=False)

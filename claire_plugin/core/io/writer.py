@@ -12,40 +12,41 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
-from .atomic import OutputSet, remove_stale_temporaries, temp_name, write_error
+from .atomic import OutputSet, example_name, folder_error, remove_stale_temporaries, temp_name, write_error
 
 BLOCK = 256
 
 
 def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
-    """ClaireError when the output folder is missing, not writable, or the path is an input; `inputs` are
-    paths or (role, path) pairs (the role names the input in the message)."""
+    """ClaireError when the output folder is missing, not writable, or the path is a folder or an input;
+    `inputs` are paths or (role, path) pairs (the role names the input in the message)."""
     from .gdal_names import is_gdal_name
     from .raster_io import same_file
 
+    example = example_name(path, role)
     if not path:
-        raise ClaireError(f"no {role} path given; pass a .tif path")
+        raise ClaireError(f"no {role} path given; give a file path such as {example!r}")
     if is_gdal_name(path):
-        raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as GeoTIFF "
-                          f"files, so give a plain file path such as /data/landcover.tif")
+        raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as plain "
+                          f"files, so give a file path such as {os.path.join(os.sep, 'data', example)!r}")
     if path.endswith(("/", os.sep)) or (os.altsep and path.endswith(os.altsep)):
         raise ClaireError(f"the {role} path {path!r} ends in a separator, so it names a folder; give a file "
-                          f"name such as {os.path.join(path, 'landcover.tif')!r}")
+                          f"name such as {os.path.join(path, example)!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
     if not os.access(folder, os.W_OK):
         raise ClaireError(f"the {role} folder {folder!r} is not writable; choose a folder you can write to")
     if os.path.isdir(path):
-        raise ClaireError(f"the {role} path {path!r} is a folder; give a file name such as landcover.tif")
+        raise folder_error(path, role)
     if os.path.exists(path) and not os.path.isfile(path):
         raise ClaireError(f"the {role} path {path!r} is a device, pipe or socket, not a file; give the path of a "
                           f"file to write")
     for inp in inputs:
         in_role, in_path = inp if isinstance(inp, tuple) else ("input raster", inp)
         if in_path and same_file(path, in_path):
-            raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); choose a "
-                              f"different {role} file name so the {in_role} is not overwritten")
+            raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); writing "
+                              f"there would overwrite the {in_role}, so choose a different {role} file name")
 
 
 def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence[Tuple[str, Optional[str]]]) -> None:
