@@ -29,9 +29,20 @@ def register(subparsers) -> None:
     p.add_argument("--class", dest="focus_class", default=None, help="explain this class first")
     p.add_argument("--drop-unmatched", action="store_true",
                    help="drop sentences whose numbers are not found in the facts (default: flag them)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="bound on generated tokens (Phi-3)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=None, help="bound on generated tokens (Phi-3)")
     p.add_argument("--device", default="auto", help="device for the language model: auto, cpu, cuda, mps")
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1 (e.g. 300)")
+    return value
 
 
 def _card(checkpoint: Optional[str], from_file: Optional[dict], summary: dict) -> dict:
@@ -88,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(ex.text)
     print("\n")
     print(f"Generator: {ex.label}")
-    if ex.fallback_reason:
+    if ex.fallback_reason and args.explainer:  # the model asked for could not run: a warning, not a footnote
+        print(f"claire: warning: {ex.fallback_reason}", file=sys.stderr)
+    elif ex.fallback_reason:
         print(ex.fallback_reason)
     print(f"Grounded numbers: {ex.numbers_grounded} of {ex.numbers_total} "
           f"({ex.grounded_share * 100:.1f} %) in {ex.seconds:.2f} s")

@@ -76,10 +76,12 @@ def test_cli_explain_summary_file(tmp_path, capsys):
     out = tmp_path / "rep.html"
     code = main(["explain", "--summary", str(src), "--class", "trees", "--report", str(out),
                  "--explainer", str(tmp_path / "missing-model")])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 0
     assert printed.startswith("Selected class trees")
-    assert "Generator: deterministic template" in printed and "does not exist" in printed
+    assert "Generator: deterministic template" in printed
+    assert "claire: warning: Explainer not used" in captured.err and "does not exist" in captured.err
     assert "Grounded numbers:" in printed and "(100.0 %)" in printed
     data = json.loads((tmp_path / "rep.json").read_text())
     assert data["facts"]["focus"]["name"] == "trees" and out.exists()
@@ -110,3 +112,12 @@ def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsy
     assert data["model"]["size"] == "tiny" and data["facts"]["model"]["sar_sensor"] == "Sentinel-1"
     assert "gave Sentinel-1" in data["explanation"]["text"]
     assert data["inputs"]["checkpoint"].endswith("tiny.safetensors")
+
+
+def test_cli_explain_refuses_a_token_bound_below_one(tmp_path, capsys):
+    summary, _ = sample_run()
+    src = tmp_path / "summary.json"
+    src.write_text(json.dumps({"summary": summary}))
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "--summary", str(src), "--max-new-tokens", "-5"])
+    assert info.value.code == 2 and "'-5' is not a whole number of at least 1" in capsys.readouterr().err
