@@ -144,3 +144,12 @@ def test_sample_reads_squares_that_each_lie_in_one_block(tmp_path, block, most_b
         assert len(touched) <= most_blocks
     starts = sorted({w.row_off for w in rec.windows}), sorted({w.col_off for w in rec.windows})
     assert all(len(s) == 3 and s[-1] - s[0] > 400 for s in starts)  # spread over the region
+
+
+def test_a_role_ending_in_raster_is_not_said_twice(tmp_path):
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.raster_io import open_raster
+
+    with pytest.raises(ClaireError) as info:
+        open_raster(str(tmp_path / "nope.tif"), "confidence raster")
+    assert "the confidence raster '" in str(info.value) and "raster raster" not in str(info.value)

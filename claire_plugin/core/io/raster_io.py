@@ -21,6 +21,7 @@ def open_raster(path: str, role: str):
 
     from .gdal_names import is_gdal_name, missing_message
 
+    role = role[:-len(" raster")] if role.endswith(" raster") else role  # "the {role} raster" below
     if not path:
         raise ClaireError(f"no {role} raster given; pass the path of a GeoTIFF (or another GDAL raster)")
     problem = missing_message(path, role)
