@@ -87,65 +87,151 @@ def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
 
 
 _OFFSET = 2 ** 31
+REFERENCE_FIX = "give the single-band raster of reference class codes"
+MAPPING_FIX = "give a class mapping (e.g. 10:1,20:2) from reference values to the map's values"
+
+
+def listed(values: Sequence[int], most: int = 20) -> str:
+    """Sorted values for a message, the first `most` and how many more."""
+    values = sorted(values)
+    text = ", ".join(str(v) for v in values[:most])
+    return f"[{text}" + (f", … and {len(values) - most} more]" if len(values) > most else "]")
+
+
+def no_common_class(reference: str, found: Iterable[int], classes: Iterable[int], fix: str = MAPPING_FIX) -> str:
+    """The problem and fix when no value of the reference raster is a class of the map (`found`: the
+    reference values seen, `classes`: the map's class values)."""
+    found = list(found)
+    return (f"No pixel of the reference {reference!r} has a class value of the map, so nothing can be compared. "
+            f"Fix: {fix}. Reference values found: {listed(found) if found else 'none'}; map values: "
+            f"{listed(classes)}.")
+
+
+RECODE_FIX = ("give a reference raster coded in the map's class values (recode it first, e.g. with Reclassify "
+              "by table in QGIS), or classify without it and compare the map afterwards with the Processing "
+              "tool Evaluate land cover against a reference, which takes a class mapping")
+
+
+def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
+    """Before a classify run: a ClaireError unless the open reference raster `ds` is one band of whole-number
+    codes of which at least one, where it meets `grid_ds`, is a class of the map (`lut`: value -> class index,
+    -1 when no class, as core.engine.plan.reference_lut). A sparse sample first, then block by block until a
+    class value turns up."""
+    from .map_accuracy import class_map_problem
+
+    problem = class_map_problem(ds, path, "reference raster", integer=False, fix=REFERENCE_FIX)
+    if problem:
+        raise ClaireError(problem)
+    seen: set = set()
+    for block in _reference_blocks(ds, grid_ds):
+        v = block[np.isfinite(block)]
+        if ds.nodata is not None:
+            v = v[v != np.float32(ds.nodata)]
+        if v.size and not np.array_equal(v, np.round(v)):
+            odd = float(v[v != np.round(v)][0])
+            raise ClaireError(f"the reference raster {path!r} holds values such as {odd:g}, not class codes; "
+                              f"{REFERENCE_FIX} (not the optical or SAR raster)")
+        v = v.astype(np.int64)
+        if (lut[v[(v >= 0) & (v < lut.size)]] >= 0).any():
+            return
+        if len(seen) < 1000:
+            seen.update(np.unique(v).tolist())
+    raise ClaireError(no_common_class(path, seen, np.nonzero(lut >= 0)[0].tolist(), RECODE_FIX))
+
+
+def _reference_blocks(ds, grid_ds, step: int = 512):
+    """Values (float32, flat) of the reference where it meets `grid_ds`: a sparse sample, then every block."""
+    from rasterio.windows import Window
+
+    from .io import raster_io as rio
+
+    try:
+        window = rio.overlap_window(ds, grid_ds, "optical")
+    except ClaireError:  # less than one reference pixel: read all of it
+        window = Window(0, 0, ds.width, ds.height)
+    yield rio.sample(ds, [1], window)[0]
+    r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    for r in range(r0, r0 + h, step):
+        for c in range(c0, c0 + w, step):
+            yield rio.read_pixels(ds, [1], Window(c, r, min(step, c0 + w - c), min(step, r0 + h - r)))[0].ravel()
+
+
+def _block_codes(pred: np.ndarray, raw: np.ndarray, masked: np.ndarray, nodata, mapping: Dict[int, int],
+                 ignore_ref: Iterable[int]):
+    """(pair codes of the valid pixels of a block, pixels the map has, pixels the reference has)."""
+    cls_nodata, ref_nodata = nodata
+    valid = masked & np.isfinite(raw)  # NaN / infinity: no reference there
+    ref = np.where(valid, raw, 0).astype(np.int64)
+    if ref_nodata is not None:
+        valid &= ref != int(ref_nodata)
+    for v in ignore_ref:
+        valid &= ref != v
+    has_ref = int(valid.sum())
+    has_map = pred != int(cls_nodata) if cls_nodata is not None else np.ones(pred.shape, bool)
+    valid &= has_map
+    if mapping:
+        mapped = np.full_like(ref, -(2 ** 31))
+        for src, dst in mapping.items():
+            mapped[ref == src] = dst
+        # values absent from the mapping stay as they are (identity), so partial maps work
+        mapped[mapped == -(2 ** 31)] = ref[mapped == -(2 ** 31)]
+        ref = mapped
+    return (ref[valid] << 32) + (pred[valid] + _OFFSET), int(has_map.sum()), has_ref
+
+
+def _check_overlap(cls_ds, ref_ds) -> None:
+    """A ClaireError when either raster has no CRS or the reference does not overlap the map."""
+    from rasterio.warp import transform_bounds
+
+    if ref_ds.crs is None or cls_ds.crs is None:
+        raise ClaireError("The classified or the reference raster has no CRS. Fix: assign the CRS "
+                          "(Raster > Projections > Assign Projection) and run again.")
+    rb = transform_bounds(ref_ds.crs, cls_ds.crs, *ref_ds.bounds)
+    cb = cls_ds.bounds
+    if rb[0] >= cb[2] or rb[2] <= cb[0] or rb[1] >= cb[3] or rb[3] <= cb[1]:
+        raise ClaireError("The reference raster does not overlap the classified raster. Fix: choose the "
+                          "reference of the same area.")
 
 
 def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignore_ref: Iterable[int],
                  progress=None, is_cancelled=None) -> Dict[str, Any]:
-    """Count (reference value, classified value) pairs over the classified grid."""
-    import rasterio
+    """Count (reference value, classified value) pairs over the classified grid, and the pixels each raster
+    has there. Both must be one band of class codes (map_accuracy.open_class_map); a read that fails (a
+    truncated or damaged file) is a ClaireError naming the file."""
+    from contextlib import ExitStack
+
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
+    from .io.raster_io import read_pixels
+    from .map_accuracy import open_class_map, read_classes
+
     counts: Dict[int, int] = {}
-    with rasterio.open(classified) as cls_ds, rasterio.open(reference) as ref_ds:
-        if ref_ds.crs is None or cls_ds.crs is None:
-            raise ClaireError("The classified or the reference raster has no CRS. Fix: assign the CRS "
-                              "(Raster > Projections > Assign Projection) and run again.")
-        from rasterio.warp import transform_bounds
-        rb = transform_bounds(ref_ds.crs, cls_ds.crs, *ref_ds.bounds)
-        cb = cls_ds.bounds
-        if rb[0] >= cb[2] or rb[2] <= cb[0] or rb[1] >= cb[3] or rb[3] <= cb[1]:
-            raise ClaireError("The reference raster does not overlap the classified raster. Fix: choose the "
-                              "reference of the same area.")
-        cls_nodata = cls_ds.nodata
-        ref_nodata = ref_ds.nodata
-        outside = -(2 ** 31)
-        with WarpedVRT(ref_ds, crs=cls_ds.crs, transform=cls_ds.transform, width=cls_ds.width,
-                       height=cls_ds.height, resampling=Resampling.nearest, nodata=ref_nodata
-                       if ref_nodata is not None else None) as vrt:
-            windows = [w for _, w in cls_ds.block_windows(1)]
-            for i, window in enumerate(windows):
-                if is_cancelled is not None and is_cancelled():
-                    from .errors import CancelledError
-                    raise CancelledError()
-                pred = cls_ds.read(1, window=window).astype(np.int64)
-                ref = vrt.read(1, window=window, masked=True)
-                raw = np.ma.getdata(ref)
-                valid = ~np.ma.getmaskarray(ref) & np.isfinite(raw)  # NaN / infinity: no reference there
-                ref = np.where(valid, raw, 0).astype(np.int64)
-                if cls_nodata is not None:
-                    valid &= pred != int(cls_nodata)
-                if ref_nodata is not None:
-                    valid &= ref != int(ref_nodata)
-                for v in ignore_ref:
-                    valid &= ref != v
-                if mapping:
-                    mapped = np.full_like(ref, outside)
-                    for src, dst in mapping.items():
-                        mapped[ref == src] = dst
-                    # values absent from the mapping stay as they are (identity), so partial maps work
-                    mapped[mapped == outside] = ref[mapped == outside]
-                    ref = mapped
-                codes = (ref[valid] << 32) + (pred[valid] + _OFFSET)
-                u, n = np.unique(codes, return_counts=True)
-                for code, count in zip(u.tolist(), n.tolist()):
-                    counts[code] = counts.get(code, 0) + count
-                if progress is not None:
-                    progress((i + 1) / len(windows), "Comparing with the reference")
+    has = [0, 0]
+    with ExitStack() as stack:
+        cls_ds = stack.enter_context(open_class_map(classified, "classified raster"))
+        ref_ds = stack.enter_context(open_class_map(reference, "reference raster", integer=False, fix=REFERENCE_FIX))
+        _check_overlap(cls_ds, ref_ds)
+        nodata = cls_ds.nodata, ref_ds.nodata
+        vrt = stack.enter_context(WarpedVRT(ref_ds, crs=cls_ds.crs, transform=cls_ds.transform, width=cls_ds.width,
+                                            height=cls_ds.height, resampling=Resampling.nearest, nodata=nodata[1]))
+        windows = [w for _, w in cls_ds.block_windows(1)]
+        for i, window in enumerate(windows):
+            if is_cancelled is not None and is_cancelled():
+                from .errors import CancelledError
+                raise CancelledError()
+            raw = read_pixels(vrt, [1], window, "float64")[0]
+            codes, n_map, n_ref = _block_codes(read_classes(cls_ds, window).astype(np.int64), raw,
+                                               vrt.read_masks(1, window=window) > 0, nodata, mapping, ignore_ref)
+            has[0], has[1] = has[0] + n_map, has[1] + n_ref
+            for code, count in zip(*(v.tolist() for v in np.unique(codes, return_counts=True))):
+                counts[code] = counts.get(code, 0) + count
+            if progress is not None:
+                progress((i + 1) / len(windows), "Comparing with the reference")
         pixel_area = abs(cls_ds.transform.a * cls_ds.transform.e)
     pairs = {(code >> 32, (code & 0xFFFFFFFF) - _OFFSET): c for code, c in counts.items()}
-    return {"pairs": pairs, "pixel_area_m2": pixel_area, "classified_nodata": cls_nodata,
-            "reference_nodata": ref_nodata}
+    return {"pairs": pairs, "pixel_area_m2": pixel_area, "classified_nodata": nodata[0],
+            "reference_nodata": nodata[1], "classified_pixels": has[0], "reference_pixels": has[1]}
 
 
 def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[str, Any]]] = None,
@@ -165,6 +251,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
             raise ClaireError(f"The {what} raster {path!r} does not exist. Fix: choose an existing file.")
     mapping = mapping or {}
     data = _pair_counts(classified, reference, mapping, list(ignore_reference), progress, is_cancelled)
+    _check_has_pixels(data, classified, reference)
     pairs = data["pairs"]
     classes = [dict(c) for c in (classes or classes_from_gdal(classified))]
     if not classes:
@@ -183,10 +270,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
         else:
             cm[index[r], index[p]] += n
     if cm.sum() == 0:
-        raise ClaireError(
-            "No pixel of the reference has a class value of the map, so nothing can be compared. Fix: give "
-            "a class mapping (e.g. 10:1,20:2) from reference values to the map's values. Reference values "
-            f"found: {sorted(ignored_ref) or 'none'}; map values: {sorted(index)}.")
+        raise ClaireError(no_common_class(reference, ignored_ref, index))
     names = [str(c.get("name")) for c in classes]
     metrics = metrics_from_confusion(cm, names)
     for row, c in zip(metrics["per_class"], classes):
@@ -203,6 +287,18 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     metrics["classified"] = classified
     metrics["reference"] = reference
     return metrics
+
+
+def _check_has_pixels(data: Dict[str, Any], classified: str, reference: str) -> None:
+    """A ClaireError when the map, or the reference over it, has no valid pixel (all nodata)."""
+    if not data["classified_pixels"]:
+        raise ClaireError(f"The classified raster {classified!r} has no valid pixel (every pixel is its nodata "
+                          f"value {data['classified_nodata']}), so nothing can be compared. Fix: give a classified "
+                          f"map with data (e.g. the output of Classify land cover).")
+    if not data["reference_pixels"]:
+        raise ClaireError(f"The reference raster {reference!r} has no valid pixel over the classified raster (all "
+                          f"nodata, or values left out), so nothing can be compared. Fix: give the reference of "
+                          f"the map's area, or leave fewer reference values out.")
 
 
 def write_csv(metrics: Dict[str, Any], path: str) -> str:

@@ -134,17 +134,30 @@ def area_weighted_accuracy(map_values: Sequence[int], ref_values: Sequence[Optio
 
 def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
     """Plain-language cautions: few points per class, unlabelled points, reference-only classes."""
-    out = []
+    out = _foreign_codes(per_class)
     for c in per_class:
         if c["map_pixels"] > 0 and c["points"] < FEW_POINTS:
             out.append(f"map class {c['name']!r} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
                        f"its accuracies and area have wide confidence intervals")
-        if c["map_pixels"] == 0:
-            out.append(f"class {c['name']!r} occurs in the reference labels ({c['reference_points']} point(s)) but "
-                       f"not in the map: its user's accuracy is undefined, its producer's accuracy is 0")
     if skipped:
         out.append(f"{skipped} point(s) without a reference label were skipped")
     return out
+
+
+def _foreign_codes(per_class: List[Dict[str, Any]]) -> List[str]:
+    """One warning naming the reference codes that are no class of the map (and the map's classes), or none."""
+    foreign = [c for c in per_class if c["map_pixels"] == 0 and c["reference_points"] > 0]
+    if not foreign:
+        return []
+    labelled = sum(c["reference_points"] for c in per_class)
+    hits = sum(c["reference_points"] for c in foreign)
+    mapped = ", ".join(f"{c['value']} ({c['name']})" if c["name"] != f"class {c['value']}" else str(c["value"])
+                       for c in per_class if c["map_pixels"] > 0)
+    codes = ", ".join(str(c["value"]) for c in foreign)
+    return [f"reference code(s) {codes} ({hits} of {labelled} labelled point(s)) match no class of the map, whose "
+            f"classes are {mapped}: those points count as errors (producer's accuracy 0, user's accuracy "
+            f"undefined); label the points with the map's class codes (a reference in another legend, e.g. "
+            f"WorldCover 10, 20, 30, must be recoded to them first)"]
 
 
 def accuracy_table(result: Dict[str, Any], area_unit: str = "ha") -> str:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
-from .io.raster_io import open_raster, pixel_area_m2, require_crs, same_file
+from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 
 __all__ = ["SamplePoints", "area_weighted_accuracy", "class_pixel_counts", "evaluate_points",
            "stratified_sample", "write_points"]
@@ -39,19 +39,44 @@ class SamplePoints:
         return int(self.value.size)
 
 
-def open_class_map(map_path: str, role: str = "classified map"):
-    """The classified map as an open rasterio dataset; a ClaireError unless it is one band of integer codes."""
+#: Band descriptions of the engine's rasters (core.engine.plan._outputs writes them): its class map, and its
+#: percent rasters, which are no class map (a confidence raster given as a map is told apart by these).
+CLASS_DESCRIPTION = "land cover class"
+CONFIDENCE_DESCRIPTION = "confidence (top-class probability, %)"
+PERCENT_DESCRIPTIONS = (CONFIDENCE_DESCRIPTION, "SAR share of the fusion (%)", "cloud probability (%)",
+                        "unlike the training data (100 = at the familiarity threshold)")
+CLASS_FIX = "give the class raster that `claire classify` writes"
+
+
+def open_class_map(map_path: str, role: str = "classified map", integer: bool = True, fix: str = CLASS_FIX):
+    """The classified map as an open rasterio dataset; a ClaireError unless it is one band of class codes
+    (integers, unless `integer` is False) and not one of the engine's percent rasters (a confidence raster)."""
     ds = open_raster(map_path, role)
-    if ds.count != 1:
-        count = ds.count
+    problem = class_map_problem(ds, map_path, role, integer, fix)
+    if problem:
         ds.close()
-        raise ClaireError(f"the {role} {map_path!r} has {count} bands; a classified map has one band of class "
-                          f"codes: give the class raster that `claire classify` writes")
-    if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-        ds.close()
-        raise ClaireError(f"the {role} {map_path!r} holds {ds.dtypes[0]} values, not class codes; give "
-                          f"the integer class raster that `claire classify` writes")
+        raise ClaireError(problem)
     return ds
+
+
+def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str = CLASS_FIX) -> Optional[str]:
+    """Why the open raster `ds` is no class map (problem and fix), or None."""
+    if ds.count != 1:
+        return (f"the {role} {path!r} has {ds.count} bands; a {role} has one band of class codes: {fix}")
+    description = (ds.descriptions[0] or "").strip()
+    if description in PERCENT_DESCRIPTIONS:
+        what = "confidence raster" if description == CONFIDENCE_DESCRIPTION else "percent raster"
+        return (f"the {role} {path!r} is a {what} written by claire classify (band description {description!r}), "
+                f"not a map of class codes: {fix} (its --output / OUTPUT, not its --confidence / CONFIDENCE)")
+    if integer and not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        return f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix}"
+    return None
+
+
+def read_classes(ds, window) -> np.ndarray:
+    """Band 1 of `window` in the raster's own type; a ClaireError naming the file when the read fails (a
+    truncated or damaged file: core.io.raster_io.read_pixels)."""
+    return read_pixels(ds, [1], window, ds.dtypes[0])[0]
 
 
 def _valid(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:
@@ -67,7 +92,7 @@ def class_pixel_counts(map_path: str, nodata: Optional[float] = None) -> Dict[in
         nodata = ds.nodata if nodata is None else nodata
         counts: Dict[int, int] = {}
         for _, window in ds.block_windows(1):
-            block = ds.read(1, window=window)
+            block = read_classes(ds, window)
             values, n = np.unique(block[_valid(block, nodata)], return_counts=True)
             for v, k in zip(values.tolist(), n.tolist()):
                 counts[int(v)] = counts.get(int(v), 0) + int(k)
@@ -91,7 +116,7 @@ def _find_ranked(ds, nodata, ranks: Dict[int, np.ndarray]) -> Dict[int, List[Tup
     seen = {c: 0 for c in ranks}
     found: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {c: [] for c in ranks}
     for _, window in ds.block_windows(1):
-        block = ds.read(1, window=window)
+        block = read_classes(ds, window)
         valid = _valid(block, nodata)
         for c, wanted in ranks.items():
             rr, cc = np.nonzero(valid & (block == c))
@@ -115,6 +140,9 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
     """
     if int(per_class) < 1:
         raise ClaireError(f"points per class must be at least 1 (got {per_class}); 50 or more is advised")
+    if int(seed) < 0:
+        raise ClaireError(f"the random seed must be 0 or more (got {seed}); any whole number from 0 up gives "
+                          f"its own reproducible sample")
     counts = class_pixel_counts(map_path, nodata)
     if not counts:
         raise ClaireError(f"the map {map_path!r} has no classified pixel (all nodata); give a classified map")
@@ -163,16 +191,39 @@ def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int
     return int(number)
 
 
-def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
-    """[(x, y in the map CRS, reference label or None)] of the point layer."""
-    from osgeo import ogr, osr
+def _open_points(points_path: str):
+    """The sample points as an open OGR data source; a ClaireError naming the problem (missing, a folder, not
+    a vector file) and the fix."""
+    import os
 
+    from osgeo import ogr
+
+    from .io.gdal_names import is_gdal_name
+
+    fix = "give the GeoPackage written by sample-points (with ref_class filled) or another vector point layer"
+    if not points_path:
+        raise ClaireError(f"no sample points given; {fix}")
+    if not is_gdal_name(points_path) and not os.path.exists(points_path):
+        raise ClaireError(f"the sample points {points_path!r} do not exist; check the path, or {fix}")
+    if not is_gdal_name(points_path) and os.path.isdir(points_path):
+        raise ClaireError(f"the sample points {points_path!r} are a folder; {fix}")
     ogr.UseExceptions()
     try:
         ds = ogr.Open(points_path)
     except RuntimeError as exc:
-        raise ClaireError(f"cannot open the sample points {points_path!r} ({exc}); give the GeoPackage written "
-                          f"by sample-points or another OGR point layer") from None
+        raise ClaireError(f"the sample points {points_path!r} are not a vector file GDAL can read ({exc}); "
+                          f"{fix}") from None
+    if ds is None or ds.GetLayerCount() == 0:
+        ds = None
+        raise ClaireError(f"the sample points {points_path!r} are not a vector file GDAL can read; {fix}")
+    return ds
+
+
+def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
+    """[(x, y in the map CRS, reference label or None)] of the point layer."""
+    from osgeo import ogr, osr
+
+    ds = _open_points(points_path)
     try:
         lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
         if lyr is None:
@@ -206,6 +257,19 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
     return out
 
 
+def _values_at(ds, points: List[Tuple[float, float]]) -> List[int]:
+    """Band 1 of the map at each (x, y) inside it, read pixel by pixel through `read_classes` (a damaged file
+    is a ClaireError naming it)."""
+    from rasterio.transform import rowcol
+    from rasterio.windows import Window
+
+    if not points:
+        return []
+    rows, cols = rowcol(ds.transform, [x for x, _ in points], [y for _, y in points])
+    return [int(read_classes(ds, Window(min(max(int(c), 0), ds.width - 1), min(max(int(r), 0), ds.height - 1),
+                                        1, 1))[0, 0]) for r, c in zip(rows, cols)]
+
+
 def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
                     layer: Optional[str] = None, nodata: Optional[float] = None) -> Dict[str, Any]:
     """Area-weighted accuracy of the map from labelled sample points (see `area_weighted_accuracy`).
@@ -226,7 +290,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
         nd = ds.nodata if nodata is None else nodata
         inside = [(x, y, r) for x, y, r in labels if ds.bounds.left <= x < ds.bounds.right
                   and ds.bounds.bottom < y <= ds.bounds.top]
-        values = [int(v[0]) for v in ds.sample([(x, y) for x, y, _ in inside], indexes=1)] if inside else []
+        values = _values_at(ds, [(x, y) for x, y, _ in inside])
         area = pixel_area_m2(ds)
         geographic = ds.crs.is_geographic
     finally:

@@ -156,20 +156,58 @@ class _Rasters:
     conf: Any = None
 
     def read(self, window) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
-        """(map, valid mask, second map or None, confidence 0..100 or None) of a window."""
-        from .map_accuracy import _valid
+        """(map, valid mask, second map or None, confidence 0..100 or None) of a window; a ClaireError when a
+        file cannot be read (damaged) or the confidence holds a value above 100."""
+        from .map_accuracy import _valid, read_classes
 
-        a = self.map.read(1, window=window)
+        a = read_classes(self.map, window)
         valid = _valid(a, self.map.nodata)
         b = c = None
         if self.other is not None:
-            b = self.other.read(1, window=window)
+            b = read_classes(self.other, window)
             valid &= _valid(b, self.other.nodata)
         if self.conf is not None:
-            c = self.conf.read(1, window=window)
-            valid &= c != (CONFIDENCE_NODATA if self.conf.nodata is None else self.conf.nodata)
-            c = np.minimum(c, 100)
+            c = read_classes(self.conf, window)
+            has = c != (CONFIDENCE_NODATA if self.conf.nodata is None else self.conf.nodata)
+            if (c[has] > 100).any():
+                raise ClaireError(f"the confidence raster {self.conf.name!r} holds {int(c[has].max())} where a "
+                                  f"confidence (0 to 100 %) is expected; {CONFIDENCE_FIX}")
+            valid &= has
         return a, valid, b, c
+
+
+CONFIDENCE_FIX = ("give the confidence raster that claire classify writes with --confidence (CONFIDENCE in "
+                  "Processing): one band of uint8 percent 0-100, nodata 255")
+
+
+def check_confidence(ds, path: str) -> None:
+    """A ClaireError unless the open raster `ds` can be a confidence raster: one band of uint8 percent, neither
+    a class map (told by the engine's band description, a colour table or class names) nor another of the
+    engine's percent rasters. Values above 100 are found as the map is read (`_Rasters.read`)."""
+    from .map_accuracy import CLASS_DESCRIPTION, CONFIDENCE_DESCRIPTION, PERCENT_DESCRIPTIONS
+
+    if ds.count != 1:
+        raise ClaireError(f"the confidence raster {path!r} has {ds.count} bands; {CONFIDENCE_FIX}")
+    description = (ds.descriptions[0] or "").strip()
+    if description == CLASS_DESCRIPTION or _colour_table(ds) or _names(path):
+        told = f"band description {description!r}" if description == CLASS_DESCRIPTION else \
+            "it has a colour table or class names"
+        raise ClaireError(f"the confidence raster {path!r} is a class map ({told}), not a confidence raster: give "
+                          f"class maps as the map and the second map; {CONFIDENCE_FIX}")
+    if description in PERCENT_DESCRIPTIONS and description != CONFIDENCE_DESCRIPTION:
+        raise ClaireError(f"the confidence raster {path!r} is another raster of claire classify (band description "
+                          f"{description!r}); {CONFIDENCE_FIX}")
+    if ds.dtypes[0] != "uint8":
+        raise ClaireError(f"the confidence raster {path!r} holds {ds.dtypes[0]} values, not uint8 percent; "
+                          f"{CONFIDENCE_FIX}")
+
+
+def _colour_table(ds) -> bool:
+    """Whether band 1 of `ds` has a colour table (a class map's palette)."""
+    try:
+        return bool(ds.colormap(1))
+    except ValueError:  # rasterio: "NULL color table"
+        return False
 
 
 @dataclass
@@ -247,6 +285,7 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
             r.other = stack.enter_context(_open_same_grid(other, ds, "second map", fix, class_map=True))
         if confidence:
             r.conf = stack.enter_context(_open_same_grid(confidence, ds, "confidence raster", fix))
+            check_confidence(r.conf, confidence)
         labelled = _Labelled(labels, ds, field_name, layer, square // 2) if labels else None
         scores = _score_squares(r, square, labelled)
         out = _places(r, scores, _pick(scores.score, n, spacing, min_doubt), square)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, Optional
 
 from qgis.core import (
@@ -52,6 +53,15 @@ def table_fields() -> QgsFields:
     return fields
 
 
+def table_file(destination: Optional[str]) -> Optional[str]:
+    """The file a feature-sink destination writes (its `|layername=` part dropped); None for a memory layer or
+    a provider's data source (`memory:`, `ogr:`, `postgres:`..., a URL), which QGIS checks itself."""
+    dest = (destination or "").strip()
+    if not dest or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", dest) or "://" in dest:
+        return None
+    return dest.split("|", 1)[0]
+
+
 class EvaluateAlgorithm(ClaireAlgorithm):
     """Confusion matrix, OA, mIoU, kappa and per-class IoU / precision / recall / F1."""
 
@@ -94,11 +104,13 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         reference = raster_path(self, parameters, "REFERENCE", context)
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
+        table = table_file(self.parameterAsOutputLayer(parameters, "OUTPUT_TABLE", context))
         with engine_errors(qgis_message=False):
             from ..core.io.writer import check_outputs
 
-            check_outputs([("report", report)], [("classified raster", classified), ("reference raster", reference),
-                                                 ("checkpoint", checkpoint)])
+            check_outputs([("per-class table", table), ("report", report)],
+                          [("classified raster", classified), ("reference raster", reference),
+                           ("checkpoint", checkpoint)])
             mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
             ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None

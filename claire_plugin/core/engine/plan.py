@@ -244,6 +244,9 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
         plan.opened.append(ref_ds)
         rio.require_crs(ref_ds, "reference")
         rio.overlap_window(opt, ref_ds, "reference")
+        from ..accuracy import check_reference  # one band of codes, some of them the map's classes
+
+        check_reference(ref_ds, opt, params.reference, reference_lut(plan.classes, ref_ds.nodata, plan.card))
         plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata
         plan.opened.append(plan.reference)
     plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear")
