@@ -153,3 +153,16 @@ def test_a_role_ending_in_raster_is_not_said_twice(tmp_path):
     with pytest.raises(ClaireError) as info:
         open_raster(str(tmp_path / "nope.tif"), "confidence raster")
     assert "the confidence raster '" in str(info.value) and "raster raster" not in str(info.value)
+
+
+def test_a_file_named_truncated_is_not_called_damaged(tmp_path):
+    """The damaged-file message follows what GDAL says, not words in the path."""
+    from claire.claire_plugin.core.io.raster_io import open_raster
+
+    folder = tmp_path / "truncated_corrupt"
+    folder.mkdir()
+    text = folder / "truncated.tif"
+    text.write_text("not a raster\n")
+    with pytest.raises(ClaireError) as info:
+        open_raster(str(text), "optical")
+    assert "is not a raster GDAL can read" in str(info.value) and "damaged" not in str(info.value)

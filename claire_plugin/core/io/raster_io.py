@@ -38,7 +38,7 @@ def open_raster(path: str, role: str):
         if members:
             raise ClaireError(f"the {role} file {path!r} is an archive; give a raster inside it by its GDAL name, "
                               f"e.g. {_listing(members)}") from None
-        if _DAMAGED.search(str(exc)):  # GDAL 3.10 already fails to open a cut-off TIFF (3.6: at the read)
+        if _DAMAGED.search(str(exc).replace(path, "")):  # GDAL 3.10 fails to open a cut-off TIFF (3.6: at the read)
             raise ClaireError(f"reading the raster {path!r} failed ({exc}): the {role} file is truncated or "
                               f"damaged; copy or download it again") from None
         raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
