@@ -7,6 +7,7 @@ validation).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -56,7 +57,9 @@ def cmd_map_accuracy(args: argparse.Namespace) -> int:
 
     check_outputs([("accuracy JSON", args.json)], [("map", args.map), ("labelled points", args.points)])
     result = evaluate_points(args.map, args.points, args.field, layer=args.layer)
-    print(accuracy_table(result, args.area_unit))
+    print(accuracy_table(result, args.area_unit, warnings=False))
+    for w in result["warnings"]:
+        print(f"claire: warning: {w}", file=sys.stderr)
     if args.json:
         write_json(args.json, result, "accuracy JSON")
         print(f"written: {args.json}")

@@ -160,8 +160,9 @@ def _foreign_codes(per_class: List[Dict[str, Any]]) -> List[str]:
             f"WorldCover 10, 20, 30, must be recoded to them first)"]
 
 
-def accuracy_table(result: Dict[str, Any], area_unit: str = "ha") -> str:
-    """The area-weighted result as a plain-text table (accuracies in %, areas in ha or km2)."""
+def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool = True) -> str:
+    """The area-weighted result as a plain-text table (accuracies in %, areas in ha or km2), with its warnings
+    as last lines unless `warnings` is False (the front door shows them as warnings)."""
     scale = {"ha": 1e4, "km2": 1e6, "m2": 1.0}[area_unit]
 
     def pct(v, se):
@@ -185,5 +186,5 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha") -> str:
               f"{'':<20}" + "".join(f"{lab[:9]:>10}" for lab in em["labels"])]
     for lab, row in zip(em["labels"], em["proportion_of_area"]):
         lines.append(f"{lab[:19]:<20}" + "".join(f"{v:10.4f}" for v in row))
-    lines += [f"warning: {w}" for w in result["warnings"]]
+    lines += [f"warning: {w}" for w in result["warnings"]] if warnings else []
     return "\n".join(lines)

@@ -122,7 +122,9 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
                                      layer=sub)
             if report:
                 write_json(report, result, "accuracy report")
-        for line in accuracy_table(result).splitlines():
+        for line in accuracy_table(result, warnings=False).splitlines():
             feedback.pushInfo(line)
+        for w in result["warnings"]:
+            feedback.pushWarning(w)
         return {"OA": result["overall_accuracy"], "OA_CI95": result["overall_ci95"], "REPORT": report,
                 "RESULT": json.dumps(result, default=json_default)}

@@ -211,6 +211,7 @@ def test_reference_codes_of_another_legend_are_warned_about(tmp_path):
     pts = _labelled_points(tmp_path, m, lambda c: 99)
     rc, text, err = cli(["map-accuracy", "--map", m, "--points", pts])
     assert rc == 0 and "Traceback" not in err
-    warning = [line for line in text.splitlines() if "match no class of the map" in line]
-    assert len(warning) == 1, text
+    warning = [line for line in err.splitlines() if "match no class of the map" in line]
+    assert len(warning) == 1 and warning[0].startswith("claire: warning: reference code"), err
+    assert "match no class of the map" not in text  # a warning, not a line of the table
     assert "reference code(s) 99 (40 of 40" in warning[0] and "1, 2, 4, 5" in warning[0]

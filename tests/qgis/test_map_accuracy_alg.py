@@ -84,3 +84,41 @@ def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
     out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": layer, "FIELD": "ref_class"})
     assert out["OA"] == pytest.approx(1.0)
     QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_map_accuracy_warns_of_reference_codes_in_another_legend(claire_plugin, tmp_path):
+    """Reference codes that are no class of the map reach the user as a Processing warning."""
+    import processing
+    from osgeo import ogr
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    class Heard(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings, self.infos = [], []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+        def pushInfo(self, text):  # noqa: N802
+            self.infos.append(text)
+
+    data = np.ones((30, 30), np.uint8)
+    data[:, 15:] = 2
+    path = write_raster(str(tmp_path / "map.tif"), data)
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 10, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    ds = ogr.Open(res["OUTPUT"], 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", 20)  # a WorldCover code
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    heard = Heard()
+    processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class"},
+                   feedback=heard)
+    assert any("reference code(s) 20" in w and "match no class of the map" in w for w in heard.warnings), \
+        heard.warnings
+    assert not any(line.startswith("warning:") for line in heard.infos)  # not a line of the table
