@@ -34,9 +34,15 @@ def _describe_foreign(head: bytes) -> str:
     return ""
 
 
+#: The fix of a checkpoint whose card or weights CLAIRE cannot use: what a user can do.
+_RESAVE = ("Re-save the checkpoint by training it again with `claire train`, or use another checkpoint written by "
+           "CLAIRE.")
+
+
 def _fix_text() -> str:
-    return ("Convert it in a trusted environment: load it with torch, then call "
-            "claire.models.checkpoint.save_checkpoint(path, model, card) to write a .safetensors file.")
+    return ("Use a .safetensors checkpoint written by CLAIRE (`claire train` writes one). Convert it in a trusted "
+            "environment only if you trust where it comes from: a Python programmer loads it with torch, then "
+            "writes it with claire.models.checkpoint.save_checkpoint(path, model, card).")
 
 
 def read_header(path: str) -> Dict[str, Any]:
@@ -56,7 +62,8 @@ def read_header(path: str) -> Dict[str, Any]:
             if n <= 0 or n > _MAX_HEADER or 8 + n > size:
                 raise CheckpointError(f"{path} is not a valid safetensors file (header length {n} does not fit "
                                       f"the file size {size}); it is truncated or corrupted, or another format. "
-                                      "Copy or download the file again, or re-save it with save_checkpoint.")
+                                      "Copy or download the file again, or use a checkpoint written by CLAIRE "
+                                      "(`claire train` writes one).")
             raw = fh.read(n)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}. "
@@ -102,8 +109,8 @@ def _header_problem(header: Dict[str, Any], data_bytes: int) -> str:
             return f"has a corrupted safetensors header (tensor {name!r} has no valid data_offsets)"
         if dtype not in DTYPE_BYTES:
             return (f"holds tensor {name!r} of type {dtype!r}, which a CLAIRE network cannot use (it uses "
-                    f"{', '.join(DTYPE_BYTES)}). Re-save the weights as F32 or F16 with "
-                    f"claire.models.checkpoint.save_checkpoint(path, model, card, dtype=torch.float16)")
+                    f"{', '.join(DTYPE_BYTES)}). Re-save the weights as F32 or F16, as CLAIRE writes them: train "
+                    f"the network again with `claire train`, or use a checkpoint written by CLAIRE")
         if not (isinstance(shape, list) and len(shape) <= 8 and all(_whole(v) for v in shape)):
             return f"has a corrupted safetensors header (tensor {name!r} has no valid shape)"
         count = 1
@@ -136,21 +143,31 @@ def read_card(path: str, header: Optional[Dict[str, Any]] = None) -> Dict[str, A
     meta = (header if header is not None else read_header(path)).get("__metadata__") or {}
     if CARD_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file without a CLAIRE model card (metadata key "
-                              f"'{CARD_KEY}'); it was not written by CLAIRE. Re-save it with "
-                              "claire.models.checkpoint.save_checkpoint(path, model, card).")
+                              f"'{CARD_KEY}'); it was not written by CLAIRE. Use a checkpoint CLAIRE wrote: train "
+                              "one with `claire train`, or use the bundled default checkpoint.")
     try:
         card = json.loads(meta[CARD_KEY], parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise CheckpointError(f"{path}: the model card is not valid JSON ({reason}); re-save the checkpoint.") from None
+        raise CheckpointError(f"{path}: the model card is not valid JSON ({reason}); the file is damaged or was "
+                              f"edited. Copy or download it again, or train it again with `claire train`.") from None
     if not isinstance(card, dict) or "arch" not in card or "classes" not in card:
-        raise CheckpointError(f"{path}: the model card lacks 'arch' or 'classes'; re-save the checkpoint "
-                              "with a complete card.")
+        raise CheckpointError(f"{path}: the model card lacks 'arch' or 'classes'; it was not written by CLAIRE or "
+                              f"was edited. {_RESAVE}")
     problem = card_problem(card)
     if problem:
-        raise CheckpointError(f"{path}: {problem}; the card is inconsistent. Re-save the checkpoint with a valid "
-                              f"card (claire.models.checkpoint.save_checkpoint).")
+        raise CheckpointError(f"{path}: {problem}; the card is inconsistent. {_RESAVE}")
     return card
+
+
+def check_output_name(path: str) -> None:
+    """CheckpointError when the new checkpoint's name `path` ends in another extension than .safetensors (a
+    checkpoint named .tif would be taken for a raster); a name without extension is left as it is."""
+    stem, ext = os.path.splitext(path)
+    if ext and ext.lower() != ".safetensors":
+        raise CheckpointError(f"the new checkpoint {path} ends in {ext}, but a checkpoint is a .safetensors file "
+                              f"and a {ext} name would be taken for another format; give a name ending in "
+                              f".safetensors, e.g. {stem}.safetensors")
 
 
 def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any], dtype: Any = None) -> None:
@@ -198,7 +215,7 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
         model = build_model(card["arch"], model_config(card))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot build the network described in the card ({exc}); "
-                              "the card is inconsistent. Re-save the checkpoint.") from exc
+                              f"the card is inconsistent. {_RESAVE}") from exc
     try:
         state = load_file(path, device=str(map_location))
     except (SafetensorError, OSError, RuntimeError) as exc:
@@ -208,8 +225,7 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the weights do not match architecture {card['arch']!r} "
-                              f"size {card.get('size')!r} ({str(exc).splitlines()[0]}). "
-                              "Re-save the checkpoint from the model it was trained with.") from exc
+                              f"size {card.get('size')!r} ({str(exc).splitlines()[0]}). {_RESAVE}") from exc
     model.to(map_location).eval()
     return model, card
 
@@ -227,7 +243,7 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
             expected = build_model(card["arch"], model_config(card)).state_dict()
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot build the network described in the card ({exc}); "
-                              "the card is inconsistent. Re-save the checkpoint.") from None
+                              f"the card is inconsistent. {_RESAVE}") from None
     stored = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     problem = ""
@@ -244,8 +260,7 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
             problem = f"weight {name!r} is stored as {info['dtype']}, the network's is {t.dtype}"
     if problem:
         raise CheckpointError(f"{path}: the weights do not match the network its card describes (architecture "
-                              f"{card['arch']!r}, size {card.get('size')!r}): {problem}. Re-save the checkpoint "
-                              f"from the model it was trained with.")
+                              f"{card['arch']!r}, size {card.get('size')!r}): {problem}. {_RESAVE}")
 
 
 def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,

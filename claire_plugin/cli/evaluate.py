@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
     p.add_argument("--data", required=True)
     p.add_argument("--layout", default="auto")
-    p.add_argument("--split", default="val", help="val (hold-out / split lists), train or all")
+    p.add_argument("--split", default="val", choices=["val", "train", "all"],
+                   help="val (hold-out / split lists), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
     p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
                    help="clear, clouds or haze (synthetic, on the optical input)")
@@ -67,20 +68,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ignore = (card.get("training") or {}).get("ignored_label_values")
     ob = parse_bands(args.optical_bands, "--optical-bands")
     sb = parse_bands(args.sar_bands, "--sar-bands")
-    lname, layout, pairs, src, _, _ = resolve_data(
+    lname, _, _, src, _, _ = resolve_data(
         args.data, args.layout, args.split, holdout, ob, sb, None,
         ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     src.optical_scale = float(ospec.get("scale", 1.0))
     src.float_rule = "reflect" in str(ospec.get("units", "")).lower()
+    _check_channels(src.channels, ospec, sspec, args.data)
     reason = _labels_reason(src, classes, args, lname)
-    n_opt = len(ospec["bands"])
-    if ob is None and layout.optical_bands is None:
-        from ..core.training.datasets import band_names
-        have = len(band_names(pairs[0].optical, None))
-        if have != n_opt:
-            raise ClaireError(f"the optical rasters have {have} bands but the checkpoint expects {n_opt} "
-                              f"({', '.join(ospec['bands'])}); pass --optical-bands")
     model.to(device)
     m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
                  tile=int(card.get("tile_size", 256)), device=device)
@@ -91,6 +86,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: the metrics are undefined (null in the JSON): {m['undefined']['reason']}", file=sys.stderr)
     print(json.dumps(m, indent=2, allow_nan=False) if args.json else metrics_table(m))
     return 0
+
+
+def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:
+    """ClaireError when the folder's rasters give another number of optical or SAR bands than the checkpoint
+    reads (a model fed other bands would score a wrong map without a word)."""
+    for have, spec, role, flag in zip(channels, (ospec, sspec), ("optical", "SAR"), ("--optical-bands", "--sar-bands")):
+        need = len(spec["bands"])
+        if have != need:
+            raise ClaireError(f"the {role} rasters of {data} give {have} band(s) but the checkpoint needs {need} "
+                              f"({', '.join(map(str, spec['bands']))}); pass {flag} with the 1-based indices of "
+                              f"those bands, or evaluate a checkpoint trained on these bands")
 
 
 def _labels_reason(src, classes, args: argparse.Namespace, layout: str) -> Optional[str]:

@@ -80,7 +80,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = args.checkpoint or DEFAULT_CHECKPOINT
     if not os.path.exists(path):
-        raise ClaireError(f"checkpoint {path} does not exist; give a path or run `make checkpoint`")
+        if args.checkpoint:
+            raise ClaireError(f"checkpoint {path} does not exist; check the path, or leave it out to see the "
+                              f"default checkpoint")
+        raise ClaireError(f"the default checkpoint {path} is missing: the CLAIRE installation is incomplete; "
+                          f"reinstall the plugin, or give a checkpoint")
     card = read_card(path)
     print(json.dumps(card, indent=2) if args.json else card_summary(card))
     return 0

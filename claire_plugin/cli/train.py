@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
+from ...models.checkpoint import check_output_name
 from ..core.errors import ClaireError
 from ..core.io.atomic import OutputSet
 from ..core.io.writer import check_outputs
@@ -68,7 +69,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--note", default="", help="free text stored in the card's training section")
     p.add_argument("--json", action="store_true", help="print the final model card as JSON")
     train_polygons.add_arguments(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, mode_defaults=train_polygons.mode_defaults(p))
 
 
 def set_threads(n: Optional[int]) -> None:
@@ -88,6 +89,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.data:
         raise ClaireError("say what to train on: --data FOLDER (optical/, sar/, labels/ rasters) or --optical, "
                           "--sar and --labels (your polygons or points)")
+    train_polygons.check_mode_options(args)
+    check_output_name(args.output)
     args.epochs = 20 if args.epochs is None else args.epochs
     args.lr = 2e-3 if args.lr is None else args.lr
     _check_reproducible(args)
@@ -249,12 +252,12 @@ def _train_config(args: argparse.Namespace):
 
 def _validation_source(args: argparse.Namespace, data: Dict[str, Any]):
     """(source, held-out image names, metrics key): the hold-out, or the training data when there is none."""
-    from ..core.training.datasets import list_pairs
+    from ..core.training.datasets import EmptySplitError, list_pairs
     from ..core.training.sources import resolve_data
 
     try:
         list_pairs(args.data, data["layout_name"], "val", args.holdout)
-    except ClaireError:
+    except EmptySplitError:  # no hold-out; a damaged validation file is an error, not a reason to do without
         return data["src"], [], "training_data"
     _, _, vpairs, vsrc, _, _ = resolve_data(args.data, data["layout_name"], "val", args.holdout,
                                             data["optical_bands"], data["sar_bands"], None, args.ignore,

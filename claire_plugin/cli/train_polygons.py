@@ -8,9 +8,63 @@ import sys
 from dataclasses import replace
 from typing import Any, Dict
 
+from ...models.checkpoint import check_output_name
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from .options import OFFSET_HELP
+
+_NETWORK = ("the network is the one of --checkpoint (its architecture, size and context); pass another "
+            "--checkpoint, or --from-scratch for random weights of it")
+#: Options of training from a label folder (--data) and what training from --labels does instead ("": nothing).
+FOLDER_ONLY = {
+    "classes": "the classes are the values of --field (integer codes or names), named by --name-field",
+    "ignore": "every feature of --labels is a training sample, so leave the ones to ignore out of the layer (e.g. "
+              "save the others as a new layer)",
+    "layout": "the rasters are the ones given with --optical and --sar",
+    "holdout": "the held-out share is --val-share, or give a --validation layer",
+    "sar_linear": "declare linear SAR with --sar-units linear-power",
+    "optical_scale": "the optical values are scaled as the card of --checkpoint says; give an undeclared offset "
+                     "with --optical-offset",
+    "arch": _NETWORK, "size": _NETWORK, "context": _NETWORK, "context_px": _NETWORK, "cloud_gate": _NETWORK,
+    "resume": "", "reproducible": "", "half": "", "no_amp": "", "note": "", "loss_lambda": "", "focal_gamma": "",
+    "tversky_alpha": "", "tversky_beta": "", "class_weights": ""}
+#: Options of training from --labels and what a --data training does instead ("": nothing).
+POLYGON_ONLY = {
+    "optical": "the optical rasters are those of the folder's optical sub-folder",
+    "sar": "the SAR rasters are those of the folder's SAR sub-folder",
+    "field": "the classes are the label rasters' values (set them with --classes and --ignore)",
+    "name_field": "name the classes with --classes value:name,...", "macro_field": "", "label_layer": "",
+    "validation": "the hold-out is --holdout, or split lists (train.txt / val.txt)", "validation_layer": "",
+    "val_share": "the held-out share is --holdout", "buffer": "",
+    "checkpoint": "it trains a new network (--arch, --size); to fine-tune a checkpoint, train from your polygons "
+                  "with --optical, --sar and --labels",
+    "from_scratch": "it always starts from random weights", "minutes": "its length is --epochs",
+    "average_last": "", "optical_offset": "give the offsets in offsets.json beside the optical rasters",
+    "sar_units": "declare linear SAR with --sar-linear", "report": "its scores go into the checkpoint's card "
+    "(claire info)", "no_baseline": "", "rf_trees": "", "no_forest_checkpoint": ""}
+
+
+def mode_defaults(p: argparse.ArgumentParser) -> dict:
+    """The parser's defaults of the options that belong to one training mode (for check_mode_options)."""
+    return {dest: p.get_default(dest) for dest in (*FOLDER_ONLY, *POLYGON_ONLY)}
+
+
+def check_mode_options(args: argparse.Namespace) -> None:
+    """ClaireError for an option of the other training mode (one of --data training given with --labels, or the
+    reverse): it would be ignored without a word."""
+    polygons = bool(args.labels)
+    table = FOLDER_ONLY if polygons else POLYGON_ONLY
+    defaults = getattr(args, "mode_defaults", {})
+    given = [d for d in table if d in defaults and getattr(args, d, None) != defaults[d]]
+    if not given:
+        return
+    flag = "--" + given[0].replace("_", "-")
+    instead = table[given[0]] or "it has no such setting"
+    if polygons:
+        raise ClaireError(f"{flag} belongs to training from a label folder (--data) and would be ignored with "
+                          f"--labels: {instead}. Drop {flag}.")
+    raise ClaireError(f"{flag} belongs to training from your polygons or points (--optical, --sar, --labels) and "
+                      f"would be ignored with --data: {instead}. Drop {flag}.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,6 +118,8 @@ def params_from_args(args: argparse.Namespace):
         raise ClaireError(f"training from --labels needs {' and '.join(missing)}: the rasters the labels were drawn on")
     if args.data:
         raise ClaireError("give either --data (a label folder) or --labels (your polygons), not both")
+    check_mode_options(args)
+    check_output_name(args.output)
     epochs = args.epochs if args.epochs is not None else (10000 if args.minutes else 12)
     cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, crop=args.crop, lr=args.lr,
@@ -116,14 +172,20 @@ def summary_table(report: Dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run polygon training from parsed options; prints progress, the summary (or the report as JSON)."""
     from ..core.training.checks import check_threads
+    from ..core.training.labels import MissingFieldError
     from ..core.training.polygons import report_notes, train_from_polygons
 
     params = params_from_args(args)
     if check_threads(args.threads):
         import torch
         torch.set_num_threads(int(args.threads))
-    report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
-                                 on_epoch=_epoch_line)
+    try:
+        report = train_from_polygons(params, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
+                                     on_epoch=_epoch_line)
+    except MissingFieldError as exc:
+        if exc.role != "name":
+            raise
+        raise ClaireError(f"--name-field {args.name_field}: {exc}") from None
     for note in report_notes(report):
         print(f"note: {note}", file=sys.stderr)
     classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])

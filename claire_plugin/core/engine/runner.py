@@ -80,8 +80,8 @@ def load_model(checkpoint: Optional[str]):
         if checkpoint:
             raise ClaireError(f"the checkpoint {path!r} does not exist; check the path or leave it out to use "
                               f"the default checkpoint")
-        raise ClaireError(f"the default checkpoint {path!r} is missing; run `make checkpoint` or pass "
-                          f"--checkpoint FILE")
+        raise ClaireError(f"the default checkpoint {path!r} is missing: the CLAIRE installation is incomplete; "
+                          f"reinstall the plugin, or pass --checkpoint FILE")
     from ....models.checkpoint import CheckpointError, load_checkpoint
 
     try:

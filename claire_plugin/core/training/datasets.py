@@ -26,7 +26,6 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from ..errors import ClaireError
 
@@ -37,6 +36,10 @@ S2_DEFAULT = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B1
 ESRI_CLASSES = [(1, "water", "#419bdf"), (2, "trees", "#397d49"), (3, "flooded vegetation", "#7a87c6"),
                 (4, "crops", "#e49635"), (5, "built area", "#c4281b"), (6, "bare ground", "#a59b8f"),
                 (7, "snow/ice", "#a8ebff"), (9, "rangeland", "#e3e2c3")]
+
+
+class EmptySplitError(ClaireError):
+    """A split of a data folder holds no pair (e.g. no validation images: the caller may do without)."""
 
 
 @dataclass
@@ -160,10 +163,18 @@ def _read_split_lists(root: str) -> Dict[str, str]:
     return out
 
 
-def detect_layout(root: str) -> str:
-    """Guess the layout of DIR from its folder names."""
+def check_data_folder(root: str) -> None:
+    """ClaireError unless `root` is an existing folder (a file or a missing path named as such)."""
+    if os.path.isfile(root):
+        raise ClaireError(f"the data path {root} is a file, not a folder; give the folder that holds the optical, "
+                          f"SAR and label sub-folders (e.g. optical/, sar/ and labels/)")
     if not os.path.isdir(root):
         raise ClaireError(f"data folder {root} does not exist; give a folder with optical/, sar/ and labels/")
+
+
+def detect_layout(root: str) -> str:
+    """Guess the layout of DIR from its folder names."""
+    check_data_folder(root)
     subs = {e.lower() for e in os.listdir(root)}
     if {"s2l2a", "s1rtc", "lulc"} <= subs:
         return "terramesh"
@@ -199,6 +210,7 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
     Split lists or train/val sub-folders decide when present; otherwise the right-hand `holdout`
     fraction of every image is 'val' and the rest 'train' (holdout 0: everything is both).
     """
+    check_data_folder(root)
     layout = LAYOUTS[layout_name]
     pairs: List[Pair] = []
     by_folder = False
@@ -227,15 +239,75 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
     else:
         lists_used = True
     for p in pairs:
-        with rasterio.open(p.label) as ds:
-            h, w = ds.height, ds.width
+        check_readable(p.optical, "optical")
+        check_readable(p.sar, "SAR")
+        h, w = check_readable(p.label, "label")
         p.region = (0, 0, h, w)
         if not lists_used and split != "all" and holdout > 0:
             hw = max(1, int(round(w * holdout)))
             p.region = (0, 0, h, w - hw) if split == "train" else (0, w - hw, h, hw)
     if not pairs:
-        raise ClaireError(f"split '{split}' of {root} is empty; check the split lists or the --holdout value")
+        raise EmptySplitError(f"split '{split}' of {root} is empty; check the split lists or the --holdout value")
     return pairs
+
+
+def check_readable(path: str, role: str) -> Tuple[int, int]:
+    """(height, width) of a raster that opens and whose last block reads; ClaireError naming the file
+    otherwise (core.io.raster_io: a file that is no raster, or one cut off, e.g. by an interrupted copy)."""
+    from ..io.raster_io import open_raster, read_window
+
+    with open_raster(path, role) as ds:
+        bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, ds.width)
+        row, col = (ds.height - 1) // bh * bh, (ds.width - 1) // bw * bw
+        read_window(ds, list(range(1, ds.count + 1)), row, col, ds.height - row, ds.width - col,
+                    dtype=ds.dtypes[0])
+        return ds.height, ds.width
+
+
+def check_pair_bands(pairs: Sequence[Pair], optical_bands: Optional[List[int]] = None,
+                     sar_bands: Optional[List[int]] = None) -> Tuple[int, int]:
+    """(optical, SAR) channels every pair gives: each chosen band index within each file's bands and, where
+    all bands are read, the same band count in every file; ClaireError naming the file and the fix."""
+    from ..io.raster_io import open_raster
+
+    counts: Dict[str, int] = {}
+    out = []
+    for role, flag in (("optical", "--optical-bands"), ("SAR", "--sar-bands")):
+        first: Optional[Tuple[int, str]] = None
+        for p in pairs:
+            path = p.optical if role == "optical" else p.sar
+            bands = (p.optical_bands or optical_bands) if role == "optical" else sar_bands
+            if path not in counts:
+                with open_raster(path, role) as ds:
+                    counts[path] = ds.count
+            have = counts[path]
+            bad = [b for b in (bands or []) if not 1 <= b <= have]
+            if bad:
+                raise ClaireError(f"{role} band index {bad[0]} is out of range: the {role} raster {path} has "
+                                  f"{have} band(s), numbered 1..{have}; fix {flag}")
+            n = len(bands) if bands else have
+            if first is None:
+                first = (n, path)
+            elif n != first[0]:
+                raise ClaireError(f"the {role} rasters do not all have the same bands: {path} has {have} band(s), "
+                                  f"{first[1]} has {first[0]}; every sample must give the model the same bands, so "
+                                  f"re-create {os.path.basename(path)} with its {first[0]} bands (or move that "
+                                  f"sample out of the folder), or pass {flag} with bands every file has")
+        out.append(first[0] if first else 0)
+    return out[0], out[1]
+
+
+def _read_padded(ds, indexes: Sequence[int], row: int, col: int, h: int, w: int, fill, dtype) -> np.ndarray:
+    """Bands `indexes` of the h x w window at (row, col) as `dtype`, `fill` outside the raster; the pixels are
+    read through core.io.raster_io (a file that cannot be read is a ClaireError naming it)."""
+    from ..io.raster_io import read_window
+
+    out = np.full((len(indexes), h, w), fill, dtype=dtype)
+    r0, c0, r1, c1 = max(row, 0), max(col, 0), min(row + h, ds.height), min(col + w, ds.width)
+    if r1 > r0 and c1 > c0:
+        out[:, r0 - row:r1 - row, c0 - col:c1 - col] = read_window(ds, list(indexes), r0, c0, r1 - r0, c1 - c0,
+                                                                   dtype=np.dtype(dtype).name)
+    return out
 
 
 def _to_db(x: np.ndarray) -> np.ndarray:
@@ -272,10 +344,14 @@ class RasterPairSource:
         self._counts: Optional[np.ndarray] = None
         areas = np.array([p.region[2] * p.region[3] for p in pairs], dtype=np.float64)
         self.weights = areas / areas.sum()
+        #: (optical, SAR) channels of every window (check_pair_bands)
+        self.channels = check_pair_bands(pairs, optical_bands, sar_bands)
 
-    def _open(self, path: str):
+    def _open(self, path: str, role: str = "input"):
         if path not in self._handles:
-            self._handles[path] = rasterio.open(path)
+            from ..io.raster_io import open_raster
+
+            self._handles[path] = open_raster(path, role)
         return self._handles[path]
 
     def close(self) -> None:
@@ -286,24 +362,24 @@ class RasterPairSource:
 
     def read(self, pair: Pair, row: int, col: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw optical, SAR and label-index arrays of a window (outside the image: NaN / ignore)."""
-        win = Window(col, row, w, h)
-        ods, sds, lds = self._open(pair.optical), self._open(pair.sar), self._open(pair.label)
+        ods, sds = self._open(pair.optical, "optical"), self._open(pair.sar, "SAR")
+        lds = self._open(pair.label, "label")
         if (sds.width, sds.height) != (ods.width, ods.height) or (lds.width, lds.height) != (ods.width, ods.height):
             raise ClaireError(f"{pair.name}: optical, SAR and label rasters differ in size; "
                               "resample them to one grid first")
         bands = pair.optical_bands or self.optical_bands
-        o = ods.read(bands, window=win, boundless=True, fill_value=0).astype(np.float32)
+        o = _read_padded(ods, bands or range(1, ods.count + 1), row, col, h, w, 0, np.float32)
         if ods.nodata is not None:
             o[:, (o == ods.nodata).all(0)] = np.nan
         o[np.isinf(o)] = np.nan  # infinities are nodata, never a value that stretches the statistics
         m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
             o = o * np.float32(m) + np.float32(c)
-        s = sds.read(self.sar_bands, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
+        s = _read_padded(sds, self.sar_bands or range(1, sds.count + 1), row, col, h, w, np.nan, np.float32)
         s[np.isinf(s)] = np.nan
         if self.sar_linear_to_db:
             s = _to_db(s)
-        lab = lds.read(1, window=win, boundless=True, fill_value=0)
+        lab = _read_padded(lds, [1], row, col, h, w, 0, lds.dtypes[0])[0]
         idx = self.lut[np.clip(lab.astype(np.int64), 0, 65535)]
         outside = np.ones((h, w), bool)
         r0, c0, rh, rw = pair.region
@@ -348,7 +424,7 @@ class RasterPairSource:
         hold-out block is classified inside its image as the engine classifies it, not as a scene alone."""
         for p in (self.pairs if pairs is None else pairs):
             r0, c0, rh, rw = p.region
-            ods = self._open(p.optical)
+            ods = self._open(p.optical, "optical")
             for r in range(r0, r0 + rh, self.eval_window):
                 for c in range(c0, c0 + rw, self.eval_window):
                     h, w = min(self.eval_window, r0 + rh - r), min(self.eval_window, c0 + rw - c)
@@ -417,11 +493,13 @@ def raster_is_integer(path: str) -> bool:
 
 def scan_label_values(pairs: List[Pair], ignore: Sequence[int] = ()) -> List[int]:
     """Sorted label values present in the label rasters (read block by block)."""
+    from ..io.raster_io import open_raster, read_pixels
+
     vals: set = set()
     for p in pairs:
-        with rasterio.open(p.label) as ds:
+        with open_raster(p.label, "label") as ds:
             for _, win in ds.block_windows(1):
-                vals.update(np.unique(ds.read(1, window=win)).tolist())
+                vals.update(np.unique(read_pixels(ds, [1], win, dtype=ds.dtypes[0])).tolist())
     return sorted(int(v) for v in vals if v not in set(ignore))
 
 

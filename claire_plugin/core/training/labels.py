@@ -21,6 +21,14 @@ IGNORE = 255
 MIN_POLYGONS = 3
 
 
+class MissingFieldError(ClaireError):
+    """A field named for the labels is not in the layer; `role` says which: 'class' or 'name' (class names)."""
+
+    def __init__(self, message: str, role: str) -> None:
+        super().__init__(message)
+        self.role = role
+
+
 @dataclass
 class ClassInfo:
     """One class of the user's labels: model channel `index`, value in the output raster `code`, `name`."""
@@ -145,11 +153,11 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     try:
         features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid)
     except ClaireError as exc:  # raised again below: its traceback would keep the layer alive past `ds`
-        problem = str(exc)
+        problem = exc.with_traceback(None)
     finally:
         ds = None  # OGR layers must go before their data source
     if problem:
-        raise ClaireError(problem)
+        raise problem from None
     if bad:
         listed = "; ".join(f"feature {f}: {why}" for f, why in bad[:5])
         raise ClaireError(f"{len(bad)} feature(s) of {path!r} have unusable geometry ({listed}); repair them "
@@ -173,10 +181,14 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
         raise ClaireError(f"the labels {path!r} have no layer {layer!r}; choose one of {', '.join(names)}")
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-    for f in (field_name, name_field):
-        if f is not None and defn.GetFieldIndex(f) < 0:
-            raise ClaireError(f"the labels {path!r} have no field {f!r}; its fields are "
-                              f"{', '.join(fields) or '(none)'}: pass the one holding the class")
+    listed = ", ".join(fields) or "(none)"
+    if field_name is not None and defn.GetFieldIndex(field_name) < 0:
+        raise MissingFieldError(f"the labels {path!r} have no field {field_name!r} (--field); its fields are "
+                                f"{listed}: pass --field with the one holding the class", "class")
+    if name_field is not None and defn.GetFieldIndex(name_field) < 0:
+        raise MissingFieldError(f"the labels {path!r} have no field {name_field!r}, given as the field of the class "
+                                f"names; its fields are {listed}: give the one holding the class names of the "
+                                f"integer codes, or none", "name")
     if field_name is None:
         raise ClaireError(f"say which field of {path!r} holds the class (--field); its fields are "
                           f"{', '.join(fields) or '(none)'}")
@@ -236,6 +248,11 @@ def class_key(value) -> object:
 def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str]) -> List[ClassInfo]:
     """Classes from the field values: integer codes (names from `names` when given) or text names (codes
     1..K in alphabetical order)."""
+    fractional = [v for v in values if isinstance(v, (float, np.floating)) and not float(v).is_integer()]
+    if fractional:
+        raise ClaireError(f"field {field_name!r} holds numbers that are not whole (e.g. {fractional[0]:g}); class "
+                          f"codes are whole numbers 0..254: round or recode the values (e.g. with the QGIS field "
+                          f"calculator), or use a field of integer codes or class names")
     keys = [class_key(v) for v in values]
     if all(isinstance(k, int) for k in keys):
         bad = sorted({k for k in keys if not 0 <= k <= 254})

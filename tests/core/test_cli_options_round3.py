@@ -1,0 +1,288 @@
+"""Bad options and inputs of `claire evaluate` and `claire train`, third QA round: each is refused with one
+`claire: error:` line naming the problem and the fix (no traceback, no output written, inputs unchanged) -
+a truncated or band-short raster of a data folder, a split name argparse does not know, a file given as the
+data folder, options of the other training mode, class codes that are not whole numbers, a missing name field,
+a checkpoint named .tif, and checkpoint messages that send the user to developer tools."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from claire.tests.core.test_bad_inputs import cli, error_line
+from claire.tests.fixtures import bad_inputs as C
+from claire.tests.fixtures.bad_inputs_19 import training_scene
+from claire.tests.fixtures.bad_inputs_train import FAST, folder
+from claire.tests.fixtures.helpers import write_raster
+
+torch.set_num_threads(1)
+BANDS = ["--optical-bands", "1,2,3,4,5,6,7,8,9,10"]  # the tiny checkpoint's 10 optical bands of the 12
+
+
+def _evaluate(ck: str, data, *extra) -> list:
+    return ["evaluate", "--checkpoint", ck, "--data", data, "--split", "all", *extra]
+
+
+def _refused(argv, tmp: Path) -> str:
+    """Run `claire ARGV`; assert exit status 2, one error line, no file changed or added; the line."""
+    before = C.snapshot(tmp)
+    rc, _, stderr = cli(argv)
+    line = error_line(stderr)
+    assert rc == 2, stderr
+    assert C.snapshot(tmp) == before, "a refused run changed or left files"
+    return line
+
+
+# ------------------------------------------------------------------ evaluate: the data folder
+def test_truncated_raster_is_named(workdir):
+    tmp, ck = workdir
+    data = folder(tmp)
+    path = os.path.join(data, "optical", "b.tif")
+    with open(path, "rb") as fh:
+        head = fh.read(os.path.getsize(path) * 6 // 10)
+    with open(path, "wb") as fh:
+        fh.write(head)  # `head -c`: an interrupted copy
+    line = _refused(_evaluate(ck, data, *BANDS), tmp)
+    assert "b.tif" in line and "truncated or damaged" in line and "download it again" in line, line
+
+
+def test_raster_truncated_after_listing_is_named_at_the_read(workdir):
+    """A file that fails only when its pixels are read (here cut after the pairs were listed) is a ClaireError
+    naming it, not rasterio's RasterioIOError."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.datasets import ClassDef, RasterPairSource, list_pairs
+
+    tmp, _ = workdir
+    pairs = list_pairs(folder(tmp), "generic", "all")
+    src = RasterPairSource(pairs, [ClassDef(v, str(v)) for v in (1, 2, 3)])
+    with open(pairs[0].sar, "r+b") as fh:
+        fh.truncate(os.path.getsize(pairs[0].sar) // 2)
+    with pytest.raises(ClaireError, match=r"a\.tif.*truncated or damaged.*download it again"):
+        src.read(pairs[0], 0, 0, 48, 64)
+    src.close()
+
+
+@pytest.mark.parametrize("flag,value,problem", [
+    ("--optical-bands", "1,2,3,4,5,6,7,8,9,99", "optical band index 99 is out of range"),
+    ("--sar-bands", "5", "SAR band index 5 is out of range")])
+def test_band_index_beyond_the_files_bands(workdir, flag, value, problem):
+    tmp, ck = workdir
+    extra = [flag, value] + (BANDS if flag == "--sar-bands" else [])
+    line = _refused(_evaluate(ck, folder(tmp), *extra), tmp)
+    have = "12" if flag == "--optical-bands" else "2"
+    assert problem in line and f"has {have} band(s), numbered 1..{have}; fix {flag}" in line, line
+
+
+def test_one_sample_with_fewer_sar_bands_is_refused(workdir):
+    """One SAR raster of one band among rasters of two: evaluate printed metrics without a word."""
+    tmp, ck = workdir
+    data = folder(tmp)
+    path = os.path.join(data, "sar", "b.tif")
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        vv = ds.read(1)
+    os.remove(path)
+    write_raster(path, vv, descriptions=["VV"])
+    line = _refused(_evaluate(ck, data, *BANDS), tmp)
+    assert "the SAR rasters do not all have the same bands" in line and "b.tif has 1 band(s)" in line, line
+    assert "re-create b.tif with its 2 bands" in line and "--sar-bands" in line, line
+    line = _refused(["train", "--data", data, "--output", str(tmp / "out" / "m.safetensors"), *FAST, *BANDS], tmp)
+    assert "the SAR rasters do not all have the same bands" in line, line
+
+
+def test_every_sample_with_fewer_bands_than_the_checkpoint_needs(workdir):
+    tmp, ck = workdir
+    line = _refused(_evaluate(ck, folder(tmp, sar=lambda s: s[:1], sar_descriptions=("VV",)), *BANDS), tmp)
+    assert "the SAR rasters of" in line and "give 1 band(s) but the checkpoint needs 2" in line, line
+    assert "pass --sar-bands" in line, line
+
+
+def test_unknown_split_is_refused_by_argparse(workdir):
+    tmp, ck = workdir
+    rc, _, stderr = cli(_evaluate(ck, folder(tmp)) + ["--split", "test"])
+    assert rc == 2 and "invalid choice: 'test'" in stderr and "'val', 'train', 'all'" in stderr, stderr
+
+
+def test_a_file_as_the_data_folder(workdir):
+    tmp, ck = workdir
+    data = folder(tmp)
+    path = os.path.join(data, "optical", "a.tif")
+    line = _refused(["evaluate", "--checkpoint", ck, "--data", path], tmp)
+    assert f"the data path {path} is a file, not a folder" in line and "does not exist" not in line, line
+    line = _refused(["evaluate", "--checkpoint", ck, "--data", path, "--layout", "generic"], tmp)
+    assert "is a file, not a folder" in line, line
+
+
+# ------------------------------------------------------------------ train: options and labels
+def _polygons(tmp: Path, ck: str, *extra) -> list:
+    d = training_scene(tmp)
+    return ["train", "--optical", d["optical"], "--sar", d["sar"], "--labels", d["labels"], "--field", "class",
+            "--checkpoint", ck, "--output", str(tmp / "out" / "m.safetensors"), "--no-baseline", *FAST[2:], *extra]
+
+
+@pytest.mark.parametrize("extra,instead", [
+    (["--classes", "foo:bar"], "the classes are the values of --field"),
+    (["--ignore", "x"], "leave the ones to ignore out of the layer"),
+    (["--holdout", "0.3"], "--val-share"),
+    (["--size", "base"], "the network is the one of --checkpoint"),
+    (["--half"], "it has no such setting")])
+def test_folder_options_with_labels_are_refused(workdir, extra, instead):
+    tmp, ck = workdir
+    line = _refused(_polygons(tmp, ck, *extra), tmp)
+    assert f"{extra[0]} belongs to training from a label folder (--data) and would be ignored with --labels" \
+        in line and instead in line and f"Drop {extra[0]}." in line, line
+
+
+@pytest.mark.parametrize("extra,instead", [(["--val-share", "0.2"], "--holdout"),
+                                           (["--field", "class"], "--classes"),
+                                           (["--report", "r.json"], "claire info")])
+def test_polygon_options_with_data_are_refused(workdir, extra, instead):
+    tmp, _ = workdir
+    argv = ["train", "--data", folder(tmp), "--output", str(tmp / "out" / "m.safetensors"), *FAST, *extra]
+    line = _refused(argv, tmp)
+    assert f"{extra[0]} belongs to training from your polygons or points" in line and instead in line, line
+
+
+def _with_real_field(labels: str, values) -> None:
+    """Add a floating-point field `code` to the labels' features (values in feature order)."""
+    from osgeo import ogr
+
+    ds = ogr.Open(labels, 1)
+    lyr = ds.GetLayer(0)
+    lyr.CreateField(ogr.FieldDefn("code", ogr.OFTReal))
+    for feat, v in zip(list(lyr), values):
+        feat.SetField("code", float(v))
+        lyr.SetFeature(feat)
+    ds = None
+
+
+@pytest.mark.parametrize("values", [[4.0, 4.37, 4.74], [4.37, 4.74, 5.5]])
+def test_class_codes_that_are_not_whole_numbers(workdir, values):
+    """4, 4.37 and 4.74 were called 'numbers and names'; 4.37, 4.74, 5.5 became three class names."""
+    tmp, ck = workdir
+    argv = _polygons(tmp, ck)
+    labels = argv[argv.index("--labels") + 1]
+    _with_real_field(labels, [values[i % 3] for i in range(12)])
+    argv[argv.index("--field") + 1] = "code"
+    line = _refused(argv, tmp)
+    assert f"field 'code' holds numbers that are not whole (e.g. 4.37)" in line, line
+    assert "class codes are whole numbers 0..254" in line and "mixes" not in line, line
+
+
+def test_classes_from_values_keeps_whole_floats_and_real_mixes():
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.labels import classes_from_values
+
+    assert [c.code for c in classes_from_values([4.0, 9.0, 4.0], [None] * 3, "class")] == [4, 9]
+    with pytest.raises(ClaireError, match="mixes numbers and names"):
+        classes_from_values([4, "water"], [None, None], "class")
+
+
+def test_missing_name_field_names_the_option(workdir):
+    tmp, ck = workdir
+    argv = _polygons(tmp, ck)
+    line = _refused(argv + ["--name-field", "nom"], tmp)
+    assert line.startswith("claire: error: --name-field nom: ") and "have no field 'nom'" in line, line
+    assert "its fields are class" in line, line
+    argv[argv.index("--field") + 1] = "klass"
+    line = _refused(argv, tmp)
+    assert "have no field 'klass' (--field)" in line and "pass --field with the one holding the class" in line
+
+
+@pytest.mark.parametrize("mode", ["labels", "data"])
+def test_checkpoint_named_tif_is_refused(workdir, mode):
+    tmp, ck = workdir
+    out = str(tmp / "out" / "e.tif")
+    if mode == "labels":
+        argv = _polygons(tmp, ck)
+        argv[argv.index("--output") + 1] = out
+    else:
+        argv = ["train", "--data", folder(tmp), "--output", out, *FAST]
+    line = _refused(argv, tmp)
+    assert f"the new checkpoint {out} ends in .tif" in line and str(tmp / "out" / "e.safetensors") in line, line
+
+
+def test_output_name_rule():
+    from claire.models.checkpoint import CheckpointError, check_output_name
+
+    for ok in ("m.safetensors", "M.SAFETENSORS", "model", "dir.v2/model.safetensors"):
+        check_output_name(ok)
+    for bad in ("e.tif", "m.pt", "m.safetensors.bak"):
+        with pytest.raises(CheckpointError, match="give a name ending in .safetensors"):
+            check_output_name(bad)
+
+
+# ------------------------------------------------------------------ checkpoint messages: what a user can do
+DEVELOPER = ("save_checkpoint", "claire.models", "make checkpoint")
+
+
+def _rewritten(ck: str, out: Path, metadata: dict) -> str:
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(ck), str(out), metadata=metadata)
+    return str(out)
+
+
+def _cases(tmp: Path, ck: str):
+    from claire.models.checkpoint import CARD_KEY, read_card
+
+    card = read_card(ck)
+    zero_std = json.loads(json.dumps(card))
+    zero_std["inputs"]["sar"]["std"][1] = 0
+    no_arch = {k: v for k, v in card.items() if k != "arch"}
+    return {
+        "foreign": (_rewritten(ck, tmp / "in" / "foreign.safetensors", {}), "claire train"),
+        "bad_json": (_rewritten(ck, tmp / "in" / "badjson.safetensors", {CARD_KEY: '{"arch": "cl'}),
+                     "not valid JSON"),
+        "zero_std": (_rewritten(ck, tmp / "in" / "zero.safetensors", {CARD_KEY: json.dumps(zero_std)}),
+                     "Re-save the checkpoint by training it again with `claire train`"),
+        "no_arch": (_rewritten(ck, tmp / "in" / "noarch.safetensors", {CARD_KEY: json.dumps(no_arch)}),
+                    "claire train"),
+    }
+
+
+def test_checkpoint_messages_name_no_developer_tool(workdir):
+    tmp, ck = workdir
+    scene = training_scene(tmp)
+    for name, (path, fix) in _cases(tmp, ck).items():
+        for argv in (["info", path], ["classify", "--optical", scene["optical"], "--sar", scene["sar"],
+                                      "--checkpoint", path, "--output", str(tmp / "out" / "m.tif")]):
+            rc, _, stderr = cli(argv)
+            line = error_line(stderr)
+            assert rc == 2 and fix in line, (name, line)
+            assert not [w for w in DEVELOPER if w in line], (name, line)
+
+
+def test_missing_default_checkpoint_says_reinstall(workdir, monkeypatch):
+    from claire.claire_plugin.cli import info
+
+    tmp, _ = workdir
+    monkeypatch.setattr(info, "DEFAULT_CHECKPOINT", str(tmp / "gone.safetensors"))
+    rc, _, stderr = cli(["info"])
+    line = error_line(stderr)
+    assert rc == 2 and "reinstall the plugin" in line and "make checkpoint" not in line, line
+    rc, _, stderr = cli(["info", str(tmp / "nope.safetensors")])
+    assert rc == 2 and "does not exist; check the path" in error_line(stderr)
+
+
+def test_padded_read_matches_a_boundless_read():
+    """The padded read gives the rasterio boundless read's values: fill outside, pixels inside."""
+    from claire.claire_plugin.core.training.datasets import _read_padded
+
+    class Fake:
+        height, width, name, dtypes = 3, 4, "fake", ("float32",)
+
+        def read(self, indexes, window, out_dtype=None):
+            rows, cols = window.toslices()
+            full = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+            return full[:, rows, cols].astype(out_dtype)
+
+    out = _read_padded(Fake(), [1], -1, 2, 3, 4, np.nan, np.float32)
+    assert out.shape == (1, 3, 4)
+    assert np.isnan(out[0, 0]).all() and np.isnan(out[0, :, 2:]).all()
+    assert out[0, 1:, :2].tolist() == [[2.0, 3.0], [6.0, 7.0]]
