@@ -170,7 +170,7 @@ def test_class_codes_that_are_not_whole_numbers(workdir, values):
     _with_real_field(labels, [values[i % 3] for i in range(12)])
     argv[argv.index("--field") + 1] = "code"
     line = _refused(argv, tmp)
-    assert f"field 'code' holds numbers that are not whole (e.g. 4.37)" in line, line
+    assert "field 'code' holds numbers that are not whole (e.g. 4.37)" in line, line
     assert "class codes are whole numbers 0..254" in line and "mixes" not in line, line
 
 
