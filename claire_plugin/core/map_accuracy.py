@@ -67,7 +67,7 @@ def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str =
     if description in PERCENT_DESCRIPTIONS:
         what = "confidence raster" if description == CONFIDENCE_DESCRIPTION else "percent raster"
         return (f"the {role} {path!r} is a {what} written by claire classify (band description {description!r}), "
-                f"not a map of class codes: {fix} (its --output / OUTPUT, not its --confidence / CONFIDENCE)")
+                f"not a map of class codes: {fix} (the map itself, not the {what} written beside it)")
     if integer and not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
         return f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix}"
     return None

@@ -122,7 +122,7 @@ def test_confidence_raster_is_no_class_map(tmp_path):
     conf, m = _confidence(tmp_path), _map(tmp_path)
     pts = _labelled_points(tmp_path, m, lambda c: c)
     out = tmp_path / "out.gpkg"
-    _refused(["sample-points", "--map", conf, "--output", out], "conf.tif", "confidence raster", "--output")
+    _refused(["sample-points", "--map", conf, "--output", out], "conf.tif", "confidence raster", "the map itself")
     _refused(["map-accuracy", "--map", conf, "--points", pts], "conf.tif", "confidence raster")
     _refused(["suggest", "--map", conf, "--confidence", m, "--output", out], "conf.tif", "confidence raster")
     assert not out.exists()
