@@ -15,6 +15,7 @@ import numpy as np
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
+from .io.writer import DESCRIPTIONS
 
 __all__ = ["SamplePoints", "area_weighted_accuracy", "class_pixel_counts", "evaluate_points",
            "stratified_sample", "write_points"]
@@ -41,10 +42,9 @@ class SamplePoints:
 
 #: Band descriptions of the engine's rasters (core.engine.plan._outputs writes them): its class map, and its
 #: percent rasters, which are no class map (a confidence raster given as a map is told apart by these).
-CLASS_DESCRIPTION = "land cover class"
-CONFIDENCE_DESCRIPTION = "confidence (top-class probability, %)"
-PERCENT_DESCRIPTIONS = (CONFIDENCE_DESCRIPTION, "SAR share of the fusion (%)", "cloud probability (%)",
-                        "unlike the training data (100 = at the familiarity threshold)")
+CLASS_DESCRIPTION = DESCRIPTIONS["class"]
+CONFIDENCE_DESCRIPTION = DESCRIPTIONS["confidence"]
+PERCENT_DESCRIPTIONS = tuple(v for k, v in DESCRIPTIONS.items() if k != "class")
 CLASS_FIX = "give the class raster that `claire classify` writes"
 
 

@@ -18,7 +18,7 @@ from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
-from ..io.writer import GridWriter
+from ..io.writer import DESCRIPTIONS, GridWriter
 from ..params import ClassifyParams
 from . import schedule
 from .memory_fit import check_fits
@@ -414,21 +414,21 @@ def _outputs(plan: RunPlan) -> None:
     """`plan.outputs`: the class and confidence writers (temporary files until the commit), the summary and
     the reference lookup; the reliance writer comes once the model shows a SAR share."""
     params, opt, nodata = plan.params, plan.opt, int(plan.card.get("nodata", 0))
-    outputs = plan.outputs = Outputs(plan.writer(params.output, "uint8", nodata, "land cover class"),
+    outputs = plan.outputs = Outputs(plan.writer(params.output, "uint8", nodata, DESCRIPTIONS["class"]),
                                      None, None, np.array([int(c["value"]) for c in plan.classes], dtype=np.uint8),
                                      nodata, None, keep_rows=plan.keep_rows, keep_cols=plan.keep_cols,
                                      temperature=card_temperature(plan.card), snow_classes=list(plan.snow_classes),
                                      sar_only_temperature=card_temperature(plan.card, sar_only=True))
     if params.confidence:
         outputs.confidence = plan.writer(params.confidence, "uint8", UINT8_NODATA,
-                                         "confidence (top-class probability, %)")
+                                         DESCRIPTIONS["confidence"])
     outputs.has_distance = plan.familiar is not None
     outputs.has_group_confidence = plan.groups is not None and plan.groups.per_pixel and plan.uses_cloud
     if params.unfamiliar and plan.familiar is not None:
         outputs.unfamiliar = plan.writer(params.unfamiliar, "uint8", UINT8_NODATA,
-                                         "unlike the training data (100 = at the familiarity threshold)")
+                                         DESCRIPTIONS["unfamiliar"])
     if params.cloud and plan.cloud_bands is not None:
-        outputs.cloud = plan.writer(params.cloud, "uint8", UINT8_NODATA, "cloud probability (%)")
+        outputs.cloud = plan.writer(params.cloud, "uint8", UINT8_NODATA, DESCRIPTIONS["cloud"])
     outputs.summary = SummaryAccumulator(plan.classes, rio.pixel_area_m2(opt),
                                          outputs.classes.width * outputs.classes.height)
     outputs.reference = plan.reference

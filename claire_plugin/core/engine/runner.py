@@ -40,7 +40,7 @@ from ..errors import CancelledError, ClaireError
 from ..io.atomic import OutputSet
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
-from ..io.writer import check_output_path, check_outputs, set_classes, stage
+from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule
@@ -358,7 +358,7 @@ class _Stream:
         if plan.params.reliance and not has_share:
             self.messages.append("this model gives no sar_share output; the reliance raster is not written")
         if plan.params.reliance and has_share:
-            outputs.reliance = plan.writer(plan.params.reliance, "uint8", UINT8_NODATA, "SAR share of the fusion (%)")
+            outputs.reliance = plan.writer(plan.params.reliance, "uint8", UINT8_NODATA, DESCRIPTIONS["reliance"])
         self.post = PostWorker(plan.grid, outputs, plan.opt.height, phases=self.phases)
         self.post.start()
 

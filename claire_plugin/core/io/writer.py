@@ -15,6 +15,11 @@ from ..errors import ClaireError
 from .atomic import OutputSet, example_name, folder_error, remove_stale_temporaries, temp_name, write_error
 
 BLOCK = 256
+#: Band descriptions of the engine's output rasters: the class map and its percent rasters (the tools that read
+#: a class map tell a percent raster given in its place by these).
+DESCRIPTIONS = {"class": "land cover class", "confidence": "confidence (top-class probability, %)",
+                "reliance": "SAR share of the fusion (%)", "cloud": "cloud probability (%)",
+                "unfamiliar": "unlike the training data (100 = at the familiarity threshold)"}
 
 
 def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
