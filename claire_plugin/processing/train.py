@@ -199,15 +199,12 @@ class TrainAlgorithm(ClaireAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         import os
 
-        from ...models.checkpoint import check_output_name
         from ..core.runtime.torch_thread import call, in_caller
         from ..core.training.polygons import report_notes, train_from_polygons
         from ..layers.layers import no_input_sidecars
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)
-        with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
-            check_output_name(params.output)
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
             if parameters.get("CLASSIFIED") else None
         choice = self.parameterAsEnum(parameters, "CLASSIFY_WITH", context)

@@ -399,6 +399,7 @@ def report_notes(report: Dict[str, Any]) -> List[str]:
 def check_settings(params: PolygonTrainParams) -> str:
     """Every setting checked before any work (numbers, device, output paths); returns the device to use.
     ClaireError naming the flag (Processing and the dock rename it) otherwise."""
+    from ....models.checkpoint import check_output_name
     from ...paths import DEFAULT_CHECKPOINT
     from ..io.writer import check_outputs
     from ..runtime.device import check_device
@@ -414,6 +415,7 @@ def check_settings(params: PolygonTrainParams) -> str:
                   [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
                    ("validation labels", params.validation),
                    ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
+    check_output_name(params.output)  # every front door, the dock's Train tab included
     return device
 
 
