@@ -22,6 +22,8 @@ __all__ = ["SamplePoints", "area_weighted_accuracy", "class_pixel_counts", "eval
 
 MAX_CLASSES = 1000
 POINTS_LAYER = "accuracy_points"
+#: The field the user fills with the class seen on the ground.
+REF_FIELD = "ref_class"
 
 
 @dataclass
@@ -170,11 +172,40 @@ def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None)
     for the user to fill); the file appears only once complete."""
     from .io.points import write_point_layer
 
+    labelled = _labelled_points(path)
+    if labelled:
+        raise ClaireError(f"{path!r} already holds {labelled} sample point(s) with a reference label in "
+                          f"'{REF_FIELD}': a new sample there would lose those labels; choose another file name "
+                          f"(or delete or rename the labelled file first)")
     records = ((points.x[k], points.y[k], {"sample_id": k + 1, "map_class": int(points.value[k])})
                for k in range(len(points)))
     return write_point_layer(path, POINTS_LAYER, crs_wkt or points.crs_wkt,
-                             [("sample_id", "int"), ("map_class", "int"), ("ref_class", "int")], records,
+                             [("sample_id", "int"), ("map_class", "int"), (REF_FIELD, "int")], records,
                              "the sample points")
+
+
+def _labelled_points(path: str) -> int:
+    """How many features of an existing vector file at `path` have a REF_FIELD value (0: no such file, not a
+    vector file, or no labels)."""
+    import os
+
+    from osgeo import gdal
+
+    if not os.path.isfile(path):
+        return 0
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_VECTOR)
+    except RuntimeError:  # not a vector file (with GDAL's exceptions on)
+        return 0
+    if ds is None:
+        return 0
+    count = 0
+    for i in range(ds.GetLayerCount()):
+        layer = ds.GetLayer(i)
+        if layer.GetLayerDefn().GetFieldIndex(REF_FIELD) < 0:
+            continue
+        count += sum(1 for f in layer if f.GetField(REF_FIELD) not in (None, ""))
+    return count
 
 
 def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int]:

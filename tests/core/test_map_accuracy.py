@@ -246,3 +246,27 @@ def test_points_in_another_crs_are_reprojected(tmp_path):
     assert b["points_used"] == a["points_used"] == len(s)
     assert b["error_matrix"]["counts"] == a["error_matrix"]["counts"]
     assert b["overall_accuracy"] == pytest.approx(a["overall_accuracy"]) and a["overall_accuracy"] < 1.0
+
+
+def test_a_new_sample_never_overwrites_labelled_points(tmp_path):
+    """Drawing a sample again into the file the user has been labelling would lose the labels: refused; a
+    file with no label yet is simply replaced."""
+    from osgeo import ogr
+
+    data = np.ones((30, 30), np.uint8)
+    data[:, 15:] = 2
+    m = write_raster(str(tmp_path / "map.tif"), data)
+    out = str(tmp_path / "pts.gpkg")
+    write_points(stratified_sample(m, per_class=5, seed=0), out)
+    write_points(stratified_sample(m, per_class=6, seed=1), out)  # nothing labelled yet: replaced
+    ds = ogr.Open(out, 1)
+    layer = ds.GetLayer(0)
+    assert layer.GetFeatureCount() == 12
+    feature = layer.GetNextFeature()
+    feature.SetField("ref_class", 2)
+    layer.SetFeature(feature)
+    layer = ds = None
+    before = Path(out).read_bytes()
+    with pytest.raises(ClaireError, match=r"already holds 1 sample point\(s\) with a reference label.*another file"):
+        write_points(stratified_sample(m, per_class=5, seed=2), out)
+    assert Path(out).read_bytes() == before
