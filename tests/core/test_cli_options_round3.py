@@ -286,3 +286,11 @@ def test_padded_read_matches_a_boundless_read():
     assert out.shape == (1, 3, 4)
     assert np.isnan(out[0, 0]).all() and np.isnan(out[0, :, 2:]).all()
     assert out[0, 1:, :2].tolist() == [[2.0, 3.0], [6.0, 7.0]]
+
+
+def test_grow_polygons_points_that_do_not_exist_are_named(tmp_path):
+    s = training_scene(tmp_path)
+    missing = str(tmp_path / "in" / "survey.gpkg")
+    line = _refused(["grow-polygons", "--optical", s["optical"], "--sar", s["sar"], "--points", missing,
+                     "--field", "class", "--output", str(tmp_path / "grown.gpkg")], tmp_path)
+    assert f"the labels {missing!r} do not exist" in line and "check the path" in line, line

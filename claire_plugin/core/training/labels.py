@@ -139,8 +139,14 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
 
 def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
     """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
+    import os
+
     from osgeo import ogr
 
+    from ..io.gdal_names import is_gdal_name
+
+    if not is_gdal_name(path) and not os.path.exists(path.split("|")[0]):
+        raise ClaireError(f"the labels {path!r} do not exist; check the path")
     ogr.UseExceptions()
     try:
         ds = ogr.Open(path)
