@@ -289,6 +289,7 @@ def test_padded_read_matches_a_boundless_read():
 
 
 def test_grow_polygons_points_that_do_not_exist_are_named(tmp_path):
+    (tmp_path / "in").mkdir()
     s = training_scene(tmp_path)
     missing = str(tmp_path / "in" / "survey.gpkg")
     line = _refused(["grow-polygons", "--optical", s["optical"], "--sar", s["sar"], "--points", missing,
