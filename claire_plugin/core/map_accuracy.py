@@ -14,6 +14,7 @@ import numpy as np
 
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
+from .io.gdal_mode import with_gdal_exceptions
 from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
@@ -238,7 +239,6 @@ def _open_points(points_path: str):
         raise ClaireError(f"the sample points {points_path!r} do not exist; check the path, or {fix}")
     if not is_gdal_name(points_path) and os.path.isdir(points_path):
         raise ClaireError(f"the sample points {points_path!r} are a folder; {fix}")
-    ogr.UseExceptions()
     try:
         ds = ogr.Open(points_path)
     except RuntimeError as exc:
@@ -250,6 +250,7 @@ def _open_points(points_path: str):
     return ds
 
 
+@with_gdal_exceptions
 def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
     """[(x, y in the map CRS, reference label or None)] of the point layer."""
     from osgeo import ogr, osr

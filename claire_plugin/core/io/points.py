@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from ..errors import ClaireError
 from .atomic import temp_name
+from .gdal_mode import with_gdal_exceptions
 
 #: field kinds of `write_point_layer`
 FIELD_TYPES = ("int", "real", "str")
@@ -21,6 +22,7 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
 
 
+@with_gdal_exceptions
 def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
                        records: Iterable[Tuple[str, Dict[str, Any]]], role: str, kind: str = "point") -> str:
     """Write `records` (WKT geometry, {field: value or None}) as the `kind` ("point" or "polygon") layer `layer`
@@ -30,7 +32,6 @@ def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tup
     if not str(path).lower().endswith(".gpkg"):
         raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
     kinds = {"int": ogr.OFTInteger, "real": ogr.OFTReal, "str": ogr.OFTString}
-    ogr.UseExceptions()
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)

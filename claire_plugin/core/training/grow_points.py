@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CancelledError, ClaireError
+from ..io.gdal_mode import with_gdal_exceptions
 from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region, normalisation_card
 
 LAYER = "training"
@@ -95,6 +96,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
     return out
 
 
+@with_gdal_exceptions
 def point_attributes(points: str, layer: Optional[str], class_field: str
                      ) -> Tuple[List[Tuple[str, str]], Dict[int, Dict[str, Any]]]:
     """The point layer's fields other than the class field and the names the grown layer uses itself, as
@@ -103,7 +105,6 @@ def point_attributes(points: str, layer: Optional[str], class_field: str
 
     kinds = {ogr.OFTInteger: "int", ogr.OFTInteger64: "int", ogr.OFTReal: "real"}
     taken = {class_field.lower(), SOURCE_FID, "pixels", "fid"}
-    ogr.UseExceptions()
     ds = ogr.Open(points)
     try:
         lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)

@@ -7,6 +7,7 @@ import os
 from typing import Dict, Optional, Sequence
 
 from ..errors import ClaireError
+from ..io.gdal_mode import with_gdal_exceptions
 
 #: Layer name inside the GeoPackage.
 LAYER = "held_out"
@@ -29,13 +30,13 @@ def held_out_output(output: str, labels: str, validation: Optional[str]) -> Opti
     return held_out_path_for(output)
 
 
+@with_gdal_exceptions
 def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) -> int:
     """Copy the features `fids` of the vector labels `source` (LabelSet.source: path, layer, field, name_field)
     as they are stored (geometry, CRS, class field, name field) into a new GeoPackage `path` with their
     feature id in SOURCE_FID; returns how many were written."""
     from osgeo import ogr
 
-    ogr.UseExceptions()
     wanted = {int(f) for f in fids}
     src = ogr.Open(str(source["path"]))
     if src is None:

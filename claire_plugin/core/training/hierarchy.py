@@ -12,6 +12,7 @@ import numpy as np
 
 from ....models.macroclass import collapse_confusion
 from ..errors import ClaireError
+from ..io.gdal_mode import with_gdal_exceptions
 from .labels import ClassInfo, class_key, class_lookup, classes_from_values
 from .scorecard import score_confusion
 
@@ -91,11 +92,11 @@ def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field
     return Hierarchy(macro_field, macros, [by_key[next(iter(found[c.index]))] for c in classes])
 
 
+@with_gdal_exceptions
 def _read_pairs(path: str, layer: Optional[str], field_name: str, macro_field: str) -> List[tuple]:
     """(feature id, class value, macroclass value) of every feature of the labels' layer."""
     from osgeo import ogr
 
-    ogr.UseExceptions()
     ds = ogr.Open(path)
     problem, pairs = None, []
     try:

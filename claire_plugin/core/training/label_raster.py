@@ -13,18 +13,19 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.gdal_mode import with_gdal_exceptions
 from .labels import IGNORE, ClassInfo, LabelPixels, LabelSet, check_class_counts
 
 BLOCK = 1024
 
 
+@with_gdal_exceptions
 def is_raster(path: str) -> bool:
     """Whether GDAL opens `path` as a raster (and not as a vector)."""
     from osgeo import gdal
 
     if not os.path.exists(path):
         raise ClaireError(f"the labels {path!r} do not exist; give the path of a vector layer or label raster")
-    gdal.UseExceptions()
     try:
         ds = gdal.OpenEx(path, gdal.OF_RASTER)
     except RuntimeError:

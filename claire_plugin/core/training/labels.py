@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.gdal_mode import with_gdal_exceptions
 
 IGNORE = 255
 MIN_POLYGONS = 3
@@ -137,6 +138,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     return out
 
 
+@with_gdal_exceptions
 def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
     """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
     import os
@@ -147,7 +149,6 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
 
     if not is_gdal_name(path) and not os.path.exists(path.split("|")[0]):
         raise ClaireError(f"the labels {path!r} do not exist; check the path")
-    ogr.UseExceptions()
     try:
         ds = ogr.Open(path)
     except RuntimeError as exc:
