@@ -102,7 +102,7 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
         return f"{name} is required; give a value"
     if isinstance(param, QgsProcessingParameterNumber):
         low, high = param.minimum(), param.maximum()
-        whole = param.dataType() == QgsProcessingParameterNumber.Integer
+        whole = param.dataType() == QgsProcessingParameterNumber.Type.Integer
 
         def fmt(v: float) -> str:
             return f"{int(v)}" if whole else f"{v:g}"

@@ -195,7 +195,7 @@ def test_grown_polygons_keep_text_classes_and_the_cli_writes_them(tmp_path, wand
     lyr = ds.GetLayerByName("training")
     assert lyr.GetLayerDefn().GetFieldDefn(0).GetType() == ogr.OFTString
     assert [f.GetField("class") for f in lyr] == ["crops", "trees"]
-    assert main(args + [pts]) != 0 and "one of the inputs" in capsys.readouterr().err
+    assert main(args + [pts]) != 0 and "is also an input (the points" in capsys.readouterr().err
     assert main(args + [str(tmp_path / "t.gpkg"), "--tolerance", "0"]) != 0
     assert "tolerance must be above 0" in capsys.readouterr().err and not (tmp_path / "t.gpkg").exists()
     assert main(args + [str(tmp_path / "t.gpkg"), "--field", "nope"]) != 0

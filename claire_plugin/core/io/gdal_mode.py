@@ -26,7 +26,10 @@ def gdal_exceptions() -> Iterator[None]:
         yield
     finally:
         for m in reversed(turned_on):  # GDAL 3.6 keeps the modes' error handlers on a stack: last in, first out
-            m.DontUseExceptions()
+            try:
+                m.DontUseExceptions()
+            except RuntimeError:  # someone else turned a mode on meanwhile: leave the stack as it is
+                break
 
 
 def with_gdal_exceptions(fn: F) -> F:
