@@ -3,7 +3,6 @@ QgsProcessingException naming the file, the problem and the fix; no traceback, n
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -60,26 +59,23 @@ def test_evaluate_refuses_wrong_classified_and_reference(claire_plugin, tmp_path
     assert not os.path.exists(table)
 
 
-def test_evaluate_checks_the_table_folder_first(claire_plugin, tmp_path):
+def test_evaluate_checks_the_table_folder_first(claire_plugin, tmp_path, monkeypatch):
     m, _, _, ref, _ = _inputs(tmp_path)
     _refused("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": ref, "OUTPUT_TABLE": str(tmp_path / "nodir" / "t.csv")},
              "per-class table folder", "does not exist")
     locked = tmp_path / "locked"
     locked.mkdir()
-    if os.geteuid() == 0:  # root writes through chmod; an immutable folder stops it
-        if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
-            pytest.skip("chattr +i is not available here")
-    else:
-        locked.chmod(0o555)
-    try:
-        _refused("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": ref, "OUTPUT_TABLE": str(locked / "t.csv")},
-                 "per-class table folder", "not writable")
-        assert list(locked.iterdir()) == []
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(locked)], check=True)
-        else:
-            locked.chmod(0o755)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # root writes through any mode bits: the folder is made read-only
+        if os.path.abspath(path) == str(locked) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    _refused("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": ref, "OUTPUT_TABLE": str(locked / "t.csv")},
+             "per-class table folder", "not writable")
+    assert list(locked.iterdir()) == []
 
 
 def test_sample_points_and_suggest_refuse_wrong_rasters_and_seed(claire_plugin, tmp_path):
