@@ -166,3 +166,22 @@ def test_a_file_named_truncated_is_not_called_damaged(tmp_path):
     with pytest.raises(ClaireError) as info:
         open_raster(str(text), "optical")
     assert "is not a raster GDAL can read" in str(info.value) and "damaged" not in str(info.value)
+
+
+def test_rasters_far_apart_in_two_crs_are_told_without_gdal_noise(tmp_path, capfd):
+    """The reference's envelope reaches outside the optical projection's domain: one clear message, no
+    'ERROR 1: Point outside of projection domain' printed by GDAL before it."""
+    from claire.claire_plugin.core.io.raster_io import open_raster, overlap_window
+
+    here = write_raster(tmp_path / "here.tif", np.ones((1, 20, 20), np.uint8), crs="EPSG:32736",
+                        origin=(617300.0, 9625100.0))
+    there = write_raster(tmp_path / "there.tif", np.ones((1, 20, 20), np.uint8), crs="EPSG:32722",
+                         origin=(500000.0, 9000000.0))
+    a, b = open_raster(str(here), "optical"), open_raster(str(there), "reference")
+    try:
+        with pytest.raises(ClaireError, match=r"do not overlap .*from EPSG:32722, in the optical's CRS"):
+            overlap_window(a, b, "reference")
+    finally:
+        a.close()
+        b.close()
+    assert "ERROR 1" not in capfd.readouterr().err

@@ -1,6 +1,7 @@
 """Opening rasters safely, the optical/SAR overlap, and on-the-fly warping onto the optical grid."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -109,7 +110,8 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     from rasterio.warp import transform_bounds
 
     try:
-        b = transform_bounds(other_ds.crs, grid_ds.crs, *envelope(other_ds), densify_pts=21)
+        with _quiet_gdal():  # points of the envelope outside the projection's domain: said below, not printed
+            b = transform_bounds(other_ds.crs, grid_ds.crs, *envelope(other_ds), densify_pts=21)
     except Exception as exc:  # noqa: BLE001 - PROJ errors come in several types
         raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}); check "
                           f"both rasters' CRS") from None
@@ -120,14 +122,30 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     left, right = max(b[0], g[0]), min(b[2], g[2])
     bottom, top = max(b[1], g[1]), min(b[3], g[3])
     if left >= right or bottom >= top:
+        same = "in the same CRS" if other_ds.crs == grid_ds.crs else f"from {other_ds.crs}, in the optical's CRS"
         raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
-                          f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} in the same "
-                          f"CRS); give rasters of the same place")
+                          f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} {same}); give "
+                          f"rasters of the same place")
     win = _pixels_meeting(grid_ds, left, bottom, right, top)
     if win is None:
         raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
                           f"give rasters of the same place")
     return win
+
+
+@contextlib.contextmanager
+def _quiet_gdal():
+    """GDAL's own error printing off for the block (its errors still reach the caller as exceptions)."""
+    try:
+        from osgeo import gdal
+    except ImportError:
+        yield
+        return
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
 
 
 def _pixels_meeting(grid_ds, left: float, bottom: float, right: float, top: float):
