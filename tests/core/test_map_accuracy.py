@@ -270,3 +270,18 @@ def test_a_new_sample_never_overwrites_labelled_points(tmp_path):
     with pytest.raises(ClaireError, match=r"already holds 1 sample point\(s\) with a reference label.*another file"):
         write_points(stratified_sample(m, per_class=5, seed=2), out)
     assert Path(out).read_bytes() == before
+
+
+def test_sample_points_never_replace_a_file_of_other_layers(tmp_path):
+    """A GeoPackage holding the user's own layer (training points or polygons) is not an earlier sample: refused,
+    byte for byte unchanged (sample-points, grow-polygons and suggest write through the same writer)."""
+    from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+    data = np.ones((30, 30), np.uint8)
+    m = write_raster(str(tmp_path / "map.tif"), data)
+    training = write_vector(tmp_path / "training.gpkg", [(box_wkt(2, 2, 6, 6), "water")])
+    before = Path(training).read_bytes()
+    with pytest.raises(ClaireError, match=r"already holds layer '.*' \(1 feature\), which the sample points would "
+                                          r"replace.*choose another file name"):
+        write_points(stratified_sample(m, per_class=3, seed=0), training)
+    assert Path(training).read_bytes() == before

@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from ..errors import ClaireError
 from .atomic import temp_name
-from .gdal_mode import with_gdal_exceptions
+from .gdal_mode import gdal_exceptions, with_gdal_exceptions
 
 #: field kinds of `write_point_layer`
 FIELD_TYPES = ("int", "real", "str")
@@ -22,6 +22,32 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
 
 
+def check_replaceable(path: str, layer: str, role: str) -> None:
+    """ClaireError when `path` exists and holds a layer other than `layer`: a file of the user's own (training
+    polygons, survey points) that writing `role` there would replace, not an earlier output of the same kind."""
+    from osgeo import gdal
+
+    if not os.path.isfile(path):
+        return
+    try:
+        with gdal_exceptions():
+            ds = gdal.OpenEx(path, gdal.OF_VECTOR)
+    except RuntimeError:
+        ds = None
+    if ds is None:
+        return  # not a vector file: check_output_path decides
+    others = {}
+    for i in range(ds.GetLayerCount()):
+        lyr = ds.GetLayer(i)
+        if lyr.GetName() != layer:
+            others[lyr.GetName()] = lyr.GetFeatureCount()
+    ds = None
+    if others:
+        held = ", ".join(f"'{name}' ({n} feature{'s' if n != 1 else ''})" for name, n in others.items())
+        raise ClaireError(f"{path!r} already holds layer {held}, which {role} would replace (their layer is "
+                          f"'{layer}'); choose another file name so that your data is not lost")
+
+
 @with_gdal_exceptions
 def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
                        records: Iterable[Tuple[str, Dict[str, Any]]], role: str, kind: str = "point") -> str:
@@ -31,6 +57,7 @@ def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tup
 
     if not str(path).lower().endswith(".gpkg"):
         raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
+    check_replaceable(path, layer, role)
     kinds = {"int": ogr.OFTInteger, "real": ogr.OFTReal, "str": ogr.OFTString}
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
