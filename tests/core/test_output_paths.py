@@ -62,3 +62,15 @@ def test_a_report_that_is_a_folder_is_refused(pair, capsys):
     (pair["dir"] / "rep.json").mkdir()
     assert _classify(pair, "--report", str(pair["dir"] / "rep.json")) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,name", [("--confidence", "conf.gpkg"), ("--cloud", "cloud.txt")])
+def test_a_raster_output_named_as_another_format_is_refused(pair, capsys, flag, name):
+    """A GeoTIFF written under a .gpkg or .txt name would open as nothing, or as the wrong thing."""
+    assert _classify(pair, flag, str(pair["dir"] / name)) == 2
+    err = capsys.readouterr().err
+    assert f"ends in {os.path.splitext(name)[1]}, but the" in err and "give a name ending in .tif" in err, err
+    assert not (pair["dir"] / "lc.tif").exists() and not (pair["dir"] / name).exists()
+    out = main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                "--output", str(pair["dir"] / "lc.txt"), "--quiet"])
+    assert out == 2 and "the output path" in capsys.readouterr().err

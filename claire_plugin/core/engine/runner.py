@@ -142,6 +142,11 @@ def _check_paths(params: ClassifyParams) -> None:
         json_path, twin_path, kind = report_paths(params.report)
         outs += [("report", json_path), (f"report's {kind.upper()} twin", twin_path)]
     check_outputs(outs, inputs)
+    for role, path in outs[:5]:  # the rasters
+        ext = os.path.splitext(path or "")[1]
+        if ext and ext.lower() not in (".tif", ".tiff"):
+            raise ClaireError(f"the {role} path {path!r} ends in {ext}, but the {role} is written as a GeoTIFF; give "
+                              f"a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
 
 
 def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn],
