@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
 from .base import ClaireAlgorithm, engine_errors
-from .common import ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
+from .common import FLAG_TO_PARAMETER, ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
 
 HELP = {
     "OPTICAL": "The optical raster the polygons are grown over (and that you will train on).",
@@ -89,7 +89,9 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
         optical = raster_path(self, parameters, "OPTICAL", context)
         sar = raster_path(self, parameters, "SAR", context)
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
-        with engine_errors(qgis_message=False):
+        names = {**FLAG_TO_PARAMETER, "--points": "POINTS", "--labels": "POINTS", "--tolerance": "TOLERANCE",
+                 "--max-width": "MAX_WIDTH"}
+        with engine_errors(names=names):
             check_output_path(out, [("optical raster", optical), ("SAR raster", sar),
                                     ("labelled points", points), ("checkpoint", checkpoint)],
                               "training polygons")  # before any work

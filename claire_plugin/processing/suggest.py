@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, raster_path, vector_path
+from .common import FLAG_TO_PARAMETER, RasterFileParameter, raster_path, vector_path
 
 HELP = {
     "MAP": "The classified map (e.g. Classify land cover with the checkpoint a training run wrote).",
@@ -81,7 +81,9 @@ class SuggestAlgorithm(ClaireAlgorithm):
             if not field:
                 raise QgsProcessingException("FIELD: choose the field of LABELS that holds the class.")
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        with engine_errors(qgis_message=False):
+        names = {**FLAG_TO_PARAMETER, "--map": "MAP", "--second": "SECOND", "--confidence": "CONFIDENCE",
+                 "--n": "N", "--square": "SQUARE"}
+        with engine_errors(names=names):
             check_output_path(out, [("classified map", path), ("second map", second),
                                     ("confidence raster", conf), ("labels", labels)],
                               "places to label")  # before any work

@@ -82,3 +82,17 @@ def test_grown_polygons_are_coloured_as_the_checkpoints_classes(claire_plugin, t
     assert {c.value(): c.symbol().color().name() for c in renderer.categories()} == \
         {"built area": colours["built area"], "water": colours["water"]}
     QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_grow_polygons_messages_name_the_parameters(claire_plugin, tmp_path, tiny_checkpoint):
+    """The engine's messages reach Processing with its parameter names (FIELD, SAR_UNITS), not the command line's."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    o, s, points = _inputs(tmp_path)
+    base = {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "cover", "CHECKPOINT": tiny_checkpoint,
+            "OUTPUT": str(tmp_path / "grown.gpkg")}
+    for extra, expected in (({"FIELD": "klass"}, "(FIELD)"), ({"SAR_UNITS": 2}, "use SAR_UNITS dB")):
+        with pytest.raises(QgsProcessingException) as info:
+            processing.run("claire:grow_polygons", {**base, **extra})
+        assert expected in str(info.value) and "--" not in str(info.value), str(info.value)
