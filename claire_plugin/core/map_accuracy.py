@@ -15,6 +15,7 @@ import numpy as np
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
+from .io.points import choose_layer
 from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
@@ -257,9 +258,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
 
     ds = _open_points(points_path)
     try:
-        lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
-        if lyr is None:
-            raise ClaireError(f"the sample points {points_path!r} have no layer {layer!r}")
+        lyr = choose_layer(ds, points_path, layer, "sample points")
         defn = lyr.GetLayerDefn()
         if defn.GetFieldIndex(field_name) < 0:
             fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]

@@ -215,6 +215,7 @@ FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": 
                  "--level": "'Map level' in Options", "--macro-field": "the Train tab's Macroclass field",
                  "--device": "'Device' in Options", "--explainer": "'Explainer model' in Options",
                  "--unfamiliar": "'unlike training data' under Also write",
+                 "--layer": "the layer: add the one you mean to the project and choose it",
                  "`claire classify --summary-json`": "a CLAIRE classification"}
 
 

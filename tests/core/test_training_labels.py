@@ -102,3 +102,35 @@ def test_label_problems_are_clear_errors(tmp_path, optical, case, words):
         read_labels(path, optical, field, name_field="name" if case == "dupname" else None)
     for w in words:
         assert w in str(err.value)
+
+
+def _second_layer(path: str, name: str, spatial: bool = True) -> None:
+    """Add a layer `name` to the GeoPackage (with geometry, or a plain table as QGIS's layer_styles is)."""
+    from osgeo import ogr, osr
+
+    ds = ogr.Open(path, 1)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    lyr = ds.CreateLayer(name, srs if spatial else None, ogr.wkbPolygon if spatial else ogr.wkbNone)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetField("class", 1)
+    if spatial:
+        feat.SetGeometry(ogr.CreateGeometryFromWkt(box_wkt(2, 2, 8, 8)))
+    lyr.CreateFeature(feat)
+    feat = lyr = ds = None
+
+
+def test_a_file_of_several_layers_needs_the_layer_named(tmp_path, optical):
+    """Which layer trains the network is never a guess: with two layers of geometry the user names one; a
+    style table beside one layer does not count."""
+    path = write_vector(tmp_path / "l.gpkg", BOXES)
+    _second_layer(path, "layer_styles", spatial=False)
+    assert len(read_labels(path, optical, "class").classes) == 3
+    _second_layer(path, "validation")
+    with pytest.raises(ClaireError, match=r"hold 2 layers \('.*' \(9 features\), 'validation' \(1 feature\)\); "
+                                          r"say which one to use \(--layer\)"):
+        read_labels(path, optical, "class")
+    assert len(read_labels(path, optical, "class", layer="validation", check_counts=False).classes) == 1
+    with pytest.raises(ClaireError, match=r"no layer 'nope'; choose one of"):
+        read_labels(path, optical, "class", layer="nope")

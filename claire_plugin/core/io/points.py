@@ -22,6 +22,28 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
 
 
+def choose_layer(ds, path: str, layer: Optional[str], what: str):
+    """The layer of the open OGR data source `ds` to read: `layer` by name, else its only layer with geometry
+    (a style table QGIS keeps in the file does not count). ClaireError naming the layers when `layer` is not
+    there, or when several layers could be meant (`what` names the file in the message: "labels")."""
+    from osgeo import ogr
+
+    names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
+    if layer:
+        lyr = ds.GetLayerByName(layer)
+        if lyr is None:
+            raise ClaireError(f"the {what} {path!r} have no layer {layer!r}; choose one of {', '.join(names)} "
+                              f"(--layer)")
+        return lyr
+    spatial = [ds.GetLayer(i) for i in range(ds.GetLayerCount()) if ds.GetLayer(i).GetGeomType() != ogr.wkbNone]
+    if len(spatial) > 1:
+        listed = ", ".join(f"'{lyr.GetName()}' ({n} feature{'s' if n != 1 else ''})"
+                           for lyr, n in ((lyr, lyr.GetFeatureCount()) for lyr in spatial))
+        raise ClaireError(f"the {what} {path!r} hold {len(spatial)} layers ({listed}); say which one to use "
+                          f"(--layer)")
+    return spatial[0] if spatial else ds.GetLayer(0)
+
+
 def check_replaceable(path: str, layer: str, role: str) -> None:
     """ClaireError when `path` exists and holds a layer other than `layer`: a file of the user's own (training
     polygons, survey points) that writing `role` there would replace, not an earlier output of the same kind."""

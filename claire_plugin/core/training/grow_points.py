@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CancelledError, ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
+from ..io.points import choose_layer
 from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region, normalisation_card
 
 LAYER = "training"
@@ -107,7 +108,7 @@ def point_attributes(points: str, layer: Optional[str], class_field: str
     taken = {class_field.lower(), SOURCE_FID, "pixels", "fid"}
     ds = ogr.Open(points)
     try:
-        lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+        lyr = choose_layer(ds, points, layer, "points")
         defn = lyr.GetLayerDefn()
         fields = [(defn.GetFieldDefn(i).GetName(), kinds.get(defn.GetFieldDefn(i).GetType(), "str"))
                   for i in range(defn.GetFieldCount()) if defn.GetFieldDefn(i).GetName().lower() not in taken]

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Sequence
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
+from ..io.points import choose_layer
 
 #: Layer name inside the GeoPackage.
 LAYER = "held_out"
@@ -43,7 +44,7 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         raise ClaireError(f"cannot reopen the labels {source['path']!r} to write the held-out polygons")
     written, lyr = 0, None
     try:
-        lyr = src.GetLayerByName(str(source["layer"])) if source.get("layer") else src.GetLayer(0)
+        lyr = choose_layer(src, str(source["path"]), source.get("layer"), "labels")
         fields = [f for f in (source.get("field"), source.get("name_field")) if f]
         out_ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
         try:

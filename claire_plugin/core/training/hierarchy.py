@@ -13,6 +13,7 @@ import numpy as np
 from ....models.macroclass import collapse_confusion
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
+from ..io.points import choose_layer
 from .labels import ClassInfo, class_key, class_lookup, classes_from_values
 from .scorecard import score_confusion
 
@@ -100,7 +101,7 @@ def _read_pairs(path: str, layer: Optional[str], field_name: str, macro_field: s
     ds = ogr.Open(path)
     problem, pairs = None, []
     try:
-        lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+        lyr = choose_layer(ds, path, layer, "labels")
         defn = lyr.GetLayerDefn()
         if defn.GetFieldIndex(macro_field) < 0:
             fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
+from ..io.points import choose_layer
 
 IGNORE = 255
 MIN_POLYGONS = 3
@@ -182,10 +183,7 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     """The chosen layer's features, checked fields and CRS (see _features), and the layer name."""
     from osgeo import osr
 
-    lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
-    if lyr is None:
-        names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
-        raise ClaireError(f"the labels {path!r} have no layer {layer!r}; choose one of {', '.join(names)}")
+    lyr = choose_layer(ds, path, layer, "labels")
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     listed = ", ".join(fields) or "(none)"
