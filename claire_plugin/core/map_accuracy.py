@@ -266,7 +266,8 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
                               f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
         src = lyr.GetSpatialRef()
         if src is None:
-            raise ClaireError(f"the sample points {points_path!r} have no coordinate reference system; assign one")
+            raise ClaireError(f"the sample points {points_path!r} have no coordinate reference system; assign the "
+                              f"map's (QGIS: Layer Properties > Source, or ogr2ogr -a_srs EPSG:xxxx)")
         dst = osr.SpatialReference()
         dst.ImportFromWkt(crs_wkt)
         for s in (src, dst):

@@ -74,3 +74,13 @@ def test_a_raster_output_named_as_another_format_is_refused(pair, capsys, flag, 
     out = main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
                 "--output", str(pair["dir"] / "lc.txt"), "--quiet"])
     assert out == 2 and "the output path" in capsys.readouterr().err
+
+
+def test_an_output_name_too_long_for_the_temporary_is_named(pair, capsys):
+    """Outputs are written under a longer temporary name first: a name the folder could only just hold is refused
+    before any work, as too long (not as an unwritable folder)."""
+    name = "a" * 230 + ".tif"
+    assert main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                 "--output", str(pair["dir"] / name), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "file name is too long (234 characters" in err and "give a shorter name" in err, err

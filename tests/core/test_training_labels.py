@@ -134,3 +134,10 @@ def test_a_file_of_several_layers_needs_the_layer_named(tmp_path, optical):
     assert len(read_labels(path, optical, "class", layer="validation", check_counts=False).classes) == 1
     with pytest.raises(ClaireError, match=r"no layer 'nope'; choose one of"):
         read_labels(path, optical, "class", layer="nope")
+
+
+def test_a_shapefile_without_its_dbf_is_named(tmp_path, optical):
+    path = write_vector(tmp_path / "l.shp", BOXES, driver="ESRI Shapefile")
+    (tmp_path / "l.dbf").unlink()
+    with pytest.raises(ClaireError, match=r"its \.dbf file, is missing beside it; copy it too"):
+        read_labels(path, optical, "class")

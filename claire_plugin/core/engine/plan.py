@@ -108,7 +108,8 @@ def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
     check_tiling(tile, context)
     batch = int(params.batch_size or default_batch(tile + 2 * context))
     if batch < 1:
-        raise ClaireError(f"batch size must be 1 or more (got {batch}); e.g. --batch-size 1")
+        raise ClaireError(f"batch size must be 1 or more, or 0 for the automatic one (got {batch}); e.g. "
+                          f"--batch-size 1")
     return tile, context, batch
 
 

@@ -22,6 +22,20 @@ DESCRIPTIONS = {"class": "land cover class", "confidence": "confidence (top-clas
                 "unfamiliar": "unlike the training data (100 = at the familiarity threshold)"}
 
 
+#: Bytes the temporary name adds to an output's name (core.io.atomic.temp_name: ".NAME.HOST-PID-RANDOM.partial.EXT").
+TEMP_EXTRA = 40
+
+
+def _longest_name(folder: str) -> int:
+    """The longest file name the folder's file system takes, in bytes (255 where it cannot be asked)."""
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return int(os.pathconf(folder or ".", "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
     """ClaireError when the output folder is missing, not writable, or the path is a folder or an input;
     `inputs` are paths or (role, path) pairs (the role names the input in the message)."""
@@ -38,6 +52,11 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None
         raise ClaireError(f"the {role} path {path!r} ends in a separator, so it names a folder; give a file "
                           f"name such as {os.path.join(path, example)!r}")
     folder = os.path.dirname(os.path.abspath(path))
+    longest = _longest_name(folder)
+    if len(os.path.basename(path).encode("utf-8")) + TEMP_EXTRA > longest:
+        raise ClaireError(f"the {role} file name is too long ({len(os.path.basename(path))} characters; this folder "
+                          f"takes names of up to {longest} bytes, and the file is first written under a temporary "
+                          f"name {TEMP_EXTRA} bytes longer): give a shorter name")
     if not os.path.isdir(folder):
         raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
     if not os.access(folder, os.W_OK):

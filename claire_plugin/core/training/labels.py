@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -187,6 +188,9 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     listed = ", ".join(fields) or "(none)"
+    if not fields and path.lower().endswith(".shp") and not any(
+            os.path.exists(path[:-4] + ext) for ext in (".dbf", ".DBF")):
+        listed = "(none: the shapefile's attribute table, its .dbf file, is missing beside it; copy it too)"
     if field_name is not None and defn.GetFieldIndex(field_name) < 0:
         raise MissingFieldError(f"the labels {path!r} have no field {field_name!r} (--field); its fields are "
                                 f"{listed}: pass --field with the one holding the class", "class")
