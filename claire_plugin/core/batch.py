@@ -256,6 +256,8 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
         from .runtime.device import check_device
         check_device(options.device)
         check_batch_settings(options)
+    elif not options.checkpoint or os.path.isfile(options.checkpoint):  # else it may lie on the workers only
+        check_batch_settings(options)
     prepare_output_folder(out_dir)
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}

@@ -175,3 +175,13 @@ def test_local_n_starts_and_stops_its_own_workers(tmp_path, tiny_checkpoint):
     assert _cli(opt_dir, sar_dir, local, tiny_checkpoint) == 0
     assert _cli(opt_dir, sar_dir, remote, tiny_checkpoint, "--scheduler", "local:1") == 0
     assert_same_outputs(local, remote)
+
+
+def test_a_tile_size_no_pair_can_use_is_refused_before_the_cluster_runs_anything(dask_cluster, tmp_path,
+                                                                                  tiny_checkpoint, capsys):
+    opt_dir, sar_dir = make_folders(str(tmp_path))
+    out = str(tmp_path / "remote")
+    assert _cli(opt_dir, sar_dir, out, tiny_checkpoint, "--scheduler", dask_cluster.address,
+                "--tile-size", "50") == 2
+    assert "tile size 50 is not a multiple of 32" in capsys.readouterr().err
+    assert not os.path.exists(out)
