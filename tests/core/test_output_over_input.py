@@ -6,38 +6,18 @@ given as output keeps its contents, and nothing (no output, temporary or hidden 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
+from claire.tests.core.test_bad_inputs import cli, error_line  # noqa: F401 - the shared CLI runner
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
 X0, Y0 = 500000.0, 4600000.0
-
-
-def cli(argv):
-    """Run `claire ...` in-process: (exit status, stdout, stderr)."""
-    from claire.claire_plugin.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
-
-
-def error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("claire: error:")]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def tree(folder) -> dict:

@@ -4,37 +4,17 @@ fix (never a hidden temporary name), before any work; the inputs stay byte-ident
 behind. The command-line twins are in tests/core/test_output_over_input.py."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from claire.tests.core.test_output_over_input import _points, tree  # the same helpers as the CLI twins
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 from claire.tests.qgis.test_bad_inputs_alg import run_alg
 
 X0, Y0 = 500000.0, 4600000.0
-
-
-def tree(folder) -> dict:
-    """{relative path: sha256} of every file under `folder` (hidden ones included), folders as None."""
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for d in dirs:
-            found[os.path.relpath(os.path.join(root, d), folder)] = None
-        for f in files:
-            p = os.path.join(root, f)
-            found[os.path.relpath(p, folder)] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-    return found
-
-
-def _points(path, records, field, kind="int"):
-    from rasterio.crs import CRS
-
-    from claire.claire_plugin.core.io.points import write_point_layer
-
-    return write_point_layer(str(path), "points", CRS.from_epsg(32631).to_wkt(), [(field, kind)], records, "test")
 
 
 @pytest.fixture
