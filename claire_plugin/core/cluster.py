@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from .batch import CANCELLED_BEFORE, SKIPPED, LocalExecutor, Outcome, PairJob, failed_fields, run_pair
 from .errors import ClaireError
 from .params import RunOptions
+from .runtime.resources import cpu_cores
 
 CONNECT_TIMEOUT_S = 5.0  # reaching the scheduler
 WORKERS_TIMEOUT_S = 30.0  # waiting for a first worker to join
@@ -57,6 +58,12 @@ def parse_scheduler(text: Optional[str]) -> Optional[SchedulerSpec]:
         n = int(local.group(1) or DEFAULT_LOCAL_WORKERS)
         if n < 1:
             raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes; give at least 1, e.g. local:2")
+        cores = cpu_cores()
+        if n > 2 * cores:
+            raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes on this machine's {cores} CPU "
+                              f"cores: each runs a model of its own, so more than one per core only splits the "
+                              f"memory and the cores; give at most local:{cores} (more machines: a Dask scheduler, "
+                              f"tcp://HOST:PORT)")
         return SchedulerSpec(local_workers=n)
     if not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+/?", text):
         raise ClaireError(f"--scheduler {text!r} is not a Dask scheduler address; give tcp://HOST:PORT (as printed "

@@ -32,12 +32,14 @@ def _cli(opt_dir, sar_dir, out, checkpoint, *extra):
                  "--checkpoint", checkpoint, "--confidence", "--quiet", *ARGS, *extra])
 
 
-def test_scheduler_text_is_parsed_or_refused():
+def test_scheduler_text_is_parsed_or_refused(monkeypatch):
+    monkeypatch.setattr(cluster, "cpu_cores", lambda: 2)
     assert parse_scheduler("") is None and parse_scheduler(None) is None
     assert parse_scheduler("local:3") == SchedulerSpec(local_workers=3)
     assert parse_scheduler("local") == SchedulerSpec(local_workers=cluster.DEFAULT_LOCAL_WORKERS)
     assert parse_scheduler(" tcp://10.0.0.5:8786 ") == SchedulerSpec(address="tcp://10.0.0.5:8786")
-    for bad, words in [("10.0.0.5:8786", "tcp://HOST:PORT"), ("local:0", "at least 1"), ("tcp://h", "tcp://")]:
+    for bad, words in [("10.0.0.5:8786", "tcp://HOST:PORT"), ("local:0", "at least 1"), ("tcp://h", "tcp://"),
+                       ("local:1000", r"1000 worker processes on this machine's 2 CPU cores.*at most local:2")]:
         with pytest.raises(ClaireError, match=words):
             parse_scheduler(bad)
 
