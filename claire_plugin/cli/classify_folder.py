@@ -48,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
     for u in pairing.unmatched:
         print(f"claire: warning: unmatched {u.side} file {os.path.basename(u.path)}: {u.reason}", file=sys.stderr)
 
+    written = []
+
     def on_pair(i: int, n: int, record: dict, result) -> None:
+        if record["status"] == "ok":
+            written.append(record["output"])
         label = f"[{i + 1}/{n}] {os.path.basename(record['optical'])} + {os.path.basename(record['sar'])}"
         if record["status"] == "failed":
             print(f"claire: error: {label}: {record['reason']}", file=sys.stderr)
@@ -60,10 +64,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"claire: {message}", file=sys.stderr)
 
-    with executor_for(args.scheduler, log) as executor:
-        summary = classify_pairs(pairing, options, args.output_folder, optical_folder=args.optical_folder,
-                                 sar_folder=args.sar_folder, rule=args.pairing, confidence=args.confidence,
-                                 skip_existing=args.skip_existing, on_pair=on_pair, executor=executor)
+    try:
+        with executor_for(args.scheduler, log) as executor:
+            summary = classify_pairs(pairing, options, args.output_folder, optical_folder=args.optical_folder,
+                                     sar_folder=args.sar_folder, rule=args.pairing, confidence=args.confidence,
+                                     skip_existing=args.skip_existing, on_pair=on_pair, executor=executor)
+    except KeyboardInterrupt as exc:  # claire's main says it; the pairs done before are complete files
+        if written:
+            exc.claire_outcome = (f"the {len(written)} pair(s) classified before are complete in "  # type: ignore
+                                  f"{args.output_folder} (no batch summary was written); run the same command "
+                                  f"with --skip-existing to classify the rest")
+        raise
     failed = summary.count("failed")
     print(f"claire: {summary.count('ok', 'skipped')} of {len(summary.results)} pair(s) classified, {failed} failed, "
           f"{len(summary.unmatched)} unmatched file(s); summary: {summary.json_path}", file=sys.stderr)

@@ -103,7 +103,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        print(f"claire: {how}; no output was written.", file=sys.stderr)
+        outcome = getattr(exc, "claire_outcome", None) or "no output was written"
+        print(f"claire: {how}; {outcome}.", file=sys.stderr)
         return 128 + int(signum)
     except ModuleNotFoundError as exc:
         from ..deps import missing_package_hint

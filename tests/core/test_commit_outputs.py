@@ -306,3 +306,25 @@ def test_stale_temporaries_only_of_dead_processes_of_this_machine(tmp_path):
         Path(p).write_text("x")
     assert sorted(remove_stale_temporaries(final)) == sorted([stale, stale + ".aux.xml"])
     assert all(os.path.exists(p) for p in (mine, other_host, other_file))
+
+
+def test_a_folder_run_interrupted_says_which_maps_are_complete(workdir, monkeypatch):
+    """Ctrl+C between pairs: the maps written before are complete files, and the message says so (and how to
+    finish), instead of claiming that nothing was written."""
+    from claire.claire_plugin.core import batch
+
+    tmp, ck = workdir
+    opt_dir, sar_dir = C.batch_folders(tmp, ["a.tif", "b.tif"], ["a.tif", "b.tif"])
+    real = batch.run_pair
+
+    def second_interrupted(job, *args, **kwargs):
+        if job.index == 1:
+            raise KeyboardInterrupt
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "run_pair", second_interrupted)
+    out = tmp / "out" / "batch"
+    rc, _, stderr = cli(_batch_argv(opt_dir, sar_dir, out, ck))
+    assert rc == 130 and "Traceback" not in stderr
+    assert "interrupted; the 1 pair(s) classified before are complete in" in stderr and "--skip-existing" in stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".aux.xml")) == ["a_landcover.tif"]
