@@ -30,7 +30,9 @@ def register(subparsers) -> None:
                                                  "such as _S2->_S1, or regex:PATTERN with a (?P<key>...) group")
     add_run_options(p)
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
-    p.add_argument("--skip-existing", action="store_true", help="skip pairs whose output already exists")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip pairs whose outputs (the map, and the confidence with --confidence) already exist "
+                        "complete")
     p.add_argument("--scheduler", default="", help=SCHEDULER_HELP)
     p.add_argument("--quiet", action="store_true", help="print only failures and the final line")
     p.set_defaults(func=run)

@@ -233,9 +233,31 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool) -> L
     for i, pair in enumerate(pairing.pairs):
         output = os.path.join(out_dir, output_name(pair))
         conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
-        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf,
-                            skip=skip_existing and os.path.exists(output)))
+        done = skip_existing and is_complete_raster(output) and (conf is None or is_complete_raster(conf))
+        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done))
     return jobs
+
+
+def is_complete_raster(path: str) -> bool:
+    """Whether `path` is a raster whose last pixel can be read: an earlier run's finished output, not a cut-off
+    or foreign file (what --skip-existing may skip)."""
+    from rasterio.windows import Window
+
+    from .io.raster_io import open_raster, read_pixels
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        ds = open_raster(path, "earlier output")
+    except ClaireError:
+        return False
+    try:
+        read_pixels(ds, [ds.count], Window(ds.width - 1, ds.height - 1, 1, 1), ds.dtypes[0])
+        return True
+    except ClaireError:
+        return False
+    finally:
+        ds.close()
 
 
 def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",

@@ -35,7 +35,8 @@ HELP = {
     "(claire_batch_summary.json and .csv).",
     **RUN_HELP,
     "CONFIDENCE": "Also write <optical name>_confidence.tif per pair.",
-    "SKIP_EXISTING": "Skip pairs whose output already exists (to resume an interrupted batch).",
+    "SKIP_EXISTING": "Skip pairs whose outputs (the map, and the confidence when asked for) already exist "
+                     "complete (to resume an interrupted batch).",
     "DASK_SCHEDULER": "Run the pairs on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N for N "
     "worker processes on this computer. Empty: in QGIS, as usual. Inputs and the output folder must be on "
     "storage the workers see under the same paths (see docs/cluster.md).",

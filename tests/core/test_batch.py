@@ -75,3 +75,22 @@ def test_output_folder_that_is_a_file_is_refused(folders, tmp_path, tiny_checkpo
     (tmp_path / "file").write_text("x")
     with pytest.raises(ClaireError, match="is a file"):
         classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(), str(tmp_path / "file"))
+
+
+def test_skip_existing_skips_only_complete_outputs(folders, tmp_path, tiny_checkpoint):
+    """--skip-existing resumes a batch: a cut-off map, a text file under the map's name, or a pair whose
+    confidence raster is asked for but missing is classified again; complete ones are skipped."""
+    opt_dir, sar_dir = folders
+    out = tmp_path / "out"
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    first = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out))
+    assert [r["status"] for r in first.results] == ["ok", "ok", "ok"]
+    maps = sorted(out.glob("*_landcover.tif"))
+    maps[0].write_bytes(maps[0].read_bytes()[:500])  # an interrupted copy
+    maps[1].write_text("not a map\n")
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out), skip_existing=True)
+    assert [r["status"] for r in again.results] == ["ok", "ok", "skipped"]
+    with_conf = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out), skip_existing=True,
+                               confidence=True)
+    assert [r["status"] for r in with_conf.results] == ["ok", "ok", "ok"]
+    assert len(list(out.glob("*_confidence.tif"))) == 3
