@@ -136,14 +136,15 @@ def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint
 
 def check_batch_settings(options: RunOptions) -> None:
     """What every pair shares checked once, before any pair runs: the checkpoint can be read and its card is
-    valid, and the tile, context and batch sizes can work with it (ClaireError / CheckpointError naming the
-    fix), so that a wrong setting is one message, not one failure per pair."""
+    valid, the tile, context and batch sizes and the map level can work with it (ClaireError / CheckpointError
+    naming the fix), so that a wrong setting is one message, not one failure per pair."""
     from ...models.checkpoint import read_card
     from ..paths import DEFAULT_CHECKPOINT
-    from .engine.plan import resolve_tiling
+    from .engine.plan import level_card, resolve_tiling
 
     card = read_card(options.checkpoint or DEFAULT_CHECKPOINT)
     resolve_tiling(options.params("", "", ""), card)
+    level_card(card, options.level)
 
 
 @dataclass(frozen=True)

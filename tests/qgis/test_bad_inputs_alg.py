@@ -262,7 +262,8 @@ def test_alg_batch_wrong_shared_setting_is_one_message_before_any_pair(claire_pl
     fake = tmp / "fake.safetensors"
     fake.write_text("not a checkpoint\n")
     for extra, expected in (({"TILE_SIZE": 50}, "tile size 50 is not a multiple of 32"),
-                            ({"CHECKPOINT": str(fake)}, "safetensors")):
+                            ({"CHECKPOINT": str(fake)}, "safetensors"),
+                            ({"LEVEL": 1}, "this checkpoint has no macroclasses")):
         params = {"OPTICAL_FOLDER": opt_dir, "SAR_FOLDER": sar_dir, "OUTPUT_FOLDER": str(tmp / "out" / "batch"),
                   "CHECKPOINT": ck, **extra}
         results, message = run_alg("claire:classify_folder", params)
