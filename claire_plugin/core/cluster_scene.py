@@ -59,6 +59,11 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
     for role, path in (("output", output), ("confidence", confidence)):
         if path:
             check_output_path(path, [optical, sar, options.checkpoint], role)
+            ext, wanted = os.path.splitext(path)[1].lower(), (".vrt",) if vrt else (".tif", ".tiff")
+            if ext and ext not in wanted:
+                kind = "a VRT over the parts (--vrt)" if vrt else "a GeoTIFF"
+                raise ClaireError(f"the {role} path {path!r} ends in {ext}, but the {role} is written as {kind}; "
+                                  f"give a name ending in {wanted[0]}, e.g. {os.path.splitext(path)[0]}{wanted[0]}")
     with rio.open_raster(optical, "optical") as ds:
         height = ds.height
     rio.open_raster(sar, "SAR").close()

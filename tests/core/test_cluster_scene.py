@@ -64,3 +64,19 @@ def test_switches_a_split_scene_cannot_honour_are_refused_not_ignored(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and f"{flag} cannot be combined with --scheduler" in err
     assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_the_output_name_follows_what_is_written(tmp_path):
+    """--vrt writes a VRT over the parts: a .tif name would hold VRT text; without --vrt a .vrt name would hold a
+    GeoTIFF. Both refused before the cluster is asked anything."""
+    from claire.claire_plugin.core.cluster_scene import classify_scene
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.params import run_options
+
+    opt = tmp_path / "o.tif"
+    opt.write_text("never read\n")
+    for name, vrt, words in (("m.tif", True, r"ends in \.tif, but the output is written as a VRT over the parts"),
+                             ("m.vrt", False, r"ends in \.vrt, but the output is written as a GeoTIFF")):
+        with pytest.raises(ClaireError, match=words):
+            classify_scene(run_options(), str(opt), str(opt), str(tmp_path / name), None, parts=2, vrt=vrt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif"]
