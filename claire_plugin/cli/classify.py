@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         if result.summary_json:
             print(f"summary:    {result.summary_json}")
         if result.report:
-            print(f"report:     {result.report}")
+            from ..core.explain.report import report_paths
+
+            json_path, twin, _ = report_paths(args.report)
+            print(f"report:     {json_path} and {twin}")
         print(format_table(result.summary))
     return 0
 

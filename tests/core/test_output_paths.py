@@ -84,3 +84,12 @@ def test_an_output_name_too_long_for_the_temporary_is_named(pair, capsys):
                  "--output", str(pair["dir"] / name), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "file name is too long (234 characters" in err and "give a shorter name" in err, err
+
+
+def test_the_report_and_its_twin_are_both_announced(pair, capsys):
+    """--report r.json also writes r.md beside it: both are named in what the run prints."""
+    assert main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                 "--output", str(pair["dir"] / "lc.tif"), "--report", str(pair["dir"] / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert f"report:     {pair['dir'] / 'r.json'} and {pair['dir'] / 'r.md'}" in printed, printed
+    assert (pair["dir"] / "r.md").exists()
