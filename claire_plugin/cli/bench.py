@@ -10,6 +10,9 @@ from ..core.errors import ClaireError
 from ..core.params import RUNTIMES
 from .dev_tools import dev_tool
 
+#: The largest benchmark pair's side (its synthetic inputs are written to disk first).
+MAX_BENCH_SIZE = 20000
+
 LAYOUT_NAMES = ("cog", "plain")  # tools/bench.py's LAYOUTS, named here so that --help works without the tools
 
 
@@ -58,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         raise ClaireError(f"--sizes {args.sizes!r} is not a list of integers; e.g. --sizes 1024,4096") from None
-    if not sizes or min(sizes) < 64:
-        raise ClaireError("--sizes needs sizes of at least 64 pixels, e.g. --sizes 1024,4096,8192")
+    if not sizes or min(sizes) < 64 or max(sizes) > MAX_BENCH_SIZE:
+        raise ClaireError(f"--sizes needs sizes from 64 to {MAX_BENCH_SIZE} pixels (a whole Sentinel-2 tile is "
+                          f"10980; each size first writes a synthetic pair to disk, several GB at the largest), "
+                          f"e.g. --sizes 1024,4096,8192")
     runtimes = parse_runtimes(args.runtimes)
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))

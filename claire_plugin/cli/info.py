@@ -93,8 +93,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     """Parameters and GFLOPs per architecture and size (counted with FlopCounterMode)."""
     from ...models.profile import profile_models
+    from ...models.registry import available_sizes
 
-    rows = profile_models([s for s in args.sizes.split(",") if s], tile=args.tile, speed=args.speed)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in available_sizes()]
+    if unknown or not sizes:
+        raise ClaireError(f"--sizes {args.sizes!r}: give model sizes among {', '.join(available_sizes())}, "
+                          f"separated by commas")
+    if args.tile < 32 or args.tile % 32 or args.tile > 2048:
+        raise ClaireError(f"--tile {args.tile}: give a multiple of 32 from 32 to 2048 (e.g. 256)")
+    rows = profile_models(sizes, tile=args.tile, speed=args.speed)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -295,3 +295,16 @@ def test_grow_polygons_points_that_do_not_exist_are_named(tmp_path):
     line = _refused(["grow-polygons", "--optical", s["optical"], "--sar", s["sar"], "--points", missing,
                      "--field", "class", "--output", str(tmp_path / "grown.gpkg")], tmp_path)
     assert f"the labels {missing!r} do not exist" in line and "check the path" in line, line
+
+
+@pytest.mark.parametrize("args, words", [(["--tile", "0"], "--tile 0: give a multiple of 32"),
+                                         (["--tile", "100000"], "from 32 to 2048"),
+                                         (["--sizes", "abc"], "--sizes 'abc': give model sizes among tiny")])
+def test_models_refuses_sizes_and_tiles_it_cannot_profile(tmp_path, args, words):
+    line = _refused(["models", *args], tmp_path)
+    assert words in line, line
+
+
+def test_bench_refuses_a_size_beyond_its_largest(tmp_path):
+    line = _refused(["bench", "--sizes", "100000,1024", "--folder", str(tmp_path / "bench")], tmp_path)
+    assert "--sizes needs sizes from 64 to 20000 pixels" in line, line
