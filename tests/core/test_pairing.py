@@ -66,3 +66,19 @@ def test_missing_folder_raises(tmp_path):
 def test_output_name():
     res = pair_files(["/o/a_S2.tif"], ["/s/a_S1.tif"], parse_rule("_S2->_S1"))
     assert output_name(res.pairs[0]) == "a_S2_landcover.tif"
+
+
+def test_one_folder_holding_both_sides_is_split_by_the_rule(tmp_path):
+    """x_S2.tif beside x_S1.tif in one folder: a replacement rule tells the optical from the SAR files; the
+    identical-name rule cannot, and says so."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.pairing import pair_folders
+
+    for name in ("a_S2.tif", "a_S1.tif", "b_S2.tif", "b_S1.tif", "c_S1.tif"):
+        (tmp_path / name).write_bytes(b"")
+    result = pair_folders(str(tmp_path), str(tmp_path), "_S2->_S1")
+    assert [(os.path.basename(p.optical), os.path.basename(p.sar)) for p in result.pairs] == [
+        ("a_S2.tif", "a_S1.tif"), ("b_S2.tif", "b_S1.tif")]
+    assert [(os.path.basename(u.path), u.side) for u in result.unmatched] == [("c_S1.tif", "sar")]
+    with pytest.raises(ClaireError, match=r"same folder .*give a pairing rule that tells their files apart"):
+        pair_folders(str(tmp_path), str(tmp_path), "")

@@ -66,6 +66,8 @@ class PairingRule:
     description: str
     optical_key: Callable[[str], Optional[str]]
     sar_key: Callable[[str], Optional[str]]
+    #: a replacement rule's (optical parts, SAR parts): what tells the two apart in one folder
+    sides: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
 
 
 def _stem(path: str) -> str:
@@ -121,7 +123,8 @@ def parse_rule(text: Optional[str]) -> PairingRule:
             return s
 
         desc = ", ".join(f"'{o}' -> '{n}'" for o, n in replacements)
-        return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s.lower())
+        return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s.lower(),
+                           (tuple(o for o, _ in replacements), tuple(n for _, n in replacements)))
     raise ClaireError(
         f"Unknown pairing rule {text!r}. Use an empty rule (identical names), a replacement such as "
         "_S2->_S1, or regex:<pattern with a (?P<key>...) group>."
@@ -186,7 +189,16 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
 def pair_folders(optical_dir: str, sar_dir: str, rule_text: Optional[str] = None) -> PairingResult:
     """List both folders and pair their rasters with the rule given as text."""
     rule = parse_rule(rule_text)
-    return pair_files(list_rasters(optical_dir), list_rasters(sar_dir), rule)
+    optical, sar = list_rasters(optical_dir), list_rasters(sar_dir)
+    if os.path.samefile(optical_dir, sar_dir):  # x_S2.tif beside x_S1.tif: the rule's parts tell them apart
+        if rule.sides is None or not all(rule.sides[1]):
+            raise ClaireError(f"The optical and SAR folders are the same folder ({optical_dir!r}); give a pairing "
+                              f"rule that tells their files apart, e.g. _S2->_S1 when the optical names hold _S2 "
+                              f"and the SAR names _S1.")
+        olds, news = rule.sides
+        optical = [p for p in optical if any(o in _stem(p).lower() for o in olds)]
+        sar = [p for p in sar if any(n in _stem(p).lower() for n in news) and p not in optical]
+    return pair_files(optical, sar, rule)
 
 
 def output_name(pair: Pair, suffix: str = "_landcover", ext: str = ".tif") -> str:
