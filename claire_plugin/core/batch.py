@@ -240,25 +240,17 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool) -> L
 
 
 def is_complete_raster(path: str) -> bool:
-    """Whether `path` is a raster whose last pixel can be read: an earlier run's finished output, not a cut-off
-    or foreign file (what --skip-existing may skip)."""
-    from rasterio.windows import Window
-
-    from .io.raster_io import open_raster, read_pixels
+    """Whether `path` is a raster whose last block reads (core.io.raster_io.check_complete): an earlier run's
+    finished output, not a cut-off or foreign file (what --skip-existing may skip)."""
+    from .io.raster_io import check_complete
 
     if not os.path.isfile(path):
         return False
     try:
-        ds = open_raster(path, "earlier output")
+        check_complete(path, "earlier output")
     except ClaireError:
         return False
-    try:
-        read_pixels(ds, [ds.count], Window(ds.width - 1, ds.height - 1, 1, 1), ds.dtypes[0])
-        return True
-    except ClaireError:
-        return False
-    finally:
-        ds.close()
+    return True
 
 
 def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",

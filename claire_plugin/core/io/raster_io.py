@@ -218,6 +218,16 @@ def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
     return GridWarp(src, grid_ds, resampling)
 
 
+def check_complete(path: str, role: str) -> Tuple[int, int]:
+    """(height, width) of a raster that opens and whose last block reads; ClaireError naming the file otherwise
+    (a file that is no raster, or one cut off, e.g. by an interrupted copy)."""
+    with open_raster(path, role) as ds:
+        bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, ds.width)
+        row, col = (ds.height - 1) // bh * bh, (ds.width - 1) // bw * bw
+        read_window(ds, list(range(1, ds.count + 1)), row, col, ds.height - row, ds.width - col, dtype=ds.dtypes[0])
+        return ds.height, ds.width
+
+
 def read_window(ds, indexes: Sequence[int], row0: int, col0: int, height: int, width: int,
                 dtype: str = "float32") -> np.ndarray:
     """Read bands `indexes` of window (row0, col0, height, width) as `dtype`, clipped to the raster.

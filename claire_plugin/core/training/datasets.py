@@ -238,10 +238,12 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
             lists_used = bool(lists)
     else:
         lists_used = True
+    from ..io.raster_io import check_complete
+
     for p in pairs:
-        check_readable(p.optical, "optical")
-        check_readable(p.sar, "SAR")
-        h, w = check_readable(p.label, "label")
+        check_complete(p.optical, "optical")
+        check_complete(p.sar, "SAR")
+        h, w = check_complete(p.label, "label")
         p.region = (0, 0, h, w)
         if not lists_used and split != "all" and holdout > 0:
             hw = max(1, int(round(w * holdout)))
@@ -249,19 +251,6 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
     if not pairs:
         raise EmptySplitError(f"split '{split}' of {root} is empty; check the split lists or the --holdout value")
     return pairs
-
-
-def check_readable(path: str, role: str) -> Tuple[int, int]:
-    """(height, width) of a raster that opens and whose last block reads; ClaireError naming the file
-    otherwise (core.io.raster_io: a file that is no raster, or one cut off, e.g. by an interrupted copy)."""
-    from ..io.raster_io import open_raster, read_window
-
-    with open_raster(path, role) as ds:
-        bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, ds.width)
-        row, col = (ds.height - 1) // bh * bh, (ds.width - 1) // bw * bw
-        read_window(ds, list(range(1, ds.count + 1)), row, col, ds.height - row, ds.width - col,
-                    dtype=ds.dtypes[0])
-        return ds.height, ds.width
 
 
 def check_pair_bands(pairs: Sequence[Pair], optical_bands: Optional[List[int]] = None,
