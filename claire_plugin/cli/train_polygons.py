@@ -8,7 +8,6 @@ import sys
 from dataclasses import replace
 from typing import Any, Dict
 
-from ...models.checkpoint import check_output_name
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from .options import OFFSET_HELP
@@ -118,8 +117,7 @@ def params_from_args(args: argparse.Namespace):
         raise ClaireError(f"training from --labels needs {' and '.join(missing)}: the rasters the labels were drawn on")
     if args.data:
         raise ClaireError("give either --data (a label folder) or --labels (your polygons), not both")
-    check_mode_options(args)
-    check_output_name(args.output)
+    check_mode_options(args)  # the checkpoint's name is checked with the other settings (polygons.check_settings)
     epochs = args.epochs if args.epochs is not None else (10000 if args.minutes else 12)
     cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, crop=args.crop, lr=args.lr,
