@@ -66,12 +66,10 @@ def _card(checkpoint: Optional[str], from_file: Optional[dict], summary: dict) -
 def _check_report_paths(report: str, summary: str, checkpoint: Optional[str]) -> None:
     """ClaireError when the report's JSON or its twin (the .md / .html written beside it) cannot be written
     or would overwrite the summary or the checkpoint (core.io.writer.check_outputs)."""
-    from ..core.explain.report import report_paths
+    from ..core.explain.report import report_outputs
     from ..core.io.writer import check_outputs
 
-    json_path, twin, kind = report_paths(report)
-    check_outputs([("report", json_path), (f"report's {kind.upper()} twin", twin)],
-                  [("summary", summary), ("checkpoint", checkpoint)])
+    check_outputs(report_outputs(report), [("summary", summary), ("checkpoint", checkpoint)])
 
 
 def run(args: argparse.Namespace) -> int:

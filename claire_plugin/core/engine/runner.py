@@ -130,7 +130,7 @@ def _check_paths(params: ClassifyParams) -> None:
         problem = p and missing_message(p, role)
         if problem:
             raise ClaireError(problem)
-    from ..explain.report import report_paths
+    from ..explain.report import report_outputs
 
     inputs = [("optical raster", params.optical), ("SAR raster", params.sar), ("reference raster", params.reference),
               ("checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)]
@@ -139,8 +139,7 @@ def _check_paths(params: ClassifyParams) -> None:
     outs = [("output", params.output), ("confidence", params.confidence), ("reliance", params.reliance),
             ("cloud", params.cloud), ("unfamiliar", params.unfamiliar), ("summary", params.summary_json)]
     if params.report:
-        json_path, twin_path, kind = report_paths(params.report)
-        outs += [("report", json_path), (f"report's {kind.upper()} twin", twin_path)]
+        outs += report_outputs(params.report)
     check_outputs(outs, inputs)
     for role, path in outs[:5]:  # the rasters
         ext = os.path.splitext(path or "")[1]

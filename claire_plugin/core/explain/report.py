@@ -34,6 +34,12 @@ def report_paths(path: str) -> Tuple[str, str, str]:
     return path, path + ".md", "md"
 
 
+def report_outputs(path: str) -> List[Tuple[str, str]]:
+    """The (role, path) pairs of the files a report requested as `path` writes, for core.io.writer.check_outputs."""
+    json_path, twin, kind = report_paths(path)
+    return [("report", json_path), (f"report's {kind.upper()} twin", twin)]
+
+
 def card_subset(card: dict) -> dict:
     """The parts of a model card a report reader needs (no normalisation statistics)."""
     card = card or {}

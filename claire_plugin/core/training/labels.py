@@ -143,8 +143,6 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
 @with_gdal_exceptions
 def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
     """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
-    import os
-
     from osgeo import ogr
 
     from ..io.gdal_names import is_gdal_name
