@@ -37,11 +37,15 @@ def choose_layer(ds, path: str, layer: Optional[str], what: str):
         return lyr
     spatial = [ds.GetLayer(i) for i in range(ds.GetLayerCount()) if ds.GetLayer(i).GetGeomType() != ogr.wkbNone]
     if len(spatial) > 1:
-        listed = ", ".join(f"'{lyr.GetName()}' ({n} feature{'s' if n != 1 else ''})"
-                           for lyr, n in ((lyr, lyr.GetFeatureCount()) for lyr in spatial))
+        listed = _listed({lyr.GetName(): lyr.GetFeatureCount() for lyr in spatial})
         raise ClaireError(f"the {what} {path!r} hold {len(spatial)} layers ({listed}); say which one to use "
                           f"(--layer)")
     return spatial[0] if spatial else ds.GetLayer(0)
+
+
+def _listed(layers: Dict[str, int]) -> str:
+    """"'name' (n features), ..." of {layer name: feature count}, for a message."""
+    return ", ".join(f"'{name}' ({n} feature{'s' if n != 1 else ''})" for name, n in layers.items())
 
 
 def check_replaceable(path: str, layer: str, role: str) -> None:
@@ -65,8 +69,7 @@ def check_replaceable(path: str, layer: str, role: str) -> None:
             others[lyr.GetName()] = lyr.GetFeatureCount()
     ds = None
     if others:
-        held = ", ".join(f"'{name}' ({n} feature{'s' if n != 1 else ''})" for name, n in others.items())
-        raise ClaireError(f"{path!r} already holds layer {held}, which {role} would replace (their layer is "
+        raise ClaireError(f"{path!r} already holds layer {_listed(others)}, which {role} would replace (their layer is "
                           f"'{layer}'); choose another file name so that your data is not lost")
 
 
