@@ -536,6 +536,37 @@ def test_package_key_of_float32_is_unchanged_and_bfloat16_has_its_own(default_mo
     assert package_key(model, "cpu", 256, 4, (10, 2), precision="bfloat16") != plain
 
 
+def test_packages_are_built_in_the_models_own_layout_and_a_package_of_other_settings_is_not_reused(
+        tmp_path, monkeypatch, default_model):
+    import torch._inductor as inductor
+    from torch._inductor import config
+
+    seen = {}
+
+    def fake_build(program, package_path):
+        seen.update(layout=config.layout_optimization, threads=config.cpp.dynamic_threads)
+        open(package_path, "wb").close()
+        return package_path
+
+    monkeypatch.setattr(inductor, "aoti_compile_and_package", fake_build)
+    before = config.layout_optimization
+    compiled.build_aot(Toy().eval(), str(tmp_path / "toy.pt2"), 32, 1, (2, 1))
+    assert seen == {"layout": False, "threads": True}
+    assert config.layout_optimization == before  # the process's own settings are put back
+    model, _ = default_model
+    key = package_key(model, "cpu", 256, 4, (10, 2))
+    monkeypatch.setitem(compiled.INDUCTOR_SETTINGS, "layout_optimization", True)
+    assert package_key(model, "cpu", 256, 4, (10, 2)) != key
+
+
+def test_torch_compile_gets_the_same_inductor_settings(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.update(kw) or fn)
+    compiled.compile_model(Toy().eval())
+    assert seen["options"] == {"cpp.dynamic_threads": True, "layout_optimization": False}
+    assert seen["dynamic"] is False
+
+
 @pytest.mark.slow
 def test_torch_compile_of_a_gated_model_takes_the_cloud_input():
     toy = CloudToy().eval()

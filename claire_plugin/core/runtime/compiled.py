@@ -27,8 +27,10 @@ Compiled code has a fixed batch: `FixedBatch` pads a short batch (the last one o
 cloud probability alike) with zeros to the compiled size, so it never falls back to a slow path, and runs any
 other shape or inputs (the memory check's calibration forward) on the eager model. Kernels are generated with
 dynamic thread counts (inductor's cpp.dynamic_threads), so torch.set_num_threads between batches still acts
-(core.runtime.contention) and each forward lane of the engine runs its own thread count. A package is run through
-its C interface (core.runtime.aot_runner), which lets Python's GIL go, so the engine's lanes run windows at once.
+(core.runtime.contention) and each forward lane of the engine runs its own thread count. Inductor's layout
+optimisation (convolutions in channels-last) is off: on the shipped networks it made the float32 package 2.5x slower
+than eager (docs/benchmark.md, "Inductor's channels-last layout"). A package is run through its C interface
+(core.runtime.aot_runner), which lets Python's GIL go, so the engine's lanes run windows at once.
 """
 from __future__ import annotations
 
@@ -199,12 +201,12 @@ def code_digest(model: nn.Module) -> str:
 def package_key(model: nn.Module, device: str, tile: int, batch: int, channels: Tuple[int, int],
                 cloud: bool = False, features: bool = False, precision: str = "float32") -> str:
     """Name of the AOT package for this model (weights and the code of its modules), machine, torch version,
-    input shape and its inputs and outputs: with the cloud probability as an input (`cloud`), with the
-    familiarity features as outputs (`features`), computed in `precision` (PRECISIONS)."""
+    inductor settings, input shape and its inputs and outputs: with the cloud probability as an input (`cloud`),
+    with the familiarity features as outputs (`features`), computed in `precision` (PRECISIONS)."""
     parts = {"weights": weights_digest(model), "code": code_digest(model), "torch": torch.__version__,
              "machine": platform.machine(),
              "cpu": _cpu_name(), "device": device, "tile": int(tile), "batch": int(batch),
-             "channels": [int(c) for c in channels], "format": 1}
+             "channels": [int(c) for c in channels], "format": 1, "inductor": INDUCTOR_SETTINGS}
     if gives_cells(model):
         parts["cells"] = True
     parts.update({k: True for k, v in (("cloud", cloud), ("features", features)) if v})
@@ -228,6 +230,11 @@ def _inputs(batch: int, channels: Tuple[int, int], tile: int, cloud: bool = Fals
         (torch.rand(batch, 1, tile, tile, generator=g),) if cloud else ())
 
 
+#: Inductor settings of every compiled forward (packages and torch.compile): thread counts set per call, and the
+#: tensors kept in the model's own memory format (its convolutions were 3x slower in inductor's channels-last).
+INDUCTOR_SETTINGS = {"cpp.dynamic_threads": True, "layout_optimization": False}
+
+
 def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tuple[int, int], cloud: bool = False,
               features: bool = False, precision: str = "float32") -> str:
     """Export `model` for `batch` CPU tiles (with a cloud probability input when `cloud`, giving the
@@ -245,7 +252,7 @@ def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tupl
         program = torch.export.export(Positional(net, features), _inputs(batch, channels, tile, cloud))
     tmp = f"{path}.{os.getpid()}.tmp.pt2"
     try:
-        with config.patch({"cpp.dynamic_threads": True}):
+        with config.patch(INDUCTOR_SETTINGS):
             aoti_compile_and_package(program, package_path=tmp)
         os.replace(tmp, path)
     finally:
@@ -274,10 +281,7 @@ def load_aot(path: str) -> Callable:
 def compile_model(model: nn.Module, features: bool = False) -> Callable:
     """torch.compile of `model` as Positional(model, features) with static shapes (built at its first
     forward, in this process)."""
-    from torch._inductor import config
-
-    config.cpp.dynamic_threads = True
-    return torch.compile(Positional(model, features), dynamic=False)
+    return torch.compile(Positional(model, features), dynamic=False, options=dict(INDUCTOR_SETTINGS))
 
 
 # ----------------------------------------------------------------------------------------------------
