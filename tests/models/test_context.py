@@ -105,6 +105,26 @@ def test_every_way_of_summing_gives_the_plain_mean(k):
     torch.testing.assert_close(in_float32.double(), blocks._box_sum(x.double(), k, -1), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [7, 32])
+def test_under_cpu_autocast_channels_last_input_is_summed_by_float32_convolutions(k, monkeypatch):
+    # the bfloat16 package's GRNs: inductor recomputed the fused shifted additions for every read
+    seen = []
+    real = blocks._box_sum_conv
+
+    def spy(x, window):
+        seen.append((x.dtype, blocks._autocast_on("cpu")))
+        return real(x, window)
+
+    monkeypatch.setattr(blocks, "_box_sum_conv", spy)
+    x = torch.randn(2, 6, 37, 45).abs() + 0.5
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = local_mean(x.bfloat16().contiguous(memory_format=torch.channels_last), k)
+        channels_first = local_mean(x.bfloat16(), k)
+    assert seen == [(torch.float32, False)]  # once: channels-first input keeps the additions
+    assert got.dtype == channels_first.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), _plain_mean(x.bfloat16().float(), k), rtol=8e-3, atol=0)
+
+
 def test_training_sums_are_the_cumulative_sums_the_checkpoint_was_trained_with():
     x = torch.randn(1, 6, 20, 24).contiguous(memory_format=torch.channels_last).requires_grad_()
     got = local_mean(x, 5)
