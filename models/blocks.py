@@ -81,11 +81,10 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
     The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means by
     convolution"): depthwise convolutions with a ones kernel for channels-last input in inference (the
-    GRN's: 2-3x faster on the CPU; in float32 with autocast off under CPU autocast, the bfloat16 package,
-    where inductor recomputed the fused additions below for every shifted read); additions of shifted
-    copies in float32 under autocast otherwise (autocast would run a convolution or a cumulative sum in
-    bfloat16);
-    otherwise cumulative sums, whose cost does not grow with the window (training, where the bundled
+    GRN's: 2-3x faster on the CPU; under CPU autocast, the bfloat16 package, in float32 with autocast off
+    for them, since inductor recomputed fused shifted additions for every read); additions of shifted
+    copies in float32 under other autocast (which would run a convolution or a cumulative sum in
+    bfloat16); otherwise cumulative sums, whose cost does not grow with the window (training, where the bundled
     checkpoint was trained with them, and channels-first input, where they are as fast).
     """
     if window <= 1:
@@ -93,12 +92,13 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     training = _training(x)
     autocast = not training and _autocast_on(x.device.type)
-    if autocast and x.device.type == "cpu" and x.shape[1] > 1 and x.stride(1) == 1:
+    channels_last = x.shape[1] > 1 and x.stride(1) == 1
+    if autocast and channels_last and x.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
             total = _box_sum_conv(x.float(), window)
     elif autocast:
         total = _box_sum_doubling(_box_sum_doubling(x.float(), window, -1), window, -2)
-    elif not training and x.shape[1] > 1 and x.stride(1) == 1:
+    elif not training and channels_last:
         total = _box_sum_conv(x, window)
     else:
         total = _box_sum(_box_sum(x, window, -1), window, -2)
