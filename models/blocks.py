@@ -32,15 +32,28 @@ def _box_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
     return cs.narrow(dim, window, n - window) - cs.narrow(dim, 0, n - window)
 
 
+def _box_sum_rows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """_box_sum along H of channels-last [B,C,H,W] as matrix products: the rows in blocks of `window`, each
+    block of output rows the product of a fixed 0/1 band matrix [window, 2 * window] with the 2 * window
+    input rows it reads. Returns channels-last [B,C,H,W]."""
+    b, c, h, w = x.shape
+    lo, blocks = (window - 1) // 2, -(-h // window)
+    rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, 0, lo, (blocks + 1) * window - h - lo))
+    spans = rows.reshape(b, -1, w * c).unfold(1, 2 * window, window).transpose(-1, -2)
+    j = torch.arange(window, device=x.device)
+    k = torch.arange(2 * window, device=x.device)
+    band = ((k[None, :] >= j[:, None]) & (k[None, :] < j[:, None] + window)).to(x.dtype)
+    total = torch.matmul(band, spans).reshape(b, blocks * window, w, c)
+    return total.narrow(1, 0, h).permute(0, 3, 1, 2)
+
+
 def _box_sum_conv(x: torch.Tensor, window: int) -> torch.Tensor:
-    """_box_sum along both axes of [B,C,H,W] by two depthwise convolutions with a ones kernel (zero padding
-    inside the convolutions; an even window gives one cell more, left out at the end)."""
-    c, h, w = x.shape[1], x.shape[-2], x.shape[-1]
+    """_box_sum along both axes of channels-last [B,C,H,W]: along H by _box_sum_rows, along W by a depthwise
+    convolution with a ones kernel (zero padding inside it; an even window gives one cell more, left out)."""
+    c, w = x.shape[1], x.shape[-1]
     pad, skip = window // 2, window // 2 - (window - 1) // 2
-    ones = x.new_ones((c, 1, 1, window))
-    rows = F.conv2d(x, ones, padding=(0, pad), groups=c)
-    total = F.conv2d(rows, ones.transpose(2, 3), padding=(pad, 0), groups=c)
-    return total.narrow(-2, skip, h).narrow(-1, skip, w)
+    total = F.conv2d(_box_sum_rows(x, window), x.new_ones((c, 1, 1, window)), padding=(0, pad), groups=c)
+    return total.narrow(-1, skip, w)
 
 
 def _box_sum_doubling(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
@@ -80,12 +93,13 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     Cells outside the tensor are left out of the mean (not counted as zeros), so the result at a cell
     depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
     The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means by
-    convolution"): depthwise convolutions with a ones kernel for channels-last input in inference (the
-    GRN's: 2-3x faster on the CPU; under CPU autocast, the bfloat16 package, in float32 with autocast off
-    for them, since inductor recomputed fused shifted additions for every read); additions of shifted
-    copies in float32 under other autocast (which would run a convolution or a cumulative sum in
-    bfloat16); otherwise cumulative sums, whose cost does not grow with the window (training, where the bundled
-    checkpoint was trained with them, and channels-first input, where they are as fast).
+    convolution"): for channels-last input in inference (the GRN's) band-matrix products along H and a
+    depthwise convolution with a ones kernel along W (_box_sum_conv; under CPU autocast, the bfloat16
+    package, in float32 with autocast off, since inductor recomputed fused shifted additions for every
+    read); additions of shifted copies in float32 under other autocast (which would run a convolution or a
+    cumulative sum in bfloat16); otherwise cumulative sums, whose cost does not grow with the window
+    (training, where the bundled checkpoint was trained with them, and channels-first input, where they
+    are as fast).
     """
     if window <= 1:
         return x
