@@ -34,17 +34,26 @@ def _box_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
 
 def _box_sum_rows(x: torch.Tensor, window: int) -> torch.Tensor:
     """_box_sum along H of channels-last [B,C,H,W] as matrix products: the rows in blocks of `window`, each
-    block of output rows the product of a fixed 0/1 band matrix [window, 2 * window] with the 2 * window
-    input rows it reads. Returns channels-last [B,C,H,W]."""
+    block of output rows a fixed 0/1 band matrix [window, 2 * window] times the 2 * window input rows it
+    reads. Returns channels-last [B,C,H,W].
+
+    Eager torch multiplies the overlapping spans of rows in place; compiled code (inductor) would copy
+    them first, so there the band is split into its two [window, window] halves, each multiplying one
+    block of rows as it lies in memory."""
     b, c, h, w = x.shape
     lo, blocks = (window - 1) // 2, -(-h // window)
-    rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, 0, lo, (blocks + 1) * window - h - lo))
-    spans = rows.reshape(b, -1, w * c).unfold(1, 2 * window, window).transpose(-1, -2)
+    rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, 0, lo, (blocks + 1) * window - h - lo)).reshape(b, -1, w * c)
     j = torch.arange(window, device=x.device)
-    k = torch.arange(2 * window, device=x.device)
-    band = ((k[None, :] >= j[:, None]) & (k[None, :] < j[:, None] + window)).to(x.dtype)
-    total = torch.matmul(band, spans).reshape(b, blocks * window, w, c)
-    return total.narrow(1, 0, h).permute(0, 3, 1, 2)
+    if torch.compiler.is_compiling():
+        rows = rows.reshape(b, blocks + 1, window, w * c)
+        own = (j[None, :] >= j[:, None]).to(x.dtype)  # row j of a block: rows j.. of its own block
+        next_ = (j[None, :] < j[:, None]).to(x.dtype)  # and rows ..j-1 of the next one
+        total = torch.matmul(own, rows[:, :-1]).add_(torch.matmul(next_, rows[:, 1:]))
+    else:
+        k = torch.arange(2 * window, device=x.device)
+        band = ((k[None, :] >= j[:, None]) & (k[None, :] < j[:, None] + window)).to(x.dtype)
+        total = torch.matmul(band, rows.unfold(1, 2 * window, window).transpose(-1, -2))
+    return total.reshape(b, blocks * window, w, c).narrow(1, 0, h).permute(0, 3, 1, 2)
 
 
 def _box_sum_conv(x: torch.Tensor, window: int) -> torch.Tensor:
