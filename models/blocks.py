@@ -38,17 +38,19 @@ def _box_sum_rows(x: torch.Tensor, window: int) -> torch.Tensor:
     reads. Returns channels-last [B,C,H,W].
 
     Eager torch multiplies the overlapping spans of rows in place; compiled code (inductor) would copy
-    them first, so there the band is split into its two [window, window] halves, each multiplying one
-    block of rows as it lies in memory."""
+    them first, so there each block of rows, as it lies in memory, is multiplied by a strict lower
+    triangle of ones (the sums of the rows before each row in its block), and output row j of a block is
+    its block's sum minus those before j plus those before j in the next block: half the products, and
+    additions that inductor fuses."""
     b, c, h, w = x.shape
     lo, blocks = (window - 1) // 2, -(-h // window)
     rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, 0, lo, (blocks + 1) * window - h - lo)).reshape(b, -1, w * c)
     j = torch.arange(window, device=x.device)
     if torch.compiler.is_compiling():
         rows = rows.reshape(b, blocks + 1, window, w * c)
-        own = (j[None, :] >= j[:, None]).to(x.dtype)  # row j of a block: rows j.. of its own block
-        next_ = (j[None, :] < j[:, None]).to(x.dtype)  # and rows ..j-1 of the next one
-        total = torch.matmul(own, rows[:, :-1]).add_(torch.matmul(next_, rows[:, 1:]))
+        before = torch.matmul((j[None, :] < j[:, None]).to(x.dtype), rows)
+        whole = before[:, :, -1:] + rows[:, :, -1:]
+        total = whole[:, :-1] - before[:, :-1] + before[:, 1:]
     else:
         k = torch.arange(2 * window, device=x.device)
         band = ((k[None, :] >= j[:, None]) & (k[None, :] < j[:, None] + window)).to(x.dtype)

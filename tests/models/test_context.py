@@ -109,7 +109,7 @@ def test_every_way_of_summing_gives_the_plain_mean(k):
 @pytest.mark.parametrize("h, k", [(37, 2), (37, 7), (64, 32), (65, 32), (5, 16), (1, 3)])
 def test_row_sums_by_band_matrices_are_the_row_sums(h, k, compiling, monkeypatch):
     # inference's sums along H: blocks of k output rows, each a 0/1 band matrix times the 2k rows it reads
-    # (compiled: its two halves, each times one block of rows)
+    # (compiled: each block's sums before each row, by a triangle of ones, then additions)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     x = (torch.randn(2, h, 9, 5).abs() + 0.5).permute(0, 3, 1, 2)  # channels-last [2, 5, h, 9]
     got = blocks._box_sum_rows(x, k)
