@@ -104,8 +104,8 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     Cells outside the tensor are left out of the mean (not counted as zeros), so the result at a cell
     depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
     The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means by
-    convolution"): for channels-last input in inference (the GRN's) band-matrix products along H and a
-    depthwise convolution with a ones kernel along W (_box_sum_conv; under CPU autocast, the bfloat16
+    convolution"): for channels-last input in inference (the GRN's) matrix products along H (_box_sum_rows)
+    and a depthwise convolution with a ones kernel along W (_box_sum_conv; under CPU autocast, the bfloat16
     package, in float32 with autocast off, since inductor recomputed fused shifted additions for every
     read); additions of shifted copies in float32 under other autocast (which would run a convolution or a
     cumulative sum in bfloat16); otherwise cumulative sums, whose cost does not grow with the window

@@ -117,8 +117,21 @@ def test_row_sums_by_band_matrices_are_the_row_sums(h, k, compiling, monkeypatch
     torch.testing.assert_close(got.double(), blocks._box_sum(x.double(), k, -2), rtol=1e-6, atol=1e-5)
 
 
+def test_exported_row_sums_multiply_the_rows_as_they_lie():
+    # the AOT packages are exported: overlapping spans (unfold) would be copied by inductor before its GEMM
+    class RowSums(torch.nn.Module):
+        def forward(self, x):
+            return blocks._box_sum_rows(x, 8)
+
+    x = torch.rand(1, 20, 24, 3).permute(0, 3, 1, 2)
+    program = torch.export.export(RowSums(), (x,))
+    ops = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("unfold" in op for op in ops) and any("matmul" in op or "bmm" in op for op in ops)
+    torch.testing.assert_close(program.module()(x), blocks._box_sum(x, 8, -2), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("k", [7, 32])
-def test_under_cpu_autocast_channels_last_input_is_summed_by_float32_convolutions(k, monkeypatch):
+def test_under_cpu_autocast_channels_last_input_is_summed_in_float32_with_autocast_off(k, monkeypatch):
     # the bfloat16 package's GRNs: inductor recomputed the fused shifted additions for every read
     seen = []
     real = blocks._box_sum_conv
