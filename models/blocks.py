@@ -58,7 +58,7 @@ def _box_sum_rows(x: torch.Tensor, window: int) -> torch.Tensor:
     return total.reshape(b, blocks * window, w, c).narrow(1, 0, h).permute(0, 3, 1, 2)
 
 
-def _box_sum_conv(x: torch.Tensor, window: int) -> torch.Tensor:
+def _box_sum_2d(x: torch.Tensor, window: int) -> torch.Tensor:
     """_box_sum along both axes of channels-last [B,C,H,W]: along H by _box_sum_rows, along W by a depthwise
     convolution with a ones kernel (zero padding inside it; an even window gives one cell more, left out)."""
     c, w = x.shape[1], x.shape[-1]
@@ -105,7 +105,7 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     depends only on the cells within `window // 2` of it: the operation does not see the tile's size.
     The same sums in three ways, equal up to float rounding (docs/benchmark.md, "Local means by
     convolution"): for channels-last input in inference (the GRN's) matrix products along H (_box_sum_rows)
-    and a depthwise convolution with a ones kernel along W (_box_sum_conv; under CPU autocast, the bfloat16
+    and a depthwise convolution with a ones kernel along W (_box_sum_2d; under CPU autocast, the bfloat16
     package, in float32 with autocast off, since inductor recomputed fused shifted additions for every
     read); additions of shifted copies in float32 under other autocast (which would run a convolution or a
     cumulative sum in bfloat16); otherwise cumulative sums, whose cost does not grow with the window
@@ -120,11 +120,11 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     channels_last = x.shape[1] > 1 and x.stride(1) == 1
     if autocast and channels_last and x.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
-            total = _box_sum_conv(x.float(), window)
+            total = _box_sum_2d(x.float(), window)
     elif autocast:
         total = _box_sum_doubling(_box_sum_doubling(x.float(), window, -1), window, -2)
     elif not training and channels_last:
-        total = _box_sum_conv(x, window)
+        total = _box_sum_2d(x, window)
     else:
         total = _box_sum(_box_sum(x, window, -1), window, -2)
     ones_h = torch.ones((1, 1, h, 1), dtype=total.dtype, device=x.device)

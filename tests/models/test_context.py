@@ -134,13 +134,13 @@ def test_exported_row_sums_multiply_the_rows_as_they_lie():
 def test_under_cpu_autocast_channels_last_input_is_summed_in_float32_with_autocast_off(k, monkeypatch):
     # the bfloat16 package's GRNs: inductor recomputed the fused shifted additions for every read
     seen = []
-    real = blocks._box_sum_conv
+    real = blocks._box_sum_2d
 
     def spy(x, window):
         seen.append((x.dtype, blocks._autocast_on("cpu")))
         return real(x, window)
 
-    monkeypatch.setattr(blocks, "_box_sum_conv", spy)
+    monkeypatch.setattr(blocks, "_box_sum_2d", spy)
     x = torch.randn(2, 6, 37, 45).abs() + 0.5
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         got = local_mean(x.bfloat16().contiguous(memory_format=torch.channels_last), k)
