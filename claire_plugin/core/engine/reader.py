@@ -15,6 +15,7 @@ import numpy as np
 
 from ....models.predict import pad_tile
 from ..errors import ClaireError
+from ..inputs.validate import equal_in_every_band
 from ..io.raster_io import read_window
 from .phases import PhaseTimes
 
@@ -174,7 +175,7 @@ class ChunkReader:
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
-            o_bad |= (o == self.o_nodata).all(axis=0)
+            o_bad |= equal_in_every_band(o, self.o_nodata)
         cloud = snow = None
         if self.cloud_bands is not None:
             from ....models.cloud import cloud_probability, snow_possible

@@ -60,44 +60,57 @@ class SummaryAccumulator:
             distance: Optional[np.ndarray] = None, ruled_out: Optional[np.ndarray] = None) -> None:
         """Add one block: class indices, top probability, SAR share (or None), its reader.ChunkMasks, the
         feature distance / familiarity threshold (or None) and where the snow check changed the class (or
-        None), all [h,w]."""
+        None), all [h,w]. Every per-class count and sum comes from one key per pixel (group, low confidence,
+        unfamiliar, class) and a bincount or two over it, not one masked copy per statistic."""
         valid = masks.valid
         if getattr(masks, "snow_possible", None) is not None:
             self.snow_checked = True
             if ruled_out is not None:
                 self.snow_ruled_out += int(np.count_nonzero(ruled_out & valid))
-        if distance is not None:
-            far = valid & (distance > 1.0)
-            self.unfamiliar_known = True
-            self.unfamiliar += np.bincount(idx[far], minlength=self.K)
         self.region_pixels += valid.size
         self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
-        self._add_groups(idx, sar, masks)
-        everywhere = bool(valid.all())
-        i = idx.ravel() if everywhere else idx[valid]
-        c = conf.ravel() if everywhere else conf[valid]
-        n = np.bincount(i, minlength=self.K)
-        self.counts += n
-        self.conf_sum += np.bincount(i, weights=c, minlength=self.K)
-        self.low += np.bincount(i[c < LOW_CONFIDENCE], minlength=self.K)
+        self.cloud_known |= masks.cloud is not None
+        self.unfamiliar_known |= distance is not None
+        key = self._keys(idx, conf, masks, distance)
+        shape = (len(GROUPS) + 2, 2, 2, self.K)  # group (then: valid in none, not valid), low, unfamiliar, class
+        n = np.bincount(key, minlength=int(np.prod(shape))).reshape(shape)
+        kept = n[:len(GROUPS) + 1]
+        block = kept.sum(axis=(0, 1, 2))
+        self.counts += block
+        self.low += kept[:, 1].sum(axis=(0, 1))
+        self.unfamiliar += kept[:, :, 1].sum(axis=(0, 1))
+        self.conf_sum += np.bincount(key, weights=conf.ravel(), minlength=n.size).reshape(shape)[:len(GROUPS) + 1] \
+            .sum(axis=(0, 1, 2))
+        shares = None
         if sar is not None:
-            self.sar_sum += np.bincount(i, weights=sar.ravel() if everywhere else sar[valid], minlength=self.K)
-            self.sar_n += n
+            shares = np.bincount(key, weights=sar.ravel(), minlength=n.size).reshape(shape)
+            self.sar_sum += shares[:len(GROUPS) + 1].sum(axis=(0, 1, 2))
+            self.sar_n += block
+        for i, g in enumerate(GROUPS):
+            self.group_n[g] += int(n[i].sum())
+            if shares is not None:
+                self.group_sar[g] += shares[i].sum(axis=(0, 1))
+                self.group_sar_n[g] += n[i].sum(axis=(0, 1))
 
-    def _add_groups(self, idx: np.ndarray, sar: Optional[np.ndarray], masks) -> None:
-        """Counts and per-class SAR shares of the clouded, clear and SAR-only pixels of a block."""
-        has_opt = masks.valid & ~masks.sar_only
-        groups = {"sar_only": masks.valid & masks.sar_only}
-        if masks.cloud is not None:
-            self.cloud_known = True
-            clouded = has_opt & (masks.cloud >= CLOUDED)
-            groups.update(clouded=clouded, clear=has_opt & ~clouded)
-        for g, m in groups.items():
-            n = int(np.count_nonzero(m))
-            self.group_n[g] += n
-            if n and sar is not None:
-                self.group_sar[g] += np.bincount(idx[m], weights=sar[m], minlength=self.K)
-                self.group_sar_n[g] += np.bincount(idx[m], minlength=self.K)
+    def _keys(self, idx: np.ndarray, conf: np.ndarray, masks, distance: Optional[np.ndarray]) -> np.ndarray:
+        """Per pixel (flat): ((group * 2 + low confidence) * 2 + unfamiliar) * K + class, the group the index in
+        GROUPS (clouded and clear: pixels with optical data, by the cloud probability; SAR only), then
+        len(GROUPS) for valid pixels in none (optical data without a cloud probability), then not valid."""
+        if masks.cloud is None:
+            group = np.full(idx.shape, len(GROUPS), np.uint8)
+        else:
+            group = (masks.cloud < CLOUDED).astype(np.uint8)  # 0 clouded, 1 clear
+        group[masks.sar_only] = GROUPS.index("sar_only")
+        group[~masks.valid] = len(GROUPS) + 1
+        key = group.astype(np.uint16 if (len(GROUPS) + 2) * 4 * self.K < 2 ** 16 else np.int64)
+        key *= 2
+        key += conf < LOW_CONFIDENCE
+        key *= 2
+        if distance is not None:
+            key += distance > 1.0
+        key *= self.K
+        key += idx
+        return key.ravel()
 
     def _group_mean(self, g: str, k: Optional[int] = None) -> Optional[float]:
         """Mean SAR share of group `g` (of class `k`, or of all classes)."""

@@ -8,11 +8,22 @@ import numpy as np
 from ..errors import ClaireError
 
 
+def equal_in_every_band(a: np.ndarray, value) -> np.ndarray:
+    """Bool [h, w]: pixels of `a` [C, h, w] equal to `value` in every band (nodata). Band by band, without a
+    [C, h, w] temporary, and the remaining bands are not looked at once no pixel is left."""
+    out = a[0] == value
+    for band in a[1:]:
+        if not out.any():
+            break
+        out &= band == value
+    return out
+
+
 def valid_pixels(sample: np.ndarray, nodata: Optional[float] = None) -> np.ndarray:
     """Bool [h, w]: every band finite and (with a nodata value) not every band equal to it."""
     ok = np.isfinite(sample).all(axis=0)
     if nodata is not None and np.isfinite(nodata):
-        ok &= ~(sample == np.float32(nodata)).all(axis=0)
+        ok &= ~equal_in_every_band(sample, np.float32(nodata))
     return ok
 
 

@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from ..inputs.validate import equal_in_every_band
 
 
 class Scene:
@@ -97,7 +98,7 @@ class Scene:
         bad = ~np.isfinite(o).all(axis=0) | ~np.isfinite(s).all(axis=0)
         nd = self.opt.nodata
         if nd is not None and np.isfinite(nd):
-            bad |= (o == np.float32(nd)).all(axis=0)
+            bad |= equal_in_every_band(o, np.float32(nd))
         reg = self.region
         inside = np.zeros(bad.shape, bool)
         inside[max(0, int(reg.row_off) - rr0):int(reg.row_off + reg.height) - rr0,

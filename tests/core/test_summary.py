@@ -1,0 +1,104 @@
+"""The engine's statistics (SummaryAccumulator) against the definitions of its figures, computed here mask by
+mask; the nodata test of the inputs (equal in every band) against its all-band form."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.engine.reader import ChunkMasks
+from claire.claire_plugin.core.engine.summary import CLOUDED, LOW_CONFIDENCE, SummaryAccumulator
+
+K = 5
+
+
+def _block(rng, h=37, w=41, cloud=True):
+    idx = rng.integers(0, K, (h, w)).astype(np.uint8)
+    conf = rng.random((h, w), dtype=np.float32)
+    sar = rng.random((h, w), dtype=np.float32)
+    dist = rng.random((h, w), dtype=np.float32) * 2
+    optical_bad = rng.random((h, w)) < 0.2
+    has_sar = rng.random((h, w)) > 0.1
+    sar_only = optical_bad & has_sar
+    valid = (~optical_bad | sar_only) & has_sar
+    c = rng.random((h, w), dtype=np.float32) if cloud else None
+    return idx, conf, sar, dist, ChunkMasks(valid, optical_bad, c, sar_only, None)
+
+
+def _expected(blocks, with_cloud):
+    idx = np.concatenate([b[0].ravel() for b in blocks])
+    conf = np.concatenate([b[1].ravel() for b in blocks])
+    sar = np.concatenate([b[2].ravel() for b in blocks])
+    dist = np.concatenate([b[3].ravel() for b in blocks])
+    valid = np.concatenate([b[4].valid.ravel() for b in blocks])
+    sar_only = np.concatenate([b[4].sar_only.ravel() for b in blocks])
+    groups = {"sar_only": valid & sar_only}
+    if with_cloud:
+        cloud = np.concatenate([b[4].cloud.ravel() for b in blocks])
+        groups["clouded"] = valid & ~sar_only & (cloud >= CLOUDED)
+        groups["clear"] = valid & ~sar_only & (cloud < CLOUDED)
+    out = {"counts": [], "conf": [], "low": [], "sar": [], "unfamiliar": [], "groups": groups}
+    for k in range(K):
+        m = valid & (idx == k)
+        out["counts"].append(int(m.sum()))
+        out["conf"].append(float(conf[m].mean()))
+        out["low"].append(float((conf[m] < LOW_CONFIDENCE).mean()))
+        out["sar"].append(float(sar[m].mean()))
+        out["unfamiliar"].append(float((dist[m] > 1.0).mean()))
+    out["group_sar"] = {g: float(sar[m].mean()) for g, m in groups.items()}
+    out["group_sar_k"] = {g: [float(sar[m & (idx == k)].mean()) if (m & (idx == k)).any() else None
+                              for k in range(K)] for g, m in groups.items()}
+    out["valid"] = int(valid.sum())
+    return out
+
+
+@pytest.mark.parametrize("with_cloud", [True, False])
+def test_summary_matches_its_definitions(with_cloud):
+    rng = np.random.default_rng(3)
+    blocks = [_block(rng, cloud=with_cloud) for _ in range(3)]
+    acc = SummaryAccumulator([{"value": k + 1, "name": f"c{k}"} for k in range(K)], 100.0, 10 ** 6)
+    for idx, conf, sar, dist, masks in blocks:
+        acc.add(idx, conf, sar, masks, dist)
+    res, exp = acc.result(), _expected(blocks, with_cloud)
+    assert res["valid_pixels"] == exp["valid"]
+    for k, c in enumerate(res["classes"]):
+        assert c["pixels"] == exp["counts"][k]
+        assert c["mean_confidence"] == pytest.approx(exp["conf"][k], rel=1e-6)
+        assert c["low_confidence_share"] == pytest.approx(exp["low"][k], rel=1e-9)
+        assert c["mean_sar_share"] == pytest.approx(exp["sar"][k], rel=1e-6)
+        assert c["unfamiliar_share"] == pytest.approx(exp["unfamiliar"][k], rel=1e-9)
+        if with_cloud:
+            for g in ("clouded", "clear"):
+                want = exp["group_sar_k"][g][k]
+                assert c[f"mean_sar_share_{g}"] == (None if want is None else pytest.approx(want, rel=1e-6))
+        else:
+            assert c["mean_sar_share_clouded"] is None and c["mean_sar_share_clear"] is None
+    assert res["sar_only_share"] == pytest.approx(exp["groups"]["sar_only"].sum() / exp["valid"], rel=1e-9)
+    assert res["mean_sar_share_sar_only"] == pytest.approx(exp["group_sar"]["sar_only"], rel=1e-6)
+    if with_cloud:
+        assert res["cloud_share"] == pytest.approx(exp["groups"]["clouded"].sum() / exp["valid"], rel=1e-9)
+        assert res["mean_sar_share_clouded"] == pytest.approx(exp["group_sar"]["clouded"], rel=1e-6)
+    else:
+        assert res["cloud_share"] is None and res["mean_sar_share_clouded"] is None
+
+
+def test_summary_without_share_or_distance():
+    rng = np.random.default_rng(4)
+    idx, conf, _, _, masks = _block(rng)
+    acc = SummaryAccumulator([{"value": k + 1, "name": f"c{k}"} for k in range(K)], 100.0, 10 ** 6)
+    acc.add(idx, conf, None, masks)
+    res = acc.result()
+    assert sum(c["pixels"] for c in res["classes"]) == int(masks.valid.sum())
+    assert all(c["mean_sar_share"] is None and c["unfamiliar_share"] is None for c in res["classes"])
+    assert res["unfamiliar_share"] is None and res["mean_sar_share_clear"] is None
+
+
+def test_equal_in_every_band_is_the_all_band_test():
+    from claire.claire_plugin.core.inputs.validate import equal_in_every_band
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        a = rng.integers(0, 3, (int(rng.integers(1, 5)), 7, 9)).astype(np.uint16)
+        assert np.array_equal(equal_in_every_band(a, 0), (a == 0).all(axis=0))
+    a = np.zeros((3, 4, 4), np.float32)
+    a[2, 1, 1] = 5.0  # one band off at one pixel: that pixel is not nodata, even after bands that stop early
+    assert equal_in_every_band(a, 0.0).sum() == 15 and not equal_in_every_band(a, 0.0)[1, 1]
