@@ -15,7 +15,7 @@ import numpy as np
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
-from .io.points import choose_layer
+from .io.points import choose_layer, layer_transform, transform_geometry
 from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
@@ -254,7 +254,7 @@ def _open_points(points_path: str):
 @with_gdal_exceptions
 def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
     """[(x, y in the map CRS, reference label or None)] of the point layer."""
-    from osgeo import ogr, osr
+    from osgeo import ogr
 
     ds = _open_points(points_path)
     try:
@@ -264,15 +264,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
             fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
             raise ClaireError(f"the sample points {points_path!r} have no field {field_name!r}; their fields are "
                               f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
-        src = lyr.GetSpatialRef()
-        if src is None:
-            raise ClaireError(f"the sample points {points_path!r} have no coordinate reference system; assign the "
-                              f"map's (QGIS: Layer Properties > Source, or ogr2ogr -a_srs EPSG:xxxx)")
-        dst = osr.SpatialReference()
-        dst.ImportFromWkt(crs_wkt)
-        for s in (src, dst):
-            s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        ct = None if src.IsSame(dst) else osr.CoordinateTransformation(src, dst)
+        ct = layer_transform(lyr, crs_wkt, points_path, "sample points")
         out = []
         for feat in lyr:
             geom = feat.GetGeometryRef()
@@ -281,7 +273,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
                                   f"needs the sample points, one point per sample")
             geom = geom.Clone()
             if ct is not None:
-                geom.Transform(ct)
+                transform_geometry(geom, ct, lyr, feat.GetFID(), points_path)
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
                                                               field_name, points_path)))
     finally:

@@ -140,3 +140,29 @@ def test_start_sentence_says_what_the_paired_interval_says(ci, verdict):
                            "polygons: macro-F1 0.70 against 0.60 (+0.10, 95 % interval ") and verdict in said
     assert "on these held-out polygons" in start_sentence(_report("/x/round1.safetensors", ci, "polygons"))
     assert start_sentence(_report(DEFAULT_CHECKPOINT, ci)) is None  # the bundled base: spread_sentence speaks
+
+
+def test_held_out_polygons_keep_the_layer_type_of_a_multipolygon_layer(tmp_path):
+    """Plain polygons in a layer declared MultiPolygon were copied as they were, and GDAL printed a warning about
+    the mismatch to the user; they are now written as one-part multipolygons."""
+    from osgeo import osr
+
+    src = tmp_path / "l.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(src))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    lyr = ds.CreateLayer("labels", srs, ogr.wkbMultiPolygon)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    for i in range(3):
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("class", "water")
+        f.SetGeometry(ogr.CreateGeometryFromWkt(box_wkt(2 + 10 * i, 2, 8 + 10 * i, 8)))
+        lyr.CreateFeature(f)
+        f = None
+    lyr = ds = None
+    out = str(tmp_path / "held.gpkg")
+    assert write_held_out({"path": str(src), "layer": "labels", "field": "class"}, [1, 3], out) == 2
+    ds = ogr.Open(out)
+    kinds = {ogr.GT_Flatten(f.GetGeometryRef().GetGeometryType()) for f in ds.GetLayerByName(LAYER)}
+    assert kinds == {ogr.wkbMultiPolygon}
+    ds = None

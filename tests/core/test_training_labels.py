@@ -141,3 +141,76 @@ def test_a_shapefile_without_its_dbf_is_named(tmp_path, optical):
     (tmp_path / "l.dbf").unlink()
     with pytest.raises(ClaireError, match=r"its \.dbf file, is missing beside it; copy it too"):
         read_labels(path, optical, "class")
+
+
+def _gpkg_with_srs(path, feats, srs_wkt_or_none):
+    """BOXES-like features in a GeoPackage whose layer has the given CRS (None: GDAL writes the GeoPackage's
+    "Undefined geographic SRS", srs_id 0, as QGIS does for a layer saved without a CRS)."""
+    from osgeo import ogr, osr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = None
+    if srs_wkt_or_none is not None:
+        srs = osr.SpatialReference()
+        srs.SetFromUserInput(srs_wkt_or_none)
+    lyr = ds.CreateLayer("labels", srs, ogr.wkbUnknown)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
+    for wkt, value in feats:
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("class", value)
+        f.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        lyr.CreateFeature(f)
+        f = None
+    lyr = ds = None
+    return str(path)
+
+
+@pytest.mark.parametrize("crs, words", [
+    (None, ["no coordinate reference system", "Undefined", "ogr2ogr -a_srs"]),
+    ('LOCAL_CS["Undefined Cartesian SRS",UNIT["metre",1]]', ["no coordinate reference system", "Define Shapefile"]),
+    ("EPSG:4326", ["feature 1", "cannot be transformed", "do not fit the layer's CRS", "WGS 84"]),
+])
+def test_labels_whose_crs_says_nothing_or_does_not_fit_are_named(tmp_path, optical, crs, words):
+    """A GeoPackage saved without a CRS (srs_id 0 or -1) and UTM metres declared as degrees were tracebacks."""
+    path = _gpkg_with_srs(tmp_path / "l.gpkg", BOXES, crs)
+    with pytest.raises(ClaireError) as err:
+        read_labels(path, optical, "class")
+    for w in words:
+        assert w in str(err.value), str(err.value)
+
+
+def test_curved_polygons_are_read_as_straight_segments(tmp_path, optical):
+    """QGIS digitises arcs (CurvePolygon): read as their linear approximation, the same pixels as the boxes."""
+    def curved(wkt: str) -> str:
+        return "CURVEPOLYGON (" + wkt[len("POLYGON ("):]
+    labels = read_labels(write_vector(tmp_path / "c.gpkg", [(curved(w), v) for w, v in BOXES]), optical, "class")
+    plain = read_labels(write_vector(tmp_path / "p.gpkg", BOXES), optical, "class")
+    assert labels.counts() == plain.counts() == {"pixels": [108, 108, 108], "polygons": [3, 3, 3]}
+
+
+@pytest.mark.parametrize("kind", ["lines", "collection"])
+def test_lines_are_refused_not_burnt(tmp_path, optical, kind):
+    """Lines (or a line inside a geometry collection) were burnt as if they were areas, without a word."""
+    feats = list(BOXES)
+    if kind == "lines":
+        feats[0] = ("LINESTRING (500000 4600000, 500300 4599700)", 1)
+    else:
+        feats[0] = (f"GEOMETRYCOLLECTION ({BOXES[0][0]}, LINESTRING (500000 4600000, 500800 4599500))", 1)
+    with pytest.raises(ClaireError) as err:
+        read_labels(write_vector(tmp_path / "l.gpkg", feats), optical, "class")
+    assert "are lines or hold lines (ids 1)" in str(err.value) and "Lines to Polygons" in str(err.value)
+
+
+def test_class_count_message_says_why_polygons_are_missing(tmp_path, optical):
+    """Too few polygons of a class: features smaller than a pixel, multipart features and a twin spelling of the
+    class name are named in the message."""
+    tiny = "POLYGON ((500051 4599949, 500054 4599949, 500054 4599946, 500051 4599946, 500051 4599949))"
+    multi = ("MULTIPOLYGON (" + box_wkt(10, 20, 14, 24)[len("POLYGON "):] + ", "
+             + box_wkt(30, 20, 34, 24)[len("POLYGON "):] + ")")
+    feats = [(w, {1: "water", 4: "Crops", 5: "town"}[v]) for w, v in BOXES]
+    feats += [(multi, "crops"), (tiny, "crops")]
+    with pytest.raises(ClaireError) as err:
+        read_labels(write_vector(tmp_path / "l.gpkg", feats), optical, "class")
+    msg = str(err.value)
+    assert "class 'crops'" in msg and "1 more cover no pixel centre" in msg, msg
+    assert "1 are multipart features" in msg and "'Crops' is another class" in msg, msg

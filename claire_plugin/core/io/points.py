@@ -43,6 +43,53 @@ def choose_layer(ds, path: str, layer: Optional[str], what: str):
     return spatial[0] if spatial else ds.GetLayer(0)
 
 
+def undefined_crs(srs) -> bool:
+    """Whether a layer's CRS says nothing: none, a GeoPackage's "Undefined geographic / Cartesian SRS" (srs_id 0 /
+    -1, what GDAL writes for a layer without one), or another engineering (local) CRS."""
+    if srs is None:
+        return True
+    return bool(srs.IsLocal()) or (srs.GetName() or "").strip().lower().startswith("undefined")
+
+
+def layer_transform(lyr, crs_wkt: str, path: str, what: str):
+    """The OGR transformation from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order), None when they are
+    the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation exists (`what` names
+    the file in the message: "labels")."""
+    from osgeo import osr
+
+    src = lyr.GetSpatialRef()
+    if undefined_crs(src):
+        named = "" if src is None else f" ({src.GetName()!r})"
+        raise ClaireError(f"the {what} {path!r} have no coordinate reference system{named}; assign one in the "
+                          f"file (QGIS: Processing 'Define Shapefile projection' for a shapefile, or Export > Save "
+                          f"Features As with the CRS the coordinates are in; ogr2ogr -a_srs EPSG:xxxx)")
+    dst = osr.SpatialReference()
+    dst.ImportFromWkt(crs_wkt)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        return None if src.IsSame(dst) else osr.CoordinateTransformation(src, dst)
+    except RuntimeError as exc:
+        raise ClaireError(f"the {what} {path!r} are in a CRS ({src.GetName()!r}) that cannot be transformed to "
+                          f"{dst.GetName()!r}: {str(exc)[:160]}; give the layer the CRS its coordinates are in, or "
+                          f"reproject it") from None
+
+
+def transform_geometry(geom, ct, lyr, fid: int, path: str) -> None:
+    """Transform `geom` in place with `ct` (from layer_transform); ClaireError naming the feature where its
+    coordinates do not fit the layer's CRS (e.g. metres of a UTM zone in a layer said to be in degrees)."""
+    try:
+        failed = geom.Transform(ct) != 0
+    except RuntimeError:
+        failed = True
+    if failed:
+        x0, x1, y0, y1 = geom.GetEnvelope()
+        raise ClaireError(f"feature {fid} of {path!r} cannot be transformed to the raster's CRS: its coordinates "
+                          f"(x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}) do not fit the layer's CRS "
+                          f"({lyr.GetSpatialRef().GetName()!r}); give the layer the CRS its coordinates are in "
+                          f"(e.g. metres of a UTM zone, not degrees)")
+
+
 def _listed(layers: Dict[str, int]) -> str:
     """"'name' (n features), ..." of {layer name: feature count}, for a message."""
     return ", ".join(f"'{name}' ({n} feature{'s' if n != 1 else ''})" for name, n in layers.items())

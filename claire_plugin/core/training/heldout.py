@@ -48,7 +48,8 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         fields = [f for f in (source.get("field"), source.get("name_field")) if f]
         out_ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
         try:
-            out = out_ds.CreateLayer(LAYER, srs=lyr.GetSpatialRef(), geom_type=lyr.GetGeomType())
+            gtype = lyr.GetGeomType()
+            out = out_ds.CreateLayer(LAYER, srs=lyr.GetSpatialRef(), geom_type=gtype)
             defn = lyr.GetLayerDefn()
             for name in fields:
                 out.CreateField(defn.GetFieldDefn(defn.GetFieldIndex(name)))
@@ -59,7 +60,7 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
                 if feat.GetFID() not in wanted:
                     continue
                 copy = ogr.Feature(out_defn)
-                copy.SetGeometry(feat.GetGeometryRef())
+                copy.SetGeometry(_as_layer_type(feat.GetGeometryRef(), gtype))
                 for name in fields:
                     copy.SetField(name, feat.GetField(name))
                 copy.SetField(SOURCE_FID, feat.GetFID())
@@ -76,3 +77,13 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         lyr = None  # OGR layers must go before their data source
         src = None
     return written
+
+
+def _as_layer_type(geom, gtype):
+    """`geom` as the layer's declared geometry type (a polygon in a MultiPolygon layer becomes a one-part
+    multipolygon, as GDAL would otherwise warn the user about); unchanged for layers of any type."""
+    from osgeo import ogr
+
+    if geom is None or ogr.GT_Flatten(gtype) in (ogr.wkbUnknown, ogr.GT_Flatten(geom.GetGeometryType())):
+        return geom
+    return ogr.ForceTo(geom.Clone(), gtype)

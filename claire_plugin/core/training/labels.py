@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from ..io.points import choose_layer
+from ..io.points import choose_layer, layer_transform, transform_geometry
 
 IGNORE = 255
 MIN_POLYGONS = 3
@@ -107,6 +107,8 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
     by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers = [], {}, {}, []
+    skipped: Dict[int, int] = {}
+    multipart: Dict[int, int] = {}
     rng = np.random.default_rng(seed)
     for fid, value, _name, geom_json, _shape in features:
         ci = by_key.get(class_key(value))
@@ -117,7 +119,10 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
         rows, cols = _burn(geom_json, grid)
         if rows.size == 0:
             slivers.append(fid)
+            skipped[ci] = skipped.get(ci, 0) + 1
             continue
+        if geom_json["type"].startswith("Multi") and len(geom_json["coordinates"]) > 1:
+            multipart[ci] = multipart.get(ci, 0) + 1
         if rows.size > max_pixels_per_polygon:
             pick = np.sort(rng.choice(rows.size, max_pixels_per_polygon, replace=False))
             rows, cols = rows[pick], cols[pick]
@@ -135,9 +140,21 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     if slivers:
         out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
                          f"pixel): ids {', '.join(map(str, slivers[:10]))}")
+    twins = _spelled_alike(cls_list)
+    if twins:
+        out.notes.append(f"class names that differ only in case or spacing are different classes: {twins}; if they "
+                         f"are one class, give them one spelling")
     if check_counts:
-        check_class_counts(out, point_layer=source.get("geometry") == "point")
+        check_class_counts(out, point_layer=source.get("geometry") == "point", skipped=skipped, multipart=multipart)
     return out
+
+
+def _spelled_alike(classes: List[ClassInfo]) -> str:
+    """'A' / 'a'; ... for class names equal when case and spaces are ignored (empty: none)."""
+    seen: Dict[str, List[str]] = {}
+    for c in classes:
+        seen.setdefault(" ".join(str(c.name).split()).casefold(), []).append(str(c.name))
+    return "; ".join(" / ".join(repr(n) for n in names) for names in seen.values() if len(names) > 1)
 
 
 @with_gdal_exceptions
@@ -180,8 +197,6 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
 
 def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[str], layer: Optional[str], grid):
     """The chosen layer's features, checked fields and CRS (see _features), and the layer name."""
-    from osgeo import osr
-
     lyr = choose_layer(ds, path, layer, "labels")
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
@@ -199,25 +214,31 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     if field_name is None:
         raise ClaireError(f"say which field of {path!r} holds the class (--field); its fields are "
                           f"{', '.join(fields) or '(none)'}")
-    src_srs = lyr.GetSpatialRef()
-    if src_srs is None:
-        raise ClaireError(f"the labels {path!r} have no coordinate reference system; assign one (QGIS: Layer "
-                          f"Properties > Source, or ogr2ogr -a_srs EPSG:xxxx)")
-    dst = osr.SpatialReference()
-    dst.ImportFromWkt(grid.crs.to_wkt())
-    for s in (src_srs, dst):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ct = None if src_srs.IsSame(dst) else osr.CoordinateTransformation(src_srs, dst)
+    ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels")
     layer_name = lyr.GetName()
     return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
+
+
+def _kind(geom) -> str:
+    """'point', 'line' or 'polygon' of a (linear) geometry; a collection is 'line' when any part is a line, 'point'
+    when every part is a point, else 'polygon'."""
+    from osgeo import ogr
+
+    flat = ogr.GT_Flatten(geom.GetGeometryType())
+    if flat == ogr.wkbGeometryCollection:
+        kinds = {_kind(geom.GetGeometryRef(i)) for i in range(geom.GetGeometryCount())}
+        return "line" if "line" in kinds else "point" if kinds == {"point"} else "polygon"
+    if flat in (ogr.wkbPoint, ogr.wkbMultiPoint):
+        return "point"
+    if flat in (ogr.wkbLineString, ogr.wkbMultiLineString, ogr.wkbLinearRing):
+        return "line"
+    return "polygon"
 
 
 def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
     """The layer's features as (fid, value, name, GeoJSON in the grid CRS, SHA-1 of the stored geometry's WKB),
     the unusable ones, the geometry kinds and the SHA-256 of what was read."""
-    from osgeo import ogr
-
-    features, bad, digest, kinds = [], [], hashlib.sha256(), set()
+    features, bad, digest, kinds, lines = [], [], hashlib.sha256(), set(), []
     for feat in lyr:
         fid, ref = feat.GetFID(), feat.GetGeometryRef()
         geom = None if ref is None else ref.Clone()
@@ -235,10 +256,21 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
         wkb = geom.ExportToWkb()
         digest.update(f"{fid}|{value}|{name}|".encode() + wkb)
         shape = hashlib.sha1(bytes(wkb)).hexdigest()
+        if geom.HasCurveGeometry():
+            geom = geom.GetLinearGeometry()  # arcs as straight segments (GeoJSON has no curves)
+        kind = _kind(geom)
+        if kind == "line":
+            lines.append(fid)
+            continue
         if ct is not None:
-            geom.Transform(ct)
-        kinds.add("point" if "POINT" in ogr.GeometryTypeToName(geom.GetGeometryType()).upper() else "polygon")
+            transform_geometry(geom, ct, lyr, fid, path)
+        kinds.add(kind)
         features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
+    if lines:
+        raise ClaireError(f"{len(lines)} feature(s) of {path!r} are lines or hold lines (ids "
+                          f"{', '.join(map(str, lines[:10]))}{', ...' if len(lines) > 10 else ''}): training labels "
+                          f"are areas (polygons) or points; turn closed lines into polygons (QGIS: Vector > Geometry "
+                          f"Tools > Lines to Polygons) or draw polygons, and leave other lines out")
     return features, bad, kinds, digest.hexdigest()
 
 
@@ -379,10 +411,12 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
 
 
 def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_pixels: Optional[int] = None,
-                       point_layer: bool = False) -> None:
+                       point_layer: bool = False, skipped: Optional[Dict[int, int]] = None,
+                       multipart: Optional[Dict[int, int]] = None) -> None:
     """ClaireError for a class with fewer than `min_polygons` polygons or `min_pixels` pixels (default 3 for
     points, 20 for polygons and rasters): an honest split needs whole polygons on both sides. Also for labels
-    of a single class: a model learns to tell classes apart."""
+    of a single class: a model learns to tell classes apart. `skipped` / `multipart`: per class index, the features
+    that cover no pixel centre and the multipart ones, which the message then names."""
     need_px = min_pixels if min_pixels is not None else (3 if point_layer else 20)
     counts = labels.counts()
     what = "points" if point_layer else "polygons"
@@ -392,9 +426,27 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
     for c in labels.classes:
         n_poly, n_px = counts["polygons"][c.index], counts["pixels"][c.index]
         if n_poly < min_polygons:
-            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {what} on the raster; draw at least "
-                              f"{min_polygons} separate {what} per class (training and validation each need "
-                              f"whole {what} of every class), or remove the class")
+            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {what} on the raster"
+                              f"{_count_hints(c, labels.classes, skipped, multipart)}; draw at least {min_polygons} "
+                              f"separate {what} per class (training and validation each need whole {what} of every "
+                              f"class), or remove the class")
         if n_px < need_px:
             raise ClaireError(f"class {c.name!r} (code {c.code}) covers only {n_px} pixel(s); draw larger or more "
                               f"{what} (at least {need_px} pixels per class)")
+
+
+def _count_hints(c: ClassInfo, classes: List[ClassInfo], skipped: Optional[Dict[int, int]],
+                 multipart: Optional[Dict[int, int]]) -> str:
+    """Why a class may have fewer polygons than drawn: features smaller than a pixel, multipart features (one
+    polygon each), a twin spelling of its name."""
+    hints = []
+    if (skipped or {}).get(c.index):
+        hints.append(f"{skipped[c.index]} more cover no pixel centre (smaller than a pixel) and were skipped")
+    if (multipart or {}).get(c.index):
+        hints.append(f"{multipart[c.index]} are multipart features, which count as one polygon each (QGIS: Vector > "
+                     f"Geometry Tools > Multipart to Singleparts splits them)")
+    key = " ".join(str(c.name).split()).casefold()
+    twins = [o.name for o in classes if o.index != c.index and " ".join(str(o.name).split()).casefold() == key]
+    if twins:
+        hints.append(f"{', '.join(map(repr, twins))} is another class: names are compared as written")
+    return f" ({'; '.join(hints)})" if hints else ""
