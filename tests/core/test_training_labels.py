@@ -167,7 +167,7 @@ def _gpkg_with_srs(path, feats, srs_wkt_or_none):
 
 @pytest.mark.parametrize("crs, words", [
     (None, ["no coordinate reference system", "Undefined", "ogr2ogr -a_srs"]),
-    ('LOCAL_CS["Undefined Cartesian SRS",UNIT["metre",1]]', ["no coordinate reference system", "Define Shapefile"]),
+    ('LOCAL_CS["Undefined Cartesian SRS",UNIT["metre",1]]', ["no coordinate reference system", "'Define Shapefile projection'"]),
     ("EPSG:4326", ["feature 1", "cannot be transformed", "do not fit the layer's CRS", "WGS 84"]),
 ])
 def test_labels_whose_crs_says_nothing_or_does_not_fit_are_named(tmp_path, optical, crs, words):

@@ -61,8 +61,9 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str):
     if undefined_crs(src):
         named = "" if src is None else f" ({src.GetName()!r})"
         raise ClaireError(f"the {what} {path!r} have no coordinate reference system{named}; assign one in the "
-                          f"file (QGIS: Processing 'Define Shapefile projection' for a shapefile, or Export > Save "
-                          f"Features As with the CRS the coordinates are in; ogr2ogr -a_srs EPSG:xxxx)")
+                          f"file (QGIS: the Processing tool 'Define Shapefile projection', which writes the .prj of a "
+                          f"shapefile; or Export > Save Features As with the CRS the coordinates are in; ogr2ogr -a_srs "
+                          f"EPSG:xxxx)")
     dst = osr.SpatialReference()
     dst.ImportFromWkt(crs_wkt)
     for s in (src, dst):
