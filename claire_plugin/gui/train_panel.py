@@ -31,7 +31,7 @@ from ..core.inputs.units import SAR_UNITS
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
-from ..layers.layers import layer_file, vector_file
+from ..layers.layers import layer_crs, layer_file, vector_file
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
@@ -459,6 +459,7 @@ class TrainPanel(QWidget):
                                   field=self.field.currentField(), layer=layer_name, output=out,
                                   macro_field=self.macro_field.currentField() or None,
                                   validation=validation, validation_layer=validation_layer,
+                                  labels_crs=layer_crs(layer), validation_crs=layer_crs(chosen),
                                   checkpoint=self.picker.checkpointPath() or None,
                                   report=os.path.splitext(out)[0] + "_report.json",
                                   sar_units=self.sar_units.currentText(), config=cfg)

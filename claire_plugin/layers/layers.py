@@ -78,6 +78,15 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     return path, parts.get("layerName") or None, None
 
 
+def layer_crs(layer) -> Optional[str]:
+    """The CRS a vector layer has in QGIS (an authority code, else WKT), None when it has none: the CRS to read its
+    file in where the file itself has none (a shapefile without .prj whose CRS the user set in QGIS)."""
+    crs = layer.crs() if layer is not None else None
+    if crs is None or not crs.isValid():
+        return None
+    return crs.authid() or crs.toWkt() or None
+
+
 def no_input_sidecars():
     """Turn GDAL's PAM off in this thread while QGIS opens input layers (core.io.pam.pam_off).
 

@@ -20,6 +20,7 @@ from qgis.core import (
 
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
+from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
     TRAIN_FLAG_TO_PARAMETER,
@@ -178,6 +179,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             raise QgsProcessingException("MACRO_FIELD: macroclasses come from a field of LABELS; a label raster has "
                                          "none. Leave MACRO_FIELD empty or give the labels as polygons.")
         validation, validation_layer = self._validation(parameters, context)
+        crs_of = {name: layer_crs(self.parameterAsVectorLayer(parameters, name, context)) if parameters.get(name)
+                  else None for name in ("LABELS", "VALIDATION")}
         minutes = self.parameterAsDouble(parameters, "MINUTES", context) or None
         trees = self.parameterAsInt(parameters, "RF_TREES", context)
         cfg = FinetuneConfig(epochs=self.parameterAsInt(parameters, "EPOCHS", context), minutes=minutes,
@@ -189,7 +192,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
             labels=labels, field=field, macro_field=macro_field, layer=layer_name, validation=validation,
-            validation_layer=validation_layer,
+            validation_layer=validation_layer, labels_crs=crs_of["LABELS"], validation_crs=crs_of["VALIDATION"],
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,
             report=self.parameterAsFileOutput(parameters, "REPORT", context),

@@ -112,6 +112,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert not layer.isModified() and layer.featureCount() == 12
     assert params.layer == "training" and params.field == "class" and params.config.epochs == 2
     assert params.sar_units == "auto"
+    assert params.labels_crs == layer.crs().authid() != "" and params.validation_crs is None  # read where a file has none
     panel.sar_units.setCurrentText("dB")
     assert panel.build_params().sar_units == "dB"
     params.config.steps_per_epoch, params.config.batch_size, params.config.crop = 1, 2, 64

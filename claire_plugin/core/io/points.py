@@ -51,19 +51,28 @@ def undefined_crs(srs) -> bool:
     return bool(srs.IsLocal()) or (srs.GetName() or "").strip().lower().startswith("undefined")
 
 
-def layer_transform(lyr, crs_wkt: str, path: str, what: str):
+def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[str] = None):
     """The OGR transformation from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order), None when they are
     the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation exists (`what` names
-    the file in the message: "labels")."""
+    the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to take when the file has
+    none, e.g. the one the user gave the layer in QGIS."""
     from osgeo import osr
 
     src = lyr.GetSpatialRef()
+    if undefined_crs(src) and assigned:
+        given = osr.SpatialReference()
+        try:
+            given.SetFromUserInput(assigned)
+        except RuntimeError:
+            given = None
+        if given is not None and not undefined_crs(given):
+            src = given
     if undefined_crs(src):
         named = "" if src is None else f" ({src.GetName()!r})"
         raise ClaireError(f"the {what} {path!r} have no coordinate reference system{named}; assign one in the "
-                          f"file (QGIS: the Processing tool 'Define Shapefile projection', which writes the .prj of a "
-                          f"shapefile; or Export > Save Features As with the CRS the coordinates are in; ogr2ogr -a_srs "
-                          f"EPSG:xxxx)")
+                          f"file (QGIS: the Processing tool 'Define Shapefile projection', which writes the .prj of "
+                          f"a shapefile; or Export > Save Features As with the CRS the coordinates are in; ogr2ogr "
+                          f"-a_srs EPSG:xxxx)")
     dst = osr.SpatialReference()
     dst.ImportFromWkt(crs_wkt)
     for s in (src, dst):

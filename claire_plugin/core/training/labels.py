@@ -92,18 +92,20 @@ class LabelSet:
 
 def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: Optional[str] = None,
                 layer: Optional[str] = None, classes: Optional[List[ClassInfo]] = None,
-                max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True) -> LabelSet:
+                max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True,
+                assigned_crs: Optional[str] = None) -> LabelSet:
     """Labels of `path` on the grid of the rasterio dataset `grid` (the optical raster).
 
     A vector needs `field_name` (integer codes or text names); a raster is read as codes (0, 255 and its
     nodata ignored). `classes` imposes an existing class list (a separate validation layer must use the
     training classes). Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them.
+    `assigned_crs`: the vector's CRS where its file has none (QGIS: the CRS the user gave the layer).
     """
     from . import label_raster
 
     if label_raster.is_raster(path):
         return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts)
-    features, source = read_vector_features(path, grid, field_name, name_field, layer)
+    features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs)
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
     by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers = [], {}, {}, []
@@ -158,8 +160,10 @@ def _spelled_alike(classes: List[ClassInfo]) -> str:
 
 
 @with_gdal_exceptions
-def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str]):
-    """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance."""
+def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str],
+                         assigned_crs: Optional[str] = None):
+    """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance;
+    `assigned_crs` as in read_labels."""
     from osgeo import ogr
 
     from ..io.gdal_names import is_gdal_name
@@ -175,7 +179,8 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise ClaireError(f"cannot open the labels {path!r}; give a vector or raster file")
     problem = None
     try:
-        features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid)
+        features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid,
+                                                               assigned_crs)
     except ClaireError as exc:  # raised again below: its traceback would keep the layer alive past `ds`
         problem = exc.with_traceback(None)
     finally:
@@ -195,7 +200,8 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     return features, source
 
 
-def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[str], layer: Optional[str], grid):
+def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[str], layer: Optional[str], grid,
+                assigned_crs: Optional[str] = None):
     """The chosen layer's features, checked fields and CRS (see _features), and the layer name."""
     lyr = choose_layer(ds, path, layer, "labels")
     defn = lyr.GetLayerDefn()
@@ -214,7 +220,7 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     if field_name is None:
         raise ClaireError(f"say which field of {path!r} holds the class (--field); its fields are "
                           f"{', '.join(fields) or '(none)'}")
-    ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels")
+    ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels", assigned_crs)
     layer_name = lyr.GetName()
     return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
 

@@ -61,6 +61,8 @@ class PolygonTrainParams:
     layer: Optional[str] = None
     validation: Optional[str] = None
     validation_layer: Optional[str] = None
+    labels_crs: Optional[str] = None  # the labels' CRS where their file has none (QGIS: the layer's, set by the user)
+    validation_crs: Optional[str] = None  # the same for the validation layer
     checkpoint: Optional[str] = None
     report: Optional[str] = None
     optical_bands: Optional[List[int]] = None
@@ -153,7 +155,8 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
     if params.validation:
         val = read_labels(params.validation, scene.opt, params.field, params.name_field, params.validation_layer,
                           labels.classes,
-                          params.max_pixels_per_polygon, params.config.seed, check_counts=False)
+                          params.max_pixels_per_polygon, params.config.seed, check_counts=False,
+                          assigned_crs=params.validation_crs)
         split = layer_split(labels, val, params.buffer_px)
         same = split.info["validation_polygons_in_training_layer"]
         if same:
@@ -316,7 +319,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                params.optical_offset, params.sar_units) as scene:
         progress(0.02, "reading the labels")
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
-                             params.max_pixels_per_polygon, params.config.seed)
+                             params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs)
         labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
         progress(0.03, "checking the polygons' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
