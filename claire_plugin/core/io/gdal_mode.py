@@ -39,3 +39,15 @@ def with_gdal_exceptions(fn: F) -> F:
         with gdal_exceptions():
             return fn(*args, **kwargs)
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def quiet_gdal() -> Iterator[None]:
+    """Within the block GDAL prints nothing (its errors still reach the caller as return values or exceptions)."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()

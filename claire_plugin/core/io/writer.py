@@ -71,6 +71,30 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None
         if in_path and same_file(path, in_path):
             raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); writing "
                               f"there would overwrite the {in_role}, so choose a different {role} file name")
+        part = next((f for f in input_files(in_path) if same_file(path, f)), None) if in_path else None
+        if part is not None:
+            raise ClaireError(f"the {role} path {path!r} is a file the {in_role} {in_path!r} reads (e.g. a source "
+                              f"of a VRT); writing there would change the {in_role}, so choose a different {role} "
+                              f"file name")
+
+
+def input_files(path: str) -> list:
+    """The files GDAL reads for the dataset `path` besides itself (a VRT's sources, a .aux.xml or .ovr beside it),
+    as GDAL lists them; empty where GDAL cannot open it."""
+    from osgeo import gdal
+
+    from .gdal_mode import gdal_exceptions, quiet_gdal
+
+    ds = None
+    try:
+        with gdal_exceptions(), quiet_gdal():
+            ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_VECTOR)
+            files = list(ds.GetFileList() or []) if ds is not None else []
+    except RuntimeError:
+        return []
+    finally:
+        ds = None
+    return [f for f in files if f and os.path.abspath(f) != os.path.abspath(str(path))]
 
 
 def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence[Tuple[str, Optional[str]]]) -> None:
