@@ -83,7 +83,9 @@ class RunPlan:
         SAR on the optical grid, [to close])."""
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
-        return o, rio.warp_to_grid(s, o, "bilinear"), [s, o]
+        warped = rio.warp_to_grid(s, o, "bilinear")
+        warped.positive_only = self.sar_vrt.positive_only
+        return o, warped, [s, o]
 
     def writer(self, path: str, dtype: str, nodata: float, description: str) -> GridWriter:
         """A writer of `path` on the optical grid, covering the run's output window."""
@@ -272,6 +274,7 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                          radiometry, opt.nodata)
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
+    sar_vrt.positive_only = bool(plan.sar_prep.to_db)  # linear SAR: 0 and below are no data, as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
 
 

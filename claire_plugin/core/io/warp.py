@@ -56,6 +56,9 @@ class GridWarp:
         self._inv = ~src.transform
         self._offset = self._whole_pixel_offset()
         self._mask_band = src.nodata is None and _has_dataset_mask(src)
+        #: values at or below 0 are no data (linear SAR power or amplitude: a zero border, not a value; in dB it
+        #: would be -inf, clipped to the card's floor and classified, mostly as water); set once the units are known
+        self.positive_only = False
         self._ct = None  # GDAL coordinate transformation, made on first use (False: use rasterio's)
         # a geographic source across the antimeridian: PROJ answers -179.99 where the raster says 180.01
         self._lon_centre = None
@@ -110,6 +113,8 @@ class GridWarp:
             a[a == np.float32(nd)] = np.nan
         if self._mask_band:
             a[:, self.src.read_masks(idx[0], window=win) == 0] = np.nan
+        if self.positive_only:
+            a[a <= 0] = np.nan
         return a
 
     def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
