@@ -17,6 +17,7 @@ from ....models.predict import pad_tile
 from ..errors import ClaireError
 from ..inputs.validate import equal_in_every_band
 from ..io.raster_io import read_window
+from ..io.warp import has_dataset_mask
 from .phases import PhaseTimes
 
 
@@ -95,6 +96,7 @@ class ChunkReader:
         self.int_optical = all(d.kind in "ui" for d in dtypes)
         self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
         self.o_nodata = nodata_in(self.opt.nodata, np.dtype(self.o_dtype))
+        self.o_masked = self.opt.nodata is None and has_dataset_mask(self.opt)  # an internal mask or alpha band
         n = max(1, readers)
         if n > 1 and more_handles is None:
             raise ValueError("more than one reader needs `more_handles`")
@@ -176,6 +178,10 @@ class ChunkReader:
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
             o_bad |= equal_in_every_band(o, self.o_nodata)
+        if self.o_masked:
+            from rasterio.windows import Window
+
+            o_bad |= opt.read_masks(self.o_idx[0], window=Window(win.x, win.y, o.shape[2], o.shape[1])) == 0
         cloud = snow = None
         if self.cloud_bands is not None:
             from ....models.cloud import cloud_probability, snow_possible

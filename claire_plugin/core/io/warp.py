@@ -55,7 +55,7 @@ class GridWarp:
         self.same_crs = src.crs == grid_ds.crs
         self._inv = ~src.transform
         self._offset = self._whole_pixel_offset()
-        self._mask_band = src.nodata is None and _has_dataset_mask(src)
+        self._mask_band = src.nodata is None and has_dataset_mask(src)
         #: values at or below 0 are no data (linear SAR power or amplitude: a zero border, not a value; in dB it
         #: would be -inf, clipped to the card's floor and classified, mostly as water); set once the units are known
         self.positive_only = False
@@ -359,8 +359,9 @@ def _transformer(src_crs, dst_crs):
     return osr.CoordinateTransformation(*refs)
 
 
-def _has_dataset_mask(src) -> bool:
-    """Whether GDAL has a per-dataset mask (or alpha band) for `src`."""
+def has_dataset_mask(src) -> bool:
+    """Whether GDAL has a per-dataset mask (or alpha band) for `src`: its masked pixels are no data (as QGIS and
+    GDAL show them), read with `src.read_masks`."""
     try:
         from rasterio.enums import MaskFlags
 

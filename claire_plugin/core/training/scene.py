@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from ..inputs.validate import equal_in_every_band
+from ..io.warp import has_dataset_mask
 
 
 class Scene:
@@ -64,6 +65,7 @@ class Scene:
         self.notes = [self.oc.describe("optical"), self.sc.describe("SAR")] + self.opt_prep.notes + \
             self.sar_prep.notes
         self.height, self.width = self.opt.height, self.opt.width
+        self.opt_masked = self.opt.nodata is None and has_dataset_mask(self.opt)  # an internal mask or alpha band
 
     def _open(self, ds):
         self._opened.append(ds)
@@ -100,6 +102,10 @@ class Scene:
         nd = self.opt.nodata
         if nd is not None and np.isfinite(nd):
             bad |= equal_in_every_band(o, np.float32(nd))
+        elif self.opt_masked:
+            from rasterio.windows import Window
+
+            bad |= self.opt.read_masks(self.oc.indices[0], window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0)) == 0
         reg = self.region
         inside = np.zeros(bad.shape, bool)
         inside[max(0, int(reg.row_off) - rr0):int(reg.row_off + reg.height) - rr0,
