@@ -6,6 +6,7 @@ Every module listed in `_COMMANDS` exposes `register(subparsers)`, which adds it
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -74,6 +75,22 @@ def _catch_stop_signals() -> Dict[int, object]:
     return previous
 
 
+_NEGATIVE_LIST = re.compile(r"^-\d*\.?\d+(?:[eE][-+]?\d+)?(?:,[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)+$")
+
+
+def join_negative_lists(argv: List[str]) -> List[str]:
+    """`--extent -48.1,-25.4,-48.0,-25.3` as `--extent=-48.1,...`: argparse takes a value that starts with '-' and
+    is not a single number for an option and refuses it ("expected one argument"), which every extent west of
+    Greenwich or south of the equator in degrees hits."""
+    out: List[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_LIST.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; user errors print one clear line and exit with status 2. Ctrl+C, SIGTERM and
     SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
@@ -85,7 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cap_arenas()  # before any thread of the run allocates
     parser = build_parser()
     state_gdal_error_mode()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -93,3 +93,17 @@ def test_a_bad_extent_is_refused_before_anything_is_written(tmp_path, tiny_check
     with pytest.raises(ClaireError, match=message):
         classify(params)
     assert not (tmp_path / "x.tif").exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_an_extent_starting_with_a_minus_sign_reaches_the_run(tmp_path, tiny_checkpoint):
+    """`--extent -48.1,-25.4,-48.0,-25.3` (any extent west of Greenwich or south of the equator in degrees) was
+    refused by argparse ("expected one argument"); a lone negative number still parses as before."""
+    from claire.claire_plugin.cli.main import build_parser, join_negative_lists
+
+    argv = ["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "c.tif", "--extent",
+            "-48.1,-25.4,-4.8e1,-25.3", "--optical-offset", "-1000"]
+    joined = join_negative_lists(argv)
+    assert joined[-3:] == ["--extent=-48.1,-25.4,-4.8e1,-25.3", "--optical-offset", "-1000"]
+    args = build_parser().parse_args(joined)
+    assert args.extent == "-48.1,-25.4,-4.8e1,-25.3"
+    assert join_negative_lists(["--extent", "500000,4600000,500100,4600100"])[1] == "500000,4600000,500100,4600100"
