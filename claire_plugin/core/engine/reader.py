@@ -178,6 +178,8 @@ class ChunkReader:
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         if self.o_nodata is not None:
             o_bad |= equal_in_every_band(o, self.o_nodata)
+        else:  # no nodata declared: 0 in every band is Sentinel-2's NO_DATA (swath edges), never a reflectance
+            o_bad |= equal_in_every_band(o, 0)
         if self.o_masked:
             from rasterio.windows import Window
 

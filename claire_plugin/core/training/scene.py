@@ -102,7 +102,9 @@ class Scene:
         nd = self.opt.nodata
         if nd is not None and np.isfinite(nd):
             bad |= equal_in_every_band(o, np.float32(nd))
-        elif self.opt_masked:
+        else:  # no nodata declared: 0 in every band is Sentinel-2's NO_DATA, never a reflectance (as the engine)
+            bad |= equal_in_every_band(o, np.float32(0))
+        if (nd is None or not np.isfinite(nd)) and self.opt_masked:
             from rasterio.windows import Window
 
             bad |= self.opt.read_masks(self.oc.indices[0], window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0)) == 0
