@@ -169,3 +169,32 @@ def test_dataset_mask_marks_no_data_without_a_nodata_value(tmp_path):
     want_nan[:, 19] = True  # beyond the source's east edge
     np.testing.assert_array_equal(np.isnan(got[0]), want_nan)
     np.testing.assert_array_equal(got[:, ~want_nan], -10.0)
+
+
+def test_scaled_reads_apply_the_files_scale_offset_and_linear_zeros_are_no_data(tmp_path):
+    """`scaled`: GDAL's scale and offset applied after nodata (int16 dB x 100, scale 0.01); not for other rasters
+    (class codes). `positive_only`: 0 and below are no data (linear SAR), also at the edge of a bilinear warp."""
+    from osgeo import gdal
+
+    raw = np.full((1, 20, 20), -1500, np.int16)
+    raw[0, 5, 5] = -32768
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 20, 20), np.uint16))
+    path = write_raster(str(tmp_path / "s.tif"), raw, nodata=-32768)
+    ds = gdal.Open(path, gdal.GA_Update)
+    ds.GetRasterBand(1).SetScale(0.01)
+    ds.GetRasterBand(1).SetOffset(-0.5)
+    ds = None
+    with rasterio.open(grid) as g, rasterio.open(path) as s:
+        got = GridWarp(s, g, scaled=True).read([1])
+        plain = GridWarp(s, g).read([1])
+    assert np.isnan(got[0, 5, 5]) and np.isnan(plain[0, 5, 5])
+    np.testing.assert_allclose(got[0, 0], -15.5, rtol=1e-6)
+    assert plain[0, 0, 0] == -1500.0
+    lin = np.full((1, 20, 20), 0.05, np.float32)
+    lin[0, :, :4] = 0.0
+    lpath = write_raster(str(tmp_path / "l.tif"), lin, origin=(500000.0 + 3, 4600000.0 - 2))  # off the grid
+    with rasterio.open(grid) as g, rasterio.open(lpath) as s:
+        w = GridWarp(s, g)
+        w.positive_only = True
+        vals = w.read([1])
+    assert np.isnan(vals[0, :, :4]).all() and np.allclose(vals[0, 1:, 5:19], 0.05)

@@ -83,7 +83,7 @@ class RunPlan:
         SAR on the optical grid, [to close])."""
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
-        warped = rio.warp_to_grid(s, o, "bilinear")
+        warped = rio.warp_to_grid(s, o, "bilinear", scaled=True)
         warped.positive_only = self.sar_vrt.positive_only
         return o, warped, [s, o]
 
@@ -252,7 +252,7 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
         check_reference(ref_ds, opt, params.reference, reference_lut(plan.classes, ref_ds.nodata, plan.card))
         plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata
         plan.opened.append(plan.reference)
-    plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear")
+    plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear", scaled=True)
     plan.opened.append(plan.sar_vrt)
     if sar.crs != opt.crs or sar.transform != opt.transform or sar.shape != opt.shape:
         messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; SAR CRS {sar.crs}, "

@@ -134,7 +134,8 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
         raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB, which no backscatter has "
                           f"(a scene's median lies between {DB_MEDIAN_RANGE[0]:g} and +{DB_MEDIAN_RANGE[1]:g} dB); "
                           f"the values are in another unit or scaled (e.g. dB x 100, or uncalibrated digital "
-                          f"numbers): give calibrated backscatter, or declare the unit with {_DECLARE}")
+                          f"numbers): give calibrated backscatter"
+                          f"{'' if reason.startswith('declared') else ', or declare the unit with ' + _DECLARE}")
     out = (vals < DB_RANGE[0]) | (vals > DB_RANGE[1])
     if out.mean() > 0.005:
         common = float(np.median(vals[out]))

@@ -209,13 +209,13 @@ def _unwrap_longitudes(b, g, crs) -> Tuple[float, float, float, float]:
     return left, bottom, right, top
 
 
-def warp_to_grid(src, grid_ds, resampling: str = "bilinear"):
+def warp_to_grid(src, grid_ds, resampling: str = "bilinear", scaled: bool = False):
     """`src` resampled onto `grid_ds`'s CRS, transform and size, window by window (core.warp.GridWarp:
-    float32, NaN where there is no data). Nothing is reprojected up front, so memory does not grow with
-    the raster."""
+    float32, NaN where there is no data; with `scaled`, the file's declared scale and offset applied). Nothing is
+    reprojected up front, so memory does not grow with the raster."""
     from .warp import GridWarp
 
-    return GridWarp(src, grid_ds, resampling)
+    return GridWarp(src, grid_ds, resampling, scaled=scaled)
 
 
 def check_complete(path: str, role: str) -> Tuple[int, int]:

@@ -40,7 +40,7 @@ class GridWarp:
     """Window-by-window bilinear/nearest resampling of `src` onto `grid_ds`'s pixel grid."""
 
     def __init__(self, src, grid_ds, resampling: str = "bilinear", step: int = 32,
-                 max_error: float = MAX_ERROR) -> None:
+                 max_error: float = MAX_ERROR, scaled: bool = False) -> None:
         if resampling not in ("bilinear", "nearest"):
             raise ValueError(f"resampling must be 'bilinear' or 'nearest', not {resampling!r}")
         self.src = src
@@ -59,6 +59,10 @@ class GridWarp:
         #: values at or below 0 are no data (linear SAR power or amplitude: a zero border, not a value; in dB it
         #: would be -inf, clipped to the card's floor and classified, mostly as water); set once the units are known
         self.positive_only = False
+        #: band -> (scale, offset) declared by the file (GDAL's scale / offset: value = raw x scale + offset), applied
+        #: to what is read when `scaled` (a SAR stored as int16 dB x 100 with scale 0.01); class codes are not scaled
+        self._scaling = {i + 1: (float(sc), float(of)) for i, (sc, of) in enumerate(zip(src.scales, src.offsets))
+                         if scaled and (sc != 1.0 or of != 0.0)} if scaled else {}
         self._ct = None  # GDAL coordinate transformation, made on first use (False: use rasterio's)
         # a geographic source across the antimeridian: PROJ answers -179.99 where the raster says 180.01
         self._lon_centre = None
@@ -113,6 +117,10 @@ class GridWarp:
             a[a == np.float32(nd)] = np.nan
         if self._mask_band:
             a[:, self.src.read_masks(idx[0], window=win) == 0] = np.nan
+        for k, i in enumerate(idx):
+            if i in self._scaling:
+                scale, offset = self._scaling[i]
+                a[k] = a[k] * np.float32(scale) + np.float32(offset)
         if self.positive_only:
             a[a <= 0] = np.nan
         return a

@@ -44,7 +44,7 @@ class Scene:
             self.sc = choose_raster_bands(self.sar, "SAR", self.sar_spec.bands, sar_bands, cfg.get("sar_channels"),
                                           "--sar-bands")
             self.region = rio.overlap_window(self.opt, self.sar)
-            self.sar_grid = self._open(rio.warp_to_grid(self.sar, self.opt, "bilinear"))
+            self.sar_grid = self._open(rio.warp_to_grid(self.sar, self.opt, "bilinear", scaled=True))
             s_sample = rio.sample(self.sar_grid, self.sc.indices, self.region)
             o_sample = rio.sample(self.opt, self.oc.indices, self.region)
             for role, smp, nd, idx in (("SAR", s_sample, None, self.sc.indices),
