@@ -55,3 +55,12 @@ def test_too_few_or_ambiguous_bands_are_clear_errors():
 def test_same_count_without_names_keeps_checkpoint_order():
     c = choose_bands("optical", 5, [None] * 5, [], needed=5)
     assert c.indices == [1, 2, 3, 4, 5] and "order" in c.method
+
+
+@pytest.mark.parametrize("ratio", ["Sigma0_VV_db_minus_VH", "VV/VH", "VV_VH_ratio"])
+def test_a_ratio_band_beside_vv_and_vh_is_neither(ratio):
+    """A third band naming both polarisations (SNAP's VV - VH, a VV/VH ratio) made the names ambiguous, and the
+    run was refused as if the bands were unnamed."""
+    assert canonical_band(ratio) not in ("VV", "VH")
+    c = choose_bands("SAR", 3, ["Sigma0_VV_db", "Sigma0_VH_db", ratio], ["VV", "VH"])
+    assert c.indices == [1, 2] and "descriptions" in c.method

@@ -54,10 +54,10 @@ def canonical_band(name: Optional[str]) -> Optional[str]:
     if m:
         num, suffix = int(m.group(1)), m.group(2)
         return f"B{num}A" if suffix else f"B{num:02d}"
-    for pol in ("VV", "VH", "HH", "HV"):
-        if re.search(rf"(?<![A-Z]){pol}(?![A-Z])", text.replace("_", " ")):
-            return pol
-    return compact or None
+    pols = [pol for pol in ("VV", "VH", "HH", "HV") if re.search(rf"(?<![A-Z]){pol}(?![A-Z])", text.replace("_", " "))]
+    if len(pols) == 1:
+        return pols[0]
+    return compact or None  # two polarisations named: a ratio or difference band (VV/VH, VV_minus_VH), neither
 
 
 @dataclass
