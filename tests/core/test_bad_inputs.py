@@ -274,7 +274,7 @@ def test_cli_batch_one_broken_pair_among_good_ones(workdir):
 def test_catalogue_covers_the_issue_and_builders_write_inputs(tmp_path):
     """Every case of issue 7 is in the catalogue, each error case names problem and fix, builders work."""
     ids = set(C.case_ids())
-    assert len(ids) == len(C.CASES) == 72
+    assert len(ids) == len(C.CASES) == 73
     for c in C.CASES:
         assert c.expect in ("error", "works")
         assert (c.problem and c.fix) if c.expect == "error" else not (c.problem or c.fix), c.id

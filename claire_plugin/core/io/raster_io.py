@@ -95,12 +95,18 @@ def require_crs(ds, role: str) -> None:
                           f"Sentinel-1 GRD/SLC in radar geometry is; put it on a map grid first (for Sentinel-1: "
                           f"SNAP Calibration then Range-Doppler Terrain Correction; for other rasters: "
                           f"gdalwarp -t_srs EPSG:32633 IN OUT, or Raster > Projections > Warp in QGIS)")
-    if ds.crs is None or not ds.crs.to_wkt():
+    no_crs, no_place = ds.crs is None or not ds.crs.to_wkt(), ds.transform.is_identity
+    if no_crs and no_place:
+        raise ClaireError(f"the {role} raster {ds.name!r} has neither a coordinate reference system nor a "
+                          f"geotransform (where its pixels lie); georeference it (Raster > Georeferencer in QGIS, "
+                          f"or gdal_translate -a_srs EPSG:32633 -a_ullr ULX ULY LRX LRY IN OUT)")
+    if no_crs:
         raise ClaireError(f"the {role} raster {ds.name!r} has no coordinate reference system; assign one "
                           f"(e.g. gdal_edit.py -a_srs EPSG:32633 FILE, or Raster > Projections > Assign in QGIS)")
-    if ds.transform.is_identity:
+    if no_place:
         raise ClaireError(f"the {role} raster {ds.name!r} has no georeferencing (identity transform); "
-                          f"georeference it first")
+                          f"georeference it first (Raster > Georeferencer in QGIS, or gdal_edit.py -a_ullr ULX ULY "
+                          f"LRX LRY FILE)")
 
 
 def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
