@@ -107,3 +107,10 @@ def test_an_extent_starting_with_a_minus_sign_reaches_the_run(tmp_path, tiny_che
     args = build_parser().parse_args(joined)
     assert args.extent == "-48.1,-25.4,-4.8e1,-25.3"
     assert join_negative_lists(["--extent", "500000,4600000,500100,4600100"])[1] == "500000,4600000,500100,4600100"
+
+
+def test_extent_text_in_messages_has_no_exponents():
+    """Bounds in extent messages as typed (a UTM northing printed as 7.1958e+06 before)."""
+    from claire.claire_plugin.core.engine.plan import _extent_text
+
+    assert _extent_text((500000.0, 7195800.25, -48.123456, 0.5)) == "500000,7195800.25,-48.123456,0.5"

@@ -402,7 +402,9 @@ def _out_window(plan: RunPlan, messages: List[str]) -> None:
 
 
 def _extent_text(extent) -> str:
-    return ",".join(f"{float(v):g}" for v in extent)
+    """XMIN,YMIN,XMAX,YMAX as a user would type them: up to 10 significant digits, never exponents (a UTM northing
+    read 7.1958e+06 with the default format)."""
+    return ",".join(f"{float(v):.10g}" if abs(float(v)) < 1e10 else f"{float(v):.1f}" for v in extent)
 
 
 def _check_rows(rows, height: int) -> Tuple[int, int]:
