@@ -243,7 +243,7 @@ def test_reference_metrics_summary_json_and_categories(engine_scene, standin_mod
     ("missing_folder", "folder .* does not exist"),
     ("missing_file", "does not exist"),
     ("not_raster", "not a raster"),
-    ("no_crs", "no coordinate reference system"),
+    ("no_crs", "(no|neither a) coordinate reference system"),
     ("no_overlap", "do not overlap"),
     ("few_bands", "has 3 band\\(s\\) but the checkpoint needs 10"),
     ("band_range", "band index 14 is out of range"),

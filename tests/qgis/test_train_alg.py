@@ -105,7 +105,7 @@ def test_layer_name_of_a_geopackage_reaches_the_labels(claire_plugin, scene, tmp
 def test_the_crs_given_to_a_shapefile_without_prj_in_qgis_is_used(claire_plugin, scene, tmp_path):
     """A shapefile without .prj whose CRS the user set in QGIS trained nowhere: the algorithm read the file, which
     has none, and refused it. The layer's CRS now reads it; the file is left as it is."""
-    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
+    from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsProcessingContext, QgsVectorLayer
 
     from claire.tests.fixtures.vectors import train_features
 
@@ -113,12 +113,15 @@ def test_the_crs_given_to_a_shapefile_without_prj_in_qgis_is_used(claire_plugin,
     assert not os.path.exists(str(tmp_path / "nocrs.prj"))
     layer = QgsVectorLayer(shp, "no prj", "ogr")
     assert layer.isValid()
-    with pytest.raises(Exception, match="no coordinate reference system"):
-        _train({**scene, "LABELS": layer}, tmp_path)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:train")
+    build = {**scene, "LABELS": layer, "OUTPUT": str(tmp_path / "m.safetensors"), "REPORT": str(tmp_path / "r.json")}
+    assert alg.build_params(build, QgsProcessingContext()).labels_crs is None
     layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    assert alg.build_params(build, QgsProcessingContext()).labels_crs == "EPSG:32631"
     res, _, out, _, _ = _train({**scene, "LABELS": layer}, tmp_path)
     assert os.path.exists(out) and res["MACRO_F1"] is not None
     assert not os.path.exists(str(tmp_path / "nocrs.prj"))
+    del alg, layer, build, res
 
 
 def test_labels_and_label_raster_together_are_refused(claire_plugin, scene, tmp_path):
