@@ -97,3 +97,13 @@ def test_constant_optical_is_named_as_such():
     """An optical raster of zeros with no nodata declared is neither dark land nor percent reflectance."""
     with pytest.raises(ClaireError, match=r"every optical value is 0: the raster holds no image.*-a_nodata 0"):
         optical_preparer(OPT_SPEC, 1, "int16", np.zeros((1, 500), np.float32), None)
+
+
+def test_floats_that_are_reflectance_under_a_stale_scale_are_named_so():
+    """Floats 0..1 whose file still declares the x 0.0001 scale of integers: the message said to give floats
+    between 0 and 1, which they are; it now names the scale and how to remove it."""
+    from claire.claire_plugin.core.inputs.radiometry import Radiometry
+
+    refl = RNG.uniform(0.03, 0.4, 1000).astype(np.float32)
+    with pytest.raises(ClaireError, match=r"as stored .* reflectance already.*gdal_edit\.py -scale 1 -offset 0"):
+        optical_preparer(OPT_SPEC, 1, "float32", refl, Radiometry(scale=1e-4, offset=0.0, note="file's scale"))

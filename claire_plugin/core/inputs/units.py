@@ -187,6 +187,12 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
                           f"values were already corrected, pass --optical-offset 0) or the raster is not reflectance; "
                           f"{fix}")
     if p99 < 0.012:
+        raw99 = float(np.percentile(vals, 99))
+        if scale < 1.0 and 0.012 <= raw99 <= MAX_REFLECTANCE:
+            raise ClaireError(f"the optical values, read as reflectance ({how}), stay below {p99:.3g} at the 99th "
+                              f"percentile, darker than any land scene, but as stored (99th percentile {raw99:.3g}) "
+                              f"they are reflectance already: the scale of x {scale:g} is wrong for them; if the "
+                              f"file declares it, remove it (gdal_edit.py -scale 1 -offset 0 FILE)")
         raise ClaireError(f"the optical values, read as reflectance ({how}), stay below {p99:.3g} at the 99th "
                           f"percentile, darker than any land scene: reflectance in percent (0-100) or another scale; "
                           f"{fix}")
