@@ -15,7 +15,7 @@ import numpy as np
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
-from .io.points import choose_layer, layer_transform, transform_geometry
+from .io.points import choose_layer, layer_transform
 from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
@@ -273,7 +273,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
                                   f"needs the sample points, one point per sample")
             geom = geom.Clone()
             if ct is not None:
-                transform_geometry(geom, ct, lyr, feat.GetFID(), points_path)
+                ct.apply(geom, feat.GetFID())
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
                                                               field_name, points_path)))
     finally:

@@ -15,9 +15,9 @@ import numpy as np
 
 from ....models.predict import pad_tile
 from ..errors import ClaireError
-from ..inputs.validate import equal_in_every_band
+from ..inputs.validate import optical_nodata
 from ..io.raster_io import read_window
-from ..io.warp import has_dataset_mask
+from ..io.warp import has_dataset_mask, masked_out
 from .phases import PhaseTimes
 
 
@@ -176,14 +176,11 @@ class ChunkReader:
         without the snow check; 1 in the optical gaps)."""
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
-        if self.o_nodata is not None:
-            o_bad |= equal_in_every_band(o, self.o_nodata)
-        else:  # no nodata declared: 0 in every band is Sentinel-2's NO_DATA (swath edges), never a reflectance
-            o_bad |= equal_in_every_band(o, 0)
+        o_bad |= optical_nodata(o, self.o_nodata)
         if self.o_masked:
             from rasterio.windows import Window
 
-            o_bad |= opt.read_masks(self.o_idx[0], window=Window(win.x, win.y, o.shape[2], o.shape[1])) == 0
+            o_bad |= masked_out(opt, self.o_idx[0], Window(win.x, win.y, o.shape[2], o.shape[1]))
         cloud = snow = None
         if self.cloud_bands is not None:
             from ....models.cloud import cloud_probability, snow_possible

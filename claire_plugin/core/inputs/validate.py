@@ -19,6 +19,12 @@ def equal_in_every_band(a: np.ndarray, value) -> np.ndarray:
     return out
 
 
+def optical_nodata(o: np.ndarray, nodata) -> np.ndarray:
+    """Bool [h, w]: optical pixels that are no data by their values: every band equal to the declared `nodata`, or,
+    when none is declared (None), every band 0, Sentinel-2's NO_DATA (swath edges), never a reflectance."""
+    return equal_in_every_band(o, 0 if nodata is None else nodata)
+
+
 def valid_pixels(sample: np.ndarray, nodata: Optional[float] = None) -> np.ndarray:
     """Bool [h, w]: every band finite and (with a nodata value) not every band equal to it."""
     ok = np.isfinite(sample).all(axis=0)

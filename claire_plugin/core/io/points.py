@@ -52,10 +52,10 @@ def undefined_crs(srs) -> bool:
 
 
 def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[str] = None):
-    """The OGR transformation from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order), None when they are
-    the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation exists (`what` names
-    the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to take when the file has
-    none, e.g. the one the user gave the layer in QGIS."""
+    """The transformation (a LayerTransform) from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order),
+    None when they are the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation
+    exists (`what` names the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to
+    take when the file has none, e.g. the one the user gave the layer in QGIS."""
     from osgeo import osr
 
     src = lyr.GetSpatialRef()
@@ -78,26 +78,33 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[
     for s in (src, dst):
         s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     try:
-        return None if src.IsSame(dst) else osr.CoordinateTransformation(src, dst)
+        return None if src.IsSame(dst) else LayerTransform(osr.CoordinateTransformation(src, dst), src.GetName(), path)
     except RuntimeError as exc:
         raise ClaireError(f"the {what} {path!r} are in a CRS ({src.GetName()!r}) that cannot be transformed to "
                           f"{dst.GetName()!r}: {str(exc)[:160]}; give the layer the CRS its coordinates are in, or "
                           f"reproject it") from None
 
 
-def transform_geometry(geom, ct, lyr, fid: int, path: str) -> None:
-    """Transform `geom` in place with `ct` (from layer_transform); ClaireError naming the feature where its
-    coordinates do not fit the layer's CRS (e.g. metres of a UTM zone in a layer said to be in degrees)."""
-    try:
-        failed = geom.Transform(ct) != 0
-    except RuntimeError:
-        failed = True
-    if failed:
-        x0, x1, y0, y1 = geom.GetEnvelope()
-        raise ClaireError(f"feature {fid} of {path!r} cannot be transformed to the raster's CRS: its coordinates "
-                          f"(x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}) do not fit the layer's CRS "
-                          f"({lyr.GetSpatialRef().GetName()!r}); give the layer the CRS its coordinates are in "
-                          f"(e.g. metres of a UTM zone, not degrees)")
+class LayerTransform:
+    """The transformation of a layer's geometries to a raster's CRS (from layer_transform), naming the CRS it
+    transforms from in its message."""
+
+    def __init__(self, ct, crs_name: str, path: str) -> None:
+        self.ct, self.crs_name, self.path = ct, crs_name, path
+
+    def apply(self, geom, fid: int) -> None:
+        """Transform `geom` in place; ClaireError naming the feature where its coordinates do not fit the layer's
+        CRS (e.g. metres of a UTM zone in a layer said to be in degrees)."""
+        try:
+            failed = geom.Transform(self.ct) != 0
+        except RuntimeError:
+            failed = True
+        if failed:
+            x0, x1, y0, y1 = geom.GetEnvelope()
+            raise ClaireError(f"feature {fid} of {self.path!r} cannot be transformed to the raster's CRS: its "
+                              f"coordinates (x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}) do not fit the layer's CRS "
+                              f"({self.crs_name!r}); give the layer the CRS its coordinates are in (e.g. metres of a "
+                              f"UTM zone, not degrees)")
 
 
 def _listed(layers: Dict[str, int]) -> str:

@@ -62,7 +62,7 @@ class GridWarp:
         #: band -> (scale, offset) declared by the file (GDAL's scale / offset: value = raw x scale + offset), applied
         #: to what is read when `scaled` (a SAR stored as int16 dB x 100 with scale 0.01); class codes are not scaled
         self._scaling = {i + 1: (float(sc), float(of)) for i, (sc, of) in enumerate(zip(src.scales, src.offsets))
-                         if scaled and (sc != 1.0 or of != 0.0)} if scaled else {}
+                         if sc != 1.0 or of != 0.0} if scaled else {}
         self._ct = None  # GDAL coordinate transformation, made on first use (False: use rasterio's)
         # a geographic source across the antimeridian: PROJ answers -179.99 where the raster says 180.01
         self._lon_centre = None
@@ -116,7 +116,7 @@ class GridWarp:
         if nd is not None and not math.isnan(nd):
             a[a == np.float32(nd)] = np.nan
         if self._mask_band:
-            a[:, self.src.read_masks(idx[0], window=win) == 0] = np.nan
+            a[:, masked_out(self.src, idx[0], win)] = np.nan
         for k, i in enumerate(idx):
             if i in self._scaling:
                 scale, offset = self._scaling[i]
@@ -365,6 +365,11 @@ def _transformer(src_crs, dst_crs):
         ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         refs.append(ref)
     return osr.CoordinateTransformation(*refs)
+
+
+def masked_out(src, band: int, window) -> np.ndarray:
+    """Bool [h, w]: the pixels of `window` that `src`'s dataset mask (see has_dataset_mask) marks as no data."""
+    return src.read_masks(band, window=window) == 0
 
 
 def has_dataset_mask(src) -> bool:

@@ -36,9 +36,11 @@ def _longest_name(folder: str) -> int:
         return 255
 
 
-def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None:
-    """ClaireError when the output folder is missing, not writable, or the path is a folder or an input;
-    `inputs` are paths or (role, path) pairs (the role names the input in the message)."""
+def check_output_path(path: str, inputs: Sequence, role: str = "output",
+                      sources: Optional[Dict[str, list]] = None) -> None:
+    """ClaireError when the output folder is missing, not writable, or the path is a folder, an input or a file an
+    input reads; `inputs` are paths or (role, path) pairs (the role names the input in the message); `sources`:
+    input_files of each input path, when the caller has them (else listed here)."""
     from .gdal_names import is_gdal_name
     from .raster_io import same_file
 
@@ -68,11 +70,13 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output") -> None
                           f"file to write")
     for inp in inputs:
         in_role, in_path = inp if isinstance(inp, tuple) else ("input raster", inp)
-        if in_path and same_file(path, in_path):
+        if not in_path:
+            continue
+        if same_file(path, in_path):
             raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); writing "
                               f"there would overwrite the {in_role}, so choose a different {role} file name")
-        part = next((f for f in input_files(in_path) if same_file(path, f)), None) if in_path else None
-        if part is not None:
+        files = sources[in_path] if sources and in_path in sources else input_files(in_path)
+        if any(same_file(path, f) for f in files):
             raise ClaireError(f"the {role} path {path!r} is a file the {in_role} {in_path!r} reads (e.g. a source "
                               f"of a VRT); writing there would change the {in_role}, so choose a different {role} "
                               f"file name")
@@ -104,8 +108,9 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
     from .raster_io import same_file
 
     named = [(role, p) for role, p in outputs if p]
+    sources = {p: input_files(p) for _, p in inputs if p}  # each input opened once, whatever the outputs
     for role, p in named:
-        check_output_path(p, inputs, role)
+        check_output_path(p, inputs, role, sources)
     for i, (r1, p1) in enumerate(named):
         for r2, p2 in named[i + 1:]:
             if same_file(p1, p2):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from ..io.points import choose_layer, layer_transform, transform_geometry
+from ..io.points import choose_layer, layer_transform
 
 IGNORE = 255
 MIN_POLYGONS = 3
@@ -269,7 +269,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             lines.append(fid)
             continue
         if ct is not None:
-            transform_geometry(geom, ct, lyr, fid, path)
+            ct.apply(geom, fid)
         kinds.add(kind)
         features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
     if lines:

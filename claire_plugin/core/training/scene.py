@@ -13,8 +13,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
-from ..inputs.validate import equal_in_every_band
-from ..io.warp import has_dataset_mask
+from ..inputs.validate import optical_nodata
+from ..io.warp import has_dataset_mask, masked_out
 
 
 class Scene:
@@ -100,14 +100,12 @@ class Scene:
         s = read_window(self.sar_grid, self.sc.indices, rr0, cc0, rr1 - rr0, cc1 - cc0)
         bad = ~np.isfinite(o).all(axis=0) | ~np.isfinite(s).all(axis=0)
         nd = self.opt.nodata
-        if nd is not None and np.isfinite(nd):
-            bad |= equal_in_every_band(o, np.float32(nd))
-        else:  # no nodata declared: 0 in every band is Sentinel-2's NO_DATA, never a reflectance (as the engine)
-            bad |= equal_in_every_band(o, np.float32(0))
-        if (nd is None or not np.isfinite(nd)) and self.opt_masked:
+        declared = nd is not None and np.isfinite(nd)
+        bad |= optical_nodata(o, np.float32(nd) if declared else None)
+        if not declared and self.opt_masked:
             from rasterio.windows import Window
 
-            bad |= self.opt.read_masks(self.oc.indices[0], window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0)) == 0
+            bad |= masked_out(self.opt, self.oc.indices[0], Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
         reg = self.region
         inside = np.zeros(bad.shape, bool)
         inside[max(0, int(reg.row_off) - rr0):int(reg.row_off + reg.height) - rr0,
