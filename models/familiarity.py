@@ -230,16 +230,18 @@ def lowrank_stats(model: torch.nn.Module, items: Iterable[Item], device: str = "
 
 
 @torch.no_grad()
-def ratios(model: torch.nn.Module, items: Iterable[Item], scorer: Scorer, device: str = "cpu") -> np.ndarray:
+def ratios(model: torch.nn.Module, items: Iterable[Item], scorer: Scorer, device: str = "cpu",
+           tile: int = TILE) -> np.ndarray:
     """Per-pixel distance (/ the scorer's threshold; 1 when it is 1) at stride 4 of every item where its
-    mask is True, interpolated from the feature cells as the engine does, concatenated."""
+    mask is True, interpolated from the feature cells as the engine does, concatenated; items larger than
+    `tile` are read in `tile` px tiles."""
     model.eval()
 
     def fn(feats, size):
         return _upsampled(4)(scorer.ratio(feats), size)
     out = []
     for item in items:
-        dmap, s = feature_map(model, item, scorer.key, device, TILE, fn)
+        dmap, s = feature_map(model, item, scorer.key, device, tile, fn)
         out.append(dmap[0][cell_mask(item, dmap.shape[1:], s)])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

@@ -6,7 +6,7 @@ card's layout says; threshold on the right-hand 25 %, the hold-out). Unseen: sce
 the card's threshold per scene; `compare` ranks candidate scores by the AUROC of held-out (seen) against
 unseen pixels and the share flagged at the 95th / 99th percentile of the hold-out.
 
-    python -m claire.claire_plugin.tools.familiarity [--checkpoint X] [--write-card OUT] [--compare]
+    python -m claire.claire_plugin.tools.familiarity [--checkpoint X] [--write-card OUT] [--compare | --geometries]
 """
 from __future__ import annotations
 
@@ -151,6 +151,60 @@ def scene_shares(model, card: Dict[str, Any], fam: Dict[str, Any]) -> Dict[str, 
     return {"scenes": shares, "separation": separation(per)}
 
 
+#: How a pixel can be read by the engine, as transformations of a whole-scene item: whole (a raster no
+#: larger than a window), inside a larger raster (the scene mirrored by the engine's 128 px of context on
+#: every side), and cut (a clipped raster: the top 160 rows, the right-hand 128 columns).
+GEOMETRIES = ("whole", "inside", "top160", "right128")
+
+
+def in_geometry(item: tuple, geometry: str) -> tuple:
+    """A prepared item (optical, SAR, cloud or None, mask) read in one of GEOMETRIES; the mask follows the
+    pixels (False on the mirrored margin)."""
+    from ...models.predict import CONTEXT
+
+    o, s, c, m = item
+    m = np.asarray(m, bool)
+    if geometry == "whole":
+        return item
+    if geometry == "inside":
+        p = ((0, 0), (CONTEXT, CONTEXT), (CONTEXT, CONTEXT))
+        return tuple(None if a is None else np.pad(a, p, mode="reflect") for a in (o, s, c)) + (
+            np.pad(m, CONTEXT, constant_values=False),)
+    if geometry == "top160":
+        rows, cols = slice(0, 160), slice(None)
+    elif geometry == "right128":
+        rows, cols = slice(None), slice(max(0, m.shape[1] - 128), None)
+    else:
+        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
+    return tuple(None if a is None else a[:, rows, cols] for a in (o, s, c)) + (m[rows, cols],)
+
+
+def geometry_shares(model, card: Dict[str, Any], fam: Dict[str, Any],
+                    geometries=GEOMETRIES) -> Dict[str, Dict[str, Any]]:
+    """Per read geometry (GEOMETRIES) and scene group: share of pixels beyond the threshold and median
+    distance / threshold, every item read whole as the engine reads a raster no larger than a window;
+    with the AUROC of seen against unseen pixels. Measures how much the score depends on how a pixel is
+    read rather than on what it shows."""
+    from ...models.familiarity import Scorer, ratios
+
+    scorer, groups, out = Scorer(fam), scenes(card), {}
+    for g in geometries:
+        row: Dict[str, Any] = {}
+        per = {}
+        for k, items in groups.items():
+            parts = [in_geometry(it, g) for it in items]
+            parts = [it for it in parts if it[3].any()]
+            d = ratios(model, parts, scorer, tile=4096) if parts else np.zeros(0, np.float32)
+            per[k] = d
+            if d.size:
+                row[k] = {"unfamiliar_share": round(float((d > 1.0).mean()), 4),
+                          "median_ratio": round(float(np.median(d)), 3)}
+        if per["terramesh_heldout"].size:
+            row["auroc"] = round(auroc(per["terramesh_heldout"], np.concatenate([per[k] for k in UNSEEN])), 3)
+        out[g] = row
+    return out
+
+
 def _pixel_cache(model, items: List[tuple], mc: int = 8) -> List[Dict[str, np.ndarray]]:
     """Per item, per stride-4 pixel of its mask: decoder features, bottleneck features (bilinear from
     stride 32), logits, and the variance of `mc` softmaxes with the decoder's dropout on."""
@@ -254,7 +308,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--write-card", default=None, help="save the checkpoint with the measured familiarity here")
     p.add_argument("--refit", action="store_true", help="re-measure the familiarity even if the card has one")
     p.add_argument("--compare", action="store_true", help="rank the candidate scores instead")
+    p.add_argument("--geometries", action="store_true",
+                   help="the card's shares with the same pixels read whole, inside a larger raster and cut")
     args = p.parse_args(argv)
+    if args.geometries:
+        import torch
+
+        from ...models.checkpoint import load_checkpoint
+
+        torch.set_grad_enabled(False)
+        model, card = load_checkpoint(args.checkpoint)
+        if not card.get("familiarity"):
+            p.error("the checkpoint's card has no familiarity entry")
+        print(json.dumps(geometry_shares(model, card, card["familiarity"]), indent=2))
+        return 0
     out = compare(args.checkpoint) if args.compare else measure(args.checkpoint, args.write_card, args.refit)
     print(json.dumps(out, indent=2))
     return 0

@@ -41,3 +41,39 @@ def test_card_flags_about_one_percent_of_the_holdout_and_most_of_elsewhere(bundl
     assert shares["terramesh_heldout"]["unfamiliar_share"] <= 0.02
     for scene in ("sen12ms_cr_clear", "sen12ms_cr_cloudy", "bigearthnet_mm"):
         assert shares[scene]["unfamiliar_share"] >= 0.5, (scene, shares[scene])
+
+
+def test_in_geometry_keeps_the_mask_on_its_pixels():
+    from claire.claire_plugin.tools.familiarity import in_geometry
+    from claire.models.predict import CONTEXT
+
+    rng = np.random.default_rng(0)
+    o, s = rng.random((3, 224, 200)).astype(np.float32), rng.random((2, 224, 200)).astype(np.float32)
+    m = np.zeros((224, 200), bool)
+    m[:, 150:] = True
+    inside = in_geometry((o, s, None, m), "inside")
+    assert inside[0].shape == (3, 224 + 2 * CONTEXT, 200 + 2 * CONTEXT) and inside[2] is None
+    np.testing.assert_array_equal(inside[0][:, inside[3]], o[:, m])
+    right = in_geometry((o, s, None, m), "right128")
+    assert right[1].shape == (2, 224, 128)
+    np.testing.assert_array_equal(right[1][:, right[3]], s[:, m])
+    top = in_geometry((o, s, None, m), "top160")
+    assert top[3].shape == (160, 200) and top[3].sum() == 160 * 50
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        in_geometry((o, s, None, m), "sideways")
+
+
+def test_score_read_another_way_still_flags_elsewhere(bundled):
+    """docs/model_card.md, "How a pixel is read moves the score": read whole, the shares are the card's;
+    inside a larger raster familiar ground is flagged more, and scenes from elsewhere stay flagged (the score
+    errs towards "do not trust", never the other way)."""
+    from claire.claire_plugin.tools.familiarity import geometry_shares, scene_shares
+
+    model, card = bundled
+    fam = card["familiarity"]
+    geo = geometry_shares(model, card, fam, geometries=("whole", "inside"))
+    card_shares = scene_shares(model, card, fam)["scenes"]
+    assert geo["whole"]["terramesh_heldout"]["unfamiliar_share"] == card_shares["terramesh_heldout"]["unfamiliar_share"]
+    assert geo["inside"]["terramesh_heldout"]["median_ratio"] > geo["whole"]["terramesh_heldout"]["median_ratio"]
+    for scene in ("sen12ms_cr_clear", "sen12ms_cr_cloudy", "bigearthnet_mm"):
+        assert geo["inside"][scene]["unfamiliar_share"] >= 0.5, (scene, geo["inside"][scene])
