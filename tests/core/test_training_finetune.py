@@ -92,6 +92,19 @@ def test_stage_one_leaves_the_encoders_unchanged_and_the_budget_stops(training_s
     assert not torch.equal(frozen.decoder.ppm.fuse[0].weight, model.decoder.ppm.fuse[0].weight)
 
 
+def test_epoch_reports_give_the_budgets_epoch_count_from_the_first(training_scene, base):
+    """With --minutes the epoch count is open (10000) until the first epoch is timed; the first report
+    (progress line, the dock's chart) already gives the count the budget allows, not 10000."""
+    torch.set_num_threads(1)
+    model, card = base
+    train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
+    cfg = FinetuneConfig(epochs=10000, minutes=1e-4, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=1e-3)
+    seen = []
+    finetune(training_scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    assert [e["epochs"] for e in seen] == [1]
+
+
 def test_time_budget_sizes_the_run():
     cfg = FinetuneConfig(epochs=100, minutes=1.0, stage1_share=0.5)
     assert _rebudget(cfg, 1, 10.0, 50, 100) == (3, 6)   # 60 s / 10 s per epoch

@@ -408,11 +408,11 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
             epoch += 1
             hist["loss"].append(round(loss, 5))
             hist["val_macro_f1"].append(None if f1 is None else round(float(f1), 4))
+            if cfg.minutes is not None:  # before reporting: the first epoch then shows the budget's count
+                s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
             if on_epoch is not None:
                 on_epoch({"epoch": epoch, "epochs": total, "stage": stage, "loss": loss, "val_macro_f1": f1,
                           "seconds": time.time() - t0})
-            if cfg.minutes is not None:
-                s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
             if averages_epoch(cfg.average_last, epoch, s1, total):
                 average.add(model)
         counts = steering.steps_at_threads() if device.type == "cpu" else {}
