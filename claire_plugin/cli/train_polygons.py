@@ -147,6 +147,7 @@ def summary_table(report: Dict[str, Any]) -> str:
     """Plain-text side-by-side scores of every arm (macro-F1 / OA), clear and clouded."""
     conds = list(next(iter(report["arms"].values())).keys())
     lines = [f"{'model':<34}" + "".join(f"{c + ' macro-F1':>24}{'OA':>8}" for c in conds)]
+    from ..core.training.labels import units_of
     from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
 
     def f1(m: Dict[str, Any]) -> str:
@@ -160,7 +161,7 @@ def summary_table(report: Dict[str, Any]) -> str:
     if leak:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]
         lines.append(f"leakage check (random forest, optical + SAR, clear): random-pixel split macro-F1 "
-                     f"{pixel:.3f} vs held-out polygons {polygon:.3f}")
+                     f"{pixel:.3f} vs held-out {units_of(report.get('labels')).many} {polygon:.3f}")
     from ..core.training.scorecard import macroclass_lines, sar_only_lines, verdicts
 
     lines += sar_only_lines(report) + macroclass_lines(report) + verdicts(report)
@@ -198,8 +199,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, {weight_phrase(report)}; "
               f"map with it: claire classify --checkpoint {report['ensemble_checkpoint']})", file=sys.stderr)
     if report.get("held_out_layer"):
-        print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out polygons that "
+        from ..core.training.labels import units_of
+
+        many = units_of(report.get("labels")).many
+        print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out {many} that "
               f"scored the models; give it as --validation to the next training of this layer so that its scores "
-              f"are measured on the same polygons)", file=sys.stderr)
+              f"are measured on the same {many})", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

@@ -50,11 +50,14 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     path = report.get("held_out_layer")
     if not ids:
         return []
-    text = (f"<p>Held out: {len(ids)} polygons (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
+    from ..core.training.labels import units_of
+
+    many = units_of(report.get("labels")).many
+    text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
             f"them</a>)")
     if path:
         text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
-                 f"them</a>: it is then scored on the same polygons as this run")
+                 f"them</a>: it is then scored on the same {many} as this run")
     return [text + ".</p>"]
 
 
@@ -87,7 +90,10 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
     alone = macro.get("sar_only") or {}
     sar = ("; optical missing (SAR alone): " + ", ".join(f"{SHORT.get(a, e(a))} F1 {_n(m.get('macro_f1'))}"
                                                         for a, m in alone.items())) if alone else ""
-    return [f"<p><b>Macroclasses</b> (field {e(macro['field'])}), held-out polygons</p><table cellspacing='0' "
+    from ..core.training.labels import units_of
+
+    many = units_of(report.get("labels")).many
+    return [f"<p><b>Macroclasses</b> (field {e(macro['field'])}), held-out {many}</p><table cellspacing='0' "
             f"width='100%'><tr><th>model</th><th>F1</th><th>OA</th><th>kappa</th></tr>{rows}</table>"
             f"<p class='muted'>{groups}{sar}. Options &gt; Map level 'macroclass' maps them.</p>"]
 
@@ -95,13 +101,17 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
 def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
     """HTML of a training report for the Train tab."""
     e = html.escape
+    from ..core.training.labels import units_of
+    from ..core.training.scorecard import leak_reason
+
     conds = list(next(iter(report["arms"].values())).keys())
+    units = units_of(report.get("labels"))
     parts = ["<style>td,th{padding:1px 3px;} th{text-align:left;background:#eef2f6;}"
              " .muted{color:#5f6b76;}</style>",
              f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
              f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
     for cond in conds:
-        title = "Held-out polygons" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
+        title = f"Held-out {units.many}" if cond == "clear" else f"Held-out, {cond.replace('clouds_', 'clouds ')}"
         title = title.replace("pct", " %")
         parts.append(f"<p><b>{e(title)}</b></p><table cellspacing='0' width='100%'><tr><th>model</th><th>F1</th>"
                      f"<th>OA</th><th>kappa</th></tr>{''.join(_rows(report, cond))}</table>")
@@ -120,15 +130,15 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     suspects = report.get("suspect_polygons") or []
     if suspects:
         ids = ",".join(str(f) for s in suspects for f in s["feature_ids"])
-        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(suspects))}. <a href='{SELECT_SCHEME}:{ids}'>"
+        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(suspects, units=units))}. "
+                     f"<a href='{SELECT_SCHEME}:{ids}'>"
                      f"Select them in the training layer</a></p>")
     parts += _split_html(report)
     leak = report.get("leakage")
     if leak:
         pix, pol = leak["pixel_split"].get("macro_f1"), leak["polygon_split"].get("macro_f1")
         parts.append(f"<p><b>Leakage check</b> (random forest): random-pixel split F1 {_n(pix)} vs held-out "
-                     f"polygons {_n(pol)}. <span class='muted'>A much higher pixel-split score is what "
-                     f"neighbouring pixels of one polygon on both sides of a split would report.</span></p>")
+                     f"{units.many} {_n(pol)}. <span class='muted'>{e(leak_reason(units).capitalize())}.</span></p>")
     note = report.get("untuned_note")
     if note and "untuned" not in report["arms"]:
         parts.append(f"<p class='muted'>Untuned checkpoint {e(note)}.</p>")

@@ -321,9 +321,11 @@ def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[
 
 def score_lines(report: Dict[str, Any]) -> str:
     """Held-out macro-F1 / OA / kappa of every arm, clear, and the leakage check, one line each."""
+    from ..core.training.labels import units_of
     from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
 
-    lines = ["held-out polygons, clear:"]
+    many = units_of(report.get("labels")).many
+    lines = [f"held-out {many}, clear:"]
     for arm in ordered_arms(report):
         m = report["arms"][arm]["clear"]
         ci = interval_text(m.get("macro_f1_ci95"))
@@ -333,7 +335,7 @@ def score_lines(report: Dict[str, Any]) -> str:
     leak = report.get("leakage")
     if leak:
         lines.append(f"leakage check: random-pixel split macro-F1 {leak['pixel_split']['macro_f1'] or 0:.3f} vs "
-                     f"held-out polygons {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
+                     f"held-out {many} {leak['polygon_split']['macro_f1'] or 0:.3f} (random forest)")
     from ..core.training.scorecard import macroclass_lines, sar_only_lines, verdicts
 
     lines += sar_only_lines(report) + macroclass_lines(report) + verdicts(report)

@@ -200,6 +200,10 @@ def test_sar_only_pixels_cite_the_models_held_out_score_from_sar_alone():
     assert "sar_only_heldout_macro_f1" in str(backing["0.53"]) and "heldout_macro_f1" in str(backing["0.72"])
     assert "from SAR alone against" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
     assert "from SAR alone against" not in template.write(build_facts(summary, dict(card, metrics={})))
+    assert "On your held-out polygons this model" in text
+    points = build_facts(summary, dict(card, training={"labels": {"geometry": "point"}}))
+    assert "On your held-out points this model" in template.write(points)
+    assert any("on the user's points" in line for line in facts_lines(points))
     # under cloud a cloud-gated network decides as from SAR alone: from 5 % of the scene clouded it is said too
     cloudy = build_facts(dict(summary, sar_only_share=0.0, optical_invalid_share=0.0, cloud_share=0.4), card)
     text = template.write(cloudy)

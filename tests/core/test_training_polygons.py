@@ -304,3 +304,26 @@ def test_a_users_snow_class_is_scored_as_the_engine_maps_it(scene):
         assert score(pred, split.val, labels.classes)["macro_f1"] == report["arms"][arm]["clear"]["macro_f1"], arm
         changed += int((maps[True] != maps[False]).sum())
     assert changed > 0
+
+
+def test_a_point_layer_is_spoken_of_as_points(scene):
+    """Training from points: the progress, the notes, the plain-text table and the HTML report say points, never
+    polygons (one exception: the leakage check says why polygons would leak where points do not)."""
+    import re
+
+    from claire.claire_plugin.cli.train_polygons import summary_table
+    from claire.claire_plugin.core.training.scorecard import render_html, verdicts
+    from claire.tests.fixtures.vectors import point_wkt
+
+    torch.set_num_threads(1)
+    points = [(point_wkt(r + dr, c + dc), NAMES[v]) for v, r, c in BOXES for dr in (0, 4) for dc in (0, 4)]
+    said = []
+    report = train_from_polygons(_params(scene, labels=write_vector(scene["dir"] / "p.gpkg", points)),
+                                 progress=lambda f, m: said.append(m))
+    assert report["labels"]["geometry"] == "point"
+    text = "\n".join(said + report_notes(report) + verdicts(report) + [summary_table(report)])
+    html = re.sub(r"<[^>]+>", " ", render_html(report))
+    assert "held-out points" in text and "held-out points" in html and "Classes, points and pixels" in html
+    assert "Split: points" in html
+    exempt = "with polygons, neighbouring pixels of one polygon on both sides of a random split flatter the score"
+    assert "polygon" not in (text + html.replace(exempt, "")).lower()

@@ -77,6 +77,9 @@ def _card_model(card: dict) -> dict:
         "heldout_macro_f1": _f1(metrics.get("heldout_polygons")),
         "sar_only_heldout_macro_f1": _f1(metrics.get("heldout_polygons_sar_only")),
         "sar_only_lookalikes": _lookalikes(metrics),
+        # what its held-out labels were: "points" for a point layer, else "polygons"
+        "labels_kind": "points" if (((card.get("training") or {}).get("labels") or {}).get("geometry")
+                                    == "point") else "polygons",
     }
 
 

@@ -31,7 +31,8 @@ def facts_lines(facts: dict) -> List[str]:
         lines.append(f"Model: a network and a random forest averaged per pixel{weight}; the forest counts less "
                      "where the optical is clouded; fusion gate figures are the network's.")
     if model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None:
-        lines.append(f"Held-out macro-F1 of this model on the user's polygons: {model['heldout_macro_f1']:.2f} with "
+        lines.append(f"Held-out macro-F1 of this model on the user's {model.get('labels_kind') or 'polygons'}: "
+                     f"{model['heldout_macro_f1']:.2f} with "
                      f"the optical, {model['sar_only_heldout_macro_f1']:.2f} from SAR alone (as in the optical gaps "
                      "and under thick cloud).")
         for p in model.get("sar_only_lookalikes") or []:

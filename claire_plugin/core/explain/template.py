@@ -180,7 +180,8 @@ def _sar_only_trust(scene: dict, model: dict, f: Formatter) -> List[str]:
     caution = (f"read {which} with more care than the rest" if alone < full else
                f"{which} are about as reliable as the rest")
     as_alone = ", and under thick cloud it decides as from SAR alone" if clouded else ""
-    out = [f"On your held-out polygons this model scored macro-F1 {alone:.2f} from SAR alone against {full:.2f} "
+    out = [f"On your held-out {model.get('labels_kind') or 'polygons'} this model scored macro-F1 {alone:.2f} from "
+           f"SAR alone against {full:.2f} "
            f"with the optical{as_alone}, so {caution}."]
     part = "the part of the map decided from SAR alone" + (" or under cloud" if clouded else "")
     pairs = [p for p in model.get("sar_only_lookalikes") or [] if p.get("share_of_reference_pct") is not None]
@@ -241,7 +242,8 @@ def _modality(facts: dict, f: Formatter) -> str:
         w = model.get("forest_weight_pct")
         if w == 0:
             out.append("The map comes from a network and a random forest averaged with the forest's weight at "
-                       f"{f.pct(w)}, as chosen on the held-out polygons of its training: in effect the network's "
+                       f"{f.pct(w)}, as chosen on the held-out {model.get('labels_kind') or 'polygons'} of its "
+                       "training: in effect the network's "
                        "map, which the fusion figures below describe.")
         else:
             share = "" if w is None else f", which has {f.pct(w)} of the weight where the optical image is clear"

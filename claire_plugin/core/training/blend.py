@@ -70,7 +70,8 @@ def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes:
     halves = polygon_halves(val, seed)
     if halves is None:
         k = list(weights).index(default)
-        info.update(chosen=default, how=f"not chosen: too few held-out polygons to split; the default {default:g}",
+        info.update(chosen=default,
+                    how=f"not chosen: too few held-out {val.units.many} to split; the default {default:g}",
                     halves=None)
         return default, {c: p[k] for c, p in preds.items()}, info
     out = {c: np.full(len(val), -1, np.int64) for c in preds}
@@ -84,8 +85,8 @@ def choose_weight(preds: Dict[str, List[np.ndarray]], val: LabelPixels, classes:
                           "other_half_mean_macro_f1": [round(m, 4) for m in other]})
     chosen = float(weights[pick_all])
     info.update(chosen=chosen, halves=fold_info,
-                how=(f"chosen among {', '.join(f'{w:g}' for w in weights)} on all held-out polygons; the scores "
-                     "shown for it are cross-fitted (each half of the held-out polygons scored with the weight "
-                     "chosen on the other half)"),
+                how=(f"chosen among {', '.join(f'{w:g}' for w in weights)} on all held-out {val.units.many}; the "
+                     f"scores shown for it are cross-fitted (each half of the held-out {val.units.many} scored with "
+                     "the weight chosen on the other half)"),
                 heldout_with_chosen={c: score(p[pick_all], val, classes)["macro_f1"] for c, p in preds.items()})
     return chosen, out, info

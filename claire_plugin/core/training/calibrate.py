@@ -15,7 +15,7 @@ import numpy as np
 
 from ....models.calibration import calibration_error, class_balanced_weights, fit_temperature, tempered_probabilities
 from .blend import polygon_halves
-from .labels import LabelPixels
+from .labels import POLYGONS, LabelPixels, Units
 
 
 def _measures(logits: np.ndarray, labels: np.ndarray, temps: np.ndarray) -> Dict[str, float]:
@@ -69,16 +69,16 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int, fitte
                                                "after": _measures(lg[good], lab, temps[good])}
     out["how"] = (f"one temperature fitted on every held-out pixel of {input_words} (class-balanced negative "
                   "log-likelihood, at least 1); " +
-                  ("'after' is cross-fitted: each half of the held-out polygons tempered with the temperature "
-                   "fitted on the other half" if halves is not None else
-                   "too few held-out polygons to split, so 'after' is measured on the pixels it was fitted on and "
-                   "flatters it"))
+                  (f"'after' is cross-fitted: each half of the held-out {val.units.many} tempered with the "
+                   "temperature fitted on the other half" if halves is not None else
+                   f"too few held-out {val.units.many} to split, so 'after' is measured on the pixels it was fitted "
+                   "on and flatters it"))
     out["cross_fitted"] = halves is not None
     return out
 
 
 def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
-                     fitted_on: str = "clear") -> Optional[str]:
+                     fitted_on: str = "clear", units: Units = POLYGONS) -> Optional[str]:
     """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate), or None
     without a calibration."""
     if not cal or fitted_on not in cal:
@@ -86,13 +86,13 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
     before, after = cal[fitted_on]["before"], cal[fitted_on]["after"]
     t = cal["temperature"]
     if t <= 1.0 + 1e-6:
-        return (f"confidence not tempered: on the held-out polygons the mean confidence of {who} "
+        return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{before['mean_confidence']:.0%} matched its accuracy {before['accuracy']:.0%} well enough "
                 f"(temperature 1)")
-    return (f"confidence tempered on the held-out polygons (temperature {t:.2g}; the map is unchanged): {who} "
+    return (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
-            f"{'' if cal.get('cross_fitted') else ' (not cross-fitted: too few held-out polygons)'}")
+            f"{'' if cal.get('cross_fitted') else f' (not cross-fitted: too few held-out {units.many})'}")
 
 
 def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str],

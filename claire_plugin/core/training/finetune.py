@@ -24,7 +24,7 @@ from ....models.augment import AugmentConfig, augment_sample
 from ....models.training import IGNORE, LossConfig
 from ..errors import CancelledError, ClaireError
 from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
-from .labels import ClassInfo, LabelPixels
+from .labels import POLYGONS, ClassInfo, LabelPixels, Units
 from .scene import Scene
 from .windows import network_input, uses_cloud
 
@@ -207,7 +207,7 @@ def recipe_stage2_factor(cfg: FinetuneConfig, fit: Optional[float] = None) -> fl
     return NEW_AREA_STAGE2_FACTOR if fit is not None and fit < BASE_FIT_KEEP else KEEP_STAGE2_FACTOR
 
 
-def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
+def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float], units: Units = POLYGONS) -> str:
     """One sentence for the report: the run's learning rates and why (`cfg` as given, `fit` from base_fit)."""
     if cfg.from_scratch:
         return f"learning rate {lr:g} (trained from scratch)"
@@ -219,11 +219,11 @@ def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float]) -> str:
     if fit is None:
         return f"{stages} (a class is new to the base checkpoint)"
     if fit >= BASE_FIT_KEEP:
-        return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons before "
-                f"training (it maps your area passably, so fine-tuning keeps more of it)")
-    return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training polygons before "
-            f"training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate, its "
-            f"encoders too)")
+        return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training {units.many} "
+                f"before training (it maps your area passably, so fine-tuning keeps more of it)")
+    return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training {units.many} "
+            f"before training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate, "
+            f"its encoders too)")
 
 
 def base_fit(model, sampler: CropSampler, cfg: FinetuneConfig, device) -> float:
@@ -355,7 +355,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     sampler = CropSampler(scene, train, len(classes), cfg.crop)
     fit = base_fit(model, sampler, cfg, device) if measures_fit(cfg, base_card, classes) else None
     lr = recipe_lr(cfg, base_card, classes, fit)
-    lr_note = rate_note(cfg, lr, fit)
+    lr_note = rate_note(cfg, lr, fit, train.units)
     cfg = replace(cfg, lr=lr, stage2_lr_factor=recipe_stage2_factor(cfg, fit))
     k = len(classes)
     counts = np.bincount(train.cls, minlength=k)[:k]

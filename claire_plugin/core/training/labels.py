@@ -41,28 +41,47 @@ class ClassInfo:
     name: str
 
 
+@dataclass(frozen=True)
+class Units:
+    """What messages call the user's label features: polygons, or points for a point layer."""
+
+    one: str
+    many: str
+
+
+POLYGONS, POINTS = Units("polygon", "polygons"), Units("point", "points")
+
+
+def units_of(source: Optional[Dict[str, object]]) -> Units:
+    """The units of a labels' `source` (LabelSet.source, a report's "labels"): points for a point layer."""
+    return POINTS if (source or {}).get("geometry") == "point" else POLYGONS
+
+
 @dataclass
 class LabelPixels:
-    """Sparse labelled pixels on the optical grid: rows, cols, class index and polygon group, one per pixel."""
+    """Sparse labelled pixels on the optical grid: rows, cols, class index and polygon group, one per pixel;
+    `units`: what the groups are called in messages (points for a point layer)."""
 
     rows: np.ndarray
     cols: np.ndarray
     cls: np.ndarray
     group: np.ndarray
+    units: Units = POLYGONS
 
     def __len__(self) -> int:
         return int(self.rows.size)
 
     def subset(self, keep: np.ndarray) -> "LabelPixels":
         """The pixels where the boolean (or index) array `keep` selects."""
-        return LabelPixels(self.rows[keep], self.cols[keep], self.cls[keep], self.group[keep])
+        return LabelPixels(self.rows[keep], self.cols[keep], self.cls[keep], self.group[keep], self.units)
 
     @staticmethod
     def concat(parts: Sequence["LabelPixels"]) -> "LabelPixels":
         """All pixels of `parts` in one set (empty parts allowed)."""
         if not parts:
             return LabelPixels(*(np.zeros(0, t) for t in (np.int32, np.int32, np.uint8, np.int32)))
-        return LabelPixels(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("rows", "cols", "cls", "group")))
+        return LabelPixels(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("rows", "cols", "cls", "group")),
+                           units=parts[0].units)
 
 
 @dataclass
@@ -137,6 +156,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
                           f"(extent {tuple(round(v, 1) for v in grid.bounds)} in {grid.crs}); draw the labels "
                           f"over the optical raster or check the layer's CRS")
     pixels, group_class, group_features = resolve_overlaps(pixels, group_class, group_features, cls_list, grid)
+    pixels.units = units_of(source)
     out = LabelSet(pixels, cls_list, group_class, group_features, source,
                    feature_shapes={f[0]: f[4] for f in features})
     if slivers:

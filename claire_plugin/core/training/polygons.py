@@ -144,7 +144,7 @@ def check_suspects(scene: Scene, labels: LabelSet) -> List[Dict[str, Any]]:
         return []
     _, feats = sample_pixels(scene, labels.pixels)
     found = suspect_polygons(feats, labels.pixels, labels.classes, labels.group_features)
-    note = suspect_note(found)
+    note = suspect_note(found, units=labels.pixels.units)
     if note:
         labels.notes.append(note)
     return found
@@ -160,7 +160,8 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
         split = layer_split(labels, val, params.buffer_px)
         same = split.info["validation_polygons_in_training_layer"]
         if same:
-            labels.notes.append(f"{same} polygon(s) of the training layer are also in the validation layer (the "
+            labels.notes.append(f"{same} {labels.pixels.units.one}(s) of the training layer are also in the "
+                                f"validation layer (the "
                                 f"same geometry): they validate only, none of their pixels trains")
         return split
     return polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
@@ -299,12 +300,13 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
                       window_items(scene, split.val, with_cloud), device=device)
     if cells[0] < MIN_FAMILIAR_CELLS:
         side = int((MIN_FAMILIAR_CELLS * 32 * 32) ** 0.5)
-        return None, (f"not measured: the scene around the training polygons holds {cells[0]} cells of 32 px, "
+        return None, (f"not measured: the scene around the training {split.train.units.many} holds {cells[0]} "
+                      f"cells of 32 px, "
                       f"fewer than the {MIN_FAMILIAR_CELLS} (about {side} x {side} px) the statistics need")
     fam["calibrated_on"] = "heldout"
     fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
     fam["cells"] = cells[0]
-    return fam, f"measured on {cells[0]} cells of 32 px around the training polygons"
+    return fam, f"measured on {cells[0]} cells of 32 px around the training {split.train.units.many}"
 
 
 def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
@@ -321,10 +323,11 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                              params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs)
         labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
-        progress(0.03, "checking the polygons' classes against their optical and SAR values")
+        units = labels.pixels.units
+        progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
-            progress(0.04, f"warning: {suspect_note(suspects)}; training goes on (the report lists them)")
+            progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
         split = make_split(params, labels, scene)
 
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
@@ -338,7 +341,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                                        validate, on_epoch, is_cancelled)
         progress(0.82, "measuring the training features (familiarity statistics)")
         familiar, familiar_note = polygon_familiarity(scene, split, model, device)
-        progress(0.85, "scoring on the held-out polygons")
+        progress(0.85, f"scoring on the held-out {units.many}")
         cmap = base_channel_map(base_card, labels.classes)
         nets = [("finetuned", model.to(device), None)]
         if cmap is not None:
@@ -361,14 +364,14 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             ens_logits: Dict[bool, np.ndarray] = {}
             predict_pixels(val_windows, [(ens, None)], [False, True], params.config.seed, device, logits=ens_logits)
             weight["calibration"] = calibrate(ens_logits, split.val, params.config.seed)
-            weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged")
+            weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged", units=units)
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
         report.update(familiarity=familiar_note, suspect_polygons=suspects, spread=spread,
-                      spread_note=spread_note(spread["clear"]), calibration=calibration,
-                      calibration_note=calibration_note(calibration), sar_only=sar_only,
+                      spread_note=spread_note(spread["clear"], units), calibration=calibration,
+                      calibration_note=calibration_note(calibration, units=units), sar_only=sar_only,
                       macroclasses=labels.hierarchy and labels.hierarchy.report_entry(labels.classes, arms, sar_only))
         if weight is not None:
             report["ensemble_weight"] = weight

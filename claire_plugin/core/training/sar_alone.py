@@ -47,4 +47,5 @@ def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequ
         _, f_val = predict_pixels(val_windows)[False]
         arms["rf_sar"] = score(forest_predict(rf, f_val, sar), split.val, classes)
     return {"arms": arms, "note": SCORED, "calibration": calibration,
-            "calibration_note": calibration_note(calibration, "the network from SAR alone", SAR_ALONE)}
+            "calibration_note": calibration_note(calibration, "the network from SAR alone", SAR_ALONE,
+                                                 split.val.units)}

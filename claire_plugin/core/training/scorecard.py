@@ -15,7 +15,7 @@ import numpy as np
 
 from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion
 from ..io.atomic import OutputSet
-from .labels import ClassInfo, LabelPixels
+from .labels import POINTS, POLYGONS, ClassInfo, LabelPixels, Units, units_of
 
 ARM_TITLES = {
     "finetuned": "CLAIRE fine-tuned (optical + SAR)",
@@ -43,8 +43,9 @@ def weight_phrase(report: Dict[str, Any]) -> str:
     chosen = weight.get("chosen")
     if chosen is None:
         return "the forest's weight falling under cloud"
-    how = ("chosen on your held-out polygons" if weight.get("halves") else
-           "the default: too few held-out polygons to choose")
+    u = _u(report)
+    how = (f"chosen on your held-out {u.many}" if weight.get("halves") else
+           f"the default: too few held-out {u.many} to choose")
     return f"the forest's weight {chosen:g} ({how}) falling under cloud"
 
 
@@ -57,7 +58,7 @@ def ensemble_sentence(report: Dict[str, Any]) -> str:
             + (f"{chosen:g}" if chosen is not None else "w") + " where the optical is clear and falling to 0 with "
             "the cloud probability, so that clouded pixels are the network's")
     if chosen == 0:
-        text += " (weight 0: on your held-out polygons the forest did not help, so this is your CLAIRE model)"
+        text += f" (weight 0: on your held-out {_u(report).many} the forest did not help, so this is your CLAIRE model)"
     if weight.get("how"):
         text += f". The weight was {weight['how']}"
     return text + (f". Written as {os.path.basename(written)}." if written else ".")
@@ -76,9 +77,10 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
     if a is None or b is None or b - a < FOREST_LEAD:
         return None
     base = os.path.basename(str((report.get("training") or {}).get("base_checkpoint") or "")) or "the base checkpoint"
-    return (f"The base checkpoint as it was ({base}) scored higher on the held-out polygons than after fine-tuning "
-            f"(macro-F1 {b:.2f} against {a:.2f}): on these polygons fine-tuning did not help. Map with the base "
-            f"checkpoint, or draw more polygons for each class, spread over the scene, and train again.")
+    u = _u(report)
+    return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than after fine-tuning "
+            f"(macro-F1 {b:.2f} against {a:.2f}): on these {u.many} fine-tuning did not help. Map with the base "
+            f"checkpoint, or draw more {u.many} for each class, spread over the scene, and train again.")
 
 
 def verdicts(report: Dict[str, Any]) -> List[str]:
@@ -112,18 +114,42 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
         return None
     arms = report["arms"]
     a, b = arms["finetuned"]["clear"]["macro_f1"], arms["untuned"]["clear"]["macro_f1"]
-    where = "the same held-out polygons" if (report.get("split") or {}).get("kind") == "separate layer" else \
-        "these held-out polygons"
+    u = _u(report)
+    where = f"the same held-out {u.many}" if (report.get("split") or {}).get("kind") == "separate layer" else \
+        f"these held-out {u.many}"
     text = (f"Against the checkpoint you started from ({os.path.basename(base)}), on {where}: macro-F1 {a:.2f} "
             f"against {b:.2f} ({diff:+.2f}")
     shown = interval_text(ci, signed=True)
     if not shown:
-        return text + "; no interval: no class has two held-out polygons)."
+        return text + f"; no interval: no class has two held-out {u.many})."
     if ci[0] > 0 or ci[1] < 0:
-        verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out polygons' spread"
+        verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out {u.many}' spread"
     else:
-        verdict = "the held-out polygons cannot tell the two apart; compare the maps"
-    return f"{text}, 95 % interval {shown} when whole held-out polygons are resampled): {verdict}."
+        verdict = f"the held-out {u.many} cannot tell the two apart; compare the maps"
+    return f"{text}, 95 % interval {shown} when {_resampled(u)}): {verdict}."
+
+
+def _u(report: Dict[str, Any]) -> Units:
+    """What the report's labels are called: polygons, or points for a point layer."""
+    return units_of(report.get("labels"))
+
+
+def _split_kind(report: Dict[str, Any], u: Units) -> str:
+    """The split's kind as the report shows it ("polygons" is "points" for a point layer)."""
+    kind = str((report.get("split") or {}).get("kind"))
+    return u.many if kind == "polygons" else kind
+
+
+def _resampled(u: Units) -> str:
+    return f"whole held-out {u.many} are resampled" if u is POLYGONS else f"held-out {u.many} are resampled"
+
+
+def leak_reason(u: Units) -> str:
+    """Why a random-pixel split scores higher than held-out labels (for points: why it need not)."""
+    if u is POINTS:
+        return ("each point is one pixel, so a random-pixel split also holds out whole points; with polygons, "
+                "neighbouring pixels of one polygon on both sides of a random split flatter the score")
+    return "neighbouring pixels of one polygon on both sides of a random split flatter the score"
 
 
 def interval_text(ci: Optional[Sequence[float]], signed: bool = False) -> str:
@@ -148,18 +174,19 @@ def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
     if diff is None or not shown:
         return None
     title = {"rf_optical_sar": "the random forest (optical + SAR)", "untuned": "the base checkpoint, not tuned"}[other]
-    how = f"macro-F1 {diff:+.2f}, 95 % interval {shown} when whole held-out polygons are resampled"
+    u = _u(report)
+    how = f"macro-F1 {diff:+.2f}, 95 % interval {shown} when {_resampled(u)}"
     if ci[0] > 0 or ci[1] < 0:
         text = (f"Your CLAIRE model scored {'above' if ci[0] > 0 else 'below'} {title} by more than the held-out "
-                f"polygons' spread ({how}).")
+                f"{u.many}' spread ({how}).")
     else:
-        text = (f"On these held-out polygons your CLAIRE model and {title} cannot be told apart ({how}); more "
-                f"polygons per class would decide it.")
+        text = (f"On these held-out {u.many} your CLAIRE model and {title} cannot be told apart ({how}); more "
+                f"{u.many} per class would decide it.")
     single = single_polygon_names(report, [c["name"] for c in report.get("classes") or []])
     if single:
         listed = single[0] if len(single) == 1 else f"{', '.join(single[:-1])} and {single[-1]}"
         text += (f" The class{'' if len(single) == 1 else 'es'} {listed} {'has' if len(single) == 1 else 'have'} "
-                 f"one held-out polygon{'' if len(single) == 1 else ' each'}, which adds no spread: the interval is "
+                 f"one held-out {u.one}{'' if len(single) == 1 else ' each'}, which adds no spread: the interval is "
                  f"too narrow.")
     return text
 
@@ -173,20 +200,21 @@ def forest_verdict(report: Dict[str, Any]) -> Optional[str]:
     a, b = (net.get("clear") or {}).get("macro_f1"), (rf.get("clear") or {}).get("macro_f1")
     if a is None or b is None or b - a < FOREST_LEAD:
         return None
-    text = (f"The random forest (optical + SAR) scored higher than your CLAIRE model on the held-out polygons "
-            f"(macro-F1 {b:.2f} against {a:.2f}). With few or small polygons a pixel classifier often does.")
+    u = _u(report)
+    text = (f"The random forest (optical + SAR) scored higher than your CLAIRE model on the held-out {u.many} "
+            f"(macro-F1 {b:.2f} against {a:.2f}). With few or small {u.many} a pixel classifier often does.")
     forest = report.get("forest_checkpoint")
     if forest:
         text += (f" Its checkpoint was written beside your model ({os.path.basename(forest)}): classify with both "
-                 f"and compare the maps where you know the ground, since a few held-out polygons say little about "
-                 f"the rest of the scene. More polygons for each class, spread over the scene, help both.")
+                 f"and compare the maps where you know the ground, since a few held-out {u.many} say little about "
+                 f"the rest of the scene. More {u.many} for each class, spread over the scene, help both.")
         both, both_path = arms.get("ensemble") or {}, report.get("ensemble_checkpoint")
         scores = [(both.get(c) or {}).get("macro_f1") for c in ("clear", "clouds_60pct")]
         if both_path and None not in scores:
             text += (f" The two averaged ({os.path.basename(both_path)}, {weight_phrase(report)}) "
                      f"scored {scores[0]:.2f} clear and {scores[1]:.2f} under synthetic clouds.")
     else:
-        text += (" Draw more polygons for each class, spread over the scene, give the training more time, and "
+        text += (f" Draw more {u.many} for each class, spread over the scene, give the training more time, and "
                  "train again.")
     cloudy = [c for c in net if c != "clear" and c in rf]
     if cloudy:
@@ -205,7 +233,7 @@ def sar_only_lines(report: Dict[str, Any]) -> List[str]:
         return []
     if not alone["arms"]:
         return [f"optical missing (SAR alone): {alone['note']}"]
-    lines = ["held-out polygons with the optical missing (SAR alone, as the map's optical gaps):"]
+    lines = [f"held-out {_u(report).many} with the optical missing (SAR alone, as the map's optical gaps):"]
     for arm in ordered_arms({"arms": alone["arms"]}):
         m = alone["arms"][arm]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
@@ -260,7 +288,7 @@ def macroclass_lines(report: Dict[str, Any]) -> List[str]:
     level = {**report, "arms": macro["arms"]}
     lines = [f"macroclasses (field {macro['field']}: "
              + "; ".join(f"{m['name']} = {', '.join(m['classes'])}" for m in macro["classes"])
-             + "), held-out polygons, clear:"]
+             + f"), held-out {_u(report).many}, clear:"]
     for arm in ordered_arms(level):
         m = macro["arms"][arm]["clear"]
         lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
@@ -364,7 +392,9 @@ def _suspects_html(report: Dict[str, Any]) -> List[str]:
         return []
     rows = "".join(f"<tr><td>{_e(', '.join(str(f) for f in s['feature_ids']))}</td><td>{_e(s['class'])}</td>"
                    f"<td>{_e(s['looks_like'])}</td><td>{s['ratio']:.2f}</td></tr>" for s in suspects)
-    return [f"<h2>Polygons to check</h2><p>{_e(suspect_note(suspects))}.</p><table><tr><th>feature id</th>"
+    u = _u(report)
+    return [f"<h2>{u.many.capitalize()} to check</h2><p>{_e(suspect_note(suspects, units=u))}.</p>"
+            "<table><tr><th>feature id</th>"
             "<th>class</th><th>looks like</th><th>distance ratio (other class / own class)</th></tr>"
             f"{rows}</table>"]
 
@@ -374,9 +404,9 @@ def held_out_sentence(report: Dict[str, Any]) -> Optional[str]:
     path = report.get("held_out_layer")
     if not path:
         return None
-    n = len(report.get("validation_feature_ids") or [])
-    return (f"The {n} held-out polygons are in {os.path.basename(path)}: give that layer as the validation layer "
-            f"of the next training of these polygons, and it is scored on the same polygons")
+    n, u = len(report.get("validation_feature_ids") or []), _u(report)
+    return (f"The {n} held-out {u.many} are in {os.path.basename(path)}: give that layer as the validation layer "
+            f"of the next training of these {u.many}, and it is scored on the same {u.many}")
 
 
 def _held_out_sentence(report: Dict[str, Any]) -> str:
@@ -390,20 +420,20 @@ def render_html(report: Dict[str, Any]) -> str:
     counts = "".join(f"<tr><td>{_e(r['class'])}</td><td>{r['code']}</td><td>{r['train_polygons']}</td>"
                      f"<td>{r['train_pixels']}</td><td>{r['val_polygons']}</td><td>{r['val_pixels']}</td></tr>"
                      for r in report["counts"])
-    leak = report.get("leakage") or {}
+    leak, u = report.get("leakage") or {}, _u(report)
     parts = [
         "<!doctype html><meta charset='utf-8'><title>CLAIRE training report</title>",
         "<style>body{font-family:sans-serif;max-width:70em}table{border-collapse:collapse;margin:.6em 0}"
         "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}</style>",
-        "<h1>Training from your labels: validation on held-out polygons</h1>",
+        f"<h1>Training from your labels: validation on held-out {u.many}</h1>",
         f"<p>Labels: {_e(report['labels'].get('path'))} (field {_e(report['labels'].get('field'))}, SHA-256 "
-        f"{_e(str(report['labels'].get('sha256'))[:16])}…). Split: {_e(report['split']['kind'])}, buffer "
+        f"{_e(str(report['labels'].get('sha256'))[:16])}…). Split: {_e(_split_kind(report, u))}, buffer "
         f"{_e(report['split'].get('buffer_px'))} px.{_held_out_sentence(report)} These scores are model validation "
-        "on your own polygons, not a map accuracy estimate; kappa is shown but not recommended.</p>",
-        "<h2>Classes, polygons and pixels</h2><table><tr><th>class</th><th>code</th><th>training polygons</th>"
-        f"<th>training pixels</th><th>validation polygons</th><th>validation pixels</th></tr>{counts}</table>",
+        f"on your own {u.many}, not a map accuracy estimate; kappa is shown but not recommended.</p>",
+        f"<h2>Classes, {u.many} and pixels</h2><table><tr><th>class</th><th>code</th><th>training {u.many}</th>"
+        f"<th>training pixels</th><th>validation {u.many}</th><th>validation pixels</th></tr>{counts}</table>",
         "<h2>Scores side by side</h2><table><tr><th>model</th><th>optical input</th><th>macro-F1</th>"
-        "<th>macro-F1, 95 % interval (held-out polygons resampled)</th><th>OA</th>"
+        f"<th>macro-F1, 95 % interval (held-out {u.many} resampled)</th><th>OA</th>"
         f"<th>kappa</th><th>mIoU</th><th>pixels</th></tr>{''.join(_summary_rows(report))}</table>",
     ]
     if "ensemble" in report["arms"]:
@@ -422,8 +452,8 @@ def render_html(report: Dict[str, Any]) -> str:
     if leak:
         parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
                      f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "
-                     f"{_f(leak.get('polygon_split', {}).get('macro_f1'))} on held-out polygons: neighbouring pixels "
-                     "of one polygon on both sides of a random split flatter the score.</p>")
+                     f"{_f(leak.get('polygon_split', {}).get('macro_f1'))} on held-out {u.many}: "
+                     f"{_e(leak_reason(u))}.</p>")
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
             parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")

@@ -50,9 +50,10 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
     for c in labels.classes:
         mine = np.array([g for g in groups if labels.group_class[int(g)] == c.index], dtype=np.int64)
         if mine.size < MIN_POLYGONS:
-            raise ClaireError(f"class {c.name!r} has {mine.size} polygon(s); a polygon split needs at least "
-                              f"{MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a separate "
-                              f"validation layer")
+            u = labels.pixels.units
+            raise ClaireError(f"class {c.name!r} has {mine.size} {u.one}(s); holding out whole {u.many} needs at "
+                              f"least {MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a "
+                              f"separate validation layer")
         n_val = min(mine.size - 2, max(1, int(round(val_share * mine.size))))
         picked = rng.choice(mine, n_val, replace=False)
         val_groups += [int(g) for g in picked]
@@ -106,12 +107,12 @@ def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Spli
 
 def _require_every_class(train: LabelPixels, val: LabelPixels, labels: LabelSet) -> None:
     """ClaireError when a class has no training or no validation pixel left."""
-    k = len(labels.classes)
+    k, u = len(labels.classes), labels.pixels.units
     n_tr = np.bincount(train.cls, minlength=k)
     n_va = np.bincount(val.cls, minlength=k)
     for c in labels.classes:
         if n_tr[c.index] == 0:
             raise ClaireError(f"class {c.name!r} has no training pixel left after the split and its buffer; draw "
-                              f"more polygons of it, farther from the validation polygons, or lower --buffer")
+                              f"more {u.many} of it, farther from the validation {u.many}, or lower --buffer")
         if n_va[c.index] == 0:
-            raise ClaireError(f"class {c.name!r} has no validation pixel; draw validation polygons of every class")
+            raise ClaireError(f"class {c.name!r} has no validation pixel; draw validation {u.many} of every class")

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .labels import LabelPixels
+from .labels import POLYGONS, LabelPixels, Units
 
 #: Resamplings of the held-out polygons.
 DRAWS = 2000
@@ -94,13 +94,15 @@ def bootstrap(preds: Mapping[str, np.ndarray], ref: LabelPixels, k: int, seed: i
     return out
 
 
-def spread_note(spread: Dict[str, Any]) -> str:
+def spread_note(spread: Dict[str, Any], units: Units = POLYGONS) -> str:
     """One sentence for the report on how the intervals were made and how far to trust them."""
+    many = units.many
     if not spread.get("draws"):
-        return ("no score has an interval: no class has two held-out polygons, so nothing tells how much the scores "
-                "would move with other polygons; draw more polygons per class")
-    return (f"95 % intervals from resampling whole held-out polygons within each class ({spread['draws']} draws); "
-            "with a few held-out polygons per class they are rough and, if anything, too narrow")
+        return (f"no score has an interval: no class has two held-out {many}, so nothing tells how much the scores "
+                f"would move with other {many}; draw more {many} per class")
+    whole = "whole " if units is POLYGONS else ""
+    return (f"95 % intervals from resampling {whole}held-out {many} within each class ({spread['draws']} draws); "
+            f"with a few held-out {many} per class they are rough and, if anything, too narrow")
 
 
 def difference_of(report: Dict[str, Any], other: str, cond: str = "clear") -> Tuple[Any, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from .labels import ClassInfo, LabelPixels
+from .labels import POLYGONS, ClassInfo, LabelPixels, Units
 
 #: A polygon is flagged when the nearest other class is nearer than SUSPECT_MARGIN x the distance to its own
 #: class's other polygons (1: simply nearer; 0.5: at most half as far). Measured on bench-train's polygons and the
@@ -81,7 +81,7 @@ def suspect_polygons(feats: np.ndarray, pixels: LabelPixels, classes: Sequence[C
     return sorted(out, key=lambda s: s["ratio"])
 
 
-def suspect_note(suspects: Sequence[Dict[str, Any]], shown: int = 5) -> str:
+def suspect_note(suspects: Sequence[Dict[str, Any]], shown: int = 5, units: Units = POLYGONS) -> str:
     """One note for the report and the user: which polygons look like another class, and what to do; "" when none."""
     if not suspects:
         return ""
@@ -90,6 +90,6 @@ def suspect_note(suspects: Sequence[Dict[str, Any]], shown: int = 5) -> str:
         ids = ", ".join(str(f) for f in s["feature_ids"][:3]) or "?"
         parts.append(f"feature {ids} ({s['class']}) looks like {s['looks_like']}")
     more = f" and {len(suspects) - shown} more (in the report)" if len(suspects) > shown else ""
-    return (f"{len(suspects)} polygon(s) look more like another class than like the other polygons of their own "
-            f"(median optical and SAR values): {'; '.join(parts)}{more}. Check their class on the imagery; a wrong "
-            f"class teaches every model the wrong thing and makes the held-out scores misleading")
+    return (f"{len(suspects)} {units.one}(s) look more like another class than like the other {units.many} of "
+            f"their own (median optical and SAR values): {'; '.join(parts)}{more}. Check their class on the imagery; "
+            f"a wrong class teaches every model the wrong thing and makes the held-out scores misleading")
