@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
+from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
@@ -53,7 +54,7 @@ def _held_out_layer(path: Optional[str]):
 
     if not path or not os.path.exists(path):
         return None
-    return held_out_layer(path, f"Held-out polygons ({os.path.splitext(os.path.basename(path))[0]})")
+    return held_out_layer(path, os.path.splitext(os.path.basename(path))[0])
 
 
 def allow_empty_layer(combo: QgsMapLayerComboBox, text: str) -> None:
@@ -565,14 +566,16 @@ class TrainPanel(QWidget):
         layer = self.labels.currentLayer()
         ids = [int(v) for v in url.path().split(",") if v.strip().isdigit()]
         if layer is None or not ids:
-            self._set_status("Choose the training layer the model was trained on to select its polygons.", error=True)
+            self._set_status(f"Choose the training layer the model was trained on to select its "
+                             f"{units_of((self.report or {}).get('labels')).many}.", error=True)
             return
         layer.selectByIds(ids)
         found = layer.selectedFeatureCount()
         if self.iface is not None and found:
             self.iface.setActiveLayer(layer)
             self.iface.mapCanvas().zoomToSelected(layer)
-        self._set_status(f"Selected {found} of {len(ids)} polygon(s) to check in {layer.name()}.", error=found == 0)
+        one = units_of((self.report or {}).get("labels")).one
+        self._set_status(f"Selected {found} of {len(ids)} {one}(s) to check in {layer.name()}.", error=found == 0)
 
     def validate_on(self, path: str) -> None:
         """Choose the held-out polygons in `path` (loaded when they are not in the project) as "Validate on"."""
@@ -581,11 +584,13 @@ class TrainPanel(QWidget):
         if layer is None:
             layer = _held_out_layer(path)
             if layer is None:
-                self._set_status(f"The held-out polygons {path} cannot be read any more.", error=True)
+                self._set_status(f"The held-out {units_of((self.report or {}).get('labels')).many} {path} cannot be "
+                                 f"read any more.", error=True)
                 return
             QgsProject.instance().addMapLayer(layer)
         self.validation.setLayer(layer)
-        self._set_status(f"The next training is validated on {layer.name()}: the same polygons as this run's score it.")
+        self._set_status(f"The next training is validated on {layer.name()}: the same "
+                         f"{units_of((self.report or {}).get('labels')).many} as this run's score it.")
 
     def places_path(self) -> str:
         """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""

@@ -56,7 +56,8 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
             f"them</a>)")
     if path:
-        text += (f", drawn dashed on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
+        drawn = "as black rings" if many == "points" else "dashed"
+        text += (f", drawn {drawn} on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
                  f"them</a>: it is then scored on the same {many} as this run")
     return [text + ".</p>"]
 
@@ -149,8 +150,8 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     if "ensemble" in report["arms"]:
         both = f"; CLAIRE+RF = the two averaged, {e(weight_phrase(report))}"
         if (report.get("ensemble_weight") or {}).get("halves"):
-            both += ("; its scores are cross-fitted (each half of the held-out polygons scored with the weight chosen "
-                     "on the other)")
+            both += (f"; its scores are cross-fitted (each half of the held-out {units.many} scored with the weight "
+                     "chosen on the other)")
     rate = f", {e(report['training']['lr_note'])}" if report["training"].get("lr_note") else ""
     for note in ("calibration_note", "spread_note"):
         if report.get(note):
@@ -158,7 +159,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
                  f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
-                 f"the model on your polygons; they are not a map accuracy estimate.</p>")
+                 f"the model on your {units.many}; they are not a map accuracy estimate.</p>")
     if html_path:
         parts.append(f"<p><a href='file://{e(html_path)}'>Open the full report</a> (per class, confusion "
                      f"matrices)</p>")

@@ -101,14 +101,17 @@ def style_held_out(layer) -> None:
     layer.triggerRepaint()
 
 
-def held_out_layer(path: str, name: str = "Held-out polygons"):
-    """The held-out polygons of a training run (`NAME.heldout.gpkg`) as a styled layer; None when unreadable."""
-    from qgis.core import QgsVectorLayer
+def held_out_layer(path: str, run: Optional[str] = None):
+    """The held-out polygons (or points) of a training run (`NAME.heldout.gpkg`) as a styled layer named
+    "Held-out polygons" / "Held-out points", with ` (run)` when given; None when unreadable."""
+    from qgis.core import QgsVectorLayer, QgsWkbTypes
 
     from ..core.training.heldout import LAYER
 
-    layer = QgsVectorLayer(f"{path}|layername={LAYER}", name, "ogr")
+    layer = QgsVectorLayer(f"{path}|layername={LAYER}", "Held-out polygons", "ogr")
     if not layer.isValid():
         return None
+    points = layer.geometryType() == QgsWkbTypes.GeometryType.PointGeometry
+    layer.setName(f"Held-out {'points' if points else 'polygons'}" + (f" ({run})" if run else ""))
     style_held_out(layer)
     return layer

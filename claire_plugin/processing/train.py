@@ -239,7 +239,7 @@ class TrainAlgorithm(ClaireAlgorithm):
                    "ENSEMBLE_CHECKPOINT": report.get("ensemble_checkpoint"),
                    "HELD_OUT": report.get("held_out_layer")}
         if report.get("held_out_layer"):
-            self._load_held_out(report["held_out_layer"], context)
+            self._load_held_out(report["held_out_layer"], context, report.get("labels"))
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
@@ -247,15 +247,16 @@ class TrainAlgorithm(ClaireAlgorithm):
             outputs["CLASSIFIED"] = self._classify(params, model, classified, context, feedback, share, level)
         return outputs
 
-    def _load_held_out(self, path: str, context) -> None:
-        """Load the held-out polygons when the algorithm ends, drawn as dashed outlines."""
+    def _load_held_out(self, path: str, context, labels: Optional[Dict[str, Any]] = None) -> None:
+        """Load the held-out polygons (or points) when the algorithm ends, drawn as dashed outlines (black rings)."""
         from qgis.core import QgsProcessingContext
 
         from ..core.training.heldout import LAYER
+        from ..core.training.labels import units_of
         from .common import HeldOutPostProcessor
 
         source = f"{path}|layername={LAYER}"
-        details = QgsProcessingContext.LayerDetails("Held-out polygons", context.project(), "HELD_OUT")
+        details = QgsProcessingContext.LayerDetails(f"Held-out {units_of(labels).many}", context.project(), "HELD_OUT")
         post = HeldOutPostProcessor()
         self._post_processors.append(post)
         details.setPostProcessor(post)

@@ -123,6 +123,21 @@ def test_report_says_when_the_unlike_check_was_not_measured():
     assert "Unlike-the-training-data" not in report_html(dict(report, familiarity="measured on 900 cells"), "/a/b.st")
 
 
+def test_the_train_tab_report_of_a_point_layer_says_points():
+    from claire.claire_plugin.gui.train_report import report_html
+
+    m = {"macro_f1": 0.5, "oa": 0.8, "kappa": 0.3}
+    report = {"arms": {"finetuned": {"clear": m}}, "training": {"epochs": 3, "seconds": 9.0, "device": "cpu"},
+              "labels": {"geometry": "point"}, "validation_feature_ids": [3, 7], "held_out_layer": "/a/b.heldout.gpkg",
+              "leakage": {"pixel_split": {"macro_f1": 0.5}, "polygon_split": {"macro_f1": 0.5}}}
+    html = report_html(report, "/a/b.st")
+    assert "Held-out points" in html and "Held out: 2 points" in html and "drawn as black rings" in html
+    exempt = "with polygons, neighbouring pixels of one polygon on both sides of a random split flatter the score"
+    assert "each point is one pixel" in html.lower() and "polygon" not in html.replace(exempt, "")
+    polygons = report_html(dict(report, labels={"geometry": "polygon"}), "/a/b.st")
+    assert "Held out: 2 polygons" in polygons and "drawn dashed" in polygons and "points" not in polygons
+
+
 def test_the_train_tab_report_says_the_learning_rate_and_why():
     from claire.claire_plugin.gui.train_report import report_html
 

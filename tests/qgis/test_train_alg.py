@@ -223,6 +223,25 @@ def test_held_out_points_are_drawn_as_rings(claire_plugin):
     assert polygons.renderer().symbol().symbolLayer(0).strokeStyle() == Qt.PenStyle.DashLine
 
 
+def test_held_out_layer_is_named_after_its_geometry(claire_plugin, tmp_path):
+    from osgeo import ogr
+
+    from claire.claire_plugin.core.training.heldout import LAYER
+    from claire.claire_plugin.layers.style import held_out_layer
+
+    for kind, wkt in (("points", "POINT (500010 4999990)"), ("polygons", "POLYGON ((0 0, 10 0, 10 10, 0 0))")):
+        path = str(tmp_path / f"{kind}.heldout.gpkg")
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+        geom = ogr.CreateGeometryFromWkt(wkt)
+        lyr = ds.CreateLayer(LAYER, None, geom.GetGeometryType())
+        feat = ogr.Feature(lyr.GetLayerDefn())
+        feat.SetGeometry(geom)
+        lyr.CreateFeature(feat)
+        feat = lyr = ds = None
+        assert held_out_layer(path, "mine").name() == f"Held-out {kind} (mine)"
+        assert held_out_layer(path).name() == f"Held-out {kind}"
+
+
 def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugin, scene, tmp_path):
     """A macroclass field (SCP's MC ID): the log scores both levels, claire:classify's LEVEL maps the macroclasses
     with their names and colours in the style."""
