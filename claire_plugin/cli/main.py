@@ -6,6 +6,7 @@ Every module listed in `_COMMANDS` exposes `register(subparsers)`, which adds it
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -91,6 +92,15 @@ def join_negative_lists(argv: List[str]) -> List[str]:
     return out
 
 
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot raise once more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; user errors print one clear line and exit with status 2. Ctrl+C, SIGTERM and
     SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
@@ -117,6 +127,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except USER_ERRORS as exc:
         print(f"claire: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output went away (`| head`): stop quietly, as Unix tools do
+        _quiet_stdout()
+        return 128 + int(signal.SIGPIPE)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"

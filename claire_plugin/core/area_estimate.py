@@ -47,13 +47,28 @@ def _counts(map_values: Sequence[int], ref_values: Sequence[Optional[int]], clas
     return classes, n, skipped
 
 
-def _variance_terms(n: np.ndarray, w: np.ndarray):
-    """Row totals n_i., the per-row shares n_ij/n_i. and the factor W_i^2/(n_i. - 1) (nan where n_i. < 2)."""
+def _variance_terms(n: np.ndarray, w: np.ndarray, census: np.ndarray):
+    """Row totals n_i., the per-row shares n_ij/n_i. and the factor W_i^2/(n_i. - 1) (nan where n_i. < 2); 0 for
+    a class whose every pixel was sampled and labelled (`census`: it is known, not estimated)."""
     ni = n.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(ni[:, None] > 0, n / ni[:, None], 0.0)
         factor = np.where(ni > 1, w ** 2 / (ni - 1), np.where(w > 0, np.nan, 0.0))
-    return ni, share, factor
+    return ni, share, np.where(census, 0.0, factor)
+
+
+def _check_strata(classes: Sequence[int], w: np.ndarray, ni: np.ndarray, census: np.ndarray) -> None:
+    """ClaireError for a mapped class with no labelled point (no area estimate) or with one only, unless that
+    point is the class's only pixel (no variance: every confidence interval would be undefined)."""
+    empty = [c for c, wi, k in zip(classes, w, ni) if wi > 0 and k == 0]
+    if empty:
+        raise ClaireError(f"map class(es) {empty} have no labelled sample point, so their area cannot be "
+                          f"estimated; label at least two points of every map class (30 or more advised)")
+    single = [c for c, wi, k, full in zip(classes, w, ni, census) if wi > 0 and k == 1 and not full]
+    if single:
+        raise ClaireError(f"map class(es) {single} have one labelled sample point each: a class's spread needs "
+                          f"two, and without it no confidence interval of the map (overall, areas) can be given; "
+                          f"label at least two points of every map class (30 or more advised)")
 
 
 def _producers(p: np.ndarray, share: np.ndarray, factor: np.ndarray, w: np.ndarray, users: np.ndarray):
@@ -93,14 +108,12 @@ def area_weighted_accuracy(map_values: Sequence[int], ref_values: Sequence[Optio
     pixels = np.array([float(class_pixels.get(c, 0)) for c in classes])
     total_area = float(pixels.sum()) * float(pixel_area_m2)
     w = pixels / pixels.sum()
-    ni, share, factor = _variance_terms(n, w)
-    empty = [c for c, wi, k in zip(classes, w, ni) if wi > 0 and k == 0]
-    if empty:
-        raise ClaireError(f"map class(es) {empty} have no labelled sample point, so their area cannot be "
-                          f"estimated; label at least two points of every map class (30 or more advised)")
+    census = (pixels > 0) & (n.sum(axis=1) >= pixels)
+    ni, share, factor = _variance_terms(n, w, census)
+    _check_strata(classes, w, ni, census)
     p = w[:, None] * share
     users = np.where(ni > 0, np.diag(share), np.nan)
-    users_se = np.sqrt(np.where(ni > 1, users * (1 - users) / np.maximum(ni - 1, 1), np.nan))
+    users_se = np.sqrt(np.where(census, 0.0, np.where(ni > 1, users * (1 - users) / np.maximum(ni - 1, 1), np.nan)))
     overall = float(np.trace(p))
     overall_se = math.sqrt(float(np.sum(factor * np.nan_to_num(users) * (1 - np.nan_to_num(users)))))
     producers, producers_se = _producers(p, share, factor, w, np.nan_to_num(users))
@@ -145,19 +158,37 @@ def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
 
 
 def _foreign_codes(per_class: List[Dict[str, Any]]) -> List[str]:
-    """One warning naming the reference codes that are no class of the map (and the map's classes), or none."""
+    """Warnings on reference codes the map never assigns: classes of its legend it left out (omission errors,
+    rightly counted), codes of no class of it (another legend: recode), and 0 or negative codes (a "can't
+    tell" mark: leave the field empty instead); none when every code is a mapped class."""
     foreign = [c for c in per_class if c["map_pixels"] == 0 and c["reference_points"] > 0]
-    if not foreign:
-        return []
     labelled = sum(c["reference_points"] for c in per_class)
-    hits = sum(c["reference_points"] for c in foreign)
-    mapped = ", ".join(f"{c['value']} ({c['name']})" if c["name"] != f"class {c['value']}" else str(c["value"])
-                       for c in per_class if c["map_pixels"] > 0)
-    codes = ", ".join(str(c["value"]) for c in foreign)
-    return [f"reference code(s) {codes} ({hits} of {labelled} labelled point(s)) match no class of the map, whose "
-            f"classes are {mapped}: those points count as errors (producer's accuracy 0, user's accuracy "
-            f"undefined); label the points with the map's class codes (a reference in another legend, e.g. "
-            f"WorldCover 10, 20, 30, must be recoded to them first)"]
+
+    def said(group):
+        return (", ".join(str(c["value"]) if c["name"] == f"class {c['value']}" else f"{c['value']} ({c['name']})"
+                          for c in group), sum(c["reference_points"] for c in group))
+    out = []
+    blank = [c for c in foreign if c["value"] <= 0]
+    legend = [c for c in foreign if c["value"] > 0 and c["name"] != f"class {c['value']}"]
+    other = [c for c in foreign if c["value"] > 0 and c["name"] == f"class {c['value']}"]
+    if blank:
+        codes, hits = said(blank)
+        out.append(f"reference code(s) {codes} ({hits} of {labelled} labelled point(s)) are no class: those points "
+                   f"count as errors; to skip a point you cannot label, leave its reference field empty")
+    if legend:
+        codes, hits = said(legend)
+        out.append(f"reference class(es) {codes} ({hits} of {labelled} labelled point(s)) are in the map's legend "
+                   f"but the map never assigns them: those points are omission errors and count as such (producer's "
+                   f"accuracy 0, user's accuracy undefined)")
+    if other:
+        codes, hits = said(other)
+        mapped = ", ".join(f"{c['value']} ({c['name']})" if c["name"] != f"class {c['value']}" else str(c["value"])
+                           for c in per_class if c["map_pixels"] > 0)
+        out.append(f"reference code(s) {codes} ({hits} of {labelled} labelled point(s)) match no class of the map, "
+                   f"whose classes are {mapped}: those points count as errors (producer's accuracy 0, user's "
+                   f"accuracy undefined); label the points with the map's class codes (a reference in another "
+                   f"legend, e.g. WorldCover 10, 20, 30, must be recoded to them first)")
+    return out
 
 
 def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool = True) -> str:

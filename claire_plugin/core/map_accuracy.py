@@ -26,6 +26,8 @@ MAX_CLASSES = 1000
 POINTS_LAYER = "accuracy_points"
 #: The field the user fills with the class seen on the ground.
 REF_FIELD = "ref_class"
+#: The fields sample-points writes besides REF_FIELD: the map's class at the point and the point's number.
+MAP_FIELD, ID_FIELD = "map_class", "sample_id"
 
 
 @dataclass
@@ -73,7 +75,9 @@ def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str =
         return (f"the {role} {path!r} is a {what} written by claire classify (band description {description!r}), "
                 f"not a map of class codes: {fix} (the map itself, not the {what} written beside it)")
     if integer and not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-        return f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix}"
+        return (f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix} (a class map saved "
+                f"as floats, e.g. by the raster calculator, can be converted: gdal_translate -ot Byte, or QGIS "
+                f"Raster > Conversion > Translate with output type Byte)")
     return None
 
 
@@ -179,10 +183,10 @@ def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None)
         raise ClaireError(f"{path!r} already holds {labelled} sample point(s) with a reference label in "
                           f"'{REF_FIELD}': a new sample there would lose those labels; choose another file name "
                           f"(or delete or rename the labelled file first)")
-    records = ((points.x[k], points.y[k], {"sample_id": k + 1, "map_class": int(points.value[k])})
+    records = ((points.x[k], points.y[k], {ID_FIELD: k + 1, MAP_FIELD: int(points.value[k])})
                for k in range(len(points)))
     return write_point_layer(path, POINTS_LAYER, crs_wkt or points.crs_wkt,
-                             [("sample_id", "int"), ("map_class", "int"), (REF_FIELD, "int")], records,
+                             [(ID_FIELD, "int"), (MAP_FIELD, "int"), (REF_FIELD, "int")], records,
                              "the sample points")
 
 
@@ -251,31 +255,63 @@ def _open_points(points_path: str):
     return ds
 
 
-@with_gdal_exceptions
-def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
-    """[(x, y in the map CRS, reference label or None)] of the point layer."""
+def _check_field(defn, field_name: str, points_path: str) -> bool:
+    """ClaireError when `field_name` is missing or is one sample-points wrote itself (the map's class, the
+    point's number); whether the layer has the MAP_FIELD to check the map against."""
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    if field_name not in fields:
+        raise ClaireError(f"the sample points {points_path!r} have no field {field_name!r}; their fields are "
+                          f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
+    if field_name in (MAP_FIELD, ID_FIELD):
+        what = "the map's own class at each point" if field_name == MAP_FIELD else "the points' numbers"
+        raise ClaireError(f"{field_name!r} holds {what}, written by sample-points, not a reference label; pass the "
+                          f"field you filled with the class seen on the ground or imagery ({REF_FIELD!r} in a "
+                          f"sample-points file)")
+    return MAP_FIELD in fields
+
+
+def _point_of(feat, points_path: str):
+    """The feature's point (a one-part multipoint too, as QGIS exports often store them); a ClaireError
+    otherwise."""
     from osgeo import ogr
 
+    geom = feat.GetGeometryRef()
+    flat = None if geom is None or geom.IsEmpty() else ogr.GT_Flatten(geom.GetGeometryType())
+    if flat == ogr.wkbMultiPoint and geom.GetGeometryCount() == 1:
+        return geom.GetGeometryRef(0).Clone()
+    if flat == ogr.wkbMultiPoint:
+        raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is a multipoint of "
+                          f"{geom.GetGeometryCount()} points; the evaluation needs one point per sample (QGIS: "
+                          f"Vector > Geometry Tools > Multipart to Singleparts)")
+    if flat != ogr.wkbPoint:
+        raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is not a point; the evaluation "
+                          f"needs the sample points, one point per sample")
+    return geom.Clone()
+
+
+@with_gdal_exceptions
+def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
+    """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer; a
+    ClaireError for a point given twice (it would be counted twice)."""
     ds = _open_points(points_path)
     try:
         lyr = choose_layer(ds, points_path, layer, "sample points")
-        defn = lyr.GetLayerDefn()
-        if defn.GetFieldIndex(field_name) < 0:
-            fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-            raise ClaireError(f"the sample points {points_path!r} have no field {field_name!r}; their fields are "
-                              f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
+        has_map = _check_field(lyr.GetLayerDefn(), field_name, points_path)
         ct = layer_transform(lyr, crs_wkt, points_path, "sample points")
-        out = []
+        out, seen = [], {}
         for feat in lyr:
-            geom = feat.GetGeometryRef()
-            if geom is None or geom.IsEmpty() or ogr.GT_Flatten(geom.GetGeometryType()) != ogr.wkbPoint:
-                raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is not a point; the evaluation "
-                                  f"needs the sample points, one point per sample")
-            geom = geom.Clone()
+            geom = _point_of(feat, points_path)
             if ct is not None:
                 ct.apply(geom, feat.GetFID())
+            key = (round(geom.GetX(), 6), round(geom.GetY(), 6))
+            if key in seen:
+                raise ClaireError(f"features {seen[key]} and {feat.GetFID()} of {points_path!r} are the same point; "
+                                  f"each sample point must be counted once: delete the copies (QGIS: Vector > "
+                                  f"Data Management Tools > Delete Duplicate Geometries)")
+            seen[key] = feat.GetFID()
+            mapped = feat.GetField(MAP_FIELD) if has_map else None
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
-                                                              field_name, points_path)))
+                                                              field_name, points_path), mapped))
     finally:
         lyr = ds = None
     return out
@@ -294,12 +330,29 @@ def _values_at(ds, points: List[Tuple[float, float]]) -> List[int]:
                                         1, 1))[0, 0]) for r, c in zip(rows, cols)]
 
 
+def _check_drawn_from(values: List[int], drawn: List[Optional[int]], map_path: str, points_path: str) -> None:
+    """ClaireError when the points' MAP_FIELD (the class sample-points read from the map it sampled) differs from
+    this map at them: the strata, and so the area weights, would be another map's."""
+    def code(m) -> Optional[int]:
+        try:
+            return int(float(m))
+        except (TypeError, ValueError):
+            return None
+    differ = [k for k, (v, m) in enumerate(zip(values, drawn)) if code(m) is not None and code(m) != v]
+    if differ:
+        raise ClaireError(f"{len(differ)} of {len(values)} sample points have a {MAP_FIELD} that differs from "
+                          f"{map_path!r} at them: the points were drawn from another map (or this one changed "
+                          f"since), and an area-weighted estimate needs the map they were drawn from; evaluate that "
+                          f"map, or draw a new sample of this one with sample-points")
+
+
 def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
                     layer: Optional[str] = None, nodata: Optional[float] = None) -> Dict[str, Any]:
     """Area-weighted accuracy of the map from labelled sample points (see `area_weighted_accuracy`).
 
-    The map class of each point is read from the raster (not from the points' map_class field); points
-    outside the map or on nodata are skipped and counted in the warnings.
+    The map class of each point is read from the raster; where the points carry sample-points' map_class it
+    must agree (else they were drawn from another map: a ClaireError). Points outside the map or on nodata
+    are skipped and counted in the warnings.
     """
     from .accuracy import classes_from_gdal
 
@@ -312,20 +365,22 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
         if not labels:
             raise ClaireError(f"the sample points {points_path!r} hold no points")
         nd = ds.nodata if nodata is None else nodata
-        inside = [(x, y, r) for x, y, r in labels if ds.bounds.left <= x < ds.bounds.right
+        inside = [(x, y, r, m) for x, y, r, m in labels if ds.bounds.left <= x < ds.bounds.right
                   and ds.bounds.bottom < y <= ds.bounds.top]
-        values = _values_at(ds, [(x, y) for x, y, _ in inside])
+        values = _values_at(ds, [(x, y) for x, y, _, _ in inside])
         area = pixel_area_m2(ds)
         geographic = ds.crs.is_geographic
     finally:
         ds.close()
-    kept = [(v, r) for v, (_, _, r) in zip(values, inside) if nd is None or v != nd]
+    counts = class_pixel_counts(map_path, nodata)  # reads the whole map: a damaged one is named first
+    _check_drawn_from(values, [m for _, _, _, m in inside], map_path, points_path)
+    kept = [(v, r) for v, (_, _, r, _) in zip(values, inside) if nd is None or v != nd]
     if not kept:
         raise ClaireError(f"none of the sample points {points_path!r} falls on a classified pixel of {map_path!r}; "
                           f"evaluate the points against the map they were drawn from")
     names = {c["value"]: c["name"] for c in classes_from_gdal(map_path) if c.get("name")}
     result = area_weighted_accuracy([v for v, _ in kept], [r for _, r in kept],
-                                    class_pixel_counts(map_path, nodata), area, names)
+                                    counts, area, names)
     dropped = len(labels) - len(kept)
     if dropped:
         result["warnings"].append(f"{dropped} point(s) fall outside the map or on nodata and were skipped")

@@ -71,8 +71,8 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     if missing_message(path, "layer's"):
         return None, None, f"'{layer.name()}' points to {path}, which does not exist"
     if parts.get("subset") or layer.subsetString():
-        return None, None, (f"'{layer.name()}' has a filter, which training would not see; export the "
-                            "filtered features (Export > Save Features As) and use that file")
+        return None, None, (f"'{layer.name()}' has a filter, which the run would not see (it reads the whole "
+                            "file); export the filtered features (Export > Save Features As) and use that file")
     if layer.isEditable() and layer.isModified():
         return None, None, (f"'{layer.name()}' has unsaved edits; save them first (Layer > Save Layer Edits)")
     return path, parts.get("layerName") or None, None

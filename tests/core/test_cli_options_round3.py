@@ -308,3 +308,23 @@ def test_models_refuses_sizes_and_tiles_it_cannot_profile(tmp_path, args, words)
 def test_bench_refuses_a_size_beyond_its_largest(tmp_path):
     line = _refused(["bench", "--sizes", "100000,1024", "--folder", str(tmp_path / "bench")], tmp_path)
     assert "--sizes needs sizes from 64 to 20000 pixels" in line, line
+
+
+def test_output_piped_into_a_closed_reader_stops_quietly(monkeypatch, capsys):
+    """`claire map-accuracy ... | head -1`: the reader goes away, the next write raises BrokenPipeError; the
+    command stops with 128 + SIGPIPE, as Unix tools do, and no traceback."""
+    import signal
+    import sys
+
+    from claire.claire_plugin.cli.main import main
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["info"]) == 128 + int(signal.SIGPIPE)
+    assert "Traceback" not in capsys.readouterr().err

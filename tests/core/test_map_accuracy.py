@@ -165,7 +165,7 @@ def test_bad_inputs_name_the_fix(tmp_path):
     with pytest.raises(ClaireError, match="at least 1"):
         stratified_sample(path, per_class=0)
     fpath = write_raster(str(tmp_path / "f.tif"), np.zeros((5, 5), np.float32))
-    with pytest.raises(ClaireError, match="not class codes"):
+    with pytest.raises(ClaireError, match="not class codes.*gdal_translate -ot Byte"):
         class_pixel_counts(fpath)
     optical = write_raster(str(tmp_path / "o.tif"), np.ones((3, 5, 5), np.uint16))
     with pytest.raises(ClaireError, match="has 3 bands; a classified map has one band of class codes"):
@@ -285,3 +285,79 @@ def test_sample_points_never_replace_a_file_of_other_layers(tmp_path):
                                           r"replace.*choose another file name"):
         write_points(stratified_sample(m, per_class=3, seed=0), training)
     assert Path(training).read_bytes() == before
+
+
+def test_one_labelled_point_in_a_class_is_refused_unless_it_is_the_whole_class():
+    """n_i = 1 leaves a class's variance undefined, and with it every interval of the map: refused, naming the
+    class; a class of one pixel sampled whole is known exactly (zero variance), so the intervals stand."""
+    mv, rv = _sample_from_matrix(TOY)
+    with pytest.raises(ClaireError, match=r"map class\(es\) \[3\] have one labelled sample point"):
+        area_weighted_accuracy(mv[:15] + [3], rv[:15] + [3], TOY_PIXELS, 100.0)
+    census = area_weighted_accuracy(mv[:15] + [3], rv[:15] + [3], {1: 600, 2: 300, 3: 1}, 100.0)
+    assert census["overall_ci95"] is not None and all(c["area_ci95_m2"] is not None for c in census["per_class"])
+    assert census["per_class"][2]["users_se"] == 0.0
+    both = area_weighted_accuracy(mv[:15], rv[:15], {1: 600, 2: 300}, 100.0)
+    # the other classes keep their variance terms, with W_i scaled by 900 / 901 (the one pixel joins the map)
+    assert census["overall_se"] == pytest.approx(both["overall_se"] * 900 / 901, rel=1e-9)
+
+
+def test_reference_codes_the_map_never_assigns_get_the_right_advice():
+    r = area_weighted_accuracy([1, 1, 1, 2, 2, 2], [1, 5, 0, 2, 2, 20], {1: 50, 2: 50}, 1.0,
+                               {1: "water", 2: "trees", 5: "built area"})
+    said = " | ".join(r["warnings"])
+    assert "reference class(es) 5 (built area) (1 of 6 labelled point(s)) are in the map's legend but the map " \
+           "never assigns them: those points are omission errors" in said
+    assert "reference code(s) 0 (1 of 6" in said and "leave its reference field empty" in said
+    assert "reference code(s) 20 (1 of 6" in said and "must be recoded" in said
+
+
+def _labelled(tmp_path, path, name="points.gpkg", per_class=10):
+    """sample-points of `path`, every point labelled with its map class."""
+    from osgeo import ogr
+
+    out = write_points(stratified_sample(path, per_class=per_class, seed=0), str(tmp_path / name))
+    ds = ogr.Open(out, 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", feat.GetField("map_class"))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    return out
+
+
+def test_points_of_another_map_and_the_samplers_own_fields_are_refused(tmp_path):
+    path, data = _toy_map(tmp_path)
+    out = _labelled(tmp_path, path)
+    assert evaluate_points(path, out)["overall_accuracy"] == 1.0
+    other = data.copy()
+    other[:, 30:45] = 2  # the same place mapped again: the points' strata are the first map's
+    other_path = write_raster(str(tmp_path / "other.tif"), other, nodata=0)
+    with pytest.raises(ClaireError, match=r"sample points have a map_class that differs from .*other\.tif.* drawn "
+                                          r"from another map"):
+        evaluate_points(other_path, out)
+    with pytest.raises(ClaireError, match="'map_class' holds the map's own class at each point"):
+        evaluate_points(path, out, "map_class")
+    with pytest.raises(ClaireError, match="'sample_id' holds the points' numbers"):
+        evaluate_points(path, out, "sample_id")
+
+
+def test_a_point_given_twice_is_refused_and_one_part_multipoints_are_read(tmp_path):
+    import subprocess
+
+    path, _ = _toy_map(tmp_path)
+    out = _labelled(tmp_path, path)
+    dup = str(tmp_path / "dup.gpkg")
+    subprocess.run(["ogr2ogr", dup, out], check=True)
+    subprocess.run(["ogr2ogr", "-append", "-nln", "accuracy_points", dup, out], check=True)
+    with pytest.raises(ClaireError, match=r"are the same point; each sample point must be counted once"):
+        evaluate_points(path, dup)
+    multi = str(tmp_path / "multi.gpkg")
+    subprocess.run(["ogr2ogr", "-nlt", "MULTIPOINT", multi, out], check=True)
+    assert evaluate_points(path, multi)["overall_se"] == evaluate_points(path, out)["overall_se"]
+    two = str(tmp_path / "two.geojson")
+    with open(two, "w") as fh:
+        fh.write('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}}, '
+                 '"features": [{"type": "Feature", "properties": {"ref_class": 1}, "geometry": {"type": '
+                 '"MultiPoint", "coordinates": [[500005, 4599995], [500015, 4599985]]}}]}')
+    with pytest.raises(ClaireError, match="multipoint of 2 points.*Multipart to Singleparts"):
+        evaluate_points(path, two)

@@ -76,8 +76,8 @@ def test_map_accuracy_refuses_labels_not_yet_saved(claire_plugin, tmp_path):
     layer = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
     QgsProject.instance().addMapLayer(layer)  # as a user has it; the project deletes it before QGIS exits
     assert layer.startEditing()
-    feat = next(layer.getFeatures())
-    assert layer.changeAttributeValue(feat.id(), layer.fields().indexOf("ref_class"), 1)
+    for feat in list(layer.getFeatures())[:2]:  # two: a class's spread needs two labelled points
+        assert layer.changeAttributeValue(feat.id(), layer.fields().indexOf("ref_class"), 1)
     with pytest.raises(QgsProcessingException, match="POINTS: 'points' has unsaved edits; save them first"):
         processing.run("claire:map_accuracy", {"MAP": path, "POINTS": layer, "FIELD": "ref_class"})
     layer.commitChanges()
