@@ -100,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the classification and print band choice, outputs and the class table."""
     from ..core.engine import classify
 
+    if args.parts is not None and args.parts < 1:
+        raise ClaireError(f"--parts {args.parts}: give 1 or more bands of rows (or leave it out: two per worker)")
     if args.scheduler:
         return run_split(args)
-    if args.vrt or args.parts:
+    if args.vrt or args.parts is not None:
         raise ClaireError("--vrt and --parts split a scene over a Dask cluster; give --scheduler too (e.g. "
                           "--scheduler local:2)")
     params = params_from_args(args)
@@ -146,10 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace) -> int:
     """`--scheduler`: the scene in bands of rows on the cluster, assembled into the output (core.cluster_scene)."""
-    from ..core.cluster import executor_for
-    from ..core.cluster_scene import classify_scene
+    from ..core.cluster import executor_for, shared_path
+    from ..core.cluster_scene import classify_scene, most_parts
 
     unsupported = [flag for flag, value in (("--reliance", args.reliance), ("--reference", args.reference),
+                                            ("--cloud", args.cloud), ("--unfamiliar", args.unfamiliar),
                                             ("--summary", args.summary), ("--report", args.report),
                                             ("--explainer", args.explainer),
                                             ("--no-sar-fill", not args.fill_from_sar),
@@ -163,8 +166,14 @@ def run_split(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"claire: {message}", file=sys.stderr)
 
+    for name in ("optical", "sar", "output", "confidence", "checkpoint"):  # workers run elsewhere
+        setattr(args, name, shared_path(getattr(args, name)))
     with executor_for(args.scheduler, log) as executor:
         parts = args.parts or 2 * executor.workers
+        most = most_parts(*_shape(args.optical), run_options(args))
+        if args.parts and args.parts > most:
+            log(f"--parts {args.parts}: the scene's tiles make {most} row(s) of tiles, and a band within a row of "
+                f"tiles would run the same tiles again; using {most} band(s)")
         result = classify_scene(run_options(args), args.optical, args.sar, args.output, executor, parts=parts,
                                 confidence=args.confidence, vrt=args.vrt,
                                 progress=lambda f, m: log(f"[{int(f * 100):3d}%] band done: {m}"))
@@ -175,3 +184,11 @@ def run_split(args: argparse.Namespace) -> int:
         if result.parts:
             print(f"parts:      {os.path.dirname(result.parts[0])}")
     return 0
+
+
+def _shape(optical: str) -> Tuple[int, int]:
+    """The optical raster's (rows, columns) (a ClaireError naming an unreadable raster)."""
+    from ..core.io.raster_io import open_raster
+
+    with open_raster(optical, "optical") as ds:
+        return int(ds.height), int(ds.width)

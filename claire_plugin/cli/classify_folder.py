@@ -44,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.cluster import executor_for
     from ..core.io.pairing import pair_folders
 
+    if args.scheduler:  # workers run in other processes, maybe elsewhere: they are given absolute paths
+        from ..core.cluster import shared_path
+
+        for name in ("optical_folder", "sar_folder", "output_folder", "checkpoint"):
+            setattr(args, name, shared_path(getattr(args, name)))
     options = run_options(args)
     pairing = pair_folders(args.optical_folder, args.sar_folder, args.pairing)
     check_pairing(pairing, args.optical_folder, args.sar_folder, args.pairing)
@@ -78,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
                                   f"with --skip-existing to classify the rest")
         raise
     failed = summary.count("failed")
-    print(f"claire: {summary.count('ok', 'skipped')} of {len(summary.results)} pair(s) classified, {failed} failed, "
-          f"{len(summary.unmatched)} unmatched file(s); summary: {summary.json_path}", file=sys.stderr)
+    skipped = summary.count("skipped")
+    print(f"claire: {summary.count('ok')} of {len(summary.results)} pair(s) classified"
+          + (f", {skipped} skipped (complete from before)" if skipped else "")
+          + f", {failed} failed, {len(summary.unmatched)} unmatched file(s); summary: {summary.json_path}",
+          file=sys.stderr)
     return 1 if failed else 0

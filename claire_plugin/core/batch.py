@@ -20,7 +20,7 @@ from .params import RunOptions
 
 SUMMARY_JSON = "claire_batch_summary.json"
 SUMMARY_CSV = "claire_batch_summary.csv"
-CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "seconds", "reason"]
+CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "confidence", "seconds", "reason"]
 
 #: on_pair(index, count, record, result): after each pair; result is the engine's ClassifyResult when "ok".
 PairCallback = Callable[[int, int, Dict[str, Any], Any], None]
@@ -62,10 +62,10 @@ class BatchSummary:
         w.writerow(CSV_COLUMNS)
         for r in self.results:
             w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
-                        r.get("seconds", ""), r.get("reason", "")])
+                        r.get("confidence") or "", r.get("seconds", ""), r.get("reason", "")])
         for u in self.unmatched:
             w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
-                        u["path"] if u["side"] == "sar" else "", "", "", u["reason"]])
+                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]])
         return buf.getvalue()
 
     def write(self, out_dir: str) -> None:
@@ -162,7 +162,8 @@ class PairJob:
 
 
 #: The fields of a pair the user cancelled before it started, and of one skipped because its output exists.
-CANCELLED_BEFORE = {"status": "cancelled", "reason": "cancelled by the user before this pair", "output": None}
+CANCELLED_BEFORE = {"status": "cancelled", "reason": "cancelled by the user before this pair", "output": None,
+                    "confidence": None}
 SKIPPED = {"status": "skipped", "reason": "output exists"}
 
 
@@ -181,7 +182,7 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
         params.rows = job.rows
         result = classify(params, progress, is_cancelled)
     except CancelledError:
-        return {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
+        return {"status": "cancelled", "reason": "cancelled by the user", "output": None, "confidence": None}, None
     except USER_ERRORS as exc:
         return failed_fields(exc, time.perf_counter() - start), None
     except Exception as exc:  # noqa: BLE001 - carry on past a failing pair, with its reason
@@ -194,7 +195,7 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
 def failed_fields(exc: BaseException, seconds: Optional[float]) -> Dict[str, Any]:
     """The record fields of a failed pair: a user error's own message, else the exception's type and text."""
     reason = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
-    fields: Dict[str, Any] = {"status": "failed", "reason": reason, "output": None}
+    fields: Dict[str, Any] = {"status": "failed", "reason": reason, "output": None, "confidence": None}
     if seconds is not None:
         fields["seconds"] = round(seconds, 2)
     return fields
@@ -277,7 +278,8 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
                                       for u in pairing.unmatched])
-    summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output} for j in jobs]
+    summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output,
+                        "confidence": j.confidence} for j in jobs]
     runner = executor if executor is not None else LocalExecutor()
     for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
         summary.results[job.index].update(fields)

@@ -53,7 +53,7 @@ def parse_scheduler(text: Optional[str]) -> Optional[SchedulerSpec]:
     text = (text or "").strip()
     if not text:
         return None
-    local = re.fullmatch(r"local(?::(\d+))?", text)
+    local = re.fullmatch(r"local(?::(\d+))?", text, re.IGNORECASE)
     if local:
         n = int(local.group(1) or DEFAULT_LOCAL_WORKERS)
         if n < 1:
@@ -61,15 +61,26 @@ def parse_scheduler(text: Optional[str]) -> Optional[SchedulerSpec]:
         cores = cpu_cores()
         if n > 2 * cores:
             raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes on this machine's {cores} CPU "
-                              f"cores: each runs a model of its own, so more than one per core only splits the "
-                              f"memory and the cores; give at most local:{cores} (more machines: a Dask scheduler, "
-                              f"tcp://HOST:PORT)")
+                              f"cores: each runs a model of its own, so more than two per core only split the "
+                              f"memory and the cores; give at most local:{2 * cores}, best local:{cores} (more "
+                              f"machines: a Dask scheduler, tcp://HOST:PORT)")
         return SchedulerSpec(local_workers=n)
-    if not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+/?", text):
+    address = re.fullmatch(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d+)/?", text, re.IGNORECASE)
+    if not address:
         raise ClaireError(f"--scheduler {text!r} is not a Dask scheduler address; give tcp://HOST:PORT (as printed "
-                          f"by `dask scheduler`), local:N for N worker processes on this machine, or leave it "
-                          f"empty to classify in this process")
-    return SchedulerSpec(address=text.rstrip("/"))
+                          f"by `dask scheduler`; an IPv6 host in brackets, tcp://[::1]:8786), local:N for N worker "
+                          f"processes on this machine, or leave it empty to classify in this process")
+    return SchedulerSpec(address=f"{address.group(1).lower()}://{address.group(2)}:{address.group(3)}")
+
+
+def shared_path(path: Optional[str]) -> Optional[str]:
+    """A local path made absolute, as workers in other processes (or machines, on shared storage mounted at the
+    same place) must be given it; GDAL names (/vsi..., DRIVER:...) and None unchanged."""
+    from .io.gdal_names import is_gdal_name
+
+    if not path or is_gdal_name(path):
+        return path
+    return os.path.abspath(path)
 
 
 def _import_distributed():

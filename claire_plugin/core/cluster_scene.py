@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -36,6 +37,19 @@ class SceneResult:
     messages: List[str] = field(default_factory=list)
 
 
+def most_parts(height: int, width: int, options: RunOptions) -> int:
+    """The most bands of rows worth making: one per row of the engine's tiles (a band runs every tile that
+    keeps one of its rows, so two bands within one tile row would run the same tiles twice; the tile as the
+    run's options give it, before any memory fitting makes it smaller)."""
+    from ...models.predict import CONTEXT
+    from .engine.plan import DEFAULT_TILE
+    from .engine.tiling import TileGrid
+
+    context = CONTEXT if options.context is None or options.context < 0 else options.context
+    grid = TileGrid.fitted(0, 0, height, width, int(options.tile_size or DEFAULT_TILE), context)
+    return max(1, len(grid.row_axis[0]))
+
+
 def split_rows(height: int, parts: int, align: int = ROW_ALIGN) -> List[Tuple[int, int]]:
     """[start, stop) bands covering `height` rows in at most `parts` bands, edges on `align` rows when each
     band is at least that tall."""
@@ -51,8 +65,8 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
                    confidence: Optional[str] = None, vrt: bool = False,
                    progress: Optional[Callable[[float, str], None]] = None,
                    is_cancelled: Optional[Callable[[], bool]] = None) -> SceneResult:
-    """Classify `optical` + `sar` in `parts` bands of rows on `executor` and assemble `output` (and
-    `confidence`): a GeoTIFF, or with `vrt` a VRT over the parts."""
+    """Classify `optical` + `sar` in `parts` bands of rows (at most `most_parts`) on `executor` and assemble
+    `output` (and `confidence`): a GeoTIFF, or with `vrt` a VRT over the parts."""
     from .io import raster_io as rio
     from .io.writer import check_output_path
 
@@ -64,10 +78,11 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
                 kind = "a VRT over the parts (--vrt)" if vrt else "a GeoTIFF"
                 raise ClaireError(f"the {role} path {path!r} ends in {ext}, but the {role} is written as {kind}; "
                                   f"give a name ending in {wanted[0]}, e.g. {os.path.splitext(path)[0]}{wanted[0]}")
+    kept = check_parts_folder(output, [optical, sar, options.checkpoint]) if vrt else None
     with rio.open_raster(optical, "optical") as ds:
-        height = ds.height
+        height, width = ds.height, ds.width
     rio.open_raster(sar, "SAR").close()
-    bands = split_rows(height, parts)
+    bands = split_rows(height, min(parts, most_parts(height, width, options)))
     folder = os.path.join(os.path.dirname(os.path.abspath(output)),
                           f".{os.path.basename(output)}.parts-{uuid.uuid4().hex[:8]}")
     os.makedirs(folder)
@@ -78,7 +93,7 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
         results = _run_bands(executor, jobs, options, progress, is_cancelled)
         card = results[0].card
         if vrt:
-            return _as_vrt(jobs, folder, output, confidence, bands, results)
+            return _as_vrt(jobs, folder, kept, output, confidence, bands, results)
         _as_geotiff([j.output for j in jobs], optical, output, card, with_classes=True)
         if confidence:
             _as_geotiff([j.confidence for j in jobs], optical, confidence, card, with_classes=False)
@@ -132,15 +147,36 @@ def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_c
         raise
 
 
-def _as_vrt(jobs, folder: str, output: str, confidence: Optional[str], bands, results) -> SceneResult:
-    """Move the parts to `<output stem>_parts/` and write VRT(s) over them (relative paths, atomic)."""
+PART_NAME = re.compile(r"part_\d{3}(_confidence)?\.tif(\.aux\.xml)?$")
+
+
+def check_parts_folder(output: str, inputs: List[Optional[str]]) -> str:
+    """`<output stem>_parts/`, the folder a VRT's parts go to; a ClaireError when it exists as anything but an
+    earlier run's parts (which are replaced): a file, or a folder holding other files or an input."""
+    kept = f"{os.path.splitext(os.path.abspath(output))[0]}_parts"
+    if not os.path.lexists(kept):
+        return kept
+    fix = "move them, or give another output name"
+    if not os.path.isdir(kept) or os.path.islink(kept):
+        raise ClaireError(f"the parts of the VRT go to {kept!r}, which exists and is not a folder; {fix}")
+    inside = [p for p in inputs if p and os.path.abspath(p).startswith(kept + os.sep)]
+    others = sorted(n for n in os.listdir(kept) if not PART_NAME.match(n))
+    if inside or others:
+        listed = ", ".join((inside or others)[:3]) + (" ..." if len(inside or others) > 3 else "")
+        raise ClaireError(f"the parts of the VRT go to {kept!r}, which holds files that are not an earlier run's "
+                          f"parts ({listed}) and would be replaced; {fix}")
+    return kept
+
+
+def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str], bands, results) -> SceneResult:
+    """Move the parts to `kept` (`<output stem>_parts/`, an earlier run's parts replaced: check_parts_folder) and
+    write VRT(s) over them (relative paths, atomic), the class VRT with the map's colours and class names."""
     try:
         from osgeo import gdal
     except ImportError:
         raise ClaireError("writing a VRT needs GDAL's Python bindings (osgeo); install python3-gdal or leave "
                           "out --vrt to get one GeoTIFF") from None
-    stem = os.path.splitext(os.path.abspath(output))[0]
-    kept = f"{stem}_parts"
+    check_parts_folder(output, [])  # nothing else has appeared there while the bands ran
     if os.path.isdir(kept):
         shutil.rmtree(kept)
     os.replace(folder, kept)
@@ -155,6 +191,36 @@ def _as_vrt(jobs, folder: str, output: str, confidence: Optional[str], bands, re
         if ds is None:
             raise ClaireError(f"GDAL could not build the VRT {final!r} over {kept!r}; check the folder is writable")
         ds = None
+        if not suffix:
+            _vrt_classes(tmp, results[0].card)
         os.replace(tmp, final)
         written.extend(sources)
     return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)
+
+
+def _vrt_classes(path: str, card: dict) -> None:
+    """The class VRT described as the engine's GeoTIFF is: band description, colour table, class names (as GDAL
+    categories and class_N tags), nodata, all in the VRT's XML."""
+    from osgeo import gdal
+
+    from .engine.plan import card_classes, class_colors
+    from .io.writer import DESCRIPTIONS
+
+    nodata = int(card.get("nodata", 0))
+    classes = card_classes(card)
+    ds = gdal.Open(path, gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    band.SetDescription(DESCRIPTIONS["class"])
+    table = gdal.ColorTable()
+    for value, rgb in class_colors(card).items():
+        table.SetColorEntry(int(value), tuple(int(c) for c in rgb)[:3] + (255,))
+    table.SetColorEntry(nodata, (0, 0, 0, 0))
+    band.SetColorTable(table)
+    top = max([nodata] + [int(c["value"]) for c in classes])
+    names = [""] * (top + 1)
+    for c in classes:
+        names[int(c["value"])] = str(c["name"])
+    names[nodata] = "nodata"
+    band.SetCategoryNames(names)
+    band.SetMetadata({f"class_{c['value']}": str(c["name"]) for c in classes})
+    ds = None

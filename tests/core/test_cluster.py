@@ -38,8 +38,13 @@ def test_scheduler_text_is_parsed_or_refused(monkeypatch):
     assert parse_scheduler("local:3") == SchedulerSpec(local_workers=3)
     assert parse_scheduler("local") == SchedulerSpec(local_workers=cluster.DEFAULT_LOCAL_WORKERS)
     assert parse_scheduler(" tcp://10.0.0.5:8786 ") == SchedulerSpec(address="tcp://10.0.0.5:8786")
+    assert parse_scheduler("TCP://Node-1:8786/") == SchedulerSpec(address="tcp://Node-1:8786")
+    assert parse_scheduler("tcp://[::1]:8786") == SchedulerSpec(address="tcp://[::1]:8786")
+    assert parse_scheduler("LOCAL:2") == SchedulerSpec(local_workers=2)
+    assert parse_scheduler("local:4") == SchedulerSpec(local_workers=4)
     for bad, words in [("10.0.0.5:8786", "tcp://HOST:PORT"), ("local:0", "at least 1"), ("tcp://h", "tcp://"),
-                       ("local:1000", r"1000 worker processes on this machine's 2 CPU cores.*at most local:2")]:
+                       ("local:5", r"5 worker processes on this machine's 2 CPU cores.*at most local:4, best local:2"),
+                       ("tcp://[::1:8786", "an IPv6 host in brackets")]:
         with pytest.raises(ClaireError, match=words):
             parse_scheduler(bad)
 

@@ -48,6 +48,68 @@ def test_a_scene_split_over_the_cluster_equals_the_single_run(dask_cluster, tmp_
     kept = sorted(n for n in os.listdir(tmp_path / "split_parts") if n.endswith(".tif"))
     assert kept == [f"part_00{k}{s}.tif" for k in range(4) for s in ("", "_confidence")]
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+    from osgeo import gdal
+
+    info = gdal.Info(str(tmp_path / "split.vrt"), format="json")["bands"][0]  # described as the GeoTIFF is
+    single = gdal.Info(str(tmp_path / "one.tif"), format="json")["bands"][0]
+    assert info["description"] == single["description"] == "land cover class"
+    assert info["categories"] == single["categories"] and info["metadata"][""] == single["metadata"][""]
+    # a second run replaces the first run's parts, never a folder of other files (the inputs here)
+    assert main([*common, "--output", str(tmp_path / "split.vrt"), "--scheduler", dask_cluster.address,
+                 "--parts", "2", "--vrt"]) == 0
+    assert sorted(n for n in os.listdir(tmp_path / "split_parts") if n.endswith(".tif")) == ["part_000.tif",
+                                                                                             "part_001.tif"]
+
+
+def test_a_vrt_never_replaces_a_folder_of_other_files(tmp_path, tiny_checkpoint):
+    """`<output stem>_parts/` holding anything but an earlier run's parts (here the optical input itself, and a
+    notes file) is refused before any band runs, and left as it was."""
+    from claire.claire_plugin.core.cluster_scene import classify_scene
+    from claire.claire_plugin.core.params import run_options
+
+    optical, sar, _ = synthetic_scene(64, 64)
+    parts = tmp_path / "scene_parts"
+    parts.mkdir()
+    opt = write_raster(str(parts / "s2.tif"), optical)
+    s = write_raster(str(tmp_path / "s.tif"), sar, descriptions=["VV", "VH"])
+
+    class NoCluster:
+        def run(self, *a, **k):
+            raise AssertionError("no band may run")
+    with pytest.raises(ClaireError, match=r"scene_parts.*holds files that are not an earlier run's parts \(.*s2\.tif"):
+        classify_scene(run_options(checkpoint=tiny_checkpoint), opt, s, str(tmp_path / "scene.vrt"), NoCluster(),
+                       parts=2, vrt=True)
+    (parts / "notes.txt").write_text("mine")
+    with pytest.raises(ClaireError, match=r"notes\.txt"):
+        classify_scene(run_options(checkpoint=tiny_checkpoint), s, s, str(tmp_path / "scene.vrt"), NoCluster(),
+                       parts=2, vrt=True)
+    assert sorted(os.listdir(parts)) == ["notes.txt", "s2.tif"]
+
+
+def test_bands_thinner_than_a_row_of_tiles_are_not_made(tmp_path):
+    """A band runs every tile keeping one of its rows: on a raster of one row of tiles, --parts 1000 made 1000
+    bands each running the whole raster (90x the time); at most one band per row of tiles is made."""
+    from claire.claire_plugin.core.cluster_scene import most_parts
+    from claire.claire_plugin.core.params import run_options
+
+    assert most_parts(224, 224, run_options()) == 1  # read whole, one window
+    assert most_parts(300, 70, run_options(tile_size=32, context=16)) == 9  # kept cores of 32 px
+    assert most_parts(5000, 5000, run_options()) == 6
+
+
+def test_parts_below_one_are_refused_before_any_cluster(tmp_path, raster_pair, capsys):
+    for extra in (["--scheduler", "tcp://127.0.0.1:1"], []):
+        code = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--output",
+                     str(tmp_path / "x.tif"), "--parts", "0", *extra])
+        assert code == 2 and "--parts 0: give 1 or more bands" in capsys.readouterr().err
+
+
+def test_paths_for_workers_are_absolute():
+    from claire.claire_plugin.core.cluster import shared_path
+
+    assert shared_path("a/b.tif") == os.path.join(os.getcwd(), "a", "b.tif")
+    assert shared_path("/vsis3/bucket/b.tif") == "/vsis3/bucket/b.tif" and shared_path(None) is None
+    assert shared_path('NETCDF:"x.nc":vv') == 'NETCDF:"x.nc":vv'
 
 
 def test_split_options_need_a_scheduler(tmp_path, raster_pair, capsys):
@@ -56,9 +118,10 @@ def test_split_options_need_a_scheduler(tmp_path, raster_pair, capsys):
     assert code == 2 and "give --scheduler too" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--no-snow-check", "--no-sar-fill", "--extent"])
+@pytest.mark.parametrize("flag", ["--no-snow-check", "--no-sar-fill", "--extent", "--cloud", "--unfamiliar"])
 def test_switches_a_split_scene_cannot_honour_are_refused_not_ignored(tmp_path, raster_pair, capsys, flag):
-    value = ["500000,4599500,500300,4600000"] if flag == "--extent" else []
+    value = {"--extent": ["500000,4599500,500300,4600000"], "--cloud": [str(tmp_path / "c.tif")],
+             "--unfamiliar": [str(tmp_path / "u.tif")]}.get(flag, [])
     code = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--output",
                  str(tmp_path / "x.tif"), "--scheduler", "local:1", flag, *value])
     err = capsys.readouterr().err

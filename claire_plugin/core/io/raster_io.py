@@ -119,10 +119,13 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
         with _quiet_gdal():  # points of the envelope outside the projection's domain: said below, not printed
             b = transform_bounds(other_ds.crs, grid_ds.crs, *envelope(other_ds), densify_pts=21)
     except Exception as exc:  # noqa: BLE001 - PROJ errors come in several types
-        raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}); check "
-                          f"both rasters' CRS") from None
+        raise ClaireError(f"cannot transform the {other_role} extent into the optical CRS ({exc}): the two "
+                          f"rasters are far apart (they cannot overlap), or one's CRS is wrong; check that they "
+                          f"cover the same place and both rasters' CRS") from None
     if not all(math.isfinite(v) for v in b):
-        raise ClaireError(f"the {other_role} extent cannot be expressed in the optical CRS; check both CRS")
+        raise ClaireError(f"the {other_role} extent cannot be expressed in the optical CRS: the two rasters are far "
+                          f"apart (they cannot overlap), or one's CRS is wrong; check that they cover the same place "
+                          f"and both rasters' CRS")
     g = envelope(grid_ds)
     b = _unwrap_longitudes(b, g, grid_ds.crs)
     left, right = max(b[0], g[0]), min(b[2], g[2])
