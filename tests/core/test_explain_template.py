@@ -23,6 +23,12 @@ def _random_run(seed: int, reference: bool, names=None):
     summary = example_summary(pixels, conf, low, sar, confusion=cm, names=names,
                               pixel_area_m2=rng.choice([100.0, 400.0, 900.0]),
                               optical_invalid_share=rng.uniform(0, 0.3), cloud_share=rng.uniform(0, 0.5))
+    if seed % 3 == 0:  # where each class lies: unlike the training data, under cloud, from SAR alone
+        for c in summary["classes"]:
+            c.update(unfamiliar_share=rng.choice([0.0, rng.uniform(0, 1)]), cloud_share=rng.uniform(0, 0.8),
+                     sar_only_share=rng.choice([0.0, rng.uniform(0, 0.5)]))
+        summary["unfamiliar_share"] = rng.uniform(0, 1)
+        summary.update(optical_offset_suspected=seed % 2 == 0, region_shape=[rng.choice([120, 600]), 700])
     return summary, example_card(names)
 
 
@@ -243,3 +249,104 @@ def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sa
     cloudy = template.write(build_facts(dict(summary, sar_only_share=0.0, optical_invalid_share=0.0,
                                              cloud_share=0.4), card))
     assert "so water and bare ground in the part of the map decided from SAR alone or under cloud are doubtful" in cloudy
+
+
+
+def _where(summary, **per_class):
+    """`summary` with per-class fields set: name -> dict of fields."""
+    for c in summary["classes"]:
+        c.update(per_class.get(c["name"], {}))
+    return summary
+
+
+def test_classes_lying_where_the_model_should_not_be_trusted_are_named_not_explained():
+    """A class most of whose pixels are unlike the training data is named as doubtful, and gets no physical reason
+    for its fusion weight; one mostly under cloud is said to be SAR's for that reason (QA: crops 100 % unfamiliar
+    was "plausibly because the radar responds to field structure")."""
+    summary, card = sample_run(with_reference=False)
+    names = [c["name"] for c in summary["classes"]]
+    summary["unfamiliar_share"] = 0.4
+    summary["cloud_share"] = 0.3
+    for c in summary["classes"]:
+        c.update(mean_sar_share=0.2, unfamiliar_share=0.0, cloud_share=0.0)
+    _where(summary, **{names[0]: dict(mean_sar_share=0.9, unfamiliar_share=0.95),
+                      names[1]: dict(mean_sar_share=0.8, cloud_share=0.7)})
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    low = text.lower()
+    assert f"{names[0]} (95.0 % of" in low and "mostly where the scene is unlike the training data" in low
+    assert f"SAR carried the decision for {names[0]} (90.0 % SAR reliance)." in text  # no physical reason
+    assert f"{names[1]} (70.0 % of" in low and "decided mostly where the optical could not see" in text
+    assert check_grounding(text, facts).flagged_sentences == []
+    for c in summary["classes"]:
+        c["unfamiliar_share"] = 0.9
+    assert "Every class of this map lies mostly where the scene is unlike the training data" in \
+        template.write(build_facts(summary, card))
+
+
+def test_weights_near_a_half_small_classes_and_two_classes_get_no_overstatement():
+    summary, card = sample_run(with_reference=False)
+    for c in summary["classes"]:
+        c.update(mean_sar_share=0.52)
+    text = template.write(build_facts(summary, card))
+    assert "SAR carried the decision" not in text and "leaned most on the optical" not in text
+    two = dict(summary, classes=summary["classes"][:2])
+    text = template.write(build_facts(two, card))
+    low = text.split("Confidence is lowest for ")[1].split(";")[0]
+    assert " and " not in low.split("(")[0]  # the weaker of two only
+    best = text.split(" the most certain class")[0].split(". ")[-1] if "most certain" in text else ""
+    assert not best or best.split(" ")[0].lower() not in low.lower()
+
+
+def test_what_is_wrong_with_the_input_comes_before_training_advice():
+    """An undeclared Sentinel-2 offset, or a scene smaller than the calibration scenes, explains much of an
+    unlike-the-training-data share: said, instead of 'train it on your area' alone."""
+    summary, card = sample_run(with_reference=False)
+    summary["unfamiliar_share"] = 0.5
+    plain = template.write(build_facts(summary, card))
+    assert "Train it on your area" in plain and "offset" not in plain
+    offset = template.write(build_facts(dict(summary, optical_offset_suspected=True, region_shape=[600, 600]), card))
+    assert "reflectance offset was not removed" in offset and "Train it on your area" not in offset
+    small = template.write(build_facts(dict(summary, region_shape=[120, 120]), card))
+    assert "smaller than the scenes the score was calibrated on" in small and "train the model on your area" in small
+
+
+def test_cloud_gets_a_caveat_unless_the_model_has_its_own_sar_alone_scores():
+    summary, card = _random_run(1, reference=False)
+    summary.update(cloud_share=0.4, mean_sar_share_clouded=0.9, mean_sar_share_clear=0.4, sar_only_share=0.0,
+                   optical_invalid_share=0.0)
+    text = template.write(build_facts(summary, card))
+    assert "a decision from SAR alone is less sure than one with the optical" in text
+    scored = dict(card, metrics={"heldout_polygons": {"macro_f1": 0.72}, "heldout_polygons_sar_only":
+                                 {"macro_f1": 0.53}})
+    text = template.write(build_facts(summary, scored))
+    assert "a decision from SAR alone is less sure" not in text and "from SAR alone against 0.72" in text
+
+
+def test_small_snow_corrections_and_reliable_classes_are_not_overstated():
+    summary, card = sample_run(with_reference=True)
+    assert "snow or ice where the clear optical" not in template.write(
+        build_facts(dict(summary, snow_ruled_out_share=0.002), card))
+    assert "snow or ice where the clear optical" in template.write(
+        build_facts(dict(summary, snow_ruled_out_share=0.02), card))
+    facts = build_facts(summary, card)
+    for c in facts["metrics"]["per_class"]:
+        c["f1_pct"] = 90.0 - len(c["name"])  # every class reliable
+    text = template.write(facts)
+    assert "also weak" not in text
+
+
+def test_a_language_models_text_gets_the_cautions_it_left_out(monkeypatch):
+    from claire.claire_plugin.core import explain as ex
+    from claire.claire_plugin.core.explain import phi3
+
+    summary, card = sample_run(with_reference=False)
+    summary["unfamiliar_share"] = 0.6
+    facts = build_facts(summary, card)
+
+    class Out:
+        text, generator = "The map is mostly water and looks certain.", "phi3:fake"
+    monkeypatch.setattr(phi3, "generate", lambda *a, **k: Out())
+    res = ex.explain(facts, explainer="fake")
+    assert res.text.startswith("The model should not be trusted on 60.0 % of this scene")
+    assert res.text.endswith("The map is mostly water and looks certain.") and res.generator == "phi3:fake"

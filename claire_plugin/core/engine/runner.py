@@ -385,6 +385,8 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
             w.close()
         set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
         summary = outputs.summary.result(with_reference=outputs.reference is not None)
+        summary["optical_offset_suspected"] = bool(getattr(plan.optical_prep, "offset_suspected", False))
+        summary["region_shape"] = [int(plan.region.height), int(plan.region.width)]
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,

@@ -11,6 +11,8 @@ Definitions (also in docs/benchmark.md):
   from SAR alone (the optical zeroed and the cloud probability 1 there).
 - `unfamiliar_share` (scene and per class): share of valid pixels whose decoder features lie farther from
   the training statistics than the card's familiarity threshold (models.familiarity; None without them).
+- per class, `cloud_share` and `sar_only_share`: the share of the class's pixels that were clouded / classified
+  from SAR alone (the scene's, by class).
 - `mean_sar_share_clouded` / `_clear` (scene and per class): mean SAR share of the fusion on clouded and
   on clear pixels with optical data; `mean_sar_share_sar_only`: on the SAR-only pixels.
 - `low_confidence_share`: share of valid pixels whose top-class probability is < 0.5.
@@ -50,6 +52,7 @@ class SummaryAccumulator:
         self.unfamiliar_known = False
         self.unfamiliar = np.zeros(self.K, np.int64)
         self.group_n = {g: 0 for g in GROUPS}
+        self.group_k = {g: np.zeros(self.K, np.int64) for g in GROUPS}  # pixels of each class in each group
         self.group_sar = {g: np.zeros(self.K, np.float64) for g in GROUPS}
         self.group_sar_n = {g: np.zeros(self.K, np.int64) for g in GROUPS}
         self.cm: Optional[np.ndarray] = None
@@ -88,6 +91,7 @@ class SummaryAccumulator:
             self.sar_n += block
         for i, g in enumerate(GROUPS):
             self.group_n[g] += int(n[i].sum())
+            self.group_k[g] += n[i].sum(axis=(0, 1))
             if shares is not None:
                 self.group_sar[g] += shares[i].sum(axis=(0, 1))
                 self.group_sar_n[g] += n[i].sum(axis=(0, 1))
@@ -142,6 +146,8 @@ class SummaryAccumulator:
                 "mean_sar_share_clouded": self._group_mean("clouded", k),
                 "mean_sar_share_clear": self._group_mean("clear", k),
                 "unfamiliar_share": float(self.unfamiliar[k] / n) if n and self.unfamiliar_known else None,
+                "cloud_share": float(self.group_k["clouded"][k] / n) if n and self.cloud_known else None,
+                "sar_only_share": float(self.group_k["sar_only"][k] / n) if n else None,
             })
         out = {
             "pixel_area_m2": self.area,

@@ -81,6 +81,10 @@ def explain(facts: dict, explainer: Optional[str] = None,
             reason = f"Explainer not used: transformers/torch are not installed ({exc})."
     if generator == template.GENERATOR:
         text = template.write(facts, on_text=on_text)
+    else:  # the cautions no explanation may leave out come first, as the template words them
+        must = template.caveats(facts)
+        if must and must not in text:
+            text = f"{must}\n\n{text}"
     grounding = check_grounding(text, facts, drop_unmatched=drop_unmatched)
     return Explanation(
         text=grounding.text, generator=generator, grounded_share=grounding.grounded_share,

@@ -24,6 +24,9 @@ ROUNDING = {"percent": 1, "area_ha": 1, "kappa": 2, "pixel_area_m2": 2, "f1": 2}
 SAR_LED_PCT = 50.0
 #: How many confused class pairs the facts keep.
 MAX_CONFUSED_PAIRS = 3
+#: The side (px) of the scenes the bundled card's "unlike the training data" threshold was calibrated on (the
+#: TerraMesh sites read whole): on a smaller scene the score reads the scene's edges too (docs/model_card.md).
+CALIBRATION_SIDE = 224
 
 
 def _num(value: Any) -> Optional[float]:
@@ -112,6 +115,10 @@ def _class_facts(entry: dict) -> dict:
         "low_confidence_pct": pct(entry.get("low_confidence_share")),
         "sar_reliance_pct": sar,
         "optical_reliance_pct": None if sar is None else round(100.0 - sar, ROUNDING["percent"]),
+        # shares of the class's own pixels: unlike the training data, under cloud, from SAR alone (optical gaps)
+        "unfamiliar_pct": pct(entry.get("unfamiliar_share")),
+        "cloud_pct": pct(entry.get("cloud_share")),
+        "sar_only_pct": pct(entry.get("sar_only_share")),
     }
 
 
@@ -187,6 +194,14 @@ def _weighted(classes: List[dict], key: str) -> Optional[float]:
     return num / den if den else None
 
 
+def _smaller(shape: Any) -> bool:
+    """Whether a region [rows, columns] has a side under CALIBRATION_SIDE (False when unknown)."""
+    try:
+        return min(int(v) for v in shape) < CALIBRATION_SIDE
+    except (TypeError, ValueError):
+        return False
+
+
 def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) -> dict:
     """Build the rounded facts record of a run from the engine summary and the model card.
 
@@ -229,6 +244,10 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
         "sar_reliance_pct": sar,
         "optical_reliance_pct": None if sar is None else round(100.0 - sar, ROUNDING["percent"]),
         "classes_present": sum(1 for c in classes if c["pixels"] > 0),
+        # the engine's finding that the optical looks like Sentinel-2 with an undeclared +1000 DN offset
+        "optical_offset_suspected": bool(summary.get("optical_offset_suspected")),
+        # a scene smaller than those the familiarity threshold was calibrated on (its score reads the edges too)
+        "smaller_than_calibration": _smaller(summary.get("region_shape")),
     }
     names = _names_by_value(summary, card)
     metrics = _metrics_facts(summary.get("metrics"), names)

@@ -13,7 +13,9 @@ SYSTEM = (
     "exactly as written in the facts, with its unit; never compute, sum or invent numbers, dates or "
     "thresholds. Say which classes dominate, where confidence is low, where the radar carried the "
     "decision and why that is physically plausible, and, if reference metrics are given, which "
-    "classes are reliable and which are confused."
+    "classes are reliable and which are confused. Never present as certain a class the facts mark as "
+    "mostly unlike the training data, mostly under cloud or mostly from SAR alone, and give no physical "
+    "reason for a class whose radar weight comes from cloud or optical gaps."
 )
 
 
@@ -67,9 +69,13 @@ def facts_lines(facts: dict) -> List[str]:
             parts.append(f.ha(c["area_ha"]))
         for key, label in (("mean_confidence_pct", "mean confidence"),
                            ("low_confidence_pct", "low-confidence"),
-                           ("sar_reliance_pct", "SAR reliance")):
-            if c.get(key) is not None:
-                parts.append(f"{label} {f.pct(c[key])}")
+                           ("sar_reliance_pct", "SAR reliance"),
+                           ("unfamiliar_pct", "of its pixels unlike the training data"),
+                           ("cloud_pct", "of its pixels under cloud"),
+                           ("sar_only_pct", "of its pixels from SAR alone")):
+            if c.get(key) is not None and (c[key] or key in ("mean_confidence_pct", "low_confidence_pct",
+                                                                  "sar_reliance_pct")):
+                parts.append(f"{f.pct(c[key])} {label}" if label.startswith("of its") else f"{label} {f.pct(c[key])}")
         lines.append(f"- {c['name']}: " + ", ".join(parts))
     m = facts.get("metrics")
     if m:

@@ -17,6 +17,15 @@ RELIABLE_F1_PCT = 70.0
 UNFAMILIAR_WARN_PCT = 5.0
 #: From this cloud share (percent) the explanation gives a model's SAR-alone scores for the clouded part too.
 CLOUD_TRUST_PCT = 5.0
+#: A class is doubtful when at least this share (percent) of its own pixels is unlike the training data, and decided
+#: by the gap when as much lay under cloud or in the optical gaps. Never quoted as a number.
+MOSTLY_PCT = 50.0
+#: One modality "led" only from this fusion weight (percent) on; within the margin around a half both weighed alike.
+LED_PCT = 55.0
+#: Classes below this share of the scene (percent) get no physical reading of their fusion weights.
+NOTABLE_SHARE_PCT = 1.0
+#: The snow check is reported from this share of the map (percent) on.
+SNOW_SAY_PCT = 1.0
 
 #: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
 _SAR_CUES = [
@@ -84,6 +93,27 @@ def _present(facts: dict) -> List[dict]:
     return [c for c in facts.get("classes") or [] if c.get("pixels", 0) > 0 and c.get("share_pct")]
 
 
+def _plural(name: str) -> bool:
+    """Whether a class name reads as a plural ("trees", "crops"; not "grass")."""
+    low = name.strip().lower()
+    return low.endswith("s") and not low.endswith("ss")
+
+
+def _verb(name: str, singular: str, plural: str) -> str:
+    return plural if _plural(name) else singular
+
+
+def _doubtful(c: dict) -> bool:
+    """Most of the class's pixels lie where the scene is unlike the training data."""
+    return (c.get("unfamiliar_pct") or 0.0) >= MOSTLY_PCT
+
+
+def _by_gap(c: dict) -> bool:
+    """Most of the class's pixels lay under cloud or in the optical gaps, where the gate leans on SAR by design."""
+    return (c.get("cloud_pct") or 0.0) >= MOSTLY_PCT or (c.get("sar_only_pct") or 0.0) >= MOSTLY_PCT \
+        or (c.get("cloud_pct") or 0.0) + (c.get("sar_only_pct") or 0.0) >= MOSTLY_PCT
+
+
 def _composition(facts: dict, f: Formatter) -> str:
     scene, classes = facts["scene"], _present(facts)
     out = []
@@ -95,7 +125,8 @@ def _composition(facts: dict, f: Formatter) -> str:
         out.append("No valid pixel was classified, so there is nothing to interpret.")
         return " ".join(out)
     top = classes[0]
-    lead = (f"{_cap(top['name'])} dominates the scene with {f.pct(top['share_pct'])} of the valid area"
+    lead = (f"{_cap(top['name'])} {_verb(top['name'], 'dominates', 'dominate')} the scene with "
+            f"{f.pct(top['share_pct'])} of the valid area"
             if top["share_pct"] >= 50.0 else
             f"No class dominates outright; the largest is {top['name']} with "
             f"{f.pct(top['share_pct'])} of the valid area")
@@ -123,8 +154,8 @@ def _confidence(facts: dict, f: Formatter) -> str:
                   f"low-confidence")
         out.append(s + ".")
     rated = [c for c in classes if c.get("mean_confidence_pct") is not None]
-    if len(rated) >= 2:
-        weak = sorted(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))[:2]
+    if len(rated) >= 2:  # the two weakest of three or more, the weaker of two; the most certain if not among them
+        weak = sorted(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))[:2 if len(rated) > 2 else 1]
         parts = []
         for c in weak:
             p = f"{c['name']} (mean {f.pct(c['mean_confidence_pct'])}"
@@ -134,16 +165,25 @@ def _confidence(facts: dict, f: Formatter) -> str:
         out.append(f"Confidence is lowest for {_join(parts)}; such pixels typically sit on class "
                    f"boundaries or in spectrally mixed cover and deserve a visual check.")
         best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
-        s = f"{_cap(best['name'])} is the most certain class, at {f.pct(best['mean_confidence_pct'])} mean confidence"
+        s = (f"{_cap(best['name'])} {_verb(best['name'], 'is', 'are')} the most certain class, at "
+             f"{f.pct(best['mean_confidence_pct'])} mean confidence")
         if (scene.get("unfamiliar_pct") or 0.0) >= UNFAMILIAR_WARN_PCT:
             s += ", but inside the part of the scene unlike the training data a high confidence proves nothing"
-        out.append(s + ".")
+        if best not in weak:
+            out.append(s + ".")
     return " ".join(out)
 
 
-def _input_quality(scene: dict, f: Formatter) -> List[str]:
+#: What a decision from SAR alone is worth, for a model without its own SAR-alone scores (no numbers).
+_SAR_ALONE_CAVEAT = ("a decision from SAR alone is less sure than one with the optical, for the land classes most "
+                     "of all (the radar tells water from land far better than crops from rangeland or built area), "
+                     "so read the classes there with care")
+
+
+def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]:
     """Sentences on the optical input: nodata, cloud, the gaps classified from SAR alone, and how much the
-    fusion gate leaned on SAR there."""
+    fusion gate leaned on SAR there; without the model's own SAR-alone scores (`scored`, said by _sar_only_trust)
+    what a decision from SAR alone is worth."""
     inv, cloud, gaps = scene.get("optical_invalid_pct"), scene.get("cloud_pct"), scene.get("sar_only_pct")
     if inv is None and cloud is None:
         return []
@@ -153,17 +193,22 @@ def _input_quality(scene: dict, f: Formatter) -> List[str]:
     out = []
     if inv:
         out.append(f"{f.pct(inv)} of the optical input is nodata or invalid"
-                   + (f"; {f.pct(gaps)} of the map was classified there from SAR alone." if gaps else
+                   + ((f"; {f.pct(gaps)} of the map was classified there from SAR alone"
+                       + ("." if scored else f": {_SAR_ALONE_CAVEAT}.")) if gaps else
                       "; those pixels are left without a class."))
     if cloud:
         s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
         if on_cloud is not None and on_clear is not None:
-            word = "mostly" if on_cloud >= 50.0 else "more"
+            word = "mostly" if on_cloud >= LED_PCT else "more"
             s += (f"; those pixels were decided {word} from SAR ({f.pct(on_cloud)} SAR weight in the fusion "
                   f"gate, against {f.pct(on_clear)} on clear pixels)" if on_cloud > on_clear else
                   f"; the fusion gate did not lean more on SAR there ({f.pct(on_cloud)} SAR weight, against "
                   f"{f.pct(on_clear)} on clear pixels), so treat those classes with care")
+            if on_cloud > on_clear and not scored:
+                s += f": {_SAR_ALONE_CAVEAT}"
+        elif not scored:
+            s += f"; there the classes rest on SAR more than elsewhere: {_SAR_ALONE_CAVEAT}"
         out.append(s + ".")
     return out
 
@@ -206,7 +251,7 @@ def _pair_names(pairs: List[dict]) -> List[str]:
 def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
     """A sentence on the pixels the snow check gave another class (models.cloud.snow_possible)."""
     snow = scene.get("snow_ruled_out_pct")
-    if not snow:
+    if not snow or snow < SNOW_SAY_PCT:
         return []
     return [f"On {f.pct(snow)} of the map the network said snow or ice where the clear optical shows no snow cover "
             f"(its snow index), so the next most likely class was mapped there; a network that mistakes this scene "
@@ -215,13 +260,57 @@ def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
 
 def _unfamiliar(facts: dict, f: Formatter) -> str:
     """A warning when the model found much of the scene unlike its training data."""
-    u = facts["scene"].get("unfamiliar_pct")
+    scene = facts["scene"]
+    u = scene.get("unfamiliar_pct")
     if u is None or u < UNFAMILIAR_WARN_PCT:
         return ""
-    return (f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
-            f"anything in its training data, so the classes it gives there are guesses, not findings, "
-            f"whatever their confidence. Train it on your area with a few polygons per class (the Train tab "
-            f"in QGIS, or claire train with your polygons) before using those parts of the map.")
+    out = [f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
+           f"anything in its training data, so the classes it gives there are guesses, not findings, "
+           f"whatever their confidence."]
+    if scene.get("optical_offset_suspected"):
+        out.append("First, though, the optical values look like Sentinel-2 of a newer processing baseline whose "
+                   "reflectance offset was not removed (the run's notes say how to remove it): classify again with "
+                   "the offset removed, and much of this may go.")
+    if scene.get("smaller_than_calibration"):
+        out.append("This scene is also smaller than the scenes the score was calibrated on, so the model sees its "
+                   "edges almost everywhere, which the score reads as unlike the training data: the share "
+                   "overstates; classify a larger extent around your area to check, and if the share stays high "
+                   "train the model on your area.")
+    if not (scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration")):
+        out.append("Train it on your area with a few polygons per class (the Train tab in QGIS, or claire train "
+                   "with your polygons) before using those parts of the map.")
+    return " ".join(out)
+
+
+def _doubt(facts: dict, f: Formatter) -> str:
+    """The classes most of whose pixels lie where the scene is unlike the training data, or under cloud or in the
+    optical gaps (decided from SAR there): said by name, so that none of them reads as a finding."""
+    classes = _present(facts)
+    unlike = [c for c in classes if _doubtful(c)]
+    gapped = [c for c in classes if _by_gap(c) and not _doubtful(c)]
+    out = []
+    if unlike and len(unlike) == len(classes) and len(classes) > 1:
+        out.append("Every class of this map lies mostly where the scene is unlike the training data: none of them "
+                   "is a finding.")
+    elif unlike:
+        listed = [f"{c['name']} ({f.pct(c['unfamiliar_pct'])} of {_verb(c['name'], 'its', 'their')} pixels)"
+                  for c in unlike[:4]]
+        one = len(unlike) == 1
+        out.append(f"{_cap(_join(listed))}{' and more' if len(unlike) > 4 else ''} "
+                   f"{_verb(unlike[0]['name'], 'lies', 'lie') if one else 'lie'} mostly where the scene is unlike "
+                   f"the training data: read {'that class' if one else 'those classes'} as doubtful, not as "
+                   f"{'a finding' if one else 'findings'}.")
+    if gapped:
+        def where(c: dict) -> str:
+            its = _verb(c["name"], "its", "their")
+            parts = ([f"{f.pct(c['cloud_pct'])} of {its} pixels under cloud"] if c.get("cloud_pct") else []) + \
+                    ([f"{f.pct(c['sar_only_pct'])} in the optical gaps"] if c.get("sar_only_pct") else [])
+            return f"{c['name']} ({_join(parts)})"
+        one = len(gapped) == 1
+        verb = _verb(gapped[0]["name"], "was", "were") if one else "were"
+        out.append(f"{_cap(_join([where(c) for c in gapped[:4]]))} {verb} decided mostly "
+                   f"where the optical could not see, that is from the radar.")
+    return " ".join(out)
 
 
 def _modality(facts: dict, f: Formatter) -> str:
@@ -229,7 +318,8 @@ def _modality(facts: dict, f: Formatter) -> str:
     model = facts.get("model") or {}
     sar_name = model.get("sar_sensor") or "SAR"
     out = []
-    out += _input_quality(scene, f) + _sar_only_trust(scene, model, f) + _snow_ruled_out(scene, f)
+    scored = model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None
+    out += _input_quality(scene, f, scored) + _sar_only_trust(scene, model, f) + _snow_ruled_out(scene, f)
     if scene.get("sar_reliance_pct") is None:
         if model.get("arch") == FOREST:
             out.append("The map comes from a random forest that decides each pixel from its own optical and SAR "
@@ -252,15 +342,28 @@ def _modality(facts: dict, f: Formatter) -> str:
                        "fusion figures below describe the network's part.")
     out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
                f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
+    out += _class_modality(classes, f)
+    return " ".join(out)
+
+
+def _class_modality(classes: List[dict], f: Formatter) -> List[str]:
+    """Which classes the radar or the optical carried, with an expert's reading only where it can hold: a class of
+    some size, mostly familiar ground with the optical seen, and a weight clear of a half (LED_PCT)."""
     rated = [c for c in classes if c.get("sar_reliance_pct") is not None]
-    led = sorted([c for c in rated if c["sar_reliance_pct"] >= 50.0],
+    out = []
+    led = sorted([c for c in rated if c["sar_reliance_pct"] >= LED_PCT],
                  key=lambda c: (-c["sar_reliance_pct"], c["name"]))
     if led:
         c = led[0]
-        s = (f"SAR carried the decision for {c['name']} ({f.pct(c['sar_reliance_pct'])} SAR "
-             f"reliance)")
+        s = f"SAR carried the decision for {c['name']} ({f.pct(c['sar_reliance_pct'])} SAR reliance)"
         cue = _sar_cue(c["name"])
-        s += f", plausibly because {cue}." if cue else "."
+        if _by_gap(c):
+            s += (f", because most of {_verb(c['name'], 'it', 'them')} lay where the optical could not see, not for "
+                  f"what {_verb(c['name'], 'it is', 'they are')}.")
+        elif _doubtful(c) or c["share_pct"] < NOTABLE_SHARE_PCT or not cue:
+            s += "."
+        else:
+            s += f", plausibly because {cue}."
         out.append(s)
         if len(led) > 1:
             others = [f"{c['name']} ({f.pct(c['sar_reliance_pct'])})" for c in led[1:3]]
@@ -269,12 +372,13 @@ def _modality(facts: dict, f: Formatter) -> str:
         c = max(rated, key=lambda c: (c["sar_reliance_pct"], c["name"]))
         out.append(f"No class was decided mainly by the radar; SAR weighed most for {c['name']} "
                    f"({f.pct(c['sar_reliance_pct'])}).")
-    opt = [c for c in rated if c["sar_reliance_pct"] < 50.0]
+    opt = [c for c in rated if c["sar_reliance_pct"] <= 100.0 - LED_PCT and c not in led[:1]
+           and c["share_pct"] >= NOTABLE_SHARE_PCT and not _doubtful(c)]
     if opt:
         c = min(opt, key=lambda c: (c["sar_reliance_pct"], c["name"]))
         out.append(f"{_cap(c['name'])} leaned most on the optical bands ({f.pct(c['optical_reliance_pct'])}"
                    f" optical), as {_OPTICAL_CUE}.")
-    return " ".join(out)
+    return out
 
 
 def _kappa_word(k: float) -> str:
@@ -321,7 +425,10 @@ def _reference(facts: dict, f: Formatter) -> str:
                        f"{f.pct(best['f1_pct'])}.")
             good = [best]
         for c in ranked[len(good):][-2:][::-1]:
-            s = f"{_cap(c['name'])} is the weakest" if c is ranked[-1] else f"{_cap(c['name'])} is also weak"
+            if c is not ranked[-1] and c["f1_pct"] >= RELIABLE_F1_PCT:
+                continue  # not weak: only the weakest is named then
+            s = (f"{_cap(c['name'])} {_verb(c['name'], 'is', 'are')} the weakest" if c is ranked[-1] else
+                 f"{_cap(c['name'])} {_verb(c['name'], 'is', 'are')} also weak")
             s += f", with F1 {f.pct(c['f1_pct'])}"
             p, r = c.get("precision_pct"), c.get("recall_pct")
             if p is not None and r is not None:
@@ -357,12 +464,21 @@ def _focus(facts: dict, f: Formatter) -> str:
         if c.get("low_confidence_pct") is not None:
             s += f" and {f.pct(c['low_confidence_pct'])} of its pixels are low-confidence"
         out.append(s + ".")
+    if _doubtful(c):
+        out.append(f"{f.pct(c['unfamiliar_pct'])} of its pixels lie where the scene is unlike the training data: "
+                   f"read it as doubtful, not as a finding.")
     if c.get("sar_reliance_pct") is not None:
-        led = c["sar_reliance_pct"] >= 50.0
-        s = (f"The fusion gate gave SAR {f.pct(c['sar_reliance_pct'])} of the weight for it, so "
-             + ("the radar carried the decision" if led else "the optical bands carried the decision"))
-        cue = _sar_cue(c["name"]) if led else _OPTICAL_CUE
-        out.append(s + (f": {cue}." if cue else "."))
+        w = c["sar_reliance_pct"]
+        s = f"The fusion gate gave SAR {f.pct(w)} of the weight for it"
+        if _by_gap(c):
+            out.append(s + ", mostly because it lay where the optical could not see (cloud or gaps).")
+        elif LED_PCT > w > 100.0 - LED_PCT:
+            out.append(s + ", so both modalities weighed about alike.")
+        else:
+            led = w >= LED_PCT
+            s += ", so " + ("the radar carried the decision" if led else "the optical bands carried the decision")
+            cue = (_sar_cue(c["name"]) if led else _OPTICAL_CUE) if not _doubtful(c) else None
+            out.append(s + (f": {cue}." if cue else "."))
     m = c.get("metrics")
     if m and m.get("f1_pct") is not None:
         out.append(f"Against the reference its F1 is {f.pct(m['f1_pct'])}, IoU {f.pct(m['iou_pct'])}, "
@@ -373,11 +489,18 @@ def _focus(facts: dict, f: Formatter) -> str:
     return " ".join(out)
 
 
+def caveats(facts: dict) -> str:
+    """The paragraphs no explanation may leave out (the scene unlike the training data, and the classes that lie
+    mostly there or where the optical could not see), as the template writes them; "" when none apply."""
+    f = Formatter(facts)
+    return "\n\n".join(t for t in (_unfamiliar(facts, f).strip(), _doubt(facts, f).strip()) if t)
+
+
 def write(facts: dict, on_text: Optional[Callable[[str], None]] = None) -> str:
     """Write the explanation of a facts record; paragraphs are passed to `on_text` as they are made."""
     f = Formatter(facts)
     paragraphs = []
-    for part in (_unfamiliar, _focus, _composition, _confidence, _modality, _reference):
+    for part in (_unfamiliar, _focus, _composition, _doubt, _confidence, _modality, _reference):
         text = part(facts, f).strip()
         if not text:
             continue

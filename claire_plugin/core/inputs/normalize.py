@@ -64,6 +64,8 @@ class Preparer:
     std: Optional[np.ndarray]
     to_db: Optional[str] = None  # None, "power" (10 log10) or "amplitude" (20 log10)
     notes: List[str] = field(default_factory=list)
+    #: the optical values look like Sentinel-2 with an undeclared +1000 DN offset (radiometry.offset_suspicion)
+    offset_suspected: bool = False
 
     def physical(self, raw: np.ndarray) -> np.ndarray:
         """raw -> physical units of the card (dB conversion, scale, offset, clip); modifies `raw`."""
@@ -141,7 +143,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
     (core.radiometry) where there is one; float rasters already in reflectance keep scale 1. Values that
     cannot be reflectance so read are refused (core.inputs.units.check_reflectance)."""
     r = radiometry or Radiometry()
-    scale, offset, notes = spec.scale, spec.offset, []
+    scale, offset, notes, suspected = spec.scale, spec.offset, [], False
     vals = sample[np.isfinite(sample)]
     how = f"the checkpoint's scale {spec.scale:g}"
     if r.scale is not None:
@@ -159,6 +161,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
         suspicion = offset_suspicion(sample, scale, spec.units)
         if suspicion:
             notes.append(suspicion)
+            suspected = True
     if r.note:
         notes.append(r.note)
     offset += r.add * scale
@@ -168,7 +171,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
         notes += check_reflectance(sample, dtype, scale, offset, how, nodata)
     notes.append(f"optical scaling: x * {scale:g} + {offset:g}"
                  + (f", clipped to {list(spec.clip)}" if spec.clip else ""))
-    return Preparer(scale, offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), None, notes)
+    return Preparer(scale, offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), None, notes, suspected)
 
 
 def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str = "", units: Optional[str] = "auto",
