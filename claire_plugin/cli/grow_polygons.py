@@ -33,10 +33,11 @@ def register(subparsers: Any) -> None:
 def cmd_grow_polygons(args: argparse.Namespace) -> int:
     """Grow, write, say what was made and skipped."""
     from ..core.io.writer import check_outputs
-    from ..core.training.grow_points import grow_from_points, summary_lines, write_grown
+    from ..core.training.grow_points import check_grown_output, grow_from_points, summary_lines, write_grown
 
     check_outputs([("polygons", args.output)], [("optical raster", args.optical), ("SAR raster", args.sar),
                                                 ("points", args.points), ("checkpoint", args.checkpoint)])
+    check_grown_output(args.output)
     grown = grow_from_points(args.optical, args.sar, args.points, args.field, args.layer, args.checkpoint,
                              args.tolerance, args.max_width, sar_units=args.sar_units)
     write_grown(grown, args.output)

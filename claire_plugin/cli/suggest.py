@@ -29,11 +29,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     """Find the places, write them, print them."""
     from ..core.io.atomic import write_json
     from ..core.io.writer import check_outputs
-    from ..core.suggest import as_dict, suggest, summary_lines, write_places
+    from ..core.suggest import as_dict, check_places_output, suggest, summary_lines, write_places
 
     check_outputs([("places", args.output), ("places JSON", args.json)],  # every output, before any work
                   [("map", args.map), ("second map", args.second), ("confidence raster", args.confidence),
                    ("labels", args.labels)])
+    check_places_output(args.output)
     s = suggest(args.map, args.second, args.confidence, args.labels, args.field, args.layer, n=args.n,
                 square=args.square)
     write_places(s, args.output)

@@ -68,7 +68,7 @@ class Suggestions:
     def pairs(self) -> List[Tuple[str, str, int]]:
         """(map class, other map's class, places) for the places where the maps differ, most frequent first."""
         c = Counter((self.name(p.map_value), self.name(p.other_value, True)) for p in self.places
-                    if p.other_value is not None and p.other_value != p.map_value)
+                    if p.other_value is not None and self.name(p.map_value) != self.name(p.other_value, True))
         return [(a, b, n) for (a, b), n in c.most_common()]
 
 
@@ -97,11 +97,12 @@ def _open_same_grid(path: str, grid, role: str, fix: str, class_map: bool = Fals
 class _Labelled:
     """The labelled pixels of `labels` on the map's grid, for masks of the pixels within `buffer` px of them."""
 
-    def __init__(self, labels: str, grid, field_name: Optional[str], layer: Optional[str], buffer: int) -> None:
+    def __init__(self, labels: str, grid, field_name: Optional[str], layer: Optional[str], buffer: int,
+                 assigned_crs: Optional[str] = None) -> None:
         from .training.labels import read_labels
 
         got = read_labels(labels, grid, field_name, None, layer, None, max_pixels_per_polygon=LABEL_PIXELS_READ,
-                          check_counts=False).pixels
+                          check_counts=False, assigned_crs=assigned_crs).pixels
         inside = (got.rows >= 0) & (got.cols >= 0) & (got.rows < grid.height) & (got.cols < grid.width)
         order = np.argsort(got.rows[inside], kind="stable")
         self.rows, self.cols = got.rows[inside][order], got.cols[inside][order]
@@ -123,15 +124,33 @@ class _Labelled:
         return m[b:b + h]
 
 
-def _doubt(a: np.ndarray, valid: np.ndarray, b: Optional[np.ndarray], conf: Optional[np.ndarray]) -> np.ndarray:
-    """Per-pixel doubt in [0, 1]: 1 where the maps differ; else 1 - confidence (0 without a confidence)."""
+def _doubt(a: np.ndarray, valid: np.ndarray, differ: Optional[np.ndarray], conf: Optional[np.ndarray]) -> np.ndarray:
+    """Per-pixel doubt in [0, 1]: 1 where the maps differ (`differ`, by class); else 1 - confidence (0 without a
+    confidence)."""
     d = np.zeros(a.shape, np.float32)
     if conf is not None:
         d = 1.0 - conf.astype(np.float32) / 100.0
-    if b is not None:
-        d[a != b] = 1.0
+    if differ is not None:
+        d[differ] = 1.0
     d[~valid] = 0.0
     return d
+
+
+def same_class_lut(names: Dict[int, str], other_names: Dict[int, str]) -> Optional[np.ndarray]:
+    """The second map's values translated to the map's by class name, where their legends differ (a network's
+    own codes against the bundled checkpoint's: 1 is built area in one and water in the other); a value whose
+    class the map does not have never agrees (-1). None when the codes mean the same or a map has no names."""
+    if not names or not other_names:
+        return None
+    by_name = {n.strip().lower(): v for v, n in names.items()}
+    wanted = {v: by_name.get(n.strip().lower(), -1) for v, n in other_names.items()}
+    if all(v == w for v, w in wanted.items()):
+        return None
+    lut = np.arange(65536, dtype=np.int64)
+    for v, w in wanted.items():
+        if 0 <= v < lut.size:
+            lut[v] = w
+    return lut
 
 
 def _check_settings(other, confidence, n, square, spacing, min_doubt) -> None:
@@ -154,6 +173,13 @@ class _Rasters:
     map: Any
     other: Any = None
     conf: Any = None
+    lut: Optional[np.ndarray] = None  # the second map's values as the map's (same_class_lut)
+
+    def differ(self, a: np.ndarray, b: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Where the two maps give different classes (by name when their legends differ); None without b."""
+        if b is None:
+            return None
+        return a != (self.lut[b] if self.lut is not None else b)
 
     def read(self, window) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
         """(map, valid mask, second map or None, confidence 0..100 or None) of a window; a ClaireError when a
@@ -234,9 +260,10 @@ def _score_squares(r: _Rasters, square: int, labelled: Optional[_Labelled]) -> _
         a, valid, b, c = r.read(Window(0, r0, width, h))
         if labelled is not None:
             valid &= ~labelled.near(r0, h)
-        d = _doubt(a, valid, b, c)
-        if b is not None:
-            out.differ += int((valid & (a != b)).sum())
+        differ = r.differ(a, b)
+        d = _doubt(a, valid, differ, c)
+        if differ is not None:
+            out.differ += int((valid & differ).sum())
         out.counted += int(valid.sum())
         out.doubt_sum += float(d[valid].sum())
         dp, vp = np.pad(d, ((0, square - h), (0, pad))), np.pad(valid, ((0, square - h), (0, pad)))
@@ -265,10 +292,12 @@ def _places(r: _Rasters, scores: _Scores, chosen: List[Tuple[int, int]], square:
 
 def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str] = None,
             labels: Optional[str] = None, field_name: Optional[str] = None, layer: Optional[str] = None,
-            n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT) -> Suggestions:
+            n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT,
+            labels_crs: Optional[str] = None) -> Suggestions:
     """Up to `n` places where `map_path` is most in doubt (module docstring): a second classified map `other`
     and/or the map's `confidence` raster (uint8 percent, as `claire classify` writes it) on the same grid;
-    `labels` (vector with `field_name`, or a label raster) marks the places already labelled."""
+    `labels` (vector with `field_name`, or a label raster) marks the places already labelled (`labels_crs`: the
+    CRS to read a vector in where its file has none, as the user set it in QGIS)."""
     from contextlib import ExitStack
 
     from .io.raster_io import require_crs
@@ -283,10 +312,11 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
         r = _Rasters(ds)
         if other:
             r.other = stack.enter_context(_open_same_grid(other, ds, "second map", fix, class_map=True))
+            r.lut = same_class_lut(_names(map_path), _names(other))
         if confidence:
             r.conf = stack.enter_context(_open_same_grid(confidence, ds, "confidence raster", fix))
             check_confidence(r.conf, confidence)
-        labelled = _Labelled(labels, ds, field_name, layer, square // 2) if labels else None
+        labelled = _Labelled(labels, ds, field_name, layer, square // 2, labels_crs) if labels else None
         scores = _score_squares(r, square, labelled)
         out = _places(r, scores, _pick(scores.score, n, spacing, min_doubt), square)
         crs_wkt, square_m = ds.crs.to_wkt(), float(abs(ds.transform.a) * square)
@@ -336,6 +366,14 @@ def write_places(s: Suggestions, path: str) -> str:
     return write_point_layer(path, LAYER, s.crs_wkt, fields, records, "the places to label")
 
 
+def check_places_output(path: str) -> None:
+    """The places' output refused before any work when write_places would refuse it (not .gpkg, a file of the
+    user's own)."""
+    from .io.points import check_vector_output
+
+    check_vector_output(path, LAYER, "the places to label")
+
+
 def summary_lines(s: Suggestions) -> List[str]:
     """What to tell the user: the whole map's disagreement, the places and the most frequent class pairs."""
     lines = []
@@ -381,6 +419,25 @@ def as_dict(s: Suggestions) -> Dict[str, Any]:
             "pairs": [{"map": a, "other": b, "places": k} for a, b, k in s.pairs()]}
 
 
+def require_forest(path: Optional[str]) -> None:
+    """ClaireError unless `path` is a random-forest checkpoint (the `.forest.safetensors` a training run writes)."""
+    import os
+
+    from ...models.card_schema import FOREST
+    from ...models.checkpoint import read_card
+
+    fix = ("train with the baseline on (its forest is written beside the network as NAME.forest.safetensors), or "
+           "map with both checkpoints and give the two maps to claire suggest")
+    if not path or not os.path.isfile(path):
+        raise ClaireError(f"the run's random forest {path!r} is not there (deleted or moved since the training); {fix}")
+    try:
+        arch = read_card(path).get("arch")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ClaireError(f"the run's random forest {path!r} cannot be read ({exc}); {fix}") from None
+    if arch != FOREST:
+        raise ClaireError(f"{path!r} is not a random forest (its card says {arch!r}); {fix}")
+
+
 def places_after_training(params, forest: str, output: str, n: int = 10, progress=None,
                           is_cancelled=None) -> Tuple[Suggestions, Dict[str, str]]:
     """After a `claire train` run (its PolygonTrainParams `params`): classify the training scene with the run's
@@ -392,8 +449,8 @@ def places_after_training(params, forest: str, output: str, n: int = 10, progres
     from . import engine
     from .training.polygons import scene_classify_params
 
-    if not str(output).lower().endswith(".gpkg"):
-        raise ClaireError(f"the places to label go to a GeoPackage; give a path ending in .gpkg (got {output!r})")
+    check_places_output(output)
+    require_forest(forest)  # both maps are made first: a missing forest would be found after the network's
     stem = os.path.splitext(output)[0]
     maps = {"network": f"{stem}_network.tif", "forest": f"{stem}_forest.tif"}
     step = progress or (lambda *_a: None)
@@ -404,7 +461,7 @@ def places_after_training(params, forest: str, output: str, n: int = 10, progres
         engine.classify(scene_classify_params(params, checkpoint, maps[what]), part, is_cancelled)
     step(0.92, "finding where the two maps disagree")
     s = suggest(maps["network"], maps["forest"], labels=params.labels, field_name=params.field, layer=params.layer,
-                n=n)
+                n=n, labels_crs=getattr(params, "labels_crs", None))
     write_places(s, output)
     step(1.0, f"wrote {output}")
     return s, maps

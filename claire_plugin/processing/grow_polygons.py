@@ -19,6 +19,7 @@ from qgis.core import (
 
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
+from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
 
@@ -78,7 +79,13 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.io.writer import check_output_path
-        from ..core.training.grow_points import grow_from_points, summary_lines, wand_card, write_grown
+        from ..core.training.grow_points import (
+            check_grown_output,
+            grow_from_points,
+            summary_lines,
+            wand_card,
+            write_grown,
+        )
 
         points, layer = vector_path(self, parameters, "POINTS", context)
         field = self.parameterAsString(parameters, "FIELD", context)
@@ -95,11 +102,13 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
             check_output_path(out, [("optical raster", optical), ("SAR raster", sar),
                                     ("labelled points", points), ("checkpoint", checkpoint)],
                               "training polygons")  # before any work
+            check_grown_output(out)
             grown = grow_from_points(
                 optical, sar, points, field, layer, checkpoint, tolerance,
                 self.parameterAsInt(parameters, "MAX_WIDTH", context),
                 sar_units=list(SAR_UNITS)[self.parameterAsEnum(parameters, "SAR_UNITS", context)],
-                progress=lambda f, _text: feedback.setProgress(100.0 * f), is_cancelled=feedback.isCanceled)
+                progress=lambda f, _text: feedback.setProgress(100.0 * f), is_cancelled=feedback.isCanceled,
+                assigned_crs=layer_crs(self.parameterAsVectorLayer(parameters, "POINTS", context)))
             write_grown(grown, out)
         details = QgsProcessingContext.LayerDetails("Grown training polygons", context.project(), "OUTPUT")
         card = wand_card(checkpoint)

@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, RasterFileParameter, raster_path, vector_path
 
@@ -69,7 +70,7 @@ class SuggestAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.io.writer import check_output_path
-        from ..core.suggest import suggest, summary_lines, write_places
+        from ..core.suggest import check_places_output, suggest, summary_lines, write_places
 
         path = raster_path(self, parameters, "MAP", context)
         second = raster_path(self, parameters, "SECOND", context) if parameters.get("SECOND") else None
@@ -87,7 +88,10 @@ class SuggestAlgorithm(ClaireAlgorithm):
             check_output_path(out, [("classified map", path), ("second map", second),
                                     ("confidence raster", conf), ("labels", labels)],
                               "places to label")  # before any work
+            check_places_output(out)
+            crs = layer_crs(self.parameterAsVectorLayer(parameters, "LABELS", context)) if labels else None
             s = suggest(path, second, conf, labels, field, layer, n=self.parameterAsInt(parameters, "N", context),
+                        labels_crs=crs,
                         square=self.parameterAsInt(parameters, "SQUARE", context))
             write_places(s, out)
         details = QgsProcessingContext.LayerDetails("Places to label next", context.project(), "OUTPUT")

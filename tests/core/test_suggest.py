@@ -179,3 +179,37 @@ def test_cli_suggest(tmp_path, capsys):
     assert json.loads((tmp_path / "n.json").read_text())["places"][0]["rank"] == 1
     assert main(["suggest", "--map", m, "--second", o, "--output", m]) != 0
     assert "is also an input (the map" in capsys.readouterr().err
+
+
+def test_maps_with_different_legends_are_compared_by_class_not_by_code(tmp_path):
+    """A network trained from polygons numbers its classes its own way (1 built area, 2 crops, 3 trees) while the
+    bundled checkpoint's map has 1 water, 2 trees, 4 crops: the same ground in both is agreement, not doubt."""
+    a = np.full((64, 64), 2, np.uint8)  # crops in the network's codes
+    a[:, 40:] = 3  # trees
+    b = np.where(a == 2, 4, 2).astype(np.uint8)  # the same classes in the bundled legend
+    b[32:48, 16:32] = 1  # water where the network says crops: the one real disagreement
+    m = _named_map(tmp_path / "net.tif", a, {1: "built area", 2: "crops", 3: "trees"})
+    o = _named_map(tmp_path / "default.tif", b, {1: "water", 2: "trees", 4: "crops"})
+    s = suggest(m, o, n=5)
+    assert s.disagreement == pytest.approx(256 / 4096)
+    assert len(s.places) == 1 and s.pairs() == [("crops", "water", 1)]
+
+
+def test_places_after_training_checks_the_forest_before_any_map(tmp_path):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core.suggest import places_after_training
+
+    params = SimpleNamespace(output=str(tmp_path / "net.safetensors"), labels=None, field=None, layer=None)
+    out = str(tmp_path / "places.gpkg")
+    with pytest.raises(ClaireError, match="random forest .* is not there"):
+        places_after_training(params, str(tmp_path / "net.forest.safetensors"), out)
+    with pytest.raises(ClaireError, match="is not there"):
+        places_after_training(params, None, out)
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    with pytest.raises(ClaireError, match="is not a random forest"):
+        places_after_training(params, str(DEFAULT_CHECKPOINT), out)
+    assert not list(tmp_path.iterdir())  # no map was made
+    with pytest.raises(ClaireError, match=r"GeoPackage; give a path ending in \.gpkg"):
+        places_after_training(params, None, str(tmp_path / "places.shp"))

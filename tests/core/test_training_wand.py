@@ -271,3 +271,48 @@ def test_grown_polygons_keep_the_points_other_fields(tmp_path, wand_pair, tiny_c
     assert lyr.GetLayerDefn().GetFieldDefn(lyr.GetLayerDefn().GetFieldIndex("depth_m")).GetType() == ogr.OFTReal
     lyr = None
     ds = None
+
+
+def test_an_infinite_tolerance_never_takes_nodata_or_another_polygons_pixels(tmp_path, wand_pair, tiny_checkpoint,
+                                                                              capsys):
+    """No data and the pixels of polygons grown before are marked infinitely far: `--tolerance inf` took them
+    (polygons overlapping, nodata inside); the growth never does, and inf is refused."""
+    from claire.claire_plugin.cli.main import main
+    from claire.claire_plugin.core.training.wand import grow
+
+    dist = np.array([[0.0, np.inf], [0.5, 2.0]], np.float32)
+    assert grow(dist, 0, 0, np.inf).tolist() == [[True, False], [True, True]]
+    pts = _points(tmp_path, [(12.5, 14.5, "crops")])
+    code = main(["grow-polygons", "--optical", wand_pair[0], "--sar", wand_pair[1], "--points", pts, "--field",
+                 "class", "--checkpoint", tiny_checkpoint, "--tolerance", "inf", "--output", str(tmp_path / "g.gpkg")])
+    assert code == 2 and "above 0 and finite" in capsys.readouterr().err
+
+
+def test_one_part_multipoints_grow_and_a_training_layer_of_ones_own_is_never_replaced(tmp_path, wand_pair,
+                                                                                        tiny_checkpoint, capsys):
+    from osgeo import ogr
+
+    from claire.claire_plugin.cli.main import main
+
+    x, y = _xy(12.5, 14.5)
+    pts = tmp_path / "multi.geojson"
+    pts.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name":
+                   "EPSG:32631"}}, "features": [{"type": "Feature", "properties": {"class": "crops"},
+                   "geometry": {"type": "MultiPoint", "coordinates": [[x, y]]}}]}))
+    args = ["grow-polygons", "--optical", wand_pair[0], "--sar", wand_pair[1], "--points", str(pts), "--field",
+            "class", "--checkpoint", tiny_checkpoint, "--output"]
+    out = str(tmp_path / "grown.gpkg")
+    assert main(args + [out]) == 0 and "1 polygon(s) grown" in capsys.readouterr().out
+    assert main(args + [out]) == 0  # an earlier grown layer is replaced
+    mine = str(tmp_path / "mine.gpkg")  # hand-drawn polygons in a layer named as the grown one
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(mine)
+    lyr = ds.CreateLayer("training", None, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetField("class", "trees")
+    feat.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({x} {y}, {x + 30} {y}, {x + 30} {y - 30}, {x} {y}))"))
+    lyr.CreateFeature(feat)
+    feat = lyr = ds = None
+    before = open(mine, "rb").read()
+    assert main(args + [mine]) == 2 and "already holds layer" in capsys.readouterr().err
+    assert open(mine, "rb").read() == before

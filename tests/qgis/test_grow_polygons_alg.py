@@ -96,3 +96,24 @@ def test_grow_polygons_messages_name_the_parameters(claire_plugin, tmp_path, tin
         with pytest.raises(QgsProcessingException) as info:
             processing.run("claire:grow_polygons", {**base, **extra})
         assert expected in str(info.value) and "--" not in str(info.value), str(info.value)
+
+
+def test_the_crs_given_to_points_without_prj_in_qgis_is_used(claire_plugin, tmp_path, tiny_checkpoint):
+    """A shapefile of points without .prj whose CRS the user set in QGIS was refused by grow_polygons (and
+    suggest) while claire:train took it: the layer's CRS now reads it, the file is left as it is."""
+    import os
+
+    import processing
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
+
+    from claire.tests.fixtures.vectors import point_wkt, write_vector
+
+    o, s, _ = _inputs(tmp_path)
+    shp = write_vector(tmp_path / "nocrs.shp", [(point_wkt(30, 15), "water")], field="cover", epsg=None,
+                       driver="ESRI Shapefile")
+    layer = QgsVectorLayer(shp, "no prj", "ogr")
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    res = processing.run("claire:grow_polygons", {"OPTICAL": o, "SAR": s, "POINTS": layer, "FIELD": "cover",
+                                                  "CHECKPOINT": tiny_checkpoint, "OUTPUT": str(tmp_path / "g.gpkg")})
+    assert res["POLYGONS"] == 1 and not os.path.exists(str(tmp_path / "nocrs.prj"))
+    del layer, res

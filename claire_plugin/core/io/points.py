@@ -112,9 +112,10 @@ def _listed(layers: Dict[str, int]) -> str:
     return ", ".join(f"'{name}' ({n} feature{'s' if n != 1 else ''})" for name, n in layers.items())
 
 
-def check_replaceable(path: str, layer: str, role: str) -> None:
-    """ClaireError when `path` exists and holds a layer other than `layer`: a file of the user's own (training
-    polygons, survey points) that writing `role` there would replace, not an earlier output of the same kind."""
+def check_replaceable(path: str, layer: str, role: str, fields: Sequence[str] = ()) -> None:
+    """ClaireError when `path` exists and holds a layer other than `layer` (QGIS's layer_styles table aside), or a
+    layer `layer` without the `fields` an earlier output has: a file of the user's own (training polygons, survey
+    points) that writing `role` there would replace, not an earlier output of the same kind."""
     from osgeo import gdal
 
     if not os.path.isfile(path):
@@ -129,7 +130,9 @@ def check_replaceable(path: str, layer: str, role: str) -> None:
     others = {}
     for i in range(ds.GetLayerCount()):
         lyr = ds.GetLayer(i)
-        if lyr.GetName() != layer:
+        defn = lyr.GetLayerDefn()
+        ours = lyr.GetName() == layer and all(defn.GetFieldIndex(f) >= 0 for f in fields)
+        if not ours and lyr.GetName() != "layer_styles":  # QGIS keeps styles in that table, with the data
             others[lyr.GetName()] = lyr.GetFeatureCount()
     ds = None
     if others:
@@ -137,16 +140,23 @@ def check_replaceable(path: str, layer: str, role: str) -> None:
                           f"'{layer}'); choose another file name so that your data is not lost")
 
 
+def check_vector_output(path: str, layer: str, role: str, signature: Sequence[str] = ()) -> None:
+    """What write_vector_layer refuses, checked before any work: a path not ending in .gpkg, and a file of the
+    user's own there (check_replaceable)."""
+    if not str(path).lower().endswith(".gpkg"):
+        raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
+    check_replaceable(path, layer, role, signature)
+
+
 @with_gdal_exceptions
 def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
-                       records: Iterable[Tuple[str, Dict[str, Any]]], role: str, kind: str = "point") -> str:
+                       records: Iterable[Tuple[str, Dict[str, Any]]], role: str, kind: str = "point",
+                       signature: Sequence[str] = ()) -> str:
     """Write `records` (WKT geometry, {field: value or None}) as the `kind` ("point" or "polygon") layer `layer`
     of the GeoPackage `path`, which appears only once complete; see write_point_layer."""
     from osgeo import ogr, osr
 
-    if not str(path).lower().endswith(".gpkg"):
-        raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
-    check_replaceable(path, layer, role)
+    check_vector_output(path, layer, role, signature)
     kinds = {"int": ogr.OFTInteger, "real": ogr.OFTReal, "str": ogr.OFTString}
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)

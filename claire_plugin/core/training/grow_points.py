@@ -11,6 +11,7 @@ fields (a macroclass, survey notes: integer, real and text; other kinds as text)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -21,6 +22,8 @@ from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region, normalisation_c
 
 LAYER = "training"
 SOURCE_FID = "source_fid"
+#: Fields only a grown layer has: a `training` layer without them is the user's own, never replaced.
+SIGNATURE = (SOURCE_FID, "pixels")
 
 
 @dataclass
@@ -59,17 +62,19 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
                      checkpoint: Optional[str] = None, tolerance: float = TOLERANCE, max_width: int = MAX_WIDTH,
                      min_pixels: int = MIN_PIXELS, sar_units: str = "auto",
                      progress: Optional[Callable[[float, str], None]] = None,
-                     is_cancelled: Optional[Callable[[], bool]] = None) -> GrownPolygons:
-    """Grow one polygon per point of `points` (field `field_name`, layer `layer`) over the optical raster."""
+                     is_cancelled: Optional[Callable[[], bool]] = None,
+                     assigned_crs: Optional[str] = None) -> GrownPolygons:
+    """Grow one polygon per point of `points` (field `field_name`, layer `layer`) over the optical raster
+    (`assigned_crs`: the points' CRS where their file has none, as the user set it in QGIS)."""
     from .labels import read_vector_features
     from .scene import Scene
 
-    if not tolerance > 0 or int(max_width) < 3:
-        raise ClaireError(f"the tolerance must be above 0 and the width at least 3 px (got {tolerance} and "
+    if not (0 < tolerance < math.inf) or int(max_width) < 3:
+        raise ClaireError(f"the tolerance must be above 0 and finite and the width at least 3 px (got {tolerance} and "
                           f"{max_width}); the defaults are {TOLERANCE:g} and {MAX_WIDTH}")
     out = GrownPolygons(field=field_name)
     with Scene(optical, sar, wand_card(checkpoint), sar_units=sar_units) as scene:
-        features, source = read_vector_features(points, scene.opt, field_name, None, layer)
+        features, source = read_vector_features(points, scene.opt, field_name, None, layer, assigned_crs)
         if source["geometry"] != "point":
             raise ClaireError(f"{points!r} holds polygons, not points: they are training polygons already (give "
                               f"them to training as they are), or give a point layer to grow polygons from")
@@ -80,10 +85,12 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
         for k, (fid, value, _name, geometry, _shape) in enumerate(features):
             if is_cancelled is not None and is_cancelled():
                 raise CancelledError()
-            if geometry.get("type") != "Point":
-                out.skipped.append((fid, "a multipoint: give one point per feature"))
+            point = _one_point(geometry)
+            if point is None:
+                out.skipped.append((fid, "a multipoint of several points: give one point per feature (QGIS: Vector > "
+                                         "Geometry Tools > Multipart to Singleparts)"))
                 continue
-            x, y = (float(v) for v in geometry["coordinates"][:2])
+            x, y = point
             taken = [wkt for gx, gy, wkt in grown if abs(gx - x) <= reach and abs(gy - y) <= reach]
             try:
                 region = grow_region(scene, x, y, tolerance, max_width, min_pixels, taken)
@@ -95,6 +102,16 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
             if progress is not None:
                 progress((k + 1) / len(features), f"{len(out.polygons)} polygon(s) from {k + 1} point(s)")
     return out
+
+
+def _one_point(geometry: Dict[str, Any]) -> Optional[Tuple[float, float]]:
+    """(x, y) of a point, or of a multipoint of one point (as exports often store points); None otherwise."""
+    coords = geometry.get("coordinates")
+    if geometry.get("type") == "MultiPoint" and coords and len(coords) == 1:
+        coords = coords[0]
+    elif geometry.get("type") != "Point":
+        return None
+    return float(coords[0]), float(coords[1])
 
 
 @with_gdal_exceptions
@@ -131,7 +148,15 @@ def write_grown(grown: GrownPolygons, path: str) -> str:
     fields = [(grown.field, "int" if ints else "str"), (SOURCE_FID, "int"), ("pixels", "int")] + grown.extra_fields
     records = ((wkt, {**grown.attributes.get(fid, {}), grown.field: value, SOURCE_FID: fid, "pixels": px})
                for wkt, value, fid, px in grown.polygons)
-    return write_vector_layer(path, LAYER, grown.crs_wkt, fields, records, "the grown polygons", "polygon")
+    return write_vector_layer(path, LAYER, grown.crs_wkt, fields, records, "the grown polygons", "polygon",
+                              signature=SIGNATURE)
+
+
+def check_grown_output(path: str) -> None:
+    """The grown polygons' output refused before any work when write_grown would refuse it."""
+    from ..io.points import check_vector_output
+
+    check_vector_output(path, LAYER, "the grown polygons", SIGNATURE)
 
 
 def summary_lines(grown: GrownPolygons, tolerance: float) -> List[str]:

@@ -69,7 +69,7 @@ def grow(dist: np.ndarray, r: int, c: int, tolerance: float) -> np.ndarray:
     """The pixels 4-connected to (r, c) whose distance is at most `tolerance` (the seed always joins)."""
     from scipy import ndimage
 
-    within = dist <= tolerance
+    within = np.isfinite(dist) & (dist <= tolerance)  # inf marks no data and taken pixels, whatever the tolerance
     within[r, c] = np.isfinite(dist[r, c])
     labels, _ = ndimage.label(within)
     return labels == labels[r, c] if labels[r, c] else np.zeros(dist.shape, bool)
@@ -119,8 +119,9 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
-    if not tolerance > 0:
-        raise ClaireError(f"The wand's tolerance must be above 0 (got {tolerance}); {TOLERANCE:g} is the default.")
+    if not 0 < tolerance < np.inf:
+        raise ClaireError(f"The wand's tolerance must be above 0 and finite (got {tolerance}); {TOLERANCE:g} is the "
+                          f"default.")
     r, c = pixel_of(scene, x, y)
     half = max(1, int(max_width) // 2)
     r0, c0 = max(0, r - half), max(0, c - half)
