@@ -4,7 +4,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Dict, FrozenSet, Iterator, List, Optional
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
+    QgsProcessingParameterDefinition,
+)
 from qgis.PyQt.QtGui import QIcon
 
 from ..paths import resource
@@ -41,6 +46,19 @@ def engine_errors(qgis_message: bool = True, names: Optional[Dict[str, str]] = N
         raise QgsProcessingException(hint) from None
 
 
+#: Why a layer given as a feature source (the Toolbox's "Selected features only", a model's feature input) is
+#: refused: CLAIRE reads the layer's file, which holds every feature.
+SOURCE_DEFINITION = ("it was given as a feature source (\"Selected features only\", or a model's feature input), "
+                     "but CLAIRE reads the layer's file, which holds every feature: give the layer itself, or "
+                     "export the selection (right-click > Export > Save Selected Features As) and give that file")
+
+#: The layer post-processors of every run of the session. QGIS keeps only a C++ pointer to each and calls it when
+#: it loads the results, after the algorithm object that made it is gone: the batch dialog, runAndLoadResults and
+#: models run a copy (create()) and delete it, so a list held by the algorithm left a dangling pointer (the map
+#: loaded unstyled, or QGIS crashed). A few hundred bytes each.
+POST_PROCESSORS: List[object] = []
+
+
 class ClaireAlgorithm(QgsProcessingAlgorithm):
     """Base of CLAIRE's algorithms; subclasses set the class attributes and implement the rest."""
 
@@ -51,8 +69,7 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
 
     def __init__(self) -> None:
         super().__init__()
-        #: layer post-processors of this run: QGIS keeps only a C++ pointer, so the Python objects live here
-        self._post_processors: List[object] = []
+        self._post_processors: List[object] = POST_PROCESSORS
 
     def group(self) -> str:
         return "Land cover"
@@ -100,6 +117,8 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
     name = f"{param.name()} ({param.description()})"
     if value is None or value == "":
         return f"{name} is required; give a value"
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):
+        return f"{name}: {SOURCE_DEFINITION}"
     if isinstance(param, QgsProcessingParameterNumber):
         low, high = param.minimum(), param.maximum()
         whole = param.dataType() == QgsProcessingParameterNumber.Type.Integer

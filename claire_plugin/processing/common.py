@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from qgis.core import (
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
@@ -35,10 +36,12 @@ class RasterFileParameter(QgsProcessingParameterRasterLayer):
     parameter before the algorithm runs), and a loaded layer gets statistics for its renderer, which GDAL
     saves next to the file (FILE.aux.xml) or, for a VRT, inside it. CLAIRE reads its inputs itself
     (core.io.raster_io, read-only), so a file only has to exist here; the algorithm checks it with the
-    engine's messages (check_raster_files). Layers, layer ids and GDAL dataset names are checked as usual."""
+    engine's messages (check_raster_files). So does a GDAL dataset name whose file is on disk (GPKG:file:table,
+    /vsizip/archive/member: what CLAIRE's own messages ask for), which QGIS 3.22 cannot load from text. Layers
+    and layer ids are checked as usual."""
 
     def checkValueIsAcceptable(self, value, context=None) -> bool:  # noqa: N802
-        if isinstance(value, str) and value and os.path.isfile(value):
+        if isinstance(value, str) and value and (os.path.isfile(value) or _local_gdal_name(value)):
             return True
         return super().checkValueIsAcceptable(value, context)
 
@@ -51,12 +54,19 @@ class RasterFileParameter(QgsProcessingParameterRasterLayer):
         return copy
 
 
+def _local_gdal_name(value: str) -> bool:
+    """A GDAL dataset name (GPKG:file:table, /vsizip/...) whose file is on this disk."""
+    from ..core.io.gdal_names import is_gdal_name, local_files
+
+    return is_gdal_name(value) and any(os.path.isfile(f) for f in local_files(value))
+
+
 def raster_path(alg, parameters: dict, name: str, context) -> str:
-    """The file of raster parameter `name`: a value naming a local file is used as it is, without QGIS opening
-    it as a layer (which computes statistics that GDAL saves beside it, or inside a .vrt); a layer, layer id
-    or GDAL dataset name is resolved through QGIS (layer_file)."""
+    """The file of raster parameter `name`: a value naming a local file, or a GDAL dataset name whose file is on
+    disk, is used as it is, without QGIS opening it as a layer (which computes statistics that GDAL saves beside
+    it, or inside a .vrt); a layer or layer id is resolved through QGIS (layer_file)."""
     value = parameters.get(name)
-    if isinstance(value, str) and os.path.isfile(value):
+    if isinstance(value, str) and (os.path.isfile(value) or _local_gdal_name(value)):
         return value
     return layer_file(alg.parameterAsRasterLayer(parameters, name, context), name)
 
@@ -64,6 +74,10 @@ def raster_path(alg, parameters: dict, name: str, context) -> str:
 def vector_path(alg, parameters: dict, name: str, context) -> Tuple[str, Optional[str]]:
     """(file, layer name inside it) of vector-layer parameter `name` (layers.layers.vector_file);
     QgsProcessingException naming the parameter and the fix when it is not a file layer."""
+    from .base import SOURCE_DEFINITION
+
+    if isinstance(parameters.get(name), QgsProcessingFeatureSourceDefinition):  # parameterAsVectorLayer: None
+        raise QgsProcessingException(f"{name}: {SOURCE_DEFINITION}.")
     path, layer, problem = vector_file(alg.parameterAsVectorLayer(parameters, name, context))
     if problem:
         raise QgsProcessingException(f"{name}: {problem}.")

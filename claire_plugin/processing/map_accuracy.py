@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, raster_path, vector_path
+from .common import FLAG_TO_PARAMETER, RasterFileParameter, raster_path, vector_path
 
 SAMPLE_HELP = {
     "MAP": "The classified map (integer class raster, e.g. the output of Classify land cover).",
@@ -115,7 +115,7 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         path = raster_path(self, parameters, "MAP", context)
         points, sub = vector_path(self, parameters, "POINTS", context)
         report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
-        with engine_errors(qgis_message=False):
+        with engine_errors(names={"--layer": FLAG_TO_PARAMETER["--layer"]}):  # the other flags are the CLI's own
             check_outputs([("accuracy report", report)],
                           [("classified map", path), ("labelled points", points)])
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),

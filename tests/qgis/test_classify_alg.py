@@ -77,6 +77,54 @@ def test_loaded_output_is_styled_with_checkpoint_classes(claire_plugin, raster_p
     assert [c.label for c in fresh.renderer().classes()] == [c["name"] for c in tiny_classes]
 
 
+def test_the_style_outlives_the_algorithm_copy_a_batch_or_model_runs(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                      tmp_path):
+    """The batch dialog, runAndLoadResults and models run a copy of the algorithm and delete it before loading the
+    results: the post-processor that styles the map must outlive it (it did not: the map loaded with numbers for
+    names, and QGIS held a dangling pointer)."""
+    import gc
+
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    from claire.claire_plugin.processing.common import LandCoverPostProcessor
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:classify")
+    out = str(tmp_path / "batch.tif")
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(QgsProject.instance())
+    params = alg.preprocessParameters({"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                       "CHECKPOINT": tiny_checkpoint,
+                                       "OUTPUT": QgsProcessingOutputLayerDefinition(out, QgsProject.instance())})
+    _, ok = alg.run(params, context, feedback)  # runs a copy, deleted when it returns
+    assert ok
+    del alg
+    gc.collect()
+    assert isinstance(context.layerToLoadOnCompletionDetails(out).postProcessor(), LandCoverPostProcessor)
+
+
+def test_gdal_names_given_as_text_are_read(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    """CLAIRE's own messages ask for /vsizip/archive/member or GPKG:file:table; QGIS 3.22 cannot load those from
+    text, so the parameter refused them as missing files."""
+    import zipfile
+
+    import rasterio
+
+    archive = str(tmp_path / "optical.zip")
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(raster_pair["optical"], "o.tif")
+    out = str(tmp_path / "zipped.tif")
+    _run({"optical": f"/vsizip/{archive}/o.tif", "sar": raster_pair["sar"]}, out, tiny_checkpoint)
+    _run(raster_pair, str(tmp_path / "plain.tif"), tiny_checkpoint)
+    with rasterio.open(out) as a, rasterio.open(str(tmp_path / "plain.tif")) as b:
+        assert (a.read() == b.read()).all()
+
+
 def test_cli_gives_the_same_output_as_the_algorithm(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
     alg_out, cli_out = str(tmp_path / "alg.tif"), str(tmp_path / "cli.tif")
     _run(raster_pair, alg_out, tiny_checkpoint)

@@ -72,7 +72,7 @@ def test_grown_polygons_are_coloured_as_the_checkpoints_classes(claire_plugin, t
     details = context.layersToLoadOnCompletion()[out]
     layer = QgsVectorLayer(out, "grown", "ogr")
     QgsProject.instance().addMapLayer(layer)  # the project owns it: freed before QGIS exits
-    assert details.postProcessor() is not None  # held by the algorithm, which QGIS's dialog keeps until it loads
+    assert details.postProcessor() is not None  # held for the session (processing.base.POST_PROCESSORS)
     from claire.claire_plugin.processing.common import ClassesPostProcessor
 
     ClassesPostProcessor("cover", read_card(tiny_checkpoint)).postProcessLayer(layer, None, None)

@@ -122,3 +122,47 @@ def test_map_accuracy_warns_of_reference_codes_in_another_legend(claire_plugin, 
     assert any("reference code(s) 20" in w and "match no class of the map" in w for w in heard.warnings), \
         heard.warnings
     assert not any(line.startswith("warning:") for line in heard.infos)  # not a line of the table
+
+
+def test_selected_features_only_is_refused_with_the_fix_not_ignored(claire_plugin, tmp_path):
+    """The Toolbox's "Selected features only" hands a feature source, which CLAIRE (reading the layer's file) cannot
+    honour: refused naming the parameter and the fix, required (POINTS) or optional (suggest's LABELS)."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition, QgsProject, QgsVectorLayer
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    data = np.ones((10, 10), np.uint8)
+    data[:, 5:] = 2
+    path = write_raster(str(tmp_path / "map.tif"), data)
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    layer = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    layer.selectByIds([next(layer.getFeatures()).id()])
+    chosen = QgsProcessingFeatureSourceDefinition(layer.id(), True)
+    try:
+        with pytest.raises(QgsProcessingException, match=r"POINTS .*Selected features only.*Save Selected Features As"):
+            processing.run("claire:map_accuracy", {"MAP": path, "POINTS": chosen, "FIELD": "ref_class"})
+        with pytest.raises(QgsProcessingException, match=r"LABELS: .*Selected features only"):
+            processing.run("claire:suggest", {"MAP": path, "CONFIDENCE": None, "SECOND": path, "LABELS": chosen,
+                                              "FIELD": "map_class", "OUTPUT": str(tmp_path / "places.gpkg")})
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_a_file_of_two_point_layers_gets_processing_words_not_a_command_line_flag(claire_plugin, tmp_path):
+    import subprocess
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    subprocess.run(["ogr2ogr", "-update", "-nln", "copy", res["OUTPUT"], res["OUTPUT"]], check=True)
+    with pytest.raises(QgsProcessingException, match=r"hold 2 layers.*PATH\|layername=NAME") as err:
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class"})
+    assert "--layer" not in str(err.value)

@@ -80,7 +80,7 @@ def test_the_held_out_polygons_are_loaded_with_dashed_outlines(claire_plugin, sc
     assert details.name == "Held-out polygons"
     layer = QgsVectorLayer(source, details.name, "ogr")
     assert layer.isValid() and layer.featureCount() == 3
-    assert details.postProcessor() is not None  # held by the algorithm, which QGIS's dialog keeps until it loads
+    assert details.postProcessor() is not None  # held for the session (processing.base.POST_PROCESSORS)
     from claire.claire_plugin.processing.common import HeldOutPostProcessor
 
     HeldOutPostProcessor().postProcessLayer(layer, None, None)
