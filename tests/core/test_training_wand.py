@@ -313,6 +313,8 @@ def test_one_part_multipoints_grow_and_a_training_layer_of_ones_own_is_never_rep
     feat.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({x} {y}, {x + 30} {y}, {x + 30} {y - 30}, {x} {y}))"))
     lyr.CreateFeature(feat)
     feat = lyr = ds = None
-    before = open(mine, "rb").read()
+    from pathlib import Path
+
+    before = Path(mine).read_bytes()
     assert main(args + [mine]) == 2 and "already holds layer" in capsys.readouterr().err
-    assert open(mine, "rb").read() == before
+    assert Path(mine).read_bytes() == before
