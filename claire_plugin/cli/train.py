@@ -115,7 +115,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training {args.arch}/{args.size} on {len(pairs)} image(s) of {args.data} (layout {lname}), "
           f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
           f"of {cfg.crop} px", file=sys.stderr)
-    model, hist = _run_training(src, data, len(classes), cfg, resume)
+    try:
+        model, hist = _run_training(src, data, len(classes), cfg, resume)
+    except KeyboardInterrupt as exc:  # claire's main says it: the checkpoint is not written, the resume file is kept
+        if resume and os.path.exists(resume):
+            exc.claire_outcome = (f"the checkpoint was not written; the resume file {resume} is kept: run the same "  # type: ignore
+                                  f"command again (with --resume) to continue from its last epoch")
+        raise
     vsrc, held, metrics_key = _validation_source(args, data)
     if args.half:
         from ...models.training import round_weights

@@ -18,7 +18,8 @@ _NETWORK = ("the network is the one of --checkpoint (its architecture, size and 
 FOLDER_ONLY = {
     "classes": "the classes are the values of --field (integer codes or names), named by --name-field",
     "ignore": "every feature of --labels is a training sample, so leave the ones to ignore out of the layer (e.g. "
-              "save the others as a new layer)",
+              "save the others as a new layer); for a label raster, make the values to ignore its no data on a "
+              "copy (gdal_calc.py -A FILE --calc \"A*(A!=3)\" --NoDataValue=0 --outfile COPY leaves out 3)",
     "layout": "the rasters are the ones given with --optical and --sar",
     "holdout": "the held-out share is --val-share, or give a --validation layer",
     "sar_linear": "declare linear SAR with --sar-units linear-power",
@@ -148,7 +149,7 @@ def summary_table(report: Dict[str, Any]) -> str:
     conds = list(next(iter(report["arms"].values())).keys())
     lines = [f"{'model':<34}" + "".join(f"{c + ' macro-F1':>24}{'OA':>8}" for c in conds)]
     from ..core.training.labels import units_of
-    from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
+    from ..core.training.scorecard import arm_title, interval_text, ordered_arms
 
     def f1(m: Dict[str, Any]) -> str:
         ci = interval_text(m.get("macro_f1_ci95"))
@@ -156,7 +157,7 @@ def summary_table(report: Dict[str, Any]) -> str:
 
     for arm in ordered_arms(report):
         cells = "".join(f"{f1(report['arms'][arm][c]):>24}{report['arms'][arm][c]['oa'] or 0:>8.3f}" for c in conds)
-        lines.append(f"{ARM_TITLES.get(arm, arm):<34}{cells}")
+        lines.append(f"{arm_title(report, arm):<34}{cells}")
     leak = report.get("leakage")
     if leak:
         pixel, polygon = leak["pixel_split"]["macro_f1"], leak["polygon_split"]["macro_f1"]

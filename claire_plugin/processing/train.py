@@ -323,14 +323,14 @@ def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[
 def score_lines(report: Dict[str, Any]) -> str:
     """Held-out macro-F1 / OA / kappa of every arm, clear, and the leakage check, one line each."""
     from ..core.training.labels import units_of
-    from ..core.training.scorecard import ARM_TITLES, interval_text, ordered_arms
+    from ..core.training.scorecard import arm_title, interval_text, ordered_arms
 
     many = units_of(report.get("labels")).many
     lines = [f"held-out {many}, clear:"]
     for arm in ordered_arms(report):
         m = report["arms"][arm]["clear"]
         ci = interval_text(m.get("macro_f1_ci95"))
-        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}"
+        lines.append(f"  {arm_title(report, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}"
                      + (f" (95 % interval {ci})" if ci else "")
                      + f", OA {m['oa'] or 0:.3f}, kappa {m['kappa'] or 0:.3f}")
     leak = report.get("leakage")

@@ -80,7 +80,7 @@ def test_training_is_seeded(generic_dir, tmp_path):
     assert any(not torch.equal(va, vb) for va, vb in zip(ma.state_dict().values(), mb.state_dict().values()))
 
 
-def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch):
+def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, capsys):
     from claire.models import training
 
     args = ["train", "--arch", "sar_only", "--size", "tiny", "--data", generic_dir, "--steps-per-epoch", "2",
@@ -98,8 +98,11 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(training, "make_batch", crash_after_epoch_one)
+    capsys.readouterr()
     assert main(args + ["--epochs", "2", "--output", out]) == 130
     assert os.path.exists(out + ".resume") and not os.path.exists(out)
+    said = capsys.readouterr().err  # not "no output was written": the resume file is there to continue from
+    assert "the checkpoint was not written; the resume file" in said and "is kept" in said
     monkeypatch.setattr(training, "make_batch", real)
     assert main(args + ["--epochs", "2", "--output", out]) == 0
     m1, _ = load_checkpoint(full)

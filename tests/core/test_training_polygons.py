@@ -327,3 +327,42 @@ def test_a_point_layer_is_spoken_of_as_points(scene):
     assert "Split: points" in html
     exempt = "with polygons, neighbouring pixels of one polygon on both sides of a random split flatter the score"
     assert "polygon" not in (text + html.replace(exempt, "")).lower()
+
+
+def test_a_network_trained_from_scratch_is_not_called_fine_tuned():
+    from claire.claire_plugin.core.training.scorecard import arm_title, untuned_verdict
+
+    report = {"training": {"base_checkpoint": "/a/claire_default.safetensors", "config": {"from_scratch": True}},
+              "arms": {"finetuned": {"clear": {"macro_f1": 0.3}}, "untuned": {"clear": {"macro_f1": 0.6}}}}
+    assert arm_title(report, "finetuned") == "CLAIRE trained from scratch (optical + SAR)"
+    said = untuned_verdict(report)
+    assert "than the network trained from scratch" in said and "leave out --from-scratch" in said
+    assert "fine-tuning did not help" not in said
+    report["training"]["config"]["from_scratch"] = False
+    assert arm_title(report, "finetuned") == "CLAIRE fine-tuned (optical + SAR)"
+    assert "fine-tuning did not help" in untuned_verdict(report)
+
+
+def test_a_label_rasters_rare_class_and_unnamed_classes_get_raster_fixes(tmp_path, scene):
+    """A label raster has patches, not polygons, and no class names: its messages say how to fix a raster."""
+    from claire.claire_plugin.core.training.labels import LabelPixels, LabelSet, check_class_counts
+    from claire.claire_plugin.core.training.polygons import _unscored_base
+
+    px = LabelPixels(np.arange(40, dtype=np.int32), np.zeros(40, np.int32),
+                     np.array([0] * 30 + [1] * 10, np.uint8), np.array([0] * 10 + [1] * 10 + [2] * 10 + [3] * 10,
+                                                                      np.int32))
+    from claire.claire_plugin.core.training.labels import ClassInfo
+
+    labels = LabelSet(px, [ClassInfo(0, 1, "class 1"), ClassInfo(1, 3, "class 3")], {0: 0, 1: 0, 2: 0, 3: 1},
+                      {}, {"kind": "raster"})
+    with pytest.raises(ClaireError, match=r"'class 3' \(code 3\) has 1 separate patches.*gdal_calc\.py .*A!=3"):
+        check_class_counts(labels)
+    why = _unscored_base(labels, _params(scene))
+    assert why.startswith("not scored: a label raster's classes have no names") and "--name-field" in why
+
+
+def test_a_missing_validation_layer_is_named_as_such(scene, tmp_path):
+    from claire.claire_plugin.core.training.polygons import check_settings
+
+    with pytest.raises(ClaireError, match=r"the validation layer .*e10\.heldout\.gpkg' does not exist.*NAME\.heldout"):
+        check_settings(_params(scene, validation=str(tmp_path / "e10.heldout.gpkg")))

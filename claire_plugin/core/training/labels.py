@@ -446,16 +446,22 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
     need_px = min_pixels if min_pixels is not None else (3 if point_layer else 20)
     counts = labels.counts()
     what = "points" if point_layer else "polygons"
+    raster = labels.source.get("kind") == "raster"
+    leave_out = ("leave the class out (on a copy of the raster: gdal_calc.py -A FILE --calc \"A*(A!={code})\" "
+                 "--NoDataValue=0 --outfile COPY, its pixels then no data)" if raster else "remove the class")
     if len(labels.classes) == 1:
         raise ClaireError(f"the labels hold one class ({labels.classes[0].name!r}); draw {what} of at least two "
                           f"classes: a model learns to tell classes apart, and a map of one class says nothing")
     for c in labels.classes:
         n_poly, n_px = counts["polygons"][c.index], counts["pixels"][c.index]
         if n_poly < min_polygons:
-            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {what} on the raster"
-                              f"{_count_hints(c, labels.classes, skipped, multipart)}; draw at least {min_polygons} "
-                              f"separate {what} per class (training and validation each need whole {what} of every "
-                              f"class), or remove the class")
+            unit = "separate patches" if raster else f"{what} on the raster"
+            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {unit}"
+                              f"{_count_hints(c, labels.classes, skipped, multipart)}; "
+                              + (f"give it at least {min_polygons} separate patches" if raster else
+                                 f"draw at least {min_polygons} separate {what} per class")
+                              + f" (training and validation each need whole {'patches' if raster else what} of every "
+                              f"class), or {leave_out.format(code=c.code)}")
         if n_px < need_px:
             raise ClaireError(f"class {c.name!r} (code {c.code}) covers only {n_px} pixel(s); draw larger or more "
                               f"{what} (at least {need_px} pixels per class)")

@@ -391,12 +391,26 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     return report
 
 
+def _unscored_base(labels: LabelSet, params: "PolygonTrainParams") -> str:
+    """Why the base checkpoint is not scored beside the fine-tuned network, and the fix."""
+    if params.config.from_scratch:
+        return "not scored: the network was trained from scratch"
+    if labels.source.get("kind") == "raster":
+        return ("not scored: a label raster's classes have no names (\"class N\"), so none matches a class of the base "
+                "checkpoint, whose classes are known by name; name them by giving the labels as polygons with a name "
+                "field (--name-field), and the base checkpoint's knowledge of those classes is kept too")
+    return ("not scored: none of your class names is a class of the base checkpoint; name your classes as its card "
+            "does (claire info) where they are the same, and its knowledge of them is kept too")
+
+
 def report_notes(report: Dict[str, Any]) -> List[str]:
     """The run's notes for the user: on the inputs, on the labels, the learning rate and why, the confidence
     calibration, how the scores' intervals were made, and each change of the training's thread count (another
     program busy on the cores)."""
     threads = (report["training"].get("threads") or {}).get("notes") or []
     rate = [report["training"]["lr_note"]] if report["training"].get("lr_note") else []
+    if "untuned" not in report.get("arms", {}) and str(report.get("untuned_note") or "").startswith("not scored"):
+        rate.append(f"the base checkpoint as it was is {report['untuned_note']}")
     ens = report.get("ensemble_weight") or {}
     conf = [n for n in (report.get("calibration_note"), ens.get("calibration_note"), report.get("spread_note")) if n]
     return list(report["input_notes"]) + list(report["label_notes"]) + rate + conf + list(threads)
@@ -422,6 +436,12 @@ def check_settings(params: PolygonTrainParams) -> str:
                    ("validation labels", params.validation),
                    ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
     check_output_name(params.output)  # every front door, the dock's Train tab included
+    if params.validation:
+        from ..io.gdal_names import missing_message
+
+        if missing_message(params.validation, "validation layer's"):
+            raise ClaireError(f"the validation layer {params.validation!r} does not exist; check the path (an "
+                              f"earlier run's held-out layer is NAME.heldout.gpkg beside its checkpoint)")
     return device
 
 
@@ -438,8 +458,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "arms": arms, "leakage": leak,
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
         "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
-                         if cmap is not None else "not scored: none of your class names is a class of the base "
-                         "checkpoint"),
+                         if cmap is not None else _unscored_base(labels, params)),
         "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],
                      "val_macro_f1_per_epoch": hist["val_macro_f1"], "seconds": hist["seconds"],

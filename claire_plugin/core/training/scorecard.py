@@ -25,6 +25,18 @@ ARM_TITLES = {
     "ensemble": "CLAIRE + random forest, averaged",
     "rf_sar": "Random forest, SAR only",
 }
+def arm_title(report: Dict[str, Any], arm: str) -> str:
+    """An arm's title in this report: the network is "trained from scratch" when it was, not "fine-tuned"."""
+    if arm == "finetuned" and scratch(report):
+        return "CLAIRE trained from scratch (optical + SAR)"
+    return ARM_TITLES.get(arm, arm)
+
+
+def scratch(report: Dict[str, Any]) -> bool:
+    """Whether the report's network was trained from random weights (--from-scratch)."""
+    return bool((((report.get("training") or {}).get("config")) or {}).get("from_scratch"))
+
+
 #: The report's key of the checkpoint each arm was written as (the fine-tuned network's is the run's output).
 ARM_CHECKPOINT = {"rf_optical_sar": "forest_checkpoint", "ensemble": "ensemble_checkpoint"}
 #: The order the arms are shown in (CLI, Processing log, the dock, the HTML report).
@@ -78,6 +90,10 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
         return None
     base = os.path.basename(str((report.get("training") or {}).get("base_checkpoint") or "")) or "the base checkpoint"
     u = _u(report)
+    if scratch(report):
+        return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than the network "
+                f"trained from scratch (macro-F1 {b:.2f} against {a:.2f}). Map with the base checkpoint, or "
+                f"fine-tune it instead of training from scratch (leave out --from-scratch).")
     return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than after fine-tuning "
             f"(macro-F1 {b:.2f} against {a:.2f}): on these {u.many} fine-tuning did not help. Map with the base "
             f"checkpoint, or draw more {u.many} for each class, spread over the scene, and train again.")
@@ -115,18 +131,25 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
     arms = report["arms"]
     a, b = arms["finetuned"]["clear"]["macro_f1"], arms["untuned"]["clear"]["macro_f1"]
     u = _u(report)
-    where = f"the same held-out {u.many}" if (report.get("split") or {}).get("kind") == "separate layer" else \
-        f"these held-out {u.many}"
+    separate = (report.get("split") or {}).get("kind") == "separate layer"
+    where = f"the same held-out {u.many}" if separate else f"these held-out {u.many}"
     text = (f"Against the checkpoint you started from ({os.path.basename(base)}), on {where}: macro-F1 {a:.2f} "
             f"against {b:.2f} ({diff:+.2f}")
     shown = interval_text(ci, signed=True)
     if not shown:
-        return text + f"; no interval: no class has two held-out {u.many})."
+        return text + f"; no interval: no class has two held-out {u.many})." + ("" if separate else _own_leak(u))
     if ci[0] > 0 or ci[1] < 0:
         verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out {u.many}' spread"
     else:
         verdict = f"the held-out {u.many} cannot tell the two apart; compare the maps"
-    return f"{text}, 95 % interval {shown} when {_resampled(u)}): {verdict}."
+    return f"{text}, 95 % interval {shown} when {_resampled(u)}): {verdict}.{'' if separate else _own_leak(u)}"
+
+
+def _own_leak(u: Units) -> str:
+    """Why a comparison with one's own earlier checkpoint on a fresh split is unfair to the new model."""
+    return (f" These held-out {u.many} were drawn afresh, so some may be {u.many} the checkpoint you started from "
+            f"trained on, which flatters it: to compare the two fairly, validate on its held-out layer "
+            f"(--validation NAME.heldout.gpkg; \"Validate on\" in the Train tab).")
 
 
 def _u(report: Dict[str, Any]) -> Units:
@@ -366,7 +389,7 @@ def _summary_rows(report: Dict[str, Any]) -> List[str]:
     rows = []
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
-            rows.append(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+            rows.append(f"<tr><td>{_e(arm_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                         f"<td>{_e(interval_text(m.get('macro_f1_ci95')) or '-')}</td><td>{_f(m['oa'])}</td>"
                         f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>")
     return rows
@@ -456,7 +479,7 @@ def render_html(report: Dict[str, Any]) -> str:
                      f"{_e(leak_reason(u))}.</p>")
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
-            parts.append(f"<h3>{_e(ARM_TITLES.get(arm, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
+            parts.append(f"<h3>{_e(arm_title(report, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
     parts += _sar_only_html(report) + _macroclass_html(report)
     return "\n".join(parts)
 
