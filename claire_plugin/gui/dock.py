@@ -284,6 +284,8 @@ class ClaireDock(QgsDockWidget):
         """The Train tab trains on the scene chosen here (its own combos offered the first raster twice)."""
         from qgis.PyQt import sip
 
+        if getattr(self, "_taking_train_scene", False):  # classify_with sets both: the Train tab keeps its own
+            return
         for mine, train in ((self.optical, self.train_panel.optical), (self.sar, self.train_panel.sar)):
             if sip.isdeleted(mine) or sip.isdeleted(train):  # the dock is being destroyed
                 return
@@ -293,9 +295,17 @@ class ClaireDock(QgsDockWidget):
     def classify_with(self, checkpoint: str) -> None:
         """Make `checkpoint` the Run tab's checkpoint (its card shown), with the Train tab's scene, and go there."""
         self.picker.setCheckpoint(checkpoint)
-        for mine, theirs in ((self.optical, self.train_panel.optical), (self.sar, self.train_panel.sar)):
-            if theirs.currentLayer() is not None:
-                mine.setLayer(theirs.currentLayer())
+        # both layers read first and set without the Run -> Train sync in between: setting the optical alone
+        # pushed the Run tab's old SAR (another scene) into the Train tab, and from there back here
+        scene = [(mine, theirs.currentLayer()) for mine, theirs in ((self.optical, self.train_panel.optical),
+                                                                    (self.sar, self.train_panel.sar))]
+        self._taking_train_scene = True
+        try:
+            for mine, layer in scene:
+                if layer is not None:
+                    mine.setLayer(layer)
+        finally:
+            self._taking_train_scene = False
         self.tabs.setCurrentIndex(0)
         self._update_fit()
 

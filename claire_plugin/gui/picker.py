@@ -149,7 +149,8 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
         return []
     parts = ["<h3>Training</h3><p>"]
     if training.get("data"):
-        parts.append(f"{e(str(training['data']))}<br>")
+        data = str(training["data"])
+        parts.append(f"{e(_labels_units(card).many if data == 'polygons' else data)}<br>")
     if training.get("model"):
         parts.append(f"{e(str(training['model']))}<br>")
     bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
@@ -165,11 +166,19 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
     return parts
 
 
+def _labels_units(card: Dict[str, Any]):
+    """What the card's training labels were called: polygons, or points for a point layer."""
+    from ..core.training.labels import units_of
+
+    return units_of((card.get("training") or {}).get("labels"))
+
+
 def _metrics_html(card: Dict[str, Any]) -> List[str]:
     """OA / mIoU / kappa and the per-class IoU/F1 table of every metrics split."""
     from ..core.training.scorecard import interval_text
 
     e = html.escape
+    many = _labels_units(card).many
     parts: List[str] = []
     splits = dict(card.get("metrics") or {})
     macro = splits.pop("macroclass", None)  # the same held-out pixels scored at the macroclass level
@@ -179,12 +188,13 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
         if not isinstance(m, dict):
             continue
         if split == "baselines":  # a polygon run's other models on the same held-out polygons
-            parts += _baselines_html(m)
+            parts += _baselines_html(m, many)
             continue
-        parts.append(f"<h3>Metrics ({e(str(split))})</h3>")
+        title = str(split).replace("heldout_polygons", f"held-out {many}").replace("_", " ")
+        parts.append(f"<h3>Metrics ({e(title)})</h3>")
         f1 = f"macro-F1 {_fmt(m['macro_f1'])}" if m.get("macro_f1") is not None else ""
         ci = interval_text(m.get("macro_f1_ci95"))
-        f1 += (f" (95 % interval {ci}, held-out polygons resampled)" if ci and f1 else "") + (" · " if f1 else "")
+        f1 += (f" (95 % interval {ci}, held-out {many} resampled)" if ci and f1 else "") + (" · " if f1 else "")
         parts.append(f"<p>{f1}OA {_fmt(m.get('oa'), True)} · mIoU {_fmt(m.get('miou'), True)} · "
                      f"kappa {_fmt(m.get('kappa'))}</p>")
         rows = m.get("per_class") or []
@@ -197,8 +207,8 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
     return parts
 
 
-def _baselines_html(baselines: Dict[str, Any]) -> List[str]:
-    """The other models of a polygon run, macro-F1 on the same held-out polygons, clear and clouded."""
+def _baselines_html(baselines: Dict[str, Any], many: str = "polygons") -> List[str]:
+    """The other models of a polygon run, macro-F1 on the same held-out polygons (`many`), clear and clouded."""
     from ..core.training.scorecard import ARM_TITLES, ordered_arms
 
     e = html.escape
@@ -209,7 +219,7 @@ def _baselines_html(baselines: Dict[str, Any]) -> List[str]:
         rows.append(f"<tr><td>{e(ARM_TITLES.get(arm, arm))}</td>{cells}</tr>")
     if not rows:
         return []
-    return ["<h3>Other models, same held-out polygons (macro-F1)</h3><table cellspacing='0'><tr><th>model</th>"
+    return [f"<h3>Other models, same held-out {many} (macro-F1)</h3><table cellspacing='0'><tr><th>model</th>"
             "<th>clear</th><th>60 % clouds</th></tr>" + "".join(rows) + "</table>"]
 
 

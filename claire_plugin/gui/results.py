@@ -126,7 +126,10 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     unfamiliar = summary.get("unfamiliar_share")
     if unfamiliar is None and card is not None and not card.get("familiarity"):
         note = (card.get("training") or {}).get("familiarity")  # why a polygon-trained card has none
-        why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the polygons, or polygons "
+        from ..core.training.labels import units_of
+
+        many = units_of(((card.get("training") or {}).get("labels"))).many
+        why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the {many}, or {many} "
                f"spread wider, gives it that check" if note else "its card has no familiarity statistics")
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:

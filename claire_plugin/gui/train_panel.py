@@ -114,7 +114,7 @@ class TrainPanel(QWidget):
         return box
 
     def _build_labels_box(self) -> QGroupBox:
-        box = QGroupBox("Training polygons", self)
+        box = QGroupBox("Training polygons or points", self)
         form = narrow_form()
         self.new_layer_button = QPushButton("New training layer", box)
         self.new_layer_button.setToolTip("Create a GeoPackage beside the project whose 'class' field offers the "
@@ -198,7 +198,9 @@ class TrainPanel(QWidget):
         self.minutes.setRange(0, 1440)
         self.minutes.setDecimals(1)
         self.minutes.setSpecialValueText("no limit")
-        self.minutes.setToolTip("Time budget of the training loop; with it, Epochs is the most epochs run.")
+        self.minutes.setToolTip("Time budget of the training loop (0.1 minutes and up); with it, Epochs is the most "
+                                "epochs run. Its lowest setting, 0, reads \"no limit\": then Epochs alone sets the "
+                                "length.")
         self.device = compact_combo(QComboBox(box))
         self.device.addItems(DEVICES)
         self.sar_units = compact_combo(QComboBox(box))

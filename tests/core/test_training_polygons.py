@@ -336,7 +336,7 @@ def test_a_network_trained_from_scratch_is_not_called_fine_tuned():
               "arms": {"finetuned": {"clear": {"macro_f1": 0.3}}, "untuned": {"clear": {"macro_f1": 0.6}}}}
     assert arm_title(report, "finetuned") == "CLAIRE trained from scratch (optical + SAR)"
     said = untuned_verdict(report)
-    assert "than the network trained from scratch" in said and "leave out --from-scratch" in said
+    assert "than the network trained from scratch" in said and "fine-tune it instead" in said
     assert "fine-tuning did not help" not in said
     report["training"]["config"]["from_scratch"] = False
     assert arm_title(report, "finetuned") == "CLAIRE fine-tuned (optical + SAR)"
@@ -358,7 +358,7 @@ def test_a_label_rasters_rare_class_and_unnamed_classes_get_raster_fixes(tmp_pat
     with pytest.raises(ClaireError, match=r"'class 3' \(code 3\) has 1 separate patches.*gdal_calc\.py .*A!=3"):
         check_class_counts(labels)
     why = _unscored_base(labels, _params(scene))
-    assert why.startswith("not scored: a label raster's classes have no names") and "--name-field" in why
+    assert why.startswith("not scored: a label raster's classes have no names") and "field of class names" in why
 
 
 def test_a_missing_validation_layer_is_named_as_such(scene, tmp_path):

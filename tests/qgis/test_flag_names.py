@@ -17,6 +17,8 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: Flags in messages that no dock or Processing run can show, and why.
 NOT_SHOWN = {
     "--nthreads": "the `dask worker` command's own option, quoted in a shell command to run",
+    "--calc": "gdal_calc.py's own option, quoted in a shell command to run (a label raster's class left out)",
+    "--outfile": "gdal_calc.py's own option, quoted in a shell command to run (a label raster's class left out)",
     "--bands": "the default of choose_bands' flag argument; every caller names its own",
     "--parts": "`claire classify` splitting one scene on a cluster (command line only)",
     "--vrt": "`claire classify` splitting one scene on a cluster (command line only)",

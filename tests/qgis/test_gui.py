@@ -355,6 +355,11 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
         out.index("Random forest, optical + SAR</td><td>0.629</td><td>0.560</td>")
     card["metrics"]["heldout_polygons"]["macro_f1_ci95"] = [0.41, 0.77]  # the held-out polygons resampled
     assert "macro-F1 0.590 (95 % interval 0.41-0.77, held-out polygons resampled) · OA 75.0 %" in card_html(card)
+    assert "Metrics (held-out polygons)" in card_html(card)
+    card["training"].update(data="polygons", labels={"geometry": "point"})  # trained from a point layer
+    out = card_html(card)
+    assert "held-out points resampled" in out and "Other models, same held-out points" in out
+    assert "Metrics (held-out points)" in out and "held-out polygons resampled" not in out
 
 
 def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):

@@ -458,3 +458,25 @@ def test_hiding_the_dock_switches_the_wand_off(qgis_app, qgis_iface, train_dock)
     train_dock.hide()
     qgis_app.processEvents()
     assert not panel.wand_button.isChecked() and qgis_iface.mapCanvas().mapTool() is not panel.wand_tool
+
+
+def test_classify_with_this_model_takes_the_train_tabs_scene_whole(train_dock, tmp_path, tiny_checkpoint):
+    """The Run tab on another scene, then "Classify with this model": setting the Run tab's optical pushed its
+    old SAR into the Train tab and back, so the run got the new optical with the old scene's SAR."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    opt, sar, _ = synthetic_scene(64, 96)
+    other_opt = QgsRasterLayer(write_raster(tmp_path / "other_o.tif", opt, origin=(600000.0, 4700000.0)), "o2",
+                               "gdal")
+    other_sar = QgsRasterLayer(write_raster(tmp_path / "other_s.tif", sar, origin=(600000.0, 4700000.0),
+                                            descriptions=["VV", "VH"]), "s2", "gdal")
+    QgsProject.instance().addMapLayers([other_opt, other_sar])
+    panel = train_dock.train_panel
+    train_opt, train_sar = panel.optical.currentLayer(), panel.sar.currentLayer()
+    train_dock.optical.setLayer(other_opt)  # the Run tab on the other scene (the sync follows it)
+    train_dock.sar.setLayer(other_sar)
+    panel.optical.setLayer(train_opt)  # the Train tab back on its own scene
+    panel.sar.setLayer(train_sar)
+    train_dock.classify_with(tiny_checkpoint)
+    assert (train_dock.optical.currentLayer(), train_dock.sar.currentLayer()) == (train_opt, train_sar)
+    assert (panel.optical.currentLayer(), panel.sar.currentLayer()) == (train_opt, train_sar)

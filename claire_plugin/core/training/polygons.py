@@ -397,8 +397,8 @@ def _unscored_base(labels: LabelSet, params: "PolygonTrainParams") -> str:
         return "not scored: the network was trained from scratch"
     if labels.source.get("kind") == "raster":
         return ("not scored: a label raster's classes have no names (\"class N\"), so none matches a class of the base "
-                "checkpoint, whose classes are known by name; name them by giving the labels as polygons with a name "
-                "field (--name-field), and the base checkpoint's knowledge of those classes is kept too")
+                "checkpoint, whose classes are known by name; give the labels as polygons with a field of class "
+                "names instead, and the base checkpoint's knowledge of those classes is kept too")
     return ("not scored: none of your class names is a class of the base checkpoint; name your classes as its card "
             "does (claire info) where they are the same, and its knowledge of them is kept too")
 

@@ -93,7 +93,7 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
     if scratch(report):
         return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than the network "
                 f"trained from scratch (macro-F1 {b:.2f} against {a:.2f}). Map with the base checkpoint, or "
-                f"fine-tune it instead of training from scratch (leave out --from-scratch).")
+                f"fine-tune it instead of training from scratch.")
     return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than after fine-tuning "
             f"(macro-F1 {b:.2f} against {a:.2f}): on these {u.many} fine-tuning did not help. Map with the base "
             f"checkpoint, or draw more {u.many} for each class, spread over the scene, and train again.")
