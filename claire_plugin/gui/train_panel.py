@@ -38,7 +38,7 @@ from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
-from .widgets import AutoHeightBrowser, RasterChooser, breakable, compact_combo, narrow_form
+from .widgets import AutoHeightBrowser, RasterChooser, WrapLabel, breakable, compact_combo, narrow_form
 
 DEVICES = ["auto", "cpu", "cuda"]
 #: Under the wand before its first click.
@@ -183,8 +183,7 @@ class TrainPanel(QWidget):
         self.wand_tolerance.setToolTip("How far, in the model's standard deviations (RMS over the optical bands), a "
                                        f"pixel may be from the clicked one to join; {TOLERANCE:g} by default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
-        self.wand_status = QLabel(box)  # under the wand: the status line is far below while one draws
-        self.wand_status.setWordWrap(True)
+        self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
         self.wand_status.setText(f"<span style='color:#5f6b76'>{html.escape(WAND_HINT)}</span>")
         self.wand_button.toggled.connect(self.toggle_wand)
 

@@ -31,6 +31,31 @@ def breakable(path: str) -> str:
     return path
 
 
+class WrapLabel(QLabel):
+    """A word-wrapped label that keeps the height its text needs at its width: in a form row spanning both
+    columns Qt sized it for one line less at the dock's width, cutting the last words."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+
+    def _fit(self) -> None:
+        if not self.isVisible():  # its width is not the laid-out one yet
+            return
+        need = self.heightForWidth(self.width())
+        if need > 0 and need != self.minimumHeight():
+            self.setMinimumHeight(need)
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+
 class AutoHeightBrowser(QTextBrowser):
     """A text browser as tall as its document at the current width: the page scrolls, not the browser."""
 

@@ -480,3 +480,4 @@ def test_classify_with_this_model_takes_the_train_tabs_scene_whole(train_dock, t
     train_dock.classify_with(tiny_checkpoint)
     assert (train_dock.optical.currentLayer(), train_dock.sar.currentLayer()) == (train_opt, train_sar)
     assert (panel.optical.currentLayer(), panel.sar.currentLayer()) == (train_opt, train_sar)
+
