@@ -272,7 +272,7 @@ def test_the_dock_report_and_the_card_summaries_show_the_macroclasses(trained):
     assert "macroclasses" not in card_summary(plain) and "Macroclasses" not in card_html(plain)
     assert "Macroclasses" not in report_html({k: v for k, v in report.items() if k != "macroclasses"}, "m.safetensors")
     held = card["metrics"]["macroclass"]["heldout_polygons"]
-    assert f"Metrics (macroclasses, heldout_polygons)</h3><p>macro-F1 {held['macro_f1']:.3f}" in card_html(card)
+    assert f"Metrics (macroclasses, held-out polygons)</h3><p>macro-F1 {held['macro_f1']:.3f}" in card_html(card)
     assert "Metrics (macroclass)" not in card_html(card)
 
 
