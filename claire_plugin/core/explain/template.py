@@ -110,8 +110,7 @@ def _doubtful(c: dict) -> bool:
 
 def _by_gap(c: dict) -> bool:
     """Most of the class's pixels lay under cloud or in the optical gaps, where the gate leans on SAR by design."""
-    return (c.get("cloud_pct") or 0.0) >= MOSTLY_PCT or (c.get("sar_only_pct") or 0.0) >= MOSTLY_PCT \
-        or (c.get("cloud_pct") or 0.0) + (c.get("sar_only_pct") or 0.0) >= MOSTLY_PCT
+    return (c.get("cloud_pct") or 0.0) + (c.get("sar_only_pct") or 0.0) >= MOSTLY_PCT
 
 
 def _composition(facts: dict, f: Formatter) -> str:
