@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 def run_split(args: argparse.Namespace) -> int:
     """`--scheduler`: the scene in bands of rows on the cluster, assembled into the output (core.cluster_scene)."""
     from ..core.cluster import executor_for, shared_path
-    from ..core.cluster_scene import classify_scene, most_parts
+    from ..core.cluster_scene import classify_scene
 
     unsupported = [flag for flag, value in (("--reliance", args.reliance), ("--reference", args.reference),
                                             ("--cloud", args.cloud), ("--unfamiliar", args.unfamiliar),
@@ -170,13 +170,9 @@ def run_split(args: argparse.Namespace) -> int:
         setattr(args, name, shared_path(getattr(args, name)))
     with executor_for(args.scheduler, log) as executor:
         parts = args.parts or 2 * executor.workers
-        most = most_parts(*_shape(args.optical), run_options(args))
-        if args.parts and args.parts > most:
-            log(f"--parts {args.parts}: the scene's tiles make {most} row(s) of tiles, and a band within a row of "
-                f"tiles would run the same tiles again; using {most} band(s)")
         result = classify_scene(run_options(args), args.optical, args.sar, args.output, executor, parts=parts,
                                 confidence=args.confidence, vrt=args.vrt,
-                                progress=lambda f, m: log(f"[{int(f * 100):3d}%] band done: {m}"))
+                                progress=lambda f, m: log(f"[{int(f * 100):3d}%] band done: {m}" if f else m))
     if not args.quiet:
         print(f"classes:    {result.output} ({len(result.bands)} bands of rows)")
         if result.confidence:
@@ -185,10 +181,3 @@ def run_split(args: argparse.Namespace) -> int:
             print(f"parts:      {os.path.dirname(result.parts[0])}")
     return 0
 
-
-def _shape(optical: str) -> Tuple[int, int]:
-    """The optical raster's (rows, columns) (a ClaireError naming an unreadable raster)."""
-    from ..core.io.raster_io import open_raster
-
-    with open_raster(optical, "optical") as ds:
-        return int(ds.height), int(ds.width)

@@ -82,7 +82,11 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
     with rio.open_raster(optical, "optical") as ds:
         height, width = ds.height, ds.width
     rio.open_raster(sar, "SAR").close()
-    bands = split_rows(height, min(parts, most_parts(height, width, options)))
+    most = most_parts(height, width, options)
+    bands = split_rows(height, min(parts, most))
+    if parts > most and progress is not None:  # said before the bands run
+        progress(0.0, f"{parts} bands of rows asked for, but the scene's tiles make {most} row(s) of tiles, and a "
+                      f"band within a row of tiles would run the same tiles again; using {most} band(s)")
     folder = os.path.join(os.path.dirname(os.path.abspath(output)),
                           f".{os.path.basename(output)}.parts-{uuid.uuid4().hex[:8]}")
     os.makedirs(folder)
