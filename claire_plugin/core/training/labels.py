@@ -167,7 +167,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
         out.notes.append(f"class names that differ only in case or spacing are different classes: {twins}; if they "
                          f"are one class, give them one spelling")
     if check_counts:
-        check_class_counts(out, point_layer=source.get("geometry") == "point", skipped=skipped, multipart=multipart)
+        check_class_counts(out, skipped=skipped, multipart=multipart)
     return out
 
 
@@ -437,15 +437,16 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
 
 
 def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_pixels: Optional[int] = None,
-                       point_layer: bool = False, skipped: Optional[Dict[int, int]] = None,
+                       skipped: Optional[Dict[int, int]] = None,
                        multipart: Optional[Dict[int, int]] = None) -> None:
     """ClaireError for a class with fewer than `min_polygons` polygons or `min_pixels` pixels (default 3 for
     points, 20 for polygons and rasters): an honest split needs whole polygons on both sides. Also for labels
     of a single class: a model learns to tell classes apart. `skipped` / `multipart`: per class index, the features
     that cover no pixel centre and the multipart ones, which the message then names."""
-    need_px = min_pixels if min_pixels is not None else (3 if point_layer else 20)
+    points = labels.pixels.units is POINTS
+    need_px = min_pixels if min_pixels is not None else (3 if points else 20)
     counts = labels.counts()
-    what = "points" if point_layer else "polygons"
+    what = labels.pixels.units.many
     raster = labels.source.get("kind") == "raster"
     leave_out = ("leave the class out (on a copy of the raster: gdal_calc.py -A FILE --calc \"A*(A!={code})\" "
                  "--NoDataValue=0 --outfile COPY, its pixels then no data)" if raster else "remove the class")
