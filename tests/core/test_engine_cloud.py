@@ -235,3 +235,18 @@ def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene,
         else:
             several = covered & (c0 == 10)
             assert several.sum() > 100 and np.abs(k1[several] - k0[several]).mean() > 2
+
+
+def test_confidence_raster_below_50_is_the_summarys_low_confidence(engine_scene, tiny_checkpoint):
+    """A pixel at 49.6 % was written as 50 (rounded to the nearest) while the summary counted it low-confidence:
+    the percent rasters are rounded down, so '< 50' in QGIS selects what the summary counts."""
+    from claire.claire_plugin.core.engine import load_model
+
+    model, card = load_model(tiny_checkpoint)
+    res = _run(engine_scene, engine_scene["optical"], model, card,
+               confidence=os.path.join(engine_scene["dir"], "conf.tif"))
+    raster, nodata = _read(res.confidence)
+    valid = raster != nodata
+    low = res.summary["low_confidence_share"]
+    assert 0 < low < 1, low  # the tiny random network is unsure of some pixels, not of all
+    assert (raster[valid] < 50).sum() / valid.sum() == pytest.approx(low, abs=1e-9)

@@ -92,7 +92,7 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     if outputs.cloud is not None and m.cloud is not None:
         outputs.cloud.put(row, col, _percent(m.cloud, valid))
     if outputs.unfamiliar is not None and ratio is not None:
-        outputs.unfamiliar.put(row, col, _percent(np.clip(ratio, 0, 1), valid, floor=True))
+        outputs.unfamiliar.put(row, col, _percent(np.clip(ratio, 0, 1), valid))
     outputs.summary.add(idx, conf, share, m, ratio, ruled_out)
     if outputs.reference is not None:
         _add_reference(outputs, idx, valid, row, col, h, w)
@@ -142,10 +142,11 @@ def _snow_check(values: np.ndarray, classes: Optional[List[int]], possible: Opti
     return rule_out_snow(values, classes, possible), before
 
 
-def _percent(x: np.ndarray, valid: np.ndarray, floor: bool = False) -> np.ndarray:
-    """0..1 as uint8 percent, UINT8_NODATA where not valid; `floor`: rounded down, so that 100 means 1 and above
-    (the unfamiliar raster's 100 is the summary's "beyond the threshold")."""
-    p = (np.floor(x * 100) if floor else np.rint(x * 100)).astype(np.uint8)
+def _percent(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """0..1 as uint8 percent, UINT8_NODATA where not valid. Rounded down, so that a percent compares with a
+    threshold as its value does: a confidence of 49.6 % shows 49, below the summary's 50 % for low confidence,
+    and the unfamiliar raster's 100 is the summary's "beyond the threshold"."""
+    p = np.floor(x * 100).astype(np.uint8)
     p[~valid] = UINT8_NODATA
     return p
 
