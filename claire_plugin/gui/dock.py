@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from qgis.core import QgsApplication, QgsProcessingUtils, QgsSettings
+from qgis.core import QgsApplication, QgsProcessingUtils, QgsProject, QgsSettings
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -279,6 +279,28 @@ class ClaireDock(QgsDockWidget):
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
         self.train_panel.classifyWith.connect(self.classify_with)
+        QgsProject.instance().layersAdded.connect(self._roles_by_bands)
+        self._roles_by_bands()
+
+    def _roles_by_bands(self, *_args) -> None:
+        """When both combos show one raster (QGIS gives each the first layer by name, often the SAR of a pair
+        added together), the raster with the most bands becomes the optical and one with the fewest the SAR.
+        A pair the user chose (two different layers) is never changed."""
+        from qgis.PyQt import sip
+
+        from .widgets import roles_by_bands
+
+        if sip.isdeleted(self) or sip.isdeleted(self.optical) or sip.isdeleted(self.sar):
+            return
+        if self.optical.currentLayer() is None or self.optical.currentLayer() is not self.sar.currentLayer():
+            return
+        layers = [self.optical.layer(i) for i in range(self.optical.count())]
+        layers = [layer for layer in layers if layer is not None and layer.isValid()]
+        sar_n = ((self.picker.card() or {}).get("config") or {}).get("sar_channels")
+        roles = roles_by_bands([layer.bandCount() for layer in layers], sar_n)
+        if roles is not None:
+            self.optical.setLayer(layers[roles[0]])
+            self.sar.setLayer(layers[roles[1]])
 
     def _scene_to_train(self, *_args) -> None:
         """The Train tab trains on the scene chosen here (its own combos offered the first raster twice)."""

@@ -1,7 +1,7 @@
 """Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
@@ -164,3 +164,17 @@ def parse_offset(text: str) -> Optional[float]:
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
     return value
+
+
+def roles_by_bands(counts: List[int], sar_n: Optional[int] = None) -> Optional[Tuple[int, int]]:
+    """(optical, SAR) indices into `counts` (the band counts of the rasters on offer): the optical has the most
+    bands, the SAR the fewest of those with at least the checkpoint's SAR bands (`sar_n`) where any has; None
+    when the counts cannot tell the two apart (one raster, or every raster with as many bands)."""
+    if len(counts) < 2:
+        return None
+    optical = max(range(len(counts)), key=lambda i: (counts[i], -i))
+    rest = [i for i in range(len(counts)) if counts[i] < counts[optical]]
+    enough = [i for i in rest if sar_n is None or counts[i] >= sar_n]
+    if not (enough or rest):
+        return None
+    return optical, min(enough or rest, key=lambda i: (counts[i], i))

@@ -117,3 +117,16 @@ def test_card_resolution_is_validated():
     for bad in (0, -10, float("nan"), "10 m"):
         card["inputs"]["optical"]["resolution_m"] = bad
         assert "resolution_m" in (card_problem(card) or ""), bad
+
+
+def test_check_pair_refuses_rasters_of_two_places_before_the_run(workdir):
+    """The dock's check names a pair that does not overlap or has no CRS, as the engine would after Classify."""
+    tmp, ck = workdir
+    far = C._no_overlap(tmp, ck)
+    errors = check_pair(far["optical"], far["sar"], tiny_card()).errors
+    assert len(errors) == 1 and "do not overlap" in errors[0] and "give rasters of the same place" in errors[0]
+    nocrs = C._no_crs(tmp, ck)
+    errors = check_pair(nocrs["optical"], nocrs["sar"], tiny_card()).errors
+    assert len(errors) == 1 and "SAR" in errors[0] and "no coordinate reference system" in errors[0]
+    corner = C._small_overlap(tmp, ck)  # a partial overlap is a run over the part both cover
+    assert check_pair(corner["optical"], corner["sar"], tiny_card()).errors == []

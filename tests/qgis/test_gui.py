@@ -469,3 +469,40 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
 
     with rasterio.open(dock.last_result.output) as ds:
         assert 20 <= ds.height <= 40 and 30 <= ds.width <= 50
+
+
+def test_roles_by_bands_tells_the_optical_from_the_sar():
+    from claire.claire_plugin.gui.widgets import roles_by_bands
+
+    assert roles_by_bands([2, 12]) == (1, 0)
+    assert roles_by_bands([12, 1, 2], sar_n=2) == (0, 2)  # a one-band DEM is not the SAR of a 2-band checkpoint
+    assert roles_by_bands([12, 1], sar_n=2) == (0, 1)  # the only other raster, though short of bands
+    assert roles_by_bands([2, 2]) is None and roles_by_bands([12]) is None
+
+
+def test_a_pair_added_together_fills_each_combo_with_its_own_raster(qgis_app, raster_pair, tiny_checkpoint):
+    """QGIS gives both combos the first raster by name; a SAR named before the optical (S1 < S2) was the
+    optical's too. The dock now takes the rasters' band counts, and leaves a pair the user chose alone."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    sar = QgsRasterLayer(raster_pair["sar"], "S1_scene", "gdal")
+    optical = QgsRasterLayer(raster_pair["optical"], "S2_scene", "gdal")
+    third = QgsRasterLayer(raster_pair["labels"], "A_labels", "gdal")
+    try:
+        project.addMapLayers([sar, optical])
+        assert (dock.optical.currentLayer(), dock.sar.currentLayer()) == (optical, sar)
+        assert dock.train_panel.optical.currentLayer() is optical and dock.train_panel.sar.currentLayer() is sar
+        dock.optical.setLayer(sar)  # the user's own choice, however odd, stays
+        dock.sar.setLayer(optical)
+        project.addMapLayers([third])
+        assert (dock.optical.currentLayer(), dock.sar.currentLayer()) == (sar, optical)
+        later = ClaireDock(None)  # a dock opened when the project already holds the layers
+        assert (later.optical.currentLayer(), later.sar.currentLayer()) == (optical, sar)
+    finally:
+        for layer in (sar, optical, third):
+            project.removeMapLayer(layer.id())

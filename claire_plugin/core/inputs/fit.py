@@ -108,6 +108,9 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         same = same_raster_message(optical, sar, optical_bands, sar_bands)
         if same:
             raise ClaireError(same)
+        rio.require_crs(opt, "optical")
+        rio.require_crs(sds, "SAR")
+        rio.overlap_window(opt, sds)  # a pair of two places is refused before the run, not after it starts
         ospec = InputSpec.from_card(card, "optical", cfg.get("optical_channels"))
         sspec = InputSpec.from_card(card, "sar", cfg.get("sar_channels"))
         oc = choose_raster_bands(opt, "optical", ospec.bands, optical_bands, cfg.get("optical_channels"),
