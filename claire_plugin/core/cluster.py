@@ -14,9 +14,13 @@ ends. Before any work the workers are probed (`client.run`) for the plugin, its 
 """
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
 import re
+import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -107,6 +111,21 @@ def _check_spawnable() -> None:
                           f"tcp://HOST:8786 --nthreads 1`) and give the scheduler's tcp://HOST:PORT instead")
 
 
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Processes started in the block ignore Ctrl+C (and keep ignoring it: Python installs its handler only
+    where SIGINT is at its default). A terminal sends Ctrl+C to the whole process group, and each local worker
+    printed its own KeyboardInterrupt traceback before claire's message; this process stops them instead."""
+    if threading.current_thread() is not threading.main_thread():  # QGIS's task threads cannot set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class executor_for:  # noqa: N801 - used as a context manager, like open()
     """`with executor_for(scheduler) as ex:` -> LocalExecutor for an empty scheduler, else a connected
     DaskExecutor that is closed (and its LocalCluster stopped) on leaving the block."""
@@ -137,8 +156,10 @@ class DaskExecutor:
         self.cluster = None
         if spec.local_workers:
             _check_spawnable()
-            self.cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1,
-                                                    processes=True, dashboard_address=None)
+            with _children_ignore_sigint():
+                self.cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1,
+                                                        processes=True, dashboard_address=None,
+                                                        silence_logs=logging.ERROR)
             address = self.cluster.scheduler_address
         else:
             address = spec.address

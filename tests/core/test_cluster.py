@@ -192,3 +192,17 @@ def test_a_tile_size_no_pair_can_use_is_refused_before_the_cluster_runs_anything
                 "--tile-size", "50") == 2
     assert "tile size 50 is not a multiple of 32" in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+@pytest.mark.slow
+def test_local_workers_leave_ctrl_c_to_this_process():
+    """A terminal's Ctrl+C reaches the whole process group: local:N workers printed their own KeyboardInterrupt
+    tracebacks before claire's message. They ignore it now; this process stops them (and keeps its handler)."""
+    pytest.importorskip("distributed")
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with DaskExecutor(SchedulerSpec(local_workers=1)) as ex:
+        assert signal.getsignal(signal.SIGINT) is before
+        found = ex.client.run(lambda: str(signal.getsignal(signal.SIGINT)))
+    assert list(found.values()) == [str(signal.SIG_IGN)]
