@@ -19,14 +19,13 @@ from qgis.PyQt.QtWidgets import (
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.explain import Explanation
 from .chart import ClassBarChart, bars_from_summary
-from .widgets import breakable
+from .widgets import AutoHeightBrowser, breakable
 
 BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
 METRIC_COLUMNS = ["IoU", "Prec.", "Recall", "F1"]
@@ -186,8 +185,7 @@ class ResultsView(QWidget):
         self.generator = QLabel("", self)
         self.generator.setWordWrap(True)
         self.generator.setStyleSheet("color:#5f6b76;")
-        self.explanation = QTextBrowser(self)
-        self.explanation.setMinimumHeight(150)
+        self.explanation = AutoHeightBrowser(self)  # as tall as its text: the tab scrolls, not a box inside it
         self.explanation.setPlaceholderText("The explanation appears here after a run.")
         self._streamed = ""
         expl_box = QGroupBox("Explanation", self)
@@ -338,7 +336,6 @@ class ResultsView(QWidget):
                                        f"{s} ⚠</span>")
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
-        self.fitExplanation()
         parts = [f"Written by: <b>{html.escape(expl.label)}</b>",
                  f"numbers checked against the facts: {100 * expl.grounded_share:.0f} % grounded"]
         if expl.flagged_sentences:
@@ -347,13 +344,6 @@ class ResultsView(QWidget):
         if expl.fallback_reason:
             parts.append(html.escape(expl.fallback_reason))
         self.generator.setText(" · ".join(parts))
-
-    def fitExplanation(self, cap: int = 520) -> None:  # noqa: N802
-        """Grow the explanation box to its text (up to ``cap`` px), so short texts need no scrolling."""
-        doc = self.explanation.document()
-        doc.setTextWidth(max(200, self.explanation.viewport().width()))
-        height = int(doc.size().height()) + 2 * self.explanation.frameWidth() + 8
-        self.explanation.setMinimumHeight(max(150, min(cap, height)))
 
     def showExplanationError(self, message: str) -> None:  # noqa: N802
         """Say why no explanation could be written."""

@@ -106,7 +106,6 @@ def render_dock(out: str, checkpoint: str) -> list:
     expl.finished(True)
     dock.show()
     QApplication.processEvents()
-    dock.results.fitExplanation()
     # Tall enough to show the whole results page without scrolling.
     page = dock.results
     dock.resize(DOCK_SIZE[0], max(DOCK_SIZE[1], page.sizeHint().height() + 170))

@@ -506,3 +506,27 @@ def test_a_pair_added_together_fills_each_combo_with_its_own_raster(qgis_app, ra
     finally:
         for layer in (sar, optical, third):
             project.removeMapLayer(layer.id())
+
+
+def test_a_long_explanation_is_as_tall_as_its_text_at_the_docks_width(qgis_app):
+    """At the 298 px QGIS gives the dock, a long explanation got a box of at most 520 px with its own scroll bar
+    inside the tab's: the box now takes the height of its text and the tab scrolls."""
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from claire.claire_plugin.core.explain import Explanation
+    from claire.claire_plugin.gui.results import ResultsView
+    from claire.claire_plugin.gui.widgets import vertical_scroll
+
+    view = ResultsView(None)
+    page = vertical_scroll(view)
+    page.resize(298, 700)
+    page.show()
+    text = "\n\n".join(f"Paragraph {i}: water covers 40 % of the scene and trees 30 %, mostly under cloud." * 3
+                       for i in range(8))
+    view.showExplanation(Explanation(text=text, generator="template", grounded_share=1.0))
+    QApplication.processEvents()
+    box = view.explanation
+    assert box.document().size().height() > 520  # long enough that the old cap would cut it
+    assert box.height() >= box.document().size().height()
+    assert box.verticalScrollBar().maximum() == 0
+    page.close()
