@@ -1,8 +1,8 @@
 """Screenshots of the dock's fit check (issue 19 class 9) and advanced options, in the QGIS-like main window
 of screenshots_train (map canvas + the CLAIRE dock at the ~300 px a new dock gets): one PNG per mistake a new
-user makes with the bundled site (the same layer twice, SAR not in dB, band files stacked alphabetically
-with B10 for B8A, or with B8A last and reordered, a 60 m optical), cropped to the dock's input and checkpoint
-boxes, one of the options and one of the Train tab's settings.
+user makes with the bundled site (the same layer twice, SAR not in dB, a SAR of another place, band files
+stacked alphabetically with B10 for B8A, or with B8A last and reordered, a 60 m optical), cropped to the dock's
+input and checkpoint boxes, one of the options and one of the Train tab's settings.
 
     xvfb-run -s "-screen 0 1600x1000x24" python -m claire.claire_plugin.tools.screenshots_fit --out build/shots
     python -m claire.claire_plugin.tools.screenshots_fit --out build/shots/qgis --qgis build/qgis-shots
@@ -52,7 +52,12 @@ def _inputs(work: str) -> Dict[str, Dict[str, str]]:
     gdal.BuildVRT(vrt, [files[b] for b in sorted(files)], separate=True).FlushCache()
     coarse = os.path.join(work, "S2_60m.tif")
     gdal.Translate(coarse, s2, xRes=60, yRes=60, resampleAlg="average").FlushCache()
+    far = os.path.join(work, "S1_another_place.tif")  # the same SAR moved 50 km east: no pixel in common
+    with rasterio.open(s1) as src:
+        gdal.Translate(far, s1, outputBounds=[src.bounds.left + 50000, src.bounds.top, src.bounds.right + 50000,
+                                              src.bounds.bottom]).FlushCache()
     return {"same_layer": {"optical": s2, "sar": s2}, "sar_not_db": {"optical": s2, "sar": dn},
+            "not_overlapping": {"optical": s2, "sar": far},
             "vrt_alphabetical": {"optical": vrt, "sar": s1}, "vrt_reordered": {"optical": ordered, "sar": s1},
             "pixel_60m": {"optical": coarse, "sar": s1}}
 

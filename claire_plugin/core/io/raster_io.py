@@ -132,9 +132,9 @@ def overlap_window(grid_ds, other_ds, other_role: str = "SAR"):
     bottom, top = max(b[1], g[1]), min(b[3], g[3])
     if left >= right or bottom >= top:
         same = "in the same CRS" if other_ds.crs == grid_ds.crs else f"from {other_ds.crs}, in the optical's CRS"
-        raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {tuple(g)} "
-                          f"in {grid_ds.crs}; {other_role} bounds {tuple(round(v, 3) for v in b)} {same}); give "
-                          f"rasters of the same place")
+        g, b = (tuple(round(v, 3) for v in bounds) for bounds in (g, b))
+        raise ClaireError(f"the optical and {other_role} rasters do not overlap (optical bounds {g} in {grid_ds.crs}; "
+                          f"{other_role} bounds {b} {same}); give rasters of the same place")
     win = _pixels_meeting(grid_ds, left, bottom, right, top)
     if win is None:
         raise ClaireError(f"the optical and {other_role} rasters overlap by less than one optical pixel; "
