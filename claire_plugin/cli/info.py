@@ -9,6 +9,7 @@ from typing import Any, Dict
 from ...models.card_schema import ENSEMBLE, FOREST, model_title
 from ...models.macroclass import grouping_text
 from ..core.errors import ClaireError
+from ..core.training.labels import labels_noun
 from ..paths import DEFAULT_CHECKPOINT
 
 
@@ -44,11 +45,12 @@ def card_summary(card: Dict[str, Any]) -> str:
         f"context {card['context']} px" if "context" in card else f"overlap {card.get('overlap')} px (blended)"))
     if t.get("data") == "polygons":
         labels = t.get("labels") or {}
-        where = f"{os.path.basename(str(labels.get('path') or '?'))}, field {labels.get('field')}"
+        where = os.path.basename(str(labels.get('path') or '?')) + (f", field {labels['field']}" if labels.get("field")
+                                                                    else "")
         amount = {FOREST: f"{t.get('training_pixels')} pixels",
                   ENSEMBLE: f"parts {t.get('network_checkpoint')} and {t.get('forest_checkpoint')}"}.get(
             card.get("arch"), f"{t.get('epochs')} epochs")
-        lines.append(f"trained on    polygons ({where}), {amount}, seed {t.get('seed')}")
+        lines.append(f"trained on    {labels_noun(labels)} ({where}), {amount}, seed {t.get('seed')}")
     else:
         lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, "
                      f"seed {t.get('seed')}")

@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--optical-scale", type=float, default=None, help="raw optical -> reflectance factor")
     p.add_argument("--sar-linear", action="store_true", help="SAR rasters are linear power: convert to dB")
     p.add_argument("--classes", default=None,
-                   help="value:name[:#rrggbb] list, e.g. '1:water:#419bdf,2:trees' (default: from layout / labels)")
+                   help="value:name[:#rrggbb] list, e.g. '1:water:#419bdf,2:trees': the classes of --data (default: "
+                        "from layout / labels), or names of a label raster's codes given as --labels (default: the "
+                        "raster's own category names, else 'class N')")
     p.add_argument("--ignore", default=None, help="label values to ignore, e.g. 0,8")
     p.add_argument("--loss-lambda", type=float, default=0.6)
     p.add_argument("--focal-gamma", type=float, default=2.0)

@@ -16,7 +16,6 @@ _NETWORK = ("the network is the one of --checkpoint (its architecture, size and 
             "--checkpoint, or --from-scratch for random weights of it")
 #: Options of training from a label folder (--data) and what training from --labels does instead ("": nothing).
 FOLDER_ONLY = {
-    "classes": "the classes are the values of --field (integer codes or names), named by --name-field",
     "ignore": "every feature of --labels is a training sample, so leave the ones to ignore out of the layer (e.g. "
               "save the others as a new layer); for a label raster, make the values to ignore its no data on a "
               "copy (gdal_calc.py -A FILE --calc \"A*(A!=3)\" --NoDataValue=0 --outfile COPY leaves out 3)",
@@ -128,8 +127,8 @@ def params_from_args(args: argparse.Namespace):
         cfg = replace(cfg, average_last=args.average_last)
     return PolygonTrainParams(
         optical=args.optical, sar=args.sar, labels=args.labels, output=args.output, field=args.field,
-        name_field=args.name_field, macro_field=args.macro_field, layer=args.label_layer, validation=args.validation,
-        validation_layer=args.validation_layer,
+        name_field=args.name_field, macro_field=args.macro_field, classes=args.classes, layer=args.label_layer,
+        validation=args.validation, validation_layer=args.validation_layer,
         checkpoint=args.checkpoint, report=args.report,
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,

@@ -55,26 +55,32 @@ def parse_values(text: Optional[str]) -> List[int]:
 def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
     """Classes (value, name, colour) from a GeoTIFF's category names and colour table, if it has them.
 
-    Category names come from GDAL (the GTiff driver keeps them in the .aux.xml sidecar); without the
-    sidecar the `class_<value>` tags inside the TIFF are used. Reads `gdal.Info` JSON because
-    `Band.GetCategoryNames()` of Debian's GDAL 3.6 bindings returns None.
+    Category names come from GDAL (the GTiff driver keeps them in the .aux.xml sidecar, read even where
+    GDAL_PAM_ENABLED=NO); then the `class_<value>` tags inside the TIFF, then the name column of a raster
+    attribute table. Reads `gdal.Info` JSON because `Band.GetCategoryNames()` of Debian's GDAL 3.6 bindings
+    returns None.
     """
+    from .io.pam import pam_on
+
     try:
         from osgeo import gdal
     except ImportError:
         return []
     try:
-        info = gdal.Info(path, format="json")
+        with pam_on():
+            info = gdal.Info(path, format="json")
     except RuntimeError:
         return []
     if not info or not info.get("bands"):
         return []
     band = info["bands"][0]
     nodata = band.get("noDataValue")
-    names = dict(enumerate(band.get("categories") or []))
+    names = {v: n for v, n in enumerate(band.get("categories") or []) if n}
     for key, value in (band.get("metadata", {}).get("") or {}).items():
         if key.startswith("class_") and key[6:].isdigit():
             names.setdefault(int(key[6:]), value)
+    for value, name in _rat_names(band.get("rat") or info.get("rat")).items():
+        names.setdefault(value, name)
     entries = (band.get("colorTable") or {}).get("entries") or []
     out = []
     for value in sorted(names):
@@ -83,6 +89,31 @@ def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
             continue
         color = "#{:02x}{:02x}{:02x}".format(*entries[value][:3]) if value < len(entries) else None
         out.append({"value": value, "name": name, "color": color})
+    return out
+
+
+#: GDAL's field usages in a raster attribute table (GDALRATFieldUsage): the class name, and the pixel value
+_RAT_NAME, _RAT_VALUES = 2, (5, 3)  # GFU_Name; GFU_MinMax, GFU_Min
+
+
+def _rat_names(rat: Optional[Dict[str, Any]]) -> Dict[int, str]:
+    """value -> name of a raster attribute table as `gdal.Info` JSON gives it: its name column (usage Name, else
+    a text column called like "class name"), its value column (usage MinMax or Min, else the row number)."""
+    fields = (rat or {}).get("fieldDefn") or []
+    text = [f for f in fields if f.get("type") == 2]
+    named = [f for f in text if f.get("usage") == _RAT_NAME] or \
+        [f for f in text if any(w in str(f.get("name", "")).lower() for w in ("name", "class", "label"))]
+    if not named:
+        return {}
+    col = named[0]["index"]
+    value_cols = [f["index"] for u in _RAT_VALUES for f in fields if f.get("usage") == u]
+    out: Dict[int, str] = {}
+    for row in (rat or {}).get("row") or []:
+        cells = row.get("f") or []
+        raw = cells[value_cols[0]] if value_cols else row.get("index")
+        name = cells[col] if col < len(cells) else None
+        if isinstance(raw, (int, float)) and float(raw).is_integer() and isinstance(name, str) and name.strip():
+            out.setdefault(int(raw), name.strip())
     return out
 
 

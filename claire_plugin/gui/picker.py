@@ -150,7 +150,7 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
     parts = ["<h3>Training</h3><p>"]
     if training.get("data"):
         data = str(training["data"])
-        parts.append(f"{e(_labels_units(card).many if data == 'polygons' else data)}<br>")
+        parts.append(f"{e(_labels_noun(card) if data == 'polygons' else data)}<br>")
     if training.get("model"):
         parts.append(f"{e(str(training['model']))}<br>")
     bits = [f"{k}: {e(str(training[k]))}" for k in ("epochs", "seed") if k in training]
@@ -166,19 +166,20 @@ def _training_html(card: Dict[str, Any]) -> List[str]:
     return parts
 
 
-def _labels_units(card: Dict[str, Any]):
-    """What the card's training labels were called: polygons, or points for a point layer."""
-    from ..core.training.labels import units_of
+def _labels_noun(card: Dict[str, Any]) -> str:
+    """What the card's training labels were: polygons, points or a label raster."""
+    from ..core.training.labels import labels_noun
 
-    return units_of((card.get("training") or {}).get("labels"))
+    return labels_noun((card.get("training") or {}).get("labels"))
 
 
 def _metrics_html(card: Dict[str, Any]) -> List[str]:
     """OA / mIoU / kappa and the per-class IoU/F1 table of every metrics split."""
+    from ..core.training.labels import units_of
     from ..core.training.scorecard import interval_text
 
     e = html.escape
-    many = _labels_units(card).many
+    many = units_of((card.get("training") or {}).get("labels")).many
     parts: List[str] = []
     splits = dict(card.get("metrics") or {})
     macro = splits.pop("macroclass", None)  # the same held-out pixels scored at the macroclass level

@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
 
@@ -41,7 +42,12 @@ HELP = {
     "MACRO_FIELD": "Optional field with each class's macroclass (codes or names, SCP's MC ID; every feature of a "
     "class in the same macroclass), e.g. 'clear water' and 'turbid water' in 'water'. The network learns the "
     "classes; the report scores the macroclasses too, and Classify land cover maps them with Level 'macroclass'.",
-    "LABEL_RASTER": "Instead of polygons: a label raster (class codes; 0, 255 and its nodata are ignored).",
+    "LABEL_RASTER": "Instead of polygons: a label raster (class codes; 0, 255 and its nodata are ignored). Its "
+    "classes are named by CLASS_NAMES, else by the raster's own category names (as GDAL keeps them, e.g. in "
+    "FILE.tif.aux.xml), else 'class N'.",
+    "CLASS_NAMES": "Optional, with LABEL_RASTER: the names (and colours) of its codes as value:name[:#rrggbb], "
+    "comma-separated, e.g. 1:water:#419bdf,2:crops. Codes left out keep the raster's own name or 'class N'. Name "
+    "the classes as the base checkpoint's card does where they are the same, and its knowledge of them is kept.",
     "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
     "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT. Give an "
     "earlier run's HELD_OUT here to score a new training on the same polygons; training polygons it holds too "
@@ -115,6 +121,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterField("MACRO_FIELD", "Macroclass field (optional)", parentLayerParameterName="LABELS",
                                         optional=True),
             RasterFileParameter("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
+            QgsProcessingParameterString("CLASS_NAMES", "Class names of the label raster (value:name, ...)",
+                                         optional=True),
             QgsProcessingParameterVectorLayer("VALIDATION", "Validation polygons (optional)", vector,
                                               optional=True),
             QgsProcessingParameterFile("CHECKPOINT", "Base checkpoint (empty: bundled default)",
@@ -156,6 +164,10 @@ class TrainAlgorithm(ClaireAlgorithm):
         if has_raster:
             return raster_path(self, parameters, "LABEL_RASTER", context), \
                 None, None
+        if self.parameterAsString(parameters, "CLASS_NAMES", context).strip():
+            raise QgsProcessingException("CLASS_NAMES: it names the codes of a label raster (LABEL_RASTER); the "
+                                         "classes of LABELS are the values of FIELD, so give FIELD the class names "
+                                         "(text) and leave CLASS_NAMES empty.")
         path, layer_name = vector_path(self, parameters, "LABELS", context)
         field = self.parameterAsString(parameters, "FIELD", context)
         if not field:
@@ -192,6 +204,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
             labels=labels, field=field, macro_field=macro_field, layer=layer_name, validation=validation,
+            classes=self.parameterAsString(parameters, "CLASS_NAMES", context).strip() or None,
             validation_layer=validation_layer, labels_crs=crs_of["LABELS"], validation_crs=crs_of["VALIDATION"],
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             checkpoint=self.parameterAsFile(parameters, "CHECKPOINT", context) or None,

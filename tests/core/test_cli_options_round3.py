@@ -126,7 +126,6 @@ def _polygons(tmp: Path, ck: str, *extra) -> list:
 
 
 @pytest.mark.parametrize("extra,instead", [
-    (["--classes", "foo:bar"], "the classes are the values of --field"),
     (["--ignore", "x"], "leave the ones to ignore out of the layer"),
     (["--holdout", "0.3"], "--val-share"),
     (["--size", "base"], "the network is the one of --checkpoint"),
@@ -146,6 +145,15 @@ def test_polygon_options_with_data_are_refused(workdir, extra, instead):
     argv = ["train", "--data", folder(tmp), "--output", str(tmp / "out" / "m.safetensors"), *FAST, *extra]
     line = _refused(argv, tmp)
     assert f"{extra[0]} belongs to training from your polygons or points" in line and instead in line, line
+
+
+def test_classes_with_vector_labels_are_refused_naming_the_name_field(workdir):
+    """--classes names a label raster's codes (tests/core/test_label_raster_names.py); with polygons it would be
+    ignored: refused, pointing to --name-field."""
+    tmp, ck = workdir
+    line = _refused(_polygons(tmp, ck, "--classes", "foo:bar"), tmp)
+    assert "--classes names the codes of a label raster" in line and "are a vector layer" in line, line
+    assert "the values of --field" in line and "--name-field" in line and "drop --classes" in line, line
 
 
 def _with_real_field(labels: str, values) -> None:

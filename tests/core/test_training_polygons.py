@@ -358,7 +358,9 @@ def test_a_label_rasters_rare_class_and_unnamed_classes_get_raster_fixes(tmp_pat
     with pytest.raises(ClaireError, match=r"'class 3' \(code 3\) has 1 separate patches.*gdal_calc\.py .*A!=3"):
         check_class_counts(labels)
     why = _unscored_base(labels, _params(scene))
-    assert why.startswith("not scored: a label raster's classes have no names") and "field of class names" in why
+    assert why.startswith("not scored: a label raster's classes have no names") and "--classes value:name" in why
+    labels.classes[0].name = "water"  # named (here by --classes) but not as the base names its classes
+    assert _unscored_base(labels, _params(scene)).startswith("not scored: none of your class names is a class")
 
 
 def test_a_missing_validation_layer_is_named_as_such(scene, tmp_path):

@@ -360,6 +360,9 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     out = card_html(card)
     assert "held-out points resampled" in out and "Other models, same held-out points" in out
     assert "Metrics (held-out points)" in out and "held-out polygons resampled" not in out
+    assert "<h3>Training</h3><p>points<br>" in out
+    card["training"]["labels"] = {"kind": "raster", "path": "/x/lab.tif"}  # trained from a label raster
+    assert "<h3>Training</h3><p>a label raster<br>" in card_html(card)
 
 
 def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):

@@ -276,3 +276,44 @@ def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugi
     with pytest.raises(Exception, match="LEVEL: the macroclass level maps the macroclasses of MACRO_FIELD"):
         _train(scene, tmp_path / "none", LEVEL=1)
     assert not os.path.exists(str(tmp_path / "none"))
+
+
+def _label_raster(tmp_path) -> str:
+    """The scene's training boxes as a label raster (codes 1 water, 4 crops, 5 built area; nodata 0)."""
+    from claire.tests.fixtures.vectors import TRAIN_BOXES
+
+    lab = np.zeros((64, 96), np.uint8)
+    for v, r, c in TRAIN_BOXES:
+        lab[r:r + 5, c:c + 5] = v
+    return write_raster(tmp_path / "lab.tif", lab, nodata=0)
+
+
+def test_class_names_name_the_label_rasters_codes(claire_plugin, scene, tmp_path):
+    """CLASS_NAMES is `claire train --classes`: the label raster's codes named in the card."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.models.checkpoint import read_card
+
+    out = str(tmp_path / "m.safetensors")
+    params = {**scene, **FAST, "LABELS": None, "FIELD": None, "LABEL_RASTER": _label_raster(tmp_path),
+              "CLASS_NAMES": " 1:water:#0000ff, 4:crops,5:built area ", "RF_TREES": 0, "OUTPUT": out,
+              "REPORT": str(tmp_path / "r.json")}
+    processing.run("claire:train", params, feedback=QgsProcessingFeedback())
+    assert [(c["value"], c["name"], c.get("color")) for c in read_card(out)["classes"]] == [
+        (1, "water", "#0000ff"), (4, "crops", "#e49635"), (5, "built area", "#c4281b")]
+
+
+def test_class_names_problems_are_named_as_parameters(claire_plugin, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    out = str(tmp_path / "m.safetensors")
+    base = {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")}
+    with pytest.raises(QgsProcessingException, match=r"CLASS_NAMES: it names the codes of a label raster .*FIELD"):
+        processing.run("claire:train", {**base, "CLASS_NAMES": "1:water"})
+    raster = {**base, "LABELS": None, "FIELD": None, "LABEL_RASTER": _label_raster(tmp_path)}
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("claire:train", {**raster, "CLASS_NAMES": "1:water,9:trees"})
+    assert "CLASS_NAMES names code(s) 9, which the label raster" in str(err.value) and "--" not in str(err.value)
+    assert not os.path.exists(out)

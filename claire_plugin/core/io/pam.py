@@ -20,16 +20,31 @@ PAM = "GDAL_PAM_ENABLED"
 def pam_off() -> Iterator[None]:
     """GDAL's PAM off in this thread for the block (thread-local: other threads, outputs written elsewhere,
     are not affected)."""
+    with _pam("NO"):
+        yield
+
+
+@contextmanager
+def pam_on() -> Iterator[None]:
+    """GDAL's PAM on in this thread for the block, even where the user turned it off with GDAL_PAM_ENABLED=NO:
+    a GeoTIFF's category names live in its sidecar (reading them writes nothing; core.io.writer writes a class
+    map's)."""
+    with _pam("YES"):
+        yield
+
+
+@contextmanager
+def _pam(value: str) -> Iterator[None]:
     try:
         from osgeo import gdal
     except ImportError:  # rasterio alone: its Env is scoped to the block
         import rasterio
 
-        with rasterio.Env(**{PAM: "NO"}):
+        with rasterio.Env(**{PAM: value}):
             yield
         return
     old = gdal.GetThreadLocalConfigOption(PAM, None)
-    gdal.SetThreadLocalConfigOption(PAM, "NO")
+    gdal.SetThreadLocalConfigOption(PAM, value)
     try:
         yield
     finally:

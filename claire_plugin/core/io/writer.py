@@ -227,17 +227,15 @@ def set_classes(path: str, nodata: int, classes: List[dict], colors: Dict[int, t
     except ImportError:
         _write_pam_categories(path, names)
         return
+    from .pam import pam_on
+
     # GDAL keeps GeoTIFF category names in the PAM sidecar: keep PAM on for this output even when the user
     # (or the demo, to protect inputs from QGIS's layer statistics) switched it off with GDAL_PAM_ENABLED=NO.
-    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
-    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "YES")
-    try:
+    with pam_on():
         ds = gdal.Open(path, gdal.GA_Update)
         ds.GetRasterBand(1).SetCategoryNames(names)
         ds.FlushCache()
         ds = None
-    finally:
-        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
 
 
 def _write_pam_categories(path: str, names: List[str]) -> None:

@@ -2,19 +2,35 @@
 
 Codes 0 and 255 and the raster's nodata are unlabelled (ignored). Each connected patch of one class within
 a block is one group for the split (a patch crossing a block edge becomes two groups; the split's buffer
-keeps their pixels apart).
+keeps their pixels apart). The classes are named by `--classes value:name[:#rrggbb],...` where given, else by
+the raster's own names (GDAL category names, `class_<value>` tags, a raster attribute table's name column),
+else "class N".
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Dict, List, Optional
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from .labels import IGNORE, ClassInfo, LabelPixels, LabelSet, check_class_counts
+from .labels import (
+    IGNORE,
+    ClassInfo,
+    LabelPixels,
+    LabelSet,
+    check_class_counts,
+    check_one_code_per_name,
+    spelling_notes,
+)
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+CLASSES_EXAMPLE = "--classes 1:water:#419bdf,2:crops"
+#: GeoTIFF colour tables have 256 entries, the ones never set opaque black: black is read as no colour
+UNSET_COLOR = "#000000"
 
 BLOCK = 1024
 
@@ -44,8 +60,10 @@ def _file_hash(path: str) -> str:
 
 
 def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_pixels_per_polygon: int,
-                      seed: int, check_counts: bool = True) -> LabelSet:
-    """Labels from the first band of raster `path` on `grid`'s pixels (see the module docstring)."""
+                      seed: int, check_counts: bool = True, class_names: Optional[str] = None) -> LabelSet:
+    """Labels from the first band of raster `path` on `grid`'s pixels (see the module docstring); `classes`
+    imposes a class list (a validation raster), else the codes found are named by `class_names` (--classes)
+    and the file (raster_classes)."""
     from scipy import ndimage
 
     from ..io import raster_io as rio
@@ -79,20 +97,109 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                     _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon)
     finally:
         ds.close()
-    if classes is None:
-        classes = [ClassInfo(i, c, f"class {c}") for i, c in enumerate(sorted(codes_seen))]
     if not codes_seen:
         raise ClaireError(f"the label raster {path!r} has no labelled pixel over the optical raster (0, 255 and "
                           f"nodata are unlabelled); check that it covers the optical raster")
+    notes: List[str] = []
+    if classes is None:
+        classes, notes = raster_classes(path, sorted(codes_seen), class_names)
     index = {c.code: c.index for c in classes}
     pixels = LabelPixels.concat(parts)
     pixels.cls = _to_index(pixels.cls, index)  # the parts hold class codes
     group_class = {g: index[code] for g, code in group_class.items()}
     source = {"path": path, "kind": "raster", "field": None, "sha256": _file_hash(path), "hash_of": "the file"}
-    out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source)
+    out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes)
     if check_counts:
         check_class_counts(out)
     return out
+
+
+def parse_class_names(text: str) -> list:
+    """--classes for a label raster, 'value:name[:#rrggbb],...', as datasets.ClassDef records; ClaireError for an
+    entry that does not parse, a code given twice, an empty name or a colour that is not #rrggbb."""
+    from .sources import parse_classes
+
+    try:
+        defs = parse_classes(text)
+    except ClaireError as exc:
+        raise ClaireError(f"--classes: {exc}") from None
+    seen: Dict[int, str] = {}
+    for d in defs:
+        if d.value in seen:
+            raise ClaireError(f"--classes gives code {d.value} twice ({seen[d.value]!r} and {d.name!r}); give each "
+                              f"code once, e.g. {CLASSES_EXAMPLE}")
+        if not d.name:
+            raise ClaireError(f"--classes gives code {d.value} an empty name; write value:name, e.g. "
+                              f"{CLASSES_EXAMPLE}")
+        d.color = d.color or None
+        if d.color is not None and not _COLOR.match(d.color):
+            raise ClaireError(f"--classes gives code {d.value} the colour {d.color!r}, which is not #rrggbb; write "
+                              f"it like #419bdf, or leave it out (value:name)")
+        seen[d.value] = d.name
+    return defs
+
+
+def check_class_names_option(labels: str, text: Optional[str], fields: Sequence[Tuple[str, Optional[str]]] = ()
+                             ) -> None:
+    """ClaireError for naming options that cannot apply: --classes for labels that are a vector layer (their
+    classes are the values of its class field), an entry parse_class_names refuses, or a field option
+    (`fields`: (flag, value)) for a label raster, which has no fields (it was ignored without a word)."""
+    given = [flag for flag, value in fields if value]
+    if given and is_raster(labels):
+        raise ClaireError(f"{' and '.join(given)} name(s) a field of a vector layer, but the labels {labels!r} are "
+                          f"a label raster, whose classes are its pixel values: drop {' and '.join(given)}, and name "
+                          f"the codes with --classes value:name,... (e.g. {CLASSES_EXAMPLE.split(' ')[1]})")
+    if not text:
+        return
+    if not is_raster(labels):
+        raise ClaireError(f"--classes names the codes of a label raster, but the labels {labels!r} are a vector "
+                          f"layer, whose classes are the values of --field (integer codes or names): drop --classes, "
+                          f"and name integer codes with --name-field, the field that holds the class names")
+    parse_class_names(text)
+
+
+def raster_classes(path: str, codes: Sequence[int], class_names: Optional[str]) -> Tuple[List[ClassInfo], List[str]]:
+    """The classes of the label raster's (sorted) `codes`, named and coloured by `class_names` (--classes) where
+    it names them, else by the file itself (core.accuracy.classes_from_gdal), else "class N"; and the notes on
+    the names taken from the file or missing. ClaireError for a code of --classes the raster does not hold, or
+    one name for two codes."""
+    from ..accuracy import classes_from_gdal
+
+    given = {d.value: d for d in parse_class_names(class_names)} if class_names else {}
+    absent = sorted(set(given) - set(codes))
+    if absent:
+        raise ClaireError(f"--classes names code(s) {', '.join(map(str, absent))}, which the label raster {path!r} "
+                          f"does not hold over the optical raster (its codes there: {', '.join(map(str, codes))}; "
+                          f"0, 255 and its nodata are unlabelled): drop them from --classes or fix their codes")
+    in_file = {int(c["value"]): c for c in classes_from_gdal(path)}
+    classes = []
+    for i, code in enumerate(codes):
+        mine, theirs = given.get(code), in_file.get(code) or {}
+        name = mine.name if mine else str(theirs.get("name") or f"class {code}").strip()
+        color = theirs.get("color") if theirs.get("color") != UNSET_COLOR else None
+        classes.append(ClassInfo(i, code, name, (mine.color if mine else None) or color))
+    check_one_code_per_name([(c.code, c.name) for c in classes],
+                            "give each code its own name (--classes value:name,...), or recode the label raster so "
+                            "that each class has one code")
+    return classes, _naming_notes(classes, set(given), set(in_file)) + spelling_notes(classes)
+
+
+def _naming_notes(classes: List[ClassInfo], given: set, in_file: set) -> List[str]:
+    """Where the names of a label raster's classes came from when --classes did not name them all."""
+    from_file = [c for c in classes if c.code not in given and c.code in in_file]
+    unnamed = [c for c in classes if c.code not in given and c.code not in in_file]
+    notes = []
+    if from_file:
+        notes.append(f"class names read from the label raster{' for the codes --classes leaves out' if given else ''}"
+                     f": {', '.join(f'{c.code} {c.name}' for c in from_file)}")
+    if unnamed:
+        codes = ", ".join(str(c.code) for c in unnamed)
+        example = ",".join(f"{c.code}:NAME" for c in unnamed[:3]) + (",..." if len(unnamed) > 3 else "")
+        notes.append(f"the label raster's code(s) {codes} have no name{' in --classes or' if given else ''} in the "
+                     f"file, so they are called \"class N\"; name them with --classes {example} so that the "
+                     f"checkpoint's card, the report and the map legends say what they are (a name as the base "
+                     f"checkpoint's card writes it, see claire info, keeps what it knows of that class)")
+    return notes
 
 
 def _window(r0: int, c0: int, h: int, w: int):

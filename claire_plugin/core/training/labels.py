@@ -34,11 +34,13 @@ class MissingFieldError(ClaireError):
 
 @dataclass
 class ClassInfo:
-    """One class of the user's labels: model channel `index`, value in the output raster `code`, `name`."""
+    """One class of the user's labels: model channel `index`, value in the output raster `code`, `name`, and the
+    colour the user gave it (`#rrggbb`; None: the base checkpoint's for that name, if any)."""
 
     index: int
     code: int
     name: str
+    color: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ POLYGONS, POINTS = Units("polygon", "polygons"), Units("point", "points")
 def units_of(source: Optional[Dict[str, object]]) -> Units:
     """The units of a labels' `source` (LabelSet.source, a report's "labels"): points for a point layer."""
     return POINTS if (source or {}).get("geometry") == "point" else POLYGONS
+
+
+def labels_noun(source: Optional[Dict[str, object]]) -> str:
+    """What a card's or report's training labels were: "polygons", "points" or "a label raster"."""
+    return "a label raster" if (source or {}).get("kind") == "raster" else units_of(source).many
 
 
 @dataclass
@@ -112,18 +119,22 @@ class LabelSet:
 def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: Optional[str] = None,
                 layer: Optional[str] = None, classes: Optional[List[ClassInfo]] = None,
                 max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True,
-                assigned_crs: Optional[str] = None) -> LabelSet:
+                assigned_crs: Optional[str] = None, class_names: Optional[str] = None) -> LabelSet:
     """Labels of `path` on the grid of the rasterio dataset `grid` (the optical raster).
 
     A vector needs `field_name` (integer codes or text names); a raster is read as codes (0, 255 and its
-    nodata ignored). `classes` imposes an existing class list (a separate validation layer must use the
-    training classes). Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them.
-    `assigned_crs`: the vector's CRS where its file has none (QGIS: the CRS the user gave the layer).
+    nodata ignored), named by `class_names` ('value:name[:#rrggbb],...', --classes) and its category names.
+    `classes` imposes an existing class list (a separate validation layer must use the training classes).
+    Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them. `assigned_crs`: the
+    vector's CRS where its file has none (QGIS: the CRS the user gave the layer).
     """
     from . import label_raster
 
     if label_raster.is_raster(path):
-        return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts)
+        return label_raster.read_label_raster(path, grid, classes, max_pixels_per_polygon, seed, check_counts,
+                                              class_names)
+    if class_names:
+        label_raster.check_class_names_option(path, class_names)
     features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs)
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
     by_key = class_lookup(cls_list)
@@ -162,21 +173,20 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     if slivers:
         out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
                          f"pixel): ids {', '.join(map(str, slivers[:10]))}")
-    twins = _spelled_alike(cls_list)
-    if twins:
-        out.notes.append(f"class names that differ only in case or spacing are different classes: {twins}; if they "
-                         f"are one class, give them one spelling")
+    out.notes += spelling_notes(cls_list)
     if check_counts:
         check_class_counts(out, skipped=skipped, multipart=multipart)
     return out
 
 
-def _spelled_alike(classes: List[ClassInfo]) -> str:
-    """'A' / 'a'; ... for class names equal when case and spaces are ignored (empty: none)."""
+def spelling_notes(classes: List[ClassInfo]) -> List[str]:
+    """A note on class names equal when case and spaces are ignored ('A' / 'a'; ...), or none."""
     seen: Dict[str, List[str]] = {}
     for c in classes:
         seen.setdefault(" ".join(str(c.name).split()).casefold(), []).append(str(c.name))
-    return "; ".join(" / ".join(repr(n) for n in names) for names in seen.values() if len(names) > 1)
+    twins = "; ".join(" / ".join(repr(n) for n in names) for names in seen.values() if len(names) > 1)
+    return [f"class names that differ only in case or spacing are different classes: {twins}; if they are one "
+            f"class, give them one spelling"] if twins else []
 
 
 @with_gdal_exceptions
@@ -325,15 +335,11 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
             raise ClaireError(f"class code {bad[0]} in field {field_name!r} is outside 0..254; renumber the "
                               f"classes (the output raster stores one byte per pixel, 255 is reserved)")
         named: Dict[int, set] = {}
-        by_name: Dict[str, set] = {}
         for k, n in zip(keys, names):
             if n is not None:
                 named.setdefault(k, set()).add(str(n).strip())
-                by_name.setdefault(str(n).strip(), set()).add(k)
-        for n, codes in by_name.items():
-            if len(codes) > 1:
-                raise ClaireError(f"class name {n!r} has several codes ({', '.join(map(str, sorted(codes)))}); "
-                                  f"give each class one code")
+        check_one_code_per_name([(k, str(n).strip()) for k, n in zip(keys, names) if n is not None],
+                                "give each class one code")
         for k, ns in named.items():
             if len(ns) > 1:
                 raise ClaireError(f"class code {k} has several names ({', '.join(sorted(ns))}); give each code "
@@ -343,6 +349,17 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
         raise ClaireError(f"field {field_name!r} mixes numbers and names; use either integer codes or class "
                           f"names throughout")
     return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
+
+
+def check_one_code_per_name(pairs: Sequence[Tuple[int, str]], fix: str) -> None:
+    """ClaireError when one class name goes with several codes among the (code, name) `pairs`; `fix` ends the
+    message."""
+    by_name: Dict[str, set] = {}
+    for code, name in pairs:
+        by_name.setdefault(name, set()).add(code)
+    for name, codes in by_name.items():
+        if len(codes) > 1:
+            raise ClaireError(f"class name {name!r} has several codes ({', '.join(map(str, sorted(codes)))}); {fix}")
 
 
 def class_lookup(classes: List[ClassInfo]) -> Dict[object, int]:

@@ -58,6 +58,7 @@ class PolygonTrainParams:
     field: Optional[str] = None
     name_field: Optional[str] = None
     macro_field: Optional[str] = None  # SCP-style macroclass of each class (core.training.hierarchy)
+    classes: Optional[str] = None  # 'value:name[:#rrggbb],...' naming a label raster's codes (label_raster)
     layer: Optional[str] = None
     validation: Optional[str] = None
     validation_layer: Optional[str] = None
@@ -309,6 +310,15 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
     return fam, f"measured on {cells[0]} cells of 32 px around the training {split.train.units.many}"
 
 
+def _training_labels(params: PolygonTrainParams, scene: Scene) -> LabelSet:
+    """The run's labels on the scene's optical grid, with their macroclasses where asked for."""
+    labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
+                         params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs,
+                         class_names=params.classes)
+    labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
+    return labels
+
+
 def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
                         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
@@ -320,9 +330,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
                params.optical_offset, params.sar_units) as scene:
         progress(0.02, "reading the labels")
-        labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
-                             params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs)
-        labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
+        labels = _training_labels(params, scene)
         units = labels.pixels.units
         progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
@@ -395,10 +403,11 @@ def _unscored_base(labels: LabelSet, params: "PolygonTrainParams") -> str:
     """Why the base checkpoint is not scored beside the fine-tuned network, and the fix."""
     if params.config.from_scratch:
         return "not scored: the network was trained from scratch"
-    if labels.source.get("kind") == "raster":
+    if labels.source.get("kind") == "raster" and all(c.name == f"class {c.code}" for c in labels.classes):
         return ("not scored: a label raster's classes have no names (\"class N\"), so none matches a class of the base "
-                "checkpoint, whose classes are known by name; give the labels as polygons with a field of class "
-                "names instead, and the base checkpoint's knowledge of those classes is kept too")
+                "checkpoint, whose classes are known by name; name the codes as its card does (claire info) with "
+                "--classes value:name,... (or set GDAL category names on the raster), and the base checkpoint's "
+                "knowledge of those classes is kept too")
     return ("not scored: none of your class names is a class of the base checkpoint; name your classes as its card "
             "does (claire info) where they are the same, and its knowledge of them is kept too")
 
@@ -424,8 +433,11 @@ def check_settings(params: PolygonTrainParams) -> str:
     from ..io.writer import check_outputs
     from ..runtime.device import check_device
     from .checks import check_polygon_params
+    from .label_raster import check_class_names_option
 
     check_polygon_params(params)
+    fields = [("--field", params.field), ("--name-field", params.name_field), ("--macro-field", params.macro_field)]
+    check_class_names_option(params.labels, params.classes, fields)
     device = check_device(params.config.device)
     twin = html_path_for(params.report) if params.report else None
     check_outputs([("checkpoint", params.output), ("training report", params.report),
@@ -479,7 +491,7 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     from .datasets import ClassDef
 
     colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
-    classes = [ClassDef(c.code, c.name, colors.get(c.name.strip().lower())) for c in labels.classes]
+    classes = [ClassDef(c.code, c.name, c.color or colors.get(c.name.strip().lower())) for c in labels.classes]
     keys = ("macro_f1", "macro_f1_ci95", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
     headline = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}
                 for k, conds in report["arms"].items()}
