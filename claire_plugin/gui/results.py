@@ -37,13 +37,13 @@ COLUMN_TIPS = {"ha": "Area in hectares", "Share": "Share of the classified area"
 
 def done_html(output: str) -> str:
     """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
-    from qgis.core import QgsProcessingUtils
     from qgis.PyQt.QtCore import QUrl
 
+    from ..layers.layers import in_temporary_folder
+
     folder = os.path.dirname(os.path.abspath(output))
-    temporary = os.path.abspath(output).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
-            if temporary else "")
+            if in_temporary_folder(output) else "")
     link = QUrl.fromLocalFile(folder).toString()
     return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:#5f6b76'>"
             f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")

@@ -1,6 +1,7 @@
 """Layers of a finished run: styled land cover, confidence and modality reliance (main thread only)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
@@ -140,3 +141,11 @@ def add_to_project(layers: Sequence[QgsRasterLayer], project: Optional[QgsProjec
     project = project or QgsProject.instance()
     for layer in reversed(list(layers)):
         project.addMapLayer(layer)
+
+
+def in_temporary_folder(path: str) -> bool:
+    """Whether `path` lies in QGIS's temporary folder (Processing's temporary outputs), deleted when QGIS closes."""
+    from qgis.core import QgsProcessingUtils
+
+    folder = os.path.abspath(QgsProcessingUtils.tempFolder())
+    return os.path.abspath(path).startswith(folder + os.sep)

@@ -21,7 +21,7 @@ from qgis.core import (
 
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
-from ..layers.layers import layer_crs
+from ..layers.layers import in_temporary_folder, layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
     TRAIN_FLAG_TO_PARAMETER,
@@ -234,6 +234,8 @@ class TrainAlgorithm(ClaireAlgorithm):
                 if choice and not params.baseline:
                     map_model({}, params.output, choice)  # refused before any training
         share = 0.8 if classified else 1.0
+        if in_temporary_folder(params.output):
+            feedback.pushWarning(_temporary_warning(params.output))
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
         # on the process's one torch thread, like the engine; callbacks come back here
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
@@ -253,6 +255,8 @@ class TrainAlgorithm(ClaireAlgorithm):
                    "HELD_OUT": report.get("held_out_layer")}
         if report.get("held_out_layer"):
             self._load_held_out(report["held_out_layer"], context, report.get("labels"))
+        if in_temporary_folder(params.output):
+            feedback.pushWarning(_temporary_warning(params.output))
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
@@ -370,3 +374,10 @@ def _check_classified(params, classified: str) -> None:
         ("ensemble checkpoint", ensemble_output(params)),
         ("training report", params.report),
         ("training report's HTML copy", html_path_for(params.report) if params.report else None)])
+
+
+def _temporary_warning(output: str) -> str:
+    """What a checkpoint written as a temporary output means for the user, and the fix."""
+    return (f"OUTPUT is a temporary file ({output}): QGIS deletes it, with the forest and held-out layer beside it, "
+            f"when it closes. Copy them to keep this model, or give OUTPUT a file (e.g. mymodel.safetensors) the next "
+            f"time.")

@@ -317,3 +317,26 @@ def test_class_names_problems_are_named_as_parameters(claire_plugin, scene, tmp_
         processing.run("claire:train", {**raster, "CLASS_NAMES": "1:water,9:trees"})
     assert "CLASS_NAMES names code(s) 9, which the label raster" in str(err.value) and "--" not in str(err.value)
     assert not os.path.exists(out)
+
+
+def test_a_temporary_checkpoint_is_said_to_be_deleted_when_qgis_closes(claire_plugin, scene, tmp_path):
+    """OUTPUT left as a temporary output wrote the new model into QGIS's temporary folder without a word."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    warnings = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushWarning(self, warning):  # noqa: N802
+            warnings.append(warning)
+
+    report = str(tmp_path / "r.json")
+    res = processing.run("claire:train", {**scene, **FAST, "OUTPUT": "TEMPORARY_OUTPUT", "RF_TREES": 0,
+                                          "REPORT": report}, feedback=Feedback())
+    assert os.path.exists(res["OUTPUT"])
+    said = [w for w in warnings if w.startswith("OUTPUT is a temporary file")]
+    assert len(said) == 2 and res["OUTPUT"] in said[-1] and "deletes it" in said[-1], warnings
+    warnings.clear()
+    processing.run("claire:train", {**scene, **FAST, "OUTPUT": str(tmp_path / "kept.safetensors"), "RF_TREES": 0,
+                                    "REPORT": report}, feedback=Feedback())
+    assert not [w for w in warnings if "temporary" in w]
