@@ -100,6 +100,9 @@ class ClaireDock(QgsDockWidget):
         self.optical = optical.combo
         self.optical_bands = QLineEdit(page)
         self.optical_bands.setPlaceholderText("auto (band names or Sentinel-2 layout)")
+        self.optical_bands.setToolTip("The raster's band numbers (from 1) in the order of the checkpoint's bands, "
+                                      "which its card lists. Empty: auto, by the raster's band names or the "
+                                      "Sentinel-2 layout.")
         self.optical_offset = QLineEdit(page)
         self.optical_offset.setPlaceholderText("from the file (Sentinel-2 2022+: -1000)")
         self.optical_offset.setToolTip("Value added to the optical values before the checkpoint's scaling. Empty: "
@@ -109,10 +112,10 @@ class ClaireDock(QgsDockWidget):
         self.sar = sar.combo
         self.sar_bands = QLineEdit(page)
         self.sar_bands.setPlaceholderText("auto (e.g. 1,2 for VV,VH)")
-        reference = RasterChooser(page, optional=True)
+        self.sar_bands.setToolTip("1-based band numbers of VV and VH, e.g. 1,2. Empty: auto, by the band names.")
+        reference = RasterChooser(page, optional=True, help_text="Optional label raster with the checkpoint's class "
+                                  "values: adds IoU, precision, recall, F1, OA, mIoU and kappa.")
         self.reference = reference.combo
-        self.reference.setToolTip("Optional label raster with the checkpoint's class values: adds IoU, "
-                                  "precision, recall, F1, OA, mIoU and kappa.")
         form.addRow("Optical raster", optical)
         form.addRow("  bands", self.optical_bands)
         form.addRow("  offset", self.optical_offset)
@@ -176,6 +179,7 @@ class ClaireDock(QgsDockWidget):
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output.lineEdit().setPlaceholderText("temporary file")
+        self.output.setToolTip("The land-cover GeoTIFF to write. Empty: a temporary file, deleted when QGIS closes.")
         self.explainer = QgsFileWidget(page)
         self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
         self.explainer.lineEdit().setPlaceholderText("none: template writer")

@@ -105,8 +105,9 @@ class RasterChooser(QWidget):
     """A raster layer combo with a grey line under it naming the file's folder and band count, so layers
     of one site that share a name can be told apart. `combo` is the QgsMapLayerComboBox itself."""
 
-    def __init__(self, parent: QWidget = None, optional: bool = False) -> None:
+    def __init__(self, parent: QWidget = None, optional: bool = False, help_text: str = "") -> None:
         super().__init__(parent)
+        self.help_text = help_text  # the combo's tooltip, after the chosen layer's full name
         self.combo = compact_combo(QgsMapLayerComboBox(self))
         self.combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         if optional:
@@ -133,6 +134,8 @@ class RasterChooser(QWidget):
         text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
         self.hint.setText(text)
         self.hint.setToolTip(layer.source() if layer is not None else "")
+        # the combo cuts long names at the 298 px of a new dock: its tooltip has the whole name
+        self.combo.setToolTip("\n\n".join(t for t in (layer.name() if layer is not None else "", self.help_text) if t))
         self.hint.setVisible(bool(text))
 
     def resizeEvent(self, event) -> None:  # noqa: N802

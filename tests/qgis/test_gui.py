@@ -533,3 +533,21 @@ def test_a_long_explanation_is_as_tall_as_its_text_at_the_docks_width(qgis_app):
     assert box.height() >= box.document().size().height()
     assert box.verticalScrollBar().maximum() == 0
     page.close()
+
+
+def test_a_long_layer_name_cut_at_the_docks_width_is_whole_in_the_tooltip(qgis_app, raster_pair):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.widgets import RasterChooser
+
+    name = "S2B_MSIL2A_20240612T103629_N0510_R008_T32TQM_20240612T134505_clipped_to_the_study_area"
+    layer = QgsRasterLayer(raster_pair["optical"], name, "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        chooser = RasterChooser(None, help_text="What the layer is for.")
+        chooser.combo.setLayer(layer)
+        assert chooser.combo.toolTip() == f"{name}\n\nWhat the layer is for."
+        chooser.combo.setLayer(None)
+        assert chooser.combo.toolTip() == "What the layer is for."
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
