@@ -196,6 +196,22 @@ def test_separate_validation_layer(scene):
     assert "2000 draws" in report["spread_note"]
 
 
+def test_training_pixels_a_validation_layer_overlaps_are_said_to_be_left_out(scene):
+    """A validation polygon drawn over a training polygon drops the training pixels under it and within the buffer:
+    said in the run's notes (it was only in the report's split)."""
+    from claire.claire_plugin.core.training.polygons import report_notes
+
+    torch.set_num_threads(1)
+    boxes = [(1, 30, 20), (1, 21, 6), (4, 30, 50), (4, 21, 46), (5, 55, 85), (5, 40, 88)]  # two over training boxes
+    val = write_vector(scene["dir"] / "v.gpkg", [(box_wkt(r, c, r + 4, c + 4), NAMES[v]) for v, r, c in boxes])
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu")
+    report = train_from_polygons(_params(scene, validation=val, baseline=False, config=cfg))
+    dropped = report["split"]["buffer_dropped_train_pixels"]
+    assert dropped >= 2 * 16  # at least the pixels under the two overlapping validation boxes
+    notes = [n for n in report_notes(report) if "were left out of training" in n]
+    assert len(notes) == 1 and notes[0].startswith(f"{dropped} of ") and "within 2 px" in notes[0], notes
+
+
 def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     """The optical + SAR forest of the run is a checkpoint the engine classifies with; at the held-out
     pixels its map gives the macro-F1 the report states for it."""

@@ -159,11 +159,16 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
                           params.max_pixels_per_polygon, params.config.seed, check_counts=False,
                           assigned_crs=params.validation_crs)
         split = layer_split(labels, val, params.buffer_px)
-        same = split.info["validation_polygons_in_training_layer"]
+        same, u = split.info["validation_polygons_in_training_layer"], labels.pixels.units
         if same:
-            labels.notes.append(f"{same} {labels.pixels.units.one}(s) of the training layer are also in the "
-                                f"validation layer (the "
+            labels.notes.append(f"{same} {u.one}(s) of the training layer are also in the validation layer (the "
                                 f"same geometry): they validate only, none of their pixels trains")
+        near, total = split.info["buffer_dropped_train_pixels"], len(labels.pixels)
+        if near:
+            labels.notes.append(f"{near} of {total} training pixels ({100 * near / max(total, 1):.1f} %) lie inside "
+                                f"the validation layer's {u.many} or within {params.buffer_px:g} px of them: they "
+                                f"were left out of training, so that no validation pixel has a training neighbour; "
+                                f"draw the validation {u.many} apart from the training ones to train on all of them")
         return split
     return polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
 
