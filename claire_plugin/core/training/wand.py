@@ -90,8 +90,7 @@ def pixel_of(scene: Scene, x: float, y: float) -> Tuple[int, int]:
     col, row = ~scene.opt.transform * (x, y)
     r, c = int(np.floor(row)), int(np.floor(col))
     if not (0 <= r < scene.height and 0 <= c < scene.width):
-        raise ClaireError("The point lies outside the optical raster: click (or place points) on the scene you "
-                          "train on.")
+        raise ClaireError("The point lies outside the optical raster: choose points on the scene you train on.")
     return r, c
 
 
@@ -129,12 +128,12 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     transform = window_transform(Window(c0, r0, w, h), scene.opt.transform)
     blocked = taken_pixels(taken, (h, w), transform)
     if blocked[r - r0, c - c0]:
-        raise ClaireError("The point is already inside a polygon of the training layer: click elsewhere, or "
-                          "delete that polygon first.")
+        raise ClaireError("The point is already inside a polygon of the training layer: choose a point "
+                          "elsewhere, or delete that polygon first.")
     opt, _sar, bad = scene.read(r0, c0, h, w)
     if bad[r - r0, c - c0]:
         raise ClaireError("The pixel at the point has no optical or no SAR data (nodata, or outside the part the "
-                          "two rasters share): click inside the scene.")
+                          "two rasters share): choose a point inside the scene.")
     feats = scene.opt_prep.standardise(np.nan_to_num(opt, nan=0.0))
     dist = distance_to_seed(feats, bad, r - r0, c - c0)
     tol = float(tolerance)
@@ -144,8 +143,8 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     n = int(mask.sum())
     if n < min_pixels:
         raise ClaireError(f"Only {n} pixel(s) lie within tolerance {tol:g} of the pixel at the point (at least "
-                          f"{min_pixels} make a polygon): raise the tolerance, or click inside a larger uniform "
-                          f"area.")
+                          f"{min_pixels} make a polygon): raise the tolerance, or choose a point inside a larger "
+                          f"uniform area.")
     truncated = bool((mask[0].any() and r0 > 0) or (mask[-1].any() and r0 + h < scene.height)
                      or (mask[:, 0].any() and c0 > 0) or (mask[:, -1].any() and c0 + w < scene.width))
     return Region(mask=mask, row0=r0, col0=c0, tolerance=tol, truncated=truncated,
