@@ -225,28 +225,50 @@ def missing(packages: Optional[Dict[str, str]] = None) -> List[str]:
 
 
 def install_hint(names: List[str]) -> str:
-    """A message naming the missing packages and how to install them ("" when none is missing)."""
+    """A message naming the missing packages and how to install them ("" when none is missing); optional ones
+    (OPTIONAL: the language-model explanation) are said to be optional."""
     if not names:
         return ""
-    pins = " ".join(f'"{REQUIRED.get(n, OPTIONAL.get(n, n))}"' for n in names)
+    needed = [n for n in names if n not in OPTIONAL]
+    optional = [n for n in names if n in OPTIONAL]
+    parts = []
+    if needed:
+        ways = ["Raster > CLAIRE land cover > Install Python dependencies… in QGIS desktop", _deps_command()]
+        if os.path.isfile(os.path.join(PLUGIN_DIR, "Makefile")):  # a source tree, not a ZIP install
+            ways.append(f"`make install` in the CLAIRE source folder ({PLUGIN_DIR})")
+        parts.append(f"CLAIRE needs Python packages that QGIS cannot import: {', '.join(needed)} ({_pins(needed)}). "
+                     f"Fix: {'; or '.join(ways)}; then restart QGIS.")
+    if optional:
+        parts.append(f"Optional, only for explanations written by a language model: {', '.join(optional)} "
+                     f"({_pins(optional)}) cannot be imported, so the template writes them. To add it: "
+                     f"{_deps_command('--optional')}; then restart QGIS.")
+    return " ".join(parts)
+
+
+def _pins(names: Sequence[str]) -> str:
+    return " ".join(f'"{REQUIRED.get(n, OPTIONAL.get(n, n))}"' for n in names)
+
+
+def _deps_command(*extra: str) -> str:
+    """The command line that installs the packages into the QGIS profile's dependency folder (with pip, by the
+    Python of this QGIS: not `pip install --user`, which Debian 12 and later refuse as externally managed)."""
     try:
         python = find_python()
     except ClaireError:
         python = "python3"
-    user = " --user" if sys.prefix == sys.base_prefix else ""  # pip refuses --user inside a venv
-    return (
-        f"CLAIRE needs Python packages that QGIS cannot import: {', '.join(names)}. "
-        f"Fix: Raster > CLAIRE land cover > Install Python dependencies…, or run `make install` in the "
-        f"CLAIRE source folder ({PLUGIN_DIR}), or install them into QGIS's Python with "
-        f"`{python} -m pip install{user} {pins}`; then restart QGIS."
-    )
+    profile = profile_dir() or "YOUR_QGIS_PROFILE_FOLDER"
+    return (f"`cd {os.path.dirname(PLUGIN_DIR)} && {python} -m claire.claire_plugin.deps install --profile "
+            f"{profile}{''.join(' ' + e for e in extra)}`")
 
 
 def missing_package_hint(exc: ModuleNotFoundError) -> str:
     """`install_hint` for a required or optional package that could not be imported; "" for any other module
     (that is a bug, not the environment)."""
     name = (exc.name or "").split(".")[0]
-    return install_hint([name]) if name in REQUIRED or name in OPTIONAL else ""
+    if name not in REQUIRED and name not in OPTIONAL:
+        return ""
+    absent = missing()  # every package a run needs is named at once, not one per attempt
+    return install_hint(absent + ([name] if name not in absent else []))
 
 
 @dataclass
@@ -298,9 +320,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--profile", required=True, help="the QGIS profile folder (…/QGIS3/profiles/default)")
     parser.add_argument("--torch", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
+    parser.add_argument("--optional", action="store_true",
+                        help=f"also the optional packages ({', '.join(OPTIONAL)}: language-model explanations)")
     args = parser.parse_args(argv)
     bootstrap(args.profile)
-    absent = missing()
+    absent = missing() + (missing(OPTIONAL) if args.optional else [])
     target = deps_folder(args.profile)
     print(f"Missing: {', '.join(absent) or 'nothing'}; dependency folder: {target}")
     if args.action == "status" or not absent:

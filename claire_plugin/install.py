@@ -10,7 +10,7 @@ import argparse
 import configparser
 import os
 import sys
-from typing import Optional
+from typing import List, Optional
 
 from .paths import PACKAGE_ROOT
 
@@ -61,13 +61,42 @@ def install(profile_dir: Optional[str] = None) -> str:
     return link
 
 
-def uninstall(profile_dir: Optional[str] = None) -> None:
-    """Remove the link and disable the plugin."""
+def uninstall(profile_dir: Optional[str] = None) -> List[str]:
+    """Remove the link `make install` made and disable the plugin; returns what was done and what was left, one
+    line each. A plugin folder QGIS installed from the ZIP is disabled, not deleted (QGIS's plugin manager owns
+    it), and the profile's dependency folder is named with its size; a profile without CLAIRE is left as it is."""
     profile_dir = profile_dir or default_profile_dir()
-    link = os.path.join(profile_dir, "python", "plugins", PLUGIN_NAME)
-    if os.path.islink(link):
-        os.unlink(link)
-    _set_enabled(profile_dir, False)
+    plugin = os.path.join(profile_dir, "python", "plugins", PLUGIN_NAME)
+    ini = os.path.join(profile_dir, "QGIS", "QGIS3.ini")
+    said = []
+    if os.path.islink(plugin):
+        os.unlink(plugin)
+        said.append(f"removed the link {plugin} (the source tree it pointed to is unchanged)")
+    elif os.path.isdir(plugin):
+        said.append(f"{plugin} was installed from the ZIP, not by `make install`: it is disabled and kept; remove it "
+                    f"with Plugins > Manage and Install Plugins > Installed > CLAIRE land cover > Uninstall Plugin, "
+                    f"or delete the folder")
+    if said or os.path.exists(ini):
+        _set_enabled(profile_dir, False)
+        said.append(f"disabled in {ini}")
+    else:
+        said.append(f"no CLAIRE and no QGIS settings in {profile_dir}: nothing to do")
+    deps = os.path.join(profile_dir, "python", "claire-deps")
+    if os.path.isdir(deps):
+        said.append(f"the Python packages CLAIRE installed ({_size_text(deps)}) are in {deps}: delete that folder to "
+                    f"free the space, unless you install CLAIRE again")
+    return said
+
+
+def _size_text(folder: str) -> str:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return f"{total / 1e9:.1f} GB" if total >= 1e8 else f"{total / 1e6:.0f} MB"
 
 
 def main(argv=None) -> int:
@@ -79,8 +108,8 @@ def main(argv=None) -> int:
         link = install(args.profile_dir)
         print(f"CLAIRE installed: {link} -> {SOURCE} (enabled). Restart QGIS; `qgis_process list` shows claire:*.")
     else:
-        uninstall(args.profile_dir)
-        print("CLAIRE removed from the QGIS profile.")
+        for line in uninstall(args.profile_dir):
+            print(f"CLAIRE: {line}")
     return 0
 
 

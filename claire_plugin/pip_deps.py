@@ -7,11 +7,13 @@ runs pip. Imports nothing beyond the standard library, so it works before anythi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -36,6 +38,22 @@ def requirement_pins(path: str = REQUIREMENTS) -> Dict[str, str]:
             if match and not text.startswith("-"):
                 pins[match.group(1).lower()] = text
     return pins
+
+
+def constraints_file(path: str = REQUIREMENTS, folder: Optional[str] = None) -> str:
+    """The pins of `path` as a pip constraints file, in `folder` (default: the temporary folder): pip refuses
+    extras in constraints ("Constraints cannot have extras"), so `dask[distributed]==X` is written `dask==X`.
+    One file per content, written once (pip reads it when the installation runs, maybe much later)."""
+    lines = [re.sub(r"\[[^\]]*\]", "", pin) for pin in requirement_pins(path).values()]
+    text = "\n".join(lines) + "\n"
+    name = f"claire-constraints-{hashlib.sha1(text.encode()).hexdigest()[:12]}.txt"
+    out = os.path.join(folder or tempfile.gettempdir(), name)
+    if not os.path.exists(out):
+        tmp = f"{out}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    return out
 
 
 def has_nvidia_gpu(run: Callable = subprocess.run) -> bool:
@@ -89,17 +107,24 @@ def pip_command(python: str, args: Sequence[str], target: Optional[str] = None) 
     also hold for the dependencies it pulls in (e.g. affine < 3 for rasterio)."""
     command = [python, "-m", "pip", "install", "--progress-bar", "on"]
     if target:
-        command += ["--target", target, "--upgrade", "--constraint", REQUIREMENTS]
+        command += ["--target", target, "--upgrade", "--constraint", constraints_file()]
     return command + list(args)
 
 
 def find_python(executable: str = sys.executable) -> str:
-    """The Python interpreter to run pip with: `executable` itself, or the python beside a QGIS binary."""
+    """The Python interpreter to run pip with: `executable` itself, or the python beside a QGIS binary. For this
+    process's own interpreter outside a virtual environment, the python{X.Y} of its installation first: inside
+    QGIS on Linux `sys.executable` is whichever python3 comes first on PATH (e.g. a pyenv shim of another
+    version), not the Python QGIS runs."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if executable == sys.executable and sys.prefix == sys.base_prefix:
+        own = os.path.join(sys.exec_prefix, "bin", f"python{version}")
+        if os.path.isfile(own) and os.access(own, os.X_OK):
+            return own
     name = os.path.basename(executable).lower()
     if name.startswith("python"):
         return executable
     folder = os.path.dirname(executable)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (f"python{version}", "python3", "python", "python3.exe", "python.exe"):
         for where in (folder, os.path.join(folder, "bin")):
             path = os.path.join(where, candidate)

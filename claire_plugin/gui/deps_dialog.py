@@ -25,7 +25,8 @@ from qgis.PyQt.QtWidgets import (
 from .. import deps
 from ..pip_deps import has_nvidia_gpu
 
-TORCH_CHOICES = [("cpu", "CPU build (about 190 MB)"), ("cuda", "CUDA build for NVIDIA GPUs (about 2.7 GB)")]
+TORCH_CHOICES = [("cpu", "CPU build (about 190 MB download, 1.1 GB on disk)"),
+                 ("cuda", "CUDA build for NVIDIA GPUs (about 2.7 GB)")]
 
 
 class DependencyDialog(QDialog):
@@ -52,7 +53,7 @@ class DependencyDialog(QDialog):
         self.log.setReadOnly(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.install_button.clicked.connect(self.start)
+        self.install_button.clicked.connect(lambda _checked=False: self.start())  # clicked(bool) is no plan
         self.buttons.rejected.connect(self.reject)
         form = QFormLayout()
         form.addRow("PyTorch", self.torch)
@@ -72,7 +73,7 @@ class DependencyDialog(QDialog):
         else:
             self.summary.setText(
                 f"Missing: {', '.join(self.names)}. They will be installed with pip into {self.target} "
-                "(loaded by CLAIRE after QGIS's own packages). rasterio comes as a wheel with its own GDAL.")
+                "(loaded by CLAIRE after QGIS's own packages). rasterio comes as a binary wheel.")
         self.torch.setEnabled("torch" in self.names)
         self.install_button.setEnabled(bool(self.names) and bool(self.target) and self.process is None)
 

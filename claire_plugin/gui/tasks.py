@@ -259,8 +259,11 @@ def dock_message(text: str, fields: Optional[Dict[str, str]] = None) -> str:
 
 def _user_message(exc: BaseException, fields: Optional[Dict[str, str]] = None) -> str:
     if isinstance(exc, ModuleNotFoundError):
-        from ..deps import install_hint
-        return install_hint([exc.name or str(exc)])
+        from ..deps import missing_package_hint
+
+        hint = missing_package_hint(exc)
+        if hint:
+            return hint
     if _is_user_error(exc):
         return dock_message(str(exc), fields)
     return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."

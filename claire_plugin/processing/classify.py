@@ -71,7 +71,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             RasterFileParameter("OPTICAL", "Optical raster"),
             RasterFileParameter("SAR", "SAR raster"),
             *run_parameters(),
-            RasterFileParameter("REFERENCE", "Reference labels (optional)", optional=True),
+            RasterFileParameter("REFERENCE", "Reference labels", optional=True),
             QgsProcessingParameterExtent("EXTENT", "Only this extent (a preview)", optional=True),
             QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"),
             QgsProcessingParameterRasterDestination(
@@ -138,7 +138,15 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         from .common import check_raster_files
 
         roles = {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"}
-        problem = check_raster_files(parameters, roles)
+        try:
+            problem = check_raster_files(parameters, roles)
+        except ModuleNotFoundError as exc:  # raised here, QGIS aborted qgis_process with a traceback
+            from ..deps import missing_package_hint
+
+            hint = missing_package_hint(exc)
+            if not hint:
+                raise
+            return False, hint
         if problem:
             return False, problem
         with no_input_sidecars():

@@ -32,6 +32,14 @@ class ClaireProvider(QgsProcessingProvider):
     def svgIconPath(self) -> str:  # noqa: N802
         return ICON
 
+    def supportedOutputRasterLayerExtensions(self) -> list:  # noqa: N802
+        """Every raster CLAIRE writes is a GeoTIFF (tiled, deflate, with its classes): the file dialog offers only
+        that (it listed .gpkg, .img, .mbtiles, ... which the run then refused)."""
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802
+        return "tif"
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(ClassifyFolderAlgorithm())

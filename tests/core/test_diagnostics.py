@@ -42,10 +42,30 @@ def test_package_table_pins_equal_requirements_txt():
     assert {n: pins.get(n) for n in table} == table
 
 
-def test_install_hint_names_each_pin():
-    hint = deps.install_hint(["torch", "transformers"])
-    assert "torch, transformers" in hint and '"torch==2.13.0" "transformers==5.23.0"' in hint
+def test_install_hint_names_each_pin_and_says_which_are_optional():
+    hint = deps.install_hint(["torch", "rasterio", "transformers"])
+    assert hint.startswith("CLAIRE needs Python packages that QGIS cannot import: torch, rasterio (\"torch==2.13.0\" "
+                           "\"rasterio==1.4.4\")")
+    assert "Optional, only for explanations written by a language model: transformers (\"transformers==5.23.0\")" in hint
+    assert "claire.claire_plugin.deps install --profile" in hint and "--optional" in hint
+    assert "--user" not in hint  # Debian 12 and later refuse pip install --user (externally managed)
+    only_optional = deps.install_hint(["transformers"])  # the diagnostics' case: nothing a run needs is missing
+    assert "CLAIRE needs" not in only_optional and only_optional.startswith("Optional")
     assert deps.install_hint([]) == ""
+
+
+def test_install_hint_offers_make_install_only_in_a_source_tree(monkeypatch, tmp_path):
+    assert "make install" in deps.install_hint(["torch"])  # this checkout has its Makefile
+    monkeypatch.setattr(deps, "PLUGIN_DIR", str(tmp_path / "plugins" / "claire"))  # a plugin unzipped by QGIS
+    hint = deps.install_hint(["torch"])
+    assert "make install" not in hint and f"cd {tmp_path / 'plugins'} && " in hint
+
+
+def test_a_missing_package_names_every_missing_one(monkeypatch):
+    monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch", "rasterio", "safetensors"])
+    hint = deps.missing_package_hint(ModuleNotFoundError("No module named 'rasterio'", name="rasterio"))
+    assert "cannot import: torch, rasterio, safetensors" in hint
+    assert deps.missing_package_hint(ModuleNotFoundError("x", name="claire_helper_typo")) == ""
 
 
 def test_invalid_checkpoint_is_flagged(tmp_path):

@@ -46,6 +46,14 @@ def test_every_runtime_module_is_packed(built):
     assert expected - set(built["names"]) == set()
 
 
+def test_the_checkpoints_licence_and_attribution_travel_with_it(built):
+    """The ZIP ships the CC-BY-SA-4.0 checkpoint; its attribution file (in the source tree under resources/data,
+    which the ZIP leaves out) was reached only by a dead link of the README."""
+    with zipfile.ZipFile(built["out"] / "claire.zip") as archive:
+        text = archive.read("claire/resources/checkpoints/ATTRIBUTION.md").decode("utf-8")
+    assert "TerraMesh (IBM / ESA), CC-BY-SA-4.0" in text and "claire_default.safetensors" in text
+
+
 @pytest.mark.parametrize("forbidden", ["claire/tests/", "claire/claire_plugin/tools/", "claire/.venv/",
                                        "claire/build/", "claire/docs/", "claire/resources/data/",
                                        "__pycache__", ".pyc", "claire/.git", "claire/Makefile"])

@@ -56,8 +56,30 @@ def test_cuda_build_never_probes_the_cpu_index():
 def test_target_folder_is_passed_to_pip(tmp_path):
     command = pip_deps.pip_command("/py", ["safetensors"], target=str(tmp_path))
     assert command[command.index("--target") + 1] == str(tmp_path)
-    assert command[command.index("--constraint") + 1] == pip_deps.REQUIREMENTS  # pins hold for dependencies
+    constraints = command[command.index("--constraint") + 1]  # the pins hold for the dependencies pip pulls in
+    pins = pip_deps.requirement_pins()
+    with open(constraints, encoding="utf-8") as handle:
+        lines = handle.read().split()
+    assert len(lines) == len(pins) and pins["rasterio"] in lines and "dask==" + pins["dask"].split("==")[1] in lines
+    assert not any("[" in line for line in lines)
     assert command[-1] == "safetensors"
+
+
+def test_pip_accepts_the_constraints_where_it_refused_requirements_txt(tmp_path):
+    """requirements.txt holds dask[distributed]: as --constraint pip stopped with "Constraints cannot have extras"
+    before installing anything (the README's `deps install` and the dialog failed so)."""
+    import subprocess
+    import sys
+
+    def pip(constraints):
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--find-links",
+                               str(tmp_path), "--constraint", constraints, "claire-no-such-package"],
+                              capture_output=True, text=True, timeout=120)
+        return done.stdout + done.stderr
+
+    assert "Constraints cannot have extras" in pip(pip_deps.REQUIREMENTS)
+    out = pip(pip_deps.constraints_file(folder=str(tmp_path)))
+    assert "Constraints cannot have extras" not in out and "claire-no-such-package" in out, out
 
 
 def test_unreachable_index_is_reported_not_raised():
@@ -87,3 +109,23 @@ def test_dry_run_prints_the_command(capsys):
 def test_bad_variant_exits_with_the_fix(capsys):
     assert pip_deps.main(["torch", "--variant", "metal", "--dry-run"]) == 2
     assert "TORCH=cpu" in capsys.readouterr().err
+
+
+def test_inside_qgis_the_python_of_its_installation_runs_pip_not_the_first_on_path(tmp_path, monkeypatch):
+    """Inside QGIS, sys.executable was the first python3 on PATH (a pyenv shim of another version): pip would have
+    installed for that Python. The installation's own python{X.Y} is taken instead, outside a venv."""
+    import sys
+
+    shim = tmp_path / "shims" / "python3"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = tmp_path / "usr" / "bin" / version
+    for path in (shim, own):
+        path.parent.mkdir(parents=True)
+        path.write_text("#!/bin/sh\n")
+        os.chmod(path, 0o755)
+    monkeypatch.setattr(sys, "executable", str(shim))
+    monkeypatch.setattr(sys, "exec_prefix", str(tmp_path / "usr"))
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix)
+    assert pip_deps.find_python(str(shim)) == str(own)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # in a venv its python installs into the venv
+    assert pip_deps.find_python(str(shim)) == str(shim)

@@ -54,6 +54,15 @@ def test_runs_the_steps_with_progress_and_log(qgis_app, tmp_path):
         sys.path[:] = saved
 
 
+def test_the_install_button_runs_the_plan(qgis_app, tmp_path, monkeypatch):
+    """The button's clicked(bool) reached start() as its `steps`: 'bool' object is not iterable, nothing ran."""
+    dialog = DependencyDialog(None, names=["claire_absent_pkg"], profile=str(tmp_path))
+    monkeypatch.setattr(dialog, "plan", lambda: [deps.Step("a", [sys.executable, "-c", "print('planned')"], "one")])
+    dialog.install_button.click()
+    assert _wait(qgis_app, lambda: dialog.exit_code is not None, 30.0)
+    assert dialog.exit_code == 0 and "planned" in dialog.log.toPlainText()
+
+
 def test_a_failing_step_stops_the_run(qgis_app, tmp_path):
     dialog = DependencyDialog(None, names=["claire_absent_pkg"], profile=str(tmp_path))
     steps = [deps.Step("a", [sys.executable, "-c", "import sys; print('no wheel'); sys.exit(1)"], "first"),
