@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
-from qgis.core import QgsApplication, QgsFieldProxyModel, QgsMapLayerProxyModel, QgsProject, QgsWkbTypes
+from qgis.core import QgsApplication, QgsFieldProxyModel, QgsProject, QgsWkbTypes
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -33,6 +33,7 @@ from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
 from ..layers.layers import layer_crs, layer_file, vector_file
+from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
@@ -120,7 +121,7 @@ class TrainPanel(QWidget):
         self.new_layer_button.setToolTip("Create a GeoPackage beside the project whose 'class' field offers the "
                                          "base checkpoint's classes, add it and start drawing.")
         self.labels = compact_combo(QgsMapLayerComboBox(box))
-        self.labels.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer | QgsMapLayerProxyModel.Filter.PointLayer)
+        self.labels.setFilters(layer_filters("PolygonLayer", "PointLayer"))
         self.labels.setAllowEmptyLayer(True)
         self.labels.setLayer(None)
         self.field = compact_combo(QgsFieldComboBox(box))
@@ -134,8 +135,7 @@ class TrainPanel(QWidget):
                                     "learns the classes, the report scores the macroclasses too, and Options > Map "
                                     "level 'macroclass' maps them.")
         self.validation = compact_combo(QgsMapLayerComboBox(box))
-        self.validation.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer
-                                   | QgsMapLayerProxyModel.Filter.PointLayer)
+        self.validation.setFilters(layer_filters("PolygonLayer", "PointLayer"))
         allow_empty_layer(self.validation, HOLD_OUT_TEXT)
         self.validation.setLayer(None)
         self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "

@@ -21,6 +21,7 @@ from qgis.PyQt.QtWidgets import (
 from ..layers.layers import layer_hint
 
 ZWSP = "\u200b"
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's largest widget size
 
 
 def breakable(path: str) -> str:
@@ -43,9 +44,18 @@ class WrapLabel(QLabel):
     def _fit(self) -> None:
         if not self.isVisible():  # its width is not the laid-out one yet
             return
+        # the text's own height, not the one set before: QLabel answers heightForWidth within its size limits
+        low, high = self.minimumHeight(), self.maximumHeight()
+        self.setMinimumHeight(0)
+        self.setMaximumHeight(QWIDGETSIZE_MAX)
         need = self.heightForWidth(self.width())
-        if need > 0 and need != self.minimumHeight():
-            self.setMinimumHeight(need)
+        # both ways: with only a minimum, a short message after a longer one kept the longer one's height
+        # (a blank gap under the wand's status in QGIS 3.40)
+        if need > 0:
+            self.setFixedHeight(need)
+        else:
+            self.setMinimumHeight(low)
+            self.setMaximumHeight(high)
 
     def setText(self, text: str) -> None:  # noqa: N802
         super().setText(text)

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsEditorWidgetSetup,
     QgsFeatureRequest,
-    QgsField,
     QgsFields,
     QgsProject,
     QgsRendererCategory,
@@ -20,8 +19,9 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
+
+from ..qgis_compat import new_field
 
 FIELD = "class"
 
@@ -80,7 +80,7 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
     offers `classes` (value map name -> name) and whose renderer colours each class; not added to a project.
     Raises OSError when the file cannot be written."""
     fields = QgsFields()
-    fields.append(QgsField(FIELD, QVariant.Type.String, len=80))
+    fields.append(new_field(FIELD, "string", 80))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = "training"

@@ -8,7 +8,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
     QgsFields,
     QgsProcessing,
     QgsProcessingException,
@@ -20,8 +19,8 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
 from .common import RasterFileParameter, progress_bridge, raster_path
 
@@ -40,16 +39,15 @@ HELP = {
     "REPORT": "Optional report: HTML (per-class table and confusion matrix) or JSON (every number).",
 }
 
-FIELDS = [("value", QVariant.Int), ("name", QVariant.String), ("iou", QVariant.Double),
-          ("precision", QVariant.Double), ("recall", QVariant.Double), ("f1", QVariant.Double),
-          ("support", QVariant.LongLong), ("predicted", QVariant.LongLong)]
+FIELDS = [("value", "int"), ("name", "string"), ("iou", "double"), ("precision", "double"), ("recall", "double"),
+          ("f1", "double"), ("support", "int64"), ("predicted", "int64")]
 
 
 def table_fields() -> QgsFields:
     """Fields of the per-class table."""
     fields = QgsFields()
     for name, kind in FIELDS:
-        fields.append(QgsField(name, kind))
+        fields.append(new_field(name, kind))
     return fields
 
 
@@ -84,7 +82,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterString("CLASS_MAPPING", "Class mapping REFERENCE:MAP (e.g. 10:1,20:2)",
                                          optional=True),
             QgsProcessingParameterString("REFERENCE_NODATA", "Reference values to ignore (e.g. 0)", optional=True),
-            QgsProcessingParameterFile("CHECKPOINT", "Checkpoint for class names (optional)",
+            QgsProcessingParameterFile("CHECKPOINT", "Checkpoint for class names",
                                        extension="safetensors", optional=True),
             QgsProcessingParameterFeatureSink("OUTPUT_TABLE", "Per-class metrics", QgsProcessing.TypeVector),
             QgsProcessingParameterFileDestination(

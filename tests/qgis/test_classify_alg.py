@@ -270,3 +270,45 @@ def test_an_extent_in_any_crs_classifies_only_the_pixels_it_touches(claire_plugi
         assert got.shape == (20, 30) if n == 0 else (20 <= got.shape[0] <= 24 and 30 <= got.shape[1] <= 34)
         assert r0 <= 10 and c0 <= 20 and r0 + got.shape[0] >= 30 and c0 + got.shape[1] >= 50
         assert np.array_equal(got, whole[r0:r0 + got.shape[0], c0:c0 + got.shape[1]])
+
+
+def test_missing_packages_are_named_by_the_parameter_check_not_a_traceback(claire_plugin, raster_pair, tmp_path,
+                                                                          monkeypatch):
+    """Without rasterio, claire:classify's parameter check raised ModuleNotFoundError: qgis_process aborted (rc 134)
+    and the desktop showed a Python error. It now says what is missing, all of it, and how to install it."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    from claire.claire_plugin import deps
+    from claire.claire_plugin.processing import common
+
+    def no_rasterio(*_args, **_kw):
+        raise ModuleNotFoundError("No module named 'rasterio'", name="rasterio")
+
+    monkeypatch.setattr(common, "check_raster_files", no_rasterio)
+    monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch", "rasterio"])
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    ok, message = alg.checkParameterValues({"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                            "OUTPUT": str(tmp_path / "lc.tif")}, QgsProcessingContext())
+    assert not ok and message.startswith("CLAIRE needs Python packages that QGIS cannot import: torch, rasterio")
+
+
+def test_raster_outputs_offer_only_geotiff(claire_plugin):
+    """The file dialog listed .gpkg, .img, .mbtiles, ... for the land-cover output, which the run then refused."""
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("claire")
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
+    out = QgsApplication.processingRegistry().algorithmById("claire:classify").parameterDefinition("OUTPUT")
+    assert out.defaultFileExtension() == "tif" and "*.tif" in out.createFileFilter() and ".gpkg" not in \
+        out.createFileFilter()
+
+
+def test_no_parameter_says_optional_itself(claire_plugin):
+    """QGIS marks optional parameters itself ([optional] in the dialogs; ' (optional)' in qgis_process 3.40's help,
+    which read "Macroclass field (optional) (optional)")."""
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("claire")
+    said = [f"{alg.id()}:{p.name()}" for alg in provider.algorithms() for p in alg.parameterDefinitions()
+            if "optional" in p.description().lower()]
+    assert said == []

@@ -213,7 +213,7 @@ def test_dock_names_missing_packages_and_how_to_install(qgis_app, monkeypatch):
     dock = dock_module.ClaireDock(None)
     assert dock.banner.isVisibleTo(dock) and not dock.run_button.isEnabled()
     text = dock.banner.text()
-    assert "torch, rasterio" in text and "make install" in text and "pip install" in text
+    assert "torch, rasterio" in text and "make install" in text and "claire.claire_plugin.deps install" in text
 
 
 def test_dock_optical_offset_field(dock_with_layers):
@@ -551,3 +551,24 @@ def test_a_long_layer_name_cut_at_the_docks_width_is_whole_in_the_tooltip(qgis_a
         assert chooser.combo.toolTip() == "What the layer is for."
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_a_wrapped_label_shrinks_back_to_a_shorter_message(qgis_app):
+    from qgis.PyQt.QtWidgets import QApplication, QFormLayout, QWidget
+
+    from claire.claire_plugin.gui.widgets import WrapLabel
+
+    page = QWidget()
+    form = QFormLayout(page)
+    label = WrapLabel(page)
+    form.addRow(label)
+    page.resize(298, 400)
+    page.show()
+    label.setText("The polygon reached the 41 px square's edge: it may go on beyond it. Raise the width in the "
+                  "Train settings to let it grow further, or click again next to it for the rest of the field.")
+    QApplication.processEvents()
+    long_height = label.height()
+    label.setText("Added a polygon of 19 pixels as 'built area'.")
+    QApplication.processEvents()
+    assert label.height() == label.heightForWidth(label.width()) < long_height
+    page.close()
