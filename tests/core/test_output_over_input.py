@@ -270,3 +270,22 @@ def test_the_input_message_reads_for_any_role(tmp_path):
     assert "so the labels is" not in text
     with pytest.raises(ClaireError, match=r"ends in a separator.*such as '.*report\.json'"):
         check_output_path(str(tmp_path) + os.sep, [], "report")
+
+
+def test_a_read_only_output_is_refused_not_renamed_over(tmp_path, workdir):  # noqa: F811 - fixture
+    """An output file the user made read-only was replaced (written under a temporary name, renamed over it)."""
+    from claire.claire_plugin.core.io.writer import check_output_path
+    from claire.tests.core.test_bad_inputs import classify_argv
+    from claire.tests.fixtures import bad_inputs as C
+
+    kept = tmp_path / "kept.tif"
+    kept.write_bytes(b"the user's map")
+    os.chmod(kept, 0o444)
+    with pytest.raises(ClaireError, match=r"exists and is read-only .*chmod u\+w"):
+        check_output_path(str(kept), [], "output")
+    tmp, ck = workdir
+    args = C._pair(tmp, ck)
+    rc, _out, err = cli(classify_argv(dict(args, output=str(kept))))
+    assert rc == 2 and "read-only" in err and kept.read_bytes() == b"the user's map"
+    os.chmod(kept, 0o644)
+    check_output_path(str(kept), [], "output")  # writable again: replaced as before

@@ -68,6 +68,10 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
     if os.path.exists(path) and not os.path.isfile(path):
         raise ClaireError(f"the {role} path {path!r} is a device, pipe or socket, not a file; give the path of a "
                           f"file to write")
+    if os.path.isfile(path) and not os.stat(path).st_mode & 0o222:  # mode bits: root may write anything
+        raise ClaireError(f"the {role} file {path!r} exists and is read-only (protected against writing); choose "
+                          f"another {role} file name, or make it writable (chmod u+w, or uncheck Read-only in its "
+                          f"properties) to replace it")
     for inp in inputs:
         in_role, in_path = inp if isinstance(inp, tuple) else ("input raster", inp)
         if not in_path:
