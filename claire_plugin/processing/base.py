@@ -84,8 +84,16 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def shortHelpString(self) -> str:  # noqa: N802
+        """The algorithm's help; first, where packages are missing, what and how to install them (the toolbox's
+        help panel and `qgis_process help` show it before a run fails, headless too)."""
+        import html
+
+        from ..deps import install_hint, missing
+
         items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in self.HELP.items())
-        return f"<p>{self.INTRO}</p><ul>{items}</ul>"
+        absent = missing()
+        warning = f"<p><b>⚠ {html.escape(install_hint(absent))}</b></p>" if absent else ""
+        return f"{warning}<p>{self.INTRO}</p><ul>{items}</ul>"
 
     def add_parameters(self, params: List[QgsProcessingParameterDefinition]) -> None:
         """Add `params` with their help from HELP, flagging those in ADVANCED as advanced."""

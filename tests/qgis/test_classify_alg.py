@@ -312,3 +312,16 @@ def test_no_parameter_says_optional_itself(claire_plugin):
     said = [f"{alg.id()}:{p.name()}" for alg in provider.algorithms() for p in alg.parameterDefinitions()
             if "optional" in p.description().lower()]
     assert said == []
+
+
+def test_the_help_says_which_packages_are_missing_before_a_run(claire_plugin, monkeypatch):
+    """Headless (qgis_process list / help) nothing said packages were missing until a run failed."""
+    from qgis.core import QgsApplication
+
+    from claire.claire_plugin import deps
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:train")
+    assert "⚠" not in alg.shortHelpString()
+    monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch", "safetensors"])
+    assert alg.shortHelpString().startswith("<p><b>⚠ CLAIRE needs Python packages that QGIS cannot import: torch, "
+                                            "safetensors")
