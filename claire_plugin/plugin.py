@@ -75,7 +75,7 @@ class ClairePlugin:
                 pass
         self.actions = []
         if self.dock is not None:
-            self.dock.train_panel.stop_wand()
+            self.dock.shutdown()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

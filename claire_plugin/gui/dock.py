@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
-from ..layers.layers import add_to_project, layer_file, result_layers
+from ..layers.layers import PROJECT_CHANGED, add_to_project, layer_file, project_generation, result_layers
 from .picker import CheckpointPicker
 from .results import ResultsView, done_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
@@ -43,6 +43,16 @@ from .widgets import (
 
 EXPLAINER_KEY = "claire/explainer_path"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def _unused_name(folder: str, stem: str) -> str:
+    """`folder/stem.tif`, or `stem_2.tif`, ... when a run of the same second took it (two previews within a second
+    wrote one file, the second over the one the first one's layers still had open)."""
+    path, n = os.path.join(folder, f"{stem}.tif"), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(folder, f"{stem}_{n}.tif")
+    return path
 
 
 def missing_required() -> List[str]:
@@ -396,8 +406,7 @@ class ClaireDock(QgsDockWidget):
         output = "" if preview else self.output.filePath().strip()
         if not output:
             stem = os.path.splitext(os.path.basename(optical))[0] + ("_preview" if preview else "")
-            output = os.path.join(QgsProcessingUtils.tempFolder(),
-                                  f"claire_{stem}_{time.strftime('%Y%m%d_%H%M%S')}.tif")
+            output = _unused_name(QgsProcessingUtils.tempFolder(), f"claire_{stem}_{time.strftime('%Y%m%d_%H%M%S')}")
         if not output.lower().endswith((".tif", ".tiff")):
             output += ".tif"
         base = os.path.splitext(output)[0]
@@ -445,8 +454,9 @@ class ClaireDock(QgsDockWidget):
         self.last_card = self.picker.card()
         task = ClassifyTask(params, on_done=self.on_classified,
                             description=f"CLAIRE: {os.path.basename(params.optical)}")
-        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
-        task.progressText.connect(lambda m: self._set_status(m))
+        task.project = project_generation()
+        task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the dock
+        task.progressText.connect(self._set_status)
         self.task = task
         self.run_button.setEnabled(False)
         self.preview_button.setEnabled(False)
@@ -455,6 +465,19 @@ class ClaireDock(QgsDockWidget):
         self._set_status("Starting…")
         QgsApplication.taskManager().addTask(task)
         return task
+
+    def _show_progress(self, value: float) -> None:
+        self.progress.setValue(int(value))
+
+    def shutdown(self) -> None:
+        """The plugin is unloading: running tasks are cancelled and never call back into this dock (they raised
+        'wrapped C/C++ object ... has been deleted' on every progress step, a dialog each during a training)."""
+        from .tasks import detach
+
+        for task in (self.task, self.explain_task):
+            detach(task)
+        self.task = self.explain_task = None
+        self.train_panel.shutdown()
 
     def cancel(self) -> None:
         """Ask the running task to stop (it stops at the next tile)."""
@@ -477,7 +500,10 @@ class ClaireDock(QgsDockWidget):
             self._set_status(task.error or "The classification failed.", error=True)
             self._push("CLAIRE", task.error or "The classification failed.", warning=True)
             return
-        self.show_result(task.result, self.last_card, task.params)
+        same_project = getattr(task, "project", project_generation()) == project_generation()
+        self.show_result(task.result, self.last_card, task.params, add_layers=same_project)
+        if not same_project:
+            self.status.setText(f"{self.status.text()}<br><i>{html.escape(PROJECT_CHANGED.capitalize())}.</i>")
 
     def show_result(self, result, card: Optional[Dict[str, Any]], params=None, add_layers: bool = True,
                     explain: bool = True) -> None:

@@ -108,7 +108,7 @@ class TrainTask(QgsTask):
 
             # on the process's one torch thread, like the engine (one OpenMP team); callbacks come back here
             self.report = call(train_from_polygons, self.params, in_caller(self._progress), in_caller(self._epoch),
-                               self.isCanceled)
+                               self.isCanceled, stop_waiting=self.isCanceled)
             return True
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised in Qt)
             return _failed(self, exc, TRAIN_FLAG_TO_FIELD)
@@ -275,6 +275,16 @@ def _failed(task, exc: BaseException, fields: Optional[Dict[str, str]] = None) -
     if not _is_user_error(exc):
         task.details = traceback.format_exc()
     return False
+
+
+def detach(task) -> None:
+    """Cut a task loose from widgets that are going away (the plugin unloaded or reloaded while it runs): it is
+    cancelled and never calls back; its signals reach only bound methods of its widgets, which Qt disconnects
+    when they are deleted."""
+    if task is None:
+        return
+    task.on_done = None
+    task.cancel()
 
 
 def _hand_over(task, ok: bool, silent: str) -> None:

@@ -32,7 +32,7 @@ from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
-from ..layers.layers import layer_crs, layer_file, vector_file
+from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, project_generation, vector_file
 from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
@@ -477,7 +477,8 @@ class TrainPanel(QWidget):
             return None
         name = os.path.basename(params.labels)
         task = TrainTask(params, on_done=self.on_trained, description=f"CLAIRE training: {name}")
-        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.project = project_generation()
+        task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the panel
         task.progressText.connect(self._set_status)
         task.epochDone.connect(self.on_epoch)
         self.task = task
@@ -489,6 +490,18 @@ class TrainPanel(QWidget):
         self._set_status("Reading the scene and the polygons…")
         QgsApplication.taskManager().addTask(task)
         return task
+
+    def _show_progress(self, value: float) -> None:
+        self.progress.setValue(int(value))
+
+    def shutdown(self) -> None:
+        """The plugin is unloading: the wand is put down and running tasks are cancelled, never calling back."""
+        from .tasks import detach
+
+        self.stop_wand()
+        for task in (self.task, self.places_task):
+            detach(task)
+        self.task = self.places_task = None
 
     def cancel(self) -> None:
         """Ask the running training to stop (it stops within a step)."""
@@ -511,7 +524,10 @@ class TrainPanel(QWidget):
             return
         self.params = task.params
         self.show_report(task.report, task.params.output, task.params.report)
-        self.add_held_out(task.report)
+        if getattr(task, "project", project_generation()) == project_generation():
+            self.add_held_out(task.report)
+        else:
+            self._set_status(f"Trained; {PROJECT_CHANGED}.")
 
     def add_held_out(self, report: Dict[str, Any]) -> None:
         """Add the run's held-out polygons above the training layer (dashed outlines), replacing those of the
@@ -602,7 +618,8 @@ class TrainPanel(QWidget):
         if self.places_task is not None or self.params is None or not self.forest:
             return None
         task = SuggestTask(self.params, self.forest, self.places_path(), on_done=self.on_places)
-        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.project = project_generation()
+        task.progressChanged.connect(self._show_progress)
         task.progressText.connect(self._set_places_status)
         self.places_task = task
         self.next_button.setEnabled(False)
@@ -623,7 +640,8 @@ class TrainPanel(QWidget):
             self._set_places_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)
             return
         old = QgsProject.instance().mapLayersByName("Places to label next")
-        layer = places_layer(task.output)
+        same_project = getattr(task, "project", project_generation()) == project_generation()
+        layer = places_layer(task.output) if same_project else None
         if layer is not None:
             for stale in old:
                 QgsProject.instance().removeMapLayer(stale.id())

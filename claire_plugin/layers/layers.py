@@ -149,3 +149,25 @@ def in_temporary_folder(path: str) -> bool:
 
     folder = os.path.abspath(QgsProcessingUtils.tempFolder())
     return os.path.abspath(path).startswith(folder + os.sep)
+
+
+_PROJECT = {"generation": 0, "watching": False}
+
+
+def _project_cleared() -> None:
+    _PROJECT["generation"] += 1
+
+
+def project_generation() -> int:
+    """A number that changes each time QGIS's project is cleared (File > New, opening another project): a
+    task records it at its start, and its layers go into the project only if it is still the same one."""
+    if not _PROJECT["watching"]:
+        from qgis.core import QgsProject
+
+        QgsProject.instance().cleared.connect(_project_cleared)
+        _PROJECT["watching"] = True
+    return _PROJECT["generation"]
+
+
+PROJECT_CHANGED = ("the project was closed during the run, so its layers were not added to the new one (they would "
+                   "have become the next run's inputs); open them from the folder")

@@ -240,7 +240,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         # on the process's one torch thread, like the engine; callbacks come back here
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             report = call(train_from_polygons, params, in_caller(report_progress),
-                          in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled)
+                          in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled,
+                          stop_waiting=feedback.isCanceled)
         for note in report_notes(report):
             feedback.pushInfo(f"note: {note}")
         feedback.pushInfo(score_lines(report))

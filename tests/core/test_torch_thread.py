@@ -46,6 +46,26 @@ def test_result_exception_and_nested_calls():
     assert not torch_thread.busy()
 
 
+def test_a_job_cancelled_while_it_waits_stops_at_once_and_never_runs():
+    """Cancel pressed while a run waited behind another CLAIRE run was seen only when that run ended (13-16 s)."""
+    from claire.claire_plugin.core.errors import CancelledError
+
+    release, ran = threading.Event(), []
+    first = threading.Thread(target=lambda: torch_thread.call(release.wait, 30))
+    first.start()
+    while not torch_thread.busy():
+        time.sleep(0.01)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(CancelledError):
+        torch_thread.call(lambda: ran.append(1), stop_waiting=cancel.is_set)
+    waited = time.monotonic() - started
+    release.set()
+    first.join(30)
+    assert waited < 5 and ran == [] and torch_thread.call(lambda: 7) == 7 and not torch_thread.busy()
+
+
 def test_callbacks_handed_back_run_in_the_waiting_thread():
     seen = []
     report = torch_thread.in_caller(lambda x: seen.append((x, threading.current_thread().name)) or x * 2)

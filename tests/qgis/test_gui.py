@@ -572,3 +572,68 @@ def test_a_wrapped_label_shrinks_back_to_a_shorter_message(qgis_app):
     QApplication.processEvents()
     assert label.height() == label.heightForWidth(label.width()) < long_height
     page.close()
+
+
+def test_unloading_during_a_run_cancels_it_and_nothing_calls_the_deleted_dock(qgis_app, dock_with_layers, tmp_path,
+                                                                               monkeypatch):
+    """Unloading or reloading the plugin mid-run left the task running: each progress step then raised 'wrapped
+    C/C++ object of type QProgressBar has been deleted' (a modal error dialog each during a training)."""
+    import sys
+
+    from qgis.core import QgsTask
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    errors = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: errors.append(exc))
+    dock = dock_with_layers
+    dock.output.setFilePath(str(tmp_path / "unloaded.tif"))
+    task = dock.start()
+    assert task is not None
+    dock.shutdown()
+    assert task.on_done is None and dock.task is None
+    assert sip.isdeleted(task) or task.isCanceled()  # cancelled, or already ended and deleted
+    dock.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # processEvents() leaves it for the loop
+    assert sip.isdeleted(dock)
+    # the task manager deletes a task once it has ended
+    assert _wait(qgis_app, lambda: sip.isdeleted(task) or task.status() in (QgsTask.TaskStatus.Complete,
+                                                                            QgsTask.TaskStatus.Terminated))
+    _wait(qgis_app, lambda: False, 0.5)  # queued progress signals delivered, if any
+    assert errors == [] and not (tmp_path / "unloaded.tif").exists()
+
+
+def test_a_run_finishing_after_file_new_adds_no_layers_to_the_new_project(qgis_app, raster_pair, tiny_checkpoint,
+                                                                          tmp_path):
+    """File > New mid-run: the run's layers went into the new, empty project, where both combos took them, and the
+    next Classify read the 'unlike the training data' raster as its optical."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
+    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
+    project.addMapLayers([optical, sar])
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.optical.setLayer(optical)
+    dock.sar.setLayer(sar)
+    dock.output.setFilePath(str(tmp_path / "before_new.tif"))
+    assert dock.start() is not None
+    project.clear()  # File > New
+    assert _wait(qgis_app, lambda: dock.task is None)
+    assert (tmp_path / "before_new.tif").exists()  # the run's files are written as asked
+    assert project.mapLayers() == {} and dock.optical.currentLayer() is None
+    assert "project was closed during the run" in dock.status.text()
+
+
+def test_two_runs_in_one_second_get_two_files(qgis_app, tmp_path):
+    """Two previews within a second wrote one file, the second over the one the first one's layers had open."""
+    from claire.claire_plugin.gui.dock import _unused_name
+
+    first = _unused_name(str(tmp_path), "claire_x_preview_20261206_091856")
+    assert first == str(tmp_path / "claire_x_preview_20261206_091856.tif")
+    open(first, "w").close()
+    assert _unused_name(str(tmp_path), "claire_x_preview_20261206_091856") == str(
+        tmp_path / "claire_x_preview_20261206_091856_2.tif")

@@ -96,7 +96,7 @@ def classify(params: ClassifyParams, progress: Optional[ProgressFn] = None,
     Runs on the torch thread (core.torch_thread) whatever thread calls it."""
     _check_paths(params)
     _wait_note(progress)
-    return call(_classify_here, params, progress, is_cancelled)
+    return call(_classify_here, params, progress, is_cancelled, stop_waiting=is_cancelled)
 
 
 def _classify_here(params: ClassifyParams, progress: Optional[ProgressFn],
@@ -112,7 +112,7 @@ def run(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn
     torch thread (core.torch_thread). A Ctrl+C in the waiting thread stops the run cleanly."""
     _check_paths(params)
     _wait_note(progress)
-    return call(_run_here, params, model, card, progress, is_cancelled)
+    return call(_run_here, params, model, card, progress, is_cancelled, stop_waiting=is_cancelled)
 
 
 def _wait_note(progress: Optional[ProgressFn]) -> None:
@@ -225,7 +225,8 @@ class _Stream:
     def run(self) -> None:
         """Every chunk read, run and handed to the post-processing thread; returns when all are written."""
         plan, grid = self.plan, self.plan.grid
-        self.reader = ChunkReader(plan, readers=plan.readers, more_handles=plan.more_handles, phases=self.phases)
+        self.reader = ChunkReader(plan, readers=plan.readers, more_handles=plan.more_handles, phases=self.phases,
+                                  hold=plan.lanes == 1)
         self.reader.start()
         self.progress(0.0, f"{grid.n_tiles} tiles in {grid.n_rows} rows")
         if plan.lanes > 1:

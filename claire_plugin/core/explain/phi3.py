@@ -177,7 +177,8 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
     """
     from ..runtime.torch_thread import call, in_caller
 
-    return call(_generate_here, facts, spec, in_caller(on_text), max_new_tokens, device, is_cancelled)
+    return call(_generate_here, facts, spec, in_caller(on_text), max_new_tokens, device, is_cancelled,
+                stop_waiting=is_cancelled)
 
 
 def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], None]], max_new_tokens: int,

@@ -33,6 +33,7 @@ class _Job:
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.inbox: "queue.Queue" = queue.Queue()  # callbacks for the caller, then None when done
         self.interrupt = threading.Event()
+        self.state = "queued"  # -> "running" (taken by the worker) or "dropped" (its caller stopped waiting)
         self.result: Any = None
         self.error: Optional[BaseException] = None
 
@@ -41,6 +42,10 @@ def _worker() -> None:
     global _pending
     while True:
         job = _jobs.get()
+        with _lock:
+            if job.state == "dropped":  # cancelled while it waited behind another job: never run
+                continue
+            job.state = "running"
         _local.job = job
         try:
             job.result = job.fn(*job.args, **job.kwargs)
@@ -78,8 +83,10 @@ def interrupted() -> bool:
     return bool(job is not None and job.interrupt.is_set())
 
 
-def call(fn: Callable, *args, **kwargs):
-    """Run `fn(*args, **kwargs)` on the torch thread and return its result (or raise its exception)."""
+def call(fn: Callable, *args, stop_waiting: Optional[Callable[[], bool]] = None, **kwargs):
+    """Run `fn(*args, **kwargs)` on the torch thread and return its result (or raise its exception). While the job
+    still waits behind another one, `stop_waiting()` turning true drops it (core.errors.CancelledError): a Cancel
+    pressed then waited for the other run to end before it was seen."""
     if on_torch_thread():
         return fn(*args, **kwargs)
     global _pending
@@ -94,6 +101,10 @@ def call(fn: Callable, *args, **kwargs):
             try:
                 item = job.inbox.get(timeout=0.2)
             except queue.Empty:
+                if stop_waiting is not None and job.state == "queued" and stop_waiting() and _drop(job):
+                    from ..errors import CancelledError
+
+                    raise CancelledError() from None
                 continue
             if item is None:
                 break
@@ -106,6 +117,17 @@ def call(fn: Callable, *args, **kwargs):
     if job.error is not None:
         raise job.error
     return job.result
+
+
+def _drop(job: _Job) -> bool:
+    """Take a job that has not started off the queue's work (the worker skips it); False once it runs."""
+    global _pending
+    with _lock:
+        if job.state != "queued":
+            return False
+        job.state = "dropped"
+        _pending -= 1
+        return True
 
 
 def in_caller(fn: Optional[Callable]) -> Optional[Callable]:
