@@ -405,3 +405,50 @@ def test_two_lanes_run_two_windows_at_once_and_give_the_same_map(engine_scene, s
     for a, b in ((lanes.output, one.output), (lanes.confidence, one.confidence)):
         np.testing.assert_array_equal(_read(a)[0], _read(b)[0])
     assert lanes.summary == one.summary
+
+
+def test_beside_forward_lanes_no_read_chunk_waits_outside_the_queue(engine_scene, standin_model, standin_card,
+                                                                     monkeypatch, pipeline):
+    """With forward lanes the reader starts a chunk only once its queue has room: at most one chunk read and not
+    yet taken (its windows are the run's largest buffers beside the forwards); beside a model that leaves cores
+    free it reads its next chunk while one waits in the queue."""
+    import threading
+    import time
+
+    from claire.claire_plugin.core.engine.reader import ChunkReader
+
+    if pipeline not in ("2 forward lanes", "worker threads"):
+        pytest.skip("one reader thread beside the model")
+    lock, waiting = threading.Lock(), {"now": 0, "most": 0}
+    real_read, real_get = ChunkReader._read, ChunkReader.get
+
+    def read(self, *a, **k):
+        item = real_read(self, *a, **k)
+        with lock:
+            waiting["now"] += 1
+            waiting["most"] = max(waiting["most"], waiting["now"])
+        return item
+
+    def get(self):
+        item = real_get(self)
+        if item is not None:
+            with lock:
+                waiting["now"] -= 1
+        return item
+
+    class Slow(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *a, **k):
+            if threading.current_thread().name != "MainThread":
+                time.sleep(0.05)  # the reader is well ahead of the model
+            return self.net(*a, **k)
+
+    monkeypatch.setattr(ChunkReader, "_read", read)
+    monkeypatch.setattr(ChunkReader, "get", get)
+    res = run(_params(engine_scene, "slow.tif", tile_size=32, context=16, batch_size=2), Slow(standin_model),
+              standin_card)
+    assert res.stats["tiles"] > 12
+    assert waiting["most"] == (1 if pipeline == "2 forward lanes" else 2), waiting

@@ -73,11 +73,14 @@ def drain(q: "queue.Queue") -> None:
 class ChunkReader:
     """Reads, warps, normalises and tiles chunks ahead of the model: `readers` threads (0: in the caller,
     between batches), each with its own datasets, taking every `readers`-th chunk; `get` hands the chunks
-    out in order. Bounded: two chunks ahead with one reader, one per reader with more. `plan` is a
-    plan.RunPlan; `more_handles()` opens (optical, SAR on the optical grid, [to close]) for extra readers."""
+    out in order. Bounded: each reader thread queues one chunk and, with `hold`, reads its next one meanwhile
+    (holding it until the queue has room); without `hold` it starts a read only once its queue has room, so
+    no read chunk waits outside the queue (forward lanes: the lanes keep every core busy while it reads).
+    `plan` is a plan.RunPlan; `more_handles()` opens (optical, SAR on the optical grid, [to close]) for extra
+    readers."""
 
     def __init__(self, plan, readers: int = 1, more_handles: Optional[Callable[[], tuple]] = None,
-                 phases: Optional[PhaseTimes] = None) -> None:
+                 phases: Optional[PhaseTimes] = None, hold: bool = True) -> None:
         self.opt, self.sar_vrt, self.grid = plan.opt, plan.sar_vrt, plan.grid
         self.phases = phases or PhaseTimes()
         self.o_idx, self.s_idx = plan.optical_bands.indices, plan.sar_bands.indices
@@ -102,6 +105,7 @@ class ChunkReader:
             raise ValueError("more than one reader needs `more_handles`")
         self._more_handles = more_handles
         self.queues: List["queue.Queue"] = [queue.Queue(maxsize=1) for _ in range(n)]
+        self._room = None if hold else [threading.Semaphore(1) for _ in range(n)]  # taken by a read, given by get
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._main, args=(k,), name=f"claire-reader-{k}", daemon=True)
                         for k in range(n)] if self.threaded else []
@@ -121,6 +125,15 @@ class ChunkReader:
                 continue
         return False
 
+    def _wait_for_room(self, k: int) -> bool:
+        """Without `hold`: wait until reader `k`'s last chunk has been taken; False once the reader is stopped."""
+        if self._room is None:
+            return True
+        while not self._room[k].acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        return True
+
     def _main(self, k: int) -> None:
         """Reader thread `k`: every n-th chunk, with its own datasets beyond the first reader."""
         import torch
@@ -134,7 +147,7 @@ class ChunkReader:
                 o, sv, closers = self._more_handles()
                 handles = (o, sv)
             for chunk in self._chunks[k::len(self.queues)]:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._wait_for_room(k):
                     return
                 if not self._put(k, self._read(*chunk, handles=handles)):
                     return
@@ -215,6 +228,8 @@ class ChunkReader:
                 if not self.threads[k].is_alive() and self.queues[k].empty():
                     raise ClaireError("the raster reader stopped unexpectedly; see the log") from None
                 continue
+            if self._room is not None:
+                self._room[k].release()
             if isinstance(item, BaseException):
                 self.threads[k].join()
                 raise_read_error(item)
