@@ -26,12 +26,12 @@ def new_field(name: str, kind: str, length: int = 0) -> QgsField:
 def layer_filters(*names: str):
     """The layer combos' filter flags of `names` (e.g. "PolygonLayer", "PointLayer"): Qgis.LayerFilters since QGIS
     3.34 (flags of QgsMapLayerProxyModel.Filter are deprecated there), QgsMapLayerProxyModel.Filters before."""
-    enum = getattr(Qgis, "LayerFilter", None)
-    if enum is not None and hasattr(Qgis, "LayerFilters"):
+    enum, flags_type = getattr(Qgis, "LayerFilter", None), getattr(Qgis, "LayerFilters", None)
+    if enum is not None and flags_type is not None:
         value = 0
         for name in names:
             value |= getattr(enum, name)
-        return Qgis.LayerFilters(value)
+        return flags_type(value)
     flags = getattr(QgsMapLayerProxyModel.Filter, names[0])
     for name in names[1:]:
         flags |= getattr(QgsMapLayerProxyModel.Filter, name)

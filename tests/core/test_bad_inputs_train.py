@@ -68,7 +68,7 @@ def test_missing_package_names_the_install_command(monkeypatch):
     line = error_line(stderr)
     C.record("CLI", "missing_package", f"exit {rc}", line.replace(PLUGIN_DIR, "<plugin folder>"))
     assert rc == 2
-    assert "needs Python packages that QGIS cannot import: rasterio" in line and "pip install" in line
+    assert "needs Python packages that QGIS cannot import: rasterio" in line and "claire.claire_plugin.deps install" in line
 
 
 def test_missing_proj_database_is_named(workdir):

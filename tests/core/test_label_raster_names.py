@@ -157,7 +157,7 @@ def test_cli_classes_errors_stop_before_any_output(scene, capsys):
     rc = main(_argv(scene, scene["label_raster"], out, "--field", "class", "--name-field", "name"))
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists(), err  # was ignored without a word
-    assert "--field and --name-field name(s) a field of a vector layer" in err and "are a label raster" in err
+    assert "--field and --name-field name fields of a vector layer" in err and "are a label raster" in err
     assert "--classes value:name" in err
 
 

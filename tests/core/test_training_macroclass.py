@@ -186,7 +186,9 @@ def test_macroclass_field_problems_are_named(tmp_path):
     for v, r, c in TRAIN_BOXES:
         raster[r:r + 5, c:c + 5] = v
     path = write_raster(tmp_path / "labels.tif", raster[None])
-    with pytest.raises(ClaireError, match="a label raster has none"):
+    with pytest.raises(ClaireError, match="--field and --macro-field name fields of a vector layer, but the labels "
+                                          ".* are a label raster.*macroclasses need polygons or points with a class "
+                                          "and a macroclass field"):
         train_from_polygons(_params(scene, path))
     assert not (tmp_path / "model.safetensors").exists()
 

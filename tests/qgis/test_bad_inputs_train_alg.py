@@ -58,7 +58,7 @@ def test_alg_missing_package_names_the_install_command(claire_plugin, workdir, m
     results, message = run_alg("claire:train", run["params"])
     C.record("Processing", "missing_package", "QgsProcessingException",
              (message or "").replace(PLUGIN_DIR, "<plugin folder>"), tmp)
-    assert results is None and "cannot import: rasterio" in message and "pip install" in message
+    assert results is None and "cannot import: rasterio" in message and "claire.claire_plugin.deps install" in message
 
 
 def test_alg_evaluate_reference_with_nan_holes(claire_plugin, workdir):

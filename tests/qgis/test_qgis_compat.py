@@ -19,7 +19,7 @@ def test_fields_of_every_kind_without_deprecation_warnings(qgis_app):
     from qgis.PyQt.QtCore import QVariant
 
     assert [fields[k].type() for k in ("int", "int64", "double", "string")] == [
-        QVariant.Int, QVariant.LongLong, QVariant.Double, QVariant.String]
+        QVariant.Type.Int, QVariant.Type.LongLong, QVariant.Type.Double, QVariant.Type.String]
     with pytest.raises(KeyError):
         new_field("x", "date")
 

@@ -146,9 +146,13 @@ def check_class_names_option(labels: str, text: Optional[str], fields: Sequence[
     (`fields`: (flag, value)) for a label raster, which has no fields (it was ignored without a word)."""
     given = [flag for flag, value in fields if value]
     if given and is_raster(labels):
-        raise ClaireError(f"{' and '.join(given)} name(s) a field of a vector layer, but the labels {labels!r} are "
-                          f"a label raster, whose classes are its pixel values: drop {' and '.join(given)}, and name "
-                          f"the codes with --classes value:name,... (e.g. {CLASSES_EXAMPLE.split(' ')[1]})")
+        flags = " and ".join(given)
+        verb = "names a field" if len(given) == 1 else "name fields"
+        macro = ("; macroclasses need polygons or points with a class and a macroclass field"
+                 if "--macro-field" in given else "")
+        raise ClaireError(f"{flags} {verb} of a vector layer, but the labels {labels!r} are a label raster, whose "
+                          f"classes are its pixel values: drop {flags}, and name the codes with --classes "
+                          f"value:name,... (e.g. {CLASSES_EXAMPLE.split(' ')[1]}){macro}")
     if not text:
         return
     if not is_raster(labels):
