@@ -45,11 +45,13 @@ $(VENV)/.deps-ok: requirements.txt requirements-dev.txt Makefile $(BUILD)/.syste
 	@$(PY) -m claire.claire_plugin.pip_deps torch --variant $(TORCH)
 	@echo "[3/3] Installing rasterio (compiled against Debian's GDAL: a few minutes), transformers, pytest"
 	@$(PY) -m pip install --no-binary rasterio -r requirements.txt -r requirements-dev.txt
-	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.cli.main import main\nsys.exit(main())\n' $(PY) > $(VENV)/bin/claire
-	@chmod +x $(VENV)/bin/claire
 	@touch $@
 	@echo "Python environment ready: $(VENV)"
+## The `claire` command, written on every run (cheap): the __main__ guard lets `--scheduler local:N` start worker
+## processes, which import the main module again.
 venv: $(VENV)/.deps-ok
+	@printf '#!%s\nimport sys\nfrom claire.claire_plugin.cli.main import main\nif __name__ == "__main__":\n    sys.exit(main())\n' $(PY) > $(VENV)/bin/claire.tmp
+	@chmod +x $(VENV)/bin/claire.tmp && mv -f $(VENV)/bin/claire.tmp $(VENV)/bin/claire
 
 ## Main job: classify the bundled real Sentinel-2 + Sentinel-1 pair through real QGIS (qgis_process).
 demo: venv

@@ -3,7 +3,7 @@
 Two places are added to `sys.path` at plugin load (after QGIS's own packages, so QGIS's numpy and GDAL
 win): the `.venv` beside the source tree (`make install` links the plugin folder there), and a folder of
 the QGIS profile, `<profile>/python/claire-deps/py3.X`, into which the "Install Python dependencies"
-dialog (or `python -m claire.claire_plugin.deps install`) puts torch, rasterio and safetensors with pip.
+dialog (or `python -m claire.claire_plugin.deps install`) puts torch, rasterio, safetensors and scikit-learn with pip.
 """
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ PLUGIN_DIR = PACKAGE_ROOT
 _PINS = requirement_pins()
 #: Packages the engine needs, with the pin to install: the one table, read from requirements.txt (the one
 #: place for pins). Read by core.diagnostics, the dock, the installer and plugin load.
-REQUIRED: Dict[str, str] = {name: _PINS.get(name, name) for name in ("numpy", "torch", "rasterio", "safetensors")}
+#: The import name of the packages whose distribution is called otherwise.
+DISTRIBUTION = {"sklearn": "scikit-learn"}
+#: scikit-learn: training's random-forest baseline (on by default) and the forest checkpoints it writes.
+REQUIRED: Dict[str, str] = {name: _PINS.get(DISTRIBUTION.get(name, name), name)
+                            for name in ("numpy", "torch", "rasterio", "safetensors", "sklearn")}
 #: Packages only some features need (the language-model explanation).
 OPTIONAL: Dict[str, str] = {name: _PINS.get(name, name) for name in ("transformers",)}
 DEPS_FOLDER = "claire-deps"

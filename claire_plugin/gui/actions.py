@@ -73,7 +73,7 @@ def create_actions(plugin) -> List[QAction]:
         plugin._deps_dialog = open_dependency_dialog(iface)
 
     install = QAction(icon("claire.svg"), "Install Python dependencies…", window)
-    install.setToolTip("Install torch, rasterio and safetensors into this QGIS profile with pip")
+    install.setToolTip("Install torch, rasterio, safetensors and scikit-learn into this QGIS profile with pip")
     install.triggered.connect(show_dependencies)
 
     actions = [panel, card, diag, install]

@@ -69,7 +69,8 @@ class DependencyDialog(QDialog):
     def _show_state(self) -> None:
         """Say what is missing and where it goes; nothing to do disables Install."""
         if not self.names:
-            self.summary.setText("QGIS's Python has everything CLAIRE needs (torch, rasterio, safetensors).")
+            self.summary.setText("QGIS's Python has everything CLAIRE needs (torch, rasterio, safetensors, "
+                                 "scikit-learn).")
         else:
             self.summary.setText(
                 f"Missing: {', '.join(self.names)}. They will be installed with pip into {self.target} "

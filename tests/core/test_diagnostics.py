@@ -39,7 +39,8 @@ def test_package_table_pins_equal_requirements_txt():
     specs = [line.split("#")[0].strip() for line in lines]
     pins = {re.split(r"[<>=!~\[ ]", s, maxsplit=1)[0].lower(): s for s in specs if s}
     table = {**deps.REQUIRED, **deps.OPTIONAL}
-    assert {n: pins.get(n) for n in table} == table
+    assert {n: pins.get(deps.DISTRIBUTION.get(n, n)) for n in table} == table
+    assert deps.REQUIRED["sklearn"].startswith("scikit-learn")  # pip's name, the import's is sklearn
 
 
 def test_install_hint_names_each_pin_and_says_which_are_optional():

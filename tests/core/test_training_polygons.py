@@ -384,3 +384,16 @@ def test_a_missing_validation_layer_is_named_as_such(scene, tmp_path):
 
     with pytest.raises(ClaireError, match=r"the validation layer .*e10\.heldout\.gpkg' does not exist.*NAME\.heldout"):
         check_settings(_params(scene, validation=str(tmp_path / "e10.heldout.gpkg")))
+
+
+def test_a_missing_scikit_learn_stops_training_before_any_work(scene, monkeypatch):
+    """After a ZIP install without scikit-learn, training failed at 85 %, after the network had trained."""
+    import importlib.util
+
+    from claire.claire_plugin.core.training.polygons import check_settings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    with pytest.raises(ClaireError, match=r"baseline \(on by default\) needs scikit-learn.*--no-baseline"):
+        check_settings(_params(scene))
+    check_settings(_params(scene, baseline=False))  # without the forest nothing needs it

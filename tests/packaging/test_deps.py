@@ -71,7 +71,10 @@ def test_bootstrap_skips_a_profile_without_the_folder(tmp_path, clean_path):
 
 def test_pins_come_from_requirements_txt():
     pins = requirement_pins()
-    assert deps.REQUIRED == {name: pins[name] for name in ("numpy", "torch", "rasterio", "safetensors")}
+    assert deps.REQUIRED == {**{name: pins[name] for name in ("numpy", "torch", "rasterio", "safetensors")},
+                             "sklearn": pins["scikit-learn"]}  # training's forest: it failed after a ZIP install
+    steps = deps.install_plan(["sklearn"], "cpu", "/t", python="/q/python3", probe=lambda: True)
+    assert steps[0].command[-1] == pins["scikit-learn"]  # pip is given the distribution's name
 
 
 def test_plan_installs_torch_first_as_chosen_then_the_rest_as_wheels(tmp_path):

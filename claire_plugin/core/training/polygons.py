@@ -430,6 +430,17 @@ def report_notes(report: Dict[str, Any]) -> List[str]:
     return list(report["input_notes"]) + list(report["label_notes"]) + rate + conf + list(threads)
 
 
+def _check_forest_package() -> None:
+    """The random-forest baseline's scikit-learn checked before any work (it failed at 85 %, after the training)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        from ...deps import install_hint
+
+        raise ClaireError(f"the random-forest baseline (on by default) needs scikit-learn, which cannot be imported. "
+                          f"{install_hint(['sklearn'])} Or train without the baseline: --no-baseline")
+
+
 def check_settings(params: PolygonTrainParams) -> str:
     """Every setting checked before any work (numbers, device, output paths); returns the device to use.
     ClaireError naming the flag (Processing and the dock rename it) otherwise."""
@@ -441,6 +452,8 @@ def check_settings(params: PolygonTrainParams) -> str:
     from .label_raster import check_class_names_option
 
     check_polygon_params(params)
+    if params.baseline:
+        _check_forest_package()
     fields = [("--field", params.field), ("--name-field", params.name_field), ("--macro-field", params.macro_field)]
     check_class_names_option(params.labels, params.classes, fields)
     device = check_device(params.config.device)
