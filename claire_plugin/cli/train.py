@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="small", help="tiny, small (CPU default) or base (GPU)")
     p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
-                   help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar or terramesh")
+                   help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar, terramesh or terramesh-levels (each site's "
+                        "Level-2A and Level-1C)")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
