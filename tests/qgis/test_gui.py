@@ -27,21 +27,28 @@ def tiny_run(tmp_path, raster_pair, tiny_checkpoint):
 @pytest.fixture
 def dock_with_layers(qgis_app, raster_pair, tiny_checkpoint):
     """A dock with the tiny checkpoint and the synthetic pair loaded as layers (removed afterwards)."""
+    from qgis.core import QgsProject
+
+    dock, optical, sar = _dock_on_pair(raster_pair, tiny_checkpoint)
+    yield dock
+    for layer in dock.added_layers + [optical, sar]:
+        QgsProject.instance().removeMapLayer(layer.id())
+
+
+def _dock_on_pair(raster_pair, checkpoint):
+    """(dock, optical layer, SAR layer): the pair added to the project and chosen in a new dock."""
     from qgis.core import QgsProject, QgsRasterLayer
 
     from claire.claire_plugin.gui.dock import ClaireDock
 
-    project = QgsProject.instance()
     optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
     sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
-    project.addMapLayers([optical, sar])
+    QgsProject.instance().addMapLayers([optical, sar])
     dock = ClaireDock(None)
-    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.picker.setCheckpoint(checkpoint)
     dock.optical.setLayer(optical)
     dock.sar.setLayer(sar)
-    yield dock
-    for layer in dock.added_layers + [optical, sar]:
-        project.removeMapLayer(layer.id())
+    return dock, optical, sar
 
 
 def test_picker_reads_model_card_and_warns_on_bands(qgis_app, tiny_checkpoint, tiny_classes):
@@ -607,18 +614,10 @@ def test_a_run_finishing_after_file_new_adds_no_layers_to_the_new_project(qgis_a
                                                                           tmp_path):
     """File > New mid-run: the run's layers went into the new, empty project, where both combos took them, and the
     next Classify read the 'unlike the training data' raster as its optical."""
-    from qgis.core import QgsProject, QgsRasterLayer
-
-    from claire.claire_plugin.gui.dock import ClaireDock
+    from qgis.core import QgsProject
 
     project = QgsProject.instance()
-    optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
-    sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
-    project.addMapLayers([optical, sar])
-    dock = ClaireDock(None)
-    dock.picker.setCheckpoint(tiny_checkpoint)
-    dock.optical.setLayer(optical)
-    dock.sar.setLayer(sar)
+    dock, _optical, _sar = _dock_on_pair(raster_pair, tiny_checkpoint)  # no fixture: File > New deletes the layers
     dock.output.setFilePath(str(tmp_path / "before_new.tif"))
     assert dock.start() is not None
     project.clear()  # File > New
