@@ -13,7 +13,6 @@ from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFrame,
     QGroupBox,
@@ -39,7 +38,16 @@ from .picker import CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
-from .widgets import AutoHeightBrowser, RasterChooser, WrapLabel, breakable, compact_combo, narrow_form
+from .widgets import (
+    AutoHeightBrowser,
+    DecimalSpinBox,
+    RasterChooser,
+    WrapLabel,
+    breakable,
+    compact_combo,
+    local_number,
+    narrow_form,
+)
 
 DEVICES = ["auto", "cpu", "cuda"]
 #: Under the wand before its first click.
@@ -176,12 +184,13 @@ class TrainPanel(QWidget):
         self.wand_class = compact_combo(QComboBox(box))
         self.wand_class.setEditable(True)
         self.wand_class.setToolTip("Class of the wand's polygons (a value of the class field)")
-        self.wand_tolerance = QDoubleSpinBox(box)
+        self.wand_tolerance = DecimalSpinBox(box)
         self.wand_tolerance.setRange(0.01, 5.0)
         self.wand_tolerance.setSingleStep(0.05)
         self.wand_tolerance.setValue(TOLERANCE)
         self.wand_tolerance.setToolTip("How far, in the model's standard deviations (RMS over the optical bands), a "
-                                       f"pixel may be from the clicked one to join; {TOLERANCE:g} by default. Raise "
+                                       f"pixel may be from the clicked one to join; {local_number(TOLERANCE, 2)} by "
+                                       "default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
         self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
         self.wand_status.setText(f"<span style='color:#5f6b76'>{html.escape(WAND_HINT)}</span>")
@@ -193,11 +202,12 @@ class TrainPanel(QWidget):
         self.epochs = QSpinBox(box)
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(12)
-        self.minutes = QDoubleSpinBox(box)
+        self.minutes = DecimalSpinBox(box)
         self.minutes.setRange(0, 1440)
         self.minutes.setDecimals(1)
         self.minutes.setSpecialValueText("no limit")
-        self.minutes.setToolTip("Time budget of the training loop (0.1 minutes and up); with it, Epochs is the most "
+        self.minutes.setToolTip(f"Time budget of the training loop ({local_number(0.1, 1)} minutes and up); with it, "
+                                "Epochs is the most "
                                 "epochs run. Its lowest setting, 0, reads \"no limit\": then Epochs alone sets the "
                                 "length.")
         self.device = compact_combo(QComboBox(box))

@@ -9,6 +9,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QLabel,
     QScrollArea,
@@ -84,6 +85,28 @@ class AutoHeightBrowser(QTextBrowser):
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._fit()
+
+
+class DecimalSpinBox(QDoubleSpinBox):
+    """A QDoubleSpinBox that also takes '.' as the decimal separator where QGIS's locale writes ',': in a German or
+    French QGIS, typing 0.15 (as the tooltips and docs write it) gave 1,00, the point read as a group separator."""
+
+    def _as_locale(self, text: str) -> str:
+        point = self.locale().decimalPoint()
+        return text.replace(".", point) if point != "." else text
+
+    def validate(self, text: str, pos: int):
+        return super().validate(self._as_locale(text), pos)
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        return super().valueFromText(self._as_locale(text))
+
+
+def local_number(value: float, decimals: int) -> str:
+    """`value` as QGIS's locale writes it (0,15 in a German QGIS), for tooltips beside the fields that show it so."""
+    from qgis.PyQt.QtCore import QLocale
+
+    return QLocale().toString(float(value), "f", decimals)
 
 
 def compact_combo(combo: QComboBox, chars: int = 8) -> QComboBox:
@@ -166,17 +189,11 @@ def parse_band_list(text: str, name: str = "Bands") -> Optional[List[int]]:
 
 
 def parse_offset(text: str) -> Optional[float]:
-    """'-1000' → -1000.0; empty → None (the engine reads the file); raises ValueError with a readable message."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        raise ValueError(f"Optical offset '{text}' is not a number; leave it empty or write e.g. -1000") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"Optical offset '{text}' is not a finite number; leave it empty or write e.g. -1000")
-    return value
+    """'-1000' → -1000.0 (a decimal comma, group spaces and a Unicode minus read too); empty → None (the engine
+    reads the file); raises ValueError with a readable message."""
+    from ..core.numbers import offset_value
+
+    return offset_value(text, "Optical offset")
 
 
 def roles_by_bands(counts: List[int], sar_n: Optional[int] = None) -> Optional[Tuple[int, int]]:

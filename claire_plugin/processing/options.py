@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from ...models.macroclass import LEVELS
+from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import DEFAULT_BATCH, FROM_CARD, RUNTIMES, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
@@ -78,7 +79,15 @@ def optical_offset(alg, parameters, context) -> Optional[float]:
     """The OPTICAL_OFFSET parameter, None when left empty (the engine then reads the file's metadata)."""
     if parameters.get("OPTICAL_OFFSET") in (None, ""):
         return None
-    return alg.parameterAsDouble(parameters, "OPTICAL_OFFSET", context)
+    from ..core.numbers import offset_value
+
+    value = parameters["OPTICAL_OFFSET"]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:  # text ('-1000,0' from a German user): read here; QGIS handed it on, and parameterAsDouble made it 0
+        return offset_value(alg.parameterAsString(parameters, "OPTICAL_OFFSET", context), "OPTICAL_OFFSET")
+    except ValueError as exc:
+        raise ClaireError(str(exc)) from None
 
 
 def run_options(alg, parameters, context) -> RunOptions:

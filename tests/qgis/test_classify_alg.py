@@ -179,6 +179,13 @@ def test_optical_offset_parameter_reaches_the_engine(claire_plugin, raster_pair,
     assert alg.build_params(dict(base, OPTICAL_OFFSET=-1000), context).optical_offset == -1000.0
     assert alg.build_params(base, context).optical_offset is None
     assert alg.build_params(dict(base, OPTICAL_OFFSET=None), context).optical_offset is None
+    # as qgis_process hands text: a German decimal comma is read; what is not a number was silently 0
+    assert alg.build_params(dict(base, OPTICAL_OFFSET="-1000,0"), context).optical_offset == -1000.0
+    from qgis.core import QgsProcessingException
+
+    for text, words in (("abc", "OPTICAL_OFFSET 'abc' is not a number"), ("-1.000", "minus one or minus one thousand")):
+        with pytest.raises(QgsProcessingException, match=words):
+            alg.build_params(dict(base, OPTICAL_OFFSET=text), context)
 
 
 def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):

@@ -481,3 +481,23 @@ def test_classify_with_this_model_takes_the_train_tabs_scene_whole(train_dock, t
     assert (train_dock.optical.currentLayer(), train_dock.sar.currentLayer()) == (train_opt, train_sar)
     assert (panel.optical.currentLayer(), panel.sar.currentLayer()) == (train_opt, train_sar)
 
+
+
+def test_decimal_fields_take_a_point_in_a_german_qgis(qgis_app):
+    """In a German or French QGIS, typing 0.15 into the wand's tolerance gave 1,00 (and 1.5 minutes 15,0): Qt read
+    the point as a group separator. The point is a decimal separator there too now."""
+    from qgis.PyQt.QtCore import QLocale, Qt
+    from qgis.PyQt.QtTest import QTest
+
+    from claire.claire_plugin.gui.widgets import DecimalSpinBox
+
+    box = DecimalSpinBox()
+    box.setLocale(QLocale(QLocale.Language.German, QLocale.Country.Germany))
+    box.setRange(0.0, 1440.0)
+    box.setDecimals(2)
+    for typed, value in (("0.15", 0.15), ("1.5", 1.5), ("0,3", 0.3)):
+        box.lineEdit().selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Return)
+        assert box.value() == pytest.approx(value), (typed, box.text())
+    assert box.text() == "0,30"

@@ -1,0 +1,35 @@
+"""core.numbers: numbers typed in any locale, and the ones that are ambiguous."""
+from __future__ import annotations
+
+import pytest
+
+from claire.claire_plugin.core.numbers import AmbiguousNumberError, offset_value, parse_decimal
+
+
+@pytest.mark.parametrize("text, value", [
+    ("-1000", -1000.0), ("-1000,5", -1000.5), ("-1000.5", -1000.5), ("-1 000", -1000.0), ("-1\u202f000", -1000.0),
+    ("\u22121000", -1000.0), ("-1.000,5", -1000.5), ("-1,000.5", -1000.5), ("-1.000.000", -1e6), ("0,15", 0.15),
+    ("-1000,0", -1000.0), ("1e3", 1000.0), ("+12", 12.0), ("-1,5", -1.5), ("12,3456", 12.3456)])
+def test_numbers_as_people_type_them(text, value):
+    assert parse_decimal(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["-1.000", "-1,000", "1.500", "250,000"])
+def test_a_separator_before_three_digits_is_ambiguous(text):
+    with pytest.raises(AmbiguousNumberError):
+        parse_decimal(text)
+
+
+@pytest.mark.parametrize("text", ["abc", "1.2.3", "--1", "nan", "inf", "1,2,3", ""])
+def test_not_numbers(text):
+    with pytest.raises(ValueError):
+        parse_decimal(text)
+
+
+def test_the_offset_names_the_field_and_the_fix():
+    assert offset_value("  ", "OPTICAL_OFFSET") is None
+    assert offset_value("-1000,0", "OPTICAL_OFFSET") == -1000.0
+    with pytest.raises(ValueError, match=r"OPTICAL_OFFSET '-1.000' could be minus one or minus one thousand.*-1000"):
+        offset_value("-1.000", "OPTICAL_OFFSET")  # read as -1 it was a silently wrong map
+    with pytest.raises(ValueError, match="OPTICAL_OFFSET 'abc' is not a number"):
+        offset_value("abc", "OPTICAL_OFFSET")
