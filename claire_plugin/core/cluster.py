@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -156,7 +157,9 @@ class DaskExecutor:
         self.cluster = None
         if spec.local_workers:
             _check_spawnable()
-            with _children_ignore_sigint():
+            with _children_ignore_sigint(), warnings.catch_warnings():
+                # another Dask on this machine holds the scheduler's HTTP port: Dask takes another and said so
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
                 self.cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1,
                                                         processes=True, dashboard_address=None,
                                                         silence_logs=logging.ERROR)

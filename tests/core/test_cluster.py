@@ -206,3 +206,26 @@ def test_local_workers_leave_ctrl_c_to_this_process():
         assert signal.getsignal(signal.SIGINT) is before
         found = ex.client.run(lambda: str(signal.getsignal(signal.SIGINT)))
     assert list(found.values()) == [str(signal.SIG_IGN)]
+
+
+@pytest.mark.slow
+def test_local_workers_say_nothing_when_another_dask_holds_the_http_port():
+    """Beside another Dask (a notebook's, a second run), local:N printed Dask's 'Port 8787 is already in use' warning."""
+    pytest.importorskip("distributed")
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", 8787))
+        holder.listen()
+    except OSError:
+        pass  # taken already: the case itself
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with DaskExecutor(SchedulerSpec(local_workers=1)):
+                pass
+        assert not [w for w in seen if "already in use" in str(w.message)]
+    finally:
+        holder.close()
