@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
-from ..layers.layers import PROJECT_CHANGED, add_to_project, layer_file, project_generation, result_layers
+from ..layers.layers import PROJECT_CHANGED, add_to_project, layer_file, result_layers, same_project
 from .picker import CheckpointPicker
 from .results import ResultsView, done_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
@@ -454,7 +454,6 @@ class ClaireDock(QgsDockWidget):
         self.last_card = self.picker.card()
         task = ClassifyTask(params, on_done=self.on_classified,
                             description=f"CLAIRE: {os.path.basename(params.optical)}")
-        task.project = project_generation()
         task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the dock
         task.progressText.connect(self._set_status)
         self.task = task
@@ -500,9 +499,9 @@ class ClaireDock(QgsDockWidget):
             self._set_status(task.error or "The classification failed.", error=True)
             self._push("CLAIRE", task.error or "The classification failed.", warning=True)
             return
-        same_project = getattr(task, "project", project_generation()) == project_generation()
-        self.show_result(task.result, self.last_card, task.params, add_layers=same_project)
-        if not same_project:
+        here = same_project(task)
+        self.show_result(task.result, self.last_card, task.params, add_layers=here)
+        if not here:
             self.status.setText(f"{self.status.text()}<br><i>{html.escape(PROJECT_CHANGED.capitalize())}.</i>")
 
     def show_result(self, result, card: Optional[Dict[str, Any]], params=None, add_layers: bool = True,

@@ -15,6 +15,7 @@ from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.explain import Explanation
+from ..layers.layers import project_generation
 
 
 class EngineTask(QgsTask):
@@ -29,6 +30,7 @@ class EngineTask(QgsTask):
         self.error: Optional[str] = None
         self.details: Optional[str] = None
         self.last_message = ""
+        self.project = project_generation()  # its layers go only into the project it started in (same_project)
 
     def _progress(self, fraction: float, message: str) -> None:
         self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
@@ -88,6 +90,7 @@ class TrainTask(QgsTask):
         self.error: Optional[str] = None
         self.details: Optional[str] = None
         self.last_message = ""
+        self.project = project_generation()
 
     def _progress(self, fraction: float, message: str) -> None:
         self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))

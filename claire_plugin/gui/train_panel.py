@@ -31,7 +31,7 @@ from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
-from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, project_generation, vector_file
+from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, same_project, vector_file
 from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
@@ -487,7 +487,6 @@ class TrainPanel(QWidget):
             return None
         name = os.path.basename(params.labels)
         task = TrainTask(params, on_done=self.on_trained, description=f"CLAIRE training: {name}")
-        task.project = project_generation()
         task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the panel
         task.progressText.connect(self._set_status)
         task.epochDone.connect(self.on_epoch)
@@ -534,7 +533,7 @@ class TrainPanel(QWidget):
             return
         self.params = task.params
         self.show_report(task.report, task.params.output, task.params.report)
-        if getattr(task, "project", project_generation()) == project_generation():
+        if same_project(task):
             self.add_held_out(task.report)
         else:
             self._set_status(f"Trained; {PROJECT_CHANGED}.")
@@ -628,7 +627,6 @@ class TrainPanel(QWidget):
         if self.places_task is not None or self.params is None or not self.forest:
             return None
         task = SuggestTask(self.params, self.forest, self.places_path(), on_done=self.on_places)
-        task.project = project_generation()
         task.progressChanged.connect(self._show_progress)
         task.progressText.connect(self._set_places_status)
         self.places_task = task
@@ -650,8 +648,7 @@ class TrainPanel(QWidget):
             self._set_places_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)
             return
         old = QgsProject.instance().mapLayersByName("Places to label next")
-        same_project = getattr(task, "project", project_generation()) == project_generation()
-        layer = places_layer(task.output) if same_project else None
+        layer = places_layer(task.output) if same_project(task) else None
         if layer is not None:
             for stale in old:
                 QgsProject.instance().removeMapLayer(stale.id())

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsColorRampShader,
+    QgsProcessingUtils,
     QgsProject,
     QgsRasterLayer,
     QgsRasterShader,
@@ -145,8 +146,6 @@ def add_to_project(layers: Sequence[QgsRasterLayer], project: Optional[QgsProjec
 
 def in_temporary_folder(path: str) -> bool:
     """Whether `path` lies in QGIS's temporary folder (Processing's temporary outputs), deleted when QGIS closes."""
-    from qgis.core import QgsProcessingUtils
-
     folder = os.path.abspath(QgsProcessingUtils.tempFolder())
     return os.path.abspath(path).startswith(folder + os.sep)
 
@@ -162,11 +161,14 @@ def project_generation() -> int:
     """A number that changes each time QGIS's project is cleared (File > New, opening another project): a
     task records it at its start, and its layers go into the project only if it is still the same one."""
     if not _PROJECT["watching"]:
-        from qgis.core import QgsProject
-
         QgsProject.instance().cleared.connect(_project_cleared)
         _PROJECT["watching"] = True
     return _PROJECT["generation"]
+
+
+def same_project(task) -> bool:
+    """Whether QGIS's project is still the one `task` started in (its `project`: project_generation() then)."""
+    return task.project == project_generation()
 
 
 PROJECT_CHANGED = ("the project was closed during the run, so its layers were not added to the new one (they would "

@@ -145,7 +145,10 @@ def check_class_names_option(labels: str, text: Optional[str], fields: Sequence[
     classes are the values of its class field), an entry parse_class_names refuses, or a field option
     (`fields`: (flag, value)) for a label raster, which has no fields (it was ignored without a word)."""
     given = [flag for flag, value in fields if value]
-    if given and is_raster(labels):
+    if not (given or text):
+        return
+    raster = is_raster(labels)  # opens the file: once
+    if given and raster:
         flags = " and ".join(given)
         verb = "names a field" if len(given) == 1 else "name fields"
         macro = ("; macroclasses need polygons or points with a class and a macroclass field"
@@ -155,7 +158,7 @@ def check_class_names_option(labels: str, text: Optional[str], fields: Sequence[
                           f"value:name,... (e.g. {CLASSES_EXAMPLE.split(' ')[1]}){macro}")
     if not text:
         return
-    if not is_raster(labels):
+    if not raster:
         raise ClaireError(f"--classes names the codes of a label raster, but the labels {labels!r} are a vector "
                           f"layer, whose classes are the values of --field (integer codes or names): drop --classes, "
                           f"and name integer codes with --name-field, the field that holds the class names")
