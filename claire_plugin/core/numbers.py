@@ -1,11 +1,23 @@
 """Numbers as people type them, whatever the locale of their QGIS: a decimal comma or point, group separators
-(spaces, points or commas), a Unicode minus. One reader for the dock's text fields and Processing's text values."""
+(spaces, points or commas), a Unicode minus. One reader for the dock's text fields and Processing's text values,
+and one writer of large numbers for what people read (`grouped`)."""
 from __future__ import annotations
 
 import math
 from typing import Optional
 
 _SPACES = (" ", "\u00a0", "\u202f", "\u2009")  # space, no-break, narrow no-break (QGIS's fr_FR group), thin
+
+
+#: Group separator of numbers written for people: a narrow no-break space, as the SI writes 2 007.5 ha. A comma
+#: ("2,007.5") reads as about 2 to readers whose decimal separator is the comma.
+GROUP = "\u202f"
+
+
+def grouped(value: float, decimals: int = 0) -> str:
+    """`value` with `decimals` places and its thousands grouped by narrow spaces: '2\u202f007.5'."""
+    text = f"{value:,}" if isinstance(value, int) and not decimals else f"{value:,.{decimals}f}"
+    return text.replace(",", GROUP)
 
 
 class AmbiguousNumberError(ValueError):

@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.explain import Explanation
+from ..core.numbers import grouped
 from .chart import ClassBarChart, bars_from_summary
 from .widgets import AutoHeightBrowser, breakable
 
@@ -249,7 +250,7 @@ class ResultsView(QWidget):
         self.trust.setStyleSheet("background:#fff4e5; border:1px solid #e0a040; padding:4px;" if warn else
                                  "color:#5f6b76;")
         self.trust.setVisible(bool(trust))
-        self.tiles["area"].setValue(f"{total_ha:,.1f} ha")
+        self.tiles["area"].setValue(f"{grouped(total_ha, 1)} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
         self.tiles["oa"].setValue(_pct(metrics.get("oa")) if metrics else "–")
         self.tiles["miou"].setValue(_pct(metrics.get("miou")) if metrics else "–")
@@ -259,7 +260,7 @@ class ResultsView(QWidget):
             self.tiles[key].setEnabled(bool(metrics))
 
         self._fill(self.table, BASE_COLUMNS, rows, lambda row: [
-            f"{float(row['area_ha'] or 0):,.1f}", _pct(row["share"]), _pct(row["mean_confidence"])])
+            grouped(float(row['area_ha'] or 0), 1), _pct(row["share"]), _pct(row["mean_confidence"])])
         self._fill(self.accuracy_table, METRIC_COLUMNS and ["Class"] + METRIC_COLUMNS, rows,
                    lambda row: [_pct(row[k]) for k in ("iou", "precision", "recall", "f1")])
         self.accuracy_table.setVisible(bool(metrics))

@@ -1,11 +1,13 @@
 """Template writer: fully grounded over varied fact sets, expert content, deterministic."""
 import json
 import random
+import re
 
 import pytest
 
 from claire.claire_plugin.core.explain import check_grounding, explain, template
 from claire.claire_plugin.core.explain.facts import build_facts
+from claire.claire_plugin.core.explain.report import tables
 from claire.tests.fixtures.explain_examples import example_card, example_summary, sample_run
 
 
@@ -42,6 +44,19 @@ def test_template_is_fully_grounded(seed):
     assert res.flagged_sentences == [], res.flagged_sentences
     assert res.grounded_share == 1.0
     assert res.numbers_total >= 8  # the text is quantitative, not vacuously grounded
+
+
+def test_large_areas_and_counts_are_grouped_so_no_reader_takes_them_for_decimals():
+    # "2,007.0 ha" reads as about 2 ha where the comma is the decimal separator
+    summary, card = sample_run(with_reference=True)
+    summary = example_summary([2_500_000, 1_200_000], [0.9, 0.8], [0.1, 0.2], None, names=["water", "trees"],
+                              pixel_area_m2=100.0)
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "25\u202f000.0 ha" in text and not re.search(r"\d,\d{3}", text)
+    assert check_grounding(text, facts).grounded_share == 1.0
+    report_tables = tables({"facts": facts})
+    assert ["Valid area (ha)", "37\u202f000.0"] in report_tables[-1][2]
 
 
 def test_template_with_reference_covers_the_expert_points():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from claire.claire_plugin.core.numbers import AmbiguousNumberError, offset_value, parse_decimal
+from claire.claire_plugin.core.numbers import AmbiguousNumberError, grouped, offset_value, parse_decimal
 
 
 @pytest.mark.parametrize("text, value", [
@@ -33,3 +33,11 @@ def test_the_offset_names_the_field_and_the_fix():
         offset_value("-1.000", "OPTICAL_OFFSET")  # read as -1 it was a silently wrong map
     with pytest.raises(ValueError, match="OPTICAL_OFFSET 'abc' is not a number"):
         offset_value("abc", "OPTICAL_OFFSET")
+
+
+@pytest.mark.parametrize("value, decimals, text", [
+    (2007.04, 1, "2\u202f007.0"), (999.94, 1, "999.9"), (1234567, 0, "1\u202f234\u202f567"), (12, 0, "12"),
+    (-4500.5, 1, "-4\u202f500.5"), (2 ** 60, 0, "1\u202f152\u202f921\u202f504\u202f606\u202f846\u202f976")])
+def test_large_numbers_are_grouped_by_narrow_spaces_never_by_a_comma(value, decimals, text):
+    assert grouped(value, decimals) == text
+    assert parse_decimal(grouped(value, decimals)) == pytest.approx(float(text.replace("\u202f", "")))

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
+from ..numbers import grouped
 from . import Explanation, explain
 from .facts import build_facts
 
@@ -119,15 +120,20 @@ def _v(x: Any, fmt: str = "{:.1f}") -> str:
     if x is None:
         return "—"
     if isinstance(x, int) and fmt == "{:.1f}":
-        return f"{x:,}"
+        return grouped(x)
     return fmt.format(x)
+
+
+def _g(x: Any, decimals: int = 0) -> str:
+    """A large number for people (numbers.grouped), or a dash."""
+    return "—" if x is None else grouped(x, decimals)
 
 
 def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
     """(title, header, rows) of every table of a report, for the Markdown / HTML twins and the dock."""
     facts = report["facts"]
     out = []
-    rows = [[c["name"], _v(c["area_ha"], "{:,.1f}"), _v(c["share_pct"]), _v(c["mean_confidence_pct"]),
+    rows = [[c["name"], _g(c["area_ha"], 1), _v(c["share_pct"]), _v(c["mean_confidence_pct"]),
              _v(c["low_confidence_pct"]), _v(c["sar_reliance_pct"])] for c in facts["classes"]]
     out.append(("Classes", ["Class", "Area (ha)", "Share (%)", "Mean confidence (%)",
                             "Low confidence (%)", "SAR reliance (%)"], rows))
@@ -139,16 +145,16 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
         out.append(("Per-class accuracy", ["Class", "IoU (%)", "Precision (%)", "Recall (%)",
                                            "F1 (%)", "Support (px)"],
                     [[c["name"], _v(c["iou_pct"]), _v(c["precision_pct"]), _v(c["recall_pct"]),
-                      _v(c["f1_pct"]), f"{c['support']:,}"] for c in m["per_class"]]))
+                      _v(c["f1_pct"]), _g(c['support'])] for c in m["per_class"]]))
         if m.get("confused_pairs"):
             out.append(("Most confused class pairs", ["Reference", "Mapped as", "Pixels",
                                                       "Share of reference (%)"],
-                        [[p["reference"], p["predicted"], f"{p['pixels']:,}",
+                        [[p["reference"], p["predicted"], _g(p['pixels']),
                           _v(p["share_of_reference_pct"])] for p in m["confused_pairs"]]))
     s = facts["scene"]
     out.append(("Scene", ["Quantity", "Value"], [
-        ["Valid area (ha)", _v(s["total_area_ha"], "{:,.1f}")],
-        ["Valid pixels", _v(s["valid_pixels"], "{:,}")], ["Nodata pixels", _v(s["nodata_pixels"], "{:,}")],
+        ["Valid area (ha)", _g(s["total_area_ha"], 1)],
+        ["Valid pixels", _g(s["valid_pixels"])], ["Nodata pixels", _g(s["nodata_pixels"])],
         ["Optical nodata / invalid (%)", _v(s["optical_invalid_pct"])],
         ["Optical under cloud, haze or shadow (%)", _v(s.get("cloud_pct"))],
         ["Classified from SAR alone (%)", _v(s.get("sar_only_pct"))],

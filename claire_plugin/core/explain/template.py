@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional
 
 from ....models.card_schema import ENSEMBLE, FOREST
+from ..numbers import grouped
 
 GENERATOR = "template"
 #: A class is called reliable from this F1 (percent) on; never quoted as a number.
@@ -66,14 +67,14 @@ class Formatter:
         return f"{v:.{self.p}f} %"
 
     def ha(self, v: float) -> str:
-        return f"{v:,.{self.a}f} ha"
+        return f"{grouped(v, self.a)} ha"
 
     def kappa(self, v: float) -> str:
         return f"{v:.{self.k}f}"
 
     @staticmethod
     def count(n: int) -> str:
-        return f"{n:,}"
+        return grouped(n)
 
 
 def _join(items: List[str]) -> str:
