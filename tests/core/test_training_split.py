@@ -6,6 +6,7 @@ from scipy.spatial import cKDTree
 
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.training.labels import read_labels
+from claire.claire_plugin.core.training.scorecard import counts_table
 from claire.claire_plugin.core.training.split import layer_split, pixel_split, polygon_split
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import box_wkt, write_vector
@@ -40,6 +41,21 @@ def test_polygon_split_holds_out_whole_polygons_with_a_buffer(labels):
     assert again.info["val_groups"] == s.info["val_groups"]
 
 
+def test_polygon_counts_of_the_split_are_those_left_after_the_buffer(labels):
+    lab, _, _ = labels
+    emptied = 0
+    for seed in range(6):
+        s = polygon_split(lab, val_share=0.3, buffer_px=8, seed=seed)
+        table = {r["class"]: r for r in counts_table(lab.classes, s.train, s.val)}
+        for name, row in s.info["per_class"].items():
+            assert row["train_polygons"] == table[name]["train_polygons"] >= 1
+            drawn = sum(1 for g, c in lab.group_class.items()
+                        if lab.classes[c].name == name and g in set(np.unique(lab.pixels.group)))
+            assert row["train_polygons"] + row.get("train_polygons_in_buffer", 0) + row["val_polygons"] == drawn
+            emptied += row.get("train_polygons_in_buffer", 0)
+    assert emptied > 0  # 6 px boxes side by side: a held-out box's 8 px buffer swallows its neighbour
+
+
 def test_pixel_split_leaks(labels):
     lab, _, _ = labels
     s = pixel_split(lab, 0.3, seed=0)
@@ -62,3 +78,22 @@ def test_buffer_that_eats_a_class_is_a_clear_error(labels):
     lab, _, _ = labels
     with pytest.raises(ClaireError, match="no training pixel left"):
         polygon_split(lab, val_share=0.3, buffer_px=40, seed=0)
+
+
+def test_training_polygons_the_buffer_empties_are_named_in_the_notes(labels):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core.training.polygons import make_split
+
+    lab, _, _ = labels
+    params = SimpleNamespace(validation=None, val_share=0.3, buffer_px=8, config=SimpleNamespace(seed=0))
+    seeds = [seed for seed in range(6)
+             if any(r.get("train_polygons_in_buffer") for r in polygon_split(lab, 0.3, 8, seed).info["per_class"].values())]
+    params.config.seed = seeds[0]
+    split = make_split(params, lab, None)
+    emptied = sum(r.get("train_polygons_in_buffer", 0) for r in split.info["per_class"].values())
+    note = next(n for n in lab.notes if "wholly within 8 px" in n)
+    assert note.startswith(f"{emptied} training polygon(s)") and "more than 8 px apart" in note
+    params.buffer_px, lab.notes[:] = 0, []
+    make_split(params, lab, None)
+    assert not any("wholly within" in n for n in lab.notes)

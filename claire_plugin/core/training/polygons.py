@@ -170,7 +170,16 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
                                 f"were left out of training, so that no validation pixel has a training neighbour; "
                                 f"draw the validation {u.many} apart from the training ones to train on all of them")
         return split
-    return polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
+    split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
+    emptied = {name: row["train_polygons_in_buffer"] for name, row in split.info["per_class"].items()
+               if row.get("train_polygons_in_buffer")}
+    if emptied:
+        u = labels.pixels.units
+        labels.notes.append(f"{sum(emptied.values())} training {u.one}(s) lie wholly within {params.buffer_px:g} px "
+                            f"of held-out {u.many} and did not train ("
+                            + ", ".join(f"{name} {n}" for name, n in emptied.items())
+                            + f"): draw {u.many} more than {params.buffer_px:g} px apart to train on all of them")
+    return split
 
 
 def base_channel_map(base_card: dict, classes: List[ClassInfo]) -> Optional[np.ndarray]:

@@ -38,6 +38,17 @@ def _drop_near(train: LabelPixels, val: LabelPixels, buffer_px: float) -> LabelP
     return train.subset(~np.isfinite(dist))
 
 
+def _count_after_buffer(per_class: Dict[str, Dict[str, int]], labels: LabelSet, train: LabelPixels) -> None:
+    """Training polygons per class as the report's `counts` gives them: those with a pixel left after the buffer;
+    polygons the buffer emptied are counted apart (`train_polygons_in_buffer`)."""
+    for c in labels.classes:
+        left = int(np.unique(train.group[train.cls == c.index]).size)
+        row = per_class[c.name]
+        if left < row["train_polygons"]:
+            row["train_polygons_in_buffer"] = row["train_polygons"] - left
+        row["train_polygons"] = left
+
+
 def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0) -> Split:
     """Per class, hold out round(val_share x polygons) whole polygons (at least 1, leaving at least 2 for
     training); drop training pixels within `buffer_px` of a validation pixel."""
@@ -62,6 +73,7 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
     val = labels.pixels.subset(is_val)
     train_all = labels.pixels.subset(~is_val)
     train = _drop_near(train_all, val, buffer_px)
+    _count_after_buffer(per_class, labels, train)
     info = {"kind": "polygons", "val_share": val_share, "buffer_px": buffer_px, "seed": seed,
             "val_groups": sorted(val_groups), "buffer_dropped_train_pixels": len(train_all) - len(train),
             "per_class": per_class}
