@@ -73,7 +73,7 @@ class ClaireDock(QgsDockWidget):
         self.last_result = None
         self.last_card: Optional[Dict[str, Any]] = None
         self.added_layers: List = []
-        self.preview_layer_ids: List[str] = []  # the last preview's layers: a new preview replaces them
+        self.preview_layers: Dict[str, str] = {}  # the last preview's layers (id: name): a new preview replaces them
         self._build()
         self._check_dependencies()
         self._update_fit()
@@ -517,7 +517,7 @@ class ClaireDock(QgsDockWidget):
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             if preview:
-                self._replace_preview([layer.id() for layer in self.added_layers])
+                self._replace_preview({layer.id(): layer.name() for layer in self.added_layers})
             add_to_project(self.added_layers)
         messages = [dock_message(str(m)) for m in (result.messages or [])]
         if not any(m.lower().startswith("device") for m in messages):
@@ -529,16 +529,22 @@ class ClaireDock(QgsDockWidget):
         if explain:
             self.start_explanation(result.summary, card)
 
-    def _replace_preview(self, new_ids: List[str]) -> None:
-        """Remove the previous preview's layers still in the project (panning and previewing again does not pile
-        up layers); the full runs' layers stay."""
+    def _replace_preview(self, new: Dict[str, str]) -> None:
+        """Remove the previous preview's layers still in the project as they were added (panning and previewing
+        again does not pile up layers); the full runs' layers stay, and so does a preview layer the user renamed
+        or moved into a group: that one they chose to keep."""
         from qgis.core import QgsProject
 
         project = QgsProject.instance()
-        old = [i for i in self.preview_layer_ids if project.mapLayer(i) is not None]
+        root = project.layerTreeRoot()
+        old = []
+        for layer_id, name in self.preview_layers.items():
+            layer, node = project.mapLayer(layer_id), root.findLayer(layer_id)
+            if layer is not None and layer.name() == name and node is not None and node.parent() is root:
+                old.append(layer_id)
         if old:
             project.removeMapLayers(old)
-        self.preview_layer_ids = new_ids
+        self.preview_layers = dict(new)
 
     def start_explanation(self, summary: Dict[str, Any], card: Dict[str, Any]) -> ExplainTask:
         """Write the explanation in its own task; text streams into the view."""

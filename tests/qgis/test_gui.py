@@ -473,6 +473,18 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
     assert all(project.mapLayer(i) is None for i in first), "a new preview replaces the previous one's layers"
     assert all(project.mapLayer(i) is not None for i in whole + [layer.id() for layer in dock.added_layers])
     project.removeMapLayers(whole)
+    # a preview layer the user renamed or moved into a group is one they keep: the next preview leaves it
+    second = list(dock.added_layers)
+    second[0].setName("my preview")
+    root = project.layerTreeRoot()
+    node = root.findLayer(second[1].id())
+    root.insertGroup(0, "kept").addChildNode(node.clone())
+    node.parent().removeChildNode(node)
+    assert dock.start(preview=True) is not None
+    assert _wait(qgis_app, lambda: dock.task is None and dock.explain_task is None)
+    assert project.mapLayer(second[0].id()) is not None and project.mapLayer(second[1].id()) is not None
+    project.removeMapLayers([second[0].id(), second[1].id()])
+    root.removeChildNode(root.findGroup("kept"))
     # the temporary file's long name breaks: the footer does not widen the dock beyond what QGIS gives it
     assert dock.status.minimumSizeHint().width() < 298, dock.status.text()
     import rasterio
