@@ -6,7 +6,7 @@ import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.inputs.normalize import InputSpec, optical_preparer, sar_preparer
-from claire.claire_plugin.core.inputs.units import parse_sar_units, sar_kind
+from claire.claire_plugin.core.inputs.units import check_polarisation_order, parse_sar_units, sar_kind
 
 RNG = np.random.default_rng(0)
 DB = RNG.normal(-14, 4, (2, 2000)).astype(np.float32)
@@ -107,3 +107,36 @@ def test_floats_that_are_reflectance_under_a_stale_scale_are_named_so():
     refl = RNG.uniform(0.03, 0.4, 1000).astype(np.float32)
     with pytest.raises(ClaireError, match=r"as stored .* reflectance already.*gdal_edit\.py -scale 1 -offset 0"):
         optical_preparer(OPT_SPEC, 1, "float32", refl, Radiometry(scale=1e-4, offset=0.0, note="file's scale"))
+
+
+def _bundled_sar():
+    import rasterio
+
+    from claire.claire_plugin.paths import resource
+
+    with rasterio.open(resource("data", "terramesh", "S1RTC", "282D_485L_3_3.tif")) as ds:
+        return ds.read().astype(np.float32)  # dB, VV then VH, bands without names
+
+
+@pytest.mark.parametrize("units", ["dB", "linear-power"])
+def test_polarisations_stacked_the_other_way_round_are_refused_when_placed_by_position(units):
+    """SNAP and Earth Engine list VH before VV: read by position, the weaker band was taken for VV without a word."""
+    db = _bundled_sar()
+    raw = db if units == "dB" else (10 ** (db / 10)).astype(np.float32)
+    swapped = raw[::-1].copy()
+    by_count = "known layout by band count: Sentinel-1 dual polarisation (VV, VH)"
+    with pytest.raises(ClaireError, match=r"weaker than the one read as VH on 9\d% .*--sar-bands 2,1"):
+        sar_preparer(SAR_SPEC, 2, swapped, "", units, band_method=by_count)
+    sar_preparer(SAR_SPEC, 2, raw, "", units, band_method=by_count)  # the right order passes
+    sar_preparer(SAR_SPEC, 2, swapped, "", units, band_method="explicit --sar-bands")  # the user's word stands
+    sar_preparer(SAR_SPEC, 2, swapped, "", units, band_method="named by band descriptions")
+
+
+def test_the_polarisation_check_stays_quiet_on_noise_and_few_pixels():
+    noise = RNG.normal(-15, 3, (2, 5000)).astype(np.float32)  # no real contrast either way
+    check_polarisation_order(noise, "db", ["VV", "VH"], "assumed to be in the checkpoint's order")
+    few = np.stack([np.full(50, -20.0), np.full(50, -10.0)]).astype(np.float32)
+    check_polarisation_order(few, "db", ["VV", "VH"], "assumed to be in the checkpoint's order")
+    with pytest.raises(ClaireError, match="--sar-bands 2,1"):
+        check_polarisation_order(np.repeat(few, 3, axis=1), "db", ["VV", "VH"], "assumed to be in the checkpoint's order")
+    check_polarisation_order(np.repeat(few, 3, axis=1), "db", ["HH", "B2"], "assumed to be in the checkpoint's order")

@@ -195,6 +195,24 @@ def test_scaled_reads_apply_the_files_scale_offset_and_linear_zeros_are_no_data(
     lpath = write_raster(str(tmp_path / "l.tif"), lin, origin=(500000.0 + 3, 4600000.0 - 2))  # off the grid
     with rasterio.open(grid) as g, rasterio.open(lpath) as s:
         w = GridWarp(s, g)
-        w.positive_only = True
+        w.set_sar_units(linear=True)
         vals = w.read([1])
     assert np.isnan(vals[0, :, :4]).all() and np.allclose(vals[0, 1:, 5:19], 0.05)
+
+
+def test_db_pixels_zero_in_every_band_are_no_data(tmp_path):
+    """An export without a no-data value writes its fill as 0 in every band: in dB that is no backscatter (0 dB in
+    both polarisations), so it is no data, not a bright target; a 0 in one band only is a value."""
+    db = np.stack([np.full((20, 20), -12.0, np.float32), np.full((20, 20), -19.0, np.float32)])
+    db[:, :, :4] = 0.0
+    db[1, 10, 10] = 0.0
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 20, 20), np.uint16))
+    path = write_raster(str(tmp_path / "d.tif"), db)
+    with rasterio.open(grid) as g, rasterio.open(path) as s:
+        w = GridWarp(s, g)
+        before = w.read([1, 2])
+        w.set_sar_units(linear=False)
+        vals = w.read([1, 2])
+    assert not np.isnan(before).any()
+    assert np.isnan(vals[:, :, :4]).all() and not np.isnan(vals[:, :, 4:]).any()
+    assert vals[1, 10, 10] == 0.0 and vals[0, 10, 10] == -12.0

@@ -84,7 +84,7 @@ class RunPlan:
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
         warped = rio.warp_to_grid(s, o, "bilinear", scaled=True)
-        warped.positive_only = self.sar_vrt.positive_only
+        warped.set_sar_units(self.sar_vrt.positive_only)
         return o, warped, [s, o]
 
     def writer(self, path: str, dtype: str, nodata: float, description: str) -> GridWriter:
@@ -273,8 +273,8 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
                                          radiometry, opt.nodata)
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
-                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1])
-    sar_vrt.positive_only = bool(plan.sar_prep.to_db)  # linear SAR: 0 and below are no data, as in training
+                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method)
+    sar_vrt.set_sar_units(bool(plan.sar_prep.to_db))  # linear SAR: 0 and below are no data, as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
 
 

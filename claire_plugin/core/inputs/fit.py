@@ -123,7 +123,7 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         if sds.nodata is not None and math.isfinite(sds.nodata):
             sample = sample[:, (sample != sds.nodata).all(axis=0)]
         sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
-                     sds.dtypes[sc.indices[0] - 1])
+                     sds.dtypes[sc.indices[0] - 1], sc.method)
         warning = resolution_warning(opt, card)
         if warning:
             out.warnings.append(warning)

@@ -12,7 +12,13 @@ import numpy as np
 
 from ..errors import ClaireError
 from .radiometry import Radiometry, offset_suspicion
-from .units import check_db_plausible, check_reflectance, detect_sar_scale, sar_kind  # noqa: F401
+from .units import (  # noqa: F401
+    check_db_plausible,
+    check_polarisation_order,
+    check_reflectance,
+    detect_sar_scale,
+    sar_kind,
+)
 
 
 @dataclass
@@ -175,15 +181,17 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
 
 
 def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str = "", units: Optional[str] = "auto",
-                 dtype: str = "float32") -> Preparer:
+                 dtype: str = "float32", band_method: str = "") -> Preparer:
     """Preparer for the SAR input, converting linear power/amplitude to dB when the card wants dB. `units`
     is the user's declaration (`--sar-units`), `dtype` the raster's own type; the raster's unit is read from
-    them, its metadata or its values (core.inputs.units.sar_kind), and refused when unclear or implausible."""
+    them, its metadata or its values (core.inputs.units.sar_kind), and refused when unclear or implausible;
+    bands placed by position (`band_method`, the band choice's) are refused when their polarisations look swapped."""
     notes: List[str] = []
     to_db = None
     if spec.wants_db:
         kind, reason = sar_kind(sample, metadata_text, dtype, units)
         check_db_plausible(sample, kind, reason)
+        check_polarisation_order(sample, kind, spec.bands, band_method)
         if kind != "db":
             to_db = kind
             notes.append(f"SAR is linear {kind} ({reason}); converting to dB as the checkpoint expects")

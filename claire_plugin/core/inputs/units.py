@@ -145,6 +145,45 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
                           f"Transparency > No data value in QGIS)")
 
 
+#: Co- over cross-polarised backscatter: the share of pixels where the band read as VV (HH) is weaker than the one
+#: read as VH (HV) above which the two are taken as swapped (real scenes: 0.2-6.3 %), and the median difference.
+SWAPPED_SHARE = 0.75
+SWAPPED_MEDIAN_DB = -1.0
+_CO, _CROSS = ("VV", "HH"), ("VH", "HV")
+
+
+def check_polarisation_order(sample: np.ndarray, kind: str, bands: List[str], method: str) -> None:
+    """ClaireError when SAR bands placed by position (no band names: `method` is the band choice's) put the weaker
+    polarisation where the checkpoint wants the stronger: co-polarised backscatter (VV, HH) exceeds cross-polarised
+    (VH, HV) over nearly all land and water, so a band read as VV below the one read as VH on most pixels means the
+    two are stacked the other way round (SNAP and GEE list VH before VV). Named or explicit bands are trusted."""
+    if not method.startswith(("known layout", "assumed")):
+        return
+    up = [b.upper() for b in bands]
+    co = next((i for i, b in enumerate(up) if b in _CO), None)
+    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
+    if co is None or cross is None:
+        return
+    vals = np.asarray(sample, np.float64).reshape(len(bands), -1)[[co, cross]]
+    vals = vals[:, np.isfinite(vals).all(axis=0) & (vals != 0).all(axis=0)]
+    if kind != "db":
+        vals = vals[:, (vals > 0).all(axis=0)]
+        vals = (10.0 if kind == "power" else 20.0) * np.log10(vals)
+    if vals.shape[1] < 100:
+        return
+    diff = vals[0] - vals[1]
+    weaker, median = float(np.mean(diff < 0)), float(np.median(diff))
+    if weaker > SWAPPED_SHARE and median < SWAPPED_MEDIAN_DB:
+        c, x = bands[co], bands[cross]
+        swap = [str(i + 1) for i in range(len(bands))]
+        swap[co], swap[cross] = swap[cross], swap[co]
+        raise ClaireError(f"the SAR bands carry no names and were read by position ({method}: band {co + 1} as {c}, "
+                          f"band {cross + 1} as {x}), but the band read as {c} is weaker than the one read as {x} on "
+                          f"{weaker:.0%} of the pixels (median {median:+.1f} dB), while {c} backscatter is stronger "
+                          f"than {x} almost everywhere: the two are most likely stacked the other way round (SNAP and "
+                          f"Earth Engine list VH before VV); give --sar-bands {','.join(swap)}, or name the bands")
+
+
 # ------------------------------------------------------------------ optical reflectance
 #: Reflectance a surface can have (bright cloud, snow and sun glint stay well below 2).
 MAX_REFLECTANCE = 2.0

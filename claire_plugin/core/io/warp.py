@@ -59,6 +59,9 @@ class GridWarp:
         #: values at or below 0 are no data (linear SAR power or amplitude: a zero border, not a value; in dB it
         #: would be -inf, clipped to the card's floor and classified, mostly as water); set once the units are known
         self.positive_only = False
+        #: pixels exactly 0 in every band read are no data (SAR in dB: a fill the file does not declare, as exports
+        #: without a no-data value write it; 0 dB in both polarisations is no backscatter); set with set_sar_units
+        self.zero_fill = False
         #: band -> (scale, offset) declared by the file (GDAL's scale / offset: value = raw x scale + offset), applied
         #: to what is read when `scaled` (a SAR stored as int16 dB x 100 with scale 0.01); class codes are not scaled
         self._scaling = {i + 1: (float(sc), float(of)) for i, (sc, of) in enumerate(zip(src.scales, src.offsets))
@@ -123,7 +126,14 @@ class GridWarp:
                 a[k] = a[k] * np.float32(scale) + np.float32(offset)
         if self.positive_only:
             a[a <= 0] = np.nan
+        elif self.zero_fill:
+            a[:, (a == 0).all(axis=0)] = np.nan
         return a
+
+    def set_sar_units(self, linear: bool) -> None:
+        """What no data is once the SAR's unit is known: linear power or amplitude, values at or below 0; dB,
+        pixels 0 in every band."""
+        self.positive_only, self.zero_fill = bool(linear), not linear
 
     def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
         out = np.full((len(idx), h, w), np.nan, np.float32)

@@ -57,8 +57,8 @@ class Scene:
                                              self.opt.nodata)
             self.sar_prep = sar_preparer(self.sar_spec, len(self.sc.indices), s_sample,
                                          rio.metadata_text(self.sar, self.sc.indices), sar_units,
-                                         self.sar.dtypes[self.sc.indices[0] - 1])
-            self.sar_grid.positive_only = bool(self.sar_prep.to_db)  # linear SAR: 0 and below are no data
+                                         self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method)
+            self.sar_grid.set_sar_units(bool(self.sar_prep.to_db))  # linear SAR: 0 and below are no data
         except BaseException:
             self.close()
             raise
