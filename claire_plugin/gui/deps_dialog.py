@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .. import deps
 from ..pip_deps import has_nvidia_gpu
+from .widgets import fit_on_screen
 
 TORCH_CHOICES = [("cpu", "CPU build (about 190 MB download, 1.1 GB on disk)"),
                  ("cuda", "CUDA build for NVIDIA GPUs (about 2.7 GB)")]
@@ -63,7 +64,7 @@ class DependencyDialog(QDialog):
         lay.addWidget(self.progress)
         lay.addWidget(self.log, 1)
         lay.addWidget(self.buttons)
-        self.resize(720, 480)
+        fit_on_screen(self, 720, 480)
         self._show_state()
 
     def _show_state(self) -> None:

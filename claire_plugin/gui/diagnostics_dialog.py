@@ -7,6 +7,8 @@ from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtGui import QFont, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
+from .widgets import fit_on_screen
+
 
 def qgis_facts() -> dict:
     """QGIS-side facts for the report (version, Qt, GDAL as QGIS links it)."""
@@ -48,7 +50,7 @@ class DiagnosticsDialog(QDialog):
         lay.addWidget(intro)
         lay.addWidget(self.text, 1)
         lay.addWidget(buttons)
-        self.resize(720, 560)
+        fit_on_screen(self, 720, 560)
 
     def copy(self) -> None:
         """Copy the report to the clipboard."""

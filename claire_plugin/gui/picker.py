@@ -26,7 +26,7 @@ from ...models.card_schema import model_title
 from ...models.macroclass import grouping_text
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
-from .widgets import breakable
+from .widgets import breakable, fit_on_screen
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
@@ -432,4 +432,4 @@ class CheckpointDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(self.picker, 1)
         lay.addWidget(buttons)
-        self.resize(520, 640)
+        fit_on_screen(self, 520, 640)

@@ -17,6 +17,7 @@ from qgis.PyQt.QtWidgets import (
     QHeaderView,
     QLabel,
     QSizePolicy,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -67,8 +68,8 @@ def _swatch(color: str, size: int = 12) -> QIcon:
     return QIcon(pix)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.1f} %"
+def _pct(value: Any, unit: bool = True) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}" + (" %" if unit else "")
 
 
 def class_rows(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -98,6 +99,7 @@ class MetricTile(QFrame):
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.value.setFont(font)
+        self._size = font.pointSizeF()
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # shrinks with a narrow dock
         self.value.setMinimumWidth(40)
@@ -114,6 +116,25 @@ class MetricTile(QFrame):
     def setValue(self, text: str) -> None:  # noqa: N802
         """Show ``text`` as the tile's number."""
         self.value.setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        """The number in a smaller font where the tile is narrower than it (a narrow dock, a large scale): a
+        centred number wider than its tile loses its first digit on the left."""
+        from qgis.PyQt.QtGui import QFontMetricsF
+
+        font = self.value.font()
+        font.setPointSizeF(self._size)
+        room = max(1, self.value.width() - 4)
+        wide = QFontMetricsF(font).horizontalAdvance(self.value.text())
+        if wide > room:
+            font.setPointSizeF(max(6.0, self._size * room / wide))
+        if font.pointSizeF() != self.value.font().pointSizeF():
+            self.value.setFont(font)
 
 
 def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -> str:
@@ -169,7 +190,7 @@ class ResultsView(QWidget):
         tiles = self._build_tiles()
 
         self.table = self._make_table()
-        self.accuracy_label = QLabel("<b>Accuracy against the reference</b>", self)
+        self.accuracy_label = QLabel("<b>Accuracy against the reference</b> (%)", self)
         self.accuracy_label.setWordWrap(True)
         self.accuracy_table = self._make_table()
         self.chart_metric = QComboBox(self)
@@ -261,8 +282,8 @@ class ResultsView(QWidget):
 
         self._fill(self.table, BASE_COLUMNS, rows, lambda row: [
             grouped(float(row['area_ha'] or 0), 1), _pct(row["share"]), _pct(row["mean_confidence"])])
-        self._fill(self.accuracy_table, METRIC_COLUMNS and ["Class"] + METRIC_COLUMNS, rows,
-                   lambda row: [_pct(row[k]) for k in ("iou", "precision", "recall", "f1")])
+        self._fill(self.accuracy_table, ["Class"] + METRIC_COLUMNS, rows,
+                   lambda row: [_pct(row[k], unit=False) for k in ("iou", "precision", "recall", "f1")])
         self.accuracy_table.setVisible(bool(metrics))
         self.accuracy_label.setVisible(bool(metrics))
         self.chart_metric.setEnabled(bool(metrics))
@@ -309,6 +330,11 @@ class ResultsView(QWidget):
         height = header.sizeHint().height() + 2 * table.frameWidth()
         height += sum(table.rowHeight(r) for r in range(len(rows)))
         table.setFixedHeight(height + 2)
+        # as narrow as its numbers and the class swatch allow: narrower, the tab scrolls sideways
+        numbers = sum(max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(1, len(columns)))
+        swatch = table.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        name = table.fontMetrics().horizontalAdvance("w…") + swatch + 8
+        table.setMinimumWidth(numbers + name + 2 * table.frameWidth())
 
     def _update_chart(self) -> None:
         metric = self.chart_metric.currentData() or "share"

@@ -125,9 +125,11 @@ def narrow_form() -> QFormLayout:
 
 
 def vertical_scroll(page: QWidget) -> QScrollArea:
-    """`page` in a frameless scroll area that scrolls vertically and fits its width to the dock."""
+    """`page` in a frameless scroll area that scrolls vertically and fits its width to the dock; where the page
+    cannot be as narrow as the dock (a large font in QGIS's settings), it scrolls sideways too rather than cut
+    off its right side."""
     scroll = QScrollArea()
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QScrollArea.Shape.NoFrame)
     scroll.setWidget(page)
@@ -208,3 +210,16 @@ def roles_by_bands(counts: List[int], sar_n: Optional[int] = None) -> Optional[T
     if not (enough or rest):
         return None
     return optical, min(enough or rest, key=lambda i: (counts[i], i))
+
+
+def fit_on_screen(dialog: QWidget, width: int, height: int) -> None:
+    """Resize `dialog` to `width` x `height`, or to 90 % of the screen's available area where that is smaller
+    (a laptop screen at 200 % scaling is 960 x 540 logical pixels), so that its buttons stay on the screen."""
+    from qgis.PyQt.QtGui import QGuiApplication
+
+    screen = dialog.screen() if hasattr(dialog, "screen") else None
+    screen = screen or QGuiApplication.primaryScreen()
+    if screen is not None:
+        area = screen.availableGeometry()
+        width, height = min(width, int(area.width() * 0.9)), min(height, int(area.height() * 0.9))
+    dialog.resize(width, height)

@@ -648,3 +648,49 @@ def test_two_runs_in_one_second_get_two_files(qgis_app, tmp_path):
     open(first, "w").close()
     assert _unused_name(str(tmp_path), "claire_x_preview_20261206_091856") == str(
         tmp_path / "claire_x_preview_20261206_091856_2.tif")
+
+
+def test_the_results_tab_stays_readable_where_the_dock_is_narrow_or_the_font_large(qgis_app):
+    """QA on small and HiDPI screens: a tile's centred number lost its first digit at the dock's narrowest (277 px);
+    at QGIS font size 14 the accuracy table's F1 column and the Train tab's right side were cut off with no way to
+    reach them; the checkpoint dialog was taller than a 960 x 540 screen (200 % scaling)."""
+    from qgis.PyQt.QtGui import QFont, QFontMetricsF, QGuiApplication
+    from qgis.PyQt.QtWidgets import QApplication, QWidget
+
+    from claire.claire_plugin.gui.results import MetricTile, ResultsView
+    from claire.claire_plugin.gui.widgets import fit_on_screen, vertical_scroll
+
+    tile = MetricTile("overall accuracy")
+    tile.resize(66, 80)
+    tile.show()
+    tile.setValue("74.5 %")
+    QApplication.processEvents()
+    assert QFontMetricsF(tile.value.font()).horizontalAdvance("74.5 %") <= tile.value.width()
+    tile.resize(200, 80)
+    QApplication.processEvents()
+    assert tile.value.font().pointSizeF() == tile._size  # full size again where there is room
+    tile.close()
+
+    view = ResultsView(None)
+    big = QFont(view.font())
+    big.setPointSizeF(14)
+    view.setFont(big)
+    page = vertical_scroll(view)
+    page.resize(250, 700)
+    page.show()
+    rows = [{"name": n, "value": v, "color": "#3366cc", "iou": 0.482, "precision": 0.591, "recall": 0.724,
+             "f1": 0.651} for v, n in enumerate(["water", "trees", "crops"], 1)]
+    view._fill(view.accuracy_table, ["Class", "IoU", "Prec.", "Recall", "F1"], rows,
+               lambda row: [f"{100 * row[k]:.1f}" for k in ("iou", "precision", "recall", "f1")])
+    for _ in range(3):
+        QApplication.processEvents()
+    table = view.accuracy_table
+    columns = sum(table.columnWidth(c) for c in range(1, 5))
+    assert table.width() >= columns + table.fontMetrics().horizontalAdvance("w")  # F1 whole, and the class swatch
+    assert page.horizontalScrollBar().maximum() > 0  # the page scrolls sideways to them
+    page.close()
+
+    wide = QWidget()
+    fit_on_screen(wide, 520, 100000)
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    assert wide.width() == min(520, int(area.width() * 0.9)) and wide.height() <= area.height()
