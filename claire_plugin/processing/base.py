@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, FrozenSet, Iterator, List, Optional
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -59,6 +59,11 @@ SOURCE_DEFINITION = ("it was given as a feature source (\"Selected features only
 POST_PROCESSORS: List[object] = []
 
 
+#: What every CLAIRE algorithm is about, for the toolbox's search (metadata.txt's tags are the plugin manager's).
+COMMON_TAGS = ("land cover", "landcover", "land use", "classification", "CLAIRE", "Sentinel", "Sentinel-2",
+               "Sentinel-1", "SAR", "optical", "remote sensing")
+
+
 class ClaireAlgorithm(QgsProcessingAlgorithm):
     """Base of CLAIRE's algorithms; subclasses set the class attributes and implement the rest."""
 
@@ -66,6 +71,7 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
     INTRO = ""  # the first paragraph of the help, HTML
     HELP: Dict[str, str] = {}  # parameter name -> help text (shown in the help list and as tooltips)
     ADVANCED: FrozenSet[str] = frozenset()  # parameters shown under "Advanced parameters"
+    TAGS: Tuple[str, ...] = ()  # words the toolbox's search finds it by, beside COMMON_TAGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,6 +85,13 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         return QIcon(icon_path(self.ICON_NAME))
+
+    def svgIconPath(self) -> str:  # noqa: N802
+        """The icon the graphical modeller draws (it asks for the SVG, not icon())."""
+        return icon_path(self.ICON_NAME)
+
+    def tags(self) -> List[str]:
+        return list(COMMON_TAGS + self.TAGS)
 
     def createInstance(self) -> "ClaireAlgorithm":  # noqa: N802
         return type(self)()

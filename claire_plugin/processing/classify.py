@@ -54,6 +54,7 @@ HELP = {
 class ClassifyAlgorithm(ClaireAlgorithm):
     """Runs the CLAIRE engine on one optical + SAR pair."""
 
+    TAGS = ("deep learning", "segmentation", "machine learning", "cloud", "fusion", "map")
     HELP = HELP
     ADVANCED = RUN_ADVANCED | {"FILL_FROM_SAR", "SNOW_CHECK"}
     INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "

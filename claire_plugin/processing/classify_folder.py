@@ -46,6 +46,7 @@ HELP = {
 class ClassifyFolderAlgorithm(ClaireAlgorithm):
     """Batch classification of two folders paired by file name."""
 
+    TAGS = ("deep learning", "segmentation", "batch", "folder", "many scenes")
     ICON_NAME = "classify_folder.svg"
     HELP = HELP
     ADVANCED = RUN_ADVANCED | {"SKIP_EXISTING", "DASK_SCHEDULER"}

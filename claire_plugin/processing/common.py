@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
     QgsRasterLayer,
     QgsVectorLayer,
 )
@@ -44,6 +45,13 @@ class RasterFileParameter(QgsProcessingParameterRasterLayer):
         if isinstance(value, str) and value and (os.path.isfile(value) or _local_gdal_name(value)):
             return True
         return super().checkValueIsAcceptable(value, context)
+
+    def valueAsPythonString(self, value, context) -> str:  # noqa: N802
+        """A file given as text stays the text: QGIS loads it as a layer to write it (the toolbox's History
+        and "Copy as Python Command", a model's log of its steps), and GDAL saves statistics beside it."""
+        if isinstance(value, str) and value and (os.path.isfile(value) or _local_gdal_name(value)):
+            return QgsProcessingUtils.stringToPythonLiteral(value)
+        return super().valueAsPythonString(value, context)
 
     def clone(self) -> "RasterFileParameter":
         copy = RasterFileParameter(self.name(), self.description(), self.defaultValue(),
@@ -234,9 +242,12 @@ def metrics_json(summary: dict) -> str:
     return json.dumps({"classes": summary.get("classes", []), "metrics": summary.get("metrics")}, sort_keys=True)
 
 
-def style_classified(result, context, holders: list, name: str = "Land cover (CLAIRE)") -> None:
+def style_classified(result, context, holders: list, name: str = "Land cover (CLAIRE)",
+                     generic: str = "Land cover") -> None:
     """Style a ClassifyResult's map like claire:classify: QML beside it and, when QGIS loads it, the
-    checkpoint's classes and colours. `holders` keeps the post-processor alive (QGIS holds a C++ pointer)."""
+    checkpoint's classes and colours, named `name` unless it has a name of its own (a model's output: QGIS
+    names it after the output definition, `generic`, otherwise). `holders` keeps the post-processor alive (QGIS
+    holds a C++ pointer)."""
     classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
     nodata = result.card.get("nodata", 0)
     write_qml_sidecar(result.output, classes, nodata)
@@ -245,4 +256,5 @@ def style_classified(result, context, holders: list, name: str = "Land cover (CL
         holders.append(post)
         details = context.layerToLoadOnCompletionDetails(result.output)
         details.setPostProcessor(post)
-        details.name = name
+        if details.name in ("", generic):
+            details.name = name

@@ -63,6 +63,7 @@ def table_file(destination: Optional[str]) -> Optional[str]:
 class EvaluateAlgorithm(ClaireAlgorithm):
     """Confusion matrix, OA, mIoU, kappa and per-class IoU / precision / recall / F1."""
 
+    TAGS = ("accuracy", "validation", "IoU", "kappa", "confusion matrix", "reference")
     ICON_NAME = "evaluate.svg"
     HELP = HELP
     INTRO = ("Compares a land-cover map with reference labels pixel by pixel, window by window, and reports "

@@ -45,6 +45,7 @@ HELP = {
 class GrowPolygonsAlgorithm(ClaireAlgorithm):
     """One training polygon per labelled point, grown over similar optical pixels around it."""
 
+    TAGS = ("training", "points", "polygons", "region growing", "magic wand", "labels")
     ICON_NAME = "model_card.svg"
     HELP = HELP
     INTRO = ("Turns labelled points into training polygons: around each point, the pixels connected to it whose "

@@ -37,6 +37,7 @@ ACCURACY_HELP = {
 class SamplePointsAlgorithm(ClaireAlgorithm):
     """Stratified random sample of a classified map (strata = map classes)."""
 
+    TAGS = ("accuracy", "stratified", "random sample", "validation", "points", "Olofsson")
     ICON_NAME = "evaluate.svg"
     HELP = SAMPLE_HELP
     INTRO = ("Draws a stratified random sample of a classified map for an accuracy assessment you can publish: "
@@ -82,6 +83,7 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
 class MapAccuracyAlgorithm(ClaireAlgorithm):
     """Area-weighted error matrix, accuracies and class areas with 95 % CIs from labelled points."""
 
+    TAGS = ("accuracy", "error matrix", "confusion matrix", "area", "confidence interval", "stratified", "Olofsson")
     ICON_NAME = "evaluate.svg"
     HELP = ACCURACY_HELP
     INTRO = ("Turns labelled sample points into the area-weighted error matrix, overall, user's and producer's "

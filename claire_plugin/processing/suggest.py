@@ -38,6 +38,7 @@ HELP = {
 class SuggestAlgorithm(ClaireAlgorithm):
     """Places to label next (query by committee on two maps, or low confidence)."""
 
+    TAGS = ("training", "active learning", "where to label", "random forest", "disagreement")
     ICON_NAME = "evaluate.svg"
     HELP = HELP
     INTRO = ("Suggests where to draw training polygons next: the squares of the map where a second map of the "

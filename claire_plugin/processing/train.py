@@ -27,6 +27,7 @@ from .common import (
     TRAIN_FLAG_TO_PARAMETER,
     RasterFileParameter,
     progress_bridge,
+    qgis_message,
     raster_path,
     style_classified,
     vector_path,
@@ -95,6 +96,8 @@ CHOICE_ARM = {0: "finetuned", 1: "rf_optical_sar", 3: "ensemble"}
 class TrainAlgorithm(ClaireAlgorithm):
     """Teach CLAIRE your area: fine-tune from polygons on one optical + SAR scene."""
 
+    TAGS = ("training", "fine-tune", "deep learning", "machine learning", "random forest", "polygons", "labels",
+            "accuracy")
     ICON_NAME = "claire.svg"
     HELP = HELP
     ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "DEVICE", "SAR_UNITS",
@@ -243,7 +246,11 @@ class TrainAlgorithm(ClaireAlgorithm):
                           in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled,
                           stop_waiting=feedback.isCanceled)
         for note in report_notes(report):
-            feedback.pushInfo(f"note: {note}")
+            feedback.pushInfo(qgis_message(f"note: {note}", TRAIN_FLAG_TO_PARAMETER))
+        if not report.get("forest_checkpoint"):
+            feedback.pushWarning("no random forest was trained (RF_TREES is 0): FOREST_CHECKPOINT and "
+                                 "ENSEMBLE_CHECKPOINT are empty, and a model step fed from them would classify "
+                                 "with the bundled checkpoint")
         feedback.pushInfo(score_lines(report))
         tuned = report["arms"]["finetuned"]["clear"]
         low, high = tuned.get("macro_f1_ci95") or (None, None)
@@ -294,7 +301,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
             result = engine.classify(run, scaled_progress(progress_bridge(feedback), start, 1.0),
                                      feedback.isCanceled)
-        style_classified(result, context, self._post_processors, "Land cover (CLAIRE, your checkpoint)")
+        style_classified(result, context, self._post_processors, "Land cover (CLAIRE, your checkpoint)",
+                         "Land cover with the new checkpoint")
         return result.output
 
 

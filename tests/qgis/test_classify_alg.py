@@ -106,6 +106,16 @@ def test_the_style_outlives_the_algorithm_copy_a_batch_or_model_runs(claire_plug
     del alg
     gc.collect()
     assert isinstance(context.layerToLoadOnCompletionDetails(out).postProcessor(), LandCoverPostProcessor)
+    assert context.layerToLoadOnCompletionDetails(out).name == "Land cover (CLAIRE)"
+    # a model's output keeps the name the model gives it: two maps of one model both loaded as "Land cover (CLAIRE)"
+    named = str(tmp_path / "named.tif")
+    definition = QgsProcessingOutputLayerDefinition(named, QgsProject.instance())
+    definition.destinationName = "forest map"
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:classify")
+    params = alg.preprocessParameters({"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                       "CHECKPOINT": tiny_checkpoint, "OUTPUT": definition})
+    _, ok = alg.run(params, context, feedback)
+    assert ok and context.layerToLoadOnCompletionDetails(named).name == "forest map"
 
 
 def test_gdal_names_given_as_text_are_read(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
@@ -210,6 +220,12 @@ def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair,
     # after the class table, the scene's counts and what not to trust, as on the command line
     table = next(i for i, line in enumerate(log.lines) if line.startswith("class "))
     assert log.lines[table + 1].startswith("valid pixels ") and "unlike the training data" in log.lines[table + 1]
+    assert f"model: {tiny_checkpoint}, " in text and "bundled" not in text
+    # a model step fed an empty checkpoint (another step wrote none) classified with the bundled one without a word
+    log = Log()
+    processing.run("claire:classify", {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"], "CHECKPOINT": None,
+                                       "EXTENT": None, "OUTPUT": str(tmp_path / "lc2.tif")}, feedback=log)
+    assert any(line.startswith("model: ") and "(the bundled checkpoint: none was given)" in line for line in log.lines)
 
 
 def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
@@ -332,3 +348,50 @@ def test_the_help_says_which_packages_are_missing_before_a_run(claire_plugin, mo
     monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch", "safetensors"])
     assert alg.shortHelpString().startswith("<p><b>⚠ CLAIRE needs Python packages that QGIS cannot import: torch, "
                                             "safetensors")
+
+
+def test_copying_a_run_as_python_leaves_no_statistics_beside_its_input_files(claire_plugin, raster_pair, tmp_path):
+    """The toolbox's History and "Copy as Python Command" (and a model's log of its steps) write each parameter
+    as Python; QGIS did so for a raster by loading the file as a layer, and GDAL saved its statistics beside it
+    (optical.tif.aux.xml) when the layer went."""
+    import shutil
+
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for key in ("optical", "sar"):
+        shutil.copy(raster_pair[key], folder / os.path.basename(raster_pair[key]))
+    optical, sar = str(folder / "optical.tif"), str(folder / "sar.tif")
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    command = alg.asPythonCommand({"OPTICAL": optical, "SAR": sar, "OUTPUT": str(tmp_path / "lc.tif")}, context)
+    del context
+    import gc
+
+    gc.collect()
+    assert f"'OPTICAL':'{optical}'" in command.replace(" ", "") and "'SAR':" in command
+    assert sorted(os.listdir(folder)) == ["optical.tif", "sar.tif"]
+
+
+def test_the_toolbox_search_and_the_modeller_find_and_draw_every_algorithm(claire_plugin):
+    """The toolbox's search found nothing for 'random forest', 'Sentinel', 'deep learning' or 'error matrix' (no
+    algorithm had tags), and the modeller drew the generic gear for every CLAIRE step (no SVG icon path)."""
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("claire")
+    algs = {a.id(): a for a in provider.algorithms()}
+    for alg in algs.values():
+        tags = [t.lower() for t in alg.tags()]
+        assert {"land cover", "sar", "sentinel-2"} <= set(tags), alg.id()
+        assert os.path.isfile(alg.svgIconPath()) and alg.svgIconPath().endswith(".svg"), alg.id()
+
+    def found(word):
+        word = word.lower()
+        return {i for i, a in algs.items() if word in a.displayName().lower() or any(word in t.lower() for t in a.tags())}
+
+    assert {"claire:train", "claire:suggest"} <= found("random forest")
+    assert found("error matrix") == {"claire:map_accuracy"} and "claire:sample_points" in found("stratified")
+    assert {"claire:classify", "claire:train"} <= found("deep learning")
+    assert "claire:grow_polygons" in found("magic wand") and "claire:evaluate" in found("accuracy")

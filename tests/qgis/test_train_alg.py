@@ -340,3 +340,4 @@ def test_a_temporary_checkpoint_is_said_to_be_deleted_when_qgis_closes(claire_pl
     processing.run("claire:train", {**scene, **FAST, "OUTPUT": str(tmp_path / "kept.safetensors"), "RF_TREES": 0,
                                     "REPORT": report}, feedback=Feedback())
     assert not [w for w in warnings if "temporary" in w]
+    assert any(w.startswith("no random forest was trained (RF_TREES is 0): FOREST_CHECKPOINT") for w in warnings)

@@ -148,6 +148,21 @@ def _check_paths(params: ClassifyParams) -> None:
                               f"a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
 
 
+def model_line(checkpoint: Optional[str], card: dict) -> str:
+    """Which model a run classifies with, first in its messages: a run fed an empty checkpoint (a model step
+    whose checkpoint came from a step that wrote none) otherwise used the bundled one without a word."""
+    from ....models.card_schema import model_title
+
+    n = len(card.get("classes") or [])
+    if not checkpoint:
+        where = f"{DEFAULT_CHECKPOINT} (the bundled checkpoint: none was given)"
+    elif os.path.abspath(checkpoint) == os.path.abspath(DEFAULT_CHECKPOINT):
+        where = f"{checkpoint} (the bundled checkpoint)"
+    else:
+        where = checkpoint
+    return f"model: {where}, {model_title(card)}, {n} classes"
+
+
 def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn],
               is_cancelled: Optional[CancelFn]) -> ClassifyResult:
     """On the torch thread: the device, torch's thread count, the GDAL cache and the allocator set for
@@ -162,7 +177,7 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     user_cancel = is_cancelled or (lambda: False)
     is_cancelled = lambda: user_cancel() or interrupted()  # noqa: E731
     device, why = resolve_device(params.device)
-    messages: List[str] = [f"device: {device} ({why})"]
+    messages: List[str] = [f"device: {device} ({why})", model_line(params.checkpoint, card)]
     old_threads = torch.get_num_threads()
     if params.threads:
         if int(params.threads) < 1:
