@@ -4,14 +4,23 @@ from __future__ import annotations
 import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.core.inputs.bands import S2_L1C, S2_L2A, canonical_band, choose_bands
+from claire.claire_plugin.core.inputs.bands import (
+    S2_L1C,
+    S2_L2A,
+    canonical_band,
+    check_spectral_order,
+    choose_bands,
+)
 
 CARD10 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 
 
 @pytest.mark.parametrize("text,want", [("B2", "B02"), ("b02", "B02"), ("B8A", "B8A"), ("B08", "B08"),
                                        ("Band 4 (B4)", "B04"), ("red", "B04"), ("NIR", "B08"),
-                                       ("SWIR1", "B11"), ("Sigma0_VV_db", "VV"), ("vh", "VH"), (None, None)])
+                                       ("SWIR1", "B11"), ("Sigma0_VV_db", "VV"), ("vh", "VH"), (None, None),
+                                       # an ASF HyP3 product id (B3E1) is no Sentinel-2 band: the polarisation wins
+                                       ("S1A_IW_20200408T233530_DVP_RTC10_G_gpuned_B3E1_VV", "VV"),
+                                       ("T33UUP_20170613T101031_B8A_20m", "B8A"), ("B04.jp2", "B04")])
 def test_canonical_band_names(text, want):
     assert canonical_band(text) == want
 
@@ -64,3 +73,46 @@ def test_a_ratio_band_beside_vv_and_vh_is_neither(ratio):
     assert canonical_band(ratio) not in ("VV", "VH")
     c = choose_bands("SAR", 3, ["Sigma0_VV_db", "Sigma0_VH_db", ratio], ["VV", "VH"])
     assert c.indices == [1, 2] and "descriptions" in c.method
+
+
+def _site_reflectance(order):
+    import numpy as np
+    import rasterio
+
+    from claire.claire_plugin.paths import resource
+
+    with rasterio.open(resource("data", "terramesh", "S2L2A", "433D_629L_3_1.tif")) as ds:
+        a = ds.read().astype(np.float32) * 1e-4  # L2A reflectance x 10000, bands B01..B12 without B10, unnamed
+    return np.stack([a[S2_L2A.index(b)] for b in order])
+
+
+def test_a_stack_of_the_10_m_bands_first_read_by_position_is_refused_with_the_order_that_fits():
+    """Earth Engine's select() in that order, or `gdalbuildvrt -separate -resolution highest` saved as GeoTIFF,
+    without band names: read in band-number order, B08 was taken for B05 (agreement with the right map 0.645)."""
+    stacked = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+    by_count = choose_bands("optical", 10, [None] * 10, CARD10)
+    assert by_count.method.startswith("known layout")
+    with pytest.raises(ClaireError, match=r"give --optical-bands 1,2,3,5,6,7,4,8,9,10 \(the 10 m bands"):
+        check_spectral_order(by_count, 10, _site_reflectance(stacked))
+    check_spectral_order(by_count, 10, _site_reflectance(CARD10))  # the right order passes
+    explicit = choose_bands("optical", 10, [None] * 10, CARD10, explicit=[1, 2, 3, 5, 6, 7, 4, 8, 9, 10])
+    check_spectral_order(explicit, 10, _site_reflectance(stacked)[[0, 1, 2, 4, 5, 6, 3, 7, 8, 9]])
+
+
+def test_every_bundled_optical_scene_passes_the_band_order_check():
+    import glob
+
+    import numpy as np
+    import rasterio
+
+    from claire.claire_plugin.paths import resource
+
+    files = sorted(glob.glob(resource("data", "terramesh", "S2L*", "*.tif")))
+    files += sorted(glob.glob(resource("data", "sen12ms_cr", "s2_*", "*.tif")))
+    assert len(files) == 10
+    for path in files:
+        with rasterio.open(path) as ds:
+            a = ds.read().astype(np.float32) * 1e-4
+        layout = S2_L1C if a.shape[0] == 13 else S2_L2A
+        choice = choose_bands("optical", a.shape[0], [None] * a.shape[0], CARD10)
+        check_spectral_order(choice, a.shape[0], np.stack([a[layout.index(b)] for b in CARD10]))

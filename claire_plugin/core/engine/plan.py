@@ -12,7 +12,7 @@ import numpy as np
 from ....models.card_schema import card_temperature
 from ....models.macroclass import Grouping
 from ..errors import ClaireError
-from ..inputs.bands import choose_raster_bands
+from ..inputs.bands import check_spectral_order, choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
@@ -272,6 +272,7 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
                                          radiometry, opt.nodata)
+    check_spectral_order(oc, opt.count, plan.optical_prep.physical(o_sample.astype(np.float32)))
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method)
     sar_vrt.set_sar_units(bool(plan.sar_prep.to_db))  # linear SAR: 0 and below are no data, as in training

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from ..errors import ClaireError
 
 S2_L1C = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
@@ -48,7 +50,7 @@ def canonical_band(name: Optional[str]) -> Optional[str]:
     compact = re.sub(r"[\s_\-\.]", "", text)
     if compact in _ALIASES:
         return _ALIASES[compact]
-    m = re.search(r"(?<![A-Z0-9])B0?(\d{1,2})(A?)(?![0-9])", text.replace("_", " ").replace("-", " "))
+    m = re.search(r"(?<![A-Z0-9])B0?(\d{1,2})(A?)(?![0-9A-Z])", text.replace("_", " ").replace("-", " "))
     if m is None:
         m = re.fullmatch(r"B0?(\d{1,2})(A?)", compact)
     if m:
@@ -184,3 +186,51 @@ def choose_raster_bands(ds, role: str, wanted: Sequence[str], explicit: Optional
 
     names, named_by = band_labels(ds)
     return choose_bands(role, ds.count, names, wanted, explicit, needed, flag, named_by)
+
+
+#: On pixels the read bands call vegetation (B08 > 2 x B04), the share where the band read as B05 is over 1.1 x the
+#: one read as B06 above which the bands are taken as misplaced (the 16 bundled scenes, L1C and L2A: 0-0.2 %).
+NIR_AS_B05_SHARE = 0.5
+_TEN_METRE = ["B02", "B03", "B04", "B08"]
+
+
+def _nir_as_b05(reflectance: np.ndarray, names: List[Optional[str]]) -> Optional[float]:
+    """Share of the vegetation pixels (as the bands are read) where B05 outshines B06 by 10 %; None when fewer
+    than 200 such pixels."""
+    b4, b5, b6, b8 = (reflectance[names.index(b)] for b in ("B04", "B05", "B06", "B08"))
+    with np.errstate(invalid="ignore"):
+        veg = np.isfinite(b4 + b5 + b6 + b8) & (b4 > 0) & (b8 > 2 * b4)
+        if int(veg.sum()) < 200:
+            return None
+        return float(np.mean(b5[veg] > 1.1 * b6[veg]))
+
+
+def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray) -> None:
+    """ClaireError when optical bands placed by position (no names: `choice.method`) read a near-infrared band as
+    red edge 1 (B05), as a stack with the 10 m bands first (Earth Engine's `select`, `gdalbuildvrt -separate
+    -resolution highest` saved as GeoTIFF) does when read in band-number order: on vegetation B05 lies below B06,
+    only a near-infrared band outshines it. `reflectance` is the sample of the chosen bands in reflectance;
+    `count` the raster's band count. Named or explicit bands are trusted."""
+    if not choice.method.startswith(("known layout", "assumed")):
+        return
+    names = [canonical_band(n) for n in choice.names]
+    if not {"B04", "B05", "B06", "B08"} <= set(names):
+        return
+    refl = np.asarray(reflectance, np.float64).reshape(len(names), -1)
+    share = _nir_as_b05(refl, names)
+    if share is None or share <= NIR_AS_B05_SHARE:
+        return
+    fix = "--optical-bands with the raster's band numbers in the order " + ",".join(str(n) for n in names)
+    layout = OPTICAL_LAYOUTS.get(count)
+    if layout:  # the same pixels read as a stack of the 10 m bands first: the fix when they then make sense
+        alt = _TEN_METRE + [b for b in layout[1] if b not in _TEN_METRE]
+        real = [alt[i - 1] for i in choice.indices]
+        if set(names) <= set(real):
+            again = _nir_as_b05(refl[[real.index(n) for n in names]], names)
+            if again is not None and again < 0.05:
+                fix = (f"--optical-bands {','.join(str(alt.index(n) + 1) for n in names)} (the 10 m bands B02 B03 "
+                       f"B04 B08 first, then the others)")
+    raise ClaireError(f"the optical bands carry no names and were read by position ({choice.method}), but on "
+                      f"{share:.0%} of the pixels they call vegetation the band read as B05 (red edge, 705 nm) is "
+                      f"brighter than the one read as B06, as only a near-infrared band is: the bands are most likely "
+                      f"stacked in another order; give {fix}, or name the bands")

@@ -24,7 +24,7 @@ class Scene:
     def __init__(self, optical: str, sar: str, card: dict, optical_bands: Optional[Sequence[int]] = None,
                  sar_bands: Optional[Sequence[int]] = None, optical_offset: Optional[float] = None,
                  sar_units: str = "auto") -> None:
-        from ..inputs.bands import choose_raster_bands
+        from ..inputs.bands import check_spectral_order, choose_raster_bands
         from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
         from ..inputs.radiometry import optical_radiometry
         from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -55,6 +55,7 @@ class Scene:
             self.opt_prep = optical_preparer(self.opt_spec, len(self.oc.indices),
                                              self.opt.dtypes[self.oc.indices[0] - 1], o_sample, radiometry,
                                              self.opt.nodata)
+            check_spectral_order(self.oc, self.opt.count, self.opt_prep.physical(o_sample.astype(np.float32)))
             self.sar_prep = sar_preparer(self.sar_spec, len(self.sc.indices), s_sample,
                                          rio.metadata_text(self.sar, self.sc.indices), sar_units,
                                          self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method)
