@@ -116,3 +116,55 @@ def test_every_bundled_optical_scene_passes_the_band_order_check():
         layout = S2_L1C if a.shape[0] == 13 else S2_L2A
         choice = choose_bands("optical", a.shape[0], [None] * a.shape[0], CARD10)
         check_spectral_order(choice, a.shape[0], np.stack([a[layout.index(b)] for b in CARD10]))
+
+
+def test_a_mosaic_vrt_of_pieces_that_name_their_bands_is_read_by_those_names(tmp_path):
+    """An Earth Engine export cut in pieces, joined with gdalbuildvrt, which drops the band names: refused as
+    unnamed, or (10 bands) read by position in whatever order the export had."""
+    import rasterio
+    from osgeo import gdal
+
+    from claire.claire_plugin.core.io.raster_io import band_labels
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    opt, _, _ = synthetic_scene(40, 40)
+    order = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+    pieces = [write_raster(tmp_path / f"s2-{k}.tif", opt[:10, :, 20 * k: 20 * k + 20], descriptions=order,
+                           origin=(500000.0 + 200 * k, 4600000.0)) for k in range(2)]
+    vrt = str(tmp_path / "mosaic.vrt")
+    gdal.BuildVRT(vrt, pieces).FlushCache()
+    with rasterio.open(vrt) as ds:
+        assert not any(ds.descriptions)
+        names, named_by = band_labels(ds)
+        choice = choose_bands("optical", ds.count, names, CARD10, named_by=named_by)
+    assert names == order and "source files" in named_by
+    assert choice.indices == [1, 2, 3, 5, 6, 7, 4, 8, 9, 10]
+    other = write_raster(tmp_path / "s2-2.tif", opt[:10, :, :20], descriptions=order[::-1],
+                         origin=(500000.0 + 400, 4600000.0))  # a piece naming its bands otherwise: no names
+    gdal.BuildVRT(vrt, pieces + [other]).FlushCache()
+    with rasterio.open(vrt) as ds:
+        assert not any(band_labels(ds)[0])
+
+
+def test_snap_products_get_their_own_fix(tmp_path):
+    """SNAP's BEAM-DIMAP header was refused as "not a raster GDAL can read (ENVI header)"; a VRT of its
+    Sigma0_VV.img / Sigma0_VH.img was refused as of unknown unit although the file names say sigma0 (power)."""
+    import numpy as np
+    import rasterio
+    from osgeo import gdal
+
+    from claire.claire_plugin.core.inputs.units import sar_kind
+    from claire.claire_plugin.core.io.raster_io import metadata_text, open_raster
+    from claire.tests.fixtures.helpers import write_raster
+
+    dim = tmp_path / "S1_TC.dim"
+    dim.write_text("<?xml version='1.0'?><Dimap_Document/>")
+    with pytest.raises(ClaireError, match=r"BEAM-DIMAP .*S1_TC\.data .*gdalbuildvrt -separate"):
+        open_raster(str(dim), "SAR")
+    power = (10 ** (np.random.default_rng(0).normal(-14, 3, (2, 30, 30)) / 10)).astype(np.float32)
+    files = [write_raster(tmp_path / f"Sigma0_{p}.tif", power[k]) for k, p in enumerate(["VH", "VV"])]
+    vrt = str(tmp_path / "sigma0.vrt")
+    gdal.BuildVRT(vrt, files, separate=True).FlushCache()
+    with rasterio.open(vrt) as ds:
+        text = metadata_text(ds, [1, 2])
+    assert "sigma0_vv" in text and sar_kind(power, text)[0] == "power"

@@ -5,7 +5,7 @@ import contextlib
 import math
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +42,11 @@ def open_raster(path: str, role: str):
         if _DAMAGED.search(str(exc).replace(path, "")):  # GDAL 3.10 fails to open a cut-off TIFF (3.6: at the read)
             raise ClaireError(f"reading the raster {path!r} failed ({exc}): the {role} file is truncated or "
                               f"damaged; copy or download it again") from None
+        if path.lower().endswith(".dim"):
+            data = os.path.splitext(path)[0] + ".data"
+            raise ClaireError(f"the {role} file {path!r} is the header of a SNAP BEAM-DIMAP product, which GDAL cannot "
+                              f"read as one raster; stack the bands of {data} (e.g. gdalbuildvrt -separate out.vrt "
+                              f"Sigma0_VV.img Sigma0_VH.img) and give that, or export a GeoTIFF from SNAP") from None
         raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
@@ -344,10 +349,12 @@ def pixel_area_m2(ds) -> float:
 
 
 def metadata_text(ds, indexes: Sequence[int]) -> str:
-    """Band descriptions, units and tags of `ds` as one lowercase string (for unit detection)."""
+    """Band names (`band_labels`: descriptions, or a VRT's source file names, Sigma0_VV.img), units and tags of
+    `ds` as one lowercase string (for unit detection)."""
     parts = []
+    names = band_labels(ds)[0]
     for i in indexes:
-        parts.append(str(ds.descriptions[i - 1] or ""))
+        parts.append(str(names[i - 1] or ""))
         try:
             parts.append(str(ds.units[i - 1] or ""))
         except Exception:  # noqa: BLE001
@@ -362,10 +369,61 @@ def band_labels(ds) -> Tuple[List[Optional[str]], str]:
     or, for a VRT whose bands each read one different file (gdalbuildvrt -separate), the file names, which
     say which band each is (…_B8A_20m.jp2) where descriptions are empty."""
     descriptions = list(ds.descriptions)
-    sources = vrt_band_sources(ds) if not any(descriptions) else []
+    if any(descriptions):
+        return descriptions, "band descriptions"
+    sources = vrt_band_sources(ds)
     if sources and len(set(sources)) == len(sources) == ds.count:
         return [os.path.splitext(s)[0] for s in sources], "the VRT's source file names"
+    mosaic = vrt_source_descriptions(ds)
+    if mosaic:
+        return mosaic, "the band descriptions of the VRT's source files"
     return descriptions, "band descriptions"
+
+
+def vrt_source_descriptions(ds, most_files: int = 64) -> List[str]:
+    """For a VRT mosaic of files that name their bands (gdalbuildvrt over an export cut in pieces drops the
+    names), each band's description as all its sources give it ([] when it is no VRT file, a source names its
+    band otherwise than another, or has no name, or there are more than `most_files` files)."""
+    import xml.etree.ElementTree as ET
+
+    import rasterio
+
+    path = getattr(ds, "name", "")
+    if getattr(ds, "driver", "") != "VRT" or not os.path.isfile(path) or os.path.getsize(path) > 8 << 20:
+        return []
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return []
+    bands = []
+    for band in root.findall("VRTRasterBand"):
+        refs = []
+        for source in band:
+            name = source.find("SourceFilename")
+            if name is None or not name.text:
+                continue
+            file = name.text
+            if name.get("relativeToVRT") == "1":
+                file = os.path.join(os.path.dirname(path), file)
+            refs.append((file, int(source.findtext("SourceBand") or 1)))
+        bands.append(refs)
+    files = {f for refs in bands for f, _ in refs}
+    if not files or len(files) > most_files or len(bands) != ds.count:
+        return []
+    named: Dict[str, Tuple[str, ...]] = {}
+    try:
+        for f in files:
+            with rasterio.open(f) as src:
+                named[f] = src.descriptions
+    except (rasterio.errors.RasterioIOError, OSError):
+        return []
+    out = []
+    for refs in bands:
+        seen = {named[f][b - 1] if 0 < b <= len(named[f]) else None for f, b in refs}
+        if len(seen) != 1 or not next(iter(seen)):
+            return []
+        out.append(next(iter(seen)))
+    return out
 
 
 def vrt_band_sources(ds) -> List[str]:
