@@ -144,7 +144,7 @@ def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_c
                 row += ds.height
         writer.close()
         if with_classes:
-            set_classes(writer.tmp, int(card.get("nodata", 0)), card_classes(card), class_colors(card))
+            set_classes(writer.tmp, int(card.get("nodata", 0)), card_classes(card), class_colors(card), writer.final)
         commit([writer])
     except BaseException:
         writer.abort()

@@ -27,9 +27,16 @@ from qgis.PyQt.QtWidgets import (
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
-from ..layers.layers import PROJECT_CHANGED, add_to_project, layer_file, result_layers, same_project
+from ..layers.layers import (
+    PROJECT_CHANGED,
+    add_to_project,
+    layer_file,
+    remove_layers_showing,
+    result_layers,
+    same_project,
+)
 from .picker import CheckpointPicker
-from .results import ResultsView, done_html, result_title
+from .results import ResultsView, done_html, replaced_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
 from .train_panel import TrainPanel
 from .widgets import (
@@ -60,6 +67,25 @@ def missing_required() -> List[str]:
     from ..deps import missing
     return missing()
 
+
+#: The rasters a run may write beside the land cover, as ClassifyParams / ClassifyResult name them.
+COMPANIONS = ("confidence", "reliance", "cloud", "unfamiliar")
+
+
+def run_files(result, params) -> List[str]:
+    """The files a run wrote, and the companions it was asked for but could not write (a model without
+    familiarity statistics writes no "unlike the training data" raster): those are an earlier run's, at the
+    names this dock gives them, and are removed so that no layer or folder pairs them with this map."""
+    files = [result.output] + [getattr(result, k, None) for k in COMPANIONS]
+    for key in COMPANIONS:
+        asked = getattr(params, key, None) if params is not None else None
+        if asked and not getattr(result, key, None) and os.path.isfile(asked):
+            files.append(asked)
+            try:
+                os.remove(asked)
+            except OSError:
+                pass
+    return [f for f in files if f]
 
 class ClaireDock(QgsDockWidget):
     """Dock panel of the plugin (created by the plugin's menu/toolbar action)."""
@@ -514,17 +540,19 @@ class ClaireDock(QgsDockWidget):
         preview = getattr(params, "extent", None) is not None
         if preview:
             title = f"{title} (preview)"
+        replaced: List[str] = []
         if add_layers:
             self.added_layers = result_layers(result, card, title)
             if preview:
                 self._replace_preview({layer.id(): layer.name() for layer in self.added_layers})
+            replaced = remove_layers_showing(run_files(result, params), keep=[x.id() for x in self.added_layers])
             add_to_project(self.added_layers)
         messages = [dock_message(str(m)) for m in (result.messages or [])]
         if not any(m.lower().startswith("device") for m in messages):
             messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages, card)
         self.progress.setValue(100)
-        self.status.setText(done_html(result.output))
+        self.status.setText(done_html(result.output) + replaced_html(replaced))
         self.tabs.setCurrentIndex(1)
         if explain:
             self.start_explanation(result.summary, card)

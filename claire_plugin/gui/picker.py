@@ -46,6 +46,27 @@ def recent_checkpoints(settings: Optional[QgsSettings] = None) -> List[str]:
     return [p for p in value if isinstance(p, str) and os.path.exists(p)]
 
 
+def project_checkpoints(most: int = 12) -> List[str]:
+    """Checkpoints in the open project's folder (where the Train tab writes them), newest first: offered when
+    the remembered ones point to where the project was before it was moved."""
+    from qgis.core import QgsProject
+
+    home = QgsProject.instance().homePath()
+    if not home or not os.path.isdir(home):
+        return []
+    try:
+        found = [os.path.join(home, n) for n in os.listdir(home) if n.endswith(".safetensors")]
+    except OSError:
+        return []
+    return sorted(found, key=os.path.getmtime, reverse=True)[:most]
+
+
+def gone_text(path: str) -> str:
+    """What the picker says when the checkpoint it last used is no longer there."""
+    return (f"The checkpoint last used, {path}, is no longer there (moved or deleted): the bundled one is chosen. "
+            f"Choose yours again from the list or with Browse…")
+
+
 def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None) -> None:
     """Put ``path`` first in the recent list (bounded) and make it the last used checkpoint."""
     settings = settings or QgsSettings()
@@ -294,7 +315,9 @@ class CheckpointPicker(QWidget):
         """Fill the combo: bundled, recent, browse; select ``select`` or the last used checkpoint."""
         settings = QgsSettings()
         last = settings.value(LAST_KEY, "", type=str)
-        # a remembered checkpoint that was deleted since falls back to the bundled one; an explicit choice stays
+        # a remembered checkpoint that was deleted or moved since falls back to the bundled one, and says so (a
+        # project folder moved to another place or machine); an explicit choice stays
+        self._gone = last if not select and last and not os.path.exists(last) else ""
         select = select or (last if last and os.path.exists(last) else "") or bundled_checkpoint()
         self.combo.blockSignals(True)
         self.combo.clear()
@@ -304,6 +327,10 @@ class CheckpointPicker(QWidget):
         for path in recent_checkpoints(settings):
             if os.path.abspath(path) != os.path.abspath(bundled):
                 self.combo.addItem(f"Recent: {_stem(path)}", path)
+                self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        for path in project_checkpoints():
+            if self.combo.findData(path) < 0 and os.path.abspath(path) != os.path.abspath(bundled):
+                self.combo.addItem(f"In the project folder: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         if select and self.combo.findData(select) < 0:
             self.combo.addItem(_stem(select), select)
@@ -411,6 +438,9 @@ class CheckpointPicker(QWidget):
                      f" checkpoint, {n} classes{fit}.</span>"]
         if lines and not self._error:
             lines += [f"<span style='color:#1f4e79'>ℹ {html.escape(note)}</span>" for note in self._notes]
+        gone = getattr(self, "_gone", "")
+        if gone and os.path.abspath(self.checkpointPath()) == os.path.abspath(bundled_checkpoint()):
+            lines.insert(0, f"<span style='color:#a15c00'>⚠ {html.escape(breakable(gone_text(gone)))}</span>")
         self.status.setText("<br>".join(lines))
         self.status.setVisible(bool(self.status.text()))
 

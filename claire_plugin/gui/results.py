@@ -37,6 +37,15 @@ COLUMN_TIPS = {"ha": "Area in hectares", "Share": "Share of the classified area"
                "Recall": "Recall (producer's accuracy)", "IoU": "Intersection over union", "F1": "F1 score"}
 
 
+def replaced_html(names: List[str]) -> str:
+    """A line under the status for the layers a run replaced (they showed the files it has just rewritten)."""
+    if not names:
+        return ""
+    shown = ", ".join(f"'{html.escape(n)}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
+    return (f"<br><i>Removed {len(names)} older layer(s) that showed these files ({shown}): the new map's layers "
+            f"replace them.</i>")
+
+
 def done_html(output: str) -> str:
     """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
     from qgis.PyQt.QtCore import QUrl

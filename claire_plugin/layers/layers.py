@@ -144,6 +144,23 @@ def add_to_project(layers: Sequence[QgsRasterLayer], project: Optional[QgsProjec
         project.addMapLayer(layer)
 
 
+def remove_layers_showing(paths: Sequence[str], project: Optional[QgsProject] = None,
+                          keep: Sequence[str] = ()) -> List[str]:
+    """Remove the project's layers (other than the ids in `keep`) that show one of the files `paths`, and return
+    their names: a run has just replaced those files, and a layer opened before keeps drawing the old pixels with
+    the old legend (after a reload, the new classes under the old names)."""
+    from ..core.io.raster_io import same_file
+
+    project = project or QgsProject.instance()
+    stale = [layer for layer in project.mapLayers().values()
+             if layer.id() not in keep and layer.providerType() == "gdal"
+             and any(same_file(layer.source().split("|")[0], p) for p in paths if p)]
+    names = [layer.name() for layer in stale]
+    if stale:
+        project.removeMapLayers([layer.id() for layer in stale])
+    return names
+
+
 def in_temporary_folder(path: str) -> bool:
     """Whether `path` lies in QGIS's temporary folder (Processing's temporary outputs), deleted when QGIS closes."""
     folder = os.path.abspath(QgsProcessingUtils.tempFolder())

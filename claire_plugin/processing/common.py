@@ -17,6 +17,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from ..core.io.qml import style_path
 from ..layers.layers import layer_file as gui_layer_file
 from ..layers.layers import vector_file
 from ..layers.style import apply_landcover_style, classes_from_raster
@@ -232,7 +233,7 @@ def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str
     if not layer.isValid():
         return None
     apply_landcover_style(layer, classes, nodata)
-    qml = os.path.splitext(path)[0] + ".qml"
+    qml = style_path(path)
     _, ok = layer.saveNamedStyle(qml)
     return qml if ok else None
 

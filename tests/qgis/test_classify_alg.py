@@ -395,3 +395,23 @@ def test_the_toolbox_search_and_the_modeller_find_and_draw_every_algorithm(clair
     assert found("error matrix") == {"claire:map_accuracy"} and "claire:sample_points" in found("stratified")
     assert {"claire:classify", "claire:train"} <= found("deep learning")
     assert "claire:grow_polygons" in found("magic wand") and "claire:evaluate" in found("accuracy")
+
+
+def test_a_later_run_of_another_model_does_not_keep_the_earlier_style_file(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                          tiny_classes, tmp_path):
+    """claire:classify's NAME.qml beside the map: a run of the same model keeps it, a run of another model (the
+    CLI, the dock) to the same name removes it, since QGIS would draw the new map with the old class names."""
+    from claire.claire_plugin.core import engine
+    from claire.claire_plugin.core.io.qml import palette_of, style_path
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    out = str(tmp_path / "lc.tif")
+    _run(raster_pair, out, tiny_checkpoint)
+    assert sorted(palette_of(style_path(out))) == sorted((c["value"], c["name"]) for c in tiny_classes)
+    same = engine.classify(ClassifyParams(raster_pair["optical"], raster_pair["sar"], out, checkpoint=tiny_checkpoint,
+                                          device="cpu", runtime="eager"))
+    assert os.path.exists(style_path(out)) and not any(m.startswith("removed") for m in same.messages)
+    other = engine.classify(ClassifyParams(raster_pair["optical"], raster_pair["sar"], out, device="cpu",
+                                           runtime="eager"))  # the bundled checkpoint's eight classes
+    assert not os.path.exists(style_path(out))
+    assert any(m.startswith(f"removed {style_path(out)}") for m in other.messages)

@@ -130,6 +130,39 @@ def test_dock_filled_from_finished_run(qgis_app, tiny_run, tiny_checkpoint, tiny
             QgsProject.instance().removeMapLayer(layer.id())
 
 
+def test_a_run_over_files_that_layers_show_replaces_those_layers(qgis_app, tiny_run, tiny_checkpoint, tmp_path):
+    """QA (projects reopened): classifying again into the Output a layer already showed left that layer drawing the
+    old pixels, and after a reload the new classes under the old legend; a companion the new model could not write
+    (unlike the training data) stayed from the earlier run beside the new map."""
+    import dataclasses
+
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    project = QgsProject.instance()
+    dock = ClaireDock(None)
+    dock.picker.setCheckpoint(tiny_checkpoint)
+    dock.show_result(tiny_run.result, dock.picker.card(), tiny_run.params, add_layers=True, explain=False)
+    first = [layer.id() for layer in dock.added_layers]
+    stale = str(tmp_path / "lc_unfamiliar.tif")
+    with open(tiny_run.result.output, "rb") as src, open(stale, "wb") as dst:
+        dst.write(src.read())  # an earlier run's "unlike the training data" raster
+    old = QgsRasterLayer(stale, "Unlike the training data - earlier", "gdal")
+    other = QgsRasterLayer(tiny_run.params.optical, "optical", "gdal")
+    project.addMapLayers([old, other])
+    old_id, other_id = old.id(), other.id()
+    asked = dataclasses.replace(tiny_run.params, unfamiliar=stale)
+    try:
+        dock.show_result(tiny_run.result, dock.picker.card(), asked, add_layers=True, explain=False)
+        assert all(project.mapLayer(i) is None for i in first + [old_id])
+        assert project.mapLayer(other_id) is not None  # an input layer is not the run's
+        assert all(project.mapLayer(layer.id()) is not None for layer in dock.added_layers)
+        assert "Removed 3 older layer(s)" in dock.status.text() and not os.path.exists(stale)
+    finally:
+        project.removeMapLayers([layer.id() for layer in dock.added_layers] + [other_id])
+
+
 def test_dock_refuses_to_start_without_layers(qgis_app):
     from claire.claire_plugin.gui.dock import ClaireDock
 

@@ -287,8 +287,30 @@ def test_a_deleted_last_checkpoint_falls_back_to_the_bundled_one(qgis_app, tmp_p
     os.remove(gone)
     picker = CheckpointPicker()
     assert picker.checkpointPath() == bundled_checkpoint()
+    assert f"The checkpoint last used, {gone}" in picker.status.text().replace("\u200b", "")  # not silently
     picker.setCheckpoint(gone)  # chosen explicitly: kept, with the reason it cannot be used
     assert picker.checkpointPath() == gone and "does not exist" in picker.error()
+
+
+def test_checkpoints_in_the_project_folder_are_offered(qgis_app, tmp_path, tiny_checkpoint):
+    """A project folder moved to another place or machine: the remembered paths point to where it was, while its
+    checkpoints lie beside the project file (where the Train tab writes them)."""
+    import shutil
+
+    from qgis.core import QgsProject
+
+    from claire.claire_plugin.gui.picker import CheckpointPicker
+
+    shutil.copy(tiny_checkpoint, tmp_path / "claire_training_1.safetensors")
+    project = QgsProject.instance()
+    old = project.fileName()
+    project.setFileName(str(tmp_path / "farm.qgz"))
+    try:
+        picker = CheckpointPicker()
+        items = [picker.combo.itemText(i) for i in range(picker.combo.count())]
+        assert "In the project folder: claire_training_1" in items
+    finally:
+        project.setFileName(old)
 
 
 def test_every_tab_fits_the_300_px_of_a_new_dock(train_dock, tmp_path):

@@ -40,6 +40,7 @@ from ..errors import CancelledError, ClaireError
 from ..io.atomic import OutputSet
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
+from ..io.qml import drop_stale_style
 from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
@@ -78,8 +79,8 @@ def load_model(checkpoint: Optional[str]):
     path = checkpoint or DEFAULT_CHECKPOINT
     if not os.path.exists(path):
         if checkpoint:
-            raise ClaireError(f"the checkpoint {path!r} does not exist; check the path or leave it out to use "
-                              f"the default checkpoint")
+            raise ClaireError(f"the checkpoint {path!r} does not exist (moved or deleted?); check the path, or use "
+                              f"the bundled checkpoint")
         raise ClaireError(f"the default checkpoint {path!r} is missing: the CLAIRE installation is incomplete; "
                           f"reinstall the plugin, or pass --checkpoint FILE")
     from ....models.checkpoint import CheckpointError, load_checkpoint
@@ -399,7 +400,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     with stream.phases.timed("close the rasters (overviews), class names, summary"):
         for w in outputs.writers:
             w.close()
-        set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card))
+        set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card), params.output)
         summary = outputs.summary.result(with_reference=outputs.reference is not None)
         summary["optical_offset_suspected"] = bool(getattr(plan.optical_prep, "offset_suspected", False))
         summary["region_shape"] = [int(plan.region.height), int(plan.region.width)]
@@ -429,6 +430,9 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
         if params.report:
             result.report = _report(params, summary, plan.card, files)
         files.commit()
+    stale = drop_stale_style(params.output, plan.classes)
+    if stale:
+        messages.append(stale)
     progress(1.0, f"done in {elapsed:.1f} s")
     return result
 

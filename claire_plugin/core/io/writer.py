@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ClaireError
 from .atomic import OutputSet, example_name, folder_error, remove_stale_temporaries, temp_name, write_error
+from .gdal_failures import gdal_failures
 
 BLOCK = 256
 #: Band descriptions of the engine's output rasters: the class map and its percent rasters (the tools that read
@@ -192,10 +193,13 @@ class GridWriter:
         if not self.closed:
             self.complete_until(self.height)
             try:
-                self.ds.close()
+                with gdal_failures() as failed:
+                    self.ds.close()
             except Exception as exc:  # noqa: BLE001 - GDAL flushes the last blocks on close
                 raise write_error(self.final, exc) from None
             self.closed = True
+            if failed:  # GDAL signals a failed flush (disk full) without raising, leaving the file cut short
+                raise write_error(self.final, OSError("; ".join(dict.fromkeys(failed))))
 
     def abort(self) -> None:
         """Close and remove the temporary file (and any sidecar GDAL made)."""
@@ -212,8 +216,21 @@ class GridWriter:
                 pass
 
 
-def set_classes(path: str, nodata: int, classes: List[dict], colors: Dict[int, tuple]) -> None:
-    """Write a colour table and GDAL category names into the class raster (names go to .aux.xml)."""
+def set_classes(path: str, nodata: int, classes: List[dict], colors: Dict[int, tuple], final: str = "") -> None:
+    """Write a colour table and GDAL category names into the class raster `path` (names go to .aux.xml);
+    ClaireError naming `final` (the output it becomes) when that fails (a full disk, a vanished folder)."""
+    try:
+        with gdal_failures() as failed:
+            _set_classes(path, nodata, classes, colors)
+    except ClaireError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - rasterio raises TypeError for a file removed under it
+        raise write_error(final or path, exc) from None
+    if failed:
+        raise write_error(final or path, OSError("; ".join(dict.fromkeys(failed))))
+
+
+def _set_classes(path: str, nodata: int, classes: List[dict], colors: Dict[int, tuple]) -> None:
     import rasterio
 
     with rasterio.open(path, "r+") as ds:

@@ -1,0 +1,51 @@
+"""GDAL errors that do not raise: GDAL writes a GeoTIFF's last blocks and its sidecar when the file is closed or
+flushed, and a failure there (a full disk, a file-size limit, a folder removed) only signals an error, which
+rasterio logs and GDAL's Python bindings keep as the thread's last error; the file is left cut short."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator, List
+
+_LOGGER = "rasterio._env"
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: List[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "signalled an error" in text:
+            self.into.append(text.split("msg=", 1)[-1].strip("'\""))
+
+
+@contextlib.contextmanager
+def gdal_failures() -> Iterator[List[str]]:
+    """Collect the GDAL errors (CE_Failure and worse) signalled in this block: rasterio's, through its log
+    inside a rasterio.Env, and those of GDAL's Python bindings where they share GDAL with rasterio."""
+    import rasterio
+
+    found: List[str] = []
+    logger = logging.getLogger(_LOGGER)
+    handler, level = _Collect(found), logger.level
+    try:
+        from osgeo import gdal
+    except ImportError:  # pragma: no cover - GDAL's bindings come with QGIS and the venv
+        gdal = None
+    if gdal is not None:
+        gdal.ErrorReset()
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        with rasterio.Env():
+            yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        if gdal is not None and gdal.GetLastErrorType() >= gdal.CE_Failure and gdal.GetLastErrorMsg():
+            message = gdal.GetLastErrorMsg()
+            if message not in found:
+                found.append(message)

@@ -1,0 +1,91 @@
+"""Writes that fail where GDAL does not raise: it flushes a GeoTIFF's last blocks and its category sidecar on
+close, and a full disk there only signalled an error; the run exited 0 with a map cut short under its final name.
+A file-size limit (RLIMIT_FSIZE, as `ulimit -f`) stands in for the full disk, in a child process."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from claire.tests.fixtures.helpers import write_raster
+
+SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    import rasterio
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.writer import GridWriter
+
+    grid, out, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    with rasterio.open(grid) as g:
+        w = GridWriter(out, g, "float32", -1.0)
+        w.put(0, 0, np.random.default_rng(0).random((g.height, g.width)).astype("float32"))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        try:
+            w.close()
+        except ClaireError as exc:
+            print("REFUSED", exc)
+            sys.exit(2)
+    print("CLOSED")
+""")
+
+
+def _run(tmp_path, limit: int):
+    grid = write_raster(str(tmp_path / "grid.tif"), np.zeros((1, 1024, 1024), np.uint8))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, grid, str(tmp_path / "out.tif"), str(limit)],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_raster_cut_short_when_closed_is_a_write_error(tmp_path):
+    rc, out = _run(tmp_path, 300_000)  # 4 MB of float32 noise does not fit
+    assert rc == 2 and "REFUSED writing" in out and str(tmp_path / "out.tif") in out, out
+    assert "File too large" in out or "Write error" in out, out
+
+
+def test_a_raster_that_fits_closes(tmp_path):
+    rc, out = _run(tmp_path, 64_000_000)
+    assert rc == 0 and "CLOSED" in out, out
+
+
+def test_a_temporary_removed_before_its_class_names_is_a_write_error_not_a_traceback(tmp_path):
+    """The output folder deleted during a run: set_classes reopened the temporary and raised TypeError."""
+    import os
+
+    import pytest
+    import rasterio
+
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.writer import GridWriter, set_classes
+
+    grid = write_raster(str(tmp_path / "grid.tif"), np.zeros((1, 64, 64), np.uint8))
+    out = str(tmp_path / "lc.tif")
+    with rasterio.open(grid) as g:
+        w = GridWriter(out, g, "uint8", 0)
+        w.put(0, 0, np.ones((64, 64), np.uint8))
+        w.close()
+    os.remove(w.tmp)
+    with pytest.raises(ClaireError, match=r"writing '.*lc\.tif' failed .*No such file"):
+        set_classes(w.tmp, 0, [{"value": 1, "name": "water"}], {1: (0, 0, 255)}, out)
+
+
+def test_a_style_file_of_other_classes_beside_the_map_is_removed(tmp_path):
+    """claire:classify writes NAME.qml beside its map, which QGIS applies whenever it opens the file: a later
+    run of another model to the same name (the CLI, the dock) drew built area blue as "water"."""
+    from claire.claire_plugin.core.io.qml import drop_stale_style
+
+    qml = tmp_path / "lc.qml"
+    entries = "".join(f'<paletteEntry value="{v}" label="{n}" color="#000000" alpha="255"/>'
+                      for v, n in ((1, "water"), (2, "trees")))
+    text = f"<qgis><pipe><rasterrenderer type='paletted'><colorPalette>{entries}</colorPalette></rasterrenderer>" \
+           "</pipe></qgis>"
+    qml.write_text(text)
+    same = [{"value": 1, "name": "water"}, {"value": 2, "name": "trees"}]
+    assert drop_stale_style(str(tmp_path / "lc.tif"), same) is None and qml.exists()
+    other = [{"value": 1, "name": "built area"}, {"value": 2, "name": "crops"}]
+    note = drop_stale_style(str(tmp_path / "lc.tif"), other)
+    assert note.startswith(f"removed {qml}") and "1 water, 2 trees" in note and not qml.exists()
+    qml.write_text("<qgis><pipe><rasterrenderer type='singlebandgray'/></pipe></qgis>")  # not a class style: kept
+    assert drop_stale_style(str(tmp_path / "lc.tif"), other) is None and qml.exists()
