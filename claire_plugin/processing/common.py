@@ -17,6 +17,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from ..core.inputs.units import SAR_UNITS
 from ..core.io.qml import style_path
 from ..layers.layers import layer_file as gui_layer_file
 from ..layers.layers import vector_file
@@ -151,7 +152,9 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--lr": _cli_only("the learning rate"), "--weight-decay": _cli_only("the weight decay"),
                      "--threads": _cli_only("the thread count"),
                      "--val-share": _cli_only("the share of polygons held out (without VALIDATION)"),
-                     "--buffer": _cli_only("the buffer between training and validation polygons")}
+                     "--buffer": _cli_only("the buffer between training and validation polygons"),
+                     # an enum takes its option's number in qgis_process and processing.run
+                     **{f"--sar-units {unit}": f"SAR_UNITS {k} ({unit})" for k, unit in enumerate(SAR_UNITS)}}
 
 #: claire:train has no band or offset parameters: it reads the bands by their names or a known layout.
 TRAIN_FLAG_TO_PARAMETER = {

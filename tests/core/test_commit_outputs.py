@@ -292,7 +292,7 @@ def test_output_set_commits_all(tmp_path):
 
 
 def test_stale_temporaries_only_of_dead_processes_of_this_machine(tmp_path):
-    from claire.claire_plugin.core.io.atomic import remove_stale_temporaries, temp_name
+    from claire.claire_plugin.core.io.atomic import other_writers, remove_stale_temporaries, temp_name
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -304,8 +304,17 @@ def test_stale_temporaries_only_of_dead_processes_of_this_machine(tmp_path):
     other_file = str(tmp_path / f".mapxtif.{host}-{dead.pid}-abcdef.partial.tif")
     for p in (mine, stale, stale + ".aux.xml", other_host, other_file):
         Path(p).write_text("x")
-    assert sorted(remove_stale_temporaries(final)) == sorted([stale, stale + ".aux.xml"])
-    assert all(os.path.exists(p) for p in (mine, other_host, other_file))
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        busy = mine.replace(f"-{os.getpid()}-", f"-{live.pid}-")
+        Path(busy).write_text("x")
+        assert other_writers(final) == [live.pid] and other_writers(str(tmp_path / "other.tif")) == []
+        # a dead run's temporary of another file in the folder goes too (a confidence raster the next run skips)
+        assert sorted(remove_stale_temporaries(final)) == sorted([stale, stale + ".aux.xml", other_file])
+        assert all(os.path.exists(p) for p in (mine, other_host, busy))
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_a_folder_run_interrupted_says_which_maps_are_complete(workdir, monkeypatch):

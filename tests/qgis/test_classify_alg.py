@@ -415,3 +415,18 @@ def test_a_later_run_of_another_model_does_not_keep_the_earlier_style_file(clair
                                            runtime="eager"))  # the bundled checkpoint's eight classes
     assert not os.path.exists(style_path(out))
     assert any(m.startswith(f"removed {style_path(out)}") for m in other.messages)
+
+
+def test_messages_name_the_enum_option_qgis_process_takes(claire_plugin):
+    """"SAR_UNITS linear-power" was refused by qgis_process ("not one of its options; give one of 0 .. 3")."""
+    from qgis.core import QgsApplication
+
+    from claire.claire_plugin.processing.common import TRAIN_FLAG_TO_PARAMETER, qgis_message
+
+    text = "declare it with --sar-units linear-power or --sar-units amplitude (--sar-units)"
+    said = qgis_message(text)
+    assert said == "declare it with SAR_UNITS 2 (linear-power) or SAR_UNITS 3 (amplitude) (SAR_UNITS)"
+    assert qgis_message(text, TRAIN_FLAG_TO_PARAMETER) == said
+    options = QgsApplication.processingRegistry().algorithmById("claire:classify").parameterDefinition(
+        "SAR_UNITS").options()
+    assert options[2] == "linear-power" and options[3] == "amplitude" and options[1] == "dB"

@@ -18,6 +18,7 @@ from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
+from ..io.atomic import other_writers
 from ..io.writer import DESCRIPTIONS, GridWriter
 from ..params import ClassifyParams
 from . import schedule
@@ -191,6 +192,11 @@ def plan_run(params: ClassifyParams, model, card: dict, device, messages: List[s
         _familiarity(plan, messages)
         _runtime(plan, messages)
         _outputs(plan)
+        busy = other_writers(plan.params.output)
+        if busy:
+            messages.append(f"warning: another CLAIRE run (process {', '.join(map(str, busy))}) is writing "
+                            f"{plan.params.output} at the same time: the run that finishes last replaces the "
+                            f"other's map; give each run its own output")
         _schedule(plan, messages, cache)
         return plan
     except BaseException:

@@ -51,23 +51,41 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: str) -> List[str]:
-    """Remove the temporaries of `path` left by a killed run of this machine (its process is gone); their paths."""
-    folder, base = os.path.split(os.path.abspath(path))
-    prefix, removed, host = f".{base}", [], _host_tag()
+def _temporaries(folder: str) -> List[Tuple[str, str, int]]:
+    """(file name, the final name it is written for, process id) of this machine's temporaries in `folder`."""
+    host, found = _host_tag(), []
     try:
         names = os.listdir(folder)
     except OSError:
-        return removed
+        return found
     for name in names:
-        m = _TEMP.fullmatch(name[len(prefix):]) if name.startswith(prefix + ".") else None
-        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+        m = _TEMP.search(name) if name.startswith(".") else None
+        if m and m["host"] == host:
+            found.append((name, name[1:m.start()], int(m["pid"])))
+    return found
+
+
+def remove_stale_temporaries(path: str) -> List[str]:
+    """Remove the temporaries in the folder of `path` left by killed runs of this machine (their process is
+    gone), whatever file they were for: a run killed while writing a confidence raster left it hidden beside the
+    maps, and the next run without one never removed it. Returns their paths."""
+    folder = os.path.dirname(os.path.abspath(path))
+    removed = []
+    for name, _final, pid in _temporaries(folder):
+        if pid != os.getpid() and not _pid_alive(pid):
             try:
                 os.remove(os.path.join(folder, name))
                 removed.append(os.path.join(folder, name))
             except OSError:
                 pass
     return removed
+
+
+def other_writers(path: str) -> List[int]:
+    """Process ids of other live runs of this machine writing `path` now (their temporaries of it exist)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return sorted({pid for _name, final, pid in _temporaries(folder)
+                   if final == base and pid != os.getpid() and _pid_alive(pid)})
 
 
 def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
