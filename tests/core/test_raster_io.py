@@ -185,3 +185,22 @@ def test_rasters_far_apart_in_two_crs_are_told_without_gdal_noise(tmp_path, capf
         a.close()
         b.close()
     assert "ERROR 1" not in capfd.readouterr().err
+
+
+def test_pixel_areas_are_ground_areas_in_web_mercator_and_grid_areas_in_utm(tmp_path):
+    """Copernicus Browser and web maps export in Web Mercator, whose 10 m grid pixels cover 41 m² of ground at 50°N:
+    every area (the dock's hectares, the Olofsson estimates) came out 2.4 times too large."""
+    import math
+
+    import rasterio
+
+    from claire.claire_plugin.core.io.raster_io import mercator_area_scale, pixel_area_m2
+
+    at_50n = {3857: (1113194.9, 6446275.8), 3395: (1113194.9, 6413524.6), 32631: (500000.0, 5540000.0)}
+    for epsg, origin in at_50n.items():
+        path = write_raster(str(tmp_path / f"m{epsg}.tif"), np.zeros((1, 10, 10), np.uint8), crs=f"EPSG:{epsg}",
+                            origin=origin)
+        with rasterio.open(path) as ds:
+            expect = 100.0 * math.cos(math.radians(50)) ** 2 if epsg != 32631 else 100.0
+            assert pixel_area_m2(ds) == pytest.approx(expect, rel=2e-3), epsg
+            assert (mercator_area_scale(ds) == 1.0) == (epsg == 32631)

@@ -332,7 +332,9 @@ def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] =
 
 
 def pixel_area_m2(ds) -> float:
-    """Area of one pixel in square metres (geographic CRS: at the raster's centre latitude)."""
+    """Area of one pixel on the ground in square metres (geographic CRS: at the raster's centre latitude;
+    Mercator, as Web Mercator exports are: the grid's square metres shrunk by the projection's scale there,
+    cos^2 of the latitude, else a scene at 50 degrees north would count 2.4 times its area)."""
     t = ds.transform
     area = abs(t.a * t.e - t.b * t.d)
     crs = ds.crs
@@ -345,7 +347,23 @@ def pixel_area_m2(ds) -> float:
             factor = float(crs.linear_units_factor[1])
     except Exception:  # noqa: BLE001 - CRS without linear units: assume metres
         factor = 1.0
-    return area * factor * factor
+    return area * factor * factor * mercator_area_scale(ds)
+
+
+def mercator_area_scale(ds) -> float:
+    """Ground area over grid area at the centre of a raster in a Mercator projection (cos^2 of its latitude;
+    the ellipsoid's share, under 1 %, left out); 1.0 for every other CRS."""
+    crs = ds.crs
+    try:
+        if crs is None or crs.is_geographic or (crs.to_dict() or {}).get("proj") != "merc":
+            return 1.0
+        from rasterio.warp import transform
+
+        b = ds.bounds
+        _, lats = transform(crs, "EPSG:4326", [(b.left + b.right) / 2.0], [(b.top + b.bottom) / 2.0])
+    except Exception:  # noqa: BLE001 - a CRS PROJ cannot read: grid area, as before
+        return 1.0
+    return math.cos(math.radians(float(lats[0]))) ** 2
 
 
 def metadata_text(ds, indexes: Sequence[int]) -> str:
