@@ -32,6 +32,7 @@ from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
 from ..core.training.wand import TOLERANCE
 from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, same_project, vector_file
+from ..layers.training_layer import is_training_layer, project_training_layer
 from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import CheckpointPicker, remember_checkpoint
@@ -90,7 +91,6 @@ class TrainPanel(QWidget):
         self.checkpoint: Optional[str] = None
         self.forest: Optional[str] = None
         self.ensemble: Optional[str] = None
-        self.created_layers: set = set()
         self.held_out_ids: list = []  # the held-out layer the panel added for its last run
         self.wand_tool = None
         self.wand_scenes = SceneCache()
@@ -110,6 +110,16 @@ class TrainPanel(QWidget):
         lay.addWidget(self._build_result_box())
         lay.addStretch(1)
         self._update_ready()
+        QgsProject.instance().readProject.connect(self.adopt_training_layer)
+        self.adopt_training_layer()
+
+    def adopt_training_layer(self, *_a) -> None:
+        """With no training layer chosen, choose the project's own (one the tab created, saved in the project):
+        after reopening a project the combo was empty and the layer had to be found again."""
+        if self.labels.currentLayer() is None:
+            layer = project_training_layer()
+            if layer is not None:
+                self.labels.setLayer(layer)
 
     # -- layout --------------------------------------------------------------------------------------
     def _build_scene_box(self) -> QGroupBox:
@@ -302,7 +312,6 @@ class TrainPanel(QWidget):
             self._set_status(str(exc), error=True)
             return None
         QgsProject.instance().addMapLayer(layer)
-        self.created_layers.add(layer.id())
         layer.startEditing()
         self.labels.setLayer(layer)
         self.field.setField("class")
@@ -441,7 +450,7 @@ class TrainPanel(QWidget):
             if err:
                 raise ValueError(f"{what}: {err}.")
         layer = self.labels.currentLayer()
-        if layer is not None and layer.id() in self.created_layers and layer.isModified():
+        if is_training_layer(layer) and layer.isModified():  # the tab's own layer: its edits are saved for it
             layer.commitChanges()
             layer.startEditing()
         labels, layer_name, err = vector_file(layer)
@@ -511,6 +520,10 @@ class TrainPanel(QWidget):
         for task in (self.task, self.places_task):
             detach(task)
         self.task = self.places_task = None
+        try:
+            QgsProject.instance().readProject.disconnect(self.adopt_training_layer)
+        except TypeError:  # not connected
+            pass
 
     def cancel(self) -> None:
         """Ask the running training to stop (it stops within a step)."""

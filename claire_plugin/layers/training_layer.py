@@ -96,8 +96,24 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
     values: List[Dict[str, str]] = [{str(c["name"]): str(c["name"])} for c in classes]
     layer.setEditorWidgetSetup(index, QgsEditorWidgetSetup("ValueMap", {"map": values}))
     layer.setRenderer(class_renderer(classes))
+    layer.setCustomProperty(TRAINING_PROPERTY, True)  # saved with the project: still known after reopening it
     layer.saveStyleToDatabase("training", "CLAIRE classes", True, "")  # the value map travels with the file
     return layer
+
+
+#: A layer property marking a training layer the Train tab created (saved in the project file).
+TRAINING_PROPERTY = "claire/training_layer"
+
+
+def is_training_layer(layer) -> bool:
+    """Whether `layer` is a training layer the Train tab created (in this session or a saved project)."""
+    return layer is not None and str(layer.customProperty(TRAINING_PROPERTY, False)).lower() in ("true", "1")
+
+
+def project_training_layer(project: Optional[QgsProject] = None):
+    """The project's first training layer the Train tab created, or None."""
+    project = project or QgsProject.instance()
+    return next((layer for layer in project.mapLayers().values() if is_training_layer(layer)), None)
 
 
 def class_tally(layer: Optional[QgsVectorLayer], field: str) -> Dict[str, int]:

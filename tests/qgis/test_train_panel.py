@@ -523,3 +523,27 @@ def test_decimal_fields_take_a_point_in_a_german_qgis(qgis_app):
         QTest.keyClick(box, Qt.Key.Key_Return)
         assert box.value() == pytest.approx(value), (typed, box.text())
     assert box.text() == "0,30"
+
+
+def test_the_training_layer_is_chosen_again_after_reopening_the_project(train_dock, tmp_path):
+    """QA (projects reopened): the Train tab's Layer combo was empty after reopening, and the layer it had created
+    was then treated as a stranger's (its unsaved edits refused instead of saved for the user)."""
+    from qgis.core import QgsProject
+
+    from claire.claire_plugin.layers.training_layer import is_training_layer
+
+    panel = train_dock.train_panel
+    layer = panel.new_training_layer()
+    layer.commitChanges()
+    project = QgsProject.instance()
+    path = str(tmp_path / "farm.qgz")
+    assert project.write(path)
+    project.clear()
+    assert panel.labels.currentLayer() is None
+    assert project.read(path)
+    try:
+        chosen = panel.labels.currentLayer()
+        assert chosen is not None and chosen.name() == "Training polygons" and is_training_layer(chosen)
+        assert panel.field.currentField() == "class"
+    finally:
+        project.clear()
