@@ -290,14 +290,15 @@ def _point_of(feat, points_path: str):
 
 
 @with_gdal_exceptions
-def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str]):
+def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str],
+                 assigned_crs: Optional[str] = None):
     """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer; a
     ClaireError for a point given twice (it would be counted twice)."""
     ds = _open_points(points_path)
     try:
         lyr = choose_layer(ds, points_path, layer, "sample points")
         has_map = _check_field(lyr.GetLayerDefn(), field_name, points_path)
-        ct = layer_transform(lyr, crs_wkt, points_path, "sample points")
+        ct = layer_transform(lyr, crs_wkt, points_path, "sample points", assigned_crs)
         out, seen = [], {}
         for feat in lyr:
             geom = _point_of(feat, points_path)
@@ -347,12 +348,14 @@ def _check_drawn_from(values: List[int], drawn: List[Optional[int]], map_path: s
 
 
 def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
-                    layer: Optional[str] = None, nodata: Optional[float] = None) -> Dict[str, Any]:
+                    layer: Optional[str] = None, nodata: Optional[float] = None,
+                    assigned_crs: Optional[str] = None) -> Dict[str, Any]:
     """Area-weighted accuracy of the map from labelled sample points (see `area_weighted_accuracy`).
 
     The map class of each point is read from the raster; where the points carry sample-points' map_class it
     must agree (else they were drawn from another map: a ClaireError). Points outside the map or on nodata
-    are skipped and counted in the warnings.
+    are skipped and counted in the warnings. `assigned_crs`: the points' CRS where their file has none (QGIS: the
+    layer's, set by the user).
     """
     from .accuracy import classes_from_gdal
 
@@ -361,7 +364,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
     ds = open_class_map(map_path)
     try:
         require_crs(ds, "classified map")
-        labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer)
+        labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer, assigned_crs)
         if not labels:
             raise ClaireError(f"the sample points {points_path!r} hold no points")
         nd = ds.nodata if nodata is None else nodata

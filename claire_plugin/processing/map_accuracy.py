@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, RasterFileParameter, raster_path, vector_path
 
@@ -121,7 +122,8 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
             check_outputs([("accuracy report", report)],
                           [("classified map", path), ("labelled points", points)])
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
-                                     layer=sub)
+                                     layer=sub, assigned_crs=layer_crs(self.parameterAsVectorLayer(
+                                         parameters, "POINTS", context)))
             if report:
                 write_json(report, result, "accuracy report")
         for line in accuracy_table(result, warnings=False).splitlines():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,14 @@ def test_points_in_another_crs_are_reprojected(tmp_path):
     assert b["points_used"] == a["points_used"] == len(s)
     assert b["error_matrix"]["counts"] == a["error_matrix"]["counts"]
     assert b["overall_accuracy"] == pytest.approx(a["overall_accuracy"]) and a["overall_accuracy"] < 1.0
+    # a shapefile in Web Mercator without its .prj, the CRS set on the layer in QGIS (claire:map_accuracy passes it)
+    shp = str(tmp_path / "merc.shp")
+    gdal.VectorTranslate(shp, utm, format="ESRI Shapefile", dstSRS="EPSG:3857")
+    os.remove(shp[:-4] + ".prj")
+    with pytest.raises(ClaireError, match="no coordinate reference system"):
+        evaluate_points(path, shp)
+    c = evaluate_points(path, shp, assigned_crs="EPSG:3857")
+    assert c["error_matrix"]["counts"] == a["error_matrix"]["counts"]
 
 
 def test_a_new_sample_never_overwrites_labelled_points(tmp_path):

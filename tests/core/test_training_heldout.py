@@ -170,3 +170,25 @@ def test_held_out_polygons_keep_the_layer_type_of_a_multipolygon_layer(tmp_path)
     kinds = {ogr.GT_Flatten(f.GetGeometryRef().GetGeometryType()) for f in ds.GetLayerByName(LAYER)}
     assert kinds == {ogr.wkbMultiPolygon}
     ds = None
+
+
+def test_the_held_out_layer_carries_the_crs_the_user_set_in_qgis(tmp_path):
+    """A shapefile without .prj whose CRS the user set in QGIS trained fine, but its held-out layer was written
+    without a CRS, and choosing it as "Validate on" then failed ("the labels have no coordinate reference system")."""
+    from claire.tests.fixtures.vectors import write_vector
+
+    src = write_vector(tmp_path / "l.gpkg", [(box_wkt(2, 2, 8, 8), "water"), (box_wkt(12, 2, 18, 8), "water")],
+                       epsg=None)
+    out = str(tmp_path / "held.gpkg")
+    source = {"path": src, "layer": None, "field": "class", "assigned_crs": "EPSG:32631"}
+    assert write_held_out(source, [1], out) == 1
+    ds = ogr.Open(out)
+    srs = ds.GetLayerByName(LAYER).GetSpatialRef()
+    assert srs is not None and srs.GetAuthorityCode(None) == "32631"
+    ds = None
+    bare = str(tmp_path / "bare.gpkg")
+    write_held_out({**source, "assigned_crs": None}, [1], bare)  # nothing known: none written, as before
+    ds = ogr.Open(bare)
+    srs = ds.GetLayerByName(LAYER).GetSpatialRef()
+    assert srs is None or "Undefined" in srs.GetName()
+    ds = None

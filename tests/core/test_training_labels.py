@@ -214,3 +214,15 @@ def test_class_count_message_says_why_polygons_are_missing(tmp_path, optical):
     msg = str(err.value)
     assert "class 'crops'" in msg and "1 more cover no pixel centre" in msg, msg
     assert "1 are multipart features" in msg and "'Crops' is another class" in msg, msg
+
+
+def test_polygons_off_the_raster_are_named_as_such_not_as_smaller_than_a_pixel(tmp_path, optical):
+    """Polygons of a class drawn in the wrong CRS lie far off the raster: they were called "smaller than a pixel"."""
+    far = "POLYGON ((-18233486 4599949, -18233400 4599949, -18233400 4599860, -18233486 4599860, -18233486 4599949))"
+    feats = [(w, {1: "water", 4: "crops", 5: "town"}[v]) for w, v in BOXES if v != 5]
+    feats += [(w, "town") for w, v in BOXES if v == 5][:1] + [(far, "town")] * 3
+    with pytest.raises(ClaireError) as err:
+        read_labels(write_vector(tmp_path / "l.gpkg", feats), optical, "class")
+    msg = str(err.value)
+    assert "class 'town'" in msg and "3 more lie outside the optical raster" in msg and "CRS" in msg, msg
+    assert "smaller than a pixel" not in msg, msg

@@ -51,11 +51,9 @@ def undefined_crs(srs) -> bool:
     return bool(srs.IsLocal()) or (srs.GetName() or "").strip().lower().startswith("undefined")
 
 
-def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[str] = None):
-    """The transformation (a LayerTransform) from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order),
-    None when they are the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation
-    exists (`what` names the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to
-    take when the file has none, e.g. the one the user gave the layer in QGIS."""
+def layer_srs(lyr, assigned: Optional[str] = None):
+    """The OGR layer's spatial reference, or `assigned` (WKT or an authority code, e.g. the CRS the user gave the
+    layer in QGIS) where the file has none; may be undefined (see undefined_crs)."""
     from osgeo import osr
 
     src = lyr.GetSpatialRef()
@@ -67,6 +65,17 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[
             given = None
         if given is not None and not undefined_crs(given):
             src = given
+    return src
+
+
+def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[str] = None):
+    """The transformation (a LayerTransform) from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order),
+    None when they are the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation
+    exists (`what` names the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to
+    take when the file has none, e.g. the one the user gave the layer in QGIS."""
+    from osgeo import osr
+
+    src = layer_srs(lyr, assigned)
     if undefined_crs(src):
         named = "" if src is None else f" ({src.GetName()!r})"
         raise ClaireError(f"the {what} {path!r} have no coordinate reference system{named}; assign one in the "

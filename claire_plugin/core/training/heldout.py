@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence
 
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from ..io.points import choose_layer
+from ..io.points import choose_layer, layer_srs, undefined_crs
 
 #: Layer name inside the GeoPackage.
 LAYER = "held_out"
@@ -49,7 +49,8 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         out_ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
         try:
             gtype = lyr.GetGeomType()
-            out = out_ds.CreateLayer(LAYER, srs=lyr.GetSpatialRef(), geom_type=gtype)
+            srs = layer_srs(lyr, source.get("assigned_crs"))  # a CRS set in QGIS travels to the held-out file
+            out = out_ds.CreateLayer(LAYER, srs=None if undefined_crs(srs) else srs, geom_type=gtype)
             defn = lyr.GetLayerDefn()
             for name in fields:
                 out.CreateField(defn.GetFieldDefn(defn.GetFieldIndex(name)))

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -138,8 +138,9 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs)
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
     by_key = class_lookup(cls_list)
-    parts, group_class, group_features, slivers = [], {}, {}, []
+    parts, group_class, group_features, slivers, outside = [], {}, {}, [], []
     skipped: Dict[int, int] = {}
+    skipped_outside: Dict[int, int] = {}
     multipart: Dict[int, int] = {}
     rng = np.random.default_rng(seed)
     for fid, value, _name, geom_json, _shape in features:
@@ -150,8 +151,10 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
                               f"same classes as the training labels")
         rows, cols = _burn(geom_json, grid)
         if rows.size == 0:
-            slivers.append(fid)
-            skipped[ci] = skipped.get(ci, 0) + 1
+            off = _off_raster(geom_json, grid)
+            (outside if off else slivers).append(fid)
+            into = skipped_outside if off else skipped
+            into[ci] = into.get(ci, 0) + 1
             continue
         if geom_json["type"].startswith("Multi") and len(geom_json["coordinates"]) > 1:
             multipart[ci] = multipart.get(ci, 0) + 1
@@ -173,9 +176,13 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     if slivers:
         out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
                          f"pixel): ids {', '.join(map(str, slivers[:10]))}")
+    if outside:
+        out.notes.append(f"{len(outside)} feature(s) lie outside the optical raster and were skipped (drawn "
+                         f"elsewhere, or the layer's CRS is not the one its coordinates are in): ids "
+                         f"{', '.join(map(str, outside[:10]))}")
     out.notes += spelling_notes(cls_list)
     if check_counts:
-        check_class_counts(out, skipped=skipped, multipart=multipart)
+        check_class_counts(out, skipped=skipped, multipart=multipart, outside=skipped_outside)
     return out
 
 
@@ -227,6 +234,8 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
               "kind": "vector", "geometry": "point" if kinds == {"point"} else "polygon",
               "features": len(features), "sha256": digest,
               "hash_of": "feature ids, class values and WKB geometries as read"}
+    if assigned_crs:
+        source["assigned_crs"] = assigned_crs  # the CRS the file lacks, as the user set it in QGIS
     return features, source
 
 
@@ -453,13 +462,23 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
     return out, {g: group_class[g] for g in merged}, merged
 
 
+def _off_raster(geom_json: Dict[str, Any], grid) -> bool:
+    """Whether a geometry (GeoJSON-like, in the grid's CRS) lies wholly outside the grid's bounds."""
+    xs, ys = _coords(geom_json)
+    if not len(xs):
+        return False
+    b = grid.bounds
+    return max(xs) < b.left or min(xs) > b.right or max(ys) < b.bottom or min(ys) > b.top
+
+
 def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_pixels: Optional[int] = None,
                        skipped: Optional[Dict[int, int]] = None,
-                       multipart: Optional[Dict[int, int]] = None) -> None:
+                       multipart: Optional[Dict[int, int]] = None,
+                       outside: Optional[Dict[int, int]] = None) -> None:
     """ClaireError for a class with fewer than `min_polygons` polygons or `min_pixels` pixels (default 3 for
     points, 20 for polygons and rasters): an honest split needs whole polygons on both sides. Also for labels
-    of a single class: a model learns to tell classes apart. `skipped` / `multipart`: per class index, the features
-    that cover no pixel centre and the multipart ones, which the message then names."""
+    of a single class: a model learns to tell classes apart. `skipped` / `multipart` / `outside`: per class index,
+    the features that cover no pixel centre, the multipart ones and those off the raster, which the message names."""
     points = labels.pixels.units is POINTS
     need_px = min_pixels if min_pixels is not None else (3 if points else 20)
     counts = labels.counts()
@@ -475,7 +494,7 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
         if n_poly < min_polygons:
             unit = "separate patches" if raster else f"{what} on the raster"
             raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {unit}"
-                              f"{_count_hints(c, labels.classes, skipped, multipart)}; "
+                              f"{_count_hints(c, labels.classes, skipped, multipart, outside)}; "
                               + (f"give it at least {min_polygons} separate patches" if raster else
                                  f"draw at least {min_polygons} separate {what} per class")
                               + f" (training and validation each need whole {'patches' if raster else what} of every "
@@ -486,10 +505,13 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
 
 
 def _count_hints(c: ClassInfo, classes: List[ClassInfo], skipped: Optional[Dict[int, int]],
-                 multipart: Optional[Dict[int, int]]) -> str:
-    """Why a class may have fewer polygons than drawn: features smaller than a pixel, multipart features (one
-    polygon each), a twin spelling of its name."""
+                 multipart: Optional[Dict[int, int]], outside: Optional[Dict[int, int]] = None) -> str:
+    """Why a class may have fewer polygons than drawn: features off the raster or smaller than a pixel,
+    multipart features (one polygon each), a twin spelling of its name."""
     hints = []
+    if (outside or {}).get(c.index):
+        hints.append(f"{outside[c.index]} more lie outside the optical raster (drawn elsewhere, or the layer's CRS "
+                     f"is not the one its coordinates are in) and were skipped")
     if (skipped or {}).get(c.index):
         hints.append(f"{skipped[c.index]} more cover no pixel centre (smaller than a pixel) and were skipped")
     if (multipart or {}).get(c.index):
