@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Iterator, List
 
 _LOGGER = "rasterio._env"
+#: What a failed write says (GDAL and libtiff); other errors signalled meanwhile (PROJ without its database) are
+#: not the file's and are left to their own checks.
+_WRITE_FAILED = re.compile(r"write|no space|too large|disk|quota|i/o|auxiliary information|no such file|"
+                           r"read-only|permission denied|flush", re.IGNORECASE)
 
 
 class _Collect(logging.Handler):
@@ -18,13 +23,15 @@ class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if "signalled an error" in text:
-            self.into.append(text.split("msg=", 1)[-1].strip("'\""))
+            message = text.split("msg=", 1)[-1].strip("'\"")
+            if _WRITE_FAILED.search(message):
+                self.into.append(message)
 
 
 @contextlib.contextmanager
 def gdal_failures() -> Iterator[List[str]]:
-    """Collect the GDAL errors (CE_Failure and worse) signalled in this block: rasterio's, through its log
-    inside a rasterio.Env, and those of GDAL's Python bindings where they share GDAL with rasterio."""
+    """Collect the GDAL errors of failed writes signalled in this block: rasterio's, through its log inside a
+    rasterio.Env, and those of GDAL's Python bindings where they share GDAL with rasterio."""
     import rasterio
 
     found: List[str] = []
@@ -47,5 +54,5 @@ def gdal_failures() -> Iterator[List[str]]:
         logger.setLevel(level)
         if gdal is not None and gdal.GetLastErrorType() >= gdal.CE_Failure and gdal.GetLastErrorMsg():
             message = gdal.GetLastErrorMsg()
-            if message not in found:
+            if message not in found and _WRITE_FAILED.search(message):
                 found.append(message)
