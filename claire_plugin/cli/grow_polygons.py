@@ -3,6 +3,7 @@ magic wand for a whole point layer; core.training.grow_points)."""
 from __future__ import annotations
 
 import argparse
+from shlex import quote
 from typing import Any
 
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
@@ -43,6 +44,6 @@ def cmd_grow_polygons(args: argparse.Namespace) -> int:
     write_grown(grown, args.output)
     for line in summary_lines(grown, args.tolerance):
         print(line)
-    print(f"written: {args.output} (check the polygons on the imagery, then: claire train --labels {args.output} "
-          f"--field {args.field} ...)")
+    print(f"written: {args.output} (check the polygons on the imagery, then: claire train --labels "
+          f"{quote(args.output)} --field {quote(args.field)} ...)")
     return 0

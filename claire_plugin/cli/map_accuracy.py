@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from shlex import quote
 from typing import Any
 
 
@@ -42,7 +43,7 @@ def cmd_sample_points(args: argparse.Namespace) -> int:
     write_points(s, args.output)
     per = ", ".join(f"{c}: {int((s.value == c).sum())}" for c in s.class_pixels)
     print(f"{len(s)} points ({per}) written to {args.output}; fill ref_class with the class you see, then run "
-          f"claire map-accuracy --map {args.map} --points {args.output}")
+          f"claire map-accuracy --map {quote(args.map)} --points {quote(args.output)}")
     for note in s.notes:
         print(f"note: {note}")
     return 0

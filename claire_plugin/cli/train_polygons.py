@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from shlex import quote
 from typing import Any, Dict
 
 from ..core.errors import ClaireError
@@ -192,12 +193,12 @@ def run(args: argparse.Namespace) -> int:
           f"{report['training']['seconds']} s", file=sys.stderr)
     if report.get("forest_checkpoint"):
         print(f"wrote {report['forest_checkpoint']} (the random forest, optical + SAR; map with it: claire classify "
-              f"--checkpoint {report['forest_checkpoint']})", file=sys.stderr)
+              f"--checkpoint {quote(report['forest_checkpoint'])})", file=sys.stderr)
     if report.get("ensemble_checkpoint"):
         from ..core.training.scorecard import weight_phrase
 
         print(f"wrote {report['ensemble_checkpoint']} (the network and the forest averaged, {weight_phrase(report)}; "
-              f"map with it: claire classify --checkpoint {report['ensemble_checkpoint']})", file=sys.stderr)
+              f"map with it: claire classify --checkpoint {quote(report['ensemble_checkpoint'])})", file=sys.stderr)
     if report.get("held_out_layer"):
         from ..core.training.labels import units_of
 

@@ -603,6 +603,6 @@ class ClaireDock(QgsDockWidget):
         if bar is None:
             return
         try:
-            (bar().pushWarning if warning else bar().pushInfo)(title, text)
+            (bar().pushWarning if warning else bar().pushInfo)(title, html.escape(text))  # a path may hold <i>
         except Exception:  # noqa: BLE001 - reported, not raised
             pass

@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.explain import Explanation
 from ..core.numbers import grouped
 from .chart import ClassBarChart, bars_from_summary
-from .widgets import AutoHeightBrowser, breakable
+from .widgets import AutoHeightBrowser, breakable, file_url
 
 BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
 METRIC_COLUMNS = ["IoU", "Prec.", "Recall", "F1"]
@@ -48,16 +48,13 @@ def replaced_html(names: List[str]) -> str:
 
 def done_html(output: str) -> str:
     """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
-    from qgis.PyQt.QtCore import QUrl
-
     from ..layers.layers import in_temporary_folder
 
     folder = os.path.dirname(os.path.abspath(output))
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if in_temporary_folder(output) else "")
-    link = QUrl.fromLocalFile(folder).toString()
     return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:#5f6b76'>"
-            f"{html.escape(breakable(output))}</span> · <a href='{link}'>open folder</a>{note}")
+            f"{html.escape(breakable(output))}</span> · <a href=\"{file_url(folder)}\">open folder</a>{note}")
 
 
 def result_title(optical: str, checkpoint: Optional[str] = None) -> str:
@@ -325,7 +322,7 @@ class ResultsView(QWidget):
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             name = QTableWidgetItem(_swatch(row["color"]), str(row["name"]))
-            name.setToolTip(f"{row['name']} (value {row['value']})")
+            name.setToolTip(html.escape(f"{row['name']} (value {row['value']})"))  # tooltips read markup
             table.setItem(r, 0, name)
             for c, text in enumerate(values(row), start=1):
                 item = QTableWidgetItem(text)

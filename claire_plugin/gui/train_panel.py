@@ -164,6 +164,7 @@ class TrainPanel(QWidget):
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
         self.tally = QLabel(box)
+        self.tally.setTextFormat(Qt.TextFormat.PlainText)  # class names are the user's: "a < b" hid the counts after it
         self.tally.setWordWrap(True)
         self.tally.setToolTip("Training needs at least 3 polygons (or points) of every class, whole ones on both sides "
                               "of the held-out split; counted from the layer as it is, unsaved edits included.")
@@ -193,6 +194,8 @@ class TrainPanel(QWidget):
                                     "within the tolerance become one polygon of the wand's class (Ctrl+Z undoes it).")
         self.wand_class = compact_combo(QComboBox(box))
         self.wand_class.setEditable(True)
+        # "crops" typed must not pick "Crops": names are classes as written (Qt matches typed text regardless of case)
+        self.wand_class.completer().setCaseSensitivity(Qt.CaseSensitivity.CaseSensitive)
         self.wand_class.setToolTip("Class of the wand's polygons (a value of the class field)")
         self.wand_tolerance = DecimalSpinBox(box)
         self.wand_tolerance.setRange(0.01, 5.0)

@@ -6,7 +6,7 @@ import html
 import os
 from typing import Any, Dict, List
 
-from .widgets import breakable
+from .widgets import breakable, file_url
 
 SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
          "rf_optical": "RF&nbsp;optical", "rf_sar": "RF&nbsp;SAR",
@@ -161,6 +161,6 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
                  f"the model on your {units.many}; they are not a map accuracy estimate.</p>")
     if html_path:
-        parts.append(f"<p><a href='file://{e(html_path)}'>Open the full report</a> (per class, confusion "
+        parts.append(f"<p><a href=\"{file_url(html_path)}\">Open the full report</a> (per class, confusion "
                      f"matrices)</p>")
     return "".join(parts)

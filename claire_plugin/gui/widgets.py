@@ -1,6 +1,7 @@
 """Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional, Tuple
 
 from qgis.core import QgsMapLayerProxyModel
@@ -23,6 +24,16 @@ from ..layers.layers import layer_hint
 
 ZWSP = "\u200b"
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's largest widget size
+
+
+def file_url(path: str) -> str:
+    """A file:// URL of `path` that survives an HTML attribute in a Qt rich text: every character a path may hold
+    that means something in a URL or in HTML (#, %, &, ', ", spaces, non-ASCII) percent-encoded, since Qt does not
+    decode entities in an href (a folder "Tom & Jerry" opened "Tom &amp; Jerry", "l'été" opened "l")."""
+    from qgis.PyQt.QtCore import QUrl
+
+    url = QUrl.fromLocalFile(os.path.abspath(path)).toString(QUrl.ComponentFormattingOption.FullyEncoded)
+    return url.replace("&", "%26").replace("'", "%27").replace('"', "%22").replace("<", "%3C").replace(">", "%3E")
 
 
 def breakable(path: str) -> str:

@@ -215,3 +215,18 @@ def test_reference_codes_of_another_legend_are_warned_about(tmp_path):
     assert len(warning) == 1 and warning[0].startswith("claire: warning: reference code"), err
     assert "match no class of the map" not in text  # a warning, not a line of the table
     assert "reference code(s) 99 (40 of 40" in warning[0] and "1, 2, 4, 5" in warning[0]
+
+
+def test_the_next_command_printed_can_be_pasted_whatever_the_paths_hold(tmp_path):
+    """`claire sample-points` printed `claire map-accuracy --map map #1 &ä.tif ...` unquoted: pasted into a shell,
+    # began a comment and & sent it to the background."""
+    import shlex
+
+    folder = tmp_path / "maps #1 & 'ä'"
+    folder.mkdir()
+    path = _map(folder, "map #1.tif")
+    out = str(folder / "pts #1.gpkg")
+    rc, stdout, _ = cli(["sample-points", "--map", path, "--per-class", "3", "--output", out])
+    assert rc == 0, stdout
+    command = stdout.split("then run ", 1)[1].splitlines()[0]
+    assert shlex.split(command) == ["claire", "map-accuracy", "--map", path, "--points", out]

@@ -365,3 +365,15 @@ def test_a_language_models_text_gets_the_cautions_it_left_out(monkeypatch):
     res = ex.explain(facts, explainer="fake")
     assert res.text.startswith("The model should not be trusted on 60.0 % of this scene")
     assert res.text.endswith("The map is mostly water and looks certain.") and res.generator == "phi3:fake"
+
+
+def test_a_class_name_is_not_capitalised_into_another_class():
+    """Classes "Crops" and "crops" (different classes, as written): a sentence starting with "crops" said "Crops",
+    the other class."""
+    summary = example_summary([700_000, 200_000, 100_000], [0.9, 0.8, 0.7], [0.1, 0.2, 0.3], None,
+                              names=["crops", "Crops", "water"])
+    facts = build_facts(summary, example_card(["crops", "Crops", "water"]))
+    text = template.write(facts)
+    assert text.count("crops dominate") + text.count("crops dominates") == 1, text
+    assert "Crops dominate" not in text and "followed by Crops (20.0 %)" in text
+    assert check_grounding(text, facts).grounded_share == 1.0

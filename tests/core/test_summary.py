@@ -102,3 +102,18 @@ def test_equal_in_every_band_is_the_all_band_test():
     a = np.zeros((3, 4, 4), np.float32)
     a[2, 1, 1] = 5.0  # one band off at one pixel: that pixel is not nodata, even after bands that stop early
     assert equal_in_every_band(a, 0.0).sum() == 15 and not equal_in_every_band(a, 0.0)[1, 1]
+
+
+def test_classes_without_colours_get_the_class_rasters_colours():
+    """A card without colours (a checkpoint trained on the user's own class names): the raster got a generated
+    palette, the summary's classes none, so the dock's table and chart were grey beside a coloured map."""
+    from claire.claire_plugin.core.engine.plan import class_colors
+
+    classes = [{"index": 0, "value": 1, "name": "Crops", "color": "#e49635"}, {"index": 1, "value": 2, "name": "crops"},
+               {"index": 2, "value": 3, "name": "Wald"}]
+    summary = SummaryAccumulator(classes, 100.0, 10).result()
+    raster = class_colors({"classes": classes})
+    hexes = {v: "#%02x%02x%02x" % rgb for v, rgb in raster.items()}
+    assert [c["color"] for c in summary["classes"]] == [hexes[1], hexes[2], hexes[3]]
+    assert len(set(hexes.values())) == 3 and summary["classes"][0]["color"] == "#e49635"
+    assert "color" not in classes[1]  # the caller's list is left as it was

@@ -547,3 +547,18 @@ def test_the_training_layer_is_chosen_again_after_reopening_the_project(train_do
         assert panel.field.currentField() == "class"
     finally:
         project.clear()
+
+
+def test_the_wand_class_typed_is_the_class_as_written(train_dock):
+    """Classes "Crops" and "crops": typing crops and Enter in the wand's class box chose "Crops"."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+
+    combo = train_dock.train_panel.wand_class
+    combo.clear()
+    combo.addItems(["Crops", "crops", "water"])
+    combo.setCurrentIndex(0)
+    combo.lineEdit().selectAll()
+    QTest.keyClicks(combo.lineEdit(), "crops")
+    QTest.keyClick(combo.lineEdit(), Qt.Key.Key_Return)
+    assert combo.currentText() == "crops" and combo.currentIndex() == 1

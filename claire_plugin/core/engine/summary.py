@@ -37,7 +37,12 @@ class SummaryAccumulator:
     """Adds up finished blocks; `result()` gives the summary dict of docs/architecture.md."""
 
     def __init__(self, classes: List[dict], pixel_area_m2: float, total_pixels: int) -> None:
-        self.classes = classes
+        from ....models.palette import classes_with_colors
+
+        # colours filled as on the class raster (models.palette): a card without them gave grey bars beside a
+        # coloured map
+        filled = {(int(c["value"]), str(c["name"])): c["color"] for c in classes_with_colors({"classes": classes})}
+        self.classes = [{**c, "color": filled[(int(c["value"]), str(c["name"]))]} for c in classes]
         self.K = len(classes)
         self.area = float(pixel_area_m2)
         self.total = int(total_pixels)

@@ -5,6 +5,7 @@ grounding checker finds all of them. No thresholds or other constants are quoted
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Callable, List, Optional
 
 from ....models.card_schema import ENSEMBLE, FOREST
@@ -85,9 +86,22 @@ def _join(items: List[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+#: Class names whose first letter must stay as written: upper-cased they are another class ("crops" / "Crops").
+_KEEP_CASE: ContextVar[frozenset] = ContextVar("keep_case", default=frozenset())
+
+
 def _cap(text: str) -> str:
-    """Upper-case the first letter (class names may start a sentence)."""
+    """Upper-case the first letter (class names may start a sentence), unless the text starts with a class name
+    that upper-cased would read as another class of the map."""
+    if any(text.startswith(name) for name in _KEEP_CASE.get()):
+        return text
     return text[:1].upper() + text[1:]
+
+
+def _case_twins(facts: dict) -> frozenset:
+    """The class names of `facts` whose sentence-start capital is another class's name."""
+    names = {str(c.get("name")) for c in facts.get("classes") or []}
+    return frozenset(n for n in names if n[:1].upper() + n[1:] != n and n[:1].upper() + n[1:] in names)
 
 
 def _present(facts: dict) -> List[dict]:
@@ -500,12 +514,16 @@ def write(facts: dict, on_text: Optional[Callable[[str], None]] = None) -> str:
     """Write the explanation of a facts record; paragraphs are passed to `on_text` as they are made."""
     f = Formatter(facts)
     paragraphs = []
-    for part in (_unfamiliar, _focus, _composition, _doubt, _confidence, _modality, _reference):
-        text = part(facts, f).strip()
-        if not text:
-            continue
-        chunk = ("\n\n" if paragraphs else "") + text
-        paragraphs.append(text)
-        if on_text is not None:
-            on_text(chunk)
+    token = _KEEP_CASE.set(_case_twins(facts))
+    try:
+        for part in (_unfamiliar, _focus, _composition, _doubt, _confidence, _modality, _reference):
+            text = part(facts, f).strip()
+            if not text:
+                continue
+            chunk = ("\n\n" if paragraphs else "") + text
+            paragraphs.append(text)
+            if on_text is not None:
+                on_text(chunk)
+    finally:
+        _KEEP_CASE.reset(token)
     return "\n\n".join(paragraphs)

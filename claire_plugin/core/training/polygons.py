@@ -182,6 +182,20 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
     return split
 
 
+def _base_color(c: ClassInfo, classes: List[ClassInfo], base_classes: List[Dict[str, Any]]) -> Optional[str]:
+    """The base checkpoint's colour of the class named like `c` (case and spacing aside: "Water" is the base's
+    water); where several classes differ only in case ("Crops", "crops": different classes), only the one written as
+    the base writes it (else the first) takes it, the others get colours of their own: one colour for two classes
+    made them one on the map."""
+    key = c.name.strip().lower()
+    base = next((b for b in base_classes if str(b["name"]).strip().lower() == key), None)
+    if base is None:
+        return None
+    twins = [o for o in classes if o.name.strip().lower() == key]
+    keeper = next((o for o in twins if o.name.strip() == str(base["name"]).strip()), twins[0])
+    return base.get("color") if keeper.index == c.index else None
+
+
 def base_channel_map(base_card: dict, classes: List[ClassInfo]) -> Optional[np.ndarray]:
     """Base channel -> user class index by class name (-1: not a user class); None when none matches."""
     names = {c.name.strip().lower(): c.index for c in classes}
@@ -517,8 +531,8 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     card's macroclasses or None) of a checkpoint written by a run."""
     from .datasets import ClassDef
 
-    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
-    classes = [ClassDef(c.code, c.name, c.color or colors.get(c.name.strip().lower())) for c in labels.classes]
+    classes = [ClassDef(c.code, c.name, c.color or _base_color(c, labels.classes, base_card["classes"]))
+               for c in labels.classes]
     keys = ("macro_f1", "macro_f1_ci95", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
     headline = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}
                 for k, conds in report["arms"].items()}
@@ -538,6 +552,7 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     alone = report["macroclasses"].get("sar_only", {}).get(arm)
     if alone is not None:
         metrics["macroclass"]["heldout_polygons_sar_only"] = {m: alone[m] for m in keys if m in alone}
+    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
     return classes, metrics, labels.hierarchy.card_entries(labels.classes, colors)
 
 
