@@ -131,7 +131,7 @@ class GridWriter:
                  cols: Optional[Tuple[int, int]] = None) -> None:
         """`rows` / `cols` (start, stop): write only those grid rows / columns, as a raster of stop - start rows /
         columns (a part, an extent)."""
-        import rasterio
+        from osgeo import gdal, gdal_array
         from rasterio.transform import Affine
 
         self.final = final_path
@@ -144,17 +144,25 @@ class GridWriter:
         transform = grid_ds.transform * Affine.translation(self.col_offset, self.row_offset)
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
-        profile = dict(driver="GTiff", width=self.width, height=self.height, count=1, dtype=dtype,
-                       crs=grid_ds.crs, transform=transform, nodata=nodata, tiled=True,
-                       blockxsize=BLOCK, blockysize=BLOCK, compress="deflate",
-                       predictor=2 if self.dtype.kind in "ui" else 3, BIGTIFF="IF_SAFER")
-        try:
-            self.ds = rasterio.open(self.tmp, "w", **profile)
-        except Exception as exc:  # noqa: BLE001
-            raise ClaireError(f"cannot create {final_path!r} ({exc}); check the folder is writable and has "
-                              f"free space") from None
+        # GDAL's own bindings, not rasterio: they let go of Python's lock while GDAL compresses and writes the
+        # blocks it holds, which it does at the flush (rasterio's close held it, freezing QGIS for 1-3 s at the end
+        # of a Sentinel-2 tile)
+        options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE",
+                   f"PREDICTOR={2 if self.dtype.kind in 'ui' else 3}", "BIGTIFF=IF_SAFER"]
+        with gdal_failures() as failed:
+            self.ds = gdal.GetDriverByName("GTiff").Create(
+                self.tmp, self.width, self.height, 1, gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype), options)
+        if self.ds is None:
+            reason = "; ".join(failed) or gdal.GetLastErrorMsg() or "GDAL could not create it"
+            raise ClaireError(f"cannot create {final_path!r} ({reason}); check the folder is writable and has "
+                              f"free space")
+        self.ds.SetGeoTransform(transform.to_gdal())
+        if grid_ds.crs is not None:
+            self.ds.SetProjection(grid_ds.crs.to_wkt())
+        self.band = self.ds.GetRasterBand(1)
+        self.band.SetNoDataValue(float(nodata))
         if description:
-            self.ds.set_band_description(1, description)
+            self.band.SetDescription(description)
         self.buf_row0 = 0  # grid row of buf[0]
         self.buf = np.full((2 * BLOCK, self.width), nodata, dtype=self.dtype)
         self.closed = False
@@ -175,15 +183,13 @@ class GridWriter:
 
     def complete_until(self, row: int) -> None:
         """All rows < `row` are final: write whole block rows below it."""
-        from rasterio.windows import Window
-
         row = min(row - self.row_offset, self.height)
         while self.buf_row0 + BLOCK <= row or (row >= self.height and self.buf_row0 < self.height):
             h = min(BLOCK, self.height - self.buf_row0)
-            try:
-                self.ds.write(self.buf[:h], 1, window=Window(0, self.buf_row0, self.width, h))
-            except Exception as exc:  # noqa: BLE001 - disk full, quota, vanished folder...
-                raise write_error(self.final, exc) from None
+            with gdal_failures() as failed:
+                err = self.band.WriteArray(self.buf[:h], 0, self.buf_row0)
+            if err or failed:  # disk full, quota, vanished folder...
+                raise write_error(self.final, OSError("; ".join(failed) or f"GDAL error {err}"))
             self.buf[:-BLOCK] = self.buf[BLOCK:].copy()
             self.buf[-BLOCK:] = self.nodata
             self.buf_row0 += h
@@ -192,22 +198,17 @@ class GridWriter:
         """Write the remaining rows and close the temporary file."""
         if not self.closed:
             self.complete_until(self.height)
-            try:
-                with gdal_failures() as failed:
-                    self.ds.close()
-            except Exception as exc:  # noqa: BLE001 - GDAL flushes the last blocks on close
-                raise write_error(self.final, exc) from None
+            with gdal_failures() as failed:  # GDAL writes the blocks it holds here, and only signals a failure
+                self.band = None
+                self.ds.FlushCache()
+                self.ds = None
             self.closed = True
-            if failed:  # GDAL signals a failed flush (disk full) without raising, leaving the file cut short
+            if failed:  # a full disk: the file is cut short
                 raise write_error(self.final, OSError("; ".join(dict.fromkeys(failed))))
 
     def abort(self) -> None:
         """Close and remove the temporary file (and any sidecar GDAL made)."""
-        try:
-            if not self.closed:
-                self.ds.close()
-        except Exception:  # noqa: BLE001
-            pass
+        self.band = self.ds = None  # closes the file, whatever GDAL then says
         self.closed = True
         for p in (self.tmp, self.tmp + ".aux.xml", self.tmp + ".msk"):
             try:
