@@ -76,8 +76,8 @@ def group_index(card: Dict[str, Any]) -> np.ndarray:
 
 def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
     """A copy of `card` that describes a map at the macroclass level: its classes are the macroclasses, its
-    metrics their held-out scores, no calibration (the temperature is applied to the class probabilities
-    before they are summed: models.macroclass.group_probabilities), `class_groups` the class index ->
+    metrics their held-out scores, no calibration (the engine tempers the chosen macroclass's confidence with the
+    class-level temperature: models.macroclass.chosen_group_probability), `class_groups` the class index ->
     macroclass index and `class_values` the classes' values (a reference raster holds those). The model and its
     inputs are unchanged."""
     out = {k: v for k, v in card.items() if k not in ("classes", "metrics", "calibration", "macroclasses")}
@@ -92,8 +92,9 @@ def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
 
 class Grouping(NamedTuple):
     """How a run sums class probabilities into macroclasses: `index` class index -> macroclass index (a long
-    tensor on the run's device), `count` macroclasses, the card's temperature applied before the sum and its
-    SAR-alone one (models.calibration.cloud_temperature: the confidence of clouded pixels and optical gaps)."""
+    tensor on the run's device), `count` macroclasses, the card's temperature with which the chosen macroclass's
+    confidence is computed (the map sums the network's own probabilities) and its SAR-alone one
+    (models.calibration.cloud_temperature: the confidence of clouded pixels and optical gaps)."""
 
     index: Any
     count: int

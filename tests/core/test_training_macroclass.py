@@ -317,3 +317,21 @@ def test_scores_from_sar_alone_are_given_at_the_macroclass_level_too(tmp_path):
                for line in macroclass_lines(report))
     assert "optical missing (SAR alone)" in render_html(report).split("Macroclasses (field mc)")[1]
     assert "optical missing (SAR alone): Your&nbsp;CLAIRE F1" in report_html(report, "m.safetensors")
+
+
+def test_a_strong_calibration_changes_the_macroclass_confidence_never_the_map():
+    """QA (docs audit): a checkpoint tempered at T = 28 made its class probabilities near uniform before they were
+    summed, so a macroclass of two classes outweighed a one-class macroclass on every pixel ("built" 0 px on a map
+    whose class map had 16 % built area). The map now sums the network's probabilities; the confidence is tempered."""
+    from claire.claire_plugin.core.engine.runner import kept_outputs
+    from claire.models.macroclass import Grouping
+
+    probs = torch.tensor([0.55, 0.25, 0.20]).view(1, 3, 1, 1).expand(1, 3, 4, 4).contiguous()  # built, crops, trees
+    logits = torch.log(probs)
+    groups = Grouping(torch.tensor([0, 1, 1]), 2, temperature=28.0)
+    kept = [(slice(0, 4), slice(0, 4))]
+    out = kept_outputs(logits, None, kept, (4, 4), groups=groups)[0]
+    assert out.shape[0] == 3  # two macroclasses and the tempered confidence of the chosen one
+    assert (out[:2].argmax(axis=0) == 0).all()  # built, as the network says (0.55 against 0.45)
+    tempered = torch.softmax(torch.log(torch.tensor([0.55, 0.25, 0.20])) / 28.0, dim=0)
+    assert np.allclose(out[2], float(tempered[0]), atol=1e-5) and out[2].max() < 0.4

@@ -441,7 +441,7 @@ def _outputs(plan: RunPlan) -> None:
         outputs.confidence = plan.writer(params.confidence, "uint8", UINT8_NODATA,
                                          DESCRIPTIONS["confidence"])
     outputs.has_distance = plan.familiar is not None
-    outputs.has_group_confidence = plan.groups is not None and plan.groups.per_pixel and plan.uses_cloud
+    outputs.has_group_confidence = plan.groups is not None
     if params.unfamiliar and plan.familiar is not None:
         outputs.unfamiliar = plan.writer(params.unfamiliar, "uint8", UINT8_NODATA,
                                          DESCRIPTIONS["unfamiliar"])

@@ -362,8 +362,9 @@ class _Stream:
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar) if plan.familiar is not None else None
         kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
+        per_pixel = plan.groups is not None and plan.groups.per_pixel and plan.uses_cloud
         parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio, plan.groups,
-                             c_t if plan.outputs.has_group_confidence else None)
+                             c_t if per_pixel else None)
         seconds = time.perf_counter() - t0
         self.phases.add("model forward, keep the cores, softmax", seconds)
         with self._lock:
@@ -457,7 +458,7 @@ def kept_outputs(logits, share, kept, size, ratio=None, groups=None, cloud=None)
     from ....models.networks import share_part, upsample_part
 
     k = logits.shape[1] if groups is None else groups.count
-    extra = int(share is not None) + int(ratio is not None) + int(cloud is not None)
+    extra = int(share is not None) + int(ratio is not None) + int(groups is not None)
     parts = []
     for n, (rows, cols) in enumerate(kept):
         lg = upsample_part(logits[n:n + 1], size, rows, cols)[0]
@@ -477,15 +478,18 @@ def kept_outputs(logits, share, kept, size, ratio=None, groups=None, cloud=None)
 
 
 def _group(probs, groups, out, cloud) -> None:
-    """The macroclasses' probabilities at the card's temperature into `out`'s first channels and, given the
-    pixels' `cloud` input, the chosen macroclass's probability tempered per pixel into its last."""
+    """The macroclasses' probabilities as the network gives them into `out`'s first channels (the map's
+    macroclass: the calibration changes no map, and tempered first, near-uniform probabilities let a macroclass of
+    several classes outweigh a one-class macroclass everywhere) and the chosen macroclass's probability tempered by
+    the card's calibration into its last (per pixel given the pixels' `cloud` input): the confidence."""
     from ....models.calibration import cloud_temperature
     from ....models.macroclass import chosen_group_probability, group_probabilities
 
-    group_probabilities(probs, groups.index, out[:groups.count], groups.temperature)
+    group_probabilities(probs, groups.index, out[:groups.count])
+    t = groups.temperature
     if cloud is not None:
         t = cloud_temperature(groups.temperature, groups.sar_only_temperature, cloud.to(probs.device).float())
-        out[-1] = chosen_group_probability(probs, groups.index, out[:groups.count].argmax(dim=0), t)
+    out[-1] = chosen_group_probability(probs, groups.index, out[:groups.count].argmax(dim=0), t)
 
 
 def _distance_ratio(res, familiar):
