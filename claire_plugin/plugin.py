@@ -28,6 +28,9 @@ class ClairePlugin:
     def initGui(self) -> None:  # noqa: N802 (QGIS API name)
         """Register the provider and add the menu, toolbar button and dock panel."""
         self.initProcessing()
+        from .core.runtime.priority import run_in_background
+
+        run_in_background()  # QGIS desktop: runs give way to the map canvas (qgis_process keeps the normal priority)
         from .deps import install_hint, missing
 
         absent = missing()

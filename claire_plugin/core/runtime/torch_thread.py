@@ -21,6 +21,8 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
+from .priority import lower_this_thread
+
 _lock = threading.Lock()
 _thread: Optional[threading.Thread] = None
 _jobs: "queue.Queue" = queue.Queue()
@@ -47,6 +49,7 @@ def _worker() -> None:
                 continue
             job.state = "running"
         _local.job = job
+        lower_this_thread()
         try:
             job.result = job.fn(*job.args, **job.kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
