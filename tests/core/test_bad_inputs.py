@@ -150,7 +150,7 @@ def fill_disk(monkeypatch) -> None:
 
     def init(self, *a, **k):
         original(self, *a, **k)
-        self.ds = C.DiskFills(self.ds)
+        self.band = C.DiskFills(self.band)
 
     monkeypatch.setattr(writer.GridWriter, "__init__", init)
 

@@ -146,7 +146,7 @@ def test_alg_disk_full_mid_write(claire_plugin, workdir, monkeypatch):
 
     def init(self, *a, **k):
         original(self, *a, **k)
-        self.ds = C.DiskFills(self.ds)
+        self.band = C.DiskFills(self.band)
 
     monkeypatch.setattr(writer.GridWriter, "__init__", init)
     results, message = run_alg("claire:classify", alg_params(args))

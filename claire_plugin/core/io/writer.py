@@ -186,9 +186,12 @@ class GridWriter:
         row = min(row - self.row_offset, self.height)
         while self.buf_row0 + BLOCK <= row or (row >= self.height and self.buf_row0 < self.height):
             h = min(BLOCK, self.height - self.buf_row0)
-            with gdal_failures() as failed:
-                err = self.band.WriteArray(self.buf[:h], 0, self.buf_row0)
-            if err or failed:  # disk full, quota, vanished folder...
+            try:
+                with gdal_failures() as failed:
+                    err = self.band.WriteArray(self.buf[:h], 0, self.buf_row0)
+            except Exception as exc:  # noqa: BLE001 - GDAL in exceptions mode: disk full, quota, vanished folder...
+                raise write_error(self.final, exc) from None
+            if err or failed:  # the same, signalled
                 raise write_error(self.final, OSError("; ".join(failed) or f"GDAL error {err}"))
             self.buf[:-BLOCK] = self.buf[BLOCK:].copy()
             self.buf[-BLOCK:] = self.nodata
