@@ -49,6 +49,9 @@ from .widgets import (
 )
 
 EXPLAINER_KEY = "claire/explainer_path"
+#: Optical pixels a Preview view classifies at most (4096 x 4096: seconds to a minute on two cores); a view of a whole
+#: Sentinel-2 tile was a full 10980 x 10980 run written to a temporary file.
+PREVIEW_MAX_PIXELS = 4096 * 4096
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 
@@ -466,6 +469,14 @@ class ClaireDock(QgsDockWidget):
         source, target = canvas.mapSettings().destinationCrs(), layer.crs()
         if source.isValid() and target.isValid() and source != target:
             rect = QgsCoordinateTransform(source, target, QgsProject.instance()).transformBoundingBox(rect)
+        seen = rect.intersect(layer.extent())
+        w = seen.width() / max(layer.rasterUnitsPerPixelX(), 1e-12)
+        h = seen.height() / max(layer.rasterUnitsPerPixelY(), 1e-12)
+        if w * h > PREVIEW_MAX_PIXELS:  # a whole Sentinel-2 tile in view: a preview would be a whole run
+            side = int(PREVIEW_MAX_PIXELS ** 0.5)
+            raise ValueError(f"The view shows {w:.0f} x {h:.0f} px of the optical raster, as much as a whole run: "
+                             f"zoom in for a quick preview (up to about {side} x {side} px), or press Classify for "
+                             f"the whole scene.")
         return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
     def start(self, preview: bool = False) -> Optional[ClassifyTask]:

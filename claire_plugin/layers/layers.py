@@ -17,11 +17,12 @@ from qgis.PyQt.QtGui import QColor
 from ..core.io.gdal_names import missing_message
 from .style import apply_landcover_style
 
-#: Confidence: red (unsure) → yellow → green (sure).
-CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 (unsure)"), (0.5, "#fdae61", "0.5"), (0.75, "#ffffbf", "0.75"),
-                   (1.0, "#1a9641", "1 (sure)")]
-#: Reliance (SAR share of the fusion gate): blue = optical led, orange = SAR led.
-RELIANCE_RAMP = [(0.0, "#2b83ba", "0 (optical)"), (0.5, "#f7f7f7", "0.5 (both)"), (1.0, "#e66101", "1 (SAR)")]
+#: Confidence (uint8 percent, as the engine writes it): red (unsure) → yellow → green (sure). (Stops of 0..1 had drawn
+#: every pixel of 1 % and more green: the layer showed nothing.)
+CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 % (unsure)"), (50.0, "#fdae61", "50 %"), (75.0, "#ffffbf", "75 %"),
+                   (100.0, "#1a9641", "100 % (sure)")]
+#: Reliance (SAR share of the fusion gate, uint8 percent): blue = optical led, orange = SAR led.
+RELIANCE_RAMP = [(0.0, "#2b83ba", "0 % (optical)"), (50.0, "#f7f7f7", "50 % (both)"), (100.0, "#e66101", "100 % (SAR)")]
 #: Cloud probability (uint8 percent): clear → white.
 CLOUD_RAMP = [(0.0, "#1a1a1a", "0 % (clear)"), (50.0, "#9e9e9e", "50 %"), (100.0, "#ffffff", "100 % (cloud)")]
 #: Unlike the training data (100 = the card's threshold): green well below it, yellow close to it, red at or
@@ -114,6 +115,13 @@ def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]
     return renderer
 
 
+#: The rasters a run writes beside the land cover: (result attribute, layer name, colour ramp).
+COMPANION_STYLES = (("confidence", "Confidence", CONFIDENCE_RAMP),
+                    ("reliance", "Modality reliance (SAR share)", RELIANCE_RAMP),
+                    ("cloud", "Cloud probability", CLOUD_RAMP),
+                    ("unfamiliar", "Unlike the training data", UNFAMILIAR_RAMP))
+
+
 def result_layers(result: Any, card: Optional[Dict[str, Any]], title: str = "") -> List[QgsRasterLayer]:
     """Styled layers of a ClassifyResult (land cover first), not yet added to a project."""
     suffix = f" – {title}" if title else ""
@@ -124,10 +132,8 @@ def result_layers(result: Any, card: Optional[Dict[str, Any]], title: str = "") 
         nodata = (card or {}).get("nodata", 0)
         apply_landcover_style(land, classes, nodata)
         layers.append(land)
-    for path, name, stops in ((getattr(result, "confidence", None), "Confidence", CONFIDENCE_RAMP),
-                              (getattr(result, "reliance", None), "Modality reliance (SAR share)", RELIANCE_RAMP),
-                              (getattr(result, "cloud", None), "Cloud probability", CLOUD_RAMP),
-                              (getattr(result, "unfamiliar", None), "Unlike the training data", UNFAMILIAR_RAMP)):
+    for key, name, stops in COMPANION_STYLES:
+        path = getattr(result, key, None)
         if not path:
             continue
         layer = QgsRasterLayer(path, f"{name}{suffix}", "gdal")

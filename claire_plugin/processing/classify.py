@@ -20,6 +20,7 @@ from .common import (
     progress_bridge,
     raster_path,
     style_classified,
+    style_companions,
 )
 from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
 
@@ -167,6 +168,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))
 
         style_classified(result, context, self._post_processors)
+        style_companions(result, context, self._post_processors)
 
         metrics = result.summary.get("metrics") or {}
         outputs = {

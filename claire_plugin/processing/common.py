@@ -205,6 +205,34 @@ class LandCoverPostProcessor(QgsProcessingLayerPostProcessorInterface):
             apply_landcover_style(layer, classes, self.nodata)
 
 
+class RampPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Colours a companion raster of a classification (confidence, reliance, cloud, unlike the training data) with
+    the dock's ramp when QGIS loads it (a grey stretch before)."""
+
+    def __init__(self, stops) -> None:
+        super().__init__()
+        self.stops = stops
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        from ..layers.layers import ramp_renderer
+
+        if isinstance(layer, QgsRasterLayer):
+            layer.setRenderer(ramp_renderer(layer, self.stops))
+
+
+def style_companions(result, context, holders: list) -> None:
+    """The dock's colour ramps on the companion rasters of a ClassifyResult that QGIS loads when the algorithm
+    ends."""
+    from ..layers.layers import COMPANION_STYLES
+
+    for key, _name, stops in COMPANION_STYLES:
+        path = getattr(result, key, None)
+        if path and context.willLoadLayerOnCompletion(path):
+            post = RampPostProcessor(stops)
+            holders.append(post)
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(post)
+
+
 class HeldOutPostProcessor(QgsProcessingLayerPostProcessorInterface):
     """Draws the held-out polygons a training wrote as dashed outlines when QGIS loads them (layers.style)."""
 

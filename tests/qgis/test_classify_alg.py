@@ -107,6 +107,16 @@ def test_the_style_outlives_the_algorithm_copy_a_batch_or_model_runs(claire_plug
     gc.collect()
     assert isinstance(context.layerToLoadOnCompletionDetails(out).postProcessor(), LandCoverPostProcessor)
     assert context.layerToLoadOnCompletionDetails(out).name == "Land cover (CLAIRE)"
+    # the confidence raster loaded from the toolbox gets the dock's colour ramp (a grey stretch before)
+    from claire.claire_plugin.processing.common import RampPostProcessor
+
+    conf = str(tmp_path / "conf.tif")
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:classify")
+    params = alg.preprocessParameters({"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                       "CHECKPOINT": tiny_checkpoint, "OUTPUT": str(tmp_path / "c2.tif"),
+                                       "CONFIDENCE": QgsProcessingOutputLayerDefinition(conf, QgsProject.instance())})
+    _, ok = alg.run(params, context, feedback)
+    assert ok and isinstance(context.layerToLoadOnCompletionDetails(conf).postProcessor(), RampPostProcessor)
     # a model's output keeps the name the model gives it: two maps of one model both loaded as "Land cover (CLAIRE)"
     named = str(tmp_path / "named.tif")
     definition = QgsProcessingOutputLayerDefinition(named, QgsProject.instance())

@@ -93,6 +93,27 @@ def test_renderer_classes_equal_checkpoint_classes(qgis_app, tiny_run, tiny_clas
     got = [(c.value, c.label, c.color.name()) for c in renderer.classes()]
     assert got == [(c["value"], c["name"], c["color"]) for c in tiny_classes]
     assert confidence.name().startswith("Confidence")
+    # the confidence raster holds percent (uint8 0-100): a ramp of 0..1 drew every pixel of 1 % and more green
+    import numpy as np
+    import rasterio
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+
+    with rasterio.open(tiny_run.result.confidence) as ds:
+        values = ds.read(1)
+    assert values[values != 255].max() > 1
+    shader = confidence.renderer().shader().rasterShaderFunction()
+    assert shader.minimumValue() == 0.0 and shader.maximumValue() == 100.0
+    settings = QgsMapSettings()
+    settings.setLayers([confidence])
+    settings.setExtent(confidence.extent())
+    settings.setOutputSize(QSize(64, 64))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    colours = {image.pixelColor(x, y).name() for x in range(0, 64, 4) for y in range(0, 64, 4)}
+    assert len(colours) > 3, colours
 
 
 def test_dock_filled_from_finished_run(qgis_app, tiny_run, tiny_checkpoint, tiny_classes):
@@ -486,6 +507,16 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
             return canvas
 
     dock.iface = Iface()
+    import claire.claire_plugin.gui.dock as dock_module
+
+    small = dock_module.PREVIEW_MAX_PIXELS
+    dock_module.PREVIEW_MAX_PIXELS = 100  # a view larger than a preview is meant for: said, nothing runs
+    try:
+        with pytest.raises(ValueError, match=r"as much as a whole run: zoom in .* or press Classify"):
+            dock.build_params(preview=True)
+        assert dock.start(preview=True) is None and "zoom in" in dock.status.text()
+    finally:
+        dock_module.PREVIEW_MAX_PIXELS = small
     full = str(tmp_path / "full.tif")
     dock.output.setFilePath(full)
     params = dock.build_params(preview=True)
