@@ -128,3 +128,15 @@ def test_the_contention_runs_classify_for_real(tmp_path):
     row = contention_row(str(tmp_path), 96, "eager", None, 0, 1, "plain", log=lambda m: None)
     assert row["alone_s"] > 0 and row["busy_s"] > 0 and row["busy_over_alone"] > 0
     assert not list(tmp_path.glob("contention_*"))
+
+
+def test_time_left_is_said_once_there_is_a_pace():
+    """A whole tile in QGIS showed only "tile 20 of 144" for three minutes: the progress now says the time left."""
+    from claire.claire_plugin.core.engine.runner import time_left
+
+    assert time_left(3.0, 10, 100) == ""  # under 5 s: no pace yet
+    assert time_left(10.0, 1, 100) == ""  # one tile: no pace yet
+    assert time_left(10.0, 10, 0) == ""
+    assert time_left(10.0, 10, 12) == "about 10 s left"
+    assert time_left(10.0, 10, 2) == "about 5 s left"
+    assert time_left(20.0, 10, 134) == "about 4 min left"

@@ -94,7 +94,6 @@ def test_renderer_classes_equal_checkpoint_classes(qgis_app, tiny_run, tiny_clas
     assert got == [(c["value"], c["name"], c["color"]) for c in tiny_classes]
     assert confidence.name().startswith("Confidence")
     # the confidence raster holds percent (uint8 0-100): a ramp of 0..1 drew every pixel of 1 % and more green
-    import numpy as np
     import rasterio
     from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
     from qgis.PyQt.QtCore import QSize

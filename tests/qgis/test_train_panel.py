@@ -245,6 +245,7 @@ def test_progress_text_counts_tiles():
 
     assert progress_text("classifying: tile row 4/20, tile 3/20") == "classifying: tile 63 of 400"
     assert progress_text("reading") == "reading"
+    assert progress_text("tile row 2/12, tile 8/12, about 4 min left") == "tile 20 of 144, about 4 min left"
 
 
 def test_done_status_shows_the_full_path_and_says_temporary(qgis_app, tmp_path):

@@ -33,7 +33,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from ...paths import DEFAULT_CHECKPOINT
 from ..errors import CancelledError, ClaireError
@@ -149,6 +149,17 @@ def _check_paths(params: ClassifyParams) -> None:
                               f"a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
 
 
+def time_left(elapsed: float, done: int, remaining: int) -> str:
+    """"about 3 min left" from the pace so far (`done` tiles in `elapsed` s since the first report); "" until
+    there is a pace to go by (5 s and two tiles) or when nothing is left."""
+    if remaining <= 0 or done < 2 or elapsed < 5.0:
+        return ""
+    seconds = elapsed / done * remaining
+    if seconds < 60:
+        return f"about {max(5, int(round(seconds / 5.0)) * 5)} s left"
+    return f"about {int(round(seconds / 60.0))} min left"
+
+
 def model_line(checkpoint: Optional[str], card: dict) -> str:
     """Which model a run classifies with, first in its messages: a run fed an empty checkpoint (a model step
     whose checkpoint came from a step that wrote none) otherwise used the bundled one without a word."""
@@ -232,6 +243,7 @@ class _Stream:
         self.has_share: Optional[bool] = None
         self.t_forward = 0.0
         self.n_tiles = 0
+        self._first_report: Optional[Tuple[float, int]] = None  # (time, tiles done) at the first progress report
         self.steering = schedule.ThreadSteering(plan.device, messages, steer=plan.lanes == 1)
         self.phases = PhaseTimes()
         self._lock = threading.Lock()  # the lanes' shared counters and the post-processing thread's start
@@ -270,8 +282,13 @@ class _Stream:
         """Progress after tile column `j` of tile row `r`."""
         grid = self.plan.grid
         row, col = r + 1 - grid.row_range[0], j - grid.col_range[0]
+        now = time.perf_counter()
+        if self._first_report is None:
+            self._first_report = (now, self.n_tiles)
+        left = time_left(now - self._first_report[0], self.n_tiles - self._first_report[1],
+                         grid.n_tiles - self.n_tiles)
         self.progress(min(0.98, 0.98 * self.n_tiles / grid.n_tiles),
-                      f"tile row {row}/{grid.n_rows}, tile {col}/{grid.n_cols}")
+                      f"tile row {row}/{grid.n_rows}, tile {col}/{grid.n_cols}" + (f", {left}" if left else ""))
 
     def _run_lanes(self) -> None:
         """The chunks run `plan.lanes` at a time, each in a lane thread with one torch thread
