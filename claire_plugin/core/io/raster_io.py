@@ -398,21 +398,29 @@ def band_labels(ds) -> Tuple[List[Optional[str]], str]:
     return descriptions, "band descriptions"
 
 
+def _vrt_root(ds):
+    """The parsed XML of a VRT file dataset (None for another driver, a VRT in memory, or one over 8 MB)."""
+    import xml.etree.ElementTree as ET
+
+    path = getattr(ds, "name", "")
+    if getattr(ds, "driver", "") != "VRT" or not os.path.isfile(path) or os.path.getsize(path) > 8 << 20:
+        return None
+    try:
+        return ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+
+
 def vrt_source_descriptions(ds, most_files: int = 64) -> List[str]:
     """For a VRT mosaic of files that name their bands (gdalbuildvrt over an export cut in pieces drops the
     names), each band's description as all its sources give it ([] when it is no VRT file, a source names its
     band otherwise than another, or has no name, or there are more than `most_files` files)."""
-    import xml.etree.ElementTree as ET
-
     import rasterio
 
-    path = getattr(ds, "name", "")
-    if getattr(ds, "driver", "") != "VRT" or not os.path.isfile(path) or os.path.getsize(path) > 8 << 20:
+    root = _vrt_root(ds)
+    if root is None:
         return []
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
-        return []
+    path = ds.name
     bands = []
     for band in root.findall("VRTRasterBand"):
         refs = []
@@ -447,14 +455,8 @@ def vrt_source_descriptions(ds, most_files: int = 64) -> List[str]:
 def vrt_band_sources(ds) -> List[str]:
     """Base names of the one source file of each band of a VRT file ([] when it is no VRT file, or a band
     has not exactly one source)."""
-    import xml.etree.ElementTree as ET
-
-    path = getattr(ds, "name", "")
-    if getattr(ds, "driver", "") != "VRT" or not os.path.isfile(path) or os.path.getsize(path) > 8 << 20:
-        return []
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
+    root = _vrt_root(ds)
+    if root is None:
         return []
     names = []
     for band in root.findall("VRTRasterBand"):
