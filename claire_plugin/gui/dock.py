@@ -28,6 +28,7 @@ from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.params import RUNTIMES
 from ..layers.layers import (
+    COMPANION_STYLES,
     PROJECT_CHANGED,
     add_to_project,
     layer_file,
@@ -71,16 +72,13 @@ def missing_required() -> List[str]:
     return missing()
 
 
-#: The rasters a run may write beside the land cover, as ClassifyParams / ClassifyResult name them.
-COMPANIONS = ("confidence", "reliance", "cloud", "unfamiliar")
-
-
 def run_files(result, params) -> List[str]:
     """The files a run wrote, and the companions it was asked for but could not write (a model without
     familiarity statistics writes no "unlike the training data" raster): those are an earlier run's, at the
     names this dock gives them, and are removed so that no layer or folder pairs them with this map."""
-    files = [result.output] + [getattr(result, k, None) for k in COMPANIONS]
-    for key in COMPANIONS:
+    companions = [key for key, _name, _ramp in COMPANION_STYLES]  # as ClassifyParams / ClassifyResult name them
+    files = [result.output] + [getattr(result, k, None) for k in companions]
+    for key in companions:
         asked = getattr(params, key, None) if params is not None else None
         if asked and not getattr(result, key, None) and os.path.isfile(asked):
             files.append(asked)
@@ -89,6 +87,7 @@ def run_files(result, params) -> List[str]:
             except OSError:
                 pass
     return [f for f in files if f]
+
 
 class ClaireDock(QgsDockWidget):
     """Dock panel of the plugin (created by the plugin's menu/toolbar action)."""
