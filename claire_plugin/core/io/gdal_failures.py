@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from typing import Iterator, List
 
 _LOGGER = "rasterio._env"
@@ -15,12 +16,19 @@ _WRITE_FAILED = re.compile(r"write|no space|too large|disk|quota|i/o|auxiliary i
                            r"read-only|permission denied|flush", re.IGNORECASE)
 
 
+_LEVEL_LOCK = threading.Lock()
+_USERS = {"n": 0, "level": logging.NOTSET}
+
+
 class _Collect(logging.Handler):
     def __init__(self, into: List[str]) -> None:
         super().__init__(logging.DEBUG)
         self.into = into
+        self.thread = threading.get_ident()  # GDAL's errors are per thread: another thread's are not this write's
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
         text = record.getMessage()
         if "signalled an error" in text:
             message = text.split("msg=", 1)[-1].strip("'\"")
@@ -36,22 +44,29 @@ def gdal_failures() -> Iterator[List[str]]:
 
     found: List[str] = []
     logger = logging.getLogger(_LOGGER)
-    handler, level = _Collect(found), logger.level
+    handler = _Collect(found)
     try:
         from osgeo import gdal
     except ImportError:  # pragma: no cover - GDAL's bindings come with QGIS and the venv
         gdal = None
     if gdal is not None:
         gdal.ErrorReset()
+    with _LEVEL_LOCK:  # writers in several threads: the first lowers rasterio's log level, the last restores it
+        if not _USERS["n"]:
+            _USERS["level"] = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+        _USERS["n"] += 1
     logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
     try:
         with rasterio.Env():
             yield found
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        with _LEVEL_LOCK:
+            _USERS["n"] -= 1
+            if not _USERS["n"]:
+                logger.setLevel(_USERS["level"])
         if gdal is not None and gdal.GetLastErrorType() >= gdal.CE_Failure and gdal.GetLastErrorMsg():
             message = gdal.GetLastErrorMsg()
             if message not in found and _WRITE_FAILED.search(message):
