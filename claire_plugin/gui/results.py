@@ -41,7 +41,7 @@ def replaced_html(names: List[str]) -> str:
     """A line under the status for the layers a run replaced (they showed the files it has just rewritten)."""
     if not names:
         return ""
-    shown = ", ".join(f"'{html.escape(n)}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
+    shown = ", ".join(f"'{html.escape(breakable(n))}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
     return (f"<br><i>Removed {len(names)} older layer(s) that showed these files ({shown}): the new map's layers "
             f"replace them.</i>")
 
@@ -296,7 +296,7 @@ class ResultsView(QWidget):
         if not metrics:
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()
-        self.messages.setText("<br>".join(html.escape(m) for m in (messages or [])))
+        self.messages.setText("<br>".join(html.escape(breakable(m)) for m in (messages or [])))  # paths wrap
         self.messages_box.setVisible(bool(messages))
 
     def _make_table(self) -> QTableWidget:

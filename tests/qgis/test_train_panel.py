@@ -322,7 +322,9 @@ def test_every_tab_fits_the_300_px_of_a_new_dock(train_dock, tmp_path):
     summary = {"classes": [{"name": n, "color": "#808080", "value": i, "area_ha": 1234.5, "share": 0.25,
                             "mean_confidence": 0.8, "pixels": 10} for i, n in enumerate(["built area", "rangeland"])],
                "mean_confidence": 0.8}
-    dock.results.showSummary(summary, "Land cover of a_long_site_name_433D_629L_3_1", ["Device: cpu"])
+    dock.results.showSummary(summary, "Land cover of a_long_site_name_433D_629L_3_1", [
+        "Device: cpu", "model: /tmp/claire_walk_k6w4y69/farmland_your_model_20261206_123105.safetensors, claire "
+        "(small), 3 classes"])  # a run's messages name files: a long path must wrap, not widen the tab
     widths = {dock.tabs.tabText(i): dock.tabs.widget(i).widget().minimumSizeHint().width()
               for i in range(dock.tabs.count())}
     assert all(w <= 270 for w in widths.values()), widths
