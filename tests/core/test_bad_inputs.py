@@ -26,6 +26,12 @@ from claire.tests.fixtures import bad_inputs as C
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 
+
+@pytest.fixture(autouse=True)
+def _memory_left_is_a_fixed_figure():
+    """These cases record the messages users see (docs/bad_inputs.md's table): the machine's own memory figure."""
+
+
 def cli(argv):
     """Run `claire ...` in-process: (exit status, stdout, stderr)."""
     from claire.claire_plugin.cli.main import main

@@ -21,6 +21,12 @@ from claire.tests.fixtures import bad_inputs as C
 PREVIOUS = b"an earlier output that must survive a failed run\n"
 
 
+
+@pytest.fixture(autouse=True)
+def _memory_left_is_a_fixed_figure():
+    """These cases record the messages users see (docs/bad_inputs.md's table): the machine's own memory figure."""
+
+
 def alg_params(args: dict) -> dict:
     p = {"OPTICAL": args["optical"], "SAR": args["sar"], "CHECKPOINT": args["checkpoint"], "OUTPUT": args["output"]}
     if args.get("optical_bands"):
