@@ -62,6 +62,15 @@ def canonical_band(name: Optional[str]) -> Optional[str]:
     return compact or None  # two polarisations named: a ratio or difference band (VV/VH, VV_minus_VH), neither
 
 
+#: The starts of BandChoice.method for bands placed by position, not by a name or the user's list.
+_BY_POSITION = ("known layout", "assumed")
+
+
+def placed_by_position(method: str) -> bool:
+    """Whether a band choice (its `method`) placed the bands by their position: no name said which is which."""
+    return method.startswith(_BY_POSITION)
+
+
 @dataclass
 class BandChoice:
     """Which 1-based raster bands feed which checkpoint bands, and why."""
@@ -211,7 +220,7 @@ def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray
     -resolution highest` saved as GeoTIFF) does when read in band-number order: on vegetation B05 lies below B06,
     only a near-infrared band outshines it. `reflectance` is the sample of the chosen bands in reflectance;
     `count` the raster's band count. Named or explicit bands are trusted."""
-    if not choice.method.startswith(("known layout", "assumed")):
+    if not placed_by_position(choice.method):
         return
     names = [canonical_band(n) for n in choice.names]
     if not {"B04", "B05", "B06", "B08"} <= set(names):

@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from .bands import placed_by_position
 
 #: Values accepted for `ClassifyParams.sar_units` (`--sar-units`), and the kind each one means.
 SAR_UNITS = {"auto": "auto", "dB": "db", "linear-power": "power", "amplitude": "amplitude"}
@@ -157,7 +158,7 @@ def check_polarisation_order(sample: np.ndarray, kind: str, bands: List[str], me
     polarisation where the checkpoint wants the stronger: co-polarised backscatter (VV, HH) exceeds cross-polarised
     (VH, HV) over nearly all land and water, so a band read as VV below the one read as VH on most pixels means the
     two are stacked the other way round (SNAP and GEE list VH before VV). Named or explicit bands are trusted."""
-    if not method.startswith(("known layout", "assumed")):
+    if not placed_by_position(method):
         return
     up = [b.upper() for b in bands]
     co = next((i for i, b in enumerate(up) if b in _CO), None)
