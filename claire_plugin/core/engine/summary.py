@@ -41,8 +41,8 @@ class SummaryAccumulator:
 
         # colours filled as on the class raster (models.palette): a card without them gave grey bars beside a
         # coloured map
-        filled = {(int(c["value"]), str(c["name"])): c["color"] for c in classes_with_colors({"classes": classes})}
-        self.classes = [{**c, "color": filled[(int(c["value"]), str(c["name"]))]} for c in classes]
+        filled = {int(c["value"]): c["color"] for c in classes_with_colors({"classes": classes})}
+        self.classes = [{**c, "color": filled[int(c["value"])]} for c in classes]
         self.K = len(classes)
         self.area = float(pixel_area_m2)
         self.total = int(total_pixels)
