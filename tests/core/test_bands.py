@@ -168,3 +168,65 @@ def test_snap_products_get_their_own_fix(tmp_path):
     with rasterio.open(vrt) as ds:
         text = metadata_text(ds, [1, 2])
     assert "sigma0_vv" in text and sar_kind(power, text)[0] == "power"
+
+
+@pytest.mark.parametrize("count", [10, 12, 13])
+@pytest.mark.parametrize("stacking", ["ten_first", "alphabetical"])
+def test_stacks_in_the_usual_wrong_orders_are_refused_naming_the_bands_that_fit(count, stacking):
+    """A 12- or 13-band stack with the 10 m bands first read no vegetation at all (B08 read as B04), so the B05 /
+    B06 test could not see it; band files stacked in alphabetical order (B8A last) read B8A as B12. Each is
+    refused with the `--optical-bands` of its order, and those bands then pass."""
+    import numpy as np
+
+    from claire.claire_plugin.core.inputs.bands import OPTICAL_LAYOUTS, _stacking_orders
+
+    layout = OPTICAL_LAYOUTS[count][1]
+    site = _site_reflectance(S2_L2A) if count != 13 else None
+    if count == 13:
+        import rasterio
+
+        from claire.claire_plugin.paths import resource
+
+        with rasterio.open(resource("data", "terramesh", "S2L1C", "433D_629L_3_1.tif")) as ds:
+            site = ds.read().astype(np.float32) * 1e-4 - 0.1  # L1C DN with the +1000 offset of baseline 04.00
+    source = S2_L1C if count == 13 else S2_L2A
+    what, order, _reveal = _stacking_orders(layout)[0 if stacking == "ten_first" else 1]
+    stack = np.stack([site[source.index(b)] for b in order])  # the file's bands, in that order
+    choice = choose_bands("optical", count, [None] * count, CARD10)
+    expected = ",".join(str(order.index(b) + 1) for b in CARD10)
+    with pytest.raises(ClaireError, match=rf"give --optical-bands {expected} .*{what.split(',')[0]}"):
+        check_spectral_order(choice, count, stack[[i - 1 for i in choice.indices]])
+    fixed = choose_bands("optical", count, [None] * count, CARD10, explicit=[int(i) for i in expected.split(",")])
+    assert [order[i - 1] for i in fixed.indices] == CARD10
+    check_spectral_order(fixed, count, stack[[i - 1 for i in fixed.indices]])  # explicit: trusted, and right
+
+
+def test_a_twelve_band_stack_of_the_10_m_bands_first_is_refused_by_the_engine_and_mapped_right_with_the_fix(
+        tmp_path):
+    """End to end on a real site: `claire classify` refuses the stack (exit 2, the flag named) and with that flag
+    writes the same map as from the file in its right order."""
+    import numpy as np
+    import rasterio
+
+    from claire.claire_plugin.cli.main import main
+    from claire.claire_plugin.core.inputs.bands import _stacking_orders
+    from claire.claire_plugin.paths import resource
+
+    src = resource("data", "terramesh", "S2L2A", "433D_629L_3_1.tif")
+    sar = resource("data", "terramesh", "S1RTC", "433D_629L_3_1.tif")
+    _what, order, _reveal = _stacking_orders(S2_L2A)[0]
+    with rasterio.open(src) as ds:
+        a, profile = ds.read(), ds.profile
+    stacked = tmp_path / "stacked.tif"
+    with rasterio.open(stacked, "w", **profile) as out:
+        out.write(np.stack([a[S2_L2A.index(b)] for b in order]))
+    common = ["--sar", sar, "--threads", "1", "--quiet"]
+    assert main(["classify", "--optical", src, "--output", str(tmp_path / "right.tif")] + common) == 0
+    flag = ",".join(str(order.index(b) + 1) for b in CARD10)
+    wrong = tmp_path / "wrong.tif"
+    assert main(["classify", "--optical", str(stacked), "--output", str(wrong)] + common) == 2
+    assert not wrong.exists()
+    assert main(["classify", "--optical", str(stacked), "--optical-bands", flag, "--output", str(wrong)]
+                + common) == 0
+    with rasterio.open(tmp_path / "right.tif") as r, rasterio.open(wrong) as w:
+        assert np.array_equal(r.read(1), w.read(1))

@@ -197,49 +197,92 @@ def choose_raster_bands(ds, role: str, wanted: Sequence[str], explicit: Optional
     return choose_bands(role, ds.count, names, wanted, explicit, needed, flag, named_by)
 
 
-#: On pixels the read bands call vegetation (B08 > 2 x B04), the share where the band read as B05 is over 1.1 x the
-#: one read as B06 above which the bands are taken as misplaced (the 16 bundled scenes, L1C and L2A: 0-0.2 %).
-NIR_AS_B05_SHARE = 0.5
+#: Spectral tests of bands placed by position: (name, the share of pixels above which the bands are taken as
+#: misplaced, what is wrong in words). Shares measured on the 16 bundled scenes, L1C and L2A, in their right order:
+#: 0-0.2 % (B05 over B06), 0-0.03 % (red over green), 0-0.02 % (B12 over B11); stacked with the 10 m bands first or
+#: in alphabetical order (B8A last) 5-76 % / 70-100 % where the scene has vegetation.
+_ORDER_TESTS = (
+    ("b05", 0.5, "the band read as B05 (red edge, 705 nm) is brighter than the one read as B06 on {share:.0%} of "
+                 "the pixels they call vegetation, as only a near-infrared band is"),
+    ("red", 0.1, "the band read as B04 (red) is more than twice the one read as B03 (green) on {share:.0%} of the "
+                 "pixels, as near-infrared over vegetation is and red almost never"),
+    ("b12", 0.5, "the band read as B12 (2190 nm) is brighter than the one read as B11 (1610 nm) on {share:.0%} of "
+                 "the pixels they call vegetation, where water absorption makes it darker"),
+)
 _TEN_METRE = ["B02", "B03", "B04", "B08"]
 
 
-def _nir_as_b05(reflectance: np.ndarray, names: List[Optional[str]]) -> Optional[float]:
-    """Share of the vegetation pixels (as the bands are read) where B05 outshines B06 by 10 %; None when fewer
-    than 200 such pixels."""
-    b4, b5, b6, b8 = (reflectance[names.index(b)] for b in ("B04", "B05", "B06", "B08"))
+def _order_shares(reflectance: np.ndarray, names: List[Optional[str]]) -> Dict[str, float]:
+    """Each spectral test's share of failing pixels on bands read as `names`; a test is left out when its bands
+    are not there or fewer than 200 pixels qualify (vegetation: B08 > 2 x B04)."""
+    band = {n: reflectance[i] for i, n in enumerate(names) if n}
+    out: Dict[str, float] = {}
     with np.errstate(invalid="ignore"):
-        veg = np.isfinite(b4 + b5 + b6 + b8) & (b4 > 0) & (b8 > 2 * b4)
-        if int(veg.sum()) < 200:
-            return None
-        return float(np.mean(b5[veg] > 1.1 * b6[veg]))
+        if {"B03", "B04"} <= set(band):
+            b3, b4 = band["B03"], band["B04"]
+            seen = np.isfinite(b3 + b4) & (b3 > 0)
+            if int(seen.sum()) >= 200:
+                out["red"] = float(np.mean((b4[seen] > 2 * b3[seen]) & (b4[seen] > 0.05)))
+        if not {"B04", "B08"} <= set(band):
+            return out
+        veg = np.isfinite(band["B04"] + band["B08"]) & (band["B04"] > 0) & (band["B08"] > 2 * band["B04"])
+        for key, low, high, margin in (("b05", "B06", "B05", 1.1), ("b12", "B11", "B12", 1.1)):
+            if {low, high} <= set(band):
+                sel = veg & np.isfinite(band[low] + band[high])
+                if int(sel.sum()) >= 200:
+                    out[key] = float(np.mean(band[high][sel] > margin * band[low][sel]))
+    return out
+
+
+def _order_faults(reflectance: np.ndarray, names: List[Optional[str]]) -> Dict[str, str]:
+    """The spectral tests bands read as `names` fail: {test: what is wrong, in words}."""
+    shares = _order_shares(reflectance, names)
+    return {key: says.format(share=shares[key]) for key, limit, says in _ORDER_TESTS
+            if key in shares and shares[key] > limit}
+
+
+def _stacking_orders(layout: List[str]) -> List[tuple]:
+    """The stacking mistakes users make with a known layout: (what it is, its band order, the tests that reveal
+    it when read in the layout's order)."""
+    ten_first = _TEN_METRE + [b for b in layout if b not in _TEN_METRE]
+    return [("the 10 m bands B02 B03 B04 B08 first, then the others", ten_first, {"b05", "red"}),
+            ("alphabetical order, B8A last", sorted(layout), {"b12"})]
 
 
 def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray) -> None:
-    """ClaireError when optical bands placed by position (no names: `choice.method`) read a near-infrared band as
-    red edge 1 (B05), as a stack with the 10 m bands first (Earth Engine's `select`, `gdalbuildvrt -separate
-    -resolution highest` saved as GeoTIFF) does when read in band-number order: on vegetation B05 lies below B06,
-    only a near-infrared band outshines it. `reflectance` is the sample of the chosen bands in reflectance;
-    `count` the raster's band count. Named or explicit bands are trusted."""
+    """ClaireError when optical bands placed by position (no names: `choice.method`) fail the spectral tests
+    (`_ORDER_TESTS`), as a stack in another order does when read in band-number order: the 10 m bands first
+    (Earth Engine's `select`, `gdalbuildvrt -separate -resolution highest` saved as GeoTIFF) or band files in
+    alphabetical order (B8A last). `reflectance` is the sample of the chosen bands in reflectance; `count` the
+    raster's band count. The message names the `--optical-bands` of the stacking order that passes the tests, or
+    of each such order when the chosen bands cannot tell. Named or explicit bands are trusted."""
     if not placed_by_position(choice.method):
         return
     names = [canonical_band(n) for n in choice.names]
-    if not {"B04", "B05", "B06", "B08"} <= set(names):
-        return
     refl = np.asarray(reflectance, np.float64).reshape(len(names), -1)
-    share = _nir_as_b05(refl, names)
-    if share is None or share <= NIR_AS_B05_SHARE:
+    faults = _order_faults(refl, names)
+    if not faults:
         return
-    fix = "--optical-bands with the raster's band numbers in the order " + ",".join(str(n) for n in names)
+    fixes, maybe = [], []
     layout = OPTICAL_LAYOUTS.get(count)
-    if layout:  # the same pixels read as a stack of the 10 m bands first: the fix when they then make sense
-        alt = _TEN_METRE + [b for b in layout[1] if b not in _TEN_METRE]
-        real = [alt[i - 1] for i in choice.indices]
-        if set(names) <= set(real):
-            again = _nir_as_b05(refl[[real.index(n) for n in names]], names)
-            if again is not None and again < 0.05:
-                fix = (f"--optical-bands {','.join(str(alt.index(n) + 1) for n in names)} (the 10 m bands B02 B03 "
-                       f"B04 B08 first, then the others)")
-    raise ClaireError(f"the optical bands carry no names and were read by position ({choice.method}), but on "
-                      f"{share:.0%} of the pixels they call vegetation the band read as B05 (red edge, 705 nm) is "
-                      f"brighter than the one read as B06, as only a near-infrared band is: the bands are most likely "
-                      f"stacked in another order; give {fix}, or name the bands")
+    tested = len(_order_shares(refl, names))
+    for what, order, reveal in _stacking_orders(layout[1]) if layout else []:
+        if not set(names) <= set(order):
+            continue
+        real = [order[i - 1] for i in choice.indices]
+        flag = "--optical-bands " + ",".join(str(order.index(n) + 1) for n in names)
+        if set(names) <= set(real):  # the same pixels as that order would read them: the fix when they then pass
+            again = refl[[real.index(n) for n in names]]
+            if not _order_faults(again, names) and len(_order_shares(again, names)) >= tested:
+                fixes.append(f"{flag} ({what})")
+        elif reveal & set(faults):
+            maybe.append(f"{flag} if it was stacked in {what}")
+    if fixes:
+        fix = fixes[0]
+    elif maybe:
+        fix = "; ".join(maybe)
+    else:
+        fix = "--optical-bands with the raster's band numbers in the order " + ",".join(str(n) for n in names)
+    raise ClaireError(f"the optical bands carry no names and were read by position ({choice.method}), but "
+                      f"{'; '.join(faults.values())}: the bands are most likely stacked in another order; give "
+                      f"{fix}, or name the bands")
