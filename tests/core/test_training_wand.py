@@ -140,7 +140,9 @@ def _points(tmp_path, rows_cols_values, name="points.gpkg", crs="EPSG:32631"):
     from claire.claire_plugin.core.io.points import write_point_layer
 
     records = [(*_xy(r, c), {"class": v}) for r, c, v in rows_cols_values]
-    kind = "int" if all(isinstance(v, int) for _r, _c, v in rows_cols_values) else "str"
+    values = [v for _r, _c, v in rows_cols_values]
+    kind = ("int" if all(isinstance(v, int) for v in values)
+            else "real" if all(isinstance(v, (int, float)) for v in values) else "str")
     return write_point_layer(str(tmp_path / name), "points", CRS.from_string(crs).to_wkt(), [("class", kind)],
                              records, "test points")
 
@@ -200,6 +202,23 @@ def test_grown_polygons_keep_text_classes_and_the_cli_writes_them(tmp_path, wand
     assert "tolerance must be above 0" in capsys.readouterr().err and not (tmp_path / "t.gpkg").exists()
     assert main(args + [str(tmp_path / "t.gpkg"), "--field", "nope"]) != 0
     assert "no field 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, ftype", [((4.0, 2.0), "OFTInteger"), ((4.5, 2.0), "OFTReal")])
+def test_grown_polygons_keep_real_classes_as_numbers(tmp_path, wand_pair, tiny_checkpoint, values, ftype):
+    """A Real class field (codes such as 4.0, or 4.5) was written as text ("4.5"), which training then read as a
+    class name and a join on the codes missed."""
+    from osgeo import ogr
+
+    from claire.claire_plugin.core.training.grow_points import grow_from_points, write_grown
+
+    pts = _points(tmp_path, [(12.5, 14.5, values[0]), (45.5, 5.5, values[1])])
+    grown = grow_from_points(*wand_pair, pts, "class", checkpoint=tiny_checkpoint, max_width=21)
+    ds = ogr.Open(write_grown(grown, str(tmp_path / "grown.gpkg")))
+    lyr = ds.GetLayerByName("training")
+    assert lyr.GetLayerDefn().GetFieldDefn(0).GetType() == getattr(ogr, ftype)
+    assert [f.GetField("class") for f in lyr] == list(values)
+    lyr = ds = None
 
 
 def test_growing_from_polygons_or_from_nothing_says_what_to_do(tmp_path, wand_pair, tiny_checkpoint):

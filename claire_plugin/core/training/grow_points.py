@@ -144,8 +144,10 @@ def write_grown(grown: GrownPolygons, path: str) -> str:
         reasons = "; ".join(f"feature {f}: {why}" for f, why in grown.skipped[:3])
         raise ClaireError(f"no point gave a polygon ({reasons}); raise the tolerance, or check that the points lie "
                           f"on the optical raster")
-    ints = all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for _w, v, _f, _p in grown.polygons)
-    fields = [(grown.field, "int" if ints else "str"), (SOURCE_FID, "int"), ("pixels", "int")] + grown.extra_fields
+    values = [v for _w, v, _f, _p in grown.polygons]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    kind = "str" if not numbers else "int" if all(float(v).is_integer() for v in values) else "real"
+    fields = [(grown.field, kind), (SOURCE_FID, "int"), ("pixels", "int")] + grown.extra_fields
     records = ((wkt, {**grown.attributes.get(fid, {}), grown.field: value, SOURCE_FID: fid, "pixels": px})
                for wkt, value, fid, px in grown.polygons)
     return write_vector_layer(path, LAYER, grown.crs_wkt, fields, records, "the grown polygons", "polygon",
