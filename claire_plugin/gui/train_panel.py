@@ -30,7 +30,7 @@ from ..core.inputs.units import SAR_UNITS
 from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
-from ..core.training.wand import TOLERANCE
+from ..core.training.wand import TOLERANCE, TOLERANCE_RANGE
 from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, same_project, vector_file
 from ..layers.training_layer import is_training_layer, project_training_layer
 from ..qgis_compat import layer_filters
@@ -198,7 +198,7 @@ class TrainPanel(QWidget):
         self.wand_class.completer().setCaseSensitivity(Qt.CaseSensitivity.CaseSensitive)
         self.wand_class.setToolTip("Class of the wand's polygons (a value of the class field)")
         self.wand_tolerance = DecimalSpinBox(box)
-        self.wand_tolerance.setRange(0.01, 5.0)
+        self.wand_tolerance.setRange(*TOLERANCE_RANGE)
         self.wand_tolerance.setSingleStep(0.05)
         self.wand_tolerance.setValue(TOLERANCE)
         self.wand_tolerance.setToolTip("How far, in the model's standard deviations (RMS over the optical bands), a "

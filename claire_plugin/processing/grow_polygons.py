@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 from ..core.inputs.units import SAR_UNITS
-from ..core.training.wand import MAX_WIDTH, TOLERANCE
+from ..core.training.wand import MAX_WIDTH, MAX_WIDTH_RANGE, TOLERANCE, TOLERANCE_RANGE
 from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
@@ -67,9 +67,9 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterVectorLayer("POINTS", "Labelled points", [QgsProcessing.SourceType.TypeVectorPoint]),
             QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="POINTS"),
             number("TOLERANCE", "Tolerance (standard deviations)", number.Type.Double, defaultValue=TOLERANCE,
-                   minValue=0.001, maxValue=10.0),
+                   minValue=TOLERANCE_RANGE[0], maxValue=TOLERANCE_RANGE[1]),
             number("MAX_WIDTH", "Largest polygon width (pixels)", number.Type.Integer, defaultValue=MAX_WIDTH,
-                   minValue=3, maxValue=1001),
+                   minValue=MAX_WIDTH_RANGE[0], maxValue=MAX_WIDTH_RANGE[1]),
             QgsProcessingParameterFile("CHECKPOINT", "Checkpoint (empty: bundled default)", extension="safetensors",
                                        optional=True),
             QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),

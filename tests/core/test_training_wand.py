@@ -99,8 +99,9 @@ def test_nodata_pixels_never_join(wand_scene):
 @pytest.mark.parametrize("where, kwargs, words", [
     ((-3.0, 5.0), {}, "outside the optical raster"),
     ((55.5, 65.5), {}, "no optical or no SAR data"),
-    ((12.5, 14.5), {"tolerance": 0.0}, "must be above 0"),
-    ((12.5, 14.5), {"tolerance": 0.001}, "raise the tolerance"),
+    ((12.5, 14.5), {"tolerance": 0.0}, "must be between 0.01 and 10"),
+    ((12.5, 14.5), {"tolerance": 0.01}, "raise the tolerance"),
+    ((12.5, 14.5), {"tolerance": 0.001}, "between 0.01 and 10 standard deviations"),
 ])
 def test_clicks_that_cannot_make_a_polygon_say_why(wand_scene, where, kwargs, words):
     with pytest.raises(ClaireError, match=words):
@@ -199,7 +200,7 @@ def test_grown_polygons_keep_text_classes_and_the_cli_writes_them(tmp_path, wand
     assert [f.GetField("class") for f in lyr] == ["crops", "trees"]
     assert main(args + [pts]) != 0 and "is also an input (the points" in capsys.readouterr().err
     assert main(args + [str(tmp_path / "t.gpkg"), "--tolerance", "0"]) != 0
-    assert "tolerance must be above 0" in capsys.readouterr().err and not (tmp_path / "t.gpkg").exists()
+    assert "tolerance must be between 0.01 and 10" in capsys.readouterr().err and not (tmp_path / "t.gpkg").exists()
     assert main(args + [str(tmp_path / "t.gpkg"), "--field", "nope"]) != 0
     assert "no field 'nope'" in capsys.readouterr().err
 
@@ -304,7 +305,7 @@ def test_an_infinite_tolerance_never_takes_nodata_or_another_polygons_pixels(tmp
     pts = _points(tmp_path, [(12.5, 14.5, "crops")])
     code = main(["grow-polygons", "--optical", wand_pair[0], "--sar", wand_pair[1], "--points", pts, "--field",
                  "class", "--checkpoint", tiny_checkpoint, "--tolerance", "inf", "--output", str(tmp_path / "g.gpkg")])
-    assert code == 2 and "above 0 and finite" in capsys.readouterr().err
+    assert code == 2 and "between 0.01 and 10 standard deviations (got inf)" in capsys.readouterr().err
 
 
 def test_one_part_multipoints_grow_and_a_training_layer_of_ones_own_is_never_replaced(tmp_path, wand_pair,

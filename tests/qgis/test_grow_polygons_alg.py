@@ -117,3 +117,24 @@ def test_the_crs_given_to_points_without_prj_in_qgis_is_used(claire_plugin, tmp_
                                                   "CHECKPOINT": tiny_checkpoint, "OUTPUT": str(tmp_path / "g.gpkg")})
     assert res["POLYGONS"] == 1 and not os.path.exists(str(tmp_path / "nocrs.prj"))
     del layer, res
+
+
+def test_every_interface_takes_the_same_tolerances_and_widths(claire_plugin, tmp_path, tiny_checkpoint, capsys):
+    """The command line took any tolerance above 0 and any width from 3 px, Processing 0.001-10 and 3-1001, the
+    dock's wand 0.01-5: one range now, and a value outside it refused before any work."""
+    from qgis.core import QgsApplication
+
+    from claire.claire_plugin.cli.main import main
+    from claire.claire_plugin.core.training.wand import MAX_WIDTH_RANGE, TOLERANCE_RANGE
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:grow_polygons")
+    tol, width = alg.parameterDefinition("TOLERANCE"), alg.parameterDefinition("MAX_WIDTH")
+    assert (tol.minimum(), tol.maximum()) == TOLERANCE_RANGE
+    assert (width.minimum(), width.maximum()) == MAX_WIDTH_RANGE
+    o, s, points = _inputs(tmp_path)
+    base = ["grow-polygons", "--optical", o, "--sar", s, "--points", points, "--field", "cover", "--checkpoint",
+            tiny_checkpoint, "--output", str(tmp_path / "g.gpkg")]
+    for extra, words in ((["--tolerance", "12"], "between 0.01 and 10 standard deviations (got 12)"),
+                         (["--max-width", "5001"], "between 3 and 1001 pixels (got 5001)")):
+        assert main(base + extra) == 2
+        assert words in capsys.readouterr().err and not (tmp_path / "g.gpkg").exists()

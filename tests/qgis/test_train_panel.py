@@ -345,6 +345,9 @@ def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, ti
     layer = panel.new_training_layer()
     offered = [panel.wand_class.itemText(i) for i in range(panel.wand_class.count())]
     assert offered == [c["name"] for c in tiny_classes]  # the layer's value map
+    from claire.claire_plugin.core.training.wand import TOLERANCE_RANGE
+
+    assert (panel.wand_tolerance.minimum(), panel.wand_tolerance.maximum()) == TOLERANCE_RANGE  # as everywhere
     panel.wand_class.setCurrentText("water")
     utm = QgsCoordinateReferenceSystem("EPSG:32631")
     fid = panel.wand_at(_at(30.5, 15.5), utm)  # water is the left third (cols 0..31) on every row

@@ -11,14 +11,13 @@ fields (a macroclass, survey notes: integer, real and text; other kinds as text)
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CancelledError, ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer
-from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, grow_region, normalisation_card
+from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, check_tolerance, grow_region, normalisation_card
 
 LAYER = "training"
 SOURCE_FID = "source_fid"
@@ -69,9 +68,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
     from .labels import read_vector_features
     from .scene import Scene
 
-    if not (0 < tolerance < math.inf) or int(max_width) < 3:
-        raise ClaireError(f"the tolerance must be above 0 and finite and the width at least 3 px (got {tolerance} and "
-                          f"{max_width}); the defaults are {TOLERANCE:g} and {MAX_WIDTH}")
+    check_tolerance(tolerance, max_width)
     out = GrownPolygons(field=field_name)
     with Scene(optical, sar, wand_card(checkpoint), sar_units=sar_units) as scene:
         features, source = read_vector_features(points, scene.opt, field_name, None, layer, assigned_crs)

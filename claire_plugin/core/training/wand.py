@@ -22,8 +22,22 @@ from .scene import Scene
 
 #: Default tolerance: RMS distance over the optical bands, in the checkpoint's standard deviations.
 TOLERANCE = 0.15
+#: The tolerances and widths every interface takes (the command line, Processing, the dock).
+TOLERANCE_RANGE = (0.01, 10.0)
 MAX_WIDTH = 41
+MAX_WIDTH_RANGE = (3, 1001)
 MIN_PIXELS = 4
+
+
+def check_tolerance(tolerance: float, max_width: Optional[int] = None) -> None:
+    """ClaireError unless the tolerance (and the width, when given) lie in the ranges every interface takes."""
+    low, high = TOLERANCE_RANGE
+    if not low <= tolerance <= high:
+        raise ClaireError(f"the tolerance must be between {low:g} and {high:g} standard deviations (got "
+                          f"{tolerance:g}); {TOLERANCE:g} is the default")
+    if max_width is not None and not MAX_WIDTH_RANGE[0] <= int(max_width) <= MAX_WIDTH_RANGE[1]:
+        raise ClaireError(f"the largest polygon width must be between {MAX_WIDTH_RANGE[0]} and {MAX_WIDTH_RANGE[1]} "
+                          f"pixels (got {max_width}); {MAX_WIDTH} is the default")
 
 
 @dataclass
@@ -118,9 +132,7 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
-    if not 0 < tolerance < np.inf:
-        raise ClaireError(f"The wand's tolerance must be above 0 and finite (got {tolerance}); {TOLERANCE:g} is the "
-                          f"default.")
+    check_tolerance(tolerance)
     r, c = pixel_of(scene, x, y)
     half = max(1, int(max_width) // 2)
     r0, c0 = max(0, r - half), max(0, c - half)
