@@ -16,7 +16,7 @@ from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
 from .io.points import choose_layer, layer_transform
-from .io.raster_io import open_raster, pixel_area_m2, read_pixels, require_crs, same_file
+from .io.raster_io import numpy_dtype, open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
 __all__ = ["SamplePoints", "area_weighted_accuracy", "class_pixel_counts", "evaluate_points",
@@ -74,7 +74,7 @@ def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str =
         what = "confidence raster" if description == CONFIDENCE_DESCRIPTION else "percent raster"
         return (f"the {role} {path!r} is a {what} written by claire classify (band description {description!r}), "
                 f"not a map of class codes: {fix} (the map itself, not the {what} written beside it)")
-    if integer and not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+    if integer and not np.issubdtype(numpy_dtype(ds.dtypes[0]), np.integer):
         return (f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix} (a class map saved "
                 f"as floats, e.g. by the raster calculator, can be converted: gdal_translate -ot Byte, or QGIS "
                 f"Raster > Conversion > Translate with output type Byte)")

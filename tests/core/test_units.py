@@ -42,6 +42,8 @@ def test_digital_numbers_and_complex_are_refused():
         sar_preparer(SAR_SPEC, 2, dn, "", "amplitude", "uint16")  # declared, still impossible in dB
     with pytest.raises(ClaireError, match="complex values .*SLC"):
         sar_preparer(SAR_SPEC, 2, DB, "", "auto", "complex64")
+    with pytest.raises(ClaireError, match=r"complex values \(complex_int16\).*SLC"):  # was numpy's TypeError
+        sar_preparer(SAR_SPEC, 2, DB, "", "amplitude", "complex_int16")
     with pytest.raises(ClaireError, match="unknown SAR units 'sigma'"):
         parse_sar_units("sigma")
 
@@ -140,3 +142,26 @@ def test_the_polarisation_check_stays_quiet_on_noise_and_few_pixels():
     with pytest.raises(ClaireError, match="--sar-bands 2,1"):
         check_polarisation_order(np.repeat(few, 3, axis=1), "db", ["VV", "VH"], "assumed to be in the checkpoint's order")
     check_polarisation_order(np.repeat(few, 3, axis=1), "db", ["HH", "B2"], "assumed to be in the checkpoint's order")
+
+
+def test_a_cint16_sar_gets_the_slc_message_from_the_command_line(tmp_path, capsys):
+    """Sentinel-1 SLC's own type (GDAL CInt16, rasterio 'complex_int16', which numpy lacks) on a map grid crashed
+    `claire classify`, Processing and the dock's fit check with "data type 'complex_int16' not understood"."""
+    from osgeo import gdal
+
+    from claire.claire_plugin.cli.main import main
+    from claire.claire_plugin.paths import resource
+
+    optical = resource("data", "terramesh", "S2L2A", "433D_629L_3_1.tif")
+    src = gdal.Open(optical)
+    sar = str(tmp_path / "slc.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(sar, src.RasterXSize, src.RasterYSize, 2, gdal.GDT_CInt16)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in (1, 2):
+        ds.GetRasterBand(b).WriteArray((np.full((src.RasterYSize, src.RasterXSize), 30 + 20j)).astype(np.complex64))
+    ds = src = None
+    assert main(["classify", "--optical", optical, "--sar", sar, "--output", str(tmp_path / "m.tif"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "complex values (complex_int16)" in err and "Traceback" not in err
+    assert not (tmp_path / "m.tif").exists()

@@ -16,7 +16,7 @@ import numpy as np
 from ....models.predict import pad_tile
 from ..errors import ClaireError
 from ..inputs.validate import optical_nodata
-from ..io.raster_io import read_window
+from ..io.raster_io import numpy_dtype, read_window
 from ..io.warp import has_dataset_mask, masked_out
 from .phases import PhaseTimes
 
@@ -95,10 +95,10 @@ class ChunkReader:
         self.threaded = readers > 0
         self._chunks = list(plan.grid.chunks(plan.tiles_per_chunk))
         self._next = 0
-        dtypes = {np.dtype(self.opt.dtypes[i - 1]) for i in self.o_idx}
+        dtypes = {numpy_dtype(self.opt.dtypes[i - 1]) for i in self.o_idx}
         self.int_optical = all(d.kind in "ui" for d in dtypes)
         self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
-        self.o_nodata = nodata_in(self.opt.nodata, np.dtype(self.o_dtype))
+        self.o_nodata = nodata_in(self.opt.nodata, numpy_dtype(self.o_dtype))
         self.o_masked = self.opt.nodata is None and has_dataset_mask(self.opt)  # an internal mask or alpha band
         n = max(1, readers)
         if n > 1 and more_handles is None:

@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.raster_io import numpy_dtype
 from .radiometry import Radiometry, offset_suspicion
 from .units import (  # noqa: F401
     check_db_plausible,
@@ -155,7 +156,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
     if r.scale is not None:
         scale, offset = r.scale, r.offset or 0.0
         how = "the file's GDAL scale/offset"
-    elif (np.dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
+    elif (numpy_dtype(dtype).kind == "f" and scale < 1.0 and "reflect" in spec.units.lower()
             and vals.size and float(np.percentile(vals, 99)) <= FLOAT_REFLECTANCE_P99):
         notes.append(f"optical values are floats already in reflectance (99th percentile "
                      f"{float(np.percentile(vals, 99)):.3g}); not applying the card's scale {spec.scale:g}")
@@ -163,7 +164,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
         if r.add and not r.given:  # e.g. `gdal_translate -unscale` keeps the product's ADD_OFFSET tags
             r = Radiometry(note=f"the file's offset metadata ({r.add:g} DN) is not applied: the values are already "
                                 f"reflectance")
-    elif not r.note and np.dtype(dtype).kind in "ui":
+    elif not r.note and numpy_dtype(dtype).kind in "ui":
         suspicion = offset_suspicion(sample, scale, spec.units)
         if suspicion:
             notes.append(suspicion)
@@ -197,6 +198,6 @@ def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str
             notes.append(f"SAR is linear {kind} ({reason}); converting to dB as the checkpoint expects")
         else:
             notes.append(f"SAR is already in dB ({reason})")
-    elif np.dtype(dtype).kind == "c":
+    elif numpy_dtype(dtype).kind == "c":
         sar_kind(sample, metadata_text, dtype, units)  # refuses complex values
     return Preparer(spec.scale, spec.offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), to_db, notes)

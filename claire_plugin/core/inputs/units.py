@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.raster_io import numpy_dtype
 from .bands import placed_by_position
 
 #: Values accepted for `ClassifyParams.sar_units` (`--sar-units`), and the kind each one means.
@@ -68,9 +69,9 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
 def sar_kind(sample: np.ndarray, metadata_text: str = "", dtype: str = "float32",
              declared: Optional[str] = "auto") -> Tuple[str, str]:
     """('db' | 'power' | 'amplitude', reason) of the SAR raster, or ClaireError naming the unit to declare."""
-    dt = np.dtype(dtype)
+    dt = numpy_dtype(dtype)
     if dt.kind == "c":
-        raise ClaireError(f"the SAR raster holds complex values ({dt.name}): a single-look complex (SLC) product, "
+        raise ClaireError(f"the SAR raster holds complex values ({dtype}): a single-look complex (SLC) product, "
                           f"not backscatter; calibrate and detect it first (SNAP: Calibration to Sigma0, Deburst, "
                           f"Multilook, Terrain Correction) and give the result, with {_DECLARE} if nothing in the "
                           f"file says which")
@@ -197,7 +198,7 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
     """Notes about optical values read as reflectance `raw * scale + offset` (`how` says where the scaling
     comes from); ClaireError when the values cannot be reflectance. The type's maximum (Sentinel-2's
     saturation marker), nodata and non-finite values are left out."""
-    dt = np.dtype(dtype)
+    dt = numpy_dtype(dtype)
     vals = sample[np.isfinite(sample)].astype(np.float64)
     if dt.kind in "ui":
         vals = vals[vals != np.iinfo(dt).max]

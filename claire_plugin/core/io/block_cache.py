@@ -24,9 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from ..runtime.resources import available_bytes
+from .raster_io import numpy_dtype
 
 #: The cache a run keeps at least (bytes); also the most it keeps when no input needs more.
 BASE_BYTES = 32 * 1024 * 1024
@@ -83,7 +82,7 @@ def _layout(ds, indexes: Sequence[int]) -> Layout:
     bh, bw = ds.block_shapes[indexes[0] - 1]
     interleave = getattr(getattr(ds, "interleaving", None), "name", None)
     decoded = range(1, ds.count + 1) if interleave == "pixel" and ds.count > 1 else indexes
-    bpp = sum(np.dtype(ds.dtypes[i - 1]).itemsize for i in decoded)
+    bpp = sum(numpy_dtype(ds.dtypes[i - 1]).itemsize for i in decoded)
     compressed = ds.driver not in RAW_DRIVERS or getattr(ds, "compression", None) is not None
     return Layout(str(ds.name), int(bh), int(bw), int(bpp), int(ds.width), int(ds.height), compressed)
 

@@ -12,6 +12,17 @@ import numpy as np
 from ..errors import ClaireError
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """numpy's type for a rasterio band type name; GDAL's complex integers (CInt16 / CInt32, which numpy lacks, as
+    'complex_int16') as complex64, the type rasterio reads them into."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        if str(name).startswith("complex"):
+            return np.dtype("complex64")
+        raise
+
+
 def open_raster(path: str, role: str):
     """Open `path` (a file or any GDAL dataset name, see core.gdal_names) with rasterio, or raise
     ClaireError naming the file and what to do."""

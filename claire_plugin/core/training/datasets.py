@@ -28,6 +28,7 @@ import numpy as np
 import rasterio
 
 from ..errors import ClaireError
+from ..io.raster_io import numpy_dtype
 
 IGNORE = 255
 S2_L2A_12 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -295,7 +296,7 @@ def _read_padded(ds, indexes: Sequence[int], row: int, col: int, h: int, w: int,
     r0, c0, r1, c1 = max(row, 0), max(col, 0), min(row + h, ds.height), min(col + w, ds.width)
     if r1 > r0 and c1 > c0:
         out[:, r0 - row:r1 - row, c0 - col:c1 - col] = read_window(ds, list(indexes), r0, c0, r1 - r0, c1 - c0,
-                                                                   dtype=np.dtype(dtype).name)
+                                                                   dtype=numpy_dtype(dtype).name)
     return out
 
 
@@ -477,7 +478,7 @@ def default_optical_scale(path: str) -> float:
 def raster_is_integer(path: str) -> bool:
     """True when the first band of the raster has an integer data type."""
     with rasterio.open(path) as ds:
-        return np.issubdtype(np.dtype(ds.dtypes[0]), np.integer)
+        return np.issubdtype(numpy_dtype(ds.dtypes[0]), np.integer)
 
 
 def scan_label_values(pairs: List[Pair], ignore: Sequence[int] = ()) -> List[int]:
