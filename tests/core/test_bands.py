@@ -230,3 +230,28 @@ def test_a_twelve_band_stack_of_the_10_m_bands_first_is_refused_by_the_engine_an
                 + common) == 0
     with rasterio.open(tmp_path / "right.tif") as r, rasterio.open(wrong) as w:
         assert np.array_equal(r.read(1), w.read(1))
+
+
+def test_level_2a_with_a_scene_classification_band_and_landsat_bands_are_refused_when_read_by_count():
+    """Thirteen unnamed bands were read as Level-1C: Level-2A's twelve plus its scene classification (or cloud
+    probability) gave B12 read as B11 and SCL as B12 (agreement 55.7 % with the right map, exit 0). Ten unnamed HLS
+    L30 (Landsat) bands were read as Sentinel-2's 10/20 m bands (agreement 33.6 %). Both are refused now; the
+    first names the bands to give, which then pass."""
+    import numpy as np
+
+    site = _site_reflectance(S2_L2A)
+    scl = np.where(site[S2_L2A.index("B08")] > 0.3, 4, 5).astype(np.float32)[None] * 1e-4  # SCL codes as DN
+    stack = np.concatenate([site, scl])
+    choice = choose_bands("optical", 13, [None] * 13, CARD10)
+    with pytest.raises(ClaireError, match=r"under a fifth .*give --optical-bands 2,3,4,5,6,7,8,9,11,12 if it was "
+                                          r"stacked in Level-2A's 12 bands"):
+        check_spectral_order(choice, 13, stack[[i - 1 for i in choice.indices]])
+    fixed = choose_bands("optical", 13, [None] * 13, CARD10, explicit=[2, 3, 4, 5, 6, 7, 8, 9, 11, 12])
+    assert [S2_L2A[i - 1] for i in fixed.indices] == CARD10
+    band = {b: site[S2_L2A.index(b)] for b in S2_L2A}
+    thermal = np.full_like(band["B02"], 0.2950)  # brightness temperature x 100 in DN, read x 1e-4
+    l30 = np.stack([band["B01"], band["B02"], band["B03"], band["B04"], band["B8A"], band["B11"], band["B12"],
+                    np.full_like(thermal, 0.0008), thermal, thermal])  # B01-B07, B09 (cirrus), B10, B11 (thermal)
+    choice = choose_bands("optical", 10, [None] * 10, CARD10)
+    with pytest.raises(ClaireError, match=r"B8A \(865 nm\) differs .* or are not Sentinel-2's \(Landsat"):
+        check_spectral_order(choice, 10, l30[[i - 1 for i in choice.indices]])

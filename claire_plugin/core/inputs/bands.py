@@ -198,9 +198,10 @@ def choose_raster_bands(ds, role: str, wanted: Sequence[str], explicit: Optional
 
 
 #: Spectral tests of bands placed by position: (name, the share of pixels above which the bands are taken as
-#: misplaced, what is wrong in words). Shares measured on the 16 bundled scenes, L1C and L2A, in their right order:
-#: 0-0.2 % (B05 over B06), 0-0.03 % (red over green), 0-0.02 % (B12 over B11); stacked with the 10 m bands first or
-#: in alphabetical order (B8A last) 5-76 % / 70-100 % where the scene has vegetation.
+#: misplaced, what is wrong in words). On the 16 bundled scenes (L1C and L2A, TerraMesh, SEN12MS-CR, BigEarthNet-MM)
+#: in their right order the shares are at most 0.2 % (b05), 0.03 % (red), 0.02 % (b12), 0 (b12dark) and 8.7 % (nir,
+#: a snow scene); in the usual wrong stackings (the 10 m bands first, alphabetical, Level-2A plus a scene
+#: classification band read as Level-1C, HLS L30 read as Sentinel-2) 5-100 % where the scene has such pixels.
 _ORDER_TESTS = (
     ("b05", 0.5, "the band read as B05 (red edge, 705 nm) is brighter than the one read as B06 on {share:.0%} of "
                  "the pixels they call vegetation, as only a near-infrared band is"),
@@ -208,6 +209,10 @@ _ORDER_TESTS = (
                  "pixels, as near-infrared over vegetation is and red almost never"),
     ("b12", 0.5, "the band read as B12 (2190 nm) is brighter than the one read as B11 (1610 nm) on {share:.0%} of "
                  "the pixels they call vegetation, where water absorption makes it darker"),
+    ("b12dark", 0.5, "the band read as B12 (2190 nm) is under a fifth of the one read as B11 (1610 nm) on "
+                     "{share:.0%} of the pixels where that one is bright, as no surface is"),
+    ("nir", 0.5, "the band read as B8A (865 nm) differs by a third or more from the one read as B08 (842 nm) on "
+                 "{share:.0%} of the pixels, where these two near-infrared bands nearly agree"),
 )
 _TEN_METRE = ["B02", "B03", "B04", "B08"]
 
@@ -223,6 +228,17 @@ def _order_shares(reflectance: np.ndarray, names: List[Optional[str]]) -> Dict[s
             seen = np.isfinite(b3 + b4) & (b3 > 0)
             if int(seen.sum()) >= 200:
                 out["red"] = float(np.mean((b4[seen] > 2 * b3[seen]) & (b4[seen] > 0.05)))
+        if {"B11", "B12"} <= set(band):
+            b11, b12 = band["B11"], band["B12"]
+            seen = np.isfinite(b11 + b12) & (b11 > 0.05)
+            if int(seen.sum()) >= 200:
+                out["b12dark"] = float(np.mean(b12[seen] < 0.2 * b11[seen]))
+        if {"B08", "B8A"} <= set(band):
+            b8, b8a = band["B08"], band["B8A"]
+            seen = np.isfinite(b8 + b8a) & (b8 > 0.05)
+            if int(seen.sum()) >= 200:
+                ratio = b8a[seen] / b8[seen]
+                out["nir"] = float(np.mean((ratio < 0.7) | (ratio > 1.4)))
         if not {"B04", "B08"} <= set(band):
             return out
         veg = np.isfinite(band["B04"] + band["B08"]) & (band["B04"] > 0) & (band["B08"] > 2 * band["B04"])
@@ -245,8 +261,12 @@ def _stacking_orders(layout: List[str]) -> List[tuple]:
     """The stacking mistakes users make with a known layout: (what it is, its band order, the tests that reveal
     it when read in the layout's order)."""
     ten_first = _TEN_METRE + [b for b in layout if b not in _TEN_METRE]
-    return [("the 10 m bands B02 B03 B04 B08 first, then the others", ten_first, {"b05", "red"}),
-            ("alphabetical order, B8A last", sorted(layout), {"b12"})]
+    orders = [("the 10 m bands B02 B03 B04 B08 first, then the others", ten_first, {"b05", "red"}),
+              ("alphabetical order, B8A last", sorted(layout), {"b12"})]
+    if layout == S2_L1C:  # 13 bands: Level-2A's twelve and its scene classification or cloud probability
+        orders.append(("Level-2A's 12 bands (no B10) and one more band last (a scene classification, cloud "
+                       "probability or quality band)", S2_L2A + ["another band"], {"b12dark"}))
+    return orders
 
 
 def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray) -> None:
@@ -284,5 +304,5 @@ def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray
     else:
         fix = "--optical-bands with the raster's band numbers in the order " + ",".join(str(n) for n in names)
     raise ClaireError(f"the optical bands carry no names and were read by position ({choice.method}), but "
-                      f"{'; '.join(faults.values())}: the bands are most likely stacked in another order; give "
-                      f"{fix}, or name the bands")
+                      f"{'; '.join(faults.values())}: the bands are most likely stacked in another order, or are not "
+                      f"Sentinel-2's (Landsat and HLS L30 lack its red-edge bands); give {fix}, or name the bands")
