@@ -64,8 +64,14 @@ def _write_inputs(folder: str, s: dict):
     rng = np.random.default_rng(s["seed"])
     rows, cols, dtype = s["rows"], s["cols"], np.dtype(s["dtype"])
     lo, hi = DTYPES[s["dtype"]]
-    opt = rng.uniform(lo, hi, (12, rows, cols))
-    opt[:, rng.random((rows, cols)) < 0.05] = np.iinfo(dtype).max if dtype.kind in "ui" else hi  # saturated
+    # any brightness, in a surface's spectral shape (B01..B12 without B10): independent random bands are no
+    # image, and the engine refuses bands whose spectra say they are stacked in another order (test_bands.py)
+    shape = np.array([0.45, 0.5, 0.55, 0.5, 0.65, 0.8, 0.85, 0.9, 0.9, 0.3, 0.75, 0.55])[:, None, None]
+    brightness = rng.uniform(0.0, 1.0, (1, rows, cols))
+    opt = lo + (hi - lo) * brightness * shape * rng.uniform(0.9, 1.1, (12, rows, cols))
+    saturated = rng.random((rows, cols)) < 0.05
+    saturated.flat[0] = False  # an image, not only saturated pixels
+    opt[:, saturated] = np.iinfo(dtype).max if dtype.kind in "ui" else hi
     opt = opt.astype(dtype)
     holes = rng.random((rows, cols)) < s["opt_holes"]
     nodata = None

@@ -76,6 +76,9 @@ def test_optical_float_dn_is_converted_and_impossible_reflectance_refused():
     assert optical_preparer(OPT_SPEC, 1, "uint16", saturated).scale == pytest.approx(1e-4)
     nodata = np.where(np.arange(1000) < 500, -9999.0, dn).astype(np.float32)
     optical_preparer(OPT_SPEC, 1, "int16", nodata, nodata=-9999.0)
+    # the same fill undeclared (an HLS stack that lost its nodata) was blamed on the offset, whose fix changed nothing
+    with pytest.raises(ClaireError, match=r"50% of the optical values are -9999, .*gdal_edit.py -a_nodata -9999"):
+        optical_preparer(OPT_SPEC, 1, "int16", nodata)
 
 
 def test_declared_units_that_contradict_the_values_are_refused():
@@ -132,6 +135,22 @@ def test_polarisations_stacked_the_other_way_round_are_refused_when_placed_by_po
     sar_preparer(SAR_SPEC, 2, raw, "", units, band_method=by_count)  # the right order passes
     sar_preparer(SAR_SPEC, 2, swapped, "", units, band_method="explicit --sar-bands")  # the user's word stands
     sar_preparer(SAR_SPEC, 2, swapped, "", units, band_method="named by band descriptions")
+
+
+def test_a_second_band_that_is_no_vh_is_named_as_such():
+    """VV with a VV/VH ratio (a common Earth Engine export) got "stacked the other way round; give --sar-bands
+    2,1", which then mapped 64.5 % of the pixels as the right map; VV with its incidence angle got "declare the
+    unit", which could not help. Both now say the second band holds something else."""
+    db = _bundled_sar()
+    by_count = "known layout by band count: Sentinel-1 dual polarisation (VV, VH)"
+    ratio = np.stack([db[0], db[0] - db[1]])
+    with pytest.raises(ClaireError, match=r"read as VH \(band 2\) has a median of \+\d.* such as a VV/VH ratio"):
+        sar_preparer(SAR_SPEC, 2, ratio, "", "dB", band_method=by_count)
+    angle = np.stack([db[0], np.linspace(30.0, 46.0, db[0].size, dtype=np.float32).reshape(db[0].shape)])
+    with pytest.raises(ClaireError, match=r"band read as VH, .* median of 3\d.* while the one read as VV looks like "
+                                          r"backscatter .*incidence angle"):
+        sar_preparer(SAR_SPEC, 2, angle, "", "auto", band_method=by_count)
+    sar_preparer(SAR_SPEC, 2, db, "", "auto", band_method=by_count)  # the right bands pass
 
 
 def test_the_polarisation_check_stays_quiet_on_noise_and_few_pixels():

@@ -42,12 +42,41 @@ _ALIASES = {
 }
 
 
+#: Landsat Collection 2 band names (surface reflectance, surface temperature, top of atmosphere).
+_LANDSAT = re.compile(r"^(SR|ST|TOA)[\s_]?B\d+$")
+#: Words in a band's name that say it holds something other than a sensor band (so never the band read there).
+_NOT_A_BAND = re.compile(r"ANGLE|INCIDENCE|\bLIA\b|RATIO|MASK|DEM\b|ELEVATION|HEIGHT|\bSCL\b|FMASK|\bQA|CLOUD|"
+                         r"SHADOW|QUALITY|NDVI|NDWI|INDEX|DATE|TIME|COUNT|LAYOVER")
+
+
+def not_a_band(name: Optional[str]) -> bool:
+    """Whether a band's name says it holds no sensor band (an angle, a ratio, a mask, a quality band)."""
+    return bool(name) and bool(_NOT_A_BAND.search(str(name).upper().replace("_", " ")))
+
+
+def _sensor_hint(role: str, descriptions: Sequence[Optional[str]], missing: Sequence[str]) -> str:
+    """A clause naming the likely cause when the names show another sensor or polarisation than the model's."""
+    names = [str(d).strip().upper() for d in descriptions if d]
+    if role == "optical" and any(_LANDSAT.match(n) for n in names):
+        return ("; these are Landsat's bands (SR_B1 ...), and CLAIRE's models read Sentinel-2's, which Landsat "
+                "lacks in part (the red edge B05-B07, B8A): give a Sentinel-2 image")
+    if role == "optical" and {"B8A", "B12"} <= set(missing):
+        return "; an HLS L30 or Landsat stack lacks Sentinel-2's B05-B07, B8A and B12: give a Sentinel-2 image"
+    pols = {canonical_band(d) for d in descriptions} & {"HH", "HV", "VV", "VH"}
+    if role == "SAR" and pols and pols <= {"HH", "HV"}:
+        return ("; HH and HV are another polarisation (Sentinel-1 EW and polar IW, ALOS, RADARSAT), which "
+                "backscatters otherwise than the VV and VH the model learned: give a Sentinel-1 VV + VH image")
+    return ""
+
+
 def canonical_band(name: Optional[str]) -> Optional[str]:
     """Canonical band name ('B02', 'B8A', 'VV', ...) from a description or card name, else None."""
     if not name:
         return None
     text = str(name).strip().upper()
     compact = re.sub(r"[\s_\-\.]", "", text)
+    if _LANDSAT.match(text):
+        return compact  # Landsat's SR_B5 is its near-infrared, not Sentinel-2's B05
     if compact in _ALIASES:
         return _ALIASES[compact]
     m = re.search(r"(?<![A-Z0-9])B0?(\d{1,2})(A?)(?![0-9A-Z])", text.replace("_", " ").replace("-", " "))
@@ -115,19 +144,31 @@ def _named_order(found: List[int], names: List[Optional[str]], named_by: str) ->
 
 
 def _refuse_against_names(role: str, names: List[Optional[str]], layout: Sequence[str], label: str,
-                          named_by: str, wanted: Sequence[str], flag: str) -> None:
-    """ClaireError when reading the bands as `layout` would contradict what their own names say."""
-    clash = [(i, n, layout[i]) for i, n in enumerate(names[:len(layout)]) if n in KNOWN_BANDS and n != layout[i]]
+                          named_by: str, wanted: Sequence[str], flag: str, shown: Sequence[Optional[str]]) -> None:
+    """ClaireError when reading the bands as `layout` would contradict what their own names (canonical: `names`;
+    as written: `shown`) say."""
+    clash = [(i, n, layout[i]) for i, n in enumerate(names[:len(layout)])
+             if (n in KNOWN_BANDS or not_a_band(n)) and n != layout[i] and layout[i] in wanted_c(wanted)]
     if not clash:
         return
-    i, name, read_as = clash[0]
-    stacked = " ".join(n or "?" for n in names)
+    i, _name, read_as = clash[0]
+    name = shown[i]
+    stacked = " ".join(str(n or "?") for n in shown)
     missing = [w for w in wanted if canonical_band(w) not in names]
     lacks = f"; {', '.join(missing)} is not among them" if missing else ""
+    hint = _sensor_hint(role, names, [canonical_band(m) for m in missing])
+    if hint:
+        raise ClaireError(f"the {role} bands are named {stacked} ({named_by}), but the model needs "
+                          f"{', '.join(wanted)}{hint}")
     raise ClaireError(f"the {role} bands are named {stacked} ({named_by}), but {label} would read band {i + 1} "
                       f"({name}) as {read_as}{lacks}; stack the bands in the order {' '.join(layout)} (e.g. "
                       f"gdalbuildvrt -separate with the files listed in that order), or pass {flag} with the "
                       f"1-based positions of {', '.join(wanted)}")
+
+
+def wanted_c(wanted: Sequence[str]) -> List[Optional[str]]:
+    """The canonical names of a checkpoint's bands."""
+    return [canonical_band(w) for w in wanted]
 
 
 def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], wanted: Sequence[str],
@@ -153,9 +194,10 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
                               f"({', '.join(names_out)}); list exactly {n_need} 1-based indices in that order")
         return BandChoice(idx, names_out if n_need else [f"band {i}" for i in idx], f"explicit {flag}")
     if count < n_need:
+        have = [canonical_band(d) for d in descriptions]
         raise ClaireError(f"the {role} raster has {count} band(s) but the checkpoint needs {n_need} "
-                          f"({', '.join(names_out)}); give a raster with those bands (a band stack) "
-                          f"or a checkpoint trained on fewer bands")
+                          f"({', '.join(names_out)}); give a raster with those bands (a band stack)"
+                          f"{_sensor_hint(role, descriptions, [w for w in wanted_c(wanted) if w not in have])}")
     want_c = [canonical_band(w) for w in wanted]
     if wanted:
         desc_c = [canonical_band(d) for d in descriptions]
@@ -173,18 +215,31 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
         if count in layouts:
             label, layout = layouts[count]
             if all(w in layout for w in want_c):
-                _refuse_against_names(role, desc_c, layout, f"the {label} layout", named_by, wanted, flag)
+                _refuse_against_names(role, desc_c, layout, f"the {label} layout", named_by, wanted, flag,
+                                      descriptions)
                 return BandChoice([layout.index(w) + 1 for w in want_c], wanted,
                                   f"known layout by band count: {label}")
         if count == n_need:
-            _refuse_against_names(role, desc_c, want_c, "the checkpoint's order", named_by, wanted, flag)
+            _refuse_against_names(role, desc_c, want_c, "the checkpoint's order", named_by, wanted, flag,
+                                  descriptions)
     if count == n_need:
         return BandChoice(list(range(1, count + 1)), names_out,
                           f"assumed to be in the checkpoint's order ({count} bands, no descriptions matched)")
-    raise ClaireError(f"cannot tell which of the {count} {role} bands are {', '.join(names_out)}: the band "
-                      f"descriptions do not name them and {count} bands is not a known layout; pass "
-                      f"{flag} with {n_need} 1-based indices, e.g. {flag} "
-                      f"{','.join(str(i + 1) for i in range(n_need))}")
+    named = [d for d in descriptions if d]
+    if named:
+        have = {canonical_band(d) for d in named}
+        missing = [w for w, c in zip(names_out, wanted_c(wanted) or [None] * n_need) if c not in have]
+        said = (f"the bands are named {' '.join(str(d or '?') for d in descriptions)} ({named_by}), which do not "
+                f"include {', '.join(missing)}")
+        hint = _sensor_hint(role, descriptions, [canonical_band(m) for m in missing])
+        if hint:
+            raise ClaireError(f"cannot tell which of the {count} {role} bands are {', '.join(names_out)}: {said}"
+                              f"{hint}")
+    else:
+        said = "the bands carry no names"
+    raise ClaireError(f"cannot tell which of the {count} {role} bands are {', '.join(names_out)}: {said}, and "
+                      f"{count} bands is not a known layout; pass {flag} with the raster's band numbers of "
+                      f"{', '.join(names_out)}, in that order (gdalinfo lists the bands)")
 
 
 def choose_raster_bands(ds, role: str, wanted: Sequence[str], explicit: Optional[Sequence[int]] = None,

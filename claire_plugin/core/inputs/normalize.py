@@ -191,7 +191,7 @@ def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str
     to_db = None
     if spec.wants_db:
         kind, reason = sar_kind(sample, metadata_text, dtype, units)
-        check_db_plausible(sample, kind, reason)
+        check_db_plausible(sample, kind, reason, spec.bands)
         check_polarisation_order(sample, kind, spec.bands, band_method)
         if kind != "db":
             to_db = kind

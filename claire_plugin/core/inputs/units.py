@@ -14,7 +14,7 @@ backscatter (median between -50 and +10 dB, almost none beyond -100..+60 dB).
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,9 +121,35 @@ def _check_units_fit_values(vals: np.ndarray, kind: str, reason: str) -> None:
                           f"--sar-units linear-power or --sar-units amplitude")
 
 
-def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
-    """ClaireError when the sample, read as `kind` ('db', 'power', 'amplitude') and put in dB, is no SAR
-    backscatter: a median outside DB_MEDIAN_RANGE, or more than 0.5 % of the values outside DB_RANGE."""
+def _band_median_db(band: np.ndarray, kind: str) -> Optional[float]:
+    vals = band[np.isfinite(band)].astype(np.float64)
+    if kind != "db":
+        vals = (10.0 if kind == "power" else 20.0) * np.log10(vals[vals > 0])
+    return float(np.median(vals)) if vals.size >= 100 else None
+
+
+def _check_each_band(sample: np.ndarray, kind: str, read: str, bands: Sequence[str]) -> None:
+    """ClaireError when one band's median is backscatter's and another's is not: that band holds something else."""
+    if sample.ndim < 2 or sample.shape[0] < 2:
+        return
+    medians = [_band_median_db(b, kind) for b in sample]
+    fine = [k for k, m in enumerate(medians) if m is not None and DB_MEDIAN_RANGE[0] <= m <= DB_MEDIAN_RANGE[1]]
+    odd = [k for k, m in enumerate(medians) if m is not None and k not in fine]
+    if not fine or not odd:
+        return
+    name = [str(bands[k]) if k < len(bands) else f"band {k + 1}" for k in range(len(medians))]
+    k, ok = odd[0], fine[0]
+    raise ClaireError(f"the SAR band read as {name[k]}, {read}, has a median of {medians[k]:.4g} dB, which no "
+                      f"backscatter has, while the one read as {name[ok]} looks like backscatter (median "
+                      f"{medians[ok]:.3g} dB): that band most likely holds something else (an incidence angle, a "
+                      f"ratio, a mask); give --sar-bands with the numbers of the {' and '.join(map(str, bands))} "
+                      f"bands, or name the bands")
+
+
+def check_db_plausible(sample: np.ndarray, kind: str, reason: str, bands: Sequence[str] = ()) -> None:
+    """ClaireError when the sample ([bands, ...]), read as `kind` ('db', 'power', 'amplitude') and put in dB, is no
+    SAR backscatter: one band's median in DB_MEDIAN_RANGE and another's not, a median outside it, or more than
+    0.5 % of the values outside DB_RANGE. `bands` names the bands for the message."""
     vals = sample[np.isfinite(sample)].astype(np.float64)
     _check_units_fit_values(vals, kind, reason)
     if kind != "db":
@@ -132,6 +158,7 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
         return
     median = float(np.median(vals))
     read = f"read as {_UNIT_OF[kind]} ({reason})"
+    _check_each_band(sample, kind, read, bands)
     if not DB_MEDIAN_RANGE[0] <= median <= DB_MEDIAN_RANGE[1]:
         raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB, which no backscatter has "
                           f"(a scene's median lies between {DB_MEDIAN_RANGE[0]:g} and +{DB_MEDIAN_RANGE[1]:g} dB); "
@@ -151,6 +178,8 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str) -> None:
 #: read as VH (HV) above which the two are taken as swapped (real scenes: 0.2-6.3 %), and the median difference.
 SWAPPED_SHARE = 0.75
 SWAPPED_MEDIAN_DB = -1.0
+#: A band read as VH (HV) with a scene median above this (dB) is no cross-polarised backscatter (a ratio, a VV).
+MAX_CROSS_MEDIAN_DB = -3.0
 _CO, _CROSS = ("VV", "HH"), ("VH", "HV")
 
 
@@ -175,8 +204,15 @@ def check_polarisation_order(sample: np.ndarray, kind: str, bands: List[str], me
         return
     diff = vals[0] - vals[1]
     weaker, median = float(np.mean(diff < 0)), float(np.median(diff))
+    c, x = bands[co], bands[cross]
+    strong = float(np.median(vals[1]))
+    if strong > MAX_CROSS_MEDIAN_DB:
+        raise ClaireError(f"the SAR bands carry no names and were read by position ({method}), but the band read as "
+                          f"{x} (band {cross + 1}) has a median of {strong:+.1f} dB, stronger than cross-polarised "
+                          f"backscatter is over a scene (typically -25 to -15 dB): it most likely holds something "
+                          f"else, such as a {c}/{x} ratio; give a raster with the {c} and {x} bands (--sar-bands with "
+                          f"their numbers), or name the bands")
     if weaker > SWAPPED_SHARE and median < SWAPPED_MEDIAN_DB:
-        c, x = bands[co], bands[cross]
         swap = [str(i + 1) for i in range(len(bands))]
         swap[co], swap[cross] = swap[cross], swap[co]
         raise ClaireError(f"the SAR bands carry no names and were read by position ({method}: band {co + 1} as {c}, "
@@ -223,6 +259,13 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
                           f"(radiance, a different scale factor) or its scale metadata is wrong; {fix}")
     negative = float(np.mean(refl < NEGATIVE_NOISE))
     if negative > 0.02:
+        below = vals[refl < NEGATIVE_NOISE]
+        fill, count = np.unique(below, return_counts=True)
+        if count.max() >= 0.9 * below.size:
+            value = float(fill[count.argmax()])
+            raise ClaireError(f"{negative:.0%} of the optical values are {value:g}, below any reflectance: most likely "
+                              f"a fill value the file does not declare as nodata; declare it (gdal_edit.py -a_nodata "
+                              f"{value:g} FILE, or the layer's Transparency > No data value)")
         raise ClaireError(f"{negative:.0%} of the optical values, read as reflectance ({how}), are below "
                           f"{NEGATIVE_NOISE:g}: reflectance is not negative beyond noise; the offset is wrong (if the "
                           f"values were already corrected, pass --optical-offset 0) or the raster is not reflectance; "
