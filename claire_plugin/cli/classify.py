@@ -81,7 +81,7 @@ def params_from_args(args: argparse.Namespace):
 
 def format_table(summary: dict) -> str:
     """Per-class table: value, name, pixels, hectares, share, mean confidence, SAR share."""
-    from ..core.engine.summary import scene_line
+    from ..core.engine.summary import reference_line, scene_line
 
     rows = [f"{'value':>5}  {'class':<20} {'pixels':>12} {'area ha':>12} {'share':>7} {'conf':>6} {'SAR':>6}"]
     for c in summary["classes"]:
@@ -92,7 +92,7 @@ def format_table(summary: dict) -> str:
     rows.append(scene_line(summary))
     m = summary.get("metrics")
     if m:
-        rows.append(f"vs reference: OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, kappa {m['kappa']:.3f}")
+        rows.append(reference_line(m))
     return "\n".join(rows)
 
 

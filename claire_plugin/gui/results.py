@@ -291,6 +291,12 @@ class ResultsView(QWidget):
         self._fill(self.accuracy_table, ["Class"] + METRIC_COLUMNS, rows,
                    lambda row: [_pct(row[k], unit=False) for k in ("iou", "precision", "recall", "f1")])
         self.accuracy_table.setVisible(bool(metrics))
+        left = metrics.get("reference_left_out") or {}
+        note = (f"<br><span style='color:#8a5a00'>{html.escape(grouped(left['pixels']))} reference pixels "
+                f"({_pct(left['share'])}) hold codes that are no class of this map "
+                f"({html.escape(', '.join(list(left['codes'])[:8]))}) and were left out of these figures.</span>"
+                if left.get("pixels") else "")
+        self.accuracy_label.setText(f"<b>Accuracy against the reference</b> (%){note}")
         self.accuracy_label.setVisible(bool(metrics))
         self.chart_metric.setEnabled(bool(metrics))
         if not metrics:

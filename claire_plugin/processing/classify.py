@@ -156,7 +156,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import engine
-        from ..core.engine.summary import scene_line
+        from ..core.engine.summary import reference_line, scene_line
         from ..layers.layers import no_input_sidecars
         from .common import qgis_message
 
@@ -186,6 +186,9 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         }
         feedback.pushInfo(outputs["CLASS_TABLE"])
         feedback.pushInfo(scene_line(result.summary))
+        if metrics:
+            left = (metrics.get("reference_left_out") or {}).get("pixels")
+            (feedback.pushWarning if left else feedback.pushInfo)(reference_line(metrics))
         return outputs
 
 

@@ -73,6 +73,18 @@ def test_template_with_reference_covers_the_expert_points():
     assert check_grounding(text, facts).grounded_share == 1.0
 
 
+def test_reference_pixels_left_out_are_said_with_their_share_and_codes():
+    """Reference codes that are no class of the map were left out of the figures without a word."""
+    summary, card = sample_run(with_reference=True)
+    summary["metrics"]["reference_left_out"] = {"pixels": 2113, "share": 0.4228, "codes": {"10": 2113}}
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "42.3 % of the reference's pixels hold codes that are no class of this map (10) and were left out" in text
+    assert check_grounding(text, facts).grounded_share == 1.0
+    summary["metrics"]["reference_left_out"] = {"pixels": 0, "share": 0.0, "codes": {}}
+    assert "left out" not in template.write(build_facts(summary, card))
+
+
 def test_template_without_reference_says_nothing_about_accuracy():
     facts = build_facts(*sample_run(with_reference=False))
     text = template.write(facts)

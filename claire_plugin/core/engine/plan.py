@@ -451,6 +451,7 @@ def _outputs(plan: RunPlan) -> None:
                                          outputs.classes.width * outputs.classes.height)
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata, plan.card)
+    outputs.reference_nodata = plan.reference_nodata
 
 
 def _schedule(plan: RunPlan, messages: List[str], cache) -> None:

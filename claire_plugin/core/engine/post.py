@@ -35,6 +35,7 @@ class Outputs:
     summary: object
     reference: Optional[object] = None
     reference_lut: Optional[np.ndarray] = None
+    reference_nodata: Optional[float] = None
     cloud: Optional[object] = None
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: channel K
@@ -160,7 +161,10 @@ def _add_reference(outputs: Outputs, idx, valid, row: int, col: int, h: int, w: 
     ref_i = np.full(ref.shape, -1, dtype=np.int64)
     ref_i[ok] = outputs.reference_lut[ref[ok].astype(np.int64)]
     pred_i = np.where(valid, idx, -1)
-    outputs.summary.add_reference(pred_i, ref_i)
+    other = ok & valid & (ref_i < 0)
+    if outputs.reference_nodata is not None:
+        other &= ref != np.float32(outputs.reference_nodata)
+    outputs.summary.add_reference(pred_i, ref_i, ref[other].astype(np.int64))
 
 
 class PostWorker:

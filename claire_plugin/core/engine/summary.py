@@ -22,11 +22,12 @@ Definitions (also in docs/benchmark.md):
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from ....models.metrics import metrics_from_confusion
+from ..numbers import grouped
 
 LOW_CONFIDENCE = 0.5
 CLOUDED = 0.5
@@ -61,6 +62,7 @@ class SummaryAccumulator:
         self.group_sar = {g: np.zeros(self.K, np.float64) for g in GROUPS}
         self.group_sar_n = {g: np.zeros(self.K, np.int64) for g in GROUPS}
         self.cm: Optional[np.ndarray] = None
+        self.ref_left: Dict[int, int] = {}  # reference codes that are no class of the map: pixels left out
         self.snow_checked = False
         self.snow_ruled_out = 0
 
@@ -127,8 +129,14 @@ class SummaryAccumulator:
         den = self.group_sar_n[g].sum() if k is None else self.group_sar_n[g][k]
         return float(num / den) if den else None
 
-    def add_reference(self, pred_idx: np.ndarray, ref_idx: np.ndarray) -> None:
-        """Add pairs (reference class index, predicted class index); -1 in either is ignored."""
+    def add_reference(self, pred_idx: np.ndarray, ref_idx: np.ndarray,
+                      left_out: Optional[np.ndarray] = None) -> None:
+        """Add pairs (reference class index, predicted class index); -1 in either is ignored. `left_out`: the
+        reference codes of mapped pixels whose code is no class of the map (not nodata), counted by code."""
+        if left_out is not None and left_out.size:
+            codes, counts = np.unique(left_out, return_counts=True)
+            for code, n in zip(codes.tolist(), counts.tolist()):
+                self.ref_left[int(code)] = self.ref_left.get(int(code), 0) + int(n)
         keep = (pred_idx >= 0) & (ref_idx >= 0)
         k = self.K
         flat = ref_idx[keep].astype(np.int64) * k + pred_idx[keep].astype(np.int64)
@@ -176,13 +184,33 @@ class SummaryAccumulator:
             cm = self.cm if self.cm is not None else np.zeros((k, k), np.int64)
             out["metrics"] = metrics(cm, [str(c["name"]) for c in self.classes])
             out["metrics"]["confusion"] = cm.astype(int).tolist()
+            out["metrics"]["confusion_rows"], out["metrics"]["confusion_columns"] = "reference", "map"
             out["metrics"]["class_values"] = [int(c["value"]) for c in self.classes]
+            left = sum(self.ref_left.values())
+            counted = int(cm.sum())
+            out["metrics"]["reference_pixels"] = counted
+            out["metrics"]["reference_left_out"] = {
+                "pixels": left, "share": left / (left + counted) if left + counted else 0.0,
+                "codes": {str(k): v for k, v in sorted(self.ref_left.items())}}
         return out
 
 
 def _share(x) -> str:
     """A share as a percentage, '-' when unknown."""
     return "-" if x is None else f"{x:.1%}"
+
+
+def reference_line(metrics: dict) -> str:
+    """The accuracy against a reference raster in one plain line, saying which reference pixels were left out."""
+    line = (f"vs reference: OA {metrics['oa']:.3f}, mIoU {metrics['miou']:.3f}, kappa {metrics['kappa']:.3f} over "
+            f"{grouped(metrics.get('reference_pixels', 0))} pixels")
+    left = metrics.get("reference_left_out") or {}
+    if left.get("pixels"):
+        codes = ", ".join(f"{k}: {grouped(v)}" for k, v in list(left["codes"].items())[:8])
+        line += (f"; {grouped(left['pixels'])} reference pixels ({left['share']:.1%}) hold codes that are no class "
+                 f"of the map ({codes}) and were left out: recode them to the map's class values if they are "
+                 f"classes")
+    return line
 
 
 def scene_line(summary: dict) -> str:

@@ -174,12 +174,15 @@ def _metrics_facts(metrics: Optional[dict], names: Dict[Any, str]) -> Optional[d
             "f1_pct": pct(c.get("f1")),
             "support": _int(c.get("support")) or 0,
         })
+    left = metrics.get("reference_left_out") or {}
     return {
         "oa_pct": pct(metrics.get("oa")),
         "miou_pct": pct(metrics.get("miou")),
         "kappa": _kappa(metrics.get("kappa")),
         "per_class": per_class,
         "confused_pairs": _confused_pairs(metrics, names, [c["name"] for c in per_class]),
+        "reference_left_out_pct": pct(left.get("share")) or None,
+        "reference_left_out_codes": [int(k) for k in list(left.get("codes") or {})[:8]],
     }
 
 

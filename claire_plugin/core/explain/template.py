@@ -422,6 +422,10 @@ def _reference(facts: dict, f: Formatter) -> str:
                     f"agreement")
     if head:
         out.append("Against the reference raster, " + _join(head) + ".")
+    if m.get("reference_left_out_pct"):
+        codes = ", ".join(str(c) for c in m.get("reference_left_out_codes") or [])
+        out.append(f"{f.pct(m['reference_left_out_pct'])} of the reference's pixels hold codes that are no class of "
+                   f"this map ({codes}) and were left out of these figures.")
     if m.get("kappa") is not None and m["kappa"] < 0.4:
         out.append("Agreement this low means the map should not be used before the model, the "
                    "band order and the reference are checked.")
