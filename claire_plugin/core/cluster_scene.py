@@ -129,6 +129,7 @@ def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_c
     from rasterio.windows import Window
 
     from .engine.plan import card_classes, class_colors
+    from .io.qml import style_classes, write_class_style
     from .io.writer import BLOCK, GridWriter, commit, set_classes
 
     with rasterio.open(grid_path) as grid_ds, rasterio.open(parts[0]) as first:
@@ -146,6 +147,8 @@ def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_c
         if with_classes:
             set_classes(writer.tmp, int(card.get("nodata", 0)), card_classes(card), class_colors(card), writer.final)
         commit([writer])
+        if with_classes:
+            write_class_style(final, style_classes(card_classes(card), class_colors(card)))
     except BaseException:
         writer.abort()
         raise
@@ -198,6 +201,11 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
         if not suffix:
             _vrt_classes(tmp, results[0].card)
         os.replace(tmp, final)
+        if not suffix:
+            from .engine.plan import card_classes, class_colors
+            from .io.qml import style_classes, write_class_style
+
+            write_class_style(final, style_classes(card_classes(results[0].card), class_colors(results[0].card)))
         written.extend(sources)
     return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)
 

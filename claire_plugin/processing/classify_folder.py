@@ -22,7 +22,7 @@ from qgis.core import (
 )
 
 from .base import ClaireAlgorithm, engine_errors
-from .common import LandCoverPostProcessor, qgis_message, write_qml_sidecar
+from .common import LandCoverPostProcessor, qgis_message
 from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
 
 HELP = {
@@ -110,7 +110,6 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
             if result is not None:
                 classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
                 nodata = result.card.get("nodata", 0)
-                write_qml_sidecar(result.output, classes, nodata)
                 styles.append((result.output, classes, nodata))
                 feedback.pushInfo(f"  wrote {os.path.basename(result.output)} in {record['seconds']} s")
 

@@ -18,7 +18,6 @@ from qgis.core import (
 )
 
 from ..core.inputs.units import SAR_UNITS
-from ..core.io.qml import style_path
 from ..layers.layers import layer_file as gui_layer_file
 from ..layers.layers import vector_file
 from ..layers.style import apply_landcover_style, classes_from_raster
@@ -258,17 +257,6 @@ class ClassesPostProcessor(QgsProcessingLayerPostProcessorInterface):
             style_by_class(layer, self.field, self.card)
 
 
-def write_qml_sidecar(path: str, classes, nodata: Optional[int]) -> Optional[str]:
-    """Save a QML style next to a classified GeoTIFF, so QGIS opens it styled anywhere."""
-    layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
-    if not layer.isValid():
-        return None
-    apply_landcover_style(layer, classes, nodata)
-    qml = style_path(path)
-    _, ok = layer.saveNamedStyle(qml)
-    return qml if ok else None
-
-
 def metrics_json(summary: dict) -> str:
     """Compact JSON of the per-class part of an engine summary (for string outputs)."""
     return json.dumps({"classes": summary.get("classes", []), "metrics": summary.get("metrics")}, sort_keys=True)
@@ -282,7 +270,6 @@ def style_classified(result, context, holders: list, name: str = "Land cover (CL
     holds a C++ pointer)."""
     classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
     nodata = result.card.get("nodata", 0)
-    write_qml_sidecar(result.output, classes, nodata)
     if context.willLoadLayerOnCompletion(result.output):
         post = LandCoverPostProcessor(classes, nodata)
         holders.append(post)

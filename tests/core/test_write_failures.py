@@ -71,21 +71,27 @@ def test_a_temporary_removed_before_its_class_names_is_a_write_error_not_a_trace
         set_classes(w.tmp, 0, [{"value": 1, "name": "water"}], {1: (0, 0, 255)}, out)
 
 
-def test_a_style_file_of_other_classes_beside_the_map_is_removed(tmp_path):
-    """claire:classify writes NAME.qml beside its map, which QGIS applies whenever it opens the file: a later
-    run of another model to the same name (the CLI, the dock) drew built area blue as "water"."""
-    from claire.claire_plugin.core.io.qml import drop_stale_style
+def test_every_run_writes_the_maps_style_and_replaces_one_of_other_classes(tmp_path):
+    """QGIS applies NAME.qml whenever it opens NAME.tif. A map from the command line had none: opened by hand it
+    showed a legend of 256 colour-table entries, and no class names where GDAL_PAM_ENABLED=NO (QGIS then ignores
+    the .aux.xml holding them). A style of other classes (an earlier run's) drew a new map with wrong names."""
+    from claire.claire_plugin.core.io.qml import palette_of, write_class_style
 
     qml = tmp_path / "lc.qml"
-    entries = "".join(f'<paletteEntry value="{v}" label="{n}" color="#000000" alpha="255"/>'
-                      for v, n in ((1, "water"), (2, "trees")))
-    text = f"<qgis><pipe><rasterrenderer type='paletted'><colorPalette>{entries}</colorPalette></rasterrenderer>" \
-           "</pipe></qgis>"
-    qml.write_text(text)
-    same = [{"value": 1, "name": "water"}, {"value": 2, "name": "trees"}]
-    assert drop_stale_style(str(tmp_path / "lc.tif"), same) is None and qml.exists()
-    other = [{"value": 1, "name": "built area"}, {"value": 2, "name": "crops"}]
-    note = drop_stale_style(str(tmp_path / "lc.tif"), other)
-    assert note.startswith(f"removed {qml}") and "1 water, 2 trees" in note and not qml.exists()
+    raster = str(tmp_path / "lc.tif")
+    same = [{"value": 1, "name": "water", "color": "#0000ff"}, {"value": 2, "name": "trees & <shrubs>",
+                                                                "color": "#00ff00"}]
+    assert write_class_style(raster, same) is None
+    assert palette_of(str(qml)) == [(1, "water"), (2, "trees & <shrubs>")]
+    text = qml.read_text()
+    assert 'type="paletted"' in text and 'color="#0000ff"' in text and "&amp;" in text
+    qml.write_text(text.replace("#0000ff", "#123456"))  # the user's own colours for the same classes: kept
+    assert write_class_style(raster, same) is None and "#123456" in qml.read_text()
+    other = [{"value": 1, "name": "built area", "color": "#ff0000"}, {"value": 2, "name": "crops", "color": "#ffff00"}]
+    note = write_class_style(raster, other)
+    assert note.startswith(f"replaced {qml}") and "1 water, 2 trees" in note
+    assert palette_of(str(qml)) == [(1, "built area"), (2, "crops")]
     qml.write_text("<qgis><pipe><rasterrenderer type='singlebandgray'/></pipe></qgis>")  # not a class style: kept
-    assert drop_stale_style(str(tmp_path / "lc.tif"), other) is None and qml.exists()
+    assert write_class_style(raster, other) is None and "singlebandgray" in qml.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["lc.qml"]  # no temporary left
+

@@ -420,11 +420,11 @@ def test_a_later_run_of_another_model_does_not_keep_the_earlier_style_file(clair
     assert sorted(palette_of(style_path(out))) == sorted((c["value"], c["name"]) for c in tiny_classes)
     same = engine.classify(ClassifyParams(raster_pair["optical"], raster_pair["sar"], out, checkpoint=tiny_checkpoint,
                                           device="cpu", runtime="eager"))
-    assert os.path.exists(style_path(out)) and not any(m.startswith("removed") for m in same.messages)
+    assert os.path.exists(style_path(out)) and not any(m.startswith("replaced") for m in same.messages)
     other = engine.classify(ClassifyParams(raster_pair["optical"], raster_pair["sar"], out, device="cpu",
                                            runtime="eager"))  # the bundled checkpoint's eight classes
-    assert not os.path.exists(style_path(out))
-    assert any(m.startswith(f"removed {style_path(out)}") for m in other.messages)
+    assert len(palette_of(style_path(out))) == 8 and (1, "water") in palette_of(style_path(out))
+    assert any(m.startswith(f"replaced {style_path(out)}") for m in other.messages)
 
 
 def test_messages_name_the_enum_option_qgis_process_takes(claire_plugin):
@@ -440,3 +440,21 @@ def test_messages_name_the_enum_option_qgis_process_takes(claire_plugin):
     options = QgsApplication.processingRegistry().algorithmById("claire:classify").parameterDefinition(
         "SAR_UNITS").options()
     assert options[2] == "linear-power" and options[3] == "amplitude" and options[1] == "dB"
+
+
+def test_a_map_from_the_command_line_opens_in_qgis_with_its_classes(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                   tiny_classes, tmp_path):
+    """Added by hand (Layer > Add Raster Layer), a `claire classify` map showed 257 legend entries (the colour
+    table's 256, black), and no class names with GDAL_PAM_ENABLED=NO: the run writes the map's style beside it."""
+    from qgis.core import QgsRasterLayer
+
+    from claire.claire_plugin.cli.main import main
+
+    out = str(tmp_path / "lc.tif")
+    assert main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+                 tiny_checkpoint, "--output", out, "--quiet"]) == 0
+    os.remove(out + ".aux.xml") if os.path.exists(out + ".aux.xml") else None  # as QGIS sees it with PAM off
+    layer = QgsRasterLayer(out, "by hand", "gdal")
+    assert layer.isValid() and layer.renderer().type() == "paletted"
+    got = [(int(c.value), c.label) for c in layer.renderer().classes()]
+    assert got == sorted((int(c["value"]), c["name"]) for c in tiny_classes)

@@ -40,7 +40,7 @@ from ..errors import CancelledError, ClaireError
 from ..io.atomic import OutputSet
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
-from ..io.qml import drop_stale_style
+from ..io.qml import style_classes, write_class_style
 from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
@@ -448,9 +448,10 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
         if params.report:
             result.report = _report(params, summary, plan.card, files)
         files.commit()
-    stale = drop_stale_style(params.output, plan.classes)
-    if stale:
-        messages.append(stale)
+    styled = style_classes(plan.classes, class_colors(plan.card))
+    note = write_class_style(params.output, styled)
+    if note:
+        messages.append(note)
     progress(1.0, f"done in {elapsed:.1f} s")
     return result
 
