@@ -23,9 +23,11 @@ def register(subparsers) -> None:
     p.add_argument("--output", required=True, help="class raster to write (uint8 GeoTIFF)")
     add_run_options(p)
     p.add_argument("--confidence", default=None,
-                   help="also write the top-class probability as uint8 percent 0-100 (nodata 255)")
+                   help="also write the top-class probability as uint8 percent 0-100, rounded down (49.6 %% is "
+                        "49, below the summary's 50 %% for low confidence, so a mean over it is about 0.5 below the "
+                        "summary's; nodata 255)")
     p.add_argument("--reliance", default=None,
-                   help="also write the SAR share of the fusion gate as uint8 percent 0-100 (nodata 255)")
+                   help="also write the SAR share of the fusion gate as uint8 percent 0-100, rounded down (nodata 255)")
     p.add_argument("--cloud", default=None,
                    help="also write the cloud probability (models.cloud: cloud, cirrus, haze, shadow) as uint8 "
                         "percent 0-100 (nodata 255); 100 where optical gaps were filled from SAR")

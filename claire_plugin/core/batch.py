@@ -26,6 +26,9 @@ CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "confidence", "secon
 PairCallback = Callable[[int, int, Dict[str, Any], Any], None]
 
 
+_PATH_FIELDS = ("optical", "sar", "output", "confidence", "path")
+
+
 @dataclass
 class BatchSummary:
     """What a folder run did: one record per pair, the unmatched files, and the summary files written."""
@@ -47,23 +50,35 @@ class BatchSummary:
         """Land-cover rasters present after the run (written or skipped as existing)."""
         return [r["output"] for r in self.results if r["status"] in ("ok", "skipped")]
 
+    def _absolute(self) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        """The records with absolute paths: the summaries lie in the output folder, so a path relative to the
+        shell's folder led nowhere from there."""
+        def fix(record: Dict[str, Any]) -> Dict[str, Any]:
+            return {k: (os.path.abspath(v) if k in _PATH_FIELDS and isinstance(v, str) and v else v)
+                    for k, v in record.items()}
+
+        return [fix(r) for r in self.results], [fix(u) for u in self.unmatched]
+
     def as_dict(self) -> Dict[str, Any]:
         """The JSON summary."""
-        return {"optical_folder": self.optical_folder, "sar_folder": self.sar_folder,
+        results, unmatched = self._absolute()
+        return {"optical_folder": os.path.abspath(self.optical_folder) if self.optical_folder else "",
+                "sar_folder": os.path.abspath(self.sar_folder) if self.sar_folder else "",
                 "pairing_rule": self.pairing_rule, "pairs": len(self.results),
                 "succeeded": self.count("ok", "skipped"), "failed": self.count("failed"),
                 "cancelled": self.count("cancelled"), "unmatched_count": len(self.unmatched),
-                "results": self.results, "unmatched": self.unmatched}
+                "results": results, "unmatched": unmatched}
 
     def csv_text(self) -> str:
         """One row per pair, then one per unmatched file."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
-        for r in self.results:
+        results, unmatched = self._absolute()
+        for r in results:
             w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
                         r.get("confidence") or "", r.get("seconds", ""), r.get("reason", "")])
-        for u in self.unmatched:
+        for u in unmatched:
             w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
                         u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]])
         return buf.getvalue()

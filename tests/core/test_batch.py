@@ -94,3 +94,21 @@ def test_skip_existing_skips_only_complete_outputs(folders, tmp_path, tiny_check
                                confidence=True)
     assert [r["status"] for r in with_conf.results] == ["ok", "ok", "ok"]
     assert len(list(out.glob("*_confidence.tif"))) == 3
+
+
+def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_checkpoint, monkeypatch):
+    """Run from the shell with relative folders, the CSV listed `out/a_landcover.tif`, which does not exist seen
+    from the CSV's own folder."""
+    opt_dir, sar_dir = folders
+    monkeypatch.chdir(tmp_path)
+    rel_opt, rel_sar = os.path.relpath(opt_dir), os.path.relpath(sar_dir)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    classify_pairs(pair_folders(rel_opt, rel_sar, ""), options, "out", optical_folder=rel_opt, sar_folder=rel_sar)
+    rows = list(csv.DictReader(Path("out", SUMMARY_CSV).read_text().splitlines()))
+    monkeypatch.chdir(Path("out"))  # where the summaries lie
+    for row in rows:
+        for key in ("optical", "sar", "output"):
+            if row[key]:
+                assert os.path.isabs(row[key]) and os.path.exists(row[key]), row
+    js = json.loads(Path(SUMMARY_JSON).read_text())
+    assert os.path.isabs(js["optical_folder"]) and all(os.path.isfile(r["output"]) for r in js["results"])

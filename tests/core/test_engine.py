@@ -71,6 +71,8 @@ def test_output_on_optical_grid_sizes_not_multiple_of_tile(engine_scene, standin
     assert prof["nodata"] == 255 and conf.max() <= 100 and conf.min() >= 25  # >= 1/K for 4 classes
     rel, _ = _read(res.reliance)
     assert rel.max() <= 100
+    with rasterio.open(res.confidence) as c, rasterio.open(res.reliance) as r, rasterio.open(res.output) as o:
+        assert c.units == r.units == ("%",) and o.units in ((None,), ("",))  # gdalinfo's Unit Type
     assert res.summary["valid_pixels"] == 150 * 173 and res.summary["nodata_pixels"] == 0
     assert sum(c["pixels"] for c in res.summary["classes"]) == 150 * 173
 

@@ -415,7 +415,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     """Close the rasters (class names and colours on the class raster), write the summary JSON and the
     report beside them, then commit every file together (core.io.atomic.OutputSet): all or none."""
     outputs, params = plan.outputs, plan.params
-    with stream.phases.timed("close the rasters (overviews), class names, summary"):
+    with stream.phases.timed("close the rasters, class names, summary"):
         for w in outputs.writers:
             w.close()
         set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card), params.output)
@@ -442,9 +442,10 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
         if params.summary_json:
             result.summary_json = files.add_json(params.summary_json, {
                 "summary": summary, "band_choice": band_choice,
-                "outputs": {"classes": params.output, "confidence": result.confidence, "reliance": result.reliance,
-                            "cloud": result.cloud, "unfamiliar": result.unfamiliar},
-                "confidence_encoding": "uint8 percent 0-100, nodata 255", "messages": messages}, "summary")
+                "outputs": {k: os.path.abspath(v) if v else v for k, v in (
+                    ("classes", params.output), ("confidence", result.confidence), ("reliance", result.reliance),
+                    ("cloud", result.cloud), ("unfamiliar", result.unfamiliar))},
+                "confidence_encoding": "uint8 percent 0-100 rounded down, nodata 255", "messages": messages}, "summary")
         if params.report:
             result.report = _report(params, summary, plan.card, files)
         files.commit()
@@ -539,5 +540,5 @@ def _report(params, summary: dict, card: dict, files: OutputSet) -> Optional[str
     inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
               "reference": params.reference}
     write_report(summary, card, params.report, explainer=params.explainer,
-                 inputs={k: v for k, v in inputs.items() if v}, outputs=files)
+                 inputs={k: os.path.abspath(v) for k, v in inputs.items() if v}, outputs=files)
     return params.report

@@ -163,6 +163,8 @@ class GridWriter:
         self.band.SetNoDataValue(float(nodata))
         if description:
             self.band.SetDescription(description)
+        if "%" in description:  # the percent rasters: gdalinfo's "Unit Type", QGIS's identify
+            self.band.SetUnitType("%")
         self.buf_row0 = 0  # grid row of buf[0]
         self.buf = np.full((2 * BLOCK, self.width), nodata, dtype=self.dtype)
         self.closed = False
