@@ -540,6 +540,7 @@ def _report(params, summary: dict, card: dict, files: OutputSet) -> Optional[str
     inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
               "reference": params.reference}
     write_report(summary, card, params.report, explainer=params.explainer,
-                 inputs={k: os.path.abspath(v) if os.path.exists(v) else v for k, v in inputs.items() if v},
+                 inputs={k: os.path.abspath(v) if k == "output" or os.path.exists(v) else v
+                         for k, v in inputs.items() if v},
                  outputs=files)
     return params.report
