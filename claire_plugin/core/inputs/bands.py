@@ -151,6 +151,7 @@ def _refuse_against_names(role: str, names: List[Optional[str]], layout: Sequenc
              if (n in KNOWN_BANDS or not_a_band(n)) and n != layout[i] and layout[i] in wanted_c(wanted)]
     if not clash:
         return
+    shown = [n if n in KNOWN_BANDS else raw for n, raw in zip(names, shown)]  # B09 for T31TCJ_..._B09_10m.jp2
     i, _name, read_as = clash[0]
     name = shown[i]
     stacked = " ".join(str(n or "?") for n in shown)
