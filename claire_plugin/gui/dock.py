@@ -469,6 +469,9 @@ class ClaireDock(QgsDockWidget):
         if source.isValid() and target.isValid() and source != target:
             rect = QgsCoordinateTransform(source, target, QgsProject.instance()).transformBoundingBox(rect)
         seen = rect.intersect(layer.extent())
+        if seen.isEmpty() or seen.width() <= 0 or seen.height() <= 0:
+            raise ValueError("The map view does not show the optical raster: zoom to it (right-click the layer ▸ "
+                             "Zoom to Layer), then press Preview view.")
         w = seen.width() / max(layer.rasterUnitsPerPixelX(), 1e-12)
         h = seen.height() / max(layer.rasterUnitsPerPixelY(), 1e-12)
         if w * h > PREVIEW_MAX_PIXELS:  # a whole Sentinel-2 tile in view: a preview would be a whole run

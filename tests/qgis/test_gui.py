@@ -516,6 +516,10 @@ def test_preview_view_classifies_the_visible_extent_in_the_optical_crs(qgis_app,
         assert dock.start(preview=True) is None and "zoom in" in dock.status.text()
     finally:
         dock_module.PREVIEW_MAX_PIXELS = small
+    canvas.setExtent(to_web.transformBoundingBox(QgsRectangle(510200, 4599700, 510500, 4599900)))  # 10 km east
+    with pytest.raises(ValueError, match=r"^The map view does not show the optical raster: zoom to it"):
+        dock.build_params(preview=True)  # was the command line's "the extent 510200,... lies outside" message
+    canvas.setExtent(to_web.transformBoundingBox(QgsRectangle(500200, 4599700, 500500, 4599900)))
     full = str(tmp_path / "full.tif")
     dock.output.setFilePath(full)
     params = dock.build_params(preview=True)
