@@ -85,3 +85,8 @@ class ClairePlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        from .core.runtime import torch_thread
+        from .layers.layers import stop_watching_project
+
+        stop_watching_project()
+        torch_thread.stop()

@@ -322,7 +322,15 @@ class ClaireDock(QgsDockWidget):
                                                                           is not self.train_panel))
         self.train_panel.classifyWith.connect(self.classify_with)
         QgsProject.instance().layersAdded.connect(self._roles_by_bands)
+        QgsProject.instance().cleared.connect(self._project_cleared)
         self._roles_by_bands()
+
+    def _project_cleared(self) -> None:
+        """File > New or another project opened: the Output field named the last project's map (Classify then
+        overwrote it, and that project showed the new scene under its old layer), and the Results tab showed the
+        last project's results. Both are cleared; a run in progress keeps its own output."""
+        self.output.setFilePath("")
+        self.results.clearResults()
 
     def _roles_by_bands(self, *_args) -> None:
         """When both combos show one raster (QGIS gives each the first layer by name, often the SAR of a pair
@@ -516,6 +524,10 @@ class ClaireDock(QgsDockWidget):
             detach(task)
         self.task = self.explain_task = None
         self.train_panel.shutdown()
+        try:
+            QgsProject.instance().cleared.disconnect(self._project_cleared)
+        except TypeError:  # not connected
+            pass
 
     def cancel(self) -> None:
         """Ask the running task to stop (it stops at the next tile)."""

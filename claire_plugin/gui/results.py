@@ -78,6 +78,9 @@ def _pct(value: Any, unit: bool = True) -> str:
     return "–" if value is None else f"{100 * float(value):.1f}" + (" %" if unit else "")
 
 
+EMPTY_HEADLINE = "Run a classification to see per-class results here."
+
+
 def class_rows(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Rows of the per-class table: the summary's classes joined with the metrics' per-class rows."""
     metrics = summary.get("metrics") or {}
@@ -186,7 +189,7 @@ class ResultsView(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.summary: Dict[str, Any] = {}
-        self.headline = QLabel("Run a classification to see per-class results here.", self)
+        self.headline = QLabel(EMPTY_HEADLINE, self)
         self.headline.setWordWrap(True)
         self.trust = QLabel("", self)
         self.trust.setWordWrap(True)
@@ -304,6 +307,14 @@ class ResultsView(QWidget):
         self._update_chart()
         self.messages.setText("<br>".join(html.escape(breakable(m)) for m in (messages or [])))  # paths wrap
         self.messages_box.setVisible(bool(messages))
+
+    def clearResults(self) -> None:  # noqa: N802
+        """Back to the empty view (another project: the last one's results no longer belong to anything shown)."""
+        self.showSummary({})
+        self.headline.setText(EMPTY_HEADLINE)
+        self.headline.setVisible(True)
+        self.explanation.clear()
+        self.generator.setText("")
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, 1, self)

@@ -92,6 +92,8 @@ class TrainPanel(QWidget):
         self.forest: Optional[str] = None
         self.ensemble: Optional[str] = None
         self.held_out_ids: list = []  # the held-out layer the panel added for its last run
+        self.chart_pending = True  # the chart shows the last run's curve until a new run's first epoch
+        self.places_ids: list = []  # the "Places to label next" layer the panel added for its last model
         self.wand_tool = None
         self.wand_scenes = SceneCache()
         self.watched = None  # the training layer whose edits update the tally
@@ -503,7 +505,7 @@ class TrainPanel(QWidget):
         task.progressText.connect(self._set_status)
         task.epochDone.connect(self.on_epoch)
         self.task = task
-        self.chart.clear(params.config.epochs)
+        self.chart_pending = True  # the last run's curve stays until this run's first epoch
         self.result_box.setVisible(False)
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -535,7 +537,10 @@ class TrainPanel(QWidget):
             self.task.cancel()
 
     def on_epoch(self, e: Dict[str, Any]) -> None:
-        """Main thread: one more point on the chart."""
+        """Main thread: one more point on the chart (the first of a run clears the last run's curve)."""
+        if self.chart_pending:
+            self.chart.clear(e["epochs"])
+            self.chart_pending = False
         self.chart.addEpoch(e["loss"], e.get("val_macro_f1"), e["epochs"])
 
     def on_trained(self, task: TrainTask) -> None:
@@ -546,11 +551,18 @@ class TrainPanel(QWidget):
         if task.report is None:
             self.progress.setValue(0)
             self._set_status(task.error or "The training failed.", error=task.error != CANCELLED)
+            # the last finished training's report and buttons (its model is still on disk) come back
+            self.result_box.setVisible(self.report is not None and bool(self.checkpoint)
+                                       and os.path.exists(self.checkpoint))
             return
         self.params = task.params
         self.show_report(task.report, task.params.output, task.params.report)
         if same_project(task):
             self.add_held_out(task.report)
+            for stale in self.places_ids:  # the last model's places: the new model would put them elsewhere
+                if QgsProject.instance().mapLayer(stale) is not None:
+                    QgsProject.instance().removeMapLayer(stale)
+            self.places_ids = []
         else:
             self._set_status(f"Trained; {PROJECT_CHANGED}.")
 
@@ -670,6 +682,7 @@ class TrainPanel(QWidget):
                 QgsProject.instance().removeMapLayer(stale.id())
             QgsProject.instance().addMapLayer(layer, False)
             QgsProject.instance().layerTreeRoot().insertLayer(0, layer)
+            self.places_ids = [layer.id()]
         self.progress.setValue(100)
         said = short_summary(task.suggestions, "your model", "the random forest")
         self._set_places_status(f"{said} Draw polygons of what you see at the numbered points, then Train again. "

@@ -189,6 +189,16 @@ def project_generation() -> int:
     return _PROJECT["generation"]
 
 
+def stop_watching_project() -> None:
+    """Disconnect from QGIS's project (the plugin is unloading: each reload connected once more)."""
+    if _PROJECT["watching"]:
+        try:
+            QgsProject.instance().cleared.disconnect(_project_cleared)
+        except TypeError:  # not connected
+            pass
+        _PROJECT["watching"] = False
+
+
 def same_project(task) -> bool:
     """Whether QGIS's project is still the one `task` started in (its `project`: project_generation() then)."""
     return task.project == project_generation()

@@ -46,6 +46,33 @@ def test_result_exception_and_nested_calls():
     assert not torch_thread.busy()
 
 
+def test_stop_ends_the_thread_after_its_jobs_and_a_later_call_starts_another():
+    """Each plugin reload left a `claire-torch` thread waiting for ever (8 reloads: 9 threads, +25 MB each)."""
+    def alive():
+        return [t for t in threading.enumerate() if t.name == "claire-torch"]
+
+    torch_thread.call(lambda: None)
+    first = torch_thread.call(threading.current_thread)
+    started = threading.Event()
+    slow = _in_thread_async(lambda: torch_thread.call(lambda: (started.set(), time.sleep(0.3), "done")[2]))
+    assert started.wait(10)
+    torch_thread.stop()  # while a job runs: it finishes, then the thread ends
+    assert slow.join_value() == "done"
+    first.join(10)
+    assert not first.is_alive()
+    assert torch_thread.call(lambda: torch_thread.on_torch_thread()) is True  # a new thread
+    assert len(alive()) == 1 and alive()[0] is not first
+    assert not torch_thread.busy()
+
+
+def _in_thread_async(fn):
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("value", fn()), name="waiter")
+    t.start()
+    t.join_value = lambda: (t.join(30), box.get("value"))[1]
+    return t
+
+
 def test_a_job_cancelled_while_it_waits_stops_at_once_and_never_runs():
     """Cancel pressed while a run waited behind another CLAIRE run was seen only when that run ended (13-16 s)."""
     from claire.claire_plugin.core.errors import CancelledError

@@ -761,3 +761,21 @@ def test_the_results_tab_stays_readable_where_the_dock_is_narrow_or_the_font_lar
     fit_on_screen(wide, 520, 100000)
     area = QGuiApplication.primaryScreen().availableGeometry()
     assert wide.width() == min(520, int(area.width() * 0.9)) and wide.height() <= area.height()
+
+
+def test_another_project_clears_the_output_field_and_the_results(qgis_app, dock_with_layers, tmp_path):
+    """After File > New the Run tab still named the last project's map: Classify in the new project overwrote it
+    (that project then showed the new scene under its old layer), and the Results tab showed the last results."""
+    from qgis.core import QgsProject
+
+    from claire.claire_plugin.gui.results import EMPTY_HEADLINE
+
+    dock = dock_with_layers
+    dock.output.setFilePath(str(tmp_path / "projA" / "landcover.tif"))
+    dock.results.showSummary({"classes": [{"name": "water", "value": 1, "area_ha": 2.0, "share": 1.0,
+                                           "mean_confidence": 0.9, "pixels": 200}],
+                              "mean_confidence": 0.9}, title="Land cover of site A")
+    assert dock.results.table.rowCount() == 1
+    QgsProject.instance().cleared.emit()  # as File > New and opening another project do (keeps the fixture)
+    assert dock.output.filePath() == ""
+    assert dock.results.table.rowCount() == 0 and dock.results.headline.text() == EMPTY_HEADLINE

@@ -172,6 +172,20 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
     panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
     assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
+    # a second training cancelled: the first one's report, buttons and curve stay (they were hidden and cleared)
+    panel.picker.setCheckpoint(params.output)
+    again = panel.build_params()
+    again.config.steps_per_epoch, again.config.batch_size, again.config.crop = 1, 2, 64
+    again.output = params.output.replace(".safetensors", "_2.safetensors")
+    again.report = os.path.splitext(again.output)[0] + ".json"
+    panel.start(again)
+    panel.cancel()
+    assert _wait(qgis_app, lambda: panel.task is None) and "Cancelled" in panel.status.text()
+    assert not panel.result_box.isHidden() and len(panel.chart.points()[0]) == 2
+    # a second training that finishes: the first model's places to label next go (the new model's differ)
+    panel.start(again)
+    assert _wait(qgis_app, lambda: panel.task is None) and panel.checkpoint == again.output, panel.status.text()
+    assert QgsProject.instance().mapLayersByName("Places to label next") == []
 
 
 def test_held_out_polygons_are_shown_and_validate_the_next_training(qgis_app, train_dock):

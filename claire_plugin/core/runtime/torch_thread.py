@@ -40,10 +40,13 @@ class _Job:
         self.error: Optional[BaseException] = None
 
 
-def _worker() -> None:
+def _worker(jobs: "queue.Queue") -> None:
     global _pending
+    _local.is_torch = True
     while True:
-        job = _jobs.get()
+        job = jobs.get()
+        if job is None:  # stop(): the plugin is unloading
+            return
         with _lock:
             if job.state == "dropped":  # cancelled while it waited behind another job: never run
                 continue
@@ -61,18 +64,32 @@ def _worker() -> None:
             job.inbox.put(None)
 
 
-def _start() -> threading.Thread:
-    global _thread
+def _submit(job: "_Job") -> None:
+    """Queue `job` for a live torch thread (started here when there is none)."""
+    global _thread, _pending
     with _lock:
         if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_worker, name="claire-torch", daemon=True)
+            _thread = threading.Thread(target=_worker, args=(_jobs,), name="claire-torch", daemon=True)
             _thread.start()
-        return _thread
+        _pending += 1
+        _jobs.put(job)
+
+
+def stop() -> None:
+    """Let the torch thread end once the jobs before it are done (the plugin is unloading: a reloaded plugin's
+    module starts a thread of its own, and each reload left one more waiting for ever). A later `call` starts
+    a new one."""
+    global _thread, _jobs
+    with _lock:
+        thread, _thread = _thread, None
+        jobs, _jobs = _jobs, queue.Queue()  # the jobs queued so far stay with that thread
+        if thread is not None and thread.is_alive():
+            jobs.put(None)
 
 
 def on_torch_thread() -> bool:
-    """Whether the calling thread is the torch thread."""
-    return _thread is not None and threading.current_thread() is _thread
+    """Whether the calling thread is the torch thread (or one that stop() let finish its jobs)."""
+    return bool(getattr(_local, "is_torch", False))
 
 
 def busy() -> bool:
@@ -93,11 +110,8 @@ def call(fn: Callable, *args, stop_waiting: Optional[Callable[[], bool]] = None,
     if on_torch_thread():
         return fn(*args, **kwargs)
     global _pending
-    _start()
     job = _Job(fn, args, kwargs)
-    with _lock:
-        _pending += 1
-    _jobs.put(job)
+    _submit(job)
     stop: Optional[BaseException] = None
     while True:
         try:
