@@ -20,7 +20,8 @@ from .params import RunOptions
 
 SUMMARY_JSON = "claire_batch_summary.json"
 SUMMARY_CSV = "claire_batch_summary.csv"
-CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "confidence", "seconds", "reason"]
+CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "confidence", "seconds", "reason", "valid_pixels",
+               "area_ha_by_class"]
 
 #: on_pair(index, count, record, result): after each pair; result is the engine's ClassifyResult when "ok".
 PairCallback = Callable[[int, int, Dict[str, Any], Any], None]
@@ -76,11 +77,13 @@ class BatchSummary:
         w.writerow(CSV_COLUMNS)
         results, unmatched = self._absolute()
         for r in results:
+            areas = "; ".join(f"{name}={ha:g}" for name, ha in (r.get("area_ha") or {}).items())
             w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
-                        r.get("confidence") or "", r.get("seconds", ""), r.get("reason", "")])
+                        r.get("confidence") or "", r.get("seconds", ""), r.get("reason", ""),
+                        r.get("valid_pixels", ""), areas])
         for u in unmatched:
             w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
-                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]])
+                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"], "", ""])
         return buf.getvalue()
 
     def write(self, out_dir: str) -> None:
@@ -204,7 +207,10 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
         if not catch_unexpected:
             raise
         return failed_fields(exc, time.perf_counter() - start), None
-    return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device}, result
+    summary = result.summary or {}
+    return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device,
+            "valid_pixels": summary.get("valid_pixels"),
+            "area_ha": {str(c["name"]): round(float(c["area_ha"]), 4) for c in summary.get("classes", [])}}, result
 
 
 def failed_fields(exc: BaseException, seconds: Optional[float]) -> Dict[str, Any]:

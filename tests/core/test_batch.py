@@ -105,6 +105,8 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
     options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
     classify_pairs(pair_folders(rel_opt, rel_sar, ""), options, "out", optical_folder=rel_opt, sar_folder=rel_sar)
     rows = list(csv.DictReader(Path("out", SUMMARY_CSV).read_text().splitlines()))
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(int(r["valid_pixels"]) > 0 and "=" in r["area_ha_by_class"] for r in ok)  # areas per pair
     monkeypatch.chdir(Path("out"))  # where the summaries lie
     for row in rows:
         for key in ("optical", "sar", "output"):
@@ -112,3 +114,5 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
                 assert os.path.isabs(row[key]) and os.path.exists(row[key]), row
     js = json.loads(Path(SUMMARY_JSON).read_text())
     assert os.path.isabs(js["optical_folder"]) and all(os.path.isfile(r["output"]) for r in js["results"])
+    first = js["results"][0]
+    assert sum(first["area_ha"].values()) == pytest.approx(first["valid_pixels"] * 100 / 1e4, rel=1e-3)
