@@ -45,7 +45,8 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical", "ensemble"}
     for arm in report["arms"].values():
         for m in arm.values():
-            assert np.sum(m["confusion"]) == m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
+            assert (np.sum(m["confusion"]) + sum(m.get("another_class_pixels") or [0]) == m["pixels"]
+                        == sum(r["val_pixels"] for r in report["counts"]))
     assert report["split"]["kind"] == "polygons"
     # the built-area box at rows 52-56, cols 62-66 straddles the crops zone's edge (x <= 64): three of its five
     # columns are crops, and the check says so

@@ -30,8 +30,27 @@ def test_macro_f1_of_a_stack_is_the_report_score():
     pred = rng.integers(0, 2, len(ref))
     pred[:5] = -1  # unscored pixels are left out in both
     cms = polygon_confusions(pred, ref, 2)
-    assert cms.shape == (5, 2, 2)
+    assert cms.shape == (5, 3, 3) and not cms[:, :, 2].any()  # the last column: another class, none here
     assert macro_f1_of(cms.sum(0)) == pytest.approx(score(pred, ref, CLASSES)["macro_f1"], abs=1e-4)
+
+
+def test_pixels_mapped_as_a_class_the_user_lacks_are_errors_in_the_score_and_its_spread():
+    """The base checkpoint was scored with its argmax restricted to the user's classes, so it scored 0.36 where
+    the map it makes (rangeland on half the crops) scored 0.16, and the report advised mapping with it."""
+    from claire.claire_plugin.core.training.windows import ANOTHER_CLASS
+
+    ref = _ref({0: [30, 20, 10], 1: [25, 15]})
+    right = ref.cls.astype(np.int64).copy()
+    half = right.copy()
+    crops = np.nonzero(ref.cls == 1)[0]
+    half[crops[::2]] = ANOTHER_CLASS  # half the crops mapped as, say, rangeland
+    full, part = score(right, ref, CLASSES), score(half, ref, CLASSES)
+    assert full["macro_f1"] == pytest.approx(1.0) and full.get("another_class_pixels") is None
+    assert part["another_class_pixels"] == [0, 20] and part["pixels"] == len(ref) and part["unscored_pixels"] == 0
+    assert part["per_class"][1]["recall"] == pytest.approx(0.5) and part["oa"] == pytest.approx(80 / 100)
+    assert part["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2, abs=1e-4)
+    cms = polygon_confusions(half, ref, 2)
+    assert cms[:, 1, 2].sum() == 20 and macro_f1_of(cms.sum(0)) == pytest.approx(part["macro_f1"], abs=1e-4)
 
 
 def test_weights_keep_each_class_polygon_count():

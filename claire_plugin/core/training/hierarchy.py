@@ -58,7 +58,10 @@ def macro_score(scores: Dict[str, Any], groups: np.ndarray, names: Sequence[str]
     """Scores (scorecard.score's keys) at the macroclass level from class-level `scores`: its confusion matrix
     summed into macroclasses."""
     cm = collapse_confusion(np.asarray(scores["confusion"]), groups, len(names))
-    return score_confusion(cm, names, scores.get("unscored_pixels", 0))
+    another = scores.get("another_class_pixels")
+    if another is not None:
+        another = np.bincount(groups, weights=np.asarray(another, np.float64), minlength=len(names)).astype(np.int64)
+    return score_confusion(cm, names, scores.get("unscored_pixels", 0), another)
 
 
 def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field: Optional[str]) -> Optional[Hierarchy]:

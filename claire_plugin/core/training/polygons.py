@@ -510,7 +510,8 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "counts": counts_table(labels.classes, split.train, split.val),
         "arms": arms, "leakage": leak,
         "untuned_class_map": None if cmap is None else [int(v) for v in cmap],
-        "untuned_note": ("the base checkpoint's classes mapped to yours by name; its argmax runs over those only"
+        "untuned_note": ("the base checkpoint's classes mapped to yours by name, scored as it maps: a pixel it maps "
+                         "as another of its classes counts as an error"
                          if cmap is not None else _unscored_base(labels, params)),
         "training": {"base_checkpoint": base_path, "head": hist["head"], "epochs": hist["epochs"],
                      "stage1_epochs": hist["stage1_epochs"], "loss": hist["loss"],

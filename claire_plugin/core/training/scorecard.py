@@ -323,17 +323,38 @@ def macroclass_lines(report: Dict[str, Any]) -> List[str]:
 
 def score(pred: np.ndarray, ref: LabelPixels, classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     """Confusion matrix (rows = reference), OA, kappa, mIoU, macro-F1 and per-class scores of `pred`
-    (class indices; -1 = no prediction, left out and counted) at the pixels of `ref`."""
-    cm = confusion_matrix(pred, ref.cls.astype(np.int64), len(classes))
-    return score_confusion(cm, [c.name for c in classes], int((np.asarray(pred) < 0).sum()))
+    (class indices; -1 = no prediction, left out and counted; windows.ANOTHER_CLASS = mapped as a class the
+    user's labels do not have, an error: counted per reference class in "another_class_pixels")."""
+    from .windows import ANOTHER_CLASS
+
+    k = len(classes)
+    p = np.asarray(pred).reshape(-1)
+    full = confusion_matrix(np.where(p == ANOTHER_CLASS, k, p), ref.cls.astype(np.int64), k + 1)
+    other = full[:k, k] if full[:k, k].any() else None
+    return score_confusion(full[:k, :k], [c.name for c in classes], int((p == -1).sum()), other)
 
 
-def score_confusion(cm: np.ndarray, names: Sequence[str], unscored: int = 0) -> Dict[str, Any]:
-    """`score`'s result from a confusion matrix (rows = reference) and its class names."""
-    m = metrics_from_confusion(cm, names)
+#: The name of the column of pixels mapped as none of the user's classes (the base checkpoint's other classes).
+ANOTHER_CLASS_NAME = "another class of the base checkpoint"
+
+
+def score_confusion(cm: np.ndarray, names: Sequence[str], unscored: int = 0,
+                    another: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """`score`'s result from a confusion matrix (rows = reference) and its class names; `another`: per
+    reference class, the pixels mapped as none of `names` (errors, in every score; the matrix stays K x K)."""
+    cm = np.asarray(cm)
+    if another is not None and np.asarray(another).any():
+        k = cm.shape[0]
+        full = np.zeros((k + 1, k + 1), np.int64)
+        full[:k, :k], full[:k, k] = cm, np.asarray(another, np.int64)
+        m = metrics_from_confusion(full, list(names) + [ANOTHER_CLASS_NAME])
+        m["per_class"] = m["per_class"][:k]
+        m["another_class_pixels"] = [int(v) for v in another]
+    else:
+        m = metrics_from_confusion(cm, names)
     m["macro_f1"] = macro_f1(m)
-    m["confusion"] = np.asarray(cm).tolist()
-    m["pixels"] = int(np.asarray(cm).sum())
+    m["confusion"] = cm.tolist()
+    m["pixels"] = int(cm.sum()) + int(np.sum(another) if another is not None else 0)
     m["unscored_pixels"] = int(unscored)
     return _round(m)
 
@@ -396,9 +417,11 @@ def _summary_rows(report: Dict[str, Any]) -> List[str]:
 
 
 def _confusion_html(m: Dict[str, Any], names: Sequence[str]) -> str:
-    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    another = m.get("another_class_pixels")
+    head = "".join(f"<th>{_e(n)}</th>" for n in names) + (f"<th>{_e(ANOTHER_CLASS_NAME)}</th>" if another else "")
+    rows = [list(row) + ([another[i]] if another else []) for i, row in enumerate(m["confusion"])]
     body = "".join(f"<tr><th>{_e(n)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
-                   for n, row in zip(names, m["confusion"]))
+                   for n, row in zip(names, rows))
     per = "".join(f"<tr><td>{_e(c['name'])}</td><td>{_f(c['precision'])}</td><td>{_f(c['recall'])}</td>"
                   f"<td>{_f(c['f1'])}</td><td>{_f(c['iou'])}</td><td>{c['support']}</td></tr>" for c in m["per_class"])
     return (f"<table><tr><th>reference \u2193 / predicted \u2192</th>{head}</tr>{body}</table>"

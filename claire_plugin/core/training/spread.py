@@ -28,14 +28,19 @@ def polygon_groups(ref: LabelPixels) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def polygon_confusions(pred: np.ndarray, ref: LabelPixels, k: int) -> np.ndarray:
-    """(G, K, K): each held-out polygon's confusion matrix of `pred` at `ref`'s pixels (rows = reference; pixels
-    without a prediction, < 0, left out as models.metrics.confusion_matrix leaves them)."""
+    """(G, K+1, K+1): each held-out polygon's confusion matrix of `pred` at `ref`'s pixels (rows = reference; the
+    last column the pixels mapped as a class the user does not have, windows.ANOTHER_CLASS, an error; its row
+    empty; pixels without a prediction, -1, left out as models.metrics.confusion_matrix leaves them)."""
+    from .windows import ANOTHER_CLASS
+
     inverse, group_class = polygon_groups(ref)
     p = np.asarray(pred).reshape(-1).astype(np.int64)
+    p = np.where(p == ANOTHER_CLASS, k, p)
     r = ref.cls.astype(np.int64)
-    keep = (p >= 0) & (p < k) & (r < k)
-    idx = (inverse[keep] * k + r[keep]) * k + p[keep]
-    return np.bincount(idx, minlength=group_class.size * k * k).reshape(group_class.size, k, k)
+    n = k + 1
+    keep = (p >= 0) & (p <= k) & (r < k)
+    idx = (inverse[keep] * n + r[keep]) * n + p[keep]
+    return np.bincount(idx, minlength=group_class.size * n * n).reshape(group_class.size, n, n)
 
 
 def macro_f1_of(cms: np.ndarray) -> np.ndarray:
@@ -76,14 +81,15 @@ def bootstrap(preds: Mapping[str, np.ndarray], ref: LabelPixels, k: int, seed: i
     single = [int(c) for c in range(k) if counts[c] == 1]
     if not (counts >= 2).any():
         return {"draws": 0, "arms": {n: None for n in preds}, "differences": {}, "single_polygon_classes": single}
-    cms = {name: polygon_confusions(pred, ref, k).reshape(group_class.size, k * k).astype(np.float64)
+    n = k + 1
+    cms = {name: polygon_confusions(pred, ref, k).reshape(group_class.size, n * n).astype(np.float64)
            for name, pred in preds.items()}
     rng = np.random.default_rng([seed, 0xB007])
     parts: Dict[str, List[np.ndarray]] = {name: [] for name in preds}
     for start in range(0, draws, CHUNK):
         weights = polygon_weights(group_class, min(CHUNK, draws - start), rng).astype(np.float64)
         for name, cm in cms.items():
-            parts[name].append(macro_f1_of((weights @ cm).reshape(-1, k, k)))
+            parts[name].append(macro_f1_of((weights @ cm).reshape(-1, n, n)))
     scores = {name: np.concatenate(p) for name, p in parts.items()}
     out: Dict[str, Any] = {"draws": draws, "arms": {n: _interval(s) for n, s in scores.items()}, "differences": {}}
     base = next((a for a in REFERENCE_ARMS if a in scores), None)

@@ -190,8 +190,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
     read once for every model and condition; windows of one shape run through the networks together.
 
-    `models` holds (network, channel map or None): with a map, the argmax runs over the mapped channels
-    only and gives map[channel] (-1: a class the user's labels do not have). Invalid pixels get -1.
+    `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
+    gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
     NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`snow_bias`)."""
     n = len(wset.pixels)
@@ -337,9 +337,15 @@ def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[obje
     return predict_pixels(wset, models, (clouds,), seed, device, is_cancelled)[clouds]
 
 
+#: A prediction of a class the user's labels do not have (the base checkpoint mapping a pixel as another of its
+#: classes): an error where scored, unlike -1 (no prediction), which is left out.
+ANOTHER_CLASS = -2
+
+
 def _pick(logits: np.ndarray, cmap: Optional[np.ndarray]) -> np.ndarray:
-    """Argmax over channels, optionally restricted to the channels `cmap` maps to a user class."""
+    """Argmax over all channels, as the engine maps; with `cmap` (channel -> user class, -1 none) the user's class
+    of that channel, ANOTHER_CLASS where the channel is none of theirs."""
     if cmap is None:
         return logits.argmax(0)
-    usable = np.nonzero(cmap >= 0)[0]
-    return cmap[usable[logits[usable].argmax(0)]]
+    mapped = cmap[logits.argmax(0)]
+    return np.where(mapped >= 0, mapped, ANOTHER_CLASS)
