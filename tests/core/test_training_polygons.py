@@ -90,7 +90,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     # one held-out polygon per class: nothing to resample, so no interval, and the report says why
     assert all(m["macro_f1_ci95"] is None for arm in report["arms"].values() for m in arm.values())
     assert report["spread"]["clear"]["single_polygon_classes"] == [0, 1, 2]
-    assert "no class has two held-out polygons" in report["spread_note"] and report["spread_note"] in html
+    assert "have a single held-out polygon" in report["spread_note"] and report["spread_note"] in html
     assert report["spread_note"] in report_notes(report)
     # the engine classifies with the new checkpoint: its classes are the user's codes
     from claire.claire_plugin.core.engine import classify
@@ -350,13 +350,19 @@ def test_a_network_trained_from_scratch_is_not_called_fine_tuned():
     from claire.claire_plugin.core.training.scorecard import arm_title, untuned_verdict
 
     report = {"training": {"base_checkpoint": "/a/claire_default.safetensors", "config": {"from_scratch": True}},
-              "arms": {"finetuned": {"clear": {"macro_f1": 0.3}}, "untuned": {"clear": {"macro_f1": 0.6}}}}
+              "arms": {"finetuned": {"clear": {"macro_f1": 0.3}}, "untuned": {"clear": {"macro_f1": 0.6}}},
+              "spread": {"clear": {"differences": {"finetuned - untuned": [-0.4, -0.2]}}}}
     assert arm_title(report, "finetuned") == "CLAIRE trained from scratch (optical + SAR)"
     said = untuned_verdict(report)
     assert "than the network trained from scratch" in said and "fine-tune it instead" in said
+    report["spread"]["clear"]["differences"]["finetuned - untuned"] = [-0.4, 0.1]  # not decided: no switch advised
+    said = untuned_verdict(report)
+    assert "training from scratch has not shown a gain yet" in said and "Map with" not in said
     assert "fine-tuning did not help" not in said
     report["training"]["config"]["from_scratch"] = False
     assert arm_title(report, "finetuned") == "CLAIRE fine-tuned (optical + SAR)"
+    assert "fine-tuning has not shown a gain yet" in untuned_verdict(report)
+    report["spread"]["clear"]["differences"]["finetuned - untuned"] = [-0.4, -0.2]
     assert "fine-tuning did not help" in untuned_verdict(report)
 
 

@@ -94,24 +94,26 @@ def test_one_polygon_per_class_gives_no_interval():
     assert out["arms"] == {"finetuned": None} and out["single_polygon_classes"] == [0, 1]
     from claire.claire_plugin.core.training.spread import spread_note
 
-    assert "no class has two held-out polygons" in spread_note(out)
+    assert "2 classes have a single held-out polygon" in spread_note(out)
 
 
-def test_a_class_with_one_polygon_adds_no_spread_and_the_sentence_says_so():
+def test_a_class_with_one_polygon_gives_no_interval_and_the_sentence_decides_nothing():
+    """A class with one held-out polygon cannot move in a resampling: the intervals came out 0.37-0.37 for a
+    model whose score moved from 0.32 to 0.62 between seeds, and differences were called decided on them."""
     ref = _ref({0: [40], 1: [40, 40, 40]})
     pred = ref.cls.astype(np.int64)
     pred[:20] = 1  # half of the one trees polygon wrong
     other = ref.cls.astype(np.int64)
     out = bootstrap({"finetuned": pred, "rf_optical_sar": other}, ref, 2, seed=0)
-    assert out["single_polygon_classes"] == [0]
-    lo, hi = out["differences"]["finetuned - rf_optical_sar"]
-    assert hi < 0  # every draw has the same trees polygon: the network is always behind
+    assert out["single_polygon_classes"] == [0] and out["draws"] == 0
+    assert out["arms"] == {"finetuned": None, "rf_optical_sar": None} and out["differences"] == {}
     report = {"classes": [{"name": "trees"}, {"name": "crops"}],
               "arms": {"finetuned": {"clear": score(pred, ref, CLASSES)},
                        "rf_optical_sar": {"clear": score(other, ref, CLASSES)}},
               "spread": {"clear": out}}
     text = spread_sentence(report)
-    assert "below the random forest" in text and "The class trees has one held-out polygon, which adds no spread" in text
+    assert "is not decided by these held-out polygons" in text and "1 class has a single held-out polygon" in text
+    assert "below" not in text and "above" not in text
 
 
 def test_sentence_says_when_the_polygons_cannot_tell():

@@ -90,6 +90,14 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
         return None
     base = os.path.basename(str((report.get("training") or {}).get("base_checkpoint") or "")) or "the base checkpoint"
     u = _u(report)
+    from .spread import difference_of
+
+    _diff, ci = difference_of(report, "untuned")
+    if not ci or ci[1] >= 0:  # within what the held-out polygons can tell apart (or no interval): no advice to switch
+        trained = "training from scratch" if scratch(report) else "fine-tuning"
+        return (f"The base checkpoint as it was ({base}) scored a little higher on the held-out {u.many} (macro-F1 "
+                f"{b:.2f} against {a:.2f}), by less than these {u.many} can tell apart: {trained} has not shown a "
+                f"gain yet. Draw more {u.many} for each class, spread over the scene, and train again.")
     if scratch(report):
         return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} than the network "
                 f"trained from scratch (macro-F1 {b:.2f} against {a:.2f}). Map with the base checkpoint, or "
@@ -137,7 +145,7 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
             f"against {b:.2f} ({diff:+.2f}")
     shown = interval_text(ci, signed=True)
     if not shown:
-        return text + f"; no interval: no class has two held-out {u.many})." + ("" if separate else _own_leak(u))
+        return (text + f"; no interval: {_no_interval(report)})." + ("" if separate else _own_leak(u)))
     if ci[0] > 0 or ci[1] < 0:
         verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out {u.many}' spread"
     else:
@@ -161,6 +169,13 @@ def _split_kind(report: Dict[str, Any], u: Units) -> str:
     """The split's kind as the report shows it ("polygons" is "points" for a point layer)."""
     kind = str((report.get("split") or {}).get("kind"))
     return u.many if kind == "polygons" else kind
+
+
+def _no_interval(report: Dict[str, Any], cond: str = "clear") -> str:
+    """Why the report's scores have no interval (core.training.spread.no_interval_reason)."""
+    from .spread import no_interval_reason
+
+    return no_interval_reason(((report.get("spread") or {}).get(cond)) or {}, _u(report))
 
 
 def _resampled(u: Units) -> str:
@@ -194,10 +209,16 @@ def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
         return None
     diff, ci = difference_of(report, other)
     shown = interval_text(ci, signed=True)
-    if diff is None or not shown:
+    if diff is None:
         return None
     title = {"rf_optical_sar": "the random forest (optical + SAR)", "untuned": "the base checkpoint, not tuned"}[other]
     u = _u(report)
+    if not shown and (report.get("spread") or {}).get("clear") is None:
+        return None  # a report from before the intervals
+    if not shown:
+        return (f"Whether your CLAIRE model or {title} maps better is not decided by these held-out {u.many} "
+                f"(macro-F1 {diff:+.2f}, no interval: {_no_interval(report)}); hold out at least two {u.many} per "
+                f"class (draw more per class) to decide it.")
     how = f"macro-F1 {diff:+.2f}, 95 % interval {shown} when {_resampled(u)}"
     if ci[0] > 0 or ci[1] < 0:
         text = (f"Your CLAIRE model scored {'above' if ci[0] > 0 else 'below'} {title} by more than the held-out "
