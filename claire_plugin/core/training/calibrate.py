@@ -4,8 +4,11 @@ that the fit does not flatter it.
 The temperature written into the checkpoint's card is fitted on every held-out pixel of the clear input. How
 well a temperature fitted this way calibrates is scored cross-fitted, as the forest's weight is
 (core.training.blend): each half of the held-out polygons is tempered with the temperature fitted on the other
-half, and the expected calibration error and the mean confidence are measured there, class-balanced, before and
-after. The map does not change: tempering keeps the top class of every pixel.
+half, and the expected calibration error and the mean confidence are measured there, class-balanced (and the
+error per pixel, as a confidence raster is read), before and after. Where that check finds the confidence worse
+calibrated after tempering, by either error, and every class has two held-out polygons in each half, the
+temperature is not applied (the card keeps 1); with fewer the check is too noisy to overrule the fit, and the note
+says what it found. The map does not change: tempering keeps the top class of every pixel.
 """
 from __future__ import annotations
 
@@ -19,14 +22,24 @@ from .labels import POLYGONS, LabelPixels, Units
 
 
 def _measures(logits: np.ndarray, labels: np.ndarray, temps: np.ndarray) -> Dict[str, float]:
-    """Class-balanced mean confidence, accuracy and calibration error of logits [N, K] tempered per pixel."""
+    """Class-balanced mean confidence, accuracy and calibration error of logits [N, K] tempered per pixel, and the
+    calibration error with every pixel weighted alike (what a confidence raster's percent means)."""
     probs = tempered_probabilities(logits / temps[:, None], 1.0)
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     w = class_balanced_weights(labels)
     w = w / w.sum()
     return {"mean_confidence": round(float((w * conf).sum()), 4), "accuracy": round(float((w * correct).sum()), 4),
-            "calibration_error": round(calibration_error(conf, correct, w), 4)}
+            "calibration_error": round(calibration_error(conf, correct, w), 4),
+            "calibration_error_per_pixel": round(calibration_error(conf, correct, np.full(len(conf), 1 / len(conf))),
+                                                 4)}
+
+
+def _worse(check: Dict[str, Any]) -> bool:
+    """Whether tempering left the cross-fitted calibration error higher, class-balanced or per pixel."""
+    before, after = check["before"], check["after"]
+    return (after["calibration_error"] > before["calibration_error"]
+            or after["calibration_error_per_pixel"] > before["calibration_error_per_pixel"])
 
 
 def _usable(logits: np.ndarray, cls: np.ndarray) -> np.ndarray:
@@ -74,7 +87,22 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int, fitte
                    f"too few held-out {val.units.many} to split, so 'after' is measured on the pixels it was fitted "
                    "on and flatters it"))
     out["cross_fitted"] = halves is not None
+    clear_check = out.get(fitted_on)
+    if halves is not None and clear_check is not None and out["temperature"] > 1.0 and _worse(clear_check):
+        if _two_per_class_and_half(val, halves):  # a check that can be trusted says worse: not applied
+            out["fitted_temperature"], out["temperature"] = out["temperature"], 1.0
+        else:  # a class has one polygon in a half: a noisy judge (wrong in 2 of 9 whole-site runs, docs)
+            out["check_worse_on_few"] = True
     return out
+
+
+def _two_per_class_and_half(val: LabelPixels, halves: np.ndarray) -> bool:
+    """Whether every class has at least two held-out polygons in each half (a cross-fitted check to trust)."""
+    for c in np.unique(val.cls):
+        for h in (0, 1):
+            if np.unique(val.group[(val.cls == c) & (halves == h)]).size < 2:
+                return False
+    return True
 
 
 def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
@@ -85,14 +113,27 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
         return None
     before, after = cal[fitted_on]["before"], cal[fitted_on]["after"]
     t = cal["temperature"]
+    if cal.get("fitted_temperature"):
+        return (f"confidence not tempered: the temperature fitted on the held-out {units.many} "
+                f"({cal['fitted_temperature']:.2g}) left the confidence of {who} worse calibrated on the other half "
+                f"(calibration error {before['calibration_error']:.3f} -> {after['calibration_error']:.3f} "
+                f"class-balanced, {before['calibration_error_per_pixel']:.3f} -> "
+                f"{after['calibration_error_per_pixel']:.3f} per pixel)")
     if t <= 1.0 + 1e-6:
         return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{before['mean_confidence']:.0%} matched its accuracy {before['accuracy']:.0%} well enough "
                 f"(temperature 1)")
-    return (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
+    text = (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
             f"{'' if cal.get('cross_fitted') else f' (not cross-fitted: too few held-out {units.many})'}")
+    if cal.get("check_worse_on_few"):
+        text += (f"; the cross-fitted check found it worse calibrated (error {before['calibration_error']:.3f} -> "
+                 f"{after['calibration_error']:.3f} class-balanced, {before['calibration_error_per_pixel']:.3f} -> "
+                 f"{after['calibration_error_per_pixel']:.3f} per pixel), but with a class holding one held-out "
+                 f"{units.one} in a half that check is too noisy to overrule the fit: draw more {units.many} per "
+                 f"class to settle it")
+    return text
 
 
 def card_calibration(cal: Optional[Dict[str, Any]], note: Optional[str],
