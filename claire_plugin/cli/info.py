@@ -54,9 +54,19 @@ def card_summary(card: Dict[str, Any]) -> str:
     else:
         lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, "
                      f"seed {t.get('seed')}")
+    from ..core.training.labels import units_of
+    from ..core.training.scorecard import interval_text, metric_title
+
+    many = units_of(t.get("labels")).many
     for k, m in (card.get("metrics") or {}).items():
         if isinstance(m, dict) and "miou" in m:
-            lines.append(f"metrics       {k}: mIoU {m['miou']:.3f}, OA {m['oa']:.3f}, kappa {m['kappa']:.3f}")
+            f1 = f"macro-F1 {m['macro_f1']:.3f}" if m.get("macro_f1") is not None else ""
+            ci = interval_text(m.get("macro_f1_ci95"))
+            f1 += (f" (95 % interval {ci})" if ci and f1 else "") + (", " if f1 else "")
+            lines.append(f"metrics       {metric_title(k, many)}: {f1}OA {m['oa']:.3f}, mIoU {m['miou']:.3f}, "
+                         f"kappa {m['kappa']:.3f}")
+    if (card.get("metrics") or {}).get("heldout_polygons_note"):
+        lines.append(f"              ({card['metrics']['heldout_polygons_note']})")
     tempered = _temperatures(card)
     if tempered:
         lines.append(f"confidence    tempered (models.calibration; classes unchanged): {tempered}")

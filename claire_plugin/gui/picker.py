@@ -197,7 +197,7 @@ def _labels_noun(card: Dict[str, Any]) -> str:
 def _metrics_html(card: Dict[str, Any]) -> List[str]:
     """OA / mIoU / kappa and the per-class IoU/F1 table of every metrics split."""
     from ..core.training.labels import units_of
-    from ..core.training.scorecard import interval_text
+    from ..core.training.scorecard import interval_text, metric_title
 
     e = html.escape
     many = units_of((card.get("training") or {}).get("labels")).many
@@ -212,8 +212,11 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
         if split == "baselines":  # a polygon run's other models on the same held-out polygons
             parts += _baselines_html(m, many)
             continue
-        title = str(split).replace("heldout_polygons", f"held-out {many}").replace("_", " ")
+        prefix, _, key = str(split).rpartition(", ")
+        title = (f"{prefix}, " if prefix else "") + metric_title(key, many)
         parts.append(f"<h3>Metrics ({e(title)})</h3>")
+        if split == "heldout_polygons" and (card.get("metrics") or {}).get("heldout_polygons_note"):
+            parts.append(f"<p><i>{e(card['metrics']['heldout_polygons_note'])}</i></p>")
         f1 = f"macro-F1 {_fmt(m['macro_f1'])}" if m.get("macro_f1") is not None else ""
         ci = interval_text(m.get("macro_f1_ci95"))
         f1 += (f" (95 % interval {ci}, held-out {many} resampled)" if ci and f1 else "") + (" · " if f1 else "")

@@ -25,6 +25,20 @@ ARM_TITLES = {
     "ensemble": "CLAIRE + random forest, averaged",
     "rf_sar": "Random forest, SAR only",
 }
+def metric_title(key: str, many: str = "polygons") -> str:
+    """What a checkpoint card's metrics entry is, in words (claire info, the picker)."""
+    titles = {
+        "heldout_polygons": f"held-out {many}",
+        "heldout_polygons_synthetic_clouds": f"held-out {many}, synthetic clouds",
+        "heldout_polygons_sar_only": f"held-out {many}, from SAR alone",
+        "heldout_polygons_crossfitted": f"held-out {many}, cross-fitted (each half with the weight chosen on the "
+                                        f"other: what choosing the weight gives, of no single model)",
+        "random_pixel_split_rf": "leakage check, not this model: a random forest scored on a random pixel split "
+                                 "(neighbouring pixels of one polygon on both sides flatter it)",
+    }
+    return titles.get(key, str(key).replace("_", " "))
+
+
 def arm_title(report: Dict[str, Any], arm: str) -> str:
     """An arm's title in this report: the network is "trained from scratch" when it was, not "fine-tuned"."""
     if arm == "finetuned" and scratch(report):
