@@ -160,15 +160,19 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
                           assigned_crs=params.validation_crs)
         split = layer_split(labels, val, params.buffer_px)
         same, u = split.info["validation_polygons_in_training_layer"], labels.pixels.units
+        same_px, total = split.info.get("validation_polygon_pixels_in_training_layer", 0), len(labels.pixels)
         if same:
             labels.notes.append(f"{same} {u.one}(s) of the training layer are also in the validation layer (the "
-                                f"same geometry): they validate only, none of their pixels trains")
-        near, total = split.info["buffer_dropped_train_pixels"], len(labels.pixels)
+                                f"same geometry): they validate only, none of their {same_px} pixels trains")
+        near = split.info["buffer_dropped_train_pixels"]
         if near:
-            labels.notes.append(f"{near} of {total} training pixels ({100 * near / max(total, 1):.1f} %) lie inside "
-                                f"the validation layer's {u.many} or within {params.buffer_px:g} px of them: they "
-                                f"were left out of training, so that no validation pixel has a training neighbour; "
-                                f"draw the validation {u.many} apart from the training ones to train on all of them")
+            labels.notes.append(f"{near} of the other {total - same_px} training pixels lie inside the validation "
+                                f"layer's {u.many} or within {params.buffer_px:g} px of them: they were left out of "
+                                f"training, so that no validation pixel has a training neighbour; draw the "
+                                f"validation {u.many} apart from the training ones to train on all of them")
+        if same_px + near:
+            labels.notes.append(f"in all {same_px + near} of {total} training pixels "
+                                f"({100 * (same_px + near) / max(total, 1):.1f} %) were left out of training")
         return split
     split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
     emptied = {name: row["train_polygons_in_buffer"] for name, row in split.info["per_class"].items()

@@ -91,7 +91,8 @@ def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float =
     train = _drop_near(kept, val_labels.pixels, max(buffer_px, 0.5))
     info = {"kind": "separate layer", "buffer_px": buffer_px, "val_source": val_labels.source,
             "buffer_dropped_train_pixels": len(kept) - len(train),
-            "validation_polygons_in_training_layer": len(same)}
+            "validation_polygons_in_training_layer": len(same),
+            "validation_polygon_pixels_in_training_layer": len(train_labels.pixels) - len(kept)}
     _require_every_class(train, val_labels.pixels, train_labels)
     return Split(train, val_labels.pixels, info)
 
