@@ -39,6 +39,11 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
     assert card["config"]["num_classes"] == 3 and card["training"]["labels"]["field"] == "class"
     assert len(card["training"]["labels"]["sha256"]) == 64
+    # what a reader reproducing the figures needs beyond the settings (a reviewer found no versions, no base hash)
+    prov = card["training"]["provenance"]
+    assert prov == report["provenance"] and len(prov["base_checkpoint_sha256"]) == 64
+    assert prov["torch"] and prov["numpy"] and prov["scikit_learn"] and prov["gdal"] and prov["claire"]
+    assert prov["inputs"]["optical"]["bytes"] > 0 and prov["inputs"]["labels"]["path"].endswith(".gpkg")
     assert card["inputs"]["optical"]["bands"][0] == "B02"
     assert "rf_optical_sar" in card["metrics"]["baselines"]
     # the tiny base knows "water", "crops" and "built area" by name: the untuned arm is scored too

@@ -426,6 +426,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     card["familiarity"] = familiar
     card["calibration"] = card_calibration(calibration, report.get("calibration_note"), report.get("sar_only"))
     card["training"]["familiarity"] = familiar_note
+    card["training"]["provenance"] = report.get("provenance")
     extra = []
     if forest is not None:
         extra.append((forest_output(params), forest, "random forest's checkpoint"))
@@ -533,7 +534,41 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "clouds": {"coverage": CLOUD_COVERAGE, "seeded": params.config.seed,
                    "what": "models.augment.synthetic_clouds over the validation windows' optical input"},
         "seconds": round(seconds, 1),
+        "provenance": provenance(base_path, [("optical", params.optical), ("sar", params.sar),
+                                             ("labels", params.labels), ("validation", params.validation)]),
     }
+
+
+def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, Any]:
+    """What a run's figures depend on beyond its settings, for a reader who would reproduce them: the software
+    versions (models.determinism.record, scikit-learn, GDAL, Python, CLAIRE), the base checkpoint's SHA-256 and
+    each input file's size and modification time (rasters are not hashed: a tile is gigabytes)."""
+    import hashlib
+    import platform
+
+    from ....models import __version__
+    from ....models.determinism import record
+
+    out: Dict[str, Any] = {"claire": __version__, "python": platform.python_version(), **record()}
+    for module, key in (("sklearn", "scikit_learn"), ("osgeo.gdal", "gdal"), ("rasterio", "rasterio")):
+        try:
+            out[key] = getattr(__import__(module, fromlist=["_"]), "__version__", None)
+        except ImportError:
+            out[key] = None
+    if base_checkpoint and os.path.isfile(base_checkpoint):
+        h = hashlib.sha256()
+        with open(base_checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out["base_checkpoint_sha256"] = h.hexdigest()
+    files = {}
+    for role, path in inputs:
+        if path and os.path.isfile(path):
+            st = os.stat(path)
+            files[role] = {"path": os.path.abspath(path), "bytes": st.st_size,
+                           "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
+    out["inputs"] = files
+    return out
 
 
 def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tuple[List, Dict, Optional[List]]:
