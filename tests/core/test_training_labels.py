@@ -75,6 +75,30 @@ def test_label_raster_components_are_groups(tmp_path, optical):
     assert labels.counts() == {"pixels": [108, 108, 108], "polygons": [3, 3, 3]}
 
 
+def test_a_label_raster_patch_across_block_edges_stays_one_group(tmp_path, optical, monkeypatch):
+    """Read in blocks, a patch crossing a block edge became one group per block: one field then trained on one
+    side of the edge and validated on the other, 3 px away (a reviewer's 1100 px raster, edge at column 1024)."""
+    from claire.claire_plugin.core.training import label_raster
+
+    monkeypatch.setattr(label_raster, "BLOCK", 16)
+    lab = np.zeros((60, 90), np.uint8)
+    lab[10:22, 10:40] = 1  # crosses rows 16 and columns 16, 32: six blocks, one field
+    lab[10:22, 40:50] = 4  # touches the first field across column 40 (inside a block) and crosses column 48
+    lab[30:40, 5:12] = 1
+    lab[30:40, 20:27] = 1
+    lab[45:50, 60:70] = 4
+    lab[55:58, 40:45] = 4
+    lab[50:58, 70:80] = 5  # crosses row 48, columns 64, 80
+    lab[2:8, 80:86] = 5
+    lab[40:44, 80:86] = 5
+    labels = read_labels(write_raster(tmp_path / "lab.tif", lab, nodata=0), optical)
+    assert labels.counts()["polygons"] == [3, 3, 3]
+    assert labels.counts()["pixels"] == [360 + 70 + 70, 120 + 50 + 15, 80 + 36 + 24]
+    first = labels.pixels.group[(labels.pixels.rows == 10) & (labels.pixels.cols == 10)][0]
+    assert (labels.pixels.group[(labels.pixels.rows == 21) & (labels.pixels.cols == 39)] == first).all()
+    assert sorted(set(labels.group_class)) == list(range(9))  # numbered 0..G-1
+
+
 @pytest.mark.parametrize("case, words", [
     ("far", ["covers a pixel", "CRS"]),
     ("bowtie", ["unusable geometry", "Fix Geometries"]),

@@ -1,8 +1,9 @@
 """Training labels from a label raster: class codes resampled (nearest) onto the optical grid, block by block.
 
-Codes 0 and 255 and the raster's nodata are unlabelled (ignored). Each connected patch of one class within
-a block is one group for the split (a patch crossing a block edge becomes two groups; the split's buffer
-keeps their pixels apart). The classes are named by `--classes value:name[:#rrggbb],...` where given, else by
+Codes 0 and 255 and the raster's nodata are unlabelled (ignored). Each connected patch of one class is one
+group for the split, also where it crosses the edge of the blocks the raster is read in (until 2026-12-06 it
+became a group per block, so one field could train on one side of a block edge and validate on the other).
+The classes are named by `--classes value:name[:#rrggbb],...` where given, else by
 the raster's own names (GDAL category names, `class_<value>` tags, a raster attribute table's name column),
 else "class N".
 """
@@ -79,6 +80,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
         lookup = None if classes is None else {c.code: c.index for c in classes}
         codes_seen: set = set()
         rng = np.random.default_rng(seed)
+        joins = _EdgeJoins(grid.width)
         for r0 in range(0, grid.height, BLOCK):
             for c0 in range(0, grid.width, BLOCK):
                 h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
@@ -86,6 +88,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                 ok = np.isfinite(a) & (a != 0) & (a != IGNORE)
                 if nodata is not None and np.isfinite(nodata):
                     ok &= a != np.float32(nodata)
+                gid = np.full((h, w), -1, np.int64)
                 for code in np.unique(a[ok]).astype(np.int64):
                     if not 0 < code < 255:
                         raise ClaireError(f"the label raster {path!r} holds code {code}, outside 1..254; "
@@ -94,7 +97,10 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                     if lookup is not None and int(code) not in lookup:
                         continue
                     comp, n = ndimage.label(ok & (a == code))
+                    first = len(group_class)
                     _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon)
+                    gid[comp > 0] = first + comp[comp > 0] - 1
+                joins.add_block(gid, r0, c0)
     finally:
         ds.close()
     if not codes_seen:
@@ -106,7 +112,12 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
     index = {c.code: c.index for c in classes}
     pixels = LabelPixels.concat(parts)
     pixels.cls = _to_index(pixels.cls, index)  # the parts hold class codes
-    group_class = {g: index[code] for g, code in group_class.items()}
+    root = joins.roots(group_class)  # a patch read in several blocks is one group again
+    _, root = np.unique(root, return_inverse=True)  # numbered 0..G-1 again
+    root = root.reshape(-1)
+    if len(pixels):
+        pixels.group = root[pixels.group].astype(np.int32)
+    group_class = {int(root[g]): index[code] for g, code in group_class.items()}
     source = {"path": path, "kind": "raster", "field": None, "sha256": _file_hash(path), "hash_of": "the file"}
     out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes)
     if check_counts:
@@ -220,6 +231,49 @@ def _to_index(codes: np.ndarray, index: Dict[int, int]) -> np.ndarray:
     for code, i in index.items():
         lut[code] = i
     return lut[codes]
+
+
+class _EdgeJoins:
+    """The groups of one class that touch across the edges of the blocks a label raster is read in (4-connected,
+    as scipy.ndimage.label joins pixels), merged by union-find."""
+
+    def __init__(self, width: int) -> None:
+        self.above = np.full(width, -1, np.int64)  # group ids of the row just above the current block row
+        self.left: Optional[np.ndarray] = None  # group ids of the column just left of the current block
+        self.pairs: List[Tuple[int, int]] = []
+
+    def add_block(self, gid: np.ndarray, r0: int, c0: int) -> None:
+        h, w = gid.shape
+        if c0 == 0:
+            self.left = None
+        top, up = gid[0], self.above[c0:c0 + w]
+        meet = (top >= 0) & (up >= 0)
+        self.pairs += list(zip(top[meet].tolist(), up[meet].tolist()))
+        if self.left is not None:
+            first, prev = gid[:, 0], self.left
+            meet = (first >= 0) & (prev >= 0)
+            self.pairs += list(zip(first[meet].tolist(), prev[meet].tolist()))
+        self.left = gid[:, -1].copy()
+        self.above[c0:c0 + w] = gid[-1]
+
+    def roots(self, group_class: Dict[int, int]) -> np.ndarray:
+        """Each group's representative (the smallest id of the groups of its class joined with it)."""
+        n = len(group_class)
+        parent = np.arange(max(n, 1), dtype=np.int64)
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = int(parent[x])
+            return x
+
+        for a, b in self.pairs:
+            if group_class[a] != group_class[b]:  # neighbours of two classes: two patches
+                continue
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
 def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp: np.ndarray, n: int, code: int,
