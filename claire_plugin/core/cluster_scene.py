@@ -154,7 +154,7 @@ def _as_geotiff(parts: List[str], grid_path: str, final: str, card: dict, with_c
         raise
 
 
-PART_NAME = re.compile(r"part_\d{3}(_confidence)?\.tif(\.aux\.xml)?$")
+PART_NAME = re.compile(r"part_\d{3}((_confidence)?\.tif(\.aux\.xml)?|\.qml)$")  # each part's map, style
 
 
 def check_parts_folder(output: str, inputs: List[Optional[str]]) -> str:

@@ -299,7 +299,7 @@ def contention_row(folder: str, size: int, runtime: str, checkpoint: Optional[st
     extra += (["--checkpoint", checkpoint] if checkpoint else []) + (["--threads", str(threads)] if threads else [])
     out = os.path.join(folder, f"contention_{size}_{runtime}.tif")
     runs = [classify_once(paths, out, busy, extra=extra) for busy in (False, True)]
-    for p in (out, out + ".aux.xml", out + ".json"):
+    for p in (out, out + ".aux.xml", out + ".json", os.path.splitext(out)[0] + ".qml"):
         if os.path.exists(p):
             os.remove(p)
     bad = [r for r in runs if r["rc"] != 0]
@@ -325,7 +325,7 @@ def _agreements(rows: List[dict]) -> None:
     for r in rows:
         r["agreement_with_eager"] = round(map_agreement(eager, r["output"]), 6) if eager else None
     for r in rows:
-        for p in (r["output"], r["output"] + ".aux.xml"):
+        for p in (r["output"], r["output"] + ".aux.xml", os.path.splitext(r["output"])[0] + ".qml"):
             if os.path.exists(p):
                 os.remove(p)
 

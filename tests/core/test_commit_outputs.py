@@ -180,7 +180,7 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next_run(workdir):
     assert not any(p.exists() for p in left), "the killed run's temporaries are gone"
     assert other.exists(), "a live process's temporary is left alone"
     other.unlink()
-    assert sorted(os.listdir(tmp / "out")) == ["landcover.tif", "landcover.tif.aux.xml"]
+    assert sorted(os.listdir(tmp / "out")) == ["landcover.qml", "landcover.tif", "landcover.tif.aux.xml"]
     C.record("CLI", "killed_run_partial", "works", f"{len(left)} temporaries removed; exit 0", tmp)
 
 
@@ -336,4 +336,5 @@ def test_a_folder_run_interrupted_says_which_maps_are_complete(workdir, monkeypa
     rc, _, stderr = cli(_batch_argv(opt_dir, sar_dir, out, ck))
     assert rc == 130 and "Traceback" not in stderr
     assert "interrupted; the 1 pair(s) classified before are complete in" in stderr and "--skip-existing" in stderr
-    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".aux.xml")) == ["a_landcover.tif"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".aux.xml")) == ["a_landcover.qml",
+                                                                                         "a_landcover.tif"]
