@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from qgis.core import QgsApplication, QgsProcessingUtils, QgsProject, QgsSettings
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +19,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QShortcut,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -160,6 +162,11 @@ class ClaireDock(QgsDockWidget):
         form.addRow("SAR raster", sar)
         form.addRow("  bands", self.sar_bands)
         form.addRow("Reference (optional)", reference)
+        # what a screen reader says (the form's labels name the choosers' frames, and two of them say "bands")
+        for widget, name in ((self.optical, "Optical raster"), (self.optical_bands, "Optical bands"),
+                             (self.optical_offset, "Optical offset"), (self.sar, "SAR raster"),
+                             (self.sar_bands, "SAR bands"), (self.reference, "Reference raster (optional)")):
+            widget.setAccessibleName(name)
         box = QGroupBox("Input rasters", page)
         box.setLayout(form)
         return box
@@ -192,6 +199,7 @@ class ClaireDock(QgsDockWidget):
         self.batch.setRange(0, 256)
         self.batch.setValue(0)
         self.batch.setSpecialValueText("auto")
+        self.batch.setToolTip("Windows the model takes at once. auto: as many as the memory left allows.")
         self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
@@ -218,12 +226,16 @@ class ClaireDock(QgsDockWidget):
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output.lineEdit().setPlaceholderText("temporary file")
         self.output.setToolTip("The land-cover GeoTIFF to write. Empty: a temporary file, deleted when QGIS closes.")
+        self.output.lineEdit().setToolTip(self.output.toolTip())  # the field's own tooltip is QGIS's generic one
+        self.output.lineEdit().setAccessibleName("Output land-cover GeoTIFF")
         self.explainer = QgsFileWidget(page)
         self.explainer.setStorageMode(QgsFileWidget.GetDirectory)
         self.explainer.lineEdit().setPlaceholderText("none: template writer")
         self.explainer.setFilePath(QgsSettings().value(EXPLAINER_KEY, "", type=str))
         self.explainer.setToolTip("Folder of a local language model (e.g. Phi-3) for the explanation; "
                                   "empty: the deterministic template.")
+        self.explainer.lineEdit().setToolTip(self.explainer.toolTip())
+        self.explainer.lineEdit().setAccessibleName("Explainer model folder")
         form = narrow_form()
         for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
                               ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
@@ -243,8 +255,9 @@ class ClaireDock(QgsDockWidget):
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
         self.want_reliance = QCheckBox("SAR reliance", page)
-        self.want_reliance.setToolTip("Modality reliance: the SAR share of the fusion gate per pixel "
-                                      "(0 = optical, 1 = SAR).")
+        self.want_reliance.setToolTip("Modality reliance: the SAR share of the fusion gate per pixel, in percent "
+                                      "(0 = all optical, 100 = all SAR).")
+        self.want_confidence.setToolTip("Also write the top-class probability per pixel, in percent (rounded down).")
         self.want_cloud = QCheckBox("cloud probability", page)
         self.want_cloud.setToolTip("Also write the cloud probability the model saw per pixel.")
         self.want_unfamiliar = QCheckBox("unlike training data", page)
@@ -310,6 +323,10 @@ class ClaireDock(QgsDockWidget):
         self.run_button.clicked.connect(lambda: self.start())
         self.preview_button.clicked.connect(lambda: self.start(preview=True))
         self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setToolTip("Stop the run (Esc while the panel has the focus); nothing is written.")
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        escape.activated.connect(self.cancel)
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_fit)
             combo.layerChanged.connect(self._scene_to_train)
@@ -504,9 +521,12 @@ class ClaireDock(QgsDockWidget):
         task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the dock
         task.progressText.connect(self._set_status)
         self.task = task
+        pressed = self.run_button.hasFocus() or self.preview_button.hasFocus()
         self.run_button.setEnabled(False)
         self.preview_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        if pressed:  # from the keyboard: the disabled button's focus would fall past Cancel
+            self.cancel_button.setFocus()
         self.progress.setValue(0)
         self._set_status("Starting…")
         QgsApplication.taskManager().addTask(task)

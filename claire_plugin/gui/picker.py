@@ -287,6 +287,7 @@ class CheckpointPicker(QWidget):
         self._layers_checked = False
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setAccessibleName("Checkpoint")
         self.combo.setMinimumContentsLength(8)
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.browse_button = QToolButton(self)

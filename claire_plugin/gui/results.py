@@ -326,6 +326,7 @@ class ResultsView(QWidget):
         table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setWordWrap(False)
+        table.setTabKeyNavigation(False)  # Tab moves on to the next control instead of walking the cells for ever
         return table
 
     @staticmethod

@@ -129,6 +129,8 @@ class TrainPanel(QWidget):
         form = narrow_form()
         optical, sar = RasterChooser(box), RasterChooser(box)
         self.optical, self.sar = optical.combo, sar.combo
+        self.optical.setAccessibleName("Training scene: optical raster")
+        self.sar.setAccessibleName("Training scene: SAR raster")
         form.addRow("Optical", optical)
         form.addRow("SAR", sar)
         box.setLayout(form)
@@ -154,6 +156,7 @@ class TrainPanel(QWidget):
                                     "water' in 'water'; every polygon of a class in the same one). The network "
                                     "learns the classes, the report scores the macroclasses too, and Options > Map "
                                     "level 'macroclass' maps them.")
+        self._build_wand(box)  # created before the widgets below it: Qt's Tab order is the order of creation
         self.validation = compact_combo(QgsMapLayerComboBox(box))
         self.validation.setFilters(layer_filters("PolygonLayer", "PointLayer"))
         allow_empty_layer(self.validation, HOLD_OUT_TEXT)
@@ -172,7 +175,6 @@ class TrainPanel(QWidget):
                               "of the held-out split; counted from the layer as it is, unsaved edits included.")
         form.addRow(self.tally)
         form.addRow("Macroclass", self.macro_field)
-        self._build_wand(box)
         form.addRow(self.wand_button)
         form.addRow("Wand class", self.wand_class)
         form.addRow("Tolerance", self.wand_tolerance)
@@ -225,8 +227,10 @@ class TrainPanel(QWidget):
                                 "Epochs is the most "
                                 "epochs run. Its lowest setting, 0, reads \"no limit\": then Epochs alone sets the "
                                 "length.")
+        self.epochs.setToolTip("Passes over the training pixels (with Minutes, the most run).")
         self.device = compact_combo(QComboBox(box))
         self.device.addItems(DEVICES)
+        self.device.setToolTip("Where the training runs: auto takes the GPU when there is one.")
         self.sar_units = compact_combo(QComboBox(box))
         self.sar_units.addItems(list(SAR_UNITS))
         self.sar_units.setToolTip("Unit of the SAR values. auto: from the file's metadata and values; linear values "

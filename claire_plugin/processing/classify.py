@@ -8,17 +8,19 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
-    QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
 )
 
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
     RasterFileParameter,
+    ReportParameter,
+    blank_output,
     extent_in,
     metrics_json,
     progress_bridge,
     raster_path,
+    scene_suffix,
     style_classified,
     style_companions,
 )
@@ -33,9 +35,10 @@ HELP = {
     "REFERENCE": "Optional reference label raster with the checkpoint's class values. When given, the results "
     "include IoU, precision, recall, F1 per class and OA, mIoU, kappa.",
     "OUTPUT": "Classified GeoTIFF (uint8, colour table and class names inside, QML style beside it).",
-    "CONFIDENCE": "Optional confidence GeoTIFF: the top-class probability per pixel.",
-    "RELIANCE": "Optional modality-reliance GeoTIFF: the SAR share of the fusion gate per pixel (0 = optical, "
-    "1 = SAR).",
+    "CONFIDENCE": "Optional confidence GeoTIFF (uint8 percent, rounded down, nodata 255): the top-class probability "
+    "per pixel.",
+    "RELIANCE": "Optional modality-reliance GeoTIFF (uint8 percent, nodata 255): the SAR share of the fusion gate per "
+    "pixel (0 = all optical, 100 = all SAR).",
     "CLOUD": "Optional cloud-probability GeoTIFF (uint8 percent, nodata 255): cloud, cirrus, haze or cloud shadow "
     "per pixel, the probability a cloud-gated model is given; 100 where optical gaps were filled from SAR.",
     "UNFAMILIAR": "Optional 'unlike the training data' GeoTIFF (uint8, nodata 255): the distance of the model's "
@@ -91,7 +94,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterRasterDestination(
                 "UNFAMILIAR", "Unlike the training data", optional=True, createByDefault=False
             ),
-            QgsProcessingParameterFileDestination(
+            ReportParameter(
                 "REPORT", "Report", fileFilter="JSON report (*.json);;HTML report (*.html)", optional=True,
                 createByDefault=False,
             ),
@@ -103,8 +106,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputString("CLASS_TABLE", "Per-class metrics (table)"))
 
     def _optional_path(self, parameters, name: str, context) -> Optional[str]:
-        value = parameters.get(name)
-        if value is None or value == "":
+        if blank_output(parameters.get(name)):
             return None
         rasters = ("CONFIDENCE", "RELIANCE", "CLOUD", "UNFAMILIAR")
         path = self.parameterAsOutputLayer(parameters, name, context) if name in rasters \
@@ -167,8 +169,11 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         for message in result.messages:
             (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))
 
-        style_classified(result, context, self._post_processors)
-        style_companions(result, context, self._post_processors)
+        suffix = scene_suffix(params.optical)  # a batch's rows loaded alike without it
+        style_classified(result, context, self._post_processors, "Land cover (CLAIRE)" + suffix)
+        style_companions(result, context, self._post_processors, suffix,
+                         [self.outputDefinition(k).description() for k in ("CONFIDENCE", "RELIANCE", "CLOUD",
+                                                                            "UNFAMILIAR")])
 
         metrics = result.summary.get("metrics") or {}
         outputs = {

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsRasterLayer,
@@ -23,12 +26,44 @@ from ..layers.layers import vector_file
 from ..layers.style import apply_landcover_style, classes_from_raster
 
 
+def blank_output(value) -> bool:
+    """Whether an optional output parameter's value asks for no file: None, "", or what the batch dialog passes
+    for an empty cell, a QgsProcessingOutputLayerDefinition of "" (taken as a path, it made QGIS log "The
+    following layers were not correctly generated. •" after every row)."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        sink = value.sink
+        static = sink.staticValue() if hasattr(sink, "staticValue") else sink
+        return static is None or str(static) == ""
+    return False
+
+
 def layer_file(layer: Optional[QgsRasterLayer], what: str) -> str:
     """The file behind a raster layer, or a QgsProcessingException naming the parameter and the fix."""
     path, problem = gui_layer_file(layer)
     if path is None:
         raise QgsProcessingException(f"{what}: {problem}. Fix: choose a local raster file (e.g. a GeoTIFF) for {what}.")
     return path
+
+
+class ReportParameter(QgsProcessingParameterFileDestination):
+    """A report file (.json with a Markdown twin, or .html) whose output is a plain file. QGIS types a file
+    destination whose filter mentions HTML as an HTML output, and its batch dialog then calls
+    ProcessingResults.addResult without the timestamp it takes (QGIS 3.22 and 3.40): a traceback after every
+    batch with a Report column, and the batch's summary never shown."""
+
+    def toOutputDefinition(self):  # noqa: N802
+        return QgsProcessingOutputFile(self.name(), self.description())
+
+    def clone(self) -> "ReportParameter":
+        copy = ReportParameter(self.name(), self.description(), self.fileFilter(), self.defaultValue(),
+                               bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional),
+                               self.createByDefault())
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy
 
 
 class RasterFileParameter(QgsProcessingParameterRasterLayer):
@@ -219,9 +254,9 @@ class RampPostProcessor(QgsProcessingLayerPostProcessorInterface):
             layer.setRenderer(ramp_renderer(layer, self.stops))
 
 
-def style_companions(result, context, holders: list) -> None:
+def style_companions(result, context, holders: list, suffix: str = "", generic: Sequence[str] = ()) -> None:
     """The dock's colour ramps on the companion rasters of a ClassifyResult that QGIS loads when the algorithm
-    ends."""
+    ends; a layer QGIS names after its output's description (`generic`) gets `suffix` (scene_suffix)."""
     from ..layers.layers import COMPANION_STYLES
 
     for key, _name, stops in COMPANION_STYLES:
@@ -229,7 +264,10 @@ def style_companions(result, context, holders: list) -> None:
         if path and context.willLoadLayerOnCompletion(path):
             post = RampPostProcessor(stops)
             holders.append(post)
-            context.layerToLoadOnCompletionDetails(path).setPostProcessor(post)
+            details = context.layerToLoadOnCompletionDetails(path)
+            details.setPostProcessor(post)
+            if suffix and details.name in generic:
+                details.name = details.name + suffix
 
 
 class HeldOutPostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -262,12 +300,18 @@ def metrics_json(summary: dict) -> str:
     return json.dumps({"classes": summary.get("classes", []), "metrics": summary.get("metrics")}, sort_keys=True)
 
 
+def scene_suffix(optical: Optional[str]) -> str:
+    """" – NAME" of the optical raster's file, to tell the layers of several runs apart (a batch loaded every row
+    as "Land cover (CLAIRE)" and "Confidence"); "" without one."""
+    stem = os.path.splitext(os.path.basename(str(optical or "")))[0]
+    return f" – {stem}" if stem else ""
+
+
 def style_classified(result, context, holders: list, name: str = "Land cover (CLAIRE)",
                      generic: str = "Land cover") -> None:
-    """Style a ClassifyResult's map like claire:classify: QML beside it and, when QGIS loads it, the
-    checkpoint's classes and colours, named `name` unless it has a name of its own (a model's output: QGIS
-    names it after the output definition, `generic`, otherwise). `holders` keeps the post-processor alive (QGIS
-    holds a C++ pointer)."""
+    """Style a ClassifyResult's map like claire:classify: when QGIS loads it, the checkpoint's classes and
+    colours, named `name` unless it has a name of its own (a model's output: QGIS names it after the output
+    definition, `generic`, otherwise). `holders` keeps the post-processor alive (QGIS holds a C++ pointer)."""
     classes = [dict(c) for c in result.summary.get("classes", [])] or result.card.get("classes")
     nodata = result.card.get("nodata", 0)
     if context.willLoadLayerOnCompletion(result.output):

@@ -15,14 +15,13 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
 
 from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, progress_bridge, raster_path
+from .common import RasterFileParameter, ReportParameter, blank_output, progress_bridge, raster_path
 
 HELP = {
     "CLASSIFIED": "The land-cover map to check (e.g. the output of Classify land cover). Its grid is the grid "
@@ -86,7 +85,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterFile("CHECKPOINT", "Checkpoint for class names",
                                        extension="safetensors", optional=True),
             QgsProcessingParameterFeatureSink("OUTPUT_TABLE", "Per-class metrics", QgsProcessing.TypeVector),
-            QgsProcessingParameterFileDestination(
+            ReportParameter(
                 "REPORT", "Report", fileFilter="HTML report (*.html);;JSON report (*.json)", optional=True,
                 createByDefault=False),
         ]
@@ -102,7 +101,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         classified = raster_path(self, parameters, "CLASSIFIED", context)
         reference = raster_path(self, parameters, "REFERENCE", context)
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
-        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
+        report = (None if blank_output(parameters.get("REPORT"))
+                  else self.parameterAsFileOutput(parameters, "REPORT", context))
         table = table_file(self.parameterAsOutputLayer(parameters, "OUTPUT_TABLE", context))
         with engine_errors(qgis_message=False):
             from ..core.io.writer import check_outputs

@@ -9,15 +9,15 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
 
 from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
-from .common import FLAG_TO_PARAMETER, RasterFileParameter, raster_path, vector_path
+from .common import FLAG_TO_PARAMETER, RasterFileParameter, blank_output, raster_path, vector_path
 
 SAMPLE_HELP = {
     "MAP": "The classified map (integer class raster, e.g. the output of Classify land cover).",
@@ -101,7 +101,8 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         self.add_parameters([
             RasterFileParameter("MAP", "Classified map"),
             QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points"),
-            QgsProcessingParameterString("FIELD", "Reference class field", defaultValue="ref_class"),
+            QgsProcessingParameterField("FIELD", "Reference class field", defaultValue="ref_class",
+                                        parentLayerParameterName="POINTS"),
             QgsProcessingParameterFileDestination("REPORT", "Report", fileFilter="JSON (*.json)", optional=True,
                                                   createByDefault=False),
         ])
@@ -117,7 +118,8 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
 
         path = raster_path(self, parameters, "MAP", context)
         points, sub = vector_path(self, parameters, "POINTS", context)
-        report = self.parameterAsFileOutput(parameters, "REPORT", context) if parameters.get("REPORT") else None
+        report = (None if blank_output(parameters.get("REPORT"))
+                  else self.parameterAsFileOutput(parameters, "REPORT", context))
         with engine_errors(names={"--layer": FLAG_TO_PARAMETER["--layer"]}):  # the other flags are the CLI's own
             check_outputs([("accuracy report", report)],
                           [("classified map", path), ("labelled points", points)])

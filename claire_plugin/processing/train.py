@@ -26,6 +26,7 @@ from .base import ClaireAlgorithm, engine_errors
 from .common import (
     TRAIN_FLAG_TO_PARAMETER,
     RasterFileParameter,
+    blank_output,
     progress_bridge,
     qgis_message,
     raster_path,
@@ -225,7 +226,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         with no_input_sidecars():
             params = self.build_params(parameters, context)
         classified = self.parameterAsOutputLayer(parameters, "CLASSIFIED", context) \
-            if parameters.get("CLASSIFIED") else None
+            if not blank_output(parameters.get("CLASSIFIED")) else None
         choice = self.parameterAsEnum(parameters, "CLASSIFY_WITH", context)
         level = LEVELS[self.parameterAsEnum(parameters, "LEVEL", context)] if "LEVEL" in parameters else "class"
         if classified and level == "macroclass" and not params.macro_field:

@@ -106,7 +106,8 @@ def test_the_style_outlives_the_algorithm_copy_a_batch_or_model_runs(claire_plug
     del alg
     gc.collect()
     assert isinstance(context.layerToLoadOnCompletionDetails(out).postProcessor(), LandCoverPostProcessor)
-    assert context.layerToLoadOnCompletionDetails(out).name == "Land cover (CLAIRE)"
+    stem = os.path.splitext(os.path.basename(raster_pair["optical"]))[0]  # a batch's rows were loaded alike
+    assert context.layerToLoadOnCompletionDetails(out).name == f"Land cover (CLAIRE) \u2013 {stem}"
     # the confidence raster loaded from the toolbox gets the dock's colour ramp (a grey stretch before)
     from claire.claire_plugin.processing.common import RampPostProcessor
 
@@ -117,6 +118,7 @@ def test_the_style_outlives_the_algorithm_copy_a_batch_or_model_runs(claire_plug
                                        "CONFIDENCE": QgsProcessingOutputLayerDefinition(conf, QgsProject.instance())})
     _, ok = alg.run(params, context, feedback)
     assert ok and isinstance(context.layerToLoadOnCompletionDetails(conf).postProcessor(), RampPostProcessor)
+    assert context.layerToLoadOnCompletionDetails(conf).name.endswith(f" \u2013 {stem}")
     # a model's output keeps the name the model gives it: two maps of one model both loaded as "Land cover (CLAIRE)"
     named = str(tmp_path / "named.tif")
     definition = QgsProcessingOutputLayerDefinition(named, QgsProject.instance())
@@ -458,3 +460,38 @@ def test_a_map_from_the_command_line_opens_in_qgis_with_its_classes(claire_plugi
     assert layer.isValid() and layer.renderer().type() == "paletted"
     got = [(int(c.value), c.label) for c in layer.renderer().classes()]
     assert got == sorted((int(c["value"]), c["name"]) for c in tiny_classes)
+
+
+def test_batch_cells_left_empty_and_reports_do_not_break_the_batch_dialog(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                          tmp_path):
+    """In the batch dialog: an empty optional output cell (QgsProcessingOutputLayerDefinition of "") was taken as a
+    path, and QGIS logged "The following layers were not correctly generated. •" after every row; a Report column
+    typed the output as HTML, and QGIS's batch dialog then raised a TypeError (addResult without its timestamp)."""
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputFile,
+        QgsProcessingOutputHtml,
+        QgsProcessingOutputLayerDefinition,
+    )
+
+    from claire.claire_plugin.processing.common import blank_output
+
+    registry = QgsApplication.processingRegistry()
+    for alg_id in ("claire:classify", "claire:evaluate"):
+        report = registry.algorithmById(alg_id).outputDefinition("REPORT")
+        assert isinstance(report, QgsProcessingOutputFile) and not isinstance(report, QgsProcessingOutputHtml)
+        assert "html" in registry.algorithmById(alg_id).parameterDefinition("REPORT").fileFilter().lower()
+    assert blank_output(QgsProcessingOutputLayerDefinition("")) and not blank_output(
+        QgsProcessingOutputLayerDefinition(str(tmp_path / "c.tif")))
+    import processing
+
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    out = str(tmp_path / "lc.tif")
+    params = {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"], "CHECKPOINT": tiny_checkpoint,
+              "OUTPUT": QgsProcessingOutputLayerDefinition(out), "RELIANCE": QgsProcessingOutputLayerDefinition(""),
+              "CLOUD": QgsProcessingOutputLayerDefinition(""), "REPORT": str(tmp_path / "r.json")}
+    res = processing.run("claire:classify", params, context=context, feedback=feedback)
+    assert res["RELIANCE"] is None and res["CLOUD"] is None and os.path.exists(tmp_path / "r.json")
+    assert "" not in context.layersToLoadOnCompletion()

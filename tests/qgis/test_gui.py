@@ -779,3 +779,37 @@ def test_another_project_clears_the_output_field_and_the_results(qgis_app, dock_
     QgsProject.instance().cleared.emit()  # as File > New and opening another project do (keeps the fixture)
     assert dock.output.filePath() == ""
     assert dock.results.table.rowCount() == 0 and dock.results.headline.text() == EMPTY_HEADLINE
+
+
+def test_keyboard_and_screen_reader_use_of_the_dock(qgis_app, dock_with_layers):
+    """Tab walked the Results tables' cells for ever; the combos and fields had no names a screen reader says (two
+    fields were both "bands"); the Train tab's wand came after "Validate on" in the Tab order though above it on
+    screen; Escape did not cancel a run."""
+    from qgis.PyQt.QtWidgets import QShortcut
+
+    dock = dock_with_layers
+    assert not dock.results.table.tabKeyNavigation() and not dock.results.accuracy_table.tabKeyNavigation()
+    names = {w.accessibleName() for w in (dock.optical, dock.optical_bands, dock.optical_offset, dock.sar,
+                                          dock.sar_bands, dock.reference, dock.output.lineEdit(), dock.picker.combo)}
+    assert {"Optical raster", "Optical bands", "Optical offset", "SAR raster", "SAR bands", "Checkpoint"} <= names
+    assert dock.output.lineEdit().toolTip().startswith("The land-cover GeoTIFF to write")
+    panel = dock.train_panel
+    chain, w = [], panel.macro_field
+    for _ in range(60):
+        w = w.nextInFocusChain()
+        if w in (panel.wand_button, panel.validation):
+            chain.append(w)
+    assert chain and chain[0] is panel.wand_button, "the wand comes before Validate on, as on screen"
+
+    class Running:
+        cancelled = False
+
+        def cancel(self):
+            Running.cancelled = True
+
+    dock.task = Running()
+    escape = [s for s in dock.findChildren(QShortcut) if s.key().toString() == "Esc"]
+    assert len(escape) == 1
+    escape[0].activated.emit()
+    assert Running.cancelled
+    dock.task = None
