@@ -186,7 +186,8 @@ def test_the_train_tab_report_says_when_fine_tuning_did_not_help():
 
     report = {"arms": {"finetuned": {"clear": m(0.70)}, "untuned": {"clear": m(0.87)}},
               "training": {"epochs": 12, "seconds": 60.0, "device": "cpu",
-                           "base_checkpoint": "/m/claire_default.safetensors"}}
+                           "base_checkpoint": "/m/claire_default.safetensors"},
+              "spread": {"clear": {"differences": {"finetuned - untuned": [-0.3, -0.05]}}}}  # decided
     shown = report_html(report, "/a/b.st")
     assert f"claire_{ZWSP}default.{ZWSP}safetensors) scored higher on the held-out polygons than after fine-tuning" \
         in shown and "0.87 against 0.70" in shown

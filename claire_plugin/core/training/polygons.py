@@ -170,7 +170,7 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
                                 f"layer's {u.many} or within {params.buffer_px:g} px of them: they were left out of "
                                 f"training, so that no validation pixel has a training neighbour; draw the "
                                 f"validation {u.many} apart from the training ones to train on all of them")
-        if same_px + near:
+        if same_px and near:
             labels.notes.append(f"in all {same_px + near} of {total} training pixels "
                                 f"({100 * (same_px + near) / max(total, 1):.1f} %) were left out of training")
         return split
