@@ -60,7 +60,7 @@ def _sensor_hint(role: str, descriptions: Sequence[Optional[str]], missing: Sequ
     if role == "optical" and any(_LANDSAT.match(n) for n in names):
         return ("; these are Landsat's bands (SR_B1 ...), and CLAIRE's models read Sentinel-2's, which Landsat "
                 "lacks in part (the red edge B05-B07, B8A): give a Sentinel-2 image")
-    if role == "optical" and {"B8A", "B12"} <= set(missing):
+    if role == "optical" and names and {"B8A", "B12"} <= set(missing):  # named bands without Sentinel-2's
         return "; an HLS L30 or Landsat stack lacks Sentinel-2's B05-B07, B8A and B12: give a Sentinel-2 image"
     pols = {canonical_band(d) for d in descriptions} & {"HH", "HV", "VV", "VH"}
     if role == "SAR" and pols and pols <= {"HH", "HV"}:
