@@ -56,6 +56,9 @@ class ForestNet(nn.Module):
         self._host_key: Optional[tuple] = None
         self._host_gen = 0  # bumped when the host arrays are rebuilt (the walkers follow)
         self._lock = threading.Lock()
+        #: [B, H, W] bool: the only pixels proba_map is asked for (the held-out pixels of scoring windows); the
+        #: others get uniform probabilities. None: every pixel (the engine's maps).
+        self.pixel_mask: Optional[np.ndarray] = None
 
     @classmethod
     def from_sklearn(cls, rf, num_classes: int, optical_channels: int, sar_channels: int,
@@ -127,7 +130,13 @@ class ForestNet(nn.Module):
         b, _, h, w = optical.shape
         x = torch.cat([optical, sar], dim=1).float().permute(0, 2, 3, 1).reshape(-1, self.optical_channels
                                                                                  + self.sar_channels)
-        prob = torch.from_numpy(self.predict_proba(x.detach().cpu().numpy()))
+        mask = self.pixel_mask
+        if mask is not None and mask.shape == (b, h, w):  # a pixel's probabilities depend on that pixel alone
+            keep = np.flatnonzero(mask.reshape(-1))
+            prob = torch.full((b * h * w, self.num_classes), 1.0 / self.num_classes)
+            prob[torch.from_numpy(keep)] = torch.from_numpy(self.predict_proba(x[keep].detach().cpu().numpy()))
+        else:
+            prob = torch.from_numpy(self.predict_proba(x.detach().cpu().numpy()))
         return prob.reshape(b, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -106,6 +106,10 @@ def test_a_label_raster_patch_across_block_edges_stays_one_group(tmp_path, optic
     ("two", ["2 polygons", "at least 3"]),
     ("field", ["no field 'klass'", "class"]),
     ("dupname", ["several codes", "one code"]),
+    ("corine", ["3 class code(s) in field 'class' are outside 0..254 (311, 312, 512)", "field of class names"]),
+    ("clashes", ["between 2 pair(s) of polygons", "the features involved: 1, 3, 10, 11"]),
+    ("short", ["class 'class 4' (code 4) has 2 polygons on the raster", "; class 'class 5' (code 5) has 1;",
+               "leave those classes out"]),
 ])
 def test_label_problems_are_clear_errors(tmp_path, optical, case, words):
     feats, field, kw = list(BOXES), "class", {}
@@ -119,6 +123,12 @@ def test_label_problems_are_clear_errors(tmp_path, optical, case, words):
         feats = feats[:-1]
     elif case == "field":
         field = "klass"
+    elif case == "corine":  # a CORINE legend's codes: every one refused was found one run at a time
+        feats = [(w, {1: 311, 4: 312, 5: 512}[v]) for w, v in feats]
+    elif case == "clashes":  # two conflicts: both pairs and every feature are named, not the first alone
+        feats += [(box_wkt(4, 4, 6, 6), 4), (box_wkt(42, 12, 44, 14), 5)]
+    elif case == "short":  # two classes short of polygons: both named in one message
+        feats = feats[:4] + feats[5:7]
     elif case == "dupname":
         kw = {"extra": [("name", ["water", "water", "water", "crops", "crops", "crops", "town", "town", "water"])]}
     path = write_vector(tmp_path / "l.gpkg", feats, **kw)

@@ -126,3 +126,24 @@ def test_new_weights_reach_the_walk(fitted):
     assert not np.array_equal(before, want)
     a.load_state_dict(b.state_dict())
     assert np.array_equal(a.predict_proba(x), want)
+
+
+def test_a_pixel_mask_walks_only_those_pixels_with_the_same_probabilities(fitted):
+    """Scoring a training's averaged models walked the forest over whole windows (2.2x the scene for 4,900 small
+    polygons: 26 minutes and more at "scoring"); only the scored pixels are needed, and they come out the same."""
+    from claire.claire_plugin.core.training.windows import _forest_pixels
+
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    o, s = torch.randn(2, 4, 16, 20), torch.randn(2, 2, 16, 20)
+    full = net.proba_map(o, s)
+    mask = np.zeros((2, 16, 20), bool)
+    mask[0, 3, 4] = mask[1, 10, 11] = mask[1, 15, 19] = True
+    calls = []
+    walk = net.predict_proba
+    net.predict_proba = lambda x: (calls.append(len(x)), walk(x))[1]
+    with _forest_pixels(net, mask):
+        part = net.proba_map(o, s)
+    assert calls == [3] and net.pixel_mask is None
+    on = torch.from_numpy(mask)[:, None].expand_as(full)
+    assert torch.equal(part[on], full[on]) and torch.allclose(part[~on], torch.tensor(0.25))

@@ -341,8 +341,11 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
     if all(isinstance(k, int) for k in keys):
         bad = sorted({k for k in keys if not 0 <= k <= 254})
         if bad:
-            raise ClaireError(f"class code {bad[0]} in field {field_name!r} is outside 0..254; renumber the "
-                              f"classes (the output raster stores one byte per pixel, 255 is reserved)")
+            shown = ", ".join(str(k) for k in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+            text_field = "give a field of class names as --field instead (numbered 1..K alphabetically, names kept)"
+            raise ClaireError(f"{len(bad)} class code(s) in field {field_name!r} are outside 0..254 ({shown}): the "
+                              f"map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
+                              f"1..254 in a new field (QGIS field calculator) and give that field")
         named: Dict[int, set] = {}
         for k, n in zip(keys, names):
             if n is not None:
@@ -436,9 +439,14 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
         r, c = divmod(int(s_idx[j]), grid.width)
         x, y = grid.transform * (c + 0.5, r + 0.5)
         fa, fb = group_features[int(s_grp[j])], group_features[int(s_grp[j + 1])]
-        raise ClaireError(f"polygons of different classes overlap on {clash.size} pixel(s), e.g. feature(s) "
-                          f"{fa} ({classes[int(s_cls[j])].name}) and {fb} ({classes[int(s_cls[j + 1])].name}) at "
-                          f"x={x:.1f}, y={y:.1f} ({grid.crs}); fix the polygons so that each place has one class")
+        pairs = sorted({tuple(sorted((int(s_grp[i]), int(s_grp[i + 1])))) for i in clash.tolist()})
+        ids = sorted({f for pair in pairs for g in pair for f in group_features[g]})
+        listed = ", ".join(str(f) for f in ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
+        raise ClaireError(f"polygons of different classes overlap on {clash.size} pixel(s), between "
+                          f"{len(pairs)} pair(s) of polygons, e.g. feature(s) {fa} ({classes[int(s_cls[j])].name}) "
+                          f"and {fb} ({classes[int(s_cls[j + 1])].name}) at x={x:.1f}, y={y:.1f} ({grid.crs}); the "
+                          f"features involved: {listed}; fix the polygons so that each place has one class (in QGIS, "
+                          f"select them by these ids with the expression $id IN (...) or Select by Location)")
     parent = {g: g for g in group_class}
 
     def find(g: int) -> int:
@@ -489,16 +497,21 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
     if len(labels.classes) == 1:
         raise ClaireError(f"the labels hold one class ({labels.classes[0].name!r}); draw {what} of at least two "
                           f"classes: a model learns to tell classes apart, and a map of one class says nothing")
+    short = [c for c in labels.classes if counts["polygons"][c.index] < min_polygons]
+    if short:
+        unit = "separate patches" if raster else f"{what} on the raster"
+        c = short[0]
+        others = "".join(f"; class {o.name!r} (code {o.code}) has {counts['polygons'][o.index]}" for o in short[1:])
+        leave = leave_out.format(code=c.code) if len(short) == 1 else "leave those classes out"
+        raise ClaireError(f"class {c.name!r} (code {c.code}) has {counts['polygons'][c.index]} {unit}"
+                          f"{_count_hints(c, labels.classes, skipped, multipart, outside)}{others}; "
+                          + (f"give {'it' if len(short) == 1 else 'each'} at least {min_polygons} separate patches"
+                             if raster else
+                             f"draw at least {min_polygons} separate {what} per class")
+                          + f" (training and validation each need whole {'patches' if raster else what} of every "
+                          f"class), or {leave}")
     for c in labels.classes:
-        n_poly, n_px = counts["polygons"][c.index], counts["pixels"][c.index]
-        if n_poly < min_polygons:
-            unit = "separate patches" if raster else f"{what} on the raster"
-            raise ClaireError(f"class {c.name!r} (code {c.code}) has {n_poly} {unit}"
-                              f"{_count_hints(c, labels.classes, skipped, multipart, outside)}; "
-                              + (f"give it at least {min_polygons} separate patches" if raster else
-                                 f"draw at least {min_polygons} separate {what} per class")
-                              + f" (training and validation each need whole {'patches' if raster else what} of every "
-                              f"class), or {leave_out.format(code=c.code)}")
+        n_px = counts["pixels"][c.index]
         if n_px < need_px:
             raise ClaireError(f"class {c.name!r} (code {c.code}) covers only {n_px} pixel(s); draw larger or more "
                               f"{what} (at least {need_px} pixels per class)")

@@ -11,6 +11,7 @@ windows, whatever the raster size. `cells` (fixed 256 px cells) remain for the f
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -309,8 +310,12 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         ot = torch.from_numpy(np.stack([i[0] for i in inputs])).to(device)
         st = torch.from_numpy(np.stack([i[1] for i in inputs])).to(device)
         ct = None if inputs[0][2] is None else torch.from_numpy(np.stack([i[2] for i in inputs])).to(device)
+        mask = np.zeros((len(cells_),) + tuple(ot.shape[2:]), bool)
+        for b, cell in enumerate(cells_):
+            mask[b, cell.local_rows, cell.local_cols] = True
         for j, (net, cmap) in enumerate(models):
-            lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+            with _forest_pixels(net, mask):  # a forest walks only the pixels scored (tens of minutes otherwise)
+                lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
             channels = _snow_channels(cmap, snow[1])
             for b, bias in enumerate(snow[0]):
                 if bias is not None:
@@ -326,6 +331,23 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
                 preds[j][cell.index] = np.where(ok, _pick(lg[b][:, rr, cc], cmap), -1)
                 if kept is not None:
                     kept[cell.index] = np.where(ok[:, None], lg[b][:, rr, cc].T, np.nan)
+
+
+@contextlib.contextmanager
+def _forest_pixels(net, mask: np.ndarray):
+    """Within: the random forest inside `net` (a ForestNet, an EnsembleNet's or a WeightSweep member's) computes
+    only the pixels of `mask` [B, H, W]."""
+    forest = getattr(net, "forest", None) or getattr(getattr(net, "_sweep", None), "forest", None)
+    if forest is None and hasattr(net, "pixel_mask"):
+        forest = net
+    if forest is None or not hasattr(forest, "pixel_mask"):
+        yield
+        return
+    forest.pixel_mask = mask
+    try:
+        yield
+    finally:
+        forest.pixel_mask = None
 
 
 def sample_pixels(scene: Scene, pixels: LabelPixels, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
