@@ -32,8 +32,12 @@ def _params(scene, **kw):
 def test_polygon_training_writes_checkpoint_card_and_report(scene):
     torch.set_num_threads(1)
     epochs = []
-    report = train_from_polygons(_params(scene), on_epoch=epochs.append)
+    said = []
+    report = train_from_polygons(_params(scene), progress=lambda f, m: said.append((f, m)), on_epoch=epochs.append)
     assert [e["epoch"] for e in epochs] == [1, 2] and epochs[0]["stage"] == 1 and epochs[1]["stage"] == 2
+    scoring = [(f, m) for f, m in said if m.startswith("scoring on the held-out polygons: window")]
+    assert scoring and scoring[-1][1].endswith(f"window {scoring[-1][1].split()[-1]} of {scoring[-1][1].split()[-1]}")
+    assert all(0.85 <= f <= 0.93 for f, _ in scoring)  # the phase moves instead of standing at 85 %
     assert all(0.0 <= e["val_macro_f1"] <= 1.0 for e in epochs)
     model, card = load_checkpoint(str(scene["dir"] / "model.safetensors"))
     assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]

@@ -212,7 +212,8 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
 
 
 def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int, device: str,
-                   sweep=None) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict]:
+                   sweep=None, progress: Optional[Callable[[int, int], None]] = None
+                   ) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict]:
     """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
     validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
     the arm "ensemble" at the forest weight core.training.blend chooses, cross-fitted, and what it says of the
@@ -226,7 +227,7 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
     models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
     logits: Dict[bool, np.ndarray] = {}
-    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits)
+    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits, progress=progress)
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
@@ -392,8 +393,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from ....models.ensemble import WeightSweep
 
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
+        def scoring(done: int, total: int) -> None:
+            progress(0.85 + 0.08 * done / max(total, 1), f"scoring on the held-out {units.many}: window {done} of "
+                                                         f"{total}")
+
         arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
-                                                           params.config.seed, device, sweep)
+                                                           params.config.seed, device, sweep, scoring)
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
         if weight is not None:

@@ -185,7 +185,8 @@ class WindowSet:
 def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
                    conditions: Sequence[bool] = (False,), seed: int = 0, device: str = "cpu",
                    is_cancelled: Optional[Callable[[], bool]] = None,
-                   logits: Optional[Dict[bool, np.ndarray]] = None
+                   logits: Optional[Dict[bool, np.ndarray]] = None,
+                   progress: Optional[Callable[[int, int], None]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs])} at the window set's
     pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
@@ -194,12 +195,14 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`snow_bias`)."""
+    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`snow_bias`).
+    `progress(windows done, windows)` after each group of windows."""
     n = len(wset.pixels)
     scene = wset.scene
     out = {cl: ([np.full(n, -1, np.int64) for _ in models],
                 np.zeros((n, len(scene.oc.indices) + len(scene.sc.indices)), np.float32)) for cl in conditions}
     with_cloud = any(uses_cloud(net) for net, _ in models)
+    done = 0
     for batch in _batches(wset.windows):
         if is_cancelled is not None and is_cancelled():
             from ..errors import CancelledError
@@ -220,6 +223,9 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
                            logits, clouds, (biases, wset.snow_classes))
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(wset.windows))
     return out
 
 
