@@ -331,6 +331,7 @@ class ClaireDock(QgsDockWidget):
             combo.layerChanged.connect(self._update_fit)
             combo.layerChanged.connect(self._scene_to_train)
         self.optical_bands.editingFinished.connect(self._update_fit)
+        self.optical_offset.editingFinished.connect(self._update_fit)  # the reflectance checks read it
         self.sar_bands.editingFinished.connect(self._update_fit)
         self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
         self.sar_units.currentIndexChanged.connect(self._update_fit)
@@ -433,7 +434,11 @@ class ClaireDock(QgsDockWidget):
         """The engine's checks of the chosen pair (gui.fit_check), in the dock's words: (warnings, notes)."""
         from .fit_check import pair_check
 
-        return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText())
+        try:
+            offset = parse_offset(self.optical_offset.text())
+        except ValueError:
+            offset = None  # the field's own message comes when Classify is pressed
+        return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText(), offset)
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self, preview: bool = False):

@@ -8,7 +8,8 @@ from .tasks import dock_message
 
 
 def pair_check(optical_layer, sar_layer, card: Dict[str, Any], optical_bands: Optional[List[int]],
-               sar_bands: Optional[List[int]], sar_units: str) -> Tuple[List[str], List[str]]:
+               sar_bands: Optional[List[int]], sar_units: str,
+               optical_offset: Optional[float] = None) -> Tuple[List[str], List[str]]:
     """(warnings, notes) for these layers, in the dock's field names: what the engine would refuse or warn
     about (same raster twice, SAR not in dB, bands stacked against their names, a pixel size far from the
     training one), and how it will read them when that needs no action (bands stacked in another order,
@@ -18,7 +19,7 @@ def pair_check(optical_layer, sar_layer, card: Dict[str, Any], optical_bands: Op
     (optical, o_err), (sar, s_err) = layer_file(optical_layer), layer_file(sar_layer)
     if o_err or s_err:
         return [], []
-    found = check_pair(optical, sar, card, optical_bands, sar_bands, sar_units)
+    found = check_pair(optical, sar, card, optical_bands, sar_bands, sar_units, optical_offset)
     warnings = [dock_message(m[len("warning: "):] if m.startswith("warning: ") else m)
                 for m in found.errors + found.warnings]
     return warnings, [dock_message(n) for n in found.notes]

@@ -130,3 +130,26 @@ def test_check_pair_refuses_rasters_of_two_places_before_the_run(workdir):
     assert len(errors) == 1 and "SAR" in errors[0] and "no coordinate reference system" in errors[0]
     corner = C._small_overlap(tmp, ck)  # a partial overlap is a run over the part both cover
     assert check_pair(corner["optical"], corner["sar"], tiny_card()).errors == []
+
+
+def test_the_dock_fit_check_runs_the_optical_spectral_checks_too(tmp_path):
+    """The dock said nothing of a Level-2A stack with its scene classification band appended, which the run then
+    read as Level-1C (agreement 55.7 % with the right map): the fit check runs the engine's optical checks."""
+    import rasterio
+
+    from claire.claire_plugin.core.inputs.fit import check_pair
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT, resource
+    from claire.models.checkpoint import read_card
+
+    src = resource("data", "terramesh", "S2L2A", "433D_629L_3_1.tif")
+    sar = resource("data", "terramesh", "S1RTC", "433D_629L_3_1.tif")
+    with rasterio.open(src) as ds:
+        a, profile = ds.read(), ds.profile
+    profile.update(count=13)
+    stacked = str(tmp_path / "l2a_scl.tif")
+    with rasterio.open(stacked, "w", **profile) as out:
+        out.write(np.concatenate([a, np.full((1,) + a.shape[1:], 4, a.dtype)]))  # SCL: vegetation everywhere
+    card = read_card(DEFAULT_CHECKPOINT)
+    found = check_pair(stacked, sar, card)
+    assert any("--optical-bands 2,3,4,5,6,7,8,9,11,12" in e for e in found.errors), found.errors
+    assert check_pair(src, sar, card).errors == []

@@ -83,25 +83,30 @@ class PairCheck:
 
 
 def check_pair(optical: str, sar: str, card: Dict[str, Any], optical_bands: Optional[Sequence[int]] = None,
-               sar_bands: Optional[Sequence[int]] = None, sar_units: Optional[str] = "auto") -> PairCheck:
-    """The engine's rules for the inputs, on their metadata and a small sample of the SAR (fast enough for a
-    dock reacting to a layer choice); GDAL's PAM is off meanwhile, so nothing is written next to them."""
+               sar_bands: Optional[Sequence[int]] = None, sar_units: Optional[str] = "auto",
+               optical_offset: Optional[float] = None) -> PairCheck:
+    """The engine's rules for the inputs, on their metadata and a small sample of each (fast enough for a dock
+    reacting to a layer choice): the bands, the SAR's units and polarisation order, the optical's reflectance and
+    spectral band order; GDAL's PAM is off meanwhile, so nothing is written next to them."""
     out = PairCheck()
     from ..io.pam import pam_off
 
     with pam_off():
         try:
-            _check_opened(optical, sar, card, optical_bands, sar_bands, sar_units, out)
+            _check_opened(optical, sar, card, optical_bands, sar_bands, sar_units, out, optical_offset)
         except ClaireError as exc:
             out.errors.append(str(exc))
     return out
 
 
 def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, sar_bands, sar_units,
-                  out: PairCheck) -> None:
+                  out: PairCheck, optical_offset: Optional[float] = None) -> None:
+    import numpy as np
+
     from ..io import raster_io as rio
-    from .bands import choose_raster_bands
-    from .normalize import InputSpec, sar_preparer
+    from .bands import check_spectral_order, choose_raster_bands
+    from .normalize import InputSpec, optical_preparer, sar_preparer
+    from .radiometry import optical_radiometry
 
     cfg = card.get("config") or {}
     with rio.open_raster(optical, "optical") as opt, rio.open_raster(sar, "SAR") as sds:
@@ -124,6 +129,10 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
             sample = sample[:, (sample != sds.nodata).all(axis=0)]
         sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
                      sds.dtypes[sc.indices[0] - 1], sc.method)
+        o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
+        prep = optical_preparer(ospec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
+                                optical_radiometry(opt, oc.indices, optical_offset), opt.nodata)
+        check_spectral_order(oc, opt.count, prep.physical(o_sample.astype(np.float32)))  # as the engine does
         warning = resolution_warning(opt, card)
         if warning:
             out.warnings.append(warning)
