@@ -21,7 +21,7 @@ from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
-from .labels import ClassInfo, LabelPixels, LabelSet, read_labels
+from .labels import ClassInfo, LabelPixels, LabelSet, Units, read_labels
 from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
@@ -393,29 +393,15 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from ....models.ensemble import WeightSweep
 
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
-        def scoring(done: int, total: int) -> None:
-            progress(0.85 + 0.08 * done / max(total, 1), f"scoring on the held-out {units.many}: window {done} of "
-                                                         f"{total}")
-
-        arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
-                                                           params.config.seed, device, sweep, scoring)
+        arms, weight, calibration, spread = _evaluate_arms(
+            val_windows, split, labels.classes, nets, forests, params.config.seed, device, sweep,
+            lambda done, total: progress(0.85 + 0.08 * done / max(total, 1),
+                                         f"scoring on the held-out {units.many}: window {done} of {total}"))
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
         if weight is not None:
-            from ....models.ensemble import EnsembleNet
-
-            ens = EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"])
-            nets.append(("ensemble", ens, None))
-            ens_logits: Dict[bool, np.ndarray] = {}
-            ens_out = predict_pixels(val_windows, [(ens, None)], [False, True], params.config.seed, device,
-                                     logits=ens_logits)
-            # the written model's own scores (its weight chosen on these polygons: optimistic), for its card; the
-            # report's "ensemble" arm is cross-fitted, an estimate for the choosing, of no single model
-            weight["own_scores"] = {cond: score(ens_out[clouds][0][0], split.val, labels.classes)
-                                    for cond, clouds in (("clear", False),
-                                                         (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))}
-            weight["calibration"] = calibrate(ens_logits, split.val, params.config.seed)
-            weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged", units=units)
+            nets.append(("ensemble", _ensemble_arm(model, forests["rf_optical_sar"][0], weight, val_windows, split,
+                                                   labels.classes, params.config.seed, device, units), None))
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
@@ -441,6 +427,23 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
+
+
+def _ensemble_arm(model, forest, weight: Dict[str, Any], val_windows: WindowSet, split: Split, classes, seed: int,
+                  device: str, units: Units):
+    """The network and forest averaged at the chosen weight; `weight` gets the written model's own held-out scores
+    (its weight chosen on these polygons: optimistic; the report's "ensemble" arm is cross-fitted, an estimate for
+    the choosing, of no single model) and its confidence calibration."""
+    from ....models.ensemble import EnsembleNet
+
+    ens = EnsembleNet(model, forest, weight["chosen"])
+    logits: Dict[bool, np.ndarray] = {}
+    out = predict_pixels(val_windows, [(ens, None)], [False, True], seed, device, logits=logits)
+    weight["own_scores"] = {cond: score(out[clouds][0][0], split.val, classes)
+                            for cond, clouds in (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))}
+    weight["calibration"] = calibrate(logits, split.val, seed)
+    weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged", units=units)
+    return ens
 
 
 def _unscored_base(labels: LabelSet, params: "PolygonTrainParams") -> str:
