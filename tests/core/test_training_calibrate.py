@@ -5,19 +5,11 @@ import numpy as np
 
 from claire.claire_plugin.core.training import calibrate as cal_module
 from claire.claire_plugin.core.training.labels import LabelPixels
+from claire.tests.fixtures.helpers import polygon_pixels
 
 
 def _val(polygons_per_class: int = 4, size: int = 50) -> LabelPixels:
-    cls, group = [], []
-    g = 0
-    for c in (0, 1):
-        for _ in range(polygons_per_class):
-            cls += [c] * size
-            group += [g] * size
-            g += 1
-    n = len(cls)
-    return LabelPixels(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.array(cls, np.uint8),
-                       np.array(group, np.int32))
+    return polygon_pixels({0: [size] * polygons_per_class, 1: [size] * polygons_per_class})
 
 
 def _calibrated_logits(val: LabelPixels, rng) -> np.ndarray:

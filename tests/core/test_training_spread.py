@@ -2,23 +2,12 @@
 import numpy as np
 import pytest
 
-from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+from claire.claire_plugin.core.training.labels import ClassInfo
 from claire.claire_plugin.core.training.scorecard import score, spread_sentence
 from claire.claire_plugin.core.training.spread import bootstrap, macro_f1_of, polygon_confusions, polygon_weights
+from claire.tests.fixtures.helpers import polygon_pixels
 
-
-def _ref(sizes_by_class):
-    """Pixels of polygons: {class: [pixels of polygon 1, ...]} -> LabelPixels with one group per polygon."""
-    cls, group = [], []
-    g = 0
-    for c, sizes in sizes_by_class.items():
-        for n in sizes:
-            cls += [c] * n
-            group += [g] * n
-            g += 1
-    n = len(cls)
-    return LabelPixels(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.array(cls, np.uint8),
-                       np.array(group, np.int32))
+_ref = polygon_pixels
 
 
 CLASSES = [ClassInfo(0, 1, "trees"), ClassInfo(1, 2, "crops")]
