@@ -423,3 +423,15 @@ def test_a_missing_scikit_learn_stops_training_before_any_work(scene, monkeypatc
     with pytest.raises(ClaireError, match=r"baseline \(on by default\) needs scikit-learn.*--no-baseline"):
         check_settings(_params(scene))
     check_settings(_params(scene, baseline=False))  # without the forest nothing needs it
+
+
+def test_the_scoring_progress_is_told_at_most_once_a_tenth():
+    """The command line prints each progress message on a line of its own: 255 windows gave 255 lines."""
+    from claire.claire_plugin.core.training.polygons import _tenths
+
+    said = []
+    tell = _tenths(lambda f, m: said.append((f, m)), "scoring on the held-out polygons")
+    for done in range(1, 256):
+        tell(done, 255)
+    assert 10 <= len(said) <= 11 and said[-1][1] == "scoring on the held-out polygons: window 255 of 255"
+    assert said[-1][0] == pytest.approx(0.93)

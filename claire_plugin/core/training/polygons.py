@@ -393,10 +393,9 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from ....models.ensemble import WeightSweep
 
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
-        arms, weight, calibration, spread = _evaluate_arms(
-            val_windows, split, labels.classes, nets, forests, params.config.seed, device, sweep,
-            lambda done, total: progress(0.85 + 0.08 * done / max(total, 1),
-                                         f"scoring on the held-out {units.many}: window {done} of {total}"))
+        arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
+                                                           params.config.seed, device, sweep,
+                                                           _tenths(progress, f"scoring on the held-out {units.many}"))
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
         if weight is not None:
@@ -427,6 +426,20 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
     _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
+
+
+def _tenths(progress: ProgressFn, what: str) -> Callable[[int, int], None]:
+    """A windows-done callback that tells `progress` (85-93 %) at most once per tenth of the windows: the command
+    line prints every message on a line of its own."""
+    said = {"tenth": -1}
+
+    def tell(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth != said["tenth"]:
+            said["tenth"] = tenth
+            progress(0.85 + 0.08 * done / max(total, 1), f"{what}: window {done} of {total}")
+
+    return tell
 
 
 def _ensemble_arm(model, forest, weight: Dict[str, Any], val_windows: WindowSet, split: Split, classes, seed: int,
