@@ -91,13 +91,21 @@ class WeightSweep:
         self._key: Optional[Tuple[Any, ...]] = None
         self._parts: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
         self.members: List[nn.Module] = [_SweepMember(self, w) for w in self.weights]
+        #: (inputs, the network's logits for them) a caller that has just run `network` on those inputs hands
+        #: over (core.training.windows), so that the sweep does not run it a second time
+        self.known: Optional[Tuple[Tuple[Any, ...], torch.Tensor]] = None
 
     def parts(self, optical: torch.Tensor, sar: torch.Tensor,
               cloud: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """(softmax of the network, the forest's probabilities) for these inputs, computed once."""
         key = (optical, sar, cloud)
         if self._key is None or any(a is not b for a, b in zip(key, self._key)):
-            p_net = torch.softmax(self.network(optical, sar, cloud=cloud)["logits"].float(), dim=1)
+            known = self.known
+            if known is not None and all(a is b for a, b in zip(key, known[0])):
+                logits = known[1]
+            else:
+                logits = self.network(optical, sar, cloud=cloud)["logits"]
+            p_net = torch.softmax(logits.float(), dim=1)
             self._parts = (p_net, self.forest.proba_map(optical, sar).to(p_net.device))
             self._key = key  # holding the tensors keeps their identity unique while cached
         assert self._parts is not None

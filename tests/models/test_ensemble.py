@@ -148,3 +148,25 @@ def test_at_weight_zero_the_forest_is_not_walked(parts, monkeypatch):
         monkeypatch.setattr(forest, "proba_map", lambda *a: (_ for _ in ()).throw(AssertionError("walked")))
         got = EnsembleNet(net, forest, 0.0)(o, s, cloud=c)["logits"]
     assert torch.equal(got, want)
+
+
+def test_the_sweep_takes_the_networks_logits_it_is_handed_instead_of_running_it_again(parts):
+    """Scoring a training ran the fine-tuned network once for its own arm and once more inside the weight sweep,
+    on the same windows; the logits the first pass made are handed over, and the members give the same output."""
+    from claire.models.ensemble import WeightSweep
+
+    net, forest = parts
+    o, s = _inputs(1, 32, 32)
+    cloud = torch.zeros(1, 1, 32, 32)
+    with torch.inference_mode():
+        want = [m(o, s, cloud=cloud)["logits"] for m in WeightSweep(net, forest, [0.0, 0.5]).members]
+        calls = []
+        counting = type("Counting", (), {"__call__": lambda self, *a, **k: (calls.append(1), net(*a, **k))[1]})()
+        sweep = WeightSweep(counting, forest, [0.0, 0.5])
+        sweep.known = ((o, s, cloud), net(o, s, cloud=cloud)["logits"])
+        got = [m(o, s, cloud=cloud)["logits"] for m in sweep.members]
+        assert calls == [] and all(torch.allclose(a, b) for a, b in zip(want, got))
+        sweep.known = ((o.clone(), s, cloud), sweep.known[1])  # other inputs: the network runs
+        sweep._key = None
+        sweep.members[0](o, s, cloud=cloud)
+        assert calls == [1]

@@ -319,9 +319,13 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
         mask = np.zeros((len(cells_),) + tuple(ot.shape[2:]), bool)
         for b, cell in enumerate(cells_):
             mask[b, cell.local_rows, cell.local_cols] = True
+        sweeps = {id(m._sweep.network): m._sweep for m, _ in models if hasattr(m, "_sweep")}
         for j, (net, cmap) in enumerate(models):
             with _forest_pixels(net, mask):  # a forest walks only the pixels scored (tens of minutes otherwise)
-                lg = net(ot, st, cloud=ct)["logits"].float().cpu().numpy()
+                raw = net(ot, st, cloud=ct)["logits"]
+            if id(net) in sweeps:  # the weight sweep's network: handed over, not run again
+                sweeps[id(net)].known = ((ot, st, ct), raw.detach().clone())
+            lg = raw.float().cpu().numpy()
             channels = _snow_channels(cmap, snow[1])
             for b, bias in enumerate(snow[0]):
                 if bias is not None:
@@ -337,6 +341,8 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
                 preds[j][cell.index] = np.where(ok, _pick(lg[b][:, rr, cc], cmap), -1)
                 if kept is not None:
                     kept[cell.index] = np.where(ok[:, None], lg[b][:, rr, cc].T, np.nan)
+        for sweep in sweeps.values():
+            sweep.known = None
 
 
 @contextlib.contextmanager
