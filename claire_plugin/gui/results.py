@@ -311,6 +311,8 @@ class ResultsView(QWidget):
     def clearResults(self) -> None:  # noqa: N802
         """Back to the empty view (another project: the last one's results no longer belong to anything shown)."""
         self.showSummary({})
+        for tile in self.tiles.values():  # "0.0 ha" of nothing read as a result
+            tile.setValue("–")
         self.headline.setText(EMPTY_HEADLINE)
         self.headline.setVisible(True)
         self.explanation.clear()

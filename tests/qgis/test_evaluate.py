@@ -92,3 +92,23 @@ def test_evaluate_without_common_values_says_how_to_fix(claire_plugin, tmp_path)
     with pytest.raises(QgsProcessingException, match="class mapping"):
         processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path,
                                            "OUTPUT_TABLE": "memory:"})
+
+
+def test_a_batchs_per_class_tables_load_under_their_maps_names(claire_plugin, tmp_path):
+    """Two batch rows loaded two layers named "Per-class metrics", told apart by nothing."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingOutputLayerDefinition, QgsProject
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "site_a.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    table = str(tmp_path / "metrics.gpkg")
+    processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "REFERENCE_NODATA": "0",
+                                       "OUTPUT_TABLE": QgsProcessingOutputLayerDefinition(table, QgsProject.instance())},
+                   context=context, feedback=QgsProcessingFeedback())
+    names = [context.layerToLoadOnCompletionDetails(k).name for k in context.layersToLoadOnCompletion()]
+    assert names == ["Per-class metrics \u2013 site_a"], names

@@ -779,6 +779,7 @@ def test_another_project_clears_the_output_field_and_the_results(qgis_app, dock_
     QgsProject.instance().cleared.emit()  # as File > New and opening another project do (keeps the fixture)
     assert dock.output.filePath() == ""
     assert dock.results.table.rowCount() == 0 and dock.results.headline.text() == EMPTY_HEADLINE
+    assert {t.value.text() for t in dock.results.tiles.values()} == {"–"}  # "0.0 ha" of nothing read as a result
 
 
 def test_keyboard_and_screen_reader_use_of_the_dock(qgis_app, dock_with_layers):
