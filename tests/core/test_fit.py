@@ -153,3 +153,27 @@ def test_the_dock_fit_check_runs_the_optical_spectral_checks_too(tmp_path):
     found = check_pair(stacked, sar, card)
     assert any("--optical-bands 2,3,4,5,6,7,8,9,11,12" in e for e in found.errors), found.errors
     assert check_pair(src, sar, card).errors == []
+
+
+def test_jpeg_2000_bands_are_left_to_the_run_by_the_fit_check(tmp_path):
+    """Sampling a SAFE's JPEG 2000 bands decodes whole tiles: seconds of a frozen dock at each layer choice."""
+    from types import SimpleNamespace
+
+    import rasterio
+
+    from claire.claire_plugin.core.io.raster_io import slow_to_sample
+    from claire.tests.fixtures.helpers import write_raster
+
+    assert slow_to_sample(SimpleNamespace(driver="JP2OpenJPEG", name="B02.jp2"))
+    src = write_raster(str(tmp_path / "b.tif"), np.ones((1, 8, 8), np.uint16))
+    (tmp_path / "B02.jp2").write_bytes((tmp_path / "b.tif").read_bytes())
+    with rasterio.open(src) as ds:
+        assert not slow_to_sample(ds)
+    for name, slow in (("b.tif", False), ("B02.jp2", True)):
+        vrt = tmp_path / f"{name}.vrt"
+        vrt.write_text(f"""<VRTDataset rasterXSize="8" rasterYSize="8">
+<GeoTransform>500000, 10, 0, 4600000, 0, -10</GeoTransform><VRTRasterBand dataType="UInt16" band="1">
+<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>
+</VRTRasterBand></VRTDataset>""")
+        with rasterio.open(vrt) as ds:
+            assert slow_to_sample(ds) is slow

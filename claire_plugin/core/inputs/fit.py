@@ -129,10 +129,11 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
             sample = sample[:, (sample != sds.nodata).all(axis=0)]
         sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
                      sds.dtypes[sc.indices[0] - 1], sc.method)
-        o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
-        prep = optical_preparer(ospec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
-                                optical_radiometry(opt, oc.indices, optical_offset), opt.nodata)
-        check_spectral_order(oc, opt.count, prep.physical(o_sample.astype(np.float32)))  # as the engine does
+        if not rio.slow_to_sample(opt):  # JPEG 2000 (a SAFE's bands) took seconds: the run checks it
+            o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
+            prep = optical_preparer(ospec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
+                                    optical_radiometry(opt, oc.indices, optical_offset), opt.nodata)
+            check_spectral_order(oc, opt.count, prep.physical(o_sample.astype(np.float32)))  # as the engine
         warning = resolution_warning(opt, card)
         if warning:
             out.warnings.append(warning)

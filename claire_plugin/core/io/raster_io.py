@@ -422,6 +422,21 @@ def _vrt_root(ds):
         return None
 
 
+#: GDAL drivers whose blocks are slow to decode (a whole JPEG 2000 tile for a 48 px window).
+SLOW_DRIVERS = ("JP2OpenJPEG", "JP2ECW", "JP2KAK", "JPEG2000", "JP2MrSID")
+
+
+def slow_to_sample(ds) -> bool:
+    """Whether sampling `ds` decodes slow blocks: JPEG 2000 (a Sentinel-2 SAFE's bands), directly or as the
+    sources of a VRT. The dock's fit check leaves such a raster's sample to the run."""
+    if getattr(ds, "driver", "") in SLOW_DRIVERS:
+        return True
+    root = _vrt_root(ds)
+    if root is None:
+        return False
+    return any(str(e.text or "").strip().lower().endswith((".jp2", ".j2k")) for e in root.iter("SourceFilename"))
+
+
 def vrt_source_descriptions(ds, most_files: int = 64) -> List[str]:
     """For a VRT mosaic of files that name their bands (gdalbuildvrt over an export cut in pieces drops the
     names), each band's description as all its sources give it ([] when it is no VRT file, a source names its
