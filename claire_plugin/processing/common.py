@@ -307,6 +307,14 @@ def scene_suffix(optical: Optional[str]) -> str:
     return f" – {stem}" if stem else ""
 
 
+def name_if_generic(context, path: str, generic: Sequence[str], name: str) -> None:
+    """Name the layer QGIS loads from `path` when the algorithm ends `name`, unless it has a name of its own (a
+    model's output): QGIS names it after its output's description (one of `generic`) or not at all."""
+    details = context.layerToLoadOnCompletionDetails(path)
+    if details.name in ("", *generic):
+        details.name = name
+
+
 def style_classified(result, context, holders: list, name: str = "Land cover (CLAIRE)",
                      generic: str = "Land cover") -> None:
     """Style a ClassifyResult's map like claire:classify: when QGIS loads it, the checkpoint's classes and
@@ -317,7 +325,5 @@ def style_classified(result, context, holders: list, name: str = "Land cover (CL
     if context.willLoadLayerOnCompletion(result.output):
         post = LandCoverPostProcessor(classes, nodata)
         holders.append(post)
-        details = context.layerToLoadOnCompletionDetails(result.output)
-        details.setPostProcessor(post)
-        if details.name in ("", generic):
-            details.name = name
+        context.layerToLoadOnCompletionDetails(result.output).setPostProcessor(post)
+        name_if_generic(context, result.output, [generic], name)

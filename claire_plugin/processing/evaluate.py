@@ -21,7 +21,15 @@ from qgis.core import (
 
 from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
-from .common import RasterFileParameter, ReportParameter, blank_output, progress_bridge, raster_path, scene_suffix
+from .common import (
+    RasterFileParameter,
+    ReportParameter,
+    blank_output,
+    name_if_generic,
+    progress_bridge,
+    raster_path,
+    scene_suffix,
+)
 
 HELP = {
     "CLASSIFIED": "The land-cover map to check (e.g. the output of Classify land cover). Its grid is the grid "
@@ -131,9 +139,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             sink.addFeature(feat, QgsFeatureSink.FastInsert)
 
         if context.willLoadLayerOnCompletion(dest):  # a batch's rows loaded alike without the map's name
-            details = context.layerToLoadOnCompletionDetails(dest)
-            if details.name in ("", self.parameterDefinition("OUTPUT_TABLE").description()):
-                details.name = self.parameterDefinition("OUTPUT_TABLE").description() + scene_suffix(classified)
+            generic = self.parameterDefinition("OUTPUT_TABLE").description()
+            name_if_generic(context, dest, [generic], generic + scene_suffix(classified))
         if report:
             with engine_errors(qgis_message=False):
                 write_report(metrics, report)

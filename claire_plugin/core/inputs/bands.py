@@ -194,12 +194,12 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
             raise ClaireError(f"{flag} lists {len(idx)} band(s) but the checkpoint needs {n_need} {role} bands "
                               f"({', '.join(names_out)}); list exactly {n_need} 1-based indices in that order")
         return BandChoice(idx, names_out if n_need else [f"band {i}" for i in idx], f"explicit {flag}")
+    want_c = wanted_c(wanted)
     if count < n_need:
         have = [canonical_band(d) for d in descriptions]
         raise ClaireError(f"the {role} raster has {count} band(s) but the checkpoint needs {n_need} "
                           f"({', '.join(names_out)}); give a raster with those bands (a band stack)"
-                          f"{_sensor_hint(role, descriptions, [w for w in wanted_c(wanted) if w not in have])}")
-    want_c = [canonical_band(w) for w in wanted]
+                          f"{_sensor_hint(role, descriptions, [w for w in want_c if w not in have])}")
     if wanted:
         desc_c = [canonical_band(d) for d in descriptions]
         if any(desc_c):
@@ -229,7 +229,7 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
     named = [d for d in descriptions if d]
     if named:
         have = {canonical_band(d) for d in named}
-        missing = [w for w, c in zip(names_out, wanted_c(wanted) or [None] * n_need) if c not in have]
+        missing = [w for w, c in zip(names_out, want_c or [None] * n_need) if c not in have]
         said = (f"the bands are named {' '.join(str(d or '?') for d in descriptions)} ({named_by}), which do not "
                 f"include {', '.join(missing)}")
         hint = _sensor_hint(role, descriptions, [canonical_band(m) for m in missing])
@@ -306,9 +306,8 @@ def _order_shares(reflectance: np.ndarray, names: List[Optional[str]]) -> Dict[s
     return out
 
 
-def _order_faults(reflectance: np.ndarray, names: List[Optional[str]]) -> Dict[str, str]:
-    """The spectral tests bands read as `names` fail: {test: what is wrong, in words}."""
-    shares = _order_shares(reflectance, names)
+def _order_faults(shares: Dict[str, float]) -> Dict[str, str]:
+    """The spectral tests failed by bands whose `_order_shares` these are: {test: what is wrong, in words}."""
     return {key: says.format(share=shares[key]) for key, limit, says in _ORDER_TESTS
             if key in shares and shares[key] > limit}
 
@@ -336,20 +335,20 @@ def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray
         return
     names = [canonical_band(n) for n in choice.names]
     refl = np.asarray(reflectance, np.float64).reshape(len(names), -1)
-    faults = _order_faults(refl, names)
+    shares = _order_shares(refl, names)
+    faults = _order_faults(shares)
     if not faults:
         return
     fixes, maybe = [], []
     layout = OPTICAL_LAYOUTS.get(count)
-    tested = len(_order_shares(refl, names))
     for what, order, reveal in _stacking_orders(layout[1]) if layout else []:
         if not set(names) <= set(order):
             continue
         real = [order[i - 1] for i in choice.indices]
         flag = "--optical-bands " + ",".join(str(order.index(n) + 1) for n in names)
         if set(names) <= set(real):  # the same pixels as that order would read them: the fix when they then pass
-            again = refl[[real.index(n) for n in names]]
-            if not _order_faults(again, names) and len(_order_shares(again, names)) >= tested:
+            again = _order_shares(refl[[real.index(n) for n in names]], names)
+            if not _order_faults(again) and len(again) >= len(shares):
                 fixes.append(f"{flag} ({what})")
         elif reveal & set(faults):
             maybe.append(f"{flag} if it was stacked in {what}")

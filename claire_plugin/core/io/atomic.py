@@ -31,6 +31,17 @@ def _host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
 
 
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes, read in 1 MB pieces."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def temp_name(path: str, ext: str = "") -> str:
     """The hidden temporary name a file is written to before it is renamed to `path`; `ext` is appended
     (e.g. ".tif", so that GDAL recognises the format)."""

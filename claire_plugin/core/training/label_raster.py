@@ -9,7 +9,6 @@ else "class N".
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ClaireError
+from ..io.atomic import file_sha256
 from ..io.gdal_mode import with_gdal_exceptions
 from .labels import (
     IGNORE,
@@ -50,14 +50,6 @@ def is_raster(path: str) -> bool:
     ok = ds is not None and ds.RasterCount > 0
     ds = None
     return ok
-
-
-def _file_hash(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_pixels_per_polygon: int,
@@ -118,7 +110,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
     if len(pixels):
         pixels.group = root[pixels.group].astype(np.int32)
     group_class = {int(root[g]): index[code] for g, code in group_class.items()}
-    source = {"path": path, "kind": "raster", "field": None, "sha256": _file_hash(path), "hash_of": "the file"}
+    source = {"path": path, "kind": "raster", "field": None, "sha256": file_sha256(path), "hash_of": "the file"}
     out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes)
     if check_counts:
         check_class_counts(out)

@@ -564,7 +564,6 @@ def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optio
     """What a run's figures depend on beyond its settings, for a reader who would reproduce them: the software
     versions (models.determinism.record, scikit-learn, GDAL, Python, CLAIRE), the base checkpoint's SHA-256 and
     each input file's size and modification time (rasters are not hashed: a tile is gigabytes)."""
-    import hashlib
     import platform
 
     from ....models import __version__
@@ -577,11 +576,9 @@ def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optio
         except ImportError:
             out[key] = None
     if base_checkpoint and os.path.isfile(base_checkpoint):
-        h = hashlib.sha256()
-        with open(base_checkpoint, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        out["base_checkpoint_sha256"] = h.hexdigest()
+        from ..io.atomic import file_sha256
+
+        out["base_checkpoint_sha256"] = file_sha256(base_checkpoint)
     files = {}
     for role, path in inputs:
         if path and os.path.isfile(path):
@@ -592,6 +589,10 @@ def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optio
     return out
 
 
+#: The scores of an arm a checkpoint's card keeps.
+CARD_METRIC_KEYS = ("macro_f1", "macro_f1_ci95", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
+
+
 def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tuple[List, Dict, Optional[List]]:
     """(the user's classes with the base checkpoint's colours by name, the card's metrics: arm `arm`'s
     held-out scores, the other arms as baselines, the leakage check, and the same at the macroclass level, the
@@ -600,7 +601,7 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
 
     classes = [ClassDef(c.code, c.name, c.color or _base_color(c, labels.classes, base_card["classes"]))
                for c in labels.classes]
-    keys = ("macro_f1", "macro_f1_ci95", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
+    keys = CARD_METRIC_KEYS
     headline = {k: {cond: {m: v[m] for m in keys if m in v} for cond, v in conds.items()}
                 for k, conds in report["arms"].items()}
     own = headline.pop(arm)
@@ -696,7 +697,7 @@ def _ensemble_checkpoint(params: PolygonTrainParams, base_card: dict, labels: La
     classes, metrics, macro = _card_parts(base_card, labels, report, "ensemble")
     own = (report.get("ensemble_weight") or {}).get("own_scores")
     if own:  # this file's own held-out scores; the cross-fitted ones are the choosing's, of no single model
-        keys = ("macro_f1", "oa", "kappa", "miou", "per_class", "confusion", "pixels")
+        keys = CARD_METRIC_KEYS  # no interval: the bootstrap resampled the cross-fitted arm
         metrics["heldout_polygons_crossfitted"] = metrics["heldout_polygons"]
         metrics["heldout_polygons"] = {m: own["clear"][m] for m in keys if m in own["clear"]}
         cloudy = own.get(f"clouds_{int(CLOUD_COVERAGE * 100)}pct") or {}

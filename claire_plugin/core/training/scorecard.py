@@ -365,8 +365,7 @@ def score(pred: np.ndarray, ref: LabelPixels, classes: Sequence[ClassInfo]) -> D
     k = len(classes)
     p = np.asarray(pred).reshape(-1)
     full = confusion_matrix(np.where(p == ANOTHER_CLASS, k, p), ref.cls.astype(np.int64), k + 1)
-    other = full[:k, k] if full[:k, k].any() else None
-    return score_confusion(full[:k, :k], [c.name for c in classes], int((p == -1).sum()), other)
+    return score_confusion(full[:k, :k], [c.name for c in classes], int((p == -1).sum()), full[:k, k])
 
 
 #: The name of the column of pixels mapped as none of the user's classes (the base checkpoint's other classes).

@@ -349,10 +349,9 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
 def _forest_pixels(net, mask: np.ndarray):
     """Within: the random forest inside `net` (a ForestNet, an EnsembleNet's or a WeightSweep member's) computes
     only the pixels of `mask` [B, H, W]."""
-    forest = getattr(net, "forest", None) or getattr(getattr(net, "_sweep", None), "forest", None)
-    if forest is None and hasattr(net, "pixel_mask"):
-        forest = net
-    if forest is None or not hasattr(forest, "pixel_mask"):
+    found = (net, getattr(net, "forest", None), getattr(getattr(net, "_sweep", None), "forest", None))
+    forest = next((m for m in found if hasattr(m, "pixel_mask")), None)
+    if forest is None:
         yield
         return
     forest.pixel_mask = mask
