@@ -123,6 +123,17 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
                                   f"each its own file")
 
 
+def overview_factors(width: int, height: int) -> List[int]:
+    """Overview factors 2, 4, ... until the smallest is at most 256 px on its longer side (gdaladdo's default
+    levels), each at most one block high so that a written block row holds whole overview rows."""
+    factors = []
+    f = 2
+    while -(-max(width, height) // (f // 2)) > BLOCK and f <= BLOCK:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
 class GridWriter:
     """Writes rows of a single-band raster on a grid in order, flushing complete 256-row block rows."""
 
@@ -165,9 +176,22 @@ class GridWriter:
             self.band.SetDescription(description)
         if "%" in description:  # the percent rasters: gdalinfo's "Unit Type", QGIS's identify
             self.band.SetUnitType("%")
+        self.overviews = self._make_overviews(gdal)
         self.buf_row0 = 0  # grid row of buf[0]
         self.buf = np.full((2 * BLOCK, self.width), nodata, dtype=self.dtype)
         self.closed = False
+
+    def _make_overviews(self, gdal) -> List[Tuple[int, object]]:
+        """Empty internal overviews (factor, band), filled as block rows are written: QGIS draws a zoomed-out
+        map from them instead of reading every pixel."""
+        factors = overview_factors(self.width, self.height)
+        if not factors:
+            return []
+        with gdal_failures() as failed:
+            err = self.ds.BuildOverviews("NONE", factors)
+        if err or failed or self.band.GetOverviewCount() != len(factors):
+            return []  # a map without overviews is still the map: QGIS builds them on request
+        return [(f, self.band.GetOverview(i)) for i, f in enumerate(factors)]
 
     def put(self, row0: int, col0: int, block: np.ndarray) -> None:
         """Place a finished block at grid (row0, col0); rows must not precede the flushed part."""
@@ -195,9 +219,26 @@ class GridWriter:
                 raise write_error(self.final, exc) from None
             if err or failed:  # the same, signalled
                 raise write_error(self.final, OSError("; ".join(failed) or f"GDAL error {err}"))
+            self._write_overviews(h)
             self.buf[:-BLOCK] = self.buf[BLOCK:].copy()
             self.buf[-BLOCK:] = self.nodata
             self.buf_row0 += h
+
+    def _write_overviews(self, h: int) -> None:
+        """Each overview's rows within the block row just written (buf[:h]): the pixel nearest each overview
+        pixel's centre, as QGIS itself draws a zoomed-out raster without overviews (a class stays a class)."""
+        for f, band in self.overviews:
+            first = self.buf_row0 // f
+            last = -(-(self.buf_row0 + h) // f)
+            rows = np.minimum(np.arange(first, last) * f + f // 2, self.height - 1) - self.buf_row0
+            cols = np.minimum(np.arange(band.XSize) * f + f // 2, self.width - 1)
+            try:
+                with gdal_failures() as failed:
+                    err = band.WriteArray(self.buf[rows][:, cols], 0, first)
+            except Exception as exc:  # noqa: BLE001 - as the block rows above
+                raise write_error(self.final, exc) from None
+            if err or failed:
+                raise write_error(self.final, OSError("; ".join(failed) or f"GDAL error {err}"))
 
     def close(self) -> None:
         """Write the remaining rows and close the temporary file."""
@@ -205,6 +246,7 @@ class GridWriter:
             self.complete_until(self.height)
             with gdal_failures() as failed:  # GDAL writes the blocks it holds here, and only signals a failure
                 self.band = None
+                self.overviews = []
                 self.ds.FlushCache()
                 self.ds = None
             self.closed = True
@@ -213,6 +255,7 @@ class GridWriter:
 
     def abort(self) -> None:
         """Close and remove the temporary file (and any sidecar GDAL made)."""
+        self.overviews = []
         self.band = self.ds = None  # closes the file, whatever GDAL then says
         self.closed = True
         for p in (self.tmp, self.tmp + ".aux.xml", self.tmp + ".msk"):
