@@ -9,6 +9,7 @@ import re
 from typing import Any, Dict, Optional
 
 from .macroclass import macroclass_problem
+from .quoting import quoted
 
 #: Deepest nesting of lists and objects a card may have (the real one has 4; JSON bombs have thousands).
 MAX_DEPTH = 12
@@ -75,7 +76,7 @@ def _check(card: Any) -> None:
         if not isinstance(c.get("name", ""), str):
             raise CardSchemaError(f"the card's {where}.name is not text")
         if c.get("color") is not None and not (isinstance(c["color"], str) and _COLOR.match(c["color"])):
-            raise CardSchemaError(f"the card's {where}.color {c['color']!r} is not a colour like '#419bdf'")
+            raise CardSchemaError(f"the card's {where}.color {quoted(c['color'])} is not a colour like '#419bdf'")
     for role, spec in (card.get("inputs") or {}).items():
         _check_input(spec, f"inputs.{role}")
     tile = card.get("tile_size")
@@ -143,7 +144,8 @@ def _check_ensemble(cfg: Dict[str, Any], n_classes: int) -> None:
     if not (isinstance(net, dict) and isinstance(net.get("arch"), str) and isinstance(net.get("config"), dict)):
         raise CardSchemaError("the card's config.network is not an object with 'arch' and 'config'")
     if net["arch"] in (FOREST, ENSEMBLE):
-        raise CardSchemaError(f"the card's config.network.arch is {net['arch']!r}; an ensemble's network is a network")
+        raise CardSchemaError(f"the card's config.network.arch is {quoted(net['arch'])}; an ensemble's network is a "
+                              "network")
     if not isinstance(forest, dict):
         raise CardSchemaError("the card's config.forest is not an object")
     for part, arch in ((net["config"], net["arch"]), (forest, FOREST)):
@@ -210,13 +212,13 @@ def _check_input(spec: Any, where: str) -> None:
 def _get(card: Dict[str, Any], key: str, kind: type) -> Any:
     if not isinstance(card.get(key), kind):
         what = {str: "text", dict: "an object", list: "a list"}[kind]
-        raise CardSchemaError(f"the card's {key!r} is missing or not {what}")
+        raise CardSchemaError(f"the card's {quoted(key)} is missing or not {what}")
     return card[key]
 
 
 def _int(v: Any, name: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise CardSchemaError(f"the card's {name} is {v!r}, not a whole number")
+        raise CardSchemaError(f"the card's {name} is {quoted(v)}, not a whole number")
     if not lo <= v <= hi:
         raise CardSchemaError(f"the card's {name} is {v}, outside {lo}..{hi}")
     return v
@@ -224,5 +226,5 @@ def _int(v: Any, name: str, lo: int, hi: int) -> int:
 
 def _num(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise CardSchemaError(f"the card's {name} is {v!r}, not a finite number")
+        raise CardSchemaError(f"the card's {name} is {quoted(v)}, not a finite number")
     return float(v)

@@ -11,6 +11,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .card_schema import card_problem
+from .quoting import quoted
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch.nn as nn
@@ -103,33 +104,33 @@ def _header_problem(header: Dict[str, Any], data_bytes: int) -> str:
         if name == "__metadata__":
             continue
         if not isinstance(info, dict):
-            return f"has a corrupted safetensors header (tensor {name!r} is not described by an object)"
+            return f"has a corrupted safetensors header (tensor {quoted(name)} is not described by an object)"
         offsets, shape, dtype = info.get("data_offsets"), info.get("shape"), info.get("dtype")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(_whole(v) for v in offsets)):
-            return f"has a corrupted safetensors header (tensor {name!r} has no valid data_offsets)"
+            return f"has a corrupted safetensors header (tensor {quoted(name)} has no valid data_offsets)"
         if dtype not in DTYPE_BYTES:
-            return (f"holds tensor {name!r} of type {dtype!r}, which a CLAIRE network cannot use (it uses "
+            return (f"holds tensor {quoted(name)} of type {quoted(dtype)}, which a CLAIRE network cannot use (it uses "
                     f"{', '.join(DTYPE_BYTES)}). Re-save the weights as F32 or F16, as CLAIRE writes them: train "
                     f"the network again with `claire train`, or use a checkpoint written by CLAIRE")
         if not (isinstance(shape, list) and len(shape) <= 8 and all(_whole(v) for v in shape)):
-            return f"has a corrupted safetensors header (tensor {name!r} has no valid shape)"
+            return f"has a corrupted safetensors header (tensor {quoted(name)} has no valid shape)"
         count = 1
         for v in shape:
             count *= v
         start, stop = offsets
         if stop - start != count * DTYPE_BYTES[dtype]:
-            return (f"has a corrupted safetensors header (tensor {name!r} of shape {shape} {dtype} needs "
+            return (f"has a corrupted safetensors header (tensor {quoted(name)} of shape {shape} {dtype} needs "
                     f"{count * DTYPE_BYTES[dtype]} bytes, its offsets give {stop - start})")
         spans.append((start, stop, name))
     pos = 0
     for start, stop, name in sorted(spans):
         if start != pos:
-            return (f"has a corrupted safetensors header (tensor {name!r} starts at byte {start} of the data, "
+            return (f"has a corrupted safetensors header (tensor {quoted(name)} starts at byte {start} of the data, "
                     f"not {pos}: tensors overlap or leave gaps)")
         pos = stop
     if pos > data_bytes:
         name = max(spans)[2]
-        return f"is truncated: tensor {name!r} ends at byte {pos} of the data but the file holds {data_bytes}"
+        return f"is truncated: tensor {quoted(name)} ends at byte {pos} of the data but the file holds {data_bytes}"
     return ""
 
 
@@ -224,8 +225,8 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the weights do not match architecture {card['arch']!r} "
-                              f"size {card.get('size')!r} ({str(exc).splitlines()[0]}). {_RESAVE}") from exc
+        raise CheckpointError(f"{path}: the weights do not match architecture {quoted(card['arch'])} "
+                              f"size {quoted(card.get('size'))} ({str(exc).splitlines()[0]}). {_RESAVE}") from exc
     model.to(map_location).eval()
     return model, card
 
@@ -255,12 +256,12 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
             break
         info = stored[name]
         if list(t.shape) != info["shape"]:
-            problem = f"weight {name!r} has shape {info['shape']}, the network's is {list(t.shape)}"
+            problem = f"weight {quoted(name)} has shape {info['shape']}, the network's is {list(t.shape)}"
         elif t.is_floating_point() != info["dtype"].startswith(("F", "BF")):
-            problem = f"weight {name!r} is stored as {info['dtype']}, the network's is {t.dtype}"
+            problem = f"weight {quoted(name)} is stored as {info['dtype']}, the network's is {t.dtype}"
     if problem:
         raise CheckpointError(f"{path}: the weights do not match the network its card describes (architecture "
-                              f"{card['arch']!r}, size {card.get('size')!r}): {problem}. {_RESAVE}")
+                              f"{quoted(card['arch'])}, size {quoted(card.get('size'))}): {problem}. {_RESAVE}")
 
 
 def build_card(arch: str, size: str, config: Dict, classes, nodata: int, ospec: Dict, sspec: Dict,

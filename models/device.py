@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+from .quoting import quoted
+
 
 class DeviceError(ValueError):
     """A requested device is not available or not a device name; `kind` says which case.
@@ -50,18 +52,18 @@ def resolve_device(name: Optional[str] = "auto") -> Tuple["torch.device", str]: 
         return torch.device("cpu"), "cpu requested"
     if want.startswith("cuda"):
         if not has_cuda:
-            raise DeviceError("no_cuda", f"device {name!r} was requested but this torch build sees no CUDA GPU "
+            raise DeviceError("no_cuda", f"device {quoted(name)} was requested but this torch build sees no CUDA GPU "
                                          f"(torch {torch.__version__})")
         try:
             dev = torch.device(want)
         except RuntimeError as exc:
-            raise DeviceError("bad_cuda_name", f"device {name!r} is not a valid device name ({exc})") from None
+            raise DeviceError("bad_cuda_name", f"device {quoted(name)} is not a valid device name ({exc})") from None
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
-            raise DeviceError("no_such_cuda", f"device {name!r} does not exist: {count} CUDA device(s) visible")
+            raise DeviceError("no_such_cuda", f"device {quoted(name)} does not exist: {count} CUDA device(s) visible")
         return dev, f"{want} requested"
     if want == "mps":
         if not has_mps:
             raise DeviceError("no_mps", "device 'mps' was requested but Apple MPS is not available")
         return torch.device("mps"), "mps requested"
-    raise DeviceError("unknown", f"unknown device {name!r}")
+    raise DeviceError("unknown", f"unknown device {quoted(name)}")

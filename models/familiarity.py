@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from .blocks import local_mean
 from .cloud import cloud_probability
 from .predict import pad_tile, round32, tile_starts
+from .quoting import quoted
 from .spec import normalise, standardise, to_physical
 
 FEATURE = "bottleneck"
@@ -69,7 +70,7 @@ class Scorer:
     def __init__(self, fam: dict, device="cpu") -> None:
         self.feature = fam.get("feature", "decoder")
         if self.feature not in OUTPUT_KEY:
-            raise ValueError(f"unknown familiarity feature {self.feature!r}")
+            raise ValueError(f"unknown familiarity feature {quoted(self.feature)}")
         self.key = OUTPUT_KEY[self.feature]
         self.threshold = float(fam["threshold"])
         self.smooth = int(fam.get("smooth_cells", 1))  # cards before it: per cell
@@ -135,7 +136,7 @@ def feature_map(model: torch.nn.Module, item: tuple, key: str = "features", devi
     for y, x, o, s, c in _tiles(item, device, tile):
         out = model(o, s, cloud=c, return_features=True)
         if out.get(key) is None:
-            raise ValueError(f"the model gives no {key!r} output to measure familiarity on")
+            raise ValueError(f"the model gives no {quoted(key)} output to measure familiarity on")
         th, tw = o.shape[-2:]
         f = out[key] if fn is None else fn(out[key], (th, tw))
         stride = tw // f.shape[-1]
@@ -273,7 +274,7 @@ def familiarity(model: torch.nn.Module, train: Iterable[Item], heldout: Iterable
     """The card's familiarity dict: training statistics of `feature` ("bottleneck" or "decoder") and the
     threshold calibrated on `heldout` (items of the training sites the statistics did not see)."""
     if feature not in OUTPUT_KEY:
-        raise ValueError(f"feature must be one of {', '.join(OUTPUT_KEY)}, got {feature!r}")
+        raise ValueError(f"feature must be one of {', '.join(OUTPUT_KEY)}, got {quoted(feature)}")
     entry = _entry(model, train, device, feature)
     fam = {k: _jsonable(v) for k, v in entry.items()}
     d = ratios(model, heldout, Scorer(dict(fam, threshold=1.0)), device)

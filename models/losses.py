@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .quoting import quoted
+
 
 def class_weights_from_counts(counts: Sequence[float], mode: str = "inverse_sqrt",
                               max_ratio: float = 10.0) -> np.ndarray:
@@ -27,7 +29,7 @@ def class_weights_from_counts(counts: Sequence[float], mode: str = "inverse_sqrt
     elif mode == "inverse_sqrt":
         w = np.where(present, 1.0 / np.sqrt(np.where(present, f, 1)), 0.0)
     else:
-        raise ValueError(f"unknown class-weight mode {mode!r}; use inverse, inverse_sqrt or none")
+        raise ValueError(f"unknown class-weight mode {quoted(mode)}; use inverse, inverse_sqrt or none")
     wmin = w[present].min()
     w = np.minimum(w, wmin * max_ratio)
     w[~present] = w[present].max()

@@ -13,6 +13,8 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
+from .quoting import quoted
+
 #: The levels a map can be made at: the checkpoint's classes, or its macroclasses where the card has them.
 LEVELS = ("class", "macroclass")
 
@@ -41,7 +43,7 @@ def macroclass_problem(card: Dict[str, Any]) -> Optional[str]:
             return f"the card's {where} is not an object with index {i}"
         value = m.get("value")
         if not isinstance(value, int) or not 0 <= value <= 254 or value == nodata or value in seen_values:
-            return f"the card's {where}.value {value!r} is not a free value 0..254 (nodata {nodata})"
+            return f"the card's {where}.value {quoted(value)} is not a free value 0..254 (nodata {nodata})"
         seen_values.add(value)
         if not isinstance(m.get("name"), str):
             return f"the card's {where}.name is not text"
@@ -50,7 +52,7 @@ def macroclass_problem(card: Dict[str, Any]) -> Optional[str]:
             return f"the card's {where}.classes is not a non-empty list of class values"
         for v in members:
             if v not in class_values:
-                return f"the card's {where}.classes holds {v!r}, which is not one of the card's class values"
+                return f"the card's {where}.classes holds {quoted(v)}, which is not one of the card's class values"
             if v in owner:
                 return f"class value {v} is in macroclasses {owner[v]} and {i}; a class belongs to one macroclass"
             owner[v] = i

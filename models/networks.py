@@ -20,6 +20,7 @@ from .blocks import context_cells
 from .decoders import UPerDecoder
 from .encoders import ConvNeXtEncoder
 from .fusion import CMAF, CascadeFusion, SemanticFocusing
+from .quoting import quoted
 
 
 def _check_input(x: torch.Tensor) -> None:
@@ -203,7 +204,7 @@ class SingleModalityNet(nn.Module):
                  context_px: Optional[int] = None) -> None:
         super().__init__()
         if modality not in ("optical", "sar"):
-            raise ValueError(f"modality must be 'optical' or 'sar', got {modality!r}")
+            raise ValueError(f"modality must be 'optical' or 'sar', got {quoted(modality)}")
         self.modality = modality
         self.context_px = context_px
         cin = optical_channels if modality == "optical" else sar_channels

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .quoting import quoted
+
 BLENDS = ("taper", "crop")
 #: Pixels of context read on every side of a tile's kept core (engine and evaluation default).
 CONTEXT = 128
@@ -36,7 +38,7 @@ def blend_weights(tile: int, overlap: int, blend: str = "taper") -> np.ndarray:
     Never zero, so pixels covered by one tile only keep their value.
     """
     if blend not in BLENDS:
-        raise ValueError(f"unknown blend {blend!r}; choose one of {list(BLENDS)}")
+        raise ValueError(f"unknown blend {quoted(blend)}; choose one of {list(BLENDS)}")
     w = np.ones(tile, dtype=np.float64)
     if overlap > 0:
         d = (np.arange(overlap) + 0.5) / overlap

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from .card_schema import ENSEMBLE, FOREST
 from .networks import ASANet, ClaireNet, SingleModalityNet
+from .quoting import quoted
 
 #: Encoder widths / depths and decoder width per size.
 SIZES: Dict[str, Dict[str, Any]] = {
@@ -58,7 +59,7 @@ def _build_ensemble(config: Dict[str, Any]) -> nn.Module:
     if not (isinstance(net, dict) and isinstance(forest, dict)) or "forest_weight" not in config:
         raise ValueError("ensemble config lacks 'network', 'forest' or 'forest_weight'")
     if net.get("arch") in (FOREST, ENSEMBLE):
-        raise ValueError(f"an ensemble's network cannot be a {net.get('arch')!r}")
+        raise ValueError(f"an ensemble's network cannot be a {quoted(net.get('arch'))}")
     return EnsembleNet(build_model(str(net.get("arch")), dict(net.get("config") or {})), _build_forest(forest),
                        float(config["forest_weight"]))
 
@@ -75,7 +76,7 @@ def resolve_config(config: Dict[str, Any]) -> Dict[str, Any]:
         raise ValueError(f"model config lacks {missing}; give num_classes, optical_channels, sar_channels")
     size = config.get("size", "small")
     if size not in SIZES:
-        raise ValueError(f"unknown model size {size!r}; choose one of {available_sizes()}")
+        raise ValueError(f"unknown model size {quoted(size)}; choose one of {available_sizes()}")
     out = {"size": size, **SIZES[size]}
     out.update({k: v for k, v in config.items()})
     return out
@@ -85,11 +86,11 @@ def context_px(arch: str, cfg: Dict[str, Any]) -> Optional[int]:
     """The local context window in input pixels of a config, or None for the global (tile-wide) ops."""
     context = cfg.get("context", "global")
     if context not in CONTEXTS:
-        raise ValueError(f"unknown context {context!r}; choose one of {list(CONTEXTS)}")
+        raise ValueError(f"unknown context {quoted(context)}; choose one of {list(CONTEXTS)}")
     if context == "global":
         return None
     if arch not in _LOCAL_CONTEXT_ARCHS:
-        raise ValueError(f"context 'local' is implemented for {list(_LOCAL_CONTEXT_ARCHS)}, not {arch!r}")
+        raise ValueError(f"context 'local' is implemented for {list(_LOCAL_CONTEXT_ARCHS)}, not {quoted(arch)}")
     px = int(cfg.get("context_px", DEFAULT_CONTEXT_PX))
     if px < 32 or px % 32:
         raise ValueError(f"context_px must be a positive multiple of 32, got {px}")
@@ -109,7 +110,7 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
     if arch == ENSEMBLE:
         return _build_ensemble(config)
     if arch not in _BUILDERS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {available_architectures()}")
+        raise ValueError(f"unknown architecture {quoted(arch)}; choose one of {available_architectures()}")
     cfg = resolve_config(config)
     kwargs: Dict[str, Any] = {}
     px = context_px(arch, cfg)
@@ -117,7 +118,7 @@ def build_model(arch: str, config: Dict[str, Any]) -> nn.Module:
         kwargs["context_px"] = px
     if cfg.get("cloud_gate"):
         if arch != "claire":
-            raise ValueError(f"cloud_gate is implemented for 'claire' (CMAF), not {arch!r}")
+            raise ValueError(f"cloud_gate is implemented for 'claire' (CMAF), not {quoted(arch)}")
         kwargs["cloud_gate"] = True
     return _BUILDERS[arch](
         optical_channels=int(cfg["optical_channels"]), sar_channels=int(cfg["sar_channels"]),

@@ -25,6 +25,7 @@ from .device import resolve_device
 from .losses import RIFTLoss, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
 from .predict import CONTEXT, predict_arrays
+from .quoting import quoted
 from .registry import build_model
 from .spec import normalise, standardise, to_physical
 
@@ -297,7 +298,7 @@ def corrupt_optical(opt_phys: np.ndarray, kind: str, seed: int = 0) -> np.ndarra
         return synthetic_clouds(opt_phys, rng, coverage=0.6)
     if kind == "haze":
         return haze(opt_phys, rng)
-    raise ValueError(f"unknown corruption {kind!r}")
+    raise ValueError(f"unknown corruption {quoted(kind)}")
 
 
 def evaluate(model: torch.nn.Module, items: Iterable[Tuple[str, np.ndarray, np.ndarray, np.ndarray]],

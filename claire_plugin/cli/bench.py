@@ -6,6 +6,7 @@ import json
 import os
 from typing import List
 
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..core.params import RUNTIMES
 from .dev_tools import dev_tool
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
-        raise ClaireError(f"--sizes {args.sizes!r} is not a list of integers; e.g. --sizes 1024,4096") from None
+        raise ClaireError(f"--sizes {quoted(args.sizes)} is not a list of integers; e.g. --sizes 1024,4096") from None
     if not sizes or min(sizes) < 64 or max(sizes) > MAX_BENCH_SIZE:
         raise ClaireError(f"--sizes needs sizes from 64 to {MAX_BENCH_SIZE} pixels (a whole Sentinel-2 tile is "
                           f"10980; each size first writes a synthetic pair to disk, several GB at the largest), "
@@ -91,6 +92,6 @@ def parse_runtimes(text: str) -> List[str]:
     names = list(dict.fromkeys(n.strip().lower() for n in (text or "").split(",") if n.strip()))
     bad = [n for n in names if n not in RUNTIMES]
     if bad or not names:
-        raise ClaireError(f"--runtimes {text!r}: {'unknown ' + ', '.join(bad) if bad else 'none given'}; use "
+        raise ClaireError(f"--runtimes {quoted(text)}: {'unknown ' + ', '.join(bad) if bad else 'none given'}; use "
                           f"some of {', '.join(RUNTIMES)}, e.g. --runtimes eager,auto")
     return names

@@ -7,6 +7,7 @@ import re
 import sys
 from typing import Optional, Tuple
 
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from .options import SCHEDULER_HELP, add_run_options, run_options
 
@@ -67,8 +68,8 @@ def parse_extent(text: Optional[str]) -> Optional[Tuple[float, ...]]:
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise ClaireError(f"--extent {text!r} is not four numbers; give xmin,ymin,xmax,ymax in the optical raster's "
-                          f"CRS, e.g. --extent 500000,4590000,505000,4595000")
+        raise ClaireError(f"--extent {quoted(text)} is not four numbers; give xmin,ymin,xmax,ymax in the optical "
+                          "raster's CRS, e.g. --extent 500000,4590000,505000,4595000")
     return values
 
 

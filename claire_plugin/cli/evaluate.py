@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any, Dict, Optional
 
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
 from ..core.training.sources import round_metrics
@@ -111,5 +112,5 @@ def _labels_reason(src, classes, args: argparse.Namespace, layout: str) -> Optio
     src_all.pairs = list_pairs(args.data, layout, "all")
     check_labels(src_all, classes, f"in {args.data}",
                  "evaluate with a checkpoint trained on these classes, or give the labels of its classes")
-    return f"no labelled pixel of the checkpoint's classes in split {args.split!r} of {args.data}"
+    return f"no labelled pixel of the checkpoint's classes in split {quoted(args.split)} of {args.data}"
 

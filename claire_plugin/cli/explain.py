@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Optional
 
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..paths import DEFAULT_CHECKPOINT
 
@@ -41,7 +42,7 @@ def _positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1 (e.g. 300)")
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not a whole number of at least 1 (e.g. 300)")
     return value
 
 
@@ -50,7 +51,7 @@ def _card(checkpoint: Optional[str], from_file: Optional[dict], summary: dict) -
     path = checkpoint or (None if from_file else DEFAULT_CHECKPOINT)
     if path and (checkpoint or os.path.exists(path)):
         if not os.path.exists(path):
-            raise ClaireError(f"the checkpoint {path!r} does not exist; check the path or leave "
+            raise ClaireError(f"the checkpoint {quoted(path)} does not exist; check the path or leave "
                               f"--checkpoint out")
         from ...models.checkpoint import CheckpointError, read_card
         try:

@@ -8,6 +8,7 @@ from typing import Any, Dict
 
 from ...models.card_schema import ENSEMBLE, FOREST, model_title
 from ...models.macroclass import grouping_text
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..core.training.labels import labels_noun
 from ..paths import DEFAULT_CHECKPOINT
@@ -110,7 +111,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in available_sizes()]
     if unknown or not sizes:
-        raise ClaireError(f"--sizes {args.sizes!r}: give model sizes among {', '.join(available_sizes())}, "
+        raise ClaireError(f"--sizes {quoted(args.sizes)}: give model sizes among {', '.join(available_sizes())}, "
                           f"separated by commas")
     if args.tile < 32 or args.tile % 32 or args.tile > 2048:
         raise ClaireError(f"--tile {args.tile}: give a multiple of 32 from 32 to 2048 (e.g. 256)")

@@ -9,6 +9,7 @@ import time
 from typing import Any, Dict, Optional
 
 from ...models.checkpoint import check_output_name
+from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..core.io.atomic import OutputSet
 from ..core.io.writer import check_outputs
@@ -208,9 +209,10 @@ def _check_settings(args: argparse.Namespace) -> None:
     from ..core.training.checks import check_folder_numbers, check_run_numbers, check_share
 
     if args.arch not in available_architectures():
-        raise ClaireError(f"unknown architecture {args.arch!r}; choose one of {', '.join(available_architectures())}")
+        raise ClaireError(f"unknown architecture {quoted(args.arch)}; choose one of "
+                          f"{', '.join(available_architectures())}")
     if args.size not in available_sizes():
-        raise ClaireError(f"unknown size {args.size!r}; choose one of {', '.join(available_sizes())}")
+        raise ClaireError(f"unknown size {quoted(args.size)}; choose one of {', '.join(available_sizes())}")
     check_run_numbers(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                       crop=args.crop, lr=args.lr, weight_decay=args.weight_decay, threads=args.threads)
     check_share(args.holdout, "--holdout", True, "0.25")

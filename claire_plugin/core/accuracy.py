@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from ...models.quoting import quoted
 from .errors import ClaireError
 
 
@@ -33,7 +34,7 @@ def parse_class_mapping(text: Optional[str]) -> Dict[int, int]:
             src, dst = (int(float(b)) for b in bits)
         except ValueError:
             raise ClaireError(
-                f"The class mapping entry {part!r} is not REFERENCE:CLASSIFIED. Fix: write pairs of integers "
+                f"The class mapping entry {quoted(part)} is not REFERENCE:CLASSIFIED. Fix: write pairs of integers "
                 "such as 10:1,20:2 (reference value 10 is class 1 of the map).") from None
         if src in mapping and mapping[src] != dst:
             raise ClaireError(f"The class mapping gives reference value {src} twice ({mapping[src]} and {dst}).")
@@ -49,7 +50,7 @@ def parse_values(text: Optional[str]) -> List[int]:
     try:
         return [int(float(v)) for v in text.replace(";", ",").split(",") if v.strip()]
     except ValueError:
-        raise ClaireError(f"{text!r} is not a list of integer values; write e.g. 0 or 0,255.") from None
+        raise ClaireError(f"{quoted(text)} is not a list of integer values; write e.g. 0 or 0,255.") from None
 
 
 def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
@@ -133,7 +134,7 @@ def no_common_class(reference: str, found: Iterable[int], classes: Iterable[int]
     """The problem and fix when no value of the reference raster is a class of the map (`found`: the
     reference values seen, `classes`: the map's class values)."""
     found = list(found)
-    return (f"No pixel of the reference {reference!r} has a class value of the map, so nothing can be compared. "
+    return (f"No pixel of the reference {quoted(reference)} has a class value of the map, so nothing can be compared. "
             f"Fix: {fix}. Reference values found: {listed(found) if found else 'none'}; map values: "
             f"{listed(classes)}.")
 
@@ -160,7 +161,7 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
             v = v[v != np.float32(ds.nodata)]
         if v.size and not np.array_equal(v, np.round(v)):
             odd = float(v[v != np.round(v)][0])
-            raise ClaireError(f"the reference raster {path!r} holds values such as {odd:g}, not class codes; "
+            raise ClaireError(f"the reference raster {quoted(path)} holds values such as {odd:g}, not class codes; "
                               f"{REFERENCE_FIX} (not the optical or SAR raster)")
         v = v.astype(np.int64)
         if (lut[v[(v >= 0) & (v < lut.size)]] >= 0).any():
@@ -279,7 +280,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
 
     for path, what in ((classified, "classified"), (reference, "reference")):
         if not path or missing_message(path, what):
-            raise ClaireError(f"The {what} raster {path!r} does not exist. Fix: choose an existing file.")
+            raise ClaireError(f"The {what} raster {quoted(path)} does not exist. Fix: choose an existing file.")
     mapping = mapping or {}
     data = _pair_counts(classified, reference, mapping, list(ignore_reference), progress, is_cancelled)
     _check_has_pixels(data, classified, reference)
@@ -323,13 +324,13 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
 def _check_has_pixels(data: Dict[str, Any], classified: str, reference: str) -> None:
     """A ClaireError when the map, or the reference over it, has no valid pixel (all nodata)."""
     if not data["classified_pixels"]:
-        raise ClaireError(f"The classified raster {classified!r} has no valid pixel (every pixel is its nodata "
+        raise ClaireError(f"The classified raster {quoted(classified)} has no valid pixel (every pixel is its nodata "
                           f"value {data['classified_nodata']}), so nothing can be compared. Fix: give a classified "
                           f"map with data (e.g. the output of Classify land cover).")
     if not data["reference_pixels"]:
-        raise ClaireError(f"The reference raster {reference!r} has no valid pixel over the classified raster (all "
-                          f"nodata, or values left out), so nothing can be compared. Fix: give the reference of "
-                          f"the map's area, or leave fewer reference values out.")
+        raise ClaireError(f"The reference raster {quoted(reference)} has no valid pixel over the classified raster "
+                          "(all nodata, or values left out), so nothing can be compared. Fix: give the reference of "
+                          "the map's area, or leave fewer reference values out.")
 
 
 def write_csv(metrics: Dict[str, Any], path: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ...models.quoting import quoted
 from .errors import ClaireError
 
 Z95 = 1.96
@@ -150,7 +151,7 @@ def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
     out = _foreign_codes(per_class)
     for c in per_class:
         if c["map_pixels"] > 0 and c["points"] < FEW_POINTS:
-            out.append(f"map class {c['name']!r} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
+            out.append(f"map class {quoted(c['name'])} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
                        f"its accuracies and area have wide confidence intervals")
     if skipped:
         out.append(f"{skipped} point(s) without a reference label were skipped")

@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
+from ...models.quoting import quoted
 from .batch import CANCELLED_BEFORE, SKIPPED, LocalExecutor, Outcome, PairJob, failed_fields, run_pair
 from .errors import ClaireError
 from .params import RunOptions
@@ -62,19 +63,20 @@ def parse_scheduler(text: Optional[str]) -> Optional[SchedulerSpec]:
     if local:
         n = int(local.group(1) or DEFAULT_LOCAL_WORKERS)
         if n < 1:
-            raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes; give at least 1, e.g. local:2")
+            raise ClaireError(f"--scheduler {quoted(text)} asks for {n} worker processes; give at least 1, "
+                              f"e.g. local:2")
         cores = cpu_cores()
         if n > 2 * cores:
-            raise ClaireError(f"--scheduler {text!r} asks for {n} worker processes on this machine's {cores} CPU "
+            raise ClaireError(f"--scheduler {quoted(text)} asks for {n} worker processes on this machine's {cores} CPU "
                               f"cores: each runs a model of its own, so more than two per core only split the "
                               f"memory and the cores; give at most local:{2 * cores}, best local:{cores} (more "
                               f"machines: a Dask scheduler, tcp://HOST:PORT)")
         return SchedulerSpec(local_workers=n)
     address = re.fullmatch(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d+)/?", text, re.IGNORECASE)
     if not address:
-        raise ClaireError(f"--scheduler {text!r} is not a Dask scheduler address; give tcp://HOST:PORT (as printed "
-                          f"by `dask scheduler`; an IPv6 host in brackets, tcp://[::1]:8786), local:N for N worker "
-                          f"processes on this machine, or leave it empty to classify in this process")
+        raise ClaireError(f"--scheduler {quoted(text)} is not a Dask scheduler address; give tcp://HOST:PORT (as "
+                          "printed by `dask scheduler`; an IPv6 host in brackets, tcp://[::1]:8786), local:N for N "
+                          "worker processes on this machine, or leave it empty to classify in this process")
     return SchedulerSpec(address=f"{address.group(1).lower()}://{address.group(2)}:{address.group(3)}")
 
 

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
+from ...models.quoting import quoted
 from .batch import PairJob
 from .errors import CancelledError, ClaireError
 from .io.atomic import temp_name
@@ -76,7 +77,7 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
             ext, wanted = os.path.splitext(path)[1].lower(), (".vrt",) if vrt else (".tif", ".tiff")
             if ext and ext not in wanted:
                 kind = "a VRT over the parts (--vrt)" if vrt else "a GeoTIFF"
-                raise ClaireError(f"the {role} path {path!r} ends in {ext}, but the {role} is written as {kind}; "
+                raise ClaireError(f"the {role} path {quoted(path)} ends in {ext}, but the {role} is written as {kind}; "
                                   f"give a name ending in {wanted[0]}, e.g. {os.path.splitext(path)[0]}{wanted[0]}")
     kept = check_parts_folder(output, [optical, sar, options.checkpoint]) if vrt else None
     with rio.open_raster(optical, "optical") as ds:
@@ -165,12 +166,12 @@ def check_parts_folder(output: str, inputs: List[Optional[str]]) -> str:
         return kept
     fix = "move them, or give another output name"
     if not os.path.isdir(kept) or os.path.islink(kept):
-        raise ClaireError(f"the parts of the VRT go to {kept!r}, which exists and is not a folder; {fix}")
+        raise ClaireError(f"the parts of the VRT go to {quoted(kept)}, which exists and is not a folder; {fix}")
     inside = [p for p in inputs if p and os.path.abspath(p).startswith(kept + os.sep)]
     others = sorted(n for n in os.listdir(kept) if not PART_NAME.match(n))
     if inside or others:
         listed = ", ".join((inside or others)[:3]) + (" ..." if len(inside or others) > 3 else "")
-        raise ClaireError(f"the parts of the VRT go to {kept!r}, which holds files that are not an earlier run's "
+        raise ClaireError(f"the parts of the VRT go to {quoted(kept)}, which holds files that are not an earlier run's "
                           f"parts ({listed}) and would be replaced; {fix}")
     return kept
 
@@ -196,7 +197,8 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
         tmp = temp_name(final, ".vrt")
         ds = gdal.BuildVRT(tmp, sources)
         if ds is None:
-            raise ClaireError(f"GDAL could not build the VRT {final!r} over {kept!r}; check the folder is writable")
+            raise ClaireError(f"GDAL could not build the VRT {quoted(final)} over {quoted(kept)}; check the folder is "
+                              "writable")
         ds = None
         if not suffix:
             _vrt_classes(tmp, results[0].card)

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...models.quoting import quoted
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
@@ -68,14 +69,15 @@ def open_class_map(map_path: str, role: str = "classified map", integer: bool = 
 def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str = CLASS_FIX) -> Optional[str]:
     """Why the open raster `ds` is no class map (problem and fix), or None."""
     if ds.count != 1:
-        return (f"the {role} {path!r} has {ds.count} bands; a {role} has one band of class codes: {fix}")
+        return (f"the {role} {quoted(path)} has {ds.count} bands; a {role} has one band of class codes: {fix}")
     description = (ds.descriptions[0] or "").strip()
     if description in PERCENT_DESCRIPTIONS:
         what = "confidence raster" if description == CONFIDENCE_DESCRIPTION else "percent raster"
-        return (f"the {role} {path!r} is a {what} written by claire classify (band description {description!r}), "
-                f"not a map of class codes: {fix} (the map itself, not the {what} written beside it)")
+        return (f"the {role} {quoted(path)} is a {what} written by claire classify (band description "
+                f"{quoted(description)}), not a map of class codes: {fix} (the map itself, not the {what} written "
+                "beside it)")
     if integer and not np.issubdtype(numpy_dtype(ds.dtypes[0]), np.integer):
-        return (f"the {role} {path!r} holds {ds.dtypes[0]} values, not class codes; {fix} (a class map saved "
+        return (f"the {role} {quoted(path)} holds {ds.dtypes[0]} values, not class codes; {fix} (a class map saved "
                 f"as floats, e.g. by the raster calculator, can be converted: gdal_translate -ot Byte, or QGIS "
                 f"Raster > Conversion > Translate with output type Byte)")
     return None
@@ -105,9 +107,9 @@ def class_pixel_counts(map_path: str, nodata: Optional[float] = None) -> Dict[in
             for v, k in zip(values.tolist(), n.tolist()):
                 counts[int(v)] = counts.get(int(v), 0) + int(k)
                 if len(counts) > MAX_CLASSES:
-                    raise ClaireError(f"the map {map_path!r} has more than {MAX_CLASSES} distinct values; it does "
-                                      f"not look like a classified map (give the class raster, not a probability "
-                                      f"or reflectance raster)")
+                    raise ClaireError(f"the map {quoted(map_path)} has more than {MAX_CLASSES} distinct values; it "
+                                      "does not look like a classified map (give the class raster, not a probability "
+                                      "or reflectance raster)")
     finally:
         ds.close()
     return dict(sorted(counts.items()))
@@ -153,7 +155,7 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
                           f"its own reproducible sample")
     counts = class_pixel_counts(map_path, nodata)
     if not counts:
-        raise ClaireError(f"the map {map_path!r} has no classified pixel (all nodata); give a classified map")
+        raise ClaireError(f"the map {quoted(map_path)} has no classified pixel (all nodata); give a classified map")
     ranks = _draw_ranks(counts, int(per_class), seed)
     ds = open_class_map(map_path)
     try:
@@ -180,7 +182,7 @@ def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None)
 
     labelled = _labelled_points(path)
     if labelled:
-        raise ClaireError(f"{path!r} already holds {labelled} sample point(s) with a reference label in "
+        raise ClaireError(f"{quoted(path)} already holds {labelled} sample point(s) with a reference label in "
                           f"'{REF_FIELD}': a new sample there would lose those labels; choose another file name "
                           f"(or delete or rename the labelled file first)")
     records = ((points.x[k], points.y[k], {ID_FIELD: k + 1, MAP_FIELD: int(points.value[k])})
@@ -223,8 +225,8 @@ def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int
     except (TypeError, ValueError):
         number = float("nan")
     if not np.isfinite(number) or not number.is_integer():
-        raise ClaireError(f"point {fid} of {path!r} has {value!r} in {field_name!r}, not a class code; write the "
-                          f"integer class value of the map (or leave it empty to skip the point)")
+        raise ClaireError(f"point {fid} of {quoted(path)} has {quoted(value)} in {quoted(field_name)}, not a class "
+                          "code; write the integer class value of the map (or leave it empty to skip the point)")
     return int(number)
 
 
@@ -241,17 +243,17 @@ def _open_points(points_path: str):
     if not points_path:
         raise ClaireError(f"no sample points given; {fix}")
     if not is_gdal_name(points_path) and not os.path.exists(points_path):
-        raise ClaireError(f"the sample points {points_path!r} do not exist; check the path, or {fix}")
+        raise ClaireError(f"the sample points {quoted(points_path)} do not exist; check the path, or {fix}")
     if not is_gdal_name(points_path) and os.path.isdir(points_path):
-        raise ClaireError(f"the sample points {points_path!r} are a folder; {fix}")
+        raise ClaireError(f"the sample points {quoted(points_path)} are a folder; {fix}")
     try:
         ds = ogr.Open(points_path)
     except RuntimeError as exc:
-        raise ClaireError(f"the sample points {points_path!r} are not a vector file GDAL can read ({exc}); "
+        raise ClaireError(f"the sample points {quoted(points_path)} are not a vector file GDAL can read ({exc}); "
                           f"{fix}") from None
     if ds is None or ds.GetLayerCount() == 0:
         ds = None
-        raise ClaireError(f"the sample points {points_path!r} are not a vector file GDAL can read; {fix}")
+        raise ClaireError(f"the sample points {quoted(points_path)} are not a vector file GDAL can read; {fix}")
     return ds
 
 
@@ -260,13 +262,13 @@ def _check_field(defn, field_name: str, points_path: str) -> bool:
     point's number); whether the layer has the MAP_FIELD to check the map against."""
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     if field_name not in fields:
-        raise ClaireError(f"the sample points {points_path!r} have no field {field_name!r}; their fields are "
-                          f"{', '.join(fields) or '(none)'}: pass the one holding the reference class")
+        raise ClaireError(f"the sample points {quoted(points_path)} have no field {quoted(field_name)}; their fields "
+                          f"are {', '.join(fields) or '(none)'}: pass the one holding the reference class")
     if field_name in (MAP_FIELD, ID_FIELD):
         what = "the map's own class at each point" if field_name == MAP_FIELD else "the points' numbers"
-        raise ClaireError(f"{field_name!r} holds {what}, written by sample-points, not a reference label; pass the "
-                          f"field you filled with the class seen on the ground or imagery ({REF_FIELD!r} in a "
-                          f"sample-points file)")
+        raise ClaireError(f"{quoted(field_name)} holds {what}, written by sample-points, not a reference label; pass "
+                          f"the field you filled with the class seen on the ground or imagery ({quoted(REF_FIELD)} in "
+                          "a sample-points file)")
     return MAP_FIELD in fields
 
 
@@ -280,11 +282,11 @@ def _point_of(feat, points_path: str):
     if flat == ogr.wkbMultiPoint and geom.GetGeometryCount() == 1:
         return geom.GetGeometryRef(0).Clone()
     if flat == ogr.wkbMultiPoint:
-        raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is a multipoint of "
+        raise ClaireError(f"feature {feat.GetFID()} of {quoted(points_path)} is a multipoint of "
                           f"{geom.GetGeometryCount()} points; the evaluation needs one point per sample (QGIS: "
                           f"Vector > Geometry Tools > Multipart to Singleparts)")
     if flat != ogr.wkbPoint:
-        raise ClaireError(f"feature {feat.GetFID()} of {points_path!r} is not a point; the evaluation "
+        raise ClaireError(f"feature {feat.GetFID()} of {quoted(points_path)} is not a point; the evaluation "
                           f"needs the sample points, one point per sample")
     return geom.Clone()
 
@@ -306,9 +308,9 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
                 ct.apply(geom, feat.GetFID())
             key = (round(geom.GetX(), 6), round(geom.GetY(), 6))
             if key in seen:
-                raise ClaireError(f"features {seen[key]} and {feat.GetFID()} of {points_path!r} are the same point; "
-                                  f"each sample point must be counted once: delete the copies (QGIS: Vector > "
-                                  f"Data Management Tools > Delete Duplicate Geometries)")
+                raise ClaireError(f"features {seen[key]} and {feat.GetFID()} of {quoted(points_path)} are the same "
+                                  "point; each sample point must be counted once: delete the copies (QGIS: Vector > "
+                                  "Data Management Tools > Delete Duplicate Geometries)")
             seen[key] = feat.GetFID()
             mapped = feat.GetField(MAP_FIELD) if has_map else None
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
@@ -342,7 +344,7 @@ def _check_drawn_from(values: List[int], drawn: List[Optional[int]], map_path: s
     differ = [k for k, (v, m) in enumerate(zip(values, drawn)) if code(m) is not None and code(m) != v]
     if differ:
         raise ClaireError(f"{len(differ)} of {len(values)} sample points have a {MAP_FIELD} that differs from "
-                          f"{map_path!r} at them: the points were drawn from another map (or this one changed "
+                          f"{quoted(map_path)} at them: the points were drawn from another map (or this one changed "
                           f"since), and an area-weighted estimate needs the map they were drawn from; evaluate that "
                           f"map, or draw a new sample of this one with sample-points")
 
@@ -366,7 +368,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
         require_crs(ds, "classified map")
         labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer, assigned_crs)
         if not labels:
-            raise ClaireError(f"the sample points {points_path!r} hold no points")
+            raise ClaireError(f"the sample points {quoted(points_path)} hold no points")
         nd = ds.nodata if nodata is None else nodata
         inside = [(x, y, r, m) for x, y, r, m in labels if ds.bounds.left <= x < ds.bounds.right
                   and ds.bounds.bottom < y <= ds.bounds.top]
@@ -379,8 +381,8 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
     _check_drawn_from(values, [m for _, _, _, m in inside], map_path, points_path)
     kept = [(v, r) for v, (_, _, r, _) in zip(values, inside) if nd is None or v != nd]
     if not kept:
-        raise ClaireError(f"none of the sample points {points_path!r} falls on a classified pixel of {map_path!r}; "
-                          f"evaluate the points against the map they were drawn from")
+        raise ClaireError(f"none of the sample points {quoted(points_path)} falls on a classified pixel of "
+                          f"{quoted(map_path)}; evaluate the points against the map they were drawn from")
     names = {c["value"]: c["name"] for c in classes_from_gdal(map_path) if c.get("name")}
     result = area_weighted_accuracy([v for v, _ in kept], [r for _, r in kept],
                                     counts, area, names)

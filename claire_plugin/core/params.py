@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
+from ...models.quoting import quoted
 from .errors import ClaireError
 
 #: Batch size 0: about four 256 px tiles of input per forward (engine.tiling.default_batch).
@@ -71,11 +72,11 @@ def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[Li
     try:
         bands = [int(p) for p in parts]
     except ValueError:
-        raise ClaireError(f"{name} {text!r} is not a list of band numbers; give 1-based band numbers separated "
+        raise ClaireError(f"{name} {quoted(text)} is not a list of band numbers; give 1-based band numbers separated "
                           f"by commas, semicolons or spaces, {example}") from None
     low = [b for b in bands if b < 1]
     if low:
-        raise ClaireError(f"{name} {text!r} has band number {low[0]} below 1; band numbers start at 1, {example}")
+        raise ClaireError(f"{name} {quoted(text)} has band number {low[0]} below 1; band numbers start at 1, {example}")
     return bands
 
 

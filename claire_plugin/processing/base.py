@@ -12,6 +12,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ...models.quoting import quoted
 from ..paths import resource
 
 
@@ -153,16 +154,16 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
             span = f" of at least {fmt(low)}"
         else:
             span = f" of at most {fmt(high)}" if high < 1e300 else ""
-        return f"{name} = {value!r} is not accepted; give {'a whole number' if whole else 'a number'}{span}"
+        return f"{name} = {quoted(value)} is not accepted; give {'a whole number' if whole else 'a number'}{span}"
     if isinstance(param, QgsProcessingParameterEnum):
         options = ", ".join(f"{i} ({o})" for i, o in enumerate(param.options()))
-        return f"{name} = {value!r} is not one of its options; give one of {options}"
+        return f"{name} = {quoted(value)} is not one of its options; give one of {options}"
     if isinstance(value, str) and param.type() in ("source", "vector", "raster", "file", "layer"):
         path = value.split("|")[0]
         if not os.path.exists(path):
-            return f"{name}: {path!r} does not exist; check the path"
+            return f"{name}: {quoted(path)} does not exist; check the path"
         kind = {"source": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
                 "vector": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
                 "raster": "a raster GDAL can read (GeoTIFF, VRT...)"}.get(param.type(), "a layer or file of that kind")
-        return f"{name}: {path!r} cannot be opened as {kind}; give {kind}"
-    return f"{name} = {value!r} is not accepted"
+        return f"{name}: {quoted(path)} cannot be opened as {kind}; give {kind}"
+    return f"{name} = {quoted(value)} is not accepted"

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ...models.quoting import quoted
+
 UTM = "EPSG:32633"
 ORIGIN = (400000.0, 5200000.0)  # around 46.9 N, 13.7 E
 
@@ -90,7 +92,7 @@ def _copy_pair(folder: str, size: int, seed: int, layout: str) -> Dict[str, str]
     from rasterio.shutil import copy
 
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+        raise ValueError(f"unknown layout {quoted(layout)}; use one of {', '.join(LAYOUTS)}")
     plain = write_pair(folder, size, seed)
     out = {}
     for role, src in plain.items():

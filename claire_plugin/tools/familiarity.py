@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
+from ...models.quoting import quoted
 from ..paths import DEFAULT_CHECKPOINT, resource
 
 UNSEEN = ("sen12ms_cr_clear", "sen12ms_cr_cloudy", "bigearthnet_mm")
@@ -175,7 +176,7 @@ def in_geometry(item: tuple, geometry: str) -> tuple:
     elif geometry == "right128":
         rows, cols = slice(None), slice(max(0, m.shape[1] - 128), None)
     else:
-        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
+        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {quoted(geometry)}")
     return tuple(None if a is None else a[:, rows, cols] for a in (o, s, c)) + (m[rows, cols],)
 
 

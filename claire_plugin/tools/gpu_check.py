@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ...models.quoting import quoted
 from .bench import _bare, _load, _vmhwm_mb, machine, map_agreement, reset_peak_rss, write_pair
 
 SIZES = (4096, 8192)
@@ -59,7 +60,7 @@ def run_check(out_dir: str, sizes: Sequence[int] = SIZES, device: str = "cuda", 
         if time.perf_counter() - t0 > budget_s:
             report["skipped"].append(f"training: time budget of {budget_s:.0f} s spent")
         else:
-            log(f"training: {train_steps} steps of the {train_size!r} CLAIRE with AMP...")
+            log(f"training: {train_steps} steps of the {quoted(train_size)} CLAIRE with AMP...")
             report["training"] = _training(device, train_size, train_steps, train_crop, train_batch)
     finally:
         if own:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ....models.card_schema import card_temperature
 from ....models.macroclass import Grouping
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..inputs.bands import check_spectral_order, choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message
@@ -124,7 +125,7 @@ def card_classes(card: dict) -> List[dict]:
     nodata = int(card.get("nodata", 0))
     for c in classes:
         if int(c["value"]) == nodata or not 0 <= int(c["value"]) <= 254:
-            raise ClaireError(f"class {c.get('name')!r} has value {c['value']}, which equals the nodata value "
+            raise ClaireError(f"class {quoted(c.get('name'))} has value {c['value']}, which equals the nodata value "
                               f"or does not fit uint8; fix the checkpoint card")
     return classes
 
@@ -136,7 +137,7 @@ def level_card(card: dict, level: str) -> Tuple[dict, Optional[Grouping]]:
     from ....models.macroclass import LEVELS, card_macroclasses, macro_view
 
     if level not in LEVELS:
-        raise ClaireError(f"--level {level!r} is not a map level; choose {' or '.join(LEVELS)}")
+        raise ClaireError(f"--level {quoted(level)} is not a map level; choose {' or '.join(LEVELS)}")
     if level == "class":
         return card, None
     if not card_macroclasses(card):

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
+from ....models.quoting import quoted
 from ...paths import DEFAULT_CHECKPOINT
 from ..errors import CancelledError, ClaireError
 from ..io.atomic import OutputSet
@@ -79,9 +80,9 @@ def load_model(checkpoint: Optional[str]):
     path = checkpoint or DEFAULT_CHECKPOINT
     if not os.path.exists(path):
         if checkpoint:
-            raise ClaireError(f"the checkpoint {path!r} does not exist (moved or deleted?); check the path, or use "
-                              f"the bundled checkpoint")
-        raise ClaireError(f"the default checkpoint {path!r} is missing: the CLAIRE installation is incomplete; "
+            raise ClaireError(f"the checkpoint {quoted(path)} does not exist (moved or deleted?); check the path, or "
+                              "use the bundled checkpoint")
+        raise ClaireError(f"the default checkpoint {quoted(path)} is missing: the CLAIRE installation is incomplete; "
                           f"reinstall the plugin, or pass --checkpoint FILE")
     from ....models.checkpoint import CheckpointError, load_checkpoint
 
@@ -145,8 +146,8 @@ def _check_paths(params: ClassifyParams) -> None:
     for role, path in outs[:5]:  # the rasters
         ext = os.path.splitext(path or "")[1]
         if ext and ext.lower() not in (".tif", ".tiff"):
-            raise ClaireError(f"the {role} path {path!r} ends in {ext}, but the {role} is written as a GeoTIFF; give "
-                              f"a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
+            raise ClaireError(f"the {role} path {quoted(path)} ends in {ext}, but the {role} is written as a GeoTIFF; "
+                              f"give a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
 
 
 def time_left(elapsed: float, done: int, remaining: int) -> str:

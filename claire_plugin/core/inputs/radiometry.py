@@ -22,6 +22,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 #: ESA's offset for processing baseline 04.00 and later, in DN, added before dividing by 10000.
@@ -127,7 +128,7 @@ def _add_offset_tags(tags: Dict[str, str]) -> Dict[str, float]:
             try:
                 found[key] = float(val)
             except (TypeError, ValueError):
-                raise ClaireError(f"the optical raster's {key} metadata is {val!r}, not a number; fix it or pass "
+                raise ClaireError(f"the optical raster's {key} metadata is {quoted(val)}, not a number; fix it or pass "
                                   f"--optical-offset VALUE") from None
     return found
 

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.raster_io import numpy_dtype
 from .bands import placed_by_position
@@ -39,7 +40,7 @@ def parse_sar_units(value: Optional[str]) -> str:
     """'auto', 'db', 'power' or 'amplitude' from a `--sar-units` value; ClaireError for anything else."""
     key = str(value or "auto").strip().lower()
     if key not in _ALIASES:
-        raise ClaireError(f"unknown SAR units {value!r}; use one of {', '.join(SAR_UNITS)} (--sar-units)")
+        raise ClaireError(f"unknown SAR units {quoted(value)}; use one of {', '.join(SAR_UNITS)} (--sar-units)")
     return _ALIASES[key]
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 _TEMP = re.compile(r"\.(?P<host>[0-9a-f]{4})-(?P<pid>\d+)-[0-9a-f]{6}\.partial(\..*)?$")
@@ -101,7 +102,7 @@ def other_writers(path: str) -> List[int]:
 
 def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
     """A ClaireError for a failed write of `path` (the `role` output): says so plainly when the disk is full."""
-    what = f"the {role} {path!r}" if role else repr(path)
+    what = f"the {role} {quoted(path)}" if role else repr(path)
     text = str(exc)
     low = text.lower()
     full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in low \
@@ -139,8 +140,8 @@ def example_name(path: str, role: str = "") -> str:
 def folder_error(path: str, role: str = "") -> ClaireError:
     """The ClaireError for an output path that is an existing folder: names it and asks for a file name."""
     what = f"the {role} path" if role else "the output path"
-    return ClaireError(f"{what} {path!r} is a folder; give a file name such as "
-                       f"{os.path.join(path, example_name(path, role))!r}. Nothing was written and the folder "
+    return ClaireError(f"{what} {quoted(path)} is a folder; give a file name such as "
+                       f"{quoted(os.path.join(path, example_name(path, role)))}. Nothing was written and the folder "
                        f"is unchanged")
 
 

@@ -11,6 +11,8 @@ import os
 import re
 from typing import List, Optional
 
+from ....models.quoting import quoted
+
 _SUBDATASET = re.compile(r"^([A-Za-z][A-Za-z0-9_]+):(.+)$")
 _REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsihdfs",
            "/vsiwebhdfs")
@@ -67,9 +69,9 @@ def missing_message(name: str, role: str) -> Optional[str]:
     GDAL)."""
     if not is_gdal_name(name):
         if not os.path.exists(name):
-            return f"the {role} raster {name!r} does not exist; check the path"
+            return f"the {role} raster {quoted(name)} does not exist; check the path"
         return None
     if is_remote(name) or local_files(name):
         return None
-    return (f"the {role} raster {name!r} is a GDAL dataset name, but the file it refers to does not exist; "
+    return (f"the {role} raster {quoted(name)} is a GDAL dataset name, but the file it refers to does not exist; "
             f"check the path inside the name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from .atomic import temp_name
 from .gdal_mode import gdal_exceptions, with_gdal_exceptions
@@ -18,7 +19,7 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     """Write `records` (x, y, {field: value or None}) as the point layer `layer` of the GeoPackage `path`
     with `fields` [(name, "int" | "real" | "str")] in the CRS `crs_wkt`; None is written as NULL. `role`
     names the points in error messages ("the sample points")."""
-    points = ((f"POINT ({float(x)!r} {float(y)!r})", values) for x, y, values in records)
+    points = ((f"POINT ({quoted(float(x))} {quoted(float(y))})", values) for x, y, values in records)
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
 
 
@@ -32,13 +33,13 @@ def choose_layer(ds, path: str, layer: Optional[str], what: str):
     if layer:
         lyr = ds.GetLayerByName(layer)
         if lyr is None:
-            raise ClaireError(f"the {what} {path!r} have no layer {layer!r}; choose one of {', '.join(names)} "
-                              f"(--layer)")
+            raise ClaireError(f"the {what} {quoted(path)} have no layer {quoted(layer)}; choose one of "
+                              f"{', '.join(names)} (--layer)")
         return lyr
     spatial = [ds.GetLayer(i) for i in range(ds.GetLayerCount()) if ds.GetLayer(i).GetGeomType() != ogr.wkbNone]
     if len(spatial) > 1:
         listed = _listed({lyr.GetName(): lyr.GetFeatureCount() for lyr in spatial})
-        raise ClaireError(f"the {what} {path!r} hold {len(spatial)} layers ({listed}); say which one to use "
+        raise ClaireError(f"the {what} {quoted(path)} hold {len(spatial)} layers ({listed}); say which one to use "
                           f"(--layer)")
     return spatial[0] if spatial else ds.GetLayer(0)
 
@@ -77,8 +78,8 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[
 
     src = layer_srs(lyr, assigned)
     if undefined_crs(src):
-        named = "" if src is None else f" ({src.GetName()!r})"
-        raise ClaireError(f"the {what} {path!r} have no coordinate reference system{named}; assign one in the "
+        named = "" if src is None else f" ({quoted(src.GetName())})"
+        raise ClaireError(f"the {what} {quoted(path)} have no coordinate reference system{named}; assign one in the "
                           f"file (QGIS: the Processing tool 'Define Shapefile projection', which writes the .prj of "
                           f"a shapefile; or Export > Save Features As with the CRS the coordinates are in; ogr2ogr "
                           f"-a_srs EPSG:xxxx)")
@@ -89,9 +90,9 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[
     try:
         return None if src.IsSame(dst) else LayerTransform(osr.CoordinateTransformation(src, dst), src.GetName(), path)
     except RuntimeError as exc:
-        raise ClaireError(f"the {what} {path!r} are in a CRS ({src.GetName()!r}) that cannot be transformed to "
-                          f"{dst.GetName()!r}: {str(exc)[:160]}; give the layer the CRS its coordinates are in, or "
-                          f"reproject it") from None
+        raise ClaireError(f"the {what} {quoted(path)} are in a CRS ({quoted(src.GetName())}) that cannot be "
+                          f"transformed to {quoted(dst.GetName())}: {str(exc)[:160]}; give the layer the CRS its "
+                          "coordinates are in, or reproject it") from None
 
 
 class LayerTransform:
@@ -110,10 +111,10 @@ class LayerTransform:
             failed = True
         if failed:
             x0, x1, y0, y1 = geom.GetEnvelope()
-            raise ClaireError(f"feature {fid} of {self.path!r} cannot be transformed to the raster's CRS: its "
+            raise ClaireError(f"feature {fid} of {quoted(self.path)} cannot be transformed to the raster's CRS: its "
                               f"coordinates (x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}) do not fit the layer's CRS "
-                              f"({self.crs_name!r}); give the layer the CRS its coordinates are in (e.g. metres of a "
-                              f"UTM zone, not degrees)")
+                              f"({quoted(self.crs_name)}); give the layer the CRS its coordinates are in (e.g. metres "
+                              "of a UTM zone, not degrees)")
 
 
 def _listed(layers: Dict[str, int]) -> str:
@@ -145,15 +146,15 @@ def check_replaceable(path: str, layer: str, role: str, fields: Sequence[str] = 
             others[lyr.GetName()] = lyr.GetFeatureCount()
     ds = None
     if others:
-        raise ClaireError(f"{path!r} already holds layer {_listed(others)}, which {role} would replace (their layer is "
-                          f"'{layer}'); choose another file name so that your data is not lost")
+        raise ClaireError(f"{quoted(path)} already holds layer {_listed(others)}, which {role} would replace (their "
+                          f"layer is '{layer}'); choose another file name so that your data is not lost")
 
 
 def check_vector_output(path: str, layer: str, role: str, signature: Sequence[str] = ()) -> None:
     """What write_vector_layer refuses, checked before any work: a path not ending in .gpkg, and a file of the
     user's own there (check_replaceable)."""
     if not str(path).lower().endswith(".gpkg"):
-        raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {path!r})")
+        raise ClaireError(f"{role} go to a GeoPackage; give a path ending in .gpkg (got {quoted(path)})")
     check_replaceable(path, layer, role, signature)
 
 
@@ -193,7 +194,7 @@ def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tup
         lyr = ds = None
         os.replace(tmp, path)
     except (RuntimeError, OSError) as exc:
-        raise ClaireError(f"cannot write {role} to {path!r} ({exc}); choose a writable folder") from None
+        raise ClaireError(f"cannot write {role} to {quoted(path)} ({exc}); choose a writable folder") from None
     finally:
         lyr = ds = None
         if os.path.exists(tmp):

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 
@@ -40,7 +41,7 @@ def open_raster(path: str, role: str):
     if problem:
         raise ClaireError(problem)
     if not is_gdal_name(path) and os.path.isdir(path):
-        raise ClaireError(f"the {role} path {path!r} is a folder; give a raster file")
+        raise ClaireError(f"the {role} path {quoted(path)} is a folder; give a raster file")
     try:
         with warnings.catch_warnings():  # require_crs() says it clearly, with the fix
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -48,17 +49,18 @@ def open_raster(path: str, role: str):
     except (RasterioIOError, OSError, ValueError) as exc:
         members = _archive_rasters(path)
         if members:
-            raise ClaireError(f"the {role} file {path!r} is an archive; give a raster inside it by its GDAL name, "
-                              f"e.g. {_listing(members)}") from None
+            raise ClaireError(f"the {role} file {quoted(path)} is an archive; give a raster inside it by its GDAL "
+                              f"name, e.g. {_listing(members)}") from None
         if _DAMAGED.search(str(exc).replace(path, "")):  # GDAL 3.10 fails to open a cut-off TIFF (3.6: at the read)
-            raise ClaireError(f"reading the raster {path!r} failed ({exc}): the {role} file is truncated or "
+            raise ClaireError(f"reading the raster {quoted(path)} failed ({exc}): the {role} file is truncated or "
                               f"damaged; copy or download it again") from None
         if path.lower().endswith(".dim"):
             data = os.path.splitext(path)[0] + ".data"
-            raise ClaireError(f"the {role} file {path!r} is the header of a SNAP BEAM-DIMAP product, which GDAL cannot "
-                              f"read as one raster; stack the bands of {data} (e.g. gdalbuildvrt -separate out.vrt "
-                              f"Sigma0_VV.img Sigma0_VH.img) and give that, or export a GeoTIFF from SNAP") from None
-        raise ClaireError(f"the {role} file {path!r} is not a raster GDAL can read ({exc}); give a GeoTIFF "
+            raise ClaireError(f"the {role} file {quoted(path)} is the header of a SNAP BEAM-DIMAP product, which "
+                              f"GDAL cannot read as one raster; stack the bands of {data} (e.g. gdalbuildvrt "
+                              f"-separate out.vrt Sigma0_VV.img Sigma0_VH.img) and give that, or export a GeoTIFF "
+                              f"from SNAP") from None
+        raise ClaireError(f"the {role} file {quoted(path)} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
         subs = list(ds.subdatasets)
@@ -67,9 +69,9 @@ def open_raster(path: str, role: str):
         if subs:
             named = [f"{n} ({descs.get(f'SUBDATASET_{i}_DESC', '').strip()})".replace(" ()", "")
                      for i, n in enumerate(subs, 1)]
-            raise ClaireError(f"the {role} file {path!r} holds {len(subs)} rasters (subdatasets) and no bands of "
+            raise ClaireError(f"the {role} file {quoted(path)} holds {len(subs)} rasters (subdatasets) and no bands of "
                               f"its own; give one of them as the {role} raster: {_listing(named)}")
-        raise ClaireError(f"the {role} raster {path!r} has no bands or no pixels; give a valid raster")
+        raise ClaireError(f"the {role} raster {quoted(path)} has no bands or no pixels; give a valid raster")
     return ds
 
 
@@ -107,20 +109,20 @@ def _archive_rasters(path: str) -> List[str]:
 def require_crs(ds, role: str) -> None:
     """Raise ClaireError if the raster has no CRS (we cannot place it next to the other raster)."""
     if (ds.crs is None or not ds.crs.to_wkt()) and ds.gcps[0]:
-        raise ClaireError(f"the {role} raster {ds.name!r} is located only by ground control points, as a "
+        raise ClaireError(f"the {role} raster {quoted(ds.name)} is located only by ground control points, as a "
                           f"Sentinel-1 GRD/SLC in radar geometry is; put it on a map grid first (for Sentinel-1: "
                           f"SNAP Calibration then Range-Doppler Terrain Correction; for other rasters: "
                           f"gdalwarp -t_srs EPSG:32633 IN OUT, or Raster > Projections > Warp in QGIS)")
     no_crs, no_place = ds.crs is None or not ds.crs.to_wkt(), ds.transform.is_identity
     if no_crs and no_place:
-        raise ClaireError(f"the {role} raster {ds.name!r} has neither a coordinate reference system nor a "
+        raise ClaireError(f"the {role} raster {quoted(ds.name)} has neither a coordinate reference system nor a "
                           f"geotransform (where its pixels lie); georeference it (Raster > Georeferencer in QGIS, "
                           f"or gdal_translate -a_srs EPSG:32633 -a_ullr ULX ULY LRX LRY IN OUT)")
     if no_crs:
-        raise ClaireError(f"the {role} raster {ds.name!r} has no coordinate reference system; assign one "
+        raise ClaireError(f"the {role} raster {quoted(ds.name)} has no coordinate reference system; assign one "
                           f"(e.g. gdal_edit.py -a_srs EPSG:32633 FILE, or Raster > Projections > Assign in QGIS)")
     if no_place:
-        raise ClaireError(f"the {role} raster {ds.name!r} has no georeferencing (identity transform); "
+        raise ClaireError(f"the {role} raster {quoted(ds.name)} has no georeferencing (identity transform); "
                           f"georeference it first (Raster > Georeferencer in QGIS, or gdal_edit.py -a_ullr ULX ULY "
                           f"LRX LRY FILE)")
 
@@ -195,7 +197,7 @@ def extent_window(grid_ds, extent: Sequence[float], role: str = "optical"):
     try:
         xmin, ymin, xmax, ymax = (float(v) for v in extent)
     except (TypeError, ValueError):
-        raise ClaireError(f"the extent {extent!r} is not four numbers; give xmin,ymin,xmax,ymax in the {role} "
+        raise ClaireError(f"the extent {quoted(extent)} is not four numbers; give xmin,ymin,xmax,ymax in the {role} "
                           f"raster's CRS ({grid_ds.crs})") from None
     if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmin >= xmax or ymin >= ymax:
         raise ClaireError(f"the extent {xmin:g},{ymin:g},{xmax:g},{ymax:g} is empty; give xmin < xmax and "
@@ -279,7 +281,7 @@ def read_pixels(ds, indexes: Sequence[int], window, dtype: str = "float32") -> n
         return ds.read(list(indexes), window=window, out_dtype=dtype)
     except RasterioIOError as exc:
         cause = str(exc.__cause__ or exc).strip() or str(exc)
-        raise ClaireError(f"reading the raster {getattr(ds, 'name', '?')!r} failed ({cause}): the file is "
+        raise ClaireError(f"reading the raster {quoted(getattr(ds, 'name', '?'))} failed ({cause}): the file is "
                           f"truncated or damaged, or a file it refers to is missing; copy or download it "
                           f"again (or rebuild the VRT)") from None
 

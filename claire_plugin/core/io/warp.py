@@ -28,6 +28,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from .raster_io import envelope, read_pixels
 
 #: Largest coordinate interpolation error accepted, in source pixels (GDAL's default is 0.125).
@@ -42,7 +43,7 @@ class GridWarp:
     def __init__(self, src, grid_ds, resampling: str = "bilinear", step: int = 32,
                  max_error: float = MAX_ERROR, scaled: bool = False) -> None:
         if resampling not in ("bilinear", "nearest"):
-            raise ValueError(f"resampling must be 'bilinear' or 'nearest', not {resampling!r}")
+            raise ValueError(f"resampling must be 'bilinear' or 'nearest', not {quoted(resampling)}")
         self.src = src
         self.crs, self.transform = grid_ds.crs, grid_ds.transform
         self.width, self.height = grid_ds.width, grid_ds.height

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from .atomic import OutputSet, example_name, folder_error, remove_stale_temporaries, temp_name, write_error
 from .gdal_failures import gdal_failures
@@ -47,13 +48,13 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
 
     example = example_name(path, role)
     if not path:
-        raise ClaireError(f"no {role} path given; give a file path such as {example!r}")
+        raise ClaireError(f"no {role} path given; give a file path such as {quoted(example)}")
     if is_gdal_name(path):
-        raise ClaireError(f"the {role} path {path!r} is a GDAL dataset name; outputs are written as plain "
-                          f"files, so give a file path such as {os.path.join(os.sep, 'data', example)!r}")
+        raise ClaireError(f"the {role} path {quoted(path)} is a GDAL dataset name; outputs are written as plain "
+                          f"files, so give a file path such as {quoted(os.path.join(os.sep, 'data', example))}")
     if path.endswith(("/", os.sep)) or (os.altsep and path.endswith(os.altsep)):
-        raise ClaireError(f"the {role} path {path!r} ends in a separator, so it names a folder; give a file "
-                          f"name such as {os.path.join(path, example)!r}")
+        raise ClaireError(f"the {role} path {quoted(path)} ends in a separator, so it names a folder; give a file "
+                          f"name such as {quoted(os.path.join(path, example))}")
     folder = os.path.dirname(os.path.abspath(path))
     longest = _longest_name(folder)
     if len(os.path.basename(path).encode("utf-8")) + TEMP_EXTRA > longest:
@@ -61,16 +62,16 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
                           f"takes names of up to {longest} bytes, and the file is first written under a temporary "
                           f"name {TEMP_EXTRA} bytes longer): give a shorter name")
     if not os.path.isdir(folder):
-        raise ClaireError(f"the {role} folder {folder!r} does not exist; create it or choose another path")
+        raise ClaireError(f"the {role} folder {quoted(folder)} does not exist; create it or choose another path")
     if not os.access(folder, os.W_OK):
-        raise ClaireError(f"the {role} folder {folder!r} is not writable; choose a folder you can write to")
+        raise ClaireError(f"the {role} folder {quoted(folder)} is not writable; choose a folder you can write to")
     if os.path.isdir(path):
         raise folder_error(path, role)
     if os.path.exists(path) and not os.path.isfile(path):
-        raise ClaireError(f"the {role} path {path!r} is a device, pipe or socket, not a file; give the path of a "
+        raise ClaireError(f"the {role} path {quoted(path)} is a device, pipe or socket, not a file; give the path of a "
                           f"file to write")
     if os.path.isfile(path) and not os.stat(path).st_mode & 0o222:  # mode bits: root may write anything
-        raise ClaireError(f"the {role} file {path!r} exists and is read-only (protected against writing); choose "
+        raise ClaireError(f"the {role} file {quoted(path)} exists and is read-only (protected against writing); choose "
                           f"another {role} file name, or make it writable (chmod u+w, or uncheck Read-only in its "
                           f"properties) to replace it")
     for inp in inputs:
@@ -78,13 +79,13 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
         if not in_path:
             continue
         if same_file(path, in_path):
-            raise ClaireError(f"the {role} path {path!r} is also an input (the {in_role} {in_path!r}); writing "
-                              f"there would overwrite the {in_role}, so choose a different {role} file name")
+            raise ClaireError(f"the {role} path {quoted(path)} is also an input (the {in_role} {quoted(in_path)}); "
+                              f"writing there would overwrite the {in_role}, so choose a different {role} file name")
         files = sources[in_path] if sources and in_path in sources else input_files(in_path)
         if any(same_file(path, f) for f in files):
-            raise ClaireError(f"the {role} path {path!r} is a file the {in_role} {in_path!r} reads (e.g. a source "
-                              f"of a VRT); writing there would change the {in_role}, so choose a different {role} "
-                              f"file name")
+            raise ClaireError(f"the {role} path {quoted(path)} is a file the {in_role} {quoted(in_path)} reads (e.g. a "
+                              f"source of a VRT); writing there would change the {in_role}, so choose a different "
+                              f"{role} file name")
 
 
 def input_files(path: str) -> list:
@@ -119,7 +120,7 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
     for i, (r1, p1) in enumerate(named):
         for r2, p2 in named[i + 1:]:
             if same_file(p1, p2):
-                raise ClaireError(f"the {r1} and {r2} outputs have the same path {os.path.abspath(p1)!r}; give "
+                raise ClaireError(f"the {r1} and {r2} outputs have the same path {quoted(os.path.abspath(p1))}; give "
                                   f"each its own file")
 
 
@@ -165,7 +166,7 @@ class GridWriter:
                 self.tmp, self.width, self.height, 1, gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype), options)
         if self.ds is None:
             reason = "; ".join(failed) or gdal.GetLastErrorMsg() or "GDAL could not create it"
-            raise ClaireError(f"cannot create {final_path!r} ({reason}); check the folder is writable and has "
+            raise ClaireError(f"cannot create {quoted(final_path)} ({reason}); check the folder is writable and has "
                               f"free space")
         self.ds.SetGeoTransform(transform.to_gdal())
         if grid_ds.crs is not None:

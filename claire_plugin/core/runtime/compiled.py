@@ -50,6 +50,7 @@ import torch.nn as nn
 from torch.utils import _pytree as pytree
 
 from ....models.networks import at_cells, full_size_outputs, gives_cells
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..params import RUNTIMES
 
@@ -448,7 +449,7 @@ def prepare(model: nn.Module, card: dict, device: torch.device, runtime: Optiona
     asked for the familiarity features (`return_features=True`), so the compiled code takes / gives them."""
     want = (runtime or "auto").strip().lower()
     if want not in RUNTIMES:
-        raise ClaireError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+        raise ClaireError(f"unknown runtime {quoted(runtime)}; use one of {', '.join(RUNTIMES)}")
     if want == "eager":
         return Runtime(model, "eager", "runtime: eager (plain PyTorch)")
     if getattr(model, "eager_only", False):

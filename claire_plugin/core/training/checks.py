@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any, Optional
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 
@@ -18,7 +19,7 @@ def _number(value: Any, flag: str, example: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ClaireError(f"{flag} {value!r} is not a number; give one, e.g. {flag} {example}") from None
+        raise ClaireError(f"{flag} {quoted(value)} is not a number; give one, e.g. {flag} {example}") from None
     if not math.isfinite(v):
         raise ClaireError(f"{flag} is {value}, not a finite number; give a number, e.g. {flag} {example}")
     return v

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 #: Side of the decimated sample read to judge a raster's values.
@@ -171,5 +172,5 @@ def check_resume(path: str, model_config: Dict, arch: str) -> None:
     wrong = sorted(k for k in want if have.get(k) != want[k])
     if wrong or set(have) - set(want):
         name = (wrong or sorted(set(have) - set(want)))[0][6:]
-        raise ClaireError(f"{what} belongs to another network (weight {name!r} differs from this run's "
+        raise ClaireError(f"{what} belongs to another network (weight {quoted(name)} differs from this run's "
                           f"{arch}/{model_config.get('size')}); {fix}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ....models.quoting import quoted
 from ..errors import CancelledError, ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer
@@ -73,7 +74,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
     with Scene(optical, sar, wand_card(checkpoint), sar_units=sar_units) as scene:
         features, source = read_vector_features(points, scene.opt, field_name, None, layer, assigned_crs)
         if source["geometry"] != "point":
-            raise ClaireError(f"{points!r} holds polygons, not points: they are training polygons already (give "
+            raise ClaireError(f"{quoted(points)} holds polygons, not points: they are training polygons already (give "
                               f"them to training as they are), or give a point layer to grow polygons from")
         out.crs_wkt = scene.opt.crs.to_wkt()
         out.extra_fields, out.attributes = point_attributes(points, source.get("layer"), field_name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Sequence
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, layer_srs, undefined_crs
@@ -41,7 +42,7 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
     wanted = {int(f) for f in fids}
     src = ogr.Open(str(source["path"]))
     if src is None:
-        raise ClaireError(f"cannot reopen the labels {source['path']!r} to write the held-out polygons")
+        raise ClaireError(f"cannot reopen the labels {quoted(source['path'])} to write the held-out polygons")
     written, lyr = 0, None
     try:
         lyr = choose_layer(src, str(source["path"]), source.get("layer"), "labels")
@@ -70,7 +71,7 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
             out.CommitTransaction()
             out = None
         except RuntimeError as exc:
-            raise ClaireError(f"cannot write the held-out polygons to {path!r} ({exc}); check the folder's free "
+            raise ClaireError(f"cannot write the held-out polygons to {quoted(path)} ({exc}); check the folder's free "
                               f"space and permissions") from None
         finally:
             out_ds = None

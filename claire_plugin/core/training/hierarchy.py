@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ....models.macroclass import collapse_confusion
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer
@@ -82,16 +83,17 @@ def read_hierarchy(source: Dict[str, Any], classes: List[ClassInfo], macro_field
             found.setdefault(ci, {}).setdefault(class_key(macro), []).append(fid)
     for ci, by_macro in found.items():
         if len(by_macro) > 1:
-            listed = "; ".join(f"{m!r} (features {', '.join(map(str, fids[:5]))})" for m, fids in by_macro.items())
-            raise ClaireError(f"class {classes[ci].name!r} is in several macroclasses of field {macro_field!r}: "
-                              f"{listed}; a class belongs to one macroclass: give its features the same macroclass, "
-                              f"or split it into two classes")
+            listed = "; ".join(f"{quoted(m)} (features {', '.join(map(str, fids[:5]))})"
+                               for m, fids in by_macro.items())
+            raise ClaireError(f"class {quoted(classes[ci].name)} is in several macroclasses of field "
+                              f"{quoted(macro_field)}: {listed}; a class belongs to one macroclass: give its features "
+                              "the same macroclass, or split it into two classes")
     keys = [next(iter(found[c.index])) for c in classes if c.index in found]
     macros = classes_from_values(keys, [None] * len(keys), macro_field)
     if len(macros) < 2:
-        raise ClaireError(f"every class is in one macroclass ({macros[0].name!r}) in field {macro_field!r}: its map "
-                          f"would be that macroclass everywhere; give two macroclasses or more, or leave the "
-                          f"macroclass field out")
+        raise ClaireError(f"every class is in one macroclass ({quoted(macros[0].name)}) in field "
+                          f"{quoted(macro_field)}: its map would be that macroclass everywhere; give two macroclasses "
+                          "or more, or leave the macroclass field out")
     by_key = class_lookup(macros)
     return Hierarchy(macro_field, macros, [by_key[next(iter(found[c.index]))] for c in classes])
 
@@ -108,14 +110,14 @@ def _read_pairs(path: str, layer: Optional[str], field_name: str, macro_field: s
         defn = lyr.GetLayerDefn()
         if defn.GetFieldIndex(macro_field) < 0:
             fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-            problem = (f"the labels {path!r} have no field {macro_field!r} for the macroclasses; its fields are "
-                       f"{', '.join(fields)}: pass the one holding the macroclass, or leave it out")
+            problem = (f"the labels {quoted(path)} have no field {quoted(macro_field)} for the macroclasses; its "
+                       f"fields are {', '.join(fields)}: pass the one holding the macroclass, or leave it out")
         else:
             for feat in lyr:
                 macro = feat.GetField(macro_field)
                 if macro is None or (isinstance(macro, str) and not macro.strip()):
-                    problem = (f"feature {feat.GetFID()} of {path!r} has no value in the macroclass field "
-                               f"{macro_field!r}; give every feature a macroclass, or leave the field out")
+                    problem = (f"feature {feat.GetFID()} of {quoted(path)} has no value in the macroclass field "
+                               f"{quoted(macro_field)}; give every feature a macroclass, or leave the field out")
                     break
                 pairs.append((feat.GetFID(), feat.GetField(field_name), macro))
         lyr = None

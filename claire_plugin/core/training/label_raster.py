@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.atomic import file_sha256
 from ..io.gdal_mode import with_gdal_exceptions
@@ -42,7 +43,7 @@ def is_raster(path: str) -> bool:
     from osgeo import gdal
 
     if not os.path.exists(path):
-        raise ClaireError(f"the labels {path!r} do not exist; give the path of a vector layer or label raster")
+        raise ClaireError(f"the labels {quoted(path)} do not exist; give the path of a vector layer or label raster")
     try:
         ds = gdal.OpenEx(path, gdal.OF_RASTER)
     except RuntimeError:
@@ -83,7 +84,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                 gid = np.full((h, w), -1, np.int64)
                 for code in np.unique(a[ok]).astype(np.int64):
                     if not 0 < code < 255:
-                        raise ClaireError(f"the label raster {path!r} holds code {code}, outside 1..254; "
+                        raise ClaireError(f"the label raster {quoted(path)} holds code {code}, outside 1..254; "
                                           f"renumber the classes")
                     codes_seen.add(int(code))
                     if lookup is not None and int(code) not in lookup:
@@ -96,7 +97,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
     finally:
         ds.close()
     if not codes_seen:
-        raise ClaireError(f"the label raster {path!r} has no labelled pixel over the optical raster (0, 255 and "
+        raise ClaireError(f"the label raster {quoted(path)} has no labelled pixel over the optical raster (0, 255 and "
                           f"nodata are unlabelled); check that it covers the optical raster")
     notes: List[str] = []
     if classes is None:
@@ -129,15 +130,15 @@ def parse_class_names(text: str) -> list:
     seen: Dict[int, str] = {}
     for d in defs:
         if d.value in seen:
-            raise ClaireError(f"--classes gives code {d.value} twice ({seen[d.value]!r} and {d.name!r}); give each "
-                              f"code once, e.g. {CLASSES_EXAMPLE}")
+            raise ClaireError(f"--classes gives code {d.value} twice ({quoted(seen[d.value])} and {quoted(d.name)}); "
+                              f"give each code once, e.g. {CLASSES_EXAMPLE}")
         if not d.name:
             raise ClaireError(f"--classes gives code {d.value} an empty name; write value:name, e.g. "
                               f"{CLASSES_EXAMPLE}")
         d.color = d.color or None
         if d.color is not None and not _COLOR.match(d.color):
-            raise ClaireError(f"--classes gives code {d.value} the colour {d.color!r}, which is not #rrggbb; write "
-                              f"it like #419bdf, or leave it out (value:name)")
+            raise ClaireError(f"--classes gives code {d.value} the colour {quoted(d.color)}, which is not #rrggbb; "
+                              "write it like #419bdf, or leave it out (value:name)")
         seen[d.value] = d.name
     return defs
 
@@ -156,13 +157,13 @@ def check_class_names_option(labels: str, text: Optional[str], fields: Sequence[
         verb = "names a field" if len(given) == 1 else "name fields"
         macro = ("; macroclasses need polygons or points with a class and a macroclass field"
                  if "--macro-field" in given else "")
-        raise ClaireError(f"{flags} {verb} of a vector layer, but the labels {labels!r} are a label raster, whose "
-                          f"classes are its pixel values: drop {flags}, and name the codes with --classes "
+        raise ClaireError(f"{flags} {verb} of a vector layer, but the labels {quoted(labels)} are a label raster, "
+                          f"whose classes are its pixel values: drop {flags}, and name the codes with --classes "
                           f"value:name,... (e.g. {CLASSES_EXAMPLE.split(' ')[1]}){macro}")
     if not text:
         return
     if not raster:
-        raise ClaireError(f"--classes names the codes of a label raster, but the labels {labels!r} are a vector "
+        raise ClaireError(f"--classes names the codes of a label raster, but the labels {quoted(labels)} are a vector "
                           f"layer, whose classes are the values of --field (integer codes or names): drop --classes, "
                           f"and name integer codes with --name-field, the field that holds the class names")
     parse_class_names(text)
@@ -178,9 +179,10 @@ def raster_classes(path: str, codes: Sequence[int], class_names: Optional[str]) 
     given = {d.value: d for d in parse_class_names(class_names)} if class_names else {}
     absent = sorted(set(given) - set(codes))
     if absent:
-        raise ClaireError(f"--classes names code(s) {', '.join(map(str, absent))}, which the label raster {path!r} "
-                          f"does not hold over the optical raster (its codes there: {', '.join(map(str, codes))}; "
-                          f"0, 255 and its nodata are unlabelled): drop them from --classes or fix their codes")
+        raise ClaireError(f"--classes names code(s) {', '.join(map(str, absent))}, which the label raster "
+                          f"{quoted(path)} does not hold over the optical raster (its codes there: "
+                          f"{', '.join(map(str, codes))}; 0, 255 and its nodata are unlabelled): drop them from "
+                          "--classes or fix their codes")
     in_file = {int(c["value"]): c for c in classes_from_gdal(path)}
     classes = []
     for i, code in enumerate(codes):

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, layer_transform
@@ -146,7 +147,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     for fid, value, _name, geom_json, _shape in features:
         ci = by_key.get(class_key(value))
         if ci is None:
-            raise ClaireError(f"feature {fid} of {path} has class {value!r}, which is not one of the training "
+            raise ClaireError(f"feature {fid} of {path} has class {quoted(value)}, which is not one of the training "
                               f"classes ({', '.join(c.name for c in cls_list)}); give the validation layer the "
                               f"same classes as the training labels")
         rows, cols = _burn(geom_json, grid)
@@ -206,14 +207,14 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     from ..io.gdal_names import is_gdal_name
 
     if not is_gdal_name(path) and not os.path.exists(path.split("|")[0]):
-        raise ClaireError(f"the labels {path!r} do not exist; check the path")
+        raise ClaireError(f"the labels {quoted(path)} do not exist; check the path")
     try:
         ds = ogr.Open(path)
     except RuntimeError as exc:
-        raise ClaireError(f"cannot open the labels {path!r} ({exc}); give a vector file OGR reads "
+        raise ClaireError(f"cannot open the labels {quoted(path)} ({exc}); give a vector file OGR reads "
                           f"(GeoPackage, shapefile, GeoJSON...) or a label raster") from None
     if ds is None:
-        raise ClaireError(f"cannot open the labels {path!r}; give a vector or raster file")
+        raise ClaireError(f"cannot open the labels {quoted(path)}; give a vector or raster file")
     problem = None
     try:
         features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid,
@@ -226,10 +227,10 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise problem from None
     if bad:
         listed = "; ".join(f"feature {f}: {why}" for f, why in bad[:5])
-        raise ClaireError(f"{len(bad)} feature(s) of {path!r} have unusable geometry ({listed}); repair them "
+        raise ClaireError(f"{len(bad)} feature(s) of {quoted(path)} have unusable geometry ({listed}); repair them "
                           f"(QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr -makevalid) or delete them")
     if not features:
-        raise ClaireError(f"the labels {path!r} hold no features; draw polygons or points with a class field")
+        raise ClaireError(f"the labels {quoted(path)} hold no features; draw polygons or points with a class field")
     source = {"path": path, "layer": layer_name, "field": field_name, "name_field": name_field,
               "kind": "vector", "geometry": "point" if kinds == {"point"} else "polygon",
               "features": len(features), "sha256": digest,
@@ -250,14 +251,14 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
             os.path.exists(path[:-4] + ext) for ext in (".dbf", ".DBF")):
         listed = "(none: the shapefile's attribute table, its .dbf file, is missing beside it; copy it too)"
     if field_name is not None and defn.GetFieldIndex(field_name) < 0:
-        raise MissingFieldError(f"the labels {path!r} have no field {field_name!r} (--field); its fields are "
-                                f"{listed}: pass --field with the one holding the class", "class")
+        raise MissingFieldError(f"the labels {quoted(path)} have no field {quoted(field_name)} (--field); its fields "
+                                f"are {listed}: pass --field with the one holding the class", "class")
     if name_field is not None and defn.GetFieldIndex(name_field) < 0:
-        raise MissingFieldError(f"the labels {path!r} have no field {name_field!r}, given as the field of the class "
-                                f"names; its fields are {listed}: give the one holding the class names of the "
-                                f"integer codes, or none", "name")
+        raise MissingFieldError(f"the labels {quoted(path)} have no field {quoted(name_field)}, given as the field of "
+                                f"the class names; its fields are {listed}: give the one holding the class names of "
+                                "the integer codes, or none", "name")
     if field_name is None:
-        raise ClaireError(f"say which field of {path!r} holds the class (--field); its fields are "
+        raise ClaireError(f"say which field of {quoted(path)} holds the class (--field); its fields are "
                           f"{', '.join(fields) or '(none)'}")
     ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels", assigned_crs)
     layer_name = lyr.GetName()
@@ -295,7 +296,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             continue
         value = feat.GetField(field_name)
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise ClaireError(f"feature {fid} of {path!r} has no value in the class field {field_name!r}; "
+            raise ClaireError(f"feature {fid} of {quoted(path)} has no value in the class field {quoted(field_name)}; "
                               f"give every feature a class, or delete it")
         name = feat.GetField(name_field) if name_field else None
         wkb = geom.ExportToWkb()
@@ -312,7 +313,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
         kinds.add(kind)
         features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
     if lines:
-        raise ClaireError(f"{len(lines)} feature(s) of {path!r} are lines or hold lines (ids "
+        raise ClaireError(f"{len(lines)} feature(s) of {quoted(path)} are lines or hold lines (ids "
                           f"{', '.join(map(str, lines[:10]))}{', ...' if len(lines) > 10 else ''}): training labels "
                           f"are areas (polygons) or points; turn closed lines into polygons (QGIS: Vector > Geometry "
                           f"Tools > Lines to Polygons) or draw polygons, and leave other lines out")
@@ -334,18 +335,18 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
     1..K in alphabetical order)."""
     fractional = [v for v in values if isinstance(v, (float, np.floating)) and not float(v).is_integer()]
     if fractional:
-        raise ClaireError(f"field {field_name!r} holds numbers that are not whole (e.g. {fractional[0]:g}); class "
-                          f"codes are whole numbers 0..254: round or recode the values (e.g. with the QGIS field "
-                          f"calculator), or use a field of integer codes or class names")
+        raise ClaireError(f"field {quoted(field_name)} holds numbers that are not whole (e.g. {fractional[0]:g}); "
+                          "class codes are whole numbers 0..254: round or recode the values (e.g. with the QGIS field "
+                          "calculator), or use a field of integer codes or class names")
     keys = [class_key(v) for v in values]
     if all(isinstance(k, int) for k in keys):
         bad = sorted({k for k in keys if not 0 <= k <= 254})
         if bad:
             shown = ", ".join(str(k) for k in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
             text_field = "give a field of class names as --field instead (numbered 1..K alphabetically, names kept)"
-            raise ClaireError(f"{len(bad)} class code(s) in field {field_name!r} are outside 0..254 ({shown}): the "
-                              f"map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
-                              f"1..254 in a new field (QGIS field calculator) and give that field")
+            raise ClaireError(f"{len(bad)} class code(s) in field {quoted(field_name)} are outside 0..254 ({shown}): "
+                              f"the map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
+                              "1..254 in a new field (QGIS field calculator) and give that field")
         named: Dict[int, set] = {}
         for k, n in zip(keys, names):
             if n is not None:
@@ -358,7 +359,7 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
                                   f"one name")
         return [ClassInfo(i, k, (named.get(k) or {f"class {k}"}).pop()) for i, k in enumerate(sorted(set(keys)))]
     if any(isinstance(k, int) for k in keys):
-        raise ClaireError(f"field {field_name!r} mixes numbers and names; use either integer codes or class "
+        raise ClaireError(f"field {quoted(field_name)} mixes numbers and names; use either integer codes or class "
                           f"names throughout")
     return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
 
@@ -371,7 +372,8 @@ def check_one_code_per_name(pairs: Sequence[Tuple[int, str]], fix: str) -> None:
         by_name.setdefault(name, set()).add(code)
     for name, codes in by_name.items():
         if len(codes) > 1:
-            raise ClaireError(f"class name {name!r} has several codes ({', '.join(map(str, sorted(codes)))}); {fix}")
+            raise ClaireError(f"class name {quoted(name)} has several codes ({', '.join(map(str, sorted(codes)))}); "
+                              f"{fix}")
 
 
 def class_lookup(classes: List[ClassInfo]) -> Dict[object, int]:
@@ -495,15 +497,16 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
     leave_out = ("leave the class out (on a copy of the raster: gdal_calc.py -A FILE --calc \"A*(A!={code})\" "
                  "--NoDataValue=0 --outfile COPY, its pixels then no data)" if raster else "remove the class")
     if len(labels.classes) == 1:
-        raise ClaireError(f"the labels hold one class ({labels.classes[0].name!r}); draw {what} of at least two "
+        raise ClaireError(f"the labels hold one class ({quoted(labels.classes[0].name)}); draw {what} of at least two "
                           f"classes: a model learns to tell classes apart, and a map of one class says nothing")
     short = [c for c in labels.classes if counts["polygons"][c.index] < min_polygons]
     if short:
         unit = "separate patches" if raster else f"{what} on the raster"
         c = short[0]
-        others = "".join(f"; class {o.name!r} (code {o.code}) has {counts['polygons'][o.index]}" for o in short[1:])
+        others = "".join(f"; class {quoted(o.name)} (code {o.code}) has {counts['polygons'][o.index]}"
+                         for o in short[1:])
         leave = leave_out.format(code=c.code) if len(short) == 1 else "leave those classes out"
-        raise ClaireError(f"class {c.name!r} (code {c.code}) has {counts['polygons'][c.index]} {unit}"
+        raise ClaireError(f"class {quoted(c.name)} (code {c.code}) has {counts['polygons'][c.index]} {unit}"
                           f"{_count_hints(c, labels.classes, skipped, multipart, outside)}{others}; "
                           + (f"give {'it' if len(short) == 1 else 'each'} at least {min_polygons} separate patches"
                              if raster else
@@ -513,8 +516,8 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
     for c in labels.classes:
         n_px = counts["pixels"][c.index]
         if n_px < need_px:
-            raise ClaireError(f"class {c.name!r} (code {c.code}) covers only {n_px} pixel(s); draw larger or more "
-                              f"{what} (at least {need_px} pixels per class)")
+            raise ClaireError(f"class {quoted(c.name)} (code {c.code}) covers only {n_px} pixel(s); draw larger or "
+                              f"more {what} (at least {need_px} pixels per class)")
 
 
 def _count_hints(c: ClassInfo, classes: List[ClassInfo], skipped: Optional[Dict[int, int]],

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from .baseline import cap_pixels, fit_forest, forest_predict
@@ -525,7 +526,7 @@ def check_settings(params: PolygonTrainParams) -> str:
         from ..io.gdal_names import missing_message
 
         if missing_message(params.validation, "validation layer's"):
-            raise ClaireError(f"the validation layer {params.validation!r} does not exist; check the path (an "
+            raise ClaireError(f"the validation layer {quoted(params.validation)} does not exist; check the path (an "
                               f"earlier run's held-out layer is NAME.heldout.gpkg beside its checkpoint)")
     return device
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 
@@ -15,7 +16,7 @@ def parse_label_values(text: Optional[str]) -> Optional[List[int]]:
     try:
         return [int(v) for v in str(text).replace(" ", "").split(",") if v]
     except ValueError as exc:
-        raise ClaireError(f"cannot read the list {text!r}: give comma-separated integers, e.g. 0,8") from exc
+        raise ClaireError(f"cannot read the list {quoted(text)}: give comma-separated integers, e.g. 0,8") from exc
 
 
 def parse_classes(text: str):
@@ -26,7 +27,7 @@ def parse_classes(text: str):
     for item in text.split(","):
         parts = item.strip().split(":")
         if len(parts) < 2 or not parts[0].strip().lstrip("-").isdigit():
-            raise ClaireError(f"bad class entry {item!r}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
+            raise ClaireError(f"bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
         out.append(ClassDef(int(parts[0]), parts[1].strip(), parts[2].strip() if len(parts) > 2 else None))
     return out
 
@@ -46,7 +47,7 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
 
     name = detect_layout(data) if layout_name == "auto" else layout_name
     if name not in LAYOUTS:
-        raise ClaireError(f"unknown layout {name!r}; choose one of auto, {', '.join(LAYOUTS)}")
+        raise ClaireError(f"unknown layout {quoted(name)}; choose one of auto, {', '.join(LAYOUTS)}")
     layout = LAYOUTS[name]
     pairs = list_pairs(data, name, split=split, holdout=holdout)
     ignore = (parse_label_values(ignore_text) or []) if ignore_text is not None else list(layout.ignore)

@@ -13,6 +13,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from .labels import MIN_POLYGONS, LabelPixels, LabelSet
 
@@ -62,7 +63,7 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
         mine = np.array([g for g in groups if labels.group_class[int(g)] == c.index], dtype=np.int64)
         if mine.size < MIN_POLYGONS:
             u = labels.pixels.units
-            raise ClaireError(f"class {c.name!r} has {mine.size} {u.one}(s); holding out whole {u.many} needs at "
+            raise ClaireError(f"class {quoted(c.name)} has {mine.size} {u.one}(s); holding out whole {u.many} needs at "
                               f"least {MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a "
                               f"separate validation layer")
         n_val = min(mine.size - 2, max(1, int(round(val_share * mine.size))))
@@ -125,7 +126,8 @@ def _require_every_class(train: LabelPixels, val: LabelPixels, labels: LabelSet)
     n_va = np.bincount(val.cls, minlength=k)
     for c in labels.classes:
         if n_tr[c.index] == 0:
-            raise ClaireError(f"class {c.name!r} has no training pixel left after the split and its buffer; draw "
+            raise ClaireError(f"class {quoted(c.name)} has no training pixel left after the split and its buffer; draw "
                               f"more {u.many} of it, farther from the validation {u.many}, or lower --buffer")
         if n_va[c.index] == 0:
-            raise ClaireError(f"class {c.name!r} has no validation pixel; draw validation {u.many} of every class")
+            raise ClaireError(f"class {quoted(c.name)} has no validation pixel; draw validation {u.many} of every "
+                              f"class")
