@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from ...models.quoting import quoted
 from .errors import USER_ERRORS, CancelledError, ClaireError
 from .io.atomic import OutputSet
 from .params import RunOptions
@@ -104,24 +105,27 @@ def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) 
     exts = ", ".join(RASTER_EXTENSIONS)
     n_opt, n_sar = len(pairing.unmatched_optical), len(pairing.unmatched_sar)
     if n_opt == 0:
-        raise ClaireError(f"the optical folder {optical_dir!r} contains no raster files ({exts}); put the optical "
-                          f"rasters there or choose the folder that holds them")
+        raise ClaireError(f"the optical folder {quoted(optical_dir)} contains no raster files ({exts}); put the "
+                          "optical rasters there or choose the folder that holds them")
     if n_sar == 0:
-        raise ClaireError(f"the SAR folder {sar_dir!r} contains no raster files ({exts}); put the SAR rasters "
+        raise ClaireError(f"the SAR folder {quoted(sar_dir)} contains no raster files ({exts}); put the SAR rasters "
                           f"there or choose the folder that holds them")
+    why = "; ".join(f"{os.path.basename(u.path)}: {u.reason}" for u in pairing.unmatched_optical[:5])
+    more = f" (and {n_opt - 5} more)" if n_opt > 5 else ""
     raise ClaireError(f"none of the {n_opt} optical file(s) found a SAR partner among the {n_sar} SAR file(s) "
-                      f"with the pairing rule {rule or 'identical names'!r}; give a pairing rule (--pairing, or "
-                      f"PAIRING in QGIS) that maps the names, e.g. _S2->_S1 or regex:(?P<key>\\d{{8}})")
+                      f"with the pairing rule {quoted(rule or 'identical names')} ({why}{more}); give a pairing rule "
+                      f"(--pairing, or PAIRING in QGIS) that maps the names, e.g. _S2->_S1 or regex:(?P<key>T\\w{{5}}) "
+                      f"for a tile id, with one optical and one SAR file per key")
 
 
 def prepare_output_folder(out_dir: str) -> None:
     """Create the output folder; ClaireError when the path is a file."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ClaireError(f"the output folder {out_dir!r} is a file; choose a folder")
+        raise ClaireError(f"the output folder {quoted(out_dir)} is a file; choose a folder")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
-        raise ClaireError(f"cannot create the output folder {out_dir!r} ({exc.strerror or exc}); choose a folder "
+        raise ClaireError(f"cannot create the output folder {quoted(out_dir)} ({exc.strerror or exc}); choose a folder "
                           f"you can write to") from None
 
 
@@ -139,11 +143,11 @@ def check_batch_outputs(jobs: List["PairJob"], pairing, out_dir: str, checkpoint
     for side, folder in zip(("optical", "SAR"), folders):
         if folder and os.path.isdir(folder) and os.path.samefile(out_dir, folder):
             example = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "landcover")
-            raise ClaireError(f"the output folder {out_dir!r} is also the {side} folder: the maps written there "
+            raise ClaireError(f"the output folder {quoted(out_dir)} is also the {side} folder: the maps written there "
                               f"would be read as {side} rasters by the next run of this folder; choose a separate "
-                              f"output folder, e.g. {example!r}")
-    outputs = [(f"output of pair {j.key!r}", j.output) for j in jobs if not j.skip]
-    outputs += [(f"confidence output of pair {j.key!r}", j.confidence) for j in jobs if not j.skip]
+                              f"output folder, e.g. {quoted(example)}")
+    outputs = [(f"output of pair {quoted(j.key)}", j.output) for j in jobs if not j.skip]
+    outputs += [(f"confidence output of pair {quoted(j.key)}", j.confidence) for j in jobs if not j.skip]
     outputs += [("batch summary", os.path.join(out_dir, SUMMARY_JSON)),
                 ("batch summary (CSV)", os.path.join(out_dir, SUMMARY_CSV))]
     inputs = [("optical raster", p.optical) for p in pairing.pairs] + [("SAR raster", p.sar) for p in pairing.pairs]

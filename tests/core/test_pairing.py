@@ -82,3 +82,30 @@ def test_one_folder_holding_both_sides_is_split_by_the_rule(tmp_path):
     assert [(os.path.basename(u.path), u.side) for u in result.unmatched] == [("c_S1.tif", "sar")]
     with pytest.raises(ClaireError, match=r"same folder .*give a pairing rule that tells their files apart"):
         pair_folders(str(tmp_path), str(tmp_path), "")
+
+
+def test_two_optical_dates_of_one_key_are_both_refused_not_the_first_paired(tmp_path):
+    """Pairing by tile with two optical dates: the first by name was paired with the only SAR and the run said ok."""
+    rule = parse_rule(r"regex:(?P<key>T\d\d[A-Z]{3})")
+    opt = ["/o/S2_20170601_T31UFQ.tif", "/o/S2_20170715_T31UFQ.tif", "/o/S2_20170601_T16AAA.tif"]
+    sar = ["/s/S1_20170713_T31UFQ.tif", "/s/S1_20170603_T16AAA.tif"]
+    res = pair_files(opt, sar, rule)
+    assert [p.key for p in res.pairs] == ["t16aaa"]
+    reasons = {u.path: u.reason for u in res.unmatched}
+    for path in opt[:2]:
+        assert "several optical files have the key 't31ufq'" in reasons[path]
+        assert "S2_20170601_T31UFQ.tif, S2_20170715_T31UFQ.tif" in reasons[path]
+    assert "several optical files" in reasons["/s/S1_20170713_T31UFQ.tif"]
+
+
+def test_no_pair_at_all_says_why_each_file_was_left(tmp_path):
+    from claire.claire_plugin.core.batch import check_pairing
+
+    _touch(tmp_path / "opt", "S2_20170601_T31UFQ.tif")
+    _touch(tmp_path / "sar", "S1_20170603_T31UFQ.tif", "S1_20170713_T31UFQ.tif")
+    rule = r"regex:(?P<key>T\d\d[A-Z]{3})"
+    res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), rule)
+    with pytest.raises(ClaireError) as err:
+        check_pairing(res, str(tmp_path / "opt"), str(tmp_path / "sar"), rule)
+    assert "S2_20170601_T31UFQ.tif: several SAR files have its key 't31ufq': S1_20170603_T31UFQ.tif, " \
+           "S1_20170713_T31UFQ.tif" in str(err.value), str(err.value)

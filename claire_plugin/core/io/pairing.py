@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 
 #: File name endings read as rasters (lower case).
@@ -86,7 +87,7 @@ def parse_rule(text: Optional[str]) -> PairingRule:
             rx = re.compile(pattern, re.IGNORECASE)
         except re.error as exc:
             raise ClaireError(
-                f"The pairing pattern {pattern!r} is not a valid regular expression ({exc}). "
+                f"The pairing pattern {quoted(pattern)} is not a valid regular expression ({exc}). "
                 "Fix it, e.g. regex:(?P<key>\\d+D_\\d+[LR]_\\d_\\d)."
             ) from exc
 
@@ -98,7 +99,7 @@ def parse_rule(text: Optional[str]) -> PairingRule:
                 return (m.group("key") or "").lower() or None
             return (m.group(1) if rx.groups else m.group(0)).lower()
 
-        return PairingRule(f"regular expression {pattern!r}", key, key)
+        return PairingRule(f"regular expression {quoted(pattern)}", key, key)
     if "->" in text:
         replacements: List[Tuple[str, str]] = []
         for part in text.split(";"):
@@ -107,12 +108,12 @@ def parse_rule(text: Optional[str]) -> PairingRule:
                 continue
             if part.count("->") != 1:
                 raise ClaireError(
-                    f"The pairing rule part {part!r} must look like OPTICAL->SAR, e.g. _S2->_S1."
+                    f"The pairing rule part {quoted(part)} must look like OPTICAL->SAR, e.g. _S2->_S1."
                 )
             old, new = (s.strip() for s in part.split("->"))
             if not old:
                 raise ClaireError(
-                    f"The pairing rule part {part!r} has nothing to replace; write e.g. _S2->_S1."
+                    f"The pairing rule part {quoted(part)} has nothing to replace; write e.g. _S2->_S1."
                 )
             replacements.append((old.lower(), new.lower()))
 
@@ -126,7 +127,7 @@ def parse_rule(text: Optional[str]) -> PairingRule:
         return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s.lower(),
                            (tuple(o for o, _ in replacements), tuple(n for _, n in replacements)))
     raise ClaireError(
-        f"Unknown pairing rule {text!r}. Use an empty rule (identical names), a replacement such as "
+        f"Unknown pairing rule {quoted(text)}. Use an empty rule (identical names), a replacement such as "
         "_S2->_S1, or regex:<pattern with a (?P<key>...) group>."
     )
 
@@ -134,10 +135,10 @@ def parse_rule(text: Optional[str]) -> PairingRule:
 def list_rasters(folder: str, extensions: Iterable[str] = RASTER_EXTENSIONS) -> List[str]:
     """Raster files directly inside ``folder`` (not recursive), sorted by name."""
     if folder and os.path.isfile(folder):
-        raise ClaireError(f"{folder!r} is a file, not a folder; give the folder that holds the rasters "
+        raise ClaireError(f"{quoted(folder)} is a file, not a folder; give the folder that holds the rasters "
                           f"(for one pair of rasters, use classify instead of the folder run).")
     if not folder or not os.path.isdir(folder):
-        raise ClaireError(f"The folder {folder!r} does not exist; choose an existing folder.")
+        raise ClaireError(f"The folder {quoted(folder)} does not exist; choose an existing folder.")
     exts = tuple(e.lower() for e in extensions)
     out = []
     for name in sorted(os.listdir(folder)):
@@ -158,30 +159,38 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
             continue
         sar_by_key.setdefault(k, []).append(path)
     used: set = set()
-    seen_opt: Dict[str, str] = {}
+    opt_by_key: Dict[str, List[str]] = {}
     for path in optical:
         k = rule.optical_key(_stem(path))
         if k is None:
             result.unmatched.append(Unmatched(path, "optical", "name does not match the pairing rule"))
             continue
-        if k in seen_opt:
-            result.unmatched.append(Unmatched(
-                path, "optical", f"another optical file ({os.path.basename(seen_opt[k])}) has the same key"))
+        opt_by_key.setdefault(k, []).append(path)
+    seen_opt = set(opt_by_key)
+    for k, paths in opt_by_key.items():
+        if len(paths) > 1:  # two dates of one tile: which of them the SAR belongs to, the names do not say
+            names = ", ".join(os.path.basename(p) for p in paths)
+            for path in paths:
+                result.unmatched.append(Unmatched(
+                    path, "optical", f"several optical files have the key '{k}' ({names}): the rule cannot tell "
+                    f"which one the SAR belongs to; give a rule whose key tells them apart (e.g. the date too)"))
             continue
-        seen_opt[k] = path
+        path = paths[0]
         candidates = sar_by_key.get(k, [])
         if not candidates:
             result.unmatched.append(Unmatched(path, "optical", f"no SAR file with key '{k}'"))
         elif len(candidates) > 1:
             names = ", ".join(os.path.basename(c) for c in candidates)
-            result.unmatched.append(Unmatched(path, "optical", f"several SAR files match: {names}"))
+            result.unmatched.append(Unmatched(path, "optical", f"several SAR files have its key '{k}': {names}"))
         else:
             result.pairs.append(Pair(k, path, candidates[0]))
             used.add(candidates[0])
     for k, paths in sar_by_key.items():
         for p in paths:
             if p not in used:
-                reason = "no optical file pairs with it" if k not in seen_opt else "ambiguous with another SAR file"
+                reason = ("no optical file pairs with it" if k not in seen_opt else
+                          "several optical files have its key" if len(opt_by_key[k]) > 1 else
+                          "ambiguous with another SAR file")
                 result.unmatched.append(Unmatched(p, "sar", reason))
     return result
 
@@ -192,9 +201,9 @@ def pair_folders(optical_dir: str, sar_dir: str, rule_text: Optional[str] = None
     optical, sar = list_rasters(optical_dir), list_rasters(sar_dir)
     if os.path.samefile(optical_dir, sar_dir):  # x_S2.tif beside x_S1.tif: the rule's parts tell them apart
         if rule.sides is None or not all(rule.sides[1]):
-            raise ClaireError(f"The optical and SAR folders are the same folder ({optical_dir!r}); give a pairing "
-                              f"rule that tells their files apart, e.g. _S2->_S1 when the optical names hold _S2 "
-                              f"and the SAR names _S1.")
+            raise ClaireError(f"The optical and SAR folders are the same folder ({quoted(optical_dir)}); give a "
+                              "pairing rule that tells their files apart, e.g. _S2->_S1 when the optical names hold "
+                              "_S2 and the SAR names _S1.")
         olds, news = rule.sides
         optical = [p for p in optical if any(o in _stem(p).lower() for o in olds)]
         sar = [p for p in sar if any(n in _stem(p).lower() for n in news) and p not in optical]
