@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...models.quoting import quoted
 from .errors import ClaireError
 
 SQUARE_PX = 16
@@ -89,7 +90,7 @@ def _open_same_grid(path: str, grid, role: str, fix: str, class_map: bool = Fals
         np.allclose(tuple(ds.transform)[:6], tuple(grid.transform)[:6], rtol=0, atol=1e-6 * abs(grid.transform.a))
     if not same:
         ds.close()
-        raise ClaireError(f"the {role} {path!r} ({ds.width} x {ds.height} px) is not on the grid of the map "
+        raise ClaireError(f"the {role} {quoted(path)} ({ds.width} x {ds.height} px) is not on the grid of the map "
                           f"({grid.width} x {grid.height} px, same CRS and pixel corners needed); {fix}")
     return ds
 
@@ -196,7 +197,7 @@ class _Rasters:
             c = read_classes(self.conf, window)
             has = c != (CONFIDENCE_NODATA if self.conf.nodata is None else self.conf.nodata)
             if (c[has] > 100).any():
-                raise ClaireError(f"the confidence raster {self.conf.name!r} holds {int(c[has].max())} where a "
+                raise ClaireError(f"the confidence raster {quoted(self.conf.name)} holds {int(c[has].max())} where a "
                                   f"confidence (0 to 100 %) is expected; {CONFIDENCE_FIX}")
             valid &= has
         return a, valid, b, c
@@ -213,18 +214,18 @@ def check_confidence(ds, path: str) -> None:
     from .map_accuracy import CLASS_DESCRIPTION, CONFIDENCE_DESCRIPTION, PERCENT_DESCRIPTIONS
 
     if ds.count != 1:
-        raise ClaireError(f"the confidence raster {path!r} has {ds.count} bands; {CONFIDENCE_FIX}")
+        raise ClaireError(f"the confidence raster {quoted(path)} has {ds.count} bands; {CONFIDENCE_FIX}")
     description = (ds.descriptions[0] or "").strip()
     if description == CLASS_DESCRIPTION or _colour_table(ds) or _names(path):
-        told = f"band description {description!r}" if description == CLASS_DESCRIPTION else \
+        told = f"band description {quoted(description)}" if description == CLASS_DESCRIPTION else \
             "it has a colour table or class names"
-        raise ClaireError(f"the confidence raster {path!r} is a class map ({told}), not a confidence raster: give "
-                          f"class maps as the map and the second map; {CONFIDENCE_FIX}")
+        raise ClaireError(f"the confidence raster {quoted(path)} is a class map ({told}), not a confidence raster: "
+                          f"give class maps as the map and the second map; {CONFIDENCE_FIX}")
     if description in PERCENT_DESCRIPTIONS and description != CONFIDENCE_DESCRIPTION:
-        raise ClaireError(f"the confidence raster {path!r} is another raster of claire classify (band description "
-                          f"{description!r}); {CONFIDENCE_FIX}")
+        raise ClaireError(f"the confidence raster {quoted(path)} is another raster of claire classify (band "
+                          f"description {quoted(description)}); {CONFIDENCE_FIX}")
     if ds.dtypes[0] != "uint8":
-        raise ClaireError(f"the confidence raster {path!r} holds {ds.dtypes[0]} values, not uint8 percent; "
+        raise ClaireError(f"the confidence raster {quoted(path)} holds {ds.dtypes[0]} values, not uint8 percent; "
                           f"{CONFIDENCE_FIX}")
 
 
@@ -410,12 +411,15 @@ def short_summary(s: Suggestions, first: str = "the map", second: str = "the sec
 
 
 def as_dict(s: Suggestions) -> Dict[str, Any]:
-    """The suggestions as plain JSON-able values."""
-    return {"square_px": s.square_px, "square_m": s.square_m, "disagreement": s.disagreement,
-            "mean_doubt": s.mean_doubt, "notes": list(s.notes),
-            "places": [{"rank": p.rank, "row": p.row, "col": p.col, "x": p.x, "y": p.y, "doubt": p.doubt,
+    """The suggestions as plain JSON-able values; shares in percent, as the places layer and the confidence."""
+    def pct(x: Optional[float]) -> Optional[float]:
+        return None if x is None else round(100.0 * x, 1)
+
+    return {"square_px": s.square_px, "square_m": s.square_m, "disagreement_pct": pct(s.disagreement),
+            "mean_doubt_pct": pct(s.mean_doubt), "notes": list(s.notes),
+            "places": [{"rank": p.rank, "row": p.row, "col": p.col, "x": p.x, "y": p.y, "doubt_pct": pct(p.doubt),
                         "map_class": p.map_value, "map_name": s.name(p.map_value), "other_class": p.other_value,
-                        "other_name": s.name(p.other_value, True), "confidence": p.confidence} for p in s.places],
+                        "other_name": s.name(p.other_value, True), "confidence_pct": p.confidence} for p in s.places],
             "pairs": [{"map": a, "other": b, "places": k} for a, b, k in s.pairs()]}
 
 
@@ -429,13 +433,14 @@ def require_forest(path: Optional[str]) -> None:
     fix = ("train with the baseline on (its forest is written beside the network as NAME.forest.safetensors), or "
            "map with both checkpoints and give the two maps to claire suggest")
     if not path or not os.path.isfile(path):
-        raise ClaireError(f"the run's random forest {path!r} is not there (deleted or moved since the training); {fix}")
+        raise ClaireError(f"the run's random forest {quoted(path)} is not there (deleted or moved since the training); "
+                          f"{fix}")
     try:
         arch = read_card(path).get("arch")
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ClaireError(f"the run's random forest {path!r} cannot be read ({exc}); {fix}") from None
+        raise ClaireError(f"the run's random forest {quoted(path)} cannot be read ({exc}); {fix}") from None
     if arch != FOREST:
-        raise ClaireError(f"{path!r} is not a random forest (its card says {arch!r}); {fix}")
+        raise ClaireError(f"{quoted(path)} is not a random forest (its card says {quoted(arch)}); {fix}")
 
 
 def places_after_training(params, forest: str, output: str, n: int = 10, progress=None,

@@ -163,8 +163,8 @@ def _places_step(iface, dock, out: str, backdrop) -> Dict[str, Any]:
     _settle(0.5)
     _grab(iface, iface.mainWindow(), os.path.join(out, "train_walk_9_label_next.png"), "places to label next")
     d = as_dict(panel.places) if panel.places is not None else {}
-    return {"status": panel.status.text(), "places": shown[0].featureCount(), "disagreement": d.get("disagreement"),
-            "pairs": d.get("pairs")}
+    return {"status": panel.status.text(), "places": shown[0].featureCount(),
+            "disagreement_pct": d.get("disagreement_pct"), "pairs": d.get("pairs")}
 
 
 def _facts(work: str, before: Dict[str, Any], after: Dict[str, Any], report: Dict[str, Any],

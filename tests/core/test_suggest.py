@@ -176,7 +176,10 @@ def test_cli_suggest(tmp_path, capsys):
     assert main(["suggest", "--map", m, "--second", o, "--output", str(out), "--json", str(tmp_path / "n.json")]) == 0
     text = capsys.readouterr().out
     assert "disagree on 6%" in text and "crops vs built area (1)" in text and out.exists()
-    assert json.loads((tmp_path / "n.json").read_text())["places"][0]["rank"] == 1
+    saved = json.loads((tmp_path / "n.json").read_text())
+    assert saved["places"][0]["rank"] == 1
+    # percent, as the places layer's doubt field and the confidence (a fraction beside a percent before)
+    assert saved["places"][0]["doubt_pct"] == 100.0 and saved["disagreement_pct"] == pytest.approx(6, abs=0.5)
     assert main(["suggest", "--map", m, "--second", o, "--output", m]) != 0
     assert "is also an input (the map" in capsys.readouterr().err
 
