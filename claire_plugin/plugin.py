@@ -5,8 +5,6 @@ from typing import List
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
-MENU = "&CLAIRE land cover"
-
 
 class ClairePlugin:
     """Plugin instance created by `classFactory`; also used headless by qgis_process."""
@@ -70,10 +68,13 @@ class ClairePlugin:
 
     def unload(self) -> None:
         """Remove everything the plugin added."""
+        from .gui.actions import MENU
+
         for action in self.actions:
             try:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeToolBarIcon(action)
+                self.iface.unregisterMainWindowAction(action)
             except Exception:  # noqa: BLE001 - iface stubs in tests may lack these
                 pass
         self.actions = []

@@ -46,7 +46,7 @@ def create_actions(plugin) -> List[QAction]:
     Raster menu, and the panel to the toolbar."""
     iface = plugin.iface
     window = iface.mainWindow()
-    panel = QAction(icon("claire.svg"), "CLAIRE land cover panel", window)
+    panel = QAction(icon("claire.svg"), "CLAIRE &land cover panel", window)
     panel.setCheckable(True)
     panel.setToolTip("Classify an optical + SAR pair into land cover (runs in the background)")
     panel.toggled.connect(lambda checked: toggle_dock(plugin, checked))
@@ -58,21 +58,21 @@ def create_actions(plugin) -> List[QAction]:
         dialog.accepted.connect(lambda: use_checkpoint(plugin, dialog.picker.checkpointPath()))
         dialog.show()
 
-    card = QAction(icon("model_card.svg"), "Checkpoint and model card…", window)
+    card = QAction(icon("model_card.svg"), "Checkpoint and &model card…", window)
     card.triggered.connect(show_card)
 
     def show_diagnostics() -> None:
         from .diagnostics_dialog import open_diagnostics
         plugin._diagnostics_dialog = open_diagnostics(iface)
 
-    diag = QAction(icon("diagnostics.svg"), "Diagnostics report…", window)
+    diag = QAction(icon("diagnostics.svg"), "&Diagnostics report…", window)
     diag.triggered.connect(show_diagnostics)
 
     def show_dependencies() -> None:
         from .deps_dialog import open_dependency_dialog
         plugin._deps_dialog = open_dependency_dialog(iface)
 
-    install = QAction(icon("claire.svg"), "Install Python dependencies…", window)
+    install = QAction(icon("claire.svg"), "&Install Python dependencies…", window)
     install.setToolTip("Install torch, rasterio, safetensors and scikit-learn into this QGIS profile with pip")
     install.triggered.connect(show_dependencies)
 
@@ -80,4 +80,9 @@ def create_actions(plugin) -> List[QAction]:
     for action in actions:
         iface.addPluginToRasterMenu(MENU, action)
     iface.addToolBarIcon(panel)
+    if hasattr(iface, "registerMainWindowAction"):
+        # no default key (the free ones lock the screen on some desktops or type a letter on others): listed in
+        # Settings > Keyboard Shortcuts, where the user gives it one
+        panel.setObjectName("claire_land_cover_panel")
+        iface.registerMainWindowAction(panel, "")
     return actions

@@ -162,22 +162,43 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the {many}, or {many} "
                f"spread wider, gives it that check" if note else "its card has no familiarity statistics")
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
+    gaps = summary.get("optical_invalid_share") or 0.0
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
+        by_gaps = (f" (the optical's gaps, {_pct(gaps)} of it, may add to this)"
+                   if gaps * 100 >= UNFAMILIAR_WARN_PCT else "")
         parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "
-                     f"data the model was trained on. <a href='train'>Train it on your area</a> with a few "
+                     f"data the model was trained on{by_gaps}. <a href='train'>Train it on your area</a> with a few "
                      f"polygons per class.")
     elif unfamiliar is not None:
         parts.append(f"The scene resembles the model's training data ({_pct(unfamiliar)} unlike it).")
     cloud, sar_only = summary.get("cloud_share"), summary.get("sar_only_share")
-    if cloud:
-        parts.append(f"{_pct(cloud)} under cloud or haze: decided mostly from SAR there.")
-    if sar_only:
+    if _shown(cloud):
+        parts.append(f"{_pct(cloud)} under cloud, haze or cloud shadow{_lean(summary)}.")
+    if _shown(sar_only):
         parts.append(f"{_pct(sar_only)} from SAR alone (no optical data).")
     snow = summary.get("snow_ruled_out_share")
-    if snow:
+    if _shown(snow):
         parts.append(f"{_pct(snow)} called snow or ice by the model where the optical shows no snow: mapped as the "
                      f"next most likely class.")
     return "<br>".join(parts)
+
+
+def _shown(share: Optional[float]) -> bool:
+    """Whether a share is worth a line: it is there and does not read 0.0 %."""
+    return share is not None and round(100 * float(share), 1) > 0
+
+
+def _lean(summary: Dict[str, Any]) -> str:
+    """How the fusion leaned on SAR on the clouded pixels, measured as the report says it (explain.template)."""
+    from ..core.explain.template import sar_lean
+
+    on_cloud, on_clear = summary.get("mean_sar_share_clouded"), summary.get("mean_sar_share_clear")
+    if on_cloud is None or on_clear is None:
+        return ""
+    word = sar_lean(100 * on_cloud, 100 * on_clear)
+    if not word:
+        return f": the fusion did not lean more on SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
+    return f": decided {word} from SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
 
 
 class ResultsView(QWidget):

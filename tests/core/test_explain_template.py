@@ -162,6 +162,14 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     assert "a high confidence proves nothing" in text
     res = check_grounding(text, facts)
     assert res.flagged_sentences == [], res.flagged_sentences
+    # with half the optical missing the gaps are named as a cause of the share (a half gap took a training site
+    # from 0 % to 100 % unlike the training data), grounded like every number
+    summary.update(optical_invalid_share=0.5, sar_only_share=0.5)
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "Part of this may come from the optical gaps (50.0 % of the optical input is nodata)" in text
+    assert check_grounding(text, facts).flagged_sentences == []
+    assert "dark to the radar" in text  # SAR alone is not said to tell all water from land
 
 
 @pytest.mark.parametrize("share", [None, 0.02])

@@ -232,8 +232,10 @@ def test_actions_add_menu_entries_and_open_the_dock(qgis_app, qgis_iface):
 
     plugin = SimpleNamespace(iface=Iface(), dock=None)
     created = actions.create_actions(plugin)
-    assert [t for _, t in menu] == ["CLAIRE land cover panel", "Checkpoint and model card…", "Diagnostics report…",
-                                    "Install Python dependencies…"]
+    assert [t for _, t in menu] == ["CLAIRE &land cover panel", "Checkpoint and &model card…", "&Diagnostics report…",
+                                    "&Install Python dependencies…"]
+    keys = [t[t.index("&") + 1].lower() for _, t in menu]  # the keyboard reaches each entry by its own letter
+    assert len(set(keys)) == len(keys)
     assert {title for title, _ in menu} == {actions.MENU}
     created[0].setChecked(True)
     assert isinstance(plugin.dock, ClaireDock)
@@ -435,6 +437,13 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     assert "50.0 % under cloud" in text and "2.0 % from SAR alone" in text
     calm = trust_html({"unfamiliar_share": 0.01, "cloud_share": 0.0})
     assert "Do not trust" not in calm and "1.0 % unlike it" in calm and "cloud" not in calm
+    # what the gate measured, as the report says it; a share that reads 0.0 % is not a line; gaps named as a cause
+    said = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "cloud_share": 0.3,
+                       "mean_sar_share_clouded": 0.449, "mean_sar_share_clear": 0.46, "sar_only_share": 0.0004})
+    assert "30.0 % under cloud, haze or cloud shadow: the fusion did not lean more on SAR there" in said, said
+    assert "mostly" not in said and "from SAR alone" not in said and "optical's gaps, 50.0 %" in said
+    led = trust_html({"cloud_share": 0.2, "mean_sar_share_clouded": 0.9, "mean_sar_share_clear": 0.47})
+    assert "decided mostly from SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led
     assert trust_html({}) == ""  # a card without familiarity statistics, a clear scene: nothing to say
 
     dock = ClaireDock(None)

@@ -190,8 +190,17 @@ def _confidence(facts: dict, f: Formatter) -> str:
 
 #: What a decision from SAR alone is worth, for a model without its own SAR-alone scores (no numbers).
 _SAR_ALONE_CAVEAT = ("a decision from SAR alone is less sure than one with the optical, for the land classes most "
-                     "of all (the radar tells water from land far better than crops from rangeland or built area), "
-                     "so read the classes there with care")
+                     "of all (calm open water is dark to the radar, but wind-roughened water, wet soil and wet snow "
+                     "can look alike, and crops, rangeland and built area are told apart far less well), so read "
+                     "the classes there with care")
+
+
+def sar_lean(on_cloud_pct: float, on_clear_pct: float) -> str:
+    """How the fusion gate leaned on SAR on clouded pixels against clear ones (percent SAR weight): "mostly",
+    "more", or "" where it did not lean more on SAR."""
+    if on_cloud_pct <= on_clear_pct:
+        return ""
+    return "mostly" if on_cloud_pct >= LED_PCT else "more"
 
 
 def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]:
@@ -214,12 +223,12 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
         s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
         if on_cloud is not None and on_clear is not None:
-            word = "mostly" if on_cloud >= LED_PCT else "more"
+            word = sar_lean(on_cloud, on_clear)
             s += (f"; those pixels were decided {word} from SAR ({f.pct(on_cloud)} SAR weight in the fusion "
-                  f"gate, against {f.pct(on_clear)} on clear pixels)" if on_cloud > on_clear else
+                  f"gate, against {f.pct(on_clear)} on clear pixels)" if word else
                   f"; the fusion gate did not lean more on SAR there ({f.pct(on_cloud)} SAR weight, against "
                   f"{f.pct(on_clear)} on clear pixels), so treat those classes with care")
-            if on_cloud > on_clear and not scored:
+            if word and not scored:
                 s += f": {_SAR_ALONE_CAVEAT}"
         elif not scored:
             s += f"; there the classes rest on SAR more than elsewhere: {_SAR_ALONE_CAVEAT}"
@@ -290,6 +299,12 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    "edges almost everywhere, which the score reads as unlike the training data: the share "
                    "overstates; classify a larger extent around your area to check, and if the share stays high "
                    "train the model on your area.")
+    gaps = scene.get("optical_invalid_pct") or 0.0
+    if gaps >= UNFAMILIAR_WARN_PCT:
+        out.append(f"Part of this may come from the optical gaps ({f.pct(gaps)} of the optical input is nodata): "
+                   f"where the optical is missing the model's features differ from those of its training scenes, "
+                   f"around the gaps too, and the score reads that as unlike the training data; a scene without "
+                   f"gaps may show far less.")
     if not (scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration")):
         out.append("Train it on your area with a few polygons per class (the Train tab in QGIS, or claire train "
                    "with your polygons) before using those parts of the map.")
