@@ -59,10 +59,13 @@ def pair(tmp_path):
             write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]), str(tmp_path))
 
 
-def _run(pair, **kw):
+def _run(pair, gated: bool = False, **kw):
     optical, sar, d = pair
     params = ClassifyParams(optical, sar, os.path.join(d, "lc.tif"), confidence=os.path.join(d, "conf.tif"), **kw)
-    res = run(params, SaysSnow().eval(), tiny_card(classes=CLASSES, arch="standin"))
+    card = tiny_card(classes=CLASSES, arch="standin")
+    if gated:  # a cloud-gated card: its optical gaps are classified from SAR alone
+        card["config"] = dict(card["config"], cloud_gate=True)
+    res = run(params, SaysSnow().eval(), card)
     with rasterio.open(params.output) as ds, rasterio.open(params.confidence) as cs:
         return res, ds.read(1), cs.read(1)
 
@@ -165,3 +168,50 @@ def test_the_forests_held_out_scores_get_the_same_check(pair):
     assert forest_predict(rf, rows).tolist() == [2, 2, -1]
     checked = forest_predict(rf, rows, snow=([2], np.array([0.0, 1.0, 1.0], np.float32)))
     assert checked[0] != 2 and checked.tolist()[1:] == [2, -1]
+
+
+def test_dark_water_and_the_gaps_decided_from_sar_alone_take_no_snow(tmp_path):
+    """Water's NDSI is as high as snow's: a NIR this dark rules snow out (the QA's stripe of sea became snow
+    outside the gap). In a gap classified from SAR alone the network's snow went to the map at 94 %; C-band
+    backscatter does not tell snow, so none is mapped there, and the summary's 'ruled out by the optical' leaves
+    those pixels out (the optical said nothing there)."""
+    img = _optical()
+    water = dict(zip(CARD, SPECTRA["water"]))
+    for i, b in enumerate(L2A):
+        img[i, :, :8] = int(water.get(b, water["B02"]) * 1e4)  # calm water: NDSI 0.67, NIR 0.02
+    img[:, :, 60:80] = 0  # a swath gap inside the snow
+    sar = np.stack([np.full((H, W), -10.0, np.float32), np.full((H, W), -17.0, np.float32)])
+    optical = write_raster(str(tmp_path / "opt.tif"), img, nodata=0)
+    res, lc, _ = _run((optical, write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]),
+                       str(tmp_path)), gated=True)
+    assert (lc[:, :8] == 2).all(), "water's high NDSI is not snow with a NIR this dark"
+    assert (lc[:, 60:80] == 2).all(), "no snow from SAR alone"
+    assert (lc[:, SPLIT:60] == 7).all() and (lc[:, 80:] == 7).all(), "snow the optical shows stays"
+    assert res.summary["sar_only_share"] == pytest.approx(20 / W)
+    assert res.summary["snow_ruled_out_share"] == pytest.approx(SPLIT / W), "the gap is not the optical's word"
+
+
+def test_without_sar_fill_the_gaps_still_reach_the_model_as_cloud(tmp_path):
+    """--no-sar-fill leaves the gaps nodata, but the model still reads them as cloud: their zeros, read as clear
+    optical, changed the classes around them (85.7 % of a half-gapped site's optical half kept its class against
+    90.1 % with the fill)."""
+    seen = []
+
+    class Records(SaysSnow):
+        def forward(self, optical, sar, cloud=None):
+            seen.append(None if cloud is None else cloud.detach().clone())
+            return super().forward(optical, sar, cloud)
+
+    img = _optical()
+    img[:, :, 60:80] = 0
+    sar = np.stack([np.full((H, W), -10.0, np.float32), np.full((H, W), -17.0, np.float32)])
+    optical = write_raster(str(tmp_path / "opt.tif"), img, nodata=0)
+    params = ClassifyParams(optical, write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]),
+                            str(tmp_path / "lc.tif"), fill_from_sar=False)
+    card = tiny_card(classes=CLASSES, arch="standin")
+    card["config"] = dict(card["config"], cloud_gate=True)
+    run(params, Records().eval(), card)
+    with rasterio.open(params.output) as ds:
+        assert (ds.read(1)[:, 60:80] == 0).all(), "the gap stays nodata"
+    cloud = torch.cat([c for c in seen if c is not None])
+    assert seen and float(cloud.max()) == 1.0 and int((cloud == 1.0).sum()) >= H * 20

@@ -174,19 +174,25 @@ class ChunkReader:
             s_t, s_bad = self._read_sar(sar_vrt, win)
         has_sar = ~s_bad  # read windows lie inside the overlap region (TileGrid.read_window)
         sar_only = o_bad & has_sar if self.fill_from_sar else np.zeros_like(o_bad)
-        if cloud is not None and self.fill_from_sar:
-            cloud[o_bad] = 1.0  # the cloud gate sends the optical gaps to SAR
+        if cloud is not None:
+            # the cloud gate sends the optical gaps to SAR, and their zeros are not read as clear optical by the
+            # neighbours' context (also with --no-sar-fill, where the gaps themselves are left nodata)
+            cloud[o_bad] = 1.0
         c_t = None
         if self.uses_cloud:
             c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
             c_t = torch_tiles(c[None], None, None, win)
+        if snow is not None:
+            # C-band backscatter alone does not tell snow (dry snow is transparent to it, wet snow dark as calm
+            # water): no snow / ice from SAR alone (it painted snow on the sea in swath gaps)
+            snow[sar_only] = 0.0
         masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only, snow)
         return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):
         """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask, models.cloud's probability of
         the window (unpadded, h x w; None when the bands it needs are not there) and its snow_possible (None
-        without the snow check; 1 in the optical gaps)."""
+        without the snow check; 1 in the optical gaps, 0 in those filled from SAR: set by _read)."""
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         o_bad |= optical_nodata(o, self.o_nodata)

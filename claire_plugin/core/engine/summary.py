@@ -76,7 +76,8 @@ class SummaryAccumulator:
         if getattr(masks, "snow_possible", None) is not None:
             self.snow_checked = True
             if ruled_out is not None:
-                self.snow_ruled_out += int(np.count_nonzero(ruled_out & valid))
+                # the optical's word only: the gaps decided from SAR alone never take snow (reader)
+                self.snow_ruled_out += int(np.count_nonzero(ruled_out & valid & ~masks.sar_only))
         self.region_pixels += valid.size
         self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
         self.cloud_known |= masks.cloud is not None
