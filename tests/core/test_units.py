@@ -184,3 +184,20 @@ def test_a_cint16_sar_gets_the_slc_message_from_the_command_line(tmp_path, capsy
     err = capsys.readouterr().err
     assert "complex values (complex_int16)" in err and "Traceback" not in err
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_bands_whose_names_give_different_units_are_refused():
+    """SNAP's Sigma0_VV_db stacked with a linear Sigma0_VH: one unit read for both (the first 'db' in the text)
+    made VH wrong by its whole dB scale; the map agreed with the right one on 22 % of the pixels, exit 0."""
+    mixed = np.stack([DB[0], POWER[1]])
+    with pytest.raises(ClaireError, match=r"different units by their names: the band read as VV \(sigma0_vv_db\) is "
+                                          r"dB, the band read as VH \(sigma0_vh\) is linear-power"):
+        sar_preparer(SAR_SPEC, 2, mixed, "sigma0_vv_db sigma0_vh", band_texts=["sigma0_vv_db", "sigma0_vh"])
+    # names in one unit, or no names at all on the unit: as before
+    assert sar_preparer(SAR_SPEC, 2, DB, "sigma0_vv_db sigma0_vh_db", band_texts=["sigma0_vv_db", "sigma0_vh_db"])
+    assert sar_preparer(SAR_SPEC, 2, DB, "vv vh", band_texts=["vv", "vh"]).to_db is None
+
+
+def test_a_linear_band_beside_a_db_band_without_names_is_refused():
+    with pytest.raises(ClaireError, match="read as VH looks linear .* the one read as VV looks like dB"):
+        sar_preparer(SAR_SPEC, 2, np.stack([DB[0], POWER[1]]))

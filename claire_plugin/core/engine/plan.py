@@ -286,7 +286,8 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                          radiometry, opt.nodata)
     check_spectral_order(oc, opt.count, plan.optical_prep.physical(o_sample.astype(np.float32)))
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
-                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method)
+                                 plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method,
+                                 rio.band_metadata_texts(plan.sar, sc.indices))
     sar_vrt.set_sar_units(bool(plan.sar_prep.to_db))  # linear SAR: 0 and below are no data, as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
 

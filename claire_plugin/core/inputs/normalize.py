@@ -6,7 +6,7 @@ converted to dB first when the card asks for dB.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from ..errors import ClaireError
 from ..io.raster_io import numpy_dtype
 from .radiometry import Radiometry, offset_suspicion
 from .units import (  # noqa: F401
+    check_band_units_agree,
     check_db_plausible,
     check_polarisation_order,
     check_reflectance,
@@ -182,13 +183,15 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
 
 
 def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str = "", units: Optional[str] = "auto",
-                 dtype: str = "float32", band_method: str = "") -> Preparer:
+                 dtype: str = "float32", band_method: str = "", band_texts: Sequence[str] = ()) -> Preparer:
     """Preparer for the SAR input, converting linear power/amplitude to dB when the card wants dB. `units`
     is the user's declaration (`--sar-units`), `dtype` the raster's own type; the raster's unit is read from
     them, its metadata or its values (core.inputs.units.sar_kind), and refused when unclear or implausible;
-    bands placed by position (`band_method`, the band choice's) are refused when their polarisations look swapped."""
+    bands placed by position (`band_method`, the band choice's) are refused when their polarisations look swapped,
+    and bands whose own metadata (`band_texts`) give different units refused."""
     notes: List[str] = []
     to_db = None
+    check_band_units_agree(band_texts, spec.bands)
     if spec.wants_db:
         kind, reason = sar_kind(sample, metadata_text, dtype, units)
         check_db_plausible(sample, kind, reason, spec.bands)

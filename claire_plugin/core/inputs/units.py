@@ -122,6 +122,27 @@ def _check_units_fit_values(vals: np.ndarray, kind: str, reason: str) -> None:
                           f"--sar-units linear-power or --sar-units amplitude")
 
 
+def check_band_units_agree(band_texts: Sequence[str], names: Sequence[str]) -> None:
+    """ClaireError when the SAR bands' own metadata give them different units (Sigma0_VV_db beside Sigma0_VH, as
+    SNAP writes them): one unit read for all of them makes one band wrong by its whole dB scale."""
+    said = []
+    for k, text in enumerate(band_texts):
+        kind, reason = detect_sar_scale(np.empty(0, np.float32), text)
+        if reason.startswith("metadata"):
+            name = str(names[k]) if k < len(names) else f"band {k + 1}"
+            said.append((name, text.split(" ")[0] or name, _UNIT_OF[kind]))
+    if len({unit for _, _, unit in said}) > 1:
+        listed = ", ".join(f"the band read as {name} ({label}) is {unit}" for name, label, unit in said)
+        raise ClaireError(f"the SAR bands are in different units by their names: {listed}; give bands in one unit "
+                          f"(e.g. both Sigma0_*_db files, or both linear Sigma0_* files, stacked with gdalbuildvrt "
+                          f"-separate)")
+
+
+def _looks_linear(band: np.ndarray) -> bool:
+    vals = band[np.isfinite(band)]
+    return vals.size >= 100 and float(np.mean(vals >= 0)) >= 0.99 and float(np.percentile(vals, 95)) <= 2.0
+
+
 def _band_median_db(band: np.ndarray, kind: str) -> Optional[float]:
     vals = band[np.isfinite(band)].astype(np.float64)
     if kind != "db":
@@ -133,12 +154,20 @@ def _check_each_band(sample: np.ndarray, kind: str, read: str, bands: Sequence[s
     """ClaireError when one band's median is backscatter's and another's is not: that band holds something else."""
     if sample.ndim < 2 or sample.shape[0] < 2:
         return
+    name = [str(bands[k]) if k < len(bands) else f"band {k + 1}" for k in range(sample.shape[0])]
+    if kind == "db":  # one band linear (0..2), another dB (mostly negative): read alike, one is wrong by its scale
+        linear = [k for k, b in enumerate(sample) if _looks_linear(b)]
+        db = [k for k, b in enumerate(sample) if float(np.mean(b[np.isfinite(b)] < 0)) > 0.5]
+        if linear and db:
+            raise ClaireError(f"the SAR band read as {name[linear[0]]} looks linear (values 0 to 2) while the one "
+                              f"read as {name[db[0]]} looks like dB (mostly negative), and both are {read}; give "
+                              f"bands in one unit (convert the linear one: 10 * log10 of power, e.g. with "
+                              f"gdal_calc.py)")
     medians = [_band_median_db(b, kind) for b in sample]
     fine = [k for k, m in enumerate(medians) if m is not None and DB_MEDIAN_RANGE[0] <= m <= DB_MEDIAN_RANGE[1]]
     odd = [k for k, m in enumerate(medians) if m is not None and k not in fine]
     if not fine or not odd:
         return
-    name = [str(bands[k]) if k < len(bands) else f"band {k + 1}" for k in range(len(medians))]
     k, ok = odd[0], fine[0]
     raise ClaireError(f"the SAR band read as {name[k]}, {read}, has a median of {medians[k]:.4g} dB, which no "
                       f"backscatter has, while the one read as {name[ok]} looks like backscatter (median "

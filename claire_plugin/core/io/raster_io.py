@@ -395,6 +395,22 @@ def metadata_text(ds, indexes: Sequence[int]) -> str:
     return " ".join(parts).lower()
 
 
+def band_metadata_texts(ds, indexes: Sequence[int]) -> List[str]:
+    """Per band of `indexes`, its own name, unit and unit tags as one lowercase string (metadata_text without the
+    dataset's tags): what each band says of its unit."""
+    names = band_labels(ds)[0]
+    out = []
+    for i in indexes:
+        parts = [str(names[i - 1] or "")]
+        try:
+            parts.append(str(ds.units[i - 1] or ""))
+        except Exception:  # noqa: BLE001
+            pass
+        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items() if _UNIT_KEYS.search(k))
+        out.append(" ".join(parts).lower())
+    return out
+
+
 def band_labels(ds) -> Tuple[List[Optional[str]], str]:
     """(names of the bands, where they come from) for core.inputs.bands.choose_bands: the band descriptions,
     or, for a VRT whose bands each read one different file (gdalbuildvrt -separate), the file names, which

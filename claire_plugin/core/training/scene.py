@@ -58,7 +58,8 @@ class Scene:
             check_spectral_order(self.oc, self.opt.count, self.opt_prep.physical(o_sample.astype(np.float32)))
             self.sar_prep = sar_preparer(self.sar_spec, len(self.sc.indices), s_sample,
                                          rio.metadata_text(self.sar, self.sc.indices), sar_units,
-                                         self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method)
+                                         self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method,
+                                         rio.band_metadata_texts(self.sar, self.sc.indices))
             self.sar_grid.set_sar_units(bool(self.sar_prep.to_db))  # linear SAR: 0 and below are no data
         except BaseException:
             self.close()
