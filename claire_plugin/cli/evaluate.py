@@ -69,9 +69,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ignore = (card.get("training") or {}).get("ignored_label_values")
     ob = parse_bands(args.optical_bands, "--optical-bands")
     sb = parse_bands(args.sar_bands, "--sar-bands")
-    lname, _, _, src, _, _ = resolve_data(
+    lname, layout, _, src, _, _ = resolve_data(
         args.data, args.layout, args.split, holdout, ob, sb, None,
         ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
+    _check_same_classes(classes, layout.classes, lname, args.data)
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     src.optical_scale = float(ospec.get("scale", 1.0))
     src.float_rule = "reflect" in str(ospec.get("units", "")).lower()
@@ -87,6 +88,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: the metrics are undefined (null in the JSON): {m['undefined']['reason']}", file=sys.stderr)
     print(json.dumps(m, indent=2, allow_nan=False) if args.json else metrics_table(m))
     return 0
+
+
+def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None:
+    """ClaireError when a label value means another class in the folder's layout than in the checkpoint (a
+    checkpoint trained from polygons coded 1 = built area, scored on labels where 1 is water): every row of the
+    table would name the wrong class. Values only one side defines are left to the table (support 0)."""
+    if not layout_classes:
+        return
+
+    def key(name: str) -> str:
+        return " ".join(str(name).lower().replace("_", " ").replace("-", " ").replace("/", " / ").split())
+
+    theirs = {int(c.value): c.name for c in layout_classes}
+    differ = [(c.value, c.name, theirs[int(c.value)]) for c in classes
+              if int(c.value) in theirs and key(c.name) != key(theirs[int(c.value)])]
+    if differ:
+        listed = "; ".join(f"{v} is {quoted(mine)} in the checkpoint but {quoted(other)} in the labels"
+                           for v, mine, other in differ[:6])
+        raise ClaireError(f"the checkpoint codes its classes otherwise than the {layout} labels of {data} ({listed}"
+                          f"{'; ...' if len(differ) > 6 else ''}), so its scores would name the wrong classes; "
+                          f"evaluate it on labels coded as its classes (claire info lists them), or classify a scene "
+                          f"with it and compare the map with these labels using a class mapping (Processing: "
+                          f"Evaluate a land-cover map, CLASS_MAPPING)")
 
 
 def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:

@@ -255,3 +255,18 @@ def test_info_says_the_cards_temperatures():
     assert line == ["confidence    tempered (models.calibration; classes unchanged): temperature 1.57"]
     both = card_summary(dict(card, calibration={"temperature": 1.57, "sar_only": {"temperature": 3.006}}))
     assert "temperature 1.57, 3.01 from SAR alone (optical gaps; approached under cloud)" in both
+
+
+def test_evaluate_refuses_labels_that_code_other_classes(tmp_path, capsys):
+    """A checkpoint trained from polygons (1 = built area, 2 = crops, 3 = trees) scored on the TerraMesh labels
+    (1 = water, 2 = trees, 3 = flooded vegetation): OA 0.06 with rows named after the wrong classes, exit 0."""
+    from claire.claire_plugin.paths import resource
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    classes = [{"index": 0, "value": 1, "name": "built area"}, {"index": 1, "value": 2, "name": "crops"},
+               {"index": 2, "value": 3, "name": "trees"}]
+    ck = make_tiny_checkpoint(str(tmp_path / "polys.safetensors"), classes=classes)
+    assert main(["evaluate", "--checkpoint", ck, "--data", resource("data", "terramesh")]) == 2
+    err = capsys.readouterr().err
+    assert "1 is 'built area' in the checkpoint but 'water' in the labels" in err, err
+    assert "3 is 'trees' in the checkpoint but 'flooded vegetation' in the labels" in err
