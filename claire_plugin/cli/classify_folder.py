@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip pairs whose outputs (the map, and the confidence with --confidence) already exist "
-                        "complete")
+                        "complete, with this run's classes (a map of another model's classes is classified again)")
     p.add_argument("--scheduler", default="", help=SCHEDULER_HELP)
     p.add_argument("--quiet", action="store_true", help="print only failures and the final line")
     p.set_defaults(func=run)
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         if record["status"] == "failed":
             print(f"claire: error: {label}: {record['reason']}", file=sys.stderr)
         elif not args.quiet:
-            print(f"{label}: wrote {record['output']}" if record["status"] == "ok"
-                  else f"{label}: {record['status']} ({record['reason']})")
+            print(f"{label}: wrote {record['output']}" + (f" ({record['note']})" if record.get("note") else "")
+                  if record["status"] == "ok" else f"{label}: {record['status']} ({record['reason']})")
 
     def log(message: str) -> None:
         if not args.quiet:

@@ -181,6 +181,7 @@ class PairJob:
     confidence: Optional[str] = None
     skip: bool = False
     rows: Optional[Tuple[int, int]] = None  # a band of rows of one scene (core.cluster_scene); None: all
+    note: str = ""  # why a complete earlier output is classified again
 
 
 #: The fields of a pair the user cancelled before it started, and of one skipped because its output exists.
@@ -214,7 +215,8 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
     summary = result.summary or {}
     return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device,
             "valid_pixels": summary.get("valid_pixels"),
-            "area_ha": {str(c["name"]): round(float(c["area_ha"]), 4) for c in summary.get("classes", [])}}, result
+            "area_ha": {str(c["name"]): round(float(c["area_ha"]), 4) for c in summary.get("classes", [])},
+            **({"note": job.note} if job.note else {})}, result
 
 
 def failed_fields(exc: BaseException, seconds: Optional[float]) -> Dict[str, Any]:
@@ -252,8 +254,10 @@ class LocalExecutor:
                 yield (job, *run_pair(job, options, pair_progress, is_cancelled))
 
 
-def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool) -> List[PairJob]:
-    """One PairJob per pair of `pairing`, with the output names in `out_dir`."""
+def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
+              classes: Optional[Dict[int, str]] = None) -> List[PairJob]:
+    """One PairJob per pair of `pairing`, with the output names in `out_dir`; with `skip_existing`, a pair whose
+    outputs are complete is skipped, unless its map holds other classes than `classes` (value: name, the run's)."""
     from .io.pairing import output_name
 
     jobs = []
@@ -261,8 +265,39 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool) -> L
         output = os.path.join(out_dir, output_name(pair))
         conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
         done = skip_existing and is_complete_raster(output) and (conf is None or is_complete_raster(conf))
-        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done))
+        note = ""
+        if done and classes is not None and map_classes(output) != classes:
+            done, note = False, ("classified again: the map there from before holds other classes (another model's "
+                                 "or level's), and a folder of maps in two class schemes would not compare")
+        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done, note=note))
     return jobs
+
+
+def map_classes(path: str) -> Dict[int, str]:
+    """{value: name} of a classified map's class_<value> tags (empty when it has none)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            tags = ds.tags(1)
+    except Exception:  # noqa: BLE001 - an unreadable map has no classes to keep
+        return {}
+    return {int(k[6:]): v for k, v in tags.items() if k.startswith("class_") and k[6:].isdigit()}
+
+
+def run_classes(options: RunOptions) -> Optional[Dict[int, str]]:
+    """{value: name} of the classes the run's maps get (checkpoint and level), or None when its card cannot be read
+    here (a checkpoint that lies on a cluster's workers only)."""
+    from ..paths import DEFAULT_CHECKPOINT
+    from .engine.plan import card_classes, level_card
+
+    try:
+        from ...models.checkpoint import read_card
+
+        card, _ = level_card(read_card(options.checkpoint or str(DEFAULT_CHECKPOINT)), options.level)
+        return {int(c["value"]): str(c["name"]) for c in card_classes(card)}
+    except Exception:  # noqa: BLE001 - the run itself says what is wrong with the checkpoint
+        return None
 
 
 def is_complete_raster(path: str) -> bool:
@@ -291,7 +326,7 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
     `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
-    jobs = make_jobs(pairing, out_dir, confidence, skip_existing)
+    jobs = make_jobs(pairing, out_dir, confidence, skip_existing, run_classes(options) if skip_existing else None)
     check_batch_outputs(jobs, pairing, out_dir, options.checkpoint, (optical_folder, sar_folder))
     if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
         from .runtime.device import check_device

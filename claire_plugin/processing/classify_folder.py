@@ -36,7 +36,8 @@ HELP = {
     **RUN_HELP,
     "CONFIDENCE": "Also write <optical name>_confidence.tif per pair.",
     "SKIP_EXISTING": "Skip pairs whose outputs (the map, and the confidence when asked for) already exist "
-                     "complete (to resume an interrupted batch).",
+                     "complete, with this run's classes (to resume an interrupted batch; a map of another model's "
+                     "classes is classified again).",
     "DASK_SCHEDULER": "Run the pairs on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N for N "
     "worker processes on this computer. Empty: in QGIS, as usual. Inputs and the output folder must be on "
     "storage the workers see under the same paths (see docs/cluster.md).",
@@ -112,6 +113,8 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
                 nodata = result.card.get("nodata", 0)
                 styles.append((result.output, classes, nodata))
                 feedback.pushInfo(f"  wrote {os.path.basename(result.output)} in {record['seconds']} s")
+                if record.get("note"):
+                    feedback.pushWarning(f"  {record['note']}")
 
         scheduler = self.parameterAsString(parameters, "DASK_SCHEDULER", context)
         with engine_errors(), executor_for(scheduler, feedback.pushInfo) as executor:

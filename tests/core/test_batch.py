@@ -96,6 +96,25 @@ def test_skip_existing_skips_only_complete_outputs(folders, tmp_path, tiny_check
     assert len(list(out.glob("*_confidence.tif"))) == 3
 
 
+def test_skip_existing_classifies_again_a_map_of_other_classes(folders, tmp_path, tiny_checkpoint):
+    """A batch finished with another model (the bundled one changes between versions): its complete maps of other
+    classes were kept as "complete from before", a folder in two class schemes without a word."""
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint, tiny_card
+
+    opt_dir, sar_dir = folders
+    out = str(tmp_path / "out")
+    other = [dict(c, name=f"other {c['name']}") for c in tiny_card()["classes"]]
+    first = make_tiny_checkpoint(str(tmp_path / "other.safetensors"), classes=other)
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=first, tile_size=32, context=0,
+                                                                   threads=1), out)
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
+    assert [r["status"] for r in again.results] == ["ok", "ok", "ok"]
+    assert all("holds other classes" in r["note"] for r in again.results)
+    same = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
+    assert [r["status"] for r in same.results] == ["skipped"] * 3
+
+
 def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_checkpoint, monkeypatch):
     """Run from the shell with relative folders, the CSV listed `out/a_landcover.tif`, which does not exist seen
     from the CSV's own folder."""
