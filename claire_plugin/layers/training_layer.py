@@ -97,7 +97,7 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
     layer.setEditorWidgetSetup(index, QgsEditorWidgetSetup("ValueMap", {"map": values}))
     layer.setRenderer(class_renderer(classes))
     layer.setCustomProperty(TRAINING_PROPERTY, True)  # saved with the project: still known after reopening it
-    layer.saveStyleToDatabase("training", "CLAIRE classes", True, "")  # the value map travels with the file
+    layer.saveStyleToDatabase("training", STYLE_DESCRIPTION, True, "")  # the value map travels with the file
     return layer
 
 
@@ -105,9 +105,32 @@ def create_training_layer(path: str, crs: QgsCoordinateReferenceSystem, classes:
 TRAINING_PROPERTY = "claire/training_layer"
 
 
+#: The description of the style a Train tab layer carries in its GeoPackage (every version wrote it).
+STYLE_DESCRIPTION = "CLAIRE classes"
+
+
 def is_training_layer(layer) -> bool:
-    """Whether `layer` is a training layer the Train tab created (in this session or a saved project)."""
-    return layer is not None and str(layer.customProperty(TRAINING_PROPERTY, False)).lower() in ("true", "1")
+    """Whether `layer` is a training layer the Train tab created (in this session or a saved project): marked by
+    TRAINING_PROPERTY, or, made by a version before that mark, a GeoPackage layer `training` holding the tab's
+    style (which gets the mark, so the project saves it)."""
+    if layer is None:
+        return False
+    if str(layer.customProperty(TRAINING_PROPERTY, False)).lower() in ("true", "1"):
+        return True
+    if not _made_before_the_mark(layer):
+        return False
+    layer.setCustomProperty(TRAINING_PROPERTY, True)
+    return True
+
+
+def _made_before_the_mark(layer) -> bool:
+    try:
+        if layer.providerType() != "ogr" or "|layername=training" not in layer.source():
+            return False
+        count, _, _, descriptions, _ = layer.listStylesInDatabase()
+    except Exception:  # noqa: BLE001 - another kind of layer, or a file gone: not the tab's
+        return False
+    return bool(count) and STYLE_DESCRIPTION in descriptions
 
 
 def project_training_layer(project: Optional[QgsProject] = None):

@@ -582,3 +582,45 @@ def test_the_wand_class_typed_is_the_class_as_written(train_dock):
     QTest.keyClicks(combo.lineEdit(), "crops")
     QTest.keyClick(combo.lineEdit(), Qt.Key.Key_Return)
     assert combo.currentText() == "crops" and combo.currentIndex() == 1
+
+
+def test_a_training_layer_made_before_the_mark_is_known_by_its_style(qgis_app, tmp_path, monkeypatch):
+    """QA (upgrade): projects saved by earlier versions hold Train tab layers without TRAINING_PROPERTY; the tab
+    took them for a stranger's (Layer combo empty, unsaved edits refused). Its GeoPackage style says whose it is;
+    a GeoPackage layer of the same name without that style stays the user's."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsFields, QgsProject, QgsVectorFileWriter, QgsVectorLayer
+    from qgis.core import QgsWkbTypes
+
+    from claire.claire_plugin.layers import training_layer
+    from claire.claire_plugin.layers.training_layer import (
+        TRAINING_PROPERTY,
+        create_training_layer,
+        is_training_layer,
+        project_training_layer,
+    )
+
+    path = str(tmp_path / "old.gpkg")
+    with monkeypatch.context() as m:  # as the versions before the mark made it: its style without the mark
+        m.setattr(training_layer, "TRAINING_PROPERTY", "claire/not_the_mark")
+        layer = create_training_layer(path, QgsCoordinateReferenceSystem("EPSG:32631"), [{"name": "water",
+                                                                                          "color": "#419bdf"}])
+    del layer
+    old = QgsVectorLayer(f"{path}|layername=training", "Training polygons", "ogr")
+    assert old.isValid() and old.customProperty(TRAINING_PROPERTY, None) is None
+    assert is_training_layer(old) and old.customProperty(TRAINING_PROPERTY, None)
+    project = QgsProject.instance()
+    try:
+        again = QgsVectorLayer(f"{path}|layername=training", "Training polygons", "ogr")
+        again.removeCustomProperty(TRAINING_PROPERTY)
+        project.addMapLayer(again)
+        assert project_training_layer(project) is again
+    finally:
+        project.clear()
+    other = str(tmp_path / "mine.gpkg")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName, options.layerName = "GPKG", "training"
+    writer = QgsVectorFileWriter.create(other, QgsFields(), QgsWkbTypes.Type.Polygon,
+                                        QgsCoordinateReferenceSystem("EPSG:32631"), project.transformContext(),
+                                        options)
+    del writer
+    assert not is_training_layer(QgsVectorLayer(f"{other}|layername=training", "mine", "ogr"))
