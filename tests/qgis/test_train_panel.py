@@ -588,8 +588,14 @@ def test_a_training_layer_made_before_the_mark_is_known_by_its_style(qgis_app, t
     """QA (upgrade): projects saved by earlier versions hold Train tab layers without TRAINING_PROPERTY; the tab
     took them for a stranger's (Layer combo empty, unsaved edits refused). Its GeoPackage style says whose it is;
     a GeoPackage layer of the same name without that style stays the user's."""
-    from qgis.core import QgsCoordinateReferenceSystem, QgsFields, QgsProject, QgsVectorFileWriter, QgsVectorLayer
-    from qgis.core import QgsWkbTypes
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsFields,
+        QgsProject,
+        QgsVectorFileWriter,
+        QgsVectorLayer,
+        QgsWkbTypes,
+    )
 
     from claire.claire_plugin.layers import training_layer
     from claire.claire_plugin.layers.training_layer import (
