@@ -205,6 +205,7 @@ def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkey
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert rt.name == "eager" and "no C++ compiler" in rt.note
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(compiled, "build_memory_problem", lambda: "")
 
     def broken(*args, **io):
         raise RuntimeError("inductor exploded")
@@ -212,6 +213,18 @@ def test_no_compiler_or_a_failed_build_falls_back_to_eager(default_model, monkey
     monkeypatch.setattr(compiled, "build_aot", broken)
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert rt.name == "eager" and "inductor exploded" in rt.note
+
+
+def test_too_little_memory_for_a_build_stays_eager_and_says_so(default_model, monkeypatch):
+    """QA (small machines): under a 2 GB limit the build (3.7 GB peak) was killed without a word, no map."""
+    from claire.claire_plugin.core.runtime import resources
+
+    model, card = default_model
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(resources, "available_bytes", lambda device: (1_500_000_000, "left under the limit"))
+    monkeypatch.setattr(compiled, "build_aot", lambda *a, **k: pytest.fail("nothing may be built"))
+    rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
+    assert rt.name == "eager" and "building takes about 4 GB of memory and 1.5 GB is left under the limit" in rt.note
 
 
 def test_torch_compile_on_a_gpu_stays_eager_where_triton_is_kept_out(default_model, monkeypatch):
@@ -232,6 +245,7 @@ def _fake_build(monkeypatch, fn):
         return path
 
     monkeypatch.setattr(compiled, "compiler_missing", lambda: None)
+    monkeypatch.setattr(compiled, "build_memory_problem", lambda: "")  # the machine's free memory is not the test's
     monkeypatch.setattr(compiled, "build_aot", build)
     monkeypatch.setattr(compiled, "load_aot", lambda path: fn)
 

@@ -157,3 +157,20 @@ def test_two_forward_lanes_give_way_to_one_before_the_tile_is_lowered(engine_sce
     assert res.stats["tile_size"] == 896 and res.stats["lanes"] == 2
     assert any(m.startswith("2 forward lanes: 2 windows run at once") for m in res.messages)
     assert any("x 2 windows at once" in m for m in res.messages if m.startswith("memory:"))
+
+
+def test_an_address_space_limit_counts_as_memory_left():
+    """QA (small machines): under `ulimit -v` the plan saw 23 GB available and a run died in a traceback (at
+    1.6 GB) or blamed the files (1.7 GB); the limit minus what the process maps is memory left."""
+    import subprocess
+    import sys
+
+    code = ("import resource, torch\n"
+            "size = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmSize:'))\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (size + 2 ** 29, resource.RLIM_INFINITY))\n"
+            "from claire.claire_plugin.core.runtime.resources import available_bytes\n"
+            "n, why = available_bytes(torch.device('cpu'))\n"
+            "print(n, why)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    n, why = out.stdout.split(" ", 1)
+    assert "address-space limit (ulimit -v)" in why and int(n) <= 2 ** 29, out

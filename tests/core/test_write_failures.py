@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from claire.tests.fixtures.helpers import write_raster
 
@@ -95,3 +96,56 @@ def test_every_run_writes_the_maps_style_and_replaces_one_of_other_classes(tmp_p
     assert write_class_style(raster, other) is None and "singlebandgray" in qml.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["lc.qml"]  # no temporary left
 
+
+
+CHECKPOINT_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.io.atomic import OutputSet
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    card = tiny_card()
+    model = build_model("claire", card["config"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+    try:
+        with OutputSet() as files:
+            files.write_with(sys.argv[1], lambda tmp: save_checkpoint(tmp, model, card), "checkpoint")
+    except ClaireError as exc:
+        print("REFUSED", exc)
+        sys.exit(2)
+    print("WRITTEN")
+""")
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_write_error_not_a_traceback(tmp_path):
+    """QA (small machines): a training on a full disk ended in safetensors' SafetensorError traceback, exit 1."""
+    import os
+    import signal
+
+    out = tmp_path / "model.safetensors"
+    proc = subprocess.run([sys.executable, "-c", CHECKPOINT_SCRIPT, str(out)], capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "REFUSED writing the checkpoint" in text and "Traceback" not in text, text
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".tif") or "partial" in p]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
+                                              "memory: you tried to allocate 3145728 bytes"), MemoryError()])
+def test_a_training_out_of_memory_is_named_with_smaller_settings(monkeypatch, tmp_path, exc):
+    """QA (small machines): under a memory limit a training ended in torch's allocator traceback after minutes."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training import polygons
+
+    def runs_out(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(polygons, "_train_from_polygons", runs_out)
+    params = polygons.PolygonTrainParams("o.tif", "s.tif", "l.gpkg", str(tmp_path / "m.safetensors"))
+    with pytest.raises(ClaireError, match=r"ran out of memory \(batch 8 of 128 px crops\); use --batch-size 4"):
+        polygons.train_from_polygons(params)
+    monkeypatch.setattr(polygons, "_train_from_polygons", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError, match="^x$"):  # other errors as they are
+        polygons.train_from_polygons(params)

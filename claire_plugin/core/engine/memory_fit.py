@@ -126,9 +126,10 @@ def check_fits(model, device, tile: int, context: int, batch: int, channels_in: 
         t = next((t for t in range(tile - 32, 31, -32) if need(t, 1) <= budget), None)
         fix = f"--tile-size {t} and --batch-size 1" if t else "a machine or device with more free memory"
     kind = "GPU" if device.type == "cuda" else "CPU"
+    other = ("raise the limit" if "limit" in where else "close other programs")
     raise ClaireError(f"tile {tile} px (+ {context} px of context) x batch {batch} needs about {_gb(planned)} of "
-                      f"{kind} memory, but only "
-                      f"{_gb(avail)} is {where}; use {fix}, or close other programs")
+                      f"{kind} memory (at most {USABLE:.0%} of what is left is planned), but only {_gb(avail)} is "
+                      f"{where}; use {fix}, or {other}")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -316,7 +316,7 @@ def nodata_in(nodata: Optional[float], dtype: np.dtype):
 def raise_read_error(exc: BaseException) -> None:
     """Re-raise a reader failure: user errors and KeyboardInterrupt/SystemExit as they are, anything
     else as a ClaireError that says what to check."""
-    if isinstance(exc, ClaireError) or not isinstance(exc, Exception):
-        raise exc
+    if isinstance(exc, (ClaireError, MemoryError)) or not isinstance(exc, Exception):
+        raise exc  # out of memory: named as such by the run (core.engine.memory_fit), not blamed on the files
     raise ClaireError(f"reading the rasters failed: {exc}; check that the files are complete "
                       f"and readable") from exc

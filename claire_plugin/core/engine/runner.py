@@ -219,11 +219,13 @@ def _run(plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled:
         if is_cancelled():
             raise CancelledError()
         return _finish(plan, stream, messages, progress, t_start)
-    except BaseException:
+    except BaseException as exc:
         if stream is not None:
             stream.stop()
         for w in plan.outputs.writers:
             w.abort()
+        if isinstance(exc, MemoryError) or is_out_of_memory(exc):  # a buffer beside the forward's, or a read
+            raise out_of_memory_error(plan.device, plan.tile, plan.batch) from None
         raise
     finally:
         plan.close()

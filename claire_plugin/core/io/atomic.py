@@ -102,17 +102,34 @@ def other_writers(path: str) -> List[int]:
 
 def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
     """A ClaireError for a failed write of `path` (the `role` output): says so plainly when the disk is full."""
-    what = f"the {role} {quoted(path)}" if role else repr(path)
-    text = str(exc)
+    what = f"the {role} {quoted(path)}" if role else quoted(path)
+    text = str(exc) or type(exc).__name__
     low = text.lower()
     full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "no space left" in low \
-        or "disk full" in low or "free disk space" in low
+        or "disk full" in low or "free disk space" in low or "os error 28" in low or _folder_full(path)
     if full:
         return ClaireError(f"writing {what} failed: the disk is full ({text}); free some disk space or choose "
                            f"an output folder on another disk. Nothing was written and any earlier file at that "
                            f"path is unchanged")
     return ClaireError(f"writing {what} failed ({text}); check that the folder is writable and has free space. "
                        f"Nothing was written and any earlier file at that path is unchanged")
+
+
+def _folder_full(path: str) -> bool:
+    """Whether the disk holding `path`'s folder has (almost) no room left: a writer that failed without saying
+    why (GDAL's CreateDataSource) failed for this, most likely."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+#: Exceptions a writer raises for a failed write besides OSError: GDAL's RuntimeError in exceptions mode, and
+#: safetensors' SafetensorError ("I/O error: No space left on device (os error 28)"), matched by name.
+def _is_write_failure(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
 
 
 #: example file names by extension and by a word of the output's role, for "give a file name such as ..."
@@ -204,8 +221,10 @@ class OutputSet:
         tmp = self.temp_for(final, role, ext)
         try:
             write(tmp)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed write (full disk...) is named; anything else re-raised
             _remove_temporary(tmp)
+            if not _is_write_failure(exc) or isinstance(exc, ClaireError):
+                raise
             raise write_error(final, exc, role) from None
         return final
 

@@ -506,6 +506,22 @@ def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
     return Runtime(best["fn"], "aot", note, "built" if best["built"] else "cache")
 
 
+#: Memory an AOT build takes (Inductor and the C++ compiler; 3.7 GB peak measured for the bundled checkpoint).
+BUILD_BYTES = 4 * 10 ** 9
+
+
+def build_memory_problem() -> str:
+    """Why an AOT package should not be built here (less memory left than a build takes: it was killed without a
+    word under a 2 GB limit), or ""."""
+    from .resources import available_bytes
+
+    left, where = available_bytes(torch.device("cpu"))
+    if left is None or left >= BUILD_BYTES:
+        return ""
+    return (f"building takes about {BUILD_BYTES / 1e9:.0f} GB of memory and {left / 1e9:.1f} GB is {where}; build "
+            f"it once when more memory is free (close other programs), else the eager runtime is used")
+
+
 def _package(model, card, tile, batch, channels, io: dict, build: bool, precision: str) -> dict:
     """The AOT package of `precision` for this model and shape: loaded from the cache, or built and checked
     when `build`; {precision, fn (None when it is not to be used), check, built (a note when built now), why
@@ -524,7 +540,8 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
     if record is None:
         from .environment import writable_folder_problem
 
-        missing = compiler_missing() or writable_folder_problem(cache_dir(), "AOT cache", "CLAIRE_CACHE_DIR")
+        missing = (compiler_missing() or writable_folder_problem(cache_dir(), "AOT cache", "CLAIRE_CACHE_DIR")
+                   or build_memory_problem())
         if missing:
             out["why"] = f"the {label}AOT package could not be built: {missing}"
             return out

@@ -26,13 +26,28 @@ def available_bytes(device) -> Tuple[Optional[int], str]:
         return int(free), f"free on {device}"
     if device.type != "cpu":
         return None, f"{device} memory cannot be read"
-    system = _system_available()
-    group = _cgroup_available()
-    if group is not None and (system is None or group < system):
-        return group, "left under this process group's memory limit (cgroup)"
-    if system is not None:
-        return system, "available in the system"
+    found = [(n, why) for n, why in ((_system_available(), "available in the system"),
+                                      (_cgroup_available(), "left under this process group's memory limit (cgroup)"),
+                                      (_address_space_left(), "left under this process's address-space limit "
+                                                              "(ulimit -v)")) if n is not None]
+    if found:
+        return min(found, key=lambda f: f[0])
     return None, "system memory cannot be read here"
+
+
+def _address_space_left() -> Optional[int]:
+    """The address-space limit (RLIMIT_AS, `ulimit -v`) minus what this process has mapped, None without one."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return None
+        with open("/proc/self/status") as f:
+            size = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), None)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if size is None else max(0, soft - size)
 
 
 def _system_available() -> Optional[int]:

@@ -356,7 +356,26 @@ def _training_labels(params: PolygonTrainParams, scene: Scene) -> LabelSet:
 def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
                         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
-    """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report."""
+    """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report.
+    Running out of memory is a ClaireError naming smaller settings (it was a traceback, the training lost)."""
+    from ..engine.memory_fit import is_out_of_memory
+
+    try:
+        return _train_from_polygons(params, progress, on_epoch, is_cancelled)
+    except (MemoryError, RuntimeError) as exc:
+        if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+            raise
+        cfg = params.config
+        smaller = (f"--batch-size {max(1, cfg.batch_size // 2)}" if cfg.batch_size > 1 else
+                   f"--crop {max(64, cfg.crop // 2 // 32 * 32)}")
+        raise ClaireError(f"the training ran out of memory (batch {cfg.batch_size} of {cfg.crop} px crops); use "
+                          f"{smaller}, or close other programs or raise the memory limit. Nothing was written") \
+            from None
+
+
+def _train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
+                         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
+                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     progress = progress or _noop
     t0 = time.time()
     device = check_settings(params)
