@@ -255,3 +255,54 @@ def test_level_2a_with_a_scene_classification_band_and_landsat_bands_are_refused
     choice = choose_bands("optical", 10, [None] * 10, CARD10)
     with pytest.raises(ClaireError, match=r"B8A \(865 nm\) differs .* or are not Sentinel-2's \(Landsat"):
         check_spectral_order(choice, 10, l30[[i - 1 for i in choice.indices]])
+
+
+@pytest.mark.parametrize("names, hint", [
+    (["B02", "B03", "B04", "B08"], "Sentinel-2's 10 m bands alone"),  # a product's 10m subdataset, a GEE RGB+NIR
+    (["B05", "B06", "B07", "B8A", "B11", "B12", "AOT", "SCL"], "Sentinel-2's 20 m bands alone"),
+    (["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B09", "B10", "B11"], "HLS L30 or Landsat"),
+])
+def test_a_part_of_a_sentinel2_product_is_not_called_landsat(names, hint):
+    """QA (formats): the 10m subdataset of a Sentinel-2 product, and a GEE export B2,B3,B4,B8, were told they were
+    an HLS or Landsat stack; the 20m subdataset got no word on what to do."""
+    with pytest.raises(ClaireError) as err:
+        choose_bands("optical", len(names), names, CARD10, flag="--optical-bands")
+    assert hint in str(err.value), str(err.value)
+    if hint != "HLS L30 or Landsat":
+        assert "Landsat" not in str(err.value)
+
+
+def test_two_bands_of_one_name_are_said_not_an_empty_list():
+    """SNAP's four bands Sigma0_VH, Sigma0_VH_db, Sigma0_VV, Sigma0_VV_db: 'which do not include ,'."""
+    with pytest.raises(ClaireError, match=r"where VH, VV names more than one band \(e\.g\. linear and dB\)"):
+        names = ["Sigma0_VH", "Sigma0_VH_db", "Sigma0_VV", "Sigma0_VV_db"]
+        choose_bands("SAR", 4, names, ["VV", "VH"], flag="--sar-bands")
+
+
+def test_subdatasets_are_listed_by_gdals_own_names_and_descriptions(monkeypatch):
+    """rasterio 1.4 orders a netCDF's subdatasets otherwise than GDAL's metadata: each name stood beside another
+    variable's description, lower-cased and without GDAL's quotes."""
+    import rasterio
+
+    from claire.claire_plugin.core.io import gdal_names, raster_io
+
+    meta = {"SUBDATASET_1_NAME": 'NETCDF:"s2.nc":B01', "SUBDATASET_1_DESC": "[1x8x8] B01 (16-bit integer)",
+            "SUBDATASET_2_NAME": 'NETCDF:"s2.nc":B02', "SUBDATASET_2_DESC": "[1x8x8] B02 (16-bit integer)",
+            "SUBDATASET_3_NAME": 'NETCDF:"s2.nc":B09', "SUBDATASET_3_DESC": "[1x8x8] B09 (16-bit integer)"}
+
+    class Container:
+        count = width = height = 0
+        subdatasets = ['netcdf:s2.nc:B01', 'netcdf:s2.nc:B09', 'netcdf:s2.nc:B02']
+
+        def tags(self, ns=None):
+            return dict(meta) if ns == "SUBDATASETS" else {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(gdal_names, "missing_message", lambda path, role: None)
+    monkeypatch.setattr(rasterio, "open", lambda path: Container())
+    with pytest.raises(ClaireError) as err:
+        raster_io.open_raster("s2.nc", "optical")
+    assert ('NETCDF:"s2.nc":B02 ([1x8x8] B02 (16-bit integer)); NETCDF:"s2.nc":B09 ([1x8x8] B09 (16-bit integer))'
+            in str(err.value)), str(err.value)

@@ -60,6 +60,15 @@ def _sensor_hint(role: str, descriptions: Sequence[Optional[str]], missing: Sequ
     if role == "optical" and any(_LANDSAT.match(n) for n in names):
         return ("; these are Landsat's bands (SR_B1 ...), and CLAIRE's models read Sentinel-2's, which Landsat "
                 "lacks in part (the red edge B05-B07, B8A): give a Sentinel-2 image")
+    if role == "optical" and names and {"B02", "B03", "B04", "B08"} <= set(missing) and not {"B05", "B11"} & set(
+            missing):  # Sentinel-2's 20 m bands only (a product's 20m subdataset)
+        return ("; these look like Sentinel-2's 20 m bands alone (a product's 20m subdataset); stack the bands the "
+                "checkpoint reads at 10 m (gdalbuildvrt -separate -resolution highest with the 10 m band files; "
+                "README, 'Any GDAL raster is an input')")
+    if role == "optical" and names and {"B05", "B8A", "B12"} <= set(missing):  # Sentinel-2's 10 m bands only
+        return ("; these look like Sentinel-2's 10 m bands alone (a product's 10m subdataset, or an RGB + NIR "
+                "export); stack the bands the checkpoint reads at 10 m (gdalbuildvrt -separate -resolution highest "
+                "with the 20 m band files; README, 'Any GDAL raster is an input')")
     if role == "optical" and names and {"B8A", "B12"} <= set(missing):  # named bands without Sentinel-2's
         return "; an HLS L30 or Landsat stack lacks Sentinel-2's B05-B07, B8A and B12: give a Sentinel-2 image"
     pols = {canonical_band(d) for d in descriptions} & {"HH", "HV", "VV", "VH"}
@@ -230,8 +239,12 @@ def choose_bands(role: str, count: int, descriptions: Sequence[Optional[str]], w
     if named:
         have = {canonical_band(d) for d in named}
         missing = [w for w, c in zip(names_out, want_c or [None] * n_need) if c not in have]
-        said = (f"the bands are named {' '.join(str(d or '?') for d in descriptions)} ({named_by}), which do not "
-                f"include {', '.join(missing)}")
+        listed = " ".join(str(d or "?") if " " not in str(d or "") else f'"{d}"' for d in descriptions)
+        canon = [canonical_band(d) for d in named]
+        twice = sorted({c for c in canon if c and canon.count(c) > 1})
+        said = (f"the bands are named {listed} ({named_by}), which do not include {', '.join(missing)}" if missing
+                else f"the bands are named {listed} ({named_by}), where {', '.join(twice) or 'a band'} names more "
+                     f"than one band (e.g. linear and dB)")
         hint = _sensor_hint(role, descriptions, [canonical_band(m) for m in missing])
         if hint:
             raise ClaireError(f"cannot tell which of the {count} {role} bands are {', '.join(names_out)}: {said}"

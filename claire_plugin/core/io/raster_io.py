@@ -63,12 +63,21 @@ def open_raster(path: str, role: str):
         raise ClaireError(f"the {role} file {quoted(path)} is not a raster GDAL can read ({exc}); give a GeoTIFF "
                           f"or another GDAL raster") from None
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
-        subs = list(ds.subdatasets)
-        descs = ds.tags(ns="SUBDATASETS")
+        meta = ds.tags(ns="SUBDATASETS")
         ds.close()
+        # GDAL's own names and descriptions, in its order (rasterio's list is ordered otherwise: names went beside
+        # other subdatasets' descriptions)
+        subs = [(meta[f"SUBDATASET_{i}_NAME"], meta.get(f"SUBDATASET_{i}_DESC", "").strip())
+                for i in range(1, len(meta) + 1) if f"SUBDATASET_{i}_NAME" in meta]
         if subs:
-            named = [f"{n} ({descs.get(f'SUBDATASET_{i}_DESC', '').strip()})".replace(" ()", "")
-                     for i, n in enumerate(subs, 1)]
+            if role == "optical" and any(n.upper().startswith("SENTINEL2_") for n, _ in subs):
+                raise ClaireError(f"the {role} file {quoted(path)} is a Sentinel-2 product, whose bands GDAL splits "
+                                  f"by resolution (10m: B02 B03 B04 B08 only; 20m; 60m), while the checkpoint reads "
+                                  f"bands of several; stack them first at 10 m: gdalbuildvrt -separate -resolution "
+                                  f"highest s2.vrt R10m/*_B0[234]_10m.jp2 R20m/*_B0[567]_20m.jp2 R10m/*_B08_10m.jp2 "
+                                  f"R20m/*_B8A_20m.jp2 R20m/*_B1[12]_20m.jp2 (in the granule's IMG_DATA), and for "
+                                  f"processing baseline 04.00 or later add --optical-offset -1000")
+            named = [f"{n} ({d})" if d else n for n, d in subs]
             raise ClaireError(f"the {role} file {quoted(path)} holds {len(subs)} rasters (subdatasets) and no bands of "
                               f"its own; give one of them as the {role} raster: {_listing(named)}")
         raise ClaireError(f"the {role} raster {quoted(path)} has no bands or no pixels; give a valid raster")
@@ -112,7 +121,8 @@ def require_crs(ds, role: str) -> None:
         raise ClaireError(f"the {role} raster {quoted(ds.name)} is located only by ground control points, as a "
                           f"Sentinel-1 GRD/SLC in radar geometry is; put it on a map grid first (for Sentinel-1: "
                           f"SNAP Calibration then Range-Doppler Terrain Correction; for other rasters: "
-                          f"gdalwarp -t_srs EPSG:32633 IN OUT, or Raster > Projections > Warp in QGIS)")
+                          f"gdalwarp -t_srs EPSG:<the other raster's> IN OUT, or Raster > Projections > Warp in "
+                          f"QGIS)")
     no_crs, no_place = ds.crs is None or not ds.crs.to_wkt(), ds.transform.is_identity
     if no_crs and no_place:
         raise ClaireError(f"the {role} raster {quoted(ds.name)} has neither a coordinate reference system nor a "
