@@ -306,3 +306,23 @@ def test_subdatasets_are_listed_by_gdals_own_names_and_descriptions(monkeypatch)
         raster_io.open_raster("s2.nc", "optical")
     assert ('NETCDF:"s2.nc":B02 ([1x8x8] B02 (16-bit integer)); NETCDF:"s2.nc":B09 ([1x8x8] B09 (16-bit integer))'
             in str(err.value)), str(err.value)
+
+
+def test_a_zarr_store_names_the_vrt_of_its_bands(tmp_path):
+    """QA (formats): a Zarr store GDAL reads was 'a folder; give a raster file', its ZARR: name 'does not exist'."""
+    import numpy as np
+    from osgeo import gdal
+
+    from claire.claire_plugin.core.io.raster_io import open_raster
+    from claire.tests.fixtures.helpers import write_raster
+
+    tif = write_raster(str(tmp_path / "s.tif"), np.ones((3, 16, 16), np.uint16))
+    store = str(tmp_path / "s.zarr")
+    if gdal.Translate(store, tif, format="ZARR") is None:
+        pytest.fail("GDAL without its Zarr driver")
+    for given in (store, f'ZARR:"{store}"'):
+        with pytest.raises(ClaireError) as err:
+            open_raster(given, "optical")
+        text = str(err.value)
+        assert "is a Zarr store (a folder)" in text and f"""'ZARR:"{store}":/Band1' 'ZARR:"{store}":/Band2'""" in text, \
+            text

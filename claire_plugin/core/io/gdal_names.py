@@ -73,5 +73,32 @@ def missing_message(name: str, role: str) -> Optional[str]:
         return None
     if is_remote(name) or local_files(name):
         return None
+    m = re.search(r'"([^"]+)"', name)
+    if m and os.path.isdir(m.group(1)):
+        return folder_store_message(m.group(1), role)
     return (f"the {role} raster {quoted(name)} is a GDAL dataset name, but the file it refers to does not exist; "
             f"check the path inside the name")
+
+
+def folder_store_message(path: str, role: str) -> str:
+    """Problem and fix for a folder given as the `role` raster: a store GDAL reads (Zarr) is read from a file made
+    of it; anything else is no raster."""
+    try:
+        from osgeo import gdal
+
+        store = gdal.OpenEx(path, gdal.OF_RASTER)
+        driver = store.GetDriver().ShortName if store is not None else None
+        meta = (store.GetMetadata("SUBDATASETS") or {}) if store is not None else {}
+    except Exception:  # noqa: BLE001 - GDAL raises in exceptions mode for a folder it cannot read
+        driver, meta = None, {}
+    if not driver:
+        return f"the {role} path {quoted(path)} is a folder; give a raster file"
+    names = [v for k, v in sorted(meta.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0]) or 0))
+             if k.endswith("_NAME")]
+    bands = sorted((n for n in names if re.search(r"band\d+$", n, re.I)),
+                   key=lambda n: int(re.search(r"(\d+)$", n).group(1))) or names
+    example = " ".join(f"'{n}'" for n in bands[:2]) + (" ..." if len(bands) > 2 else "")
+    return (f"the {role} path {quoted(path)} is a {driver} store (a folder), which CLAIRE does not read directly; "
+            + (f"stack its band arrays, in band order, into a VRT and give that: gdalbuildvrt -separate {role}.vrt "
+               f"{example} (gdalinfo lists them)" if bands else f"make a GeoTIFF of it: gdal_translate {path} "
+                                                                  f"{role}.tif"))

@@ -32,7 +32,7 @@ def open_raster(path: str, role: str):
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-    from .gdal_names import is_gdal_name, missing_message
+    from .gdal_names import folder_store_message, is_gdal_name, missing_message
 
     role = role[:-len(" raster")] if role.endswith(" raster") else role  # "the {role} raster" below
     if not path:
@@ -41,7 +41,7 @@ def open_raster(path: str, role: str):
     if problem:
         raise ClaireError(problem)
     if not is_gdal_name(path) and os.path.isdir(path):
-        raise ClaireError(f"the {role} path {quoted(path)} is a folder; give a raster file")
+        raise ClaireError(folder_store_message(path, role))
     try:
         with warnings.catch_warnings():  # require_crs() says it clearly, with the fix
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
