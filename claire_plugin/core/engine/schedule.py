@@ -29,9 +29,9 @@ def forward_lanes(device, model, threads: Optional[int] = None) -> int:
 
     threads = int(threads or torch.get_num_threads())
     cores = cpu_cores()
-    if device.type != "cpu" or threads < 2 or threads < cores or threads > MAX_LANES:
+    if device.type != "cpu" or threads < 2 or cores < 2 or threads < cores or threads > MAX_LANES:
         return 1
-    return threads if getattr(model, "releases_gil", True) else 1
+    return min(threads, cores) if getattr(model, "releases_gil", True) else 1  # more lanes than cores: memory, no speed
 
 
 def lanes_note(lanes: int, most: int) -> str:
@@ -87,8 +87,9 @@ class ThreadSteering:
             self.policy = ThreadPolicy(most=most, cores=cpu_cores(), others=others)
             if self.policy.threads != most:
                 torch.set_num_threads(self.policy.threads)
-                messages.append(f"threads: starting with {self.policy.threads} of {most}: other programs have "
-                                f"{others} thread(s) ready to run on the {cpu_cores()} cores")
+                why = (f"other programs have {others} thread(s) ready to run on the {cpu_cores()} cores" if others
+                       else f"this process may run on {cpu_cores()} core(s) only")
+                messages.append(f"threads: starting with {self.policy.threads} of {most}: {why}")
         self._settled = self.policy.settled if self.policy else most
         self._batch = 0
 
