@@ -122,7 +122,14 @@ def run(args: argparse.Namespace) -> int:
             state["last"] = pct
             print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
 
-    result = classify(params, progress)
+    try:
+        result = classify(params, progress)
+    except ClaireError as exc:  # what the run had planned (memory, tile, lanes, bands) helps read the error
+        if not quiet and getattr(exc, "run_messages", None):
+            print(file=sys.stderr)
+            for m in exc.run_messages:
+                print(f"claire: planned: {m}", file=sys.stderr)
+        raise
     for m in result.messages:
         if m.startswith("warning:"):  # shown even with --quiet: the map may be poor
             print(f"claire: {m}", file=sys.stderr)

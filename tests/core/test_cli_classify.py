@@ -65,6 +65,17 @@ def test_classify_command_bad_input_exits_2_with_one_line(raster_pair, tiny_chec
     assert not os.path.exists(out)
 
 
+def test_a_run_refused_after_planning_shows_what_was_planned(raster_pair, tiny_checkpoint, tmp_path, capsys):
+    """QA (small machines): the plan lines (memory, tile, lanes, bands) were printed after a successful run only,
+    so a user whose run failed never saw what had been planned."""
+    rc = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+               tiny_checkpoint, "--output", str(tmp_path / "lc.tif"), "--tile-size", "8192", "--batch-size", "64",
+               "--context", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs about" in err and "claire: planned: device: cpu" in err, err
+    assert err.index("claire: planned:") < err.index("claire: error:")
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "nowhere", "--output", "x.safetensors", "--optical-bands", "2;x"],
     ["classify-folder", "--optical-folder", "o", "--sar-folder", "s", "--output-folder", "out",

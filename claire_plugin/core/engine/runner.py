@@ -202,6 +202,9 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
         with torch.inference_mode(), reuse_freed_memory():
             plan = plan_run(params, model, card, device, messages, cache)
             return _run(plan, messages, progress, is_cancelled, t_start)
+    except ClaireError as exc:
+        exc.run_messages = list(messages)  # what was planned, for the caller to show beside the error
+        raise
     finally:
         torch.set_num_threads(old_threads)
         cache.restore()
