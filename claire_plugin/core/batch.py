@@ -69,7 +69,23 @@ class BatchSummary:
                 "pairing_rule": self.pairing_rule, "pairs": len(self.results),
                 "succeeded": self.count("ok", "skipped"), "failed": self.count("failed"),
                 "cancelled": self.count("cancelled"), "unmatched_count": len(self.unmatched),
-                "results": results, "unmatched": unmatched}
+                "totals": self.totals(), "results": results, "unmatched": unmatched}
+
+    def totals(self) -> Dict[str, Any]:
+        """Hectares per class and valid pixels summed over the pairs classified in this run (pairs skipped as
+        complete from before carry no areas); where the scenes overlap, their common area counts once per pair."""
+        area: Dict[str, float] = {}
+        pixels, pairs = 0, 0
+        for r in self.results:
+            if r.get("status") != "ok":
+                continue
+            pairs += 1
+            pixels += int(r.get("valid_pixels") or 0)
+            for name, ha in (r.get("area_ha") or {}).items():
+                area[name] = round(area.get(name, 0.0) + float(ha), 4)
+        return {"pairs": pairs, "valid_pixels": pixels, "area_ha": area,
+                "note": "summed over the pairs classified in this run; overlapping scenes count their common area "
+                        "once per pair"}
 
     def csv_text(self) -> str:
         """One row per pair, then one per unmatched file."""

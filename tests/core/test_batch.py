@@ -135,3 +135,8 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
     assert os.path.isabs(js["optical_folder"]) and all(os.path.isfile(r["output"]) for r in js["results"])
     first = js["results"][0]
     assert sum(first["area_ha"].values()) == pytest.approx(first["valid_pixels"] * 100 / 1e4, rel=1e-3)
+    # totals over the pairs (QA: users added the CSV's rows up by hand)
+    totals = js["totals"]
+    assert totals["pairs"] == 3 and totals["valid_pixels"] == sum(r["valid_pixels"] for r in js["results"])
+    for name, ha in totals["area_ha"].items():
+        assert ha == pytest.approx(sum(r["area_ha"].get(name, 0.0) for r in js["results"]), abs=1e-3)
