@@ -290,15 +290,10 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
 
 
 def map_classes(path: str) -> Dict[int, str]:
-    """{value: name} of a classified map's class_<value> tags (empty when it has none)."""
-    import rasterio
+    """{value: name} of a classified map's classes (accuracy.classes_from_gdal; empty when it has none)."""
+    from .accuracy import classes_from_gdal
 
-    try:
-        with rasterio.open(path) as ds:
-            tags = ds.tags(1)
-    except Exception:  # noqa: BLE001 - an unreadable map has no classes to keep
-        return {}
-    return {int(k[6:]): v for k, v in tags.items() if k.startswith("class_") and k[6:].isdigit()}
+    return {int(c["value"]): str(c["name"]) for c in classes_from_gdal(path)}
 
 
 def run_classes(options: RunOptions) -> Optional[Dict[int, str]]:

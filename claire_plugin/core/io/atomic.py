@@ -126,9 +126,9 @@ def _folder_full(path: str) -> bool:
         return False
 
 
-#: Exceptions a writer raises for a failed write besides OSError: GDAL's RuntimeError in exceptions mode, and
-#: safetensors' SafetensorError ("I/O error: No space left on device (os error 28)"), matched by name.
 def _is_write_failure(exc: BaseException) -> bool:
+    """Whether a writer's exception is a failed write: OSError, GDAL's RuntimeError in exceptions mode, or
+    safetensors' SafetensorError ("I/O error: No space left on device (os error 28)"), matched by name."""
     return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ....models.quoting import quoted
 
@@ -80,6 +80,13 @@ def missing_message(name: str, role: str) -> Optional[str]:
             f"check the path inside the name")
 
 
+def subdatasets(meta: dict) -> List[Tuple[str, str]]:
+    """(name, description) of each subdataset in GDAL's SUBDATASETS metadata `meta`, in GDAL's order (rasterio's
+    own list is ordered otherwise: names went beside other subdatasets' descriptions)."""
+    return [(meta[f"SUBDATASET_{i}_NAME"], meta.get(f"SUBDATASET_{i}_DESC", "").strip())
+            for i in range(1, len(meta) + 1) if f"SUBDATASET_{i}_NAME" in meta]
+
+
 def folder_store_message(path: str, role: str) -> str:
     """Problem and fix for a folder given as the `role` raster: a store GDAL reads (Zarr) is read from a file made
     of it; anything else is no raster."""
@@ -93,8 +100,7 @@ def folder_store_message(path: str, role: str) -> str:
         driver, meta = None, {}
     if not driver:
         return f"the {role} path {quoted(path)} is a folder; give a raster file"
-    names = [v for k, v in sorted(meta.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0]) or 0))
-             if k.endswith("_NAME")]
+    names = [name for name, _ in subdatasets(meta)]
     bands = sorted((n for n in names if re.search(r"band\d+$", n, re.I)),
                    key=lambda n: int(re.search(r"(\d+)$", n).group(1))) or names
     example = " ".join(f"'{n}'" for n in bands[:2]) + (" ..." if len(bands) > 2 else "")

@@ -32,7 +32,7 @@ def open_raster(path: str, role: str):
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-    from .gdal_names import folder_store_message, is_gdal_name, missing_message
+    from .gdal_names import folder_store_message, is_gdal_name, missing_message, subdatasets
 
     role = role[:-len(" raster")] if role.endswith(" raster") else role  # "the {role} raster" below
     if not path:
@@ -65,10 +65,7 @@ def open_raster(path: str, role: str):
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
         meta = ds.tags(ns="SUBDATASETS")
         ds.close()
-        # GDAL's own names and descriptions, in its order (rasterio's list is ordered otherwise: names went beside
-        # other subdatasets' descriptions)
-        subs = [(meta[f"SUBDATASET_{i}_NAME"], meta.get(f"SUBDATASET_{i}_DESC", "").strip())
-                for i in range(1, len(meta) + 1) if f"SUBDATASET_{i}_NAME" in meta]
+        subs = subdatasets(meta)
         if subs:
             if role == "optical" and any(n.upper().startswith("SENTINEL2_") for n, _ in subs):
                 raise ClaireError(f"the {role} file {quoted(path)} is a Sentinel-2 product, whose bands GDAL splits "
@@ -392,15 +389,7 @@ def mercator_area_scale(ds) -> float:
 def metadata_text(ds, indexes: Sequence[int]) -> str:
     """Band names (`band_labels`: descriptions, or a VRT's source file names, Sigma0_VV.img), units and tags of
     `ds` as one lowercase string (for unit detection)."""
-    parts = []
-    names = band_labels(ds)[0]
-    for i in indexes:
-        parts.append(str(names[i - 1] or ""))
-        try:
-            parts.append(str(ds.units[i - 1] or ""))
-        except Exception:  # noqa: BLE001
-            pass
-        parts.extend(f"{k}={v}" for k, v in ds.tags(i).items() if _UNIT_KEYS.search(k))
+    parts = band_metadata_texts(ds, indexes)
     parts.extend(f"{k}={v}" for k, v in ds.tags().items() if _UNIT_KEYS.search(k))
     return " ".join(parts).lower()
 
