@@ -150,13 +150,14 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     """The scene's trust line: where the model should not be trusted (unlike its training data, with a link
     to the Train tab), or that the model's `card` cannot tell (no familiarity statistics, and why), what was
     under cloud and what came from SAR alone; empty when there is nothing to say."""
+    from ..core.explain.facts import trained_on_labels
     from ..core.explain.template import UNFAMILIAR_WARN_PCT
+    from ..core.training.labels import units_of
 
     parts = []
     unfamiliar = summary.get("unfamiliar_share")
     if unfamiliar is None and card is not None and not card.get("familiarity"):
         note = (card.get("training") or {}).get("familiarity")  # why a polygon-trained card has none
-        from ..core.training.labels import units_of
 
         many = units_of(((card.get("training") or {}).get("labels"))).many
         why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the {many}, or {many} "
@@ -166,9 +167,14 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
         by_gaps = (f" (the optical's gaps, {_pct(gaps)} of it, may add to this)"
                    if gaps * 100 >= UNFAMILIAR_WARN_PCT else "")
+        if trained_on_labels(card):
+            many = units_of(((card.get("training") or {}).get("labels"))).many
+            advice = (f"It was trained on your {many}: <a href='train'>add {many} there</a> (the unfamiliar "
+                      f"layer shows where) and train again.")
+        else:
+            advice = "<a href='train'>Train it on your area</a> with a few polygons per class."
         parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "
-                     f"data the model was trained on{by_gaps}. <a href='train'>Train it on your area</a> with a few "
-                     f"polygons per class.")
+                     f"data the model was trained on{by_gaps}. {advice}")
     elif unfamiliar is not None:
         parts.append(f"The scene resembles the model's training data ({_pct(unfamiliar)} unlike it).")
     cloud, sar_only = summary.get("cloud_share"), summary.get("sar_only_share")

@@ -168,6 +168,12 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     facts = build_facts(summary, card)
     text = template.write(facts)
     assert "Part of this may come from the optical gaps (50.0 % of the optical input is nodata)" in text
+    # a model trained on the user's own polygons: add polygons there and train again, not "train it on your area"
+    own = dict(card, metrics=dict(card.get("metrics") or {}, heldout_polygons={"macro_f1": 0.8}))
+    facts_own = build_facts(summary, own)
+    said = template.write(facts_own)
+    assert "trained on your own polygons" in said and "add polygons of the cover you see there" in said, said
+    assert "Train it on your area" not in said and check_grounding(said, facts_own).flagged_sentences == []
     assert check_grounding(text, facts).flagged_sentences == []
     assert "dark to the radar" in text  # SAR alone is not said to tell all water from land
 

@@ -445,6 +445,12 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     led = trust_html({"cloud_share": 0.2, "mean_sar_share_clouded": 0.9, "mean_sar_share_clear": 0.47})
     assert "decided mostly from SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led
     assert trust_html({}) == ""  # a card without familiarity statistics, a clear scene: nothing to say
+    # a model the user trained on their own points: more of them there, not "train it on your area"
+    own = {"metrics": {"heldout_polygons": {"macro_f1": 0.8}}, "familiarity": {"threshold": 1.0},
+           "training": {"labels": {"geometry": "point"}}}
+    theirs = trust_html(summary, own)
+    assert "trained on your points: <a href='train'>add points there</a>" in theirs, theirs
+    assert "Train it on your area" not in theirs and "Train it on your area" in trust_html(summary, {})
 
     dock = ClaireDock(None)
     dock.results.showSummary(summary, "scene")

@@ -62,6 +62,11 @@ def _int(value: Any) -> Optional[int]:
     return None if v is None else int(round(v))
 
 
+def trained_on_labels(card: Optional[dict]) -> bool:
+    """Whether the card's model was trained on a user's own polygons or points (it has held-out polygon scores)."""
+    return bool(((card or {}).get("metrics") or {}).get("heldout_polygons"))
+
+
 def _card_model(card: dict) -> dict:
     inputs, metrics = card.get("inputs") or {}, card.get("metrics") or {}
     opt = inputs.get("optical") or {}
@@ -80,6 +85,8 @@ def _card_model(card: dict) -> dict:
         "heldout_macro_f1": _f1(metrics.get("heldout_polygons")),
         "sar_only_heldout_macro_f1": _f1(metrics.get("heldout_polygons_sar_only")),
         "sar_only_lookalikes": _lookalikes(metrics),
+        # trained on the user's own labels (polygons or points): more labels, not "train it", is then the advice
+        "from_labels": trained_on_labels(card),
         # what its held-out labels were: "points" for a point layer, else "polygons"
         "labels_kind": "points" if (((card.get("training") or {}).get("labels") or {}).get("geometry")
                                     == "point") else "polygons",

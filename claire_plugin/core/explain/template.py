@@ -305,7 +305,16 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    f"where the optical is missing the model's features differ from those of its training scenes, "
                    f"around the gaps too, and the score reads that as unlike the training data; a scene without "
                    f"gaps may show far less.")
-    if not (scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration")):
+    if scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration"):
+        pass
+    elif (facts.get("model") or {}).get("from_labels"):
+        kind = (facts.get("model") or {}).get("labels_kind") or "polygons"
+        out.append(f"This model was trained on your own {kind}, so these are parts of the scene unlike the "
+                   f"ground around them: add {kind} of the cover you see there (the unfamiliar raster shows where; "
+                   f"Where to label next in the Train tab, or claire suggest, picks places the model is unsure of) "
+                   f"and train again before "
+                   f"using those parts of the map.")
+    else:
         out.append("Train it on your area with a few polygons per class (the Train tab in QGIS, or claire train "
                    "with your polygons) before using those parts of the map.")
     return " ".join(out)
