@@ -23,8 +23,13 @@ def qgis_facts() -> dict:
 def diagnostics_text(checkpoint: Optional[str] = None, device: str = "auto") -> str:
     """The full report as Markdown, including the QGIS facts."""
     from ..core.diagnostics import collect, format_report
+    from .tasks import LAST_FAILURE
 
-    return format_report(collect(checkpoint=checkpoint, device=device, host=qgis_facts()))
+    text = format_report(collect(checkpoint=checkpoint, device=device, host=qgis_facts()))
+    if LAST_FAILURE:
+        text += (f"\n## Last failure in this QGIS session\n\n{LAST_FAILURE['task']}: {LAST_FAILURE['error']}\n\n"
+                 f"```\n{LAST_FAILURE['details'].rstrip()}\n```\n")
+    return text
 
 
 class DiagnosticsDialog(QDialog):

@@ -269,14 +269,23 @@ def _user_message(exc: BaseException, fields: Optional[Dict[str, str]] = None) -
             return hint
     if _is_user_error(exc):
         return dock_message(str(exc), fields)
-    return f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report."
+    return (f"Unexpected error ({type(exc).__name__}: {exc}). Please report it with the Diagnostics report "
+            f"(Raster > CLAIRE land cover), which holds its details.")
+
+
+#: The details of the session's last failed task (a bug's traceback, or what a refused run had planned), for the
+#: Diagnostics report: the dock shows one line, the report carries the rest.
+LAST_FAILURE: Dict[str, str] = {}
 
 
 def _failed(task, exc: BaseException, fields: Optional[Dict[str, str]] = None) -> bool:
-    """Worker thread: keep a task's user-facing message (and the traceback of a bug); returns False."""
+    """Worker thread: keep a task's user-facing message and its details (the traceback of a bug, or what a
+    run refused after planning had planned: memory, tile, lanes, bands); returns False."""
     task.error = _user_message(exc, fields)
     if not _is_user_error(exc):
         task.details = traceback.format_exc()
+    elif getattr(exc, "run_messages", None):
+        task.details = "\n".join(f"planned: {dock_message(m, fields)}" for m in exc.run_messages)
     return False
 
 
@@ -294,5 +303,12 @@ def _hand_over(task, ok: bool, silent: str) -> None:
     """Main thread: name a cancelled or silent failure, then call the task's `on_done`."""
     if not ok and (task.error is None or task.isCanceled()):
         task.error = CANCELLED if task.isCanceled() else silent
+    if not ok and task.error != CANCELLED and task.details:
+        from qgis.core import Qgis, QgsMessageLog
+
+        text = f"{task.description()}: {task.error}\n{task.details}"
+        QgsMessageLog.logMessage(text, "CLAIRE", Qgis.MessageLevel.Warning)
+        LAST_FAILURE.clear()
+        LAST_FAILURE.update(task=task.description(), error=task.error, details=task.details)
     if task.on_done is not None:
         task.on_done(task)

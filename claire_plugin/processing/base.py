@@ -25,15 +25,21 @@ ICON = icon_path()
 
 
 @contextmanager
-def engine_errors(qgis_message: bool = True, names: Optional[Dict[str, str]] = None) -> Iterator[None]:
+def engine_errors(qgis_message: bool = True, names: Optional[Dict[str, str]] = None,
+                  feedback=None) -> Iterator[None]:
     """Turn the engine's user errors into QgsProcessingException; with `qgis_message`, command-line flags
     in the message are renamed to the algorithm's parameters (e.g. --tile-size -> TILE_SIZE; `names`:
-    common.qgis_message's)."""
+    common.qgis_message's). With `feedback`, what a run had planned before the error (memory, tile, lanes,
+    bands) goes to the log first, as the command line prints it."""
     from ..core.errors import USER_ERRORS
 
     try:
         yield
     except USER_ERRORS as exc:
+        if feedback is not None:
+            from .common import qgis_message as rename
+            for m in getattr(exc, "run_messages", None) or []:
+                feedback.pushInfo(f"planned: {rename(m, names)}")
         if qgis_message:
             from .common import qgis_message as rename
             raise QgsProcessingException(rename(str(exc), names)) from None

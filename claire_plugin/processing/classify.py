@@ -164,7 +164,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
 
         with no_input_sidecars():
             params = self.build_params(parameters, context)
-        with engine_errors():
+        with engine_errors(feedback=feedback):
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         for message in result.messages:
             (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))

@@ -240,6 +240,32 @@ def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair,
     assert any(line.startswith("model: ") and "(the bundled checkpoint: none was given)" in line for line in log.lines)
 
 
+def test_a_run_refused_after_planning_logs_what_was_planned(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
+    """QA (ninth round): the command line printed the plan (memory, tile, bands) before a refusal, Processing
+    only the error."""
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    import processing
+
+    log = Log()
+    with pytest.raises(QgsProcessingException, match="needs about"):
+        processing.run("claire:classify", {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
+                                           "CHECKPOINT": tiny_checkpoint, "TILE_SIZE": 8192, "BATCH_SIZE": 64,
+                                           "CONTEXT": 0, "OUTPUT": str(tmp_path / "lc.tif")}, feedback=log)
+    planned = [line for line in log.lines if line.startswith("planned: ")]
+    assert planned and planned[0].startswith("planned: device: cpu"), log.lines
+    assert not any("--" in line for line in planned), planned  # parameters, not command-line flags
+    assert not os.path.exists(tmp_path / "lc.tif")
+
+
 def test_cloud_output_and_sar_fill_switch(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
     cloud = str(tmp_path / "cloud.tif")
     results = _run(raster_pair, str(tmp_path / "lc.tif"), tiny_checkpoint, CLOUD=cloud, FILL_FROM_SAR=False)

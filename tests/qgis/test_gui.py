@@ -319,6 +319,41 @@ def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp
     assert "(the optical &#x27;offset&#x27; field)" in shown and "--optical-offset" not in shown, shown
 
 
+def test_a_failed_task_s_details_reach_the_log_and_the_diagnostics_report(qgis_app, tmp_path, raster_pair,
+                                                                          tiny_checkpoint, monkeypatch):
+    """The dock said "report it with the Diagnostics report", but a bug's traceback was kept on the task and shown
+    nowhere, and a run refused after planning showed the error without what had been planned."""
+    from qgis.core import QgsApplication
+
+    from claire.claire_plugin.core import engine
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.claire_plugin.gui import tasks
+    from claire.claire_plugin.gui.diagnostics_dialog import diagnostics_text
+
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append((tag, text)))
+    planned = tasks.ClassifyTask(ClassifyParams(raster_pair["optical"], raster_pair["sar"], str(tmp_path / "p.tif"),
+                                                checkpoint=tiny_checkpoint, tile_size=8192, batch_size=64, context=0))
+    assert planned.run() is False and "needs about" in planned.error
+    planned.finished(False)
+    assert planned.details.startswith("planned: device: cpu"), planned.details
+    assert "--" not in planned.details  # the dock's field names, not command-line flags
+    assert any(tag == "CLAIRE" and "planned: device: cpu" in text for tag, text in logged), logged
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(engine, "classify", broken)
+    bug = tasks.ClassifyTask(ClassifyParams(raster_pair["optical"], raster_pair["sar"], str(tmp_path / "b.tif"),
+                                            checkpoint=tiny_checkpoint))
+    assert bug.run() is False and "Diagnostics report (Raster > CLAIRE land cover)" in bug.error
+    bug.finished(False)
+    report = diagnostics_text(tiny_checkpoint)
+    assert "## Last failure in this QGIS session" in report and "ZeroDivisionError: a bug" in report
+    assert "Traceback (most recent call last)" in report and "in broken" in report, report
+    assert any("in broken" in text for tag, text in logged if tag == "CLAIRE")
+
+
 def test_layers_from_archives_and_file_pages_are_accepted(qgis_app, tmp_path, raster_pair):
     """A layer QGIS opened from a zip (/vsizip/) or from a page of a multi-page TIFF (GTIFF_DIR:) is handed
     to the engine by its GDAL name; a layer whose file is gone is refused with the path."""
