@@ -49,6 +49,11 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert prov["torch"] and prov["numpy"] and prov["scikit_learn"] and prov["gdal"] and prov["claire"]
     assert prov["inputs"]["optical"]["bytes"] > 0 and prov["inputs"]["labels"]["path"].endswith(".gpkg")
     assert card["inputs"]["optical"]["bands"][0] == "B02"
+    # what it knows of the optical's radiometry: the base's levels, then this scene (not the base's claim alone)
+    _, base = load_checkpoint(scene["checkpoint"])
+    base_sensor = base["inputs"]["optical"]["sensor"]
+    tuned = f"{base_sensor} (the base checkpoint's; fine-tuned on {os.path.basename(_params(scene).optical)})"
+    assert card["inputs"]["optical"]["sensor"] == tuned
     assert "rf_optical_sar" in card["metrics"]["baselines"]
     # the tiny base knows "water", "crops" and "built area" by name: the untuned arm is scored too
     assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical", "ensemble"}
@@ -239,6 +244,8 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     assert path.endswith("model.forest.safetensors") and report["forest_checkpoint"] == path
     forest, card = load_checkpoint(path)
     assert card["arch"] == "forest" and card["config"]["trees"] == 20
+    assert card["inputs"]["optical"]["sensor"].endswith(f"(the values of {os.path.basename(params.optical)} only: "
+                                                        f"a forest knows no other scene's radiometry)")
     assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
     assert card["metrics"]["heldout_polygons"] == {
         k: v for k, v in report["arms"]["rf_optical_sar"]["clear"].items()
@@ -435,3 +442,13 @@ def test_the_scoring_progress_is_told_at_most_once_a_tenth():
         tell(done, 255)
     assert 10 <= len(said) <= 11 and said[-1][1] == "scoring on the held-out polygons: window 255 of 255"
     assert said[-1][0] == pytest.approx(0.93)
+
+
+def test_a_chain_of_fine_tunings_names_the_last_scene_once():
+    from claire.claire_plugin.core.training.polygons import _sensor_said
+
+    first = _sensor_said({"sensor": "Sentinel-2 L2A + L1C", "bands": ["B02"]}, "the base checkpoint's; fine-tuned on a.tif")
+    second = _sensor_said(first, "the base checkpoint's; fine-tuned on b.tif")
+    assert second["sensor"] == "Sentinel-2 L2A + L1C (the base checkpoint's; fine-tuned on b.tif)"
+    assert second["bands"] == ["B02"] and first["sensor"].endswith("a.tif)")
+    assert _sensor_said({}, "x")["sensor"] == "as the base checkpoint (x)"

@@ -667,10 +667,23 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
                 "lr_note": report["training"].get("lr_note"),
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar)}
+    scene = os.path.basename(params.optical)
+    optical = _sensor_said(base_card["inputs"]["optical"], f"the base checkpoint's; fine-tuned on {scene}")
     return build_card(base_card["arch"], base_card.get("size") or config.get("size"), config, classes,
-                      _nodata(classes, macro, base_card), base_card["inputs"]["optical"],
+                      _nodata(classes, macro, base_card), optical,
                       base_card["inputs"]["sar"], training, metrics, int(base_card.get("tile_size", 256)),
                       macroclasses=macro)
+
+
+def _sensor_said(spec: Dict[str, Any], how: str) -> Dict[str, Any]:
+    """A copy of a base card's input spec whose `sensor` says how the new model knows it (a fine-tuned card
+    repeated its base's "Sentinel-2 L2A + L1C" as if it had been trained on both levels)."""
+    import re
+
+    base = re.sub(r" \((the base checkpoint's|the values of) [^()]*\)$", "", str(spec.get("sensor") or ""))
+    out = dict(spec)
+    out["sensor"] = f"{base or 'as the base checkpoint'} ({how})"
+    return out
 
 
 def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: LabelSet, split: Split,
@@ -693,8 +706,11 @@ def _forest_checkpoint(params: PolygonTrainParams, base_card: dict, labels: Labe
                 "max_training_pixels": params.rf_max_pixels, "seed": params.config.seed,
                 "band_choice": report["inputs"], "optical": os.path.basename(params.optical),
                 "sar": os.path.basename(params.sar), "network_checkpoint": os.path.basename(params.output)}
+    scene = os.path.basename(params.optical)
+    optical = _sensor_said(base_card["inputs"]["optical"], f"the values of {scene} only: a forest knows no other "
+                                                           f"scene's radiometry")
     card = build_card(FOREST, "", forest_config(net), classes, _nodata(classes, macro, base_card),
-                      base_card["inputs"]["optical"], base_card["inputs"]["sar"], training, metrics,
+                      optical, base_card["inputs"]["sar"], training, metrics,
                       int(base_card.get("tile_size", 256)), macroclasses=macro)
     card["familiarity"] = None
     report["forest_checkpoint"] = path
