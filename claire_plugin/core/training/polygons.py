@@ -680,7 +680,7 @@ def _sensor_said(spec: Dict[str, Any], how: str) -> Dict[str, Any]:
     repeated its base's "Sentinel-2 L2A + L1C" as if it had been trained on both levels)."""
     import re
 
-    base = re.sub(r" \((the base checkpoint's|the values of) [^()]*\)$", "", str(spec.get("sensor") or ""))
+    base = re.sub(r" \((the base checkpoint's;|the values of) [^()]*\)$", "", str(spec.get("sensor") or ""))
     out = dict(spec)
     out["sensor"] = f"{base or 'as the base checkpoint'} ({how})"
     return out
