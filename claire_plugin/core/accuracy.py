@@ -272,8 +272,9 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     """Compare ``classified`` with ``reference``; return metrics, per-class rows and what was ignored.
 
     ``classes``: the classes of the map (value, name, colour); default the GeoTIFF's category names, else
-    the values found in the map. Reference pixels whose (mapped) value is not a class of the map are
-    left out and counted in ``ignored_reference``.
+    the values found in either raster (a reference value the map never gives is then a class it missed:
+    omission errors, listed in ``reference_only``). Reference pixels whose (mapped) value is not a class of the
+    given or named classes are left out and counted in ``ignored_reference``.
     """
     from ...models.metrics import metrics_from_confusion
     from .io.gdal_names import missing_message
@@ -286,9 +287,14 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     _check_has_pixels(data, classified, reference)
     pairs = data["pairs"]
     classes = [dict(c) for c in (classes or classes_from_gdal(classified))]
-    if not classes:
-        values = sorted({p for _, p in pairs})
+    reference_only: Dict[int, int] = {}
+    if not classes:  # no legend: every value of either raster is a class, and one the map never gives is missed
+        mapped, found = {p for _, p in pairs}, {r for r, _ in pairs}
+        values = sorted(mapped | found if mapped & found else mapped)  # no value in common: other codes, refused
         classes = [{"value": v, "name": f"class {v}", "color": None} for v in values]
+        for (r, _), n in pairs.items():
+            if r not in mapped and r in values:
+                reference_only[r] = reference_only.get(r, 0) + n
     index = {int(c["value"]): i for i, c in enumerate(classes)}
     k = len(classes)
     cm = np.zeros((k, k), np.int64)
@@ -315,10 +321,20 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     metrics["compared_area_ha"] = float(cm.sum() * data["pixel_area_m2"] / 1e4)
     metrics["ignored_reference"] = {str(k_): v for k_, v in sorted(ignored_ref.items())}
     metrics["ignored_prediction"] = {str(k_): v for k_, v in sorted(ignored_pred.items())}
+    metrics["reference_only"] = {str(k_): v for k_, v in sorted(reference_only.items())}
     metrics["mapping"] = {str(k_): v for k_, v in mapping.items()}
     metrics["classified"] = classified
     metrics["reference"] = reference
     return metrics
+
+
+def reference_only_note(metrics: Dict[str, Any]) -> str:
+    """What an evaluation of a map without a legend says of reference values the map never gives."""
+    only = metrics.get("reference_only") or {}
+    listed = ", ".join(f"{v} ({n} pixels)" for v, n in only.items())
+    return (f"Reference values the map never gives, counted as classes it missed (the map has no class names, so "
+            f"every value of either raster is a class): {listed}. If one of them means 'unlabelled', give it as a "
+            f"reference value to ignore (REFERENCE_NODATA).")
 
 
 def _check_has_pixels(data: Dict[str, Any], classified: str, reference: str) -> None:
@@ -382,5 +398,6 @@ td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse
 <h2>Confusion matrix</h2><p>Rows: reference; columns: map.</p>
 <table><tr><th></th>{''.join(f'<th>{e(n)}</th>' for n in names)}</tr>{cm_rows}</table>
 {'<p>Reference values left out (not a class of the map): ' + e(json.dumps(ignored)) + '</p>' if ignored else ''}
+{'<p>' + e(reference_only_note(metrics)) + '</p>' if metrics.get('reference_only') else ''}
 </body></html>"""
     return write_text(path, doc, "evaluation report")

@@ -150,7 +150,7 @@ def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
     """Plain-language cautions: few points per class, unlabelled points, reference-only classes."""
     out = _foreign_codes(per_class)
     for c in per_class:
-        if c["map_pixels"] > 0 and c["points"] < FEW_POINTS:
+        if 0 < c["map_pixels"] and c["points"] < min(FEW_POINTS, c["map_pixels"]):  # every pixel sampled: a census
             out.append(f"map class {quoted(c['name'])} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
                        f"its accuracies and area have wide confidence intervals")
     if skipped:
@@ -217,6 +217,6 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool
     lines += ["", "error matrix, proportion of area (rows = map, columns = reference):",
               f"{'':<20}" + "".join(f"{lab[:9]:>10}" for lab in em["labels"])]
     for lab, row in zip(em["labels"], em["proportion_of_area"]):
-        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:10.4f}" for v in row))
+        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:10.4f}" if v == 0 or v >= 5e-5 else f"{v:10.1e}" for v in row))
     lines += [f"warning: {w}" for w in result["warnings"]] if warnings else []
     return "\n".join(lines)

@@ -104,7 +104,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.accuracy import evaluate, parse_class_mapping, parse_values, write_report
+        from ..core.accuracy import evaluate, parse_class_mapping, parse_values, reference_only_note, write_report
 
         classified = raster_path(self, parameters, "CLASSIFIED", context)
         reference = raster_path(self, parameters, "REFERENCE", context)
@@ -147,8 +147,11 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         feedback.pushInfo(f"Compared {metrics['compared_pixels']} pixels ({metrics['compared_area_ha']:.1f} ha): "
                           f"OA {metrics['oa']:.4f}, mIoU {metrics['miou']:.4f}, kappa {metrics['kappa']:.4f}")
         if metrics["ignored_reference"]:
-            feedback.pushWarning("Reference values left out (not a class of the map; add a class mapping if they "
-                                 f"should count): {metrics['ignored_reference']} (value: pixels)")
+            feedback.pushWarning("Reference values left out, not classes of the map, so OA, kappa and mIoU are "
+                                 f"over the map's classes only: {metrics['ignored_reference']} (value: pixels). To "
+                                 f"count them, map each to one of the map's classes (CLASS_MAPPING, e.g. 4:2)")
+        if metrics["reference_only"]:
+            feedback.pushWarning(reference_only_note(metrics))
         for row in metrics["per_class"]:
             fmt = lambda v: "   –  " if v is None else f"{v:6.3f}"  # noqa: E731
             feedback.pushInfo(f"  {row['name']:<20} IoU {fmt(row['iou'])}  P {fmt(row['precision'])}  "

@@ -87,6 +87,20 @@ def test_unlabelled_points_are_skipped_and_counted():
     assert any("2 point(s) without a reference label" in w for w in r["warnings"])
 
 
+def test_a_class_sampled_whole_is_a_census_without_the_few_points_warning():
+    """QA (statistics): a 1-pixel class sampled whole (SE 0) was warned of "wide confidence intervals", and its
+    row of the printed error matrix read 0.0000 on the diagonal."""
+    pixels = {1: 100000, 2: 1}
+    r = area_weighted_accuracy([1] * 40 + [2], [1] * 40 + [2], pixels, 100.0, {1: "big", 2: "tiny"})
+    tiny = r["per_class"][1]
+    assert tiny["users_se"] == 0.0 and tiny["area_ci95_m2"] == 0.0
+    assert not any("tiny" in w for w in r["warnings"]), r["warnings"]
+    assert any("big" in w for w in area_weighted_accuracy([1] * 20 + [2], [1] * 20 + [2], pixels, 100.0,
+                                                          {1: "big", 2: "tiny"})["warnings"])
+    row = next(line for line in accuracy_table(r).splitlines() if line.startswith("tiny") and "e-05" in line)
+    assert "1.0e-05" in row, row
+
+
 def test_reference_only_class_and_unsampled_stratum():
     r = area_weighted_accuracy([1, 1, 2, 2], [1, 3, 2, 2], {1: 50, 2: 50}, 1.0)
     c3 = r["per_class"][2]

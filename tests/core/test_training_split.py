@@ -7,7 +7,7 @@ from scipy.spatial import cKDTree
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.training.labels import read_labels
 from claire.claire_plugin.core.training.scorecard import counts_table
-from claire.claire_plugin.core.training.split import layer_split, pixel_split, polygon_split
+from claire.claire_plugin.core.training.split import held_out_count, layer_split, pixel_split, polygon_split
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 from claire.tests.fixtures.vectors import box_wkt, write_vector
 
@@ -97,3 +97,10 @@ def test_training_polygons_the_buffer_empties_are_named_in_the_notes(labels):
     params.buffer_px, lab.notes[:] = 0, []
     make_split(params, lab, None)
     assert not any("wholly within" in n for n in lab.notes)
+
+
+def test_held_out_counts_round_halves_up():
+    """QA (statistics): Python's round() took halves to even, so 7 and 9 polygons at 0.5 both held out 4."""
+    assert [held_out_count(n, 0.5) for n in (7, 9, 11, 13)] == [4, 5, 6, 7]
+    assert [held_out_count(n, 0.3) for n in (3, 5, 10, 15, 20)] == [1, 2, 3, 5, 6]
+    assert held_out_count(3, 0.9) == 1  # at least 2 polygons stay for training

@@ -38,6 +38,8 @@ def test_pixels_mapped_as_a_class_the_user_lacks_are_errors_in_the_score_and_its
     assert part["another_class_pixels"] == [0, 20] and part["pixels"] == len(ref) and part["unscored_pixels"] == 0
     assert part["per_class"][1]["recall"] == pytest.approx(0.5) and part["oa"] == pytest.approx(80 / 100)
     assert part["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2, abs=1e-4)
+    # mIoU over the user's two classes, as macro-F1 (QA: the "another class" column was a third class of IoU 0)
+    assert part["miou"] == pytest.approx((1.0 + 0.5) / 2, abs=1e-4)
     cms = polygon_confusions(half, ref, 2)
     assert cms[:, 1, 2].sum() == 20 and macro_f1_of(cms.sum(0)) == pytest.approx(part["macro_f1"], abs=1e-4)
 

@@ -112,3 +112,37 @@ def test_a_batchs_per_class_tables_load_under_their_maps_names(claire_plugin, tm
                    context=context, feedback=QgsProcessingFeedback())
     names = [context.layerToLoadOnCompletionDetails(k).name for k in context.layersToLoadOnCompletion()]
     assert names == ["Per-class metrics \u2013 site_a"], names
+
+
+def test_a_reference_class_the_map_never_gives_counts_as_missed(claire_plugin, tmp_path):
+    """QA (statistics): a map without class names was scored over the values it predicts only: a reference
+    class it never gave was left out of OA and kappa (0.85 instead of 0.57 on the same pixels), and the warning's
+    fix (a class mapping 4:4) changed nothing."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    ref = np.repeat(np.array([1, 2, 4], np.uint8), 50).reshape(10, 15)
+    pred = ref.copy()
+    pred[ref == 4] = 2  # class 4 never mapped
+    pred.flat[:15] = 2  # 15 pixels of class 1 mapped as 2
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref, nodata=0)
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    log = Log()
+    res = processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "OUTPUT_TABLE": "memory:",
+                                             "REPORT": str(tmp_path / "r.html")}, feedback=log)
+    assert res["OA"] == pytest.approx((pred == ref).mean()) and res["OA"] == pytest.approx(85 / 150)
+    per_class = json.loads(res["CLASS_METRICS"])["per_class"]
+    assert [r["value"] for r in per_class] == [1, 2, 4] and per_class[2]["recall"] == 0.0
+    assert any("never gives, counted as classes it missed" in w and "4 (50 pixels)" in w for w in log.warnings)
+    assert "4 (50 pixels)" in (tmp_path / "r.html").read_text()

@@ -383,6 +383,8 @@ def score_confusion(cm: np.ndarray, names: Sequence[str], unscored: int = 0,
         full[:k, :k], full[:k, k] = cm, np.asarray(another, np.int64)
         m = metrics_from_confusion(full, list(names) + [ANOTHER_CLASS_NAME])
         m["per_class"] = m["per_class"][:k]
+        ious = [r["iou"] for r in m["per_class"] if r["iou"] is not None]  # over the user's classes, as macro-F1
+        m["miou"] = float(np.mean(ious)) if ious else float("nan")
         m["another_class_pixels"] = [int(v) for v in another]
     else:
         m = metrics_from_confusion(cm, names)

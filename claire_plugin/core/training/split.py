@@ -50,8 +50,14 @@ def _count_after_buffer(per_class: Dict[str, Dict[str, int]], labels: LabelSet, 
         row["train_polygons"] = left
 
 
+def held_out_count(polygons: int, val_share: float) -> int:
+    """How many of a class's `polygons` are held out: `val_share` of them rounded half up (not to even: 7 and 9
+    polygons at 0.5 both gave 4), at least 1, leaving at least 2 for training."""
+    return min(polygons - 2, max(1, int(math.floor(val_share * polygons + 0.5))))
+
+
 def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0) -> Split:
-    """Per class, hold out round(val_share x polygons) whole polygons (at least 1, leaving at least 2 for
+    """Per class, hold out val_share x polygons, rounded half up, whole polygons (at least 1, leaving at least 2 for
     training); drop training pixels within `buffer_px` of a validation pixel."""
     if not 0.0 < val_share < 1.0:
         raise ClaireError(f"the validation share must be between 0 and 1 (got {val_share}); e.g. 0.3")
@@ -66,7 +72,7 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
             raise ClaireError(f"class {quoted(c.name)} has {mine.size} {u.one}(s); holding out whole {u.many} needs at "
                               f"least {MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a "
                               f"separate validation layer")
-        n_val = min(mine.size - 2, max(1, int(round(val_share * mine.size))))
+        n_val = held_out_count(mine.size, val_share)
         picked = rng.choice(mine, n_val, replace=False)
         val_groups += [int(g) for g in picked]
         per_class[c.name] = {"train_polygons": int(mine.size - n_val), "val_polygons": int(n_val)}
