@@ -201,3 +201,80 @@ def test_bands_whose_names_give_different_units_are_refused():
 def test_a_linear_band_beside_a_db_band_without_names_is_refused():
     with pytest.raises(ClaireError, match="read as VH looks linear .* the one read as VV looks like dB"):
         sar_preparer(SAR_SPEC, 2, np.stack([DB[0], POWER[1]]))
+
+
+def test_noise_subtracted_linear_with_a_few_negatives_is_linear_not_db():
+    """QA (SAR reviewer): linear gamma0 after thermal-noise subtraction (a few % negative, mostly VH) was read as
+    dB ("95% non-negative"): a map of 99 % trees on a coastal scene, exit 0."""
+    noisy = POWER + np.random.default_rng(5).normal(0, 0.015, POWER.shape).astype(np.float32)
+    assert 0.01 < float(np.mean(noisy < 0)) < 0.2
+    with pytest.raises(ClaireError, match=r"linear.*small negative values as thermal-noise subtraction leaves.*"
+                                          r"--sar-units linear-power or --sar-units amplitude"):
+        sar_kind(noisy, "vv vh")
+    prep = sar_preparer(SAR_SPEC, 2, noisy, "", "linear-power")  # declared: accepted
+    assert prep.to_db == "power"
+    with pytest.raises(ClaireError, match=r"read as dB .*as linear backscatter does"):
+        sar_preparer(SAR_SPEC, 2, noisy, "", "dB")
+    assert sar_kind(DB, "")[0] == "db"  # a dB scene still reads as dB
+    bright_city = DB + 14.0  # median 0 dB: half positive, but its negatives reach -10 dB
+    assert sar_kind(bright_city, "")[0] == "db"
+
+
+def test_names_that_say_linear_on_db_values_name_the_declaration_to_make():
+    with pytest.raises(ClaireError, match=r"declare --sar-units dB \(the file says linear, its values say dB\)"):
+        sar_preparer(SAR_SPEC, 2, DB, "sigma0_vv sigma0_vh")
+
+
+def test_backscatter_below_the_noise_is_read_as_the_floor_and_only_fills_are_nodata(tmp_path, raster_pair,
+                                                                                  tiny_checkpoint):
+    """QA (SAR reviewer): linear SAR with noise-subtracted values at or below 0 in one band, or dB with -inf
+    where the power was 0, left nodata holes (1.6 % of a coastal scene, mostly sea) at 10 m and none at 20 m:
+    such a pixel is the lowest backscatter; only a pixel with no value in any band (a border fill) is nodata."""
+    import rasterio
+
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.tests.fixtures.helpers import write_raster
+
+    with rasterio.open(raster_pair["sar"]) as ds:
+        db = ds.read().astype(np.float32)
+    power = (10 ** (db / 10)).astype(np.float32)
+    power[1, 20:30, 40:50] = -1e-4  # VH below the noise inside the scene: 100 px
+    power[:, :, :3] = 0.0  # a border fill, 3 columns of 70 px
+    lin = write_raster(str(tmp_path / "sar_lin.tif"), power, descriptions=["VV", "VH"])
+    res = classify(ClassifyParams(raster_pair["optical"], lin, str(tmp_path / "a.tif"), checkpoint=tiny_checkpoint,
+                                  sar_units="linear-power"))
+    assert res.summary["valid_pixels"] == 70 * 87, res.summary["valid_pixels"]
+    db_inf = db.copy()
+    db_inf[1, 20:30, 40:50] = -np.inf
+    db_inf[:, :, :3] = -np.inf
+    dbf = write_raster(str(tmp_path / "sar_db.tif"), db_inf, descriptions=["VV", "VH"])
+    res = classify(ClassifyParams(raster_pair["optical"], dbf, str(tmp_path / "b.tif"), checkpoint=tiny_checkpoint))
+    assert res.summary["valid_pixels"] == 70 * 87, res.summary["valid_pixels"]
+    with rasterio.open(res.output) as a, rasterio.open(str(tmp_path / "a.tif")) as b:
+        assert (a.read(1)[20:30, 40:50] > 0).all() and (a.read(1) == b.read(1)).mean() > 0.99
+
+
+def test_sar_below_the_noise_floor_in_both_bands_is_warned_of():
+    """QA (SAR reviewer): a GRD's border noise (-35 to -60 dB in both bands, no nodata) was classified, mostly as
+    water, without a word."""
+    import glob
+
+    import rasterio
+
+    from claire.claire_plugin.core.inputs.units import noise_floor_warning
+    from claire.claire_plugin.paths import resource
+
+    strip = DB.copy()
+    strip[:, :60] = -45.0  # 3 % of the pixels
+    said = noise_floor_warning(strip, "db", ["VV", "VH"])
+    assert said and said.startswith("warning: 3.0% of the SAR's pixels lie below the radar's noise floor"), said
+    assert "Remove GRD Border Noise" in said and "nodata" in said
+    assert noise_floor_warning(10 ** (strip / 10), "power", ["VV", "VH"]) == said
+    prep = sar_preparer(SAR_SPEC, 2, strip, "", "dB")
+    assert said in prep.notes
+    assert noise_floor_warning(DB, "db", ["VV", "VH"]) is None
+    for path in glob.glob(resource("data", "terramesh", "S1RTC", "*.tif")) + glob.glob(
+            resource("data", "sen12ms_cr", "s1", "*.tif")):
+        with rasterio.open(path) as ds:
+            assert noise_floor_warning(ds.read().astype(np.float32), "db", ["VV", "VH"]) is None, path

@@ -64,7 +64,25 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
         return "linear", f"values look linear ({stats})"
     if nonneg >= 0.99:
         return "unknown", f"values are all positive and reach far above 1 ({stats})"
+    if noise_subtracted_linear(vals):
+        return "linear", (f"values look linear, with {1 - nonneg:.1%} small negative values as thermal-noise "
+                          f"subtraction leaves them ({stats})")
     return "db", f"values look like dB ({stats})"
+
+
+#: Linear backscatter after thermal-noise subtraction (ESA's, Earth Engine's, openEO's ARD) keeps small negative
+#: values where the signal is below the noise (a few % of a scene, mostly VH over water): their 1st percentile
+#: stays above this, where a scene in dB is mostly negative and reaches -10 to -30.
+NOISE_NEGATIVE_FLOOR = -0.5
+
+
+def noise_subtracted_linear(vals: np.ndarray) -> bool:
+    """Whether finite SAR values with some negatives are linear backscatter after thermal-noise subtraction:
+    mostly non-negative, 95 % below 2, and the negatives small (not a dB scene's -10 to -30)."""
+    if vals.size == 0:
+        return False
+    return (float(np.median(vals)) >= 0 and float(np.percentile(vals, 95)) <= 2.0
+            and float(np.percentile(vals, 1)) > NOISE_NEGATIVE_FLOOR)
 
 
 def sar_kind(sample: np.ndarray, metadata_text: str = "", dtype: str = "float32",
@@ -90,8 +108,8 @@ def sar_kind(sample: np.ndarray, metadata_text: str = "", dtype: str = "float32"
                           f"calibrate it (SNAP: Calibration to Sigma0, then Terrain Correction), or, if the numbers "
                           f"are calibrated values, declare their unit with {_DECLARE}")
     if kind == "linear":
-        raise ClaireError(f"the SAR values are linear ({reason.split('(')[-1].rstrip(')')}), but nothing in the "
-                          f"file says whether they are power (sigma0, gamma0) or amplitude (its square root), and "
+        raise ClaireError(f"the SAR {reason}, but nothing in the file says whether they are power (sigma0, "
+                          f"gamma0) or amplitude (its square root), and "
                           f"reading one as the other halves or doubles every dB value; declare it with "
                           f"--sar-units linear-power or --sar-units amplitude")
     if kind == "unknown":
@@ -111,11 +129,13 @@ def _check_units_fit_values(vals: np.ndarray, kind: str, reason: str) -> None:
     if vals.size == 0:
         return
     negative = float(np.mean(vals < 0))
-    if kind != "db" and negative > MAX_NEGATIVE_LINEAR:
+    if kind != "db" and negative > MAX_NEGATIVE_LINEAR and not noise_subtracted_linear(vals):
+        fix = ("use --sar-units dB, or leave --sar-units at auto" if reason.startswith("declared")
+               else "declare --sar-units dB (the file says linear, its values say dB)")
         raise ClaireError(f"the SAR is read as {_UNIT_OF[kind]} ({reason}), but {negative:.1%} of its values are "
                           f"negative, which linear backscatter never is (median {float(np.median(vals)):.4g}: the "
-                          f"values look like dB); use --sar-units dB, or leave --sar-units at auto")
-    if kind == "db" and negative < 0.01 and float(np.percentile(vals, 95)) <= 2.0:
+                          f"values look like dB); {fix}")
+    if kind == "db" and (negative < 0.01 and float(np.percentile(vals, 95)) <= 2.0 or noise_subtracted_linear(vals)):
         raise ClaireError(f"the SAR is read as dB ({reason}), but {1 - negative:.1%} of its values are 0 or more "
                           f"and 95 % lie below {float(np.percentile(vals, 95)):.3g}, as linear backscatter does (a "
                           f"scene in dB is mostly negative, e.g. -25 to -5 dB); declare the linear unit with "
@@ -190,6 +210,10 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str, bands: Sequen
     read = f"read as {_UNIT_OF[kind]} ({reason})"
     _check_each_band(sample, kind, read, bands)
     if not DB_MEDIAN_RANGE[0] <= median <= DB_MEDIAN_RANGE[1]:
+        if kind == "db" and 100 * DB_MEDIAN_RANGE[0] <= median <= -100:  # dB x 100 in integers, no scale tag
+            raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB: most likely dB x 100 "
+                              f"stored as integers without a scale; declare the scale (gdal_edit.py -scale 0.01 "
+                              f"-offset 0 FILE) and run again")
         raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB, which no backscatter has "
                           f"(a scene's median lies between {DB_MEDIAN_RANGE[0]:g} and +{DB_MEDIAN_RANGE[1]:g} dB); "
                           f"the values are in another unit or scaled (e.g. dB x 100, or uncalibrated digital "
@@ -202,6 +226,39 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str, bands: Sequen
                           f"dB (around {common:.6g}), which no backscatter has: most likely a nodata value the file "
                           f"does not declare; declare it (gdal_edit.py -a_nodata VALUE FILE, or the layer's "
                           f"Transparency > No data value in QGIS)")
+
+
+#: Backscatter (dB) below which a co-polarised (VV, HH) and a cross-polarised (VH, HV) value both lie only where
+#: there is no signal: Sentinel-1's noise floor is about -22 to -26 dB, and calm water on the bundled and shipped
+#: scenes stays above -25 dB (VV) and -35 dB (VH). A GRD's border noise and fill values lie far below.
+NOISE_FLOOR_DB = (-30.0, -35.0)
+#: Share of the sampled pixels below it in both bands from which the run warns.
+NOISE_FLOOR_SHARE = 0.005
+
+
+def noise_floor_warning(sample: np.ndarray, kind: str, bands: Sequence[str]) -> Optional[str]:
+    """A warning when a share of the SAR's pixels lie below the noise floor in both polarisations (border noise
+    of a GRD, or an undeclared fill): the model maps them from noise, mostly as water; None otherwise."""
+    up = [str(b).upper() for b in bands]
+    co = next((i for i, b in enumerate(up) if b in _CO), None)
+    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
+    if co is None or cross is None or sample.ndim < 2 or sample.shape[0] <= max(co, cross):
+        return None
+    vals = np.asarray(sample, np.float64).reshape(sample.shape[0], -1)[[co, cross]]
+    vals = vals[:, np.isfinite(vals).all(axis=0)]
+    if kind != "db":
+        vals = vals[:, (vals > 0).any(axis=0)]
+        vals = (10.0 if kind == "power" else 20.0) * np.log10(np.maximum(vals, 1e-12))
+    if vals.shape[1] < 100:
+        return None
+    share = float(np.mean((vals[0] < NOISE_FLOOR_DB[0]) & (vals[1] < NOISE_FLOOR_DB[1])))
+    if share < NOISE_FLOOR_SHARE:
+        return None
+    return (f"warning: {share:.1%} of the SAR's pixels lie below the radar's noise floor in both polarisations "
+            f"({bands[co]} below {NOISE_FLOOR_DB[0]:g} dB and {bands[cross]} below {NOISE_FLOOR_DB[1]:g} dB): border "
+            f"noise of a GRD or an undeclared fill, which the model maps from noise (mostly as water); remove the "
+            f"border noise (SNAP: Radar > Sentinel-1 TOPS > S-1 Remove GRD Border Noise) or declare those pixels "
+            f"the SAR's nodata")
 
 
 #: Co- over cross-polarised backscatter: the share of pixels where the band read as VV (HH) is weaker than the one

@@ -33,6 +33,8 @@ from .raster_io import envelope, read_pixels
 
 #: Largest coordinate interpolation error accepted, in source pixels (GDAL's default is 0.125).
 MAX_ERROR = 0.05
+#: dB read where a band is -inf (linear 0) and another is not: below any card's clip (-40 dB), so read as its floor.
+DB_FLOOR = -100.0
 #: Most source pixels read at once when a window is downsampled (4 Mpx: 48 MB for two bands and the weight).
 MAX_PIECE_PIXELS = 4 * 1024 * 1024
 
@@ -125,15 +127,24 @@ class GridWarp:
             if i in self._scaling:
                 scale, offset = self._scaling[i]
                 a[k] = a[k] * np.float32(scale) + np.float32(offset)
+        if self.zero_fill or self.positive_only:
+            a[:, (a == 0).all(axis=0)] = np.nan  # a fill; a negative linear value is backscatter below the noise
         if self.positive_only:
-            a[a <= 0] = np.nan
-        elif self.zero_fill:
-            a[:, (a == 0).all(axis=0)] = np.nan
+            from ..inputs.units import NOISE_NEGATIVE_FLOOR
+
+            a[:, (a < NOISE_NEGATIVE_FLOOR).any(axis=0)] = np.nan  # beyond any noise: an undeclared fill value
+        if self.zero_fill:
+            low = np.isneginf(a)  # 10 log10(0): no data where every band has it, else the lowest backscatter
+            if low.any():
+                a[:, low.all(axis=0)] = np.nan
+                a[np.isneginf(a)] = np.float32(DB_FLOOR)
         return a
 
     def set_sar_units(self, linear: bool) -> None:
-        """What no data is once the SAR's unit is known: linear power or amplitude, values at or below 0; dB,
-        pixels 0 in every band."""
+        """What no data is once the SAR's unit is known: pixels 0 in every band (a fill), and in dB pixels -inf
+        in every band. Negative linear values (thermal-noise subtraction leaves them where the signal is below the
+        noise), a linear 0 beside a value, and a dB -inf beside a value are the lowest backscatter (the card's
+        clip), not holes."""
         self.positive_only, self.zero_fill = bool(linear), not linear
 
     def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
