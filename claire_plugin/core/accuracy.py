@@ -260,7 +260,9 @@ def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignor
                 counts[code] = counts.get(code, 0) + count
             if progress is not None:
                 progress((i + 1) / len(windows), "Comparing with the reference")
-        pixel_area = abs(cls_ds.transform.a * cls_ds.transform.e)
+        from .io.raster_io import pixel_area_m2
+
+        pixel_area = pixel_area_m2(cls_ds)  # ground area, as the map's summary counts it (degrees, feet, Mercator)
     pairs = {(code >> 32, (code & 0xFFFFFFFF) - _OFFSET): c for code, c in counts.items()}
     return {"pairs": pairs, "pixel_area_m2": pixel_area, "classified_nodata": nodata[0],
             "reference_nodata": nodata[1], "classified_pixels": has[0], "reference_pixels": has[1]}

@@ -146,3 +146,25 @@ def test_a_reference_class_the_map_never_gives_counts_as_missed(claire_plugin, t
     assert [r["value"] for r in per_class] == [1, 2, 4] and per_class[2]["recall"] == 0.0
     assert any("never gives, counted as classes it missed" in w and "4 (50 pixels)" in w for w in log.warnings)
     assert "4 (50 pixels)" in (tmp_path / "r.html").read_text()
+
+
+def test_compared_area_is_ground_area_in_degrees_and_feet(claire_plugin, tmp_path):
+    """QA (geography): the compared area was the grid's units squared: 0.0 ha for a map in EPSG:4326, 10.8 x too
+    large in US feet (EPSG:2263)."""
+    import processing
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    pred, ref = _maps(tmp_path)
+    for crs, origin, res, pixel_m2 in (("EPSG:4326", (15.0, 45.0), 0.0001, None),
+                                       ("EPSG:2263", (980000.0, 200000.0), 32.8084, 100.0)):
+        tag = crs.replace(":", "")
+        cls_path = write_raster(str(tmp_path / f"map{tag}.tif"), pred, nodata=0, crs=crs, origin=origin, res=res)
+        ref_path = write_raster(str(tmp_path / f"ref{tag}.tif"), ref, nodata=0, crs=crs, origin=origin, res=res)
+        res_ = processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path,
+                                                  "OUTPUT_TABLE": "memory:", "REPORT": str(tmp_path / f"{tag}.json")})
+        report = json.loads((tmp_path / f"{tag}.json").read_text())
+        if pixel_m2 is None:  # 0.0001 degree at 45 degrees north: about 7.9 m x 11.1 m
+            pixel_m2 = 0.0001 ** 2 * 78847.0 * 111132.0
+        assert report["compared_area_ha"] == pytest.approx(report["compared_pixels"] * pixel_m2 / 1e4, rel=2e-3)
+        assert res_["OA"] > 0

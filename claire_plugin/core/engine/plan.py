@@ -248,10 +248,10 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
     warning = resolution_warning(opt, plan.card)
     if warning:
         messages.append(warning)
-    scale = rio.mercator_area_scale(opt)
+    scale = rio.area_scale(opt)
     if scale != 1.0:
-        messages.append(f"areas: the optical grid is in a Mercator projection, whose metres are stretched away from "
-                        f"the equator; a pixel covers {rio.pixel_area_m2(opt):.4g} m² of ground at the scene's centre "
+        messages.append(f"areas: the optical grid's projection ({opt.crs.to_string()}) stretches or shrinks its "
+                        f"metres here; a pixel covers {rio.pixel_area_m2(opt):.4g} m² of ground at the scene's centre "
                         f"(x {scale:.3f} of its grid area), and the areas use that")
     plan.region = rio.overlap_window(opt, sar)
     if params.reference:

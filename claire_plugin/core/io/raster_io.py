@@ -351,39 +351,67 @@ def has_valid_data(ds, indexes: Sequence[int], window, nodata: Optional[float] =
     return False
 
 
+#: WGS 84's semi-major axis (m) and squared eccentricity.
+_WGS84_A, _WGS84_E2 = 6378137.0, 6.69437999014e-3
+#: A projection's area scale at the scene's centre is applied from this far from 1 (Mercator, polar
+#: stereographic, conic projections far from their standard parallels); UTM and its like (within 0.2 %) keep their
+#: grid areas, as GIS users measure them.
+AREA_SCALE_TOLERANCE = 0.01
+
+
+def degree_lengths_m(lat_deg: float) -> Tuple[float, float]:
+    """(metres per degree of longitude, per degree of latitude) on the WGS 84 ellipsoid at latitude `lat_deg`."""
+    lat = math.radians(lat_deg)
+    w = 1.0 - _WGS84_E2 * math.sin(lat) ** 2
+    prime = _WGS84_A / math.sqrt(w)
+    meridional = _WGS84_A * (1.0 - _WGS84_E2) / w ** 1.5
+    return math.radians(1.0) * prime * math.cos(lat), math.radians(1.0) * meridional
+
+
 def pixel_area_m2(ds) -> float:
-    """Area of one pixel on the ground in square metres (geographic CRS: at the raster's centre latitude;
-    Mercator, as Web Mercator exports are: the grid's square metres shrunk by the projection's scale there,
-    cos^2 of the latitude, else a scene at 50 degrees north would count 2.4 times its area)."""
+    """Area of one pixel on the ground in square metres: geographic CRS, from the ellipsoid's degree lengths at the
+    raster's centre latitude; projected, the grid's square metres times `area_scale` (Web Mercator at 50 degrees
+    north would otherwise count 2.4 times its area, polar stereographic 6 % off at 62 degrees)."""
     t = ds.transform
     area = abs(t.a * t.e - t.b * t.d)
     crs = ds.crs
     if crs is not None and crs.is_geographic:
-        lat = math.radians((ds.bounds.top + ds.bounds.bottom) / 2.0)
-        return area * (111320.0 * math.cos(lat)) * 110574.0
+        lon_m, lat_m = degree_lengths_m((ds.bounds.top + ds.bounds.bottom) / 2.0)
+        return area * lon_m * lat_m
     factor = 1.0
     try:
         if crs is not None:
             factor = float(crs.linear_units_factor[1])
     except Exception:  # noqa: BLE001 - CRS without linear units: assume metres
         factor = 1.0
-    return area * factor * factor * mercator_area_scale(ds)
+    return area * factor * factor * area_scale(ds)
 
 
-def mercator_area_scale(ds) -> float:
-    """Ground area over grid area at the centre of a raster in a Mercator projection (cos^2 of its latitude;
-    the ellipsoid's share, under 1 %, left out); 1.0 for every other CRS."""
+def area_scale(ds) -> float:
+    """Ground area over grid area at the centre of a raster in a projected CRS (the Jacobian of the projection's
+    inverse there, on the WGS 84 ellipsoid), when it is more than AREA_SCALE_TOLERANCE from 1; else 1.0 (and for
+    geographic CRSs, or one PROJ cannot invert)."""
     crs = ds.crs
+    if crs is None or crs.is_geographic:
+        return 1.0
     try:
-        if crs is None or crs.is_geographic or (crs.to_dict() or {}).get("proj") != "merc":
-            return 1.0
         from rasterio.warp import transform
 
         b = ds.bounds
-        _, lats = transform(crs, "EPSG:4326", [(b.left + b.right) / 2.0], [(b.top + b.bottom) / 2.0])
+        x, y = (b.left + b.right) / 2.0, (b.top + b.bottom) / 2.0
+        d = max(abs(b.right - b.left), abs(b.top - b.bottom)) / 100.0 or 1.0
+        lons, lats = transform(crs, "EPSG:4326", [x, x + d, x], [y, y, y + d])
+        dlon = [((lo - lons[0] + 180.0) % 360.0) - 180.0 for lo in lons[1:]]  # across the antimeridian too
+        dlat = [la - lats[0] for la in lats[1:]]
+        lon_m, lat_m = degree_lengths_m(float(lats[0]))
+        factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
+        ground = abs(dlon[0] * dlat[1] - dlon[1] * dlat[0]) * lon_m * lat_m
+        scale = ground / (d * d * factor * factor)
     except Exception:  # noqa: BLE001 - a CRS PROJ cannot read: grid area, as before
         return 1.0
-    return math.cos(math.radians(float(lats[0]))) ** 2
+    if not math.isfinite(scale) or scale <= 0 or abs(scale - 1.0) <= AREA_SCALE_TOLERANCE:
+        return 1.0
+    return scale
 
 
 def metadata_text(ds, indexes: Sequence[int]) -> str:
