@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         description="For each site with at least two classes, draw N small square polygons per class inside "
                     "homogeneous areas of its LULC map, run `claire train --labels` in a fresh process (polygon "
                     "split) and print macro-F1 / OA of the untuned checkpoint, the fine-tuned network and random "
-                    "forests with and without SAR, clear and with 60 %% synthetic clouds, with wall time and peak RSS.")
+                    "forests with and without SAR, clear and with 60 % synthetic clouds, with wall time and peak RSS.")
     p.add_argument("--sites", default="282D_485L_3_3,38D_378R_2_3,433D_629L_3_1")
     p.add_argument("--n", default="5,10,20", help="polygons per class (comma-separated)")
     p.add_argument("--seeds", default="0,1", help="seeds (comma-separated)")

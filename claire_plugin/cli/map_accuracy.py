@@ -17,7 +17,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sample-points", help="stratified random sample of a classified map, to label "
                               "for an area-weighted accuracy assessment")
     p.add_argument("--map", required=True, help="classified map (integer class raster)")
-    p.add_argument("--per-class", type=int, default=50, help="points per map class (all pixels of smaller classes)")
+    p.add_argument("--per-class", type=int, default=50,
+                   help="points per map class (all pixels of smaller classes; default 50)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same map + seed = same points)")
     p.add_argument("--output", required=True, help="GeoPackage of points (.gpkg) with an empty ref_class field")
     p.set_defaults(func=cmd_sample_points)
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--field", default="ref_class", help="field holding the reference class (empty: skipped)")
     q.add_argument("--layer", default=None, help="layer of the points file (default: the first)")
     q.add_argument("--json", default=None, metavar="PATH", help="also write the full result as JSON")
-    q.add_argument("--area-unit", default="ha", choices=["ha", "km2", "m2"])
+    q.add_argument("--area-unit", default="ha", choices=["ha", "km2", "m2"], help="unit of the areas (default ha)")
     q.set_defaults(func=cmd_map_accuracy)
 
 

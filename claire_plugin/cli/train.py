@@ -29,9 +29,9 @@ def register(subparsers: Any) -> None:
                         "Level-2A and Level-1C)")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
-    p.add_argument("--steps-per-epoch", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
+    p.add_argument("--steps-per-epoch", type=int, default=20, help="training steps per epoch (default 20)")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per training step (default 8)")
+    p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32; default 128)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-3; with --labels 3e-4 when the base checkpoint knows every class "
                         "and scores macro-F1 >= 0.5 on the training polygons before training, else 1e-3; the "
@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,
-                   help="right-hand fraction of every image held out for metrics when there are no split lists")
+                   help="right-hand fraction of every image held out for metrics when there are no split lists "
+                        "(default 0.25)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")

@@ -84,14 +84,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="separate validation layer (same field and classes); default: hold out polygons")
     g.add_argument("--validation-layer", default=None,
                    help="layer of a multi-layer --validation file (default: the first)")
-    g.add_argument("--val-share", type=float, default=0.3, help="share of each class's polygons held out")
+    g.add_argument("--val-share", type=float, default=0.3,
+                   help="share of each class's polygons held out, rounded half up (default 0.3)")
     g.add_argument("--buffer", type=float, default=3.0,
-                   help="drop training pixels within this many pixels of a validation pixel")
+                   help="drop training pixels within this many pixels of a validation pixel (default 3)")
     g.add_argument("--checkpoint", default=None, help="checkpoint to start from (default: the bundled one)")
     g.add_argument("--from-scratch", action="store_true", help="random weights (the checkpoint's architecture)")
     g.add_argument("--minutes", type=float, default=None,
-                   help="time budget of the training loop (scoring comes on top); it stops before the budget runs out, "
-                        "--epochs then caps the epochs. Not reproducible across machines: --epochs is")
+                   help="time budget of the training loop (scoring comes on top): it stops before the budget runs out; "
+                        "without --epochs the budget alone decides (claire:train's EPOCHS, 12 by default, caps it), "
+                        "with --epochs that is the most. Not reproducible across machines: --epochs is")
     g.add_argument("--average-last", type=float, default=None,
                    help="share of the whole-network epochs at the end whose weights are averaged into the final "
                         "network (default: the recipe's; 0 keeps the last epoch's weights)")
@@ -100,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="unit of the SAR values: auto, dB, linear-power or amplitude (linear is converted to dB)")
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
-    g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline")
+    g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline (default 200)")
     g.add_argument("--no-forest-checkpoint", action="store_true",
                    help="do not write the baseline forest (optical + SAR) as a checkpoint beside --output "
                         "(NAME.forest.safetensors), nor the network and forest averaged (NAME.ensemble.safetensors); "
