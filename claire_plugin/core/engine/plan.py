@@ -254,6 +254,11 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
                         f"metres here; a pixel covers {rio.pixel_area_m2(opt):.4g} m² of ground at the scene's centre "
                         f"(x {scale:.3f} of its grid area), and the areas use that")
     plan.region = rio.overlap_window(opt, sar)
+    cut = rio.data_window(opt, sar, plan.region)
+    if cut is not None:
+        plan.region = cut
+        messages.append("around the pixels where either raster has data both are nodata: that frame is left out "
+                        "(written as nodata) and the model's windows are fitted to the data")
     if params.reference:
         ref_ds = rio.open_raster(params.reference, "reference")
         plan.opened.append(ref_ds)

@@ -169,18 +169,23 @@ class ChunkReader:
         y, x = grid.row0 + y, grid.col0 + x
         win = ChunkWindow(y, x, h, w, tuple(grid.tile_offsets(j0, j1)), grid.shape)
         with self.phases.timed("read optical, cloud, normalise"):
-            o_t, o_bad, cloud, snow = self._read_optical(opt, win)
+            o, o_bad, cloud, snow = self._read_optical(opt, win)
         with self.phases.timed("read and warp SAR, normalise"):
-            s_t, s_bad = self._read_sar(sar_vrt, win)
+            s, s_bad = self._read_sar(sar_vrt, win)
         has_sar = ~s_bad  # read windows lie inside the overlap region (TileGrid.read_window)
         sar_only = o_bad & has_sar if self.fill_from_sar else np.zeros_like(o_bad)
         if cloud is not None:
             # the cloud gate sends the optical gaps to SAR, and their zeros are not read as clear optical by the
             # neighbours' context (also with --no-sar-fill, where the gaps themselves are left nodata)
             cloud[o_bad] = 1.0
+        o_in, o_bad_in, s_in, s_bad_in, c_in = outside_filled(o, o_bad, s, s_bad, cloud)
+        with self.phases.timed("read optical, cloud, normalise"):
+            o_t = torch_tiles(o_in, o_bad_in, self.o_prep, win)
+        with self.phases.timed("read and warp SAR, normalise"):
+            s_t = torch_tiles(s_in, s_bad_in, self.s_prep, win)
         c_t = None
         if self.uses_cloud:
-            c = cloud if cloud is not None else np.where(o_bad, np.float32(1), np.float32(0))
+            c = c_in if c_in is not None else np.where(o_bad_in, np.float32(1), np.float32(0))
             c_t = torch_tiles(c[None], None, None, win)
         if snow is not None:
             # C-band backscatter alone does not tell snow (dry snow is transparent to it, wet snow dark as calm
@@ -190,9 +195,9 @@ class ChunkReader:
         return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):
-        """Optical tiles [n, C, T, T] normalised (nodata zeroed), its nodata mask, models.cloud's probability of
-        the window (unpadded, h x w; None when the bands it needs are not there) and its snow_possible (None
-        without the snow check; 1 in the optical gaps, 0 in those filled from SAR: set by _read)."""
+        """The optical window [C, h, w] as read, its nodata mask, models.cloud's probability of the window (None
+        when the bands it needs are not there) and its snow_possible (None without the snow check; 1 in the
+        optical gaps, 0 in those filled from SAR: set by _read)."""
         o = read_window(opt, self.o_idx, win.y, win.x, win.h, win.w, self.o_dtype)  # integers stay integers
         o_bad = np.zeros((win.h, win.w), dtype=bool) if self.int_optical else ~np.isfinite(o).all(axis=0)
         o_bad |= optical_nodata(o, self.o_nodata)
@@ -211,13 +216,12 @@ class ChunkReader:
             if self.snow_check:
                 snow = snow_possible(refl, names, cloud)
                 snow[o_bad] = 1.0
-        return torch_tiles(o, o_bad, self.o_prep, win), o_bad, cloud, snow
+        return o, o_bad, cloud, snow
 
     def _read_sar(self, sar_vrt, win: ChunkWindow):
-        """SAR tiles [n, C, T, T] on the optical grid, normalised (invalid zeroed), and its invalid mask."""
+        """The SAR window [C, h, w] on the optical grid and its invalid mask."""
         s = read_window(sar_vrt, self.s_idx, win.y, win.x, win.h, win.w)
-        s_bad = ~np.isfinite(s).all(axis=0)
-        return torch_tiles(s, s_bad, self.s_prep, win), s_bad
+        return s, ~np.isfinite(s).all(axis=0)
 
     def get(self):
         """Next chunk in order, None at the end; re-raises a reader's exception in the caller."""
@@ -269,6 +273,37 @@ class ChunkReader:
             drain(q)
         for t in self.threads:
             t.join(timeout=30)
+
+
+def outside_filled(o: np.ndarray, o_bad: np.ndarray, s: np.ndarray, s_bad: np.ndarray, cloud: Optional[np.ndarray]):
+    """The model's view of a window (optical, its mask, SAR, its mask, cloud): where neither raster has data (a
+    reprojection's or clip's nodata frame, beyond a swath) each input, mask and cloud value is the nearest pixel's
+    that has some, so the frame reads like the scene's edge instead of as a cloud over zero backscatter (a 20 px
+    frame in both rasters changed 20 % of a site's map and made all of it unfamiliar). The outputs keep their
+    nodata there: only what the network sees changes. Unchanged without such pixels."""
+    both = o_bad & s_bad
+    if not both.any() or both.all():
+        return o, o_bad, s, s_bad, cloud
+    rows, cols = np.nonzero(~both.all(axis=1))[0], np.nonzero(~both.all(axis=0))[0]
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    pad = ((r0, both.shape[0] - r1), (c0, both.shape[1] - c1))
+    if not both[r0:r1, c0:c1].any() and min(r1 - r0, c1 - c0) > max(max(pad)):
+        def mirrored(a: np.ndarray) -> np.ndarray:  # a rectangular frame: mirrored, as the scene's edge is padded
+            return np.pad(a[..., r0:r1, c0:c1], ((0, 0),) * (a.ndim - 2) + pad, mode="reflect")
+
+        return (mirrored(o), mirrored(o_bad), mirrored(s), mirrored(s_bad),
+                None if cloud is None else mirrored(cloud))
+    from scipy.ndimage import distance_transform_edt
+
+    iy, ix = distance_transform_edt(both, return_distances=False, return_indices=True)
+    iy, ix = iy[both], ix[both]
+
+    def filled(a: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[..., both] = a[..., iy, ix]
+        return a
+
+    return (filled(o), filled(o_bad), filled(s), filled(s_bad), None if cloud is None else filled(cloud))
 
 
 def torch_tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow):

@@ -1,0 +1,68 @@
+"""A nodata frame around the data of both rasters (a reprojection's, or a clip larger than the data) leaves the
+map of the data as it is: the region is cut to the data, and what remains of such pixels reaches the model as the
+scene's edge, not as a cloud over zero backscatter."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from claire.claire_plugin.core.engine import classify
+from claire.claire_plugin.core.engine.reader import outside_filled
+from claire.claire_plugin.core.params import ClassifyParams
+from claire.claire_plugin.paths import resource
+
+SITE = "433D_629L_3_1.tif"
+
+
+def _framed(src: str, dst: str, frame: int, nodata: float) -> str:
+    """`src` inside a frame of `frame` px of `nodata` on its left and top (and twice that right and bottom)."""
+    with rasterio.open(src) as ds:
+        a, prof, t = ds.read(), ds.profile.copy(), ds.transform
+    out = np.full((a.shape[0], a.shape[1] + 3 * frame, a.shape[2] + 3 * frame), nodata, a.dtype)
+    out[:, frame:frame + a.shape[1], frame:frame + a.shape[2]] = a
+    prof.update(height=out.shape[1], width=out.shape[2], nodata=nodata,
+                transform=rasterio.Affine(t.a, t.b, t.c - frame * t.a, t.d, t.e, t.f - frame * t.e))
+    with rasterio.open(dst, "w", **prof) as ds:
+        ds.write(out)
+    return dst
+
+
+def test_a_nodata_frame_in_both_rasters_leaves_the_map_of_the_data_as_it_is(tmp_path):
+    """QA (geography): a 20 px frame in both rasters changed 20 % of the site's map and made all of it unlike
+    the training data."""
+    root = resource("data", "terramesh")
+    opt, sar = os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE)
+    plain = classify(ClassifyParams(opt, sar, str(tmp_path / "plain.tif"), batch_size=4))
+    fo = _framed(opt, str(tmp_path / "opt.tif"), 20, 0)
+    fs = _framed(sar, str(tmp_path / "sar.tif"), 20, float("nan"))
+    framed = classify(ClassifyParams(fo, fs, str(tmp_path / "framed.tif"), batch_size=4))
+    assert any("that frame is left out" in m for m in framed.messages), framed.messages
+    with rasterio.open(plain.output) as a, rasterio.open(framed.output) as b:
+        whole = b.read(1)
+        inner = whole[20:244, 20:244]
+        assert (inner == a.read(1)).mean() == 1.0
+        assert (whole == 0).sum() == whole.size - inner.size  # the frame is nodata
+    assert framed.summary["unfamiliar_share"] == pytest.approx(plain.summary["unfamiliar_share"], abs=1e-6)
+
+
+def test_the_model_sees_a_frame_as_the_scene_s_edge():
+    o = np.arange(2 * 6 * 8, dtype=np.float32).reshape(2, 6, 8)
+    s = -o[:1]
+    o_bad, s_bad = np.zeros((6, 8), bool), np.zeros((6, 8), bool)
+    o_bad[:, :2] = s_bad[:, :2] = True  # a rectangular frame: mirrored
+    cloud = np.zeros((6, 8), np.float32)
+    o2, ob2, s2, sb2, c2 = outside_filled(o, o_bad, s, s_bad, cloud)
+    assert not ob2.any() and not sb2.any()
+    np.testing.assert_array_equal(o2[:, :, :2], o[:, :, [4, 3]])  # np.pad's reflect, as pad_tile pads an edge
+    o_bad2 = np.zeros((6, 8), bool)
+    o_bad2[0, 0] = o_bad2[5, 7] = o_bad2[2, 4] = True  # irregular: the nearest pixel with data
+    s_bad2 = o_bad2.copy()
+    o3, ob3, _, _, _ = outside_filled(o, o_bad2, s, s_bad2, None)
+    assert not ob3[o_bad2].any() and o3[0, 2, 4] in (o[0, 1, 4], o[0, 3, 4], o[0, 2, 3], o[0, 2, 5])
+    np.testing.assert_array_equal(o3[:, ~o_bad2], o[:, ~o_bad2])  # pixels with data unchanged
+    only_optical = o_bad.copy()
+    same = outside_filled(o, only_optical, s, np.zeros_like(only_optical), cloud)
+    assert same[0] is o and same[1] is only_optical  # gaps of one raster: as they were (SAR fills them)
