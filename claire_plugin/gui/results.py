@@ -196,14 +196,15 @@ def _shown(share: Optional[float]) -> bool:
 
 def _lean(summary: Dict[str, Any]) -> str:
     """How the fusion leaned on SAR on the clouded pixels, measured as the report says it (explain.template)."""
-    from ..core.explain.template import sar_lean
+    from ..core.explain.template import no_lean, sar_lean
 
     on_cloud, on_clear = summary.get("mean_sar_share_clouded"), summary.get("mean_sar_share_clear")
     if on_cloud is None or on_clear is None:
         return ""
     word = sar_lean(100 * on_cloud, 100 * on_clear)
     if not word:
-        return f": the fusion did not lean more on SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
+        return (f": the fusion {no_lean(100 * on_cloud, 100 * on_clear)} on SAR there ({_pct(on_cloud)} SAR "
+                f"weight, {_pct(on_clear)} on clear)")
     return f": decided {word} from SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
 
 

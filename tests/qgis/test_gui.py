@@ -476,6 +476,8 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     said = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "cloud_share": 0.3,
                        "mean_sar_share_clouded": 0.449, "mean_sar_share_clear": 0.46, "sar_only_share": 0.0004})
     assert "30.0 % under cloud, haze or cloud shadow: the fusion did not lean more on SAR there" in said, said
+    barely = trust_html({"cloud_share": 0.3, "mean_sar_share_clouded": 0.508, "mean_sar_share_clear": 0.501})
+    assert "the fusion leaned hardly more on SAR there (50.8 % SAR weight" in barely, barely  # not "decided more"
     assert "mostly" not in said and "from SAR alone" not in said and "optical's gaps, 50.0 %" in said
     led = trust_html({"cloud_share": 0.2, "mean_sar_share_clouded": 0.9, "mean_sar_share_clear": 0.47})
     assert "decided mostly from SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led

@@ -195,12 +195,23 @@ _SAR_ALONE_CAVEAT = ("a decision from SAR alone is less sure than one with the o
                      "the classes there with care")
 
 
+#: Percentage points of SAR weight by which clouded pixels must exceed clear ones to be called decided "more"
+#: from SAR (0.7 points were).
+LEAN_MIN_PCT = 5.0
+
+
 def sar_lean(on_cloud_pct: float, on_clear_pct: float) -> str:
     """How the fusion gate leaned on SAR on clouded pixels against clear ones (percent SAR weight): "mostly",
-    "more", or "" where it did not lean more on SAR."""
-    if on_cloud_pct <= on_clear_pct:
+    "more", or "" where it did not lean more on SAR by LEAN_MIN_PCT points."""
+    if on_cloud_pct - on_clear_pct < LEAN_MIN_PCT:
         return ""
     return "mostly" if on_cloud_pct >= LED_PCT else "more"
+
+
+def no_lean(on_cloud_pct: float, on_clear_pct: float) -> str:
+    """How not leaning on SAR reads: "leaned hardly more" when the clouded pixels' SAR weight is above the clear
+    ones' by less than LEAN_MIN_PCT points, else "did not lean more"."""
+    return "leaned hardly more" if on_cloud_pct > on_clear_pct else "did not lean more"
 
 
 def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]:
@@ -226,7 +237,8 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
             word = sar_lean(on_cloud, on_clear)
             s += (f"; those pixels were decided {word} from SAR ({f.pct(on_cloud)} SAR weight in the fusion "
                   f"gate, against {f.pct(on_clear)} on clear pixels)" if word else
-                  f"; the fusion gate did not lean more on SAR there ({f.pct(on_cloud)} SAR weight, against "
+                  f"; the fusion gate {no_lean(on_cloud, on_clear)} on SAR there ({f.pct(on_cloud)} SAR "
+                  f"weight, against "
                   f"{f.pct(on_clear)} on clear pixels), so treat those classes with care")
             if word and not scored:
                 s += f": {_SAR_ALONE_CAVEAT}"
