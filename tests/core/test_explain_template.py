@@ -213,7 +213,7 @@ def test_an_ensembles_map_says_the_fusion_figures_are_the_networks():
     summary = example_summary([5000, 3000, 2000], [0.9, 0.8, 0.7], [0.1, 0.2, 0.3], [0.7, 0.3, 0.4], names=names)
     facts = build_facts(summary, dict(example_card(names), arch="ensemble"))
     text = template.write(facts)
-    assert "averages a network with a random forest" in text and "Across the scene the fusion gate gave" in text
+    assert "averages a network with a random forest" in text and "Across the scene the fusion gate gave the SAR" in text
     assert check_grounding(text, facts).flagged_sentences == []
     assert any(line.startswith("Model: a network and a random forest averaged") for line in facts_lines(facts))
     plain = template.write(build_facts(summary, example_card(names)))

@@ -110,7 +110,7 @@ def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsy
                  "--report", str(tmp_path / "r.json")]) == 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["model"]["size"] == "tiny" and data["facts"]["model"]["sar_sensor"] == "Sentinel-1"
-    assert "gave Sentinel-1" in data["explanation"]["text"]
+    assert "gave the SAR " in data["explanation"]["text"]  # the user's raster, not the card's sensor name
     assert data["inputs"]["checkpoint"].endswith("tiny.safetensors")
 
 

@@ -43,8 +43,8 @@ def facts_lines(facts: dict) -> List[str]:
                              f"{p['reference']} pixels for {p['predicted']}: doubtful where the map came from SAR "
                              "alone or lay under thick cloud.")
     if model.get("optical_sensor") or model.get("sar_sensor"):
-        lines.append(f"Inputs: optical {model.get('optical_sensor') or 'image'}, "
-                     f"SAR {model.get('sar_sensor') or 'image'}.")
+        lines.append(f"The model was trained on optical {model.get('optical_sensor') or 'images'} and SAR "
+                     f"{model.get('sar_sensor') or 'images'} (what the user's rasters are is not known).")
     if s.get("total_area_ha") is not None:
         lines.append(f"Valid area: {f.ha(s['total_area_ha'])} ({f.count(s['valid_pixels'])} pixels), "
                      f"{s['classes_present']} classes present.")

@@ -366,7 +366,6 @@ def _doubt(facts: dict, f: Formatter) -> str:
 def _modality(facts: dict, f: Formatter) -> str:
     scene, classes = facts["scene"], _present(facts)
     model = facts.get("model") or {}
-    sar_name = model.get("sar_sensor") or "SAR"
     out = []
     scored = model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None
     out += _input_quality(scene, f, scored) + _sar_only_trust(scene, model, f) + _snow_ruled_out(scene, f)
@@ -390,7 +389,8 @@ def _modality(facts: dict, f: Formatter) -> str:
             out.append("The map averages a network with a random forest that decides each pixel from its own optical "
                        f"and SAR values{share}; the forest counts less where the optical image is clouded, and the "
                        "fusion figures below describe the network's part.")
-    out.append(f"Across the scene the fusion gate gave {sar_name} {f.pct(scene['sar_reliance_pct'])}"
+    # "the SAR", not the card's sensor name: that names what the model was trained on, not the user's raster
+    out.append(f"Across the scene the fusion gate gave the SAR {f.pct(scene['sar_reliance_pct'])}"
                f" of the weight and the optical bands {f.pct(scene['optical_reliance_pct'])}.")
     out += _class_modality(classes, f)
     return " ".join(out)
