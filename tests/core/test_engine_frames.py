@@ -66,3 +66,24 @@ def test_the_model_sees_a_frame_as_the_scene_s_edge():
     only_optical = o_bad.copy()
     same = outside_filled(o, only_optical, s, np.zeros_like(only_optical), cloud)
     assert same[0] is o and same[1] is only_optical  # gaps of one raster: as they were (SAR fills them)
+
+
+def test_coarse_sar_and_a_sar_over_part_of_the_optical_are_said(tmp_path):
+    """QA (geography, SAR): 40 m SAR under the 10 m optical (12 % of the map moved) and a SAR covering half the
+    optical (half the map nodata) were said only as "warped on the fly" and an overlap's rows and columns."""
+    from osgeo import gdal
+
+    root = resource("data", "terramesh")
+    opt, sar = os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE)
+    coarse = str(tmp_path / "sar40.tif")
+    gdal.Warp(coarse, sar, xRes=40, yRes=40, resampleAlg="average")
+    res = classify(ClassifyParams(opt, coarse, str(tmp_path / "a.tif"), batch_size=4))
+    said = "\n".join(res.messages)
+    assert "SAR pixels 40 m, optical 10 m" in said
+    assert "warning: the SAR pixels are 40 m, 4 x the 10 m the checkpoint was trained on" in said, said
+    half = str(tmp_path / "half.tif")
+    with rasterio.open(sar) as ds:
+        gdal.Translate(half, sar, srcWin=[0, 0, ds.width // 2, ds.height])
+    res = classify(ClassifyParams(opt, half, str(tmp_path / "b.tif"), batch_size=4))
+    said = "\n".join(res.messages)
+    assert "the SAR covers 50.0 % of the optical raster" in said and "warning: the SAR pixels" not in said

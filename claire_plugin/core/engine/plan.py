@@ -4,6 +4,7 @@ memory check, the writers and the reading schedule. Everything the stream and th
 field of `RunPlan`."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -14,7 +15,7 @@ from ....models.macroclass import Grouping
 from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..inputs.bands import check_spectral_order, choose_raster_bands
-from ..inputs.fit import resolution_warning, same_raster_message
+from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -254,6 +255,11 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
                         f"metres here; a pixel covers {rio.pixel_area_m2(opt):.4g} m² of ground at the scene's centre "
                         f"(x {scale:.3f} of its grid area), and the areas use that")
     plan.region = rio.overlap_window(opt, sar)
+    covered = plan.region.width * plan.region.height / (opt.width * opt.height)
+    if covered < 1.0:
+        messages.append(f"the SAR covers {100 * covered:.1f} % of the optical raster: only that part is classified, "
+                        f"the rest is written as nodata (give a SAR that covers the whole optical raster for a "
+                        f"full map)")
     cut = rio.data_window(opt, sar, plan.region)
     if cut is not None:
         plan.region = cut
@@ -272,8 +278,13 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
     plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear", scaled=True)
     plan.opened.append(plan.sar_vrt)
     if sar.crs != opt.crs or sar.transform != opt.transform or sar.shape != opt.shape:
-        messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; SAR CRS {sar.crs}, "
-                        f"optical CRS {opt.crs})")
+        s_px, o_px = (math.sqrt(rio.pixel_area_m2(ds)) for ds in (sar, opt))
+        crs = f"SAR CRS {sar.crs}, optical CRS {opt.crs}" if sar.crs != opt.crs else f"CRS {opt.crs}"
+        messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; {crs}; SAR pixels {s_px:.3g} m, "
+                        f"optical {o_px:.3g} m)")
+        coarse = sar_resolution_warning(s_px, plan.card)
+        if coarse:
+            messages.append(coarse)
 
 
 def _prepare(plan: RunPlan, messages: List[str]) -> None:
