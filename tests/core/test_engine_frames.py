@@ -87,3 +87,22 @@ def test_coarse_sar_and_a_sar_over_part_of_the_optical_are_said(tmp_path):
     res = classify(ClassifyParams(opt, half, str(tmp_path / "b.tif"), batch_size=4))
     said = "\n".join(res.messages)
     assert "the SAR covers 50.0 % of the optical raster" in said and "warning: the SAR pixels" not in said
+
+
+def test_both_rasters_in_degrees_across_the_antimeridian_in_two_conventions(tmp_path, raster_pair, tiny_checkpoint):
+    """QA (geography): an optical written as 179.99..180.01 and its SAR as -180.01..-179.99 (one place) were
+    refused with "the SAR raster has no valid values where it overlaps the optical"."""
+    from claire.tests.fixtures.helpers import write_raster
+
+    with rasterio.open(raster_pair["optical"]) as o, rasterio.open(raster_pair["sar"]) as s:
+        opt, sar = o.read(), s.read()
+    east = (179.995, 52.0)
+    o_path = write_raster(str(tmp_path / "opt.tif"), opt, crs="EPSG:4326", origin=east, res=0.0001)
+    s_east = write_raster(str(tmp_path / "sar_e.tif"), sar, crs="EPSG:4326", origin=east, res=0.0001,
+                          descriptions=["VV", "VH"])
+    s_west = write_raster(str(tmp_path / "sar_w.tif"), sar, crs="EPSG:4326", origin=(east[0] - 360.0, east[1]),
+                          res=0.0001, descriptions=["VV", "VH"])
+    a = classify(ClassifyParams(o_path, s_east, str(tmp_path / "a.tif"), checkpoint=tiny_checkpoint))
+    b = classify(ClassifyParams(o_path, s_west, str(tmp_path / "b.tif"), checkpoint=tiny_checkpoint))
+    with rasterio.open(a.output) as x, rasterio.open(b.output) as y:
+        assert (x.read(1) == y.read(1)).all() and (y.read(1) > 0).all()

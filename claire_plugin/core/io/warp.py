@@ -72,9 +72,15 @@ class GridWarp:
         self._ct = None  # GDAL coordinate transformation, made on first use (False: use rasterio's)
         # a geographic source across the antimeridian: PROJ answers -179.99 where the raster says 180.01
         self._lon_centre = None
-        if not self.same_crs and src.crs is not None and src.crs.is_geographic:
+        if src.crs is not None and src.crs.is_geographic:
             left, _, right, _ = envelope(src)
             self._lon_centre = (left + right) / 2.0
+            if self.same_crs:  # the same CRS, but one raster in 0..360 or across +180, the other across -180
+                g_left, _, g_right, _ = envelope(grid_ds)
+                if abs((g_left + g_right) / 2.0 - self._lon_centre) > 180.0:
+                    self._offset = None
+                else:
+                    self._lon_centre = None
 
     # -- the part of rasterio's dataset interface the engine uses ------------------------------------
     def read(self, indexes=None, window=None, out_dtype="float32") -> np.ndarray:
@@ -161,6 +167,8 @@ class GridWarp:
         if not self.same_crs:
             xs, ys = self._project(np.ravel(xs), np.ravel(ys))
             xs, ys = xs.reshape(np.shape(rows)), ys.reshape(np.shape(rows))
+        elif self._lon_centre is not None:  # the source's longitudes: a whole turn away from the grid's
+            xs = (np.asarray(xs) - self._lon_centre + 180.0) % 360.0 - 180.0 + self._lon_centre
         sx, sy = self._inv * (xs, ys)
         return np.asarray(sx, np.float64), np.asarray(sy, np.float64)
 
