@@ -278,3 +278,26 @@ def test_sar_below_the_noise_floor_in_both_bands_is_warned_of():
             resource("data", "sen12ms_cr", "s1", "*.tif")):
         with rasterio.open(path) as ds:
             assert noise_floor_warning(ds.read().astype(np.float32), "db", ["VV", "VH"]) is None, path
+
+
+def test_linear_sar_declared_in_the_other_linear_unit_is_warned_of():
+    """QA (SAR reviewer): power declared amplitude (85 % water) or amplitude declared power (78 % trees) ran with
+    no word but "unlike the training data"."""
+    import glob
+
+    import rasterio
+
+    from claire.claire_plugin.core.inputs.units import linear_unit_warning
+    from claire.claire_plugin.paths import resource
+
+    for path in glob.glob(resource("data", "terramesh", "S1RTC", "*.tif")):
+        with rasterio.open(path) as ds:
+            db = ds.read().astype(np.float64)
+        power, amplitude = 10 ** (db / 10), 10 ** (db / 20)
+        assert linear_unit_warning(power, "power", ["VV", "VH"]) is None, path
+        assert linear_unit_warning(amplitude, "amplitude", ["VV", "VH"]) is None, path
+        as_amp = linear_unit_warning(power, "amplitude", ["VV", "VH"])
+        assert as_amp and "below the radar's noise floor" in as_amp and "--sar-units linear-power" in as_amp, path
+        as_pow = linear_unit_warning(amplitude, "power", ["VV", "VH"])
+        assert as_pow and "as amplitude read as power makes it" in as_pow and "--sar-units amplitude" in as_pow
+        assert linear_unit_warning(db, "db", ["VV", "VH"]) is None

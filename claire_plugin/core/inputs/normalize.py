@@ -19,6 +19,7 @@ from .units import (  # noqa: F401
     check_polarisation_order,
     check_reflectance,
     detect_sar_scale,
+    linear_unit_warning,
     noise_floor_warning,
     sar_kind,
 )
@@ -202,9 +203,9 @@ def sar_preparer(spec: InputSpec, n: int, sample: np.ndarray, metadata_text: str
             notes.append(f"SAR is linear {kind} ({reason}); converting to dB as the checkpoint expects")
         else:
             notes.append(f"SAR is already in dB ({reason})")
-        below = noise_floor_warning(sample, kind, spec.bands)
-        if below:
-            notes.append(below)
+        for said in (noise_floor_warning(sample, kind, spec.bands), linear_unit_warning(sample, kind, spec.bands)):
+            if said:
+                notes.append(said)
     elif numpy_dtype(dtype).kind == "c":
         sar_kind(sample, metadata_text, dtype, units)  # refuses complex values
     return Preparer(spec.scale, spec.offset, spec.clip, _arr(spec.mean, n), _arr(spec.std, n), to_db, notes)

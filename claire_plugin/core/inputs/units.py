@@ -261,6 +261,42 @@ def noise_floor_warning(sample: np.ndarray, kind: str, bands: Sequence[str]) -> 
             f"the SAR's nodata")
 
 
+#: A scene's median co- minus cross-polarised backscatter (dB): 5.3-7.4 on the shipped Sentinel-1 scenes; linear
+#: amplitude read as power halves it. And the cross-polarised median below which no scene lies (-17.8 to -21.9
+#: there; power read as amplitude doubles it).
+MIN_CO_CROSS_DB = 4.0
+MIN_CROSS_MEDIAN_DB = -30.0
+
+
+def linear_unit_warning(sample: np.ndarray, kind: str, bands: Sequence[str]) -> Optional[str]:
+    """A warning when linear SAR read as `kind` ('power' or 'amplitude') looks like the other one: the
+    cross-polarised median below MIN_CROSS_MEDIAN_DB (power read as amplitude) or the co- minus cross-polarised
+    median below MIN_CO_CROSS_DB (amplitude read as power); None otherwise, and for dB."""
+    if kind not in ("power", "amplitude"):
+        return None
+    up = [str(b).upper() for b in bands]
+    co = next((i for i, b in enumerate(up) if b in _CO), None)
+    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
+    if co is None or cross is None or sample.ndim < 2 or sample.shape[0] <= max(co, cross):
+        return None
+    vals = np.asarray(sample, np.float64).reshape(sample.shape[0], -1)[[co, cross]]
+    vals = vals[:, (np.isfinite(vals) & (vals > 0)).all(axis=0)]
+    if vals.shape[1] < 100:
+        return None
+    db = (10.0 if kind == "power" else 20.0) * np.log10(vals)
+    other = "amplitude" if kind == "power" else "linear-power"
+    cross_median, gap = float(np.median(db[1])), float(np.median(db[0] - db[1]))
+    if kind == "amplitude" and cross_median < MIN_CROSS_MEDIAN_DB:
+        why = f"the {bands[cross]} median is {cross_median:.1f} dB, below the radar's noise floor"
+    elif kind == "power" and gap < MIN_CO_CROSS_DB:
+        why = (f"{bands[co]} is only {gap:.1f} dB above {bands[cross]} at the median (a scene's is 5-8 dB), as "
+               f"amplitude read as power makes it")
+    else:
+        return None
+    return (f"warning: the SAR is read as {_UNIT_OF[kind]}, but {why}: if its values are {other}, declare "
+            f"--sar-units {other}; read in the wrong unit every dB value is halved or doubled and the map is wrong")
+
+
 #: Co- over cross-polarised backscatter: the share of pixels where the band read as VV (HH) is weaker than the one
 #: read as VH (HV) above which the two are taken as swapped (real scenes: 0.2-6.3 %), and the median difference.
 SWAPPED_SHARE = 0.75
