@@ -211,17 +211,9 @@ def test_optical_offset_parameter_reaches_the_engine(claire_plugin, raster_pair,
 
 
 def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
-    from qgis.core import QgsProcessingFeedback
-
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.lines = []
-
-        def pushInfo(self, info):  # noqa: N802
-            self.lines.append(info)
-
     import processing
+
+    from claire.tests.qgis.feedback_log import FeedbackLog as Log
 
     log = Log()
     processing.run("claire:classify", {"OPTICAL": raster_pair["optical"], "SAR": raster_pair["sar"],
@@ -243,17 +235,10 @@ def test_log_names_parameters_not_command_line_flags(claire_plugin, raster_pair,
 def test_a_run_refused_after_planning_logs_what_was_planned(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
     """QA (ninth round): the command line printed the plan (memory, tile, bands) before a refusal, Processing
     only the error."""
-    from qgis.core import QgsProcessingException, QgsProcessingFeedback
-
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.lines = []
-
-        def pushInfo(self, info):  # noqa: N802
-            self.lines.append(info)
-
     import processing
+    from qgis.core import QgsProcessingException
+
+    from claire.tests.qgis.feedback_log import FeedbackLog as Log
 
     log = Log()
     with pytest.raises(QgsProcessingException, match="needs about"):

@@ -119,9 +119,9 @@ def test_a_reference_class_the_map_never_gives_counts_as_missed(claire_plugin, t
     class it never gave was left out of OA and kappa (0.85 instead of 0.57 on the same pixels), and the warning's
     fix (a class mapping 4:4) changed nothing."""
     import processing
-    from qgis.core import QgsProcessingFeedback
 
     from claire.tests.fixtures.helpers import write_raster
+    from claire.tests.qgis.feedback_log import FeedbackLog as Log
 
     ref = np.repeat(np.array([1, 2, 4], np.uint8), 50).reshape(10, 15)
     pred = ref.copy()
@@ -129,14 +129,6 @@ def test_a_reference_class_the_map_never_gives_counts_as_missed(claire_plugin, t
     pred.flat[:15] = 2  # 15 pixels of class 1 mapped as 2
     cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
     ref_path = write_raster(str(tmp_path / "ref.tif"), ref, nodata=0)
-
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.warnings = []
-
-        def pushWarning(self, text):  # noqa: N802
-            self.warnings.append(text)
 
     log = Log()
     res = processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "OUTPUT_TABLE": "memory:",

@@ -228,6 +228,23 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str, bands: Sequen
                           f"Transparency > No data value in QGIS)")
 
 
+def co_cross_db(sample: np.ndarray, kind: str, bands: Sequence[str]) -> Optional[Tuple[int, int, np.ndarray]]:
+    """(index of the co-polarised band (VV, HH), of the cross-polarised one (VH, HV), their values in dB [2, N] at
+    the pixels where both are backscatter: finite, not 0, and positive when linear), or None without both bands
+    or with fewer than 100 such pixels."""
+    up = [str(b).upper() for b in bands]
+    co = next((i for i, b in enumerate(up) if b in _CO), None)
+    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
+    if co is None or cross is None or sample.ndim < 2 or sample.shape[0] <= max(co, cross):
+        return None
+    vals = np.asarray(sample, np.float64).reshape(sample.shape[0], -1)[[co, cross]]
+    vals = vals[:, np.isfinite(vals).all(axis=0) & (vals != 0).all(axis=0)]
+    if kind != "db":
+        vals = vals[:, (vals > 0).all(axis=0)]
+        vals = (10.0 if kind == "power" else 20.0) * np.log10(vals)
+    return (co, cross, vals) if vals.shape[1] >= 100 else None
+
+
 #: Backscatter (dB) below which a co-polarised (VV, HH) and a cross-polarised (VH, HV) value both lie only where
 #: there is no signal: Sentinel-1's noise floor is about -22 to -26 dB, and calm water on the bundled and shipped
 #: scenes stays above -25 dB (VV) and -35 dB (VH). A GRD's border noise and fill values lie far below.
@@ -239,18 +256,10 @@ NOISE_FLOOR_SHARE = 0.005
 def noise_floor_warning(sample: np.ndarray, kind: str, bands: Sequence[str]) -> Optional[str]:
     """A warning when a share of the SAR's pixels lie below the noise floor in both polarisations (border noise
     of a GRD, or an undeclared fill): the model maps them from noise, mostly as water; None otherwise."""
-    up = [str(b).upper() for b in bands]
-    co = next((i for i, b in enumerate(up) if b in _CO), None)
-    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
-    if co is None or cross is None or sample.ndim < 2 or sample.shape[0] <= max(co, cross):
+    found = co_cross_db(sample, kind, bands)
+    if found is None:
         return None
-    vals = np.asarray(sample, np.float64).reshape(sample.shape[0], -1)[[co, cross]]
-    vals = vals[:, np.isfinite(vals).all(axis=0)]
-    if kind != "db":
-        vals = vals[:, (vals > 0).any(axis=0)]
-        vals = (10.0 if kind == "power" else 20.0) * np.log10(np.maximum(vals, 1e-12))
-    if vals.shape[1] < 100:
-        return None
+    co, cross, vals = found
     share = float(np.mean((vals[0] < NOISE_FLOOR_DB[0]) & (vals[1] < NOISE_FLOOR_DB[1])))
     if share < NOISE_FLOOR_SHARE:
         return None
@@ -272,18 +281,10 @@ def linear_unit_warning(sample: np.ndarray, kind: str, bands: Sequence[str]) -> 
     """A warning when linear SAR read as `kind` ('power' or 'amplitude') looks like the other one: the
     cross-polarised median below MIN_CROSS_MEDIAN_DB (power read as amplitude) or the co- minus cross-polarised
     median below MIN_CO_CROSS_DB (amplitude read as power); None otherwise, and for dB."""
-    if kind not in ("power", "amplitude"):
+    found = co_cross_db(sample, kind, bands) if kind in ("power", "amplitude") else None
+    if found is None:
         return None
-    up = [str(b).upper() for b in bands]
-    co = next((i for i, b in enumerate(up) if b in _CO), None)
-    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
-    if co is None or cross is None or sample.ndim < 2 or sample.shape[0] <= max(co, cross):
-        return None
-    vals = np.asarray(sample, np.float64).reshape(sample.shape[0], -1)[[co, cross]]
-    vals = vals[:, (np.isfinite(vals) & (vals > 0)).all(axis=0)]
-    if vals.shape[1] < 100:
-        return None
-    db = (10.0 if kind == "power" else 20.0) * np.log10(vals)
+    co, cross, db = found
     other = "amplitude" if kind == "power" else "linear-power"
     cross_median, gap = float(np.median(db[1])), float(np.median(db[0] - db[1]))
     if kind == "amplitude" and cross_median < MIN_CROSS_MEDIAN_DB:
@@ -313,18 +314,10 @@ def check_polarisation_order(sample: np.ndarray, kind: str, bands: List[str], me
     two are stacked the other way round (SNAP and GEE list VH before VV). Named or explicit bands are trusted."""
     if not placed_by_position(method):
         return
-    up = [b.upper() for b in bands]
-    co = next((i for i, b in enumerate(up) if b in _CO), None)
-    cross = next((i for i, b in enumerate(up) if b in _CROSS), None)
-    if co is None or cross is None:
+    found = co_cross_db(np.asarray(sample).reshape(len(bands), -1), kind, bands)
+    if found is None:
         return
-    vals = np.asarray(sample, np.float64).reshape(len(bands), -1)[[co, cross]]
-    vals = vals[:, np.isfinite(vals).all(axis=0) & (vals != 0).all(axis=0)]
-    if kind != "db":
-        vals = vals[:, (vals > 0).all(axis=0)]
-        vals = (10.0 if kind == "power" else 20.0) * np.log10(vals)
-    if vals.shape[1] < 100:
-        return
+    co, cross, vals = found
     diff = vals[0] - vals[1]
     weaker, median = float(np.mean(diff < 0)), float(np.median(diff))
     c, x = bands[co], bands[cross]
