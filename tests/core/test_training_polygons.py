@@ -49,11 +49,6 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert prov["torch"] and prov["numpy"] and prov["scikit_learn"] and prov["gdal"] and prov["claire"]
     assert prov["inputs"]["optical"]["bytes"] > 0 and prov["inputs"]["labels"]["path"].endswith(".gpkg")
     assert card["inputs"]["optical"]["bands"][0] == "B02"
-    # what it knows of the optical's radiometry: the base's levels, then this scene (not the base's claim alone)
-    _, base = load_checkpoint(scene["checkpoint"])
-    base_sensor = base["inputs"]["optical"]["sensor"]
-    tuned = f"{base_sensor} (the base checkpoint's; fine-tuned on {os.path.basename(_params(scene).optical)})"
-    assert card["inputs"]["optical"]["sensor"] == tuned
     assert "rf_optical_sar" in card["metrics"]["baselines"]
     # the tiny base knows "water", "crops" and "built area" by name: the untuned arm is scored too
     assert set(report["arms"]) == {"finetuned", "untuned", "rf_optical_sar", "rf_optical", "ensemble"}
@@ -246,6 +241,11 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     assert card["arch"] == "forest" and card["config"]["trees"] == 20
     assert card["inputs"]["optical"]["sensor"].endswith(f"(the values of {os.path.basename(params.optical)} only: "
                                                         f"a forest knows no other scene's radiometry)")
+    # the network's card: the base's levels, then this scene (not the base's claim alone)
+    _, net_card = load_checkpoint(params.output)
+    _, base = load_checkpoint(scene["checkpoint"])
+    tuned = f"{base['inputs']['optical']['sensor']} (the base checkpoint's; fine-tuned on {os.path.basename(params.optical)})"
+    assert net_card["inputs"]["optical"]["sensor"] == tuned
     assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
     assert card["metrics"]["heldout_polygons"] == {
         k: v for k, v in report["arms"]["rf_optical_sar"]["clear"].items()
