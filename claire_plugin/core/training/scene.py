@@ -44,6 +44,7 @@ class Scene:
             self.sc = choose_raster_bands(self.sar, "SAR", self.sar_spec.bands, sar_bands, cfg.get("sar_channels"),
                                           "--sar-bands")
             self.region = rio.overlap_window(self.opt, self.sar)
+            self.region = rio.data_window(self.opt, self.sar, self.region) or self.region  # as the engine cuts it
             self.sar_grid = self._open(rio.warp_to_grid(self.sar, self.opt, "bilinear", scaled=True))
             s_sample = rio.sample(self.sar_grid, self.sc.indices, self.region)
             o_sample = rio.sample(self.opt, self.oc.indices, self.region)
@@ -91,7 +92,8 @@ class Scene:
     def read(self, r0: int, c0: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Physical optical [Co,h,w] and SAR [Cs,h,w] (float32, NaN where invalid) and the invalid mask of
         the window (r0, c0, h, w); the parts outside the raster are filled by reflection and flagged invalid
-        only where the raster has no pixel at all."""
+        only where the raster has no pixel at all. Pixels with data in neither raster (a nodata frame) carry
+        what the engine's reader gives the model there (`reader.outside_filled`), and stay flagged invalid."""
         from ..io.raster_io import read_window
 
         rr0, cc0 = max(0, r0), max(0, c0)
@@ -100,22 +102,27 @@ class Scene:
             raise ClaireError(f"window rows {r0}..{r0 + h}, cols {c0}..{c0 + w} lies outside the optical raster")
         o = read_window(self.opt, self.oc.indices, rr0, cc0, rr1 - rr0, cc1 - cc0)
         s = read_window(self.sar_grid, self.sc.indices, rr0, cc0, rr1 - rr0, cc1 - cc0)
-        bad = ~np.isfinite(o).all(axis=0) | ~np.isfinite(s).all(axis=0)
+        o_bad, s_bad = ~np.isfinite(o).all(axis=0), ~np.isfinite(s).all(axis=0)
         nd = self.opt.nodata
         declared = nd is not None and np.isfinite(nd)
-        bad |= optical_nodata(o, np.float32(nd) if declared else None)
+        o_bad |= optical_nodata(o, np.float32(nd) if declared else None)
         if not declared and self.opt_masked:
             from rasterio.windows import Window
 
-            bad |= masked_out(self.opt, self.oc.indices[0], Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+            o_bad |= masked_out(self.opt, self.oc.indices[0], Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
         reg = self.region
-        inside = np.zeros(bad.shape, bool)
+        inside = np.zeros(o_bad.shape, bool)
         inside[max(0, int(reg.row_off) - rr0):int(reg.row_off + reg.height) - rr0,
                max(0, int(reg.col_off) - cc0):int(reg.col_off + reg.width) - cc0] = True
-        bad |= ~inside
+        bad = o_bad | s_bad | ~inside
         o, s = self.opt_prep.physical(o), self.sar_prep.physical(s)
         o[:, bad] = np.nan
         s[:, bad] = np.nan
+        neither = (o_bad & s_bad) | ~inside
+        if neither.any():  # as the engine's reader hands them to the model: the scene's edge, still invalid
+            from ..engine.reader import outside_filled
+
+            o, _, s, _, _ = outside_filled(o, neither, s, neither, None)
         pad = ((rr0 - r0, r0 + h - rr1), (cc0 - c0, c0 + w - cc1))
         if any(p for pp in pad for p in pp):
             mode = "reflect" if min(o.shape[1:]) > 1 else "edge"

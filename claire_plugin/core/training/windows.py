@@ -88,7 +88,7 @@ def gate_input(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarra
     from ....models.training import cloud_input
 
     cloud = cloud_input(opt_phys, {"bands": list(scene.oc.names)})
-    cloud[:, bad] = 1.0
+    cloud[:, bad & ~np.isfinite(opt_phys).all(axis=0)] = 1.0  # a nodata frame carries its edge's (Scene.read)
     return cloud
 
 
