@@ -276,34 +276,59 @@ class ChunkReader:
 
 
 def outside_filled(o: np.ndarray, o_bad: np.ndarray, s: np.ndarray, s_bad: np.ndarray, cloud: Optional[np.ndarray]):
-    """The model's view of a window (optical, its mask, SAR, its mask, cloud): where neither raster has data (a
-    reprojection's or clip's nodata frame, beyond a swath) each input, mask and cloud value is the nearest pixel's
-    that has some, so the frame reads like the scene's edge instead of as a cloud over zero backscatter (a 20 px
-    frame in both rasters changed 20 % of a site's map and made all of it unfamiliar). The outputs keep their
-    nodata there: only what the network sees changes. Unchanged without such pixels."""
+    """The model's view of a window (optical, its mask, SAR, its mask, cloud), so that missing data reads like the
+    scene's edge: where neither raster has data (a reprojection's or clip's nodata frame, beyond a swath) every
+    input, mask and cloud value is the nearest pixel's that has some (a rectangular frame: mirrored, as np.pad
+    pads a scene's edge; a 20 px frame in both rasters had changed 20 % of a site's map and made all of it
+    unfamiliar); where only the SAR is missing (beyond a SAR strip), its values mirrored across the strip's edge
+    (within 64 px of it 17-21 % of the map had changed as the network read mean backscatter there). The outputs
+    keep their nodata: only what the network sees changes. Optical gaps under valid SAR stay as they are (the
+    cloud gate decides them from SAR). Unchanged without such pixels."""
     both = o_bad & s_bad
-    if not both.any() or both.all():
-        return o, o_bad, s, s_bad, cloud
-    rows, cols = np.nonzero(~both.all(axis=1))[0], np.nonzero(~both.all(axis=0))[0]
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    pad = ((r0, both.shape[0] - r1), (c0, both.shape[1] - c1))
-    if not both[r0:r1, c0:c1].any() and min(r1 - r0, c1 - c0) > max(max(pad)):
-        def mirrored(a: np.ndarray) -> np.ndarray:  # a rectangular frame: mirrored, as the scene's edge is padded
-            return np.pad(a[..., r0:r1, c0:c1], ((0, 0),) * (a.ndim - 2) + pad, mode="reflect")
+    if both.any() and not both.all():
+        rows, cols = np.nonzero(~both.all(axis=1))[0], np.nonzero(~both.all(axis=0))[0]
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        pad = ((r0, both.shape[0] - r1), (c0, both.shape[1] - c1))
+        if not both[r0:r1, c0:c1].any() and min(r1 - r0, c1 - c0) > max(max(pad)):
+            def mirrored(a: np.ndarray) -> np.ndarray:  # a rectangular frame: np.pad's reflection, fast
+                return np.pad(a[..., r0:r1, c0:c1], ((0, 0),) * (a.ndim - 2) + pad, mode="reflect")
 
-        return (mirrored(o), mirrored(o_bad), mirrored(s), mirrored(s_bad),
-                None if cloud is None else mirrored(cloud))
+            o, o_bad, s, s_bad = mirrored(o), mirrored(o_bad), mirrored(s), mirrored(s_bad)
+            cloud = None if cloud is None else mirrored(cloud)
+        else:  # the nearest pixel with data: closer to the full scene's map than a mirror along a wedge's edge
+            src = mirror_sources(both, mirror=False)
+            o, o_bad, s, s_bad = (_taken(a, src) for a in (o, o_bad, s, s_bad))
+            cloud = None if cloud is None else _taken(cloud, src)
+    if s_bad.any() and not s_bad.all():
+        src = mirror_sources(s_bad)
+        s, s_bad = _taken(s, src), _taken(s_bad, src)
+    return o, o_bad, s, s_bad, cloud
+
+
+def mirror_sources(invalid: np.ndarray, mirror: bool = True) -> Tuple[np.ndarray, ...]:
+    """(rows, cols, source rows, source cols): for each `invalid` pixel the pixel its value is taken from: with
+    `mirror`, its mirror image across the nearest valid pixel (2q - p, as np.pad reflects at a straight edge)
+    where that is a valid pixel of the window, else (and without `mirror`) that nearest pixel. Measured on a
+    2048 px mosaic of the bundled sites (docs/benchmark.md): beyond a SAR strip the mirror keeps more of the
+    full scene's map near the edge, along a wedge missing in both rasters the nearest pixel does."""
     from scipy.ndimage import distance_transform_edt
 
-    iy, ix = distance_transform_edt(both, return_distances=False, return_indices=True)
-    iy, ix = iy[both], ix[both]
+    iy, ix = distance_transform_edt(invalid, return_distances=False, return_indices=True)
+    py, px = np.nonzero(invalid)
+    qy, qx = iy[py, px], ix[py, px]
+    my, mx = 2 * qy - py, 2 * qx - px
+    h, w = invalid.shape
+    ok = (my >= 0) & (my < h) & (mx >= 0) & (mx < w) & mirror
+    ok[ok] = ~invalid[my[ok], mx[ok]]
+    return py, px, np.where(ok, my, qy), np.where(ok, mx, qx)
 
-    def filled(a: np.ndarray) -> np.ndarray:
-        a = a.copy()
-        a[..., both] = a[..., iy, ix]
-        return a
 
-    return (filled(o), filled(o_bad), filled(s), filled(s_bad), None if cloud is None else filled(cloud))
+def _taken(a: np.ndarray, src: Tuple[np.ndarray, ...]) -> np.ndarray:
+    """A copy of `a` ([..., h, w]) with the pixels of `src` (mirror_sources) taken from their sources."""
+    py, px, sy, sx = src
+    a = a.copy()
+    a[..., py, px] = a[..., sy, sx]
+    return a
 
 
 def torch_tiles(raw: np.ndarray, bad: Optional[np.ndarray], prep, win: ChunkWindow):

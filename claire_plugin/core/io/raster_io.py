@@ -191,12 +191,22 @@ DATA_MASK_SIDE = 1024
 
 
 def _valid_box(ds) -> Optional[Tuple[int, int, int, int]]:
-    """(row0, col0, row1, col1) of `ds`'s pixels around those with data in any band (its dataset mask, read at
-    most DATA_MASK_SIDE px a side, widened by two read pixels when read smaller), or None when every pixel has data
-    or none has."""
+    """(row0, col0, row1, col1) of `ds`'s pixels around those with data in any band (its dataset mask, or without
+    a declared nodata its pixels 0 or NaN in its first and last bands; read at most DATA_MASK_SIDE px a side,
+    widened by two read pixels when read smaller), or None when every pixel has data or none has."""
     f = max(1, math.ceil(max(ds.height, ds.width) / DATA_MASK_SIDE))
-    with _quiet_gdal():
-        m = ds.dataset_mask(out_shape=(math.ceil(ds.height / f), math.ceil(ds.width / f))) > 0
+    shape = (math.ceil(ds.height / f), math.ceil(ds.width / f))
+    try:
+        with _quiet_gdal():
+            m = ds.dataset_mask(out_shape=shape) > 0
+            if m.all() and ds.nodata is None and np.dtype(ds.dtypes[0]).kind != "c":
+                # no declared nodata: the fills the engine takes as none (0 in every band, as Sentinel-2 and clips
+                # write them, or NaN), judged on the first and last bands
+                idx = sorted({1, ds.count})
+                a = ds.read(idx, out_shape=(len(idx),) + shape).astype(np.float32)
+                m = ~((a == 0) | ~np.isfinite(a)).all(axis=0)
+    except Exception:  # noqa: BLE001 - unreadable here (a VRT's missing source): the run's own reads say why
+        return None
     if m.all() or not m.any():
         return None
     rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
