@@ -292,6 +292,8 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     reference_only: Dict[int, int] = {}
     if not classes:  # no legend: every value of either raster is a class, and one the map never gives is missed
         mapped, found = {p for _, p in pairs}, {r for r, _ in pairs}
+        nd = data["classified_nodata"]
+        found -= {int(nd)} if nd is not None and float(nd).is_integer() else set()  # never a class of the map
         values = sorted(mapped | found if mapped & found else mapped)  # no value in common: other codes, refused
         classes = [{"value": v, "name": f"class {v}", "color": None} for v in values]
         for (r, _), n in pairs.items():

@@ -27,8 +27,9 @@ def diagnostics_text(checkpoint: Optional[str] = None, device: str = "auto") -> 
 
     text = format_report(collect(checkpoint=checkpoint, device=device, host=qgis_facts()))
     if LAST_FAILURE:
-        text += (f"\n## Last failure in this QGIS session\n\n{LAST_FAILURE['task']}: {LAST_FAILURE['error']}\n\n"
-                 f"```\n{LAST_FAILURE['details'].rstrip()}\n```\n")
+        text += f"\n## Last failure in this QGIS session\n\n{LAST_FAILURE['task']}: {LAST_FAILURE['error']}\n"
+        if LAST_FAILURE["details"]:
+            text += f"\n```\n{LAST_FAILURE['details'].rstrip()}\n```\n"
     return text
 
 

@@ -163,7 +163,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the {many}, or {many} "
                f"spread wider, gives it that check" if note else "its card has no familiarity statistics")
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
-    gaps = summary.get("optical_invalid_share") or 0.0
+    gaps = summary.get("sar_only_share") or 0.0  # the optical's gaps in the map (none where neither has data)
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
         by_gaps = (f" (the optical's gaps, {_pct(gaps)} of it, may add to this)"
                    if gaps * 100 >= UNFAMILIAR_WARN_PCT else "")

@@ -167,6 +167,7 @@ class ExplainTask(QgsTask):
         self.on_done = on_done
         self.explanation: Optional[Explanation] = None
         self.error: Optional[str] = None
+        self.details: Optional[str] = None
 
     def run(self) -> bool:
         """Worker thread: facts → explanation (language model if configured, else the template)."""
@@ -178,13 +179,15 @@ class ExplainTask(QgsTask):
             self.explanation = out
             return True
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            self.error = _user_message(exc)
-            return False
+            return _failed(self, exc)
 
     def finished(self, ok: bool) -> None:  # main thread
-        """Main thread: hand the explanation (or the error) to the dock."""
-        if self.on_done is not None:
-            self.on_done(self)
+        """Main thread: hand the explanation (or the error) to the dock; a cancelled one without a message."""
+        if self.isCanceled():
+            if self.on_done is not None:
+                self.on_done(self)
+            return
+        _hand_over(self, ok, "The explanation stopped without a message.")
 
 
 _TILE = re.compile(r"tile row (\d+)/(\d+), tile (\d+)/(\d+)")
@@ -303,12 +306,13 @@ def _hand_over(task, ok: bool, silent: str) -> None:
     """Main thread: name a cancelled or silent failure, then call the task's `on_done`."""
     if not ok and (task.error is None or task.isCanceled()):
         task.error = CANCELLED if task.isCanceled() else silent
-    if not ok and task.error != CANCELLED and task.details:
-        from qgis.core import Qgis, QgsMessageLog
-
-        text = f"{task.description()}: {task.error}\n{task.details}"
-        QgsMessageLog.logMessage(text, "CLAIRE", Qgis.MessageLevel.Warning)
+    if not ok and task.error != CANCELLED:  # the latest failure, with or without details (a refusal has none)
         LAST_FAILURE.clear()
-        LAST_FAILURE.update(task=task.description(), error=task.error, details=task.details)
+        LAST_FAILURE.update(task=task.description(), error=task.error, details=task.details or "")
+        if task.details:
+            from qgis.core import Qgis, QgsMessageLog
+
+            text = f"{task.description()}: {task.error}\n{task.details}"
+            QgsMessageLog.logMessage(text, "CLAIRE", Qgis.MessageLevel.Warning)
     if task.on_done is not None:
         task.on_done(task)

@@ -156,7 +156,14 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     facts = build_facts(summary, card)
     text = template.write(facts)
     assert "21.3 % of the scene was under cloud" in text and "mostly from SAR (81.0 %" in text
-    assert "4.8 % of the map was classified there from SAR alone" in text
+    assert "the map was classified from SAR alone (4.8 % of the map)" in text
+    assert "has no class" not in text  # every pixel of the grid classified
+    # (QA, swath) a SAR strip narrower than the optical: the pixels without a class are said, grounded
+    valid = summary.get("valid_pixels") or sum(c["pixels"] for c in summary["classes"])
+    strip = build_facts(dict(summary, valid_pixels=valid, nodata_pixels=valid // 3), card)
+    said = template.write(strip)
+    assert f"{strip['scene']['unclassified_pct']:.1f} % of the output grid has no class" in said, said
+    assert check_grounding(said, strip).flagged_sentences == []
     assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
     assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
     assert "a high confidence proves nothing" in text
@@ -167,7 +174,10 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     summary.update(optical_invalid_share=0.5, sar_only_share=0.5)
     facts = build_facts(summary, card)
     text = template.write(facts)
-    assert "Part of this may come from the optical gaps (50.0 % of the optical input is nodata)" in text
+    assert "Part of this may come from the optical gaps (50.0 % of the map was classified from SAR alone)" in text
+    # (QA, swath) gaps in both rasters have no map: not named as a cause
+    facts_both = build_facts(dict(summary, sar_only_share=0.0), card)
+    assert "Part of this may come from the optical gaps" not in template.write(facts_both)
     # a model trained on the user's own polygons: add polygons there and train again, not "train it on your area"
     own = dict(card, metrics=dict(card.get("metrics") or {}, heldout_polygons={"macro_f1": 0.8}))
     facts_own = build_facts(summary, own)

@@ -452,3 +452,6 @@ def test_a_chain_of_fine_tunings_names_the_last_scene_once():
     assert second["sensor"] == "Sentinel-2 L2A + L1C (the base checkpoint's; fine-tuned on b.tif)"
     assert second["bands"] == ["B02"] and first["sensor"].endswith("a.tif)")
     assert _sensor_said({}, "x")["sensor"] == "as the base checkpoint (x)"
+    odd = _sensor_said(_sensor_said({"sensor": "S2"}, "the base checkpoint's; fine-tuned on S2 (1).tif"),
+                       "the base checkpoint's; fine-tuned on next.tif")
+    assert odd["sensor"] == "S2 (the base checkpoint's; fine-tuned on next.tif)"  # a name with parentheses

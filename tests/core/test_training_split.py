@@ -104,3 +104,4 @@ def test_held_out_counts_round_halves_up():
     assert [held_out_count(n, 0.5) for n in (7, 9, 11, 13)] == [4, 5, 6, 7]
     assert [held_out_count(n, 0.3) for n in (3, 5, 10, 15, 20)] == [1, 2, 3, 5, 6]
     assert held_out_count(3, 0.9) == 1  # at least 2 polygons stay for training
+    assert held_out_count(45, 0.7) == 32 and held_out_count(90, 0.35) == 32  # halves of float products too

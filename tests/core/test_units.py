@@ -301,3 +301,11 @@ def test_linear_sar_declared_in_the_other_linear_unit_is_warned_of():
         as_pow = linear_unit_warning(amplitude, "power", ["VV", "VH"])
         assert as_pow and "as amplitude read as power makes it" in as_pow and "--sar-units amplitude" in as_pow
         assert linear_unit_warning(db, "db", ["VV", "VH"]) is None
+
+
+def test_db_stored_as_integers_names_the_scale_that_brings_it_back():
+    """(review) dB x 10 was called dB x 100, and its -scale 0.01 then failed with a misleading message."""
+    with pytest.raises(ClaireError, match=r"median of -1[34]\d dB: most likely dB x 10 .*gdal_edit.py -scale 0.1 "):
+        sar_preparer(SAR_SPEC, 2, np.round(DB * 10).astype(np.float32), "", "dB")
+    with pytest.raises(ClaireError, match=r"most likely dB x 100 .*-scale 0.01 "):
+        sar_preparer(SAR_SPEC, 2, np.round(DB * 100).astype(np.float32), "", "dB")

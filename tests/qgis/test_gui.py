@@ -352,6 +352,26 @@ def test_a_failed_task_s_details_reach_the_log_and_the_diagnostics_report(qgis_a
     assert "## Last failure in this QGIS session" in report and "ZeroDivisionError: a bug" in report
     assert "Traceback (most recent call last)" in report and "in broken" in report, report
     assert any("in broken" in text for tag, text in logged if tag == "CLAIRE")
+    # (review) a later refusal is the last failure, without the older traceback; an explanation's bug is kept too
+    missing = tasks.ClassifyTask(ClassifyParams(str(tmp_path / "nowhere.tif"), raster_pair["sar"],
+                                                str(tmp_path / "m.tif"), checkpoint=tiny_checkpoint))
+    monkeypatch.undo()
+    assert missing.run() is False
+    missing.finished(False)
+    report = diagnostics_text(tiny_checkpoint)
+    assert "ZeroDivisionError" not in report and "nowhere.tif" in report.split("## Last failure")[1], report
+
+    from claire.claire_plugin.core.explain import facts as facts_module
+
+    def no_facts(*args, **kwargs):
+        raise KeyError("sar_reliance_pct")
+
+    monkeypatch.setattr(facts_module, "build_facts", no_facts)
+    explained = []
+    explain = tasks.ExplainTask({"classes": []}, {}, None, on_done=explained.append)
+    assert explain.run() is False and "Diagnostics report" in explain.error
+    explain.finished(False)
+    assert explained == [explain] and "KeyError" in diagnostics_text(tiny_checkpoint).split("## Last failure")[1]
 
 
 def test_layers_from_archives_and_file_pages_are_accepted(qgis_app, tmp_path, raster_pair):
@@ -478,7 +498,9 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     assert "30.0 % under cloud, haze or cloud shadow: the fusion did not lean more on SAR there" in said, said
     barely = trust_html({"cloud_share": 0.3, "mean_sar_share_clouded": 0.508, "mean_sar_share_clear": 0.501})
     assert "the fusion leaned hardly more on SAR there (50.8 % SAR weight" in barely, barely  # not "decided more"
-    assert "mostly" not in said and "from SAR alone" not in said and "optical's gaps, 50.0 %" in said
+    assert "mostly" not in said and "from SAR alone" not in said and "optical's gaps" not in said  # none in the map
+    gapped = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "sar_only_share": 0.5})
+    assert "optical's gaps, 50.0 % of it, may add to this" in gapped, gapped
     led = trust_html({"cloud_share": 0.2, "mean_sar_share_clouded": 0.9, "mean_sar_share_clear": 0.47})
     assert "decided mostly from SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led
     assert trust_html({}) == ""  # a card without familiarity statistics, a clear scene: nothing to say

@@ -239,6 +239,9 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
     scene = {
         "valid_pixels": valid,
         "nodata_pixels": _int(summary.get("nodata_pixels")) or 0,
+        # the share of the output grid without a class (no SAR there, or neither raster)
+        "unclassified_pct": pct((_int(summary.get("nodata_pixels")) or 0) / max(1, valid + (
+            _int(summary.get("nodata_pixels")) or 0))),
         "pixel_area_m2": None if pixel_area is None else round(pixel_area, ROUNDING["pixel_area_m2"]),
         "total_area_ha": total_ha,
         "optical_invalid_pct": pct(summary.get("optical_invalid_share")),

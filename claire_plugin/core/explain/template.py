@@ -227,9 +227,13 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
     out = []
     if inv:
         out.append(f"{f.pct(inv)} of the optical input is nodata or invalid"
-                   + ((f"; {f.pct(gaps)} of the map was classified there from SAR alone"
-                       + ("." if scored else f": {_SAR_ALONE_CAVEAT}.")) if gaps else
+                   + ((f"; where the SAR has data there, the map was classified from SAR alone ({f.pct(gaps)} of "
+                       f"the map)" + ("." if scored else f": {_SAR_ALONE_CAVEAT}.")) if gaps else
                       "; those pixels are left without a class."))
+    unclassified = scene.get("unclassified_pct")
+    if unclassified and unclassified >= 1.0:
+        out.append(f"{f.pct(unclassified)} of the output grid has no class: the SAR, or both rasters, have no data "
+                   f"there (beyond the SAR's coverage, or outside the scene).")
     if cloud:
         s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
@@ -311,9 +315,10 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    "edges almost everywhere, which the score reads as unlike the training data: the share "
                    "overstates; classify a larger extent around your area to check, and if the share stays high "
                    "train the model on your area.")
-    gaps = scene.get("optical_invalid_pct") or 0.0
+    gaps = scene.get("sar_only_pct") or 0.0  # the gaps in the map; where neither raster has data there is no map
     if gaps >= UNFAMILIAR_WARN_PCT:
-        out.append(f"Part of this may come from the optical gaps ({f.pct(gaps)} of the optical input is nodata): "
+        out.append(f"Part of this may come from the optical gaps ({f.pct(gaps)} of the map was classified from SAR "
+                   f"alone): "
                    f"where the optical is missing the model's features differ from those of its training scenes, "
                    f"around the gaps too, and the score reads that as unlike the training data; a scene without "
                    f"gaps may show far less.")

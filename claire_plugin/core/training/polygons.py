@@ -678,9 +678,9 @@ def _card(params: PolygonTrainParams, base_card: dict, labels: LabelSet, config:
 def _sensor_said(spec: Dict[str, Any], how: str) -> Dict[str, Any]:
     """A copy of a base card's input spec whose `sensor` says how the new model knows it (a fine-tuned card
     repeated its base's "Sentinel-2 L2A + L1C" as if it had been trained on both levels)."""
-    import re
-
-    base = re.sub(r" \((the base checkpoint's;|the values of) [^()]*\)$", "", str(spec.get("sensor") or ""))
+    base = str(spec.get("sensor") or "")
+    for mark in (" (the base checkpoint's; ", " (the values of "):  # what an earlier fine-tuning added
+        base = base.split(mark)[0]
     out = dict(spec)
     out["sensor"] = f"{base or 'as the base checkpoint'} ({how})"
     return out

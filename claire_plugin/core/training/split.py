@@ -53,7 +53,7 @@ def _count_after_buffer(per_class: Dict[str, Dict[str, int]], labels: LabelSet, 
 def held_out_count(polygons: int, val_share: float) -> int:
     """How many of a class's `polygons` are held out: `val_share` of them rounded half up (not to even: 7 and 9
     polygons at 0.5 both gave 4), at least 1, leaving at least 2 for training."""
-    return min(polygons - 2, max(1, int(math.floor(val_share * polygons + 0.5))))
+    return min(polygons - 2, max(1, int(math.floor(val_share * polygons + 0.5 + 1e-9))))  # 0.7 x 45 is 31.4999...
 
 
 def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0) -> Split:
