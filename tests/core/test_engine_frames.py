@@ -140,3 +140,33 @@ def test_training_reads_a_frame_as_the_engine_hands_it_to_the_model(tmp_path):
         np.testing.assert_allclose(s, ps, rtol=1e-6)
         cloud = gate_input(framed, o, bad)
         np.testing.assert_allclose(cloud, gate_input(plain, po, pbad))  # no cloud of 1 over the frame
+
+
+def test_training_reads_a_sar_strip_edge_as_the_engine_hands_it_to_the_model(tmp_path):
+    """(review) beyond a SAR strip training showed the network blank optical, zero SAR and a cloud of 1, where the
+    engine shows the optical, its cloud probability and the SAR mirrored across the strip's edge."""
+    from claire.claire_plugin.core.engine.reader import outside_filled
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.core.training.windows import gate_input
+    from claire.models.checkpoint import read_card
+
+    root = resource("data", "terramesh")
+    opt, sar = os.path.join(root, "S2L2A", SITE), os.path.join(root, "S1RTC", SITE)
+    with rasterio.open(sar) as ds:
+        a, prof = ds.read(), ds.profile.copy()
+    a[:, :, 150:] = np.nan
+    prof.update(nodata=float("nan"))
+    strip = str(tmp_path / "strip.tif")
+    with rasterio.open(strip, "w", **prof) as ds:
+        ds.write(a)
+    card = read_card(resource("checkpoints", "claire_default.safetensors"))
+    with Scene(opt, strip, card) as sc, Scene(opt, sar, card) as full:
+        o, s, bad = sc.read(0, 96, 128, 128)
+        fo, fs, fbad = full.read(0, 96, 128, 128)
+        gap = np.zeros(bad.shape, bool)
+        gap[:, 54:] = True  # columns 150.. of the raster
+        assert bad[:, 54:].all() and not bad[:, :54].any()  # no labels or scores where the SAR is missing
+        np.testing.assert_allclose(o, fo, rtol=1e-6)  # the optical as it is
+        expect = outside_filled(fo, np.zeros_like(gap), np.where(gap, np.nan, fs), gap, None)[2]
+        np.testing.assert_allclose(s, expect, rtol=1e-6)  # the SAR mirrored across the strip's edge
+        np.testing.assert_allclose(gate_input(sc, o, bad), gate_input(full, fo, fbad))  # no cloud of 1 over optical

@@ -164,6 +164,11 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
     said = template.write(strip)
     assert f"{strip['scene']['unclassified_pct']:.1f} % of the output grid has no class" in said, said
     assert check_grounding(said, strip).flagged_sentences == []
+    # (review) optical gaps left unclassified (--no-sar-fill) are not blamed on the SAR
+    nofill = build_facts(dict(summary, valid_pixels=valid, nodata_pixels=valid // 4, optical_invalid_share=0.2,
+                              sar_only_share=0.0), card)
+    told = template.write(nofill)
+    assert "those pixels are left without a class" in told and "has no class" not in told, told
     assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
     assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
     assert "a high confidence proves nothing" in text

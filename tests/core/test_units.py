@@ -309,3 +309,7 @@ def test_db_stored_as_integers_names_the_scale_that_brings_it_back():
         sar_preparer(SAR_SPEC, 2, np.round(DB * 10).astype(np.float32), "", "dB")
     with pytest.raises(ClaireError, match=r"most likely dB x 100 .*-scale 0.01 "):
         sar_preparer(SAR_SPEC, 2, np.round(DB * 100).astype(np.float32), "", "dB")
+
+    both = np.round((DB + 10.0) * 100).astype(np.float32)  # a median of about -400: x 10 or x 100 both fit
+    with pytest.raises(ClaireError, match=r"dB x 10 \(.*-scale 0.1 .*\) or dB x 100 \(.*-scale 0.01 .*check one "):
+        sar_preparer(SAR_SPEC, 2, both, "", "dB")

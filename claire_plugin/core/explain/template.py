@@ -231,7 +231,8 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
                        f"the map)" + ("." if scored else f": {_SAR_ALONE_CAVEAT}.")) if gaps else
                       "; those pixels are left without a class."))
     unclassified = scene.get("unclassified_pct")
-    if unclassified and unclassified >= 1.0:
+    said = 0.0 if gaps else (inv or 0.0)  # optical gaps left without a class (--no-sar-fill), said above
+    if unclassified and unclassified >= 1.0 + said:
         out.append(f"{f.pct(unclassified)} of the output grid has no class: the SAR, or both rasters, have no data "
                    f"there (beyond the SAR's coverage, or outside the scene).")
     if cloud:

@@ -210,11 +210,13 @@ def check_db_plausible(sample: np.ndarray, kind: str, reason: str, bands: Sequen
     read = f"read as {_UNIT_OF[kind]} ({reason})"
     _check_each_band(sample, kind, read, bands)
     if not DB_MEDIAN_RANGE[0] <= median <= DB_MEDIAN_RANGE[1]:
-        factor = next((10 ** k for k in (1, 2, 3) if DB_MEDIAN_RANGE[0] <= median / 10 ** k <= -3.0), None)
-        if kind == "db" and median < DB_MEDIAN_RANGE[0] and factor:  # dB x 10 or x 100 in integers, no scale tag
-            raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB: most likely dB x {factor} "
-                              f"stored as integers without a scale; declare the scale (gdal_edit.py -scale "
-                              f"{1 / factor:g} -offset 0 FILE) and run again")
+        fits = [10 ** k for k in (1, 2, 3) if DB_MEDIAN_RANGE[0] <= median / 10 ** k <= -3.0]
+        if kind == "db" and median < DB_MEDIAN_RANGE[0] and fits:  # dB x 10 or x 100 in integers, no scale tag
+            how = " or ".join(f"dB x {k} (gdal_edit.py -scale {1 / k:g} -offset 0 FILE)" for k in fits[:2])
+            check = (" (check one value against the product's: a median of "
+                     + " or ".join(f"{median / k:.3g}" for k in fits[:2]) + " dB)" if len(fits) > 1 else "")
+            raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB: most likely {how}, "
+                              f"integers stored without their scale{check}; declare the scale and run again")
         raise ClaireError(f"the SAR values, {read}, have a median of {median:.4g} dB, which no backscatter has "
                           f"(a scene's median lies between {DB_MEDIAN_RANGE[0]:g} and +{DB_MEDIAN_RANGE[1]:g} dB); "
                           f"the values are in another unit or scaled (e.g. dB x 100, or uncalibrated digital "

@@ -92,8 +92,9 @@ class Scene:
     def read(self, r0: int, c0: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Physical optical [Co,h,w] and SAR [Cs,h,w] (float32, NaN where invalid) and the invalid mask of
         the window (r0, c0, h, w); the parts outside the raster are filled by reflection and flagged invalid
-        only where the raster has no pixel at all. Pixels with data in neither raster (a nodata frame) carry
-        what the engine's reader gives the model there (`reader.outside_filled`), and stay flagged invalid."""
+        only where the raster has no pixel at all. Pixels missing in one raster or both carry what the engine's reader
+        gives the model there (`reader.outside_filled`: optical gaps NaN, the SAR mirrored beyond a SAR strip, a
+        frame missing in both as the scene's edge), and stay flagged invalid."""
         from ..io.raster_io import read_window
 
         rr0, cc0 = max(0, r0), max(0, c0)
@@ -116,13 +117,13 @@ class Scene:
                max(0, int(reg.col_off) - cc0):int(reg.col_off + reg.width) - cc0] = True
         bad = o_bad | s_bad | ~inside
         o, s = self.opt_prep.physical(o), self.sar_prep.physical(s)
-        o[:, bad] = np.nan
-        s[:, bad] = np.nan
-        neither = (o_bad & s_bad) | ~inside
-        if neither.any():  # as the engine's reader hands them to the model: the scene's edge, still invalid
+        o_bad, s_bad = o_bad | ~inside, s_bad | ~inside
+        o[:, o_bad] = np.nan
+        s[:, s_bad] = np.nan
+        if o_bad.any() or s_bad.any():  # as the engine's reader hands them to the model; still invalid (`bad`)
             from ..engine.reader import outside_filled
 
-            o, _, s, _, _ = outside_filled(o, neither, s, neither, None)
+            o, _, s, _, _ = outside_filled(o, o_bad, s, s_bad, None)
         pad = ((rr0 - r0, r0 + h - rr1), (cc0 - c0, c0 + w - cc1))
         if any(p for pp in pad for p in pp):
             mode = "reflect" if min(o.shape[1:]) > 1 else "edge"
