@@ -150,7 +150,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     """The scene's trust line: where the model should not be trusted (unlike its training data, with a link
     to the Train tab), or that the model's `card` cannot tell (no familiarity statistics, and why), what was
     under cloud and what came from SAR alone; empty when there is nothing to say."""
-    from ..core.explain.facts import trained_on_labels
+    from ..core.explain.facts import smaller_than_calibration, trained_on_labels
     from ..core.explain.template import UNFAMILIAR_WARN_PCT
     from ..core.training.labels import units_of
 
@@ -167,7 +167,13 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
         by_gaps = (f" (the optical's gaps, {_pct(gaps)} of it, may add to this)"
                    if gaps * 100 >= UNFAMILIAR_WARN_PCT else "")
-        if trained_on_labels(card):
+        if summary.get("optical_offset_suspected"):  # as the explanation says it: the likelier causes first
+            advice = ("First, though, the optical looks like Sentinel-2 whose +1000 reflectance offset was not "
+                      "removed (the run's details say how): classify again with the offset removed.")
+        elif smaller_than_calibration(summary.get("region_shape")):
+            advice = ("The scene is smaller than those the score was calibrated on, which overstates it: classify "
+                      "a larger extent around your area to check.")
+        elif trained_on_labels(card):
             many = units_of(((card.get("training") or {}).get("labels"))).many
             advice = (f"It was trained on your {many}: <a href='train'>add {many} there</a> (the unfamiliar "
                       f"layer shows where) and train again.")
@@ -333,7 +339,9 @@ class ResultsView(QWidget):
         if not metrics:
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()
-        self.messages.setText("<br>".join(html.escape(breakable(m)) for m in (messages or [])))  # paths wrap
+        self.messages.setText("<br>".join(  # paths wrap; a warning stands out from the notes
+            (f"<b style='color:#8a4b00'>{html.escape(breakable(m))}</b>" if m.startswith("warning:")
+             else html.escape(breakable(m))) for m in (messages or [])))
         self.messages_box.setVisible(bool(messages))
 
     def clearResults(self) -> None:  # noqa: N802

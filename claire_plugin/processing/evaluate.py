@@ -58,11 +58,22 @@ def table_fields() -> QgsFields:
     return fields
 
 
+def destination_text(value) -> str:
+    """The destination a feature-sink parameter was given, as text, without asking QGIS for it:
+    parameterAsOutputLayer registers a temporary output as a layer to load, which nothing then makes ("The
+    following layers were not correctly generated: memory:Per-class metrics" after every dialog run)."""
+    from qgis.core import QgsProcessingOutputLayerDefinition
+
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.staticValue()
+    return "" if value is None else str(value)
+
+
 def table_file(destination: Optional[str]) -> Optional[str]:
     """The file a feature-sink destination writes (its `|layername=` part dropped); None for a memory layer or
     a provider's data source (`memory:`, `ogr:`, `postgres:`..., a URL), which QGIS checks itself."""
     dest = (destination or "").strip()
-    if not dest or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", dest) or "://" in dest:
+    if not dest or dest == "TEMPORARY_OUTPUT" or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", dest) or "://" in dest:
         return None
     return dest.split("|", 1)[0]
 
@@ -111,7 +122,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
         report = (None if blank_output(parameters.get("REPORT"))
                   else self.parameterAsFileOutput(parameters, "REPORT", context))
-        table = table_file(self.parameterAsOutputLayer(parameters, "OUTPUT_TABLE", context))
+        table = table_file(destination_text(parameters.get("OUTPUT_TABLE")))
         with engine_errors(qgis_message=False):
             from ..core.io.writer import check_outputs
 

@@ -90,6 +90,14 @@ def test_coarse_sar_and_a_sar_over_part_of_the_optical_are_said(tmp_path):
     said = "\n".join(res.messages)
     assert "SAR pixels 40 m, optical 10 m" in said
     assert "warning: the SAR pixels are 40 m, 4 x the 10 m the checkpoint was trained on" in said, said
+    # (QA, desktop) the dock's check before a run says it too, as it does for a coarse optical
+    from claire.claire_plugin.core.inputs.fit import check_pair
+    from claire.models.checkpoint import read_card
+
+    card = read_card(resource("checkpoints", "claire_default.safetensors"))
+    before = check_pair(opt, coarse, card)
+    assert not before.errors and any(w.startswith("warning: the SAR pixels are 40 m") for w in before.warnings)
+    assert not any("SAR pixels" in w for w in check_pair(opt, sar, card).warnings)
     half = str(tmp_path / "half.tif")
     with rasterio.open(sar) as ds:
         gdal.Translate(half, sar, srcWin=[0, 0, ds.width // 2, ds.height])

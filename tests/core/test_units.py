@@ -313,3 +313,11 @@ def test_db_stored_as_integers_names_the_scale_that_brings_it_back():
     both = np.round((DB + 10.0) * 100).astype(np.float32)  # a median of about -400: x 10 or x 100 both fit
     with pytest.raises(ClaireError, match=r"dB x 10 \(.*-scale 0.1 .*\) or dB x 100 \(.*-scale 0.01 .*check one "):
         sar_preparer(SAR_SPEC, 2, both, "", "dB")
+
+
+def test_a_few_negative_values_are_not_rounded_away_in_the_message():
+    """QA (desktop): 9 negative pixels of 50,176 read "100% non-negative"."""
+    few = POWER.copy()
+    few[0, :3] = -0.001
+    with pytest.raises(ClaireError, match=r"99\.9\d% non-negative"):
+        sar_kind(few, "vv vh")

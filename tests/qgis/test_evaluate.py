@@ -169,3 +169,41 @@ def test_compared_area_is_ground_area_in_degrees_and_feet(claire_plugin, tmp_pat
             pixel_m2 = 0.0001 ** 2 * 78847.0 * 111132.0
         assert report["compared_area_ha"] == pytest.approx(report["compared_pixels"] * pixel_m2 / 1e4, rel=2e-3)
         assert res_["OA"] > 0
+
+
+def test_a_temporary_table_is_the_only_layer_to_load(claire_plugin, tmp_path):
+    """QA (desktop): every dialog run ended in red "The following layers were not correctly generated:
+    memory:Per-class metrics": asking QGIS for the table's path registered a second layer to load."""
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref, nodata=0)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("claire:evaluate")
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    params = {"CLASSIFIED": cls_path, "REFERENCE": ref_path,
+              "OUTPUT_TABLE": QgsProcessingOutputLayerDefinition("TEMPORARY_OUTPUT", QgsProject.instance())}
+    res, ok = alg.run(params, ctx, QgsProcessingFeedback())
+    assert ok and res["OUTPUT_TABLE"]
+    to_load = list(ctx.layersToLoadOnCompletion())
+    assert to_load == [res["OUTPUT_TABLE"]], to_load
+    assert ctx.getMapLayer(to_load[0]) is not None or ctx.temporaryLayerStore().mapLayer(to_load[0]) is not None
+    # a file destination is still checked against the inputs
+    out = str(tmp_path / "t.csv")
+    res = processing_run_file(cls_path, ref_path, out)
+    assert res["OUTPUT_TABLE"] == out
+
+
+def processing_run_file(cls_path, ref_path, out):
+    import processing
+
+    return processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "OUTPUT_TABLE": out})

@@ -510,6 +510,11 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     theirs = trust_html(summary, own)
     assert "trained on your points: <a href='train'>add points there</a>" in theirs, theirs
     assert "Train it on your area" not in theirs and "Train it on your area" in trust_html(summary, {})
+    # (QA, desktop) the likelier causes the explanation names come first here too
+    offset = trust_html(dict(summary, optical_offset_suspected=True), {})
+    assert "+1000 reflectance offset was not removed" in offset and "Train it on your area" not in offset
+    small = trust_html(dict(summary, region_shape=[92, 184]), {})
+    assert "smaller than those the score was calibrated on" in small and "Train it on your area" not in small
 
     dock = ClaireDock(None)
     dock.results.showSummary(summary, "scene")
@@ -519,6 +524,10 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     assert dock.tabs.currentIndex() == 2  # the Train tab
     dock.results.showSummary({"classes": []}, "other scene")
     assert not dock.results.trust.isVisibleTo(dock.results)
+    # (QA, desktop) a warning among the run's details stands out from the grey notes
+    dock.results.showSummary({"classes": []}, "coarse SAR", ["device: cpu", "warning: the SAR pixels are 40 m"])
+    shown = dock.results.messages.text()
+    assert "<b style='color:#8a4b00'>warning: the SAR pixels are 40 m</b>" in shown and "<b" not in shown.split("<br>")[0]
 
 
 def test_dock_writes_the_unfamiliar_raster_by_default(dock_with_layers, tmp_path):

@@ -204,7 +204,7 @@ def _weighted(classes: List[dict], key: str) -> Optional[float]:
     return num / den if den else None
 
 
-def _smaller(shape: Any) -> bool:
+def smaller_than_calibration(shape: Any) -> bool:
     """Whether a region [rows, columns] has a side under CALIBRATION_SIDE (False when unknown)."""
     try:
         return min(int(v) for v in shape) < CALIBRATION_SIDE
@@ -260,7 +260,7 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
         # the engine's finding that the optical looks like Sentinel-2 with an undeclared +1000 DN offset
         "optical_offset_suspected": bool(summary.get("optical_offset_suspected")),
         # a scene smaller than those the familiarity threshold was calibrated on (its score reads the edges too)
-        "smaller_than_calibration": _smaller(summary.get("region_shape")),
+        "smaller_than_calibration": smaller_than_calibration(summary.get("region_shape")),
     }
     names = _names_by_value(summary, card)
     metrics = _metrics_facts(summary.get("metrics"), names)

@@ -145,8 +145,12 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         sample = rio.sample(sds, sc.indices, Window(0, 0, sds.width, sds.height))
         if sds.nodata is not None and math.isfinite(sds.nodata):
             sample = sample[:, (sample != sds.nodata).all(axis=0)]
-        sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
-                     sds.dtypes[sc.indices[0] - 1], sc.method)
+        s_prep = sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
+                              sds.dtypes[sc.indices[0] - 1], sc.method)
+        out.warnings += [n for n in s_prep.notes if n.startswith("warning:")]  # border noise, the other unit
+        coarse = sar_resolution_warning(math.sqrt(rio.pixel_area_m2(sds)), card)
+        if coarse:
+            out.warnings.append(coarse)
         if not rio.slow_to_sample(opt):  # JPEG 2000 (a SAFE's bands) took seconds: the run checks it
             o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
             prep = optical_preparer(ospec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,

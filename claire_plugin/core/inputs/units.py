@@ -59,7 +59,8 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
         return "db", "no finite values to inspect"
     nonneg = float(np.mean(vals >= 0))
     p95 = float(np.percentile(vals, 95))
-    stats = f"{nonneg:.0%} non-negative, 95th percentile {p95:.3g}"
+    share = "100%" if nonneg == 1.0 else f"{min(nonneg, 0.9999):.2%}"  # 99.98 % is not "100%"
+    stats = f"{share} non-negative, 95th percentile {p95:.3g}"
     if nonneg >= 0.99 and p95 <= 2.0:
         return "linear", f"values look linear ({stats})"
     if nonneg >= 0.99:
