@@ -148,8 +148,9 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         s_prep = sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
                               sds.dtypes[sc.indices[0] - 1], sc.method)
         out.warnings += [n for n in s_prep.notes if n.startswith("warning:")]  # border noise, the other unit
-        coarse = sar_resolution_warning(math.sqrt(rio.pixel_area_m2(sds)), card)
-        if coarse:
+        s_px, o_px = math.sqrt(rio.pixel_area_m2(sds)), math.sqrt(rio.pixel_area_m2(opt))
+        coarse = sar_resolution_warning(s_px, card) if s_px >= RESOLUTION_FACTOR * o_px else None
+        if coarse:  # only where the SAR is warped onto a finer grid, as the run says it (both coarse: one warning)
             out.warnings.append(coarse)
         if not rio.slow_to_sample(opt):  # JPEG 2000 (a SAFE's bands) took seconds: the run checks it
             o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
