@@ -15,7 +15,7 @@ from ....models.macroclass import Grouping
 from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..inputs.bands import check_spectral_order, choose_raster_bands
-from ..inputs.fit import RESOLUTION_FACTOR, resolution_warning, same_raster_message, sar_resolution_warning
+from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -282,8 +282,8 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
         crs = f"SAR CRS {sar.crs}, optical CRS {opt.crs}" if sar.crs != opt.crs else f"CRS {opt.crs}"
         messages.append(f"SAR is warped onto the optical grid on the fly (bilinear; {crs}; SAR pixels {s_px:.3g} m, "
                         f"optical {o_px:.3g} m)")
-        coarse = sar_resolution_warning(s_px, plan.card) if s_px >= RESOLUTION_FACTOR * o_px else None
-        if coarse:  # both coarse: the optical's warning says it
+        coarse = sar_resolution_warning(s_px, o_px, plan.card)
+        if coarse:
             messages.append(coarse)
 
 

@@ -77,11 +77,13 @@ def resolution_warning(ds, card: Dict[str, Any]) -> Optional[str]:
 SAR_COARSE_FACTOR = 3.0
 
 
-def sar_resolution_warning(sar_pixel_m: float, card: Dict[str, Any]) -> Optional[str]:
+def sar_resolution_warning(sar_pixel_m: float, optical_pixel_m: float, card: Dict[str, Any]) -> Optional[str]:
     """A warning when the SAR's pixels (`sar_pixel_m`, ground metres) are SAR_COARSE_FACTOR times those the
-    checkpoint was trained at, else None."""
+    checkpoint was trained at and coarser than the optical's (warped onto a finer grid; both coarse: the optical's
+    resolution_warning says it), else None."""
     trained = training_resolution(card)
-    if trained is None or sar_pixel_m < SAR_COARSE_FACTOR * trained[0]:
+    if (trained is None or sar_pixel_m < SAR_COARSE_FACTOR * trained[0]
+            or sar_pixel_m < RESOLUTION_FACTOR * optical_pixel_m):
         return None
     t = trained[0]
     return (f"warning: the SAR pixels are {sar_pixel_m:.3g} m, {sar_pixel_m / t:.2g} x the {t:g} m the checkpoint "
@@ -148,9 +150,8 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         s_prep = sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
                               sds.dtypes[sc.indices[0] - 1], sc.method)
         out.warnings += [n for n in s_prep.notes if n.startswith("warning:")]  # border noise, the other unit
-        s_px, o_px = math.sqrt(rio.pixel_area_m2(sds)), math.sqrt(rio.pixel_area_m2(opt))
-        coarse = sar_resolution_warning(s_px, card) if s_px >= RESOLUTION_FACTOR * o_px else None
-        if coarse:  # only where the SAR is warped onto a finer grid, as the run says it (both coarse: one warning)
+        coarse = sar_resolution_warning(math.sqrt(rio.pixel_area_m2(sds)), math.sqrt(rio.pixel_area_m2(opt)), card)
+        if coarse:
             out.warnings.append(coarse)
         if not rio.slow_to_sample(opt):  # JPEG 2000 (a SAFE's bands) took seconds: the run checks it
             o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))

@@ -29,6 +29,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ....models.quoting import quoted
+from ..inputs.units import NOISE_NEGATIVE_FLOOR
 from .raster_io import envelope, read_pixels
 
 #: Largest coordinate interpolation error accepted, in source pixels (GDAL's default is 0.125).
@@ -136,8 +137,6 @@ class GridWarp:
         if self.zero_fill or self.positive_only:
             a[:, (a == 0).all(axis=0)] = np.nan  # a fill; a negative linear value is backscatter below the noise
         if self.positive_only:
-            from ..inputs.units import NOISE_NEGATIVE_FLOOR
-
             a[:, (a < NOISE_NEGATIVE_FLOOR).any(axis=0)] = np.nan  # beyond any noise: an undeclared fill value
         if self.zero_fill:
             low = np.isneginf(a)  # 10 log10(0): no data where every band has it, else the lowest backscatter
