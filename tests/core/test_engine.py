@@ -14,7 +14,7 @@ from claire.claire_plugin.core.engine.schedule import cpu_cores as REAL_CPU_CORE
 from claire.claire_plugin.core.engine.schedule import worker_threads as REAL_WORKER_THREADS
 from claire.claire_plugin.core.errors import CancelledError, ClaireError
 from claire.claire_plugin.core.params import ClassifyParams
-from claire.tests.fixtures.helpers import write_raster
+from claire.tests.fixtures.helpers import synthetic_scene, write_raster
 
 L2A_FOR_CARD = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 0-based B02..B12 without B09 in a 12-band L2A stack
 
@@ -481,3 +481,54 @@ def test_beside_forward_lanes_no_read_chunk_waits_outside_the_queue(engine_scene
               standin_card)
     assert res.stats["tiles"] > 12
     assert waiting["most"] == (1 if pipeline == "2 forward lanes" else 2), waiting
+
+
+def test_tiles_with_nothing_to_classify_skip_the_model_and_the_map_is_the_same(engine_scene, standin_model,
+                                                                               standin_card, monkeypatch):
+    """A nodata wedge in both rasters (a swath edge): tiles whose kept part holds no pixel to classify do not run
+    through the model (also inside a batch that has other tiles), and every output and the summary are those of
+    running every tile."""
+    from claire.claire_plugin.core.engine import tiling
+
+    optical, sar, _ = synthetic_scene(240, 260)
+    rows, cols = np.mgrid[:optical.shape[1], :optical.shape[2]]
+    wedge = rows + cols < 230  # every row and column keeps data: the region is the whole raster
+    optical, sar = optical.copy(), sar.astype(np.float32)
+    optical[:, wedge] = 0
+    sar[:, wedge] = -9999.0
+    d = engine_scene["dir"]
+    scene = {"optical": write_raster(os.path.join(d, "o_wedge.tif"), optical, nodata=0),
+             "sar": write_raster(os.path.join(d, "s_wedge.tif"), sar, nodata=-9999.0, descriptions=["VV", "VH"]),
+             "dir": d}
+    forwarded = []
+
+    class Counts(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, optical, *a, **k):
+            forwarded.append(optical.shape[0])
+            return self.net(optical, *a, **k)
+
+    kw = dict(tile_size=32, context=16, batch_size=3)
+
+    def outputs(name):
+        res = run(_params(scene, f"{name}.tif", confidence=os.path.join(d, f"{name}_c.tif"),
+                          summary_json=os.path.join(d, f"{name}.json"), **kw), Counts(standin_model), standin_card)
+        return res, [_read(p)[0] for p in (res.output, res.confidence)]
+
+    skipped, skipped_maps = outputs("skipped")
+    ran = sum(forwarded)
+    forwarded.clear()
+    monkeypatch.setattr(tiling, "tiles_with_data", lambda grid, r, j0, j1, valid: [True] * (j1 - j0))
+    every, every_maps = outputs("every")
+    assert skipped.stats["tiles"] == every.stats["tiles"] > 12
+    assert every.stats["tiles_without_data"] == 0 and sum(forwarded) >= every.stats["tiles"]
+    assert skipped.stats["tiles_without_data"] >= 4, skipped.stats
+    assert sum(forwarded) - ran == skipped.stats["tiles_without_data"]  # (both with the memory check's forward)
+    for a, b in zip(skipped_maps, every_maps):
+        np.testing.assert_array_equal(a, b)
+    assert skipped.summary == every.summary
+    nodata = _read(skipped.output)[1]["nodata"]
+    assert (skipped_maps[0][wedge] == nodata).all() and (skipped_maps[0][~wedge] != nodata).all()

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
+import numpy as np
+
 from ....models.quoting import quoted
 from ...paths import DEFAULT_CHECKPOINT
 from ..errors import CancelledError, ClaireError
@@ -45,7 +47,7 @@ from ..io.qml import style_classes, write_class_style
 from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
 from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
-from . import schedule
+from . import schedule, tiling
 from .memory_fit import is_out_of_memory, out_of_memory_error
 from .phases import PhaseTimes
 from .plan import RunPlan, class_colors, plan_run
@@ -249,6 +251,8 @@ class _Stream:
         self.has_share: Optional[bool] = None
         self.t_forward = 0.0
         self.n_tiles = 0
+        self.n_skipped = 0  # tiles with nothing to classify, not run through the model
+        self._channels: Optional[int] = None  # of the model's kept parts, known after the first forward
         self._first_report: Optional[Tuple[float, int]] = None  # (time, tiles done) at the first progress report
         self.steering = schedule.ThreadSteering(plan.device, messages, steer=plan.lanes == 1)
         self.phases = PhaseTimes()
@@ -270,14 +274,10 @@ class _Stream:
                 item = self.reader.get()
                 if item is None:
                     break
-                r, j0, j1, o_t, s_t, c_t, masks = item
-                outs = []
-                for b in range(0, o_t.shape[0], plan.batch):
-                    cut = slice(b, b + plan.batch)
-                    outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
-                    self._report(r, j0 + len(outs))
+                r, j0, j1, outs, masks = self._chunk(item, report=True)
+                del item
                 self.post.put((r, j0, j1, outs, masks))
-                del item, o_t, s_t, c_t, outs  # before the next chunk is read: one chunk's inputs in memory at a time
+                del outs  # before the next chunk is read: one chunk's inputs in memory at a time
         with self.phases.timed("writing the last chunks after the last forward"):
             self.post.finish()
         self.post = None
@@ -336,14 +336,39 @@ class _Stream:
         """In a lane thread: one chunk through the model, (r, j0, j1, kept outputs, masks)."""
         import torch
 
+        with torch.inference_mode():
+            return self._chunk(item, report=False)
+
+    def _chunk(self, item, report: bool) -> tuple:
+        """One chunk through the model in batches, (r, j0, j1, kept outputs, masks); progress after each batch
+        with `report`. A tile whose kept part holds no pixel to classify (no data in the optical nor the SAR, e.g.
+        a swath's nodata wedge) skips the model: its part is a placeholder the writers turn into nodata."""
         r, j0, j1, o_t, s_t, c_t, masks = item
         del item
-        outs = []
-        with torch.inference_mode():
-            for b in range(0, o_t.shape[0], self.plan.batch):
-                cut = slice(b, b + self.plan.batch)
-                outs += self._batch(o_t[cut], s_t[cut], None if c_t is None else c_t[cut], r, j0 + b)
+        batch = self.plan.batch
+        has_data = tiling.tiles_with_data(self.plan.grid, r, j0, j1, masks.valid)
+        outs: List[np.ndarray] = []
+        for b in range(0, o_t.shape[0], batch):
+            cols = [j for j in range(j0 + b, min(j0 + b + batch, j1)) if self._channels is None or has_data[j - j0]]
+            if cols:
+                pick = [j - j0 for j in cols]
+                if len(pick) == min(batch, o_t.shape[0] - b):
+                    pick = slice(b, b + batch)
+                parts = iter(self._batch(o_t[pick], s_t[pick], None if c_t is None else c_t[pick], r, cols))
+            for j in range(j0 + b, min(j0 + b + batch, j1)):
+                outs.append(next(parts) if j in cols else self._placeholder(r, j))
+            if report:
+                self._report(r, j0 + len(outs))
         return r, j0, j1, outs, masks
+
+    def _placeholder(self, r: int, j: int) -> np.ndarray:
+        """The kept part of a tile that skipped the model: any finite values (every pixel of it is written as
+        nodata and counted as not valid), shaped as the model's parts."""
+        rows, cols = self.plan.grid.kept_in_tile(r, j)
+        with self._lock:
+            self.n_tiles += 1
+            self.n_skipped += 1
+        return np.full((self._channels, rows.stop - rows.start, cols.stop - cols.start), 0.5, np.float32)
 
     def _stop_lanes(self) -> None:
         """Let the lanes finish the forward they are in and stop; none is left running the model."""
@@ -352,8 +377,8 @@ class _Stream:
             self._lanes_stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _batch(self, o_t, s_t, c_t, r: int, j: int) -> list:
-        """One forward of tiles (r, j..): the kept part of each tile's class probabilities (and SAR share,
+    def _batch(self, o_t, s_t, c_t, r: int, cols: List[int]) -> list:
+        """One forward of tiles (r, j) for j in `cols`: the kept part of each tile's class probabilities (and SAR share,
         distance) on the CPU, [C, h, w] arrays; `c_t` the cloud probability tiles of a cloud-gated model."""
         plan = self.plan
         if self._lanes_stop.is_set() if plan.lanes > 1 else self.is_cancelled():
@@ -384,13 +409,14 @@ class _Stream:
             raise ClaireError(f"the model outputs {logits.shape[1]} classes but its card lists {K}; "
                               f"the checkpoint is inconsistent: re-export it")
         ratio = _distance_ratio(res, plan.familiar) if plan.familiar is not None else None
-        kept = [plan.grid.kept_in_tile(r, j + k) for k in range(logits.shape[0])]
+        kept = [plan.grid.kept_in_tile(r, j) for j in cols]
         per_pixel = plan.groups is not None and plan.groups.per_pixel and plan.uses_cloud
         parts = kept_outputs(logits, share if self.has_share else None, kept, size, ratio, plan.groups,
                              c_t if per_pixel else None)
         seconds = time.perf_counter() - t0
         self.phases.add("model forward, keep the cores, softmax", seconds)
         with self._lock:
+            self._channels = parts[0].shape[0]
             self.t_forward += seconds
             self.n_tiles += len(parts)
             self.steering.after_batch(seconds, len(parts), self.n_tiles)
@@ -431,6 +457,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     band_choice = {"optical": plan.optical_bands.as_dict(), "sar": plan.sar_bands.as_dict()}
     elapsed = time.perf_counter() - t_start
     stats = {"seconds": elapsed, "forward_seconds": stream.t_forward, "tiles": stream.n_tiles,
+             "tiles_without_data": stream.n_skipped,
              "pixels": _span(plan.keep_rows, plan.grid.height) * _span(plan.keep_cols, plan.grid.width),
              "tile_size": plan.tile, "context": plan.context,
              "window": list(plan.grid.shape),

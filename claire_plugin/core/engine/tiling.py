@@ -133,9 +133,21 @@ class TileGrid:
         xs = self.col_axis[0]
         return [xs[j] - xs[j0] for j in range(j0, j1)]
 
+    def kept_in_chunk(self, r: int, j0: int, j: int) -> Tuple[slice, slice]:
+        """The rows and columns that tile (r, j) keeps, inside the read window of the chunk of tiles (r, j0..)."""
+        ys, yb = self.row_axis[0], self.row_axis[1]
+        xs, xb = self.col_axis[0], self.col_axis[1]
+        return slice(yb[r] - ys[r], yb[r + 1] - ys[r]), slice(xb[j] - xs[j0], xb[j + 1] - xs[j0])
+
     def kept_in_tile(self, r: int, j: int) -> Tuple[slice, slice]:
         """The rows and columns of tile (r, j)'s window that it keeps."""
         return kept_slice(self.row_axis, r), kept_slice(self.col_axis, j)
+
+
+def tiles_with_data(grid: TileGrid, r: int, j0: int, j1: int, valid: np.ndarray) -> List[bool]:
+    """For tiles (r, j0..j1-1), whether the part each keeps holds a pixel to classify (`valid`: the chunk's
+    reader.ChunkMasks.valid over its read window)."""
+    return [bool(valid[grid.kept_in_chunk(r, j0, j)].any()) for j in range(j0, j1)]
 
 
 def _axis_window(bounds: List[int], origin: int, size: int, span: Tuple[int, int]):
