@@ -260,3 +260,23 @@ def test_polygons_off_the_raster_are_named_as_such_not_as_smaller_than_a_pixel(t
     msg = str(err.value)
     assert "class 'town'" in msg and "3 more lie outside the optical raster" in msg and "CRS" in msg, msg
     assert "smaller than a pixel" not in msg, msg
+
+
+def test_names_the_base_has_keep_its_codes_and_new_names_follow_them(tmp_path, optical):
+    """QA (a day's workflow): a model fine-tuned on names the bundled model has coded them 1..K alphabetically
+    (built area 1, water 5), so its map scored against a reference in the bundled legend had OA 0.135 instead of
+    0.542. Names the base has now take its codes; new names get the codes after the base's largest."""
+    from claire.claire_plugin.core.training.labels import codes_for_names
+
+    base = [(1, "water"), (2, "trees"), (4, "crops"), (5, "built area"), (9, "rangeland")]
+    names = {1: "Water", 4: "grassland", 5: "built area"}
+    labels = read_labels(write_vector(tmp_path / "l.gpkg", [(w, names[v]) for w, v in BOXES]), optical, "class",
+                         known=base)
+    assert [(c.index, c.code, c.name) for c in labels.classes] == [(0, 1, "Water"), (1, 5, "built area"),
+                                                                   (2, 10, "grassland")]
+    water = labels.pixels.cls == 0
+    assert labels.pixels.cols[water].max() < 30
+    assert codes_for_names(["crops", "Crops", "moss", "bog"], base) == {"crops": 4, "Crops": 10, "bog": 11, "moss": 12}
+    assert codes_for_names(["Crops", "CROPS"], base) == {"CROPS": 4, "Crops": 10}  # neither as written: the first
+    high = [(1, "water"), (253, "trees")]
+    assert codes_for_names(["water", "a", "b", "c"], high) == {"water": 1, "a": 2, "b": 3, "c": 4}

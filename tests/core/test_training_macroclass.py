@@ -56,10 +56,10 @@ def test_the_report_scores_both_levels_from_the_same_pixels(trained):
     scene, report, _ = trained
     macro = report["macroclasses"]
     assert macro["field"] == "mc"
-    # text names get codes 1..M in alphabetical order, like classes
+    # macroclass names get codes 1..M in alphabetical order; the class names are the base's and take its codes
     assert [(m["code"], m["name"], m["classes"]) for m in macro["classes"]] == [
-        (1, "land", ["built area", "crops"]), (2, "wet", ["water"])]
-    groups = np.array([0, 0, 1])  # the classes in index order: built area, crops, water
+        (1, "land", ["crops", "built area"]), (2, "wet", ["water"])]
+    groups = np.array([1, 0, 0])  # the classes in index (code) order: water 1, crops 4, built area 5
     assert set(macro["arms"]) == set(report["arms"])
     for arm, conds in report["arms"].items():
         for cond, m in conds.items():
@@ -69,7 +69,7 @@ def test_the_report_scores_both_levels_from_the_same_pixels(trained):
             # grouping can only merge confusions, never create them: the macroclass OA is at least the class OA
             assert got["oa"] >= m["oa"] - 1e-9
     html = (scene["dir"] / "report.html").read_text()
-    assert "Macroclasses (field mc)" in html and "built area, crops" in html
+    assert "Macroclasses (field mc)" in html and "crops, built area" in html
     saved = json.loads((scene["dir"] / "report.json").read_text())
     assert saved["macroclasses"]["arms"]["finetuned"]["clear"] == macro["arms"]["finetuned"]["clear"]
 
@@ -247,7 +247,7 @@ def test_cli_trains_and_maps_macroclasses(trained, tmp_path, capsys):
                "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64", "--device", "cpu", "--rf-trees", "10",
                "--buffer", "2", "--output", str(out), "--report", str(tmp_path / "r.json")])
     text = capsys.readouterr().out
-    assert rc == 0 and "macroclasses (field mc: land = built area, crops; wet = water)" in text
+    assert rc == 0 and "macroclasses (field mc: land = crops, built area; wet = water)" in text
     assert main(["classify", "--optical", scene["optical"], "--sar", scene["sar"], "--checkpoint", str(out),
                  "--level", "macroclass", "--output", str(tmp_path / "map.tif"), "--device", "cpu"]) == 0
     with rasterio.open(str(tmp_path / "map.tif")) as ds:
@@ -264,11 +264,11 @@ def test_the_dock_report_and_the_card_summaries_show_the_macroclasses(trained):
 
     scene, report, card = trained
     text = report_html(report, str(scene["dir"] / "model.safetensors"))
-    assert "<b>Macroclasses</b> (field mc)" in text and "land = built area, crops; wet = water" in text
+    assert "<b>Macroclasses</b> (field mc)" in text and "land = crops, built area; wet = water" in text
     f1 = report["macroclasses"]["arms"]["finetuned"]["clear"]["macro_f1"]
     assert f"{f1:.2f}".replace(".", ".&#8288;") in text.split("<b>Macroclasses</b>")[1]
-    assert "macroclasses  land = built area, crops; wet = water (classify --level macroclass)" in card_summary(card)
-    assert "Macroclasses</b> (Options &gt; Map level 'macroclass'): land = built area, crops; wet = water" \
+    assert "macroclasses  land = crops, built area; wet = water (classify --level macroclass)" in card_summary(card)
+    assert "Macroclasses</b> (Options &gt; Map level 'macroclass'): land = crops, built area; wet = water" \
         in card_html(card)
     plain = {k: v for k, v in card.items() if k != "macroclasses"}
     assert "macroclasses" not in card_summary(plain) and "Macroclasses" not in card_html(plain)
@@ -310,7 +310,7 @@ def test_scores_from_sar_alone_are_given_at_the_macroclass_level_too(tmp_path):
     assert set(alone) == set(report["sar_only"]["arms"]) >= {"finetuned", "rf_sar"}
     for arm, m in alone.items():
         cm = np.array(report["sar_only"]["arms"][arm]["confusion"])
-        assert m["confusion"] == collapse_confusion(cm, np.array([0, 0, 1]), 2).tolist()
+        assert m["confusion"] == collapse_confusion(cm, np.array([1, 0, 0]), 2).tolist()
     _, saved = load_checkpoint(str(tmp_path / "model.safetensors"))
     assert saved["metrics"]["macroclass"]["heldout_polygons_sar_only"]["macro_f1"] == alone["finetuned"]["macro_f1"]
     assert any(line.startswith("  CLAIRE fine-tuned (optical + SAR), optical missing (SAR alone): macro-F1")

@@ -40,7 +40,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert all(0.85 <= f <= 0.93 for f, _ in scoring)  # the phase moves instead of standing at 85 %
     assert all(0.0 <= e["val_macro_f1"] <= 1.0 for e in epochs)
     model, card = load_checkpoint(str(scene["dir"] / "model.safetensors"))
-    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
+    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "water"), (4, "crops"), (5, "built area")]
     assert card["config"]["num_classes"] == 3 and card["training"]["labels"]["field"] == "class"
     assert len(card["training"]["labels"]["sha256"]) == 64
     # what a reader reproducing the figures needs beyond the settings (a reviewer found no versions, no base hash)
@@ -110,7 +110,7 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
                             device="cpu"))
     import rasterio
     with rasterio.open(out) as ds:
-        assert set(np.unique(ds.read(1))) <= {1, 2, 3}
+        assert set(np.unique(ds.read(1))) <= {1, 4, 5}
 
 
 def test_same_seed_same_scores(scene):
@@ -246,7 +246,7 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     _, base = load_checkpoint(scene["checkpoint"])
     tuned = f"{base['inputs']['optical']['sensor']} (the base checkpoint's; fine-tuned on {os.path.basename(params.optical)})"
     assert net_card["inputs"]["optical"]["sensor"] == tuned
-    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
+    assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "water"), (4, "crops"), (5, "built area")]
     assert card["metrics"]["heldout_polygons"] == {
         k: v for k, v in report["arms"]["rf_optical_sar"]["clear"].items()
         if k in card["metrics"]["heldout_polygons"]}
@@ -258,7 +258,8 @@ def test_the_forest_is_written_beside_the_network_and_maps_as_it_scored(scene):
     assert f"trained on    polygons (l.gpkg, field class), {card['training']['training_pixels']} pixels" in text
     _, base_card = load_checkpoint(scene["checkpoint"])
     with Scene(params.optical, params.sar, base_card) as sc:
-        labels = read_labels(params.labels, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3)
+        labels = read_labels(params.labels, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3,
+                             known=[(c["value"], c["name"]) for c in base_card["classes"]])
         split = make_split(params, labels, sc)
     import rasterio
 
@@ -330,7 +331,8 @@ def test_a_users_snow_class_is_scored_as_the_engine_maps_it(scene):
     report = train_from_polygons(params)
     _, base_card = load_checkpoint(scene["checkpoint"])
     with Scene(params.optical, params.sar, base_card) as sc:
-        labels = read_labels(labels_path, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3)
+        labels = read_labels(labels_path, sc.opt, "class", None, None, None, params.max_pixels_per_polygon, 3,
+                             known=[(c["value"], c["name"]) for c in base_card["classes"]])
         split = make_split(params, labels, sc)
     changed = 0
     for ckpt, arm in ((params.output, "finetuned"), (forest_path_for(params.output), "rf_optical_sar")):

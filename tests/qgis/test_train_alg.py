@@ -45,7 +45,7 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
 
     res, log, out, report, classified = _train(scene, tmp_path)
     card = read_card(out)
-    assert [c["name"] for c in card["classes"]] == ["built area", "crops", "water"]
+    assert [c["name"] for c in card["classes"]] == ["water", "crops", "built area"]
     with open(report) as f:
         saved = json.load(f)
     assert res["MACRO_F1"] == saved["arms"]["finetuned"]["clear"]["macro_f1"]
@@ -58,7 +58,7 @@ def test_train_writes_checkpoint_report_and_classified_scene(claire_plugin, scen
     rate = saved["training"]["lr_note"]  # the rate and why, in the log too
     assert rate.startswith("learning rate ") and f"note: {rate}" in log
     with rasterio.open(classified) as ds:
-        assert ds.shape == (64, 96) and set(np.unique(ds.read(1))) <= {1, 2, 3}
+        assert ds.shape == (64, 96) and set(np.unique(ds.read(1))) <= {1, 4, 5}
     assert os.path.exists(str(tmp_path / "map.qml"))
     assert res["HELD_OUT"] == str(tmp_path / "mine.heldout.gpkg") == saved["held_out_layer"]
     assert os.path.exists(res["HELD_OUT"])
@@ -181,7 +181,7 @@ def test_train_writes_the_forest_and_classifies_with_the_chosen_model(claire_plu
     if choice == 2:
         assert any(line.startswith("classifying with ") and "held-out macro-F1" in line for line in log)
     with rasterio.open(classified) as ds:
-        assert set(np.unique(ds.read(1))) <= {1, 2, 3}
+        assert set(np.unique(ds.read(1))) <= {1, 4, 5}
 
 
 def test_classify_with_the_forest_without_one_is_refused(claire_plugin, scene, tmp_path):
@@ -259,7 +259,7 @@ def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugi
         assert set(np.unique(ds.read(1))) <= {1, 2, ds.nodata}
     card = read_card(out)
     assert [m["name"] for m in card["macroclasses"]] == ["land", "wet"]
-    assert any("macroclasses (field mc: land = built area, crops; wet = water)" in line for line in log)
+    assert any("macroclasses (field mc: land = crops, built area; wet = water)" in line for line in log)
     mapped = str(tmp_path / "macro.tif")
     processing.run("claire:classify", {"OPTICAL": scene["OPTICAL"], "SAR": scene["SAR"], "CHECKPOINT": out,
                                        "OUTPUT": mapped, "LEVEL": 1, "DEVICE": 1})

@@ -120,14 +120,16 @@ class LabelSet:
 def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: Optional[str] = None,
                 layer: Optional[str] = None, classes: Optional[List[ClassInfo]] = None,
                 max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True,
-                assigned_crs: Optional[str] = None, class_names: Optional[str] = None) -> LabelSet:
+                assigned_crs: Optional[str] = None, class_names: Optional[str] = None,
+                known: Optional[Sequence[Tuple[int, str]]] = None) -> LabelSet:
     """Labels of `path` on the grid of the rasterio dataset `grid` (the optical raster).
 
     A vector needs `field_name` (integer codes or text names); a raster is read as codes (0, 255 and its
     nodata ignored), named by `class_names` ('value:name[:#rrggbb],...', --classes) and its category names.
     `classes` imposes an existing class list (a separate validation layer must use the training classes).
     Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them. `assigned_crs`: the
-    vector's CRS where its file has none (QGIS: the CRS the user gave the layer).
+    vector's CRS where its file has none (QGIS: the CRS the user gave the layer). `known`: the base checkpoint's
+    (code, name) classes, whose codes text names it has take (`codes_for_names`).
     """
     from . import label_raster
 
@@ -137,7 +139,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     if class_names:
         label_raster.check_class_names_option(path, class_names)
     features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs)
-    cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name)
+    cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name, known)
     by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers, outside = [], {}, {}, [], []
     skipped: Dict[int, int] = {}
@@ -330,9 +332,10 @@ def class_key(value) -> object:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str]) -> List[ClassInfo]:
+def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str],
+                        known: Optional[Sequence[Tuple[int, str]]] = None) -> List[ClassInfo]:
     """Classes from the field values: integer codes (names from `names` when given) or text names (codes
-    1..K in alphabetical order)."""
+    1..K in alphabetical order; with `known`, the base checkpoint's (code, name) classes, `codes_for_names`)."""
     fractional = [v for v in values if isinstance(v, (float, np.floating)) and not float(v).is_integer()]
     if fractional:
         raise ClaireError(f"field {quoted(field_name)} holds numbers that are not whole (e.g. {fractional[0]:g}); "
@@ -343,7 +346,8 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
         bad = sorted({k for k in keys if not 0 <= k <= 254})
         if bad:
             shown = ", ".join(str(k) for k in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
-            text_field = "give a field of class names as --field instead (numbered 1..K alphabetically, names kept)"
+            text_field = ("give a field of class names as --field instead (names the base checkpoint has take its "
+                          "codes, the others the codes after them)")
             raise ClaireError(f"{len(bad)} class code(s) in field {quoted(field_name)} are outside 0..254 ({shown}): "
                               f"the map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
                               "1..254 in a new field (QGIS field calculator) and give that field")
@@ -361,7 +365,38 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
     if any(isinstance(k, int) for k in keys):
         raise ClaireError(f"field {quoted(field_name)} mixes numbers and names; use either integer codes or class "
                           f"names throughout")
-    return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
+    if not known:
+        return [ClassInfo(i, i + 1, n) for i, n in enumerate(sorted(set(keys)))]
+    codes = codes_for_names(sorted(set(keys)), known)
+    return [ClassInfo(i, code, n) for i, (code, n) in enumerate(sorted((codes[n], n) for n in codes))]
+
+
+def codes_for_names(names: Sequence[str], known: Sequence[Tuple[int, str]]) -> Dict[str, int]:
+    """Codes of text class names: a name the base checkpoint has (case and spacing aside) takes the base's code, so
+    that a fine-tuned map codes water as the bundled map does; of names alike but for case only the one written as
+    the base writes it (else the first in sort order), the others being classes of their own. Other names get the
+    codes after the base's largest, alphabetically (the smallest codes the base does not use where those would pass
+    254)."""
+    names = sorted(names)
+    base: Dict[str, Tuple[int, str]] = {}
+    for code, name in known:
+        base.setdefault(str(name).strip().lower(), (int(code), str(name).strip()))
+    out: Dict[str, int] = {}
+    for key, (code, written) in base.items():
+        twins = [n for n in names if n.strip().lower() == key]
+        if twins:
+            out[next((n for n in twins if n.strip() == written), twins[0])] = code
+    new = [n for n in names if n not in out]
+    start = max(code for code, _ in base.values()) + 1 if base else 1
+    free = list(range(start, start + len(new)))
+    if free and free[-1] > 254:
+        taken = set(out.values()) | {code for code, _ in base.values()}
+        free = [c for c in range(1, 255) if c not in taken][:len(new)]
+        if len(free) < len(new):
+            raise ClaireError(f"{len(names)} class names and the base checkpoint's {len(base)} classes need more "
+                              "than the 254 class codes a map can hold; train fewer classes")
+    out.update(zip(new, free))
+    return out
 
 
 def check_one_code_per_name(pairs: Sequence[Tuple[int, str]], fix: str) -> None:

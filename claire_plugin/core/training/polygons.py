@@ -344,11 +344,13 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
     return fam, f"measured on {cells[0]} cells of 32 px around the training {split.train.units.many}"
 
 
-def _training_labels(params: PolygonTrainParams, scene: Scene) -> LabelSet:
-    """The run's labels on the scene's optical grid, with their macroclasses where asked for."""
+def _training_labels(params: PolygonTrainParams, scene: Scene, base_card: dict) -> LabelSet:
+    """The run's labels on the scene's optical grid, with their macroclasses where asked for; text class names the
+    base checkpoint has take its codes."""
     labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                          params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs,
-                         class_names=params.classes)
+                         class_names=params.classes,
+                         known=[(int(c["value"]), str(c["name"])) for c in base_card["classes"]])
     labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
     return labels
 
@@ -383,7 +385,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
                params.optical_offset, params.sar_units) as scene:
         progress(0.02, "reading the labels")
-        labels = _training_labels(params, scene)
+        labels = _training_labels(params, scene, base_card)
         units = labels.pixels.units
         progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
