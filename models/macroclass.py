@@ -78,8 +78,8 @@ def group_index(card: Dict[str, Any]) -> np.ndarray:
 
 def macro_view(card: Dict[str, Any]) -> Dict[str, Any]:
     """A copy of `card` that describes a map at the macroclass level: its classes are the macroclasses, its
-    metrics their held-out scores, no calibration (the engine tempers the chosen macroclass's confidence with the
-    class-level temperature: models.macroclass.chosen_group_probability), `class_groups` the class index ->
+    metrics their held-out scores, no calibration (the engine tempers the chosen macroclass's probability with the
+    card's temperature: models.macroclass.chosen_group_probability), `class_groups` the class index ->
     macroclass index and `class_values` the classes' values (a reference raster holds those). The model and its
     inputs are unchanged."""
     out = {k: v for k, v in card.items() if k not in ("classes", "metrics", "calibration", "macroclasses")}
@@ -124,11 +124,17 @@ def group_probabilities(probs, groups, out, temperature=1.0):
 
 
 def chosen_group_probability(probs, groups, chosen, temperature):
-    """Per pixel the probability of its macroclass `chosen` [...] (a long tensor) after tempering the class
-    probabilities `probs` [K, ...] with `temperature` (a number or a tensor of the pixels' shape); the map's
-    macroclass is chosen at the card's temperature, so tempering per pixel changes the confidence, never the map."""
+    """Per pixel the probability of its macroclass `chosen` [...] (a long tensor: the largest sum of the class
+    probabilities `probs` [K, ...]) tempered with `temperature` (a number or a tensor of the pixels' shape) at the
+    macroclass level: softmax(log(sums) / T). A monotone transform of the sums, so the chosen macroclass stays the
+    most likely (at least 1/M of M): tempering the classes before the sum let a one-class macroclass fall below a
+    macroclass it had beaten (a confidence of 37 % on a two-macroclass map)."""
+    import torch
+
     count = max(int(groups.max()), int(chosen.max())) + 1
-    sums = group_probabilities(probs, groups, probs.new_empty((count,) + tuple(chosen.shape)), temperature)
+    sums = group_probabilities(probs, groups, probs.new_empty((count,) + tuple(chosen.shape)))
+    if torch.is_tensor(temperature) or temperature != 1.0:
+        sums = torch.softmax(torch.log(sums.clamp_min(1e-30)) / temperature, dim=0)
     return sums.gather(0, chosen.unsqueeze(0))[0]
 
 
