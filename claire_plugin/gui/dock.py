@@ -339,6 +339,7 @@ class ClaireDock(QgsDockWidget):
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
         self.train_panel.classifyWith.connect(self.classify_with)
+        self.train_panel.checkpointsWritten.connect(lambda: self.picker.reload(self.picker.checkpointPath()))
         QgsProject.instance().layersAdded.connect(self._roles_by_bands)
         QgsProject.instance().cleared.connect(self._project_cleared)
         self._roles_by_bands()

@@ -30,6 +30,9 @@ from .widgets import breakable, fit_on_screen
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
+#: The Train tab's own "Start from": the Run tab's last checkpoint (often the user's fine-tuned network or its forest)
+#: is not silently the base of the next training.
+BASE_KEY = "claire/last_base_checkpoint"
 MAX_RECENT = 8
 BROWSE = "__browse__"
 
@@ -67,13 +70,14 @@ def gone_text(path: str) -> str:
             f"Choose yours again from the list or with Browse…")
 
 
-def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None) -> None:
-    """Put ``path`` first in the recent list (bounded) and make it the last used checkpoint."""
+def remember_checkpoint(path: str, settings: Optional[QgsSettings] = None, last_key: str = LAST_KEY) -> None:
+    """Put ``path`` first in the recent list (bounded) and make it the last used checkpoint of the picker whose
+    setting is `last_key` (the Run tab's by default)."""
     settings = settings or QgsSettings()
     old = settings.value(RECENT_KEY, [], type=list) or []
     new = [path] + [p for p in old if p != path]
     settings.setValue(RECENT_KEY, new[:MAX_RECENT])
-    settings.setValue(LAST_KEY, path)
+    settings.setValue(last_key, path)
 
 
 def _stem(path: str) -> str:
@@ -278,8 +282,9 @@ class CheckpointPicker(QWidget):
 
     checkpointChanged = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
-    def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True, last_key: str = LAST_KEY) -> None:
         super().__init__(parent)
+        self._last_key = last_key  # where this picker remembers its last choice (the recent list is shared)
         self._card: Optional[Dict[str, Any]] = None
         self._error: Optional[str] = None
         self._warnings: List[str] = []
@@ -316,9 +321,9 @@ class CheckpointPicker(QWidget):
 
     # -- choices -------------------------------------------------------------------------------------
     def reload(self, select: Optional[str] = None) -> None:
-        """Fill the combo: bundled, recent, browse; select ``select`` or the last used checkpoint."""
+        """Fill the combo: bundled, recent, browse; select ``select`` or this picker's last used checkpoint."""
         settings = QgsSettings()
-        last = settings.value(LAST_KEY, "", type=str)
+        last = settings.value(self._last_key, "", type=str)
         # a remembered checkpoint that was deleted or moved since falls back to the bundled one, and says so (a
         # project folder moved to another place or machine); an explicit choice stays
         self._gone = last if not select and last and not os.path.exists(last) else ""
@@ -365,7 +370,7 @@ class CheckpointPicker(QWidget):
         if path and os.path.exists(path):
             try:
                 read_card_safely(path)
-                remember_checkpoint(path)
+                remember_checkpoint(path, last_key=self._last_key)
             except Exception:  # noqa: BLE001 - reported, not raised
                 pass
         self.reload(path)

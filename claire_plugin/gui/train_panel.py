@@ -35,7 +35,7 @@ from ..layers.layers import PROJECT_CHANGED, layer_crs, layer_file, same_project
 from ..layers.training_layer import is_training_layer, project_training_layer
 from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
-from .picker import CheckpointPicker, remember_checkpoint
+from .picker import BASE_KEY, CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
@@ -79,6 +79,7 @@ class TrainPanel(QWidget):
     """Widgets and run of the Train tab; `classifyWith(path)` asks the dock to classify with a checkpoint."""
 
     classifyWith = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
+    checkpointsWritten = pyqtSignal()  # noqa: N815 - a training's checkpoints joined the recent list
 
     def __init__(self, iface=None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -161,10 +162,11 @@ class TrainPanel(QWidget):
         self.validation.setFilters(layer_filters("PolygonLayer", "PointLayer"))
         allow_empty_layer(self.validation, HOLD_OUT_TEXT)
         self.validation.setLayer(None)
+        self.validation.setCurrentIndex(0)  # the empty row: setLayer(None) leaves the combo blank beside layers
         self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
                                    "NAME.heldout.gpkg. Choose an earlier run's held-out layer to score this "
                                    "training on the same polygons (they then validate only).")
-        self.picker = CheckpointPicker(box, show_card=False)
+        self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
@@ -594,6 +596,8 @@ class TrainPanel(QWidget):
             if other:
                 remember_checkpoint(other)
         remember_checkpoint(checkpoint)  # the network stays the most recent, then the ensemble, the forest
+        self.picker.reload(self.picker.checkpointPath())  # listed now, the choice kept
+        self.checkpointsWritten.emit()
         self.forest_button.setVisible(self.forest is not None)
         known = self.params is not None and self.params.output == checkpoint
         self.next_button.setVisible(self.forest is not None and known)

@@ -104,6 +104,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     from claire.claire_plugin.gui.picker import recent_checkpoints
 
     dock, panel = train_dock, train_dock.train_panel
+    base = panel.picker.checkpointPath()
     layer = panel.new_training_layer()
     _draw(layer)
     panel.epochs.setValue(2)
@@ -129,6 +130,10 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert text.count("Untuned") == 3, "a row clear, a row clouded, the footnote"
     _the_suspect_box_is_named_and_selected(panel, layer, text, params.output)
     assert params.output == recent_checkpoints()[0]
+    # QA (QGIS 3.40 walk): the new checkpoints were in neither picker's list until something reloaded it
+    for picker in (panel.picker, dock.picker):
+        assert picker.combo.findData(params.output) >= 0 and picker.combo.findData(panel.report["forest_checkpoint"]) >= 0
+    assert panel.picker.checkpointPath() == base  # the Train tab's choice is kept
     panel.classify_button.click()
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
     assert "crops" in dock.picker.card_view.toPlainText()
@@ -630,3 +635,30 @@ def test_a_training_layer_made_before_the_mark_is_known_by_its_style(qgis_app, t
                                         options)
     del writer
     assert not is_training_layer(QgsVectorLayer(f"{other}|layername=training", "mine", "ogr"))
+
+
+def test_start_from_is_the_train_tabs_own_choice_and_hold_out_shows(qgis_app, tmp_path, tiny_checkpoint):
+    """QA (QGIS 3.40 walk): "Start from" took whatever the Run tab used last (the user's fine-tuned network or its
+    forest: round 2 fine-tuned round 1's network unsaid); "Validate on" was blank where the project held a polygon
+    layer before the dock opened."""
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+    from claire.claire_plugin.gui.picker import bundled_checkpoint
+
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:32631&field=class:string", "shipped polygons", "memory")
+    QgsProject.instance().addMapLayer(polygons)
+    try:
+        first = ClaireDock(None)
+        first.train_panel.picker.setCheckpoint(bundled_checkpoint())
+        first.picker.setCheckpoint(tiny_checkpoint)  # the Run tab classifies with another model
+        second = ClaireDock(None)  # a new session
+        assert second.picker.checkpointPath() == tiny_checkpoint
+        assert second.train_panel.picker.checkpointPath() == bundled_checkpoint()
+        second.train_panel.picker.setCheckpoint(tiny_checkpoint)
+        assert ClaireDock(None).train_panel.picker.checkpointPath() == tiny_checkpoint
+        validation = second.train_panel.validation
+        assert validation.currentLayer() is None and validation.currentText() in ("hold out 30 %", "")
+        assert validation.currentIndex() == 0 and validation.count() == 2
+    finally:
+        QgsProject.instance().removeAllMapLayers()
