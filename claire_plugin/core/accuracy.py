@@ -327,9 +327,30 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     metrics["ignored_prediction"] = {str(k_): v for k_, v in sorted(ignored_pred.items())}
     metrics["reference_only"] = {str(k_): v for k_, v in sorted(reference_only.items())}
     metrics["mapping"] = {str(k_): v for k_, v in mapping.items()}
+    metrics["legend_note"] = None if mapping else legend_conflict_note(classes, reference, "CLASS_MAPPING")
     metrics["classified"] = classified
     metrics["reference"] = reference
     return metrics
+
+
+def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, how: str) -> Optional[str]:
+    """A warning where the reference's own class names (categories, class_N tags, attribute table) give a value
+    another class than the map's names do (a map of a model whose classes were coded otherwise): values are compared
+    as they are, so those classes are scored against others. `how` says where the user gives the mapping; the note
+    names it by name where the map has the reference's names. None where the legends agree or either has none."""
+    ref = {int(c["value"]): str(c["name"]).strip() for c in classes_from_gdal(reference) if c.get("name")}
+    mine = {int(c["value"]): str(c["name"]).strip() for c in map_classes if c.get("name")}
+    clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and ref[v].lower() != mine[v].lower()]
+    if not clash:
+        return None
+    by_name = {n.lower(): v for v, n in mine.items()}
+    pairs = [f"{v}:{by_name[n.lower()]}" for v, n in sorted(ref.items()) if by_name.get(n.lower(), v) != v]
+    said = "; ".join(f"{v} is {quoted(r)} there and {quoted(m)} in the map" for v, r, m in clash[:6])
+    more = f" (and {len(clash) - 6} more)" if len(clash) > 6 else ""
+    fix = (f"compare by name with the class mapping {','.join(pairs)} ({how})" if pairs else
+           "recode the reference to the map's classes (claire info lists the model's codes)")
+    return (f"warning: the reference names its classes otherwise than the map: {said}{more}. Values are compared as "
+            f"they are, so these classes are scored against other classes; {fix}")
 
 
 def reference_only_note(metrics: Dict[str, Any]) -> str:

@@ -163,6 +163,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
                                  f"count them, map each to one of the map's classes (CLASS_MAPPING, e.g. 4:2)")
         if metrics["reference_only"]:
             feedback.pushWarning(reference_only_note(metrics))
+        if metrics.get("legend_note"):
+            feedback.pushWarning(metrics["legend_note"][len("warning: "):])
         for row in metrics["per_class"]:
             fmt = lambda v: "   –  " if v is None else f"{v:6.3f}"  # noqa: E731
             feedback.pushInfo(f"  {row['name']:<20} IoU {fmt(row['iou'])}  P {fmt(row['precision'])}  "

@@ -230,3 +230,40 @@ def test_the_next_command_printed_can_be_pasted_whatever_the_paths_hold(tmp_path
     assert rc == 0, stdout
     command = stdout.split("then run ", 1)[1].splitlines()[0]
     assert shlex.split(command) == ["claire", "map-accuracy", "--map", path, "--points", out]
+
+
+# -- 8. a reference whose own legend codes the classes otherwise ------------------------------------------
+def test_a_reference_naming_its_values_otherwise_is_warned_of_with_the_mapping_by_name(workdir):
+    """QA (a day's workflow): a map of a model whose classes were coded otherwise (1 = built area) scored against a
+    reference in the bundled legend (1 = water) printed OA 0.11 under the wrong names, with no word. Where both name
+    their values, a disagreement is a warning naming the mapping by name; classify --reference says it too."""
+    from claire.claire_plugin.core.accuracy import evaluate
+
+    tmp, ck = workdir
+    tmp_path = tmp / "legend"
+    tmp_path.mkdir()
+    _, _, labels = synthetic_scene(ROWS, COLS)
+    legend = {1: "water", 2: "trees", 4: "crops", 5: "built area"}
+    swapped = {1: "built area", 2: "trees", 4: "crops", 5: "water"}
+    def named(path, data, names):  # the band's class_N tags, as claire classify writes them
+        import rasterio
+
+        write_raster(path, data, nodata=0)
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(1, **{f"class_{v}": n for v, n in names.items()})
+        return path
+
+    ref = named(str(tmp_path / "ref.tif"), labels, legend)
+    mine = named(str(tmp_path / "map.tif"), labels, swapped)
+    m = evaluate(mine, ref)
+    note = m["legend_note"]
+    assert note.startswith("warning: the reference names its classes otherwise than the map: 1 is 'water' there and "
+                           "'built area' in the map; 5 is 'built area' there and 'water' in the map."), note
+    assert "class mapping 1:5,5:1 (CLASS_MAPPING)" in note
+    assert evaluate(mine, ref, mapping={1: 5, 5: 1})["legend_note"] is None
+    assert evaluate(ref, ref)["legend_note"] is None  # the same legend
+    assert evaluate(mine, write_raster(str(tmp_path / "plain.tif"), labels, nodata=0))["legend_note"] is None
+    argv, out = _classify(tmp, ck, lambda o, s: named(str(tmp / "in" / "ref.tif"), labels, swapped))
+    rc, text, err = cli(argv)
+    assert rc == 0, err
+    assert "the reference names its classes otherwise than the map: 1 is 'built area' there and 'water'" in err + text

@@ -273,6 +273,13 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
         from ..accuracy import check_reference  # one band of codes, some of them the map's classes
 
         check_reference(ref_ds, opt, params.reference, reference_lut(plan.classes, ref_ds.nodata, plan.card))
+        if plan.card.get("class_groups") is None:  # a macroclass map's reference holds the classes' values
+            from ..accuracy import legend_conflict_note
+
+            note = legend_conflict_note(plan.classes, params.reference,
+                                        "claire:evaluate's CLASS_MAPPING, with the map written by this run")
+            if note:
+                messages.append(note)
         plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata
         plan.opened.append(plan.reference)
     plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear", scaled=True)
