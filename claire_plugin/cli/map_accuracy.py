@@ -43,7 +43,8 @@ def cmd_sample_points(args: argparse.Namespace) -> int:
     s = stratified_sample(args.map, per_class=args.per_class, seed=args.seed)
     write_points(s, args.output)
     per = ", ".join(f"{c}: {int((s.value == c).sum())}" for c in s.class_pixels)
-    print(f"{len(s)} points ({per}) written to {args.output}; fill ref_class with the class you see, then run "
+    print(f"{len(s)} points ({per}) written to {args.output}; fill ref_class with the code of the class you see "
+          f"(the map's codes: {s.legend()}), then run "
           f"claire map-accuracy --map {quote(args.map)} --points {quote(args.output)}")
     for note in s.notes:
         print(f"note: {note}")

@@ -28,7 +28,7 @@ POINTS_LAYER = "accuracy_points"
 #: The field the user fills with the class seen on the ground.
 REF_FIELD = "ref_class"
 #: The fields sample-points writes besides REF_FIELD: the map's class at the point and the point's number.
-MAP_FIELD, ID_FIELD = "map_class", "sample_id"
+MAP_FIELD, ID_FIELD, MAP_NAME_FIELD = "map_class", "sample_id", "map_name"
 
 
 @dataclass
@@ -42,9 +42,14 @@ class SamplePoints:
     class_pixels: Dict[int, int]
     crs_wkt: str
     notes: List[str] = field(default_factory=list)
+    names: Dict[int, str] = field(default_factory=dict)  # the map's class names (its categories / class_N tags)
 
     def __len__(self) -> int:
         return int(self.value.size)
+
+    def legend(self) -> str:
+        """'1 = water, 2 = trees' for the map's classes in the sample (codes alone where the map names none)."""
+        return ", ".join(f"{c} = {self.names[c]}" if c in self.names else str(c) for c in sorted(self.class_pixels))
 
 
 #: Band descriptions of the engine's rasters (core.engine.plan._outputs writes them): its class map, and its
@@ -172,12 +177,17 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
         ds.close()
     notes = [f"class {c} has only {counts[c]} pixel(s): all of them are in the sample, fewer than "
              f"{min_per_class} points" for c in counts if counts[c] < min_per_class]
-    return SamplePoints(np.asarray(x, float), np.asarray(y, float), rows, cols, values, counts, crs_wkt, notes)
+    from .accuracy import classes_from_gdal
+
+    names = {int(c["value"]): str(c["name"]) for c in classes_from_gdal(map_path) if c.get("name")}
+    return SamplePoints(np.asarray(x, float), np.asarray(y, float), rows, cols, values, counts, crs_wkt, notes,
+                        names)
 
 
 def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None) -> str:
-    """Write the sample as a GeoPackage point layer with fields sample_id, map_class and ref_class (NULL,
-    for the user to fill); the file appears only once complete."""
+    """Write the sample as a GeoPackage point layer with fields sample_id, map_class, map_name (the map's name of
+    its class, empty where it names none) and ref_class (NULL, for the user to fill with a class code of the map);
+    the file appears only once complete."""
     from .io.points import write_point_layer
 
     labelled = _labelled_points(path)
@@ -185,11 +195,12 @@ def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None)
         raise ClaireError(f"{quoted(path)} already holds {labelled} sample point(s) with a reference label in "
                           f"'{REF_FIELD}': a new sample there would lose those labels; choose another file name "
                           f"(or delete or rename the labelled file first)")
-    records = ((points.x[k], points.y[k], {ID_FIELD: k + 1, MAP_FIELD: int(points.value[k])})
+    records = ((points.x[k], points.y[k], {ID_FIELD: k + 1, MAP_FIELD: int(points.value[k]),
+                                           MAP_NAME_FIELD: points.names.get(int(points.value[k]), "")})
                for k in range(len(points)))
     return write_point_layer(path, POINTS_LAYER, crs_wkt or points.crs_wkt,
-                             [(ID_FIELD, "int"), (MAP_FIELD, "int"), (REF_FIELD, "int")], records,
-                             "the sample points")
+                             [(ID_FIELD, "int"), (MAP_FIELD, "int"), (MAP_NAME_FIELD, "str"), (REF_FIELD, "int")],
+                             records, "the sample points")
 
 
 def _labelled_points(path: str) -> int:

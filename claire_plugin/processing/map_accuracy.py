@@ -24,7 +24,8 @@ SAMPLE_HELP = {
     "PER_CLASS": "Points per map class, drawn uniformly without replacement (all pixels of smaller classes). "
     "50 or more is advised; classes with fewer than 30 labelled points get wide confidence intervals.",
     "SEED": "Random seed: the same map and seed give the same points.",
-    "OUTPUT": "GeoPackage of points at pixel centres, with fields sample_id, map_class and ref_class (empty). "
+    "OUTPUT": "GeoPackage of points at pixel centres, with fields sample_id, map_class, map_name and ref_class "
+    "(empty). "
     "Fill ref_class with the class you see on imagery or in the field, without looking at the map.",
 }
 ACCURACY_HELP = {
@@ -75,7 +76,8 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
             write_points(s, out)
         details = QgsProcessingContext.LayerDetails("Sample points", context.project(), "OUTPUT")
         context.addLayerToLoadOnCompletion(out, details)
-        feedback.pushInfo(f"{len(s)} points written to {out}")
+        feedback.pushInfo(f"{len(s)} points written to {out}; fill ref_class with the code of the class you see "
+                          f"(the map's codes: {s.legend()})")
         for note in s.notes:
             feedback.pushWarning(note)
         return {"OUTPUT": out, "POINTS": len(s)}

@@ -384,3 +384,27 @@ def test_a_point_given_twice_is_refused_and_one_part_multipoints_are_read(tmp_pa
                  '"MultiPoint", "coordinates": [[500005, 4599995], [500015, 4599985]]}}]}')
     with pytest.raises(ClaireError, match="multipoint of 2 points.*Multipart to Singleparts"):
         evaluate_points(path, two)
+
+
+def test_the_sample_names_the_maps_classes_for_the_labeller(tmp_path, capsys):
+    """QA (a day's workflow): the points carried codes only, and a labeller who wrote the reference raster's codes
+    (another legend) scored 12.1 % instead of 55.6 %. Each point carries the map's name of its class and the
+    message lists the map's codes with their names; a map without names gives the codes alone."""
+    import rasterio
+    from osgeo import ogr
+
+    from claire.claire_plugin.cli.main import main
+
+    path, data = _toy_map(tmp_path)
+    assert main(["sample-points", "--map", path, "--per-class", "5", "--output", str(tmp_path / "plain.gpkg")]) == 0
+    assert "(the map's codes: 1, 2, 7)" in capsys.readouterr().out
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(1, class_1="water", class_2="crops", class_7="built area")
+    out = str(tmp_path / "named.gpkg")
+    assert main(["sample-points", "--map", path, "--per-class", "5", "--output", out]) == 0
+    assert "(the map's codes: 1 = water, 2 = crops, 7 = built area)" in capsys.readouterr().out
+    ds = ogr.Open(out)  # held: the layer dies with it
+    names = {1: "water", 2: "crops", 7: "built area"}
+    got = [(f.GetField("map_class"), f.GetField("map_name")) for f in ds.GetLayer(0)]
+    ds = None
+    assert len(got) == 15 and all(name == names[code] for code, name in got)
