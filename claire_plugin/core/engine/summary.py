@@ -5,8 +5,9 @@ Definitions (also in docs/benchmark.md):
 - `valid_pixels`: output pixels with a class; `nodata_pixels`: every other pixel of the output grid.
 - `optical_invalid_share`: share of the pixels inside the optical/SAR overlap whose optical value is
   NaN or the optical nodata value (all selected bands).
-- `cloud_share`: share of valid pixels with optical data whose cloud probability (models.cloud: thick
-  cloud, cirrus, haze or cloud shadow) is >= 0.5 (None when the optical lacks the bands it needs).
+- `cloud_share`: share of the valid pixels (the whole map, the optical gaps included) that have optical data with a
+  cloud probability (models.cloud: thick cloud, cirrus, haze or cloud shadow) >= 0.5 (None when the optical
+  lacks the bands it needs); the shares of the map under cloud, from SAR alone and clear add up to 1.
 - `sar_only_share`: share of valid pixels without optical data (swath edge, masked clouds), classified
   from SAR alone (the optical zeroed and the cloud probability 1 there).
 - `unfamiliar_share` (scene and per class): share of valid pixels whose decoder features lie farther from

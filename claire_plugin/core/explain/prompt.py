@@ -49,7 +49,7 @@ def facts_lines(facts: dict) -> List[str]:
         lines.append(f"Valid area: {f.ha(s['total_area_ha'])} ({f.count(s['valid_pixels'])} pixels), "
                      f"{s['classes_present']} classes present.")
     for key, label in (("optical_invalid_pct", "Optical input nodata or invalid"),
-                       ("cloud_pct", "Optical input under cloud, haze or cloud shadow"),
+                       ("cloud_pct", "Share of the map under cloud, haze or cloud shadow"),
                        ("sar_only_pct", "Classified from SAR alone (no optical data)"),
                        ("sar_reliance_clouded_pct", "SAR share in the fusion gate on clouded pixels"),
                        ("sar_reliance_clear_pct", "SAR share in the fusion gate on clear pixels"),

@@ -156,7 +156,7 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
         ["Valid area (ha)", _g(s["total_area_ha"], 1)],
         ["Valid pixels", _g(s["valid_pixels"])], ["Nodata pixels", _g(s["nodata_pixels"])],
         ["Optical nodata / invalid (%)", _v(s["optical_invalid_pct"])],
-        ["Optical under cloud, haze or shadow (%)", _v(s.get("cloud_pct"))],
+        ["Map under cloud, haze or shadow (% of its pixels)", _v(s.get("cloud_pct"))],
         ["Classified from SAR alone (%)", _v(s.get("sar_only_pct"))],
         ["Unlike the training data (%)", _v(s.get("unfamiliar_pct"))],
         ["Snow / ice ruled out by the optical (%)", _v(s.get("snow_ruled_out_pct"))],
