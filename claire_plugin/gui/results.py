@@ -189,9 +189,13 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     if _shown(sar_only):
         parts.append(f"{_pct(sar_only)} from SAR alone (no optical data).")
     snow = summary.get("snow_ruled_out_share")
-    if _shown(snow):
-        parts.append(f"{_pct(snow)} called snow or ice by the model where the optical shows no snow: mapped as the "
-                     f"next most likely class.")
+    clouded = min(summary.get("snow_ruled_out_clouded_share") or 0.0, snow or 0.0)
+    if _shown((snow or 0.0) - clouded):
+        parts.append(f"{_pct(snow - clouded)} called snow or ice by the model where the optical shows no snow: mapped "
+                     f"as the next most likely class.")
+    if _shown(clouded):
+        parts.append(f"{_pct(clouded)} called snow or ice under cloud, decided from SAR, which cannot tell snow: "
+                     f"mapped as the next most likely class.")
     return "<br>".join(parts)
 
 

@@ -87,7 +87,7 @@ def test_snow_is_ruled_out_where_the_optical_shows_none(pair):
     assert grounding.flagged_sentences == [] and grounding.grounded_share == 1.0
     from claire.claire_plugin.core.engine.summary import scene_line
 
-    assert scene_line(summary).endswith(f"snow / ice ruled out by the optical {SPLIT / W:.1%}")
+    assert scene_line(summary).endswith(f"snow / ice ruled out {SPLIT / W:.1%} by the clear optical")
 
 
 def test_the_check_can_be_turned_off(pair):
@@ -215,3 +215,34 @@ def test_without_sar_fill_the_gaps_still_reach_the_model_as_cloud(tmp_path):
         assert (ds.read(1)[:, 60:80] == 0).all(), "the gap stays nodata"
     cloud = torch.cat([c for c in seen if c is not None])
     assert seen and float(cloud.max()) == 1.0 and int((cloud == 1.0).sum()) >= H * 20
+
+
+def test_snow_ruled_out_under_thick_cloud_is_said_apart_from_the_clear_optical(pair, tmp_path):
+    """QA (outputs agree): 92 % of the snow ruled out on the cloudy SEN12MS-CR scene lay under thick cloud, yet the
+    explanation said "where the clear optical shows no snow cover". The summary counts the part under cloud, and the
+    explanation, the Results tab and the report say each part for what it is."""
+    from claire.claire_plugin.core.engine.summary import scene_line
+    from claire.claire_plugin.gui.results import trust_html
+
+    img = _optical()
+    cloud = dict(zip(CARD, SPECTRA["thick cloud"]))
+    for i, b in enumerate(L2A):
+        img[i, :, SPLIT:] = int(cloud.get(b, cloud["B02"]) * 1e4)
+    optical = write_raster(str(tmp_path / "cloudy.tif"), img)
+    res, classes, _ = _run((optical, pair[1], pair[2]))
+    summary = res.summary
+    assert summary["snow_ruled_out_share"] > 0.95 and not (classes == 7).any()
+    assert summary["snow_ruled_out_clouded_share"] == pytest.approx(summary["cloud_share"], abs=0.02)
+    assert summary["snow_ruled_out_clouded_share"] == pytest.approx((W - SPLIT) / W, abs=0.02)
+    facts = build_facts(summary, tiny_card(classes=CLASSES, arch="standin"))
+    text = render_template(facts)
+    clear = facts["scene"]["snow_ruled_out_clear_pct"]
+    assert clear == pytest.approx(facts["scene"]["snow_ruled_out_pct"] - facts["scene"]["snow_ruled_out_clouded_pct"],
+                                  abs=0.11)
+    assert f"On {clear:.1f} % of the map the network said snow or ice where the clear optical shows no snow" in text
+    assert (f"On {facts['scene']['snow_ruled_out_clouded_pct']:.1f} % of the map, under cloud, the network said snow "
+            f"or ice; it decides there from SAR, which cannot tell snow") in text
+    grounding = check_grounding(text, facts)
+    assert grounding.flagged_sentences == [], grounding.flagged_sentences
+    assert f"({summary['snow_ruled_out_clouded_share']:.1%} under cloud)" in scene_line(summary)
+    assert "called snow or ice under cloud, decided from SAR" in trust_html(summary)

@@ -19,7 +19,9 @@ Definitions (also in docs/benchmark.md):
 - `low_confidence_share`: share of valid pixels whose top-class probability is < 0.5.
 - `snow_ruled_out_share`: share of valid pixels the network gave a snow / ice class that the snow check
   (models.cloud.snow_possible: no snow cover in the clear optical) gave the next class instead (None when the
-  check did not run: no such class, no B03 / B11, or turned off).
+  check did not run: no such class, no B03 / B11, or turned off); `snow_ruled_out_clouded_share` the part of it
+  under cloud (cloud probability >= 0.5), where the network decides from SAR, which cannot tell snow
+  (models.cloud.SNOW_CLOUD), not where the clear optical shows none.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class SummaryAccumulator:
         self.ref_left: Dict[int, int] = {}  # reference codes that are no class of the map: pixels left out
         self.snow_checked = False
         self.snow_ruled_out = 0
+        self.snow_ruled_out_clouded = 0
 
     def add(self, idx: np.ndarray, conf: np.ndarray, sar: Optional[np.ndarray], masks,
             distance: Optional[np.ndarray] = None, ruled_out: Optional[np.ndarray] = None) -> None:
@@ -78,7 +81,10 @@ class SummaryAccumulator:
             self.snow_checked = True
             if ruled_out is not None:
                 # the optical's word only: the gaps decided from SAR alone never take snow (reader)
-                self.snow_ruled_out += int(np.count_nonzero(ruled_out & valid & ~masks.sar_only))
+                out = ruled_out & valid & ~masks.sar_only
+                self.snow_ruled_out += int(np.count_nonzero(out))
+                if masks.cloud is not None:
+                    self.snow_ruled_out_clouded += int(np.count_nonzero(out & (masks.cloud >= CLOUDED)))
         self.region_pixels += valid.size
         self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
         self.cloud_known |= masks.cloud is not None
@@ -178,6 +184,8 @@ class SummaryAccumulator:
             "low_confidence_share": float(self.low.sum() / valid) if valid else None,
             "mean_sar_share": float(self.sar_sum.sum() / self.sar_n.sum()) if self.sar_n.sum() else None,
             "snow_ruled_out_share": (self.snow_ruled_out / valid if valid else 0.0) if self.snow_checked else None,
+            "snow_ruled_out_clouded_share": (self.snow_ruled_out_clouded / valid if valid else 0.0)
+            if self.snow_checked else None,
             "metrics": None,
         }
         out.update({f"mean_sar_share_{g}": self._group_mean(g) for g in GROUPS})
@@ -224,7 +232,9 @@ def scene_line(summary: dict) -> str:
             f"optical invalid {summary['optical_invalid_share']:.1%}, "
             f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
     if summary.get("snow_ruled_out_share"):
-        line += f", snow / ice ruled out by the optical {summary['snow_ruled_out_share']:.1%}"
+        clouded = summary.get("snow_ruled_out_clouded_share") or 0.0
+        line += (f", snow / ice ruled out {summary['snow_ruled_out_share']:.1%}"
+                 + (f" ({clouded:.1%} under cloud)" if clouded else " by the clear optical"))
     return line
 
 

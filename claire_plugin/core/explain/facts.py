@@ -252,6 +252,10 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
         "sar_reliance_sar_only_pct": pct(summary.get("mean_sar_share_sar_only")),
         "unfamiliar_pct": pct(summary.get("unfamiliar_share")),
         "snow_ruled_out_pct": pct(summary.get("snow_ruled_out_share")),
+        "snow_ruled_out_clouded_pct": pct(summary.get("snow_ruled_out_clouded_share")),
+        "snow_ruled_out_clear_pct": pct(None if summary.get("snow_ruled_out_share") is None else
+                                        summary["snow_ruled_out_share"] - (summary.get("snow_ruled_out_clouded_share")
+                                                                           or 0.0)),
         "mean_confidence_pct": pct(mean_conf),
         "low_confidence_pct": pct(_weighted(raw_classes, "low_confidence_share")),
         "sar_reliance_pct": sar,

@@ -293,9 +293,17 @@ def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
     snow = scene.get("snow_ruled_out_pct")
     if not snow or snow < SNOW_SAY_PCT:
         return []
-    return [f"On {f.pct(snow)} of the map the network said snow or ice where the clear optical shows no snow cover "
-            f"(its snow index), so the next most likely class was mapped there; a network that mistakes this scene "
-            f"for snow deserves little trust on it."]
+    clouded = scene.get("snow_ruled_out_clouded_pct") or 0.0
+    clear = scene.get("snow_ruled_out_clear_pct", snow) or 0.0
+    out = []
+    if clear >= SNOW_SAY_PCT:
+        out.append(f"On {f.pct(clear)} of the map the network said snow or ice where the clear optical shows no snow "
+                   f"cover (its snow index), so the next most likely class was mapped there; a network that mistakes "
+                   f"this scene for snow deserves little trust on it.")
+    if clouded >= SNOW_SAY_PCT:
+        out.append(f"On {f.pct(clouded)} of the map, under cloud, the network said snow or ice; it decides there "
+                   f"from SAR, which cannot tell snow, so the next most likely class was mapped.")
+    return out
 
 
 def _unfamiliar(facts: dict, f: Formatter) -> str:
