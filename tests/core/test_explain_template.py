@@ -418,3 +418,19 @@ def test_a_class_name_is_not_capitalised_into_another_class():
     assert text.count("crops dominate") + text.count("crops dominates") == 1, text
     assert "Crops dominate" not in text and "followed by Crops (20.0 %)" in text
     assert check_grounding(text, facts).grounded_share == 1.0
+
+
+def test_cloud_and_gap_sentences_name_what_to_read_with_care_and_say_the_caveat_once():
+    """QA (outputs agree, 3.40 walk): "the fusion gate leaned hardly more on SAR there (...), so treat those classes
+    with care" named no class; with optical gaps and cloud the SAR-alone caveat stood twice, word for word."""
+    summary, card = sample_run(with_reference=False)
+    summary.update(cloud_share=0.3, mean_sar_share_clouded=0.542, mean_sar_share_clear=0.518)
+    text = template.write(build_facts(summary, card))
+    assert "leaned hardly more on SAR there (54.2 % SAR weight, against 51.8 % on clear pixels), so read the map " \
+           "there with care." in text and "those classes" not in text
+    summary.update(optical_invalid_share=0.25, sar_only_share=0.25, mean_sar_share_clouded=0.9)
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert text.count("a decision from SAR alone is less sure than one with the optical") == 1, text
+    assert "as in the gaps, read the classes there with care" in text
+    assert check_grounding(text, facts).flagged_sentences == []

@@ -193,6 +193,8 @@ _SAR_ALONE_CAVEAT = ("a decision from SAR alone is less sure than one with the o
                      "of all (calm open water is dark to the radar, but wind-roughened water, wet soil and wet snow "
                      "can look alike, and crops, rangeland and built area are told apart far less well), so read "
                      "the classes there with care")
+#: The caveat where the sentence on the optical gaps has just given it in full.
+_CAVEAT_AGAIN = "as in the gaps, read the classes there with care"
 
 
 #: Percentage points of SAR weight by which clouded pixels must exceed clear ones to be called decided "more"
@@ -236,6 +238,7 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
         out.append(f"{f.pct(unclassified)} of the output grid has no class: the SAR, or both rasters, have no data "
                    f"there (beyond the SAR's coverage, or outside the scene).")
     if cloud:
+        caveat = _CAVEAT_AGAIN if inv and gaps else _SAR_ALONE_CAVEAT  # the gaps' sentence gave it in full
         s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
         if on_cloud is not None and on_clear is not None:
@@ -244,11 +247,11 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
                   f"gate, against {f.pct(on_clear)} on clear pixels)" if word else
                   f"; the fusion gate {no_lean(on_cloud, on_clear)} on SAR there ({f.pct(on_cloud)} SAR "
                   f"weight, against "
-                  f"{f.pct(on_clear)} on clear pixels), so treat those classes with care")
+                  f"{f.pct(on_clear)} on clear pixels), so read the map there with care")
             if word and not scored:
-                s += f": {_SAR_ALONE_CAVEAT}"
+                s += f": {caveat}"
         elif not scored:
-            s += f"; there the classes rest on SAR more than elsewhere: {_SAR_ALONE_CAVEAT}"
+            s += f"; there the classes rest on SAR more than elsewhere: {caveat}"
         out.append(s + ".")
     return out
 
