@@ -127,7 +127,18 @@ def test_too_small_a_scene_gets_no_familiarity_and_says_why(scene, tmp_path):
     assert "6 cells of 32 px" in card["training"]["familiarity"] and "fewer than the 256" in card["training"]["familiarity"]
     result = classify(ClassifyParams(scene["optical"], scene["sar"], str(tmp_path / "map.tif"), checkpoint=model_path,
                                      device="cpu", unfamiliar=str(tmp_path / "unfamiliar.tif")))
-    assert result.unfamiliar is None and any("no familiarity" in m for m in result.messages)
+    said = [m for m in result.messages if "cannot tell where a scene is unlike its training data" in m]
+    assert result.unfamiliar is None and len(said) == 1 and said[0].startswith("warning: this checkpoint, trained on")
+    assert "6 cells of 32 px" in said[0] and said[0].endswith("; the unfamiliar raster is not written")
+    # QA (a day's workflow): the explanation of a map by such a model said nothing of it
+    from claire.claire_plugin.core.explain import check_grounding
+    from claire.claire_plugin.core.explain.facts import build_facts
+    from claire.claire_plugin.core.explain.template import write
+
+    facts = build_facts(result.summary, card)
+    text = write(facts)
+    assert "This model cannot tell where a scene is unlike its training data: its polygons covered too little" in text
+    assert check_grounding(text, facts).flagged_sentences == []
 
 
 def test_held_out_scores_from_sar_alone_take_the_engines_gap_input(scene, forwards):

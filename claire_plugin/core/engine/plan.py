@@ -400,7 +400,15 @@ def _familiarity(plan: RunPlan, messages: List[str]) -> None:
     """The card's familiarity statistics on the device (models.familiarity), or a note why there are none."""
     fam = plan.card.get("familiarity")
     if not fam:
-        if plan.params.unfamiliar:
+        from ..explain.facts import trained_on_labels
+
+        why = (plan.card.get("training") or {}).get("familiarity")
+        if trained_on_labels(plan.card):
+            messages.append(f"warning: this checkpoint, trained on your labels, cannot tell where a scene is unlike "
+                            f"its training data (familiarity {why or 'not measured'}): compare the map with imagery, "
+                            f"above all away from the area it was trained on"
+                            + ("; the unfamiliar raster is not written" if plan.params.unfamiliar else ""))
+        elif plan.params.unfamiliar:
             messages.append("the checkpoint's card has no familiarity statistics, so this run cannot tell where the "
                             "scene is unlike the training data; the unfamiliar raster is not written")
         return

@@ -310,9 +310,17 @@ def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
 
 
 def _unfamiliar(facts: dict, f: Formatter) -> str:
-    """A warning when the model found much of the scene unlike its training data."""
+    """A warning when the model found much of the scene unlike its training data, or, for a model trained on labels
+    too few to measure it, that it cannot tell."""
     scene = facts["scene"]
     u = scene.get("unfamiliar_pct")
+    model = facts.get("model") or {}
+    if u is None and model.get("familiarity_unmeasured"):
+        kind = model.get("labels_kind") or "polygons"
+        return (f"This model cannot tell where a scene is unlike its training data: its {kind} covered too little "
+                f"of their scene to measure that, so nothing here says where the map should not be trusted. "
+                f"Compare the map with imagery, above all away from the area it was trained on, or train it with "
+                f"{kind} spread wider over the scene.")
     if u is None or u < UNFAMILIAR_WARN_PCT:
         return ""
     out = [f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
