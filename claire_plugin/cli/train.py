@@ -44,7 +44,9 @@ def register(subparsers: Any) -> None:
                         "(default 0.25)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch, kept for the whole run (default: torch's choice, lowered while other "
+                        "programs use the cores; the same seed gives bit-identical weights only at one fixed count)")
     p.add_argument("--reproducible", action="store_true",
                    help="the same weights and card metrics on any x86-64 CPU: CPU only, 1 thread, portable "
                         "kernels (slower; models/determinism.py)")
@@ -121,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
           f"of {cfg.crop} px", file=sys.stderr)
     try:
-        model, hist = _run_training(src, data, len(classes), cfg, resume)
+        model, hist = _run_training(src, data, len(classes), cfg, resume, steer=args.threads is None)
     except KeyboardInterrupt as exc:  # claire's main says it: the checkpoint is not written, the resume file is kept
         if resume and os.path.exists(resume):
             exc.claire_outcome = (f"the checkpoint was not written; the resume file {resume} is kept: run the same "  # type: ignore
@@ -175,11 +177,12 @@ def _check_reproducible(args: argparse.Namespace) -> None:
     determinism.pin_environment()
 
 
-def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Optional[str]):
+def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Optional[str], steer: bool = True):
     """models.training.train with the command line's log; a run that cannot be reproducible is a ClaireError.
     On a CPU with more than one torch thread the count is steered by the steps' times
     (core.engine.schedule.StepSteering), so that another busy program does not stall every step; each change is
-    printed. A reproducible run has one thread: nothing to steer."""
+    printed. A reproducible run has one thread: nothing to steer; with `steer` False (--threads given) the count
+    is only recorded."""
     import contextlib
 
     from ...models.determinism import NotReproducibleError
@@ -187,7 +190,7 @@ def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Opti
     from ..core.engine.schedule import StepSteering
 
     notes: list = []
-    steering = None if cfg.reproducible else StepSteering(pick_device(cfg.device), notes)
+    steering = None if cfg.reproducible else StepSteering(pick_device(cfg.device), notes, steer=steer)
 
     def after_step(seconds: float, done: int) -> None:
         steering.after_step(seconds, done)

@@ -125,7 +125,7 @@ def params_from_args(args: argparse.Namespace):
     cfg = FinetuneConfig(epochs=epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device,
-                         from_scratch=args.from_scratch)
+                         from_scratch=args.from_scratch, steer_threads=args.threads is None)
     if args.average_last is not None:
         cfg = replace(cfg, average_last=args.average_last)
     return PolygonTrainParams(

@@ -146,6 +146,36 @@ def test_step_steering_judges_groups_of_training_steps(monkeypatch):
         torch.set_num_threads(old)
 
 
+def test_a_thread_count_the_user_gave_is_kept_by_trainings_steering(monkeypatch):
+    """QA (consistency): `claire train --threads 2` still started on 1 thread beside a busy core ("threads: starting
+    with 1 of 2") and moved between counts, so the same seed gave other weights. Given, the count is kept."""
+    from claire.claire_plugin.core.training.finetune import FinetuneConfig
+
+    monkeypatch.setattr(schedule, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(contention, "other_runnable", lambda: 4)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        notes = []
+        with schedule.StepSteering(torch.device("cpu"), notes, every=1, steer=False) as steer:
+            assert torch.get_num_threads() == 2
+            for done in range(1, 13):
+                steer.after_step(0.5 * done, done)  # ever slower steps, as beside a busy program
+            assert torch.get_num_threads() == 2 and notes == [] and steer.steps_at_threads() == {"2": 12}
+        with schedule.StepSteering(torch.device("cpu"), notes):  # not given: steered
+            assert torch.get_num_threads() == 1 and "starting with 1 of 2" in notes[0]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+    from claire.claire_plugin.cli.main import build_parser
+    from claire.claire_plugin.cli.train_polygons import params_from_args
+
+    base = ["train", "--optical", "o.tif", "--sar", "s.tif", "--labels", "l.gpkg", "--field", "class", "--output", "m.safetensors"]
+    assert params_from_args(build_parser().parse_args(base + ["--threads", "2"])).config.steer_threads is False
+    assert params_from_args(build_parser().parse_args(base)).config.steer_threads is True
+    assert FinetuneConfig().steer_threads is True
+
+
 def test_the_engine_upsamples_the_kept_parts_only_and_writes_the_same_rasters(tmp_path, monkeypatch):
     """Several 64 px cores read with 32 px of context (edge tiles moved back): the network is asked for its
     cells and every output raster is the one of upsampling whole tiles, byte for byte."""

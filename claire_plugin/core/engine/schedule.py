@@ -120,11 +120,11 @@ class StepSteering:
     CPU) is too noisy a measure, and a probe at a lower count would otherwise often be kept by chance. Used as a
     context manager it gives the thread count it found back on exit."""
 
-    def __init__(self, device, messages: List[str], every: int = 4) -> None:
+    def __init__(self, device, messages: List[str], every: int = 4, steer: bool = True) -> None:
         import torch
 
         self._threads = torch.get_num_threads()
-        self.steering = ThreadSteering(device, messages, unit="step")
+        self.steering = ThreadSteering(device, messages, steer=steer, unit="step")
         self.every, self._seconds, self._steps = max(1, int(every)), 0.0, 0
 
     def __enter__(self) -> "StepSteering":

@@ -54,6 +54,7 @@ class FinetuneConfig:
     stage2: str = "all"                  # what learns in stage 2: "all" or "decoder"
     wise: float = 1.0                    # share of the fine-tuning step kept at the end (keep.interpolate_to_start)
     average_last: float = 0.0            # share of the stage-2 epochs whose end-of-epoch weights are averaged; 0: off
+    steer_threads: bool = True           # False: the thread count the user gave (--threads) is kept all along
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -398,7 +399,8 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
     s1, total = schedule
     t0, epoch = time.time(), 0
     average = WeightAverage()
-    with StepSteering(device, notes) as steering:  # the thread count is given back when training ends
+    # the thread count is given back when training ends; one the user gave is kept all along
+    with StepSteering(device, notes, steer=cfg.steer_threads) as steering:
         while epoch < total:
             stage = 1 if epoch < s1 else 2
             _set_stage(model, stage, cfg.stage2)
