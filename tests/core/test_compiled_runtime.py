@@ -591,3 +591,17 @@ def test_torch_compile_of_a_gated_model_takes_the_cloud_input():
     assert set(got) == set(want)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+def test_no_cached_package_of_either_precision_is_said_once(default_model, monkeypatch, tmp_path):
+    """QA (QGIS 3.40 walk): on a CPU with bfloat16 the note nested the same sentence twice, three brackets deep
+    ("... builds one, once (a few minutes) (bfloat16: auto: no bfloat16 AOT package is cached ...))")."""
+    model, card = default_model
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: "amx_bf16")
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and rt.note == (
+        "runtime: eager (auto: no AOT package is cached for this checkpoint, tile and batch (neither float32 nor "
+        "bfloat16); the runtime `aot` builds them, once (a few minutes))")
+    monkeypatch.setattr(compiled, "bf16_cpu", lambda: None)
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note.count("no AOT package is cached") == 1

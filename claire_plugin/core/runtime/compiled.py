@@ -495,6 +495,10 @@ def _aot(model, card, tile, batch, channels, io: dict, build: bool) -> Runtime:
     usable = [f for f in found if f["fn"] is not None]
     others = "; ".join(f"{f['precision']}: {f['why']}" for f in found[1:] if f["why"])
     if not usable:
+        if len(found) > 1 and all(f.get("uncached") for f in found):  # one sentence, not one per precision
+            return _eager(f"auto: no AOT package is cached for this checkpoint, tile and batch (neither "
+                          f"{' nor '.join(f['precision'] for f in found)}); the runtime `aot` builds them, once (a few "
+                          f"minutes)", model)
         first = found[0]
         why = first["why"] + (f" ({others})" if others else "")
         return _eager(why, model)
@@ -536,6 +540,7 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
     if record is None and not build:
         out["why"] = (f"auto: no {label}AOT package is cached for this checkpoint, tile and batch; the runtime "
                       "`aot` builds one, once (a few minutes)")
+        out["uncached"] = True
         return out
     if record is None:
         from .environment import writable_folder_problem
