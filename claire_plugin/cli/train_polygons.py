@@ -208,5 +208,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out {many} that "
               f"scored the models; give it as --validation to the next training of this layer so that its scores "
               f"are measured on the same {many})", file=sys.stderr)
+    if params.report:
+        from ..core.training.scorecard import html_path_for
+
+        print(f"wrote {params.report} and {html_path_for(params.report)} (the training report)", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else summary_table(report))
     return 0

@@ -192,6 +192,11 @@ def _foreign_codes(per_class: List[Dict[str, Any]]) -> List[str]:
     return out
 
 
+def _column(label: str) -> str:
+    """A class name as an error-matrix column heads it: whole up to 14 characters ("built are" read as a typo)."""
+    return label if len(label) <= 14 else label[:13] + "…"
+
+
 def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool = True) -> str:
     """The area-weighted result as a plain-text table (accuracies in %, areas in ha or km2), with its warnings
     as last lines unless `warnings` is False (the front door shows them as warnings)."""
@@ -215,8 +220,10 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool
                      f"{area(c['area_m2'], c['area_ci95_m2'])}")
     em = result["error_matrix"]
     lines += ["", "error matrix, proportion of area (rows = map, columns = reference):",
-              f"{'':<20}" + "".join(f"{lab[:9]:>10}" for lab in em["labels"])]
+              f"{'':<20}" + "".join(f"{_column(lab):>{max(10, len(_column(lab)) + 1)}}" for lab in em["labels"])]
     for lab, row in zip(em["labels"], em["proportion_of_area"]):
-        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:10.4f}" if v == 0 or v >= 5e-5 else f"{v:10.1e}" for v in row))
+        widths = [max(10, len(_column(c)) + 1) for c in em["labels"]]
+        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:{w}.4f}" if v == 0 or v >= 5e-5 else f"{v:{w}.1e}"
+                                                 for v, w in zip(row, widths)))
     lines += [f"warning: {w}" for w in result["warnings"]] if warnings else []
     return "\n".join(lines)

@@ -236,7 +236,8 @@ class DaskExecutor:
         event = f"claire-cancel-{token}"
         futures = {self.client.submit(_remote_pair, job, options, event, key=f"claire-pair-{job.index}-{token}",
                                       retries=RETRIES, pure=False): job for job in todo}
-        self.log(f"{len(futures)} pair(s) submitted to {self.address}")
+        what = "band(s) of rows" if todo and all(getattr(j, "rows", None) for j in todo) else "pair(s)"
+        self.log(f"{len(futures)} {what} submitted to {self.address}")
         done_count = len(jobs) - len(todo)
         try:
             yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)

@@ -62,6 +62,16 @@ def split_rows(height: int, parts: int, align: int = ROW_ALIGN) -> List[Tuple[in
     return [(start, min(height, start + step)) for start in range(0, height, step)]
 
 
+def bands_note(parts: int, most: int, used: int) -> Optional[str]:
+    """Why fewer bands of rows run than `parts` asked for (`most` rows of tiles, `used` bands made), or None."""
+    if used >= parts:
+        return None
+    why = ([f"the scene's tiles make {most} row(s) of tiles, and a band within a row of tiles would run the same "
+            f"tiles again"] if parts > most else []) + \
+        ([f"bands are cut on {ROW_ALIGN}-row edges"] if used < min(parts, most) else [])
+    return f"{parts} bands of rows asked for; using {used}: {'; '.join(why)}"
+
+
 def classify_scene(options: RunOptions, optical: str, sar: str, output: str, executor, *, parts: int,
                    confidence: Optional[str] = None, vrt: bool = False,
                    progress: Optional[Callable[[float, str], None]] = None,
@@ -85,9 +95,9 @@ def classify_scene(options: RunOptions, optical: str, sar: str, output: str, exe
     rio.open_raster(sar, "SAR").close()
     most = most_parts(height, width, options)
     bands = split_rows(height, min(parts, most))
-    if parts > most and progress is not None:  # said before the bands run
-        progress(0.0, f"{parts} bands of rows asked for, but the scene's tiles make {most} row(s) of tiles, and a "
-                      f"band within a row of tiles would run the same tiles again; using {most} band(s)")
+    note = bands_note(parts, most, len(bands))
+    if note and progress is not None:  # said before the bands run
+        progress(0.0, note)
     folder = os.path.join(os.path.dirname(os.path.abspath(output)),
                           f".{os.path.basename(output)}.parts-{uuid.uuid4().hex[:8]}")
     os.makedirs(folder)

@@ -143,3 +143,16 @@ def test_the_output_name_follows_what_is_written(tmp_path):
         with pytest.raises(ClaireError, match=words):
             classify_scene(run_options(), str(opt), str(opt), str(tmp_path / name), None, parts=2, vrt=vrt)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif"]
+
+
+def test_the_bands_note_gives_the_number_of_bands_used():
+    """QA (consistency): "--parts 4" on a 1024 px scene said "using 3 band(s)" and ran 2 (the 256-row edges)."""
+    from claire.claire_plugin.core.cluster_scene import ROW_ALIGN, bands_note, split_rows
+
+    used = len(split_rows(1024, 3))
+    assert used == 2 and ROW_ALIGN == 256
+    assert bands_note(4, 3, used) == ("4 bands of rows asked for; using 2: the scene's tiles make 3 row(s) of tiles, "
+                                      "and a band within a row of tiles would run the same tiles again; bands are cut "
+                                      "on 256-row edges")
+    assert bands_note(3, 6, 3) is None
+    assert bands_note(5, 6, 4) == "5 bands of rows asked for; using 4: bands are cut on 256-row edges"

@@ -101,6 +101,22 @@ def test_a_class_sampled_whole_is_a_census_without_the_few_points_warning():
     assert "1.0e-05" in row, row
 
 
+def test_the_error_matrix_heads_its_columns_with_whole_class_names():
+    """QA (a day's workflow): the matrix's header cut "built area" to "built are"; names up to 14 characters are
+    whole, the columns as wide as their names, the rows' figures under them."""
+    names = {1: "built area", 2: "flooded vegetation", 3: "water"}
+    mv, rv = _sample_from_matrix(TOY)
+    text = accuracy_table(area_weighted_accuracy(mv, rv, TOY_PIXELS, 100.0, names))
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("error matrix"))
+    header, first = lines[head + 1], lines[head + 2]
+    assert header.split() == ["built", "area", "flooded", "veget…", "water"] and "built are " not in header + " "
+    assert len(first) == len(header) and first.startswith("built area")
+    for name in ("built area", "flooded veget…", "water"):  # each figure ends under its column's name
+        end = header.index(name) + len(name)
+        assert first[end - 1].isdigit(), (name, header, first)
+
+
 def test_reference_only_class_and_unsampled_stratum():
     r = area_weighted_accuracy([1, 1, 2, 2], [1, 3, 2, 2], {1: 50, 2: 50}, 1.0)
     c3 = r["per_class"][2]

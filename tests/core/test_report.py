@@ -121,3 +121,21 @@ def test_cli_explain_refuses_a_token_bound_below_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["explain", "--summary", str(src), "--max-new-tokens", "-5"])
     assert info.value.code == 2 and "'-5' is not a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_explaining_a_report_again_keeps_the_models_held_out_metrics(tmp_path, capsys):
+    """QA (consistency): `claire explain --summary REPORT.json` wrote a report whose model.heldout_metrics was
+    null: the report's card subset, read back, had no `metrics`."""
+    summary, card = sample_run(with_reference=False)
+    card = dict(card, metrics={"heldout": {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}})
+    src = tmp_path / "summary.json"
+    src.write_text(json.dumps({"summary": summary, "card": card}))
+    first, again = tmp_path / "first.json", tmp_path / "again.json"
+    for source, out in ((src, first), (first, again)):
+        assert main(["explain", "--summary", str(source), "--report", str(out),
+                     "--explainer", str(tmp_path / "missing-model")]) == 0
+    capsys.readouterr()
+    a, b = (json.loads(p.read_text()) for p in (first, again))
+    assert a["model"]["heldout_metrics"] == {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}
+    assert b["model"]["heldout_metrics"] == a["model"]["heldout_metrics"]
+    assert b["facts"]["model"] == a["facts"]["model"]

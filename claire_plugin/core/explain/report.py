@@ -258,6 +258,8 @@ def load_summary_file(path: str) -> Tuple[dict, Optional[dict]]:
                           f"`claire classify`.") from None
     if isinstance(data, dict) and isinstance(data.get("summary"), dict):
         card = data.get("card") or data.get("model")
+        if isinstance(card, dict) and "metrics" not in card and card.get("heldout_metrics"):
+            card = dict(card, metrics={"heldout": card["heldout_metrics"]})  # a report's card_subset, read back
         return data["summary"], card if isinstance(card, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise ClaireError(f"'{path}' has no 'classes' list; give the summary JSON written by "
