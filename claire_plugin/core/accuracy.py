@@ -320,6 +320,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
         row["color"] = c.get("color")
         row["predicted"] = int(cm[:, index[int(c["value"])]].sum())
     metrics["confusion"] = cm.tolist()
+    metrics["confusion_rows"], metrics["confusion_columns"] = "reference", "map"  # as the classify summary says
     metrics["class_values"] = [int(c["value"]) for c in classes]
     metrics["compared_pixels"] = int(cm.sum())
     metrics["compared_area_ha"] = float(cm.sum() * data["pixel_area_m2"] / 1e4)

@@ -256,6 +256,7 @@ def test_a_reference_naming_its_values_otherwise_is_warned_of_with_the_mapping_b
     ref = named(str(tmp_path / "ref.tif"), labels, legend)
     mine = named(str(tmp_path / "map.tif"), labels, swapped)
     m = evaluate(mine, ref)
+    assert (m["confusion_rows"], m["confusion_columns"]) == ("reference", "map")  # as the classify summary says
     note = m["legend_note"]
     assert note.startswith("warning: the reference names its classes otherwise than the map: 1 is 'water' there and "
                            "'built area' in the map; 5 is 'built area' there and 'water' in the map."), note
