@@ -152,7 +152,7 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
     missing = [n for n in REQUIRED if packages[n]["version"] is None]
     missing_opt = [n for n in OPTIONAL if packages[n]["version"] is None]
     return {
-        "claire": {"version": _claire_version(), "path": PACKAGE_ROOT},
+        "claire": {"version": claire_version(), "path": PACKAGE_ROOT},
         "host": host or {},
         "python": {"version": platform.python_version(), "executable": sys.executable,
                    "platform": platform.platform()},
@@ -166,7 +166,8 @@ def collect(checkpoint: Optional[str] = None, device: str = "auto",
     }
 
 
-def _claire_version() -> str:
+def claire_version() -> str:
+    """The plugin's version (metadata.txt)."""
     meta = os.path.join(PACKAGE_ROOT, "metadata.txt")
     try:
         with open(meta, encoding="utf-8") as fh:

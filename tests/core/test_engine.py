@@ -532,3 +532,21 @@ def test_tiles_with_nothing_to_classify_skip_the_model_and_the_map_is_the_same(e
     assert skipped.summary == every.summary
     nodata = _read(skipped.output)[1]["nodata"]
     assert (skipped_maps[0][wedge] == nodata).all() and (skipped_maps[0][~wedge] != nodata).all()
+
+
+def test_the_summary_and_the_report_record_the_settings_the_run_used(engine_scene, standin_model, standin_card):
+    """QA (consistency): every report said the card's tile (the training's), and nothing of the run's runtime,
+    threads or switches: two maps could not be told apart by what made them."""
+    d = engine_scene["dir"]
+    res = run(_params(engine_scene, "set.tif", tile_size=32, context=16, snow_check=False,
+                      summary_json=os.path.join(d, "set.json"), report=os.path.join(d, "set_report.json")),
+              standin_model, standin_card)
+    with open(os.path.join(d, "set.json")) as f:
+        saved = json.load(f)["run"]
+    with open(os.path.join(d, "set_report.json")) as f:
+        reported = json.load(f)["run"]
+    assert saved == reported == res.stats["run"]
+    assert saved["tile_size"] == res.stats["tile_size"] and saved["context"] == 16
+    assert saved["runtime"] == res.stats["runtime"] and saved["lanes"] == res.stats["lanes"]
+    assert saved["snow_check"] is False and saved["fill_from_sar"] is True and saved["level"] == "class"
+    assert saved["device"] == "cpu" and saved["threads"] >= 1 and saved["claire_version"] not in ("", "unknown")

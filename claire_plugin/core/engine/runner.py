@@ -470,17 +470,19 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                             messages, summary, stats=stats, card=plan.card,
                             cloud=params.cloud if outputs.cloud else None,
                             unfamiliar=params.unfamiliar if getattr(outputs, "unfamiliar", None) else None)
+    run = run_settings(plan, stats)
+    result.stats["run"] = run
     with OutputSet() as files:
         stage(files, outputs.writers)
         if params.summary_json:
             result.summary_json = files.add_json(params.summary_json, {
-                "summary": summary, "band_choice": band_choice,
+                "summary": summary, "band_choice": band_choice, "run": run,
                 "outputs": {k: os.path.abspath(v) if v else v for k, v in (
                     ("classes", params.output), ("confidence", result.confidence), ("reliance", result.reliance),
                     ("cloud", result.cloud), ("unfamiliar", result.unfamiliar))},
                 "confidence_encoding": "uint8 percent 0-100 rounded down, nodata 255", "messages": messages}, "summary")
         if params.report:
-            result.report = _report(params, summary, plan.card, files)
+            result.report = _report(params, summary, plan.card, files, run)
         files.commit()
     styled = style_classes(plan.classes, class_colors(plan.card))
     note = write_class_style(params.output, styled)
@@ -566,7 +568,23 @@ def _unpack(res):
     return res, None
 
 
-def _report(params, summary: dict, card: dict, files: OutputSet) -> Optional[str]:
+def run_settings(plan: RunPlan, stats: dict) -> dict:
+    """The settings this run used, as its summary JSON and report record them (the card's tiling is the training's,
+    not the run's): tiling, runtime, threads, device, the switches and the plugin's version."""
+    import torch
+
+    from ..diagnostics import claire_version
+
+    p = plan.params
+    return {"tile_size": stats["tile_size"], "context": stats["context"], "window": stats["window"],
+            "batch_size": stats["batch_size"], "lanes": stats["lanes"], "runtime": stats["runtime"],
+            "threads": torch.get_num_threads(), "threads_given": p.threads, "device": str(plan.device),
+            "level": p.level, "fill_from_sar": p.fill_from_sar, "snow_check": p.snow_check,
+            "sar_units": p.sar_units, "optical_offset": p.optical_offset, "extent": p.extent,
+            "claire_version": claire_version()}
+
+
+def _report(params, summary: dict, card: dict, files: OutputSet, run: Optional[dict] = None) -> Optional[str]:
     """Stage the explanation report of a finished run (core.explain.report) in `files`."""
     from ..explain.report import write_report
 
@@ -575,5 +593,5 @@ def _report(params, summary: dict, card: dict, files: OutputSet) -> Optional[str
     write_report(summary, card, params.report, explainer=params.explainer,
                  inputs={k: os.path.abspath(v) if k == "output" or os.path.exists(v) else v
                          for k, v in inputs.items() if v},
-                 outputs=files)
+                 outputs=files, run=run)
     return params.report
