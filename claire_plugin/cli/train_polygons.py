@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
+from ..core.numbers import counted
 from .options import OFFSET_HELP
 
 _NETWORK = ("the network is the one of --checkpoint (its architecture, size and context); pass another "
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     for note in report_notes(report):
         print(f"note: {note}", file=sys.stderr)
     classes = ", ".join(f"{c['code']}={c['name']}" for c in report["classes"])
-    print(f"wrote {params.output} (classes {classes}); {report['training']['epochs']} epochs in "
+    print(f"wrote {params.output} (classes {classes}); {counted(report['training']['epochs'], 'epoch')} in "
           f"{report['training']['seconds']} s", file=sys.stderr)
     if report.get("forest_checkpoint"):
         print(f"wrote {report['forest_checkpoint']} (the random forest, optical + SAR; map with it: claire classify "

@@ -24,6 +24,11 @@ class AmbiguousNumberError(ValueError):
     """'-1.000' or '-1,000': minus one with a decimal separator, minus one thousand with a group separator."""
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 epoch', '12 epochs' (a regular plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def parse_decimal(text: str) -> float:
     """`text` as a finite number: '-1000', '-1000,5', '-1000.5', '-1 000', '−1000', '-1.000,5', '-1,000.5'.
     AmbiguousNumberError for one '.' or ',' between 1-3 digits and exactly 3 ('-1.000': -1 or -1000?); ValueError

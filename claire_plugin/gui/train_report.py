@@ -6,6 +6,7 @@ import html
 import os
 from typing import Any, Dict, List
 
+from ..core.numbers import counted
 from .widgets import breakable, file_url
 
 SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
@@ -157,7 +158,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         if report.get(note):
             rate += f"; {e(report[note])}"
     parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
-                 f"forest on the same pixels{both}. {report['training']['epochs']} epochs in "
+                 f"forest on the same pixels{both}. {counted(report['training']['epochs'], 'epoch')} in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
                  f"the model on your {units.many}; they are not a map accuracy estimate.</p>")
     if html_path:
