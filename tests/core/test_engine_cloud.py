@@ -206,8 +206,8 @@ def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene,
     """A card calibrated from SAR alone (`calibration.sar_only`, core.training.sar_alone): each pixel's confidence is
     tempered with a temperature moved from the card's own one towards the SAR-alone one by the cloud probability the
     model was given: the full SAR-alone temperature in an optical gap (cloud input 1) and under thick cloud, the
-    card's own where the optical is clear; the classes do not change, nor the macroclasses (chosen at the card's
-    own temperature) in a map of macroclasses."""
+    card's own where the optical is clear; the classes do not change, nor the macroclasses (chosen from the
+    network's own probabilities) in a map of macroclasses."""
     d = engine_scene["dir"]
     for scene in ("stripe", "cloud"):
         optical = _scene(engine_scene, **{scene: True})
@@ -226,15 +226,15 @@ def test_pixels_from_sar_alone_get_the_cards_sar_alone_temperature(engine_scene,
         covered = np.zeros(cloud.shape, bool)
         covered[STRIPE if scene == "stripe" else CLOUD] = True
         assert (cloud[covered] == 100).all()
-        # the top class's probability falls as T grows, as does a macroclass of one class; one of several classes
-        # moves towards their share of the classes
-        down = covered if level == "class" else covered & (c0 == 11)
-        assert down.sum() > 20 and (k1[down] <= k0[down]).all() and k1[down].mean() < k0[down].mean() - 5
-        if level == "class":
+        if level == "class":  # the top class's probability falls as T grows
+            assert covered.sum() > 20 and (k1[covered] <= k0[covered]).all()
+            assert k1[covered].mean() < k0[covered].mean() - 5
             assert (k1 <= k0 + 1).all() and s1["mean_confidence"] < s0["mean_confidence"]
-        else:
-            several = covered & (c0 == 10)
-            assert several.sum() > 100 and np.abs(k1[several] - k0[several]).mean() > 2
+        else:  # tempered at the macroclass level: the mapped one falls towards 1/2, never below it
+            for m in (10, 11):
+                part = covered & (c0 == m)
+                assert part.sum() > 20 and (k1[part] <= k0[part]).all() and (k1[part] >= 50).all()
+                assert k1[part].mean() < k0[part].mean() - 2, m
 
 
 def test_confidence_raster_below_50_is_the_summarys_low_confidence(engine_scene, tiny_checkpoint):
