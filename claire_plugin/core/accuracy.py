@@ -339,13 +339,15 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
     another class than the map's names do (a map of a model whose classes were coded otherwise): values are compared
     as they are, so those classes are scored against others. `how` says where the user gives the mapping; the note
     names it by name where the map has the reference's names. None where the legends agree or either has none."""
+    from .training.labels import name_key
+
     ref = {int(c["value"]): str(c["name"]).strip() for c in classes_from_gdal(reference) if c.get("name")}
     mine = {int(c["value"]): str(c["name"]).strip() for c in map_classes if c.get("name")}
-    clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and ref[v].lower() != mine[v].lower()]
+    clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and name_key(ref[v]) != name_key(mine[v])]
     if not clash:
         return None
-    by_name = {n.lower(): v for v, n in mine.items()}
-    pairs = [f"{v}:{by_name[n.lower()]}" for v, n in sorted(ref.items()) if by_name.get(n.lower(), v) != v]
+    by_name = {name_key(n): v for v, n in mine.items()}
+    pairs = [f"{v}:{by_name[name_key(n)]}" for v, n in sorted(ref.items()) if by_name.get(name_key(n), v) != v]
     said = "; ".join(f"{v} is {quoted(r)} there and {quoted(m)} in the map" for v, r, m in clash[:6])
     more = f" (and {len(clash) - 6} more)" if len(clash) > 6 else ""
     fix = (f"compare by name with the class mapping {','.join(pairs)} ({how})" if pairs else

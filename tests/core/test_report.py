@@ -139,3 +139,24 @@ def test_explaining_a_report_again_keeps_the_models_held_out_metrics(tmp_path, c
     assert a["model"]["heldout_metrics"] == {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}
     assert b["model"]["heldout_metrics"] == a["model"]["heldout_metrics"]
     assert b["facts"]["model"] == a["facts"]["model"]
+
+
+def test_explaining_a_report_of_a_model_trained_on_labels_says_the_same(tmp_path, capsys):
+    """QA (review): a report explained again lost "trained on your labels" and "cannot tell where a scene is unlike
+    its training data": the report's card subset dropped the held-out polygon scores and the familiarity."""
+    summary, card = sample_run(with_reference=False)
+    heldout = {"macro_f1": 0.61, "oa": 0.7, "confusion": [[3, 1], [0, 4]]}
+    card = dict(card, metrics={"heldout_polygons": heldout}, familiarity=None,
+                training={"labels": {"geometry": "polygon"}, "familiarity": "not measured: 6 cells of 32 px"})
+    src = tmp_path / "summary.json"
+    src.write_text(json.dumps({"summary": summary, "card": card}))
+    first, again = tmp_path / "first.json", tmp_path / "again.json"
+    for source, out in ((src, first), (first, again)):
+        assert main(["explain", "--summary", str(source), "--report", str(out),
+                     "--explainer", str(tmp_path / "missing-model")]) == 0
+    capsys.readouterr()
+    a, b = (json.loads(p.read_text()) for p in (first, again))
+    assert a["facts"]["model"]["from_labels"] and a["facts"]["model"]["familiarity_unmeasured"]
+    assert b["facts"]["model"] == a["facts"]["model"]
+    said = "This model cannot tell where a scene is unlike its training data"
+    assert said in a["explanation"]["text"] and said in b["explanation"]["text"]

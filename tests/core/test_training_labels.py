@@ -278,5 +278,6 @@ def test_names_the_base_has_keep_its_codes_and_new_names_follow_them(tmp_path, o
     assert labels.pixels.cols[water].max() < 30
     assert codes_for_names(["crops", "Crops", "moss", "bog"], base) == {"crops": 4, "Crops": 10, "bog": 11, "moss": 12}
     assert codes_for_names(["Crops", "CROPS"], base) == {"CROPS": 4, "Crops": 10}  # neither as written: the first
+    assert codes_for_names(["Built  Area", "water "], base) == {"Built  Area": 5, "water ": 1}  # spacing aside
     high = [(1, "water"), (253, "trees")]
     assert codes_for_names(["water", "a", "b", "c"], high) == {"water": 1, "a": 2, "b": 3, "c": 4}

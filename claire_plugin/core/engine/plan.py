@@ -277,7 +277,8 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
             from ..accuracy import legend_conflict_note
 
             note = legend_conflict_note(plan.classes, params.reference,
-                                        "claire:evaluate's CLASS_MAPPING, with the map written by this run")
+                                        "CLASS_MAPPING of the Processing tool claire:evaluate, in QGIS or "
+                                        "through qgis_process, with the map this run writes")
             if note:
                 messages.append(note)
         plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata

@@ -88,7 +88,8 @@ def _card_model(card: dict) -> dict:
         # trained on the user's own labels (polygons or points): more labels, not "train it", is then the advice
         "from_labels": trained_on_labels(card),
         # trained on labels whose scene was too small to measure its familiarity: it cannot tell unlike scenes
-        "familiarity_unmeasured": trained_on_labels(card) and not card.get("familiarity"),
+        "familiarity_unmeasured": trained_on_labels(card) and not (card.get("familiarity")
+                                                                   or card.get("familiarity_measured")),
         # what its held-out labels were: "points" for a point layer, else "polygons"
         "labels_kind": "points" if (((card.get("training") or {}).get("labels") or {}).get("geometry")
                                     == "point") else "polygons",

@@ -48,12 +48,18 @@ def card_subset(card: dict) -> dict:
     for key, spec in (card.get("inputs") or {}).items():
         inputs[key] = {k: spec.get(k) for k in ("sensor", "bands", "units") if k in spec}
     training = card.get("training") or {}
+    metrics = card.get("metrics") or {}
     return {
         "format": card.get("format"), "arch": card.get("arch"), "size": card.get("size"),
         "classes": card.get("classes") or [], "nodata": card.get("nodata"), "inputs": inputs,
         "tile_size": card.get("tile_size"), "context": card.get("context"),
-        "training": {k: training.get(k) for k in ("data", "epochs", "seed") if k in training},
-        "heldout_metrics": (card.get("metrics") or {}).get("heldout"),
+        "training": {k: training.get(k) for k in ("data", "epochs", "seed", "labels", "familiarity") if k in training},
+        "heldout_metrics": metrics.get("heldout"),
+        # what the explanation's facts read of a card, so that a report explained again says the same
+        "metrics": {k: metrics[k] for k in ("heldout", "heldout_polygons", "heldout_polygons_sar_only")
+                    if k in metrics},
+        "familiarity_measured": bool(card.get("familiarity") or card.get("familiarity_measured")),
+        "config": {k: v for k, v in (card.get("config") or {}).items() if k == "forest_weight"},
         "created": card.get("created"), "claire_version": card.get("claire_version"),
     }
 
@@ -262,7 +268,7 @@ def load_summary_file(path: str) -> Tuple[dict, Optional[dict]]:
     if isinstance(data, dict) and isinstance(data.get("summary"), dict):
         card = data.get("card") or data.get("model")
         if isinstance(card, dict) and "metrics" not in card and card.get("heldout_metrics"):
-            card = dict(card, metrics={"heldout": card["heldout_metrics"]})  # a report's card_subset, read back
+            card = dict(card, metrics={"heldout": card["heldout_metrics"]})  # an older report's card subset
         return data["summary"], card if isinstance(card, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise ClaireError(f"'{path}' has no 'classes' list; give the summary JSON written by "

@@ -24,7 +24,7 @@ from ....models.augment import AugmentConfig, augment_sample
 from ....models.training import IGNORE, LossConfig
 from ..errors import CancelledError, ClaireError
 from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
-from .labels import POLYGONS, ClassInfo, LabelPixels, Units
+from .labels import POLYGONS, ClassInfo, LabelPixels, Units, name_key
 from .scene import Scene
 from .windows import network_input, uses_cloud
 
@@ -78,8 +78,8 @@ def prepare_model(base_model, base_card: dict, classes: List[ClassInfo], from_sc
     if from_scratch:
         return build_model(base_card["arch"], config), config, "trained from scratch (random initialisation)"
     model = copy.deepcopy(base_model)
-    base_names = [str(c["name"]).strip().lower() for c in base_card["classes"]]
-    names = [c.name.strip().lower() for c in classes]
+    base_names = [name_key(c["name"]) for c in base_card["classes"]]
+    names = [name_key(c.name) for c in classes]
     if names == base_names:
         return model, config, "classes identical to the base checkpoint: its classifier head is kept"
     old = model.decoder.classifier
@@ -174,8 +174,8 @@ NEW_AREA_STAGE2_FACTOR = 1.0
 
 def knows_all_classes(base_card: dict, classes: List[ClassInfo]) -> bool:
     """Whether every class of the run is one of the base checkpoint's by name."""
-    known = {str(c["name"]).strip().lower() for c in base_card["classes"]}
-    return all(c.name.strip().lower() in known for c in classes)
+    known = {name_key(c["name"]) for c in base_card["classes"]}
+    return all(name_key(c.name) in known for c in classes)
 
 
 def measures_fit(cfg: FinetuneConfig, base_card: dict, classes: List[ClassInfo]) -> bool:

@@ -15,7 +15,7 @@ from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer
-from .labels import ClassInfo, class_key, class_lookup, classes_from_values
+from .labels import ClassInfo, class_key, class_lookup, classes_from_values, name_key
 from .scorecard import score_confusion
 
 
@@ -33,7 +33,7 @@ class Hierarchy:
         out = []
         for m in self.macroclasses:
             members = [c for c in classes if self.of_class[c.index] == m.index]
-            color = colors.get(m.name.strip().lower()) or colors.get(members[0].name.strip().lower())
+            color = colors.get(name_key(m.name)) or colors.get(name_key(members[0].name))
             out.append({"index": m.index, "value": m.code, "name": m.name, **({"color": color} if color else {}),
                         "classes": [c.code for c in members]})
         return out

@@ -18,6 +18,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .labels import name_key
+
 
 class StartAnchor:
     """L2-SP penalty towards the starting weights of the parameters the base checkpoint shares."""
@@ -41,8 +43,8 @@ class StartAnchor:
 def known_channels(base_names: Sequence[str], names: Sequence[str]) -> Optional[tuple]:
     """(user class indices, base class indices) of the user's classes the base knows by name (at least two),
     else None."""
-    base = [n.strip().lower() for n in base_names]
-    pairs = [(i, base.index(n.strip().lower())) for i, n in enumerate(names) if n.strip().lower() in base]
+    base = [name_key(n) for n in base_names]
+    pairs = [(i, base.index(name_key(n))) for i, n in enumerate(names) if name_key(n) in base]
     if len(pairs) < 2:
         return None
     return [i for i, _ in pairs], [j for _, j in pairs]

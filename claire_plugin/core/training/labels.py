@@ -193,7 +193,7 @@ def spelling_notes(classes: List[ClassInfo]) -> List[str]:
     """A note on class names equal when case and spaces are ignored ('A' / 'a'; ...), or none."""
     seen: Dict[str, List[str]] = {}
     for c in classes:
-        seen.setdefault(" ".join(str(c.name).split()).casefold(), []).append(str(c.name))
+        seen.setdefault(name_key(c.name), []).append(str(c.name))
     twins = "; ".join(" / ".join(repr(n) for n in names) for names in seen.values() if len(names) > 1)
     return [f"class names that differ only in case or spacing are different classes: {twins}; if they are one "
             f"class, give them one spelling"] if twins else []
@@ -322,6 +322,11 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
     return features, bad, kinds, digest.hexdigest()
 
 
+def name_key(name: object) -> str:
+    """A class name as names are matched (a base checkpoint's, a twin's): case and spacing aside."""
+    return " ".join(str(name).split()).casefold()
+
+
 def class_key(value) -> object:
     """Class values compare as integers when they are integral numbers, else as stripped text."""
     if isinstance(value, (int, np.integer)):
@@ -380,10 +385,10 @@ def codes_for_names(names: Sequence[str], known: Sequence[Tuple[int, str]]) -> D
     names = sorted(names)
     base: Dict[str, Tuple[int, str]] = {}
     for code, name in known:
-        base.setdefault(str(name).strip().lower(), (int(code), str(name).strip()))
+        base.setdefault(name_key(name), (int(code), str(name).strip()))
     out: Dict[str, int] = {}
     for key, (code, written) in base.items():
-        twins = [n for n in names if n.strip().lower() == key]
+        twins = [n for n in names if name_key(n) == key]
         if twins:
             out[next((n for n in twins if n.strip() == written), twins[0])] = code
     new = [n for n in names if n not in out]
@@ -568,8 +573,8 @@ def _count_hints(c: ClassInfo, classes: List[ClassInfo], skipped: Optional[Dict[
     if (multipart or {}).get(c.index):
         hints.append(f"{multipart[c.index]} are multipart features, which count as one polygon each (QGIS: Vector > "
                      f"Geometry Tools > Multipart to Singleparts splits them)")
-    key = " ".join(str(c.name).split()).casefold()
-    twins = [o.name for o in classes if o.index != c.index and " ".join(str(o.name).split()).casefold() == key]
+    key = name_key(c.name)
+    twins = [o.name for o in classes if o.index != c.index and name_key(o.name) == key]
     if twins:
         hints.append(f"{', '.join(map(repr, twins))} is another class: names are compared as written")
     return f" ({'; '.join(hints)})" if hints else ""

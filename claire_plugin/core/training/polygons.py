@@ -22,7 +22,7 @@ from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
-from .labels import ClassInfo, LabelPixels, LabelSet, Units, read_labels
+from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labels
 from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
@@ -192,19 +192,19 @@ def _base_color(c: ClassInfo, classes: List[ClassInfo], base_classes: List[Dict[
     water); where several classes differ only in case ("Crops", "crops": different classes), only the one written as
     the base writes it (else the first) takes it, the others get colours of their own: one colour for two classes
     made them one on the map."""
-    key = c.name.strip().lower()
-    base = next((b for b in base_classes if str(b["name"]).strip().lower() == key), None)
+    key = name_key(c.name)
+    base = next((b for b in base_classes if name_key(b["name"]) == key), None)
     if base is None:
         return None
-    twins = [o for o in classes if o.name.strip().lower() == key]
+    twins = [o for o in classes if name_key(o.name) == key]
     keeper = next((o for o in twins if o.name.strip() == str(base["name"]).strip()), twins[0])
     return base.get("color") if keeper.index == c.index else None
 
 
 def base_channel_map(base_card: dict, classes: List[ClassInfo]) -> Optional[np.ndarray]:
     """Base channel -> user class index by class name (-1: not a user class); None when none matches."""
-    names = {c.name.strip().lower(): c.index for c in classes}
-    cmap = np.array([names.get(str(c["name"]).strip().lower(), -1) for c in base_card["classes"]], np.int64)
+    names = {name_key(c.name): c.index for c in classes}
+    cmap = np.array([names.get(name_key(c["name"]), -1) for c in base_card["classes"]], np.int64)
     return cmap if (cmap >= 0).any() else None
 
 
@@ -642,7 +642,7 @@ def _card_parts(base_card: dict, labels: LabelSet, report: Dict, arm: str) -> Tu
     alone = report["macroclasses"].get("sar_only", {}).get(arm)
     if alone is not None:
         metrics["macroclass"]["heldout_polygons_sar_only"] = {m: alone[m] for m in keys if m in alone}
-    colors = {str(c["name"]).strip().lower(): c.get("color") for c in base_card["classes"]}
+    colors = {name_key(c["name"]): c.get("color") for c in base_card["classes"]}
     return classes, metrics, labels.hierarchy.card_entries(labels.classes, colors)
 
 
