@@ -123,11 +123,8 @@ def test_cli_explain_refuses_a_token_bound_below_one(tmp_path, capsys):
     assert info.value.code == 2 and "'-5' is not a whole number of at least 1" in capsys.readouterr().err
 
 
-def test_explaining_a_report_again_keeps_the_models_held_out_metrics(tmp_path, capsys):
-    """QA (consistency): `claire explain --summary REPORT.json` wrote a report whose model.heldout_metrics was
-    null: the report's card subset, read back, had no `metrics`."""
-    summary, card = sample_run(with_reference=False)
-    card = dict(card, metrics={"heldout": {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}})
+def _explained_twice(tmp_path, capsys, summary, card):
+    """The reports of `claire explain` of a summary with `card`, then of that report: (first, again)."""
     src = tmp_path / "summary.json"
     src.write_text(json.dumps({"summary": summary, "card": card}))
     first, again = tmp_path / "first.json", tmp_path / "again.json"
@@ -135,7 +132,15 @@ def test_explaining_a_report_again_keeps_the_models_held_out_metrics(tmp_path, c
         assert main(["explain", "--summary", str(source), "--report", str(out),
                      "--explainer", str(tmp_path / "missing-model")]) == 0
     capsys.readouterr()
-    a, b = (json.loads(p.read_text()) for p in (first, again))
+    return tuple(json.loads(p.read_text()) for p in (first, again))
+
+
+def test_explaining_a_report_again_keeps_the_models_held_out_metrics(tmp_path, capsys):
+    """QA (consistency): `claire explain --summary REPORT.json` wrote a report whose model.heldout_metrics was
+    null: the report's card subset, read back, had no `metrics`."""
+    summary, card = sample_run(with_reference=False)
+    card = dict(card, metrics={"heldout": {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}})
+    a, b = _explained_twice(tmp_path, capsys, summary, card)
     assert a["model"]["heldout_metrics"] == {"oa": 0.7391, "miou": 0.3994, "kappa": 0.6731}
     assert b["model"]["heldout_metrics"] == a["model"]["heldout_metrics"]
     assert b["facts"]["model"] == a["facts"]["model"]
@@ -148,14 +153,7 @@ def test_explaining_a_report_of_a_model_trained_on_labels_says_the_same(tmp_path
     heldout = {"macro_f1": 0.61, "oa": 0.7, "confusion": [[3, 1], [0, 4]]}
     card = dict(card, metrics={"heldout_polygons": heldout}, familiarity=None,
                 training={"labels": {"geometry": "polygon"}, "familiarity": "not measured: 6 cells of 32 px"})
-    src = tmp_path / "summary.json"
-    src.write_text(json.dumps({"summary": summary, "card": card}))
-    first, again = tmp_path / "first.json", tmp_path / "again.json"
-    for source, out in ((src, first), (first, again)):
-        assert main(["explain", "--summary", str(source), "--report", str(out),
-                     "--explainer", str(tmp_path / "missing-model")]) == 0
-    capsys.readouterr()
-    a, b = (json.loads(p.read_text()) for p in (first, again))
+    a, b = _explained_twice(tmp_path, capsys, summary, card)
     assert a["facts"]["model"]["from_labels"] and a["facts"]["model"]["familiarity_unmeasured"]
     assert b["facts"]["model"] == a["facts"]["model"]
     said = "This model cannot tell where a scene is unlike its training data"
