@@ -19,6 +19,23 @@ SYSTEM = (
 )
 
 
+#: The scene's facts the prompt lists, with their labels.
+SCENE_LINES = (("optical_invalid_pct", "Optical input nodata or invalid"),
+               ("cloud_pct", "Share of the map under cloud, haze or cloud shadow"),
+               ("sar_only_pct", "Classified from SAR alone (no optical data)"),
+               ("sar_reliance_clouded_pct", "SAR share in the fusion gate on clouded pixels"),
+               ("sar_reliance_clear_pct", "SAR share in the fusion gate on clear pixels"),
+               ("unfamiliar_pct", "Unlike the model's training data (not to be trusted)"),
+               ("snow_ruled_out_pct", "Snow or ice by the network, ruled out (the optical's NDSI shows none, or "
+                                      "thick cloud: decided from SAR), given the next class"),
+               ("snow_ruled_out_clouded_pct", "of it under cloud, where SAR cannot tell snow"),
+               ("snow_ruled_out_clear_pct", "of it where the clear optical shows no snow"),
+               ("mean_confidence_pct", "Mean confidence"),
+               ("low_confidence_pct", "Low-confidence pixels"),
+               ("sar_reliance_pct", "SAR share in the fusion gate (scene)"),
+               ("optical_reliance_pct", "Optical share in the fusion gate (scene)"))
+
+
 def facts_lines(facts: dict) -> List[str]:
     """The facts as short text lines, numbers formatted like the template formats them."""
     f = Formatter(facts)
@@ -48,20 +65,10 @@ def facts_lines(facts: dict) -> List[str]:
     if s.get("total_area_ha") is not None:
         lines.append(f"Valid area: {f.ha(s['total_area_ha'])} ({f.count(s['valid_pixels'])} pixels), "
                      f"{s['classes_present']} classes present.")
-    for key, label in (("optical_invalid_pct", "Optical input nodata or invalid"),
-                       ("cloud_pct", "Share of the map under cloud, haze or cloud shadow"),
-                       ("sar_only_pct", "Classified from SAR alone (no optical data)"),
-                       ("sar_reliance_clouded_pct", "SAR share in the fusion gate on clouded pixels"),
-                       ("sar_reliance_clear_pct", "SAR share in the fusion gate on clear pixels"),
-                       ("unfamiliar_pct", "Unlike the model's training data (not to be trusted)"),
-                       ("snow_ruled_out_pct", "Snow or ice by the network, ruled out (the optical's NDSI shows "
-                                              "none, or thick cloud: decided from SAR), given the next class"),
-                       ("snow_ruled_out_clouded_pct", "of it under cloud, where SAR cannot tell snow"),
-                       ("snow_ruled_out_clear_pct", "of it where the clear optical shows no snow"),
-                       ("mean_confidence_pct", "Mean confidence"),
-                       ("low_confidence_pct", "Low-confidence pixels"),
-                       ("sar_reliance_pct", "SAR share in the fusion gate (scene)"),
-                       ("optical_reliance_pct", "Optical share in the fusion gate (scene)")):
+    if model.get("familiarity_unmeasured"):
+        lines.append("This model cannot tell where a scene is unlike its training data (its labels covered too little "
+                     "of their scene to measure it): nothing says where the map should not be trusted.")
+    for key, label in SCENE_LINES:
         if s.get(key) is not None:
             lines.append(f"{label}: {f.pct(s[key])}.")
     lines.append("Classes by area:")
