@@ -139,6 +139,9 @@ def test_too_small_a_scene_gets_no_familiarity_and_says_why(scene, tmp_path):
     text = write(facts)
     assert "This model cannot tell where a scene is unlike its training data: its polygons covered too little" in text
     assert check_grounding(text, facts).flagged_sentences == []
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    assert any(line.startswith("This model cannot tell where a scene is unlike") for line in facts_lines(facts))
 
 
 def test_held_out_scores_from_sar_alone_take_the_engines_gap_input(scene, forwards):
