@@ -357,7 +357,7 @@ class ClaireDock(QgsDockWidget):
         A pair the user chose (two different layers) is never changed."""
         from qgis.PyQt import sip
 
-        from .widgets import roles_by_bands
+        from .widgets import layers_overlap, roles_by_bands
 
         if sip.isdeleted(self) or sip.isdeleted(self.optical) or sip.isdeleted(self.sar):
             return
@@ -366,7 +366,8 @@ class ClaireDock(QgsDockWidget):
         layers = [self.optical.layer(i) for i in range(self.optical.count())]
         layers = [layer for layer in layers if layer is not None and layer.isValid()]
         sar_n = ((self.picker.card() or {}).get("config") or {}).get("sar_channels")
-        roles = roles_by_bands([layer.bandCount() for layer in layers], sar_n)
+        roles = roles_by_bands([layer.bandCount() for layer in layers], sar_n,
+                               lambda i, j: layers_overlap(layers[i], layers[j]))
         if roles is not None:
             self.optical.setLayer(layers[roles[0]])
             self.sar.setLayer(layers[roles[1]])
@@ -605,6 +606,7 @@ class ClaireDock(QgsDockWidget):
         self.progress.setValue(100)
         self.status.setText(done_html(result.output) + replaced_html(replaced))
         self.tabs.setCurrentIndex(1)
+        self.tabs.widget(1).verticalScrollBar().setValue(0)  # a new map's headline and trust line first
         if explain:
             self.start_explanation(result.summary, card)
 

@@ -55,6 +55,8 @@ DEVICES = ["auto", "cpu", "cuda"]
 WAND_HINT = "Switch the wand on, then click inside a uniform area of the map: one polygon of the wand's class each."
 #: What an empty "Validate on" means.
 HOLD_OUT_TEXT = "hold out 30 %"
+NOT_A_BASE = ("Start from: that checkpoint holds a random forest, which cannot be fine-tuned; choose a network (the "
+              "bundled one, or the model written beside the forest).")
 
 
 def _held_out_layer(path: Optional[str]):
@@ -189,6 +191,7 @@ class TrainPanel(QWidget):
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._update_ready)
+        self.picker.checkpointChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._refresh_wand_classes)
         self.field.fieldChanged.connect(self._watch_labels)
         return box
@@ -442,11 +445,23 @@ class TrainPanel(QWidget):
         return fid
 
     def _update_ready(self, *_a) -> None:
+        """What is missing or wrong before Train is pressed, else "Ready"."""
+        from .widgets import layers_overlap
+
         if self.task is not None:
             return
         missing = [n for n, w in (("an optical layer", self.optical), ("a SAR layer", self.sar),
                                   ("a training layer", self.labels)) if w.currentLayer() is None]
-        self._set_status(f"Choose {', '.join(missing)}." if missing else "Ready: press Train.")
+        optical, sar = self.optical.currentLayer(), self.sar.currentLayer()
+        if missing:
+            self._set_status(f"Choose {', '.join(missing)}.")
+        elif (self.picker.card() or {}).get("arch") in (FOREST, ENSEMBLE):
+            self._set_status(NOT_A_BASE, error=True)
+        elif optical is not sar and not layers_overlap(optical, sar):
+            self._set_status(f"The optical ({optical.name()}) and SAR ({sar.name()}) layers do not overlap: choose "
+                             "the SAR of the same place.", error=True)
+        else:
+            self._set_status("Ready: press Train.")
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self):
@@ -481,8 +496,7 @@ class TrainPanel(QWidget):
         if self.picker.error():
             raise ValueError(f"Checkpoint: {self.picker.error()}")
         if (self.picker.card() or {}).get("arch") in (FOREST, ENSEMBLE):
-            raise ValueError("Start from: that checkpoint holds a random forest, which cannot be fine-tuned; choose "
-                             "a network (the bundled one, or the model written beside the forest).")
+            raise ValueError(NOT_A_BASE)
         stem = os.path.splitext(os.path.basename(labels))[0]
         out = os.path.join(os.path.dirname(labels), f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}.safetensors")
         cfg = FinetuneConfig(epochs=self.epochs.value(), minutes=self.minutes.value() or None,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
@@ -209,18 +209,36 @@ def parse_offset(text: str) -> Optional[float]:
     return offset_value(text, "Optical offset")
 
 
-def roles_by_bands(counts: List[int], sar_n: Optional[int] = None) -> Optional[Tuple[int, int]]:
+def roles_by_bands(counts: List[int], sar_n: Optional[int] = None,
+                   overlaps: Optional[Callable[[int, int], bool]] = None) -> Optional[Tuple[int, int]]:
     """(optical, SAR) indices into `counts` (the band counts of the rasters on offer): the optical has the most
-    bands, the SAR the fewest of those with at least the checkpoint's SAR bands (`sar_n`) where any has; None
-    when the counts cannot tell the two apart (one raster, or every raster with as many bands)."""
+    bands, the SAR the fewest of those with at least the checkpoint's SAR bands (`sar_n`) where any has, among
+    those that overlap the optical where `overlaps(i, j)` tells and any does (a project of two scenes paired one
+    scene's optical with the other's SAR); None when the counts cannot tell the two apart (one raster, or every
+    raster with as many bands)."""
     if len(counts) < 2:
         return None
     optical = max(range(len(counts)), key=lambda i: (counts[i], -i))
     rest = [i for i in range(len(counts)) if counts[i] < counts[optical]]
-    enough = [i for i in rest if sar_n is None or counts[i] >= sar_n]
-    if not (enough or rest):
+    pool = [i for i in rest if sar_n is None or counts[i] >= sar_n] or rest
+    if not pool:
         return None
-    return optical, min(enough or rest, key=lambda i: (counts[i], i))
+    if overlaps is not None:
+        pool = [i for i in pool if overlaps(optical, i)] or pool
+    return optical, min(pool, key=lambda i: (counts[i], i))
+
+
+def layers_overlap(a, b) -> bool:
+    """Whether two map layers' extents overlap (b's taken into a's CRS); True where that cannot be told."""
+    from qgis.core import QgsCoordinateTransform, QgsProject
+
+    try:
+        extent = b.extent()
+        if b.crs() != a.crs():
+            extent = QgsCoordinateTransform(b.crs(), a.crs(), QgsProject.instance()).transformBoundingBox(extent)
+        return a.extent().intersects(extent)
+    except Exception:  # noqa: BLE001 - a CRS without a transform: not told apart here (the run's check says it)
+        return True
 
 
 def fit_on_screen(dialog: QWidget, width: int, height: int) -> None:

@@ -317,6 +317,13 @@ def test_dock_messages_name_the_dock_fields_not_command_line_flags(qgis_app, tmp
     dock.show_result(good.result, dock.picker.card(), good.params, add_layers=False, explain=False)
     shown = dock.results.messages.text()
     assert "(the optical &#x27;offset&#x27; field)" in shown and "--optical-offset" not in shown, shown
+    # QA (desktop): a second map's Results opened where the first's were scrolled to (Run details): now at the top
+    dock.resize(300, 500)
+    bar = dock.tabs.widget(1).verticalScrollBar()
+    bar.setValue(bar.maximum())
+    assert bar.maximum() > 0 and bar.value() > 0
+    dock.show_result(good.result, dock.picker.card(), good.params, add_layers=False, explain=False)
+    assert dock.tabs.currentIndex() == 1 and bar.value() == 0
 
 
 def test_a_failed_task_s_details_reach_the_log_and_the_diagnostics_report(qgis_app, tmp_path, raster_pair,
@@ -678,6 +685,37 @@ def test_a_pair_added_together_fills_each_combo_with_its_own_raster(qgis_app, ra
     finally:
         for layer in (sar, optical, third):
             project.removeMapLayer(layer.id())
+
+
+def test_two_scenes_in_a_project_are_paired_by_where_they_lie(qgis_app, tmp_path, tiny_checkpoint):
+    """QA (desktop): a project holding two scenes, reopened, paired the 13-band optical of one with the SAR of the
+    other (EPSG:32631 beside EPSG:32633): the SAR taken is one that overlaps the optical."""
+    import numpy
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+    from claire.claire_plugin.gui.widgets import roles_by_bands
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    assert roles_by_bands([13, 2, 2], overlaps=lambda i, j: j == 2) == (0, 2)
+    assert roles_by_bands([13, 2, 2], overlaps=lambda i, j: False) == (0, 1)  # none overlaps: as before
+    optical, sar, _ = synthetic_scene(40, 50)
+    far = dict(crs="EPSG:32633", origin=(300000.0, 5300000.0))
+    layers = [QgsRasterLayer(write_raster(tmp_path / "a_sar_elsewhere.tif", sar, descriptions=["VV", "VH"], **far),
+                             "A_sar_elsewhere", "gdal"),
+              QgsRasterLayer(write_raster(tmp_path / "b_sar_here.tif", sar, descriptions=["VV", "VH"]), "B_sar_here",
+                             "gdal"),
+              QgsRasterLayer(write_raster(tmp_path / "c_optical_13.tif", numpy.concatenate([optical, optical[:1]])),
+                             "C_optical", "gdal"),
+              QgsRasterLayer(write_raster(tmp_path / "d_optical_elsewhere.tif", optical, **far), "D_optical", "gdal")]
+    project = QgsProject.instance()
+    try:
+        project.addMapLayers(layers)
+        dock = ClaireDock(None)
+        dock.picker.setCheckpoint(tiny_checkpoint)
+        assert (dock.optical.currentLayer(), dock.sar.currentLayer()) == (layers[2], layers[1])
+    finally:
+        project.removeAllMapLayers()
 
 
 def test_a_long_explanation_is_as_tall_as_its_text_at_the_docks_width(qgis_app):

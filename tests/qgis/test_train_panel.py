@@ -176,6 +176,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert _wait(qgis_app, lambda: panel.places_task is None)
     assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
     panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
+    assert "holds a random forest, which cannot be fine-tuned" in panel.status.text()  # as soon as it is chosen
     assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
     # a second training cancelled: the first one's report, buttons and curve stay (they were hidden and cleared)
     panel.picker.setCheckpoint(params.output)
@@ -660,5 +661,20 @@ def test_start_from_is_the_train_tabs_own_choice_and_hold_out_shows(qgis_app, tm
         validation = second.train_panel.validation
         assert validation.currentLayer() is None and validation.currentText() in ("hold out 30 %", "")
         assert validation.currentIndex() == 0 and validation.count() == 2
+        # QA (desktop): a SAR of another place said "Ready: press Train" and failed only once pressed
+        from qgis.core import QgsRasterLayer
+
+        from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+        optical, sar, _ = synthetic_scene(30, 30)
+        here = QgsRasterLayer(write_raster(tmp_path / "o.tif", optical), "here", "gdal")
+        there = QgsRasterLayer(write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"], crs="EPSG:32633",
+                                            origin=(300000.0, 5300000.0)), "there", "gdal")
+        QgsProject.instance().addMapLayers([here, there])
+        panel = second.train_panel
+        panel.labels.setLayer(polygons)
+        panel.optical.setLayer(here)
+        panel.sar.setLayer(there)
+        assert "do not overlap: choose the SAR of the same place" in panel.status.text()
     finally:
         QgsProject.instance().removeAllMapLayers()
