@@ -198,6 +198,7 @@ TRAIN_FLAG_TO_PARAMETER = {
     "--sar-bands": _cli_only("the SAR band list; this algorithm reads the bands by their names or as VV, VH"),
     "--optical-offset": _cli_only("the optical offset; this algorithm reads it from the file"),
     "--classes": "CLASS_NAMES",
+    "--seed": "SEED",
     "--name-field": _cli_only("the field of class names; this algorithm takes FIELD's values as the names"),
 }
 

@@ -341,3 +341,17 @@ def test_a_temporary_checkpoint_is_said_to_be_deleted_when_qgis_closes(claire_pl
                                     "REPORT": report}, feedback=Feedback())
     assert not [w for w in warnings if "temporary" in w]
     assert any(w.startswith("no random forest was trained (RF_TREES is 0): FOREST_CHECKPOINT") for w in warnings)
+
+
+def test_the_seed_is_a_parameter_and_reaches_the_training(claire_plugin, scene, tmp_path):
+    """QA (consistency): claire:train had no seed (always 0), so a Processing user could not see how much the
+    held-out draw moves the scores. SEED (advanced, default 0) is the training's seed."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:train")
+    base = {**scene, **FAST, "OUTPUT": str(tmp_path / "m.safetensors"), "REPORT": str(tmp_path / "r.json")}
+    assert alg.build_params(base, QgsProcessingContext()).config.seed == 0
+    assert alg.build_params(dict(base, SEED=7), QgsProcessingContext()).config.seed == 7
+    seed = alg.parameterDefinition("SEED")
+    assert seed.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced and seed.defaultValue() == 0
+    assert "held-out split" in alg.shortHelpString() or "held-out split" in alg.helpString()
