@@ -338,11 +338,18 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
     """A warning where the reference's own class names (categories, class_N tags, attribute table) give a value
     another class than the map's names do (a map of a model whose classes were coded otherwise): values are compared
     as they are, so those classes are scored against others. `how` says where the user gives the mapping; the note
-    names it by name where the map has the reference's names. None where the legends agree or either has none."""
+    names it by name where the map has the reference's names. A reference without names is taken to follow the
+    bundled legend where the map codes the bundled model's classes otherwise (core.legend). None where the legends
+    agree or the map has no names."""
     from .training.labels import name_key
 
     ref = {int(c["value"]): str(c["name"]).strip() for c in classes_from_gdal(reference) if c.get("name")}
     mine = {int(c["value"]): str(c["name"]).strip() for c in map_classes if c.get("name")}
+    if not ref:  # no legend of its own: the bundled one is the likeliest (a map of a model coded before 225f656)
+        from .legend import apart_note
+
+        note = apart_note(list(mine.items()), "the map", how)
+        return None if note is None else f"warning: {note}"
     clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and name_key(ref[v]) != name_key(mine[v])]
     if not clash:
         return None

@@ -457,3 +457,22 @@ def test_a_chain_of_fine_tunings_names_the_last_scene_once():
     odd = _sensor_said(_sensor_said({"sensor": "S2"}, "the base checkpoint's; fine-tuned on S2 (1).tif"),
                        "the base checkpoint's; fine-tuned on next.tif")
     assert odd["sensor"] == "S2 (the base checkpoint's; fine-tuned on next.tif)"  # a name with parentheses
+
+
+def test_a_base_coding_the_bundled_classes_otherwise_is_said_in_the_notes(scene):
+    """QA (upgrades): a checkpoint trained before names took the base's codes (built area 1, crops 2, water 3) passed
+    those codes on to a model trained from it, unsaid: its maps then scored OA 0.08 against a reference in the
+    bundled legend. The notes say so, with the mapping; a base in the bundled legend gives no such note."""
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    torch.set_num_threads(1)
+    old = [{"index": 0, "value": 1, "name": "built area"}, {"index": 1, "value": 2, "name": "crops"},
+           {"index": 2, "value": 3, "name": "water"}]
+    base = make_tiny_checkpoint(scene["dir"] / "old_base.safetensors", classes=old)
+    report = train_from_polygons(_params(scene, checkpoint=base, rf_trees=0, baseline=False))
+    assert [(c["code"], c["name"]) for c in report["classes"]] == [(1, "built area"), (2, "crops"), (3, "water")]
+    said = [n for n in report_notes(report) if "codes classes of the bundled checkpoint otherwise" in n]
+    assert len(said) == 1 and "class mapping 1:3,4:2,5:1" in said[0], report_notes(report)
+    fresh = train_from_polygons(_params(scene, rf_trees=0, baseline=False, output=str(scene["dir"] / "m2.safetensors"),
+                                        report=str(scene["dir"] / "r2.json")))
+    assert not any("codes classes of the bundled checkpoint otherwise" in n for n in report_notes(fresh))

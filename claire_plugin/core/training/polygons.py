@@ -352,6 +352,13 @@ def _training_labels(params: PolygonTrainParams, scene: Scene, base_card: dict) 
                          class_names=params.classes,
                          known=[(int(c["value"]), str(c["name"])) for c in base_card["classes"]])
     labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
+    from ..legend import apart_note
+
+    note = apart_note([(c.code, c.name) for c in labels.classes], "this model, as its base checkpoint,",
+                      "CLASS_MAPPING of claire:evaluate; a model trained from the bundled checkpoint codes them as it "
+                      "does")
+    if note:  # a base trained before names took the base's codes (225f656) passes its own codes on
+        labels.notes.append(note)
     return labels
 
 
