@@ -434,3 +434,16 @@ def test_cloud_and_gap_sentences_name_what_to_read_with_care_and_say_the_caveat_
     assert text.count("a decision from SAR alone is less sure than one with the optical") == 1, text
     assert "as in the gaps, read the classes there with care" in text
     assert check_grounding(text, facts).flagged_sentences == []
+
+
+def test_physical_reasons_are_given_for_whole_words_of_a_class_name_only():
+    """QA (new classes): "rice paddies" was given snow physics ("ice" inside "rice"); "street" would have been
+    trees, "seagrass" water. Cues match words (or a word's beginning where the key is a stem)."""
+    from claire.claire_plugin.core.explain.template import _sar_cue
+
+    for name in ("rice paddies", "street", "office", "seagrass", "Greenhouses", "vineyard"):
+        assert _sar_cue(name) is None, name
+    assert "snow" in _sar_cue("snow/ice") and "snow" in _sar_cue("ice")
+    assert "canopy" in _sar_cue("Trees") and "canopy" in _sar_cue("woodland")
+    assert "field structure" in _sar_cue("cropland") and "field structure" in _sar_cue("seasonal crops")
+    assert "open water" in _sar_cue("lakes") and "double-bounce" in _sar_cue("Built  Area")

@@ -5,6 +5,7 @@ grounding checker finds all of them. No thresholds or other constants are quoted
 """
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from typing import Callable, List, Optional
 
@@ -29,28 +30,37 @@ NOTABLE_SHARE_PCT = 1.0
 #: The snow check is reported from this share of the map (percent) on.
 SNOW_SAY_PCT = 1.0
 
-#: Cues an expert would name when SAR carried a class (matched on the lower-case class name).
+#: Cues an expert would name when SAR carried a class, matched on the words of the lower-case class name: a key
+#: ending in "*" on a word's beginning ("cropland"), the others on whole words (and their plural), so that "rice"
+#: is not snow ("ice"), "street" not trees, "seasonal crops" not water.
 _SAR_CUES = [
-    (("water", "sea", "lake", "river"), "calm open water reflects the radar pulse away from the "
+    (("water*", "sea", "lake*", "river*"), "calm open water reflects the radar pulse away from the "
      "sensor, so its dark backscatter is unmistakable even under cloud"),
-    (("flood", "wetland", "marsh", "mangrove"), "flooded vegetation produces strong double-bounce "
+    (("flood*", "wetland*", "marsh*", "mangrove*"), "flooded vegetation produces strong double-bounce "
      "returns that the optical bands cannot see"),
-    (("built", "urban", "settlement", "building", "artificial"), "walls and streets form "
+    (("built*", "urban*", "settlement*", "building*", "artificial*"), "walls and streets form "
      "double-bounce corner reflectors that make built-up areas bright in the radar image"),
-    (("tree", "forest", "wood"), "volume scattering in the canopy raises the cross-polarised "
+    (("tree*", "forest*", "wood*"), "volume scattering in the canopy raises the cross-polarised "
      "backscatter"),
-    (("crop", "agri", "arable", "field"), "the radar responds to field structure and soil moisture"),
-    (("snow", "ice", "glacier"), "wet and dry snow change the radar backscatter strongly"),
-    (("bare", "soil", "rock", "sand"), "the radar response of bare ground is governed by surface "
+    (("crop*", "agri*", "arable", "field"), "the radar responds to field structure and soil moisture"),
+    (("snow*", "ice", "glacier*"), "wet and dry snow change the radar backscatter strongly"),
+    (("bare", "soil*", "rock*", "sand*"), "the radar response of bare ground is governed by surface "
      "roughness and moisture"),
 ]
 _OPTICAL_CUE = "its spectral signature in the optical bands was the decisive cue"
 
 
 def _sar_cue(name: str) -> Optional[str]:
-    low = name.lower()
+    """The physical reason an expert gives when SAR carried the class called `name` (_SAR_CUES), or None."""
+    words = re.findall(r"[^\W\d_]+", name.lower())
+
+    def said(key: str) -> bool:
+        if key.endswith("*"):
+            return any(w.startswith(key[:-1]) for w in words)
+        return any(w in (key, key + "s") for w in words)
+
     for keys, cue in _SAR_CUES:
-        if any(k in low for k in keys):
+        if any(said(k) for k in keys):
             return cue
     return None
 
