@@ -38,22 +38,47 @@ def _ordered(card: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [raw[i] for i in sorted(range(len(raw)), key=lambda i: int(raw[i].get("index", i)))]
 
 
+#: The least CIELAB distance (Delta E 1976) a generated colour keeps from the colours already in a legend where the
+#: palette has one that far (QA: vineyard at 25 from built area's red, a wet meadow at 25 from the trees' green).
+MIN_DELTA_E = 30.0
+_TRIES = 64
+
+
+def _lab(color: str):
+    """CIELAB (D65) of '#rrggbb'."""
+    rgb = [int(color[k:k + 2], 16) / 255.0 for k in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    xyz = [sum(m * c for m, c in zip(row, lin)) / white for row, white in zip(
+        ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505)), (0.95047, 1.0, 1.08883))]
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def _delta_e(a: str, b: str) -> float:
+    return sum((x - y) ** 2 for x, y in zip(_lab(a), _lab(b))) ** 0.5
+
+
 def class_colors(card: Dict[str, Any]) -> List[str]:
-    """One '#rrggbb' per class of the card, in output-channel order; missing/invalid colours are
-    filled deterministically with colours not already used by other classes."""
+    """One '#rrggbb' per class of the card, in output-channel order; missing/invalid colours are filled
+    deterministically from generated_color's palette with the first colour at least MIN_DELTA_E from every colour
+    already used (else the farthest of the next _TRIES)."""
     classes = _ordered(card)
     colors = [normalise_color(c.get("color")) for c in classes]
-    used = {c for c in colors if c}
+    used = [c for c in colors if c]
     j = 0
     for i, c in enumerate(colors):
         if c is None:
-            cand = generated_color(j)
-            while cand in used:
-                j += 1
-                cand = generated_color(j)
-            colors[i] = cand
-            used.add(cand)
-            j += 1
+            best, far = None, -1.0
+            for k in range(j, j + _TRIES):
+                cand = generated_color(k)
+                d = min((_delta_e(cand, u) for u in used), default=float("inf"))
+                if d > far:
+                    best, far, j_next = cand, d, k + 1
+                if d >= MIN_DELTA_E:
+                    break
+            colors[i] = best
+            used.append(best)
+            j = j_next
     return colors  # type: ignore[return-value]
 
 

@@ -64,3 +64,19 @@ def test_added_confusions_are_those_the_baseline_does_not_share():
     assert [p["reference"] for p in added_confusions(alone, limit=3)] == ["water", "trees", "bare ground"]  # no baseline
     assert added_confusions({"per_class": per_class, "confusion": [[1, 0], [0, 1]]}) == []  # shapes disagree
     assert added_confusions({}) == []
+
+
+def test_generated_colours_keep_away_from_the_legends_colours():
+    """QA (new classes): vineyard was drawn at Delta E 25 from built area's red, a wet meadow at 25 from the trees'
+    green, greenhouses at 21 from crops: hard to tell apart on the map. Generated colours keep MIN_DELTA_E from every
+    colour already in the legend (the card's and those generated before)."""
+    from claire.models.palette import MIN_DELTA_E, _delta_e, class_colors
+
+    given = [("water", "#419bdf"), ("trees", "#397d49"), ("crops", "#e49635"), ("built area", "#c4281b")]
+    new = ["Greenhouses", "grassland", "prairie humide", "vineyard"]
+    card = {"classes": [{"index": i, "value": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(given)]
+            + [{"index": 4 + i, "value": 10 + i, "name": n} for i, n in enumerate(new)]}
+    colors = class_colors(card)
+    assert colors[:4] == [c for _, c in given] and colors == class_colors(card)  # deterministic
+    assert min(_delta_e(a, b) for i, a in enumerate(colors) for b in colors[i + 1:]) >= MIN_DELTA_E
+    assert round(_delta_e("#000000", "#ffffff")) == 100
