@@ -169,6 +169,13 @@ def test_the_report_says_when_fine_tuning_did_not_help():
     assert "(claire_default.safetensors) scored higher on the held-out polygons than after fine-tuning" in text
     assert "0.85 against 0.70" in text and "Map with the base checkpoint" in text
     assert verdicts(report)[0] == text  # the forest scored lower: no forest sentence
+    # QA (new classes): a base without some of the user's classes is no map to take instead
+    report.update(classes=[{"index": 0, "name": "water"}, {"index": 1, "name": "vineyard"},
+                           {"index": 2, "name": "grassland"}], untuned_class_map=[0, -1, -1])
+    lacks = untuned_verdict(report)
+    assert "but it has no class for 'vineyard', 'grassland': it is no map of your legend" in lacks
+    assert "Map with" not in lacks
+    del report["classes"], report["untuned_class_map"]
     del report["spread"]
     assert verdicts(report) == [untuned_verdict(report)]
     arms["untuned"] = _arms(0.71, 0.0)["finetuned"]

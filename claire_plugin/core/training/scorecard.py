@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion
+from ....models.quoting import quoted
 from ..io.atomic import OutputSet
 from .labels import POINTS, POLYGONS, ClassInfo, LabelPixels, Units, units_of
 
@@ -94,9 +95,19 @@ def ensemble_sentence(report: Dict[str, Any]) -> str:
 FOREST_LEAD = 0.02
 
 
+def base_lacks(report: Dict[str, Any]) -> List[str]:
+    """The user's classes the base checkpoint has no class for (by name; report["untuned_class_map"])."""
+    cmap = report.get("untuned_class_map")
+    if cmap is None:
+        return []
+    mapped = {int(v) for v in cmap if int(v) >= 0}
+    return [str(c["name"]) for i, c in enumerate(report.get("classes") or []) if int(c.get("index", i)) not in mapped]
+
+
 def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
     """A sentence for the user when the base checkpoint, not tuned, scored higher than the fine-tuned network on
-    the clear held-out polygons (by FOREST_LEAD macro-F1 or more): fine-tuning did not help, and what to do."""
+    the clear held-out polygons (by FOREST_LEAD macro-F1 or more): fine-tuning did not help, and what to do; where
+    the base has no class for some of the user's, it is no map to take instead, and the sentence says so."""
     arms = report.get("arms") or {}
     a = ((arms.get("finetuned") or {}).get("clear") or {}).get("macro_f1")
     b = ((arms.get("untuned") or {}).get("clear") or {}).get("macro_f1")
@@ -107,6 +118,13 @@ def untuned_verdict(report: Dict[str, Any]) -> Optional[str]:
     from .spread import difference_of
 
     _diff, ci = difference_of(report, "untuned")
+    lacks = base_lacks(report)
+    if lacks:
+        shown = ", ".join(quoted(n) for n in lacks[:4]) + (f" and {len(lacks) - 4} more" if len(lacks) > 4 else "")
+        return (f"The base checkpoint as it was ({base}) scored higher on the held-out {u.many} (macro-F1 {b:.2f} "
+                f"against {a:.2f}), but it has no class for {shown}: it is no map of your legend. Fine-tuning has not "
+                f"shown a gain yet: draw more {u.many} for each class, spread over the scene, and train again "
+                f"(or for longer).")
     if not ci or ci[1] >= 0:  # within what the held-out polygons can tell apart (or no interval): no advice to switch
         trained = "training from scratch" if scratch(report) else "fine-tuning"
         return (f"The base checkpoint as it was ({base}) scored a little higher on the held-out {u.many} (macro-F1 "
