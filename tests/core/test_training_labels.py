@@ -276,8 +276,9 @@ def test_names_the_base_has_keep_its_codes_and_new_names_follow_them(tmp_path, o
                                                                    (2, 10, "grassland")]
     water = labels.pixels.cls == 0
     assert labels.pixels.cols[water].max() < 30
-    assert codes_for_names(["crops", "Crops", "moss", "bog"], base) == {"crops": 4, "Crops": 10, "bog": 11, "moss": 12}
+    assert codes_for_names(["crops", "Crops", "moss", "bog"], base) == {"crops": 4, "bog": 10, "Crops": 11, "moss": 12}
     assert codes_for_names(["Crops", "CROPS"], base) == {"CROPS": 4, "Crops": 10}  # neither as written: the first
     assert codes_for_names(["Built  Area", "water "], base) == {"Built  Area": 5, "water ": 1}  # spacing aside
+    assert codes_for_names(["Greenhouses", "grassland"], base) == {"grassland": 10, "Greenhouses": 11}  # case aside
     high = [(1, "water"), (253, "trees")]
     assert codes_for_names(["water", "a", "b", "c"], high) == {"water": 1, "a": 2, "b": 3, "c": 4}

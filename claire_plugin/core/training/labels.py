@@ -382,7 +382,7 @@ def codes_for_names(names: Sequence[str], known: Sequence[Tuple[int, str]]) -> D
     the base writes it (else the first in sort order), the others being classes of their own. Other names get the
     codes after the base's largest, alphabetically (the smallest codes the base does not use where those would pass
     254)."""
-    names = sorted(names)
+    names = sorted(names, key=lambda n: (name_key(n), n))  # alphabetically as a reader sorts: grassland, Greenhouses
     base: Dict[str, Tuple[int, str]] = {}
     for code, name in known:
         base.setdefault(name_key(name), (int(code), str(name).strip()))
