@@ -158,3 +158,16 @@ def test_explaining_a_report_of_a_model_trained_on_labels_says_the_same(tmp_path
     assert b["facts"]["model"] == a["facts"]["model"]
     said = "This model cannot tell where a scene is unlike its training data"
     assert said in a["explanation"]["text"] and said in b["explanation"]["text"]
+
+
+def test_a_clash_with_the_reports_json_says_where_that_json_comes_from(tmp_path):
+    """QA (new classes): `--summary c1.json --report c1.html` said "the summary and report outputs have the same path
+    c1.json" though no report was asked as c1.json: the HTML report writes its JSON twin there."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.explain.report import report_outputs
+    from claire.claire_plugin.core.io.writer import check_outputs
+
+    with pytest.raises(ClaireError, match=r"the summary and report's JSON \(a report asked as c1.html writes one\) "
+                                          r"outputs have the same path"):
+        check_outputs([("summary", str(tmp_path / "c1.json"))] + report_outputs(str(tmp_path / "c1.html")), [])
+    assert report_outputs(str(tmp_path / "r.json"))[0] == ("report", str(tmp_path / "r.json"))

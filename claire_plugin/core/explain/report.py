@@ -38,7 +38,8 @@ def report_paths(path: str) -> Tuple[str, str, str]:
 def report_outputs(path: str) -> List[Tuple[str, str]]:
     """The (role, path) pairs of the files a report requested as `path` writes, for core.io.writer.check_outputs."""
     json_path, twin, kind = report_paths(path)
-    return [("report", json_path), (f"report's {kind.upper()} twin", twin)]
+    role = "report" if json_path == path else f"report's JSON (a report asked as {os.path.basename(path)} writes one)"
+    return [(role, json_path), (f"report's {kind.upper()} twin", twin)]
 
 
 def card_subset(card: dict) -> dict:
