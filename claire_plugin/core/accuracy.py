@@ -345,16 +345,15 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
 
     ref = {int(c["value"]): str(c["name"]).strip() for c in classes_from_gdal(reference) if c.get("name")}
     mine = {int(c["value"]): str(c["name"]).strip() for c in map_classes if c.get("name")}
-    if not ref:  # no legend of its own: the bundled one is the likeliest (a map of a model coded before 225f656)
-        from .legend import apart_note
+    from .legend import apart_note, mapping_by_name
 
+    if not ref:  # no legend of its own: the bundled one is the likeliest (a map of a model coded before 225f656)
         note = apart_note(list(mine.items()), "the map", how)
         return None if note is None else f"warning: {note}"
     clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and name_key(ref[v]) != name_key(mine[v])]
     if not clash:
         return None
-    by_name = {name_key(n): v for v, n in mine.items()}
-    pairs = [f"{v}:{by_name[name_key(n)]}" for v, n in sorted(ref.items()) if by_name.get(name_key(n), v) != v]
+    pairs = mapping_by_name(ref, mine)
     said = "; ".join(f"{v} is {quoted(r)} there and {quoted(m)} in the map" for v, r, m in clash[:6])
     more = f" (and {len(clash) - 6} more)" if len(clash) > 6 else ""
     fix = (f"compare by name with the class mapping {','.join(pairs)} ({how})" if pairs else

@@ -23,6 +23,16 @@ def bundled_legend() -> Dict[str, Tuple[int, str]]:
     return {name_key(c["name"]): (int(c["value"]), str(c["name"])) for c in card.get("classes") or []}
 
 
+def mapping_by_name(reference: Dict[int, str], mine: Dict[int, str]) -> List[str]:
+    """The class mapping REFERENCE:MAP ("1:5") that scores a map of legend `mine` (code: name) against a reference
+    of legend `reference` by name, for the reference's codes whose name the map codes otherwise, by reference code."""
+    from .training.labels import name_key
+
+    by_name = {name_key(n): v for v, n in mine.items()}
+    return [f"{v}:{by_name[name_key(n)]}" for v, n in sorted(reference.items())
+            if by_name.get(name_key(n), v) != v]
+
+
 def apart_from_bundled(classes: Sequence[Tuple[int, str]]) -> List[Tuple[str, int, int]]:
     """(name, code here, code in the bundled legend) of the classes named as the bundled checkpoint's but coded
     otherwise."""
@@ -42,7 +52,8 @@ def apart_note(classes: Sequence[Tuple[int, str]], what: str, how: str) -> Optio
         return None
     said = "; ".join(f"{quoted(name)} is {here} there and {bundled} in the bundled legend"
                      for name, here, bundled in apart[:6])
-    pairs = ",".join(f"{bundled}:{here}" for _, here, bundled in sorted(apart, key=lambda a: a[2]))
+    pairs = ",".join(mapping_by_name({code: name for code, name in bundled_legend().values()},
+                                     {int(code): str(name) for code, name in classes}))
     return (f"{what} codes classes of the bundled checkpoint otherwise ({said}): if the reference follows the "
             f"bundled legend (as the TerraMesh LULC rasters do), those classes are scored against others; then "
             f"compare with the class mapping {pairs} ({how})")
