@@ -52,6 +52,17 @@ def test_regex_rule_uses_key_group_and_reports_ambiguity(tmp_path):
     assert "/s/S1_tile2_asc.tif" in reasons and "/s/S1_tile2_desc.tif" in reasons
 
 
+def test_keys_match_case_aside_and_keep_the_optical_files_spelling(tmp_path):
+    """The batch summary's key is the tile as the optical file names it, not lowercased."""
+    _touch(tmp_path / "opt", "Site_T31UFQ_S2.tif", "Other_S2.tif")
+    _touch(tmp_path / "sar", "site_t31ufq_s1.tif", "OTHER_s1.tif")
+    res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), "_S2->_S1")
+    assert sorted((p.key, os.path.basename(p.sar)) for p in res.pairs) == [
+        ("Other_S1", "OTHER_s1.tif"), ("Site_T31UFQ_S1", "site_t31ufq_s1.tif")]
+    res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), r"regex:(?P<key>t\d\d[a-z]{3})")
+    assert [p.key for p in res.pairs] == ["T31UFQ"]
+
+
 @pytest.mark.parametrize("bad", ["regex:(", "foo", "->x", "a->b->c"])
 def test_bad_rules_raise_clear_errors(bad):
     with pytest.raises(ClaireError):
@@ -90,10 +101,10 @@ def test_two_optical_dates_of_one_key_are_both_refused_not_the_first_paired(tmp_
     opt = ["/o/S2_20170601_T31UFQ.tif", "/o/S2_20170715_T31UFQ.tif", "/o/S2_20170601_T16AAA.tif"]
     sar = ["/s/S1_20170713_T31UFQ.tif", "/s/S1_20170603_T16AAA.tif"]
     res = pair_files(opt, sar, rule)
-    assert [p.key for p in res.pairs] == ["t16aaa"]
+    assert [p.key for p in res.pairs] == ["T16AAA"]
     reasons = {u.path: u.reason for u in res.unmatched}
     for path in opt[:2]:
-        assert "several optical files have the key 't31ufq'" in reasons[path]
+        assert "several optical files have the key 'T31UFQ'" in reasons[path]
         assert "S2_20170601_T31UFQ.tif, S2_20170715_T31UFQ.tif" in reasons[path]
     assert "several optical files" in reasons["/s/S1_20170713_T31UFQ.tif"]
 
@@ -107,5 +118,5 @@ def test_no_pair_at_all_says_why_each_file_was_left(tmp_path):
     res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), rule)
     with pytest.raises(ClaireError) as err:
         check_pairing(res, str(tmp_path / "opt"), str(tmp_path / "sar"), rule)
-    assert "S2_20170601_T31UFQ.tif: several SAR files have its key 't31ufq': S1_20170603_T31UFQ.tif, " \
+    assert "S2_20170601_T31UFQ.tif: several SAR files have its key 'T31UFQ': S1_20170603_T31UFQ.tif, " \
            "S1_20170713_T31UFQ.tif" in str(err.value), str(err.value)

@@ -1,6 +1,7 @@
 """Pair optical and SAR rasters of two folders by file name (QGIS-free).
 
-A pairing rule turns a file name into a *key*; an optical and a SAR file pair when their keys are equal.
+A pairing rule turns a file name into a *key*; an optical and a SAR file pair when their keys are equal, case aside
+(the key is shown as the optical file spells it).
 
 Rules (as typed by a user, see :func:`parse_rule`):
 
@@ -80,7 +81,7 @@ def parse_rule(text: Optional[str]) -> PairingRule:
     """Parse a user's pairing rule (see the module docstring); raise ClaireError when malformed."""
     text = (text or "").strip()
     if text == "" or text.lower() in ("stem", "same", "identical"):
-        return PairingRule("identical file name (stem)", lambda s: s.lower(), lambda s: s.lower())
+        return PairingRule("identical file name (stem)", lambda s: s, lambda s: s)
     if text.lower().startswith("regex:"):
         pattern = text[len("regex:"):]
         try:
@@ -96,8 +97,8 @@ def parse_rule(text: Optional[str]) -> PairingRule:
             if not m:
                 return None
             if "key" in rx.groupindex:
-                return (m.group("key") or "").lower() or None
-            return (m.group(1) if rx.groups else m.group(0)).lower()
+                return m.group("key") or None
+            return m.group(1) if rx.groups else m.group(0)
 
         return PairingRule(f"regular expression {quoted(pattern)}", key, key)
     if "->" in text:
@@ -115,16 +116,16 @@ def parse_rule(text: Optional[str]) -> PairingRule:
                 raise ClaireError(
                     f"The pairing rule part {quoted(part)} has nothing to replace; write e.g. _S2->_S1."
                 )
-            replacements.append((old.lower(), new.lower()))
+            replacements.append((old, new))
 
         def optical_key(stem: str) -> Optional[str]:
-            s = stem.lower()
+            s = stem
             for old, new in replacements:
-                s = s.replace(old, new)
+                s = re.sub(re.escape(old), lambda _m, new=new: new, s, flags=re.IGNORECASE)
             return s
 
         desc = ", ".join(f"'{o}' -> '{n}'" for o, n in replacements)
-        return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s.lower(),
+        return PairingRule(f"replace {desc} in the optical name", optical_key, lambda s: s,
                            (tuple(o for o, _ in replacements), tuple(n for _, n in replacements)))
     raise ClaireError(
         f"Unknown pairing rule {quoted(text)}. Use an empty rule (identical names), a replacement such as "
@@ -157,17 +158,20 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
         if k is None:
             result.unmatched.append(Unmatched(path, "sar", "name does not match the pairing rule"))
             continue
-        sar_by_key.setdefault(k, []).append(path)
+        sar_by_key.setdefault(k.casefold(), []).append(path)
     used: set = set()
     opt_by_key: Dict[str, List[str]] = {}
+    spelling: Dict[str, str] = {}  # keys match case aside; messages and the summary show the optical's spelling
     for path in optical:
         k = rule.optical_key(_stem(path))
         if k is None:
             result.unmatched.append(Unmatched(path, "optical", "name does not match the pairing rule"))
             continue
-        opt_by_key.setdefault(k, []).append(path)
+        opt_by_key.setdefault(k.casefold(), []).append(path)
+        spelling.setdefault(k.casefold(), k)
     seen_opt = set(opt_by_key)
-    for k, paths in opt_by_key.items():
+    for folded, paths in opt_by_key.items():
+        k = spelling[folded]
         if len(paths) > 1:  # two dates of one tile: which of them the SAR belongs to, the names do not say
             names = ", ".join(os.path.basename(p) for p in paths)
             for path in paths:
@@ -176,7 +180,7 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
                     f"which one the SAR belongs to; give a rule whose key tells them apart (e.g. the date too)"))
             continue
         path = paths[0]
-        candidates = sar_by_key.get(k, [])
+        candidates = sar_by_key.get(folded, [])
         if not candidates:
             result.unmatched.append(Unmatched(path, "optical", f"no SAR file with key '{k}'"))
         elif len(candidates) > 1:
@@ -185,11 +189,11 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
         else:
             result.pairs.append(Pair(k, path, candidates[0]))
             used.add(candidates[0])
-    for k, paths in sar_by_key.items():
+    for folded, paths in sar_by_key.items():
         for p in paths:
             if p not in used:
-                reason = ("no optical file pairs with it" if k not in seen_opt else
-                          "several optical files have its key" if len(opt_by_key[k]) > 1 else
+                reason = ("no optical file pairs with it" if folded not in seen_opt else
+                          "several optical files have its key" if len(opt_by_key[folded]) > 1 else
                           "ambiguous with another SAR file")
                 result.unmatched.append(Unmatched(p, "sar", reason))
     return result
@@ -204,7 +208,7 @@ def pair_folders(optical_dir: str, sar_dir: str, rule_text: Optional[str] = None
             raise ClaireError(f"The optical and SAR folders are the same folder ({quoted(optical_dir)}); give a "
                               "pairing rule that tells their files apart, e.g. _S2->_S1 when the optical names hold "
                               "_S2 and the SAR names _S1.")
-        olds, news = rule.sides
+        olds, news = (tuple(t.lower() for t in side) for side in rule.sides)
         optical = [p for p in optical if any(o in _stem(p).lower() for o in olds)]
         sar = [p for p in sar if any(n in _stem(p).lower() for n in news) and p not in optical]
     return pair_files(optical, sar, rule)
