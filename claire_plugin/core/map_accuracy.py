@@ -186,7 +186,7 @@ def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
 
 def write_points(points: SamplePoints, path: str, crs_wkt: Optional[str] = None) -> str:
     """Write the sample as a GeoPackage point layer with fields sample_id, map_class, map_name (the map's name of
-    its class, empty where it names none) and ref_class (NULL, for the user to fill with a class code of the map);
+    its class, empty where it names none) and ref_class (NULL, for the user to fill with a class code of the map;
     the file appears only once complete."""
     from .io.points import write_point_layer
 
@@ -227,17 +227,26 @@ def _labelled_points(path: str) -> int:
     return count
 
 
-def _ref_value(value: Any, fid: int, field_name: str, path: str) -> Optional[int]:
-    """A reference label as an int, None when empty; a ClaireError for anything that is not a class code."""
+def _ref_value(value: Any, fid: int, field_name: str, path: str,
+               names: Optional[Dict[int, str]] = None) -> Optional[int]:
+    """A reference label as an int, None when empty: a class code, or one of the map's class `names` (matched case
+    and spacing aside); a ClaireError for anything else."""
+    from .training.labels import name_key
+
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    by_name = {name_key(n): int(v) for v, n in (names or {}).items()}
+    if isinstance(value, str) and name_key(value) in by_name:
+        return by_name[name_key(value)]
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if not np.isfinite(number) or not number.is_integer():
-        raise ClaireError(f"point {fid} of {quoted(path)} has {quoted(value)} in {quoted(field_name)}, not a class "
-                          "code; write the integer class value of the map (or leave it empty to skip the point)")
+        listed = "; ".join(f"{v} {n}" for v, n in sorted((names or {}).items()))
+        raise ClaireError(f"point {fid} of {quoted(path)} has {quoted(value)} in {quoted(field_name)}, neither a class "
+                          "code nor a class name of the map" + (f" (its classes: {listed})" if listed else "") +
+                          "; write the class value or name (or leave it empty to skip the point)")
     return int(number)
 
 
@@ -304,9 +313,10 @@ def _point_of(feat, points_path: str):
 
 @with_gdal_exceptions
 def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optional[str],
-                 assigned_crs: Optional[str] = None):
-    """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer; a
-    ClaireError for a point given twice (it would be counted twice)."""
+                 assigned_crs: Optional[str] = None, names: Optional[Dict[int, str]] = None):
+    """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer (labels
+    given as the map's class `names` read as their codes); a ClaireError for a point given twice (it
+    would be counted twice)."""
     ds = _open_points(points_path)
     try:
         lyr = choose_layer(ds, points_path, layer, "sample points")
@@ -325,7 +335,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
             seen[key] = feat.GetFID()
             mapped = feat.GetField(MAP_FIELD) if has_map else None
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
-                                                              field_name, points_path), mapped))
+                                                              field_name, points_path, names), mapped))
     finally:
         lyr = ds = None
     return out
@@ -377,7 +387,8 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
     ds = open_class_map(map_path)
     try:
         require_crs(ds, "classified map")
-        labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer, assigned_crs)
+        names = {c["value"]: c["name"] for c in classes_from_gdal(map_path) if c.get("name")}
+        labels = _read_labels(points_path, field, ds.crs.to_wkt(), layer, assigned_crs, names)
         if not labels:
             raise ClaireError(f"the sample points {quoted(points_path)} hold no points")
         nd = ds.nodata if nodata is None else nodata
@@ -394,7 +405,6 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
     if not kept:
         raise ClaireError(f"none of the sample points {quoted(points_path)} falls on a classified pixel of "
                           f"{quoted(map_path)}; evaluate the points against the map they were drawn from")
-    names = {c["value"]: c["name"] for c in classes_from_gdal(map_path) if c.get("name")}
     result = area_weighted_accuracy([v for v, _ in kept], [r for _, r in kept],
                                     counts, area, names)
     dropped = len(labels) - len(kept)

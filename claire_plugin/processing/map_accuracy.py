@@ -31,7 +31,8 @@ SAMPLE_HELP = {
 ACCURACY_HELP = {
     "MAP": "The classified map the points were drawn from.",
     "POINTS": "The labelled sample points (any point layer; reprojected to the map's CRS).",
-    "FIELD": "The field holding the reference class; points where it is empty are skipped and counted.",
+    "FIELD": "The field holding the reference class: a class code of the map, or a class name of the map (case "
+    "aside) in a text field; points where it is empty are skipped and counted.",
     "REPORT": "Optional JSON file with every number (error matrix, accuracies, areas, SEs, CIs).",
 }
 

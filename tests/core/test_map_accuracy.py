@@ -424,3 +424,37 @@ def test_the_sample_names_the_maps_classes_for_the_labeller(tmp_path, capsys):
     got = [(f.GetField("map_class"), f.GetField("map_name")) for f in ds.GetLayer(0)]
     ds = None
     assert len(got) == 15 and all(name == names[code] for code, name in got)
+
+
+def test_reference_labels_may_be_the_maps_class_names(tmp_path):
+    """QA (eleventh round, left then): `ref_class` took codes only; a labeller writing the map's class names in a
+    text field of their own ("Water", "built  area", as map_name shows them) is read by name, case and spacing
+    aside; a name the map does not have is refused, listing the map's classes."""
+    import rasterio
+    from osgeo import ogr
+
+    path, _ = _toy_map(tmp_path)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(1, class_1="water", class_2="crops", class_7="built area")
+    out = write_points(stratified_sample(path, per_class=10, seed=0), str(tmp_path / "points.gpkg"))
+    ds = ogr.Open(out, 1)
+    lyr = ds.GetLayer(0)
+    lyr.CreateField(ogr.FieldDefn("seen", ogr.OFTString))
+    spelled = {1: "Water", 2: " crops", 7: "built  Area"}
+    for feat in lyr:
+        feat.SetField("seen", spelled[feat.GetField("map_class")])
+        feat.SetField("ref_class", feat.GetField("map_class"))
+        lyr.SetFeature(feat)
+    lyr = ds = None
+    by_name, by_code = evaluate_points(path, out, "seen"), evaluate_points(path, out, "ref_class")
+    assert by_name["overall_accuracy"] == 1.0 and by_name["points_used"] == by_code["points_used"] == 30
+    assert by_name["per_class"] == by_code["per_class"]
+    ds = ogr.Open(out, 1)
+    lyr = ds.GetLayer(0)
+    feat = lyr.GetNextFeature()
+    feat.SetField("seen", "snow")
+    lyr.SetFeature(feat)
+    lyr = ds = None
+    with pytest.raises(ClaireError, match=r"has 'snow' in 'seen', neither a class code nor a class name of the map "
+                                          r"\(its classes: 1 water; 2 crops; 7 built area\)"):
+        evaluate_points(path, out, "seen")
