@@ -197,7 +197,7 @@ TRAIN_FLAG_TO_PARAMETER = {
                                  "Sentinel-2 layout"),
     "--sar-bands": _cli_only("the SAR band list; this algorithm reads the bands by their names or as VV, VH"),
     "--optical-offset": _cli_only("the optical offset; this algorithm reads it from the file"),
-    "--classes": "CLASS_NAMES",
+    "--classes": "CLASS_NAMES", "--threads": "THREADS",
     "--seed": "SEED",
     "--name-field": _cli_only("the field of class names; this algorithm takes FIELD's values as the names"),
 }

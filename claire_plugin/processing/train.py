@@ -68,6 +68,8 @@ HELP = {
     "SEED": "Random seed of the held-out split, the crops and the forest: the same seed, labels and settings give the "
     "same split and forest (the network's weights agree to the last digits only at one thread count; scores and "
     "maps alike). Another seed holds out other polygons: with few per class the scores move with it.",
+    "THREADS": "CPU threads of the training (0: torch's choice, lowered while other programs keep the cores busy). "
+    "A given count is kept all along: the same seed, labels, settings and thread count give the same weights.",
     "OUTPUT": "The new checkpoint (.safetensors) with its model card (classes, bands, scores).",
     "REPORT": "Validation report (JSON; an HTML copy is written beside it): scores of the fine-tuned "
     "network, the untuned checkpoint and the random forests on the held-out polygons, clear and with "
@@ -97,6 +99,22 @@ CLASSIFY_WITH = ["The fine-tuned network", "The random forest (optical + SAR)",
 CHOICE_ARM = {0: "finetuned", 1: "rf_optical_sar", 3: "ensemble"}
 
 
+def _train_at_threads(threads: int, params, *args):
+    """`train_from_polygons(params, *args)` with torch's CPU threads set to `threads` (0: left as they are) on this
+    thread (the process's torch thread) and restored afterwards."""
+    import torch
+
+    from ..core.training.polygons import train_from_polygons
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return train_from_polygons(params, *args)
+    finally:
+        torch.set_num_threads(before)
+
+
 class TrainAlgorithm(ClaireAlgorithm):
     """Teach CLAIRE your area: fine-tune from polygons on one optical + SAR scene."""
 
@@ -104,8 +122,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             "accuracy")
     ICON_NAME = "claire.svg"
     HELP = HELP
-    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "SEED", "DEVICE", "SAR_UNITS",
-                          "CLASSIFY_WITH", "LEVEL"})
+    ADVANCED = frozenset({"STEPS_PER_EPOCH", "BATCH_SIZE", "CROP", "RF_TREES", "SEED", "THREADS", "DEVICE",
+                          "SAR_UNITS", "CLASSIFY_WITH", "LEVEL"})
     INTRO = ("Fine-tunes a CLAIRE checkpoint on your own polygons and validates it on held-out polygons, next "
              "to a random forest and the untuned checkpoint. The checkpoint and report are written only when "
              "the whole run succeeded. Polygon-split scores validate the model on your labels; they are not a "
@@ -143,6 +161,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=1024),
             number("RF_TREES", "Random-forest trees (0: no baseline)", defaultValue=200, minValue=0),
             number("SEED", "Random seed", defaultValue=0, minValue=0),
+            number("THREADS", "CPU threads (0: automatic)", defaultValue=0, minValue=0, maxValue=1024),
             QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoint (*.safetensors)"),
             QgsProcessingParameterFileDestination("REPORT", "Validation report", "JSON report (*.json)"),
             QgsProcessingParameterRasterDestination("CLASSIFIED", "Land cover with the new checkpoint",
@@ -188,6 +207,10 @@ class TrainAlgorithm(ClaireAlgorithm):
             return None, None
         return vector_path(self, parameters, "VALIDATION", context)
 
+    def threads(self, parameters, context) -> int:
+        """THREADS: the CPU thread count to keep (0: torch's choice, lowered while other programs are busy)."""
+        return self.parameterAsInt(parameters, "THREADS", context) if "THREADS" in parameters else 0
+
     def build_params(self, parameters, context):
         """PolygonTrainParams from the parameters (layers resolved to files here, on the algorithm's thread)."""
         from ..core.training.finetune import FinetuneConfig
@@ -208,7 +231,8 @@ class TrainAlgorithm(ClaireAlgorithm):
                              batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                              crop=self.parameterAsInt(parameters, "CROP", context),
                              seed=self.parameterAsInt(parameters, "SEED", context),
-                             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)])
+                             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                             steer_threads=not self.threads(parameters, context))
         return PolygonTrainParams(
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
@@ -225,7 +249,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         import os
 
         from ..core.runtime.torch_thread import call, in_caller
-        from ..core.training.polygons import report_notes, train_from_polygons
+        from ..core.training.polygons import report_notes
         from ..layers.layers import no_input_sidecars
 
         with no_input_sidecars():
@@ -248,7 +272,7 @@ class TrainAlgorithm(ClaireAlgorithm):
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
         # on the process's one torch thread, like the engine; callbacks come back here
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
-            report = call(train_from_polygons, params, in_caller(report_progress),
+            report = call(_train_at_threads, self.threads(parameters, context), params, in_caller(report_progress),
                           in_caller(epoch_reporter(feedback, report_progress)), feedback.isCanceled,
                           stop_waiting=feedback.isCanceled)
         for note in report_notes(report):

@@ -355,3 +355,19 @@ def test_the_seed_is_a_parameter_and_reaches_the_training(claire_plugin, scene, 
     seed = alg.parameterDefinition("SEED")
     assert seed.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced and seed.defaultValue() == 0
     assert "held-out split" in alg.shortHelpString() or "held-out split" in alg.helpString()
+
+
+def test_threads_are_kept_as_given_and_restored_afterwards(claire_plugin, scene, tmp_path):
+    """QA (eleventh round, left then): claire:train had no thread setting, so its weights could not be made to
+    agree with `claire train --threads N`'s. THREADS keeps the count all along (no steering) on the torch thread
+    and gives the thread its count back afterwards."""
+    import torch
+
+    from claire.claire_plugin.core.runtime.torch_thread import call
+
+    before = call(torch.get_num_threads)
+    res, _, _, report, _ = _train(scene, tmp_path, THREADS=1, CLASSIFIED=None)
+    with open(report) as f:
+        threads = json.load(f)["training"]["threads"]
+    assert threads["steps_at_threads"] == {"1": 2} and threads["notes"] == []
+    assert call(torch.get_num_threads) == before
