@@ -143,8 +143,10 @@ def same_class_lut(names: Dict[int, str], other_names: Dict[int, str]) -> Option
     class the map does not have never agrees (-1). None when the codes mean the same or a map has no names."""
     if not names or not other_names:
         return None
-    by_name = {n.strip().lower(): v for v, n in names.items()}
-    wanted = {v: by_name.get(n.strip().lower(), -1) for v, n in other_names.items()}
+    from .training.labels import name_key
+
+    by_name = {name_key(n): v for v, n in names.items()}
+    wanted = {v: by_name.get(name_key(n), -1) for v, n in other_names.items()}
     if all(v == w for v, w in wanted.items()):
         return None
     lut = np.arange(65536, dtype=np.int64)

@@ -57,6 +57,8 @@ def test_focus_class_and_unknown_class():
     assert all("crops" in (p["reference"], p["predicted"]) for p in facts["focus"]["confused_pairs"])
     with pytest.raises(ClaireError, match="not in this map"):
         build_facts(summary, card, focus_class="glacier")
+    spaced = build_facts(summary, card, focus_class=" Built  area")  # names match as everywhere: spacing aside
+    assert spaced["focus"]["name"] == "built area" and spaced["focus"]["metrics"]["name"] == "built area"
 
 
 def test_optical_only_model_has_no_reliance():

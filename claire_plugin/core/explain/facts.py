@@ -286,8 +286,10 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
 
 
 def _focus(facts: dict, focus_class: str) -> dict:
-    key = focus_class.strip().lower()
-    match = [c for c in facts["classes"] if c["name"].lower() == key]
+    from ..training.labels import name_key
+
+    key = name_key(focus_class)
+    match = [c for c in facts["classes"] if name_key(c["name"]) == key]
     if not match:
         known = ", ".join(c["name"] for c in facts["classes"])
         raise ClaireError(f"Class '{focus_class}' is not in this map; choose one of: {known}.")
@@ -296,7 +298,7 @@ def _focus(facts: dict, focus_class: str) -> dict:
     m = facts.get("metrics")
     cls["metrics"] = None
     if m:
-        cls["metrics"] = next((c for c in m["per_class"] if c["name"].lower() == key), None)
+        cls["metrics"] = next((c for c in m["per_class"] if name_key(c["name"]) == key), None)
         cls["confused_pairs"] = [p for p in m["confused_pairs"]
                                  if key in (p["reference"].lower(), p["predicted"].lower())]
     return cls
