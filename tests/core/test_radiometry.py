@@ -141,3 +141,29 @@ def test_offset_tags_on_float_reflectance_are_not_applied(engine_scene, standin_
     got, msgs = _conf(engine_scene, standin_model, standin_card, path, "unscaled")
     _same(got, reference)
     assert any("offset metadata (-1000 DN) is not applied" in m for m in msgs), msgs
+
+
+def test_sar_named_sigma0_is_warned_of_by_the_run_and_recorded_by_a_training(engine_scene, standin_model,
+                                                                              standin_card):
+    """A run of a checkpoint that learnt gamma0 RTC says when the SAR's band names say sigma0 (the map moves);
+    a training scene records what its SAR's names say, so that the fine-tuned card knows it."""
+    import copy
+
+    from claire.claire_plugin.core.training.scene import Scene
+
+    _, sar, _ = engine_scene["arrays"]
+    sigma = write_raster(os.path.join(engine_scene["dir"], "s1.tif"), sar,
+                         descriptions=["Sigma0_VV_db", "Sigma0_VH_db"])
+    card = copy.deepcopy(standin_card)
+    card["inputs"]["sar"]["sensor"] = "Sentinel-1 RTC"
+    d = engine_scene["dir"]
+    runs = {name: run(ClassifyParams(engine_scene["optical"], path, os.path.join(d, f"{name}.tif")), standin_model,
+                      card).messages for name, path in (("rtc", engine_scene["sar"]), ("sigma", sigma))}
+    warned = [m for m in runs["sigma"] if "names say sigma0 ('Sigma0_VV_db', 'Sigma0_VH_db')" in m]
+    assert len(warned) == 1 and warned[0].startswith("warning:")
+    assert not any("names say" in m for m in runs["rtc"])
+    scene = Scene(engine_scene["optical"], sigma, card)
+    try:
+        assert scene.band_info()["sar_calibration"] == "sigma0"
+    finally:
+        scene.close()

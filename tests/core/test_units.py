@@ -321,3 +321,31 @@ def test_a_few_negative_values_are_not_rounded_away_in_the_message():
     few[0, :3] = -0.001
     with pytest.raises(ClaireError, match=r"99\.9\d% non-negative"):
         sar_kind(few, "vv vh")
+
+
+def test_sar_calibration_is_read_from_names_and_warned_of_against_the_checkpoints():
+    """QA (tenth round, SAR expert, left then): sigma0 (Earth Engine's S1_GRD, SNAP's Calibration) or beta0 moved
+    13-34 % of the bundled model's map, which learnt gamma0 RTC, without a word even where the bands said so."""
+    from claire.claire_plugin.core.inputs.units import calibration_warning, card_sar_calibration, sar_calibration
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+    from claire.models.checkpoint import read_card
+
+    said = {("Sigma0_VV_db", "Sigma0_VH_db"): "sigma0", ("VV", "VH", "S1_GRD_sigma0.tif"): "sigma0",
+            ("Beta0_VV",): "beta0", ("Gamma0_VV", "Gamma0_VH"): "gamma0", ("VV", "VH", "T31UFQ_S1RTC.tif"): "gamma0",
+            ("VV", "VH", "scene.tif"): None, ("bands", "practice.tif"): None}
+    assert {names: sar_calibration(names) for names in said} == said
+    bundled = read_card(str(DEFAULT_CHECKPOINT))
+    assert card_sar_calibration(bundled) == "gamma0"
+    warned = calibration_warning(["Sigma0_VV", "Sigma0_VH", "x.tif"], bundled)
+    assert warned == ("warning: the SAR's names say sigma0 ('Sigma0_VV', 'Sigma0_VH'), but this checkpoint learnt "
+                      "terrain-flattened gamma0 (RTC) backscatter: sigma0 moves a large share of the map (README: The "
+                      "SAR the bundled checkpoint knows); give gamma0 RTC (SNAP: Radar > Radiometric > Radiometric "
+                      "Terrain Flattening), or train on your polygons with this SAR")
+    assert "say beta0 ('b_beta0.tif')" in calibration_warning(["VV", "VH", "b_beta0.tif"], bundled)
+    for names in (["VV", "VH", "x.tif"], ["Gamma0_VV", "Gamma0_VH", "x.tif"]):
+        assert calibration_warning(names, bundled) is None
+    tuned = {**bundled, "training": {"data": "polygons", "band_choice": {"sar_calibration": "sigma0"}}}
+    unknown = {**bundled, "training": {"data": "polygons", "band_choice": {}}}
+    assert calibration_warning(["Sigma0_VV", "x.tif"], tuned) is None  # trained on sigma0: it knows it
+    assert calibration_warning(["Sigma0_VV", "x.tif"], unknown) is None  # trained on SAR that said nothing
+    assert "learnt sigma0 backscatter" in calibration_warning(["Beta0_VV", "x.tif"], tuned)

@@ -18,6 +18,7 @@ from ..inputs.bands import check_spectral_order, choose_raster_bands
 from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
+from ..inputs.units import calibration_warning
 from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
 from ..io.atomic import other_writers
@@ -314,6 +315,9 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                  rio.band_metadata_texts(plan.sar, sc.indices))
     sar_vrt.set_sar_units(bool(plan.sar_prep.to_db))  # linear SAR: 0 and below are no data, as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
+    said = calibration_warning(rio.sar_names(plan.sar, sc.indices, plan.params.sar), plan.card)
+    if said:
+        messages.append(said)
 
 
 def _grid(plan: RunPlan, tile: int) -> None:

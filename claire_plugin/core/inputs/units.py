@@ -406,3 +406,42 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
                      f"{float(np.percentile(vals, 99)):.4g}): read as reflectance x {1 / scale:g}, the checkpoint's "
                      f"scale")
     return notes
+
+
+#: What a SAR raster's names say of its radiometric calibration: sigma0 (ellipsoid-normalised, as Earth Engine's
+#: S1_GRD and SNAP's Calibration give it), beta0, or terrain-flattened gamma0 (RTC), which the bundled model learnt.
+_CALIBRATIONS = (("gamma0", re.compile(r"gamma[\s_-]?0|γ0|(?<![a-z])rtc(?![a-z])")),
+                 ("sigma0", re.compile(r"sigma[\s_-]?0|σ0")),
+                 ("beta0", re.compile(r"beta[\s_-]?0|β0")))
+
+
+def sar_calibration(texts: Sequence[str]) -> Optional[str]:
+    """'gamma0', 'sigma0' or 'beta0' when the SAR's band names, units, tags or file name (`texts`) say one
+    calibration (gamma0 wins: SNAP's terrain flattening writes Gamma0 from Beta0); None when they say none."""
+    text = " ".join(str(t) for t in texts).lower().replace("_", " ")
+    found = [name for name, rx in _CALIBRATIONS if rx.search(text)]
+    return found[0] if found else None
+
+
+def card_sar_calibration(card: dict) -> Optional[str]:
+    """The SAR calibration a checkpoint learnt: a polygon-trained model's training scene's (None when its names
+    said none), else what its SAR input's sensor says (the bundled model's: Sentinel-1 RTC, gamma0)."""
+    training = card.get("training") or {}
+    if training.get("data") == "polygons":
+        return (training.get("band_choice") or {}).get("sar_calibration")
+    sar = (card.get("inputs") or {}).get("sar") or {}
+    return sar_calibration([str(sar.get("calibration") or ""), str(sar.get("sensor") or "")])
+
+
+def calibration_warning(sources: Sequence[str], card: dict) -> Optional[str]:
+    """A warning when the SAR's names (`sources`: its band names and file name) say sigma0 or beta0 and the
+    checkpoint (`card`) learnt another calibration; None when either is unknown or they agree."""
+    scene, learnt = sar_calibration(sources), card_sar_calibration(card)
+    if scene not in ("sigma0", "beta0") or learnt is None or scene == learnt:
+        return None
+    said = ", ".join(quoted(s) for s in dict.fromkeys(sources) if sar_calibration([s]) == scene)
+    what = {"gamma0": "terrain-flattened gamma0 (RTC)", "sigma0": "sigma0", "beta0": "beta0"}[learnt]
+    give = "gamma0 RTC (SNAP: Radar > Radiometric > Radiometric Terrain Flattening)" if learnt == "gamma0" else learnt
+    return (f"warning: the SAR's names say {scene} ({said}), but this checkpoint learnt {what} backscatter: "
+            f"{scene} moves a large share of the map (README: The SAR the bundled checkpoint knows); give {give}, "
+            "or train on your polygons with this SAR")

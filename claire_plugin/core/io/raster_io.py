@@ -491,6 +491,12 @@ def metadata_text(ds, indexes: Sequence[int]) -> str:
     return " ".join(parts).lower()
 
 
+def sar_names(ds, indexes: Sequence[int], path: str) -> List[str]:
+    """The names that may say what a SAR raster holds: the chosen bands' names (`band_labels`) and the file name."""
+    names = band_labels(ds)[0]
+    return [str(names[i - 1]) for i in indexes if names[i - 1]] + [os.path.basename(str(path))]
+
+
 def band_metadata_texts(ds, indexes: Sequence[int]) -> List[str]:
     """Per band of `indexes`, its own name, unit and unit tags as one lowercase string (metadata_text without the
     dataset's tags): what each band says of its unit."""

@@ -27,6 +27,7 @@ class Scene:
         from ..inputs.bands import check_spectral_order, choose_raster_bands
         from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
         from ..inputs.radiometry import optical_radiometry
+        from ..inputs.units import sar_calibration
         from ..inputs.validate import require_valid_pixels, valid_pixels
         from ..io import raster_io as rio
 
@@ -62,6 +63,7 @@ class Scene:
                                          self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method,
                                          rio.band_metadata_texts(self.sar, self.sc.indices))
             self.sar_grid.set_sar_units(bool(self.sar_prep.to_db))  # linear SAR: 0 and below are no data
+            self.sar_calibration = sar_calibration(rio.sar_names(self.sar, self.sc.indices, sar))
         except BaseException:
             self.close()
             raise
@@ -138,5 +140,6 @@ class Scene:
         return np.nan_to_num(o, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
 
     def band_info(self) -> dict:
-        """Which raster bands feed which model bands (for the card and the report)."""
-        return {"optical": self.oc.as_dict(), "sar": self.sc.as_dict()}
+        """Which raster bands feed which model bands, and the SAR's calibration as its names say it (None: they
+        say none), for the card and the report."""
+        return {"optical": self.oc.as_dict(), "sar": self.sc.as_dict(), "sar_calibration": self.sar_calibration}
