@@ -165,9 +165,15 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
     gaps = summary.get("sar_only_share") or 0.0  # the optical's gaps in the map (none where neither has data)
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
-        by_gaps = (f" (the optical's gaps, {_pct(gaps)} of it, may add to this)"
-                   if gaps * 100 >= UNFAMILIAR_WARN_PCT else "")
-        if summary.get("optical_offset_suspected"):  # as the explanation says it: the likelier causes first
+        cloud = summary.get("cloud_share") or 0.0
+        causes = [f"the optical's gaps, {_pct(gaps)} of it," if gaps * 100 >= UNFAMILIAR_WARN_PCT else "",
+                  f"the cloud, {_pct(cloud)} of it," if cloud * 100 >= UNFAMILIAR_WARN_PCT else ""]
+        by_gaps = f" ({' and '.join(c for c in causes if c)} may add to this)" if any(causes) else ""
+        if summary.get("optical_offset_suspected") and cloud >= 0.5:  # thick cloud is bright everywhere too
+            advice = ("The optical is bright everywhere, as under thick cloud or in Sentinel-2 whose +1000 "
+                      "reflectance offset was not removed: if the scene is not this cloudy, classify again with the "
+                      "offset removed (the run's details say how).")
+        elif summary.get("optical_offset_suspected"):  # as the explanation says it: the likelier causes first
             advice = ("First, though, the optical looks like Sentinel-2 whose +1000 reflectance offset was not "
                       "removed (the run's details say how): classify again with the offset removed.")
         elif smaller_than_calibration(summary.get("region_shape")):
@@ -177,6 +183,9 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
             many = units_of(((card.get("training") or {}).get("labels"))).many
             advice = (f"It was trained on your {many}: <a href='train'>add {many} there</a> (the unfamiliar "
                       f"layer shows where) and train again.")
+        elif cloud + gaps >= 0.5:
+            advice = ("If a clear scene of the same place shows as much, <a href='train'>train it on your "
+                      "area</a>.")
         else:
             advice = "<a href='train'>Train it on your area</a> with a few polygons per class."
         parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "

@@ -367,6 +367,26 @@ def test_what_is_wrong_with_the_input_comes_before_training_advice():
     assert "smaller than the scenes the score was calibrated on" in small and "train the model on your area" in small
 
 
+def test_cloud_is_named_as_a_cause_of_the_unlike_share_before_the_offset_or_training():
+    """QA (flood responder): 90 % thick cloud read 100 % unlike the training data and the explanation only said
+    "train it on your area" (the same pixels as gaps were named as a cause); a scene all under cloud, bright
+    everywhere, was put down to an unremoved Sentinel-2 offset first, and removing it changed nothing."""
+    summary, card = sample_run(with_reference=False)
+    summary.update(unfamiliar_share=1.0, cloud_share=0.902, sar_only_share=0.0, region_shape=[600, 600])
+    clouded = template.write(build_facts(summary, card))
+    assert "Part of this may come from the cloud (90.2 % of the map lay under cloud" in clouded, clouded
+    assert "If a clear scene of the same place shows as much, train the model on your area" in clouded
+    assert "Train it on your area with a few polygons" not in clouded
+    bright = template.write(build_facts(dict(summary, optical_offset_suspected=True), card))
+    assert ("the optical values are bright everywhere, as under thick cloud (90.2 % of the map lay under cloud) or "
+            "in Sentinel-2 of a newer processing baseline") in bright, bright
+    assert "much of this may go" not in bright and "Part of this may come from the cloud" not in bright
+    thin = template.write(build_facts(dict(summary, cloud_share=0.1, optical_offset_suspected=True), card))
+    assert "much of this may go" in thin and "Part of this may come from the cloud (10.0 %" in thin
+    clear = template.write(build_facts(dict(summary, cloud_share=0.01), card))
+    assert "may come from the cloud" not in clear and "Train it on your area" in clear
+
+
 def test_cloud_gets_a_caveat_unless_the_model_has_its_own_sar_alone_scores():
     summary, card = _random_run(1, reference=False)
     summary.update(cloud_share=0.4, mean_sar_share_clouded=0.9, mean_sar_share_clear=0.4, sar_only_share=0.0,

@@ -516,12 +516,18 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
            "training": {"labels": {"geometry": "point"}}}
     theirs = trust_html(summary, own)
     assert "trained on your points: <a href='train'>add points there</a>" in theirs, theirs
-    assert "Train it on your area" not in theirs and "Train it on your area" in trust_html(summary, {})
+    assert "rain it on your area" not in theirs and "rain it on your area</a>" in trust_html(summary, {})
     # (QA, desktop) the likelier causes the explanation names come first here too
     offset = trust_html(dict(summary, optical_offset_suspected=True), {})
     assert "+1000 reflectance offset was not removed" in offset and "Train it on your area" not in offset
     small = trust_html(dict(summary, region_shape=[92, 184]), {})
     assert "smaller than those the score was calibrated on" in small and "Train it on your area" not in small
+    # (QA, flood responder) thick cloud named as a cause, and before the offset where the whole scene is bright
+    clouded = trust_html(dict(summary, cloud_share=0.9, sar_only_share=0.05), {})
+    assert "(the optical's gaps, 5.0 % of it, and the cloud, 90.0 % of it, may add to this)" in clouded, clouded
+    assert "If a clear scene of the same place shows as much" in clouded
+    bright = trust_html(dict(summary, cloud_share=0.9, optical_offset_suspected=True), {})
+    assert "bright everywhere, as under thick cloud" in bright and "First, though" not in bright
 
     dock = ClaireDock(None)
     dock.results.showSummary(summary, "scene")

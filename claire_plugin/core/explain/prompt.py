@@ -71,6 +71,9 @@ def facts_lines(facts: dict) -> List[str]:
     for key, label in SCENE_LINES:
         if s.get(key) is not None:
             lines.append(f"{label}: {f.pct(s[key])}.")
+    if (s.get("unfamiliar_pct") or 0.0) >= 5.0 and (s.get("cloud_pct") or 0.0) + (s.get("sar_only_pct") or 0.0) >= 5.0:
+        lines.append("Cloud and optical gaps make the optical unlike that of the training scenes: part of the share "
+                     "unlike the training data may come from them, and a clear scene of the place may show less.")
     lines.append("Classes by area:")
     for c in facts.get("classes") or []:
         parts = [f"{f.pct(c['share_pct'] or 0.0)} of valid area"]

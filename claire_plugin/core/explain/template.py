@@ -336,7 +336,13 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
     out = [f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
            f"anything in its training data, so the classes it gives there are guesses, not findings, "
            f"whatever their confidence."]
-    if scene.get("optical_offset_suspected"):
+    cloud = scene.get("cloud_pct") or 0.0
+    if scene.get("optical_offset_suspected") and cloud >= MOSTLY_PCT:  # thick cloud is bright everywhere too
+        out.append(f"First, though, the optical values are bright everywhere, as under thick cloud ({f.pct(cloud)} "
+                   "of the map lay under cloud) or in Sentinel-2 of a newer processing baseline whose reflectance "
+                   "offset was not removed: if the scene is not this cloudy, classify again with the offset removed "
+                   "(the run's notes say how).")
+    elif scene.get("optical_offset_suspected"):
         out.append("First, though, the optical values look like Sentinel-2 of a newer processing baseline whose "
                    "reflectance offset was not removed (the run's notes say how to remove it): classify again with "
                    "the offset removed, and much of this may go.")
@@ -352,6 +358,11 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    f"where the optical is missing the model's features differ from those of its training scenes, "
                    f"around the gaps too, and the score reads that as unlike the training data; a scene without "
                    f"gaps may show far less.")
+    if cloud >= UNFAMILIAR_WARN_PCT and not (scene.get("optical_offset_suspected") and cloud >= MOSTLY_PCT):
+        out.append(f"Part of this may come from the cloud ({f.pct(cloud)} of the map lay under cloud, haze or "
+                   f"shadow): the optical the model sees there is unlike the ground of its training scenes, and the "
+                   f"score reads that as unlike the training data even where SAR decided the class; a clear scene of "
+                   f"the same place may show far less.")
     if scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration"):
         pass
     elif (facts.get("model") or {}).get("from_labels"):
@@ -361,6 +372,9 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    f"Where to label next in the Train tab, or claire suggest, picks places the model is unsure of) "
                    f"and train again before "
                    f"using those parts of the map.")
+    elif cloud + gaps >= MOSTLY_PCT:
+        out.append("If a clear scene of the same place shows as much, train the model on your area with a few "
+                   "polygons per class before using those parts of the map.")
     else:
         out.append("Train it on your area with a few polygons per class (the Train tab in QGIS, or claire train "
                    "with your polygons) before using those parts of the map.")
