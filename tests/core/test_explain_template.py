@@ -467,3 +467,18 @@ def test_physical_reasons_are_given_for_whole_words_of_a_class_name_only():
     assert "canopy" in _sar_cue("Trees") and "canopy" in _sar_cue("woodland")
     assert "field structure" in _sar_cue("cropland") and "field structure" in _sar_cue("seasonal crops")
     assert "open water" in _sar_cue("lakes") and "double-bounce" in _sar_cue("Built  Area")
+
+
+def test_low_confidence_under_cloud_is_not_put_down_to_class_boundaries():
+    """QA (flood responder): flood water decided from SAR under cloud (31 % confidence, 92 % right) was explained by
+    "class boundaries or spectrally mixed cover"; a macroclass with no low-confidence pixel got the same sentence."""
+    summary, card = sample_run(with_reference=False)
+    for c in summary["classes"]:
+        c.update(cloud_share=0.8, sar_only_share=0.1)
+    clouded = template.write(build_facts(summary, card))
+    assert "most of their pixels lay under cloud or in the optical gaps, where the decision rests on the SAR" in clouded
+    assert "class boundaries" not in clouded
+    for c in summary["classes"]:
+        c.update(cloud_share=0.0, sar_only_share=0.0, low_confidence_share=0.0)
+    sure = template.write(build_facts(summary, card))
+    assert "none of their pixels is low-confidence" in sure and "class boundaries" not in sure, sure

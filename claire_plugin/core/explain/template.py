@@ -118,6 +118,22 @@ def _present(facts: dict) -> List[dict]:
     return [c for c in facts.get("classes") or [] if c.get("pixels", 0) > 0 and c.get("share_pct")]
 
 
+def _why_unsure(weak: List[dict]) -> str:
+    """Why the least certain classes are unsure: most of their pixels under cloud or in the optical gaps (SAR alone
+    decided), else boundaries and mixed cover; nothing to check where none of their pixels is low-confidence."""
+    if all(c.get("low_confidence_pct") == 0 for c in weak):
+        return "none of their pixels is low-confidence, so nothing there calls for a check"
+    gapped = [c["name"] for c in weak if _by_gap(c)]
+    if len(gapped) == len(weak):
+        return ("most of their pixels lay under cloud or in the optical gaps, where the decision rests on the SAR and "
+                "is less sure: check them against imagery of a clear date")
+    boundaries = "such pixels typically sit on class boundaries or in spectrally mixed cover"
+    if gapped:
+        return (f"{boundaries}, and most of {gapped[0]}'s lay under cloud or in the optical gaps; they deserve a "
+                "visual check")
+    return f"{boundaries} and deserve a visual check"
+
+
 def _plural(name: str) -> bool:
     """Whether a class name reads as a plural ("trees", "crops"; not "grass")."""
     low = name.strip().lower()
@@ -186,8 +202,7 @@ def _confidence(facts: dict, f: Formatter) -> str:
             if c.get("low_confidence_pct") is not None:
                 p += f", {f.pct(c['low_confidence_pct'])} of its pixels low-confidence"
             parts.append(p + ")")
-        out.append(f"Confidence is lowest for {_join(parts)}; such pixels typically sit on class "
-                   f"boundaries or in spectrally mixed cover and deserve a visual check.")
+        out.append(f"Confidence is lowest for {_join(parts)}; {_why_unsure(weak)}.")
         best = max(rated, key=lambda c: (c["mean_confidence_pct"], c["name"]))
         s = (f"{_cap(best['name'])} {_verb(best['name'], 'is', 'are')} the most certain class, at "
              f"{f.pct(best['mean_confidence_pct'])} mean confidence")
