@@ -15,6 +15,7 @@ from ....models.macroclass import Grouping
 from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..inputs.bands import check_spectral_order, choose_raster_bands
+from ..inputs.dates import date_gap_warning
 from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
 from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
 from ..inputs.radiometry import optical_radiometry
@@ -284,6 +285,9 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
                 messages.append(note)
         plan.reference, plan.reference_nodata = rio.warp_to_grid(ref_ds, opt, "nearest"), ref_ds.nodata
         plan.opened.append(plan.reference)
+    apart = date_gap_warning((params.optical, opt.tags()), (params.sar, sar.tags()))
+    if apart:
+        messages.append(apart)
     plan.opt, plan.sar, plan.sar_vrt = opt, sar, rio.warp_to_grid(sar, opt, "bilinear", scaled=True)
     plan.opened.append(plan.sar_vrt)
     if sar.crs != opt.crs or sar.transform != opt.transform or sar.shape != opt.shape:

@@ -125,6 +125,7 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
 
     from ..io import raster_io as rio
     from .bands import check_spectral_order, choose_raster_bands
+    from .dates import date_gap_warning
     from .normalize import InputSpec, optical_preparer, sar_preparer
     from .radiometry import optical_radiometry
     from .units import calibration_warning
@@ -151,9 +152,10 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         s_prep = sar_preparer(sspec, len(sc.indices), sample, rio.metadata_text(sds, sc.indices), sar_units,
                               sds.dtypes[sc.indices[0] - 1], sc.method)
         out.warnings += [n for n in s_prep.notes if n.startswith("warning:")]  # border noise, the other unit
-        calibration = calibration_warning(rio.sar_names(sds, sc.indices, sar), card)
-        if calibration:
-            out.warnings.append(calibration)
+        for said in (calibration_warning(rio.sar_names(sds, sc.indices, sar), card),
+                     date_gap_warning((optical, opt.tags()), (sar, sds.tags()))):
+            if said:
+                out.warnings.append(said)
         coarse = sar_resolution_warning(math.sqrt(rio.pixel_area_m2(sds)), math.sqrt(rio.pixel_area_m2(opt)), card)
         if coarse:
             out.warnings.append(coarse)
