@@ -41,6 +41,7 @@ from ..layers.layers import (
 from .picker import CheckpointPicker
 from .results import ResultsView, done_html, replaced_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
+from .tones import status_html
 from .train_panel import TrainPanel
 from .widgets import (
     RasterChooser,
@@ -648,8 +649,7 @@ class ClaireDock(QgsDockWidget):
 
     # -- feedback ------------------------------------------------------------------------------------
     def _set_status(self, text: str, error: bool = False) -> None:
-        color = "#b00020" if error else "#303030"
-        self.status.setText(f"<span style='color:{color}'>{html.escape(text)}</span>")
+        self.status.setText(status_html(text, error, self))
 
     def _push(self, title: str, text: str, warning: bool = False) -> None:
         bar = getattr(self.iface, "messageBar", None) if self.iface is not None else None

@@ -21,7 +21,7 @@ class EpochChart(QWidget):
         self._epochs = 0
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(200)
-        self.setFixedHeight(150)
+        self.setFixedHeight(max(150, 9 * QFontMetrics(self.font()).height()))  # a larger font gets a taller chart
 
     def clear(self, epochs: int = 0) -> None:
         """Forget the points; `epochs` sets the x axis until the run says otherwise."""
@@ -40,7 +40,7 @@ class EpochChart(QWidget):
         return list(self._loss), list(self._score)
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 150)
+        return QSize(280, self.height())
 
     def _legend(self, painter: QPainter, fm: QFontMetrics, y: float) -> None:
         x = 8.0
@@ -51,28 +51,41 @@ class EpochChart(QWidget):
             painter.drawText(QPointF(x + 18, y + fm.ascent() / 2 - 1), text)
             x += 30 + fm.horizontalAdvance(text)
 
+    def plot_area(self) -> Tuple[QRectF, str]:
+        """(the plot's rectangle, the loss axis's top label): the axes' numbers take the room the font needs, and
+        stay clear of the first and last epoch's dots."""
+        fm = QFontMetrics(self.font())
+        top = max(self._loss) if self._loss else 1.0
+        label = f"{top or 1.0:.2g}"
+        left_w, right_w = fm.horizontalAdvance(label) + 10, fm.horizontalAdvance("1") + 12
+        return QRectF(left_w, fm.height() + 12, self.width() - left_w - right_w,
+                      self.height() - fm.height() * 2 - 20), label
+
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         fm = QFontMetrics(self.font())
         painter.fillRect(self.rect(), self.palette().base())
         self._legend(painter, fm, fm.height() / 2 + 4)
-        plot = QRectF(34, fm.height() + 12, self.width() - 70, self.height() - fm.height() * 2 - 20)
+        plot, label = self.plot_area()
+        left_w, right_w = plot.left(), self.width() - plot.right()
+        top = max(self._loss) if self._loss else 1.0
         painter.setPen(QPen(QColor("#9e9e9e"), 1))
         painter.drawRect(plot)
         if not self._loss:
             painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Epochs appear here.")
             return
-        top = max(self._loss) or 1.0
+        top = top or 1.0
         n = max(self._epochs, 2)
         text = self.palette().text().color()
         painter.setPen(text)
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        painter.drawText(QRectF(0, plot.top() - 6, 32, 12), right, f"{top:.2g}")
-        painter.drawText(QRectF(0, plot.bottom() - 6, 32, 12), right, "0")
-        painter.drawText(QRectF(plot.right() + 3, plot.top() - 6, 34, 12), left, "1")
-        painter.drawText(QRectF(plot.right() + 3, plot.bottom() - 6, 34, 12), left, "0")
+        h = fm.height()
+        painter.drawText(QRectF(0, plot.top() - h / 2, left_w - 6, h), right, label)
+        painter.drawText(QRectF(0, plot.bottom() - h / 2, left_w - 6, h), right, "0")
+        painter.drawText(QRectF(plot.right() + 6, plot.top() - h / 2, right_w, h), left, "1")
+        painter.drawText(QRectF(plot.right() + 6, plot.bottom() - h / 2, right_w, h), left, "0")
         painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), fm.height()),
                          Qt.AlignmentFlag.AlignCenter,
                          f"epoch {len(self._loss)} of {self._epochs}")

@@ -26,6 +26,7 @@ from ...models.card_schema import model_title
 from ...models.macroclass import grouping_text
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
+from .tones import tones
 from .widgets import breakable, fit_on_screen
 
 RECENT_KEY = "claire/recent_checkpoints"
@@ -109,8 +110,9 @@ def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
 def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
     """HTML summary of a model card: architecture, classes (swatches), bands, training, metrics."""
     e = html.escape
-    parts = ["<style>td,th{padding:2px 6px;} th{text-align:left;background:#eef2f6;}"
-             " h3{margin:6px 0 2px 0;} .muted{color:#5f6b76;}</style>"]
+    t = tones()
+    parts = [f"<style>td,th{{padding:2px 6px;}} th{{text-align:left;background:{t['header_bg']};color:{t['text']};}}"
+             f" h3{{margin:6px 0 2px 0;}} .muted{{color:{t['muted']};}}</style>"]
     parts.append(f"<h3>Model: {e(model_title(card))}</h3>")
     parts.append(f"<p class='muted'>{' · '.join(_card_meta(card, path))}</p>")
     parts += _classes_html(card) + _bands_html(card) + _training_html(card) + _metrics_html(card)
@@ -396,7 +398,7 @@ class CheckpointPicker(QWidget):
         if self._card:
             self.card_view.setHtml(card_html(self._card, path))
         else:
-            self.card_view.setHtml(f"<p style='color:#b00020'>{html.escape(self._error or '')}</p>")
+            self.card_view.setHtml(f"<p style='color:{tones(self)['error']}'>{html.escape(self._error or '')}</p>")
         self._show_status()
 
     def card(self) -> Optional[Dict[str, Any]]:
@@ -435,21 +437,21 @@ class CheckpointPicker(QWidget):
         return list(self._notes)
 
     def _show_status(self) -> None:
-        lines = []
+        lines, t = [], tones(self)
         if self._error:
-            lines = [f"<span style='color:#b00020'>⚠ {html.escape(breakable(self._error))}</span>"]
+            lines = [f"<span style='color:{t['error']}'>⚠ {html.escape(breakable(self._error))}</span>"]
         elif self._warnings:
-            lines = [f"<span style='color:#a15c00'>⚠ {html.escape(w)}</span>" for w in self._warnings]
+            lines = [f"<span style='color:{t['warning']}'>⚠ {html.escape(w)}</span>" for w in self._warnings]
         elif self._card:
             n = len(self._card.get("classes") or [])
             fit = "; the layers fit its bands" if self._layers_checked else ""
-            lines = [f"<span style='color:#2e7d32'>✓ {html.escape(str(self._card.get('arch')))}"
+            lines = [f"<span style='color:{t['ok']}'>✓ {html.escape(str(self._card.get('arch')))}"
                      f" checkpoint, {n} classes{fit}.</span>"]
         if lines and not self._error:
-            lines += [f"<span style='color:#1f4e79'>ℹ {html.escape(note)}</span>" for note in self._notes]
+            lines += [f"<span style='color:{t['info']}'>ℹ {html.escape(note)}</span>" for note in self._notes]
         gone = getattr(self, "_gone", "")
         if gone and os.path.abspath(self.checkpointPath()) == os.path.abspath(bundled_checkpoint()):
-            lines.insert(0, f"<span style='color:#a15c00'>⚠ {html.escape(breakable(gone_text(gone)))}</span>")
+            lines.insert(0, f"<span style='color:{t['warning']}'>⚠ {html.escape(breakable(gone_text(gone)))}</span>")
         self.status.setText("<br>".join(lines))
         self.status.setVisible(bool(self.status.text()))
 

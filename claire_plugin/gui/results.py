@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.explain import Explanation
 from ..core.numbers import grouped
 from .chart import ClassBarChart, bars_from_summary
+from .tones import tones
 from .widgets import AutoHeightBrowser, breakable, file_url
 
 BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
@@ -53,7 +54,7 @@ def done_html(output: str) -> str:
     folder = os.path.dirname(os.path.abspath(output))
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if in_temporary_folder(output) else "")
-    return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:#5f6b76'>"
+    return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:{tones()['muted']}'>"
             f"{html.escape(breakable(output))}</span> · <a href=\"{file_url(folder)}\">open folder</a>{note}")
 
 
@@ -115,7 +116,7 @@ class MetricTile(QFrame):
         self.caption = QLabel(caption, self)
         self.caption.setWordWrap(True)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.caption.setStyleSheet("color:#5f6b76;")
+        self.caption.setStyleSheet(f"color:{tones(self)['muted']};")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(0)
@@ -262,7 +263,7 @@ class ResultsView(QWidget):
 
         self.generator = QLabel("", self)
         self.generator.setWordWrap(True)
-        self.generator.setStyleSheet("color:#5f6b76;")
+        self.generator.setStyleSheet(f"color:{tones(self)['muted']};")
         self.explanation = AutoHeightBrowser(self)  # as tall as its text: the tab scrolls, not a box inside it
         self.explanation.setPlaceholderText("The explanation appears here after a run.")
         self._streamed = ""
@@ -274,7 +275,7 @@ class ResultsView(QWidget):
         self.messages_box = QGroupBox("Run details", self)
         self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
-        self.messages.setStyleSheet("color:#5f6b76;")
+        self.messages.setStyleSheet(f"color:{tones(self)['muted']};")
         self.messages.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
@@ -324,8 +325,9 @@ class ResultsView(QWidget):
         trust = trust_html(self.summary, card)
         warn = "Do not trust" in trust
         self.trust.setText(trust)
-        self.trust.setStyleSheet("background:#fff4e5; border:1px solid #e0a040; padding:4px;" if warn else
-                                 "color:#5f6b76;")
+        t = tones(self)
+        self.trust.setStyleSheet(f"background:{t['warn_bg']}; color:{t['text']}; border:1px solid {t['warn_border']}; "
+                                 "padding:4px;" if warn else f"color:{t['muted']};")
         self.trust.setVisible(bool(trust))
         self.tiles["area"].setValue(f"{grouped(total_ha, 1)} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
@@ -342,7 +344,8 @@ class ResultsView(QWidget):
                    lambda row: [_pct(row[k], unit=False) for k in ("iou", "precision", "recall", "f1")])
         self.accuracy_table.setVisible(bool(metrics))
         left = metrics.get("reference_left_out") or {}
-        note = (f"<br><span style='color:#8a5a00'>{html.escape(grouped(left['pixels']))} reference pixels "
+        note = (f"<br><span style='color:{tones(self)['warning']}'>{html.escape(grouped(left['pixels']))} "
+                f"reference pixels "
                 f"({_pct(left['share'])}) hold codes that are no class of this map "
                 f"({html.escape(', '.join(list(left['codes'])[:8]))}) and were left out of these figures.</span>"
                 if left.get("pixels") else "")
@@ -353,7 +356,7 @@ class ResultsView(QWidget):
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()
         self.messages.setText("<br>".join(  # paths wrap; a warning stands out from the notes
-            (f"<b style='color:#8a4b00'>{html.escape(breakable(m))}</b>" if m.startswith("warning:")
+            (f"<b style='color:{tones(self)['warning']}'>{html.escape(breakable(m))}</b>" if m.startswith("warning:")
              else html.escape(breakable(m))) for m in (messages or [])))
         self.messages_box.setVisible(bool(messages))
 
@@ -434,14 +437,16 @@ class ResultsView(QWidget):
         for sentence in expl.flagged_sentences:
             s = html.escape(sentence.strip())
             if s and s in body:
-                body = body.replace(s, f"<span style='background:#fff3cd' title='Not backed by the facts'>"
+                body = body.replace(s, f"<span style='background:{tones(self)['flag_bg']}' title='Not backed by the "
+                                       f"facts'>"
                                        f"{s} ⚠</span>")
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
         parts = [f"Written by: <b>{html.escape(expl.label)}</b>",
                  f"numbers checked against the facts: {100 * expl.grounded_share:.0f} % grounded"]
         if expl.flagged_sentences:
-            parts.append(f"<span style='color:#a15c00'>{len(expl.flagged_sentences)} sentence(s) flagged ⚠ as not "
+            parts.append(f"<span style='color:{tones(self)['warning']}'>{len(expl.flagged_sentences)} sentence(s) "
+                         f"flagged ⚠ as not "
                          f"backed by the facts</span>")
         if expl.fallback_reason:
             parts.append(html.escape(expl.fallback_reason))
@@ -449,4 +454,5 @@ class ResultsView(QWidget):
 
     def showExplanationError(self, message: str) -> None:  # noqa: N802
         """Say why no explanation could be written."""
-        self.generator.setText(f"<span style='color:#b00020'>No explanation: {html.escape(message)}</span>")
+        self.generator.setText(f"<span style='color:{tones(self)['error']}'>No explanation: "
+                               f"{html.escape(message)}</span>")

@@ -37,6 +37,7 @@ from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import BASE_KEY, CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
+from .tones import status_html, tones
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
 from .widgets import (
@@ -215,7 +216,7 @@ class TrainPanel(QWidget):
                                        "default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
         self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
-        self.wand_status.setText(f"<span style='color:#5f6b76'>{html.escape(WAND_HINT)}</span>")
+        self.wand_status.setText(f"<span style='color:{tones(self)['muted']}'>{html.escape(WAND_HINT)}</span>")
         self.wand_button.toggled.connect(self.toggle_wand)
 
     def _build_settings_box(self) -> QGroupBox:
@@ -722,6 +723,5 @@ class TrainPanel(QWidget):
         self.places_status.setVisible(True)
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        color = "#b00020" if error else "#303030"
-        self.status.setText(f"<span style='color:{color}'>{html.escape(text)}</span>")
+        self.status.setText(status_html(text, error, self))
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -7,6 +7,7 @@ import os
 from typing import Any, Dict, List
 
 from ..core.numbers import counted
+from .tones import tones
 from .widgets import breakable, file_url
 
 SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar": "RF&nbsp;opt&#8288;+&#8288;SAR",
@@ -108,8 +109,9 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
 
     conds = list(next(iter(report["arms"].values())).keys())
     units = units_of(report.get("labels"))
-    parts = ["<style>td,th{padding:1px 3px;} th{text-align:left;background:#eef2f6;}"
-             " .muted{color:#5f6b76;}</style>",
+    t = tones()
+    parts = [f"<style>td,th{{padding:1px 3px;}} th{{text-align:left;background:{t['header_bg']};color:{t['text']};}}"
+             f" .muted{{color:{t['muted']};}} .warn{{color:{t['warning']};}}</style>",
              f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"
              f"{e(breakable(os.path.dirname(checkpoint)))}</span></p>"]
     for cond in conds:
@@ -126,13 +128,13 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") ->
         for path in (report.get("forest_checkpoint"), report.get("ensemble_checkpoint"), base):
             name = os.path.basename(path or "")  # file names may break anywhere in the dock
             shown = shown.replace(e(name), e(breakable(name))) if name else shown
-        parts.append(f"<p style='color:#8a4b00'>{shown}</p>")
+        parts.append(f"<p class='warn'>{shown}</p>")
     from ..core.training.suspects import suspect_note
 
     suspects = report.get("suspect_polygons") or []
     if suspects:
         ids = ",".join(str(f) for s in suspects for f in s["feature_ids"])
-        parts.append(f"<p style='color:#8a4b00'>{e(suspect_note(suspects, units=units))}. "
+        parts.append(f"<p class='warn'>{e(suspect_note(suspects, units=units))}. "
                      f"<a href='{SELECT_SCHEME}:{ids}'>"
                      f"Select them in the training layer</a></p>")
     parts += _split_html(report)

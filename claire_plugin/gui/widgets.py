@@ -21,6 +21,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..layers.layers import layer_hint
+from .tones import tones
 
 ZWSP = "\u200b"
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's largest widget size
@@ -161,7 +162,7 @@ class RasterChooser(QWidget):
             self.combo.setLayer(None)
         self.hint = QLabel(self)
         self.hint_text = ""
-        self.hint.setStyleSheet("color:#5f6b76;")
+        self.hint.setStyleSheet(f"color:{tones(self)['muted']};")
         # the line is elided to the width the dock gives; its full text must not ask for more (a long folder
         # name widened the whole page past the dock, cutting every row)
         self.hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -176,8 +177,12 @@ class RasterChooser(QWidget):
 
     def _show_hint(self, layer) -> None:
         text = self.hint_text = layer_hint(layer)
-        # elided to the width laid out (a hidden tab gets its resize before it shows); the tooltip has the path
-        text = self.hint.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(80, self.width() - 4))
+        # the name elided to the width laid out (a hidden tab gets its resize before it shows), its band count
+        # always whole ("…0 bands" read as none for ten); the tooltip has the path
+        where, sep, bands = text.rpartition(" · ") if " · " in text else (text, "", "")
+        metrics = self.hint.fontMetrics()
+        room = max(40, self.width() - 4 - metrics.horizontalAdvance(sep + bands))
+        text = metrics.elidedText(where, Qt.TextElideMode.ElideMiddle, room) + sep + bands
         self.hint.setText(text)
         self.hint.setToolTip(layer.source() if layer is not None else "")
         # the combo cuts long names at the 298 px of a new dock: its tooltip has the whole name

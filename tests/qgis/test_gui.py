@@ -762,6 +762,12 @@ def test_a_long_layer_name_cut_at_the_docks_width_is_whole_in_the_tooltip(qgis_a
         assert chooser.combo.toolTip() == f"{name}\n\nWhat the layer is for."
         chooser.combo.setLayer(None)
         assert chooser.combo.toolTip() == "What the layer is for."
+        # (QA, themes) the grey line cut its middle, band count and all: "qa_them…0 bands" for ten bands
+        chooser.resize(110, 60)
+        chooser.combo.setLayer(layer)
+        shown = chooser.hint.text()
+        bands = layer.bandCount()
+        assert shown.endswith(f" · {bands} bands") and "…" in shown and shown != chooser.hint_text, shown
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
 

@@ -1,0 +1,39 @@
+"""The panel's message colours under QGIS's light and dark (Night Mapping) palettes (QA, themes: the status line
+was #303030 on the dark theme's #323232, 1.03:1; errors 1.75:1; table headers light text on a light fill)."""
+from __future__ import annotations
+
+import pytest
+
+
+def _luminance(hex_color: str) -> float:
+    rgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@pytest.mark.parametrize("window,text", [("#323232", "#aaaaaa"),  # Night Mapping
+                                         ("#222222", "#dddddd"), ("#efefef", "#000000"), ("#ffffff", "#303030")])
+def test_every_tone_is_readable_on_its_palette(qgis_app, window, text):
+    from qgis.PyQt.QtGui import QColor, QPalette
+    from qgis.PyQt.QtWidgets import QLabel
+
+    from claire.claire_plugin.gui.tones import status_html, tones
+
+    label = QLabel()
+    palette = label.palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor(window))
+    palette.setColor(QPalette.ColorRole.WindowText, QColor(text))
+    label.setPalette(palette)
+    t = tones(label)
+    for role in ("error", "warning", "ok", "info", "muted", "text"):
+        assert _contrast(t[role], window) >= 4.5 if role != "muted" else _contrast(t[role], window) >= 3.5, \
+            (role, t[role], window, _contrast(t[role], window))
+    assert _contrast(t["text"], t["header_bg"]) >= 4.5 and _contrast(t["text"], t["warn_bg"]) >= 4.5
+    assert _contrast(t["text"], t["flag_bg"]) >= 4.5
+    assert f"color:{t['text']}" in status_html("Ready", widget=label)
+    assert f"color:{t['error']}" in status_html("No layer", True, label)
