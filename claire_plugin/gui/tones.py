@@ -1,6 +1,6 @@
 """Text and background colours of the panel's messages that stay readable under QGIS's light and dark UI themes
 (Night Mapping): the dark theme gets lighter tones of the same meaning, and muted text is the palette's own text
-blended towards its background instead of a fixed grey."""
+blended towards its background (a fixed light grey on a dark theme) instead of a fixed dark grey."""
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -30,17 +30,15 @@ def tones(widget=None) -> Dict[str, str]:
     if palette is None:
         return dict(_LIGHT, text="#000000", muted="#5f6b76")
     window = palette.color(QPalette.ColorRole.Window)
+    if window.lightness() < 128:  # QGIS's dark themes colour text in their style sheets: their palettes'
+        return dict(_DARK, text="#dddddd", muted="#9a9a9a")  # text roles are as dark as the window (#535353)
     text = palette.color(QPalette.ColorRole.WindowText)
-    dark = window.lightness() < 128
-    out = dict(_DARK if dark else _LIGHT)
-    out["text"] = text.name()
-    out["muted"] = _mix(text, window, 0.8 if dark else 0.65)
-    return out
+    return dict(_LIGHT, text=text.name(), muted=_mix(text, window, 0.65))
 
 
 
 def status_html(text: str, error: bool = False, widget=None) -> str:
-    """A status line's rich text: an error in the error tone, anything else in the palette's text colour."""
+    """A status line's rich text: an error in the error tone, anything else in the theme's own text colour."""
     import html
 
-    return f"<span style='color:{tones(widget)['error' if error else 'text']}'>{html.escape(text)}</span>"
+    return f"<span style='color:{tones(widget)['error']}'>{html.escape(text)}</span>" if error else html.escape(text)
