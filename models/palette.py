@@ -41,27 +41,47 @@ def _ordered(card: Dict[str, Any]) -> List[Dict[str, Any]]:
 #: The least CIELAB distance (Delta E 1976) a generated colour keeps from the colours already in a legend where the
 #: palette has one that far (QA: vineyard at 25 from built area's red, a wet meadow at 25 from the trees' green).
 MIN_DELTA_E = 30.0
+#: ... and under a simulated red-green colour-vision deficiency (protanopia, deuteranopia), which about one man in
+#: twelve has (QA, themes: two generated colours at Delta E 6.8 for a deuteranope).
+MIN_DELTA_E_CVD = 15.0
 _TRIES = 64
 
+#: Machado, Oliveira and Fernandes (2009), severity 1, on linear RGB: protanopia and deuteranopia.
+_CVD = (((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+        ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)))
 
-def _lab(color: str):
-    """CIELAB (D65) of '#rrggbb'."""
+
+def _linear(color: str) -> List[float]:
     rgb = [int(color[k:k + 2], 16) / 255.0 for k in (1, 3, 5)]
-    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+
+
+def _lab(color: str, cvd: Optional[int] = None):
+    """CIELAB (D65) of '#rrggbb', as seen with the colour-vision deficiency `cvd` (an index of _CVD) if given."""
+    lin = _linear(color)
+    if cvd is not None:
+        lin = [min(1.0, max(0.0, sum(m * c for m, c in zip(row, lin)))) for row in _CVD[cvd]]
     xyz = [sum(m * c for m, c in zip(row, lin)) / white for row, white in zip(
         ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505)), (0.95047, 1.0, 1.08883))]
     f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
     return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
 
 
-def _delta_e(a: str, b: str) -> float:
-    return sum((x - y) ** 2 for x, y in zip(_lab(a), _lab(b))) ** 0.5
+def _delta_e(a: str, b: str, cvd: Optional[int] = None) -> float:
+    return sum((x - y) ** 2 for x, y in zip(_lab(a, cvd), _lab(b, cvd))) ** 0.5
+
+
+def _apart(a: str, b: str) -> float:
+    """How far apart two colours are, as a share of what a generated colour keeps (1: just enough): the lesser of
+    the normal and the red-green-deficient distances against their minimums."""
+    return min(_delta_e(a, b) / MIN_DELTA_E, *(_delta_e(a, b, k) / MIN_DELTA_E_CVD for k in range(len(_CVD))))
 
 
 def class_colors(card: Dict[str, Any]) -> List[str]:
     """One '#rrggbb' per class of the card, in output-channel order; missing/invalid colours are filled
     deterministically from generated_color's palette with the first colour at least MIN_DELTA_E from every colour
-    already used (else the farthest of the next _TRIES)."""
+    already used, and MIN_DELTA_E_CVD as a protanope or deuteranope sees them (else the farthest of the next
+    _TRIES)."""
     classes = _ordered(card)
     colors = [normalise_color(c.get("color")) for c in classes]
     used = [c for c in colors if c]
@@ -71,10 +91,10 @@ def class_colors(card: Dict[str, Any]) -> List[str]:
             best, far = None, -1.0
             for k in range(j, j + _TRIES):
                 cand = generated_color(k)
-                d = min((_delta_e(cand, u) for u in used), default=float("inf"))
+                d = min((_apart(cand, u) for u in used), default=float("inf"))
                 if d > far:
                     best, far, j_next = cand, d, k + 1
-                if d >= MIN_DELTA_E:
+                if d >= 1.0:
                     break
             colors[i] = best
             used.append(best)

@@ -80,3 +80,18 @@ def test_generated_colours_keep_away_from_the_legends_colours():
     assert colors[:4] == [c for _, c in given] and colors == class_colors(card)  # deterministic
     assert min(_delta_e(a, b) for i, a in enumerate(colors) for b in colors[i + 1:]) >= MIN_DELTA_E
     assert round(_delta_e("#000000", "#ffffff")) == 100
+
+
+def test_generated_colours_stay_apart_for_red_green_colour_blind_users():
+    """QA (themes): ten generated class colours kept Delta E 30 for normal vision only; a deuteranope saw two of
+    them 6.8 apart. They keep MIN_DELTA_E_CVD under protanopia and deuteranopia (Machado et al. 2009) too."""
+    import itertools
+
+    from claire.models.palette import _CVD, MIN_DELTA_E, MIN_DELTA_E_CVD, _delta_e, class_colors
+
+    colors = class_colors({"classes": [{"name": f"c{i}", "value": i} for i in range(10)]})
+    assert len(set(colors)) == 10
+    for a, b in itertools.combinations(colors, 2):
+        assert _delta_e(a, b) >= MIN_DELTA_E, (a, b)
+        assert all(_delta_e(a, b, k) >= MIN_DELTA_E_CVD for k in range(len(_CVD))), (a, b)
+    assert _delta_e("#419bdf", "#7a87c6", 1) < MIN_DELTA_E_CVD  # the simulation sees the bundled legend's close pair
