@@ -124,10 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = classify(params, progress)
-    except ClaireError as exc:  # what the run had planned (memory, tile, lanes, bands) helps read the error
-        if not quiet and getattr(exc, "run_messages", None):
+    except BaseException as exc:  # the progress line ended first: the message starts a line of its own
+        if state["last"] >= 0:
             print(file=sys.stderr)
-            for m in exc.run_messages:
+        if not quiet and isinstance(exc, ClaireError) and getattr(exc, "run_messages", None):
+            if state["last"] < 0:
+                print(file=sys.stderr)
+            for m in exc.run_messages:  # what the run had planned (memory, tile, lanes, bands) helps read it
                 print(f"claire: planned: {m}", file=sys.stderr)
         raise
     for m in result.messages:

@@ -77,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
                                      sar_folder=args.sar_folder, rule=args.pairing, confidence=args.confidence,
                                      skip_existing=args.skip_existing, on_pair=on_pair, executor=executor)
     except KeyboardInterrupt as exc:  # claire's main says it; the pairs done before are complete files
+        from ..core.io.atomic import committed
+        from ..core.io.pairing import OUTPUT_SUFFIX
+
+        # a pair committed as the interruption came is complete too, though its result never came back
+        written = sorted(set(written) | {p for p in committed() if p.endswith(f"{OUTPUT_SUFFIX}.tif")})
         if written:
             exc.claire_outcome = (f"the {len(written)} pair(s) classified before are complete in "  # type: ignore
                                   f"{args.output_folder} (no batch summary was written); run the same command "

@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Dict, List, Optional
 
+from ..core.io.atomic import committed, forget_commits
 from . import (
     bench,
     bench_robustness,
@@ -117,6 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 1
     previous = _catch_stop_signals()
+    forget_commits()
     try:
         if args.command in _READ_RASTERS:
             from ..core.runtime.environment import proj_problem
@@ -133,7 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        outcome = getattr(exc, "claire_outcome", None) or "no output was written"
+        outcome = getattr(exc, "claire_outcome", None) or _written_before()
         print(f"claire: {how}; {outcome}.", file=sys.stderr)
         return 128 + int(signum)
     except ModuleNotFoundError as exc:
@@ -147,6 +149,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _written_before() -> str:
+    """What an interrupted command leaves: the outputs it had committed (complete files) or none."""
+    done = committed()
+    if not done:
+        return "no output was written"
+    names = ", ".join(os.path.basename(p) for p in done[:6]) + (f" and {len(done) - 6} more" if len(done) > 6 else "")
+    return f"the outputs written before it are complete ({names}, in {os.path.dirname(os.path.abspath(done[0]))})"
 
 
 if __name__ == "__main__":

@@ -338,3 +338,55 @@ def test_a_folder_run_interrupted_says_which_maps_are_complete(workdir, monkeypa
     assert "interrupted; the 1 pair(s) classified before are complete in" in stderr and "--skip-existing" in stderr
     assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".aux.xml")) == ["a_landcover.qml",
                                                                                          "a_landcover.tif"]
+
+
+def test_a_signal_among_the_renames_waits_until_the_set_is_committed(tmp_path, monkeypatch):
+    """QA (failures): a Ctrl+C during OutputSet.commit, after some renames, left some finals new, some old, and
+    .partial.backup files behind, and the command said nothing was written. The set now commits whole, then the
+    interruption comes, and the commit is recorded."""
+    from claire.claire_plugin.core.io import atomic
+
+    (tmp_path / "a.json").write_text("old a")
+    (tmp_path / "b.md").write_text("old b")
+    real = os.replace
+    calls = []
+
+    def replace_then_ctrl_c(src, dst):
+        real(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a handler that would raise runs here, between the renames
+
+    monkeypatch.setattr(os, "replace", replace_then_ctrl_c)
+    atomic.forget_commits()
+    files = atomic.OutputSet()
+    files.add_text(str(tmp_path / "a.json"), "new a")
+    files.add_text(str(tmp_path / "b.md"), "new b")
+    with pytest.raises(KeyboardInterrupt):
+        files.commit()
+    assert len(calls) == 2 and sorted(os.listdir(tmp_path)) == ["a.json", "b.md"]  # no backup left
+    assert (tmp_path / "a.json").read_text() == "new a" and (tmp_path / "b.md").read_text() == "new b"
+    assert atomic.committed() == [str(tmp_path / "a.json"), str(tmp_path / "b.md")]
+
+
+def test_an_interruption_after_the_outputs_were_written_says_they_are_complete(tmp_path, monkeypatch, capsys):
+    """QA (failures): SIGTERM in the last second of `claire classify`, once every output was renamed, printed
+    "no output was written" though all of them had replaced the earlier files."""
+    from claire.claire_plugin.cli import info
+    from claire.claire_plugin.cli.main import main
+    from claire.claire_plugin.core.io.atomic import OutputSet
+
+    def writes_then_interrupted(args):
+        files = OutputSet()
+        files.add_text(str(tmp_path / "map.md"), "complete")
+        files.commit()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "cmd_models", writes_then_interrupted)
+    assert main(["models"]) == 130
+    said = capsys.readouterr().err
+    assert f"interrupted; the outputs written before it are complete (map.md, in {tmp_path})" in said, said
+    monkeypatch.setattr(info, "cmd_models", lambda args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert main(["models"]) == 130  # a new command starts a new record
+    assert "interrupted; no output was written." in capsys.readouterr().err

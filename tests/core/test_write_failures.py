@@ -149,3 +149,21 @@ def test_a_training_out_of_memory_is_named_with_smaller_settings(monkeypatch, tm
     monkeypatch.setattr(polygons, "_train_from_polygons", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(RuntimeError, match="^x$"):  # other errors as they are
         polygons.train_from_polygons(params)
+
+
+def test_the_forest_out_of_memory_names_its_own_settings(monkeypatch):
+    """QA (failures): a MemoryError of the random forest, after the network had trained, was blamed on the
+    network's batch size."""
+    import numpy as np
+    import sklearn.ensemble
+
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.baseline import fit_forest
+
+    def runs_out(self, x, y):
+        raise MemoryError
+
+    monkeypatch.setattr(sklearn.ensemble.RandomForestClassifier, "fit", runs_out)
+    with pytest.raises(ClaireError, match=r"the random-forest baseline ran out of memory \(200 trees on 40 training "
+                                          r"pixels\); use --rf-trees 50, or --no-baseline"):
+        fit_forest(np.ones((40, 3), np.float32), np.arange(40) % 2)

@@ -397,7 +397,12 @@ class _Stream:
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise out_of_memory_error(plan.device, plan.tile, plan.batch) from None
-            raise
+            other = ("Run again with --device cpu, and if it fails again report" if plan.device.type != "cpu" else
+                     "Run again with --runtime eager, and if it fails again report" if plan.runtime != "eager" else
+                     "Report")
+            first = (str(exc).strip().splitlines() or ["no message"])[0]
+            raise ClaireError(f"the model failed on the tiles of row {r + 1} ({type(exc).__name__}: {first}); nothing "
+                              f"was written. {other} it with the output of `claire diagnostics`") from exc
         logits, share = _unpack(res)
         size = tuple(o_t.shape[-2:])
         if self.has_share is None:

@@ -9,6 +9,7 @@ own machine whose process is gone (a run killed with SIGKILL), and never one of 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
@@ -175,6 +176,47 @@ def _remove(path: str) -> None:
         pass
 
 
+#: The final names committed since `forget_commits` (the command line reports them when interrupted afterwards).
+_COMMITTED: List[str] = []
+
+
+def forget_commits() -> None:
+    """Start a new record of committed outputs (a command's start)."""
+    _COMMITTED.clear()
+
+
+def committed() -> List[str]:
+    """The final names every OutputSet committed since `forget_commits`, in order."""
+    return list(_COMMITTED)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """On the main thread, hold SIGINT and SIGTERM until the block ends, then deliver them to their handlers (a
+    Ctrl+C among the renames left some files new, some old and their backups behind); elsewhere no signal
+    handler runs, so nothing to hold."""
+    import signal
+    import threading
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(signal.getsignal(s) is None for s in sigs):
+        yield  # (None: a handler set outside Python, as a host application's, which could not be put back)
+        return
+    caught: List[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 class OutputSet:
     """The outputs of one run: staged under temporary names, renamed together by `commit`, removed by `abort`.
 
@@ -243,6 +285,10 @@ class OutputSet:
         """Rename every temporary over its final name. On a failure the files already replaced are put back,
         every temporary is removed and a ClaireError names the file (the disk-full message when it is); a final
         name that is a folder is refused before anything is renamed (a folder is never moved away)."""
+        with _signals_held():
+            self._commit()
+
+    def _commit(self) -> None:
         moved: List[Tuple[str, Optional[str]]] = []
         final, role = "", ""
         try:
@@ -261,6 +307,7 @@ class OutputSet:
             if isinstance(exc, OSError):
                 raise write_error(final, exc, role) from None
             raise
+        _COMMITTED.extend(final for tmp, final, _ in self._staged if tmp is not None)
         for _, backup in moved:
             if backup:
                 _remove(backup)

@@ -214,6 +214,10 @@ def pair_folders(optical_dir: str, sar_dir: str, rule_text: Optional[str] = None
     return pair_files(optical, sar, rule)
 
 
-def output_name(pair: Pair, suffix: str = "_landcover", ext: str = ".tif") -> str:
+#: What a pair's class map adds to the optical file's stem.
+OUTPUT_SUFFIX = "_landcover"
+
+
+def output_name(pair: Pair, suffix: str = OUTPUT_SUFFIX, ext: str = ".tif") -> str:
     """File name of a pair's classified output: the optical stem plus ``suffix``."""
     return f"{_stem(pair.optical)}{suffix}{ext}"

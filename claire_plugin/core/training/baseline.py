@@ -25,7 +25,12 @@ def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: 
     if not ok.any():
         raise ClaireError("no training pixel has valid optical and SAR values; check the rasters' nodata")
     rf = RandomForestClassifier(n_estimators=trees, class_weight="balanced", random_state=seed, n_jobs=jobs)
-    rf.fit(x[ok], classes[ok])
+    try:
+        rf.fit(x[ok], classes[ok])
+    except MemoryError:  # the network trained fine: its batch is not the cause
+        raise ClaireError(f"the random-forest baseline ran out of memory ({trees} trees on {int(ok.sum())} "
+                          f"training pixels); use --rf-trees {max(1, trees // 4)}, or --no-baseline, or close other "
+                          "programs. Nothing was written") from None
     return rf
 
 
