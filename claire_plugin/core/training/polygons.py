@@ -425,11 +425,14 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
                                                            params.config.seed, device, sweep,
                                                            _tenths(progress, f"scoring on the held-out {units.many}"))
+        progress(0.94, f"scoring from SAR alone on the held-out {units.many}")
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
         if weight is not None:
             nets.append(("ensemble", _ensemble_arm(model, forests["rf_optical_sar"][0], weight, val_windows, split,
                                                    labels.classes, params.config.seed, device, units), None))
+        if params.baseline:
+            progress(0.96, "the leakage check: a forest on a random-pixel split")
         leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
@@ -440,6 +443,8 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
                       macroclasses=labels.hierarchy and labels.hierarchy.report_entry(labels.classes, arms, sar_only))
         if weight is not None:
             report["ensemble_weight"] = weight
+        if forests:
+            progress(0.97, "storing the random forest as a checkpoint")
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
     card["familiarity"] = familiar
@@ -452,6 +457,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         ens = _ensemble_checkpoint(params, base_card, labels, card, nets, report)
         if ens is not None:
             extra.append((ensemble_output(params), ens, "ensemble checkpoint"))
+    progress(0.98, "writing the checkpoints and the report")
     _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
