@@ -37,14 +37,19 @@ def register(subparsers: Any) -> None:
 def metrics_table(m: Dict[str, Any]) -> str:
     """Plain-text table of metrics (overall + per class)."""
     g = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    width = max([22] + [len(str(c["name"])) + 2 for c in m["per_class"]])  # whole names, the numbers in columns
     lines = [f"OA {g(m['oa'])}   mIoU {g(m['miou'])}   kappa {g(m['kappa'])}   pixels {m.get('pixels', '')}", "",
-             f"{'class':<22}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'support':>10}"]
+             f"{'class':<{width}}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'support':>10}"]
     f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) and v is not None else f"{'-':>8}"  # noqa: E731
     for c in m["per_class"]:
-        lines.append(f"{c['name']:<22}{f(c['iou'])}{f(c['precision'])}{f(c['recall'])}{f(c['f1'])}{c['support']:>10}")
+        lines.append(f"{c['name']:<{width}}{f(c['iou'])}{f(c['precision'])}{f(c['recall'])}{f(c['f1'])}"
+                     f"{c['support']:>10}")
     if "confusion" in m:
-        lines += ["", "confusion matrix (rows = reference, columns = prediction):"]
-        lines += ["  " + " ".join(f"{v:7d}" for v in row) for row in m["confusion"]]
+        values = m.get("class_values") or list(range(1, len(m["confusion"]) + 1))
+        lines += ["", "confusion matrix (rows = reference, columns = prediction; class values as in the table's "
+                      "order: " + ", ".join(f"{v} {c['name']}" for v, c in zip(values, m["per_class"])) + "):",
+                  "ref\\pred".rjust(9) + " " + " ".join(f"{v:>8}" for v in values)]
+        lines += [f"{v:>9} " + " ".join(f"{n:8d}" for n in row) for v, row in zip(values, m["confusion"])]
     return "\n".join(lines)
 
 
@@ -82,12 +87,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
                  tile=int(card.get("tile_size", 256)), device=device)
     m["class_values"] = [c.value for c in classes]
+    m["confusion_rows"], m["confusion_columns"] = "reference", "prediction"
+    _left_out(m, src, len(classes), ignore or ())
     m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)
     m = round_metrics(m, reason or "no labelled pixel was evaluated")
     if "undefined" in m:
         print(f"note: the metrics are undefined (null in the JSON): {m['undefined']['reason']}", file=sys.stderr)
     print(json.dumps(m, indent=2, allow_nan=False) if args.json else metrics_table(m))
     return 0
+
+
+def _left_out(m: Dict[str, Any], src, num_classes: int, ignored) -> None:
+    """Record (and say) the labelled pixels whose values are no class of the checkpoint: left out of the metrics,
+    as `claire classify --reference` says it (QA: evaluate dropped them without a word)."""
+    from ..core.engine.summary import left_out_note
+    from ..core.training.data_checks import left_out_codes
+
+    codes = left_out_codes(src, num_classes, ignored)
+    left, counted = sum(codes.values()), int(m.get("pixels") or 0)
+    m["reference_pixels"] = counted
+    m["reference_left_out"] = {"pixels": left, "share": left / (left + counted) if left + counted else 0.0,
+                               "codes": {str(k): v for k, v in codes.items()}}
+    if left:
+        print(f"note: {left_out_note(m['reference_left_out'])}", file=sys.stderr)
 
 
 def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None:

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -123,7 +124,20 @@ def test_evaluate_json_and_info(generic_dir, tmp_path, capsys):
     assert all("iou" in c for c in m["per_class"])
     assert sum(map(sum, m["confusion"])) == 2 * 64 * 24  # right-hand 25 % block of both images
     assert main(["evaluate", "--checkpoint", out, "--data", generic_dir]) == 0
-    assert "mIoU" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "ref\\pred        1        2        3" in text, text  # (QA) axes with codes
+    # (QA, scale of labels) label values that are no class of the checkpoint were left out without a word
+    other = tmp_path / "other"
+    shutil.copytree(generic_dir, other)
+    with rasterio.open(other / "labels" / "a.tif", "r+") as ds:
+        lbl = ds.read(1)
+        lbl[0:10, 80:96] = 7
+        ds.write(lbl, 1)
+    assert main(["evaluate", "--checkpoint", out, "--data", str(other), "--json"]) == 0
+    said = capsys.readouterr()
+    left = json.loads(said.out)["reference_left_out"]
+    assert left["pixels"] == 160 and left["codes"] == {"7": 160}
+    assert "note: 160 reference pixels (" in said.err and "hold codes that are no class of the map (7: 160)" in said.err
     assert main(["info", out, "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card == read_card(out)

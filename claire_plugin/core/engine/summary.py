@@ -214,13 +214,19 @@ def reference_line(metrics: dict) -> str:
     """The accuracy against a reference raster in one plain line, saying which reference pixels were left out."""
     line = (f"vs reference: OA {metrics['oa']:.3f}, mIoU {metrics['miou']:.3f}, kappa {metrics['kappa']:.3f} over "
             f"{grouped(metrics.get('reference_pixels', 0))} pixels")
-    left = metrics.get("reference_left_out") or {}
-    if left.get("pixels"):
-        codes = ", ".join(f"{k}: {grouped(v)}" for k, v in list(left["codes"].items())[:8])
-        line += (f"; {grouped(left['pixels'])} reference pixels ({left['share']:.1%}) hold codes that are no class "
-                 f"of the map ({codes}) and were left out: recode them to the map's class values if they are "
-                 f"classes")
-    return line
+    note = left_out_note(metrics.get("reference_left_out") or {})
+    return f"{line}; {note}" if note else line
+
+
+def left_out_note(left: dict) -> str:
+    """What `reference_left_out` ({pixels, share, codes}) says: the reference pixels whose codes are no class of the
+    map, left out of the figures; '' when none."""
+    if not left.get("pixels"):
+        return ""
+    codes = ", ".join(f"{k}: {grouped(v)}" for k, v in list(left["codes"].items())[:8])
+    more = f" and {len(left['codes']) - 8} more codes" if len(left["codes"]) > 8 else ""
+    return (f"{grouped(left['pixels'])} reference pixels ({left['share']:.1%}) hold codes that are no class of the "
+            f"map ({codes}{more}) and were left out: recode them to the map's class values if they are classes")
 
 
 def scene_line(summary: dict) -> str:

@@ -102,6 +102,30 @@ def label_counts(src, num_classes: int) -> np.ndarray:
     return counts
 
 
+def left_out_codes(src, num_classes: int, ignored=()) -> Dict[int, int]:
+    """Pixels per label value of the regions of `src` that is no class (the class list's lookup leaves it out),
+    neither the label rasters' nodata nor one of the `ignored` values: labels the metrics cannot count."""
+    import rasterio
+    from rasterio.windows import Window
+
+    skip = {int(v) for v in ignored}
+    found: Dict[int, int] = {}
+    for p in src.pairs:
+        r0, c0, h, w = p.region
+        with rasterio.open(p.label) as ds:
+            nodata = ds.nodata
+            for r in range(r0, r0 + h, 1024):
+                lab = ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r))).astype(np.int64)
+                out = (src.lut[np.clip(lab, 0, 65535)] >= num_classes)
+                if nodata is not None:
+                    out &= lab != nodata
+                values, counts = np.unique(lab[out], return_counts=True)
+                for v, n in zip(values.tolist(), counts.tolist()):
+                    if v not in skip:
+                        found[v] = found.get(v, 0) + n
+    return dict(sorted(found.items()))
+
+
 def check_labels(src, classes, where: str, fix: str) -> np.ndarray:
     """Pixel counts per class in the regions of `src`; ClaireError when no label pixel has a class value."""
     from .datasets import scan_label_values
