@@ -199,7 +199,7 @@ TRAIN_FLAG_TO_PARAMETER = {
     "--optical-offset": _cli_only("the optical offset; this algorithm reads it from the file"),
     "--classes": "CLASS_NAMES", "--threads": "THREADS",
     "--seed": "SEED",
-    "--name-field": _cli_only("the field of class names; this algorithm takes FIELD's values as the names"),
+    "--name-field": "NAME_FIELD",
 }
 
 

@@ -41,6 +41,8 @@ HELP = {
     "LABELS": "Polygons or points with a class field (any file format OGR reads, e.g. a GeoPackage). Pixels "
     "outside them are ignored, never background. Give this or a label raster.",
     "FIELD": "Field of the labels holding the class: integer codes or text names.",
+    "NAME_FIELD": "Optional field holding each class's name when FIELD holds integer codes (e.g. 311 and 'Broad-leaved "
+    "forest'): the map keeps your codes and carries the names. Empty: the classes are named 'class 311'...",
     "MACRO_FIELD": "Optional field with each class's macroclass (codes or names, SCP's MC ID; every feature of a "
     "class in the same macroclass), e.g. 'clear water' and 'turbid water' in 'water'. The network learns the "
     "classes; the report scores the macroclasses too, and Classify land cover maps them with Level 'macroclass'.",
@@ -143,6 +145,8 @@ class TrainAlgorithm(ClaireAlgorithm):
             RasterFileParameter("SAR", "SAR raster"),
             QgsProcessingParameterVectorLayer("LABELS", "Training polygons or points", vector, optional=True),
             QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
+            QgsProcessingParameterField("NAME_FIELD", "Class name field (with integer codes in the class field)",
+                                        parentLayerParameterName="LABELS", optional=True),
             QgsProcessingParameterField("MACRO_FIELD", "Macroclass field", parentLayerParameterName="LABELS",
                                         optional=True),
             RasterFileParameter("LABEL_RASTER", "Label raster (instead of polygons)", optional=True),
@@ -193,8 +197,9 @@ class TrainAlgorithm(ClaireAlgorithm):
                 None, None
         if self.parameterAsString(parameters, "CLASS_NAMES", context).strip():
             raise QgsProcessingException("CLASS_NAMES: it names the codes of a label raster (LABEL_RASTER); the "
-                                         "classes of LABELS are the values of FIELD, so give FIELD the class names "
-                                         "(text) and leave CLASS_NAMES empty.")
+                                         "classes of LABELS are the values of FIELD: give FIELD the class names "
+                                         "(text), or FIELD the codes and NAME_FIELD the field of their names, and "
+                                         "leave CLASS_NAMES empty.")
         path, layer_name = vector_path(self, parameters, "LABELS", context)
         field = self.parameterAsString(parameters, "FIELD", context)
         if not field:
@@ -218,6 +223,10 @@ class TrainAlgorithm(ClaireAlgorithm):
 
         labels, layer_name, field = self._labels(parameters, context)
         macro_field = self.parameterAsString(parameters, "MACRO_FIELD", context) or None
+        name_field = self.parameterAsString(parameters, "NAME_FIELD", context) or None
+        if name_field and not parameters.get("LABELS"):
+            raise QgsProcessingException("NAME_FIELD: class names come from a field of LABELS; a label raster's codes "
+                                         "are named by CLASS_NAMES. Leave NAME_FIELD empty.")
         if macro_field and not parameters.get("LABELS"):
             raise QgsProcessingException("MACRO_FIELD: macroclasses come from a field of LABELS; a label raster has "
                                          "none. Leave MACRO_FIELD empty or give the labels as polygons.")
@@ -236,7 +245,8 @@ class TrainAlgorithm(ClaireAlgorithm):
         return PolygonTrainParams(
             optical=raster_path(self, parameters, "OPTICAL", context),
             sar=raster_path(self, parameters, "SAR", context),
-            labels=labels, field=field, macro_field=macro_field, layer=layer_name, validation=validation,
+            labels=labels, field=field, name_field=name_field, macro_field=macro_field, layer=layer_name,
+            validation=validation,
             classes=self.parameterAsString(parameters, "CLASS_NAMES", context).strip() or None,
             validation_layer=validation_layer, labels_crs=crs_of["LABELS"], validation_crs=crs_of["VALIDATION"],
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),

@@ -29,6 +29,19 @@ def _params(scene, **kw):
     return PolygonTrainParams(**base)
 
 
+def test_every_phase_after_the_scoring_is_said(scene):
+    """QA (scale of labels): minutes at 93 % with nothing said while the SAR-alone scores, the leakage check and
+    the forest's checkpoint were made."""
+    torch.set_num_threads(1)
+    said = []
+    train_from_polygons(_params(scene), progress=lambda f, m: said.append((f, m)))
+    after = [m for f, m in said if f > 0.93]
+    assert after == ["scoring from SAR alone on the held-out polygons",
+                     "the leakage check: a forest on a random-pixel split", "storing the random forest as a checkpoint",
+                     "writing the checkpoints and the report", f"wrote {scene['dir'] / 'model.safetensors'}"], after
+    assert [f for f, _ in said] == sorted(f for f, _ in said)
+
+
 def test_polygon_training_writes_checkpoint_card_and_report(scene):
     torch.set_num_threads(1)
     epochs = []
@@ -38,11 +51,6 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     scoring = [(f, m) for f, m in said if m.startswith("scoring on the held-out polygons: window")]
     assert scoring and scoring[-1][1].endswith(f"window {scoring[-1][1].split()[-1]} of {scoring[-1][1].split()[-1]}")
     assert all(0.85 <= f <= 0.93 for f, _ in scoring)  # the phase moves instead of standing at 85 %
-    after = [m for f, m in said if f > 0.93]  # (QA, scale of labels) minutes at 93 % with nothing said
-    assert after == ["scoring from SAR alone on the held-out polygons",
-                     "the leakage check: a forest on a random-pixel split", "storing the random forest as a checkpoint",
-                     "writing the checkpoints and the report", f"wrote {scene['dir'] / 'model.safetensors'}"], after
-    assert [f for f, _ in said] == sorted(f for f, _ in said)
     assert all(0.0 <= e["val_macro_f1"] <= 1.0 for e in epochs)
     model, card = load_checkpoint(str(scene["dir"] / "model.safetensors"))
     assert [(c["value"], c["name"]) for c in card["classes"]] == [(1, "water"), (4, "crops"), (5, "built area")]

@@ -371,3 +371,18 @@ def test_threads_are_kept_as_given_and_restored_afterwards(claire_plugin, scene,
         threads = json.load(f)["training"]["threads"]
     assert threads["steps_at_threads"] == {"1": 2} and threads["notes"] == []
     assert call(torch.get_num_threads) == before
+
+
+def test_integer_codes_with_a_name_field_keep_the_codes_and_carry_the_names(claire_plugin, scene, tmp_path):
+    """QA (scale of labels): in QGIS integer codes were named 'class 101' and CLASS_NAMES was refused, so an agency
+    had to give up its codes for names; NAME_FIELD, as the command line's --name-field, keeps both."""
+    from claire.models.checkpoint import read_card
+    from claire.tests.fixtures.vectors import TRAIN_BOXES, TRAIN_NAMES, box_wkt, write_vector
+
+    codes = {1: 31, 4: 21, 5: 11}
+    labels = write_vector(tmp_path / "coded.gpkg", [(box_wkt(r, c, r + 5, c + 5), codes[v]) for v, r, c in TRAIN_BOXES],
+                          field="code", extra=[("label", [TRAIN_NAMES[v].title() for v, _, _ in TRAIN_BOXES])])
+    res, _, out, _, _ = _train({**scene, "LABELS": labels, "FIELD": "code"}, tmp_path, NAME_FIELD="label",
+                               CLASSIFIED=None)
+    assert [(c["value"], c["name"]) for c in read_card(out)["classes"]] == [(11, "Built Area"), (21, "Crops"),
+                                                                            (31, "Water")]
