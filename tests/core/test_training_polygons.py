@@ -187,6 +187,13 @@ def test_a_polygon_drawn_with_the_wrong_class_is_named_before_training(scene):
     assert len(notes) == 1 and "feature 1 (crops) looks like water" in notes[0] and notes[0].startswith("2 polygon")
     html = (scene["dir"] / "report.html").read_text()
     assert "Polygons to check" in html
+    from claire.claire_plugin.core.training.scorecard import SUSPECT_ROWS, render_html
+
+    # (QA, scale of labels) 928 rows of suspects came before the scores: after them, the first SUSPECT_ROWS shown
+    many = dict(report, suspect_polygons=[dict(found[0], feature_ids=[k]) for k in range(SUSPECT_ROWS + 7)])
+    page = render_html(many)
+    assert page.index("Polygons to check") > page.index("reference \u2193 / predicted")
+    assert page.count("<td>crops</td><td>water</td>") == SUSPECT_ROWS and "... and 7 more" in page
     from claire.claire_plugin.gui.train_report import report_html
 
     assert "feature 1 (crops) looks like water" in report_html(report, str(scene["dir"] / "model.safetensors"))

@@ -483,6 +483,10 @@ def _confusion_html(m: Dict[str, Any], names: Sequence[str]) -> str:
             f"<th>IoU</th><th>reference pixels</th></tr>{per}</table>")
 
 
+#: Rows of the suspect table in the HTML report, the most suspect first (QA: 928 rows came before the scores).
+SUSPECT_ROWS = 50
+
+
 def _suspects_html(report: Dict[str, Any]) -> List[str]:
     """The polygons that look like another class (core.training.suspects), as a table; [] when none."""
     from .suspects import suspect_note
@@ -491,12 +495,14 @@ def _suspects_html(report: Dict[str, Any]) -> List[str]:
     if not suspects:
         return []
     rows = "".join(f"<tr><td>{_e(', '.join(str(f) for f in s['feature_ids']))}</td><td>{_e(s['class'])}</td>"
-                   f"<td>{_e(s['looks_like'])}</td><td>{s['ratio']:.2f}</td></tr>" for s in suspects)
+                   f"<td>{_e(s['looks_like'])}</td><td>{s['ratio']:.2f}</td></tr>" for s in suspects[:SUSPECT_ROWS])
     u = _u(report)
+    more = (f"<p>... and {len(suspects) - SUSPECT_ROWS} more, all in the report's JSON (suspect_polygons), and "
+            f"selectable in the Train tab.</p>" if len(suspects) > SUSPECT_ROWS else "")
     return [f"<h2>{u.many.capitalize()} to check</h2><p>{_e(suspect_note(suspects, units=u))}.</p>"
             "<table><tr><th>feature id</th>"
             "<th>class</th><th>looks like</th><th>distance ratio (other class / own class)</th></tr>"
-            f"{rows}</table>"]
+            f"{rows}</table>{more}"]
 
 
 def held_out_sentence(report: Dict[str, Any]) -> Optional[str]:
@@ -548,7 +554,6 @@ def render_html(report: Dict[str, Any]) -> str:
         parts.append(f"<p>Intervals: {_e(report['spread_note'])}.</p>")
     for verdict in verdicts(report):
         parts.append(f"<p><b>{_e(verdict)}</b></p>")
-    parts += _suspects_html(report)
     if leak:
         parts.append(f"<p><b>Leakage check</b>: the same random forest (optical + SAR) scored on a random-pixel "
                      f"split reaches macro-F1 {_f(leak.get('pixel_split', {}).get('macro_f1'))} against "
@@ -557,7 +562,7 @@ def render_html(report: Dict[str, Any]) -> str:
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
             parts.append(f"<h3>{_e(arm_title(report, arm))}, {_e(cond)}</h3>{_confusion_html(m, names)}")
-    parts += _sar_only_html(report) + _macroclass_html(report)
+    parts += _sar_only_html(report) + _macroclass_html(report) + _suspects_html(report)
     return "\n".join(parts)
 
 
