@@ -172,3 +172,18 @@ def test_info_and_picker_name_a_label_raster_not_polygons_of_field_none(scene, c
     assert main(["info", str(out)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("trained on"))
     assert f"a label raster ({os.path.basename(scene['label_raster'])})" in line and "field" not in line
+
+
+def test_class_names_may_hold_commas_and_bad_colours_are_named():
+    """QA (scale of labels): CORINE's names hold commas ("Beaches, dunes, sands"); --classes split them into bad
+    entries."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.sources import parse_classes
+
+    got = parse_classes("243:Land principally occupied by agriculture, with significant areas of natural vegetation,"
+                        "331:Beaches, dunes, sands:#e6e6e6, 1:water:#419bdf")
+    assert [(c.value, c.name, c.color) for c in got] == [
+        (243, "Land principally occupied by agriculture, with significant areas of natural vegetation", None),
+        (331, "Beaches, dunes, sands", "#e6e6e6"), (1, "water", "#419bdf")]
+    with pytest.raises(ClaireError, match=r"bad class entry 'water'"):
+        parse_classes("water,2:trees")

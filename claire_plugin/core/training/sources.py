@@ -20,15 +20,20 @@ def parse_label_values(text: Optional[str]) -> Optional[List[int]]:
 
 
 def parse_classes(text: str):
-    """'1:water:#419bdf,2:trees' -> [ClassDef]; ClaireError for a bad entry."""
+    """'1:water:#419bdf,2:trees' -> [ClassDef]; ClaireError for a bad entry. An entry ends at the comma before the
+    next value (a name may hold commas: "243:Land principally occupied by agriculture, with significant
+    areas of natural vegetation")."""
+    import re
+
     from .datasets import ClassDef
 
     out = []
-    for item in text.split(","):
-        parts = item.strip().split(":")
-        if len(parts) < 2 or not parts[0].strip().lstrip("-").isdigit():
+    for item in re.split(r",\s*(?=-?\d+\s*:)", text.strip()):
+        value, sep, rest = item.strip().partition(":")
+        if not sep or not value.strip().lstrip("-").isdigit():
             raise ClaireError(f"bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
-        out.append(ClassDef(int(parts[0]), parts[1].strip(), parts[2].strip() if len(parts) > 2 else None))
+        name, sep, color = rest.rstrip().rstrip(",").partition(":")  # the colour is checked with the names
+        out.append(ClassDef(int(value), name.strip(), color.strip() if sep else None))
     return out
 
 
