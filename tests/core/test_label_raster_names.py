@@ -187,3 +187,18 @@ def test_class_names_may_hold_commas_and_bad_colours_are_named():
         (331, "Beaches, dunes, sands", "#e6e6e6"), (1, "water", "#419bdf")]
     with pytest.raises(ClaireError, match=r"bad class entry 'water'"):
         parse_classes("water,2:trees")
+
+
+def test_codes_over_254_are_all_named_with_the_fix(scene, tmp_path):
+    """QA (scale of labels): a CORINE-coded label raster named one of its 13 codes over 254 and said only
+    'renumber the classes'."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.tests.fixtures.helpers import write_raster
+
+    lab = np.zeros((64, 96), np.uint16)
+    for k, (_, r, c) in enumerate(TRAIN_BOXES):
+        lab[r:r + 5, c:c + 5] = 300 + k
+    scene["label_raster"] = write_raster(tmp_path / "corine.tif", lab, nodata=0)
+    with pytest.raises(ClaireError, match=r"holds code\(s\) outside 1\.\.254 \(300, 301, 302, 303, 304, 305, 306, "
+                                          r"307 and 4 more, .*renumber the classes to 1\.\.254 .*Reclassify by table"):
+        _read(scene)

@@ -82,10 +82,15 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                 if nodata is not None and np.isfinite(nodata):
                     ok &= a != np.float32(nodata)
                 gid = np.full((h, w), -1, np.int64)
-                for code in np.unique(a[ok]).astype(np.int64):
-                    if not 0 < code < 255:
-                        raise ClaireError(f"the label raster {quoted(path)} holds code {code}, outside 1..254; "
-                                          f"renumber the classes")
+                found = np.unique(a[ok]).astype(np.int64)
+                wide = [int(c) for c in found if not 0 < c < 255]
+                if wide:
+                    shown = ", ".join(map(str, wide[:8])) + (f" and {len(wide) - 8} more" if len(wide) > 8 else "")
+                    raise ClaireError(f"the label raster {quoted(path)} holds code(s) outside 1..254 ({shown}, in its "
+                                      f"block at row {r0}, column {c0}): the map stores one byte per pixel; renumber "
+                                      f"the classes to 1..254 (QGIS: Processing Toolbox > Raster analysis > Reclassify "
+                                      f"by table, or gdal_calc.py) and name them with --classes")
+                for code in found:
                     codes_seen.add(int(code))
                     if lookup is not None and int(code) not in lookup:
                         continue
