@@ -86,11 +86,12 @@ def format_table(summary: dict) -> str:
     """Per-class table: value, name, pixels, hectares, share, mean confidence, SAR share."""
     from ..core.engine.summary import reference_line, scene_line
 
-    rows = [f"{'value':>5}  {'class':<20} {'pixels':>12} {'area ha':>12} {'share':>7} {'conf':>6} {'SAR':>6}"]
+    w = max([20] + [len(str(c["name"])) for c in summary["classes"]])  # whole names: CORINE's run to 80 letters
+    rows = [f"{'value':>5}  {'class':<{w}} {'pixels':>12} {'area ha':>12} {'share':>7} {'conf':>6} {'SAR':>6}"]
     for c in summary["classes"]:
         conf = "-" if c["mean_confidence"] is None else f"{c['mean_confidence']:.2f}"
         sar = "-" if c["mean_sar_share"] is None else f"{c['mean_sar_share']:.2f}"
-        rows.append(f"{c['value']:>5}  {c['name'][:20]:<20} {c['pixels']:>12} {c['area_ha']:>12.2f} "
+        rows.append(f"{c['value']:>5}  {c['name']:<{w}} {c['pixels']:>12} {c['area_ha']:>12.2f} "
                     f"{c['share']:>7.1%} {conf:>6} {sar:>6}")
     rows.append(scene_line(summary))
     m = summary.get("metrics")

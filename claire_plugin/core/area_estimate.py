@@ -212,18 +212,19 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool
     oa, oci = result["overall_accuracy"], result["overall_ci95"]
     head = (f"overall accuracy {100 * oa:.1f} %" + (f" ± {100 * oci:.1f}" if oci is not None else "") +
             f" (95 % CI), {result['points_used']} labelled points, area-weighted (Olofsson et al. 2014)")
-    lines = [head, "", f"{'class':<20}{'points':>7}{'user %':>17}{'producer %':>17}"
+    w = max([19] + [len(str(c["name"])) for c in result["per_class"]]) + 1  # whole names in the rows
+    lines = [head, "", f"{'class':<{w}}{'points':>7}{'user %':>17}{'producer %':>17}"
              f"{'mapped ' + area_unit:>14}{'estimated ' + area_unit + ' (95 % CI)':>27}"]
     for c in result["per_class"]:
-        lines.append(f"{c['name'][:19]:<20}{c['points']:>7}{pct(c['users_accuracy'], c['users_se'])}"
+        lines.append(f"{c['name']:<{w}}{c['points']:>7}{pct(c['users_accuracy'], c['users_se'])}"
                      f"{pct(c['producers_accuracy'], c['producers_se'])}{c['map_area_m2'] / scale:14.2f}"
                      f"{area(c['area_m2'], c['area_ci95_m2'])}")
     em = result["error_matrix"]
     lines += ["", "error matrix, proportion of area (rows = map, columns = reference):",
-              f"{'':<20}" + "".join(f"{_column(lab):>{max(10, len(_column(lab)) + 1)}}" for lab in em["labels"])]
+              f"{'':<{w}}" + "".join(f"{_column(lab):>{max(10, len(_column(lab)) + 1)}}" for lab in em["labels"])]
     for lab, row in zip(em["labels"], em["proportion_of_area"]):
         widths = [max(10, len(_column(c)) + 1) for c in em["labels"]]
-        lines.append(f"{lab[:19]:<20}" + "".join(f"{v:{w}.4f}" if v == 0 or v >= 5e-5 else f"{v:{w}.1e}"
+        lines.append(f"{lab:<{w}}" + "".join(f"{v:{w}.4f}" if v == 0 or v >= 5e-5 else f"{v:{w}.1e}"
                                                  for v, w in zip(row, widths)))
     lines += [f"warning: {w}" for w in result["warnings"]] if warnings else []
     return "\n".join(lines)

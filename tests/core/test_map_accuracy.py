@@ -458,3 +458,28 @@ def test_reference_labels_may_be_the_maps_class_names(tmp_path):
     with pytest.raises(ClaireError, match=r"has 'snow' in 'seen', neither a class code nor a class name of the map "
                                           r"\(its classes: 1 water; 2 crops; 7 built area\)"):
         evaluate_points(path, out, "seen")
+
+
+def test_long_class_names_are_whole_in_the_rows():
+    """QA (scale of labels): rows cut CORINE's names to 19 letters ("Land principally oc")."""
+    long = "Land principally occupied by agriculture"
+    names = {1: long, 2: "flooded vegetation", 3: "water"}
+    mv, rv = _sample_from_matrix(TOY)
+    lines = accuracy_table(area_weighted_accuracy(mv, rv, TOY_PIXELS, 100.0, names)).splitlines()
+    rows = [line for line in lines if line.startswith(long)]
+    assert len(rows) == 2 and all(line[len(long)] == " " for line in rows)  # the class table's and the matrix's
+    head = next(i for i, line in enumerate(lines) if line.startswith("error matrix"))
+    assert len(lines[head + 1]) == len(lines[head + 2])  # the figures stay under their columns
+
+
+def test_the_classify_table_keeps_whole_class_names():
+    """QA (scale of labels): `claire classify` cut names to 20 letters ("Land principally occ")."""
+    from claire.claire_plugin.cli.classify import format_table
+
+    long = "Land principally occupied by agriculture"
+    cls = {"pixels": 10, "area_ha": 0.1, "share": 0.5, "mean_confidence": 0.9, "mean_sar_share": 0.4}
+    summary = {"classes": [dict(cls, value=1, name=long), dict(cls, value=2, name="water")], "valid_pixels": 20,
+               "nodata_pixels": 0, "optical_invalid_share": 0.0,
+               "total_area_ha": 0.2}
+    lines = format_table(summary).splitlines()
+    assert long in lines[1] and lines[1].index(" 10 ") == lines[2].index(" 10 ")  # the figures stay in columns
