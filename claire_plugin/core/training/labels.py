@@ -541,12 +541,17 @@ def check_class_counts(labels: LabelSet, min_polygons: int = MIN_POLYGONS, min_p
                           f"classes: a model learns to tell classes apart, and a map of one class says nothing")
     short = [c for c in labels.classes if counts["polygons"][c.index] < min_polygons]
     if short:
-        unit = "separate patches" if raster else f"{what} on the raster"
+        units = labels.pixels.units
+
+        def many(n: int) -> str:  # "1 polygon", "2 separate patches"
+            return (f"{n} separate patch{'' if n == 1 else 'es'}" if raster else
+                    f"{n} {units.one if n == 1 else units.many} on the raster")
+
         c = short[0]
         others = "".join(f"; class {quoted(o.name)} (code {o.code}) has {counts['polygons'][o.index]}"
                          for o in short[1:])
         leave = leave_out.format(code=c.code) if len(short) == 1 else "leave those classes out"
-        raise ClaireError(f"class {quoted(c.name)} (code {c.code}) has {counts['polygons'][c.index]} {unit}"
+        raise ClaireError(f"class {quoted(c.name)} (code {c.code}) has {many(counts['polygons'][c.index])}"
                           f"{_count_hints(c, labels.classes, skipped, multipart, outside)}{others}; "
                           + (f"give {'it' if len(short) == 1 else 'each'} at least {min_polygons} separate patches"
                              if raster else
