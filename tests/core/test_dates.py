@@ -19,6 +19,9 @@ def test_dates_are_read_from_tags_then_the_file_name_then_its_folder():
         dt.date(2017, 9, 24), "its folder's name S2B_MSIL2A_20170924T93020_69_24")
     assert acquisition_date("/x/s1_20210720.tif", {"ACQUISITION_DATE": "2021-07-23T10:00:00Z"}) == (
         dt.date(2021, 7, 23), "its ACQUISITION_DATE tag")
+    # an ESA product name's first date is the sensing one; its processing date comes later (reprocessed: years)
+    assert acquisition_date("/x/S2B_MSIL2A_20170613T101031_N0500_R022_T33UUP_20230105T093000.tif")[0] == dt.date(
+        2017, 6, 13)
     for name in ("282D_485L_3_3.tif", "ROIs2017_winter_112_p797.tif", "S2_20210601_20210605.tif", "x_20211345.tif"):
         assert acquisition_date(f"/x/{name}") is None, name  # no date, two dates, no real date
 

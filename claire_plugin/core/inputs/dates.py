@@ -21,14 +21,19 @@ _DATE_KEYS = re.compile(r"^(acquisition_?date|acquisition_?start|datatake_1_data
 _DATE = re.compile(r"(?<!\d)(20\d\d|19\d\d)-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
+#: ESA's product names (S2B_MSIL2A_<sensing>_N0510_R008_T32TQM_<processing>, S1A_IW_GRDH_1SDV_<start>_<stop>_...):
+#: their first date is when the ground was seen; a later one is when the product was made.
+_SENTINEL = re.compile(r"^S[12][A-D]_", re.IGNORECASE)
+
+
 def _dates_in(text: str) -> set:
-    found = set()
+    found = []
     for m in _DATE.finditer(text):
         try:
-            found.add(dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
+            found.append(dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
         except ValueError:
             continue
-    return found
+    return set(found[:1]) if found and _SENTINEL.match(text) else set(found)
 
 
 def acquisition_date(path: str, tags: Optional[dict] = None) -> Optional[Tuple[dt.date, str]]:
