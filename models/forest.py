@@ -34,21 +34,27 @@ class ForestNet(nn.Module):
     """A random forest over the concatenated optical and SAR channels of each pixel; no spatial context.
 
     Buffers: `feature` [N] (-1 at leaves), `threshold` [N] (normalised units; go left when x <= it),
-    `kids` [N, 2] (-1 at leaves), `value` [N, K] (class fractions of each leaf), `offsets` [T + 1]
-    (the first node of each tree)."""
+    `kids` [N, 2] (-1 at leaves), `offsets` [T + 1] (the first node of each tree), `value` [L, K] (the class
+    fractions of each of the L leaves) and `leaf` [N] (each node's row of `value`, -1 for a split). Forests stored
+    before `leaf` (no `leaves` in their config) hold a row of `value` for every node, splits' rows zero."""
 
     uses_cloud = False
     #: runs as it is: no compiled or AOT runtime (core.runtime.compiled.prepare)
     eager_only = True
     releases_gil = True
 
-    def __init__(self, optical_channels: int, sar_channels: int, num_classes: int, trees: int, nodes: int) -> None:
+    def __init__(self, optical_channels: int, sar_channels: int, num_classes: int, trees: int, nodes: int,
+                 leaves: Optional[int] = None) -> None:
         super().__init__()
         self.optical_channels, self.sar_channels, self.num_classes = optical_channels, sar_channels, num_classes
         self.register_buffer("feature", torch.full((nodes,), -1, dtype=torch.int32))
         self.register_buffer("threshold", torch.zeros(nodes, dtype=torch.float64))
         self.register_buffer("kids", torch.full((nodes, 2), -1, dtype=torch.int32))
-        self.register_buffer("value", torch.zeros(nodes, num_classes, dtype=torch.float32))
+        # a value row for the leaves only (half the nodes): a legend of 21 classes made 0.66 GB forests
+        self.register_buffer("value", torch.zeros(nodes if leaves is None else leaves, num_classes,
+                                                  dtype=torch.float32))
+        if leaves is not None:
+            self.register_buffer("leaf", torch.full((nodes,), -1, dtype=torch.int32))
         self.register_buffer("offsets", torch.zeros(trees + 1, dtype=torch.int64))
         self._walkers: Optional[List] = None
         self._walkers_key: Optional[tuple] = None
@@ -75,12 +81,15 @@ class ForestNet(nn.Module):
             raise ValueError(f"the forest's classes {cols.tolist()} are not indices below {num_classes}")
         trees = [e.tree_ for e in rf.estimators_]
         sizes = [t.node_count for t in trees]
-        net = cls(optical_channels, sar_channels, num_classes, len(trees), int(sum(sizes)))
+        n_leaves = int(sum(int((t.children_left < 0).sum()) for t in trees))
+        net = cls(optical_channels, sar_channels, num_classes, len(trees), int(sum(sizes)), n_leaves)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         feature = np.full(offsets[-1], -1, np.int32)
         threshold = np.zeros(offsets[-1], np.float64)
         children = np.full((offsets[-1], 2), -1, np.int32)
-        value = np.zeros((offsets[-1], num_classes), np.float32)
+        value = np.zeros((n_leaves, num_classes), np.float32)
+        leaf_row = np.full(offsets[-1], -1, np.int32)
+        row = 0
         for t, o0 in zip(trees, offsets[:-1]):
             n = t.node_count
             split = t.children_left >= 0
@@ -94,14 +103,18 @@ class ForestNet(nn.Module):
             threshold[o0:o0 + n] = np.where(split, moved, 0)
             children[o0:o0 + n, 0] = t.children_left
             children[o0:o0 + n, 1] = t.children_right
-            v = t.value[:, 0, :].astype(np.float64)
+            leaves = np.flatnonzero(~split)
+            v = t.value[leaves, 0, :].astype(np.float64)
             v = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12)
-            value[o0:o0 + n][:, cols] = v
+            value[row:row + leaves.size][:, cols] = v
+            leaf_row[o0 + leaves] = np.arange(row, row + leaves.size, dtype=np.int32)
+            row += leaves.size
         with torch.no_grad():
             net.feature.copy_(torch.from_numpy(feature))
             net.threshold.copy_(torch.from_numpy(threshold))
             net.kids.copy_(torch.from_numpy(children))
             net.value.copy_(torch.from_numpy(value))
+            net.leaf.copy_(torch.from_numpy(leaf_row))
             net.offsets.copy_(torch.from_numpy(offsets))
         return net
 
@@ -153,8 +166,10 @@ class ForestNet(nn.Module):
 
             def run(ts: np.ndarray, xc=xc) -> np.ndarray:
                 acc = np.zeros((xc.shape[0], self.num_classes), np.float32)
+                rows = host.get("leaf")
                 for t in ts:
-                    acc += value[self._leaves(walkers, host, int(t), xc)]
+                    node = self._leaves(walkers, host, int(t), xc)
+                    acc += value[node if rows is None else rows[node]]
                 return acc
 
             if threads == 1:
@@ -192,11 +207,11 @@ class ForestNet(nn.Module):
     def _arrays(self) -> Dict[str, np.ndarray]:
         """The buffers as host (CPU) arrays, cached while they are unchanged (the engine may have moved the
         module to a GPU; the walk runs on the CPU)."""
-        key = tuple((b.data_ptr(), b._version) for b in (self.feature, self.threshold, self.kids, self.value))
+        names = ("feature", "threshold", "kids", "value", "offsets") + (("leaf",) if hasattr(self, "leaf") else ())
+        key = tuple((getattr(self, n).data_ptr(), getattr(self, n)._version) for n in names)
         with self._lock:
             if self._host_key != key:
-                self._host = {name: getattr(self, name).detach().cpu().numpy()
-                              for name in ("feature", "threshold", "kids", "value", "offsets")}
+                self._host = {name: getattr(self, name).detach().cpu().numpy() for name in names}
                 self._host_key = key
                 self._host_gen += 1
             return self._host
@@ -256,5 +271,8 @@ def _depth(children: np.ndarray) -> int:
 
 def forest_config(net: ForestNet) -> Dict[str, int]:
     """The card's `config` of a forest checkpoint (what `build_model("forest", ...)` needs)."""
-    return {"num_classes": net.num_classes, "optical_channels": net.optical_channels,
-            "sar_channels": net.sar_channels, "trees": net.trees, "nodes": int(net.feature.numel())}
+    out = {"num_classes": net.num_classes, "optical_channels": net.optical_channels,
+           "sar_channels": net.sar_channels, "trees": net.trees, "nodes": int(net.feature.numel())}
+    if hasattr(net, "leaf"):
+        out["leaves"] = int(net.value.shape[0])
+    return out

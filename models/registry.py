@@ -48,8 +48,11 @@ def _build_forest(config: Dict[str, Any]) -> nn.Module:
     if not (1 <= trees <= MAX_TREES and trees <= nodes <= MAX_NODES):
         raise ValueError(f"forest of {trees} trees and {nodes} nodes is outside 1..{MAX_TREES} trees, "
                          f"{MAX_NODES} nodes")
+    leaves = config.get("leaves")  # absent in forests stored before their leaves were kept apart
+    if leaves is not None and not 1 <= int(leaves) <= nodes:
+        raise ValueError(f"forest of {nodes} nodes cannot have {leaves} leaves")
     return ForestNet(int(config["optical_channels"]), int(config["sar_channels"]), int(config["num_classes"]),
-                     trees, nodes)
+                     trees, nodes, None if leaves is None else int(leaves))
 
 
 def _build_ensemble(config: Dict[str, Any]) -> nn.Module:

@@ -426,7 +426,7 @@ def test_a_label_rasters_rare_class_and_unnamed_classes_get_raster_fixes(tmp_pat
 
     labels = LabelSet(px, [ClassInfo(0, 1, "class 1"), ClassInfo(1, 3, "class 3")], {0: 0, 1: 0, 2: 0, 3: 1},
                       {}, {"kind": "raster"})
-    with pytest.raises(ClaireError, match=r"'class 3' \(code 3\) has 1 separate patches.*gdal_calc\.py .*A!=3"):
+    with pytest.raises(ClaireError, match=r"'class 3' \(code 3\) has 1 separate patch;.*gdal_calc\.py .*A!=3"):
         check_class_counts(labels)
     why = _unscored_base(labels, _params(scene))
     assert why.startswith("not scored: a label raster's classes have no names") and "--classes value:name" in why
