@@ -49,8 +49,10 @@ def require_valid_pixels(sample: np.ndarray, role: str, nodata: Optional[float] 
         which = f"in band{'s' if len(empty) > 1 else ''} {', '.join(str(b) for b in empty)} of the file"
     else:
         which = "in every band" if empty else "in at least one band at every pixel"
+    whole = not (empty and len(empty) < len(numbers))  # no pixel at all, not one broken band
     sar_only = ("; the map fills optical gaps from SAR alone, but needs optical data in part of the scene to check "
-                "its values: give the optical scene of the same date, cloud and all" if role == "optical" else "")
+                "its values: give the optical scene of the same date, cloud and all" if role == "optical" and whole
+                else "")
     raise ClaireError(f"the {role} raster has no valid values (all NaN or nodata {which}) where it overlaps the "
                       f"{'SAR' if role == 'optical' else 'optical'} raster; check the {role} file and its nodata "
                       f"value{sar_only}")
