@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if record["status"] == "ok":
             written.append(record["output"])
         label = f"[{i + 1}/{n}] {os.path.basename(record['optical'])} + {os.path.basename(record['sar'])}"
+        for said in record.get("warnings") or []:  # shown even with --quiet, as a single run shows them
+            print(f"claire: warning: {label}: {said}", file=sys.stderr)
         if record["status"] == "failed":
             print(f"claire: error: {label}: {record['reason']}", file=sys.stderr)
         elif not args.quiet:

@@ -22,7 +22,9 @@ from .params import RunOptions
 SUMMARY_JSON = "claire_batch_summary.json"
 SUMMARY_CSV = "claire_batch_summary.csv"
 CSV_COLUMNS = ["status", "key", "optical", "sar", "output", "confidence", "seconds", "reason", "valid_pixels",
-               "area_ha_by_class"]
+               "area_ha_by_class", "cloud_share", "sar_only_share", "unfamiliar_share", "warnings"]
+#: The shares of a pair's map the summary keeps (what tells one date's map from another's, beside the areas).
+SHARES = ("cloud_share", "sar_only_share", "unfamiliar_share")
 
 #: on_pair(index, count, record, result): after each pair; result is the engine's ClassifyResult when "ok".
 PairCallback = Callable[[int, int, Dict[str, Any], Any], None]
@@ -88,19 +90,25 @@ class BatchSummary:
                         "once per pair"}
 
     def csv_text(self) -> str:
-        """One row per pair, then one per unmatched file."""
+        """One row per pair, then one per unmatched file; after the fixed columns, one `ha <class>` column per class
+        of the run's maps (a time series' areas side by side)."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
         results, unmatched = self._absolute()
+        classes = list(dict.fromkeys(name for r in results for name in (r.get("area_ha") or {})))
+        w.writerow(CSV_COLUMNS + [f"ha {name}" for name in classes])
         for r in results:
-            areas = "; ".join(f"{name}={ha:g}" for name, ha in (r.get("area_ha") or {}).items())
+            areas = r.get("area_ha") or {}
             w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
                         r.get("confidence") or "", r.get("seconds", ""), r.get("reason", ""),
-                        r.get("valid_pixels", ""), areas])
+                        r.get("valid_pixels", ""), "; ".join(f"{name}={ha:g}" for name, ha in areas.items())]
+                       + ["" if r.get(k) is None else f"{r[k]:.4f}" for k in SHARES]
+                       + [" | ".join(r.get("warnings") or [])]
+                       + [f"{areas[name]:g}" if name in areas else "" for name in classes])
         for u in unmatched:
             w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
-                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"], "", ""])
+                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]]
+                       + [""] * (len(CSV_COLUMNS) - 8 + len(classes)))
         return buf.getvalue()
 
     def write(self, out_dir: str) -> None:
@@ -232,6 +240,8 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
     return {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "device": result.device,
             "valid_pixels": summary.get("valid_pixels"),
             "area_ha": {str(c["name"]): round(float(c["area_ha"]), 4) for c in summary.get("classes", [])},
+            **{k: summary.get(k) for k in SHARES},
+            "warnings": [m.removeprefix("warning: ") for m in result.messages if m.startswith("warning:")],
             **({"note": job.note} if job.note else {})}, result
 
 

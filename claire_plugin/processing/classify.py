@@ -167,7 +167,10 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         with engine_errors(feedback=feedback):
             result = engine.classify(params, progress_bridge(feedback), feedback.isCanceled)
         for message in result.messages:
-            (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(qgis_message(message))
+            if message.startswith("warning:"):  # QGIS heads it WARNING: itself
+                feedback.pushWarning(qgis_message(message.removeprefix("warning: ")))
+            else:
+                feedback.pushInfo(qgis_message(message))
 
         suffix = scene_suffix(params.optical)  # a batch's rows loaded alike without it
         style_classified(result, context, self._post_processors, "Land cover (CLAIRE)" + suffix)

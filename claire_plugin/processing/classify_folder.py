@@ -105,6 +105,8 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
         def on_pair(i: int, n: int, record: Dict[str, Any], result) -> None:
             feedback.pushInfo(f"[{i + 1}/{n}] {os.path.basename(record['optical'])} + "
                               f"{os.path.basename(record['sar'])}: {record['status']}")
+            for said in record.get("warnings") or []:
+                feedback.pushWarning(f"  {qgis_message(said)}")
             if record["status"] == "failed":
                 record["reason"] = qgis_message(record["reason"])
                 feedback.reportError(f"  failed: {record['reason']}")

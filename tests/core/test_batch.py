@@ -46,8 +46,15 @@ def test_cancelling_records_the_pairs_not_started(folders, tmp_path, tiny_checkp
     js = json.loads(Path(out, SUMMARY_JSON).read_text())
     assert (js["pairs"], js["succeeded"], js["failed"], js["cancelled"], js["unmatched_count"]) == (3, 1, 0, 2, 1)
     rows = list(csv.DictReader(Path(out, SUMMARY_CSV).read_text().splitlines()))
-    assert list(rows[0]) == CSV_COLUMNS and "oa" not in rows[0]
+    names = [c["name"] for c in done[0][3].summary["classes"]]
+    assert list(rows[0]) == CSV_COLUMNS + [f"ha {n}" for n in names] and "oa" not in rows[0]
     assert [r["status"] for r in rows] == ["ok", "cancelled", "cancelled", "unmatched"]
+    # (QA, a time series) the shares that tell one date's map from another's, and one column per class
+    summary_shares = done[0][3].summary
+    assert rows[0]["sar_only_share"] == f"{summary_shares['sar_only_share']:.4f}"
+    assert [float(rows[0][f"ha {n}"]) for n in names] == pytest.approx(
+        [js["results"][0]["area_ha"][n] for n in names], abs=1e-4)
+    assert rows[1][f"ha {names[0]}"] == "" and js["results"][0]["warnings"] == []
     assert [n for n in os.listdir(out) if n.endswith(".partial")] == []
 
 
@@ -140,3 +147,25 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
     assert totals["pairs"] == 3 and totals["valid_pixels"] == sum(r["valid_pixels"] for r in js["results"])
     for name, ha in totals["area_ha"].items():
         assert ha == pytest.approx(sum(r["area_ha"].get(name, 0.0) for r in js["results"]), abs=1e-3)
+
+
+def test_each_pairs_warnings_are_kept_and_said(tmp_path, tiny_checkpoint, capsys):
+    """QA (a time series): the batch kept a pair's areas but dropped its warnings (an optical and a SAR 20 days
+    apart warned in a single run, not in the folder run nor its summary)."""
+    from claire.claire_plugin.cli.main import main
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    optical, sar, _ = synthetic_scene(48, 64)
+    for folder, name, data in (("o", "T1_S2_20200501.tif", optical), ("s", "T1_S1_20200620.tif", sar)):
+        (tmp_path / folder).mkdir()
+        write_raster(str(tmp_path / folder / name), data)
+    out = tmp_path / "out"
+    assert main(["classify-folder", "--optical-folder", str(tmp_path / "o"), "--sar-folder", str(tmp_path / "s"),
+                 "--output-folder", str(out), "--pairing", "S2_20200501->S1_20200620", "--checkpoint",
+                 tiny_checkpoint, "--tile-size", "32", "--threads", "1", "--quiet"]) == 0
+    said = capsys.readouterr().err
+    assert "claire: warning: [1/1] T1_S2_20200501.tif + T1_S1_20200620.tif: the optical is of 2020-05-01" in said
+    record = json.loads((out / SUMMARY_JSON).read_text())["results"][0]
+    assert [w for w in record["warnings"] if "50 days apart" in w] and record["sar_only_share"] is not None
+    row = next(csv.DictReader((out / SUMMARY_CSV).read_text().splitlines()))
+    assert "50 days apart" in row["warnings"]

@@ -55,3 +55,4 @@ def test_the_docks_fit_check_names_dates_far_apart(engine_scene, standin_card):
     s = write_raster(os.path.join(d, "S1_20200620.tif"), sar)
     assert [w for w in check_pair(o, s, standin_card).warnings if "50 days apart" in w]
     assert not [w for w in check_pair(o, engine_scene["sar"], standin_card).warnings if "days apart" in w]
+
