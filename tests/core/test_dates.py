@@ -22,6 +22,12 @@ def test_dates_are_read_from_tags_then_the_file_name_then_its_folder():
     # an ESA product name's first date is the sensing one; its processing date comes later (reprocessed: years)
     assert acquisition_date("/x/S2B_MSIL2A_20170613T101031_N0500_R022_T33UUP_20230105T093000.tif")[0] == dt.date(
         2017, 6, 13)
+    # (review) behind SNAP's subset prefix, a granule's name, underscores in the date; not an export folder's date
+    for path, day in (("subset_0_of_S2A_MSIL2A_20170613T101031_N0500_R022_T33UUP_20230918T120000_resampled.tif",
+                       (2017, 6, 13)), ("T33UUP_20170613T101031_N0500_20230918_stack.tif", (2017, 6, 13)),
+                      ("S2_T36MXV_2023_07_09.tif", (2023, 7, 9))):
+        assert acquisition_date(f"/x/{path}")[0] == dt.date(*day), path
+    assert acquisition_date("/d/export_20240301/sar.tif") is None
     for name in ("282D_485L_3_3.tif", "ROIs2017_winter_112_p797.tif", "S2_20210601_20210605.tif", "x_20211345.tif"):
         assert acquisition_date(f"/x/{name}") is None, name  # no date, two dates, no real date
 
