@@ -332,7 +332,10 @@ def test_sar_calibration_is_read_from_names_and_warned_of_against_the_checkpoint
 
     said = {("Sigma0_VV_db", "Sigma0_VH_db"): "sigma0", ("VV", "VH", "S1_GRD_sigma0.tif"): "sigma0",
             ("Beta0_VV",): "beta0", ("Gamma0_VV", "Gamma0_VH"): "gamma0", ("VV", "VH", "T31UFQ_S1RTC.tif"): "gamma0",
-            ("VV", "VH", "scene.tif"): None, ("bands", "practice.tif"): None}
+            ("VV", "VH", "scene.tif"): None, ("bands", "practice.tif"): None,
+            # (review) SNAP's Lee Sigma filter parameter, a beta_02 stack, a word that ends in beta0: no calibration
+            ("VV", "S1_TC_dB_LeeSigma_0.9.tif"): None, ("S1_VV_VH_Lee_Sigma_0.9_7x7.tif",): None,
+            ("S1_stack_beta_02.tif",): None, ("alphabeta0.tif",): None, ("VV", "x_sigma0.tif"): "sigma0"}
     assert {names: sar_calibration(names) for names in said} == said
     bundled = read_card(str(DEFAULT_CHECKPOINT))
     assert card_sar_calibration(bundled) == "gamma0"

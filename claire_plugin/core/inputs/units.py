@@ -410,9 +410,11 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
 
 #: What a SAR raster's names say of its radiometric calibration: sigma0 (ellipsoid-normalised, as Earth Engine's
 #: S1_GRD and SNAP's Calibration give it), beta0, or terrain-flattened gamma0 (RTC), which the bundled model learnt.
-_CALIBRATIONS = (("gamma0", re.compile(r"gamma[\s_-]?0|γ0|(?<![a-z])rtc(?![a-z])")),
-                 ("sigma0", re.compile(r"sigma[\s_-]?0|σ0")),
-                 ("beta0", re.compile(r"beta[\s_-]?0|β0")))
+_CALIBRATIONS = (("gamma0", re.compile(r"(?<![a-z])(gamma[\s_-]?0|γ0)(?!\d|[.,]\d)|(?<![a-z])rtc(?![a-z])")),
+                 ("sigma0", re.compile(r"(?<![a-z])(sigma[\s_-]?0|σ0)(?!\d|[.,]\d)")),
+                 ("beta0", re.compile(r"(?<![a-z])(beta[\s_-]?0|β0)(?!\d|[.,]\d)")))
+#: (a word of its own, not followed by more digits: SNAP's Lee Sigma filter writes "LeeSigma_0.9", "beta_02" is no
+#: calibration)
 
 
 def sar_calibration(texts: Sequence[str]) -> Optional[str]:
