@@ -41,8 +41,9 @@ HELP = {
     "LABELS": "Polygons or points with a class field (any file format OGR reads, e.g. a GeoPackage). Pixels "
     "outside them are ignored, never background. Give this or a label raster.",
     "FIELD": "Field of the labels holding the class: integer codes or text names.",
-    "NAME_FIELD": "Optional field holding each class's name when FIELD holds integer codes (e.g. 311 and 'Broad-leaved "
-    "forest'): the map keeps your codes and carries the names. Empty: the classes are named 'class 311'...",
+    "NAME_FIELD": "Optional field holding each class's name when FIELD holds integer codes 1..254 (e.g. 31 and "
+    "'Broad-leaved forest'): the map keeps your codes and carries the names. Empty: the classes are named 'class "
+    "31'... (The map stores one byte per pixel: recode larger codes, such as CORINE's 311, to 1..254 first.)",
     "MACRO_FIELD": "Optional field with each class's macroclass (codes or names, SCP's MC ID; every feature of a "
     "class in the same macroclass), e.g. 'clear water' and 'turbid water' in 'water'. The network learns the "
     "classes; the report scores the macroclasses too, and Classify land cover maps them with Level 'macroclass'.",

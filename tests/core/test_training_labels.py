@@ -285,3 +285,14 @@ def test_names_the_base_has_keep_its_codes_and_new_names_follow_them(tmp_path, o
     assert codes_for_names(["Greenhouses", "grassland"], base) == {"grassland": 10, "Greenhouses": 11}  # case aside
     high = [(1, "water"), (253, "trees")]
     assert codes_for_names(["water", "a", "b", "c"], high) == {"water": 1, "a": 2, "b": 3, "c": 4}
+
+
+def test_codes_over_254_with_a_name_field_point_at_that_field():
+    """(review) with --name-field given, codes over 254 pointed at "a field of class names" as if none was given."""
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.labels import classes_from_values
+
+    with pytest.raises(ClaireError, match=r"outside 0\.\.254 \(311, 312\).*give the --name-field as --field instead"):
+        classes_from_values([311, 312, 311], ["Forest", "Shrub", "Forest"], "code")
+    with pytest.raises(ClaireError, match=r"give a field of class names as --field instead"):
+        classes_from_values([311, 312], [None, None], "code")

@@ -351,8 +351,9 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
         bad = sorted({k for k in keys if not 0 <= k <= 254})
         if bad:
             shown = ", ".join(str(k) for k in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
-            text_field = ("give a field of class names as --field instead (names the base checkpoint has take its "
-                          "codes, the others the codes after them)")
+            given = any(n is not None for n in names)  # --name-field given: its names could be the classes
+            text_field = (f"give {'the --name-field' if given else 'a field of class names'} as --field instead "
+                          "(names the base checkpoint has take its codes, the others the codes after them)")
             raise ClaireError(f"{len(bad)} class code(s) in field {quoted(field_name)} are outside 0..254 ({shown}): "
                               f"the map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
                               "1..254 in a new field (QGIS field calculator) and give that field")
