@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -335,6 +336,23 @@ def is_complete_raster(path: str) -> bool:
     return True
 
 
+#: What a pair skipped as complete keeps from the earlier summary's record of its map.
+KEPT = ("valid_pixels", "area_ha", "warnings", "device") + SHARES
+
+
+def _earlier_records(out_dir: str) -> Dict[str, Dict[str, Any]]:
+    """The earlier batch summary's records of maps written then, by absolute output path ({} without one): a
+    --skip-existing run that adds a date kept none of the earlier dates' areas."""
+    path = os.path.join(out_dir, SUMMARY_JSON)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            records = json.load(fh).get("results") or []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {os.path.abspath(r["output"]): r for r in records
+            if isinstance(r, dict) and r.get("output") and r.get("status") in ("ok", "skipped")}
+
+
 def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",
                    rule: str = "", confidence: bool = False, skip_existing: bool = False,
                    progress: Optional[Callable[[float, str], None]] = None,
@@ -356,6 +374,7 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     elif not options.checkpoint or os.path.isfile(options.checkpoint):  # else it may lie on the workers only
         check_batch_settings(options)
     prepare_output_folder(out_dir)
+    before = _earlier_records(out_dir) if skip_existing else {}
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
                                       for u in pairing.unmatched])
@@ -363,6 +382,8 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
                         "confidence": j.confidence} for j in jobs]
     runner = executor if executor is not None else LocalExecutor()
     for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
+        if fields.get("status") == "skipped":  # its areas and shares as the run that made the map recorded them
+            fields = {**{k: v for k, v in before.get(os.path.abspath(job.output), {}).items() if k in KEPT}, **fields}
         summary.results[job.index].update(fields)
         if on_pair is not None:
             on_pair(job.index, len(jobs), summary.results[job.index], result)

@@ -68,6 +68,12 @@ def test_failing_pair_is_recorded_and_the_batch_goes_on(folders, tmp_path, tiny_
     assert summary.results[1]["output"] is None and summary.results[1]["reason"]
     again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(tmp_path / "out"), skip_existing=True)
     assert [r["status"] for r in again.results] == ["skipped", "failed", "skipped"]
+    # (QA, a time series) a pair skipped as complete keeps its areas and shares from the summary that made its map
+    for first, later in zip(summary.results, again.results):
+        if first["status"] == "ok":
+            assert later["area_ha"] == first["area_ha"] and later["sar_only_share"] == first["sar_only_share"]
+    third = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(tmp_path / "out"), skip_existing=True)
+    assert third.results[0]["area_ha"] == summary.results[0]["area_ha"]  # kept through a skipped pair's record
 
 
 def test_nothing_to_pair_is_a_user_error(tmp_path):
