@@ -250,8 +250,7 @@ TRAIN_FLAG_TO_FIELD = {
     "--validation": _not_in_dock("a separate validation layer"),
     "--classes": _not_in_dock("the names of a label raster's codes; the Train tab trains from polygons or points, "
                               "named by their 'Class field'"),
-    "--name-field": _not_in_dock("the field of class names; the Train tab takes the 'Class field' values as the "
-                                 "names"),
+    "--name-field": "the Train tab's Class names field",
 }
 
 

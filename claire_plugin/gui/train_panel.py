@@ -153,6 +153,11 @@ class TrainPanel(QWidget):
         self.field = compact_combo(QgsFieldComboBox(box))
         kinds = QgsFieldProxyModel.Filter
         self.field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
+        self.name_field = compact_combo(QgsFieldComboBox(box))
+        self.name_field.setFilters(kinds.String)
+        self.name_field.setAllowEmptyFieldName(True)
+        self.name_field.setToolTip("Optional, when the class field holds integer codes (1..254): a field with each "
+                                   "code's name. The map keeps your codes and carries the names (empty: 'class 31').")
         self.macro_field = compact_combo(QgsFieldComboBox(box))
         self.macro_field.setFilters(kinds.String | kinds.Int | kinds.LongLong)
         self.macro_field.setAllowEmptyFieldName(True)
@@ -173,6 +178,7 @@ class TrainPanel(QWidget):
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)
+        form.addRow("Class names", self.name_field)
         self.tally = QLabel(box)
         self.tally.setTextFormat(Qt.TextFormat.PlainText)  # class names are the user's: "a < b" hid the counts after it
         self.tally.setWordWrap(True)
@@ -339,8 +345,9 @@ class TrainPanel(QWidget):
 
     def _labels_changed(self, layer) -> None:
         self.field.setLayer(layer)
-        self.macro_field.setLayer(layer)
-        self.macro_field.setField("")
+        for optional in (self.name_field, self.macro_field):
+            optional.setLayer(layer)
+            optional.setField("")
         if layer is not None and layer.fields().indexOf("class") >= 0:
             self.field.setField("class")
         self._refresh_wand_classes()
@@ -504,6 +511,7 @@ class TrainPanel(QWidget):
                              device=self.device.currentText())
         return PolygonTrainParams(optical=paths["Optical"], sar=paths["SAR"], labels=labels,
                                   field=self.field.currentField(), layer=layer_name, output=out,
+                                  name_field=self.name_field.currentField() or None,
                                   macro_field=self.macro_field.currentField() or None,
                                   validation=validation, validation_layer=validation_layer,
                                   labels_crs=layer_crs(layer), validation_crs=layer_crs(chosen),

@@ -74,7 +74,7 @@ def test_new_training_layer_offers_the_checkpoint_classes(train_dock, tmp_path, 
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class"
     assert {c.value(): c.symbol().color().name() for c in renderer.categories()} == \
         {c["name"]: c["color"] for c in tiny_classes}
-    from qgis.core import QgsVectorLayer
+    from qgis.core import QgsProject, QgsVectorLayer
 
     reopened = QgsVectorLayer(layer.source(), "again", "ogr")  # the style travels in the GeoPackage
     assert reopened.editorWidgetSetup(reopened.fields().indexOf("class")).type() == "ValueMap"
@@ -678,3 +678,26 @@ def test_start_from_is_the_train_tabs_own_choice_and_hold_out_shows(qgis_app, tm
         assert "do not overlap: choose the SAR of the same place" in panel.status.text()
     finally:
         QgsProject.instance().removeAllMapLayers()
+
+
+def test_integer_codes_take_their_names_from_the_class_names_field(qgis_app, train_dock, tmp_path):
+    """QA (scale of labels): the Train tab named integer codes 'class 31'; its Class names field, as
+    --name-field, keeps the codes and carries the names. A new layer clears the choice."""
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    from claire.tests.fixtures.vectors import write_vector
+
+    panel = train_dock.train_panel
+    path = write_vector(tmp_path / "coded.gpkg", [(box_wkt(r, c, r + 5, c + 5), v) for v, r, c in BOXES],
+                        field="code", extra=[("label", [NAMES[v] for v, _, _ in BOXES])])
+    layer = QgsVectorLayer(f"{path}|layername=labels", "coded", "ogr")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    panel.labels.setLayer(layer)
+    panel.field.setField("code")
+    assert panel.name_field.currentField() == ""
+    assert panel.build_params().name_field is None
+    panel.name_field.setField("label")
+    assert panel.build_params().name_field == "label"
+    panel.labels.setLayer(None)
+    assert panel.name_field.currentField() == ""
