@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--sar-folder", required=True, help="folder of SAR rasters")
     p.add_argument("--output-folder", required=True, help="folder for the outputs (created when missing)")
     p.add_argument("--pairing", default="", help="pairing rule: empty (identical names), OPT->SAR replacements "
-                                                 "such as _S2->_S1, or regex:PATTERN with a (?P<key>...) group")
+                                                 "such as _S2->_S1, regex:PATTERN with a (?P<key>...) group, or, "
+                                                 "for a time series, nearest:DAYS[:PATTERN] (the SAR of the nearest "
+                                                 "date at most DAYS apart, within each key)")
     add_run_options(p)
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
     p.add_argument("--skip-existing", action="store_true",

@@ -30,7 +30,9 @@ HELP = {
     "SAR_FOLDER": "Folder of SAR rasters. Each optical file is paired with one SAR file by name.",
     "PAIRING": "How names pair. Empty: identical file names (a.tif with a.tif). A replacement OPTICAL->SAR, "
     "e.g. _S2->_S1 (several separated by ;). Or regex:PATTERN whose group (?P<key>...) must be equal, e.g. "
-    "regex:(?P<key>\\d+D_\\d+[LR]_\\d_\\d). Files without a partner are listed in the log and the summary.",
+    "regex:(?P<key>\\d+D_\\d+[LR]_\\d_\\d). For a time series, nearest:DAYS pairs each optical with the SAR of "
+    "the nearest date at most DAYS apart (dates from the names), nearest:DAYS:PATTERN within each key, e.g. "
+    "nearest:12:(?P<key>T\\d\\d[A-Z]{3}) per tile. Files without a partner are listed in the log and the summary.",
     "OUTPUT_FOLDER": "Folder for the land-cover GeoTIFFs (<optical name>_landcover.tif) and the summary "
     "(claire_batch_summary.json and .csv).",
     **RUN_HELP,

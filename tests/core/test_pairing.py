@@ -120,3 +120,30 @@ def test_no_pair_at_all_says_why_each_file_was_left(tmp_path):
         check_pairing(res, str(tmp_path / "opt"), str(tmp_path / "sar"), rule)
     assert "S2_20170601_T31UFQ.tif: several SAR files have its key 'T31UFQ': S1_20170603_T31UFQ.tif, " \
            "S1_20170713_T31UFQ.tif" in str(err.value), str(err.value)
+
+
+def test_a_time_series_pairs_each_optical_date_with_the_nearest_sar_date(tmp_path):
+    """QA (a time series): keys had to be equal, so an optical and a SAR of nearby dates never paired (the advice
+    to put the date in the key gave 0 pairs). nearest:DAYS[:PATTERN] pairs by the nearest date within a key."""
+    _touch(tmp_path / "opt", "S2A_MSIL2A_20230510T073621_N0509_R092_T36MXV_20230510T120000.tif",
+           "S2B_MSIL2A_20230525T073619_N0509_R092_T36MXV_20230525T110000.tif",
+           "S2A_MSIL2A_20230709T073621_N0509_R092_T36MXV_20230801T120000.tif",
+           "S2A_MSIL2A_20230512T073621_N0509_R092_T31UFQ_20230512T120000.tif", "notes_map.tif")
+    _touch(tmp_path / "sar", "S1A_IW_GRDH_1SDV_20230513T052314_20230513T052339_T36MXV.tif",
+           "S1A_IW_GRDH_1SDV_20230729T052314_20230729T052339_T36MXV.tif",
+           "S1A_IW_GRDH_1SDV_20230506T052314_20230506T052339_T31UFQ.tif",
+           "S1A_IW_GRDH_1SDV_20230301T052314_20230301T052339_T36MXV.tif")
+    res = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), r"nearest:12:(?P<key>T\d\d[A-Z]{3})")
+    got = sorted((p.key, os.path.basename(p.sar)[17:25]) for p in res.pairs)
+    assert got == [("T31UFQ_20230512", "20230506"), ("T36MXV_20230510", "20230513"),
+                   ("T36MXV_20230525", "20230513")], got  # the 05-13 pass serves two dates; tiles never mix
+    reasons = {os.path.basename(u.path)[:26]: u.reason for u in res.unmatched}
+    assert reasons["S2A_MSIL2A_20230709T073621"] == ("no SAR file within 12 days of 2023-07-09 (the nearest, "
+                                                     "S1A_IW_GRDH_1SDV_20230729T052314_20230729T052339_T36MXV.tif, "
+                                                     "is 20 days away)")
+    assert reasons["notes_map.tif"] == "name does not match the pairing rule"
+    assert reasons["S1A_IW_GRDH_1SDV_20230301T"] == "no optical date is nearest to it"
+    one = pair_folders(str(tmp_path / "opt"), str(tmp_path / "sar"), "nearest:30")  # no key: every file one site
+    assert len(one.pairs) == 4
+    with pytest.raises(ClaireError, match=r"needs the most days between an optical and its SAR, e\.g\. nearest:12"):
+        parse_rule("nearest:twelve")

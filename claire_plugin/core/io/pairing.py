@@ -10,6 +10,10 @@ Rules (as typed by a user, see :func:`parse_rule`):
   replacements may be separated by ``;``, e.g. ``"S2L2A->S1RTC;_opt->_sar"``).
 - ``"regex:<pattern>"``: the key is the named group ``key`` (or else group 1, or else the whole
   match) of the pattern searched in each stem; files where it does not match stay unmatched.
+- ``"nearest:<days>"`` or ``"nearest:<days>:<pattern>"``: a time series; each optical file pairs with the SAR
+  file of the nearest date at most <days> apart (dates read from the names, core.inputs.dates), among those of
+  the same key when a pattern gives one (e.g. the tile, ``(?P<key>T\\d\\d[A-Z]{3})``); a SAR file may serve
+  several optical dates.
 """
 from __future__ import annotations
 
@@ -70,6 +74,8 @@ class PairingRule:
     sar_key: Callable[[str], Optional[str]]
     #: a replacement rule's (optical parts, SAR parts): what tells the two apart in one folder
     sides: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
+    #: a time series' rule: pair by the nearest date at most this many days apart within a key
+    nearest_days: Optional[int] = None
 
 
 def _stem(path: str) -> str:
@@ -101,6 +107,8 @@ def parse_rule(text: Optional[str]) -> PairingRule:
             return m.group(1) if rx.groups else m.group(0)
 
         return PairingRule(f"regular expression {quoted(pattern)}", key, key)
+    if text.lower().startswith("nearest:"):
+        return _nearest_rule(text)
     if "->" in text:
         replacements: List[Tuple[str, str]] = []
         for part in text.split(";"):
@@ -133,6 +141,54 @@ def parse_rule(text: Optional[str]) -> PairingRule:
     )
 
 
+def _nearest_rule(text: str) -> PairingRule:
+    """The rule "nearest:<days>[:<pattern>]" (see the module docstring); ClaireError when malformed."""
+    _, days, pattern = (text.split(":", 2) + [""])[:3]
+    if not days.strip().isdigit():
+        raise ClaireError(f"The pairing rule {quoted(text)} needs the most days between an optical and its SAR, e.g. "
+                          "nearest:12 or nearest:12:(?P<key>T\\d\\d[A-Z]{3}) to pair within each tile.")
+    keyed = parse_rule(f"regex:{pattern}") if pattern else PairingRule("one key", lambda s: "", lambda s: "")
+    where = f" within each key of {quoted(pattern)}" if pattern else ""
+    return PairingRule(f"nearest date at most {int(days)} days apart{where}", keyed.optical_key, keyed.sar_key,
+                       nearest_days=int(days))
+
+
+def _pair_nearest(optical: List[str], sar: List[str], rule: PairingRule, result: "PairingResult") -> None:
+    """Pair each optical file with the SAR file of its key whose date (from the names) is nearest, at most
+    rule.nearest_days apart; the rest unmatched, each with the reason."""
+    from ..inputs.dates import acquisition_date
+
+    dated: Dict[str, List[Tuple[str, object]]] = {}
+    for path in sar:
+        k, when = rule.sar_key(_stem(path)), acquisition_date(path)
+        if k is None or when is None:
+            result.unmatched.append(Unmatched(path, "sar", "name does not match the pairing rule" if k is None
+                                              else "its name says no date"))
+            continue
+        dated.setdefault(k.casefold(), []).append((path, when[0]))
+    used: set = set()
+    for path in optical:
+        k, when = rule.optical_key(_stem(path)), acquisition_date(path)
+        if k is None or when is None:
+            result.unmatched.append(Unmatched(path, "optical", "name does not match the pairing rule" if k is None
+                                              else "its name says no date"))
+            continue
+        near = sorted(dated.get(k.casefold(), []), key=lambda c: (abs((c[1] - when[0]).days), c[1], c[0]))
+        if not near or abs((near[0][1] - when[0]).days) > rule.nearest_days:
+            nearest = (f" (the nearest, {os.path.basename(near[0][0])}, is {abs((near[0][1] - when[0]).days)} days "
+                       f"away)" if near else "")
+            result.unmatched.append(Unmatched(path, "optical", f"no SAR file within {rule.nearest_days} days of "
+                                              f"{when[0].isoformat()}{nearest}"))
+            continue
+        key = f"{k}{'_' if k else ''}{when[0].strftime('%Y%m%d')}"
+        result.pairs.append(Pair(key, path, near[0][0]))
+        used.add(near[0][0])
+    for group in dated.values():
+        for path, _ in group:
+            if path not in used:
+                result.unmatched.append(Unmatched(path, "sar", "no optical date is nearest to it"))
+
+
 def list_rasters(folder: str, extensions: Iterable[str] = RASTER_EXTENSIONS) -> List[str]:
     """Raster files directly inside ``folder`` (not recursive), sorted by name."""
     if folder and os.path.isfile(folder):
@@ -152,6 +208,9 @@ def list_rasters(folder: str, extensions: Iterable[str] = RASTER_EXTENSIONS) -> 
 def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> PairingResult:
     """Pair two lists of files with ``rule``; files with no or an ambiguous partner are reported."""
     result = PairingResult()
+    if rule.nearest_days is not None:
+        _pair_nearest(optical, sar, rule, result)
+        return result
     sar_by_key: Dict[str, List[str]] = {}
     for path in sar:
         k = rule.sar_key(_stem(path))
@@ -177,7 +236,8 @@ def pair_files(optical: List[str], sar: List[str], rule: PairingRule) -> Pairing
             for path in paths:
                 result.unmatched.append(Unmatched(
                     path, "optical", f"several optical files have the key '{k}' ({names}): the rule cannot tell "
-                    f"which one the SAR belongs to; give a rule whose key tells them apart (e.g. the date too)"))
+                    f"which one the SAR belongs to; give a rule whose key tells them apart, or, for dates of a time "
+                    f"series, nearest:DAYS (each optical with the SAR of the nearest date)"))
             continue
         path = paths[0]
         candidates = sar_by_key.get(folded, [])
