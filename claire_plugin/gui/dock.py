@@ -41,7 +41,7 @@ from ..layers.layers import (
 from .picker import CheckpointPicker
 from .results import ResultsView, done_html, replaced_html, result_title
 from .tasks import CANCELLED, ClassifyTask, ExplainTask, dock_message
-from .tones import status_html
+from .tones import Restyled, status_html
 from .train_panel import TrainPanel
 from .widgets import (
     RasterChooser,
@@ -92,7 +92,7 @@ def run_files(result, params) -> List[str]:
     return [f for f in files if f]
 
 
-class ClaireDock(QgsDockWidget):
+class ClaireDock(Restyled, QgsDockWidget):
     """Dock panel of the plugin (created by the plugin's menu/toolbar action)."""
 
     def __init__(self, iface=None, parent: Optional[QWidget] = None) -> None:
@@ -582,6 +582,7 @@ class ClaireDock(QgsDockWidget):
         self.show_result(task.result, self.last_card, task.params, add_layers=here)
         if not here:
             self.status.setText(f"{self.status.text()}<br><i>{html.escape(PROJECT_CHANGED.capitalize())}.</i>")
+            self._done = None  # the line is more than a finished run's: a theme switch keeps it as it is
 
     def show_result(self, result, card: Optional[Dict[str, Any]], params=None, add_layers: bool = True,
                     explain: bool = True) -> None:
@@ -605,7 +606,8 @@ class ClaireDock(QgsDockWidget):
             messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages, card)
         self.progress.setValue(100)
-        self.status.setText(done_html(result.output) + replaced_html(replaced))
+        self._done = (result.output, replaced)
+        self.restyle()
         self.tabs.setCurrentIndex(1)
         self.tabs.widget(1).verticalScrollBar().setValue(0)  # a new map's headline and trust line first
         if explain:
@@ -649,7 +651,14 @@ class ClaireDock(QgsDockWidget):
 
     # -- feedback ------------------------------------------------------------------------------------
     def _set_status(self, text: str, error: bool = False) -> None:
+        self._done = None
         self.status.setText(status_html(text, error, self))
+
+    def restyle(self) -> None:
+        """A finished run's status line in the current theme's tones (other lines are plain or redrawn)."""
+        done = getattr(self, "_done", None)
+        if done is not None:
+            self.status.setText(done_html(done[0], self) + replaced_html(done[1]))
 
     def _push(self, title: str, text: str, warning: bool = False) -> None:
         bar = getattr(self.iface, "messageBar", None) if self.iface is not None else None

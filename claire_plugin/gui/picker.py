@@ -26,7 +26,7 @@ from ...models.card_schema import model_title
 from ...models.macroclass import grouping_text
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
-from .tones import tones
+from .tones import Restyled, tones
 from .widgets import breakable, fit_on_screen
 
 RECENT_KEY = "claire/recent_checkpoints"
@@ -107,10 +107,10 @@ def card_classes(card: Dict[str, Any]) -> List[Dict[str, Any]]:
     return classes_with_colors(card)
 
 
-def card_html(card: Dict[str, Any], path: Optional[str] = None) -> str:
+def card_html(card: Dict[str, Any], path: Optional[str] = None, widget=None) -> str:
     """HTML summary of a model card: architecture, classes (swatches), bands, training, metrics."""
     e = html.escape
-    t = tones()
+    t = tones(widget)
     parts = [f"<style>td,th{{padding:2px 6px;}} th{{text-align:left;background:{t['header_bg']};color:{t['text']};}}"
              f" h3{{margin:6px 0 2px 0;}} .muted{{color:{t['muted']};}}</style>"]
     parts.append(f"<h3>Model: {e(model_title(card))}</h3>")
@@ -279,7 +279,7 @@ def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_co
     return out
 
 
-class CheckpointPicker(QWidget):
+class CheckpointPicker(Restyled, QWidget):
     """Combo box of checkpoints (bundled, recent, browse…) with the chosen checkpoint's model card."""
 
     checkpointChanged = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
@@ -395,8 +395,15 @@ class CheckpointPicker(QWidget):
                 self._card = read_card_safely(path)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 self._error = str(exc)
+        self._card_path = path
+        self.restyle()
+
+    def restyle(self) -> None:
+        """The card and the status lines in the current theme's tones."""
+        if not hasattr(self, "_card_path"):  # a change event before the first checkpoint was read
+            return
         if self._card:
-            self.card_view.setHtml(card_html(self._card, path))
+            self.card_view.setHtml(card_html(self._card, self._card_path, self))
         else:
             self.card_view.setHtml(f"<p style='color:{tones(self)['error']}'>{html.escape(self._error or '')}</p>")
         self._show_status()

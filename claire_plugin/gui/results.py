@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.explain import Explanation
 from ..core.numbers import grouped
 from .chart import ClassBarChart, bars_from_summary
-from .tones import tones
+from .tones import Restyled, tones
 from .widgets import AutoHeightBrowser, breakable, file_url
 
 BASE_COLUMNS = ["Class", "ha", "Share", "Conf."]
@@ -47,15 +47,17 @@ def replaced_html(names: List[str]) -> str:
             f"replace them.</i>")
 
 
-def done_html(output: str) -> str:
+def done_html(output: str, widget=None) -> str:
     """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
     from ..layers.layers import in_temporary_folder
 
     folder = os.path.dirname(os.path.abspath(output))
     note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if in_temporary_folder(output) else "")
-    return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:{tones()['muted']}'>"
-            f"{html.escape(breakable(output))}</span> · <a href=\"{file_url(folder)}\">open folder</a>{note}")
+    t = tones(widget)  # the widget's palette: a theme switched while QGIS runs reaches it, not always the app's
+    return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:{t['muted']}'>"
+            f"{html.escape(breakable(output))}</span> · <a style='color:{t['info']}' href=\"{file_url(folder)}\">open "
+            f"folder</a>{note}")
 
 
 def result_title(optical: str, checkpoint: Optional[str] = None) -> str:
@@ -98,7 +100,7 @@ def class_rows(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
-class MetricTile(QFrame):
+class MetricTile(Restyled, QFrame):
     """A small framed box with a big number and a caption (OA, mIoU, kappa, …)."""
 
     def __init__(self, caption: str, parent: Optional[QWidget] = None) -> None:
@@ -116,12 +118,16 @@ class MetricTile(QFrame):
         self.caption = QLabel(caption, self)
         self.caption.setWordWrap(True)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.caption.setStyleSheet(f"color:{tones(self)['muted']};")
+        self.restyle()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(0)
         lay.addWidget(self.value)
         lay.addWidget(self.caption)
+
+    def restyle(self) -> None:
+        if hasattr(self, "caption"):
+            self.caption.setStyleSheet(f"color:{tones(self)['muted']};")
 
     def setValue(self, text: str) -> None:  # noqa: N802
         """Show ``text`` as the tile's number."""
@@ -228,7 +234,7 @@ def _lean(summary: Dict[str, Any]) -> str:
     return f": decided {word} from SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
 
 
-class ResultsView(QWidget):
+class ResultsView(Restyled, QWidget):
     """Everything the dock shows after a run."""
 
     #: The user followed the "train it on your area" link.
@@ -263,7 +269,7 @@ class ResultsView(QWidget):
 
         self.generator = QLabel("", self)
         self.generator.setWordWrap(True)
-        self.generator.setStyleSheet(f"color:{tones(self)['muted']};")
+        self.generator.setStyleSheet(f"color:{tones(self)['muted']};")  # again in restyle
         self.explanation = AutoHeightBrowser(self)  # as tall as its text: the tab scrolls, not a box inside it
         self.explanation.setPlaceholderText("The explanation appears here after a run.")
         self._streamed = ""
@@ -275,7 +281,9 @@ class ResultsView(QWidget):
         self.messages_box = QGroupBox("Run details", self)
         self.messages = QLabel("", self.messages_box)
         self.messages.setWordWrap(True)
-        self.messages.setStyleSheet(f"color:{tones(self)['muted']};")
+        self._messages: List[str] = []
+        self._trust_warn = False
+        self.restyle()
         self.messages.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
@@ -313,6 +321,19 @@ class ResultsView(QWidget):
         return tiles
 
     # -- summary -------------------------------------------------------------------------------------
+    def restyle(self) -> None:
+        """The muted labels, the trust box and the run's messages in the current theme's tones."""
+        if not hasattr(self, "_messages"):  # a change event while __init__ runs
+            return
+        t = tones(self)
+        for label in (self.generator, self.messages):
+            label.setStyleSheet(f"color:{t['muted']};")
+        self.trust.setStyleSheet(f"background:{t['warn_bg']}; color:{t['text']}; border:1px solid {t['warn_border']}; "
+                                 "padding:4px;" if self._trust_warn else f"color:{t['muted']};")
+        self.messages.setText("<br>".join(  # paths wrap; a warning stands out from the notes
+            (f"<b style='color:{t['warning']}'>{html.escape(breakable(m))}</b>" if m.startswith("warning:")
+             else html.escape(breakable(m))) for m in self._messages))
+
     def showSummary(self, summary: Dict[str, Any], title: str = "", messages: Optional[List[str]] = None,  # noqa: N802
                     card: Optional[Dict[str, Any]] = None) -> None:
         """Fill tiles, table and chart from an engine summary (`card`: the model's, for the trust line)."""
@@ -325,9 +346,7 @@ class ResultsView(QWidget):
         trust = trust_html(self.summary, card)
         warn = "Do not trust" in trust
         self.trust.setText(trust)
-        t = tones(self)
-        self.trust.setStyleSheet(f"background:{t['warn_bg']}; color:{t['text']}; border:1px solid {t['warn_border']}; "
-                                 "padding:4px;" if warn else f"color:{t['muted']};")
+        self._trust_warn = warn
         self.trust.setVisible(bool(trust))
         self.tiles["area"].setValue(f"{grouped(total_ha, 1)} ha")
         self.tiles["confidence"].setValue(_pct(self.summary.get("mean_confidence")))
@@ -355,9 +374,8 @@ class ResultsView(QWidget):
         if not metrics:
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()
-        self.messages.setText("<br>".join(  # paths wrap; a warning stands out from the notes
-            (f"<b style='color:{tones(self)['warning']}'>{html.escape(breakable(m))}</b>" if m.startswith("warning:")
-             else html.escape(breakable(m))) for m in (messages or [])))
+        self._messages = list(messages or [])
+        self.restyle()
         self.messages_box.setVisible(bool(messages))
 
     def clearResults(self) -> None:  # noqa: N802

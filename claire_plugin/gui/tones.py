@@ -42,3 +42,19 @@ def status_html(text: str, error: bool = False, widget=None) -> str:
     import html
 
     return f"<span style='color:{tones(widget)['error']}'>{html.escape(text)}</span>" if error else html.escape(text)
+
+
+class Restyled:
+    """A mixin for the panel's widgets whose colours come from `tones`: `restyle()` runs again when the palette or
+    style changes (QGIS's UI theme switched while QGIS runs left light-theme greys on the dark theme, 1.5-2.2:1).
+    `restyle` must style children only: a widget's own style sheet would send it another StyleChange."""
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        from qgis.PyQt.QtCore import QEvent
+
+        super().changeEvent(event)  # type: ignore[misc]
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self.restyle()
+
+    def restyle(self) -> None:
+        """Apply the current tones to the children (override)."""

@@ -37,7 +37,7 @@ from ..qgis_compat import layer_filters
 from .epoch_chart import EpochChart
 from .picker import BASE_KEY, CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
-from .tones import status_html, tones
+from .tones import Restyled, status_html, tones
 from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
 from .widgets import (
@@ -78,7 +78,7 @@ def allow_empty_layer(combo: QgsMapLayerComboBox, text: str) -> None:
         combo.setAllowEmptyLayer(True)
 
 
-class TrainPanel(QWidget):
+class TrainPanel(Restyled, QWidget):
     """Widgets and run of the Train tab; `classifyWith(path)` asks the dock to classify with a checkpoint."""
 
     classifyWith = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
@@ -222,7 +222,7 @@ class TrainPanel(QWidget):
                                        "default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
         self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
-        self.wand_status.setText(f"<span style='color:{tones(self)['muted']}'>{html.escape(WAND_HINT)}</span>")
+        self._show_wand_hint()
         self.wand_button.toggled.connect(self.toggle_wand)
 
     def _build_settings_box(self) -> QGroupBox:
@@ -630,7 +630,8 @@ class TrainPanel(QWidget):
         self.ensemble_button.setToolTip(f"Your model and the random forest averaged per pixel, {weight_phrase(report)}"
                                         ": written beside your model, scored in the report above")
         html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
-        self.report_view.setHtml(report_html(report, checkpoint, html_path if os.path.exists(html_path) else ""))
+        self._report_shown = (report, checkpoint, html_path if os.path.exists(html_path) else "")
+        self.report_view.setHtml(report_html(*self._report_shown, self))
         self.result_box.setVisible(True)
         self.classify_button.setEnabled(True)
         self.progress.setValue(100)
@@ -729,6 +730,16 @@ class TrainPanel(QWidget):
         self._set_status(text, error)
         self.places_status.setText(self.status.text())
         self.places_status.setVisible(True)
+
+    def _show_wand_hint(self) -> None:
+        self.wand_status.setText(f"<span style='color:{tones(self)['muted']}'>{html.escape(WAND_HINT)}</span>")
+
+    def restyle(self) -> None:
+        """The wand's hint in the current theme's tones (a status there is redrawn by the next one)."""
+        if hasattr(self, "wand_status") and html.escape(WAND_HINT) in self.wand_status.text():
+            self._show_wand_hint()
+        if getattr(self, "_report_shown", None) is not None:
+            self.report_view.setHtml(report_html(*self._report_shown, self))
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(status_html(text, error, self))

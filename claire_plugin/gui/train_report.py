@@ -101,15 +101,15 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
             f"<p class='muted'>{groups}{sar}. Options &gt; Map level 'macroclass' maps them.</p>"]
 
 
-def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "") -> str:
-    """HTML of a training report for the Train tab."""
+def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "", widget=None) -> str:
+    """HTML of a training report for the Train tab (in the tones of `widget`'s palette)."""
     e = html.escape
     from ..core.training.labels import units_of
     from ..core.training.scorecard import leak_reason
 
     conds = list(next(iter(report["arms"].values())).keys())
     units = units_of(report.get("labels"))
-    t = tones()
+    t = tones(widget)
     parts = [f"<style>td,th{{padding:1px 3px;}} th{{text-align:left;background:{t['header_bg']};color:{t['text']};}}"
              f" .muted{{color:{t['muted']};}} .warn{{color:{t['warning']};}}</style>",
              f"<p><b>Checkpoint</b> {e(breakable(os.path.basename(checkpoint)))}<br><span class='muted'>"

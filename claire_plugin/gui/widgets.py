@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..layers.layers import layer_hint
-from .tones import tones
+from .tones import Restyled, tones
 
 ZWSP = "\u200b"
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's largest widget size
@@ -148,7 +148,7 @@ def vertical_scroll(page: QWidget) -> QScrollArea:
     return scroll
 
 
-class RasterChooser(QWidget):
+class RasterChooser(Restyled, QWidget):
     """A raster layer combo with a grey line under it naming the file's folder and band count, so layers
     of one site that share a name can be told apart. `combo` is the QgsMapLayerComboBox itself."""
 
@@ -162,7 +162,7 @@ class RasterChooser(QWidget):
             self.combo.setLayer(None)
         self.hint = QLabel(self)
         self.hint_text = ""
-        self.hint.setStyleSheet(f"color:{tones(self)['muted']};")
+        self.restyle()
         # the line is elided to the width the dock gives; its full text must not ask for more (a long folder
         # name widened the whole page past the dock, cutting every row)
         self.hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -174,6 +174,10 @@ class RasterChooser(QWidget):
         lay.addWidget(self.hint)
         self.combo.layerChanged.connect(self._show_hint)
         self._show_hint(self.combo.currentLayer())
+
+    def restyle(self) -> None:
+        if hasattr(self, "hint"):
+            self.hint.setStyleSheet(f"color:{tones(self)['muted']};")
 
     def _show_hint(self, layer) -> None:
         text = self.hint_text = layer_hint(layer)

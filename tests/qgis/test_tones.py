@@ -40,3 +40,30 @@ def test_every_tone_is_readable_on_its_palette(qgis_app, window, text):
     assert _contrast(t["text"], t["flag_bg"]) >= 4.5
     assert status_html("Ready <now>", widget=label) == "Ready &lt;now&gt;"  # the theme's own text colour
     assert f"color:{t['error']}" in status_html("No layer", True, label)
+
+
+def test_switching_to_a_dark_theme_while_qgis_runs_restyles_the_panel(qgis_app, tiny_checkpoint):
+    """QA (QGIS 3.40, Night Mapping): switching the UI theme while QGIS ran left the light theme's greys on the dark
+    one (1.5-2.2:1): the widgets take the new tones when their palette or style changes."""
+    from qgis.PyQt.QtGui import QColor, QPalette
+
+    from claire.claire_plugin.gui.picker import CheckpointPicker
+    from claire.claire_plugin.gui.results import ResultsView
+    from claire.claire_plugin.gui.widgets import RasterChooser
+
+    view, picker, chooser = ResultsView(), CheckpointPicker(), RasterChooser()
+    picker.setCheckpoint(tiny_checkpoint)
+    view.showSummary({"classes": [], "unfamiliar_share": 0.5, "cloud_share": 0.0, "sar_only_share": 0.0},
+                     "scene", ["warning: the SAR is coarse", "a note"], {})
+    light = (view.messages.styleSheet(), view.trust.styleSheet(), chooser.hint.styleSheet())
+    assert "#fff4e5" in light[1] and "#8a4b00" in view.messages.text()
+    dark = QPalette(view.palette())
+    dark.setColor(QPalette.ColorRole.Window, QColor("#535353"))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#535353"))
+    for widget in (view, picker, chooser):
+        widget.setPalette(dark)  # what a theme switch sends: a PaletteChange
+    assert view.messages.styleSheet() == "color:#9a9a9a;" and "#3f3219" in view.trust.styleSheet()
+    assert "#ffb74d" in view.messages.text() and "#8a4b00" not in view.messages.text()
+    assert chooser.hint.styleSheet() == "color:#9a9a9a;" and "#81c784" in picker.status.text()
+    assert "#28313a" in picker.card_view.toHtml() and "#eef2f6" not in picker.card_view.toHtml()  # the card's headers
+    assert all(tile.caption.styleSheet() == "color:#9a9a9a;" for tile in view.tiles.values())
