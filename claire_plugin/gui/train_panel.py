@@ -198,6 +198,7 @@ class TrainPanel(Restyled, QWidget):
         for combo in (self.optical, self.sar):
             combo.layerChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._update_ready)
+        self.name_field.fieldChanged.connect(lambda *_a: self.update_tally())
         self.picker.checkpointChanged.connect(self._update_ready)
         self.field.fieldChanged.connect(self._refresh_wand_classes)
         self.field.fieldChanged.connect(self._watch_labels)
@@ -380,7 +381,8 @@ class TrainPanel(Restyled, QWidget):
             self.tally.setText("")
             return
         what = "points" if layer.geometryType() == QgsWkbTypes.GeometryType.PointGeometry else "polygons"
-        self.tally.setText(tally_text(class_tally(layer, self.field.currentField()), MIN_POLYGONS, what))
+        self.tally.setText(tally_text(class_tally(layer, self.field.currentField(), self.name_field.currentField()),
+                                      MIN_POLYGONS, what))
 
     # -- magic wand ----------------------------------------------------------------------------------
     def _refresh_wand_classes(self, *_a) -> None:

@@ -139,17 +139,22 @@ def project_training_layer(project: Optional[QgsProject] = None):
     return next((layer for layer in project.mapLayers().values() if is_training_layer(layer)), None)
 
 
-def class_tally(layer: Optional[QgsVectorLayer], field: str) -> Dict[str, int]:
+def class_tally(layer: Optional[QgsVectorLayer], field: str, name_field: Optional[str] = None) -> Dict[str, int]:
     """Features per class value (as text, in first-seen order) of `layer`'s `field`, unsaved edits included;
-    features without a class are counted under ""."""
+    features without a class are counted under "". With `name_field` (codes and their names), a class reads
+    "name (code)"."""
     if layer is None or not field or layer.fields().indexOf(field) < 0:
         return {}
-    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes([field],
-                                                                                                     layer.fields())
+    named = bool(name_field) and layer.fields().indexOf(name_field) >= 0
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes(
+        [field] + ([name_field] if named else []), layer.fields())
     counts: Dict[str, int] = {}
     for feature in layer.getFeatures(request):
         value = feature[field]
         key = "" if value is None or str(value) in ("", "NULL") else str(value)
+        name = feature[name_field] if named and key else None
+        if name is not None and str(name) not in ("", "NULL"):
+            key = f"{name} ({key})"
         counts[key] = counts.get(key, 0) + 1
     return counts
 

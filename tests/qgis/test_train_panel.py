@@ -697,7 +697,9 @@ def test_integer_codes_take_their_names_from_the_class_names_field(qgis_app, tra
     panel.field.setField("code")
     assert panel.name_field.currentField() == ""
     assert panel.build_params().name_field is None
+    assert panel.tally.text().startswith("Polygons per class: 1 4, 4 4")
     panel.name_field.setField("label")
     assert panel.build_params().name_field == "label"
+    assert panel.tally.text().startswith("Polygons per class: water (1) 4, crops (4) 4"), panel.tally.text()
     panel.labels.setLayer(None)
     assert panel.name_field.currentField() == ""
