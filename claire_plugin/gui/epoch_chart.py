@@ -7,8 +7,7 @@ from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
 from qgis.PyQt.QtGui import QColor, QFontMetrics, QPainter, QPen
 from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
 
-LOSS_COLOR = "#c0392b"
-SCORE_COLOR = "#2471a3"
+from .tones import tones
 
 
 class EpochChart(QWidget):
@@ -44,7 +43,8 @@ class EpochChart(QWidget):
 
     def _legend(self, painter: QPainter, fm: QFontMetrics, y: float) -> None:
         x = 8.0
-        for color, text in ((LOSS_COLOR, "loss"), (SCORE_COLOR, "held-out macro-F1")):
+        t = tones(self)  # lines that stay visible on a dark theme's base too
+        for color, text in ((t["loss"], "loss"), (t["score"], "held-out macro-F1")):
             painter.setPen(QPen(QColor(color), 2))
             painter.drawLine(QPointF(x, y), QPointF(x + 14, y))
             painter.setPen(self.palette().text().color())
@@ -93,7 +93,8 @@ class EpochChart(QWidget):
         def at(i: int, value: float, scale: float) -> QPointF:
             return QPointF(plot.left() + plot.width() * i / (n - 1), plot.bottom() - plot.height() * value / scale)
 
-        for values, color, scale in ((self._loss, LOSS_COLOR, top), (self._score, SCORE_COLOR, 1.0)):
+        t = tones(self)
+        for values, color, scale in ((self._loss, t["loss"], top), (self._score, t["score"], 1.0)):
             pts = [at(i, v, scale) for i, v in enumerate(values) if v is not None]
             painter.setPen(QPen(QColor(color), 2))
             for a, b in zip(pts, pts[1:]):

@@ -8,9 +8,11 @@ from typing import Dict, Optional
 #: Tones on a light palette (QGIS's default) and on a dark one: errors, warnings, confirmations, notes, the
 #: fills of table headers, of the "do not trust" box and of flagged sentences.
 _LIGHT = {"error": "#b00020", "warning": "#8a4b00", "ok": "#256b29", "info": "#1f4e79",
-          "header_bg": "#eef2f6", "warn_bg": "#fff4e5", "warn_border": "#e0a040", "flag_bg": "#fff3cd"}
+          "header_bg": "#eef2f6", "warn_bg": "#fff4e5", "warn_border": "#e0a040", "flag_bg": "#fff3cd",
+          "loss": "#c0392b", "score": "#2471a3"}
 _DARK = {"error": "#ff8a80", "warning": "#ffb74d", "ok": "#81c784", "info": "#90caf9",
-         "header_bg": "#28313a", "warn_bg": "#3f3219", "warn_border": "#c08a30", "flag_bg": "#443708"}
+         "header_bg": "#28313a", "warn_bg": "#3f3219", "warn_border": "#c08a30", "flag_bg": "#443708",
+         "loss": "#ff7961", "score": "#64b5f6"}
 
 
 def _mix(a, b, share: float) -> str:

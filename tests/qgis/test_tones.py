@@ -38,6 +38,8 @@ def test_every_tone_is_readable_on_its_palette(qgis_app, window, text):
             assert _contrast(t[role], ground) >= least, (role, t[role], ground, _contrast(t[role], ground))
     assert _contrast(t["text"], t["header_bg"]) >= 4.5 and _contrast(t["text"], t["warn_bg"]) >= 4.5
     assert _contrast(t["text"], t["flag_bg"]) >= 4.5
+    base = "#222222" if t["text"] == "#dddddd" else window  # the chart paints on the palette's base
+    assert _contrast(t["loss"], base) >= 3.0 and _contrast(t["score"], base) >= 3.0  # WCAG's 3:1 for graphics
     assert status_html("Ready <now>", widget=label) == "Ready &lt;now&gt;"  # the theme's own text colour
     assert f"color:{t['error']}" in status_html("No layer", True, label)
 
