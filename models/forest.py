@@ -34,9 +34,11 @@ class ForestNet(nn.Module):
     """A random forest over the concatenated optical and SAR channels of each pixel; no spatial context.
 
     Buffers: `feature` [N] (-1 at leaves), `threshold` [N] (normalised units; go left when x <= it),
-    `kids` [N, 2] (-1 at leaves), `offsets` [T + 1] (the first node of each tree), `value` [L, K] (the class
-    fractions of each of the L leaves) and `leaf` [N] (each node's row of `value`, -1 for a split). Forests stored
-    before `leaf` (no `leaves` in their config) hold a row of `value` for every node, splits' rows zero."""
+    `kids` [N, 2] (-1 at leaves), `offsets` [T + 1] (the first node of each tree), `leaf` [N] (each node's leaf
+    number, -1 for a split) and the leaves' non-zero class fractions, row by row: `entry_ptr` [L + 1] (where each
+    leaf's entries start), `entry_class` [E] and `entry_frac` [E]. A fully grown tree's leaves are mostly pure (one
+    entry), so a legend of K classes costs about one entry per leaf instead of K. Forests stored before (no
+    `leaves` in their config) hold a dense `value` [N, K], a row for every node."""
 
     uses_cloud = False
     #: runs as it is: no compiled or AOT runtime (core.runtime.compiled.prepare)
@@ -44,17 +46,19 @@ class ForestNet(nn.Module):
     releases_gil = True
 
     def __init__(self, optical_channels: int, sar_channels: int, num_classes: int, trees: int, nodes: int,
-                 leaves: Optional[int] = None) -> None:
+                 leaves: Optional[int] = None, entries: Optional[int] = None) -> None:
         super().__init__()
         self.optical_channels, self.sar_channels, self.num_classes = optical_channels, sar_channels, num_classes
         self.register_buffer("feature", torch.full((nodes,), -1, dtype=torch.int32))
         self.register_buffer("threshold", torch.zeros(nodes, dtype=torch.float64))
         self.register_buffer("kids", torch.full((nodes, 2), -1, dtype=torch.int32))
-        # a value row for the leaves only (half the nodes): a legend of 21 classes made 0.66 GB forests
-        self.register_buffer("value", torch.zeros(nodes if leaves is None else leaves, num_classes,
-                                                  dtype=torch.float32))
-        if leaves is not None:
+        if leaves is None:  # the dense layout of forests stored before (a 21-class forest took 0.66 GB)
+            self.register_buffer("value", torch.zeros(nodes, num_classes, dtype=torch.float32))
+        else:
             self.register_buffer("leaf", torch.full((nodes,), -1, dtype=torch.int32))
+            self.register_buffer("entry_ptr", torch.zeros(leaves + 1, dtype=torch.int64))
+            self.register_buffer("entry_class", torch.zeros(int(entries or 0), dtype=torch.int32))
+            self.register_buffer("entry_frac", torch.zeros(int(entries or 0), dtype=torch.float32))
         self.register_buffer("offsets", torch.zeros(trees + 1, dtype=torch.int64))
         self._walkers: Optional[List] = None
         self._walkers_key: Optional[tuple] = None
@@ -81,14 +85,12 @@ class ForestNet(nn.Module):
             raise ValueError(f"the forest's classes {cols.tolist()} are not indices below {num_classes}")
         trees = [e.tree_ for e in rf.estimators_]
         sizes = [t.node_count for t in trees]
-        n_leaves = int(sum(int((t.children_left < 0).sum()) for t in trees))
-        net = cls(optical_channels, sar_channels, num_classes, len(trees), int(sum(sizes)), n_leaves)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         feature = np.full(offsets[-1], -1, np.int32)
         threshold = np.zeros(offsets[-1], np.float64)
         children = np.full((offsets[-1], 2), -1, np.int32)
-        value = np.zeros((n_leaves, num_classes), np.float32)
         leaf_row = np.full(offsets[-1], -1, np.int32)
+        per_leaf, classes, fracs = [], [], []
         row = 0
         for t, o0 in zip(trees, offsets[:-1]):
             n = t.node_count
@@ -104,17 +106,24 @@ class ForestNet(nn.Module):
             children[o0:o0 + n, 0] = t.children_left
             children[o0:o0 + n, 1] = t.children_right
             leaves = np.flatnonzero(~split)
-            v = t.value[leaves, 0, :].astype(np.float64)
-            v = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12)
-            value[row:row + leaves.size][:, cols] = v
+            v = np.zeros((leaves.size, num_classes), np.float32)
+            v[:, cols] = t.value[leaves, 0, :] / np.maximum(t.value[leaves, 0, :].sum(axis=1, keepdims=True), 1e-12)
+            r, c = np.nonzero(v)
+            per_leaf.append(np.bincount(r, minlength=leaves.size))
+            classes.append(c.astype(np.int32))
+            fracs.append(v[r, c])
             leaf_row[o0 + leaves] = np.arange(row, row + leaves.size, dtype=np.int32)
             row += leaves.size
+        ptr = np.concatenate([[0], np.cumsum(np.concatenate(per_leaf))]).astype(np.int64)
+        net = cls(optical_channels, sar_channels, num_classes, len(trees), int(offsets[-1]), row, int(ptr[-1]))
         with torch.no_grad():
             net.feature.copy_(torch.from_numpy(feature))
             net.threshold.copy_(torch.from_numpy(threshold))
             net.kids.copy_(torch.from_numpy(children))
-            net.value.copy_(torch.from_numpy(value))
             net.leaf.copy_(torch.from_numpy(leaf_row))
+            net.entry_ptr.copy_(torch.from_numpy(ptr))
+            net.entry_class.copy_(torch.from_numpy(np.concatenate(classes)))
+            net.entry_frac.copy_(torch.from_numpy(np.concatenate(fracs)))
             net.offsets.copy_(torch.from_numpy(offsets))
         return net
 
@@ -158,7 +167,7 @@ class ForestNet(nn.Module):
         out = np.zeros((x.shape[0], self.num_classes), np.float32)
         walkers = self._tree_walkers()
         host = self._arrays()
-        value = host["value"]
+        value = host.get("value")
         threads = max(1, min(torch.get_num_threads(), self.trees))
         for p0 in range(0, x.shape[0], CHUNK_PX):
             xc = x[p0:p0 + CHUNK_PX]
@@ -166,10 +175,12 @@ class ForestNet(nn.Module):
 
             def run(ts: np.ndarray, xc=xc) -> np.ndarray:
                 acc = np.zeros((xc.shape[0], self.num_classes), np.float32)
-                rows = host.get("leaf")
                 for t in ts:
                     node = self._leaves(walkers, host, int(t), xc)
-                    acc += value[node if rows is None else rows[node]]
+                    if value is not None:
+                        acc += value[node]
+                    else:
+                        _add_leaf_fractions(acc, host, node)
                 return acc
 
             if threads == 1:
@@ -207,7 +218,8 @@ class ForestNet(nn.Module):
     def _arrays(self) -> Dict[str, np.ndarray]:
         """The buffers as host (CPU) arrays, cached while they are unchanged (the engine may have moved the
         module to a GPU; the walk runs on the CPU)."""
-        names = ("feature", "threshold", "kids", "value", "offsets") + (("leaf",) if hasattr(self, "leaf") else ())
+        names = ("feature", "threshold", "kids", "offsets") + (
+            ("leaf", "entry_ptr", "entry_class", "entry_frac") if hasattr(self, "leaf") else ("value",))
         key = tuple((getattr(self, n).data_ptr(), getattr(self, n)._version) for n in names)
         with self._lock:
             if self._host_key != key:
@@ -226,6 +238,20 @@ class ForestNet(nn.Module):
                                                self.optical_channels + self.sar_channels, self.num_classes)
                 self._walkers_key = key
             return self._walkers
+
+
+def _add_leaf_fractions(acc: np.ndarray, host: Dict[str, np.ndarray], node: np.ndarray) -> None:
+    """acc[p] += the class fractions of the leaf `node[p]` (one tree: each pixel one leaf, each leaf's classes
+    distinct, so every (pixel, class) pair is added once and plain fancy indexing adds right)."""
+    ptr = host["entry_ptr"]
+    rows = host["leaf"][node]
+    start = ptr[rows]
+    n = ptr[rows + 1] - start
+    if n.size and int(n.min()) == 1 == int(n.max()):  # pure leaves: one class each
+        acc[np.arange(rows.size), host["entry_class"][start]] += host["entry_frac"][start]
+        return
+    idx = np.arange(int(n.sum())) + np.repeat(start - (np.cumsum(n) - n), n)
+    acc[np.repeat(np.arange(rows.size), n), host["entry_class"][idx]] += host["entry_frac"][idx]
 
 
 def _sklearn_trees(feature: np.ndarray, threshold: np.ndarray, children: np.ndarray, offsets: np.ndarray,
@@ -274,5 +300,5 @@ def forest_config(net: ForestNet) -> Dict[str, int]:
     out = {"num_classes": net.num_classes, "optical_channels": net.optical_channels,
            "sar_channels": net.sar_channels, "trees": net.trees, "nodes": int(net.feature.numel())}
     if hasattr(net, "leaf"):
-        out["leaves"] = int(net.value.shape[0])
+        out["leaves"], out["entries"] = int(net.entry_ptr.numel() - 1), int(net.entry_class.numel())
     return out

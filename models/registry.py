@@ -48,11 +48,12 @@ def _build_forest(config: Dict[str, Any]) -> nn.Module:
     if not (1 <= trees <= MAX_TREES and trees <= nodes <= MAX_NODES):
         raise ValueError(f"forest of {trees} trees and {nodes} nodes is outside 1..{MAX_TREES} trees, "
                          f"{MAX_NODES} nodes")
-    leaves = config.get("leaves")  # absent in forests stored before their leaves were kept apart
-    if leaves is not None and not 1 <= int(leaves) <= nodes:
-        raise ValueError(f"forest of {nodes} nodes cannot have {leaves} leaves")
+    leaves, entries = config.get("leaves"), config.get("entries")  # absent in forests stored densely (before)
+    if (leaves is None) != (entries is None) or leaves is not None and not (
+            1 <= int(leaves) <= nodes and int(leaves) <= int(entries) <= int(leaves) * int(config["num_classes"])):
+        raise ValueError(f"forest of {nodes} nodes cannot have {leaves} leaves and {entries} class entries")
     return ForestNet(int(config["optical_channels"]), int(config["sar_channels"]), int(config["num_classes"]),
-                     trees, nodes, None if leaves is None else int(leaves))
+                     trees, nodes, None if leaves is None else int(leaves), None if entries is None else int(entries))
 
 
 def _build_ensemble(config: Dict[str, Any]) -> nn.Module:

@@ -149,28 +149,35 @@ def test_a_pixel_mask_walks_only_those_pixels_with_the_same_probabilities(fitted
     assert torch.equal(part[on], full[on]) and torch.allclose(part[~on], torch.tensor(0.25))
 
 
-def test_only_the_leaves_hold_class_fractions_and_older_forests_still_load(fitted, tmp_path):
-    """QA (scale of labels): a row of class fractions for every node (splits' rows zero) made a 21-class forest
-    0.66 GB; the leaves alone hold them now (about half the nodes). A forest stored the earlier way (no `leaves`
-    in its config, a `value` row per node) loads and gives the same probabilities."""
+def test_leaves_hold_only_their_classes_and_older_dense_forests_still_load(fitted, tmp_path):
+    """QA (scale of labels): a row of K class fractions for every node made a 21-class forest 0.66 GB; the leaves'
+    non-zero fractions alone are stored (mostly one per leaf). A forest stored the earlier, dense way (no `leaves`
+    in its config, a `value` row per node) loads and gives the same probabilities, bit for bit."""
     from claire.models.checkpoint import load_checkpoint, save_checkpoint
     from claire.models.registry import build_model
 
     rf, mean, std = fitted
     net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
     n, leaves = net.feature.numel(), int((net.feature < 0).sum())
-    assert net.value.shape == (leaves, 4) and leaves < 0.6 * n and forest_config(net)["leaves"] == leaves
-    old_cfg = {k: v for k, v in forest_config(net).items() if k != "leaves"}
+    cfg = forest_config(net)
+    assert cfg["leaves"] == leaves and leaves <= cfg["entries"] < 2 * leaves and not hasattr(net, "value")
+    dense = torch.zeros(n, 4)
+    for node in torch.nonzero(net.leaf >= 0).flatten().tolist():
+        row = int(net.leaf[node])
+        lo, hi = int(net.entry_ptr[row]), int(net.entry_ptr[row + 1])
+        dense[node, net.entry_class[lo:hi].long()] = net.entry_frac[lo:hi]
+    old_cfg = {k: v for k, v in cfg.items() if k not in ("leaves", "entries")}
     old = build_model("forest", old_cfg)
-    full = torch.zeros(n, 4)
-    full[net.leaf >= 0] = net.value[net.leaf[net.leaf >= 0].long()]
-    old.load_state_dict({"feature": net.feature, "threshold": net.threshold, "kids": net.kids, "value": full,
+    old.load_state_dict({"feature": net.feature, "threshold": net.threshold, "kids": net.kids, "value": dense,
                          "offsets": net.offsets})
     x = ((_data(2000, seed=4)[0] - mean) / std).astype(np.float32)
     assert not hasattr(old, "leaf") and np.array_equal(old.predict_proba(x), net.predict_proba(x))
     card = {"arch": "forest", "config": old_cfg, "classes": [{"value": v, "name": f"c{v}"} for v in range(1, 5)],
             "inputs": {}}
-    path = str(tmp_path / "old.safetensors")
-    save_checkpoint(path, old, card)
-    back, _ = load_checkpoint(path)
-    assert np.array_equal(back.predict_proba(x), net.predict_proba(x))
+    for name, model, config in (("old", old, old_cfg), ("new", net, cfg)):
+        path = str(tmp_path / f"{name}.safetensors")
+        save_checkpoint(path, model, dict(card, config=config))
+        back, _ = load_checkpoint(path)
+        assert np.array_equal(back.predict_proba(x), net.predict_proba(x)), name
+    with pytest.raises(ValueError, match="cannot have"):
+        build_model("forest", dict(cfg, entries=0))
