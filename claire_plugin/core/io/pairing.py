@@ -153,25 +153,30 @@ def _nearest_rule(text: str) -> PairingRule:
                        nearest_days=int(days))
 
 
+def _key_and_date(path: str, key: Callable[[str], Optional[str]], side: str, result: "PairingResult"):
+    """(key, (date, where read)) of a file; (key, None) with the file recorded unmatched when either is missing."""
+    from ..inputs.dates import acquisition_date
+
+    k = key(_stem(path))
+    when = acquisition_date(path) if k is not None else None
+    if when is None:
+        result.unmatched.append(Unmatched(path, side, "name does not match the pairing rule" if k is None
+                                          else "its name says no date"))
+    return k, when
+
+
 def _pair_nearest(optical: List[str], sar: List[str], rule: PairingRule, result: "PairingResult") -> None:
     """Pair each optical file with the SAR file of its key whose date (from the names) is nearest, at most
     rule.nearest_days apart; the rest unmatched, each with the reason."""
-    from ..inputs.dates import acquisition_date
-
     dated: Dict[str, List[Tuple[str, object]]] = {}
     for path in sar:
-        k, when = rule.sar_key(_stem(path)), acquisition_date(path)
-        if k is None or when is None:
-            result.unmatched.append(Unmatched(path, "sar", "name does not match the pairing rule" if k is None
-                                              else "its name says no date"))
-            continue
-        dated.setdefault(k.casefold(), []).append((path, when[0]))
+        k, when = _key_and_date(path, rule.sar_key, "sar", result)
+        if when is not None:
+            dated.setdefault(k.casefold(), []).append((path, when[0]))
     used: set = set()
     for path in optical:
-        k, when = rule.optical_key(_stem(path)), acquisition_date(path)
-        if k is None or when is None:
-            result.unmatched.append(Unmatched(path, "optical", "name does not match the pairing rule" if k is None
-                                              else "its name says no date"))
+        k, when = _key_and_date(path, rule.optical_key, "optical", result)
+        if when is None:
             continue
         near = sorted(dated.get(k.casefold(), []), key=lambda c: (abs((c[1] - when[0]).days), c[1], c[0]))
         if not near or abs((near[0][1] - when[0]).days) > rule.nearest_days:
