@@ -228,15 +228,14 @@ def _labelled_points(path: str) -> int:
 
 
 def _ref_value(value: Any, fid: int, field_name: str, path: str,
-               names: Optional[Dict[int, str]] = None) -> Optional[int]:
-    """A reference label as an int, None when empty: a class code, or one of the map's class `names` (matched case
-    and spacing aside); a ClaireError for anything else."""
+               names: Optional[Dict[int, str]] = None, by_name: Optional[Dict[str, int]] = None) -> Optional[int]:
+    """A reference label as an int, None when empty: a class code, or one of the map's class `names` (`by_name`:
+    their codes by `name_key`, matched case and spacing aside); a ClaireError for anything else."""
     from .training.labels import name_key
 
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    by_name = {name_key(n): int(v) for v, n in (names or {}).items()}
-    if isinstance(value, str) and name_key(value) in by_name:
+    if isinstance(value, str) and by_name and name_key(value) in by_name:
         return by_name[name_key(value)]
     try:
         number = float(value)
@@ -317,6 +316,9 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
     """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer (labels
     given as the map's class `names` read as their codes); a ClaireError for a point given twice (it
     would be counted twice)."""
+    from .training.labels import name_key
+
+    by_name = {name_key(n): int(v) for v, n in (names or {}).items()}
     ds = _open_points(points_path)
     try:
         lyr = choose_layer(ds, points_path, layer, "sample points")
@@ -335,7 +337,7 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
             seen[key] = feat.GetFID()
             mapped = feat.GetField(MAP_FIELD) if has_map else None
             out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
-                                                              field_name, points_path, names), mapped))
+                                                              field_name, points_path, names, by_name), mapped))
     finally:
         lyr = ds = None
     return out

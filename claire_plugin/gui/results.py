@@ -158,7 +158,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     to the Train tab), or that the model's `card` cannot tell (no familiarity statistics, and why), what was
     under cloud and what came from SAR alone; empty when there is nothing to say."""
     from ..core.explain.facts import smaller_than_calibration, trained_on_labels
-    from ..core.explain.template import UNFAMILIAR_WARN_PCT
+    from ..core.explain.template import MOSTLY_PCT, UNFAMILIAR_WARN_PCT
     from ..core.training.labels import units_of
 
     parts = []
@@ -176,7 +176,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         causes = [f"the optical's gaps, {_pct(gaps)} of it," if gaps * 100 >= UNFAMILIAR_WARN_PCT else "",
                   f"the cloud, {_pct(cloud)} of it," if cloud * 100 >= UNFAMILIAR_WARN_PCT else ""]
         by_gaps = f" ({' and '.join(c for c in causes if c)} may add to this)" if any(causes) else ""
-        if summary.get("optical_offset_suspected") and cloud >= 0.5:  # thick cloud is bright everywhere too
+        if summary.get("optical_offset_suspected") and cloud * 100 >= MOSTLY_PCT:  # thick cloud: bright too
             advice = ("The optical is bright everywhere, as under thick cloud or in Sentinel-2 whose +1000 "
                       "reflectance offset was not removed: if the scene is not this cloudy, classify again with the "
                       "offset removed (the run's details say how).")
@@ -190,7 +190,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
             many = units_of(((card.get("training") or {}).get("labels"))).many
             advice = (f"It was trained on your {many}: <a href='train'>add {many} there</a> (the unfamiliar "
                       f"layer shows where) and train again.")
-        elif cloud + gaps >= 0.5:
+        elif (cloud + gaps) * 100 >= MOSTLY_PCT:
             advice = ("If a clear scene of the same place shows as much, <a href='train'>train it on your "
                       "area</a>.")
         else:
@@ -269,7 +269,6 @@ class ResultsView(Restyled, QWidget):
 
         self.generator = QLabel("", self)
         self.generator.setWordWrap(True)
-        self.generator.setStyleSheet(f"color:{tones(self)['muted']};")  # again in restyle
         self.explanation = AutoHeightBrowser(self)  # as tall as its text: the tab scrolls, not a box inside it
         self.explanation.setPlaceholderText("The explanation appears here after a run.")
         self._streamed = ""

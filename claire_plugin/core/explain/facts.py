@@ -300,7 +300,7 @@ def _focus(facts: dict, focus_class: str) -> dict:
     if m:
         cls["metrics"] = next((c for c in m["per_class"] if name_key(c["name"]) == key), None)
         cls["confused_pairs"] = [p for p in m["confused_pairs"]
-                                 if key in (p["reference"].lower(), p["predicted"].lower())]
+                                 if key in (name_key(p["reference"]), name_key(p["predicted"]))]
     return cls
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ....models.card_schema import ENSEMBLE, FOREST
-from .template import Formatter
+from .template import UNFAMILIAR_WARN_PCT, Formatter
 
 SYSTEM = (
     "You are a remote-sensing expert who explains land-cover maps made by fusing optical "
@@ -71,7 +71,8 @@ def facts_lines(facts: dict) -> List[str]:
     for key, label in SCENE_LINES:
         if s.get(key) is not None:
             lines.append(f"{label}: {f.pct(s[key])}.")
-    if (s.get("unfamiliar_pct") or 0.0) >= 5.0 and (s.get("cloud_pct") or 0.0) + (s.get("sar_only_pct") or 0.0) >= 5.0:
+    clouded = (s.get("cloud_pct") or 0.0) + (s.get("sar_only_pct") or 0.0)
+    if (s.get("unfamiliar_pct") or 0.0) >= UNFAMILIAR_WARN_PCT and clouded >= UNFAMILIAR_WARN_PCT:
         lines.append("Cloud and optical gaps make the optical unlike that of the training scenes: part of the share "
                      "unlike the training data may come from them, and a clear scene of the place may show less.")
     lines.append("Classes by area:")

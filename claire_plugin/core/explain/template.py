@@ -352,7 +352,8 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
            f"anything in its training data, so the classes it gives there are guesses, not findings, "
            f"whatever their confidence."]
     cloud = scene.get("cloud_pct") or 0.0
-    if scene.get("optical_offset_suspected") and cloud >= MOSTLY_PCT:  # thick cloud is bright everywhere too
+    bright = scene.get("optical_offset_suspected") and cloud >= MOSTLY_PCT  # thick cloud is bright everywhere too
+    if bright:
         out.append(f"First, though, the optical values are bright everywhere, as under thick cloud ({f.pct(cloud)} "
                    "of the map lay under cloud) or in Sentinel-2 of a newer processing baseline whose reflectance "
                    "offset was not removed: if the scene is not this cloudy, classify again with the offset removed "
@@ -373,7 +374,7 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                    f"where the optical is missing the model's features differ from those of its training scenes, "
                    f"around the gaps too, and the score reads that as unlike the training data; a scene without "
                    f"gaps may show far less.")
-    if cloud >= UNFAMILIAR_WARN_PCT and not (scene.get("optical_offset_suspected") and cloud >= MOSTLY_PCT):
+    if cloud >= UNFAMILIAR_WARN_PCT and not bright:
         out.append(f"Part of this may come from the cloud ({f.pct(cloud)} of the map lay under cloud, haze or "
                    f"shadow): the optical the model sees there is unlike the ground of its training scenes, and the "
                    f"score reads that as unlike the training data even where SAR decided the class; a clear scene of "

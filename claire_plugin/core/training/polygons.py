@@ -431,9 +431,10 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         if weight is not None:
             nets.append(("ensemble", _ensemble_arm(model, forests["rf_optical_sar"][0], weight, val_windows, split,
                                                    labels.classes, params.config.seed, device, units), None))
+        leak = None
         if params.baseline:
             progress(0.96, "the leakage check: a forest on a random-pixel split")
-        leak = _leakage(scene, labels, split, forests, params) if params.baseline else None
+            leak = _leakage(scene, labels, split, forests, params)
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
