@@ -76,19 +76,26 @@ class BatchSummary:
 
     def totals(self) -> Dict[str, Any]:
         """Hectares per class and valid pixels summed over the pairs classified in this run (pairs skipped as
-        complete from before carry no areas); where the scenes overlap, their common area counts once per pair."""
+        complete from before carry no areas). Where maps of the run cover the same ground (a time series, or
+        overlapping scenes), a sum would count that ground once per map: the areas are then not summed."""
         area: Dict[str, float] = {}
-        pixels, pairs = 0, 0
+        pixels, pairs, outputs = 0, 0, []
         for r in self.results:
             if r.get("status") != "ok":
                 continue
             pairs += 1
+            outputs.append(r.get("output"))
             pixels += int(r.get("valid_pixels") or 0)
             for name, ha in (r.get("area_ha") or {}).items():
                 area[name] = round(area.get(name, 0.0) + float(ha), 4)
-        return {"pairs": pairs, "valid_pixels": pixels, "area_ha": area,
-                "note": "summed over the pairs classified in this run; overlapping scenes count their common area "
-                        "once per pair"}
+        shared = overlapping_maps(outputs)
+        if shared:
+            return {"pairs": pairs, "valid_pixels": pixels, "area_ha": None, "overlapping_maps": shared,
+                    "note": f"areas not summed: {shared} of the {pairs} maps cover ground another map of this run "
+                            f"covers too (a time series, or overlapping scenes), so a sum would count that ground "
+                            f"once per map; each pair's area_ha is its own map's"}
+        return {"pairs": pairs, "valid_pixels": pixels, "area_ha": area, "overlapping_maps": 0,
+                "note": "summed over the pairs classified in this run; no two of their maps overlap"}
 
     def csv_text(self) -> str:
         """One row per pair, then one per unmatched file; after the fixed columns, one `ha <class>` column per class
@@ -119,6 +126,40 @@ class BatchSummary:
             csv_path = files.add_text(os.path.join(out_dir, SUMMARY_CSV), self.csv_text(), "batch summary (CSV)")
             files.commit()
         self.json_path, self.csv_path = json_path, csv_path
+
+
+def _footprint(path: str):
+    """(CRS, (left, bottom, right, top)) of a written map, or None when it cannot be read."""
+    import rasterio
+
+    from .io.raster_io import envelope
+
+    try:
+        with rasterio.open(path) as ds:
+            return ds.crs, envelope(ds)
+    except Exception:  # noqa: BLE001 - a map removed since: it counts as not overlapping
+        return None
+
+
+def overlapping_maps(outputs: List[Optional[str]]) -> int:
+    """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another."""
+    from rasterio.warp import transform_bounds
+
+    prints = [f for f in (_footprint(p) for p in outputs if p) if f is not None]
+    shared = set()
+    for i, (crs_i, a) in enumerate(prints):
+        for j in range(i + 1, len(prints)):
+            crs_j, b = prints[j]
+            if crs_j != crs_i:
+                try:
+                    b = transform_bounds(crs_j, crs_i, *b, densify_pts=21)
+                except Exception:  # noqa: BLE001 - no common CRS: far apart
+                    continue
+            w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+            smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+            if w > 0 and h > 0 and w * h > 1e-3 * smaller:
+                shared.update((i, j))
+    return len(shared)
 
 
 def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) -> None:

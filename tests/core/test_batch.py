@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from claire.claire_plugin.core.batch import CSV_COLUMNS, SUMMARY_CSV, SUMMARY_JSON, check_pairing, classify_pairs
+from claire.claire_plugin.core.batch import (
+    CSV_COLUMNS,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    BatchSummary,
+    check_pairing,
+    classify_pairs,
+)
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.io.pairing import pair_folders
 from claire.claire_plugin.core.params import run_options
@@ -148,11 +155,43 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
     assert os.path.isabs(js["optical_folder"]) and all(os.path.isfile(r["output"]) for r in js["results"])
     first = js["results"][0]
     assert sum(first["area_ha"].values()) == pytest.approx(first["valid_pixels"] * 100 / 1e4, rel=1e-3)
-    # totals over the pairs (QA: users added the CSV's rows up by hand)
+    # the three pairs map the same ground (as dates of one place do): their areas are not summed
     totals = js["totals"]
     assert totals["pairs"] == 3 and totals["valid_pixels"] == sum(r["valid_pixels"] for r in js["results"])
-    for name, ha in totals["area_ha"].items():
-        assert ha == pytest.approx(sum(r["area_ha"].get(name, 0.0) for r in js["results"]), abs=1e-3)
+    assert totals["area_ha"] is None and totals["overlapping_maps"] == 3 and "not summed" in totals["note"]
+
+
+def test_totals_sum_the_areas_of_maps_of_separate_ground(tmp_path, tiny_checkpoint):
+    """QA: users added the CSV's rows up by hand, so the JSON sums them; but a time series of one place summed its
+    dates into an area several times the place's. Scenes side by side (one in another UTM zone) are summed; once
+    a date of the first place joins them, the sum is withheld and the note says why."""
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    optical, sar, _ = synthetic_scene(32, 32)
+    places = {"a": ("EPSG:32631", (500000.0, 4600000.0)), "b": ("EPSG:32631", (500640.0, 4600000.0)),
+              "c": ("EPSG:32632", (500000.0, 4600000.0)), "a2": ("EPSG:32631", (500160.0, 4600160.0))}
+    for folder in ("o", "s", "o2", "s2"):
+        (tmp_path / folder).mkdir()
+    for name, (crs, origin) in places.items():
+        o, s = ("o2", "s2") if name == "a2" else ("o", "s")
+        write_raster(str(tmp_path / o / f"{name}.tif"), optical, crs=crs, origin=origin)
+        write_raster(str(tmp_path / s / f"{name}.tif"), sar, crs=crs, origin=origin, descriptions=["VV", "VH"])
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    apart = classify_pairs(pair_folders(str(tmp_path / "o"), str(tmp_path / "s"), ""), options,
+                           str(tmp_path / "out")).totals()
+    assert apart["overlapping_maps"] == 0 and apart["pairs"] == 3
+    assert sum(apart["area_ha"].values()) == pytest.approx(3 * 32 * 32 * 100 / 1e4, rel=1e-3)
+    later = classify_pairs(pair_folders(str(tmp_path / "o2"), str(tmp_path / "s2"), ""), options,
+                           str(tmp_path / "out"))
+    both = BatchSummary("", "", "", results=apart_results(tmp_path) + later.results).totals()
+    assert both["area_ha"] is None and both["overlapping_maps"] == 2, both
+    assert "2 of the 4 maps" in both["note"]
+
+
+def apart_results(tmp_path):
+    """Records of the three maps side by side written above."""
+    return [{"status": "ok", "output": str(tmp_path / "out" / f"{k}_landcover.tif"), "valid_pixels": 1024,
+             "area_ha": {"x": 10.24}} for k in ("a", "b", "c")]
 
 
 def test_each_pairs_warnings_are_kept_and_said(tmp_path, tiny_checkpoint, capsys):
