@@ -73,8 +73,8 @@ def _check(card: Any) -> None:
         if value == nodata or value in values:
             raise CardSchemaError(f"the card's {where}.value {value} repeats another class value or the nodata value")
         values.add(value)
-        if not isinstance(c.get("name", ""), str):
-            raise CardSchemaError(f"the card's {where}.name is not text")
+        if not (isinstance(c.get("name"), str) and c["name"].strip()):
+            raise CardSchemaError(f"the card's {where}.name is missing or not text")
         if c.get("color") is not None and not (isinstance(c["color"], str) and _COLOR.match(c["color"])):
             raise CardSchemaError(f"the card's {where}.color {quoted(c['color'])} is not a colour like '#419bdf'")
     for role, spec in (card.get("inputs") or {}).items():
@@ -101,9 +101,76 @@ def _check(card: Any) -> None:
             t = _num(entry.get("temperature"), f"{where}.temperature")
             if not 1.0 <= t <= 100.0:
                 raise CardSchemaError(f"the card's {where}.temperature is {t:g}, outside 1..100")
+    _check_sections(card)
+    _check_familiarity(card.get("familiarity"), cfg.get("network", {}).get("config", {}) if arch == ENSEMBLE else cfg)
     problem = macroclass_problem(card)
     if problem:
         raise CardSchemaError(problem)
+
+
+#: Scores of a metrics entry that consumers format as numbers; `pixels` a count.
+_SCORES = ("oa", "miou", "kappa", "macro_f1", "mean_sar_share")
+
+
+def _check_sections(card: Dict[str, Any]) -> None:
+    """The sections consumers read as objects are objects; every score of a metrics entry a number (or null)."""
+    for key in ("training", "metrics", "familiarity", "inputs"):
+        if card.get(key) is not None and not isinstance(card[key], dict):
+            raise CardSchemaError(f"the card's {quoted(key)} is not an object")
+    for name, entry in (card.get("metrics") or {}).items():
+        if entry is None or isinstance(entry, str):  # a note
+            continue
+        if not isinstance(entry, dict):
+            raise CardSchemaError(f"the card's metrics.{name} is not an object")
+        for key in _SCORES:
+            if entry.get(key) is not None:
+                _num(entry[key], f"metrics.{name}.{key}")
+        if entry.get("pixels") is not None:
+            _int(entry["pixels"], f"metrics.{name}.pixels", 0, 10 ** 15)
+
+
+#: Largest `familiarity.smooth_cells` (the engine averages the distance over that many cells a side).
+MAX_SMOOTH_CELLS = 64
+
+
+def _check_familiarity(fam: Any, net_cfg: Dict[str, Any]) -> None:
+    """The familiarity entry's shapes against the network it scores: the mean one number per feature channel (for
+    `bottleneck`, the deepest encoder width), the axes as many as their variances."""
+    if fam is None:
+        return
+    feature = fam.get("feature", "decoder")
+    if feature not in ("bottleneck", "decoder"):
+        raise CardSchemaError(f"the card's familiarity.feature is {quoted(feature)}, not 'bottleneck' or 'decoder'")
+    if not _num(fam.get("threshold"), "familiarity.threshold") > 0:
+        raise CardSchemaError("the card's familiarity.threshold is not positive")
+    if "smooth_cells" in fam:
+        _int(fam["smooth_cells"], "familiarity.smooth_cells", 1, MAX_SMOOTH_CELLS)
+    dims = net_cfg.get("dims")
+    width = dims[-1] if feature == "bottleneck" and isinstance(dims, list) and dims else None
+    mean = _numbers(fam.get("mean"), "familiarity.mean")
+    if isinstance(width, int) and len(mean) != width:
+        raise CardSchemaError(f"the card's familiarity.mean has {len(mean)} numbers; its network's {feature} "
+                              f"features have {width} channels")
+    if feature == "decoder":
+        if len(_numbers(fam.get("var"), "familiarity.var")) != len(mean):
+            raise CardSchemaError("the card's familiarity.var is not one number per channel of its mean")
+        return
+    basis = fam.get("basis")
+    if not (isinstance(basis, list) and all(len(_numbers(row, "familiarity.basis")) == len(mean) for row in basis)):
+        raise CardSchemaError("the card's familiarity.basis is not a list of axes of one number per channel")
+    if len(_numbers(fam.get("pvar"), "familiarity.pvar")) != len(basis):
+        raise CardSchemaError("the card's familiarity.pvar is not one variance per axis of its basis")
+    _num(fam.get("residual_var"), "familiarity.residual_var")
+
+
+def _numbers(v: Any, name: str) -> list:
+    """`v` when it is a non-empty list of finite numbers."""
+    if not (isinstance(v, list) and v):
+        raise CardSchemaError(f"the card's {name} is not a list of numbers")
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise CardSchemaError(f"the card's {name} holds {quoted(x)}, not a finite number")
+    return v
 
 
 def model_title(card: Dict[str, Any]) -> str:
@@ -172,6 +239,8 @@ def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:
                 _int(v, f"config.{key}[{j}]", 1, hi)
     if "decoder_dim" in cfg:
         _int(cfg["decoder_dim"], "config.decoder_dim", 1, MAX_WIDTH)
+    if cfg.get("context_px") is not None:  # the local windows of GRN, CMAF and pooling, in input pixels
+        _int(cfg["context_px"], "config.context_px", 16, TILE_RANGE[1])
     if arch == ENSEMBLE:
         _check_ensemble(cfg, n_classes)
 

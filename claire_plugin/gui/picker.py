@@ -402,10 +402,13 @@ class CheckpointPicker(Restyled, QWidget):
         """The card and the status lines in the current theme's tones."""
         if not hasattr(self, "_card_path"):  # a change event before the first checkpoint was read
             return
+        shown = None
         if self._card:
-            self.card_view.setHtml(card_html(self._card, self._card_path, self))
-        else:
-            self.card_view.setHtml(f"<p style='color:{tones(self)['error']}'>{html.escape(self._error or '')}</p>")
+            try:
+                shown = card_html(self._card, self._card_path, self)
+            except Exception as exc:  # noqa: BLE001 - a card the schema let through but this view cannot draw
+                self._card, self._error = None, f"This checkpoint's card cannot be shown ({exc}); choose another one."
+        self.card_view.setHtml(shown or f"<p style='color:{tones(self)['error']}'>{html.escape(self._error or '')}</p>")
         self._show_status()
 
     def card(self) -> Optional[Dict[str, Any]]:

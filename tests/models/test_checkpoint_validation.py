@@ -61,7 +61,26 @@ CARD_FAULTS = [
     (lambda c: c["classes"][1].__setitem__("value", 1), r"classes\[1\]\.value 1 repeats"),
     (lambda c: c.__setitem__("training", [[[[[[[[[[[[[[0]]]]]]]]]]]]]]), r"nested more than 12 levels"),
     (lambda c: c["inputs"]["sar"].__setitem__("clip", [5.0, -40.0]), r"clip \[5, -40\] is empty"),
+    # QA round 13 (cards from strangers): each passed the schema, then crashed `claire info`, classify or the
+    # picker (which could then no longer open the panel), or asked for terabytes
+    (lambda c: c.__setitem__("metrics", ["x"]), r"'metrics' is not an object"),
+    (lambda c: c.__setitem__("training", "x"), r"'training' is not an object"),
+    (lambda c: c["classes"][0].pop("name"), r"classes\[0\]\.name is missing or not text"),
+    (lambda c: c.__setitem__("metrics", {"heldout": {"oa": "abc"}}), r"metrics\.heldout\.oa is 'abc', not a finite"),
+    (lambda c: c["config"].__setitem__("context_px", 10 ** 9), r"config\.context_px is 1000000000, outside"),
+    (lambda c: c.__setitem__("familiarity", _familiarity(smooth_cells=10 ** 9)), r"smooth_cells is 1000000000"),
+    (lambda c: (c["config"].__setitem__("dims", [8, 16, 32, 64]), c.__setitem__("familiarity", _familiarity(5))),
+     r"familiarity\.mean has 5 numbers; its network's bottleneck features have 64 channels"),
+    (lambda c: c.__setitem__("familiarity", dict(_familiarity(), pvar=[1.0] * 3)), r"pvar is not one variance per axis"),
+    (lambda c: c.__setitem__("familiarity", dict(_familiarity(), threshold=0)), r"threshold is not positive"),
 ]
+
+
+def _familiarity(channels: int = 4, **extra) -> dict:
+    """A low-rank familiarity entry of two axes over `channels` feature channels."""
+    return dict({"feature": "bottleneck", "threshold": 1.0, "mean": [0.0] * channels, "pvar": [1.0, 1.0],
+                 "basis": [[1.0] + [0.0] * (channels - 1), [0.0, 1.0] + [0.0] * (channels - 2)],
+                 "residual_var": 1.0}, **extra)
 
 
 @pytest.mark.parametrize("change,message", CARD_FAULTS)

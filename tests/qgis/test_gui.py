@@ -81,6 +81,25 @@ def test_picker_shows_why_a_checkpoint_is_unusable(qgis_app, tmp_path):
     assert picker.error() in picker.card_view.toPlainText()
 
 
+def test_a_card_the_picker_cannot_draw_is_said_and_the_panel_still_opens(qgis_app, tiny_checkpoint, monkeypatch):
+    """QA round 13: a stranger's card that passed the checks but broke the card view was remembered as the last
+    checkpoint, and every panel opened after raised in its constructor."""
+    import claire.claire_plugin.gui.picker as picker_mod
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    def broken(*args, **kwargs):
+        raise ValueError("dictionary update sequence element #0 has length 1")
+
+    monkeypatch.setattr(picker_mod, "card_html", broken)
+    picker = picker_mod.CheckpointPicker()
+    picker.setCheckpoint(tiny_checkpoint)
+    assert picker.card() is None and "cannot be shown" in picker.error()
+    assert "cannot be shown" in picker.card_view.toPlainText()
+    dock = ClaireDock(None)  # re-reads the remembered checkpoint
+    assert dock.picker.card() is None and "choose another one" in dock.picker.error()
+    dock.deleteLater()
+
+
 def test_renderer_classes_equal_checkpoint_classes(qgis_app, tiny_run, tiny_classes):
     from qgis.core import QgsPalettedRasterRenderer
 
