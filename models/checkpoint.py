@@ -11,7 +11,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .card_schema import card_problem
-from .quoting import quoted
+from .quoting import clean_name, quoted
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch.nn as nn
@@ -158,6 +158,8 @@ def read_card(path: str, header: Optional[Dict[str, Any]] = None) -> Dict[str, A
     problem = card_problem(card)
     if problem:
         raise CheckpointError(f"{path}: {problem}; the card is inconsistent. {_RESAVE}")
+    for c in card["classes"]:  # one line each: a stranger's newline, tab or terminal escape reaches no output
+        c["name"] = clean_name(c["name"])
     return card
 
 

