@@ -131,7 +131,7 @@ def blas_in_program() -> Optional[str]:
 
     try:
         program = ctypes.CDLL(None)
-    except OSError:
+    except (OSError, TypeError):  # Windows' CDLL takes no None (CPython gh-83424): no program's symbols there
         return None
     return next((name for name in BLAS_SYMBOLS if hasattr(program, name)), None)
 

@@ -74,3 +74,26 @@ def test_the_walk_sees_relative_and_absolute_imports(tmp_path):
     (room / "probe.py").write_text("from ..gui import dock\nimport claire.claire_plugin.cli.main\nfrom . import base\n")
     found = violations("claire_plugin/processing", tmp_path)
     assert [f.split(" -> ")[1] for f in found] == [f"{PLUGIN}.gui", f"{PLUGIN}.gui.dock", f"{PLUGIN}.cli.main"]
+
+
+def text_opens_without_encoding(path: Path) -> List[int]:
+    """Lines of `path` calling the builtin open() in text mode without `encoding=`: Windows reads and writes those
+    in the ANSI code page (cp1252), and an offsets.json or split list naming `Étang_水.tif` lost its entries."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"):
+            continue
+        mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+        binary = isinstance(mode, ast.Constant) and "b" in str(mode.value)
+        if not binary and not any(k.arg == "encoding" for k in node.keywords):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_text_files_are_opened_with_an_encoding(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('with open("x") as f:\n    pass\nwith open("y", "rb") as g:\n    pass\n', encoding="utf-8")
+    assert text_opens_without_encoding(bad) == [1]  # the check itself finds one
+    found = [f"{p.relative_to(ROOT)}:{line}" for folder in ("claire_plugin", "models")
+             for p in sorted((ROOT / folder).rglob("*.py")) for line in text_opens_without_encoding(p)]
+    assert found == [], "open() without encoding= (Windows would use cp1252): " + ", ".join(found)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                     results.append(r)
                     print(table([r]).splitlines()[-1], flush=True)
                     if args.json:
-                        with open(args.json, "w") as fh:
+                        with open(args.json, "w", encoding="utf-8") as fh:
                             json.dump(results, fh, indent=2)
     print(table(results))
     print()

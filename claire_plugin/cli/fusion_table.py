@@ -139,7 +139,7 @@ def _source(layout, pairs):
 
 def _write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
+    with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
 
 
@@ -149,7 +149,7 @@ def _from_json(args, json_path: str, data: str, archs, protocols) -> int:
     from ..core.training.datasets import LAYOUTS
     from ..tools.fusion_table import fusion_markdown
 
-    with open(json_path) as fh:
+    with open(json_path, encoding="utf-8") as fh:
         saved = json.load(fh)
     for key in ("threads", "epochs", "steps_per_epoch", "size", "seed"):
         setattr(args, key, saved.get(key, getattr(args, key)))

@@ -70,7 +70,7 @@ def _catch_stop_signals() -> Dict[int, object]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):  # SIGBREAK: Ctrl+Break or a closed console on Windows
         sig = getattr(signal, name, None)
         if sig is not None:
             previous[sig] = signal.signal(sig, _stop)
@@ -102,6 +102,19 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _printable_stdout() -> None:
+    """Output the console's code page cannot encode printed as escapes (`\\u68ee`), not a UnicodeEncodeError: on
+    Windows a redirected stdout is cp1252, and a class or file named `Forêt 森林` stopped a folder run before its
+    summary was written."""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change now: left as it is
+            pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; user errors print one clear line and exit with status 2. Ctrl+C, SIGTERM and
     SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
@@ -111,6 +124,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..core.runtime.memory import cap_arenas
 
     cap_arenas()  # before any thread of the run allocates
+    _printable_stdout()
     parser = build_parser()
     state_gdal_error_mode()
     args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
@@ -131,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except BrokenPipeError:  # the reader of the output went away (`| head`): stop quietly, as Unix tools do
         _quiet_stdout()
-        return 128 + int(signal.SIGPIPE)
+        return 128 + int(getattr(signal, "SIGPIPE", 13))  # no SIGPIPE on Windows
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"

@@ -105,7 +105,7 @@ def _copy_pair(folder: str, size: int, seed: int, layout: str) -> Dict[str, str]
 
 
 def _vmhwm_mb() -> float:
-    with open("/proc/self/status") as f:
+    with open("/proc/self/status", encoding="utf-8") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
@@ -183,7 +183,7 @@ def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, tim
 def reset_peak_rss() -> None:
     """Start the process's peak RSS (VmHWM) afresh from its current RSS (Linux 4.0+; elsewhere it stays)."""
     try:
-        with open("/proc/self/clear_refs", "w") as f:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
             f.write("5")
     except OSError:
         pass
@@ -219,7 +219,7 @@ def machine() -> dict:
 
     cpu = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
@@ -228,7 +228,7 @@ def machine() -> dict:
         pass
     mem = ""
     try:
-        with open("/proc/meminfo") as f:
+        with open("/proc/meminfo", encoding="utf-8") as f:
             mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.0f} GiB"
     except OSError:
         pass

@@ -141,7 +141,7 @@ def train_on(name: str, optical: str, sar: str, lulc: str, n: int, seed: int, fo
         return {"site": name, "n": n, "seed": seed, "base": os.path.basename(base) if base else "bundled",
                 "error": err.strip().splitlines()[-1:]}
     wall = round(time.time() - t0, 1)
-    with open(stem + ".json") as fh:
+    with open(stem + ".json", encoding="utf-8") as fh:
         report = json.load(fh)
     training = [sq for i, sq in enumerate(squares) if i + 1 not in set(report["validation_feature_ids"])]
     maps = {"untuned": base, "finetuned": stem + ".safetensors"}

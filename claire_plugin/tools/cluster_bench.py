@@ -92,7 +92,7 @@ def main(argv=None) -> int:
                 print(json.dumps(runs[-1]), flush=True)
     print(table(runs))
     if args.json:
-        with open(args.json, "w") as fh:
+        with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(runs, fh, indent=2)
     return 0
 

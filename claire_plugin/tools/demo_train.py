@@ -133,7 +133,7 @@ def shares(path: str) -> Dict[str, float]:
 
 def held_out_lines(report_path: str) -> List[str]:
     """The report's held-out table: macro-F1 / OA per arm, clear and with synthetic clouds."""
-    with open(report_path) as fh:
+    with open(report_path, encoding="utf-8") as fh:
         report = json.load(fh)
     lines = [f"{'model':34s} {'clear macro-F1 / OA':>20s} {'60 % clouds':>16s}"]
     for arm, conds in report["arms"].items():
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
                       f"LABELS={POLYGONS}", "FIELD=class", f"OUTPUT={places}"], config_root)
     marks = place_marks(places, after)
     maps = [before, after, forest_map, both_map]
-    with open(report) as fh:
+    with open(report, encoding="utf-8") as fh:
         weight = (json.load(fh).get("ensemble_weight") or {}).get("chosen")
     averaged = "both averaged" + ("" if weight is None else f", forest's weight {weight:g}")
     png = side_by_side([true_colour(inputs["optical"])] + [colour_map(m) for m in maps],

@@ -191,7 +191,7 @@ def measure_cli(measure_fn, description: str, argv: Optional[List[str]] = None) 
     text = json.dumps(measure_fn(str(args.checkpoint)), indent=2)
     print(text)
     if args.json:
-        with open(args.json, "w") as fh:
+        with open(args.json, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     return 0
 

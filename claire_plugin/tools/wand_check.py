@@ -96,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{k:>10} {s['regions']:>8} {s['median_pixels']:>10.0f} {s['median_purity']:>14.3f} "
               f"{s['pure90']:>13.2f}")
     if args.json:
-        with open(args.json, "w") as fh:
+        with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"sites": sites, "per_class": args.per_class, "seed": args.seed,
                        "max_width": args.max_width, "table": table}, fh, indent=1)
     return 0

@@ -51,10 +51,14 @@ def temp_name(path: str, ext: str = "") -> str:
     return os.path.join(folder, f".{base}.{_host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:6]}.partial{ext}")
 
 
+#: Windows (signal 0 there is CTRL_C_EVENT, and a file open in another program cannot be replaced).
+WINDOWS = os.name == "nt"
+
+
 def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs (on Windows always True: signal 0 there is CTRL_C_EVENT, so nothing is removed)."""
-    if os.name == "nt":
-        return True
+    """Whether process `pid` runs."""
+    if WINDOWS:
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -62,6 +66,28 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+def _windows_pid_alive(pid: int, kernel32=None, last_error=None) -> bool:
+    """Whether process `pid` runs, asked of Windows (OpenProcess, then its exit code); True when it cannot tell,
+    so that nothing of a live run is removed."""
+    import ctypes
+
+    still_active, no_such_process = 259, 87  # STILL_ACTIVE; ERROR_INVALID_PARAMETER: no process has that id
+    try:
+        k32 = kernel32 or ctypes.WinDLL("kernel32", use_last_error=True)
+        handle = k32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return (last_error or ctypes.get_last_error)() != no_such_process
+        try:
+            code = ctypes.c_ulong()
+            if not k32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True
+            return code.value == still_active
+        finally:
+            k32.CloseHandle(handle)
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def _temporaries(folder: str) -> List[Tuple[str, str, int]]:
@@ -112,6 +138,11 @@ def write_error(path: str, exc: BaseException, role: str = "") -> ClaireError:
         return ClaireError(f"writing {what} failed: the disk is full ({text}); free some disk space or choose "
                            f"an output folder on another disk. Nothing was written and any earlier file at that "
                            f"path is unchanged")
+    if WINDOWS and isinstance(exc, PermissionError):
+        return ClaireError(f"writing {what} failed ({text}): on Windows a file open in another program cannot be "
+                           f"replaced; remove the QGIS layer that shows it (or close it in the program that has it "
+                           f"open) and run again, or give another output name. Nothing was written and any earlier "
+                           f"file at that path is unchanged")
     return ClaireError(f"writing {what} failed ({text}); check that the folder is writable and has free space. "
                        f"Nothing was written and any earlier file at that path is unchanged")
 
@@ -289,18 +320,19 @@ class OutputSet:
             self._commit()
 
     def _commit(self) -> None:
-        moved: List[Tuple[str, Optional[str]]] = []
+        moved: List[List] = []  # [final, backup, backup is a link (final still in place), final replaced]
         final, role = "", ""
         try:
             for _tmp, final, role in self._staged:
                 refuse_folder(final, role)
             for tmp, final, role in self._staged:  # noqa: B007 - role names the file that failed
-                backup = _backup(final)
-                moved.append((final, backup))
+                backup, linked = _backup(final)
+                moved.append([final, backup, linked, False])
                 if tmp is not None:
                     os.replace(tmp, final)
                 elif os.path.lexists(final):
                     os.remove(final)
+                moved[-1][3] = True
         except BaseException as exc:
             _roll_back(moved)
             self.abort()
@@ -308,7 +340,7 @@ class OutputSet:
                 raise write_error(final, exc, role) from None
             raise
         _COMMITTED.extend(final for tmp, final, _ in self._staged if tmp is not None)
-        for _, backup in moved:
+        for _, backup, _, _ in moved:
             if backup:
                 _remove(backup)
         self._staged = []
@@ -327,31 +359,35 @@ def _remove_temporary(tmp: str) -> None:
         _remove(p)
 
 
-def _backup(final: str) -> Optional[str]:
-    """A hard link (or, where links are not possible, the file itself renamed) keeping the earlier `final`;
-    a folder is never moved (IsADirectoryError)."""
+def _backup(final: str) -> Tuple[Optional[str], bool]:
+    """(a hard link keeping the earlier `final`, True), or where links are not possible (the file itself renamed,
+    False); (None, False) when there is none. A folder is never moved (IsADirectoryError)."""
     if not os.path.lexists(final):
-        return None
+        return None, False
     if os.path.isdir(final):
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", final)
     backup = temp_name(final, ".backup")
     try:
         os.link(final, backup, follow_symlinks=False)
+        return backup, True
     except OSError:
         os.replace(final, backup)
-    return backup
+        return backup, False
 
 
-def _roll_back(moved: List[Tuple[str, Optional[str]]]) -> None:
-    """Put back every file a failed commit had replaced or removed; remove what it had added."""
-    for final, backup in reversed(moved):
+def _roll_back(moved: List[List]) -> None:
+    """Put back every file a failed commit had replaced, removed or moved aside; remove what it had added. A
+    final name never replaced (its rename failed: on Windows, a file open in QGIS) is left alone and its link
+    removed, where renaming the link back would fail the same way and leave it beside the map."""
+    for final, backup, linked, replaced in reversed(moved):
         try:
-            if backup:
+            if backup and (replaced or not linked):
                 os.replace(backup, final)
-                _remove(backup)  # still there when `final` was never replaced: rename between links does nothing
-            elif os.path.lexists(final):
+            elif backup:
+                _remove(backup)
+            elif replaced and os.path.lexists(final):
                 os.remove(final)
-        except OSError:
+        except OSError:  # a backup that cannot be put back stays: the earlier file's only copy
             pass
 
 

@@ -158,7 +158,7 @@ def _cpu_name() -> str:
     """The CPU model and its instruction-set flags (the generated kernels use what the CPU offers)."""
     found = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 key = line.split(":", 1)[0].strip()
                 if key in ("model name", "flags") and key not in found:

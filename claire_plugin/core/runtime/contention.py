@@ -147,14 +147,14 @@ def other_runnable() -> Optional[int]:
     """Threads of other programs that are running or waiting for a core right now (Linux; None elsewhere):
     the machine's runnable count (/proc/loadavg) less this process's own runnable threads."""
     try:
-        with open("/proc/loadavg") as f:
+        with open("/proc/loadavg", encoding="utf-8") as f:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
     own = 0
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/stat"):
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 stat = f.read()
         except OSError:
             continue

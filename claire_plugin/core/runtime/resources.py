@@ -43,7 +43,7 @@ def _address_space_left() -> Optional[int]:
         soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
         if soft == resource.RLIM_INFINITY or soft <= 0:
             return None
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="utf-8") as f:
             size = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), None)
     except (ImportError, OSError, ValueError):
         return None
@@ -53,7 +53,7 @@ def _address_space_left() -> Optional[int]:
 def _system_available() -> Optional[int]:
     """Available system memory (Linux MemAvailable, Windows GlobalMemoryStatusEx), None where unknown."""
     try:
-        with open("/proc/meminfo") as f:
+        with open("/proc/meminfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -79,7 +79,7 @@ def _system_available() -> Optional[int]:
 def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> Optional[int]:
     """Limit minus usage of this process's memory cgroup (v2, else v1), or None without a limit."""
     try:
-        with open(proc) as f:
+        with open(proc, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
@@ -97,9 +97,9 @@ def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgro
         else:
             continue
         try:
-            with open(files[0]) as f:
+            with open(files[0], encoding="utf-8") as f:
                 limit = f.read().strip()
-            with open(files[1]) as f:
+            with open(files[1], encoding="utf-8") as f:
                 usage = int(f.read().strip())
         except (OSError, ValueError):
             continue

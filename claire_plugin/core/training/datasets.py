@@ -145,7 +145,7 @@ def _read_split_lists(root: str) -> Dict[str, str]:
     for split in ("train", "val", "test"):
         p = os.path.join(root, f"{split}.txt")
         if os.path.isfile(p):
-            with open(p) as fh:
+            with open(p, encoding="utf-8-sig") as fh:
                 for line in fh:
                     name = os.path.splitext(os.path.basename(line.strip()))[0]
                     if name:
@@ -154,7 +154,7 @@ def _read_split_lists(root: str) -> Dict[str, str]:
         return out
     for f in sorted(os.listdir(root)):
         if "split" in f.lower() and f.lower().endswith((".txt", ".csv")):
-            with open(os.path.join(root, f)) as fh:
+            with open(os.path.join(root, f), encoding="utf-8-sig") as fh:
                 for row in csv.reader(fh):
                     parts = row if len(row) >= 2 else (row[0].split() if row else [])
                     if len(parts) >= 2:
@@ -452,7 +452,7 @@ def declared_offset(path: str) -> Optional[float]:
     if not os.path.isfile(sidecar):
         return None
     try:
-        with open(sidecar) as fh:
+        with open(sidecar, encoding="utf-8-sig") as fh:
             table = json.load(fh)
         if not isinstance(table, dict):
             raise TypeError("the file holds no JSON object")
