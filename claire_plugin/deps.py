@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..models.quoting import shell_quote
 from .core.errors import ClaireError
 from .paths import PACKAGE_ROOT
 from .pip_deps import find_python, index_reachable, pip_command, requirement_pins, torch_command
@@ -260,9 +261,10 @@ def _deps_command(*extra: str) -> str:
         python = find_python()
     except ClaireError:
         python = "python3"
-    profile = profile_dir() or "YOUR_QGIS_PROFILE_FOLDER"
-    return (f"`cd {os.path.dirname(PLUGIN_DIR)} && {python} -m claire.claire_plugin.deps install --profile "
-            f"{profile}{''.join(' ' + e for e in extra)}`")
+    profile = shell_quote(profile_dir()) if profile_dir() else "YOUR_QGIS_PROFILE_FOLDER"
+    # quoted: QGIS's Windows interpreter lies in "C:\Program Files\QGIS 3.x", and profiles under user names
+    return (f"`cd {shell_quote(os.path.dirname(PLUGIN_DIR))} && {shell_quote(python)} -m claire.claire_plugin.deps "
+            f"install --profile {profile}{''.join(' ' + e for e in extra)}`")
 
 
 def missing_package_hint(exc: ModuleNotFoundError) -> str:

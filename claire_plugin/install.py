@@ -18,9 +18,14 @@ SOURCE = PACKAGE_ROOT
 PLUGIN_NAME = "claire"
 
 
-def default_profile_dir() -> str:
-    """The default QGIS 3 profile folder of the current user."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+def default_profile_dir(platform: str = sys.platform) -> str:
+    """The default QGIS 3 profile folder of the current user, where QGIS looks for it on this system."""
+    if platform == "win32":
+        base = os.environ.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
+    elif platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "QGIS", "QGIS3", "profiles", "default")
 
 
@@ -56,7 +61,12 @@ def install(profile_dir: Optional[str] = None) -> str:
             f"{link} exists and is not a link made by `make install`. Fix: move it away, then run `make install` again."
         )
     if not os.path.islink(link):
-        os.symlink(SOURCE, link)
+        try:
+            os.symlink(SOURCE, link)
+        except OSError as exc:  # Windows: links need Developer Mode or an administrator
+            raise SystemExit(f"cannot link {link} to {SOURCE} ({exc}). Fix: on Windows turn on Developer Mode (or run "
+                             f"as administrator), or install the ZIP instead (make package, then Plugins > Manage and "
+                             f"Install Plugins > Install from ZIP)") from None
     _set_enabled(profile_dir, True)
     return link
 

@@ -38,3 +38,15 @@ def clean_name(name: str) -> str:
 
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(name))
     return " ".join(text.split())
+
+
+def shell_quote(arg: str) -> str:
+    """`arg` quoted for pasting into this system's shell: POSIX quoting, or cmd.exe's on Windows (where a single
+    quote is a character of the name, so `'C:\\maps\\pts.gpkg'` named a file that does not exist)."""
+    if os.name == "nt":
+        import subprocess
+
+        return subprocess.list2cmdline([arg])
+    import shlex
+
+    return shlex.quote(arg)

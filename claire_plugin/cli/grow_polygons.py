@@ -3,9 +3,9 @@ magic wand for a whole point layer; core.training.grow_points)."""
 from __future__ import annotations
 
 import argparse
-from shlex import quote
 from typing import Any
 
+from ...models.quoting import shell_quote as quote
 from ..core.training.wand import MAX_WIDTH, TOLERANCE
 
 

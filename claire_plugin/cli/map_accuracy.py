@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from shlex import quote
 from typing import Any
+
+from ...models.quoting import shell_quote as quote
 
 
 def register(subparsers: Any) -> None:

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from shlex import quote
 from typing import Any, Dict
 
+from ...models.quoting import shell_quote as quote
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from ..core.numbers import counted

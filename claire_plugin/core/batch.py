@@ -146,6 +146,8 @@ def overlapping_maps(outputs: List[Optional[str]]) -> int:
     """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another."""
     from rasterio.warp import transform_bounds
 
+    from .io.raster_io import _quiet_gdal
+
     prints = [f for f in (_footprint(p) for p in outputs if p) if f is not None]
     shared = set()
     for i, (crs_i, a) in enumerate(prints):
@@ -153,7 +155,8 @@ def overlapping_maps(outputs: List[Optional[str]]) -> int:
             crs_j, b = prints[j]
             if crs_j != crs_i:
                 try:
-                    b = transform_bounds(crs_j, crs_i, *b, densify_pts=21)
+                    with _quiet_gdal():  # "Point outside of projection domain" of distant zones: not printed
+                        b = transform_bounds(crs_j, crs_i, *b, densify_pts=21)
                 except Exception:  # noqa: BLE001 - no common CRS: far apart
                     continue
             w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])

@@ -195,8 +195,7 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
         raise ClaireError("writing a VRT needs GDAL's Python bindings (osgeo); install python3-gdal or leave "
                           "out --vrt to get one GeoTIFF") from None
     check_parts_folder(output, [])  # nothing else has appeared there while the bands ran
-    if os.path.isdir(kept):
-        shutil.rmtree(kept)
+    earlier = _set_aside(kept)
     os.replace(folder, kept)
     os.makedirs(folder)  # the caller removes it
     written = []
@@ -219,7 +218,25 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
 
             write_class_style(final, style_classes(card_classes(results[0].card), class_colors(results[0].card)))
         written.extend(sources)
+    if earlier:
+        shutil.rmtree(earlier, ignore_errors=True)
     return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)
+
+
+def _set_aside(kept: str) -> Optional[str]:
+    """Move an earlier run's parts folder aside (removed once the new VRTs are written) and return where; a folder
+    that cannot be moved (on Windows, a part open in QGIS) stops the run before anything of the earlier map is
+    lost: it was deleted part by part until the open one failed, and its VRT then pointed at missing files."""
+    if not os.path.isdir(kept):
+        return None
+    aside = temp_name(kept)
+    try:
+        os.replace(kept, aside)
+    except OSError as exc:
+        raise ClaireError(f"the earlier run's parts in {quoted(kept)} cannot be replaced ({exc}); remove the QGIS "
+                          f"layers showing that map (or close the program that has a part open) and run again. The "
+                          f"earlier map is unchanged") from None
+    return aside
 
 
 def _vrt_classes(path: str, card: dict) -> None:

@@ -156,3 +156,30 @@ def test_the_bands_note_gives_the_number_of_bands_used():
                                       "on 256-row edges")
     assert bands_note(3, 6, 3) is None
     assert bands_note(5, 6, 4) == "5 bands of rows asked for; using 4: bands are cut on 256-row edges"
+
+
+def test_an_earlier_runs_parts_that_cannot_move_stop_the_run_with_the_map_intact(tmp_path, monkeypatch):
+    """QA round 13 (Windows): the earlier parts were deleted one by one until a part open in QGIS failed, leaving
+    the earlier VRT over missing files and a traceback. They are moved aside whole, or the run stops."""
+    import claire.claire_plugin.core.cluster_scene as cs
+
+    kept = tmp_path / "scene_parts"
+    kept.mkdir()
+    for name in ("part_000.tif", "part_001.tif"):
+        (kept / name).write_bytes(b"earlier part")
+    real = os.replace
+
+    def open_in_qgis(src, dst, *args, **kwargs):
+        if os.path.abspath(src) == str(kept):
+            raise PermissionError(13, "[WinError 32] The file is being used by another process", str(src))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(cs.os, "replace", open_in_qgis)
+    with pytest.raises(ClaireError, match=r"cannot be replaced .*remove the QGIS layers.*earlier map is unchanged"):
+        cs._set_aside(str(kept))
+    assert sorted(os.listdir(kept)) == ["part_000.tif", "part_001.tif"]
+    monkeypatch.setattr(cs.os, "replace", real)
+    aside = cs._set_aside(str(kept))
+    assert not kept.exists() and sorted(os.listdir(aside)) == ["part_000.tif", "part_001.tif"]
+    assert os.path.dirname(aside) == str(tmp_path) and os.path.basename(aside).startswith(".scene_parts.")
+    assert cs._set_aside(str(tmp_path / "none")) is None

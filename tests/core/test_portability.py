@@ -109,3 +109,66 @@ def test_windows_tells_a_killed_runs_process_from_a_live_one():
     assert _windows_pid_alive(999999, k32, error) is False  # no such process
     assert k32.closed == 2
     assert _windows_pid_alive(7, _Denied(), lambda: 5) is True  # another user's process: alive
+
+
+def test_commands_to_paste_are_quoted_for_this_systems_shell(monkeypatch):
+    """cmd.exe keeps single quotes as part of a name: `--points 'C:\\maps\\pts.gpkg'` named no file; and the
+    install command put QGIS's `C:\\Program Files\\QGIS 3.34\\bin\\python3.exe` unquoted into the line."""
+    import claire.claire_plugin.deps as deps
+    from claire.models.quoting import shell_quote
+
+    assert shell_quote("/home/John Smith/pts.gpkg") == "'/home/John Smith/pts.gpkg'"
+    monkeypatch.setattr("os.name", "nt")
+    assert shell_quote(r"C:\maps\pts.gpkg") == r"C:\maps\pts.gpkg"
+    assert shell_quote(r"C:\Program Files\QGIS 3.34\bin\python3.exe") == r'"C:\Program Files\QGIS 3.34\bin\python3.exe"'
+    monkeypatch.undo()
+    monkeypatch.setattr(deps, "find_python", lambda: "/opt/QGIS 3.34/bin/python3")
+    monkeypatch.setattr(deps, "profile_dir", lambda: "/home/Jürgen Müller/.local/share/QGIS/QGIS3/profiles/default")
+    hint = deps._deps_command()
+    assert "'/opt/QGIS 3.34/bin/python3' -m claire.claire_plugin.deps install --profile " \
+           "'/home/Jürgen Müller/.local/share/QGIS/QGIS3/profiles/default'" in hint
+
+
+def test_output_names_differing_in_case_are_one_file_where_the_system_says_so(tmp_path, monkeypatch):
+    import claire.claire_plugin.core.io.raster_io as rio
+
+    a, b = str(tmp_path / "out" / "Map.tif"), str(tmp_path / "out" / "map.tif")
+    monkeypatch.setattr(rio, "CASE_INSENSITIVE", False)
+    assert not rio.same_file(a, b)
+    monkeypatch.setattr(rio, "CASE_INSENSITIVE", True)
+    assert rio.same_file(a, b) and not rio.same_file(a, str(tmp_path / "out" / "map2.tif"))
+
+
+VM_STAT = """Mach Virtual Memory Statistics: (page size of 16384 bytes)
+Pages free:                               12000.
+Pages active:                            400000.
+Pages inactive:                          150000.
+Pages speculative:                         3000.
+Pages throttled:                              0.
+Pages wired down:                        200000.
+Pages purgeable:                          10000.
+"""
+
+
+def test_macos_memory_is_read_from_vm_stat():
+    """macOS has neither /proc/meminfo nor GlobalMemoryStatusEx: no run was planned against the memory there."""
+    from claire.claire_plugin.core.runtime.resources import _macos_available
+
+    assert _macos_available(VM_STAT) == 16384 * (12000 + 150000 + 3000 + 10000)
+    assert _macos_available("nothing useful") is None
+
+
+def test_install_finds_the_profile_where_qgis_looks_on_each_system(monkeypatch, tmp_path):
+    """`install` on macOS or Windows reported success and linked the plugin into ~/.local/share, where QGIS there
+    never looks."""
+    import os
+
+    from claire.claire_plugin.install import default_profile_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "AppData" / "Roaming"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    tail = os.path.join("QGIS", "QGIS3", "profiles", "default")
+    assert default_profile_dir("linux") == os.path.join(str(tmp_path), ".local", "share", tail)
+    assert default_profile_dir("darwin") == os.path.join(str(tmp_path), "Library", "Application Support", tail)
+    assert default_profile_dir("win32") == os.path.join(str(tmp_path), "AppData", "Roaming", tail)

@@ -5,6 +5,7 @@ import contextlib
 import math
 import os
 import re
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -626,13 +627,18 @@ def same_file(a: Optional[str], b: Optional[str]) -> bool:
     return any(_same_path(fa, fb) for fa in local_files(a) for fb in local_files(b))
 
 
+#: File systems that do not tell `Map.tif` from `map.tif` (Windows; macOS by default).
+CASE_INSENSITIVE = sys.platform in ("win32", "darwin")
+
+
 def _same_path(a: str, b: str) -> bool:
     try:
         if os.path.exists(a) and os.path.exists(b):
             return os.path.samefile(a, b)
     except OSError:
         pass
-    return os.path.abspath(a) == os.path.abspath(b)
+    a, b = os.path.abspath(a), os.path.abspath(b)
+    return a.casefold() == b.casefold() if CASE_INSENSITIVE else a == b
 
 
 def area_units(ds) -> Tuple[float, str]:

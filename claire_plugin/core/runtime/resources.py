@@ -6,6 +6,7 @@ Available memory is the system's (Linux MemAvailable, Windows GlobalMemoryStatus
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional, Tuple
 
 
@@ -51,7 +52,8 @@ def _address_space_left() -> Optional[int]:
 
 
 def _system_available() -> Optional[int]:
-    """Available system memory (Linux MemAvailable, Windows GlobalMemoryStatusEx), None where unknown."""
+    """Available system memory (Linux MemAvailable, Windows GlobalMemoryStatusEx, macOS vm_stat), None where
+    unknown."""
     try:
         with open("/proc/meminfo", encoding="utf-8") as f:
             for line in f:
@@ -73,7 +75,27 @@ def _system_available() -> Optional[int]:
         st.dwLength = ctypes.sizeof(_Status)
         if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st)):
             return int(st.ullAvailPhys)
+    if sys.platform == "darwin":
+        return _macos_available()
     return None
+
+
+def _macos_available(vm_stat: Optional[str] = None) -> Optional[int]:
+    """macOS's memory a run can take without paging: free, inactive, speculative and purgeable pages of `vm_stat`
+    (its output, or run here), as Activity Monitor counts what is available; None when it cannot be read."""
+    import re
+    import subprocess
+
+    try:
+        text = vm_stat if vm_stat is not None else subprocess.run(["vm_stat"], capture_output=True, text=True,
+                                                                   timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    page = re.search(r"page size of (\d+) bytes", text)
+    counts = dict(re.findall(r"^Pages (free|inactive|speculative|purgeable):\s+(\d+)\.", text, re.M))
+    if not page or "free" not in counts:
+        return None
+    return int(page.group(1)) * sum(int(n) for n in counts.values())
 
 
 def _cgroup_available(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> Optional[int]:
