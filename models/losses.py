@@ -1,6 +1,7 @@
 """RIFT loss: lambda * class-weighted focal loss + (1 - lambda) * Tversky loss, with an ignore index."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -67,7 +68,10 @@ class RIFTLoss(nn.Module):
         logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
         p_t = logp_t.exp()
         w = self.class_weights.to(logits.device)[t] * valid
-        term = -((1.0 - p_t).clamp(min=0) ** self.gamma) * logp_t
+        miss = (1.0 - p_t).clamp(min=0)
+        if self.gamma < 1.0:  # (1 - p)^gamma has an infinite slope at p = 1 below gamma 1: NaN weights
+            miss = miss.clamp(min=1e-6)
+        term = -(miss ** self.gamma) * logp_t
         return (w * term).sum() / w.sum().clamp(min=1e-12)
 
     def tversky(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -94,3 +98,20 @@ class RIFTLoss(nn.Module):
         if self.lam < 1:
             loss = loss + (1.0 - self.lam) * self.tversky(logits, target)
         return loss
+
+
+class TrainingDivergedError(Exception):
+    """The loss or its gradient is no longer a finite number: one more step would turn the weights to NaN."""
+
+
+def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor, lr: float, step: Optional[int] = None) -> None:
+    """TrainingDivergedError when the step's loss or gradient norm is not finite (a checkpoint of NaN weights mapped
+    every pixel to one class without a word)."""
+    value, norm = float(loss), float(grad_norm)
+    if math.isfinite(value) and math.isfinite(norm):
+        return
+    what = f"the loss is {value}" if not math.isfinite(value) else f"the gradient is {norm}"
+    at = "" if step is None else f" at step {step + 1}"
+    raise TrainingDivergedError(f"training diverged{at}: {what} (learning rate {lr:g}); no checkpoint is "
+                           f"written. Fix: lower the learning rate (--lr, e.g. to half), or give --focal-gamma 0 or "
+                           f"at least 1")

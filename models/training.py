@@ -22,7 +22,7 @@ from . import determinism
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
 from .cloud import check_snow, cloud_probability
 from .device import resolve_device
-from .losses import RIFTLoss, class_weights_from_counts
+from .losses import RIFTLoss, check_finite, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
 from .predict import CONTEXT, predict_arrays
 from .quoting import quoted
@@ -236,7 +236,9 @@ def _step(run: Dict[str, Any], batch: Tuple, lr: float) -> float:
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if not scaler.is_enabled():  # with a float16 scaler an overflow is its to skip
+        check_finite(loss, norm, lr)
     scaler.step(opt)
     scaler.update()
     return float(loss.detach())

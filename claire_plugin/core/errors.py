@@ -4,6 +4,7 @@ from typing import Dict
 
 from ...models.checkpoint import CheckpointError
 from ...models.device import DeviceError
+from ...models.losses import TrainingDivergedError
 
 
 class ClaireError(Exception):
@@ -29,4 +30,4 @@ def rename_flags(text: str, names: Dict[str, str]) -> str:
 
 #: Exceptions whose message is meant for the user (problem and fix): shown as they are, never as a
 #: traceback. Catch these by type; nothing else is a user error.
-USER_ERRORS = (ClaireError, CheckpointError, DeviceError)
+USER_ERRORS = (ClaireError, CheckpointError, DeviceError, TrainingDivergedError)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ....models.augment import AugmentConfig, augment_sample
+from ....models.losses import check_finite
 from ....models.training import IGNORE, LossConfig
 from ..errors import CancelledError, ClaireError
 from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
@@ -314,7 +315,8 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
             loss = loss + anchor.penalty().to(device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        check_finite(loss, norm, opt.param_groups[0]["lr"], g)
         opt.step()
         running += float(loss.detach())
         if steering is not None:
