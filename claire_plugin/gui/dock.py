@@ -255,9 +255,10 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
-        self.want_reliance = QCheckBox("SAR reliance", page)
-        self.want_reliance.setToolTip("Modality reliance: the SAR share of the fusion gate per pixel, in percent "
-                                      "(0 = all optical, 100 = all SAR).")
+        self.want_reliance = QCheckBox("SAR gate weight", page)
+        self.want_reliance.setToolTip("The SAR share of the fusion gate per pixel, in percent (0 = all optical, "
+                                      "100 = all SAR): how the network mixed the two sensors' features there, not "
+                                      "which of them decided the class.")
         self.want_confidence.setToolTip("Also write the top-class probability per pixel, in percent (rounded down).")
         self.want_cloud = QCheckBox("cloud probability", page)
         self.want_cloud.setToolTip("Also write the cloud probability the model saw per pixel.")

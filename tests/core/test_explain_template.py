@@ -66,7 +66,8 @@ def test_template_with_reference_covers_the_expert_points():
     assert len(text.split()) >= 120 and text.count(".") >= 8  # at least a paragraph
     assert "the largest is trees" in text                      # what dominates
     assert "Confidence is lowest for bare ground" in text       # where confidence is low
-    assert "SAR carried the decision for water" in text         # where SAR carried it
+    assert "The gate gave the SAR most of its weight for water" in text  # where the gate weighted SAR most
+    assert "not which of them decided a class" in text and "carried the decision" not in text
     assert "most reliable classes are water" in text            # reliable with a reference
     assert "rangeland mapped as crops" in text                  # confused pair
     assert "kappa 0.78" in text
@@ -89,7 +90,7 @@ def test_template_without_reference_says_nothing_about_accuracy():
     facts = build_facts(*sample_run(with_reference=False))
     text = template.write(facts)
     assert "reference" not in text and "F1" not in text
-    assert "SAR carried the decision" in text
+    assert "The gate gave the SAR most of its weight for" in text
 
 
 def test_template_is_deterministic_and_streams_paragraphs():
@@ -331,7 +332,7 @@ def test_classes_lying_where_the_model_should_not_be_trusted_are_named_not_expla
     text = template.write(facts)
     low = text.lower()
     assert f"{names[0]} (95.0 % of" in low and "mostly where the scene is unlike the training data" in low
-    assert f"SAR carried the decision for {names[0]} (90.0 % SAR reliance)." in text  # no physical reason
+    assert f"The gate gave the SAR most of its weight for {names[0]} (90.0 %)." in text  # no physical handle
     assert f"{names[1]} (70.0 % of" in low and "decided mostly where the optical could not see" in text
     assert check_grounding(text, facts).flagged_sentences == []
     for c in summary["classes"]:
@@ -345,7 +346,7 @@ def test_weights_near_a_half_small_classes_and_two_classes_get_no_overstatement(
     for c in summary["classes"]:
         c.update(mean_sar_share=0.52)
     text = template.write(build_facts(summary, card))
-    assert "SAR carried the decision" not in text and "leaned most on the optical" not in text
+    assert "SAR most of its weight" not in text and "optical bands most of its weight" not in text
     two = dict(summary, classes=summary["classes"][:2])
     text = template.write(build_facts(two, card))
     low = text.split("Confidence is lowest for ")[1].split(";")[0]

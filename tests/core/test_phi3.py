@@ -20,7 +20,7 @@ CHAT_TEMPLATE = (
 )
 CORPUS = [
     "Water dominates the scene with 42.5 % of the valid area.",
-    "The radar carried the decision for built area and trees; confidence is low for bare ground.",
+    "The gate gave the radar most of its weight for built area and trees; confidence is low for bare ground.",
     "Overall accuracy is 83.4 %, mean IoU 66.7 % and kappa 0.78 against the reference raster.",
 ]
 

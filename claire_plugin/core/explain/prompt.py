@@ -11,8 +11,10 @@ SYSTEM = (
     "(multispectral) and SAR (radar) satellite images. Write for a GIS analyst: one or two short "
     "paragraphs of plain prose, no lists, no headings. Use ONLY the facts given. Quote every number "
     "exactly as written in the facts, with its unit; never compute, sum or invent numbers, dates or "
-    "thresholds. Say which classes dominate, where confidence is low, where the radar carried the "
-    "decision and why that is physically plausible, and, if reference metrics are given, which "
+    "thresholds. Say which classes dominate, where confidence is low, where the fusion gate weighted "
+    "the radar most (a weight in how the network mixed the sensors' features, not proof of which sensor "
+    "decided: never say a sensor decided or carried a class) and the radar's physical handle on those "
+    "classes, and, if reference metrics are given, which "
     "classes are reliable and which are confused. Never present as certain a class the facts mark as "
     "mostly unlike the training data, mostly under cloud or mostly from SAR alone, and give no physical "
     "reason for a class whose radar weight comes from cloud or optical gaps."
@@ -82,7 +84,7 @@ def facts_lines(facts: dict) -> List[str]:
             parts.append(f.ha(c["area_ha"]))
         for key, label in (("mean_confidence_pct", "mean confidence"),
                            ("low_confidence_pct", "low-confidence"),
-                           ("sar_reliance_pct", "SAR reliance"),
+                           ("sar_reliance_pct", "SAR weight in the fusion gate"),
                            ("unfamiliar_pct", "of its pixels unlike the training data"),
                            ("cloud_pct", "of its pixels under cloud"),
                            ("sar_only_pct", "of its pixels from SAR alone")):

@@ -146,7 +146,7 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
     rows = [[c["name"], _g(c["area_ha"], 1), _v(c["share_pct"]), _v(c["mean_confidence_pct"]),
              _v(c["low_confidence_pct"]), _v(c["sar_reliance_pct"])] for c in facts["classes"]]
     out.append(("Classes", ["Class", "Area (ha)", "Share (%)", "Mean confidence (%)",
-                            "Low confidence (%)", "SAR reliance (%)"], rows))
+                            "Low confidence (%)", "SAR weight in the fusion gate (%)"], rows))
     m = facts.get("metrics")
     if m:
         out.append(("Accuracy against the reference", ["Metric", "Value"],
@@ -173,7 +173,7 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
         ["of it under cloud, decided from SAR (%)", _v(s.get("snow_ruled_out_clouded_pct"))],
         ["Mean confidence (%)", _v(s["mean_confidence_pct"])],
         ["Low-confidence pixels (%)", _v(s["low_confidence_pct"])],
-        ["SAR reliance (%)", _v(s["sar_reliance_pct"])]]))
+        ["SAR weight in the fusion gate (%)", _v(s["sar_reliance_pct"])]]))
     return out
 
 
