@@ -148,7 +148,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         files.commit()
     if resume and os.path.exists(resume):
         os.remove(resume)
-    print(f"wrote {args.output}; {metrics_key} mIoU {_f3(m_clear['miou'])} OA {_f3(m_clear['oa'])} "
+    scored = {"training_data": "on the training images (no hold-out: not an accuracy estimate)"}.get(metrics_key,
+                                                                                                      metrics_key)
+    print(f"wrote {args.output}; {scored} mIoU {_f3(m_clear['miou'])} OA {_f3(m_clear['oa'])} "
           f"(synthetic clouds: mIoU {_f3(m_cloud['miou'])} OA {_f3(m_cloud['oa'])}); training {hist['seconds']} s",
           file=sys.stderr)
     if "undefined" in m_clear:
@@ -271,8 +273,12 @@ def _validation_source(args: argparse.Namespace, data: Dict[str, Any]):
     from ..core.training.sources import resolve_data
 
     try:
-        list_pairs(args.data, data["layout_name"], "val", args.holdout)
+        val = list_pairs(args.data, data["layout_name"], "val", args.holdout)
     except EmptySplitError:  # no hold-out; a damaged validation file is an error, not a reason to do without
+        return data["src"], [], "training_data"
+    if {(p.optical, p.region) for p in val} <= {(p.optical, p.region) for p in data["pairs"]}:
+        # --holdout 0 without split lists: "val" is the training images themselves, and their scores were
+        # stored and printed as held-out ones
         return data["src"], [], "training_data"
     _, _, vpairs, vsrc, _, _ = resolve_data(args.data, data["layout_name"], "val", args.holdout,
                                             data["optical_bands"], data["sar_bands"], None, args.ignore,

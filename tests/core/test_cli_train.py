@@ -62,6 +62,18 @@ def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys
     assert fam["calibrated_on"] == "heldout" and fam["heldout_pixels"] > 0
 
 
+def test_no_holdout_scores_are_called_training_scores(generic_dir, tmp_path, capsys):
+    """QA round 13: with --holdout 0 the whole images were both training and "held-out" data, and their scores were
+    printed and stored as held-out ones."""
+    out = str(tmp_path / "all.safetensors")
+    assert main(["train", "--size", "tiny", "--data", generic_dir, "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "2", "--crop", "64", "--output", out, "--threads", "1", "--holdout", "0"]) == 0
+    card = load_checkpoint(out)[1]
+    assert "heldout" not in card["metrics"] and "training_data" in card["metrics"]
+    assert card["training"]["heldout"] is None and card["familiarity"]["calibrated_on"] == "training_data"
+    assert "on the training images (no hold-out: not an accuracy estimate) mIoU" in capsys.readouterr().err
+
+
 def test_training_is_seeded(generic_dir, tmp_path):
     args = ["train", "--arch", "claire", "--size", "tiny", "--data", generic_dir, "--steps-per-epoch", "2",
             "--batch-size", "2", "--crop", "64", "--threads", "1"]
