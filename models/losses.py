@@ -107,7 +107,7 @@ class TrainingDivergedError(Exception):
 def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor, lr: float, step: Optional[int] = None) -> None:
     """TrainingDivergedError when the step's loss or gradient norm is not finite (a checkpoint of NaN weights mapped
     every pixel to one class without a word)."""
-    value, norm = float(loss), float(grad_norm)
+    value, norm = float(loss.detach()), float(grad_norm)
     if math.isfinite(value) and math.isfinite(norm):
         return
     what = f"the loss is {value}" if not math.isfinite(value) else f"the gradient is {norm}"

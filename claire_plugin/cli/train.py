@@ -323,9 +323,11 @@ def _card(args, data, cfg, hist, metrics, held, model, vsrc) -> Dict[str, Any]:
     config = resolve_config(model_config(cfg, len(classes), ospec, sspec))
     card = build_card(args.arch, args.size, config, classes, nodata_for(classes, data["layout"].nodata), ospec,
                       sspec, _training_record(args, data, cfg, hist, held), metrics)
-    card["familiarity"] = fam = card_familiarity(model, data["src"], vsrc if held else None, ospec, sspec)
-    print(f"familiarity: {fam['pixels']} training pixels, threshold {fam['threshold']:.3f} "
-          f"(0.99 quantile of {fam['heldout_pixels']} {fam['calibrated_on']} pixels)", file=sys.stderr)
+    fam, note = card_familiarity(model, data["src"], vsrc if held else None, ospec, sspec)
+    if fam is not None:
+        card["familiarity"] = fam
+    print(f"familiarity: {note}" + ("" if fam else "; runs of this checkpoint cannot say where a scene is unlike "
+                                    "its training data"), file=sys.stderr)
     return card
 
 

@@ -40,7 +40,10 @@ def generic_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("arch", ["claire", "asanet", "optical_only", "sar_only"])
-def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys):
+def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys, monkeypatch):
+    from claire.claire_plugin.core.training import sources
+
+    monkeypatch.setattr(sources, "MIN_FAMILIAR_CELLS", 1)  # the familiarity's wiring, on images too small for it
     out = str(tmp_path / f"{arch}.safetensors")
     rc = main(["train", "--arch", arch, "--size", "tiny", "--data", generic_dir, "--epochs", "1",
                "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "64", "--output", out, "--threads", "1",
@@ -62,9 +65,12 @@ def test_train_each_arch_from_generic_folder(generic_dir, tmp_path, arch, capsys
     assert fam["calibrated_on"] == "heldout" and fam["heldout_pixels"] > 0
 
 
-def test_no_holdout_scores_are_called_training_scores(generic_dir, tmp_path, capsys):
+def test_no_holdout_scores_are_called_training_scores(generic_dir, tmp_path, capsys, monkeypatch):
     """QA round 13: with --holdout 0 the whole images were both training and "held-out" data, and their scores were
     printed and stored as held-out ones."""
+    from claire.claire_plugin.core.training import sources
+
+    monkeypatch.setattr(sources, "MIN_FAMILIAR_CELLS", 1)
     out = str(tmp_path / "all.safetensors")
     assert main(["train", "--size", "tiny", "--data", generic_dir, "--epochs", "1", "--steps-per-epoch", "1",
                  "--batch-size", "2", "--crop", "64", "--output", out, "--threads", "1", "--holdout", "0"]) == 0
@@ -72,6 +78,18 @@ def test_no_holdout_scores_are_called_training_scores(generic_dir, tmp_path, cap
     assert "heldout" not in card["metrics"] and "training_data" in card["metrics"]
     assert card["training"]["heldout"] is None and card["familiarity"]["calibrated_on"] == "training_data"
     assert "on the training images (no hold-out: not an accuracy estimate) mIoU" in capsys.readouterr().err
+
+
+def test_images_too_small_for_familiarity_statistics_get_none(generic_dir, tmp_path, capsys):
+    """QA round 13: a folder of small images gave a fit spanning its few cells, and the model then called its own
+    training image 100 % unlike its training data without a word."""
+    out = str(tmp_path / "small.safetensors")
+    assert main(["train", "--size", "tiny", "--data", generic_dir, "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "2", "--crop", "64", "--output", out, "--threads", "1"]) == 0
+    assert "familiarity" not in load_checkpoint(out)[1]
+    err = capsys.readouterr().err
+    assert "familiarity: not measured: the training images hold" in err and "fewer than the 256" in err
+    assert "cannot say where a scene is unlike its training data" in err
 
 
 def test_training_is_seeded(generic_dir, tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from claire.claire_plugin.core.engine import classify
 from claire.claire_plugin.core.params import ClassifyParams
-from claire.claire_plugin.core.training import polygons
+from claire.claire_plugin.core.training import sources
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
 from claire.claire_plugin.core.training.scene import Scene
@@ -102,7 +102,7 @@ def test_the_training_cloud_is_the_engines(scene, tmp_path):
 
 def test_polygon_trained_card_has_familiarity_the_engine_uses(scene, tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    monkeypatch.setattr(polygons, "MIN_FAMILIAR_CELLS", 1)  # the wiring, on a scene too small for the statistics
+    monkeypatch.setattr(sources, "MIN_FAMILIAR_CELLS", 1)  # the wiring, on a scene too small for the statistics
     model_path = _train(scene, scene["gated"], "fam")
     _, card = load_checkpoint(model_path)
     fam = card["familiarity"]

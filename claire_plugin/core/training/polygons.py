@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labe
 from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
+from .sources import counting_cells, too_few_cells
 from .split import Split, layer_split, pixel_split, polygon_split
 from .spread import bootstrap, spread_note
 from .suspects import suspect_note, suspect_polygons
@@ -41,11 +42,6 @@ from .windows import (
 )
 
 ProgressFn = Callable[[float, str], None]
-#: Fewest independent 32 px cells with data in the training windows for familiarity statistics: 4 x the rank of
-#: their low-rank fit (models.familiarity.RANK, 64), a rule of thumb. On fewer the fit spans the cells themselves
-#: and the distance flags anything else: on the 120 px farmland patch (16 cells) a change of padding alone moved
-#: the median ratio from 0.36 to 1.56, and the engine flagged 100 % of the scene the model was trained on.
-MIN_FAMILIAR_CELLS = 256
 
 
 @dataclass
@@ -315,13 +311,6 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
 
 
-def _counting_cells(items: Iterable[tuple], count: List[int]) -> Iterator[tuple]:
-    """`items` unchanged; `count[0]` grows by the 32 px cells whose centre has data (the item's mask)."""
-    for item in items:
-        count[0] += int(np.asarray(item[3], bool)[16::32, 16::32].sum())
-        yield item
-
-
 def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Tuple[Optional[Dict[str, Any]], str]:
     """(the card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
     unfamiliar raster works with it, or None; a note for the card and report): decoder feature statistics over
@@ -331,13 +320,11 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
 
     with_cloud = uses_cloud(model)
     cells = [0]
-    fam = familiarity(model.to(device), _counting_cells(window_items(scene, split.train, with_cloud), cells),
+    fam = familiarity(model.to(device), counting_cells(window_items(scene, split.train, with_cloud), cells),
                       window_items(scene, split.val, with_cloud), device=device)
-    if cells[0] < MIN_FAMILIAR_CELLS:
-        side = int((MIN_FAMILIAR_CELLS * 32 * 32) ** 0.5)
-        return None, (f"not measured: the scene around the training {split.train.units.many} holds {cells[0]} "
-                      f"cells of 32 px, "
-                      f"fewer than the {MIN_FAMILIAR_CELLS} (about {side} x {side} px) the statistics need")
+    why = too_few_cells(cells[0], f"the scene around the training {split.train.units.many}")
+    if why:
+        return None, why
     fam["calibrated_on"] = "heldout"
     fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
     fam["cells"] = cells[0]

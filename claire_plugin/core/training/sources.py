@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
 
 from ....models.quoting import clean_name, quoted
 from ..errors import ClaireError
@@ -91,20 +93,51 @@ def input_specs(layout, pairs, optical_bands, sar_bands, optical_scale, sar_line
     return ospec, sspec
 
 
-def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> dict:
-    """The card's `familiarity` (models.familiarity): bottleneck feature statistics over the training pixels of
-    `src`, threshold calibrated on the held-out pixels of `vsrc` (the training pixels when there is no
-    hold-out, noted in the dict); both classified inside their image (EVAL_CONTEXT), as the engine does."""
+#: Fewest independent 32 px cells with data in the training windows for familiarity statistics: 4 x the rank of
+#: their low-rank fit (models.familiarity.RANK, 64), a rule of thumb. On fewer the fit spans the cells themselves
+#: and the distance flags anything else: on the 120 px farmland patch (16 cells) a change of padding alone moved
+#: the median ratio from 0.36 to 1.56, and the engine flagged 100 % of the scene the model was trained on.
+MIN_FAMILIAR_CELLS = 256
+
+
+def counting_cells(items: Iterable[tuple], count: List[int]) -> Iterator[tuple]:
+    """`items` unchanged; `count[0]` grows by the 32 px cells whose centre has data (the item's mask)."""
+    for item in items:
+        count[0] += int(np.asarray(item[3], bool)[16::32, 16::32].sum())
+        yield item
+
+
+def too_few_cells(cells: int, where: str) -> Optional[str]:
+    """Why familiarity statistics are not measured on `cells` cells of 32 px (`where` they lie), or None."""
+    if cells >= MIN_FAMILIAR_CELLS:
+        return None
+    side = int((MIN_FAMILIAR_CELLS * 32 * 32) ** 0.5)
+    return (f"not measured: {where} holds {cells} cells of 32 px, fewer than the {MIN_FAMILIAR_CELLS} (about "
+            f"{side} x {side} px) the statistics need")
+
+
+def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> Tuple[Optional[dict], str]:
+    """(the card's `familiarity` (models.familiarity), a note): bottleneck feature statistics over the training
+    pixels of `src`, threshold calibrated on the held-out pixels of `vsrc` (the training pixels when there is no
+    hold-out, noted in the dict); both classified inside their image (EVAL_CONTEXT), as the engine does. None when
+    the training images hold fewer than MIN_FAMILIAR_CELLS cells (a 32 px image's fit flagged the image it was
+    trained on as 100 % unlike its training data)."""
     from ....models.familiarity import familiarity, prepared
 
     uses_cloud = bool(getattr(model, "uses_cloud", False))
     heldout = vsrc if vsrc is not None else src
     from .datasets import EVAL_CONTEXT
 
-    fam = familiarity(model.to(device), prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud),
+    cells = [0]
+    fam = familiarity(model.to(device), counting_cells(prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec,
+                                                                uses_cloud), cells),
                       prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
+    why = too_few_cells(cells[0], "the training images")
+    if why:
+        return None, why
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
-    return fam
+    return fam, (f"{fam['pixels']} training pixels, threshold {fam['threshold']:.3f} (0.99 quantile of "
+                 f"{fam['heldout_pixels']} {fam['calibrated_on']} pixels)")
 
 
 def inferred_optical_scale(pair, bands) -> float:
