@@ -38,3 +38,17 @@ def test_train_labels_file_that_does_not_exist_is_named(claire_plugin, pair, tmp
                                                 "OUTPUT": str(tmp_path / "m.safetensors")})
     assert results is None and "LABELS (" in message and "does not exist" in message and "none.gpkg" in message, \
         message
+
+
+def test_a_file_name_holding_a_bar_is_the_file(tmp_path, raster_pair):
+    """QA round 13: `p|ipe opt.tif` worked on the command line, but Processing cut it at the `|` (QGIS's separator
+    of data source options) and said '.../p' does not exist."""
+    import shutil
+
+    from claire.claire_plugin.processing.common import check_raster_files, file_part
+
+    odd = str(tmp_path / "p|ipe opt.tif")
+    shutil.copy(raster_pair["optical"], odd)
+    assert file_part(odd) == odd
+    assert file_part(str(tmp_path / "layers.gpkg|layername=labels")) == str(tmp_path / "layers.gpkg")
+    assert check_raster_files({"OPTICAL": odd}, {"OPTICAL": "optical"}) is None
