@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import TrainingDivergedError
 from .quoting import quoted
 
 
@@ -100,10 +101,6 @@ class RIFTLoss(nn.Module):
         return loss
 
 
-class TrainingDivergedError(Exception):
-    """The loss or its gradient is no longer a finite number: one more step would turn the weights to NaN."""
-
-
 def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor, lr: float, step: Optional[int] = None) -> None:
     """TrainingDivergedError when the step's loss or gradient norm is not finite (a checkpoint of NaN weights mapped
     every pixel to one class without a word)."""
@@ -112,6 +109,5 @@ def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor, lr: float, step: O
         return
     what = f"the loss is {value}" if not math.isfinite(value) else f"the gradient is {norm}"
     at = "" if step is None else f" at step {step + 1}"
-    raise TrainingDivergedError(f"training diverged{at}: {what} (learning rate {lr:g}); no checkpoint is "
-                           f"written. Fix: lower the learning rate (--lr, e.g. to half), or give --focal-gamma 0 or "
-                           f"at least 1")
+    raise TrainingDivergedError(f"training diverged{at}: {what} (learning rate {lr:g}); no checkpoint is written. "
+                                f"Fix: lower the learning rate (e.g. to half), or use a focal gamma of 0 or at least 1")

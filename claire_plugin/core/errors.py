@@ -4,7 +4,7 @@ from typing import Dict
 
 from ...models.checkpoint import CheckpointError
 from ...models.device import DeviceError
-from ...models.losses import TrainingDivergedError
+from ...models.errors import TrainingDivergedError
 
 
 class ClaireError(Exception):

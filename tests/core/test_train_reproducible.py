@@ -15,10 +15,10 @@ from claire.tests.fixtures.helpers import L2A_BANDS, synthetic_scene, write_rast
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """A generic training folder (optical/, sar/, labels/) of two small synthetic scenes."""
+    """A generic training folder (optical/, sar/, labels/) of two synthetic scenes."""
     root = tmp_path_factory.mktemp("repro")
     for name, seed in (("a", 0), ("b", 1)):
-        opt, sar, labels = synthetic_scene(64, 96, seed=seed)
+        opt, sar, labels = synthetic_scene(384, 512, seed=seed)  # 288 cells of 32 px to train familiarity on
         for sub in ("optical", "sar", "labels"):
             os.makedirs(root / sub, exist_ok=True)
         write_raster(root / "optical" / f"{name}.tif", opt, descriptions=L2A_BANDS)
