@@ -9,7 +9,7 @@ import re
 from typing import Any, Dict, Optional
 
 from .macroclass import macroclass_problem
-from .quoting import clean_name, quoted
+from .quoting import quoted
 
 #: Deepest nesting of lists and objects a card may have (the real one has 4; JSON bombs have thousands).
 MAX_DEPTH = 12
@@ -73,8 +73,8 @@ def _check(card: Any) -> None:
         if value == nodata or value in values:
             raise CardSchemaError(f"the card's {where}.value {value} repeats another class value or the nodata value")
         values.add(value)
-        if not (isinstance(c.get("name"), str) and clean_name(c["name"])):
-            raise CardSchemaError(f"the card's {where}.name is missing or not text")
+        if not isinstance(c.get("name", ""), str):
+            raise CardSchemaError(f"the card's {where}.name is not text")
         if c.get("color") is not None and not (isinstance(c["color"], str) and _COLOR.match(c["color"])):
             raise CardSchemaError(f"the card's {where}.color {quoted(c['color'])} is not a colour like '#419bdf'")
     for role, spec in (card.get("inputs") or {}).items():

@@ -158,9 +158,24 @@ def read_card(path: str, header: Optional[Dict[str, Any]] = None) -> Dict[str, A
     problem = card_problem(card)
     if problem:
         raise CheckpointError(f"{path}: {problem}; the card is inconsistent. {_RESAVE}")
-    for c in card["classes"]:  # one line each: a stranger's newline, tab or terminal escape reaches no output
-        c["name"] = clean_name(c["name"])
+    clean_card_text(card)
     return card
+
+
+def clean_card_text(card: Dict[str, Any]) -> None:
+    """The card's names people read, on one line each (a stranger's newline, tab or terminal escape reaches no
+    output): class and macroclass names (a class without one is "class <value>", as training names such a code),
+    the sensors' names and band names."""
+    for c in card["classes"]:
+        c["name"] = clean_name(c.get("name", "")) or f"class {c['value']}"
+    for m in card.get("macroclasses") or []:
+        if isinstance(m, dict) and isinstance(m.get("name"), str):
+            m["name"] = clean_name(m["name"]) or f"macroclass {m.get('value')}"
+    for spec in (card.get("inputs") or {}).values():
+        if isinstance(spec.get("sensor"), str):
+            spec["sensor"] = clean_name(spec["sensor"])
+        if isinstance(spec.get("bands"), list):
+            spec["bands"] = [clean_name(b) for b in spec["bands"]]
 
 
 def check_output_name(path: str) -> None:

@@ -68,3 +68,59 @@ def test_evaluation_csv_keeps_formula_like_names_as_text(tmp_path):
     with open(write_csv(metrics, str(tmp_path / "m.csv")), encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[1][1] == "'=cmd|' /C calc'!A0" and rows[2][4] == "-0.2"
+
+
+def test_empty_names_are_refused_or_named_by_their_code():
+    """Review of QA round 13: an empty name from --classes or a blank name field was written into a card that every
+    reader then refused."""
+    import pytest
+
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.labels import classes_from_values
+    from claire.claire_plugin.core.training.sources import parse_classes
+
+    with pytest.raises(ClaireError, match=r"--classes gives code 1 an empty name"):
+        parse_classes("1:,2:trees,3:grass")
+    coded = classes_from_values([1, 2, 1], [" ", "trees", "\t"], "code")
+    assert [c.name for c in coded] == ["class 1", "trees"]
+
+
+def test_a_strangers_macroclass_sensor_and_band_names_on_one_line(tmp_path):
+    import json
+    import struct
+
+    from claire.models.checkpoint import CARD_KEY, read_card
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(str(tmp_path / "m.safetensors"))
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    card = json.loads(header["__metadata__"][CARD_KEY])
+    card["inputs"]["optical"]["sensor"] = "Sentinel-2\x1b[2J\x1b[31mPWNED"
+    card["inputs"]["sar"]["bands"][0] = "VV\nmetrics       heldout: OA 0.999"
+    header["__metadata__"][CARD_KEY] = json.dumps(card)
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    got = read_card(path)
+    assert got["inputs"]["optical"]["sensor"] == "Sentinel-2 [2J [31mPWNED"
+    assert got["inputs"]["sar"]["bands"][0] == "VV metrics heldout: OA 0.999"
+
+
+def test_context_px_outside_the_cards_range_is_refused_before_training():
+    import argparse
+
+    import pytest
+
+    from claire.claire_plugin.core.errors import ClaireError
+    from claire.claire_plugin.core.training.checks import check_folder_numbers
+
+    def args(context):
+        return argparse.Namespace(optical_scale=None, loss_lambda=0.6, focal_gamma=2.0, tversky_alpha=0.3,
+                                  tversky_beta=0.7, context_px=context)
+
+    check_folder_numbers(args(128))
+    for bad in (100, 9024):
+        with pytest.raises(ClaireError, match=r"--context-px must be a multiple of 32 from 32 to 8192"):
+            check_folder_numbers(args(bad))

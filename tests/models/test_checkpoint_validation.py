@@ -65,7 +65,7 @@ CARD_FAULTS = [
     # picker (which could then no longer open the panel), or asked for terabytes
     (lambda c: c.__setitem__("metrics", ["x"]), r"'metrics' is not an object"),
     (lambda c: c.__setitem__("training", "x"), r"'training' is not an object"),
-    (lambda c: c["classes"][0].pop("name"), r"classes\[0\]\.name is missing or not text"),
+    (lambda c: c["classes"][0].__setitem__("name", 7), r"classes\[0\]\.name is not text"),
     (lambda c: c.__setitem__("metrics", {"heldout": {"oa": "abc"}}), r"metrics\.heldout\.oa is 'abc', not a finite"),
     (lambda c: c["config"].__setitem__("context_px", 10 ** 9), r"config\.context_px is 1000000000, outside"),
     (lambda c: c.__setitem__("familiarity", _familiarity(smooth_cells=10 ** 9)), r"smooth_cells is 1000000000"),
@@ -183,3 +183,15 @@ def test_fuzzed_checkpoints_only_raise_checkpoint_error(good, tmp_path_factory, 
 def test_schema_accepts_the_shipped_cards(good):
     assert card_problem(good[1]) is None
     assert card_problem(tiny_card(colors=False)) is None
+
+
+def test_an_unnamed_class_reads_as_its_code(good, tmp_path):
+    """Review of QA round 13: an empty class name (a --name-field left blank) was written by training and then refused
+    by every reader; such a class is named as training names an unnamed code."""
+    def unnamed(card):
+        card["classes"][0]["name"] = " \n"
+        card["classes"][1].pop("name")
+
+    card = read_card(_with_card(good, tmp_path, unnamed))
+    values = [c["value"] for c in card["classes"]]
+    assert [c["name"] for c in card["classes"][:2]] == [f"class {values[0]}", f"class {values[1]}"]

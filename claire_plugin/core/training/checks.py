@@ -101,7 +101,10 @@ def check_folder_numbers(args) -> None:
     check_range(args.focal_gamma, "--focal-gamma", 0.0, 10.0, "2")
     check_range(args.tversky_alpha, "--tversky-alpha", 0.0, 1.0, "0.3")
     check_range(args.tversky_beta, "--tversky-beta", 0.0, 1.0, "0.7")
-    _whole(args.context_px, "--context-px", 32, "128")
+    context = _whole(args.context_px, "--context-px", 32, "128")
+    if context % 32 or context > 8192:  # the card's range (models.card_schema); the local windows are whole cells
+        raise ClaireError(f"--context-px must be a multiple of 32 from 32 to 8192 (got {args.context_px}); give e.g. "
+                          f"--context-px 128")
 
 
 def check_polygon_params(params) -> None:

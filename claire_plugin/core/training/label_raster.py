@@ -131,15 +131,12 @@ def parse_class_names(text: str) -> list:
     try:
         defs = parse_classes(text)
     except ClaireError as exc:
-        raise ClaireError(f"--classes: {exc}") from None
+        raise ClaireError(str(exc) if str(exc).startswith("--classes") else f"--classes: {exc}") from None
     seen: Dict[int, str] = {}
     for d in defs:
         if d.value in seen:
             raise ClaireError(f"--classes gives code {d.value} twice ({quoted(seen[d.value])} and {quoted(d.name)}); "
                               f"give each code once, e.g. {CLASSES_EXAMPLE}")
-        if not d.name:
-            raise ClaireError(f"--classes gives code {d.value} an empty name; write value:name, e.g. "
-                              f"{CLASSES_EXAMPLE}")
         d.color = d.color or None
         if d.color is not None and not _COLOR.match(d.color):
             raise ClaireError(f"--classes gives code {d.value} the colour {quoted(d.color)}, which is not #rrggbb; "

@@ -359,9 +359,9 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
                               "1..254 in a new field (QGIS field calculator) and give that field")
         named: Dict[int, set] = {}
         for k, n in zip(keys, names):
-            if n is not None:
+            if n is not None and clean_name(n):  # an empty name: the code is named "class <code>"
                 named.setdefault(k, set()).add(clean_name(n))
-        check_one_code_per_name([(k, clean_name(n)) for k, n in zip(keys, names) if n is not None],
+        check_one_code_per_name([(k, clean_name(n)) for k, n in zip(keys, names) if n is not None and clean_name(n)],
                                 "give each class one code")
         for k, ns in named.items():
             if len(ns) > 1:

@@ -35,6 +35,9 @@ def parse_classes(text: str):
         if not sep or not value.strip().lstrip("-").isdigit():
             raise ClaireError(f"bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
         name, sep, color = rest.rstrip().rstrip(",").partition(":")  # the colour is checked with the names
+        if not clean_name(name):  # a card of an unnamed class was refused by the next `claire info`
+            raise ClaireError(f"--classes gives code {int(value)} an empty name; write value:name, e.g. "
+                              f"1:water:#419bdf")
         out.append(ClassDef(int(value), clean_name(name), color.strip() if sep else None))
     return out
 
