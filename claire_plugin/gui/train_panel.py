@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
+from ..core.io.gdal_names import source_file
 from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
@@ -341,7 +342,7 @@ class TrainPanel(Restyled, QWidget):
             self.iface.setActiveLayer(layer)
             self.iface.actionAddFeature().trigger()
         self._set_status(f"Draw polygons in '{layer.name()}' and pick a class for each, then Train. "
-                         f"File: {breakable(layer.source().split('|')[0])}")
+                         f"File: {breakable(source_file(layer.source()))}")
         return layer
 
     def _labels_changed(self, layer) -> None:

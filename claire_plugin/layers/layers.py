@@ -14,7 +14,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.io.gdal_names import missing_message
+from ..core.io.gdal_names import missing_message, source_file
 from .style import apply_landcover_style
 
 #: Confidence (uint8 percent, as the engine writes it): red (unsure) → yellow → green (sure). (Stops of 0..1 had drawn
@@ -39,7 +39,7 @@ def layer_file(layer: Optional[QgsRasterLayer]) -> Tuple[Optional[str], Optional
     if layer.providerType() != "gdal":
         return None, (f"'{layer.name()}' is not a file raster; save it as a GeoTIFF "
                       "(right-click > Export > Save As) and use that file")
-    path = layer.source().split("|")[0]
+    path = source_file(layer.source())
     if missing_message(path, "layer's"):
         return None, f"'{layer.name()}' points to {path}, which does not exist"
     return path, None
@@ -52,7 +52,7 @@ def layer_hint(layer) -> str:
 
     if layer is None:
         return ""
-    path = layer.source().split("|")[0]
+    path = source_file(layer.source())
     where = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)) if path else layer.name()
     bands = layer.bandCount() if hasattr(layer, "bandCount") else 0
     return f"{where} · {bands} band{'s' if bands != 1 else ''}" if bands else where
@@ -70,7 +70,7 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
         return None, None, (f"'{layer.name()}' is not a file layer; save it as a GeoPackage "
                             "(right-click > Export > Save Features As) and use that file")
     parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
-    path = parts.get("path") or layer.source().split("|")[0]
+    path = parts.get("path") or source_file(layer.source())
     if missing_message(path, "layer's"):
         return None, None, f"'{layer.name()}' points to {path}, which does not exist"
     if parts.get("subset") or layer.subsetString():
@@ -160,7 +160,7 @@ def remove_layers_showing(paths: Sequence[str], project: Optional[QgsProject] = 
     project = project or QgsProject.instance()
     stale = [layer for layer in project.mapLayers().values()
              if layer.id() not in keep and layer.providerType() == "gdal"
-             and any(same_file(layer.source().split("|")[0], p) for p in paths if p)]
+             and any(same_file(source_file(layer.source()), p) for p in paths if p)]
     names = [layer.name() for layer in stale]
     if stale:
         project.removeMapLayers([layer.id() for layer in stale])

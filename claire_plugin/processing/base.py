@@ -142,7 +142,7 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
 
     from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
 
-    from .common import file_part
+    from ..core.io.gdal_names import source_file
 
     name = f"{param.name()} ({param.description()})"
     if value is None or value == "":
@@ -167,7 +167,7 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
         options = ", ".join(f"{i} ({o})" for i, o in enumerate(param.options()))
         return f"{name} = {quoted(value)} is not one of its options; give one of {options}"
     if isinstance(value, str) and param.type() in ("source", "vector", "raster", "file", "layer"):
-        path = file_part(value)
+        path = source_file(value)
         if not os.path.exists(path):
             return f"{name}: {quoted(path)} does not exist; check the path"
         kind = {"source": "a vector layer (GeoPackage, shapefile, GeoJSON...)",

@@ -148,23 +148,18 @@ def extent_in(alg, parameters: dict, name: str, context, raster: str) -> Optiona
     return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
 
-def file_part(value: str) -> str:
-    """The file of a QGIS data source text: the text itself where that file exists (a name may hold a `|`), else
-    what comes before its first `|` (`layer.gpkg|layername=x`)."""
-    return value if os.path.exists(value) else value.split("|")[0]
-
-
 def check_raster_files(parameters: dict, roles: Dict[str, str]) -> Optional[str]:
     """The engine's message (problem and fix) for the first raster parameter given as a file path that is
     missing or not a raster GDAL can read; None when all are fine. Layer ids and layers are left to QGIS."""
     from ..core.errors import ClaireError
+    from ..core.io.gdal_names import source_file
     from ..core.io.raster_io import open_raster
 
     for name, role in roles.items():
         value = parameters.get(name)
         if not isinstance(value, str) or not value or not (os.path.isabs(value) or os.sep in value):
             continue
-        path = file_part(value)
+        path = source_file(value)
         try:
             open_raster(path, role).close()
         except ClaireError as exc:

@@ -124,3 +124,18 @@ def test_context_px_outside_the_cards_range_is_refused_before_training():
     for bad in (100, 9024):
         with pytest.raises(ClaireError, match=r"--context-px must be a multiple of 32 from 32 to 8192"):
             check_folder_numbers(args(bad))
+
+
+def test_polygon_labels_whose_file_name_holds_a_bar_are_read(tmp_path):
+    import rasterio
+
+    from claire.claire_plugin.core.training.labels import read_labels
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+    from claire.tests.fixtures.vectors import box_wkt, write_vector
+
+    optical, _, _ = synthetic_scene(64, 64)
+    opt = write_raster(str(tmp_path / "o.tif"), optical)
+    labels = write_vector(tmp_path / "a|b.gpkg", [(box_wkt(2, 2, 12, 12), 1), (box_wkt(20, 20, 30, 30), 2)])
+    with rasterio.open(opt) as grid:
+        got = read_labels(str(labels), grid, "class", check_counts=False)
+    assert sorted(c.code for c in got.classes) == [1, 2]

@@ -41,14 +41,20 @@ def test_train_labels_file_that_does_not_exist_is_named(claire_plugin, pair, tmp
 
 
 def test_a_file_name_holding_a_bar_is_the_file(tmp_path, raster_pair):
-    """QA round 13: `p|ipe opt.tif` worked on the command line, but Processing cut it at the `|` (QGIS's separator
-    of data source options) and said '.../p' does not exist."""
+    """QA round 13: `p|ipe opt.tif` worked on the command line, but Processing, the dock's layers and polygon
+    training cut it at the `|` (QGIS's separator of data source options) and said '.../p' does not exist."""
     import shutil
 
-    from claire.claire_plugin.processing.common import check_raster_files, file_part
+    from qgis.core import QgsRasterLayer
+
+    from claire.claire_plugin.core.io.gdal_names import source_file
+    from claire.claire_plugin.layers.layers import layer_file
+    from claire.claire_plugin.processing.common import check_raster_files
 
     odd = str(tmp_path / "p|ipe opt.tif")
     shutil.copy(raster_pair["optical"], odd)
-    assert file_part(odd) == odd
-    assert file_part(str(tmp_path / "layers.gpkg|layername=labels")) == str(tmp_path / "layers.gpkg")
+    assert source_file(odd) == odd
+    assert source_file(str(tmp_path / "layers.gpkg|layername=labels")) == str(tmp_path / "layers.gpkg")
     assert check_raster_files({"OPTICAL": odd}, {"OPTICAL": "optical"}) is None
+    layer = QgsRasterLayer(odd, "odd", "gdal")
+    assert layer.isValid() and layer_file(layer) == (odd, None)

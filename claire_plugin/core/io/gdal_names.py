@@ -18,6 +18,12 @@ _REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vs
            "/vsiwebhdfs")
 
 
+def source_file(text: str) -> str:
+    """The file of a QGIS data source text: the text itself where that file exists (a name may hold a `|`), else
+    what comes before its first `|` (`labels.gpkg|layername=x`, QGIS's separator of a source's options)."""
+    return text if os.path.exists(text) else text.split("|")[0]
+
+
 def is_gdal_name(name: str) -> bool:
     """True for a /vsi... path or a DRIVER:... subdataset name (not for a Windows drive such as C:)."""
     return name.startswith("/vsi") or (bool(_SUBDATASET.match(name)) and not re.match(r"^[A-Za-z]:[\\/]", name))

@@ -206,9 +206,9 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     `assigned_crs` as in read_labels."""
     from osgeo import ogr
 
-    from ..io.gdal_names import is_gdal_name
+    from ..io.gdal_names import is_gdal_name, source_file
 
-    if not is_gdal_name(path) and not os.path.exists(path.split("|")[0]):
+    if not is_gdal_name(path) and not os.path.exists(source_file(path)):
         raise ClaireError(f"the labels {quoted(path)} do not exist; check the path")
     try:
         ds = ogr.Open(path)
