@@ -6,16 +6,14 @@ does not grow with the raster), its values are mapped to the classified values w
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from ...models.quoting import clean_name, csv_cell, quoted
+from ...models.quoting import clean_name, quoted
 from .errors import ClaireError
 
 
@@ -382,21 +380,6 @@ def _check_has_pixels(data: Dict[str, Any], classified: str, reference: str) -> 
         raise ClaireError(f"The reference raster {quoted(reference)} has no valid pixel over the classified raster "
                           "(all nodata, or values left out), so nothing can be compared. Fix: give the reference of "
                           "the map's area, or leave fewer reference values out.")
-
-
-def write_csv(metrics: Dict[str, Any], path: str) -> str:
-    """Per-class rows (value, name, IoU, precision, recall, F1, support) plus an overall row, as CSV."""
-    from .io.atomic import write_text
-
-    fields = ["value", "name", "iou", "precision", "recall", "f1", "support", "predicted"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for row in metrics["per_class"]:
-        w.writerow({k: csv_cell(v) for k, v in row.items()})
-    w.writerow({"name": "overall", "iou": metrics["miou"], "precision": metrics["oa"],
-                "recall": metrics["kappa"], "f1": "", "support": metrics["compared_pixels"]})
-    return write_text(path, buf.getvalue(), "evaluation table")
 
 
 def write_report(metrics: Dict[str, Any], path: str) -> str:

@@ -19,6 +19,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from ...models.quoting import csv_cell
 from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
@@ -143,10 +144,11 @@ class EvaluateAlgorithm(ClaireAlgorithm):
                                           QgsWkbTypes.NoGeometry)
         if sink is None:
             raise QgsProcessingException("Could not create the per-class table; choose another destination.")
+        as_csv = str(dest).split("|")[0].lower().endswith(".csv")  # a class named "=..." stays text in a spreadsheet
         for row in metrics["per_class"]:
             feat = QgsFeature(table_fields())
-            feat.setAttributes([row["value"], row["name"], row["iou"], row["precision"], row["recall"], row["f1"],
-                                row["support"], row["predicted"]])
+            feat.setAttributes([row["value"], csv_cell(row["name"]) if as_csv else row["name"], row["iou"],
+                                row["precision"], row["recall"], row["f1"], row["support"], row["predicted"]])
             sink.addFeature(feat, QgsFeatureSink.FastInsert)
 
         if context.willLoadLayerOnCompletion(dest):  # a batch's rows loaded alike without the map's name

@@ -59,17 +59,6 @@ def test_batch_csv_keeps_formula_like_names_as_text(tmp_path):
     assert json.loads(json.dumps(record))["key"] == "=2+3"  # the JSON keeps the name as it is
 
 
-def test_evaluation_csv_keeps_formula_like_names_as_text(tmp_path):
-    from claire.claire_plugin.core.accuracy import write_csv
-
-    metrics = {"per_class": [{"value": 1, "name": "=cmd|' /C calc'!A0", "iou": 0.5, "precision": 0.5,
-                              "recall": 0.5, "f1": 0.5, "support": 3, "predicted": 3}],
-               "miou": 0.5, "oa": 0.5, "kappa": -0.2, "compared_pixels": 3}
-    with open(write_csv(metrics, str(tmp_path / "m.csv")), encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    assert rows[1][1] == "'=cmd|' /C calc'!A0" and rows[2][4] == "-0.2"
-
-
 def test_empty_names_are_refused_or_named_by_their_code():
     """Review of QA round 13: an empty name from --classes or a blank name field was written into a card that every
     reader then refused."""

@@ -207,3 +207,26 @@ def processing_run_file(cls_path, ref_path, out):
     import processing
 
     return processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "OUTPUT_TABLE": out})
+
+
+def test_the_csv_table_keeps_a_formula_like_class_name_as_text(claire_plugin, tmp_path):
+    """QA round 13: a class named `=HYPERLINK(...)` in a stranger's checkpoint became a live formula in the
+    per-class CSV a spreadsheet opens."""
+    import csv
+
+    import processing
+
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint, tiny_card, write_raster
+
+    classes = [dict(c) for c in tiny_card()["classes"]]
+    classes[1]["name"] = '=HYPERLINK("https://example.invalid/","trees")'
+    ck = make_tiny_checkpoint(str(tmp_path / "m.safetensors"), classes=classes)
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref)
+    table = str(tmp_path / "metrics.csv")
+    processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "REFERENCE_NODATA": "0",
+                                       "CHECKPOINT": ck, "OUTPUT_TABLE": table})
+    with open(table, encoding="utf-8") as fh:
+        names = [row["name"] for row in csv.DictReader(fh)]
+    assert names[1] == "'" + classes[1]["name"] and names[0] == classes[0]["name"]
