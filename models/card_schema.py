@@ -23,6 +23,12 @@ FOREST = "forest"
 #: The `arch` of a network and a forest averaged (models.ensemble); its config nests both configs.
 ENSEMBLE = "ensemble"
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: Encoder widths / depths and decoder width per size (models.registry builds networks from them).
+SIZES: Dict[str, Dict[str, Any]] = {
+    "tiny": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "decoder_dim": 16},
+    "small": {"dims": [24, 48, 96, 192], "depths": [1, 1, 3, 1], "decoder_dim": 48},
+    "base": {"dims": [96, 192, 384, 768], "depths": [3, 3, 9, 3], "decoder_dim": 256},
+}
 
 
 class CardSchemaError(ValueError):
@@ -134,8 +140,9 @@ MAX_SMOOTH_CELLS = 64
 
 
 def _check_familiarity(fam: Any, net_cfg: Dict[str, Any]) -> None:
-    """The familiarity entry's shapes against the network it scores: the mean one number per feature channel (for
-    `bottleneck`, the deepest encoder width), the axes as many as their variances."""
+    """The familiarity entry's shapes against the network it scores: the mean one number per feature channel (the
+    deepest encoder width for `bottleneck`, the decoder's for `decoder`; a size preset's where the config has
+    none), the axes as many as their variances."""
     if fam is None:
         return
     feature = fam.get("feature", "decoder")
@@ -145,8 +152,9 @@ def _check_familiarity(fam: Any, net_cfg: Dict[str, Any]) -> None:
         raise CardSchemaError("the card's familiarity.threshold is not positive")
     if "smooth_cells" in fam:
         _int(fam["smooth_cells"], "familiarity.smooth_cells", 1, MAX_SMOOTH_CELLS)
-    dims = net_cfg.get("dims")
-    width = dims[-1] if feature == "bottleneck" and isinstance(dims, list) and dims else None
+    preset = SIZES.get(net_cfg.get("size", "small"), {})
+    dims, decoder = net_cfg.get("dims", preset.get("dims")), net_cfg.get("decoder_dim", preset.get("decoder_dim"))
+    width = (dims[-1] if isinstance(dims, list) and dims else None) if feature == "bottleneck" else decoder
     mean = _numbers(fam.get("mean"), "familiarity.mean")
     if isinstance(width, int) and len(mean) != width:
         raise CardSchemaError(f"the card's familiarity.mean has {len(mean)} numbers; its network's {feature} "

@@ -5,16 +5,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
 
-from .card_schema import ENSEMBLE, FOREST
+from .card_schema import ENSEMBLE, FOREST, SIZES
 from .networks import ASANet, ClaireNet, SingleModalityNet
 from .quoting import quoted
-
-#: Encoder widths / depths and decoder width per size.
-SIZES: Dict[str, Dict[str, Any]] = {
-    "tiny": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "decoder_dim": 16},
-    "small": {"dims": [24, 48, 96, 192], "depths": [1, 1, 3, 1], "decoder_dim": 48},
-    "base": {"dims": [96, 192, 384, 768], "depths": [3, 3, 9, 3], "decoder_dim": 256},
-}
 
 _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
     "claire": ClaireNet,

@@ -72,11 +72,16 @@ CARD_FAULTS = [
     (lambda c: (c["config"].__setitem__("dims", [8, 16, 32, 64]), c.__setitem__("familiarity", _familiarity(5))),
      r"familiarity\.mean has 5 numbers; its network's bottleneck features have 64 channels"),
     (lambda c: c.__setitem__("familiarity", dict(_familiarity(), pvar=[1.0] * 3)), r"pvar is not one variance per axis"),
+    (lambda c: c.__setitem__("familiarity", _familiarity(5)),  # the tiny preset's bottleneck has 64 channels
+     r"familiarity\.mean has 5 numbers; its network's bottleneck features have 64 channels"),
+    (lambda c: c.__setitem__("familiarity", {"feature": "decoder", "threshold": 1.0, "mean": [0.0] * 5,
+                                             "var": [1.0] * 5}),
+     r"familiarity\.mean has 5 numbers; its network's decoder features have 16 channels"),
     (lambda c: c.__setitem__("familiarity", dict(_familiarity(), threshold=0)), r"threshold is not positive"),
 ]
 
 
-def _familiarity(channels: int = 4, **extra) -> dict:
+def _familiarity(channels: int = 64, **extra) -> dict:
     """A low-rank familiarity entry of two axes over `channels` feature channels."""
     return dict({"feature": "bottleneck", "threshold": 1.0, "mean": [0.0] * channels, "pvar": [1.0, 1.0],
                  "basis": [[1.0] + [0.0] * (channels - 1), [0.0, 1.0] + [0.0] * (channels - 2)],
