@@ -15,12 +15,13 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 from ...models.quoting import quoted
 from .batch import PairJob
 from .errors import CancelledError, ClaireError
-from .io.atomic import temp_name
+from .io.atomic import OutputSet, temp_name
 from .params import RunOptions
 
 ROW_ALIGN = 256  # band edges on GeoTIFF block rows where the scene is large enough
@@ -190,7 +191,7 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
     """Move the parts to `kept` (`<output stem>_parts/`, an earlier run's parts replaced: check_parts_folder) and
     write VRT(s) over them (relative paths, atomic), the class VRT with the map's colours and class names."""
     try:
-        from osgeo import gdal
+        from osgeo import gdal  # noqa: F401 - checked here, before any part moves
     except ImportError:
         raise ClaireError("writing a VRT needs GDAL's Python bindings (osgeo); install python3-gdal or leave "
                           "out --vrt to get one GeoTIFF") from None
@@ -198,29 +199,42 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
     earlier = _set_aside(kept)
     os.replace(folder, kept)
     os.makedirs(folder)  # the caller removes it
-    written = []
-    for final, suffix in ((output, ""), (confidence, "_confidence")):
-        if not final:
-            continue
-        sources = [os.path.join(kept, f"part_{j.index:03d}{suffix}.tif") for j in jobs]
-        tmp = temp_name(final, ".vrt")
-        ds = gdal.BuildVRT(tmp, sources)
-        if ds is None:
-            raise ClaireError(f"GDAL could not build the VRT {quoted(final)} over {quoted(kept)}; check the folder is "
-                              "writable")
-        ds = None
-        if not suffix:
-            _vrt_classes(tmp, results[0].card)
-        os.replace(tmp, final)
-        if not suffix:
-            from .engine.plan import card_classes, class_colors
-            from .io.qml import style_classes, write_class_style
+    written: List[str] = []
+    try:
+        with OutputSet() as files:  # both VRTs or neither
+            for final, suffix in ((output, ""), (confidence, "_confidence")):
+                if final:
+                    sources = [os.path.join(kept, f"part_{j.index:03d}{suffix}.tif") for j in jobs]
+                    files.write_with(final, partial(_build_vrt, sources, None if suffix else results[0].card),
+                                     "VRT", ".vrt")
+                    written.extend(sources)
+            files.commit()
+    except BaseException:  # the earlier parts back under the earlier VRTs, which point at them
+        if earlier:
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(earlier, kept)
+        raise
+    from .engine.plan import card_classes, class_colors
+    from .io.qml import style_classes, write_class_style
 
-            write_class_style(final, style_classes(card_classes(results[0].card), class_colors(results[0].card)))
-        written.extend(sources)
+    write_class_style(output, style_classes(card_classes(results[0].card), class_colors(results[0].card)))
     if earlier:
         shutil.rmtree(earlier, ignore_errors=True)
     return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)
+
+
+def _build_vrt(sources: List[str], card: Optional[dict], tmp: str) -> None:
+    """A VRT at `tmp` over the part files `sources` (relative paths); with the map's `card`, described as the
+    engine's class GeoTIFF is (_vrt_classes)."""
+    from osgeo import gdal
+
+    ds = gdal.BuildVRT(tmp, sources)
+    if ds is None:
+        raise ClaireError(f"GDAL could not build a VRT over {quoted(os.path.dirname(sources[0]))}; check the folder is "
+                          "writable")
+    ds = None
+    if card is not None:
+        _vrt_classes(tmp, card)
 
 
 def _set_aside(kept: str) -> Optional[str]:

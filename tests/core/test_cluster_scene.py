@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,31 @@ def test_an_earlier_runs_parts_that_cannot_move_stop_the_run_with_the_map_intact
     assert not kept.exists() and sorted(os.listdir(aside)) == ["part_000.tif", "part_001.tif"]
     assert os.path.dirname(aside) == str(tmp_path) and os.path.basename(aside).startswith(".scene_parts.")
     assert cs._set_aside(str(tmp_path / "none")) is None
+
+
+def test_a_vrt_that_cannot_be_built_puts_the_earlier_parts_back(tmp_path, monkeypatch, tiny_checkpoint):
+    """Review of QA round 13: once the earlier parts were set aside, a failure writing the VRTs left the earlier VRT
+    over the new parts and the earlier ones in a hidden folder nothing removed."""
+    import claire.claire_plugin.core.cluster_scene as cs
+    from claire.claire_plugin.core.batch import LocalExecutor
+    from claire.claire_plugin.core.params import run_options
+
+    optical, sar, _ = synthetic_scene(64, 64)
+    opt = write_raster(str(tmp_path / "o.tif"), optical)
+    s = write_raster(str(tmp_path / "s.tif"), sar, descriptions=["VV", "VH"])
+    out = str(tmp_path / "scene.vrt")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1)
+    cs.classify_scene(options, opt, s, out, LocalExecutor(), parts=2, vrt=True)
+    kept = tmp_path / "scene_parts"
+    before = {n: (kept / n).read_bytes() for n in os.listdir(kept)}
+    vrt_before = Path(out).read_text(encoding="utf-8")
+
+    def no_vrt(sources, card, tmp):
+        raise ClaireError("GDAL could not build a VRT")
+
+    monkeypatch.setattr(cs, "_build_vrt", no_vrt)
+    with pytest.raises(ClaireError, match="could not build a VRT"):
+        cs.classify_scene(options, opt, s, out, LocalExecutor(), parts=2, vrt=True)
+    assert {n: (kept / n).read_bytes() for n in os.listdir(kept)} == before
+    assert Path(out).read_text(encoding="utf-8") == vrt_before
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".scene_parts")]
