@@ -110,4 +110,4 @@ def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor, lr: float, step: O
     what = f"the loss is {value}" if not math.isfinite(value) else f"the gradient is {norm}"
     at = "" if step is None else f" at step {step + 1}"
     raise TrainingDivergedError(f"training diverged{at}: {what} (learning rate {lr:g}); no checkpoint is written. "
-                                f"Fix: lower the learning rate (e.g. to half), or use a focal gamma of 0 or at least 1")
+                                f"Fix: lower the learning rate (e.g. to half) and train again")

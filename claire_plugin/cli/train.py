@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.25,
                    help="right-hand fraction of every image held out for metrics when there are no split lists "
-                        "(default 0.25)")
+                        "(default 0.25; 0: none, and the scores are then of the training images)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     p.add_argument("--threads", type=int, default=None,
@@ -326,6 +326,7 @@ def _card(args, data, cfg, hist, metrics, held, model, vsrc) -> Dict[str, Any]:
     fam, note = card_familiarity(model, data["src"], vsrc if held else None, ospec, sspec)
     if fam is not None:
         card["familiarity"] = fam
+    card["training"]["familiarity"] = note  # why a card has none, as polygon training records it
     print(f"familiarity: {note}" + ("" if fam else "; runs of this checkpoint cannot say where a scene is unlike "
                                     "its training data"), file=sys.stderr)
     return card

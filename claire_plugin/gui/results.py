@@ -231,7 +231,7 @@ def _lean(summary: Dict[str, Any]) -> str:
     if not word:
         return (f": the fusion {no_lean(100 * on_cloud, 100 * on_clear)} on SAR there ({_pct(on_cloud)} SAR "
                 f"weight, {_pct(on_clear)} on clear)")
-    return f": decided {word} from SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
+    return f": the fusion leaned {word} on SAR there ({_pct(on_cloud)} SAR weight, {_pct(on_clear)} on clear)"
 
 
 class ResultsView(Restyled, QWidget):

@@ -1,4 +1,4 @@
-"""Layers of a finished run: styled land cover, confidence and modality reliance (main thread only)."""
+"""Layers of a finished run: styled land cover, confidence and the SAR gate weight (main thread only)."""
 from __future__ import annotations
 
 import os
@@ -117,7 +117,7 @@ def ramp_renderer(layer: QgsRasterLayer, stops: Sequence[Tuple[float, str, str]]
 
 #: The rasters a run writes beside the land cover: (result attribute, layer name, colour ramp).
 COMPANION_STYLES = (("confidence", "Confidence", CONFIDENCE_RAMP),
-                    ("reliance", "Modality reliance (SAR share)", RELIANCE_RAMP),
+                    ("reliance", "SAR gate weight", RELIANCE_RAMP),
                     ("cloud", "Cloud probability", CLOUD_RAMP),
                     ("unfamiliar", "Unlike the training data", UNFAMILIAR_RAMP))
 

@@ -37,8 +37,9 @@ HELP = {
     "OUTPUT": "Classified GeoTIFF (uint8, colour table and class names inside, QML style beside it).",
     "CONFIDENCE": "Optional confidence GeoTIFF (uint8 percent, rounded down, nodata 255): the top-class probability "
     "per pixel.",
-    "RELIANCE": "Optional modality-reliance GeoTIFF (uint8 percent, nodata 255): the SAR share of the fusion gate per "
-    "pixel (0 = all optical, 100 = all SAR).",
+    "RELIANCE": "Optional GeoTIFF of the SAR gate weight (uint8 percent, nodata 255): the SAR share of the fusion gate "
+    "per pixel (0 = all optical, 100 = all SAR); how the network mixed the two sensors' features, not which of them "
+    "decided the class.",
     "CLOUD": "Optional cloud-probability GeoTIFF (uint8 percent, nodata 255): cloud, cirrus, haze or cloud shadow "
     "per pixel, the probability a cloud-gated model is given; 100 where optical gaps were filled from SAR.",
     "UNFAMILIAR": "Optional 'unlike the training data' GeoTIFF (uint8, nodata 255): the distance of the model's "
@@ -83,7 +84,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
                 "CONFIDENCE", "Confidence", optional=True, createByDefault=False
             ),
             QgsProcessingParameterRasterDestination(
-                "RELIANCE", "Modality reliance (SAR share)", optional=True, createByDefault=False
+                "RELIANCE", "SAR gate weight (SAR share of the fusion gate)", optional=True, createByDefault=False
             ),
             QgsProcessingParameterBoolean("FILL_FROM_SAR", "Classify optical gaps from SAR alone", defaultValue=True),
             QgsProcessingParameterBoolean("SNOW_CHECK", "Rule out snow / ice where the optical shows none",

@@ -156,7 +156,7 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
                    optical_invalid_share=0.05, sar_only_share=0.048, unfamiliar_share=0.38)
     facts = build_facts(summary, card)
     text = template.write(facts)
-    assert "21.3 % of the scene was under cloud" in text and "mostly from SAR (81.0 %" in text
+    assert "21.3 % of the scene was under cloud" in text and "leaned mostly on SAR (81.0 %" in text
     assert "the map was classified from SAR alone (4.8 % of the map)" in text
     assert "has no class" not in text  # every pixel of the grid classified
     # (QA, swath) a SAR strip narrower than the optical: the pixels without a class are said, grounded
@@ -333,7 +333,7 @@ def test_classes_lying_where_the_model_should_not_be_trusted_are_named_not_expla
     low = text.lower()
     assert f"{names[0]} (95.0 % of" in low and "mostly where the scene is unlike the training data" in low
     assert f"The gate gave the SAR most of its weight for {names[0]} (90.0 %)." in text  # no physical handle
-    assert f"{names[1]} (70.0 % of" in low and "decided mostly where the optical could not see" in text
+    assert f"{names[1]} (70.0 % of" in low and "mapped mostly where the optical could not see" in text
     assert check_grounding(text, facts).flagged_sentences == []
     for c in summary["classes"]:
         c["unfamiliar_share"] = 0.9

@@ -528,7 +528,7 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     gapped = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "sar_only_share": 0.5})
     assert "optical's gaps, 50.0 % of it, may add to this" in gapped, gapped
     led = trust_html({"cloud_share": 0.2, "mean_sar_share_clouded": 0.9, "mean_sar_share_clear": 0.47})
-    assert "decided mostly from SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led
+    assert "the fusion leaned mostly on SAR there (90.0 % SAR weight, 47.0 % on clear)" in led, led
     assert trust_html({}) == ""  # a card without familiarity statistics, a clear scene: nothing to say
     # a model the user trained on their own points: more of them there, not "train it on your area"
     own = {"metrics": {"heldout_polygons": {"macro_f1": 0.8}}, "familiarity": {"threshold": 1.0},

@@ -267,7 +267,7 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
         if on_cloud is not None and on_clear is not None:
             word = sar_lean(on_cloud, on_clear)
-            s += (f"; those pixels were decided {word} from SAR ({f.pct(on_cloud)} SAR weight in the fusion "
+            s += (f"; there the fusion gate leaned {word} on SAR ({f.pct(on_cloud)} SAR weight in the fusion "
                   f"gate, against {f.pct(on_clear)} on clear pixels)" if word else
                   f"; the fusion gate {no_lean(on_cloud, on_clear)} on SAR there ({f.pct(on_cloud)} SAR "
                   f"weight, against "
@@ -422,8 +422,8 @@ def _doubt(facts: dict, f: Formatter) -> str:
             return f"{c['name']} ({_join(parts)})"
         one = len(gapped) == 1
         verb = _verb(gapped[0]["name"], "was", "were") if one else "were"
-        out.append(f"{_cap(_join([where(c) for c in gapped[:4]]))} {verb} decided mostly "
-                   f"where the optical could not see, that is from the radar.")
+        out.append(f"{_cap(_join([where(c) for c in gapped[:4]]))} {verb} mapped mostly "
+                   f"where the optical could not see, so from the radar with little or no optical help.")
     return " ".join(out)
 
 

@@ -75,7 +75,7 @@ def _windows_pid_alive(pid: int, kernel32=None, last_error=None) -> bool:
 
     still_active, no_such_process = 259, 87  # STILL_ACTIVE; ERROR_INVALID_PARAMETER: no process has that id
     try:
-        k32 = kernel32 or ctypes.WinDLL("kernel32", use_last_error=True)
+        k32 = kernel32 or _kernel32()
         handle = k32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return (last_error or ctypes.get_last_error)() != no_such_process
@@ -88,6 +88,19 @@ def _windows_pid_alive(pid: int, kernel32=None, last_error=None) -> bool:
             k32.CloseHandle(handle)
     except (AttributeError, OSError, ValueError):
         return True
+
+
+def _kernel32():
+    """Windows' kernel32 with the types of the three process calls (a HANDLE is pointer-sized on 64-bit Windows)."""
+    import ctypes
+    from ctypes import wintypes
+
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    k32.OpenProcess.restype = wintypes.HANDLE
+    k32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    k32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    k32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    return k32
 
 
 def _temporaries(folder: str) -> List[Tuple[str, str, int]]:

@@ -322,7 +322,7 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
     cells = [0]
     fam = familiarity(model.to(device), counting_cells(window_items(scene, split.train, with_cloud), cells),
                       window_items(scene, split.val, with_cloud), device=device)
-    why = too_few_cells(cells[0], f"the scene around the training {split.train.units.many}")
+    why = too_few_cells(cells[0], f"the scene around the training {split.train.units.many} holds")
     if why:
         return None, why
     fam["calibrated_on"] = "heldout"
