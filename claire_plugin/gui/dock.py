@@ -50,6 +50,7 @@ from .widgets import (
     parse_band_list,
     parse_offset,
     vertical_scroll,
+    wrap_tooltips,
 )
 
 EXPLAINER_KEY = "claire/explainer_path"
@@ -132,6 +133,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self._build_footer(root))
         self.setWidget(root)
+        self._tips = wrap_tooltips(root)
         self._connect()
 
     def _build_inputs_box(self, page: QWidget) -> QGroupBox:

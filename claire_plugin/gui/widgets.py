@@ -1,12 +1,13 @@
 """Small widget helpers that keep the dock readable at the ~300 px QGIS gives a new dock."""
 from __future__ import annotations
 
+import html
 import os
 from typing import Callable, List, Optional, Tuple
 
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QEvent, QObject, Qt
 from qgis.PyQt.QtGui import QTextOption
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -16,6 +17,7 @@ from qgis.PyQt.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +27,33 @@ from .tones import Restyled, tones
 
 ZWSP = "\u200b"
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's largest widget size
+
+
+#: Plain tooltips longer than this (characters) are shown wrapped (Qt draws plain text on one line: the SAR gate
+#: weight's 160 characters spanned a 1366 px screen).
+WRAP_TIP_CHARS = 80
+
+
+class WrappedTips(QObject):
+    """Event filter showing a widget's long plain-text tooltip as wrapped rich text (the tooltip text itself is left
+    as it is, so that what the widget says stays one truth)."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ToolTip and isinstance(obj, QWidget):
+            text = obj.toolTip()
+            if len(text) > WRAP_TIP_CHARS and not Qt.mightBeRichText(text):
+                body = html.escape(text).replace("\n", "<br>")
+                QToolTip.showText(event.globalPos(), f"<p>{body}</p>", obj)
+                return True
+        return False
+
+
+def wrap_tooltips(root: QWidget, tips: Optional[WrappedTips] = None) -> WrappedTips:
+    """Install one WrappedTips on `root` and every widget below it; returns the filter (keep a reference)."""
+    tips = tips or WrappedTips(root)
+    for widget in [root] + root.findChildren(QWidget):
+        widget.installEventFilter(tips)
+    return tips
 
 
 def file_url(path: str) -> str:

@@ -966,3 +966,24 @@ def test_keyboard_and_screen_reader_use_of_the_dock(qgis_app, dock_with_layers):
     escape[0].activated.emit()
     assert Running.cancelled
     dock.task = None
+
+
+def test_long_tooltips_are_shown_wrapped(qgis_app):
+    """QA round 13 (QGIS desktop at 1366 x 768): the SAR gate weight's plain tooltip was drawn on one line across
+    the whole screen. Long plain tooltips are shown as wrapped rich text; the widget's own text is unchanged."""
+    from qgis.PyQt.QtCore import QEvent, QPoint
+    from qgis.PyQt.QtGui import QHelpEvent
+    from qgis.PyQt.QtWidgets import QApplication, QToolTip
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    dock = ClaireDock(None)
+    box = dock.want_reliance
+    plain = box.toolTip()
+    assert len(plain) > 80 and not plain.startswith("<")
+    dock.show()
+    QApplication.sendEvent(box, QHelpEvent(QEvent.Type.ToolTip, QPoint(2, 2), box.mapToGlobal(QPoint(2, 2))))
+    shown = QToolTip.text()
+    assert shown.startswith("<p>") and "not which of them decided the class" in shown and box.toolTip() == plain
+    QToolTip.hideText()
+    dock.deleteLater()
