@@ -76,6 +76,18 @@ def missing_required() -> List[str]:
     return missing()
 
 
+def release_outputs(params) -> List[str]:
+    """On Windows, remove the project's layers that show the files this run will write, before it starts, and return
+    their names: Windows cannot replace a file QGIS holds open, so a re-run into a loaded output failed at its end
+    (elsewhere the layers are replaced after the run, as before)."""
+    from ..core.io import atomic
+
+    if not atomic.WINDOWS:
+        return []
+    companions = [key for key, _name, _ramp in COMPANION_STYLES]
+    return remove_layers_showing([params.output] + [getattr(params, k, None) for k in companions])
+
+
 def run_files(result, params) -> List[str]:
     """The files a run wrote, and the companions it was asked for but could not write (a model without
     familiarity statistics writes no "unlike the training data" raster): those are an earlier run's, at the
@@ -527,6 +539,7 @@ class ClaireDock(Restyled, QgsDockWidget):
             self._set_status(str(exc), error=True)
             return None
         self.last_card = self.picker.card()
+        released = release_outputs(params)
         task = ClassifyTask(params, on_done=self.on_classified,
                             description=f"CLAIRE: {os.path.basename(params.optical)}")
         task.progressChanged.connect(self._show_progress)  # bound methods: Qt drops them with the dock
@@ -539,7 +552,9 @@ class ClaireDock(Restyled, QgsDockWidget):
         if pressed:  # from the keyboard: the disabled button's focus would fall past Cancel
             self.cancel_button.setFocus()
         self.progress.setValue(0)
-        self._set_status("Starting…")
+        self._set_status("Starting…" + (f" (layers showing the files this run replaces were removed, as Windows "
+                                        f"cannot replace a file QGIS has open: {', '.join(released)})"
+                                        if released else ""))
         QgsApplication.taskManager().addTask(task)
         return task
 

@@ -987,3 +987,26 @@ def test_long_tooltips_are_shown_wrapped(qgis_app):
     assert shown.startswith("<p>") and "not which of them decided the class" in shown and box.toolTip() == plain
     QToolTip.hideText()
     dock.deleteLater()
+
+
+def test_on_windows_the_layers_showing_a_runs_outputs_are_released_before_it(qgis_app, tmp_path, monkeypatch,
+                                                                              raster_pair):
+    """QA round 13 (Windows, simulated): the dock replaced the layers showing an output only after the run, but
+    Windows cannot replace a file QGIS holds open, so re-running into a loaded output failed at its very end."""
+    import shutil
+    from types import SimpleNamespace
+
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    import claire.claire_plugin.core.io.atomic as atomic
+    from claire.claire_plugin.gui.dock import release_outputs
+
+    out = str(tmp_path / "landcover.tif")
+    shutil.copy(raster_pair["optical"], out)
+    layer = QgsRasterLayer(out, "Land cover of before", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    params = SimpleNamespace(output=out, confidence=None, reliance=None, cloud=None, unfamiliar=None)
+    assert release_outputs(params) == [] and QgsProject.instance().mapLayer(layer.id()) is not None  # not Windows
+    monkeypatch.setattr(atomic, "WINDOWS", True)
+    assert release_outputs(params) == ["Land cover of before"]
+    assert not QgsProject.instance().mapLayersByName("Land cover of before")
