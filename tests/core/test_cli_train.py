@@ -89,7 +89,7 @@ def test_images_too_small_for_familiarity_statistics_get_none(generic_dir, tmp_p
     assert "familiarity" not in load_checkpoint(out)[1]
     err = capsys.readouterr().err
     assert "familiarity: not measured: the training images (their training part) hold " in err
-    assert "fewer than the 256 (about 512 x 512 px of labelled training area, after any hold-out)" in err
+    assert "fewer than the 256 (about 512 x 512 px of labelled training area, after the hold-out)" in err
     card = load_checkpoint(out)[1]
     assert card["training"]["familiarity"].startswith("not measured: the training images")
     assert "cannot say where a scene is unlike its training data" in err

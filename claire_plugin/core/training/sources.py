@@ -110,14 +110,14 @@ def counting_cells(items: Iterable[tuple], count: List[int]) -> Iterator[tuple]:
         yield item
 
 
-def too_few_cells(cells: int, where: str) -> Optional[str]:
-    """Why familiarity statistics are not measured on `cells` cells of 32 px with labels (`where`: what holds them,
-    with its verb, "the training images hold"), or None."""
+def too_few_cells(cells: int, where: str, area: str = "") -> Optional[str]:
+    """Why familiarity statistics are not measured on `cells` cells of 32 px with data (`where`: what holds them,
+    with its verb, "the training images hold"; `area`: what the size hint counts), or None."""
     if cells >= MIN_FAMILIAR_CELLS:
         return None
     side = int((MIN_FAMILIAR_CELLS * 32 * 32) ** 0.5)
     return (f"not measured: {where} {cells} cells of 32 px, fewer than the {MIN_FAMILIAR_CELLS} (about {side} x "
-            f"{side} px of labelled training area, after any hold-out) the statistics need")
+            f"{side} px{area}) the statistics need")
 
 
 def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "cpu") -> Tuple[Optional[dict], str]:
@@ -136,7 +136,8 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
     fam = familiarity(model.to(device), counting_cells(prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec,
                                                                 uses_cloud), cells),
                       prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
-    why = too_few_cells(cells[0], "the training images (their training part) hold")
+    why = too_few_cells(cells[0], "the training images (their training part) hold", " of labelled training area, "
+                        "after the hold-out")
     if why:
         return None, why
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
