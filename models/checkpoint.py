@@ -248,6 +248,15 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
     return model, card
 
 
+def check_weights(path: str) -> Dict[str, Any]:
+    """The card of the checkpoint at `path` after its weights are checked against the network it describes (names,
+    shapes, kinds; no weight is read): CheckpointError otherwise."""
+    header = read_header(path)
+    card = read_card(path, header)
+    _check_shapes(path, card, header)
+    return card
+
+
 def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> None:
     """CheckpointError unless the header's tensors are exactly the state_dict of the network the card
     describes, with the same shapes and a floating or integer type where the network has one. The network

@@ -190,6 +190,27 @@ def test_info_refuses_pickle(tmp_path, capsys):
     assert "ZIP" in capsys.readouterr().err
 
 
+def test_info_refuses_a_checkpoint_missing_weights(tmp_path, capsys):
+    """QA round 13: `claire info` printed the card of a file missing a weight and exited 0; classify refused it."""
+    from safetensors.torch import save_file
+
+    from claire.models.checkpoint import CARD_KEY
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(str(tmp_path / "m.safetensors"))
+    model, card = load_checkpoint(path)
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    dropped = sorted(weights)[0]
+    del weights[dropped]
+    broken = tmp_path / "broken.safetensors"
+    save_file(weights, str(broken), metadata={CARD_KEY: json.dumps(card)})
+    assert main(["info", path]) == 0
+    capsys.readouterr()
+    assert main(["info", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "1 weight(s) of the network are missing" in err and dropped in err
+
+
 def test_models_table(capsys):
     assert main(["models", "--sizes", "tiny"]) == 0
     out = capsys.readouterr().out
