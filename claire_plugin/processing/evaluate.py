@@ -20,6 +20,7 @@ from qgis.core import (
 )
 
 from ...models.quoting import csv_cell
+from ..core.io.gdal_names import source_file
 from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
@@ -76,7 +77,7 @@ def table_file(destination: Optional[str]) -> Optional[str]:
     dest = (destination or "").strip()
     if not dest or dest == "TEMPORARY_OUTPUT" or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", dest) or "://" in dest:
         return None
-    return dest.split("|", 1)[0]
+    return source_file(dest)
 
 
 class EvaluateAlgorithm(ClaireAlgorithm):
@@ -144,7 +145,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
                                           QgsWkbTypes.NoGeometry)
         if sink is None:
             raise QgsProcessingException("Could not create the per-class table; choose another destination.")
-        as_csv = str(dest).split("|")[0].lower().endswith(".csv")  # a class named "=..." stays text in a spreadsheet
+        as_csv = source_file(str(dest)).lower().endswith(".csv")  # a class named "=..." stays text in a spreadsheet
         for row in metrics["per_class"]:
             feat = QgsFeature(table_fields())
             feat.setAttributes([row["value"], csv_cell(row["name"]) if as_csv else row["name"], row["iou"],

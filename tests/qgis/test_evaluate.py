@@ -209,7 +209,8 @@ def processing_run_file(cls_path, ref_path, out):
     return processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "OUTPUT_TABLE": out})
 
 
-def test_the_csv_table_keeps_a_formula_like_class_name_as_text(claire_plugin, tmp_path):
+@pytest.mark.parametrize("table_name", ["metrics.csv", "ev|al.csv"])
+def test_the_csv_table_keeps_a_formula_like_class_name_as_text(claire_plugin, tmp_path, table_name):
     """QA round 13: a class named `=HYPERLINK(...)` in a stranger's checkpoint became a live formula in the
     per-class CSV a spreadsheet opens."""
     import csv
@@ -224,7 +225,7 @@ def test_the_csv_table_keeps_a_formula_like_class_name_as_text(claire_plugin, tm
     pred, ref = _maps(tmp_path)
     cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
     ref_path = write_raster(str(tmp_path / "ref.tif"), ref)
-    table = str(tmp_path / "metrics.csv")
+    table = str(tmp_path / table_name)
     processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, "REFERENCE_NODATA": "0",
                                        "CHECKPOINT": ck, "OUTPUT_TABLE": table})
     with open(table, encoding="utf-8") as fh:

@@ -55,6 +55,11 @@ def test_a_file_name_holding_a_bar_is_the_file(tmp_path, raster_pair):
     shutil.copy(raster_pair["optical"], odd)
     assert source_file(odd) == odd
     assert source_file(str(tmp_path / "layers.gpkg|layername=labels")) == str(tmp_path / "layers.gpkg")
+    gpkg = tmp_path / "la|bels.gpkg"  # a layer of a file whose name holds `|` (review of round 13)
+    gpkg.write_bytes(b"")
+    assert source_file(str(gpkg) + "|layername=labels") == str(gpkg)
+    assert source_file(str(tmp_path / "ev|al.csv")) == str(tmp_path / "ev|al.csv")  # an output not written yet
+    assert source_file(str(tmp_path / "new.gpkg|layername=t")) == str(tmp_path / "new.gpkg")
     assert check_raster_files({"OPTICAL": odd}, {"OPTICAL": "optical"}) is None
     layer = QgsRasterLayer(odd, "odd", "gdal")
     assert layer.isValid() and layer_file(layer) == (odd, None)

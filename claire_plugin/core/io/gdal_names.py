@@ -19,9 +19,15 @@ _REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vs
 
 
 def source_file(text: str) -> str:
-    """The file of a QGIS data source text: the text itself where that file exists (a name may hold a `|`), else
-    what comes before its first `|` (`labels.gpkg|layername=x`, QGIS's separator of a source's options)."""
-    return text if os.path.exists(text) else text.split("|")[0]
+    """The file of a QGIS data source text (or of an output not written yet): the longest part before a `|` (QGIS's
+    separator of a source's options, `labels.gpkg|layername=x`) that exists, the whole text first (a file name may
+    hold a `|`); else the text up to the first `|` that starts an option (`|name=`)."""
+    parts = text.split("|")
+    for k in range(len(parts), 0, -1):
+        if os.path.exists("|".join(parts[:k])):
+            return "|".join(parts[:k])
+    option = re.search(r"\|[A-Za-z_]+=", text)
+    return text[:option.start()] if option else text
 
 
 def is_gdal_name(name: str) -> bool:
