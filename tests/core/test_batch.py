@@ -157,7 +157,7 @@ def test_the_summaries_name_files_by_absolute_paths(folders, tmp_path, tiny_chec
     assert sum(first["area_ha"].values()) == pytest.approx(first["valid_pixels"] * 100 / 1e4, rel=1e-3)
     # the three pairs map the same ground (as dates of one place do): their areas are not summed
     totals = js["totals"]
-    assert totals["pairs"] == 3 and totals["valid_pixels"] == sum(r["valid_pixels"] for r in js["results"])
+    assert totals["pairs"] == 3 and totals["valid_pixels"] is None
     assert totals["area_ha"] is None and totals["overlapping_maps"] == 3 and "not summed" in totals["note"]
 
 
@@ -214,3 +214,22 @@ def test_each_pairs_warnings_are_kept_and_said(tmp_path, tiny_checkpoint, capsys
     assert [w for w in record["warnings"] if "50 days apart" in w] and record["sar_only_share"] is not None
     row = next(csv.DictReader((out / SUMMARY_CSV).read_text().splitlines()))
     assert "50 days apart" in row["warnings"]
+
+
+def test_maps_across_the_antimeridian_are_seen_to_overlap(tmp_path):
+    """Review of QA round 13: a map spanning 180 degrees and a part of it east of the line never met once both were
+    in longitude/latitude, and a time series there had its dates summed again."""
+    import numpy as np
+
+    from claire.claire_plugin.core.batch import overlapping_maps
+    from claire.tests.fixtures.helpers import write_raster
+
+    data = np.zeros((1, 20, 100), np.uint8)
+    # EPSG:32601 (UTM 1N) at about 65 N: x 340 km lies at 179.6 E, x 380 km at 179.5 W; x 364 km is 179.9 W
+    whole = write_raster(str(tmp_path / "whole.tif"), data, crs="EPSG:32601", origin=(340000.0, 7210000.0), res=400.0)
+    east = write_raster(str(tmp_path / "east.tif"), data[:, :, :40], crs="EPSG:32601",
+                        origin=(364000.0, 7210000.0), res=400.0)
+    apart = write_raster(str(tmp_path / "apart.tif"), data, crs="EPSG:32601", origin=(340000.0, 7400000.0),
+                         res=400.0)
+    assert overlapping_maps([whole, east]) == 2
+    assert overlapping_maps([whole, apart]) == 0
