@@ -247,8 +247,9 @@ def _check_config(cfg: Dict[str, Any], n_classes: int, arch: str) -> None:
                 _int(v, f"config.{key}[{j}]", 1, hi)
     if "decoder_dim" in cfg:
         _int(cfg["decoder_dim"], "config.decoder_dim", 1, MAX_WIDTH)
-    if cfg.get("context_px") is not None:  # the local windows of GRN, CMAF and pooling, in input pixels
-        _int(cfg["context_px"], "config.context_px", 16, TILE_RANGE[1])
+    if cfg.get("context_px") is not None:  # the local windows of GRN, CMAF and pooling, in whole 32 px cells
+        if _int(cfg["context_px"], "config.context_px", 32, TILE_RANGE[1]) % 32:
+            raise CardSchemaError(f"the card's config.context_px {cfg['context_px']} is not a multiple of 32")
     if arch == ENSEMBLE:
         _check_ensemble(cfg, n_classes)
 

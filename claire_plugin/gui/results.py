@@ -164,11 +164,12 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     parts = []
     unfamiliar = summary.get("unfamiliar_share")
     if unfamiliar is None and card is not None and not card.get("familiarity"):
-        note = (card.get("training") or {}).get("familiarity")  # why a polygon-trained card has none
-
+        note = (card.get("training") or {}).get("familiarity")  # why a trained card has none
         many = units_of(((card.get("training") or {}).get("labels"))).many
-        why = (f"{str(note).removeprefix('not measured: ')}. A larger scene around the {many}, or {many} "
-               f"spread wider, gives it that check" if note else "its card has no familiarity statistics")
+        more = (f"A larger scene around the {many}, or {many} spread wider, gives it that check"
+                if trained_on_labels(card) else "Training on more or larger images gives it that check")
+        why = (f"{str(note).removeprefix('not measured: ')}. {more}" if note else
+               "its card has no familiarity statistics")
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
     gaps = summary.get("sar_only_share") or 0.0  # the optical's gaps in the map (none where neither has data)
     if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:

@@ -68,6 +68,7 @@ CARD_FAULTS = [
     (lambda c: c["classes"][0].__setitem__("name", 7), r"classes\[0\]\.name is not text"),
     (lambda c: c.__setitem__("metrics", {"heldout": {"oa": "abc"}}), r"metrics\.heldout\.oa is 'abc', not a finite"),
     (lambda c: c["config"].__setitem__("context_px", 10 ** 9), r"config\.context_px is 1000000000, outside"),
+    (lambda c: c["config"].__setitem__("context_px", 48), r"config\.context_px 48 is not a multiple of 32"),
     (lambda c: c.__setitem__("familiarity", _familiarity(smooth_cells=10 ** 9)), r"smooth_cells is 1000000000"),
     (lambda c: (c["config"].__setitem__("dims", [8, 16, 32, 64]), c.__setitem__("familiarity", _familiarity(5))),
      r"familiarity\.mean has 5 numbers; its network's bottleneck features have 64 channels"),

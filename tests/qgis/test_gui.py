@@ -1010,3 +1010,17 @@ def test_on_windows_the_layers_showing_a_runs_outputs_are_released_before_it(qgi
     monkeypatch.setattr(atomic, "WINDOWS", True)
     assert release_outputs(params) == ["Land cover of before"]
     assert not QgsProject.instance().mapLayersByName("Land cover of before")
+
+
+def test_a_model_without_familiarity_gets_advice_for_how_it_was_trained(qgis_app):
+    """Review of QA round 13: a folder-trained model too small for familiarity statistics was told to spread its
+    polygons wider."""
+    from claire.claire_plugin.gui.results import trust_html
+
+    note = "not measured: the training images (their training part) hold 8 cells of 32 px, fewer than the 256"
+    folder = {"training": {"data": "tm32", "familiarity": note}}
+    polygons = {"training": {"data": "polygons", "labels": {"kind": "polygons"}, "familiarity": note},
+                "metrics": {"heldout_polygons": {"macro_f1": 0.8}}}
+    said = trust_html({}, folder)
+    assert "hold 8 cells" in said and "more or larger images" in said and "polygons" not in said
+    assert "polygons spread wider" in trust_html({}, polygons)

@@ -136,8 +136,9 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
     fam = familiarity(model.to(device), counting_cells(prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec,
                                                                 uses_cloud), cells),
                       prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
-    why = too_few_cells(cells[0], "the training images (their training part) hold", " of labelled training area, "
-                        "after the hold-out")
+    why = (too_few_cells(cells[0], "the training images (their training part) hold", " of labelled training area, "
+                         "after the hold-out") if vsrc is not None else
+           too_few_cells(cells[0], "the training images hold", " of labelled area"))
     if why:
         return None, why
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
