@@ -214,12 +214,12 @@ def _as_vrt(jobs, folder: str, kept: str, output: str, confidence: Optional[str]
             shutil.rmtree(kept, ignore_errors=True)
             os.replace(earlier, kept)
         raise
+    if earlier:  # the new VRTs are written: nothing points at the earlier parts any more
+        shutil.rmtree(earlier, ignore_errors=True)
     from .engine.plan import card_classes, class_colors
     from .io.qml import style_classes, write_class_style
 
     write_class_style(output, style_classes(card_classes(results[0].card), class_colors(results[0].card)))
-    if earlier:
-        shutil.rmtree(earlier, ignore_errors=True)
     return SceneResult(output, confidence, bands, written, results[0].device, results[0].messages)
 
 

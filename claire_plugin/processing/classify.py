@@ -63,8 +63,8 @@ class ClassifyAlgorithm(ClaireAlgorithm):
     HELP = HELP
     ADVANCED = RUN_ADVANCED | {"FILL_FROM_SAR", "SNOW_CHECK"}
     INTRO = ("Fuses an optical and a SAR raster into a land-cover map with a CLAIRE network: the two encoders' "
-             "features are fused by cross-modality attention, so the SAR carries the decision where clouds hide "
-             "the ground. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
+             "features are fused by cross-modality attention, so where clouds hide the ground the map rests on "
+             "the radar. Runs tile by tile in flat memory; the output lies exactly on the optical grid.")
 
     def name(self) -> str:
         return "classify"

@@ -477,7 +477,7 @@ def test_low_confidence_under_cloud_is_not_put_down_to_class_boundaries():
     for c in summary["classes"]:
         c.update(cloud_share=0.8, sar_only_share=0.1)
     clouded = template.write(build_facts(summary, card))
-    assert "most of their pixels lay under cloud or in the optical gaps, where the decision rests on the SAR" in clouded
+    assert "most of their pixels lay under cloud or in the optical gaps, where the model sees little but the radar" in clouded
     assert "class boundaries" not in clouded
     for c in summary["classes"]:
         c.update(cloud_share=0.0, sar_only_share=0.0, low_confidence_share=0.0)

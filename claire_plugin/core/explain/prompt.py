@@ -29,7 +29,7 @@ SCENE_LINES = (("optical_invalid_pct", "Optical input nodata or invalid"),
                ("sar_reliance_clear_pct", "SAR share in the fusion gate on clear pixels"),
                ("unfamiliar_pct", "Unlike the model's training data (not to be trusted)"),
                ("snow_ruled_out_pct", "Snow or ice by the network, ruled out (the optical's NDSI shows none, or "
-                                      "thick cloud: decided from SAR), given the next class"),
+                                      "thick cloud hides the ground from the optical), given the next class"),
                ("snow_ruled_out_clouded_pct", "of it under cloud, where SAR cannot tell snow"),
                ("snow_ruled_out_clear_pct", "of it where the clear optical shows no snow"),
                ("mean_confidence_pct", "Mean confidence"),

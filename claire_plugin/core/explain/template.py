@@ -124,8 +124,8 @@ def _why_unsure(weak: List[dict]) -> str:
         return "none of their pixels is low-confidence, so nothing there calls for a check"
     gapped = [c["name"] for c in weak if _by_gap(c)]
     if len(gapped) == len(weak):
-        return ("most of their pixels lay under cloud or in the optical gaps, where the decision rests on the SAR and "
-                "is less sure: check them against imagery of a clear date")
+        return ("most of their pixels lay under cloud or in the optical gaps, where the model sees little but the "
+                "radar and is less sure: check them against imagery of a clear date")
     boundaries = "such pixels typically sit on class boundaries or in spectrally mixed cover"
     if gapped:
         return (f"{boundaries}, and most of {gapped[0]}'s lay under cloud or in the optical gaps; they deserve a "
@@ -328,8 +328,9 @@ def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
                    f"cover (its snow index), so the next most likely class was mapped there; a network that mistakes "
                    f"this scene for snow deserves little trust on it.")
     if clouded >= SNOW_SAY_PCT:
-        out.append(f"On {f.pct(clouded)} of the map, under cloud, the network said snow or ice; it decides there "
-                   f"from SAR, which cannot tell snow, so the next most likely class was mapped.")
+        out.append(f"On {f.pct(clouded)} of the map, under cloud, the network said snow or ice; there the optical "
+                   f"sees little or no ground and the radar cannot tell snow, so the next most likely class was "
+                   f"mapped.")
     return out
 
 
@@ -376,8 +377,8 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
     if cloud >= UNFAMILIAR_WARN_PCT and not bright:
         out.append(f"Part of this may come from the cloud ({f.pct(cloud)} of the map lay under cloud, haze or "
                    f"shadow): the optical the model sees there is unlike the ground of its training scenes, and the "
-                   f"score reads that as unlike the training data even where SAR decided the class; a clear scene of "
-                   f"the same place may show far less.")
+                   f"score reads that as unlike the training data even where the class rests on the radar; a clear "
+                   f"scene of the same place may show far less.")
     if scene.get("optical_offset_suspected") or scene.get("smaller_than_calibration"):
         pass
     elif (facts.get("model") or {}).get("from_labels"):
