@@ -31,6 +31,13 @@ SIZES: Dict[str, Dict[str, Any]] = {
 }
 
 
+def with_preset(config: Dict[str, Any]) -> Dict[str, Any]:
+    """`config` with its size's preset widths and depths filled in (explicit `dims`/`depths`/`decoder_dim`
+    override them; an unknown size adds none)."""
+    size = config.get("size", "small")
+    return {"size": size, **SIZES.get(size, {}), **config}
+
+
 class CardSchemaError(ValueError):
     """One thing wrong with a card, as a phrase."""
 
@@ -152,8 +159,8 @@ def _check_familiarity(fam: Any, net_cfg: Dict[str, Any]) -> None:
         raise CardSchemaError("the card's familiarity.threshold is not positive")
     if "smooth_cells" in fam:
         _int(fam["smooth_cells"], "familiarity.smooth_cells", 1, MAX_SMOOTH_CELLS)
-    preset = SIZES.get(net_cfg.get("size", "small"), {})
-    dims, decoder = net_cfg.get("dims", preset.get("dims")), net_cfg.get("decoder_dim", preset.get("decoder_dim"))
+    net = with_preset(net_cfg)
+    dims, decoder = net.get("dims"), net.get("decoder_dim")
     width = (dims[-1] if isinstance(dims, list) and dims else None) if feature == "bottleneck" else decoder
     mean = _numbers(fam.get("mean"), "familiarity.mean")
     if isinstance(width, int) and len(mean) != width:

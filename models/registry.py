@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
 
-from .card_schema import ENSEMBLE, FOREST, SIZES
+from .card_schema import ENSEMBLE, FOREST, SIZES, with_preset
 from .networks import ASANet, ClaireNet, SingleModalityNet
 from .quoting import quoted
 
@@ -74,9 +74,7 @@ def resolve_config(config: Dict[str, Any]) -> Dict[str, Any]:
     size = config.get("size", "small")
     if size not in SIZES:
         raise ValueError(f"unknown model size {quoted(size)}; choose one of {available_sizes()}")
-    out = {"size": size, **SIZES[size]}
-    out.update({k: v for k, v in config.items()})
-    return out
+    return with_preset(config)
 
 
 def context_px(arch: str, cfg: Dict[str, Any]) -> Optional[int]:

@@ -83,8 +83,7 @@ def classes_from_gdal(path: str) -> List[Dict[str, Any]]:
     entries = (band.get("colorTable") or {}).get("entries") or []
     out = []
     for value in sorted(names):
-        name = names[value]
-        name = clean_name(name)
+        name = clean_name(names[value])
         if not name or (nodata is not None and value == int(nodata)):
             continue
         color = "#{:02x}{:02x}{:02x}".format(*entries[value][:3]) if value < len(entries) else None

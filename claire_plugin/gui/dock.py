@@ -76,6 +76,10 @@ def missing_required() -> List[str]:
     return missing()
 
 
+#: The companion rasters' names, as ClassifyParams and ClassifyResult call them.
+COMPANIONS = tuple(key for key, _name, _ramp in COMPANION_STYLES)
+
+
 def release_outputs(params) -> List[str]:
     """On Windows, remove the project's layers that show the files this run will write, before it starts, and return
     their names: Windows cannot replace a file QGIS holds open, so a re-run into a loaded output failed at its end
@@ -84,17 +88,15 @@ def release_outputs(params) -> List[str]:
 
     if not atomic.WINDOWS:
         return []
-    companions = [key for key, _name, _ramp in COMPANION_STYLES]
-    return remove_layers_showing([params.output] + [getattr(params, k, None) for k in companions])
+    return remove_layers_showing([params.output] + [getattr(params, k, None) for k in COMPANIONS])
 
 
 def run_files(result, params) -> List[str]:
     """The files a run wrote, and the companions it was asked for but could not write (a model without
     familiarity statistics writes no "unlike the training data" raster): those are an earlier run's, at the
     names this dock gives them, and are removed so that no layer or folder pairs them with this map."""
-    companions = [key for key, _name, _ramp in COMPANION_STYLES]  # as ClassifyParams / ClassifyResult name them
-    files = [result.output] + [getattr(result, k, None) for k in companions]
-    for key in companions:
+    files = [result.output] + [getattr(result, k, None) for k in COMPANIONS]
+    for key in COMPANIONS:
         asked = getattr(params, key, None) if params is not None else None
         if asked and not getattr(result, key, None) and os.path.isfile(asked):
             files.append(asked)

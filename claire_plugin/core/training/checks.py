@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any, Optional
 
+from ....models.card_schema import TILE_RANGE
 from ....models.quoting import quoted
 from ..errors import ClaireError
 
@@ -102,9 +103,9 @@ def check_folder_numbers(args) -> None:
     check_range(args.tversky_alpha, "--tversky-alpha", 0.0, 1.0, "0.3")
     check_range(args.tversky_beta, "--tversky-beta", 0.0, 1.0, "0.7")
     context = _whole(args.context_px, "--context-px", 32, "128")
-    if context % 32 or context > 8192:  # the card's range (models.card_schema); the local windows are whole cells
-        raise ClaireError(f"--context-px must be a multiple of 32 from 32 to 8192 (got {args.context_px}); give e.g. "
-                          f"--context-px 128")
+    if context % 32 or context > TILE_RANGE[1]:  # the card's range; the local windows are whole 32 px cells
+        raise ClaireError(f"--context-px must be a multiple of 32 from 32 to {TILE_RANGE[1]} (got {args.context_px}); "
+                          f"give e.g. --context-px 128")
 
 
 def check_polygon_params(params) -> None:

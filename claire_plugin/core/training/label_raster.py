@@ -128,10 +128,7 @@ def parse_class_names(text: str) -> list:
     entry that does not parse, a code given twice, an empty name or a colour that is not #rrggbb."""
     from .sources import parse_classes
 
-    try:
-        defs = parse_classes(text)
-    except ClaireError as exc:
-        raise ClaireError(str(exc) if str(exc).startswith("--classes") else f"--classes: {exc}") from None
+    defs = parse_classes(text)
     seen: Dict[int, str] = {}
     for d in defs:
         if d.value in seen:

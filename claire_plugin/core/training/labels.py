@@ -357,12 +357,12 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
             raise ClaireError(f"{len(bad)} class code(s) in field {quoted(field_name)} are outside 0..254 ({shown}): "
                               f"the map stores one byte per pixel (255 is reserved); {text_field}, or recode them to "
                               "1..254 in a new field (QGIS field calculator) and give that field")
+        given = [(k, clean_name(n)) for k, n in zip(keys, names) if n is not None]
+        given = [(k, n) for k, n in given if n]  # an empty name: the code is named "class <code>"
         named: Dict[int, set] = {}
-        for k, n in zip(keys, names):
-            if n is not None and clean_name(n):  # an empty name: the code is named "class <code>"
-                named.setdefault(k, set()).add(clean_name(n))
-        check_one_code_per_name([(k, clean_name(n)) for k, n in zip(keys, names) if n is not None and clean_name(n)],
-                                "give each class one code")
+        for k, n in given:
+            named.setdefault(k, set()).add(n)
+        check_one_code_per_name(given, "give each class one code")
         for k, ns in named.items():
             if len(ns) > 1:
                 raise ClaireError(f"class code {k} has several names ({', '.join(sorted(ns))}); give each code "

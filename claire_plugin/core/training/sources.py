@@ -33,7 +33,8 @@ def parse_classes(text: str):
     for item in re.split(r",\s*(?=-?\d+\s*:)", text.strip()):
         value, sep, rest = item.strip().partition(":")
         if not sep or not value.strip().lstrip("-").isdigit():
-            raise ClaireError(f"bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. 1:water:#419bdf")
+            raise ClaireError(f"--classes: bad class entry {quoted(item)}: use value:name[:#rrggbb], e.g. "
+                              f"1:water:#419bdf")
         name, sep, color = rest.rstrip().rstrip(",").partition(":")  # the colour is checked with the names
         if not clean_name(name):  # a card of an unnamed class was refused by the next `claire info`
             raise ClaireError(f"--classes gives code {int(value)} an empty name; write value:name, e.g. "
@@ -136,9 +137,9 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
     fam = familiarity(model.to(device), counting_cells(prepared(src.eval_items(context=EVAL_CONTEXT), ospec, sspec,
                                                                 uses_cloud), cells),
                       prepared(heldout.eval_items(context=EVAL_CONTEXT), ospec, sspec, uses_cloud), device=device)
-    why = (too_few_cells(cells[0], "the training images (their training part) hold", " of labelled training area, "
-                         "after the hold-out") if vsrc is not None else
-           too_few_cells(cells[0], "the training images hold", " of labelled area"))
+    where, area = (("the training images (their training part) hold", " of labelled training area, after the hold-out")
+                   if vsrc is not None else ("the training images hold", " of labelled area"))
+    why = too_few_cells(cells[0], where, area)
     if why:
         return None, why
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
