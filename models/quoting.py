@@ -31,6 +31,23 @@ def csv_cell(value: object) -> object:
         return "'" + value
 
 
+#: Markdown's inline markup (emphasis, code, links, tables, strike-through); `<`, `>` and `&` become entities.
+_MARKDOWN_MARKUP = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"})
+
+
+def markdown_text(value: object) -> str:
+    """`value` as literal text in Markdown: a class named `*x*`, `[x](url)` or `<b>x</b>` is shown as written,
+    not drawn as emphasis, a link or HTML by whatever renders the file, nor as a heading or list when it starts a
+    line; a newline becomes a space."""
+    import re
+
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = " ".join(text.translate(_MARKDOWN_MARKUP).split("\n"))
+    # a line starting "# ", "- ", "+ ", "=" or "12. " would be a heading, a list item or an underline
+    return re.sub(r"^(\s*)(?:([#+=-])|(\d+)(?=[.)]))",
+                  lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\"), text, count=1)
+
+
 def clean_name(name: str) -> str:
     """A class name on one line: control characters (newlines, tabs, NUL, terminal escapes) become spaces, runs of
     spaces one, and the ends are trimmed; they broke console tables, the explanation's facts and the style's XML."""

@@ -41,6 +41,29 @@ def test_html_report_gets_json_twin_and_escapes(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["facts"]["metrics"] is None
 
 
+def test_markdown_twin_shows_markup_in_names_as_written(tmp_path):
+    """A class named with Markdown or HTML is literal text in the .md twin (emphasis, a link, an image, a table
+    cell break, a heading): escaped where the HTML twin escapes it."""
+    summary, card = sample_run(with_reference=False)
+    name = "*wet* ![x](http://t/p.png) <img src=x> | _a_"
+    summary["classes"][0]["name"] = card["classes"][0]["name"] = name
+    write_report(summary, card, str(tmp_path / "run.md"))
+    md = (tmp_path / "run.md").read_text()
+    escaped = "\\*wet\\* !\\[x\\](http://t/p.png) &lt;img src=x&gt; \\| \\_a\\_"
+    assert escaped in md
+    assert "<img" not in md and "![x](" not in md and "*wet*" not in md.replace("\\*", "")
+    rows = [line for line in md.splitlines() if escaped in line and line.startswith("|")]
+    assert rows and all(line.replace("\\|", "").count("|") == rows[0].replace("\\|", "").count("|") for line in rows)
+
+
+def test_markdown_text_keeps_numbers_and_breaks_line_starts():
+    from claire.models.quoting import markdown_text
+
+    assert markdown_text("water 12.5 % (3 px)") == "water 12.5 % (3 px)"
+    assert markdown_text("# 1") == "\\# 1" and markdown_text("- a") == "\\- a" and markdown_text("12. b") == "12\\. b"
+    assert markdown_text("a\nb & c") == "a b &amp; c"
+
+
 def test_report_paths():
     assert report_paths("/a/r.json") == ("/a/r.json", "/a/r.md", "md")
     assert report_paths("/a/r.HTML") == ("/a/r.json", "/a/r.HTML", "html")

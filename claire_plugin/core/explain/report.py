@@ -13,6 +13,7 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ....models.quoting import markdown_text
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from ..numbers import grouped
@@ -197,28 +198,26 @@ def _grounding_line(ex: dict) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    """Readable Markdown twin of a report."""
+    """Readable Markdown twin of a report; every text from the report is literal (`quoting.markdown_text`), so a
+    class named `*x*` or `<img ...>` is shown as written, as in the HTML twin."""
+    cell = markdown_text
     ex = report["explanation"]
     md = ["# CLAIRE land-cover report", "",
-          f"*Explanation written by: {ex['generator_label']}*", ""]
+          f"*Explanation written by: {cell(ex['generator_label'])}*", ""]
     if ex.get("fallback_reason"):
-        md += [f"> {ex['fallback_reason']}", ""]
-    md += [ex["text"], "", _grounding_line(ex), ""]
+        md += [f"> {cell(ex['fallback_reason'])}", ""]
+    md += ["\n\n".join(cell(p) for p in ex["text"].split("\n\n") if p.strip()), "", cell(_grounding_line(ex)), ""]
     if ex["flagged_sentences"]:
         md += ["Sentences with numbers not found in the facts:", ""]
-        md += [f"- {s}" for s in ex["flagged_sentences"]] + [""]
-
-    def cell(x: str) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
+        md += [f"- {cell(s)}" for s in ex["flagged_sentences"]] + [""]
     for title, header, rows in tables(report):
-        md += [f"## {title}", "", "| " + " | ".join(cell(h) for h in header) + " |",
+        md += [f"## {cell(title)}", "", "| " + " | ".join(cell(h) for h in header) + " |",
                "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
         md += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows] + [""]
     lines = _inputs_model_lines(report)
     if lines:
         md += ["## Inputs and model", ""] + [f"- **{cell(k)}**: {cell(v)}" for k, v in lines] + [""]
-    md += [f"*Created {report.get('created')}; {report.get('format')}.*", ""]
+    md += [f"*Created {cell(report.get('created'))}; {cell(report.get('format'))}.*", ""]
     return "\n".join(md)
 
 
