@@ -11,7 +11,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .card_schema import card_problem
-from .quoting import clean_name, quoted
+from .quoting import clean_name, name_key, quoted
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch.nn as nn
@@ -165,9 +165,15 @@ def read_card(path: str, header: Optional[Dict[str, Any]] = None) -> Dict[str, A
 def clean_card_text(card: Dict[str, Any]) -> None:
     """The card's names people read, on one line each (a stranger's newline, tab or terminal escape reaches no
     output): class and macroclass names (a class without one is "class <value>", as training names such a code),
-    the sensors' names and band names."""
+    the sensors' names and band names. A name that another class has already (case and spacing aside) gets its
+    value added, "water (value 7)", so that legends, tables and name matching can tell the two apart."""
+    seen = set()
     for c in card["classes"]:
-        c["name"] = clean_name(c.get("name", "")) or f"class {c['value']}"
+        name = clean_name(c.get("name", "")) or f"class {c['value']}"
+        if name_key(name) in seen:
+            name = f"{name} (value {c['value']})"
+        seen.add(name_key(name))
+        c["name"] = name
     for m in card.get("macroclasses") or []:
         if isinstance(m, dict) and isinstance(m.get("name"), str):
             m["name"] = clean_name(m["name"]) or f"macroclass {m.get('value')}"

@@ -57,6 +57,11 @@ def clean_name(name: str) -> str:
     return " ".join(text.split())
 
 
+def name_key(name: object) -> str:
+    """A class name as names are matched (a base checkpoint's, a twin's, a legend's): case and spacing aside."""
+    return " ".join(str(name).split()).casefold()
+
+
 def shell_quote(arg: str) -> str:
     """`arg` quoted for pasting into this system's shell: POSIX quoting, or cmd.exe's on Windows (where a single
     quote is a character of the name, so `'C:\\maps\\pts.gpkg'` named a file that does not exist)."""

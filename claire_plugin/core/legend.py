@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ...models.quoting import quoted
+from ...models.quoting import name_key, quoted
 
 
 @lru_cache(maxsize=1)
@@ -14,7 +14,6 @@ def bundled_legend() -> Dict[str, Tuple[int, str]]:
     """{name key: (code, name)} of the bundled checkpoint's classes; empty where its card cannot be read."""
     from ...models.checkpoint import read_card
     from ..paths import DEFAULT_CHECKPOINT
-    from .training.labels import name_key
 
     try:
         card = read_card(DEFAULT_CHECKPOINT)
@@ -26,8 +25,6 @@ def bundled_legend() -> Dict[str, Tuple[int, str]]:
 def mapping_by_name(reference: Dict[int, str], mine: Dict[int, str]) -> List[str]:
     """The class mapping REFERENCE:MAP ("1:5") that scores a map of legend `mine` (code: name) against a reference
     of legend `reference` by name, for the reference's codes whose name the map codes otherwise, by reference code."""
-    from .training.labels import name_key
-
     by_name = {name_key(n): v for v, n in mine.items()}
     return [f"{v}:{by_name[name_key(n)]}" for v, n in sorted(reference.items())
             if by_name.get(name_key(n), v) != v]
@@ -36,8 +33,6 @@ def mapping_by_name(reference: Dict[int, str], mine: Dict[int, str]) -> List[str
 def apart_from_bundled(classes: Sequence[Tuple[int, str]]) -> List[Tuple[str, int, int]]:
     """(name, code here, code in the bundled legend) of the classes named as the bundled checkpoint's but coded
     otherwise."""
-    from .training.labels import name_key
-
     legend = bundled_legend()
     return [(str(name), int(code), legend[name_key(name)][0]) for code, name in classes
             if name_key(name) in legend and legend[name_key(name)][0] != int(code)]

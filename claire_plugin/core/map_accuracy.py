@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ...models.quoting import quoted
+from ...models.quoting import name_key, quoted
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
@@ -231,8 +231,6 @@ def _ref_value(value: Any, fid: int, field_name: str, path: str,
                names: Optional[Dict[int, str]] = None, by_name: Optional[Dict[str, int]] = None) -> Optional[int]:
     """A reference label as an int, None when empty: a class code, or one of the map's class `names` (`by_name`:
     their codes by `name_key`, matched case and spacing aside); a ClaireError for anything else."""
-    from .training.labels import name_key
-
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str) and by_name and name_key(value) in by_name:
@@ -316,8 +314,6 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
     """[(x, y in the map CRS, reference label or None, the point's MAP_FIELD or None)] of the point layer (labels
     given as the map's class `names` read as their codes); a ClaireError for a point given twice (it
     would be counted twice)."""
-    from .training.labels import name_key
-
     by_name = {name_key(n): int(v) for v, n in (names or {}).items()}
     ds = _open_points(points_path)
     try:

@@ -201,3 +201,20 @@ def test_an_unnamed_class_reads_as_its_code(good, tmp_path):
     card = read_card(_with_card(good, tmp_path, unnamed))
     values = [c["value"] for c in card["classes"]]
     assert [c["name"] for c in card["classes"][:2]] == [f"class {values[0]}", f"class {values[1]}"]
+
+
+def test_two_classes_of_one_name_are_told_apart(good, tmp_path):
+    """QA round 13 leftover: a blank name read as "class 2" beside a class the user named "class 2", or a stranger's
+    card naming two classes "water", gave two legend entries of one name (matched by name, one of them was lost)."""
+    def twins(card):
+        v = [c["value"] for c in card["classes"]]
+        card["classes"][0]["name"] = f"Class {v[1]}"
+        card["classes"][1]["name"] = ""
+        card["classes"][2]["name"] = "Water"
+        card["classes"][3]["name"] = " water "
+
+    card = read_card(_with_card(good, tmp_path, twins))
+    v = [c["value"] for c in card["classes"]]
+    assert [c["name"] for c in card["classes"][:4]] == [f"Class {v[1]}", f"class {v[1]} (value {v[1]})", "Water",
+                                                        f"water (value {v[3]})"]
+    assert len({c["name"].casefold() for c in card["classes"]}) == len(card["classes"])

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .labels import name_key
+from ....models.quoting import name_key
 
 
 class StartAnchor:

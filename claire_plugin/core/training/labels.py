@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ....models.quoting import clean_name, quoted
+from ....models.quoting import clean_name, name_key, quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, layer_transform
@@ -320,11 +320,6 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
                           f"are areas (polygons) or points; turn closed lines into polygons (QGIS: Vector > Geometry "
                           f"Tools > Lines to Polygons) or draw polygons, and leave other lines out")
     return features, bad, kinds, digest.hexdigest()
-
-
-def name_key(name: object) -> str:
-    """A class name as names are matched (a base checkpoint's, a twin's): case and spacing aside."""
-    return " ".join(str(name).split()).casefold()
 
 
 def class_key(value) -> object:
