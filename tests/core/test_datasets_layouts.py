@@ -21,8 +21,9 @@ def _tif(path, arr, dtype=None):
 
 def _make(root, opt_dir, sar_dir, lbl_dir, names, h, w, label_values, rng, opt_bands=4):
     for n in names:
-        _tif(os.path.join(root, opt_dir, n + ".tif"), rng.integers(0, 255, (opt_bands, h, w)).astype(np.uint8))
-        _tif(os.path.join(root, sar_dir, n + ".tif"), rng.integers(0, 255, (1, h, w)).astype(np.uint8))
+        # no 0: a 4-band byte GeoTIFF's 4th band is GDAL's alpha, and 0 in it (or a SAR of 0) is no data, as in a run
+        _tif(os.path.join(root, opt_dir, n + ".tif"), rng.integers(1, 255, (opt_bands, h, w)).astype(np.uint8))
+        _tif(os.path.join(root, sar_dir, n + ".tif"), rng.integers(1, 255, (1, h, w)).astype(np.uint8))
         _tif(os.path.join(root, lbl_dir, n + ".tif"), rng.choice(label_values, (h, w)).astype(np.uint8))
 
 
@@ -163,3 +164,55 @@ def test_eval_items_with_context_bring_the_image_around_the_holdout_with_ignored
     assert l0.shape == (rh, rw) and l1.shape == (224, 224) and o1.shape[1:] == (224, 224)
     assert (l1[:, :c0] == IGNORE).all(), "the training part is context only"
     assert (l1[:, c0:] == l0).all() and (o1[:, :, c0:] == o0).all()
+
+
+def _pair_with(tmp_path, sar, sar_nodata=None, sar_scale=None, optical=None):
+    """One 20 x 30 pair: 12-band uint16 optical (reflectance x 10000), the given SAR, labels of class 1."""
+    h, w = 20, 30
+    opt = optical if optical is not None else np.full((12, h, w), 1500, np.uint16)
+    _tif(str(tmp_path / "o.tif"), opt)
+    _tif(str(tmp_path / "s.tif"), sar)
+    if sar_nodata is not None or sar_scale is not None:
+        with rasterio.open(str(tmp_path / "s.tif"), "r+") as ds:
+            if sar_nodata is not None:
+                ds.nodata = sar_nodata
+            if sar_scale is not None:
+                ds.scales, ds.offsets = [sar_scale] * ds.count, [0.0] * ds.count
+    _tif(str(tmp_path / "l.tif"), np.ones((h, w), np.uint8))
+    from claire.claire_plugin.core.training.datasets import Pair
+
+    return Pair("p", str(tmp_path / "o.tif"), str(tmp_path / "s.tif"), str(tmp_path / "l.tif"), (0, 0, h, w))
+
+
+def test_folder_training_reads_no_data_as_the_engine_does(tmp_path):
+    """QA round 14: folder training read a SAR's declared nodata (-9999) as backscatter, clipped to -40 dB, and put it
+    in the card's statistics (mean -26.6 dB against -12); an optical 0 border without a declared nodata stayed 0.
+    Now the engine's rules: the SAR's nodata, the file's scale, fills, and the optical's 0 in every band."""
+    sar = np.full((2, 20, 30), -12.0, np.float32)
+    sar[:, :, :10] = -9999.0
+    opt = np.full((12, 20, 30), 1500, np.uint16)
+    opt[:, :3, :] = 0
+    pair = _pair_with(tmp_path, sar, sar_nodata=-9999.0, optical=opt)
+    src = RasterPairSource([pair], [ClassDef(1, "a")])
+    o, s, lab = src.read(pair, 0, 0, 20, 30)
+    assert np.isnan(s[:, :, :10]).all() and (s[:, :, 10:] == -12.0).all()
+    assert np.isnan(o[:, :3]).all() and np.isfinite(o[:, 3:]).all()
+    assert (lab[:3, :10] == 255).all() and (lab[3:, :] == 0).all() and (lab[:3, 10:] == 0).all()  # both missing only
+    src.close()
+
+
+def test_folder_training_sar_scale_and_linear_fills(tmp_path):
+    """int16 dB x 100 with GDAL scale 0.01 is read in dB, as the engine reads it; a linear SAR's 0 in every band is a
+    fill (NaN), a 0 beside a value the lowest backscatter (-100 dB before the card's clip), not NaN."""
+    pair = _pair_with(tmp_path, np.full((2, 20, 30), -1250, np.int16), sar_scale=0.01)
+    src = RasterPairSource([pair], [ClassDef(1, "a")])
+    np.testing.assert_allclose(src.read(pair, 0, 0, 20, 30)[1], -12.5, rtol=1e-6)
+    src.close()
+    lin = np.full((2, 20, 30), 0.1, np.float32)
+    lin[:, 0, :] = 0.0
+    lin[1, 5, 5] = 0.0
+    pair = _pair_with(tmp_path / "lin", lin)
+    src = RasterPairSource([pair], [ClassDef(1, "a")], sar_linear_to_db=True)
+    s = src.read(pair, 0, 0, 20, 30)[1]
+    assert np.isnan(s[:, 0]).all() and s[1, 5, 5] == pytest.approx(-100.0) and s[0, 5, 5] == pytest.approx(-10.0)
+    src.close()

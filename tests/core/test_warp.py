@@ -173,7 +173,7 @@ def test_dataset_mask_marks_no_data_without_a_nodata_value(tmp_path):
 
 def test_scaled_reads_apply_the_files_scale_offset_and_linear_zeros_are_no_data(tmp_path):
     """`scaled`: GDAL's scale and offset applied after nodata (int16 dB x 100, scale 0.01); not for other rasters
-    (class codes). `positive_only`: 0 and below are no data (linear SAR), also at the edge of a bilinear warp."""
+    (class codes). Linear SAR (`set_sar_units(True)`): 0 and below are no data, also at the edge of a bilinear warp."""
     from osgeo import gdal
 
     raw = np.full((1, 20, 20), -1500, np.int16)

@@ -89,7 +89,7 @@ class RunPlan:
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
         warped = rio.warp_to_grid(s, o, "bilinear", scaled=True)
-        warped.set_sar_units(self.sar_vrt.positive_only)
+        warped.set_sar_units(bool(self.sar_vrt.sar_linear))
         return o, warped, [s, o]
 
     def writer(self, path: str, dtype: str, nodata: float, description: str) -> GridWriter:

@@ -60,12 +60,9 @@ class GridWarp:
         self._inv = ~src.transform
         self._offset = self._whole_pixel_offset()
         self._mask_band = src.nodata is None and has_dataset_mask(src)
-        #: values at or below 0 are no data (linear SAR power or amplitude: a zero border, not a value; in dB it
-        #: would be -inf, clipped to the card's floor and classified, mostly as water); set once the units are known
-        self.positive_only = False
-        #: pixels exactly 0 in every band read are no data (SAR in dB: a fill the file does not declare, as exports
-        #: without a no-data value write it; 0 dB in both polarisations is no backscatter); set with set_sar_units
-        self.zero_fill = False
+        #: the SAR's unit once known (set_sar_units): True linear, False dB, None not SAR or not yet; its fill values
+        #: are no data (`sar_fill_to_nan`: 0 in every band is a border the file does not declare, in either unit)
+        self.sar_linear: Optional[bool] = None
         #: band -> (scale, offset) declared by the file (GDAL's scale / offset: value = raw x scale + offset), applied
         #: to what is read when `scaled` (a SAR stored as int16 dB x 100 with scale 0.01); class codes are not scaled
         self._scaling = {i + 1: (float(sc), float(of)) for i, (sc, of) in enumerate(zip(src.scales, src.offsets))
@@ -134,15 +131,7 @@ class GridWarp:
             if i in self._scaling:
                 scale, offset = self._scaling[i]
                 a[k] = a[k] * np.float32(scale) + np.float32(offset)
-        if self.zero_fill or self.positive_only:
-            a[:, (a == 0).all(axis=0)] = np.nan  # a fill; a negative linear value is backscatter below the noise
-        if self.positive_only:
-            a[:, (a < NOISE_NEGATIVE_FLOOR).any(axis=0)] = np.nan  # beyond any noise: an undeclared fill value
-        if self.zero_fill:
-            low = np.isneginf(a)  # 10 log10(0): no data where every band has it, else the lowest backscatter
-            if low.any():
-                a[:, low.all(axis=0)] = np.nan
-                a[np.isneginf(a)] = np.float32(DB_FLOOR)
+        sar_fill_to_nan(a, self.sar_linear)
         return a
 
     def set_sar_units(self, linear: bool) -> None:
@@ -150,7 +139,7 @@ class GridWarp:
         in every band. Negative linear values (thermal-noise subtraction leaves them where the signal is below the
         noise), a linear 0 beside a value, and a dB -inf beside a value are the lowest backscatter (the card's
         clip), not holes."""
-        self.positive_only, self.zero_fill = bool(linear), not linear
+        self.sar_linear = bool(linear)
 
     def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
         out = np.full((len(idx), h, w), np.nan, np.float32)
@@ -394,6 +383,23 @@ def _transformer(src_crs, dst_crs):
         ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         refs.append(ref)
     return osr.CoordinateTransformation(*refs)
+
+
+def sar_fill_to_nan(a: np.ndarray, linear: Optional[bool]) -> None:
+    """In place, SAR values [C, h, w] that are fills as NaN, once the unit is known (`linear`; None: not yet, nothing
+    done): 0 in every band (a GRD's border); in linear units a value below any thermal noise (an undeclared fill);
+    in dB -inf in every band, and -inf beside a value as the lowest backscatter (DB_FLOOR). A negative linear value
+    above the noise floor, or a 0 beside a value, is backscatter below the noise, not a hole."""
+    if linear is None:
+        return
+    a[:, (a == 0).all(axis=0)] = np.nan
+    if linear:
+        a[:, (a < NOISE_NEGATIVE_FLOOR).any(axis=0)] = np.nan
+        return
+    low = np.isneginf(a)  # 10 log10(0)
+    if low.any():
+        a[:, low.all(axis=0)] = np.nan
+        a[np.isneginf(a)] = np.float32(DB_FLOOR)
 
 
 def masked_out(src, band: int, window) -> np.ndarray:

@@ -18,13 +18,15 @@ CHECKED_PAIRS = 16
 
 
 def optical_sample(ds, bands: Optional[Sequence[int]]) -> np.ndarray:
-    """A decimated read (at most SAMPLE_PX on a side) of the chosen bands as float32; nodata and
-    non-finite values NaN."""
+    """A decimated read (at most SAMPLE_PX on a side) of the chosen bands as float32; nodata (by the engine's rule,
+    `validate.optical_nodata`) and non-finite values NaN."""
     idx = list(bands) if bands else list(range(1, ds.count + 1))
     shape = (len(idx), min(ds.height, SAMPLE_PX), min(ds.width, SAMPLE_PX))
+    from ..inputs.validate import optical_nodata
+
     x = ds.read(idx, out_shape=shape).astype(np.float32)
-    if ds.nodata is not None:
-        x[:, (x == ds.nodata).all(0)] = np.nan
+    declared = ds.nodata is not None and np.isfinite(ds.nodata)
+    x[:, optical_nodata(x, np.float32(ds.nodata) if declared else None)] = np.nan  # as the engine: else 0 in every band
     x[~np.isfinite(x)] = np.nan
     return x
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -301,8 +301,13 @@ def _read_padded(ds, indexes: Sequence[int], row: int, col: int, h: int, w: int,
 
 
 def _to_db(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, 10.0 * np.log10(np.maximum(x, 1e-10)), np.nan).astype(np.float32)
+    """Linear power -> dB as the engine converts it (`Preparer.physical`): NaN stays NaN, a value at or below 0 that
+    is not a fill (`warp.sar_fill_to_nan` took those) is the lowest backscatter, 10 log10(1e-10), clipped later."""
+    x = np.array(x, dtype=np.float32)
+    np.maximum(x, np.float32(1e-10), out=x, where=np.isfinite(x))
+    np.log10(x, out=x)
+    x *= np.float32(10.0)
+    return x
 
 
 #: Image pixels around an evaluation window that evaluation classifies along with it (one tile).
@@ -327,6 +332,7 @@ class RasterPairSource:
             self.lut[int(v)] = IGNORE
         self._handles: Dict[str, rasterio.DatasetReader] = {}
         self._radiometry: Dict[str, Tuple[float, float]] = {}
+        self._sar_readers: Dict[str, Any] = {}
         #: the card's optical scale (raw -> physical); None: 1e-4 for integer rasters, else 1
         self.optical_scale: Optional[float] = None
         #: float optical read as the engine reads it (data_checks.float_optical_scale), not in the card's units
@@ -349,6 +355,7 @@ class RasterPairSource:
         for h in self._handles.values():
             h.close()
         self._handles.clear()
+        self._sar_readers.clear()
 
     def read(self, pair: Pair, row: int, col: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw optical, SAR and label-index arrays of a window (outside the image: NaN / ignore)."""
@@ -357,15 +364,17 @@ class RasterPairSource:
         if (sds.width, sds.height) != (ods.width, ods.height) or (lds.width, lds.height) != (ods.width, ods.height):
             raise ClaireError(f"{pair.name}: optical, SAR and label rasters differ in size; "
                               "resample them to one grid first")
-        bands = pair.optical_bands or self.optical_bands
-        o = _read_padded(ods, bands or range(1, ods.count + 1), row, col, h, w, 0, np.float32)
-        if ods.nodata is not None:
-            o[:, (o == ods.nodata).all(0)] = np.nan
+        bands = list(pair.optical_bands or self.optical_bands or range(1, ods.count + 1))
+        o = _read_padded(ods, bands, row, col, h, w, 0, np.float32)
+        o[:, self._optical_nodata(ods, o, bands[0], row, col)] = np.nan
         o[np.isinf(o)] = np.nan  # infinities are nodata, never a value that stretches the statistics
         m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
             o = o * np.float32(m) + np.float32(c)
-        s = _read_padded(sds, self.sar_bands or range(1, sds.count + 1), row, col, h, w, np.nan, np.float32)
+        from rasterio.windows import Window
+
+        sar_bands = list(self.sar_bands or range(1, sds.count + 1))
+        s = self._sar_reader(pair.sar, sds).read(sar_bands, Window(col, row, w, h))
         s[np.isinf(s)] = np.nan
         if self.sar_linear_to_db:
             s = _to_db(s)
@@ -374,8 +383,39 @@ class RasterPairSource:
         outside = np.ones((h, w), bool)
         r0, c0, rh, rw = pair.region
         outside[max(0, r0 - row):max(0, r0 + rh - row), max(0, c0 - col):max(0, c0 + rw - col)] = False
+        outside |= np.isnan(o).all(0) & np.isnan(s).all(0)  # no data in either raster: the engine maps no class there
         idx = np.where(outside, IGNORE, idx).astype(np.uint8)
         return o, s, idx
+
+    @staticmethod
+    def _optical_nodata(ods, o: np.ndarray, band: int, row: int, col: int) -> np.ndarray:
+        """Bool [h, w]: the optical window's no data by the engine's rules (`validate.optical_nodata`: the declared
+        value in every band, else 0 in every band; without a declared value, the file's dataset mask)."""
+        from ..inputs.validate import optical_nodata
+        from ..io.warp import has_dataset_mask, masked_out
+
+        nd = ods.nodata
+        declared = nd is not None and np.isfinite(nd)
+        bad = optical_nodata(o, np.float32(nd) if declared else None)
+        if nd is None and has_dataset_mask(ods):
+            from rasterio.windows import Window
+
+            h, w = bad.shape
+            r0, c0, r1, c1 = max(row, 0), max(col, 0), min(row + h, ods.height), min(col + w, ods.width)
+            if r1 > r0 and c1 > c0:
+                bad[r0 - row:r1 - row, c0 - col:c1 - col] |= masked_out(ods, band, Window(c0, r0, c1 - c0, r1 - r0))
+        return bad
+
+    def _sar_reader(self, path: str, sds):
+        """The SAR read as the engine reads it (`warp.GridWarp` on the SAR's own grid, the same pixels): declared
+        nodata and dataset mask as NaN, the file's scale and offset applied, fills of its unit as NaN; NaN outside."""
+        if path not in self._sar_readers:
+            from ..io.raster_io import warp_to_grid
+
+            reader = warp_to_grid(sds, sds, "bilinear", scaled=True)
+            reader.set_sar_units(self.sar_linear_to_db)
+            self._sar_readers[path] = reader
+        return self._sar_readers[path]
 
     def _optical_fix(self, path: str, ods, bands: Optional[List[int]]) -> Tuple[float, float]:
         """(m, c) turning this file's raw optical values into the raw units the card's scale expects, from
