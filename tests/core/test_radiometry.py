@@ -167,3 +167,23 @@ def test_sar_named_sigma0_is_warned_of_by_the_run_and_recorded_by_a_training(eng
         assert scene.band_info()["sar_calibration"] == "sigma0"
     finally:
         scene.close()
+
+
+@pytest.mark.parametrize("value,baseline", [("04.00", 4.0), ("05.10", 5.1), ("02.13", 2.13), ("N0400", 4.0),
+                                            ("N0213", 2.13), ("N0399", 3.99), ("PB04.00", 4.0), ("V04.00", 4.0),
+                                            ("4", 4.0)])
+def test_processing_baseline_as_esa_writes_it(value, baseline):
+    """QA round 14: 'N0213' (a product name's 02.13) was read as 213 and got the -1000 offset of baseline 04.00, noted
+    as "baseline 213.00"; 'V04.00' was dropped without a word (no offset)."""
+    from claire.claire_plugin.core.inputs.radiometry import _baseline
+
+    assert _baseline({"PROCESSING_BASELINE": value}) == pytest.approx(baseline)
+    assert _baseline({"PROCESSING_BASELINE": " "}) is None
+
+
+@pytest.mark.parametrize("value", ["4.00.1", "baseline four"])
+def test_an_unreadable_processing_baseline_is_an_error_naming_the_offset_to_pass(value):
+    from claire.claire_plugin.core.inputs.radiometry import _baseline
+
+    with pytest.raises(ClaireError, match="--optical-offset -1000 .* --optical-offset 0"):
+        _baseline({"PROCESSING_BASELINE": value})

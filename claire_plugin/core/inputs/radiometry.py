@@ -133,11 +133,25 @@ def _add_offset_tags(tags: Dict[str, str]) -> Dict[str, float]:
     return found
 
 
+#: A processing baseline as written: "04.00", "4.0", "V04.00", "PB04.00", or as in product names "N0400" (04.00).
+_BASELINE_DOTTED = re.compile(r"^(?:N|V|PB)?\s*(\d{1,2})(?:\.(\d{1,2}))?$")
+_BASELINE_PACKED = re.compile(r"^(?:N|PB)?(\d{2})(\d{2})$")
+
+
 def _baseline(tags: Dict[str, str]) -> Optional[float]:
+    """The Sentinel-2 processing baseline the file declares (04.00 -> 4.0, N0213 -> 2.13), None without one; a value
+    that is none of the forms ESA writes is a ClaireError (the offset it decides would be a guess)."""
     for key, val in tags.items():
         if key.upper() in ("PROCESSING_BASELINE", "S2:PROCESSING_BASELINE"):
-            try:
-                return float(str(val).strip().lstrip("Nn"))
-            except ValueError:
-                return None
+            text = str(val).strip().upper()
+            if not text:
+                continue  # an empty tag declares nothing
+            packed, dotted = _BASELINE_PACKED.match(text), _BASELINE_DOTTED.match(text)
+            if packed:
+                return int(packed.group(1)) + int(packed.group(2)) / 100.0
+            if dotted:
+                return float(f"{dotted.group(1)}.{dotted.group(2) or 0}")
+            raise ClaireError(f"the optical raster's {key} metadata is {quoted(val)}, not a processing baseline like "
+                              f"04.00 or N0400; fix it, or pass --optical-offset -1000 (baseline 04.00 or later, "
+                              f"from 25 January 2022) or --optical-offset 0 (earlier)")
     return None
