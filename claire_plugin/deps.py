@@ -267,14 +267,36 @@ def _deps_command(*extra: str) -> str:
             f"install --profile {profile}{''.join(' ' + e for e in extra)}`")
 
 
-def missing_package_hint(exc: ModuleNotFoundError) -> str:
-    """`install_hint` for a required or optional package that could not be imported; "" for any other module
-    (that is a bug, not the environment)."""
-    name = (exc.name or "").split(".")[0]
+def missing_package_hint(exc: BaseException) -> str:
+    """`install_hint` for a required or optional package that could not be imported: absent (ModuleNotFoundError), or
+    there but failing to load (an ImportError or OSError raised by its own import code: a shared library missing, an
+    undefined symbol). "" for anything else (another module's failure is a bug, not the environment)."""
+    if isinstance(exc, ModuleNotFoundError):
+        name = (exc.name or "").split(".")[0]
+        broken = ""
+    elif isinstance(exc, (ImportError, OSError)):
+        name, broken = _importing_package(exc), f"{type(exc).__name__}: {exc}"
+    else:
+        return ""
     if name not in REQUIRED and name not in OPTIONAL:
         return ""
     absent = missing()  # every package a run needs is named at once, not one per attempt
-    return install_hint(absent + ([name] if name not in absent else []))
+    hint = install_hint(absent + ([name] if name not in absent else []))
+    return f"{hint} ({name} is installed but fails to load: {broken}; installing it again fixes that)" if broken \
+        else hint
+
+
+def _importing_package(exc: BaseException) -> str:
+    """The top-level package whose module code (an import, not a later call) raised `exc`, "" when none did."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "<module>":
+            top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+            if top in REQUIRED or top in OPTIONAL:
+                return top
+        tb = tb.tb_next
+    return ""
 
 
 @dataclass

@@ -152,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         outcome = getattr(exc, "claire_outcome", None) or _written_before()
         print(f"claire: {how}; {outcome}.", file=sys.stderr)
         return 128 + int(signum)
-    except ModuleNotFoundError as exc:
+    except (ImportError, OSError) as exc:  # a package missing, or there but failing to load
         from ..deps import missing_package_hint
 
         hint = missing_package_hint(exc)

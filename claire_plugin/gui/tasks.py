@@ -263,7 +263,7 @@ def dock_message(text: str, fields: Optional[Dict[str, str]] = None) -> str:
 
 
 def _user_message(exc: BaseException, fields: Optional[Dict[str, str]] = None) -> str:
-    if isinstance(exc, ModuleNotFoundError):
+    if isinstance(exc, (ImportError, OSError)):  # a package missing, or there but failing to load
         from ..deps import missing_package_hint
 
         hint = missing_package_hint(exc)

@@ -44,7 +44,7 @@ def engine_errors(qgis_message: bool = True, names: Optional[Dict[str, str]] = N
             from .common import qgis_message as rename
             raise QgsProcessingException(rename(str(exc), names)) from None
         raise QgsProcessingException(str(exc)) from None
-    except ModuleNotFoundError as exc:
+    except (ImportError, OSError) as exc:  # a package missing, or there but failing to load
         from ..deps import missing_package_hint
 
         hint = missing_package_hint(exc)

@@ -145,7 +145,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
         roles = {"OPTICAL": "optical", "SAR": "SAR", "REFERENCE": "reference"}
         try:
             problem = check_raster_files(parameters, roles)
-        except ModuleNotFoundError as exc:  # raised here, QGIS aborted qgis_process with a traceback
+        except (ImportError, OSError) as exc:  # a package missing or broken: raised here, QGIS ended qgis_process
             from ..deps import missing_package_hint
 
             hint = missing_package_hint(exc)

@@ -69,6 +69,45 @@ def test_a_missing_package_names_every_missing_one(monkeypatch):
     assert deps.missing_package_hint(ModuleNotFoundError("x", name="claire_helper_typo")) == ""
 
 
+def _raised_by(module: str, source: str) -> BaseException:
+    try:
+        exec(compile(source, f"{module}/__init__.py", "exec"), {"__name__": module})
+    except BaseException as exc:  # noqa: BLE001 - the test looks at what was raised
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_a_package_that_fails_to_load_is_named_with_the_fix(monkeypatch):
+    """QA round 14: a rasterio whose GDAL library is gone raised OSError from its import; `claire classify` printed a
+    traceback (only ModuleNotFoundError was caught) while `claire diagnostics` said it was missing."""
+    monkeypatch.setattr(deps, "missing", lambda packages=None: [])
+    hint = deps.missing_package_hint(_raised_by("rasterio", "raise OSError('libgdal.so.32: cannot open shared object')"))
+    assert "cannot import: rasterio" in hint and "fails to load: OSError: libgdal.so.32" in hint
+    assert "fails to load: ImportError: undefined symbol" in deps.missing_package_hint(
+        _raised_by("torch._C", "raise ImportError('undefined symbol: foo')"))
+    # an OSError from a call into the package (a file it cannot read), or from another module's import: not this
+    call = _raised_by("rasterio", "def read():\n    raise OSError('No such file')\nread()")
+    call.__traceback__ = call.__traceback__.tb_next.tb_next  # from the function on, as a later call raises it
+    assert deps.missing_package_hint(call) == ""
+    assert deps.missing_package_hint(_raised_by("claire_helper", "raise OSError('x')")) == ""
+
+
+def test_the_command_line_names_a_package_that_fails_to_load(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "shadow" / "rasterio"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise OSError('libgdal.so.32: cannot open shared object file')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-m", "claire.claire_plugin.cli.main", "classify", "--optical", "o.tif",
+                          "--sar", "s.tif", "--output", str(tmp_path / "x.tif")], capture_output=True, text=True,
+                         env=env, cwd=str(tmp_path), timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "rasterio is installed but fails to load: OSError" in run.stderr
+
+
 def test_invalid_checkpoint_is_flagged(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"PK\x03\x04 not a checkpoint")
