@@ -58,8 +58,10 @@ def clean_name(name: str) -> str:
 
 
 def name_key(name: object) -> str:
-    """A class name as names are matched (a base checkpoint's, a twin's, a legend's): case and spacing aside."""
-    return " ".join(str(name).split()).casefold()
+    """A class name as names are matched (a base checkpoint's, a twin's, a legend's, a layout's): case, spacing and
+    the word separators of field values aside ("Built_area", "built-area" and "Built area" are one class)."""
+    text = str(name).casefold().replace("_", " ").replace("-", " ").replace("/", " / ")
+    return " ".join(text.split())
 
 
 def shell_quote(arg: str) -> str:

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Dict, Optional
 
-from ...models.quoting import quoted
+from ...models.quoting import name_key, quoted
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
 from ..core.training.sources import round_metrics
@@ -118,13 +118,9 @@ def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None
     table would name the wrong class. Values only one side defines are left to the table (support 0)."""
     if not layout_classes:
         return
-
-    def key(name: str) -> str:
-        return " ".join(str(name).lower().replace("_", " ").replace("-", " ").replace("/", " / ").split())
-
     theirs = {int(c.value): c.name for c in layout_classes}
     differ = [(c.value, c.name, theirs[int(c.value)]) for c in classes
-              if int(c.value) in theirs and key(c.name) != key(theirs[int(c.value)])]
+              if int(c.value) in theirs and name_key(c.name) != name_key(theirs[int(c.value)])]
     if differ:
         listed = "; ".join(f"{v} is {quoted(mine)} in the checkpoint but {quoted(other)} in the labels"
                            for v, mine, other in differ[:6])

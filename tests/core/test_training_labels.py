@@ -296,3 +296,14 @@ def test_codes_over_254_with_a_name_field_point_at_that_field():
         classes_from_values([311, 312, 311], ["Forest", "Shrub", "Forest"], "code")
     with pytest.raises(ClaireError, match=r"give a field of class names as --field instead"):
         classes_from_values([311, 312], [None, None], "code")
+
+
+def test_one_name_key_for_every_match():
+    """QA round 14: `claire evaluate` matched "Built_area" with "Built area" while training, legends and map accuracy
+    (`name_key`) did not, so no class mapping was suggested for a legend the evaluation took as the same."""
+    from claire.claire_plugin.core.legend import mapping_by_name
+    from claire.models.quoting import name_key
+
+    assert name_key("Built_area") == name_key("built-area") == name_key(" Built  Area ") == "built area"
+    assert name_key("Trees/Shrubs") == name_key("trees / shrubs") and name_key("water") != name_key("waters")
+    assert mapping_by_name({1: "Built_area", 2: "Trees"}, {7: "Built area", 2: "Trees"}) == ["1:7"]
