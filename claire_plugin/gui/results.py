@@ -157,7 +157,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
     """The scene's trust line: where the model should not be trusted (unlike its training data, with a link
     to the Train tab), or that the model's `card` cannot tell (no familiarity statistics, and why), what was
     under cloud and what came from SAR alone; empty when there is nothing to say."""
-    from ..core.explain.facts import smaller_than_calibration, trained_on_labels
+    from ..core.explain.facts import pct, smaller_than_calibration, trained_on_labels  # pct: rounded as shown
     from ..core.explain.template import MOSTLY_PCT, UNFAMILIAR_WARN_PCT
     from ..core.training.labels import units_of
 
@@ -172,12 +172,12 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
                "its card has no familiarity statistics")
         parts.append(f"This model cannot tell where the scene is unlike its training data: {html.escape(why)}.")
     gaps = summary.get("sar_only_share") or 0.0  # the optical's gaps in the map (none where neither has data)
-    if unfamiliar is not None and unfamiliar * 100 >= UNFAMILIAR_WARN_PCT:
+    if unfamiliar is not None and pct(unfamiliar) >= UNFAMILIAR_WARN_PCT:
         cloud = summary.get("cloud_share") or 0.0
-        causes = [f"the optical's gaps, {_pct(gaps)} of it," if gaps * 100 >= UNFAMILIAR_WARN_PCT else "",
-                  f"the cloud, {_pct(cloud)} of it," if cloud * 100 >= UNFAMILIAR_WARN_PCT else ""]
+        causes = [f"the optical's gaps, {_pct(gaps)} of it," if pct(gaps) >= UNFAMILIAR_WARN_PCT else "",
+                  f"the cloud, {_pct(cloud)} of it," if pct(cloud) >= UNFAMILIAR_WARN_PCT else ""]
         by_gaps = f" ({' and '.join(c for c in causes if c)} may add to this)" if any(causes) else ""
-        if summary.get("optical_offset_suspected") and cloud * 100 >= MOSTLY_PCT:  # thick cloud: bright too
+        if summary.get("optical_offset_suspected") and pct(cloud) >= MOSTLY_PCT:  # thick cloud: bright too
             advice = ("The optical is bright everywhere, as under thick cloud or in Sentinel-2 whose +1000 "
                       "reflectance offset was not removed: if the scene is not this cloudy, classify again with the "
                       "offset removed (the run's details say how).")
@@ -191,7 +191,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
             many = units_of(((card.get("training") or {}).get("labels"))).many
             advice = (f"It was trained on your {many}: <a href='train'>add {many} there</a> (the unfamiliar "
                       f"layer shows where) and train again.")
-        elif (cloud + gaps) * 100 >= MOSTLY_PCT:
+        elif pct(cloud) + pct(gaps) >= MOSTLY_PCT:
             advice = ("If a clear scene of the same place shows as much, <a href='train'>train it on your "
                       "area</a>.")
         else:

@@ -518,6 +518,10 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
     assert "50.0 % under cloud" in text and "2.0 % from SAR alone" in text
     calm = trust_html({"unfamiliar_share": 0.01, "cloud_share": 0.0})
     assert "Do not trust" not in calm and "1.0 % unlike it" in calm and "cloud" not in calm
+    # QA round 14: 4.996 % shows as 5.0 %: the dock said "resembles ... (5.0 % unlike it)" where the report warned
+    edge = trust_html({"unfamiliar_share": 0.04996, "cloud_share": 0.0})
+    assert "Do not trust the map on 5.0 % of this scene" in edge and "resembles" not in edge, edge
+    assert "Do not trust" not in trust_html({"unfamiliar_share": 0.0494, "cloud_share": 0.0})
     # what the gate measured, as the report says it; a share that reads 0.0 % is not a line; gaps named as a cause
     said = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "cloud_share": 0.3,
                        "mean_sar_share_clouded": 0.449, "mean_sar_share_clear": 0.46, "sar_only_share": 0.0004})
