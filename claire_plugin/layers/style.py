@@ -43,10 +43,11 @@ def apply_landcover_style(layer: QgsRasterLayer, card_or_classes, nodata: Option
 
 
 def classes_from_raster(path: str) -> List[ClassSpec]:
-    """Classes (value, name, colour) read back from a classified GeoTIFF; grey where it has no colour."""
+    """Classes (value, name, colour) read back from a classified GeoTIFF; where it has no colour, the engine's
+    palette fills one (distinct colours, as for a card without colours), not one grey for every class."""
     from ..core.accuracy import classes_from_gdal
 
-    return [{**c, "color": c["color"] or "#808080"} for c in classes_from_gdal(path)]
+    return classes_from(classes_from_gdal(path))
 
 
 def places_layer(path: str, name: str = "Places to label next"):

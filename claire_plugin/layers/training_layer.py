@@ -59,17 +59,21 @@ def class_renderer(classes: Sequence[Dict[str, Any]], field: str = FIELD) -> Qgs
 
 
 def style_by_class(layer: QgsVectorLayer, field: str, card: Dict[str, Any]) -> None:
-    """Colour `layer`'s polygons by the values of `field` as the checkpoint's classes of that name or code (grey
-    for a value the checkpoint does not know)."""
+    """Colour `layer`'s polygons by the values of `field` as the checkpoint's classes of that code or name (matched as
+    training matches names, `quoting.name_key`); a value the checkpoint does not know gets a colour of the palette
+    apart from the others (a new class, as training will code it)."""
+    from ...models.palette import classes_with_colors
+    from ...models.quoting import name_key
     from .style import classes_from
 
     known = {}
     for c in classes_from(card):
-        known[str(c["value"])] = known[str(c["name"])] = c
+        known[str(c["value"])] = known[name_key(c["name"])] = c
     index = layer.fields().indexOf(field)
     values = sorted((v for v in layer.uniqueValues(index) if v is not None and str(v) not in ("", "NULL")), key=str)
-    classes = [{"key": v, "name": (known.get(str(v)) or {}).get("name", str(v)),
-                "color": (known.get(str(v)) or {}).get("color", "#808080")} for v in values]
+    found = [known.get(str(v)) or known.get(name_key(v)) or {} for v in values]
+    classes = classes_with_colors({"classes": [{"key": v, "name": c.get("name", str(v)), "color": c.get("color")}
+                                               for v, c in zip(values, found)]})
     layer.setRenderer(class_renderer(classes, field))
     layer.triggerRepaint()
 

@@ -703,3 +703,34 @@ def test_integer_codes_take_their_names_from_the_class_names_field(qgis_app, tra
     assert panel.tally.text().startswith("Polygons per class: water (1) 4, crops (4) 4"), panel.tally.text()
     panel.labels.setLayer(None)
     assert panel.name_field.currentField() == ""
+
+
+def test_polygons_and_maps_without_colours_get_the_palette_not_one_grey(qgis_app, tmp_path):
+    """QA round 14: a training layer's classes the checkpoint does not know, a class written "Water" where the card
+    says "water", and every class of a map without a colour table were drawn in one grey (#808080)."""
+    import numpy as np
+    from qgis.core import QgsFeature, QgsVectorLayer
+
+    from claire.claire_plugin.layers.style import classes_from_raster
+    from claire.claire_plugin.layers.training_layer import style_by_class
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32631&field=class:string", "polys", "memory")
+    for name in ("Water", "vineyard", "orchard", "2"):
+        f = QgsFeature(layer.fields())
+        f["class"] = name
+        layer.dataProvider().addFeatures([f])
+    card = {"classes": [{"index": 0, "value": 1, "name": "water", "color": "#419bdf"},
+                        {"index": 1, "value": 2, "name": "trees", "color": "#397d49"}]}
+    style_by_class(layer, "class", card)
+    got = {c.value(): (c.label(), c.symbol().color().name()) for c in layer.renderer().categories()}
+    assert got["Water"] == ("water", "#419bdf") and got["2"] == ("trees", "#397d49")
+    colours = [col for _label, col in got.values()]
+    assert "#808080" not in colours and len(set(colours)) == 4, got
+    path = write_raster(str(tmp_path / "map.tif"), np.array([[[1, 2], [3, 4]]], np.uint8))
+    import rasterio
+
+    with rasterio.open(path, "r+") as ds:  # named classes, no colour table
+        ds.update_tags(1, **{f"class_{v}": n for v, n in ((1, "a"), (2, "b"), (3, "c"), (4, "d"))})
+    classes = classes_from_raster(path)
+    assert [c["value"] for c in classes] == [1, 2, 3, 4], classes
+    assert len({c["color"] for c in classes}) == len(classes) and all(c["color"] != "#808080" for c in classes)
