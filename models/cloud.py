@@ -190,12 +190,11 @@ SNOW_NDSI = (0.0, 0.2)
 #: between): snow and ice are bright in the NIR (the bundled snow site's 1st percentile 0.15), calm water dark
 #: (median 0.026 on the bundled coast), and water's NDSI is high like snow's.
 SNOW_NIR = (0.03, 0.06)
-#: Cloud probability from which snow is ruled out too, linearly to all of it (thick cloud): there the fusion
-#: decides from SAR, and C-band backscatter does not tell snow (dry snow is transparent to it, wet snow as dark as
-#: calm water), as in the optical gaps decided from SAR alone; haze over snow below it is left to the optical.
+#: Cloud probability from which snow is ruled out too, linearly to all of it (thick cloud): there the optical sees
+#: little or no ground, a thick cloud's own NDSI passes the snow test, and C-band backscatter does not tell snow (dry
+#: snow is transparent to it, wet snow as dark as calm water), as in the optical gaps classified from SAR alone; haze
+#: over snow below it is left to the optical.
 SNOW_CLOUD = (0.5, 0.9)
-#: Bands the snow check reads (the NIR: B08, else B8A).
-SNOW_BANDS = ("B03", "B11", "B08")
 
 
 def snow_classes(names: Sequence[str]) -> List[int]:
@@ -212,8 +211,8 @@ def checked_snow_classes(names: Sequence[str], bands: Sequence[str]) -> List[int
 def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.ndarray] = None) -> np.ndarray:
     """[H,W] float32 in [0,1]: how far the optical allows snow or ice at each pixel: 0 where NDSI (B03, B11) is
     at or below SNOW_NDSI[0] or the NIR (B08 or B8A) at or below SNOW_NIR[0] (dark water), 1 from SNOW_NDSI[1]
-    and SNOW_NIR[1]; under thick cloud (`cloud` from SNOW_CLOUD[0] to [1]) falling to 0, as the decision there
-    comes from SAR, which cannot tell snow; 1 where the optical is NaN (nothing to go by: the engine sets the gaps
+    and SNOW_NIR[1]; under thick cloud (`cloud` from SNOW_CLOUD[0] to [1]) falling to 0, as the optical sees little
+    ground there and SAR cannot tell snow; 1 where the optical is NaN (nothing to go by: the engine sets the gaps
     it fills from SAR to 0)."""
     g, s1, n = _band(refl, bands, "B03"), _band(refl, bands, "B11"), _band(refl, bands, "B08", "B8A")
     f = ramp(_nd(g, s1), *SNOW_NDSI)

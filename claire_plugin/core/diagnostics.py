@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ...models.device import auto_choice
 from ..deps import OPTIONAL, REQUIRED, install_hint, torch_blas
@@ -28,10 +28,6 @@ def package_version(name: str) -> Tuple[Optional[str], Optional[str]]:
     return str(getattr(module, "__version__", "unknown")), None
 
 
-def missing_packages(include_optional: bool = False) -> List[str]:
-    """Names of packages that cannot be imported (required ones, optionally the optional ones)."""
-    names = list(REQUIRED) + (list(OPTIONAL) if include_optional else [])
-    return [n for n in names if package_version(n)[0] is None]
 
 
 def torch_devices() -> Dict[str, Any]:

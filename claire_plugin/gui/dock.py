@@ -686,5 +686,8 @@ class ClaireDock(Restyled, QgsDockWidget):
             return
         try:
             (bar().pushWarning if warning else bar().pushInfo)(title, html.escape(text))  # a path may hold <i>
-        except Exception:  # noqa: BLE001 - reported, not raised
-            pass
+        except Exception:  # noqa: BLE001 - no message bar (QGIS closing): the message goes to the log instead
+            from qgis.core import Qgis, QgsMessageLog
+
+            QgsMessageLog.logMessage(f"{title}: {text}", "CLAIRE", Qgis.MessageLevel.Warning if warning
+                                     else Qgis.MessageLevel.Info)

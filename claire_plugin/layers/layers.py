@@ -21,7 +21,8 @@ from .style import apply_landcover_style
 #: every pixel of 1 % and more green: the layer showed nothing.)
 CONFIDENCE_RAMP = [(0.0, "#d7191c", "0 % (unsure)"), (50.0, "#fdae61", "50 %"), (75.0, "#ffffbf", "75 %"),
                    (100.0, "#1a9641", "100 % (sure)")]
-#: Reliance (SAR share of the fusion gate, uint8 percent): blue = optical led, orange = SAR led.
+#: Reliance (SAR weight of the fusion gate, uint8 percent): blue = the gate weighted the optical's features, orange =
+#: the SAR's (how the network mixed them, not which sensor decided).
 RELIANCE_RAMP = [(0.0, "#2b83ba", "0 % (optical)"), (50.0, "#f7f7f7", "50 % (both)"), (100.0, "#e66101", "100 % (SAR)")]
 #: Cloud probability (uint8 percent): clear → white.
 CLOUD_RAMP = [(0.0, "#1a1a1a", "0 % (clear)"), (50.0, "#9e9e9e", "50 %"), (100.0, "#ffffff", "100 % (cloud)")]

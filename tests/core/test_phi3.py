@@ -115,3 +115,19 @@ def test_tokenizer_template_is_used_and_system_role_is_folded(tiny_phi3):
     finally:
         tokenizer.chat_template = saved
     assert prompt.startswith("<|user|>\nYou are a remote-sensing expert") and "<|system|>" not in prompt
+
+
+def test_a_chat_template_that_fails_twice_names_both_failures():
+    """QA round 14: when the retry without a system role failed too, its error hid the first one and was no
+    ExplainerUnavailable (the template explanation stands in for those)."""
+    from claire.claire_plugin.core.explain.phi3 import ExplainerUnavailable, render_prompt
+
+    class Broken:
+        chat_template = "{{ nope }}"
+
+        def apply_chat_template(self, messages, **kw):
+            raise ValueError("system role not supported" if messages[0]["role"] == "system" else "bad template")
+
+    with pytest.raises(ExplainerUnavailable, match="system role not supported.*without a system role: ValueError: "
+                                                   "bad template"):
+        render_prompt(Broken(), [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])

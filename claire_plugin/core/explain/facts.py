@@ -20,8 +20,6 @@ FACTS_FORMAT = "claire-facts/1"
 #: Decimals kept for each kind of number (documented in docs/explanations.md).
 ROUNDING = {"percent": 1, "area_ha": 1, "kappa": 2, "pixel_area_m2": 2, "f1": 2}
 
-#: A class counts as "SAR-led" when the fusion gate gave SAR at least this share (percent).
-SAR_LED_PCT = 50.0
 #: How many confused class pairs the facts keep.
 MAX_CONFUSED_PAIRS = 3
 #: The side (px) of the scenes the bundled card's "unlike the training data" threshold was calibrated on (the

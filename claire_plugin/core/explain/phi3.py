@@ -143,16 +143,22 @@ def render_prompt(tokenizer, messages: List[Dict[str, str]]) -> str:
     template has no system role (older Phi-3 templates drop it)."""
     if not getattr(tokenizer, "chat_template", None):
         raise ExplainerUnavailable("the tokenizer has no chat template; use an *-instruct model")
+    first: Optional[Exception] = None
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if messages[0]["role"] != "system" or messages[0]["content"][:40] in text:
             return text
     except ImportError:  # transformers refuses jinja2 < 3.1.6 (sandbox fixes)
         return phi3_format(messages)
-    except Exception:  # noqa: BLE001 - reported, not raised
-        pass  # e.g. "system role not supported": retry without it
+    except Exception as exc:  # noqa: BLE001 - e.g. "system role not supported": retried without it below
+        first = exc
     merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
-    return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # noqa: BLE001 - both failures named; the template explanation stands in
+        said = f"{type(first).__name__}: {first}; " if first is not None else ""
+        raise ExplainerUnavailable(f"the tokenizer's chat template fails ({said}without a system role: "
+                                   f"{type(exc).__name__}: {exc})") from exc
 
 
 def _stop_ids(tokenizer) -> List[int]:

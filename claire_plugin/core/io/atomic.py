@@ -277,11 +277,6 @@ class OutputSet:
         if kind is not None:
             self.abort()
 
-    @property
-    def finals(self) -> List[str]:
-        """The final paths staged so far."""
-        return [final for tmp, final, _ in self._staged if tmp is not None]
-
     def temp_for(self, final: str, role: str = "", ext: Optional[str] = None) -> str:
         """Stage `final` and return the temporary name to write it to (`ext` default: the final's extension)."""
         refuse_folder(final, role)

@@ -10,9 +10,6 @@ from ..errors import ClaireError
 from .atomic import temp_name
 from .gdal_mode import gdal_exceptions, with_gdal_exceptions
 
-#: field kinds of `write_point_layer`
-FIELD_TYPES = ("int", "real", "str")
-
 
 def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
                       records: Iterable[Tuple[float, float, Dict[str, Any]]], role: str) -> str:

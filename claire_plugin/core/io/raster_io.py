@@ -641,6 +641,3 @@ def _same_path(a: str, b: str) -> bool:
     return a.casefold() == b.casefold() if CASE_INSENSITIVE else a == b
 
 
-def area_units(ds) -> Tuple[float, str]:
-    """(pixel area in m2, CRS description) for messages."""
-    return pixel_area_m2(ds), str(ds.crs)
