@@ -243,8 +243,11 @@ def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignor
         ref_ds = stack.enter_context(open_class_map(reference, "reference raster", integer=False, fix=REFERENCE_FIX))
         _check_overlap(cls_ds, ref_ds)
         nodata = cls_ds.nodata, ref_ds.nodata
+        # without a nodata value of its own the warp fills the map's area beyond the reference with 0, which would
+        # be scored as a reference class: an alpha band marks what the reference covers instead
+        extra = {"nodata": nodata[1]} if nodata[1] is not None else {"add_alpha": True}
         vrt = stack.enter_context(WarpedVRT(ref_ds, crs=cls_ds.crs, transform=cls_ds.transform, width=cls_ds.width,
-                                            height=cls_ds.height, resampling=Resampling.nearest, nodata=nodata[1]))
+                                            height=cls_ds.height, resampling=Resampling.nearest, **extra))
         windows = [w for _, w in cls_ds.block_windows(1)]
         for i, window in enumerate(windows):
             if is_cancelled is not None and is_cancelled():

@@ -1,0 +1,74 @@
+"""`core.accuracy.evaluate` (claire:evaluate, `claire evaluate-map`'s table) on small maps whose right answer is known:
+each test pins one rule whose loss a mutation audit (QA round 14) showed no other test would notice."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.accuracy import evaluate
+from claire.claire_plugin.core.errors import ClaireError
+from claire.tests.fixtures.helpers import write_raster
+
+
+def _two_classes() -> np.ndarray:
+    m = np.ones((10, 10), np.uint8)
+    m[:, 5:] = 2
+    return m
+
+
+def test_the_maps_area_beyond_the_reference_is_not_compared(tmp_path):
+    """A reference covering half the map, without a nodata value: the other half was read as reference class 0
+    (OA 0.5, a class 0 with 50 pixels the map "missed")."""
+    m = _two_classes()
+    cmap = write_raster(tmp_path / "m.tif", m)
+    ref = write_raster(tmp_path / "r.tif", m[:, :5])
+    out = evaluate(cmap, ref)
+    assert out["oa"] == 1.0 and out["compared_pixels"] == 50 and out["class_values"] == [1]
+    assert out["reference_only"] == {} and out["ignored_reference"] == {}
+
+
+def test_map_nodata_pixels_are_not_compared(tmp_path):
+    m = _two_classes()
+    gapped = m.copy()
+    gapped[0, :] = 0
+    out = evaluate(write_raster(tmp_path / "m.tif", gapped, nodata=0), write_raster(tmp_path / "r.tif", m))
+    assert out["oa"] == 1.0 and out["compared_pixels"] == 90 and out["class_values"] == [1, 2]
+
+
+def test_a_partial_class_mapping_keeps_the_other_values(tmp_path):
+    m = _two_classes()
+    ref = np.where(m == 1, 10, 2).astype(np.uint8)
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", ref), mapping={10: 1})
+    assert out["oa"] == 1.0 and out["class_values"] == [1, 2]
+
+
+def test_predicted_counts_are_the_maps_columns(tmp_path):
+    m = _two_classes()
+    ref = m.copy()
+    ref[:, 4] = 2  # the map says 1 there: 10 pixels of reference 2 mapped as 1
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", ref))
+    assert [c["predicted"] for c in out["per_class"]] == np.array(out["confusion"]).sum(0).tolist() == [50, 50]
+    assert [c["support"] for c in out["per_class"]] == [40, 60]
+
+
+def test_ignored_reference_values_are_left_out(tmp_path):
+    m = _two_classes()
+    ref = m.copy()
+    ref[0, :] = 9
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", ref), ignore_reference=[9])
+    assert out["oa"] == 1.0 and out["compared_pixels"] == 90 and out["reference_only"] == {}
+
+
+def test_the_maps_nodata_is_never_a_class_the_map_missed(tmp_path):
+    m = _two_classes()
+    gapped, ref = m.copy(), m.copy()
+    gapped[0, :] = ref[0, :] = 0
+    out = evaluate(write_raster(tmp_path / "m.tif", gapped, nodata=0), write_raster(tmp_path / "r.tif", ref))
+    assert out["reference_only"] == {} and out["class_values"] == [1, 2]
+
+
+def test_a_reference_left_out_whole_says_so(tmp_path):
+    m = _two_classes()
+    with pytest.raises(ClaireError, match="no valid pixel"):
+        evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", np.full_like(m, 9)),
+                 ignore_reference=[9])
