@@ -233,7 +233,10 @@ def test_reference_metrics_summary_json_and_categories(engine_scene, standin_mod
     for c in js["classes"]:
         assert set(c) >= {"value", "name", "color", "pixels", "area_ha", "share", "mean_confidence",
                           "low_confidence_share", "mean_sar_share"}
-    info = gdal.Info(res.output)  # what gdalinfo prints (GDAL 3.6 GTiff loads PAM lazily for the band API)
+    from claire.claire_plugin.core.io.pam import pam_on
+
+    with pam_on():  # the names live in the .aux.xml, which GDAL_PAM_ENABLED=NO (as QGIS runs are told) hides
+        info = gdal.Info(res.output)  # what gdalinfo prints (GDAL 3.6 GTiff loads PAM lazily for the band API)
     assert "Categories:" in info and "1: water" in info and "5: built area" in info
     assert "Color Table" in info
     bad = run(_params(engine_scene, "third.tif", reference=engine_scene["labels"]), standin_model, standin_card)

@@ -81,6 +81,34 @@ def test_summary_matches_its_definitions(with_cloud):
         assert res["cloud_share"] is None and res["mean_sar_share_clouded"] is None
 
 
+def test_areas_reference_pairs_and_snow_share_follow_their_definitions():
+    """Mutation audit (QA round 14): areas 100x too small, a nodata map pixel counted against the reference, and the
+    SAR-alone gaps counted in the snow check's share all passed the other tests."""
+    h, w = 4, 5
+    idx = np.zeros((h, w), np.uint8)
+    idx[2:] = 1
+    conf = np.full((h, w), 0.9, np.float32)
+    valid = np.ones((h, w), bool)
+    sar_only = np.zeros((h, w), bool)
+    sar_only[3] = True  # the bottom row came from SAR alone
+    masks = ChunkMasks(valid, sar_only.copy(), np.zeros((h, w), np.float32), sar_only, np.zeros((h, w), np.float32))
+    ruled_out = np.zeros((h, w), bool)
+    ruled_out[3] = True  # where the snow check would have acted: only in the gaps, which it never touches
+    acc = SummaryAccumulator([{"value": 1, "name": "a"}, {"value": 2, "name": "b"}], 100.0, h * w)
+    acc.add(idx, conf, None, masks, None, ruled_out)
+    acc.add_reference(np.array([0, 1, -1]), np.array([0, 1, 1]))
+    res = acc.result(with_reference=True)
+    assert [c["area_ha"] for c in res["classes"]] == [pytest.approx(10 * 100.0 / 1e4)] * 2  # 10 px of 100 m2
+    assert res["metrics"]["confusion"] == [[1, 0], [0, 1]]
+    assert res["snow_ruled_out_share"] == 0.0
+
+
+def test_percent_rasters_round_down():
+    from claire.claire_plugin.core.engine.post import _percent
+
+    assert _percent(np.array([0.496, 0.999, 1.0], np.float32), np.ones(3, bool)).tolist() == [49, 99, 100]
+
+
 def test_summary_without_share_or_distance():
     rng = np.random.default_rng(4)
     idx, conf, _, _, masks = _block(rng)

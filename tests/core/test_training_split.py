@@ -105,3 +105,28 @@ def test_held_out_counts_round_halves_up():
     assert [held_out_count(n, 0.3) for n in (3, 5, 10, 15, 20)] == [1, 2, 3, 5, 6]
     assert held_out_count(3, 0.9) == 1  # at least 2 polygons stay for training
     assert held_out_count(45, 0.7) == 32 and held_out_count(90, 0.35) == 32  # halves of float products too
+
+
+def test_a_validation_layer_never_shares_a_pixel_with_training_even_without_a_buffer(labels):
+    """Mutation audit (QA round 14): with --buffer 0 a validation box over training boxes left pixels in both."""
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(5, 5, 11, 11), 1), (box_wkt(5, 37, 11, 43), 4), (box_wkt(40, 65, 46, 71), 5)]  # over training
+    val = read_labels(write_vector(tmp / "v.gpkg", vfeats), ds, "class", classes=lab.classes, check_counts=False)
+    s = layer_split(lab, val, buffer_px=0)
+    both = set(zip(s.train.rows.tolist(), s.train.cols.tolist())) & set(zip(s.val.rows.tolist(), s.val.cols.tolist()))
+    assert not both and len(s.val) == 3 * 36
+
+
+def test_a_validation_layer_missing_a_class_is_refused(labels):
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(20, 2, 26, 8), 1), (box_wkt(20, 40, 26, 46), 4)]  # no class 5
+    val = read_labels(write_vector(tmp / "v.gpkg", vfeats), ds, "class", classes=lab.classes, check_counts=False)
+    with pytest.raises(ClaireError, match="has no validation pixel"):
+        layer_split(lab, val, buffer_px=2)
+
+
+def test_class_code_255_is_refused_it_is_the_maps_nodata():
+    from claire.claire_plugin.core.training.labels import classes_from_values
+
+    with pytest.raises(ClaireError, match="outside 0..254"):
+        classes_from_values([1, 255], [None, None], "class")

@@ -53,13 +53,16 @@ def test_combination_and_ignore_index():
     f = RIFTLoss(3, lam=1.0)(logits, target)
     t = RIFTLoss(3, lam=0.0)(logits, target)
     assert float(RIFTLoss(3, lam=0.3)(logits, target)) == pytest.approx(0.3 * float(f) + 0.7 * float(t), rel=1e-5)
-    # changing logits at ignored pixels does not change the loss
+    # changing logits at ignored pixels does not change the loss (one class's logit: adding the same constant to
+    # every class leaves the softmax as it was, and a test so written passed with ignored pixels counted)
     target2 = target.clone()
     target2[0, :2] = 255
     logits2 = logits.clone()
-    logits2[0, :, :2] += 5.0
-    loss = RIFTLoss(3, lam=0.5)
-    assert float(loss(logits, target2)) == pytest.approx(float(loss(logits2, target2)), rel=1e-6)
+    logits2[0, 0, :2] += 5.0
+    for lam in (0.0, 0.5, 1.0):  # Tversky alone, the mix, focal alone
+        loss = RIFTLoss(3, lam=lam)
+        assert float(loss(logits, target2)) == pytest.approx(float(loss(logits2, target2)), rel=1e-6)
+        assert float(loss(logits2, target)) != pytest.approx(float(loss(logits, target)), rel=1e-6)
     all_ignored = torch.full((1, 4, 4), 255)
     assert float(loss(logits, all_ignored)) == 0.0
 

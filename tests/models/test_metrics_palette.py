@@ -95,3 +95,27 @@ def test_generated_colours_stay_apart_for_red_green_colour_blind_users():
         assert _delta_e(a, b) >= MIN_DELTA_E, (a, b)
         assert all(_delta_e(a, b, k) >= MIN_DELTA_E_CVD for k in range(len(_CVD))), (a, b)
     assert _delta_e("#419bdf", "#7a87c6", 1) < MIN_DELTA_E_CVD  # the simulation sees the bundled legend's close pair
+
+
+def test_confusion_matrix_skips_what_is_no_class():
+    """Mutation audit (QA round 14): a prediction of -1 (no prediction) was counted in the previous row's last
+    column, and a reference value equal to the class count raised instead of being skipped."""
+    assert confusion_matrix([0, 1, -1, 1], [0, 1, 1, 1], 3).tolist() == [[1, 0, 0], [0, 2, 0], [0, 0, 0]]
+    assert confusion_matrix([0, 1, 1, 0], [0, 1, 1, 2], 2).tolist() == [[1, 0], [0, 2]]
+
+
+def test_macro_f1_leaves_out_classes_absent_from_the_reference():
+    from claire.models.metrics import macro_f1
+
+    assert macro_f1(metrics_from_confusion(np.array([[3, 1], [0, 0]]), ["a", "b"])) == pytest.approx(6 / 7)
+    assert macro_f1(metrics_from_confusion(np.diag([5, 5, 0]), ["a", "b", "c"])) == pytest.approx(1.0)
+
+
+def test_a_confusion_at_the_threshold_is_reported():
+    from claire.models.metrics import LOOKALIKE_GAIN, LOOKALIKE_SHARE, added_confusions
+
+    scores = {"per_class": [{"name": "a"}, {"name": "b"}], "confusion": [[75, 25], [0, 100]]}
+    found = added_confusions(scores)
+    assert [(p["reference"], p["predicted"], p["share"]) for p in found] == [("a", "b", LOOKALIKE_SHARE)]
+    gain = {"per_class": scores["per_class"], "confusion": [[85, 15], [0, 100]]}  # 0.25 - 0.15 = the gain exactly
+    assert LOOKALIKE_GAIN == pytest.approx(0.10) and len(added_confusions(scores, gain)) == 1

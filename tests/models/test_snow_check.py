@@ -130,3 +130,17 @@ def test_tempered_confidence_needs_no_renormalisation_after_the_check():
     possible = rng.uniform(0.0, 1.0, size=(3, 5)).astype(np.float32)
     total = rule_out_snow(prob, [2], possible)
     np.testing.assert_allclose(tempered_confidence(prob, 2.5), tempered_confidence(prob / total, 2.5), rtol=1e-5)
+
+
+def test_dark_water_with_a_snow_like_ndsi_is_no_snow():
+    """Mutation audit (QA round 14): with SNOW_NIR's lower end at 0 no test noticed: calm water (NIR 0.02) whose NDSI
+    is high like snow's must be ruled out whole, not left a third possible."""
+    import numpy as np
+
+    from claire.models.cloud import SNOW_NIR, snow_possible
+
+    bands = ["B03", "B11", "B08"]
+    water = np.array([0.06, 0.01, 0.02], np.float32).reshape(3, 1, 1)  # NDSI 0.71
+    snow = np.array([0.8, 0.1, 0.7], np.float32).reshape(3, 1, 1)
+    assert SNOW_NIR[0] > 0.02 and float(snow_possible(water, bands)[0, 0]) == 0.0
+    assert float(snow_possible(snow, bands)[0, 0]) == 1.0
