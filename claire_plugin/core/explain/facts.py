@@ -258,7 +258,8 @@ def build_facts(summary: dict, card: dict, focus_class: Optional[str] = None) ->
                                         summary["snow_ruled_out_share"] - (summary.get("snow_ruled_out_clouded_share")
                                                                            or 0.0)),
         "mean_confidence_pct": pct(mean_conf),
-        "low_confidence_pct": pct(_weighted(raw_classes, "low_confidence_share")),
+        "low_confidence_pct": pct(summary.get("low_confidence_share") if summary.get("low_confidence_share") is not None
+                                  else _weighted(raw_classes, "low_confidence_share")),  # a summary of older runs
         "sar_reliance_pct": sar,
         "optical_reliance_pct": None if sar is None else round(100.0 - sar, ROUNDING["percent"]),
         "classes_present": sum(1 for c in classes if c["pixels"] > 0),
