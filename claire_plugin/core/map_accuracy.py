@@ -230,7 +230,7 @@ def _labelled_points(path: str) -> int:
 def _ref_value(value: Any, fid: int, field_name: str, path: str,
                names: Optional[Dict[int, str]] = None, by_name: Optional[Dict[str, int]] = None) -> Optional[int]:
     """A reference label as an int, None when empty: a class code, or one of the map's class `names` (`by_name`:
-    their codes by `name_key`, matched case and spacing aside); a ClaireError for anything else."""
+    their codes by `name_key`, matched case, spacing and _ - / aside); a ClaireError for anything else."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str) and by_name and name_key(value) in by_name:

@@ -373,11 +373,11 @@ def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[
 
 
 def codes_for_names(names: Sequence[str], known: Sequence[Tuple[int, str]]) -> Dict[str, int]:
-    """Codes of text class names: a name the base checkpoint has (case and spacing aside) takes the base's code, so
-    that a fine-tuned map codes water as the bundled map does; of names alike but for case only the one written as
-    the base writes it (else the first in sort order), the others being classes of their own. Other names get the
-    codes after the base's largest, alphabetically (the smallest codes the base does not use where those would pass
-    254)."""
+    """Codes of text class names: a name the base checkpoint has (case, spacing and the separators _ - / aside) takes
+    the base's code, so that a fine-tuned map codes water as the bundled map does; of names alike but for those only
+    the one written as the base writes it (else the first in sort order), the others being classes of their own.
+    Other names get the codes after the base's largest, alphabetically (the smallest codes the base does not use
+    where those would pass 254)."""
     names = sorted(names, key=lambda n: (name_key(n), n))  # alphabetically as a reader sorts: grassland, Greenhouses
     base: Dict[str, Tuple[int, str]] = {}
     for code, name in known:
