@@ -145,3 +145,20 @@ def test_classes_without_colours_get_the_class_rasters_colours():
     assert [c["color"] for c in summary["classes"]] == [hexes[1], hexes[2], hexes[3]]
     assert len(set(hexes.values())) == 3 and summary["classes"][0]["color"] == "#e49635"
     assert "color" not in classes[1]  # the caller's list is left as it was
+
+
+def test_reference_nodata_is_no_code_left_out():
+    """Mutation audit (QA round 14): the reference's nodata pixels were not checked to stay out of `reference_left_out`
+    ("codes that are no class of the map"); only codes that are no class go there."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core.engine.post import _add_reference
+
+    ref = np.array([[0, 0, 0], [1, 2, 7]], np.float32)  # 0: the reference's nodata; 7: no class of the map
+    lut = np.full(65536, -1, np.int64)
+    lut[1], lut[2] = 0, 1
+    acc = SummaryAccumulator([{"value": 1, "name": "a"}, {"value": 2, "name": "b"}], 100.0, 6)
+    outputs = SimpleNamespace(reference=SimpleNamespace(read=lambda band, window: ref), reference_lut=lut,
+                              reference_nodata=0, summary=acc)
+    _add_reference(outputs, np.array([[0, 1, 0], [0, 1, 1]]), np.ones((2, 3), bool), 0, 0, 2, 3)
+    assert acc.ref_left == {7: 1} and acc.cm.tolist() == [[1, 0], [0, 1]]
