@@ -114,3 +114,18 @@ def test_classify_command_refuses_a_bad_extent_in_one_line(raster_pair, tiny_che
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "xmin" in err and "Traceback" not in err
     assert not os.path.exists(out)
+
+
+def test_a_requested_raster_the_run_cannot_write_is_a_warning_even_quiet(raster_pair, tiny_checkpoint, tmp_path,
+                                                                         capsys):
+    """QA round 14: `--unfamiliar` with a checkpoint without familiarity statistics exited 0 with no file and, with
+    --quiet, no word (the note was an ordinary line)."""
+    from claire.models.checkpoint import read_card
+
+    assert not read_card(tiny_checkpoint).get("familiarity")
+    out, unf = str(tmp_path / "m.tif"), tmp_path / "u.tif"
+    rc = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+               tiny_checkpoint, "--output", out, "--unfamiliar", str(unf), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and not unf.exists()
+    assert "warning:" in err and "the unfamiliar raster you asked for is not written" in err, err

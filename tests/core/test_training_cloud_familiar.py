@@ -129,7 +129,7 @@ def test_too_small_a_scene_gets_no_familiarity_and_says_why(scene, tmp_path):
                                      device="cpu", unfamiliar=str(tmp_path / "unfamiliar.tif")))
     said = [m for m in result.messages if "cannot tell where a scene is unlike its training data" in m]
     assert result.unfamiliar is None and len(said) == 1 and said[0].startswith("warning: this checkpoint, trained on")
-    assert "6 cells of 32 px" in said[0] and said[0].endswith("; the unfamiliar raster is not written")
+    assert "6 cells of 32 px" in said[0] and said[0].endswith("; the unfamiliar raster you asked for is not written")
     # QA (a day's workflow): the explanation of a map by such a model said nothing of it
     from claire.claire_plugin.core.explain import check_grounding
     from claire.claire_plugin.core.explain.facts import build_facts

@@ -383,8 +383,9 @@ def _cloud(plan: RunPlan, messages: List[str]) -> None:
     gated = bool((plan.card.get("config") or {}).get("cloud_gate"))
     plan.uses_cloud = takes_cloud(plan.card)
     if missing:
-        messages.append(f"no cloud probability: the optical bands lack {', '.join(missing)}"
-                        + ("; the cloud raster is not written" if plan.params.cloud else ""))
+        asked = plan.params.cloud  # an output the user named is not written: said even with --quiet
+        messages.append(("warning: " if asked else "") + f"no cloud probability: the optical bands lack "
+                        f"{', '.join(missing)}" + ("; the cloud raster you asked for is not written" if asked else ""))
     _snow_check(plan, missing, messages)
     plan.fill_from_sar = bool(plan.params.fill_from_sar) and gated
     if plan.params.fill_from_sar and not gated:
@@ -416,10 +417,12 @@ def _familiarity(plan: RunPlan, messages: List[str]) -> None:
             messages.append(f"warning: this checkpoint, trained on your labels, cannot tell where a scene is unlike "
                             f"its training data (familiarity {why or 'not measured'}): compare the map with imagery, "
                             f"above all away from the area it was trained on"
-                            + ("; the unfamiliar raster is not written" if plan.params.unfamiliar else ""))
+                            + ("; the unfamiliar raster you asked for is not written" if plan.params.unfamiliar
+                               else ""))
         elif plan.params.unfamiliar:
-            messages.append("the checkpoint's card has no familiarity statistics, so this run cannot tell where the "
-                            "scene is unlike the training data; the unfamiliar raster is not written")
+            messages.append("warning: the checkpoint's card has no familiarity statistics, so this run cannot tell "
+                            "where the scene is unlike the training data; the unfamiliar raster you asked for is not "
+                            "written")
         return
     from ....models.familiarity import card_tensors
 
