@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if args.vrt or args.parts is not None:
         raise ClaireError("--vrt and --parts split a scene over a Dask cluster; give --scheduler too (e.g. "
                           "--scheduler local:2)")
+    if args.explainer and not args.report:
+        raise ClaireError("--explainer names the language model that writes the report's text; give --report "
+                          "FILE.json (or .md / .html) too, or leave --explainer out")
     params = params_from_args(args)
     quiet = args.quiet
     state = {"last": -1}

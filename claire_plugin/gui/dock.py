@@ -655,7 +655,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         explainer = self.explainer.filePath().strip() or None
         self.results.startExplanation("Writing the explanation…" + (
             f" (language model in {os.path.basename(explainer)})" if explainer else " (template)"))
-        task = ExplainTask(summary, card, explainer, on_done=self.on_explained)
+        task = ExplainTask(summary, card, explainer, on_done=self.on_explained, device=self.device.currentText())
         task.textChunk.connect(self.results.appendExplanation)
         self.explain_task = task
         QgsApplication.taskManager().addTask(task)

@@ -159,9 +159,9 @@ class ExplainTask(QgsTask):
     textChunk = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
     def __init__(self, summary: Dict[str, Any], card: Dict[str, Any], explainer: Optional[str],
-                 on_done: Optional[Callable[["ExplainTask"], None]] = None) -> None:
+                 on_done: Optional[Callable[["ExplainTask"], None]] = None, device: str = "auto") -> None:
         super().__init__("CLAIRE explanation", QgsTask.Flag.CanCancel)
-        self.summary = summary
+        self.summary, self.device = summary, device
         self.card = card
         self.explainer = explainer or None
         self.on_done = on_done
@@ -175,7 +175,8 @@ class ExplainTask(QgsTask):
             from ..core.explain import explain
             from ..core.explain.facts import build_facts
             facts = build_facts(self.summary, self.card)
-            out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled)
+            out = explain(facts, self.explainer, on_text=self.textChunk.emit, is_cancelled=self.isCanceled,
+                          device=self.device)  # the run's device: "cpu" keeps the language model off the GPU too
             self.explanation = out
             return True
         except Exception as exc:  # noqa: BLE001 - reported, not raised

@@ -129,3 +129,17 @@ def test_a_requested_raster_the_run_cannot_write_is_a_warning_even_quiet(raster_
     err = capsys.readouterr().err
     assert rc == 0 and not unf.exists()
     assert "warning:" in err and "the unfamiliar raster you asked for is not written" in err, err
+
+
+def test_an_explainer_is_said_when_it_is_not_used(raster_pair, tiny_checkpoint, tmp_path, capsys):
+    """QA round 14: `--explainer` without `--report` was ignored without a word, and an explainer folder that does not
+    exist was named only inside the report's Markdown."""
+    base = ["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--checkpoint",
+            tiny_checkpoint, "--output", str(tmp_path / "m.tif"), "--explainer", str(tmp_path / "no_phi3"), "--quiet"]
+    assert main(base) == 2
+    assert "give --report" in capsys.readouterr().err
+    assert main(base + ["--report", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: Explainer not used: explainer folder" in err and "does not exist" in err, err
+    assert "the report's text is the deterministic template's" in err
+    assert (tmp_path / "r.json").exists()

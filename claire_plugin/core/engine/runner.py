@@ -487,7 +487,10 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                     ("cloud", result.cloud), ("unfamiliar", result.unfamiliar))},
                 "confidence_encoding": "uint8 percent 0-100 rounded down, nodata 255", "messages": messages}, "summary")
         if params.report:
-            result.report = _report(params, summary, plan.card, files, run)
+            result.report, fallback = _report(params, summary, plan.card, files, run)
+            if params.explainer and fallback:  # the model the user named: its absence is said, not only in the file
+                messages.append(f"warning: {fallback.rstrip('.')}; the report's text is the deterministic "
+                                f"template's")
         files.commit()
     styled = style_classes(plan.classes, class_colors(plan.card))
     note = write_class_style(params.output, styled)
@@ -589,14 +592,16 @@ def run_settings(plan: RunPlan, stats: dict) -> dict:
             "claire_version": claire_version()}
 
 
-def _report(params, summary: dict, card: dict, files: OutputSet, run: Optional[dict] = None) -> Optional[str]:
-    """Stage the explanation report of a finished run (core.explain.report) in `files`."""
+def _report(params, summary: dict, card: dict, files: OutputSet,
+            run: Optional[dict] = None) -> Tuple[str, Optional[str]]:
+    """Stage the explanation report of a finished run (core.explain.report) in `files`: (its path, why the language
+    model was not used, or None)."""
     from ..explain.report import write_report
 
     inputs = {"optical": params.optical, "sar": params.sar, "output": params.output,
               "reference": params.reference}
-    write_report(summary, card, params.report, explainer=params.explainer,
-                 inputs={k: os.path.abspath(v) if k == "output" or os.path.exists(v) else v
-                         for k, v in inputs.items() if v},
-                 outputs=files, run=run)
-    return params.report
+    report = write_report(summary, card, params.report, explainer=params.explainer, device=params.device,
+                          inputs={k: os.path.abspath(v) if k == "output" or os.path.exists(v) else v
+                                  for k, v in inputs.items() if v},
+                          outputs=files, run=run)
+    return params.report, report["explanation"].get("fallback_reason")

@@ -59,8 +59,8 @@ def resolve_model_dir(spec: str) -> str:
     if os.path.exists(path):
         raise ExplainerUnavailable(f"'{spec}' is a file; give the folder that holds config.json, the "
                                    f"tokenizer and the *.safetensors weights")
-    raise ExplainerUnavailable(f"explainer folder '{spec}' does not exist; set the model folder in "
-                               f"the plugin settings or pass --explainer with an existing folder")
+    raise ExplainerUnavailable(f"explainer folder '{spec}' does not exist; give an existing model folder "
+                               f"(--explainer, or the dock's Explainer model under Options)")
 
 
 def validate_model_dir(folder: str) -> dict:

@@ -85,13 +85,13 @@ def build_report(summary: dict, card: dict, explainer: Optional[str] = None,
                  inputs: Optional[dict] = None, focus_class: Optional[str] = None,
                  explanation: Optional[Explanation] = None,
                  on_text: Optional[Callable[[str], None]] = None,
-                 drop_unmatched: bool = False, run: Optional[dict] = None) -> dict:
+                 drop_unmatched: bool = False, run: Optional[dict] = None, device: str = "auto") -> dict:
     """The report dict (nothing written). Pass `explanation` to reuse text already shown; `run` the settings the
-    run used (core.engine.runner.run_settings)."""
+    run used (core.engine.runner.run_settings); `device` the language model's."""
     facts = build_facts(summary, card, focus_class=focus_class)
     if explanation is None:
         explanation = explain(facts, explainer=explainer, on_text=on_text,
-                              drop_unmatched=drop_unmatched)
+                              drop_unmatched=drop_unmatched, device=device)
     return _clean({
         "format": REPORT_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -109,11 +109,12 @@ def write_report(summary: dict, card: dict, path: str, explainer: Optional[str] 
                  explanation: Optional[Explanation] = None,
                  on_text: Optional[Callable[[str], None]] = None,
                  drop_unmatched: bool = False, outputs: Optional[OutputSet] = None,
-                 run: Optional[dict] = None) -> dict:
+                 run: Optional[dict] = None, device: str = "auto") -> dict:
     """Build the report and write it as JSON plus a Markdown or HTML twin; returns the report dict. With
     `outputs` the two files are only staged there (committed with the rest of the run)."""
     report = build_report(summary, card, explainer=explainer, inputs=inputs, focus_class=focus_class,
-                          explanation=explanation, on_text=on_text, drop_unmatched=drop_unmatched, run=run)
+                          explanation=explanation, on_text=on_text, drop_unmatched=drop_unmatched, run=run,
+                          device=device)
     json_path, twin_path, kind = report_paths(path)
     twin = render_html(report) if kind == "html" else render_markdown(report)
     with OutputSet() as own:
