@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder (--data), or "
                               "fine-tune one on your own polygons (--optical, --sar, --labels)")
     p.add_argument("--arch", default="claire", help="claire, asanet, optical_only or sar_only")
-    p.add_argument("--size", default="small", help="tiny, small (CPU default) or base (GPU)")
+    p.add_argument("--size", default="small", help="tiny, small (the default, on any device) or base (for a GPU)")
     p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
                    help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar, terramesh or terramesh-levels (each site's "
@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--holdout", type=float, default=0.25,
                    help="right-hand fraction of every image held out for metrics when there are no split lists "
                         "(default 0.25; 0: none, and the scores are then of the training images)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, then Apple MPS, else the CPU), cpu, "
+                   "cuda, cuda:N or mps")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch, kept for the whole run (default: torch's choice, lowered while other "
@@ -74,7 +75,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--half", action="store_true",
                    help="store weights as float16 (half the file size; metrics are measured on the rounded weights)")
     p.add_argument("--note", default="", help="free text stored in the card's training section")
-    p.add_argument("--json", action="store_true", help="print the final model card as JSON")
+    p.add_argument("--json", action="store_true", help="print the final model card as JSON (with --labels: the "
+                   "training report)")
     train_polygons.add_arguments(p)
     p.set_defaults(func=cmd_train, mode_defaults=train_polygons.mode_defaults(p))
 

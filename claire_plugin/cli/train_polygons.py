@@ -103,7 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="unit of the SAR values: auto, dB, linear-power or amplitude (linear is converted to dB)")
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-forest baseline")
-    g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline (default 200)")
+    g.add_argument("--rf-trees", type=int, default=200, help="trees of the random-forest baseline (default 200; 0: "
+                   "no baseline, as --no-baseline and Processing's RF_TREES 0)")
     g.add_argument("--no-forest-checkpoint", action="store_true",
                    help="do not write the baseline forest (optical + SAR) as a checkpoint beside --output "
                         "(NAME.forest.safetensors), nor the network and forest averaged (NAME.ensemble.safetensors); "
@@ -137,7 +138,7 @@ def params_from_args(args: argparse.Namespace):
         optical_bands=parse_bands(args.optical_bands, "--optical-bands"),
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         sar_units=args.sar_units, val_share=args.val_share,
-        buffer_px=args.buffer, baseline=not args.no_baseline, rf_trees=args.rf_trees,
+        buffer_px=args.buffer, baseline=not args.no_baseline and args.rf_trees != 0, rf_trees=args.rf_trees,
         save_forest=not args.no_forest_checkpoint, config=cfg)
 
 

@@ -216,7 +216,9 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.batch.setRange(0, 256)
         self.batch.setValue(0)
         self.batch.setSpecialValueText("auto")
-        self.batch.setToolTip("Windows the model takes at once. auto: as many as the memory left allows.")
+        self.batch.setToolTip("Windows the model takes at once. auto: about four 256 px tiles of input (one window at "
+                              "the default tile size); a run that would not fit the memory left is refused with the "
+                              "batch and tile that fit.")
         self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
@@ -416,6 +418,9 @@ class ClaireDock(Restyled, QgsDockWidget):
                     mine.setLayer(layer)
         finally:
             self._taking_train_scene = False
+        units = self.train_panel.sar_units.currentText()  # the units the training read the SAR in, not auto
+        if units != "auto":
+            self.sar_units.setCurrentText(units)
         self.tabs.setCurrentIndex(0)
         self._update_fit()
 

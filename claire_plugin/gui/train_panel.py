@@ -244,7 +244,7 @@ class TrainPanel(Restyled, QWidget):
         self.epochs.setToolTip("Passes over the training pixels (with Minutes, the most run).")
         self.device = compact_combo(QComboBox(box))
         self.device.addItems(DEVICES)
-        self.device.setToolTip("Where the training runs: auto takes the GPU when there is one.")
+        self.device.setToolTip("Where the training runs: auto takes CUDA if available, then Apple MPS, else the CPU.")
         self.sar_units = compact_combo(QComboBox(box))
         self.sar_units.addItems(list(SAR_UNITS))
         self.sar_units.setToolTip("Unit of the SAR values. auto: from the file's metadata and values; linear values "

@@ -62,7 +62,7 @@ HELP = {
     "learning rate; the log and report say which.",
     "EPOCHS": "Epochs of fine-tuning (the most epochs when a time budget is set).",
     "MINUTES": "Optional time budget of the training loop in minutes (0: none); scoring comes on top.",
-    "DEVICE": "auto: CUDA if available, else CPU.",
+    "DEVICE": "auto: CUDA if available, then Apple MPS, else the CPU.",
     "SAR_UNITS": RUN_HELP["SAR_UNITS"],
     "STEPS_PER_EPOCH": "Optimiser steps per epoch.",
     "BATCH_SIZE": "Crops per step.",

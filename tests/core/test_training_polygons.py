@@ -496,3 +496,15 @@ def test_a_base_coding_the_bundled_classes_otherwise_is_said_in_the_notes(scene)
     fresh = train_from_polygons(_params(scene, rf_trees=0, baseline=False, output=str(scene["dir"] / "m2.safetensors"),
                                         report=str(scene["dir"] / "r2.json")))
     assert not any("codes classes of the bundled checkpoint otherwise" in n for n in report_notes(fresh))
+
+
+def test_rf_trees_0_means_no_forest_as_in_processing(scene):
+    """QA round 14: `--rf-trees 0` was refused on the command line while RF_TREES 0 is Processing's way to skip the
+    forest."""
+    from claire.claire_plugin.cli.main import build_parser
+    from claire.claire_plugin.cli.train_polygons import params_from_args
+
+    argv = ["train", "--optical", scene["optical"], "--sar", scene["sar"], "--labels", scene["labels"], "--field",
+            "class", "--output", str(scene["dir"] / "m.safetensors")]
+    assert params_from_args(build_parser().parse_args(argv + ["--rf-trees", "0"])).baseline is False
+    assert params_from_args(build_parser().parse_args(argv)).baseline is True

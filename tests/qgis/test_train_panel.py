@@ -525,9 +525,11 @@ def test_classify_with_this_model_takes_the_train_tabs_scene_whole(train_dock, t
     train_dock.sar.setLayer(other_sar)
     panel.optical.setLayer(train_opt)  # the Train tab back on its own scene
     panel.sar.setLayer(train_sar)
+    panel.sar_units.setCurrentText("linear-power")  # QA round 14: the Run tab read the SAR as auto after this
     train_dock.classify_with(tiny_checkpoint)
     assert (train_dock.optical.currentLayer(), train_dock.sar.currentLayer()) == (train_opt, train_sar)
     assert (panel.optical.currentLayer(), panel.sar.currentLayer()) == (train_opt, train_sar)
+    assert train_dock.sar_units.currentText() == "linear-power"
 
 
 

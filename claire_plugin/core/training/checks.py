@@ -121,7 +121,7 @@ def check_polygon_params(params) -> None:
     if _number(params.buffer_px, "--buffer", "3") < 0:
         raise ClaireError(f"--buffer must be 0 or more pixels (got {params.buffer_px}); give e.g. --buffer 3")
     if params.baseline:
-        _whole(params.rf_trees, "--rf-trees", 1, "200")
+        _whole(params.rf_trees, "--rf-trees", 1, "200 (or 0, or --no-baseline, for no forest)")
 
 
 def _not_the_training_layer(params) -> None:
