@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 from ...models.quoting import quoted
 from ..core.errors import ClaireError
-from .options import SCHEDULER_HELP, add_run_options, run_options
+from .options import SCHEDULER_HELP, add_map_rules, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -35,11 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--unfamiliar", default=None,
                    help="also write how unlike the training data each pixel looks to the model, uint8 0-100 "
                         "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")
-    p.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
-                   help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
-    p.add_argument("--no-snow-check", dest="snow_check", action="store_false",
-                   help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
-                        "the next most likely class is written there")
+    add_map_rules(p)
     p.add_argument("--extent", default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                    help="classify only the pixels this rectangle touches, in the optical raster's CRS (a preview "
                         "of an area): the outputs cover it, with the same values as a run over the whole scene")
@@ -78,8 +74,7 @@ def params_from_args(args: argparse.Namespace):
     """ClassifyParams from parsed arguments."""
     return run_options(args).params(
         args.optical, args.sar, args.output, confidence=args.confidence, reliance=args.reliance,
-        cloud=args.cloud, unfamiliar=args.unfamiliar, fill_from_sar=args.fill_from_sar, reference=args.reference,
-        snow_check=args.snow_check, extent=parse_extent(args.extent),
+        cloud=args.cloud, unfamiliar=args.unfamiliar, reference=args.reference, extent=parse_extent(args.extent),
         summary_json=args.summary, report=args.report, explainer=args.explainer)
 
 

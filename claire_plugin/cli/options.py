@@ -61,4 +61,14 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         tile_size=args.tile_size, context=args.context, batch_size=args.batch_size, device=args.device,
         threads=args.threads, sar_units=args.sar_units,
-        runtime=args.runtime, level=args.level)
+        runtime=args.runtime, level=args.level, fill_from_sar=getattr(args, "fill_from_sar", True),
+        snow_check=getattr(args, "snow_check", True))
+
+
+def add_map_rules(parser: argparse.ArgumentParser) -> None:
+    """--no-sar-fill and --no-snow-check, the same for one pair (classify) and a folder (classify-folder)."""
+    parser.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
+                        help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
+    parser.add_argument("--no-snow-check", dest="snow_check", action="store_false",
+                        help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
+                             "the next most likely class is written there")

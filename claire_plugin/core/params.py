@@ -96,6 +96,8 @@ class RunOptions:
     threads: Optional[int] = None
     runtime: str = DEFAULT_RUNTIME
     level: str = "class"  # class | macroclass (models.macroclass.LEVELS)
+    fill_from_sar: bool = True  # optical gaps classified from SAR alone (cloud-gated checkpoints)
+    snow_check: bool = True  # snow / ice ruled out where the clear optical shows none
 
     def params(self, optical: str, sar: str, output: str, **outputs: Optional[str]) -> ClassifyParams:
         """ClassifyParams for one pair; `outputs` are the optional extras (confidence, reliance, report...)."""
@@ -107,7 +109,7 @@ def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[Lis
                 tile_size: Optional[int] = None, context: Optional[int] = None, batch_size: Optional[int] = None,
                 device: Optional[str] = None, threads: Optional[int] = None,
                 sar_units: Optional[str] = None, runtime: Optional[str] = None,
-                level: Optional[str] = None) -> RunOptions:
+                level: Optional[str] = None, fill_from_sar: bool = True, snow_check: bool = True) -> RunOptions:
     """RunOptions with the front doors' "empty" rules: checkpoint '' -> bundled, tile 0 -> default,
     context -1 -> default (other negatives reach the engine's check), batch empty or 0 -> auto, device '' -> auto,
     SAR units '' -> auto, runtime '' -> auto, level '' -> class."""
@@ -116,4 +118,5 @@ def run_options(*, checkpoint: Optional[str] = None, optical_bands: Optional[Lis
         optical_offset=optical_offset, sar_units=sar_units or "auto", tile_size=tile_size or None,
         context=None if context in (None, FROM_CARD) else context,
         batch_size=DEFAULT_BATCH if batch_size is None else batch_size, device=device or DEFAULT_DEVICE,
-        threads=threads, runtime=runtime or DEFAULT_RUNTIME, level=level or "class")
+        threads=threads, runtime=runtime or DEFAULT_RUNTIME, level=level or "class",
+        fill_from_sar=bool(fill_from_sar), snow_check=bool(snow_check))

@@ -499,15 +499,14 @@ class ClaireDock(Restyled, QgsDockWidget):
             optical_offset=parse_offset(self.optical_offset.text()), tile_size=self.tile_size.value(),
             context=self.context.value(), batch_size=self.batch.value(), device=self.device.currentText(),
             sar_units=self.sar_units.currentText(), runtime=self.runtime.currentText(),
-            level=self.level.currentText())
+            level=self.level.currentText(), fill_from_sar=self.fill_from_sar.isChecked(),
+            snow_check=self.snow_check.isChecked())
         return options.params(
             optical, sar, output,
             confidence=f"{base}_confidence.tif" if self.want_confidence.isChecked() else None,
             reliance=f"{base}_reliance.tif" if self.want_reliance.isChecked() else None,
             cloud=f"{base}_cloud.tif" if self.want_cloud.isChecked() else None,
             unfamiliar=f"{base}_unfamiliar.tif" if self.want_unfamiliar.isChecked() else None,
-            fill_from_sar=self.fill_from_sar.isChecked(),
-            snow_check=self.snow_check.isChecked(),
             reference=reference, extent=extent,
         )
 

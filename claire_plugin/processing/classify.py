@@ -6,7 +6,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterRasterDestination,
 )
@@ -24,7 +23,7 @@ from .common import (
     style_classified,
     style_companions,
 )
-from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
+from .options import MAP_RULES_HELP, RUN_ADVANCED, RUN_HELP, map_rule_parameters, run_options, run_parameters
 
 HELP = {
     "OPTICAL": "Optical raster (e.g. Sentinel-2 L2A 12 bands, L1C 13 bands, or only the bands the checkpoint "
@@ -44,10 +43,7 @@ HELP = {
     "per pixel, the probability a cloud-gated model is given; 100 where optical gaps were filled from SAR.",
     "UNFAMILIAR": "Optional 'unlike the training data' GeoTIFF (uint8, nodata 255): the distance of the model's "
     "features from its training data, 100 = at the checkpoint's threshold or beyond (do not trust the map there).",
-    "FILL_FROM_SAR": "Classify pixels without optical data (swath edge, masked clouds) from SAR alone instead of "
-    "leaving them nodata (cloud-gated checkpoints).",
-    "SNOW_CHECK": "Rule out snow / ice where the clear optical shows no snow cover (NDSI of B03 and B11 at or "
-    "below 0, ramping to 0.2): the next most likely class is written there. Under cloud it is left to the model.",
+    **MAP_RULES_HELP,
     "REPORT": "Optional report (.json with a Markdown twin, or .html): facts, per-class table, metrics and a "
     "grounded explanation.",
     "EXTENT": "Optional: classify only the optical pixels this extent touches (e.g. the map canvas extent, for a "
@@ -86,9 +82,7 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterRasterDestination(
                 "RELIANCE", "SAR gate weight (SAR share of the fusion gate)", optional=True, createByDefault=False
             ),
-            QgsProcessingParameterBoolean("FILL_FROM_SAR", "Classify optical gaps from SAR alone", defaultValue=True),
-            QgsProcessingParameterBoolean("SNOW_CHECK", "Rule out snow / ice where the optical shows none",
-                                          defaultValue=True),
+            *map_rule_parameters(),
             QgsProcessingParameterRasterDestination(
                 "CLOUD", "Cloud probability", optional=True, createByDefault=False
             ),
@@ -127,10 +121,6 @@ class ClassifyAlgorithm(ClaireAlgorithm):
             reliance=self._optional_path(parameters, "RELIANCE", context),
             cloud=self._optional_path(parameters, "CLOUD", context),
             unfamiliar=self._optional_path(parameters, "UNFAMILIAR", context),
-            fill_from_sar=self.parameterAsBoolean(parameters, "FILL_FROM_SAR", context)
-            if "FILL_FROM_SAR" in parameters else True,
-            snow_check=self.parameterAsBoolean(parameters, "SNOW_CHECK", context)
-            if "SNOW_CHECK" in parameters else True,
             reference=reference,
             report=self._optional_path(parameters, "REPORT", context),
             extent=extent_in(self, parameters, "EXTENT", context, optical),

@@ -23,7 +23,7 @@ from qgis.core import (
 
 from .base import ClaireAlgorithm, engine_errors
 from .common import LandCoverPostProcessor, qgis_message
-from .options import RUN_ADVANCED, RUN_HELP, run_options, run_parameters
+from .options import MAP_RULES_HELP, RUN_ADVANCED, RUN_HELP, map_rule_parameters, run_options, run_parameters
 
 HELP = {
     "OPTICAL_FOLDER": "Folder of optical rasters (.tif, .tiff, .vrt, .img, .jp2); not searched recursively.",
@@ -36,6 +36,7 @@ HELP = {
     "OUTPUT_FOLDER": "Folder for the land-cover GeoTIFFs (<optical name>_landcover.tif) and the summary "
     "(claire_batch_summary.json and .csv).",
     **RUN_HELP,
+    **MAP_RULES_HELP,
     "CONFIDENCE": "Also write <optical name>_confidence.tif per pair.",
     "SKIP_EXISTING": "Skip pairs whose outputs (the map, and the confidence when asked for) already exist "
                      "complete, with this run's classes (to resume an interrupted batch; a map of another model's "
@@ -52,7 +53,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
     TAGS = ("deep learning", "segmentation", "batch", "folder", "many scenes")
     ICON_NAME = "classify_folder.svg"
     HELP = HELP
-    ADVANCED = RUN_ADVANCED | {"SKIP_EXISTING", "DASK_SCHEDULER"}
+    ADVANCED = RUN_ADVANCED | {"SKIP_EXISTING", "DASK_SCHEDULER"} | set(MAP_RULES_HELP)
     INTRO = ("Pairs the optical and SAR rasters of two folders by file name and classifies every pair with the "
              "same checkpoint and options. A pair that fails (unreadable file, rasters that do not overlap, too "
              "few bands…) is recorded with its reason and the batch carries on. The results give the counts, the "
@@ -72,6 +73,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
                                          optional=True),
             QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"),
             *run_parameters(),
+            *map_rule_parameters(),
             QgsProcessingParameterBoolean("CONFIDENCE", "Also write confidence rasters", defaultValue=False),
             QgsProcessingParameterBoolean("SKIP_EXISTING", "Skip pairs whose output exists", defaultValue=False),
             QgsProcessingParameterString("DASK_SCHEDULER", "Dask scheduler (empty: in QGIS)", optional=True),

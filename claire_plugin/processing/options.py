@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from qgis.core import (
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -75,6 +76,22 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
     ]
 
 
+#: Help of the map rules that one pair and a folder share.
+MAP_RULES_HELP = {
+    "FILL_FROM_SAR": "Classify pixels without optical data (swath edge, masked clouds) from SAR alone instead of "
+    "leaving them nodata (cloud-gated checkpoints).",
+    "SNOW_CHECK": "Rule out snow / ice where the clear optical shows no snow cover (NDSI of B03 and B11 at or "
+    "below 0, ramping to 0.2): the next most likely class is written there. Under cloud it is left to the model.",
+}
+
+
+def map_rule_parameters() -> List[QgsProcessingParameterDefinition]:
+    """FILL_FROM_SAR and SNOW_CHECK (both on by default), for claire:classify and claire:classify_folder."""
+    return [QgsProcessingParameterBoolean("FILL_FROM_SAR", "Classify optical gaps from SAR alone", defaultValue=True),
+            QgsProcessingParameterBoolean("SNOW_CHECK", "Rule out snow / ice where the optical shows none",
+                                          defaultValue=True)]
+
+
 def optical_offset(alg, parameters, context) -> Optional[float]:
     """The OPTICAL_OFFSET parameter, None when left empty (the engine then reads the file's metadata)."""
     if parameters.get("OPTICAL_OFFSET") in (None, ""):
@@ -103,4 +120,7 @@ def run_options(alg, parameters, context) -> RunOptions:
         device=DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
         sar_units=list(SAR_UNITS)[alg.parameterAsEnum(parameters, "SAR_UNITS", context)],
         runtime=RUNTIMES[alg.parameterAsEnum(parameters, "RUNTIME", context)] if "RUNTIME" in parameters else None,
-        level=LEVELS[alg.parameterAsEnum(parameters, "LEVEL", context)] if "LEVEL" in parameters else None)
+        level=LEVELS[alg.parameterAsEnum(parameters, "LEVEL", context)] if "LEVEL" in parameters else None,
+        fill_from_sar=alg.parameterAsBoolean(parameters, "FILL_FROM_SAR", context)
+        if "FILL_FROM_SAR" in parameters else True,
+        snow_check=alg.parameterAsBoolean(parameters, "SNOW_CHECK", context) if "SNOW_CHECK" in parameters else True)

@@ -233,3 +233,17 @@ def test_maps_across_the_antimeridian_are_seen_to_overlap(tmp_path):
                          res=400.0)
     assert overlapping_maps([whole, east]) == 2
     assert overlapping_maps([whole, apart]) == 0
+
+
+def test_a_folder_run_takes_the_map_rules_as_one_pair_does():
+    """QA round 14: `claire classify-folder` and claire:classify_folder had no --no-snow-check / --no-sar-fill, so a
+    batch could differ from single runs made with those off; both now go through the run options they share."""
+    from claire.claire_plugin.cli.main import build_parser
+    from claire.claire_plugin.cli.options import run_options
+
+    base = ["classify-folder", "--optical-folder", "o", "--sar-folder", "s", "--output-folder", "out"]
+    off = run_options(build_parser().parse_args(base + ["--no-snow-check", "--no-sar-fill"]))
+    on = run_options(build_parser().parse_args(base))
+    assert (off.snow_check, off.fill_from_sar, on.snow_check, on.fill_from_sar) == (False, False, True, True)
+    p = off.params("a.tif", "b.tif", "c.tif")
+    assert p.snow_check is False and p.fill_from_sar is False
