@@ -26,6 +26,12 @@ DEFAULT_CONTEXT_PX = 128
 _LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
+def default_context(arch: str) -> str:
+    """The context a new training of `arch` takes when none is given: "local" (maps that do not depend on the tile)
+    where the network has it, else "global"."""
+    return "local" if arch in _LOCAL_CONTEXT_ARCHS else "global"
+
+
 def available_architectures() -> List[str]:
     """Network names accepted by `build_model` (which also builds FOREST and ENSEMBLE from their cards' configs)."""
     return list(_BUILDERS)

@@ -67,8 +67,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tversky-beta", type=float, default=0.7)
     p.add_argument("--class-weights", default="inverse_sqrt", choices=["inverse", "inverse_sqrt", "none"],
                    help="inverse, inverse_sqrt or none")
-    p.add_argument("--context", default="global", choices=["global", "local"],
-                   help="local: GRN, channel attention and pyramid pooling over a fixed window (tile-invariant)")
+    p.add_argument("--context", default=None, choices=["global", "local"],
+                   help="local (the default where the network has it: claire, optical_only, sar_only): GRN, channel "
+                        "attention and pyramid pooling over a fixed window, so the map does not depend on the tile "
+                        "size; global: over the whole tile (asanet's only choice)")
     p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
     p.add_argument("--cloud-gate", action="store_true",
                    help="CMAF leans on SAR where models.cloud flags the optical input (claire only)")
@@ -259,11 +261,13 @@ def _training_data(args: argparse.Namespace, resume: Optional[str]) -> Dict[str,
 
 def _train_config(args: argparse.Namespace):
     """models.training.TrainConfig from the command line."""
+    from ...models.registry import default_context
     from ...models.training import LossConfig, TrainConfig
 
     return TrainConfig(arch=args.arch, size=args.size, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                        batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-                       seed=args.seed, device=args.device, amp=not args.no_amp, context=args.context,
+                       seed=args.seed, device=args.device, amp=not args.no_amp,
+                       context=args.context or default_context(args.arch),
                        context_px=args.context_px, cloud_gate=args.cloud_gate, reproducible=args.reproducible,
                        loss=LossConfig(args.loss_lambda, args.focal_gamma, args.tversky_alpha, args.tversky_beta,
                                        args.class_weights))
