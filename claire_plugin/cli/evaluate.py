@@ -19,18 +19,18 @@ def register(subparsers: Any) -> None:
     """Add the `evaluate` subcommand."""
     p = subparsers.add_parser("evaluate", help="metrics of a checkpoint on a labelled folder")
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
-    p.add_argument("--data", required=True)
-    p.add_argument("--layout", default="auto")
+    p.add_argument("--data", required=True, help="dataset folder (optical, SAR and label rasters; see claire train)")
+    p.add_argument("--layout", default="auto", help="the folder's layout (default: recognised from its folders)")
     p.add_argument("--split", default="val", choices=["val", "train", "all"],
                    help="val (hold-out / split lists), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
     p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
                    help="clear, clouds or haze (synthetic, on the optical input)")
-    p.add_argument("--optical-bands", default=None)
-    p.add_argument("--sar-bands", default=None)
-    p.add_argument("--sar-linear", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--optical-bands", default=None, help="1-based optical bands in the checkpoint's order")
+    p.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order")
+    p.add_argument("--sar-linear", action="store_true", help="the SAR rasters hold linear power (converted to dB)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
                    f"pixels (default {MAX_WIDTH})")
     p.add_argument("--checkpoint", default=None, help="checkpoint whose normalisation measures the distances "
                    "(default: the bundled one)")
-    p.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS))
+    p.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
+                   help="unit of the SAR values (default auto: from the file's metadata and values)")
     p.add_argument("--output", required=True, help="GeoPackage (.gpkg) of the polygons, layer training")
     p.set_defaults(func=cmd_grow_polygons)
 

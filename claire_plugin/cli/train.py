@@ -37,8 +37,8 @@ def register(subparsers: Any) -> None:
                         "and scores macro-F1 >= 0.5 on the training polygons before training, else 1e-3; the "
                         "whole network then learns at a tenth of it, or at the same rate where the base scored "
                         "below 0.5)")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of weights, crops and augmentation (default 0)")
     p.add_argument("--holdout", type=float, default=0.25,
                    help="right-hand fraction of every image held out for metrics when there are no split lists "
                         "(default 0.25; 0: none, and the scores are then of the training images)")
@@ -61,17 +61,19 @@ def register(subparsers: Any) -> None:
                         "from layout / labels), or names of a label raster's codes given as --labels (default: the "
                         "raster's own category names, else 'class N')")
     p.add_argument("--ignore", default=None, help="label values to ignore, e.g. 0,8")
-    p.add_argument("--loss-lambda", type=float, default=0.6)
-    p.add_argument("--focal-gamma", type=float, default=2.0)
-    p.add_argument("--tversky-alpha", type=float, default=0.3)
-    p.add_argument("--tversky-beta", type=float, default=0.7)
+    p.add_argument("--loss-lambda", type=float, default=0.6,
+                   help="RIFT's weight of the focal term; the Tversky term gets the rest (default 0.6)")
+    p.add_argument("--focal-gamma", type=float, default=2.0, help="focal loss's focusing exponent (default 2)")
+    p.add_argument("--tversky-alpha", type=float, default=0.3, help="Tversky's weight of false positives (default 0.3)")
+    p.add_argument("--tversky-beta", type=float, default=0.7, help="Tversky's weight of false negatives (default 0.7)")
     p.add_argument("--class-weights", default="inverse_sqrt", choices=["inverse", "inverse_sqrt", "none"],
-                   help="inverse, inverse_sqrt or none")
+                   help="class weights from the label counts: inverse, inverse_sqrt (the default) or none")
     p.add_argument("--context", default=None, choices=["global", "local"],
                    help="local (the default where the network has it: claire, optical_only, sar_only): GRN, channel "
                         "attention and pyramid pooling over a fixed window, so the map does not depend on the tile "
                         "size; global: over the whole tile (asanet's only choice)")
-    p.add_argument("--context-px", type=int, default=128, help="the local window in input pixels")
+    p.add_argument("--context-px", type=int, default=128,
+                   help="the local window in input pixels (default 128; a multiple of 32)")
     p.add_argument("--cloud-gate", action="store_true",
                    help="CMAF leans on SAR where models.cloud flags the optical input (claire only)")
     p.add_argument("--half", action="store_true",
