@@ -76,8 +76,9 @@ class BatchSummary:
 
     def totals(self) -> Dict[str, Any]:
         """Hectares per class and valid pixels summed over the pairs classified in this run (pairs skipped as
-        complete from before carry no areas). Where maps of the run cover the same ground (a time series, or
-        overlapping scenes), a sum would count that ground once per map: the areas are then not summed."""
+        complete from before keep their areas in their rows, and are not summed here). Where maps of the run cover
+        the same ground (a time series, or overlapping scenes), a sum would count that ground once per map: the
+        areas are then not summed."""
         area: Dict[str, float] = {}
         pixels, pairs, outputs = 0, 0, []
         for r in self.results:
@@ -143,45 +144,64 @@ def _footprint(path: str):
 
 
 def overlapping_maps(outputs: List[Optional[str]]) -> int:
-    """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another. Each
-    footprint is brought to longitude/latitude once and compared with every other at once, also shifted by a turn
-    of the globe (a map across the antimeridian ends past 180 degrees); a footprint with no longitude/latitude is
-    compared in its own CRS with the maps of that CRS. (The pairs reprojected one by one took 26 s for 400 maps.)"""
+    """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another. Maps in
+    one CRS are compared in it (tiles of one zone that only touch share nothing); maps in different CRSs by their
+    footprints brought to longitude/latitude once, also shifted by a turn of the globe (a map across the antimeridian
+    ends past 180 degrees); a footprint with no longitude/latitude is compared with the maps of its own CRS only. All
+    at once per map (the pairs reprojected one by one took 26 s for 400 maps)."""
     import numpy as np
-    from rasterio.warp import transform_bounds
 
-    from .io.raster_io import _quiet_gdal
-
-    keys, boxes = [], []
-    for footprint in (_footprint(p) for p in outputs if p):
-        if footprint is None or footprint[0] is None:
-            continue
-        crs, b = footprint
-        try:
-            with _quiet_gdal():
-                b = b if crs.is_geographic else transform_bounds(crs, "EPSG:4326", *b, densify_pts=21)
-            key = "lonlat"
-        except Exception:  # noqa: BLE001 - no longitude/latitude: compared with its own CRS's maps only
-            key = crs.to_string()
-        left, bottom, right, top = b
-        keys.append(key)
-        boxes.append((left, bottom, right + 360.0 if key == "lonlat" and right < left else right, top))
-    if len(boxes) < 2:
+    maps = [f for f in (_footprint(p) for p in outputs if p) if f is not None and f[0] is not None]
+    if len(maps) < 2:
         return 0
-    box, keys = np.asarray(boxes, np.float64), np.asarray(keys)
-    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-    shared = np.zeros(len(box), bool)
-    for i in range(len(box) - 1):
-        rest, best = box[i + 1:], np.zeros(len(box) - i - 1)
-        for turn in ((0.0, 360.0, -360.0) if keys[i] == "lonlat" else (0.0,)):
-            w = np.minimum(box[i, 2], rest[:, 2] + turn) - np.maximum(box[i, 0], rest[:, 0] + turn)
-            h = np.minimum(box[i, 3], rest[:, 3]) - np.maximum(box[i, 1], rest[:, 1])
-            best = np.maximum(best, np.where((w > 0) & (h > 0), w * h, 0.0))
-        hit = (keys[i + 1:] == keys[i]) & (best > 1e-3 * np.minimum(area[i], area[i + 1:]))
+    crs_keys = np.asarray([crs.to_string() for crs, _ in maps])
+    turns = np.asarray([bool(crs.is_geographic) for crs, _ in maps])
+    native = np.asarray([_unwrapped(b, geographic) for (_, b), geographic in zip(maps, turns)], np.float64)
+    lonlat = [_lonlat_box(crs, b) for crs, b in maps]
+    has_lonlat = np.asarray([b is not None for b in lonlat])
+    lonlat = np.asarray([b if b is not None else (0.0, 0.0, 0.0, 0.0) for b in lonlat], np.float64)
+    shared = np.zeros(len(maps), bool)
+    for i in range(len(maps) - 1):
+        same = crs_keys[i + 1:] == crs_keys[i]
+        hit = same & _shares(native, i, turns[i])
+        hit |= ~same & has_lonlat[i] & has_lonlat[i + 1:] & _shares(lonlat, i, True)
         if hit.any():
             shared[i] = True
             shared[i + 1:] |= hit
     return int(shared.sum())
+
+
+def _unwrapped(b, geographic: bool) -> tuple:
+    """(left, bottom, right, top) with a longitude span across the antimeridian ending past 180 degrees."""
+    left, bottom, right, top = b
+    return left, bottom, right + 360.0 if geographic and right < left else right, top
+
+
+def _lonlat_box(crs, b) -> Optional[tuple]:
+    """The footprint `b` in longitude/latitude (unwrapped), None where the CRS has none."""
+    from rasterio.warp import transform_bounds
+
+    from .io.raster_io import _quiet_gdal
+
+    try:
+        with _quiet_gdal():
+            box = b if crs.is_geographic else transform_bounds(crs, "EPSG:4326", *b, densify_pts=21)
+    except Exception:  # noqa: BLE001 - no longitude/latitude: compared with its own CRS's maps only
+        return None
+    return _unwrapped(box, True)
+
+
+def _shares(box, i: int, turn: bool):
+    """Bool per map after `i`: shares more than a sliver (0.1 % of the smaller box) with map `i`'s box."""
+    import numpy as np
+
+    rest, best = box[i + 1:], np.zeros(len(box) - i - 1)
+    for shift in ((0.0, 360.0, -360.0) if turn else (0.0,)):
+        w = np.minimum(box[i, 2], rest[:, 2] + shift) - np.maximum(box[i, 0], rest[:, 0] + shift)
+        h = np.minimum(box[i, 3], rest[:, 3]) - np.maximum(box[i, 1], rest[:, 1])
+        best = np.maximum(best, np.where((w > 0) & (h > 0), w * h, 0.0))
+    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    return best > 1e-3 * np.minimum(area[i], area[i + 1:])
 
 
 def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) -> None:

@@ -235,6 +235,33 @@ def test_maps_across_the_antimeridian_are_seen_to_overlap(tmp_path):
     assert overlapping_maps([whole, apart]) == 0
 
 
+def test_tiles_of_one_zone_that_only_touch_share_nothing(tmp_path):
+    """QA round 14: two UTM tiles side by side (off the central meridian) were called overlapping, because their
+    longitude/latitude boxes are wider than the tiles, and the folder run withheld its totals; maps in one CRS are
+    compared in it. Half a pixel column in common (a sliver) is no overlap either; a true overlap still is, across
+    CRSs too (the antimeridian: a UTM map and a lon/lat part of it)."""
+    import numpy as np
+
+    from claire.claire_plugin.core.batch import overlapping_maps
+    from claire.tests.fixtures.helpers import write_raster
+
+    tile = np.zeros((1, 100, 100), np.uint8)
+
+    def utm(name, x, y=5000000.0):
+        return write_raster(str(tmp_path / f"{name}.tif"), tile, crs="EPSG:32632", origin=(x, y), res=100.0)
+
+    assert overlapping_maps([utm("w", 300000.0), utm("e", 310000.0)]) == 0
+    assert overlapping_maps([utm("a", 300000.0), utm("b", 309000.0)]) == 2
+    deg = [write_raster(str(tmp_path / f"g{i}.tif"), np.zeros((1, 100, 1000), np.uint8), crs="EPSG:4326",
+                        origin=(x, 45.0), res=0.0001) for i, x in enumerate((10.0, 10.09995))]
+    assert overlapping_maps(deg) == 0
+    whole = write_raster(str(tmp_path / "whole.tif"), np.zeros((1, 20, 100), np.uint8), crs="EPSG:32601",
+                         origin=(340000.0, 7210000.0), res=400.0)
+    east = write_raster(str(tmp_path / "east.tif"), np.zeros((1, 5, 40), np.uint8), crs="EPSG:4326",
+                        origin=(-179.9, 64.99), res=0.01)
+    assert overlapping_maps([whole, east]) == 2
+
+
 def test_a_folder_run_takes_the_map_rules_as_one_pair_does():
     """QA round 14: `claire classify-folder` and claire:classify_folder had no --no-snow-check / --no-sar-fill, so a
     batch could differ from single runs made with those off; both now go through the run options they share."""
