@@ -339,6 +339,24 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
     return out
 
 
+def _one_point_per_pixel(ds, points, points_path: str) -> None:
+    """ClaireError when two sample points fall in one map pixel: the pixel is the sampling unit, and a pixel counted
+    twice (a class of one pixel "labelled" twice) reads as a census with no uncertainty."""
+    from rasterio.transform import rowcol
+
+    if not points:
+        return
+    rows, cols = rowcol(ds.transform, [p[0] for p in points], [p[1] for p in points])
+    seen: Dict[Tuple[int, int], int] = {}
+    for k, pixel in enumerate(zip(rows, cols)):
+        if pixel in seen:
+            (xa, ya), (xb, yb) = points[seen[pixel]][:2], points[k][:2]
+            raise ClaireError(f"the sample points at ({xa:.6g}, {ya:.6g}) and ({xb:.6g}, {yb:.6g}) of "
+                              f"{quoted(points_path)} fall in one map pixel (row {pixel[0]}, column {pixel[1]}); a "
+                              "pixel is one sampling unit and is counted once: keep one of the two points")
+        seen[pixel] = k
+
+
 def _values_at(ds, points: List[Tuple[float, float]]) -> List[int]:
     """Band 1 of the map at each (x, y) inside it, read pixel by pixel through `read_classes` (a damaged file
     is a ClaireError naming it)."""
@@ -392,6 +410,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
         nd = ds.nodata if nodata is None else nodata
         inside = [(x, y, r, m) for x, y, r, m in labels if ds.bounds.left <= x < ds.bounds.right
                   and ds.bounds.bottom < y <= ds.bounds.top]
+        _one_point_per_pixel(ds, inside, points_path)
         values = _values_at(ds, [(x, y) for x, y, _, _ in inside])
         area = pixel_area_m2(ds)
         geographic = ds.crs.is_geographic

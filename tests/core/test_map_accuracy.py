@@ -402,6 +402,20 @@ def test_a_point_given_twice_is_refused_and_one_part_multipoints_are_read(tmp_pa
         evaluate_points(path, two)
 
 
+def test_two_points_in_one_map_pixel_are_refused(tmp_path):
+    """QA round 14: two labelled points in the one pixel of a class (different coordinates, labels 3 and 1) made
+    that class a census: user's accuracy 0.5 with a 95 % interval of 0, a pixel counted twice as known."""
+    path, _ = _toy_map(tmp_path)
+    two = str(tmp_path / "two.geojson")
+    with open(two, "w", encoding="utf-8") as fh:
+        fh.write('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}}, '
+                 '"features": [{"type": "Feature", "properties": {"ref_class": 1}, "geometry": {"type": "Point", '
+                 '"coordinates": [500052, 4599948]}}, {"type": "Feature", "properties": {"ref_class": 2}, '
+                 '"geometry": {"type": "Point", "coordinates": [500058, 4599942]}}]}')
+    with pytest.raises(ClaireError, match=r"fall in one map pixel \(row 5, column 5\).*keep one of the two points"):
+        evaluate_points(path, two)
+
+
 def test_the_sample_names_the_maps_classes_for_the_labeller(tmp_path, capsys):
     """QA (a day's workflow): the points carried codes only, and a labeller who wrote the reference raster's codes
     (another legend) scored 12.1 % instead of 55.6 %. Each point carries the map's name of its class and the
