@@ -181,3 +181,18 @@ def test_leaves_hold_only_their_classes_and_older_dense_forests_still_load(fitte
         assert np.array_equal(back.predict_proba(x), net.predict_proba(x)), name
     with pytest.raises(ValueError, match="cannot have"):
         build_model("forest", dict(cfg, entries=0))
+
+
+def test_a_leaf_of_two_classes_keeps_both_fractions():
+    """Mutation audit (QA round 14): rows with identical values and two classes end in one impure leaf; its class
+    fractions must be sklearn's (a pure-leaf shortcut taken there gave [0.51, 0.0] where sklearn gives [0.51, 0.49])."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(40, 3)), np.ones((50, 3))]).astype(np.float32)
+    y = np.concatenate([rng.integers(0, 2, 40), np.repeat([0, 1], 25)])
+    rf = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    net = ForestNet.from_sklearn(rf, 2, 2, 1)
+    q = np.ones((1, 3), np.float32)
+    np.testing.assert_allclose(net.predict_proba(q), rf.predict_proba(q), atol=1e-6)
+    assert 0.0 < rf.predict_proba(q)[0, 1] < 1.0  # the leaf is impure

@@ -67,3 +67,16 @@ def test_blend_weights_crop_meets_mid_overlap_and_is_never_zero():
     assert 0 < taper[0] < taper[8] < 1.0
     with pytest.raises(ValueError, match="blend"):
         blend_weights(64, 16, "feather")
+
+
+def test_an_axis_exactly_one_window_long_and_small_rasters_mirrored():
+    """Mutation audit (QA round 14): an axis of exactly one window (512 px at tile 256, context 128) is one window, and
+    a raster smaller than a window is padded by reflection (zeros changed the map near its far edges); no test
+    noticed either rule going."""
+    import numpy as np
+
+    from claire.models.predict import context_axis, pad_tile
+
+    assert context_axis(512, 256, 128) == ([0], [0, 512], 512)
+    x = np.arange(12.0).reshape(1, 3, 4)
+    np.testing.assert_array_equal(pad_tile(x, 5, 6), np.pad(x, ((0, 0), (0, 2), (0, 2)), mode="reflect"))
