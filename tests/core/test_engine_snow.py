@@ -246,3 +246,20 @@ def test_snow_ruled_out_under_thick_cloud_is_said_apart_from_the_clear_optical(p
     assert grounding.flagged_sentences == [], grounding.flagged_sentences
     assert f"({summary['snow_ruled_out_clouded_share']:.1%} under cloud)" in scene_line(summary)
     assert "called snow or ice under cloud, where the optical sees little or no ground" in trust_html(summary)
+
+
+def test_the_forests_snow_check_finds_the_snow_class_by_label_not_by_column():
+    """A forest trained without some class (labels 0, 2, 3: its columns are 0, 1, 2): the snow class is found in
+    rf.classes_, not read as a column number (label 2 is column 1; label 3 would be past the last column)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from claire.claire_plugin.core.training.baseline import forest_predict
+
+    x = np.array([[0.0], [2.0], [3.0]] * 5)
+    rf = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, np.tile([0, 2, 3], 5))
+    rows = np.array([[2.0], [3.0]])
+    assert forest_predict(rf, rows).tolist() == [2, 3]
+    no_snow = np.zeros(2, np.float32)
+    assert forest_predict(rf, rows, snow=([3], no_snow)).tolist()[0] == 2  # label 3: no column 3
+    assert 3 not in forest_predict(rf, rows, snow=([3], no_snow)).tolist()
+    assert 2 not in forest_predict(rf, rows, snow=([2], no_snow)).tolist()  # label 2 ruled out, not column 2

@@ -94,3 +94,15 @@ def test_a_higher_weight_must_beat_a_lower_one_by_the_margin():
     cand[1] = truth  # now the margin is passed
     assert score(truth, val, CLASSES)["macro_f1"] - f1[0] > MARGIN
     assert choose_weight({"clear": cand}, val, CLASSES, WEIGHTS, seed=0, default=0.5)[0] == 0.25
+
+
+def test_a_weight_is_chosen_by_the_mean_over_clear_and_clouded_not_the_best_of_them():
+    """Weight 0 perfect on the clear input and all wrong under cloud (mean 0.5); weight 1 half right on the clear and
+    perfect under cloud (mean 0.75): the mean chooses 1, the best condition alone would tie and take 0."""
+    val = _val((2, 2))
+    truth = val.cls.astype(np.int64)
+    half_right = np.where(np.arange(len(val)) % 2 == 0, truth, 1 - truth)
+    preds = {"clear": [truth, half_right], "clouds_60pct": [1 - truth, truth]}
+    chosen, _, info = choose_weight(preds, val, CLASSES, [0.0, 1.0], seed=0, default=0.0)
+    assert chosen == 1.0
+    assert [c["mean_macro_f1"] for c in info["candidates"]] == [0.5, 0.75]

@@ -52,3 +52,52 @@ def test_a_check_on_one_polygon_per_class_and_half_does_not_overrule_the_fit_but
     assert out["temperature"] == 4.0 and out["check_worse_on_few"] and "fitted_temperature" not in out
     note = cal_module.calibration_note(out)
     assert note.startswith("confidence tempered") and "the cross-fitted check found it worse calibrated" in note
+
+
+def test_after_is_cross_fitted_with_the_other_halfs_temperature():
+    """'after' tempers each half of the held-out polygons with the temperature fitted on the other half (not its
+    own, not the one fitted on every pixel): one half overconfident, the other calibrated."""
+    from claire.claire_plugin.core.training.blend import polygon_halves
+    from claire.models.calibration import fit_temperature
+
+    val = _val(polygons_per_class=4, size=40)
+    cls = val.cls.astype(np.int64)
+    halves = polygon_halves(val, 0)
+    right = np.zeros(len(val), bool)
+    for g in np.unique(val.group):  # 28 of each polygon's 40 pixels right: 70 %
+        right[np.nonzero(val.group == g)[0][:28]] = True
+    top = np.where(right, cls, 1 - cls)
+    margin = np.where(halves == 0, 6.0, np.log(0.7 / 0.3))  # half 0: 99.8 % sure; half 1: 70 %, as right
+    logits = np.zeros((len(val), 2))
+    logits[np.arange(len(val)), top] = margin
+    t_from = {h: fit_temperature(logits[halves == h], cls[halves == h]) for h in (0, 1)}
+    assert t_from[0] > 3.0 and t_from[1] < 1.5
+    out = cal_module.calibrate({False: logits}, val, seed=0)
+    crossed = np.where(halves == 0, t_from[1], t_from[0])
+    assert out["cross_fitted"]
+    assert out["clear"]["after"] == cal_module._measures(logits, cls, crossed)
+    assert out["clear"]["after"] != cal_module._measures(logits, cls, np.where(halves == 0, t_from[0], t_from[1]))
+    assert out["clear"]["after"] != cal_module._measures(logits, cls, np.full(len(val), fit_temperature(logits, cls)))
+
+
+def test_the_class_balanced_calibration_error_weighs_each_class_alike():
+    """30 pixels of class 0 right at 80 %, 10 of class 1 half right at 80 %: class-balanced the accuracy is 75 %
+    (error 0.05), per pixel 87.5 % (error 0.075)."""
+    val = polygon_pixels({0: [15, 15], 1: [4, 6]})
+    cls = val.cls.astype(np.int64)
+    top = cls.copy()
+    top[np.nonzero(cls == 1)[0][:5]] = 0  # five class-1 pixels wrong
+    logits = np.zeros((len(val), 2))
+    logits[np.arange(len(val)), top] = np.log(4.0)  # softmax: 0.8 on the top class
+    before = cal_module.calibrate({False: logits}, val, seed=0)["clear"]["before"]
+    assert before == {"mean_confidence": 0.8, "accuracy": 0.75, "calibration_error": 0.05,
+                      "calibration_error_per_pixel": 0.075}
+
+
+def test_held_out_labels_without_a_channel_in_the_network_are_left_out():
+    """A class the network has no channel for (its index >= the logits' width) is skipped, not an IndexError."""
+    val = polygon_pixels({0: [10, 10], 1: [10, 10], 2: [10, 10]})
+    logits = np.zeros((len(val), 2))
+    logits[np.arange(len(val)), np.minimum(val.cls, 1)] = 2.0
+    out = cal_module.calibrate({False: logits, True: logits}, val, seed=0)
+    assert out["pixels"] == 40 and out["clear"]["before"]["accuracy"] == 1.0

@@ -235,3 +235,29 @@ def test_the_report_names_the_classes_sar_alone_takes_for_others():
     assert any(said in part for part in _sar_only_html(report))  # the HTML report's section
     assert "your network took water for bare ground on 88.9 %" in "".join(train_report._sar_only_html(report))
     assert lookalike_sentence({**report, "sar_only": {"note": "n", "arms": {}}}) == ""
+
+
+def test_the_forest_from_sar_alone_is_fitted_on_the_sar_bands_only(monkeypatch):
+    """The report's "Random forest, SAR only" learns from the SAR columns of the features (after the optical ones),
+    not from every optical and SAR value: a stub scene of 3 optical and 2 SAR bands, the forest spied on."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core.training import sar_alone
+    from claire.claire_plugin.core.training.labels import ClassInfo, LabelPixels
+
+    rng = np.random.default_rng(0)
+    cls = np.repeat([0, 1], 10).astype(np.uint8)
+    pixels = LabelPixels(np.arange(20, dtype=np.int32), np.zeros(20, np.int32), cls, np.arange(20, dtype=np.int32))
+    feats = rng.normal(size=(20, 5)).astype(np.float32)  # 3 optical bands, then VV and VH
+    monkeypatch.setattr(sar_alone, "predict_sar_only", lambda wset, models, device, logits: [cls.astype(np.int64)])
+    monkeypatch.setattr(sar_alone, "sample_pixels", lambda scene, px: ([], feats[: len(px)]))
+    monkeypatch.setattr(sar_alone, "predict_pixels", lambda wset: {False: ([], feats)})
+    fitted = []
+    real = sar_alone.fit_forest
+    monkeypatch.setattr(sar_alone, "fit_forest", lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
+    windows = SimpleNamespace(scene=SimpleNamespace(oc=SimpleNamespace(indices=[0, 1, 2])))
+    split = SimpleNamespace(train=pixels, val=pixels)
+    out = sar_alone.sar_only_scores(windows, split, [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "trees")],
+                                    [("finetuned", SimpleNamespace(uses_cloud=True), None)], seed=0, trees=5)
+    assert set(out["arms"]) == {"finetuned", "rf_sar"}
+    assert len(fitted) == 1 and fitted[0].n_features_in_ == 2

@@ -348,3 +348,26 @@ def test_finetune_ends_on_the_mean_of_the_last_stage_two_epochs(training_scene, 
                                              lr=1e-2))
     assert hist["averaged_epochs"] == 0 and "mean of its weights" not in hist["lr_note"]
     assert torch.allclose(plain.state_dict()[name], after[3][name], atol=1e-6)
+
+
+class _Fixed(torch.nn.Module):
+    """A base network that says the same logits at every pixel."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.register_buffer("values", torch.tensor(logits, dtype=torch.float32))
+
+    def forward(self, optical, sar, cloud=None):
+        b, _, h, w = optical.shape
+        return {"logits": self.values.view(1, -1, 1, 1).expand(b, -1, h, w)}
+
+
+def test_teacher_loss_is_the_kl_from_the_teachers_probabilities_to_the_students():
+    """KL(teacher || student), as Learning without Forgetting: teacher logits [3, 0, -1], student [0, 2, 0] give
+    1.8720 (the reverse, KL(student || teacher), would give 2.1873)."""
+    names = ["water", "trees", "crops"]
+    teacher = Teacher(_Fixed([3.0, 0.0, -1.0]), names, names, 1.0)
+    o, s = torch.zeros(1, 10, 2, 2), torch.zeros(1, 2, 2, 2)
+    student = torch.tensor([0.0, 2.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    loss = float(teacher.loss(student, o, s, None, torch.ones(1, 2, 2, dtype=torch.bool)))
+    assert loss == pytest.approx(1.8720, abs=1e-4)
