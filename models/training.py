@@ -282,7 +282,7 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
         history["loss"].append(round(running / cfg.steps_per_epoch, 5))
         if resume_path:
-            _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"]})
+            _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"], "context": cfg.context})
     if bar is not None:
         bar.close()
     history["seconds"] = round(time.time() - t0, 1)

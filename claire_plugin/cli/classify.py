@@ -41,8 +41,9 @@ def register(subparsers) -> None:
                         "of an area): the outputs cover it, with the same values as a run over the whole scene")
     p.add_argument("--reference", default=None, help="reference class raster: adds accuracy metrics to the summary")
     p.add_argument("--summary", default=None, help="write the run summary as JSON to this file")
-    p.add_argument("--report", default=None, help="write the explanation report: FILE.json (+ FILE.md), FILE.md or "
-                   "FILE.html (+ FILE.json)")
+    p.add_argument("--report", default=None,
+                   help="write the explanation report: FILE.json and its Markdown twin FILE.md, or FILE.html and "
+                        "FILE.json (either name given, both are written)")
     p.add_argument("--explainer", default=None, help="local folder of a language model for the report text")
     p.add_argument("--scheduler", default="", help=SCHEDULER_HELP + "; the scene is split into bands of rows")
     p.add_argument("--parts", type=int, default=None,

@@ -351,7 +351,7 @@ def _one_point_per_pixel(ds, points, points_path: str) -> None:
     for k, pixel in enumerate(zip(rows, cols)):
         if pixel in seen:
             (xa, ya), (xb, yb) = points[seen[pixel]][:2], points[k][:2]
-            raise ClaireError(f"the sample points at ({xa:.6g}, {ya:.6g}) and ({xb:.6g}, {yb:.6g}) of "
+            raise ClaireError(f"the labelled sample points at ({xa:.2f}, {ya:.2f}) and ({xb:.2f}, {yb:.2f}) of "
                               f"{quoted(points_path)} fall in one map pixel (row {pixel[0]}, column {pixel[1]}); a "
                               "pixel is one sampling unit and is counted once: keep one of the two points")
         seen[pixel] = k
@@ -410,7 +410,7 @@ def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
         nd = ds.nodata if nodata is None else nodata
         inside = [(x, y, r, m) for x, y, r, m in labels if ds.bounds.left <= x < ds.bounds.right
                   and ds.bounds.bottom < y <= ds.bounds.top]
-        _one_point_per_pixel(ds, inside, points_path)
+        _one_point_per_pixel(ds, [p for p in inside if p[2] is not None], points_path)  # unlabelled: skipped
         values = _values_at(ds, [(x, y) for x, y, _, _ in inside])
         area = pixel_area_m2(ds)
         geographic = ds.crs.is_geographic

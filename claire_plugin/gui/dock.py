@@ -418,9 +418,7 @@ class ClaireDock(Restyled, QgsDockWidget):
                     mine.setLayer(layer)
         finally:
             self._taking_train_scene = False
-        units = self.train_panel.sar_units.currentText()  # the units the training read the SAR in, not auto
-        if units != "auto":
-            self.sar_units.setCurrentText(units)
+        self.sar_units.setCurrentText(self.train_panel.sar_units.currentText())  # as the training read the SAR
         self.tabs.setCurrentIndex(0)
         self._update_fit()
 

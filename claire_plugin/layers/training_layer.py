@@ -21,6 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from ...models.quoting import name_key
 from ..qgis_compat import new_field
 
 FIELD = "class"
@@ -58,19 +59,28 @@ def class_renderer(classes: Sequence[Dict[str, Any]], field: str = FIELD) -> Qgs
     return QgsCategorizedSymbolRenderer(field, categories)
 
 
+def _coded_order(value: Any) -> tuple:
+    """The order training codes a layer's class values in (`labels.codes_for_names`: names alike but for case and
+    spacing together, integer codes by number), so that the palette gives new classes the colours their map gets."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return 0, int(text), ""
+    return 1, name_key(text), text
+
+
 def style_by_class(layer: QgsVectorLayer, field: str, card: Dict[str, Any]) -> None:
     """Colour `layer`'s polygons by the values of `field` as the checkpoint's classes of that code or name (matched as
     training matches names, `quoting.name_key`); a value the checkpoint does not know gets a colour of the palette
     apart from the others (a new class, as training will code it)."""
     from ...models.palette import classes_with_colors
-    from ...models.quoting import name_key
     from .style import classes_from
 
     known = {}
     for c in classes_from(card):
         known[str(c["value"])] = known[name_key(c["name"])] = c
     index = layer.fields().indexOf(field)
-    values = sorted((v for v in layer.uniqueValues(index) if v is not None and str(v) not in ("", "NULL")), key=str)
+    values = sorted((v for v in layer.uniqueValues(index) if v is not None and str(v) not in ("", "NULL")),
+                    key=_coded_order)
     found = [known.get(str(v)) or known.get(name_key(v)) or {} for v in values]
     classes = classes_with_colors({"classes": [{"key": v, "name": c.get("name", str(v)), "color": c.get("color")}
                                                for v, c in zip(values, found)]})

@@ -138,8 +138,12 @@ def test_an_explainer_is_said_when_it_is_not_used(raster_pair, tiny_checkpoint, 
             tiny_checkpoint, "--output", str(tmp_path / "m.tif"), "--explainer", str(tmp_path / "no_phi3"), "--quiet"]
     assert main(base) == 2
     assert "give --report" in capsys.readouterr().err
-    assert main(base + ["--report", str(tmp_path / "r.json")]) == 0
+    assert main(base + ["--report", str(tmp_path / "r.json"), "--summary", str(tmp_path / "s.json")]) == 0
     err = capsys.readouterr().err
+    import json
+
+    said = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["messages"]
+    assert any(m.startswith("warning: Explainer not used") for m in said), said
     assert "warning: Explainer not used: explainer folder" in err and "does not exist" in err, err
     assert "the report's text is the deterministic template's" in err
     assert (tmp_path / "r.json").exists()

@@ -138,6 +138,9 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, c
     said = capsys.readouterr().err  # not "no output was written": the resume file is there to continue from
     assert "the checkpoint was not written; the resume file" in said and "is kept" in said
     monkeypatch.setattr(training, "make_batch", real)
+    capsys.readouterr()  # review of QA round 14: a resume of another context (the default changed) is refused
+    assert main(args + ["--epochs", "2", "--output", out, "--context", "global"]) == 2
+    assert "was trained with --context local, this run with --context global" in capsys.readouterr().err
     assert main(args + ["--epochs", "2", "--output", out]) == 0
     m1, _ = load_checkpoint(full)
     m2, _ = load_checkpoint(out)

@@ -216,3 +216,16 @@ def test_folder_training_sar_scale_and_linear_fills(tmp_path):
     s = src.read(pair, 0, 0, 20, 30)[1]
     assert np.isnan(s[:, 0]).all() and s[1, 5, 5] == pytest.approx(-100.0) and s[0, 5, 5] == pytest.approx(-10.0)
     src.close()
+
+
+def test_an_unreadable_baseline_in_a_folder_names_the_file_and_offsets_json(tmp_path):
+    """Review of QA round 14: the new baseline error told folder training to pass --optical-offset, which
+    `claire train --data` refuses and `claire evaluate` does not have, and did not name the file."""
+    pair = _pair_with(tmp_path, np.full((2, 20, 30), -12.0, np.float32))
+    with rasterio.open(pair.optical, "r+") as ds:
+        ds.update_tags(PROCESSING_BASELINE="baseline 4")
+    src = RasterPairSource([pair], [ClassDef(1, "a")])
+    with pytest.raises(ClaireError, match=r"o\.tif: .*PROCESSING_BASELINE.*declare the offset in offsets\.json beside "
+                                          r"the file instead, e\.g\. \{\"o\.tif\": -1000\}"):
+        src.read(pair, 0, 0, 20, 30)
+    src.close()

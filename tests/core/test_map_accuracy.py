@@ -412,7 +412,15 @@ def test_two_points_in_one_map_pixel_are_refused(tmp_path):
                  '"features": [{"type": "Feature", "properties": {"ref_class": 1}, "geometry": {"type": "Point", '
                  '"coordinates": [500052, 4599948]}}, {"type": "Feature", "properties": {"ref_class": 2}, '
                  '"geometry": {"type": "Point", "coordinates": [500058, 4599942]}}]}')
-    with pytest.raises(ClaireError, match=r"fall in one map pixel \(row 5, column 5\).*keep one of the two points"):
+    with pytest.raises(ClaireError, match=r"\(500052.00, 4599948.00\) and \(500058.00, 4599942.00\).*fall in one map "
+                                          r"pixel \(row 5, column 5\).*keep one of the two points"):
+        evaluate_points(path, two)
+    with open(two, "w", encoding="utf-8") as fh:  # the second one not labelled: skipped, as any unlabelled point
+        fh.write('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}}, '
+                 '"features": [{"type": "Feature", "properties": {"ref_class": 1}, "geometry": {"type": "Point", '
+                 '"coordinates": [500052, 4599948]}}, {"type": "Feature", "properties": {"ref_class": null}, '
+                 '"geometry": {"type": "Point", "coordinates": [500058, 4599942]}}]}')
+    with pytest.raises(ClaireError, match="have no labelled sample point"):  # past the pixel check: too few points
         evaluate_points(path, two)
 
 

@@ -530,6 +530,10 @@ def test_classify_with_this_model_takes_the_train_tabs_scene_whole(train_dock, t
     assert (train_dock.optical.currentLayer(), train_dock.sar.currentLayer()) == (train_opt, train_sar)
     assert (panel.optical.currentLayer(), panel.sar.currentLayer()) == (train_opt, train_sar)
     assert train_dock.sar_units.currentText() == "linear-power"
+    train_dock.sar_units.setCurrentText("amplitude")  # an earlier scene's units on the Run tab; the training's auto
+    panel.sar_units.setCurrentText("auto")
+    train_dock.classify_with(tiny_checkpoint)
+    assert train_dock.sar_units.currentText() == "auto"
 
 
 
@@ -728,6 +732,21 @@ def test_polygons_and_maps_without_colours_get_the_palette_not_one_grey(qgis_app
     assert got["Water"] == ("water", "#419bdf") and got["2"] == ("trees", "#397d49")
     colours = [col for _label, col in got.values()]
     assert "#808080" not in colours and len(set(colours)) == 4, got
+    # the new classes take the colours their fine-tuned map will have: coded as training codes names (case aside)
+    from claire.claire_plugin.core.training.labels import codes_for_names
+    from claire.models.palette import class_colors
+
+    codes = codes_for_names(["Water", "vineyard", "orchard", "Zebra", "apple"], [(1, "water"), (2, "trees")])
+    trained = {"classes": [{"index": i, "value": codes[n], "name": n, "color": "#419bdf" if n == "Water" else None}
+                           for i, n in enumerate(sorted(codes, key=codes.get))]}
+    layer2 = QgsVectorLayer("Polygon?crs=EPSG:32631&field=class:string", "polys2", "memory")
+    for name in codes:
+        f = QgsFeature(layer2.fields())
+        f["class"] = name
+        layer2.dataProvider().addFeatures([f])
+    style_by_class(layer2, "class", card)
+    drawn = {c.value(): c.symbol().color().name() for c in layer2.renderer().categories()}
+    assert drawn == {c["name"]: col for c, col in zip(trained["classes"], class_colors(trained))}, drawn
     path = write_raster(str(tmp_path / "map.tif"), np.array([[[1, 2], [3, 4]]], np.uint8))
     import rasterio
 

@@ -479,6 +479,11 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     result.stats["run"] = run
     with OutputSet() as files:
         stage(files, outputs.writers)
+        if params.report:
+            result.report, fallback = _report(params, summary, plan.card, files, run)
+            if params.explainer and fallback:  # the model the user named: said, in --summary too
+                messages.append(f"warning: {fallback.rstrip('.')}; the report's text is the deterministic "
+                                f"template's")
         if params.summary_json:
             result.summary_json = files.add_json(params.summary_json, {
                 "summary": summary, "band_choice": band_choice, "run": run,
@@ -486,11 +491,6 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                     ("classes", params.output), ("confidence", result.confidence), ("reliance", result.reliance),
                     ("cloud", result.cloud), ("unfamiliar", result.unfamiliar))},
                 "confidence_encoding": "uint8 percent 0-100 rounded down, nodata 255", "messages": messages}, "summary")
-        if params.report:
-            result.report, fallback = _report(params, summary, plan.card, files, run)
-            if params.explainer and fallback:  # the model the user named: its absence is said, not only in the file
-                messages.append(f"warning: {fallback.rstrip('.')}; the report's text is the deterministic "
-                                f"template's")
         files.commit()
     styled = style_classes(plan.classes, class_colors(plan.card))
     note = write_class_style(params.output, styled)

@@ -187,6 +187,11 @@ def check_resume(path: str, model_config: Dict, arch: str) -> None:
             raise ValueError("it has no epoch record")
     except (CheckpointError, ValueError, OSError) as exc:
         raise ClaireError(f"{what} is damaged ({exc}); {fix}") from None
+    context = model_config.get("context", "global")
+    if meta.get("context", context) != context:  # local and global networks have the same weights' shapes
+        raise ClaireError(f"{what} was trained with --context {meta['context']}, this run with --context {context} "
+                          f"(the default is local since 2026-12-07); pass --context {meta['context']} to resume it, or "
+                          f"{fix}")
     import torch
 
     from ....models.registry import build_model

@@ -425,7 +425,12 @@ class RasterPairSource:
             from ..inputs.radiometry import optical_radiometry
 
             bands = bands or list(range(1, ods.count + 1))
-            r = optical_radiometry(ods, bands, given=declared_offset(path))
+            try:
+                r = optical_radiometry(ods, bands, given=declared_offset(path))
+            except ClaireError as exc:  # its fix names --optical-offset, which is for one scene
+                raise ClaireError(f"{path}: {exc}. In a training or evaluation folder, declare the offset in "
+                                  f"{OFFSETS_FILE} beside the file instead, e.g. "
+                                  f"{{\"{os.path.basename(path)}\": -1000}} (or 0)") from None
             if r.scale is not None:
                 card = self.optical_scale or default_optical_scale(path)
                 self._radiometry[path] = (r.scale / card, (r.offset or 0.0) / card)
