@@ -43,8 +43,9 @@ def markdown_text(value: object) -> str:
 
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = " ".join(text.translate(_MARKDOWN_MARKUP).split("\n"))
-    # a line starting "# ", "- ", "+ ", "=" or "12. " would be a heading, a list item or an underline
-    return re.sub(r"^(\s*)(?:([#+=-])|(\d+)(?=[.)](?:\s|$)))",
+    # a line starting "# ", "- ", "+ " or "12. ", or all "=", would be a heading, a list item or an underline ("-3.5"
+    # and "268.6" are not)
+    return re.sub(r"^(\s*)(?:([#+-](?=\s|$)|=+(?=\s*$))|(\d+)(?=[.)](?:\s|$)))",
                   lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\"), text, count=1)
 
 

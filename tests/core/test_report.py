@@ -61,6 +61,7 @@ def test_markdown_text_keeps_numbers_and_breaks_line_starts():
 
     assert markdown_text("water 12.5 % (3 px)") == "water 12.5 % (3 px)"
     assert markdown_text("268.6") == "268.6" and markdown_text("0.2 % of the scene") == "0.2 % of the scene"
+    assert markdown_text("-3.5") == "-3.5" and markdown_text("=SUM(1)") == "=SUM(1)" and markdown_text("===") == "\\==="
     assert markdown_text("# 1") == "\\# 1" and markdown_text("- a") == "\\- a" and markdown_text("12. b") == "12\\. b"
     assert markdown_text("a\nb & c") == "a b &amp; c"
 
