@@ -1,5 +1,7 @@
 """Grounding checker: units, separators, fractions, identifiers, flagging and dropping."""
 from claire.claire_plugin.core.explain.checker import check_grounding, iter_numbers, split_sentences
+from claire.claire_plugin.core.explain.facts import build_facts
+from claire.tests.fixtures.explain_examples import sample_run
 
 
 def _facts():
@@ -68,3 +70,68 @@ def test_text_without_numbers_is_fully_grounded():
 def test_sentence_split_keeps_decimals():
     assert split_sentences("It is 87.3 % here. Next one is 42.5 %. Done") == [
         "It is 87.3 % here.", "Next one is 42.5 %.", "Done"]
+
+
+# Mutation audit (QA round 14, third wave): rules of the grounding check no other test pinned.
+def test_kappa_is_matched_at_its_own_two_decimals():  # C2
+    facts = _facts()
+    assert check_grounding("Kappa is 0.78.", facts).grounded_share == 1.0
+    assert check_grounding("Kappa is 0.74.", facts).grounded_share == 0.0   # 0.78 is not 0.74 "within rounding"
+
+
+def test_a_purely_numeric_class_name_does_not_hide_numbers():  # C5
+    facts = _facts()
+    facts["classes"].append({"name": "5", "value": 5, "share_pct": 1.0, "area_ha": 1.0})
+    res = check_grounding("It covers 5 % of the scene.", facts)
+    assert res.numbers_total == 1 and res.grounded_share == 0.0
+
+
+def test_glued_and_hyphenated_numbers():  # C9, C10, C11, C13
+    facts = _facts()
+    assert [n[0] for n in iter_numbers("See tile_12 now.", [])] == []          # C9: "_12" is an identifier
+    res = check_grounding("Shares range 42.5-91 %.", facts)                    # C10/C13: a range, not -91
+    assert res.numbers_total == 2 and res.grounded_share == 1.0
+    res = check_grounding("The SAR median is -3.2 dB.", facts)                 # C10: a negative number is checked
+    assert res.numbers_total == 1 and res.grounded_share == 0.0
+    res = check_grounding("It covers 9999ha.", facts)                          # C11: "9999ha" is an area
+    assert res.numbers_total == 1 and res.grounded_share == 0.0
+
+
+def test_kappa_as_a_percentage_keeps_its_rounding():  # C16
+    facts = _facts()
+    assert check_grounding("Kappa is 77.6 %.", facts).grounded_share == 1.0  # 0.78 is 0.775..0.785
+    assert check_grounding("Kappa is 79 %.", facts).grounded_share == 0.0
+
+
+def test_a_bare_one_is_the_fraction_of_a_hundred_percent():  # C18
+    facts = _facts()
+    facts["classes"][0]["share_pct"] = 100.0
+    assert check_grounding("The class covers a fraction 1.0 of the map.", facts).grounded_share == 1.0
+
+
+def test_dropping_keeps_paragraph_breaks():  # C25
+    text = "Class 12 covers 42.5 % of the valid area.\n\nKappa is 0.64.\n\nIt is 87.3 % sure."
+    res = check_grounding(text, _facts(), drop_unmatched=True)
+    assert res.text == "Class 12 covers 42.5 % of the valid area.\n\nIt is 87.3 % sure."
+
+
+def test_raster_codes_and_shares_are_no_pixel_counts():  # C29, C30
+    facts = _facts()
+    assert check_grounding("There are 7 of them.", facts).grounded_share == 0.0    # 7 is the class's raster code
+    assert check_grounding("It has 42.5 pixels.", facts).grounded_share == 0.0     # 42.5 is a percentage
+
+
+# QA round 14: a count of 0 grounded any bare number below 0.5 (a wrong kappa 0.35); macro-F1 0.80, stored as 0.8, was checked at one decimal.
+def test_a_pixel_count_of_zero_grounds_no_decimal():
+    summary, card = sample_run(True)
+    summary["nodata_pixels"] = 0          # a scene without nodata: the usual case
+    facts = build_facts(summary, card)    # kappa 0.78
+    assert check_grounding("Cohen's kappa is 0.35, which is fair agreement.", facts).grounded_share == 0.0
+
+
+def test_a_macro_f1_with_a_trailing_zero_keeps_its_two_decimals():
+    summary, card = sample_run(False)
+    card["metrics"]["heldout_polygons"] = {"macro_f1": 0.80}
+    card["metrics"]["heldout_polygons_sar_only"] = {"macro_f1": 0.61}
+    facts = build_facts(summary, card)    # heldout_macro_f1 0.8
+    assert check_grounding("With the optical it scored macro-F1 0.75.", facts).grounded_share == 0.0

@@ -75,6 +75,10 @@ def _decimals_of_fact(key: str, value: float, rounding: dict) -> int:
         return int(rounding.get("area_ha", 1))
     if key.endswith("kappa"):
         return int(rounding.get("kappa", 2))
+    if key.endswith("f1"):  # macro-F1 0.80 is stored as 0.8: its decimals are the rounding's, not repr's
+        return int(rounding.get("f1", 2))
+    if key.endswith("_m2"):
+        return int(rounding.get("pixel_area_m2", 2))
     if isinstance(value, int):
         return 0
     text = repr(float(value))
@@ -114,7 +118,9 @@ def fact_numbers(facts: dict) -> List[Tuple[str, float, str, float]]:
                 walk(v, f"{path}[{label}]", key)
         elif isinstance(node, (int, float)) and not isinstance(node, bool):
             dec = _decimals_of_fact(key, node, rounding)
-            out.append((path, float(node), _kind_of_fact(key), 0.5 * 10 ** -dec))
+            kind = _kind_of_fact(key)
+            exact = kind == "count" and isinstance(node, int)  # a count is no rounded figure: 0 grounds no "0.35"
+            out.append((path, float(node), kind, 0.0 if exact else 0.5 * 10 ** -dec))
 
     walk(facts, "", "")
     return out
