@@ -483,3 +483,65 @@ def test_low_confidence_under_cloud_is_not_put_down_to_class_boundaries():
         c.update(cloud_share=0.0, sar_only_share=0.0, low_confidence_share=0.0)
     sure = template.write(build_facts(summary, card))
     assert "none of their pixels is low-confidence" in sure and "class boundaries" not in sure, sure
+
+
+# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
+def _facts(reference=False):
+    summary, card = sample_run(with_reference=reference)
+    return build_facts(summary, card)
+
+
+def test_a_class_at_f1_just_above_the_reliable_mark_is_called_reliable():  # T1 (RELIABLE_F1_PCT)
+    facts = _facts(reference=True)
+    for c in facts["metrics"]["per_class"]:
+        c["f1_pct"] = 60.0
+    facts["metrics"]["per_class"][0]["f1_pct"] = 72.0
+    text = template.write(facts)
+    assert "The most reliable class is water (F1 72.0 %" in text and "No class is mapped reliably" not in text
+
+
+def test_a_class_just_over_half_unlike_the_training_data_is_doubtful():  # T3 (MOSTLY_PCT)
+    facts = _facts()
+    water = next(c for c in facts["classes"] if c["name"] == "water")
+    water["unfamiliar_pct"] = 55.0
+    text = template.write(facts)
+    assert "water (55.0 % of its pixels) lies mostly where the scene is unlike the training data" in text.lower()
+
+
+def test_a_class_of_one_and_a_half_percent_gets_its_physical_reason():  # T5 (NOTABLE_SHARE_PCT)
+    facts = _facts()
+    for c in facts["classes"]:
+        c["sar_reliance_pct"], c["optical_reliance_pct"] = 40.0, 60.0
+    water = next(c for c in facts["classes"] if c["name"] == "water")
+    water.update(share_pct=1.5, sar_reliance_pct=80.0, optical_reliance_pct=20.0)
+    text = template.write(facts)
+    assert "most of its weight for water (80.0 %); the radar has a physical handle on it" in text
+
+
+def test_snow_ruled_out_on_less_than_one_percent_is_not_reported():  # T6 (SNOW_SAY_PCT)
+    facts = _facts()
+    facts["scene"].update(snow_ruled_out_pct=0.7, snow_ruled_out_clear_pct=0.7, snow_ruled_out_clouded_pct=0.0)
+    assert "snow or ice" not in template.write(facts)
+    facts["scene"].update(snow_ruled_out_pct=1.2, snow_ruled_out_clear_pct=1.2)
+    assert "On 1.2 % of the map the network said snow or ice" in template.write(facts)
+
+
+def test_half_of_a_class_unlike_the_training_data_is_already_doubtful():  # T9
+    facts = _facts()
+    next(c for c in facts["classes"] if c["name"] == "water")["unfamiliar_pct"] = 50.0
+    assert "water (50.0 % of its pixels) lies mostly where" in template.write(facts).lower()
+
+
+def test_cloud_and_gaps_together_make_a_class_decided_by_the_gap():  # T10
+    facts = _facts()
+    next(c for c in facts["classes"] if c["name"] == "water").update(cloud_pct=30.0, sar_only_pct=30.0)
+    text = template.write(facts)
+    assert "water (30.0 % of its pixels under cloud and 30.0 % in the optical gaps) was mapped mostly where" \
+        in text.lower()
+
+
+def test_a_class_of_exactly_half_the_scene_dominates():  # T11
+    facts = _facts()
+    facts["classes"][0]["share_pct"] = 50.0
+    name = facts["classes"][0]["name"]
+    assert f"{name[:1].upper() + name[1:]} dominate" in template.write(facts)

@@ -176,3 +176,18 @@ def test_an_address_space_limit_counts_as_memory_left():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     n, why = out.stdout.split(" ", 1)
     assert "address-space limit (ulimit -v)" in why and int(n) <= 2 ** 29, out
+
+
+# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
+def test_batch_one_is_proposed_before_a_smaller_tile():  # M1
+    net = build_model("claire", {"num_classes": 4, "optical_channels": 10, "sar_channels": 2, "size": "tiny"}).eval()
+    cpu = torch.device("cpu")
+    bpp = M.activation_bytes_per_pixel(net, cpu, 10, 2)
+
+    def need(b, t=256):
+        return M.run_bytes(bpp, t * t, b, tiles_per_chunk(b, t), 12, 5)
+
+    avail = int((need(1) + need(2)) / 2 / M.USABLE)  # batch 1 fits, 2 does not
+    with pytest.raises(ClaireError) as err:
+        M.check_fits(net, cpu, 256, 0, 8, (10, 2), 5, available=(avail, "free in the test"))
+    assert "use --batch-size 1," in str(err.value)

@@ -9,7 +9,7 @@ import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.training.scene import Scene
-from claire.claire_plugin.core.training.wand import grow_region
+from claire.claire_plugin.core.training.wand import distance_to_seed, grow, grow_region
 from claire.tests.fixtures.helpers import tiny_card, write_raster
 
 ORIGIN = (500000.0, 4600000.0)  # write_raster's default: 10 m pixels, north up
@@ -338,3 +338,16 @@ def test_one_part_multipoints_grow_and_a_training_layer_of_ones_own_is_never_rep
     before = Path(mine).read_bytes()
     assert main(args + [mine]) == 2 and "already holds layer" in capsys.readouterr().err
     assert Path(mine).read_bytes() == before
+
+
+# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
+def test_a_pixel_exactly_at_the_tolerance_joins():  # W1
+    dist = np.array([[0.0, 1.0, 2.0]], np.float32)
+    assert grow(dist, 0, 0, 1.0).tolist() == [[True, True, False]]
+
+
+def test_the_seed_is_the_median_of_its_3x3_not_the_clicked_pixel():  # W3
+    feats = np.ones((1, 5, 5), np.float32)
+    feats[0, 2, 2] = 5.0                      # an outlier under the click
+    d = distance_to_seed(feats, np.zeros((5, 5), bool), 2, 2)
+    assert d[0, 0] == 0.0 and d[2, 2] == 4.0

@@ -6,7 +6,13 @@ import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.inputs.normalize import InputSpec, optical_preparer, sar_preparer
-from claire.claire_plugin.core.inputs.units import check_polarisation_order, parse_sar_units, sar_kind
+from claire.claire_plugin.core.inputs.units import (
+    check_db_plausible,
+    check_polarisation_order,
+    detect_sar_scale,
+    parse_sar_units,
+    sar_kind,
+)
 
 RNG = np.random.default_rng(0)
 DB = RNG.normal(-14, 4, (2, 2000)).astype(np.float32)
@@ -352,3 +358,21 @@ def test_sar_calibration_is_read_from_names_and_warned_of_against_the_checkpoint
     assert calibration_warning(["Sigma0_VV", "x.tif"], tuned) is None  # trained on sigma0: it knows it
     assert calibration_warning(["Sigma0_VV", "x.tif"], unknown) is None  # trained on SAR that said nothing
     assert "learnt sigma0 backscatter" in calibration_warning(["Beta0_VV", "x.tif"], tuned)
+
+
+# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
+def test_linear_power_band_medians_are_ten_log10_not_twenty():  # U4
+    rng = np.random.default_rng(0)
+    vv = rng.gamma(4.0, 0.05 / 4.0, 4000)     # median about -13 dB in power
+    vh = rng.gamma(4.0, 0.003 / 4.0, 4000)    # median about -25.5 dB in power: VH over water, plausible
+    sample = np.stack([vv, vh]).reshape(2, 40, 100).astype(np.float32)
+    check_db_plausible(sample, "power", "declared", ["VV", "VH"])  # nothing to refuse
+    amp = np.sqrt(sample)                      # the same scene as amplitude
+    check_db_plausible(amp, "amplitude", "declared", ["VV", "VH"])
+
+
+def test_a_share_just_short_of_all_is_not_said_as_100_percent():  # U6
+    vals = np.full(30000, 0.05, np.float32)
+    vals[0] = -0.01
+    kind, reason = detect_sar_scale(vals)
+    assert kind == "linear" and "99.99% non-negative" in reason and "100" not in reason.split("non-negative")[0]

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from claire.models.augment import AugmentConfig, augment_sample, geometric, speckle_db, synthetic_clouds
+from claire.models.augment import (
+    AugmentConfig,
+    augment_sample,
+    geometric,
+    speckle_amplitude,
+    speckle_db,
+    synthetic_clouds,
+)
 from claire.models.predict import predict_arrays
 from claire.models.registry import build_model
 from claire.models.spec import measure_stats, normalise, optical_spec
@@ -85,3 +92,9 @@ def test_training_learns_toy_problem():
     assert hist["loss"][-1] < hist["loss"][0]
     m = evaluate(model, _Toy().eval_items(), ospec, sspec, ["bg", "fg"])
     assert m["oa"] > 0.8
+
+
+# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
+def test_amplitude_speckle_keeps_mean_power():  # A4: amplitude is the square root of Gamma power noise
+    out = speckle_amplitude(np.ones((1, 200, 200), np.float32), np.random.default_rng(0), looks=4.0)
+    assert abs(float(np.mean(out.astype(np.float64) ** 2)) - 1.0) < 0.02
