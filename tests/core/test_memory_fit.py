@@ -33,14 +33,19 @@ def test_activation_bytes_per_pixel_grow_with_the_network_not_with_the_tile(monk
     assert M._measure(small, CPU, 10, 2) == pytest.approx(b_small, rel=0.05)
 
 
-def test_a_batch_that_fits_is_proposed_when_the_chosen_one_does_not():
-    net = _net("tiny")
+def _between(net, fits: int) -> int:
+    """Bytes available where batch `fits` of 256 px tiles fits the memory left and `fits + 1` does not."""
     bpp = M.activation_bytes_per_pixel(net, CPU, 10, 2)
 
     def need(b, t=256):
         return M.run_bytes(bpp, t * t, b, tiles_per_chunk(b, t), 12, 5)
 
-    avail = int((need(5) + need(6)) / 2 / M.USABLE)  # batch 5 fits, 6 does not
+    return int((need(fits) + need(fits + 1)) / 2 / M.USABLE)
+
+
+def test_a_batch_that_fits_is_proposed_when_the_chosen_one_does_not():
+    net = _net("tiny")
+    avail = _between(net, 5)
     with pytest.raises(ClaireError) as err:
         M.check_fits(net, CPU, 256, 0, 16, (10, 2), 5, available=(avail, "free in the test"))
     msg = str(err.value)
@@ -178,16 +183,9 @@ def test_an_address_space_limit_counts_as_memory_left():
     assert "address-space limit (ulimit -v)" in why and int(n) <= 2 ** 29, out
 
 
-# Mutation audit (QA round 14, third wave): rules no other test pinned, each shown to fail on its mutant.
-def test_batch_one_is_proposed_before_a_smaller_tile():  # M1
-    net = build_model("claire", {"num_classes": 4, "optical_channels": 10, "sar_channels": 2, "size": "tiny"}).eval()
-    cpu = torch.device("cpu")
-    bpp = M.activation_bytes_per_pixel(net, cpu, 10, 2)
-
-    def need(b, t=256):
-        return M.run_bytes(bpp, t * t, b, tiles_per_chunk(b, t), 12, 5)
-
-    avail = int((need(1) + need(2)) / 2 / M.USABLE)  # batch 1 fits, 2 does not
+def test_batch_one_is_proposed_before_a_smaller_tile():
+    """Mutation audit (QA round 14): batch 1 fits, so it is proposed, not a smaller tile."""
+    net = _net("tiny")
     with pytest.raises(ClaireError) as err:
-        M.check_fits(net, cpu, 256, 0, 8, (10, 2), 5, available=(avail, "free in the test"))
+        M.check_fits(net, CPU, 256, 0, 8, (10, 2), 5, available=(_between(net, 1), "free in the test"))
     assert "use --batch-size 1," in str(err.value)
