@@ -63,6 +63,14 @@ class InputSpec:
         return self.units.strip().lower() in ("db", "decibel", "decibels")
 
 
+def linear_to_db(x: np.ndarray, kind: str = "power") -> np.ndarray:
+    """Linear SAR `x` -> dB in place (10 log10 of power, 20 log10 of amplitude): NaN stays NaN, a value at or below 0
+    (backscatter below the noise, not a fill) is the lowest, from 1e-10, before the card's clip."""
+    np.maximum(x, 1e-10, out=x, where=np.isfinite(x))
+    np.log10(x, out=x)
+    x *= 10.0 if kind == "power" else 20.0
+    return x
+
 @dataclass
 class Preparer:
     """Fixed per-run transform: raw float32 [C,H,W] -> normalised float32 [C,H,W] (in place)."""
@@ -81,9 +89,7 @@ class Preparer:
         """raw -> physical units of the card (dB conversion, scale, offset, clip); modifies `raw`."""
         x = raw
         if self.to_db:
-            np.maximum(x, 1e-10, out=x, where=np.isfinite(x))
-            np.log10(x, out=x)
-            x *= 10.0 if self.to_db == "power" else 20.0
+            linear_to_db(x, self.to_db)
         if self.scale != 1.0:
             x *= self.scale
         if self.offset != 0.0:

@@ -300,16 +300,6 @@ def _read_padded(ds, indexes: Sequence[int], row: int, col: int, h: int, w: int,
     return out
 
 
-def _to_db(x: np.ndarray) -> np.ndarray:
-    """Linear power -> dB as the engine converts it (`Preparer.physical`): NaN stays NaN, a value at or below 0 that
-    is not a fill (`warp.sar_fill_to_nan` took those) is the lowest backscatter, 10 log10(1e-10), clipped later."""
-    x = np.array(x, dtype=np.float32)
-    np.maximum(x, np.float32(1e-10), out=x, where=np.isfinite(x))
-    np.log10(x, out=x)
-    x *= np.float32(10.0)
-    return x
-
-
 #: Image pixels around an evaluation window that evaluation classifies along with it (one tile).
 EVAL_CONTEXT = 256
 
@@ -333,6 +323,7 @@ class RasterPairSource:
         self._handles: Dict[str, rasterio.DatasetReader] = {}
         self._radiometry: Dict[str, Tuple[float, float]] = {}
         self._sar_readers: Dict[str, Any] = {}
+        self._masked: Dict[str, bool] = {}  # optical files whose dataset mask marks no data
         #: the card's optical scale (raw -> physical); None: 1e-4 for integer rasters, else 1
         self.optical_scale: Optional[float] = None
         #: float optical read as the engine reads it (data_checks.float_optical_scale), not in the card's units
@@ -356,6 +347,7 @@ class RasterPairSource:
             h.close()
         self._handles.clear()
         self._sar_readers.clear()
+        self._masked.clear()
 
     def read(self, pair: Pair, row: int, col: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw optical, SAR and label-index arrays of a window (outside the image: NaN / ignore)."""
@@ -366,7 +358,7 @@ class RasterPairSource:
                               "resample them to one grid first")
         bands = list(pair.optical_bands or self.optical_bands or range(1, ods.count + 1))
         o = _read_padded(ods, bands, row, col, h, w, 0, np.float32)
-        o[:, self._optical_nodata(ods, o, bands[0], row, col)] = np.nan
+        o[:, self._optical_nodata(pair.optical, ods, o, bands[0], row, col)] = np.nan
         o[np.isinf(o)] = np.nan  # infinities are nodata, never a value that stretches the statistics
         m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
@@ -376,8 +368,10 @@ class RasterPairSource:
         sar_bands = list(self.sar_bands or range(1, sds.count + 1))
         s = self._sar_reader(pair.sar, sds).read(sar_bands, Window(col, row, w, h))
         s[np.isinf(s)] = np.nan
-        if self.sar_linear_to_db:
-            s = _to_db(s)
+        if self.sar_linear_to_db:  # as the engine converts it; fills were taken by warp.sar_fill_to_nan
+            from ..inputs.normalize import linear_to_db
+
+            linear_to_db(s)
         lab = _read_padded(lds, [1], row, col, h, w, 0, lds.dtypes[0])[0]
         idx = self.lut[np.clip(lab.astype(np.int64), 0, 65535)]
         outside = np.ones((h, w), bool)
@@ -387,8 +381,7 @@ class RasterPairSource:
         idx = np.where(outside, IGNORE, idx).astype(np.uint8)
         return o, s, idx
 
-    @staticmethod
-    def _optical_nodata(ods, o: np.ndarray, band: int, row: int, col: int) -> np.ndarray:
+    def _optical_nodata(self, path: str, ods, o: np.ndarray, band: int, row: int, col: int) -> np.ndarray:
         """Bool [h, w]: the optical window's no data by the engine's rules (`validate.optical_nodata`: the declared
         value in every band, else 0 in every band; without a declared value, the file's dataset mask)."""
         from ..inputs.validate import optical_nodata
@@ -397,7 +390,9 @@ class RasterPairSource:
         nd = ods.nodata
         declared = nd is not None and np.isfinite(nd)
         bad = optical_nodata(o, np.float32(nd) if declared else None)
-        if nd is None and has_dataset_mask(ods):
+        if path not in self._masked:  # asked of GDAL once per file, not once per crop
+            self._masked[path] = nd is None and has_dataset_mask(ods)
+        if self._masked[path]:
             from rasterio.windows import Window
 
             h, w = bad.shape
