@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 
 def quoted(value: object) -> str:
@@ -39,8 +40,6 @@ def markdown_text(value: object) -> str:
     """`value` as literal text in Markdown: a class named `*x*`, `[x](url)` or `<b>x</b>` is shown as written,
     not drawn as emphasis, a link or HTML by whatever renders the file, nor as a heading or list when it starts a
     line; a newline becomes a space."""
-    import re
-
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = " ".join(text.translate(_MARKDOWN_MARKUP).split("\n"))
     # a line starting "# ", "- ", "+ " or "12. ", or all "=", would be a heading, a list item or an underline ("-3.5"

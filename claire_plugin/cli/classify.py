@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 from ...models.quoting import quoted
 from ..core.errors import ClaireError
-from .options import SCHEDULER_HELP, add_map_rules, add_run_options, run_options
+from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -35,7 +35,6 @@ def register(subparsers) -> None:
     p.add_argument("--unfamiliar", default=None,
                    help="also write how unlike the training data each pixel looks to the model, uint8 0-100 "
                         "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")
-    add_map_rules(p)
     p.add_argument("--extent", default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                    help="classify only the pixels this rectangle touches, in the optical raster's CRS (a preview "
                         "of an area): the outputs cover it, with the same values as a run over the whole scene")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..core.batch import SUMMARY_CSV, SUMMARY_JSON
-from .options import SCHEDULER_HELP, add_map_rules, add_run_options, run_options
+from .options import SCHEDULER_HELP, add_run_options, run_options
 
 
 def register(subparsers) -> None:
@@ -31,7 +31,6 @@ def register(subparsers) -> None:
                                                  "for a time series, nearest:DAYS[:PATTERN] (the SAR of the nearest "
                                                  "date at most DAYS apart, within each key)")
     add_run_options(p)
-    add_map_rules(p)
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip pairs whose outputs (the map, and the confidence with --confidence) already exist "

@@ -16,7 +16,8 @@ SCHEDULER_HELP = ("run on a Dask cluster: tcp://HOST:PORT of a running `dask sch
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Add --checkpoint, the band, offset and tiling options, --batch-size, --device and --threads."""
+    """Add --checkpoint, the band, offset and tiling options, --batch-size, --device, --threads, --runtime, --level
+    and the map rules (--no-sar-fill, --no-snow-check): one pair (classify) and a folder (classify-folder) alike."""
     parser.add_argument("--checkpoint", default=None,
                         help="CLAIRE .safetensors checkpoint (default: the bundled one)")
     parser.add_argument("--optical-bands", default=None,
@@ -49,6 +50,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", default="class", choices=list(LEVELS),
                         help="map the checkpoint's classes, or its macroclasses (a checkpoint trained with "
                              "--macro-field): each pixel gets the macroclass whose classes' probabilities sum highest")
+    parser.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
+                        help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
+    parser.add_argument("--no-snow-check", dest="snow_check", action="store_false",
+                        help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
+                             "the next most likely class is written there")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -61,14 +67,4 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         sar_bands=parse_bands(args.sar_bands, "--sar-bands"), optical_offset=args.optical_offset,
         tile_size=args.tile_size, context=args.context, batch_size=args.batch_size, device=args.device,
         threads=args.threads, sar_units=args.sar_units,
-        runtime=args.runtime, level=args.level, fill_from_sar=getattr(args, "fill_from_sar", True),
-        snow_check=getattr(args, "snow_check", True))
-
-
-def add_map_rules(parser: argparse.ArgumentParser) -> None:
-    """--no-sar-fill and --no-snow-check, the same for one pair (classify) and a folder (classify-folder)."""
-    parser.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
-                        help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
-    parser.add_argument("--no-snow-check", dest="snow_check", action="store_false",
-                        help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
-                             "the next most likely class is written there")
+        runtime=args.runtime, level=args.level, fill_from_sar=args.fill_from_sar, snow_check=args.snow_check)

@@ -60,12 +60,13 @@ def class_renderer(classes: Sequence[Dict[str, Any]], field: str = FIELD) -> Qgs
 
 
 def _coded_order(value: Any) -> tuple:
-    """The order training codes a layer's class values in (`labels.codes_for_names`: names alike but for case and
-    spacing together, integer codes by number), so that the palette gives new classes the colours their map gets."""
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return 0, int(text), ""
-    return 1, name_key(text), text
+    """The order training codes a layer's class values in (`labels.class_key`, then `labels.codes_for_names`: names
+    alike but for case and spacing together, integer codes by number), so that the palette gives new classes the
+    colours their map gets."""
+    from ..core.training.labels import class_key
+
+    key = class_key(value)
+    return (0, key, "") if isinstance(key, int) else (1, name_key(key), key)
 
 
 def style_by_class(layer: QgsVectorLayer, field: str, card: Dict[str, Any]) -> None:
