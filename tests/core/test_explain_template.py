@@ -545,3 +545,23 @@ def test_a_class_of_exactly_half_the_scene_dominates():  # T11
     facts["classes"][0]["share_pct"] = 50.0
     name = facts["classes"][0]["name"]
     assert f"{name[:1].upper() + name[1:]} dominate" in template.write(facts)
+
+
+def test_the_five_percent_thresholds_include_five_percent_itself():  # T14, T16, T23 and the unfamiliar notes
+    """At exactly 5.0 % (as the facts round a share) the warnings apply: "from this share on" in every place."""
+    facts = _facts()
+    facts["scene"].update(unfamiliar_pct=5.0, sar_only_pct=5.0, cloud_pct=5.0, optical_invalid_pct=5.0,
+                          sar_reliance_clouded_pct=60.0, sar_reliance_clear_pct=55.0)
+    text = template.write(facts)
+    assert "The model should not be trusted on 5.0 % of this scene" in text
+    assert "inside the part of the scene unlike the training data a high confidence proves nothing" in text
+    assert "Part of this may come from the optical gaps (5.0 % of the map" in text
+    assert "Part of this may come from the cloud (5.0 % of the map" in text
+    assert "there the fusion gate leaned mostly on SAR (60.0 % SAR weight" in text
+    facts["model"] = dict(facts.get("model") or {}, heldout_macro_f1=0.72, sar_only_heldout_macro_f1=0.53)
+    facts["scene"]["sar_only_pct"] = 0.0
+    assert "read the clouded pixels with more care than the rest" in template.write(facts)
+    facts["scene"].update(unfamiliar_pct=4.9, cloud_pct=4.9)
+    text = template.write(facts)
+    assert "should not be trusted" not in text and "high confidence proves nothing" not in text
+    assert "from SAR alone against" not in text

@@ -189,3 +189,10 @@ def test_batch_one_is_proposed_before_a_smaller_tile():
     with pytest.raises(ClaireError) as err:
         M.check_fits(net, CPU, 256, 0, 8, (10, 2), 5, available=(_between(net, 1), "free in the test"))
     assert "use --batch-size 1," in str(err.value)
+
+
+@pytest.mark.parametrize("tile, hint", [(96, "--tile-size 32"), (224, "--tile-size 96"), (896, "--tile-size 448"),
+                                        (32, "--tile-size 32")])
+def test_out_of_memory_at_batch_one_proposes_a_tile_the_engine_accepts(tile, hint):
+    """At batch 1 the hint halves the tile to a multiple of 32 (a half of 96, 48, would be refused)."""
+    assert f"use {hint}, or close other programs" in str(M.out_of_memory_error(CPU, tile, 1))

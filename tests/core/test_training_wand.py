@@ -351,3 +351,10 @@ def test_the_seed_is_the_median_of_its_3x3_not_the_clicked_pixel():  # W3
     feats[0, 2, 2] = 5.0                      # an outlier under the click
     d = distance_to_seed(feats, np.zeros((5, 5), bool), 2, 2)
     assert d[0, 0] == 0.0 and d[2, 2] == 4.0
+
+
+def test_a_region_of_exactly_the_least_pixel_count_is_a_polygon(wand_scene):  # W4
+    n = grow_region(wand_scene, *_xy(12.5, 14.5)).pixels
+    assert grow_region(wand_scene, *_xy(12.5, 14.5), min_pixels=n).pixels == n
+    with pytest.raises(ClaireError, match=f"Only {n} pixel"):
+        grow_region(wand_scene, *_xy(12.5, 14.5), min_pixels=n + 1)

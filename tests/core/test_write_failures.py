@@ -92,6 +92,9 @@ def test_every_run_writes_the_maps_style_and_replaces_one_of_other_classes(tmp_p
     note = write_class_style(raster, other)
     assert note.startswith(f"replaced {qml}") and "1 water, 2 trees" in note
     assert palette_of(str(qml)) == [(1, "built area"), (2, "crops")]
+    first_alike = [other[0], {"value": 2, "name": "trees", "color": "#00ff00"}]  # only the first class the same
+    assert write_class_style(raster, first_alike).startswith(f"replaced {qml}")
+    assert palette_of(str(qml)) == [(1, "built area"), (2, "trees")]
     qml.write_text("<qgis><pipe><rasterrenderer type='singlebandgray'/></pipe></qgis>")  # not a class style: kept
     assert write_class_style(raster, other) is None and "singlebandgray" in qml.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["lc.qml"]  # no temporary left
