@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ...models.quoting import shell_quote as quote
+from ..core.area_estimate import AREA_UNITS
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
                    "or, in a text field, one of its class names (empty: skipped)")
     q.add_argument("--layer", default=None, help="layer of the points file (default: the first)")
     q.add_argument("--json", default=None, metavar="PATH", help="also write the full result as JSON")
-    q.add_argument("--area-unit", default="ha", choices=["ha", "km2", "m2"], help="unit of the areas (default ha)")
+    q.add_argument("--area-unit", default="ha", choices=list(AREA_UNITS), help="unit of the areas (default ha)")
     q.set_defaults(func=cmd_map_accuracy)
 
 

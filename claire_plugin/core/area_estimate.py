@@ -197,10 +197,15 @@ def _column(label: str) -> str:
     return label if len(label) <= 14 else label[:13] + "…"
 
 
+#: The units a map-accuracy table gives areas in, with their square metres (the first is the default).
+AREA_UNITS = {"ha": 1e4, "km2": 1e6, "m2": 1.0}
+
+
 def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool = True) -> str:
-    """The area-weighted result as a plain-text table (accuracies in %, areas in ha or km2), with its warnings
-    as last lines unless `warnings` is False (the front door shows them as warnings)."""
-    scale = {"ha": 1e4, "km2": 1e6, "m2": 1.0}[area_unit]
+    """The area-weighted result as a plain-text table (accuracies in %, areas in `area_unit`, one of
+    AREA_UNITS), with its warnings as last lines unless `warnings` is False (the front door shows them as
+    warnings)."""
+    scale = AREA_UNITS[area_unit]
 
     def pct(v, se):
         return f"{'-':>16}" if v is None else f"{100 * v:7.1f} ± {100 * Z95 * se:5.1f}" if se is not None \

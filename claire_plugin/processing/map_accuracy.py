@@ -9,12 +9,14 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterVectorLayer,
 )
 
+from ..core.area_estimate import AREA_UNITS
 from ..layers.layers import layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, RasterFileParameter, blank_output, raster_path, vector_path
@@ -33,6 +35,7 @@ ACCURACY_HELP = {
     "POINTS": "The labelled sample points (any point layer; reprojected to the map's CRS).",
     "FIELD": "The field holding the reference class: a class code of the map, or a class name of the map (case "
     "aside) in a text field; points where it is empty are skipped and counted.",
+    "AREA_UNIT": "Unit of the class areas in the table the log shows (the JSON report holds square metres).",
     "REPORT": "Optional JSON file with every number (error matrix, accuracies, areas, SEs, CIs).",
 }
 
@@ -106,6 +109,7 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points"),
             QgsProcessingParameterField("FIELD", "Reference class field", defaultValue="ref_class",
                                         parentLayerParameterName="POINTS"),
+            QgsProcessingParameterEnum("AREA_UNIT", "Area unit", options=list(AREA_UNITS), defaultValue=0),
             QgsProcessingParameterFileDestination("REPORT", "Report", fileFilter="JSON (*.json)", optional=True,
                                                   createByDefault=False),
         ])
@@ -131,7 +135,8 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
                                          parameters, "POINTS", context)))
             if report:
                 write_json(report, result, "accuracy report")
-        for line in accuracy_table(result, warnings=False).splitlines():
+        unit = list(AREA_UNITS)[self.parameterAsEnum(parameters, "AREA_UNIT", context)]
+        for line in accuracy_table(result, unit, warnings=False).splitlines():
             feedback.pushInfo(line)
         for w in result["warnings"]:
             feedback.pushWarning(w)

@@ -41,6 +41,44 @@ def test_sample_label_and_map_accuracy(claire_plugin, tmp_path):
     assert out["OA_CI95"] > 0 and json.loads(Path(report).read_text())["points_used"] == 80
 
 
+def test_map_accuracy_gives_areas_in_the_unit_asked_as_the_command_line_does(claire_plugin, tmp_path):
+    """`claire map-accuracy --area-unit` had no Processing twin: the log's table was always in hectares."""
+    import processing
+    from osgeo import ogr
+    from qgis.core import QgsProcessingFeedback
+
+    from claire.claire_plugin.core.area_estimate import AREA_UNITS
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((30, 40), np.uint8))  # 1200 px of 100 m2: 12 ha
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 1,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    ds = ogr.Open(res["OUTPUT"], 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", 1)
+        lyr.SetFeature(feat)
+    lyr = ds = None
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, text):  # noqa: N802
+            self.lines.append(text)
+
+    tables = {}
+    for k, unit in enumerate(AREA_UNITS):
+        log = Log()
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class",
+                                               "AREA_UNIT": k}, feedback=log)
+        tables[unit] = "\n".join(log.lines)
+    assert "mapped ha" in tables["ha"] and " 12.00 " in tables["ha"], tables["ha"]
+    assert "mapped km2" in tables["km2"] and " 0.12 " in tables["km2"]
+    assert "mapped m2" in tables["m2"] and " 120000.00 " in tables["m2"]
+
+
 def test_map_accuracy_algorithms_have_help(claire_plugin):
     from qgis.core import QgsApplication
 
