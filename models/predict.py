@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .card_schema import TILE_RANGE
 from .quoting import quoted
 
 BLENDS = ("taper", "crop")
@@ -173,9 +174,13 @@ def check_context(tile: int, context: int) -> Optional[str]:
         return f"tile size {tile} is below 32, the smallest tile the model can keep"
     if tile % 32:
         return f"tile size {tile} is not a multiple of 32 (the model downsamples by 32)"
+    if tile > TILE_RANGE[1]:
+        return f"tile size {tile} is above {TILE_RANGE[1]}, the largest a checkpoint's card can hold"
     if context < 0 or context % 16:
         return (f"context {context} is not a non-negative multiple of 16 (each tile's window, tile + 2 x context, "
                 f"must be a multiple of 32)")
+    if context > TILE_RANGE[1]:
+        return f"context {context} is above {TILE_RANGE[1]}, the largest a checkpoint's card can hold"
     return None
 
 

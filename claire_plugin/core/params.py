@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
+from ...models.card_schema import TILE_RANGE
 from ...models.quoting import quoted
 from .errors import ClaireError
 
@@ -19,6 +20,11 @@ DEFAULT_DEVICE = "auto"
 RUNTIMES = ("auto", "eager", "compiled", "aot")
 DEFAULT_RUNTIME = "auto"
 FROM_CARD = -1  # the context value the Processing and dock forms use for "the default context"
+#: The largest tile size and context the engine takes (a card's range; models.predict.check_context checks them)
+#: and the largest batch: the ranges the dock and Processing offer.
+TILE_MAX = TILE_RANGE[1]
+CONTEXT_MAX = TILE_RANGE[1]
+BATCH_MAX = 256
 
 
 @dataclass

@@ -28,7 +28,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
-from ..core.params import RUNTIMES
+from ..core.params import BATCH_MAX, CONTEXT_MAX, FROM_CARD, RUNTIMES, TILE_MAX
 from ..layers.layers import (
     COMPANION_STYLES,
     PROJECT_CHANGED,
@@ -200,20 +200,20 @@ class ClaireDock(Restyled, QgsDockWidget):
     def _build_options_box(self, page: QWidget) -> QGroupBox:
         """Tiling, batch, device, extra outputs, output file and explainer."""
         self.tile_size = QSpinBox(page)
-        self.tile_size.setRange(0, 4096)
+        self.tile_size.setRange(0, TILE_MAX)
         self.tile_size.setSingleStep(32)
         self.tile_size.setSpecialValueText("auto")
         self.tile_size.setToolTip("The part of each tile that is kept (multiple of 32); the map does not depend "
                                   "on it, larger is faster and needs more memory. auto: 896.")
         self.context = QSpinBox(page)
-        self.context.setRange(-1, 1024)
+        self.context.setRange(FROM_CARD, CONTEXT_MAX)
         self.context.setSingleStep(16)
-        self.context.setValue(-1)
+        self.context.setValue(FROM_CARD)
         self.context.setSpecialValueText("auto")
         self.context.setToolTip("Pixels each tile reads around the part it keeps (multiple of 16). auto: 128, "
                                 "with which the map does not depend on the tile size; less is faster.")
         self.batch = QSpinBox(page)
-        self.batch.setRange(0, 256)
+        self.batch.setRange(0, BATCH_MAX)
         self.batch.setValue(0)
         self.batch.setSpecialValueText("auto")
         self.batch.setToolTip("Windows the model takes at once. auto: about four 256 px tiles of input (one window at "

@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 from ...models.card_schema import ENSEMBLE, FOREST
 from ..core.inputs.units import SAR_UNITS
 from ..core.io.gdal_names import source_file
+from ..core.training.checks import EPOCHS_MAX, MINUTES_MAX
 from ..core.training.labels import units_of
 from ..core.training.scorecard import weight_phrase
 from ..core.training.wand import MAX_WIDTH as WAND_WIDTH
@@ -231,10 +232,10 @@ class TrainPanel(Restyled, QWidget):
         box = QGroupBox("Training", self)
         form = narrow_form()
         self.epochs = QSpinBox(box)
-        self.epochs.setRange(1, 1000)
+        self.epochs.setRange(1, EPOCHS_MAX)
         self.epochs.setValue(12)
         self.minutes = DecimalSpinBox(box)
-        self.minutes.setRange(0, 1440)
+        self.minutes.setRange(0, MINUTES_MAX)
         self.minutes.setDecimals(1)
         self.minutes.setSpecialValueText("no limit")
         self.minutes.setToolTip(f"Time budget of the training loop ({local_number(0.1, 1)} minutes and up); with it, "

@@ -15,7 +15,7 @@ from qgis.core import (
 from ...models.macroclass import LEVELS
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
-from ..core.params import DEFAULT_BATCH, FROM_CARD, RUNTIMES, RunOptions, parse_bands
+from ..core.params import BATCH_MAX, CONTEXT_MAX, DEFAULT_BATCH, FROM_CARD, RUNTIMES, TILE_MAX, RunOptions, parse_bands
 from ..core.params import run_options as build_run_options
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -65,11 +65,12 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
         QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
                                      type=QgsProcessingParameterNumber.Type.Double, optional=True),
         QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
-        QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 896)", defaultValue=0, minValue=0),
+        QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 896)", defaultValue=0, minValue=0,
+                                     maxValue=TILE_MAX),
         QgsProcessingParameterNumber("CONTEXT", "Tile context (-1: default 128)", defaultValue=FROM_CARD,
-                                     minValue=FROM_CARD),
+                                     minValue=FROM_CARD, maxValue=CONTEXT_MAX),
         QgsProcessingParameterNumber("BATCH_SIZE", "Batch size (0: auto)", defaultValue=DEFAULT_BATCH, minValue=0,
-                                     maxValue=256),
+                                     maxValue=BATCH_MAX),
         QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
         QgsProcessingParameterEnum("RUNTIME", "Runtime", options=list(RUNTIMES), defaultValue=0),
         QgsProcessingParameterEnum("LEVEL", "Map level", options=list(LEVELS), defaultValue=0),

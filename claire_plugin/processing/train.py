@@ -21,6 +21,7 @@ from qgis.core import (
 
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
+from ..core.training.checks import CROP_MAX, EPOCHS_MAX, MINUTES_MAX, TRAIN_BATCH_MAX
 from ..layers.layers import in_temporary_folder, layer_crs
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
@@ -157,13 +158,14 @@ class TrainAlgorithm(ClaireAlgorithm):
                                               optional=True),
             QgsProcessingParameterFile("CHECKPOINT", "Base checkpoint (empty: bundled default)",
                                        extension="safetensors", optional=True),
-            number("EPOCHS", "Epochs", defaultValue=12, minValue=1, maxValue=10000),
-            number("MINUTES", "Time budget in minutes (0: none)", number.Double, defaultValue=0, minValue=0),
+            number("EPOCHS", "Epochs", defaultValue=12, minValue=1, maxValue=EPOCHS_MAX),
+            number("MINUTES", "Time budget in minutes (0: none)", number.Double, defaultValue=0, minValue=0,
+                   maxValue=MINUTES_MAX),
             QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
             QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
             number("STEPS_PER_EPOCH", "Steps per epoch", defaultValue=20, minValue=1),
-            number("BATCH_SIZE", "Batch size", defaultValue=8, minValue=1, maxValue=256),
-            number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=1024),
+            number("BATCH_SIZE", "Batch size", defaultValue=8, minValue=1, maxValue=TRAIN_BATCH_MAX),
+            number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=CROP_MAX),
             number("RF_TREES", "Random-forest trees (0: no baseline)", defaultValue=200, minValue=0),
             number("SEED", "Random seed", defaultValue=0, minValue=0),
             number("THREADS", "CPU threads (0: automatic)", defaultValue=0, minValue=0, maxValue=1024),

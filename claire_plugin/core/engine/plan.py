@@ -24,7 +24,7 @@ from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
 from ..io.atomic import other_writers
 from ..io.writer import DESCRIPTIONS, GridWriter
-from ..params import ClassifyParams
+from ..params import BATCH_MAX, ClassifyParams
 from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
@@ -114,9 +114,9 @@ def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
     context = int(params.context if params.context is not None else card.get("context", CONTEXT))
     check_tiling(tile, context)
     batch = int(params.batch_size or default_batch(tile + 2 * context))
-    if batch < 1:
-        raise ClaireError(f"batch size must be 1 or more, or 0 for the automatic one (got {batch}); e.g. "
-                          f"--batch-size 1")
+    if not 1 <= batch <= BATCH_MAX:
+        raise ClaireError(f"batch size must be 1 to {BATCH_MAX}, or 0 for the automatic one (got {batch}); e.g. "
+                          f"--batch-size {1 if batch < 1 else BATCH_MAX}")
     return tile, context, batch
 
 

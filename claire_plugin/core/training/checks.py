@@ -35,9 +35,26 @@ def _whole(value: Any, flag: str, low: int, example: str, why: str = "", fix: st
     return int(v)
 
 
+#: The most epochs, minutes of time budget, crops per step and crop size a training run takes: the ranges the
+#: dock and Processing offer too.
+EPOCHS_MAX = 10000
+MINUTES_MAX = 7 * 24 * 60
+TRAIN_BATCH_MAX = 256
+CROP_MAX = 1024
+
+
 def check_epochs(epochs: Any) -> int:
-    """Epochs: a whole number of at least 1 (0 epochs would write an untrained network)."""
-    return _whole(epochs, "--epochs", 1, "12", ": a run of 0 epochs trains nothing")
+    """Epochs: a whole number from 1 (0 epochs would write an untrained network) to EPOCHS_MAX."""
+    n = _whole(epochs, "--epochs", 1, "12", ": a run of 0 epochs trains nothing")
+    return _at_most(n, EPOCHS_MAX, "--epochs", "a time budget, --minutes, for a long run")
+
+
+def _at_most(value: float, high: float, flag: str, instead: str = "") -> float:
+    """`value` when at most `high`, else a ClaireError naming `flag` and the largest value."""
+    if value > high:
+        raise ClaireError(f"{flag} {value:g} is above {high:g}, the most a run takes; give at most {flag} {high:g}"
+                          + (f", or {instead}" if instead else ""))
+    return value
 
 
 def check_learning_rate(lr: Any) -> float:
@@ -72,8 +89,8 @@ def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, cro
     """Every number a training loop takes, checked before any data is read."""
     check_epochs(epochs)
     _whole(steps_per_epoch, "--steps-per-epoch", 1, "20")
-    _whole(batch_size, "--batch-size", 1, "8")
-    c = _whole(crop, "--crop", 32, "128")
+    _at_most(_whole(batch_size, "--batch-size", 1, "8"), TRAIN_BATCH_MAX, "--batch-size")
+    c = _at_most(_whole(crop, "--crop", 32, "128"), CROP_MAX, "--crop")
     if c % 32:
         raise ClaireError(f"--crop must be a multiple of 32 (got {crop}); give e.g. --crop 128")
     if lr is not None:  # None: the polygon recipe's own (finetune.recipe_lr)
@@ -83,6 +100,8 @@ def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, cro
     check_threads(threads)
     if minutes is not None and _number(minutes, "--minutes", "10") <= 0:
         raise ClaireError(f"--minutes must be more than 0 (got {minutes}); leave it out for no time budget")
+    if minutes is not None:
+        _at_most(float(minutes), MINUTES_MAX, "--minutes")
 
 
 def check_range(value: Any, flag: str, low: float, high: float, example: str, low_open: bool = False) -> float:
