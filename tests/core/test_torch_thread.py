@@ -165,3 +165,26 @@ def test_engine_runs_the_model_on_the_torch_thread_from_a_task_thread(engine_sce
     assert os.path.exists(res.output)
     assert threads == {"claire-torch"}
     assert reported == {"waiter"}, "progress is reported in the caller's thread, as a QgsTask expects"
+
+
+def _call_in_child(queue_out) -> None:
+    queue_out.put(torch_thread.call(lambda: threading.current_thread().name))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_runs_calls_of_its_own_after_the_parent_ran_one():
+    """QA (library use): after one run in the parent, a child of multiprocessing's fork (Linux's default start
+    method) put its job on the parent's copied queue, which nothing served: the child hung for ever."""
+    import multiprocessing
+
+    assert torch_thread.call(lambda: 1) == 1  # the parent's torch thread now exists and waits on its queue
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_call_in_child, args=(out,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    assert out.get(timeout=5) == "claire-torch"

@@ -17,6 +17,7 @@ KeyboardInterrupt.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Any, Callable, Optional
@@ -85,6 +86,17 @@ def stop() -> None:
         jobs, _jobs = _jobs, queue.Queue()  # the jobs queued so far stay with that thread
         if thread is not None and thread.is_alive():
             jobs.put(None)
+
+
+def _forget_after_fork() -> None:
+    """In a child process started by fork: the parent's torch thread does not exist there, and its queue, lock
+    and waiters are copies that nothing serves (a job put on it waited for ever). Start afresh."""
+    global _lock, _thread, _jobs, _local, _pending
+    _lock, _thread, _jobs, _local, _pending = threading.Lock(), None, queue.Queue(), threading.local(), 0
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def on_torch_thread() -> bool:
