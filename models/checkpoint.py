@@ -227,6 +227,7 @@ def model_config(card: Dict[str, Any]) -> Dict[str, Any]:
 
 def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
     """Load (model in eval mode, card). Only safetensors is read; nothing is unpickled."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -236,7 +237,8 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
     card = read_card(path, header)
     _check_shapes(path, card, header)
     try:
-        model = build_model(card["arch"], model_config(card))
+        with torch.random.fork_rng(devices=[]):  # the initial weights, replaced below, leave the caller's stream
+            model = build_model(card["arch"], model_config(card))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot build the network described in the card ({exc}); "
                               f"the card is inconsistent. {_RESAVE}") from exc

@@ -8,12 +8,13 @@ Raw arrays are converted with the card's input spec (models.spec) after augmenta
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -98,6 +99,23 @@ def cloud_input(opt_phys: np.ndarray, ospec: Dict) -> np.ndarray:
 def pick_device(name: str = "auto") -> torch.device:
     """The device for training (models.device.resolve_device: 'auto' -> CUDA, then MPS, else CPU)."""
     return resolve_device(name)[0]
+
+
+@contextlib.contextmanager
+def kept_random_state() -> Iterator[None]:
+    """Within the block a training may seed and draw from python's, numpy's and torch's global generators; their
+    states (torch's CPU one and those of CUDA devices already in use) come back afterwards, so that the program
+    that called the training keeps its own random streams."""
+    import random
+
+    py, npy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
 
 
 def seed_everything(seed: int) -> None:
@@ -253,7 +271,15 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
 
     Each epoch draws its crops from `np.random.default_rng([seed, epoch])` and seeds torch with the epoch,
     so a resumed run continues exactly; with `cfg.reproducible` the bits are the same on any x86-64 CPU
-    (models.determinism; the history's `reproducibility` says what that took)."""
+    (models.determinism; the history's `reproducibility` says what that took). The caller's random generators
+    are left as they were (kept_random_state)."""
+    with kept_random_state():
+        return _train(source, ospec, sspec, num_classes, cfg, resume_path, log, progress, after_step)
+
+
+def _train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainConfig, resume_path: Optional[str],
+           log: Callable[[str], None], progress: bool,
+           after_step: Optional[Callable[[float, int], None]]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     run = _setup(source, ospec, sspec, num_classes, cfg)
     model, history = run["model"], run["history"]
     start_epoch = 0

@@ -126,12 +126,27 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
         assert set(np.unique(ds.read(1))) <= {1, 4, 5}
 
 
-def test_same_seed_same_scores(scene):
+def _host_draws(seed=None):
+    import random
+
+    if seed is not None:
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_same_seed_same_scores_and_the_callers_random_streams_kept(scene):
+    """Same seed, same network; and (QA, library use) the program that trains keeps its own random streams: a
+    training reseeded python's, numpy's and torch's generators, so every draw after it was the same whatever the
+    program's seed."""
     torch.set_num_threads(1)
+    _host_draws(123)
     a = train_from_polygons(_params(scene, baseline=False))
     b = train_from_polygons(_params(scene, baseline=False))
     assert a["arms"]["finetuned"] == b["arms"]["finetuned"]
     assert a["training"]["loss"] == b["training"]["loss"]
+    after = _host_draws()
+    _host_draws(123)
+    assert after == _host_draws()
 
 
 def test_cancel_writes_nothing(scene):

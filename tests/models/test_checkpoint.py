@@ -26,6 +26,16 @@ def ckpt(tmp_path):
     return path, model
 
 
+def test_loading_leaves_the_callers_torch_random_stream(ckpt):
+    """QA (library use): building the network before its weights are loaded drew its initial weights from torch's
+    global generator, so a classify moved the caller's stream."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    load_checkpoint(ckpt[0])
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_roundtrip_same_outputs(ckpt):
     path, model = ckpt
     loaded, card = load_checkpoint(path)

@@ -354,10 +354,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report.
     Running out of memory is a ClaireError naming smaller settings (it was a traceback, the training lost)."""
+    from ....models.training import kept_random_state
     from ..engine.memory_fit import is_out_of_memory
 
     try:
-        return _train_from_polygons(params, progress, on_epoch, is_cancelled)
+        with kept_random_state():  # the caller's random streams are not reset by the training's seeds
+            return _train_from_polygons(params, progress, on_epoch, is_cancelled)
     except (MemoryError, RuntimeError) as exc:
         if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
             raise
