@@ -5,6 +5,7 @@ The CLI, Processing, the dock and the bench all read their options into `RunOpti
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Tuple, Union
@@ -59,6 +60,22 @@ class ClassifyParams:
     # outputs cover only the pixels it touches (a preview of the visible map), with the whole run's values
     runtime: str = DEFAULT_RUNTIME  # auto | eager | compiled | aot (core.runtime.compiled)
     level: str = "class"  # class | macroclass: the map of the card's classes or of its macroclasses
+
+    def __post_init__(self) -> None:
+        plain_inputs(self, ("optical", "sar", "output", "checkpoint", "confidence", "reliance", "cloud", "unfamiliar",
+                            "reference", "summary_json", "report", "explainer"))
+
+
+def plain_inputs(params: object, paths: Sequence[str]) -> None:
+    """A script's ways of giving settings made plain, in place: the fields `paths` given as `pathlib.Path` (any
+    os.PathLike) become strings, band lists given as text ('2,3,4,8') lists (parse_bands)."""
+    for name in paths:
+        value = getattr(params, name)
+        if isinstance(value, os.PathLike):
+            setattr(params, name, os.fspath(value))
+    for name, flag in (("optical_bands", "--optical-bands"), ("sar_bands", "--sar-bands")):
+        if isinstance(getattr(params, name), str):
+            setattr(params, name, parse_bands(getattr(params, name), flag))
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:

@@ -553,3 +553,32 @@ def test_the_summary_and_the_report_record_the_settings_the_run_used(engine_scen
     assert saved["runtime"] == res.stats["runtime"] and saved["lanes"] == res.stats["lanes"]
     assert saved["snow_check"] is False and saved["fill_from_sar"] is True and saved["level"] == "class"
     assert saved["device"] == "cpu" and saved["threads"] >= 1 and saved["claire_version"] not in ("", "unknown")
+
+
+def test_a_scripts_paths_are_taken_and_odd_thread_counts_refused(engine_scene, standin_model, standin_card):
+    """QA (library use): `pathlib.Path` inputs failed with an AttributeError deep in GDAL's name handling, and
+    threads=0 / 1.5 ran as the default / 1 thread without a word."""
+    from pathlib import Path
+
+    out = Path(engine_scene["dir"]) / "lc.tif"
+    p = ClassifyParams(Path(engine_scene["optical"]), Path(engine_scene["sar"]), out, report=out.with_suffix(".html"))
+    assert (p.optical, p.output, p.report) == (engine_scene["optical"], str(out), str(out.with_suffix(".html")))
+    assert os.path.exists(run(p, standin_model, standin_card).output)
+    for threads in (0, 1.5, -1, "two"):
+        with pytest.raises(ClaireError, match=f"threads must be a whole number of at least 1 \\(got {threads}\\)"):
+            run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(out), threads=threads),
+                standin_model, standin_card)
+
+
+def test_a_scripts_band_lists_as_text_are_read_as_the_command_line_reads_them():
+    """QA (library use): band lists given as text failed with a ValueError from int()."""
+    from pathlib import Path
+
+    from claire.claire_plugin.core.training.polygons import PolygonTrainParams
+
+    p = ClassifyParams("o.tif", "s.tif", "out.tif", optical_bands="2 3 4 8", sar_bands="1,2")
+    assert (p.optical_bands, p.sar_bands) == ([2, 3, 4, 8], [1, 2])
+    t = PolygonTrainParams(Path("o.tif"), Path("s.tif"), Path("l.gpkg"), Path("m.safetensors"), optical_bands="2;3")
+    assert (t.optical, t.labels, t.output, t.optical_bands) == ("o.tif", "l.gpkg", "m.safetensors", [2, 3])
+    with pytest.raises(ClaireError, match="--optical-bands '2,x' is not a list of band numbers"):
+        ClassifyParams("o.tif", "s.tif", "out.tif", optical_bands="2,x")

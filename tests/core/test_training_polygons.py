@@ -155,6 +155,16 @@ def test_cancel_writes_nothing(scene):
     assert not (scene["dir"] / "model.safetensors").exists() and not (scene["dir"] / "report.json").exists()
 
 
+def test_an_unreadable_base_or_an_output_of_another_kind_is_a_claire_error_as_in_a_classification(scene):
+    """QA (library use): training raised models' CheckpointError where classify raises ClaireError."""
+    bad = scene["dir"] / "junk.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    for kw, words in (({"checkpoint": str(bad)}, "junk.safetensors"), ({"output": str(scene["dir"] / "m.pt")},
+                                                                        "ending in .safetensors")):
+        with pytest.raises(ClaireError, match=words):
+            train_from_polygons(_params(scene, **kw))
+
+
 def test_output_over_an_input_is_refused(scene):
     with pytest.raises(ClaireError, match="is also an input \\(the optical raster"):
         train_from_polygons(_params(scene, output=scene["optical"]))

@@ -194,10 +194,8 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     device, why = resolve_device(params.device)
     messages: List[str] = [f"device: {device} ({why})", model_line(params.checkpoint, card)]
     old_threads = torch.get_num_threads()
-    if params.threads:
-        if int(params.threads) < 1:
-            raise ClaireError(f"threads must be 1 or more (got {params.threads}); leave it out for the default")
-        torch.set_num_threads(int(params.threads))
+    if params.threads is not None:
+        torch.set_num_threads(whole_threads(params.threads))
     cache = CacheSize()
     cache.at_most(BASE_BYTES)  # until the inputs are known: RSS stays flat whatever the caller had set
     try:
@@ -210,6 +208,18 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     finally:
         torch.set_num_threads(old_threads)
         cache.restore()
+
+
+def whole_threads(threads) -> int:
+    """A thread count given to a run: a whole number of at least 1 (0 and 1.5 were taken as the default and 1)."""
+    try:
+        n = float(threads)
+    except (TypeError, ValueError):
+        n = float("nan")
+    if not (n >= 1 and n == int(n)):
+        raise ClaireError(f"threads must be a whole number of at least 1 (got {threads}); leave it out for the "
+                          f"default, or give e.g. --threads 2")
+    return int(n)
 
 
 def _run(plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled: CancelFn,

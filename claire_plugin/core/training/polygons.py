@@ -17,6 +17,7 @@ import numpy as np
 from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
+from ..params import plain_inputs
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
@@ -75,6 +76,9 @@ class PolygonTrainParams:
     rf_max_pixels: int = 50000
     save_forest: bool = True  # the optical + SAR forest as a checkpoint beside the network (forest_path_for)
     config: FinetuneConfig = dc_field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        plain_inputs(self, ("optical", "sar", "labels", "output", "validation", "checkpoint", "report"))
 
 
 def _noop(*_a, **_k) -> None:
@@ -353,13 +357,17 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
                         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                         is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """Labels -> split -> fine-tune -> scores of every arm -> checkpoint + card (+ report); returns the report.
-    Running out of memory is a ClaireError naming smaller settings (it was a traceback, the training lost)."""
+    Running out of memory is a ClaireError naming smaller settings (it was a traceback, the training lost); a
+    checkpoint that cannot be read or written is a ClaireError as in a classification."""
+    from ....models.checkpoint import CheckpointError
     from ....models.training import kept_random_state
     from ..engine.memory_fit import is_out_of_memory
 
     try:
         with kept_random_state():  # the caller's random streams are not reset by the training's seeds
             return _train_from_polygons(params, progress, on_epoch, is_cancelled)
+    except CheckpointError as exc:
+        raise ClaireError(str(exc)) from None
     except (MemoryError, RuntimeError) as exc:
         if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
             raise
