@@ -68,7 +68,8 @@ class ClassifyParams:
 
 def plain_inputs(params: object, paths: Sequence[str]) -> None:
     """A script's ways of giving settings made plain, in place: the fields `paths` given as `pathlib.Path` (any
-    os.PathLike) become strings, band lists given as text ('2,3,4,8') lists (parse_bands)."""
+    os.PathLike) become strings, band lists given as text ('2,3,4,8') lists (parse_bands), an optical offset given
+    as text a number (a ClaireError when it is none)."""
     for name in paths:
         value = getattr(params, name)
         if isinstance(value, os.PathLike):
@@ -76,6 +77,13 @@ def plain_inputs(params: object, paths: Sequence[str]) -> None:
     for name, flag in (("optical_bands", "--optical-bands"), ("sar_bands", "--sar-bands")):
         if isinstance(getattr(params, name), str):
             setattr(params, name, parse_bands(getattr(params, name), flag))
+    offset = getattr(params, "optical_offset", None)
+    if isinstance(offset, str):
+        try:
+            params.optical_offset = float(offset)  # type: ignore[attr-defined]
+        except ValueError:
+            raise ClaireError(f"--optical-offset {quoted(offset)} is not a number; give e.g. --optical-offset "
+                              f"-1000") from None
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:

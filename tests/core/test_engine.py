@@ -582,3 +582,6 @@ def test_a_scripts_band_lists_as_text_are_read_as_the_command_line_reads_them():
     assert (t.optical, t.labels, t.output, t.optical_bands) == ("o.tif", "l.gpkg", "m.safetensors", [2, 3])
     with pytest.raises(ClaireError, match="--optical-bands '2,x' is not a list of band numbers"):
         ClassifyParams("o.tif", "s.tif", "out.tif", optical_bands="2,x")
+    assert ClassifyParams("o.tif", "s.tif", "out.tif", optical_offset="-1000").optical_offset == -1000.0
+    with pytest.raises(ClaireError, match="--optical-offset 'x' is not a number"):
+        ClassifyParams("o.tif", "s.tif", "out.tif", optical_offset="x")
