@@ -85,9 +85,9 @@ def test_engine_refuses_a_tile_and_batch_no_machine_has_memory_for(engine_scene,
     with open(out, "wb") as f:
         f.write(b"earlier")
     before = sorted(os.listdir(engine_scene["dir"]))
-    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=16384, context=0,
-                            batch_size=64, threads=1)
-    with pytest.raises(ClaireError, match=r"tile 16384 px \(\+ 0 px of context\) x batch 64 needs about [\d.]+ GB of CPU memory"):
+    params = ClassifyParams(engine_scene["optical"], engine_scene["sar"], out, tile_size=8192, context=0,
+                            batch_size=256, threads=1)  # the largest the engine takes
+    with pytest.raises(ClaireError, match=r"tile 8192 px \(\+ 0 px of context\) x batch 256 needs about [\d.]+ GB of CPU memory"):
         run(params, standin_model, standin_card)
     assert sorted(os.listdir(engine_scene["dir"])) == before
     with open(out, "rb") as f:
