@@ -195,6 +195,14 @@ SNOW_NIR = (0.03, 0.06)
 #: snow is transparent to it, wet snow as dark as calm water), as in the optical gaps classified from SAR alone; haze
 #: over snow below it is left to the optical.
 SNOW_CLOUD = (0.5, 0.9)
+#: Under thick cloud snow stays possible where the clear pixels within this many pixels show snow (a snowfield
+#: under a cloud, not a winter field the radar cannot tell): within the engine's default context (128 px), so the map
+#: does not depend on the tile.
+SNOW_NEAR_PX = 64
+#: The share of those clear pixels that must allow snow: from the first none of the cloud's snow stays, from the
+#: second all of it (linear between); with fewer clear pixels than SNOW_NEAR_CLEAR of the neighbourhood, none.
+SNOW_NEAR_SHARE = (0.2, 0.5)
+SNOW_NEAR_CLEAR = 0.05
 
 
 def snow_classes(names: Sequence[str]) -> List[int]:
@@ -212,14 +220,43 @@ def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.nda
     """[H,W] float32 in [0,1]: how far the optical allows snow or ice at each pixel: 0 where NDSI (B03, B11) is
     at or below SNOW_NDSI[0] or the NIR (B08 or B8A) at or below SNOW_NIR[0] (dark water), 1 from SNOW_NDSI[1]
     and SNOW_NIR[1]; under thick cloud (`cloud` from SNOW_CLOUD[0] to [1]) falling to 0, as the optical sees little
-    ground there and SAR cannot tell snow; 1 where the optical is NaN (nothing to go by: the engine sets the gaps
-    it fills from SAR to 0)."""
+    ground there and SAR cannot tell snow, unless the clear pixels around show snow (snow_nearby: a snowfield under
+    a cloud; [H,W] images only, not pixel lists); 1 where the optical is NaN (nothing to go by: the engine sets the
+    gaps it fills from SAR to 0)."""
     g, s1, n = _band(refl, bands, "B03"), _band(refl, bands, "B11"), _band(refl, bands, "B08", "B8A")
     f = ramp(_nd(g, s1), *SNOW_NDSI)
     f *= ramp(n, *SNOW_NIR)
     if cloud is not None:
-        f *= np.float32(1.0) - ramp(np.asarray(cloud, np.float32), *SNOW_CLOUD)
+        cloud = np.asarray(cloud, np.float32)
+        thick = ramp(cloud, *SNOW_CLOUD)
+        if f.ndim == 2 and min(f.shape) > 1 and bool((thick * np.nan_to_num(f) > 0).any()):
+            thick *= np.float32(1.0) - snow_nearby(f, cloud)
+        f *= np.float32(1.0) - thick
     return np.nan_to_num(f, copy=False, nan=1.0)
+
+
+def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
+    """Sum of `a` [H,W] over the (2r+1)^2 square around each pixel, cut at the array's edges (float64)."""
+    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1), np.float64)
+    np.cumsum(np.cumsum(a, axis=0, dtype=np.float64), axis=1, out=c[1:, 1:])
+    h, w = a.shape
+    r0, r1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    c0, c1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    return c[r1][:, c1] - c[r0][:, c1] - c[r1][:, c0] + c[r0][:, c0]
+
+
+def snow_nearby(possible: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+    """[H,W] float32 in [0,1]: how far the clear pixels (cloud probability below SNOW_CLOUD[0], with data) within
+    SNOW_NEAR_PX allow snow (`possible`, the optical's own test), by SNOW_NEAR_SHARE; 0 where fewer than
+    SNOW_NEAR_CLEAR of the neighbourhood is clear."""
+    clear = (cloud < SNOW_CLOUD[0]) & np.isfinite(possible)
+    seen = _box_sum(np.where(clear, possible, np.float32(0.0)), SNOW_NEAR_PX)
+    count = _box_sum(clear.astype(np.float32), SNOW_NEAR_PX)
+    area = _box_sum(np.ones(possible.shape, np.float32), SNOW_NEAR_PX)
+    share = np.where(count > 0, seen / np.maximum(count, 1.0), 0.0).astype(np.float32)
+    near = ramp(share, *SNOW_NEAR_SHARE)
+    near[count < SNOW_NEAR_CLEAR * area] = 0.0
+    return near
 
 
 def rule_out_snow(prob: np.ndarray, classes: Sequence[int], possible: np.ndarray) -> np.ndarray:

@@ -211,9 +211,9 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
         parts.append(f"{_pct(snow - clouded)} called snow or ice by the model where the optical shows no snow: mapped "
                      f"as the next most likely class.")
     if _shown(clouded):
-        parts.append(f"{_pct(clouded)} called snow or ice under cloud, where the optical sees little or no ground and "
-                     f"the radar cannot tell snow: "
-                     f"mapped as the next most likely class.")
+        parts.append(f"{_pct(clouded)} called snow or ice under cloud, where the optical sees little or no ground, "
+                     f"the radar cannot tell snow and the clear ground around shows none: mapped as the next most "
+                     f"likely class.")
     return "<br>".join(parts)
 
 

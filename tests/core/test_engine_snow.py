@@ -241,7 +241,8 @@ def test_snow_ruled_out_under_thick_cloud_is_said_apart_from_the_clear_optical(p
                                   abs=0.11)
     assert f"On {clear:.1f} % of the map the network said snow or ice where the clear optical shows no snow" in text
     assert (f"On {facts['scene']['snow_ruled_out_clouded_pct']:.1f} % of the map, under cloud, the network said snow "
-            f"or ice; there the optical sees little or no ground and the radar cannot tell snow") in text
+            f"or ice; there the optical sees little or no ground and the radar cannot tell snow, and the clear ground "
+            f"around shows none") in text
     grounding = check_grounding(text, facts)
     assert grounding.flagged_sentences == [], grounding.flagged_sentences
     assert f"({summary['snow_ruled_out_clouded_share']:.1%} under cloud)" in scene_line(summary)

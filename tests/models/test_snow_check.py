@@ -38,17 +38,58 @@ def test_ruled_out_below_the_first_ndsi_left_above_the_second():
 
 def test_missing_optical_leaves_snow_to_the_model_and_thick_cloud_rules_it_out():
     """Under thick cloud the fusion decides from SAR, which cannot tell snow (QA, SAR reviewer: 1900 px of snow
-    under the SEN12MS-CR cloud, 936 of them built area on the clear day); haze over snow stays snow."""
+    under the SEN12MS-CR cloud, 936 of them built area on the clear day); haze over snow stays snow. Amid clear
+    ground that shows no snow (here vegetation) the cloud's snow goes."""
     ndsi = np.full((1, 3), -0.5, np.float32)
     img = _ndsi_image(ndsi)
     img[:, 0, 2] = np.nan
     p = snow_possible(img, CARD, cloud=np.array([[0.0, 0.7, 0.0]], np.float32))
     np.testing.assert_allclose(p[0], [0.0, 0.0, 1.0])
-    snow = _image("snow")
-    cloud = np.zeros(snow.shape[1:], np.float32)
-    cloud.flat[:3] = (0.4, 0.7, 0.95)
-    q = snow_possible(snow, CARD, cloud=cloud).reshape(-1)
+    scene = _image("vegetation", 20, 20)
+    scene[:, 0, :3] = _image("snow", 1, 3)[:, 0]  # snow seen through the cloud's edge, or a thick cloud's own NDSI
+    cloud = np.zeros(scene.shape[1:], np.float32)
+    cloud[0, :3] = (0.4, 0.7, 0.95)
+    q = snow_possible(scene, CARD, cloud=cloud)[0]
     np.testing.assert_allclose(q[:3], [1.0, 0.5, 0.0], atol=1e-6)
+
+
+def test_snow_under_a_cloud_stays_where_the_clear_ground_around_shows_snow():
+    """QA (the documents' numbers): the thick-cloud rule turned two thirds of the all-snow site's snow under synthetic
+    clouds into water and rangeland (OA 0.61). A snowfield under a cloud keeps its snow when the clear pixels within
+    SNOW_NEAR_PX show snow, by their share; a cloud with almost no clear pixel around still loses it."""
+    from claire.models.cloud import SNOW_NEAR_CLEAR, SNOW_NEAR_PX, snow_nearby
+
+    h = w = 2 * SNOW_NEAR_PX + 40
+    snow = _image("snow", h, w)
+    cloud = np.zeros((h, w), np.float32)
+    cloud[20:60, 20:60] = 0.95
+    np.testing.assert_allclose(snow_possible(snow, CARD, cloud=cloud), 1.0)  # the optical's own test passes
+    some = np.random.default_rng(1).random((1, h, w)) < 0.35  # about a third of the clear ground is snow
+    mixed = np.where(some, snow, _image("vegetation", h, w))
+    near = snow_nearby(snow_possible(mixed, CARD), cloud)
+    assert 0.3 < float(near[40, 40]) < 0.7
+    whole = np.full((h, w), 0.95, np.float32)
+    whole[0, 0] = 0.0  # one clear pixel: fewer than SNOW_NEAR_CLEAR of the neighbourhood
+    assert SNOW_NEAR_CLEAR * (SNOW_NEAR_PX + 1) ** 2 > 1
+    assert float(snow_possible(snow, CARD, cloud=whole)[h // 2, w // 2]) == 0.0
+
+
+def test_the_snow_rule_under_cloud_is_the_same_in_any_window_that_holds_the_pixels_context():
+    """The engine computes it per window (a tile's core and its 128 px of context): a pixel gets the same value from
+    any window reaching SNOW_NEAR_PX around it, so the map does not depend on the tile."""
+    from claire.models.cloud import SNOW_NEAR_PX
+
+    rng = np.random.default_rng(0)
+    h, w = 3 * SNOW_NEAR_PX, 4 * SNOW_NEAR_PX
+    scene = np.where(rng.random((1, h, w)) < 0.4, _image("snow", h, w), _image("vegetation", h, w))
+    cloud = np.zeros((h, w), np.float32)
+    cloud[SNOW_NEAR_PX:2 * SNOW_NEAR_PX, SNOW_NEAR_PX:3 * SNOW_NEAR_PX] = 0.9
+    full = snow_possible(scene, CARD, cloud=cloud)
+    r0, c0 = SNOW_NEAR_PX // 2, SNOW_NEAR_PX // 2
+    part = snow_possible(scene[:, r0:, c0:], CARD, cloud=cloud[r0:, c0:])
+    inner = (slice(r0 + SNOW_NEAR_PX, None), slice(c0 + SNOW_NEAR_PX, None))
+    np.testing.assert_array_equal(part[SNOW_NEAR_PX:, SNOW_NEAR_PX:], full[inner])
+    assert 0.0 < float(full[SNOW_NEAR_PX:2 * SNOW_NEAR_PX, SNOW_NEAR_PX:3 * SNOW_NEAR_PX].mean()) < 1.0
 
 
 def test_vegetation_is_ruled_out_and_snow_is_not():

@@ -329,8 +329,8 @@ def _snow_ruled_out(scene: dict, f: Formatter) -> List[str]:
                    f"this scene for snow deserves little trust on it.")
     if clouded >= SNOW_SAY_PCT:
         out.append(f"On {f.pct(clouded)} of the map, under cloud, the network said snow or ice; there the optical "
-                   f"sees little or no ground and the radar cannot tell snow, so the next most likely class was "
-                   f"mapped.")
+                   f"sees little or no ground and the radar cannot tell snow, and the clear ground around shows "
+                   f"none, so the next most likely class was mapped.")
     return out
 
 
