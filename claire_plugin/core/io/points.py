@@ -14,7 +14,7 @@ from .gdal_mode import gdal_exceptions, with_gdal_exceptions
 def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tuple[str, str]],
                       records: Iterable[Tuple[float, float, Dict[str, Any]]], role: str) -> str:
     """Write `records` (x, y, {field: value or None}) as the point layer `layer` of the GeoPackage `path`
-    with `fields` [(name, "int" | "real" | "str")] in the CRS `crs_wkt`; None is written as NULL. `role`
+    with `fields` [(name, "int" | "int64" | "real" | "str")] in the CRS `crs_wkt`; None is written as NULL. `role`
     names the points in error messages ("the sample points")."""
     points = ((f"POINT ({quoted(float(x))} {quoted(float(y))})", values) for x, y, values in records)
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
@@ -164,7 +164,7 @@ def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tup
     from osgeo import ogr, osr
 
     check_vector_output(path, layer, role, signature)
-    kinds = {"int": ogr.OFTInteger, "real": ogr.OFTReal, "str": ogr.OFTString}
+    kinds = {"int": ogr.OFTInteger, "int64": ogr.OFTInteger64, "real": ogr.OFTReal, "str": ogr.OFTString}
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
@@ -184,7 +184,7 @@ def write_vector_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tup
                 if value is None:
                     feat.SetFieldNull(name)
                 else:
-                    feat.SetField(name, {"int": int, "real": float, "str": str}[ftype](value))
+                    feat.SetField(name, {"int": int, "int64": int, "real": float, "str": str}[ftype](value))
             feat.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
             lyr.CreateFeature(feat)
         lyr.CommitTransaction()

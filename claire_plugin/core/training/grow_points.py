@@ -32,7 +32,7 @@ class GrownPolygons:
 
     polygons: List[Tuple[str, Any, int, int]] = field(default_factory=list)
     skipped: List[Tuple[int, str]] = field(default_factory=list)
-    #: the points' other fields (name, "int" | "real" | "str") and, per source fid, their values
+    #: the points' other fields (name, "int" | "int64" | "real" | "str") and, per source fid, their values
     extra_fields: List[Tuple[str, str]] = field(default_factory=list)
     attributes: Dict[int, Dict[str, Any]] = field(default_factory=dict)
     crs_wkt: str = ""
@@ -116,10 +116,10 @@ def _one_point(geometry: Dict[str, Any]) -> Optional[Tuple[float, float]]:
 def point_attributes(points: str, layer: Optional[str], class_field: str
                      ) -> Tuple[List[Tuple[str, str]], Dict[int, Dict[str, Any]]]:
     """The point layer's fields other than the class field and the names the grown layer uses itself, as
-    (name, "int" | "real" | "str"), and per feature id their values."""
+    (name, "int" | "int64" | "real" | "str"), and per feature id their values."""
     from osgeo import ogr
 
-    kinds = {ogr.OFTInteger: "int", ogr.OFTInteger64: "int", ogr.OFTReal: "real"}
+    kinds = {ogr.OFTInteger: "int", ogr.OFTInteger64: "int64", ogr.OFTReal: "real"}
     taken = {class_field.lower(), SOURCE_FID, "pixels", "fid"}
     ds = ogr.Open(points)
     try:

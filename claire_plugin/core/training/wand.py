@@ -134,9 +134,9 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
 
     check_tolerance(tolerance)
     r, c = pixel_of(scene, x, y)
-    half = max(1, int(max_width) // 2)
-    r0, c0 = max(0, r - half), max(0, c - half)
-    h, w = min(scene.height, r + half + 1) - r0, min(scene.width, c + half + 1) - c0
+    before, after = max(1, int(max_width) // 2), max(1, (int(max_width) - 1) // 2)  # the click's pixel between: W
+    r0, c0 = max(0, r - before), max(0, c - before)
+    h, w = min(scene.height, r + after + 1) - r0, min(scene.width, c + after + 1) - c0
     transform = window_transform(Window(c0, r0, w, h), scene.opt.transform)
     blocked = taken_pixels(taken, (h, w), transform)
     if blocked[r - r0, c - c0]:

@@ -1,0 +1,153 @@
+"""QA round 15 (mutation audit, fourth wave) of core/training/grow_points.py: survivors pinned.
+
+- a point layer's own `fid` attribute (a shapefile's or GeoJSON's field, not the GeoPackage's FID column) is not
+  copied into the grown GeoPackage, whose FID column is `fid`;
+- the class field named in another case than the user typed it (`--field class` on a `Class` field) is not
+  copied a second time;
+- a multipoint of several points is skipped with the reason, not grown from its first point;
+- the summary lists the first 20 skipped points, and "... and N more" counts the rest;
+- a GeoPackage INTEGER (OGR Integer64) field of the points stays an integer in the grown layer;
+- "no point gave a polygon" names the first three reasons; progress reaches 1 at the last point.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from claire.claire_plugin.core.errors import ClaireError
+from claire.claire_plugin.core.training.grow_points import GrownPolygons, grow_from_points, summary_lines, write_grown
+from claire.tests.fixtures.helpers import write_raster
+
+ORIGIN = (500000.0, 4600000.0)  # write_raster's default: 10 m pixels, north up
+
+
+def _xy(row, col):
+    return ORIGIN[0] + 10.0 * col, ORIGIN[1] - 10.0 * row
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A 60 x 70 px crops-like scene with a darker 20 x 20 field at rows 10..29, cols 12..31."""
+    rng = np.random.default_rng(0)
+    level = np.full((60, 70), 1800.0)
+    level[10:30, 12:32] = 600.0
+    opt = np.stack([level + 40 * b + rng.normal(0, 30, level.shape) for b in range(12)]).astype(np.int16)
+    sar = np.stack([np.full((60, 70), -12.0), np.full((60, 70), -18.0)]).astype(np.float32)
+    return (write_raster(tmp_path / "o.tif", opt, nodata=0),
+            write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]))
+
+
+def _geojson(tmp_path, features, name="pts.geojson"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"type": "FeatureCollection",
+                                "crs": {"type": "name", "properties": {"name": "EPSG:32631"}},
+                                "features": [{"type": "Feature", "properties": p, "geometry": g}
+                                             for p, g in features]}))
+    return str(path)
+
+
+def _point(row, col):
+    return {"type": "Point", "coordinates": list(_xy(row, col))}
+
+
+def _fields(path):
+    from osgeo import ogr
+
+    ds = ogr.Open(path)
+    lyr = ds.GetLayerByName("training")
+    defn = lyr.GetLayerDefn()
+    names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    rows = [{n: f.GetField(n) for n in names} for f in lyr]
+    lyr = ds = None
+    return names, rows
+
+
+def test_a_points_own_fid_attribute_is_not_copied_into_the_geopackage(tmp_path, pair):
+    """Survey points exported with a `fid` column (two points both fid 7): copying it into the GeoPackage would
+    make it the FID column's twin (GDAL refuses values that differ from the feature ids)."""
+    pts = _geojson(tmp_path, [({"class": "crops", "fid": 7, "note": "a"}, _point(12.5, 14.5)),
+                              ({"class": "trees", "fid": 7, "note": "b"}, _point(45.5, 5.5))])
+    grown = grow_from_points(*pair, pts, "class", max_width=21)
+    assert [name for name, _kind in grown.extra_fields] == ["note"]
+    names, rows = _fields(write_grown(grown, str(tmp_path / "grown.gpkg")))
+    assert names == ["class", "source_fid", "pixels", "note"]
+    assert [r["class"] for r in rows] == ["crops", "trees"]
+
+
+def test_the_class_field_in_another_case_is_written_once(tmp_path, pair):
+    """`--field class` on a layer whose field is `Class`: the polygons get one class field."""
+    pts = _geojson(tmp_path, [({"Class": "crops", "note": "a"}, _point(12.5, 14.5)),
+                              ({"Class": "trees", "note": "b"}, _point(45.5, 5.5))])
+    grown = grow_from_points(*pair, pts, "class", max_width=21)
+    assert [name for name, _kind in grown.extra_fields] == ["note"]
+    names, rows = _fields(write_grown(grown, str(tmp_path / "grown.gpkg")))
+    assert [n.lower() for n in names].count("class") == 1
+    assert [r[names[0]] for r in rows] == ["crops", "trees"]
+
+
+def test_a_multipoint_of_several_points_is_skipped_with_the_reason(tmp_path, pair):
+    x1, y1 = _xy(12.5, 14.5)
+    x2, y2 = _xy(45.5, 5.5)
+    pts = _geojson(tmp_path, [({"class": "crops"}, {"type": "MultiPoint", "coordinates": [[x1, y1], [x2, y2]]}),
+                              ({"class": "trees"}, _point(45.5, 5.5))])
+    grown = grow_from_points(*pair, pts, "class", max_width=21)
+    assert [v for _w, v, _f, _p in grown.polygons] == ["trees"]
+    assert len(grown.skipped) == 1 and "a multipoint of several points" in grown.skipped[0][1]
+
+
+def test_the_summary_lists_twenty_skipped_points_and_counts_the_rest():
+    grown = GrownPolygons(skipped=[(k, f"reason {k}") for k in range(1, 22)])
+    lines = summary_lines(grown, 0.15)
+    assert lines[0] == "0 polygon(s) grown at tolerance 0.15 (none); 21 point(s) skipped"
+    listed = [line for line in lines if line.startswith("skipped feature ")]
+    assert len(listed) == 20 and listed[-1] == "skipped feature 20: reason 20"
+    assert lines[-1] == "... and 1 more"
+    assert len(summary_lines(GrownPolygons(skipped=[(k, "r") for k in range(20)]), 0.15)) == 21  # no "... and 0 more"
+
+
+def test_a_geopackage_integer_field_stays_an_integer(tmp_path, pair):
+    """A GeoPackage's INTEGER columns are OGR Integer64: a survey's plot number travels as an integer, not text.
+    (Values beyond 32 bits are a separate defect: test_grow_points_integer64_defect.py.)"""
+    from osgeo import ogr, osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    path = str(tmp_path / "survey.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    lyr = ds.CreateLayer("points", srs, ogr.wkbPoint)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    lyr.CreateField(ogr.FieldDefn("plot", ogr.OFTInteger64))
+    for (row, col), value, plot in (((12.5, 14.5), "crops", 40000), ((45.5, 5.5), "trees", 12)):
+        feat = ogr.Feature(lyr.GetLayerDefn())
+        feat.SetField("class", value)
+        feat.SetField("plot", plot)
+        point = ogr.Geometry(ogr.wkbPoint)
+        point.AddPoint_2D(*_xy(row, col))
+        feat.SetGeometry(point)
+        lyr.CreateFeature(feat)
+    feat = lyr = ds = None
+    grown = grow_from_points(*pair, path, "class", max_width=21)
+    assert grown.extra_fields == [("plot", "int64")]
+    out = write_grown(grown, str(tmp_path / "grown.gpkg"))
+    ds = ogr.Open(out)
+    lyr = ds.GetLayerByName("training")
+    defn = lyr.GetLayerDefn()
+    assert defn.GetFieldDefn(defn.GetFieldIndex("plot")).GetType() in (ogr.OFTInteger, ogr.OFTInteger64)
+    assert [f.GetField("plot") for f in lyr] == [40000, 12]
+    lyr = ds = None
+
+
+def test_no_polygon_names_the_first_three_reasons(tmp_path):
+    grown = GrownPolygons(skipped=[(1, "first"), (2, "second"), (3, "third"), (4, "fourth")])
+    with pytest.raises(ClaireError) as info:
+        write_grown(grown, str(tmp_path / "none.gpkg"))
+    said = str(info.value)
+    assert "feature 1: first; feature 2: second; feature 3: third)" in said and "fourth" not in said
+    assert not (tmp_path / "none.gpkg").exists()
+
+
+def test_progress_reaches_one_at_the_last_point(tmp_path, pair):
+    pts = _geojson(tmp_path, [({"class": "crops"}, _point(12.5, 14.5)), ({"class": "trees"}, _point(45.5, 5.5))])
+    seen = []
+    grow_from_points(*pair, pts, "class", max_width=21, progress=lambda f, text: seen.append((f, text)))
+    assert seen == [(0.5, "1 polygon(s) from 1 point(s)"), (1.0, "2 polygon(s) from 2 point(s)")]
