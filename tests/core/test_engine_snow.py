@@ -264,3 +264,23 @@ def test_the_forests_snow_check_finds_the_snow_class_by_label_not_by_column():
     assert forest_predict(rf, rows, snow=([3], no_snow)).tolist()[0] == 2  # label 3: no column 3
     assert 3 not in forest_predict(rf, rows, snow=([3], no_snow)).tolist()
     assert 2 not in forest_predict(rf, rows, snow=([2], no_snow)).tolist()  # label 2 ruled out, not column 2
+
+
+def test_snow_under_a_cloud_amid_snow_stays_and_the_optical_nodata_around_is_no_evidence(tmp_path):
+    """QA round 15: snow under a thick cloud stays where the clear ground around shows snow (the blanket rule turned
+    a snowfield under synthetic clouds into water); pixels without optical data around it are no evidence either way
+    (read as integers with a nodata value, they were taken for clear ground without snow)."""
+    img = _optical()
+    img[:, :, :SPLIT] = img[:, :, SPLIT:SPLIT + 1]  # snow everywhere
+    cloud = dict(zip(CARD, SPECTRA["thick cloud"]))
+    for i, b in enumerate(L2A):
+        img[i, 24:40, 60:76] = int(cloud.get(b, cloud["B02"]) * 1e4)
+    img[:, :, :58] = 0  # the optical's nodata on most of the ground around the cloud
+    img[:, :20] = 0
+    img[:, 48:] = 0
+    sar = np.stack([np.full((H, W), -10.0, np.float32), np.full((H, W), -17.0, np.float32)])
+    pair = (write_raster(str(tmp_path / "opt.tif"), img, nodata=0),
+            write_raster(str(tmp_path / "sar.tif"), sar, descriptions=["VV", "VH"]), str(tmp_path))
+    res, lc, _conf = _run(pair, gated=True)
+    assert res.summary["cloud_share"] > 0.03
+    assert (lc[24:40, 60:76] == 7).all(), "snow under the cloud, amid clear snow: kept"

@@ -214,6 +214,8 @@ class ChunkReader:
             cloud = cloud_probability(refl, names)
             cloud[o_bad] = 0.0
             if self.snow_check:
+                if o_bad.any():
+                    refl[:, o_bad] = np.nan  # no data: no evidence of clear ground with or without snow
                 snow = snow_possible(refl, names, cloud)
                 snow[o_bad] = 1.0
         return o, o_bad, cloud, snow

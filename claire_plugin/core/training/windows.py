@@ -275,6 +275,8 @@ def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray
     (models.cloud.snow_logit_bias of `_snow_possible`; 0 where the window has no data)."""
     from ....models.cloud import snow_logit_bias
 
+    if bad.any():
+        opt_phys = np.where(bad, np.float32(np.nan), opt_phys)  # no data: no evidence of clear ground, as the engine
     possible = _snow_possible(scene, opt_phys)
     possible[bad] = 1.0
     return snow_logit_bias(possible)
