@@ -24,7 +24,7 @@ shows no snow cover (NDSI at or below 0; Salomonson & Appel 2004's linear fit gi
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -195,10 +195,11 @@ SNOW_NIR = (0.03, 0.06)
 #: snow is transparent to it, wet snow as dark as calm water), as in the optical gaps classified from SAR alone; haze
 #: over snow below it is left to the optical.
 SNOW_CLOUD = (0.5, 0.9)
-#: Under thick cloud snow stays possible where the clear pixels within this many pixels show snow (a snowfield
-#: under a cloud, not a winter field the radar cannot tell): within the engine's default context (128 px), so the map
-#: does not depend on the tile.
-SNOW_NEAR_PX = 64
+#: Under thick cloud snow stays possible where the clear pixels nearby show snow: those of the SNOW_NEAR_BLOCKS
+#: blocks of SNOW_BLOCK px on each side of the pixel's block (blocks on the image's grid, 64-71 px around the pixel):
+#: within the engine's default context (128 px), so the map does not depend on the tile.
+SNOW_BLOCK = 8
+SNOW_NEAR_BLOCKS = 8
 #: The share of those clear pixels that must allow snow: from the first none of the cloud's snow stays, from the
 #: second all of it (linear between); with fewer clear pixels than SNOW_NEAR_CLEAR of the neighbourhood, none.
 SNOW_NEAR_SHARE = (0.2, 0.5)
@@ -216,12 +217,14 @@ def checked_snow_classes(names: Sequence[str], bands: Sequence[str]) -> List[int
     return [] if missing_bands(bands) else snow_classes(names)
 
 
-def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.ndarray] = None) -> np.ndarray:
+def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.ndarray] = None,
+                  origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
     """[H,W] float32 in [0,1]: how far the optical allows snow or ice at each pixel: 0 where NDSI (B03, B11) is
     at or below SNOW_NDSI[0] or the NIR (B08 or B8A) at or below SNOW_NIR[0] (dark water), 1 from SNOW_NDSI[1]
     and SNOW_NIR[1]; under thick cloud (`cloud` from SNOW_CLOUD[0] to [1]) falling to 0, as the optical sees little
     ground there and SAR cannot tell snow, unless the clear pixels around show snow (snow_nearby: a snowfield under
-    a cloud; [H,W] images only, not pixel lists); 1 where the optical is NaN (nothing to go by: the engine sets the
+    a cloud; [H,W] images only, not pixel lists; `origin`: the image's first row and column, which snow_nearby's
+    blocks are aligned to); 1 where the optical is NaN (nothing to go by: the engine sets the
     gaps it fills from SAR to 0)."""
     g, s1, n = _band(refl, bands, "B03"), _band(refl, bands, "B11"), _band(refl, bands, "B08", "B8A")
     f = ramp(_nd(g, s1), *SNOW_NDSI)
@@ -230,33 +233,51 @@ def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.nda
         cloud = np.asarray(cloud, np.float32)
         thick = ramp(cloud, *SNOW_CLOUD)
         if f.ndim == 2 and min(f.shape) > 1 and bool((thick * np.nan_to_num(f) > 0).any()):
-            thick *= np.float32(1.0) - snow_nearby(f, cloud)
+            thick *= np.float32(1.0) - snow_nearby(f, cloud, origin)
         f *= np.float32(1.0) - thick
     return np.nan_to_num(f, copy=False, nan=1.0)
 
 
+def _window_sums(a: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """Sums of `a` over the 2r+1 positions around each index along `axis`, cut at the array's ends."""
+    n = a.shape[axis]
+    c = np.cumsum(a, axis=axis, dtype=np.float32)
+    c = np.concatenate([np.zeros_like(c.take([0], axis=axis)), c], axis=axis)
+    idx = np.arange(n)
+    return c.take(np.minimum(idx + r + 1, n), axis=axis) - c.take(np.maximum(idx - r, 0), axis=axis)
+
+
 def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
-    """Sum of `a` [H,W] over the (2r+1)^2 square around each pixel, cut at the array's edges (float64)."""
-    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1), np.float64)
-    np.cumsum(np.cumsum(a, axis=0, dtype=np.float64), axis=1, out=c[1:, 1:])
-    h, w = a.shape
-    r0, r1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
-    c0, c1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    return c[r1][:, c1] - c[r0][:, c1] - c[r1][:, c0] + c[r0][:, c0]
+    """Sum of `a` [H,W] over the (2r+1)^2 square around each pixel, cut at the array's edges (float32)."""
+    return _window_sums(_window_sums(a, r, 0), r, 1)
 
 
-def snow_nearby(possible: np.ndarray, cloud: np.ndarray) -> np.ndarray:
-    """[H,W] float32 in [0,1]: how far the clear pixels (cloud probability below SNOW_CLOUD[0], with data) within
-    SNOW_NEAR_PX allow snow (`possible`, the optical's own test), by SNOW_NEAR_SHARE; 0 where fewer than
-    SNOW_NEAR_CLEAR of the neighbourhood is clear."""
-    clear = (cloud < SNOW_CLOUD[0]) & np.isfinite(possible)
-    seen = _box_sum(np.where(clear, possible, np.float32(0.0)), SNOW_NEAR_PX)
-    count = _box_sum(clear.astype(np.float32), SNOW_NEAR_PX)
-    area = _box_sum(np.ones(possible.shape, np.float32), SNOW_NEAR_PX)
-    share = np.where(count > 0, seen / np.maximum(count, 1.0), 0.0).astype(np.float32)
-    near = ramp(share, *SNOW_NEAR_SHARE)
-    near[count < SNOW_NEAR_CLEAR * area] = 0.0
-    return near
+def _block_starts(origin: int, n: int) -> np.ndarray:
+    """First index of each SNOW_BLOCK px block of the image's grid along an axis of `n` px starting at `origin`."""
+    return np.concatenate([[0], np.arange((-origin) % SNOW_BLOCK or SNOW_BLOCK, n, SNOW_BLOCK)])
+
+
+def _block_sums(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Sums of `a` [H,W] over the blocks starting at `rows` x `cols` (the blocks at the array's edges cut)."""
+    return np.add.reduceat(np.add.reduceat(a, rows, axis=0, dtype=np.float32), cols, axis=1)
+
+
+def snow_nearby(possible: np.ndarray, cloud: np.ndarray, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
+    """[H,W] float32 in [0,1]: how far the clear pixels (cloud probability below SNOW_CLOUD[0], with data) of the
+    blocks around each pixel's (SNOW_NEAR_BLOCKS of SNOW_BLOCK px on each side, on the image's grid: `origin` is the
+    array's first row and column in the image) allow snow (`possible`, the optical's own test), by SNOW_NEAR_SHARE;
+    0 where fewer than SNOW_NEAR_CLEAR of those pixels is clear."""
+    h, w = possible.shape
+    rows, cols = _block_starts(origin[0], h), _block_starts(origin[1], w)
+    clear = ((cloud < SNOW_CLOUD[0]) & np.isfinite(possible)).astype(np.float32)
+    r = SNOW_NEAR_BLOCKS
+    seen = _box_sum(_block_sums(np.fmax(possible * clear, np.float32(0.0)), rows, cols), r)  # fmax: NaN x 0 -> 0
+    count = _box_sum(_block_sums(clear, rows, cols), r)
+    area = np.outer(_window_sums(np.diff(np.append(rows, h)).astype(np.float32), r, 0),
+                    _window_sums(np.diff(np.append(cols, w)).astype(np.float32), r, 0))
+    near = ramp(seen / np.maximum(count, np.float32(1.0)), *SNOW_NEAR_SHARE)
+    near[count < np.float32(SNOW_NEAR_CLEAR) * area] = 0.0
+    return np.repeat(np.repeat(near, np.diff(np.append(rows, h)), axis=0), np.diff(np.append(cols, w)), axis=1)
 
 
 def rule_out_snow(prob: np.ndarray, classes: Sequence[int], possible: np.ndarray) -> np.ndarray:

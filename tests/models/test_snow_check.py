@@ -55,11 +55,13 @@ def test_missing_optical_leaves_snow_to_the_model_and_thick_cloud_rules_it_out()
 
 def test_snow_under_a_cloud_stays_where_the_clear_ground_around_shows_snow():
     """QA (the documents' numbers): the thick-cloud rule turned two thirds of the all-snow site's snow under synthetic
-    clouds into water and rangeland (OA 0.61). A snowfield under a cloud keeps its snow when the clear pixels within
-    SNOW_NEAR_PX show snow, by their share; a cloud with almost no clear pixel around still loses it."""
-    from claire.models.cloud import SNOW_NEAR_CLEAR, SNOW_NEAR_PX, snow_nearby
+    clouds into water and rangeland (OA 0.61). A snowfield under a cloud keeps its snow when the clear pixels around
+    (SNOW_NEAR_BLOCKS blocks of SNOW_BLOCK px on each side) show snow, by their share; a cloud with almost no clear
+    pixel around still loses it."""
+    from claire.models.cloud import SNOW_BLOCK, SNOW_NEAR_BLOCKS, SNOW_NEAR_CLEAR, snow_nearby
 
-    h = w = 2 * SNOW_NEAR_PX + 40
+    reach = SNOW_BLOCK * (SNOW_NEAR_BLOCKS + 1)
+    h = w = 2 * reach + 40
     snow = _image("snow", h, w)
     cloud = np.zeros((h, w), np.float32)
     cloud[20:60, 20:60] = 0.95
@@ -70,26 +72,29 @@ def test_snow_under_a_cloud_stays_where_the_clear_ground_around_shows_snow():
     assert 0.3 < float(near[40, 40]) < 0.7
     whole = np.full((h, w), 0.95, np.float32)
     whole[0, 0] = 0.0  # one clear pixel: fewer than SNOW_NEAR_CLEAR of the neighbourhood
-    assert SNOW_NEAR_CLEAR * (SNOW_NEAR_PX + 1) ** 2 > 1
+    assert SNOW_NEAR_CLEAR * (SNOW_BLOCK * SNOW_NEAR_BLOCKS) ** 2 > 1
     assert float(snow_possible(snow, CARD, cloud=whole)[h // 2, w // 2]) == 0.0
 
 
-def test_the_snow_rule_under_cloud_is_the_same_in_any_window_that_holds_the_pixels_context():
-    """The engine computes it per window (a tile's core and its 128 px of context): a pixel gets the same value from
-    any window reaching SNOW_NEAR_PX around it, so the map does not depend on the tile."""
-    from claire.models.cloud import SNOW_NEAR_PX
+@pytest.mark.parametrize("r0, c0", [(40, 40), (37, 3), (72, 65)])
+def test_the_snow_rule_under_cloud_is_the_same_in_any_window_that_holds_the_pixels_context(r0, c0):
+    """The engine computes it per window (a tile's core and its 128 px of context), its blocks on the image's grid:
+    a pixel gets the same value from any window that reaches SNOW_BLOCK * (SNOW_NEAR_BLOCKS + 1) px around it, so the
+    map does not depend on the tile."""
+    from claire.models.cloud import SNOW_BLOCK, SNOW_NEAR_BLOCKS
 
+    reach = SNOW_BLOCK * (SNOW_NEAR_BLOCKS + 1)
     rng = np.random.default_rng(0)
-    h, w = 3 * SNOW_NEAR_PX, 4 * SNOW_NEAR_PX
+    h, w = 4 * reach, 5 * reach
     scene = np.where(rng.random((1, h, w)) < 0.4, _image("snow", h, w), _image("vegetation", h, w))
     cloud = np.zeros((h, w), np.float32)
-    cloud[SNOW_NEAR_PX:2 * SNOW_NEAR_PX, SNOW_NEAR_PX:3 * SNOW_NEAR_PX] = 0.9
+    cloud[reach:3 * reach, reach:4 * reach] = 0.9
     full = snow_possible(scene, CARD, cloud=cloud)
-    r0, c0 = SNOW_NEAR_PX // 2, SNOW_NEAR_PX // 2
-    part = snow_possible(scene[:, r0:, c0:], CARD, cloud=cloud[r0:, c0:])
-    inner = (slice(r0 + SNOW_NEAR_PX, None), slice(c0 + SNOW_NEAR_PX, None))
-    np.testing.assert_array_equal(part[SNOW_NEAR_PX:, SNOW_NEAR_PX:], full[inner])
-    assert 0.0 < float(full[SNOW_NEAR_PX:2 * SNOW_NEAR_PX, SNOW_NEAR_PX:3 * SNOW_NEAR_PX].mean()) < 1.0
+    part = snow_possible(scene[:, r0:r0 + 2 * reach + 20, c0:], CARD, cloud=cloud[r0:r0 + 2 * reach + 20, c0:],
+                         origin=(r0, c0))
+    inner = (slice(reach, reach + 20), slice(reach, None))
+    np.testing.assert_array_equal(part[inner], full[r0 + reach:r0 + reach + 20, c0 + reach:])
+    assert 0.0 < float(full[reach:3 * reach, reach:4 * reach].mean()) < 1.0
 
 
 def test_vegetation_is_ruled_out_and_snow_is_not():

@@ -216,7 +216,7 @@ class ChunkReader:
             if self.snow_check:
                 if o_bad.any():
                     refl[:, o_bad] = np.nan  # no data: no evidence of clear ground with or without snow
-                snow = snow_possible(refl, names, cloud)
+                snow = snow_possible(refl, names, cloud, (win.y, win.x))
                 snow[o_bad] = 1.0
         return o, o_bad, cloud, snow
 

@@ -219,7 +219,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                                                     s[:, cell.local_rows, cell.local_cols]], axis=0).T
                 if models:
                     inputs.append(network_input(scene, o, s, bad, with_cloud))
-                    biases.append(snow_bias(scene, o, bad) if wset.snow_classes else None)
+                    biases.append(snow_bias(scene, o, bad, (cell.r0, cell.c0)) if wset.snow_classes else None)
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
                            logits, clouds, (biases, wset.snow_classes))
@@ -255,13 +255,13 @@ def checked_snow_classes(scene: Scene, classes: Sequence) -> List[int]:
     return checked([c.name for c in classes], list(scene.oc.names))
 
 
-def _snow_possible(scene: Scene, refl: np.ndarray) -> np.ndarray:
+def _snow_possible(scene: Scene, refl: np.ndarray, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
     """models.cloud.snow_possible of physical optical [C, ...] with its cloud probability, as the engine's reader
-    computes both (1 where a value is missing)."""
+    computes both (1 where a value is missing); `origin`: the window's first row and column in the scene."""
     from ....models.cloud import cloud_probability, snow_possible
 
     names = list(scene.oc.names)
-    return snow_possible(refl, names, cloud_probability(refl, names))
+    return snow_possible(refl, names, cloud_probability(refl, names), origin)
 
 
 def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
@@ -270,14 +270,14 @@ def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
     return _snow_possible(scene, refl)[:, 0]
 
 
-def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window
-    (models.cloud.snow_logit_bias of `_snow_possible`; 0 where the window has no data)."""
+def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
+    """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window whose first row and column
+    in the scene are `origin` (models.cloud.snow_logit_bias of `_snow_possible`; 0 where the window has no data)."""
     from ....models.cloud import snow_logit_bias
 
     if bad.any():
         opt_phys = np.where(bad, np.float32(np.nan), opt_phys)  # no data: no evidence of clear ground, as the engine
-    possible = _snow_possible(scene, opt_phys)
+    possible = _snow_possible(scene, opt_phys, origin)
     possible[bad] = 1.0
     return snow_logit_bias(possible)
 
