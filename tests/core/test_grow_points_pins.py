@@ -105,9 +105,11 @@ def test_the_summary_lists_twenty_skipped_points_and_counts_the_rest():
     assert len(summary_lines(GrownPolygons(skipped=[(k, "r") for k in range(20)]), 0.15)) == 21  # no "... and 0 more"
 
 
-def test_a_geopackage_integer_field_stays_an_integer(tmp_path, pair):
-    """A GeoPackage's INTEGER columns are OGR Integer64: a survey's plot number travels as an integer, not text.
-    (Values beyond 32 bits are a separate defect: test_grow_points_integer64_defect.py.)"""
+@pytest.mark.parametrize("plots", [(40000, 12), (20230517001, 20230517002)])
+def test_a_geopackage_integer_field_stays_an_integer(tmp_path, pair, plots):
+    """A GeoPackage's INTEGER columns are OGR Integer64: a survey's plot number travels as an integer, not text;
+    and one beyond 32 bits keeps its value (it was written as a 32-bit field: 20230517001 became 2147483647, two
+    plots one id, with only GDAL's overflow warning on stderr)."""
     from osgeo import ogr, osr
 
     srs = osr.SpatialReference()
@@ -117,7 +119,7 @@ def test_a_geopackage_integer_field_stays_an_integer(tmp_path, pair):
     lyr = ds.CreateLayer("points", srs, ogr.wkbPoint)
     lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
     lyr.CreateField(ogr.FieldDefn("plot", ogr.OFTInteger64))
-    for (row, col), value, plot in (((12.5, 14.5), "crops", 40000), ((45.5, 5.5), "trees", 12)):
+    for (row, col), value, plot in (((12.5, 14.5), "crops", plots[0]), ((45.5, 5.5), "trees", plots[1])):
         feat = ogr.Feature(lyr.GetLayerDefn())
         feat.SetField("class", value)
         feat.SetField("plot", plot)
@@ -132,8 +134,8 @@ def test_a_geopackage_integer_field_stays_an_integer(tmp_path, pair):
     ds = ogr.Open(out)
     lyr = ds.GetLayerByName("training")
     defn = lyr.GetLayerDefn()
-    assert defn.GetFieldDefn(defn.GetFieldIndex("plot")).GetType() in (ogr.OFTInteger, ogr.OFTInteger64)
-    assert [f.GetField("plot") for f in lyr] == [40000, 12]
+    assert defn.GetFieldDefn(defn.GetFieldIndex("plot")).GetType() == ogr.OFTInteger64
+    assert [f.GetField("plot") for f in lyr] == list(plots)
     lyr = ds = None
 
 
