@@ -241,14 +241,14 @@ def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.nda
 def _window_sums(a: np.ndarray, r: int, axis: int) -> np.ndarray:
     """Sums of `a` over the 2r+1 positions around each index along `axis`, cut at the array's ends."""
     n = a.shape[axis]
-    c = np.cumsum(a, axis=axis, dtype=np.float32)
+    c = np.cumsum(a, axis=axis, dtype=np.float64)  # float64: the same sums from any window's first block
     c = np.concatenate([np.zeros_like(c.take([0], axis=axis)), c], axis=axis)
     idx = np.arange(n)
     return c.take(np.minimum(idx + r + 1, n), axis=axis) - c.take(np.maximum(idx - r, 0), axis=axis)
 
 
 def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
-    """Sum of `a` [H,W] over the (2r+1)^2 square around each pixel, cut at the array's edges (float32)."""
+    """Sum of `a` [H,W] over the (2r+1)^2 square around each pixel, cut at the array's edges (float64)."""
     return _window_sums(_window_sums(a, r, 0), r, 1)
 
 

@@ -153,15 +153,14 @@ def test_the_forests_held_out_scores_get_the_same_check(pair):
 
     from claire.claire_plugin.core.training.baseline import forest_predict
     from claire.claire_plugin.core.training.scene import Scene
-    from claire.claire_plugin.core.training.windows import pixel_snow_possible
+    from claire.claire_plugin.core.training.windows import window_snow_possible
 
     with Scene(pair[0], pair[1], tiny_card(classes=CLASSES, arch="standin")) as scene:
-        o, s, _ = scene.read(0, 0, H, W)
-        feats = np.concatenate([o[:, 0, [0, -1]], s[:, 0, [0, -1]]]).T  # a vegetation and a snow pixel
-        feats = np.vstack([feats, np.full((1, feats.shape[1]), np.nan, np.float32)])
-        possible = pixel_snow_possible(scene, np.nan_to_num(feats[:2]))
-        assert possible.tolist() == [0.0, 1.0]
-        assert pixel_snow_possible(scene, feats)[2] == 1.0  # missing values: nothing to go by
+        o, s, bad = scene.read(0, 0, H, W)
+        bad[0, 1] = True
+        possible = window_snow_possible(scene, o, bad)
+        assert [possible[0, 0], possible[0, -1]] == [0.0, 1.0]  # a vegetation and a snow pixel
+        assert possible[0, 1] == 1.0  # missing values: nothing to go by
     x = np.array([[0.0], [1.0], [2.0], [3.0]] * 5)
     rf = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, np.tile([0, 1, 2, 3], 5))
     rows = np.array([[2.0], [2.0], [np.nan]])

@@ -82,11 +82,14 @@ def test_the_snow_rule_under_cloud_is_the_same_in_any_window_that_holds_the_pixe
     a pixel gets the same value from any window that reaches SNOW_BLOCK * (SNOW_NEAR_BLOCKS + 1) px around it, so the
     map does not depend on the tile."""
     from claire.models.cloud import SNOW_BLOCK, SNOW_NEAR_BLOCKS
+    from claire.models.predict import CONTEXT
 
     reach = SNOW_BLOCK * (SNOW_NEAR_BLOCKS + 1)
+    assert reach <= CONTEXT, "the neighbourhood must lie within the engine's default context"
     rng = np.random.default_rng(0)
     h, w = 4 * reach, 5 * reach
-    scene = np.where(rng.random((1, h, w)) < 0.4, _image("snow", h, w), _image("vegetation", h, w))
+    mix = rng.random((1, h, w)).astype(np.float32)  # fractional snow tests too (a float32 sum differed by window)
+    scene = mix * _image("snow", h, w) + (1 - mix) * _image("vegetation", h, w)
     cloud = np.zeros((h, w), np.float32)
     cloud[reach:3 * reach, reach:4 * reach] = 0.9
     full = snow_possible(scene, CARD, cloud=cloud)

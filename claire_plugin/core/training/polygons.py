@@ -35,7 +35,6 @@ from .windows import (
     CLOUD_COVERAGE,
     WindowSet,
     checked_snow_classes,
-    pixel_snow_possible,
     predict_pixels,
     sample_pixels,
     uses_cloud,
@@ -228,15 +227,16 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
     models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
     logits: Dict[bool, np.ndarray] = {}
-    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits, progress=progress)
+    snow_at: Dict[bool, np.ndarray] = {}  # the engine's snow check at the pixels, as their windows give it
+    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits, progress=progress,
+                         snow=snow_at)
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
         preds, feats = out[clouds]
         for (name, _, _), p in zip(nets, preds):
             preds_of[cond][name] = p
-        snow = (val_windows.snow_classes, pixel_snow_possible(val_windows.scene, feats)) \
-            if val_windows.snow_classes else None
+        snow = (val_windows.snow_classes, snow_at[clouds]) if val_windows.snow_classes else None
         for name, (rf, cols) in forests.items():
             if cols == "net":
                 pred = forest_net_predict(rf, val_windows.scene, feats, snow)

@@ -164,7 +164,7 @@ class WindowSet:
     def __init__(self, scene: Scene, pixels: LabelPixels, margin: int = MARGIN, budget_mb: float = 256.0,
                  snow_classes: Sequence[int] = ()) -> None:
         self.scene, self.pixels, self.margin = scene, pixels, margin
-        self.snow_classes = list(snow_classes)  # user classes the engine's snow check applies to (snow_bias)
+        self.snow_classes = list(snow_classes)  # user classes the engine's snow check applies to
         self.windows = fitted_windows(scene, pixels, margin)
         self._budget, self._used = budget_mb * 2 ** 20, 0
         self._kept: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -186,7 +186,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                    conditions: Sequence[bool] = (False,), seed: int = 0, device: str = "cpu",
                    is_cancelled: Optional[Callable[[], bool]] = None,
                    logits: Optional[Dict[bool, np.ndarray]] = None,
-                   progress: Optional[Callable[[int, int], None]] = None
+                   progress: Optional[Callable[[int, int], None]] = None,
+                   snow: Optional[Dict[bool, np.ndarray]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs])} at the window set's
     pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
@@ -195,8 +196,12 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`snow_bias`).
-    `progress(windows done, windows)` after each group of windows."""
+    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`window_snow_possible`, as
+    a logit bias); with `snow` (a dict, filled here) its value at the pixels per condition ([N] float32, 1 at invalid
+    pixels), for scoring the forests as the engine maps them. `progress(windows done, windows)` after each group of
+    windows."""
+    from ....models.cloud import snow_logit_bias
+
     n = len(wset.pixels)
     scene = wset.scene
     out = {cl: ([np.full(n, -1, np.int64) for _ in models],
@@ -211,15 +216,21 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
         for clouds in conditions:
             preds, feats = out[clouds]
             inputs, biases = [], []
+            if snow is not None:
+                snow.setdefault(clouds, np.ones(n, np.float32))
             for k, (o, s, bad) in zip(batch, phys):
                 cell = wset.windows[k]
                 if clouds:
                     o = cloud_window(o, seed, k, CLOUD_FRAME)
                 feats[cell.index] = np.concatenate([o[:, cell.local_rows, cell.local_cols],
                                                     s[:, cell.local_rows, cell.local_cols]], axis=0).T
+                possible = (window_snow_possible(scene, o, bad, (cell.r0, cell.c0))
+                            if wset.snow_classes and (models or snow is not None) else None)
+                if snow is not None and possible is not None:
+                    snow[clouds][cell.index] = possible[cell.local_rows, cell.local_cols]
                 if models:
                     inputs.append(network_input(scene, o, s, bad, with_cloud))
-                    biases.append(snow_bias(scene, o, bad, (cell.r0, cell.c0)) if wset.snow_classes else None)
+                    biases.append(None if possible is None else snow_logit_bias(possible))
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
                            logits, clouds, (biases, wset.snow_classes))
@@ -264,22 +275,15 @@ def _snow_possible(scene: Scene, refl: np.ndarray, origin: Tuple[int, int] = (0,
     return snow_possible(refl, names, cloud_probability(refl, names), origin)
 
 
-def pixel_snow_possible(scene: Scene, feats: np.ndarray) -> np.ndarray:
-    """[N] `_snow_possible` of pixels from their physical features [N, Co+Cs] (the forest's)."""
-    refl = np.ascontiguousarray(feats[:, :len(scene.oc.indices)].T[:, :, None], dtype=np.float32)
-    return _snow_possible(scene, refl)[:, 0]
-
-
-def snow_bias(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
-    """[h,w] what the engine's snow check adds to a snow / ice class's logit in a window whose first row and column
-    in the scene are `origin` (models.cloud.snow_logit_bias of `_snow_possible`; 0 where the window has no data)."""
-    from ....models.cloud import snow_logit_bias
-
+def window_snow_possible(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray,
+                         origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
+    """[h,w] the engine's snow check in a window whose first row and column in the scene are `origin`
+    (`_snow_possible` of its physical optical; 1 where the window has no data)."""
     if bad.any():
         opt_phys = np.where(bad, np.float32(np.nan), opt_phys)  # no data: no evidence of clear ground, as the engine
     possible = _snow_possible(scene, opt_phys, origin)
     possible[bad] = 1.0
-    return snow_logit_bias(possible)
+    return possible
 
 
 def _snow_channels(cmap: Optional[np.ndarray], snow: Sequence[int]) -> List[int]:
@@ -311,7 +315,8 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
                snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ())) -> None:
     """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
     `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use).
-    `snow`: (per window the snow_bias or None, the user's snow / ice classes)."""
+    `snow`: (per window the snow / ice logits' bias (models.cloud.snow_logit_bias) or None, the user's snow / ice
+    classes)."""
     import torch
 
     with torch.inference_mode():
