@@ -88,7 +88,14 @@ def test_training_learns_toy_problem():
     sspec = {"bands": ["VV"], "units": "dB", "scale": 1.0, "offset": 0.0, "clip": [-40, 5], "mean": [-12.5], "std": [3.0]}
     cfg = TrainConfig(arch="claire", size="tiny", epochs=3, steps_per_epoch=10, batch_size=4, crop=64, lr=5e-3,
                       warmup_steps=3)
+    import random
+
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
     model, hist = train(_Toy(), ospec, sspec, 2, cfg, progress=False)
+    after = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    assert after == (random.random(), float(np.random.rand()), float(torch.rand(1))), \
+        "a folder training gives the caller's random generators back as it found them"
     assert hist["loss"][-1] < hist["loss"][0]
     m = evaluate(model, _Toy().eval_items(), ospec, sspec, ["bg", "fg"])
     assert m["oa"] > 0.8
