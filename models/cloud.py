@@ -232,7 +232,7 @@ def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.nda
     if cloud is not None:
         cloud = np.asarray(cloud, np.float32)
         thick = ramp(cloud, *SNOW_CLOUD)
-        if f.ndim == 2 and min(f.shape) > 1 and bool((thick * np.nan_to_num(f) > 0).any()):
+        if f.ndim == 2 and min(f.shape) > 1 and bool(((thick > 0) & (f > 0)).any()):
             thick *= np.float32(1.0) - snow_nearby(f, cloud, origin)
         f *= np.float32(1.0) - thick
     return np.nan_to_num(f, copy=False, nan=1.0)
@@ -269,15 +269,15 @@ def snow_nearby(possible: np.ndarray, cloud: np.ndarray, origin: Tuple[int, int]
     0 where fewer than SNOW_NEAR_CLEAR of those pixels is clear."""
     h, w = possible.shape
     rows, cols = _block_starts(origin[0], h), _block_starts(origin[1], w)
+    heights, widths = np.diff(np.append(rows, h)), np.diff(np.append(cols, w))  # pixels of each block row, column
     clear = ((cloud < SNOW_CLOUD[0]) & np.isfinite(possible)).astype(np.float32)
     r = SNOW_NEAR_BLOCKS
     seen = _box_sum(_block_sums(np.fmax(possible * clear, np.float32(0.0)), rows, cols), r)  # fmax: NaN x 0 -> 0
     count = _box_sum(_block_sums(clear, rows, cols), r)
-    area = np.outer(_window_sums(np.diff(np.append(rows, h)).astype(np.float32), r, 0),
-                    _window_sums(np.diff(np.append(cols, w)).astype(np.float32), r, 0))
+    area = np.outer(_window_sums(heights, r, 0), _window_sums(widths, r, 0))
     near = ramp(seen / np.maximum(count, np.float32(1.0)), *SNOW_NEAR_SHARE)
     near[count < np.float32(SNOW_NEAR_CLEAR) * area] = 0.0
-    return np.repeat(np.repeat(near, np.diff(np.append(rows, h)), axis=0), np.diff(np.append(cols, w)), axis=1)
+    return np.repeat(np.repeat(near, heights, axis=0), widths, axis=1)
 
 
 def rule_out_snow(prob: np.ndarray, classes: Sequence[int], possible: np.ndarray) -> np.ndarray:

@@ -214,10 +214,9 @@ class ChunkReader:
             cloud = cloud_probability(refl, names)
             cloud[o_bad] = 0.0
             if self.snow_check:
-                if o_bad.any():
-                    refl[:, o_bad] = np.nan  # no data: no evidence of clear ground with or without snow
+                if o_bad.any():  # no data: no evidence of clear ground, and 1 there (nothing to go by)
+                    refl[:, o_bad] = np.nan
                 snow = snow_possible(refl, names, cloud, (win.y, win.x))
-                snow[o_bad] = 1.0
         return o, o_bad, cloud, snow
 
     def _read_sar(self, sar_vrt, win: ChunkWindow):

@@ -98,9 +98,9 @@ def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, cro
     if _number(weight_decay, "--weight-decay", "0.05") < 0:
         raise ClaireError(f"--weight-decay must be 0 or more (got {weight_decay}); give e.g. --weight-decay 0.05")
     check_threads(threads)
-    if minutes is not None and _number(minutes, "--minutes", "10") <= 0:
-        raise ClaireError(f"--minutes must be more than 0 (got {minutes}); leave it out for no time budget")
     if minutes is not None:
+        if _number(minutes, "--minutes", "10") <= 0:
+            raise ClaireError(f"--minutes must be more than 0 (got {minutes}); leave it out for no time budget")
         _at_most(float(minutes), MINUTES_MAX, "--minutes")
 
 

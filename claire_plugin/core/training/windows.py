@@ -207,6 +207,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     out = {cl: ([np.full(n, -1, np.int64) for _ in models],
                 np.zeros((n, len(scene.oc.indices) + len(scene.sc.indices)), np.float32)) for cl in conditions}
     with_cloud = any(uses_cloud(net) for net, _ in models)
+    if snow is not None:
+        snow.update({cl: np.ones(n, np.float32) for cl in conditions})
     done = 0
     for batch in _batches(wset.windows):
         if is_cancelled is not None and is_cancelled():
@@ -216,8 +218,6 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
         for clouds in conditions:
             preds, feats = out[clouds]
             inputs, biases = [], []
-            if snow is not None:
-                snow.setdefault(clouds, np.ones(n, np.float32))
             for k, (o, s, bad) in zip(batch, phys):
                 cell = wset.windows[k]
                 if clouds:
@@ -279,11 +279,9 @@ def window_snow_possible(scene: Scene, opt_phys: np.ndarray, bad: np.ndarray,
                          origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
     """[h,w] the engine's snow check in a window whose first row and column in the scene are `origin`
     (`_snow_possible` of its physical optical; 1 where the window has no data)."""
-    if bad.any():
-        opt_phys = np.where(bad, np.float32(np.nan), opt_phys)  # no data: no evidence of clear ground, as the engine
-    possible = _snow_possible(scene, opt_phys, origin)
-    possible[bad] = 1.0
-    return possible
+    if bad.any():  # no data: no evidence of clear ground, and 1 there (nothing to go by), as in the engine
+        opt_phys = np.where(bad, np.float32(np.nan), opt_phys)
+    return _snow_possible(scene, opt_phys, origin)
 
 
 def _snow_channels(cmap: Optional[np.ndarray], snow: Sequence[int]) -> List[int]:
