@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 from ...models.quoting import name_key, quoted
 from ..core.errors import ClaireError
 from ..core.params import parse_bands
-from ..core.training.sources import round_metrics
+from ..core.training.sources import plain_images_allowed, round_metrics
 from ..paths import DEFAULT_CHECKPOINT
 
 
@@ -53,6 +53,7 @@ def metrics_table(m: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@plain_images_allowed
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a labelled folder; table or JSON."""
     from ...models.checkpoint import load_checkpoint

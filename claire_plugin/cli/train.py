@@ -14,6 +14,7 @@ from ..core.errors import ClaireError
 from ..core.io.atomic import OutputSet
 from ..core.io.writer import check_outputs
 from ..core.params import parse_bands
+from ..core.training.sources import plain_images_allowed
 from . import train_polygons
 
 
@@ -25,8 +26,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="small", help="tiny, small (the default, on any device) or base (for a GPU)")
     p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",
-                   help="auto, generic, whu-opt-sar, pie-rgb-sar, oem-sar, terramesh or terramesh-levels (each site's "
-                        "Level-2A and Level-1C)")
+                   help="auto, generic, whu-opt-sar, whu-opt-sar-crops (ASANet's 512 px crops), pie-rgb-sar, oem-sar, "
+                        "terramesh or terramesh-levels (each site's Level-2A and Level-1C)")
     p.add_argument("--output", required=True, help="checkpoint to write (.safetensors)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 20; with --labels 12)")
     p.add_argument("--steps-per-epoch", type=int, default=20, help="training steps per epoch (default 20)")
@@ -95,14 +96,20 @@ def set_threads(n: Optional[int]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train, evaluate on the hold-out, write the checkpoint with its card."""
-    import torch
-
+    """Train from polygons (--labels) or a labelled folder (--data)."""
     if args.labels:
         return train_polygons.run(args)
     if not args.data:
         raise ClaireError("say what to train on: --data FOLDER (optical/, sar/, labels/ rasters) or --optical, "
                           "--sar and --labels (your polygons or points)")
+    return _train_folder(args)
+
+
+@plain_images_allowed
+def _train_folder(args: argparse.Namespace) -> int:
+    """`claire train --data`: train on a labelled folder, evaluate on its hold-out, write the checkpoint."""
+    import torch
+
     train_polygons.check_mode_options(args)
     check_output_name(args.output)
     args.epochs = 20 if args.epochs is None else args.epochs

@@ -45,13 +45,17 @@ def test_whu_opt_sar_with_split_lists(tmp_path):
     src = RasterPairSource(train, lay.classes, lay.ignore)
     o, s, l = src.sample(np.random.default_rng(1), 64)
     assert o.shape == (4, 64, 64) and s.shape == (1, 64, 64)
-    # label value 70 ("others") maps to class index 7
+    # the seven classes of MCANet's and ASANet's protocol: 10 farmland -> index 0 .. 70 others -> 6; 0 (background,
+    # not labelled) is ignored, so no score counts it
+    assert [(c.value, c.name) for c in lay.classes] == [(10, "farmland"), (20, "city"), (30, "village"),
+                                                        (40, "water"), (50, "forest"), (60, "road"), (70, "others")]
     with rasterio.open(train[0].label) as ds:
         raw = ds.read(1)
     _, _, full = src.read(train[0], 0, 0, 74, 111)
-    assert np.all(full[raw == 70] == 7) and np.all(full[raw == 10] == 1)
-    counts = src.class_counts(8)
-    assert counts.sum() == 2 * 74 * 111
+    assert np.all(full[raw == 70] == 6) and np.all(full[raw == 10] == 0) and np.all(full[raw == 0] == 255)
+    counts = src.class_counts(7)
+    zeros = sum(int((rasterio.open(p.label).read(1) == 0).sum()) for p in train)
+    assert zeros > 0 and counts.sum() == 2 * 74 * 111 - zeros
 
 
 def test_whu_split_csv(tmp_path):
@@ -70,7 +74,57 @@ def test_pie_rgb_sar_train_val_folders(tmp_path):
     _make(os.path.join(root, "val"), "RGB", "SAR", "label", ["0003"], 64, 64, list(range(6)), rng, 3)
     assert [p.name for p in list_pairs(root, "pie-rgb-sar", "train")] == ["0001", "0002"]
     assert [p.name for p in list_pairs(root, "pie-rgb-sar", "val")] == ["0003"]
-    assert len(LAYOUTS["pie-rgb-sar"].classes) == 6
+    assert [c.name for c in LAYOUTS["pie-rgb-sar"].classes] == ["background", "city", "road", "water", "forest",
+                                                                "farmland"]
+    assert [c.value for c in LAYOUTS["pie-rgb-sar"].classes] == list(range(6))
+
+
+def test_whu_crops_as_asanet_prepares_them(tmp_path):
+    """ASANet's preparation script leaves train|test/opt_dir, sar_dir, ann_dir with the labels divided by ten."""
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "crop512")
+    _make(os.path.join(root, "train"), "opt_dir", "sar_dir", "ann_dir", ["NH49E001013_000", "NH49E001013_001"],
+          64, 64, list(range(8)), rng)
+    _make(os.path.join(root, "test"), "opt_dir", "sar_dir", "ann_dir", ["NH49E001015_000"], 64, 64, list(range(8)),
+          rng)
+    assert detect_layout(root) == "whu-opt-sar-crops"
+    assert [p.name for p in list_pairs(root, "whu-opt-sar-crops", "train")] == ["NH49E001013_000", "NH49E001013_001"]
+    val = list_pairs(root, "whu-opt-sar-crops", "val")
+    assert [p.name for p in val] == ["NH49E001015_000"]
+    lay = LAYOUTS["whu-opt-sar-crops"]
+    assert [c.name for c in lay.classes] == [c.name for c in LAYOUTS["whu-opt-sar"].classes]
+    src = RasterPairSource(val, lay.classes, lay.ignore)
+    with rasterio.open(val[0].label) as ds:
+        raw = ds.read(1)
+    _, _, idx = src.read(val[0], 0, 0, 64, 64)
+    assert np.all(idx[raw == 0] == 255) and np.all(idx[raw == 1] == 0) and np.all(idx[raw == 7] == 6)
+
+
+def test_split_lists_named_as_asanet_names_them_in_a_splits_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b", "c"], 32, 32, [10, 20], rng)
+    os.makedirs(os.path.join(root, "splits"))
+    with open(os.path.join(root, "splits", "train_list.txt"), "w") as fh:
+        fh.write("a.tif\nb.tif\n")
+    with open(os.path.join(root, "splits", "test_list.txt"), "w") as fh:
+        fh.write("c.tif\n")
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "train")] == ["a", "b"]
+    val = list_pairs(root, "whu-opt-sar", "val")
+    assert [p.name for p in val] == ["c"] and val[0].region == (0, 0, 32, 32)  # whole image: no spatial hold-out
+
+
+@pytest.mark.parametrize("second", ["val.txt", "test_list.txt"])
+def test_an_image_in_the_training_and_a_validation_list_is_refused(tmp_path, second):
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], rng)
+    with open(os.path.join(root, "train.txt"), "w") as fh:
+        fh.write("a\nb\n")
+    with open(os.path.join(root, second), "w") as fh:
+        fh.write("b\n")
+    with pytest.raises(ClaireError, match=r"b is listed for training and for (validation|testing).*one split only"):
+        list_pairs(root, "whu-opt-sar", "train")
 
 
 def test_oem_sar_ignores_unknown(tmp_path):
@@ -229,3 +283,30 @@ def test_an_unreadable_baseline_in_a_folder_names_the_file_and_offsets_json(tmp_
                                           r"the file instead, e\.g\. \{\"o\.tif\": -1000\}"):
         src.read(pair, 0, 0, 20, 30)
     src.close()
+
+
+def test_plain_image_tiles_are_read_without_a_warning_per_file(tmp_path, recwarn):
+    """ASANet's crops are written by OpenCV without georeferencing: folder training and evaluation pair them by name
+    and size, so rasterio's NotGeoreferencedWarning (twice per file) is only noise there, and nowhere else."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from claire.claire_plugin.core.training.sources import plain_images_allowed
+
+    path = str(tmp_path / "plain.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as ds:
+        ds.write(np.ones((1, 8, 8), np.uint8))
+    recwarn.clear()
+
+    @plain_images_allowed
+    def read_it(p):
+        with rasterio.open(p) as ds:
+            return ds.read(1).sum()
+
+    warnings.simplefilter("always", NotGeoreferencedWarning)
+    assert read_it(path) == 64
+    assert not [w for w in recwarn if issubclass(w.category, NotGeoreferencedWarning)]
+    with rasterio.open(path) as ds:  # outside the decorated call the host's filters are as they were
+        ds.read(1)
+    assert [w for w in recwarn if issubclass(w.category, NotGeoreferencedWarning)]

@@ -2,11 +2,17 @@
 
 Layouts (folder names are matched case-insensitively; pairs are matched by file stem):
 - generic:     DIR/optical/*.tif, DIR/sar/*.tif, DIR/labels/*.tif
-- whu-opt-sar: DIR/optical, DIR/sar, DIR/lbl (5556x3704 GF-1 RGBN + GF-3 SAR), labels 0,10..70;
-               official split as train.txt / val.txt / test.txt name lists (ASANet convention) or a
-               `*split*.txt|csv` file with "name,train|val|test" lines.
-- pie-rgb-sar: DIR/{rgb|optical}, DIR/sar, DIR/{label|labels} 256x256 tiles, 6 classes (0..5), with
-               train.txt/val.txt or DIR/train, DIR/val sub-folders.
+- whu-opt-sar: DIR/optical, DIR/sar, DIR/lbl (5556x3704 GF-1 RGBN + GF-3 SAR), labels 10..70 for the seven
+               classes farmland .. others, 0 (background, not labelled) ignored as in MCANet's and ASANet's
+               protocol (so mIoU is over the seven classes the papers report).
+- whu-opt-sar-crops: the same as ASANet's preparation script leaves it: DIR/{train,test}/{opt_dir,sar_dir,
+               ann_dir} 512x512 crops, labels divided by ten (1..7, 0 ignored).
+- pie-rgb-sar: DIR/{rgb|optical}, DIR/sar, DIR/{label|labels} 256x256 tiles, 6 classes (0 background, city,
+               road, water, forest, farmland, as ASANet's code names them), with train.txt/val.txt or DIR/train,
+               DIR/val sub-folders.
+Split lists: train.txt / val.txt / test.txt (or train_list.txt / val_list.txt / test_list.txt), in DIR or in
+DIR/splits, one name per line (with or without its extension), or a `*split*.txt|csv` file in DIR with
+"name,train|val|test" lines.
 - oem-sar:     OpenEarthMap-SAR: DIR/{train,val}/{rgb_images,sar_images,labels} 1024x1024, labels
                0 (unknown, ignored) and 1..8.
 - terramesh:   DIR/S2L2A, DIR/S1RTC, DIR/LULC (the samples shipped in resources/data/terramesh).
@@ -37,6 +43,13 @@ S2_DEFAULT = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B1
 ESRI_CLASSES = [(1, "water", "#419bdf"), (2, "trees", "#397d49"), (3, "flooded vegetation", "#7a87c6"),
                 (4, "crops", "#e49635"), (5, "built area", "#c4281b"), (6, "bare ground", "#a59b8f"),
                 (7, "snow/ice", "#a8ebff"), (9, "rangeland", "#e3e2c3")]
+#: WHU-OPT-SAR's seven classes in label order (10, 20, .. 70 in the files; 1 .. 7 in ASANet's crops), with the
+#: colours of ASANet's code.
+WHU_CLASSES = [("farmland", "#ffc380"), ("city", "#ff0000"), ("village", "#9f81b7"), ("water", "#0000ff"),
+               ("forest", "#00ff00"), ("road", "#ffff00"), ("others", "#ffffff")]
+#: PIE-RGB-SAR's six classes, label values 0 .. 5, names and colours as ASANet's code gives them.
+PIE_CLASSES = [("background", "#808080"), ("city", "#eb3324"), ("road", "#fffd55"), ("water", "#42ecf5"),
+               ("forest", "#38a800"), ("farmland", "#a87000")]
 
 
 class EmptySplitError(ClaireError):
@@ -80,14 +93,18 @@ LAYOUTS: Dict[str, LayoutDef] = {
     "generic": LayoutDef(optical=["optical"], sar=["sar"], labels=["labels"]),
     "whu-opt-sar": LayoutDef(
         optical=["optical", "opt"], sar=["sar"], labels=["lbl", "label", "labels"],
-        classes=[ClassDef(v, n) for v, n in [(0, "background"), (10, "farmland"), (20, "city"), (30, "village"),
-                                             (40, "water"), (50, "forest"), (60, "road"), (70, "others")]],
+        classes=[ClassDef(10 * (i + 1), n, c) for i, (n, c) in enumerate(WHU_CLASSES)], ignore=[0],
+        optical_sensor="GF-1", sar_sensor="GF-3", optical_units="dn", optical_scale=1.0 / 255,
+        sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
+    "whu-opt-sar-crops": LayoutDef(
+        optical=["opt_dir"], sar=["sar_dir"], labels=["ann_dir"],
+        classes=[ClassDef(i + 1, n, c) for i, (n, c) in enumerate(WHU_CLASSES)], ignore=[0],
         optical_sensor="GF-1", sar_sensor="GF-3", optical_units="dn", optical_scale=1.0 / 255,
         sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
     "pie-rgb-sar": LayoutDef(
         optical=["rgb", "optical", "opt", "image", "images"], sar=["sar"], labels=["label", "labels", "lbl", "gt"],
-        classes=[ClassDef(v, f"class_{v}") for v in range(6)], optical_units="dn", optical_scale=1.0 / 255,
-        sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
+        classes=[ClassDef(i, n, c) for i, (n, c) in enumerate(PIE_CLASSES)], optical_units="dn",
+        optical_scale=1.0 / 255, sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
     "oem-sar": LayoutDef(
         optical=["rgb_images", "rgb", "optical"], sar=["sar_images", "sar"], labels=["labels", "label"],
         classes=[ClassDef(v, n) for v, n in [(1, "bareland"), (2, "rangeland"), (3, "developed space"), (4, "road"),
@@ -140,18 +157,17 @@ def _stems(folder: str) -> Dict[str, str]:
 
 
 def _read_split_lists(root: str) -> Dict[str, str]:
-    """name -> split from train.txt/val.txt/test.txt or a `*split*` txt/csv file (empty if none)."""
+    """name -> split from train.txt/val.txt/test.txt (or train_list.txt .., in `root` or its splits/ folder) or a
+    `*split*` txt/csv file (empty if none); ClaireError for a name listed for training and for validation."""
     out: Dict[str, str] = {}
-    for split in ("train", "val", "test"):
-        p = os.path.join(root, f"{split}.txt")
-        if os.path.isfile(p):
-            with open(p, encoding="utf-8-sig") as fh:
-                for line in fh:
-                    name = os.path.splitext(os.path.basename(line.strip()))[0]
-                    if name:
-                        out[name] = split
-    if out:
-        return out
+    for folder in (root, _find_dir(root, ["splits"])):
+        for split in ("train", "val", "test") if folder else ():
+            for file_name in (f"{split}.txt", f"{split}_list.txt"):
+                path = os.path.join(folder, file_name)
+                if os.path.isfile(path):
+                    _add_split_list(out, path, split)
+        if out:
+            return out
     for f in sorted(os.listdir(root)):
         if "split" in f.lower() and f.lower().endswith((".txt", ".csv")):
             with open(os.path.join(root, f), encoding="utf-8-sig") as fh:
@@ -162,6 +178,23 @@ def _read_split_lists(root: str) -> Dict[str, str]:
                         split = "val" if split in ("test", "val", "valid", "validation") else split
                         out[os.path.splitext(os.path.basename(parts[0].strip()))[0]] = split
     return out
+
+
+def _add_split_list(out: Dict[str, str], path: str, split: str) -> None:
+    """Add the names listed in the split list `path` to `out` as `split`; ClaireError for a name that another
+    list gives to training while this one gives it to validation (or the other way round)."""
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            name = os.path.splitext(os.path.basename(line.strip()))[0]
+            if not name:
+                continue
+            before = out.get(name)
+            if before and before != split and "train" in (before, split):
+                other = {"val": "validation", "test": "testing"}[split if split != "train" else before]
+                raise ClaireError(f"{name} is listed for training and for {other} in the split lists of "
+                                  f"{os.path.dirname(path)}: its scores would be measured on pixels the network "
+                                  "learnt; list each image in one split only")
+            out[name] = split
 
 
 def check_data_folder(root: str) -> None:
@@ -181,6 +214,8 @@ def detect_layout(root: str) -> str:
         return "terramesh"
     if "lbl" in subs:
         return "whu-opt-sar"
+    if "ann_dir" in subs or any(_find_dir(os.path.join(root, s), ["ann_dir"]) for s in ("train", "val", "test")):
+        return "whu-opt-sar-crops"
     if any(_find_dir(os.path.join(root, s), ["rgb_images"]) for s in ("train", "val", "test")) or "rgb_images" in subs:
         return "oem-sar"
     if "rgb" in subs:

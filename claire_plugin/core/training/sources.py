@@ -2,13 +2,28 @@
 `claire evaluate` and `claire fusion-table` read their data through here)."""
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+import warnings
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ....models.quoting import clean_name, quoted
 from ..errors import ClaireError
+
+
+def plain_images_allowed(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` run without rasterio's NotGeoreferencedWarning (twice per file): a dataset's tiles are often plain
+    images (ASANet's crops, written by OpenCV), paired by name and size, which needs no georeferencing."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rasterio.errors import NotGeoreferencedWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return func(*args, **kwargs)
+    return wrapper
 
 
 def parse_label_values(text: Optional[str]) -> Optional[List[int]]:
