@@ -65,6 +65,10 @@ def test_whu_split_csv(tmp_path):
     with open(os.path.join(root, "split.csv"), "w") as fh:
         fh.write("a,train\nb,test\n")
     assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
+    with open(os.path.join(root, "split.csv"), "a") as fh:
+        fh.write("a,val\n")
+    with pytest.raises(ClaireError, match="a is listed for training and for validation"):
+        list_pairs(root, "whu-opt-sar", "val")
 
 
 def test_pie_rgb_sar_train_val_folders(tmp_path):

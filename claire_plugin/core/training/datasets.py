@@ -176,25 +176,28 @@ def _read_split_lists(root: str) -> Dict[str, str]:
                     if len(parts) >= 2:
                         split = parts[1].strip().lower()
                         split = "val" if split in ("test", "val", "valid", "validation") else split
-                        out[os.path.splitext(os.path.basename(parts[0].strip()))[0]] = split
+                        _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
     return out
 
 
 def _add_split_list(out: Dict[str, str], path: str, split: str) -> None:
-    """Add the names listed in the split list `path` to `out` as `split`; ClaireError for a name that another
-    list gives to training while this one gives it to validation (or the other way round)."""
+    """Add the names listed in the split list `path` to `out` as `split`."""
     with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             name = os.path.splitext(os.path.basename(line.strip()))[0]
-            if not name:
-                continue
-            before = out.get(name)
-            if before and before != split and "train" in (before, split):
-                other = {"val": "validation", "test": "testing"}[split if split != "train" else before]
-                raise ClaireError(f"{name} is listed for training and for {other} in the split lists of "
-                                  f"{os.path.dirname(path)}: its scores would be measured on pixels the network "
-                                  "learnt; list each image in one split only")
-            out[name] = split
+            if name:
+                _add_split_name(out, name, split, os.path.dirname(path))
+
+
+def _add_split_name(out: Dict[str, str], name: str, split: str, where: str) -> None:
+    """out[name] = split; ClaireError when another line gave the image to training and this one to validation or
+    testing (or the other way round): its scores would be measured on pixels the network learnt."""
+    before = out.get(name)
+    if before and before != split and "train" in (before, split):
+        other = {"val": "validation", "test": "testing"}.get(split if split != "train" else before, "validation")
+        raise ClaireError(f"{name} is listed for training and for {other} in the split lists of {where}: its "
+                          "scores would be measured on pixels the network learnt; list each image in one split only")
+    out[name] = split
 
 
 def check_data_folder(root: str) -> None:
