@@ -211,6 +211,34 @@ def test_sar_only_windows_get_no_optical_and_a_full_cloud(scene, monkeypatch):
     assert np.array_equal(seen[0][1], sn)
 
 
+def test_sar_only_scores_take_no_snow_as_the_map_does(scene):
+    """The engine maps no snow / ice from SAR alone (reader: snow possible 0 where the optical is missing), so the
+    report's SAR-alone scores rule it out too: a network whose snow logit leads everywhere gets its runner-up,
+    and the same network without a snow class in the check keeps snow."""
+    import torch
+
+    from claire.claire_plugin.core.training import windows
+    from claire.claire_plugin.core.training.labels import read_labels
+
+    class SnowFirst(torch.nn.Module):
+        def forward(self, optical, sar, cloud=None):
+            b, _, h, w = optical.shape
+            logits = torch.zeros(b, 3, h, w)
+            logits[:, 2] = 5.0  # "snow" first
+            logits[:, 1] = 1.0  # then class 1
+            return {"logits": logits}
+
+    _, card = load_checkpoint(scene["gated"])
+    with Scene(scene["optical"], scene["sar"], card) as sc:
+        labels = read_labels(scene["labels"], sc.opt, "class")
+        checked = windows.WindowSet(sc, labels.pixels, snow_classes=[2])
+        unchecked = windows.WindowSet(sc, labels.pixels)
+        ruled_out = windows.predict_sar_only(checked, [(SnowFirst(), None)])[0]
+        kept = windows.predict_sar_only(unchecked, [(SnowFirst(), None)])[0]
+    valid = ruled_out >= 0
+    assert valid.any() and (ruled_out[valid] == 1).all() and (kept[valid] == 2).all()
+
+
 def test_the_report_names_the_classes_sar_alone_takes_for_others():
     """The first SAR-alone model's confusion against the same model with the optical: water taken for bare ground
     from SAR alone (never with the optical) is said in the plain-text lines, the HTML report and the Train tab; a

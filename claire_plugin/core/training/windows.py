@@ -244,17 +244,22 @@ def predict_sar_only(wset: WindowSet, models: Sequence[Tuple[object, Optional[np
                      device: str = "cpu", logits: Optional[Dict[bool, np.ndarray]] = None) -> List[np.ndarray]:
     """Predicted class indices per cloud-gated network (with its channel map, as in predict_pixels) at the window
     set's pixels with the optical missing everywhere, as the engine maps optical gaps from SAR alone: the optical
-    input 0 (no data) and the cloud input 1. Invalid pixels get -1; no snow check (the engine skips it there).
-    With `logits` the first network's logits go into `logits[False]` ([N, K], as _run_batch keeps them)."""
+    input 0 (no data) and the cloud input 1. Invalid pixels get -1; the window set's `snow_classes` are ruled out
+    (the engine maps no snow / ice from SAR alone). With `logits` the first network's logits go into
+    `logits[False]` ([N, K], as _run_batch keeps them)."""
+    from ....models.cloud import snow_logit_bias
+
     n = len(wset.pixels)
     preds = [np.full(n, -1, np.int64) for _ in models]
     for batch in _batches(wset.windows):
         phys = [wset.read(k) for k in batch]
-        inputs = []
+        inputs, biases = [], []
         for o, s, bad in phys:
             on, sn = wset.scene.standardise(np.full_like(o, np.nan), s)
             inputs.append((on, sn, np.ones((1,) + bad.shape, np.float32)))
-        _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device, logits)
+            biases.append(snow_logit_bias(np.zeros(bad.shape, np.float32)) if wset.snow_classes else None)
+        _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device, logits,
+                   snow=(biases, wset.snow_classes))
     return preds
 
 
