@@ -18,6 +18,7 @@ QGIS_ISOLATED := $(BUILD)/qgis-profile
 
 .PHONY: all setup system venv demo demo-train test test-fast lint test-debian13 package install uninstall checkpoint bench bench-train bench-train-unseen gpu-check screenshots fusion-table clean
 
+## `make` alone runs the demo.
 all: demo
 
 setup: venv
@@ -61,6 +62,7 @@ demo: venv
 demo-train: venv
 	@$(PY) -m claire.claire_plugin.tools.demo_train --build $(BUILD) $(if $(MINUTES),--minutes $(MINUTES))
 
+## The whole test suite (installs what is missing first): about 10 minutes on 2 cores.
 test: venv
 	$(PY) -m pytest
 
@@ -98,6 +100,7 @@ checkpoint: venv
 	  --seed 0 --threads 1 --device cpu --reproducible --half --note "bundled default: make checkpoint" \
 	  --output resources/checkpoints/claire_default.safetensors
 
+## Tiled-engine benchmark at its default sizes (up to 8192²: several minutes and about 2 GB); build/bench.json.
 bench: venv
 	$(VENV)/bin/claire bench --json $(BUILD)/bench.json
 
@@ -119,7 +122,7 @@ gpu-check: venv
 
 ## Screenshots: QGIS-like windows, then real QGIS desktop (Xvfb): the cloudy scene, and the Train tab walked
 ## through on the farmland patch (about 2 minutes: a MINUTES=1.5 training, 1 thread; numbers in train_walk.json), and the
-## magic wand clicked at the shipped polygons (train_wand.png / .json).
+## magic wand clicked at the shipped polygons (train_wand.png / .json), and the map of macroclasses.
 screenshots: venv
 	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots
 	rm -rf $(BUILD)/qgis-shots && $(PY) -m claire.claire_plugin.tools.screenshots_cloud --out docs/screenshots --qgis $(BUILD)/qgis-shots
@@ -128,10 +131,12 @@ screenshots: venv
 	rm -rf $(BUILD)/qgis-wand && $(PY) -m claire.claire_plugin.tools.screenshots_wand --out docs/screenshots --qgis $(BUILD)/qgis-wand
 	rm -rf $(BUILD)/qgis-macro && $(PY) -m claire.claire_plugin.tools.screenshots_macro --out docs/screenshots --qgis $(BUILD)/qgis-macro
 
+## Train claire, asanet, optical_only and sar_only on the same budget: docs/fusion_table.md (about an hour).
 fusion-table: venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/claire fusion-table --threads 1 --epochs 15 --steps-per-epoch 20 \
 	  --checkpoint resources/checkpoints/claire_default.safetensors --out docs/fusion_table.md
 
+## Remove build/ (refused while something is still mounted under it).
 clean:
 	@if findmnt -rn -o TARGET | grep -q '^$(BUILD)/'; then \
 	  echo "Something is still mounted under $(BUILD) (make test-debian13 interrupted?). Fix: umount -R it first."; exit 1; fi

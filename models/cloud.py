@@ -19,7 +19,9 @@ Tests (b, g, r, n, s1 = B02, B03, B04, B08, B11 reflectance; B10 cirrus used whe
 
 The snow check (`snow_possible`, `rule_out_snow`): a class named snow or ice is ruled out where the clear optical
 shows no snow cover (NDSI at or below 0; Salomonson & Appel 2004's linear fit gives about 0 % snow cover there,
-28 % at 0.2, 50 % at 0.35), whatever the network says; under cloud the optical cannot tell, so it is left there.
+28 % at 0.2, 50 % at 0.35) or dark water (NIR at or below 0.03), whatever the network says. Under a thick cloud
+the optical cannot see the ground, so snow stays possible there only where the clear pixels around it show snow
+(`snow_nearby`, 64-71 px); the engine maps no snow from SAR alone.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 A SampleSource provides:
   sample(rng, crop) -> (optical_raw [Co,h,w], sar_raw [Cs,h,w], label_index [h,w] with 255 = ignore)
-  eval_items() -> iterable of (name, optical_raw, sar_raw, label_index)
+  eval_items(pairs=None, context=0) -> iterable of (name, optical_raw, sar_raw, label_index): every region (of
+    `pairs`, default all) in windows, with `context` px of the image around each (labels ignored there)
   class_counts(num_classes) -> np.ndarray of label pixel counts
 Raw arrays are converted with the card's input spec (models.spec) after augmentation.
 """

@@ -16,14 +16,15 @@ def register(subparsers) -> None:
                     "homogeneous areas of its LULC map, run `claire train --labels` in a fresh process (polygon "
                     "split) and print macro-F1 / OA of the untuned checkpoint, the fine-tuned network and random "
                     "forests with and without SAR, clear and with 60 % synthetic clouds, with wall time and peak RSS.")
-    p.add_argument("--sites", default="282D_485L_3_3,38D_378R_2_3,433D_629L_3_1")
+    p.add_argument("--sites", default="282D_485L_3_3,38D_378R_2_3,433D_629L_3_1",
+                   help="bundled sites (comma-separated; default: the three with several classes)")
     p.add_argument("--n", default="5,10,20", help="polygons per class (comma-separated)")
     p.add_argument("--seeds", default="0,1", help="seeds (comma-separated)")
     p.add_argument("--size", type=int, default=6, help="polygon side in pixels")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--steps-per-epoch", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=4, help="epochs per run (default 4)")
+    p.add_argument("--steps-per-epoch", type=int, default=10, help="steps per epoch (default 10)")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     p.add_argument("--minutes", type=float, default=None, help="training time budget per run (instead of epochs)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of every run (default: `claire train`'s, which depends on the classes)")

@@ -22,10 +22,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", required=True, help="dataset folder (optical, SAR and label rasters; see claire train)")
     p.add_argument("--layout", default="auto", help="the folder's layout (default: recognised from its folders)")
     p.add_argument("--split", default="val", choices=["val", "train", "all"],
-                   help="val (hold-out / split lists), train or all")
+                   help="val (hold-out / split lists; the default), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
     p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
-                   help="clear, clouds or haze (synthetic, on the optical input)")
+                   help="clear (the default), clouds or haze (synthetic, on the optical input)")
     p.add_argument("--optical-bands", default=None, help="1-based optical bands in the checkpoint's order")
     p.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order")
     p.add_argument("--sar-linear", action="store_true", help="the SAR rasters hold linear power (converted to dB)")

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--explainer", default=None,
                    help="Phi-3 model folder or cached repo id (default: the deterministic template)")
     p.add_argument("--report", default=None,
-                   help="also write a report: FILE.json (+ FILE.md), FILE.md or FILE.html (+ FILE.json)")
+                   help="also write a report: FILE.json (+ FILE.md), FILE.md (+ FILE.json) or FILE.html (+ FILE.json)")
     p.add_argument("--class", dest="focus_class", default=None, help="explain this class first")
     p.add_argument("--drop-unmatched", action="store_true",
                    help="drop sentences whose numbers are not found in the facts (default: flag them)")

@@ -17,12 +17,14 @@ def register(subparsers: Any) -> None:
     """Add the `fusion-table` subcommand."""
     p = subparsers.add_parser("fusion-table", help="train every architecture on the shipped samples and "
                               "write the measured fusion table (docs/fusion_table.md)")
-    p.add_argument("--out", default="docs/fusion_table.md")
+    p.add_argument("--out", default="docs/fusion_table.md",
+                   help="Markdown table to write (default docs/fusion_table.md)")
     p.add_argument("--data", default=None, help="terramesh folder (default: the shipped one)")
     p.add_argument("--sen12ms", default=None, help="SEN12MS-CR sample folder (default: the shipped one)")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--steps-per-epoch", type=int, default=20)
-    p.add_argument("--archs", default="claire,asanet,optical_only,sar_only")
+    p.add_argument("--epochs", type=int, default=15, help="epochs per architecture (default 15)")
+    p.add_argument("--steps-per-epoch", type=int, default=20, help="steps per epoch (default 20)")
+    p.add_argument("--archs", default="claire,asanet,optical_only,sar_only",
+                   help="architectures to train (comma-separated; default: all four)")
     p.add_argument("--site", default="433D_629L_3_1", help="site held out entirely in protocol B")
     p.add_argument("--size", default="small", help="network size used for every architecture")
     p.add_argument("--from-json", action="store_true",
@@ -30,8 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="also score this finished checkpoint (protocol A only, no training) as a row of its own; "
                         "with --from-json only it is scored and added to the saved results")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_fusion_table)
 
 

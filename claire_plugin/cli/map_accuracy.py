@@ -29,8 +29,9 @@ def register(subparsers: Any) -> None:
                               "with 95 %% confidence intervals from labelled sample points")
     q.add_argument("--map", required=True, help="classified map the points were drawn from")
     q.add_argument("--points", required=True, help="labelled points (any OGR point layer)")
-    q.add_argument("--field", default="ref_class", help="field holding the reference class: a code of the map "
-                   "or, in a text field, one of its class names (empty: skipped)")
+    q.add_argument("--field", default="ref_class", help="field holding the reference class (default ref_class, "
+                   "as sample-points writes it): a code of the map or, in a text field, one of its class names "
+                   "(empty: skipped)")
     q.add_argument("--layer", default=None, help="layer of the points file (default: the first)")
     q.add_argument("--json", default=None, metavar="PATH", help="also write the full result as JSON")
     q.add_argument("--area-unit", default="ha", choices=list(AREA_UNITS), help="unit of the areas (default ha)")

@@ -37,7 +37,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "map then does not depend on the tile size; less is faster)")
     parser.add_argument("--overlap", type=int, default=None, help=argparse.SUPPRESS)  # replaced by --context
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                        help="tiles per forward pass (default: about four 256 px tiles of input)")
+                        help="windows per forward pass (default: as many as fit in four 256 x 256 px of input, "
+                             "1 to 4: one window at the default tile size)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; with 2-4 threads on as many cores, as "
@@ -53,8 +54,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sar-fill", dest="fill_from_sar", action="store_false",
                         help="leave pixels without optical data as nodata instead of classifying them from SAR alone")
     parser.add_argument("--no-snow-check", dest="snow_check", action="store_false",
-                        help="keep snow / ice where the clear optical shows no snow (NDSI at or below 0); by default "
-                             "the next most likely class is written there")
+                        help="keep snow / ice where the optical shows none (NDSI at or below 0, NIR at or below 0.03, "
+                             "thick cloud unless the clear ground within about 70 px shows snow, SAR alone); by "
+                             "default the next most likely class is written there")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

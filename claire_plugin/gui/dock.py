@@ -216,9 +216,9 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.batch.setRange(0, BATCH_MAX)
         self.batch.setValue(0)
         self.batch.setSpecialValueText("auto")
-        self.batch.setToolTip("Windows the model takes at once. auto: about four 256 px tiles of input (one window at "
-                              "the default tile size); a run that would not fit the memory left is refused with the "
-                              "batch and tile that fit.")
+        self.batch.setToolTip("Windows the model takes at once. auto: as many as fit in four 256 x 256 px of "
+                              "input, 1 to 4 (one window at the default tile size); a run that would not fit the "
+                              "memory left is refused with the batch and tile that fit.")
         self.device = compact_combo(QComboBox(page))
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA if available, then Apple MPS, else the CPU.")
@@ -290,9 +290,10 @@ class ClaireDock(Restyled, QgsDockWidget):
                                       "the SAR instead of left empty (checkpoints with a cloud gate).")
         self.snow_check = QCheckBox("snow check (NDSI)", page)
         self.snow_check.setChecked(True)
-        self.snow_check.setToolTip("Snow / ice is ruled out where the clear optical shows no snow cover (its snow "
-                                   "index, NDSI of B03 and B11, at or below 0): the next most likely class is "
-                                   "mapped there. Left to the model under cloud.")
+        self.snow_check.setToolTip("Snow / ice is ruled out where the optical shows none (a snow index, NDSI of B03 "
+                                   "and B11, at or below 0, or a near-infrared at or below 0.03), under thick "
+                                   "cloud unless the clear ground within about 70 px shows snow, and where the "
+                                   "map comes from SAR alone: the next most likely class is mapped there.")
         outputs_row = QVBoxLayout()
         for box in (self.want_confidence, self.want_reliance, self.want_cloud, self.want_unfamiliar,
                     self.fill_from_sar, self.snow_check):

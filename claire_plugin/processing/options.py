@@ -38,8 +38,8 @@ RUN_HELP = {
     "default (896).",
     "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the map does not "
     "depend on the tile size; less is faster. -1: the default (128).",
-    "BATCH_SIZE": "Tiles per forward pass. Larger is faster on a GPU and uses more memory. 0: about four 256 px "
-    "tiles of input.",
+    "BATCH_SIZE": "Windows per forward pass. Larger is faster on a GPU and uses more memory. 0: as many as fit in "
+    "four 256 x 256 px of input, 1 to 4 (one window at the default tile size).",
     "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",
     "RUNTIME": "How the network runs. auto: an ahead-of-time compiled package where one was built and checked "
     "against eager on this machine and found faster, else eager; eager: plain PyTorch; compiled: torch.compile "
@@ -81,8 +81,10 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
 MAP_RULES_HELP = {
     "FILL_FROM_SAR": "Classify pixels without optical data (swath edge, masked clouds) from SAR alone instead of "
     "leaving them nodata (cloud-gated checkpoints).",
-    "SNOW_CHECK": "Rule out snow / ice where the clear optical shows no snow cover (NDSI of B03 and B11 at or "
-    "below 0, ramping to 0.2): the next most likely class is written there. Under cloud it is left to the model.",
+    "SNOW_CHECK": "Rule out snow / ice where the optical shows none: clear pixels whose NDSI (B03, B11) is at or "
+    "below 0 (ramping to 0.2) or whose NIR is at or below 0.03 (dark water); thick cloud, unless the clear ground "
+    "within about 70 px shows snow; and pixels classified from SAR alone. The next most likely class is written "
+    "there.",
 }
 
 

@@ -148,7 +148,7 @@ def _bare(model, dev, co: int, cs: int, tile: int, batch: int, n_tiles: int, tim
           features: bool = False, batches: Optional[List[int]] = None):
     """(wall, CPU) seconds of the model alone on `n_tiles` random tiles, fed in `batches` (default: full
     batches of `batch`, the last one short), timed on the first batches that hold `timed` tiles and scaled,
-    after a warm-up batch, under the same allocator settings as the engine (core.memory); with a cloud
+    after a warm-up batch, under the same allocator settings as the engine (core.runtime.memory); with a cloud
     probability input when `cloud`, asking for the familiarity features when `features`."""
     import torch
 

@@ -23,7 +23,7 @@ def measure_one(folder: str, size: int, checkpoint: Optional[str], batch: int, t
     """The row of `size` and `runtime` (see the module). With `repeats` > 1 the end-to-end run and both
     bare forwards are measured again, alternating, and the fastest of each is kept (robust on a shared
     machine); with `bare_tiles` the bare forwards run on the first batches holding that many tiles, scaled
-    to the full count. Everything runs on the engine's torch thread (core.torch_thread)."""
+    to the full count. Everything runs on the engine's torch thread (core.runtime.torch_thread)."""
     from ..core.runtime.torch_thread import call
 
     return call(_measure_one, folder, size, checkpoint, batch, threads, bare_tiles, repeats, layout, runtime)

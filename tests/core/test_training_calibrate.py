@@ -101,3 +101,19 @@ def test_held_out_labels_without_a_channel_in_the_network_are_left_out():
     logits[np.arange(len(val)), np.minimum(val.cls, 1)] = 2.0
     out = cal_module.calibrate({False: logits, True: logits}, val, seed=0)
     assert out["pixels"] == 40 and out["clear"]["before"]["accuracy"] == 1.0
+
+
+def test_an_under_confident_model_is_not_said_to_match_its_accuracy():
+    """A temperature of at least 1 can only lower confidence, so an under-confident model keeps temperature 1; the
+    note said its 71 % 'matched its accuracy 86 % well enough' (QA round 16). A calibrated one still matches."""
+    val = _val()
+    matched = {"temperature": 1.0, "clear": {"before": {"mean_confidence": 0.84, "accuracy": 0.86}, "after": {}}}
+    assert "84% matched its accuracy 86% well enough" in cal_module.calibration_note(matched)
+    right = np.random.default_rng(1).random(len(val)) < 0.9  # right 90 % of the time, saying 60 %
+    top = np.where(right, val.cls, 1 - val.cls)
+    under = np.zeros((len(val), 2))
+    under[np.arange(len(val)), top] = np.log(1.5)
+    out = cal_module.calibrate({False: under}, val, seed=0)
+    note = cal_module.calibration_note(out)
+    assert out["temperature"] == 1.0 and "was below its accuracy" in note and "matched" not in note
+    assert "60%" in note and "understates" in note

@@ -1,5 +1,6 @@
 """The snow check (models.cloud.snow_possible and friends): snow / ice is ruled out where the clear optical shows no
-snow cover, left to the model under cloud and where the optical has no data, and never touched on real snow."""
+snow cover, under thick cloud unless clear snow lies around it, left to the model where the optical has no data (the
+engine's reader rules it out where the map comes from SAR alone), and never touched on real snow."""
 import os
 
 import numpy as np

@@ -4,11 +4,11 @@ A run reads as plan -> stream -> finish: `plan.plan_run` opens and checks everyt
 `_Stream` runs the chunks through the model, `_finish` commits the outputs and writes the summary and
 report. `classify(params, progress, is_cancelled)` is the one entry point used by the Processing algorithm,
 the dock's background task and the command line. Whatever thread calls it, the run happens on the
-process's one torch thread (core.torch_thread: a single OpenMP team) with the allocator keeping freed
-buffers (core.memory); progress is reported in the caller's thread. Threads work on chunks of
+process's one torch thread (core.runtime.torch_thread: a single OpenMP team) with the allocator keeping freed
+buffers (core.runtime.memory); progress is reported in the caller's thread. Threads work on chunks of
 tiles (one tile row, a few tile columns):
 
-- readers read the optical window and the SAR window resampled onto the optical grid (core.warp:
+- readers read the optical window and the SAR window resampled onto the optical grid (core.io.warp:
   nothing is reprojected up front), mask nodata/NaN, normalise both from the checkpoint card and
   cut tiles: beside a GPU or free cores in 1 to MAX_READERS threads of their own (each with its own
   datasets, taking every n-th chunk, handed to the model in order), else in the torch thread between
@@ -97,7 +97,7 @@ def load_model(checkpoint: Optional[str]):
 def classify(params: ClassifyParams, progress: Optional[ProgressFn] = None,
              is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
     """Classify `params.optical` + `params.sar` into `params.output` (see docs/architecture.md).
-    Runs on the torch thread (core.torch_thread) whatever thread calls it."""
+    Runs on the torch thread (core.runtime.torch_thread) whatever thread calls it."""
     _check_paths(params)
     _wait_note(progress)
     return call(_classify_here, params, progress, is_cancelled, stop_waiting=is_cancelled)
@@ -113,7 +113,7 @@ def _classify_here(params: ClassifyParams, progress: Optional[ProgressFn],
 def run(params: ClassifyParams, model, card: dict, progress: Optional[ProgressFn] = None,
         is_cancelled: Optional[CancelFn] = None) -> ClassifyResult:
     """Classify with an already loaded model and card (the seam tests and the benchmark use), on the
-    torch thread (core.torch_thread). A Ctrl+C in the waiting thread stops the run cleanly."""
+    torch thread (core.runtime.torch_thread). A Ctrl+C in the waiting thread stops the run cleanly."""
     _check_paths(params)
     _wait_note(progress)
     return call(_run_here, params, model, card, progress, is_cancelled, stop_waiting=is_cancelled)

@@ -10,8 +10,9 @@ Definitions (also in docs/benchmark.md):
   lacks the bands it needs); the shares of the map under cloud, from SAR alone and clear add up to 1.
 - `sar_only_share`: share of valid pixels without optical data (swath edge, masked clouds), classified
   from SAR alone (the optical zeroed and the cloud probability 1 there).
-- `unfamiliar_share` (scene and per class): share of valid pixels whose decoder features lie farther from
-  the training statistics than the card's familiarity threshold (models.familiarity; None without them).
+- `unfamiliar_share` (scene and per class): share of valid pixels whose bottleneck features (the deepest fused
+  encoder features) lie farther from the training statistics than the card's familiarity threshold
+  (models.familiarity; None without them).
 - per class, `cloud_share` and `sar_only_share`: the share of the class's pixels that were clouded / classified
   from SAR alone (the scene's, by class).
 - `mean_sar_share_clouded` / `_clear` (scene and per class): mean SAR share of the fusion on clouded and

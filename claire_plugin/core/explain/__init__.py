@@ -54,7 +54,7 @@ def explain(facts: dict, explainer: Optional[str] = None,
             on_text: Optional[Callable[[str], None]] = None, drop_unmatched: bool = False,
             max_new_tokens: Optional[int] = None, device: str = "auto",
             is_cancelled: Optional[Callable[[], bool]] = None) -> Explanation:
-    """Explain a facts record (from `core.facts.build_facts`).
+    """Explain a facts record (from `core.explain.facts.build_facts`).
 
     With `explainer` (a Phi-3 folder or cached repo id) the language model writes the text, streamed
     to `on_text`; if it is unusable the template writes it and `fallback_reason` says why. Every

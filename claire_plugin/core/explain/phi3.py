@@ -179,7 +179,7 @@ def generate(facts: dict, spec: str, on_text: Optional[Callable[[str], None]] = 
 
     `on_text(chunk)` receives the text as it is generated; `is_cancelled()` stops generation early.
     Raises ExplainerUnavailable when the model cannot be resolved or loaded. Runs on the torch thread
-    (core.torch_thread), like the classification.
+    (core.runtime.torch_thread), like the classification.
     """
     from ..runtime.torch_thread import call, in_caller
 

@@ -156,7 +156,7 @@ def _arr(v: Optional[List[float]], n: int) -> Optional[np.ndarray]:
 def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
                      radiometry: Optional[Radiometry] = None, nodata: Optional[float] = None) -> Preparer:
     """Preparer for the optical input: the card's scaling, the file's or the user's radiometry
-    (core.radiometry) where there is one; float rasters already in reflectance keep scale 1. Values that
+    (core.inputs.radiometry) where there is one; float rasters already in reflectance keep scale 1. Values that
     cannot be reflectance so read are refused (core.inputs.units.check_reflectance)."""
     r = radiometry or Radiometry()
     scale, offset, notes, suspected = spec.scale, spec.offset, [], False

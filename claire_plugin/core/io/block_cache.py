@@ -6,10 +6,11 @@ rows share the block row between them, and a block taller than a tile is touched
 With a cache smaller than those block rows, every tile row decodes them again: at 4096² a deflate optical
 with 1024-row blocks was read in 8.2 s with a 32 MB cache and 1.2-1.6 s with 256 MB (docs/benchmark.md).
 
-An LRU simulation of the engine's read order (tiles 256 at stride 224, chunks of four tiles) decodes every
-block exactly once when the cache holds `ceil(tile rows in the source / block height) + 1` block rows of the
-columns read, plus two blocks, for blocks from 1-row strips to 2048 x 2048 tiles; with fewer block rows
-it decodes them 1.4 to 6 times.
+An LRU simulation of the engine's read order (run when the engine read tiles of 256 px at stride 224 in chunks
+of four; it now reads windows of a kept core plus its context, left to right in rows of windows: the same order)
+decodes every block exactly once when the cache holds `ceil(tile rows in the source / block height) + 1` block
+rows of the columns read, plus two blocks, for blocks from 1-row strips to 2048 x 2048 tiles; with fewer block
+rows it decodes them 1.4 to 6 times.
 
 Uncompressed files whose blocks are no taller than a tile are re-read from the operating system's file
 cache at copying speed (0.25 s instead of 0.14 s at 4096²), so they keep the base cache and the run's

@@ -26,7 +26,7 @@ def numpy_dtype(name: str) -> np.dtype:
 
 
 def open_raster(path: str, role: str):
-    """Open `path` (a file or any GDAL dataset name, see core.gdal_names) with rasterio, or raise
+    """Open `path` (a file or any GDAL dataset name, see core.io.gdal_names) with rasterio, or raise
     ClaireError naming the file and what to do."""
     import warnings
 
@@ -314,7 +314,7 @@ def _unwrap_longitudes(b, g, crs) -> Tuple[float, float, float, float]:
 
 
 def warp_to_grid(src, grid_ds, resampling: str = "bilinear", scaled: bool = False):
-    """`src` resampled onto `grid_ds`'s CRS, transform and size, window by window (core.warp.GridWarp:
+    """`src` resampled onto `grid_ds`'s CRS, transform and size, window by window (core.io.warp.GridWarp:
     float32, NaN where there is no data; with `scaled`, the file's declared scale and offset applied). Nothing is
     reprojected up front, so memory does not grow with the raster."""
     from .warp import GridWarp

@@ -105,6 +105,10 @@ def _two_per_class_and_half(val: LabelPixels, halves: np.ndarray) -> bool:
     return True
 
 
+#: Mean confidence this far below the accuracy (a share) is called under-confident rather than matched.
+UNDER_CONFIDENT = 0.03
+
+
 def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
                      fitted_on: str = "clear", units: Units = POLYGONS) -> Optional[str]:
     """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate), or None
@@ -120,9 +124,13 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
                 f"class-balanced, {before['calibration_error_per_pixel']:.3f} -> "
                 f"{after['calibration_error_per_pixel']:.3f} per pixel)")
     if t <= 1.0 + 1e-6:
+        said, right = before["mean_confidence"], before["accuracy"]
+        if said < right - UNDER_CONFIDENT:
+            return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+                    f"{said:.0%} was below its accuracy {right:.0%}; a temperature can only lower confidence, so "
+                    f"none was applied (the confidence understates how often the map is right)")
         return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
-                f"{before['mean_confidence']:.0%} matched its accuracy {before['accuracy']:.0%} well enough "
-                f"(temperature 1)")
+                f"{said:.0%} matched its accuracy {right:.0%} well enough (temperature 1)")
     text = (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"

@@ -452,7 +452,7 @@ class RasterPairSource:
 
     def _optical_fix(self, path: str, ods, bands: Optional[List[int]]) -> Tuple[float, float]:
         """(m, c) turning this file's raw optical values into the raw units the card's scale expects, from
-        the radiometry the file declares (core.radiometry; e.g. -1000 DN for Sentinel-2 baseline 04.00+),
+        the radiometry the file declares (core.inputs.radiometry; e.g. -1000 DN for Sentinel-2 baseline 04.00+),
         as the engine does at inference."""
         if path not in self._radiometry:
             from ..inputs.radiometry import optical_radiometry

@@ -317,7 +317,7 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
 
 def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Tuple[Optional[Dict[str, Any]], str]:
     """(the card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
-    unfamiliar raster works with it, or None; a note for the card and report): decoder feature statistics over
+    unfamiliar raster works with it, or None; a note for the card and report): bottleneck feature statistics over
     the scene windows around the training pixels, threshold calibrated on the windows around the validation
     pixels (cloud input as in training). None when those windows hold fewer than MIN_FAMILIAR_CELLS cells."""
     from ....models.familiarity import familiarity

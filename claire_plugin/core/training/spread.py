@@ -3,7 +3,8 @@
 A held-out score rests on a few polygons per class, and pixels of one polygon are not independent draws, so the
 spread comes from resampling whole held-out polygons within each class (a cluster bootstrap), never pixels.
 Every model is scored on the same resampled polygons, so the difference of two models gets its own interval
-(paired). Classes with a single held-out polygon add no spread: the intervals are then too narrow, and say so.
+(paired). A class with a single held-out polygon cannot move in a resampling, so then no interval is given (and
+the report says why).
 """
 from __future__ import annotations
 
