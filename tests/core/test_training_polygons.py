@@ -155,6 +155,21 @@ def test_cancel_writes_nothing(scene):
     assert not (scene["dir"] / "model.safetensors").exists() and not (scene["dir"] / "report.json").exists()
 
 
+@pytest.mark.parametrize("after", [0.02, 0.82, 0.94])
+def test_a_cancel_after_the_epochs_stops_the_scoring_and_writes_nothing(scene, after):
+    """QA round 16 (QGIS desktop): Cancel pressed after the last epoch was ignored, the forests, scores and every
+    output were written and the dock said Done; a cancel while the scene was read waited for the first step. Each
+    phase that reports progress now stops the run."""
+    asked = {"stop": False}
+
+    def progress(fraction, _text):
+        asked["stop"] = asked["stop"] or fraction >= after
+
+    with pytest.raises(CancelledError, match="cancelled by the user; no checkpoint was written"):
+        train_from_polygons(_params(scene), progress, is_cancelled=lambda: asked["stop"])
+    assert not [p.name for p in scene["dir"].iterdir() if p.name.startswith(("model", "report"))]
+
+
 def test_an_unreadable_base_or_an_output_of_another_kind_is_a_claire_error_as_in_a_classification(scene):
     """QA (library use): training raised models' CheckpointError where classify raises ClaireError."""
     bad = scene["dir"] / "junk.safetensors"

@@ -299,8 +299,7 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
     model.train()
     running = 0.0
     for step in range(cfg.steps_per_epoch):
-        if is_cancelled is not None and is_cancelled():
-            raise CancelledError("Training cancelled by the user; no checkpoint was written.")
+        stop_if_cancelled(is_cancelled)
         g = epoch * cfg.steps_per_epoch + step
         started = time.perf_counter()
         for group in opt.param_groups:
@@ -323,6 +322,12 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
             steering.after_step(time.perf_counter() - started, g + 1)
     model.eval()
     return running / cfg.steps_per_epoch
+
+
+def stop_if_cancelled(is_cancelled: Optional[Callable[[], bool]]) -> None:
+    """CancelledError when the user asked the training to stop."""
+    if is_cancelled is not None and is_cancelled():
+        raise CancelledError("Training cancelled by the user; no checkpoint was written.")
 
 
 def _keep_terms(model, base_model, base_card: dict, classes: List[ClassInfo], cfg: FinetuneConfig, device) -> tuple:
@@ -356,7 +361,9 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
     model, config, head_note = prepare_model(base_model, base_card, classes, cfg.from_scratch)
     model.to(device)
     sampler = CropSampler(scene, train, len(classes), cfg.crop)
+    stop_if_cancelled(is_cancelled)
     fit = base_fit(model, sampler, cfg, device) if measures_fit(cfg, base_card, classes) else None
+    stop_if_cancelled(is_cancelled)
     lr = recipe_lr(cfg, base_card, classes, fit)
     lr_note = rate_note(cfg, lr, fit, train.units)
     cfg = replace(cfg, lr=lr, stage2_lr_factor=recipe_stage2_factor(cfg, fit))

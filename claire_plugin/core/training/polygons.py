@@ -20,7 +20,7 @@ from ..io.atomic import OutputSet
 from ..params import plain_inputs
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
-from .finetune import FinetuneConfig, finetune
+from .finetune import FinetuneConfig, finetune, stop_if_cancelled
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
 from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labels
@@ -382,7 +382,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
 def _train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
                          on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                          is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
-    progress = progress or _noop
+    progress = cancellable(progress or _noop, is_cancelled)
     t0 = time.time()
     device = check_settings(params)
     base_model, base_card, base_path = load_base(params.checkpoint)
@@ -459,6 +459,21 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
     _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
+
+
+def cancellable(progress: ProgressFn, is_cancelled: Optional[Callable[[], bool]]) -> ProgressFn:
+    """`progress` that first stops the training (CancelledError) when `is_cancelled()` says so: every phase that
+    reports progress (labels, scoring window by window, forests, SAR alone, the leakage check) is a place to stop,
+    up to the writing of the outputs (the last report, 100 %, comes after them and never stops anything)."""
+    if is_cancelled is None:
+        return progress
+
+    def tell(fraction: float, text: str) -> None:
+        if fraction < 1.0:
+            stop_if_cancelled(is_cancelled)
+        progress(fraction, text)
+
+    return tell
 
 
 def _tenths(progress: ProgressFn, what: str) -> Callable[[int, int], None]:
