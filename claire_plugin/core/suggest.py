@@ -450,10 +450,14 @@ def places_after_training(params, forest: str, output: str, n: int = 10, progres
     """After a `claire train` run (its PolygonTrainParams `params`): classify the training scene with the run's
     network (`params.output`) and its random forest `forest`, the maps written beside `output` as
     `<stem>_network.tif` and `<stem>_forest.tif`; then the places where they disagree, away from the run's
-    labels, written to `output` (.gpkg). Returns the suggestions and the two maps' paths."""
+    labels, written to `output` (.gpkg). Returns the suggestions and the two maps' paths. The maps are made in a
+    folder of their own beside `output` and replace the last run's only when both are done (a cancelled or failed
+    run leaves the last maps and places as they were, matching each other)."""
     import os
+    import tempfile
 
     from . import engine
+    from .io.atomic import OutputSet
     from .training.polygons import scene_classify_params
 
     check_places_output(output)
@@ -461,14 +465,21 @@ def places_after_training(params, forest: str, output: str, n: int = 10, progres
     stem = os.path.splitext(output)[0]
     maps = {"network": f"{stem}_network.tif", "forest": f"{stem}_forest.tif"}
     step = progress or (lambda *_a: None)
-    for k, (what, checkpoint) in enumerate((("network", params.output), ("forest", forest))):
-        def part(fraction: float, message: str, k=k, what=what) -> None:
-            step(0.45 * (k + fraction), f"{what}: {message}")
+    folder = os.path.dirname(os.path.abspath(output))
+    with tempfile.TemporaryDirectory(prefix=".claire-places-", dir=folder) as work:
+        staged = {what: os.path.join(work, os.path.basename(path)) for what, path in maps.items()}
+        for k, (what, checkpoint) in enumerate((("network", params.output), ("forest", forest))):
+            def part(fraction: float, message: str, k=k, what=what) -> None:
+                step(0.45 * (k + fraction), f"{what}: {message}")
 
-        engine.classify(scene_classify_params(params, checkpoint, maps[what]), part, is_cancelled)
-    step(0.92, "finding where the two maps disagree")
-    s = suggest(maps["network"], maps["forest"], labels=params.labels, field_name=params.field, layer=params.layer,
-                n=n, labels_crs=getattr(params, "labels_crs", None))
+            engine.classify(scene_classify_params(params, checkpoint, staged[what]), part, is_cancelled)
+        step(0.92, "finding where the two maps disagree")
+        s = suggest(staged["network"], staged["forest"], labels=params.labels, field_name=params.field,
+                    layer=params.layer, n=n, labels_crs=getattr(params, "labels_crs", None))
+        with OutputSet() as out:  # the maps with their styles and legends, under their own names
+            for name in sorted(os.listdir(work)):
+                out.adopt(os.path.join(work, name), os.path.join(folder, name), "map of the places to label")
+            out.commit()
     write_places(s, output)
     step(1.0, f"wrote {output}")
     return s, maps

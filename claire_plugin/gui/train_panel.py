@@ -564,10 +564,11 @@ class TrainPanel(Restyled, QWidget):
             pass
 
     def cancel(self) -> None:
-        """Ask the running training to stop (it stops within a step)."""
-        if self.task is not None:
-            self._set_status("Cancelling…")
-            self.task.cancel()
+        """Ask the running training, or the search for places to label next, to stop (within a step)."""
+        for task in (self.task, self.places_task):
+            if task is not None:
+                self._set_status("Cancelling…")
+                task.cancel()
 
     def on_epoch(self, e: Dict[str, Any]) -> None:
         """Main thread: one more point on the chart (the first of a run clears the last run's curve)."""
@@ -695,6 +696,7 @@ class TrainPanel(Restyled, QWidget):
         task.progressText.connect(self._set_places_status)
         self.places_task = task
         self.next_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self._set_places_status("Mapping the scene with your model and with the random forest…")
         QgsApplication.taskManager().addTask(task)
         return task
@@ -707,6 +709,7 @@ class TrainPanel(Restyled, QWidget):
         self.places_task = None
         self.places = task.suggestions
         self.next_button.setEnabled(True)
+        self.cancel_button.setEnabled(self.task is not None)
         if task.suggestions is None:
             self.progress.setValue(0)
             self._set_places_status(task.error or "Finding the places failed.", error=task.error != CANCELLED)

@@ -216,3 +216,34 @@ def test_places_after_training_checks_the_forest_before_any_map(tmp_path):
     assert not list(tmp_path.iterdir())  # no map was made
     with pytest.raises(ClaireError, match=r"GeoPackage; give a path ending in \.gpkg"):
         places_after_training(params, None, str(tmp_path / "places.shp"))
+
+
+def test_places_after_training_cancelled_leaves_the_last_maps_as_they_were(tmp_path, monkeypatch):
+    """QA round 16: a cancel during the forest's map had already replaced the network's map, so the two maps and
+    the places beside them came from different runs while the dock said "no output was written". The maps are
+    made aside and replace the last ones only when both are done; nothing of the cancelled run stays."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core import engine, suggest as suggest_module
+    from claire.claire_plugin.core.errors import CancelledError
+
+    params = SimpleNamespace(output=str(tmp_path / "net.safetensors"), labels=None, field=None, layer=None,
+                             optical="o.tif", sar="s.tif", optical_bands=None, sar_bands=None, optical_offset=None,
+                             sar_units="auto", config=SimpleNamespace(device="cpu"))
+    monkeypatch.setattr(suggest_module, "require_forest", lambda path: None)
+    out = str(tmp_path / "places.gpkg")
+    last = {name: tmp_path / f"places_{name}.tif" for name in ("network", "forest")}
+    for path in last.values():
+        path.write_bytes(b"the last run's map")
+
+    def classify(p, progress=None, is_cancelled=None):
+        if "forest" in p.output:
+            raise CancelledError()
+        with open(p.output, "wb") as fh:
+            fh.write(b"a new map")
+
+    monkeypatch.setattr(engine, "classify", classify)
+    with pytest.raises(CancelledError):
+        suggest_module.places_after_training(params, "forest.safetensors", out)
+    assert all(path.read_bytes() == b"the last run's map" for path in last.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["places_forest.tif", "places_network.tif"]

@@ -157,7 +157,9 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert not panel.next_button.isHidden()
     task = panel.find_places()
     assert task is not None and not panel.next_button.isEnabled()
+    assert panel.cancel_button.isEnabled()  # QA round 16: only the task manager could stop it
     assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert not panel.cancel_button.isEnabled()
     assert task.suggestions is not None and panel.places is task.suggestions, panel.status.text()
     assert os.path.exists(task.maps["network"]) and os.path.exists(task.maps["forest"])
     assert task.output == os.path.splitext(params.output)[0] + "_label_next.gpkg"
@@ -172,6 +174,11 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
 
     for p in task.suggestions.places:  # never on the polygons drawn nor within half a square (8 px) of them
         assert all(max(gap(p.row, r, r + 4), gap(p.col, c, c + 4)) > 8 for _, r, c in BOXES)
+    cancelled = panel.find_places()  # Cancel on the tab stops the search; the last places stay
+    panel.cancel()
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert cancelled.suggestions is None and "Cancelled" in panel.status.text()
+    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
     panel.find_places()  # twice: one layer, the new one
     assert _wait(qgis_app, lambda: panel.places_task is None)
     assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
