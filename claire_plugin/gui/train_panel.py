@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from qgis.core import QgsApplication, QgsFieldProxyModel, QgsProject, QgsWkbTypes
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
@@ -398,8 +398,14 @@ class TrainPanel(Restyled, QWidget):
 
     def toggle_wand(self, on: bool) -> None:
         """Make the wand the map canvas's tool (on) or give the canvas back its previous tool (off)."""
+        from ..core.errors import ClaireError
         from .wand import WandTool
 
+        if on:
+            try:  # opened now in the background: the first click would freeze QGIS for seconds
+                self.wand_scenes.prefetch(*self._wand_inputs())
+            except ClaireError:  # the click says what is missing
+                pass
         if self.iface is None:
             return
         canvas = self.iface.mapCanvas()
@@ -425,7 +431,6 @@ class TrainPanel(Restyled, QWidget):
         """Grow a region at `point` (in `crs`) and add it to the training layer; the new feature id, or None
         with the reason in the status line."""
         from ..core.errors import ClaireError
-        from ..core.training.wand import normalisation_card
         from .wand import add_region, field_value
 
         layer, field = self.labels.currentLayer(), self.field.currentField()
@@ -433,15 +438,10 @@ class TrainPanel(Restyled, QWidget):
             if layer is None or not field:
                 raise ClaireError("Choose the training layer and its class field before using the wand.")
             value = field_value(layer, field, self.wand_class.currentText())
-            paths = {}
-            for what, combo in (("Optical", self.optical), ("SAR", self.sar)):
-                paths[what], err = layer_file(combo.currentLayer())
-                if err:
-                    raise ClaireError(f"{what}: {err}.")
-            card, key = normalisation_card(self.picker.card()), self.picker.checkpointPath()
-            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # the first click opens the scene (seconds)
+            inputs = self._wand_inputs()
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # a scene not yet open takes seconds
             try:
-                scene = self.wand_scenes.get(paths["Optical"], paths["SAR"], card, key, self.sar_units.currentText())
+                scene = self.wand_scenes.get(*inputs)
                 added, fid = add_region(layer, field, value, scene, self.optical.currentLayer().crs(), point,
                                         crs, self.wand_tolerance.value(), WAND_WIDTH)
             finally:
@@ -455,6 +455,20 @@ class TrainPanel(Restyled, QWidget):
         self._set_wand_status(f"Added a polygon of {added.pixels} pixels as '{value}' to {layer.name()}"
                          f"{'; ' + '; '.join(notes) if notes else ''}. Ctrl+Z removes it; click again for more.")
         return fid
+
+    def _wand_inputs(self) -> Tuple[str, str, Dict[str, Any], str, str]:
+        """(optical file, SAR file, normalisation card, checkpoint key, SAR units) the wand reads; ClaireError
+        naming a layer that is no file."""
+        from ..core.errors import ClaireError
+        from ..core.training.wand import normalisation_card
+
+        paths = {}
+        for what, combo in (("Optical", self.optical), ("SAR", self.sar)):
+            paths[what], err = layer_file(combo.currentLayer())
+            if err:
+                raise ClaireError(f"{what}: {err}.")
+        return (paths["Optical"], paths["SAR"], normalisation_card(self.picker.card()), self.picker.checkpointPath(),
+                self.sar_units.currentText())
 
     def _update_ready(self, *_a) -> None:
         """What is missing or wrong before Train is pressed, else "Ready"."""

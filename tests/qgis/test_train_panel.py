@@ -389,6 +389,25 @@ def test_magic_wand_adds_one_undoable_polygon_of_the_chosen_class(train_dock, ti
     assert layer.featureCount() == 0
 
 
+def test_the_wand_opens_its_scene_when_switched_on_not_at_the_first_click(train_dock):
+    """QA round 16 (QGIS desktop): the first click opened the scene on the main thread, QGIS frozen for 2 s on a
+    2048² pair (longer on a whole tile). Switching the wand on opens it in the background; the click finds it."""
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    panel = train_dock.train_panel
+    panel.new_training_layer()
+    panel.wand_class.setCurrentText("water")
+    panel.toggle_wand(True)
+    assert panel.wand_scenes._thread is not None  # opening in the background
+    panel.wand_scenes.wait()
+    opened = panel.wand_scenes.scene
+    assert opened is not None and panel.wand_scenes.key[0] == panel._wand_inputs()[0]
+    assert panel.wand_at(_at(30.5, 15.5), QgsCoordinateReferenceSystem("EPSG:32631")) is not None
+    assert panel.wand_scenes.scene is opened  # not opened again
+    panel.stop_wand()
+    assert panel.wand_scenes.scene is None
+
+
 def test_magic_wand_never_overlaps_the_layers_polygons(train_dock):
     from qgis.core import QgsCoordinateReferenceSystem
 
