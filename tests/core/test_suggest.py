@@ -224,7 +224,8 @@ def test_places_after_training_cancelled_leaves_the_last_maps_as_they_were(tmp_p
     made aside and replace the last ones only when both are done; nothing of the cancelled run stays."""
     from types import SimpleNamespace
 
-    from claire.claire_plugin.core import engine, suggest as suggest_module
+    from claire.claire_plugin.core import engine
+    from claire.claire_plugin.core import suggest as suggest_module
     from claire.claire_plugin.core.errors import CancelledError
 
     params = SimpleNamespace(output=str(tmp_path / "net.safetensors"), labels=None, field=None, layer=None,
