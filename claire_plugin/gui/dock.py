@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import QgsApplication, QgsProcessingUtils, QgsProject, QgsSettings
 from qgis.gui import QgsDockWidget, QgsFileWidget
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -107,8 +108,14 @@ def run_files(result, params) -> List[str]:
     return [f for f in files if f]
 
 
+#: The engine's check of the chosen pair starts this long after the last change (typing, scrolling a combo).
+FIT_DELAY_MS = 150
+
+
 class ClaireDock(Restyled, QgsDockWidget):
     """Dock panel of the plugin (created by the plugin's menu/toolbar action)."""
+
+    fitChecked = pyqtSignal(int, list, list)  # noqa: N815 (Qt signal naming): generation, warnings, notes
 
     def __init__(self, iface=None, parent: Optional[QWidget] = None) -> None:
         super().__init__("CLAIRE land cover", parent)
@@ -120,9 +127,17 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.last_card: Optional[Dict[str, Any]] = None
         self.added_layers: List = []
         self.preview_layers: Dict[str, str] = {}  # the last preview's layers (id: name): a new preview replaces them
+        self._fit_gen = self._fit_shown = 0  # the inputs' generation; the one whose check is shown
+        self._fit_thread: Optional[threading.Thread] = None
+        self._fit_result: Optional[Tuple[int, List[str], List[str]]] = None
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(FIT_DELAY_MS)
+        self._fit_timer.timeout.connect(self._start_fit)
+        self.fitChecked.connect(self._apply_fit)
         self._build()
         self._check_dependencies()
-        self._update_fit()
+        self._schedule_fit()
 
     # -- layout --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -349,13 +364,13 @@ class ClaireDock(Restyled, QgsDockWidget):
         escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         escape.activated.connect(self.cancel)
         for combo in (self.optical, self.sar):
-            combo.layerChanged.connect(self._update_fit)
+            combo.layerChanged.connect(self._schedule_fit)
             combo.layerChanged.connect(self._scene_to_train)
-        self.optical_bands.editingFinished.connect(self._update_fit)
-        self.optical_offset.editingFinished.connect(self._update_fit)  # the reflectance checks read it
-        self.sar_bands.editingFinished.connect(self._update_fit)
-        self.picker.checkpointChanged.connect(lambda _p: self._update_fit())
-        self.sar_units.currentIndexChanged.connect(self._update_fit)
+        self.optical_bands.editingFinished.connect(self._schedule_fit)
+        self.optical_offset.editingFinished.connect(self._schedule_fit)  # the reflectance checks read it
+        self.sar_bands.editingFinished.connect(self._schedule_fit)
+        self.picker.checkpointChanged.connect(lambda _p: self._schedule_fit())
+        self.sar_units.currentIndexChanged.connect(self._schedule_fit)
         self.explainer.fileChanged.connect(lambda p: QgsSettings().setValue(EXPLAINER_KEY, p))
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
@@ -421,7 +436,7 @@ class ClaireDock(Restyled, QgsDockWidget):
             self._taking_train_scene = False
         self.sar_units.setCurrentText(self.train_panel.sar_units.currentText())  # as the training read the SAR
         self.tabs.setCurrentIndex(0)
-        self._update_fit()
+        self._schedule_fit()
 
     # -- checks --------------------------------------------------------------------------------------
     def _check_dependencies(self) -> None:
@@ -434,7 +449,34 @@ class ClaireDock(Restyled, QgsDockWidget):
             self.preview_button.setEnabled(False)
 
     def _update_fit(self, *_args) -> List[str]:
-        """Compare the chosen layers' band counts with the checkpoint's model card."""
+        """Compare the chosen layers with the checkpoint's model card now, the engine's reading of the pair
+        included (here, in this thread: the tools and tests; a change in the dock goes through _schedule_fit)."""
+        self._fit_gen += 1
+        self._fit_timer.stop()
+        heavy, warnings = self._band_fit()
+        if heavy:
+            warnings = self.picker.addWarnings(*self._pair_check(*heavy))
+        self._fit_shown = self._fit_gen
+        self._show_fit_status(warnings)
+        return warnings
+
+    def _schedule_fit(self, *_args) -> None:
+        """A change of layers, bands, offset, SAR units or checkpoint: the band counts checked now; the engine's
+        reading of the pair, which samples both rasters (up to a second or more on the main thread with large
+        blocks: QGIS froze at every change), FIT_DELAY_MS after the last change in a thread of its own."""
+        self._fit_gen += 1
+        heavy, warnings = self._band_fit()
+        if heavy:
+            self._fit_timer.start()
+            if self.task is None:
+                self._set_status("Checking the chosen layers…")
+        else:
+            self._fit_timer.stop()
+            self._fit_shown = self._fit_gen
+            self._show_fit_status(warnings)
+
+    def _band_fit(self) -> Tuple[Optional[tuple], List[str]]:
+        """(the pair check's arguments when it is to run, else None; the band-count warnings shown now)."""
         opt, sar = self.optical.currentLayer(), self.sar.currentLayer()
         try:
             ob = parse_band_list(self.optical_bands.text())
@@ -443,26 +485,76 @@ class ClaireDock(Restyled, QgsDockWidget):
             ob = sb = None
         warnings = self.picker.checkLayers(opt.bandCount() if opt else None, sar.bandCount() if sar else None,
                                            ob, sb)
-        if not warnings and opt is not None and sar is not None and self.picker.card():
-            warnings = self.picker.addWarnings(*self._pair_check(opt, sar, ob, sb))
-        if self.task is None:
-            if opt is None or sar is None:
-                self._set_status("Choose an optical and a SAR layer, then Classify.")
-            elif warnings or self.picker.error():
-                self._set_status("Check the warnings above before classifying.", error=True)
-            else:
-                self._set_status("Ready: press Classify to run in the background (see the task manager).")
-        return warnings
+        heavy = (opt, sar, ob, sb) if not warnings and opt is not None and sar is not None and self.picker.card() \
+            else None
+        return heavy, warnings
+
+    def _show_fit_status(self, warnings: List[str]) -> None:
+        if self.task is not None:
+            return
+        if self.optical.currentLayer() is None or self.sar.currentLayer() is None:
+            self._set_status("Choose an optical and a SAR layer, then Classify.")
+        elif warnings or self.picker.error():
+            self._set_status("Check the warnings above before classifying.", error=True)
+        else:
+            self._set_status("Ready: press Classify to run in the background (see the task manager).")
+
+    def _start_fit(self) -> None:
+        """The pair check of the current inputs in a thread; its result comes back through fitChecked."""
+        from .fit_check import check_files, pair_files
+
+        gen = self._fit_gen
+        heavy, _ = self._band_fit()
+        files = pair_files(heavy[0], heavy[1]) if heavy else None
+        if files is None:
+            self._apply_fit(gen, [], [])
+            return
+        args = files + (self.picker.card(), heavy[2], heavy[3], self.sar_units.currentText(), self._fit_offset())
+
+        def work() -> None:
+            try:
+                warnings, notes = check_files(*args)
+            except Exception:  # noqa: BLE001 - the run itself says what is wrong with the inputs
+                warnings, notes = [], []
+            self._fit_result = (gen, warnings, notes)
+            try:
+                self.fitChecked.emit(gen, warnings, notes)
+            except RuntimeError:  # the dock is gone
+                pass
+
+        self._fit_thread = threading.Thread(target=work, name="claire-fit-check", daemon=True)
+        self._fit_thread.start()
+
+    def _apply_fit(self, gen: int, warnings: List[str], notes: List[str]) -> None:
+        """Main thread: show a pair check's result, unless the inputs changed since it started or it is shown."""
+        if gen != self._fit_gen or gen == self._fit_shown:
+            return
+        self._fit_shown = gen
+        self._show_fit_status(self.picker.addWarnings(warnings, notes))
+
+    def wait_for_fit(self) -> List[str]:
+        """Run a pending pair check to its end and show it (tools, tests); the picker's warnings."""
+        if self._fit_timer.isActive():
+            self._fit_timer.stop()
+            self._start_fit()
+        thread, self._fit_thread = self._fit_thread, None
+        if thread is not None:
+            thread.join()
+        if self._fit_result is not None:
+            self._apply_fit(*self._fit_result)
+        return self.picker.warnings()
+
+    def _fit_offset(self) -> Optional[float]:
+        try:
+            return parse_offset(self.optical_offset.text())
+        except ValueError:
+            return None  # the field's own message comes when Classify is pressed
 
     def _pair_check(self, opt, sar, ob, sb) -> Tuple[List[str], List[str]]:
         """The engine's checks of the chosen pair (gui.fit_check), in the dock's words: (warnings, notes)."""
         from .fit_check import pair_check
 
-        try:
-            offset = parse_offset(self.optical_offset.text())
-        except ValueError:
-            offset = None  # the field's own message comes when Classify is pressed
-        return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText(), offset)
+        return pair_check(opt, sar, self.picker.card(), ob, sb, self.sar_units.currentText(), self._fit_offset())
 
     # -- run -----------------------------------------------------------------------------------------
     def build_params(self, preview: bool = False):
@@ -574,6 +666,10 @@ class ClaireDock(Restyled, QgsDockWidget):
         for task in (self.task, self.explain_task):
             detach(task)
         self.task = self.explain_task = None
+        self._fit_timer.stop()
+        self._fit_gen += 1  # a check still reading is never shown
+        if self._fit_thread is not None:
+            self._fit_thread.join()  # its rasters closed before QGIS unloads GDAL
         self.train_panel.shutdown()
         try:
             QgsProject.instance().cleared.disconnect(self._project_cleared)

@@ -52,6 +52,34 @@ def test_a_good_pair_fits(dock_for):
     assert dock.picker.notes() == [] and "ℹ" not in _fit(dock)
 
 
+def test_a_change_of_layers_is_checked_in_the_background(dock_for, monkeypatch):
+    """QA round 16 (QGIS desktop): every change of layer or SAR units froze QGIS for 0.4-1.1 s while the pair's
+    samples were read on the main thread. The check now runs in a thread of its own after the last change, the
+    status says so meanwhile, and a check of inputs changed since is never shown."""
+    import threading
+
+    from claire.claire_plugin.gui import fit_check
+
+    threads = []
+    real = fit_check.check_files
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_check, "check_files", recorded)
+    dock, _ = dock_for(C19._same_raster_twice)  # its layers chosen through the combos' signals
+    assert dock.status.text() == "Checking the chosen layers…" and threads == []
+    warnings = dock.wait_for_fit()
+    assert threads and threading.main_thread() not in threads
+    assert any("given as the optical and as the SAR input" in w for w in warnings), warnings
+    assert "Check the warnings above" in dock.status.text()
+    stale = dock._fit_gen
+    dock._schedule_fit()  # the inputs change while a check of the old ones would come back
+    dock._apply_fit(stale, ["a warning of the inputs before"], [])
+    assert "a warning of the inputs before" not in " ".join(dock.picker.warnings())
+
+
 def test_the_same_layer_as_optical_and_sar_is_refused(dock_for):
     dock, _ = dock_for(C19._same_raster_twice)
     warnings = dock._update_fit()
@@ -73,7 +101,7 @@ def test_the_sar_units_choice_is_used_by_the_check_and_the_run(dock_for):
     dock, _ = dock_for(C19._sar_linear_undeclared)
     assert any("'SAR units' in Options (linear-power or amplitude)" in w for w in dock._update_fit())
     dock.sar_units.setCurrentText("linear-power")  # the combo's signal re-runs the check
-    assert dock.picker.warnings() == []
+    assert dock.wait_for_fit() == []
     dock.runtime.setCurrentText("eager")
     params = dock.build_params()
     assert (params.sar_units, params.runtime) == ("linear-power", "eager")
@@ -99,7 +127,7 @@ def test_alphabetical_band_files_fit_once_reordered(dock_for):
     assert "Ready: press Classify" in dock.status.text()
     dock.optical_bands.setText("2,3,4,5,6,7,8,12,10,11")  # the user's own order: nothing reordered
     dock.optical_bands.editingFinished.emit()
-    assert dock.picker.warnings() == [] and dock.picker.notes() == []
+    assert dock.wait_for_fit() == [] and dock.picker.notes() == []
 
 
 def test_a_pixel_size_far_from_training_warns(dock_for):

@@ -48,6 +48,7 @@ def _dock_on_pair(raster_pair, checkpoint):
     dock.picker.setCheckpoint(checkpoint)
     dock.optical.setLayer(optical)
     dock.sar.setLayer(sar)
+    dock.wait_for_fit()
     return dock, optical, sar
 
 
