@@ -162,6 +162,29 @@ def test_nodata_of_either_input_and_outside_the_overlap_propagates(engine_scene,
     assert res.summary["optical_invalid_share"] == pytest.approx(200 / (150 * 120))
 
 
+def test_a_dataset_mask_counts_beside_a_declared_nodata_value(engine_scene, standin_model, standin_card):
+    """QA round 16: an optical with nodata 0 declared and an internal mask (gdal_translate with
+    GDAL_TIFF_INTERNAL_MASK) had its masked pixels classified from their optical values without a word (the mask
+    was read only where no nodata value was declared). Both mark no data now, as QGIS and GDAL show them."""
+    optical, sar, _ = engine_scene["arrays"]
+    optical = optical.copy()
+    optical[:, 10:20, 10:30] = 0
+    d = engine_scene["dir"]
+    o_path = os.path.join(d, "opt_nd_mask.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        write_raster(o_path, optical, nodata=0)
+        with rasterio.open(o_path, "r+") as ds:
+            mask = np.full(ds.shape, 255, np.uint8)
+            mask[60:70, 40:60] = 0
+            ds.write_mask(mask)
+    s_path = write_raster(os.path.join(d, "sar_all.tif"), sar, descriptions=["VV", "VH"])
+    res = run(ClassifyParams(o_path, s_path, os.path.join(d, "ndm.tif"), fill_from_sar=False), standin_model,
+              standin_card)
+    cls, _ = _read(res.output)
+    assert (cls[10:20, 10:30] == 0).all() and (cls[60:70, 40:60] == 0).all()
+    assert (cls != 0).sum() == cls.size - 400 == res.summary["valid_pixels"]
+
+
 def test_cancelled_run_leaves_no_output_and_keeps_earlier_file(engine_scene, standin_model, standin_card):
     d = engine_scene["dir"]
     out = os.path.join(d, "out.tif")

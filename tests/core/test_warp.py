@@ -216,3 +216,25 @@ def test_db_pixels_zero_in_every_band_are_no_data(tmp_path):
     assert not np.isnan(before).any()
     assert np.isnan(vals[:, :, :4]).all() and not np.isnan(vals[:, :, 4:]).any()
     assert vals[1, 10, 10] == 0.0 and vals[0, 10, 10] == -12.0
+
+
+def test_dataset_mask_marks_no_data_beside_a_nodata_value(tmp_path):
+    """QA round 16: with a nodata value declared the SAR's internal mask was not read (its pixels came through)."""
+    from rasterio.transform import from_origin
+
+    path = str(tmp_path / "masked_nd.tif")
+    data = np.full((2, 20, 20), -10.0, np.float32)
+    data[:, 0, 0] = -9999.0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=2, dtype="float32", crs=UTM,
+                           transform=from_origin(500000.0, 4600000.0, 10.0, 10.0), nodata=-9999.0) as dst:
+            dst.write(data)
+            mask = np.full((20, 20), 255, np.uint8)
+            mask[5:8, 2:6] = 0
+            dst.write_mask(mask)
+    with rasterio.open(path) as s:
+        got = GridWarp(s, s).read([1, 2])
+    want_nan = np.zeros((20, 20), bool)
+    want_nan[5:8, 2:6] = True
+    want_nan[0, 0] = True
+    np.testing.assert_array_equal(np.isnan(got[0]), want_nan)

@@ -59,7 +59,7 @@ class GridWarp:
         self.same_crs = src.crs == grid_ds.crs
         self._inv = ~src.transform
         self._offset = self._whole_pixel_offset()
-        self._mask_band = src.nodata is None and has_dataset_mask(src)
+        self._mask_band = has_dataset_mask(src)
         #: the SAR's unit once known (set_sar_units): True linear, False dB, None not SAR or not yet; its fill values
         #: are no data (`sar_fill_to_nan`: 0 in every band is a border the file does not declare, in either unit)
         self.sar_linear: Optional[bool] = None

@@ -421,7 +421,7 @@ class RasterPairSource:
 
     def _optical_nodata(self, path: str, ods, o: np.ndarray, band: int, row: int, col: int) -> np.ndarray:
         """Bool [h, w]: the optical window's no data by the engine's rules (`validate.optical_nodata`: the declared
-        value in every band, else 0 in every band; without a declared value, the file's dataset mask)."""
+        value in every band, else 0 in every band; and the file's dataset mask where it has one)."""
         from ..inputs.validate import optical_nodata
         from ..io.warp import has_dataset_mask, masked_out
 
@@ -429,7 +429,7 @@ class RasterPairSource:
         declared = nd is not None and np.isfinite(nd)
         bad = optical_nodata(o, np.float32(nd) if declared else None)
         if path not in self._masked:  # asked of GDAL once per file, not once per crop
-            self._masked[path] = nd is None and has_dataset_mask(ods)
+            self._masked[path] = has_dataset_mask(ods)
         if self._masked[path]:
             from rasterio.windows import Window
 

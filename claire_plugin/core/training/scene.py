@@ -70,7 +70,7 @@ class Scene:
         self.notes = [self.oc.describe("optical"), self.sc.describe("SAR")] + self.opt_prep.notes + \
             self.sar_prep.notes
         self.height, self.width = self.opt.height, self.opt.width
-        self.opt_masked = self.opt.nodata is None and has_dataset_mask(self.opt)  # an internal mask or alpha band
+        self.opt_masked = has_dataset_mask(self.opt)  # an internal mask or alpha band, with a nodata value or not
 
     def _open(self, ds):
         self._opened.append(ds)
@@ -109,7 +109,7 @@ class Scene:
         nd = self.opt.nodata
         declared = nd is not None and np.isfinite(nd)
         o_bad |= optical_nodata(o, np.float32(nd) if declared else None)
-        if not declared and self.opt_masked:
+        if self.opt_masked:
             from rasterio.windows import Window
 
             o_bad |= masked_out(self.opt, self.oc.indices[0], Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
