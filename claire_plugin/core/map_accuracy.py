@@ -16,7 +16,7 @@ from ...models.quoting import name_key, quoted
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
 from .io.gdal_mode import with_gdal_exceptions
-from .io.points import choose_layer, layer_transform
+from .io.points import choose_layer, layer_transform, readable_text
 from .io.raster_io import numpy_dtype, open_raster, pixel_area_m2, read_pixels, require_crs, same_file
 from .io.writer import DESCRIPTIONS
 
@@ -332,8 +332,9 @@ def _read_labels(points_path: str, field_name: str, crs_wkt: str, layer: Optiona
                                   "Data Management Tools > Delete Duplicate Geometries)")
             seen[key] = feat.GetFID()
             mapped = feat.GetField(MAP_FIELD) if has_map else None
-            out.append((geom.GetX(), geom.GetY(), _ref_value(feat.GetField(field_name), feat.GetFID(),
-                                                              field_name, points_path, names, by_name), mapped))
+            ref = readable_text(feat.GetField(field_name), feat.GetFID(), field_name, points_path)
+            out.append((geom.GetX(), geom.GetY(), _ref_value(ref, feat.GetFID(), field_name, points_path, names,
+                                                              by_name), mapped))
     finally:
         lyr = ds = None
     return out

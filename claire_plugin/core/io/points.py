@@ -20,6 +20,28 @@ def write_point_layer(path: str, layer: str, crs_wkt: str, fields: Sequence[Tupl
     return write_vector_layer(path, layer, crs_wkt, fields, points, role, "point")
 
 
+def readable_text(value: Any, fid: int, field: str, path: str) -> Any:
+    """`value` as read from a vector field; ClaireError when it is text GDAL could not decode (a Shapefile written
+    in a Windows code page without the .cpg file that names it: 'forêt' arrives as undecodable bytes)."""
+    if not isinstance(value, str) or _utf8(value):
+        return value
+    # raised outside any `except`: a chained exception's traceback would keep the caller's OGR layer alive
+    shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    raise ClaireError(f"feature {fid} of {quoted(path)}: the text {quoted(shown)} of field {quoted(field)} is in an "
+                      f"encoding the file does not name; for a Shapefile put a file {stem}.cpg beside it holding its "
+                      f"code page (e.g. 1252 for Windows Western European), or save the layer as a GeoPackage "
+                      f"(QGIS: set the layer's encoding in its Properties > Source, then Export > Save Features As)")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def choose_layer(ds, path: str, layer: Optional[str], what: str):
     """The layer of the open OGR data source `ds` to read: `layer` by name, else its only layer with geometry
     (a style table QGIS keeps in the file does not count). ClaireError naming the layers when `layer` is not

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ....models.quoting import quoted
 from ..errors import CancelledError, ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from ..io.points import choose_layer
+from ..io.points import choose_layer, readable_text
 from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, check_tolerance, grow_region, normalisation_card
 
 LAYER = "training"
@@ -131,6 +131,9 @@ def point_attributes(points: str, layer: Optional[str], class_field: str
         lyr = None
     finally:
         ds = None  # OGR layers must go before their data source
+    for fid, row in values.items():  # checked once the layer is gone: an error's traceback would keep it alive
+        for name, value in row.items():
+            readable_text(value, fid, name, points)
     return fields, values
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ....models.quoting import clean_name, name_key, quoted
 from ..errors import ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
-from ..io.points import choose_layer, layer_transform
+from ..io.points import choose_layer, layer_transform, readable_text
 
 IGNORE = 255
 MIN_POLYGONS = 3
@@ -296,11 +296,11 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
         if not geom.IsValid():
             bad.append((fid, "invalid (e.g. self-intersecting)"))
             continue
-        value = feat.GetField(field_name)
+        value = readable_text(feat.GetField(field_name), fid, field_name, path)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ClaireError(f"feature {fid} of {quoted(path)} has no value in the class field {quoted(field_name)}; "
                               f"give every feature a class, or delete it")
-        name = feat.GetField(name_field) if name_field else None
+        name = readable_text(feat.GetField(name_field), fid, name_field, path) if name_field else None
         wkb = geom.ExportToWkb()
         digest.update(f"{fid}|{value}|{name}|".encode() + wkb)
         shape = hashlib.sha1(bytes(wkb)).hexdigest()
