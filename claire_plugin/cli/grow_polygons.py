@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sar", required=True, help="SAR raster of the scene (pixels without SAR never join)")
     p.add_argument("--points", required=True, help="labelled points (any OGR point layer)")
     p.add_argument("--field", required=True, help="field of the points holding the class; copied to the polygons")
-    p.add_argument("--layer", default=None, help="layer of the points file (default: the first)")
+    p.add_argument("--layer", default=None, help="layer of the points file (needed when it holds several)")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, help="RMS distance over the optical bands, in the "
                    f"checkpoint's standard deviations, within which pixels join (default {TOLERANCE:g})")
     p.add_argument("--max-width", type=int, default=MAX_WIDTH, help="side of the square each polygon stays in, in "

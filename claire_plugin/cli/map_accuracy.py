@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--field", default="ref_class", help="field holding the reference class (default ref_class, "
                    "as sample-points writes it): a code of the map or, in a text field, one of its class names "
                    "(empty: skipped)")
-    q.add_argument("--layer", default=None, help="layer of the points file (default: the first)")
+    q.add_argument("--layer", default=None, help="layer of the points file (needed when it holds several)")
     q.add_argument("--json", default=None, metavar="PATH", help="also write the full result as JSON")
     q.add_argument("--area-unit", default="ha", choices=list(AREA_UNITS), help="unit of the areas (default ha)")
     q.set_defaults(func=cmd_map_accuracy)

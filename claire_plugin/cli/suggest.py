@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--labels", default=None, help="the training labels (vector or label raster): their places "
                    "are skipped")
     p.add_argument("--field", default=None, help="class field of a labels vector")
-    p.add_argument("--layer", default=None, help="layer of the labels file (default: the first)")
+    p.add_argument("--layer", default=None, help="layer of the labels file (needed when it holds several)")
     p.add_argument("--n", type=int, default=10, help="number of places (default 10)")
     p.add_argument("--square", type=int, default=16, help="square side in pixels (default 16: 160 m at 10 m)")
     p.add_argument("--output", required=True, help="GeoPackage of points (.gpkg), layer label_next")

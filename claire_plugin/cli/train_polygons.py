@@ -80,11 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="optional field with each class's macroclass (SCP's MC ID, codes or names; a class in one "
                         "macroclass): the network learns the classes, the report scores both levels, and "
                         "`claire classify --level macroclass` maps the macroclasses")
-    g.add_argument("--label-layer", default=None, help="layer of a multi-layer vector file (default: the first)")
+    g.add_argument("--label-layer", default=None,
+                   help="layer of a multi-layer --labels file (needed when it holds several)")
     g.add_argument("--validation", default=None,
                    help="separate validation layer (same field and classes); default: hold out polygons")
     g.add_argument("--validation-layer", default=None,
-                   help="layer of a multi-layer --validation file (default: the first)")
+                   help="layer of a multi-layer --validation file (needed when it holds several)")
     g.add_argument("--val-share", type=float, default=0.3,
                    help="share of each class's polygons held out, rounded half up (default 0.3)")
     g.add_argument("--buffer", type=float, default=3.0,

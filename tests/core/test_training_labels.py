@@ -171,6 +171,13 @@ def test_a_file_of_several_layers_needs_the_layer_named(tmp_path, optical):
     assert len(read_labels(path, optical, "class", layer="validation", check_counts=False).classes) == 1
     with pytest.raises(ClaireError, match=r"no layer 'nope'; choose one of"):
         read_labels(path, optical, "class", layer="nope")
+    # claire train names its own option (QA round 16: it said --layer, which train does not have), and a layer
+    # per class (Google Earth's folders) has its way through
+    with pytest.raises(ClaireError, match=r"say which one to use \(--label-layer\), or, to use them all .* Merge "
+                                          r"Vector Layers"):
+        read_labels(path, optical, "class", layer_flag="--label-layer")
+    with pytest.raises(ClaireError, match=r"no layer 'nope'; choose one of .* \(--validation-layer\)"):
+        read_labels(path, optical, "class", layer="nope", layer_flag="--validation-layer")
 
 
 def test_a_shapefile_without_its_dbf_is_named(tmp_path, optical):
@@ -307,3 +314,28 @@ def test_one_name_key_for_every_match():
     assert name_key("Built_area") == name_key("built-area") == name_key(" Built  Area ") == "built area"
     assert name_key("Trees/Shrubs") == name_key("trees / shrubs") and name_key("water") != name_key("waters")
     assert mapping_by_name({1: "Built_area", 2: "Trees"}, {7: "Built area", 2: "Trees"}) == ["1:7"]
+
+
+def test_polygons_and_points_in_one_layer_are_refused(tmp_path, optical):
+    """QA round 16: a layer of 12 polygons and 2 points trained on the points as polygons of one pixel (a class
+    scored on one held-out pixel, "4 held-out polygons" said), and QGIS, which shows such a file as two layers,
+    trained on features its user could not see."""
+    from claire.tests.fixtures.vectors import ORIGIN, RES
+
+    point = f"POINT ({ORIGIN[0] + 30.5 * RES} {ORIGIN[1] - 30.5 * RES})"
+    path = write_vector(tmp_path / "mixed.geojson", BOXES + [(point, 1), (point.replace("30.5", "31.5"), 4)],
+                        driver="GeoJSON")
+    with pytest.raises(ClaireError, match=r"mix 9 polygon\(s\) and 2 point\(s\) \(ids 9, 10\).*areas or points, "
+                                          r"not both.*geometry_type\(@geometry\)"):
+        read_labels(path, optical, "class")
+    assert read_labels(write_vector(tmp_path / "boxes.geojson", BOXES, driver="GeoJSON"), optical, "class")
+
+
+@pytest.mark.parametrize("text, key", [(" 2 ", 2), ("2.0", 2), ("2,0", 2), ("-3", -3), ("١٢", 12), ("①", "①"),
+                                       ("1,000", "1,000"), ("2.5", "2.5"), ("water", "water")])
+def test_class_values_as_text(text, key):
+    """Codes written as text by a spreadsheet or CSV ("2.0") are the codes (they became new classes named "2.0"
+    while map-accuracy read them as 2); a digit that is no decimal digit ("①") is text (int() raised)."""
+    from claire.claire_plugin.core.training.labels import class_key
+
+    assert class_key(text) == key

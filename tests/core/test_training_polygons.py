@@ -170,6 +170,19 @@ def test_a_cancel_after_the_epochs_stops_the_scoring_and_writes_nothing(scene, a
     assert not [p.name for p in scene["dir"].iterdir() if p.name.startswith(("model", "report"))]
 
 
+def test_a_labels_file_of_two_layers_names_trains_own_options(scene):
+    """QA round 16: claire train told the user to pass --layer, an option it does not have."""
+    from osgeo import gdal
+
+    two = str(scene["dir"] / "two.gpkg")
+    gdal.VectorTranslate(two, scene["labels"], format="GPKG", layerName="polygons")
+    gdal.VectorTranslate(two, scene["labels"], format="GPKG", layerName="more", accessMode="append")
+    with pytest.raises(ClaireError, match=r"say which one to use \(--label-layer\)"):
+        train_from_polygons(_params(scene, labels=two))
+    with pytest.raises(ClaireError, match=r"say which one to use \(--validation-layer\)"):
+        train_from_polygons(_params(scene, validation=two, layer=None))
+
+
 def test_an_unreadable_base_or_an_output_of_another_kind_is_a_claire_error_as_in_a_classification(scene):
     """QA (library use): training raised models' CheckpointError where classify raises ClaireError."""
     bad = scene["dir"] / "junk.safetensors"

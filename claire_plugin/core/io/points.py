@@ -42,10 +42,11 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def choose_layer(ds, path: str, layer: Optional[str], what: str):
+def choose_layer(ds, path: str, layer: Optional[str], what: str, flag: str = "--layer"):
     """The layer of the open OGR data source `ds` to read: `layer` by name, else its only layer with geometry
     (a style table QGIS keeps in the file does not count). ClaireError naming the layers when `layer` is not
-    there, or when several layers could be meant (`what` names the file in the message: "labels")."""
+    there, or when several layers could be meant (`what` names the file in the message: "labels"; `flag` the
+    command-line option that names the layer)."""
     from osgeo import ogr
 
     names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
@@ -53,13 +54,14 @@ def choose_layer(ds, path: str, layer: Optional[str], what: str):
         lyr = ds.GetLayerByName(layer)
         if lyr is None:
             raise ClaireError(f"the {what} {quoted(path)} have no layer {quoted(layer)}; choose one of "
-                              f"{', '.join(names)} (--layer)")
+                              f"{', '.join(names)} ({flag})")
         return lyr
     spatial = [ds.GetLayer(i) for i in range(ds.GetLayerCount()) if ds.GetLayer(i).GetGeomType() != ogr.wkbNone]
     if len(spatial) > 1:
         listed = _listed({lyr.GetName(): lyr.GetFeatureCount() for lyr in spatial})
         raise ClaireError(f"the {what} {quoted(path)} hold {len(spatial)} layers ({listed}); say which one to use "
-                          f"(--layer)")
+                          f"({flag}), or, to use them all (a layer per class), merge them into one (QGIS: Vector > "
+                          f"Data Management Tools > Merge Vector Layers)")
     return spatial[0] if spatial else ds.GetLayer(0)
 
 

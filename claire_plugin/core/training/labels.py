@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -121,7 +122,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
                 layer: Optional[str] = None, classes: Optional[List[ClassInfo]] = None,
                 max_pixels_per_polygon: int = 20000, seed: int = 0, check_counts: bool = True,
                 assigned_crs: Optional[str] = None, class_names: Optional[str] = None,
-                known: Optional[Sequence[Tuple[int, str]]] = None) -> LabelSet:
+                known: Optional[Sequence[Tuple[int, str]]] = None, layer_flag: str = "--layer") -> LabelSet:
     """Labels of `path` on the grid of the rasterio dataset `grid` (the optical raster).
 
     A vector needs `field_name` (integer codes or text names); a raster is read as codes (0, 255 and its
@@ -129,7 +130,8 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     `classes` imposes an existing class list (a separate validation layer must use the training classes).
     Polygons with more than `max_pixels_per_polygon` pixels keep a seeded sample of them. `assigned_crs`: the
     vector's CRS where its file has none (QGIS: the CRS the user gave the layer). `known`: the base checkpoint's
-    (code, name) classes, whose codes text names it has take (`codes_for_names`).
+    (code, name) classes, whose codes text names it has take (`codes_for_names`). `layer_flag`: the command-line
+    option naming `layer`, in the message when the file holds several layers.
     """
     from . import label_raster
 
@@ -138,7 +140,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
                                               class_names)
     if class_names:
         label_raster.check_class_names_option(path, class_names)
-    features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs)
+    features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs, layer_flag)
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name, known)
     by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers, outside = [], {}, {}, [], []
@@ -201,7 +203,7 @@ def spelling_notes(classes: List[ClassInfo]) -> List[str]:
 
 @with_gdal_exceptions
 def read_vector_features(path: str, grid, field_name: Optional[str], name_field: Optional[str], layer: Optional[str],
-                         assigned_crs: Optional[str] = None):
+                         assigned_crs: Optional[str] = None, layer_flag: str = "--layer"):
     """[(fid, class value, name or None, GeoJSON geometry in the grid CRS, shape digest)] and the provenance;
     `assigned_crs` as in read_labels."""
     from osgeo import ogr
@@ -220,7 +222,7 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     problem = None
     try:
         features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid,
-                                                               assigned_crs)
+                                                               assigned_crs, layer_flag)
     except ClaireError as exc:  # raised again below: its traceback would keep the layer alive past `ds`
         problem = exc.with_traceback(None)
     finally:
@@ -233,8 +235,9 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
                           f"(QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr -makevalid) or delete them")
     if not features:
         raise ClaireError(f"the labels {quoted(path)} hold no features; draw polygons or points with a class field")
+    _one_kind(kinds, path)
     source = {"path": path, "layer": layer_name, "field": field_name, "name_field": name_field,
-              "kind": "vector", "geometry": "point" if kinds == {"point"} else "polygon",
+              "kind": "vector", "geometry": "point" if set(kinds) == {"point"} else "polygon",
               "features": len(features), "sha256": digest,
               "hash_of": "feature ids, class values and WKB geometries as read"}
     if assigned_crs:
@@ -242,10 +245,23 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     return features, source
 
 
+def _one_kind(kinds: Dict[str, List[int]], path: str) -> None:
+    """ClaireError for a layer of polygons and points together: each point would be a polygon of one pixel, held
+    out or trained on as a whole polygon (and QGIS shows such a file as two layers, one of each kind)."""
+    if len(kinds) < 2:
+        return
+    points = kinds["point"]
+    raise ClaireError(f"the labels {quoted(path)} mix {len(kinds['polygon'])} polygon(s) and {len(points)} point(s) "
+                      f"(ids {', '.join(map(str, points[:10]))}{', ...' if len(points) > 10 else ''}); training "
+                      f"labels are areas or points, not both (a point would count as a polygon of one pixel): keep "
+                      f"one kind in the file (QGIS: Processing > Extract by expression, geometry_type(@geometry) = "
+                      f"'Polygon', saved as a file of its own), or draw the points' places as polygons")
+
+
 def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[str], layer: Optional[str], grid,
-                assigned_crs: Optional[str] = None):
+                assigned_crs: Optional[str] = None, layer_flag: str = "--layer"):
     """The chosen layer's features, checked fields and CRS (see _features), and the layer name."""
-    lyr = choose_layer(ds, path, layer, "labels")
+    lyr = choose_layer(ds, path, layer, "labels", layer_flag)
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     listed = ", ".join(fields) or "(none)"
@@ -285,8 +301,9 @@ def _kind(geom) -> str:
 
 def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
     """The layer's features as (fid, value, name, GeoJSON in the grid CRS, SHA-1 of the stored geometry's WKB),
-    the unusable ones, the geometry kinds and the SHA-256 of what was read."""
-    features, bad, digest, kinds, lines = [], [], hashlib.sha256(), set(), []
+    the unusable ones, the feature ids of each geometry kind and the SHA-256 of what was read."""
+    features, bad, digest, lines = [], [], hashlib.sha256(), []
+    kinds: Dict[str, List[int]] = {}
     for feat in lyr:
         fid, ref = feat.GetFID(), feat.GetGeometryRef()
         geom = None if ref is None else ref.Clone()
@@ -312,7 +329,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             continue
         if ct is not None:
             ct.apply(geom, fid)
-        kinds.add(kind)
+        kinds.setdefault(kind, []).append(fid)
         features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
     if lines:
         raise ClaireError(f"{len(lines)} feature(s) of {quoted(path)} are lines or hold lines (ids "
@@ -322,14 +339,20 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
     return features, bad, kinds, digest.hexdigest()
 
 
+#: Text that is a whole number: digits, optionally a zero fraction ("2.0", "2,0": a spreadsheet's or CSV's codes).
+_WHOLE_NUMBER = re.compile(r"(-?\d+)(?:[.,]0{1,2})?")  # "1,000" stays text: a thousands separator?
+
+
 def class_key(value) -> object:
-    """Class values compare as integers when they are integral numbers, else as stripped text."""
+    """Class values compare as integers when they are integral numbers (also as text: " 2 ", "2.0"), else as
+    stripped text ("①", a digit that is no decimal digit, stays text)."""
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = clean_name(value)
-    return int(text) if text.lstrip("-").isdigit() else text
+    whole = _WHOLE_NUMBER.fullmatch(text)
+    return int(whole.group(1)) if whole else text
 
 
 def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str],

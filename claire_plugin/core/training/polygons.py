@@ -157,7 +157,7 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
         val = read_labels(params.validation, scene.opt, params.field, params.name_field, params.validation_layer,
                           labels.classes,
                           params.max_pixels_per_polygon, params.config.seed, check_counts=False,
-                          assigned_crs=params.validation_crs)
+                          assigned_crs=params.validation_crs, layer_flag="--validation-layer")
         split = layer_split(labels, val, params.buffer_px)
         same, u = split.info["validation_polygons_in_training_layer"], labels.pixels.units
         same_px, total = split.info.get("validation_polygon_pixels_in_training_layer", 0), len(labels.pixels)
@@ -341,7 +341,8 @@ def _training_labels(params: PolygonTrainParams, scene: Scene, base_card: dict) 
     labels = read_labels(params.labels, scene.opt, params.field, params.name_field, params.layer, None,
                          params.max_pixels_per_polygon, params.config.seed, assigned_crs=params.labels_crs,
                          class_names=params.classes,
-                         known=[(int(c["value"]), str(c["name"])) for c in base_card["classes"]])
+                         known=[(int(c["value"]), str(c["name"])) for c in base_card["classes"]],
+                         layer_flag="--label-layer")
     labels.hierarchy = read_hierarchy(labels.source, labels.classes, params.macro_field)
     from ..legend import apart_note
 
