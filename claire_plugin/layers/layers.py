@@ -79,6 +79,8 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
                             "file); export the filtered features (Export > Save Features As) and use that file")
     if layer.isEditable() and layer.isModified():
         return None, None, (f"'{layer.name()}' has unsaved edits; save them first (Layer > Save Layer Edits)")
+    if parts.get("vsiPrefix"):  # a zipped shapefile QGIS opened as /vsizip/...: GDAL reads the same name
+        path = f"{parts['vsiPrefix']}{path}{parts.get('vsiSuffix') or ''}"
     return path, parts.get("layerName") or None, None
 
 

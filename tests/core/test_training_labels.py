@@ -339,3 +339,21 @@ def test_class_values_as_text(text, key):
     from claire.claire_plugin.core.training.labels import class_key
 
     assert class_key(text) == key
+
+
+def test_labels_inside_a_zip_read_by_their_gdal_name(tmp_path, optical):
+    """QA round 16: claire train and suggest refused /vsizip/archive.zip/labels.shp as a file that does not exist
+    (grow-polygons and map-accuracy read it)."""
+    import zipfile
+
+    from osgeo import gdal
+
+    shp = str(tmp_path / "labels.shp")
+    gdal.VectorTranslate(shp, write_vector(tmp_path / "boxes.gpkg", BOXES), format="ESRI Shapefile")
+    archive = str(tmp_path / "labels.zip")
+    with zipfile.ZipFile(archive, "w") as z:
+        for ext in (".shp", ".shx", ".dbf", ".prj"):
+            z.write(shp[:-4] + ext, "labels" + ext)
+    assert len(read_labels(f"/vsizip/{archive}/labels.shp", optical, "class").classes) == 3
+    with pytest.raises(ClaireError, match="do not exist"):
+        read_labels(str(tmp_path / "missing.shp"), optical, "class")

@@ -386,3 +386,28 @@ def test_integer_codes_with_a_name_field_keep_the_codes_and_carry_the_names(clai
                                CLASSIFIED=None)
     assert [(c["value"], c["name"]) for c in read_card(out)["classes"]] == [(11, "Built Area"), (21, "Crops"),
                                                                             (31, "Water")]
+
+
+def test_a_zipped_shapefile_trains_as_qgis_opens_it(claire_plugin, scene, tmp_path):
+    """QA round 16: QGIS opens a dropped .zip as /vsizip/...; the layer's file lost its /vsizip/ prefix and
+    claire:train said it could not open the .zip (the command line refused the /vsizip/ name as not existing)."""
+    import zipfile
+
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from claire.claire_plugin.layers.layers import vector_file
+
+    shp = str(tmp_path / "labels.shp")
+    gdal.VectorTranslate(shp, scene["LABELS"], format="ESRI Shapefile")
+    archive = str(tmp_path / "labels.zip")
+    with zipfile.ZipFile(archive, "w") as z:
+        for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            if os.path.exists(shp[:-4] + ext):
+                z.write(shp[:-4] + ext, "labels" + ext)
+    layer = QgsVectorLayer(f"/vsizip/{archive}", "zipped", "ogr")
+    assert layer.isValid()
+    path, _, problem = vector_file(layer)
+    assert problem is None and path.startswith("/vsizip/") and archive in path
+    res, _, out, _, _ = _train(scene, tmp_path, LABELS=layer)
+    assert os.path.exists(out) and res["OUTPUT"] == out

@@ -42,7 +42,9 @@ def is_raster(path: str) -> bool:
     """Whether GDAL opens `path` as a raster (and not as a vector)."""
     from osgeo import gdal
 
-    if not os.path.exists(path):
+    from ..io.gdal_names import is_gdal_name
+
+    if not is_gdal_name(path) and not os.path.exists(path):  # a /vsizip/ member: GDAL says below whether it opens
         raise ClaireError(f"the labels {quoted(path)} do not exist; give the path of a vector layer or label raster")
     try:
         ds = gdal.OpenEx(path, gdal.OF_RASTER)
