@@ -86,7 +86,8 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
 
 def layer_crs(layer) -> Optional[str]:
     """The CRS a vector layer has in QGIS (an authority code, else WKT), None when it has none: the CRS to read its
-    file in where the file itself has none (a shapefile without .prj whose CRS the user set in QGIS)."""
+    file in, as QGIS shows it (a shapefile without .prj, or a GeoJSON of UTM coordinates GDAL reads as WGS 84, whose
+    CRS the user set in QGIS)."""
     crs = layer.crs() if layer is not None else None
     if crs is None or not crs.isValid():
         return None

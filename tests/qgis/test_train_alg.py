@@ -411,3 +411,25 @@ def test_a_zipped_shapefile_trains_as_qgis_opens_it(claire_plugin, scene, tmp_pa
     assert problem is None and path.startswith("/vsizip/") and archive in path
     res, _, out, _, _ = _train(scene, tmp_path, LABELS=layer)
     assert os.path.exists(out) and res["OUTPUT"] == out
+
+
+def test_the_crs_the_user_gives_a_layer_in_qgis_is_the_one_read(claire_plugin, scene, tmp_path):
+    """QA round 16: a GeoJSON of UTM coordinates without a "crs" member (GDAL reads it as WGS 84), given its CRS in
+    QGIS's layer properties, was refused as not fitting 'WGS 84'; the run now reads it as QGIS shows it."""
+    import json
+
+    from osgeo import gdal
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
+
+    plain = str(tmp_path / "utm.geojson")
+    gdal.VectorTranslate(plain, scene["LABELS"], format="GeoJSON")
+    with open(plain) as fh:
+        doc = json.load(fh)
+    doc.pop("crs", None)  # the coordinates stay metres of the UTM zone
+    with open(plain, "w") as fh:
+        json.dump(doc, fh)
+    layer = QgsVectorLayer(plain, "utm", "ogr")
+    assert layer.crs().authid() == "EPSG:4326"
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    res, _, out, _, _ = _train(scene, tmp_path, LABELS=layer)
+    assert os.path.exists(out) and res["OUTPUT"] == out

@@ -74,12 +74,14 @@ def undefined_crs(srs) -> bool:
 
 
 def layer_srs(lyr, assigned: Optional[str] = None):
-    """The OGR layer's spatial reference, or `assigned` (WKT or an authority code, e.g. the CRS the user gave the
-    layer in QGIS) where the file has none; may be undefined (see undefined_crs)."""
+    """`assigned` (WKT or an authority code: the CRS QGIS shows the layer in, the file's or the one its user set in
+    the layer's properties) when given and valid, else the OGR layer's spatial reference; may be undefined (see
+    undefined_crs). QGIS's wins where the two differ (a GeoJSON of UTM coordinates without a "crs" member, which GDAL
+    reads as WGS 84, given its CRS in QGIS), so that the run reads the features where the user sees them."""
     from osgeo import osr
 
     src = lyr.GetSpatialRef()
-    if undefined_crs(src) and assigned:
+    if assigned:
         given = osr.SpatialReference()
         try:
             given.SetFromUserInput(assigned)
@@ -93,8 +95,8 @@ def layer_srs(lyr, assigned: Optional[str] = None):
 def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[str] = None):
     """The transformation (a LayerTransform) from layer `lyr`'s CRS to `crs_wkt` (traditional x/y axis order),
     None when they are the same; ClaireError when the layer has no CRS (see undefined_crs) or no transformation
-    exists (`what` names the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS to
-    take when the file has none, e.g. the one the user gave the layer in QGIS."""
+    exists (`what` names the file in the message: "labels"). `assigned` (WKT or an authority code): the CRS QGIS
+    reads the layer in (see layer_srs)."""
     from osgeo import osr
 
     src = layer_srs(lyr, assigned)

@@ -241,7 +241,7 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
               "features": len(features), "sha256": digest,
               "hash_of": "feature ids, class values and WKB geometries as read"}
     if assigned_crs:
-        source["assigned_crs"] = assigned_crs  # the CRS the file lacks, as the user set it in QGIS
+        source["assigned_crs"] = assigned_crs  # the CRS QGIS read the layer in (the file's, or the one the user set)
     return features, source
 
 

@@ -59,7 +59,7 @@ class PolygonTrainParams:
     layer: Optional[str] = None
     validation: Optional[str] = None
     validation_layer: Optional[str] = None
-    labels_crs: Optional[str] = None  # the labels' CRS where their file has none (QGIS: the layer's, set by the user)
+    labels_crs: Optional[str] = None  # the CRS QGIS reads the labels in (the file's or the user's), over the file's
     validation_crs: Optional[str] = None  # the same for the validation layer
     checkpoint: Optional[str] = None
     report: Optional[str] = None
