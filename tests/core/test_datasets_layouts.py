@@ -314,3 +314,33 @@ def test_plain_image_tiles_are_read_without_a_warning_per_file(tmp_path, recwarn
     with rasterio.open(path) as ds:  # outside the decorated call the host's filters are as they were
         ds.read(1)
     assert [w for w in recwarn if issubclass(w.category, NotGeoreferencedWarning)]
+
+
+def test_a_dataset_sar_of_0_is_the_darkest_return_not_no_data(tmp_path):
+    """QA round 16: in the 8-bit SAR of WHU-OPT-SAR, PIE-RGB-SAR and OpenEarthMap-SAR (digital numbers), 0 is the
+    darkest return (calm water, radar shadow); `claire classify` left those pixels unmapped while training and
+    `claire evaluate` fed them to the network as an average SAR. Both read 0 as a value now."""
+    from claire.claire_plugin.cli.main import main
+
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 64, 64, [10, 20, 40], rng)
+    sar = os.path.join(root, "sar", "a.tif")
+    with rasterio.open(sar, "r+") as ds:
+        dark = ds.read()
+        dark[:, :16, :16] = 0
+        ds.write(dark)
+    out = str(tmp_path / "m.safetensors")
+    assert main(["train", "--data", root, "--arch", "claire", "--size", "tiny", "--epochs", "1", "--steps-per-epoch",
+                 "1", "--batch-size", "2", "--crop", "64", "--threads", "1", "--output", out]) == 0
+    lay = LAYOUTS["whu-opt-sar"]
+    src = RasterPairSource(list_pairs(root, "whu-opt-sar", "all"), lay.classes, lay.ignore)
+    src.sar_units = lay.sar_units
+    _, s, _ = src.read(src.pairs[0], 0, 0, 64, 64)
+    assert np.isfinite(s[:, :16, :16]).all() and (s[:, :16, :16] == 0).all()
+    mapped = str(tmp_path / "map.tif")
+    assert main(["classify", "--optical", os.path.join(root, "optical", "a.tif"), "--sar", sar, "--checkpoint", out,
+                 "--output", mapped, "--threads", "1"]) == 0
+    with rasterio.open(mapped) as ds:
+        cls = ds.read(1)
+    assert (cls[:16, :16] != 0).all() and (cls != 0).all()

@@ -17,7 +17,7 @@ from ..errors import ClaireError
 from ..inputs.bands import check_spectral_order, choose_raster_bands
 from ..inputs.dates import date_gap_warning
 from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
-from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
+from ..inputs.normalize import InputSpec, optical_preparer, sar_fill_units, sar_preparer
 from ..inputs.radiometry import optical_radiometry
 from ..inputs.units import calibration_warning
 from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -89,7 +89,7 @@ class RunPlan:
         o = rio.open_raster(self.params.optical, "optical")
         s = rio.open_raster(self.params.sar, "SAR")
         warped = rio.warp_to_grid(s, o, "bilinear", scaled=True)
-        warped.set_sar_units(bool(self.sar_vrt.sar_linear))
+        warped.set_sar_units(self.sar_vrt.sar_linear)
         return o, warped, [s, o]
 
     def writer(self, path: str, dtype: str, nodata: float, description: str) -> GridWriter:
@@ -317,7 +317,7 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method,
                                  rio.band_metadata_texts(plan.sar, sc.indices))
-    sar_vrt.set_sar_units(bool(plan.sar_prep.to_db))  # linear SAR: 0 and below are no data, as in training
+    sar_vrt.set_sar_units(sar_fill_units(plan.sar_spec, plan.sar_prep.to_db))  # as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     said = calibration_warning(rio.sar_names(plan.sar, sc.indices, plan.params.sar), plan.card)
     if said:

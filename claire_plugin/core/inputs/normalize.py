@@ -63,6 +63,19 @@ class InputSpec:
         return self.units.strip().lower() in ("db", "decibel", "decibels")
 
 
+
+def digital_numbers(units: str) -> bool:
+    """Units of a dataset's digital numbers (WHU-OPT-SAR's, PIE-RGB-SAR's 8-bit SAR): no physical unit, so a SAR of
+    0 is a value (the darkest return), not a fill; only the file's nodata value and mask mark holes."""
+    return str(units or "").strip().lower() == "dn"
+
+
+def sar_fill_units(spec: InputSpec, to_db: Optional[str]) -> Optional[bool]:
+    """What GridWarp.set_sar_units takes for a SAR read with `spec` and converted by `to_db`: True linear, False dB,
+    None (no fill rule) for digital numbers."""
+    return None if digital_numbers(spec.units) else bool(to_db)
+
+
 def linear_to_db(x: np.ndarray, kind: str = "power") -> np.ndarray:
     """Linear SAR `x` -> dB in place (10 log10 of power, 20 log10 of amplitude): NaN stays NaN, a value at or below 0
     (backscatter below the noise, not a fill) is the lowest, from 1e-10, before the card's clip."""

@@ -134,12 +134,12 @@ class GridWarp:
         sar_fill_to_nan(a, self.sar_linear)
         return a
 
-    def set_sar_units(self, linear: bool) -> None:
+    def set_sar_units(self, linear: Optional[bool]) -> None:
         """What no data is once the SAR's unit is known: pixels 0 in every band (a fill), and in dB pixels -inf
         in every band. Negative linear values (thermal-noise subtraction leaves them where the signal is below the
         noise), a linear 0 beside a value, and a dB -inf beside a value are the lowest backscatter (the card's
-        clip), not holes."""
-        self.sar_linear = bool(linear)
+        clip), not holes. None: a dataset's digital numbers, where 0 is a value (normalize.sar_fill_units)."""
+        self.sar_linear = None if linear is None else bool(linear)
 
     def _read_direct(self, idx: Sequence[int], r0: int, c0: int, h: int, w: int) -> np.ndarray:
         out = np.full((len(idx), h, w), np.nan, np.float32)

@@ -353,6 +353,8 @@ class RasterPairSource:
         self.pairs, self.classes = pairs, classes
         self.optical_bands, self.sar_bands = optical_bands, sar_bands
         self.sar_linear_to_db, self.eval_window = sar_linear_to_db, eval_window
+        #: the layout's SAR units: "dn" (a dataset's digital numbers) has no fill value, 0 is the darkest return
+        self.sar_units = "dB"
         self.lut = np.full(65536, IGNORE, dtype=np.uint8)
         for i, c in enumerate(classes):
             self.lut[int(c.value)] = i
@@ -443,10 +445,11 @@ class RasterPairSource:
         """The SAR read as the engine reads it (`warp.GridWarp` on the SAR's own grid, the same pixels): declared
         nodata and dataset mask as NaN, the file's scale and offset applied, fills of its unit as NaN; NaN outside."""
         if path not in self._sar_readers:
+            from ..inputs.normalize import digital_numbers
             from ..io.raster_io import warp_to_grid
 
             reader = warp_to_grid(sds, sds, "bilinear", scaled=True)
-            reader.set_sar_units(self.sar_linear_to_db)
+            reader.set_sar_units(None if digital_numbers(self.sar_units) else self.sar_linear_to_db)
             self._sar_readers[path] = reader
         return self._sar_readers[path]
 

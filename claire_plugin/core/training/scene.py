@@ -25,7 +25,7 @@ class Scene:
                  sar_bands: Optional[Sequence[int]] = None, optical_offset: Optional[float] = None,
                  sar_units: str = "auto") -> None:
         from ..inputs.bands import check_spectral_order, choose_raster_bands
-        from ..inputs.normalize import InputSpec, optical_preparer, sar_preparer
+        from ..inputs.normalize import InputSpec, optical_preparer, sar_fill_units, sar_preparer
         from ..inputs.radiometry import optical_radiometry
         from ..inputs.units import sar_calibration
         from ..inputs.validate import require_valid_pixels, valid_pixels
@@ -62,7 +62,7 @@ class Scene:
                                          rio.metadata_text(self.sar, self.sc.indices), sar_units,
                                          self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method,
                                          rio.band_metadata_texts(self.sar, self.sc.indices))
-            self.sar_grid.set_sar_units(bool(self.sar_prep.to_db))  # linear SAR: 0 and below are no data
+            self.sar_grid.set_sar_units(sar_fill_units(self.sar_spec, self.sar_prep.to_db))  # as the engine
             self.sar_calibration = sar_calibration(rio.sar_names(self.sar, self.sc.indices, sar))
         except BaseException:
             self.close()

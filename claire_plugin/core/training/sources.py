@@ -91,6 +91,7 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
     check_regions(pairs, "training" if split == "train" else "evaluation")
     ob = optical_bands if optical_bands is not None else layout.optical_bands
     src = RasterPairSource(pairs, classes, ignore, ob, sar_bands, sar_linear_to_db=sar_linear)
+    src.sar_units = layout.sar_units
     return name, layout, pairs, src, classes, ignore
 
 
