@@ -23,13 +23,13 @@ REQUIRED_KEYS = ("num_classes", "optical_channels", "sar_channels")
 #: "local" (a fixed window of `context_px` input pixels, so that the output does not depend on the tile).
 CONTEXTS = ("global", "local")
 DEFAULT_CONTEXT_PX = 128
-_LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
+LOCAL_CONTEXT_ARCHS = ("claire", "optical_only", "sar_only")
 
 
 def default_context(arch: str) -> str:
     """The context a new training of `arch` takes when none is given: "local" (maps that do not depend on the tile)
     where the network has it, else "global"."""
-    return "local" if arch in _LOCAL_CONTEXT_ARCHS else "global"
+    return "local" if arch in LOCAL_CONTEXT_ARCHS else "global"
 
 
 def available_architectures() -> List[str]:
@@ -90,8 +90,8 @@ def context_px(arch: str, cfg: Dict[str, Any]) -> Optional[int]:
         raise ValueError(f"unknown context {quoted(context)}; choose one of {list(CONTEXTS)}")
     if context == "global":
         return None
-    if arch not in _LOCAL_CONTEXT_ARCHS:
-        raise ValueError(f"context 'local' is implemented for {list(_LOCAL_CONTEXT_ARCHS)}, not {quoted(arch)}")
+    if arch not in LOCAL_CONTEXT_ARCHS:
+        raise ValueError(f"context 'local' is implemented for {list(LOCAL_CONTEXT_ARCHS)}, not {quoted(arch)}")
     px = int(cfg.get("context_px", DEFAULT_CONTEXT_PX))
     if px < 32 or px % 32:
         raise ValueError(f"context_px must be a positive multiple of 32, got {px}")

@@ -233,11 +233,27 @@ def _check_settings(args: argparse.Namespace) -> None:
                           f"{', '.join(available_architectures())}")
     if args.size not in available_sizes():
         raise ClaireError(f"unknown size {quoted(args.size)}; choose one of {', '.join(available_sizes())}")
+    _check_context(args)
     check_run_numbers(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                       crop=args.crop, lr=args.lr, weight_decay=args.weight_decay, threads=args.threads)
     check_share(args.holdout, "--holdout", True, "0.25")
     check_folder_numbers(args)
     check_device(args.device)
+
+
+def _check_context(args: argparse.Namespace) -> None:
+    """--context local (or a --context-px) on a network without the local operations: refused before any data is
+    read (a ValueError traceback after the data had been read), as --cloud-gate is."""
+    from ...models.registry import LOCAL_CONTEXT_ARCHS
+
+    if args.arch in LOCAL_CONTEXT_ARCHS:
+        return
+    if args.context == "local":
+        raise ClaireError(f"--context local is implemented for {', '.join(LOCAL_CONTEXT_ARCHS)}, not {args.arch}; "
+                          f"drop it ({args.arch} computes over the whole tile)")
+    if args.context_px != 128:
+        raise ClaireError(f"--context-px sets the local window of {', '.join(LOCAL_CONTEXT_ARCHS)}; {args.arch} has "
+                          f"none: drop it")
 
 
 def _training_data(args: argparse.Namespace, resume: Optional[str]) -> Dict[str, Any]:

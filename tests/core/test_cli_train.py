@@ -355,3 +355,14 @@ def test_folder_training_is_tile_invariant_by_default_where_the_network_allows()
 
     assert context() == "local" and context("--arch", "asanet") == "global"
     assert context("--context", "global") == "global"
+
+
+@pytest.mark.parametrize("flags, words", [(["--context", "local"], "--context local is implemented for claire"),
+                                          (["--context-px", "96"], "--context-px sets the local window")])
+def test_local_context_options_on_asanet_are_refused_before_reading(generic_dir, tmp_path, capsys, flags, words):
+    """QA round 16: asanet with --context local crashed with a ValueError traceback once the data had been read;
+    --context-px was recorded in its card and did nothing."""
+    out = str(tmp_path / "a.safetensors")
+    assert main(["train", "--data", generic_dir, "--arch", "asanet", "--size", "tiny", "--epochs", "1",
+                 "--output", out] + flags) == 2
+    assert words in capsys.readouterr().err and not os.path.exists(out)

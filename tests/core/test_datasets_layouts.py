@@ -344,3 +344,17 @@ def test_a_dataset_sar_of_0_is_the_darkest_return_not_no_data(tmp_path):
     with rasterio.open(mapped) as ds:
         cls = ds.read(1)
     assert (cls[:16, :16] != 0).all() and (cls != 0).all()
+
+
+def test_a_layout_of_8_bit_images_refuses_other_types(tmp_path):
+    """QA round 16: a float dB SAR in a WHU-OPT-SAR folder was scaled by 1/255 without a word (the card's SAR std
+    0.0001: the network never saw the SAR); a 16-bit optical saturated."""
+    from claire.claire_plugin.core.training.sources import resolve_data
+
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], rng)
+    resolve_data(root, "auto", "train", 0.25)  # as distributed: fine
+    _tif(os.path.join(root, "sar", "b.tif"), rng.uniform(-25, 0, (1, 32, 32)).astype(np.float32))
+    with pytest.raises(ClaireError, match=r"whu-opt-sar layout reads its SAR images .* 8-bit .*b\.tif is float32"):
+        resolve_data(root, "auto", "train", 0.25)

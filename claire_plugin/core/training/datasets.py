@@ -292,6 +292,27 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
     return pairs
 
 
+def check_eight_bit(pairs: Sequence[Pair], layout: LayoutDef, name: str) -> None:
+    """ClaireError when a layout that reads 8-bit images (its scale 1/255: WHU-OPT-SAR, PIE-RGB-SAR,
+    OpenEarthMap-SAR) meets a file of another type: a float dB SAR scaled by 1/255 is flat to the network (a
+    card's SAR std of 0.0001), a 16-bit optical saturates."""
+    from ..io.raster_io import open_raster
+
+    eight_bit = 1.0 / 255
+    for role, scale, attr in (("optical", layout.optical_scale, "optical"), ("SAR", layout.sar_scale, "sar")):
+        if scale is None or abs(scale - eight_bit) > 1e-12:
+            continue
+        for p in pairs:
+            path = getattr(p, attr)
+            with open_raster(path, role) as ds:
+                dtype = ds.dtypes[0]
+            if dtype != "uint8":
+                raise ClaireError(f"the {name} layout reads its {role} images as the dataset distributes them, 8-bit "
+                                  f"(0-255, scaled by 1/255), but {path} is {dtype}: convert it to 8 bit as "
+                                  f"distributed (gdal_translate -ot Byte -scale), or train with --layout generic, "
+                                  f"which reads each file in its own units")
+
+
 def check_pair_bands(pairs: Sequence[Pair], optical_bands: Optional[List[int]] = None,
                      sar_bands: Optional[List[int]] = None) -> Tuple[int, int]:
     """(optical, SAR) channels every pair gives: each chosen band index within each file's bands and, where

@@ -69,7 +69,15 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
                  classes_text=None, ignore_text=None, sar_linear=False, classes_override=None):
     """Pairs + SampleSource + layout for a data folder."""
     from .data_checks import check_grids, check_regions
-    from .datasets import LAYOUTS, ClassDef, RasterPairSource, detect_layout, list_pairs, scan_label_values
+    from .datasets import (
+        LAYOUTS,
+        ClassDef,
+        RasterPairSource,
+        check_eight_bit,
+        detect_layout,
+        list_pairs,
+        scan_label_values,
+    )
 
     name = detect_layout(data) if layout_name == "auto" else layout_name
     if name not in LAYOUTS:
@@ -89,6 +97,7 @@ def resolve_data(data: str, layout_name: str, split: str, holdout: float, optica
             raise ClaireError(f"the label rasters in {data} hold no class values; check the labels/ folder")
     check_grids(pairs)
     check_regions(pairs, "training" if split == "train" else "evaluation")
+    check_eight_bit(pairs, layout, name)
     ob = optical_bands if optical_bands is not None else layout.optical_bands
     src = RasterPairSource(pairs, classes, ignore, ob, sar_bands, sar_linear_to_db=sar_linear)
     src.sar_units = layout.sar_units
