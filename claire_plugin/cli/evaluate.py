@@ -21,8 +21,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the bundled one)")
     p.add_argument("--data", required=True, help="dataset folder (optical, SAR and label rasters; see claire train)")
     p.add_argument("--layout", default="auto", help="the folder's layout (default: recognised from its folders)")
-    p.add_argument("--split", default="val", choices=["val", "train", "all"],
-                   help="val (hold-out / split lists; the default), train or all")
+    p.add_argument("--split", default="val", choices=["val", "test", "train", "all"],
+                   help="val (the hold-out: validation and test lists or folders, else a block of every image; the "
+                        "default), test (the test list or folder alone), train or all")
     p.add_argument("--holdout", type=float, default=None, help="hold-out fraction (default: from the card)")
     p.add_argument("--corruption", default="clear", choices=["clear", "clouds", "haze"],
                    help="clear (the default), clouds or haze (synthetic, on the optical input)")

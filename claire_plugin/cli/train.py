@@ -324,14 +324,15 @@ def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, 
     """The card's `training` section: data, split, budget, loss, timing."""
     import torch
 
+    from ..core.training.datasets import describe_holdout
+
     region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
                     "cols": [p.region[1], p.region[1] + p.region[3]]} for p in data["pairs"]]
     return {
         "data": os.path.relpath(os.path.abspath(args.data), os.getcwd()) if not os.path.isabs(args.data) else args.data,
         "layout": data["layout_name"], "images": region_text,
-        "heldout": ({"what": f"right-hand {args.holdout:.0%} block of every image" if held and not
-                     os.path.exists(os.path.join(args.data, "val.txt")) else "split lists / val folders",
-                     "images": held} if held else None),
+        "heldout": ({"what": describe_holdout(args.data, data["layout_name"], args.holdout), "images": held}
+                    if held else None),
         "holdout": args.holdout, "ignored_label_values": [int(v) for v in data["ignore"]],
         "epochs": cfg.epochs, "seed": cfg.seed, "config": cfg.to_dict(),
         "loss": {"name": "RIFT", "lambda": cfg.loss.lam, "gamma": cfg.loss.gamma, "alpha": cfg.loss.alpha,

@@ -358,3 +358,30 @@ def test_a_layout_of_8_bit_images_refuses_other_types(tmp_path):
     _tif(os.path.join(root, "sar", "b.tif"), rng.uniform(-25, 0, (1, 32, 32)).astype(np.float32))
     with pytest.raises(ClaireError, match=r"whu-opt-sar layout reads its SAR images .* 8-bit .*b\.tif is float32"):
         resolve_data(root, "auto", "train", 0.25)
+
+
+def test_the_test_split_alone_and_what_the_hold_out_is(tmp_path):
+    """QA round 16: evaluate --split val merged the validation and test images and nothing scored the test images
+    alone; the card called a hold-out of whole test images the 'right-hand 25% block of every image'."""
+    from claire.claire_plugin.core.training.datasets import EmptySplitError, describe_holdout
+
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b", "c", "d"], 32, 32, [10, 20], rng)
+    for split, names in (("train", "a\nb\n"), ("val", "c\n"), ("test", "d\n")):
+        with open(os.path.join(root, f"{split}.txt"), "w") as fh:
+            fh.write(names)
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "test")] == ["d"]
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["c", "d"]
+    assert describe_holdout(root, "whu-opt-sar", 0.25) == "the images the split lists give to validation and testing"
+    oem = str(tmp_path / "oem")
+    for sub in ("train", "val", "test"):
+        _make(os.path.join(oem, sub), "rgb_images", "sar_images", "labels", [f"{sub}_1"], 32, 32, [1, 2], rng, 3)
+    assert [p.name for p in list_pairs(oem, "oem-sar", "test")] == ["test_1"]
+    assert [p.name for p in list_pairs(oem, "oem-sar", "val")] == ["val_1", "test_1"]
+    assert describe_holdout(oem, "oem-sar", 0.25) == "the val/ and test/ folders"
+    plain = str(tmp_path / "plain")
+    _make(plain, "optical", "sar", "lbl", ["a"], 32, 32, [10, 20], rng)
+    assert describe_holdout(plain, "whu-opt-sar", 0.25) == "right-hand 25% block of every image"
+    with pytest.raises(EmptySplitError, match="no test split .* --split val"):
+        list_pairs(plain, "whu-opt-sar", "test")

@@ -200,6 +200,16 @@ def _add_split_name(out: Dict[str, str], name: str, split: str, where: str) -> N
     out[name] = split
 
 
+def describe_holdout(root: str, layout_name: str, holdout: float) -> str:
+    """What a folder's hold-out ('val' of list_pairs) is, in words for the card."""
+    layout = LAYOUTS[layout_name]
+    if any(_pairs_in(d, layout) for d in (_find_dir(root, [s]) for s in ("val", "test")) if d):
+        return "the val/ and test/ folders"
+    if _read_split_lists(root):
+        return "the images the split lists give to validation and testing"
+    return f"right-hand {holdout:.0%} block of every image"
+
+
 def check_data_folder(root: str) -> None:
     """ClaireError unless `root` is an existing folder (a file or a missing path named as such)."""
     if os.path.isfile(root):
@@ -244,10 +254,11 @@ def _pairs_in(root: str, layout: LayoutDef) -> List[Pair]:
 
 
 def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float = 0.25) -> List[Pair]:
-    """Pairs of `split` ('train', 'val' or 'all') with their pixel regions.
+    """Pairs of `split` ('train', 'val', 'test' or 'all') with their pixel regions.
 
-    Split lists or train/val sub-folders decide when present; otherwise the right-hand `holdout`
-    fraction of every image is 'val' and the rest 'train' (holdout 0: everything is both).
+    Split lists or train/val sub-folders decide when present ('val': everything held out, validation and test
+    lists or folders; 'test': the test list or folder alone); otherwise the right-hand `holdout` fraction of every
+    image is 'val' and the rest 'train' (holdout 0: everything is both), and there is no 'test'.
     """
     check_data_folder(root)
     layout = LAYOUTS[layout_name]
@@ -259,7 +270,7 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
             found = _pairs_in(d, layout)
             if found:
                 by_folder = True
-                if split == "all" or (split == "train" and sub == "train") or (split == "val" and sub != "train"):
+                if split == "all" or sub == split or (split == "val" and sub != "train"):
                     pairs += found
     if not by_folder:
         pairs = _pairs_in(root, layout)
@@ -269,8 +280,11 @@ def list_pairs(root: str, layout_name: str, split: str = "train", holdout: float
                 f"{list(layout.optical)[0]}/, {list(layout.sar)[0]}/ and {list(layout.labels)[0]}/ holding GeoTIFFs "
                 "with the same file names. Fix the folder names or pass --layout.")
         lists = _read_split_lists(root)
+        if split == "test" and not lists:
+            raise EmptySplitError(f"{root} has no test split (no test list or test/ folder): its hold-out is a block "
+                                  f"of every image; score it with --split val")
         if lists and split != "all":
-            want = {"train"} if split == "train" else {"val", "test"}
+            want = {"train": {"train"}, "val": {"val", "test"}, "test": {"test"}}[split]
             pairs = [p for p in pairs if lists.get(p.name) in want]
             lists_used = True
         else:
