@@ -80,6 +80,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.data, args.layout, args.split, holdout, ob, sb, None,
         ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
     _check_same_classes(classes, layout.classes, lname, args.data)
+    from ..core.training.datasets import split_list_notes
+
+    for note in split_list_notes(args.data, lname):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"scoring {len(src.pairs)} image(s) of the {args.split} split", file=sys.stderr)
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     src.optical_scale = float(ospec.get("scale", 1.0))
     src.float_rule = "reflect" in str(ospec.get("units", "")).lower()

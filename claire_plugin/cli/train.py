@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ...models.checkpoint import check_output_name
 from ...models.quoting import quoted
@@ -256,12 +256,31 @@ def _check_context(args: argparse.Namespace) -> None:
                           f"none: drop it")
 
 
+def _left_out_labels(src, classes, ignore) -> List[str]:
+    """A note for labelled pixels whose values are no class of the training (QA round 16: dropped without a word,
+    where `claire evaluate` says so)."""
+    from ..core.numbers import grouped
+    from ..core.training.data_checks import left_out_codes
+
+    codes = left_out_codes(src, len(classes), ignore)
+    left = sum(codes.values())
+    if not left:
+        return []
+    counted = int(src.class_counts(len(classes)).sum())
+    listed = ", ".join(f"{k}: {grouped(v)}" for k, v in list(codes.items())[:8])
+    more = f" and {len(codes) - 8} more" if len(codes) > 8 else ""
+    return [f"{grouped(left)} labelled pixels ({left / (left + counted):.1%}) of the training images hold values that "
+            f"are no class ({listed}{more}) and are left out of the training: name them with --classes "
+            f"(value:name,...) if they are classes, or --ignore them to say they are not"]
+
+
 def _training_data(args: argparse.Namespace, resume: Optional[str]) -> Dict[str, Any]:
     """The training pairs, their sample source, classes and the input specs with measured statistics; the
     data checked like classification inputs (core.training.data_checks) and the outputs before any work."""
     from ...models import spec as spec_mod
     from ..core.io.writer import check_outputs
     from ..core.training import data_checks as dc
+    from ..core.training.datasets import split_list_notes
     from ..core.training.sources import input_specs, resolve_data
 
     ob = parse_bands(args.optical_bands, "--optical-bands")
@@ -276,6 +295,7 @@ def _training_data(args: argparse.Namespace, resume: Optional[str]) -> Dict[str,
     src.optical_scale = ospec["scale"]
     src.float_rule = args.optical_scale is None and layout.optical_scale is None
     notes = dc.check_optical_values(src, ospec["scale"]) if "reflect" in ospec["units"].lower() else []
+    notes += _left_out_labels(src, classes, ignore) + split_list_notes(args.data, lname)
     _check_cloud_gate(args, ospec)
     stats = list(src.stat_arrays())
     dc.check_band_values(stats, ospec, sspec)

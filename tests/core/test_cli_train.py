@@ -366,3 +366,15 @@ def test_local_context_options_on_asanet_are_refused_before_reading(generic_dir,
     assert main(["train", "--data", generic_dir, "--arch", "asanet", "--size", "tiny", "--epochs", "1",
                  "--output", out] + flags) == 2
     assert words in capsys.readouterr().err and not os.path.exists(out)
+
+
+def test_labels_that_are_no_class_are_said_not_dropped_silently(generic_dir, tmp_path, capsys):
+    """QA round 16: label values outside the classes were left out of a folder training without a word."""
+    out = str(tmp_path / "two.safetensors")
+    assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "2", "--crop", "32", "--classes", "1:one,2:two", "--output", out]) == 0
+    err = capsys.readouterr().err
+    assert "of the training images hold values that are no class (3: " in err and "--classes" in err
+    assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "2", "--crop", "32", "--output", str(tmp_path / "all.safetensors")]) == 0
+    assert "no class" not in capsys.readouterr().err

@@ -385,3 +385,22 @@ def test_the_test_split_alone_and_what_the_hold_out_is(tmp_path):
     assert describe_holdout(plain, "whu-opt-sar", 0.25) == "right-hand 25% block of every image"
     with pytest.raises(EmptySplitError, match="no test split .* --split val"):
         list_pairs(plain, "whu-opt-sar", "test")
+
+
+def test_split_lists_that_leave_images_aside_are_said(tmp_path):
+    """QA round 16: a val.txt naming images the folder lacks, and images no list names, were skipped silently."""
+    from claire.claire_plugin.core.training.datasets import split_list_notes
+
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "pie")
+    _make(root, "rgb", "sar", "label", ["1", "2", "3", "4"], 32, 32, [0, 1], rng, 3)
+    with open(os.path.join(root, "train.txt"), "w") as fh:
+        fh.write("1\n2\n")
+    with open(os.path.join(root, "val.txt"), "w") as fh:
+        fh.write("3\n99.tif\n")
+    assert split_list_notes(root, "pie-rgb-sar") == [
+        "1 image(s) listed in the split lists but not in the folder: 99",
+        "1 image(s) in the folder but in no split list, so neither trained on nor scored: 4"]
+    with open(os.path.join(root, "val.txt"), "w") as fh:
+        fh.write("3\n4\n")
+    assert split_list_notes(root, "pie-rgb-sar") == []

@@ -200,6 +200,25 @@ def _add_split_name(out: Dict[str, str], name: str, split: str, where: str) -> N
     out[name] = split
 
 
+def split_list_notes(root: str, layout_name: str) -> List[str]:
+    """What the split lists leave aside, to be said: names listed without an image in the folder, and images no
+    list names (neither trained on nor scored)."""
+    lists = _read_split_lists(root) if os.path.isdir(root) else {}
+    if not lists:
+        return []
+    layout = LAYOUTS[layout_name]
+    if any(_find_dir(root, [s]) and _pairs_in(_find_dir(root, [s]), layout) for s in ("train", "val", "test")):
+        return []  # the sub-folders decide, not the lists
+    names = {p.name for p in _pairs_in(root, layout)}
+    notes = []
+    for what, found in (("listed in the split lists but not in the folder", sorted(set(lists) - names)),
+                        ("in the folder but in no split list, so neither trained on nor scored",
+                         sorted(names - set(lists)))):
+        if found:
+            notes.append(f"{len(found)} image(s) {what}: {', '.join(found[:8])}{', ...' if len(found) > 8 else ''}")
+    return notes
+
+
 def describe_holdout(root: str, layout_name: str, holdout: float) -> str:
     """What a folder's hold-out ('val' of list_pairs) is, in words for the card."""
     layout = LAYOUTS[layout_name]
