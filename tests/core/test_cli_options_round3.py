@@ -104,8 +104,9 @@ def test_every_sample_with_fewer_bands_than_the_checkpoint_needs(workdir):
 
 def test_unknown_split_is_refused_by_argparse(workdir):
     tmp, ck = workdir
-    rc, _, stderr = cli(_evaluate(ck, folder(tmp)) + ["--split", "test"])
-    assert rc == 2 and "invalid choice: 'test'" in stderr and all(x in stderr for x in ("val", "train", "all")), stderr
+    rc, _, stderr = cli(_evaluate(ck, folder(tmp)) + ["--split", "tests"])
+    assert rc == 2 and "invalid choice: 'tests'" in stderr and all(x in stderr for x in ("val", "test", "train", "all")), \
+        stderr
 
 
 def test_a_file_as_the_data_folder(workdir):
