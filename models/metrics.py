@@ -62,6 +62,12 @@ def macro_f1(metrics: Dict[str, Any]) -> float:
     return float(np.mean(f1)) if f1 else float("nan")
 
 
+def mean_accuracy(metrics: Dict[str, Any]) -> float:
+    """Mean per-class accuracy (recall) of the classes present in the reference: mmsegmentation's mAcc."""
+    acc = [c["recall"] or 0.0 for c in metrics["per_class"] if c["support"] > 0]
+    return float(np.mean(acc)) if acc else float("nan")
+
+
 #: A class pair counts as a look-alike of one input when at least this share of the reference class's pixels is
 #: mapped as the other class ...
 LOOKALIKE_SHARE = 0.25

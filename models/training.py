@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -290,6 +290,9 @@ def _train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
         history["loss"] = list(meta.get("loss", []))
         log(f"resumed from {resume_path} at epoch {start_epoch}")
     total = cfg.epochs * cfg.steps_per_epoch
+    # a run shorter than ten warm-ups warms up over its first tenth (3 steps peaked at 3/20 of the rate it recorded)
+    cfg = replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, total // 10)))
+    history["warmup_steps"] = cfg.warmup_steps
     t0 = time.time()
     bar = _progress_bar(cfg, total, start_epoch * cfg.steps_per_epoch) if progress else None
     for epoch in range(start_epoch, cfg.epochs):
@@ -308,6 +311,9 @@ def _train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
         history["loss"].append(round(running / cfg.steps_per_epoch, 5))
+        said = (f"epoch {epoch + 1}/{cfg.epochs}: mean loss {running / cfg.steps_per_epoch:.4f}, learning rate "
+                f"{lr_at((epoch + 1) * cfg.steps_per_epoch - 1, total, cfg):.2e}, {time.time() - t0:.0f} s")
+        (bar.write if bar is not None else log)(said)
         if resume_path:
             _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"], "context": cfg.context})
     if bar is not None:

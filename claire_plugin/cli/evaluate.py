@@ -39,7 +39,8 @@ def metrics_table(m: Dict[str, Any]) -> str:
     """Plain-text table of metrics (overall + per class)."""
     g = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     width = max([22] + [len(str(c["name"])) + 2 for c in m["per_class"]])  # whole names, the numbers in columns
-    lines = [f"OA {g(m['oa'])}   mIoU {g(m['miou'])}   kappa {g(m['kappa'])}   pixels {m.get('pixels', '')}", "",
+    lines = [f"OA {g(m['oa'])}   mIoU {g(m['miou'])}   mF1 {g(m.get('macro_f1'))}   mAcc {g(m.get('mean_accuracy'))}   "
+             f"kappa {g(m['kappa'])}   pixels {m.get('pixels', '')}", "",
              f"{'class':<{width}}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'support':>10}"]
     f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) and v is not None else f"{'-':>8}"  # noqa: E731
     for c in m["per_class"]:
@@ -58,6 +59,7 @@ def metrics_table(m: Dict[str, Any]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a labelled folder; table or JSON."""
     from ...models.checkpoint import load_checkpoint
+    from ...models.metrics import macro_f1, mean_accuracy
     from ...models.training import evaluate
     from ..core.runtime.device import check_device
     from ..core.training.checks import check_share
@@ -94,6 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
                  tile=int(card.get("tile_size", 256)), device=device)
     m["class_values"] = [c.value for c in classes]
+    m["macro_f1"], m["mean_accuracy"] = macro_f1(m), mean_accuracy(m)  # the papers' mFscore and mAcc
     m["confusion_rows"], m["confusion_columns"] = "reference", "prediction"
     _left_out(m, src, len(classes), ignore or ())
     m.update(checkpoint=path, data=args.data, split=args.split, layout=lname, corruption=args.corruption)

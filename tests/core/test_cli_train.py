@@ -159,8 +159,13 @@ def test_evaluate_json_and_info(generic_dir, tmp_path, capsys):
     assert [c["name"] for c in m["per_class"]] == ["class_1", "class_2", "class_3"]
     assert all("iou" in c for c in m["per_class"])
     assert sum(map(sum, m["confusion"])) == 2 * 64 * 24  # right-hand 25 % block of both images
+    # the papers' mFscore and mAcc (QA round 16: only per class): means over the classes in the reference
+    present = [c for c in m["per_class"] if c["support"] > 0]
+    assert m["macro_f1"] == pytest.approx(np.mean([c["f1"] or 0 for c in present]), abs=1e-4)
+    assert m["mean_accuracy"] == pytest.approx(np.mean([c["recall"] or 0 for c in present]), abs=1e-4)
     assert main(["evaluate", "--checkpoint", out, "--data", generic_dir]) == 0
     text = capsys.readouterr().out
+    assert f"mF1 {m['macro_f1']:.4f}   mAcc {m['mean_accuracy']:.4f}" in text
     assert "mIoU" in text and "ref\\pred        1        2        3" in text, text  # (QA) axes with codes
     # (QA, scale of labels) label values that are no class of the checkpoint were left out without a word
     other = tmp_path / "other"
@@ -378,3 +383,21 @@ def test_labels_that_are_no_class_are_said_not_dropped_silently(generic_dir, tmp
     assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1",
                  "--batch-size", "2", "--crop", "32", "--output", str(tmp_path / "all.safetensors")]) == 0
     assert "no class" not in capsys.readouterr().err
+
+
+def test_a_short_run_warms_up_over_its_first_tenth_and_logs_each_epoch(generic_dir, tmp_path, capsys):
+    """QA round 16: a 3-step run peaked at 3/20 of the learning rate its card recorded (warm-up fixed at 20 steps),
+    and nothing said an epoch's mean loss or rate."""
+    from claire.models.training import TrainConfig, lr_at
+
+    out = str(tmp_path / "short.safetensors")
+    assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "2", "--steps-per-epoch", "3",
+                 "--batch-size", "2", "--crop", "32", "--output", out]) == 0
+    said = capsys.readouterr()
+    lines = [line for line in (said.out + said.err).splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], lines
+    assert "mean loss" in lines[0] and "learning rate" in lines[0]
+    card = read_card(out)
+    assert card["training"]["warmup_steps"] == 1
+    cfg = TrainConfig(lr=2e-3, warmup_steps=1)
+    assert lr_at(0, 6, cfg) == pytest.approx(2e-3)  # the full rate from the first step after a 1-step warm-up

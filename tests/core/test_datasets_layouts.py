@@ -404,3 +404,17 @@ def test_split_lists_that_leave_images_aside_are_said(tmp_path):
     with open(os.path.join(root, "val.txt"), "w") as fh:
         fh.write("3\n4\n")
     assert split_list_notes(root, "pie-rgb-sar") == []
+
+
+def test_an_optical_off_the_grid_its_sar_and_label_share_is_the_one_named(tmp_path):
+    """QA round 16: an optical of another size than its SAR and label was reported as the SAR being off the
+    optical's grid, with a gdalwarp to the optical's size that would then leave the label off."""
+    from claire.claire_plugin.core.training.data_checks import check_grids
+
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a"], 32, 32, [10, 20], rng)
+    _tif(os.path.join(root, "optical", "a.tif"), rng.integers(1, 255, (4, 40, 36)).astype(np.uint8))
+    with pytest.raises(ClaireError, match=r"a: the optical raster .*a\.tif is not on the grid its SAR and label "
+                                          r"rasters share \(36 x 40 pixels, not 32 x 32\).*-ts 32 32"):
+        check_grids(list_pairs(root, "whu-opt-sar", "all"))

@@ -63,10 +63,18 @@ def check_grids(pairs) -> None:
     import rasterio
 
     for p in pairs:
-        with rasterio.open(p.optical) as o:
-            for path, role, how in ((p.sar, "SAR", "bilinear"), (p.label, "label", "near")):
-                with rasterio.open(path) as other:
-                    diff = _grid_difference(o, other)
+        with rasterio.open(p.optical) as o, rasterio.open(p.sar) as s, rasterio.open(p.label) as lab:
+            if _grid_difference(o, s) and _grid_difference(o, lab) and not _grid_difference(s, lab):
+                b = s.bounds
+                how = (f"gdalwarp -r bilinear -t_srs {s.crs.to_string()} -te {b.left} {b.bottom} {b.right} {b.top} "
+                       f"-ts {s.width} {s.height}" if s.crs else f"gdal_translate -r bilinear -outsize {s.width} "
+                                                                 f"{s.height}")
+                raise ClaireError(
+                    f"{p.name}: the optical raster {p.optical} is not on the grid its SAR and label rasters share "
+                    f"({_grid_difference(s, o)}); folder training reads the three rasters pixel for pixel, so "
+                    f"resample the optical onto their grid first, e.g. {how} {p.optical} optical_on_grid.tif")
+            for path, role, how, other in ((p.sar, "SAR", "bilinear", s), (p.label, "label", "near", lab)):
+                diff = _grid_difference(o, other)
                 if diff:
                     crs = o.crs.to_string() if o.crs else "the optical CRS"
                     b = o.bounds

@@ -47,6 +47,9 @@ ESRI_CLASSES = [(1, "water", "#419bdf"), (2, "trees", "#397d49"), (3, "flooded v
 #: colours of ASANet's code.
 WHU_CLASSES = [("farmland", "#ffc380"), ("city", "#ff0000"), ("village", "#9f81b7"), ("water", "#0000ff"),
                ("forest", "#00ff00"), ("road", "#ffff00"), ("others", "#ffffff")]
+#: OpenEarthMap's eight classes, label values 1 .. 8 (0 unknown), with OpenEarthMap's own colours.
+OEM_CLASSES = [("bareland", "#800000"), ("rangeland", "#00ff24"), ("developed space", "#949494"), ("road", "#ffffff"),
+               ("tree", "#226126"), ("water", "#0045ff"), ("agriculture land", "#4bb549"), ("building", "#de1f07")]
 #: PIE-RGB-SAR's six classes, label values 0 .. 5, names and colours as ASANet's code gives them.
 PIE_CLASSES = [("background", "#808080"), ("city", "#eb3324"), ("road", "#fffd55"), ("water", "#42ecf5"),
                ("forest", "#38a800"), ("farmland", "#a87000")]
@@ -107,8 +110,7 @@ LAYOUTS: Dict[str, LayoutDef] = {
         optical_scale=1.0 / 255, sar_units="dn", sar_scale=1.0 / 255, sar_clip=(0.0, 1.0), nodata=255),
     "oem-sar": LayoutDef(
         optical=["rgb_images", "rgb", "optical"], sar=["sar_images", "sar"], labels=["labels", "label"],
-        classes=[ClassDef(v, n) for v, n in [(1, "bareland"), (2, "rangeland"), (3, "developed space"), (4, "road"),
-                                             (5, "tree"), (6, "water"), (7, "agriculture land"), (8, "building")]],
+        classes=[ClassDef(i + 1, n, c) for i, (n, c) in enumerate(OEM_CLASSES)],
         ignore=[0], optical_units="dn", optical_scale=1.0 / 255, sar_units="dn", sar_scale=1.0 / 255,
         sar_clip=(0.0, 1.0), nodata=0),
     "terramesh": LayoutDef(
