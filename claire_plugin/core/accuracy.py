@@ -346,9 +346,11 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
 
     ref = {int(c["value"]): str(c["name"]).strip() for c in classes_from_gdal(reference) if c.get("name")}
     mine = {int(c["value"]): str(c["name"]).strip() for c in map_classes if c.get("name")}
-    from .legend import apart_note, mapping_by_name
+    from .legend import apart_note, mapping_by_name, mostly_bundled
 
-    if not ref:  # no legend of its own: the bundled one is the likeliest (a map of a model coded before 225f656)
+    if not ref:  # no legend of its own: the bundled one is the likeliest for a map of the bundled model's kind
+        if not mostly_bundled(list(mine.values())):  # a dataset's model (WHU-OPT-SAR's 'water' at 40): its labels
+            return None
         note = apart_note(list(mine.items()), "the map", how)
         return None if note is None else f"warning: {note}"
     clash = [(v, ref[v], mine[v]) for v in sorted(ref) if v in mine and name_key(ref[v]) != name_key(mine[v])]

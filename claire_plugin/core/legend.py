@@ -30,6 +30,13 @@ def mapping_by_name(reference: Dict[int, str], mine: Dict[int, str]) -> List[str
             if by_name.get(name_key(n), v) != v]
 
 
+def mostly_bundled(names: Sequence[str]) -> bool:
+    """Whether at least half of `names` are class names of the bundled checkpoint (a model fine-tuned from it, not
+    one of a dataset's own legend, whose few shared names, 'water', say nothing about its reference's codes)."""
+    legend = bundled_legend()
+    return bool(names) and 2 * sum(name_key(n) in legend for n in names) >= len(names)
+
+
 def apart_from_bundled(classes: Sequence[Tuple[int, str]]) -> List[Tuple[str, int, int]]:
     """(name, code here, code in the bundled legend) of the classes named as the bundled checkpoint's but coded
     otherwise."""

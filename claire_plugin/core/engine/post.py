@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class Outputs:
     reference: Optional[object] = None
     reference_lut: Optional[np.ndarray] = None
     reference_nodata: Optional[float] = None
+    reference_ignored: Sequence[int] = ()  # values the checkpoint's training ignored: not "left out" classes
     cloud: Optional[object] = None
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: channel K
@@ -164,6 +165,8 @@ def _add_reference(outputs: Outputs, idx, valid, row: int, col: int, h: int, w: 
     other = ok & valid & (ref_i < 0)
     if outputs.reference_nodata is not None:
         other &= ref != np.float32(outputs.reference_nodata)
+    if len(outputs.reference_ignored):
+        other &= ~np.isin(ref, np.asarray(outputs.reference_ignored, np.float32))
     outputs.summary.add_reference(pred_i, ref_i, ref[other].astype(np.int64))
 
 
