@@ -13,6 +13,7 @@ from ...models.quoting import quoted
 from ..core.errors import ClaireError
 from ..core.io.atomic import OutputSet
 from ..core.io.writer import check_outputs
+from ..core.numbers import counted
 from ..core.params import parse_bands
 from ..core.training.sources import plain_images_allowed
 from . import train_polygons
@@ -133,8 +134,12 @@ def _train_folder(args: argparse.Namespace) -> int:
         from ..core.training.data_checks import check_resume
 
         check_resume(resume, model_config(cfg, len(classes), data["ospec"], data["sspec"]), args.arch)
+    elif resume:  # a finished run removed its resume file: said, not a silent start from scratch
+        print(f"note: no resume file {resume} (none yet, or the last run finished): training from the start",
+              file=sys.stderr)
     print(f"training {args.arch}/{args.size} on {len(pairs)} image(s) of {args.data} (layout {lname}), "
-          f"{len(classes)} classes, {cfg.epochs} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} crops "
+          f"{len(classes)} classes, {counted(cfg.epochs, 'epoch')} x {counted(cfg.steps_per_epoch, 'step')} x "
+          f"{counted(cfg.batch_size, 'crop')} "
           f"of {cfg.crop} px", file=sys.stderr)
     try:
         model, hist = _run_training(src, data, len(classes), cfg, resume, steer=args.threads is None)

@@ -136,6 +136,8 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, c
     assert main(args + ["--epochs", "2", "--output", out]) == 130
     assert os.path.exists(out + ".resume") and not os.path.exists(out)
     said = capsys.readouterr().err  # not "no output was written": the resume file is there to continue from
+    # QA round 16: the first --resume run started from scratch without a word (none yet, or the last one finished)
+    assert f"note: no resume file {out}.resume (none yet, or the last run finished): training from the start" in said
     assert "the checkpoint was not written; the resume file" in said and "is kept" in said
     monkeypatch.setattr(training, "make_batch", real)
     capsys.readouterr()  # review of QA round 14: a resume of another context (the default changed) is refused

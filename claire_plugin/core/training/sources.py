@@ -169,7 +169,7 @@ def card_familiarity(model, src, vsrc, ospec: dict, sspec: dict, device: str = "
         return None, why
     fam["calibrated_on"] = "heldout" if vsrc is not None else "training_data"
     return fam, (f"{fam['pixels']} training pixels, threshold {fam['threshold']:.3f} (0.99 quantile of "
-                 f"{fam['heldout_pixels']} {fam['calibrated_on']} pixels)")
+                 f"{fam['heldout_pixels']} {'held-out' if vsrc is not None else 'training'} pixels)")
 
 
 def inferred_optical_scale(pair, bands) -> float:
