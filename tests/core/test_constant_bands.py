@@ -55,3 +55,13 @@ def test_the_engine_refuses_an_empty_band_before_the_order_test(workdir, capsys)
     assert not os.path.exists(out)
     with rasterio.open(o) as ds:
         assert ds.count == optical.shape[0]
+
+
+def test_a_unit_of_just_linear_is_said_to_be_taken_as_power():
+    """QA round 16: -units linear on amplitude values was reported as 'metadata says linear power'."""
+    from claire.claire_plugin.core.inputs.units import detect_sar_scale
+
+    sample = np.full((2, 20, 20), 0.1)
+    kind, why = detect_sar_scale(sample, "linear")
+    assert kind == "power" and "taken as power" in why and "--sar-units amplitude" in why
+    assert detect_sar_scale(sample, "Sigma0_VV") == ("power", "metadata says linear power")

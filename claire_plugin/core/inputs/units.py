@@ -52,8 +52,11 @@ def detect_sar_scale(sample: np.ndarray, metadata_text: str = "") -> Tuple[str, 
         return "db", "metadata says dB"
     if "amplitude" in text:
         return "amplitude", "metadata says amplitude"
-    if re.search(r"linear|power|intensity|sigma0(?!.?db)|gamma0(?!.?db)|beta0(?!.?db)", text):
+    if re.search(r"power|intensity|sigma0(?!.?db)|gamma0(?!.?db)|beta0(?!.?db)", text):
         return "power", "metadata says linear power"
+    if "linear" in text:  # linear, but of power or of amplitude? power is what backscatter products hold
+        return "power", ("metadata says linear, taken as power (sigma0 / gamma0); for an amplitude give --sar-units "
+                         "amplitude")
     vals = sample[np.isfinite(sample)]
     if vals.size == 0:
         return "db", "no finite values to inspect"
