@@ -1,67 +1,96 @@
 """A band that holds one value everywhere the others have data (QA round 16: an all-zero B8A was blamed on the band
-order, an all-zero VH called 'linear, values 0 to 2' with a log10 fix that cannot work)."""
+order, an all-zero VH called 'linear, values 0 to 2' with a log10 fix that cannot work, a constant VH mapped without
+a word)."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 from claire.claire_plugin.core.errors import ClaireError
-from claire.claire_plugin.core.inputs.units import check_constant_bands
+from claire.claire_plugin.core.inputs.units import check_constant_bands, constant_band, detect_sar_scale
 
 
 def test_an_empty_band_is_named_as_empty():
     rng = np.random.default_rng(0)
     sample = rng.uniform(0.01, 0.4, (3, 20, 20))
-    check_constant_bands(sample, "optical", ["B04", "B08", "B8A"])
+    assert constant_band(sample, "optical", ["B04", "B08", "B8A"]) is None
     sample[2] = 0.0
-    with pytest.raises(ClaireError, match=r"the optical band read as B8A holds 0 on every pixel where the other "
-                                          r"bands have data: it is empty"):
+    assert constant_band(sample, "optical", ["B04", "B08", "B8A"]).startswith(
+        "the optical band read as B8A holds 0 on every pixel where the other bands have data: an empty band")
+    with pytest.raises(ClaireError, match=r"B8A holds 0 .*; give the raster with that band's values"):
         check_constant_bands(sample, "optical", ["B04", "B08", "B8A"])
     sar = np.stack([rng.normal(-12, 2, (20, 20)), np.full((20, 20), -20.0)])
-    with pytest.raises(ClaireError, match=r"the SAR band read as VH holds -20 on every pixel"):
-        check_constant_bands(sar, "SAR", ["VV", "VH"])
+    assert "the SAR band read as VH holds -20 on every pixel" in constant_band(sar, "SAR", ["VV", "VH"])
 
 
 def test_no_data_around_and_small_samples_are_left_alone():
     rng = np.random.default_rng(0)
     sample = rng.uniform(0.01, 0.4, (2, 20, 20))
     sample[:, :10] = 0.0  # a nodata frame: 0 in every band is no pixel with data
-    check_constant_bands(sample, "optical", ["B04", "B08"])
+    assert constant_band(sample, "optical", ["B04", "B08"]) is None
     small = np.zeros((2, 5, 5))
     small[0] = 0.2
-    check_constant_bands(small, "optical", ["B04", "B08"])  # 25 pixels: too few to tell
-    check_constant_bands(np.zeros((1, 20, 20)), "SAR", ["VV"])  # one band: nothing to compare with
+    assert constant_band(small, "optical", ["B04", "B08"]) is None  # 25 pixels: too few to tell
+    assert constant_band(np.zeros((1, 20, 20)), "SAR", ["VV"]) is None  # one band: nothing to compare with
 
 
-def test_the_engine_refuses_an_empty_band_before_the_order_test(workdir, capsys):
-    """Through claire classify: the message names the empty band, not the stacking order."""
-    import os
+def _pair(tmp, optical, sar):
+    from claire.tests.fixtures.helpers import write_raster
 
-    import rasterio
+    o = write_raster(os.path.join(tmp, "o.tif"), optical)
+    s = write_raster(os.path.join(tmp, "s.tif"), sar, descriptions=["VV", "VH"])
+    return o, s
 
+
+def test_an_empty_band_the_order_test_trips_on_is_named_empty(workdir, capsys):
+    """Through claire classify: B8A all 0 failed the band-order test, whose fix (--optical-bands) could not help."""
     from claire.claire_plugin.cli.main import main
-    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+    from claire.tests.fixtures.helpers import synthetic_scene
 
     tmp, ck = workdir
     optical, sar = synthetic_scene(64, 64)[:2]
     optical = optical.copy()
     optical[8] = 0
-    o = write_raster(os.path.join(tmp, "empty_b8a.tif"), optical)
-    s = write_raster(os.path.join(tmp, "sar_ok.tif"), sar, descriptions=["VV", "VH"])
+    o, s = _pair(tmp, optical, sar)
     out = os.path.join(tmp, "x.tif")
     assert main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", out]) == 2
     said = capsys.readouterr().err
-    assert "holds 0 on every pixel where the other bands have data: it is empty" in said and "order" not in said, said
+    assert "holds 0 on every pixel where the other bands have data" in said and "stacked in" not in said, said
     assert not os.path.exists(out)
-    with rasterio.open(o) as ds:
-        assert ds.count == optical.shape[0]
+
+
+def test_a_constant_sar_band_is_mapped_with_a_warning(workdir, capsys):
+    from claire.claire_plugin.cli.main import main
+    from claire.tests.fixtures.helpers import synthetic_scene
+
+    tmp, ck = workdir
+    optical, sar = synthetic_scene(64, 64)[:2]
+    sar = sar.copy()
+    sar[1] = -20.0
+    o, s = _pair(tmp, optical, sar)
+    out = os.path.join(tmp, "x.tif")
+    assert main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", out]) == 0
+    said = capsys.readouterr()
+    assert "SAR band read as VH holds -20 on every pixel" in said.out + said.err and os.path.exists(out)
 
 
 def test_a_unit_of_just_linear_is_said_to_be_taken_as_power():
     """QA round 16: -units linear on amplitude values was reported as 'metadata says linear power'."""
-    from claire.claire_plugin.core.inputs.units import detect_sar_scale
-
     sample = np.full((2, 20, 20), 0.1)
     kind, why = detect_sar_scale(sample, "linear")
     assert kind == "power" and "taken as power" in why and "--sar-units amplitude" in why
     assert detect_sar_scale(sample, "Sigma0_VV") == ("power", "metadata says linear power")
+
+
+def test_an_empty_sar_band_is_not_called_linear():
+    from claire.claire_plugin.core.inputs.units import _check_each_band
+
+    rng = np.random.default_rng(0)
+    sample = np.stack([rng.normal(-12, 2, (20, 20)), np.zeros((20, 20))])
+    with pytest.raises(ClaireError, match=r"the SAR band read as VH holds 0 on every pixel .* give the raster"):
+        _check_each_band(sample, "db", "read as dB", ["VV", "VH"])
+    sample[1] = rng.uniform(0, 1.5, (20, 20))  # a band really linear beside a dB one: still that message
+    with pytest.raises(ClaireError, match=r"looks linear \(values 0 to 2\)"):
+        _check_each_band(sample, "db", "read as dB", ["VV", "VH"])

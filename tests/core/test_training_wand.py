@@ -358,3 +358,22 @@ def test_a_region_of_exactly_the_least_pixel_count_is_a_polygon(wand_scene):  # 
     assert grow_region(wand_scene, *_xy(12.5, 14.5), min_pixels=n).pixels == n
     with pytest.raises(ClaireError, match=f"Only {n} pixel"):
         grow_region(wand_scene, *_xy(12.5, 14.5), min_pixels=n + 1)
+
+
+def test_saturated_pixels_never_join_a_polygon(tmp_path):
+    """QA round 16: a 30 x 30 block at 65535 in every band (Sentinel-2's saturated value) became a training polygon of
+    its own, trained on without a note (the card's clip made it look like bright ground)."""
+    opt, sar = _scene_arrays()
+    opt = opt.astype(np.uint16)
+    opt[:, 12:16, 14:18] = 65535  # inside the field
+    s = Scene(write_raster(tmp_path / "o.tif", opt), write_raster(tmp_path / "s.tif", sar, descriptions=["VV", "VH"]),
+              tiny_card())
+    try:
+        reg = grow_region(s, *_xy(25.5, 25.5))
+        rows, cols = np.nonzero(reg.mask)
+        taken = set(zip((rows + reg.row0).tolist(), (cols + reg.col0).tolist()))
+        assert not taken & {(r, c) for r in range(12, 16) for c in range(14, 18)} and len(taken) > 100
+        with pytest.raises(ClaireError, match="is saturated"):
+            grow_region(s, *_xy(13.5, 15.5))
+    finally:
+        s.close()

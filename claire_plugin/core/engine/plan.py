@@ -19,7 +19,7 @@ from ..inputs.dates import date_gap_warning
 from ..inputs.fit import resolution_warning, same_raster_message, sar_resolution_warning
 from ..inputs.normalize import InputSpec, optical_preparer, sar_fill_units, sar_preparer
 from ..inputs.radiometry import optical_radiometry
-from ..inputs.units import calibration_warning
+from ..inputs.units import calibration_warning, constant_band_warnings
 from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
 from ..io.atomic import other_writers
@@ -319,6 +319,8 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                  rio.band_metadata_texts(plan.sar, sc.indices))
     sar_vrt.set_sar_units(sar_fill_units(plan.sar_spec, plan.sar_prep.to_db))  # as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
+    messages += constant_band_warnings(plan.optical_prep.physical(o_sample.astype(np.float32)), oc.names,
+                                       s_sample, sc.names)
     said = calibration_warning(rio.sar_names(plan.sar, sc.indices, plan.params.sar), plan.card)
     if said:
         messages.append(said)

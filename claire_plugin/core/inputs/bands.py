@@ -344,9 +344,6 @@ def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray
     alphabetical order (B8A last). `reflectance` is the sample of the chosen bands in reflectance; `count` the
     raster's band count. The message names the `--optical-bands` of the stacking order that passes the tests, or
     of each such order when the chosen bands cannot tell. Named or explicit bands are trusted."""
-    from .units import check_constant_bands
-
-    check_constant_bands(np.asarray(reflectance), "optical", choice.names)  # an empty band is no order's fault
     if not placed_by_position(choice.method):
         return
     names = [canonical_band(n) for n in choice.names]
@@ -355,6 +352,9 @@ def check_spectral_order(choice: BandChoice, count: int, reflectance: np.ndarray
     faults = _order_faults(shares)
     if not faults:
         return
+    from .units import check_constant_bands
+
+    check_constant_bands(refl, "optical", choice.names)  # an empty band is no stacking order's fault
     fixes, maybe = [], []
     layout = OPTICAL_LAYOUTS.get(count)
     for what, order, reveal in _stacking_orders(layout[1]) if layout else []:

@@ -174,23 +174,39 @@ def _band_median_db(band: np.ndarray, kind: str) -> Optional[float]:
     return float(np.median(vals)) if vals.size >= 100 else None
 
 
-def check_constant_bands(sample: np.ndarray, role: str, names: Sequence[str]) -> None:
-    """ClaireError for a band that holds one value on every pixel where another band of the sample ([C, ...]) has a
-    value (an empty band of a failed or partial export: read as data it is blamed on the band order or the unit,
-    and a map from it is a map without that band). A raster of one band, or a sample of fewer than 100 such
-    pixels, is left alone."""
-    sample = np.asarray(sample, np.float64).reshape(sample.shape[0], -1) if sample.ndim >= 2 else None
-    if sample is None or sample.shape[0] < 2:
-        return
+def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Optional[str]:
+    """Words for the first band that holds one value on every pixel where another band of the sample ([C, ...]) has
+    a value (an empty band of a failed or partial export: a map from it is a map without that band), or None. A
+    raster of one band, or a sample of fewer than 100 such pixels, is left alone."""
+    sample = np.asarray(sample, np.float64)
+    if sample.ndim < 2 or sample.shape[0] < 2:
+        return None
+    sample = sample.reshape(sample.shape[0], -1)
     finite = np.isfinite(sample)
-    seen = finite.any(axis=0) & (np.where(finite, sample, 0) != 0).any(axis=0)
+    seen = (np.where(finite, sample, 0) != 0).any(axis=0)
     for k, band in enumerate(sample):
         vals = band[seen & finite[k]]
         if vals.size >= 100 and float(vals.min()) == float(vals.max()):
             name = str(names[k]) if k < len(names) else f"band {k + 1}"
-            raise ClaireError(f"the {role} band read as {name} holds {vals[0]:g} on every pixel where the other bands "
-                              f"have data: it is empty (a band left out of an export, or a failed one); give the "
-                              f"raster with that band's values")
+            return (f"the {role} band read as {name} holds {vals[0]:g} on every pixel where the other bands have "
+                    f"data: an empty band (left out of an export, or a failed one)?")
+    return None
+
+
+def constant_band_warnings(optical: np.ndarray, optical_names: Sequence[str], sar: np.ndarray,
+                           sar_names: Sequence[str]) -> List[str]:
+    """The run's warnings of an empty band in either input (constant_band): the map is made, without that band's
+    information, and says so."""
+    found = [constant_band(optical, "optical", optical_names), constant_band(sar, "SAR", sar_names)]
+    return [f"warning: {said} The map is made without that band's information" for said in found if said]
+
+
+def check_constant_bands(sample: np.ndarray, role: str, names: Sequence[str]) -> None:
+    """ClaireError naming an empty band (constant_band), raised where a test would otherwise blame the band order
+    or the unit for it, with fixes that cannot help."""
+    said = constant_band(sample, role, names)
+    if said:
+        raise ClaireError(f"{said.rstrip('?')}; give the raster with that band's values")
 
 
 def _check_each_band(sample: np.ndarray, kind: str, read: str, bands: Sequence[str]) -> None:
@@ -198,11 +214,11 @@ def _check_each_band(sample: np.ndarray, kind: str, read: str, bands: Sequence[s
     if sample.ndim < 2 or sample.shape[0] < 2:
         return
     name = [str(bands[k]) if k < len(bands) else f"band {k + 1}" for k in range(sample.shape[0])]
-    check_constant_bands(sample, "SAR", name)
     if kind == "db":  # one band linear (0..2), another dB (mostly negative): read alike, one is wrong by its scale
         linear = [k for k, b in enumerate(sample) if _looks_linear(b)]
         db = [k for k, b in enumerate(sample) if float(np.mean(b[np.isfinite(b)] < 0)) > 0.5]
         if linear and db:
+            check_constant_bands(sample, "SAR", name)  # an empty band is not linear
             raise ClaireError(f"the SAR band read as {name[linear[0]]} looks linear (values 0 to 2) while the one "
                               f"read as {name[db[0]]} looks like dB (mostly negative), and both are {read}; give "
                               f"bands in one unit (convert the linear one: 10 * log10 of power, e.g. with "

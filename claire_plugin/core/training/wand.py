@@ -89,6 +89,18 @@ def grow(dist: np.ndarray, r: int, c: int, tolerance: float) -> np.ndarray:
     return labels == labels[r, c] if labels[r, c] else np.zeros(dist.shape, bool)
 
 
+def saturated_pixels(scene: Scene, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+    """Bool [h, w] of the window (inside the raster): pixels at an integer optical's largest value in a chosen band
+    (Sentinel-2's 65535: saturated, no reflectance measured; the card's clip makes it look like bright ground)."""
+    from ..io.raster_io import read_window
+
+    dtype = np.dtype(scene.opt.dtypes[scene.oc.indices[0] - 1])
+    if dtype.kind not in "ui":
+        return np.zeros((h, w), bool)
+    raw = read_window(scene.opt, scene.oc.indices, r0, c0, h, w, dtype.name)
+    return (raw == np.iinfo(dtype).max).any(axis=0)
+
+
 def _polygon_wkt(mask: np.ndarray, transform) -> str:
     """The mask (one 4-connected region) as a polygon WKT in the raster's coordinates."""
     from rasterio import features
@@ -146,6 +158,11 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     if bad[r - r0, c - c0]:
         raise ClaireError("The pixel at the point has no optical or no SAR data (nodata, or outside the part the "
                           "two rasters share): choose a point inside the scene.")
+    saturated = saturated_pixels(scene, r0, c0, h, w)
+    if saturated[r - r0, c - c0]:
+        raise ClaireError("The pixel at the point is saturated (the optical's largest value in a band: no surface "
+                          "reflectance was measured there): choose a point elsewhere.")
+    bad = bad | saturated  # never joins a polygon, as a pixel without data
     feats = scene.opt_prep.standardise(np.nan_to_num(opt, nan=0.0))
     dist = distance_to_seed(feats, bad, r - r0, c - c0)
     tol = float(tolerance)
