@@ -93,7 +93,8 @@ class TrainTask(QgsTask):
         self.project = project_generation()
 
     def _progress(self, fraction: float, message: str) -> None:
-        self.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+        # never back: the epochs' share and the steps' share of the bar differ a little (a time budget)
+        self.setProgress(max(self.progress(), min(100.0, 100.0 * float(fraction))))
         if message and message != self.last_message:
             self.last_message = message
             self.progressText.emit(message)

@@ -94,3 +94,16 @@ def test_an_empty_sar_band_is_not_called_linear():
     sample[1] = rng.uniform(0, 1.5, (20, 20))  # a band really linear beside a dB one: still that message
     with pytest.raises(ClaireError, match=r"looks linear \(values 0 to 2\)"):
         _check_each_band(sample, "db", "read as dB", ["VV", "VH"])
+
+
+def test_classify_says_it_loads_the_model_first(workdir):
+    """QA round 16 (QGIS desktop): 'Starting…' for 5-8 s at the first run of a session, nothing said."""
+    from claire.claire_plugin.core.engine import classify
+    from claire.claire_plugin.core.params import ClassifyParams
+    from claire.tests.fixtures.helpers import synthetic_scene
+
+    tmp, ck = workdir
+    o, s = _pair(tmp, *synthetic_scene(48, 48)[:2])
+    seen = []
+    classify(ClassifyParams(o, s, os.path.join(tmp, "m.tif"), checkpoint=ck), lambda f, m: seen.append(m))
+    assert seen[:2] == ["loading the model", "checking the inputs and planning the tiles"], seen[:3]

@@ -208,6 +208,8 @@ def test_cancelled_run_leaves_no_output_and_keeps_earlier_file(engine_scene, sta
 def test_progress_is_monotonic_and_reaches_one(engine_scene, standin_model, standin_card):
     seen = []
     run(_params(engine_scene, batch_size=2), standin_model, standin_card, progress=lambda f, m: seen.append((f, m)))
+    # QA round 16: seconds of "Starting…" while the inputs were checked and the tiles planned
+    assert seen[0] == (0.0, "checking the inputs and planning the tiles")
     fractions = [f for f, _ in seen]
     assert len(fractions) > 5
     assert all(b >= a for a, b in zip(fractions, fractions[1:]))

@@ -170,6 +170,24 @@ def test_a_cancel_after_the_epochs_stops_the_scoring_and_writes_nothing(scene, a
     assert not [p.name for p in scene["dir"].iterdir() if p.name.startswith(("model", "report"))]
 
 
+def test_the_training_steps_move_the_progress_between_epochs(scene, monkeypatch):
+    """QA round 16 (QGIS desktop): the bar sat at 5 % for 38 s, through the scene's reading and the first epoch of a
+    short training; the steps now report, at most every STEP_REPORT_SECONDS."""
+    from claire.claire_plugin.core.training import polygons
+
+    monkeypatch.setattr(polygons, "STEP_REPORT_SECONDS", 0.0)
+    said = []
+    train_from_polygons(_params(scene, baseline=False), progress=lambda f, m: said.append((f, m)))
+    steps = [(f, m) for f, m in said if m.startswith("training: step")]
+    assert [m for _, m in steps] == [f"training: step {k} of 4" for k in range(1, 5)], said
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps) and 0.05 < steps[0][0]
+    assert steps[-1][0] == pytest.approx(0.82)
+    monkeypatch.setattr(polygons, "STEP_REPORT_SECONDS", 3600.0)
+    said.clear()
+    train_from_polygons(_params(scene, baseline=False), progress=lambda f, m: said.append((f, m)))
+    assert not [m for _, m in said if m.startswith("training: step")]
+
+
 def test_a_labels_file_of_two_layers_names_trains_own_options(scene):
     """QA round 16: claire train told the user to pass --layer, an option it does not have."""
     from osgeo import gdal

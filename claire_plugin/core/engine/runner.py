@@ -106,6 +106,8 @@ def classify(params: ClassifyParams, progress: Optional[ProgressFn] = None,
 def _classify_here(params: ClassifyParams, progress: Optional[ProgressFn],
                    is_cancelled: Optional[CancelFn]) -> ClassifyResult:
     """On the torch thread: load the checkpoint, then run."""
+    if progress is not None:  # the first run of a session also imports torch's kernels: seconds without a word
+        in_caller(progress)(0.0, "loading the model")
     model, card = load_model(params.checkpoint)
     return _run_here(params, model, card, progress, is_cancelled)
 
@@ -200,6 +202,7 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     cache.at_most(BASE_BYTES)  # until the inputs are known: RSS stays flat whatever the caller had set
     try:
         with torch.inference_mode(), reuse_freed_memory():
+            progress(0.0, "checking the inputs and planning the tiles")
             plan = plan_run(params, model, card, device, messages, cache)
             return _run(plan, messages, progress, is_cancelled, t_start)
     except ClaireError as exc:

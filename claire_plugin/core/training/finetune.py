@@ -287,7 +287,8 @@ def _optimizer(model, cfg: FinetuneConfig):
 
 def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, epoch: int, s1_steps: int,
                  total_steps: int, device, is_cancelled: Optional[Callable[[], bool]],
-                 keep: tuple = (None, None), steering=None) -> float:
+                 keep: tuple = (None, None), steering=None,
+                 steps_done: Optional[Callable[[int, int], None]] = None) -> float:
     """One epoch of `cfg.steps_per_epoch` steps; mean loss (task loss plus the `keep` terms: a StartAnchor
     and a Teacher, each or both None). `steering` (core.engine.schedule.StepSteering, or None) sets the
     thread count from the steps' times."""
@@ -320,6 +321,8 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
         running += float(loss.detach())
         if steering is not None:
             steering.after_step(time.perf_counter() - started, g + 1)
+        if steps_done is not None:
+            steps_done(g + 1, total_steps)
     model.eval()
     return running / cfg.steps_per_epoch
 
@@ -345,7 +348,8 @@ def _keep_terms(model, base_model, base_card: dict, classes: List[ClassInfo], cf
 
 def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_model, base_card: dict,
              cfg: FinetuneConfig, validate: Optional[Callable[[Any], float]] = None,
-             on_epoch: Optional[EpochFn] = None, is_cancelled: Optional[Callable[[], bool]] = None):
+             on_epoch: Optional[EpochFn] = None, is_cancelled: Optional[Callable[[], bool]] = None,
+             steps_done: Optional[Callable[[int, int], None]] = None):
     """Train on the training pixels; returns (network in eval mode on the CPU, builder config, history).
 
     `validate(model) -> macro-F1` runs after every epoch (reported, never used to pick weights: the
@@ -383,7 +387,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
                             "class_weights": [round(float(w), 4) for w in weights]}
     t0 = time.time()
     epoch, s1 = _epochs(model, opt, loss_fn, sampler, cfg, (s1, total), device, validate, on_epoch, is_cancelled,
-                        keep, hist)
+                        keep, hist, steps_done)
     _set_stage(model, 2)
     if hist["averaged_epochs"] >= 2:
         hist["lr_note"] = (f"{lr_note}; the final network is the mean of its weights after each of the last "
@@ -397,7 +401,8 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
 
 
 def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, schedule: Tuple[int, int], device,
-            validate, on_epoch, is_cancelled, keep: tuple, hist: Dict[str, Any]) -> Tuple[int, int]:
+            validate, on_epoch, is_cancelled, keep: tuple, hist: Dict[str, Any],
+            steps_done: Optional[Callable[[int, int], None]] = None) -> Tuple[int, int]:
     """The training loop: epochs until the schedule (or the time budget) ends; returns (epochs run, stage-1
     epochs of the final schedule); losses, validation scores and thread notes go into `hist`. On a CPU
     the thread count is steered by the steps' times (core.engine.schedule.StepSteering): another program busy on
@@ -414,7 +419,7 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
             stage = 1 if epoch < s1 else 2
             _set_stage(model, stage, cfg.stage2)
             loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
-                                total * cfg.steps_per_epoch, device, is_cancelled, keep, steering)
+                                total * cfg.steps_per_epoch, device, is_cancelled, keep, steering, steps_done)
             f1 = validate(model) if validate is not None else None
             epoch += 1
             hist["loss"].append(round(loss, 5))

@@ -406,7 +406,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
 
         progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}")
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
-                                       validate, on_epoch, is_cancelled)
+                                       validate, on_epoch, is_cancelled, step_progress(progress))
         progress(0.82, "measuring the training features (familiarity statistics)")
         familiar, familiar_note = polygon_familiarity(scene, split, model, device)
         progress(0.85, f"scoring on the held-out {units.many}")
@@ -460,6 +460,23 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
     _save(params, model.to("cpu"), card, report, extra, labels)
     progress(1.0, f"wrote {params.output}")
     return report
+
+
+#: Seconds between two reports of training steps (the first epoch of a short training can take a minute).
+STEP_REPORT_SECONDS = 10.0
+
+
+def step_progress(progress: ProgressFn) -> Callable[[int, int], None]:
+    """A steps-done callback that tells `progress` (5-82 %) at most every STEP_REPORT_SECONDS."""
+    said = {"at": time.monotonic()}
+
+    def tell(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - said["at"] >= STEP_REPORT_SECONDS:
+            said["at"] = now
+            progress(0.05 + 0.77 * done / max(total, 1), f"training: step {done} of {total}")
+
+    return tell
 
 
 def cancellable(progress: ProgressFn, is_cancelled: Optional[Callable[[], bool]]) -> ProgressFn:
