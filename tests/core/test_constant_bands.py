@@ -107,3 +107,16 @@ def test_classify_says_it_loads_the_model_first(workdir):
     seen = []
     classify(ClassifyParams(o, s, os.path.join(tmp, "m.tif"), checkpoint=ck), lambda f, m: seen.append(m))
     assert seen[:2] == ["loading the model", "checking the inputs and planning the tiles"], seen[:3]
+
+
+def test_reflectance_in_percent_is_told_how_to_declare_its_scale():
+    """QA round 16: floats 0-52 with units '%' were refused without the one-line fix (which gives the base's map)."""
+    from claire.claire_plugin.core.inputs.units import check_reflectance
+
+    rng = np.random.default_rng(0)
+    percent = rng.uniform(1, 52, (4, 30, 30)).astype(np.float32)
+    with pytest.raises(ClaireError, match=r"in percent, 0-100, declare it: gdal_edit\.py -scale 0\.01 FILE"):
+        check_reflectance(percent, "float32", 1.0, 0.0, "as floats")
+    with pytest.raises(ClaireError) as err:  # integers far beyond reflectance x 10000: no such hint
+        check_reflectance((percent * 10000).astype(np.int32), "int32", 1e-4, 0.0, "x 1e-4")
+    assert "percent" not in str(err.value)

@@ -413,9 +413,11 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
     refl = vals * scale + offset
     p99 = float(np.percentile(refl, 99))
     if p99 > MAX_REFLECTANCE:
+        percent = (" (if they are reflectance in percent, 0-100, declare it: gdal_edit.py -scale 0.01 FILE)"
+                   if dt.kind == "f" and scale == 1.0 and p99 <= 100 * MAX_REFLECTANCE else "")
         raise ClaireError(f"the optical values, read as reflectance ({how}), reach {p99:.4g} at the 99th percentile, "
                           f"more than any surface reflects ({MAX_REFLECTANCE:g}); the raster is in other units "
-                          f"(radiance, a different scale factor) or its scale metadata is wrong; {fix}")
+                          f"(radiance, a different scale factor) or its scale metadata is wrong{percent}; {fix}")
     negative = float(np.mean(refl < NEGATIVE_NOISE))
     if negative > 0.02:
         below = vals[refl < NEGATIVE_NOISE]
