@@ -119,4 +119,4 @@ def test_reflectance_in_percent_is_told_how_to_declare_its_scale():
         check_reflectance(percent, "float32", 1.0, 0.0, "as floats")
     with pytest.raises(ClaireError) as err:  # integers far beyond reflectance x 10000: no such hint
         check_reflectance((percent * 10000).astype(np.int32), "int32", 1e-4, 0.0, "x 1e-4")
-    assert "percent" not in str(err.value)
+    assert "in percent" not in str(err.value)
