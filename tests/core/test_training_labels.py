@@ -357,3 +357,36 @@ def test_labels_inside_a_zip_read_by_their_gdal_name(tmp_path, optical):
     assert len(read_labels(f"/vsizip/{archive}/labels.shp", optical, "class").classes) == 3
     with pytest.raises(ClaireError, match="do not exist"):
         read_labels(str(tmp_path / "missing.shp"), optical, "class")
+
+
+def test_a_ring_left_open_is_named_so_with_the_fix_that_closes_it(tmp_path, optical):
+    """QA round 16: a GeoJSON polygon whose ring was not closed was called 'invalid (e.g. self-intersecting)' with
+    ogr2ogr -makevalid as a fix, which fails on it; Fix Geometries closes it."""
+    import json
+
+    from osgeo import ogr
+
+    features = []
+    for wkt, value in BOXES:
+        ring = json.loads(ogr.CreateGeometryFromWkt(wkt).ExportToJson())["coordinates"][0]
+        features.append({"type": "Feature", "properties": {"class": value},
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    features[0]["geometry"]["coordinates"][0] = features[0]["geometry"]["coordinates"][0][:-1]  # left open
+    path = tmp_path / "open.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32631"}}, "features": features}))
+    with pytest.raises(ClaireError, match=r"feature 0: a ring not closed .*Fix Geometries, which closes them"):
+        read_labels(str(path), optical, "class")
+
+
+def test_a_csv_without_a_crs_is_told_a_fix_a_csv_can_take(tmp_path, optical):
+    """QA round 16: a CSV of WKT was told to 'assign a CRS in the file' (Define Shapefile projection), which a CSV
+    cannot hold (GDAL ignores a .prj beside it)."""
+    from osgeo import ogr
+
+    lines = ["WKT,class"] + [f'"{ogr.CreateGeometryFromWkt(w).ExportToWkt()}",{v}' for w, v in BOXES]
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ClaireError, match=r"a CSV cannot hold one; save it as a GeoPackage"):
+        read_labels(str(path), optical, "class")
+    assert len(read_labels(str(path), optical, "class", assigned_crs="EPSG:32631").classes) == 3  # as QGIS sets it

@@ -231,8 +231,11 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise problem from None
     if bad:
         listed = "; ".join(f"feature {f}: {why}" for f, why in bad[:5])
+        tools = ("QGIS: Vector > Geometry Tools > Fix Geometries, which closes them" if any(
+            "not closed" in why for _, why in bad) else "QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr "
+                                                         "-makevalid")
         raise ClaireError(f"{len(bad)} feature(s) of {quoted(path)} have unusable geometry ({listed}); repair them "
-                          f"(QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr -makevalid) or delete them")
+                          f"({tools}) or delete them")
     if not features:
         raise ClaireError(f"the labels {quoted(path)} hold no features; draw polygons or points with a class field")
     _one_kind(kinds, path)
@@ -283,6 +286,18 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
 
 
+def _unclosed(geom) -> bool:
+    """Whether a polygon (or a part of a collection) has a ring whose last point is not its first (GeoJSON written
+    by hand or by a tool that leaves rings open: OGR reads them, GEOS calls them invalid)."""
+    from osgeo import ogr
+
+    flat = ogr.GT_Flatten(geom.GetGeometryType())
+    if flat in (ogr.wkbLineString, ogr.wkbLinearRing):
+        n = geom.GetPointCount()
+        return n > 0 and geom.GetPoint_2D(0) != geom.GetPoint_2D(n - 1)
+    return any(_unclosed(geom.GetGeometryRef(i)) for i in range(geom.GetGeometryCount()))
+
+
 def _kind(geom) -> str:
     """'point', 'line' or 'polygon' of a (linear) geometry; a collection is 'line' when any part is a line, 'point'
     when every part is a point, else 'polygon'."""
@@ -311,7 +326,8 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             bad.append((fid, "empty"))
             continue
         if not geom.IsValid():
-            bad.append((fid, "invalid (e.g. self-intersecting)"))
+            bad.append((fid, "a ring not closed (its last point is not its first)" if _unclosed(geom) else
+                        "invalid (e.g. self-intersecting)"))
             continue
         value = readable_text(feat.GetField(field_name), fid, field_name, path)
         if value is None or (isinstance(value, str) and not value.strip()):
