@@ -174,10 +174,9 @@ def _band_median_db(band: np.ndarray, kind: str) -> Optional[float]:
     return float(np.median(vals)) if vals.size >= 100 else None
 
 
-def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Optional[str]:
-    """Words for the first band that holds one value on every pixel where another band of the sample ([C, ...]) has
-    a value (an empty band of a failed or partial export: a map from it is a map without that band), or None. A
-    raster of one band, or a sample of fewer than 100 such pixels, is left alone."""
+def _constant_band(sample: np.ndarray) -> Optional[Tuple[int, float]]:
+    """(index, value) of the first band of the sample ([C, ...]) that holds one value on every pixel where another
+    band has a value, or None; a raster of one band, or fewer than 100 such pixels, is left alone."""
     sample = np.asarray(sample, np.float64)
     if sample.ndim < 2 or sample.shape[0] < 2:
         return None
@@ -187,10 +186,20 @@ def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Option
     for k, band in enumerate(sample):
         vals = band[seen & finite[k]]
         if vals.size >= 100 and float(vals.min()) == float(vals.max()):
-            name = str(names[k]) if k < len(names) else f"band {k + 1}"
-            return (f"the {role} band read as {name} holds {vals[0]:g} on every pixel where the other bands have "
-                    f"data: an empty band (left out of an export, or a failed one)?")
+            return k, float(vals[0])
     return None
+
+
+def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Optional[str]:
+    """Words for a band that holds one value everywhere the other bands have data (an empty band of a failed or
+    partial export: a map from it is a map without that band), or None."""
+    found = _constant_band(sample)
+    if found is None:
+        return None
+    k, value = found
+    name = str(names[k]) if k < len(names) else f"band {k + 1}"
+    return (f"the {role} band read as {name} holds {value:g} on every pixel where the other bands have data: an "
+            f"empty band (left out of an export, or a failed one)?")
 
 
 def constant_band_warnings(optical: np.ndarray, optical_names: Sequence[str], sar: np.ndarray,
@@ -202,11 +211,12 @@ def constant_band_warnings(optical: np.ndarray, optical_names: Sequence[str], sa
 
 
 def check_constant_bands(sample: np.ndarray, role: str, names: Sequence[str]) -> None:
-    """ClaireError naming an empty band (constant_band), raised where a test would otherwise blame the band order
-    or the unit for it, with fixes that cannot help."""
-    said = constant_band(sample, role, names)
-    if said:
-        raise ClaireError(f"{said.rstrip('?')}; give the raster with that band's values")
+    """ClaireError naming a band of zeros (constant_band at 0: empty), raised where a test would otherwise blame the
+    band order or the unit for it, with fixes that cannot help. Another constant is left to that test (a scene
+    classification band read as B8A holds one class code: a band in the wrong place)."""
+    found = _constant_band(sample)
+    if found is not None and found[1] == 0:
+        raise ClaireError(f"{constant_band(sample, role, names).rstrip('?')}; give the raster with that band's values")
 
 
 def _check_each_band(sample: np.ndarray, kind: str, read: str, bands: Sequence[str]) -> None:
