@@ -1,4 +1,5 @@
-"""Fusion modules: CMAF (CLAIRE) and ASANet's semantic focusing / cascade fusion modules."""
+"""Fusion modules: CMAF (CLAIRE), and semantic focusing / cascade fusion modules in the style of ASANet's (not the
+published modules: docs/model_card.md, "Our asanet and the published ASANet")."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -25,7 +26,9 @@ class CMAF(nn.Module):
     squeezes the w x w cells around each cell (stride 1), so its weights do not depend on the tile size.
     `cloud_gate`: a cloud probability c [B,1,h,w] given to forward pushes the gate towards SAR,
     g' = g + (1 - g) * c, and scales the optical features by (1 - c) in the channel squeeze (no
-    parameters): where c = 1 the fused features do not depend on the optical input at all.
+    parameters): where c = 1 on the whole squeeze window (inside a cloud wider than the context window, beyond
+    about 64 px from its edge with the 128 px window) the fused features do not depend on the optical input at all;
+    nearer a clear edge the squeeze still sees the clear optical there.
     """
 
     def __init__(self, channels: int, reduction: int = 4, window: Optional[int] = None,

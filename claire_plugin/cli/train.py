@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
     """Add the `train` subcommand."""
     p = subparsers.add_parser("train", help="train a network on an optical + SAR + label folder (--data), or "
                               "fine-tune one on your own polygons (--optical, --sar, --labels)")
-    p.add_argument("--arch", default="claire", help="claire, asanet, optical_only or sar_only")
+    p.add_argument("--arch", default="claire",
+                   help="claire, asanet (ASANet-style: not the published network, docs/model_card.md), optical_only or "
+                        "sar_only")
     p.add_argument("--size", default="small", help="tiny, small (the default, on any device) or base (for a GPU)")
     p.add_argument("--data", default=None, help="data folder (generic: optical/, sar/, labels/)")
     p.add_argument("--layout", default="auto",

@@ -24,7 +24,9 @@ def fusion_reading(results, archs, protocols) -> List[str]:
     if gates:
         shares = [(a, results["A"][a]["clear"]["sar_share"], results["A"][a]["clouds"]["sar_share"]) for a in gates]
         moves = ", ".join(f"{a} {clear:.3f} -> {clouds:.3f}" for a, clear, clouds in shares)
-        out.append(f"- Mean SAR share of the fusion gate on the hold-out, clear -> clouded optical: {moves}.")
+        ours = (" (asanet's is our own measure, the weight its cascade fusion gives the SAR branch: the published "
+                "ASANet has no such gate)") if "asanet" in gates else ""
+        out.append(f"- Mean SAR share of the fusion gate on the hold-out, clear -> clouded optical: {moves}{ours}.")
     best_a = max(archs, key=lambda a: results["A"][a]["clouds"]["miou"])
     out.append(f"- Best protocol-A mIoU under clouds in this run: {best_a} "
                f"({results['A'][best_a]['clouds']['miou']:.3f}).")

@@ -117,7 +117,8 @@ def _confidence(values: np.ndarray, top: np.ndarray, snow, ruled_out, m, outputs
 def _temperature(m, outputs: Outputs):
     """The card's temperature, or per pixel one moved from it towards its SAR-alone one by the cloud probability the
     model was given (1 in the optical gaps classified from SAR alone, where a cloud-gated network's fused features no
-    longer depend on the optical at all; the gaps alone without a cloud probability)."""
+    longer depend on the optical, inside a gap or cloud wider than the context window; the gaps alone without a cloud
+    probability)."""
     t0, t1 = outputs.temperature, outputs.sar_only_temperature
     if t1 == t0:
         return t0
