@@ -110,15 +110,18 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
 
         from ..deps import install_hint, missing
 
-        items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in self.HELP.items())
+        # escaped: the help panel and the tooltips render HTML, and dropped "(?P<key>...)" from the examples
+        items = "".join(f"<li><b>{k}</b>: {html.escape(v, quote=False)}</li>" for k, v in self.HELP.items())
         absent = missing()
         warning = f"<p><b>⚠ {html.escape(install_hint(absent))}</b></p>" if absent else ""
         return f"{warning}<p>{self.INTRO}</p><ul>{items}</ul>"
 
     def add_parameters(self, params: List[QgsProcessingParameterDefinition]) -> None:
         """Add `params` with their help from HELP, flagging those in ADVANCED as advanced."""
+        import html
+
         for param in params:
-            param.setHelp(self.HELP[param.name()])
+            param.setHelp(html.escape(self.HELP[param.name()], quote=False))  # a tooltip is HTML too
             if param.name() in self.ADVANCED:
                 param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(param)

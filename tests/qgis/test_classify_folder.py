@@ -82,3 +82,22 @@ def test_algorithms_have_help_for_every_parameter(claire_plugin):
         assert alg.shortHelpString() and not alg.icon().isNull()
         missing = [p.name() for p in alg.parameterDefinitions() if not p.help()]
         assert missing == [], f"{alg_id} parameters without help: {missing}"
+
+
+def test_help_in_angle_brackets_reaches_the_help_panel_and_the_tooltips(claire_plugin):
+    """QA round 16 (Processing dialogs): the help panel and the tooltips render HTML and dropped '<key>' from
+    '(?P<key>...)', so the pairing example a user copied was an invalid regular expression."""
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtGui import QTextDocument
+
+    def shown(text: str) -> str:
+        doc = QTextDocument()
+        doc.setHtml(text)
+        return doc.toPlainText()
+
+    alg = QgsApplication.processingRegistry().algorithmById("claire:classify_folder")
+    panel = shown(alg.shortHelpString())
+    assert "regex:(?P<key>" in panel and "<optical name>" in panel
+    assert "(?P<key>" in shown(alg.parameterDefinition("PAIRING").toolTip())
+    evaluate = QgsApplication.processingRegistry().algorithmById("claire:evaluate")
+    assert "<value>" in shown(evaluate.shortHelpString())
