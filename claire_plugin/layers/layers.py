@@ -177,6 +177,15 @@ def in_temporary_folder(path: str) -> bool:
     return os.path.abspath(path).startswith(folder + os.sep)
 
 
+def temporary_output_warning(path: str, beside: str, keep: str, example: str) -> Optional[str]:
+    """The warning for an OUTPUT written to QGIS's temporary folder (deleted, with what is `beside` it, when QGIS
+    closes): what to do to `keep` it, and a file name to give next time; None for an output of the user's own."""
+    if not in_temporary_folder(path):
+        return None
+    return (f"OUTPUT is a temporary file ({path}): QGIS deletes it{beside} when it closes. {keep}, or give OUTPUT a "
+            f"file (e.g. {example}) the next time.")
+
+
 _PROJECT = {"generation": 0, "watching": False}
 
 

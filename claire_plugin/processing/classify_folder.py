@@ -69,7 +69,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
         self.add_parameters([
             QgsProcessingParameterFile("OPTICAL_FOLDER", "Optical folder", behavior=QgsProcessingParameterFile.Folder),
             QgsProcessingParameterFile("SAR_FOLDER", "SAR folder", behavior=QgsProcessingParameterFile.Folder),
-            QgsProcessingParameterString("PAIRING", "Pairing rule (empty: identical names; e.g. _S2->_S1)",
+            QgsProcessingParameterString("PAIRING", "Pairing rule (empty: same names)",
                                          optional=True),
             QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"),
             *run_parameters(),

@@ -100,7 +100,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         params = [
             RasterFileParameter("CLASSIFIED", "Classified raster"),
             RasterFileParameter("REFERENCE", "Reference raster"),
-            QgsProcessingParameterString("CLASS_MAPPING", "Class mapping REFERENCE:MAP (e.g. 10:1,20:2)",
+            QgsProcessingParameterString("CLASS_MAPPING", "Class mapping (REFERENCE:MAP,...)",
                                          optional=True),
             QgsProcessingParameterString("REFERENCE_NODATA", "Reference values to ignore (e.g. 0)", optional=True),
             QgsProcessingParameterFile("CHECKPOINT", "Checkpoint for class names",

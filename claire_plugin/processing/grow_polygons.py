@@ -19,7 +19,7 @@ from qgis.core import (
 
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.wand import MAX_WIDTH, MAX_WIDTH_RANGE, TOLERANCE, TOLERANCE_RANGE
-from ..layers.layers import layer_crs
+from ..layers.layers import layer_crs, temporary_output_warning
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, ClassesPostProcessor, RasterFileParameter, raster_path, vector_path
 
@@ -119,4 +119,8 @@ class GrowPolygonsAlgorithm(ClaireAlgorithm):
         context.addLayerToLoadOnCompletion(out, details)
         for k, line in enumerate(summary_lines(grown, tolerance)):
             (feedback.pushInfo if k == 0 else feedback.pushWarning)(line)
+        temporary = temporary_output_warning(out, "", "Save the layer (Export > Save Features As) before you edit "
+                                             "its polygons", "polygons.gpkg")
+        if temporary:
+            feedback.pushWarning(temporary)
         return {"OUTPUT": out, "POLYGONS": len(grown.polygons), "SKIPPED": len(grown.skipped)}

@@ -6,6 +6,7 @@ import json
 from typing import Any, Dict, Optional
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -17,7 +18,7 @@ from qgis.core import (
 )
 
 from ..core.area_estimate import AREA_UNITS
-from ..layers.layers import layer_crs
+from ..layers.layers import layer_crs, temporary_output_warning
 from .base import ClaireAlgorithm, engine_errors
 from .common import FLAG_TO_PARAMETER, RasterFileParameter, blank_output, raster_path, vector_path
 
@@ -62,7 +63,7 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterNumber("PER_CLASS", "Points per class",
                                          type=QgsProcessingParameterNumber.Type.Integer, defaultValue=50, minValue=1),
             QgsProcessingParameterNumber("SEED", "Random seed", type=QgsProcessingParameterNumber.Type.Integer,
-                                         defaultValue=0),
+                                         defaultValue=0, minValue=0),
             QgsProcessingParameterFileDestination("OUTPUT", "Sample points", fileFilter="GeoPackage (*.gpkg)"),
         ])
         self.addOutput(QgsProcessingOutputNumber("POINTS", "Number of points"))
@@ -84,6 +85,10 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
                           f"(the map's codes: {s.legend()})")
         for note in s.notes:
             feedback.pushWarning(note)
+        temporary = temporary_output_warning(out, "", "Save the layer (Export > Save Features As) before you label "
+                                             "its points", "samples.gpkg")
+        if temporary:  # the labels typed into it would go with it
+            feedback.pushWarning(temporary)
         return {"OUTPUT": out, "POINTS": len(s)}
 
 
@@ -106,7 +111,8 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         self.add_parameters([
             RasterFileParameter("MAP", "Classified map"),
-            QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points"),
+            QgsProcessingParameterVectorLayer("POINTS", "Labelled sample points",
+                                              [QgsProcessing.SourceType.TypeVectorPoint]),
             QgsProcessingParameterField("FIELD", "Reference class field", defaultValue="ref_class",
                                         parentLayerParameterName="POINTS"),
             QgsProcessingParameterEnum("AREA_UNIT", "Area unit", options=list(AREA_UNITS), defaultValue=0),

@@ -62,7 +62,7 @@ def run_parameters() -> List[QgsProcessingParameterDefinition]:
                                    optional=True),
         QgsProcessingParameterString("OPTICAL_BANDS", "Optical bands (e.g. 2,3,4,8)", optional=True),
         QgsProcessingParameterString("SAR_BANDS", "SAR bands (e.g. 1,2)", optional=True),
-        QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset before scaling (empty: from the file)",
+        QgsProcessingParameterNumber("OPTICAL_OFFSET", "Optical offset (empty: from the file)",
                                      type=QgsProcessingParameterNumber.Type.Double, optional=True),
         QgsProcessingParameterEnum("SAR_UNITS", "SAR units", options=list(SAR_UNITS), defaultValue=0),
         QgsProcessingParameterNumber("TILE_SIZE", "Tile size kept (0: default 896)", defaultValue=0, minValue=0,

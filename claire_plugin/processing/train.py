@@ -22,7 +22,7 @@ from qgis.core import (
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
 from ..core.training.checks import CROP_MAX, EPOCHS_MAX, MINUTES_MAX, TRAIN_BATCH_MAX
-from ..layers.layers import in_temporary_folder, layer_crs
+from ..layers.layers import layer_crs, temporary_output_warning
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
     TRAIN_FLAG_TO_PARAMETER,
@@ -80,8 +80,9 @@ HELP = {
     "synthetic clouds, and the random-pixel-split score as the leakage check.",
     "CLASSIFIED": "Optional: classify the scene with the new checkpoint (styled like Classify land cover).",
     "CLASSIFY_WITH": "Which model maps the scene for CLASSIFIED: the fine-tuned network, the random forest "
-    "(optical + SAR) of this run, the two averaged, or whichever of these scored the highest macro-F1 on the "
-    "clear held-out polygons.",
+    "(optical + SAR) of this run, whichever of these scored the highest macro-F1 on the clear held-out polygons, or "
+    "the network and the forest averaged (the forest's weight chosen on the held-out polygons, falling under "
+    "cloud).",
     "LEVEL": "The level CLASSIFIED maps: the classes, or the macroclasses of MACRO_FIELD (each pixel the "
     "macroclass whose classes' probabilities sum highest).",
     "HELD_OUT": "The held-out polygons that scored the models, copied from the training layer with their class "
@@ -98,7 +99,7 @@ HELP = {
 #: CLASSIFY_WITH choices (Processing enum order; new choices go last so that saved models keep their meaning)
 CLASSIFY_WITH = ["The fine-tuned network", "The random forest (optical + SAR)",
                  "Whichever scored highest on the held-out polygons",
-                 "The network and the forest averaged (the forest's weight falls under cloud)"]
+                 "The network and the forest averaged"]
 #: the report's arm of each CLASSIFY_WITH choice that names one model
 CHOICE_ARM = {0: "finetuned", 1: "rf_optical_sar", 3: "ensemble"}
 
@@ -147,7 +148,7 @@ class TrainAlgorithm(ClaireAlgorithm):
             RasterFileParameter("SAR", "SAR raster"),
             QgsProcessingParameterVectorLayer("LABELS", "Training polygons or points", vector, optional=True),
             QgsProcessingParameterField("FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
-            QgsProcessingParameterField("NAME_FIELD", "Class name field (with integer codes in the class field)",
+            QgsProcessingParameterField("NAME_FIELD", "Class name field (for integer codes)",
                                         parentLayerParameterName="LABELS", optional=True),
             QgsProcessingParameterField("MACRO_FIELD", "Macroclass field", parentLayerParameterName="LABELS",
                                         optional=True),
@@ -280,8 +281,10 @@ class TrainAlgorithm(ClaireAlgorithm):
                 if choice and not params.baseline:
                     map_model({}, params.output, choice)  # refused before any training
         share = 0.8 if classified else 1.0
-        if in_temporary_folder(params.output):
-            feedback.pushWarning(_temporary_warning(params.output))
+        temporary = temporary_output_warning(params.output, ", with the forest and held-out layer beside it",
+                                             "Copy them to keep this model", "mymodel.safetensors")
+        if temporary:
+            feedback.pushWarning(temporary)
         report_progress = scaled_progress(progress_bridge(feedback), 0.0, share)
         # on the process's one torch thread, like the engine; callbacks come back here
         with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
@@ -306,8 +309,8 @@ class TrainAlgorithm(ClaireAlgorithm):
                    "HELD_OUT": report.get("held_out_layer")}
         if report.get("held_out_layer"):
             self._load_held_out(report["held_out_layer"], context, report.get("labels"))
-        if in_temporary_folder(params.output):
-            feedback.pushWarning(_temporary_warning(params.output))
+        if temporary:
+            feedback.pushWarning(temporary)
         if classified:
             with engine_errors(names=TRAIN_FLAG_TO_PARAMETER):
                 model, why = map_model(report, params.output, choice)
@@ -426,10 +429,3 @@ def _check_classified(params, classified: str) -> None:
         ("ensemble checkpoint", ensemble_output(params)),
         ("training report", params.report),
         ("training report's HTML copy", html_path_for(params.report) if params.report else None)])
-
-
-def _temporary_warning(output: str) -> str:
-    """What a checkpoint written as a temporary output means for the user, and the fix."""
-    return (f"OUTPUT is a temporary file ({output}): QGIS deletes it, with the forest and held-out layer beside it, "
-            f"when it closes. Copy them to keep this model, or give OUTPUT a file (e.g. mymodel.safetensors) the next "
-            f"time.")

@@ -138,3 +138,22 @@ def test_every_interface_takes_the_same_tolerances_and_widths(claire_plugin, tmp
                          (["--max-width", "5001"], "between 3 and 1001 pixels (got 5001)")):
         assert main(base + extra) == 2
         assert words in capsys.readouterr().err and not (tmp_path / "g.gpkg").exists()
+
+
+def test_grown_polygons_to_a_temporary_file_are_warned(claire_plugin, tmp_path, tiny_checkpoint):
+    """QA round 16 (Processing dialogs): 'check them on the imagery, then train on them', in a file QGIS deletes when
+    it closes (the dialog's default output), and nothing said."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    said = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushWarning(self, warning):  # noqa: N802
+            said.append(warning)
+
+    o, s, points = _inputs(tmp_path)
+    processing.run("claire:grow_polygons", {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "cover",
+                                            "CHECKPOINT": tiny_checkpoint, "OUTPUT": "TEMPORARY_OUTPUT"},
+                   feedback=Feedback())
+    assert any(w.startswith("OUTPUT is a temporary file") and "before you edit its polygons" in w for w in said)

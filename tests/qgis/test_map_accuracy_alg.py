@@ -204,3 +204,30 @@ def test_a_file_of_two_point_layers_gets_processing_words_not_a_command_line_fla
     with pytest.raises(QgsProcessingException, match=r"hold 2 layers.*PATH\|layername=NAME") as err:
         processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class"})
     assert "--layer" not in str(err.value)
+
+
+def test_sample_points_to_a_temporary_file_are_warned_and_polygons_are_no_points(claire_plugin, tmp_path):
+    """QA round 16 (Processing dialogs): sample points written to QGIS's temporary folder (the dialog's default) went
+    with the labels typed into them when QGIS closed, without a word; the POINTS of map accuracy offered polygon
+    layers (refused only when run)."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessing, QgsProcessingFeedback
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    said = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushWarning(self, warning):  # noqa: N802
+            said.append(warning)
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((30, 30), np.uint8))
+    processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "OUTPUT": "TEMPORARY_OUTPUT"},
+                   feedback=Feedback())
+    assert any(w.startswith("OUTPUT is a temporary file") and "before you label its points" in w for w in said)
+    said.clear()
+    processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "OUTPUT": str(tmp_path / "s.gpkg")},
+                   feedback=Feedback())
+    assert not [w for w in said if "temporary" in w]
+    points = QgsApplication.processingRegistry().algorithmById("claire:map_accuracy").parameterDefinition("POINTS")
+    assert points.dataTypes() == [QgsProcessing.SourceType.TypeVectorPoint]
