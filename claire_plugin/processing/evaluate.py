@@ -43,8 +43,8 @@ HELP = {
     "e.g. 0. Reference values that are not a class of the map are left out too and listed in the log.",
     "CHECKPOINT": "Optional checkpoint whose model card gives class names and colours. Empty: the names "
     "stored in the classified GeoTIFF, else 'class <value>'.",
-    "OUTPUT_TABLE": "Per-class table (value, name, IoU, precision, recall, F1, reference pixels, mapped "
-    "pixels), without geometry; save it as CSV, GeoPackage or a temporary layer.",
+    "OUTPUT_TABLE": "Per-class table (value, name, iou, precision, recall, f1, support: the reference pixels, "
+    "predicted: the mapped pixels), without geometry; save it as CSV, GeoPackage or a temporary layer.",
     "REPORT": "Optional report: HTML (per-class table and confusion matrix) or JSON (every number).",
 }
 

@@ -167,7 +167,8 @@ def test_points_grow_into_polygons_that_never_overlap(tmp_path, wand_pair, tiny_
     assert [fid for _w, _v, fid, _p in grown.polygons] == [1, 3, 6]
     assert [fid for fid, _why in grown.skipped] == [2, 4, 5]
     reasons = dict(grown.skipped)
-    assert "already inside a polygon" in reasons[2] and "outside the optical raster" in reasons[4]
+    # QA round 16: not the wand's "delete that polygon first", which speaks of a training layer to edit
+    assert reasons[2] == "it lies inside the polygon grown from an earlier point" and "outside the optical raster" in reasons[4]
     assert "no optical or no SAR data" in reasons[5]
     assert grown.per_class() == {"4": 1, "2": 2}
     out = write_grown(grown, str(tmp_path / "grown.gpkg"))
@@ -193,7 +194,7 @@ def test_grown_polygons_keep_text_classes_and_the_cli_writes_them(tmp_path, wand
             "--checkpoint", tiny_checkpoint, "--output"]
     assert main(args + [out]) == 0
     said = capsys.readouterr().out
-    assert "2 polygon(s) grown at tolerance 0.15 (crops 1, trees 1); 0 point(s) skipped" in said
+    assert "2 polygon(s) grown at tolerance 0.15 (crops: 1, trees: 1); 0 point(s) skipped" in said
     ds = ogr.Open(out)
     lyr = ds.GetLayerByName("training")
     assert lyr.GetLayerDefn().GetFieldDefn(0).GetType() == ogr.OFTString

@@ -18,7 +18,7 @@ from ....models.quoting import quoted
 from ..errors import CancelledError, ClaireError
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, readable_text
-from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, check_tolerance, grow_region, normalisation_card
+from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, TakenPointError, check_tolerance, grow_region, normalisation_card
 
 LAYER = "training"
 SOURCE_FID = "source_fid"
@@ -92,6 +92,9 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
             taken = [wkt for gx, gy, wkt in grown if abs(gx - x) <= reach and abs(gy - y) <= reach]
             try:
                 region = grow_region(scene, x, y, tolerance, max_width, min_pixels, taken)
+            except TakenPointError:  # the wand's words speak of a training layer to edit
+                out.skipped.append((fid, "it lies inside the polygon grown from an earlier point"))
+                continue
             except ClaireError as exc:
                 out.skipped.append((fid, str(exc)))
                 continue
@@ -164,7 +167,7 @@ def check_grown_output(path: str) -> None:
 
 def summary_lines(grown: GrownPolygons, tolerance: float) -> List[str]:
     """What was made and what was skipped, for the CLI and the Processing log."""
-    per = ", ".join(f"{k} {n}" for k, n in grown.per_class().items())
+    per = ", ".join(f"{k}: {n}" for k, n in grown.per_class().items())
     lines = [f"{len(grown.polygons)} polygon(s) grown at tolerance {tolerance:g} ({per or 'none'}); "
              f"{len(grown.skipped)} point(s) skipped"]
     lines += [f"skipped feature {fid}: {why}" for fid, why in grown.skipped[:20]]

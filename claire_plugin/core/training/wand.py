@@ -89,6 +89,10 @@ def grow(dist: np.ndarray, r: int, c: int, tolerance: float) -> np.ndarray:
     return labels == labels[r, c] if labels[r, c] else np.zeros(dist.shape, bool)
 
 
+class TakenPointError(ClaireError):
+    """The point lies inside a polygon the region may not overlap."""
+
+
 def saturated_pixels(scene: Scene, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     """Bool [h, w] of the window (inside the raster): pixels at an integer optical's largest value in a chosen band
     (Sentinel-2's 65535: saturated, no reflectance measured; the card's clip makes it look like bright ground)."""
@@ -152,7 +156,7 @@ def grow_region(scene: Scene, x: float, y: float, tolerance: float = TOLERANCE, 
     transform = window_transform(Window(c0, r0, w, h), scene.opt.transform)
     blocked = taken_pixels(taken, (h, w), transform)
     if blocked[r - r0, c - c0]:
-        raise ClaireError("The point is already inside a polygon of the training layer: choose a point "
+        raise TakenPointError("The point is already inside a polygon of the training layer: choose a point "
                           "elsewhere, or delete that polygon first.")
     opt, _sar, bad = scene.read(r0, c0, h, w)
     if bad[r - r0, c - c0]:
