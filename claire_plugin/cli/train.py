@@ -361,7 +361,8 @@ def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, 
         "heldout": ({"what": describe_holdout(args.data, data["layout_name"], args.holdout), "images": held}
                     if held else None),
         "holdout": args.holdout, "ignored_label_values": [int(v) for v in data["ignore"]],
-        "epochs": cfg.epochs, "seed": cfg.seed, "config": cfg.to_dict(), "warmup_steps": hist.get("warmup_steps"),
+        "epochs": cfg.epochs, "seed": cfg.seed,
+        "config": dict(cfg.to_dict(), warmup_steps=hist.get("warmup_steps", cfg.warmup_steps)),  # as it ran
         "loss": {"name": "RIFT", "lambda": cfg.loss.lam, "gamma": cfg.loss.gamma, "alpha": cfg.loss.alpha,
                  "beta": cfg.loss.beta, "class_weights": cfg.loss.weights,
                  "class_weight_values": hist["class_weights"]},

@@ -128,8 +128,8 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.added_layers: List = []
         self.preview_layers: Dict[str, str] = {}  # the last preview's layers (id: name): a new preview replaces them
         self._fit_gen = self._fit_shown = 0  # the inputs' generation; the one whose check is shown
-        self._fit_thread: Optional[threading.Thread] = None
-        self._fit_result: Optional[Tuple[int, List[str], List[str]]] = None
+        self._fit_threads: List[threading.Thread] = []  # checks still reading (older ones' results are dropped)
+        self._fit_results: Dict[int, Tuple[List[str], List[str]]] = {}  # generation: (warnings, notes)
         self._fit_timer = QTimer(self)
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(FIT_DELAY_MS)
@@ -516,17 +516,20 @@ class ClaireDock(Restyled, QgsDockWidget):
                 warnings, notes = check_files(*args)
             except Exception:  # noqa: BLE001 - the run itself says what is wrong with the inputs
                 warnings, notes = [], []
-            self._fit_result = (gen, warnings, notes)
+            self._fit_results[gen] = (warnings, notes)
             try:
                 self.fitChecked.emit(gen, warnings, notes)
             except RuntimeError:  # the dock is gone
                 pass
 
-        self._fit_thread = threading.Thread(target=work, name="claire-fit-check", daemon=True)
-        self._fit_thread.start()
+        self._fit_threads = [t for t in self._fit_threads if t.is_alive()]
+        thread = threading.Thread(target=work, name="claire-fit-check", daemon=True)
+        self._fit_threads.append(thread)
+        thread.start()
 
     def _apply_fit(self, gen: int, warnings: List[str], notes: List[str]) -> None:
         """Main thread: show a pair check's result, unless the inputs changed since it started or it is shown."""
+        self._fit_results.pop(gen, None)
         if gen != self._fit_gen or gen == self._fit_shown:
             return
         self._fit_shown = gen
@@ -537,12 +540,16 @@ class ClaireDock(Restyled, QgsDockWidget):
         if self._fit_timer.isActive():
             self._fit_timer.stop()
             self._start_fit()
-        thread, self._fit_thread = self._fit_thread, None
-        if thread is not None:
-            thread.join()
-        if self._fit_result is not None:
-            self._apply_fit(*self._fit_result)
+        self._join_fit_threads()
+        result = self._fit_results.get(self._fit_gen)
+        if result is not None:
+            self._apply_fit(self._fit_gen, *result)
         return self.picker.warnings()
+
+    def _join_fit_threads(self) -> None:
+        for thread in self._fit_threads:
+            thread.join()
+        self._fit_threads = []
 
     def _fit_offset(self) -> Optional[float]:
         try:
@@ -668,8 +675,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.task = self.explain_task = None
         self._fit_timer.stop()
         self._fit_gen += 1  # a check still reading is never shown
-        if self._fit_thread is not None:
-            self._fit_thread.join()  # its rasters closed before QGIS unloads GDAL
+        self._join_fit_threads()  # their rasters closed before QGIS unloads GDAL
         self.train_panel.shutdown()
         try:
             QgsProject.instance().cleared.disconnect(self._project_cleared)

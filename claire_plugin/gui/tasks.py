@@ -256,6 +256,8 @@ TRAIN_FLAG_TO_FIELD = {
     "--classes": _not_in_dock("the names of a label raster's codes; the Train tab trains from polygons or points, "
                               "named by their 'Class field'"),
     "--name-field": "the Train tab's Class names field",
+    "--label-layer": "the 'Layer' of the training polygons",
+    "--validation-layer": _not_in_dock("a separate validation layer"),
 }
 
 

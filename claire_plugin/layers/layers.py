@@ -74,6 +74,10 @@ def vector_file(layer) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     path = parts.get("path") or source_file(layer.source())
     if missing_message(path, "layer's"):
         return None, None, f"'{layer.name()}' points to {path}, which does not exist"
+    if parts.get("geometryType"):  # QGIS shows one geometry kind of a file that holds several
+        return None, None, (f"'{layer.name()}' shows only the {parts['geometryType'].lower()} features of a file "
+                            "that holds other geometries too, and the run reads the whole file; export the layer "
+                            "(right-click > Export > Save Features As) and use that file")
     if parts.get("subset") or layer.subsetString():
         return None, None, (f"'{layer.name()}' has a filter, which the run would not see (it reads the whole "
                             "file); export the filtered features (Export > Save Features As) and use that file")

@@ -201,6 +201,7 @@ TRAIN_FLAG_TO_PARAMETER = {
     "--classes": "CLASS_NAMES", "--threads": "THREADS",
     "--seed": "SEED",
     "--name-field": "NAME_FIELD",
+    "--label-layer": "the LABELS layer", "--validation-layer": "the VALIDATION layer",
 }
 
 

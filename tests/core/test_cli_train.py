@@ -400,6 +400,6 @@ def test_a_short_run_warms_up_over_its_first_tenth_and_logs_each_epoch(generic_d
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], lines
     assert "mean loss" in lines[0] and "learning rate" in lines[0]
     card = read_card(out)
-    assert card["training"]["warmup_steps"] == 1
+    assert card["training"]["config"]["warmup_steps"] == 1  # the card records the warm-up that ran
     cfg = TrainConfig(lr=2e-3, warmup_steps=1)
     assert lr_at(0, 6, cfg) == pytest.approx(2e-3)  # the full rate from the first step after a 1-step warm-up

@@ -120,3 +120,19 @@ def test_reflectance_in_percent_is_told_how_to_declare_its_scale():
     with pytest.raises(ClaireError) as err:  # integers far beyond reflectance x 10000: no such hint
         check_reflectance((percent * 10000).astype(np.int32), "int32", 1e-4, 0.0, "x 1e-4")
     assert "in percent" not in str(err.value)
+
+
+def test_a_band_bright_everywhere_is_no_empty_band(workdir, capsys):
+    """QA round 16 (review): the warning read the clipped reflectance, so a band above 1.0 on every pixel (values
+    varying) was 'holding 1' and called empty."""
+    from claire.claire_plugin.cli.main import main
+    from claire.tests.fixtures.helpers import synthetic_scene
+
+    tmp, ck = workdir
+    optical, sar = synthetic_scene(64, 64)[:2]
+    optical = optical.copy()
+    optical[1] = 10050 + np.arange(64)[None, :] % 7 * 100  # B02 above reflectance 1 everywhere, varying
+    o, s = _pair(tmp, optical, sar)
+    main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", os.path.join(tmp, "b.tif")])
+    said = capsys.readouterr()
+    assert "empty band" not in said.out + said.err

@@ -61,10 +61,11 @@ def test_whu_opt_sar_with_split_lists(tmp_path):
 def test_whu_split_csv(tmp_path):
     rng = np.random.default_rng(0)
     root = str(tmp_path / "whu")
-    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], rng)
+    _make(root, "optical", "sar", "lbl", ["a", "b", "c"], 32, 32, [10, 20], rng)
     with open(os.path.join(root, "split.csv"), "w") as fh:
-        fh.write("a,train\nb,test\n")
-    assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
+        fh.write("a,train\nb,test\nc,valid\n")
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b", "c"]
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "test")] == ["b"]  # QA round 16: "test" was read as val
     with open(os.path.join(root, "split.csv"), "a") as fh:
         fh.write("a,val\n")
     with pytest.raises(ClaireError, match="a is listed for training and for validation"):

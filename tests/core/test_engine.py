@@ -185,6 +185,21 @@ def test_a_dataset_mask_counts_beside_a_declared_nodata_value(engine_scene, stan
     assert (cls != 0).sum() == cls.size - 400 == res.summary["valid_pixels"]
 
 
+def test_a_mask_of_no_data_everywhere_is_warned(engine_scene, standin_model, standin_card):
+    """QA round 16 (review): an internal mask created and never written (0 everywhere) made the whole map come from
+    SAR alone, said only by the summary's shares."""
+    optical, sar, _ = engine_scene["arrays"]
+    d = engine_scene["dir"]
+    o_path = os.path.join(d, "opt_all_masked.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        write_raster(o_path, optical, nodata=0)
+        with rasterio.open(o_path, "r+") as ds:
+            ds.write_mask(np.zeros(ds.shape, np.uint8))
+    s_path = write_raster(os.path.join(d, "sar_m.tif"), sar, descriptions=["VV", "VH"])
+    res = run(ClassifyParams(o_path, s_path, os.path.join(d, "allmasked.tif")), standin_model, standin_card)
+    assert any("marks every pixel as no data" in m and "-mask none" in m for m in res.messages), res.messages
+
+
 def test_cancelled_run_leaves_no_output_and_keeps_earlier_file(engine_scene, standin_model, standin_card):
     d = engine_scene["dir"]
     out = os.path.join(d, "out.tif")

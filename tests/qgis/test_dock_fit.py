@@ -80,6 +80,21 @@ def test_a_change_of_layers_is_checked_in_the_background(dock_for, monkeypatch):
     assert "a warning of the inputs before" not in " ".join(dock.picker.warnings())
 
 
+def test_the_background_check_comes_back_through_the_event_loop(dock_for, qgis_app):
+    """The result reaches the dock by its queued signal alone (QA round 16 review: the test above applies it
+    through wait_for_fit, which would pass without the signal)."""
+    import time
+
+    dock, _ = dock_for(C19._same_raster_twice)
+    end = time.time() + 60
+    while dock.status.text() == "Checking the chosen layers…" and time.time() < end:
+        qgis_app.processEvents()
+        time.sleep(0.02)
+    assert "Check the warnings above" in dock.status.text()
+    assert any("given as the optical and as the SAR input" in w for w in dock.picker.warnings())
+    assert dock._fit_results == {}  # applied, nothing left over
+
+
 def test_the_same_layer_as_optical_and_sar_is_refused(dock_for):
     dock, _ = dock_for(C19._same_raster_twice)
     warnings = dock._update_fit()

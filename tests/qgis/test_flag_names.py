@@ -26,6 +26,7 @@ NOT_SHOWN = {
     **{f: "`claire train --data` (folder training; command line only)" for f in (
         "--layout", "--holdout", "--resume", "--optical-scale", "--loss-lambda", "--focal-gamma", "--tversky-alpha",
         "--tversky-beta", "--context-px")},
+    "--split": "`claire evaluate` of a labelled folder (command line only)",
 }
 
 #: Source folders/files (under claire_plugin/ or models/) of what each interface runs.

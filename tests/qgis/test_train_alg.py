@@ -433,3 +433,26 @@ def test_the_crs_the_user_gives_a_layer_in_qgis_is_the_one_read(claire_plugin, s
     layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
     res, _, out, _, _ = _train(scene, tmp_path, LABELS=layer)
     assert os.path.exists(out) and res["OUTPUT"] == out
+
+
+def test_one_geometry_kind_of_a_mixed_file_is_refused_naming_the_export(claire_plugin, scene, tmp_path):
+    """QA round 16 (review): QGIS shows a GeoJSON of polygons and points as two layers; the polygons' layer was read
+    as the whole file (its points trained as one-pixel polygons, later refused as a mix the user had not chosen)."""
+    import json
+
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from claire.claire_plugin.layers.layers import vector_file
+
+    plain = str(tmp_path / "mixed.geojson")
+    gdal.VectorTranslate(plain, scene["LABELS"], format="GeoJSON")
+    doc = json.loads(open(plain).read())
+    x, y = doc["features"][0]["geometry"]["coordinates"][0][0]
+    doc["features"].append({"type": "Feature", "properties": {"class": "water"},
+                            "geometry": {"type": "Point", "coordinates": [x, y]}})
+    open(plain, "w").write(json.dumps(doc))
+    layer = QgsVectorLayer(f"{plain}|geometrytype=Polygon", "polygons only", "ogr")
+    assert layer.isValid()
+    path, _, problem = vector_file(layer)
+    assert path is None and "shows only the polygon features" in problem and "Save Features As" in problem

@@ -300,6 +300,20 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
             messages.append(coarse)
 
 
+def masked_everywhere(ds) -> bool:
+    """Whether `ds` has a dataset mask (io.warp.has_dataset_mask) that marks every pixel as no data (read at most
+    64 px a side: a mask created and never written)."""
+    from ..io.warp import has_dataset_mask
+
+    if not has_dataset_mask(ds):
+        return False
+    f = max(1, -(-max(ds.height, ds.width) // 64))
+    try:
+        return not ds.dataset_mask(out_shape=(-(-ds.height // f), -(-ds.width // f))).any()
+    except Exception:  # noqa: BLE001 - unreadable here: the run's own reads say why
+        return False
+
+
 def _prepare(plan: RunPlan, messages: List[str]) -> None:
     """Check both inputs have valid pixels, build their normalisers from samples and the tile grid."""
     opt, sar_vrt, region = plan.opt, plan.sar_vrt, plan.region
@@ -319,8 +333,11 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
                                  rio.band_metadata_texts(plan.sar, sc.indices))
     sar_vrt.set_sar_units(sar_fill_units(plan.sar_spec, plan.sar_prep.to_db))  # as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
-    messages += constant_band_warnings(plan.optical_prep.physical(o_sample.astype(np.float32)), oc.names,
-                                       s_sample, sc.names)
+    messages += constant_band_warnings(o_sample, oc.names, s_sample, sc.names)  # as read: a clip makes constants
+    if masked_everywhere(opt):
+        messages.append("warning: the optical raster's mask (an internal mask or an alpha band) marks every pixel as "
+                        "no data, so the map comes from SAR alone; if the mask is wrong, write the raster without it "
+                        "(gdal_translate -mask none)")
     said = calibration_warning(rio.sar_names(plan.sar, sc.indices, plan.params.sar), plan.card)
     if said:
         messages.append(said)

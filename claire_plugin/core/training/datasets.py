@@ -177,7 +177,7 @@ def _read_split_lists(root: str) -> Dict[str, str]:
                     parts = row if len(row) >= 2 else (row[0].split() if row else [])
                     if len(parts) >= 2:
                         split = parts[1].strip().lower()
-                        split = "val" if split in ("test", "val", "valid", "validation") else split
+                        split = "val" if split in ("val", "valid", "validation") else split  # "test" stays test
                         _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
     return out
 
