@@ -21,7 +21,7 @@ def _tif(path, arr, dtype=None):
 
 def _make(root, opt_dir, sar_dir, lbl_dir, names, h, w, label_values, rng, opt_bands=4):
     for n in names:
-        # no 0: a 4-band byte GeoTIFF's 4th band is GDAL's alpha, and 0 in it (or a SAR of 0) is no data, as in a run
+        # values from 1: a SAR of 0 is the darkest return, and the optical's 4th band (GDAL's alpha) is read as data
         _tif(os.path.join(root, opt_dir, n + ".tif"), rng.integers(1, 255, (opt_bands, h, w)).astype(np.uint8))
         _tif(os.path.join(root, sar_dir, n + ".tif"), rng.integers(1, 255, (1, h, w)).astype(np.uint8))
         _tif(os.path.join(root, lbl_dir, n + ".tif"), rng.choice(label_values, (h, w)).astype(np.uint8))
@@ -331,16 +331,24 @@ def test_a_dataset_sar_of_0_is_the_darkest_return_not_no_data(tmp_path):
         dark = ds.read()
         dark[:, :16, :16] = 0
         ds.write(dark)
+    optical = os.path.join(root, "optical", "a.tif")
+    with rasterio.open(optical, "r+") as ds:  # GDAL flags a 4-band byte GeoTIFF's 4th band (here NIR) as alpha
+        nir = ds.read()
+        nir[3, 40:48, 40:48] = 0
+        ds.write(nir)
+        from rasterio.enums import ColorInterp
+        assert ds.colorinterp[3] == ColorInterp.alpha
     out = str(tmp_path / "m.safetensors")
     assert main(["train", "--data", root, "--arch", "claire", "--size", "tiny", "--epochs", "1", "--steps-per-epoch",
                  "1", "--batch-size", "2", "--crop", "64", "--threads", "1", "--output", out]) == 0
     lay = LAYOUTS["whu-opt-sar"]
     src = RasterPairSource(list_pairs(root, "whu-opt-sar", "all"), lay.classes, lay.ignore)
     src.sar_units = lay.sar_units
-    _, s, _ = src.read(src.pairs[0], 0, 0, 64, 64)
+    o, s, _ = src.read(src.pairs[0], 0, 0, 64, 64)
     assert np.isfinite(s[:, :16, :16]).all() and (s[:, :16, :16] == 0).all()
+    assert np.isfinite(o[:, 40:48, 40:48]).all()  # QA round 16: the NIR's 0 read as the alpha's "no data"
     mapped = str(tmp_path / "map.tif")
-    assert main(["classify", "--optical", os.path.join(root, "optical", "a.tif"), "--sar", sar, "--checkpoint", out,
+    assert main(["classify", "--optical", optical, "--sar", sar, "--checkpoint", out,
                  "--output", mapped, "--threads", "1"]) == 0
     with rasterio.open(mapped) as ds:
         cls = ds.read(1)

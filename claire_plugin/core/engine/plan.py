@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -300,12 +300,12 @@ def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
             messages.append(coarse)
 
 
-def masked_everywhere(ds) -> bool:
+def masked_everywhere(ds, bands: Sequence[int] = ()) -> bool:
     """Whether `ds` has a dataset mask (io.warp.has_dataset_mask) that marks every pixel as no data (read at most
     64 px a side: a mask created and never written)."""
     from ..io.warp import has_dataset_mask
 
-    if not has_dataset_mask(ds):
+    if not has_dataset_mask(ds, bands):
         return False
     f = max(1, -(-max(ds.height, ds.width) // 64))
     try:
@@ -334,7 +334,7 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     sar_vrt.set_sar_units(sar_fill_units(plan.sar_spec, plan.sar_prep.to_db))  # as in training
     messages += plan.optical_prep.notes + plan.sar_prep.notes
     messages += constant_band_warnings(o_sample, oc.names, s_sample, sc.names)  # as read: a clip makes constants
-    if masked_everywhere(opt):
+    if masked_everywhere(opt, oc.indices):
         messages.append("warning: the optical raster's mask (an internal mask or an alpha band) marks every pixel as "
                         "no data, so the map comes from SAR alone; if the mask is wrong, write the raster without it "
                         "(gdal_translate -mask none)")

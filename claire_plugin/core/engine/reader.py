@@ -99,7 +99,8 @@ class ChunkReader:
         self.int_optical = all(d.kind in "ui" for d in dtypes)
         self.o_dtype = dtypes.pop().name if self.int_optical and len(dtypes) == 1 else "float32"
         self.o_nodata = nodata_in(self.opt.nodata, numpy_dtype(self.o_dtype))
-        self.o_masked = has_dataset_mask(self.opt)  # an internal mask or alpha band, with a nodata value or not
+        # an internal mask or alpha band (not one read as data), with a nodata value or not
+        self.o_masked = has_dataset_mask(self.opt, self.o_idx)
         n = max(1, readers)
         if n > 1 and more_handles is None:
             raise ValueError("more than one reader needs `more_handles`")

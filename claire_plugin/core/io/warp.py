@@ -407,13 +407,18 @@ def masked_out(src, band: int, window) -> np.ndarray:
     return src.read_masks(band, window=window) == 0
 
 
-def has_dataset_mask(src) -> bool:
+def has_dataset_mask(src, bands: Sequence[int] = ()) -> bool:
     """Whether GDAL has a per-dataset mask (or alpha band) for `src`: its masked pixels are no data (as QGIS and
-    GDAL show them), read with `src.read_masks`."""
+    GDAL show them), read with `src.read_masks`. An alpha band among the `bands` read as data is no mask: GDAL
+    flags the 4th band of a 4-band 8-bit GeoTIFF as alpha, which in WHU-OPT-SAR's red, green, blue, near-infrared
+    images is the near-infrared (its 0 would be 'no data')."""
     try:
-        from rasterio.enums import MaskFlags
+        from rasterio.enums import ColorInterp, MaskFlags
 
         flags = src.mask_flag_enums[0]
-        return MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+        if MaskFlags.alpha in flags:
+            alpha = [i + 1 for i, c in enumerate(src.colorinterp) if c == ColorInterp.alpha]
+            return not set(alpha) & set(bands)
+        return MaskFlags.per_dataset in flags
     except Exception:  # noqa: BLE001
         return False

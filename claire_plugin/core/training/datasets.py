@@ -454,7 +454,7 @@ class RasterPairSource:
                               "resample them to one grid first")
         bands = list(pair.optical_bands or self.optical_bands or range(1, ods.count + 1))
         o = _read_padded(ods, bands, row, col, h, w, 0, np.float32)
-        o[:, self._optical_nodata(pair.optical, ods, o, bands[0], row, col)] = np.nan
+        o[:, self._optical_nodata(pair.optical, ods, o, bands[0], row, col, bands)] = np.nan
         o[np.isinf(o)] = np.nan  # infinities are nodata, never a value that stretches the statistics
         m, c = self._optical_fix(pair.optical, ods, bands)
         if m != 1.0 or c != 0.0:
@@ -477,7 +477,8 @@ class RasterPairSource:
         idx = np.where(outside, IGNORE, idx).astype(np.uint8)
         return o, s, idx
 
-    def _optical_nodata(self, path: str, ods, o: np.ndarray, band: int, row: int, col: int) -> np.ndarray:
+    def _optical_nodata(self, path: str, ods, o: np.ndarray, band: int, row: int, col: int,
+                        bands: Sequence[int] = ()) -> np.ndarray:
         """Bool [h, w]: the optical window's no data by the engine's rules (`validate.optical_nodata`: the declared
         value in every band, else 0 in every band; and the file's dataset mask where it has one)."""
         from ..inputs.validate import optical_nodata
@@ -487,7 +488,7 @@ class RasterPairSource:
         declared = nd is not None and np.isfinite(nd)
         bad = optical_nodata(o, np.float32(nd) if declared else None)
         if path not in self._masked:  # asked of GDAL once per file, not once per crop
-            self._masked[path] = has_dataset_mask(ods)
+            self._masked[path] = has_dataset_mask(ods, bands)
         if self._masked[path]:
             from rasterio.windows import Window
 

@@ -70,7 +70,7 @@ class Scene:
         self.notes = [self.oc.describe("optical"), self.sc.describe("SAR")] + self.opt_prep.notes + \
             self.sar_prep.notes
         self.height, self.width = self.opt.height, self.opt.width
-        self.opt_masked = has_dataset_mask(self.opt)  # an internal mask or alpha band, with a nodata value or not
+        self.opt_masked = has_dataset_mask(self.opt, self.oc.indices)  # a mask or alpha band not read as data
 
     def _open(self, ds):
         self._opened.append(ds)
