@@ -14,6 +14,13 @@ from ..core.training.labels import labels_noun
 from ..paths import DEFAULT_CHECKPOINT
 
 
+def epochs_text(epochs) -> str:
+    """'1 epoch', '12 epochs'; a card without the count says so."""
+    from ..core.numbers import counted
+
+    return counted(int(epochs), "epoch") if isinstance(epochs, (int, float)) else f"{epochs} epochs"
+
+
 def register(subparsers: Any) -> None:
     """Add the `info` and `models` subcommands."""
     p = subparsers.add_parser("info", help="print a checkpoint's model card")
@@ -50,10 +57,10 @@ def card_summary(card: Dict[str, Any]) -> str:
                                                                     else "")
         amount = {FOREST: f"{t.get('training_pixels')} pixels",
                   ENSEMBLE: f"parts {t.get('network_checkpoint')} and {t.get('forest_checkpoint')}"}.get(
-            card.get("arch"), f"{t.get('epochs')} epochs")
+            card.get("arch"), epochs_text(t.get("epochs")))
         lines.append(f"trained on    {labels_noun(labels)} ({where}), {amount}, seed {t.get('seed')}")
     else:
-        lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {t.get('epochs')} epochs, "
+        lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {epochs_text(t.get('epochs'))}, "
                      f"seed {t.get('seed')}")
     from ..core.training.labels import units_of
     from ..core.training.scorecard import interval_text, metric_title

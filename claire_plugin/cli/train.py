@@ -169,8 +169,8 @@ def _train_folder(args: argparse.Namespace) -> int:
         files.commit()
     if resume and os.path.exists(resume):
         os.remove(resume)
-    scored = {"training_data": "on the training images (no hold-out: not an accuracy estimate)"}.get(metrics_key,
-                                                                                                      metrics_key)
+    scored = {"training_data": "on the training images (no hold-out: not an accuracy estimate)",
+              "heldout": "held-out"}.get(metrics_key, metrics_key)
     print(f"wrote {args.output}; {scored} mIoU {_f3(m_clear['miou'])} OA {_f3(m_clear['oa'])} "
           f"(synthetic clouds: mIoU {_f3(m_cloud['miou'])} OA {_f3(m_cloud['oa'])}); training {hist['seconds']} s",
           file=sys.stderr)

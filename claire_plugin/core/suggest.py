@@ -476,6 +476,10 @@ def places_after_training(params, forest: str, output: str, n: int = 10, progres
         step(0.92, "finding where the two maps disagree")
         s = suggest(staged["network"], staged["forest"], labels=params.labels, field_name=params.field,
                     layer=params.layer, n=n, labels_crs=getattr(params, "labels_crs", None))
+        if is_cancelled is not None and is_cancelled():  # a Cancel at 92 % wrote everything
+            from .errors import CancelledError
+
+            raise CancelledError()
         with OutputSet() as out:  # the maps with their styles and legends, under their own names
             for name in sorted(os.listdir(work)):
                 out.adopt(os.path.join(work, name), os.path.join(folder, name), "map of the places to label")

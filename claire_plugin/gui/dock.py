@@ -340,6 +340,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.status = QLabel("Choose an optical and a SAR layer, then Classify.", self.footer)
+        self.status.setTextFormat(Qt.TextFormat.RichText)  # status_html's text: entities shown as characters
         self.status.setWordWrap(True)
         self.status.setOpenExternalLinks(True)
         self.status.setTextInteractionFlags(Qt.TextBrowserInteraction)
@@ -374,6 +375,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.explainer.fileChanged.connect(lambda p: QgsSettings().setValue(EXPLAINER_KEY, p))
         self.tabs.currentChanged.connect(lambda i: self.footer.setVisible(self.tabs.widget(i).widget()
                                                                           is not self.train_panel))
+        self.tabs.currentChanged.connect(self._preload_training)
         self.train_panel.classifyWith.connect(self.classify_with)
         self.train_panel.checkpointsWritten.connect(lambda: self.picker.reload(self.picker.checkpointPath()))
         QgsProject.instance().layersAdded.connect(self._roles_by_bands)
@@ -459,6 +461,21 @@ class ClaireDock(Restyled, QgsDockWidget):
         self._fit_shown = self._fit_gen
         self._show_fit_status(warnings)
         return warnings
+
+    def _preload_training(self, index: int) -> None:
+        """The Train tab shown: import the training code (torch, scikit-learn) in a thread of its own, once; the
+        first press of Train imported it on the main thread, QGIS frozen for 1.7 s."""
+        if self.tabs.widget(index).widget() is not self.train_panel or getattr(self, "_training_preloaded", False):
+            return
+        self._training_preloaded = True
+
+        def load() -> None:
+            try:
+                from ..core.training import polygons  # noqa: F401 - imported for its side effect: loaded
+            except Exception:  # noqa: BLE001 - a missing package is said when Train is pressed
+                pass
+
+        threading.Thread(target=load, name="claire-preload-training", daemon=True).start()
 
     def _schedule_fit(self, *_args) -> None:
         """A change of layers, bands, offset, SAR units or checkpoint: the band counts checked now; the engine's

@@ -225,6 +225,7 @@ class TrainPanel(Restyled, QWidget):
                                        "default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
         self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
+        self.wand_status.setTextFormat(Qt.TextFormat.RichText)  # the status line's text (status_html)
         self._show_wand_hint()
         self.wand_button.toggled.connect(self.toggle_wand)
 
@@ -264,6 +265,7 @@ class TrainPanel(Restyled, QWidget):
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
         self.status = QLabel(self)
+        self.status.setTextFormat(Qt.TextFormat.RichText)  # status_html's text: "'trees'" was shown "&#x27;trees&#x27;"
         self.status.setWordWrap(True)
         self.chart = EpochChart(self)
         buttons = QHBoxLayout()
@@ -306,6 +308,7 @@ class TrainPanel(Restyled, QWidget):
         self.next_button.setVisible(False)
         self.next_button.clicked.connect(self.find_places)
         self.places_status = QLabel(self.result_box)  # beside the button: the user is down here, not at the top
+        self.places_status.setTextFormat(Qt.TextFormat.RichText)
         self.places_status.setWordWrap(True)
         self.places_status.setVisible(False)
         col = QVBoxLayout(self.result_box)

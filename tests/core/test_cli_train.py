@@ -403,3 +403,14 @@ def test_a_short_run_warms_up_over_its_first_tenth_and_logs_each_epoch(generic_d
     assert card["training"]["config"]["warmup_steps"] == 1  # the card records the warm-up that ran
     cfg = TrainConfig(lr=2e-3, warmup_steps=1)
     assert lr_at(0, 6, cfg) == pytest.approx(2e-3)  # the full rate from the first step after a 1-step warm-up
+
+
+def test_info_says_one_epoch(generic_dir, tmp_path, capsys):
+    """QA round 16 (fix check): claire info printed '1 epochs', and the training's last line 'heldout mIoU'."""
+    out = str(tmp_path / "one.safetensors")
+    assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "2", "--crop", "32", "--output", out]) == 0
+    assert "; held-out mIoU" in capsys.readouterr().err
+    assert main(["info", out]) == 0
+    said = capsys.readouterr().out
+    assert ", 1 epoch, seed" in said and "1 epochs" not in said

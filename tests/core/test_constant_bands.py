@@ -136,3 +136,17 @@ def test_a_band_bright_everywhere_is_no_empty_band(workdir, capsys):
     main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", os.path.join(tmp, "b.tif")])
     said = capsys.readouterr()
     assert "empty band" not in said.out + said.err
+
+
+def test_a_real_percent_file_is_told_its_scale_too(workdir, capsys):
+    """QA round 16 (fix check): a float file of percent (10-52) is read at the checkpoint's 1e-4 and lands in the
+    'darker than any land scene' branch, which gave no gdal_edit.py -scale 0.01."""
+    from claire.claire_plugin.cli.main import main
+    from claire.tests.fixtures.helpers import synthetic_scene
+
+    tmp, ck = workdir
+    optical, sar = synthetic_scene(64, 64)[:2]
+    o, s = _pair(tmp, (optical / 100.0).astype(np.float32), sar)  # reflectance x 10000 / 100: percent
+    out = os.path.join(tmp, "p.tif")
+    assert main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", out]) == 2
+    assert "gdal_edit.py -scale 0.01 FILE" in capsys.readouterr().err

@@ -248,3 +248,24 @@ def test_places_after_training_cancelled_leaves_the_last_maps_as_they_were(tmp_p
         suggest_module.places_after_training(params, "forest.safetensors", out)
     assert all(path.read_bytes() == b"the last run's map" for path in last.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["places_forest.tif", "places_network.tif"]
+
+
+def test_places_after_training_cancelled_after_its_maps_writes_nothing(tmp_path, monkeypatch):
+    """QA round 16 (fix check): a Cancel while the two maps were compared (92 %) still wrote the maps and places."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core import engine
+    from claire.claire_plugin.core import suggest as suggest_module
+    from claire.claire_plugin.core.errors import CancelledError
+
+    params = SimpleNamespace(output=str(tmp_path / "net.safetensors"), labels=None, field=None, layer=None,
+                             optical="o.tif", sar="s.tif", optical_bands=None, sar_bands=None, optical_offset=None,
+                             sar_units="auto", config=SimpleNamespace(device="cpu"))
+    monkeypatch.setattr(suggest_module, "require_forest", lambda path: None)
+    monkeypatch.setattr(engine, "classify", lambda p, progress=None, is_cancelled=None: open(p.output, "wb").close())
+    asked = {"stop": False}
+    monkeypatch.setattr(suggest_module, "suggest", lambda *a, **k: asked.update(stop=True))
+    with pytest.raises(CancelledError):
+        suggest_module.places_after_training(params, "forest.safetensors", str(tmp_path / "places.gpkg"),
+                                             is_cancelled=lambda: asked["stop"])
+    assert list(tmp_path.iterdir()) == []

@@ -390,3 +390,19 @@ def test_a_csv_without_a_crs_is_told_a_fix_a_csv_can_take(tmp_path, optical):
     with pytest.raises(ClaireError, match=r"a CSV cannot hold one; save it as a GeoPackage"):
         read_labels(str(path), optical, "class")
     assert len(read_labels(str(path), optical, "class", assigned_crs="EPSG:32631").classes) == 3  # as QGIS sets it
+
+
+def test_a_plain_zip_of_labels_is_told_its_gdal_name(tmp_path, optical):
+    """QA round 16 (fix check): 'cannot open the labels acc.zip' said nothing of /vsizip/ or NAME.shp.zip."""
+    import zipfile
+
+    from osgeo import gdal
+
+    shp = str(tmp_path / "labels.shp")
+    gdal.VectorTranslate(shp, write_vector(tmp_path / "boxes.gpkg", BOXES), format="ESRI Shapefile")
+    archive = str(tmp_path / "acc.zip")
+    with zipfile.ZipFile(archive, "w") as z:
+        for ext in (".shp", ".shx", ".dbf", ".prj"):
+            z.write(shp[:-4] + ext, "sub/labels" + ext)
+    with pytest.raises(ClaireError, match=r"a zipped shapefile: /vsizip/.*acc\.zip/NAME\.shp, or name the archive"):
+        read_labels(archive, optical, "class")

@@ -781,3 +781,44 @@ def test_polygons_and_maps_without_colours_get_the_palette_not_one_grey(qgis_app
     classes = classes_from_raster(path)
     assert [c["value"] for c in classes] == [1, 2, 3, 4], classes
     assert len({c["color"] for c in classes}) == len(classes) and all(c["color"] != "#808080" for c in classes)
+
+
+def test_status_lines_show_quotes_as_quotes(train_dock):
+    """QA round 16 (fix check): the Train tab's status and the wand's line read "as &#x27;trees&#x27;": the escaped
+    text of a line that is no error went to labels that showed it as plain text."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QTextDocument
+
+    panel = train_dock.train_panel
+    panel._set_wand_status("Added a polygon as 'trees' <here> & there")
+    for label in (panel.status, panel.wand_status, train_dock.status):
+        assert label.textFormat() == Qt.TextFormat.RichText
+    doc = QTextDocument()
+    doc.setHtml(panel.wand_status.text())
+    assert doc.toPlainText() == "Added a polygon as 'trees' <here> & there"
+
+
+def test_showing_the_train_tab_loads_the_training_code_in_the_background(qgis_app):
+    """QA round 16 (fix check): the first press of Train imported torch on the main thread (QGIS frozen 1.7 s)."""
+    import threading
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    dock = ClaireDock(None)
+    seen = []
+    real = threading.Thread.start
+
+    def start(thread):
+        seen.append(thread.name)
+        return real(thread)
+
+    threading.Thread.start = start
+    try:
+        assert dock.tabs.tabText(2) == "Train"
+        dock.tabs.setCurrentIndex(2)
+        dock.tabs.setCurrentIndex(0)
+        dock.tabs.setCurrentIndex(2)  # once only
+    finally:
+        threading.Thread.start = real
+    assert seen.count("claire-preload-training") == 1 and dock._training_preloaded
+    dock.shutdown()

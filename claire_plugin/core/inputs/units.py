@@ -448,9 +448,11 @@ def check_reflectance(sample: np.ndarray, dtype: str, scale: float, offset: floa
                               f"percentile, darker than any land scene, but as stored (99th percentile {raw99:.3g}) "
                               f"they are reflectance already: the scale of x {scale:g} is wrong for them; if the "
                               f"file declares it, remove it (gdal_edit.py -scale 1 -offset 0 FILE)")
+        percent = (" (if they are reflectance in percent, 0-100, declare it: gdal_edit.py -scale 0.01 FILE)"
+                   if 1.2 <= raw99 <= 100 * MAX_REFLECTANCE else "")
         raise ClaireError(f"the optical values, read as reflectance ({how}), stay below {p99:.3g} at the 99th "
-                          f"percentile, darker than any land scene: reflectance in percent (0-100) or another scale; "
-                          f"{fix}")
+                          f"percentile, darker than any land scene: reflectance in percent (0-100) or another "
+                          f"scale{percent}; {fix}")
     notes = []
     if dt.kind == "f" and scale < 1.0 and float(np.percentile(vals, 99)) > 100:
         notes.append(f"optical values are floats in the thousands (99th percentile "

@@ -106,7 +106,8 @@ def layer_transform(lyr, crs_wkt: str, path: str, what: str, assigned: Optional[
             raise ClaireError(f"the {what} {quoted(path)} have no coordinate reference system{named}: a CSV cannot "
                               f"hold one; save it as a GeoPackage in the CRS its coordinates are in (QGIS: give the "
                               f"layer its CRS, then Export > Save Features As; ogr2ogr -a_srs EPSG:xxxx out.gpkg "
-                              f"FILE), or use the layer in QGIS with its CRS set")
+                              f"FILE, with -oo X_POSSIBLE_NAMES=lon -oo Y_POSSIBLE_NAMES=lat for coordinates in "
+                              f"columns named so), or use the layer in QGIS with its CRS set")
         raise ClaireError(f"the {what} {quoted(path)} have no coordinate reference system{named}; assign one in the "
                           f"file (QGIS: the Processing tool 'Define Shapefile projection', which writes the .prj of "
                           f"a shapefile; or Export > Save Features As with the CRS the coordinates are in; ogr2ogr "

@@ -218,7 +218,9 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise ClaireError(f"cannot open the labels {quoted(path)} ({exc}); give a vector file OGR reads "
                           f"(GeoPackage, shapefile, GeoJSON...) or a label raster") from None
     if ds is None:
-        raise ClaireError(f"cannot open the labels {quoted(path)}; give a vector or raster file")
+        zipped = (f" (a zipped shapefile: /vsizip/{path}/NAME.shp, or name the archive NAME.shp.zip)"
+                  if path.lower().endswith(".zip") else "")
+        raise ClaireError(f"cannot open the labels {quoted(path)}; give a vector or raster file{zipped}")
     problem = None
     try:
         features, bad, kinds, digest, layer_name = _read_layer(ds, path, field_name, name_field, layer, grid,
