@@ -78,6 +78,7 @@ class SceneCache:
         def open_it() -> None:
             try:
                 self.get(optical, sar, card, card_key, sar_units)
+                from scipy import ndimage  # noqa: F401 - loaded here, not at the first click (0.4 s on the main thread)
             except Exception:  # noqa: BLE001 - the click opens it again and shows the message
                 pass
 
