@@ -150,3 +150,8 @@ def test_a_real_percent_file_is_told_its_scale_too(workdir, capsys):
     out = os.path.join(tmp, "p.tif")
     assert main(["classify", "--optical", o, "--sar", s, "--checkpoint", ck, "--output", out]) == 2
     assert "gdal_edit.py -scale 0.01 FILE" in capsys.readouterr().err
+
+
+def test_a_raster_constant_in_every_band_has_no_odd_band():
+    """A raster saturated everywhere (65535 in every band) is not 'band B02 empty' (bad-inputs table, round 16)."""
+    assert constant_band(np.full((3, 20, 20), 65535.0), "optical", ["B02", "B03", "B04"]) is None

@@ -183,11 +183,13 @@ def _constant_band(sample: np.ndarray) -> Optional[Tuple[int, float]]:
     sample = sample.reshape(sample.shape[0], -1)
     finite = np.isfinite(sample)
     seen = (np.where(finite, sample, 0) != 0).any(axis=0)
+    constant = []
     for k, band in enumerate(sample):
         vals = band[seen & finite[k]]
         if vals.size >= 100 and float(vals.min()) == float(vals.max()):
-            return k, float(vals[0])
-    return None
+            constant.append((k, float(vals[0])))
+    # every band constant (a raster saturated everywhere, a synthetic one): no band is the odd one out
+    return constant[0] if constant and len(constant) < sample.shape[0] else None
 
 
 def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Optional[str]:
