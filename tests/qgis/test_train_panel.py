@@ -100,6 +100,41 @@ def _the_suspect_box_is_named_and_selected(panel, layer, text: str, checkpoint: 
     layer.removeSelection()
 
 
+def _places_to_label_next(qgis_app, panel, params) -> None:
+    """Where to label next after the training: the scene mapped by the network and by the forest, the places added
+    above the maps; Cancel on the tab stops a search; a second search replaces the layer."""
+    from qgis.core import QgsProject
+
+    assert not panel.next_button.isHidden()
+    task = panel.find_places()
+    assert task is not None and not panel.next_button.isEnabled()
+    assert panel.cancel_button.isEnabled()  # QA round 16: only the task manager could stop it
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert not panel.cancel_button.isEnabled()
+    assert task.suggestions is not None and panel.places is task.suggestions, panel.status.text()
+    assert os.path.exists(task.maps["network"]) and os.path.exists(task.maps["forest"])
+    assert task.output == os.path.splitext(params.output)[0] + "_label_next.gpkg"
+    shown = QgsProject.instance().mapLayersByName("Places to label next")
+    assert len(shown) == 1 and shown[0].featureCount() == len(task.suggestions.places)
+    assert QgsProject.instance().layerTreeRoot().children()[0].layer() is shown[0]
+    status = panel.status.text()
+    assert "Your model and the random forest disagree on" in status and "Train again" in status
+    assert panel.places_status.text() == status and not panel.places_status.isHidden()
+    def gap(a: int, lo: int, hi: int) -> int:
+        return max(lo - a, a - hi, 0)
+
+    for p in task.suggestions.places:  # never on the polygons drawn nor within half a square (8 px) of them
+        assert all(max(gap(p.row, r, r + 4), gap(p.col, c, c + 4)) > 8 for _, r, c in BOXES)
+    cancelled = panel.find_places()  # Cancel on the tab stops the search; the last places stay
+    panel.cancel()
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert cancelled.suggestions is None and "Cancelled" in panel.status.text()
+    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
+    panel.find_places()  # twice: one layer, the new one
+    assert _wait(qgis_app, lambda: panel.places_task is None)
+    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
+
+
 def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, train_dock, tmp_path):
     from claire.claire_plugin.gui.picker import recent_checkpoints
 
@@ -151,37 +186,7 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     panel.forest_button.click()
     assert dock.picker.checkpointPath() == forest
     assert "random forest, 10 trees (" in dock.picker.card_view.toPlainText()
-    # where to label next: the scene mapped by the network and by the forest, the places added above the maps
-    from qgis.core import QgsProject
-
-    assert not panel.next_button.isHidden()
-    task = panel.find_places()
-    assert task is not None and not panel.next_button.isEnabled()
-    assert panel.cancel_button.isEnabled()  # QA round 16: only the task manager could stop it
-    assert _wait(qgis_app, lambda: panel.places_task is None)
-    assert not panel.cancel_button.isEnabled()
-    assert task.suggestions is not None and panel.places is task.suggestions, panel.status.text()
-    assert os.path.exists(task.maps["network"]) and os.path.exists(task.maps["forest"])
-    assert task.output == os.path.splitext(params.output)[0] + "_label_next.gpkg"
-    shown = QgsProject.instance().mapLayersByName("Places to label next")
-    assert len(shown) == 1 and shown[0].featureCount() == len(task.suggestions.places)
-    assert QgsProject.instance().layerTreeRoot().children()[0].layer() is shown[0]
-    status = panel.status.text()
-    assert "Your model and the random forest disagree on" in status and "Train again" in status
-    assert panel.places_status.text() == status and not panel.places_status.isHidden()
-    def gap(a: int, lo: int, hi: int) -> int:
-        return max(lo - a, a - hi, 0)
-
-    for p in task.suggestions.places:  # never on the polygons drawn nor within half a square (8 px) of them
-        assert all(max(gap(p.row, r, r + 4), gap(p.col, c, c + 4)) > 8 for _, r, c in BOXES)
-    cancelled = panel.find_places()  # Cancel on the tab stops the search; the last places stay
-    panel.cancel()
-    assert _wait(qgis_app, lambda: panel.places_task is None)
-    assert cancelled.suggestions is None and "Cancelled" in panel.status.text()
-    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
-    panel.find_places()  # twice: one layer, the new one
-    assert _wait(qgis_app, lambda: panel.places_task is None)
-    assert len(QgsProject.instance().mapLayersByName("Places to label next")) == 1
+    _places_to_label_next(qgis_app, panel, params)
     panel.picker.setCheckpoint(forest)  # a forest is no base for fine-tuning: said before any task starts
     assert "holds a random forest, which cannot be fine-tuned" in panel.status.text()  # as soon as it is chosen
     assert panel.start() is None and "holds a random forest, which cannot be fine-tuned" in panel.status.text()
@@ -198,6 +203,8 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     # a second training that finishes: the first model's places to label next go (the new model's differ)
     panel.start(again)
     assert _wait(qgis_app, lambda: panel.task is None) and panel.checkpoint == again.output, panel.status.text()
+    from qgis.core import QgsProject
+
     assert QgsProject.instance().mapLayersByName("Places to label next") == []
 
 
