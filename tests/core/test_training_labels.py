@@ -1,4 +1,6 @@
 """Labels from polygons, points and label rasters onto the optical grid (core.training.labels)."""
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -341,19 +343,26 @@ def test_class_values_as_text(text, key):
     assert class_key(text) == key
 
 
-def test_labels_inside_a_zip_read_by_their_gdal_name(tmp_path, optical):
-    """QA round 16: claire train and suggest refused /vsizip/archive.zip/labels.shp as a file that does not exist
-    (grow-polygons and map-accuracy read it)."""
+def _zipped_boxes(tmp_path, name: str, member: str) -> str:
+    """BOXES as a shapefile zipped into `name`, its files stored as `member`.shp and so on; the archive's path."""
     import zipfile
 
     from osgeo import gdal
 
-    shp = str(tmp_path / "labels.shp")
+    shp = str(tmp_path / "boxes_shp" / "labels.shp")
+    os.makedirs(os.path.dirname(shp), exist_ok=True)
     gdal.VectorTranslate(shp, write_vector(tmp_path / "boxes.gpkg", BOXES), format="ESRI Shapefile")
-    archive = str(tmp_path / "labels.zip")
+    archive = str(tmp_path / name)
     with zipfile.ZipFile(archive, "w") as z:
         for ext in (".shp", ".shx", ".dbf", ".prj"):
-            z.write(shp[:-4] + ext, "labels" + ext)
+            z.write(shp[:-4] + ext, member + ext)
+    return archive
+
+
+def test_labels_inside_a_zip_read_by_their_gdal_name(tmp_path, optical):
+    """QA round 16: claire train and suggest refused /vsizip/archive.zip/labels.shp as a file that does not exist
+    (grow-polygons and map-accuracy read it)."""
+    archive = _zipped_boxes(tmp_path, "labels.zip", "labels")
     assert len(read_labels(f"/vsizip/{archive}/labels.shp", optical, "class").classes) == 3
     with pytest.raises(ClaireError, match="do not exist"):
         read_labels(str(tmp_path / "missing.shp"), optical, "class")
@@ -394,15 +403,6 @@ def test_a_csv_without_a_crs_is_told_a_fix_a_csv_can_take(tmp_path, optical):
 
 def test_a_plain_zip_of_labels_is_told_its_gdal_name(tmp_path, optical):
     """QA round 16 (fix check): 'cannot open the labels acc.zip' said nothing of /vsizip/ or NAME.shp.zip."""
-    import zipfile
-
-    from osgeo import gdal
-
-    shp = str(tmp_path / "labels.shp")
-    gdal.VectorTranslate(shp, write_vector(tmp_path / "boxes.gpkg", BOXES), format="ESRI Shapefile")
-    archive = str(tmp_path / "acc.zip")
-    with zipfile.ZipFile(archive, "w") as z:
-        for ext in (".shp", ".shx", ".dbf", ".prj"):
-            z.write(shp[:-4] + ext, "sub/labels" + ext)
+    archive = _zipped_boxes(tmp_path, "acc.zip", "sub/labels")
     with pytest.raises(ClaireError, match=r"a zipped shapefile: /vsizip/.*acc\.zip/NAME\.shp, or name the archive"):
         read_labels(archive, optical, "class")
