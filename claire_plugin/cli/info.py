@@ -18,7 +18,7 @@ def epochs_text(epochs) -> str:
     """'1 epoch', '12 epochs'; a card without the count says so."""
     from ..core.numbers import counted
 
-    return counted(int(epochs), "epoch") if isinstance(epochs, (int, float)) else f"{epochs} epochs"
+    return counted(int(epochs), "epoch") if isinstance(epochs, int) else "epochs not recorded"
 
 
 def register(subparsers: Any) -> None:

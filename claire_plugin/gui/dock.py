@@ -463,8 +463,8 @@ class ClaireDock(Restyled, QgsDockWidget):
         return warnings
 
     def _preload_training(self, index: int) -> None:
-        """The Train tab shown: import the training code (torch, scikit-learn) in a thread of its own, once; the
-        first press of Train imported it on the main thread, QGIS frozen for 1.7 s."""
+        """The Train tab shown: import the training code (torch) in a thread of its own, once; the first press of
+        Train imported it on the main thread, QGIS frozen for 1.7 s."""
         if self.tabs.widget(index).widget() is not self.train_panel or getattr(self, "_training_preloaded", False):
             return
         self._training_preloaded = True

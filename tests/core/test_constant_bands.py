@@ -155,3 +155,10 @@ def test_a_real_percent_file_is_told_its_scale_too(workdir, capsys):
 def test_a_raster_constant_in_every_band_has_no_odd_band():
     """A raster saturated everywhere (65535 in every band) is not 'band B02 empty' (bad-inputs table, round 16)."""
     assert constant_band(np.full((3, 20, 20), 65535.0), "optical", ["B02", "B03", "B04"]) is None
+
+
+def test_an_empty_band_among_constant_ones_is_still_named():
+    """QA round 16 (second review): with every band constant (a synthetic scene), an empty B02 went unnamed."""
+    sample = np.stack([np.full((20, 20), 1200.0), np.zeros((20, 20)), np.full((20, 20), 900.0)])
+    assert "read as B02 holds 0 on every pixel" in constant_band(sample, "optical", ["B01", "B02", "B03"])
+    assert constant_band(np.zeros((3, 20, 20)), "optical", ["B01", "B02", "B03"]) is None  # no data at all

@@ -404,5 +404,5 @@ def test_a_csv_without_a_crs_is_told_a_fix_a_csv_can_take(tmp_path, optical):
 def test_a_plain_zip_of_labels_is_told_its_gdal_name(tmp_path, optical):
     """QA round 16 (fix check): 'cannot open the labels acc.zip' said nothing of /vsizip/ or NAME.shp.zip."""
     archive = _zipped_boxes(tmp_path, "acc.zip", "sub/labels")
-    with pytest.raises(ClaireError, match=r"a zipped shapefile: /vsizip/.*acc\.zip/NAME\.shp, or name the archive"):
+    with pytest.raises(ClaireError, match=r"a file inside the archive is named /vsizip/.*acc\.zip/sub/labels\.shp"):
         read_labels(archive, optical, "class")

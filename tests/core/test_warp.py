@@ -238,3 +238,19 @@ def test_dataset_mask_marks_no_data_beside_a_nodata_value(tmp_path):
     want_nan[5:8, 2:6] = True
     want_nan[0, 0] = True
     np.testing.assert_array_equal(np.isnan(got[0]), want_nan)
+
+
+def test_a_sar_band_gdal_calls_alpha_is_read_as_data_not_as_a_mask(tmp_path):
+    """QA round 16 (second review): a 2-band 16-bit SAR whose 2nd band GDAL flags alpha masked VV wherever VH is 0."""
+    from rasterio.transform import from_origin
+
+    path = str(tmp_path / "sar_alpha.tif")
+    data = np.full((2, 20, 20), 1200, np.uint16)
+    data[1, :, :8] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=2, dtype="uint16", crs=UTM,
+                       transform=from_origin(500000.0, 4600000.0, 10.0, 10.0), alpha="YES") as dst:
+        dst.write(data)
+    with rasterio.open(path) as s:
+        assert s.colorinterp[1].name == "alpha"
+        got = GridWarp(s, s).read([1, 2])
+    assert not np.isnan(got).any()

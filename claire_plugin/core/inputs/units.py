@@ -188,8 +188,12 @@ def _constant_band(sample: np.ndarray) -> Optional[Tuple[int, float]]:
         vals = band[seen & finite[k]]
         if vals.size >= 100 and float(vals.min()) == float(vals.max()):
             constant.append((k, float(vals[0])))
-    # every band constant (a raster saturated everywhere, a synthetic one): no band is the odd one out
-    return constant[0] if constant and len(constant) < sample.shape[0] else None
+    if len(constant) < sample.shape[0]:
+        return constant[0] if constant else None
+    # every band constant (a raster saturated everywhere, a synthetic one): only a band of zeros beside bands that
+    # hold values is the odd one out
+    zeros = [c for c in constant if c[1] == 0]
+    return zeros[0] if zeros and len(zeros) < len(constant) else None
 
 
 def constant_band(sample: np.ndarray, role: str, names: Sequence[str]) -> Optional[str]:

@@ -60,6 +60,8 @@ class GridWarp:
         self._inv = ~src.transform
         self._offset = self._whole_pixel_offset()
         self._mask_band = has_dataset_mask(src)
+        #: bands GDAL calls alpha: read as data (a 2-band 16-bit SAR whose VH is flagged alpha), no mask for them
+        self._alpha_bands = {i + 1 for i, c in enumerate(src.colorinterp) if c.name == "alpha"}
         #: the SAR's unit once known (set_sar_units): True linear, False dB, None not SAR or not yet; its fill values
         #: are no data (`sar_fill_to_nan`: 0 in every band is a border the file does not declare, in either unit)
         self.sar_linear: Optional[bool] = None
@@ -125,7 +127,7 @@ class GridWarp:
         nd = self.src.nodata
         if nd is not None and not math.isnan(nd):
             a[a == np.float32(nd)] = np.nan
-        if self._mask_band:
+        if self._mask_band and not self._alpha_bands & set(idx):
             a[:, masked_out(self.src, idx[0], win)] = np.nan
         for k, i in enumerate(idx):
             if i in self._scaling:

@@ -218,8 +218,7 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise ClaireError(f"cannot open the labels {quoted(path)} ({exc}); give a vector file OGR reads "
                           f"(GeoPackage, shapefile, GeoJSON...) or a label raster") from None
     if ds is None:
-        zipped = (f" (a zipped shapefile: /vsizip/{path}/NAME.shp, or name the archive NAME.shp.zip)"
-                  if path.lower().endswith(".zip") else "")
+        zipped = _zip_hint(path) if path.lower().endswith(".zip") else ""
         raise ClaireError(f"cannot open the labels {quoted(path)}; give a vector or raster file{zipped}")
     problem = None
     try:
@@ -248,6 +247,18 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
     if assigned_crs:
         source["assigned_crs"] = assigned_crs  # the CRS QGIS read the layer in (the file's, or the one the user set)
     return features, source
+
+
+def _zip_hint(path: str) -> str:
+    """How to name a vector file inside the archive `path` for GDAL: its /vsizip/ name of the first shapefile or
+    GeoPackage GDAL lists in it (a folder zipped whole puts them below a folder)."""
+    from osgeo import gdal
+
+    inside = f"/vsizip/{os.path.abspath(path)}"
+    members = [m for m in (gdal.ReadDirRecursive(inside) or []) if m.lower().endswith((".shp", ".gpkg", ".geojson"))]
+    if not members:
+        return " (the archive holds no shapefile, GeoPackage or GeoJSON GDAL can see)"
+    return f" (a file inside the archive is named {inside}/{members[0]})"
 
 
 def _one_kind(kinds: Dict[str, List[int]], path: str) -> None:
