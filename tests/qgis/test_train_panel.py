@@ -45,8 +45,11 @@ def train_dock(qgis_app, tmp_path, tiny_checkpoint):
     panel.sar.setLayer(sar_layer)
     panel.ask_folder = lambda: str(tmp_path)
     yield dock
-    panel.stop_wand()
+    dock.shutdown()  # the wand put down, its scene closed, the dock's background checks joined before QGIS exits
     project.removeAllMapLayers()
+    from qgis.PyQt import sip
+
+    sip.delete(dock)  # now, not by the interpreter's exit, where PyQt's clean-up of a live dock crashed (rc 139)
 
 
 def _draw(layer) -> None:

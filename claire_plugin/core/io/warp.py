@@ -61,7 +61,7 @@ class GridWarp:
         self._offset = self._whole_pixel_offset()
         self._mask_band = has_dataset_mask(src)
         #: bands GDAL calls alpha: read as data (a 2-band 16-bit SAR whose VH is flagged alpha), no mask for them
-        self._alpha_bands = {i + 1 for i, c in enumerate(src.colorinterp) if c.name == "alpha"}
+        self._alpha_bands = alpha_bands(src) if self._mask_band else set()
         #: the SAR's unit once known (set_sar_units): True linear, False dB, None not SAR or not yet; its fill values
         #: are no data (`sar_fill_to_nan`: 0 in every band is a border the file does not declare, in either unit)
         self.sar_linear: Optional[bool] = None
@@ -409,18 +409,25 @@ def masked_out(src, band: int, window) -> np.ndarray:
     return src.read_masks(band, window=window) == 0
 
 
+def alpha_bands(src) -> set:
+    """The 1-based bands GDAL calls alpha (empty where it cannot say: a damaged file's reads say why)."""
+    try:
+        return {i + 1 for i, c in enumerate(src.colorinterp) if c.name == "alpha"}
+    except Exception:  # noqa: BLE001
+        return set()
+
+
 def has_dataset_mask(src, bands: Sequence[int] = ()) -> bool:
     """Whether GDAL has a per-dataset mask (or alpha band) for `src`: its masked pixels are no data (as QGIS and
     GDAL show them), read with `src.read_masks`. An alpha band among the `bands` read as data is no mask: GDAL
     flags the 4th band of a 4-band 8-bit GeoTIFF as alpha, which in WHU-OPT-SAR's red, green, blue, near-infrared
     images is the near-infrared (its 0 would be 'no data')."""
     try:
-        from rasterio.enums import ColorInterp, MaskFlags
+        from rasterio.enums import MaskFlags
 
         flags = src.mask_flag_enums[0]
         if MaskFlags.alpha in flags:
-            alpha = [i + 1 for i, c in enumerate(src.colorinterp) if c == ColorInterp.alpha]
-            return not set(alpha) & set(bands)
+            return not alpha_bands(src) & set(bands)
         return MaskFlags.per_dataset in flags
     except Exception:  # noqa: BLE001
         return False
