@@ -30,6 +30,8 @@ def test_no_data_around_and_small_samples_are_left_alone():
     sample = rng.uniform(0.01, 0.4, (2, 20, 20))
     sample[:, :10] = 0.0  # a nodata frame: 0 in every band is no pixel with data
     assert constant_band(sample, "optical", ["B04", "B08"]) is None
+    sample[1, 10:] = 0.3  # a band constant where the data are, the frame around it: named (mutation check)
+    assert "read as B08 holds 0.3" in constant_band(sample, "optical", ["B04", "B08"])
     small = np.zeros((2, 5, 5))
     small[0] = 0.2
     assert constant_band(small, "optical", ["B04", "B08"]) is None  # 25 pixels: too few to tell

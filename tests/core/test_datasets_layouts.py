@@ -108,6 +108,9 @@ def test_whu_crops_as_asanet_prepares_them(tmp_path):
     assert [p.name for p in val] == ["NH49E001015_000"]
     lay = LAYOUTS["whu-opt-sar-crops"]
     assert [c.name for c in lay.classes] == [c.name for c in LAYOUTS["whu-opt-sar"].classes]
+    from claire.claire_plugin.core.training.datasets import describe_holdout
+
+    assert describe_holdout(root, "whu-opt-sar-crops", 0.25) == "the val/ and test/ folders"  # test/ alone
     _assert_lookup(val[0], lay, {0: 255, 1: 0, 7: 6})
 
 
@@ -353,8 +356,9 @@ def test_a_dataset_sar_of_0_is_the_darkest_return_not_no_data(tmp_path):
     assert main(["classify", "--optical", optical, "--sar", sar, "--checkpoint", out,
                  "--output", mapped, "--threads", "1"]) == 0
     with rasterio.open(mapped) as ds:
-        cls = ds.read(1)
-    assert (cls[:16, :16] != 0).all() and (cls != 0).all()
+        cls, nodata = ds.read(1), ds.nodata
+    # the map's nodata is 255 for this dataset's classes (mutation check: 0 never was)
+    assert (cls[:16, :16] != nodata).all() and (cls[40:48, 40:48] != nodata).all() and (cls != nodata).all()
 
 
 def test_a_layout_of_8_bit_images_refuses_other_types(tmp_path):

@@ -183,6 +183,7 @@ def test_a_dataset_mask_counts_beside_a_declared_nodata_value(engine_scene, stan
     cls, _ = _read(res.output)
     assert (cls[10:20, 10:30] == 0).all() and (cls[60:70, 40:60] == 0).all()
     assert (cls != 0).sum() == cls.size - 400 == res.summary["valid_pixels"]
+    assert not any("marks every pixel" in m for m in res.messages)  # a partial mask is no "mask everywhere"
 
 
 def test_a_mask_of_no_data_everywhere_is_warned(engine_scene, standin_model, standin_card):

@@ -155,6 +155,15 @@ def test_cancel_writes_nothing(scene):
     assert not (scene["dir"] / "model.safetensors").exists() and not (scene["dir"] / "report.json").exists()
 
 
+def test_a_cancel_with_the_last_report_comes_too_late_to_undo_the_outputs(scene):
+    """The 100 % report comes after the outputs are written: a cancel then is no cancel (mutation check)."""
+    asked = {"stop": False}
+    report = train_from_polygons(_params(scene, baseline=False),
+                                 lambda f, m: asked.update(stop=asked["stop"] or m.startswith("writing")),
+                                 is_cancelled=lambda: asked["stop"])
+    assert report and (scene["dir"] / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("after", [0.02, 0.82, 0.94])
 def test_a_cancel_after_the_epochs_stops_the_scoring_and_writes_nothing(scene, after):
     """QA round 16 (QGIS desktop): Cancel pressed after the last epoch was ignored, the forests, scores and every

@@ -74,8 +74,9 @@ def test_a_change_of_layers_is_checked_in_the_background(dock_for, monkeypatch):
     assert threads and threading.main_thread() not in threads
     assert any("given as the optical and as the SAR input" in w for w in warnings), warnings
     assert "Check the warnings above" in dock.status.text()
-    stale = dock._fit_gen
-    dock._schedule_fit()  # the inputs change while a check of the old ones would come back
+    dock._schedule_fit()
+    stale = dock._fit_gen  # a check of these inputs, never shown ...
+    dock._schedule_fit()  # ... whose inputs change while it would come back
     dock._apply_fit(stale, ["a warning of the inputs before"], [])
     assert "a warning of the inputs before" not in " ".join(dock.picker.warnings())
 
