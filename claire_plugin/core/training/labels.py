@@ -214,9 +214,10 @@ def read_vector_features(path: str, grid, field_name: Optional[str], name_field:
         raise ClaireError(f"the labels {quoted(path)} do not exist; check the path")
     try:
         ds = ogr.Open(path)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # GDAL 3.10 (Debian 13) raises where 3.6 returned None
+        zipped = _zip_hint(path) if path.lower().endswith(".zip") else ""
         raise ClaireError(f"cannot open the labels {quoted(path)} ({exc}); give a vector file OGR reads "
-                          f"(GeoPackage, shapefile, GeoJSON...) or a label raster") from None
+                          f"(GeoPackage, shapefile, GeoJSON...) or a label raster{zipped}") from None
     if ds is None:
         zipped = _zip_hint(path) if path.lower().endswith(".zip") else ""
         raise ClaireError(f"cannot open the labels {quoted(path)}; give a vector or raster file{zipped}")
