@@ -266,6 +266,7 @@ def _check_context(args: argparse.Namespace) -> None:
 def _left_out_labels(src, classes, ignore) -> List[str]:
     """A note for labelled pixels whose values are no class of the training (QA round 16: dropped without a word,
     where `claire evaluate` says so)."""
+    from ..core.engine.summary import listed_codes
     from ..core.numbers import grouped
     from ..core.training.data_checks import left_out_codes
 
@@ -274,10 +275,8 @@ def _left_out_labels(src, classes, ignore) -> List[str]:
     if not left:
         return []
     counted = int(src.class_counts(len(classes)).sum())
-    listed = ", ".join(f"{k}: {grouped(v)}" for k, v in list(codes.items())[:8])
-    more = f" and {len(codes) - 8} more" if len(codes) > 8 else ""
     return [f"{grouped(left)} labelled pixels ({left / (left + counted):.1%}) of the training images hold values that "
-            f"are no class ({listed}{more}) and are left out of the training: name them with --classes "
+            f"are no class ({listed_codes(codes)}) and are left out of the training: name them with --classes "
             f"(value:name,...) if they are classes, or --ignore them to say they are not"]
 
 

@@ -128,6 +128,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.added_layers: List = []
         self.preview_layers: Dict[str, str] = {}  # the last preview's layers (id: name): a new preview replaces them
         self._fit_gen = self._fit_shown = 0  # the inputs' generation; the one whose check is shown
+        self._training_preloaded = False  # the training code loaded in the background (the Train tab shown once)
         self._fit_threads: List[threading.Thread] = []  # checks still reading (older ones' results are dropped)
         self._fit_results: Dict[int, Tuple[List[str], List[str]]] = {}  # generation: (warnings, notes)
         self._fit_timer = QTimer(self)
@@ -465,7 +466,7 @@ class ClaireDock(Restyled, QgsDockWidget):
     def _preload_training(self, index: int) -> None:
         """The Train tab shown: import the training code (torch) in a thread of its own, once; the first press of
         Train imported it on the main thread, QGIS frozen for 1.7 s."""
-        if self.tabs.widget(index).widget() is not self.train_panel or getattr(self, "_training_preloaded", False):
+        if self.tabs.widget(index).widget() is not self.train_panel or self._training_preloaded:
             return
         self._training_preloaded = True
 

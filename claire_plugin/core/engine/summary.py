@@ -224,10 +224,15 @@ def left_out_note(left: dict) -> str:
     map, left out of the figures; '' when none."""
     if not left.get("pixels"):
         return ""
-    codes = ", ".join(f"{k}: {grouped(v)}" for k, v in list(left["codes"].items())[:8])
-    more = f" and {len(left['codes']) - 8} more codes" if len(left["codes"]) > 8 else ""
     return (f"{grouped(left['pixels'])} reference pixels ({left['share']:.1%}) hold codes that are no class of the "
-            f"map ({codes}{more}) and were left out: recode them to the map's class values if they are classes")
+            f"map ({listed_codes(left['codes'])}) and were left out: recode them to the map's class values if they "
+            f"are classes")
+
+
+def listed_codes(codes: dict) -> str:
+    """'5: 5 560, 80: 22 240' of {code: pixels}, the first eight, then how many more."""
+    listed = ", ".join(f"{k}: {grouped(v)}" for k, v in list(codes.items())[:8])
+    return listed + (f" and {len(codes) - 8} more codes" if len(codes) > 8 else "")
 
 
 def scene_line(summary: dict) -> str:
