@@ -49,8 +49,9 @@ def card_summary(card: Dict[str, Any]) -> str:
         s = (card.get("inputs") or {}).get(mod) or {}
         lines.append(f"{mod:<14}{s.get('sensor')}: {', '.join(s.get('bands', []))} ({s.get('units')}, scale "
                      f"{s.get('scale')}, clip {s.get('clip')})")
-    lines.append(f"evaluated in  tiles of {card.get('tile_size')} px, " + (
-        f"context {card['context']} px" if "context" in card else f"overlap {card.get('overlap')} px (blended)"))
+    from ..core.engine.tiling import tiling_text
+
+    lines.append(f"evaluated in  {tiling_text(card)}")
     if t.get("data") == "polygons":
         labels = t.get("labels") or {}
         where = os.path.basename(str(labels.get('path') or '?')) + (f", field {labels['field']}" if labels.get("field")
@@ -62,6 +63,8 @@ def card_summary(card: Dict[str, Any]) -> str:
     else:
         lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {epochs_text(t.get('epochs'))}, "
                      f"seed {t.get('seed')}")
+    if isinstance(t.get("heldout"), dict) and t["heldout"].get("what"):
+        lines.append(f"held out      {t['heldout']['what']}")
     from ..core.training.labels import units_of
     from ..core.training.scorecard import interval_text, metric_title
 

@@ -44,8 +44,7 @@ def most_parts(height: int, width: int, options: RunOptions) -> int:
     keeps one of its rows, so two bands within one tile row would run the same tiles twice; the tile as the
     run's options give it, before any memory fitting makes it smaller)."""
     from ...models.predict import CONTEXT
-    from .engine.plan import DEFAULT_TILE
-    from .engine.tiling import TileGrid
+    from .engine.tiling import DEFAULT_TILE, TileGrid
 
     context = CONTEXT if options.context is None or options.context < 0 else options.context
     grid = TileGrid.fitted(0, 0, height, width, int(options.tile_size or DEFAULT_TILE), context)

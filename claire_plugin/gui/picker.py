@@ -131,9 +131,9 @@ def _card_meta(card: Dict[str, Any], path: Optional[str]) -> List[str]:
         meta.append(f"CLAIRE {e(str(card['claire_version']))}")
     if card.get("created"):
         meta.append(f"created {e(str(card['created'])[:10])}")
-    if card.get("tile_size"):
-        meta.append(f"evaluated in tiles of {card.get('tile_size')} px" + (
-            f" + {card['context']} px of context" if "context" in card else f", overlap {card.get('overlap', '?')} px"))
+    from ..core.engine.tiling import tiling_text
+
+    meta.append(f"evaluated in {e(tiling_text(card))}")
     return meta
 
 

@@ -193,6 +193,28 @@ def test_info_default_checkpoint(capsys):
     assert "heldout" in card["metrics"]
 
 
+def test_info_says_how_the_engine_tiles_and_names_the_metrics(capsys):
+    """The bundled card has no `core` / `context`: the engine's defaults, not the card's old `overlap`; its
+    folder-training metrics keys in words (QA round 16 left "heldout_S2L1C" printed raw)."""
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated in  cores of up to 896 px (fitted to the raster), each read with 128 px of context" in out
+    assert "overlap" not in out and "blended" not in out
+    assert "held out      right-hand 25% block of every image" in out
+    assert "metrics       held-out: OA" in out and "metrics       held-out, Level-1C, synthetic clouds: OA" in out
+    assert "heldout" not in out and "S2L1C" not in out
+
+
+def test_metric_titles_of_dataset_keys():
+    from claire.claire_plugin.core.training.scorecard import metric_title
+
+    assert metric_title("heldout_S2L2A_synthetic_clouds") == "held-out, Level-2A, synthetic clouds"
+    assert metric_title("training_data") == "the training images (not an accuracy estimate)"
+    assert metric_title("heldout_polygons", "points") == "held-out points"
+    assert metric_title("my_own_split") == "my own split"
+    assert metric_title("heldout_extra_bit") == "held-out, extra bit"
+
+
 def test_info_refuses_pickle(tmp_path, capsys):
     p = tmp_path / "x.ckpt"
     torch.save({"a": 1}, str(p))

@@ -101,3 +101,13 @@ def test_the_core_is_fitted_to_the_raster():
     assert (core, len(starts), size) == (1536, 7, 1792)  # 7 x 1792 px for 10980: 1.14 per axis
     assert fitted_core(4096, 1536, 128) == 1280  # 3 windows of 1536 px instead of 3 of 1792
     assert fitted_core(4096, 896, 128) == 768  # 5 windows of 1024 px instead of 5 of 1152
+
+
+def test_card_tiling_follows_the_card_then_the_defaults():
+    from claire.claire_plugin.core.engine.tiling import CONTEXT, DEFAULT_TILE, card_tiling, tiling_text
+
+    assert card_tiling({"tile_size": 256, "overlap": 32}) == (DEFAULT_TILE, CONTEXT)
+    assert card_tiling({"core": 512, "context": 64}) == (512, 64)
+    assert card_tiling({"context": 0}) == (DEFAULT_TILE, 0)
+    assert tiling_text({"core": 512, "context": 64}) == ("cores of up to 512 px (fitted to the raster), each read "
+                                                         "with 64 px of context")

@@ -29,10 +29,7 @@ from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import CONTEXT, TileGrid, check_tiling, default_batch, tiles_per_chunk, window
-
-#: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
-DEFAULT_TILE = 896
+from .tiling import TileGrid, card_tiling, check_tiling, default_batch, tiles_per_chunk, window
 
 
 @dataclass
@@ -110,8 +107,9 @@ def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
     DEFAULT_TILE and CONTEXT; the batch by default about four 256 px tiles of input (tiling.default_batch).
     ClaireError for values that cannot work. (The card's `tile_size` / `overlap` describe the evaluation
     of older checkpoints, not the engine's tiling.)"""
-    tile = int(params.tile_size or card.get("core") or DEFAULT_TILE)
-    context = int(params.context if params.context is not None else card.get("context", CONTEXT))
+    card_tile, card_context = card_tiling(card)
+    tile = int(params.tile_size or card_tile)
+    context = int(params.context if params.context is not None else card_context)
     check_tiling(tile, context)
     batch = int(params.batch_size or default_batch(tile + 2 * context))
     if not 1 <= batch <= BATCH_MAX:

@@ -18,7 +18,11 @@ import numpy as np
 from ....models.predict import CONTEXT, check_context, context_axis, fitted_core, kept_slice
 from ..errors import ClaireError
 
-__all__ = ["CONTEXT", "check_tiling", "tiles_per_chunk", "TileGrid", "Finished", "window", "stitch"]
+__all__ = ["CONTEXT", "DEFAULT_TILE", "card_tiling", "tiling_text", "check_tiling", "tiles_per_chunk", "TileGrid",
+           "Finished", "window", "stitch"]
+
+#: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
+DEFAULT_TILE = 896
 
 #: Input pixels a chunk of tiles should hold (four 256 px tiles): larger windows go one to a chunk.
 CHUNK_PIXELS = 4 * 256 * 256
@@ -191,3 +195,14 @@ def stitch(grid: TileGrid, r: int, j0: int, parts: List[np.ndarray]) -> Finished
     y0, _, x0, _ = grid.kept(r, j0, j0 + len(parts))
     values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
     return Finished(y0, x0, values)
+
+
+def card_tiling(card: dict) -> Tuple[int, int]:
+    """(core, context) the engine uses for a checkpoint when the run does not choose them."""
+    return int(card.get("core") or DEFAULT_TILE), int(card.get("context", CONTEXT))
+
+
+def tiling_text(card: dict) -> str:
+    """How the engine evaluates a checkpoint by default, in words (claire info, the picker)."""
+    core, context = card_tiling(card)
+    return f"cores of up to {core} px (fitted to the raster), each read with {context} px of context"

@@ -37,7 +37,30 @@ def metric_title(key: str, many: str = "polygons") -> str:
         "random_pixel_split_rf": "leakage check, not this model: a random forest scored on a random pixel split "
                                  "(neighbouring pixels of one polygon on both sides flatter it)",
     }
-    return titles.get(key, str(key).replace("_", " "))
+    if key in titles:
+        return titles[key]
+    return _dataset_metric_title(str(key))
+
+
+#: Words for the parts of a folder training's metrics keys ("heldout_S2L1C_synthetic_clouds").
+_KEY_PARTS = (("heldout", "held-out"), ("training_data", "the training images (not an accuracy estimate)"),
+              ("S2L1C", "Level-1C"), ("S2L2A", "Level-2A"), ("synthetic_clouds", "synthetic clouds"))
+
+
+def _dataset_metric_title(key: str) -> str:
+    """"held-out, Level-1C, synthetic clouds" for "heldout_S2L1C_synthetic_clouds"; unknown parts as
+    written, underscores as spaces."""
+    words, rest = [], key
+    while rest:
+        for part, word in _KEY_PARTS:
+            if rest == part or rest.startswith(part + "_"):
+                words.append(word)
+                rest = rest[len(part) + 1:]
+                break
+        else:
+            words.append(rest.replace("_", " "))
+            break
+    return ", ".join(words)
 
 
 def arm_title(report: Dict[str, Any], arm: str) -> str:
