@@ -111,10 +111,20 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
         from ..deps import install_hint, missing
 
         # escaped: the help panel and the tooltips render HTML, and dropped "(?P<key>...)" from the examples
-        items = "".join(f"<li><b>{k}</b>: {html.escape(v, quote=False)}</li>" for k, v in self.HELP.items())
+        items = "".join(f"<li><b>{html.escape(title)}</b>: {html.escape(text, quote=False)}</li>"
+                        for title, text in self.help_items())
         absent = missing()
         warning = f"<p><b>⚠ {html.escape(install_hint(absent))}</b></p>" if absent else ""
         return f"{warning}<p>{self.INTRO}</p><ul>{items}</ul>"
+
+    def help_items(self) -> List[Tuple[str, str]]:
+        """(title, text) per parameter in the dialog's order, titled as the dialog labels it with the name
+        qgis_process and messages use ("Device (DEVICE)"); HELP entries of no parameter last, by name."""
+        params = {p.name(): p for p in self.parameterDefinitions()}
+        ordered = [name for name in params if name in self.HELP]
+        ordered += [name for name in self.HELP if name not in params]
+        return [(f"{params[name].description()} ({name})" if name in params else name, self.HELP[name])
+                for name in ordered]
 
     def add_parameters(self, params: List[QgsProcessingParameterDefinition]) -> None:
         """Add `params` with their help from HELP, flagging those in ADVANCED as advanced."""

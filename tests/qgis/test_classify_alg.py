@@ -506,3 +506,19 @@ def test_batch_cells_left_empty_and_reports_do_not_break_the_batch_dialog(claire
     res = processing.run("claire:classify", params, context=context, feedback=feedback)
     assert res["RELIANCE"] is None and res["CLOUD"] is None and os.path.exists(tmp_path / "r.json")
     assert "" not in context.layersToLoadOnCompletion()
+
+
+def test_help_lists_the_parameters_as_the_dialog_shows_them(claire_plugin):
+    """The help panel titled each entry by its id, in another order than the dialog (QA round 16): now the dialog's
+    label with the id beside it, in the dialog's order, for every CLAIRE algorithm."""
+    import re
+
+    from qgis.core import QgsApplication
+
+    for alg in QgsApplication.processingRegistry().providerById("claire").algorithms():
+        help_text = alg.shortHelpString()
+        titles = re.findall(r"<li><b>(.*?)</b>:", help_text)
+        shown = [f"{p.description()} ({p.name()})" for p in alg.parameterDefinitions() if p.name() in alg.HELP]
+        assert titles[:len(shown)] == [t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                                       for t in shown], alg.id()
+        assert len(titles) == len(alg.HELP), alg.id()
