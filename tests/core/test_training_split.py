@@ -130,3 +130,85 @@ def test_class_code_255_is_refused_it_is_the_maps_nodata():
 
     with pytest.raises(ClaireError, match="outside 0..254"):
         classes_from_values([1, 255], [None, None], "class")
+
+
+def _footprint_pixels(path, ds, tmp, **kw):
+    """Every pixel of the layer's polygons (no per-polygon sample)."""
+    full = read_labels(path, ds, "class", check_counts=False, max_pixels_per_polygon=10 ** 9, **kw)
+    return full.pixels
+
+
+def test_a_large_validation_polygon_keeps_training_out_of_all_of_it_not_only_its_sample(labels):
+    """QA round 17: a validation polygon over the per-polygon cap is a sample of its pixels, and the buffer was
+    measured from the sample only, so 31 % of the training pixels inside a large validation polygon trained."""
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(0, 0, 30, 30), 1), (box_wkt(20, 40, 26, 46), 4), (box_wkt(30, 70, 36, 76), 5)]
+    path = write_vector(tmp / "big.gpkg", vfeats)
+    val = read_labels(path, ds, "class", classes=lab.classes, check_counts=False, max_pixels_per_polygon=20)
+    assert len(val.pixels) == 60 and [fp.shape for fp in val.footprints] == [(30, 30), (6, 6), (6, 6)]
+    with pytest.raises(ClaireError, match="class 'class 1' has no training pixel left"):
+        layer_split(lab, val, buffer_px=0)  # every class-1 training box lies inside the validation box
+
+
+def test_the_buffer_is_measured_from_every_pixel_of_a_sampled_validation_polygon(labels):
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(13, 0, 19, 90), 1), (box_wkt(24, 40, 30, 46), 4), (box_wkt(30, 70, 36, 76), 5)]
+    path = write_vector(tmp / "band.gpkg", vfeats)
+    val = read_labels(path, ds, "class", classes=lab.classes, check_counts=False, max_pixels_per_polygon=30)
+    full = _footprint_pixels(path, ds, tmp, classes=lab.classes)
+    for buffer in (0, 2, 5):
+        s = layer_split(lab, val, buffer_px=buffer)
+        assert _min_dist(s.train, full) > max(buffer, 0.5)
+        assert (s.info["buffer_dropped_train_pixels"] > 0) == (buffer >= 3)  # rows 5..10 against 13..
+
+
+def test_a_held_out_large_polygon_is_buffered_by_its_whole_footprint(tmp_path):
+    opt, _, _ = synthetic_scene(60, 90)
+    feats = FEATS + [(box_wkt(14, 0, 34, 60), 1)]  # a 20 x 60 px polygon of class 1 between the rows of boxes
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        path = write_vector(tmp_path / "l.gpkg", feats)
+        lab = read_labels(path, ds, "class", max_pixels_per_polygon=40)
+        full = _footprint_pixels(write_vector(tmp_path / "b.gpkg", feats[-1:]), ds, tmp_path)
+    assert len(lab.footprints) == 1 and lab.footprints[0].shape == (20, 60)  # the 6 x 6 boxes are under the cap
+    big = lab.footprints[0].group
+    held = [seed for seed in range(40) if big in polygon_split(lab, 0.3, 4, seed).info["val_groups"]]
+    assert held
+    for seed in held[:3]:
+        s = polygon_split(lab, 0.3, 4, seed)
+        assert _min_dist(s.train, full) > 4
+
+
+def test_within_counts_pixels_inside_and_up_to_the_distance():
+    from claire.claire_plugin.core.training.labels import Footprint, within
+
+    fp = Footprint.of(0, np.array([10, 10, 11]), np.array([10, 11, 10]))
+    rows = np.array([10, 11, 13, 13, 12, 20])
+    cols = np.array([11, 11, 10, 11, 12, 20])
+    assert within([fp], rows, cols, 0).tolist() == [True, False, False, False, False, False]
+    assert within([fp], rows, cols, 1).tolist() == [True, True, False, False, False, False]
+    assert within([fp], rows, cols, 2).tolist() == [True, True, True, False, False, False]
+    assert within([fp], rows, cols, 3).tolist() == [True, True, True, True, True, False]
+
+
+def test_a_label_rasters_large_patch_keeps_its_footprint_across_blocks(tmp_path, monkeypatch):
+    """A patch read in two blocks of the label raster is one group again; its footprints follow it there."""
+    from claire.claire_plugin.core.training import label_raster
+
+    monkeypatch.setattr(label_raster, "BLOCK", 32)
+    opt, _, _ = synthetic_scene(60, 90)
+    codes = np.zeros((60, 90), np.uint8)
+    codes[20:50, 20:50] = 1  # across the block edge at row and column 32
+    codes[2:8, 60:66], codes[52:58, 60:66] = 2, 1
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        lab = read_labels(write_raster(tmp_path / "lab.tif", codes), ds, None, check_counts=False,
+                          max_pixels_per_polygon=50)
+    big = {fp.group for fp in lab.footprints if fp.shape != (6, 6)}
+    assert len(big) == 1
+    (g,) = big
+    cover = np.zeros((60, 90), bool)
+    for fp in lab.footprints:
+        if fp.group == g:
+            h, w = fp.shape
+            cover[fp.row0:fp.row0 + h, fp.col0:fp.col0 + w] |= fp.mask()
+    assert (cover == (codes == 1) & (np.arange(60)[:, None] < 51)).all()
+    assert set(np.unique(lab.pixels.group[(lab.pixels.rows >= 20) & (lab.pixels.rows < 50)])) == {g}

@@ -22,6 +22,7 @@ from ..io.gdal_mode import with_gdal_exceptions
 from .labels import (
     IGNORE,
     ClassInfo,
+    Footprint,
     LabelPixels,
     LabelSet,
     check_class_counts,
@@ -75,6 +76,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
         lookup = None if classes is None else {c.code: c.index for c in classes}
         codes_seen: set = set()
         rng = np.random.default_rng(seed)
+        footprints: List[Footprint] = []
         joins = _EdgeJoins(grid.width)
         for r0 in range(0, grid.height, BLOCK):
             for c0 in range(0, grid.width, BLOCK):
@@ -98,7 +100,8 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                         continue
                     comp, n = ndimage.label(ok & (a == code))
                     first = len(group_class)
-                    _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon)
+                    _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon,
+                                    footprints)
                     gid[comp > 0] = first + comp[comp > 0] - 1
                 joins.add_block(gid, r0, c0)
     finally:
@@ -117,9 +120,11 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
     root = root.reshape(-1)
     if len(pixels):
         pixels.group = root[pixels.group].astype(np.int32)
+    for fp in footprints:
+        fp.group = int(root[fp.group])
     group_class = {int(root[g]): index[code] for g, code in group_class.items()}
     source = {"path": path, "kind": "raster", "field": None, "sha256": file_sha256(path), "hash_of": "the file"}
-    out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes)
+    out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes, footprints=footprints)
     if check_counts:
         check_class_counts(out)
     return out
@@ -272,8 +277,9 @@ class _EdgeJoins:
 
 
 def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp: np.ndarray, n: int, code: int,
-                    r0: int, c0: int, rng: np.random.Generator, cap: int) -> None:
-    """One group per connected component; pixels stored with their class *code* (mapped to indices later)."""
+                    r0: int, c0: int, rng: np.random.Generator, cap: int, footprints: List[Footprint]) -> None:
+    """One group per connected component; pixels stored with their class *code* (mapped to indices later); a
+    component over `cap` pixels keeps a sample of them and its Footprint."""
     rows, cols = np.nonzero(comp)
     lab = comp[rows, cols]
     order = np.argsort(lab, kind="stable")
@@ -282,9 +288,10 @@ def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp:
     for k in range(n):
         a, b = starts[k], starts[k + 1]
         sel = np.arange(a, b)
-        if sel.size > cap:
-            sel = np.sort(rng.choice(sel, cap, replace=False))
         g = len(group_class)
+        if sel.size > cap:
+            footprints.append(Footprint.of(g, rows[sel] + r0, cols[sel] + c0))
+            sel = np.sort(rng.choice(sel, cap, replace=False))
         group_class[g] = code
         parts.append(LabelPixels((rows[sel] + r0).astype(np.int32), (cols[sel] + c0).astype(np.int32),
                                  np.full(sel.size, code, np.uint8), np.full(sel.size, g, np.int32)))

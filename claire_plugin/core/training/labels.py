@@ -94,6 +94,56 @@ class LabelPixels:
 
 
 @dataclass
+class Footprint:
+    """Every pixel a polygon (group) covers, where its stored pixels are a sample of them (a polygon over the
+    per-polygon cap): its bounding box and the mask in it, one bit per pixel. The split's buffer is measured from
+    it, so that no training pixel lies inside, or near, the unsampled part of a validation polygon."""
+
+    group: int
+    row0: int
+    col0: int
+    shape: Tuple[int, int]
+    bits: np.ndarray
+
+    @staticmethod
+    def of(group: int, rows: np.ndarray, cols: np.ndarray) -> "Footprint":
+        """The footprint of the pixels (rows, cols)."""
+        r0, c0 = int(rows.min()), int(cols.min())
+        shape = (int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1)
+        mask = np.zeros(shape, bool)
+        mask[rows - r0, cols - c0] = True
+        return Footprint(int(group), r0, c0, shape, np.packbits(mask, axis=None))
+
+    def mask(self) -> np.ndarray:
+        """The bounding box's mask [h, w] (True: covered)."""
+        h, w = self.shape
+        return np.unpackbits(self.bits, count=h * w).reshape(h, w).astype(bool)
+
+
+def within(footprints: Sequence[Footprint], rows: np.ndarray, cols: np.ndarray, distance: float) -> np.ndarray:
+    """Whether each pixel (rows, cols) lies in one of the footprints or within `distance` px (Euclidean) of one."""
+    near = np.zeros(rows.size, bool)
+    reach = int(math.floor(max(distance, 0.0) + 1e-6))
+    offsets = [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)
+               if dy * dy + dx * dx <= distance * distance + 1e-6] or [(0, 0)]
+    for fp in footprints:
+        h, w = fp.shape
+        box = ((rows >= fp.row0 - reach) & (rows < fp.row0 + h + reach) & (cols >= fp.col0 - reach)
+               & (cols < fp.col0 + w + reach) & ~near)
+        if not box.any():
+            continue
+        idx = np.nonzero(box)[0]
+        r, c = rows[idx] - fp.row0, cols[idx] - fp.col0
+        mask, hit = fp.mask(), np.zeros(idx.size, bool)
+        for dy, dx in offsets:
+            rr, cc = r + dy, c + dx
+            ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w) & ~hit
+            hit[ok] = mask[rr[ok], cc[ok]]
+        near[idx[hit]] = True
+    return near
+
+
+@dataclass
 class LabelSet:
     """Labels read from one source: pixels, classes, per-group class and feature ids, provenance."""
 
@@ -108,6 +158,8 @@ class LabelSet:
     feature_shapes: Dict[int, str] = field(default_factory=dict)
     #: the macroclass of each class (core.training.hierarchy.Hierarchy) when the run was given a macroclass field
     hierarchy: Optional[object] = None
+    #: every pixel of the groups whose `pixels` are a sample (Footprint)
+    footprints: List[Footprint] = field(default_factory=list)
 
     def counts(self) -> Dict[str, List[int]]:
         """Pixels and polygons (groups) per class index."""
@@ -147,6 +199,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     skipped: Dict[int, int] = {}
     skipped_outside: Dict[int, int] = {}
     multipart: Dict[int, int] = {}
+    footprints: List[Footprint] = []
     rng = np.random.default_rng(seed)
     for fid, value, _name, geom_json, _shape in features:
         ci = by_key.get(class_key(value))
@@ -163,10 +216,11 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
             continue
         if geom_json["type"].startswith("Multi") and len(geom_json["coordinates"]) > 1:
             multipart[ci] = multipart.get(ci, 0) + 1
+        g = len(group_class)
         if rows.size > max_pixels_per_polygon:
+            footprints.append(Footprint.of(g, rows, cols))
             pick = np.sort(rng.choice(rows.size, max_pixels_per_polygon, replace=False))
             rows, cols = rows[pick], cols[pick]
-        g = len(group_class)
         group_class[g], group_features[g] = ci, [fid]
         parts.append(LabelPixels(rows, cols, np.full(rows.size, ci, np.uint8), np.full(rows.size, g, np.int32)))
     pixels = LabelPixels.concat(parts)
@@ -174,10 +228,11 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
         raise ClaireError(f"none of the {len(features)} features of {path} covers a pixel of the optical raster "
                           f"(extent {tuple(round(v, 1) for v in grid.bounds)} in {grid.crs}); draw the labels "
                           f"over the optical raster or check the layer's CRS")
-    pixels, group_class, group_features = resolve_overlaps(pixels, group_class, group_features, cls_list, grid)
+    pixels, group_class, group_features = resolve_overlaps(pixels, group_class, group_features, cls_list, grid,
+                                                           footprints)
     pixels.units = units_of(source)
     out = LabelSet(pixels, cls_list, group_class, group_features, source,
-                   feature_shapes={f[0]: f[4] for f in features})
+                   feature_shapes={f[0]: f[4] for f in features}, footprints=footprints)
     if slivers:
         out.notes.append(f"{len(slivers)} feature(s) cover no pixel centre and were skipped (smaller than a "
                          f"pixel): ids {', '.join(map(str, slivers[:10]))}")
@@ -515,9 +570,10 @@ def _coords(geom_json: dict) -> Tuple[List[float], List[float]]:
 
 
 def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_features: Dict[int, List[int]],
-                     classes: List[ClassInfo], grid):
+                     classes: List[ClassInfo], grid, footprints: Sequence[Footprint] = ()):
     """ClaireError where polygons of different classes share pixels (saying where); polygons of one class
-    that overlap become one group (so a split never separates them), their shared pixels counted once."""
+    that overlap become one group (so a split never separates them), their shared pixels counted once (the
+    `footprints` take their merged groups)."""
     idx = pixels.rows.astype(np.int64) * grid.width + pixels.cols
     order = np.argsort(idx, kind="stable")
     s_idx, s_cls, s_grp = idx[order], pixels.cls[order], pixels.group[order]
@@ -551,6 +607,8 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
         if a != b:
             parent[max(a, b)] = min(a, b)
     new_group = np.array([find(int(g)) for g in range(max(group_class) + 1)], dtype=np.int32)
+    for fp in footprints:
+        fp.group = int(new_group[fp.group])
     keep = np.ones(idx.size, bool)
     keep[order[dup + 1]] = False
     out = pixels.subset(keep)

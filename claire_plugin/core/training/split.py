@@ -2,20 +2,22 @@
 
 `polygon_split` holds out a stratified share of whole polygons (groups) per class and drops every
 training pixel within `buffer_px` pixels of a validation pixel, so no validation pixel has a training
-pixel as a near neighbour. `layer_split` does the same with a separate validation layer. `pixel_split`
-is the leaky random-pixel split, kept only to show how much it flatters a model.
+pixel as a near neighbour; a large validation polygon, whose pixels are a sample, is measured from every pixel
+it covers (labels.Footprint), so no training pixel lies inside it or near its unsampled part. `layer_split` does
+the same with a separate validation layer. `pixel_split` is the leaky random-pixel split, kept only to show how
+much it flatters a model.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 
 from ....models.quoting import quoted
 from ..errors import ClaireError
-from .labels import MIN_POLYGONS, LabelPixels, LabelSet
+from .labels import MIN_POLYGONS, Footprint, LabelPixels, LabelSet, within
 
 
 @dataclass
@@ -27,16 +29,22 @@ class Split:
     info: Dict[str, object] = field(default_factory=dict)
 
 
-def _drop_near(train: LabelPixels, val: LabelPixels, buffer_px: float) -> LabelPixels:
-    """Training pixels farther than `buffer_px` (Euclidean, in pixels) from every validation pixel."""
-    if buffer_px <= 0 or len(val) == 0 or len(train) == 0:
+def _drop_near(train: LabelPixels, val: LabelPixels, buffer_px: float,
+               footprints: Sequence[Footprint] = ()) -> LabelPixels:
+    """Training pixels farther than `buffer_px` (Euclidean, in pixels) from every validation pixel, and from every
+    pixel of the validation polygons whose pixels are a sample (`footprints`: inside them too, whatever the
+    buffer)."""
+    if len(train) == 0:
         return train
-    from scipy.spatial import cKDTree
+    near = within(footprints, train.rows, train.cols, buffer_px) if footprints else np.zeros(len(train), bool)
+    if buffer_px > 0 and len(val):
+        from scipy.spatial import cKDTree
 
-    tree = cKDTree(np.column_stack([val.rows, val.cols]).astype(np.float64))
-    dist, _ = tree.query(np.column_stack([train.rows, train.cols]).astype(np.float64), k=1,
-                         distance_upper_bound=buffer_px + 1e-6)
-    return train.subset(~np.isfinite(dist))
+        tree = cKDTree(np.column_stack([val.rows, val.cols]).astype(np.float64))
+        dist, _ = tree.query(np.column_stack([train.rows, train.cols]).astype(np.float64), k=1,
+                             distance_upper_bound=buffer_px + 1e-6)
+        near |= np.isfinite(dist)
+    return train.subset(~near) if near.any() else train
 
 
 def _count_after_buffer(per_class: Dict[str, Dict[str, int]], labels: LabelSet, train: LabelPixels) -> None:
@@ -79,7 +87,8 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
     is_val = np.isin(labels.pixels.group, np.array(val_groups, dtype=np.int64))
     val = labels.pixels.subset(is_val)
     train_all = labels.pixels.subset(~is_val)
-    train = _drop_near(train_all, val, buffer_px)
+    held = set(val_groups)
+    train = _drop_near(train_all, val, buffer_px, [fp for fp in labels.footprints if fp.group in held])
     _count_after_buffer(per_class, labels, train)
     info = {"kind": "polygons", "val_share": val_share, "buffer_px": buffer_px, "seed": seed,
             "val_groups": sorted(val_groups), "buffer_dropped_train_pixels": len(train_all) - len(train),
@@ -95,7 +104,7 @@ def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float =
     core.training.heldout: a large polygon's pixels are a sample, so the buffer alone would keep some)."""
     same = same_polygons(train_labels, val_labels)
     kept = train_labels.pixels.subset(~np.isin(train_labels.pixels.group, np.array(same, dtype=np.int64)))
-    train = _drop_near(kept, val_labels.pixels, max(buffer_px, 0.5))
+    train = _drop_near(kept, val_labels.pixels, max(buffer_px, 0.5), val_labels.footprints)
     info = {"kind": "separate layer", "buffer_px": buffer_px, "val_source": val_labels.source,
             "buffer_dropped_train_pixels": len(kept) - len(train),
             "validation_polygons_in_training_layer": len(same),
