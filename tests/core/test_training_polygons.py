@@ -588,3 +588,38 @@ def test_rf_trees_0_means_no_forest_as_in_processing(scene):
             "class", "--output", str(scene["dir"] / "m.safetensors")]
     assert params_from_args(build_parser().parse_args(argv + ["--rf-trees", "0"])).baseline is False
     assert params_from_args(build_parser().parse_args(argv)).baseline is True
+
+
+def _sar_cut(scene, from_col, name):
+    """The scene's SAR with no data from column `from_col` on (a SAR covering part of the optical)."""
+    import rasterio
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    with rasterio.open(scene["sar"]) as ds:
+        sar = ds.read()
+    sar[:, :, from_col:] = -9999
+    return write_raster(scene["dir"] / name, sar, descriptions=["VV", "VH"], nodata=-9999)
+
+
+def test_every_arm_is_trained_and_scored_where_both_rasters_have_data(scene):
+    """QA round 17: beyond a SAR's coverage the networks were not scored (and never trained) while the forests
+    were, on the SAR mirrored into the gap; the report's arms compared different pixels."""
+    torch.set_num_threads(1)
+    report = train_from_polygons(_params(scene, sar=_sar_cut(scene, 70, "s70.tif"), rf_trees=5))
+    pixels = {name: {cond: (m["pixels"], m.get("unscored_pixels", 0)) for cond, m in arm.items()}
+              for name, arm in report["arms"].items()}
+    assert len({v for arm in pixels.values() for v in arm.values()}) == 1, pixels
+    assert next(iter(pixels["finetuned"].values()))[1] == 0
+    note = next(n for n in report_notes(report) if "where the optical or the SAR has no data" in n)
+    gone = report["split"]["no_data_train_pixels"] + report["split"]["no_data_val_pixels"]
+    assert gone == 50 and note.startswith(f"{report['split']['no_data_train_pixels']} training and ")
+    assert "built area 50" in note  # the two built-area boxes at columns 75-79 and 80-84
+    assert sum(r["train_pixels"] + r["val_pixels"] for r in report["counts"]) == 12 * 25 - gone - sum(
+        report["split"].get(k, 0) for k in ("buffer_dropped_train_pixels",))
+
+
+def test_a_class_only_beyond_the_sar_is_refused_naming_the_gap(scene):
+    with pytest.raises(ClaireError, match="class 'built area' has no (training|validation) pixel where both the optical "
+                                          "and the SAR have data"):
+        train_from_polygons(_params(scene, sar=_sar_cut(scene, 62, "s62.tif"), rf_trees=5))

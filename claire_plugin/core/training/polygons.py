@@ -211,6 +211,33 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
     return score(pred, ref, classes)["macro_f1"] or 0.0
 
 
+def with_data(scene: Scene, split: Split, labels: LabelSet) -> Split:
+    """The split without the pixels where the optical or the SAR has no data (a SAR covering part of the scene, a
+    nodata frame): the networks cannot train or be scored there and the forests read no value, so every arm is
+    trained and scored on the same pixels; a note says how many were left out, and a class left with none is
+    refused."""
+    ok = [np.isfinite(sample_pixels(scene, part)[1]).all(axis=1) for part in (split.train, split.val)]
+    if all(o.all() for o in ok):
+        return split
+    u, k = labels.pixels.units, len(labels.classes)
+    kept = [part.subset(o) for part, o in zip((split.train, split.val), ok)]
+    for part, left, role in ((split.train, kept[0], "training"), (split.val, kept[1], "validation")):
+        had, have = np.bincount(part.cls, minlength=k), np.bincount(left.cls, minlength=k)
+        for c in labels.classes:
+            if had[c.index] and not have[c.index]:
+                raise ClaireError(f"class {quoted(c.name)} has no {role} pixel where both the optical and the SAR have "
+                                  f"data (its {had[c.index]} {role} pixels lie where one of them has none, e.g. beyond "
+                                  f"the SAR's coverage): draw {u.many} of it where both rasters have data, or give "
+                                  f"rasters that cover them")
+    gone = [int((~o).sum()) for o in ok]
+    by_class = ", ".join(f"{c.name} {n}" for c, n in zip(labels.classes, np.bincount(
+        np.concatenate([p.cls[~o] for p, o in zip((split.train, split.val), ok)]), minlength=k)) if n)
+    labels.notes.append(f"{gone[0]} training and {gone[1]} validation pixels lie where the optical or the SAR has no "
+                        f"data ({by_class}): no model is trained or scored on them")
+    info = dict(split.info, no_data_train_pixels=gone[0], no_data_val_pixels=gone[1])
+    return Split(kept[0], kept[1], info)
+
+
 def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int, device: str,
                    sweep=None, progress: Optional[Callable[[int, int], None]] = None
                    ) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict]:
@@ -396,7 +423,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
             progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
-        split = make_split(params, labels, scene)
+        split = with_data(scene, make_split(params, labels, scene), labels)
 
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
 

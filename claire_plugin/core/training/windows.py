@@ -189,9 +189,10 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                    progress: Optional[Callable[[int, int], None]] = None,
                    snow: Optional[Dict[bool, np.ndarray]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
-    """{clouds: (predicted class indices per model, physical features [N, Co+Cs])} at the window set's
-    pixels, for each condition (False: clear, True: synthetic clouds seeded per window). Each window is
-    read once for every model and condition; windows of one shape run through the networks together.
+    """{clouds: (predicted class indices per model, physical features [N, Co+Cs], NaN where the optical or the SAR
+    has no data)} at the window set's pixels, for each condition (False: clear, True: synthetic clouds seeded per
+    window). Each window is read once for every model and condition; windows of one shape run through the networks
+    together.
 
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
@@ -224,6 +225,9 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                     o = cloud_window(o, seed, k, CLOUD_FRAME)
                 feats[cell.index] = np.concatenate([o[:, cell.local_rows, cell.local_cols],
                                                     s[:, cell.local_rows, cell.local_cols]], axis=0).T
+                # no features where a raster has no data (the SAR mirrored into its gap is what the network reads
+                # around it, not a value of the pixel): the forests predict -1 there, as the networks do
+                feats[cell.index[bad[cell.local_rows, cell.local_cols]]] = np.nan
                 possible = (window_snow_possible(scene, o, bad, (cell.r0, cell.c0))
                             if wset.snow_classes and (models or snow is not None) else None)
                 if snow is not None and possible is not None:
