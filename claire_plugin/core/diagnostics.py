@@ -50,13 +50,18 @@ def torch_devices() -> Dict[str, Any]:
             info["cudnn"] = torch.backends.cudnn.version()
         except Exception:  # noqa: BLE001 - reported, not raised
             pass
+        from ...models.device import cuda_problem
+
         for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            info["devices"].append({
-                "id": f"cuda:{i}", "name": props.name,
-                "memory_gb": round(props.total_memory / 1024 ** 3, 1),
-                "capability": f"{props.major}.{props.minor}",
-            })
+            try:
+                props = torch.cuda.get_device_properties(i)
+                entry = {"id": f"cuda:{i}", "name": props.name, "memory_gb": round(props.total_memory / 1024 ** 3, 1),
+                         "capability": f"{props.major}.{props.minor}"}
+            except Exception as exc:  # noqa: BLE001 - a GPU the driver cannot describe is reported, not raised
+                entry = {"id": f"cuda:{i}", "name": "unknown", "problem": str(exc).strip().splitlines()[0]}
+            if "problem" not in entry and cuda_problem(i):
+                entry["problem"] = cuda_problem(i)
+            info["devices"].append(entry)
     if info["mps_available"]:
         info["devices"].append({"id": "mps", "name": "Apple Metal (MPS)"})
     info["devices"].append({"id": "cpu", "name": platform.processor() or platform.machine(),
@@ -71,20 +76,26 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
     if not devices.get("available"):
         return "none", "torch cannot be imported, so no run is possible (see the missing packages)."
     cuda = devices.get("cuda_available")
+    problem = next((d.get("problem") for d in devices.get("devices", []) if d.get("id") == "cuda:0"), None)
     if requested == "auto":
-        choice = auto_choice(bool(cuda), bool(devices.get("mps_available")))
+        choice = auto_choice(bool(cuda) and not problem, bool(devices.get("mps_available")))
         if choice == "cuda":
             name = devices["devices"][0]["name"]
             return "cuda:0", f"'auto' picks the first CUDA GPU ({name})."
         if choice == "mps":
             return "mps", "'auto' picks Apple Metal (MPS): no CUDA GPU was found."
         why = ("torch was built without CUDA (a CPU-only wheel)" if not devices.get("cuda_build")
+               else f"torch has CUDA {devices.get('cuda_build')} and sees a GPU that cannot run its kernels "
+                    f"({problem})" if problem
                else f"torch has CUDA {devices.get('cuda_build')} but finds no usable GPU (driver missing or too old?)")
         return "cpu", f"'auto' falls back to the CPU: {why}."
     if requested.startswith("cuda"):
         if not cuda:
             return "cpu", (f"'{requested}' was asked for but CUDA is not available; a run would stop with an "
                            "error. Choose 'auto' or 'cpu', or install a CUDA build of torch.")
+        if problem:
+            return "cpu", (f"'{requested}' was asked for but the GPU cannot run torch's CUDA kernels ({problem}); a "
+                           "run would stop with an error. Choose 'auto' or 'cpu', or update the driver or torch.")
         return requested, f"'{requested}' was asked for and CUDA is available."
     if requested == "mps" and not devices.get("mps_available"):
         return "cpu", "'mps' was asked for but Apple Metal is not available."

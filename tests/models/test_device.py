@@ -37,3 +37,48 @@ def test_core_wrapper_names_the_fix(monkeypatch):
         core_resolve("cuda")
     with pytest.raises(ClaireError, match="unknown device 'tpu'; set --device to auto, cpu, cuda, cuda:N or mps"):
         core_resolve("tpu")
+
+
+@pytest.fixture
+def broken_cuda(monkeypatch):
+    """torch says a CUDA GPU is there, but no kernel runs on it (a driver too old, an architecture the build lacks):
+    on this CPU build of torch the probe's first kernel fails as it would there."""
+    import claire.models.device as device
+
+    monkeypatch.setattr(device, "_CUDA_PROBED", {})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Old GPU")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_auto_passes_over_a_gpu_that_cannot_run_kernels(broken_cuda):
+    """QA round 17 (GPU paths): a visible but unusable GPU ended every run in a traceback at model.to(device)."""
+    dev, why = resolve_device("auto")
+    assert dev == torch.device("cpu") and why.startswith("auto: CUDA GPU not usable (") and "using the CPU" in why
+
+
+def test_an_explicit_cuda_that_cannot_run_kernels_is_refused_with_the_fix(broken_cuda):
+    with pytest.raises(DeviceError) as err:
+        resolve_device("cuda:0")
+    assert err.value.kind == "cuda_unusable"
+    with pytest.raises(ClaireError, match=r"its GPU cannot run CUDA kernels with torch .*; set --device to auto or "
+                                          r"cpu; to use the GPU, update its driver"):
+        core_resolve("cuda")
+
+
+def test_diagnostics_report_a_gpu_that_cannot_run_kernels(broken_cuda, monkeypatch):
+    from claire.claire_plugin.core import diagnostics
+
+    def no_properties(i):
+        raise RuntimeError("CUDA error: no CUDA-capable device is detected\nmore")
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", no_properties)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    info = diagnostics.torch_devices()
+    gpu = info["devices"][0]
+    assert gpu["id"] == "cuda:0" and gpu["problem"] == "CUDA error: no CUDA-capable device is detected"
+    chosen, why = diagnostics.choose_device("auto", info)
+    assert chosen == "cpu" and "cannot run its kernels" in why
+    assert diagnostics.choose_device("cuda", info)[0] == "cpu"
+    assert diagnostics.engine_device("auto", info)[0] == "cpu"

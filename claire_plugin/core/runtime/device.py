@@ -17,6 +17,8 @@ from ..errors import ClaireError
 _FIXES = {
     "no_cuda": "set --device to auto or cpu, or install a CUDA build of torch",
     "bad_cuda_name": "set --device to cuda or cuda:0",
+    "cuda_unusable": "set --device to auto or cpu; to use the GPU, update its driver or install a torch build made "
+                     "for it (`claire diagnostics` shows what torch sees)",
     "no_mps": "set --device to auto or cpu",
     "unknown": "set --device to auto, cpu, cuda, cuda:N or mps",
 }
