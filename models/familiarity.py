@@ -252,7 +252,7 @@ def distances(model: torch.nn.Module, items: Iterable[Item], mean: np.ndarray, v
               device: str = "cpu") -> np.ndarray:
     """Per-pixel diagonal distances (stride 4) of the decoder features of every item (the `decoder` kind)."""
     return ratios(model, items, Scorer({"feature": "decoder", "mean": list(mean), "var": list(var),
-                                        "threshold": 1.0}), device)
+                                        "threshold": 1.0}, device), device)
 
 
 def _entry(model, train, device, feature) -> dict:
@@ -277,7 +277,7 @@ def familiarity(model: torch.nn.Module, train: Iterable[Item], heldout: Iterable
         raise ValueError(f"feature must be one of {', '.join(OUTPUT_KEY)}, got {quoted(feature)}")
     entry = _entry(model, train, device, feature)
     fam = {k: _jsonable(v) for k, v in entry.items()}
-    d = ratios(model, heldout, Scorer(dict(fam, threshold=1.0)), device)
+    d = ratios(model, heldout, Scorer(dict(fam, threshold=1.0), device), device)  # on the features' device
     if not d.size:
         raise ValueError("no held-out pixels to calibrate the familiarity threshold on")
     fam.update(threshold=float(np.quantile(d.astype(np.float64), quantile)), quantile=quantile,

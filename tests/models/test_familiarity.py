@@ -178,3 +178,22 @@ def test_new_bottleneck_entries_record_their_smoothing():
     model = build_model("claire", tiny_card()["config"]).eval()
     fam = familiarity(model, _scene_items([0, 3, 4]), _scene_items([1, 5, 6]))
     assert fam["feature"] == "bottleneck" and fam["smooth_cells"] == fm.SMOOTH_CELLS > 1
+
+
+def test_the_calibration_scores_on_the_device_the_features_are_on(monkeypatch):
+    """QA round 17 (GPU paths): familiarity() built its calibration Scorer on the CPU whatever `device` was, so every
+    polygon training on a CUDA GPU failed at "measuring the training features" (tensors on two devices)."""
+    import claire.models.familiarity as fam_mod
+
+    made = []
+
+    class Spy(fam_mod.Scorer):
+        def __init__(self, fam, device="cpu"):
+            made.append(str(device))
+            super().__init__(fam, device)
+
+    monkeypatch.setattr(fam_mod, "Scorer", Spy)
+    model = InputFeatures()
+    fam = fam_mod.familiarity(model, _items(0, 2), _items(1, 1), feature="decoder", device="cpu:0")
+    fam_mod.distances(model, _items(1, 1), np.array(fam["mean"]), np.array(fam["var"]), device="cpu:0")
+    assert made == ["cpu:0", "cpu:0"]
