@@ -154,7 +154,7 @@ def _train_folder(args: argparse.Namespace) -> int:
     if args.half:
         from ...models.training import round_weights
         round_weights(model)
-    device = "cuda" if hist["device"].startswith("cuda") else "cpu"
+    device = hist["device"] if hist["device"].startswith("cuda") else "cpu"  # the GPU it trained on (cuda:1 too)
     t = time.time()
     metrics = heldout_metrics(model.to(device), vsrc, metrics_key, data["ospec"], data["sspec"],
                                [c.name for c in classes], device)
@@ -226,6 +226,18 @@ def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Opti
                          log=lambda m: print(m, file=sys.stderr), after_step=after_step if steering else None)
         except NotReproducibleError as exc:
             raise ClaireError(str(exc)) from None
+        except (MemoryError, RuntimeError) as exc:
+            from ..core.engine.memory_fit import is_out_of_memory
+
+            if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+                raise
+            smaller = (f"--batch-size {max(1, cfg.batch_size // 2)}" if cfg.batch_size > 1 else
+                       f"--crop {max(64, cfg.crop // 2 // 32 * 32)}")
+            kept = f"; the resume file {resume} is kept (run again with --resume)" if resume and \
+                os.path.exists(resume) else ""
+            raise ClaireError(f"the training ran out of memory (batch {cfg.batch_size} of {cfg.crop} px crops on "
+                              f"{pick_device(cfg.device)}); use {smaller}, or close other programs. The checkpoint was "
+                              f"not written{kept}") from None
 
 
 def _check_settings(args: argparse.Namespace) -> None:

@@ -436,3 +436,20 @@ def test_info_says_one_epoch(generic_dir, tmp_path, capsys):
     assert main(["info", out]) == 0
     said = capsys.readouterr().out
     assert ", 1 epoch, seed" in said and "1 epochs" not in said
+
+
+def test_folder_training_out_of_memory_names_a_smaller_batch(generic_dir, tmp_path, capsys, monkeypatch):
+    """QA round 17 (GPU paths): out of memory in `claire train --data` was a traceback (polygon training had the
+    message); the GPU check's training stage calls the same code."""
+    from claire.models import training
+
+    def full(*_a, **_k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training, "_step", full)
+    out = str(tmp_path / "m.safetensors")
+    assert main(["train", "--data", generic_dir, "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "4", "--crop", "32", "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "the training ran out of memory (batch 4 of 32 px crops on cpu); use --batch-size 2" in err
+    assert "Traceback" not in err and not os.path.exists(out)
