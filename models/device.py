@@ -96,3 +96,15 @@ def resolve_device(name: Optional[str] = "auto") -> Tuple["torch.device", str]: 
             raise DeviceError("no_mps", "device 'mps' was requested but Apple MPS is not available")
         return torch.device("mps"), "mps requested"
     raise DeviceError("unknown", f"unknown device {quoted(name)}")
+
+
+def cuda_half_dtype(device=None) -> "torch.dtype":  # noqa: F821
+    """bfloat16 on a CUDA GPU that computes it natively (Ampere and later), else float16: torch's own test also
+    says yes for older GPUs that only emulate bfloat16, slowly."""
+    import torch
+
+    try:
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the keyword
+        native = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if native else torch.float16

@@ -23,7 +23,7 @@ import torch
 from . import determinism
 from .augment import AugmentConfig, augment_sample, haze, synthetic_clouds
 from .cloud import check_snow, cloud_probability
-from .device import resolve_device
+from .device import cuda_half_dtype, resolve_device
 from .losses import RIFTLoss, check_finite, class_weights_from_counts
 from .metrics import confusion_matrix, metrics_from_confusion
 from .predict import CONTEXT, predict_arrays
@@ -226,7 +226,7 @@ def _setup(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = cuda_half_dtype(device) if use_amp else torch.float16
     return {"device": device, "model": model, "loss_fn": loss_fn, "opt": opt, "use_amp": use_amp,
             "amp_dtype": amp_dtype,
             "scaler": torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),

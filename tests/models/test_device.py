@@ -82,3 +82,21 @@ def test_diagnostics_report_a_gpu_that_cannot_run_kernels(broken_cuda, monkeypat
     assert chosen == "cpu" and "cannot run its kernels" in why
     assert diagnostics.choose_device("cuda", info)[0] == "cpu"
     assert diagnostics.engine_device("auto", info)[0] == "cpu"
+
+
+def test_mixed_precision_on_a_gpu_that_only_emulates_bfloat16_is_float16(monkeypatch):
+    """QA round 17 (GPU paths): torch's is_bf16_supported() says yes on T4 / V100 (emulated, slow), so the float16 +
+    GradScaler path never ran; only native bfloat16 counts now."""
+    from claire.claire_plugin.core.runtime.precision import autocast_dtype
+    from claire.models.device import cuda_half_dtype
+
+    native = {"value": False}
+
+    def supported(including_emulation=True):
+        return True if including_emulation else native["value"]
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert cuda_half_dtype() == torch.float16 == autocast_dtype(torch.device("cuda"))
+    native["value"] = True
+    assert cuda_half_dtype() == torch.bfloat16 == autocast_dtype(torch.device("cuda:1"))
+    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16

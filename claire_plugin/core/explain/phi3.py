@@ -118,8 +118,10 @@ def load(spec: str, device: str = "auto") -> Tuple[object, object, str]:
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()  # no tqdm bars in the QGIS log / CLI output
         dtype = torch.float32
-        if dev == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if str(dev).startswith("cuda"):  # cuda:1 too
+            from ....models.device import cuda_half_dtype
+
+            dtype = cuda_half_dtype(dev)
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             model = Phi3ForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype, use_safetensors=True)

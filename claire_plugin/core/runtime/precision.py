@@ -18,7 +18,9 @@ from ....models.networks import gives_cells
 def autocast_dtype(device: torch.device) -> torch.dtype:
     """The reduced float type torch.autocast uses for `device` here."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        from ....models.device import cuda_half_dtype
+
+        return cuda_half_dtype(device)
     return torch.bfloat16
 
 
