@@ -196,3 +196,15 @@ def test_batch_one_is_proposed_before_a_smaller_tile():
 def test_out_of_memory_at_batch_one_proposes_a_tile_the_engine_accepts(tile, hint):
     """At batch 1 the hint halves the tile to a multiple of 32 (a half of 96, 48, would be refused)."""
     assert f"use {hint}, or close other programs" in str(M.out_of_memory_error(CPU, tile, 1))
+
+
+def test_free_gpu_memory_counts_what_this_process_keeps_cached(monkeypatch):
+    """QA round 17 (GPU paths): in QGIS a second run on the GPU saw the first run's cached blocks as used."""
+    import torch
+
+    from claire.claire_plugin.core.runtime.resources import available_bytes
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 << 30, 80 << 30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 5 << 30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 << 30)
+    assert available_bytes(torch.device("cuda:0")) == (6 << 30, "free on cuda:0")

@@ -24,7 +24,9 @@ def available_bytes(device) -> Tuple[Optional[int], str]:
         import torch
 
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free), f"free on {device}"
+        # blocks torch keeps cached for this process (an earlier run in QGIS) count as used to the driver
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(cached, 0)), f"free on {device}"
     if device.type != "cpu":
         return None, f"{device} memory cannot be read"
     found = [(n, why) for n, why in ((_system_available(), "available in the system"),
