@@ -115,8 +115,9 @@ bench-train-unseen: venv
 	$(VENV)/bin/claire bench-train --unseen --seeds 0,1,2 --epochs 12 --steps-per-epoch 20 \
 	  --folder $(BUILD)/bench_train_unseen --json $(BUILD)/bench_train_unseen.json
 
-## On a CUDA GPU (under 8 minutes): bench at 4096² and 8192² in fp32 and mixed precision, a few AMP training
-## steps of the base model; build/gpu_check.json + .md. Without a GPU it says so and exits 0.
+## On a CUDA GPU (under 8 minutes): the forward at 4096² and 8192² in fp32 and mixed precision, a few AMP training
+## steps of the base model, then the engine end to end; build/gpu_check.json + .md. Without a GPU it says so and
+## exits 0. Without make's set-up (a GPU machine that cannot install): sh claire_plugin/tools/gpu_check.sh OUT
 gpu-check: venv
 	$(PY) -m claire.claire_plugin.tools.gpu_check --out $(BUILD)
 

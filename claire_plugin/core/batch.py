@@ -271,7 +271,8 @@ def check_batch_settings(options: RunOptions) -> None:
     naming the fix), so that a wrong setting is one message, not one failure per pair."""
     from ...models.checkpoint import read_card
     from ..paths import DEFAULT_CHECKPOINT
-    from .engine.plan import level_card, resolve_tiling
+    from .engine.plan import level_card
+    from .engine.tiling import resolve_tiling
 
     card = read_card(options.checkpoint or DEFAULT_CHECKPOINT)
     resolve_tiling(options.params("", "", ""), card)

@@ -47,8 +47,7 @@ def model_inputs(card: dict, batch: int, size: int) -> dict:
     forward window, batch, channel counts, whether the model takes the cloud probability and gives the
     familiarity features."""
     from ...models.card_schema import takes_cloud
-    from ..core.engine.plan import resolve_tiling
-    from ..core.engine.tiling import TileGrid
+    from ..core.engine.tiling import TileGrid, resolve_tiling
     from ..core.params import ClassifyParams
 
     cfg, inputs = card.get("config") or {}, card.get("inputs") or {}

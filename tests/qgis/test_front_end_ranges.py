@@ -41,7 +41,7 @@ def test_the_dock_and_processing_offer_the_engines_limits(claire_plugin):
 
 
 def test_the_engine_takes_the_largest_tiling_and_refuses_beyond_it():
-    from claire.claire_plugin.core.engine.plan import resolve_tiling
+    from claire.claire_plugin.core.engine.tiling import resolve_tiling
 
     def tiling(**kw):
         return resolve_tiling(ClassifyParams("o.tif", "s.tif", "out.tif", **kw), {})

@@ -24,12 +24,12 @@ from ..inputs.validate import require_valid_pixels, valid_pixels
 from ..io import raster_io as rio
 from ..io.atomic import other_writers
 from ..io.writer import DESCRIPTIONS, GridWriter
-from ..params import BATCH_MAX, ClassifyParams
+from ..params import ClassifyParams
 from . import schedule
 from .memory_fit import check_fits
 from .post import UINT8_NODATA, Outputs
 from .summary import SummaryAccumulator
-from .tiling import TileGrid, card_tiling, check_tiling, default_batch, tiles_per_chunk, window
+from .tiling import TileGrid, resolve_tiling, tiles_per_chunk, window
 
 
 @dataclass
@@ -100,22 +100,6 @@ class RunPlan:
                 ds.close()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
-    """(tile, context, batch): the parameters where given, else the card's `core` and `context`, else
-    DEFAULT_TILE and CONTEXT; the batch by default about four 256 px tiles of input (tiling.default_batch).
-    ClaireError for values that cannot work. (The card's `tile_size` / `overlap` describe the evaluation
-    of older checkpoints, not the engine's tiling.)"""
-    card_tile, card_context = card_tiling(card)
-    tile = int(params.tile_size or card_tile)
-    context = int(params.context if params.context is not None else card_context)
-    check_tiling(tile, context)
-    batch = int(params.batch_size or default_batch(tile + 2 * context))
-    if not 1 <= batch <= BATCH_MAX:
-        raise ClaireError(f"batch size must be 1 to {BATCH_MAX}, or 0 for the automatic one (got {batch}); e.g. "
-                          f"--batch-size {1 if batch < 1 else BATCH_MAX}")
-    return tile, context, batch
 
 
 def card_classes(card: dict) -> List[dict]:

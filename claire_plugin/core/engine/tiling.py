@@ -17,9 +17,10 @@ import numpy as np
 
 from ....models.predict import CONTEXT, check_context, context_axis, fitted_core, kept_slice
 from ..errors import ClaireError
+from ..params import BATCH_MAX, ClassifyParams
 
-__all__ = ["CONTEXT", "DEFAULT_TILE", "card_tiling", "tiling_text", "check_tiling", "tiles_per_chunk", "TileGrid",
-           "Finished", "window", "stitch"]
+__all__ = ["CONTEXT", "DEFAULT_TILE", "card_tiling", "tiling_text", "resolve_tiling", "check_tiling",
+           "tiles_per_chunk", "TileGrid", "Finished", "window", "stitch"]
 
 #: Largest kept core of a tile when neither the run nor the card's `core` says (docs/model_card.md, "Tile size").
 DEFAULT_TILE = 896
@@ -206,3 +207,19 @@ def tiling_text(card: dict) -> str:
     """How the engine evaluates a checkpoint by default, in words (claire info, the picker)."""
     core, context = card_tiling(card)
     return f"cores of up to {core} px (fitted to the raster), each read with {context} px of context"
+
+
+def resolve_tiling(params: ClassifyParams, card: dict) -> Tuple[int, int, int]:
+    """(tile, context, batch): the parameters where given, else the card's `core` and `context`, else
+    DEFAULT_TILE and CONTEXT; the batch by default about four 256 px tiles of input (tiling.default_batch).
+    ClaireError for values that cannot work. (The card's `tile_size` / `overlap` describe the evaluation
+    of older checkpoints, not the engine's tiling.)"""
+    card_tile, card_context = card_tiling(card)
+    tile = int(params.tile_size or card_tile)
+    context = int(params.context if params.context is not None else card_context)
+    check_tiling(tile, context)
+    batch = int(params.batch_size or default_batch(tile + 2 * context))
+    if not 1 <= batch <= BATCH_MAX:
+        raise ClaireError(f"batch size must be 1 to {BATCH_MAX}, or 0 for the automatic one (got {batch}); e.g. "
+                          f"--batch-size {1 if batch < 1 else BATCH_MAX}")
+    return tile, context, batch
