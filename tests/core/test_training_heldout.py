@@ -8,7 +8,7 @@ from osgeo import ogr
 
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.heldout import LAYER, SOURCE_FID, write_held_out
-from claire.claire_plugin.core.training.labels import read_labels
+from claire.claire_plugin.core.training.labels import read_labels, shape_digest
 from claire.claire_plugin.core.training.polygons import PolygonTrainParams, train_from_polygons
 from claire.claire_plugin.core.training.split import _drop_near, layer_split
 from claire.tests.fixtures.helpers import synthetic_scene, write_raster
@@ -32,7 +32,7 @@ def _params(scene, labels, name, **kw):
 def _features(path):
     ds = ogr.Open(str(path))
     lyr = ds.GetLayer(0)
-    out = {f.GetField(SOURCE_FID): (f.GetField("class"), bytes(f.GetGeometryRef().ExportToWkb())) for f in lyr}
+    out = {f.GetField(SOURCE_FID): (f.GetField("class"), shape_digest(f.GetGeometryRef())) for f in lyr}
     name, wkt = lyr.GetName(), lyr.GetSpatialRef().ExportToWkt()
     lyr = None
     ds = None
@@ -49,12 +49,13 @@ def test_held_out_layer_is_written_and_validates_the_next_training(scene, driver
     held, name, wkt = _features(path)
     src = ogr.Open(labels)
     lyr = src.GetLayer(0)
-    stored = {f.GetFID(): (f.GetField("class"), bytes(f.GetGeometryRef().ExportToWkb())) for f in lyr}
+    stored = {f.GetFID(): (f.GetField("class"), shape_digest(f.GetGeometryRef())) for f in lyr}
     source_wkt = lyr.GetSpatialRef().ExportToWkt()
     lyr = None
     src = None
     assert name == LAYER and sorted(held) == first["validation_feature_ids"] and len(held) == 3
-    assert all(held[f] == stored[f] for f in held)  # class and geometry as stored, the layer's CRS
+    assert all(held[f] == stored[f] for f in held)  # class and geometry as stored (a polygon as a one-part
+    # multipolygon: the held-out layer is a multipolygon layer), the layer's CRS
     assert wkt == source_wkt
     assert sorted(v[0] for v in held.values()) == sorted(NAMES.values())  # one per class
     html = (scene["dir"] / "first.html").read_text()
@@ -199,3 +200,26 @@ def test_the_held_out_layer_carries_the_crs_the_user_set_in_qgis(tmp_path):
     srs = ds.GetLayerByName(LAYER).GetSpatialRef()
     assert srs is None or "Undefined" in srs.GetName()
     ds = None
+
+
+def test_a_shapefiles_multi_part_polygon_is_held_out_valid_and_recognised(tmp_path):
+    """QA round 17: a Shapefile's layer type is Polygon, so a held-out multi-part feature was forced to one polygon
+    whose second part became a hole outside its shell (invalid); the next run, validating on it, refused it."""
+    two = "MULTIPOLYGON (((500020 4599880,500080 4599880,500080 4599820,500020 4599820,500020 4599880)),"  \
+          "((500200 4599880,500260 4599880,500260 4599820,500200 4599820,500200 4599880)))"
+    feats = [(box_wkt(2, 2, 8, 8), "water"), (two, "water"), (box_wkt(30, 2, 36, 8), "water")]
+    src = write_vector(tmp_path / "l.shp", feats, driver="ESRI Shapefile")
+    out = str(tmp_path / "held.gpkg")
+    assert write_held_out({"path": src, "layer": None, "field": "class"}, [0, 1], out) == 2
+    ds = ogr.Open(out)
+    lyr = ds.GetLayerByName(LAYER)
+    assert ogr.GT_Flatten(lyr.GetGeomType()) == ogr.wkbMultiPolygon
+    geoms = {f.GetField(SOURCE_FID): f.GetGeometryRef().Clone() for f in lyr}
+    lyr = ds = None
+    assert all(g.IsValid() for g in geoms.values()) and geoms[1].GetGeometryCount() == 2
+    opt, _, _ = synthetic_scene(60, 90)
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as grid:
+        train = read_labels(src, grid, "class", check_counts=False)
+        val = read_labels(out, grid, "class", classes=train.classes, check_counts=False)
+    split = layer_split(train, val, buffer_px=0)
+    assert split.info["validation_polygons_in_training_layer"] == 2  # both known again, the multi-part one too

@@ -49,7 +49,9 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         fields = [f for f in (source.get("field"), source.get("name_field")) if f]
         out_ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
         try:
-            gtype = lyr.GetGeomType()
+            # a Shapefile's "Polygon" layer also holds multipolygons: written as a multipolygon layer, or a
+            # multi-part feature became one invalid polygon (its parts as holes outside its shell)
+            gtype = _multi(lyr.GetGeomType())
             srs = layer_srs(lyr, source.get("assigned_crs"))  # a CRS set in QGIS travels to the held-out file
             out = out_ds.CreateLayer(LAYER, srs=None if undefined_crs(srs) else srs, geom_type=gtype)
             defn = lyr.GetLayerDefn()
@@ -79,6 +81,16 @@ def write_held_out(source: Dict[str, object], fids: Sequence[int], path: str) ->
         lyr = None  # OGR layers must go before their data source
         src = None
     return written
+
+
+def _multi(gtype: int) -> int:
+    """The collection type of a single-part geometry type (Polygon -> MultiPolygon, with its Z / M flags); other
+    types as they are."""
+    from osgeo import ogr
+
+    if ogr.GT_Flatten(gtype) in (ogr.wkbPoint, ogr.wkbLineString, ogr.wkbPolygon):
+        return ogr.GT_GetCollection(gtype)
+    return gtype
 
 
 def _as_layer_type(geom, gtype):

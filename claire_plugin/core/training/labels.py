@@ -246,6 +246,15 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
     return out
 
 
+def shape_digest(geom) -> str:
+    """A digest of an OGR geometry as stored, the same for a polygon and the one-part multipolygon of it (the
+    held-out layer stores a Shapefile's polygons as multipolygons: core.training.heldout)."""
+    one = geom
+    if geom.GetGeometryCount() == 1 and "MULTI" in geom.GetGeometryName():
+        one = geom.GetGeometryRef(0)
+    return hashlib.sha1(bytes(one.ExportToWkb())).hexdigest()
+
+
 def spelling_notes(classes: List[ClassInfo]) -> List[str]:
     """A note on class names equal when case and spaces are ignored ('A' / 'a'; ...), or none."""
     seen: Dict[str, List[str]] = {}
@@ -405,7 +414,7 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
         name = readable_text(feat.GetField(name_field), fid, name_field, path) if name_field else None
         wkb = geom.ExportToWkb()
         digest.update(f"{fid}|{value}|{name}|".encode() + wkb)
-        shape = hashlib.sha1(bytes(wkb)).hexdigest()
+        shape = shape_digest(geom)
         if geom.HasCurveGeometry():
             geom = geom.GetLinearGeometry()  # arcs as straight segments (GeoJSON has no curves)
         kind = _kind(geom)
