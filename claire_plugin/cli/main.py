@@ -156,13 +156,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ..deps import missing_package_hint
 
         hint = missing_package_hint(exc)
+        if not hint and _stream_failure(exc):
+            hint = (f"writing the command's messages failed ({exc.strerror or exc}: is the disk of the log full?); "
+                    f"{_written_before()}")
         if not hint:
             raise
-        print(f"claire: error: {hint}", file=sys.stderr)
+        try:
+            print(f"claire: error: {hint}", file=sys.stderr)
+        except OSError:
+            pass  # stderr on the same full disk: the status says it
         return 2
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stream_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the standard output or error failing (a full disk or quota under a redirected log, an I/O
+    error): files the command writes are checked and committed on their own, with their own messages."""
+    import errno
+
+    # a write to a stream names no file; opening or writing a file of the command's does
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO) \
+        and exc.filename is None
 
 
 def _written_before() -> str:

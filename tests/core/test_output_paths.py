@@ -93,3 +93,35 @@ def test_the_report_and_its_twin_are_both_announced(pair, capsys):
     printed = capsys.readouterr().out
     assert f"report:     {pair['dir'] / 'r.json'} and {pair['dir'] / 'r.md'}" in printed, printed
     assert (pair["dir"] / "r.md").exists()
+
+
+def test_a_link_to_the_standard_output_is_refused_and_kept(pair, capsys):
+    """QA round 17 (scripts): `--summary /dev/stdout` with stdout redirected to a file renamed the summary over the
+    link (as root it replaced the system's /dev/stdout with a file)."""
+    link = pair["dir"] / "stdout_link"
+    os.symlink("/proc/self/fd/1", link)
+    twice = pair["dir"] / "twice"
+    os.symlink(str(link), twice)  # through another link
+    for path in (link, twice):
+        assert _classify(pair, "--summary", str(path)) == 2
+        err = capsys.readouterr().err
+        assert f"the summary path '{path}' is a link to a stream or device (/proc/self/fd/1)" in err
+    assert os.readlink(link) == "/proc/self/fd/1" and not os.path.exists(pair["dir"] / "lc.tif")
+
+
+def test_a_full_disk_under_the_log_is_a_message_not_a_traceback(pair, capsys, monkeypatch):
+    """QA round 17 (scripts): a cron job's log on a full disk turned a finished run into a traceback, exit 1."""
+    import errno
+    import io
+    import sys
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                 "--output", str(pair["dir"] / "lc.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "claire: error: writing the command's messages failed (No space left on device" in err
+    assert "the outputs written before it are complete (" in err and "lc.tif" in err and "Traceback" not in err

@@ -38,6 +38,18 @@ def _longest_name(folder: str) -> int:
         return 255
 
 
+def _stream_link(path: str) -> str:
+    """The target of the first link in `path`'s chain of links that leads into /proc or /dev (/dev/stdout ->
+    /proc/self/fd/1), "" when there is none (realpath resolves /proc/self/fd/1 on to the file behind the stream)."""
+    seen = 0
+    while os.path.islink(path) and seen < 40:
+        target = os.path.join(os.path.dirname(path), os.readlink(path))
+        if os.path.abspath(target).startswith(("/proc/", "/dev/")):
+            return target
+        path, seen = target, seen + 1
+    return ""
+
+
 def check_output_path(path: str, inputs: Sequence, role: str = "output",
                       sources: Optional[Dict[str, list]] = None) -> None:
     """ClaireError when the output folder is missing, not writable, or the path is a folder, an input or a file an
@@ -67,6 +79,11 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
         raise ClaireError(f"the {role} folder {quoted(folder)} is not writable; choose a folder you can write to")
     if os.path.isdir(path):
         raise folder_error(path, role)
+    target = _stream_link(path)
+    if target:  # /dev/stdout: the file is renamed into place, over the link
+        raise ClaireError(f"the {role} path {quoted(path)} is a link to a stream or device ({target}), not a file; "
+                          f"CLAIRE writes a file and renames it into place, which would replace the link: give the "
+                          f"path of a file, and read it from there")
     if os.path.exists(path) and not os.path.isfile(path):
         raise ClaireError(f"the {role} path {quoted(path)} is a device, pipe or socket, not a file; give the path of a "
                           f"file to write")
