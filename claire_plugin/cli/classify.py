@@ -113,19 +113,25 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     quiet = args.quiet
     state = {"last": -1}
+    # on a terminal one line rewritten in place; in a log (cron, CI) a line every 10 %, no carriage returns
+    tty = bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
+    step = 5 if tty else 10
 
     def progress(fraction: float, message: str) -> None:
         if quiet:
             return
         pct = int(fraction * 100)
-        if pct >= state["last"] + 5 or fraction >= 1.0:
+        if pct >= state["last"] + step or (fraction >= 1.0 and state["last"] < 100):
             state["last"] = pct
-            print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+            if tty:
+                print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+            else:
+                print(f"[{pct:3d}%] {message}", file=sys.stderr, flush=True)
 
     try:
         result = classify(params, progress)
     except BaseException as exc:  # the progress line ended first: the message starts a line of its own
-        if state["last"] >= 0:
+        if state["last"] >= 0 and tty:
             print(file=sys.stderr)
         if not quiet and isinstance(exc, ClaireError) and getattr(exc, "run_messages", None):
             if state["last"] < 0:
@@ -133,11 +139,12 @@ def run(args: argparse.Namespace) -> int:
             for m in exc.run_messages:  # what the run had planned (memory, tile, lanes, bands) helps read it
                 print(f"claire: planned: {m}", file=sys.stderr)
         raise
+    if state["last"] >= 0 and tty:  # the progress line ends before anything else is said
+        print(file=sys.stderr)
     for m in result.messages:
-        if m.startswith("warning:"):  # shown even with --quiet: the map may be poor
+        if m.startswith("warning:"):  # shown even with --quiet: the map may be poor; a line of its own to grep
             print(f"claire: {m}", file=sys.stderr)
     if not quiet:
-        print(file=sys.stderr)
         for m in result.messages:
             print(m)
         print(f"classes:    {result.output}")

@@ -125,3 +125,20 @@ def test_a_full_disk_under_the_log_is_a_message_not_a_traceback(pair, capsys, mo
     err = capsys.readouterr().err
     assert "claire: error: writing the command's messages failed (No space left on device" in err
     assert "the outputs written before it are complete (" in err and "lc.tif" in err and "Traceback" not in err
+
+
+def test_in_a_log_progress_lines_end_and_warnings_start_lines_of_their_own(pair, capsys):
+    """QA round 17 (scripts): in a log the warnings sat at the end of the progress line, after carriage returns, so
+    `grep '^claire: warning'` found none."""
+    import rasterio
+
+    with rasterio.open(pair["optical"]) as ds:
+        data = ds.read()
+    optical = write_raster(str(pair["dir"] / "coarse.tif"), data, res=20.0)  # 20 m pixels: a warning of the run
+    assert main(["classify", "--optical", optical, "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+                 "--output", str(pair["dir"] / "lc.tif")]) == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and any(line.startswith("claire: warning:") for line in lines), err
+    progress = [line for line in lines if line.startswith("[")]
+    assert progress and progress[-1].startswith("[100%]") and len(progress) <= 11
