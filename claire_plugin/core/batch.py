@@ -70,7 +70,9 @@ class BatchSummary:
         return {"optical_folder": os.path.abspath(self.optical_folder) if self.optical_folder else "",
                 "sar_folder": os.path.abspath(self.sar_folder) if self.sar_folder else "",
                 "pairing_rule": self.pairing_rule, "pairs": len(self.results),
-                "succeeded": self.count("ok", "skipped"), "failed": self.count("failed"),
+                # succeeded: pairs whose map is there at the end, classified now or skipped as complete from before
+                "succeeded": self.count("ok", "skipped"), "classified": self.count("ok"),
+                "skipped": self.count("skipped"), "failed": self.count("failed"),
                 "cancelled": self.count("cancelled"), "unmatched_count": len(self.unmatched),
                 "totals": self.totals(), "results": results, "unmatched": unmatched}
 
@@ -381,8 +383,28 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
         if done and classes is not None and map_classes(output) != classes:
             done, note = False, ("classified again: the map there from before holds other classes (another model's "
                                  "or level's), and a folder of maps in two class schemes would not compare")
+        if done and _newer_input(output, pair.optical, pair.sar):
+            done, note = False, ("classified again: an input was changed after the map there was made (a scene "
+                                 "delivered again)")
         jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done, note=note))
     return jobs
+
+
+def _newer_input(output: str, *inputs: str) -> bool:
+    """Whether an input file was modified after `output` was written (GDAL names and unreadable paths: no)."""
+    from .io.gdal_names import source_file
+
+    try:
+        made = os.path.getmtime(output)
+    except OSError:
+        return False
+    for path in inputs:
+        try:
+            if os.path.getmtime(source_file(path)) > made:
+                return True
+        except (OSError, TypeError, ValueError):
+            continue
+    return False
 
 
 def map_classes(path: str) -> Dict[int, str]:

@@ -52,6 +52,7 @@ def test_cancelling_records_the_pairs_not_started(folders, tmp_path, tiny_checkp
 
     js = json.loads(Path(out, SUMMARY_JSON).read_text())
     assert (js["pairs"], js["succeeded"], js["failed"], js["cancelled"], js["unmatched_count"]) == (3, 1, 0, 2, 1)
+    assert (js["classified"], js["skipped"]) == (1, 0)
     rows = list(csv.DictReader(Path(out, SUMMARY_CSV).read_text().splitlines()))
     names = [c["name"] for c in done[0][3].summary["classes"]]
     assert list(rows[0]) == CSV_COLUMNS + [f"ha {n}" for n in names] and "oa" not in rows[0]
@@ -274,3 +275,19 @@ def test_a_folder_run_takes_the_map_rules_as_one_pair_does():
     assert (off.snow_check, off.fill_from_sar, on.snow_check, on.fill_from_sar) == (False, False, True, True)
     p = off.params("a.tif", "b.tif", "c.tif")
     assert p.snow_check is False and p.fill_from_sar is False
+
+
+def test_skip_existing_classifies_again_a_scene_delivered_again(folders, tmp_path, tiny_checkpoint):
+    """QA round 17 (scripts): an input replaced after its map was made (a re-delivered scene) was skipped as
+    complete, leaving the map of the old scene."""
+    opt_dir, sar_dir = folders
+    out = str(tmp_path / "out")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    first = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out)
+    later = max(os.path.getmtime(r["output"]) for r in first.results) + 60
+    os.utime(first.results[1]["optical"], (later, later))
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
+    assert [r["status"] for r in again.results] == ["skipped", "ok", "skipped"]
+    assert "an input was changed after the map there was made" in again.results[1]["note"]
+    js = again.as_dict()
+    assert (js["succeeded"], js["classified"], js["skipped"]) == (3, 1, 2)
