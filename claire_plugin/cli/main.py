@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claire",
         description="CLAIRE: optical + SAR land-cover classification (QGIS-free command line).",
+        epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:
@@ -130,7 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
-        return 1
+        return 2  # a usage error, as argparse gives one
     previous = _catch_stop_signals()
     forget_commits()
     try:
@@ -169,6 +170,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+#: What the exit status says, for scripts (claire --help, README).
+EXIT_STATUSES = """exit status:
+  0    done (warnings, if any, are stderr lines starting "claire: warning:")
+  1    classify-folder: at least one pair failed (the others are done; the summary lists why)
+  2    nothing done as asked: a usage error or a problem with the inputs, outputs or machine
+       ("claire: error:" on stderr says what and how to fix it; no output is left half-written)
+  128+N  stopped by signal N (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP; 141 when the reader of stdout went away)
+  any other status, with a Python traceback, is a defect: please report it"""
 
 
 def _stream_failure(exc: BaseException) -> bool:

@@ -125,7 +125,7 @@ def test_the_command_line_caps_the_arenas_first(monkeypatch):
 
     calls = []
     monkeypatch.setattr(memory, "cap_arenas", lambda *a: calls.append(a) or True)
-    assert cli.main([]) == 1 and calls == [()]
+    assert cli.main([]) == 2 and calls == [()]
 
 
 def test_one_arena_up_to_two_cores_else_the_cap(monkeypatch):

@@ -142,3 +142,13 @@ def test_in_a_log_progress_lines_end_and_warnings_start_lines_of_their_own(pair,
     assert "\r" not in err and any(line.startswith("claire: warning:") for line in lines), err
     progress = [line for line in lines if line.startswith("[")]
     assert progress and progress[-1].startswith("[100%]") and len(progress) <= 11
+
+
+def test_the_exit_statuses_are_in_the_help(capsys):
+    """QA round 17 (scripts): no help said what the exit statuses mean; no command was status 1, a batch's."""
+    assert main([]) == 2
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status:" in out and "1    classify-folder: at least one pair failed" in out
+    assert "128+N  stopped by signal N" in out

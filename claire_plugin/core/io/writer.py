@@ -69,7 +69,7 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
                           f"name such as {quoted(os.path.join(path, example))}")
     folder = os.path.dirname(os.path.abspath(path))
     longest = _longest_name(folder)
-    if len(os.path.basename(path).encode("utf-8")) + TEMP_EXTRA > longest:
+    if len(os.fsencode(os.path.basename(path))) + TEMP_EXTRA > longest:  # the bytes the file system stores
         raise ClaireError(f"the {role} file name is too long ({len(os.path.basename(path))} characters; this folder "
                           f"takes names of up to {longest} bytes, and the file is first written under a temporary "
                           f"name {TEMP_EXTRA} bytes longer): give a shorter name")
