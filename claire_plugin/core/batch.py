@@ -146,14 +146,17 @@ def _footprint(path: str):
 
 
 def overlapping_maps(outputs: List[Optional[str]]) -> int:
-    """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another. Maps in
+    """How many of the maps `outputs` share more than a sliver (0.1 % of the smaller) of ground with another, by their
+    boxes and, where the boxes share less than half, by their valid pixels (_data_meet). Maps in
     one CRS are compared in it (tiles of one zone that only touch share nothing); maps in different CRSs by their
     footprints brought to longitude/latitude once, also shifted by a turn of the globe (a map across the antimeridian
     ends past 180 degrees); a footprint with no longitude/latitude is compared with the maps of its own CRS only. All
     at once per map (the pairs reprojected one by one took 26 s for 400 maps)."""
     import numpy as np
 
-    maps = [f for f in (_footprint(p) for p in outputs if p) if f is not None and f[0] is not None]
+    found = [(p, _footprint(p)) for p in outputs if p]
+    found = [(p, f) for p, f in found if f is not None and f[0] is not None]
+    paths, maps = [p for p, _ in found], [f for _, f in found]
     if len(maps) < 2:
         return 0
     crs_keys = np.asarray([crs.to_string() for crs, _ in maps])
@@ -163,14 +166,61 @@ def overlapping_maps(outputs: List[Optional[str]]) -> int:
     has_lonlat = np.asarray([b is not None for b in lonlat])
     lonlat = np.asarray([b if b is not None else (0.0, 0.0, 0.0, 0.0) for b in lonlat], np.float64)
     shared = np.zeros(len(maps), bool)
+    masks: Dict[int, Any] = {}
     for i in range(len(maps) - 1):
         same = crs_keys[i + 1:] == crs_keys[i]
-        hit = same & _shares(native, i, turns[i])
-        hit |= ~same & has_lonlat[i] & has_lonlat[i + 1:] & _shares(lonlat, i, True)
-        if hit.any():
-            shared[i] = True
-            shared[i + 1:] |= hit
+        frac = np.where(same, _shares(native, i, turns[i]), 0.0)
+        frac = np.where(~same & has_lonlat[i] & has_lonlat[i + 1:], _shares(lonlat, i, True), frac)
+        for k in np.nonzero(frac > SLIVER)[0]:
+            j = i + 1 + int(k)
+            if shared[i] and shared[j]:
+                continue
+            # boxes that meet only in part: a reprojected granule's nodata frame reaches into its neighbour's box
+            if frac[k] >= SURE or _data_meet(paths, masks, i, j):
+                shared[i] = shared[j] = True
     return int(shared.sum())
+
+
+#: Boxes sharing less than this (of the smaller) share nothing; from SURE on they share data without a look.
+SLIVER, SURE = 1e-3, 0.5
+#: The side of the coarse masks _data_meet compares.
+MASK_SIDE = 512
+
+
+def _data_mask(path: str):
+    """(valid-pixel mask at most MASK_SIDE px a side, its transform, CRS) of a written map (from its overviews)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path) as ds:
+        scale = max(1.0, max(ds.width, ds.height) / MASK_SIDE)
+        shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale)))
+        mask = ds.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+        transform = ds.transform * ds.transform.scale(ds.width / shape[1], ds.height / shape[0])
+        return mask, transform, ds.crs
+
+
+def _data_meet(paths: List[str], masks: Dict[int, Any], i: int, j: int) -> bool:
+    """Whether maps i and j have valid pixels on the same ground: j's coarse mask warped onto i's, more than a
+    sliver of the smaller map's valid pixels in common (True when they cannot be read or warped: counted as
+    overlapping, as before)."""
+    import numpy as np
+    from rasterio.warp import Resampling, reproject
+
+    try:
+        for k in (i, j):
+            if k not in masks:
+                masks[k] = _data_mask(paths[k])
+        (mi, ti, ci), (mj, tj, cj) = masks[i], masks[j]
+        warped = np.zeros(mi.shape, np.uint8)
+        reproject(mj.astype(np.uint8), warped, src_transform=tj, src_crs=cj, dst_transform=ti, dst_crs=ci,
+                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+        common = int((mi & (warped > 0)).sum())
+        # j's valid pixels counted on i's grid: the two maps' pixel sizes may differ
+        j_on_i = int((warped > 0).sum())
+        return common > SLIVER * max(1, min(int(mi.sum()), j_on_i))
+    except Exception:  # noqa: BLE001 - unreadable: the boxes decide, as before
+        return True
 
 
 def _unwrapped(b, geographic: bool) -> tuple:
@@ -194,7 +244,7 @@ def _lonlat_box(crs, b) -> Optional[tuple]:
 
 
 def _shares(box, i: int, turn: bool):
-    """Bool per map after `i`: shares more than a sliver (0.1 % of the smaller box) with map `i`'s box."""
+    """Per map after `i`: the share of the smaller box that its box and map `i`'s have in common."""
     import numpy as np
 
     rest, best = box[i + 1:], np.zeros(len(box) - i - 1)
@@ -203,7 +253,7 @@ def _shares(box, i: int, turn: bool):
         h = np.minimum(box[i, 3], rest[:, 3]) - np.maximum(box[i, 1], rest[:, 1])
         best = np.maximum(best, np.where((w > 0) & (h > 0), w * h, 0.0))
     area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-    return best > 1e-3 * np.minimum(area[i], area[i + 1:])
+    return best / np.maximum(np.minimum(area[i], area[i + 1:]), 1e-300)
 
 
 def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) -> None:

@@ -291,3 +291,26 @@ def test_skip_existing_classifies_again_a_scene_delivered_again(folders, tmp_pat
     assert "an input was changed after the map there was made" in again.results[1]["note"]
     js = again.as_dict()
     assert (js["succeeded"], js["classified"], js["skipped"]) == (3, 1, 2)
+
+
+def test_neighbouring_maps_whose_nodata_frames_overlap_share_nothing(tmp_path):
+    """QA round 17 (a district from several granules): granules reprojected to one CRS have rotated nodata frames
+    that reach into each other's boxes; the batch called them overlapping and withheld the district's totals. The
+    boxes are confirmed by the maps' valid pixels where they share less than half."""
+    import numpy as np
+
+    from claire.claire_plugin.core.batch import overlapping_maps
+    from claire.tests.fixtures.helpers import write_raster
+
+    def map_(name, x, valid):
+        data = np.zeros((1, 100, 130), np.uint8)
+        data[0][:, valid] = 3
+        return write_raster(str(tmp_path / f"{name}.tif"), data, crs="EPSG:32632", origin=(x, 5000000.0),
+                            res=10.0, nodata=0)
+
+    west = map_("west", 300000.0, slice(0, 100))  # its last 30 columns: the frame
+    east = map_("east", 301000.0, slice(30, 130))  # starts where the west's data ends
+    assert overlapping_maps([west, east]) == 0
+    wider = map_("wider", 300800.0, slice(0, 130))  # data over the west's last 20 columns of data
+    assert overlapping_maps([west, wider]) == 2
+    assert overlapping_maps([west, east, wider]) == 3
