@@ -208,3 +208,19 @@ def test_the_engine_upsamples_the_kept_parts_only_and_writes_the_same_rasters(tm
     assert asked and all(asked)
     for a, b in zip(parts, whole):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_runtime_asked_for_by_name_and_not_given_is_a_warning(tmp_path, monkeypatch):
+    """QA round 17 (scripts): `--runtime aot` that fell back to eager (no compiler, a read-only cache) said so only
+    in the plan's lines on stdout, so `--quiet` and a log's grep for warnings saw nothing."""
+    from claire.claire_plugin.core.runtime import compiled
+
+    monkeypatch.setenv("CLAIRE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: "no C++ compiler (g++) was found")
+    res, _, _ = _classify(tmp_path, "aot", "aot")
+    assert res.stats["runtime"] == "eager"
+    warned = [m for m in res.messages if m.startswith("warning: --runtime aot was asked for but is not used here; "
+                                                      "runtime: eager")]
+    assert len(warned) == 1 and not any(m.startswith("runtime:") for m in res.messages)
+    auto, _, _ = _classify(tmp_path, "auto", "auto")
+    assert not any(m.startswith("warning: --runtime") for m in auto.messages)

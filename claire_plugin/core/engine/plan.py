@@ -200,15 +200,19 @@ def _runtime(plan: RunPlan, messages: List[str]) -> None:
 
     channels = (len(plan.optical_bands.indices), len(plan.sar_bands.indices))
     th, tw = plan.grid.shape
+    asked = plan.params.runtime
     if th != tw:  # a raster narrower than one tile window on one side: one odd window, run eager
         plan.runtime = "eager"
-        messages.append(f"runtime: eager (the forward window {th} x {tw} px is not square: the raster is smaller "
-                        f"than one tile window on one side)")
-        return
-    chosen = prepare(plan.model, plan.card, plan.device, plan.params.runtime, th, plan.batch, channels,
-                     cloud=plan.uses_cloud, features=plan.familiar is not None)
-    plan.model, plan.runtime = chosen.model, chosen.name
-    messages.append(chosen.note)
+        note = (f"runtime: eager (the forward window {th} x {tw} px is not square: the raster is smaller than one "
+                f"tile window on one side)")
+    else:
+        chosen = prepare(plan.model, plan.card, plan.device, asked, th, plan.batch, channels, cloud=plan.uses_cloud,
+                         features=plan.familiar is not None)
+        plan.model, plan.runtime, note = chosen.model, chosen.name, chosen.note
+    if asked not in ("auto", "eager", plan.runtime):  # asked for by name and not given: said, not only noted
+        messages.append(f"warning: --runtime {asked} was asked for but is not used here; {note}")
+    else:
+        messages.append(note)
 
 
 def _open_inputs(plan: RunPlan, messages: List[str]) -> None:
