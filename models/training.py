@@ -283,11 +283,13 @@ def _train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
            after_step: Optional[Callable[[float, int], None]]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     run = _setup(source, ospec, sspec, num_classes, cfg)
     model, history = run["model"], run["history"]
-    start_epoch = 0
+    start_epoch, earlier = 0, 0.0
     if resume_path and os.path.exists(resume_path):
         meta = _load_resume(resume_path, model, run["opt"], run["device"])
         start_epoch = int(meta.get("epoch", 0))
         history["loss"] = list(meta.get("loss", []))
+        earlier = float(meta.get("seconds", 0.0))  # the training time of the runs before (a card said only the last)
+        history["resumed_at_epoch"] = start_epoch
         log(f"resumed from {resume_path} at epoch {start_epoch}")
     total = cfg.epochs * cfg.steps_per_epoch
     # a run shorter than ten warm-ups warms up over its first tenth (3 steps peaked at 3/20 of the rate it recorded)
@@ -315,10 +317,11 @@ def _train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
                 f"{lr_at((epoch + 1) * cfg.steps_per_epoch - 1, total, cfg):.2e}, {time.time() - t0:.0f} s")
         (bar.write if bar is not None else log)(said)
         if resume_path:
-            _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"], "context": cfg.context})
+            _save_resume(resume_path, model, run["opt"], epoch + 1, {"loss": history["loss"], "context": cfg.context,
+                                                                      "seconds": earlier + time.time() - t0})
     if bar is not None:
         bar.close()
-    history["seconds"] = round(time.time() - t0, 1)
+    history["seconds"] = round(earlier + time.time() - t0, 1)
     history["device"] = str(run["device"])
     model.eval()
     return model, history

@@ -362,6 +362,7 @@ def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, 
     """The card's `training` section: data, split, budget, loss, timing."""
     import torch
 
+    from ..core.provenance import software
     from ..core.training.datasets import describe_holdout
 
     region_text = [{"name": p.name, "rows": [p.region[0], p.region[0] + p.region[2]],
@@ -381,6 +382,8 @@ def _training_record(args: argparse.Namespace, data: Dict[str, Any], cfg, hist, 
         "seconds": hist["seconds"], "device": hist["device"], "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "weights_dtype": "float16" if args.half else "float32",
         "reproducibility": hist.get("reproducibility"), "note": args.note,
+        "resumed_at_epoch": hist.get("resumed_at_epoch"),  # seconds: all the runs' training time together
+        "provenance": software(),  # versions and CPU kernels, as a polygon training's card records them
     }
 
 

@@ -144,10 +144,13 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, c
     assert main(args + ["--epochs", "2", "--output", out, "--context", "global"]) == 2
     assert "was trained with --context local, this run with --context global" in capsys.readouterr().err
     assert main(args + ["--epochs", "2", "--output", out]) == 0
-    m1, _ = load_checkpoint(full)
-    m2, _ = load_checkpoint(out)
+    m1, c1 = load_checkpoint(full)
+    m2, c2 = load_checkpoint(out)
     for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.allclose(v1, v2, atol=1e-5), k
+    # QA round 17 (reproducibility): the resumed card said nothing of it, and only the last run's seconds
+    assert c2["training"]["resumed_at_epoch"] == 1 and c1["training"]["resumed_at_epoch"] is None
+    assert c2["training"]["provenance"]["torch"] and c2["training"]["provenance"]["cpu_capability"]
 
 
 def test_evaluate_json_and_info(generic_dir, tmp_path, capsys):

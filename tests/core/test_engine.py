@@ -594,6 +594,13 @@ def test_the_summary_and_the_report_record_the_settings_the_run_used(engine_scen
     assert saved["runtime"] == res.stats["runtime"] and saved["lanes"] == res.stats["lanes"]
     assert saved["snow_check"] is False and saved["fill_from_sar"] is True and saved["level"] == "class"
     assert saved["device"] == "cpu" and saved["threads"] >= 1 and saved["claire_version"] not in ("", "unknown")
+    # QA round 17 (reproducibility): which checkpoint made the map, and with what software
+    from claire.claire_plugin.core.io.atomic import file_sha256
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    assert saved["checkpoint"] == {"path": os.path.abspath(DEFAULT_CHECKPOINT), "sha256": file_sha256(DEFAULT_CHECKPOINT)}
+    assert saved["software"]["torch"] and saved["software"]["numpy"] and saved["software"]["gdal"]
+    assert saved["runtime_asked"] == "auto"
 
 
 def test_a_scripts_paths_are_taken_and_odd_thread_counts_refused(engine_scene, standin_model, standin_card):

@@ -591,18 +591,22 @@ def _unpack(res):
 
 def run_settings(plan: RunPlan, stats: dict) -> dict:
     """The settings this run used, as its summary JSON and report record them (the card's tiling is the training's,
-    not the run's): tiling, runtime, threads, device, the switches and the plugin's version."""
+    not the run's): tiling, runtime (and the one asked for), threads, device, the switches, the checkpoint (path and
+    SHA-256: which of several models made the map) and the software's versions."""
     import torch
 
+    from ...paths import DEFAULT_CHECKPOINT
     from ..diagnostics import claire_version
+    from ..provenance import checkpoint_record, software
 
     p = plan.params
     return {"tile_size": stats["tile_size"], "context": stats["context"], "window": stats["window"],
             "batch_size": stats["batch_size"], "lanes": stats["lanes"], "runtime": stats["runtime"],
-            "threads": torch.get_num_threads(), "threads_given": p.threads, "device": str(plan.device),
-            "level": p.level, "fill_from_sar": p.fill_from_sar, "snow_check": p.snow_check,
-            "sar_units": p.sar_units, "optical_offset": p.optical_offset, "extent": p.extent,
-            "claire_version": claire_version()}
+            "runtime_asked": p.runtime, "threads": torch.get_num_threads(), "threads_given": p.threads,
+            "device": str(plan.device), "level": p.level, "fill_from_sar": p.fill_from_sar,
+            "snow_check": p.snow_check, "sar_units": p.sar_units, "optical_offset": p.optical_offset,
+            "extent": p.extent, "claire_version": claire_version(),
+            "checkpoint": checkpoint_record(p.checkpoint or DEFAULT_CHECKPOINT), "software": software()}
 
 
 def _report(params, summary: dict, card: dict, files: OutputSet,

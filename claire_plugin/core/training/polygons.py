@@ -18,6 +18,7 @@ from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from ..params import plain_inputs
+from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune, stop_if_cancelled
@@ -651,35 +652,6 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "provenance": provenance(base_path, [("optical", params.optical), ("sar", params.sar),
                                              ("labels", params.labels), ("validation", params.validation)]),
     }
-
-
-def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, Any]:
-    """What a run's figures depend on beyond its settings, for a reader who would reproduce them: the software
-    versions (models.determinism.record, scikit-learn, GDAL, Python, CLAIRE), the base checkpoint's SHA-256 and
-    each input file's size and modification time (rasters are not hashed: a tile is gigabytes)."""
-    import platform
-
-    from ....models import __version__
-    from ....models.determinism import record
-
-    out: Dict[str, Any] = {"claire": __version__, "python": platform.python_version(), **record()}
-    for module, key in (("sklearn", "scikit_learn"), ("osgeo.gdal", "gdal"), ("rasterio", "rasterio")):
-        try:
-            out[key] = getattr(__import__(module, fromlist=["_"]), "__version__", None)
-        except ImportError:
-            out[key] = None
-    if base_checkpoint and os.path.isfile(base_checkpoint):
-        from ..io.atomic import file_sha256
-
-        out["base_checkpoint_sha256"] = file_sha256(base_checkpoint)
-    files = {}
-    for role, path in inputs:
-        if path and os.path.isfile(path):
-            st = os.stat(path)
-            files[role] = {"path": os.path.abspath(path), "bytes": st.st_size,
-                           "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
-    out["inputs"] = files
-    return out
 
 
 #: The scores of an arm a checkpoint's card keeps.

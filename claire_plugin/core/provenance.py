@@ -1,0 +1,52 @@
+"""What a run's figures depend on beyond its settings, for a reader who would reproduce them: the software versions,
+the checkpoint's SHA-256 and the input files (used by training of both kinds and by the engine's summary and
+report)."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+
+def software() -> Dict[str, Any]:
+    """CLAIRE, Python, torch and NumPy (with models.determinism.record's thread count, CPU kernels and settings),
+    scikit-learn, GDAL and rasterio versions (None where a package is missing)."""
+    import platform
+
+    from ...models import __version__
+    from ...models.determinism import record
+
+    out: Dict[str, Any] = {"claire": __version__, "python": platform.python_version(), **record()}
+    for module, key in (("sklearn", "scikit_learn"), ("osgeo.gdal", "gdal"), ("rasterio", "rasterio")):
+        try:
+            out[key] = getattr(__import__(module, fromlist=["_"]), "__version__", None)
+        except ImportError:
+            out[key] = None
+    return out
+
+
+def checkpoint_record(path: Optional[str]) -> Optional[Dict[str, Any]]:
+    """{path, sha256} of a checkpoint file, None without one."""
+    if not path or not os.path.isfile(path):
+        return None
+    from .io.atomic import file_sha256
+
+    return {"path": os.path.abspath(path), "sha256": file_sha256(path)}
+
+
+def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, Any]:
+    """What a run's figures depend on beyond its settings, for a reader who would reproduce them: the software
+    versions (models.determinism.record, scikit-learn, GDAL, Python, CLAIRE), the base checkpoint's SHA-256 and
+    each input file's size and modification time (rasters are not hashed: a tile is gigabytes)."""
+    out = software()
+    base = checkpoint_record(base_checkpoint)
+    if base:
+        out["base_checkpoint_sha256"] = base["sha256"]
+    files = {}
+    for role, path in inputs:
+        if path and os.path.isfile(path):
+            st = os.stat(path)
+            files[role] = {"path": os.path.abspath(path), "bytes": st.st_size,
+                           "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
+    out["inputs"] = files
+    return out
