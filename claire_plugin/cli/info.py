@@ -51,7 +51,7 @@ def card_summary(card: Dict[str, Any]) -> str:
                      f"{s.get('scale')}, clip {s.get('clip')})")
     from ..core.engine.tiling import tiling_text
 
-    lines.append(f"evaluated in  {tiling_text(card)}")
+    lines.append(f"classified in {tiling_text(card)}")
     if t.get("data") == "polygons":
         labels = t.get("labels") or {}
         where = os.path.basename(str(labels.get('path') or '?')) + (f", field {labels['field']}" if labels.get("field")
@@ -63,8 +63,9 @@ def card_summary(card: Dict[str, Any]) -> str:
     else:
         lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {epochs_text(t.get('epochs'))}, "
                      f"seed {t.get('seed')}")
-    if isinstance(t.get("heldout"), dict) and t["heldout"].get("what"):
-        lines.append(f"held out      {t['heldout']['what']}")
+    held = _held_out_text(t)
+    if held:
+        lines.append(f"held out      {held}")
     from ..core.training.labels import units_of
     from ..core.training.scorecard import interval_text, metric_title
 
@@ -83,6 +84,30 @@ def card_summary(card: Dict[str, Any]) -> str:
         lines.append(f"confidence    tempered (models.calibration; classes unchanged): {tempered}")
     lines.append(f"created       {card.get('created')} (CLAIRE {card.get('claire_version')})")
     return "\n".join(lines)
+
+
+def _held_out_text(training: Dict[str, Any]) -> str:
+    """What a card's training held out for its metrics, in words ("" when it does not say)."""
+    if isinstance(training.get("heldout"), dict) and training["heldout"].get("what"):
+        return str(training["heldout"]["what"])
+    split = training.get("split")
+    if not isinstance(split, dict):
+        return ""
+    buffer = f", {split['buffer_px']:g} px buffer" if isinstance(split.get("buffer_px"), (int, float)) else ""
+    if split.get("kind") == "separate layer":
+        return f"a separate validation layer ({os.path.basename(str(split.get('val_source') or '?'))}){buffer}"
+    per_class = split.get("per_class")
+    if split.get("kind") == "polygons" and isinstance(per_class, dict):
+        from ..core.training.labels import units_of
+
+        parts = [f"{100 * split['val_share']:g} % per class"] if isinstance(split.get("val_share"), (int, float)) \
+            else []
+        parts += [f"seed {split['seed']}"] if split.get("seed") is not None else []
+        parts += [buffer.lstrip(", ")] if buffer else []
+        detail = f" ({', '.join(parts)})" if parts else ""
+        held = sum(int(row.get("val_polygons") or 0) for row in per_class.values() if isinstance(row, dict))
+        return f"{held} whole {units_of(training.get('labels')).many}{detail}"
+    return ""
 
 
 def _temperatures(card: Dict[str, Any]) -> str:

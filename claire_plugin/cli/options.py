@@ -30,11 +30,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "(sigma0/gamma0) or amplitude; linear values are converted to dB")
     parser.add_argument("--tile-size", type=int, default=None,
                         help="the largest part of each tile that is kept, in pixels, multiple of 32 (default 896; "
-                             "fitted to the raster so that its tiles read the fewest pixels); the map does not "
-                             "depend on it, larger is faster and needs more memory")
+                             "fitted to the raster so that its tiles read the fewest pixels); the classes hardly "
+                             "depend on it (the same on 99.6-99.8 %% of pixels; the confidence moves more), larger "
+                             "is faster and needs more memory")
     parser.add_argument("--context", type=int, default=None,
                         help="pixels each tile reads around the part it keeps, multiple of 16 (default 128: the "
-                             "map then does not depend on the tile size; less is faster)")
+                             "classes then hardly depend on the tile size; less is faster)")
     parser.add_argument("--overlap", type=int, default=None, help=argparse.SUPPRESS)  # replaced by --context
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help="windows per forward pass (default: as many as fit in four 256 x 256 px of input, "

@@ -42,7 +42,9 @@ def register(subparsers: Any) -> None:
                         "whole network then learns at a tenth of it, or at the same rate where the base scored "
                         "below 0.5)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of weights, crops and augmentation (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of weights, crops and augmentation (default 0); with --labels also of the "
+                        "held-out polygons and the synthetic clouds, so another seed scores other polygons")
     p.add_argument("--holdout", type=float, default=0.25,
                    help="right-hand fraction of every image held out for metrics when there are no split lists "
                         "(default 0.25; 0: none, and the scores are then of the training images)")

@@ -133,7 +133,7 @@ def _card_meta(card: Dict[str, Any], path: Optional[str]) -> List[str]:
         meta.append(f"created {e(str(card['created'])[:10])}")
     from ..core.engine.tiling import tiling_text
 
-    meta.append(f"evaluated in {e(tiling_text(card))}")
+    meta.append(f"classified in {e(tiling_text(card))}")
     return meta
 
 

@@ -33,9 +33,9 @@ RUN_HELP = {
     "SAR_UNITS": "Unit of the SAR values. auto: from the file's metadata and values (linear values must say "
     "whether they are power or amplitude); dB, linear-power (sigma0/gamma0) or amplitude: as declared, linear "
     "values converted to dB. Values no backscatter has are refused either way.",
-    "TILE_SIZE": "The part of each tile that is kept, in pixels (multiple of 32); the map does not depend on it, "
-    "larger is faster and needs more memory; fitted to the raster so that its tiles read the fewest pixels. 0: the "
-    "default (896).",
+    "TILE_SIZE": "The part of each tile that is kept, in pixels (multiple of 32); the classes hardly depend on it "
+    "(the same on 99.6-99.8 % of pixels; the confidence moves more), larger is faster and needs more memory; fitted "
+    "to the raster so that its tiles read the fewest pixels. 0: the default (896).",
     "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the map does not "
     "depend on the tile size; less is faster. -1: the default (128).",
     "BATCH_SIZE": "Windows per forward pass. Larger is faster on a GPU and uses more memory. 0: as many as fit in "

@@ -201,7 +201,7 @@ def test_info_says_how_the_engine_tiles_and_names_the_metrics(capsys):
     folder-training metrics keys in words (QA round 16 left "heldout_S2L1C" printed raw)."""
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "evaluated in  cores of up to 896 px (fitted to the raster), each read with 128 px of context" in out
+    assert "classified in cores of up to 896 px (fitted to the raster), each read with 128 px of context" in out
     assert "overlap" not in out and "blended" not in out
     assert "held out      right-hand 25% block of every image" in out
     assert "metrics       held-out: OA" in out and "metrics       held-out, Level-1C, synthetic clouds: OA" in out
@@ -216,6 +216,23 @@ def test_metric_titles_of_dataset_keys():
     assert metric_title("heldout_polygons", "points") == "held-out points"
     assert metric_title("my_own_split") == "my own split"
     assert metric_title("heldout_extra_bit") == "held-out, extra bit"
+
+
+def test_info_says_what_a_polygon_training_held_out():
+    """QA round 17 (reproducibility): `claire info` of a polygon-trained model said nothing of its held-out
+    polygons (the folder card's line reads `training.heldout`; polygon cards keep `training.split`)."""
+    from claire.claire_plugin.cli.info import _held_out_text
+
+    split = {"kind": "polygons", "val_share": 0.3, "seed": 3, "buffer_px": 2.0,
+             "per_class": {"water": {"train_polygons": 3, "val_polygons": 1},
+                           "crops": {"train_polygons": 5, "val_polygons": 2}}}
+    assert _held_out_text({"split": split, "labels": {"kind": "vector"}}) == \
+        "3 whole polygons (30 % per class, seed 3, 2 px buffer)"
+    layer = {"kind": "separate layer", "buffer_px": 3, "val_source": "/data/val.gpkg"}
+    assert _held_out_text({"split": layer}) == "a separate validation layer (val.gpkg), 3 px buffer"
+    assert _held_out_text({"heldout": {"what": "right-hand 25% block of every image"}}) == \
+        "right-hand 25% block of every image"
+    assert _held_out_text({}) == ""
 
 
 def test_info_refuses_pickle(tmp_path, capsys):

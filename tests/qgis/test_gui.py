@@ -477,7 +477,7 @@ def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
                                     "per_class": [{"name": "water <lake>", "iou": 0.5, "f1": 0.66}]},
                         "note": "not a split"}}
     out = card_html(card, "/x/model.safetensors")
-    assert "File: model.safetensors" in out and "evaluated in cores of up to 896 px (fitted to the raster), each " \
+    assert "File: model.safetensors" in out and "classified in cores of up to 896 px (fitted to the raster), each " \
                                                 "read with 128 px of context" in out
     assert "my polygons" in out and "epochs: 7 · seed: 3" in out
     assert "Metrics (held-out)" in out and "Metrics (note)" not in out
