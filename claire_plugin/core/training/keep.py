@@ -34,7 +34,9 @@ class StartAnchor:
         """strength x sum ||w - w0||^2 over the anchored parameters that currently learn (a tensor)."""
         import torch
 
-        terms = [((p - p0.to(p.device)) ** 2).sum() for p, p0 in self.pairs if p.requires_grad]
+        if any(p0.device != p.device for p, p0 in self.pairs):  # moved once to the model's device, not every step
+            self.pairs = [(p, p0.to(p.device)) for p, p0 in self.pairs]
+        terms = [((p - p0) ** 2).sum() for p, p0 in self.pairs if p.requires_grad]
         if not terms:
             return torch.zeros(())
         return self.strength * torch.stack(terms).sum()
