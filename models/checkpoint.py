@@ -252,8 +252,23 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[nn.Module, Di
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the weights do not match architecture {quoted(card['arch'])} "
                               f"size {quoted(card.get('size'))} ({str(exc).splitlines()[0]}). {_RESAVE}") from exc
+    _check_forests(path, model)
     model.to(map_location).eval()
     return model, card
+
+
+def _check_forests(path: str, model: "nn.Module") -> None:
+    """CheckpointError where a random forest in `model` (a forest or an ensemble checkpoint) holds trees that
+    cannot be walked (models.forest.ForestNet.problem)."""
+    from .forest import ForestNet
+
+    for module in model.modules():
+        if isinstance(module, ForestNet):
+            problem = module.problem()
+            if problem:
+                raise CheckpointError(f"{path}: its random forest is damaged ({problem}); the file was altered or "
+                                      f"corrupted. Copy it again from where it was trained, or use another "
+                                      f"checkpoint written by CLAIRE.")
 
 
 def check_weights(path: str) -> Dict[str, Any]:
@@ -262,6 +277,10 @@ def check_weights(path: str) -> Dict[str, Any]:
     header = read_header(path)
     card = read_card(path, header)
     _check_shapes(path, card, header)
+    from .card_schema import ENSEMBLE, FOREST
+
+    if card.get("arch") in (FOREST, ENSEMBLE):  # a forest's trees are checked too: reading them is the check
+        load_checkpoint(path)
     return card
 
 

@@ -127,6 +127,46 @@ class ForestNet(nn.Module):
             net.offsets.copy_(torch.from_numpy(offsets))
         return net
 
+    def problem(self) -> str:
+        """What is wrong with the trees stored in the buffers ("" when they can be walked): a tree's nodes must lie
+        in order (offsets from 0 to the node count), a split test a known channel with a finite threshold and send
+        to two later nodes of its own tree (so every walk ends: scikit-learn numbers a node's children after it), a
+        leaf point to a stored row of class fractions of known classes. Checked before any walk: the compiled walk
+        does not check bounds (a checkpoint altered by hand crashed QGIS or never ended)."""
+        h = {n: getattr(self, n).detach().cpu().numpy() for n, _ in self.named_buffers()}
+        offsets, feature = h["offsets"].astype(np.int64), h["feature"].astype(np.int64)
+        kids = h["kids"].astype(np.int64)
+        n = feature.size
+        if offsets.size < 2 or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) <= 0).any():
+            return "the trees' node offsets do not run from 0 to the node count in order"
+        split = feature >= 0
+        if (feature[split] >= self.optical_channels + self.sar_channels).any() or (feature[~split] != -1).any():
+            return "a split tests a channel the forest does not have"
+        if not np.isfinite(h["threshold"][split]).all():
+            return "a split's threshold is not a finite number"
+        size = np.repeat(np.diff(offsets), np.diff(offsets))
+        local = np.arange(n) - np.repeat(offsets[:-1], np.diff(offsets))
+        if (kids[~split] != -1).any():
+            return "a leaf has children"
+        ks = kids[split]
+        if ((ks <= local[split, None]) | (ks >= size[split, None])).any():
+            return "a split's children lie outside its tree or before it"
+        if "value" in h:
+            return "" if np.isfinite(h["value"]).all() else "a leaf's class fractions are not finite numbers"
+        leaf, ptr = h["leaf"].astype(np.int64), h["entry_ptr"].astype(np.int64)
+        rows = ptr.size - 1
+        if (leaf[split] != -1).any() or (leaf[~split] < 0).any() or (leaf[~split] >= rows).any():
+            return "a leaf points to no stored row of class fractions"
+        if ptr[0] != 0 or ptr[-1] != h["entry_class"].size or (np.diff(ptr) < 0).any():
+            return "the leaves' rows of class fractions are not in order"
+        cls = h["entry_class"].astype(np.int64)
+        if (cls < 0).any() or (cls >= self.num_classes).any():
+            return "a leaf names a class the forest does not have"
+        frac = h["entry_frac"]
+        if not np.isfinite(frac).all() or (frac < 0).any():
+            return "a leaf's class fractions are not finite non-negative numbers"
+        return ""
+
     def work_bytes_per_pixel(self) -> float:
         """Bytes per pixel of the walk's numpy buffers (inputs, and per thread leaves and class sums)."""
         threads = max(1, torch.get_num_threads())

@@ -196,3 +196,55 @@ def test_a_leaf_of_two_classes_keeps_both_fractions():
     q = np.ones((1, 3), np.float32)
     np.testing.assert_allclose(net.predict_proba(q), rf.predict_proba(q), atol=1e-6)
     assert 0.0 < rf.predict_proba(q)[0, 1] < 1.0  # the leaf is impure
+
+
+def _damage(bad, what):
+    """`bad` with one kind of damage a hand-edited or corrupted checkpoint could hold."""
+    split = int(torch.nonzero(bad.feature >= 0)[0])
+    leaf = int(torch.nonzero(bad.feature < 0)[0])
+    with torch.no_grad():
+        if what == "feature":
+            bad.feature[split] = 10 ** 6
+        elif what == "negative child":
+            bad.kids[split, 0] = -7
+        elif what == "cycle":
+            bad.kids[split, 0] = split
+        elif what == "child outside":
+            bad.kids[split, 1] = 10 ** 8
+        elif what == "offsets":
+            bad.offsets[1] = bad.offsets[2] + 1
+        elif what == "threshold":
+            bad.threshold[split] = float("nan")
+        elif what == "leaf row":
+            bad.leaf[leaf] = 10 ** 7
+        elif what == "class":
+            bad.entry_class[0] = 99
+    return bad
+
+
+@pytest.mark.parametrize("what,said", [
+    ("feature", "a split tests a channel the forest does not have"),
+    ("negative child", "a split's children lie outside its tree or before it"),
+    ("cycle", "a split's children lie outside its tree or before it"),
+    ("child outside", "a split's children lie outside its tree or before it"),
+    ("offsets", "the trees' node offsets do not run from 0 to the node count in order"),
+    ("threshold", "a split's threshold is not a finite number"),
+    ("leaf row", "a leaf points to no stored row of class fractions"),
+    ("class", "a leaf names a class the forest does not have"),
+])
+def test_a_damaged_forest_is_refused_before_any_walk(tmp_path, fitted, what, said):
+    """QA round 17 (files from strangers): a forest checkpoint whose trees were altered passed every check of its
+    header and card, then crashed the process (a channel out of range: segmentation fault in QGIS), never ended
+    (a negative child: SIGTERM ignored), took gigabytes (a cycle) or ended in a traceback."""
+    from claire.models.checkpoint import CheckpointError, check_weights, load_checkpoint, save_checkpoint
+
+    rf, mean, std = fitted
+    net = ForestNet.from_sklearn(rf, 4, 4, 2, mean, std)
+    assert net.problem() == ""
+    card = {"arch": "forest", "config": forest_config(net),
+            "classes": [{"index": i, "value": i + 1, "name": f"c{i}"} for i in range(4)]}
+    path = str(tmp_path / "f.safetensors")
+    save_checkpoint(path, _damage(ForestNet.from_sklearn(rf, 4, 4, 2, mean, std), what), card)
+    for read in (load_checkpoint, check_weights):
+        with pytest.raises(CheckpointError, match=f"its random forest is damaged \\({said}\\)"):
+            read(path)
