@@ -15,6 +15,8 @@ from .quoting import quoted
 MAX_DEPTH = 12
 MAX_CLASSES = 255  # class values are stored in a uint8 raster beside the nodata value
 MAX_CHANNELS = 256
+#: The longest class name a card may hold (a 20-million-character name froze the picker and wrote 180 MB of table).
+MAX_NAME = 500
 MAX_WIDTH = 4096  # encoder/decoder widths: the largest preset ("base") has 768
 MAX_DEPTH_PER_STAGE = 64
 TILE_RANGE = (32, 8192)
@@ -88,6 +90,9 @@ def _check(card: Any) -> None:
         values.add(value)
         if not isinstance(c.get("name", ""), str):
             raise CardSchemaError(f"the card's {where}.name is not text")
+        if len(c.get("name", "")) > MAX_NAME:
+            raise CardSchemaError(f"the card's {where}.name is {len(c['name'])} characters long; class names have at "
+                                  f"most {MAX_NAME}")
         if c.get("color") is not None and not (isinstance(c["color"], str) and _COLOR.match(c["color"])):
             raise CardSchemaError(f"the card's {where}.color {quoted(c['color'])} is not a colour like '#419bdf'")
     for role, spec in (card.get("inputs") or {}).items():
@@ -265,8 +270,11 @@ def _check_input(spec: Any, where: str) -> None:
     if not isinstance(spec, dict):
         raise CardSchemaError(f"the card's {where} is not an object")
     bands = spec.get("bands") or []
-    if not (isinstance(bands, list) and all(isinstance(b, str) for b in bands)) or len(bands) > MAX_CHANNELS:
+    if not (isinstance(bands, list) and all(isinstance(b, str) for b in bands)):
         raise CardSchemaError(f"the card's {where}.bands is not a list of band names")
+    if len(bands) > MAX_CHANNELS:
+        raise CardSchemaError(f"the card's {where}.bands lists {len(bands)} bands; a network takes at most "
+                              f"{MAX_CHANNELS}")
     scale = _num(spec.get("scale", 1.0), f"{where}.scale")
     if scale == 0:
         raise CardSchemaError(f"the card's {where}.scale is 0")

@@ -271,6 +271,11 @@ def _check_forests(path: str, model: "nn.Module") -> None:
                                       f"checkpoint written by CLAIRE.")
 
 
+def _short(names: List[str], most: int = 80) -> List[str]:
+    """Tensor names cut to `most` characters for a message (a 30-million-character name made a 30 MB error)."""
+    return [n if len(n) <= most else n[:most] + "..." for n in names]
+
+
 def check_weights(path: str) -> Dict[str, Any]:
     """The card of the checkpoint at `path` after its weights are checked against the network it describes (names,
     shapes, kinds; no weight is read): CheckpointError otherwise."""
@@ -302,8 +307,8 @@ def _check_shapes(path: str, card: Dict[str, Any], header: Dict[str, Any]) -> No
     missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     problem = ""
     if missing or extra:
-        problem = (f"{len(missing)} weight(s) of the network are missing (e.g. {missing[:2]}) and {len(extra)} are "
-                   f"not the network's (e.g. {extra[:2]})")
+        problem = (f"{len(missing)} weight(s) of the network are missing (e.g. {_short(missing[:2])}) and "
+                   f"{len(extra)} are not the network's (e.g. {_short(extra[:2])})")
     for name, t in expected.items():
         if problem:
             break

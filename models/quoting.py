@@ -50,11 +50,17 @@ def markdown_text(value: object) -> str:
 
 def clean_name(name: str) -> str:
     """A class name on one line: control characters (newlines, tabs, NUL, terminal escapes) become spaces, runs of
-    spaces one, and the ends are trimmed; they broke console tables, the explanation's facts and the style's XML."""
+    spaces one, and the ends are trimmed; they broke console tables, the explanation's facts and the style's XML.
+    Bidirectional overrides are dropped (they turned the rest of a console line around)."""
     import unicodedata
 
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(name))
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(name)
+                   if c not in _BIDI_CONTROLS)
     return " ".join(text.split())
+
+
+#: Bidirectional embeddings, overrides and isolates: invisible, they reverse the rest of a console line.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def name_key(name: object) -> str:

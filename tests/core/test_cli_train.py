@@ -261,6 +261,11 @@ def test_info_refuses_a_checkpoint_missing_weights(tmp_path, capsys):
     assert main(["info", str(broken)]) == 2
     err = capsys.readouterr().err
     assert "1 weight(s) of the network are missing" in err and dropped in err
+    weights["x" * 100000] = torch.zeros(1)  # QA round 17: a 30-million-character name made a 30 MB message
+    save_file(weights, str(broken), metadata={CARD_KEY: json.dumps(card)})
+    assert main(["info", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "1 are not the network's (e.g. ['" + "x" * 80 + "...'])" in err and len(err) < 2000
 
 
 def test_models_table(capsys):

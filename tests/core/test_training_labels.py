@@ -406,3 +406,12 @@ def test_a_plain_zip_of_labels_is_told_its_gdal_name(tmp_path, optical):
     archive = _zipped_boxes(tmp_path, "acc.zip", "sub/labels")
     with pytest.raises(ClaireError, match=r"a file inside the archive is named /vsizip/.*acc\.zip/sub/labels\.shp"):
         read_labels(archive, optical, "class")
+
+
+def test_a_class_name_longer_than_a_card_holds_is_refused_before_training(tmp_path, optical):
+    """QA round 17: cards now refuse class names over 500 characters; the labels say so before any training."""
+    long = "forest " * 100
+    feats = [(box_wkt(r, 2, r + 4, 6), name) for r in (2, 10, 20) for name in ("water",)] + \
+        [(box_wkt(r, 20, r + 4, 24), long) for r in (2, 10, 20)]
+    with pytest.raises(ClaireError, match="is 699 characters long .*class names have at most 500"):
+        read_labels(write_vector(tmp_path / "long.gpkg", feats), optical, "class")

@@ -218,3 +218,26 @@ def test_two_classes_of_one_name_are_told_apart(good, tmp_path):
     assert [c["name"] for c in card["classes"][:4]] == [f"Class {v[1]}", f"class {v[1]} (value {v[1]})", "Water",
                                                         f"water (value {v[3]})"]
     assert len({c["name"].casefold() for c in card["classes"]}) == len(card["classes"])
+
+
+def test_a_card_with_an_endless_class_name_or_band_list_is_refused_saying_so():
+    """QA round 17 (files from strangers): a 20-million-character class name froze the picker and printed 180 MB;
+    10,000 band names were called 'not a list of band names'."""
+    from claire.models.card_schema import MAX_NAME, card_problem
+    from claire.tests.fixtures.helpers import tiny_card
+
+    card = tiny_card()
+    card["classes"][0]["name"] = "x" * (MAX_NAME + 1)
+    assert card_problem(card) == (f"the card's classes[0].name is {MAX_NAME + 1} characters long; class names have at "
+                                  f"most {MAX_NAME}")
+    card = tiny_card()
+    card["inputs"]["optical"]["bands"] = [f"B{i}" for i in range(10000)]
+    assert card_problem(card) == "the card's inputs.optical.bands lists 10000 bands; a network takes at most 256"
+    assert card_problem(tiny_card()) is None
+
+
+def test_bidirectional_overrides_leave_class_names():
+    from claire.models.quoting import clean_name
+
+    assert clean_name("\u202eretaW <b>\u2066x\u2069") == "retaW <b>x"
+    assert clean_name("مياه") == "مياه"  # right-to-left text itself stays

@@ -26,6 +26,7 @@ from .labels import (
     LabelPixels,
     LabelSet,
     check_class_counts,
+    check_name_lengths,
     check_one_code_per_name,
     spelling_notes,
 )
@@ -112,6 +113,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
     notes: List[str] = []
     if classes is None:
         classes, notes = raster_classes(path, sorted(codes_seen), class_names)
+        check_name_lengths(classes, path)
     index = {c.code: c.index for c in classes}
     pixels = LabelPixels.concat(parts)
     pixels.cls = _to_index(pixels.cls, index)  # the parts hold class codes

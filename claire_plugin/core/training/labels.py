@@ -194,6 +194,7 @@ def read_labels(path: str, grid, field_name: Optional[str] = None, name_field: O
         label_raster.check_class_names_option(path, class_names)
     features, source = read_vector_features(path, grid, field_name, name_field, layer, assigned_crs, layer_flag)
     cls_list = classes or classes_from_values([f[1] for f in features], [f[2] for f in features], field_name, known)
+    check_name_lengths(cls_list, path)
     by_key = class_lookup(cls_list)
     parts, group_class, group_features, slivers, outside = [], {}, {}, [], []
     skipped: Dict[int, int] = {}
@@ -253,6 +254,17 @@ def shape_digest(geom) -> str:
     if geom.GetGeometryCount() == 1 and "MULTI" in geom.GetGeometryName():
         one = geom.GetGeometryRef(0)
     return hashlib.sha1(bytes(one.ExportToWkb())).hexdigest()
+
+
+def check_name_lengths(classes: Sequence[ClassInfo], path: str) -> None:
+    """ClaireError for a class name longer than a checkpoint's card may hold (models.card_schema.MAX_NAME)."""
+    from ....models.card_schema import MAX_NAME
+
+    for c in classes:
+        if len(str(c.name)) > MAX_NAME:
+            raise ClaireError(f"a class name of {quoted(path)} is {len(str(c.name))} characters long "
+                              f"({quoted(str(c.name)[:40] + '...')}); class names have at most {MAX_NAME}: shorten it, "
+                              f"or give the names in a shorter field")
 
 
 def spelling_notes(classes: List[ClassInfo]) -> List[str]:
