@@ -17,12 +17,28 @@ def software() -> Dict[str, Any]:
     from ...models.determinism import record
 
     out: Dict[str, Any] = {"claire": __version__, "python": platform.python_version(), **record()}
-    for module, key in (("sklearn", "scikit_learn"), ("osgeo.gdal", "gdal"), ("rasterio", "rasterio")):
-        try:
-            out[key] = getattr(__import__(module, fromlist=["_"]), "__version__", None)
-        except ImportError:
-            out[key] = None
+    for dist, key in (("scikit-learn", "scikit_learn"), ("GDAL", "gdal"), ("rasterio", "rasterio")):
+        out[key] = _installed_version(dist, key)
     return out
+
+
+def _installed_version(dist: str, key: str) -> Optional[str]:
+    """A package's version from its metadata, without importing it (a classification never imports scikit-learn,
+    and a broken install must not stop a finished run); GDAL from its bindings where Debian ships no metadata."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        pass
+    if key == "gdal":
+        try:
+            from osgeo import gdal
+
+            return gdal.__version__
+        except Exception:  # noqa: BLE001
+            return None
+    return None
 
 
 def checkpoint_record(path: Optional[str]) -> Optional[Dict[str, Any]]:

@@ -107,6 +107,10 @@ def test_a_link_to_the_standard_output_is_refused_and_kept(pair, capsys):
         err = capsys.readouterr().err
         assert f"the summary path '{path}' is a link to a stream or device (/proc/self/fd/1)" in err
     assert os.readlink(link) == "/proc/self/fd/1" and not os.path.exists(pair["dir"] / "lc.tif")
+    # review of round 17: /dev/fd/1 resolves through its folder, not a link of its own: it ran the whole
+    # classification, then failed as "the disk is full"
+    assert _classify(pair, "--summary", "/dev/fd/1") == 2
+    assert "the summary path '/dev/fd/1' is a link to a stream or device (/proc/" in capsys.readouterr().err
 
 
 def test_a_full_disk_under_the_log_is_a_message_not_a_traceback(pair, capsys, monkeypatch):

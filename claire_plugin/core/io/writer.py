@@ -38,13 +38,18 @@ def _longest_name(folder: str) -> int:
         return 255
 
 
+def _device_folder(path: str) -> bool:
+    """Whether `path` lies under /proc or /dev (streams and devices), not /dev/shm (a file system of files)."""
+    return path.startswith(("/proc/", "/dev/")) and not path.startswith("/dev/shm/")
+
+
 def _stream_link(path: str) -> str:
     """The target of the first link in `path`'s chain of links that leads into /proc or /dev (/dev/stdout ->
     /proc/self/fd/1), "" when there is none (realpath resolves /proc/self/fd/1 on to the file behind the stream)."""
     seen = 0
     while os.path.islink(path) and seen < 40:
         target = os.path.join(os.path.dirname(path), os.readlink(path))
-        if os.path.abspath(target).startswith(("/proc/", "/dev/")):
+        if _device_folder(os.path.abspath(target)):
             return target
         path, seen = target, seen + 1
     return ""
@@ -80,6 +85,8 @@ def check_output_path(path: str, inputs: Sequence, role: str = "output",
     if os.path.isdir(path):
         raise folder_error(path, role)
     target = _stream_link(path)
+    if not target and _device_folder(os.path.join(os.path.realpath(folder), "")):  # /dev/fd/1, /proc/self/fd/1
+        target = os.path.realpath(folder)
     if target:  # /dev/stdout: the file is renamed into place, over the link
         raise ClaireError(f"the {role} path {quoted(path)} is a link to a stream or device ({target}), not a file; "
                           f"CLAIRE writes a file and renames it into place, which would replace the link: give the "
