@@ -95,7 +95,9 @@ def _held_out_text(training: Dict[str, Any]) -> str:
         return ""
     buffer = f", {split['buffer_px']:g} px buffer" if isinstance(split.get("buffer_px"), (int, float)) else ""
     if split.get("kind") == "separate layer":
-        return f"a separate validation layer ({os.path.basename(str(split.get('val_source') or '?'))}){buffer}"
+        source = split.get("val_source")
+        path = source.get("path") if isinstance(source, dict) else source
+        return f"a separate validation layer ({os.path.basename(str(path or '?'))}){buffer}"
     per_class = split.get("per_class")
     if split.get("kind") == "polygons" and isinstance(per_class, dict):
         from ..core.training.labels import units_of

@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
                    help="class weights from the label counts: inverse, inverse_sqrt (the default) or none")
     p.add_argument("--context", default=None, choices=["global", "local"],
                    help="local (the default where the network has it: claire, optical_only, sar_only): GRN, channel "
-                        "attention and pyramid pooling over a fixed window, so the map does not depend on the tile "
+                        "attention and pyramid pooling over a fixed window, so the map hardly depends on the tile "
                         "size (a training step takes about 1.5-1.8x as long on a CPU); global: over the whole tile, "
                         "faster to train, maps that change with the tile size (asanet's only choice)")
     p.add_argument("--context-px", type=int, default=128,

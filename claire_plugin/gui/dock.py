@@ -228,7 +228,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.context.setValue(FROM_CARD)
         self.context.setSpecialValueText("auto")
         self.context.setToolTip("Pixels each tile reads around the part it keeps (multiple of 16). auto: 128, "
-                                "with which the map does not depend on the tile size; less is faster.")
+                                "with which the classes hardly depend on the tile size; less is faster.")
         self.batch = QSpinBox(page)
         self.batch.setRange(0, BATCH_MAX)
         self.batch.setValue(0)

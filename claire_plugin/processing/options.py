@@ -36,8 +36,8 @@ RUN_HELP = {
     "TILE_SIZE": "The part of each tile that is kept, in pixels (multiple of 32); the classes hardly depend on it "
     "(the same on 99.6-99.8 % of pixels; the confidence moves more), larger is faster and needs more memory; fitted "
     "to the raster so that its tiles read the fewest pixels. 0: the default (896).",
-    "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the map does not "
-    "depend on the tile size; less is faster. -1: the default (128).",
+    "CONTEXT": "Pixels each tile reads around the part it keeps (multiple of 16). With 128 the classes hardly "
+    "depend on the tile size (99.6-99.8 % the same); less is faster. -1: the default (128).",
     "BATCH_SIZE": "Windows per forward pass. Larger is faster on a GPU and uses more memory. 0: as many as fit in "
     "four 256 x 256 px of input, 1 to 4 (one window at the default tile size).",
     "DEVICE": "auto: CUDA if available, then Apple MPS, else CPU.",

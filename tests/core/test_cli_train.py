@@ -228,7 +228,7 @@ def test_info_says_what_a_polygon_training_held_out():
                            "crops": {"train_polygons": 5, "val_polygons": 2}}}
     assert _held_out_text({"split": split, "labels": {"kind": "vector"}}) == \
         "3 whole polygons (30 % per class, seed 3, 2 px buffer)"
-    layer = {"kind": "separate layer", "buffer_px": 3, "val_source": "/data/val.gpkg"}
+    layer = {"kind": "separate layer", "buffer_px": 3, "val_source": {"path": "/data/val.gpkg", "layer": "held_out"}}
     assert _held_out_text({"split": layer}) == "a separate validation layer (val.gpkg), 3 px buffer"
     assert _held_out_text({"heldout": {"what": "right-hand 25% block of every image"}}) == \
         "right-hand 25% block of every image"
