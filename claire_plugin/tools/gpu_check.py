@@ -43,7 +43,8 @@ def run_check(out_dir: str, sizes: Sequence[int] = SIZES, device: str = "cuda", 
                     "training": None, "skipped": [], "errors": []}
     if device.startswith("cuda") and not torch.cuda.is_available():
         report["no_gpu"] = (f"no CUDA GPU visible to torch {torch.__version__}: nothing was measured; run "
-                            f"`make gpu-check` on a machine with an NVIDIA GPU and a CUDA build of torch")
+                            f"`make gpu-check` (or `sh claire_plugin/tools/gpu_check.sh OUT` where nothing can be "
+                            f"installed) on a machine with an NVIDIA GPU and a CUDA build of torch")
         log(report["no_gpu"])
         write_summary(report, out_dir)
         return report

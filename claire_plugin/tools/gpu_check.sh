@@ -2,10 +2,16 @@
 # The GPU check with this machine's own python3 and torch, without `make`'s set-up (a GPU machine that cannot
 # install packages): the forwards and the training need torch, numpy and safetensors; the end-to-end stage runs
 # only where GDAL's and rasterio's Python modules import. Usage: sh claire_plugin/tools/gpu_check.sh [OUT_DIR]
-set -e
+# (PYTHON=... picks another interpreter).
 root=$(cd "$(dirname "$0")/../.." && pwd)
+python=${PYTHON:-python3}
+if ! "$python" -c "import torch, numpy, safetensors" 2>/dev/null; then
+    echo "gpu_check: $python cannot import torch, numpy and safetensors: nothing was measured; run it with the" \
+         "Python that holds torch (PYTHON=/path/to/python3 sh $0 OUT), or use make gpu-check" >&2
+    exit 2
+fi
 site=$(mktemp -d)
+trap 'rm -rf "$site"' EXIT
 ln -s "$root" "$site/claire"
 out=${1:-$root/build}
-PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" ${PYTHON:-python3} -m claire.claire_plugin.tools.gpu_check --out "$out"
-rm -rf "$site"
+PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" "$python" -m claire.claire_plugin.tools.gpu_check --out "$out"

@@ -102,3 +102,20 @@ def test_the_script_without_make_runs_with_a_given_python(tmp_path):
     out = subprocess.run(["sh", script, str(tmp_path / "o")], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "no CUDA GPU" in json.loads((tmp_path / "o" / "gpu_check.json").read_text())["no_gpu"]
+
+
+def test_the_script_says_so_when_its_python_has_no_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from claire.claire_plugin.paths import PACKAGE_ROOT
+
+    script = os.path.join(PACKAGE_ROOT, "claire_plugin", "tools", "gpu_check.sh")
+    bare = tmp_path / "python3"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S -I \"$@\"\n")  # no site-packages: no torch
+    bare.chmod(0o755)
+    out = subprocess.run(["sh", script, str(tmp_path / "o")], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHON=str(bare)), timeout=120)
+    assert out.returncode == 2 and "cannot import torch, numpy and safetensors: nothing was measured" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "o").exists()
