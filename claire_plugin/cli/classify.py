@@ -118,15 +118,18 @@ def run(args: argparse.Namespace) -> int:
     step = 5 if tty else 10
 
     def progress(fraction: float, message: str) -> None:
-        if quiet:
+        if quiet or state.get("mute"):
             return
         pct = int(fraction * 100)
         if pct >= state["last"] + step or (fraction >= 1.0 and state["last"] < 100):
             state["last"] = pct
-            if tty:
-                print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
-            else:
-                print(f"[{pct:3d}%] {message}", file=sys.stderr, flush=True)
+            try:
+                if tty:
+                    print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+                else:
+                    print(f"[{pct:3d}%] {message}", file=sys.stderr, flush=True)
+            except OSError:  # a log on a full disk: the run goes on, its progress unsaid (the end says what failed)
+                state["mute"] = True
 
     try:
         result = classify(params, progress)

@@ -119,7 +119,20 @@ def _printable_stdout() -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; user errors print one clear line and exit with status 2. Ctrl+C, SIGTERM and
     SIGHUP stop a run and remove its temporary files; the exit status is then 128 + the signal's number
-    (130, 143, 129)."""
+    (130, 143, 129). A defect (an exception no message was written for) prints its traceback and exits with 3, so
+    that a script does not read it as a batch's failed pair (1)."""
+    try:
+        return _main(argv)
+    except Exception:  # noqa: BLE001 - a defect: its traceback, then the status scripts can tell apart
+        import traceback
+
+        traceback.print_exc()
+        print("claire: internal error (a defect of CLAIRE, not of your data): please report it with the traceback "
+              "above and `claire diagnostics`", file=sys.stderr)
+        return 3
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     from ..core.errors import USER_ERRORS
     from ..core.runtime.environment import state_gdal_error_mode
     from ..core.runtime.memory import cap_arenas
@@ -130,7 +143,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     state_gdal_error_mode()
     args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print("claire: error: no command given; choose one of the commands above", file=sys.stderr)
         return 2  # a usage error, as argparse gives one
     previous = _catch_stop_signals()
     forget_commits()
@@ -178,8 +192,8 @@ EXIT_STATUSES = """exit status:
   1    classify-folder: at least one pair failed (the others are done; the summary lists why)
   2    nothing done as asked: a usage error or a problem with the inputs, outputs or machine
        ("claire: error:" on stderr says what and how to fix it; no output is left half-written)
-  128+N  stopped by signal N (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP; 141 when the reader of stdout went away)
-  any other status, with a Python traceback, is a defect: please report it"""
+  3    a defect of CLAIRE: a Python traceback and "claire: internal error" on stderr; please report it
+  128+N  stopped by signal N (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP; 141 when the reader of stdout went away)"""
 
 
 def _stream_failure(exc: BaseException) -> bool:

@@ -156,3 +156,32 @@ def test_the_exit_statuses_are_in_the_help(capsys):
     out = capsys.readouterr().out
     assert "exit status:" in out and "1    classify-folder: at least one pair failed" in out
     assert "128+N  stopped by signal N" in out
+
+
+def test_a_defect_exits_3_with_its_traceback(capsys, monkeypatch):
+    """Review of round 17: an uncaught exception exited 1, the status of a batch's failed pair."""
+    from claire.claire_plugin.cli import info
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(info, "cmd_info", broken)
+    assert main(["info"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom" in err and "claire: internal error" in err
+
+
+def test_a_full_disk_under_the_error_log_keeps_the_run(pair, monkeypatch):
+    """Fix check of round 17: with stderr on a full disk the first progress line aborted the run; the map is made."""
+    import errno
+    import io
+    import sys
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stderr", Full())
+    main(["classify", "--optical", pair["optical"], "--sar", pair["sar"], "--checkpoint", pair["checkpoint"],
+          "--output", str(pair["dir"] / "lc.tif")])
+    assert os.path.exists(pair["dir"] / "lc.tif")
