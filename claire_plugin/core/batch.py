@@ -441,20 +441,37 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
 
 
 def _newer_input(output: str, *inputs: str) -> bool:
-    """Whether an input file was modified after `output` was written (GDAL names and unreadable paths: no)."""
-    from .io.gdal_names import source_file
-
+    """Whether a file of an input (a VRT's sources too) was written or replaced after `output`: its modification
+    time, or its change time, which a copy keeping the old modification time (`cp -p`, `rsync -a`, unzip) still
+    moves. Unreadable inputs: no."""
     try:
         made = os.path.getmtime(output)
     except OSError:
         return False
     for path in inputs:
-        try:
-            if os.path.getmtime(source_file(path)) > made:
+        for name in _input_files(path):
+            try:
+                st = os.stat(name)
+            except OSError:
+                continue
+            if max(st.st_mtime, st.st_ctime) > made:
                 return True
-        except (OSError, TypeError, ValueError):
-            continue
     return False
+
+
+def _input_files(path: str) -> List[str]:
+    """The files GDAL reads for raster `path` (a VRT's sources, a zip's archive), or the path itself."""
+    try:
+        from osgeo import gdal
+
+        ds = gdal.OpenEx(path, gdal.OF_RASTER)
+        files = (ds.GetFileList() if ds is not None else None) or []
+        ds = None
+        files = [f[len("/vsizip/"):].split(".zip")[0] + ".zip" if f.startswith("/vsizip/") and ".zip" in f else f
+                 for f in files]
+        return files or [path]
+    except Exception:  # noqa: BLE001 - unreadable here: the path itself
+        return [path]
 
 
 def map_classes(path: str) -> Dict[int, str]:

@@ -314,3 +314,35 @@ def test_neighbouring_maps_whose_nodata_frames_overlap_share_nothing(tmp_path):
     wider = map_("wider", 300800.0, slice(0, 130))  # data over the west's last 20 columns of data
     assert overlapping_maps([west, wider]) == 2
     assert overlapping_maps([west, east, wider]) == 3
+
+
+def test_a_scene_copied_in_with_its_old_date_or_behind_a_vrt_is_classified_again(folders, tmp_path, tiny_checkpoint):
+    """Fix check and review of round 17: a scene re-delivered with `cp -p` (its old modification time) or through a
+    VRT whose source file changed was still skipped as its old map."""
+    import shutil
+
+    from osgeo import gdal
+
+    from claire.claire_plugin.core.batch import _newer_input
+
+    opt_dir, sar_dir = folders
+    out = str(tmp_path / "out")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    first = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out)
+    old = os.path.getmtime(first.results[0]["output"]) - 3600
+    target = first.results[0]["optical"]
+    shutil.copyfile(first.results[1]["optical"], target + ".new")
+    os.utime(target + ".new", (old, old))
+    os.replace(target + ".new", target)  # as cp -p leaves it: the old modification time, a new change time
+    assert os.path.getmtime(target) < os.path.getmtime(first.results[0]["output"])
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
+    assert [r["status"] for r in again.results] == ["ok", "skipped", "skipped"]
+    vrt = str(tmp_path / "v.vrt")
+    gdal.BuildVRT(vrt, [first.results[2]["sar"]])
+    made = str(tmp_path / "made.txt")
+    with open(made, "w") as fh:
+        fh.write("x")
+    assert not _newer_input(made, vrt)
+    later = os.path.getmtime(made) + 60
+    os.utime(first.results[2]["sar"], (later, later))
+    assert _newer_input(made, vrt)  # the VRT's source, not the .vrt file, changed
