@@ -617,6 +617,12 @@ def test_every_arm_is_trained_and_scored_where_both_rasters_have_data(scene):
     assert "built area 50" in note  # the two built-area boxes at columns 75-79 and 80-84
     assert sum(r["train_pixels"] + r["val_pixels"] for r in report["counts"]) == 12 * 25 - gone - sum(
         report["split"].get(k, 0) for k in ("buffer_dropped_train_pixels",))
+    # review of round 17: the split's polygon counts (kept in the card, read by `claire info`) are those left too
+    by_class = {r["class"]: r for r in report["counts"]}
+    assert {name: (row["train_polygons"], row["val_polygons"]) for name, row in report["split"]["per_class"].items()} \
+        == {name: (r["train_polygons"], r["val_polygons"]) for name, r in by_class.items()}
+    leak = report["leakage"]["pixel_split"]  # the leakage check is scored where both rasters have data too
+    assert leak.get("unscored_pixels", 0) == 0
 
 
 def test_a_class_only_beyond_the_sar_is_refused_naming_the_gap(scene):

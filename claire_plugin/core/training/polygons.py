@@ -227,15 +227,20 @@ def with_data(scene: Scene, split: Split, labels: LabelSet) -> Split:
         for c in labels.classes:
             if had[c.index] and not have[c.index]:
                 raise ClaireError(f"class {quoted(c.name)} has no {role} pixel where both the optical and the SAR have "
-                                  f"data (its {had[c.index]} {role} pixels lie where one of them has none, e.g. beyond "
-                                  f"the SAR's coverage): draw {u.many} of it where both rasters have data, or give "
-                                  f"rasters that cover them")
+                                  f"data (its {had[c.index]} {role} pixels lie where one of them has none: beyond a "
+                                  f"raster's coverage, in its nodata frame or an optical gap): draw {u.many} of it "
+                                  f"where both rasters have data, or give rasters that cover them")
     gone = [int((~o).sum()) for o in ok]
     by_class = ", ".join(f"{c.name} {n}" for c, n in zip(labels.classes, np.bincount(
         np.concatenate([p.cls[~o] for p, o in zip((split.train, split.val), ok)]), minlength=k)) if n)
     labels.notes.append(f"{gone[0]} training and {gone[1]} validation pixels lie where the optical or the SAR has no "
                         f"data ({by_class}): no model is trained or scored on them")
     info = dict(split.info, no_data_train_pixels=gone[0], no_data_val_pixels=gone[1])
+    if isinstance(info.get("per_class"), dict):  # the polygons counted as those with a pixel left, as the report's
+        info["per_class"] = {c.name: dict(info["per_class"].get(c.name, {}),
+                                          train_polygons=int(np.unique(kept[0].group[kept[0].cls == c.index]).size),
+                                          val_polygons=int(np.unique(kept[1].group[kept[1].cls == c.index]).size))
+                             for c in labels.classes}
     return Split(kept[0], kept[1], info)
 
 
@@ -338,6 +343,8 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
     va = leaky.val.subset(cap_pixels(len(leaky.val), params.rf_max_pixels, params.config.seed + 1))
     _, f_tr = sample_pixels(scene, tr)
     _, f_va = sample_pixels(scene, va)
+    scored = np.isfinite(f_va).all(axis=1)  # where both rasters have data, as the polygon split's arms
+    va, f_va = va.subset(scored), f_va[scored]
     rf = fit_forest(f_tr, tr.cls.astype(np.int64), params.config.seed, params.rf_trees)
     return {"what": "random forest (optical + SAR) trained and scored on a random split of the same pixels",
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
