@@ -117,3 +117,11 @@ def test_an_under_confident_model_is_not_said_to_match_its_accuracy():
     note = cal_module.calibration_note(out)
     assert out["temperature"] == 1.0 and "was below its accuracy" in note and "matched" not in note
     assert "60%" in note and "understates" in note
+
+
+def test_an_over_confident_model_left_at_temperature_1_is_not_said_to_match():
+    """Fix check of round 17: a network saying 70 % where it was right on 50 %, left untempered, was said to have
+    'matched its accuracy well enough'."""
+    over = {"temperature": 1.0, "clear": {"before": {"mean_confidence": 0.70, "accuracy": 0.50}, "after": {}}}
+    note = cal_module.calibration_note(over)
+    assert "70% was above its accuracy 50%" in note and "overstatement" in note and "matched" not in note

@@ -129,6 +129,10 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
             return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
                     f"{said:.0%} was below its accuracy {right:.0%}; a temperature can only lower confidence, so "
                     f"none was applied (the confidence understates how often the map is right)")
+        if said > right + UNDER_CONFIDENT:  # over-confident, yet no temperature above 1 calibrated it better
+            return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+                    f"{said:.0%} was above its accuracy {right:.0%}, but no temperature calibrated it better there; "
+                    f"read the confidence as an overstatement")
         return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{said:.0%} matched its accuracy {right:.0%} well enough (temperature 1)")
     text = (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
