@@ -415,3 +415,25 @@ def test_a_class_name_longer_than_a_card_holds_is_refused_before_training(tmp_pa
         [(box_wkt(r, 20, r + 4, 24), long) for r in (2, 10, 20)]
     with pytest.raises(ClaireError, match="is 699 characters long .*class names have at most 500"):
         read_labels(write_vector(tmp_path / "long.gpkg", feats), optical, "class")
+
+
+def test_overlaps_with_a_sampled_polygon_do_not_depend_on_the_seed(tmp_path):
+    """Review of round 17: a 6 x 6 px polygon of another class drawn inside a polygon over the cap was refused or
+    accepted depending on --seed (the overlap was looked for among the sampled pixels only)."""
+    opt, _, _ = synthetic_scene(220, 220)
+    lake = box_wkt(5, 5, 205, 205)  # 40,000 px: a sample of 2,000 below
+    others = [(box_wkt(212, c, 216, c + 4), "rock") for c in (5, 20, 35)] + \
+        [(box_wkt(212, c, 216, c + 4), "lake") for c in (60, 80)]
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        for seed in range(5):
+            island = write_vector(tmp_path / f"i{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 106, 106), "rock")]
+                                  + others)
+            with pytest.raises(ClaireError, match="polygons of different classes overlap"):
+                read_labels(island, ds, "class", max_pixels_per_polygon=2000, seed=seed)
+            same = write_vector(tmp_path / f"s{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 106, 106), "lake")]
+                                + others)
+            labels = read_labels(same, ds, "class", max_pixels_per_polygon=2000, seed=seed)
+            inner = (labels.pixels.rows >= 100) & (labels.pixels.rows < 106) & (labels.pixels.cols >= 100) & \
+                (labels.pixels.cols < 106)
+            outer = (labels.pixels.rows < 100) & (labels.pixels.rows >= 5) & (labels.pixels.cols < 100)
+            assert set(labels.pixels.group[inner]) == set(labels.pixels.group[outer][:1])  # one polygon group

@@ -599,8 +599,23 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
     order = np.argsort(idx, kind="stable")
     s_idx, s_cls, s_grp = idx[order], pixels.cls[order], pixels.group[order]
     dup = np.nonzero(s_idx[1:] == s_idx[:-1])[0]
-    if dup.size == 0:
+    # a polygon over the cap is a sample of its pixels: what it covers comes from its footprint, so that whether two
+    # polygons overlap does not depend on the sample (the seed)
+    links = _footprint_links(pixels, group_class, footprints)
+    if dup.size == 0 and not links:
         return pixels, group_class, group_features
+    other = [(a, b, r, c) for a, b, r, c in links if group_class[a] != group_class[b]]
+    if other:
+        a, b, r, c = other[0]
+        x, y = grid.transform * (c + 0.5, r + 0.5)
+        pairs = sorted({tuple(sorted(p[:2])) for p in other})
+        ids = sorted({f for pair in pairs for g in pair for f in group_features[g]})
+        listed = ", ".join(str(f) for f in ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
+        raise ClaireError(f"polygons of different classes overlap, between {len(pairs)} pair(s) of polygons, e.g. "
+                          f"feature(s) {group_features[a]} ({classes[group_class[a]].name}) and {group_features[b]} "
+                          f"({classes[group_class[b]].name}) at x={x:.1f}, y={y:.1f} ({grid.crs}); the features "
+                          f"involved: {listed}; fix the polygons so that each place has one class (in QGIS, select "
+                          f"them by these ids with the expression $id IN (...) or Select by Location)")
     clash = dup[s_cls[dup] != s_cls[dup + 1]]
     if clash.size:
         j = int(clash[0])
@@ -623,8 +638,8 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
             g = parent[g]
         return g
 
-    for j in dup:
-        a, b = find(int(s_grp[j])), find(int(s_grp[j + 1]))
+    for ga, gb in [(int(s_grp[j]), int(s_grp[j + 1])) for j in dup] + [(a, b) for a, b, _, _ in links]:
+        a, b = find(ga), find(gb)
         if a != b:
             parent[max(a, b)] = min(a, b)
     new_group = np.array([find(int(g)) for g in range(max(group_class) + 1)], dtype=np.int32)
@@ -638,6 +653,32 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
     for g, fids in group_features.items():
         merged.setdefault(int(new_group[g]), []).extend(fids)
     return out, {g: group_class[g] for g in merged}, merged
+
+
+def _footprint_links(pixels: LabelPixels, group_class: Dict[int, int],
+                     footprints: Sequence[Footprint]) -> List[Tuple[int, int, int, int]]:
+    """(group, other group, row, col) where a sampled polygon's footprint covers another polygon's stored pixel or
+    footprint, one per pair of polygons."""
+    found: Dict[Tuple[int, int], Tuple[int, int]] = {}
+    for fp in footprints:
+        hit = within([fp], pixels.rows, pixels.cols, 0.0) & (pixels.group != fp.group)
+        for k in np.nonzero(hit)[0]:
+            key = tuple(sorted((fp.group, int(pixels.group[k]))))
+            found.setdefault(key, (int(pixels.rows[k]), int(pixels.cols[k])))
+    for i, a in enumerate(footprints):
+        for b in footprints[i + 1:]:
+            if a.group == b.group:
+                continue
+            r0, c0 = max(a.row0, b.row0), max(a.col0, b.col0)
+            r1, c1 = min(a.row0 + a.shape[0], b.row0 + b.shape[0]), min(a.col0 + a.shape[1], b.col0 + b.shape[1])
+            if r1 <= r0 or c1 <= c0 or tuple(sorted((a.group, b.group))) in found:
+                continue
+            both = (a.mask()[r0 - a.row0:r1 - a.row0, c0 - a.col0:c1 - a.col0]
+                    & b.mask()[r0 - b.row0:r1 - b.row0, c0 - b.col0:c1 - b.col0])
+            if both.any():
+                r, c = np.argwhere(both)[0]
+                found[tuple(sorted((a.group, b.group)))] = (int(r) + r0, int(c) + c0)
+    return [(a, b, r, c) for (a, b), (r, c) in found.items()]
 
 
 def _off_raster(geom_json: Dict[str, Any], grid) -> bool:
