@@ -426,14 +426,14 @@ def test_overlaps_with_a_sampled_polygon_do_not_depend_on_the_seed(tmp_path):
         [(box_wkt(212, c, 216, c + 4), "lake") for c in (60, 80)]
     with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
         for seed in range(5):
-            island = write_vector(tmp_path / f"i{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 106, 106), "rock")]
+            island = write_vector(tmp_path / f"i{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 102, 102), "rock")]
                                   + others)
             with pytest.raises(ClaireError, match="polygons of different classes overlap"):
                 read_labels(island, ds, "class", max_pixels_per_polygon=2000, seed=seed)
-            same = write_vector(tmp_path / f"s{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 106, 106), "lake")]
+            same = write_vector(tmp_path / f"s{seed}.gpkg", [(lake, "lake"), (box_wkt(100, 100, 102, 102), "lake")]
                                 + others)
             labels = read_labels(same, ds, "class", max_pixels_per_polygon=2000, seed=seed)
-            inner = (labels.pixels.rows >= 100) & (labels.pixels.rows < 106) & (labels.pixels.cols >= 100) & \
-                (labels.pixels.cols < 106)
+            inner = (labels.pixels.rows >= 100) & (labels.pixels.rows < 102) & (labels.pixels.cols >= 100) & \
+                (labels.pixels.cols < 102)
             outer = (labels.pixels.rows < 100) & (labels.pixels.rows >= 5) & (labels.pixels.cols < 100)
             assert set(labels.pixels.group[inner]) == set(labels.pixels.group[outer][:1])  # one polygon group
