@@ -36,8 +36,8 @@ def _e2e(paths: Dict[str, str], out: str, checkpoint: Optional[str], batch: int,
 
     c0, t0 = _cpu_s(), time.perf_counter()
     model, card, name = _load(checkpoint)
-    params = run_options(batch_size=batch, device="auto", threads=threads, runtime=runtime).params(
-        paths["optical"], paths["sar"], out)
+    params = run_options(checkpoint=checkpoint, batch_size=batch, device="auto", threads=threads,
+                         runtime=runtime).params(paths["optical"], paths["sar"], out)  # named in the run record
     res = run(params, model, card)
     return time.perf_counter() - t0, _cpu_s() - c0, res, model, name
 

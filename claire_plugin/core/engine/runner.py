@@ -592,7 +592,8 @@ def _unpack(res):
 def run_settings(plan: RunPlan, stats: dict) -> dict:
     """The settings this run used, as its summary JSON and report record them (the card's tiling is the training's,
     not the run's): tiling, runtime (and the one asked for), threads, device, the switches, the checkpoint (path and
-    SHA-256: which of several models made the map) and the software's versions."""
+    SHA-256 of `params.checkpoint`, the bundled one when empty, as the run's model line says: which of several models
+    made the map; a caller of `run` with a model of its own names its file there) and the software's versions."""
     import torch
 
     from ...paths import DEFAULT_CHECKPOINT
