@@ -90,6 +90,8 @@ def choose_device(requested: str = "auto", devices: Optional[Dict[str, Any]] = N
                else f"torch has CUDA {devices.get('cuda_build')} but finds no usable GPU (driver missing or too old?)")
         return "cpu", f"'auto' falls back to the CPU: {why}."
     if requested.startswith("cuda"):
+        wanted = requested if ":" in requested else "cuda:0"
+        problem = next((d.get("problem") for d in devices.get("devices", []) if d.get("id") == wanted), None)
         if not cuda:
             return "cpu", (f"'{requested}' was asked for but CUDA is not available; a run would stop with an "
                            "error. Choose 'auto' or 'cpu', or install a CUDA build of torch.")
