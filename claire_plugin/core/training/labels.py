@@ -604,32 +604,12 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
     links = _footprint_links(pixels, group_class, footprints)
     if dup.size == 0 and not links:
         return pixels, group_class, group_features
-    other = [(a, b, r, c) for a, b, r, c in links if group_class[a] != group_class[b]]
-    if other:
-        a, b, r, c = other[0]
-        x, y = grid.transform * (c + 0.5, r + 0.5)
-        pairs = sorted({tuple(sorted(p[:2])) for p in other})
-        ids = sorted({f for pair in pairs for g in pair for f in group_features[g]})
-        listed = ", ".join(str(f) for f in ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
-        raise ClaireError(f"polygons of different classes overlap, between {len(pairs)} pair(s) of polygons, e.g. "
-                          f"feature(s) {group_features[a]} ({classes[group_class[a]].name}) and {group_features[b]} "
-                          f"({classes[group_class[b]].name}) at x={x:.1f}, y={y:.1f} ({grid.crs}); the features "
-                          f"involved: {listed}; fix the polygons so that each place has one class (in QGIS, select "
-                          f"them by these ids with the expression $id IN (...) or Select by Location)")
-    clash = dup[s_cls[dup] != s_cls[dup + 1]]
-    if clash.size:
-        j = int(clash[0])
-        r, c = divmod(int(s_idx[j]), grid.width)
-        x, y = grid.transform * (c + 0.5, r + 0.5)
-        fa, fb = group_features[int(s_grp[j])], group_features[int(s_grp[j + 1])]
-        pairs = sorted({tuple(sorted((int(s_grp[i]), int(s_grp[i + 1])))) for i in clash.tolist()})
-        ids = sorted({f for pair in pairs for g in pair for f in group_features[g]})
-        listed = ", ".join(str(f) for f in ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
-        raise ClaireError(f"polygons of different classes overlap on {clash.size} pixel(s), between "
-                          f"{len(pairs)} pair(s) of polygons, e.g. feature(s) {fa} ({classes[int(s_cls[j])].name}) "
-                          f"and {fb} ({classes[int(s_cls[j + 1])].name}) at x={x:.1f}, y={y:.1f} ({grid.crs}); the "
-                          f"features involved: {listed}; fix the polygons so that each place has one class (in QGIS, "
-                          f"select them by these ids with the expression $id IN (...) or Select by Location)")
+    by_footprint = [(a, b, r, c) for a, b, r, c in links if group_class[a] != group_class[b]]
+    shared = dup[s_cls[dup] != s_cls[dup + 1]]
+    clashes = [(int(s_grp[j]), int(s_grp[j + 1])) + divmod(int(s_idx[j]), grid.width) for j in shared.tolist()]
+    if by_footprint or clashes:  # pixels are counted where every clash is between stored pixels
+        raise _overlap_error(clashes + by_footprint, 0 if by_footprint else len(clashes), classes, group_class,
+                             group_features, grid)
     parent = {g: g for g in group_class}
 
     def find(g: int) -> int:
@@ -653,6 +633,24 @@ def resolve_overlaps(pixels: LabelPixels, group_class: Dict[int, int], group_fea
     for g, fids in group_features.items():
         merged.setdefault(int(new_group[g]), []).extend(fids)
     return out, {g: group_class[g] for g in merged}, merged
+
+
+def _overlap_error(clashes: List[Tuple[int, int, int, int]], pixels: int, classes: List[ClassInfo],
+                   group_class: Dict[int, int], group_features: Dict[int, List[int]], grid) -> ClaireError:
+    """The error for polygons of different classes that overlap: (group, group, row, col) per clash found, the first
+    as the example; `pixels`: how many stored pixels they share (0: not counted, a sampled polygon's footprint
+    found the overlap)."""
+    a, b, r, c = clashes[0]
+    x, y = grid.transform * (c + 0.5, r + 0.5)
+    pairs = sorted({tuple(sorted(p[:2])) for p in clashes})
+    ids = sorted({f for pair in pairs for g in pair for f in group_features[g]})
+    listed = ", ".join(str(f) for f in ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
+    where = f" on {pixels} pixel(s)" if pixels else ""
+    return ClaireError(f"polygons of different classes overlap{where}, between {len(pairs)} pair(s) of polygons, e.g. "
+                       f"feature(s) {group_features[a]} ({classes[group_class[a]].name}) and {group_features[b]} "
+                       f"({classes[group_class[b]].name}) at x={x:.1f}, y={y:.1f} ({grid.crs}); the features "
+                       f"involved: {listed}; fix the polygons so that each place has one class (in QGIS, select them "
+                       f"by these ids with the expression $id IN (...) or Select by Location)")
 
 
 def _footprint_links(pixels: LabelPixels, group_class: Dict[int, int],
