@@ -286,11 +286,12 @@ def test_skip_existing_classifies_again_a_scene_delivered_again(folders, tmp_pat
     first = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out)
     later = max(os.path.getmtime(r["output"]) for r in first.results) + 60
     os.utime(first.results[1]["optical"], (later, later))
+    os.utime(first.results[2]["sar"], (later, later))  # a SAR delivered again counts too
     again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
-    assert [r["status"] for r in again.results] == ["skipped", "ok", "skipped"]
+    assert [r["status"] for r in again.results] == ["skipped", "ok", "ok"]
     assert "an input was changed after the map there was made" in again.results[1]["note"]
     js = again.as_dict()
-    assert (js["succeeded"], js["classified"], js["skipped"]) == (3, 1, 2)
+    assert (js["succeeded"], js["classified"], js["skipped"]) == (3, 2, 1)
 
 
 def test_neighbouring_maps_whose_nodata_frames_overlap_share_nothing(tmp_path):
@@ -314,6 +315,18 @@ def test_neighbouring_maps_whose_nodata_frames_overlap_share_nothing(tmp_path):
     wider = map_("wider", 300800.0, slice(0, 130))  # data over the west's last 20 columns of data
     assert overlapping_maps([west, wider]) == 2
     assert overlapping_maps([west, east, wider]) == 3
+
+    def big(name, x, valid, width=1300):  # maps over the coarse mask's 512 px: read from overviews, scaled
+        data = np.zeros((1, 1000, width), np.uint8)
+        data[0][:, valid] = 3
+        return write_raster(str(tmp_path / f"{name}.tif"), data, crs="EPSG:32632", origin=(x, 5000000.0),
+                            res=10.0, nodata=0)
+
+    bw = big("bw", 300000.0, slice(0, 1000))  # frame: its last 300 columns
+    be = big("be", 310000.0, slice(300, 1300))
+    assert overlapping_maps([bw, be]) == 0
+    bwide = big("bwide", 308000.0, slice(0, 1300))  # 200 columns over the west's data: 20 % of the smaller
+    assert overlapping_maps([bw, bwide]) == 2
 
 
 def test_a_scene_copied_in_with_its_old_date_or_behind_a_vrt_is_classified_again(folders, tmp_path, tiny_checkpoint):

@@ -135,6 +135,10 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, c
     capsys.readouterr()
     assert main(args + ["--epochs", "2", "--output", out]) == 130
     assert os.path.exists(out + ".resume") and not os.path.exists(out)
+    from claire.models.checkpoint import read_header
+
+    earlier = json.loads(read_header(out + ".resume")["__metadata__"]["resume"])["seconds"]
+    assert earlier > 0  # the interrupted run's training time, carried to the card of the run that finishes
     said = capsys.readouterr().err  # not "no output was written": the resume file is there to continue from
     # QA round 16: the first --resume run started from scratch without a word (none yet, or the last one finished)
     assert f"note: no resume file {out}.resume (none yet, or the last run finished): training from the start" in said
@@ -150,6 +154,7 @@ def test_resume_continues_from_saved_epoch(generic_dir, tmp_path, monkeypatch, c
         assert torch.allclose(v1, v2, atol=1e-5), k
     # QA round 17 (reproducibility): the resumed card said nothing of it, and only the last run's seconds
     assert c2["training"]["resumed_at_epoch"] == 1 and c1["training"]["resumed_at_epoch"] is None
+    assert c2["training"]["seconds"] >= round(earlier, 1)
     assert c2["training"]["provenance"]["torch"] and c2["training"]["provenance"]["cpu_capability"]
 
 

@@ -633,3 +633,16 @@ def test_a_scripts_band_lists_as_text_are_read_as_the_command_line_reads_them():
     assert ClassifyParams("o.tif", "s.tif", "out.tif", optical_offset="-1000").optical_offset == -1000.0
     with pytest.raises(ClaireError, match="--optical-offset 'x' is not a number"):
         ClassifyParams("o.tif", "s.tif", "out.tif", optical_offset="x")
+
+
+def test_the_run_record_names_the_checkpoint_given(engine_scene, standin_model, standin_card):
+    """Mutation check of round 17: only the bundled checkpoint was checked, so a record naming it whatever the run
+    was given survived."""
+    from claire.claire_plugin.core.io.atomic import file_sha256
+    from claire.tests.fixtures.helpers import make_tiny_checkpoint
+
+    d = engine_scene["dir"]
+    mine = make_tiny_checkpoint(os.path.join(d, "mine.safetensors"))
+    res = run(_params(engine_scene, "given.tif", checkpoint=mine, tile_size=32, context=16), standin_model,
+              standin_card)
+    assert res.stats["run"]["checkpoint"] == {"path": os.path.abspath(mine), "sha256": file_sha256(mine)}

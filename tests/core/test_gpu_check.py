@@ -119,3 +119,23 @@ def test_the_script_says_so_when_its_python_has_no_torch(tmp_path):
                          env=dict(os.environ, PYTHON=str(bare)), timeout=120)
     assert out.returncode == 2 and "cannot import torch, numpy and safetensors: nothing was measured" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "o").exists()
+
+
+def test_what_was_measured_stays_when_the_check_is_killed(tmp_path, monkeypatch):
+    """Mutation check of round 17: the summary is written after every stage, so a run stopped at its time limit
+    (here: an interrupt inside the training stage, which no stage catches) leaves the forwards measured before."""
+    import pytest
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_check, "_training_here", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check.run_check(str(tmp_path), sizes=(300,), device="cpu", batch=2, log=lambda m: None)
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [b["precision"] for b in report["bare"]] == ["fp32", "amp"] and report["training"] is None
+    b = report["bare"][0]
+    mpix, half = 300 * 300 / 1e6, 0.005 + 1e-9  # the seconds are written to 0.01 s
+    assert mpix / (b["bare_forward_s"] + half) - 0.01 <= b["mpix_per_s"] <= mpix / max(b["bare_forward_s"] - half,
+                                                                                          1e-9) + 0.01
+    assert set(report["float32_matmul"]) == {"matmul_allow_tf32", "cudnn_allow_tf32"}

@@ -625,6 +625,18 @@ def test_every_arm_is_trained_and_scored_where_both_rasters_have_data(scene):
     assert leak.get("unscored_pixels", 0) == 0
 
 
+def test_validation_pixels_beyond_the_sar_are_left_out_of_every_arm(scene):
+    """Mutation check of round 17: no test had validation pixels in the gap (seed 10 holds out the built-area box at
+    columns 75-79, two of its columns beyond the SAR's column 78)."""
+    torch.set_num_threads(1)
+    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=10)
+    report = train_from_polygons(_params(scene, sar=_sar_cut(scene, 78, "s78.tif"), rf_trees=5, config=cfg))
+    assert (report["split"]["no_data_train_pixels"], report["split"]["no_data_val_pixels"]) == (25, 10)
+    for arm in report["arms"].values():
+        for m in arm.values():
+            assert m.get("unscored_pixels", 0) == 0 and m["pixels"] == sum(r["val_pixels"] for r in report["counts"])
+
+
 def test_a_class_only_beyond_the_sar_is_refused_naming_the_gap(scene):
     with pytest.raises(ClaireError, match="class 'built area' has no (training|validation) pixel where both the optical "
                                           "and the SAR have data"):

@@ -212,3 +212,53 @@ def test_a_label_rasters_large_patch_keeps_its_footprint_across_blocks(tmp_path,
             cover[fp.row0:fp.row0 + h, fp.col0:fp.col0 + w] |= fp.mask()
     assert (cover == (codes == 1) & (np.arange(60)[:, None] < 51)).all()
     assert set(np.unique(lab.pixels.group[(lab.pixels.rows >= 20) & (lab.pixels.rows < 50)])) == {g}
+
+
+def test_a_large_validation_polygon_leaves_the_buffer_of_the_small_ones(labels):
+    """Mutation check of round 17: with one large validation polygon beside small ones, the small ones' buffer
+    (measured from their pixels) could be dropped unnoticed; a large training polygon must keep its own pixels."""
+    lab, ds, tmp = labels
+    vfeats = [(box_wkt(13, 0, 19, 90), 1), (box_wkt(11, 34, 13, 40), 4), (box_wkt(30, 70, 36, 76), 5)]
+    path = write_vector(tmp / "mixed.gpkg", vfeats)
+    val = read_labels(path, ds, "class", classes=lab.classes, check_counts=False, max_pixels_per_polygon=100)
+    assert [fp.shape for fp in val.footprints] == [(6, 90)]  # only the band is sampled
+    s = layer_split(lab, val, buffer_px=2)
+    full = _footprint_pixels(path, ds, tmp, classes=lab.classes)
+    assert _min_dist(s.train, full) > 2  # the small crops box at rows 11-12 touches the training boxes at 5-10
+
+
+def test_a_large_training_polygon_keeps_its_pixels_when_another_is_held_out(tmp_path):
+    opt, _, _ = synthetic_scene(60, 90)
+    feats = FEATS + [(box_wkt(14, 0, 34, 60), 1)]
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        lab = read_labels(write_vector(tmp_path / "l.gpkg", feats), ds, "class", max_pixels_per_polygon=40)
+    big = lab.footprints[0].group
+    kept = [seed for seed in range(40) if big not in polygon_split(lab, 0.3, 1, seed).info["val_groups"]]
+    s = polygon_split(lab, 0.3, 1, kept[0])
+    assert (s.train.group == big).sum() == (lab.pixels.group == big).sum() == 40  # all its sampled pixels train
+
+
+def test_the_footprint_of_a_merged_polygon_follows_its_merged_group(tmp_path):
+    """Two overlapping polygons of one class become one group; the large one's footprint must name that group, or
+    a held-out merged polygon would let training pixels into its unsampled part."""
+    opt, _, _ = synthetic_scene(60, 90)
+    feats = [(box_wkt(2, 2, 6, 6), 1), (box_wkt(2, 20, 6, 24), 1), (box_wkt(40, 2, 44, 6), 1),
+             (box_wkt(18, 28, 26, 36), 1), (box_wkt(20, 30, 50, 80), 1)]  # the large one, with the higher id
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        lab = read_labels(write_vector(tmp_path / "m.gpkg", feats), ds, "class", max_pixels_per_polygon=60,
+                          check_counts=False)
+    groups = set(np.unique(lab.pixels.group).tolist())
+    assert all(fp.group in groups for fp in lab.footprints)
+    large = [fp for fp in lab.footprints if fp.shape == (30, 50)]
+    assert len(large) == 1 and large[0].group == int(lab.pixels.group[(lab.pixels.rows == 19)][0])
+
+
+def test_a_two_part_polygon_is_not_the_same_shape_as_its_first_part():
+    from osgeo import ogr
+
+    from claire.claire_plugin.core.training.labels import shape_digest
+
+    one = ogr.CreateGeometryFromWkt("POLYGON ((0 0,1 0,1 1,0 0))")
+    multi1 = ogr.CreateGeometryFromWkt("MULTIPOLYGON (((0 0,1 0,1 1,0 0)))")
+    multi2 = ogr.CreateGeometryFromWkt("MULTIPOLYGON (((0 0,1 0,1 1,0 0)),((5 5,6 5,6 6,5 5)))")
+    assert shape_digest(one) == shape_digest(multi1) != shape_digest(multi2)

@@ -100,3 +100,51 @@ def test_mixed_precision_on_a_gpu_that_only_emulates_bfloat16_is_float16(monkeyp
     native["value"] = True
     assert cuda_half_dtype() == torch.bfloat16 == autocast_dtype(torch.device("cuda:1"))
     assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.fixture
+def working_cuda(monkeypatch):
+    """torch sees a CUDA GPU that runs kernels (the probe's tensor is made on the CPU here, as a GPU would)."""
+    import contextlib
+
+    import claire.models.device as device
+
+    monkeypatch.setattr(device, "_CUDA_PROBED", {})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Good GPU")
+    monkeypatch.setattr(torch.cuda, "device", lambda i: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda i=None: None)
+    real_ones = torch.ones
+    monkeypatch.setattr(torch, "ones", lambda *a, device=None, **k: real_ones(*a, **k))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_a_gpu_that_runs_kernels_is_used(working_cuda):
+    """Mutation check of round 17: every test's GPU failed its probe, so a probe that failed every GPU survived."""
+    dev, why = resolve_device("auto")
+    assert dev == torch.device("cuda") and why == "auto: CUDA available (Good GPU)"
+    assert resolve_device("cuda:1")[0] == torch.device("cuda:1")
+
+
+def test_an_explicit_gpu_is_probed_itself(working_cuda, monkeypatch):
+    import claire.models.device as device
+
+    monkeypatch.setattr(device, "_CUDA_PROBED", {0: "", 1: "no kernel image is available for execution"})
+    assert resolve_device("cuda:0")[0] == torch.device("cuda:0")
+    with pytest.raises(DeviceError) as err:
+        resolve_device("cuda:1")
+    assert err.value.kind == "cuda_unusable" and "no kernel image" in str(err.value)
+
+
+def test_diagnostics_report_a_gpu_whose_kernels_fail_though_its_properties_read(broken_cuda, monkeypatch):
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core import diagnostics
+
+    props = SimpleNamespace(name="Old GPU", total_memory=8 << 30, major=3, minor=5)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    info = diagnostics.torch_devices()
+    assert info["devices"][0]["capability"] == "3.5" and info["devices"][0]["problem"]
+    assert diagnostics.choose_device("auto", info)[0] == "cpu"
