@@ -485,9 +485,9 @@ def _compiled(model, card, device, tile, batch, channels, io: dict) -> Runtime:
         return _eager(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}", model)
     if check is not None and not check["passed"]:
         return _eager(f"torch.compile was not used: {_describe(check)}", model)
-    said = _describe(check) if device.type == "cpu" else (f"not checked against eager on the {device.type.upper()} "
-                                                          f"(the check runs on the CPU): compare a map made with "
-                                                          f"--runtime eager")
+    said = _describe(check) if device.type == "cpu" else (
+        f"not checked against eager on the {device.type.upper()} (the check runs on the CPU): compare a map made by "
+        f"the eager runtime")
     return Runtime(fn, "compiled", f"runtime: torch.compile, {said}", "compiled")
 
 
