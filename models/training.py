@@ -235,7 +235,12 @@ def _setup(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCo
 
 
 def _progress_bar(cfg: TrainConfig, total: int, done: int):
-    """A tqdm bar over the training steps, or None without tqdm."""
+    """A tqdm bar over the training steps on a terminal; None without tqdm, or where stderr is a log (its redraws
+    filled a cron job's log with carriage returns: the epoch lines say the progress there)."""
+    import sys
+
+    if not (getattr(sys.stderr, "isatty", None) and sys.stderr.isatty()):
+        return None
     try:
         from tqdm import tqdm
     except ImportError:

@@ -450,6 +450,7 @@ def test_a_short_run_warms_up_over_its_first_tenth_and_logs_each_epoch(generic_d
     said = capsys.readouterr()
     lines = [line for line in (said.out + said.err).splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], lines
+    assert "\r" not in said.err  # fix check of round 17: no progress-bar redraws in a log (stderr not a terminal)
     assert "mean loss" in lines[0] and "learning rate" in lines[0]
     card = read_card(out)
     assert card["training"]["config"]["warmup_steps"] == 1  # the card records the warm-up that ran
