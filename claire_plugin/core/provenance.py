@@ -3,6 +3,7 @@ the checkpoint's SHA-256 and the input files (used by training of both kinds and
 report)."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -42,12 +43,20 @@ def _installed_version(dist: str, key: str) -> Optional[str]:
 
 
 def checkpoint_record(path: Optional[str]) -> Optional[Dict[str, Any]]:
-    """{path, sha256} of a checkpoint file, None without one."""
+    """{path, sha256} of a checkpoint file, None without one (hashed once per file version: a batch of hundreds
+    of pairs names the same checkpoint in every run record)."""
     if not path or not os.path.isfile(path):
         return None
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "sha256": _sha256(os.path.abspath(path), st.st_mtime_ns, st.st_size)}
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    """The file's SHA-256; the modification time and size key the cache to this version of the file."""
     from .io.atomic import file_sha256
 
-    return {"path": os.path.abspath(path), "sha256": file_sha256(path)}
+    return file_sha256(path)
 
 
 def provenance(base_checkpoint: Optional[str], inputs: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, Any]:

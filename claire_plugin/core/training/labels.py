@@ -663,6 +663,13 @@ def _footprint_links(pixels: LabelPixels, group_class: Dict[int, int],
         for k in np.nonzero(hit)[0]:
             key = tuple(sorted((fp.group, int(pixels.group[k]))))
             found.setdefault(key, (int(pixels.rows[k]), int(pixels.cols[k])))
+    masks: Dict[int, np.ndarray] = {}
+
+    def mask(fp: Footprint) -> np.ndarray:  # unpacked once, for the footprints whose boxes meet another's
+        if id(fp) not in masks:
+            masks[id(fp)] = fp.mask()
+        return masks[id(fp)]
+
     for i, a in enumerate(footprints):
         for b in footprints[i + 1:]:
             if a.group == b.group:
@@ -671,8 +678,8 @@ def _footprint_links(pixels: LabelPixels, group_class: Dict[int, int],
             r1, c1 = min(a.row0 + a.shape[0], b.row0 + b.shape[0]), min(a.col0 + a.shape[1], b.col0 + b.shape[1])
             if r1 <= r0 or c1 <= c0 or tuple(sorted((a.group, b.group))) in found:
                 continue
-            both = (a.mask()[r0 - a.row0:r1 - a.row0, c0 - a.col0:c1 - a.col0]
-                    & b.mask()[r0 - b.row0:r1 - b.row0, c0 - b.col0:c1 - b.col0])
+            both = (mask(a)[r0 - a.row0:r1 - a.row0, c0 - a.col0:c1 - a.col0]
+                    & mask(b)[r0 - b.row0:r1 - b.row0, c0 - b.col0:c1 - b.col0])
             if both.any():
                 r, c = np.argwhere(both)[0]
                 found[tuple(sorted((a.group, b.group)))] = (int(r) + r0, int(c) + c0)
