@@ -25,6 +25,8 @@ def register(subparsers: Any) -> None:
     """Add the `info` and `models` subcommands."""
     p = subparsers.add_parser("info", help="print a checkpoint's model card")
     p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint (default: the bundled one)")
+    p.add_argument("--checkpoint", dest="checkpoint_option", metavar="PATH", default=None,
+                   help="the same, as the other commands name it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
@@ -128,9 +130,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print the model card (default checkpoint when none is given)."""
     from ...models.checkpoint import check_weights
 
-    path = args.checkpoint or DEFAULT_CHECKPOINT
+    given = getattr(args, "checkpoint_option", None)
+    if given and args.checkpoint and given != args.checkpoint:
+        raise ClaireError(f"two checkpoints given ({quoted(args.checkpoint)} and --checkpoint {quoted(given)}); "
+                          f"give one")
+    given = given or args.checkpoint
+    path = given or DEFAULT_CHECKPOINT
     if not os.path.exists(path):
-        if args.checkpoint:
+        if given:
             raise ClaireError(f"checkpoint {path} does not exist; check the path, or leave it out to see the "
                               f"default checkpoint")
         raise ClaireError(f"the default checkpoint {path} is missing: the CLAIRE installation is incomplete; "

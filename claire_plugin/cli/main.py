@@ -103,6 +103,28 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _open_standard_streams() -> None:
+    """A standard stream the caller closed (`2>&-`, a daemon without descriptors) is opened on /dev/null: Python
+    leaves `sys.stderr` None then, and `print(..., file=None)` writes to stdout, so warnings landed inside a
+    `--json` document on stdout; and the first file the run opened took descriptor 2, so GDAL's messages landed
+    in it."""
+    for fd, name, mode in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, mode)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        except OSError:  # no /dev/null: nothing better to do
+            continue
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+
+
 def _printable_stdout() -> None:
     """Output the console's code page cannot encode printed as escapes (`\\u68ee`), not a UnicodeEncodeError: on
     Windows a redirected stdout is cp1252, and a class or file named `Forêt 森林` stopped a folder run before its
@@ -138,6 +160,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     from ..core.runtime.memory import cap_arenas
 
     cap_arenas()  # before any thread of the run allocates
+    _open_standard_streams()
     _printable_stdout()
     parser = build_parser()
     state_gdal_error_mode()

@@ -337,3 +337,40 @@ def test_output_piped_into_a_closed_reader_stops_quietly(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", Closed())
     assert main(["info"]) == 128 + int(signal.SIGPIPE)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_info_takes_the_checkpoint_as_an_option_too(workdir):
+    """`claire info --checkpoint X`, as every other command names it, beside the positional form; two different
+    checkpoints are refused."""
+    tmp, _ = workdir
+    rc, positional, _ = cli(["info", "--json"])
+    assert rc == 0
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT
+
+    rc, option, _ = cli(["info", "--json", "--checkpoint", DEFAULT_CHECKPOINT])
+    assert rc == 0 and json.loads(option) == json.loads(positional)
+    rc, _, stderr = cli(["info", "--checkpoint", str(tmp / "nope.safetensors")])
+    assert rc == 2 and "does not exist; check the path" in error_line(stderr)
+    rc, _, stderr = cli(["info", DEFAULT_CHECKPOINT, "--checkpoint", str(tmp / "other.safetensors")])
+    assert rc == 2 and "two checkpoints given" in error_line(stderr), stderr
+
+
+def test_a_closed_stderr_keeps_warnings_out_of_the_json_on_stdout():
+    """`claire ... --json 2>&-`: Python starts with sys.stderr None and print(file=None) writes to stdout, so a
+    warning landed inside the JSON document; main() now opens /dev/null as stderr and stdout stays valid JSON."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    warn = "print('claire: warning: late', file=sys.stderr)"
+    script = f"import sys; from claire.claire_plugin.cli import main as m; rc = m.main(['info', '--json']); {warn}; " \
+             "sys.exit(rc)"
+
+    def run(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, timeout=300,
+                              preexec_fn=lambda: os.close(2))
+
+    done = run(script)
+    assert done.returncode == 0 and json.loads(done.stdout)["arch"], done.stdout[-300:]
+    unguarded = run(f"import sys; {warn}")  # what happens without the guard
+    assert "claire: warning: late" in unguarded.stdout
