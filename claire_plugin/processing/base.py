@@ -71,8 +71,48 @@ COMMON_TAGS = ("land cover", "landcover", "land use", "classification", "CLAIRE"
                "Sentinel-1", "SAR", "optical", "remote sensing")
 
 
+def parameter_title(param: QgsProcessingParameterDefinition) -> str:
+    """A parameter as the dialog labels it, with the name qgis_process and scripts use: "Device (DEVICE)"."""
+    return f"{param.description()} ({param.name()})"
+
+
+#: Parameter names that are also words of the messages' prose ("the SAR raster"): titled only where a message
+#: begins with them ("SAR: ...").
+_PROSE_NAMES = frozenset({"SAR", "N"})
+
+
+def titled_message(text: str, params: List[QgsProcessingParameterDefinition]) -> str:
+    """`text` with the first mention of each parameter name as the dialog's label plus the name ("FIELD: choose the
+    field of LABELS" -> "Class field (FIELD): choose the field of Training polygons (LABELS)"), so that a user of
+    the dialog finds the box and a user of qgis_process the name. Names already beside their label, or followed
+    by "=" (a value given as NAME=value), are left as they are."""
+    import re
+
+    by_name = {p.name(): p for p in params}
+    names = sorted((n for n in by_name if n not in _PROSE_NAMES), key=len, reverse=True)
+    if names:
+        pattern = re.compile(r"(?<![\w(])(" + "|".join(map(re.escape, names)) + r")(?![\w)=])(?! \()")
+        seen = set()
+
+        def title(match) -> str:  # the first mention titled; the name alone after that
+            name = match.group(1)
+            if name in seen:
+                return name
+            seen.add(name)
+            return parameter_title(by_name[name])
+
+        text = pattern.sub(title, text)
+    for name in _PROSE_NAMES & set(by_name):
+        if text.startswith(f"{name}:"):
+            text = parameter_title(by_name[name]) + text[len(name):]
+    return text
+
+
 class ClaireAlgorithm(QgsProcessingAlgorithm):
-    """Base of CLAIRE's algorithms; subclasses set the class attributes and implement the rest."""
+    """Base of CLAIRE's algorithms; subclasses set the class attributes and implement the rest.
+
+    A subclass's processAlgorithm is wrapped so that the messages of its QgsProcessingException name parameters
+    as the dialog labels them (titled_message)."""
 
     ICON_NAME = "claire.svg"
     INTRO = ""  # the first paragraph of the help, HTML
@@ -83,6 +123,25 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
     def __init__(self) -> None:
         super().__init__()
         self._post_processors: List[object] = POST_PROCESSORS
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("processAlgorithm")
+        if run is None or getattr(run, "_titled", False):
+            return
+
+        def process_algorithm(self, parameters, context, feedback):
+            try:
+                return run(self, parameters, context, feedback)
+            except QgsProcessingException as exc:
+                titled = titled_message(str(exc), self.parameterDefinitions())
+                if titled == str(exc):
+                    raise
+                raise QgsProcessingException(titled) from None
+
+        process_algorithm._titled = True
+        process_algorithm.__doc__ = run.__doc__
+        cls.processAlgorithm = process_algorithm
 
     def group(self) -> str:
         return "Land cover"
@@ -123,8 +182,7 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
         params = {p.name(): p for p in self.parameterDefinitions()}
         ordered = [name for name in params if name in self.HELP]
         ordered += [name for name in self.HELP if name not in params]
-        return [(f"{params[name].description()} ({name})" if name in params else name, self.HELP[name])
-                for name in ordered]
+        return [(parameter_title(params[name]) if name in params else name, self.HELP[name]) for name in ordered]
 
     def add_parameters(self, params: List[QgsProcessingParameterDefinition]) -> None:
         """Add `params` with their help from HELP, flagging those in ADVANCED as advanced."""
@@ -157,7 +215,7 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
 
     from ..core.io.gdal_names import source_file
 
-    name = f"{param.name()} ({param.description()})"
+    name = parameter_title(param)
     if value is None or value == "":
         return f"{name} is required; give a value"
     if isinstance(value, QgsProcessingFeatureSourceDefinition):

@@ -18,9 +18,9 @@ def pair(tmp_path):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ({"TILE_SIZE": -64}, r"TILE_SIZE \(.*\) = -64 is not accepted; give a whole number (of at least|from) 0"),
-    ({"BATCH_SIZE": -3}, r"BATCH_SIZE \(.*\) = -3 is not accepted; give a whole number"),
-    ({"DEVICE": 7}, r"DEVICE \(.*\) = 7 is not one of its options; give one of 0 \("),
+    ({"TILE_SIZE": -64}, r"Tile size .*\(TILE_SIZE\) = -64 is not accepted; give a whole number (of at least|from) 0"),
+    ({"BATCH_SIZE": -3}, r"Batch .*\(BATCH_SIZE\) = -3 is not accepted; give a whole number"),
+    ({"DEVICE": 7}, r"Device \(DEVICE\) = 7 is not one of its options; give one of 0 \("),
 ])
 def test_classify_parameter_out_of_range_says_what_is_accepted(claire_plugin, pair, extra, expected):
     import re
@@ -36,7 +36,7 @@ def test_train_labels_file_that_does_not_exist_is_named(claire_plugin, pair, tmp
     missing = str(tmp_path / "none.gpkg")
     results, message = run_alg("claire:train", {"OPTICAL": optical, "SAR": sar, "LABELS": missing, "FIELD": "class",
                                                 "OUTPUT": str(tmp_path / "m.safetensors")})
-    assert results is None and "LABELS (" in message and "does not exist" in message and "none.gpkg" in message, \
+    assert results is None and "(LABELS): " in message and "does not exist" in message and "none.gpkg" in message, \
         message
 
 

@@ -273,7 +273,7 @@ def test_macroclass_field_trains_and_classify_maps_the_macroclasses(claire_plugi
                                            "CHECKPOINT": scene["CHECKPOINT"], "OUTPUT": str(tmp_path / "x.tif"),
                                            "LEVEL": 1, "DEVICE": 1})
     assert not os.path.exists(str(tmp_path / "x.tif"))
-    with pytest.raises(Exception, match="LEVEL: the macroclass level maps the macroclasses of MACRO_FIELD"):
+    with pytest.raises(Exception, match=r"\(LEVEL\): the macroclass level maps the macroclasses of Macroclass field \(MACRO_FIELD\)"):
         _train(scene, tmp_path / "none", LEVEL=1)
     assert not os.path.exists(str(tmp_path / "none"))
 
@@ -310,12 +310,12 @@ def test_class_names_problems_are_named_as_parameters(claire_plugin, scene, tmp_
 
     out = str(tmp_path / "m.safetensors")
     base = {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")}
-    with pytest.raises(QgsProcessingException, match=r"CLASS_NAMES: it names the codes of a label raster .*FIELD"):
+    with pytest.raises(QgsProcessingException, match=r"raster \(value:name, \.\.\.\) \(CLASS_NAMES\): it names the codes of a label raster \(LABEL_RASTER\).*Class field \(FIELD\)"):
         processing.run("claire:train", {**base, "CLASS_NAMES": "1:water"})
     raster = {**base, "LABELS": None, "FIELD": None, "LABEL_RASTER": _label_raster(tmp_path)}
     with pytest.raises(QgsProcessingException) as err:
         processing.run("claire:train", {**raster, "CLASS_NAMES": "1:water,9:trees"})
-    assert "CLASS_NAMES names code(s) 9, which the label raster" in str(err.value) and "--" not in str(err.value)
+    assert "(CLASS_NAMES) names code(s) 9, which the label raster" in str(err.value) and "--" not in str(err.value)
     assert not os.path.exists(out)
 
 
