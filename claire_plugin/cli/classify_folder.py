@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--confidence", action="store_true", help="also write <optical name>_confidence.tif per pair")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip pairs whose outputs (the map, and the confidence with --confidence) already exist "
-                        "complete, with this run's classes and newer than their inputs (a map of another model's "
-                        "classes, or of a scene delivered again, is classified again)")
+                        "complete, with this run's classes and made from the same input files (a map of another "
+                        "model's classes, or of a scene delivered again, is classified again)")
     p.add_argument("--scheduler", default="", help=SCHEDULER_HELP)
     p.add_argument("--quiet", action="store_true", help="print only failures and the final line")
     p.set_defaults(func=run)

@@ -344,6 +344,7 @@ class PairJob:
     skip: bool = False
     rows: Optional[Tuple[int, int]] = None  # a band of rows of one scene (core.cluster_scene); None: all
     note: str = ""  # why a complete earlier output is classified again
+    inputs_seen: Optional[Dict[str, List[List[Any]]]] = None  # input_identity when the run began
 
 
 #: The fields of a pair the user cancelled before it started, and of one skipped because its output exists.
@@ -419,31 +420,70 @@ class LocalExecutor:
 
 
 def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
-              classes: Optional[Dict[int, str]] = None) -> List[PairJob]:
+              classes: Optional[Dict[int, str]] = None,
+              earlier: Optional[Dict[str, Dict[str, Any]]] = None) -> List[PairJob]:
     """One PairJob per pair of `pairing`, with the output names in `out_dir`; with `skip_existing`, a pair whose
-    outputs are complete is skipped, unless its map holds other classes than `classes` (value: name, the run's)."""
+    outputs are complete is skipped, unless its map holds other classes than `classes` (value: name, the run's) or
+    an input differs from the one the map was made from (`earlier`: the earlier summary's records by absolute
+    output path, _earlier_records)."""
     from .io.pairing import output_name
 
     jobs = []
     for i, pair in enumerate(pairing.pairs):
         output = os.path.join(out_dir, output_name(pair))
         conf = os.path.join(out_dir, output_name(pair, "_confidence")) if confidence else None
+        seen = input_identity(pair.optical, pair.sar)
         done = skip_existing and is_complete_raster(output) and (conf is None or is_complete_raster(conf))
         note = ""
         if done and classes is not None and map_classes(output) != classes:
             done, note = False, ("classified again: the map there from before holds other classes (another model's "
                                  "or level's), and a folder of maps in two class schemes would not compare")
-        if done and _newer_input(output, pair.optical, pair.sar):
-            done, note = False, ("classified again: an input was changed after the map there was made (a scene "
-                                 "delivered again)")
-        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done, note=note))
+        recorded = ((earlier or {}).get(os.path.abspath(output)) or {}).get("inputs_seen")
+        if done and (not _same_inputs(recorded, seen) if isinstance(recorded, dict)
+                     else _newer_input(output, pair.optical, pair.sar)):
+            done, note = False, ("classified again: an input is not the file the map there was made from (its size "
+                                 "or modification time differs: a scene delivered again)")
+        jobs.append(PairJob(i, pair.key, pair.optical, pair.sar, output, conf, skip=done, note=note, inputs_seen=seen))
     return jobs
 
 
+def input_identity(optical: str, sar: str) -> Dict[str, List[List[Any]]]:
+    """{"optical": [[file name, size, modification time in s], ...], "sar": [...]}: the files GDAL reads for each
+    raster (a VRT's sources too; no sidecar), by name without folder: what --skip-existing compares with the
+    record of the run that made a map (_same_inputs). A copy of the whole project elsewhere (`cp -a`), a chmod or
+    statistics QGIS saved beside an input change none of it."""
+    out: Dict[str, List[List[Any]]] = {}
+    for role, path in (("optical", optical), ("sar", sar)):
+        files = []
+        for name in _input_files(path):
+            try:
+                st = os.stat(name)
+            except OSError:
+                continue
+            files.append([os.path.basename(name), int(st.st_size), round(st.st_mtime, 3)])
+        out[role] = sorted(files)
+    return out
+
+
+def _same_inputs(recorded: Any, seen: Dict[str, List[List[Any]]]) -> bool:
+    """Whether the inputs `seen` now are those `recorded` by the run that made a map: the same files and sizes, and
+    modification times within 2 s (a copy onto a FAT disk or an older rsync keeps them to 1-2 s)."""
+    try:
+        for role, files in seen.items():
+            earlier = recorded[role]
+            if len(earlier) != len(files):
+                return False
+            for (name, size, mtime), (name0, size0, mtime0) in zip(files, sorted(earlier)):
+                if name != name0 or int(size) != int(size0) or abs(float(mtime) - float(mtime0)) > 2.0:
+                    return False
+        return True
+    except (KeyError, TypeError, ValueError):  # a record of another shape: treated as other inputs
+        return False
+
+
 def _newer_input(output: str, *inputs: str) -> bool:
-    """Whether a file of an input (a VRT's sources too) was written or replaced after `output`: its modification
-    time, or its change time, which a copy keeping the old modification time (`cp -p`, `rsync -a`, unzip) still
-    moves. Unreadable inputs: no."""
+    """Whether a file of an input (a VRT's sources too) was modified after `output` (for maps whose summary
+    recorded no input_identity, from versions before it). Unreadable inputs: no."""
     try:
         made = os.path.getmtime(output)
     except OSError:
@@ -451,16 +491,20 @@ def _newer_input(output: str, *inputs: str) -> bool:
     for path in inputs:
         for name in _input_files(path):
             try:
-                st = os.stat(name)
+                if os.path.getmtime(name) > made:
+                    return True
             except OSError:
                 continue
-            if max(st.st_mtime, st.st_ctime) > made:
-                return True
     return False
 
 
+#: Files GDAL lists beside a raster that are not its pixels: statistics, overviews and masks QGIS or gdaladdo
+#: write (a map is not made again because QGIS saved statistics beside its input).
+_SIDECARS = (".aux.xml", ".ovr", ".msk", ".aux", ".rrd")
+
+
 def _input_files(path: str) -> List[str]:
-    """The files GDAL reads for raster `path` (a VRT's sources, a zip's archive), or the path itself."""
+    """The files GDAL reads for raster `path` (a VRT's sources, a zip's archive; no sidecar), or the path."""
     try:
         from osgeo import gdal
 
@@ -469,6 +513,7 @@ def _input_files(path: str) -> List[str]:
         ds = None
         files = [f[len("/vsizip/"):].split(".zip")[0] + ".zip" if f.startswith("/vsizip/") and ".zip" in f else f
                  for f in files]
+        files = [f for f in files if not f.lower().endswith(_SIDECARS)]
         return files or [path]
     except Exception:  # noqa: BLE001 - unreadable here: the path itself
         return [path]
@@ -539,7 +584,9 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
     `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
     """
-    jobs = make_jobs(pairing, out_dir, confidence, skip_existing, run_classes(options) if skip_existing else None)
+    before = _earlier_records(out_dir) if skip_existing else {}
+    jobs = make_jobs(pairing, out_dir, confidence, skip_existing, run_classes(options) if skip_existing else None,
+                     before)
     check_batch_outputs(jobs, pairing, out_dir, options.checkpoint, (optical_folder, sar_folder))
     if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
         from .runtime.device import check_device
@@ -548,12 +595,11 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     elif not options.checkpoint or os.path.isfile(options.checkpoint):  # else it may lie on the workers only
         check_batch_settings(options)
     prepare_output_folder(out_dir)
-    before = _earlier_records(out_dir) if skip_existing else {}
     summary = BatchSummary(optical_folder, sar_folder, rule or "",
                            unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
                                       for u in pairing.unmatched])
     summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output,
-                        "confidence": j.confidence} for j in jobs]
+                        "confidence": j.confidence, "inputs_seen": j.inputs_seen} for j in jobs]
     runner = executor if executor is not None else LocalExecutor()
     for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
         if fields.get("status") == "skipped":  # its areas and shares as the run that made the map recorded them

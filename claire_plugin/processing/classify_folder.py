@@ -39,8 +39,8 @@ HELP = {
     **MAP_RULES_HELP,
     "CONFIDENCE": "Also write <optical name>_confidence.tif per pair.",
     "SKIP_EXISTING": "Skip pairs whose outputs (the map, and the confidence when asked for) already exist "
-                     "complete, with this run's classes and newer than their inputs (to resume an interrupted batch; "
-                     "a map of another model's classes, or of a scene delivered again, is classified again).",
+                     "complete, with this run's classes and made from the same input files (to resume an interrupted "
+                     "batch; a map of another model's classes, or of a scene delivered again, is classified again).",
     "DASK_SCHEDULER": "Run the pairs on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N for N "
     "worker processes on this computer. Empty: in QGIS, as usual. Inputs and the output folder must be on "
     "storage the workers see under the same paths (see docs/cluster.md).",

@@ -289,7 +289,7 @@ def test_skip_existing_classifies_again_a_scene_delivered_again(folders, tmp_pat
     os.utime(first.results[2]["sar"], (later, later))  # a SAR delivered again counts too
     again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
     assert [r["status"] for r in again.results] == ["skipped", "ok", "ok"]
-    assert "an input was changed after the map there was made" in again.results[1]["note"]
+    assert "an input is not the file the map there was made from" in again.results[1]["note"]
     js = again.as_dict()
     assert (js["succeeded"], js["classified"], js["skipped"]) == (3, 2, 1)
 
@@ -327,6 +327,59 @@ def test_neighbouring_maps_whose_nodata_frames_overlap_share_nothing(tmp_path):
     assert overlapping_maps([bw, be]) == 0
     bwide = big("bwide", 308000.0, slice(0, 1300))  # 200 columns over the west's data: 20 % of the smaller
     assert overlapping_maps([bw, bwide]) == 2
+
+
+def test_skip_existing_keeps_maps_whose_inputs_were_only_archived_copied_or_given_statistics(folders, tmp_path,
+                                                                                             tiny_checkpoint):
+    """QA round 18 (review): a chmod of the inputs, a copy of the whole project elsewhere (`cp -a`), statistics QGIS
+    saved beside an input (.aux.xml) or its pyramids (.ovr) had every pair classified again as "a scene delivered
+    again" (the change time moved, or a sidecar was newer). The summary records each input's files, sizes and
+    modification times, and only a difference there makes a map again; a summary without that record (an earlier
+    version's) falls back to the modification times."""
+    import json
+    import shutil
+    import stat
+
+    opt_dir, sar_dir = folders
+    out = str(tmp_path / "out")
+    options = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=0, threads=1)
+    first = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out)
+    assert all(r["inputs_seen"]["optical"] and r["inputs_seen"]["sar"] for r in first.results)
+    for r in first.results:
+        os.chmod(r["optical"], stat.S_IRUSR | stat.S_IRGRP)  # archived read-only
+    later = max(os.path.getmtime(r["output"]) for r in first.results) + 60
+    for sidecar in (first.results[0]["optical"] + ".aux.xml", first.results[1]["sar"] + ".ovr"):
+        with open(sidecar, "w") as fh:
+            fh.write("<PAMDataset/>")
+        os.utime(sidecar, (later, later))
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, out, skip_existing=True)
+    assert [r["status"] for r in again.results] == ["skipped"] * 3, [r.get("note") for r in again.results]
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path, moved, copy_function=shutil.copy2, ignore=shutil.ignore_patterns("elsewhere"))
+    m_opt, m_sar, m_out = (str(moved / os.path.relpath(p, tmp_path)) for p in (opt_dir, sar_dir, out))
+    copied = classify_pairs(pair_folders(m_opt, m_sar, ""), options, m_out, skip_existing=True)
+    assert [r["status"] for r in copied.results] == ["skipped"] * 3
+    target = copied.results[2]["optical"]
+    os.chmod(target, stat.S_IRUSR | stat.S_IWUSR)
+    with open(target, "r+b") as fh:  # the same name and time, another size: another scene
+        fh.seek(0, 2)
+        fh.write(b"\0" * 4096)
+    mtime = copied.results[2]["inputs_seen"]["optical"][0][2]
+    os.utime(target, (mtime, mtime))
+    changed = classify_pairs(pair_folders(m_opt, m_sar, ""), options, m_out, skip_existing=True)
+    assert [r["status"] for r in changed.results] == ["skipped", "skipped", "ok"]
+    from claire.claire_plugin.core.batch import SUMMARY_JSON
+
+    summary = os.path.join(m_out, SUMMARY_JSON)
+    with open(summary, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    for r in doc["results"]:
+        r.pop("inputs_seen")
+    with open(summary, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    os.utime(copied.results[0]["sar"], (later + 60, later + 60))
+    old_summary = classify_pairs(pair_folders(m_opt, m_sar, ""), options, m_out, skip_existing=True)
+    assert [r["status"] for r in old_summary.results] == ["ok", "skipped", "skipped"]
 
 
 def test_a_scene_copied_in_with_its_old_date_or_behind_a_vrt_is_classified_again(folders, tmp_path, tiny_checkpoint):
