@@ -109,7 +109,10 @@ def _held_out_text(training: Dict[str, Any]) -> str:
         parts += [f"seed {split['seed']}"] if split.get("seed") is not None else []
         parts += [buffer.lstrip(", ")] if buffer else []
         detail = f" ({', '.join(parts)})" if parts else ""
-        held = sum(int(row.get("val_polygons") or 0) for row in per_class.values() if isinstance(row, dict))
+        counts = [row.get("val_polygons") for row in per_class.values() if isinstance(row, dict)]
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts if n is not None):
+            return f"whole {units_of(training.get('labels')).many}{detail}"  # counts of another shape: not summed
+        held = sum(n or 0 for n in counts)
         return f"{held} whole {units_of(training.get('labels')).many}{detail}"
     return ""
 

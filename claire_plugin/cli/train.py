@@ -233,12 +233,14 @@ def _run_training(src, data: Dict[str, Any], num_classes: int, cfg, resume: Opti
 
             if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
                 raise
-            smaller = (f"--batch-size {max(1, cfg.batch_size // 2)}" if cfg.batch_size > 1 else
-                       f"--crop {max(64, cfg.crop // 2 // 32 * 32)}")
+            from ..core.training.checks import oom_advice
+
+            device = pick_device(cfg.device)
+            smaller = oom_advice(cfg.batch_size, cfg.crop, cfg.size, on_gpu=str(device).startswith("cuda"))
             kept = f"; the resume file {resume} is kept (run again with --resume)" if resume and \
                 os.path.exists(resume) else ""
             raise ClaireError(f"the training ran out of memory (batch {cfg.batch_size} of {cfg.crop} px crops on "
-                              f"{pick_device(cfg.device)}); use {smaller}, or close other programs. The checkpoint was "
+                              f"{device}); {smaller}close other programs. The checkpoint was "
                               f"not written{kept}") from None
 
 

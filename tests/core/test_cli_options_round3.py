@@ -374,3 +374,25 @@ def test_a_closed_stderr_keeps_warnings_out_of_the_json_on_stdout():
     assert done.returncode == 0 and json.loads(done.stdout)["arch"], done.stdout[-300:]
     unguarded = run(f"import sys; {warn}")  # what happens without the guard
     assert "claire: warning: late" in unguarded.stdout
+
+
+def test_cards_the_schema_accepts_are_shown_and_classify(workdir):
+    """QA round 18 (review): a card with "context": null (the schema allows it: the default) stopped `claire info`
+    and `claire classify` with a TypeError (exit 3), and a held-out count written as text ("3 of 10") stopped
+    `claire info` with a ValueError."""
+    from claire.tests.fixtures.bad_inputs_19 import _rewritten_checkpoint
+
+    tmp, ck = workdir
+    null = _rewritten_checkpoint(tmp, ck, "null_context.safetensors", card=lambda c: c.update(context=None))
+    rc, out, stderr = cli(["info", null["checkpoint"]])
+    assert rc == 0 and "each read with" in out, stderr
+    rc, _, stderr = cli(["classify", "--optical", null["optical"], "--sar", null["sar"], "--checkpoint",
+                         null["checkpoint"], "--output", null["output"], "--threads", "1"])
+    assert rc == 0 and os.path.exists(null["output"]), stderr
+
+    def text_count(c):
+        c.setdefault("training", {})["split"] = {"kind": "polygons", "per_class": {"a": {"val_polygons": "3 of 10"}}}
+
+    odd = _rewritten_checkpoint(tmp, ck, "text_count.safetensors", card=text_count)
+    rc, out, stderr = cli(["info", odd["checkpoint"]])
+    assert rc == 0 and "held out      whole polygons" in out, (out, stderr)

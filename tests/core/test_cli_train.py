@@ -484,3 +484,17 @@ def test_folder_training_out_of_memory_names_a_smaller_batch(generic_dir, tmp_pa
     err = capsys.readouterr().err
     assert "the training ran out of memory (batch 4 of 32 px crops on cpu); use --batch-size 2" in err
     assert "Traceback" not in err and not os.path.exists(out)
+
+
+def test_out_of_memory_advice_never_repeats_or_grows_the_setting_that_failed():
+    """QA round 18 (review): at batch 1 and 64 px crops the message said "use --crop 64" (the setting that failed),
+    and at 32 px crops it would have said 64."""
+    from claire.claire_plugin.core.training.checks import oom_advice
+
+    assert oom_advice(8, 128) == "use --batch-size 4, or "
+    assert oom_advice(1, 128) == "use --crop 64, or "
+    assert oom_advice(1, 64) == "use --crop 32, or "
+    assert oom_advice(1, 96) == "use --crop 32, or "
+    assert oom_advice(1, 32, "base") == "use a smaller --size (e.g. tiny), or "
+    assert oom_advice(1, 32, "tiny", on_gpu=True) == "use --device cpu, or "
+    assert oom_advice(1, 32, "tiny") == oom_advice(1, 32) == ""

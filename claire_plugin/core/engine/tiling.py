@@ -200,7 +200,8 @@ def stitch(grid: TileGrid, r: int, j0: int, parts: List[np.ndarray]) -> Finished
 
 def card_tiling(card: dict) -> Tuple[int, int]:
     """(core, context) the engine uses for a checkpoint when the run does not choose them."""
-    return int(card.get("core") or DEFAULT_TILE), int(card.get("context", CONTEXT))
+    context = card.get("context")
+    return int(card.get("core") or DEFAULT_TILE), int(CONTEXT if context is None else context)
 
 
 def tiling_text(card: dict) -> str:

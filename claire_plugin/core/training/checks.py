@@ -153,3 +153,16 @@ def _not_the_training_layer(params) -> None:
         raise ClaireError("the validation layer is the training layer itself, so no polygon would be left to train "
                           "on; give another layer (e.g. the NAME.heldout.gpkg an earlier training wrote), or none to "
                           "hold out a share of the training polygons")
+
+
+def oom_advice(batch: int, crop: int, size: Optional[str] = None, on_gpu: bool = False) -> str:
+    """What to try after a training ran out of memory, as "use ..., or " (empty when no setting is left): a
+    smaller batch, then smaller crops (down to 32 px), then (folder training, `size`) a smaller network, then the
+    CPU; never the setting that failed again."""
+    if batch > 1:
+        return f"use --batch-size {max(1, batch // 2)}, or "
+    if crop > 32:
+        return f"use --crop {max(32, crop // 2 // 32 * 32)}, or "
+    if size is not None and size != "tiny":
+        return "use a smaller --size (e.g. tiny), or "
+    return "use --device cpu, or " if on_gpu else ""

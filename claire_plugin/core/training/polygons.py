@@ -408,10 +408,12 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
         if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
             raise
         cfg = params.config
-        smaller = (f"--batch-size {max(1, cfg.batch_size // 2)}" if cfg.batch_size > 1 else
-                   f"--crop {max(64, cfg.crop // 2 // 32 * 32)}")
-        raise ClaireError(f"the training ran out of memory (batch {cfg.batch_size} of {cfg.crop} px crops); use "
-                          f"{smaller}, or close other programs or raise the memory limit. Nothing was written") \
+        from ....models.training import pick_device
+        from .checks import oom_advice
+
+        smaller = oom_advice(cfg.batch_size, cfg.crop, on_gpu=str(pick_device(cfg.device)).startswith("cuda"))
+        raise ClaireError(f"the training ran out of memory (batch {cfg.batch_size} of {cfg.crop} px crops); "
+                          f"{smaller}close other programs or raise the memory limit. Nothing was written") \
             from None
 
 
