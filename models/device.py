@@ -99,10 +99,17 @@ def resolve_device(name: Optional[str] = "auto") -> Tuple["torch.device", str]: 
 
 
 def cuda_half_dtype(device=None) -> "torch.dtype":  # noqa: F821
-    """bfloat16 on a CUDA GPU that computes it natively (Ampere and later), else float16: torch's own test also
-    says yes for older GPUs that only emulate bfloat16, slowly."""
+    """bfloat16 on a CUDA GPU that computes it natively (compute capability 8 and later: Ampere, Hopper...), else
+    float16: torch's own test also says yes for older GPUs that only emulate bfloat16, slowly, and reads the
+    current GPU, not `device` (on a machine with a T4 and an A100, cuda:1 got cuda:0's answer)."""
     import torch
 
+    if device is not None and getattr(torch.device(device), "type", None) == "cuda":
+        try:
+            return torch.bfloat16 if torch.cuda.get_device_properties(torch.device(device)).major >= 8 \
+                else torch.float16
+        except (RuntimeError, AssertionError, ValueError):  # a device torch cannot describe: its own test below
+            pass
     try:
         native = torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:  # a torch without the keyword

@@ -14,4 +14,11 @@ site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
 ln -s "$root" "$site/claire"
 out=${1:-$root/build}
-PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" "$python" -m claire.claire_plugin.tools.gpu_check --out "$out"
+# the check runs in the background so that a signal (a time limit's SIGTERM, Ctrl+C) is handled at once: it stops
+# the check and exits through the EXIT trap (dash runs no EXIT trap when a signal ends the shell itself)
+PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" "$python" -m claire.claire_plugin.tools.gpu_check --out "$out" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null; exit 129' HUP
+trap 'kill -TERM "$child" 2>/dev/null; exit 130' INT
+trap 'kill -TERM "$child" 2>/dev/null; exit 143' TERM
+wait "$child"

@@ -139,3 +139,31 @@ def test_what_was_measured_stays_when_the_check_is_killed(tmp_path, monkeypatch)
     assert mpix / (b["bare_forward_s"] + half) - 0.01 <= b["mpix_per_s"] <= mpix / max(b["bare_forward_s"] - half,
                                                                                           1e-9) + 0.01
     assert set(report["float32_matmul"]) == {"matmul_allow_tf32", "cudnn_allow_tf32"}
+
+
+def test_the_script_removes_its_link_folder_when_stopped(tmp_path):
+    """QA round 18 (review): dash runs no EXIT trap when a signal ends the shell, so a GPU check stopped at its time
+    limit (SIGTERM) left its temporary folder behind."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from claire.claire_plugin.paths import PACKAGE_ROOT
+
+    script = os.path.join(PACKAGE_ROOT, "claire_plugin", "tools", "gpu_check.sh")
+    slow = tmp_path / "python3"
+    slow.write_text("#!/bin/sh\n[ \"$1\" = -c ] && exit 0\nexec sleep 30\n")  # imports fine, then a long check
+    slow.chmod(0o755)
+    temp = tmp_path / "t"
+    temp.mkdir()
+    proc = subprocess.Popen(["sh", script, str(tmp_path / "o")], env=dict(os.environ, PYTHON=str(slow),
+                                                                          TMPDIR=str(temp)))
+    deadline = time.monotonic() + 60
+    while not os.listdir(temp) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(temp), "the script made no link folder"
+    time.sleep(0.3)  # the shell waits for its check now
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143  # at once, not when the check ends
+    assert os.listdir(temp) == []

@@ -102,6 +102,23 @@ def test_mixed_precision_on_a_gpu_that_only_emulates_bfloat16_is_float16(monkeyp
     assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
 
 
+def test_mixed_precision_follows_the_gpu_it_runs_on(monkeypatch):
+    """QA round 18 (review): torch's is_bf16_supported reads the current GPU, so on a machine with a T4 (cuda:0)
+    and an A100 (cuda:1) a run on cuda:1 got float16 and one on cuda:0 asked of an A100 bfloat16."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core.runtime.precision import autocast_dtype
+    from claire.models.device import cuda_half_dtype
+
+    majors = {0: 7, 1: 8}
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda d: SimpleNamespace(major=majors[torch.device(d).index or 0]))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert cuda_half_dtype(torch.device("cuda:0")) == torch.float16 == autocast_dtype(torch.device("cuda:0"))
+    assert cuda_half_dtype("cuda:1") == torch.bfloat16 == autocast_dtype(torch.device("cuda:1"))
+    assert cuda_half_dtype() == torch.bfloat16  # no device: torch's answer for the current one
+
+
 @pytest.fixture
 def working_cuda(monkeypatch):
     """torch sees a CUDA GPU that runs kernels (the probe's tensor is made on the CPU here, as a GPU would)."""
