@@ -152,10 +152,33 @@ def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
     for c in per_class:
         if 0 < c["map_pixels"] and c["points"] < min(FEW_POINTS, c["map_pixels"]):  # every pixel sampled: a census
             out.append(f"map class {quoted(c['name'])} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
-                       f"its accuracies and area have wide confidence intervals")
+                       f"its accuracies and area have wide confidence intervals{_all_alike(c)}")
     if skipped:
         out.append(f"{skipped} point(s) without a reference label were skipped")
     return out
+
+
+def wilson95(hits: int, n: int) -> Optional[List[float]]:
+    """The Wilson score 95 % interval [low, high] of a share of `hits` in `n` (None for n = 0): unlike the Wald
+    interval (share +- 1.96 SE) it is not 0 wide when every point agrees."""
+    if n <= 0:
+        return None
+    p, z2 = hits / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def _all_alike(c: Dict[str, Any]) -> str:
+    """For a class whose few points all agree with the map, or none does: the paper's interval is then +- 0,
+    which reads as certainty; the Wilson interval of the same points says how far it could be."""
+    users, n = c.get("users_accuracy"), int(c.get("points") or 0)
+    if users is None or n < 1 or users not in (0.0, 1.0):
+        return ""
+    low, high = wilson95(round(users * n), n)
+    agree = "all agree with the map" if users == 1.0 else "none agrees with the map"
+    return (f"; its {n} point(s) {agree}, so the user's accuracy's interval by the paper's formula is +- 0, which "
+            f"is not certainty: from {n} point(s) the 95 % Wilson interval is {100 * low:.0f}-{100 * high:.0f} %")
 
 
 def _foreign_codes(per_class: List[Dict[str, Any]]) -> List[str]:

@@ -505,3 +505,25 @@ def test_the_classify_table_keeps_whole_class_names():
                "total_area_ha": 0.2}
     lines = format_table(summary).splitlines()
     assert long in lines[1] and lines[1].index(" 10 ") == lines[2].index(" 10 ")  # the figures stay in columns
+
+
+def test_a_few_points_that_all_agree_are_not_told_as_certainty():
+    """Left by round 17 (a statistician): 6 points of a class that all agree gave a user's accuracy of 100 % +- 0.0
+    (the paper's Wald interval), which reads as certainty; the warning now gives the Wilson interval of the same
+    points (6 of 6: 61-100 %; 0 of 6: 0-39 %), and classes whose points disagree keep the plain warning."""
+    from claire.claire_plugin.core.area_estimate import wilson95
+
+    low, high = wilson95(6, 6)
+    assert (round(low, 3), round(high, 9)) == (0.610, 1.0)
+    assert wilson95(0, 6)[0] == 0.0 and round(wilson95(0, 6)[1], 3) == 0.390
+    assert wilson95(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)  # the textbook value
+    assert wilson95(0, 0) is None
+    mv = [1] * 6 + [2] * 6 + [3] * 40
+    rv = [1] * 6 + [1] * 6 + [3] * 36 + [1] * 4
+    r = area_weighted_accuracy(mv, rv, {1: 1000, 2: 1000, 3: 5000}, 100.0, {1: "a", 2: "b", 3: "c"})
+    pc = {c["value"]: c for c in r["per_class"]}
+    assert pc[1]["users_ci95"] == 0.0 and pc[2]["users_ci95"] == 0.0  # the paper's formula, kept as it is
+    said = {w.split("'")[1]: w for w in r["warnings"] if w.startswith("map class")}
+    assert "all agree with the map" in said["a"] and "95 % Wilson interval is 61-100 %" in said["a"], said
+    assert "none agrees with the map" in said["b"] and "interval is 0-39 %" in said["b"], said
+    assert "c" not in said  # 40 points: no few-points warning
