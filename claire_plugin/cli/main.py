@@ -122,7 +122,8 @@ def _open_standard_streams() -> None:
         except OSError:  # no /dev/null: nothing better to do
             continue
         if getattr(sys, name) is None:
-            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", errors="backslashreplace",
+                                    closefd=False))
 
 
 def _printable_stdout() -> None:

@@ -251,6 +251,7 @@ TRAIN_FLAG_TO_FIELD = {
     "--buffer": _not_in_dock("the buffer between training and validation polygons"),
     "--rf-trees": _not_in_dock("the random forest's tree count"),
     "--context": _not_in_dock("the network's context of a training from a folder"),
+    "--size": _not_in_dock("the network size of a training from a folder"),
     "--no-baseline": _not_in_dock("skipping the random-forest baseline"),
     "--validation": _not_in_dock("a separate validation layer"),
     "--classes": _not_in_dock("the names of a label raster's codes; the Train tab trains from polygons or points, "

@@ -200,6 +200,7 @@ TRAIN_FLAG_TO_PARAMETER = {
     "--optical-offset": _cli_only("the optical offset; this algorithm reads it from the file"),
     "--classes": "CLASS_NAMES", "--threads": "THREADS",
     "--seed": "SEED",
+    "--size": _cli_only("the network size of a training from a folder"),
     "--name-field": "NAME_FIELD",
     "--label-layer": "the LABELS layer", "--validation-layer": "the VALIDATION layer",
 }

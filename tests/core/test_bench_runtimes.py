@@ -112,12 +112,22 @@ def test_the_bare_forward_is_the_prepared_runtime_fed_the_engines_batches_withou
         return compiled.Runtime(Counting(real(model, card, device, "eager", tile, batch, channels).model), "aot",
                                 "runtime: stand-in", "built")
 
+    real_bare, builds_inside = bench_measure._bare, []
+
+    def bare_spy(*a, **k):  # a build inside the timed forward would show here, on any machine's speed
+        before = len(prepared)
+        out = real_bare(*a, **k)
+        builds_inside.append(len(prepared) - before)
+        return out
+
     monkeypatch.setattr(compiled, "prepare", slow_build)
+    monkeypatch.setattr(bench_measure, "_bare", bare_spy)
     row = bench_measure.measure_one(str(tmp_path), 256, ckpt, 3, 1, runtime="aot")
     assert ROW_FIELDS - {"agreement_with_eager"} <= set(row)
     assert row["runtime"] == row["runtime_used"] == "aot" and row["build"] == "built"
     assert row["build_load_s"] >= 1.0 and row["end_to_end_s"] >= 1.0  # the engine prepares its own
-    assert row["bare_forward_s"] < 1.0, "the bare forward must not time the build"
+    # structural, not by the clock: a wall-clock bound failed on a busy machine (QA round 18)
+    assert builds_inside and not any(builds_inside), "the bare forward must not time the build"
     assert len(prepared) == 3 and all(p[0] == "aot" and p[4] for p in prepared)  # bench, engine, bare
     shape = bench_measure.model_inputs(_card(ckpt), 3, 256)
     want = bench_measure.engine_batches(256, shape["tile"], shape["context"], 3)

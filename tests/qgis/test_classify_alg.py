@@ -183,7 +183,7 @@ def test_band_lists_read_as_on_the_command_line_and_in_the_dock(claire_plugin, r
 def test_band_zero_is_refused_naming_the_parameter(claire_plugin, raster_pair, tiny_checkpoint, tmp_path):
     from qgis.core import QgsProcessingException
 
-    with pytest.raises(QgsProcessingException, match=r"SAR_BANDS '0,1' has band number 0 below 1"):
+    with pytest.raises(QgsProcessingException, match=r"\(SAR_BANDS\) '0,1' has band number 0 below 1"):
         _run(raster_pair, str(tmp_path / "x.tif"), tiny_checkpoint, SAR_BANDS="0,1")
     assert not os.path.exists(tmp_path / "x.tif")
 

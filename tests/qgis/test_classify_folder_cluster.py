@@ -47,7 +47,7 @@ def test_unreachable_scheduler_names_the_parameter(claire_plugin, tmp_path, tiny
     with pytest.raises(QgsProcessingException, match="cannot reach the Dask scheduler"):
         processing.run("claire:classify_folder", _params(opt_dir, sar_dir, str(tmp_path / "out"), tiny_checkpoint,
                                                          DASK_SCHEDULER=f"tcp://127.0.0.1:{free_port()}"))
-    with pytest.raises(QgsProcessingException, match="DASK_SCHEDULER 'nowhere:1' is not a Dask scheduler"):
+    with pytest.raises(QgsProcessingException, match=r"\(DASK_SCHEDULER\) 'nowhere:1' is not a Dask scheduler"):
         processing.run("claire:classify_folder", _params(opt_dir, sar_dir, str(tmp_path / "out"), tiny_checkpoint,
                                                          DASK_SCHEDULER="nowhere:1"))
 
