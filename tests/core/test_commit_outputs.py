@@ -366,8 +366,21 @@ def test_a_signal_among_the_renames_waits_until_the_set_is_committed(tmp_path, m
     files = atomic.OutputSet()
     files.add_text(str(tmp_path / "a.json"), "new a")
     files.add_text(str(tmp_path / "b.md"), "new b")
-    with pytest.raises(KeyboardInterrupt):
+    # Python's own handlers, whatever an earlier test or library left (the whole suite failed here twice, alone never)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
         files.commit()
+        raised = False
+    except KeyboardInterrupt:
+        raised = True
+    finally:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        for sig, handler in before.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+    assert raised, f"no KeyboardInterrupt after the commit; handlers before the test {before}, blocked {blocked}"
     assert len(calls) == 2 and sorted(os.listdir(tmp_path)) == ["a.json", "b.md"]  # no backup left
     assert (tmp_path / "a.json").read_text() == "new a" and (tmp_path / "b.md").read_text() == "new b"
     assert atomic.committed() == [str(tmp_path / "a.json"), str(tmp_path / "b.md")]

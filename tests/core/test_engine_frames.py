@@ -178,3 +178,33 @@ def test_training_reads_a_sar_strip_edge_as_the_engine_hands_it_to_the_model(tmp
         expect = outside_filled(fo, np.zeros_like(gap), np.where(gap, np.nan, fs), gap, None)[2]
         np.testing.assert_allclose(s, expect, rtol=1e-6)  # the SAR mirrored across the strip's edge
         np.testing.assert_allclose(gate_input(sc, o, bad), gate_input(full, fo, fbad))  # no cloud of 1 over optical
+
+
+@pytest.mark.parametrize("declare, tiled, interleave", [(True, True, "pixel"), (False, True, "pixel"),
+                                                        (True, False, "band"), (False, True, "band")])
+def test_the_data_box_of_a_large_scene_holds_every_pixel_with_data(tmp_path, declare, tiled, interleave):
+    """QA round 18 (what the fixes cost): the data box of a scene over 1024 px was read as one reduced read, which
+    on a deflate, pixel-interleaved file with 1024 px blocks decompressed each block again for every output row
+    (a 2048² pair: over 7 minutes before the first tile). It is read a block at a time now; the box still holds
+    every pixel with data, and exceeds the exact one by at most three read pixels a side."""
+    from claire.claire_plugin.core.io.raster_io import DATA_MASK_SIDE, _valid_box
+
+    h, w, bands = 2300, 2900, 4
+    rng = np.random.default_rng(3)
+    a = np.zeros((bands, h, w), np.uint16)
+    r0, c0, r1, c1 = 333, 517, 2011, 2689
+    a[:, r0:r1, c0:c1] = rng.integers(1, 5000, (bands, r1 - r0, c1 - c0))
+    prof = dict(driver="GTiff", height=h, width=w, count=bands, dtype="uint16", crs="EPSG:32632",
+                transform=rasterio.Affine(10, 0, 500000, 0, -10, 5000000), nodata=0 if declare else None,
+                compress="deflate", interleave=interleave)
+    if tiled:
+        prof.update(tiled=True, blockxsize=1024, blockysize=1024)
+    path = str(tmp_path / "framed.tif")
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(a)
+    with rasterio.open(path) as ds:
+        box = _valid_box(ds)
+    f = -(-max(h, w) // DATA_MASK_SIDE)
+    assert box is not None
+    assert box[0] <= r0 and box[1] <= c0 and box[2] >= r1 and box[3] >= c1, box
+    assert r0 - box[0] <= 3 * f and c0 - box[1] <= 3 * f and box[2] - r1 <= 3 * f and box[3] - c1 <= 3 * f, box
