@@ -90,6 +90,13 @@ class ThreadSteering:
                 why = (f"other programs have {others} thread(s) ready to run on the {cpu_cores()} cores" if others
                        else f"this process may run on {cpu_cores()} core(s) only")
                 messages.append(f"threads: starting with {self.policy.threads} of {most}: {why}")
+        elif device.type == "cpu" and most > 1 and unit == "step":  # a training's count the user gave: kept
+            others = other_runnable()
+            if others >= cpu_cores():
+                messages.append(f"threads: keeping the {most} given although other programs have {others} thread(s) "
+                                f"ready to run on the {cpu_cores()} cores: each step waits for a preempted thread "
+                                f"and takes several times its CPU; leave the thread count out to let the training "
+                                f"adapt it")
         self._settled = self.policy.settled if self.policy else most
         self._batch = 0
 
