@@ -2,12 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from qgis.PyQt import sip
-
-# A widget a test made without a parent is Python's, and PyQt destroys what Python owns when the interpreter exits,
-# after QGIS has exited: that crashed the run at its very end (rc 139 after "40 passed", test_gui.py alone, QA
-# round 18; a core dump shows PyQt's clean-up in Py_FinalizeEx). In QGIS the dock belongs to the main window.
-sip.setdestroyonexit(False)
 
 
 @pytest.fixture(scope="session")
