@@ -511,9 +511,10 @@ def _input_files(path: str) -> List[str]:
         ds = gdal.OpenEx(path, gdal.OF_RASTER)
         files = (ds.GetFileList() if ds is not None else None) or []
         ds = None
-        files = [f[len("/vsizip/"):].split(".zip")[0] + ".zip" if f.startswith("/vsizip/") and ".zip" in f else f
-                 for f in files]
-        files = [f for f in files if not f.lower().endswith(_SIDECARS)]
+        from .io.gdal_names import local_files
+
+        files = [found for f in files for found in (local_files(f) or [f])]  # /vsizip/, /vsitar/: the archive
+        files = [f for f in dict.fromkeys(files) if not f.lower().endswith(_SIDECARS)]
         return files or [path]
     except Exception:  # noqa: BLE001 - unreadable here: the path itself
         return [path]

@@ -412,3 +412,26 @@ def test_a_scene_copied_in_with_its_old_date_or_behind_a_vrt_is_classified_again
     later = os.path.getmtime(made) + 60
     os.utime(first.results[2]["sar"], (later, later))
     assert _newer_input(made, vrt)  # the VRT's source, not the .vrt file, changed
+
+
+def test_the_input_files_of_a_raster_in_an_archive_are_the_archive(tmp_path):
+    """QA round 18 (review): /vsizip/ names were cut at a lower-case '.zip' only, so a scene in SCENE.ZIP or a .tar
+    was no file at all and a scene delivered again in it was never noticed by --skip-existing."""
+    import tarfile
+    import zipfile
+
+    import numpy as np
+
+    from claire.claire_plugin.core.batch import _input_files, input_identity
+    from claire.tests.fixtures.helpers import write_raster
+
+    tif = write_raster(str(tmp_path / "scene.tif"), np.ones((2, 8, 8), np.float32))
+    upper = tmp_path / "SCENE.ZIP"
+    with zipfile.ZipFile(upper, "w") as z:
+        z.write(tif, "scene.tif")
+    with tarfile.open(tmp_path / "scene.tar", "w") as t:
+        t.add(tif, "scene.tif")
+    assert _input_files(f"/vsizip/{upper}/scene.tif") == [str(upper)]
+    assert _input_files(f"/vsitar/{tmp_path / 'scene.tar'}/scene.tif") == [str(tmp_path / "scene.tar")]
+    seen = input_identity(f"/vsizip/{upper}/scene.tif", tif)
+    assert seen["optical"][0][:2] == ["SCENE.ZIP", upper.stat().st_size] and seen["sar"][0][0] == "scene.tif"
