@@ -424,8 +424,8 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
               earlier: Optional[Dict[str, Dict[str, Any]]] = None) -> List[PairJob]:
     """One PairJob per pair of `pairing`, with the output names in `out_dir`; with `skip_existing`, a pair whose
     outputs are complete is skipped, unless its map holds other classes than `classes` (value: name, the run's) or
-    an input differs from the one the map was made from (`earlier`: the earlier summary's records by absolute
-    output path, _earlier_records)."""
+    an input differs from the one the map was made from (`earlier`: the earlier summary's records by output file
+    name, _earlier_records)."""
     from .io.pairing import output_name
 
     jobs = []
@@ -438,7 +438,7 @@ def make_jobs(pairing, out_dir: str, confidence: bool, skip_existing: bool,
         if done and classes is not None and map_classes(output) != classes:
             done, note = False, ("classified again: the map there from before holds other classes (another model's "
                                  "or level's), and a folder of maps in two class schemes would not compare")
-        recorded = ((earlier or {}).get(os.path.abspath(output)) or {}).get("inputs_seen")
+        recorded = ((earlier or {}).get(os.path.basename(output)) or {}).get("inputs_seen")
         if done and (not _same_inputs(recorded, seen) if isinstance(recorded, dict)
                      else _newer_input(output, pair.optical, pair.sar)):
             done, note = False, ("classified again: an input is not the file the map there was made from (its size "
@@ -561,15 +561,16 @@ KEPT = ("valid_pixels", "area_ha", "warnings", "device") + SHARES
 
 
 def _earlier_records(out_dir: str) -> Dict[str, Dict[str, Any]]:
-    """The earlier batch summary's records of maps written then, by absolute output path ({} without one): a
-    --skip-existing run that adds a date kept none of the earlier dates' areas."""
+    """The earlier batch summary's records of maps written then, by output file name ({} without one; the names of
+    one folder's maps differ, and a project copied elsewhere keeps them): a --skip-existing run that adds a date
+    kept none of the earlier dates' areas."""
     path = os.path.join(out_dir, SUMMARY_JSON)
     try:
         with open(path, encoding="utf-8") as fh:
             records = json.load(fh).get("results") or []
     except (OSError, ValueError, AttributeError):
         return {}
-    return {os.path.abspath(r["output"]): r for r in records
+    return {os.path.basename(str(r["output"])): r for r in records
             if isinstance(r, dict) and r.get("output") and r.get("status") in ("ok", "skipped")}
 
 
@@ -604,7 +605,8 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     runner = executor if executor is not None else LocalExecutor()
     for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
         if fields.get("status") == "skipped":  # its areas and shares as the run that made the map recorded them
-            fields = {**{k: v for k, v in before.get(os.path.abspath(job.output), {}).items() if k in KEPT}, **fields}
+            fields = {**{k: v for k, v in before.get(os.path.basename(job.output), {}).items() if k in KEPT},
+                      **fields}
         summary.results[job.index].update(fields)
         if on_pair is not None:
             on_pair(job.index, len(jobs), summary.results[job.index], result)
