@@ -91,7 +91,10 @@ def titled_message(text: str, params: List[QgsProcessingParameterDefinition]) ->
     by_name = {p.name(): p for p in params}
     names = sorted((n for n in by_name if n not in _PROSE_NAMES), key=len, reverse=True)
     if names:
-        pattern = re.compile(r"(?<![\w(])(" + "|".join(map(re.escape, names)) + r")(?![\w)=])(?! \()")
+        # a name, not part of a path or file name ('/data/OUTPUT/x.tif', LABELS.gpkg) or already titled
+        pattern = re.compile(r"(?<![\w(/\\.\-])(" + "|".join(map(re.escape, names))
+                             + r")(?![\w)=/\\\-])(?!\.\w)(?! \()")
+        quoted_value = re.compile(r"""(?:^|(?<=[\s(]))(?:'[^']*'|"[^"]*")(?=$|[\s),.;:])""")  # a path or value
         seen = set()
 
         def title(match) -> str:  # the first mention titled; the name alone after that
@@ -101,7 +104,11 @@ def titled_message(text: str, params: List[QgsProcessingParameterDefinition]) ->
             seen.add(name)
             return parameter_title(by_name[name])
 
-        text = pattern.sub(title, text)
+        pieces, at = [], 0
+        for q in quoted_value.finditer(text):
+            pieces += [pattern.sub(title, text[at:q.start()]), q.group(0)]
+            at = q.end()
+        text = "".join(pieces + [pattern.sub(title, text[at:])])
     for name in _PROSE_NAMES & set(by_name):
         if text.startswith(f"{name}:"):
             text = parameter_title(by_name[name]) + text[len(name):]

@@ -63,3 +63,24 @@ def test_a_file_name_holding_a_bar_is_the_file(tmp_path, raster_pair):
     assert check_raster_files({"OPTICAL": odd}, {"OPTICAL": "optical"}) is None
     layer = QgsRasterLayer(odd, "odd", "gdal")
     assert layer.isValid() and layer_file(layer) == (odd, None)
+
+
+def test_messages_title_parameters_but_not_paths_or_file_names():
+    """Round 18: a message names a parameter as the dialog labels it, with its name, at its first mention; a path or
+    file name that holds a parameter's name ('/data/OUTPUT/x.tif', LABELS.gpkg, a quoted value) is left as it is,
+    and a name that is also a word ("SAR") only where the message begins with it."""
+    from qgis.core import QgsProcessingParameterString
+
+    from claire.claire_plugin.processing.base import titled_message
+
+    params = [QgsProcessingParameterString(n, d) for n, d in
+              (("OUTPUT", "Classified map"), ("LABELS", "Training polygons"), ("FIELD", "Class field"),
+               ("SAR", "SAR raster"))]
+    assert titled_message("FIELD: choose the field of LABELS that holds the class; FIELD is empty", params) == \
+        "Class field (FIELD): choose the field of Training polygons (LABELS) that holds the class; FIELD is empty"
+    assert titled_message("cannot write /home/u/OUTPUT/x.tif; choose another OUTPUT", params) == \
+        "cannot write /home/u/OUTPUT/x.tif; choose another Classified map (OUTPUT)"
+    assert titled_message("the labels 'my LABELS' and LABELS.gpkg do not exist; give LABELS", params) == \
+        "the labels 'my LABELS' and LABELS.gpkg do not exist; give Training polygons (LABELS)"
+    assert titled_message("SAR: the SAR raster has 2 bands", params) == "SAR raster (SAR): the SAR raster has 2 bands"
+    assert titled_message("Class field (FIELD) is required", params) == "Class field (FIELD) is required"
