@@ -1,6 +1,7 @@
 """What every CLAIRE algorithm shares: group, icon, instance creation, help, parameters and error mapping."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
@@ -71,47 +72,52 @@ COMMON_TAGS = ("land cover", "landcover", "land use", "classification", "CLAIRE"
                "Sentinel-1", "SAR", "optical", "remote sensing")
 
 
-def parameter_title(param: QgsProcessingParameterDefinition) -> str:
-    """A parameter as the dialog labels it, with the name qgis_process and scripts use: "Device (DEVICE)"."""
-    return f"{param.description()} ({param.name()})"
+def parameter_title(param: QgsProcessingParameterDefinition, short: bool = False) -> str:
+    """A parameter as the dialog labels it, with the name qgis_process and scripts use: "Device (DEVICE)"; `short`
+    leaves out a hint the label ends with ("Tile size kept (0: default 896)" -> "Tile size kept"), for messages."""
+    label = param.description()
+    if short:
+        label = re.sub(r"\s*\([^()]*\)$", "", label) or label
+    return f"{label} ({param.name()})"
 
 
 #: Parameter names that are also words of the messages' prose ("the SAR raster"): titled only where a message
 #: begins with them ("SAR: ...").
 _PROSE_NAMES = frozenset({"SAR", "N"})
+#: A path, file name or quoted value in a message: left as it is.
+_QUOTED_VALUE = re.compile(r"""(?:^|(?<=[\s(]))(?:'[^']*'|"[^"]*")(?=$|[\s),.;:])""")
 
 
 def titled_message(text: str, params: List[QgsProcessingParameterDefinition]) -> str:
     """`text` with the first mention of each parameter name as the dialog's label plus the name ("FIELD: choose the
-    field of LABELS" -> "Class field (FIELD): choose the field of Training polygons (LABELS)"), so that a user of
-    the dialog finds the box and a user of qgis_process the name. Names already beside their label, or followed
-    by "=" (a value given as NAME=value), are left as they are."""
-    import re
-
+    field of LABELS" -> "Class field (FIELD): choose the field of Training polygons or points (LABELS)"), so that
+    a user of the dialog finds the box and a user of qgis_process the name; a value after it reads "= value"
+    ("use e.g. TILE_SIZE 512" -> "use e.g. Tile size kept (TILE_SIZE) = 512"). Left as they are: names in a path, a
+    file name, a quoted value or a code sample (REFERENCE:CLASSIFIED, NAME=value), a name already titled or
+    alone in parentheses, and later mentions."""
     by_name = {p.name(): p for p in params}
     names = sorted((n for n in by_name if n not in _PROSE_NAMES), key=len, reverse=True)
     if names:
-        # a name, not part of a path or file name ('/data/OUTPUT/x.tif', LABELS.gpkg) or already titled
-        pattern = re.compile(r"(?<![\w(/\\.\-])(" + "|".join(map(re.escape, names))
-                             + r")(?![\w)=/\\\-])(?!\.\w)(?! \()")
-        quoted_value = re.compile(r"""(?:^|(?<=[\s(]))(?:'[^']*'|"[^"]*")(?=$|[\s),.;:])""")  # a path or value
+        pattern = re.compile(r"(?<![\w/\\.\-:])(" + "|".join(map(re.escape, names))
+                             + r")(?![\w=/\\\-])(?![.:]\S)(?! \()( \d[\d,.]*)?")
         seen = set()
 
-        def title(match) -> str:  # the first mention titled; the name alone after that
-            name = match.group(1)
-            if name in seen:
-                return name
+        def title(match) -> str:
+            name, value, whole = match.group(1), match.group(2) or "", match.string
+            start, end = match.start(1), match.end(1)
+            if name in seen or (whole[start - 1:start] == "(" and whole[end:end + 1] == ")"):
+                return match.group(0)
             seen.add(name)
-            return parameter_title(by_name[name])
+            return parameter_title(by_name[name], short=True) + (f" = {value.strip()}" if value else "")
 
         pieces, at = [], 0
-        for q in quoted_value.finditer(text):
+        for q in _QUOTED_VALUE.finditer(text):
             pieces += [pattern.sub(title, text[at:q.start()]), q.group(0)]
             at = q.end()
         text = "".join(pieces + [pattern.sub(title, text[at:])])
     for name in _PROSE_NAMES & set(by_name):
         if text.startswith(f"{name}:"):
-            text = parameter_title(by_name[name]) + text[len(name):]
+            text = parameter_title(by_name[name], short=True) + text[len(name):]
     return text
 
 

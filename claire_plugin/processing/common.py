@@ -202,7 +202,9 @@ TRAIN_FLAG_TO_PARAMETER = {
     "--seed": "SEED",
     "--size": _cli_only("the network size of a training from a folder"),
     "--name-field": "NAME_FIELD",
-    "--label-layer": "the LABELS layer", "--validation-layer": "the VALIDATION layer",
+    "--label-layer": "LABELS as the layer (load it in QGIS and choose it, or give the file as PATH|layername=NAME)",
+    "--validation-layer": "VALIDATION as the layer (load it in QGIS and choose it, or give the file as "
+                          "PATH|layername=NAME)",
 }
 
 

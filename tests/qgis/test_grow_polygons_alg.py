@@ -92,7 +92,7 @@ def test_grow_polygons_messages_name_the_parameters(claire_plugin, tmp_path, tin
     o, s, points = _inputs(tmp_path)
     base = {"OPTICAL": o, "SAR": s, "POINTS": points, "FIELD": "cover", "CHECKPOINT": tiny_checkpoint,
             "OUTPUT": str(tmp_path / "grown.gpkg")}
-    for extra, expected in (({"FIELD": "klass"}, "(FIELD)"), ({"SAR_UNITS": 2}, "(SAR_UNITS) 1 (dB)")):
+    for extra, expected in (({"FIELD": "klass"}, "(FIELD)"), ({"SAR_UNITS": 2}, "(SAR_UNITS) = 1 (dB)")):
         with pytest.raises(QgsProcessingException) as info:
             processing.run("claire:grow_polygons", {**base, **extra})
         assert expected in str(info.value) and "--" not in str(info.value), str(info.value)

@@ -66,16 +66,18 @@ def test_a_file_name_holding_a_bar_is_the_file(tmp_path, raster_pair):
 
 
 def test_messages_title_parameters_but_not_paths_or_file_names():
-    """Round 18: a message names a parameter as the dialog labels it, with its name, at its first mention; a path or
-    file name that holds a parameter's name ('/data/OUTPUT/x.tif', LABELS.gpkg, a quoted value) is left as it is,
-    and a name that is also a word ("SAR") only where the message begins with it."""
+    """Round 18: a message names a parameter as the dialog labels it (without the hint a label ends with), with its
+    name, at its first mention, and a value after it as "= value"; a path, file name, quoted value or code sample
+    that holds a parameter's name ('/data/OUTPUT/x.tif', LABELS.gpkg, REFERENCE:CLASSIFIED) is left as it is, so
+    is a name alone in parentheses, and a name that is also a word ("SAR") unless the message begins with it."""
     from qgis.core import QgsProcessingParameterString
 
     from claire.claire_plugin.processing.base import titled_message
 
     params = [QgsProcessingParameterString(n, d) for n, d in
               (("OUTPUT", "Classified map"), ("LABELS", "Training polygons"), ("FIELD", "Class field"),
-               ("SAR", "SAR raster"))]
+               ("SAR", "SAR raster"), ("TILE_SIZE", "Tile size kept (0: default 896)"),
+               ("REFERENCE", "Reference raster"), ("CLASSIFIED", "Classified raster"))]
     assert titled_message("FIELD: choose the field of LABELS that holds the class; FIELD is empty", params) == \
         "Class field (FIELD): choose the field of Training polygons (LABELS) that holds the class; FIELD is empty"
     assert titled_message("cannot write /home/u/OUTPUT/x.tif; choose another OUTPUT", params) == \
@@ -84,3 +86,9 @@ def test_messages_title_parameters_but_not_paths_or_file_names():
         "the labels 'my LABELS' and LABELS.gpkg do not exist; give Training polygons (LABELS)"
     assert titled_message("SAR: the SAR raster has 2 bands", params) == "SAR raster (SAR): the SAR raster has 2 bands"
     assert titled_message("Class field (FIELD) is required", params) == "Class field (FIELD) is required"
+    assert titled_message("tile size 16 is too small; use e.g. TILE_SIZE 512", params) == \
+        "tile size 16 is too small; use e.g. Tile size kept (TILE_SIZE) = 512"
+    assert titled_message("the entry '1-2' is not REFERENCE:CLASSIFIED; write 10:1", params) == \
+        "the entry '1-2' is not REFERENCE:CLASSIFIED; write 10:1"
+    assert titled_message("declared dB (SAR) and (LABELS with its FIELD)", params) == \
+        "declared dB (SAR) and (Training polygons (LABELS) with its Class field (FIELD))"

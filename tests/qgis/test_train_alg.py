@@ -189,7 +189,7 @@ def test_classify_with_the_forest_without_one_is_refused(claire_plugin, scene, t
     from qgis.core import QgsProcessingException
 
     out = str(tmp_path / "m.safetensors")
-    with pytest.raises(QgsProcessingException, match="RF_TREES is 0"):
+    with pytest.raises(QgsProcessingException, match=r"\(RF_TREES\) is 0"):
         processing.run("claire:train", {**scene, **FAST, "RF_TREES": 0, "OUTPUT": out,
                                         "REPORT": str(tmp_path / "r.json"), "CLASSIFIED": str(tmp_path / "c.tif"),
                                         "CLASSIFY_WITH": 1})
@@ -310,7 +310,8 @@ def test_class_names_problems_are_named_as_parameters(claire_plugin, scene, tmp_
 
     out = str(tmp_path / "m.safetensors")
     base = {**scene, **FAST, "OUTPUT": out, "REPORT": str(tmp_path / "r.json")}
-    with pytest.raises(QgsProcessingException, match=r"raster \(value:name, \.\.\.\) \(CLASS_NAMES\): it names the codes of a label raster \(LABEL_RASTER\).*Class field \(FIELD\)"):
+    with pytest.raises(QgsProcessingException, match=r"Class names of the label raster \(CLASS_NAMES\): it names the codes of a label raster "
+                                                  r"\(LABEL_RASTER\).*Class field \(FIELD\)"):
         processing.run("claire:train", {**base, "CLASS_NAMES": "1:water"})
     raster = {**base, "LABELS": None, "FIELD": None, "LABEL_RASTER": _label_raster(tmp_path)}
     with pytest.raises(QgsProcessingException) as err:
