@@ -108,6 +108,11 @@ def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[Li
     low = [b for b in bands if b < 1]
     if low:
         raise ClaireError(f"{name} {quoted(text)} has band number {low[0]} below 1; band numbers start at 1, {example}")
+    twice = sorted({b for b in bands if bands.count(b) > 1})
+    if twice:  # VV read as VH, or blue as near-infrared: a map that looks complete and is wrong
+        raise ClaireError(f"{name} {quoted(text)} names band {twice[0]} more than once; each band the checkpoint "
+                          f"expects must come from a band of its own (a file without one of them cannot stand in for "
+                          f"it by repeating another), {example}")
     return bands
 
 

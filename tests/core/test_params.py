@@ -23,6 +23,7 @@ def test_empty_means_automatic(text):
 @pytest.mark.parametrize("text, match", [
     ("0,1", r"band number 0 below 1"), ("2,-3", r"band number -3 below 1"),
     ("2,x", r"not a list of band numbers"), ("2.5", r"not a list of band numbers"),
+    ("1,1", r"names band 1 more than once"),  # QA round 18: VV read as VH was a map without a word
 ])
 def test_bad_lists_name_the_parameter_and_give_an_example(text, match):
     with pytest.raises(ClaireError, match=match) as info:
