@@ -435,3 +435,20 @@ def test_the_input_files_of_a_raster_in_an_archive_are_the_archive(tmp_path):
     assert _input_files(f"/vsitar/{tmp_path / 'scene.tar'}/scene.tif") == [str(tmp_path / "scene.tar")]
     seen = input_identity(f"/vsizip/{upper}/scene.tif", tif)
     assert seen["optical"][0][:2] == ["SCENE.ZIP", upper.stat().st_size] and seen["sar"][0][0] == "scene.tif"
+
+
+def test_same_inputs_needs_the_same_files_names_and_a_whole_record():
+    """Mutation check of round 18: a file added to or gone from an input (a VRT's new source, a .tfw), another
+    file name of the same size and time, and a record of another shape (a hand-edited or partial summary) each
+    count as other inputs, so the map is made again."""
+    from claire.claire_plugin.core.batch import _same_inputs
+
+    seen = {"optical": [["a.tif", 10, 1.0]], "sar": [["s.tif", 5, 1.0]]}
+    assert _same_inputs({"optical": [["a.tif", 10, 1.5]], "sar": [["s.tif", 5, 1.0]]}, seen)  # 0.5 s: the same
+    more = {"optical": [["a.tif", 10, 1.0], ["a.tfw", 80, 1.0]], "sar": [["s.tif", 5, 1.0]]}
+    assert not _same_inputs(seen, more) and not _same_inputs(more, seen)
+    assert not _same_inputs({"optical": [["b.tif", 10, 1.0]], "sar": [["s.tif", 5, 1.0]]}, seen)
+    assert not _same_inputs({"optical": [["a.tif", 10, 1.0]], "sar": [["s.tif", 5, 4.0]]}, seen)  # 3 s later
+    assert not _same_inputs({"optical": [["a.tif", 10, 1.0]]}, seen)
+    assert not _same_inputs({"optical": [["a.tif", "x", 1]], "sar": []}, seen)
+    assert not _same_inputs({"optical": "a.tif", "sar": [["s.tif", 5, 1.0]]}, seen)

@@ -396,3 +396,10 @@ def test_cards_the_schema_accepts_are_shown_and_classify(workdir):
     odd = _rewritten_checkpoint(tmp, ck, "text_count.safetensors", card=text_count)
     rc, out, stderr = cli(["info", odd["checkpoint"]])
     assert rc == 0 and "held out      whole polygons" in out, (out, stderr)
+
+    def true_count(c):
+        c.setdefault("training", {})["split"] = {"kind": "polygons", "per_class": {"a": {"val_polygons": True}}}
+
+    flag = _rewritten_checkpoint(tmp, ck, "true_count.safetensors", card=true_count)
+    rc, out, stderr = cli(["info", flag["checkpoint"]])
+    assert rc == 0 and "held out      whole polygons" in out and "1 whole" not in out, (out, stderr)

@@ -208,3 +208,38 @@ def test_the_data_box_of_a_large_scene_holds_every_pixel_with_data(tmp_path, dec
     assert box is not None
     assert box[0] <= r0 and box[1] <= c0 and box[2] >= r1 and box[3] >= c1, box
     assert r0 - box[0] <= 3 * f and c0 - box[1] <= 3 * f and box[2] - r1 <= 3 * f and box[3] - c1 <= 3 * f, box
+
+
+def test_the_data_box_reads_a_block_at_a_time_to_the_last_row_and_column(tmp_path):
+    """Mutation check of round 18: a raster whose sides are no multiple of its blocks or of the reduction, with data
+    in its bottom-right corner only: the box holds that corner (the last partial strip and column of the reduced mask
+    are read), and every read of the mask is of a window (one whole-raster reduced read stalled for minutes). (A
+    patch of data narrower than the reduction can fall between the sampled pixels, then or now.)"""
+    from claire.claire_plugin.core.io import raster_io
+
+    h, w = 3001, 4500
+    a = np.zeros((1, h, w), np.uint8)
+    a[0, h - 8:, w - 8:] = 7  # wider than the reduction (5): a sampled mask sees it
+    path = str(tmp_path / "corner.tif")
+    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:32632", transform=rasterio.Affine(10, 0, 500000, 0, -10, 5000000), tiled=True,
+                       blockxsize=512, blockysize=512, compress="deflate") as ds:
+        ds.write(a)
+
+    class Spy:
+        def __init__(self, ds):
+            self._ds, self.calls = ds, []
+
+        def __getattr__(self, name):
+            return getattr(self._ds, name)
+
+        def dataset_mask(self, **kw):
+            self.calls.append(kw)
+            return self._ds.dataset_mask(**kw)
+
+    with rasterio.open(path) as ds:
+        spy = Spy(ds)
+        box = raster_io._valid_box(spy)
+    assert box is not None and box[0] <= h - 1 < box[2] and box[1] <= w - 1 < box[3], box
+    assert box[2] == h and box[3] == w and box[0] >= h - 8 - 3 * 5 and box[1] >= w - 8 - 3 * 5, box
+    assert len(spy.calls) > 1 and all(c.get("window") is not None for c in spy.calls)

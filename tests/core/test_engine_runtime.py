@@ -165,6 +165,13 @@ def test_a_thread_count_the_user_gave_is_kept_by_trainings_steering(monkeypatch)
         # QA round 18: the count kept beside a busy machine is said (a step then took several times its CPU)
         assert len(notes) == 1 and "keeping the 2 given although other programs have 4 thread(s)" in notes[0]
         notes.clear()
+        monkeypatch.setattr(contention, "other_runnable", lambda: 2)  # as many as the cores: still oversubscribed
+        with schedule.StepSteering(torch.device("cpu"), notes, steer=False):
+            assert len(notes) == 1 and "keeping the 2 given" in notes[0]
+        notes.clear()
+        schedule.ThreadSteering(torch.device("cpu"), notes, steer=False)  # a classification's lanes: no such note
+        assert notes == []
+        monkeypatch.setattr(contention, "other_runnable", lambda: 4)
         with schedule.StepSteering(torch.device("cpu"), notes):  # not given: steered
             assert torch.get_num_threads() == 1 and "starting with 1 of 2" in notes[0]
         assert torch.get_num_threads() == 2

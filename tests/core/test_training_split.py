@@ -313,3 +313,29 @@ def test_footprints_against_a_brute_force_reference():
             if (ma & mb).any():
                 expect.add(tuple(sorted((a.group, b.group))))
     assert found == expect and expect
+
+
+def test_footprint_links_at_box_edges_in_any_order_and_across_blocks():
+    """Mutation check of round 18: polygons that meet only in the last row of the first box, footprints given in
+    no particular order, a pixel just beyond the other box (whose bit would be the next row's), and pixels in the
+    right-most 256 px block of the pixel index."""
+    from claire.claire_plugin.core.training.labels import Footprint, LabelPixels, _footprint_links, within
+
+    def fp(group, cells):
+        rr, cc = zip(*cells)
+        return Footprint.of(group, np.array(rr), np.array(cc))
+
+    empty = LabelPixels(rows=np.zeros(0, np.int64), cols=np.zeros(0, np.int64), cls=np.zeros(0, np.int64),
+                        group=np.zeros(0, np.int64))
+    a, b = fp(1, [(0, 0), (1, 0), (2, 0), (2, 1)]), fp(2, [(2, 1), (3, 1)])
+    far = fp(3, [(50, 40), (51, 40)])
+    for order in ([a, b], [b, a], [a, far, b], [far, b, a]):
+        assert _footprint_links(empty, {1: 0, 2: 1, 3: 0}, order) == [(1, 2, 2, 1)], order
+    a2, b2 = fp(4, [(0, 0), (1, 2), (1, 1)]), fp(5, [(0, 1), (1, 0), (2, 0)])  # boxes meet, no pixel shared
+    assert _footprint_links(empty, {4: 0, 5: 1}, [a2, b2]) == []
+    wide = fp(6, [(r, c) for r in range(0, 3) for c in range(0, 700)])
+    rows, cols = np.array([1, 1, 1, 5, 1]), np.array([0, 300, 520, 520, 699])
+    assert within([wide], rows, cols, 0).tolist() == [True, True, True, False, True]
+    far_rows, far_cols = np.array([600, 601, 900]), np.array([650, 651, 20])
+    corner = fp(7, [(600, 650)])
+    assert within([corner], far_rows, far_cols, 1.5).tolist() == [True, True, False]

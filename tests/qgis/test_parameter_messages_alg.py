@@ -90,5 +90,8 @@ def test_messages_title_parameters_but_not_paths_or_file_names():
         "tile size 16 is too small; use e.g. Tile size kept (TILE_SIZE) = 512"
     assert titled_message("the entry '1-2' is not REFERENCE:CLASSIFIED; write 10:1", params) == \
         "the entry '1-2' is not REFERENCE:CLASSIFIED; write 10:1"
+    for unchanged in ("give FIELD=class in qgis_process", "FIELD (Class field) is required",
+                      "the SAR raster has no CRS", "cannot write /data/OUTPUT"):
+        assert titled_message(unchanged, params) == unchanged
     assert titled_message("declared dB (SAR) and (LABELS with its FIELD)", params) == \
         "declared dB (SAR) and (Training polygons (LABELS) with its Class field (FIELD))"
