@@ -254,6 +254,10 @@ def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:
         path = source_file(value)
         if not os.path.exists(path):
             return f"{name}: {quoted(path)} does not exist; check the path"
+        if os.path.isdir(path) and param.type() == "file":
+            ext = getattr(param, "extension", lambda: "")() or ""
+            return (f"{name}: {quoted(path)} is a folder; give a file{f' (.{ext})' if ext else ''} in it, or leave "
+                    f"it empty where it is optional")
         kind = {"source": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
                 "vector": "a vector layer (GeoPackage, shapefile, GeoJSON...)",
                 "raster": "a raster GDAL can read (GeoTIFF, VRT...)"}.get(param.type(), "a layer or file of that kind")

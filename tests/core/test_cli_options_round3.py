@@ -200,7 +200,7 @@ def test_missing_name_field_names_the_option(workdir):
     assert "its fields are class" in line, line
     argv[argv.index("--field") + 1] = "klass"
     line = _refused(argv, tmp)
-    assert "have no field 'klass' (--field)" in line and "pass --field with the one holding the class" in line
+    assert "have no field 'klass'; their fields are" in line and "give the one holding the class as --field" in line
 
 
 @pytest.mark.parametrize("mode", ["labels", "data"])

@@ -2,6 +2,8 @@
 naming the parameter, the value and what is accepted, not QGIS's bare "Incorrect parameter value for NAME"."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from claire.tests.qgis.test_bad_inputs_alg import run_alg
@@ -95,3 +97,15 @@ def test_messages_title_parameters_but_not_paths_or_file_names():
         assert titled_message(unchanged, params) == unchanged
     assert titled_message("declared dB (SAR) and (LABELS with its FIELD)", params) == \
         "declared dB (SAR) and (Training polygons (LABELS) with its Class field (FIELD))"
+
+
+def test_a_checkpoint_given_as_a_folder_is_told_to_be_a_file(claire_plugin, pair, tmp_path):
+    """QA round 18 (a user's reading): a folder as CHECKPOINT was told "cannot be opened as a layer or file of that
+    kind; give a layer or file of that kind", which names no fix."""
+    optical, sar, out = pair
+    folder = tmp_path / "models"
+    folder.mkdir()
+    results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": out,
+                                                   "CHECKPOINT": str(folder)})
+    assert results is None and "is a folder; give a file (.safetensors) in it" in message, message
+    assert "(CHECKPOINT)" in message and not os.path.exists(out)

@@ -433,8 +433,8 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
             os.path.exists(path[:-4] + ext) for ext in (".dbf", ".DBF")):
         listed = "(none: the shapefile's attribute table, its .dbf file, is missing beside it; copy it too)"
     if field_name is not None and defn.GetFieldIndex(field_name) < 0:
-        raise MissingFieldError(f"the labels {quoted(path)} have no field {quoted(field_name)} (--field); its fields "
-                                f"are {listed}: pass --field with the one holding the class", "class")
+        raise MissingFieldError(f"the labels {quoted(path)} have no field {quoted(field_name)}; their fields are "
+                                f"{listed}: give the one holding the class as --field", "class")
     if name_field is not None and defn.GetFieldIndex(name_field) < 0:
         raise MissingFieldError(f"the labels {quoted(path)} have no field {quoted(name_field)}, given as the field of "
                                 f"the class names; its fields are {listed}: give the one holding the class names of "
