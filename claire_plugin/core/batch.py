@@ -274,7 +274,7 @@ def check_pairing(pairing, optical_dir: str, sar_dir: str, rule: Optional[str]) 
     more = f" (and {n_opt - 5} more)" if n_opt > 5 else ""
     raise ClaireError(f"none of the {n_opt} optical file(s) found a SAR partner among the {n_sar} SAR file(s) "
                       f"with the pairing rule {quoted(rule or 'identical names')} ({why}{more}); give a pairing rule "
-                      f"(--pairing, or PAIRING in QGIS) that maps the names, e.g. _S2->_S1 or regex:(?P<key>T\\w{{5}}) "
+                      f"(--pairing) that maps the names, e.g. _S2->_S1 or regex:(?P<key>T\\w{{5}}) "
                       f"for a tile id, with one optical and one SAR file per key, or nearest:12:(?P<key>T\\w{{5}}) for "
                       f"dates that differ (each optical with the SAR of the nearest date at most 12 days apart)")
 

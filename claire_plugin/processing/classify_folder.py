@@ -97,7 +97,7 @@ class ClassifyFolderAlgorithm(ClaireAlgorithm):
         sar_dir = self.parameterAsFile(parameters, "SAR_FOLDER", context)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         rule = self.parameterAsString(parameters, "PAIRING", context)
-        with engine_errors(qgis_message=False):
+        with engine_errors():
             options = run_options(self, parameters, context)
             pairing = pair_folders(optical_dir, sar_dir, rule)
             check_pairing(pairing, optical_dir, sar_dir, rule)  # an empty folder or no pair: nothing to do

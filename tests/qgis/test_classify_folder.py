@@ -101,3 +101,20 @@ def test_help_in_angle_brackets_reaches_the_help_panel_and_the_tooltips(claire_p
     assert "(?P<key>" in shown(alg.parameterDefinition("PAIRING").toolTip())
     evaluate = QgsApplication.processingRegistry().algorithmById("claire:evaluate")
     assert "<value>" in shown(evaluate.shortHelpString())
+
+
+def test_no_pair_found_names_the_pairing_parameter_not_the_flag(claire_plugin, tmp_path, tiny_checkpoint):
+    """QA round 18 (a user's reading): with no pair found the message said "(--pairing, or Pairing rule (empty: same
+    names) (PAIRING) in QGIS)"; it names the parameter only now."""
+    import processing
+    import pytest
+    from qgis.core import QgsProcessingException
+
+    opt_dir, sar_dir = _folders(tmp_path)
+    with pytest.raises(QgsProcessingException) as info:  # identical names: none of the _S2 files has a partner
+        processing.run("claire:classify_folder", {"OPTICAL_FOLDER": opt_dir, "SAR_FOLDER": sar_dir,
+                                                  "OUTPUT_FOLDER": str(tmp_path / "out"),
+                                                  "CHECKPOINT": tiny_checkpoint})
+    message = str(info.value)
+    assert "found a SAR partner" in message and "(PAIRING) that maps the names" in message, message
+    assert "--" not in message and not (tmp_path / "out").exists()
