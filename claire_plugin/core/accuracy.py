@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
@@ -17,8 +18,17 @@ from ...models.quoting import clean_name, quoted
 from .errors import ClaireError
 
 
-def parse_class_mapping(text: Optional[str]) -> Dict[int, int]:
-    """'10:1, 20:2' → {10: 1, 20: 2} (reference value → classified value); empty → {}."""
+def _integer(text: str) -> int:
+    """'10' or '10.0' -> 10; ValueError for anything else (0.5, nan, inf, words)."""
+    value = float(text)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(text)
+    return int(value)
+
+
+def parse_class_mapping(text: Optional[str], name: str = "CLASS_MAPPING") -> Dict[int, int]:
+    """'10:1, 20:2' → {10: 1, 20: 2} (reference value → classified value); empty → {}. `name`: the option
+    holding the text, named in the messages."""
     mapping: Dict[int, int] = {}
     text = (text or "").strip()
     if not text:
@@ -29,26 +39,26 @@ def parse_class_mapping(text: Optional[str]) -> Dict[int, int]:
             continue
         bits = part.replace("=", ":").replace("->", ":").split(":")
         try:
-            src, dst = (int(float(b)) for b in bits)
+            src, dst = (_integer(b) for b in bits)
         except ValueError:
             raise ClaireError(
-                f"The class mapping entry {quoted(part)} is not REFERENCE:CLASSIFIED. Fix: write pairs of integers "
+                f"{name}: the entry {quoted(part)} is not REFERENCE:CLASSIFIED. Fix: write pairs of integers "
                 "such as 10:1,20:2 (reference value 10 is class 1 of the map).") from None
         if src in mapping and mapping[src] != dst:
-            raise ClaireError(f"The class mapping gives reference value {src} twice ({mapping[src]} and {dst}).")
+            raise ClaireError(f"{name} gives reference value {src} twice ({mapping[src]} and {dst}); keep one.")
         mapping[src] = dst
     return mapping
 
 
-def parse_values(text: Optional[str]) -> List[int]:
-    """'0, 255' → [0, 255]; empty → []."""
+def parse_values(text: Optional[str], name: str = "REFERENCE_NODATA") -> List[int]:
+    """'0, 255' → [0, 255]; empty → []. `name`: the option holding the text, named in the message."""
     text = (text or "").strip()
     if not text:
         return []
     try:
-        return [int(float(v)) for v in text.replace(";", ",").split(",") if v.strip()]
+        return [_integer(v) for v in text.replace(";", ",").split(",") if v.strip()]
     except ValueError:
-        raise ClaireError(f"{quoted(text)} is not a list of integer values; write e.g. 0 or 0,255.") from None
+        raise ClaireError(f"{name}: {quoted(text)} is not a list of integer values; write e.g. 0 or 0,255.") from None
 
 
 def classes_from_gdal(path: str) -> List[Dict[str, Any]]:

@@ -90,8 +90,9 @@ def test_a_bad_extent_is_refused_before_anything_is_written(tmp_path, tiny_check
     params = run_options(checkpoint=tiny_checkpoint, tile_size=32, context=16, threads=1).params(
         opt, s, str(tmp_path / "x.tif"))
     params.extent = extent
-    with pytest.raises(ClaireError, match=message):
+    with pytest.raises(ClaireError, match=message) as info:
         classify(params)
+    assert str(info.value).startswith("the extent (--extent) ")  # the option named, as Processing and the dock rename it
     assert not (tmp_path / "x.tif").exists() and not list(tmp_path.glob("*.tmp*"))
 
 

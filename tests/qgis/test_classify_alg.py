@@ -318,6 +318,18 @@ def test_an_extent_in_any_crs_classifies_only_the_pixels_it_touches(claire_plugi
         assert np.array_equal(got, whole[r0:r0 + got.shape[0], c0:c0 + got.shape[1]])
 
 
+def test_an_extent_outside_the_raster_is_named_as_the_parameter(claire_plugin, raster_pair, tiny_checkpoint,
+                                                                 tmp_path):
+    """QA (round 18, left then): "the extent 600000,... lies outside the optical raster" named no parameter."""
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException) as info:
+        _run(raster_pair, str(tmp_path / "far.tif"), tiny_checkpoint, EXTENT="600000,600100,4599700,4599900 [EPSG:32631]")
+    assert str(info.value).startswith("the extent (EXTENT) 600000,") and "lies outside the optical raster" in str(
+        info.value) and "--extent" not in str(info.value)
+    assert not (tmp_path / "far.tif").exists()
+
+
 def test_missing_packages_are_named_by_the_parameter_check_not_a_traceback(claire_plugin, raster_pair, tmp_path,
                                                                           monkeypatch):
     """Without rasterio, claire:classify's parameter check raised ModuleNotFoundError: qgis_process aborted (rc 134)

@@ -94,6 +94,30 @@ def test_evaluate_without_common_values_says_how_to_fix(claire_plugin, tmp_path)
                                            "OUTPUT_TABLE": "memory:"})
 
 
+@pytest.mark.parametrize("key, value, said", [
+    ("REFERENCE_NODATA", "0,x", "Reference values to ignore (REFERENCE_NODATA): '0,x' is not a list of integer"),
+    ("REFERENCE_NODATA", "0.5", "is not a list of integer values"),  # was read as 0
+    ("REFERENCE_NODATA", "inf", "is not a list of integer values"),  # was an OverflowError
+    ("CLASS_MAPPING", "10:1,x:2", "(CLASS_MAPPING): the entry 'x:2' is not REFERENCE:CLASSIFIED"),
+    ("CLASS_MAPPING", "10:1,10:2", "gives reference value 10 twice (1 and 2); keep one"),
+])
+def test_a_bad_value_list_names_its_parameter(claire_plugin, tmp_path, key, value, said):
+    """QA (round 18, left then): a bad list of values to ignore said "'0,x' is not a list of integer values" beside
+    two text boxes that take lists; 0.5 was taken as 0 and inf raised an OverflowError."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    pred, ref = _maps(tmp_path)
+    cls_path = write_raster(str(tmp_path / "map.tif"), pred, nodata=0)
+    ref_path = write_raster(str(tmp_path / "ref.tif"), ref)
+    with pytest.raises(QgsProcessingException) as info:
+        processing.run("claire:evaluate", {"CLASSIFIED": cls_path, "REFERENCE": ref_path, key: value,
+                                           "OUTPUT_TABLE": "memory:"})
+    assert said in str(info.value), str(info.value)
+
+
 def test_a_batchs_per_class_tables_load_under_their_maps_names(claire_plugin, tmp_path):
     """Two batch rows loaded two layers named "Per-class metrics", told apart by nothing."""
     import processing

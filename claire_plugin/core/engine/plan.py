@@ -453,10 +453,10 @@ def _out_window(plan: RunPlan, messages: List[str]) -> None:
         if rows is not None:
             er = (max(er[0], rows[0]), min(er[1], rows[1]))
         if er[1] <= er[0] or cols[1] <= cols[0]:
-            raise ClaireError(f"the extent {_extent_text(params.extent)} holds no pixel where the optical and SAR "
-                              f"rasters overlap with data (optical rows {r0}..{r0 + int(region.height) - 1}, "
-                              f"columns {c0}..{c0 + int(region.width) - 1}); give an extent over both rasters' "
-                              f"data")
+            raise ClaireError(
+                f"the extent (--extent) {_extent_text(params.extent)} holds no pixel where the optical and SAR "
+                f"rasters overlap with data (optical rows {r0}..{r0 + int(region.height) - 1}, columns "
+                f"{c0}..{c0 + int(region.width) - 1}); give an extent over both rasters' data")
         rows = er
         messages.append(f"classifying the extent only: optical rows {er[0]}..{er[1] - 1}, columns {cols[0]}.."
                         f"{cols[1] - 1} ({er[1] - er[0]} x {cols[1] - cols[0]} px), the same pixels as a run over "

@@ -293,19 +293,19 @@ def extent_window(grid_ds, extent: Sequence[float], role: str = "optical"):
     try:
         xmin, ymin, xmax, ymax = (float(v) for v in extent)
     except (TypeError, ValueError):
-        raise ClaireError(f"the extent {quoted(extent)} is not four numbers; give xmin,ymin,xmax,ymax in the {role} "
-                          f"raster's CRS ({grid_ds.crs})") from None
+        raise ClaireError(f"the extent (--extent) {quoted(extent)} is not four numbers; give xmin,ymin,xmax,ymax "
+                          f"in the {role} raster's CRS ({grid_ds.crs})") from None
     if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmin >= xmax or ymin >= ymax:
-        raise ClaireError(f"the extent {xmin:g},{ymin:g},{xmax:g},{ymax:g} is empty; give xmin < xmax and "
+        raise ClaireError(f"the extent (--extent) {xmin:g},{ymin:g},{xmax:g},{ymax:g} is empty; give xmin < xmax and "
                           f"ymin < ymax in the {role} raster's CRS ({grid_ds.crs})")
     g = envelope(grid_ds)
     win = None
     if max(xmin, g[0]) < min(xmax, g[2]) and max(ymin, g[1]) < min(ymax, g[3]):
         win = _pixels_meeting(grid_ds, xmin, ymin, xmax, ymax)
     if win is None:
-        raise ClaireError(f"the extent {xmin:g},{ymin:g},{xmax:g},{ymax:g} lies outside the {role} raster (its "
-                          f"bounds {', '.join(f'{v:g}' for v in g)} in {grid_ds.crs}); give an extent inside it, "
-                          f"in that CRS")
+        bounds = ", ".join(f"{v:g}" for v in g)
+        raise ClaireError(f"the extent (--extent) {xmin:g},{ymin:g},{xmax:g},{ymax:g} lies outside the {role} "
+                          f"raster (its bounds {bounds} in {grid_ds.crs}); give an extent inside it, in that CRS")
     return win
 
 
