@@ -95,14 +95,28 @@ def test_a_multipoint_of_several_points_is_skipped_with_the_reason(tmp_path, pai
     assert len(grown.skipped) == 1 and "a multipoint of several points" in grown.skipped[0][1]
 
 
-def test_the_summary_lists_twenty_skipped_points_and_counts_the_rest():
-    grown = GrownPolygons(skipped=[(k, f"reason {k}") for k in range(1, 22)])
+def test_the_summary_lists_twenty_reasons_and_counts_the_rest():
+    grown = GrownPolygons(skipped=[(k, f"reason {k}") for k in range(1, 22)] + [(22, "reason 21")])
     lines = summary_lines(grown, 0.15)
-    assert lines[0] == "0 polygon(s) grown at tolerance 0.15 (none); 21 point(s) skipped"
-    listed = [line for line in lines if line.startswith("skipped feature ")]
+    assert lines[0] == "0 polygon(s) grown at tolerance 0.15 (none); 22 point(s) skipped"
+    listed = [line for line in lines if line.startswith("skipped feature")]
     assert len(listed) == 20 and listed[-1] == "skipped feature 20: reason 20"
-    assert lines[-1] == "... and 1 more"
-    assert len(summary_lines(GrownPolygons(skipped=[(k, "r") for k in range(20)]), 0.15)) == 21  # no "... and 0 more"
+    assert lines[-1] == "... and 2 more point(s) for 1 other reason(s)"
+    assert len(summary_lines(GrownPolygons(skipped=[(k, f"r{k}") for k in range(20)]), 0.15)) == 21  # no "and 0 more"
+
+
+def test_points_skipped_for_one_reason_are_said_once():
+    """QA (round 18, left then): 300 points outside the raster printed the same sentence 20 times, then "... and
+    280 more"; a user saw neither how many shared the reason nor the other reasons."""
+    far = "it lies outside the optical raster"
+    grown = GrownPolygons(skipped=[(k, far) for k in range(1, 13)] + [(40, "a multipoint"), (41, far)])
+    lines = summary_lines(grown, 0.15)
+    assert lines[1:] == ["skipped features 1, 2, 3, 4, 5, 6, 7, 8, ... (13 points): " + far,
+                         "skipped feature 40: a multipoint"]
+    with pytest.raises(ClaireError, match=r"^no point gave a polygon \(features 1, 2, .* \(13 points\): it lies "
+                                          r"outside the optical raster; feature 40: a multipoint\)"):
+        write_grown(grown, "/nonexistent/never.gpkg")
+    assert summary_lines(GrownPolygons(skipped=[(3, far), (5, far)]), 0.15)[1] == "skipped features 3, 5: " + far
 
 
 @pytest.mark.parametrize("plots", [(40000, 12), (20230517001, 20230517002)])

@@ -145,7 +145,7 @@ def write_grown(grown: GrownPolygons, path: str) -> str:
     from ..io.points import write_vector_layer
 
     if not grown.polygons:
-        reasons = "; ".join(f"feature {f}: {why}" for f, why in grown.skipped[:3])
+        reasons = "; ".join(f"{_features(fids)}: {why}" for fids, why in skipped_by_reason(grown.skipped)[:3])
         raise ClaireError(f"no point gave a polygon ({reasons}); raise the tolerance, or check that the points lie "
                           f"on the optical raster")
     values = [v for _w, v, _f, _p in grown.polygons]
@@ -170,7 +170,25 @@ def summary_lines(grown: GrownPolygons, tolerance: float) -> List[str]:
     per = ", ".join(f"{k}: {n}" for k, n in grown.per_class().items())
     lines = [f"{len(grown.polygons)} polygon(s) grown at tolerance {tolerance:g} ({per or 'none'}); "
              f"{len(grown.skipped)} point(s) skipped"]
-    lines += [f"skipped feature {fid}: {why}" for fid, why in grown.skipped[:20]]
-    if len(grown.skipped) > 20:
-        lines.append(f"... and {len(grown.skipped) - 20} more")
+    groups = skipped_by_reason(grown.skipped)
+    lines += [f"skipped {_features(fids)}: {why}" for fids, why in groups[:20]]
+    if len(groups) > 20:
+        lines.append(f"... and {sum(len(f) for f, _ in groups[20:])} more point(s) for {len(groups) - 20} other "
+                     f"reason(s)")
     return lines
+
+
+def skipped_by_reason(skipped: List[Tuple[int, str]]) -> List[Tuple[List[int], str]]:
+    """The skipped points gathered by reason, in the order the reasons first came: [([fid, ...], why), ...]."""
+    groups: Dict[str, List[int]] = {}
+    for fid, why in skipped:
+        groups.setdefault(why, []).append(fid)
+    return [(fids, why) for why, fids in groups.items()]
+
+
+def _features(fids: List[int], shown: int = 8) -> str:
+    """'feature 3', 'features 3, 5, 7' or 'features 3, 5, ... (12 points)'."""
+    if len(fids) == 1:
+        return f"feature {fids[0]}"
+    listed = ", ".join(str(f) for f in fids[:shown])
+    return f"features {listed}" + (f", ... ({len(fids)} points)" if len(fids) > shown else "")
