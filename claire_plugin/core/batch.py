@@ -12,12 +12,14 @@ import io
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ...models.quoting import csv_cell, quoted
 from .errors import USER_ERRORS, CancelledError, ClaireError
 from .io.atomic import OutputSet
+from .io.folder_lock import folder_lock
 from .params import RunOptions
 
 SUMMARY_JSON = "claire_batch_summary.json"
@@ -584,31 +586,38 @@ def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder
     `progress(fraction, message)` covers the whole batch; `is_cancelled()` stops it (the running pair
     and the pairs not started are recorded "cancelled"); `on_pair` hears about each pair when done, in
     the order they finish. `executor` runs the pairs: `LocalExecutor()` (default) or a
-    `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them.
+    `core.cluster.DaskExecutor`; the records and summary files are the same whichever runs them. The output
+    folder is locked for the batch (core.io.folder_lock): a second batch into it is refused while this one runs.
     """
-    before = _earlier_records(out_dir) if skip_existing else {}
-    jobs = make_jobs(pairing, out_dir, confidence, skip_existing, run_classes(options) if skip_existing else None,
-                     before)
-    check_batch_outputs(jobs, pairing, out_dir, options.checkpoint, (optical_folder, sar_folder))
-    if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
-        from .runtime.device import check_device
-        check_device(options.device)
-        check_batch_settings(options)
-    elif not options.checkpoint or os.path.isfile(options.checkpoint):  # else it may lie on the workers only
-        check_batch_settings(options)
-    prepare_output_folder(out_dir)
-    summary = BatchSummary(optical_folder, sar_folder, rule or "",
-                           unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
-                                      for u in pairing.unmatched])
-    summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output,
-                        "confidence": j.confidence, "inputs_seen": j.inputs_seen} for j in jobs]
-    runner = executor if executor is not None else LocalExecutor()
-    for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
-        if fields.get("status") == "skipped":  # its areas and shares as the run that made the map recorded them
-            fields = {**{k: v for k, v in before.get(os.path.basename(job.output), {}).items() if k in KEPT},
-                      **fields}
-        summary.results[job.index].update(fields)
-        if on_pair is not None:
-            on_pair(job.index, len(jobs), summary.results[job.index], result)
-    summary.write(out_dir)
-    return summary
+    with ExitStack() as held:
+        locked = os.path.isdir(out_dir)
+        if locked:  # before the earlier records are read: a batch writing there now would change them
+            held.enter_context(folder_lock(out_dir))
+        before = _earlier_records(out_dir) if skip_existing else {}
+        jobs = make_jobs(pairing, out_dir, confidence, skip_existing, run_classes(options) if skip_existing else None,
+                         before)
+        check_batch_outputs(jobs, pairing, out_dir, options.checkpoint, (optical_folder, sar_folder))
+        if executor is None or isinstance(executor, LocalExecutor):  # a cluster's workers check their own device
+            from .runtime.device import check_device
+            check_device(options.device)
+            check_batch_settings(options)
+        elif not options.checkpoint or os.path.isfile(options.checkpoint):  # else it may lie on the workers only
+            check_batch_settings(options)
+        prepare_output_folder(out_dir)
+        if not locked:
+            held.enter_context(folder_lock(out_dir))
+        summary = BatchSummary(optical_folder, sar_folder, rule or "",
+                               unmatched=[{"path": u.path, "side": u.side, "reason": u.reason}
+                                          for u in pairing.unmatched])
+        summary.results = [{"key": j.key, "optical": j.optical, "sar": j.sar, "output": j.output,
+                            "confidence": j.confidence, "inputs_seen": j.inputs_seen} for j in jobs]
+        runner = executor if executor is not None else LocalExecutor()
+        for job, fields, result in runner.run(jobs, options, progress, is_cancelled):
+            if fields.get("status") == "skipped":  # its areas and shares as the run that made the map recorded them
+                fields = {**{k: v for k, v in before.get(os.path.basename(job.output), {}).items() if k in KEPT},
+                          **fields}
+            summary.results[job.index].update(fields)
+            if on_pair is not None:
+                on_pair(job.index, len(jobs), summary.results[job.index], result)
+        summary.write(out_dir)
+        return summary

@@ -180,7 +180,7 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--validation": "VALIDATION", "--report": "REPORT", "--output": "OUTPUT", "--device": "DEVICE",
                      "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES",
                      "--runtime": "RUNTIME", "--level": "LEVEL", "--macro-field": "MACRO_FIELD",
-                     "--unfamiliar": "UNFAMILIAR", "--extent": "EXTENT",
+                     "--unfamiliar": "UNFAMILIAR", "--extent": "EXTENT", "--output-folder": "OUTPUT_FOLDER",
                      "--layer": "the layer: load it and choose it, or give the file as PATH|layername=NAME",
                      "--explainer": "the explainer model folder (CLAIRE's settings in the dock)",
                      "`claire classify --summary-json`": "a CLAIRE classification",

@@ -27,6 +27,8 @@ NOT_SHOWN = {
         "--layout", "--holdout", "--resume", "--optical-scale", "--loss-lambda", "--focal-gamma", "--tversky-alpha",
         "--tversky-beta", "--context-px")},
     "--split": "`claire evaluate` of a labelled folder (command line only)",
+    "--output-folder": "a folder batch's lock (core.io.folder_lock): the dock runs no folder batch; Processing "
+                       "names OUTPUT_FOLDER",
 }
 
 #: Source folders/files (under claire_plugin/ or models/) of what each interface runs.
