@@ -7,6 +7,7 @@ runs pip. Imports nothing beyond the standard library, so it works before anythi
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import os
 import re
@@ -40,19 +41,32 @@ def requirement_pins(path: str = REQUIREMENTS) -> Dict[str, str]:
     return pins
 
 
+def _private_folder() -> str:
+    """A folder of this process's own (mode 0700, removed at exit) for the files pip reads later."""
+    global _PRIVATE
+    if _PRIVATE is None or not os.path.isdir(_PRIVATE):
+        _PRIVATE = tempfile.mkdtemp(prefix="claire-pip-")
+        atexit.register(shutil.rmtree, _PRIVATE, True)
+    return _PRIVATE
+
+
+_PRIVATE: Optional[str] = None
+
+
 def constraints_file(path: str = REQUIREMENTS, folder: Optional[str] = None) -> str:
-    """The pins of `path` as a pip constraints file, in `folder` (default: the temporary folder): pip refuses
-    extras in constraints ("Constraints cannot have extras"), so `dask[distributed]==X` is written `dask==X`.
-    One file per content, written once (pip reads it when the installation runs, maybe much later)."""
+    """The pins of `path` as a pip constraints file, in `folder` (default: a folder of this process's own, never a
+    name in the shared temporary folder that another user could create first): pip refuses extras in constraints
+    ("Constraints cannot have extras"), so `dask[distributed]==X` is written `dask==X`. Written whole each time
+    (pip reads it when the installation runs, maybe much later)."""
     lines = [re.sub(r"\[[^\]]*\]", "", pin) for pin in requirement_pins(path).values()]
     text = "\n".join(lines) + "\n"
     name = f"claire-constraints-{hashlib.sha1(text.encode()).hexdigest()[:12]}.txt"
-    out = os.path.join(folder or tempfile.gettempdir(), name)
-    if not os.path.exists(out):
-        tmp = f"{out}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
+    where = folder or _private_folder()
+    out = os.path.join(where, name)
+    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=where)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, out)
     return out
 
 

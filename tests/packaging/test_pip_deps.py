@@ -82,6 +82,29 @@ def test_pip_accepts_the_constraints_where_it_refused_requirements_txt(tmp_path)
     assert "Constraints cannot have extras" not in out and "claire-no-such-package" in out, out
 
 
+def test_the_constraints_pip_reads_are_in_a_folder_no_other_user_can_write(tmp_path, monkeypatch):
+    """QA (round 19, security): the constraints file had a name any local user could compute in the shared /tmp and
+    was reused when it existed, so a planted `--find-links` line chose the wheels pip installed."""
+    import stat
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(pip_deps, "_PRIVATE", None)
+    planted = "--no-index\n--find-links /tmp/evil\n"
+    first = pip_deps.constraints_file()
+    (tmp_path / os.path.basename(first)).write_text(planted)  # where the name used to be: not read
+    folder = os.path.dirname(first)
+    assert os.path.dirname(folder) == str(tmp_path) and os.path.basename(folder).startswith("claire-pip-")
+    mode = os.stat(folder)
+    assert stat.S_IMODE(mode.st_mode) == 0o700 and mode.st_uid == os.getuid()
+    with open(first, "w", encoding="utf-8") as handle:  # changed after it was written: written whole again
+        handle.write(planted)
+    again = pip_deps.constraints_file()
+    with open(again, encoding="utf-8") as handle:
+        text = handle.read()
+    assert again == first and "--find-links" not in text and "rasterio" in text
+
+
 def test_unreachable_index_is_reported_not_raised():
     assert pip_deps.index_reachable("http://127.0.0.1:9/simple", timeout=2) is False
 
