@@ -1,6 +1,11 @@
 # CLAIRE for QGIS. Every entry point installs what is missing first; a second run installs nothing.
 SHELL := /bin/bash
 ROOT := $(abspath .)
+# make splits paths at spaces: `rm -rf $(BUILD)` would remove other folders. Refuse before any recipe runs.
+ifneq ($(words $(ROOT)),1)
+$(error The project lies in "$(ROOT)", a path with a space, which make cannot handle (make clean would remove \
+  other folders). Move or clone it to a path without spaces, e.g. ~/claire)
+endif
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 # Debian's python decides the venv's version: 3.11 on Debian 12, 3.13 on Debian 13. Expanded when used

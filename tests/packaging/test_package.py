@@ -148,3 +148,20 @@ def test_unpacked_zip_imports_on_its_own(built, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [requirement_pins()["torch"], str(tmp_path / "claire")]
+
+
+def test_make_refuses_a_project_path_with_a_space_before_any_recipe(tmp_path):
+    """QA (round 19, security): in "/x/My Docs/claire" `make clean` ran `rm -rf /x/My Docs/claire/build`, which
+    removed the folder /x/My and left build/ alone."""
+    import shutil
+
+    spaced = tmp_path / "My Docs" / "claire"
+    spaced.mkdir(parents=True)
+    (tmp_path / "My").mkdir()
+    (tmp_path / "My" / "keep.txt").write_text("a user's file")
+    shutil.copy(os.path.join(PACKAGE_ROOT, "Makefile"), spaced / "Makefile")
+    done = subprocess.run(["make", "clean"], cwd=spaced, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "a path with a space" in done.stderr, done.stderr
+    assert (tmp_path / "My" / "keep.txt").exists()
+    plain = subprocess.run(["make", "-n", "clean"], cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "rm -rf" in plain.stdout, plain.stderr
