@@ -3,6 +3,7 @@ the check against eager float32 on the bundled sites; one real AOTInductor build
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -605,3 +606,46 @@ def test_no_cached_package_of_either_precision_is_said_once(default_model, monke
         "bfloat16); the runtime `aot` builds them, once (a few minutes))")
     monkeypatch.setattr(compiled, "bf16_cpu", lambda: None)
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note.count("no AOT package is cached") == 1
+
+
+def test_a_package_or_record_changed_after_its_check_is_not_loaded_and_is_removed(default_model, monkeypatch):
+    """QA (round 19, security): the record alone decided whether a cached package was loaded, so a package swapped
+    under a "passed" record (or a record copied beside another package) ran its library."""
+    model, card = default_model
+    _fake_build(monkeypatch, model)
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
+    assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
+    folder = compiled.cache_dir()
+    package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
+    record = package[:-4] + ".json"
+    with open(record, encoding="utf-8") as f:
+        assert json.load(f)["sha256"] == compiled.file_sha256(package)
+    extracted = package[:-4] + ".1-2.so"
+    for path, text in ((package, "another library"), (extracted, "")):
+        with open(path, "w") as f:
+            f.write(text)
+    loaded = []
+    monkeypatch.setattr(compiled, "load_aot", lambda path: loaded.append(path) or model)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and "no AOT package is cached" in rt.note and not loaded
+    assert not any(os.path.exists(p) for p in (package, record, extracted))
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_no_package_is_loaded_from_a_cache_others_may_write(default_model, monkeypatch):
+    """QA (round 19, security): a package planted in a shared CLAIRE_CACHE_DIR ran as the user of the next run."""
+    model, card = default_model
+    _fake_build(monkeypatch, model)
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
+    assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
+    folder = compiled.cache_dir()
+    assert os.stat(folder).st_mode & 0o777 == 0o700  # made for this user alone
+    os.chmod(folder, 0o777)
+    loaded = []
+    monkeypatch.setattr(compiled, "load_aot", lambda path: loaded.append(path) or model)
+    for runtime in ("auto", "aot"):
+        rt = prepare(model, card, CPU, runtime, 256, 4, (10, 2))
+        assert rt.name == "eager" and "may be written by other users (mode 777)" in rt.note and not loaded, rt.note
+        assert f"chmod go-w '{folder}'" in rt.note
+    os.chmod(folder, 0o755)
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot" and loaded

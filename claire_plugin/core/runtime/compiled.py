@@ -154,6 +154,47 @@ def cache_dir() -> str:
     return os.path.join(root, "aot")
 
 
+def cache_problem(paths: Tuple[str, ...] = ()) -> str:
+    """Why compiled code must not be loaded from the AOT cache folder (or from `paths` in it), or "": the folder or a
+    file is another user's, or others may write it (a package planted there runs as this user). POSIX only."""
+    if not hasattr(os, "getuid"):
+        return ""
+    for where in (cache_dir(),) + tuple(paths):
+        try:
+            st = os.stat(where)
+        except OSError:
+            continue
+        if st.st_uid != os.getuid():
+            return (f"{where} belongs to another user; CLAIRE loads no compiled code from it. Set CLAIRE_CACHE_DIR to "
+                    f"a folder of your own")
+        if st.st_mode & 0o022:
+            return (f"{where} may be written by other users (mode {st.st_mode & 0o777:o}); CLAIRE loads no compiled "
+                    f"code from it. Make it yours alone (chmod go-w {quoted(where)}) or set CLAIRE_CACHE_DIR to a "
+                    f"folder of your own")
+    return ""
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _forget_package(path: str, record_path: str) -> None:
+    """Remove a cached package with its record and the libraries extracted from it."""
+    import glob
+
+    stem = os.path.splitext(path)[0]
+    for old in [path, record_path] + glob.glob(f"{glob.escape(stem)}.*-*.so"):
+        try:
+            os.remove(old)
+        except OSError:
+            pass
+
+
 def _cpu_name() -> str:
     """The CPU model and its instruction-set flags (the generated kernels use what the CPU offers)."""
     found = {}
@@ -245,7 +286,7 @@ def build_aot(model: nn.Module, path: str, tile: int, batch: int, channels: Tupl
 
     from .precision import Autocast
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     net = model.cpu().eval()
     if precision != "float32":
         net = Autocast(net, PRECISIONS[precision], float_outputs=True)
@@ -538,8 +579,11 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
     key = package_key(model, "cpu", tile, batch, channels, **io, precision=precision)
     path = os.path.join(cache_dir(), key + ".pt2")
     record_path = os.path.join(cache_dir(), key + ".json")
-    record = _read_record(record_path) if os.path.exists(path) else None
     label = "" if precision == "float32" else f"{precision} "
+    record, unsafe = _cached_record(path, record_path)
+    if unsafe:
+        out["why"] = f"the {label}AOT package was not used: {unsafe}"
+        return out
     if record is None and not build:
         out["why"] = (f"auto: no {label}AOT package is cached for this checkpoint, tile and batch; the runtime "
                       "`aot` builds one, once (a few minutes)")
@@ -554,10 +598,11 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
             out["why"] = f"the {label}AOT package could not be built: {missing}"
             return out
         try:
+            os.makedirs(cache_dir(), mode=0o700, exist_ok=True)  # compiled code: the user's alone
             build_aot(model, path, tile, batch, channels, **io, precision=precision)
             fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
             record = {"check": check_runtime(fn, model, card, tile, **io), "torch": torch.__version__,
-                      "precision": precision}
+                      "precision": precision, "sha256": file_sha256(path)}
         except Exception as exc:  # noqa: BLE001 - any build failure leaves the eager model
             out["why"] = f"building the {label}AOT package failed: {type(exc).__name__}: {str(exc)[:200]}"
             return out
@@ -569,7 +614,7 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
         try:
             fn = FixedBatch(model, load_aot(path), batch, (channels[0], channels[1], tile), **io)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry: run eagerly, rebuild next time
-            os.remove(path)
+            _forget_package(path, record_path)
             out["why"] = (f"the cached {label}AOT package {path} could not be loaded ({type(exc).__name__}); it was "
                           f"removed and is rebuilt by the next run with the runtime `aot`")
             return out
@@ -584,6 +629,19 @@ def _package(model, card, tile, batch, channels, io: dict, build: bool, precisio
     else:
         out["fn"] = fn
     return out
+
+
+def _cached_record(path: str, record_path: str) -> Tuple[Optional[dict], str]:
+    """(the record of the cached package at `path`, or None when there is none to trust; why the cache must not be
+    used at all, or ""). A record that is not of this very package (its SHA-256) is removed with the package."""
+    unsafe = cache_problem((path, record_path))
+    if unsafe:
+        return None, unsafe
+    record = _read_record(record_path) if os.path.exists(path) else None
+    if record is not None and (not isinstance(record.get("sha256"), str) or file_sha256(path) != record["sha256"]):
+        _forget_package(path, record_path)  # not the package its check was run on (or a record of older code)
+        record = None
+    return record, ""
 
 
 def _read_record(path: str) -> Optional[dict]:
