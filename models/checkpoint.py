@@ -212,8 +212,7 @@ def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any], dtype: An
         state[k] = v.contiguous()
     tmp = f"{path}.tmp-{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})
-    os.chmod(tmp, 0o644)
+    save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})  # its mode: the user's umask
     os.replace(tmp, path)
 
 
