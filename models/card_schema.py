@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from .macroclass import macroclass_problem
 from .quoting import quoted
@@ -17,6 +17,7 @@ MAX_CLASSES = 255  # class values are stored in a uint8 raster beside the nodata
 MAX_CHANNELS = 256
 #: The longest class name a card may hold (a 20-million-character name froze the picker and wrote 180 MB of table).
 MAX_NAME = 500
+MAX_TEXT = 20000  # any text of a card (notes, paths, sensor): the bundled card's longest is 35 characters
 MAX_WIDTH = 4096  # encoder/decoder widths: the largest preset ("base") has 768
 MAX_DEPTH_PER_STAGE = 64
 TILE_RANGE = (32, 8192)
@@ -57,6 +58,22 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+def longest_text(value: Any) -> Tuple[int, str]:
+    """(length, where) of the longest string in `value` (keys included), walked iteratively; (0, "") when none."""
+    best, stack = (0, ""), [(value, "")]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, str):
+            best = max(best, (len(v), where or "text"))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                best = max(best, (len(str(k)), f"{where}.{k}"[:60].lstrip(".")))
+                stack.append((x, f"{where}.{k}".lstrip(".")))
+        elif isinstance(v, list):
+            stack.extend((x, f"{where}[{i}]") for i, x in enumerate(v))
+    return best
+
+
 def card_problem(card: Any) -> Optional[str]:
     """The first problem of `card`, or None when every field consumers read is usable."""
     try:
@@ -71,6 +88,9 @@ def _check(card: Any) -> None:
         raise CardSchemaError("the card is not a JSON object")
     if depth(card) > MAX_DEPTH:
         raise CardSchemaError(f"the card is nested more than {MAX_DEPTH} levels deep")
+    n, where = longest_text(card)
+    if n > MAX_TEXT:  # such text reached the console, the reports and the explainer's prompt whole
+        raise CardSchemaError(f"the card's {where} is {n} characters long; a card's text has at most {MAX_TEXT}")
     arch = _get(card, "arch", str)
     cfg = _get(card, "config", dict)
     classes = _get(card, "classes", list)

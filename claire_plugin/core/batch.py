@@ -570,7 +570,7 @@ def _earlier_records(out_dir: str) -> Dict[str, Dict[str, Any]]:
     try:
         with open(path, encoding="utf-8") as fh:
             records = json.load(fh).get("results") or []
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: every pair is classified again
         return {}
     return {os.path.basename(str(r["output"])): r for r in records
             if isinstance(r, dict) and r.get("output") and r.get("status") in ("ok", "skipped")}

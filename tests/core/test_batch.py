@@ -452,3 +452,15 @@ def test_same_inputs_needs_the_same_files_names_and_a_whole_record():
     assert not _same_inputs({"optical": [["a.tif", 10, 1.0]]}, seen)
     assert not _same_inputs({"optical": [["a.tif", "x", 1]], "sar": []}, seen)
     assert not _same_inputs({"optical": "a.tif", "sar": [["s.tif", 5, 1.0]]}, seen)
+
+
+def test_a_summary_nested_too_deep_is_read_as_no_summary(folders, tmp_path, tiny_checkpoint):
+    """QA (round 19): a claire_batch_summary.json nested 100000 deep made --skip-existing end in "internal error"
+    (RecursionError); like any unreadable summary, it now means every pair is classified again."""
+    opt_dir, sar_dir = folders
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / SUMMARY_JSON).write_text("{\"results\": " + "[" * 100000 + "]" * 100000 + "}")
+    summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1),
+                             str(out), skip_existing=True)
+    assert summary.count("ok") == 3

@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ....models.quoting import markdown_text
+from ....models.quoting import clean_name, markdown_text
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from ..numbers import grouped
@@ -256,22 +256,34 @@ def render_html(report: dict) -> str:
 
 
 def load_summary_file(path: str) -> Tuple[dict, Optional[dict]]:
-    """Read an engine summary JSON (or a previous report); returns (summary, card or None)."""
+    """Read an engine summary JSON (or a previous report); returns (summary, card or None), their names on one line
+    each (a file from someone else: a newline or terminal escape in a class name reaches no output)."""
+    from ....models.card_schema import MAX_TEXT, longest_text
+
     try:
         with open(path, encoding="utf-8") as fh:
             data: Dict[str, Any] = json.load(fh)
     except OSError as exc:
         raise ClaireError(f"Cannot read the summary '{path}': {exc.strerror}; give the JSON written "
                           f"by `claire classify`.") from None
-    except ValueError as exc:
-        raise ClaireError(f"'{path}' is not valid JSON ({exc}); give the summary JSON written by "
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ClaireError(f"'{path}' is not valid JSON ({why}); give the summary JSON written by "
                           f"`claire classify`.") from None
+    n, where = longest_text(data)
+    if n > MAX_TEXT:
+        raise ClaireError(f"'{path}' holds text of {n} characters ({where}), more than a summary of CLAIRE has; "
+                          f"give the summary JSON written by `claire classify`.")
+    card = None
     if isinstance(data, dict) and isinstance(data.get("summary"), dict):
         card = data.get("card") or data.get("model")
         if isinstance(card, dict) and "metrics" not in card and card.get("heldout_metrics"):
             card = dict(card, metrics={"heldout": card["heldout_metrics"]})  # an older report's card subset
-        return data["summary"], card if isinstance(card, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        data, card = data["summary"], card if isinstance(card, dict) else None
+    elif not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise ClaireError(f"'{path}' has no 'classes' list; give the summary JSON written by "
                           f"`claire classify`.")
-    return data, None
+    for entry in [c for part in (data, card or {}) for c in (part.get("classes") or [])]:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            entry["name"] = clean_name(entry["name"])
+    return data, card
