@@ -147,6 +147,20 @@ class executor_for:  # noqa: N801 - used as a context manager, like open()
             self.executor.close()
 
 
+def local_security(log: Callable[[str], None]):
+    """Mutual TLS with a certificate made for this run, for a local cluster: its scheduler listens on a port of
+    this machine, where any other local user could otherwise send it code to run as this user. None (and a note)
+    where the `cryptography` package that makes the certificate is missing."""
+    try:
+        from distributed.security import Security
+
+        return Security.temporary()
+    except ImportError:
+        log("note: the local Dask cluster runs without TLS (the Python package cryptography is missing): other "
+            "users of this machine could reach its port during the run")
+        return None
+
+
 class DaskExecutor:
     """One Dask task per pair, on the workers of a scheduler; results come back as they finish."""
 
@@ -156,20 +170,22 @@ class DaskExecutor:
         connect_timeout = CONNECT_TIMEOUT_S if connect_timeout is None else connect_timeout
         workers_timeout = WORKERS_TIMEOUT_S if workers_timeout is None else workers_timeout
         self.spec, self.log = spec, log or (lambda _message: None)
-        self.cluster = None
+        self.cluster, security = None, None
         if spec.local_workers:
             _check_spawnable()
+            security = local_security(self.log)
             with _children_ignore_sigint(), warnings.catch_warnings():
                 # another Dask on this machine holds the scheduler's HTTP port: Dask takes another and said so
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
                 self.cluster = distributed.LocalCluster(n_workers=spec.local_workers, threads_per_worker=1,
                                                         processes=True, dashboard_address=None,
-                                                        silence_logs=logging.ERROR)
+                                                        silence_logs=logging.ERROR, security=security)
             address = self.cluster.scheduler_address
         else:
             address = spec.address
         try:
-            self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+            self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False,
+                                             **({"security": security} if security is not None else {}))
         except (OSError, TimeoutError) as exc:
             self._stop_cluster()
             raise ClaireError(f"cannot reach the Dask scheduler at {address} ({exc}); start it with `dask "

@@ -195,6 +195,19 @@ def test_a_tile_size_no_pair_can_use_is_refused_before_the_cluster_runs_anything
 
 
 @pytest.mark.slow
+def test_a_local_cluster_takes_no_connection_without_its_certificate():
+    """QA (round 19, security): the local cluster's scheduler listened on 127.0.0.1 without authentication; any
+    local user who found its port could submit code to its workers for the length of the run."""
+    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("cryptography")
+    with DaskExecutor(SchedulerSpec(local_workers=1)) as ex:
+        assert ex.address.startswith("tls://")
+        assert ex.client.submit(sum, [1, 2]).result(timeout=60) == 3
+        with pytest.raises(Exception) as info:  # noqa: PT011 - Dask raises TypeError (no TLS context) here
+            distributed.Client(ex.address, timeout=5, set_as_default=False)
+        assert "TLS" in str(info.value) or isinstance(info.value, (OSError, TimeoutError))
+
+
 def test_local_workers_leave_ctrl_c_to_this_process():
     """A terminal's Ctrl+C reaches the whole process group: local:N workers printed their own KeyboardInterrupt
     tracebacks before claire's message. They ignore it now; this process stops them (and keeps its handler)."""
