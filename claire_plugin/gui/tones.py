@@ -40,10 +40,14 @@ def tones(widget=None) -> Dict[str, str]:
 
 
 def status_html(text: str, error: bool = False, widget=None) -> str:
-    """A status line's rich text: an error in the error tone, anything else in the theme's own text colour."""
+    """A status line's rich text: an error in the error tone, anything else in the theme's own text colour; long
+    names in it breakable (widgets.breakable_text)."""
     import html
 
-    return f"<span style='color:{tones(widget)['error']}'>{html.escape(text)}</span>" if error else html.escape(text)
+    from .widgets import breakable_text
+
+    text = html.escape(breakable_text(text))
+    return f"<span style='color:{tones(widget)['error']}'>{text}</span>" if error else text
 
 
 class Restyled:

@@ -74,6 +74,19 @@ def breakable(path: str) -> str:
     return path
 
 
+def breakable_text(text: str, longest: int = 24) -> str:
+    """`text` with every word longer than `longest` characters made breakable (after separators as `breakable`,
+    then every `longest` characters): a layer or file name in a status line widened the dock's tab past its
+    width, cutting its left edge off."""
+    import re
+
+    def fix(match) -> str:
+        pieces = breakable(match.group(0)).split(ZWSP)
+        return ZWSP.join(ZWSP.join(p[i:i + longest] for i in range(0, len(p), longest)) or p for p in pieces)
+
+    return re.sub(r"[^\s\u200b]{%d,}" % (longest + 1), fix, text)
+
+
 class WrapLabel(QLabel):
     """A word-wrapped label that keeps the height its text needs at its width: in a form row spanning both
     columns Qt sized it for one line less at the dock's width, cutting the last words."""
