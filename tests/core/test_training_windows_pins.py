@@ -136,3 +136,24 @@ def test_familiarity_windows_are_spread_over_all_the_cells(tmp_path):
     assert len(list(window_items(scene, px, False, 256, max_windows=2))) == 2
     assert seen == [starts[0], starts[-1]]
     scene.close()
+
+
+def test_the_cells_of_familiarity_windows_are_counted_once_each(tmp_path):
+    """QA (round 19, the dock): the training windows were clipped onto the same place of a small scene and each
+    counted its cells again: a 224 px scene (49 cells of 32 px) "held 147 cells", and a 320 px scene with polygons
+    in its four corners counted 256 from 100, passing the 256-cell minimum meant to stop statistics on too few."""
+    scene = _scene(tmp_path, 320, 320)
+    px = _pixels([5, 5, 315, 315], [5, 315, 5, 315])
+    seen: set = set()
+    read = scene.read
+    reads = []
+    scene.read = lambda r0, c0, h, w: reads.append((r0, c0, h, w)) or read(r0, c0, h, w)
+    items = list(window_items(scene, px, False, 256, cells_seen=seen))
+    assert len(seen) == 100 and seen == {(r, c) for r in range(10) for c in range(10)}
+    assert len(items) == len(set(reads)) == len(reads)  # no window read twice
+    small = _scene(tmp_path / "small", 224, 224) if (tmp_path / "small").mkdir() is None else None
+    seen = set()
+    assert len(list(window_items(small, _pixels([5, 100, 200], [5, 100, 200]), False, 256, cells_seen=seen))) == 1
+    assert len(seen) == 49
+    scene.close()
+    small.close()

@@ -28,7 +28,7 @@ from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labe
 from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
-from .sources import counting_cells, too_few_cells
+from .sources import too_few_cells
 from .split import Split, layer_split, pixel_split, polygon_split
 from .spread import bootstrap, spread_note
 from .suspects import suspect_note, suspect_polygons
@@ -358,16 +358,16 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
     from ....models.familiarity import familiarity
 
     with_cloud = uses_cloud(model)
-    cells = [0]
-    fam = familiarity(model.to(device), counting_cells(window_items(scene, split.train, with_cloud), cells),
+    seen: set = set()  # the scene's cells, each once: windows clipped to a small scene hold the same ones
+    fam = familiarity(model.to(device), window_items(scene, split.train, with_cloud, cells_seen=seen),
                       window_items(scene, split.val, with_cloud), device=device)
-    why = too_few_cells(cells[0], f"the scene around the training {split.train.units.many} holds")
+    why = too_few_cells(len(seen), f"the scene around the training {split.train.units.many} holds")
     if why:
         return None, why
     fam["calibrated_on"] = "heldout"
     fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
-    fam["cells"] = cells[0]
-    return fam, f"measured on {cells[0]} cells of 32 px around the training {split.train.units.many}"
+    fam["cells"] = len(seen)
+    return fam, f"measured on {len(seen)} cells of 32 px around the training {split.train.units.many}"
 
 
 def _training_labels(params: PolygonTrainParams, scene: Scene, base_card: dict) -> LabelSet:

@@ -99,15 +99,21 @@ def network_input(scene: Scene, opt_phys: np.ndarray, sar_phys: np.ndarray, bad:
     return on, sn, gate_input(scene, opt_phys, bad) if with_cloud else None
 
 
-def window_items(scene: Scene, pixels: LabelPixels, with_cloud: bool, tile: int = 256,
-                 max_windows: int = 64) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray]]:
+def window_items(scene: Scene, pixels: LabelPixels, with_cloud: bool, tile: int = 256, max_windows: int = 64,
+                 cells_seen: Optional[set] = None) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray],
+                                                                    np.ndarray]]:
     """The windows around `pixels` as models.familiarity items (optical, SAR, cloud, valid mask); at most
-    `max_windows`, spread evenly over them, so that the cost stays bounded on any number of polygons."""
-    windows = list(cells(scene, pixels, tile))
+    `max_windows`, spread evenly over them, so that the cost stays bounded on any number of polygons. A window
+    clipped to the raster onto another's place is given once. `cells_seen` gathers the scene's 32 px cells (row,
+    column of the raster's grid) whose centre has data in a window: each once, however many windows hold it."""
+    windows = list(dict.fromkeys((c.r0, c.c0, c.h, c.w) for c in cells(scene, pixels, tile)))
     keep = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows)).round().astype(int))
-    for i in keep:
-        cell = windows[int(i)]
-        o, s, bad = scene.read(cell.r0, cell.c0, cell.h, cell.w)
+    for i in (keep if windows else []):
+        r0, c0, h, w = windows[int(i)]
+        o, s, bad = scene.read(r0, c0, h, w)
+        if cells_seen is not None:
+            rows, cols = np.nonzero(~bad[16::32, 16::32])
+            cells_seen.update(zip(((r0 + 16 + 32 * rows) // 32).tolist(), ((c0 + 16 + 32 * cols) // 32).tolist()))
         yield network_input(scene, o, s, bad, with_cloud) + (~bad,)
 
 
