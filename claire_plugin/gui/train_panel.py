@@ -649,8 +649,12 @@ class TrainPanel(Restyled, QWidget):
         self.next_button.setEnabled(True)
         self.places_status.setVisible(False)  # a new run's report: the last run's places are not its own
         self.ensemble_button.setVisible(self.ensemble is not None)
-        self.ensemble_button.setToolTip(f"Your model and the random forest averaged per pixel, {weight_phrase(report)}"
-                                        ": written beside your model, scored in the report above")
+        alone = (report.get("ensemble_weight") or {}).get("chosen") == 0
+        self.ensemble_button.setEnabled(not alone)
+        self.ensemble_button.setToolTip(
+            f"Not needed: {weight_phrase(report)}; use Classify with this model" if alone else
+            f"Your model and the random forest averaged per pixel, {weight_phrase(report)}: written beside your "
+            f"model, scored in the report above")
         html_path = os.path.splitext(report_json)[0] + ".html" if report_json else ""
         self._report_shown = (report, checkpoint, html_path if os.path.exists(html_path) else "")
         self.report_view.setHtml(report_html(*self._report_shown, self))

@@ -183,6 +183,19 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     chosen = panel.report["ensemble_weight"]["chosen"]
     assert f"the forest's weight {chosen:g} (" in text and f"the forest's weight {chosen:g} (" in \
         panel.ensemble_button.toolTip()
+    shown = (panel.report, panel.checkpoint, params.report)
+    # QA (round 19, the dock): at the forest's weight 0 "Classify with both averaged" was offered for a model that is
+    # the network alone, the tooltip saying the weight 0 "falling under cloud"
+    panel.show_report(dict(shown[0], ensemble_weight=dict(shown[0]["ensemble_weight"], chosen=0)), *shown[1:])
+    assert not panel.ensemble_button.isHidden() and not panel.ensemble_button.isEnabled()
+    assert panel.ensemble_button.toolTip().startswith("Not needed: the forest's weight 0 (") and \
+        "so your CLAIRE model alone; use Classify with this model" in panel.ensemble_button.toolTip()
+    panel.show_report(dict(shown[0], ensemble_weight=dict(shown[0]["ensemble_weight"], chosen=0.5)), *shown[1:])
+    assert panel.ensemble_button.isEnabled() and "weight 0.5 (" in panel.ensemble_button.toolTip()
+    panel.show_report(*shown)
+    assert panel.ensemble_button.isEnabled() == (chosen != 0)
+    if chosen == 0:
+        panel.show_report(dict(shown[0], ensemble_weight=dict(shown[0]["ensemble_weight"], chosen=0.5)), *shown[1:])
     panel.ensemble_button.click()
     assert dock.picker.checkpointPath() == both
     assert "and a random forest of 10 trees averaged" in dock.picker.card_view.toPlainText()

@@ -96,6 +96,8 @@ def weight_phrase(report: Dict[str, Any]) -> str:
     u = _u(report)
     how = (f"chosen on your held-out {u.many}" if weight.get("halves") else
            f"the default: too few held-out {u.many} to choose")
+    if chosen == 0:  # nothing of the forest left: say what the averaged model then is
+        return f"the forest's weight 0 ({how}), so your CLAIRE model alone"
     return f"the forest's weight {chosen:g} ({how}) falling under cloud"
 
 
