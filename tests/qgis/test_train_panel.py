@@ -821,6 +821,29 @@ def test_status_lines_show_quotes_as_quotes(train_dock):
     assert doc.toPlainText() == "Added a polygon as 'trees' <here> & there"
 
 
+def test_a_long_layer_name_in_a_status_line_keeps_the_tab_within_the_dock(train_dock):
+    """QA (round 19, QGIS 3.22 desktop): "The next training is validated on Held-out polygons
+    (claire_training_20261207_134952.heldout)..." gave the Train tab a horizontal scroll bar and cut its left edge
+    off: the name was one unbreakable word wider than the dock."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QTextDocument
+
+    from claire.claire_plugin.gui.widgets import ZWSP
+
+    panel = train_dock.train_panel
+    train_dock.resize(298, 700)
+    train_dock.show()
+    name = "claire_training_20261207_134952.heldout" + "x" * 40
+    panel._set_status(f"The next training is validated on Held-out polygons ({name}).")
+    doc = QTextDocument()
+    doc.setHtml(panel.status.text())
+    assert doc.toPlainText().replace(ZWSP, "") == f"The next training is validated on Held-out polygons ({name})."
+    assert max(len(w) for w in doc.toPlainText().replace(ZWSP, " ").split()) <= 24
+    assert panel.status.minimumSizeHint().width() < 298
+    assert panel.status.textFormat() == Qt.TextFormat.RichText
+    train_dock.hide()
+
+
 def test_showing_the_train_tab_loads_the_training_code_in_the_background(qgis_app):
     """QA round 16 (fix check): the first press of Train imported torch on the main thread (QGIS frozen 1.7 s)."""
     import threading
