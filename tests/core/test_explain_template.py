@@ -518,6 +518,24 @@ def test_a_class_of_one_and_a_half_percent_gets_its_physical_reason():  # T5 (NO
     assert "most of its weight for water (80.0 %); the radar has a physical handle on it" in text
 
 
+@pytest.mark.parametrize("top, said", [
+    (54.7, "For no class did the gate clearly favour the SAR; it came closest for water (54.7 %), near an even split."),
+    (50.0, "For no class did the gate put most weight on the SAR; its SAR weight was highest for water (50.0 %)."),
+    (40.0, "For no class did the gate put most weight on the SAR; its SAR weight was highest for water (40.0 %)."),
+])
+def test_no_class_led_by_the_sar_is_said_without_contradicting_its_number(top, said):
+    """QA (round 19, the dock): "For no class did the gate put most weight on the SAR; its SAR weight was highest for
+    flooded vegetation (54.7 %)": 54.7 % is most of the weight (a class is SAR-led from LED_PCT, 55 %)."""
+    facts = _facts()
+    for c in facts["classes"]:
+        c["sar_reliance_pct"], c["optical_reliance_pct"] = 30.0, 70.0
+    next(c for c in facts["classes"] if c["name"] == "water").update(sar_reliance_pct=top,
+                                                                     optical_reliance_pct=round(100 - top, 1))
+    text = template.write(facts)
+    assert said in text
+    assert check_grounding(text, facts).grounded_share == 1.0
+
+
 def test_snow_ruled_out_on_less_than_one_percent_is_not_reported():  # T6 (SNOW_SAY_PCT)
     facts = _facts()
     facts["scene"].update(snow_ruled_out_pct=0.7, snow_ruled_out_clear_pct=0.7, snow_ruled_out_clouded_pct=0.0)

@@ -488,8 +488,12 @@ def _class_modality(classes: List[dict], f: Formatter) -> List[str]:
             out.append(f"It also gave the SAR most of its weight for {_join(others)}.")
     elif rated:
         c = max(rated, key=lambda c: (c["sar_reliance_pct"], c["name"]))
-        out.append(f"For no class did the gate put most weight on the SAR; its SAR weight was highest for "
-                   f"{c['name']} ({f.pct(c['sar_reliance_pct'])}).")
+        if c["sar_reliance_pct"] > 50.0:  # a little over half is "most", but no lead: say it is near even
+            out.append(f"For no class did the gate clearly favour the SAR; it came closest for {c['name']} "
+                       f"({f.pct(c['sar_reliance_pct'])}), near an even split.")
+        else:
+            out.append(f"For no class did the gate put most weight on the SAR; its SAR weight was highest for "
+                       f"{c['name']} ({f.pct(c['sar_reliance_pct'])}).")
     opt = [c for c in rated if c["sar_reliance_pct"] <= 100.0 - LED_PCT and c not in led[:1]
            and c["share_pct"] >= NOTABLE_SHARE_PCT and not _doubtful(c)]
     if opt:
