@@ -59,8 +59,8 @@ HELP = {
     "earlier run's HELD_OUT here to score a new training on the same polygons; training polygons it holds too "
     "then validate only.",
     "CHECKPOINT": "Checkpoint to start from (.safetensors). Empty: the bundled default. It is first scored on "
-    "crops of your training polygons: below macro-F1 0.5 (an area it does not know) it is taught at a higher "
-    "learning rate; the log and report say which.",
+    "image windows around your training polygons: below macro-F1 0.5 (an area it does not know) it is taught at a "
+    "higher learning rate; the log and report say which.",
     "EPOCHS": "Epochs of fine-tuning (the most epochs when a time budget is set).",
     "MINUTES": "Optional time budget of the training loop in minutes (0: none); scoring comes on top.",
     "DEVICE": "auto: CUDA if available, then Apple MPS, else the CPU.",

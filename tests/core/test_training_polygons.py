@@ -87,7 +87,13 @@ def test_polygon_training_writes_checkpoint_card_and_report(scene):
     assert f"the forest&#x27;s weight {weight['chosen']:g} where the optical is clear" in html
     assert "cross-fitted" in html
     fit = report["training"]["base_fit_macro_f1"]  # the tiny base knows every class: its fit chose the rate
-    assert 0.0 <= fit <= 1.0 and f"macro-F1 {fit:.2f} on crops of your training polygons" in html
+    assert 0.0 <= fit <= 1.0 and f"macro-F1 {fit:.2f} on image windows around your training polygons" in html
+    epochs = report["training"]["epochs"]  # QA (round 19): "Training: 1 epochs" had come back in the HTML report
+    assert f"<p>Training: {epochs} epochs, " in html and epochs == 2
+    from claire.claire_plugin.core.training.scorecard import render_html
+
+    one = render_html(dict(report, training=dict(report["training"], epochs=1)))
+    assert "<p>Training: 1 epoch, " in one
     assert report["training"]["lr_note"] in report_notes(report)
     assert card["training"]["lr_note"] == report["training"]["lr_note"]  # travels with the checkpoint
     assert card["training"]["base_fit_macro_f1"] == fit

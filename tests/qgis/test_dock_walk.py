@@ -142,7 +142,7 @@ def test_the_train_tab_report_says_the_learning_rate_and_why():
     from claire.claire_plugin.gui.train_report import report_html
 
     m = {"macro_f1": 0.5, "oa": 0.8, "kappa": 0.3}
-    note = "learning rate 0.001: the base checkpoint scored macro-F1 0.31 on crops of your training polygons"
+    note = "learning rate 0.001: the base checkpoint scored macro-F1 0.31 on image windows around your training polygons"
     report = {"arms": {"finetuned": {"clear": m}}, "training": {"epochs": 3, "seconds": 9.0, "device": "cpu"}}
     assert "learning rate" not in report_html(report, "/a/b.st")  # a report written before the note existed
     report["training"]["lr_note"] = note

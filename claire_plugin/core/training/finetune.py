@@ -221,11 +221,11 @@ def rate_note(cfg: FinetuneConfig, lr: float, fit: Optional[float], units: Units
     if fit is None:
         return f"{stages} (a class is new to the base checkpoint)"
     if fit >= BASE_FIT_KEEP:
-        return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training {units.many} "
-                f"before training (it maps your area passably, so fine-tuning keeps more of it)")
-    return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on crops of your training {units.many} "
-            f"before training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the higher rate, "
-            f"its encoders too)")
+        return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on image windows around your training "
+                f"{units.many} before training (it maps your area passably, so fine-tuning keeps more of it)")
+    return (f"{stages}: the base checkpoint scored macro-F1 {fit:.2f} on image windows around your training "
+            f"{units.many} before training (below {BASE_FIT_KEEP:g}: an area it does not know, so it is taught at the "
+            f"higher rate, its encoders too)")
 
 
 def base_fit(model, sampler: CropSampler, cfg: FinetuneConfig, device) -> float:

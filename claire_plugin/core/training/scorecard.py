@@ -16,6 +16,7 @@ import numpy as np
 from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion
 from ....models.quoting import quoted
 from ..io.atomic import OutputSet
+from ..numbers import counted
 from .labels import POINTS, POLYGONS, ClassInfo, LabelPixels, Units, units_of
 
 ARM_TITLES = {
@@ -571,7 +572,9 @@ def render_html(report: Dict[str, Any]) -> str:
         parts.append(f"<p>{_e(ensemble_sentence(report))}</p>")
     training = report.get("training") or {}
     if training.get("lr_note"):
-        parts.append(f"<p>Training: {_e(training.get('epochs'))} epochs, {_e(training['lr_note'])}.</p>")
+        epochs = training.get("epochs")
+        length = counted(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs"
+        parts.append(f"<p>Training: {_e(length)}, {_e(training['lr_note'])}.</p>")
     for note in (report.get("calibration_note"), (report.get("ensemble_weight") or {}).get("calibration_note")):
         if note:
             parts.append(f"<p>Confidence: {_e(note)}.</p>")
