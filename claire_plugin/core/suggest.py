@@ -382,7 +382,8 @@ def summary_lines(s: Suggestions) -> List[str]:
     lines = []
     if s.disagreement is not None:
         lines.append(f"the two maps disagree on {s.disagreement:.0%} of the unlabelled pixels")
-    lines.append(f"{len(s.places)} place(s) to label, squares of {s.square_px} px ({s.square_m:g} m):")
+    lines.append(f"{len(s.places)} place(s) to label, each the centre of a square of {s.square_px} px "
+                 f"({s.square_m:g} m):")
     for p in s.places:
         says = s.name(p.map_value)
         if p.other_value is not None:
@@ -403,7 +404,7 @@ def short_summary(s: Suggestions, first: str = "the map", second: str = "the sec
     parts = []
     if s.disagreement is not None:
         parts.append(f"{first} and {second} disagree on {s.disagreement:.0%} of the unlabelled pixels")
-    parts.append(f"{len(s.places)} place(s) marked (squares of {s.square_m:g} m)")
+    parts.append(f"{len(s.places)} place(s) marked (each the centre of a {s.square_m:g} m square)")
     pairs = s.pairs()
     if pairs:
         a, b, k = pairs[0]

@@ -40,7 +40,7 @@ from .epoch_chart import EpochChart
 from .picker import BASE_KEY, CheckpointPicker, remember_checkpoint
 from .tasks import CANCELLED, SuggestTask, TrainTask
 from .tones import Restyled, status_html, tones
-from .train_report import SELECT_SCHEME, VALIDATE_SCHEME, report_html
+from .train_report import HELD_OUT, SELECT_SCHEME, VALIDATE_SCHEME, report_html
 from .wand import SceneCache
 from .widgets import (
     AutoHeightBrowser,
@@ -687,7 +687,8 @@ class TrainPanel(Restyled, QWidget):
             self.iface.setActiveLayer(layer)
             self.iface.mapCanvas().zoomToSelected(layer)
         one = units_of((self.report or {}).get("labels")).one
-        self._set_status(f"Selected {found} of {len(ids)} {one}(s) to check in {layer.name()}.", error=found == 0)
+        what = f"held-out {one}(s)" if url.fragment() == HELD_OUT else f"{one}(s) to check"
+        self._set_status(f"Selected {found} of {len(ids)} {what} in {layer.name()}.", error=found == 0)
 
     def validate_on(self, path: str) -> None:
         """Choose the held-out polygons in `path` (loaded when they are not in the project) as "Validate on"."""
@@ -701,8 +702,9 @@ class TrainPanel(Restyled, QWidget):
                 return
             QgsProject.instance().addMapLayer(layer)
         self.validation.setLayer(layer)
-        self._set_status(f"The next training is validated on {layer.name()}: the same "
-                         f"{units_of((self.report or {}).get('labels')).many} as this run's score it.")
+        self._set_status(f"The next training is validated on {layer.name()}: the "
+                         f"{units_of((self.report or {}).get('labels')).many} that scored this run will score it "
+                         f"too.")
 
     def places_path(self) -> str:
         """Where the places of the current checkpoint go: `<checkpoint stem>_label_next.gpkg` beside it."""

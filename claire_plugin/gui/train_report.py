@@ -17,6 +17,8 @@ SHORT = {"finetuned": "Your&nbsp;CLAIRE", "untuned": "Untuned", "rf_optical_sar"
 
 #: The scheme of the report's links that select features of the training layer (train_panel handles them).
 SELECT_SCHEME = "claire-select"
+#: The fragment of a SELECT_SCHEME link to the held-out polygons (the others are polygons to check).
+HELD_OUT = "held-out"
 #: The scheme of the link that makes the run's held-out polygons the next training's validation layer.
 VALIDATE_SCHEME = "claire-validate"
 
@@ -55,7 +57,7 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     from ..core.training.labels import units_of
 
     many = units_of(report.get("labels")).many
-    text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}'>select "
+    text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}#{HELD_OUT}'>select "
             f"them</a>)")
     if path:
         drawn = "as black rings" if many == "points" else "dashed"

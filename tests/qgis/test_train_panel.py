@@ -100,6 +100,11 @@ def _the_suspect_box_is_named_and_selected(panel, layer, text: str, checkpoint: 
     panel.report_view.anchorClicked.emit(QUrl(f"{SELECT_SCHEME}:11"))
     assert layer.selectedFeatureIds() == [11] and "Selected 1 of 1 polygon(s) to check" in panel.status.text()
     assert layer.getFeature(11)["class"] == "built area"
+    held = sorted(panel.report["validation_feature_ids"])  # QA (round 19): held-out polygons were "to check" too
+    link = f"{SELECT_SCHEME}:{','.join(map(str, held))}#held-out"
+    assert f"href='{link}'" in report_html(panel.report, checkpoint)
+    panel.report_view.anchorClicked.emit(QUrl(link))
+    assert f"Selected {len(held)} of {len(held)} held-out polygon(s) in " in panel.status.text()
     layer.removeSelection()
 
 
@@ -251,6 +256,7 @@ def test_held_out_polygons_are_shown_and_validate_the_next_training(qgis_app, tr
     assert "Held out: 3 polygons" in text and "Validate the next training on them" in text
     panel.report_view.anchorClicked.emit(QUrl(f"{VALIDATE_SCHEME}:held-out"))
     assert panel.validation.currentLayer() is shown[0] and "validated on Held-out polygons" in panel.status.text()
+    assert "the polygons that scored this run will score it too." in panel.status.text().replace("\u200b", "")
     again = panel.build_params()
     assert again.validation == path and again.validation_layer == "held_out"
     again.config.steps_per_epoch, again.config.batch_size, again.config.crop = 1, 2, 64
