@@ -511,6 +511,7 @@ class ClaireDock(Restyled, QgsDockWidget):
     def _show_fit_status(self, warnings: List[str]) -> None:
         if self.task is not None:
             return
+        self.progress.setValue(0)  # a finished run's 100 % is not this setup's
         if self.optical.currentLayer() is None or self.sar.currentLayer() is None:
             self._set_status("Choose an optical and a SAR layer, then Classify.")
         elif warnings or self.picker.error():
@@ -750,7 +751,7 @@ class ClaireDock(Restyled, QgsDockWidget):
             messages.insert(0, f"Device: {result.device}")
         self.results.showSummary(result.summary, f"Land cover of {title}", messages, card)
         self.progress.setValue(100)
-        self._done = (result.output, replaced)
+        self._done = (result.output, replaced, preview)
         self.restyle()
         self.tabs.setCurrentIndex(1)
         self.tabs.widget(1).verticalScrollBar().setValue(0)  # a new map's headline and trust line first
@@ -802,7 +803,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         """A finished run's status line in the current theme's tones (other lines are plain or redrawn)."""
         done = getattr(self, "_done", None)
         if done is not None:
-            self.status.setText(done_html(done[0], self) + replaced_html(done[1]))
+            self.status.setText(done_html(done[0], self, preview=done[2]) + replaced_html(done[1]))
 
     def _push(self, title: str, text: str, warning: bool = False) -> None:
         bar = getattr(self.iface, "messageBar", None) if self.iface is not None else None

@@ -47,12 +47,15 @@ def replaced_html(names: List[str]) -> str:
             f"replace them.</i>")
 
 
-def done_html(output: str, widget=None) -> str:
-    """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary."""
+def done_html(output: str, widget=None, preview: bool = False) -> str:
+    """Status of a finished run: the output's full path, a link to its folder, and whether it is temporary (a
+    preview always is: it never writes to the Output)."""
     from ..layers.layers import in_temporary_folder
 
     folder = os.path.dirname(os.path.abspath(output))
-    note = (" <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
+    note = (" <i>A preview's temporary file: deleted when QGIS closes; for a map that stays, choose an Output and "
+            "press Classify.</i>" if preview else
+            " <i>Temporary file: deleted when QGIS closes; save it with Export or choose an Output.</i>"
             if in_temporary_folder(output) else "")
     t = tones(widget)  # the widget's palette: a theme switched while QGIS runs reaches it, not always the app's
     return (f"Done: {html.escape(breakable(os.path.basename(output)))}<br><span style='color:{t['muted']}'>"
@@ -372,6 +375,7 @@ class ResultsView(Restyled, QWidget):
         self.accuracy_label.setText(f"<b>Accuracy against the reference</b> (%){note}")
         self.accuracy_label.setVisible(bool(metrics))
         self.chart_metric.setEnabled(bool(metrics))
+        self.chart_metric.setToolTip("" if metrics else "Give a reference raster to chart accuracy per class.")
         if not metrics:
             self.chart_metric.setCurrentIndex(0)
         self._update_chart()

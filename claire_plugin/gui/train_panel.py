@@ -479,6 +479,7 @@ class TrainPanel(Restyled, QWidget):
 
         if self.task is not None:
             return
+        self.progress.setValue(0)  # a finished run's 100 % is not this setup's
         missing = [n for n, w in (("an optical layer", self.optical), ("a SAR layer", self.sar),
                                   ("a training layer", self.labels)) if w.currentLayer() is None]
         optical, sar = self.optical.currentLayer(), self.sar.currentLayer()

@@ -466,6 +466,16 @@ def test_results_show_the_explanation_fields(qgis_app):
     assert "Trees grow on the moon. ⚠" in view.explanation.toPlainText()
 
 
+def test_the_chart_choice_says_why_it_is_off_without_a_reference(qgis_app):
+    """QA (round 19, desktop): the Chart box was greyed out with no word, where the metric tiles beside it say
+    "Give a reference raster..."."""
+    from claire.claire_plugin.gui.results import ResultsView
+
+    view = ResultsView(None)
+    view.showSummary({})
+    assert not view.chart_metric.isEnabled() and "reference raster" in view.chart_metric.toolTip()
+
+
 def test_card_html_lists_training_and_every_metrics_split_escaped(qgis_app):
     from claire.claire_plugin.gui.picker import card_html
 

@@ -313,6 +313,9 @@ def test_done_status_shows_the_full_path_and_says_temporary(qgis_app, tmp_path):
     assert str(tmp_path / "out.tif") in kept and "open folder" in kept and "Temporary" not in kept
     temp = done_html(os.path.join(QgsProcessingUtils.tempFolder(), "x.tif"))
     assert "Temporary" in temp
+    # QA (round 19): a preview said "save it with Export or choose an Output", but a preview never writes the Output
+    shown = done_html(os.path.join(QgsProcessingUtils.tempFolder(), "x_preview.tif"), preview=True)
+    assert "choose an Output and press Classify" in shown and "Export" not in shown
 
 
 def test_checkpoint_dialog_claims_no_fit_without_layers_and_its_button_sets_the_panel(qgis_app, qgis_iface,
@@ -874,3 +877,13 @@ def test_showing_the_train_tab_loads_the_training_code_in_the_background(qgis_ap
         threading.Thread.start = real
     assert seen.count("claire-preload-training") == 1 and dock._training_preloaded
     dock.shutdown()
+
+
+def test_a_new_setup_takes_the_finished_runs_full_progress_bar_away(train_dock):
+    """QA (round 19, desktop): after "Classify with this model" the Run tab's bar read 100 % under "Ready: press
+    Classify", and the Train tab's 100 % under the red "Start from ... a random forest"."""
+    panel = train_dock.train_panel
+    for owner, recheck in ((train_dock, lambda: train_dock._show_fit_status([])), (panel, panel._update_ready)):
+        owner.progress.setValue(100)
+        recheck()
+        assert owner.progress.value() == 0
