@@ -284,9 +284,11 @@ class CheckpointPicker(Restyled, QWidget):
 
     checkpointChanged = pyqtSignal(str)  # noqa: N815 (Qt signal naming)
 
-    def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True, last_key: str = LAST_KEY) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, show_card: bool = True, last_key: str = LAST_KEY,
+                 bases_only: bool = False) -> None:
         super().__init__(parent)
         self._last_key = last_key  # where this picker remembers its last choice (the recent list is shared)
+        self._bases_only = bases_only  # lists no random forest or averaged model (they cannot be fine-tuned)
         self._card: Optional[Dict[str, Any]] = None
         self._error: Optional[str] = None
         self._warnings: List[str] = []
@@ -336,11 +338,12 @@ class CheckpointPicker(Restyled, QWidget):
         self.combo.addItem(f"Bundled: {_stem(bundled)}", bundled)
         self.combo.setItemData(0, bundled, Qt.ItemDataRole.ToolTipRole)
         for path in recent_checkpoints(settings):
-            if os.path.abspath(path) != os.path.abspath(bundled):
+            if os.path.abspath(path) != os.path.abspath(bundled) and self._listed(path):
                 self.combo.addItem(f"Recent: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         for path in project_checkpoints():
-            if self.combo.findData(path) < 0 and os.path.abspath(path) != os.path.abspath(bundled):
+            if self.combo.findData(path) < 0 and os.path.abspath(path) != os.path.abspath(bundled) and \
+                    self._listed(path):
                 self.combo.addItem(f"In the project folder: {_stem(path)}", path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         if select and self.combo.findData(select) < 0:
@@ -350,6 +353,18 @@ class CheckpointPicker(Restyled, QWidget):
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
         self._load(self.checkpointPath())
+
+    def _listed(self, path: str) -> bool:
+        """Whether `path` is offered: with `bases_only`, not a random forest or an averaged model (a file whose
+        card cannot be read is offered, and says why when chosen)."""
+        if not self._bases_only:
+            return True
+        from ...models.card_schema import ENSEMBLE, FOREST
+
+        try:
+            return read_card_safely(path).get("arch") not in (FOREST, ENSEMBLE)
+        except Exception:  # noqa: BLE001 - shown with its reason when chosen, as before
+            return True
 
     def _on_activated(self, index: int) -> None:
         if self.combo.itemData(index) == BROWSE:

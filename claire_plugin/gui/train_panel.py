@@ -176,7 +176,7 @@ class TrainPanel(Restyled, QWidget):
         self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
                                    "NAME.heldout.gpkg. Choose an earlier run's held-out layer to score this "
                                    "training on the same polygons (they then validate only).")
-        self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY)
+        self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY, bases_only=True)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
         form.addRow("Class field", self.field)

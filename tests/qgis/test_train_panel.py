@@ -175,7 +175,10 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     assert params.output == recent_checkpoints()[0]
     # QA (QGIS 3.40 walk): the new checkpoints were in neither picker's list until something reloaded it
     for picker in (panel.picker, dock.picker):
-        assert picker.combo.findData(params.output) >= 0 and picker.combo.findData(panel.report["forest_checkpoint"]) >= 0
+        assert picker.combo.findData(params.output) >= 0
+    # QA (round 19): "Start from" listed the forest and the averaged model, which it always refuses as a base
+    for other in ("forest_checkpoint", "ensemble_checkpoint"):
+        assert dock.picker.combo.findData(panel.report[other]) >= 0 and panel.picker.combo.findData(panel.report[other]) < 0
     assert panel.picker.checkpointPath() == base  # the Train tab's choice is kept
     panel.classify_button.click()
     assert dock.picker.checkpointPath() == params.output and dock.tabs.currentIndex() == 0
