@@ -256,7 +256,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.level.setToolTip("class: map the checkpoint's classes. macroclass: map its macroclasses (a checkpoint "
                               "trained with a macroclass field): each pixel gets the macroclass whose classes' "
                               "probabilities sum highest.")
-        outputs_row = self._build_output_switches(page)
+        outputs_row, rules_row = self._build_output_switches(page)
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -279,14 +279,16 @@ class ClaireDock(Restyled, QgsDockWidget):
             form.addRow(label, widget)
         form.addRow(QLabel("Also write", page))
         form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
+        form.addRow(QLabel("While classifying", page))  # switches of the map itself, not files
+        form.addRow(rules_row)
         for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
             form.addRow(label, widget)
         box = QGroupBox("Options", page)
         box.setLayout(form)
         return box
 
-    def _build_output_switches(self, page: QWidget) -> QVBoxLayout:
-        """The extra outputs to write and the run's switches (SAR fill, snow check), one check box a line."""
+    def _build_output_switches(self, page: QWidget) -> Tuple[QVBoxLayout, QVBoxLayout]:
+        """The extra outputs to write, and the run's switches (SAR fill, snow check): one check box a line."""
         self.want_confidence = QCheckBox("confidence", page)
         self.want_confidence.setChecked(True)
         # short texts: a check box does not wrap, and the dock is ~300 px wide; the tooltips say more
@@ -311,11 +313,12 @@ class ClaireDock(Restyled, QgsDockWidget):
                                    "and B11, at or below 0, or a near-infrared at or below 0.03), under thick "
                                    "cloud unless the clear ground within about 70 px shows snow, and where the "
                                    "map comes from SAR alone: the next most likely class is mapped there.")
-        outputs_row = QVBoxLayout()
-        for box in (self.want_confidence, self.want_reliance, self.want_cloud, self.want_unfamiliar,
-                    self.fill_from_sar, self.snow_check):
+        outputs_row, rules_row = QVBoxLayout(), QVBoxLayout()
+        for box in (self.want_confidence, self.want_reliance, self.want_cloud, self.want_unfamiliar):
             outputs_row.addWidget(box)
-        return outputs_row
+        for box in (self.fill_from_sar, self.snow_check):
+            rules_row.addWidget(box)
+        return outputs_row, rules_row
 
     def _build_banner(self, root: QWidget) -> QLabel:
         """The missing-packages banner (hidden unless something is missing)."""

@@ -1040,3 +1040,27 @@ def test_a_model_without_familiarity_gets_advice_for_how_it_was_trained(qgis_app
     said = trust_html({}, folder)
     assert "hold 8 cells" in said and "more or larger images" in said and "polygons" not in said
     assert "polygons spread wider" in trust_html({}, polygons)
+
+
+def test_the_run_switches_are_not_listed_as_files_to_write(qgis_app):
+    """QA (round 19, desktop): "SAR fills optical gaps" and "snow check (NDSI)" sat under "Also write", though
+    they write nothing: they change the map. They have their own heading, below the outputs."""
+    from qgis.PyQt.QtWidgets import QLabel
+
+    from claire.claire_plugin.gui.dock import ClaireDock
+
+    dock = ClaireDock(None)
+    labels = {w.text(): w for w in dock.findChildren(QLabel) if w.text() in ("Also write", "While classifying")}
+    assert set(labels) == {"Also write", "While classifying"}
+
+    def y(widget) -> int:
+        return widget.mapTo(dock, widget.rect().topLeft()).y()
+
+    dock.resize(300, 2000)
+    dock.show()
+    try:
+        assert y(labels["Also write"]) < y(dock.want_unfamiliar) < y(labels["While classifying"]) < \
+            y(dock.fill_from_sar) < y(dock.snow_check)
+    finally:
+        dock.hide()
+        dock.deleteLater()
