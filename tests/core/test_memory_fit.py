@@ -154,7 +154,13 @@ def test_two_forward_lanes_give_way_to_one_before_the_tile_is_lowered(engine_sce
     one = M.run_bytes(bpp, (896 + 32) ** 2, 1, tiles_per_chunk(1, 928), 12, 5)
     two = M.run_bytes(bpp, (896 + 32) ** 2, 1, tiles_per_chunk(1, 928), 12, 5, lanes=2)
     assert two > 1.5 * one
-    out = os.path.join(engine_scene["dir"], "lc.tif")
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    optical, sar, _ = synthetic_scene(40, 1792)  # two windows of the 896 px core (one window runs alone anyway)
+    d = engine_scene["dir"]
+    engine_scene = {"optical": write_raster(os.path.join(d, "wide_o.tif"), optical),
+                    "sar": write_raster(os.path.join(d, "wide_s.tif"), sar, descriptions=["VV", "VH"])}
+    out = os.path.join(d, "lc.tif")
     monkeypatch.setattr(M, "available_bytes", lambda device: (int(one / M.USABLE) + 1, "free in the test"))
     res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out), standin_model, card)
     assert res.stats["tile_size"] == 896 and res.stats["lanes"] == 1
@@ -164,6 +170,21 @@ def test_two_forward_lanes_give_way_to_one_before_the_tile_is_lowered(engine_sce
     assert res.stats["tile_size"] == 896 and res.stats["lanes"] == 2
     assert any(m.startswith("2 forward lanes: 2 windows run at once") for m in res.messages)
     assert any("x 2 windows at once" in m for m in res.messages if m.startswith("memory:"))
+
+
+def test_a_run_of_one_window_plans_and_says_one_window_at_a_time(engine_scene, standin_model, standin_card,
+                                                                  monkeypatch):
+    """QA (round 19, desktop): a 224 px scene, one window, was planned and described as "2 forward lanes: 2 windows
+    run at once", its memory "x 2 windows at once"."""
+    from claire.claire_plugin.core.engine import schedule
+
+    monkeypatch.setattr(schedule, "forward_lanes", lambda device, model, threads=None: 2)
+    card = {k: v for k, v in standin_card.items() if k != "core"}
+    out = os.path.join(engine_scene["dir"], "lc.tif")
+    monkeypatch.setattr(M, "available_bytes", lambda device: (64 << 30, "free in the test"))
+    res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out), standin_model, card)
+    assert res.stats["lanes"] == 1 and "one window at a time: the run has one window" in res.messages
+    assert not any("windows at once" in m for m in res.messages), res.messages
 
 
 def test_an_address_space_limit_counts_as_memory_left():

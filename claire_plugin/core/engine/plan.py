@@ -354,6 +354,7 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
     tries += [(t, 1) for t in SMALLER_TILES if t < chosen] if not plan.params.tile_size else []
     for k, (tile, plan.lanes) in enumerate(tries):
         _grid(plan, tile)
+        plan.lanes = min(plan.lanes, max(1, plan.grid.n_tiles))  # no more windows at once than the run has
         try:
             note = check_fits(plan.model, plan.device, plan.tile, plan.context, plan.batch, channels,
                               len(plan.classes) + 1, lanes=plan.lanes)
@@ -512,14 +513,15 @@ def _schedule(plan: RunPlan, messages: List[str], cache) -> None:
     runtime holds the GIL), reader threads beside the model (one beside lanes, else schedule.worker_threads)
     and the GDAL block cache they need."""
     most = schedule.forward_lanes(plan.device, plan.model)
-    plan.lanes = min(plan.lanes, most)
+    windows = max(1, plan.grid.n_tiles)
+    plan.lanes = min(plan.lanes, most, windows)
     if plan.lanes > 1:
         plan.readers = 1
     else:
         plan.readers, why = schedule.worker_threads(plan.device)
         messages.append(why)
     if most > 1:
-        messages.append(schedule.lanes_note(plan.lanes, most))
+        messages.append(schedule.lanes_note(plan.lanes, most, windows))
     n = max(1, plan.readers)
     inputs = [("optical", plan.opt, plan.optical_bands.indices, n), ("SAR", plan.sar_vrt, plan.sar_bands.indices, n)]
     if plan.reference is not None:

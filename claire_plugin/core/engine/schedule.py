@@ -34,11 +34,14 @@ def forward_lanes(device, model, threads: Optional[int] = None) -> int:
     return min(threads, cores) if getattr(model, "releases_gil", True) else 1  # more lanes than cores: memory, no speed
 
 
-def lanes_note(lanes: int, most: int) -> str:
-    """The run's message for `lanes` forward lanes where `most` were possible."""
+def lanes_note(lanes: int, most: int, windows: Optional[int] = None) -> str:
+    """The run's message for `lanes` forward lanes where `most` were possible (`windows`: how many the run has)."""
+    few = windows is not None and lanes == windows < most  # the run has no more windows than that
     if lanes == 1:
-        return f"one window at a time: {most} at once (forward lanes) would not fit in the memory left"
-    why = "" if lanes == most else f" (not {most}: the memory left)"
+        return ("one window at a time: the run has one window" if few else
+                f"one window at a time: {most} at once (forward lanes) would not fit in the memory left")
+    why = "" if lanes == most else (f" (not {most}: the run has {windows} windows)" if few else
+                                    f" (not {most}: the memory left)")
     return (f"{lanes} forward lanes{why}: {lanes} windows run at once, one torch thread each, with reading and "
             f"writing beside them")
 
