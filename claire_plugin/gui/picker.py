@@ -275,7 +275,9 @@ def band_fit_warnings(card: Dict[str, Any], optical_count: Optional[int], sar_co
                            f"({', '.join(expected)}).")
         elif count < need:
             out.append(f"The {label} layer has {count} band(s), the checkpoint expects {need} "
-                       f"({', '.join(expected)}). Choose a raster with these bands, or give band indices.")
+                       f"({', '.join(expected)}). Choose a raster with these bands; files of one band each can be "
+                       f"stacked with Raster > Miscellaneous > Build Virtual Raster (each input file a separate "
+                       f"band).")
     return out
 
 

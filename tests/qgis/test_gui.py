@@ -67,6 +67,8 @@ def test_picker_reads_model_card_and_warns_on_bands(qgis_app, tiny_checkpoint, t
     assert tiny_checkpoint in recent_checkpoints()
     warnings = picker.checkLayers(4, 2)
     assert len(warnings) == 1 and "has 4 band(s)" in warnings[0] and "expects 10" in warnings[0]
+    # QA (round 19): "...or give band indices" cannot help a layer with fewer bands than the checkpoint needs
+    assert "band indices" not in warnings[0] and "Build Virtual Raster" in warnings[0]
     assert picker.checkLayers(12, 2) == []
     assert "do not exist" in " ".join(picker.checkLayers(12, 2, sar_bands=[1, 3]))
 
