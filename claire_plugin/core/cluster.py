@@ -161,6 +161,38 @@ def local_security(log: Callable[[str], None]):
         return None
 
 
+def _connect(distributed, address: str, timeout: float, security):
+    """A Client of the scheduler at `address`, or a ClaireError naming what answered there: Dask's own timeout
+    does not cover its handshake, so a port that accepts but never speaks Dask (a dashboard, a web server) hung
+    the batch; a worker's address or a TLS mismatch raised Dask's internals."""
+    box: Dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = distributed.Client(address, timeout=timeout, set_as_default=False,
+                                               **({"security": security} if security is not None else {}))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, named there
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="claire-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)
+    unreachable = ("; start it with `dask scheduler` on that machine and check the address and port (or the "
+                   "firewall), or leave the scheduler empty to classify in this process")
+    if thread.is_alive():
+        raise ClaireError(f"{address} accepts connections but no Dask scheduler answered there within "
+                          f"{timeout + 5.0:.0f} s (a dashboard or web port? `dask scheduler` prints its address, "
+                          f"tcp://HOST:8786 by default, its dashboard 8787){unreachable}")
+    exc = box.get("error")
+    if exc is None:
+        return box["client"]
+    if isinstance(exc, (OSError, TimeoutError)):
+        raise ClaireError(f"cannot reach the Dask scheduler at {address} ({exc}){unreachable}") from None
+    raise ClaireError(f"{address} answered, but not as a Dask scheduler this client can use ({type(exc).__name__}: "
+                      f"{str(exc)[:200]}): give the scheduler's address (not a worker's), with tls:// only where "
+                      f"the scheduler uses TLS and Dask's TLS settings are configured here") from None
+
+
 class DaskExecutor:
     """One Dask task per pair, on the workers of a scheduler; results come back as they finish."""
 
@@ -184,13 +216,11 @@ class DaskExecutor:
         else:
             address = spec.address
         try:
-            self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False,
-                                             **({"security": security} if security is not None else {}))
-        except (OSError, TimeoutError) as exc:
+            self.client = _connect(distributed, address, connect_timeout, security)
+        except ClaireError:
             self._stop_cluster()
-            raise ClaireError(f"cannot reach the Dask scheduler at {address} ({exc}); start it with `dask "
-                              f"scheduler` on that machine and check the address and port (or the firewall), "
-                              f"or leave the scheduler empty to classify in this process") from None
+            raise
+        self._cancelling = False  # set when this batch cancels its own pairs (a user's cancel, Ctrl+C)
         try:
             self.client.wait_for_workers(1, timeout=workers_timeout)
         except (OSError, TimeoutError):
@@ -223,15 +253,21 @@ class DaskExecutor:
             self.cluster.close()
             self.cluster = None
 
-    def check_workers(self, paths: List[str]) -> None:
+    def check_workers(self, paths: List[str], checkpoint: Optional[str] = None) -> None:
         """ClaireError, naming the fix, when a worker cannot import this plugin, holds another CLAIRE or torch
-        version, or cannot see `paths` (the output folder and an input: storage must be shared)."""
+        version, or cannot see `paths` (the output folder and an input: storage must be shared), or reads
+        another file at `checkpoint`'s path (the checkpoint is compared by size and SHA-256)."""
         from .worker_probe import compare, probe
 
         top = __name__.split(".")[0]
-        here = probe(top, [])
-        found = self.client.run(_remote_probe(), top, paths)
-        problems = compare(here, found, paths)
+        same = [checkpoint] if checkpoint and os.path.isfile(checkpoint) else []
+        here = probe(top, [], same)
+        try:
+            found = self.client.run(_remote_probe(), top, paths + same, same)
+        except Exception as exc:  # noqa: BLE001 - the scheduler or the workers went away meanwhile
+            raise ClaireError(f"the Dask scheduler at {self.address} could not ask its workers ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); check that it and its workers still run, then start again") from None
+        problems = compare(here, found, paths + same)
         if problems:
             raise ClaireError(f"{len(problems)} of {len(found)} Dask worker(s) cannot run this batch: "
                               f"{'; '.join(problems)}")
@@ -244,7 +280,7 @@ class DaskExecutor:
         distributed = _import_distributed()
         todo = [j for j in jobs if not j.skip]
         if todo:
-            self.check_workers([os.path.dirname(todo[0].output), todo[0].optical, todo[0].sar])
+            self.check_workers([os.path.dirname(todo[0].output), todo[0].optical, todo[0].sar], options.checkpoint)
         for job in jobs:
             if job.skip:
                 yield job, dict(SKIPPED), None
@@ -256,7 +292,8 @@ class DaskExecutor:
         self.log(f"{len(futures)} {what} submitted to {self.address}")
         done_count = len(jobs) - len(todo)
         try:
-            yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)
+            with _quiet_client_log():
+                yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)
         finally:
             if any(not f.done() for f in futures):  # an interrupt (Ctrl+C) or an error in a caller's callback
                 self._cancel(distributed, event, list(futures))
@@ -276,7 +313,7 @@ class DaskExecutor:
             for f in sorted(finished, key=lambda f: futures[f].index):
                 pending.discard(f)
                 job = futures[f]
-                fields, result = _outcome(f)
+                fields, result = _outcome(f, self._lost())
                 done_count += 1
                 if progress is not None:
                     progress(done_count / n, f"{os.path.basename(job.optical)}: {fields['status']}")
@@ -286,11 +323,12 @@ class DaskExecutor:
         """Cancel the pairs not started; let the running ones see the cancel event and stop (within
         CANCEL_GRACE_S), so that a pair recorded "cancelled" has written nothing and one that finished
         first is recorded "ok"."""
+        self._cancelling = True
         distributed.Event(event, client=self.client).set()  # a pair starting from now on writes nothing
         running = {key for keys in self.client.processing().values() for key in keys}
         finished = [f for f in pending if f.done()]  # after the snapshot: done since the last poll
         for f in sorted(finished, key=lambda f: futures[f].index):
-            yield (futures[f], *_outcome(f))
+            yield (futures[f], *_outcome(f, self._lost()))
         queued = [f for f in pending if f not in finished and f.key not in running]
         self.client.cancel(queued)
         for f in sorted(queued, key=lambda f: futures[f].index):
@@ -302,22 +340,56 @@ class DaskExecutor:
         self.client.cancel([f for f in started if not f.done()])
         for f in sorted(started, key=lambda f: futures[f].index):
             if f.status in ("finished", "error"):
-                yield (futures[f], *_outcome(f))
+                yield (futures[f], *_outcome(f, self._lost()))
             else:
                 yield futures[f], {"status": "cancelled", "reason": "cancelled by the user", "output": None}, None
 
     def _cancel(self, distributed, event: str, futures: list) -> None:
-        distributed.Event(event, client=self.client).set()
-        self.client.cancel(futures)
+        self._cancelling = True
+        try:
+            distributed.Event(event, client=self.client).set()
+            self.client.cancel(futures)
+        except Exception:  # noqa: BLE001 - a scheduler already gone has nothing left to cancel
+            pass
+
+    def _lost(self) -> Optional[str]:
+        """Why a pair this batch did not cancel came back cancelled (Dask's client cancels every future when it
+        loses its scheduler), or None where this batch cancelled."""
+        if self._cancelling:
+            return None
+        return (f"the Dask scheduler at {self.address} went away before this pair finished (the client is "
+                f"{getattr(self.client, 'status', 'gone')}); restart the scheduler and its workers, then run the batch "
+                f"again with --skip-existing")
 
 
-def _outcome(future):
-    """(fields, result) of a finished future; a task that kept failing or lost its workers is "failed"."""
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Dask's client logs a traceback of its own when it loses the scheduler; the pairs' records say it instead."""
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _outcome(future, lost: Optional[str] = None):
+    """(fields, result) of a finished future; a task that kept failing or lost its workers is "failed", and so is
+    one cancelled by anything but this batch (`lost`: why, e.g. the scheduler went away)."""
     if future.status == "finished":
         return future.result()
     if future.status == "cancelled":
+        if lost:
+            return {"status": "failed", "reason": lost, "output": None, "confidence": None}, None
         return dict(CANCELLED_BEFORE), None
-    return failed_fields(future.exception(), None), None
+    exc = future.exception()
+    if type(exc).__name__ == "KilledWorker":  # Dask's own words name its internals and a web page
+        return {"status": "failed", "output": None, "confidence": None,
+                "reason": "the Dask workers running or holding this pair died while they had it, as many times as "
+                          "the scheduler allows (out of memory? killed?); see the workers' logs, give them more "
+                          "memory or fewer pairs at once, then run the batch again with --skip-existing"}, None
+    return failed_fields(exc, None), None
 
 
 def _remote_pair(job: PairJob, options: RunOptions, event_name: str):

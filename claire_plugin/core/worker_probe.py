@@ -9,11 +9,21 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 PROBE_SOURCE = '''
-def probe(top, paths):
+def probe(top, paths, digests=()):
+    import hashlib
     import importlib
     import os
     import sys
-    out = {"python": sys.version.split()[0], "executable": sys.executable}
+    out = {"python": sys.version.split()[0], "executable": sys.executable, "files": {}}
+    for path in digests:
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            out["files"][path] = [os.path.getsize(path), h.hexdigest()]
+        except OSError:
+            pass
     try:
         out["claire"] = importlib.import_module(top + ".models").__version__
         importlib.import_module(top + ".claire_plugin.core.batch")
@@ -46,7 +56,14 @@ def compare(here: Dict[str, Any], found: Dict[str, Dict[str, Any]], paths: List[
             problems.append(f"{address} has CLAIRE {info.get('claire')} with torch {info.get('torch')}, this "
                             f"machine CLAIRE {here.get('claire')} with torch {here.get('torch')}; {fix}")
         elif info.get("missing_paths"):
-            problems.append(f"{address} does not see {', '.join(info['missing_paths'])}; inputs and the output "
-                            f"folder must be on storage shared by this machine and the workers, under the same "
-                            f"path")
+            problems.append(f"{address} does not see {', '.join(info['missing_paths'])}; inputs, the checkpoint and "
+                            f"the output folder must be on storage shared by this machine and the workers, under "
+                            f"the same path")
+        else:
+            other = [p for p, ident in (here.get("files") or {}).items()
+                     if (info.get("files") or {}).get(p) not in (None, ident)]
+            if other:
+                problems.append(f"{address} reads another file at {', '.join(other)} (its size or SHA-256 differs "
+                                f"from this machine's): every worker must use the same checkpoint; put it on storage "
+                                f"shared by this machine and the workers, under the same path")
     return problems

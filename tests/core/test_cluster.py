@@ -75,6 +75,80 @@ def test_unreachable_scheduler_is_one_clear_error_before_any_work(tmp_path, monk
     assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
+def test_a_checkpoint_the_workers_do_not_see_or_see_otherwise_is_found_before_any_work(tmp_path):
+    """QA (round 19, cluster): a checkpoint in the user's home folder, not shared, failed half the pairs with "does
+    not exist"; another file at the same path on one worker mixed two models in one batch without a word."""
+    model = tmp_path / "my_model.safetensors"
+    model.write_bytes(b"the client's checkpoint")
+    here = probe("claire", [], [str(model)])
+    assert here["files"][str(model)][0] == len(b"the client's checkpoint")
+    other = dict(here, missing_paths=[], files={str(model): [23, "0" * 64]})
+    lines = compare(here, {"tcp://a:1": dict(here, missing_paths=[]), "tcp://b:1": other,
+                           "tcp://c:1": dict(here, missing_paths=[str(model)])}, [str(model)])
+    assert len(lines) == 2
+    assert lines[0].startswith(f"tcp://b:1 reads another file at {model} (its size or SHA-256 differs")
+    assert f"tcp://c:1 does not see {model}; inputs, the checkpoint and the output folder" in lines[1]
+
+
+def test_an_address_that_does_not_speak_dask_is_one_clear_error_not_a_hang(monkeypatch):
+    """QA (round 19, cluster): the scheduler's dashboard port or any web server as the address hung the batch
+    forever (Dask's timeout does not cover its handshake); a worker's address ended in an internal error."""
+    import socket
+
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()  # accepts, says nothing
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    try:
+        with pytest.raises(ClaireError, match=r"accepts connections but no Dask scheduler answered there within "
+                                              r"6 s \(a dashboard or web port"):
+            DaskExecutor(SchedulerSpec(address=address), connect_timeout=1.0)
+        assert time.monotonic() - start < 30
+    finally:
+        for conn, _peer in held:
+            conn.close()
+        server.close()
+    distributed = pytest.importorskip("distributed")
+
+    def not_dask(*_a, **_k):
+        raise TypeError("Worker.identity() got an unexpected keyword argument 'n_workers'")
+
+    monkeypatch.setattr(distributed, "Client", not_dask)
+    with pytest.raises(ClaireError, match=r"answered, but not as a Dask scheduler this client can use \(TypeError: "
+                                          r"Worker.identity\(\).*give the scheduler's address \(not a worker's\)"):
+        DaskExecutor(SchedulerSpec(address="tcp://127.0.0.1:1"), connect_timeout=1.0)
+
+
+def test_pairs_cancelled_by_a_lost_scheduler_are_failed_not_cancelled_by_the_user():
+    """QA (round 19, cluster): with the scheduler killed mid-batch Dask's client cancelled every future itself, and
+    the batch recorded "cancelled by the user before this pair" and exited 0; Dask's KilledWorker came as its own
+    words and a web address."""
+    from types import SimpleNamespace
+
+    cancelled = SimpleNamespace(status="cancelled")
+    lost = "the Dask scheduler at tcp://x:1 went away before this pair finished"
+    assert cluster._outcome(cancelled, lost)[0] == {"status": "failed", "reason": lost, "output": None,
+                                                    "confidence": None}
+    assert cluster._outcome(cancelled, None)[0]["reason"] == "cancelled by the user before this pair"
+
+    class KilledWorker(Exception):  # noqa: N818 - the name Dask gives it
+        pass
+
+    died = SimpleNamespace(status="error", exception=lambda: KilledWorker("Attempted to run task ... see https://"))
+    fields = cluster._outcome(died)[0]
+    assert fields["status"] == "failed" and "workers' logs" in fields["reason"] and "https" not in fields["reason"]
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.address, executor.client, executor._cancelling = "tcp://x:1", SimpleNamespace(status="closed"), False
+    assert executor._lost().startswith("the Dask scheduler at tcp://x:1 went away before this pair finished (the "
+                                       "client is closed); restart the scheduler")
+    executor._cancel(None, "e", [])  # no scheduler left to tell: nothing raised, and the batch's own cancel is known
+    assert executor._lost() is None
+
+
 def test_cli_batch_on_the_cluster_equals_a_local_run(dask_cluster, tmp_path, tiny_checkpoint):
     opt_dir, sar_dir = make_folders(str(tmp_path))
     local, remote = str(tmp_path / "local"), str(tmp_path / "remote")
@@ -168,7 +242,8 @@ def test_a_version_mismatch_or_unshared_folder_is_found_before_any_work(dask_clu
         with pytest.raises(ClaireError, match=r"Dask worker\(s\) cannot run this batch: .* does not see "):
             executor.check_workers([str(tmp_path / "not_shared")])
         real = worker_probe.probe
-        monkeypatch.setattr(worker_probe, "probe", lambda top, paths: dict(real(top, paths), claire="9.9.9"))
+        monkeypatch.setattr(worker_probe, "probe", lambda top, paths, digests=(): dict(real(top, paths, digests),
+                                                                                       claire="9.9.9"))
         with pytest.raises(ClaireError, match=r"has CLAIRE 0\.\d+\.\d+ .* this machine CLAIRE 9\.9\.9.*"
                                               r"restart the workers"):
             executor.check_workers([str(tmp_path)])
