@@ -221,6 +221,7 @@ class DaskExecutor:
             self._stop_cluster()
             raise
         self._cancelling = False  # set when this batch cancels its own pairs (a user's cancel, Ctrl+C)
+        self._quiet = contextlib.ExitStack()
         try:
             self.client.wait_for_workers(1, timeout=workers_timeout)
         except (OSError, TimeoutError):
@@ -247,6 +248,9 @@ class DaskExecutor:
         if client is not None:
             client.close()
         self._stop_cluster()
+        quiet = getattr(self, "_quiet", None)
+        if quiet is not None:
+            quiet.close()
 
     def _stop_cluster(self) -> None:
         if self.cluster is not None:
@@ -291,9 +295,9 @@ class DaskExecutor:
         what = "band(s) of rows" if todo and all(getattr(j, "rows", None) for j in todo) else "pair(s)"
         self.log(f"{len(futures)} {what} submitted to {self.address}")
         done_count = len(jobs) - len(todo)
+        self._quiet.enter_context(_quiet_client_log())  # until close(): the client's reconnecting logs too
         try:
-            with _quiet_client_log():
-                yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)
+            yield from self._collect(distributed, futures, event, done_count, len(jobs), progress, is_cancelled)
         finally:
             if any(not f.done() for f in futures):  # an interrupt (Ctrl+C) or an error in a caller's callback
                 self._cancel(distributed, event, list(futures))
@@ -357,9 +361,8 @@ class DaskExecutor:
         loses its scheduler), or None where this batch cancelled."""
         if self._cancelling:
             return None
-        return (f"the Dask scheduler at {self.address} went away before this pair finished (the client is "
-                f"{getattr(self.client, 'status', 'gone')}); restart the scheduler and its workers, then run the batch "
-                f"again with --skip-existing")
+        return (f"the Dask scheduler at {self.address} went away before this pair finished (the connection to it was "
+                f"lost); restart the scheduler and its workers, then run the batch again with --skip-existing")
 
 
 @contextlib.contextmanager

@@ -144,7 +144,7 @@ def test_pairs_cancelled_by_a_lost_scheduler_are_failed_not_cancelled_by_the_use
     executor = DaskExecutor.__new__(DaskExecutor)
     executor.address, executor.client, executor._cancelling = "tcp://x:1", SimpleNamespace(status="closed"), False
     assert executor._lost().startswith("the Dask scheduler at tcp://x:1 went away before this pair finished (the "
-                                       "client is closed); restart the scheduler")
+                                       "connection to it was lost); restart the scheduler")
     executor._cancel(None, "e", [])  # no scheduler left to tell: nothing raised, and the batch's own cancel is known
     assert executor._lost() is None
 
