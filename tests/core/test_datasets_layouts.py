@@ -82,6 +82,28 @@ def test_whu_split_csv(tmp_path):
         list_pairs(root, "whu-opt-sar", "val")
 
 
+def test_a_split_list_not_in_utf8_or_a_folder_named_like_one_is_said_not_raised(tmp_path):
+    """QA (round 19): a split CSV saved in cp1252 (a spreadsheet on Windows) ended in "internal error"
+    (UnicodeDecodeError), and a folder named split_old.txt in IsADirectoryError."""
+    rng = np.random.default_rng(0)
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], rng)
+    os.mkdir(os.path.join(root, "split_old.txt"))  # a folder: not a list
+    with open(os.path.join(root, "split.csv"), "wb") as fh:
+        fh.write("a,train\nb,valid\nb\u00e9,test\n".encode("cp1252"))
+    with pytest.raises(ClaireError, match=r"the split list '.*split\.csv' is not UTF-8 text \(byte 0xE9 at position "
+                                          r"17: saved in a Windows code page\?\); save it as UTF-8"):
+        list_pairs(root, "whu-opt-sar", "val")
+    with open(os.path.join(root, "split.csv"), "w", encoding="utf-8") as fh:
+        fh.write("a,train\nb,valid\n")
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
+    os.remove(os.path.join(root, "split.csv"))
+    with open(os.path.join(root, "train.txt"), "wb") as fh:
+        fh.write(b"a\nb\xe9\n")
+    with pytest.raises(ClaireError, match=r"train\.txt' is not UTF-8 text"):
+        list_pairs(root, "whu-opt-sar", "train")
+
+
 def test_pie_rgb_sar_train_val_folders(tmp_path):
     rng = np.random.default_rng(0)
     root = str(tmp_path / "pie")

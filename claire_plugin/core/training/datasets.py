@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import rasterio
 
+from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.raster_io import numpy_dtype
 
@@ -171,24 +172,36 @@ def _read_split_lists(root: str) -> Dict[str, str]:
         if out:
             return out
     for f in sorted(os.listdir(root)):
-        if "split" in f.lower() and f.lower().endswith((".txt", ".csv")):
-            with open(os.path.join(root, f), encoding="utf-8-sig") as fh:
-                for row in csv.reader(fh):
-                    parts = row if len(row) >= 2 else (row[0].split() if row else [])
-                    if len(parts) >= 2:
-                        split = parts[1].strip().lower()
-                        split = "val" if split in ("val", "valid", "validation") else split  # "test" stays test
-                        _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
+        path = os.path.join(root, f)
+        if "split" in f.lower() and f.lower().endswith((".txt", ".csv")) and os.path.isfile(path):
+            for row in csv.reader(_split_lines(path)):
+                parts = row if len(row) >= 2 else (row[0].split() if row else [])
+                if len(parts) >= 2:
+                    split = parts[1].strip().lower()
+                    split = "val" if split in ("val", "valid", "validation") else split  # "test" stays test
+                    _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
     return out
+
+
+def _split_lines(path: str) -> List[str]:
+    """The lines of a split list; ClaireError naming the file when it cannot be read or is not UTF-8 text."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            return fh.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ClaireError(f"the split list {quoted(path)} is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at "
+                          f"position {exc.start}: saved in a Windows code page?); save it as UTF-8 (CSV UTF-8 in a "
+                          f"spreadsheet, UTF-8 in a text editor)") from None
+    except OSError as exc:
+        raise ClaireError(f"cannot read the split list {quoted(path)} ({exc.strerror or exc})") from None
 
 
 def _add_split_list(out: Dict[str, str], path: str, split: str) -> None:
     """Add the names listed in the split list `path` to `out` as `split`."""
-    with open(path, encoding="utf-8-sig") as fh:
-        for line in fh:
-            name = os.path.splitext(os.path.basename(line.strip()))[0]
-            if name:
-                _add_split_name(out, name, split, os.path.dirname(path))
+    for line in _split_lines(path):
+        name = os.path.splitext(os.path.basename(line.strip()))[0]
+        if name:
+            _add_split_name(out, name, split, os.path.dirname(path))
 
 
 def _add_split_name(out: Dict[str, str], name: str, split: str, where: str) -> None:
