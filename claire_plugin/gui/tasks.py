@@ -224,6 +224,7 @@ FLAG_TO_FIELD = {"--optical-bands": "the optical 'bands' field", "--sar-bands": 
                  "--device": "'Device' in Options", "--explainer": "'Explainer model' in Options",
                  "--unfamiliar": "'unlike training data' under Also write",
                  "--extent": "the map view of Preview view",
+                 "--reliance": "'SAR gate weight' under Also write",
                  "--layer": "the layer: add the one you mean to the project and choose it",
                  "`claire classify --summary-json`": "a CLAIRE classification",
                  "--threads": "the thread count (a setting of the `claire classify` command; the Run tab uses its "

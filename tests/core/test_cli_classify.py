@@ -147,3 +147,4 @@ def test_an_explainer_is_said_when_it_is_not_used(raster_pair, tiny_checkpoint, 
     assert "warning: Explainer not used: explainer folder" in err and "does not exist" in err, err
     assert "the report's text is the deterministic template's" in err
     assert (tmp_path / "r.json").exists()
+

@@ -250,3 +250,19 @@ def test_confidence_raster_below_50_is_the_summarys_low_confidence(engine_scene,
     low = res.summary["low_confidence_share"]
     assert 0 < low < 1, low  # the tiny random network is unsure of some pixels, not of all
     assert (raster[valid] < 50).sum() / valid.sum() == pytest.approx(low, abs=1e-9)
+
+
+def test_a_reliance_raster_a_model_without_a_gate_cannot_give_is_a_warning(engine_scene, standin_card, tmp_path):
+    """QA (round 19): with a model that gives no SAR share (a random forest) `--reliance` was not written, exit 0,
+    with a plain note on stdout that --quiet dropped: a warning now, said on stderr whatever --quiet."""
+
+    class NoGate(StandIn):
+        def forward(self, optical, sar):
+            return {"logits": super().forward(optical, sar)["logits"]}
+
+    rel = tmp_path / "rel.tif"
+    res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(tmp_path / "lc.tif"),
+                             reliance=str(rel), threads=1), NoGate().eval(), standin_card)
+    said = [m for m in res.messages if "reliance raster" in m]
+    assert said and said[0].startswith("warning: this model has no fusion gate") and "(--reliance)" in said[0]
+    assert not rel.exists() and os.path.exists(res.output)

@@ -445,7 +445,9 @@ class _Stream:
         plan, outputs = self.plan, self.plan.outputs
         self.has_share = outputs.has_share = has_share
         if plan.params.reliance and not has_share:
-            self.messages.append("this model gives no sar_share output; the reliance raster is not written")
+            self.messages.append("warning: this model has no fusion gate (a random forest, or one sensor only), so "
+                                 "it gives no SAR gate weight; the reliance raster you asked for (--reliance) is not "
+                                 "written")
         if plan.params.reliance and has_share:
             outputs.reliance = plan.writer(plan.params.reliance, "uint8", UINT8_NODATA, DESCRIPTIONS["reliance"])
         self.post = PostWorker(plan.grid, outputs, plan.opt.height, phases=self.phases)
