@@ -266,3 +266,21 @@ def test_a_reliance_raster_a_model_without_a_gate_cannot_give_is_a_warning(engin
     said = [m for m in res.messages if "reliance raster" in m]
     assert said and said[0].startswith("warning: this model has no fusion gate") and "(--reliance)" in said[0]
     assert not rel.exists() and os.path.exists(res.output)
+
+
+def test_sar_nodata_inside_the_overlap_is_counted_and_said(engine_scene, standin_model, standin_card, tmp_path):
+    """QA (round 19): a SAR with its left 30 columns at its declared nodata gave 31 % of the map as nodata with
+    "optical invalid 0.0%" and no word of the SAR."""
+    from claire.claire_plugin.core.engine.summary import scene_line
+
+    _optical, sar, _ = engine_scene["arrays"]
+    sar = sar.copy()
+    sar[:, :, :30] = -9999
+    holed = write_raster(str(tmp_path / "sar_holed.tif"), sar, nodata=-9999, descriptions=["VV", "VH"])
+    res = run(ClassifyParams(engine_scene["optical"], holed, str(tmp_path / "lc.tif"), threads=1),
+              standin_model, standin_card)
+    assert res.summary["sar_invalid_share"] == pytest.approx(30 / 173, abs=1e-4)
+    assert "SAR invalid 17.3% (nodata in the map)" in scene_line(res.summary)
+    whole = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(tmp_path / "lc2.tif"), threads=1),
+                standin_model, standin_card)
+    assert whole.summary["sar_invalid_share"] == 0.0 and "SAR invalid" not in scene_line(whole.summary)

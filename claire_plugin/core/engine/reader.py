@@ -42,23 +42,25 @@ class ChunkWindow:
 @dataclass
 class ChunkMasks:
     """Per-pixel masks of a chunk window (h x w, unpadded): `valid` (classified), `optical_bad` (optical
-    nodata inside the region), `cloud` (models.cloud probability given to the model: 1 in the optical
-    gaps filled from SAR; None when the optical lacks the bands it needs), `sar_only` (valid pixels
-    without optical data, classified from SAR alone) and `snow_possible` (models.cloud.snow_possible; None
-    without the snow check)."""
+    nodata inside the region), `sar_bad` (SAR nodata inside it), `cloud` (models.cloud probability given to the
+    model: 1 in the optical gaps filled from SAR; None when the optical lacks the bands it needs), `sar_only`
+    (valid pixels without optical data, classified from SAR alone) and `snow_possible` (models.cloud.snow_possible;
+    None without the snow check)."""
 
     valid: np.ndarray
     optical_bad: np.ndarray
     cloud: Optional[np.ndarray]
     sar_only: np.ndarray
     snow_possible: Optional[np.ndarray] = None
+    sar_bad: Optional[np.ndarray] = None  # SAR nodata or NaN inside the region (those pixels stay nodata)
 
     def crop(self, h: int, c0: int, w: int, r0: int = 0) -> "ChunkMasks":
         """The masks of rows [r0, h) and columns [c0, c0 + w)."""
         cut = (slice(r0, h), slice(c0, c0 + w))
         return ChunkMasks(self.valid[cut], self.optical_bad[cut],
                           None if self.cloud is None else self.cloud[cut], self.sar_only[cut],
-                          None if self.snow_possible is None else self.snow_possible[cut])
+                          None if self.snow_possible is None else self.snow_possible[cut],
+                          None if self.sar_bad is None else self.sar_bad[cut])
 
 
 def drain(q: "queue.Queue") -> None:
@@ -192,7 +194,7 @@ class ChunkReader:
             # C-band backscatter alone does not tell snow (dry snow is transparent to it, wet snow dark as calm
             # water): no snow / ice from SAR alone (it painted snow on the sea in swath gaps)
             snow[sar_only] = 0.0
-        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only, snow)
+        masks = ChunkMasks((~o_bad | sar_only) & has_sar, o_bad, cloud, sar_only, snow, s_bad)
         return r, j0, j1, o_t, s_t, c_t, masks
 
     def _read_optical(self, opt, win: ChunkWindow):

@@ -4,7 +4,8 @@ nodata shares, and (with a reference raster) a confusion matrix and accuracy met
 Definitions (also in docs/benchmark.md):
 - `valid_pixels`: output pixels with a class; `nodata_pixels`: every other pixel of the output grid.
 - `optical_invalid_share`: share of the pixels inside the optical/SAR overlap whose optical value is
-  NaN or the optical nodata value (all selected bands).
+  NaN or the optical nodata value (all selected bands); `sar_invalid_share` the same for the SAR (any selected
+  band): those pixels are nodata in the map.
 - `cloud_share`: share of the valid pixels (the whole map, the optical gaps included) that have optical data with a
   cloud probability (models.cloud: thick cloud, cirrus, haze or cloud shadow) >= 0.5 (None when the optical
   lacks the bands it needs); the shares of the map under cloud, from SAR alone and clear add up to 1.
@@ -58,6 +59,7 @@ class SummaryAccumulator:
         self.sar_n = np.zeros(self.K, np.int64)
         self.region_pixels = 0
         self.optical_invalid = 0
+        self.sar_invalid = 0
         self.cloud_known = False
         self.unfamiliar_known = False
         self.unfamiliar = np.zeros(self.K, np.int64)
@@ -88,6 +90,8 @@ class SummaryAccumulator:
                     self.snow_ruled_out_clouded += int(np.count_nonzero(out & (masks.cloud >= CLOUDED)))
         self.region_pixels += valid.size
         self.optical_invalid += int(np.count_nonzero(masks.optical_bad))
+        if getattr(masks, "sar_bad", None) is not None:
+            self.sar_invalid += int(np.count_nonzero(masks.sar_bad))
         self.cloud_known |= masks.cloud is not None
         self.unfamiliar_known |= distance is not None
         key = self._keys(idx, conf, masks, distance)
@@ -176,6 +180,7 @@ class SummaryAccumulator:
             "valid_pixels": valid,
             "nodata_pixels": self.total - valid,
             "optical_invalid_share": self.optical_invalid / self.region_pixels if self.region_pixels else 0.0,
+            "sar_invalid_share": self.sar_invalid / self.region_pixels if self.region_pixels else 0.0,
             "cloud_share": (self.group_n["clouded"] / valid if valid else 0.0) if self.cloud_known else None,
             "sar_only_share": self.group_n["sar_only"] / valid if valid else 0.0,
             "unfamiliar_share": (float(self.unfamiliar.sum() / valid) if valid else 0.0)
@@ -242,7 +247,9 @@ def scene_line(summary: dict) -> str:
     line = (f"valid pixels {summary['valid_pixels']}, nodata {summary['nodata_pixels']}, "
             f"clouded {_share(summary.get('cloud_share'))}, SAR only {_share(summary.get('sar_only_share'))}, "
             f"optical invalid {summary['optical_invalid_share']:.1%}, "
-            f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
+            + (f"SAR invalid {summary['sar_invalid_share']:.1%} (nodata in the map), "
+               if summary.get("sar_invalid_share") else "")
+            + f"unlike the training data {_share(summary.get('unfamiliar_share'))}")
     if summary.get("snow_ruled_out_share"):
         clouded = summary.get("snow_ruled_out_clouded_share") or 0.0
         line += (f", snow / ice ruled out {summary['snow_ruled_out_share']:.1%}"
