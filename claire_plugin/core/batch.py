@@ -572,8 +572,24 @@ def _earlier_records(out_dir: str) -> Dict[str, Dict[str, Any]]:
             records = json.load(fh).get("results") or []
     except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: every pair is classified again
         return {}
+    if not isinstance(records, list):
+        return {}
     return {os.path.basename(str(r["output"])): r for r in records
-            if isinstance(r, dict) and r.get("output") and r.get("status") in ("ok", "skipped")}
+            if isinstance(r, dict) and r.get("output") and r.get("status") in ("ok", "skipped") and _whole_record(r)}
+
+
+def _whole_record(r: Dict[str, Any]) -> bool:
+    """Whether the fields a skipped pair keeps from an earlier record (KEPT) have the types this batch writes: a
+    summary edited by hand or by another program made the summary's CSV fail on a text 'area_ha'."""
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    areas = r.get("area_ha")
+    return (number(r.get("valid_pixels")) and all(number(r.get(k)) for k in SHARES)
+            and (areas is None or (isinstance(areas, dict) and all(number(v) for v in areas.values())))
+            and (r.get("warnings") is None or (isinstance(r.get("warnings"), list)
+                                               and all(isinstance(w, str) for w in r["warnings"])))
+            and (r.get("device") is None or isinstance(r.get("device"), str)))
 
 
 def classify_pairs(pairing, options: RunOptions, out_dir: str, *, optical_folder: str = "", sar_folder: str = "",

@@ -464,3 +464,25 @@ def test_a_summary_nested_too_deep_is_read_as_no_summary(folders, tmp_path, tiny
     summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1),
                              str(out), skip_existing=True)
     assert summary.count("ok") == 3
+
+
+@pytest.mark.parametrize("damage", [
+    lambda summary: summary.update(results=5),
+    lambda summary: summary["results"][0].update(area_ha="big"),
+    lambda summary: summary["results"][0].update(warnings="one"),
+    lambda summary: summary["results"][0].update(valid_pixels=[1]),
+])
+def test_a_damaged_earlier_summary_is_read_as_no_record(folders, tmp_path, tiny_checkpoint, damage):
+    """QA (round 19): `"results": 5` or a kept record's `area_ha` "big" in claire_batch_summary.json made
+    --skip-existing end in an internal error (TypeError, AttributeError); such records are now absent."""
+    opt_dir, sar_dir = folders
+    out = tmp_path / "out"
+    options = run_options(checkpoint=tiny_checkpoint, threads=1)
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out))
+    summary = json.loads((out / SUMMARY_JSON).read_text())
+    damage(summary)
+    (out / SUMMARY_JSON).write_text(json.dumps(summary))
+    again = classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out), skip_existing=True)
+    assert again.count("ok") + again.count("skipped") == 3
+    assert json.loads((out / SUMMARY_JSON).read_text())["results"][0]["status"] in ("ok", "skipped")
+    assert (out / SUMMARY_CSV).exists()
