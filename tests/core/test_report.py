@@ -144,6 +144,9 @@ def test_a_summary_from_someone_else_reaches_no_output_raw(tmp_path, capsys):
     assert main(["explain", "--summary", str(src)]) == 2
     err = capsys.readouterr().err
     assert "holds text of 30000 characters (classes[1].name)" in err and len(err) < 1000
+    src.write_text(json.dumps({"classes": [5]}))  # an internal error (facts.py) before
+    assert main(["explain", "--summary", str(src)]) == 2
+    assert "classes[0] is not an object" in capsys.readouterr().err
 
 
 def test_cli_explain_reads_card_from_checkpoint(tmp_path, tiny_checkpoint, capsys):

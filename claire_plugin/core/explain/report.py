@@ -283,6 +283,12 @@ def load_summary_file(path: str) -> Tuple[dict, Optional[dict]]:
     elif not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise ClaireError(f"'{path}' has no 'classes' list; give the summary JSON written by "
                           f"`claire classify`.")
+    classes = data.get("classes")
+    bad = next((k for k, c in enumerate(classes) if not isinstance(c, dict)), None) if isinstance(classes, list) \
+        else None
+    if bad is not None:
+        raise ClaireError(f"'{path}': classes[{bad}] is not an object with a class's counts; give the summary JSON "
+                          f"written by `claire classify`.")
     for entry in [c for part in (data, card or {}) for c in (part.get("classes") or [])]:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             entry["name"] = clean_name(entry["name"])
