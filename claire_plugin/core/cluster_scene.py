@@ -42,13 +42,26 @@ class SceneResult:
 def most_parts(height: int, width: int, options: RunOptions) -> int:
     """The most bands of rows worth making: one per row of the engine's tiles (a band runs every tile that
     keeps one of its rows, so two bands within one tile row would run the same tiles twice; the tile as the
-    run's options give it, before any memory fitting makes it smaller)."""
-    from ...models.predict import CONTEXT
-    from .engine.tiling import DEFAULT_TILE, TileGrid
+    run's options give it, else the checkpoint's as the engine takes it, before any memory fitting makes it
+    smaller)."""
+    from .engine.tiling import TileGrid, card_tiling
 
-    context = CONTEXT if options.context is None or options.context < 0 else options.context
-    grid = TileGrid.fitted(0, 0, height, width, int(options.tile_size or DEFAULT_TILE), context)
+    core, card_context = card_tiling(_card_here(options.checkpoint))
+    context = card_context if options.context is None or options.context < 0 else options.context
+    grid = TileGrid.fitted(0, 0, height, width, int(options.tile_size or core), context)
     return max(1, len(grid.row_axis[0]))
+
+
+def _card_here(checkpoint: Optional[str]) -> dict:
+    """The card of the run's checkpoint (the bundled one by default) where this machine can read it, else {} (the
+    engine's defaults): a checkpoint may lie on the workers only."""
+    from ...models.checkpoint import read_card
+    from ..paths import DEFAULT_CHECKPOINT
+
+    try:
+        return read_card(checkpoint or DEFAULT_CHECKPOINT)
+    except Exception:  # noqa: BLE001 - unreadable here: each worker says why when it loads it
+        return {}
 
 
 def split_rows(height: int, parts: int, align: int = ROW_ALIGN) -> List[Tuple[int, int]]:

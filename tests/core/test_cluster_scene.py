@@ -98,6 +98,21 @@ def test_bands_thinner_than_a_row_of_tiles_are_not_made(tmp_path):
     assert most_parts(5000, 5000, run_options()) == 6
 
 
+def test_the_most_bands_follow_the_checkpoints_tiling(tiny_checkpoint):
+    """QA (round 19): the rows of tiles were counted at the engine's defaults (896 px cores), not the checkpoint's:
+    with the tiny card's 32 px cores a 96 px scene was "1 row of tiles" where its run makes 2 (and more bands)."""
+    from claire.claire_plugin.core.cluster_scene import most_parts
+    from claire.claire_plugin.core.engine.tiling import TileGrid, card_tiling
+    from claire.claire_plugin.core.params import run_options
+    from claire.models.checkpoint import read_card
+
+    core, context = card_tiling(read_card(tiny_checkpoint))
+    rows = len(TileGrid.fitted(0, 0, 300, 96, core, context).row_axis[0])
+    assert core == 32 and rows > 1
+    assert most_parts(300, 96, run_options(checkpoint=tiny_checkpoint)) == rows
+    assert most_parts(300, 96, run_options(checkpoint="/on/the/workers/only.safetensors")) == 1  # the defaults
+
+
 def test_parts_below_one_are_refused_before_any_cluster(tmp_path, raster_pair, capsys):
     for extra in (["--scheduler", "tcp://127.0.0.1:1"], []):
         code = main(["classify", "--optical", raster_pair["optical"], "--sar", raster_pair["sar"], "--output",
