@@ -84,7 +84,10 @@ def card_summary(card: Dict[str, Any]) -> str:
     tempered = _temperatures(card)
     if tempered:
         lines.append(f"confidence    tempered (models.calibration; classes unchanged): {tempered}")
-    lines.append(f"created       {card.get('created')} (CLAIRE {card.get('claire_version')})")
+    if card.get("created") or card.get("claire_version"):  # a card written elsewhere may have neither
+        made = card.get("created") or "date not recorded"
+        lines.append(f"created       {made}" + (f" (CLAIRE {card['claire_version']})" if card.get("claire_version")
+                                                 else ""))
     return "\n".join(lines)
 
 

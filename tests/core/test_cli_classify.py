@@ -148,3 +148,20 @@ def test_an_explainer_is_said_when_it_is_not_used(raster_pair, tiny_checkpoint, 
     assert "the report's text is the deterministic template's" in err
     assert (tmp_path / "r.json").exists()
 
+
+
+def test_info_of_a_card_without_its_date_says_so_not_none(tmp_path, capsys):
+    """QA (round 19): a card written elsewhere without `created` showed "created None (CLAIRE None)"."""
+    import torch
+
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    torch.manual_seed(0)
+    card = {k: v for k, v in tiny_card().items() if k not in ("created", "claire_version")}
+    path = str(tmp_path / "bare.safetensors")
+    save_checkpoint(path, build_model("claire", card["config"]), card)
+    assert main(["info", path]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out, out

@@ -95,8 +95,13 @@ def test_a_split_list_not_in_utf8_or_a_folder_named_like_one_is_said_not_raised(
                                           r"17: saved in a Windows code page\?\); save it as UTF-8"):
         list_pairs(root, "whu-opt-sar", "val")
     with open(os.path.join(root, "split.csv"), "w", encoding="utf-8") as fh:
-        fh.write("a,train\nb,valid\n")
+        fh.write("a,training\nb,holdout\n")  # "training" is train; an unknown label is named, not "val is empty"
+    with pytest.raises(ClaireError, match=r"split\.csv' gives 'holdout' for 'b'; write train, val or test"):
+        list_pairs(root, "whu-opt-sar", "val")
+    with open(os.path.join(root, "split.csv"), "w", encoding="utf-8") as fh:
+        fh.write("a,training\nb,valid\n")
     assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
+    assert [p.name for p in list_pairs(root, "whu-opt-sar", "train")] == ["a"]
     os.remove(os.path.join(root, "split.csv"))
     with open(os.path.join(root, "train.txt"), "wb") as fh:
         fh.write(b"a\nb\xe9\n")

@@ -179,6 +179,10 @@ def _read_split_lists(root: str) -> Dict[str, str]:
                 if len(parts) >= 2:
                     split = parts[1].strip().lower()
                     split = "val" if split in ("val", "valid", "validation") else split  # "test" stays test
+                    split = "train" if split in ("training",) else split
+                    if split not in ("train", "val", "test"):
+                        raise ClaireError(f"the split list {quoted(path)} gives {quoted(parts[1].strip())} for "
+                                          f"{quoted(parts[0].strip())}; write train, val or test")
                     _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
     return out
 
