@@ -61,10 +61,11 @@ def card_summary(card: Dict[str, Any]) -> str:
         amount = {FOREST: f"{t.get('training_pixels')} pixels",
                   ENSEMBLE: f"parts {t.get('network_checkpoint')} and {t.get('forest_checkpoint')}"}.get(
             card.get("arch"), epochs_text(t.get("epochs")))
-        lines.append(f"trained on    {labels_noun(labels)} ({where}), {amount}, seed {t.get('seed')}")
+        lines.append(f"trained on    {labels_noun(labels)} ({where}), {amount}{_seed(t)}")
     else:
-        lines.append(f"trained on    {t.get('data')} ({t.get('layout')}), {epochs_text(t.get('epochs'))}, "
-                     f"seed {t.get('seed')}")
+        layout = f" ({t['layout']})" if t.get("layout") else ""
+        lines.append(f"trained on    {t.get('data') or 'not recorded'}{layout}, {epochs_text(t.get('epochs'))}"
+                     f"{_seed(t)}")
     held = _held_out_text(t)
     if held:
         lines.append(f"held out      {held}")
@@ -179,3 +180,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             line += f"{r['mpix_per_s']:>12.3f}" if r.get("mpix_per_s") else f"{'-':>12}"
         print(line)
     return 0
+
+
+def _seed(training: dict) -> str:
+    """', seed 3', or '' where the card records none."""
+    return f", seed {training['seed']}" if training.get("seed") is not None else ""
