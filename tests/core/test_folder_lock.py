@@ -82,3 +82,30 @@ def test_a_batch_into_a_folder_another_batch_writes_is_refused_before_any_work(f
     summary = classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1),
                              str(tmp_path / "new" / "out"))  # a folder the batch makes: locked once made
     assert summary.count("ok") == 3 and not (tmp_path / "new" / "out" / LOCK_NAME).exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs the batches as two other users")
+def test_a_lock_file_left_by_another_users_killed_batch_does_not_block_the_next_user():
+    """QA (round 19, review): a batch killed outright (SIGKILL, the OOM killer) left its lock file 0644, and the next
+    user of a folder shared by a group was told "cannot create the lock file ...; choose a folder you can write
+    to"; the lock itself had gone with the process, and a lock can be taken on a file opened for reading."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="claire-shared-", dir="/tmp")
+    os.chmod(folder, 0o777)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        first = subprocess.Popen([sys.executable, "-c", _HOLD, folder], stdout=subprocess.PIPE, text=True, env=env,
+                                 user=65533)
+        assert first.stdout.readline().strip() == "held"
+        second = [sys.executable, "-c", "import sys\nfrom claire.claire_plugin.core.io.folder_lock import "
+                  "folder_lock\nwith folder_lock(sys.argv[1]):\n    print('ran')", folder]
+        busy = subprocess.run(second, capture_output=True, text=True, env=env, user=65534, timeout=60)
+        assert busy.returncode != 0 and "another CLAIRE batch is writing into the output folder" in busy.stderr
+        _kill(first)
+        assert os.stat(os.path.join(folder, LOCK_NAME)).st_uid == 65533  # left behind by the killed batch
+        free = subprocess.run(second, capture_output=True, text=True, env=env, user=65534, timeout=60)
+        assert free.returncode == 0 and free.stdout.strip() == "ran", free.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -73,8 +73,15 @@ def folder_lock(folder: str, what: str = "claire classify-folder", flag: str = "
     path = os.path.join(folder, LOCK_NAME)
     fd: Optional[int] = None
     for _ in range(20):  # the file may be removed by the run ending between our open and our lock: open again
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        writable = True
+        try:  # 0o666 & umask: on a folder shared by a group, the next user can open what a killed run left
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:
+            try:  # another user's lock file: a lock can be taken on a file opened for reading too
+                fd, writable = os.open(path, os.O_RDONLY), False
+            except OSError as exc:
+                raise ClaireError(f"cannot open the lock file {quoted(path)} in the output folder "
+                                  f"({exc.strerror or exc}); choose a folder you can write to ({flag})") from None
         except OSError as exc:
             raise ClaireError(f"cannot create the lock file {quoted(path)} in the output folder ({exc.strerror or exc})"
                               f"; choose a folder you can write to ({flag})") from None
@@ -95,7 +102,8 @@ def folder_lock(folder: str, what: str = "claire classify-folder", flag: str = "
     if fd is None:
         raise ClaireError(f"could not lock the output folder {quoted(folder)}: its lock file {LOCK_NAME} kept "
                           f"changing; check that no other program removes files there")
-    _record(fd, what)
+    if writable:
+        _record(fd, what)
     try:
         yield
     finally:
