@@ -649,3 +649,10 @@ def test_no_package_is_loaded_from_a_cache_others_may_write(default_model, monke
         assert f"chmod go-w '{folder}'" in rt.note
     os.chmod(folder, 0o755)
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot" and loaded
+    # QA (round 19, review): under umask 002 (a user's private group) a package was built 664 and refused by every
+    # later run; in a folder of the user's alone its files' modes open it to no one
+    package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
+    os.chmod(package, 0o664)
+    assert "may be written by other users (mode 664)" in prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note
+    os.chmod(folder, 0o700)
+    assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot"
