@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..models.quoting import shell_quote
 from .core.errors import ClaireError
 from .paths import PACKAGE_ROOT
-from .pip_deps import find_python, index_reachable, pip_command, requirement_pins, torch_command
+from .pip_deps import find_python, index_reachable, keep_pip_files, pip_command, requirement_pins, torch_command
 
 PLUGIN_DIR = PACKAGE_ROOT
 _PINS = requirement_pins()
@@ -361,6 +361,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.dry_run:
         for step in steps:
             print(step.note + "\n  " + " ".join(step.command))
+        kept = keep_pip_files()
+        if kept:
+            print(f"(the constraints file of these commands stays in {kept})")
         return 0
     os.makedirs(target, exist_ok=True)
     return run_plan(steps)

@@ -42,15 +42,30 @@ def requirement_pins(path: str = REQUIREMENTS) -> Dict[str, str]:
 
 
 def _private_folder() -> str:
-    """A folder of this process's own (mode 0700, removed at exit) for the files pip reads later."""
+    """A folder of this process's own (mode 0700, removed at exit unless `keep_pip_files`) for the files pip reads
+    later."""
     global _PRIVATE
     if _PRIVATE is None or not os.path.isdir(_PRIVATE):
         _PRIVATE = tempfile.mkdtemp(prefix="claire-pip-")
-        atexit.register(shutil.rmtree, _PRIVATE, True)
+        atexit.register(_remove_private, _PRIVATE)
+    return _PRIVATE
+
+
+def _remove_private(folder: str) -> None:
+    if not _KEEP:
+        shutil.rmtree(folder, True)
+
+
+def keep_pip_files() -> Optional[str]:
+    """Keep the files pip reads after this process ends (a dry run prints commands to paste later); their folder,
+    or None where none was made."""
+    global _KEEP
+    _KEEP = True
     return _PRIVATE
 
 
 _PRIVATE: Optional[str] = None
+_KEEP = False
 
 
 def constraints_file(path: str = REQUIREMENTS, folder: Optional[str] = None) -> str:
@@ -175,6 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(f"torch: {note}", flush=True)
     print("  " + " ".join(command), flush=True)
+    if args.dry_run and keep_pip_files():
+        print(f"  (its constraints file stays in {_PRIVATE} for the command above)", flush=True)
     return 0 if args.dry_run else subprocess.call(command)
 
 

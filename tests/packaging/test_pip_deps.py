@@ -152,3 +152,20 @@ def test_inside_qgis_the_python_of_its_installation_runs_pip_not_the_first_on_pa
     assert pip_deps.find_python(str(shim)) == str(own)
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # in a venv its python installs into the venv
     assert pip_deps.find_python(str(shim)) == str(shim)
+
+
+def test_a_dry_run_keeps_the_constraints_file_its_printed_command_reads(tmp_path):
+    """QA (round 19, review): `pip_deps torch --dry-run` printed a command whose constraints file was removed as the
+    process ended, so the pasted command failed ("Could not open requirements file")."""
+    import shutil
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "claire.claire_plugin.pip_deps", "torch", "--variant", "cpu",
+                           "--target", str(tmp_path / "deps"), "--dry-run"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    path = done.stdout.split("--constraint ", 1)[1].split()[0]
+    try:
+        assert os.path.isfile(path) and "stays in" in done.stdout
+    finally:
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
