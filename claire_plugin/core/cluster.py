@@ -169,17 +169,27 @@ def _connect(distributed, address: str, timeout: float, security):
 
     def connect() -> None:
         try:
-            box["client"] = distributed.Client(address, timeout=timeout, set_as_default=False,
-                                               **({"security": security} if security is not None else {}))
+            client = distributed.Client(address, timeout=timeout, set_as_default=False,
+                                        **({"security": security} if security is not None else {}))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, named there
             box["error"] = exc
+            return
+        with lock:
+            late = box["given_up"]
+            box["client"] = client
+        if late:  # the caller gave up on it: nothing else would ever close it (QGIS runs on for hours)
+            client.close()
 
+    lock = threading.Lock()
+    box["given_up"] = False
     thread = threading.Thread(target=connect, name="claire-dask-connect", daemon=True)
     thread.start()
     thread.join(timeout + 5.0)
+    with lock:
+        box["given_up"] = "client" not in box and "error" not in box
     unreachable = ("; start it with `dask scheduler` on that machine and check the address and port (or the "
                    "firewall), or leave the scheduler empty to classify in this process")
-    if thread.is_alive():
+    if box["given_up"]:
         raise ClaireError(f"{address} accepts connections but no Dask scheduler answered there within "
                           f"{timeout + 5.0:.0f} s (a dashboard or web port? `dask scheduler` prints its address, "
                           f"tcp://HOST:8786 by default, its dashboard 8787){unreachable}")
