@@ -14,7 +14,7 @@ def probe(top, paths, digests=()):
     import importlib
     import os
     import sys
-    out = {"python": sys.version.split()[0], "executable": sys.executable, "files": {}}
+    out = {"python": sys.version.split()[0], "executable": sys.executable, "files": {}, "unreadable": {}}
     for path in digests:
         try:
             h = hashlib.sha256()
@@ -22,8 +22,9 @@ def probe(top, paths, digests=()):
                 for block in iter(lambda: f.read(1 << 22), b""):
                     h.update(block)
             out["files"][path] = [os.path.getsize(path), h.hexdigest()]
-        except OSError:
-            pass
+        except OSError as exc:
+            if os.path.exists(path):
+                out["unreadable"][path] = exc.strerror or str(exc)
     try:
         out["claire"] = importlib.import_module(top + ".models").__version__
         importlib.import_module(top + ".claire_plugin.core.batch")
@@ -59,6 +60,11 @@ def compare(here: Dict[str, Any], found: Dict[str, Dict[str, Any]], paths: List[
             problems.append(f"{address} does not see {', '.join(info['missing_paths'])}; inputs, the checkpoint and "
                             f"the output folder must be on storage shared by this machine and the workers, under "
                             f"the same path")
+        elif info.get("unreadable"):
+            problems.append(f"{address} cannot read " + ", ".join(f"{p} ({why})" for p, why in
+                                                                    sorted(info["unreadable"].items()))
+                            + "; let the user the workers run as read it (its permissions, or a umask that made it "
+                              "private to you)")
         else:
             other = [p for p, ident in (here.get("files") or {}).items()
                      if (info.get("files") or {}).get(p) not in (None, ident)]

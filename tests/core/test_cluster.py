@@ -88,6 +88,11 @@ def test_a_checkpoint_the_workers_do_not_see_or_see_otherwise_is_found_before_an
     assert len(lines) == 2
     assert lines[0].startswith(f"tcp://b:1 reads another file at {model} (its size or SHA-256 differs")
     assert f"tcp://c:1 does not see {model}; inputs, the checkpoint and the output folder" in lines[1]
+    # QA (round 19, review): a checkpoint the workers' user cannot read (0600 under umask 077) passed the probe
+    locked = dict(here, missing_paths=[], files={}, unreadable={str(model): "Permission denied"})
+    assert compare(here, {"tcp://d:1": locked}, [str(model)]) == [
+        f"tcp://d:1 cannot read {model} (Permission denied); let the user the workers run as read it (its "
+        f"permissions, or a umask that made it private to you)"]
 
 
 def test_an_address_that_does_not_speak_dask_is_one_clear_error_not_a_hang(monkeypatch):
