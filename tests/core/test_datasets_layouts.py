@@ -99,7 +99,9 @@ def test_a_split_list_not_in_utf8_or_a_folder_named_like_one_is_said_not_raised(
     with pytest.raises(ClaireError, match=r"split\.csv' gives 'holdout' for 'b'; write train, val or test"):
         list_pairs(root, "whu-opt-sar", "val")
     with open(os.path.join(root, "split.csv"), "w", encoding="utf-8") as fh:
-        fh.write("a,training\nb,valid\n")
+        fh.write("name,split\na,training\nb,valid\n")  # a header row, as pandas writes it, is skipped
+    with open(os.path.join(root, "class_split_counts.csv"), "w", encoding="utf-8") as fh:
+        fh.write("class,pixels\nwater,120\n")  # not a split list: ignored, not refused
     assert [p.name for p in list_pairs(root, "whu-opt-sar", "val")] == ["b"]
     assert [p.name for p in list_pairs(root, "whu-opt-sar", "train")] == ["a"]
     os.remove(os.path.join(root, "split.csv"))

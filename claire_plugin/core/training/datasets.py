@@ -174,16 +174,36 @@ def _read_split_lists(root: str) -> Dict[str, str]:
     for f in sorted(os.listdir(root)):
         path = os.path.join(root, f)
         if "split" in f.lower() and f.lower().endswith((".txt", ".csv")) and os.path.isfile(path):
-            for row in csv.reader(_split_lines(path)):
-                parts = row if len(row) >= 2 else (row[0].split() if row else [])
-                if len(parts) >= 2:
-                    split = parts[1].strip().lower()
-                    split = "val" if split in ("val", "valid", "validation") else split  # "test" stays test
-                    split = "train" if split in ("training",) else split
-                    if split not in ("train", "val", "test"):
-                        raise ClaireError(f"the split list {quoted(path)} gives {quoted(parts[1].strip())} for "
-                                          f"{quoted(parts[0].strip())}; write train, val or test")
-                    _add_split_name(out, os.path.splitext(os.path.basename(parts[0].strip()))[0], split, root)
+            for name, split in _split_rows(path):
+                _add_split_name(out, name, split, root)
+    return out
+
+
+#: What a split CSV's second column may say, and the split it means.
+_SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                "test": "test"}
+_HEADER_WORDS = {"split", "set", "subset", "fold", "partition", "phase"}
+
+
+def _split_rows(path: str) -> List[Tuple[str, str]]:
+    """(image name, split) of a `*split*` CSV / text list: a header row ("name,split") is skipped; a file none of
+    whose rows names a split is not a split list (e.g. class_split_counts.csv) and gives nothing; ClaireError for an
+    unknown split among known ones."""
+    rows = []
+    for row in csv.reader(_split_lines(path)):
+        parts = row if len(row) >= 2 else (row[0].split() if row else [])
+        if len(parts) >= 2:
+            rows.append((parts[0].strip(), parts[1].strip()))
+    if rows and rows[0][1].lower() in _HEADER_WORDS:
+        rows = rows[1:]
+    if not any(split.lower() in _SPLIT_WORDS for _, split in rows):
+        return []
+    out = []
+    for name, split in rows:
+        if split.lower() not in _SPLIT_WORDS:
+            raise ClaireError(f"the split list {quoted(path)} gives {quoted(split)} for {quoted(name)}; write train, "
+                              f"val or test")
+        out.append((os.path.splitext(os.path.basename(name))[0], _SPLIT_WORDS[split.lower()]))
     return out
 
 
