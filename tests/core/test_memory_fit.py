@@ -185,6 +185,15 @@ def test_a_run_of_one_window_plans_and_says_one_window_at_a_time(engine_scene, s
     res = run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], out), standin_model, card)
     assert res.stats["lanes"] == 1 and "one window at a time: the run has one window" in res.messages
     assert not any("windows at once" in m for m in res.messages), res.messages
+    # QA (round 19, review): four tiles of 32 px read as one chunk are one window for the lanes too
+    from claire.tests.fixtures.helpers import synthetic_scene, write_raster
+
+    optical, sar, _ = synthetic_scene(32, 128)
+    d = engine_scene["dir"]
+    res = run(ClassifyParams(write_raster(os.path.join(d, "row_o.tif"), optical),
+                             write_raster(os.path.join(d, "row_s.tif"), sar, descriptions=["VV", "VH"]), out),
+              standin_model, standin_card)
+    assert res.stats["lanes"] == 1 and not any("windows at once" in m for m in res.messages), res.messages
 
 
 def test_an_address_space_limit_counts_as_memory_left():

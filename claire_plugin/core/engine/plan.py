@@ -354,7 +354,7 @@ def _fit_memory(plan: RunPlan, messages: List[str]) -> None:
     tries += [(t, 1) for t in SMALLER_TILES if t < chosen] if not plan.params.tile_size else []
     for k, (tile, plan.lanes) in enumerate(tries):
         _grid(plan, tile)
-        plan.lanes = min(plan.lanes, max(1, plan.grid.n_tiles))  # no more windows at once than the run has
+        plan.lanes = min(plan.lanes, max(1, plan.grid.n_chunks(plan.tiles_per_chunk)))  # no more than the run has
         try:
             note = check_fits(plan.model, plan.device, plan.tile, plan.context, plan.batch, channels,
                               len(plan.classes) + 1, lanes=plan.lanes)
@@ -513,7 +513,7 @@ def _schedule(plan: RunPlan, messages: List[str], cache) -> None:
     runtime holds the GIL), reader threads beside the model (one beside lanes, else schedule.worker_threads)
     and the GDAL block cache they need."""
     most = schedule.forward_lanes(plan.device, plan.model)
-    windows = max(1, plan.grid.n_tiles)
+    windows = max(1, plan.grid.n_chunks(plan.tiles_per_chunk))  # what a lane takes: a chunk of tiles
     plan.lanes = min(plan.lanes, most, windows)
     if plan.lanes > 1:
         plan.readers = 1

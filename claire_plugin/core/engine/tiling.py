@@ -114,6 +114,10 @@ class TileGrid:
     def n_tiles(self) -> int:
         return self.n_rows * self.n_cols
 
+    def n_chunks(self, tiles_per_chunk: int) -> int:
+        """How many chunks `chunks` yields: the windows a run's forward lanes take one at a time."""
+        return self.n_rows * -(-self.n_cols // max(1, tiles_per_chunk))
+
     def chunks(self, tiles_per_chunk: int) -> Iterator[Tuple[int, int, int]]:
         """Yield (tile_row, first_col, end_col) in processing order."""
         first, stop = self.col_range
