@@ -47,6 +47,7 @@ from .train_panel import TrainPanel
 from .widgets import (
     RasterChooser,
     compact_combo,
+    copy_without_breaks,
     narrow_form,
     parse_band_list,
     parse_offset,
@@ -344,7 +345,7 @@ class ClaireDock(Restyled, QgsDockWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
-        self.status = QLabel("Choose an optical and a SAR layer, then Classify.", self.footer)
+        self.status = copy_without_breaks(QLabel("Choose an optical and a SAR layer, then Classify.", self.footer))
         self.status.setTextFormat(Qt.TextFormat.RichText)  # status_html's text: entities shown as characters
         self.status.setWordWrap(True)
         self.status.setOpenExternalLinks(True)

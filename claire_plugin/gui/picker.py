@@ -27,7 +27,7 @@ from ...models.macroclass import grouping_text
 from ...models.palette import classes_with_colors
 from ..paths import DEFAULT_CHECKPOINT
 from .tones import Restyled, tones
-from .widgets import breakable, fit_on_screen
+from .widgets import breakable, copy_without_breaks, fit_on_screen
 
 RECENT_KEY = "claire/recent_checkpoints"
 LAST_KEY = "claire/last_checkpoint"
@@ -309,7 +309,7 @@ class CheckpointPicker(Restyled, QWidget):
         self.card_view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths wrap at 300 px
         self.card_view.setVisible(show_card)
         self.card_view.setMinimumHeight(160)
-        self.status = QLabel(self)
+        self.status = copy_without_breaks(QLabel(self))
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
         row = QHBoxLayout()

@@ -49,6 +49,7 @@ from .widgets import (
     WrapLabel,
     breakable,
     compact_combo,
+    copy_without_breaks,
     local_number,
     narrow_form,
 )
@@ -224,7 +225,8 @@ class TrainPanel(Restyled, QWidget):
                                        f"pixel may be from the clicked one to join; {local_number(TOLERANCE, 2)} by "
                                        "default. Raise "
                                        "it when the polygons stay small, lower it when they spill over an edge.")
-        self.wand_status = WrapLabel(box)  # under the wand: the status line is far below while one draws
+        # under the wand: the status line is far below while one draws
+        self.wand_status = copy_without_breaks(WrapLabel(box))
         self.wand_status.setTextFormat(Qt.TextFormat.RichText)  # the status line's text (status_html)
         self._show_wand_hint()
         self.wand_button.toggled.connect(self.toggle_wand)
@@ -264,7 +266,7 @@ class TrainPanel(Restyled, QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
-        self.status = QLabel(self)
+        self.status = copy_without_breaks(QLabel(self))
         self.status.setTextFormat(Qt.TextFormat.RichText)  # status_html's text: "'trees'" was shown "&#x27;trees&#x27;"
         self.status.setWordWrap(True)
         self.chart = EpochChart(self)
@@ -307,7 +309,8 @@ class TrainPanel(Restyled, QWidget):
                                     "you see there, then train again")
         self.next_button.setVisible(False)
         self.next_button.clicked.connect(self.find_places)
-        self.places_status = QLabel(self.result_box)  # beside the button: the user is down here, not at the top
+        # beside the button: the user is down here, not at the top
+        self.places_status = copy_without_breaks(QLabel(self.result_box))
         self.places_status.setTextFormat(Qt.TextFormat.RichText)
         self.places_status.setWordWrap(True)
         self.places_status.setVisible(False)

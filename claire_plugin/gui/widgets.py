@@ -87,6 +87,41 @@ def breakable_text(text: str, longest: int = 24) -> str:
     return re.sub(r"[^\s\u200b]{%d,}" % (longest + 1), fix, text)
 
 
+class _CopyWithoutBreaks(QObject):
+    """Ctrl+C and the context menu's Copy of a selectable label, without the zero-width spaces breakable_text put
+    in its long names (a copied path did not exist; a copied command did not run)."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        from qgis.PyQt.QtGui import QKeySequence
+        from qgis.PyQt.QtWidgets import QApplication, QMenu
+
+        if event.type() == QEvent.Type.KeyPress and event.matches(QKeySequence.StandardKey.Copy) \
+                and obj.hasSelectedText():
+            QApplication.clipboard().setText(obj.selectedText().replace(ZWSP, ""))
+            return True
+        if event.type() == QEvent.Type.ContextMenu:
+            from qgis.PyQt.QtGui import QTextDocument
+
+            doc = QTextDocument()
+            doc.setHtml(obj.text())
+            menu = QMenu(obj)
+            part = menu.addAction("Copy")
+            part.setEnabled(obj.hasSelectedText())
+            part.triggered.connect(lambda: QApplication.clipboard().setText(obj.selectedText().replace(ZWSP, "")))
+            whole = menu.addAction("Copy all")
+            whole.triggered.connect(lambda: QApplication.clipboard().setText(doc.toPlainText().replace(ZWSP, "")))
+            menu.exec(event.globalPos())
+            return True
+        return False
+
+
+def copy_without_breaks(label: QLabel) -> QLabel:
+    """`label`'s copies leave out the zero-width spaces of breakable_text / breakable; returns the label."""
+    keeper = _CopyWithoutBreaks(label)  # parented: lives as long as the label
+    label.installEventFilter(keeper)
+    return label
+
+
 class WrapLabel(QLabel):
     """A word-wrapped label that keeps the height its text needs at its width: in a form row spanning both
     columns Qt sized it for one line less at the dock's width, cutting the last words."""

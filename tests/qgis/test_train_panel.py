@@ -890,3 +890,28 @@ def test_a_new_setup_takes_the_finished_runs_full_progress_bar_away(train_dock):
         owner.progress.setValue(100)
         recheck()
         assert owner.progress.value() == 0
+
+
+def test_copying_a_status_line_gives_the_names_without_their_break_points(train_dock, qgis_app):
+    """QA (round 19, review): status lines break long names with zero-width spaces, which went into every copy: a
+    copied path did not exist, a copied command did not run."""
+    from qgis.PyQt.QtCore import QEvent, Qt
+    from qgis.PyQt.QtGui import QKeyEvent, QKeySequence, QTextDocument
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from claire.claire_plugin.gui.widgets import ZWSP
+
+    path = "/tmp/qae19/S2A_MSIL2A_20230517T103031_N0509_R108_T32TMT_20230517T164442.tif"
+    for label, say in ((train_dock.train_panel.status, train_dock.train_panel._set_status),
+                       (train_dock.status, train_dock._set_status)):
+        say(f"cannot read {path}", True)
+        assert ZWSP in label.text()  # shown breakable
+        doc = QTextDocument()
+        doc.setHtml(label.text())
+        label.setSelection(0, len(doc.toPlainText()))
+        assert label.hasSelectedText()
+        QApplication.clipboard().clear()
+        QApplication.sendEvent(label, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier,
+                                                "c"))
+        copied = QApplication.clipboard().text()
+        assert copied == f"cannot read {path}", (copied, QKeySequence(QKeySequence.StandardKey.Copy).toString())
