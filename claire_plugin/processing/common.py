@@ -181,7 +181,7 @@ FLAG_TO_PARAMETER = {"--optical-bands": "OPTICAL_BANDS", "--sar-bands": "SAR_BAN
                      "--steps-per-epoch": "STEPS_PER_EPOCH", "--crop": "CROP", "--rf-trees": "RF_TREES",
                      "--runtime": "RUNTIME", "--level": "LEVEL", "--macro-field": "MACRO_FIELD",
                      "--unfamiliar": "UNFAMILIAR", "--extent": "EXTENT", "--output-folder": "OUTPUT_FOLDER",
-                     "--reliance": "RELIANCE",
+                     "--reliance": "RELIANCE", "--skip-existing": "SKIP_EXISTING",
                      "--layer": "the layer: load it and choose it, or give the file as PATH|layername=NAME",
                      "--explainer": "the explainer model folder (CLAIRE's settings in the dock)",
                      "`claire classify --summary-json`": "a CLAIRE classification",
