@@ -486,3 +486,19 @@ def test_a_damaged_earlier_summary_is_read_as_no_record(folders, tmp_path, tiny_
     assert again.count("ok") + again.count("skipped") == 3
     assert json.loads((out / SUMMARY_JSON).read_text())["results"][0]["status"] in ("ok", "skipped")
     assert (out / SUMMARY_CSV).exists()
+
+
+@pytest.mark.parametrize("key, bad", [("valid_pixels", [1]), ("cloud_share", "x"), ("device", 5), ("warnings", [1]),
+                                      ("area_ha", {"trees": "big"})])
+def test_a_damaged_kept_field_is_not_carried_into_the_new_summary(folders, tmp_path, tiny_checkpoint, key, bad):
+    """Mutation check (round 19): each field a skipped pair keeps from the earlier summary is checked, not only the
+    ones the first test damaged ("big" hectares of one class, a text share, a number as device)."""
+    opt_dir, sar_dir = folders
+    out = tmp_path / "out"
+    options = run_options(checkpoint=tiny_checkpoint, threads=1)
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out))
+    summary = json.loads((out / SUMMARY_JSON).read_text())
+    summary["results"][0][key] = bad
+    (out / SUMMARY_JSON).write_text(json.dumps(summary))
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), options, str(out), skip_existing=True)
+    assert json.loads((out / SUMMARY_JSON).read_text())["results"][0].get(key) != bad

@@ -322,3 +322,25 @@ def test_local_workers_say_nothing_when_another_dask_holds_the_http_port():
         assert not [w for w in seen if "already in use" in str(w.message)]
     finally:
         holder.close()
+
+
+def test_the_batch_probe_compares_the_checkpoint_the_workers_read(tmp_path):
+    """Mutation check (round 19): check_workers itself sends the checkpoint to be compared (not only probe and
+    compare on their own)."""
+    from types import SimpleNamespace
+
+    from claire.claire_plugin.core import worker_probe
+
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"abc")
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.address = "tcp://x:1"
+
+    def run(fn, top, paths, same):
+        info = worker_probe.probe(top, paths, same)
+        info["files"] = {p: [3, "0" * 64] for p in same}
+        return {"tcp://w:1": info}
+
+    executor.client = SimpleNamespace(run=run)
+    with pytest.raises(ClaireError, match="reads another file at"):
+        executor.check_workers([str(tmp_path)], str(model))

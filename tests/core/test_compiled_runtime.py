@@ -656,3 +656,54 @@ def test_no_package_is_loaded_from_a_cache_others_may_write(default_model, monke
     assert "may be written by other users (mode 664)" in prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note
     os.chmod(folder, 0o700)
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot"
+
+
+def _built(default_model, monkeypatch):
+    """A cached package of the default model built by the stand-in build: (model, card, folder, package, record)."""
+    model, card = default_model
+    _fake_build(monkeypatch, model)
+    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
+    assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
+    folder = compiled.cache_dir()
+    package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
+    return model, card, folder, package, package[:-4] + ".json"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_a_cache_of_another_user_or_writable_by_the_group_is_not_loaded(default_model, monkeypatch):
+    """Mutation check (round 19): the owner is checked, and group write counts as others'."""
+    model, card, folder, package, record = _built(default_model, monkeypatch)
+    os.chmod(folder, 0o775)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and "mode 775" in rt.note, rt.note
+    os.chmod(folder, 0o700)
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and "belongs to another user" in rt.note, rt.note
+
+
+def test_a_record_of_older_code_without_its_sha256_is_forgotten(default_model, monkeypatch):
+    """Mutation check (round 19): a cache written before the records held the package's SHA-256 (an upgrade) is
+    removed and rebuilt, not a KeyError."""
+    model, card, folder, package, record = _built(default_model, monkeypatch)
+    with open(record, encoding="utf-8") as f:
+        data = json.load(f)
+    del data["sha256"]
+    with open(record, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and not os.path.exists(package) and not os.path.exists(record)
+
+
+def test_a_package_that_fails_to_load_goes_with_its_record(default_model, monkeypatch):
+    """Mutation check (round 19): a record left without its package would claim a check for nothing."""
+    model, card, folder, package, record = _built(default_model, monkeypatch)
+
+    def broken(path):
+        raise RuntimeError("damaged")
+
+    monkeypatch.setattr(compiled, "load_aot", broken)
+    rt = prepare(model, card, CPU, "auto", 256, 4, (10, 2))
+    assert rt.name == "eager" and "could not be loaded" in rt.note, rt.note
+    assert not os.path.exists(package) and not os.path.exists(record)

@@ -462,3 +462,24 @@ def test_an_optical_off_the_grid_its_sar_and_label_share_is_the_one_named(tmp_pa
     with pytest.raises(ClaireError, match=r"a: the optical raster .*a\.tif is not on the grid its SAR and label "
                                           r"rasters share \(36 x 40 pixels, not 32 x 32\).*-ts 32 32"):
         check_grids(list_pairs(root, "whu-opt-sar", "all"))
+
+
+def test_a_split_list_that_cannot_be_read_is_named(tmp_path, monkeypatch):
+    """Mutation check (round 19): a split list the user may not read is a clear error, not an internal one."""
+    import builtins
+
+    from claire.claire_plugin.core.training import datasets
+
+    root = str(tmp_path / "whu")
+    _make(root, "optical", "sar", "lbl", ["a", "b"], 32, 32, [10, 20], np.random.default_rng(0))
+    with open(os.path.join(root, "split.csv"), "w") as fh:
+        fh.write("a,train\nb,val\n")
+
+    def guarded(path, *a, **k):
+        if "split" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *a, **k)
+
+    monkeypatch.setattr(datasets, "open", guarded, raising=False)
+    with pytest.raises(ClaireError, match=r"cannot read the split list '.*split\.csv' \(Permission denied\)"):
+        list_pairs(root, "whu-opt-sar", "val")

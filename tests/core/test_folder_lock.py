@@ -109,3 +109,63 @@ def test_a_lock_file_left_by_another_users_killed_batch_does_not_block_the_next_
         assert free.returncode == 0 and free.stdout.strip() == "ran", free.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_file_system_without_locks_runs_the_batch_unlocked(tmp_path, monkeypatch):
+    """Mutation check (round 19): a share whose file system has no locks (ENOLCK) runs as before, unlocked; it must
+    not be read as "another CLAIRE batch is writing"."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with folder_lock(str(tmp_path)):
+        assert (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_lock_file_removed_between_open_and_lock_is_opened_again(tmp_path, monkeypatch):
+    """Mutation check (round 19): the run that held the lock may remove its file between this run's open and its
+    lock; the lock is then taken on a file no one else can find, so the file is opened again."""
+    from claire.claire_plugin.core.io import folder_lock as lock_module
+
+    real_open, calls = os.open, []
+
+    def racing_open(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        calls.append(path)
+        if len(calls) == 1:
+            os.unlink(path)
+        return fd
+
+    monkeypatch.setattr(lock_module.os, "open", racing_open)
+    with folder_lock(str(tmp_path)):
+        assert (tmp_path / LOCK_NAME).exists() and len(calls) == 2
+
+
+def test_the_lock_is_taken_before_the_earlier_summary_is_read_and_held_in_a_new_folder(
+        folders, tmp_path, tiny_checkpoint, monkeypatch):  # noqa: F811
+    """Mutation check (round 19): --skip-existing decides from the earlier summary, which a batch writing there would
+    change, so a refused batch reads nothing; a batch into a folder it makes holds the lock while its pairs run."""
+    from claire.claire_plugin.core import batch
+
+    opt_dir, sar_dir = folders
+    out = tmp_path / "out"
+    out.mkdir()
+    read = []
+    real = batch._earlier_records
+    monkeypatch.setattr(batch, "_earlier_records", lambda d: read.append(d) or real(d))
+    proc = _holder(str(out))
+    try:
+        with pytest.raises(ClaireError, match="another CLAIRE batch"):
+            classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1),
+                           str(out), skip_existing=True)
+    finally:
+        _kill(proc)
+    assert read == []
+    new = tmp_path / "new" / "out"
+    held = []
+    classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1), str(new),
+                   on_pair=lambda i, n, record, result: held.append((new / LOCK_NAME).exists()))
+    assert held == [True, True, True]

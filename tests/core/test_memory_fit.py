@@ -238,3 +238,12 @@ def test_free_gpu_memory_counts_what_this_process_keeps_cached(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 5 << 30)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 << 30)
     assert available_bytes(torch.device("cuda:0")) == (6 << 30, "free on cuda:0")
+
+
+def test_the_lanes_note_says_why_fewer_lanes_run():
+    """Mutation check (round 19): fewer lanes for want of windows, or of memory, each said as it is."""
+    from claire.claire_plugin.core.engine.schedule import lanes_note
+
+    assert "(not 4: the run has 3 windows)" in lanes_note(3, 4, 3)
+    assert "(not 4: the memory left)" in lanes_note(3, 4, 10)
+    assert lanes_note(1, 2, 1) == "one window at a time: the run has one window"

@@ -151,9 +151,27 @@ def test_the_cells_of_familiarity_windows_are_counted_once_each(tmp_path):
     items = list(window_items(scene, px, False, 256, cells_seen=seen))
     assert len(seen) == 100 and seen == {(r, c) for r in range(10) for c in range(10)}
     assert len(items) == len(set(reads)) == len(reads)  # no window read twice
-    small = _scene(tmp_path / "small", 224, 224) if (tmp_path / "small").mkdir() is None else None
+    (tmp_path / "small").mkdir()
+    small = _scene(tmp_path / "small", 224, 224)
     seen = set()
     assert len(list(window_items(small, _pixels([5, 100, 200], [5, 100, 200]), False, 256, cells_seen=seen))) == 1
     assert len(seen) == 49
     scene.close()
     small.close()
+
+
+def test_familiarity_cells_count_only_cells_with_data_on_the_rasters_own_grid(tmp_path):
+    """Mutation check (round 19): a cell whose centre has no data is not counted; a window clipped to a raster whose
+    side is no multiple of 32 (280 px: the last window starts at 24) still names each raster cell once."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    holed = _scene(tmp_path / "a", 320, 320, nodata_at=(slice(0, 160), slice(None)))
+    seen: set = set()
+    list(window_items(holed, _pixels([5, 5, 315, 315], [5, 315, 5, 315]), False, 256, cells_seen=seen))
+    holed.close()
+    assert seen == {(r, c) for r in range(5, 10) for c in range(10)}, sorted(seen)
+    odd = _scene(tmp_path / "b", 280, 280)
+    seen = set()
+    list(window_items(odd, _pixels([5, 5, 275, 275], [5, 275, 5, 275]), False, 256, cells_seen=seen))
+    odd.close()
+    assert seen == {(r, c) for r in range(9) for c in range(9)}, sorted(seen)

@@ -246,3 +246,15 @@ def test_bidirectional_overrides_leave_class_names():
 
     assert clean_name("\u202eretaW <b>\u2066x\u2069") == "retaW <b>x"
     assert clean_name("مياه") == "مياه"  # right-to-left text itself stays
+
+
+def test_a_card_text_of_exactly_the_limit_is_accepted():
+    """Mutation check (round 19): the limit is "at most MAX_TEXT" characters."""
+    from claire.models.card_schema import MAX_TEXT, card_problem
+    from claire.tests.fixtures.helpers import tiny_card
+
+    card = tiny_card()
+    card["inputs"]["optical"]["sensor"] = "x" * MAX_TEXT
+    assert card_problem(card) is None
+    card["inputs"]["optical"]["sensor"] += "x"
+    assert "is 20001 characters long" in card_problem(card)

@@ -169,3 +169,16 @@ def test_a_dry_run_keeps_the_constraints_file_its_printed_command_reads(tmp_path
         assert os.path.isfile(path) and "stays in" in done.stdout
     finally:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+def test_a_private_folder_removed_meanwhile_is_made_again(tmp_path, monkeypatch):
+    """Mutation check (round 19): a /tmp cleaner may remove the folder while QGIS runs; the next plan makes it
+    again."""
+    import shutil
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(pip_deps, "_PRIVATE", None)
+    first = pip_deps.constraints_file()
+    shutil.rmtree(os.path.dirname(first))
+    assert os.path.isfile(pip_deps.constraints_file())

@@ -1066,3 +1066,24 @@ def test_the_run_switches_are_not_listed_as_files_to_write(qgis_app):
     finally:
         dock.hide()
         dock.deleteLater()
+
+
+def test_a_word_just_over_the_limit_is_made_breakable(qgis_app):
+    """Mutation check (round 19): the threshold is `longest` characters (24), not a multiple of it."""
+    from claire.claire_plugin.gui.widgets import ZWSP, breakable_text
+
+    assert ZWSP in breakable_text("x" * 30) and ZWSP not in breakable_text("x" * 24)
+
+
+def test_a_forest_in_the_project_folder_is_not_offered_as_a_base(qgis_app, tmp_path, monkeypatch):
+    """Mutation check (round 19): "Start from" leaves out a forest found in the project folder too."""
+    from claire.claire_plugin.gui import picker as picker_module
+    from claire.models.card_schema import FOREST
+
+    forest = str(tmp_path / "forest.safetensors")
+    open(forest, "wb").close()
+    monkeypatch.setattr(picker_module, "project_checkpoints", lambda most=12: [forest])
+    real = picker_module.read_card_safely
+    monkeypatch.setattr(picker_module, "read_card_safely", lambda p: {"arch": FOREST} if p == forest else real(p))
+    assert picker_module.CheckpointPicker(None, show_card=False, bases_only=True).combo.findData(forest) < 0
+    assert picker_module.CheckpointPicker(None, show_card=False).combo.findData(forest) >= 0
