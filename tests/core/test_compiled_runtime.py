@@ -608,16 +608,21 @@ def test_no_cached_package_of_either_precision_is_said_once(default_model, monke
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note.count("no AOT package is cached") == 1
 
 
-def test_a_package_or_record_changed_after_its_check_is_not_loaded_and_is_removed(default_model, monkeypatch):
-    """QA (round 19, security): the record alone decided whether a cached package was loaded, so a package swapped
-    under a "passed" record (or a record copied beside another package) ran its library."""
+def _built(default_model, monkeypatch):
+    """A cached package of the default model built by the stand-in build: (model, card, folder, package, record)."""
     model, card = default_model
     _fake_build(monkeypatch, model)
     monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
     assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
     folder = compiled.cache_dir()
     package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
-    record = package[:-4] + ".json"
+    return model, card, folder, package, package[:-4] + ".json"
+
+
+def test_a_package_or_record_changed_after_its_check_is_not_loaded_and_is_removed(default_model, monkeypatch):
+    """QA (round 19, security): the record alone decided whether a cached package was loaded, so a package swapped
+    under a "passed" record (or a record copied beside another package) ran its library."""
+    model, card, folder, package, record = _built(default_model, monkeypatch)
     with open(record, encoding="utf-8") as f:
         assert json.load(f)["sha256"] == compiled.file_sha256(package)
     extracted = package[:-4] + ".1-2.so"
@@ -634,11 +639,7 @@ def test_a_package_or_record_changed_after_its_check_is_not_loaded_and_is_remove
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
 def test_no_package_is_loaded_from_a_cache_others_may_write(default_model, monkeypatch):
     """QA (round 19, security): a package planted in a shared CLAIRE_CACHE_DIR ran as the user of the next run."""
-    model, card = default_model
-    _fake_build(monkeypatch, model)
-    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
-    assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
-    folder = compiled.cache_dir()
+    model, card, folder, package, _record = _built(default_model, monkeypatch)
     assert os.stat(folder).st_mode & 0o777 == 0o700  # made for this user alone
     os.chmod(folder, 0o777)
     loaded = []
@@ -651,22 +652,10 @@ def test_no_package_is_loaded_from_a_cache_others_may_write(default_model, monke
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot" and loaded
     # QA (round 19, review): under umask 002 (a user's private group) a package was built 664 and refused by every
     # later run; in a folder of the user's alone its files' modes open it to no one
-    package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
     os.chmod(package, 0o664)
     assert "may be written by other users (mode 664)" in prepare(model, card, CPU, "auto", 256, 4, (10, 2)).note
     os.chmod(folder, 0o700)
     assert prepare(model, card, CPU, "auto", 256, 4, (10, 2)).name == "aot"
-
-
-def _built(default_model, monkeypatch):
-    """A cached package of the default model built by the stand-in build: (model, card, folder, package, record)."""
-    model, card = default_model
-    _fake_build(monkeypatch, model)
-    monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)
-    assert prepare(model, card, CPU, "aot", 256, 4, (10, 2)).name == "aot"
-    folder = compiled.cache_dir()
-    package = next(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pt2"))
-    return model, card, folder, package, package[:-4] + ".json"
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")

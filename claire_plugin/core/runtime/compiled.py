@@ -52,6 +52,7 @@ from torch.utils import _pytree as pytree
 from ....models.networks import at_cells, full_size_outputs, gives_cells
 from ....models.quoting import quoted
 from ..errors import ClaireError
+from ..io.atomic import file_sha256
 from ..params import RUNTIMES
 
 #: A runtime is used only when it gives the eager float32 class on this share of the check's pixels...
@@ -178,15 +179,6 @@ def cache_problem(paths: Tuple[str, ...] = ()) -> str:
                     f"code from it. Make it yours alone (chmod go-w {quoted(where)}) or set CLAIRE_CACHE_DIR to a "
                     f"folder of your own")
     return ""
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _forget_package(path: str, record_path: str) -> None:
