@@ -74,6 +74,14 @@ def longest_text(value: Any) -> Tuple[int, str]:
     return best
 
 
+def _check_text(card: Any) -> None:
+    """No text of a card longer than MAX_TEXT: such text reached the console, the reports and the explainer's prompt
+    whole."""
+    n, where = longest_text(card)
+    if n > MAX_TEXT:
+        raise CardSchemaError(f"the card's {where} is {n} characters long; a card's text has at most {MAX_TEXT}")
+
+
 def card_problem(card: Any) -> Optional[str]:
     """The first problem of `card`, or None when every field consumers read is usable."""
     try:
@@ -88,9 +96,7 @@ def _check(card: Any) -> None:
         raise CardSchemaError("the card is not a JSON object")
     if depth(card) > MAX_DEPTH:
         raise CardSchemaError(f"the card is nested more than {MAX_DEPTH} levels deep")
-    n, where = longest_text(card)
-    if n > MAX_TEXT:  # such text reached the console, the reports and the explainer's prompt whole
-        raise CardSchemaError(f"the card's {where} is {n} characters long; a card's text has at most {MAX_TEXT}")
+    _check_text(card)
     arch = _get(card, "arch", str)
     cfg = _get(card, "config", dict)
     classes = _get(card, "classes", list)

@@ -258,6 +258,24 @@ class ClaireDock(Restyled, QgsDockWidget):
                               "trained with a macroclass field): each pixel gets the macroclass whose classes' "
                               "probabilities sum highest.")
         outputs_row, rules_row = self._build_output_switches(page)
+        self._build_file_fields(page)
+        form = narrow_form()
+        for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
+                              ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
+                              ("Runtime", self.runtime), ("Map level", self.level)):
+            form.addRow(label, widget)
+        form.addRow(QLabel("Also write", page))
+        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
+        form.addRow(QLabel("While classifying", page))  # switches of the map itself, not files
+        form.addRow(rules_row)
+        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
+            form.addRow(label, widget)
+        box = QGroupBox("Options", page)
+        box.setLayout(form)
+        return box
+
+    def _build_file_fields(self, page: QWidget) -> None:
+        """The output file and the explainer model folder."""
         self.output = QgsFileWidget(page)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -273,20 +291,6 @@ class ClaireDock(Restyled, QgsDockWidget):
                                   "empty: the deterministic template.")
         self.explainer.lineEdit().setToolTip(self.explainer.toolTip())
         self.explainer.lineEdit().setAccessibleName("Explainer model folder")
-        form = narrow_form()
-        for label, widget in (("Tile size (px)", self.tile_size), ("Tile context (px)", self.context),
-                              ("Batch size", self.batch), ("Device", self.device), ("SAR units", self.sar_units),
-                              ("Runtime", self.runtime), ("Map level", self.level)):
-            form.addRow(label, widget)
-        form.addRow(QLabel("Also write", page))
-        form.addRow(outputs_row)  # full width: a form's minimum width counts label + field, wrapped or not
-        form.addRow(QLabel("While classifying", page))  # switches of the map itself, not files
-        form.addRow(rules_row)
-        for label, widget in (("Output", self.output), ("Explainer model", self.explainer)):
-            form.addRow(label, widget)
-        box = QGroupBox("Options", page)
-        box.setLayout(form)
-        return box
 
     def _build_output_switches(self, page: QWidget) -> Tuple[QVBoxLayout, QVBoxLayout]:
         """The extra outputs to write, and the run's switches (SAR fill, snow check): one check box a line."""
