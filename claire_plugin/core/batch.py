@@ -388,7 +388,11 @@ def run_pair(job: PairJob, options: RunOptions, progress=None, is_cancelled=None
 
 def failed_fields(exc: BaseException, seconds: Optional[float]) -> Dict[str, Any]:
     """The record fields of a failed pair: a user error's own message, else the exception's type and text."""
-    reason = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+    return failed_record(str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}", seconds)
+
+
+def failed_record(reason: str, seconds: Optional[float] = None) -> Dict[str, Any]:
+    """The record fields of a pair that failed for `reason` (no output)."""
     fields: Dict[str, Any] = {"status": "failed", "reason": reason, "output": None, "confidence": None}
     if seconds is not None:
         fields["seconds"] = round(seconds, 2)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ...models.quoting import quoted
-from .batch import CANCELLED_BEFORE, SKIPPED, LocalExecutor, Outcome, PairJob, failed_fields, run_pair
+from .batch import CANCELLED_BEFORE, SKIPPED, LocalExecutor, Outcome, PairJob, failed_fields, failed_record, run_pair
 from .errors import ClaireError
 from .params import RunOptions
 from .runtime.resources import cpu_cores
@@ -394,14 +394,13 @@ def _outcome(future, lost: Optional[str] = None):
         return future.result()
     if future.status == "cancelled":
         if lost:
-            return {"status": "failed", "reason": lost, "output": None, "confidence": None}, None
+            return failed_record(lost), None
         return dict(CANCELLED_BEFORE), None
     exc = future.exception()
     if type(exc).__name__ == "KilledWorker":  # Dask's own words name its internals and a web page
-        return {"status": "failed", "output": None, "confidence": None,
-                "reason": "the Dask workers running or holding this pair died while they had it, as many times as "
-                          "the scheduler allows (out of memory? killed?); see the workers' logs, give them more "
-                          "memory or fewer pairs at once, then run the batch again with --skip-existing"}, None
+        return failed_record("the Dask workers running or holding this pair died while they had it, as many times "
+                             "as the scheduler allows (out of memory? killed?); see the workers' logs, give them more "
+                             "memory or fewer pairs at once, then run the batch again with --skip-existing"), None
     return failed_fields(exc, None), None
 
 

@@ -160,16 +160,15 @@ def cache_problem(paths: Tuple[str, ...] = ()) -> str:
     file is another user's, or others may write it (a package planted there runs as this user). POSIX only."""
     if not hasattr(os, "getuid"):
         return ""
-    try:  # inside a folder no one else may enter (0700), the files' own modes (umask 002) open them to no one
-        private = (os.stat(cache_dir()).st_mode & 0o077) == 0
-    except OSError:
-        private = False
-    for where in (cache_dir(),) + tuple(paths):
+    private = False  # a folder of the user's no one else may enter (0700): its files' own modes open them to no one
+    for k, where in enumerate((cache_dir(),) + tuple(paths)):
         try:
             st = os.stat(where)
         except OSError:
             continue
-        if where != cache_dir() and private and st.st_uid == os.getuid():
+        if k == 0:
+            private = st.st_uid == os.getuid() and not st.st_mode & 0o077
+        elif private and st.st_uid == os.getuid():
             continue
         if st.st_uid != os.getuid():
             return (f"{where} belongs to another user; CLAIRE loads no compiled code from it. Set CLAIRE_CACHE_DIR to "
