@@ -86,6 +86,20 @@ def test_a_purely_numeric_class_name_does_not_hide_numbers():  # C5
     assert res.numbers_total == 1 and res.grounded_share == 0.0
 
 
+def test_legend_names_with_codes_and_thresholds_stay_names():
+    """ESA CCI and CORINE names carry figures of the legend, not of the run: they never count as numbers."""
+    facts = _facts()
+    facts["classes"].append({"name": "Mosaic cropland (>50%) / natural vegetation (<50%)", "value": 30,
+                             "share_pct": 1.0, "area_ha": 1.0})
+    facts["classes"].append({"name": "3.1.1 Broad-leaved forest", "value": 12, "share_pct": 1.0, "area_ha": 1.0})
+    text = ("Mosaic cropland (>50%) / natural vegetation (<50%) covers 42.5 % of the valid area. "
+            "3.1.1 Broad-leaved forest is rare.")
+    res = check_grounding(text, facts)
+    assert res.numbers_total == 1 and res.grounded_share == 1.0
+    res = check_grounding("Mosaic cropland covers 50 % of it.", facts)  # the figure alone is no name
+    assert res.numbers_total == 1 and res.grounded_share == 0.0
+
+
 def test_glued_and_hyphenated_numbers():  # C9, C10, C11, C13
     facts = _facts()
     assert [n[0] for n in iter_numbers("See tile_12 now.", [])] == []          # C9: "_12" is an identifier
