@@ -51,12 +51,15 @@ def parse_class_mapping(text: Optional[str], name: str = "CLASS_MAPPING") -> Dic
 
 
 def parse_values(text: Optional[str], name: str = "REFERENCE_NODATA") -> List[int]:
-    """'0, 255' → [0, 255]; empty → []. `name`: the option holding the text, named in the message."""
+    """'0, 255', '0;255' or '0 255' → [0, 255]; empty → []. `name`: the option holding the text, named in the
+    message."""
+    import re
+
     text = (text or "").strip()
     if not text:
         return []
     try:
-        return [_integer(v) for v in text.replace(";", ",").split(",") if v.strip()]
+        return [_integer(v) for v in re.split(r"[,;\s]+", text) if v]
     except ValueError:
         raise ClaireError(f"{name}: {quoted(text)} is not a list of integer values; write e.g. 0 or 0,255.") from None
 

@@ -72,3 +72,21 @@ def test_a_reference_left_out_whole_says_so(tmp_path):
     with pytest.raises(ClaireError, match="no valid pixel"):
         evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", np.full_like(m, 9)),
                  ignore_reference=[9])
+
+
+@pytest.mark.parametrize("text", ["0,8", "0;8", "0 8", " 0, 8 ", "0.0,8"])
+def test_value_lists_read_every_separator_alike(text):
+    """`--ignore "0 8"` was read as [8] (spaces removed, then split on commas): one parser for every value list."""
+    from claire.claire_plugin.core.accuracy import parse_values
+    from claire.claire_plugin.core.training.sources import parse_label_values
+
+    assert parse_values(text) == [0, 8]
+    assert parse_label_values(text) == [0, 8]
+
+
+@pytest.mark.parametrize("text", ["x", "0.5", "inf", "1-2"])
+def test_value_lists_refuse_what_is_not_an_integer_naming_the_option(text):
+    from claire.claire_plugin.core.training.sources import parse_label_values
+
+    with pytest.raises(ClaireError, match="--ignore: .* is not a list of integer values"):
+        parse_label_values(text)

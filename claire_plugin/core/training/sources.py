@@ -27,13 +27,10 @@ def plain_images_allowed(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parse_label_values(text: Optional[str]) -> Optional[List[int]]:
-    """'0,8' -> [0, 8] (label values, so 0 is allowed); empty -> None."""
-    if not text:
-        return None
-    try:
-        return [int(v) for v in str(text).replace(" ", "").split(",") if v]
-    except ValueError as exc:
-        raise ClaireError(f"cannot read the list {quoted(text)}: give comma-separated integers, e.g. 0,8") from exc
+    """'0,8', '0;8' or '0 8' -> [0, 8] (label values, so 0 is allowed); empty -> None."""
+    from ..accuracy import parse_values
+
+    return parse_values(str(text), "--ignore") or None if text else None
 
 
 def parse_classes(text: str):
