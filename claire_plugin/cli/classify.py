@@ -178,8 +178,6 @@ def run_split(args: argparse.Namespace) -> int:
                                             ("--cloud", args.cloud), ("--unfamiliar", args.unfamiliar),
                                             ("--summary", args.summary), ("--report", args.report),
                                             ("--explainer", args.explainer),
-                                            ("--no-sar-fill", not args.fill_from_sar),
-                                            ("--no-snow-check", not args.snow_check),
                                             ("--extent", args.extent)) if value]
     if unsupported:
         raise ClaireError(f"{', '.join(unsupported)} cannot be combined with --scheduler yet (a split scene "

@@ -137,7 +137,7 @@ def test_split_options_need_a_scheduler(tmp_path, raster_pair, capsys):
     assert code == 2 and "give --scheduler too" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--no-snow-check", "--no-sar-fill", "--extent", "--cloud", "--unfamiliar"])
+@pytest.mark.parametrize("flag", ["--extent", "--cloud", "--unfamiliar"])
 def test_switches_a_split_scene_cannot_honour_are_refused_not_ignored(tmp_path, raster_pair, capsys, flag):
     value = {"--extent": ["500000,4599500,500300,4600000"], "--cloud": [str(tmp_path / "c.tif")],
              "--unfamiliar": [str(tmp_path / "u.tif")]}.get(flag, [])
@@ -230,3 +230,23 @@ def test_a_vrt_that_cannot_be_built_puts_the_earlier_parts_back(tmp_path, monkey
     assert {n: (kept / n).read_bytes() for n in os.listdir(kept)} == before
     assert Path(out).read_text(encoding="utf-8") == vrt_before
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".scene_parts")]
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_the_sar_fill_and_snow_switches_reach_every_band(dask_cluster, tmp_path, default_checkpoint, fill):
+    """QA round 20: --no-sar-fill / --no-snow-check were refused with --scheduler after the bands learnt to honour
+    them. A split scene with an optical gap equals the single run, switch for switch (the bundled model: only a
+    gated one fills gaps)."""
+    optical, sar, _ = synthetic_scene(64, 64)
+    optical[:, 20:40, 20:40] = 0
+    opt = write_raster(str(tmp_path / "o.tif"), optical, nodata=0)
+    s = write_raster(str(tmp_path / "s.tif"), sar, descriptions=["VV", "VH"])
+    switches = [] if fill else ["--no-sar-fill", "--no-snow-check"]
+    assert main(["classify", "--optical", opt, "--sar", s, "--checkpoint", default_checkpoint, *ARGS,
+                 "--output", str(tmp_path / "one.tif"), *switches]) == 0
+    assert main(["classify", "--optical", opt, "--sar", s, "--checkpoint", default_checkpoint, *ARGS,
+                 "--output", str(tmp_path / "split.tif"), "--scheduler", dask_cluster.address, "--parts", "2",
+                 *switches]) == 0
+    one, split = _read(str(tmp_path / "one.tif"))[0], _read(str(tmp_path / "split.tif"))[0]
+    assert np.array_equal(split, one)
+    assert (one[20:40, 20:40] != 0).all() if fill else (one[20:40, 20:40] == 0).all()
