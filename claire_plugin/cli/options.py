@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from ...models.macroclass import LEVELS
 from ..core.errors import ClaireError
@@ -15,6 +16,17 @@ SCHEDULER_HELP = ("run on a Dask cluster: tcp://HOST:PORT of a running `dask sch
                   "processes on this machine (default: in this process); see docs/cluster.md")
 
 
+def offset_arg(text: str) -> Optional[float]:
+    """argparse type of --optical-offset: the dock's reading (core.numbers.offset_value), '-1.000' refused as
+    ambiguous, '−1000' (a typographic minus) read."""
+    from ..core.numbers import offset_value
+
+    try:
+        return offset_value(text, "the value")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Add --checkpoint, the band, offset and tiling options, --batch-size, --device, --threads, --runtime, --level
     and the map rules (--no-sar-fill, --no-snow-check): one pair (classify) and a folder (classify-folder) alike."""
@@ -24,7 +36,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="1-based optical bands in the checkpoint's order, e.g. 2,3,4,8 (commas, semicolons "
                              "or spaces)")
     parser.add_argument("--sar-bands", default=None, help="1-based SAR bands in the checkpoint's order, e.g. 1,2")
-    parser.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
+    parser.add_argument("--optical-offset", type=offset_arg, default=None, help=OFFSET_HELP)
     parser.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
                         help="unit of the SAR values: auto (from the file's metadata and values), dB, linear-power "
                              "(sigma0/gamma0) or amplitude; linear values are converted to dB")

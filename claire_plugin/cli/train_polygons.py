@@ -12,7 +12,7 @@ from ...models.quoting import shell_quote as quote
 from ..core.errors import ClaireError
 from ..core.inputs.units import SAR_UNITS
 from ..core.numbers import counted
-from .options import OFFSET_HELP
+from .options import OFFSET_HELP, offset_arg
 
 _NETWORK = ("the network is the one of --checkpoint (its architecture, size and context); pass another "
             "--checkpoint, or --from-scratch for random weights of it")
@@ -100,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--average-last", type=float, default=None,
                    help="share of the whole-network epochs at the end whose weights are averaged into the final "
                         "network (default: the recipe's; 0 keeps the last epoch's weights)")
-    g.add_argument("--optical-offset", type=float, default=None, help=OFFSET_HELP)
+    g.add_argument("--optical-offset", type=offset_arg, default=None, help=OFFSET_HELP)
     g.add_argument("--sar-units", default="auto", choices=list(SAR_UNITS),
                    help="unit of the SAR values: auto, dB, linear-power or amplitude (linear is converted to dB)")
     g.add_argument("--report", default=None, help="validation report (JSON; an HTML copy is written beside it)")

@@ -79,11 +79,12 @@ def plain_inputs(params: object, paths: Sequence[str]) -> None:
             setattr(params, name, parse_bands(getattr(params, name), flag))
     offset = getattr(params, "optical_offset", None)
     if isinstance(offset, str):
+        from .numbers import offset_value
+
         try:
-            params.optical_offset = float(offset)  # type: ignore[attr-defined]
-        except ValueError:
-            raise ClaireError(f"--optical-offset {quoted(offset)} is not a number; give e.g. --optical-offset "
-                              f"-1000") from None
+            params.optical_offset = offset_value(offset, "--optical-offset")  # type: ignore[attr-defined]
+        except ValueError as exc:
+            raise ClaireError(str(exc)) from None
 
 
 def parse_bands(text: Union[str, Sequence[int], None], name: str) -> Optional[List[int]]:

@@ -30,6 +30,22 @@ def test_bad_band_lists_name_the_option(text, match):
     assert "--optical-bands" in str(info.value) and "2,3,4,8" in str(info.value)
 
 
+@pytest.mark.parametrize("command", ["classify", "train"])
+def test_the_optical_offset_is_read_as_the_dock_reads_it(command, capsys):
+    """QA round 20: the command line read '-1.000' as -1 (the dock refuses it: minus one or minus one thousand) and
+    refused a typographic minus; a script's text offset likewise."""
+    from claire.claire_plugin.core.params import ClassifyParams
+
+    base = (["classify", "--optical", "o.tif", "--sar", "s.tif", "--output", "x.tif"] if command == "classify" else
+            ["train", "--optical", "o.tif", "--sar", "s.tif", "--labels", "l.gpkg", "--output", "m.safetensors"])
+    assert build_parser().parse_args([*base, "--optical-offset", "\u22121000"]).optical_offset == -1000.0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--optical-offset=-1.000"])
+    assert "could be minus one or minus one thousand" in capsys.readouterr().err
+    with pytest.raises(ClaireError, match="could be minus one or minus one thousand"):
+        ClassifyParams("o.tif", "s.tif", "out.tif", optical_offset="-1.000")
+
+
 def test_empty_run_options_come_from_the_checkpoint():
     params = params_from_args(_classify_args("--tile-size", "0", "--context", "-1"))
     assert (params.tile_size, params.context, params.batch_size, params.device) == (None, None, 0, "auto")
