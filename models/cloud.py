@@ -184,8 +184,10 @@ def cloud_probability(refl: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     return cloud_components(refl, bands, only_probability=True)["probability"]
 
 
-#: Words that make a class a snow / ice class (whole words of its name: "rice" is not "ice").
-SNOW_WORDS = frozenset({"snow", "ice", "glacier", "glaciers", "firn"})
+#: Words that make a class a snow / ice class (whole words of its name: "rice" is not "ice") ...
+SNOW_WORDS = frozenset({"ice", "ices", "firn", "névé", "neve"})
+#: ... and beginnings of words that do ("Snowfield", "Perennial snowpack", "glaciers", "icefields").
+SNOW_PREFIXES = ("snow", "glacier", "icefield", "icecap", "icesheet")
 #: NDSI at or below which snow is ruled out, and from which it is left to the model (linear between).
 SNOW_NDSI = (0.0, 0.2)
 #: Near-infrared reflectance below which snow is ruled out, and from which it is left to the model (linear
@@ -208,9 +210,15 @@ SNOW_NEAR_SHARE = (0.2, 0.5)
 SNOW_NEAR_CLEAR = 0.05
 
 
+def is_snow_name(name: str) -> bool:
+    """Whether a class called `name` is snow or ice (SNOW_WORDS, SNOW_PREFIXES): the snow check and the
+    explanation's radar cue decide it alike."""
+    return any(w in SNOW_WORDS or w.startswith(SNOW_PREFIXES) for w in re.findall(r"[^\W\d_]+", str(name).lower()))
+
+
 def snow_classes(names: Sequence[str]) -> List[int]:
-    """Indices of the classes whose name says snow or ice (SNOW_WORDS)."""
-    return [i for i, n in enumerate(names) if SNOW_WORDS & set(re.findall(r"[a-z]+", str(n).lower()))]
+    """Indices of the classes whose name says snow or ice (`is_snow_name`)."""
+    return [i for i, n in enumerate(names) if is_snow_name(n)]
 
 
 def checked_snow_classes(names: Sequence[str], bands: Sequence[str]) -> List[int]:

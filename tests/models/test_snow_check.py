@@ -16,9 +16,19 @@ NAMES = ["water", "trees", "snow/ice", "crops"]
 @pytest.mark.parametrize("names,found", [
     (NAMES, [2]), (["Snow", "Glacier", "rice paddies", "sea ice", "Ice"], [0, 1, 3, 4]),
     (["water", "price", "icelandic moss"], []), (["firn", "juice"], [0]),
+    (["Snowfield", "Perennial snowpack", "Ices", "glaciers", "Névé", "police"], [0, 1, 2, 3, 4]),
 ])
 def test_snow_classes_are_found_by_whole_words(names, found):
     assert snow_classes(names) == found
+
+
+@pytest.mark.parametrize("name", ["Snowfield", "Perennial snowpack", "Ices", "firn", "glaciers", "rice", "water",
+                                  "Iceland moss"])
+def test_the_snow_check_and_the_explanations_radar_cue_agree_on_snow(name):
+    """QA round 20: "Snowfield" got the explanation's snow cue and no snow check, "firn" the other way round."""
+    from claire.claire_plugin.core.explain.template import _sar_cue
+
+    assert (_sar_cue(name) == "wet and dry snow change the radar backscatter strongly") == bool(snow_classes([name]))
 
 
 def _ndsi_image(ndsi: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import Callable, List, Optional
 
 from ....models.card_schema import ENSEMBLE, FOREST
+from ....models.cloud import is_snow_name
 from ..numbers import grouped
 
 GENERATOR = "template"
@@ -43,7 +44,7 @@ _SAR_CUES = [
     (("tree*", "forest*", "wood*"), "volume scattering in the canopy raises the cross-polarised "
      "backscatter"),
     (("crop*", "agri*", "arable", "field"), "the radar responds to field structure and soil moisture"),
-    (("snow*", "ice", "glacier*"), "wet and dry snow change the radar backscatter strongly"),
+    ((), "wet and dry snow change the radar backscatter strongly"),  # snow by models.cloud.is_snow_name
     (("bare", "soil*", "rock*", "sand*"), "the radar response of bare ground is governed by surface "
      "roughness and moisture"),
 ]
@@ -59,7 +60,7 @@ def _sar_cue(name: str) -> Optional[str]:
         return any(w in (key, key + "s") for w in words)
 
     for keys, cue in _SAR_CUES:
-        if any(said(k) for k in keys):
+        if any(said(k) for k in keys) if keys else is_snow_name(name):
             return cue
     return None
 
