@@ -10,6 +10,7 @@ import os
 import statistics
 import tempfile
 import time
+from typing import List, Optional
 
 SPECIALS = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 
@@ -43,8 +44,12 @@ def make_tiny_phi3(folder: str, seed: int = 0) -> str:
     return folder
 
 
-def main() -> None:
-    """Print the timings."""
+def main(argv: Optional[List[str]] = None) -> None:
+    """Print the timings (`--help`: what it measures, nothing run)."""
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m claire.claire_plugin.tools.explain_bench",
+                            description=__doc__.split("\n\n", 1)[1].strip()).parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
     import numpy as np
     import torch
