@@ -212,8 +212,24 @@ def save_checkpoint(path: str, model: nn.Module, card: Dict[str, Any], dtype: An
         state[k] = v.contiguous()
     tmp = f"{path}.tmp-{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})  # its mode: the user's umask
+    save_file(state, tmp, metadata={CARD_KEY: json.dumps(card, sort_keys=False)})
+    if os.name == "posix":  # safetensors creates 0600 files: the mode of any other file the user writes instead
+        os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    """The process's umask (Linux: read, not set; elsewhere set to 077 and back, the safe side for a moment)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def model_config(card: Dict[str, Any]) -> Dict[str, Any]:

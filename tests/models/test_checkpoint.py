@@ -151,9 +151,10 @@ def test_a_checkpoint_is_written_with_the_users_umask(tmp_path):
     """QA (round 19, security): checkpoints were made world-readable (0644) whatever the umask, where the reports of
     the same run followed it (0600 under umask 077): a model of a private area readable by every local user."""
     model = build_model("claire", _card()["config"])
-    old = os.umask(0o077)
-    try:
-        save_checkpoint(str(tmp_path / "private.safetensors"), model, _card())
-    finally:
-        os.umask(old)
-    assert os.stat(tmp_path / "private.safetensors").st_mode & 0o777 == 0o600
+    for mask, mode in ((0o077, 0o600), (0o022, 0o644), (0o002, 0o664)):  # QA round 20: safetensors made 0600 of all
+        old = os.umask(mask)
+        try:
+            save_checkpoint(str(tmp_path / f"m{mask:o}.safetensors"), model, _card())
+        finally:
+            os.umask(old)
+        assert os.stat(tmp_path / f"m{mask:o}.safetensors").st_mode & 0o777 == mode, oct(mask)
