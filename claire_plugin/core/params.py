@@ -26,6 +26,8 @@ FROM_CARD = -1  # the context value the Processing and dock forms use for "the d
 TILE_MAX = TILE_RANGE[1]
 CONTEXT_MAX = TILE_RANGE[1]
 BATCH_MAX = 256
+#: The most CPU threads a run takes (torch refuses a count beyond a C long; no machine has more cores than this).
+THREADS_MAX = 1024
 
 
 @dataclass

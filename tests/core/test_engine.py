@@ -616,6 +616,18 @@ def test_a_scripts_paths_are_taken_and_odd_thread_counts_refused(engine_scene, s
         with pytest.raises(ClaireError, match=f"threads must be a whole number of at least 1 \\(got {threads}\\)"):
             run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(out), threads=threads),
                 standin_model, standin_card)
+    with pytest.raises(ClaireError, match="threads 100000000000000000000 is above 1024"):  # QA round 20: exit 3
+        run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(out), threads=10 ** 20),
+            standin_model, standin_card)
+
+
+def test_a_training_thread_count_beyond_any_machine_is_refused_by_name():
+    """QA round 20: `claire train --threads 99999999999999999999` reached torch.set_num_threads: an internal error."""
+    from claire.claire_plugin.core.training.checks import check_threads
+
+    assert check_threads("4") == 4 and check_threads(None) is None
+    with pytest.raises(ClaireError, match="--threads 1e\\+20 is above 1024"):
+        check_threads(10 ** 20)
 
 
 def test_a_scripts_band_lists_as_text_are_read_as_the_command_line_reads_them():

@@ -45,7 +45,7 @@ from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
 from ..io.qml import style_classes, write_class_style
 from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
-from ..params import ClassifyParams
+from ..params import THREADS_MAX, ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule, tiling
 from .memory_fit import is_out_of_memory, out_of_memory_error
@@ -222,6 +222,9 @@ def whole_threads(threads) -> int:
     if not (n >= 1 and n == int(n)):
         raise ClaireError(f"threads must be a whole number of at least 1 (got {threads}); leave it out for the "
                           f"default, or give e.g. --threads 2")
+    if n > THREADS_MAX:
+        raise ClaireError(f"threads {threads} is above {THREADS_MAX}, the most a run takes; give at most the "
+                          f"machine's cores ({os.cpu_count()} here), e.g. --threads 2")
     return int(n)
 
 

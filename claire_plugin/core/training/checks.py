@@ -81,7 +81,10 @@ def check_threads(threads: Any) -> Optional[int]:
     """CPU threads: None (torch's default) or a whole number of at least 1."""
     if threads is None:
         return None
-    return _whole(threads, "--threads", 1, "4", fix="leave it out for the default, or give")
+    from ..params import THREADS_MAX
+
+    return int(_at_most(_whole(threads, "--threads", 1, "4", fix="leave it out for the default, or give"),
+                        THREADS_MAX, "--threads", f"the machine's cores ({os.cpu_count()} here)"))
 
 
 def check_run_numbers(*, epochs: Any, steps_per_epoch: Any, batch_size: Any, crop: Any, lr: Any,
