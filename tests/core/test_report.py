@@ -71,6 +71,8 @@ def test_report_paths():
     assert report_paths("/a/r.HTML") == ("/a/r.json", "/a/r.HTML", "html")
     assert report_paths("/a/r.md") == ("/a/r.json", "/a/r.md", "md")
     assert report_paths("/a/r") == ("/a/r", "/a/r.md", "md")
+    with pytest.raises(ClaireError, match=r"the report '/a/scene.tif' is neither .json, .md nor .html .*'/a/scene.json'"):
+        report_paths("/a/scene.tif")  # QA round 20: JSON was written over the GeoTIFF named
 
 
 def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):

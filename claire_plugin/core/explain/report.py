@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ....models.quoting import clean_name, markdown_text
+from ....models.quoting import clean_name, markdown_text, quoted
 from ..errors import ClaireError
 from ..io.atomic import OutputSet
 from ..numbers import grouped
@@ -33,7 +33,10 @@ def report_paths(path: str) -> Tuple[str, str, str]:
         return root + ".json", path, "md"
     if ext == ".json":
         return path, root + ".md", "md"
-    return path, path + ".md", "md"
+    if not ext:
+        return path, path + ".md", "md"
+    raise ClaireError(f"the report {quoted(path)} is neither .json, .md nor .html (a report never replaces a "
+                      f"{ext} file); name it e.g. {quoted(root + '.json')} or {quoted(root + '.html')}")
 
 
 def report_outputs(path: str) -> List[Tuple[str, str]]:
