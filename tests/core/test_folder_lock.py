@@ -169,3 +169,23 @@ def test_the_lock_is_taken_before_the_earlier_summary_is_read_and_held_in_a_new_
     classify_pairs(pair_folders(opt_dir, sar_dir, ""), run_options(checkpoint=tiny_checkpoint, threads=1), str(new),
                    on_pair=lambda i, n, record, result: held.append((new / LOCK_NAME).exists()))
     assert held == [True, True, True]
+
+
+def test_a_folder_one_cannot_write_is_named_as_such(tmp_path, monkeypatch):
+    """QA round 20: a read-only output folder was reported as "(No such file or directory)": the read-only open's
+    reason (there was no lock file to open) instead of the create's (permission denied)."""
+    import claire.claire_plugin.core.io.folder_lock as fl
+
+    real_open = os.open
+
+    def read_only_folder(path, flags, *mode):
+        if path.endswith(LOCK_NAME):
+            if flags & os.O_CREAT:
+                raise PermissionError(13, "Permission denied")
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(fl.os, "open", read_only_folder)
+    with pytest.raises(ClaireError, match=r"lock file .* \(Permission denied\); choose a folder you can write to"):
+        with folder_lock(str(tmp_path)):
+            pass

@@ -76,12 +76,13 @@ def folder_lock(folder: str, what: str = "claire classify-folder", flag: str = "
         writable = True
         try:  # 0o666 & umask: on a folder shared by a group, the next user can open what a killed run left
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:
+        except PermissionError as denied:
             try:  # another user's lock file: a lock can be taken on a file opened for reading too
                 fd, writable = os.open(path, os.O_RDONLY), False
-            except OSError as exc:
+            except OSError as exc:  # none there: the folder itself is not writable, which is the reason to give
+                reason = denied if isinstance(exc, FileNotFoundError) else exc
                 raise ClaireError(f"cannot open the lock file {quoted(path)} in the output folder "
-                                  f"({exc.strerror or exc}); choose a folder you can write to ({flag})") from None
+                                  f"({reason.strerror or reason}); choose a folder you can write to ({flag})") from None
         except OSError as exc:
             raise ClaireError(f"cannot create the lock file {quoted(path)} in the output folder ({exc.strerror or exc})"
                               f"; choose a folder you can write to ({flag})") from None
