@@ -167,3 +167,23 @@ def test_progress_reaches_one_at_the_last_point(tmp_path, pair):
     seen = []
     grow_from_points(*pair, pts, "class", max_width=21, progress=lambda f, text: seen.append((f, text)))
     assert seen == [(0.5, "1 polygon(s) from 1 point(s)"), (1.0, "2 polygon(s) from 2 point(s)")]
+
+
+def test_class_codes_that_are_not_whole_are_refused_as_training_refuses_them(tmp_path, pair):
+    """QA round 20: grow-polygons wrote classes 1.5 / 4.5 that `claire train` then refused."""
+    pts = _geojson(tmp_path, [({"class": 1.5}, _point(20, 20)), ({"class": 2}, _point(45, 50))])
+    with pytest.raises(ClaireError, match="field 'class' holds numbers that are not whole \\(e.g. 1.5\\)"):
+        grow_from_points(*pair, pts, "class")
+
+
+def test_a_date_field_is_no_class_field(tmp_path, pair):
+    """QA round 20: a field of dates was taken as class names (2024/01/01, ...) by grow-polygons and training."""
+    from osgeo import ogr
+
+    pts = _geojson(tmp_path, [({"class": "2024-01-01"}, _point(20, 20)), ({"class": "2024-01-02"}, _point(45, 50))])
+    ds = ogr.Open(pts)
+    lyr = ds.GetLayer(0)
+    assert lyr.GetLayerDefn().GetFieldDefn(0).GetType() == ogr.OFTDate  # as OGR reads such a GeoJSON
+    lyr = ds = None
+    with pytest.raises(ClaireError, match=r"the field .class. of .* holds dates, not classes: .* \(its fields are class\)"):
+        grow_from_points(*pair, pts, "class")

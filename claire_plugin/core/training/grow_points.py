@@ -66,7 +66,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
                      assigned_crs: Optional[str] = None) -> GrownPolygons:
     """Grow one polygon per point of `points` (field `field_name`, layer `layer`) over the optical raster
     (`assigned_crs`: the points' CRS where their file has none, as the user set it in QGIS)."""
-    from .labels import read_vector_features
+    from .labels import read_vector_features, refuse_fractional_codes
     from .scene import Scene
 
     check_tolerance(tolerance, max_width)
@@ -76,6 +76,7 @@ def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer
         if source["geometry"] != "point":
             raise ClaireError(f"{quoted(points)} holds polygons, not points: they are training polygons already (give "
                               f"them to training as they are), or give a point layer to grow polygons from")
+        refuse_fractional_codes([value for _f, value, _n, _g, _s in features], field_name)
         out.crs_wkt = scene.opt.crs.to_wkt()
         out.extra_fields, out.attributes = point_attributes(points, source.get("layer"), field_name)
         reach = (max_width + 2) * max(abs(scene.opt.transform.a), abs(scene.opt.transform.e))

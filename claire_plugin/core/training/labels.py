@@ -442,9 +442,22 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     if field_name is None:
         raise ClaireError(f"say which field of {quoted(path)} holds the class (--field); its fields are "
                           f"{', '.join(fields) or '(none)'}")
+    kind = _unusable_kind(defn.GetFieldDefn(defn.GetFieldIndex(field_name)).GetType())
+    if kind:
+        raise ClaireError(f"the field {quoted(field_name)} of {quoted(path)} holds {kind}, not classes: a class field "
+                          f"holds integer codes or class names; give the field that does (its fields are {listed})")
     ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels", assigned_crs)
     layer_name = lyr.GetName()
     return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
+
+
+def _unusable_kind(field_type: int) -> Optional[str]:
+    """What an OGR field type holds when it cannot hold classes (dates, times, lists, binary), else None."""
+    from osgeo import ogr
+
+    return {ogr.OFTDate: "dates", ogr.OFTDateTime: "dates and times", ogr.OFTTime: "times",
+            ogr.OFTBinary: "binary data", ogr.OFTIntegerList: "lists", ogr.OFTInteger64List: "lists",
+            ogr.OFTRealList: "lists", ogr.OFTStringList: "lists"}.get(field_type)
 
 
 def _unclosed(geom) -> bool:
@@ -532,15 +545,20 @@ def class_key(value) -> object:
     return int(whole.group(1)) if whole else text
 
 
-def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str],
-                        known: Optional[Sequence[Tuple[int, str]]] = None) -> List[ClassInfo]:
-    """Classes from the field values: integer codes (names from `names` when given) or text names (codes
-    1..K in alphabetical order; with `known`, the base checkpoint's (code, name) classes, `codes_for_names`)."""
+def refuse_fractional_codes(values: Sequence, field_name: Optional[str]) -> None:
+    """ClaireError when a class field holds numbers that are not whole (training, suggest and grow-polygons alike)."""
     fractional = [v for v in values if isinstance(v, (float, np.floating)) and not float(v).is_integer()]
     if fractional:
         raise ClaireError(f"field {quoted(field_name)} holds numbers that are not whole (e.g. {fractional[0]:g}); "
                           "class codes are whole numbers 0..254: round or recode the values (e.g. with the QGIS field "
                           "calculator), or use a field of integer codes or class names")
+
+
+def classes_from_values(values: Sequence, names: Sequence, field_name: Optional[str],
+                        known: Optional[Sequence[Tuple[int, str]]] = None) -> List[ClassInfo]:
+    """Classes from the field values: integer codes (names from `names` when given) or text names (codes
+    1..K in alphabetical order; with `known`, the base checkpoint's (code, name) classes, `codes_for_names`)."""
+    refuse_fractional_codes(values, field_name)
     keys = [class_key(v) for v in values]
     if all(isinstance(k, int) for k in keys):
         bad = sorted({k for k in keys if not 0 <= k <= 254})
