@@ -321,6 +321,11 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
             check_confidence(r.conf, confidence)
         labelled = _Labelled(labels, ds, field_name, layer, square // 2, labels_crs) if labels else None
         scores = _score_squares(r, square, labelled)
+        if not scores.counted and labelled is None:  # (with labels, the note below says why)
+            given = " and ".join(n for n, p in (("second map", other), ("confidence raster", confidence)) if p)
+            raise ClaireError(f"no pixel of the map {quoted(map_path)} is classified where the {given} has data too "
+                              f"(one of them is all nodata, or their data do not overlap); give rasters of one "
+                              f"classification")
         out = _places(r, scores, _pick(scores.score, n, spacing, min_doubt), square)
         crs_wkt, square_m = ds.crs.to_wkt(), float(abs(ds.transform.a) * square)
     notes = []

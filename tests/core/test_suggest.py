@@ -269,3 +269,13 @@ def test_places_after_training_cancelled_after_its_maps_writes_nothing(tmp_path,
         suggest_module.places_after_training(params, "forest.safetensors", str(tmp_path / "places.gpkg"),
                                              is_cancelled=lambda: asked["stop"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_map_is_refused_not_answered_with_no_places(tmp_path):
+    """QA round 20: a map of nodata only gave exit 0, an empty GeoPackage and "written" (sample-points refused it)."""
+    empty = write_raster(str(tmp_path / "empty.tif"), np.zeros((64, 64), np.uint8), nodata=0)
+    _a, _b, m, o = _maps(tmp_path)
+    with pytest.raises(ClaireError, match="no pixel of the map .*empty.tif' is classified where the second map has"):
+        suggest(empty, o, n=5)
+    with pytest.raises(ClaireError, match="no pixel of the map .* is classified where the second map has data too"):
+        suggest(m, empty, n=5)
