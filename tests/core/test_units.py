@@ -50,6 +50,9 @@ def test_digital_numbers_and_complex_are_refused():
         sar_preparer(SAR_SPEC, 2, DB, "", "auto", "complex64")
     with pytest.raises(ClaireError, match=r"complex values \(complex_int16\).*SLC"):  # was numpy's TypeError
         sar_preparer(SAR_SPEC, 2, DB, "", "amplitude", "complex_int16")
+    for dtype in ("complex64", "complex_int16"):  # QA round 20: a complex optical raster ran without a word
+        with pytest.raises(ClaireError, match=f"the optical raster holds complex values \\({dtype}\\), not reflectance"):
+            optical_preparer(OPT_SPEC, 1, dtype, np.full((1, 8), 1000.0, np.complex64))
     with pytest.raises(ClaireError, match="unknown SAR units 'sigma'"):
         parse_sar_units("sigma")
 

@@ -171,6 +171,10 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
     """Preparer for the optical input: the card's scaling, the file's or the user's radiometry
     (core.inputs.radiometry) where there is one; float rasters already in reflectance keep scale 1. Values that
     cannot be reflectance so read are refused (core.inputs.units.check_reflectance)."""
+    if numpy_dtype(dtype).kind == "c":
+        raise ClaireError(f"the optical raster holds complex values ({dtype}), not reflectance; give the optical "
+                          f"product's reflectance bands (e.g. Sentinel-2 Level-1C or Level-2A), or check that the "
+                          f"optical and SAR rasters were not given the other way round")
     r = radiometry or Radiometry()
     scale, offset, notes, suspected = spec.scale, spec.offset, [], False
     vals = sample[np.isfinite(sample)]
