@@ -230,8 +230,8 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool
     warnings)."""
     scale = AREA_UNITS[area_unit]
 
-    def pct(v, se):
-        return f"{'-':>16}" if v is None else f"{100 * v:7.1f} ± {100 * Z95 * se:5.1f}" if se is not None \
+    def pct(v, ci):
+        return f"{'-':>16}" if v is None else f"{100 * v:7.1f} ± {100 * ci:5.1f}" if ci is not None \
             else f"{100 * v:7.1f} ±   n/a"
 
     def area(v, ci):
@@ -244,8 +244,8 @@ def accuracy_table(result: Dict[str, Any], area_unit: str = "ha", warnings: bool
     lines = [head, "", f"{'class':<{w}}{'points':>7}{'user %':>17}{'producer %':>17}"
              f"{'mapped ' + area_unit:>14}{'estimated ' + area_unit + ' (95 % CI)':>27}"]
     for c in result["per_class"]:
-        lines.append(f"{c['name']:<{w}}{c['points']:>7}{pct(c['users_accuracy'], c['users_se'])}"
-                     f"{pct(c['producers_accuracy'], c['producers_se'])}{c['map_area_m2'] / scale:14.2f}"
+        lines.append(f"{c['name']:<{w}}{c['points']:>7}{pct(c['users_accuracy'], c['users_ci95'])}"
+                     f"{pct(c['producers_accuracy'], c['producers_ci95'])}{c['map_area_m2'] / scale:14.2f}"
                      f"{area(c['area_m2'], c['area_ci95_m2'])}")
     em = result["error_matrix"]
     lines += ["", "error matrix, proportion of area (rows = map, columns = reference):",

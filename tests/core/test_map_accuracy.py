@@ -1,8 +1,10 @@
 """Stratified sample of a classified map and its area-weighted accuracy (Olofsson et al. 2014)."""
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,10 @@ def test_toy_estimates_match_hand_computation():
     assert sum(c["area_m2"] for c in r["per_class"]) == pytest.approx(r["total_area_m2"])
     assert any("fewer than 30" in w for w in r["warnings"])
     assert "overall accuracy 80.0 %" in accuracy_table(r)
+    row = next(line for line in accuracy_table(r).splitlines() if line.startswith("a "))  # QA round 20: ± of 1 SE
+    got = [float(v) for v in re.findall(r"± +([\d.]+)", row)[:2]]  # went unnoticed
+    assert got == [round(100 * pc[1]["users_ci95"], 1), round(100 * pc[1]["producers_ci95"], 1)]
+    assert pc[1]["users_ci95"] == pytest.approx(1.96 * pc[1]["users_se"])
 
 
 def test_published_example_of_olofsson_2014():
@@ -422,6 +428,25 @@ def test_two_points_in_one_map_pixel_are_refused(tmp_path):
                  '"geometry": {"type": "Point", "coordinates": [500058, 4599942]}}]}')
     with pytest.raises(ClaireError, match="have no labelled sample point"):  # past the pixel check: too few points
         evaluate_points(path, two)
+
+
+def test_a_labelled_point_on_nodata_is_skipped_and_counted(tmp_path):
+    """QA round 20 (mutation): the skip of points on the map's nodata had no test; without it such a point stopped
+    the run ("sample points fall on map value(s) [0]")."""
+    path, data = _toy_map(tmp_path)
+    s = stratified_sample(path, per_class=20, seed=1)
+    points = str(tmp_path / "points.geojson")
+    features = [{"type": "Feature", "properties": {"ref_class": int(v)}, "geometry": {
+        "type": "Point", "coordinates": [500000 + 10 * (c + 0.5), 4600000 - 10 * (r + 0.5)]}}
+        for v, r, c in zip(s.value, s.row, s.col)]
+    features.append({"type": "Feature", "properties": {"ref_class": 1}, "geometry": {  # row 0: nodata
+        "type": "Point", "coordinates": [500005, 4599995]}})
+    with open(points, "w", encoding="utf-8") as fh:
+        json.dump({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32631"}},
+                   "features": features}, fh)
+    r = evaluate_points(path, points)
+    assert r["points_used"] == len(s) and r["overall_accuracy"] == 1.0
+    assert "1 point(s) fall outside the map or on nodata and were skipped" in r["warnings"]
 
 
 def test_the_sample_names_the_maps_classes_for_the_labeller(tmp_path, capsys):
