@@ -109,6 +109,10 @@ def test_glued_and_hyphenated_numbers():  # C9, C10, C11, C13
     assert res.numbers_total == 1 and res.grounded_share == 0.0
     res = check_grounding("It covers 9999ha.", facts)                          # C11: "9999ha" is an area
     assert res.numbers_total == 1 and res.grounded_share == 0.0
+    res = check_grounding("Cohen's kappa is -0.78, worse than chance.", facts)  # QA round 20: a wrong sign is no
+    assert res.numbers_total == 1 and res.grounded_share == 0.0                # grounding (kappa is 0.78)
+    res = check_grounding("Cohen's kappa is 0.78.", facts)
+    assert res.numbers_total == 1 and res.grounded_share == 1.0
 
 
 def test_kappa_as_a_percentage_keeps_its_rounding():  # C16

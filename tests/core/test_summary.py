@@ -21,6 +21,10 @@ def _block(rng, h=37, w=41, cloud=True):
     sar_only = optical_bad & has_sar
     valid = (~optical_bad | sar_only) & has_sar
     c = rng.random((h, w), dtype=np.float32) if cloud else None
+    conf.flat[::7] = LOW_CONFIDENCE  # the boundaries themselves (QA round 20: "< 0.5" as "<= 0.5" went unnoticed)
+    dist.flat[::11] = 1.0
+    if c is not None:
+        c.flat[::13] = CLOUDED
     return idx, conf, sar, dist, ChunkMasks(valid, optical_bad, c, sar_only, None)
 
 
@@ -169,3 +173,13 @@ def test_reference_nodata_is_no_code_left_out():
                                       "reference_ignored": [0]}), np.array([[0, 1, 0], [0, 1, 1]]),
                    np.ones((2, 3), bool), 0, 0, 2, 3)
     assert acc.ref_left == {7: 1}
+
+
+def test_ties_go_to_the_lowest_class_index_as_in_the_evaluation():
+    """QA round 20 (mutation): the map's tie-break (a forest's 100 / 100 votes) was not pinned against argmax."""
+    from claire.claire_plugin.core.engine.post import top_class
+
+    values = np.array([[[0.2, 0.4]], [[0.4, 0.4]], [[0.4, 0.2]], [[0.9, 0.9]]], np.float32)  # 3 classes + a share
+    top, idx = top_class(values, 3)
+    assert idx.tolist() == np.argmax(values[:3], axis=0).tolist() == [[1, 0]]
+    assert top.tolist() == [[pytest.approx(0.4), pytest.approx(0.4)]]

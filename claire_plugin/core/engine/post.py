@@ -62,6 +62,16 @@ class Outputs:
         return len(self.class_values) + int(self.has_share) + int(self.has_distance) + int(self.has_group_confidence)
 
 
+def top_class(values: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(highest probability, its class index as uint8) over the first `k` channels of `values` [C, h, w]; the
+    lowest class index wins ties, as numpy's argmax (the evaluation's) does."""
+    top = values[:k].max(axis=0)
+    idx = np.zeros(top.shape, np.uint8)
+    for c in range(k - 1, -1, -1):
+        np.copyto(idx, c, where=values[c] == top)
+    return top, idx
+
+
 def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) -> None:
     """Turn a finished block `fin` of a chunk read at region pixel `window` = (y, x) into output values,
     summary counts and confusion counts; `masks` are the chunk's reader.ChunkMasks."""
@@ -75,10 +85,7 @@ def finish_block(fin, masks, outputs: Outputs, grid, window: Tuple[int, int]) ->
     valid = m.valid
     values, h, w = fin.values[:, a:b, ca:cb], b - a, cb - ca
     snow = _snow_check(values, outputs.snow_classes, m.snow_possible)
-    top = values[:K].max(axis=0)
-    idx = np.zeros(top.shape, np.uint8)
-    for k in range(K - 1, -1, -1):  # lowest class index wins ties, like argmax
-        np.copyto(idx, k, where=values[k] == top)
+    top, idx = top_class(values, K)
     ruled_out = None if snow is None else (snow[1] > top) & ~np.isin(idx, outputs.snow_classes)
     conf = _confidence(values, top, snow, ruled_out, m, outputs)
     share = values[K] if outputs.has_share else None
