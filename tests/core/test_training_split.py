@@ -61,6 +61,9 @@ def test_pixel_split_leaks(labels):
     s = pixel_split(lab, 0.3, seed=0)
     assert _min_dist(s.val, s.train) <= 1.0
     assert abs(len(s.val) / len(lab.pixels) - 0.3) < 0.02
+    for c in lab.classes:  # each class's share rounded up (QA round 20: floor went unnoticed)
+        n = int((lab.pixels.cls == c.index).sum())
+        assert int((s.val.cls == c.index).sum()) == -(-3 * n // 10), c.name
 
 
 def test_layer_split_uses_the_other_layer_and_its_classes(labels):

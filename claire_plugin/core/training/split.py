@@ -128,7 +128,7 @@ def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Spli
     is_val = np.zeros(len(labels.pixels), bool)
     for c in labels.classes:
         idx = np.nonzero(labels.pixels.cls == c.index)[0]
-        n = int(math.ceil(val_share * idx.size))
+        n = int(math.ceil(val_share * idx.size - 1e-9))  # 0.07 x 100 is 7.000000000000001 in floats
         is_val[rng.choice(idx, n, replace=False)] = True
     return Split(labels.pixels.subset(~is_val), labels.pixels.subset(is_val),
                  {"kind": "random pixels (leaky, for comparison only)", "val_share": val_share, "seed": seed})
