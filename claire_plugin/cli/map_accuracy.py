@@ -58,10 +58,11 @@ def cmd_sample_points(args: argparse.Namespace) -> int:
 def cmd_map_accuracy(args: argparse.Namespace) -> int:
     """Evaluate the labelled points; print the table (and write JSON)."""
     from ..core.area_estimate import accuracy_table
-    from ..core.io.atomic import write_json
+    from ..core.io.atomic import require_suffix, write_json
     from ..core.io.writer import check_outputs
     from ..core.map_accuracy import evaluate_points
 
+    require_suffix(args.json, (".json",), "accuracy JSON")
     check_outputs([("accuracy JSON", args.json)], [("map", args.map), ("labelled points", args.points)])
     result = evaluate_points(args.map, args.points, args.field, layer=args.layer)
     print(accuracy_table(result, args.area_unit, warnings=False))

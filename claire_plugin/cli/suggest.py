@@ -27,10 +27,11 @@ def register(subparsers: Any) -> None:
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     """Find the places, write them, print them."""
-    from ..core.io.atomic import write_json
+    from ..core.io.atomic import require_suffix, write_json
     from ..core.io.writer import check_outputs
     from ..core.suggest import as_dict, check_places_output, suggest, summary_lines, write_places
 
+    require_suffix(args.json, (".json",), "places JSON")
     check_outputs([("places", args.output), ("places JSON", args.json)],  # every output, before any work
                   [("map", args.map), ("second map", args.second), ("confidence raster", args.confidence),
                    ("labels", args.labels)])

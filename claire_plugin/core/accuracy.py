@@ -400,7 +400,8 @@ def _check_has_pixels(data: Dict[str, Any], classified: str, reference: str) -> 
 
 
 def write_report(metrics: Dict[str, Any], path: str) -> str:
-    """A JSON (``.json``) or HTML (any other ending) report of the evaluation."""
+    """A JSON (``.json``) or HTML (``.html``, ``.htm``: the front doors refuse other endings) report of the
+    evaluation."""
     from .io.atomic import write_json, write_text
 
     if path.lower().endswith(".json"):

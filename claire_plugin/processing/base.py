@@ -210,6 +210,9 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         """QGIS's check of every parameter, with a message that says what was wrong and what is accepted
         (QGIS itself only says "Incorrect parameter value for NAME")."""
+        for param in self.parameterDefinitions():  # QGIS takes NaN, and reads it and 1e12 as -2147483648
+            if not number_in_range(param, parameters.get(param.name())):
+                return False, parameter_problem(param, parameters.get(param.name()))
         ok, message = super().checkParameterValues(parameters, context)
         if ok:
             return ok, message
@@ -218,6 +221,27 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
             if not param.checkValueIsAcceptable(value, context):
                 return False, parameter_problem(param, value)
         return ok, message
+
+
+def number_in_range(param: QgsProcessingParameterDefinition, value) -> bool:
+    """False for a number or enum parameter given NaN or infinity, or, where QGIS reads it as a 32-bit integer (a
+    whole number, an option), a value beyond that; True for anything else (QGIS's own check judges it)."""
+    import math
+
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+    if not isinstance(param, (QgsProcessingParameterNumber, QgsProcessingParameterEnum)) or value is None \
+            or isinstance(value, bool):
+        return True
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return True
+    if not math.isfinite(number):
+        return False
+    whole = isinstance(param, QgsProcessingParameterEnum) or \
+        param.dataType() == QgsProcessingParameterNumber.Type.Integer
+    return not whole or abs(number) <= 2 ** 31 - 1
 
 
 def parameter_problem(param: QgsProcessingParameterDefinition, value) -> str:

@@ -126,8 +126,10 @@ class EvaluateAlgorithm(ClaireAlgorithm):
                   else self.parameterAsFileOutput(parameters, "REPORT", context))
         table = table_file(destination_text(parameters.get("OUTPUT_TABLE")))
         with engine_errors(qgis_message=False):
+            from ..core.io.atomic import require_suffix
             from ..core.io.writer import check_outputs
 
+            require_suffix(report, (".html", ".htm", ".json"), "report")
             check_outputs([("per-class table", table), ("report", report)],
                           [("classified raster", classified), ("reference raster", reference),
                            ("checkpoint", checkpoint)])

@@ -63,7 +63,7 @@ class SamplePointsAlgorithm(ClaireAlgorithm):
             QgsProcessingParameterNumber("PER_CLASS", "Points per class",
                                          type=QgsProcessingParameterNumber.Type.Integer, defaultValue=50, minValue=1),
             QgsProcessingParameterNumber("SEED", "Random seed", type=QgsProcessingParameterNumber.Type.Integer,
-                                         defaultValue=0, minValue=0),
+                                         defaultValue=0, minValue=0, maxValue=2 ** 31 - 1),
             QgsProcessingParameterFileDestination("OUTPUT", "Sample points", fileFilter="GeoPackage (*.gpkg)"),
         ])
         self.addOutput(QgsProcessingOutputNumber("POINTS", "Number of points"))
@@ -125,7 +125,7 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.area_estimate import accuracy_table
-        from ..core.io.atomic import json_default, write_json
+        from ..core.io.atomic import json_default, require_suffix, write_json
         from ..core.io.writer import check_outputs
         from ..core.map_accuracy import evaluate_points
 
@@ -133,7 +133,9 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
         points, sub = vector_path(self, parameters, "POINTS", context)
         report = (None if blank_output(parameters.get("REPORT"))
                   else self.parameterAsFileOutput(parameters, "REPORT", context))
+        unit = list(AREA_UNITS)[self.parameterAsEnum(parameters, "AREA_UNIT", context)]
         with engine_errors(names={"--layer": FLAG_TO_PARAMETER["--layer"]}):  # the other flags are the CLI's own
+            require_suffix(report, (".json",), "accuracy report")
             check_outputs([("accuracy report", report)],
                           [("classified map", path), ("labelled points", points)])
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
@@ -141,7 +143,6 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
                                          parameters, "POINTS", context)))
             if report:
                 write_json(report, result, "accuracy report")
-        unit = list(AREA_UNITS)[self.parameterAsEnum(parameters, "AREA_UNIT", context)]
         for line in accuracy_table(result, unit, warnings=False).splitlines():
             feedback.pushInfo(line)
         for w in result["warnings"]:

@@ -21,7 +21,7 @@ from qgis.core import (
 
 from ...models.macroclass import LEVELS
 from ..core.inputs.units import SAR_UNITS
-from ..core.training.checks import CROP_MAX, EPOCHS_MAX, MINUTES_MAX, TRAIN_BATCH_MAX
+from ..core.training.checks import CROP_MAX, EPOCHS_MAX, MINUTES_MAX, RF_TREES_MAX, TRAIN_BATCH_MAX
 from ..layers.layers import layer_crs, temporary_output_warning
 from .base import ClaireAlgorithm, engine_errors
 from .common import (
@@ -167,8 +167,9 @@ class TrainAlgorithm(ClaireAlgorithm):
             number("STEPS_PER_EPOCH", "Steps per epoch", defaultValue=20, minValue=1),
             number("BATCH_SIZE", "Batch size", defaultValue=8, minValue=1, maxValue=TRAIN_BATCH_MAX),
             number("CROP", "Crop size (px)", defaultValue=128, minValue=32, maxValue=CROP_MAX),
-            number("RF_TREES", "Random-forest trees (0: no baseline)", defaultValue=200, minValue=0),
-            number("SEED", "Random seed", defaultValue=0, minValue=0),
+            number("RF_TREES", "Random-forest trees (0: no baseline)", defaultValue=200, minValue=0,
+                   maxValue=RF_TREES_MAX),
+            number("SEED", "Random seed", defaultValue=0, minValue=0, maxValue=2 ** 31 - 1),
             number("THREADS", "CPU threads (0: automatic)", defaultValue=0, minValue=0, maxValue=1024),
             QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoint (*.safetensors)"),
             QgsProcessingParameterFileDestination("REPORT", "Validation report", "JSON report (*.json)"),

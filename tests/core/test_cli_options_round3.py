@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from claire.claire_plugin.core.errors import ClaireError
 from claire.tests.core.test_bad_inputs import cli, error_line
 from claire.tests.fixtures import bad_inputs as C
 from claire.tests.fixtures.bad_inputs_19 import training_scene
@@ -403,3 +404,32 @@ def test_cards_the_schema_accepts_are_shown_and_classify(workdir):
     flag = _rewritten_checkpoint(tmp, ck, "true_count.safetensors", card=true_count)
     rc, out, stderr = cli(["info", flag["checkpoint"]])
     assert rc == 0 and "held out      whole polygons" in out and "1 whole" not in out, (out, stderr)
+
+
+def test_reports_named_like_other_files_are_refused_before_any_work(workdir):
+    """QA round 20: a report or JSON output named like a raster or checkpoint was written over it (a training's
+    report over another model, map-accuracy's JSON over a GeoTIFF)."""
+    tmp, ck = workdir
+    other = tmp / "other.safetensors"
+    other.write_bytes(Path(ck).read_bytes())
+    line = _refused(_polygons(tmp, ck, "--report", str(other)), tmp)
+    assert "the training report" in line and "does not end in .json" in line and "other.json" in line, line
+    d = training_scene(tmp)
+    line = _refused(["map-accuracy", "--map", d["optical"], "--points", d["labels"], "--json", d["optical"]], tmp)
+    assert "the accuracy JSON" in line and "does not end in .json" in line, line
+
+
+def test_a_text_output_never_replaces_a_binary_file(tmp_path):
+    """The last line of defence behind the names: whatever a text output is called, it replaces no raster."""
+    from claire.claire_plugin.core.io.atomic import refuse_binary, write_json, write_text
+
+    raster = tmp_path / "scene.json"  # a name that passes every suffix check
+    raster.write_bytes(b"II*\x00" + bytes(100))
+    with pytest.raises(ClaireError, match="the report would replace .*scene.json', which is not a text file"):
+        write_json(str(raster), {"a": 1}, "report")
+    assert raster.read_bytes().startswith(b"II*\x00")
+    text = tmp_path / "old.json"
+    text.write_text('{"old": true}', encoding="utf-8")
+    write_text(str(text), "{}", "report")  # an earlier text output is replaced as before
+    assert text.read_text(encoding="utf-8") == "{}"
+    refuse_binary(str(tmp_path / "missing.json"))

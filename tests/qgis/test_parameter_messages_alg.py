@@ -23,6 +23,10 @@ def pair(tmp_path):
     ({"TILE_SIZE": -64}, r"Tile size .*\(TILE_SIZE\) = -64 is not accepted; give a whole number (of at least|from) 0"),
     ({"BATCH_SIZE": -3}, r"Batch .*\(BATCH_SIZE\) = -3 is not accepted; give a whole number"),
     ({"DEVICE": 7}, r"Device \(DEVICE\) = 7 is not one of its options; give one of 0 \("),
+    # QA round 20: QGIS takes NaN and reads it (and 1e12) as -2147483648: an IndexError / a wrong message
+    ({"SAR_UNITS": float("nan")}, r"SAR units \(SAR_UNITS\) = nan is not one of its options; give one of 0 \("),
+    ({"LEVEL": "nan"}, r"\(LEVEL\) = 'nan' is not one of its options"),
+    ({"TILE_SIZE": 10 ** 12}, r"\(TILE_SIZE\) = 1000000000000 is not accepted; give a whole number"),
 ])
 def test_classify_parameter_out_of_range_says_what_is_accepted(claire_plugin, pair, extra, expected):
     import re
@@ -109,3 +113,35 @@ def test_a_checkpoint_given_as_a_folder_is_told_to_be_a_file(claire_plugin, pair
                                                    "CHECKPOINT": str(folder)})
     assert results is None and "is a folder; give a file (.safetensors) in it" in message, message
     assert "(CHECKPOINT)" in message and not os.path.exists(out)
+
+
+def test_train_numbers_qgis_would_wrap_are_refused_before_any_work(claire_plugin, pair, tmp_path):
+    """QA round 20: RF_TREES 1e12 or NaN trained no forest and said "RF_TREES is 0"; THREADS / SEED NaN gave a
+    traceback."""
+    optical, sar, _ = pair
+    base = {"OPTICAL": optical, "SAR": sar, "LABELS": str(tmp_path / "none.gpkg"), "FIELD": "class",
+            "OUTPUT": str(tmp_path / "m.safetensors")}
+    for extra, words in (({"RF_TREES": 10 ** 12}, "(RF_TREES) = 1000000000000 is not accepted; give a whole number "
+                                                  "from 0 to 5000"),
+                         ({"RF_TREES": float("nan")}, "(RF_TREES) = nan is not accepted"),
+                         ({"THREADS": "nan"}, "(THREADS) = 'nan' is not accepted"),
+                         ({"SEED": float("nan")}, "(SEED) = nan is not accepted")):
+        results, message = run_alg("claire:train", {**base, **extra})
+        assert results is None and words in message and "Traceback" not in message, message
+    assert "m.safetensors" not in os.listdir(tmp_path)
+
+
+def test_an_evaluation_report_named_like_a_raster_is_refused_and_the_raster_kept(claire_plugin, pair, tmp_path):
+    """QA round 20: REPORT = the map itself (or any .tif) was overwritten with HTML."""
+    import numpy as np
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    m = write_raster(tmp_path / "map.tif", np.ones((8, 8), np.uint8))
+    other = write_raster(tmp_path / "other.tif", np.ones((8, 8), np.uint8))
+    before = open(other, "rb").read()
+    results, message = run_alg("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": m, "REPORT": other,
+                                                   "OUTPUT_TABLE": str(tmp_path / "t.csv")})
+    assert results is None and "the report" in message and "does not end in .html, .htm, .json; it is written as " \
+        "HTML or JSON" in message, message
+    assert open(other, "rb").read() == before

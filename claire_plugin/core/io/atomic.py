@@ -18,7 +18,7 @@ import re
 import socket
 import uuid
 import zlib
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -310,7 +310,9 @@ class OutputSet:
         return final
 
     def add_text(self, final: str, text: str, role: str = "") -> str:
-        """Stage a text file with the content `text`."""
+        """Stage a text file with the content `text`; never over a binary file (a report named like a raster)."""
+        refuse_binary(final, role)
+
         def write(tmp: str) -> None:
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -397,6 +399,31 @@ def _roll_back(moved: List[List]) -> None:
                 os.remove(final)
         except OSError:  # a backup that cannot be put back stays: the earlier file's only copy
             pass
+
+
+def refuse_binary(path: str, role: str = "output") -> None:
+    """ClaireError when `path` is an existing file that is not text (a raster, a checkpoint, a GeoPackage): a text
+    output (report, JSON, HTML, CSV) never replaces one, whatever its name says."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:  # none there, or a folder / unreadable file, which the writers' own checks name
+        return
+    if b"\x00" in head:
+        what, other = f"the {role}" if role else "a text output", os.path.splitext(path)[0] + "_report.json"
+        raise ClaireError(f"{what} would replace {quoted(path)}, which is not a text file (a raster, checkpoint or "
+                          f"other data); choose another name, e.g. {quoted(other)}")
+
+
+def require_suffix(path: Optional[str], suffixes: Sequence[str], role: str) -> None:
+    """ClaireError, before any work, when `path` (if given) does not end in one of `suffixes` (".json", ...)."""
+    if not path:
+        return
+    root, ext = os.path.splitext(path)
+    if ext.lower() not in suffixes:
+        kinds = " or ".join(dict.fromkeys({".htm": "HTML"}.get(x, x[1:].upper()) for x in suffixes))
+        raise ClaireError(f"the {role} {quoted(path)} does not end in {', '.join(suffixes)}; it is written as "
+                          f"{kinds}, never over another kind of file: name it e.g. {quoted(root + suffixes[0])}")
 
 
 def write_text(path: str, text: str, role: str = "output") -> str:

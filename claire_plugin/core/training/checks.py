@@ -41,6 +41,8 @@ EPOCHS_MAX = 10000
 MINUTES_MAX = 7 * 24 * 60
 TRAIN_BATCH_MAX = 256
 CROP_MAX = 1024
+#: The most trees of the random-forest baseline (its memory grows with them; 200 is the default).
+RF_TREES_MAX = 5000
 
 
 def check_epochs(epochs: Any) -> int:
@@ -143,7 +145,8 @@ def check_polygon_params(params) -> None:
     if _number(params.buffer_px, "--buffer", "3") < 0:
         raise ClaireError(f"--buffer must be 0 or more pixels (got {params.buffer_px}); give e.g. --buffer 3")
     if params.baseline:
-        _whole(params.rf_trees, "--rf-trees", 1, "200 (or 0, or --no-baseline, for no forest)")
+        _at_most(_whole(params.rf_trees, "--rf-trees", 1, "200 (or 0, or --no-baseline, for no forest)"),
+                 RF_TREES_MAX, "--rf-trees", "200, the default: more trees change the forest's scores little")
 
 
 def _not_the_training_layer(params) -> None:

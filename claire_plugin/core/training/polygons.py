@@ -16,7 +16,7 @@ import numpy as np
 
 from ....models.quoting import quoted
 from ..errors import ClaireError
-from ..io.atomic import OutputSet
+from ..io.atomic import OutputSet, require_suffix
 from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
@@ -615,6 +615,7 @@ def check_settings(params: PolygonTrainParams) -> str:
     fields = [("--field", params.field), ("--name-field", params.name_field), ("--macro-field", params.macro_field)]
     check_class_names_option(params.labels, params.classes, fields)
     device = check_device(params.config.device)
+    require_suffix(params.report, (".json",), "training report")  # its HTML copy goes beside it
     twin = html_path_for(params.report) if params.report else None
     check_outputs([("checkpoint", params.output), ("training report", params.report),
                    ("held-out polygons", held_out_output(params.output, params.labels, params.validation)),
