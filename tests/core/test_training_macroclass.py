@@ -183,6 +183,10 @@ def test_macroclass_field_problems_are_named(tmp_path):
                                                                     enumerate(feats)])])
     with pytest.raises(ClaireError, match="has no value in the macroclass field 'mc'"):
         train_from_polygons(_params(scene, empty))
+    for kw, words in (({"name_field": "CLASS"}, "--name-field 'CLASS' is the field given as --field"),
+                      ({"macro_field": "class"}, "--macro-field 'class' is the field given as --field")):
+        with pytest.raises(ClaireError, match=words):  # QA round 20: refused only after the whole training
+            train_from_polygons(_params(scene, labels, **kw))
     from claire.tests.fixtures.helpers import write_raster
 
     raster = np.zeros((64, 96), np.uint8)

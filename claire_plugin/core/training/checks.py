@@ -147,6 +147,19 @@ def check_polygon_params(params) -> None:
     if params.baseline:
         _at_most(_whole(params.rf_trees, "--rf-trees", 1, "200 (or 0, or --no-baseline, for no forest)"),
                  RF_TREES_MAX, "--rf-trees", "200, the default: more trees change the forest's scores little")
+    _distinct_fields(params)
+
+
+def _distinct_fields(params) -> None:
+    """ClaireError when the class-name or macroclass field is the class field itself (GeoPackage field names ignore
+    case): the held-out polygons' layer, written after the whole training, could not hold both."""
+    given = [(flag, name) for flag, name in (("--field", params.field), ("--name-field", params.name_field),
+                                             ("--macro-field", params.macro_field)) if name]
+    for k, (flag, name) in enumerate(given):
+        for other_flag, other in given[:k]:
+            if name.casefold() == other.casefold():
+                raise ClaireError(f"{flag} {quoted(name)} is the field given as {other_flag}; give another field, or "
+                                  f"leave {flag} out")
 
 
 def _not_the_training_layer(params) -> None:
