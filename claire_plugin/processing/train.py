@@ -418,6 +418,7 @@ def score_lines(report: Dict[str, Any]) -> str:
 
 def _check_classified(params, classified: str) -> None:
     """The classified scene's path checked before training, against the inputs and the training's outputs."""
+    from ..core.engine.runner import check_geotiff_name
     from ..core.io.writer import check_outputs
     from ..core.training.heldout import held_out_output
     from ..core.training.polygons import ensemble_output, forest_output
@@ -430,3 +431,4 @@ def _check_classified(params, classified: str) -> None:
         ("ensemble checkpoint", ensemble_output(params)),
         ("training report", params.report),
         ("training report's HTML copy", html_path_for(params.report) if params.report else None)])
+    check_geotiff_name(classified, "classified map")

@@ -145,3 +145,19 @@ def test_an_evaluation_report_named_like_a_raster_is_refused_and_the_raster_kept
     assert results is None and "the report" in message and "does not end in .html, .htm, .json; it is written as " \
         "HTML or JSON" in message, message
     assert open(other, "rb").read() == before
+
+
+def test_a_classified_map_of_another_format_is_refused_before_training(claire_plugin, tmp_path):
+    """QA round 20: CLASSIFIED = map.txt was found only after the whole training, which left its checkpoint, forest,
+    held-out layer and report behind a failed run."""
+    from claire.tests.fixtures.bad_inputs_19 import training_scene
+
+    (tmp_path / "in").mkdir()
+    d = training_scene(tmp_path)
+    results, message = run_alg("claire:train", {
+        "OPTICAL": d["optical"], "SAR": d["sar"], "LABELS": d["labels"], "FIELD": "class", "EPOCHS": 1,
+        "OUTPUT": str(tmp_path / "m.safetensors"), "REPORT": str(tmp_path / "r.json"),
+        "CLASSIFIED": str(tmp_path / "map.txt")})
+    assert results is None and "map.txt' ends in .txt, but the classified map is written as a GeoTIFF" in message, \
+        message
+    assert sorted(os.listdir(tmp_path)) == ["in"]

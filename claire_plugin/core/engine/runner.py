@@ -148,10 +148,15 @@ def _check_paths(params: ClassifyParams) -> None:
         outs += report_outputs(params.report)
     check_outputs(outs, inputs)
     for role, path in outs[:5]:  # the rasters
-        ext = os.path.splitext(path or "")[1]
-        if ext and ext.lower() not in (".tif", ".tiff"):
-            raise ClaireError(f"the {role} path {quoted(path)} ends in {ext}, but the {role} is written as a GeoTIFF; "
-                              f"give a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
+        check_geotiff_name(path, role)
+
+
+def check_geotiff_name(path: Optional[str], role: str) -> None:
+    """ClaireError when a raster output's name ends in another format's extension (it is written as a GeoTIFF)."""
+    ext = os.path.splitext(path or "")[1]
+    if ext and ext.lower() not in (".tif", ".tiff"):
+        raise ClaireError(f"the {role} path {quoted(path)} ends in {ext}, but the {role} is written as a GeoTIFF; "
+                          f"give a name ending in .tif, e.g. {os.path.splitext(path)[0]}.tif")
 
 
 def time_left(elapsed: float, done: int, remaining: int) -> str:
