@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeatureSourceDefinition,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -213,6 +214,9 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
         for param in self.parameterDefinitions():  # QGIS takes NaN, and reads it and 1e12 as -2147483648
             if not number_in_range(param, parameters.get(param.name())):
                 return False, parameter_problem(param, parameters.get(param.name()))
+            problem = destination_problem(param, parameters.get(param.name()))
+            if problem:
+                return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if ok:
             return ok, message
@@ -221,6 +225,27 @@ class ClaireAlgorithm(QgsProcessingAlgorithm):
             if not param.checkValueIsAcceptable(value, context):
                 return False, parameter_problem(param, value)
         return ok, message
+
+
+def destination_problem(param: QgsProcessingParameterDefinition, value) -> Optional[str]:
+    """What is wrong with a file or folder output's value that QGIS lets through, or None: a name of spaces only, or
+    a provider's address ("memory:", "ogr:...") where only a file can be written (each was written as a file of that
+    name in QGIS's working folder)."""
+    if param.type() not in ("rasterDestination", "fileDestination", "folderDestination") or value is None:
+        return None
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        sink = value.sink
+        value = sink.staticValue() if hasattr(sink, "staticValue") else sink
+    if not isinstance(value, str) or value == "" or value == "TEMPORARY_OUTPUT":
+        return None
+    name = parameter_title(param)
+    if not value.strip():
+        return f"{name} is a name of spaces only; give a file path, or leave it empty where it is optional"
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:(?![\\/])", value) and not re.match(r"^[A-Za-z]:[\\/]", value):
+        what = "a folder" if param.type() == "folderDestination" else "a file"
+        return (f"{name} = {quoted(value)} is a data provider's address; this output is written as {what}: give "
+                f"its path")
+    return None
 
 
 def number_in_range(param: QgsProcessingParameterDefinition, value) -> bool:

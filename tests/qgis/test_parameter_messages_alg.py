@@ -161,3 +161,18 @@ def test_a_classified_map_of_another_format_is_refused_before_training(claire_pl
     assert results is None and "map.txt' ends in .txt, but the classified map is written as a GeoTIFF" in message, \
         message
     assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+@pytest.mark.parametrize("output, words", [
+    ("memory:", "(OUTPUT) = 'memory:' is a data provider's address; this output is written as a file"),
+    ("   ", "(OUTPUT) is a name of spaces only; give a file path")])
+def test_outputs_that_name_no_file_are_refused_not_written_in_the_working_folder(claire_plugin, pair, output, words,
+                                                                                  tmp_path, monkeypatch):
+    """QA round 20: OUTPUT = 'memory:' or spaces wrote a GeoTIFF of that name in QGIS's working folder."""
+    optical, sar, _ = pair
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": output})
+    assert results is None and words in message, message
+    assert os.listdir(work) == []
