@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Dict, Optional
 
@@ -19,7 +20,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...models.quoting import csv_cell
+from ...models.quoting import csv_cell, quoted
 from ..core.io.gdal_names import source_file
 from ..qgis_compat import new_field
 from .base import ClaireAlgorithm, engine_errors
@@ -77,7 +78,18 @@ def table_file(destination: Optional[str]) -> Optional[str]:
     dest = (destination or "").strip()
     if not dest or dest == "TEMPORARY_OUTPUT" or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", dest) or "://" in dest:
         return None
-    return source_file(dest)
+    path = source_file(dest)
+    ext = os.path.splitext(path)[1].lower()
+    if ext and ext not in TABLE_FORMATS:
+        raise QgsProcessingException(
+            f"Per-class metrics (OUTPUT_TABLE): {quoted(path)} ends in {ext}, which is no table format (QGIS would "
+            f"write {'a Geoconcept file' if ext == '.txt' else 'a GeoPackage beside it'}); give a name ending in "
+            f"{', '.join(TABLE_FORMATS[:3])} or {TABLE_FORMATS[3]}, e.g. {quoted(os.path.splitext(path)[0] + '.csv')}")
+    return path
+
+
+#: The endings of the per-class table's formats (QGIS's vector writers that hold a table).
+TABLE_FORMATS = (".gpkg", ".csv", ".xlsx", ".ods", ".dbf", ".shp", ".geojson", ".sqlite")
 
 
 class EvaluateAlgorithm(ClaireAlgorithm):

@@ -176,3 +176,17 @@ def test_outputs_that_name_no_file_are_refused_not_written_in_the_working_folder
     results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": output})
     assert results is None and words in message, message
     assert os.listdir(work) == []
+
+
+@pytest.mark.parametrize("name", ["t.txt", "map.tif"])
+def test_a_per_class_table_of_no_table_format_is_refused(claire_plugin, tmp_path, name):
+    """QA round 20: OUTPUT_TABLE t.txt made QGIS pick Geoconcept ("SRS is mandatory"), map.tif wrote map.tif.gpkg."""
+    import numpy as np
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    m = write_raster(tmp_path / "in.tif", np.ones((8, 8), np.uint8))
+    results, message = run_alg("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": m,
+                                                   "OUTPUT_TABLE": str(tmp_path / name)})
+    assert results is None and f"(OUTPUT_TABLE): '{tmp_path / name}' ends in" in message and "e.g." in message, message
+    assert sorted(os.listdir(tmp_path)) == ["in.tif"]
