@@ -120,8 +120,16 @@ def vector_path(alg, parameters: dict, name: str, context) -> Tuple[str, Optiona
     QgsProcessingException naming the parameter and the fix when it is not a file layer."""
     from .base import SOURCE_DEFINITION
 
-    if isinstance(parameters.get(name), QgsProcessingFeatureSourceDefinition):  # parameterAsVectorLayer: None
+    value = parameters.get(name)
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):  # parameterAsVectorLayer: None
         raise QgsProcessingException(f"{name}: {SOURCE_DEFINITION}.")
+    if isinstance(value, str):  # a file's path is that file (QGIS would take a project layer of that source, with
+        from qgis.core import QgsProviderRegistry  # its unsaved edits or filter), as raster_path does
+
+        parts = QgsProviderRegistry.instance().decodeUri("ogr", value)
+        path = parts.get("path") or ""
+        if os.path.isfile(path) and not (parts.get("subset") or parts.get("geometryType") or parts.get("vsiPrefix")):
+            return path, parts.get("layerName") or None
     path, layer, problem = vector_file(alg.parameterAsVectorLayer(parameters, name, context))
     if problem:
         raise QgsProcessingException(f"{name}: {problem}.")

@@ -234,3 +234,32 @@ def test_sample_points_to_a_temporary_file_are_warned_and_polygons_are_no_points
     assert not [w for w in said if "temporary" in w]
     points = QgsApplication.processingRegistry().algorithmById("claire:map_accuracy").parameterDefinition("POINTS")
     assert points.dataTypes() == [QgsProcessing.SourceType.TypeVectorPoint]
+
+
+def test_a_path_typed_as_text_is_that_file_not_a_project_layer_of_it(claire_plugin, tmp_path):
+    """QA round 20: POINTS given as a path was matched by QGIS to a project layer of that file, so the layer's
+    unsaved edits refused a run that reads the file (and which layer answered depended on their order)."""
+    import processing
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    saved = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
+    assert saved.startEditing()
+    for feat in list(saved.getFeatures())[:2]:
+        assert saved.changeAttributeValue(feat.id(), saved.fields().indexOf("ref_class"), 1)
+    assert saved.commitChanges()
+    layer = QgsVectorLayer(res["OUTPUT"], "points", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        assert layer.startEditing()
+        feat = next(layer.getFeatures())
+        assert layer.changeAttributeValue(feat.id(), layer.fields().indexOf("ref_class"), 2)  # not saved
+        out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class"})
+        assert out["OA"] == pytest.approx(1.0)  # the file's labels, all 1
+    finally:
+        layer.rollBack()
+        QgsProject.instance().removeMapLayer(layer.id())
