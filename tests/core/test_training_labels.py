@@ -101,6 +101,31 @@ def test_a_label_raster_patch_across_block_edges_stays_one_group(tmp_path, optic
     assert sorted(set(labels.group_class)) == list(range(9))  # numbered 0..G-1
 
 
+def test_a_label_raster_of_a_whole_scene_keeps_a_bounded_sample(tmp_path, optical, monkeypatch):
+    """QA round 20: a land-cover raster of a whole 6000 px scene as labels kept 29.7 M pixels (3.5 GB before the first
+    epoch, growing with the scene), and a patch read in several blocks kept the cap once per block (236,193 px
+    against 20,000). Each class now keeps at most CLASS_PIXELS_MAX pixels, evenly; a joined patch at most the cap."""
+    from claire.claire_plugin.core.training import label_raster
+
+    monkeypatch.setattr(label_raster, "BLOCK", 16)
+    monkeypatch.setattr(label_raster, "CLASS_PIXELS_MAX", 1200)
+    lab = np.zeros((60, 90), np.uint8)
+    for r0, r1 in ((0, 18), (20, 38), (40, 60)):  # three patches of each class, each over several blocks
+        lab[r0:r1, 0:30] = 1  # 1680 px in all
+        lab[r0:r1, 32:58] = 4  # 1456 px
+    for r, c in ((50, 60), (5, 60), (20, 80)):
+        lab[r:r + 3, c:c + 3] = 5  # a small class, kept whole
+    labels = read_labels(write_raster(tmp_path / "lab.tif", lab, nodata=0), optical, max_pixels_per_polygon=400)
+    counts = dict(zip([c.code for c in labels.classes], labels.counts()["pixels"]))
+    assert counts[5] == 27
+    assert 0.8 * 1200 <= counts[1] <= 1200 and 0.8 * 1200 <= counts[4] <= 1200
+    assert np.bincount(labels.pixels.group).max() == 400  # the 600 px patches, each joined from its blocks
+    rows = labels.pixels.rows[labels.pixels.cls == labels.classes[0].index]
+    assert rows.min() < 5 and rows.max() > 55  # spread over the raster, not its first blocks
+    capped = {int(g) for g in np.nonzero(np.bincount(labels.pixels.group) == 400)[0]}
+    assert capped <= {fp.group for fp in labels.footprints}  # their whole extent kept for the held-out buffer
+
+
 @pytest.mark.parametrize("case, words", [
     ("far", ["covers a pixel", "CRS"]),
     ("bowtie", ["unusable geometry", "Fix Geometries"]),

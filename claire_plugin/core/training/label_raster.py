@@ -9,6 +9,7 @@ else "class N".
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -79,13 +80,11 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
         rng = np.random.default_rng(seed)
         footprints: List[Footprint] = []
         joins = _EdgeJoins(grid.width)
+        share = _class_shares(warped, grid, nodata)
         for r0 in range(0, grid.height, BLOCK):
             for c0 in range(0, grid.width, BLOCK):
                 h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
-                a = warped.read([1], window=_window(r0, c0, h, w))[0]
-                ok = np.isfinite(a) & (a != 0) & (a != IGNORE)
-                if nodata is not None and np.isfinite(nodata):
-                    ok &= a != np.float32(nodata)
+                a, ok = _labelled(warped, _window(r0, c0, h, w), nodata)
                 gid = np.full((h, w), -1, np.int64)
                 found = np.unique(a[ok]).astype(np.int64)
                 wide = [int(c) for c in found if not 0 < c < 255]
@@ -102,7 +101,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                     comp, n = ndimage.label(ok & (a == code))
                     first = len(group_class)
                     _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon,
-                                    footprints)
+                                    footprints, share.get(int(code), 1.0))
                     gid[comp > 0] = first + comp[comp > 0] - 1
                 joins.add_block(gid, r0, c0)
     finally:
@@ -124,6 +123,7 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
         pixels.group = root[pixels.group].astype(np.int32)
     for fp in footprints:
         fp.group = int(root[fp.group])
+    pixels = _cap_groups(pixels, max_pixels_per_polygon, rng, footprints)  # a patch over several blocks
     group_class = {int(root[g]): index[code] for g, code in group_class.items()}
     source = {"path": path, "kind": "raster", "field": None, "sha256": file_sha256(path), "hash_of": "the file"}
     out = LabelSet(pixels, classes, group_class, {g: [g] for g in group_class}, source, notes, footprints=footprints)
@@ -278,10 +278,58 @@ class _EdgeJoins:
         return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
+#: The most pixels a class of a label raster keeps (a land-cover map of a whole scene as labels): beyond it each
+#: class keeps this share of its pixels, drawn evenly over the raster, so memory and time do not grow with the scene.
+CLASS_PIXELS_MAX = 500_000
+
+
+def _labelled(warped, window, nodata) -> Tuple[np.ndarray, np.ndarray]:
+    """(values, labelled mask) of a window of the warped label raster (0, 255, NaN and nodata are unlabelled)."""
+    a = warped.read([1], window=window)[0]
+    ok = np.isfinite(a) & (a != 0) & (a != IGNORE)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= a != np.float32(nodata)
+    return a, ok
+
+
+def _class_shares(warped, grid, nodata) -> Dict[int, float]:
+    """Per class code, the share of its labelled pixels kept (CLASS_PIXELS_MAX / its count, at most 1): a first,
+    cheap pass over the raster counting the codes of the labelled pixels (codes outside 0..254 are named later)."""
+    counts = np.zeros(256, np.int64)
+    for r0 in range(0, grid.height, BLOCK):
+        for c0 in range(0, grid.width, BLOCK):
+            h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
+            a, ok = _labelled(warped, _window(r0, c0, h, w), nodata)
+            v = a[ok]
+            v = v[(v > 0) & (v < 255)].astype(np.int64)
+            counts += np.bincount(v, minlength=256)[:256]
+    return {c: min(1.0, CLASS_PIXELS_MAX / int(n)) for c, n in enumerate(counts) if n}
+
+
+def _cap_groups(pixels: LabelPixels, cap: int, rng: np.random.Generator, footprints: List[Footprint]) -> LabelPixels:
+    """Groups joined across blocks over `cap` pixels keep a seeded sample of `cap` of them (with a Footprint of all
+    their pixels, for the held-out buffer), as a polygon does."""
+    if not len(pixels):
+        return pixels
+    sizes = np.bincount(pixels.group)
+    big = np.nonzero(sizes > cap)[0]
+    if not big.size:
+        return pixels
+    keep = np.ones(len(pixels), bool)
+    for g in big:
+        idx = np.nonzero(pixels.group == g)[0]
+        footprints.append(Footprint.of(int(g), pixels.rows[idx], pixels.cols[idx]))
+        keep[idx] = False
+        keep[np.sort(rng.choice(idx, cap, replace=False))] = True
+    return pixels.subset(keep)
+
+
 def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp: np.ndarray, n: int, code: int,
-                    r0: int, c0: int, rng: np.random.Generator, cap: int, footprints: List[Footprint]) -> None:
+                    r0: int, c0: int, rng: np.random.Generator, cap: int, footprints: List[Footprint],
+                    share: float = 1.0) -> None:
     """One group per connected component; pixels stored with their class *code* (mapped to indices later); a
-    component over `cap` pixels keeps a sample of them and its Footprint."""
+    component over `cap` pixels, or over `share` of its pixels (at least one), keeps a sample of them and its
+    Footprint."""
     rows, cols = np.nonzero(comp)
     lab = comp[rows, cols]
     order = np.argsort(lab, kind="stable")
@@ -291,9 +339,10 @@ def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp:
         a, b = starts[k], starts[k + 1]
         sel = np.arange(a, b)
         g = len(group_class)
-        if sel.size > cap:
+        keep = min(cap, max(1, int(math.ceil(sel.size * share))))
+        if sel.size > keep:
             footprints.append(Footprint.of(g, rows[sel] + r0, cols[sel] + c0))
-            sel = np.sort(rng.choice(sel, cap, replace=False))
+            sel = np.sort(rng.choice(sel, keep, replace=False))
         group_class[g] = code
         parts.append(LabelPixels((rows[sel] + r0).astype(np.int32), (cols[sel] + c0).astype(np.int32),
                                  np.full(sel.size, code, np.uint8), np.full(sel.size, g, np.int32)))
