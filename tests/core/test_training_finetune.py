@@ -101,8 +101,12 @@ def test_epoch_reports_give_the_budgets_epoch_count_from_the_first(training_scen
     classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
     cfg = FinetuneConfig(epochs=10000, minutes=1e-4, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=1e-3)
     seen = []
-    finetune(training_scene, train, classes, model, card, cfg, on_epoch=seen.append)
+    _, _, hist = finetune(training_scene, train, classes, model, card, cfg, on_epoch=seen.append)
     assert [e["epochs"] for e in seen] == [1]
+    # QA round 20: that one epoch ran in stage 1 but was recorded as "stage1_epochs": 0, and the report spoke of a
+    # second learning rate "once the whole network learns", which it never did
+    assert hist["stage1_epochs"] == 1 and seen[0]["stage"] == 1
+    assert "the time budget left no epoch for it: only the head learnt" in hist["lr_note"]
 
 
 def test_time_budget_sizes_the_run():
@@ -113,6 +117,11 @@ def test_time_budget_sizes_the_run():
     assert _rebudget(FinetuneConfig(epochs=100, minutes=1.0, from_scratch=True), 1, 10.0, 0, 100) == (0, 6)
     assert _rebudget(cfg, 3, 45.0, 3, 6) == (3, 4)      # slower than planned: stop earlier
     assert _rebudget(cfg, 3, 20.0, 3, 6) == (3, 6)      # faster: never more than planned
+    # QA round 20: 55 s of a 180 s budget's first epoch, 43 s of it validating the held-out polygons: the steps are
+    # scaled for stage 2, the validation not (12 x (0.5 + 0.5 x 3) + 43 = 67 s an epoch: 2 epochs, not 1)
+    three = FinetuneConfig(epochs=100, minutes=3.0, stage1_share=0.5)
+    assert _rebudget(three, 1, 55.0, 50, 100) == (1, 1)  # without the validation's time: one epoch, kept in stage 1
+    assert _rebudget(three, 1, 55.0, 50, 100, validating=43.0) == (1, 2)
 
 
 def test_training_steers_its_threads_beside_a_busy_program_and_gives_them_back(training_scene, base, monkeypatch):

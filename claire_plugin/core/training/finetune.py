@@ -396,7 +396,11 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
         new = not knows_all_classes(base_card, classes)
         head = ["decoder.classifier.weight", "decoder.classifier.bias"]
         interpolate_to_start(model, start, cfg.wise, head if new else [])
-    hist.update(epochs=epoch, stage1_epochs=min(s1, epoch), seconds=round(time.time() - t0, 1))
+    stage1 = hist["stages_run"].count(1)
+    if stage1 == epoch and not cfg.from_scratch and "once the whole network learns" in hist["lr_note"]:
+        hist["lr_note"] += (" (the time budget left no epoch for it: only the head learnt; give more --minutes "
+                            "or --epochs)")
+    hist.update(epochs=epoch, stage1_epochs=stage1, seconds=round(time.time() - t0, 1))
     return model.to("cpu").eval(), config, hist
 
 
@@ -411,8 +415,9 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
 
     notes: List[str] = []
     s1, total = schedule
-    t0, epoch = time.time(), 0
+    t0, epoch, validating = time.time(), 0, 0.0
     average = WeightAverage()
+    hist["stages_run"] = []
     # the thread count is given back when training ends; one the user gave is kept all along
     with StepSteering(device, notes, steer=cfg.steer_threads) as steering:
         while epoch < total:
@@ -420,12 +425,15 @@ def _epochs(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig, sche
             _set_stage(model, stage, cfg.stage2)
             loss = _train_epoch(model, opt, loss_fn, sampler, cfg, epoch, s1 * cfg.steps_per_epoch,
                                 total * cfg.steps_per_epoch, device, is_cancelled, keep, steering, steps_done)
+            t_val = time.time()
             f1 = validate(model) if validate is not None else None
+            validating += time.time() - t_val
             epoch += 1
+            hist["stages_run"].append(stage)
             hist["loss"].append(round(loss, 5))
             hist["val_macro_f1"].append(None if f1 is None else round(float(f1), 4))
             if cfg.minutes is not None:  # before reporting: the first epoch then shows the budget's count
-                s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total)
+                s1, total = _rebudget(cfg, epoch, time.time() - t0, s1, total, validating)
             if on_epoch is not None:
                 on_epoch({"epoch": epoch, "epochs": total, "stage": stage, "loss": loss, "val_macro_f1": f1,
                           "seconds": time.time() - t0})
@@ -483,12 +491,17 @@ class WeightAverage:
 STAGE2_COST = 3.0
 
 
-def _rebudget(cfg: FinetuneConfig, done: int, elapsed: float, s1: int, total: int) -> Tuple[int, int]:
-    """After the first epoch, size the run to the time budget (stage-2 epochs costing STAGE2_COST times the first,
-    a stage-1 one); later, stop before the budget runs out."""
+def _rebudget(cfg: FinetuneConfig, done: int, elapsed: float, s1: int, total: int,
+              validating: float = 0.0) -> Tuple[int, int]:
+    """After the first epoch, size the run to the time budget: its training steps scaled for stage 2
+    (STAGE2_COST times a stage-1 epoch's), its validation not (it costs the same in both stages: with many held-out
+    polygons it was most of the first epoch, and tripled it planned one epoch of a three-minute budget); the epochs
+    run stay in stage 1. Later, stop before the budget runs out."""
     per = elapsed / done
     if done == 1:
         share = 0.0 if cfg.from_scratch else cfg.stage1_share
-        epoch_cost = per * (share + (1.0 - share) * (1.0 if cfg.from_scratch else STAGE2_COST))
-        return _schedule(cfg, max(1, min(cfg.epochs, int(cfg.minutes * 60 // epoch_cost))))
+        steps = max(elapsed - validating, 0.0)
+        epoch_cost = steps * (share + (1.0 - share) * (1.0 if cfg.from_scratch else STAGE2_COST)) + validating
+        s1, total = _schedule(cfg, max(1, min(cfg.epochs, int(cfg.minutes * 60 // max(epoch_cost, 1e-9)))))
+        return (max(s1, done) if not cfg.from_scratch else s1), total
     return s1, min(total, max(done, int(cfg.minutes * 60 // per)))
