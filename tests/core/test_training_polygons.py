@@ -185,6 +185,28 @@ def test_a_cancel_after_the_epochs_stops_the_scoring_and_writes_nothing(scene, a
     assert not [p.name for p in scene["dir"].iterdir() if p.name.startswith(("model", "report"))]
 
 
+def test_a_cancel_stops_the_long_phases_inside_them_not_at_their_end(scene, monkeypatch):
+    """QA round 20: the familiarity statistics, the forests, SAR alone and the ensemble ran on for 36-127 s after a
+    cancel on a whole scene (they report no progress): each now checks between its windows."""
+    import claire.models.familiarity as fam
+
+    asked, consumed = {"stop": False}, []
+
+    def counting(model, train, heldout, **kw):
+        for item in train:
+            consumed.append(item)
+        raise AssertionError("the familiarity pass went on after the cancel")
+
+    monkeypatch.setattr(fam, "familiarity", counting)
+
+    def progress(fraction, text):
+        asked["stop"] = asked["stop"] or text.startswith("measuring the training features")
+
+    with pytest.raises(CancelledError):
+        train_from_polygons(_params(scene, baseline=False), progress, is_cancelled=lambda: asked["stop"])
+    assert consumed == []
+
+
 def test_the_training_steps_move_the_progress_between_epochs(scene, monkeypatch):
     """QA round 16 (QGIS desktop): the bar sat at 5 % for 38 s, through the scene's reading and the first epoch of a
     short training; the steps now report, at most every STEP_REPORT_SECONDS."""

@@ -23,11 +23,11 @@ import numpy as np
 from ....models.augment import AugmentConfig, augment_sample
 from ....models.losses import check_finite
 from ....models.training import IGNORE, LossConfig
-from ..errors import CancelledError, ClaireError
+from ..errors import ClaireError
 from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
 from .labels import POLYGONS, ClassInfo, LabelPixels, Units, name_key
 from .scene import Scene
-from .windows import network_input, uses_cloud
+from .windows import network_input, stop_if_cancelled, uses_cloud  # noqa: F401  (stop_if_cancelled: here too)
 
 EpochFn = Callable[[Dict[str, Any]], None]
 
@@ -325,12 +325,6 @@ def _train_epoch(model, opt, loss_fn, sampler: CropSampler, cfg: FinetuneConfig,
             steps_done(g + 1, total_steps)
     model.eval()
     return running / cfg.steps_per_epoch
-
-
-def stop_if_cancelled(is_cancelled: Optional[Callable[[], bool]]) -> None:
-    """CancelledError when the user asked the training to stop."""
-    if is_cancelled is not None and is_cancelled():
-        raise CancelledError("Training cancelled by the user; no checkpoint was written.")
 
 
 def _keep_terms(model, base_model, base_card: dict, classes: List[ClassInfo], cfg: FinetuneConfig, device) -> tuple:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -293,15 +293,17 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     return arms, info, calibration, spread
 
 
-def _forests(scene, split: Split, params: PolygonTrainParams, classes) -> Dict[str, Any]:
+def _forests(scene, split: Split, params: PolygonTrainParams, classes,
+             is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """Random forests (optical + SAR, optical only) on a capped sample of the training pixels. The optical +
     SAR one as models.forest.ForestNet on the engine's normalised inputs: scored as the checkpoint maps."""
     keep = cap_pixels(len(split.train), params.rf_max_pixels, params.config.seed)
     train = split.train.subset(keep)
-    _, feats = sample_pixels(scene, train)
+    _, feats = sample_pixels(scene, train, is_cancelled=is_cancelled)
     n_opt = len(scene.oc.indices)
     y = train.cls.astype(np.int64)
     both = fit_forest(feats, y, params.config.seed, params.rf_trees)
+    stop_if_cancelled(is_cancelled)
     return {"rf_optical_sar": (forest_net(scene, both, len(classes)), "net"),
             "rf_optical": (fit_forest(feats, y, params.config.seed, params.rf_trees, slice(0, n_opt)), "optical")}
 
@@ -336,13 +338,14 @@ def forest_net_predict(net, scene: Scene, feats: np.ndarray,
     return pred
 
 
-def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrainParams) -> Dict[str, Any]:
+def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrainParams,
+             is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """The optical + SAR forest's macro-F1 on a random-pixel split next to its polygon-split score."""
     leaky = pixel_split(labels, params.val_share, params.config.seed)
     tr = leaky.train.subset(cap_pixels(len(leaky.train), params.rf_max_pixels, params.config.seed))
     va = leaky.val.subset(cap_pixels(len(leaky.val), params.rf_max_pixels, params.config.seed + 1))
-    _, f_tr = sample_pixels(scene, tr)
-    _, f_va = sample_pixels(scene, va)
+    _, f_tr = sample_pixels(scene, tr, is_cancelled=is_cancelled)
+    _, f_va = sample_pixels(scene, va, is_cancelled=is_cancelled)
     scored = np.isfinite(f_va).all(axis=1)  # where both rasters have data, as the polygon split's arms
     va, f_va = va.subset(scored), f_va[scored]
     rf = fit_forest(f_tr, tr.cls.astype(np.int64), params.config.seed, params.rf_trees)
@@ -350,7 +353,8 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
 
 
-def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") -> Tuple[Optional[Dict[str, Any]], str]:
+def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu",
+                        is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[Optional[Dict[str, Any]], str]:
     """(the card's `familiarity` (models.familiarity) of a polygon-trained network, so that the engine's
     unfamiliar raster works with it, or None; a note for the card and report): bottleneck feature statistics over
     the scene windows around the training pixels, threshold calibrated on the windows around the validation
@@ -359,8 +363,9 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
 
     with_cloud = uses_cloud(model)
     seen: set = set()  # the scene's cells, each once: windows clipped to a small scene hold the same ones
-    fam = familiarity(model.to(device), window_items(scene, split.train, with_cloud, cells_seen=seen),
-                      window_items(scene, split.val, with_cloud), device=device)
+    fam = familiarity(model.to(device),
+                      _stoppable(window_items(scene, split.train, with_cloud, cells_seen=seen), is_cancelled),
+                      _stoppable(window_items(scene, split.val, with_cloud), is_cancelled), device=device)
     why = too_few_cells(len(seen), f"the scene around the training {split.train.units.many} holds")
     if why:
         return None, why
@@ -368,6 +373,13 @@ def polygon_familiarity(scene: Scene, split: Split, model, device: str = "cpu") 
     fam["windows"] = "scene windows around the training pixels; threshold on those around the validation pixels"
     fam["cells"] = len(seen)
     return fam, f"measured on {len(seen)} cells of 32 px around the training {split.train.units.many}"
+
+
+def _stoppable(items: Iterable, is_cancelled: Optional[Callable[[], bool]]) -> Iterator:
+    """`items`, stopping (CancelledError) before each one once `is_cancelled()` says so."""
+    for item in items:
+        stop_if_cancelled(is_cancelled)
+        yield item
 
 
 def _training_labels(params: PolygonTrainParams, scene: Scene, base_card: dict) -> LabelSet:
@@ -445,13 +457,13 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
                                        validate, on_epoch, is_cancelled, step_progress(progress))
         progress(0.82, "measuring the training features (familiarity statistics)")
-        familiar, familiar_note = polygon_familiarity(scene, split, model, device)
+        familiar, familiar_note = polygon_familiarity(scene, split, model, device, is_cancelled)
         progress(0.85, f"scoring on the held-out {units.many}")
         cmap = base_channel_map(base_card, labels.classes)
         nets = [("finetuned", model.to(device), None)]
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
-        forests = _forests(scene, split, params, labels.classes) if params.baseline else {}
+        forests = _forests(scene, split, params, labels.classes, is_cancelled) if params.baseline else {}
         sweep = None
         if "rf_optical_sar" in forests:
             from ....models.ensemble import WeightSweep
@@ -462,14 +474,16 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
                                                            _tenths(progress, f"scoring on the held-out {units.many}"))
         progress(0.94, f"scoring from SAR alone on the held-out {units.many}")
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
-                                   params.rf_trees if params.baseline else 0, params.rf_max_pixels, device)
+                                   params.rf_trees if params.baseline else 0, params.rf_max_pixels, device,
+                                   is_cancelled)
         if weight is not None:
             nets.append(("ensemble", _ensemble_arm(model, forests["rf_optical_sar"][0], weight, val_windows, split,
-                                                   labels.classes, params.config.seed, device, units), None))
+                                                   labels.classes, params.config.seed, device, units, is_cancelled),
+                         None))
         leak = None
         if params.baseline:
             progress(0.96, "the leakage check: a forest on a random-pixel split")
-            leak = _leakage(scene, labels, split, forests, params)
+            leak = _leakage(scene, labels, split, forests, params, is_cancelled)
         if leak:
             leak["polygon_split"] = arms["rf_optical_sar"]["clear"]
         report = _report(params, labels, split, arms, leak, hist, scene, base_path, cmap, time.time() - t0)
@@ -546,7 +560,7 @@ def _tenths(progress: ProgressFn, what: str) -> Callable[[int, int], None]:
 
 
 def _ensemble_arm(model, forest, weight: Dict[str, Any], val_windows: WindowSet, split: Split, classes, seed: int,
-                  device: str, units: Units):
+                  device: str, units: Units, is_cancelled: Optional[Callable[[], bool]] = None):
     """The network and forest averaged at the chosen weight; `weight` gets the written model's own held-out scores
     (its weight chosen on these polygons: optimistic; the report's "ensemble" arm is cross-fitted, an estimate for
     the choosing, of no single model) and its confidence calibration."""
@@ -554,7 +568,7 @@ def _ensemble_arm(model, forest, weight: Dict[str, Any], val_windows: WindowSet,
 
     ens = EnsembleNet(model, forest, weight["chosen"])
     logits: Dict[bool, np.ndarray] = {}
-    out = predict_pixels(val_windows, [(ens, None)], [False, True], seed, device, logits=logits)
+    out = predict_pixels(val_windows, [(ens, None)], [False, True], seed, device, is_cancelled, logits=logits)
     weight["own_scores"] = {cond: score(out[clouds][0][0], split.val, classes)
                             for cond, clouds in (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))}
     weight["calibration"] = calibrate(logits, split.val, seed)

@@ -5,7 +5,7 @@ next to a random forest trained on the SAR values alone: the answer to "what doe
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -23,7 +23,8 @@ NOT_GATED = ("not scored: the network has no cloud gate, so its map leaves pixel
 
 
 def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequence[tuple], seed: int,
-                    trees: int = 0, max_pixels: int = 50000, device: str = "cpu") -> Dict[str, Any]:
+                    trees: int = 0, max_pixels: int = 50000, device: str = "cpu",
+                    is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """{"arms": {name: scores}, "note": text, "calibration", "calibration_note"}: each cloud-gated network of `nets`
     ((name, model, channel map)) from SAR alone at the validation pixels of `split`, and with `trees` > 0 a random
     forest of that many trees fitted on the SAR values of (at most `max_pixels`) training pixels; the fine-tuned
@@ -35,16 +36,16 @@ def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequ
         return {"arms": {}, "note": NOT_GATED}
     scene = val_windows.scene
     logits: Dict[bool, np.ndarray] = {}
-    preds = predict_sar_only(val_windows, [(model, cmap) for _, model, cmap in gated], device, logits)
+    preds = predict_sar_only(val_windows, [(model, cmap) for _, model, cmap in gated], device, logits, is_cancelled)
     arms = {name: score(p, split.val, classes) for (name, _, _), p in zip(gated, preds)}
     calibration = calibrate(logits, split.val, seed, SAR_ALONE, "the optical missing (SAR alone)") \
         if gated[0][0] == "finetuned" else None
     if trees > 0:
         sar = slice(len(scene.oc.indices), None)
         train = split.train.subset(cap_pixels(len(split.train), max_pixels, seed))
-        _, f_train = sample_pixels(scene, train)
+        _, f_train = sample_pixels(scene, train, is_cancelled=is_cancelled)
         rf = fit_forest(f_train, train.cls.astype(np.int64), seed, trees, sar)
-        _, f_val = predict_pixels(val_windows)[False]
+        _, f_val = predict_pixels(val_windows, is_cancelled=is_cancelled)[False]
         arms["rf_sar"] = score(forest_predict(rf, f_val, sar), split.val, classes)
     return {"arms": arms, "note": SCORED, "calibration": calibration,
             "calibration_note": calibration_note(calibration, "the network from SAR alone", SAR_ALONE,

@@ -188,6 +188,14 @@ class WindowSet:
         return item
 
 
+def stop_if_cancelled(is_cancelled: Optional[Callable[[], bool]]) -> None:
+    """CancelledError when the user asked the training to stop."""
+    if is_cancelled is not None and is_cancelled():
+        from ..errors import CancelledError
+
+        raise CancelledError("Training cancelled by the user; no checkpoint was written.")
+
+
 def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]] = (),
                    conditions: Sequence[bool] = (False,), seed: int = 0, device: str = "cpu",
                    is_cancelled: Optional[Callable[[], bool]] = None,
@@ -218,9 +226,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
         snow.update({cl: np.ones(n, np.float32) for cl in conditions})
     done = 0
     for batch in _batches(wset.windows):
-        if is_cancelled is not None and is_cancelled():
-            from ..errors import CancelledError
-            raise CancelledError()
+        stop_if_cancelled(is_cancelled)
         phys = [wset.read(k) for k in batch]
         for clouds in conditions:
             preds, feats = out[clouds]
@@ -251,7 +257,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
 
 
 def predict_sar_only(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.ndarray]]],
-                     device: str = "cpu", logits: Optional[Dict[bool, np.ndarray]] = None) -> List[np.ndarray]:
+                     device: str = "cpu", logits: Optional[Dict[bool, np.ndarray]] = None,
+                     is_cancelled: Optional[Callable[[], bool]] = None) -> List[np.ndarray]:
     """Predicted class indices per cloud-gated network (with its channel map, as in predict_pixels) at the window
     set's pixels with the optical missing everywhere, as the engine maps optical gaps from SAR alone: the optical
     input 0 (no data) and the cloud input 1. Invalid pixels get -1; the window set's `snow_classes` are ruled out
@@ -262,6 +269,7 @@ def predict_sar_only(wset: WindowSet, models: Sequence[Tuple[object, Optional[np
     n = len(wset.pixels)
     preds = [np.full(n, -1, np.int64) for _ in models]
     for batch in _batches(wset.windows):
+        stop_if_cancelled(is_cancelled)
         phys = [wset.read(k) for k in batch]
         inputs, biases = [], []
         for o, s, bad in phys:
