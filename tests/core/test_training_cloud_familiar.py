@@ -277,9 +277,10 @@ def test_the_forest_from_sar_alone_is_fitted_on_the_sar_bands_only(monkeypatch):
     cls = np.repeat([0, 1], 10).astype(np.uint8)
     pixels = LabelPixels(np.arange(20, dtype=np.int32), np.zeros(20, np.int32), cls, np.arange(20, dtype=np.int32))
     feats = rng.normal(size=(20, 5)).astype(np.float32)  # 3 optical bands, then VV and VH
-    monkeypatch.setattr(sar_alone, "predict_sar_only", lambda wset, models, device, logits: [cls.astype(np.int64)])
-    monkeypatch.setattr(sar_alone, "sample_pixels", lambda scene, px: ([], feats[: len(px)]))
-    monkeypatch.setattr(sar_alone, "predict_pixels", lambda wset: {False: ([], feats)})
+    monkeypatch.setattr(sar_alone, "predict_sar_only", lambda wset, models, device, logits, stop=None:
+                        [cls.astype(np.int64)])
+    monkeypatch.setattr(sar_alone, "sample_pixels", lambda scene, px, is_cancelled=None: ([], feats[: len(px)]))
+    monkeypatch.setattr(sar_alone, "predict_pixels", lambda wset, is_cancelled=None: {False: ([], feats)})
     fitted = []
     real = sar_alone.fit_forest
     monkeypatch.setattr(sar_alone, "fit_forest", lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
