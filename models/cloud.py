@@ -184,10 +184,11 @@ def cloud_probability(refl: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     return cloud_components(refl, bands, only_probability=True)["probability"]
 
 
-#: Words that make a class a snow / ice class (whole words of its name: "rice" is not "ice") ...
-SNOW_WORDS = frozenset({"ice", "ices", "firn", "névé", "neve"})
-#: ... and beginnings of words that do ("Snowfield", "Perennial snowpack", "glaciers", "icefields").
-SNOW_PREFIXES = ("snow", "glacier", "icefield", "icecap", "icesheet")
+#: Words that make a class a snow / ice class (whole words of its name: "rice" is not "ice", and "Snowmelt pond",
+#: "Snowbed vegetation" or "Snowberry shrubland" are no snow).
+SNOW_WORDS = frozenset({"snow", "snows", "snowfield", "snowfields", "snowpack", "snowpacks", "snowcover",
+                        "ice", "ices", "icefield", "icefields", "icecap", "icecaps", "icesheet", "icesheets",
+                        "glacier", "glaciers", "firn", "névé", "neve"})
 #: NDSI at or below which snow is ruled out, and from which it is left to the model (linear between).
 SNOW_NDSI = (0.0, 0.2)
 #: Near-infrared reflectance below which snow is ruled out, and from which it is left to the model (linear
@@ -211,9 +212,9 @@ SNOW_NEAR_CLEAR = 0.05
 
 
 def is_snow_name(name: str) -> bool:
-    """Whether a class called `name` is snow or ice (SNOW_WORDS, SNOW_PREFIXES): the snow check and the
-    explanation's radar cue decide it alike."""
-    return any(w in SNOW_WORDS or w.startswith(SNOW_PREFIXES) for w in re.findall(r"[^\W\d_]+", str(name).lower()))
+    """Whether a class called `name` is snow or ice (a word of SNOW_WORDS): the snow check and the explanation's
+    radar cue decide it alike."""
+    return any(w in SNOW_WORDS for w in re.findall(r"[^\W\d_]+", str(name).lower()))
 
 
 def snow_classes(names: Sequence[str]) -> List[int]:

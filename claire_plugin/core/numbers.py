@@ -36,6 +36,11 @@ def parse_decimal(text: str) -> float:
     t = text.strip().replace("\u2212", "-")
     for space in _SPACES:
         t = t.replace(space, "")
+    if "e" in t.lower() and "," not in t:  # '1.5e3': no group separator has an exponent
+        value = float(t)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
     points, commas = t.count("."), t.count(",")
     if points and commas:  # both: the last one is the decimal separator, the other groups
         decimal = "," if t.rfind(",") > t.rfind(".") else "."
@@ -43,7 +48,7 @@ def parse_decimal(text: str) -> float:
     elif points + commas == 1:
         whole, frac = t.replace(",", ".").split(".")
         digits = whole.lstrip("+-")
-        if len(frac) == 3 and digits.isdigit() and 1 <= len(digits) <= 3:
+        if len(frac) == 3 and digits.isdigit() and 1 <= len(digits) <= 3 and digits != "0":  # '0.125' groups none
             raise AmbiguousNumberError(text)
         t = f"{whole}.{frac}"
     elif points + commas > 1:  # one separator repeated: groups of three only ('1.000.000')

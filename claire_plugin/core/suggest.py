@@ -247,6 +247,7 @@ class _Scores:
     differ: int = 0
     counted: int = 0
     doubt_sum: float = 0.0
+    with_data: int = 0  # pixels with data in every raster, labelled ones included
 
 
 def _score_squares(r: _Rasters, square: int, labelled: Optional[_Labelled]) -> _Scores:
@@ -261,6 +262,7 @@ def _score_squares(r: _Rasters, square: int, labelled: Optional[_Labelled]) -> _
     for g in range(gh):
         r0, h = g * square, min(square, height - g * square)
         a, valid, b, c = r.read(Window(0, r0, width, h))
+        out.with_data += int(valid.sum())
         if labelled is not None:
             valid &= ~labelled.near(r0, h)
         differ = r.differ(a, b)
@@ -321,7 +323,7 @@ def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str
             check_confidence(r.conf, confidence)
         labelled = _Labelled(labels, ds, field_name, layer, square // 2, labels_crs) if labels else None
         scores = _score_squares(r, square, labelled)
-        if not scores.counted and labelled is None:  # (with labels, the note below says why)
+        if not scores.with_data:  # labels or none: no place could be in doubt
             given = " and ".join(n for n, p in (("second map", other), ("confidence raster", confidence)) if p)
             raise ClaireError(f"no pixel of the map {quoted(map_path)} is classified where the {given} has data too "
                               f"(one of them is all nodata, or their data do not overlap); give rasters of one "

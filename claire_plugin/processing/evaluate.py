@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from qgis.core import (
     QgsFeature,
@@ -72,7 +72,7 @@ def destination_text(value) -> str:
     return "" if value is None else str(value)
 
 
-def table_file(destination: Optional[str]) -> Optional[str]:
+def table_file(destination: Optional[str], formats: Sequence[str] = ()) -> Optional[str]:
     """The file a feature-sink destination writes (its `|layername=` part dropped); None for a memory layer or
     a provider's data source (`memory:`, `ogr:`, `postgres:`..., a URL), which QGIS checks itself."""
     dest = (destination or "").strip()
@@ -80,16 +80,20 @@ def table_file(destination: Optional[str]) -> Optional[str]:
         return None
     path = source_file(dest)
     ext = os.path.splitext(path)[1].lower()
-    if ext and ext not in TABLE_FORMATS:
+    allowed = {f".{f.lower()}" for f in formats} - NO_TABLE
+    if ext and formats and ext not in allowed:
+        what = ("QGIS would write a Geoconcept file, which needs a CRS" if ext in (".txt", ".gxt") else
+                "QGIS would write NAME.dbf.dbf" if ext == ".dbf" else
+                "not a format QGIS writes tables in; it would write a GeoPackage beside it")
+        csv = quoted(os.path.splitext(path)[0] + ".csv")
         raise QgsProcessingException(
-            f"Per-class metrics (OUTPUT_TABLE): {quoted(path)} ends in {ext}, which is no table format (QGIS would "
-            f"write {'a Geoconcept file' if ext == '.txt' else 'a GeoPackage beside it'}); give a name ending in "
-            f"{', '.join(TABLE_FORMATS[:3])} or {TABLE_FORMATS[3]}, e.g. {quoted(os.path.splitext(path)[0] + '.csv')}")
+            f"Per-class metrics (OUTPUT_TABLE): {quoted(path)} ends in {ext}: {what}; give a name ending in .csv, "
+            f".gpkg or .xlsx (or another format of the dialog's list), e.g. {csv}")
     return path
 
 
-#: The endings of the per-class table's formats (QGIS's vector writers that hold a table).
-TABLE_FORMATS = (".gpkg", ".csv", ".xlsx", ".ods", ".dbf", ".shp", ".geojson", ".sqlite")
+#: Endings QGIS's vector writers list that make no usable table here.
+NO_TABLE = {".txt", ".gxt", ".dbf"}
 
 
 class EvaluateAlgorithm(ClaireAlgorithm):
@@ -136,7 +140,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context) or None
         report = (None if blank_output(parameters.get("REPORT"))
                   else self.parameterAsFileOutput(parameters, "REPORT", context))
-        table = table_file(destination_text(parameters.get("OUTPUT_TABLE")))
+        table = table_file(destination_text(parameters.get("OUTPUT_TABLE")),
+                           self.parameterDefinition("OUTPUT_TABLE").supportedOutputVectorLayerExtensions())
         with engine_errors(qgis_message=False):
             from ..core.io.atomic import require_suffix
             from ..core.io.writer import check_outputs

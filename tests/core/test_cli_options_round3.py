@@ -433,3 +433,22 @@ def test_a_text_output_never_replaces_a_binary_file(tmp_path):
     write_text(str(text), "{}", "report")  # an earlier text output is replaced as before
     assert text.read_text(encoding="utf-8") == "{}"
     refuse_binary(str(tmp_path / "missing.json"))
+    utf16 = tmp_path / "notes.json"  # review: UTF-16 text holds NULs too, and is text
+    utf16.write_text("old notes", encoding="utf-16")
+    write_text(str(utf16), "{}", "summary")
+    assert utf16.read_text(encoding="utf-8") == "{}"
+
+
+def test_a_summary_over_a_binary_file_is_refused_before_the_map_is_made(workdir):
+    """Review of QA round 20: `--summary old_map.tif` was refused only when the outputs were committed, after the
+    whole classification, and the map was thrown away."""
+    import shutil
+
+    tmp, ck = workdir
+    d = training_scene(tmp)
+    shutil.copy(d["optical"], tmp / "old_map.tif")
+    argv = ["classify", "--optical", d["optical"], "--sar", d["sar"], "--checkpoint", ck, *BANDS,
+            "--output", str(tmp / "lc.tif"), "--summary", str(tmp / "old_map.tif")]
+    line = _refused(argv, tmp)
+    assert "the summary would replace" in line and "old_map.tif', which is not a text file" in line, line
+    assert "tile" not in cli(argv)[2]  # no tile was classified first

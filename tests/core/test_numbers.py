@@ -33,6 +33,11 @@ def test_the_offset_names_the_field_and_the_fix():
         offset_value("-1.000", "OPTICAL_OFFSET")  # read as -1 it was a silently wrong map
     with pytest.raises(ValueError, match="OPTICAL_OFFSET 'abc' is not a number"):
         offset_value("abc", "OPTICAL_OFFSET")
+    # review of QA round 20: '-0.125' and '1.5e3' were refused as "minus one or minus one thousand"
+    assert offset_value("-0.125", "x") == -0.125 and offset_value("1.5e3", "x") == 1500.0
+    assert offset_value("0,001", "x") == 0.001
+    with pytest.raises(ValueError, match="is not a number"):
+        offset_value("1e400", "x")
 
 
 @pytest.mark.parametrize("value, decimals, text", [

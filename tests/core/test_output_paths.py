@@ -30,7 +30,7 @@ def _classify(pair, *extra):
 
 
 @pytest.mark.parametrize("flag,target,words", [
-    ("--report", "optical", "is neither .json, .md nor .html (a report never replaces a .tif file)"),
+    ("--report", "optical", "does not end in .json, .md or .html"),
     ("--summary", "checkpoint", "the checkpoint"),
     ("--summary", "sar", "the SAR raster"),
 ])

@@ -71,8 +71,10 @@ def test_report_paths():
     assert report_paths("/a/r.HTML") == ("/a/r.json", "/a/r.HTML", "html")
     assert report_paths("/a/r.md") == ("/a/r.json", "/a/r.md", "md")
     assert report_paths("/a/r") == ("/a/r", "/a/r.md", "md")
-    with pytest.raises(ClaireError, match=r"the report '/a/scene.tif' is neither .json, .md nor .html .*'/a/scene.json'"):
+    with pytest.raises(ClaireError, match=r"the report '/a/scene.tif' does not end in .json, .md or .html.*'/a/scene.json'"):
         report_paths("/a/scene.tif")  # QA round 20: JSON was written over the GeoTIFF named
+    with pytest.raises(ClaireError, match=r"name it e.g. '/a/run_v1.2.json'"):  # a dot of the name keeps its part
+        report_paths("/a/run_v1.2")
 
 
 def test_failed_write_leaves_old_report_intact(tmp_path, monkeypatch):

@@ -279,3 +279,7 @@ def test_an_empty_map_is_refused_not_answered_with_no_places(tmp_path):
         suggest(empty, o, n=5)
     with pytest.raises(ClaireError, match="no pixel of the map .* is classified where the second map has data too"):
         suggest(m, empty, n=5)
+    labels = write_raster(str(tmp_path / "labels.tif"), np.pad(np.ones((4, 4), np.uint8), ((0, 60), (0, 60))),
+                          nodata=0)
+    with pytest.raises(ClaireError, match="no pixel of the map .*empty.tif' is classified"):  # review: labels given,
+        suggest(empty, o, labels=labels, n=5)  # the empty map was blamed on them ("no valid pixel away from them")

@@ -178,7 +178,7 @@ def test_outputs_that_name_no_file_are_refused_not_written_in_the_working_folder
     assert os.listdir(work) == []
 
 
-@pytest.mark.parametrize("name", ["t.txt", "map.tif"])
+@pytest.mark.parametrize("name", ["t.txt", "map.tif", "t.dbf"])
 def test_a_per_class_table_of_no_table_format_is_refused(claire_plugin, tmp_path, name):
     """QA round 20: OUTPUT_TABLE t.txt made QGIS pick Geoconcept ("SRS is mandatory"), map.tif wrote map.tif.gpkg."""
     import numpy as np
@@ -190,3 +190,18 @@ def test_a_per_class_table_of_no_table_format_is_refused(claire_plugin, tmp_path
                                                    "OUTPUT_TABLE": str(tmp_path / name)})
     assert results is None and f"(OUTPUT_TABLE): '{tmp_path / name}' ends in" in message and "e.g." in message, message
     assert sorted(os.listdir(tmp_path)) == ["in.tif"]
+
+
+@pytest.mark.parametrize("name", ["t.json", "t.fgb", "t.csv"])
+def test_a_per_class_table_in_a_format_qgis_offers_is_written(claire_plugin, tmp_path, name):
+    """Review of QA round 20: the first list of table formats refused .json, .fgb, .tab, .gml ... which the dialog
+    offers and QGIS writes."""
+    import numpy as np
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    m = write_raster(tmp_path / "in.tif", np.ones((8, 8), np.uint8))
+    results, message = run_alg("claire:evaluate", {"CLASSIFIED": m, "REFERENCE": m,
+                                                   "OUTPUT_TABLE": str(tmp_path / name)})
+    assert results is not None, message
+    assert any(n.startswith("t.") for n in os.listdir(tmp_path))

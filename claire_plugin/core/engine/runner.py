@@ -29,6 +29,7 @@ complete.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -40,7 +41,7 @@ import numpy as np
 from ....models.quoting import quoted
 from ...paths import DEFAULT_CHECKPOINT
 from ..errors import CancelledError, ClaireError
-from ..io.atomic import OutputSet
+from ..io.atomic import OutputSet, refuse_binary
 from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
 from ..io.qml import style_classes, write_class_style
@@ -149,6 +150,9 @@ def _check_paths(params: ClassifyParams) -> None:
     check_outputs(outs, inputs)
     for role, path in outs[:5]:  # the rasters
         check_geotiff_name(path, role)
+    for role, path in outs[5:]:  # the summary and the report's two files: found at the end, the map lost
+        if path:
+            refuse_binary(path, role)
 
 
 def check_geotiff_name(path: Optional[str], role: str) -> None:
@@ -224,7 +228,7 @@ def whole_threads(threads) -> int:
         n = float(threads)
     except (TypeError, ValueError):
         n = float("nan")
-    if not (n >= 1 and n == int(n)):
+    if not (math.isfinite(n) and n >= 1 and n == int(n)):
         raise ClaireError(f"threads must be a whole number of at least 1 (got {threads}); leave it out for the "
                           f"default, or give e.g. --threads 2")
     if n > THREADS_MAX:

@@ -35,8 +35,9 @@ def report_paths(path: str) -> Tuple[str, str, str]:
         return path, root + ".md", "md"
     if not ext:
         return path, path + ".md", "md"
-    raise ClaireError(f"the report {quoted(path)} is neither .json, .md nor .html (a report never replaces a "
-                      f"{ext} file); name it e.g. {quoted(root + '.json')} or {quoted(root + '.html')}")
+    stem = root if ext[1:].isalpha() else path  # 'scene.tif' -> scene.json; 'run_v1.2' -> run_v1.2.json
+    raise ClaireError(f"the report {quoted(path)} does not end in .json, .md or .html, which say what it is written "
+                      f"as; name it e.g. {quoted(stem + '.json')} or {quoted(stem + '.html')}")
 
 
 def report_outputs(path: str) -> List[Tuple[str, str]]:

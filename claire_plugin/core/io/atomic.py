@@ -409,14 +409,15 @@ def refuse_binary(path: str, role: str = "output") -> None:
             head = fh.read(8192)
     except OSError:  # none there, or a folder / unreadable file, which the writers' own checks name
         return
-    if b"\x00" in head:
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text has NULs too
         what, other = f"the {role}" if role else "a text output", os.path.splitext(path)[0] + "_report.json"
         raise ClaireError(f"{what} would replace {quoted(path)}, which is not a text file (a raster, checkpoint or "
                           f"other data); choose another name, e.g. {quoted(other)}")
 
 
 def require_suffix(path: Optional[str], suffixes: Sequence[str], role: str) -> None:
-    """ClaireError, before any work, when `path` (if given) does not end in one of `suffixes` (".json", ...)."""
+    """ClaireError, before any work, when the text output `path` (if given) does not end in one of `suffixes`
+    (".json", ...) or would replace a binary file (refuse_binary)."""
     if not path:
         return
     root, ext = os.path.splitext(path)
@@ -424,6 +425,7 @@ def require_suffix(path: Optional[str], suffixes: Sequence[str], role: str) -> N
         kinds = " or ".join(dict.fromkeys({".htm": "HTML"}.get(x, x[1:].upper()) for x in suffixes))
         raise ClaireError(f"the {role} {quoted(path)} does not end in {', '.join(suffixes)}; it is written as "
                           f"{kinds}, never over another kind of file: name it e.g. {quoted(root + suffixes[0])}")
+    refuse_binary(path, role)
 
 
 def write_text(path: str, text: str, role: str = "output") -> str:

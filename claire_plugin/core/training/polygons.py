@@ -16,7 +16,7 @@ import numpy as np
 
 from ....models.quoting import quoted
 from ..errors import ClaireError
-from ..io.atomic import OutputSet, require_suffix
+from ..io.atomic import OutputSet, refuse_binary, require_suffix
 from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
@@ -631,6 +631,8 @@ def check_settings(params: PolygonTrainParams) -> str:
     device = check_device(params.config.device)
     require_suffix(params.report, (".json",), "training report")  # its HTML copy goes beside it
     twin = html_path_for(params.report) if params.report else None
+    if twin:
+        refuse_binary(twin, "training report's HTML copy")
     check_outputs([("checkpoint", params.output), ("training report", params.report),
                    ("held-out polygons", held_out_output(params.output, params.labels, params.validation)),
                    ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params)),
