@@ -62,8 +62,8 @@ def cmd_map_accuracy(args: argparse.Namespace) -> int:
     from ..core.io.writer import check_outputs
     from ..core.map_accuracy import evaluate_points
 
-    require_suffix(args.json, (".json",), "accuracy JSON")
     check_outputs([("accuracy JSON", args.json)], [("map", args.map), ("labelled points", args.points)])
+    require_suffix(args.json, (".json",), "accuracy JSON")
     result = evaluate_points(args.map, args.points, args.field, layer=args.layer)
     print(accuracy_table(result, args.area_unit, warnings=False))
     for w in result["warnings"]:

@@ -31,10 +31,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from ..core.io.writer import check_outputs
     from ..core.suggest import as_dict, check_places_output, suggest, summary_lines, write_places
 
-    require_suffix(args.json, (".json",), "places JSON")
     check_outputs([("places", args.output), ("places JSON", args.json)],  # every output, before any work
                   [("map", args.map), ("second map", args.second), ("confidence raster", args.confidence),
                    ("labels", args.labels)])
+    require_suffix(args.json, (".json",), "places JSON")
     check_places_output(args.output)
     s = suggest(args.map, args.second, args.confidence, args.labels, args.field, args.layer, n=args.n,
                 square=args.square)

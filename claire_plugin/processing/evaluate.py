@@ -146,10 +146,10 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             from ..core.io.atomic import require_suffix
             from ..core.io.writer import check_outputs
 
-            require_suffix(report, (".html", ".htm", ".json"), "report")
             check_outputs([("per-class table", table), ("report", report)],
                           [("classified raster", classified), ("reference raster", reference),
                            ("checkpoint", checkpoint)])
+            require_suffix(report, (".html", ".htm", ".json"), "report")
             mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
             ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None

@@ -135,9 +135,9 @@ class MapAccuracyAlgorithm(ClaireAlgorithm):
                   else self.parameterAsFileOutput(parameters, "REPORT", context))
         unit = list(AREA_UNITS)[self.parameterAsEnum(parameters, "AREA_UNIT", context)]
         with engine_errors(names={"--layer": FLAG_TO_PARAMETER["--layer"]}):  # the other flags are the CLI's own
-            require_suffix(report, (".json",), "accuracy report")
             check_outputs([("accuracy report", report)],
                           [("classified map", path), ("labelled points", points)])
+            require_suffix(report, (".json",), "accuracy report")
             result = evaluate_points(path, points, self.parameterAsString(parameters, "FIELD", context),
                                      layer=sub, assigned_crs=layer_crs(self.parameterAsVectorLayer(
                                          parameters, "POINTS", context)))

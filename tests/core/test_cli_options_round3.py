@@ -415,7 +415,9 @@ def test_reports_named_like_other_files_are_refused_before_any_work(workdir):
     line = _refused(_polygons(tmp, ck, "--report", str(other)), tmp)
     assert "the training report" in line and "does not end in .json" in line and "other.json" in line, line
     d = training_scene(tmp)
-    line = _refused(["map-accuracy", "--map", d["optical"], "--points", d["labels"], "--json", d["optical"]], tmp)
+    other_map = tmp / "other_map.tif"
+    other_map.write_bytes(Path(d["optical"]).read_bytes())
+    line = _refused(["map-accuracy", "--map", d["optical"], "--points", d["labels"], "--json", str(other_map)], tmp)
     assert "the accuracy JSON" in line and "does not end in .json" in line, line
 
 

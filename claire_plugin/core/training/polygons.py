@@ -629,10 +629,7 @@ def check_settings(params: PolygonTrainParams) -> str:
     fields = [("--field", params.field), ("--name-field", params.name_field), ("--macro-field", params.macro_field)]
     check_class_names_option(params.labels, params.classes, fields)
     device = check_device(params.config.device)
-    require_suffix(params.report, (".json",), "training report")  # its HTML copy goes beside it
     twin = html_path_for(params.report) if params.report else None
-    if twin:
-        refuse_binary(twin, "training report's HTML copy")
     check_outputs([("checkpoint", params.output), ("training report", params.report),
                    ("held-out polygons", held_out_output(params.output, params.labels, params.validation)),
                    ("training report's HTML copy", twin), ("random forest's checkpoint", forest_output(params)),
@@ -640,6 +637,9 @@ def check_settings(params: PolygonTrainParams) -> str:
                   [("optical raster", params.optical), ("SAR raster", params.sar), ("labels", params.labels),
                    ("validation labels", params.validation),
                    ("base checkpoint", params.checkpoint or DEFAULT_CHECKPOINT)])
+    require_suffix(params.report, (".json",), "training report")  # its HTML copy goes beside it
+    if twin:
+        refuse_binary(twin, "training report's HTML copy")
     check_output_name(params.output)  # every front door, the dock's Train tab included
     if params.validation:
         from ..io.gdal_names import missing_message
