@@ -19,7 +19,7 @@ import numpy as np
 
 from ....models.quoting import clean_name, name_key, quoted
 from ..errors import ClaireError
-from ..io.gdal_mode import with_gdal_exceptions
+from ..io.gdal_mode import quiet_gdal, with_gdal_exceptions
 from ..io.points import choose_layer, layer_transform, readable_text
 
 IGNORE = 255
@@ -499,7 +499,9 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
         if geom is None or geom.IsEmpty():
             bad.append((fid, "empty"))
             continue
-        if not geom.IsValid():
+        with quiet_gdal():  # GEOS's "Self-intersection at or near point ..." lines: the message below names them
+            valid = geom.IsValid()
+        if not valid:
             bad.append((fid, "a ring not closed (its last point is not its first)" if _unclosed(geom) else
                         "invalid (e.g. self-intersecting)"))
             continue

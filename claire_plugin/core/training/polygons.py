@@ -441,7 +441,8 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         progress(0.02, "reading the labels")
         labels = _training_labels(params, scene, base_card)
         units = labels.pixels.units
-        progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
+        if labels.source.get("kind") == "vector":  # a label raster's patches are not checked (check_suspects)
+            progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
             progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
