@@ -82,7 +82,7 @@ def test_sample_points_and_suggest_refuse_wrong_rasters_and_seed(claire_plugin, 
     m, _, sar, _, conf = _inputs(tmp_path)
     out = str(tmp_path / "out.gpkg")
     # the dialog's spin box stops at 0 (QA round 16: it went negative), and a negative seed is refused naming it
-    _refused("claire:sample_points", {"MAP": m, "PER_CLASS": 5, "SEED": -1, "OUTPUT": out}, "seed", "at least 0")
+    _refused("claire:sample_points", {"MAP": m, "PER_CLASS": 5, "SEED": -1, "OUTPUT": out}, "seed", "from 0 to")
     _refused("claire:sample_points", {"MAP": conf, "PER_CLASS": 5, "OUTPUT": out}, "conf.tif", "confidence raster")
     _refused("claire:suggest", {"MAP": m, "CONFIDENCE": sar, "OUTPUT": out}, "sar.tif", "has 2 bands")
     _refused("claire:suggest", {"MAP": m, "CONFIDENCE": m, "OUTPUT": out}, "map.tif", "is a class map")
