@@ -115,9 +115,12 @@ def test_a_label_raster_of_a_whole_scene_keeps_a_bounded_sample(tmp_path, optica
         lab[r0:r1, 32:58] = 4  # 1456 px
     for r, c in ((50, 60), (5, 60), (20, 80)):
         lab[r:r + 3, c:c + 3] = 5  # a small class, kept whole
+    lab[58, 88] = 5  # ... down to a single pixel
+    lab[5, 40:56:3] = 1  # speckle of a dense class (a per-pixel classification): left out, no one-pixel patches
     labels = read_labels(write_raster(tmp_path / "lab.tif", lab, nodata=0), optical, max_pixels_per_polygon=400)
     counts = dict(zip([c.code for c in labels.classes], labels.counts()["pixels"]))
-    assert counts[5] == 27
+    assert counts[5] == 28 and labels.counts()["polygons"][2] == 4
+    assert labels.counts()["polygons"][0] == 3 and not ((labels.pixels.rows == 5) & (labels.pixels.cols == 40)).any()
     assert 0.8 * 1200 <= counts[1] <= 1200 and 0.8 * 1200 <= counts[4] <= 1200
     assert np.bincount(labels.pixels.group).max() == 400  # the 600 px patches, each joined from its blocks
     rows = labels.pixels.rows[labels.pixels.cls == labels.classes[0].index]

@@ -5,16 +5,21 @@ class weights on the optical bands (and the SAR bands), no spatial context.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ClaireError
 
+#: Trees grown between two looks at a cancel (the same forest as grown at once: scikit-learn's warm start draws the
+#: earlier trees' seeds first).
+TREES_PER_LOOK = 20
+
 
 def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: int = 200,
-               columns: Optional[slice] = None, jobs: int = 1):
-    """A fitted RandomForestClassifier on the rows of `features` with finite values (`columns` of them)."""
+               columns: Optional[slice] = None, jobs: int = 1, is_cancelled: Optional[Callable[[], bool]] = None):
+    """A fitted RandomForestClassifier on the rows of `features` with finite values (`columns` of them); with
+    `is_cancelled`, grown TREES_PER_LOOK trees at a time, stopping (CancelledError) between them once it says so."""
     try:
         from sklearn.ensemble import RandomForestClassifier
     except ImportError as exc:
@@ -26,12 +31,33 @@ def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: 
         raise ClaireError("no training pixel has valid optical and SAR values; check the rasters' nodata")
     rf = RandomForestClassifier(n_estimators=trees, class_weight="balanced", random_state=seed, n_jobs=jobs)
     try:
-        rf.fit(x[ok], classes[ok])
+        if is_cancelled is None:
+            rf.fit(x[ok], classes[ok])
+        else:
+            _grow(rf, x[ok], classes[ok], trees, is_cancelled)
     except MemoryError:  # the network trained fine: its batch is not the cause
         raise ClaireError(f"the random-forest baseline ran out of memory ({trees} trees on {int(ok.sum())} "
                           f"training pixels); use --rf-trees {max(1, trees // 4)}, or --no-baseline, or close other "
                           "programs. Nothing was written") from None
     return rf
+
+
+def _grow(rf, x: np.ndarray, y: np.ndarray, trees: int, is_cancelled: Callable[[], bool]) -> None:
+    """Fit `rf` TREES_PER_LOOK trees at a time (warm start), looking at `is_cancelled` before each step."""
+    import warnings
+
+    from .windows import stop_if_cancelled
+
+    rf.set_params(warm_start=True)
+    with warnings.catch_warnings():  # "balanced ... not recommended for warm_start": the data is the same each time
+        warnings.simplefilter("ignore", UserWarning)
+        for n in range(min(TREES_PER_LOOK, trees), trees + TREES_PER_LOOK, TREES_PER_LOOK):
+            stop_if_cancelled(is_cancelled)
+            rf.set_params(n_estimators=min(n, trees))
+            rf.fit(x, y)
+            if n >= trees:
+                break
+    rf.set_params(warm_start=False)
 
 
 def forest_predict(rf, features: np.ndarray, columns: Optional[slice] = None,

@@ -99,10 +99,9 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
                     if lookup is not None and int(code) not in lookup:
                         continue
                     comp, n = ndimage.label(ok & (a == code))
-                    first = len(group_class)
-                    _add_components(parts, group_class, comp, n, int(code), r0, c0, rng, max_pixels_per_polygon,
-                                    footprints, share.get(int(code), 1.0))
-                    gid[comp > 0] = first + comp[comp > 0] - 1
+                    to_group = _add_components(parts, group_class, comp, n, int(code), r0, c0, rng,
+                                               max_pixels_per_polygon, footprints, share.get(int(code), 1.0))
+                    gid[comp > 0] = to_group[comp[comp > 0]]
                 joins.add_block(gid, r0, c0)
     finally:
         ds.close()
@@ -324,18 +323,26 @@ def _cap_groups(pixels: LabelPixels, cap: int, rng: np.random.Generator, footpri
     return pixels.subset(keep)
 
 
+#: In a class over CLASS_PIXELS_MAX (a dense map), pieces of fewer pixels than this in a block are left out: the
+#: speckle of a per-pixel classification made millions of one-pixel patches (7 GB, minutes, twice the class cap).
+SPECKLE_PX = 4
+
+
 def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp: np.ndarray, n: int, code: int,
                     r0: int, c0: int, rng: np.random.Generator, cap: int, footprints: List[Footprint],
-                    share: float = 1.0) -> None:
+                    share: float = 1.0) -> np.ndarray:
     """One group per connected component; pixels stored with their class *code* (mapped to indices later); a
     component over `cap` pixels, or over `share` of its pixels (at least one), keeps a sample of them and its
-    Footprint."""
+    Footprint. With `share` below 1, components under SPECKLE_PX pixels are left out. Returns each component
+    label's group (-1: left out; index 0 is the background)."""
+    to_group = np.full(n + 1, -1, np.int64)
     rows, cols = np.nonzero(comp)
     lab = comp[rows, cols]
     order = np.argsort(lab, kind="stable")
     rows, cols, lab = rows[order], cols[order], lab[order]
     starts = np.searchsorted(lab, np.arange(1, n + 2))
-    for k in range(n):
+    sizes = np.diff(starts)
+    for k in np.nonzero(sizes >= (SPECKLE_PX if share < 1.0 else 1))[0]:
         a, b = starts[k], starts[k + 1]
         sel = np.arange(a, b)
         g = len(group_class)
@@ -344,5 +351,7 @@ def _add_components(parts: List[LabelPixels], group_class: Dict[int, int], comp:
             footprints.append(Footprint.of(g, rows[sel] + r0, cols[sel] + c0))
             sel = np.sort(rng.choice(sel, keep, replace=False))
         group_class[g] = code
+        to_group[k + 1] = g
         parts.append(LabelPixels((rows[sel] + r0).astype(np.int32), (cols[sel] + c0).astype(np.int32),
                                  np.full(sel.size, code, np.uint8), np.full(sel.size, g, np.int32)))
+    return to_group

@@ -302,10 +302,10 @@ def _forests(scene, split: Split, params: PolygonTrainParams, classes,
     _, feats = sample_pixels(scene, train, is_cancelled=is_cancelled)
     n_opt = len(scene.oc.indices)
     y = train.cls.astype(np.int64)
-    both = fit_forest(feats, y, params.config.seed, params.rf_trees)
-    stop_if_cancelled(is_cancelled)
+    both = fit_forest(feats, y, params.config.seed, params.rf_trees, is_cancelled=is_cancelled)
     return {"rf_optical_sar": (forest_net(scene, both, len(classes)), "net"),
-            "rf_optical": (fit_forest(feats, y, params.config.seed, params.rf_trees, slice(0, n_opt)), "optical")}
+            "rf_optical": (fit_forest(feats, y, params.config.seed, params.rf_trees, slice(0, n_opt),
+                                      is_cancelled=is_cancelled), "optical")}
 
 
 def forest_net(scene: Scene, rf, num_classes: int):
@@ -348,7 +348,7 @@ def _leakage(scene, labels: LabelSet, split: Split, forests, params: PolygonTrai
     _, f_va = sample_pixels(scene, va, is_cancelled=is_cancelled)
     scored = np.isfinite(f_va).all(axis=1)  # where both rasters have data, as the polygon split's arms
     va, f_va = va.subset(scored), f_va[scored]
-    rf = fit_forest(f_tr, tr.cls.astype(np.int64), params.config.seed, params.rf_trees)
+    rf = fit_forest(f_tr, tr.cls.astype(np.int64), params.config.seed, params.rf_trees, is_cancelled=is_cancelled)
     return {"what": "random forest (optical + SAR) trained and scored on a random split of the same pixels",
             "pixel_split": score(forest_predict(rf, f_va), va, labels.classes), "polygon_split": None}
 

@@ -44,7 +44,7 @@ def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequ
         sar = slice(len(scene.oc.indices), None)
         train = split.train.subset(cap_pixels(len(split.train), max_pixels, seed))
         _, f_train = sample_pixels(scene, train, is_cancelled=is_cancelled)
-        rf = fit_forest(f_train, train.cls.astype(np.int64), seed, trees, sar)
+        rf = fit_forest(f_train, train.cls.astype(np.int64), seed, trees, sar, is_cancelled=is_cancelled)
         _, f_val = predict_pixels(val_windows, is_cancelled=is_cancelled)[False]
         arms["rf_sar"] = score(forest_predict(rf, f_val, sar), split.val, classes)
     return {"arms": arms, "note": SCORED, "calibration": calibration,
