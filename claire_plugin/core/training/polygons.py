@@ -446,7 +446,10 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         suspects = check_suspects(scene, labels)
         if suspects:  # said now, so that a long training can be stopped and the labels fixed first
             progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
-        split = with_data(scene, make_split(params, labels, scene), labels)
+        progress(0.04, f"holding out whole {units.many} for validation")
+        split = make_split(params, labels, scene)
+        progress(0.045, "checking that the optical and SAR have data under the labels")
+        split = with_data(scene, split, labels)
 
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
 
