@@ -25,7 +25,7 @@ NOT_SHOWN = {
     "--average-last": "`claire train --labels` only: the dock and claire:train keep the recipe's default (off)",
     **{f: "`claire train --data` (folder training; command line only)" for f in (
         "--layout", "--holdout", "--resume", "--optical-scale", "--loss-lambda", "--focal-gamma", "--tversky-alpha",
-        "--tversky-beta", "--context-px")},
+        "--tversky-beta", "--context-px", "--ignore")},
     "--split": "`claire evaluate` of a labelled folder (command line only)",
     "--output-folder": "a folder batch's lock (core.io.folder_lock): the dock runs no folder batch; Processing "
                        "names OUTPUT_FOLDER",
