@@ -414,6 +414,11 @@ def test_reports_named_like_other_files_are_refused_before_any_work(workdir):
     other.write_bytes(Path(ck).read_bytes())
     line = _refused(_polygons(tmp, ck, "--report", str(other)), tmp)
     assert "the training report" in line and "does not end in .json" in line and "other.json" in line, line
+    disguised = tmp / "model.json"  # a binary file behind the right ending: refused before the training too
+    disguised.write_bytes(Path(ck).read_bytes())
+    line = _refused(_polygons(tmp, ck, "--report", str(disguised)), tmp)
+    assert "the training report would replace" in line and "model.json', which is not a text file" in line, line
+    assert "epoch" not in cli(_polygons(tmp, ck, "--report", str(disguised)))[2]  # before any training
     d = training_scene(tmp)
     other_map = tmp / "other_map.tif"
     other_map.write_bytes(Path(d["optical"]).read_bytes())

@@ -612,7 +612,7 @@ def test_a_scripts_paths_are_taken_and_odd_thread_counts_refused(engine_scene, s
     p = ClassifyParams(Path(engine_scene["optical"]), Path(engine_scene["sar"]), out, report=out.with_suffix(".html"))
     assert (p.optical, p.output, p.report) == (engine_scene["optical"], str(out), str(out.with_suffix(".html")))
     assert os.path.exists(run(p, standin_model, standin_card).output)
-    for threads in (0, 1.5, -1, "two"):
+    for threads in (0, 1.5, -1, "two", float("inf"), "inf"):
         with pytest.raises(ClaireError, match=f"threads must be a whole number of at least 1 \\(got {threads}\\)"):
             run(ClassifyParams(engine_scene["optical"], engine_scene["sar"], str(out), threads=threads),
                 standin_model, standin_card)

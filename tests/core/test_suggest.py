@@ -283,3 +283,6 @@ def test_an_empty_map_is_refused_not_answered_with_no_places(tmp_path):
                           nodata=0)
     with pytest.raises(ClaireError, match="no pixel of the map .*empty.tif' is classified"):  # review: labels given,
         suggest(empty, o, labels=labels, n=5)  # the empty map was blamed on them ("no valid pixel away from them")
+    everywhere = write_raster(str(tmp_path / "all.tif"), np.ones((64, 64), np.uint8), nodata=0)
+    s = suggest(m, o, labels=everywhere, n=5)  # a map with data, all of it labelled: no place, no refusal
+    assert s.places == [] and any("no valid pixel away from the labels" in n for n in s.notes)

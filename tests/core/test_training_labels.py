@@ -127,6 +127,10 @@ def test_a_label_raster_of_a_whole_scene_keeps_a_bounded_sample(tmp_path, optica
     assert rows.min() < 5 and rows.max() > 55  # spread over the raster, not its first blocks
     capped = {int(g) for g in np.nonzero(np.bincount(labels.pixels.group) == 400)[0]}
     assert capped <= {fp.group for fp in labels.footprints}  # their whole extent kept for the held-out buffer
+    # the class cap alone (mutation check of round 20: the per-polygon cap met the bound by itself above)
+    labels = read_labels(write_raster(tmp_path / "lab2.tif", lab, nodata=0), optical, max_pixels_per_polygon=20000)
+    counts = dict(zip([c.code for c in labels.classes], labels.counts()["pixels"]))
+    assert 1150 <= counts[1] <= 1230 and 1150 <= counts[4] <= 1230 and counts[5] == 28  # ~1200: each piece rounds up
 
 
 @pytest.mark.parametrize("case, words", [

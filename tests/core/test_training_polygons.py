@@ -207,6 +207,42 @@ def test_a_cancel_stops_the_long_phases_inside_them_not_at_their_end(scene, monk
     assert consumed == []
 
 
+def test_every_long_phase_after_the_epochs_is_handed_the_cancel(scene, monkeypatch):
+    """Mutation check of round 20: only the familiarity phase's cancel was tested. Every forest fit, pixel sample and
+    window pass after the epochs (the forests, the averaged model, SAR alone, the leakage check) gets the cancel."""
+    import inspect
+
+    from claire.claire_plugin.core.training import polygons, sar_alone
+
+    calls = []
+
+    def watched(module, name):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            bound = inspect.signature(real).bind(*args, **kwargs)
+            calls.append((name, bound.arguments.get("is_cancelled") is not None))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)
+
+    for module, names in ((polygons, ("fit_forest", "sample_pixels", "predict_pixels")),
+                          (sar_alone, ("fit_forest", "sample_pixels", "predict_pixels", "predict_sar_only"))):
+        for name in names:
+            watched(module, name)
+    asked = {"after": False}
+
+    def progress(fraction, text):
+        asked["after"] = asked["after"] or text.startswith("measuring the training features")
+        if asked["after"]:
+            calls.append(("phase", True))
+
+    train_from_polygons(_params(scene), progress, is_cancelled=lambda: False)
+    after = calls[next(i for i, c in enumerate(calls) if c[0] == "phase"):]
+    named = {name for name, _ in after if name != "phase"}
+    assert {"fit_forest", "sample_pixels", "predict_pixels"} <= named, named
+    assert [name for name, handed in after if not handed] == []
+
+
 def test_the_training_steps_move_the_progress_between_epochs(scene, monkeypatch):
     """QA round 16 (QGIS desktop): the bar sat at 5 % for 38 s, through the scene's reading and the first epoch of a
     short training; the steps now report, at most every STEP_REPORT_SECONDS."""

@@ -27,6 +27,7 @@ def pair(tmp_path):
     ({"SAR_UNITS": float("nan")}, r"SAR units \(SAR_UNITS\) = nan is not one of its options; give one of 0 \("),
     ({"LEVEL": "nan"}, r"\(LEVEL\) = 'nan' is not one of its options"),
     ({"TILE_SIZE": 10 ** 12}, r"\(TILE_SIZE\) = 1000000000000 is not accepted; give a whole number"),
+    ({"OPTICAL_OFFSET": float("nan")}, r"\(OPTICAL_OFFSET\) = nan is not accepted"),  # a number, not a whole one
 ])
 def test_classify_parameter_out_of_range_says_what_is_accepted(claire_plugin, pair, extra, expected):
     import re
@@ -169,12 +170,15 @@ def test_a_classified_map_of_another_format_is_refused_before_training(claire_pl
 def test_outputs_that_name_no_file_are_refused_not_written_in_the_working_folder(claire_plugin, pair, output, words,
                                                                                   tmp_path, monkeypatch):
     """QA round 20: OUTPUT = 'memory:' or spaces wrote a GeoTIFF of that name in QGIS's working folder."""
+    from qgis.core import QgsProcessingOutputLayerDefinition
+
     optical, sar, _ = pair
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": output})
-    assert results is None and words in message, message
+    for value in (output, QgsProcessingOutputLayerDefinition(output)):  # as a script gives it, as the dialog does
+        results, message = run_alg("claire:classify", {"OPTICAL": optical, "SAR": sar, "OUTPUT": value})
+        assert results is None and words in message, message
     assert os.listdir(work) == []
 
 

@@ -245,7 +245,8 @@ def with_data(scene: Scene, split: Split, labels: LabelSet) -> Split:
 
 
 def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests, seed: int, device: str,
-                   sweep=None, progress: Optional[Callable[[int, int], None]] = None
+                   sweep=None, progress: Optional[Callable[[int, int], None]] = None,
+                   is_cancelled: Optional[Callable[[], bool]] = None
                    ) -> Tuple[Dict[str, Dict], Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict]:
     """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
     validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
@@ -261,8 +262,8 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
     logits: Dict[bool, np.ndarray] = {}
     snow_at: Dict[bool, np.ndarray] = {}  # the engine's snow check at the pixels, as their windows give it
-    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, logits=logits, progress=progress,
-                         snow=snow_at)
+    out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, is_cancelled, logits=logits,
+                         progress=progress, snow=snow_at)
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
@@ -475,7 +476,8 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
         arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
                                                            params.config.seed, device, sweep,
-                                                           _tenths(progress, f"scoring on the held-out {units.many}"))
+                                                           _tenths(progress, f"scoring on the held-out {units.many}"),
+                                                           is_cancelled)
         progress(0.94, f"scoring from SAR alone on the held-out {units.many}")
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device,
