@@ -263,3 +263,26 @@ def test_a_path_typed_as_text_is_that_file_not_a_project_layer_of_it(claire_plug
     finally:
         layer.rollBack()
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_a_path_with_its_layer_named_reads_that_layer(claire_plugin, tmp_path):
+    """Mutation check of round 20: a path typed with `|layername=` must keep the layer (a file of two layers is
+    otherwise refused: "hold 2 layers")."""
+    import processing
+    from osgeo import ogr
+
+    from claire.tests.fixtures.helpers import write_raster
+
+    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
+    ds = ogr.Open(res["OUTPUT"], 1)
+    lyr = ds.GetLayer(0)
+    for feat in lyr:
+        feat.SetField("ref_class", 1)
+        lyr.SetFeature(feat)
+    ds.CopyLayer(lyr, "labelled")
+    lyr = ds = None
+    out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": f"{res['OUTPUT']}|layername=labelled",
+                                                 "FIELD": "ref_class"})
+    assert out["OA"] == pytest.approx(1.0)
