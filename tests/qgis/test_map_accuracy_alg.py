@@ -44,21 +44,11 @@ def test_sample_label_and_map_accuracy(claire_plugin, tmp_path):
 def test_map_accuracy_gives_areas_in_the_unit_asked_as_the_command_line_does(claire_plugin, tmp_path):
     """`claire map-accuracy --area-unit` had no Processing twin: the log's table was always in hectares."""
     import processing
-    from osgeo import ogr
     from qgis.core import QgsProcessingFeedback
 
     from claire.claire_plugin.core.area_estimate import AREA_UNITS
-    from claire.tests.fixtures.helpers import write_raster
 
-    path = write_raster(str(tmp_path / "map.tif"), np.ones((30, 40), np.uint8))  # 1200 px of 100 m2: 12 ha
-    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 1,
-                                                  "OUTPUT": str(tmp_path / "pts.gpkg")})
-    ds = ogr.Open(res["OUTPUT"], 1)
-    lyr = ds.GetLayer(0)
-    for feat in lyr:
-        feat.SetField("ref_class", 1)
-        lyr.SetFeature(feat)
-    lyr = ds = None
+    path, points = _labelled_sample(tmp_path, (30, 40), 1)  # 1200 px of 100 m2: 12 ha
 
     class Log(QgsProcessingFeedback):
         def __init__(self):
@@ -71,7 +61,7 @@ def test_map_accuracy_gives_areas_in_the_unit_asked_as_the_command_line_does(cla
     tables = {}
     for k, unit in enumerate(AREA_UNITS):
         log = Log()
-        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": res["OUTPUT"], "FIELD": "ref_class",
+        processing.run("claire:map_accuracy", {"MAP": path, "POINTS": points, "FIELD": "ref_class",
                                                "AREA_UNIT": k}, feedback=log)
         tables[unit] = "\n".join(log.lines)
     assert "mapped ha" in tables["ha"] and " 12.00 " in tables["ha"], tables["ha"]
@@ -269,20 +259,30 @@ def test_a_path_with_its_layer_named_reads_that_layer(claire_plugin, tmp_path):
     """Mutation check of round 20: a path typed with `|layername=` must keep the layer (a file of two layers is
     otherwise refused: "hold 2 layers")."""
     import processing
+
+    path, points = _labelled_sample(tmp_path, (10, 10), 0, copy_as="labelled")
+    out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": f"{points}|layername=labelled",
+                                                 "FIELD": "ref_class"})
+    assert out["OA"] == pytest.approx(1.0)
+
+
+def _labelled_sample(tmp_path, shape, seed: int, copy_as: str = ""):
+    """(map of class 1, its sample points all labelled 1), by claire:sample_points; `copy_as` adds a copy of the
+    points as a second layer of that name."""
+    import processing
     from osgeo import ogr
 
     from claire.tests.fixtures.helpers import write_raster
 
-    path = write_raster(str(tmp_path / "map.tif"), np.ones((10, 10), np.uint8))
-    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": 0,
+    path = write_raster(str(tmp_path / "map.tif"), np.ones(shape, np.uint8))
+    res = processing.run("claire:sample_points", {"MAP": path, "PER_CLASS": 5, "SEED": seed,
                                                   "OUTPUT": str(tmp_path / "pts.gpkg")})
     ds = ogr.Open(res["OUTPUT"], 1)
     lyr = ds.GetLayer(0)
     for feat in lyr:
         feat.SetField("ref_class", 1)
         lyr.SetFeature(feat)
-    ds.CopyLayer(lyr, "labelled")
+    if copy_as:
+        ds.CopyLayer(lyr, copy_as)
     lyr = ds = None
-    out = processing.run("claire:map_accuracy", {"MAP": path, "POINTS": f"{res['OUTPUT']}|layername=labelled",
-                                                 "FIELD": "ref_class"})
-    assert out["OA"] == pytest.approx(1.0)
+    return path, res["OUTPUT"]
