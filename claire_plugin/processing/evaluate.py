@@ -92,6 +92,15 @@ def table_file(destination: Optional[str], formats: Sequence[str] = ()) -> Optio
     return path
 
 
+def _check_outputs(table: Optional[str], report: Optional[str], inputs: list) -> None:
+    """The table and report paths checked before any work: free, no input, a report named as what it is."""
+    from ..core.io.atomic import require_suffix
+    from ..core.io.writer import check_outputs
+
+    check_outputs([("per-class table", table), ("report", report)], inputs)
+    require_suffix(report, (".html", ".htm", ".json"), "report")
+
+
 #: Endings QGIS's vector writers list that make no usable table here.
 NO_TABLE = {".txt", ".gxt", ".dbf"}
 
@@ -143,13 +152,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         table = table_file(destination_text(parameters.get("OUTPUT_TABLE")),
                            self.parameterDefinition("OUTPUT_TABLE").supportedOutputVectorLayerExtensions())
         with engine_errors(qgis_message=False):
-            from ..core.io.atomic import require_suffix
-            from ..core.io.writer import check_outputs
-
-            check_outputs([("per-class table", table), ("report", report)],
-                          [("classified raster", classified), ("reference raster", reference),
-                           ("checkpoint", checkpoint)])
-            require_suffix(report, (".html", ".htm", ".json"), "report")
+            _check_outputs(table, report, [("classified raster", classified), ("reference raster", reference),
+                                           ("checkpoint", checkpoint)])
             mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
             ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None

@@ -430,6 +430,24 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from None
 
 
+def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict, progress: ProgressFn
+                      ) -> Tuple[LabelSet, List[Dict[str, Any]], Split]:
+    """The run's labels, the polygons that look like another class, and the held-out split of the pixels with data,
+    each step said."""
+    progress(0.02, "reading the labels")
+    labels = _training_labels(params, scene, base_card)
+    units = labels.pixels.units
+    if labels.source.get("kind") == "vector":  # a label raster's patches are not checked (check_suspects)
+        progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
+    suspects = check_suspects(scene, labels)
+    if suspects:  # said now, so that a long training can be stopped and the labels fixed first
+        progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
+    progress(0.04, f"holding out whole {units.many} for validation")
+    split = make_split(params, labels, scene)
+    progress(0.045, "checking that the optical and SAR have data under the labels")
+    return labels, suspects, with_data(scene, split, labels)
+
+
 def _train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
                          on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
                          is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
@@ -439,19 +457,8 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
     base_model, base_card, base_path = load_base(params.checkpoint)
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
                params.optical_offset, params.sar_units) as scene:
-        progress(0.02, "reading the labels")
-        labels = _training_labels(params, scene, base_card)
+        labels, suspects, split = _labels_and_split(params, scene, base_card, progress)
         units = labels.pixels.units
-        if labels.source.get("kind") == "vector":  # a label raster's patches are not checked (check_suspects)
-            progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
-        suspects = check_suspects(scene, labels)
-        if suspects:  # said now, so that a long training can be stopped and the labels fixed first
-            progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
-        progress(0.04, f"holding out whole {units.many} for validation")
-        split = make_split(params, labels, scene)
-        progress(0.045, "checking that the optical and SAR have data under the labels")
-        split = with_data(scene, split, labels)
-
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
 
         def validate(model) -> float:
