@@ -188,3 +188,28 @@ def test_folder_training_steers_threads_unless_reproducible(monkeypatch, capsys)
         assert hooks[-1] is None
     finally:
         torch.set_num_threads(old)
+
+
+def test_the_budget_counts_the_validation_the_loop_measured(training_scene, base, monkeypatch):
+    """Mutation check of round 20: the validation's time fed to the budget was only tested by calling _rebudget.
+    Here the loop measures it: 100 s of (faked) validation an epoch, steps that take no time, a 5-minute budget:
+    3 epochs (scaling the validation as stage-2 training would plan 1)."""
+    import time
+    import types
+
+    from claire.claire_plugin.core.training import finetune as ft
+
+    torch.set_num_threads(1)
+    model, card = base
+    train = _pixels(list(range(5, 65, 4)) * 2, [5] * 15 + [70] * 15, [0] * 15 + [1] * 15)
+    classes = [ClassInfo(0, 1, "water"), ClassInfo(1, 2, "town")]
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(ft, "time", types.SimpleNamespace(time=lambda: clock["t"], perf_counter=time.perf_counter))
+
+    def validate(_model) -> float:
+        clock["t"] += 100.0
+        return 0.5
+
+    cfg = FinetuneConfig(epochs=10000, minutes=5.0, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", lr=1e-3)
+    _, _, hist = finetune(training_scene, train, classes, model, card, cfg, validate=validate)
+    assert hist["epochs"] == 3 and hist["stages_run"][0] == 1

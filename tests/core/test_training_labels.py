@@ -131,6 +131,13 @@ def test_a_label_raster_of_a_whole_scene_keeps_a_bounded_sample(tmp_path, optica
     labels = read_labels(write_raster(tmp_path / "lab2.tif", lab, nodata=0), optical, max_pixels_per_polygon=20000)
     counts = dict(zip([c.code for c in labels.classes], labels.counts()["pixels"]))
     assert 1150 <= counts[1] <= 1230 and 1150 <= counts[4] <= 1230 and counts[5] == 28  # ~1200: each piece rounds up
+    # no class cap: pieces of 16 px blocks are under the per-polygon cap, so only the joined patch has a footprint,
+    # and it must cover the whole patch (the held-out buffer is measured from it)
+    monkeypatch.setattr(label_raster, "CLASS_PIXELS_MAX", 10 ** 9)
+    labels = read_labels(write_raster(tmp_path / "lab3.tif", lab, nodata=0), optical, max_pixels_per_polygon=400)
+    capped = np.nonzero(np.bincount(labels.pixels.group) == 400)[0]
+    whole = {fp.group: fp.count for fp in labels.footprints}
+    assert len(capped) == 6 and all(whole.get(int(g), 0) > 400 for g in capped), whole  # 462 to 600 px
 
 
 @pytest.mark.parametrize("case, words", [

@@ -17,6 +17,7 @@ NAMES = ["water", "trees", "snow/ice", "crops"]
     (NAMES, [2]), (["Snow", "Glacier", "rice paddies", "sea ice", "Ice"], [0, 1, 3, 4]),
     (["water", "price", "icelandic moss"], []), (["firn", "juice"], [0]),
     (["Snowfield", "Perennial snowpack", "Ices", "glaciers", "Névé", "police"], [0, 1, 2, 3, 4]),
+    (["neve", "Icecaps", "icesheet", "snowcover", "snows"], [0, 1, 2, 3, 4]),
     (["Snowmelt pond", "Snowbed vegetation", "Snowberry shrubland", "Icelandic moss"], []),  # review: no snow
 ])
 def test_snow_classes_are_found_by_whole_words(names, found):
