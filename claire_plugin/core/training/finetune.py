@@ -27,7 +27,7 @@ from ..errors import ClaireError
 from .keep import StartAnchor, Teacher, interpolate_to_start, unlabelled_mask
 from .labels import POLYGONS, ClassInfo, LabelPixels, Units, name_key
 from .scene import Scene
-from .windows import network_input, stop_if_cancelled, uses_cloud  # noqa: F401  (stop_if_cancelled: here too)
+from .windows import network_input, stop_if_cancelled, uses_cloud
 
 EpochFn = Callable[[Dict[str, Any]], None]
 
@@ -391,7 +391,7 @@ def finetune(scene: Scene, train: LabelPixels, classes: List[ClassInfo], base_mo
         head = ["decoder.classifier.weight", "decoder.classifier.bias"]
         interpolate_to_start(model, start, cfg.wise, head if new else [])
     stage1 = hist["stages_run"].count(1)
-    if stage1 == epoch and not cfg.from_scratch and "once the whole network learns" in hist["lr_note"]:
+    if stage1 == epoch and not cfg.from_scratch and cfg.stage2_lr_factor != 1.0:  # the note names a stage-2 rate
         hist["lr_note"] += (" (the time budget left no epoch for it: only the head learnt; give more --minutes "
                             "or --epochs)")
     hist.update(epochs=epoch, stage1_epochs=stage1, seconds=round(time.time() - t0, 1))

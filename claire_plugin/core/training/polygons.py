@@ -21,7 +21,7 @@ from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
-from .finetune import FinetuneConfig, finetune, stop_if_cancelled
+from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
 from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labels
@@ -38,6 +38,7 @@ from .windows import (
     checked_snow_classes,
     predict_pixels,
     sample_pixels,
+    stop_if_cancelled,
     uses_cloud,
     window_items,
 )
