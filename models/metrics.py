@@ -56,6 +56,25 @@ def metrics_from_confusion(cm: np.ndarray, names: Sequence[str]) -> Dict[str, An
     return {"oa": oa, "miou": miou, "kappa": kappa, "per_class": per_class}
 
 
+def metrics_with_other(cm: np.ndarray, names: Sequence[str], other: Sequence[int],
+                       other_name: str = "another value") -> Dict[str, Any]:
+    """metrics_from_confusion of `cm` [K, K] (rows = reference) where `other[i]` more pixels of reference class i
+    were mapped as none of the K classes: errors in every score (recall, OA, kappa), a column of their own that is
+    no class (per-class rows and the mIoU are over the K classes only)."""
+    cm = np.asarray(cm, np.int64)
+    k = cm.shape[0]
+    other = np.asarray(other, np.int64).reshape(-1)
+    if not other.any():
+        return metrics_from_confusion(cm, names)
+    full = np.zeros((k + 1, k + 1), np.int64)
+    full[:k, :k], full[:k, k] = cm, other
+    m = metrics_from_confusion(full, list(names) + [other_name])
+    m["per_class"] = m["per_class"][:k]
+    ious = [r["iou"] for r in m["per_class"] if r["iou"] is not None]
+    m["miou"] = float(np.mean(ious)) if ious else float("nan")
+    return m
+
+
 def macro_f1(metrics: Dict[str, Any]) -> float:
     """Mean F1 of the classes present in the reference (support > 0) of a `metrics_from_confusion` result."""
     f1 = [c["f1"] or 0.0 for c in metrics["per_class"] if c["support"] > 0]

@@ -292,7 +292,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     omission errors, listed in ``reference_only``). Reference pixels whose (mapped) value is not a class of the
     given or named classes are left out and counted in ``ignored_reference``.
     """
-    from ...models.metrics import metrics_from_confusion
+    from ...models.metrics import metrics_with_other
     from .io.gdal_names import missing_message
 
     for path, what in ((classified, "classified"), (reference, "reference")):
@@ -317,18 +317,20 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     k = len(classes)
     cm = np.zeros((k, k), np.int64)
     ignored_ref: Dict[int, int] = {}
-    ignored_pred: Dict[int, int] = {}
+    other_values: Dict[int, int] = {}  # map values that are no class, at reference pixels of a class: errors
+    other = np.zeros(k, np.int64)
     for (r, p), n in pairs.items():
         if r not in index:
             ignored_ref[r] = ignored_ref.get(r, 0) + n
         elif p not in index:
-            ignored_pred[p] = ignored_pred.get(p, 0) + n
+            other_values[p] = other_values.get(p, 0) + n
+            other[index[r]] += n
         else:
             cm[index[r], index[p]] += n
-    if cm.sum() == 0:
+    if cm.sum() + other.sum() == 0:
         raise ClaireError(no_common_class(reference, ignored_ref, index))
     names = [str(c.get("name")) for c in classes]
-    metrics = metrics_from_confusion(cm, names)
+    metrics = metrics_with_other(cm, names, other, OTHER_VALUE)
     for row, c in zip(metrics["per_class"], classes):
         row["value"] = int(c["value"])
         row["color"] = c.get("color")
@@ -336,10 +338,11 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
     metrics["confusion"] = cm.tolist()
     metrics["confusion_rows"], metrics["confusion_columns"] = "reference", "map"  # as the classify summary says
     metrics["class_values"] = [int(c["value"]) for c in classes]
-    metrics["compared_pixels"] = int(cm.sum())
-    metrics["compared_area_ha"] = float(cm.sum() * data["pixel_area_m2"] / 1e4)
+    metrics["compared_pixels"] = int(cm.sum() + other.sum())
+    metrics["compared_area_ha"] = float(metrics["compared_pixels"] * data["pixel_area_m2"] / 1e4)
     metrics["ignored_reference"] = {str(k_): v for k_, v in sorted(ignored_ref.items())}
-    metrics["ignored_prediction"] = {str(k_): v for k_, v in sorted(ignored_pred.items())}
+    metrics["other_map_values"] = {str(k_): v for k_, v in sorted(other_values.items())}
+    metrics["other_map_pixels"] = [int(v) for v in other]  # per class (row), beside the K x K confusion
     metrics["reference_only"] = {str(k_): v for k_, v in sorted(reference_only.items())}
     metrics["mapping"] = {str(k_): v for k_, v in mapping.items()}
     metrics["legend_note"] = None if mapping else legend_conflict_note(classes, reference, "CLASS_MAPPING")
@@ -376,6 +379,23 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
            "recode the reference to the map's classes (claire info lists the model's codes)")
     return (f"warning: the reference names its classes otherwise than the map: {said}{more}. Values are compared as "
             f"they are, so these classes are scored against other classes; {fix}")
+
+
+#: The confusion column of map pixels whose value is none of the classes compared.
+OTHER_VALUE = "a value that is no class"
+
+
+def other_values_note(metrics: Dict[str, Any]) -> Optional[str]:
+    """What an evaluation says of map values that are none of its classes at reference pixels of a class (counted as
+    errors), or None."""
+    found = metrics.get("other_map_values") or {}
+    if not found:
+        return None
+    listed = ", ".join(f"{v} ({n} pixels)" for v, n in found.items())
+    return (f"The map gives values that are none of the classes compared where the reference has a class: {listed}. "
+            f"They are counted as errors of those reference classes (the column '{OTHER_VALUE}'). If such a value is "
+            f"a class of the map that the class list leaves out, give the checkpoint the map was made with (its card "
+            f"lists every class) or name the map's classes (GDAL category names)")
 
 
 def reference_only_note(metrics: Dict[str, Any]) -> str:
@@ -417,8 +437,11 @@ def write_report(metrics: Dict[str, Any], path: str) -> str:
         f"<td>{pct(r['recall'])}</td><td>{pct(r['f1'])}</td><td>{r['support']}</td></tr>"
         for r in metrics["per_class"])
     names = [str(r["name"]) for r in metrics["per_class"]]
-    cm_rows = "".join(f"<tr><th>{e(n)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
-                      for n, row in zip(names, metrics["confusion"]))
+    other = metrics.get("other_map_pixels") if metrics.get("other_map_values") else None
+    cm_rows = "".join(f"<tr><th>{e(n)}</th>" + "".join(f"<td>{v}</td>" for v in row)
+                      + (f"<td>{other[i]}</td>" if other else "") + "</tr>"
+                      for i, (n, row) in enumerate(zip(names, metrics["confusion"])))
+    heads = names + ([OTHER_VALUE] if other else [])
     ignored = metrics.get("ignored_reference") or {}
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>CLAIRE evaluation</title>
 <style>body{{font-family:sans-serif;margin:24px;}}
@@ -432,7 +455,8 @@ td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse
 <h2>Per class</h2><table><tr><th>Class</th><th>Value</th><th>IoU</th><th>Precision</th><th>Recall</th><th>F1</th>
 <th>Reference pixels</th></tr>{rows}</table>
 <h2>Confusion matrix</h2><p>Rows: reference; columns: map.</p>
-<table><tr><th></th>{''.join(f'<th>{e(n)}</th>' for n in names)}</tr>{cm_rows}</table>
+<table><tr><th></th>{''.join(f'<th>{e(n)}</th>' for n in heads)}</tr>{cm_rows}</table>
+{'<p>' + e(other_values_note(metrics) or '') + '</p>' if other else ''}
 {'<p>Reference values left out (not a class of the map): ' + e(json.dumps(ignored)) + '</p>' if ignored else ''}
 {'<p>' + e(reference_only_note(metrics)) + '</p>' if metrics.get('reference_only') else ''}
 </body></html>"""

@@ -142,7 +142,14 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.accuracy import evaluate, parse_class_mapping, parse_values, reference_only_note, write_report
+        from ..core.accuracy import (
+            evaluate,
+            other_values_note,
+            parse_class_mapping,
+            parse_values,
+            reference_only_note,
+            write_report,
+        )
 
         classified = raster_path(self, parameters, "CLASSIFIED", context)
         reference = raster_path(self, parameters, "REFERENCE", context)
@@ -187,6 +194,8 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             feedback.pushWarning("Reference values left out, not classes of the map, so OA, kappa and mIoU are "
                                  f"over the map's classes only: {metrics['ignored_reference']} (value: pixels). To "
                                  f"count them, map each to one of the map's classes (CLASS_MAPPING, e.g. 4:2)")
+        if metrics["other_map_values"]:
+            feedback.pushWarning(other_values_note(metrics))
         if metrics["reference_only"]:
             feedback.pushWarning(reference_only_note(metrics))
         if metrics.get("legend_note"):
@@ -199,5 +208,5 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             "OUTPUT_TABLE": dest, "REPORT": report, "OA": metrics["oa"], "MIOU": metrics["miou"],
             "KAPPA": metrics["kappa"],
             "CLASS_METRICS": json.dumps({k: metrics[k] for k in ("oa", "miou", "kappa", "per_class", "confusion",
-                                                                 "class_values")}),
+                                                                 "other_map_pixels", "class_values")}),
         }

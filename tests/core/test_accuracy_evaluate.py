@@ -51,6 +51,36 @@ def test_predicted_counts_are_the_maps_columns(tmp_path):
     assert [c["support"] for c in out["per_class"]] == [40, 60]
 
 
+def test_map_values_that_are_no_class_count_as_errors(tmp_path):
+    """QA round 21: with the classes of a card that lacks one of the map's values (or a map naming only some of its
+    values), pixels the map gave that value were dropped from the score: OA and kappa rose, and only the JSON said
+    so. They are errors of their reference class, in a column that is no class."""
+    from claire.claire_plugin.core.accuracy import OTHER_VALUE, write_report
+
+    m = _two_classes()
+    m[0, :3] = 6  # 3 pixels of reference 1 mapped as 6, no class of the list
+    classes = [{"value": 1, "name": "water", "color": None}, {"value": 2, "name": "trees", "color": None}]
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", _two_classes()), classes)
+    assert out["compared_pixels"] == 100 and out["oa"] == pytest.approx(0.97)
+    assert out["other_map_values"] == {"6": 3} and out["other_map_pixels"] == [3, 0]
+    assert out["confusion"] == [[47, 0], [0, 50]]
+    water = out["per_class"][0]
+    assert water["support"] == 50 and water["recall"] == pytest.approx(0.94) and water["precision"] == 1.0
+    assert water["iou"] == pytest.approx(47 / 50) and out["miou"] == pytest.approx((47 / 50 + 1.0) / 2)
+    pe = (50 * 47 + 50 * 50) / 100 ** 2
+    assert out["kappa"] == pytest.approx((0.97 - pe) / (1 - pe))
+    html = open(write_report(out, str(tmp_path / "r.html")), encoding="utf-8").read()
+    assert f"<th>{OTHER_VALUE}</th>" in html and "<td>3</td></tr>" in html and "6 (3 pixels)" in html
+
+
+def test_map_values_outside_the_classes_at_ignored_reference_pixels_stay_out(tmp_path):
+    m, ref = _two_classes(), _two_classes()
+    m[0, :3], ref[0, :] = 6, 9
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", ref),
+                   [{"value": 1, "name": "a"}, {"value": 2, "name": "b"}])
+    assert out["oa"] == 1.0 and out["other_map_values"] == {} and out["ignored_reference"] == {"9": 10}
+
+
 def test_ignored_reference_values_are_left_out(tmp_path):
     m = _two_classes()
     ref = m.copy()

@@ -255,3 +255,26 @@ def test_the_csv_table_keeps_a_formula_like_class_name_as_text(claire_plugin, tm
     with open(table, encoding="utf-8") as fh:
         names = [row["name"] for row in csv.DictReader(fh)]
     assert names[1] == "'" + classes[1]["name"] and names[0] == classes[0]["name"]
+
+
+def test_map_values_the_checkpoint_does_not_list_are_errors_said_by_a_warning(claire_plugin, tmp_path,
+                                                                              tiny_checkpoint):
+    """QA round 21: with CHECKPOINT naming the classes, map pixels of a value the card does not list were dropped
+    from OA and kappa, and only the JSON report's "ignored_prediction" said so."""
+    import processing
+
+    from claire.tests.fixtures.helpers import write_raster
+    from claire.tests.qgis.feedback_log import FeedbackLog as Log
+
+    pred, ref = _maps(tmp_path)
+    pred = pred.copy()
+    pred[ref > 0] = np.where(np.arange(int((ref > 0).sum())) % 7 == 0, 9, pred[ref > 0])
+    log = Log()
+    res = processing.run("claire:evaluate", {
+        "CLASSIFIED": write_raster(str(tmp_path / "map9.tif"), pred, nodata=0),
+        "REFERENCE": write_raster(str(tmp_path / "ref.tif"), ref, nodata=0), "CHECKPOINT": tiny_checkpoint,
+        "OUTPUT_TABLE": "memory:"}, feedback=log)
+    assert res["OA"] == pytest.approx(_expected(pred, ref))
+    nines = int(((pred == 9) & (ref > 0)).sum())
+    assert nines and any("none of the classes compared" in w and f"9 ({nines} pixels)" in w for w in log.warnings)
+    assert sum(json.loads(res["CLASS_METRICS"])["other_map_pixels"]) == nines

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion
+from ....models.metrics import added_confusions, confusion_matrix, macro_f1, metrics_from_confusion, metrics_with_other
 from ....models.quoting import quoted
 from ..io.atomic import OutputSet
 from ..numbers import counted
@@ -422,13 +422,7 @@ def score_confusion(cm: np.ndarray, names: Sequence[str], unscored: int = 0,
     reference class, the pixels mapped as none of `names` (errors, in every score; the matrix stays K x K)."""
     cm = np.asarray(cm)
     if another is not None and np.asarray(another).any():
-        k = cm.shape[0]
-        full = np.zeros((k + 1, k + 1), np.int64)
-        full[:k, :k], full[:k, k] = cm, np.asarray(another, np.int64)
-        m = metrics_from_confusion(full, list(names) + [ANOTHER_CLASS_NAME])
-        m["per_class"] = m["per_class"][:k]
-        ious = [r["iou"] for r in m["per_class"] if r["iou"] is not None]  # over the user's classes, as macro-F1
-        m["miou"] = float(np.mean(ious)) if ious else float("nan")
+        m = metrics_with_other(cm, names, another, ANOTHER_CLASS_NAME)
         m["another_class_pixels"] = [int(v) for v in another]
     else:
         m = metrics_from_confusion(cm, names)
