@@ -32,3 +32,25 @@ def test_a_cancel_stops_the_forest_between_steps(monkeypatch):
     with pytest.raises(CancelledError, match="no checkpoint was written"):
         baseline.fit_forest(x, y, 3, 200, is_cancelled=asked)
     assert len(looks) == 3  # two steps of TREES_PER_LOOK trees, then the stop
+
+
+def test_the_forest_grows_on_the_trainings_threads_and_predicts_alike(monkeypatch):
+    """Round 21: the forests grew in one thread (four forests: a third of the time after a whole-scene training's
+    budget); they grow on torch's thread count now, the same forest, and predict in one thread (several add the
+    trees' probabilities in any order)."""
+    import torch
+
+    x, y = _data()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    grown = {}
+    real = baseline._grow
+
+    def spy(rf, *a, **k):
+        grown["jobs"] = rf.n_jobs
+        return real(rf, *a, **k)
+
+    monkeypatch.setattr(baseline, "_grow", spy)
+    many = baseline.fit_forest(x, y, 3, 45, is_cancelled=lambda: False)
+    one = baseline.fit_forest(x, y, 3, 45, jobs=1)
+    assert grown["jobs"] == 3 and many.n_jobs == one.n_jobs == 1
+    assert np.array_equal(many.predict_proba(x), one.predict_proba(x))

@@ -17,9 +17,13 @@ TREES_PER_LOOK = 20
 
 
 def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: int = 200,
-               columns: Optional[slice] = None, jobs: int = 1, is_cancelled: Optional[Callable[[], bool]] = None):
-    """A fitted RandomForestClassifier on the rows of `features` with finite values (`columns` of them); with
-    `is_cancelled`, grown TREES_PER_LOOK trees at a time, stopping (CancelledError) between them once it says so."""
+               columns: Optional[slice] = None, jobs: Optional[int] = None,
+               is_cancelled: Optional[Callable[[], bool]] = None):
+    """A fitted RandomForestClassifier on the rows of `features` with finite values (`columns` of them), its trees
+    grown by `jobs` threads (default: torch's thread count, the one the training ran with); with `is_cancelled`,
+    grown TREES_PER_LOOK trees at a time, stopping (CancelledError) between them once it says so. The forest is
+    returned predicting in one thread: several add their trees' probabilities in any order, and a tie could then
+    go either way from run to run."""
     try:
         from sklearn.ensemble import RandomForestClassifier
     except ImportError as exc:
@@ -29,7 +33,11 @@ def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: 
     ok = np.isfinite(x).all(axis=1)
     if not ok.any():
         raise ClaireError("no training pixel has valid optical and SAR values; check the rasters' nodata")
-    rf = RandomForestClassifier(n_estimators=trees, class_weight="balanced", random_state=seed, n_jobs=jobs)
+    if jobs is None:
+        import torch
+
+        jobs = torch.get_num_threads()
+    rf = RandomForestClassifier(n_estimators=trees, class_weight="balanced", random_state=seed, n_jobs=max(1, jobs))
     try:
         if is_cancelled is None:
             rf.fit(x[ok], classes[ok])
@@ -39,6 +47,7 @@ def fit_forest(features: np.ndarray, classes: np.ndarray, seed: int = 0, trees: 
         raise ClaireError(f"the random-forest baseline ran out of memory ({trees} trees on {int(ok.sum())} "
                           f"training pixels); use --rf-trees {max(1, trees // 4)}, or --no-baseline, or close other "
                           "programs. Nothing was written") from None
+    rf.set_params(n_jobs=1)
     return rf
 
 

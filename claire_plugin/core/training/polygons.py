@@ -24,7 +24,7 @@ from .calibrate import calibrate, calibration_note, card_calibration
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
-from .labels import ClassInfo, LabelPixels, LabelSet, Units, name_key, read_labels
+from .labels import ClassInfo, LabelPixels, LabelSet, name_key, read_labels
 from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
@@ -140,17 +140,40 @@ def scene_classify_params(params: PolygonTrainParams, checkpoint: str, output: s
                           device=params.config.device)
 
 
-def check_suspects(scene: Scene, labels: LabelSet) -> List[Dict[str, Any]]:
-    """The vector polygons that look like another class (core.training.suspects; a label raster's patches are
-    not checked); what to do joins the labels' notes."""
+class DataAt:
+    """Whether the optical and the SAR both have data at pixels already read (`pixels`, `ok` one flag each), so
+    that a later look at the same pixels (the split's parts) does not read the scene again."""
+
+    def __init__(self, scene: Scene, pixels: LabelPixels, ok: np.ndarray) -> None:
+        self.width = int(scene.width)
+        keys = pixels.rows.astype(np.int64) * self.width + pixels.cols
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.ok = keys[order], np.asarray(ok, bool)[order]
+
+    def at(self, scene: Scene, pixels: LabelPixels) -> np.ndarray:
+        """The flags at `pixels`: looked up where read before, read now (the others only) where not."""
+        keys = pixels.rows.astype(np.int64) * self.width + pixels.cols
+        pos = np.minimum(np.searchsorted(self.keys, keys), max(self.keys.size - 1, 0))
+        known = (self.keys[pos] == keys) if self.keys.size else np.zeros(keys.size, bool)
+        out = np.zeros(keys.size, bool)
+        out[known] = self.ok[pos[known]]
+        if not known.all():
+            out[~known] = np.isfinite(sample_pixels(scene, pixels.subset(~known))[1]).all(axis=1)
+        return out
+
+
+def check_suspects(scene: Scene, labels: LabelSet) -> Tuple[List[Dict[str, Any]], Optional[DataAt]]:
+    """(the vector polygons that look like another class (core.training.suspects; a label raster's patches are
+    not checked), where the optical and SAR have data at the pixels read for it (None: none read)); what to do
+    joins the labels' notes."""
     if labels.source.get("kind") != "vector":
-        return []
+        return [], None
     _, feats = sample_pixels(scene, labels.pixels)
     found = suspect_polygons(feats, labels.pixels, labels.classes, labels.group_features)
     note = suspect_note(found, units=labels.pixels.units)
     if note:
         labels.notes.append(note)
-    return found
+    return found, DataAt(scene, labels.pixels, np.isfinite(feats).all(axis=1))
 
 
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
@@ -213,12 +236,13 @@ def _macro(pred: np.ndarray, ref: LabelPixels, classes) -> float:
     return score(pred, ref, classes)["macro_f1"] or 0.0
 
 
-def with_data(scene: Scene, split: Split, labels: LabelSet) -> Split:
+def with_data(scene: Scene, split: Split, labels: LabelSet, known: Optional[DataAt] = None) -> Split:
     """The split without the pixels where the optical or the SAR has no data (a SAR covering part of the scene, a
     nodata frame): the networks cannot train or be scored there and the forests read no value, so every arm is
     trained and scored on the same pixels; a note says how many were left out, and a class left with none is
-    refused."""
-    ok = [np.isfinite(sample_pixels(scene, part)[1]).all(axis=1) for part in (split.train, split.val)]
+    refused. `known`: what the labels' check read already (only other pixels are read)."""
+    ok = [known.at(scene, part) if known is not None else np.isfinite(sample_pixels(scene, part)[1]).all(axis=1)
+          for part in (split.train, split.val)]
     if all(o.all() for o in ok):
         return split
     u, k = labels.pixels.units, len(labels.classes)
@@ -252,7 +276,8 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     """({arm: {clear|clouds_60pct: scores}} on the validation pixels, nets and forests on the same input (each
     validation window read once for every network and both conditions); with `sweep` (models.ensemble.WeightSweep)
     the arm "ensemble" at the forest weight core.training.blend chooses, cross-fitted, and what it says of the
-    choice (else None); the first network's confidence calibrated on the same pixels (core.training.calibrate);
+    choice (else None), with the written ensemble's own scores (_own_scores); the first network's confidence
+    calibrated on the same pixels (core.training.calibrate);
     per condition the polygon bootstrap's intervals (core.training.spread), also set as each score's
     "macro_f1_ci95"."""
     from ....models.ensemble import DEFAULT_FOREST_WEIGHT
@@ -262,9 +287,10 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     conds = (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))
     models = [(m, cmap) for _, m, cmap in nets] + [(m, None) for m in (sweep.members if sweep else [])]
     logits: Dict[bool, np.ndarray] = {}
+    members: Dict[Tuple[int, bool], np.ndarray] = {}  # the sweep's, for the written ensemble's own scores
     snow_at: Dict[bool, np.ndarray] = {}  # the engine's snow check at the pixels, as their windows give it
     out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, is_cancelled, logits=logits,
-                         progress=progress, snow=snow_at)
+                         progress=progress, snow=snow_at, member_logits=members if sweep else None)
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
@@ -286,6 +312,7 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
         chosen, crossfit, info = choose_weight(swept, split.val, classes, sweep.weights, seed, DEFAULT_FOREST_WEIGHT)
         for cond, _ in conds:
             preds_of[cond]["ensemble"] = crossfit[cond]
+        _own_scores(info, out, members, len(nets) + sweep.weights.index(chosen), conds, split, classes, seed)
     spread = {}
     for cond, preds in preds_of.items():
         spread[cond] = bootstrap(preds, split.val, len(classes), seed)
@@ -295,13 +322,30 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     return arms, info, calibration, spread
 
 
-def _forests(scene, split: Split, params: PolygonTrainParams, classes,
+def forest_sample(scene: Scene, split: Split, params: PolygonTrainParams,
+                  is_cancelled: Optional[Callable[[], bool]] = None) -> Tuple[LabelPixels, np.ndarray]:
+    """(the training pixels every forest of the run learns from: at most `rf_max_pixels`, seeded; their physical
+    values [N, Co+Cs]), read once for the forests with and without SAR and the one on SAR alone."""
+    train = split.train.subset(cap_pixels(len(split.train), params.rf_max_pixels, params.config.seed))
+    return train, sample_pixels(scene, train, is_cancelled=is_cancelled)[1]
+
+
+def _own_scores(weight: Dict[str, Any], out: Dict[bool, Tuple[List[np.ndarray], np.ndarray]],
+                member_logits: Dict[Tuple[int, bool], np.ndarray], own: int, conds, split: Split, classes,
+                seed: int) -> None:
+    """Into `weight`: the written ensemble's own held-out scores (its weight chosen on these polygons: optimistic;
+    the report's "ensemble" arm is cross-fitted, an estimate for the choosing, of no single model) and its confidence
+    calibration, from the weight sweep's member `own` (what EnsembleNet at that weight gives: scored once)."""
+    weight["own_scores"] = {cond: score(out[clouds][0][own], split.val, classes) for cond, clouds in conds}
+    weight["calibration"] = calibrate({clouds: member_logits[(own, clouds)] for _, clouds in conds}, split.val, seed)
+    weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged", units=split.val.units)
+
+
+def _forests(scene, sample: Tuple[LabelPixels, np.ndarray], params: PolygonTrainParams, classes,
              is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
-    """Random forests (optical + SAR, optical only) on a capped sample of the training pixels. The optical +
-    SAR one as models.forest.ForestNet on the engine's normalised inputs: scored as the checkpoint maps."""
-    keep = cap_pixels(len(split.train), params.rf_max_pixels, params.config.seed)
-    train = split.train.subset(keep)
-    _, feats = sample_pixels(scene, train, is_cancelled=is_cancelled)
+    """Random forests (optical + SAR, optical only) on `sample` (forest_sample). The optical + SAR one as
+    models.forest.ForestNet on the engine's normalised inputs: scored as the checkpoint maps."""
+    train, feats = sample
     n_opt = len(scene.oc.indices)
     y = train.cls.astype(np.int64)
     both = fit_forest(feats, y, params.config.seed, params.rf_trees, is_cancelled=is_cancelled)
@@ -440,13 +484,13 @@ def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict,
     units = labels.pixels.units
     if labels.source.get("kind") == "vector":  # a label raster's patches are not checked (check_suspects)
         progress(0.03, f"checking the {units.many}' classes against their optical and SAR values")
-    suspects = check_suspects(scene, labels)
+    suspects, known = check_suspects(scene, labels)
     if suspects:  # said now, so that a long training can be stopped and the labels fixed first
         progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
     progress(0.04, f"holding out whole {units.many} for validation")
     split = make_split(params, labels, scene)
     progress(0.045, "checking that the optical and SAR have data under the labels")
-    return labels, suspects, with_data(scene, split, labels)
+    return labels, suspects, with_data(scene, split, labels, known)
 
 
 def _train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressFn] = None,
@@ -476,7 +520,8 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         nets = [("finetuned", model.to(device), None)]
         if cmap is not None:
             nets.append(("untuned", base_model.to(device), cmap))
-        forests = _forests(scene, split, params, labels.classes, is_cancelled) if params.baseline else {}
+        sample = forest_sample(scene, split, params, is_cancelled) if params.baseline else None
+        forests = _forests(scene, sample, params, labels.classes, is_cancelled) if sample else {}
         sweep = None
         if "rf_optical_sar" in forests:
             from ....models.ensemble import WeightSweep
@@ -489,11 +534,11 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         progress(0.94, f"scoring from SAR alone on the held-out {units.many}")
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device,
-                                   is_cancelled)
+                                   is_cancelled, sample)
         if weight is not None:
-            nets.append(("ensemble", _ensemble_arm(model, forests["rf_optical_sar"][0], weight, val_windows, split,
-                                                   labels.classes, params.config.seed, device, units, is_cancelled),
-                         None))
+            from ....models.ensemble import EnsembleNet
+
+            nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"]), None))
         leak = None
         if params.baseline:
             progress(0.96, "the leakage check: a forest on a random-pixel split")
@@ -571,23 +616,6 @@ def _tenths(progress: ProgressFn, what: str) -> Callable[[int, int], None]:
             progress(0.85 + 0.08 * done / max(total, 1), f"{what}: window {done} of {total}")
 
     return tell
-
-
-def _ensemble_arm(model, forest, weight: Dict[str, Any], val_windows: WindowSet, split: Split, classes, seed: int,
-                  device: str, units: Units, is_cancelled: Optional[Callable[[], bool]] = None):
-    """The network and forest averaged at the chosen weight; `weight` gets the written model's own held-out scores
-    (its weight chosen on these polygons: optimistic; the report's "ensemble" arm is cross-fitted, an estimate for
-    the choosing, of no single model) and its confidence calibration."""
-    from ....models.ensemble import EnsembleNet
-
-    ens = EnsembleNet(model, forest, weight["chosen"])
-    logits: Dict[bool, np.ndarray] = {}
-    out = predict_pixels(val_windows, [(ens, None)], [False, True], seed, device, is_cancelled, logits=logits)
-    weight["own_scores"] = {cond: score(out[clouds][0][0], split.val, classes)
-                            for cond, clouds in (("clear", False), (f"clouds_{int(CLOUD_COVERAGE * 100)}pct", True))}
-    weight["calibration"] = calibrate(logits, split.val, seed)
-    weight["calibration_note"] = calibration_note(weight["calibration"], "the two averaged", units=units)
-    return ens
 
 
 def _unscored_base(labels: LabelSet, params: "PolygonTrainParams") -> str:

@@ -5,12 +5,13 @@ next to a random forest trained on the SAR values alone: the answer to "what doe
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note
+from .labels import LabelPixels
 from .scorecard import score
 from .windows import WindowSet, predict_pixels, predict_sar_only, sample_pixels, uses_cloud
 
@@ -24,10 +25,12 @@ NOT_GATED = ("not scored: the network has no cloud gate, so its map leaves pixel
 
 def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequence[tuple], seed: int,
                     trees: int = 0, max_pixels: int = 50000, device: str = "cpu",
-                    is_cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+                    is_cancelled: Optional[Callable[[], bool]] = None,
+                    sample: Optional[Tuple[LabelPixels, np.ndarray]] = None) -> Dict[str, Any]:
     """{"arms": {name: scores}, "note": text, "calibration", "calibration_note"}: each cloud-gated network of `nets`
     ((name, model, channel map)) from SAR alone at the validation pixels of `split`, and with `trees` > 0 a random
-    forest of that many trees fitted on the SAR values of (at most `max_pixels`) training pixels; the fine-tuned
+    forest of that many trees fitted on the SAR values of (at most `max_pixels`) training pixels (those of `sample`,
+    (pixels, physical values), where the run's other forests read them already); the fine-tuned
     network's confidence from SAR alone calibrated on the same pixels (core.training.calibrate; what the engine
     tempers the confidence of pixels classified from SAR alone with); no arms and why when no network is
     cloud-gated."""
@@ -42,8 +45,10 @@ def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequ
         if gated[0][0] == "finetuned" else None
     if trees > 0:
         sar = slice(len(scene.oc.indices), None)
-        train = split.train.subset(cap_pixels(len(split.train), max_pixels, seed))
-        _, f_train = sample_pixels(scene, train, is_cancelled=is_cancelled)
+        if sample is None:
+            train = split.train.subset(cap_pixels(len(split.train), max_pixels, seed))
+            sample = train, sample_pixels(scene, train, is_cancelled=is_cancelled)[1]
+        train, f_train = sample
         rf = fit_forest(f_train, train.cls.astype(np.int64), seed, trees, sar, is_cancelled=is_cancelled)
         _, f_val = predict_pixels(val_windows, is_cancelled=is_cancelled)[False]
         arms["rf_sar"] = score(forest_predict(rf, f_val, sar), split.val, classes)

@@ -201,7 +201,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                    is_cancelled: Optional[Callable[[], bool]] = None,
                    logits: Optional[Dict[bool, np.ndarray]] = None,
                    progress: Optional[Callable[[int, int], None]] = None,
-                   snow: Optional[Dict[bool, np.ndarray]] = None
+                   snow: Optional[Dict[bool, np.ndarray]] = None,
+                   member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs], NaN where the optical or the SAR
     has no data)} at the window set's pixels, for each condition (False: clear, True: synthetic clouds seeded per
@@ -211,7 +212,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels. The window set's `snow_classes` get the engine's snow check (`window_snow_possible`, as
+    NaN at invalid pixels; with `member_logits` (a dict, filled here) every other model's, keyed (its position in
+    `models`, condition). The window set's `snow_classes` get the engine's snow check (`window_snow_possible`, as
     a logit bias); with `snow` (a dict, filled here) its value at the pixels per condition ([N] float32, 1 at invalid
     pixels), for scoring the forests as the engine maps them. `progress(windows done, windows)` after each group of
     windows."""
@@ -249,7 +251,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                     biases.append(None if possible is None else snow_logit_bias(possible))
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
-                           logits, clouds, (biases, wset.snow_classes))
+                           logits, clouds, (biases, wset.snow_classes), member_logits)
         done += len(batch)
         if progress is not None:
             progress(done, len(wset.windows))
@@ -333,9 +335,11 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
                device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False,
-               snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ())) -> None:
+               snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ()),
+               member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None) -> None:
     """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
-    `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use).
+    `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use), with
+    `member_logits` the others' into `member_logits[(position, key)]`.
     `snow`: (per window the snow / ice logits' bias (models.cloud.snow_logit_bias) or None, the user's snow / ice
     classes)."""
     import torch
@@ -358,11 +362,12 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
             for b, bias in enumerate(snow[0]):
                 if bias is not None:
                     lg[b, channels] += bias
+            store, slot = (logits, key) if j == 0 else (member_logits, (j, key))
             kept = None
-            if j == 0 and logits is not None:
-                kept = logits.get(key)
+            if store is not None:
+                kept = store.get(slot)
                 if kept is None:
-                    kept = logits[key] = np.full((len(preds[0]), lg.shape[1]), np.nan, np.float32)
+                    kept = store[slot] = np.full((len(preds[0]), lg.shape[1]), np.nan, np.float32)
             for b, (cell, bad) in enumerate(zip(cells_, bads)):
                 rr, cc = cell.local_rows, cell.local_cols
                 ok = ~bad[rr, cc]
