@@ -153,10 +153,43 @@ def _warnings(per_class: List[Dict[str, Any]], skipped: int) -> List[str]:
         if 0 < c["map_pixels"] and c["points"] < min(FEW_POINTS, c["map_pixels"]):  # every pixel sampled: a census
             out.append(f"map class {quoted(c['name'])} has {c['points']} labelled point(s), fewer than {FEW_POINTS}: "
                        f"its accuracies and area have wide confidence intervals{_all_alike(c)}")
+        out.extend(_all_found(c, per_class))
     if skipped:
         out.append(f"{skipped} point(s) without a reference label were skipped")
     return out
 
+
+def _all_found(c: Dict[str, Any], per_class: List[Dict[str, Any]]) -> List[str]:
+    """+- 0 intervals of accuracies measured on a sample that read as certainty, where the few-points warning does not
+    already explain them: a user's accuracy whose points all agree with the map, or none does (with the Wilson
+    interval of those points where it is at least a point wide; not for a census of the class), and a producer's
+    accuracy of 1 because no point of another map class was labelled this class (omission in those classes went
+    unobserved; not where they were sampled whole). A class the map never gives has a producer's accuracy of 0
+    whatever the sample (its own warning says so)."""
+    out = []
+    n, users = int(c.get("points") or 0), c.get("users_accuracy")
+    few = c["points"] < min(FEW_POINTS, c["map_pixels"])
+    if not few and n < c["map_pixels"] and users in (0.0, 1.0) and not c.get("users_ci95") \
+            and _wide(round(users * n), n):
+        low, high = wilson95(round(users * n), n)
+        agree = "all agree with the map" if users == 1.0 else "none agrees with the map"
+        out.append(f"map class {quoted(c['name'])}: its {n} point(s) {agree}, so its user's accuracy's interval by the "
+                   f"paper's formula is +- 0, which is not certainty: the 95 % Wilson interval is "
+                   f"{100 * low:.0f}-{100 * high:.0f} %")
+    others = [o for o in per_class if o is not c and o["map_pixels"] > 0]
+    sampled = [o for o in others if 0 < o["points"] < o["map_pixels"]]  # a census of a class leaves no doubt
+    if c["map_pixels"] > 0 and c.get("producers_accuracy") == 1.0 and not c.get("producers_ci95") and sampled:
+        seen = sum(int(o["points"]) for o in sampled)
+        out.append(f"map class {quoted(c['name'])}: none of the {seen} point(s) of the other map classes was "
+                   f"labelled it, so its producer's accuracy is 100 % +- 0 by the paper's formula, which is not "
+                   f"certainty: where the map gives another class, {quoted(c['name'])} went unobserved, not absent")
+    return out
+
+
+def _wide(hits: int, n: int) -> bool:
+    """Whether the Wilson 95 % interval of `hits` in `n` is at least one percentage point wide."""
+    low, high = wilson95(hits, n) or (0.0, 0.0)
+    return high - low >= 0.01
 
 def wilson95(hits: int, n: int) -> Optional[List[float]]:
     """The Wilson score 95 % interval [low, high] of a share of `hits` in `n` (None for n = 0): unlike the Wald

@@ -100,7 +100,9 @@ def test_a_class_sampled_whole_is_a_census_without_the_few_points_warning():
     r = area_weighted_accuracy([1] * 40 + [2], [1] * 40 + [2], pixels, 100.0, {1: "big", 2: "tiny"})
     tiny = r["per_class"][1]
     assert tiny["users_se"] == 0.0 and tiny["area_ci95_m2"] == 0.0
-    assert not any("tiny" in w for w in r["warnings"]), r["warnings"]
+    assert not any("tiny" in w and "fewer than" in w for w in r["warnings"]), r["warnings"]
+    # (round 21) its producer's accuracy of 1 +- 0 is told as unobserved omission within 'big', not as certainty
+    assert any("'tiny': none of the 40 point(s) of the other map classes" in w for w in r["warnings"])
     assert any("big" in w for w in area_weighted_accuracy([1] * 20 + [2], [1] * 20 + [2], pixels, 100.0,
                                                           {1: "big", 2: "tiny"})["warnings"])
     row = next(line for line in accuracy_table(r).splitlines() if line.startswith("tiny") and "e-05" in line)
@@ -548,7 +550,27 @@ def test_a_few_points_that_all_agree_are_not_told_as_certainty():
     r = area_weighted_accuracy(mv, rv, {1: 1000, 2: 1000, 3: 5000}, 100.0, {1: "a", 2: "b", 3: "c"})
     pc = {c["value"]: c for c in r["per_class"]}
     assert pc[1]["users_ci95"] == 0.0 and pc[2]["users_ci95"] == 0.0  # the paper's formula, kept as it is
-    said = {w.split("'")[1]: w for w in r["warnings"] if w.startswith("map class")}
+    said = {w.split("'")[1]: w for w in r["warnings"] if w.startswith("map class") and "producer's" not in w}
     assert "all agree with the map" in said["a"] and "95 % Wilson interval is 61-100 %" in said["a"], said
     assert "none agrees with the map" in said["b"] and "interval is 0-39 %" in said["b"], said
     assert "c" not in said  # 40 points: no few-points warning
+
+
+def test_zero_wide_intervals_from_a_sample_are_not_told_as_certainty():
+    """QA round 21: 30 points that all agree (no few-points warning) and a producer's accuracy of 1 because no point
+    of another map class was labelled the class showed 100.0 +- 0.0 with no caution. A census (every pixel sampled)
+    and a class the map never gives say nothing of it."""
+    mv = [1] * 30 + [2] * 30 + [3] * 40
+    rv = [1] * 30 + [2] * 27 + [4] * 3 + [3] * 36 + [1] * 4
+    r = area_weighted_accuracy(mv, rv, {1: 1000, 2: 1000, 3: 5000}, 100.0, {1: "a", 2: "b", 3: "c", 4: "d"})
+    pc = {c["value"]: c for c in r["per_class"]}
+    assert pc[1]["users_ci95"] == 0.0 and pc[3]["producers_ci95"] == 0.0 and pc[3]["producers_accuracy"] == 1.0
+    users = [w for w in r["warnings"] if "user's accuracy's interval" in w]
+    producers = [w for w in r["warnings"] if "producer's accuracy is 100 %" in w]
+    assert len(users) == 1 and "'a': its 30 point(s) all agree" in users[0] and "interval is 89-100 %" in users[0]
+    assert [w.split("'")[1] for w in producers] == ["b", "c"], producers  # a: 4 of c's points are a
+    assert "none of the 70 point(s) of the other map classes" in producers[0]
+    assert "none of the 60 point(s)" in producers[1]
+    assert not any("'d'" in w and "+- 0" in w for w in r["warnings"])  # never mapped: 0 whatever the sample
+    census = area_weighted_accuracy([1] * 5 + [2] * 5, [1] * 5 + [2] * 5, {1: 5, 2: 5}, 100.0, {1: "a", 2: "b"})
+    assert not [w for w in census["warnings"] if "+- 0" in w]
