@@ -78,16 +78,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ignore = (card.get("training") or {}).get("ignored_label_values")
     ob = parse_bands(args.optical_bands, "--optical-bands")
     sb = parse_bands(args.sar_bands, "--sar-bands")
-    lname, layout, _, src, _, _ = resolve_data(
-        args.data, args.layout, args.split, holdout, ob, sb, None,
-        ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear, classes_override=classes)
+    ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
+
+    def resolved(ob, sb):
+        return resolve_data(args.data, args.layout, args.split, holdout, ob, sb, None,
+                            ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear,
+                            classes_override=classes)
+
+    lname, layout, pairs, src, _, _ = resolved(ob, sb)
+    if tuple(src.channels) != (len(ospec["bands"]), len(sspec["bands"])):  # not what the checkpoint reads
+        chosen = _card_bands(pairs, ospec, sspec, ob, sb)
+        if chosen != (ob, sb):
+            lname, layout, pairs, src, _, _ = resolved(*chosen)
     _check_same_classes(classes, layout.classes, lname, args.data)
     from ..core.training.datasets import split_list_notes
 
     for note in split_list_notes(args.data, lname):
         print(f"note: {note}", file=sys.stderr)
     print(f"scoring {len(src.pairs)} image(s) of the {args.split} split", file=sys.stderr)
-    ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
     src.optical_scale = float(ospec.get("scale", 1.0))
     src.float_rule = "reflect" in str(ospec.get("units", "")).lower()
     _check_channels(src.channels, ospec, sspec, args.data)
@@ -139,6 +147,32 @@ def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None
                           f"evaluate it on labels coded as its classes (claire info lists them), or classify a scene "
                           f"with it and compare the map with these labels using a class mapping (Processing: "
                           f"Evaluate a land-cover map, CLASS_MAPPING)")
+
+
+def _card_bands(pairs, ospec: Dict[str, Any], sspec: Dict[str, Any], ob, sb):
+    """(optical, SAR) 1-based bands of the folder's rasters for the checkpoint's bands where not given (the folder
+    giving another band count than the checkpoint reads), chosen on its first image as classify and training choose
+    them (core.inputs.bands: band names, else a known layout by band count; QA round 21: a 12-band Level-2A stack
+    that classify reads was refused here), each said in a note; left as given where the raster has no more bands
+    than the checkpoint reads."""
+    import rasterio
+
+    from ..core.inputs.bands import choose_raster_bands
+
+    if not pairs:
+        return ob, sb
+    out = []
+    for given, spec, role, flag, path in ((ob, ospec, "optical", "--optical-bands", pairs[0].optical),
+                                          (sb, sspec, "SAR", "--sar-bands", pairs[0].sar)):
+        with rasterio.open(path) as ds:
+            if given is not None or ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
+                out.append(given)
+                continue
+            choice = choose_raster_bands(ds, role, spec["bands"], None, None, flag)
+        out.append(choice.indices)
+        print(f"note: {role} bands " + ", ".join(f"{i}->{n}" for i, n in zip(choice.indices, choice.names))
+              + f" ({choice.method})", file=sys.stderr)
+    return out[0], out[1]
 
 
 def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:

@@ -459,3 +459,17 @@ def test_a_summary_over_a_binary_file_is_refused_before_the_map_is_made(workdir)
     line = _refused(argv, tmp)
     assert "the summary would replace" in line and "old_map.tif', which is not a text file" in line, line
     assert "tile" not in cli(argv)[2]  # no tile was classified first
+
+
+def test_a_twelve_band_level2a_folder_is_read_by_its_layout_as_classify_reads_it(workdir):
+    """QA round 21: `claire evaluate` refused a folder of 12-band Level-2A stacks that classify and training read
+    (known layout by band count), asking for --optical-bands; it now picks the checkpoint's bands as they do, says
+    so, and scores what the explicit band list of the same bands scores."""
+    tmp, ck = workdir
+    data = folder(tmp)
+    rc, out, err = cli(_evaluate(ck, data, "--json"))
+    assert rc == 0, err
+    assert "note: optical bands 2->B02, 3->B03" in err and "known layout by band count" in err, err
+    rc, same, err2 = cli(_evaluate(ck, data, "--json", "--optical-bands", "2,3,4,5,6,7,8,9,11,12"))
+    assert rc == 0 and "known layout" not in err2, err2
+    assert json.loads(out)["confusion"] == json.loads(same)["confusion"]
