@@ -29,7 +29,6 @@ complete.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -46,7 +45,7 @@ from ..io.block_cache import BASE_BYTES, CacheSize
 from ..io.gdal_names import missing_message
 from ..io.qml import style_classes, write_class_style
 from ..io.writer import DESCRIPTIONS, check_output_path, check_outputs, set_classes, stage
-from ..params import THREADS_MAX, ClassifyParams
+from ..params import ClassifyParams
 from ..runtime.torch_thread import busy, call, in_caller, interrupted, on_torch_thread
 from . import schedule, tiling
 from .memory_fit import is_out_of_memory, out_of_memory_error
@@ -206,7 +205,9 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     messages: List[str] = [f"device: {device} ({why})", model_line(params.checkpoint, card)]
     old_threads = torch.get_num_threads()
     if params.threads is not None:
-        torch.set_num_threads(whole_threads(params.threads))
+        from ..training.checks import check_threads  # one check of a thread count, training's and a run's
+
+        torch.set_num_threads(check_threads(params.threads))
     cache = CacheSize()
     cache.at_most(BASE_BYTES)  # until the inputs are known: RSS stays flat whatever the caller had set
     try:
@@ -220,21 +221,6 @@ def _run_here(params: ClassifyParams, model, card: dict, progress: Optional[Prog
     finally:
         torch.set_num_threads(old_threads)
         cache.restore()
-
-
-def whole_threads(threads) -> int:
-    """A thread count given to a run: a whole number of at least 1 (0 and 1.5 were taken as the default and 1)."""
-    try:
-        n = float(threads)
-    except (TypeError, ValueError):
-        n = float("nan")
-    if not (math.isfinite(n) and n >= 1 and n == int(n)):
-        raise ClaireError(f"threads must be a whole number of at least 1 (got {threads}); leave it out for the "
-                          f"default, or give e.g. --threads 2")
-    if n > THREADS_MAX:
-        raise ClaireError(f"threads {threads} is above {THREADS_MAX}, the most a run takes; give at most the "
-                          f"machine's cores ({os.cpu_count()} here), e.g. --threads 2")
-    return int(n)
 
 
 def _run(plan: RunPlan, messages: List[str], progress: ProgressFn, is_cancelled: CancelFn,
