@@ -531,6 +531,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
                                                            params.config.seed, device, sweep,
                                                            _tenths(progress, f"scoring on the held-out {units.many}"),
                                                            is_cancelled)
+        forests.pop("rf_optical", None)  # scored; 200 full trees can hold a GB: freed before the next forests grow
         progress(0.94, f"scoring from SAR alone on the held-out {units.many}")
         sar_only = sar_only_scores(val_windows, split, labels.classes, nets, params.config.seed,
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device,
