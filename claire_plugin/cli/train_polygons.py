@@ -145,7 +145,9 @@ def params_from_args(args: argparse.Namespace):
 
 
 def _epoch_line(e: Dict[str, Any]) -> None:
-    f1 = "-" if e["val_macro_f1"] is None else f"{e['val_macro_f1']:.3f}"
+    from ..core.training.polygons import epoch_score_text
+
+    f1 = epoch_score_text(e)
     print(f"epoch {e['epoch']}/{e['epochs']} (stage {e['stage']}): loss {e['loss']:.4f}, held-out macro-F1 {f1}, "
           f"{e['seconds']:.0f} s", file=sys.stderr, flush=True)
 

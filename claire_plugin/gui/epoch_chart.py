@@ -9,6 +9,9 @@ from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
 
 from .tones import tones
 
+#: The legend of the score's curve.
+SCORE_LABEL = "held-out macro-F1"
+
 
 class EpochChart(QWidget):
     """Loss (left scale, from 0 to its maximum) and held-out macro-F1 (right scale, 0..1) against epochs."""
@@ -18,6 +21,7 @@ class EpochChart(QWidget):
         self._loss: List[float] = []
         self._score: List[Optional[float]] = []
         self._epochs = 0
+        self.score_label = SCORE_LABEL
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(200)
         self.setFixedHeight(max(150, 9 * QFontMetrics(self.font()).height()))  # a larger font gets a taller chart
@@ -25,6 +29,15 @@ class EpochChart(QWidget):
     def clear(self, epochs: int = 0) -> None:
         """Forget the points; `epochs` sets the x axis until the run says otherwise."""
         self._loss, self._score, self._epochs = [], [], epochs
+        self.score_label = SCORE_LABEL
+        self.setToolTip("")
+        self.update()
+
+    def sampled(self, windows: int, of: int) -> None:
+        """Say that the run's per-epoch score is measured on `windows` of its `of` held-out windows."""
+        self.score_label = "macro-F1 (sample)"  # as short as SCORE_LABEL: the legend fits the same width
+        self.setToolTip(f"The held-out macro-F1 after each epoch is measured on {windows} of the {of} held-out "
+                        f"windows, every class among them; the report scores all of them.")
         self.update()
 
     def addEpoch(self, loss: float, score: Optional[float], epochs: int) -> None:  # noqa: N802
@@ -44,7 +57,7 @@ class EpochChart(QWidget):
     def _legend(self, painter: QPainter, fm: QFontMetrics, y: float) -> None:
         x = 8.0
         t = tones(self)  # lines that stay visible on a dark theme's base too
-        for color, text in ((t["loss"], "loss"), (t["score"], "held-out macro-F1")):
+        for color, text in ((t["loss"], "loss"), (t["score"], self.score_label)):
             painter.setPen(QPen(QColor(color), 2))
             painter.drawLine(QPointF(x, y), QPointF(x + 14, y))
             painter.setPen(self.palette().text().color())

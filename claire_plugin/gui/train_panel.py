@@ -596,6 +596,8 @@ class TrainPanel(Restyled, QWidget):
         if self.chart_pending:
             self.chart.clear(e["epochs"])
             self.chart_pending = False
+            if e.get("val_windows"):
+                self.chart.sampled(*e["val_windows"])
         self.chart.addEpoch(e["loss"], e.get("val_macro_f1"), e["epochs"])
 
     def on_trained(self, task: TrainTask) -> None:

@@ -384,7 +384,9 @@ def scaled_progress(report: Callable[[float, str], None], start: float, end: flo
 def epoch_reporter(feedback, report: Callable[[float, str], None]) -> Callable[[Dict[str, Any]], None]:
     """on_epoch for train_from_polygons: one log line per epoch; progress moves from 5 % to 85 % with epochs."""
     def on_epoch(e: Dict[str, Any]) -> None:
-        f1 = "-" if e["val_macro_f1"] is None else f"{e['val_macro_f1']:.3f}"
+        from ..core.training.polygons import epoch_score_text
+
+        f1 = epoch_score_text(e)
         text = (f"epoch {e['epoch']} of {e['epochs']} (stage {e['stage']}): loss {e['loss']:.4f}, held-out "
                 f"macro-F1 {f1}")
         feedback.pushInfo(f"{text}, {e['seconds']:.0f} s")

@@ -777,3 +777,36 @@ def test_the_written_ensembles_own_scores_are_those_of_the_ensemble_run_on_its_o
     assert weight["own_scores"] == {"clear": score(out[False][0][0], val, seen["classes"]),
                                     "clouds_60pct": score(out[True][0][0], val, seen["classes"])}
     assert weight["calibration"] == calibrate(logits, val, seen["seed"])
+
+
+def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene, monkeypatch, capsys):
+    """Round 21: with many held-out windows the per-epoch score (a display) is measured on a spread of them holding
+    every class; each epoch line, the progress and the report say on how many; the final scores take them all."""
+    from claire.claire_plugin.cli.train_polygons import _epoch_line
+    from claire.claire_plugin.core.training import polygons
+
+    from claire.claire_plugin.core.training.windows import WindowSet, cells
+
+    class SmallWindows(WindowSet):  # the small scene's held-out pixels in many windows, as a large scene's are
+        def __init__(self, scene_, pixels, **kw):
+            super().__init__(scene_, pixels, **kw)
+            self.windows = list(cells(scene_, pixels, 64))
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(polygons, "WindowSet", SmallWindows)
+    monkeypatch.setattr(polygons, "EPOCH_VALIDATION_PX", 1)  # one window, plus one per class it misses
+    epochs, said = [], []
+    report = train_from_polygons(_params(scene, baseline=False, val_share=0.5), progress=lambda f, m: said.append(m),
+                                 on_epoch=epochs.append)
+    part = report["training"]["val_per_epoch_on"]
+    assert part and part["windows"] < part["of_windows"] and part["pixels"] < part["of_pixels"]
+    assert part["of_pixels"] == sum(r["val_pixels"] for r in report["counts"])
+    assert report["arms"]["finetuned"]["clear"]["pixels"] == part["of_pixels"]  # the final score: every pixel
+    assert all(e["val_windows"] == (part["windows"], part["of_windows"]) for e in epochs)
+    assert any(f"on {part['windows']} of the {part['of_windows']} held-out windows" in m for m in said)
+    _epoch_line(epochs[0])
+    assert f"(on {part['windows']} of {part['of_windows']} held-out windows)" in capsys.readouterr().err
+    monkeypatch.undo()  # the default: a scene's held-out windows under EPOCH_VALIDATION_PX are all measured
+    whole = train_from_polygons(_params(scene, baseline=False, output=str(scene["dir"] / "m2.safetensors"),
+                                        report=str(scene["dir"] / "r2.json")))
+    assert whole["training"]["val_per_epoch_on"] is None

@@ -175,8 +175,44 @@ class WindowSet:
         self._budget, self._used = budget_mb * 2 ** 20, 0
         self._kept: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
+    def spread(self, most_px: int) -> Tuple["WindowSet", np.ndarray]:
+        """(windows of this set holding at most `most_px` window pixels, spread evenly over its windows, plus one
+        for each class of the pixels they would leave out, as a WindowSet that reads through this one (its reads
+        kept here); the positions of their pixels in this set's pixels). This set itself with every position when
+        its windows hold no more than that."""
+        area = np.array([w.h * w.w for w in self.windows], np.int64)
+        if area.sum() <= most_px:
+            return self, np.arange(len(self.pixels))
+        n = max(1, int(len(area) * most_px / max(int(area.sum()), 1)))
+        chosen = set(np.unique(np.linspace(0, len(area) - 1, n).round().astype(int)).tolist())
+        have = set(np.unique(self.pixels.cls[np.concatenate([self.windows[k].index for k in chosen])]).tolist())
+        for k, w in enumerate(self.windows):  # a class the even spread missed gets its first window
+            new = set(np.unique(self.pixels.cls[w.index]).tolist()) - have
+            if new:
+                chosen.add(k)
+                have |= new
+        if len(chosen) == len(self.windows):
+            return self, np.arange(len(self.pixels))
+        order = sorted(chosen)
+        sub = WindowSet.__new__(WindowSet)
+        sub.scene, sub.margin, sub.snow_classes = self.scene, self.margin, self.snow_classes
+        sub._budget, sub._used, sub._kept = 0, 0, {}
+        sub._through = (self, order)
+        positions = np.concatenate([self.windows[k].index for k in order])
+        sub.pixels = self.pixels.subset(positions)
+        sub.windows, at = [], 0
+        for k in order:
+            w = self.windows[k]
+            sub.windows.append(Cell(w.r0, w.c0, w.h, w.w, np.arange(at, at + w.index.size), w.local_rows,
+                                    w.local_cols))
+            at += w.index.size
+        return sub, positions
+
     def read(self, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(optical physical, SAR physical, invalid mask) of window `k` (do not modify them)."""
+        through = getattr(self, "_through", None)
+        if through is not None:
+            return through[0].read(through[1][k])
         if k in self._kept:
             return self._kept[k]
         w = self.windows[k]
