@@ -784,7 +784,6 @@ def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene,
     every class; each epoch line, the progress and the report say on how many; the final scores take them all."""
     from claire.claire_plugin.cli.train_polygons import _epoch_line
     from claire.claire_plugin.core.training import polygons
-
     from claire.claire_plugin.core.training.windows import WindowSet, cells
 
     class SmallWindows(WindowSet):  # the small scene's held-out pixels in many windows, as a large scene's are
@@ -803,7 +802,8 @@ def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene,
     assert part["of_pixels"] == sum(r["val_pixels"] for r in report["counts"])
     assert report["arms"]["finetuned"]["clear"]["pixels"] == part["of_pixels"]  # the final score: every pixel
     assert all(e["val_windows"] == (part["windows"], part["of_windows"]) for e in epochs)
-    assert any(f"on {part['windows']} of the {part['of_windows']} held-out windows" in m for m in said)
+    assert any(f"after each epoch on {part['windows']} of the {part['of_windows']} held-out windows" in m
+               and m.endswith("at the end on all") for m in said), said
     _epoch_line(epochs[0])
     assert f"(on {part['windows']} of {part['of_windows']} held-out windows)" in capsys.readouterr().err
     monkeypatch.undo()  # the default: a scene's held-out windows under EPOCH_VALIDATION_PX are all measured

@@ -513,7 +513,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
                           split.val.subset(at), labels.classes)
 
         progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}"
-                 + (f" ({sampled['text']} after each epoch, all of them at the end)" if sampled else ""))
+                 + (f": {sampled['text']}" if sampled else ""))
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
                                        validate, _with_sample(on_epoch, sampled), is_cancelled,
                                        step_progress(progress))
@@ -590,8 +590,8 @@ def epoch_windows_note(sample: WindowSet, full: WindowSet) -> Optional[Dict[str,
         return None
     k, n = len(sample.windows), len(full.windows)
     return {"windows": k, "of_windows": n, "pixels": len(sample.pixels), "of_pixels": len(full.pixels),
-            "text": f"the per-epoch score on {k} of the {n} held-out windows ({len(sample.pixels)} of "
-                    f"{len(full.pixels)} pixels, every class)"}
+            "text": f"after each epoch on {k} of the {n} held-out windows ({len(sample.pixels)} pixels, every class), "
+                    f"at the end on all"}
 
 
 def epoch_score_text(e: Dict[str, Any]) -> str:
