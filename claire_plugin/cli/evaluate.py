@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 from typing import Any, Dict, Optional
 
@@ -87,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     lname, layout, pairs, src, _, _ = resolved(ob, sb)
     if tuple(src.channels) != (len(ospec["bands"]), len(sspec["bands"])):  # not what the checkpoint reads
-        chosen = _card_bands(pairs, ospec, sspec, ob, sb)
+        chosen = _card_bands(pairs, card, ob, sb)
         if chosen != (ob, sb):
             lname, layout, pairs, src, _, _ = resolved(*chosen)
     _check_same_classes(classes, layout.classes, lname, args.data)
@@ -149,12 +150,13 @@ def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None
                           f"Evaluate a land-cover map, CLASS_MAPPING)")
 
 
-def _card_bands(pairs, ospec: Dict[str, Any], sspec: Dict[str, Any], ob, sb):
+def _card_bands(pairs, card: Dict[str, Any], ob, sb):
     """(optical, SAR) 1-based bands of the folder's rasters for the checkpoint's bands where not given (the folder
-    giving another band count than the checkpoint reads), chosen on its first image as classify and training choose
-    them (core.inputs.bands: band names, else a known layout by band count; QA round 21: a 12-band Level-2A stack
-    that classify reads was refused here), each said in a note; left as given where the raster has no more bands
-    than the checkpoint reads."""
+    giving another band count than the checkpoint reads), chosen as classify and training choose them
+    (core.inputs.bands: band names, else a known layout by band count, the latter checked by the spectral tests;
+    QA round 21: a 12-band Level-2A stack that classify reads was refused here), each said in a note. Every image
+    must resolve to the same bands (one band list reads them all): a ClaireError names two that differ. Left as
+    given where the rasters have no more bands than the checkpoint reads."""
     import rasterio
 
     from ..core.inputs.bands import choose_raster_bands
@@ -162,18 +164,57 @@ def _card_bands(pairs, ospec: Dict[str, Any], sspec: Dict[str, Any], ob, sb):
     if not pairs:
         return ob, sb
     out = []
-    for given, spec, role, flag, path in ((ob, ospec, "optical", "--optical-bands", pairs[0].optical),
-                                          (sb, sspec, "SAR", "--sar-bands", pairs[0].sar)):
-        with rasterio.open(path) as ds:
+    cfg = card.get("config") or {}
+    for given, role, flag, attr in ((ob, "optical", "--optical-bands", "optical"), (sb, "SAR", "--sar-bands", "sar")):
+        spec = card["inputs"][attr]
+        with rasterio.open(getattr(pairs[0], attr)) as ds:
             if given is not None or ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
                 out.append(given)
                 continue
-            choice = choose_raster_bands(ds, role, spec["bands"], None, None, flag)
+        choices = []
+        for pair in pairs:
+            with rasterio.open(getattr(pair, attr)) as ds:
+                choice = choose_raster_bands(ds, role, spec["bands"], None, cfg.get(f"{attr}_channels"), flag)
+                if attr == "optical" and not choices:
+                    _spectral_order(ds, choice, card)
+            if choices and choice.indices != choices[0][1].indices:
+                first, chosen = choices[0]
+                raise ClaireError(
+                    f"the {role} rasters of the folder hold their bands in different orders: "
+                    f"{os.path.basename(getattr(first, attr))} gives {_band_list(chosen)} ({chosen.method}), "
+                    f"{os.path.basename(getattr(pair, attr))} gives {_band_list(choice)} ({choice.method}); one band "
+                    f"list reads them all: stack them alike, or evaluate them in separate folders with {flag}")
+            choices.append((pair, choice))
+        choice = choices[0][1]
         out.append(choice.indices)
         print(f"note: {role} bands " + ", ".join(f"{i}->{n}" for i, n in zip(choice.indices, choice.names))
               + f" ({choice.method})", file=sys.stderr)
     return out[0], out[1]
 
+
+def _band_list(choice) -> str:
+    """A band choice as 'bands 2,3,4,...'."""
+    return "bands " + ",".join(str(i) for i in choice.indices)
+
+
+def _spectral_order(ds, choice, card: Dict[str, Any]) -> None:
+    """The engine's spectral tests of optical bands placed by position (core.inputs.bands.check_spectral_order) on
+    an open optical raster of the folder."""
+    import numpy as np
+    from rasterio.windows import Window
+
+    from ..core.inputs.bands import check_spectral_order, placed_by_position
+    from ..core.inputs.normalize import InputSpec, optical_preparer
+    from ..core.inputs.radiometry import optical_radiometry
+    from ..core.io import raster_io as rio
+
+    if not placed_by_position(choice.method) or rio.slow_to_sample(ds):
+        return
+    spec = InputSpec.from_card(card, "optical", (card.get("config") or {}).get("optical_channels"))
+    sample = rio.sample(ds, choice.indices, Window(0, 0, ds.width, ds.height))
+    prep = optical_preparer(spec, len(choice.indices), ds.dtypes[choice.indices[0] - 1], sample,
+                            optical_radiometry(ds, choice.indices, None), ds.nodata)
+    check_spectral_order(choice, ds.count, prep.physical(sample.astype(np.float32)))
 
 def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:
     """ClaireError when the folder's rasters give another number of optical or SAR bands than the checkpoint

@@ -473,3 +473,48 @@ def test_a_twelve_band_level2a_folder_is_read_by_its_layout_as_classify_reads_it
     rc, same, err2 = cli(_evaluate(ck, data, "--json", "--optical-bands", "2,3,4,5,6,7,8,9,11,12"))
     assert rc == 0 and "known layout" not in err2, err2
     assert json.loads(out)["confusion"] == json.loads(same)["confusion"]
+
+
+def test_a_folder_whose_images_stack_their_bands_otherwise_is_refused_naming_both(workdir):
+    """Review of round 21: the bands were chosen on the first image and applied to every image: a second image with
+    the same bands named in reverse order was read in the wrong order without a word."""
+    import rasterio
+
+    tmp, ck = workdir
+    data = folder(tmp)
+    path = os.path.join(data, "optical", "b.tif")
+    with rasterio.open(path) as ds:
+        bands = ds.read()
+    os.remove(path)
+    names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    write_raster(path, bands[::-1].copy(), descriptions=names[::-1])
+    line = _refused(_evaluate(ck, data), tmp)
+    assert "the optical rasters of the folder hold their bands in different orders" in line, line
+    assert "a.tif gives bands 2,3,4,5,6,7,8,9,11,12" in line and "b.tif gives bands 11,10,9,8,7,6,5,4,2,1" in line
+    assert "--optical-bands" in line
+
+
+def test_a_folder_stacked_in_another_order_by_position_fails_the_spectral_tests(workdir):
+    """Bands placed by position get classify's spectral tests in evaluate too: a bundled Level-2A site stacked with
+    its 10 m bands first (as Earth Engine's select stacks them) is refused naming --optical-bands."""
+    import shutil
+
+    import rasterio
+
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT, resource
+
+    tmp, _ = workdir
+    site = resource("data", "terramesh")
+    name = sorted(os.listdir(os.path.join(site, "S2L2A")))[0]
+    data = tmp / "in" / "site"
+    for sub in ("optical", "sar", "labels"):
+        (data / sub).mkdir(parents=True)
+    with rasterio.open(os.path.join(site, "S2L2A", name)) as ds:
+        bands, profile = ds.read(), ds.profile
+    order = [2, 3, 4, 8, 1, 5, 6, 7, 9, 10, 11, 12]  # B02 B03 B04 B08 first, then the rest
+    with rasterio.open(data / "optical" / name, "w", **profile) as out:
+        out.write(bands[[i - 1 for i in order]])
+    shutil.copy(os.path.join(site, "S1RTC", name), data / "sar" / name)
+    shutil.copy(os.path.join(site, "LULC", name), data / "labels" / name)
+    line = _refused(_evaluate(DEFAULT_CHECKPOINT, str(data)), tmp)
+    assert "were read by position" in line and "stacked in another order" in line and "--optical-bands" in line, line
