@@ -810,3 +810,25 @@ def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene,
     whole = train_from_polygons(_params(scene, baseline=False, output=str(scene["dir"] / "m2.safetensors"),
                                         report=str(scene["dir"] / "r2.json")))
     assert whole["training"]["val_per_epoch_on"] is None
+
+
+def test_the_scoring_keeps_the_logits_of_the_weight_sweeps_members_only(scene, monkeypatch):
+    """Review of round 21: the scoring pass kept the logits of every model it ran (the untuned base network too), of
+    which only the sweep's members can be the written ensemble."""
+    from claire.claire_plugin.core.training import polygons
+
+    torch.set_num_threads(1)
+    kept = {}
+    real = polygons.predict_pixels
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        if k.get("member_logits") is not None:
+            kept.update(members=set(k["member_logits"]), models=len(a[1]))
+        return out
+
+    monkeypatch.setattr(polygons, "predict_pixels", spy)
+    report = train_from_polygons(_params(scene, rf_trees=10))
+    assert "untuned" in report["arms"] and "ensemble" in report["arms"]
+    members = range(2, kept["models"])  # after the fine-tuned and the untuned networks
+    assert kept["members"] == {(j, c) for j in members for c in (False, True)}

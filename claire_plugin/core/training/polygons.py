@@ -290,7 +290,8 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     members: Dict[Tuple[int, bool], np.ndarray] = {}  # the sweep's, for the written ensemble's own scores
     snow_at: Dict[bool, np.ndarray] = {}  # the engine's snow check at the pixels, as their windows give it
     out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, is_cancelled, logits=logits,
-                         progress=progress, snow=snow_at, member_logits=members if sweep else None)
+                         progress=progress, snow=snow_at, member_logits=members if sweep else None,
+                         keep_logits=range(len(nets), len(models)))
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:

@@ -238,7 +238,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                    logits: Optional[Dict[bool, np.ndarray]] = None,
                    progress: Optional[Callable[[int, int], None]] = None,
                    snow: Optional[Dict[bool, np.ndarray]] = None,
-                   member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None
+                   member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None,
+                   keep_logits: Sequence[int] = ()
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs], NaN where the optical or the SAR
     has no data)} at the window set's pixels, for each condition (False: clear, True: synthetic clouds seeded per
@@ -248,11 +249,11 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
     With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels; with `member_logits` (a dict, filled here) every other model's, keyed (its position in
-    `models`, condition). The window set's `snow_classes` get the engine's snow check (`window_snow_possible`, as
-    a logit bias); with `snow` (a dict, filled here) its value at the pixels per condition ([N] float32, 1 at invalid
-    pixels), for scoring the forests as the engine maps them. `progress(windows done, windows)` after each group of
-    windows."""
+    NaN at invalid pixels; with `member_logits` (a dict, filled here) those of the models at `keep_logits`
+    (positions in `models` other than 0), keyed (position, condition). The window set's `snow_classes` get the
+    engine's snow check (`window_snow_possible`, as a logit bias); with `snow` (a dict, filled here) its value at the
+    pixels per condition ([N] float32, 1 at invalid pixels), for scoring the forests as the engine maps them.
+    `progress(windows done, windows)` after each group of windows."""
     from ....models.cloud import snow_logit_bias
 
     n = len(wset.pixels)
@@ -287,7 +288,8 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                     biases.append(None if possible is None else snow_logit_bias(possible))
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
-                           logits, clouds, (biases, wset.snow_classes), member_logits)
+                           logits, clouds, (biases, wset.snow_classes),
+                           (member_logits, set(keep_logits)) if member_logits is not None else None)
         done += len(batch)
         if progress is not None:
             progress(done, len(wset.windows))
@@ -372,10 +374,10 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
                device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False,
                snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ()),
-               member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None) -> None:
+               members: Optional[Tuple[Dict[Tuple[int, bool], np.ndarray], set]] = None) -> None:
     """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
     `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use), with
-    `member_logits` the others' into `member_logits[(position, key)]`.
+    `members` ((a dict, positions)) those of the networks at these positions into the dict at (position, key).
     `snow`: (per window the snow / ice logits' bias (models.cloud.snow_logit_bias) or None, the user's snow / ice
     classes)."""
     import torch
@@ -398,7 +400,7 @@ def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray
             for b, bias in enumerate(snow[0]):
                 if bias is not None:
                     lg[b, channels] += bias
-            store, slot = (logits, key) if j == 0 else (member_logits, (j, key))
+            store, slot = (logits, key) if j == 0 else (members[0] if members and j in members[1] else None, (j, key))
             kept = None
             if store is not None:
                 kept = store.get(slot)
