@@ -102,8 +102,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_channels(src.channels, ospec, sspec, args.data)
     reason = _labels_reason(src, classes, args, lname)
     model.to(device)
-    m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes], args.corruption,
-                 tile=int(card.get("tile_size", 256)), device=device)
+    from ..core.io.block_cache import reading_rows_once, rows_once_bytes
+
+    rows = src.eval_window + 2 * EVAL_CONTEXT  # the images are read in rows of windows, one image after another
+    cache = max((rows_once_bytes([p.optical, p.sar, p.label], rows) for p in src.pairs), default=None)
+    with reading_rows_once([], size=cache):
+        m = evaluate(model, src.eval_items(context=EVAL_CONTEXT), ospec, sspec, [c.name for c in classes],
+                     args.corruption, tile=int(card.get("tile_size", 256)), device=device)
     m["class_values"] = [c.value for c in classes]
     m["macro_f1"], m["mean_accuracy"] = macro_f1(m), mean_accuracy(m)  # the papers' mFscore and mAcc
     m["confusion_rows"], m["confusion_columns"] = "reference", "prediction"

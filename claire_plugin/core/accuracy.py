@@ -16,6 +16,7 @@ import numpy as np
 
 from ...models.quoting import clean_name, quoted
 from .errors import ClaireError
+from .io.block_cache import reads_rows_once
 
 
 def _integer(text: str) -> int:
@@ -282,6 +283,7 @@ def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignor
             "reference_nodata": nodata[1], "classified_pixels": has[0], "reference_pixels": has[1]}
 
 
+@reads_rows_once("classified", "reference")
 def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[str, Any]]] = None,
              mapping: Optional[Dict[int, int]] = None, ignore_reference: Iterable[int] = (),
              progress=None, is_cancelled=None) -> Dict[str, Any]:

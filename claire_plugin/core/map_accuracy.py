@@ -15,6 +15,7 @@ import numpy as np
 from ...models.quoting import name_key, quoted
 from .area_estimate import FEW_POINTS, area_weighted_accuracy
 from .errors import ClaireError
+from .io.block_cache import reads_rows_once
 from .io.gdal_mode import with_gdal_exceptions
 from .io.points import choose_layer, layer_transform, readable_text
 from .io.raster_io import numpy_dtype, open_raster, pixel_area_m2, read_pixels, require_crs, same_file
@@ -145,6 +146,7 @@ def _find_ranked(ds, nodata, ranks: Dict[int, np.ndarray]) -> Dict[int, List[Tup
     return found
 
 
+@reads_rows_once("map_path")
 def stratified_sample(map_path: str, per_class: int = 50, seed: int = 0,
                       min_per_class: int = FEW_POINTS, nodata: Optional[float] = None) -> SamplePoints:
     """Stratified random sample of the map: `per_class` pixels of each class (all of them when a class has
@@ -387,6 +389,7 @@ def _check_drawn_from(values: List[int], drawn: List[Optional[int]], map_path: s
                           f"map, or draw a new sample of this one with sample-points")
 
 
+@reads_rows_once("map_path")
 def evaluate_points(map_path: str, points_path: str, field: str = "ref_class",
                     layer: Optional[str] = None, nodata: Optional[float] = None,
                     assigned_crs: Optional[str] = None) -> Dict[str, Any]:

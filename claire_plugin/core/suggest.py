@@ -22,6 +22,7 @@ import numpy as np
 
 from ...models.quoting import quoted
 from .errors import ClaireError
+from .io.block_cache import reads_rows_once
 
 SQUARE_PX = 16
 SPACING = 3
@@ -295,6 +296,7 @@ def _places(r: _Rasters, scores: _Scores, chosen: List[Tuple[int, int]], square:
     return out
 
 
+@reads_rows_once("map_path", "other", "confidence", "labels", rows="square")
 def suggest(map_path: str, other: Optional[str] = None, confidence: Optional[str] = None,
             labels: Optional[str] = None, field_name: Optional[str] = None, layer: Optional[str] = None,
             n: int = 10, square: int = SQUARE_PX, spacing: int = SPACING, min_doubt: float = MIN_DOUBT,

@@ -158,3 +158,52 @@ def test_source_span_counts_the_source_pixels_a_window_falls_on(tmp_path):
     finally:
         for ds in (grid, coarse, same):
             ds.close()
+
+
+def test_jobs_that_read_a_map_once_keep_the_cache_to_its_block_rows(tmp_path, monkeypatch):
+    """QA round 21: suggest, the map's sample and accuracy, evaluate and grow-polygons let GDAL's default cache (5 %
+    of the memory) keep every block of a scene: their memory grew with it. Each runs with the cache lowered to
+    what reading its rasters once needs and gives the previous size back; a file that needs less keeps BASE_BYTES."""
+    from osgeo import gdal
+
+    from claire.claire_plugin.core import accuracy, map_accuracy, suggest
+    from claire.tests.fixtures.helpers import write_raster
+
+    deflated = _tif(tmp_path / "d.tif", 2, compress="deflate")  # 2 uint16 bands, 64 x 128 blocks
+    with rasterio.open(deflated) as ds:
+        width, height = ds.width, ds.height
+    rows_of_blocks = min(2, -(-height // 64))
+    cols = min(-(-width // 128) + 1, -(-width // 128))
+    assert bc.rows_once_bytes([deflated]) == max(bc.BASE_BYTES, (rows_of_blocks * cols + 2) * 64 * 128 * 4)
+    assert bc.rows_once_bytes([None, str(tmp_path / "missing.tif")]) == bc.BASE_BYTES
+    big = 3 * bc.BASE_BYTES
+    monkeypatch.setattr(bc, "rows_once_bytes", lambda paths, rows=1: big)
+    m = np.ones((40, 50), np.uint8)
+    m[:, 25:] = 2
+    path = write_raster(tmp_path / "m.tif", m, nodata=0)
+    seen = []
+    real_read = map_accuracy.read_classes
+    monkeypatch.setattr(map_accuracy, "read_classes", lambda ds, w: seen.append(gdal.GetCacheMax()) or real_read(ds, w))
+    old = gdal.GetCacheMax()
+    try:
+        gdal.SetCacheMax(8 * bc.BASE_BYTES)
+        map_accuracy.stratified_sample(path, 5)
+        assert seen and set(seen) == {big} and gdal.GetCacheMax() == 8 * bc.BASE_BYTES
+        gdal.SetCacheMax(2 * bc.BASE_BYTES)  # never raised
+        seen.clear()
+        map_accuracy.stratified_sample(path, 5)
+        assert set(seen) == {2 * bc.BASE_BYTES}
+        gdal.SetCacheMax(8 * bc.BASE_BYTES)
+        during = []
+        real_pairs = accuracy._pair_counts
+        monkeypatch.setattr(accuracy, "_pair_counts", lambda *a, **k: during.append(gdal.GetCacheMax()) or
+                            real_pairs(*a, **k))
+        accuracy.evaluate(path, write_raster(tmp_path / "r.tif", m))
+        real_score = suggest._score_squares
+        monkeypatch.setattr(suggest, "_score_squares", lambda *a: during.append(gdal.GetCacheMax()) or real_score(*a))
+        other = m.copy()
+        other[:10] = 1
+        suggest.suggest(path, write_raster(tmp_path / "o.tif", other, nodata=0), n=1, square=8, spacing=1)
+        assert during == [big, big] and gdal.GetCacheMax() == 8 * bc.BASE_BYTES
+    finally:
+        gdal.SetCacheMax(old)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ....models.quoting import quoted
 from ..errors import CancelledError, ClaireError
+from ..io.block_cache import reads_rows_once
 from ..io.gdal_mode import with_gdal_exceptions
 from ..io.points import choose_layer, readable_text
 from .wand import MAX_WIDTH, MIN_PIXELS, TOLERANCE, TakenPointError, check_tolerance, grow_region, normalisation_card
@@ -58,6 +59,7 @@ def wand_card(checkpoint: Optional[str]) -> dict:
     return normalisation_card(read_card(checkpoint) if checkpoint else None)
 
 
+@reads_rows_once("optical", "sar", rows="max_width")
 def grow_from_points(optical: str, sar: str, points: str, field_name: str, layer: Optional[str] = None,
                      checkpoint: Optional[str] = None, tolerance: float = TOLERANCE, max_width: int = MAX_WIDTH,
                      min_pixels: int = MIN_PIXELS, sar_units: str = "auto",
