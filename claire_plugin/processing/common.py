@@ -225,15 +225,34 @@ def qgis_message(text: str, names: Optional[Dict[str, str]] = None) -> str:
     return rename_flags(text, FLAG_TO_PARAMETER if names is None else names)
 
 
+#: The most characters of a progress text. QGIS's progress label does not wrap: a 400-character warning widened
+#: the algorithm dialog to 2513 px, past the screen and its buttons, for good (QA round 21, QGIS 3.40).
+PROGRESS_TEXT_MAX = 100
+
+
+def short_progress_text(message: str, most: int = PROGRESS_TEXT_MAX) -> str:
+    """`message` cut at a word to at most `most` characters, with an ellipsis when cut."""
+    if len(message) <= most:
+        return message
+    cut = message[: most - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return cut + "…"
+
+
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
-    """A progress callback for the engine that reports to a Processing feedback, messages only once."""
+    """A progress callback for the engine that reports to a Processing feedback, messages only once: a warning
+    ("warning: ...") goes to the log as a warning, a long message to the log whole, and the progress label gets at
+    most PROGRESS_TEXT_MAX characters of either."""
     last = {"message": None}
 
     def report(fraction: float, message: str) -> None:
         feedback.setProgress(max(0.0, min(100.0, 100.0 * fraction)))
         if message and message != last["message"]:
-            feedback.setProgressText(message)
             last["message"] = message
+            if message.startswith("warning: "):
+                feedback.pushWarning(message[len("warning: "):])
+            elif len(message) > PROGRESS_TEXT_MAX:
+                feedback.pushInfo(message)
+            feedback.setProgressText(short_progress_text(message))
 
     return report
 
