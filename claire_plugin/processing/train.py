@@ -2,6 +2,7 @@
 polygons, beside a random forest and the untuned checkpoint; optionally classify the scene with it."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from qgis.core import (
@@ -328,7 +329,11 @@ class TrainAlgorithm(ClaireAlgorithm):
         from .common import HeldOutPostProcessor
 
         source = f"{path}|layername={LAYER}"
-        details = QgsProcessingContext.LayerDetails(f"Held-out {units_of(labels).many}", context.project(), "HELD_OUT")
+        run = os.path.splitext(os.path.basename(path))[0]  # as the dock names it: two runs' layers told apart
+        details = QgsProcessingContext.LayerDetails(f"Held-out {units_of(labels).many} ({run})", context.project(),
+                                                    "HELD_OUT")
+        if hasattr(details, "forceName"):  # QGIS 3.40 named it "held_out" (its table) after "prefer file names"
+            details.forceName = True
         post = HeldOutPostProcessor()
         self._post_processors.append(post)
         details.setPostProcessor(post)
