@@ -125,3 +125,22 @@ def test_an_over_confident_model_left_at_temperature_1_is_not_said_to_match():
     over = {"temperature": 1.0, "clear": {"before": {"mean_confidence": 0.70, "accuracy": 0.50}, "after": {}}}
     note = cal_module.calibration_note(over)
     assert "70% was above its accuracy 50%" in note and "overstatement" in note and "matched" not in note
+
+
+def test_an_under_confident_model_is_not_tempered_lower_even_where_the_likelihood_prefers_it(monkeypatch):
+    """QA round 21 (QGIS 3.40 walk): a network saying 72 % where it was right on 81 % got a temperature of 1.04
+    (the class-balanced likelihood's choice), its confidence lowered to 65 %, and the note read "temperature 1"."""
+    val = _val(polygons_per_class=2)  # one polygon per class and half: the check alone would not overrule it
+    right = np.random.default_rng(1).random(len(val)) < 0.9
+    top = np.where(right, val.cls, 1 - val.cls)
+    under = np.zeros((len(val), 2))
+    under[np.arange(len(val)), top] = np.log(1.5)  # says 60 %
+    monkeypatch.setattr(cal_module, "fit_temperature", lambda *a, **k: 1.0431)
+    out = cal_module.calibrate({False: under}, val, seed=0)
+    assert out["temperature"] == 1.0 and out["fitted_temperature"] == 1.0431 and out["under_confident"]
+    note = cal_module.calibration_note(out)
+    assert note.startswith("confidence not tempered") and "(1.04) would lower it further" in note, note
+    assert cal_module.card_calibration(out, note)["temperature"] == 1.0
+    tempered = {"temperature": 1.0431, "cross_fitted": True,
+                "clear": {"before": {"mean_confidence": 0.8, "accuracy": 0.7}, "after": {"mean_confidence": 0.7}}}
+    assert "(temperature 1.04;" in cal_module.calibration_note(tempered)

@@ -88,7 +88,12 @@ def calibrate(logits: Dict[bool, np.ndarray], val: LabelPixels, seed: int, fitte
                    "on and flatters it"))
     out["cross_fitted"] = halves is not None
     clear_check = out.get(fitted_on)
-    if halves is not None and clear_check is not None and out["temperature"] > 1.0 and _worse(clear_check):
+    if clear_check is not None and out["temperature"] > 1.0 and _under_confident(clear_check["before"]):
+        # a temperature above 1 lowers every confidence: one already below the accuracy would only go further off
+        # (the class-balanced likelihood can still prefer it; QA round 21 saw 72 % said, 81 % right, tempered 65 %)
+        out["fitted_temperature"], out["temperature"] = out["temperature"], 1.0
+        out["under_confident"] = True
+    elif halves is not None and clear_check is not None and out["temperature"] > 1.0 and _worse(clear_check):
         if _two_per_class_and_half(val, halves):  # a check that can be trusted says worse: not applied
             out["fitted_temperature"], out["temperature"] = out["temperature"], 1.0
         else:  # a class has one polygon in a half: a noisy judge (wrong in 2 of 9 whole-site runs, docs)
@@ -109,6 +114,11 @@ def _two_per_class_and_half(val: LabelPixels, halves: np.ndarray) -> bool:
 UNDER_CONFIDENT = 0.03
 
 
+def _under_confident(measures: Dict[str, Any]) -> bool:
+    """Whether the mean confidence lies more than UNDER_CONFIDENT below the accuracy."""
+    return measures["mean_confidence"] < measures["accuracy"] - UNDER_CONFIDENT
+
+
 def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
                      fitted_on: str = "clear", units: Units = POLYGONS) -> Optional[str]:
     """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate), or None
@@ -117,9 +127,14 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
         return None
     before, after = cal[fitted_on]["before"], cal[fitted_on]["after"]
     t = cal["temperature"]
+    if cal.get("under_confident"):
+        return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+                f"{before['mean_confidence']:.0%} was below its accuracy {before['accuracy']:.0%}; the temperature "
+                f"fitted there ({cal['fitted_temperature']:.3g}) would lower it further, so none was applied (the "
+                f"confidence understates how often the map is right)")
     if cal.get("fitted_temperature"):
         return (f"confidence not tempered: the temperature fitted on the held-out {units.many} "
-                f"({cal['fitted_temperature']:.2g}) left the confidence of {who} worse calibrated on the other half "
+                f"({cal['fitted_temperature']:.3g}) left the confidence of {who} worse calibrated on the other half "
                 f"(calibration error {before['calibration_error']:.3f} -> {after['calibration_error']:.3f} "
                 f"class-balanced, {before['calibration_error_per_pixel']:.3f} -> "
                 f"{after['calibration_error_per_pixel']:.3f} per pixel)")
@@ -135,7 +150,7 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
                     f"read the confidence as an overstatement")
         return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{said:.0%} matched its accuracy {right:.0%} well enough (temperature 1)")
-    text = (f"confidence tempered on the held-out {units.many} (temperature {t:.2g}; the map is unchanged): {who} "
+    text = (f"confidence tempered on the held-out {units.many} (temperature {t:.3g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
             f"{'' if cal.get('cross_fitted') else f' (not cross-fitted: too few held-out {units.many})'}")
