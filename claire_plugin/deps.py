@@ -23,7 +23,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..models.quoting import shell_quote
 from .core.errors import ClaireError
 from .paths import PACKAGE_ROOT
-from .pip_deps import find_python, index_reachable, keep_pip_files, pip_command, requirement_pins, torch_command
+from .pip_deps import (
+    find_python,
+    index_reachable,
+    keep_pip_files,
+    pip_command,
+    pip_problem,
+    requirement_pins,
+    torch_command,
+)
 
 PLUGIN_DIR = PACKAGE_ROOT
 _PINS = requirement_pins()
@@ -327,8 +335,18 @@ def install_plan(names: Sequence[str], torch_variant: str, target: str, python: 
     return steps
 
 
+def shown_names(names: Sequence[str]) -> List[str]:
+    """Import names as pip and people know the packages ("scikit-learn", not "sklearn")."""
+    return [DISTRIBUTION.get(n, n) for n in names]
+
+
 def run_plan(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
-    """Run the steps in order, passing every output line to `echo`; stops at the first failure."""
+    """Run the steps in order, passing every output line to `echo`; stops at the first failure (and before the
+    first step when the Python they run has no pip, saying how to install it)."""
+    problem = pip_problem(steps[0].command[0]) if steps else None
+    if problem:
+        echo(problem)
+        return 1
     for number, step in enumerate(steps, start=1):
         echo(f"[{number}/{len(steps)}] {step.note}")
         echo("$ " + " ".join(step.command))
@@ -354,7 +372,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bootstrap(args.profile)
     absent = missing() + (missing(OPTIONAL) if args.optional else [])
     target = deps_folder(args.profile)
-    print(f"Missing: {', '.join(absent) or 'nothing'}; dependency folder: {target}")
+    print(f"Missing: {', '.join(shown_names(absent)) or 'nothing'}; dependency folder: {target}")
     if args.action == "status" or not absent:
         return 0
     steps = install_plan(absent, args.torch, target)

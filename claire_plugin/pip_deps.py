@@ -140,6 +140,20 @@ def pip_command(python: str, args: Sequence[str], target: Optional[str] = None) 
     return command + list(args)
 
 
+def pip_problem(python: str) -> Optional[str]:
+    """None when `python -m pip` runs; else what is wrong and the fix. Debian's and Ubuntu's QGIS packages do not pull
+    in pip (QA round 21, Debian 13: the dependency dialog ran into "No module named pip" with no fix)."""
+    try:
+        done = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} cannot run pip ({exc})"
+    if done.returncode == 0:
+        return None
+    return (f"pip is not installed for {python}, so nothing can be installed into QGIS's Python. Fix: install it "
+            f"(Debian, Ubuntu: sudo apt install python3-pip; Fedora: sudo dnf install python3-pip; Arch: sudo pacman "
+            f"-S python-pip), then install again")
+
+
 def find_python(executable: str = sys.executable) -> str:
     """The Python interpreter to run pip with: `executable` itself, or the python beside a QGIS binary. For this
     process's own interpreter outside a virtual environment, the python{X.Y} of its installation first: inside

@@ -38,6 +38,7 @@ class DependencyDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("CLAIRE: install Python dependencies")
         self.names: List[str] = list(deps.missing() if names is None else names)
+        self.pip_missing = deps.pip_problem(deps.find_python()) if self.names else None
         self.profile = profile or deps.profile_dir()
         self.target = deps.deps_folder(self.profile) or ""
         self.steps: List[deps.Step] = []
@@ -72,12 +73,16 @@ class DependencyDialog(QDialog):
         if not self.names:
             self.summary.setText("QGIS's Python has everything CLAIRE needs (torch, rasterio, safetensors, "
                                  "scikit-learn).")
+        elif self.pip_missing:
+            self.summary.setText(f"Missing: {', '.join(deps.shown_names(self.names))}. {self.pip_missing} (close "
+                                 f"this window and open it again once pip is there).")
         else:
             self.summary.setText(
-                f"Missing: {', '.join(self.names)}. They will be installed with pip into {self.target} "
-                "(loaded by CLAIRE after QGIS's own packages). rasterio comes as a binary wheel.")
-        self.torch.setEnabled("torch" in self.names)
-        self.install_button.setEnabled(bool(self.names) and bool(self.target) and self.process is None)
+                f"Missing: {', '.join(deps.shown_names(self.names))}. They will be installed with pip into "
+                f"{self.target} (loaded by CLAIRE after QGIS's own packages). rasterio comes as a binary wheel.")
+        self.torch.setEnabled("torch" in self.names and not self.pip_missing)
+        self.install_button.setEnabled(bool(self.names) and bool(self.target) and self.process is None
+                                       and not self.pip_missing)
 
     def plan(self) -> List[deps.Step]:
         """The pip runs for the current choice."""

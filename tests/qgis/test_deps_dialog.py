@@ -92,3 +92,13 @@ def test_plugin_offers_the_dialog_when_packages_are_missing(qgis_app, monkeypatc
     buttons[0].click()
     assert isinstance(plugin._deps_dialog, DependencyDialog) and plugin._deps_dialog.names == ["torch"]
     plugin._deps_dialog.close()
+
+
+def test_a_python_without_pip_is_said_with_its_fix_before_anything_runs(qgis_app, tmp_path, monkeypatch):
+    """QA round 21 (Debian 13, QGIS 3.40 from Debian's packages, which do not pull in pip): Install ran into
+    "No module named pip" and "pip failed (exit 1)" with no fix; and "sklearn" was listed, not scikit-learn."""
+    said = "pip is not installed for /usr/bin/python3.13, so nothing can be installed. Fix: sudo apt install python3-pip"
+    monkeypatch.setattr(deps, "pip_problem", lambda python: said)
+    dialog = DependencyDialog(None, names=["torch", "sklearn"], profile=str(tmp_path))
+    assert said in dialog.summary.text() and "torch, scikit-learn" in dialog.summary.text()
+    assert not dialog.install_button.isEnabled() and not dialog.torch.isEnabled()
