@@ -174,6 +174,7 @@ class WindowSet:
         self.windows = fitted_windows(scene, pixels, margin)
         self._budget, self._used = budget_mb * 2 ** 20, 0
         self._kept: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._through: Optional[Tuple["WindowSet", List[int]]] = None  # a spread's whole set and window positions
 
     def spread(self, most_px: int) -> Tuple["WindowSet", np.ndarray]:
         """(windows of this set holding at most `most_px` window pixels, spread evenly over its windows, plus one
@@ -210,9 +211,8 @@ class WindowSet:
 
     def read(self, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(optical physical, SAR physical, invalid mask) of window `k` (do not modify them)."""
-        through = getattr(self, "_through", None)
-        if through is not None:
-            return through[0].read(through[1][k])
+        if self._through is not None:
+            return self._through[0].read(self._through[1][k])
         if k in self._kept:
             return self._kept[k]
         w = self.windows[k]
