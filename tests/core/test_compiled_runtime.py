@@ -335,6 +335,11 @@ def test_a_bf16_cpu_gets_a_bfloat16_package_too_and_the_faster_passing_one_is_us
     built = _fake_builds(monkeypatch, {"float32": slower, "bfloat16": model})
     monkeypatch.setattr(compiled, "bf16_cpu", lambda: "avx512_bf16")
     monkeypatch.setattr(compiled, "MIN_SPEEDUP", 0.0)  # the stand-ins are eager itself or slower
+    # timed by the clock, the stand-ins' order flipped under load (eager against eager is noise; round 21's CI
+    # beside two heavy jobs measured the bfloat16 stand-in at 0.95x and the float32 one faster): the timing is
+    # given, the choice is what is tested
+    monkeypatch.setattr(compiled, "_time_as_a_run", lambda candidate, eager, inputs, features: {
+        "eager": 1.0, "candidate": 2.0 if getattr(candidate, "fn", candidate) is slower else 1.0})
     rt = prepare(model, card, CPU, "aot", 256, 4, (10, 2))
     assert sorted(built.values()) == ["bfloat16", "float32"] and len(set(built)) == 2  # two keys
     assert rt.name == "aot" and "bfloat16, for this CPU's avx512_bf16" in rt.note and "also cached: float32" in rt.note
