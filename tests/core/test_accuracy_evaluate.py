@@ -120,3 +120,28 @@ def test_value_lists_refuse_what_is_not_an_integer_naming_the_option(text):
 
     with pytest.raises(ClaireError, match="--ignore: .* is not a list of integer values"):
         parse_label_values(text)
+
+
+def test_the_other_column_sits_in_each_pixels_reference_row_and_is_said_only_when_there(tmp_path):
+    """Mutation check of round 21: the other column's pixels all lay in the first row of the only test; the note,
+    the HTML column and the area had no test of their own."""
+    from claire.claire_plugin.core.accuracy import OTHER_VALUE, other_values_note, write_report
+
+    m = _two_classes()
+    m[0, :3] = 6   # 3 pixels of reference 1 (water)
+    m[9, 7:9] = 7  # 2 pixels of reference 2 (trees)
+    classes = [{"value": 1, "name": "water", "color": None}, {"value": 2, "name": "trees", "color": None}]
+    ref = write_raster(tmp_path / "r.tif", _two_classes())
+    out = evaluate(write_raster(tmp_path / "m.tif", m), ref, classes)
+    assert out["other_map_pixels"] == [3, 2] and out["other_map_values"] == {"6": 3, "7": 2}
+    assert [r["recall"] for r in out["per_class"]] == pytest.approx([47 / 50, 48 / 50])
+    assert out["compared_area_ha"] == pytest.approx(100 * 10 * 10 / 1e4)  # write_raster's 10 m pixels
+    html = open(write_report(out, str(tmp_path / "r.html")), encoding="utf-8").read()
+    assert "<th>water</th><td>47</td><td>0</td><td>3</td></tr>" in html
+    assert "<th>trees</th><td>0</td><td>48</td><td>2</td></tr>" in html
+    clean = evaluate(write_raster(tmp_path / "c.tif", _two_classes()), ref, classes)
+    assert other_values_note(clean) is None and clean["other_map_pixels"] == [0, 0]
+    html = open(write_report(clean, str(tmp_path / "c.html")), encoding="utf-8").read()
+    assert OTHER_VALUE not in html
+    only_other = evaluate(write_raster(tmp_path / "o.tif", np.full((10, 10), 9, np.uint8)), ref, classes)
+    assert only_other["oa"] == 0.0 and only_other["compared_pixels"] == 100  # scored: every pixel an error

@@ -176,8 +176,13 @@ def test_jobs_that_read_a_map_once_keep_the_cache_to_its_block_rows(tmp_path, mo
     cols = min(-(-width // 128) + 1, -(-width // 128))
     assert bc.rows_once_bytes([deflated]) == max(bc.BASE_BYTES, (rows_of_blocks * cols + 2) * 64 * 128 * 4)
     assert bc.rows_once_bytes([None, str(tmp_path / "missing.tif")]) == bc.BASE_BYTES
+    monkeypatch.setattr(bc, "BASE_BYTES", 1)  # the formula itself, below the floor
+    one, many = bc.rows_once_bytes([deflated]), bc.rows_once_bytes([deflated], rows=130)
+    assert one == (2 * 3 + 2) * 64 * 128 * 4 and many == (min(4, 4) * 3 + 2) * 64 * 128 * 4
+    monkeypatch.undo()
     big = 3 * bc.BASE_BYTES
-    monkeypatch.setattr(bc, "rows_once_bytes", lambda paths, rows=1: big)
+    asked = []
+    monkeypatch.setattr(bc, "rows_once_bytes", lambda paths, rows=1: asked.append((list(paths), rows)) or big)
     m = np.ones((40, 50), np.uint8)
     m[:, 25:] = 2
     path = write_raster(tmp_path / "m.tif", m, nodata=0)
@@ -205,5 +210,9 @@ def test_jobs_that_read_a_map_once_keep_the_cache_to_its_block_rows(tmp_path, mo
         other[:10] = 1
         suggest.suggest(path, write_raster(tmp_path / "o.tif", other, nodata=0), n=1, square=8, spacing=1)
         assert during == [big, big] and gdal.GetCacheMax() == 8 * bc.BASE_BYTES
+        assert asked[-2] == ([path, str(tmp_path / "r.tif")], 1)  # the map and the reference, block by block
+        assert asked[-1] == ([path, str(tmp_path / "o.tif"), None, None], 8)  # suggest's bands of one square
+        with bc.reading_rows_once([], size=1):  # a size given is floored at BASE_BYTES too
+            assert gdal.GetCacheMax() == bc.BASE_BYTES
     finally:
         gdal.SetCacheMax(old)

@@ -574,3 +574,23 @@ def test_zero_wide_intervals_from_a_sample_are_not_told_as_certainty():
     assert not any("'d'" in w and "+- 0" in w for w in r["warnings"])  # never mapped: 0 whatever the sample
     census = area_weighted_accuracy([1] * 5 + [2] * 5, [1] * 5 + [2] * 5, {1: 5, 2: 5}, 100.0, {1: "a", 2: "b"})
     assert not [w for w in census["warnings"] if "+- 0" in w]
+
+def test_the_zero_wide_cautions_at_their_edges():
+    """Mutation check of round 21: none agreeing at 30+ points, one warning per few-points class, no Wilson caution
+    where the interval is under a point wide, and a census class's points not counted as "other classes' points"."""
+    from claire.claire_plugin.core.area_estimate import _wide
+
+    none_agree = area_weighted_accuracy([1] * 35 + [2] * 35, [2] * 35 + [2] * 35, {1: 1000, 2: 1000}, 100.0,
+                                        {1: "a", 2: "b"})
+    assert any("'a': its 35 point(s) none agrees with the map" in w for w in none_agree["warnings"])
+    few = area_weighted_accuracy([1] * 6 + [2] * 40, [1] * 6 + [2] * 40, {1: 1000, 2: 1000}, 100.0,
+                                 {1: "a", 2: "b"})
+    assert sum("'a'" in w and "user's accuracy" in w for w in few["warnings"]) == 1  # the few-points one only
+    assert _wide(29, 30) and not _wide(400, 400)
+    many = area_weighted_accuracy([1] * 400 + [2] * 400, [1] * 400 + [2] * 400, {1: 10 ** 6, 2: 10 ** 6}, 100.0,
+                                  {1: "a", 2: "b"})
+    assert not [w for w in many["warnings"] if "Wilson" in w]
+    census = area_weighted_accuracy([1] * 40 + [2] * 5 + [3] * 40, [1] * 40 + [2] * 5 + [3] * 40,
+                                    {1: 1000, 2: 5, 3: 1000}, 100.0, {1: "a", 2: "b", 3: "c"})
+    said = next(w for w in census["warnings"] if w.startswith("map class 'a': none of the"))
+    assert "none of the 40 point(s) of the other map classes" in said  # c's 40, not b's census 5

@@ -794,6 +794,19 @@ def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene,
     torch.set_num_threads(1)
     monkeypatch.setattr(polygons, "WindowSet", SmallWindows)
     monkeypatch.setattr(polygons, "EPOCH_VALIDATION_PX", 1)  # one window, plus one per class it misses
+    aligned, last = [], {}
+    real_predict, real_macro = polygons.predict_pixels, polygons._macro
+
+    def predict(wset, *a, **k):
+        last["pixels"] = wset.pixels
+        return real_predict(wset, *a, **k)
+
+    def macro(pred, ref, classes):  # the labels scored are those of the pixels predicted, in their order
+        aligned.append(bool((ref.rows == last["pixels"].rows).all() and (ref.cols == last["pixels"].cols).all()))
+        return real_macro(pred, ref, classes)
+
+    monkeypatch.setattr(polygons, "predict_pixels", predict)
+    monkeypatch.setattr(polygons, "_macro", macro)
     epochs, said = [], []
     report = train_from_polygons(_params(scene, baseline=False, val_share=0.5), progress=lambda f, m: said.append(m),
                                  on_epoch=epochs.append)
@@ -804,8 +817,10 @@ def test_the_per_epoch_score_on_a_spread_of_many_held_out_windows_says_so(scene,
     assert all(e["val_windows"] == (part["windows"], part["of_windows"]) for e in epochs)
     assert any(f"after each epoch on {part['windows']} of the {part['of_windows']} held-out windows" in m
                and m.endswith("at the end on all") for m in said), said
+    assert len(aligned) == len(epochs) and all(aligned)
     _epoch_line(epochs[0])
     assert f"(on {part['windows']} of {part['of_windows']} held-out windows)" in capsys.readouterr().err
+    assert polygons.epoch_score_text(dict(epochs[0], val_macro_f1=None)) == "-"  # an epoch not measured
     monkeypatch.undo()  # the default: a scene's held-out windows under EPOCH_VALIDATION_PX are all measured
     whole = train_from_polygons(_params(scene, baseline=False, output=str(scene["dir"] / "m2.safetensors"),
                                         report=str(scene["dir"] / "r2.json")))
@@ -832,3 +847,57 @@ def test_the_scoring_keeps_the_logits_of_the_weight_sweeps_members_only(scene, m
     assert "untuned" in report["arms"] and "ensemble" in report["arms"]
     members = range(2, kept["models"])  # after the fine-tuned and the untuned networks
     assert kept["members"] == {(j, c) for j in members for c in (False, True)}
+
+
+def test_the_forests_learn_from_one_capped_read_and_the_optical_one_is_freed_once_scored(scene, monkeypatch):
+    """Mutation check of round 21: no test held the forests to `rf_max_pixels`, to one read of their training pixels
+    (the SAR-alone forest read them again without a difference in any score), or to freeing the optical-only
+    forest before the next forests grow."""
+    import gc
+    import weakref
+
+    from claire.claire_plugin.core.training import baseline, polygons, sar_alone
+
+    torch.set_num_threads(1)
+    fitted, reads, dead = [], [], {}
+    real_fit = baseline.fit_forest
+
+    def fit(features, *a, **k):
+        fitted.append(len(features))
+        return real_fit(features, *a, **k)
+
+    for module in (polygons, sar_alone):
+        monkeypatch.setattr(module, "fit_forest", fit)
+        real_sample = module.sample_pixels
+        monkeypatch.setattr(module, "sample_pixels", lambda sc, px, *a, _r=real_sample, **k: reads.append(len(px))
+                            or _r(sc, px, *a, **k))
+    real_arms = polygons._evaluate_arms
+
+    def arms(val_windows, split, classes, nets, forests, *a, **k):
+        out = real_arms(val_windows, split, classes, nets, forests, *a, **k)
+        dead["ref"] = weakref.ref(forests["rf_optical"][0])
+        return out
+
+    real_sar = polygons.sar_only_scores
+
+    def sar(*a, **k):
+        gc.collect()
+        dead["freed"] = dead["ref"]() is None
+        return real_sar(*a, **k)
+
+    monkeypatch.setattr(polygons, "_evaluate_arms", arms)
+    monkeypatch.setattr(polygons, "sar_only_scores", sar)
+    from claire.models.checkpoint import save_checkpoint
+    from claire.models.registry import build_model
+    from claire.tests.fixtures.helpers import tiny_card
+
+    card = tiny_card()
+    card["config"]["cloud_gate"] = True  # a cloud-gated base: the SAR-alone arms and their forest are scored
+    torch.manual_seed(0)
+    gated = str(scene["dir"] / "gated.safetensors")
+    save_checkpoint(gated, build_model("claire", card["config"]), card)
+    report = train_from_polygons(_params(scene, rf_trees=5, rf_max_pixels=60, checkpoint=gated))
+    assert "rf_sar" in report["sar_only"]["arms"]
+    assert len(fitted) == 4 and all(n <= 60 for n in fitted), fitted  # with SAR, optical, SAR alone, leakage
+    assert reads.count(60) == 3  # the forests' sample once; the leakage check's training and validation samples
+    assert dead["freed"]

@@ -116,3 +116,30 @@ def test_a_spread_of_the_windows_reads_through_the_set_and_keeps_every_class(tmp
     assert len(reads) == len(part.windows)  # each read went through the whole set
     assert np.array_equal(some[0][0], whole[0][0][at]) and np.allclose(some[1], whole[1][at], equal_nan=True)
     scene.close()
+
+
+def test_a_spread_keeps_to_its_pixel_budget_spreads_evenly_and_is_the_set_when_it_takes_every_window(tmp_path):
+    """Mutation check of round 21: the spread's size, its evenness and the whole set returned when the classes'
+    windows take every window had no test."""
+    rows, cols = 530, 470
+    scene = _scene(tmp_path, rows, cols)
+    px = _squares(rows, cols, 40, 6, seed=4)
+    px.cls[:] = 0  # one class: no window is added for a class
+    full = WindowSet(scene, px, margin=32)
+    full.windows = list(cells(scene, px, 96))
+    area = [w.h * w.w for w in full.windows]
+    n = len(full.windows)
+    part, _ = full.spread(sum(area) // 4)
+    picked = part._through[1]
+    assert sum(area[k] for k in picked) <= sum(area) // 4 + max(area)
+    assert picked[0] == 0 and picked[-1] == n - 1 and len(picked) >= n // 4 - 1
+    gaps = np.diff(picked)
+    assert gaps.max() - gaps.min() <= 1  # evenly spread
+    assert n < 256
+    for k, w in enumerate(full.windows):  # a class per window: coverage takes every window
+        px.cls[w.index] = k
+    every = WindowSet(scene, px, margin=32)
+    every.windows = full.windows
+    same, at = every.spread(1)
+    assert same is every and (at == np.arange(len(px))).all()
+    scene.close()

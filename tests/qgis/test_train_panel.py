@@ -915,3 +915,31 @@ def test_copying_a_status_line_gives_the_names_without_their_break_points(train_
                                                 "c"))
         copied = QApplication.clipboard().text()
         assert copied == f"cannot read {path}", (copied, QKeySequence(QKeySequence.StandardKey.Copy).toString())
+
+
+def test_a_runs_per_epoch_score_on_a_sample_is_said_on_the_chart(train_dock):
+    """Mutation check of round 21: nothing held the Train tab to telling the chart that a run's per-epoch score is
+    measured on a spread of the held-out windows, nor the chart to drawing that label."""
+    from qgis.PyQt.QtGui import QImage
+
+    panel = train_dock.train_panel
+    panel.chart_pending = True
+    panel.on_epoch({"epoch": 1, "epochs": 3, "stage": 1, "loss": 1.2, "val_macro_f1": 0.4, "seconds": 3.0,
+                    "val_windows": (42, 421)})
+    assert panel.chart.score_label == "macro-F1 (sample)" and "42 of the 421" in panel.chart.toolTip()
+    drawn = []
+    real = panel.chart._legend.__func__
+
+    def legend(chart, painter, fm, y):  # what the legend draws, by its texts
+        painter.drawText = lambda *a, _d=painter.drawText: drawn.append(a[-1]) or _d(*a)
+        return real(chart, painter, fm, y)
+
+    import types
+
+    panel.chart._legend = types.MethodType(legend, panel.chart)
+    image = QImage(panel.chart.size(), QImage.Format.Format_ARGB32)
+    panel.chart.render(image)
+    assert "macro-F1 (sample)" in drawn, drawn
+    panel.chart_pending = True  # the next run, measured whole: the label comes back
+    panel.on_epoch({"epoch": 1, "epochs": 3, "stage": 1, "loss": 1.2, "val_macro_f1": 0.4, "seconds": 3.0})
+    assert panel.chart.score_label == "held-out macro-F1" and panel.chart.toolTip() == ""
