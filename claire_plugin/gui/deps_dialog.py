@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QVBoxLayout,
@@ -23,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import deps
-from ..pip_deps import has_nvidia_gpu
+from ..pip_deps import TORCH_CPU_INDEX, has_nvidia_gpu
 from .widgets import fit_on_screen
 
 TORCH_CHOICES = [("cpu", "CPU build (about 190 MB download, 1.1 GB on disk)"),
@@ -55,7 +56,7 @@ class DependencyDialog(QDialog):
         self.log.setReadOnly(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.install_button.clicked.connect(lambda _checked=False: self.start())  # clicked(bool) is no plan
+        self.install_button.clicked.connect(lambda _checked=False: self.install())  # clicked(bool) is no plan
         self.buttons.rejected.connect(self.reject)
         form = QFormLayout()
         form.addRow("PyTorch", self.torch)
@@ -87,6 +88,21 @@ class DependencyDialog(QDialog):
     def plan(self) -> List[deps.Step]:
         """The pip runs for the current choice."""
         return deps.install_plan(self.names, self.torch.currentData(), self.target)
+
+    def install(self) -> None:
+        """Install: the plan, asked about first where the CPU build was chosen but PyTorch's CPU index cannot be
+        reached (pip may then take the CUDA build, 2.7 GB: QA round 21 saw it said only in the log once running)."""
+        steps = self.plan()
+        torch_step = next((s for s in steps if s.label == "torch"), None)
+        if (torch_step is not None and self.torch.currentData() == "cpu"
+                and TORCH_CPU_INDEX not in torch_step.command):
+            answer = QMessageBox.question(self, "CLAIRE: PyTorch's CPU index cannot be reached",
+                                          f"{torch_step.note}.\n\nInstall anyway?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self.append("Not installed: PyTorch's CPU index cannot be reached from here. Install again when it "
+                            "can, or choose the CUDA build knowingly.")
+                return
+        self.start(steps)
 
     def start(self, steps: Optional[List[deps.Step]] = None) -> None:
         """Run the plan (or `steps`) one QProcess after the other."""

@@ -102,3 +102,25 @@ def test_a_python_without_pip_is_said_with_its_fix_before_anything_runs(qgis_app
     dialog = DependencyDialog(None, names=["torch", "sklearn"], profile=str(tmp_path))
     assert said in dialog.summary.text() and "torch, scikit-learn" in dialog.summary.text()
     assert not dialog.install_button.isEnabled() and not dialog.torch.isEnabled()
+
+
+def test_the_cpu_build_is_asked_about_when_its_index_cannot_be_reached(qgis_app, tmp_path, monkeypatch):
+    """QA round 21: with PyTorch's CPU index unreachable, "CPU build (about 190 MB)" went on to pip's plain PyPI
+    (the CUDA build, 2.7 GB) and said so only in the log once running."""
+    from claire.claire_plugin.gui import deps_dialog
+
+    monkeypatch.setattr(deps, "pip_problem", lambda python: None)
+    monkeypatch.setattr(deps, "index_reachable", lambda *a, **k: False)
+    asked = []
+    monkeypatch.setattr(deps_dialog.QMessageBox, "question",
+                        lambda parent, title, text, *a: asked.append(text) or deps_dialog.QMessageBox.StandardButton.No)
+    dialog = DependencyDialog(None, names=["torch"], profile=str(tmp_path))
+    dialog.torch.setCurrentIndex(dialog.torch.findData("cpu"))
+    started = []
+    monkeypatch.setattr(dialog, "start", lambda steps=None: started.append(steps))
+    dialog.install_button.click()
+    assert len(asked) == 1 and "cannot be reached" in asked[0] and "2.7 GB" in asked[0] and not started
+    assert "Not installed" in dialog.log.toPlainText()
+    monkeypatch.setattr(deps, "index_reachable", lambda *a, **k: True)
+    dialog.install_button.click()
+    assert len(asked) == 1 and len(started) == 1  # reachable: no question
