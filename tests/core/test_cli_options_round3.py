@@ -518,3 +518,13 @@ def test_a_folder_stacked_in_another_order_by_position_fails_the_spectral_tests(
     shutil.copy(os.path.join(site, "LULC", name), data / "labels" / name)
     line = _refused(_evaluate(DEFAULT_CHECKPOINT, str(data)), tmp)
     assert "were read by position" in line and "stacked in another order" in line and "--optical-bands" in line, line
+
+
+def test_a_folder_whose_sar_holds_a_third_band_is_read_by_the_band_names(workdir):
+    """Mutation check of round 21: the SAR side of the folder's band choice had no test (VV, VH and a ratio band)."""
+    tmp, ck = workdir
+    data = folder(tmp, sar=lambda s: np.concatenate([s, s[:1] - s[1:2]]), sar_descriptions=("VV", "VH", "VV-VH"))
+    rc, out, err = cli(_evaluate(ck, data, "--json", *BANDS))
+    assert rc == 0 and "note: SAR bands 1->VV, 2->VH" in err, err
+    rc, same, _ = cli(_evaluate(ck, data, "--json", *BANDS, "--sar-bands", "1,2"))
+    assert rc == 0 and json.loads(out)["confusion"] == json.loads(same)["confusion"]
