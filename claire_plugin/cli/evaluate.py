@@ -65,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core.runtime.device import check_device
     from ..core.training.checks import check_share
     from ..core.training.datasets import EVAL_CONTEXT
-    from ..core.training.sources import classdefs_from_card, resolve_data
+    from ..core.training.sources import classdefs_from_card
 
     device = check_device(args.device)
     if args.holdout is not None:
@@ -77,20 +77,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         holdout = float((card.get("training") or {}).get("holdout", 0.25))
     classes = classdefs_from_card(card)
     ignore = (card.get("training") or {}).get("ignored_label_values")
-    ob = parse_bands(args.optical_bands, "--optical-bands")
-    sb = parse_bands(args.sar_bands, "--sar-bands")
     ospec, sspec = card["inputs"]["optical"], card["inputs"]["sar"]
-
-    def resolved(ob, sb):
-        return resolve_data(args.data, args.layout, args.split, holdout, ob, sb, None,
-                            ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear,
-                            classes_override=classes)
-
-    lname, layout, pairs, src, _, _ = resolved(ob, sb)
-    if tuple(src.channels) != (len(ospec["bands"]), len(sspec["bands"])):  # not what the checkpoint reads
-        chosen = _card_bands(pairs, card, ob, sb)
-        if chosen != (ob, sb):
-            lname, layout, pairs, src, _, _ = resolved(*chosen)
+    lname, layout, src = _folder_source(args, card, classes, holdout, ignore)
     _check_same_classes(classes, layout.classes, lname, args.data)
     from ..core.training.datasets import split_list_notes
 
@@ -153,6 +141,27 @@ def _check_same_classes(classes, layout_classes, layout: str, data: str) -> None
                           f"evaluate it on labels coded as its classes (claire info lists them), or classify a scene "
                           f"with it and compare the map with these labels using a class mapping (Processing: "
                           f"Evaluate a land-cover map, CLASS_MAPPING)")
+
+
+def _folder_source(args: argparse.Namespace, card: Dict[str, Any], classes, holdout: float, ignore):
+    """(layout name, layout, sample source) of the folder's split, its bands those the checkpoint reads: as given,
+    else the folder's own when their count is the checkpoint's, else chosen as classify chooses (_card_bands)."""
+    from ..core.training.sources import resolve_data
+
+    ob = parse_bands(args.optical_bands, "--optical-bands")
+    sb = parse_bands(args.sar_bands, "--sar-bands")
+
+    def resolved(ob, sb):
+        return resolve_data(args.data, args.layout, args.split, holdout, ob, sb, None,
+                            ",".join(str(v) for v in ignore) if ignore is not None else None, args.sar_linear,
+                            classes_override=classes)
+
+    lname, layout, pairs, src, _, _ = resolved(ob, sb)
+    if tuple(src.channels) != (len(card["inputs"]["optical"]["bands"]), len(card["inputs"]["sar"]["bands"])):
+        chosen = _card_bands(pairs, card, ob, sb)
+        if chosen != (ob, sb):
+            lname, layout, pairs, src, _, _ = resolved(*chosen)
+    return lname, layout, src
 
 
 def _card_bands(pairs, card: Dict[str, Any], ob, sb):

@@ -10,7 +10,7 @@ import html
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -316,19 +316,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
             if r not in mapped and r in values:
                 reference_only[r] = reference_only.get(r, 0) + n
     index = {int(c["value"]): i for i, c in enumerate(classes)}
-    k = len(classes)
-    cm = np.zeros((k, k), np.int64)
-    ignored_ref: Dict[int, int] = {}
-    other_values: Dict[int, int] = {}  # map values that are no class, at reference pixels of a class: errors
-    other = np.zeros(k, np.int64)
-    for (r, p), n in pairs.items():
-        if r not in index:
-            ignored_ref[r] = ignored_ref.get(r, 0) + n
-        elif p not in index:
-            other_values[p] = other_values.get(p, 0) + n
-            other[index[r]] += n
-        else:
-            cm[index[r], index[p]] += n
+    cm, other, other_values, ignored_ref = _confusion(pairs, index)
     if cm.sum() + other.sum() == 0:
         raise ClaireError(no_common_class(reference, ignored_ref, index))
     names = [str(c.get("name")) for c in classes]
@@ -381,6 +369,26 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
            "recode the reference to the map's classes (claire info lists the model's codes)")
     return (f"warning: the reference names its classes otherwise than the map: {said}{more}. Values are compared as "
             f"they are, so these classes are scored against other classes; {fix}")
+
+
+def _confusion(pairs: Dict[Tuple[int, int], int], index: Dict[int, int]
+               ) -> Tuple[np.ndarray, np.ndarray, Dict[int, int], Dict[int, int]]:
+    """(the K x K confusion (rows = reference) of the (reference, map) value pairs' counts over the classes of
+    `index` (value -> row), per class the pixels the map gave a value that is no class (errors), those values'
+    counts, the reference values that are no class (left out))."""
+    k = len(index)
+    cm, other = np.zeros((k, k), np.int64), np.zeros(k, np.int64)
+    ignored_ref: Dict[int, int] = {}
+    other_values: Dict[int, int] = {}
+    for (r, p), n in pairs.items():
+        if r not in index:
+            ignored_ref[r] = ignored_ref.get(r, 0) + n
+        elif p not in index:
+            other_values[p] = other_values.get(p, 0) + n
+            other[index[r]] += n
+        else:
+            cm[index[r], index[p]] += n
+    return cm, other, other_values, ignored_ref
 
 
 #: The confusion column of map pixels whose value is none of the classes compared.

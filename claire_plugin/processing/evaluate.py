@@ -142,14 +142,7 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         self.addOutput(QgsProcessingOutputString("CLASS_METRICS", "Per-class metrics (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.accuracy import (
-            evaluate,
-            other_values_note,
-            parse_class_mapping,
-            parse_values,
-            reference_only_note,
-            write_report,
-        )
+        from ..core import accuracy as acc
 
         classified = raster_path(self, parameters, "CLASSIFIED", context)
         reference = raster_path(self, parameters, "REFERENCE", context)
@@ -161,14 +154,14 @@ class EvaluateAlgorithm(ClaireAlgorithm):
         with engine_errors(qgis_message=False):
             _check_outputs(table, report, [("classified raster", classified), ("reference raster", reference),
                                            ("checkpoint", checkpoint)])
-            mapping = parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
-            ignore = parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
+            mapping = acc.parse_class_mapping(self.parameterAsString(parameters, "CLASS_MAPPING", context))
+            ignore = acc.parse_values(self.parameterAsString(parameters, "REFERENCE_NODATA", context))
             classes = None
             if checkpoint:
                 from ...models.checkpoint import read_card
                 from ...models.palette import classes_with_colors
                 classes = classes_with_colors(read_card(checkpoint))
-            metrics = evaluate(classified, reference, classes, mapping, ignore,
+            metrics = acc.evaluate(classified, reference, classes, mapping, ignore,
                                progress_bridge(feedback), feedback.isCanceled)
 
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_TABLE", context, table_fields(),
@@ -187,19 +180,17 @@ class EvaluateAlgorithm(ClaireAlgorithm):
             name_if_generic(context, dest, [generic], generic + scene_suffix(classified))
         if report:
             with engine_errors(qgis_message=False):
-                write_report(metrics, report)
+                acc.write_report(metrics, report)
         feedback.pushInfo(f"Compared {metrics['compared_pixels']} pixels ({metrics['compared_area_ha']:.1f} ha): "
                           f"OA {metrics['oa']:.4f}, mIoU {metrics['miou']:.4f}, kappa {metrics['kappa']:.4f}")
         if metrics["ignored_reference"]:
             feedback.pushWarning("Reference values left out, not classes of the map, so OA, kappa and mIoU are "
                                  f"over the map's classes only: {metrics['ignored_reference']} (value: pixels). To "
                                  f"count them, map each to one of the map's classes (CLASS_MAPPING, e.g. 4:2)")
-        if metrics["other_map_values"]:
-            feedback.pushWarning(other_values_note(metrics))
-        if metrics["reference_only"]:
-            feedback.pushWarning(reference_only_note(metrics))
-        if metrics.get("legend_note"):
-            feedback.pushWarning(metrics["legend_note"][len("warning: "):])
+        for note in (acc.other_values_note(metrics), metrics["reference_only"] and acc.reference_only_note(metrics),
+                     (metrics.get("legend_note") or "")[len("warning: "):]):
+            if note:
+                feedback.pushWarning(note)
         for row in metrics["per_class"]:
             fmt = lambda v: "   –  " if v is None else f"{v:6.3f}"  # noqa: E731
             feedback.pushInfo(f"  {row['name']:<20} IoU {fmt(row['iou'])}  P {fmt(row['precision'])}  "

@@ -839,7 +839,7 @@ def test_the_scoring_keeps_the_logits_of_the_weight_sweeps_members_only(scene, m
     def spy(*a, **k):
         out = real(*a, **k)
         if k.get("member_logits") is not None:
-            kept.update(members=set(k["member_logits"]), models=len(a[1]))
+            kept.update(members=set(k["member_logits"][0]), models=len(a[1]))
         return out
 
     monkeypatch.setattr(polygons, "predict_pixels", spy)

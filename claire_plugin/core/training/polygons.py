@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import numpy as np
 
+from ....models.ensemble import EnsembleNet, WeightSweep
 from ....models.quoting import quoted
 from ..errors import ClaireError
 from ..io.atomic import OutputSet, refuse_binary, require_suffix
@@ -290,8 +291,8 @@ def _evaluate_arms(val_windows: WindowSet, split: Split, classes, nets, forests,
     members: Dict[Tuple[int, bool], np.ndarray] = {}  # the sweep's, for the written ensemble's own scores
     snow_at: Dict[bool, np.ndarray] = {}  # the engine's snow check at the pixels, as their windows give it
     out = predict_pixels(val_windows, models, [c for _, c in conds], seed, device, is_cancelled, logits=logits,
-                         progress=progress, snow=snow_at, member_logits=members if sweep else None,
-                         keep_logits=range(len(nets), len(models)))
+                         progress=progress, snow=snow_at,
+                         member_logits=(members, range(len(nets), len(models))) if sweep else None)
     calibration = calibrate(logits, split.val, seed)
     preds_of: Dict[str, Dict[str, np.ndarray]] = {cond: {} for cond, _ in conds}
     for cond, clouds in conds:
@@ -506,13 +507,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         labels, suspects, split = _labels_and_split(params, scene, base_card, progress)
         units = labels.pixels.units
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
-        epoch_windows, at = val_windows.spread(EPOCH_VALIDATION_PX)
-        sampled = epoch_windows_note(epoch_windows, val_windows)
-
-        def validate(model) -> float:
-            return _macro(predict_pixels(epoch_windows, [(model, None)], device=device)[False][0][0],
-                          split.val.subset(at), labels.classes)
-
+        validate, sampled = _epoch_validation(val_windows, split, labels.classes, device)
         progress(0.05, f"training on {len(split.train)} pixels, validating on {len(split.val)}"
                  + (f": {sampled['text']}" if sampled else ""))
         model, config, hist = finetune(scene, split.train, labels.classes, base_model, base_card, params.config,
@@ -530,8 +525,6 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
         forests = _forests(scene, sample, params, labels.classes, is_cancelled) if sample else {}
         sweep = None
         if "rf_optical_sar" in forests:
-            from ....models.ensemble import WeightSweep
-
             sweep = WeightSweep(model, forests["rf_optical_sar"][0])
         arms, weight, calibration, spread = _evaluate_arms(val_windows, split, labels.classes, nets, forests,
                                                            params.config.seed, device, sweep,
@@ -543,8 +536,6 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
                                    params.rf_trees if params.baseline else 0, params.rf_max_pixels, device,
                                    is_cancelled, sample)
         if weight is not None:
-            from ....models.ensemble import EnsembleNet
-
             nets.append(("ensemble", EnsembleNet(model, forests["rf_optical_sar"][0], weight["chosen"]), None))
         leak = None
         if params.baseline:
@@ -582,6 +573,19 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
 #: The most window pixels the held-out score after each epoch is measured on (a display: the final scores take
 #: every held-out pixel). With 2,000 polygons on a 6000 px scene every held-out window took half of each epoch.
 EPOCH_VALIDATION_PX = 4_000_000
+
+
+def _epoch_validation(val_windows: WindowSet, split: Split, classes, device: str
+                      ) -> Tuple[Callable[[Any], float], Optional[Dict[str, Any]]]:
+    """(the held-out macro-F1 of a network after each epoch, measured on a spread of the held-out windows where they
+    hold over EPOCH_VALIDATION_PX (WindowSet.spread); what it is measured on (epoch_windows_note))."""
+    windows, at = val_windows.spread(EPOCH_VALIDATION_PX)
+
+    def validate(model) -> float:
+        return _macro(predict_pixels(windows, [(model, None)], device=device)[False][0][0], split.val.subset(at),
+                      classes)
+
+    return validate, epoch_windows_note(windows, val_windows)
 
 
 def epoch_windows_note(sample: WindowSet, full: WindowSet) -> Optional[Dict[str, Any]]:

@@ -238,8 +238,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                    logits: Optional[Dict[bool, np.ndarray]] = None,
                    progress: Optional[Callable[[int, int], None]] = None,
                    snow: Optional[Dict[bool, np.ndarray]] = None,
-                   member_logits: Optional[Dict[Tuple[int, bool], np.ndarray]] = None,
-                   keep_logits: Sequence[int] = ()
+                   member_logits: Optional[Tuple[Dict[Tuple[int, bool], np.ndarray], Sequence[int]]] = None
                    ) -> Dict[bool, Tuple[List[np.ndarray], np.ndarray]]:
     """{clouds: (predicted class indices per model, physical features [N, Co+Cs], NaN where the optical or the SAR
     has no data)} at the window set's pixels, for each condition (False: clear, True: synthetic clouds seeded per
@@ -248,12 +247,12 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
 
     `models` holds (network, channel map or None): with a map, the argmax over all channels (as the network maps)
     gives map[channel], ANOTHER_CLASS where that class is none of the user's. Invalid pixels get -1.
-    With `logits` (a dict, filled here), the first model's logits at the pixels per condition: [N, K] float32,
-    NaN at invalid pixels; with `member_logits` (a dict, filled here) those of the models at `keep_logits`
-    (positions in `models` other than 0), keyed (position, condition). The window set's `snow_classes` get the
-    engine's snow check (`window_snow_possible`, as a logit bias); with `snow` (a dict, filled here) its value at the
-    pixels per condition ([N] float32, 1 at invalid pixels), for scoring the forests as the engine maps them.
-    `progress(windows done, windows)` after each group of windows."""
+    With `logits` (a dict, filled here), the first model's logits at the pixels per condition ([N, K] float32, NaN
+    at invalid pixels); with `member_logits` ((a dict, filled here; positions in `models`)) those of the models at
+    those positions too, keyed (position, condition). The set's `snow_classes` get the engine's snow check
+    (`window_snow_possible`, a logit bias); with `snow` (a dict, filled here) its value at the pixels per condition
+    ([N] float32, 1 at invalid pixels), to score the forests as the engine maps them. `progress(windows done,
+    windows)` after each group of windows."""
     from ....models.cloud import snow_logit_bias
 
     n = len(wset.pixels)
@@ -288,8 +287,7 @@ def predict_pixels(wset: WindowSet, models: Sequence[Tuple[object, Optional[np.n
                     biases.append(None if possible is None else snow_logit_bias(possible))
             if models:
                 _run_batch(models, inputs, [wset.windows[k] for k in batch], [p[2] for p in phys], preds, device,
-                           logits, clouds, (biases, wset.snow_classes),
-                           (member_logits, set(keep_logits)) if member_logits is not None else None)
+                           logits, clouds, (biases, wset.snow_classes), member_logits)
         done += len(batch)
         if progress is not None:
             progress(done, len(wset.windows))
@@ -374,7 +372,7 @@ def _batches(windows: Sequence[Cell], max_px: int = 4 * 256 * 256) -> Iterator[L
 def _run_batch(models, inputs, cells_: Sequence[Cell], bads: Sequence[np.ndarray], preds: List[np.ndarray],
                device: str, logits: Optional[Dict[bool, np.ndarray]] = None, key: bool = False,
                snow: Tuple[Sequence[Optional[np.ndarray]], Sequence[int]] = ((), ()),
-               members: Optional[Tuple[Dict[Tuple[int, bool], np.ndarray], set]] = None) -> None:
+               members: Optional[Tuple[Dict[Tuple[int, bool], np.ndarray], Sequence[int]]] = None) -> None:
     """Every network on a stack of same-shape windows; class indices written at the windows' pixels, and with
     `logits` the first network's logits into `logits[key]` ([N, K], NaN until written; made on first use), with
     `members` ((a dict, positions)) those of the networks at these positions into the dict at (position, key).
