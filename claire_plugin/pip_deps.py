@@ -144,7 +144,7 @@ def pip_problem(python: str) -> Optional[str]:
     """None when `python -m pip` runs; else what is wrong and the fix. Debian's and Ubuntu's QGIS packages do not pull
     in pip (QA round 21, Debian 13: the dependency dialog ran into "No module named pip" with no fix)."""
     try:
-        done = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{python} cannot run pip ({exc})"
     if done.returncode == 0:

@@ -316,7 +316,7 @@ def evaluate(classified: str, reference: str, classes: Optional[Sequence[Dict[st
             if r not in mapped and r in values:
                 reference_only[r] = reference_only.get(r, 0) + n
     index = {int(c["value"]): i for i, c in enumerate(classes)}
-    cm, other, other_values, ignored_ref = _confusion(pairs, index)
+    cm, other, other_values, ignored_ref = _confusion(pairs, index, len(classes))
     if cm.sum() + other.sum() == 0:
         raise ClaireError(no_common_class(reference, ignored_ref, index))
     names = [str(c.get("name")) for c in classes]
@@ -371,12 +371,11 @@ def legend_conflict_note(map_classes: Sequence[Dict[str, Any]], reference: str, 
             f"they are, so these classes are scored against other classes; {fix}")
 
 
-def _confusion(pairs: Dict[Tuple[int, int], int], index: Dict[int, int]
+def _confusion(pairs: Dict[Tuple[int, int], int], index: Dict[int, int], k: int
                ) -> Tuple[np.ndarray, np.ndarray, Dict[int, int], Dict[int, int]]:
-    """(the K x K confusion (rows = reference) of the (reference, map) value pairs' counts over the classes of
-    `index` (value -> row), per class the pixels the map gave a value that is no class (errors), those values'
-    counts, the reference values that are no class (left out))."""
-    k = len(index)
+    """(the k x k confusion (rows = reference) of the (reference, map) value pairs' counts over the classes of
+    `index` (value -> row; a class list naming a value twice leaves a row empty), per class the pixels the map gave
+    a value that is no class (errors), those values' counts, the reference values that are no class (left out))."""
     cm, other = np.zeros((k, k), np.int64), np.zeros(k, np.int64)
     ignored_ref: Dict[int, int] = {}
     other_values: Dict[int, int] = {}

@@ -31,6 +31,16 @@ TORCH_CHOICES = [("cpu", "CPU build (about 190 MB download, 1.1 GB on disk)"),
                  ("cuda", "CUDA build for NVIDIA GPUs (about 2.7 GB)")]
 
 
+def _pip_problem() -> Optional[str]:
+    """What keeps pip from installing into QGIS's Python (no Python found beside QGIS, no pip), or None."""
+    from ..core.errors import ClaireError
+
+    try:
+        return deps.pip_problem(deps.find_python())
+    except ClaireError as exc:  # no Python beside the QGIS binary: said in the dialog, not a traceback
+        return str(exc)
+
+
 class DependencyDialog(QDialog):
     """Shows the missing packages and installs them with pip into `deps.deps_folder(profile)`."""
 
@@ -39,7 +49,7 @@ class DependencyDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("CLAIRE: install Python dependencies")
         self.names: List[str] = list(deps.missing() if names is None else names)
-        self.pip_missing = deps.pip_problem(deps.find_python()) if self.names else None
+        self.pip_missing = _pip_problem() if self.names else None
         self.profile = profile or deps.profile_dir()
         self.target = deps.deps_folder(self.profile) or ""
         self.steps: List[deps.Step] = []
@@ -75,8 +85,8 @@ class DependencyDialog(QDialog):
             self.summary.setText("QGIS's Python has everything CLAIRE needs (torch, rasterio, safetensors, "
                                  "scikit-learn).")
         elif self.pip_missing:
-            self.summary.setText(f"Missing: {', '.join(deps.shown_names(self.names))}. {self.pip_missing} (close "
-                                 f"this window and open it again once pip is there).")
+            self.summary.setText(f"Missing: {', '.join(deps.shown_names(self.names))}. {self.pip_missing} (Install "
+                                 f"stays off: close this window and open it again once that is done).")
         else:
             self.summary.setText(
                 f"Missing: {', '.join(deps.shown_names(self.names))}. They will be installed with pip into "

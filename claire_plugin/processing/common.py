@@ -230,18 +230,23 @@ def qgis_message(text: str, names: Optional[Dict[str, str]] = None) -> str:
 PROGRESS_TEXT_MAX = 100
 
 
-def short_progress_text(message: str, most: int = PROGRESS_TEXT_MAX) -> str:
-    """`message` cut at a word to at most `most` characters, with an ellipsis when cut."""
+def split_progress_text(message: str, most: int = PROGRESS_TEXT_MAX) -> Tuple[str, str]:
+    """(`message` as a progress label of at most `most` characters, the rest of it or ""): cut after its first
+    clause (": ") where that fits, else at a word with an ellipsis on both sides of the cut."""
     if len(message) <= most:
-        return message
-    cut = message[: most - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
-    return cut + "…"
+        return message, ""
+    colon = message.rfind(": ", 0, most)
+    if colon > 0:
+        return message[:colon], message[colon + 2:]
+    head = message[: most - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return head + "\u2026", "\u2026" + message[len(head):].lstrip()
 
 
 def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
     """A progress callback for the engine that reports to a Processing feedback, messages only once: a warning
-    ("warning: ...") goes to the log as a warning, a long message to the log whole, and the progress label gets at
-    most PROGRESS_TEXT_MAX characters of either."""
+    ("warning: ...") goes to the log as a warning (no phase of the run: the label stays), a long message's first
+    part is the progress label and the rest follows in the log (QGIS's dialog writes the label to its log too, so
+    nothing is written twice)."""
     last = {"message": None}
 
     def report(fraction: float, message: str) -> None:
@@ -250,9 +255,11 @@ def progress_bridge(feedback: QgsProcessingFeedback) -> Callable[[float, str], N
             last["message"] = message
             if message.startswith("warning: "):
                 feedback.pushWarning(message[len("warning: "):])
-            elif len(message) > PROGRESS_TEXT_MAX:
-                feedback.pushInfo(message)
-            feedback.setProgressText(short_progress_text(message))
+                return
+            head, rest = split_progress_text(message)
+            feedback.setProgressText(head)
+            if rest:
+                feedback.pushInfo(rest)
 
     return report
 

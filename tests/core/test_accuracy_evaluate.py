@@ -145,3 +145,12 @@ def test_the_other_column_sits_in_each_pixels_reference_row_and_is_said_only_whe
     assert OTHER_VALUE not in html
     only_other = evaluate(write_raster(tmp_path / "o.tif", np.full((10, 10), 9, np.uint8)), ref, classes)
     assert only_other["oa"] == 0.0 and only_other["compared_pixels"] == 100  # scored: every pixel an error
+
+
+def test_a_class_list_naming_a_value_twice_still_scores(tmp_path):
+    """Review of round 21: the confusion was sized by the distinct values, and a card listing one value twice
+    (hand-edited) raised an IndexError where it had scored."""
+    m = _two_classes()
+    classes = [{"value": 1, "name": "water"}, {"value": 1, "name": "water again"}, {"value": 2, "name": "trees"}]
+    out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", m), classes)
+    assert out["oa"] == 1.0 and len(out["confusion"]) == 3

@@ -216,3 +216,31 @@ def test_jobs_that_read_a_map_once_keep_the_cache_to_its_block_rows(tmp_path, mo
             assert gdal.GetCacheMax() == bc.BASE_BYTES
     finally:
         gdal.SetCacheMax(old)
+
+
+def test_runs_under_way_at_once_share_the_cache_and_the_size_before_them_comes_back(monkeypatch):
+    """Review of round 21: each run gave back the size it had found, so a job lowering the cache beside a
+    classification raising it left it lowered for the session (or the classification's bound ended with the job)."""
+    from osgeo import gdal
+
+    old = gdal.GetCacheMax()
+    try:
+        gdal.SetCacheMax(1200 * 2 ** 20)
+        job, run = bc.CacheSize(), bc.CacheSize()
+        job.at_most(40 * 2 ** 20)
+        assert gdal.GetCacheMax() == 40 * 2 ** 20
+        run.at_most(bc.BASE_BYTES)  # the engine's start: no lower than what the job asks for
+        assert gdal.GetCacheMax() == 40 * 2 ** 20
+        run.set(300 * 2 ** 20)  # the engine's fit
+        assert gdal.GetCacheMax() == 300 * 2 ** 20
+        job.restore()
+        assert gdal.GetCacheMax() == 300 * 2 ** 20  # the run under way keeps what it needs
+        run.restore()
+        assert gdal.GetCacheMax() == 1200 * 2 ** 20  # the size before both
+        with bc.reading_rows_once([], size=50 * 2 ** 20):
+            with bc.reading_rows_once([], size=60 * 2 ** 20):  # not lowered further: the larger request stands
+                assert gdal.GetCacheMax() == 50 * 2 ** 20
+            assert gdal.GetCacheMax() == 50 * 2 ** 20
+        assert gdal.GetCacheMax() == 1200 * 2 ** 20
+    finally:
+        gdal.SetCacheMax(old)

@@ -124,3 +124,16 @@ def test_the_cpu_build_is_asked_about_when_its_index_cannot_be_reached(qgis_app,
     monkeypatch.setattr(deps, "index_reachable", lambda *a, **k: True)
     dialog.install_button.click()
     assert len(asked) == 1 and len(started) == 1  # reachable: no question
+
+
+def test_no_python_beside_qgis_is_said_in_the_dialog_not_raised(qgis_app, tmp_path, monkeypatch):
+    """Review of round 21: the pip check made the dialog fail to open (a traceback) where no Python lies beside
+    the QGIS binary."""
+    from claire.claire_plugin.core.errors import ClaireError
+
+    def none_found():
+        raise ClaireError("No Python interpreter found next to /opt/qgis/bin/qgis-bin")
+
+    monkeypatch.setattr(deps, "find_python", none_found)
+    dialog = DependencyDialog(None, names=["torch"], profile=str(tmp_path))
+    assert "No Python interpreter found" in dialog.summary.text() and not dialog.install_button.isEnabled()

@@ -1,40 +1,47 @@
 """The algorithms' progress texts as QGIS's dialog shows them (QA round 21: a 400-character warning as a progress
-text widened the claire:train dialog to 2513 px, its buttons past the screen, for good)."""
+text widened the claire:train dialog to 2513 px, its buttons past the screen, for good; the first fix wrote every
+long message twice in the dialog's log, which also logs the label)."""
 from __future__ import annotations
 
 
-class _Feedback:
-    def __init__(self) -> None:
-        self.calls = []
+def _dialog_log(messages):
+    """(the dialog's log text, its progress label, its width) after `messages` reached a real algorithm dialog's
+    feedback through progress_bridge."""
+    from qgis.gui import QgsProcessingAlgorithmDialogBase
+    from qgis.PyQt.QtWidgets import QApplication, QLabel, QTextEdit
 
-    def setProgress(self, value) -> None:  # noqa: N802
-        self.calls.append(("progress", value))
+    from claire.claire_plugin.processing.common import progress_bridge
 
-    def setProgressText(self, text) -> None:  # noqa: N802
-        self.calls.append(("text", text))
+    class Dialog(QgsProcessingAlgorithmDialogBase):  # the base is abstract in the bindings
+        pass
 
-    def pushWarning(self, text) -> None:  # noqa: N802
-        self.calls.append(("warning", text))
+    dialog = Dialog()
+    dialog.resize(688, 523)
+    dialog.show()
+    report = progress_bridge(dialog.createFeedback())
+    for fraction, message in messages:
+        report(fraction, message)
+    QApplication.processEvents()
+    log = "\n".join(t.toPlainText() for t in dialog.findChildren(QTextEdit))
+    label = next(lab.text() for lab in dialog.findChildren(QLabel) if lab.objectName() == "lblProgress")
+    width = dialog.width()
+    dialog.close()
+    return log, label, width
 
-    def pushInfo(self, text) -> None:  # noqa: N802
-        self.calls.append(("info", text))
 
+def test_each_message_once_in_the_log_and_the_label_short(qgis_app):
+    from claire.claire_plugin.processing.common import PROGRESS_TEXT_MAX, split_progress_text
 
-def test_long_messages_go_to_the_log_whole_and_the_label_short(qgis_app):
-    from claire.claire_plugin.processing.common import PROGRESS_TEXT_MAX, progress_bridge
-
-    fb = _Feedback()
-    report = progress_bridge(fb)
-    warning = "warning: 3 polygon(s) look more like another class than like the other polygons of their own " * 4
-    report(0.04, warning)
-    report(0.04, warning)  # said once
-    report(0.05, "training on 120 pixels, validating on 40")
-    long_info = "training on 911623 pixels, validating on 349834: after each epoch on 42 of the 421 held-out " \
-                "windows (25079 pixels, every class), at the end on all"
-    report(0.05, long_info)
-    texts = [v for k, v in fb.calls if k == "text"]
-    assert [v for k, v in fb.calls if k == "warning"] == [warning[len("warning: "):]]
-    assert [v for k, v in fb.calls if k == "info"] == [long_info]
-    assert len(texts) == 3 and all(len(t) <= PROGRESS_TEXT_MAX for t in texts)
-    assert texts[0].startswith("warning: 3 polygon(s)") and texts[0].endswith("\u2026")
-    assert texts[1] == "training on 120 pixels, validating on 40"
+    warning = "3 polygon(s) look more like another class than like the other polygons of their own class " * 4
+    long_info = ("training on 911623 pixels, validating on 349834: after each epoch on 42 of the 421 held-out "
+                 "windows (25079 pixels, every class), at the end on all")
+    log, label, width = _dialog_log([(0.04, "warning: " + warning.strip()), (0.04, "warning: " + warning.strip()),
+                                     (0.05, long_info)])
+    assert log.count("3 polygon(s) look more like another class") == 4  # the warning once (it repeats the phrase 4x)
+    assert log.count("training on 911623 pixels") == 1 and log.count("after each epoch on 42") == 1
+    assert label == "training on 911623 pixels, validating on 349834" and len(label) <= PROGRESS_TEXT_MAX
+    assert width < 1000
+    head, rest = split_progress_text("word " * 40)
+    assert len(head) <= PROGRESS_TEXT_MAX and head.endswith("\u2026") and rest.startswith("\u2026")
+    assert (head[:-1] + " " + rest[1:]).split() == ("word " * 40).split()
+    assert split_progress_text("short") == ("short", "")

@@ -25,8 +25,9 @@ import inspect
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..runtime.resources import available_bytes
 from .raster_io import numpy_dtype
@@ -156,21 +157,36 @@ def _mb(n: int) -> str:
     return f"{n / 2 ** 20:.0f} MB"
 
 
+#: The sizes the runs and jobs under way ask for (CacheSize id -> bytes) and the size to give back when the last ends:
+#: GDAL's cache is one per process, and a job in a Processing background task can run beside a classification in the
+#: dock; each giving back the size it had found left the cache lowered (or unbounded) for the session (review of
+#: round 21).
+_ASKED: Dict[int, int] = {}
+_BEFORE: List[Optional[int]] = [None]
+_LOCK = threading.Lock()
+
+
 class CacheSize:
-    """Sets GDAL's block cache for a run and restores the previous size afterwards."""
+    """Sets GDAL's block cache for a run and gives the size before back afterwards. Runs under way at once share it:
+    the cache is the largest any of them asks for, and the size before the first is given back when the last
+    ends."""
 
     def __init__(self) -> None:
-        self.old: Optional[int] = None
+        self.old: Optional[int] = None  # the size found when this run first set it (for the record)
 
     def set(self, size: int) -> None:
-        """Use `size` bytes from now on (the first call remembers the size to restore)."""
+        """Ask for `size` bytes from now on."""
         try:
             from osgeo import gdal
         except ImportError:  # rasterio alone: its GDAL keeps its own setting (GDAL_CACHEMAX)
             return
-        if self.old is None:
-            self.old = gdal.GetCacheMax()
-        gdal.SetCacheMax(int(size))
+        with _LOCK:
+            if not _ASKED:
+                _BEFORE[0] = gdal.GetCacheMax()
+            if self.old is None:
+                self.old = gdal.GetCacheMax()
+            _ASKED[id(self)] = int(size)
+            gdal.SetCacheMax(max(_ASKED.values()))
 
     def fit(self, inputs: list, grid) -> Optional[str]:
         """Size the cache so that each block of `inputs` [(role, dataset or GridWarp, band indexes, readers
@@ -203,10 +219,18 @@ class CacheSize:
             self.set(size)
 
     def restore(self) -> None:
-        if self.old is not None:
-            from osgeo import gdal
+        """This run's request withdrawn: the cache is the largest the others ask for, or the size before them all."""
+        if self.old is None:
+            return
+        from osgeo import gdal
 
-            gdal.SetCacheMax(self.old)
+        with _LOCK:
+            _ASKED.pop(id(self), None)
+            if _ASKED:
+                gdal.SetCacheMax(max(_ASKED.values()))
+            elif _BEFORE[0] is not None:
+                gdal.SetCacheMax(_BEFORE[0])
+                _BEFORE[0] = None
             self.old = None
 
 
