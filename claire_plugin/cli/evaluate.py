@@ -230,6 +230,7 @@ def _spectral_order(ds, choice, card: Dict[str, Any]) -> None:
                             optical_radiometry(ds, choice.indices, None), ds.nodata)
     check_spectral_order(choice, ds.count, prep.physical(sample.astype(np.float32)))
 
+
 def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:
     """ClaireError when the folder's rasters give another number of optical or SAR bands than the checkpoint
     reads (a model fed other bands would score a wrong map without a word)."""
