@@ -181,13 +181,14 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
     cfg = card.get("config") or {}
     for given, role, flag, attr in ((ob, "optical", "--optical-bands", "optical"), (sb, "SAR", "--sar-bands", "sar")):
         spec = card["inputs"][attr]
-        with rasterio.open(getattr(pairs[0], attr)) as ds:
-            if given is not None or ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
-                out.append(given)
-                continue
+        if given is not None:
+            out.append(given)
+            continue
         choices = []
         for pair in pairs:
             with rasterio.open(getattr(pair, attr)) as ds:
+                if not choices and ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
+                    break
                 choice = choose_raster_bands(ds, role, spec["bands"], None, cfg.get(f"{attr}_channels"), flag)
                 if attr == "optical" and not choices:
                     _spectral_order(ds, choice, card)
@@ -199,6 +200,9 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
                     f"{os.path.basename(getattr(pair, attr))} gives {_band_list(choice)} ({choice.method}); one band "
                     f"list reads them all: stack them alike, or evaluate them in separate folders with {flag}")
             choices.append((pair, choice))
+        if not choices:
+            out.append(given)
+            continue
         choice = choices[0][1]
         out.append(choice.indices)
         print(f"note: {role} bands " + ", ".join(f"{i}->{n}" for i, n in zip(choice.indices, choice.names))

@@ -171,9 +171,6 @@ class CacheSize:
     the cache is the largest any of them asks for, and the size before the first is given back when the last
     ends."""
 
-    def __init__(self) -> None:
-        self.old: Optional[int] = None  # the size found when this run first set it (for the record)
-
     def set(self, size: int) -> None:
         """Ask for `size` bytes from now on."""
         try:
@@ -183,8 +180,6 @@ class CacheSize:
         with _LOCK:
             if not _ASKED:
                 _BEFORE[0] = gdal.GetCacheMax()
-            if self.old is None:
-                self.old = gdal.GetCacheMax()
             _ASKED[id(self)] = int(size)
             gdal.SetCacheMax(max(_ASKED.values()))
 
@@ -220,18 +215,16 @@ class CacheSize:
 
     def restore(self) -> None:
         """This run's request withdrawn: the cache is the largest the others ask for, or the size before them all."""
-        if self.old is None:
-            return
-        from osgeo import gdal
-
         with _LOCK:
-            _ASKED.pop(id(self), None)
+            if _ASKED.pop(id(self), None) is None:  # never asked (or rasterio alone): nothing to give back
+                return
+            from osgeo import gdal
+
             if _ASKED:
                 gdal.SetCacheMax(max(_ASKED.values()))
             elif _BEFORE[0] is not None:
                 gdal.SetCacheMax(_BEFORE[0])
                 _BEFORE[0] = None
-            self.old = None
 
 
 def rows_once_bytes(paths: Iterable[Optional[str]], rows: int = 1) -> int:
