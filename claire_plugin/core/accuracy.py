@@ -161,7 +161,7 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
     codes of which at least one, where it meets `grid_ds`, is a class of the map (`lut`: value -> class index,
     -1 when no class, as core.engine.plan.reference_lut). A sparse sample first, then block by block until a
     class value turns up."""
-    from .map_accuracy import class_map_problem
+    from .map_accuracy import class_map_problem, non_whole_problem
 
     problem = class_map_problem(ds, path, "reference raster", integer=False, fix=REFERENCE_FIX)
     if problem:
@@ -171,10 +171,9 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
         v = block[np.isfinite(block)]
         if ds.nodata is not None:
             v = v[v != np.float32(ds.nodata)]
-        if v.size and not np.array_equal(v, np.round(v)):
-            odd = float(v[v != np.round(v)][0])
-            raise ClaireError(f"the reference raster {quoted(path)} holds values such as {odd:g}, not class codes; "
-                              f"{REFERENCE_FIX} (not the optical or SAR raster)")
+        problem = non_whole_problem(v, path, "reference raster", f"{REFERENCE_FIX} (not the optical or SAR raster)")
+        if problem:
+            raise ClaireError(problem)
         v = v.astype(np.int64)
         if (lut[v[(v >= 0) & (v < lut.size)]] >= 0).any():
             return
@@ -201,13 +200,19 @@ def _reference_blocks(ds, grid_ds, step: int = 512):
 
 
 def _block_codes(pred: np.ndarray, raw: np.ndarray, masked: np.ndarray, nodata, mapping: Dict[int, int],
-                 ignore_ref: Iterable[int]):
-    """(pair codes of the valid pixels of a block, pixels the map has, pixels the reference has)."""
+                 ignore_ref: Iterable[int], reference: str = "reference"):
+    """(pair codes of the valid pixels of a block, pixels the map has, pixels the reference has); a ClaireError
+    when the reference (path `reference`) holds a value that is no whole number there."""
+    from .map_accuracy import non_whole_problem
+
     cls_nodata, ref_nodata = nodata
     valid = masked & np.isfinite(raw)  # NaN / infinity: no reference there
+    if ref_nodata is not None and math.isfinite(ref_nodata):
+        valid &= raw != ref_nodata
+    problem = non_whole_problem(raw[valid], reference, "reference raster", REFERENCE_FIX)
+    if problem:
+        raise ClaireError(problem)
     ref = np.where(valid, raw, 0).astype(np.int64)
-    if ref_nodata is not None:
-        valid &= ref != int(ref_nodata)
     for v in ignore_ref:
         valid &= ref != v
     has_ref = int(valid.sum())
@@ -269,7 +274,8 @@ def _pair_counts(classified: str, reference: str, mapping: Dict[int, int], ignor
                 raise CancelledError()
             raw = read_pixels(vrt, [1], window, "float64")[0]
             codes, n_map, n_ref = _block_codes(read_classes(cls_ds, window).astype(np.int64), raw,
-                                               vrt.read_masks(1, window=window) > 0, nodata, mapping, ignore_ref)
+                                               vrt.read_masks(1, window=window) > 0, nodata, mapping, ignore_ref,
+                                               reference)
             has[0], has[1] = has[0] + n_map, has[1] + n_ref
             for code, count in zip(*(v.tolist() for v in np.unique(codes, return_counts=True))):
                 counts[code] = counts.get(code, 0) + count
@@ -452,6 +458,7 @@ def write_report(metrics: Dict[str, Any], path: str) -> str:
                       for i, (n, row) in enumerate(zip(names, metrics["confusion"])))
     heads = names + ([OTHER_VALUE] if other else [])
     ignored = metrics.get("ignored_reference") or {}
+    legend = (metrics.get("legend_note") or "").removeprefix("warning: ")
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>CLAIRE evaluation</title>
 <style>body{{font-family:sans-serif;margin:24px;}}
 td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
@@ -459,6 +466,7 @@ td:first-child,th:first-child{{text-align:left}} table{{border-collapse:collapse
 <h1>Accuracy of {e(os.path.basename(metrics['classified']))}</h1>
 <p>Reference: {e(os.path.basename(metrics['reference']))}. Compared pixels: {metrics['compared_pixels']}
 ({metrics['compared_area_ha']:.1f} ha).</p>
+{'<p><b>Warning:</b> ' + e(legend) + '</p>' if legend else ''}
 <p><b>Overall accuracy {pct(metrics['oa'])}</b> · mean IoU {pct(metrics['miou'])}
 · Cohen's kappa {metrics['kappa']:.3f}</p>
 <h2>Per class</h2><table><tr><th>Class</th><th>Value</th><th>IoU</th><th>Precision</th><th>Recall</th><th>F1</th>

@@ -89,6 +89,21 @@ def class_map_problem(ds, path: str, role: str, integer: bool = True, fix: str =
     return None
 
 
+def non_whole_problem(values: np.ndarray, path: str, role: str, fix: str) -> Optional[str]:
+    """Why the finite, non-nodata `values` of a raster of class codes are no class codes (a value with a fraction,
+    e.g. 1.999 left by a raster calculator or a bilinear resampling), or None. Truncating it would move its pixels
+    to the class below."""
+    v = np.asarray(values)
+    if v.dtype.kind != "f" or not v.size:
+        return None
+    odd = v != np.round(v)
+    if not odd.any():
+        return None
+    return (f"the {role} {quoted(path)} holds values such as {float(v[odd][0]):g}, not class codes; {fix} (a class "
+            f"raster saved as floats can be converted: gdal_translate -ot Byte, or QGIS Raster > Conversion > "
+            f"Translate with output type Byte; resample class rasters with nearest neighbour only)")
+
+
 def read_classes(ds, window) -> np.ndarray:
     """Band 1 of `window` in the raster's own type; a ClaireError naming the file when the read fails (a
     truncated or damaged file: core.io.raster_io.read_pixels)."""

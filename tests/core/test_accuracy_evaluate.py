@@ -154,3 +154,43 @@ def test_a_class_list_naming_a_value_twice_still_scores(tmp_path):
     classes = [{"value": 1, "name": "water"}, {"value": 1, "name": "water again"}, {"value": 2, "name": "trees"}]
     out = evaluate(write_raster(tmp_path / "m.tif", m), write_raster(tmp_path / "r.tif", m), classes)
     assert out["oa"] == 1.0 and len(out["confusion"]) == 3
+
+
+def test_a_reference_of_values_with_a_fraction_is_refused_and_whole_floats_score(tmp_path):
+    """QA round 22: a float reference of 1.0 | 1.9 was truncated, its 1.9 pixels scored as class 1 (OA 0.5 where
+    reading 2 gives 1.0), without a word. Whole floats (and a float nodata) are class codes."""
+    m = _two_classes()
+    cmap = write_raster(tmp_path / "m.tif", m)
+    whole = m.astype(np.float32)
+    whole[0, 0] = -3.4e38
+    out = evaluate(cmap, write_raster(tmp_path / "w.tif", whole, nodata=-3.4e38))
+    assert out["oa"] == 1.0 and out["compared_pixels"] == 99
+    odd = whole.copy()
+    odd[m == 2] = 1.9
+    with pytest.raises(ClaireError, match=r"reference raster .*r\.tif' holds values such as 1\.9, not class codes"):
+        evaluate(cmap, write_raster(tmp_path / "r.tif", odd, nodata=-3.4e38))
+
+
+def test_the_html_report_carries_the_legend_warning(tmp_path):
+    """QA round 22: the warning that the reference names its classes otherwise than the map was in the JSON and the
+    Processing log only; the HTML report showed the scores without it."""
+    import pathlib
+
+    import rasterio
+
+    from claire.claire_plugin.core.accuracy import write_report
+
+    def named(path, names):  # the band's class_N tags, as claire classify writes them
+        write_raster(path, _two_classes())
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(1, **names)
+        return str(path)
+
+    cmap = named(tmp_path / "m.tif", {"class_1": "water", "class_2": "trees"})
+    out = evaluate(cmap, named(tmp_path / "r.tif", {"class_1": "trees", "class_2": "water"}))
+    assert out["legend_note"].startswith("warning: the reference names its classes otherwise")
+    text = pathlib.Path(write_report(out, str(tmp_path / "r.html"))).read_text(encoding="utf-8")
+    assert "<b>Warning:</b> the reference names its classes otherwise than the map" in text
+    plain = evaluate(cmap, cmap)
+    assert plain["legend_note"] is None
+    assert "Warning" not in pathlib.Path(write_report(plain, str(tmp_path / "p.html"))).read_text(encoding="utf-8")

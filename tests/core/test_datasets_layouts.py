@@ -483,3 +483,46 @@ def test_a_split_list_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "open", guarded, raising=False)
     with pytest.raises(ClaireError, match=r"cannot read the split list '.*split\.csv' \(Permission denied\)"):
         list_pairs(root, "whu-opt-sar", "val")
+
+
+def test_folder_labels_with_a_fraction_are_refused_and_their_nodata_is_no_class(tmp_path):
+    """QA round 22: a label raster saved as floats (2 -> 1.999) was truncated, every pixel scored one class down
+    (evaluate OA 0.0075 against 0.8647, exit 0), and a label raster's declared nodata became a class of its own."""
+    from claire.claire_plugin.core.training.data_checks import label_counts, left_out_codes
+    from claire.claire_plugin.core.training.datasets import scan_label_values
+
+    rng = np.random.default_rng(1)
+    root = str(tmp_path / "gen")
+    _make(root, "optical", "sar", "labels", ["x"], 20, 30, [1, 2], rng)
+    path = os.path.join(root, "labels", "x.tif")
+    with rasterio.open(path) as ds:
+        raw = ds.read(1)
+    lab = raw.astype(np.float32)
+    lab[:, :5] = 0  # the unlabelled strip, declared as nodata
+    _tif(path, lab, "float32")
+    with rasterio.open(path, "r+") as ds:
+        ds.nodata = 0
+    pairs = list_pairs(root, "generic", "train", holdout=0)
+    assert scan_label_values(pairs) == [1, 2]  # the nodata 0 is no class
+    src = RasterPairSource(pairs, [ClassDef(0, "zero"), ClassDef(1, "a"), ClassDef(2, "b")])
+    _, _, idx = src.read(pairs[0], 0, 0, 20, 30)
+    assert (idx[:, :5] == 255).all() and (idx[:, 5:] == raw[:, 5:]).all()  # value 1 -> index 1, nodata ignored
+    assert label_counts(src, 3)[0] == 0 and not left_out_codes(src, 3)
+    src.close()
+
+    lab[3, 7] = -1  # a negative code is no class (it was clipped to 0)
+    _tif(path, lab, "float32")
+    with rasterio.open(path, "r+") as ds:
+        ds.nodata = 0
+    src = RasterPairSource(pairs, [ClassDef(0, "zero"), ClassDef(1, "a"), ClassDef(2, "b")])
+    assert src.read(pairs[0], 0, 0, 20, 30)[2][3, 7] == 255 and left_out_codes(src, 3) == {-1: 1}
+    src.close()
+
+    lab[2, 9] = 1.999  # what a raster calculator or a bilinear resampling leaves
+    _tif(path, lab, "float32")
+    src = RasterPairSource(pairs, [ClassDef(1, "a"), ClassDef(2, "b")])
+    for call in (lambda: scan_label_values(pairs), lambda: src.read(pairs[0], 0, 0, 20, 30),
+                 lambda: label_counts(src, 2), lambda: left_out_codes(src, 2)):
+        with pytest.raises(ClaireError, match=r"holds values such as 1\.999, not class codes.*whole class codes"):
+            call()
+    src.close()

@@ -202,3 +202,19 @@ def test_codes_over_254_are_all_named_with_the_fix(scene, tmp_path):
     with pytest.raises(ClaireError, match=r"holds code\(s\) outside 1\.\.254 \(300, 301, 302, 303, 304, 305, 306, "
                                           r"307 and 4 more, .*renumber the classes to 1\.\.254 .*Reclassify by table"):
         _read(scene)
+
+
+def test_a_label_raster_of_values_with_a_fraction_is_refused(scene, tmp_path):
+    """QA round 22: a float label raster holding 4.999 (a raster calculator's or a bilinear resampling's) became
+    code 4 by truncation, and `a == 4` matched none of its pixels: a class without pixels, no word on why. Whole
+    floats are codes."""
+    lab = np.zeros((64, 96), np.float32)
+    for v, r, c in TRAIN_BOXES:
+        lab[r:r + 5, c:c + 5] = v
+    scene["label_raster"] = write_raster(tmp_path / "whole.tif", lab, nodata=0)
+    assert sorted(c.code for c in _read(scene).classes) == sorted({v for v, _, _ in TRAIN_BOXES})
+    lab[lab == 4] = 4.999
+    scene["label_raster"] = write_raster(tmp_path / "odd.tif", lab, nodata=0)
+    with pytest.raises(ClaireError, match=r"label raster .*odd\.tif' holds values such as 4\.999, not class codes; "
+                                          r"give label rasters of whole class codes .*gdal_translate -ot Byte"):
+        _read(scene)

@@ -101,13 +101,15 @@ def label_counts(src, num_classes: int) -> np.ndarray:
     import rasterio
     from rasterio.windows import Window
 
+    from .datasets import class_indices, label_codes
+
     counts = np.zeros(num_classes, np.int64)
     for p in src.pairs:
         r0, c0, h, w = p.region
         with rasterio.open(p.label) as ds:
             for r in range(r0, r0 + h, 1024):
                 lab = ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r)))
-                idx = src.lut[np.clip(lab.astype(np.int64), 0, 65535)]
+                idx = class_indices(src.lut, *label_codes(lab, ds.nodata, p.label))
                 counts += np.bincount(idx[idx < num_classes].ravel(), minlength=num_classes)[:num_classes]
     return counts
 
@@ -118,17 +120,17 @@ def left_out_codes(src, num_classes: int, ignored=()) -> Dict[int, int]:
     import rasterio
     from rasterio.windows import Window
 
+    from .datasets import class_indices, label_codes
+
     skip = {int(v) for v in ignored}
     found: Dict[int, int] = {}
     for p in src.pairs:
         r0, c0, h, w = p.region
         with rasterio.open(p.label) as ds:
-            nodata = ds.nodata
             for r in range(r0, r0 + h, 1024):
-                lab = ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r))).astype(np.int64)
-                out = (src.lut[np.clip(lab, 0, 65535)] >= num_classes)
-                if nodata is not None:
-                    out &= lab != nodata
+                lab, labelled = label_codes(ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r))), ds.nodata,
+                                            p.label)
+                out = labelled & (class_indices(src.lut, lab, labelled) >= num_classes)
                 values, counts = np.unique(lab[out], return_counts=True)
                 for v, n in zip(values.tolist(), counts.tolist()):
                     if v not in skip:

@@ -505,8 +505,8 @@ class RasterPairSource:
             from ..inputs.normalize import linear_to_db
 
             linear_to_db(s)
-        lab = _read_padded(lds, [1], row, col, h, w, 0, lds.dtypes[0])[0]
-        idx = self.lut[np.clip(lab.astype(np.int64), 0, 65535)]
+        idx = class_indices(self.lut, *label_codes(_read_padded(lds, [1], row, col, h, w, 0, lds.dtypes[0])[0],
+                                                   lds.nodata, pair.label))
         outside = np.ones((h, w), bool)
         r0, c0, rh, rw = pair.region
         outside[max(0, r0 - row):max(0, r0 + rh - row), max(0, c0 - col):max(0, c0 + rw - col)] = False
@@ -656,15 +656,40 @@ def raster_is_integer(path: str) -> bool:
         return np.issubdtype(numpy_dtype(ds.dtypes[0]), np.integer)
 
 
+LABEL_FIX = "give label rasters of whole class codes"
+
+
+def label_codes(block: np.ndarray, nodata: Optional[float], path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(int64 codes, labelled mask) of a block of a label raster: its nodata value and NaN are unlabelled; a
+    ClaireError names a value with a fraction (truncated, 1.999 would train and score as class 1)."""
+    from ..map_accuracy import non_whole_problem
+
+    a = np.asarray(block)
+    ok = np.isfinite(a) if a.dtype.kind == "f" else np.ones(a.shape, bool)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= a != nodata
+    problem = non_whole_problem(a[ok], path, "label raster", LABEL_FIX)
+    if problem:
+        raise ClaireError(problem)
+    return np.where(ok, a, 0).astype(np.int64), ok
+
+
+def class_indices(lut: np.ndarray, codes: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Class index (uint8; IGNORE where unlabelled or the code is no class of `lut`) of label codes."""
+    inside = labelled & (codes >= 0) & (codes < lut.size)
+    return np.where(inside, lut[np.where(inside, codes, 0)], IGNORE).astype(np.uint8)
+
+
 def scan_label_values(pairs: List[Pair], ignore: Sequence[int] = ()) -> List[int]:
-    """Sorted label values present in the label rasters (read block by block)."""
+    """Sorted label values present in the label rasters (read block by block), neither their nodata nor `ignore`."""
     from ..io.raster_io import open_raster, read_pixels
 
     vals: set = set()
     for p in pairs:
         with open_raster(p.label, "label") as ds:
             for _, win in ds.block_windows(1):
-                vals.update(np.unique(read_pixels(ds, [1], win, dtype=ds.dtypes[0])).tolist())
+                codes, ok = label_codes(read_pixels(ds, [1], win, dtype=ds.dtypes[0])[0], ds.nodata, p.label)
+                vals.update(np.unique(codes[ok]).tolist())
     return sorted(int(v) for v in vals if v not in set(ignore))
 
 

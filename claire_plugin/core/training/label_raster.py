@@ -80,11 +80,11 @@ def read_label_raster(path: str, grid, classes: Optional[List[ClassInfo]], max_p
         rng = np.random.default_rng(seed)
         footprints: List[Footprint] = []
         joins = _EdgeJoins(grid.width)
-        share = _class_shares(warped, grid, nodata)
+        share = _class_shares(warped, grid, nodata, path)
         for r0 in range(0, grid.height, BLOCK):
             for c0 in range(0, grid.width, BLOCK):
                 h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
-                a, ok = _labelled(warped, _window(r0, c0, h, w), nodata)
+                a, ok = _labelled(warped, _window(r0, c0, h, w), nodata, path)
                 gid = np.full((h, w), -1, np.int64)
                 found = np.unique(a[ok]).astype(np.int64)
                 wide = [int(c) for c in found if not 0 < c < 255]
@@ -282,23 +282,30 @@ class _EdgeJoins:
 CLASS_PIXELS_MAX = 500_000
 
 
-def _labelled(warped, window, nodata) -> Tuple[np.ndarray, np.ndarray]:
-    """(values, labelled mask) of a window of the warped label raster (0, 255, NaN and nodata are unlabelled)."""
+def _labelled(warped, window, nodata, path: str = "label raster") -> Tuple[np.ndarray, np.ndarray]:
+    """(values, labelled mask) of a window of the warped label raster (0, 255, NaN and nodata are unlabelled); a
+    ClaireError for a value with a fraction (no class code: 1.999 would match no class and train nothing)."""
+    from ..map_accuracy import non_whole_problem
+    from .datasets import LABEL_FIX
+
     a = warped.read([1], window=window)[0]
     ok = np.isfinite(a) & (a != 0) & (a != IGNORE)
     if nodata is not None and np.isfinite(nodata):
         ok &= a != np.float32(nodata)
+    problem = non_whole_problem(a[ok], path, "label raster", LABEL_FIX)
+    if problem:
+        raise ClaireError(problem)
     return a, ok
 
 
-def _class_shares(warped, grid, nodata) -> Dict[int, float]:
+def _class_shares(warped, grid, nodata, path: str = "label raster") -> Dict[int, float]:
     """Per class code, the share of its labelled pixels kept (CLASS_PIXELS_MAX / its count, at most 1): a first,
     cheap pass over the raster counting the codes of the labelled pixels (codes outside 0..254 are named later)."""
     counts = np.zeros(256, np.int64)
     for r0 in range(0, grid.height, BLOCK):
         for c0 in range(0, grid.width, BLOCK):
             h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
-            a, ok = _labelled(warped, _window(r0, c0, h, w), nodata)
+            a, ok = _labelled(warped, _window(r0, c0, h, w), nodata, path)
             v = a[ok]
             v = v[(v > 0) & (v < 255)].astype(np.int64)
             counts += np.bincount(v, minlength=256)[:256]
