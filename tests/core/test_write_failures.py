@@ -96,7 +96,9 @@ def test_every_run_writes_the_maps_style_and_replaces_one_of_other_classes(tmp_p
     assert write_class_style(raster, first_alike).startswith(f"replaced {qml}")
     assert palette_of(str(qml)) == [(1, "built area"), (2, "trees")]
     qml.write_text("<qgis><pipe><rasterrenderer type='singlebandgray'/></pipe></qgis>")  # not a class style: kept
-    assert write_class_style(raster, other) is None and "singlebandgray" in qml.read_text()
+    note = write_class_style(raster, other)  # kept, and said: QGIS would draw the map with it
+    assert note.startswith(f"warning: kept {qml}") and "delete or rename it" in note
+    assert "singlebandgray" in qml.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["lc.qml"]  # no temporary left
 
 

@@ -58,15 +58,16 @@ def write_class_style(raster: str, classes: List[dict]) -> Optional[str]:
     """Write the map's paletted style beside `raster` (`classes`: value, name, colour), so QGIS draws the file with
     its classes however it is opened. A paletted style of the same classes (value, name) is kept (its colours
     may be the user's), one of other classes replaced and said; a style of another kind (the user's own) is
-    left alone. Returns what to tell the user, or None."""
+    left alone and said. Returns what to tell the user, or None."""
     from .atomic import temp_name
 
     qml = style_path(raster)
     said = None
     if os.path.isfile(qml):
         palette = palette_of(qml)
-        if palette is None:
-            return None
+        if palette is None:  # the user's own style (or a file no style): theirs to keep, but QGIS will apply it
+            return (f"warning: kept {qml}, a style beside the map that is no class palette: QGIS draws the map with "
+                    f"it (not with its classes' names and colours); delete or rename it to get the class style")
         want = sorted((int(c["value"]), str(c["name"])) for c in classes)
         if sorted(palette) == want:
             return None
