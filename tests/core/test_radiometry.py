@@ -67,6 +67,43 @@ def test_offset_data_without_metadata_differs_and_is_suspected(engine_scene, sta
     assert any("(--optical-offset)" in m for m in msgs)
 
 
+def test_offset_data_with_negative_dark_pixels_or_as_floats_is_suspected(engine_scene, standin_model, standin_card,
+                                                                         reference):
+    """QA round 22: offset data whose water reads a little below 1000 DN in the SWIR (negative reflectance, 961 DN
+    on a coast) lost the note (it wanted every value >= 1000), and offset data stored as floats was never looked
+    at: both read 0.1 too bright without a word."""
+    optical, _, _ = engine_scene["arrays"]
+    stored = optical.astype(np.int32) + 1000
+    dark = np.zeros(stored.shape[1:], bool)
+    dark[:2, :] = True  # 1.3 % of the pixels
+    stored[10:12, dark] = 961
+    path = write_raster(os.path.join(engine_scene["dir"], "dark.tif"), stored.astype(np.uint16))
+    _, msgs = _conf(engine_scene, standin_model, standin_card, path, "dark")
+    assert any("run again with --optical-offset -1000" in m for m in msgs), msgs
+    as_reflectance = write_raster(os.path.join(engine_scene["dir"], "f.tif"), (stored / 1e4).astype(np.float32))
+    _, msgs = _conf(engine_scene, standin_model, standin_card, as_reflectance, "f")
+    assert any("run again with --optical-offset -0.1 " in m for m in msgs), msgs
+    fixed, _ = _conf(engine_scene, standin_model, standin_card, as_reflectance, "f0", optical_offset=-0.1)
+    ordinary, _ = _conf(engine_scene, standin_model, standin_card,
+                        write_raster(os.path.join(engine_scene["dir"], "o.tif"),
+                                     (stored - 1000).astype(np.float32) * np.float32(1e-4)), "o")
+    np.testing.assert_array_equal(fixed, ordinary)
+    as_dn = write_raster(os.path.join(engine_scene["dir"], "x.tif"), stored.astype(np.float32))
+    _, msgs = _conf(engine_scene, standin_model, standin_card, as_dn, "x")
+    assert any("run again with --optical-offset -1000" in m for m in msgs), msgs
+
+
+def test_a_gdal_scale_contradicting_add_offset_tags_is_said(engine_scene, standin_model, standin_card):
+    """QA round 22: a GDAL scale of 1e-4 with offset 0 beside BOA_ADD_OFFSET -1000 tags read the data 0.1 too
+    bright, saying only that the GDAL scale applied."""
+    path = _offset_copy(engine_scene, "both.tif", band_tags={i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 13)},
+                        scales=[1e-4] * 12)
+    _, msgs = _conf(engine_scene, standin_model, standin_card, path, "both")
+    said = [m for m in msgs if "GDAL band scale/offset" in m]
+    assert said and said[0].startswith("warning: ") and "ADD_OFFSET of -1000" in said[0], msgs
+    assert "--optical-offset -1000" in said[0]
+
+
 @pytest.mark.parametrize("meta,says", [
     (dict(band_tags={i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 13)}), "ADD_OFFSET band metadata"),
     (dict(tags={"RADIO_ADD_OFFSET_B2": "-1000", "RADIO_ADD_OFFSET_B3": "-1000"}), "ADD_OFFSET dataset metadata"),

@@ -190,7 +190,7 @@ def optical_preparer(spec: InputSpec, n: int, dtype: str, sample: np.ndarray,
         if r.add and not r.given:  # e.g. `gdal_translate -unscale` keeps the product's ADD_OFFSET tags
             r = Radiometry(note=f"the file's offset metadata ({r.add:g} DN) is not applied: the values are already "
                                 f"reflectance")
-    elif not r.note and numpy_dtype(dtype).kind in "ui":
+    if r.scale is None and not r.add and not r.given:  # nothing declared the radiometry: look at the values
         suspicion = offset_suspicion(sample, scale, spec.units)
         if suspicion:
             notes.append(suspicion)

@@ -65,9 +65,14 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
         if scale == 1.0:  # an offset in the raw units (e.g. -1000 DN): added before the card's scale
             return Radiometry(add=offset, note=f"optical offset {offset:g} added before scaling (GDAL band offset "
                                                f"of the file)")
-        return Radiometry(scale=scale, offset=offset,
-                          note=f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + "
-                               f"{offset:g}, instead of the checkpoint's")
+        note = (f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + {offset:g}, instead "
+                f"of the checkpoint's")
+        tagged = _add_offset_tags(ds.tags()) or {k: v for i in indices for k, v in _add_offset_tags(ds.tags(i)).items()}
+        add = min(tagged.values(), default=0.0)
+        if add and offset == 0.0:  # two declarations that disagree: the file's scale wins, and the user is told
+            note = (f"warning: {note}; the file also declares an ADD_OFFSET of {add:g}, which that offset of 0 does "
+                    f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g}")
+        return Radiometry(scale=scale, offset=offset, note=note)
     tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
     where = "band"
     if not tagged:
@@ -89,21 +94,32 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
     return Radiometry()
 
 
+#: Offset Sentinel-2 data (reflectance x 10000 + 1000) puts the darkest surfaces (water, shadow; near 0) near
+#: 1000 DN, a little below it where the reflectance is negative (-0.004 in a coast's SWIR: 961 DN), where data
+#: without the offset has them near 0. Suspected when 99 % of every band's sampled values are at or above this
+#: reflectance read without the offset (900 DN).
+OFFSET_FLOOR = 0.09
+
+
 def offset_suspicion(sample: np.ndarray, scale: float, units: str) -> Optional[str]:
-    """A note when undeclared integer DN look like offset Sentinel-2 data: every sampled value of every
-    band >= 1000 for a checkpoint that reads reflectance x 10000. None otherwise."""
-    if "reflect" not in units.lower() or not np.isclose(scale, 1e-4) or sample.size == 0:
+    """A note when undeclared optical values (raw `sample`, read as `scale` x value) look like offset Sentinel-2
+    data: the 1st percentile of every band at or above OFFSET_FLOOR in reflectance, for a checkpoint that reads
+    reflectance (integer DN, floats in reflectance or x 10000 alike). None otherwise."""
+    if "reflect" not in units.lower() or sample.size == 0 or not 0 < scale <= 1:
         return None
     per_band = [b[np.isfinite(b) & (b > 0)] for b in sample.reshape(sample.shape[0], -1).astype(np.float64)]
     if any(b.size < 100 for b in per_band):
         return None
-    lowest = min(float(b.min()) for b in per_band)
-    if lowest < 1000:
+    low = min(float(np.percentile(b, 1)) for b in per_band)
+    if low * scale < OFFSET_FLOOR:
         return None
-    return (f"every sampled optical value is {lowest:.0f} or more, in every band: either Sentinel-2 of processing "
-            f"baseline 04.00 or later (from 25 January 2022, stored as reflectance x 10000 + 1000) that lost its "
-            f"metadata - if so, run again with --optical-offset -1000 - or a scene without any dark pixel "
-            f"(thick cloud, snow, haze)")
+    as_dn = low * scale * 1e4
+    offset = "--optical-offset -1000" if np.isclose(scale, 1e-4) else f"--optical-offset {-0.1 / scale:g}"
+    return (f"99 % of the sampled optical values are {low:.4g} or more, in every band (reflectance {as_dn / 1e4:.3f}"
+            f"): even the darkest pixels (water, shadow: near 0) read bright. Either Sentinel-2 of processing baseline "
+            f"04.00 or later (from 25 January 2022, stored as reflectance x 10000 + 1000) that lost its metadata - if "
+            f"so, run again with {offset} - or a scene without any dark pixel (thick cloud, snow, haze, bright "
+            f"desert)")
 
 
 def _band_name(ds, i: int) -> str:
