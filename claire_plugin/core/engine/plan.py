@@ -313,12 +313,12 @@ def _prepare(plan: RunPlan, messages: List[str]) -> None:
     radiometry = optical_radiometry(opt, oc.indices, plan.params.optical_offset)
     plan.optical_prep = optical_preparer(plan.optical_spec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
                                          radiometry, opt.nodata)
-    check_spectral_order(oc, opt.count, plan.optical_prep.physical(o_sample.astype(np.float32)))
+    unchecked = check_spectral_order(oc, opt.count, plan.optical_prep.physical(o_sample.astype(np.float32)))
     plan.sar_prep = sar_preparer(plan.sar_spec, len(sc.indices), s_sample, rio.metadata_text(plan.sar, sc.indices),
                                  plan.params.sar_units, plan.sar.dtypes[sc.indices[0] - 1], sc.method,
                                  rio.band_metadata_texts(plan.sar, sc.indices))
     sar_vrt.set_sar_units(sar_fill_units(plan.sar_spec, plan.sar_prep.to_db))  # as in training
-    messages += plan.optical_prep.notes + plan.sar_prep.notes
+    messages += plan.optical_prep.notes + ([unchecked] if unchecked else []) + plan.sar_prep.notes
     messages += constant_band_warnings(o_sample, oc.names, s_sample, sc.names)  # as read: a clip makes constants
     if masked_everywhere(opt, oc.indices):
         messages.append("warning: the optical raster's mask (an internal mask or an alpha band) marks every pixel as "

@@ -57,7 +57,8 @@ class Scene:
             self.opt_prep = optical_preparer(self.opt_spec, len(self.oc.indices),
                                              self.opt.dtypes[self.oc.indices[0] - 1], o_sample, radiometry,
                                              self.opt.nodata)
-            check_spectral_order(self.oc, self.opt.count, self.opt_prep.physical(o_sample.astype(np.float32)))
+            unchecked = check_spectral_order(self.oc, self.opt.count,
+                                             self.opt_prep.physical(o_sample.astype(np.float32)))
             self.sar_prep = sar_preparer(self.sar_spec, len(self.sc.indices), s_sample,
                                          rio.metadata_text(self.sar, self.sc.indices), sar_units,
                                          self.sar.dtypes[self.sc.indices[0] - 1], self.sc.method,
@@ -68,7 +69,7 @@ class Scene:
             self.close()
             raise
         self.notes = [self.oc.describe("optical"), self.sc.describe("SAR")] + self.opt_prep.notes + \
-            self.sar_prep.notes
+            ([unchecked] if unchecked else []) + self.sar_prep.notes
         self.height, self.width = self.opt.height, self.opt.width
         self.opt_masked = has_dataset_mask(self.opt, self.oc.indices)  # a mask or alpha band not read as data
 
