@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from typing import Any, Dict, List, Optional
 
 from qgis.PyQt.QtCore import Qt, pyqtSignal
@@ -199,7 +200,7 @@ def trust_html(summary: Dict[str, Any], card: Optional[Dict[str, Any]] = None) -
                       "area</a>.")
         else:
             advice = "<a href='train'>Train it on your area</a> with a few polygons per class."
-        parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of this scene</b>: there it is unlike the "
+        parts.append(f"<b>Do not trust the map on {_pct(unfamiliar)} of its area</b>: there it is unlike the "
                      f"data the model was trained on{by_gaps}. {advice}")
     elif unfamiliar is not None:
         parts.append(f"The scene resembles the model's training data ({_pct(unfamiliar)} unlike it).")
@@ -457,12 +458,10 @@ class ResultsView(Restyled, QWidget):
     def showExplanation(self, expl: Explanation) -> None:  # noqa: N802
         """Show the final text, who wrote it and the flagged (ungrounded) sentences highlighted."""
         body = html.escape(expl.text or self._streamed)
-        for sentence in expl.flagged_sentences:
-            s = html.escape(sentence.strip())
-            if s and s in body:
-                body = body.replace(s, f"<span style='background:{tones(self)['flag_bg']}' title='Not backed by the "
-                                       f"facts'>"
-                                       f"{s} ⚠</span>")
+        flagged = sorted({html.escape(s.strip()) for s in expl.flagged_sentences if s.strip()}, key=len, reverse=True)
+        if flagged:  # one pass: a sentence repeated (or inside another) is marked once where it stands, never nested
+            mark = f"<span style='background:{tones(self)['flag_bg']}' title='Not backed by the facts'>{{}} ⚠</span>"
+            body = re.sub("|".join(map(re.escape, flagged)), lambda m: mark.format(m.group(0)), body)
         body = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip()).replace("\n", "<br>")
         self.explanation.setHtml(body)
         parts = [f"Written by: <b>{html.escape(expl.label)}</b>",

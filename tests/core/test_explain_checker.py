@@ -117,8 +117,11 @@ def test_glued_and_hyphenated_numbers():  # C9, C10, C11, C13
 
 def test_kappa_as_a_percentage_keeps_its_rounding():  # C16
     facts = _facts()
-    assert check_grounding("Kappa is 77.6 %.", facts).grounded_share == 1.0  # 0.78 is 0.775..0.785
+    assert check_grounding("Kappa is 78 %.", facts).grounded_share == 1.0  # 0.78 is 0.775..0.785
+    assert check_grounding("Kappa is 78.0 %.", facts).grounded_share == 1.0
     assert check_grounding("Kappa is 79 %.", facts).grounded_share == 0.0
+    # QA round 22: more decimals than the fact holds is no quote of it (0.78 may be 0.784)
+    assert check_grounding("Kappa is 77.6 %.", facts).grounded_share == 0.0
 
 
 def test_a_bare_one_is_the_fraction_of_a_hundred_percent():  # C18
@@ -153,3 +156,31 @@ def test_a_macro_f1_with_a_trailing_zero_keeps_its_two_decimals():
     card["metrics"]["heldout_polygons_sar_only"] = {"macro_f1": 0.61}
     facts = build_facts(summary, card)    # heldout_macro_f1 0.8
     assert check_grounding("With the optical it scored macro-F1 0.75.", facts).grounded_share == 0.0
+
+
+def test_a_number_after_a_named_measure_must_be_that_measure():
+    """QA round 22: numbers were matched by value alone: "Overall accuracy is 87.3 %" passed on the mean
+    confidence, "Kappa is 0.43" on a share / 100; about half of random kappas passed."""
+    facts = _facts()
+    assert check_grounding("Overall accuracy is 87.3 %.", facts).grounded_share == 0.0  # the mean confidence
+    assert check_grounding("Overall accuracy is 91 %.", facts).grounded_share == 1.0
+    assert check_grounding("Kappa is 0.43.", facts).grounded_share == 0.0  # 42.5 % / 100
+    assert check_grounding("The mean confidence is 87.3 %, the overall accuracy 91 %.", facts).grounded_share == 1.0
+    res = check_grounding("Class 12 covers 42.5 % and reaches an F1 of 0.91.", facts)
+    assert [n.matched for n in res.numbers] == [True, False]  # no F1 among the facts, though 0.91 is the OA
+    no_metrics = {k: v for k, v in facts.items() if k != "metrics"}
+    assert check_grounding("Kappa is 0.78.", no_metrics).grounded_share == 0.0
+    assert check_grounding("Confidence averages 87.3 %.", no_metrics).grounded_share == 1.0
+
+
+def test_numbers_with_units_no_fact_has_and_spelled_percentages_are_flagged():
+    """QA round 22: "-18dB", "10m", "26k", "6.5e4" were skipped as identifiers, "0.07 million pixels" and
+    "262.5 acres" matched as bare numbers or areas, "Forty percent" was not seen."""
+    facts = _facts()
+    for text in ("The SAR is -18dB there.", "Fields are 10m wide.", "It holds 26k pixels.", "About 6.5e4 pixels.",
+                 "About 0.07 million pixels.", "It covers 5246.9 acres.", "Forty percent is water.",
+                 "Roads are 10 m wide."):
+        res = check_grounding(text, facts)
+        assert res.flagged_sentences == [text] and res.grounded_share == 0.0, text
+    assert check_grounding("It covers 5246.9 ha.", facts).grounded_share == 1.0
+    assert [n[0] for n in iter_numbers("B8A and L2A, 2nd, 3D.", [])] == []  # identifiers stay identifiers

@@ -92,7 +92,7 @@ def test_the_cloud_caveat_needs_both_an_unfamiliar_and_a_clouded_share_of_5_pct(
 
 def test_the_prompt_names_the_users_class_and_keeps_the_trust_rules():
     user = build_messages(_facts(focus="crops"))[1]["content"]
-    assert "The user selected the class crops: start with it." in user
+    assert 'The user selected the class "crops": start with it.' in user
     assert "Never present as certain a class the facts mark as mostly unlike the training data" in SYSTEM
     assert "never compute, sum or invent numbers" in SYSTEM
 
@@ -100,7 +100,7 @@ def test_the_prompt_names_the_users_class_and_keeps_the_trust_rules():
 def test_a_class_without_pixels_under_cloud_lists_no_zero_share():
     summary, card = sample_run(with_reference=True)
     summary["classes"][0].update(cloud_share=0.0, unfamiliar_share=0.0, sar_only_share=0.0)  # water
-    line = next(l for l in facts_lines(build_facts(summary, card)) if l.startswith("- water:"))
+    line = next(l for l in facts_lines(build_facts(summary, card)) if l.startswith('- "water":'))
     assert "under cloud" not in line and "unlike the training data" not in line
 
 
@@ -140,7 +140,8 @@ def test_the_scene_table_states_the_trust_and_snow_rows(tmp_path):
     write_report(summary, card, str(tmp_path / "run.md"))
     md = (tmp_path / "run.md").read_text()
     assert "| Unlike the training data (%) | 12.3 |" in md
-    assert "| Snow / ice ruled out (%) | 4.0 |" in md and "| of it under cloud, where SAR cannot tell snow (%) | 1.0 |" in md
+    assert "| Snow / ice ruled out (%) | 4.0 |" in md
+    assert "| Snow / ice ruled out under cloud, where SAR cannot tell snow (% of the map) | 1.0 |" in md
 
 
 def test_both_twins_show_flagged_sentences_the_fallback_reason_and_areas_to_a_tenth(tmp_path):

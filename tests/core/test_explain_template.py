@@ -156,7 +156,7 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
                    optical_invalid_share=0.05, sar_only_share=0.048, unfamiliar_share=0.38)
     facts = build_facts(summary, card)
     text = template.write(facts)
-    assert "21.3 % of the scene was under cloud" in text and "leaned mostly on SAR (81.0 %" in text
+    assert "21.3 % of the map was under cloud" in text and "leaned mostly on SAR (81.0 %" in text
     assert "the map was classified from SAR alone (4.8 % of the map)" in text
     assert "has no class" not in text  # every pixel of the grid classified
     # (QA, swath) a SAR strip narrower than the optical: the pixels without a class are said, grounded
@@ -170,7 +170,7 @@ def test_cloud_gaps_and_unfamiliar_are_explained_and_grounded():
                               sar_only_share=0.0), card)
     told = template.write(nofill)
     assert "those pixels are left without a class" in told and "has no class" not in told, told
-    assert "should not be trusted on 38.0 % of this scene" in text and "Train it on your area" in text
+    assert "should not be trusted on 38.0 % of this map" in text and "Train it on your area" in text
     assert text.index("should not be trusted") < text.index("most certain"), "the warning comes first"
     assert "a high confidence proves nothing" in text
     res = check_grounding(text, facts)
@@ -299,7 +299,7 @@ def test_classes_sar_alone_takes_for_others_are_named_where_the_map_came_from_sa
     res = check_grounding(text, facts)
     assert res.flagged_sentences == [], res.flagged_sentences
     assert "sar_only_lookalikes" in str({n.text: n.fact for n in res.numbers}["88.9"])
-    assert any("took 88.9 % of the held-out water pixels for bare ground" in line for line in facts_lines(facts))
+    assert any('took 88.9 % of the held-out "water" pixels for "bare ground"' in line for line in facts_lines(facts))
     # trees -> water (36 of 108) happens with the optical too: not SAR's doing
     assert "trees pixels" not in text
     assert "took" not in template.write(build_facts(dict(summary, sar_only_share=0.0), card))
@@ -425,7 +425,7 @@ def test_a_language_models_text_gets_the_cautions_it_left_out(monkeypatch):
         text, generator = "The map is mostly water and looks certain.", "phi3:fake"
     monkeypatch.setattr(phi3, "generate", lambda *a, **k: Out())
     res = ex.explain(facts, explainer="fake")
-    assert res.text.startswith("The model should not be trusted on 60.0 % of this scene")
+    assert res.text.startswith("The model should not be trusted on 60.0 % of this map")
     assert res.text.endswith("The map is mostly water and looks certain.") and res.generator == "phi3:fake"
 
 
@@ -571,7 +571,7 @@ def test_the_five_percent_thresholds_include_five_percent_itself():  # T14, T16,
     facts["scene"].update(unfamiliar_pct=5.0, sar_only_pct=5.0, cloud_pct=5.0, optical_invalid_pct=5.0,
                           sar_reliance_clouded_pct=60.0, sar_reliance_clear_pct=55.0)
     text = template.write(facts)
-    assert "The model should not be trusted on 5.0 % of this scene" in text
+    assert "The model should not be trusted on 5.0 % of this map" in text
     assert "inside the part of the scene unlike the training data a high confidence proves nothing" in text
     assert "Part of this may come from the optical gaps (5.0 % of the map" in text
     assert "Part of this may come from the cloud (5.0 % of the map" in text
@@ -583,3 +583,25 @@ def test_the_five_percent_thresholds_include_five_percent_itself():  # T14, T16,
     text = template.write(facts)
     assert "should not be trusted" not in text and "high confidence proves nothing" not in text
     assert "from SAR alone against" not in text
+
+
+def test_a_model_from_labels_says_its_held_out_score_and_no_class_is_certain_when_most_pixels_are_not():
+    """QA round 22: a model trained from labels with held-out macro-F1 0.27 on a clear scene: the text never said
+    the score, and called the dominant class "the most certain class" though all its pixels were low-confidence."""
+    summary, card = _random_run(1, reference=False)
+    summary.update(optical_invalid_share=0.0, sar_only_share=0.0, cloud_share=0.0)
+    names = [c["name"] for c in summary["classes"]]
+    card = dict(card, metrics={"heldout_polygons": {"macro_f1": 0.27, "per_class": [{"name": n} for n in names]}})
+    for c in summary["classes"]:
+        c["low_confidence_share"] = 1.0
+    facts = build_facts(summary, card)
+    text = template.write(facts)
+    assert "On your held-out polygons this model scored macro-F1 0.27: a poor score" in text
+    assert "the most certain class" not in text
+    assert check_grounding(text, facts).flagged_sentences == []
+    for c in summary["classes"]:
+        c["low_confidence_share"] = 0.01
+    card["metrics"]["heldout_polygons"]["macro_f1"] = 0.81
+    text = template.write(build_facts(summary, card))
+    assert "this model scored macro-F1 0.81." in text and "poor" not in text
+    assert "the most certain class" in text

@@ -466,6 +466,11 @@ def test_results_show_the_explanation_fields(qgis_app):
     assert "deterministic template" in line and "50 % grounded" in line
     assert "1 sentence(s) flagged" in line and "Explainer not used: no weights." in line
     assert "Trees grow on the moon. ⚠" in view.explanation.toPlainText()
+    # QA round 22: a looping model repeats a flagged sentence; each was marked once per listing, nested
+    loop = "Water covers 99.9 %. Again: Water covers 99.9 %."
+    view.showExplanation(Explanation(text=loop, generator="template", grounded_share=0.0,
+                                     flagged_sentences=["Water covers 99.9 %.", "Water covers 99.9 %."]))
+    assert view.explanation.toPlainText() == "Water covers 99.9 %. ⚠ Again: Water covers 99.9 %. ⚠"
 
 
 def test_the_chart_choice_says_why_it_is_off_without_a_reference(qgis_app):
@@ -528,13 +533,13 @@ def test_results_say_where_not_to_trust_the_map_and_lead_to_training(qgis_app):
 
     summary = {"classes": [], "unfamiliar_share": 0.38, "cloud_share": 0.5, "sar_only_share": 0.02}
     text = trust_html(summary)
-    assert "Do not trust the map on 38.0 % of this scene" in text and "href='train'" in text
+    assert "Do not trust the map on 38.0 % of its area" in text and "href='train'" in text
     assert "50.0 % under cloud" in text and "2.0 % from SAR alone" in text
     calm = trust_html({"unfamiliar_share": 0.01, "cloud_share": 0.0})
     assert "Do not trust" not in calm and "1.0 % unlike it" in calm and "cloud" not in calm
     # QA round 14: 4.996 % shows as 5.0 %: the dock said "resembles ... (5.0 % unlike it)" where the report warned
     edge = trust_html({"unfamiliar_share": 0.04996, "cloud_share": 0.0})
-    assert "Do not trust the map on 5.0 % of this scene" in edge and "resembles" not in edge, edge
+    assert "Do not trust the map on 5.0 % of its area" in edge and "resembles" not in edge, edge
     assert "Do not trust" not in trust_html({"unfamiliar_share": 0.0494, "cloud_share": 0.0})
     # what the gate measured, as the report says it; a share that reads 0.0 % is not a line; gaps named as a cause
     said = trust_html({"unfamiliar_share": 0.9, "optical_invalid_share": 0.5, "cloud_share": 0.3,

@@ -17,6 +17,7 @@ Rules (also in docs/explanations.md):
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Optional, Tuple
@@ -32,9 +33,20 @@ _NUMBER = re.compile(
     r"|\d+(?:\.\d+)?|\.\d+)"
 )
 _UNIT = re.compile(
-    r"[ \u00a0\u202f\u2009]?(?P<unit>%|percent\b|per\s?cent\b|hectares?\b|ha\b|km²|km2\b|km\^2|pixels?\b|px\b)",
+    r"[ \u00a0\u202f\u2009]?(?P<unit>%|percent\b|per\s?cent\b|hectares?\b|ha\b|km²|km2\b|km\^2|m²|m2\b|m\^2|"
+    r"pixels?\b|px\b)",
     re.IGNORECASE,
 )
+#: A number glued to a unit or a multiplier no fact has (dB, metres, "x", k / M, e-notation, acres, a bare km,
+#: thousand / million): it is a number, and the checker cannot back it ("-18dB", "10m", "26k", "6.5e4" passed as
+#: identifiers, "262.5 acres" matched an area in ha).
+_ODD_UNIT = re.compile(
+    r"[ \u00a0\u202f\u2009]?(?:dB\b|m\b(?![²2^])|x\b|×|[kKM]\b|e[-+]?\d|acres?\b|km\b(?![²2^])|mi\b|ft\b|"
+    r"(?:thousand|million|billion)s?\b)")
+_WORD_PERCENT = re.compile(
+    r"\b(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|seven|"
+    r"eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|[a-z]+teen|a hundred|hundred)"
+    r"\s*(?:percent|per\s?cent|%)", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*]\s*)?\(?\d+[.)](?:\s|$)")
 
 
@@ -158,9 +170,8 @@ def _is_identifier(masked: str, start: int, end: int) -> bool:
     if before in "-\u2010\u2011" and start > 1 and masked[start - 2].isalpha():
         return True
     after = masked[end] if end < len(masked) else " "
-    if after.isalpha() or after == "_":
-        unit = _UNIT.match(masked, end)
-        return unit is None  # "10ha" / "12%" are numbers, "8A" / "2nd" are not
+    if after.isalpha() or after == "_":  # "10ha" / "12%" / "-18dB" are numbers, "8A" / "2nd" are not
+        return _UNIT.match(masked, end) is None and _ODD_UNIT.match(masked, end) is None
     return False
 
 
@@ -183,7 +194,7 @@ def iter_numbers(text: str, names: List[str]) -> Iterator[Tuple[str, float, int,
                 if not prev.isalnum():  # "-3.2" is negative, "10-20" is a range
                     value = -value
             unit_m = _UNIT.match(masked, end)
-            unit = _norm_unit(unit_m.group("unit")) if unit_m else None
+            unit = _norm_unit(unit_m.group("unit")) if unit_m else ("?" if _ODD_UNIT.match(masked, end) else None)
             yield text[start:end], value, dec, unit, start
 
 
@@ -202,15 +213,48 @@ def _norm_unit(unit: str) -> str:
         return "ha"
     if u.startswith("km"):
         return "km2"
+    if u.startswith("m"):
+        return "m2"
     return "px"
 
 
+#: A measure named just before a number (since the sentence's previous number): the number must then be a fact of
+#: that measure ("Overall accuracy is 71.7 %" matched the mean confidence, "Kappa is 0.72" a SAR share / 100).
+_MEASURES = (
+    (re.compile(r"\bkappa\b", re.IGNORECASE), ("kappa",)),
+    (re.compile(r"\bf1\b|\bf-?(?:score|measure)\b", re.IGNORECASE), ("f1",)),
+    (re.compile(r"\bm?iou\b|intersection over union", re.IGNORECASE), ("iou",)),
+    (re.compile(r"\bprecision\b|user'?s accuracy", re.IGNORECASE), ("precision",)),
+    (re.compile(r"\brecall\b|producer'?s accuracy", re.IGNORECASE), ("recall",)),
+    (re.compile(r"\baccura(?:cy|te)\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
+    (re.compile(r"\bconfiden(?:ce|t)\b", re.IGNORECASE), ("confidence",)),
+)
+
+
+def measure_named(before: str) -> Optional[Tuple[str, ...]]:
+    """The fact-path words of the measure named last in `before` (the text between a number and the number or
+    sentence start before it), or None when it names none."""
+    best, keys = -1, None
+    for pattern, words in _MEASURES:
+        for m in pattern.finditer(before):
+            if m.end() > best:
+                best, keys = m.end(), words
+    return keys
+
+
+def _decimals_of_tolerance(tol: float) -> int:
+    return 0 if tol <= 0 else max(0, int(round(-math.log10(2 * tol))))
+
+
 def _match(value: float, dec: int, unit: Optional[str],
-           facts_nums: List[Tuple[str, float, str, float]]) -> Optional[str]:
-    """Path of the first fact that backs a number, or None."""
+           facts_nums: List[Tuple[str, float, str, float]], measure: Optional[Tuple[str, ...]] = None) -> Optional[str]:
+    """Path of the first fact that backs a number, or None. A fact of another `measure` backs none; a number with
+    more decimals than the fact must equal it ("40.02 %" is no quote of 40.0 %)."""
     tol_text = 0.5 * 10 ** -dec
     candidates: List[Tuple[str, float, float]] = []  # (path, value in text units, tolerance)
     for path, fv, kind, tol in facts_nums:
+        if measure is not None and not any(w in path.lower() for w in measure):
+            continue
         if unit == "%":
             if kind == "pct":
                 candidates.append((path, fv, tol))
@@ -225,12 +269,18 @@ def _match(value: float, dec: int, unit: Optional[str],
         elif unit == "px":
             if kind == "count":
                 candidates.append((path, fv, tol))
+        elif unit == "m2":
+            if kind == "m2":
+                candidates.append((path, fv, tol))
         else:
             candidates.append((path, fv, tol))
             if kind == "pct" and abs(value) <= 1.0:
                 candidates.append((path, fv / 100.0, tol / 100.0))
     for path, fv, tol in candidates:
-        if abs(value - fv) < tol_text + tol - 1e-9:  # the two rounding intervals overlap
+        if dec > _decimals_of_tolerance(tol):
+            if abs(value - fv) <= 1e-9 * max(1.0, abs(fv)):
+                return path
+        elif abs(value - fv) < tol_text + tol - 1e-9:  # the two rounding intervals overlap
             return path
     return None
 
@@ -262,11 +312,16 @@ def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> Gro
     for paragraph in text.split("\n"):
         kept: List[str] = []
         for sentence in split_sentences(paragraph):
-            bad = False
-            for raw, value, dec, unit, _ in iter_numbers(sentence, names):
-                path = _match(value, dec, unit, nums)
+            bad, since = False, 0
+            masked = _mask_names(sentence, names)
+            for raw, value, dec, unit, at in iter_numbers(sentence, names):
+                path = None if unit == "?" else _match(value, dec, unit, nums, measure_named(masked[since:at]))
+                since = at + len(raw)
                 checks.append(NumberCheck(raw, value, unit, path is not None, path, sentence))
                 bad = bad or path is None
+            for word in _WORD_PERCENT.finditer(sentence):  # "Forty percent": a number the checker cannot back
+                checks.append(NumberCheck(word.group(0), math.nan, "%", False, None, sentence))
+                bad = True
             if bad:
                 flagged.append(sentence)
             if not (bad and drop_unmatched):

@@ -229,10 +229,12 @@ def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], Non
 
 
 def clean_text(text: str) -> str:
-    """Tidy generated text: strip role markers and whitespace, cut an unfinished last sentence."""
+    """Tidy generated text: strip role markers, control characters and whitespace, cut an unfinished last
+    sentence."""
     for marker in ("<|end|>", "<|endoftext|>", "<|assistant|>", "<|user|>", "<|system|>"):
         text = text.replace(marker, "")
-    text = text.strip()
+    # control characters and undecodable bytes (a broken model's output) reach no console, report or dock
+    text = "".join(ch for ch in text if ch in "\n\t" or (ch.isprintable() and ch != "\ufffd")).strip()
     cut = max(text.rfind(". "), text.rfind(".\n"))
     if text and text[-1] not in ".!?" and cut > len(text) // 2:
         text = text[:cut + 1]

@@ -176,7 +176,8 @@ def tables(report: dict) -> List[Tuple[str, List[str], List[List[str]]]]:
         ["Classified from SAR alone (%)", _v(s.get("sar_only_pct"))],
         ["Unlike the training data (%)", _v(s.get("unfamiliar_pct"))],
         ["Snow / ice ruled out (%)", _v(s.get("snow_ruled_out_pct"))],
-        ["of it under cloud, where SAR cannot tell snow (%)", _v(s.get("snow_ruled_out_clouded_pct"))],
+        ["Snow / ice ruled out under cloud, where SAR cannot tell snow (% of the map)",
+         _v(s.get("snow_ruled_out_clouded_pct"))],
         ["Mean confidence (%)", _v(s["mean_confidence_pct"])],
         ["Low-confidence pixels (%)", _v(s["low_confidence_pct"])],
         ["SAR weight in the fusion gate (%)", _v(s["sar_reliance_pct"])]]))

@@ -24,6 +24,8 @@ CLOUD_TRUST_PCT = 5.0
 #: A class is doubtful when at least this share (percent) of its own pixels is unlike the training data, and decided
 #: by the gap when as much lay under cloud or in the optical gaps. Never quoted as a number.
 MOSTLY_PCT = 50.0
+#: A held-out macro-F1 below this is called poor (half the pixels of a typical class wrong).
+POOR_MACRO_F1 = 0.5
 #: One modality "led" only from this fusion weight (percent) on; within the margin around a half both weighed alike.
 LED_PCT = 55.0
 #: Classes below this share of the scene (percent) get no physical reading of their fusion weights.
@@ -208,8 +210,8 @@ def _confidence(facts: dict, f: Formatter) -> str:
              f"{f.pct(best['mean_confidence_pct'])} mean confidence")
         if (scene.get("unfamiliar_pct") or 0.0) >= UNFAMILIAR_WARN_PCT:
             s += ", but inside the part of the scene unlike the training data a high confidence proves nothing"
-        if best not in weak:
-            out.append(s + ".")
+        if best not in weak and (best.get("low_confidence_pct") or 0.0) < MOSTLY_PCT:  # not "certain" when most
+            out.append(s + ".")                                                      # of its pixels are not
     return " ".join(out)
 
 
@@ -264,7 +266,7 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
                    f"there (beyond the SAR's coverage, or outside the scene).")
     if cloud:
         caveat = _CAVEAT_AGAIN if inv and gaps else _SAR_ALONE_CAVEAT  # the gaps' sentence gave it in full
-        s = f"{f.pct(cloud)} of the scene was under cloud, haze or cloud shadow"
+        s = f"{f.pct(cloud)} of the map was under cloud, haze or cloud shadow"
         on_cloud, on_clear = scene.get("sar_reliance_clouded_pct"), scene.get("sar_reliance_clear_pct")
         if on_cloud is not None and on_clear is not None:
             word = sar_lean(on_cloud, on_clear)
@@ -284,9 +286,15 @@ def _input_quality(scene: dict, f: Formatter, scored: bool = False) -> List[str]
 def _sar_only_trust(scene: dict, model: dict, f: Formatter) -> List[str]:
     """Where part of the map came from SAR alone, or lay under cloud (where a cloud-gated network decides as from SAR
     alone): how this model scored from SAR alone on the user's held-out polygons, against its score with the optical
-    (a model trained from polygons records both), and the classes it took for others from SAR alone."""
+    (a model trained from polygons records both), and the classes it took for others from SAR alone; on a clear scene
+    its held-out score alone, called poor below POOR_MACRO_F1."""
     alone, full = model.get("sar_only_heldout_macro_f1"), model.get("heldout_macro_f1")
     gaps, clouded = bool(scene.get("sar_only_pct")), (scene.get("cloud_pct") or 0.0) >= CLOUD_TRUST_PCT
+    if full is not None and (not (gaps or clouded) or alone is None):  # its honest score, said on a clear scene too
+        poor = (": a poor score, so read the whole map as a draft and add labels where it errs"
+                if full < POOR_MACRO_F1 else "")
+        return [f"On your held-out {model.get('labels_kind') or 'polygons'} this model scored macro-F1 {full:.2f}"
+                f"{poor}."]
     if not (gaps or clouded) or alone is None or full is None:
         return []
     which = ("the clouded pixels and the optical gaps" if gaps else "the clouded pixels") if clouded else "those pixels"
@@ -349,7 +357,7 @@ def _unfamiliar(facts: dict, f: Formatter) -> str:
                 f"{kind} spread wider over the scene.")
     if u is None or u < UNFAMILIAR_WARN_PCT:
         return ""
-    out = [f"The model should not be trusted on {f.pct(u)} of this scene: there its features are unlike "
+    out = [f"The model should not be trusted on {f.pct(u)} of this map: there its features are unlike "
            f"anything in its training data, so the classes it gives there are guesses, not findings, "
            f"whatever their confidence."]
     cloud = scene.get("cloud_pct") or 0.0
