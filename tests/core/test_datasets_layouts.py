@@ -503,11 +503,15 @@ def test_folder_labels_with_a_fraction_are_refused_and_their_nodata_is_no_class(
     with rasterio.open(path, "r+") as ds:
         ds.nodata = 0
     pairs = list_pairs(root, "generic", "train", holdout=0)
-    assert scan_label_values(pairs) == [1, 2]  # the nodata 0 is no class
-    src = RasterPairSource(pairs, [ClassDef(0, "zero"), ClassDef(1, "a"), ClassDef(2, "b")])
+    assert scan_label_values(pairs) == [1, 2]  # the nodata 0 is no class found in the labels
+    src = RasterPairSource(pairs, [ClassDef(1, "a"), ClassDef(2, "b")])
     _, _, idx = src.read(pairs[0], 0, 0, 20, 30)
-    assert (idx[:, :5] == 255).all() and (idx[:, 5:] == raw[:, 5:]).all()  # value 1 -> index 1, nodata ignored
-    assert label_counts(src, 3)[0] == 0 and not left_out_codes(src, 3)
+    assert (idx[:, :5] == 255).all() and (idx[:, 5:] == raw[:, 5:] - 1).all()
+    assert label_counts(src, 2).sum() == 25 * 20 and not left_out_codes(src, 2)
+    src.close()
+    # a class list naming the nodata value (a layout whose class 0 is background, as PIE-RGB-SAR's) keeps it
+    src = RasterPairSource(pairs, [ClassDef(0, "zero"), ClassDef(1, "a"), ClassDef(2, "b")])
+    assert (src.read(pairs[0], 0, 0, 20, 30)[2][:, :5] == 0).all() and label_counts(src, 3)[0] == 5 * 20
     src.close()
 
     lab[3, 7] = -1  # a negative code is no class (it was clipped to 0)

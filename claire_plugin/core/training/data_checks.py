@@ -109,7 +109,7 @@ def label_counts(src, num_classes: int) -> np.ndarray:
         with rasterio.open(p.label) as ds:
             for r in range(r0, r0 + h, 1024):
                 lab = ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r)))
-                idx = class_indices(src.lut, *label_codes(lab, ds.nodata, p.label))
+                idx = class_indices(src.lut, *label_codes(lab, ds.nodata, p.label, src.classes))
                 counts += np.bincount(idx[idx < num_classes].ravel(), minlength=num_classes)[:num_classes]
     return counts
 
@@ -129,7 +129,7 @@ def left_out_codes(src, num_classes: int, ignored=()) -> Dict[int, int]:
         with rasterio.open(p.label) as ds:
             for r in range(r0, r0 + h, 1024):
                 lab, labelled = label_codes(ds.read(1, window=Window(c0, r, w, min(1024, r0 + h - r))), ds.nodata,
-                                            p.label)
+                                            p.label, src.classes)
                 out = labelled & (class_indices(src.lut, lab, labelled) >= num_classes)
                 values, counts = np.unique(lab[out], return_counts=True)
                 for v, n in zip(values.tolist(), counts.tolist()):

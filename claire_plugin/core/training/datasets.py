@@ -506,7 +506,7 @@ class RasterPairSource:
 
             linear_to_db(s)
         idx = class_indices(self.lut, *label_codes(_read_padded(lds, [1], row, col, h, w, 0, lds.dtypes[0])[0],
-                                                   lds.nodata, pair.label))
+                                                   lds.nodata, pair.label, self.classes))
         outside = np.ones((h, w), bool)
         r0, c0, rh, rw = pair.region
         outside[max(0, r0 - row):max(0, r0 + rh - row), max(0, c0 - col):max(0, c0 + rw - col)] = False
@@ -659,14 +659,16 @@ def raster_is_integer(path: str) -> bool:
 LABEL_FIX = "give label rasters of whole class codes"
 
 
-def label_codes(block: np.ndarray, nodata: Optional[float], path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(int64 codes, labelled mask) of a block of a label raster: its nodata value and NaN are unlabelled; a
-    ClaireError names a value with a fraction (truncated, 1.999 would train and score as class 1)."""
+def label_codes(block: np.ndarray, nodata: Optional[float], path: str,
+                classes: Sequence["ClassDef"] = ()) -> Tuple[np.ndarray, np.ndarray]:
+    """(int64 codes, labelled mask) of a block of a label raster: NaN and its nodata value are unlabelled, unless the
+    class list (`classes`) names that value (a layout whose class 0 is a class); a ClaireError names a value with a
+    fraction (truncated, 1.999 would train and score as class 1)."""
     from ..map_accuracy import non_whole_problem
 
     a = np.asarray(block)
     ok = np.isfinite(a) if a.dtype.kind == "f" else np.ones(a.shape, bool)
-    if nodata is not None and np.isfinite(nodata):
+    if nodata is not None and np.isfinite(nodata) and nodata not in {c.value for c in classes}:
         ok &= a != nodata
     problem = non_whole_problem(a[ok], path, "label raster", LABEL_FIX)
     if problem:
