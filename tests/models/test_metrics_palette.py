@@ -119,3 +119,18 @@ def test_a_confusion_at_the_threshold_is_reported():
     assert [(p["reference"], p["predicted"], p["share"]) for p in found] == [("a", "b", LOOKALIKE_SHARE)]
     gain = {"per_class": scores["per_class"], "confusion": [[85, 15], [0, 100]]}  # 0.25 - 0.15 = the gain exactly
     assert LOOKALIKE_GAIN == pytest.approx(0.10) and len(added_confusions(scores, gain)) == 1
+
+
+def test_the_palette_measures_distance_as_apart_does():
+    """QA round 22: a card of 250 uncoloured classes took 49 s of CPU per run (a Python loop over every pair); the
+    choice is vectorised now and must measure what `_apart` defines."""
+    import numpy as np
+
+    from claire.models.palette import MIN_DELTA_E, MIN_DELTA_E_CVD, _apart, _seen, generated_color
+
+    scale = np.array([MIN_DELTA_E, MIN_DELTA_E_CVD, MIN_DELTA_E_CVD])
+    for a, b in [(generated_color(i), generated_color(j)) for i in range(12) for j in range(i + 1, 12)]:
+        vectorised = float((np.sqrt(((_seen(a) - _seen(b)) ** 2).sum(-1)) / scale).min())
+        assert abs(vectorised - _apart(a, b)) < 1e-9, (a, b)
+    colors = class_colors({"classes": [{"index": i, "value": i + 1, "name": f"c{i}"} for i in range(250)]})
+    assert len(set(colors)) == 250
