@@ -30,7 +30,7 @@ def oracle(src, grid, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     ok = np.isfinite(data).all(axis=0)
     out = np.full((src.count, h * w), np.nan)
     for p, (x, y) in enumerate(zip(sx, sy)):
-        if not (0 <= x <= src.width and 0 <= y <= src.height):
+        if not (0 <= x < src.width and 0 <= y < src.height):  # GDAL's: a centre on the far edge is outside
             continue
         j, i = math.floor(x - 0.5), math.floor(y - 0.5)
         fx, fy = x - 0.5 - j, y - 0.5 - i
@@ -100,6 +100,24 @@ def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path):
                        resampling=Resampling.bilinear, nodata=float("nan"), dtype="float32") as v:
             gdal = v.read()
     np.testing.assert_allclose(got, gdal, atol=1e-4)
+
+
+def test_a_centre_on_the_sources_far_edge_has_no_value_as_with_gdal(tmp_path):
+    """QA round 22: a grid shifted half a pixel has its last column's and row's centres exactly on the source's
+    right and bottom edges: GDAL leaves them out, the engine gave them the edge values (319 pixels)."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    src = _sar(str(tmp_path / "s.tif"), 17, 15, UTM, (500000.0, 4600000.0), 10.0)
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 17, 15), np.uint16), origin=(500005.0, 4599995.0))
+    with rasterio.open(grid) as g, rasterio.open(src) as s:
+        got = GridWarp(s, g).read([1, 2])
+        with WarpedVRT(s, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
+                       resampling=Resampling.bilinear, nodata=float("nan"), dtype="float32") as v:
+            gdal = v.read()
+    assert np.isnan(got[:, -1, :]).all() and np.isnan(got[:, :, -1]).all() and np.isfinite(got[:, :-1, :-1]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(gdal))
+    np.testing.assert_allclose(got[np.isfinite(got)], gdal[np.isfinite(gdal)], atol=1e-4)
 
 
 def test_downsampling_averages_the_source_pixels_first(tmp_path):

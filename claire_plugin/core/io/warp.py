@@ -270,11 +270,12 @@ class GridWarp:
             weight = res[C]
             bad = weight <= 1e-6
             vals = res[:C].div_(weight.clamp_min_(1e-6))
-        # pixel centres outside the source raster have no value (as with GDAL), even next to its edge;
-        # the lattice bounds every pixel's coordinates, so most windows need no test
-        if not (np.min(sx) >= 0 and np.max(sx) <= W and np.min(sy) >= 0 and np.max(sy) <= H):
+        # pixel centres outside the source raster [0, W) x [0, H) have no value (as with GDAL, which also leaves a
+        # centre exactly on the far edge out), even next to its edge; the lattice bounds every pixel's coordinates,
+        # so most windows need no test
+        if not (np.min(sx) >= 0 and np.max(sx) < W and np.min(sy) >= 0 and np.max(sy) < H):
             gxf, gyf = grid[0, ..., 0], grid[0, ..., 1]
-            outside = (gxf < bx) | (gxf > W * ax + bx) | (gyf < by) | (gyf > H * ay + by)
+            outside = (gxf < bx) | (gxf >= W * ax + bx) | (gyf < by) | (gyf >= H * ay + by)
             bad = outside if bad is None else bad | outside
         if bad is not None and bool(bad.any()):
             vals[:, bad] = float("nan")
