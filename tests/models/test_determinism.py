@@ -71,6 +71,10 @@ def test_reproducible_training_gives_the_same_bits_under_any_cpu_and_thread_sett
     assert record["deterministic_algorithms"] and record["torch_threads"] == determinism.THREADS == 1
     assert record["cpu_capability"] == "DEFAULT" and not record["onednn"] and not record["nnpack"]
     assert record["environment"] == determinism.PINNED_ENV and record["torch"] == torch.__version__
+    import platform
+
+    assert record["libc"] == " ".join(platform.libc_ver()).strip()  # QA round 22: the C library decides bits too
+    assert record["libc"].startswith("glibc ")
 
 
 @pytest.mark.slow
