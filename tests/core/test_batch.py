@@ -29,9 +29,11 @@ def folders(tmp_path):
     opt_dir, sar_dir = tmp_path / "o", tmp_path / "s"
     opt_dir.mkdir()
     sar_dir.mkdir()
+    from claire.claire_plugin.core.inputs.bands import S2_L2A
+
     optical, sar, _ = synthetic_scene(32, 32)
-    for name in ("a", "b", "c"):
-        write_raster(str(opt_dir / f"{name}.tif"), optical)
+    for name in ("a", "b", "c"):  # named bands: a 32 px scene has too little vegetation to check an order
+        write_raster(str(opt_dir / f"{name}.tif"), optical, descriptions=list(S2_L2A))
         write_raster(str(sar_dir / f"{name}.tif"), sar, descriptions=["VV", "VH"])
     write_raster(str(sar_dir / "z.tif"), sar, descriptions=["VV", "VH"])
     return str(opt_dir), str(sar_dir)
