@@ -248,3 +248,34 @@ def test_the_data_box_reads_a_block_at_a_time_to_the_last_row_and_column(tmp_pat
         ds.write(np.full((1, 1), 7, np.uint8), 1, window=rasterio.windows.Window(100, 50, 1, 1))
     with rasterio.open(path) as ds:
         assert raster_io._valid_box(ds) == (50, 100, h, w)  # the cell of rows 50-54, columns 100-104
+
+
+def test_the_data_box_of_the_other_raster_reads_only_its_part_over_the_grid(tmp_path, monkeypatch):
+    """QA round 22 (review): reduced with "any" at full resolution, the whole of a SAR scene far larger than the optical
+    was read (6000² px: 6x the CPU of the sampled read); only its part over the optical's grid is read now, and a
+    window with data everywhere is its own box."""
+    from rasterio.windows import Window
+
+    from claire.claire_plugin.core.io import raster_io
+
+    grid = str(tmp_path / "grid.tif")
+    g = np.zeros((1, 300, 400), np.uint16)
+    g[:, 40:, :] = 900  # a frame of 40 rows without data
+    with rasterio.open(grid, "w", driver="GTiff", height=300, width=400, count=1, dtype="uint16", nodata=0,
+                       crs="EPSG:32632", transform=rasterio.Affine(10, 0, 500000, 0, -10, 5000000)) as ds:
+        ds.write(g)
+    sar = str(tmp_path / "sar.tif")  # 2000 x 2000 px at 10 m around the grid, data everywhere over it
+    s = np.full((1, 2000, 2000), -12.0, np.float32)
+    s[:, :, :50] = np.nan
+    with rasterio.open(sar, "w", driver="GTiff", height=2000, width=2000, count=1, dtype="float32", nodata=np.nan,
+                       crs="EPSG:32632", transform=rasterio.Affine(10, 0, 490000, 0, -10, 5010000)) as ds:
+        ds.write(s)
+    seen = []
+    real = raster_io._valid_box
+    monkeypatch.setattr(raster_io, "_valid_box", lambda ds, window=None: seen.append(window) or real(ds, window))
+    with rasterio.open(grid) as gd, rasterio.open(sar) as sd:
+        cut = raster_io.data_window(gd, sd, Window(0, 0, 400, 300))
+        over = seen[1]
+        assert (over.row_off, over.col_off, over.height, over.width) == (1000, 1000, 300, 400)
+        assert real(sd, over) == (1000, 1000, 1300, 1400)  # data everywhere in it: its own box
+    assert cut is None  # the SAR has data over the whole grid: nothing to leave out

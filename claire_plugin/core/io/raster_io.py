@@ -191,22 +191,23 @@ DATA_WINDOW_MAX_PIXELS = 4096 * 4096
 DATA_MASK_SIDE = 1024
 
 
-def _any_reduced(ds, f: int, valid) -> np.ndarray:
-    """Bool [ceil(h / f), ceil(w / f)]: whether any pixel of each f x f cell of `ds` has data (`valid(window)`: the
-    bool mask of a window at full resolution), a block of the file at a time. GDAL's reduced read samples one pixel
-    per cell and lost a patch narrower than f (QA round 22: two data columns of a 1100 px scene mapped as nodata);
-    one reduced read of the whole raster also decompressed each block again for every output row once a block row
-    outgrew GDAL's cache (minutes instead of a second)."""
+def _any_reduced(ds, f: int, valid, area: Tuple[int, int, int, int]) -> np.ndarray:
+    """Bool [ceil(h / f), ceil(w / f)]: whether any pixel of each f x f cell of `area` (row, col, h, w of `ds`) has
+    data (`valid(window)`: the bool mask of a window at full resolution), whole blocks of the file at a time. GDAL's
+    reduced read samples one pixel per cell and lost a patch narrower than f (QA round 22: two data columns of an
+    1100 px scene mapped as nodata); one reduced read of the whole raster also decompressed each block again for
+    every output row once a block row outgrew GDAL's cache (minutes instead of a second)."""
     from rasterio.windows import Window
 
+    top, left, height, width = area
     bh, bw = ds.block_shapes[0]
     step_r, step_c = max(f, bh // f * f), max(f, bw // f * f)  # whole blocks, in whole steps of f
     parts = []
-    for r0 in range(0, ds.height, step_r):
-        h = min(step_r, ds.height - r0)
+    for r0 in range(top, top + height, step_r):
+        h = min(step_r, top + height - r0)
         row = []
-        for c0 in range(0, ds.width, step_c):
-            w = min(step_c, ds.width - c0)
+        for c0 in range(left, left + width, step_c):
+            w = min(step_c, left + width - c0)
             m = np.zeros((math.ceil(h / f) * f, math.ceil(w / f) * f), bool)
             m[:h, :w] = valid(Window(c0, r0, w, h))
             row.append(m.reshape(m.shape[0] // f, f, m.shape[1] // f, f).any(axis=(1, 3)))
@@ -214,14 +215,17 @@ def _any_reduced(ds, f: int, valid) -> np.ndarray:
     return np.concatenate(parts, axis=-2)
 
 
-def _valid_box(ds) -> Optional[Tuple[int, int, int, int]]:
-    """(row0, col0, row1, col1) of `ds`'s pixels around those with data in any band (its dataset mask, or without
-    a declared nodata its pixels 0 or NaN in its first and last bands; judged on cells of f x f pixels, at most
-    DATA_MASK_SIDE a side), or None when every pixel has data or none has."""
-    f = max(1, math.ceil(max(ds.height, ds.width) / DATA_MASK_SIDE))
+def _valid_box(ds, window=None) -> Optional[Tuple[int, int, int, int]]:
+    """(row0, col0, row1, col1) of `ds`'s pixels (within `window`, default all) around those with data in any band
+    (its dataset mask, or without a declared nodata its pixels 0 or NaN in its first and last bands; judged on cells
+    of f x f pixels, at most DATA_MASK_SIDE a side), or None when none has, or every pixel of the raster has (a
+    window with data everywhere is its own box)."""
+    area = (0, 0, ds.height, ds.width) if window is None else (
+        int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+    f = max(1, math.ceil(max(area[2], area[3]) / DATA_MASK_SIDE))
     try:
         with _quiet_gdal():
-            m = _any_reduced(ds, f, lambda w: ds.dataset_mask(window=w) > 0)
+            m = _any_reduced(ds, f, lambda w: ds.dataset_mask(window=w) > 0, area)
             if m.all() and ds.nodata is None and np.dtype(ds.dtypes[0]).kind != "c":
                 # no declared nodata: the fills the engine takes as none (0 in every band, as Sentinel-2 and clips
                 # write them, or NaN), judged on the first and last bands
@@ -231,14 +235,17 @@ def _valid_box(ds) -> Optional[Tuple[int, int, int, int]]:
                     a = ds.read(idx, window=w, out_dtype=np.float32)
                     return ~((a == 0) | ~np.isfinite(a)).all(axis=0)
 
-                m = _any_reduced(ds, f, filled)
+                m = _any_reduced(ds, f, filled, area)
     except Exception:  # noqa: BLE001 - unreadable here (a VRT's missing source): the run's own reads say why
         return None
-    if m.all() or not m.any():
+    if not m.any():
         return None
+    if m.all():  # data everywhere: no frame to leave out, or (a window) data over all of it
+        return None if window is None else (area[0], area[1], area[0] + area[2], area[1] + area[3])
     rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]  # cells holding data: no margin needed
-    return (int(rows[0]) * f, int(cols[0]) * f, min(ds.height, (int(rows[-1]) + 1) * f),
-            min(ds.width, (int(cols[-1]) + 1) * f))
+    top, left, height, width = area
+    return (top + int(rows[0]) * f, left + int(cols[0]) * f, top + min(height, (int(rows[-1]) + 1) * f),
+            left + min(width, (int(cols[-1]) + 1) * f))
 
 
 def data_window(grid_ds, other_ds, region):
@@ -251,7 +258,11 @@ def data_window(grid_ds, other_ds, region):
 
     if grid_ds.width * grid_ds.height > DATA_WINDOW_MAX_PIXELS:
         return None
-    mine, theirs = _valid_box(grid_ds), _valid_box(other_ds)
+    try:  # only the other raster's part over the grid is read (a whole SAR scene can be far larger)
+        theirs_area = overlap_window(other_ds, grid_ds, "optical")
+    except ClaireError:
+        return None
+    mine, theirs = _valid_box(grid_ds), _valid_box(other_ds, theirs_area)
     if mine is None or theirs is None:
         return None
     t = other_ds.transform
