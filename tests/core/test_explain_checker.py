@@ -184,3 +184,32 @@ def test_numbers_with_units_no_fact_has_and_spelled_percentages_are_flagged():
         assert res.flagged_sentences == [text] and res.grounded_share == 0.0, text
     assert check_grounding("It covers 5246.9 ha.", facts).grounded_share == 1.0
     assert [n[0] for n in iter_numbers("B8A and L2A, 2nd, 3D.", [])] == []  # identifiers stay identifiers
+
+
+def test_honest_sentences_around_measures_are_not_flagged():
+    """QA round 22 (review): the measure rule read the words after a number, or an adjective, as the measure of the
+    next number: 13 of 40 honest sentences were flagged ("With 85.6 % mean confidence, trees cover 25.4 %")."""
+    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "area_ha": 1, "kappa": 2, "f1": 2},
+             "model": {"heldout_macro_f1": 0.81, "sar_only_heldout_macro_f1": 0.55},
+             "scene": {"valid_pixels": 50176, "mean_confidence_pct": 79.8, "low_confidence_pct": 6.3},
+             "classes": [{"name": "trees", "share_pct": 25.4, "area_ha": 127.6, "mean_confidence_pct": 85.6},
+                         {"name": "crops", "share_pct": 30.8, "area_ha": 154.8, "mean_confidence_pct": 75.7}],
+             "metrics": {"oa_pct": 74.5, "kappa": 0.66, "per_class": [
+                 {"name": "trees", "f1_pct": 79.8, "precision_pct": 72.4, "recall_pct": 88.9}]}}
+    honest = ["Crops, mapped with 75.7 % mean confidence, cover 30.8 % of the map.",
+              "With 85.6 % mean confidence, trees cover 25.4 % of the valid area.",
+              "Trees at 85.6 % mean confidence cover 25.4 % of the map.",
+              "The map is 74.5 % accurate overall, and 6.3 % of its pixels are low-confidence.",
+              "Crops, the least accurate class, cover 30.8 % of the map.",
+              "The confidence is high for trees, which make up 127.6 ha.",
+              "Accuracy aside, crops are the largest class at 30.8 %.",
+              "With a held-out accuracy of 0.81 macro-F1, the model is reliable.",
+              "Trees have a user\u2019s accuracy of 72.4 % and a producer\u2019s accuracy of 88.9 %.",
+              "The overall accuracy against the reference is 74.5 %, with a kappa of 0.66.",
+              "Trees reach F1 79.8 %; the mean confidence is 79.8 %.",
+              "From SAR alone the model scored 0.55, against 0.81 with the optical."]
+    for text in honest:
+        assert check_grounding(text, facts).flagged_sentences == [], text
+    for text in ("The overall accuracy is 79.8 %.", "Trees have a user\u2019s accuracy of 88.9 %.",
+                 "Its kappa is 0.81."):
+        assert check_grounding(text, facts).flagged_sentences == [text], text

@@ -599,6 +599,9 @@ def test_a_model_from_labels_says_its_held_out_score_and_no_class_is_certain_whe
     assert "On your held-out polygons this model scored macro-F1 0.27: a poor score" in text
     assert "the most certain class" not in text
     assert check_grounding(text, facts).flagged_sentences == []
+    from claire.claire_plugin.core.explain.prompt import facts_lines
+
+    assert "Held-out macro-F1 of this model on the user's polygons: 0.27." in facts_lines(facts)  # no SAR-alone score
     for c in summary["classes"]:
         c["low_confidence_share"] = 0.01
     card["metrics"]["heldout_polygons"]["macro_f1"] = 0.81

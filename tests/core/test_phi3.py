@@ -107,6 +107,8 @@ def test_a_class_name_cannot_close_the_users_turn(tiny_phi3):
 
 def test_a_broken_models_control_characters_are_removed():
     assert phi3.clean_text("atar\x17Z\ufffdUsce\x1a done.\n") == "atarZUsce done."
+    # thin and no-break spaces stay (the prompt groups thousands with one; "kappa0.99" would hide a number)
+    assert phi3.clean_text("a kappa\u00a00.99 on 3\u202f025 pixels.") == "a kappa\u00a00.99 on 3\u202f025 pixels."
 
 
 def test_bounded_tokens_and_cancellation(tiny_phi3):

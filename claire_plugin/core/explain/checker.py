@@ -218,28 +218,64 @@ def _norm_unit(unit: str) -> str:
     return "px"
 
 
-#: A measure named just before a number (since the sentence's previous number): the number must then be a fact of
-#: that measure ("Overall accuracy is 71.7 %" matched the mean confidence, "Kappa is 0.72" a SAR share / 100).
+#: A measure named next to a number: the number must then be a fact of that measure ("Overall accuracy is 71.7 %"
+#: matched the mean confidence, "Kappa is 0.72" a SAR share / 100). Nouns only: "the least accurate class" or "the
+#: most confident" name no figure.
 _MEASURES = (
     (re.compile(r"\bkappa\b", re.IGNORECASE), ("kappa",)),
     (re.compile(r"\bf1\b|\bf-?(?:score|measure)\b", re.IGNORECASE), ("f1",)),
     (re.compile(r"\bm?iou\b|intersection over union", re.IGNORECASE), ("iou",)),
-    (re.compile(r"\bprecision\b|user'?s accuracy", re.IGNORECASE), ("precision",)),
-    (re.compile(r"\brecall\b|producer'?s accuracy", re.IGNORECASE), ("recall",)),
-    (re.compile(r"\baccura(?:cy|te)\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
-    (re.compile(r"\bconfiden(?:ce|t)\b", re.IGNORECASE), ("confidence",)),
+    (re.compile(r"\bprecision\b|\buser[’']?s accuracy\b", re.IGNORECASE), ("precision",)),
+    (re.compile(r"\brecall\b|\bproducer[’']?s accuracy\b", re.IGNORECASE), ("recall",)),
+    (re.compile(r"\baccuracy\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
+    (re.compile(r"\bconfidence\b", re.IGNORECASE), ("confidence",)),
 )
+#: A clause break: a measure named before it qualifies no number after it.
+_CLAUSE = re.compile(r"[,;()\u2013\u2014]|\s-\s")
+#: At most this many words between a measure and the number it names ("accuracy against the reference is 83.4 %").
+_MEASURE_GAP = 4
 
 
-def measure_named(before: str) -> Optional[Tuple[str, ...]]:
-    """The fact-path words of the measure named last in `before` (the text between a number and the number or
-    sentence start before it), or None when it names none."""
-    best, keys = -1, None
+def _measures_in(text: str):
+    """(start, end, fact-path words) of every measure named in `text`, longest first where two overlap."""
+    found = []
     for pattern, words in _MEASURES:
-        for m in pattern.finditer(before):
-            if m.end() > best:
-                best, keys = m.end(), words
-    return keys
+        found += [(m.start(), m.end(), words) for m in pattern.finditer(text)]
+    found.sort(key=lambda x: (x[0], -(x[1] - x[0])))
+    out, last_end = [], -1
+    for start, end, words in found:
+        if start >= last_end:  # "user's accuracy" is precision, not also accuracy
+            out.append((start, end, words))
+            last_end = end
+    return out
+
+
+_AFTER = re.compile(r"\s*(?:%|percent\b|per\s?cent\b)?\s*(?:macro[- ]|mean\s+|overall\s+)?", re.IGNORECASE)
+
+
+def measure_after(after: str) -> Tuple[Optional[Tuple[str, ...]], int]:
+    """(fact-path words, characters it spans) of a measure named right after a number ("0.81 macro-F1", "85.6 % mean
+    confidence"), or (None, 0)."""
+    head = _AFTER.match(after)
+    nxt = _measures_in(after[head.end():head.end() + 40])
+    if nxt and nxt[0][0] == 0:
+        return nxt[0][2], head.end() + nxt[0][1]
+    return None, 0
+
+
+def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
+    """The fact-path words of the measure a number quotes: one named right after it ("0.81 macro-F1"), else the last
+    one in its clause before it, at most _MEASURE_GAP words away ("kappa of 0.78"); None when it names none. `before`
+    is the text since the previous number and the measure named right after it, `after` the text that follows (its
+    unit included)."""
+    words, _ = measure_after(after)
+    if words is not None:
+        return words
+    clause = _CLAUSE.split(before)[-1]
+    named = _measures_in(clause)
+    if named and len(re.findall(r"\w+", clause[named[-1][1]:])) <= _MEASURE_GAP:
+        return named[-1][2]
+    return None
 
 
 def _decimals_of_tolerance(tol: float) -> int:
@@ -315,8 +351,10 @@ def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> Gro
             bad, since = False, 0
             masked = _mask_names(sentence, names)
             for raw, value, dec, unit, at in iter_numbers(sentence, names):
-                path = None if unit == "?" else _match(value, dec, unit, nums, measure_named(masked[since:at]))
-                since = at + len(raw)
+                end = at + len(raw)
+                measure = measure_named(masked[since:at], masked[end:]) if unit in (None, "%") else None
+                path = None if unit == "?" else _match(value, dec, unit, nums, measure)
+                since = end + measure_after(masked[end:])[1]  # "85.6 % mean confidence" names no next number
                 checks.append(NumberCheck(raw, value, unit, path is not None, path, sentence))
                 bad = bad or path is None
             for word in _WORD_PERCENT.finditer(sentence):  # "Forty percent": a number the checker cannot back

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -234,7 +235,8 @@ def clean_text(text: str) -> str:
     for marker in ("<|end|>", "<|endoftext|>", "<|assistant|>", "<|user|>", "<|system|>"):
         text = text.replace(marker, "")
     # control characters and undecodable bytes (a broken model's output) reach no console, report or dock
-    text = "".join(ch for ch in text if ch in "\n\t" or (ch.isprintable() and ch != "\ufffd")).strip()
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) == "Zs"  # thin / no-break spaces
+                   or (ch.isprintable() and ch != "\ufffd")).strip()
     cut = max(text.rfind(". "), text.rfind(".\n"))
     if text and text[-1] not in ".!?" and cut > len(text) // 2:
         text = text[:cut + 1]

@@ -69,11 +69,13 @@ def facts_lines(facts: dict) -> List[str]:
         weight = "" if w is None else f" (forest's weight {f.pct(w)} where the optical is clear)"
         lines.append(f"Model: a network and a random forest averaged per pixel{weight}; the forest counts less "
                      "where the optical is clouded; fusion gate figures are the network's.")
-    if model.get("sar_only_heldout_macro_f1") is not None and model.get("heldout_macro_f1") is not None:
+    if model.get("heldout_macro_f1") is not None:  # the model's honest score, with or without its SAR-alone one
+        alone = model.get("sar_only_heldout_macro_f1")
         lines.append(f"Held-out macro-F1 of this model on the user's {model.get('labels_kind') or 'polygons'}: "
-                     f"{model['heldout_macro_f1']:.2f} with "
-                     f"the optical, {model['sar_only_heldout_macro_f1']:.2f} from SAR alone (as in the optical gaps "
-                     "and under thick cloud).")
+                     f"{model['heldout_macro_f1']:.2f}" + (
+                         "." if alone is None else
+                         f" with the optical, {alone:.2f} from SAR alone (as in the optical gaps and under thick "
+                         "cloud)."))
         for p in model.get("sar_only_lookalikes") or []:
             if p.get("share_of_reference_pct") is not None:
                 lines.append(f"From SAR alone this model took {f.pct(p['share_of_reference_pct'])} of the held-out "
