@@ -190,6 +190,22 @@ def test_classify_takes_a_sparse_reference(workdir):
     assert out.exists()
 
 
+def test_classify_refuses_a_reference_with_a_few_values_with_a_fraction(workdir, monkeypatch):
+    """QA round 22 (review): a float reference whose first blocks hold class codes passed the check before the run,
+    and 181 pixels of 1.999 were then scored as class 1 (OA 0.742 instead of 0.745, exit 0). Refused in the run now,
+    nothing left behind (the check before the run stubbed out, as where its sample misses them)."""
+    import claire.claire_plugin.core.accuracy as accuracy
+
+    monkeypatch.setattr(accuracy, "check_reference", lambda *a, **k: None)
+    tmp, ck = workdir
+    _, _, labels = synthetic_scene(ROWS, COLS)
+    odd = labels.astype(np.float32)
+    odd[ROWS - 2:, COLS - 2:] = np.where(odd[ROWS - 2:, COLS - 2:] > 0, odd[ROWS - 2:, COLS - 2:] - 0.001, 0)
+    argv, out = _classify(tmp, ck, lambda o, s: write_raster(str(tmp / "in" / "ref.tif"), odd, nodata=0))
+    _refused(argv, "ref.tif", "holds values such as", "not class codes")
+    assert os.listdir(tmp / "out") == []
+
+
 # -- 6. evaluate: a multi-band or empty classified map ---------------------------------------------------
 def test_evaluate_refuses_a_multiband_or_empty_map(tmp_path):
     from claire.claire_plugin.core.accuracy import evaluate

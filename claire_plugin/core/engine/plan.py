@@ -504,6 +504,7 @@ def _outputs(plan: RunPlan) -> None:
     outputs.reference = plan.reference
     outputs.reference_lut = reference_lut(plan.classes, plan.reference_nodata, plan.card)
     outputs.reference_nodata = plan.reference_nodata
+    outputs.reference_path = params.reference or ""
     # label values the checkpoint's training ignored (WHU-OPT-SAR's 0, not labelled) are no classes it left out
     outputs.reference_ignored = [int(v) for v in (plan.card.get("training") or {}).get("ignored_label_values") or []]
 

@@ -37,6 +37,7 @@ class Outputs:
     reference_lut: Optional[np.ndarray] = None
     reference_nodata: Optional[float] = None
     reference_ignored: Sequence[int] = ()  # values the checkpoint's training ignored: not "left out" classes
+    reference_path: str = ""
     cloud: Optional[object] = None
     unfamiliar: Optional[object] = None
     has_share: bool = False  # the model gives a SAR share: channel K
@@ -165,7 +166,16 @@ def _add_reference(outputs: Outputs, idx, valid, row: int, col: int, h: int, w: 
     """Confusion counts of the block against the reference read at the same window."""
     from rasterio.windows import Window
 
+    from ..accuracy import REFERENCE_FIX
+    from ..map_accuracy import non_whole_problem
+
     ref = outputs.reference.read(1, window=Window(col, row, w, h))
+    coded = np.isfinite(ref)
+    if outputs.reference_nodata is not None:
+        coded &= ref != np.float32(outputs.reference_nodata)
+    problem = non_whole_problem(ref[coded], outputs.reference_path, "reference raster", REFERENCE_FIX)
+    if problem:  # the check before the run samples the raster; truncating here would score 1.999 as class 1
+        raise ClaireError(problem)
     ok = np.isfinite(ref) & (ref >= 0) & (ref < 65536)
     ref_i = np.full(ref.shape, -1, dtype=np.int64)
     ref_i[ok] = outputs.reference_lut[ref[ok].astype(np.int64)]
