@@ -165,6 +165,10 @@ def test_a_reference_of_values_with_a_fraction_is_refused_and_whole_floats_score
     whole[0, 0] = -3.4e38
     out = evaluate(cmap, write_raster(tmp_path / "w.tif", whole, nodata=-3.4e38))
     assert out["oa"] == 1.0 and out["compared_pixels"] == 99
+    nan_row = m.astype(np.float32)
+    nan_row[0, :] = np.nan  # no reference there: not compared, and no value with a fraction
+    out = evaluate(cmap, write_raster(tmp_path / "n.tif", nan_row))
+    assert out["oa"] == 1.0 and out["compared_pixels"] == 90
     odd = whole.copy()
     odd[m == 2] = 1.9
     with pytest.raises(ClaireError, match=r"reference raster .*r\.tif' holds values such as 1\.9, not class codes"):
@@ -186,11 +190,12 @@ def test_the_html_report_carries_the_legend_warning(tmp_path):
             ds.update_tags(1, **names)
         return str(path)
 
-    cmap = named(tmp_path / "m.tif", {"class_1": "water", "class_2": "trees"})
-    out = evaluate(cmap, named(tmp_path / "r.tif", {"class_1": "trees", "class_2": "water"}))
+    cmap = named(tmp_path / "m.tif", {"class_1": "water", "class_2": "trees & <shrubs>"})
+    out = evaluate(cmap, named(tmp_path / "r.tif", {"class_1": "trees & <shrubs>", "class_2": "water"}))
     assert out["legend_note"].startswith("warning: the reference names its classes otherwise")
     text = pathlib.Path(write_report(out, str(tmp_path / "r.html"))).read_text(encoding="utf-8")
     assert "<b>Warning:</b> the reference names its classes otherwise than the map" in text
+    assert "trees &amp; &lt;shrubs&gt;" in text and "<shrubs>" not in text  # escaped
     plain = evaluate(cmap, cmap)
     assert plain["legend_note"] is None
     assert "Warning" not in pathlib.Path(write_report(plain, str(tmp_path / "p.html"))).read_text(encoding="utf-8")

@@ -349,3 +349,24 @@ def test_a_zarr_store_names_the_vrt_of_its_bands(tmp_path):
             open_raster(given, "optical")
         text = str(err.value)
         assert "is a Zarr store (a folder)" in text and fix in text, text
+
+
+def test_classify_and_training_say_an_order_they_cannot_check(tmp_path):
+    """Mutation check of round 22: the warning reaches a classification's messages and a training scene's notes
+    (the bundled snow site, its bands unnamed), not only the function's caller."""
+    from claire.claire_plugin.core.training.scene import Scene
+    from claire.claire_plugin.paths import DEFAULT_CHECKPOINT, resource
+    from claire.models.checkpoint import read_card
+    from claire.tests.core.test_bad_inputs import cli
+
+    optical = resource("data", "terramesh", "S2L2A", "609U_541L_3_0.tif")
+    sar = resource("data", "terramesh", "S1RTC", "609U_541L_3_0.tif")
+    rc, out, err = cli(["classify", "--optical", optical, "--sar", sar, "--output", tmp_path / "m.tif",
+                        "--threads", "1"])
+    assert rc == 0, err
+    assert "so their order is unchecked" in err
+    scene = Scene(optical, sar, read_card(DEFAULT_CHECKPOINT))
+    try:
+        assert any("so their order is unchecked" in n for n in scene.notes)
+    finally:
+        scene.close()

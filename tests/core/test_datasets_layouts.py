@@ -530,3 +530,29 @@ def test_folder_labels_with_a_fraction_are_refused_and_their_nodata_is_no_class(
         with pytest.raises(ClaireError, match=r"holds values such as 1\.999, not class codes.*whole class codes"):
             call()
     src.close()
+
+
+def test_folder_labels_nan_and_nodata_never_become_class_0(tmp_path):
+    """Mutation check of round 22: with class 0 in the list, NaN and the labels' nodata (255) must stay unlabelled,
+    and a float label raster holding NaN is no label with a fraction."""
+    from claire.claire_plugin.core.training.data_checks import label_counts
+    from claire.claire_plugin.core.training.datasets import scan_label_values
+
+    rng = np.random.default_rng(2)
+    root = str(tmp_path / "gen")
+    _make(root, "optical", "sar", "labels", ["x"], 20, 30, [0, 1, 2], rng)
+    path = os.path.join(root, "labels", "x.tif")
+    with rasterio.open(path) as ds:
+        raw = ds.read(1).astype(np.float32)
+    raw[:2, :] = np.nan
+    raw[2:4, :] = 255
+    _tif(path, raw, "float32")
+    with rasterio.open(path, "r+") as ds:
+        ds.nodata = 255
+    pairs = list_pairs(root, "generic", "train", holdout=0)
+    assert scan_label_values(pairs) == [0, 1, 2]
+    src = RasterPairSource(pairs, [ClassDef(0, "zero"), ClassDef(1, "a"), ClassDef(2, "b")])
+    idx = src.read(pairs[0], 0, 0, 20, 30)[2]
+    assert (idx[:4] == 255).all() and (idx[4:] == raw[4:]).all()
+    assert label_counts(src, 3)[0] == int((raw[4:] == 0).sum())
+    src.close()

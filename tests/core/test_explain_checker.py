@@ -213,3 +213,20 @@ def test_honest_sentences_around_measures_are_not_flagged():
     for text in ("The overall accuracy is 79.8 %.", "Trees have a user\u2019s accuracy of 88.9 %.",
                  "Its kappa is 0.81."):
         assert check_grounding(text, facts).flagged_sentences == [text], text
+
+
+def test_every_measure_and_unit_rule_bites():
+    """Mutation check of round 22: each measure, the m² unit and the units no fact has are pinned."""
+    facts = _facts()
+    facts["classes"].append({"name": "Accuracy forest", "value": 8, "share_pct": 12.5})
+    facts["scene"]["pixel_area_m2"] = 100.0
+    for text in ("The IoU is 91 %.", "Confidence is 91 %.", "Precision is 91 %.", "Recall is 91 %.",
+                 "The OA is 87.3 %.", "It is 5 km wide.", "Fifteen percent is water.", "It is 3x larger.",
+                 "It is 3 × larger.", "About 2 thousand pixels.", "The map covers 5246.9 m².",
+                 "Sixty five percent is water."):
+        assert check_grounding(text, facts).flagged_sentences == [text], text
+    for text in ("Accuracy forest covers 12.5 %.", "Each pixel covers 100 m².", "Confidence averages 87.3 %.",
+                 "The OA is 91 %."):
+        assert check_grounding(text, facts).flagged_sentences == [], text
+    # the last measure before the number names it: "kappa" here, not "accuracy"
+    assert check_grounding("Accuracy and kappa: 0.78.", facts).flagged_sentences == []

@@ -602,6 +602,11 @@ def test_a_model_from_labels_says_its_held_out_score_and_no_class_is_certain_whe
     from claire.claire_plugin.core.explain.prompt import facts_lines
 
     assert "Held-out macro-F1 of this model on the user's polygons: 0.27." in facts_lines(facts)  # no SAR-alone score
+    clouded = template.write(build_facts(dict(summary, cloud_share=0.4), card))  # cloud, and no SAR-alone score
+    assert "On your held-out polygons this model scored macro-F1 0.27: a poor score" in clouded
+    both = dict(card, metrics=dict(card["metrics"], heldout_polygons_sar_only={
+        "macro_f1": 0.2, "per_class": [{"name": n} for n in names]}))
+    assert "this model scored macro-F1 0.27: a poor score" in template.write(build_facts(summary, both))  # clear
     for c in summary["classes"]:
         c["low_confidence_share"] = 0.01
     card["metrics"]["heldout_polygons"]["macro_f1"] = 0.81

@@ -83,7 +83,11 @@ def test_offset_data_with_negative_dark_pixels_or_as_floats_is_suspected(engine_
     as_reflectance = write_raster(os.path.join(engine_scene["dir"], "f.tif"), (stored / 1e4).astype(np.float32))
     _, msgs = _conf(engine_scene, standin_model, standin_card, as_reflectance, "f")
     assert any("run again with --optical-offset -0.1 " in m for m in msgs), msgs
-    fixed, _ = _conf(engine_scene, standin_model, standin_card, as_reflectance, "f0", optical_offset=-0.1)
+    fixed, given = _conf(engine_scene, standin_model, standin_card, as_reflectance, "f0", optical_offset=-0.1)
+    assert not any("run again with" in m for m in given), given  # the user's offset: no suggestion
+    res = run(ClassifyParams(path, engine_scene["sar"], os.path.join(engine_scene["dir"], "flag.tif")),
+              standin_model, standin_card)
+    assert res.summary["optical_offset_suspected"] is True  # what the explanation and the dock read
     ordinary, _ = _conf(engine_scene, standin_model, standin_card,
                         write_raster(os.path.join(engine_scene["dir"], "o.tif"),
                                      (stored - 1000).astype(np.float32) * np.float32(1e-4)), "o")
@@ -224,3 +228,34 @@ def test_an_unreadable_processing_baseline_is_an_error_naming_the_offset_to_pass
 
     with pytest.raises(ClaireError, match="--optical-offset -1000 .* --optical-offset 0"):
         _baseline({"PROCESSING_BASELINE": value})
+
+
+def test_the_offset_suspicion_reads_the_darkest_thousandth_of_every_band():
+    """Mutation check of round 22: offset data with 0.05 % of its pixels at 500 DN (defects, deep shadow) is still
+    suspected, with 1 % at 850 DN not; ordinary data with 5 % water at 50 DN is not; the floor is 0.09 as
+    reflectance."""
+    from claire.claire_plugin.core.inputs.radiometry import OFFSET_FLOOR, offset_suspicion
+
+    rng = np.random.default_rng(0)
+    offset = rng.integers(1100, 4000, (10, 20000)).astype(np.float32)
+    offset[:, :10] = 500  # 0.05 %
+    assert offset_suspicion(offset, 1e-4, "reflectance") is not None
+    offset[:, :200] = 850  # 1 % at 0.085: the 0.1st percentile below the floor
+    assert offset_suspicion(offset, 1e-4, "reflectance") is None
+    ordinary = rng.integers(300, 4000, (10, 20000)).astype(np.float32)
+    ordinary[:, :1000] = 50  # 5 % water
+    assert offset_suspicion(ordinary, 1e-4, "reflectance") is None
+    bright = np.full((10, 20000), 1000 * OFFSET_FLOOR * 10 + 5, np.float32)
+    assert offset_suspicion(bright, 1e-4, "reflectance") is not None  # 0.0905: at the floor
+    assert offset_suspicion(bright - 10, 1e-4, "reflectance") is None  # 0.0895
+
+
+def test_a_gdal_offset_of_its_own_beside_add_offset_tags_is_no_contradiction(engine_scene, standin_model,
+                                                                             standin_card, reference):
+    """Mutation check of round 22: the warning is for a GDAL offset of 0 beside ADD_OFFSET tags; a GDAL offset of
+    -0.1 applies ESA's offset already."""
+    path = _offset_copy(engine_scene, "agree.tif", band_tags={i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 13)},
+                        scales=[1e-4] * 12, offsets=[-0.1] * 12)
+    got, msgs = _conf(engine_scene, standin_model, standin_card, path, "agree")
+    _same(got, reference)
+    assert not any(m.startswith("warning:") and "ADD_OFFSET" in m for m in msgs), msgs

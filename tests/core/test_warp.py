@@ -102,20 +102,24 @@ def test_upsampled_source_agrees_with_gdal_warpedvrt(tmp_path):
     np.testing.assert_allclose(got, gdal, atol=1e-4)
 
 
-def test_a_centre_on_the_sources_far_edge_has_no_value_as_with_gdal(tmp_path):
+@pytest.mark.parametrize("dx,dy", [(5.0, 5.0), (5.0, 0.0), (0.0, 5.0)])
+def test_a_centre_on_the_sources_far_edge_has_no_value_as_with_gdal(tmp_path, dx, dy):
     """QA round 22: a grid shifted half a pixel has its last column's and row's centres exactly on the source's
     right and bottom edges: GDAL leaves them out, the engine gave them the edge values (319 pixels)."""
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
     src = _sar(str(tmp_path / "s.tif"), 17, 15, UTM, (500000.0, 4600000.0), 10.0)
-    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 17, 15), np.uint16), origin=(500005.0, 4599995.0))
+    grid = write_raster(str(tmp_path / "g.tif"), np.zeros((1, 17, 15), np.uint16),
+                        origin=(500000.0 + dx, 4600000.0 - dy))
     with rasterio.open(grid) as g, rasterio.open(src) as s:
         got = GridWarp(s, g).read([1, 2])
         with WarpedVRT(s, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
                        resampling=Resampling.bilinear, nodata=float("nan"), dtype="float32") as v:
             gdal = v.read()
-    assert np.isnan(got[:, -1, :]).all() and np.isnan(got[:, :, -1]).all() and np.isfinite(got[:, :-1, :-1]).all()
+    rows, cols = (slice(None, -1) if dy else slice(None)), (slice(None, -1) if dx else slice(None))
+    assert np.isnan(got[:, -1, :]).all() == bool(dy) and np.isnan(got[:, :, -1]).all() == bool(dx)
+    assert np.isfinite(got[:, rows, cols]).all()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(gdal))
     np.testing.assert_allclose(got[np.isfinite(got)], gdal[np.isfinite(gdal)], atol=1e-4)
 

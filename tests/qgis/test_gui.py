@@ -471,6 +471,11 @@ def test_results_show_the_explanation_fields(qgis_app):
     view.showExplanation(Explanation(text=loop, generator="template", grounded_share=0.0,
                                      flagged_sentences=["Water covers 99.9 %.", "Water covers 99.9 %."]))
     assert view.explanation.toPlainText() == "Water covers 99.9 %. ⚠ Again: Water covers 99.9 %. ⚠"
+    # one flagged sentence inside another, regex and HTML characters, an empty one: each marked once, text kept
+    text = "Trees (A&B?) cover 9 %. Yes: Trees (A&B?) cover 9 %. Fine."
+    view.showExplanation(Explanation(text=text, generator="template", grounded_share=0.0, flagged_sentences=[
+        "Trees (A&B?) cover 9 %.", "Yes: Trees (A&B?) cover 9 %.", "   "]))
+    assert view.explanation.toPlainText() == "Trees (A&B?) cover 9 %. ⚠ Yes: Trees (A&B?) cover 9 %. ⚠ Fine."
 
 
 def test_the_chart_choice_says_why_it_is_off_without_a_reference(qgis_app):

@@ -138,10 +138,11 @@ def fact_numbers(facts: dict) -> List[Tuple[str, float, str, float]]:
     return out
 
 
-def _mask_names(text: str, names: List[str]) -> str:
-    """Replace digit-bearing names by same-length letters so their digits are not numbers."""
+def _mask_names(text: str, names: List[str], every: bool = False) -> str:
+    """Replace digit-bearing names (`every`: all names with a letter, so "Accuracy forest" names no measure) by
+    same-length letters so their digits are not numbers."""
     for name in names:
-        if not any(ch.isdigit() for ch in name) or not any(ch.isalpha() for ch in name):
+        if not any(ch.isalpha() for ch in name) or not (every or any(ch.isdigit() for ch in name)):
             continue  # names without digits need no mask; purely numeric names would hide numbers
         left = r"(?<!\w)" if (name[0].isalnum() or name[0] == "_") else ""
         right = r"(?!\w)" if (name[-1].isalnum() or name[-1] == "_") else ""
@@ -349,7 +350,7 @@ def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> Gro
         kept: List[str] = []
         for sentence in split_sentences(paragraph):
             bad, since = False, 0
-            masked = _mask_names(sentence, names)
+            masked = _mask_names(sentence, names, every=True)  # for the measures: class names name none
             for raw, value, dec, unit, at in iter_numbers(sentence, names):
                 end = at + len(raw)
                 measure = measure_named(masked[since:at], masked[end:]) if unit in (None, "%") else None
