@@ -163,7 +163,7 @@ def test_reference_nodata_is_no_code_left_out():
     lut[1], lut[2] = 0, 1
     acc = SummaryAccumulator([{"value": 1, "name": "a"}, {"value": 2, "name": "b"}], 100.0, 6)
     outputs = SimpleNamespace(reference=SimpleNamespace(read=lambda band, window: ref), reference_lut=lut,
-                              reference_nodata=0, summary=acc, reference_ignored=())
+                              reference_nodata=0, summary=acc, reference_ignored=(), reference_path="ref.tif")
     _add_reference(outputs, np.array([[0, 1, 0], [0, 1, 1]]), np.ones((2, 3), bool), 0, 0, 2, 3)
     assert acc.ref_left == {7: 1} and acc.cm.tolist() == [[1, 0], [0, 1]]
     # QA round 16: a value the checkpoint's training ignored (WHU-OPT-SAR's 0, not labelled) is no class left out
