@@ -56,11 +56,9 @@ SCENE_LINES = (("optical_invalid_pct", "Optical input nodata or invalid"),
                ("optical_reliance_pct", "Optical share in the fusion gate (scene)"))
 
 
-def facts_lines(facts: dict) -> List[str]:
-    """The facts as short text lines, numbers formatted like the template formats them."""
-    f = Formatter(facts)
-    s, model = facts["scene"], facts.get("model") or {}
-    lines = []
+def _model_lines(model: dict, f: Formatter) -> List[str]:
+    """The prompt's lines on the model: its kind, its held-out scores and SAR-alone look-alikes, its sensors."""
+    lines: List[str] = []
     if model.get("arch") == FOREST:
         lines.append("Model: a random forest deciding each pixel from its own optical and SAR values (no spatial "
                      "context, no fusion gate).")
@@ -85,6 +83,14 @@ def facts_lines(facts: dict) -> List[str]:
     if model.get("optical_sensor") or model.get("sar_sensor"):
         lines.append(f"The model was trained on optical {_sensor(model.get('optical_sensor'))} and SAR "
                      f"{_sensor(model.get('sar_sensor'))} (what the user's rasters are is not known).")
+    return lines
+
+
+def facts_lines(facts: dict) -> List[str]:
+    """The facts as short text lines, numbers formatted like the template formats them."""
+    f = Formatter(facts)
+    s, model = facts["scene"], facts.get("model") or {}
+    lines = _model_lines(model, f)
     if s.get("total_area_ha") is not None:
         lines.append(f"Valid area: {f.ha(s['total_area_ha'])} ({f.count(s['valid_pixels'])} pixels), "
                      f"{s['classes_present']} classes present.")
