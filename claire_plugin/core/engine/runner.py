@@ -465,10 +465,11 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
     """Close the rasters (class names and colours on the class raster), write the summary JSON and the
     report beside them, then commit every file together (core.io.atomic.OutputSet): all or none."""
     outputs, params = plan.outputs, plan.params
+    colors = class_colors(plan.card)  # once: generating colours for many classes is not free
     with stream.phases.timed("close the rasters, class names, summary"):
         for w in outputs.writers:
             w.close()
-        set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, class_colors(plan.card), params.output)
+        set_classes(outputs.classes.tmp, outputs.nodata, plan.classes, colors, params.output)
         summary = outputs.summary.result(with_reference=outputs.reference is not None)
         summary["optical_offset_suspected"] = bool(getattr(plan.optical_prep, "offset_suspected", False))
         summary["region_shape"] = [int(plan.region.height), int(plan.region.width)]
@@ -505,7 +506,7 @@ def _finish(plan: RunPlan, stream: _Stream, messages: List[str], progress: Progr
                     ("cloud", result.cloud), ("unfamiliar", result.unfamiliar))},
                 "confidence_encoding": "uint8 percent 0-100 rounded down, nodata 255", "messages": messages}, "summary")
         files.commit()
-    styled = style_classes(plan.classes, class_colors(plan.card))
+    styled = style_classes(plan.classes, colors)
     note = write_class_style(params.output, styled)
     if note:
         messages.append(note)
