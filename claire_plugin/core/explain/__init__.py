@@ -50,6 +50,25 @@ def generator_label(generator: str) -> str:
     return "deterministic template (no language model)"
 
 
+#: A language model's text with fewer letters among its characters (spaces aside), or fewer words, is no prose:
+#: damaged or random weights (QA round 22: a random model's "E;$42IoV t95B`ra[ra[" was shown as 100 % grounded).
+PROSE_MIN_LETTERS = 0.5
+PROSE_MIN_WORDS = 5
+
+
+def prose_problem(text: str) -> Optional[str]:
+    """Why `text` is no readable prose, or None."""
+    import re
+
+    chars = [c for c in text if not c.isspace()]
+    letters = sum(c.isalpha() for c in chars) / max(1, len(chars))
+    words = len(re.findall(r"[^\W\d_]{2,}", text))
+    if letters < PROSE_MIN_LETTERS or words < PROSE_MIN_WORDS:
+        return (f"the language model's text is not readable prose ({letters:.0%} letters, {words} words): its "
+                f"weights may be damaged, or it is no instruction-tuned Phi-3")
+    return None
+
+
 def explain(facts: dict, explainer: Optional[str] = None,
             on_text: Optional[Callable[[str], None]] = None, drop_unmatched: bool = False,
             max_new_tokens: Optional[int] = None, device: str = "auto",
@@ -74,6 +93,9 @@ def explain(facts: dict, explainer: Optional[str] = None,
             text, generator = out.text, out.generator
             if not text.strip():
                 reason = "Explainer not used: the language model returned no text."
+                generator = template.GENERATOR
+            elif prose_problem(text):
+                reason = f"Explainer not used: {prose_problem(text)}."
                 generator = template.GENERATOR
         except phi3.ExplainerUnavailable as exc:
             reason = f"Explainer not used: {exc}."
