@@ -96,7 +96,7 @@ uninstall:
 	@$(PY) -m claire.claire_plugin.install uninstall
 
 ## Retrain the bundled default checkpoint from the bundled data: seeded, and with --reproducible the same
-## weights and card metrics on any x86-64 CPU (portable kernels, one thread; models/determinism.py).
+## weights and card metrics on any x86-64 CPU of one system image (portable kernels, one thread; models/determinism.py).
 checkpoint: venv
 	OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE $(VENV)/bin/claire train --arch claire \
 	  --size small --data resources/data/terramesh \

@@ -65,7 +65,7 @@ class TrainConfig:
     context: str = "global"      # "local": tile-invariant GRN / channel attention / PPM (models.registry)
     context_px: int = 128
     cloud_gate: bool = False     # CMAF leans on SAR where models.cloud flags the optical input
-    reproducible: bool = False   # the same bits on any x86-64 CPU (models.determinism; CPU only, 1 thread)
+    reproducible: bool = False   # the same bits on any x86-64 CPU of one system image (models.determinism)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -276,7 +276,7 @@ def train(source: Any, ospec: Dict, sspec: Dict, num_classes: int, cfg: TrainCon
     steps done)` is called after every step (the command line steers the thread count with it).
 
     Each epoch draws its crops from `np.random.default_rng([seed, epoch])` and seeds torch with the epoch,
-    so a resumed run continues exactly; with `cfg.reproducible` the bits are the same on any x86-64 CPU
+    so a resumed run continues exactly; with `cfg.reproducible` the bits are the same on any x86-64 CPU of one image
     (models.determinism; the history's `reproducibility` says what that took). The caller's random generators
     are left as they were (kept_random_state)."""
     with kept_random_state():

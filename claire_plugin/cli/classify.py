@@ -30,8 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--reliance", default=None,
                    help="also write the SAR share of the fusion gate as uint8 percent 0-100, rounded down (nodata 255)")
     p.add_argument("--cloud", default=None,
-                   help="also write the cloud probability (models.cloud: cloud, cirrus, haze, shadow) as uint8 "
-                        "percent 0-100 (nodata 255); 100 where optical gaps were filled from SAR")
+                   help="also write the cloud probability (models.cloud: cloud, haze, shadow; no cirrus test, B10 is "
+                        "not read; salt flats and white roofs read as cloud) as uint8 percent 0-100 (nodata 255); "
+                        "100 where optical gaps were filled from SAR")
     p.add_argument("--unfamiliar", default=None,
                    help="also write how unlike the training data each pixel looks to the model, uint8 0-100 "
                         "(100 = at the card's threshold and above; nodata 255); needs a card with familiarity")

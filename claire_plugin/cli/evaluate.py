@@ -190,8 +190,10 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
                 if not choices and ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
                     break
                 choice = choose_raster_bands(ds, role, spec["bands"], None, cfg.get(f"{attr}_channels"), flag)
-                if attr == "optical" and not choices:
-                    _spectral_order(ds, choice, card)
+                if attr == "optical":  # every image: a stack that passes on one may not be checkable on another
+                    said = _spectral_order(ds, choice, card)
+                    if said:  # e.g. too little vegetation to check the order: said, as classify says it
+                        print(f"claire: {said} ({os.path.basename(pair.optical)})", file=sys.stderr)
             if choices and choice.indices != choices[0][1].indices:
                 first, chosen = choices[0]
                 raise ClaireError(
@@ -215,9 +217,9 @@ def _band_list(choice) -> str:
     return "bands " + ",".join(str(i) for i in choice.indices)
 
 
-def _spectral_order(ds, choice, card: Dict[str, Any]) -> None:
+def _spectral_order(ds, choice, card: Dict[str, Any]) -> Optional[str]:
     """The engine's spectral tests of optical bands placed by position (core.inputs.bands.check_spectral_order) on
-    an open optical raster of the folder."""
+    an open optical raster of the folder; its warning when the scene cannot check the order."""
     import numpy as np
     from rasterio.windows import Window
 
@@ -227,12 +229,12 @@ def _spectral_order(ds, choice, card: Dict[str, Any]) -> None:
     from ..core.io import raster_io as rio
 
     if not placed_by_position(choice.method) or rio.slow_to_sample(ds):
-        return
+        return None
     spec = InputSpec.from_card(card, "optical", (card.get("config") or {}).get("optical_channels"))
     sample = rio.sample(ds, choice.indices, Window(0, 0, ds.width, ds.height))
     prep = optical_preparer(spec, len(choice.indices), ds.dtypes[choice.indices[0] - 1], sample,
                             optical_radiometry(ds, choice.indices, None), ds.nodata)
-    check_spectral_order(choice, ds.count, prep.physical(sample.astype(np.float32)))
+    return check_spectral_order(choice, ds.count, prep.physical(sample.astype(np.float32)))
 
 
 def _check_channels(channels, ospec: Dict[str, Any], sspec: Dict[str, Any], data: str) -> None:

@@ -55,8 +55,8 @@ def register(subparsers: Any) -> None:
                    help="CPU threads for torch, kept for the whole run (default: torch's choice, lowered while other "
                         "programs use the cores; the same seed gives bit-identical weights only at one fixed count)")
     p.add_argument("--reproducible", action="store_true",
-                   help="the same weights and card metrics on any x86-64 CPU: CPU only, 1 thread, portable "
-                        "kernels (slower; models/determinism.py)")
+                   help="the same weights and card metrics on any x86-64 CPU of one system image (torch build "
+                        "and C library): CPU only, 1 thread, portable kernels (slower; models/determinism.py)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume if it exists")
     p.add_argument("--optical-bands", default=None, help="1-based optical band indices, e.g. 2,3,4,8")
     p.add_argument("--sar-bands", default=None, help="1-based SAR band indices")

@@ -39,8 +39,9 @@ HELP = {
     "RELIANCE": "Optional GeoTIFF of the SAR gate weight (uint8 percent, nodata 255): the SAR share of the fusion gate "
     "per pixel (0 = all optical, 100 = all SAR); how the network mixed the two sensors' features, not which of them "
     "decided the class.",
-    "CLOUD": "Optional cloud-probability GeoTIFF (uint8 percent, nodata 255): cloud, cirrus, haze or cloud shadow "
-    "per pixel, the probability a cloud-gated model is given; 100 where optical gaps were filled from SAR.",
+    "CLOUD": "Optional cloud-probability GeoTIFF (uint8 percent, nodata 255): cloud, haze or cloud shadow per pixel "
+    "(no cirrus test: B10 is not read; salt flats and white roofs read as cloud), the probability a cloud-gated "
+    "model is given; 100 where optical gaps were filled from SAR.",
     "UNFAMILIAR": "Optional 'unlike the training data' GeoTIFF (uint8, nodata 255): the distance of the model's "
     "features from its training data, 100 = at the checkpoint's threshold or beyond (do not trust the map there).",
     **MAP_RULES_HELP,

@@ -370,3 +370,7 @@ def test_classify_and_training_say_an_order_they_cannot_check(tmp_path):
         assert any("so their order is unchecked" in n for n in scene.notes)
     finally:
         scene.close()
+    from claire.claire_plugin.core.inputs.fit import check_pair  # the dock's check before a run (docs QA)
+
+    assert any("so their order is unchecked" in w for w in check_pair(optical, sar, read_card(DEFAULT_CHECKPOINT))
+               .warnings)

@@ -223,7 +223,7 @@ def test_every_measure_and_unit_rule_bites():
     for text in ("The IoU is 91 %.", "Confidence is 91 %.", "Precision is 91 %.", "Recall is 91 %.",
                  "The OA is 87.3 %.", "It is 5 km wide.", "Fifteen percent is water.", "It is 3x larger.",
                  "It is 3 × larger.", "About 2 thousand pixels.", "The map covers 5246.9 m².",
-                 "Sixty five percent is water."):
+                 "Sixty five percent is water.", "The overall accuracy (OA) is 87.3 %."):
         assert check_grounding(text, facts).flagged_sentences == [text], text
     for text in ("Accuracy forest covers 12.5 %.", "Each pixel covers 100 m².", "Confidence averages 87.3 %.",
                  "The OA is 91 %."):

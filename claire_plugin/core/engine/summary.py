@@ -7,7 +7,7 @@ Definitions (also in docs/benchmark.md):
   NaN or the optical nodata value (all selected bands); `sar_invalid_share` the same for the SAR (any selected
   band): those pixels are nodata in the map.
 - `cloud_share`: share of the valid pixels (the whole map, the optical gaps included) that have optical data with a
-  cloud probability (models.cloud: thick cloud, cirrus, haze or cloud shadow) >= 0.5 (None when the optical
+  cloud probability (models.cloud: thick cloud, haze or cloud shadow; B10 is not read) >= 0.5 (None when the optical
   lacks the bands it needs); the shares of the map under cloud, from SAR alone and clear add up to 1.
 - `sar_only_share`: share of valid pixels without optical data (swath edge, masked clouds), classified
   from SAR alone (the optical zeroed and the cloud probability 1 there).

@@ -8,10 +8,15 @@ Rules (also in docs/explanations.md):
 - Thousands separators: a comma followed by exactly three digits, thin / no-break spaces. A comma
   followed by one or two digits is a decimal comma ("12,5 %").
 - Units: "%", "percent", "per cent" -> compared with percentages (and with fractions x 100);
-  "ha", "hectares" -> areas; "km²"/"km2" -> areas x 100; "pixels"/"px" -> counts. A bare number is
-  compared with every fact, and a bare number <= 1 also with percentages / 100 (0.87 == 87 %).
+  "ha", "hectares" -> areas; "km²"/"km2" -> areas x 100; "m²" -> the pixel area; "pixels"/"px" -> counts.
+  A bare number is compared with every fact, and a bare number <= 1 also with percentages / 100 (0.87 == 87 %).
+  A unit or multiplier no fact has (dB, m, x, k, M, e-notation, acres, km, mi, ft, thousand, million, billion)
+  and a spelled percentage ("forty percent") cannot be backed: flagged.
+- A measure named next to a number (kappa, F1, IoU, precision, recall, accuracy, confidence; right after it,
+  or before it in its clause at most four words away) restricts it to that measure's facts.
 - "Within rounding": a text number with d decimals matches a fact when they differ by at most half a
-  unit of the text's last digit plus half a unit of the fact's last digit.
+  unit of the text's last digit plus half a unit of the fact's last digit; with more decimals than the fact
+  it must equal it.
 - A sentence with at least one unmatched number is flagged (or dropped on request);
   `grounded_share` = matched numbers / all numbers (1.0 for a text without numbers).
 """
@@ -232,7 +237,7 @@ _MEASURES = (
     (re.compile(r"\bconfidence\b", re.IGNORECASE), ("confidence",)),
 )
 #: A clause break: a measure named before it qualifies no number after it.
-_CLAUSE = re.compile(r"[,;()\u2013\u2014]|\s-\s")
+_CLAUSE = re.compile(r"[,;\u2013\u2014]|\s-\s")  # not parentheses: "The overall accuracy (OA) is 74.5 %"
 #: At most this many words between a measure and the number it names ("accuracy against the reference is 83.4 %").
 _MEASURE_GAP = 4
 

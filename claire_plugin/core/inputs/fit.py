@@ -159,11 +159,14 @@ def _check_opened(optical: str, sar: str, card: Dict[str, Any], optical_bands, s
         coarse = sar_resolution_warning(math.sqrt(rio.pixel_area_m2(sds)), math.sqrt(rio.pixel_area_m2(opt)), card)
         if coarse:
             out.warnings.append(coarse)
+        unchecked = None
         if not rio.slow_to_sample(opt):  # JPEG 2000 (a SAFE's bands) took seconds: the run checks it
             o_sample = rio.sample(opt, oc.indices, Window(0, 0, opt.width, opt.height))
             prep = optical_preparer(ospec, len(oc.indices), opt.dtypes[oc.indices[0] - 1], o_sample,
                                     optical_radiometry(opt, oc.indices, optical_offset), opt.nodata)
-            check_spectral_order(oc, opt.count, prep.physical(o_sample.astype(np.float32)))  # as the engine
+            unchecked = check_spectral_order(oc, opt.count, prep.physical(o_sample.astype(np.float32)))  # as the run
         warning = resolution_warning(opt, card)
         if warning:
             out.warnings.append(warning)
+        if unchecked:  # the least of them: last
+            out.warnings.append(unchecked)

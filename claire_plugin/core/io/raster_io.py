@@ -184,10 +184,10 @@ def _quiet_gdal():
 
 
 #: Scenes of up to this many optical pixels have their processing region cut to where either raster has data
-#: (`data_window`); larger ones would pay a read of both masks (2 s for a Sentinel-2 tile's SAR) and feel a frame
-#: only in the windows that touch it.
+#: (`data_window`); larger ones would pay a full read of the optical's mask (and the SAR's under it) and feel a
+#: frame only in the windows that touch it.
 DATA_WINDOW_MAX_PIXELS = 4096 * 4096
-#: The masks are read at most this many pixels a side for it.
+#: The masks are read at full resolution and reduced to at most this many cells a side for it.
 DATA_MASK_SIDE = 1024
 
 
