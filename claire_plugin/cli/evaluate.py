@@ -184,7 +184,7 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
         if given is not None:
             out.append(given)
             continue
-        choices = []
+        choices, unchecked = [], []
         for pair in pairs:
             with rasterio.open(getattr(pair, attr)) as ds:
                 if not choices and ds.count <= len(spec["bands"]):  # too few bands: _check_channels says so
@@ -192,8 +192,8 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
                 choice = choose_raster_bands(ds, role, spec["bands"], None, cfg.get(f"{attr}_channels"), flag)
                 if attr == "optical":  # every image: a stack that passes on one may not be checkable on another
                     said = _spectral_order(ds, choice, card)
-                    if said:  # e.g. too little vegetation to check the order: said, as classify says it
-                        print(f"claire: {said} ({os.path.basename(pair.optical)})", file=sys.stderr)
+                    if said:  # e.g. too little vegetation to check the order
+                        unchecked.append((os.path.basename(pair.optical), said))
             if choices and choice.indices != choices[0][1].indices:
                 first, chosen = choices[0]
                 raise ClaireError(
@@ -209,6 +209,10 @@ def _card_bands(pairs, card: Dict[str, Any], ob, sb):
         out.append(choice.indices)
         print(f"note: {role} bands " + ", ".join(f"{i}->{n}" for i, n in zip(choice.indices, choice.names))
               + f" ({choice.method})", file=sys.stderr)
+        if unchecked and len(unchecked) == len(choices):  # one image that passed the order tests checks them all
+            names = ", ".join(n for n, _ in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3
+                                                              else "")
+            print(f"claire: {unchecked[0][1]} (every image of the folder: {names})", file=sys.stderr)
     return out[0], out[1]
 
 

@@ -160,13 +160,15 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
     """Before a classify run: a ClaireError unless the open reference raster `ds` is one band of whole-number
     codes of which at least one, where it meets `grid_ds`, is a class of the map (`lut`: value -> class index,
     -1 when no class, as core.engine.plan.reference_lut). A sparse sample first, then block by block until a
-    class value turns up."""
+    class value turns up (a float reference: every block, for a value with a fraction)."""
     from .map_accuracy import class_map_problem, non_whole_problem
 
     problem = class_map_problem(ds, path, "reference raster", integer=False, fix=REFERENCE_FIX)
     if problem:
         raise ClaireError(problem)
     seen: set = set()
+    found = False
+    floats = not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer)  # every block read: a fraction anywhere is said now
     for block in _reference_blocks(ds, grid_ds):
         v = block[np.isfinite(block)]
         if ds.nodata is not None:
@@ -175,11 +177,13 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
         if problem:
             raise ClaireError(problem)
         v = v.astype(np.int64)
-        if (lut[v[(v >= 0) & (v < lut.size)]] >= 0).any():
+        found = found or bool((lut[v[(v >= 0) & (v < lut.size)]] >= 0).any())
+        if found and not floats:
             return
         if len(seen) < 1000:
             seen.update(np.unique(v).tolist())
-    raise ClaireError(no_common_class(path, seen, np.nonzero(lut >= 0)[0].tolist(), RECODE_FIX))
+    if not found:
+        raise ClaireError(no_common_class(path, seen, np.nonzero(lut >= 0)[0].tolist(), RECODE_FIX))
 
 
 def _reference_blocks(ds, grid_ds, step: int = 512):

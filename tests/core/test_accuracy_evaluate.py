@@ -199,3 +199,24 @@ def test_the_html_report_carries_the_legend_warning(tmp_path):
     plain = evaluate(cmap, cmap)
     assert plain["legend_note"] is None
     assert "Warning" not in pathlib.Path(write_report(plain, str(tmp_path / "p.html"))).read_text(encoding="utf-8")
+
+
+def test_a_float_reference_is_read_whole_before_the_run_for_a_value_with_a_fraction(tmp_path):
+    """QA round 22 (second review): the check before a classify run stopped at the first class value, so one 2.5
+    far down a 2048 px reference failed the run only when it reached that tile. A float reference is read whole
+    (an integer one still stops at the first class value)."""
+    import rasterio
+
+    from claire.claire_plugin.core.accuracy import check_reference
+
+    ref = np.ones((1100, 1100), np.float32)
+    ref[1000, 1000] = 2.5
+    path = write_raster(tmp_path / "r.tif", ref)
+    lut = np.full(65536, -1, np.int64)
+    lut[1] = 0
+    with rasterio.open(path) as ds:
+        with pytest.raises(ClaireError, match=r"holds values such as 2\.5, not class codes"):
+            check_reference(ds, ds, path, lut)
+    whole = write_raster(tmp_path / "w.tif", np.ones((1100, 1100), np.uint8))
+    with rasterio.open(whole) as ds:
+        check_reference(ds, ds, whole, lut)

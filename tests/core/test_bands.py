@@ -374,3 +374,25 @@ def test_classify_and_training_say_an_order_they_cannot_check(tmp_path):
 
     assert any("so their order is unchecked" in w for w in check_pair(optical, sar, read_card(DEFAULT_CHECKPOINT))
                .warnings)
+
+
+def test_claire_evaluate_says_once_that_no_image_could_check_the_order(tmp_path):
+    """QA round 22 (second review): `claire evaluate --data` dropped the note; then printed it once per image. Said
+    once now, when no image of the folder could check the order (one that passes checks them all: same bands)."""
+    import shutil
+
+    from claire.claire_plugin.paths import resource
+    from claire.tests.core.test_bad_inputs import cli
+
+    site = "609U_541L_3_0"
+    for sub, src in (("optical", "S2L2A"), ("sar", "S1RTC"), ("labels", "LULC")):
+        (tmp_path / "gen" / sub).mkdir(parents=True)
+        for name in ("a", "b"):
+            shutil.copy(resource("data", "terramesh", src, f"{site}.tif"), tmp_path / "gen" / sub / f"{name}.tif")
+    rc, out, err = cli(["evaluate", "--data", tmp_path / "gen", "--split", "all"])
+    assert rc == 0, err
+    assert err.count("so their order is unchecked") == 1 and "(every image of the folder: a.tif, b.tif)" in err, err
+    for sub, src in (("optical", "S2L2A"), ("sar", "S1RTC"), ("labels", "LULC")):  # a: vegetation, checks both
+        shutil.copy(resource("data", "terramesh", src, "433D_629L_3_1.tif"), tmp_path / "gen" / sub / "a.tif")
+    rc, out, err = cli(["evaluate", "--data", tmp_path / "gen", "--split", "all"])
+    assert rc == 0 and "unchecked" not in err, err

@@ -230,3 +230,26 @@ def test_every_measure_and_unit_rule_bites():
         assert check_grounding(text, facts).flagged_sentences == [], text
     # the last measure before the number names it: "kappa" here, not "accuracy"
     assert check_grounding("Accuracy and kappa: 0.78.", facts).flagged_sentences == []
+
+
+def test_measures_are_told_apart_and_asides_and_colons_read_as_written():
+    """QA round 22 (second review): "mean confidence" matched a low-confidence share, "mIoU" a class's IoU, "macro
+    F1" a class's F1; a parenthesis after a measure ("Confidence is high for water (53.5 % of the map)") or a
+    colon after a clause ("Confidence is low for crops: 36.5 % ...") took the number as that measure's; "User
+    accuracy" was no precision; a held-out macro-F1 said in % did not match."""
+    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "area_ha": 1, "kappa": 2, "f1": 2},
+             "model": {"heldout_macro_f1": 0.81},
+             "scene": {"valid_pixels": 50176, "mean_confidence_pct": 79.8},
+             "classes": [{"name": "water", "share_pct": 53.5, "mean_confidence_pct": 98.4},
+                         {"name": "crops", "share_pct": 2.1, "mean_confidence_pct": 54.1, "low_confidence_pct": 36.5}],
+             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6, "kappa": 0.91, "per_class": [
+                 {"name": "water", "iou_pct": 94.0, "f1_pct": 96.9, "precision_pct": 96.4}]}}
+    for text in ("Confidence is high for water (53.5 % of the map).", "The overall accuracy (OA) is 94.6 %.",
+                 "Kappa (chance-corrected) is 0.91.", "Confidence is low for crops: 36.5 % of its pixels are low.",
+                 "User accuracy for water is 96.4 %.", "Its held-out macro-F1 of 81 % is good.",
+                 "Kappa: 0.91.", "The mean IoU is 58.6 %, and water's IoU 94.0 %.",
+                 "Accuracy is high but 36.5 % of the crops are low-confidence."):
+        assert check_grounding(text, facts).flagged_sentences == [], text
+    for text in ("Crops have a mean confidence of 36.5 %.", "The mIoU is 94.0 %.", "The macro F1 is 96.9 %.",
+                 "Overall accuracy: 79.8 %."):
+        assert check_grounding(text, facts).flagged_sentences == [text], text

@@ -613,3 +613,16 @@ def test_a_model_from_labels_says_its_held_out_score_and_no_class_is_certain_whe
     text = template.write(build_facts(summary, card))
     assert "this model scored macro-F1 0.81." in text and "poor" not in text
     assert "the most certain class" in text
+
+
+def test_the_focus_class_the_reference_lacks_has_no_recall_and_no_crash():
+    """QA round 22 (second review): `claire explain --class crops` on a run whose reference has no crops: its F1 was
+    0.0 and its recall None, and the focus paragraph raised a TypeError (exit 3)."""
+    summary, card = _random_run(1, reference=True)
+    name = summary["classes"][0]["name"]
+    facts = build_facts(summary, card, focus_class=name)
+    m = facts["focus"]["metrics"]
+    m.update(f1_pct=0.0, recall_pct=None)
+    text = template.write(facts)
+    said = text.split("Against the reference: ")[1].split(" %.")[0]
+    assert said.startswith(f"F1 0.0 %, IoU {m['iou_pct']:.1f} % and precision") and "recall" not in said, said

@@ -113,9 +113,13 @@ def test_a_model_that_writes_no_prose_gives_way_to_the_template(tiny_phi3):
     from claire.claire_plugin.core.explain import prose_problem
 
     ex = explain(build_facts(*sample_run()), explainer=tiny_phi3, max_new_tokens=24, device="cpu")
-    assert ex.generator == "template" and "not readable prose" in ex.fallback_reason, (ex.generator, ex.text)
-    assert prose_problem("Water covers 40.0 % of the map (52.1 ha), trees 31.9 % (41.5 ha), crops 4.7 %.") is None
+    assert ex.generator == "template" and "does not read as prose" in ex.fallback_reason, (ex.generator, ex.text)
     assert prose_problem("E;$42IoV t95B`ra[ra[") is not None
+    for honest in ("Water covers 40.0 % of the map (52.1 ha), trees 31.9 % (41.5 ha), crops 4.7 %.",
+                   "| class | share |\n|---|---|\n| water | 53.5 % |\n| trees | 39.4 % |",
+                   "- water: 53.5 %\n- trees: 39.4 %\n- crops: 2.1 %", "Water dominates; trees follow.",
+                   "水体占地图的53.5%，森林占39.4%。"):
+        assert prose_problem(honest) is None, honest
 
 
 def test_a_broken_models_control_characters_are_removed():

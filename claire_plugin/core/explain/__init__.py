@@ -50,22 +50,28 @@ def generator_label(generator: str) -> str:
     return "deterministic template (no language model)"
 
 
-#: A language model's text with fewer letters among its characters (spaces aside), or fewer words, is no prose:
-#: damaged or random weights (QA round 22: a random model's "E;$42IoV t95B`ra[ra[" was shown as 100 % grounded).
+#: A language model's text with fewer words of three letters or more (an ideograph counts as one), or fewer letters
+#: among its characters that are neither digits, spaces nor punctuation, is no prose: damaged or random weights
+#: (QA round 22: a random model's "E;$42IoV t95B`ra[ra[" was shown as 100 % grounded). Tables, lists and figures
+#: pass (digits and punctuation are neutral); so does a short honest sentence of three words.
 PROSE_MIN_LETTERS = 0.5
-PROSE_MIN_WORDS = 5
+PROSE_MIN_WORDS = 3
+_NEUTRAL = set("0123456789.,;:%()[]{}|-\u2013\u2014/+*'\"!?#&=<>_~\u00b0\u00b2\u2019\u201c\u201d\u00b7")
 
 
 def prose_problem(text: str) -> Optional[str]:
-    """Why `text` is no readable prose, or None."""
+    """Why `text` does not read as prose, or None."""
     import re
+    import unicodedata
 
-    chars = [c for c in text if not c.isspace()]
-    letters = sum(c.isalpha() for c in chars) / max(1, len(chars))
-    words = len(re.findall(r"[^\W\d_]{2,}", text))
-    if letters < PROSE_MIN_LETTERS or words < PROSE_MIN_WORDS:
-        return (f"the language model's text is not readable prose ({letters:.0%} letters, {words} words): its "
-                f"weights may be damaged, or it is no instruction-tuned Phi-3")
+    letters = sum(c.isalpha() for c in text)
+    symbols = sum(1 for c in text if not c.isalpha() and not c.isspace() and c not in _NEUTRAL)
+    ideographs = sum(1 for c in text if unicodedata.name(c, "").startswith("CJK UNIFIED"))
+    words = len(re.findall(r"[^\W\d_]{3,}", text)) + ideographs
+    share = letters / max(1, letters + symbols)
+    if share < PROSE_MIN_LETTERS or words < PROSE_MIN_WORDS:
+        return (f"the language model's text does not read as prose ({words} words, {share:.0%} of its non-punctuation "
+                f"characters letters): damaged weights, or a model that is no instruction-tuned Phi-3")
     return None
 
 
@@ -97,6 +103,8 @@ def explain(facts: dict, explainer: Optional[str] = None,
             elif prose_problem(text):
                 reason = f"Explainer not used: {prose_problem(text)}."
                 generator = template.GENERATOR
+                if on_text is not None:  # what was streamed is not the explanation: said before the template's text
+                    on_text("\n\n[The language model's text above is not used; the template's follows.]\n\n")
         except phi3.ExplainerUnavailable as exc:
             reason = f"Explainer not used: {exc}."
         except ImportError as exc:

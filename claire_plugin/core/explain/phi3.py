@@ -235,7 +235,10 @@ def clean_text(text: str) -> str:
     for marker in ("<|end|>", "<|endoftext|>", "<|assistant|>", "<|user|>", "<|system|>"):
         text = text.replace(marker, "")
     # control characters and undecodable bytes (a broken model's output) reach no console, report or dock
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) == "Zs"  # thin / no-break spaces
+    from .checker import THOUSANDS_SPACES
+
+    text = "".join(ch if ch in THOUSANDS_SPACES or unicodedata.category(ch) != "Zs" else " "  # other spaces: plain
+                   for ch in text if ch in "\n\t" or unicodedata.category(ch) == "Zs"
                    or (ch.isprintable() and ch != "\ufffd")).strip()
     cut = max(text.rfind(". "), text.rfind(".\n"))
     if text and text[-1] not in ".!?" and cut > len(text) // 2:

@@ -616,9 +616,10 @@ def _focus(facts: dict, f: Formatter) -> str:
             cue = _sar_cue(c["name"]) if led and not _doubtful(c) else None
             out.append(s + (f"; the radar has a physical handle on it: {cue}." if cue else "."))
     m = c.get("metrics")
-    if m and m.get("f1_pct") is not None:
-        out.append(f"Against the reference its F1 is {f.pct(m['f1_pct'])}, IoU {f.pct(m['iou_pct'])}, "
-                   f"precision {f.pct(m['precision_pct'])} and recall {f.pct(m['recall_pct'])}.")
+    said = [f"{label} {f.pct(m[key])}" for key, label in (("f1_pct", "F1"), ("iou_pct", "IoU"),
+            ("precision_pct", "precision"), ("recall_pct", "recall")) if m and m.get(key) is not None]
+    if said:  # a class the reference lacks has a precision but no recall (QA round 22: a TypeError)
+        out.append(f"Against the reference: {_join(said)}.")
     for p in (c.get("confused_pairs") or [])[:1]:
         out.append(f"Its main confusion is {p['reference']} mapped as {p['predicted']} "
                    f"({f.count(p['pixels'])} pixels).")

@@ -252,7 +252,8 @@ def data_window(grid_ds, other_ds, region):
     """The part of `region` (a window of `grid_ds`) around the pixels where either raster has data, when that is
     smaller, else None: a nodata frame in both (a reprojection's, or a clip larger than the data) then stays out
     of the model's windows, which it otherwise read as a cloud over zero backscatter (a 20 px frame changed 13 %
-    of a small scene's map). Scenes over DATA_WINDOW_MAX_PIXELS are left as they are."""
+    of a small scene's map). Scenes over DATA_WINDOW_MAX_PIXELS, or whose other raster holds more under them, are
+    left as they are."""
     from rasterio.warp import transform_bounds
     from rasterio.windows import Window
 
@@ -261,6 +262,8 @@ def data_window(grid_ds, other_ds, region):
     try:  # only the other raster's part over the grid is read (a whole SAR scene can be far larger)
         theirs_area = overlap_window(other_ds, grid_ds, "optical")
     except ClaireError:
+        return None
+    if theirs_area.width * theirs_area.height > DATA_WINDOW_MAX_PIXELS:  # a far finer SAR: as large a read
         return None
     mine, theirs = _valid_box(grid_ds), _valid_box(other_ds, theirs_area)
     if mine is None or theirs is None:
