@@ -37,10 +37,14 @@ def dock_with_layers(qgis_app, raster_pair, tiny_checkpoint):
 
 def _dock_on_pair(raster_pair, checkpoint):
     """(dock, optical layer, SAR layer): the pair added to the project and chosen in a new dock."""
+    import rasterio
     from qgis.core import QgsProject, QgsRasterLayer
 
+    from claire.claire_plugin.core.inputs.bands import S2_L2A
     from claire.claire_plugin.gui.dock import ClaireDock
 
+    with rasterio.open(raster_pair["optical"], "r+") as ds:  # named: a 70 x 90 px synthetic scene has too little
+        ds.descriptions = tuple(S2_L2A)                      # vegetation to check an unnamed stack's order
     optical = QgsRasterLayer(raster_pair["optical"], "opt", "gdal")
     sar = QgsRasterLayer(raster_pair["sar"], "sar", "gdal")
     QgsProject.instance().addMapLayers([optical, sar])
