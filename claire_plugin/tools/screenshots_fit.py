@@ -1,7 +1,8 @@
 """Screenshots of the dock's fit check (issue 19 class 9) and advanced options, in the QGIS-like main window
 of screenshots_train (map canvas + the CLAIRE dock at the ~300 px a new dock gets): one PNG per mistake a new
 user makes with the bundled site (the same layer twice, SAR not in dB, a SAR of another place, band files
-stacked alphabetically with B10 for B8A, or with B8A last and reordered, a 60 m optical), cropped to the dock's
+stacked alphabetically with B10 for B8A, or with B8A last and reordered, a 60 m optical, unnamed bands on a snow
+scene whose order cannot be checked), cropped to the dock's
 input and checkpoint boxes, one of the options and one of the Train tab's settings.
 
     xvfb-run -s "-screen 0 1600x1000x24" python -m claire.claire_plugin.tools.screenshots_fit --out build/shots
@@ -59,7 +60,9 @@ def _inputs(work: str) -> Dict[str, Dict[str, str]]:
     return {"same_layer": {"optical": s2, "sar": s2}, "sar_not_db": {"optical": s2, "sar": dn},
             "not_overlapping": {"optical": s2, "sar": far},
             "vrt_alphabetical": {"optical": vrt, "sar": s1}, "vrt_reordered": {"optical": ordered, "sar": s1},
-            "pixel_60m": {"optical": coarse, "sar": s1}}
+            "pixel_60m": {"optical": coarse, "sar": s1},
+            "order_unchecked": {"optical": os.path.join(data, "S2L2A", "609U_541L_3_0.tif"),  # snow: no vegetation
+                                "sar": os.path.join(data, "S1RTC", "609U_541L_3_0.tif")}}
 
 
 def _crop(dock, path: str) -> str:
