@@ -100,8 +100,8 @@ def explain(facts: dict, explainer: Optional[str] = None,
             if not text.strip():
                 reason = "Explainer not used: the language model returned no text."
                 generator = template.GENERATOR
-            elif prose_problem(text):
-                reason = f"Explainer not used: {prose_problem(text)}."
+            elif (problem := prose_problem(text)) is not None:
+                reason = f"Explainer not used: {problem}."
                 generator = template.GENERATOR
                 if on_text is not None:  # what was streamed is not the explanation: said before the template's text
                     on_text("\n\n[The language model's text above is not used; the template's follows.]\n\n")

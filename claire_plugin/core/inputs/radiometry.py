@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -67,16 +67,12 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
                                                f"of the file)")
         note = (f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + {offset:g}, instead "
                 f"of the checkpoint's")
-        tagged = _add_offset_tags(ds.tags()) or {k: v for i in indices for k, v in _add_offset_tags(ds.tags(i)).items()}
-        add = min(tagged.values(), default=0.0)
+        add = min(_tagged_add_offset(ds, names, indices)[0].values(), default=0.0)
         if add and offset == 0.0:  # two declarations that disagree: the file's scale wins, and the user is told
             note = (f"warning: {note}; the file also declares an ADD_OFFSET of {add:g}, which that offset of 0 does "
                     f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g}")
         return Radiometry(scale=scale, offset=offset, note=note)
-    tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
-    where = "band"
-    if not tagged:
-        tagged, where = _add_offset_tags(ds.tags()), "dataset"
+    tagged, where = _tagged_add_offset(ds, names, indices)
     if tagged:
         add = _one_value("ADD_OFFSET", tagged)
         if add > 0:
@@ -123,6 +119,12 @@ def offset_suspicion(sample: np.ndarray, scale: float, units: str) -> Optional[s
             f"04.00 or later (from 25 January 2022, stored as reflectance x 10000 + 1000) that lost its metadata - if "
             f"so, run again with {offset} - or a scene without any dark pixel (thick cloud, snow, haze, bright "
             f"desert)")
+
+
+def _tagged_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[Dict[str, float], str]:
+    """({where and key: value} of the bands' BOA/RADIO_ADD_OFFSET tags, else of the dataset's, "band" or "dataset")."""
+    tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
+    return (tagged, "band") if tagged else (_add_offset_tags(ds.tags()), "dataset")
 
 
 def _band_name(ds, i: int) -> str:
