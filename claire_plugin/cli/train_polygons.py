@@ -212,8 +212,8 @@ def run(args: argparse.Namespace) -> int:
 
         many = units_of(report.get("labels")).many
         print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out {many} that "
-              f"scored the models; give it as --validation to the next training of this layer so that its scores "
-              f"are measured on the same {many})", file=sys.stderr)
+              f"scored the models; a training started from this checkpoint validates on it, and --validation "
+              f"gives it to any other, so that its scores are measured on the same {many})", file=sys.stderr)
     if params.report:
         from ..core.training.scorecard import html_path_for
 

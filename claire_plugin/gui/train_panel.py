@@ -175,7 +175,8 @@ class TrainPanel(Restyled, QWidget):
         self.validation.setLayer(None)
         self.validation.setCurrentIndex(0)  # the empty row: setLayer(None) leaves the combo blank beside layers
         self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
-                                   "NAME.heldout.gpkg. Choose an earlier run's held-out layer to score this "
+                                   "NAME.heldout.gpkg; started from your own checkpoint, the layer "
+                                   "that validated it. Choose an earlier run's held-out layer to score this "
                                    "training on the same polygons (they then validate only).")
         self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY, bases_only=True)
         form.addRow(self.new_layer_button)

@@ -47,15 +47,19 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
     separate validation layer."""
     e = html.escape
     split = report.get("split") or {}
+    from ..core.training.labels import units_of
+
     if split.get("kind") == "separate layer":
         name = os.path.basename(str((split.get("val_source") or {}).get("path") or ""))
-        return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}.</p>"]
+        whose = (f", the layer that validated {e(breakable(str(split['inherited_from'])))} (the checkpoint this run "
+                 f"started from), so that neither model trained on the {units_of(report.get('labels')).many} that score "
+                 f"them"
+                 if split.get("inherited_from") else "")
+        return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}{whose}.</p>"]
     ids = report.get("validation_feature_ids") or []
     path = report.get("held_out_layer")
     if not ids:
         return []
-    from ..core.training.labels import units_of
-
     many = units_of(report.get("labels")).many
     text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}#{HELD_OUT}'>select "
             f"them</a>)")

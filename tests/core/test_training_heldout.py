@@ -6,6 +6,7 @@ import rasterio
 import torch
 from osgeo import ogr
 
+from claire.claire_plugin.core.errors import ClaireError
 from claire.claire_plugin.core.training.finetune import FinetuneConfig
 from claire.claire_plugin.core.training.heldout import LAYER, SOURCE_FID, write_held_out
 from claire.claire_plugin.core.training.labels import read_labels, shape_digest
@@ -223,3 +224,71 @@ def test_a_shapefiles_multi_part_polygon_is_held_out_valid_and_recognised(tmp_pa
         val = read_labels(out, grid, "class", classes=train.classes, check_counts=False)
     split = layer_split(train, val, buffer_px=0)
     assert split.info["validation_polygons_in_training_layer"] == 2  # both known again, the multi-part one too
+
+
+def test_training_again_from_ones_own_checkpoint_validates_on_its_held_out_layer(scene):
+    """A fresh split of the labels an earlier run trained on held out polygons that run's checkpoint trained on,
+    and the new model starts from its weights: both scores flattered, unmarked on the new card (QA round 23).
+    Started from one's own checkpoint over the same labels, a run validates on the layer that validated it."""
+    import os
+
+    from claire.claire_plugin.cli.info import card_summary
+    from claire.models.checkpoint import read_card
+
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    first = train_from_polygons(_params(scene, labels, "first"))
+    base = str(scene["dir"] / "first.safetensors")
+    again = train_from_polygons(_params(scene, labels, "again", checkpoint=base))
+    assert again["split"]["kind"] == "separate layer" and again["split"]["inherited_from"] == "first.safetensors"
+    assert again["split"]["val_source"]["path"] == str(scene["dir"] / "first.heldout.gpkg")
+    assert again["validation_feature_ids"] == first["validation_feature_ids"]  # the same polygons score it
+    assert again["held_out_layer"] == str(scene["dir"] / "again.heldout.gpkg")  # and its successor
+    assert sorted(_features(scene["dir"] / "again.heldout.gpkg")[0]) == first["validation_feature_ids"]
+    assert again["label_notes"][0].startswith("validated on first.heldout.gpkg, the layer that validated "
+                                              "first.safetensors")
+    assert "optimistic" not in again["split"]
+    card = read_card(str(scene["dir"] / "again.safetensors"))
+    assert "the one that validated first.safetensors" in card_summary(card)
+
+    # a run validated on a separate layer hands that layer on through its card
+    second = train_from_polygons(_params(scene, labels, "second", validation=str(scene["dir"] / "again.heldout.gpkg")))
+    assert second["held_out_layer"] is None
+    third = train_from_polygons(_params(scene, labels, "third", checkpoint=str(scene["dir"] / "second.safetensors")))
+    assert third["split"]["val_source"]["path"] == str(scene["dir"] / "again.heldout.gpkg")
+    assert third["validation_feature_ids"] == first["validation_feature_ids"]
+
+    # without its layer, a fresh split is drawn and its scores are said to be optimistic, on the card too
+    os.remove(scene["dir"] / "first.heldout.gpkg")
+    fresh = train_from_polygons(_params(scene, labels, "fresh", checkpoint=base))
+    assert fresh["split"]["kind"] == "polygons" and "first.safetensors" in fresh["split"]["optimistic"]
+    assert any("drawn afresh from labels that first.safetensors trained on" in n and "optimistic" in n
+               for n in fresh["label_notes"])
+    lines = card_summary(read_card(str(scene["dir"] / "fresh.safetensors"))).splitlines()
+    assert any(line.startswith("optimistic") and "too high" in line for line in lines), lines
+    # the bundled checkpoint trained on none of the user's polygons: nothing said
+    plain = train_from_polygons(_params(scene, labels, "plain"))
+    assert "optimistic" not in plain["split"] and not any("afresh" in n for n in plain["label_notes"])
+
+
+def test_the_validation_layers_skipped_features_are_said(scene):
+    """A validation feature off the raster or smaller than a pixel was dropped without a word: the validation
+    layer's notes were read and thrown away (QA round 23)."""
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    first = train_from_polygons(_params(scene, labels, "first"))
+    held = scene["dir"] / "first.heldout.gpkg"
+    kept = [(wkt, cls) for wkt, cls in scene["feats"]]
+    val_feats = [kept[i - 1] for i in first["validation_feature_ids"]]  # GeoPackage ids start at 1
+    val_feats += [(box_wkt(500, 500, 505, 505), val_feats[0][1]), (box_wkt(10.1, 10.1, 10.3, 10.3), val_feats[0][1])]
+    assert held.exists()
+    val = write_vector(scene["dir"] / "v.gpkg", val_feats)
+    run = train_from_polygons(_params(scene, labels, "second", validation=val))
+    notes = [n for n in run["label_notes"] if n.startswith("validation layer: ")]
+    assert any("1 feature(s) lie outside the optical raster" in n for n in notes), run["label_notes"]
+    assert any("1 feature(s) cover no pixel centre" in n for n in notes), run["label_notes"]
+    # a class all of whose validation features lie off the raster: the refusal says where they went
+    only_off = [f for f in val_feats if f[1] != val_feats[0][1]] + [(box_wkt(500, 500, 505, 505), val_feats[0][1])]
+    with pytest.raises(ClaireError, match="has no validation pixel.*lie outside the optical raster"):
+        train_from_polygons(_params(scene, labels, "third", validation=write_vector(scene["dir"] / "v2.gpkg",
+                                                                                    only_off)))

@@ -943,3 +943,14 @@ def test_a_runs_per_epoch_score_on_a_sample_is_said_on_the_chart(train_dock):
     panel.chart_pending = True  # the next run, measured whole: the label comes back
     panel.on_epoch({"epoch": 1, "epochs": 3, "stage": 1, "loss": 1.2, "val_macro_f1": 0.4, "seconds": 3.0})
     assert panel.chart.score_label == "held-out macro-F1" and panel.chart.toolTip() == ""
+
+
+def test_the_report_names_the_layer_a_continued_run_inherited():
+    from claire.claire_plugin.gui.train_report import _split_html
+
+    split = {"kind": "separate layer", "val_source": {"path": "/d/first.heldout.gpkg"}}
+    plain = "".join(_split_html({"split": split})).replace("\u200b", "")  # break points in long names
+    assert "first.heldout.gpkg" in plain and "validated first" not in plain
+    said = "".join(_split_html({"split": {**split, "inherited_from": "first.safetensors"},
+                                "labels": {"geometry": "point"}})).replace("\u200b", "")
+    assert "the layer that validated first" in said and "neither model trained on the points" in said

@@ -22,6 +22,7 @@ from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
+from .continued import base_validation, flattered_note, own_polygon_base, same_labels
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
@@ -30,7 +31,7 @@ from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .sources import too_few_cells
-from .split import Split, layer_split, pixel_split, polygon_split
+from .split import Split, layer_split, pixel_split, polygon_split, same_polygons
 from .spread import bootstrap, spread_note
 from .suspects import suspect_note, suspect_polygons
 from .windows import (
@@ -177,29 +178,28 @@ def check_suspects(scene: Scene, labels: LabelSet) -> Tuple[List[Dict[str, Any]]
     return found, DataAt(scene, labels.pixels, np.isfinite(feats).all(axis=1))
 
 
-def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Split:
-    """The held-out polygon split, or the separate validation layer's."""
+def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_card: Optional[dict] = None,
+               base_path: Optional[str] = None) -> Split:
+    """The held-out polygon split, or the separate validation layer's; started from the user's own checkpoint
+    over the labels it trained on, the layer that validated it (core.training.continued)."""
     if params.validation:
-        val = read_labels(params.validation, scene.opt, params.field, params.name_field, params.validation_layer,
-                          labels.classes,
-                          params.max_pixels_per_polygon, params.config.seed, check_counts=False,
-                          assigned_crs=params.validation_crs, layer_flag="--validation-layer")
-        split = layer_split(labels, val, params.buffer_px)
-        same, u = split.info["validation_polygons_in_training_layer"], labels.pixels.units
-        same_px, total = split.info.get("validation_polygon_pixels_in_training_layer", 0), len(labels.pixels)
-        if same:
-            labels.notes.append(f"{same} {u.one}(s) of the training layer are also in the validation layer (the "
-                                f"same geometry): they validate only, none of their {same_px} pixels trains")
-        near = split.info["buffer_dropped_train_pixels"]
-        if near:
-            labels.notes.append(f"{near} of the other {total - same_px} training pixels lie inside the validation "
-                                f"layer's {u.many} or within {params.buffer_px:g} px of them: they were left out of "
-                                f"training, so that no validation pixel has a training neighbour; draw the "
-                                f"validation {u.many} apart from the training ones to train on all of them")
-        if same_px and near:
-            labels.notes.append(f"in all {same_px + near} of {total} training pixels "
-                                f"({100 * (same_px + near) / max(total, 1):.1f} %) were left out of training")
-        return split
+        return _layer_split(params, labels, scene, params.validation, params.validation_layer,
+                            params.validation_crs)[0]
+    inherited = base_validation(labels, base_card, base_path)
+    why = ""
+    if inherited:
+        try:
+            split, val = _layer_split(params, labels, scene, inherited, None, None)
+        except ClaireError as exc:  # e.g. a class added since: no validation pixel of it there
+            why = f" ({os.path.basename(inherited)} could not validate this run: {exc})"
+        else:
+            split.info["inherited_from"] = os.path.basename(str(base_path))
+            split.info["val_groups"] = same_polygons(labels, val)  # written again as this run's held-out layer
+            labels.notes.insert(0, f"validated on {os.path.basename(inherited)}, the layer that validated "
+                                   f"{os.path.basename(str(base_path))} (the checkpoint this run starts from), so "
+                                   f"that neither model trained on the {labels.pixels.units.many} that score them; "
+                                   f"give --validation to choose another layer")
+            return split
     split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
     emptied = {name: row["train_polygons_in_buffer"] for name, row in split.info["per_class"].items()
                if row.get("train_polygons_in_buffer")}
@@ -209,7 +209,41 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene) -> Sp
                             f"of held-out {u.many} and did not train ("
                             + ", ".join(f"{name} {n}" for name, n in emptied.items())
                             + f"): draw {u.many} more than {params.buffer_px:g} px apart to train on all of them")
+    if base_card and own_polygon_base(base_card, base_path) and same_labels(labels, base_card):
+        split.info["optimistic"] = f"the held-out {labels.pixels.units.many} may have trained {base_path}"
+        labels.notes.append(flattered_note(str(base_path), labels.pixels.units.many, why))
     return split
+
+
+def _layer_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, path: str, layer: Optional[str],
+                 crs: Optional[str]) -> Tuple[Split, LabelSet]:
+    """(the split that validates on the layer `path`, that layer's labels); its notes join the labels' notes,
+    marked as its own."""
+    val = read_labels(path, scene.opt, params.field, params.name_field, layer, labels.classes,
+                      params.max_pixels_per_polygon, params.config.seed, check_counts=False,
+                      assigned_crs=crs, layer_flag="--validation-layer")
+    labels.notes.extend(f"validation layer: {note}" for note in val.notes)
+    try:
+        split = layer_split(labels, val, params.buffer_px)
+    except ClaireError as exc:
+        if not val.notes:
+            raise
+        raise ClaireError(f"{exc} (in the validation layer, {'; '.join(val.notes)})") from None
+    same, u = split.info["validation_polygons_in_training_layer"], labels.pixels.units
+    same_px, total = split.info.get("validation_polygon_pixels_in_training_layer", 0), len(labels.pixels)
+    if same:
+        labels.notes.append(f"{same} {u.one}(s) of the training layer are also in the validation layer (the "
+                            f"same geometry): they validate only, none of their {same_px} pixels trains")
+    near = split.info["buffer_dropped_train_pixels"]
+    if near:
+        labels.notes.append(f"{near} of the other {total - same_px} training pixels lie inside the validation "
+                            f"layer's {u.many} or within {params.buffer_px:g} px of them: they were left out of "
+                            f"training, so that no validation pixel has a training neighbour; draw the "
+                            f"validation {u.many} apart from the training ones to train on all of them")
+    if same_px and near:
+        labels.notes.append(f"in all {same_px + near} of {total} training pixels "
+                            f"({100 * (same_px + near) / max(total, 1):.1f} %) were left out of training")
+    return split, val
 
 
 def _base_color(c: ClassInfo, classes: List[ClassInfo], base_classes: List[Dict[str, Any]]) -> Optional[str]:
@@ -477,8 +511,8 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from None
 
 
-def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict, progress: ProgressFn
-                      ) -> Tuple[LabelSet, List[Dict[str, Any]], Split]:
+def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict, base_path: str,
+                      progress: ProgressFn) -> Tuple[LabelSet, List[Dict[str, Any]], Split]:
     """The run's labels, the polygons that look like another class, and the held-out split of the pixels with data,
     each step said."""
     progress(0.02, "reading the labels")
@@ -490,7 +524,7 @@ def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict,
     if suspects:  # said now, so that a long training can be stopped and the labels fixed first
         progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
     progress(0.04, f"holding out whole {units.many} for validation")
-    split = make_split(params, labels, scene)
+    split = make_split(params, labels, scene, base_card, base_path)
     progress(0.045, "checking that the optical and SAR have data under the labels")
     return labels, suspects, with_data(scene, split, labels, known)
 
@@ -504,7 +538,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
     base_model, base_card, base_path = load_base(params.checkpoint)
     with Scene(params.optical, params.sar, base_card, params.optical_bands, params.sar_bands,
                params.optical_offset, params.sar_units) as scene:
-        labels, suspects, split = _labels_and_split(params, scene, base_card, progress)
+        labels, suspects, split = _labels_and_split(params, scene, base_card, base_path, progress)
         units = labels.pixels.units
         val_windows = WindowSet(scene, split.val, snow_classes=checked_snow_classes(scene, labels.classes))
         validate, sampled = _epoch_validation(val_windows, split, labels.classes, device)

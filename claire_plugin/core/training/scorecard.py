@@ -214,8 +214,8 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
 def _own_leak(u: Units) -> str:
     """Why a comparison with one's own earlier checkpoint on a fresh split is unfair to the new model."""
     return (f" These held-out {u.many} were drawn afresh, so some may be {u.many} the checkpoint you started from "
-            f"trained on, which flatters it: to compare the two fairly, validate on its held-out layer "
-            f"(--validation NAME.heldout.gpkg; \"Validate on\" in the Train tab).")
+            f"trained on, which flatters it and the new model, which starts from its weights: to score both fairly, "
+            f"validate on its held-out layer (--validation NAME.heldout.gpkg; \"Validate on\" in the Train tab).")
 
 
 def _u(report: Dict[str, Any]) -> Units:
