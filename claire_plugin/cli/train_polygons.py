@@ -83,7 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-layer", default=None,
                    help="layer of a multi-layer --labels file (needed when it holds several)")
     g.add_argument("--validation", default=None,
-                   help="separate validation layer (same field and classes); default: hold out polygons")
+                   help="separate validation layer (same field and classes); default: hold out polygons, or, "
+                        "started from your own --checkpoint over the labels it trained on, the layer that "
+                        "validated it (its NAME.heldout.gpkg)")
     g.add_argument("--validation-layer", default=None,
                    help="layer of a multi-layer --validation file (needed when it holds several)")
     g.add_argument("--val-share", type=float, default=0.3,

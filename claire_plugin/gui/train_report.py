@@ -51,9 +51,9 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
 
     if split.get("kind") == "separate layer":
         name = os.path.basename(str((split.get("val_source") or {}).get("path") or ""))
+        many = units_of(report.get("labels")).many
         whose = (f", the layer that validated {e(breakable(str(split['inherited_from'])))} (the checkpoint this run "
-                 f"started from), so that neither model trained on the {units_of(report.get('labels')).many} that score "
-                 f"them"
+                 f"started from), so that neither model trained on the {many} that score them"
                  if split.get("inherited_from") else "")
         return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}{whose}.</p>"]
     ids = report.get("validation_feature_ids") or []

@@ -56,7 +56,8 @@ HELP = {
     "comma-separated, e.g. 1:water:#419bdf,2:crops. Codes left out keep the raster's own name or 'class N'. Name "
     "the classes as the base checkpoint's card does where they are the same, and its knowledge of them is kept.",
     "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
-    "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT. Give an "
+    "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT; started from "
+    "your own CHECKPOINT over the labels it trained on, the layer that validated it. Give an "
     "earlier run's HELD_OUT here to score a new training on the same polygons; training polygons it holds too "
     "then validate only.",
     "CHECKPOINT": "Checkpoint to start from (.safetensors). Empty: the bundled default. It is first scored on "
