@@ -133,8 +133,18 @@ def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_car
 
 @pytest.mark.parametrize("meta,match", [
     (dict(tags={"BOA_ADD_OFFSET": "1000"}), "ESA's offset is added"),
-    (dict(band_tags={2: {"BOA_ADD_OFFSET": "-1000"}, 3: {"BOA_ADD_OFFSET": "-900"}}), "different ADD_OFFSET"),
+    (dict(band_tags={i: {"BOA_ADD_OFFSET": "-900" if i == 3 else "-1000"} for i in range(1, 13)}),
+     "different ADD_OFFSET"),
     (dict(tags={"BOA_ADD_OFFSET": "n/a"}), "not a number"),
+    (dict(tags={"BOA_ADD_OFFSET": "nan"}), "not a number"),  # QA round 23: every pixel water, confidence nan
+    (dict(band_tags={i: {"BOA_ADD_OFFSET": "-inf"} for i in range(1, 13)}), "not a number"),
+    (dict(band_tags={2: {"BOA_ADD_OFFSET": "-1000"}, 3: {"BOA_ADD_OFFSET": "-1000"}}), "some bands but not on "),
+    (dict(band_tags={i: {"BOA_ADD_OFFSET": "1000"} for i in range(1, 13)}, scales=[1e-4] * 12),
+     "ESA's offset is added"),  # beside a GDAL scale as without one
+    (dict(band_tags={i: {"BOA_ADD_OFFSET": "-1000" if i == 2 else "1000"} for i in range(1, 13)},
+          scales=[1e-4] * 12), "different ADD_OFFSET"),
+    (dict(scales=[float("nan")] * 12), "not numbers"),
+    (dict(offsets=[float("-inf")] * 12), "not numbers"),
     (dict(offsets=[-1000.0] * 11 + [0.0]), "different offset values"),
 ])
 def test_declarations_that_cannot_be_applied_are_clear_errors(engine_scene, standin_model, standin_card,

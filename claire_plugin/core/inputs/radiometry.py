@@ -57,6 +57,9 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
     scales = [float(ds.scales[i - 1]) for i in indices]
     offsets = [float(ds.offsets[i - 1]) for i in indices]
     if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+        if not np.isfinite(scales + offsets).all():
+            raise ClaireError("the optical raster declares band scales or offsets that are not numbers (nan or "
+                              "infinite); fix the file's scale metadata or pass --optical-offset 0 to ignore it")
         scale = _one_value("scale", dict(zip(names, scales)))
         offset = _one_value("offset", dict(zip(names, offsets)))
         if scale == 0.0:
@@ -67,18 +70,13 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
                                                f"of the file)")
         note = (f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + {offset:g}, instead "
                 f"of the checkpoint's")
-        add = min(_tagged_add_offset(ds, names, indices)[0].values(), default=0.0)
+        add = _declared_add_offset(ds, names, indices)[0]
         if add and offset == 0.0:  # two declarations that disagree: the file's scale wins, and the user is told
             note = (f"warning: {note}; the file also declares an ADD_OFFSET of {add:g}, which that offset of 0 does "
                     f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g}")
         return Radiometry(scale=scale, offset=offset, note=note)
-    tagged, where = _tagged_add_offset(ds, names, indices)
-    if tagged:
-        add = _one_value("ADD_OFFSET", tagged)
-        if add > 0:
-            raise ClaireError(f"the optical raster declares an ADD_OFFSET of +{add:g}, but ESA's offset is added to "
-                              f"the values and is negative (-1000 from processing baseline 04.00); pass "
-                              f"--optical-offset -{add:g} or --optical-offset 0 to say which applies")
+    add, where = _declared_add_offset(ds, names, indices)
+    if where:
         return Radiometry(add=add, note=f"optical offset {add:g} added before scaling (ADD_OFFSET {where} metadata "
                                         f"of the file)")
     baseline = _baseline(ds.tags())
@@ -122,9 +120,30 @@ def offset_suspicion(sample: np.ndarray, scale: float, units: str) -> Optional[s
 
 
 def _tagged_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[Dict[str, float], str]:
-    """({where and key: value} of the bands' BOA/RADIO_ADD_OFFSET tags, else of the dataset's, "band" or "dataset")."""
-    tagged = {f"{n} {k}": v for n, i in zip(names, indices) for k, v in _add_offset_tags(ds.tags(i)).items()}
+    """({where and key: value} of the bands' BOA/RADIO_ADD_OFFSET tags, else of the dataset's, "band" or "dataset");
+    ClaireError when only some of the bands carry one (which value the others take would be a guess)."""
+    per_band = [_add_offset_tags(ds.tags(i)) for i in indices]
+    if any(per_band) and not all(per_band):
+        bare = [n for n, tags in zip(names, per_band) if not tags]
+        raise ClaireError(f"the optical raster declares an ADD_OFFSET on some bands but not on {', '.join(bare)}; "
+                          f"the engine applies one value to all bands: pass --optical-offset VALUE (e.g. -1000, or "
+                          f"0 when the values were already corrected)")
+    tagged = {f"{n} {k}": v for n, tags in zip(names, per_band) for k, v in tags.items()}
     return (tagged, "band") if tagged else (_add_offset_tags(ds.tags()), "dataset")
+
+
+def _declared_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[float, str]:
+    """(the one ADD_OFFSET the file's tags declare, where: "band" or "dataset"; (0.0, "") without one);
+    ClaireError for values that differ or a positive one (ESA's offset is negative)."""
+    tagged, where = _tagged_add_offset(ds, names, indices)
+    if not tagged:
+        return 0.0, ""
+    add = _one_value("ADD_OFFSET", tagged)
+    if add > 0:
+        raise ClaireError(f"the optical raster declares an ADD_OFFSET of +{add:g}, but ESA's offset is added to "
+                          f"the values and is negative (-1000 from processing baseline 04.00); pass "
+                          f"--optical-offset -{add:g} or --optical-offset 0 to say which applies")
+    return add, where
 
 
 def _band_name(ds, i: int) -> str:
@@ -149,6 +168,8 @@ def _add_offset_tags(tags: Dict[str, str]) -> Dict[str, float]:
             try:
                 found[key] = float(val)
             except (TypeError, ValueError):
+                found[key] = float("nan")
+            if not np.isfinite(found[key]):
                 raise ClaireError(f"the optical raster's {key} metadata is {quoted(val)}, not a number; fix it or pass "
                                   f"--optical-offset VALUE") from None
     return found
