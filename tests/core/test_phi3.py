@@ -111,14 +111,22 @@ def test_a_class_name_cannot_close_the_users_turn(tiny_phi3):
 def test_a_model_that_writes_no_prose_gives_way_to_the_template(tiny_phi3):
     """QA round 22: a random model's text ("E;$42IoV t95B`ra[ra[") was shown as the explanation, "100 % grounded"."""
     from claire.claire_plugin.core.explain import prose_problem
+    from claire.claire_plugin.core.explain.phi3 import DEFAULT_MAX_NEW_TOKENS
 
-    ex = explain(build_facts(*sample_run()), explainer=tiny_phi3, max_new_tokens=24, device="cpu")
-    assert ex.generator == "template" and "does not read as prose" in ex.fallback_reason, (ex.generator, ex.text)
+    for tokens in (24, DEFAULT_MAX_NEW_TOKENS):  # round 23: at 400 tokens its repeats made four words, and passed
+        ex = explain(build_facts(*sample_run()), explainer=tiny_phi3, max_new_tokens=tokens, device="cpu")
+        assert ex.generator == "template" and "does not read as prose" in ex.fallback_reason, (ex.generator, ex.text)
     assert prose_problem("E;$42IoV t95B`ra[ra[") is not None
+    for garbage in ("E;$42IoV t95B`ra[ra[ra[SjϯXrea t95B`ra[ra[SjϯXrea ra[SjϯXrea IoV", "the the the the the",
+                    "water " * 30, "水水水水水水水水", "<|user|> Facts: water 53.5 % <|assistant|>",
+                    "<unk><unk> water <s> trees </s> crops", " ".join(["water trees crops"] * 10)):
+        assert prose_problem(garbage) is not None, garbage
     for honest in ("Water covers 40.0 % of the map (52.1 ha), trees 31.9 % (41.5 ha), crops 4.7 %.",
                    "| class | share |\n|---|---|\n| water | 53.5 % |\n| trees | 39.4 % |",
                    "- water: 53.5 %\n- trees: 39.4 %\n- crops: 2.1 %", "Water dominates; trees follow.",
-                   "水体占地图的53.5%，森林占39.4%。"):
+                   "水体占地图的53.5%，森林占39.4%。", "물이 53.5%, 나무가 39.4%를 차지합니다.",
+                   "पानी 53.5 % क्षेत्र में है, पेड़ 39.4 % में।", "Nước chiếm 53,5 % diện tích, cây 39,4 %.",
+                   "Confidence < 50 % on crops; water > trees."):
         assert prose_problem(honest) is None, honest
 
 

@@ -50,13 +50,20 @@ def generator_label(generator: str) -> str:
     return "deterministic template (no language model)"
 
 
-#: A language model's text with fewer words of three letters or more (an ideograph counts as one), or fewer letters
-#: among its characters that are neither digits, spaces nor punctuation, is no prose: damaged or random weights
-#: (QA round 22: a random model's "E;$42IoV t95B`ra[ra[" was shown as 100 % grounded). Tables, lists and figures
-#: pass (digits and punctuation are neutral); so does a short honest sentence of three words.
+#: A language model's text is no prose (damaged or random weights, a model that is no instruction-tuned Phi-3)
+#: when it holds chat tokens or markup, or, with combining marks counted as letters, has: fewer than
+#: PROSE_MIN_WORDS words of three letters or more (an ideograph or a Hangul syllable counts as one), or as many
+#: distinct ones; fewer than PROSE_MIN_LETTERS letters among its characters that are neither digits, spaces nor
+#: punctuation; fewer than PROSE_MIN_IN_WORDS of its letters in such words; fewer than PROSE_MIN_DISTINCT distinct
+#: words among 20 or more. QA round 22: a random model's "E;$42IoV t95B`ra[ra[" was shown as 100 % grounded;
+#: round 23: at 400 tokens its "...SjϯXrea t95B`ra[ra[SjϯXrea" made four words and passed. Tables, lists and
+#: figures pass (digits and punctuation are neutral), and so does a short honest sentence of three words.
 PROSE_MIN_LETTERS = 0.5
 PROSE_MIN_WORDS = 3
+PROSE_MIN_IN_WORDS = 0.6
+PROSE_MIN_DISTINCT = 0.25
 _NEUTRAL = set("0123456789.,;:%()[]{}|-\u2013\u2014/+*'\"!?#&=<>_~\u00b0\u00b2\u2019\u201c\u201d\u00b7")
+_SINGLE_WORD_SCRIPTS = ("CJK UNIFIED", "HANGUL SYLLABLE")
 
 
 def prose_problem(text: str) -> Optional[str]:
@@ -64,14 +71,26 @@ def prose_problem(text: str) -> Optional[str]:
     import re
     import unicodedata
 
-    letters = sum(c.isalpha() for c in text)
-    symbols = sum(1 for c in text if not c.isalpha() and not c.isspace() and c not in _NEUTRAL)
-    ideographs = sum(1 for c in text if unicodedata.name(c, "").startswith("CJK UNIFIED"))
-    words = len(re.findall(r"[^\W\d_]{3,}", text)) + ideographs
+    if re.search(r"<\|[a-z_]+\|>|</?[A-Za-z][^<>]{0,40}>", text):
+        return ("the language model's text holds chat tokens or markup (<|...|>, <...>): a model that is no "
+                "instruction-tuned Phi-3")
+    # a combining mark is part of its letter's word (Devanagari's vowel signs and virama, Vietnamese tones)
+    plain = "".join("a" if unicodedata.category(c) in ("Mn", "Mc", "Me") else c for c in text)
+    letters = sum(c.isalpha() for c in plain)
+    symbols = sum(1 for c in plain if not c.isalpha() and not c.isspace() and c not in _NEUTRAL)
+    singles = [c for c in plain if unicodedata.name(c, "").startswith(_SINGLE_WORD_SCRIPTS)]
+    single_set = set(singles)
+    runs = [w.lower() for w in re.findall(r"[^\W\d_]{3,}", "".join(" " if c in single_set else c for c in plain))]
+    words = runs + singles
     share = letters / max(1, letters + symbols)
-    if share < PROSE_MIN_LETTERS or words < PROSE_MIN_WORDS:
-        return (f"the language model's text does not read as prose ({words} words, {share:.0%} of its non-punctuation "
-                f"characters letters): damaged weights, or a model that is no instruction-tuned Phi-3")
+    in_words = (sum(map(len, runs)) + len(singles)) / max(1, letters)
+    distinct = len(set(words)) / max(1, len(words))
+    said = (f"{len(words)} words, {len(set(words))} distinct, {share:.0%} of its non-punctuation characters letters, "
+            f"{in_words:.0%} of its letters in words")
+    if (share < PROSE_MIN_LETTERS or len(words) < PROSE_MIN_WORDS or in_words < PROSE_MIN_IN_WORDS
+            or len(set(words)) < PROSE_MIN_WORDS or (len(words) >= 20 and distinct < PROSE_MIN_DISTINCT)):
+        return (f"the language model's text does not read as prose ({said}): damaged weights, or a model that is "
+                f"no instruction-tuned Phi-3")
     return None
 
 
