@@ -253,3 +253,29 @@ def test_measures_are_told_apart_and_asides_and_colons_read_as_written():
     for text in ("Crops have a mean confidence of 36.5 %.", "The mIoU is 94.0 %.", "The macro F1 is 96.9 %.",
                  "Overall accuracy: 79.8 %."):
         assert check_grounding(text, facts).flagged_sentences == [text], text
+
+
+def test_measures_read_whole_and_bound_as_said_round_23():
+    """QA round 23: "iou" matched "miou_pct" and "f1" "heldout_macro_f1" by substring; a bare "81 % of the map"
+    matched a macro-F1 of 0.81; "overall accuracy hits 96.5 %" and "accuracy is high: 96.5 %" matched the mean
+    confidence; "a low confidence of 54.1 %" (a class's mean confidence) was flagged."""
+    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
+             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
+             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1,
+                          "low_confidence_pct": 36.5}],
+             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
+                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0}]},
+             "heldout_macro_f1": 0.81}
+    false = ["The IoU of crops is 58.6 %.", "The F1 of crops is 81 %.", "Crops cover 81 % of the map.",
+             "Overall accuracy hits 96.5 %.", "Accuracy is high: 96.5 %.", "Confidence averages 94.6 % here.",
+             "Low-confidence pixels make up 54.1 % of crops.", "Class accuracy for crops is 94.6 %."]
+    honest = ["The IoU of crops is 40.2 %, the mIoU 58.6 %.", "The held-out macro-F1 is 81 %.",
+              "With a held-out accuracy of 0.81 macro-F1, the model is usable.", "Overall accuracy hits 94.6 %.",
+              "Accuracy is high: 94.6 %.", "Crops have a low confidence of 54.1 %.",
+              "36.5 % of crop pixels are low-confidence.", "The macro-F1 is 0.81, i.e. 81 %.",
+              "Crops reach an F1 of 57.3 %.", "Class accuracy for crops is 61.0 %.",
+              "The accuracy of crops is only 61.0 %.", "Crops reach a per-class accuracy of 61.0 %."]
+    for text in false:
+        assert check_grounding(text, facts).flagged_sentences == [text], text
+    for text in honest:
+        assert check_grounding(text, facts).flagged_sentences == [], text

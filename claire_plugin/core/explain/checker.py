@@ -7,13 +7,17 @@ Rules (also in docs/explanations.md):
   and ignored; so are list markers at the start of a line ("1." / "2)").
 - Thousands separators: a comma followed by exactly three digits, thin / no-break spaces. A comma
   followed by one or two digits is a decimal comma ("12,5 %").
-- Units: "%", "percent", "per cent" -> compared with percentages (and with fractions x 100);
+- Units: "%", "percent", "per cent" -> compared with percentages (and with a kappa or macro-F1 x 100 when that
+  measure is named, or the number restates the one before it: "kappa 0.78, i.e. 78 %");
   "ha", "hectares" -> areas; "km²"/"km2" -> areas x 100; "m²" -> the pixel area; "pixels"/"px" -> counts.
   A bare number is compared with every fact, and a bare number <= 1 also with percentages / 100 (0.87 == 87 %).
   A unit or multiplier no fact has (dB, m, x, k, M, e-notation, acres, km, mi, ft, thousand, million, billion)
   and a spelled percentage ("forty percent") cannot be backed: flagged.
-- A measure named next to a number (kappa, F1, IoU, precision, recall, accuracy, confidence; right after it,
-  or before it in its clause at most four words away) restricts it to that measure's facts.
+- A measure named next to a number (kappa, macro-F1, F1, mIoU, IoU, precision, recall, accuracy, mean or low
+  confidence; right after it, or before it in its clause: next to it, one word away, or at most six words away
+  with a link word such as "is" or "of"; before a colon at most two words after it, "accuracy is high: 94.6 %")
+  restricts it to the facts of that measure's own name ("iou" is no "miou_pct"; "low confidence" is a share of
+  low-confidence pixels or a mean confidence).
 - "Within rounding": a text number with d decimals matches a fact when they differ by at most half a
   unit of the text's last digit plus half a unit of the fact's last digit; with more decimals than the fact
   it must equal it.
@@ -236,8 +240,13 @@ _MEASURES = (
     (re.compile(r"\biou\b|intersection over union", re.IGNORECASE), ("iou",)),
     (re.compile(r"\bprecision\b|\busers?[’']?s?\s+accuracy\b", re.IGNORECASE), ("precision",)),
     (re.compile(r"\brecall\b|\bproducers?[’']?s?\s+accuracy\b", re.IGNORECASE), ("recall",)),
+    # a class's accuracy is a producer's (or user's) accuracy; class names are masked as N...N first
+    (re.compile(r"(?i:\b(?:per[- ]class|class)\s+accuracy\b)|(?i:\baccuracy\s+(?:of|for)\s+(?:the\s+)?)N{3,}\b"),
+     ("recall", "precision")),
     (re.compile(r"\baccuracy\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
-    (re.compile(r"\blow[- ]confidence\b", re.IGNORECASE), ("low_confidence",)),
+    (re.compile(r"\blow[- ]confidence\s+(?:pixels?|share|areas?)\b", re.IGNORECASE), ("low_confidence",)),
+    # "a low confidence of 54.1 %" is said of a mean confidence as of a share of low-confidence pixels
+    (re.compile(r"\blow[- ]confidence\b", re.IGNORECASE), ("low_confidence", "mean_confidence")),
     (re.compile(r"\bconfidence\b", re.IGNORECASE), ("mean_confidence",)),
 )
 #: A clause break: a measure named before it qualifies no number after it. A parenthesis of letters alone ("(OA)",
@@ -247,8 +256,10 @@ _ASIDE = re.compile(r"\([^()\d]*\)")
 #: Between a measure and the number it names: nothing, or a few words with a link ("kappa of 0.78", "the overall
 #: accuracy against the reference is 83.4 %"); "Accuracy suffers for bare ground: 1,149 pixels" names none.
 _MEASURE_GAP = 6
+#: Words between a measure and a colon before its number: "accuracy is high: 94.6 %" (QA round 23).
+_COLON_GAP = 2
 _LINK = re.compile(r"\b(?:is|are|was|were|of|at|reach(?:es|ed)?|equals?|stands?|stood|scores?|scored|amounts? to|"
-                   r"comes? to|came to)\b|=", re.IGNORECASE)
+                   r"comes? to|came to|makes? up|made up|covers?|covered|accounts? for|represents?)\b|=", re.IGNORECASE)
 
 
 def _measures_in(text: str):
@@ -265,15 +276,17 @@ def _measures_in(text: str):
     return out
 
 
-_AFTER = re.compile(r"\s*(?:%|percent\b|per\s?cent\b)?\s*(?:macro[- ]|mean\s+|overall\s+)?", re.IGNORECASE)
+_AFTER = re.compile(r"\s*(?:%|percent\b|per\s?cent\b)?\s*", re.IGNORECASE)
+_QUALIFIER = re.compile(r"(?:macro[- ]|mean\s+|overall\s+)?", re.IGNORECASE)
 
 
 def measure_after(after: str) -> Tuple[Optional[Tuple[str, ...]], int]:
     """(fact-path words, characters it spans) of a measure named right after a number ("0.81 macro-F1", "85.6 % mean
-    confidence"), or (None, 0)."""
+    confidence"), or (None, 0). The measure is read whole: "macro-F1" is no F1, "mean IoU" no IoU."""
     head = _AFTER.match(after)
-    nxt = _measures_in(after[head.end():head.end() + 40])
-    if nxt and nxt[0][0] == 0:
+    rest = after[head.end():head.end() + 40]
+    nxt = _measures_in(rest)
+    if nxt and _QUALIFIER.fullmatch(rest[:nxt[0][0]]):
         return nxt[0][2], head.end() + nxt[0][1]
     return None, 0
 
@@ -288,19 +301,32 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
         return words
     text = _ASIDE.sub(" ", before)
     colon = re.search(r":\s*$", text)
-    if colon:  # "kappa: 0.78" names it; "Confidence is low for crops: 36.5 % ..." does not
+    if colon:  # "kappa: 0.78" and "accuracy is high: 94.6 %" name it; "Confidence is low for crops: 36.5 %" does not
         head = text[:colon.start()].rstrip()
         last = _measures_in(head)
-        if last and last[-1][1] == len(head):
+        if last and len(re.findall(r"\w+", head[last[-1][1]:])) <= _COLON_GAP:
             return last[-1][2]
     clause = _CLAUSE.split(text)[-1]
     named = _measures_in(clause)
     if not named:
         return None
     between = clause[named[-1][1]:]
-    if not between.strip() or (len(re.findall(r"\w+", between)) <= _MEASURE_GAP and _LINK.search(between)):
+    gap = len(re.findall(r"\w+", between))
+    if gap <= 1 or (gap <= _MEASURE_GAP and _LINK.search(between)):  # "accuracy hits 96.5 %": one verb, no link
         return named[-1][2]
     return None
+
+
+def fact_of_measure(path: str, measure: Tuple[str, ...]) -> bool:
+    """Whether the fact at `path` is one of `measure`'s: its own name (the last part, class names left out) holds
+    one of the measure's words as whole words ("iou" is no "miou_pct", "f1" no "heldout_macro_f1")."""
+    tokens = re.sub(r"\[[^\]]*\]", "", path.lower()).split(".")[-1].split("_")
+    for word in measure:
+        parts = word.split("_")
+        for i in range(len(tokens) - len(parts) + 1):
+            if tokens[i:i + len(parts)] == parts and not (parts == ["f1"] and i > 0 and tokens[i - 1] == "macro"):
+                return True
+    return False
 
 
 def _decimals_of_tolerance(tol: float) -> int:
@@ -308,18 +334,20 @@ def _decimals_of_tolerance(tol: float) -> int:
 
 
 def _match(value: float, dec: int, unit: Optional[str],
-           facts_nums: List[Tuple[str, float, str, float]], measure: Optional[Tuple[str, ...]] = None) -> Optional[str]:
+           facts_nums: List[Tuple[str, float, str, float]], measure: Optional[Tuple[str, ...]] = None,
+           restated: Optional[str] = None) -> Optional[str]:
     """Path of the first fact that backs a number, or None. A fact of another `measure` backs none; a number with
     more decimals than the fact must equal it ("40.02 %" is no quote of 40.0 %)."""
     tol_text = 0.5 * 10 ** -dec
     candidates: List[Tuple[str, float, float]] = []  # (path, value in text units, tolerance)
     for path, fv, kind, tol in facts_nums:
-        if measure is not None and not any(w in path.lower() for w in measure):
+        if measure is not None and not fact_of_measure(path, measure):
             continue
         if unit == "%":
             if kind == "pct":
                 candidates.append((path, fv, tol))
-            elif kind == "fraction":
+            elif kind == "fraction" and (measure is not None or path == restated):
+                # a kappa or macro-F1 in %: named so, or the previous number restated ("0.78, i.e. 78 %")
                 candidates.append((path, fv * 100.0, tol * 100.0))
         elif unit == "ha":
             if kind == "ha":
@@ -372,13 +400,15 @@ def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> Gro
     kept_paragraphs: List[str] = []
     for paragraph in text.split("\n"):
         kept: List[str] = []
+        last: Optional[str] = None  # the previous number's fact in the paragraph
         for sentence in split_sentences(paragraph):
             bad, since = False, 0
             masked = _mask_names(sentence, names, every=True)  # for the measures: class names name none
             for raw, value, dec, unit, at in iter_numbers(sentence, names):
                 end = at + len(raw)
                 measure = measure_named(masked[since:at], masked[end:]) if unit in (None, "%") else None
-                path = None if unit == "?" else _match(value, dec, unit, nums, measure)
+                path = None if unit == "?" else _match(value, dec, unit, nums, measure, last)
+                last = path
                 since = end + measure_after(masked[end:])[1]  # "85.6 % mean confidence" names no next number
                 checks.append(NumberCheck(raw, value, unit, path is not None, path, sentence))
                 bad = bad or path is None
