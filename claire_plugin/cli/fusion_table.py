@@ -61,12 +61,14 @@ def _measured_specs(layout, src, pairs):
             spec_mod.measure_stats([s for _, s in stats], sspec))
 
 
-def _sen12ms_scores(model, s12_folder: str, ospec, sspec) -> Dict[str, Any]:
+def _sen12ms_scores(model, s12_folder: str, ospec, sspec, names) -> Dict[str, Any]:
     """Real clouds: agreement of the clear-input and cloudy-input maps of the SEN12MS-CR pair, over all pixels
-    and under the cloud mask, and the gate's SAR share (tools/robustness.sen12ms, the bench's figures)."""
+    and under the cloud mask, and the gate's SAR share (tools/robustness.sen12ms, the bench's figures: the
+    classes named, so that the snow check rules snow out as the engine does)."""
     from ..tools.robustness import sen12ms
 
-    return sen12ms(model, {"inputs": {"optical": ospec, "sar": sspec}}, s12_folder)
+    classes = [{"index": i, "name": n} for i, n in enumerate(names)]
+    return sen12ms(model, {"inputs": {"optical": ospec, "sar": sspec}, "classes": classes}, s12_folder)
 
 
 def _level1c(data: str, holdout: float = 0.25):
@@ -106,7 +108,7 @@ def _score(model, key, vsrc, specs, names, extra) -> Dict[str, Any]:
         r[name] = {"miou": m["miou"], "oa": m["oa"], "kappa": m["kappa"], "pixels": m["pixels"],
                    "sar_share": m["mean_sar_share"]}
     if key == "A":
-        r["sen12ms"] = _sen12ms_scores(model, extra["sen12ms"], ospec, sspec)
+        r["sen12ms"] = _sen12ms_scores(model, extra["sen12ms"], ospec, sspec, names)
     return r
 
 
