@@ -553,6 +553,8 @@ def test_a_network_trained_from_scratch_is_not_called_fine_tuned():
     assert "fine-tuning did not help" not in said
     report["training"]["config"]["from_scratch"] = False
     assert arm_title(report, "finetuned") == "CLAIRE fine-tuned (optical + SAR)"
+    # the averaged arm's table row scores no single model (QA round 23: 0.017 beside its file's own 0.174)
+    assert arm_title(report, "ensemble") == "CLAIRE + random forest, averaged, cross-fitted"
     assert "fine-tuning has not shown a gain yet" in untuned_verdict(report)
     report["spread"]["clear"]["differences"]["finetuned - untuned"] = [-0.4, -0.2]
     assert "fine-tuning did not help" in untuned_verdict(report)
@@ -721,7 +723,7 @@ def test_the_checks_before_training_read_each_labelled_pixel_once(scene, monkeyp
     params = _params(scene, **({"sar": _sar_cut(scene, cut, f"s{cut}.tif")} if cut else {}))
     base_model, base_card, _ = polygons.load_base(None)
     with Scene(params.optical, params.sar, base_card) as sc:
-        labels, _, split = polygons._labels_and_split(params, sc, base_card, lambda *_: None)
+        labels, _, split = polygons._labels_and_split(params, sc, base_card, None, lambda *_: None)
         assert read == [len(labels.pixels)]
         again = polygons.with_data(sc, polygons.make_split(params, labels, sc), labels)
     for got, want in ((split.train, again.train), (split.val, again.val)):

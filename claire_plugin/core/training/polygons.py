@@ -511,7 +511,7 @@ def train_from_polygons(params: PolygonTrainParams, progress: Optional[ProgressF
             from None
 
 
-def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict, base_path: str,
+def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict, base_path: Optional[str],
                       progress: ProgressFn) -> Tuple[LabelSet, List[Dict[str, Any]], Split]:
     """The run's labels, the polygons that look like another class, and the held-out split of the pixels with data,
     each step said."""

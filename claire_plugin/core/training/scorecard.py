@@ -65,9 +65,13 @@ def _dataset_metric_title(key: str) -> str:
 
 
 def arm_title(report: Dict[str, Any], arm: str) -> str:
-    """An arm's title in this report: the network is "trained from scratch" when it was, not "fine-tuned"."""
+    """An arm's title in this report: the network is "trained from scratch" when it was, not "fine-tuned"; the
+    averaged arm's scores are cross-fitted (each half of the held-out polygons scored at the weight chosen on the
+    other), an estimate of no single model, which its title says (its file's own scores are on its card)."""
     if arm == "finetuned" and scratch(report):
         return "CLAIRE trained from scratch (optical + SAR)"
+    if arm == "ensemble":
+        return ARM_TITLES[arm] + ", cross-fitted"
     return ARM_TITLES.get(arm, arm)
 
 
