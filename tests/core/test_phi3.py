@@ -180,3 +180,31 @@ def test_a_chat_template_that_fails_twice_names_both_failures():
     with pytest.raises(ExplainerUnavailable, match="system role not supported.*without a system role: ValueError: "
                                                    "bad template"):
         render_prompt(Broken(), [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+
+
+def test_the_stream_says_when_the_models_text_gives_way_and_carries_no_broken_characters(tiny_phi3):
+    """Round 23's mutation check: dropping the stream's separator passed every test; and the random model's
+    streamed chunks carried U+FFFD (9 of them) to the console and the dock, which clean_text cleaned only at
+    the end."""
+    import unicodedata
+
+    chunks = []
+    ex = explain(build_facts(*sample_run()), explainer=tiny_phi3, max_new_tokens=24, device="cpu",
+                 on_text=chunks.append)
+    streamed = "".join(chunks)
+    sep = "[The language model's text above is not used; the template's follows.]"
+    assert ex.generator == "template" and streamed.count(sep) == 1
+    before, after = streamed.split(sep)
+    assert before.strip() and ex.text.split("\n")[0][:40] in after
+    odd = [ch for ch in streamed if ch == "\ufffd" or (not ch.isprintable() and ch not in "\n\t"
+                                                        and unicodedata.category(ch) != "Zs")]  # thousands: U+202F
+    assert not odd, [hex(ord(ch)) for ch in odd]
+
+
+def test_the_prose_gates_letter_share():
+    from claire.claire_plugin.core.explain import prose_problem
+
+    assert prose_problem("§§§§ the ¤¤¤¤ and ¶¶¶¶ for ©©©©") is not None  # under half letters
+    for honest in ("Areas in hectares: 1234.5, 912.0, 48.6, 12.3, 7.7; shares: 53.5, 39.4, 2.1, 0.5, 0.3.",
+                   "Sea 53 %, ice 40 %, mud 7 %."):
+        assert prose_problem(honest) is None, honest

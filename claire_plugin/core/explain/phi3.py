@@ -205,6 +205,7 @@ def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], Non
 
     class _Callback(TextStreamer):
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            text = clean_chars(text)  # as it comes: the console and the dock show the stream
             if text and on_text is not None:
                 on_text(text)
 
@@ -229,17 +230,22 @@ def _generate_here(facts: dict, spec: str, on_text: Optional[Callable[[str], Non
                      time.perf_counter() - start)
 
 
+def clean_chars(text: str) -> str:
+    """`text` without control characters and undecodable bytes (a broken model's output reaches no console, report
+    or dock), spaces other than those that group thousands made plain."""
+    from .checker import THOUSANDS_SPACES
+
+    return "".join(ch if ch in THOUSANDS_SPACES or unicodedata.category(ch) != "Zs" else " "
+                   for ch in text if ch in "\n\t" or unicodedata.category(ch) == "Zs"
+                   or (ch.isprintable() and ch != "\ufffd"))
+
+
 def clean_text(text: str) -> str:
     """Tidy generated text: strip role markers, control characters and whitespace, cut an unfinished last
     sentence."""
     for marker in ("<|end|>", "<|endoftext|>", "<|assistant|>", "<|user|>", "<|system|>"):
         text = text.replace(marker, "")
-    # control characters and undecodable bytes (a broken model's output) reach no console, report or dock
-    from .checker import THOUSANDS_SPACES
-
-    text = "".join(ch if ch in THOUSANDS_SPACES or unicodedata.category(ch) != "Zs" else " "  # other spaces: plain
-                   for ch in text if ch in "\n\t" or unicodedata.category(ch) == "Zs"
-                   or (ch.isprintable() and ch != "\ufffd")).strip()
+    text = clean_chars(text).strip()
     cut = max(text.rfind(". "), text.rfind(".\n"))
     if text and text[-1] not in ".!?" and cut > len(text) // 2:
         text = text[:cut + 1]
