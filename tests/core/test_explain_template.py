@@ -613,6 +613,11 @@ def test_a_model_from_labels_says_its_held_out_score_and_no_class_is_certain_whe
     text = template.write(build_facts(summary, card))
     assert "this model scored macro-F1 0.81." in text and "poor" not in text
     assert "the most certain class" in text
+    # the worst score is said too, and called poor (round 23's mutation check: a truthiness test dropped it)
+    card["metrics"]["heldout_polygons"]["macro_f1"] = 0.0
+    zero = build_facts(summary, card)
+    assert "this model scored macro-F1 0.00: a poor score" in template.write(zero)
+    assert "Held-out macro-F1 of this model on the user's polygons: 0.00." in facts_lines(zero)
 
 
 def test_the_focus_class_the_reference_lacks_has_no_recall_and_no_crash():
@@ -626,3 +631,9 @@ def test_the_focus_class_the_reference_lacks_has_no_recall_and_no_crash():
     text = template.write(facts)
     said = text.split("Against the reference: ")[1].split(" %.")[0]
     assert said.startswith(f"F1 0.0 %, IoU {m['iou_pct']:.1f} % and precision") and "recall" not in said, said
+    # no reference pixel of it: said so, not as a model that failed (round 23: "F1 0.0 %, IoU 0.0 %")
+    m.update(support=0, iou_pct=0.0, precision_pct=0.0)
+    text = template.write(facts)
+    assert f"The reference has no {name}: every pixel mapped as it is another class there (precision 0.0 %)." \
+        in text and "Against the reference: F1" not in text
+    assert check_grounding(text, facts).flagged_sentences == []

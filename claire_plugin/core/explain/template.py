@@ -618,7 +618,10 @@ def _focus(facts: dict, f: Formatter) -> str:
     m = c.get("metrics")
     said = [f"{label} {f.pct(m[key])}" for key, label in (("f1_pct", "F1"), ("iou_pct", "IoU"),
             ("precision_pct", "precision"), ("recall_pct", "recall")) if m and m.get(key) is not None]
-    if said:  # a class the reference lacks has a precision but no recall (QA round 22: a TypeError)
+    if m and m.get("support") == 0 and m.get("recall_pct") is None:  # no recall: not a class of the reference
+        out.append(f"The reference has no {c['name']}: every pixel mapped as it is another class there"
+                   + (f" (precision {f.pct(m['precision_pct'])})." if m.get("precision_pct") is not None else "."))
+    elif said:  # a class the reference lacks has a precision but no recall (QA round 22: a TypeError)
         out.append(f"Against the reference: {_join(said)}.")
     for p in (c.get("confused_pairs") or [])[:1]:
         out.append(f"Its main confusion is {p['reference']} mapped as {p['predicted']} "
