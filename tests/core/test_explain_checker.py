@@ -248,10 +248,19 @@ def test_measures_are_told_apart_and_asides_and_colons_read_as_written():
                  "Kappa (chance-corrected) is 0.91.", "Confidence is low for crops: 36.5 % of its pixels are low.",
                  "User accuracy for water is 96.4 %.", "Its held-out macro-F1 of 81 % is good.",
                  "Kappa: 0.91.", "The mean IoU is 58.6 %, and water's IoU 94.0 %.",
-                 "Accuracy is high but 36.5 % of the crops are low-confidence."):
+                 "Accuracy is high but 36.5 % of the crops are low-confidence.",
+                 # round 23's mutation check: clause breaks, gaps and links each pinned
+                 "Accuracy was never the point for crops where the share is 36.5 %.",
+                 "Confidence suffers in the crops with 36.5 % of them low.",
+                 "Water has 98.4 % mean confidence and crops are at 36.5 %.",
+                 "The accuracy measure that matters is kappa at 0.91.",
+                 "Accuracy is high - crops are at 36.5 %.", "Accuracy is high \u2013 crops are at 36.5 %."):
         assert check_grounding(text, facts).flagged_sentences == [], text
     for text in ("Crops have a mean confidence of 36.5 %.", "The mIoU is 94.0 %.", "The macro F1 is 96.9 %.",
-                 "Overall accuracy: 79.8 %."):
+                 "Overall accuracy: 79.8 %.", "The low-confidence share of crops is 54.1 %.", "The mean IoU is 94.0 %.",
+                 "The overall accuracy against the full reference is 79.8 %.", "IoU 36.5 %.",
+                 "Crops show 36.5 % mean confidence.", "Kappa hovers at 0.365.", "Kappa = 0.365.",
+                 "Kappa scores 0.365."):
         assert check_grounding(text, facts).flagged_sentences == [text], text
 
 

@@ -269,3 +269,29 @@ def test_a_gdal_offset_of_its_own_beside_add_offset_tags_is_no_contradiction(eng
     got, msgs = _conf(engine_scene, standin_model, standin_card, path, "agree")
     _same(got, reference)
     assert not any(m.startswith("warning:") and "ADD_OFFSET" in m for m in msgs), msgs
+
+
+def test_which_add_offset_tags_are_read(tmp_path):
+    """Round 23's mutation check: band tags win over the dataset's (a dataset tag of 0 beside band tags of -1000
+    read 0), an ADD_OFFSET of 0 is no refusal, and the scale path reads the tags by the same rule."""
+    from claire.claire_plugin.core.inputs.radiometry import optical_radiometry
+
+    def rad(tags=None, band_tags=None, scales=None):
+        path = write_raster(tmp_path / "o.tif", np.full((4, 20, 20), 1500, np.uint16), tags=tags)
+        with rasterio.open(path, "r+") as ds:
+            for i, t in (band_tags or {}).items():
+                ds.update_tags(i, **t)
+            if scales:
+                ds.scales = scales
+        with rasterio.open(path) as ds:
+            return optical_radiometry(ds, [1, 2, 3, 4])
+
+    every = {i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 5)}
+    got = rad(tags={"BOA_ADD_OFFSET": "0"}, band_tags=every)
+    assert got.add == -1000 and "band metadata" in got.note
+    zero = rad(tags={"BOA_ADD_OFFSET": "0"})
+    assert zero.add == 0 and "dataset metadata" in zero.note
+    scaled = rad(band_tags=every, scales=[1e-4] * 4)
+    assert scaled.scale == 1e-4 and "--optical-offset -1000" in scaled.note
+    with pytest.raises(ClaireError, match="different ADD_OFFSET"):
+        rad(band_tags={**every, 4: {"BOA_ADD_OFFSET": "0"}}, scales=[1e-4] * 4)
