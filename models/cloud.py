@@ -244,7 +244,8 @@ def snow_possible(refl: np.ndarray, bands: Sequence[str], cloud: Optional[np.nda
         cloud = np.asarray(cloud, np.float32)
         thick = ramp(cloud, *SNOW_CLOUD)
         if f.ndim == 2 and min(f.shape) > 1 and bool(((thick > 0) & (f > 0)).any()):
-            thick *= np.float32(1.0) - snow_nearby(f, cloud, origin)
+            near, heights, widths = _snow_nearby_blocks(f, cloud, origin)
+            _times_blocks(thick, np.float32(1.0) - near, heights, widths)
         f *= np.float32(1.0) - thick
     return np.nan_to_num(f, copy=False, nan=1.0)
 
@@ -278,6 +279,13 @@ def snow_nearby(possible: np.ndarray, cloud: np.ndarray, origin: Tuple[int, int]
     blocks around each pixel's (SNOW_NEAR_BLOCKS of SNOW_BLOCK px on each side, on the image's grid: `origin` is the
     array's first row and column in the image) allow snow (`possible`, the optical's own test), by SNOW_NEAR_SHARE;
     0 where fewer than SNOW_NEAR_CLEAR of those pixels is clear."""
+    near, heights, widths = _snow_nearby_blocks(possible, cloud, origin)
+    return np.repeat(np.repeat(near, heights, axis=0), widths, axis=1)
+
+
+def _snow_nearby_blocks(possible: np.ndarray, cloud: np.ndarray, origin: Tuple[int, int]
+                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """snow_nearby per block: (its value of each block [rows, columns], the blocks' heights, their widths)."""
     h, w = possible.shape
     rows, cols = _block_starts(origin[0], h), _block_starts(origin[1], w)
     heights, widths = np.diff(np.append(rows, h)), np.diff(np.append(cols, w))  # pixels of each block row, column
@@ -288,7 +296,17 @@ def snow_nearby(possible: np.ndarray, cloud: np.ndarray, origin: Tuple[int, int]
     area = np.outer(_window_sums(heights, r, 0), _window_sums(widths, r, 0))
     near = ramp(seen / np.maximum(count, np.float32(1.0)), *SNOW_NEAR_SHARE)
     near[count < np.float32(SNOW_NEAR_CLEAR) * area] = 0.0
-    return np.repeat(np.repeat(near, heights, axis=0), widths, axis=1)
+    return near, heights, widths
+
+
+def _times_blocks(a: np.ndarray, scale: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> None:
+    """a [H,W] *= `scale` [rows, columns] spread over blocks of `heights` x `widths` px, in place, a block row at a
+    time (no full-size copy of `scale`: the same products as multiplying by it repeated)."""
+    per_row = np.repeat(scale, widths, axis=1)
+    top = 0
+    for i, height in enumerate(heights):
+        a[top:top + height] *= per_row[i]
+        top += height
 
 
 def rule_out_snow(prob: np.ndarray, classes: Sequence[int], possible: np.ndarray) -> np.ndarray:

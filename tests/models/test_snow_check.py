@@ -206,3 +206,17 @@ def test_dark_water_with_a_snow_like_ndsi_is_no_snow():
     snow = np.array([0.8, 0.1, 0.7], np.float32).reshape(3, 1, 1)
     assert SNOW_NIR[0] > 0.02 and float(snow_possible(water, bands)[0, 0]) == 0.0
     assert float(snow_possible(snow, bands)[0, 0]) == 1.0
+
+
+def test_thick_cloud_scaled_by_blocks_as_by_the_repeated_blocks():
+    """snow_possible scales the thick-cloud ramp by the block values a block row at a time (no full-size repeat):
+    the same products, on blocks cut at both edges."""
+    from claire.models.cloud import _times_blocks
+
+    rng = np.random.default_rng(3)
+    heights, widths = np.array([3, 8, 8, 5]), np.array([8, 8, 2])
+    scale = rng.uniform(0, 1, (4, 3)).astype(np.float32)
+    a = rng.uniform(0, 1, (24, 18)).astype(np.float32)
+    want = a * np.repeat(np.repeat(scale, heights, axis=0), widths, axis=1)
+    _times_blocks(a, scale, heights, widths)
+    assert np.array_equal(a, want)
