@@ -176,11 +176,13 @@ def check_reference(ds, grid_ds, path: str, lut: np.ndarray) -> None:
         problem = non_whole_problem(v, path, "reference raster", f"{REFERENCE_FIX} (not the optical or SAR raster)")
         if problem:
             raise ClaireError(problem)
+        if found:  # a float reference read on for fractions only
+            continue
         v = v.astype(np.int64)
-        found = found or bool((lut[v[(v >= 0) & (v < lut.size)]] >= 0).any())
+        found = bool((lut[v[(v >= 0) & (v < lut.size)]] >= 0).any())
         if found and not floats:
             return
-        if len(seen) < 1000:
+        if not found and len(seen) < 1000:  # for the message of a reference with no class of the map
             seen.update(np.unique(v).tolist())
     if not found:
         raise ClaireError(no_common_class(path, seen, np.nonzero(lut >= 0)[0].tolist(), RECODE_FIX))
