@@ -201,6 +201,27 @@ def test_the_stream_says_when_the_models_text_gives_way_and_carries_no_broken_ch
     assert not odd, [hex(ord(ch)) for ch in odd]
 
 
+def test_a_listing_in_one_pattern_is_prose_and_a_loop_is_not():
+    """Round 23's second review: a share of distinct words refused honest listings of the classes in one pattern
+    (English, Korean, Chinese: each ideograph or syllable a word); a loop repeats its words and its figures."""
+    from claire.claire_plugin.core.explain import prose_problem
+
+    rows = [("crops", 30.8, 75.7, 86.7), ("built area", 29.0, 80.5, 69.7), ("trees", 25.4, 85.6, 72.4),
+            ("water", 7.6, 83.0, 59.1), ("rangeland", 6.6, 71.2, 67.2), ("flooded vegetation", 0.5, 69.5, 34.9)]
+    en = " ".join(f"{n.capitalize()} covers {p} % of the valid area, with a mean confidence of {c} % and a "
+                  f"precision against the reference of {q} %." for n, p, c, q in rows)
+    zh = "".join(f"{n}占有效面积的{p}%，平均置信度为{c}%，精确率为{q}%。" for n, p, c, q in
+                 zip(["农田", "建成区", "树木", "水体", "草地", "淹没植被"], *list(zip(*rows))[1:]))
+    ko = " ".join(f"{n}은(는) 유효 면적의 {p} %를 차지하며 평균 신뢰도는 {c} %이고 정밀도는 {q} %입니다." for n, p, c, q in
+                  zip(["작물", "시가지", "수목", "수역", "초지", "침수 식생"], *list(zip(*rows))[1:]))
+    for honest in (en, zh, ko, "| class | share |<br>| crops | 30.8 % |",
+                   "Only pixels where confidence<threshold (6.3 % of the map) need review."):
+        assert prose_problem(honest) is None, honest
+    loop = " ".join(["Crops cover 30.8 % of the valid area, with a mean confidence of 75.7 %."] * 4)
+    assert "said 3 times" in prose_problem(loop) or "said 4 times" in prose_problem(loop)
+    assert prose_problem("<s> water trees crops </s> water") is not None  # tokenizer tokens
+
+
 def test_the_prose_gates_letter_share():
     from claire.claire_plugin.core.explain import prose_problem
 
