@@ -288,3 +288,13 @@ def test_measures_read_whole_and_bound_as_said_round_23():
         assert check_grounding(text, facts).flagged_sentences == [text], text
     for text in honest:
         assert check_grounding(text, facts).flagged_sentences == [], text
+    # second review: a figure is restated only next to it; a bare low confidence is the share; appositions bind
+    said = check_grounding("The macro-F1 is 0.81. Crops cover 81 % of the map.", facts).flagged_sentences
+    assert said == ["Crops cover 81 % of the map."]
+    assert check_grounding("The macro-F1 is 0.81 (81 %).", facts).flagged_sentences == []
+    for text in ("Low confidence touches 54.1 % of crops.", "The IoU of crops, 58.6 %, is fair.",
+                 "Overall accuracy, 96.5 %, is good."):
+        assert check_grounding(text, facts).flagged_sentences == [text], text
+    for text in ("Low confidence touches 36.5 % of crops.", "The IoU of crops, 40.2 %, is fair.",
+                 "Overall accuracy, 94.6 %, is good.", "Crops show low confidence: 54.1 % on average."):
+        assert check_grounding(text, facts).flagged_sentences == [], text

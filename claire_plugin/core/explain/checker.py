@@ -246,7 +246,8 @@ _MEASURES = (
     (re.compile(r"\baccuracy\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
     (re.compile(r"\blow[- ]confidence\s+(?:pixels?|share|areas?)\b", re.IGNORECASE), ("low_confidence",)),
     # "a low confidence of 54.1 %" is said of a mean confidence as of a share of low-confidence pixels
-    (re.compile(r"\blow[- ]confidence\b", re.IGNORECASE), ("low_confidence", "mean_confidence")),
+    (re.compile(r"\blow[- ]confidence\s+(?:of|at)\b", re.IGNORECASE), ("low_confidence", "mean_confidence")),
+    (re.compile(r"\blow[- ]confidence\b", re.IGNORECASE), ("low_confidence",)),
     (re.compile(r"\bconfidence\b", re.IGNORECASE), ("mean_confidence",)),
 )
 #: A clause break: a measure named before it qualifies no number after it. A parenthesis of letters alone ("(OA)",
@@ -256,6 +257,9 @@ _ASIDE = re.compile(r"\([^()\d]*\)")
 #: Between a measure and the number it names: nothing, or a few words with a link ("kappa of 0.78", "the overall
 #: accuracy against the reference is 83.4 %"); "Accuracy suffers for bare ground: 1,149 pixels" names none.
 _MEASURE_GAP = 6
+_LOW_OR_MEAN = ("low_confidence", "mean_confidence")
+#: What may lie between a number and the same figure restated: "0.78, i.e. 78 %", "0.81 (81 %)", "78 %, or 0.78".
+_RESTATE = re.compile(r"[\s,;:(%]*(?:(?:i\.\s?e\.?|that is|or|which is|=)[\s,(]*)?", re.IGNORECASE)
 #: Words between a measure and a colon before its number: "accuracy is high: 94.6 %" (QA round 23).
 _COLON_GAP = 2
 _LINK = re.compile(r"\b(?:is|are|was|were|of|at|reach(?:es|ed)?|equals?|stands?|stood|scores?|scored|amounts? to|"
@@ -300,12 +304,18 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     if words is not None:
         return words
     text = _ASIDE.sub(" ", before)
+    comma = re.search(r",\s*$", text)
+    if comma and re.match(r"\s*(?:%|percent\b)?\s*,", after):  # "The F1 of water, 48.2 %, is poor": an apposition
+        named = _measures_in(_CLAUSE.split(text[:comma.start()])[-1])
+        clause = _CLAUSE.split(text[:comma.start()])[-1]
+        if named and len(re.findall(r"\w+", clause[named[-1][1]:])) <= _COLON_GAP + 1:
+            return named[-1][2]
     colon = re.search(r":\s*$", text)
     if colon:  # "kappa: 0.78" and "accuracy is high: 94.6 %" name it; "Confidence is low for crops: 36.5 %" does not
         head = text[:colon.start()].rstrip()
         last = _measures_in(head)
         if last and len(re.findall(r"\w+", head[last[-1][1]:])) <= _COLON_GAP:
-            return last[-1][2]
+            return _LOW_OR_MEAN if last[-1][2] == ("low_confidence",) else last[-1][2]  # "low confidence: 54.1 %"
     clause = _CLAUSE.split(text)[-1]
     named = _measures_in(clause)
     if not named:
@@ -400,18 +410,20 @@ def check_grounding(text: str, facts: dict, drop_unmatched: bool = False) -> Gro
     kept_paragraphs: List[str] = []
     for paragraph in text.split("\n"):
         kept: List[str] = []
-        last: Optional[str] = None  # the previous number's fact in the paragraph
+        last, gap = None, ""  # the previous number's fact in the paragraph, and the text after it
         for sentence in split_sentences(paragraph):
             bad, since = False, 0
             masked = _mask_names(sentence, names, every=True)  # for the measures: class names name none
             for raw, value, dec, unit, at in iter_numbers(sentence, names):
                 end = at + len(raw)
                 measure = measure_named(masked[since:at], masked[end:]) if unit in (None, "%") else None
-                path = None if unit == "?" else _match(value, dec, unit, nums, measure, last)
-                last = path
+                restated = last if _RESTATE.fullmatch(gap + sentence[since:at]) else None
+                path = None if unit == "?" else _match(value, dec, unit, nums, measure, restated)
+                last, gap = path, ""
                 since = end + measure_after(masked[end:])[1]  # "85.6 % mean confidence" names no next number
                 checks.append(NumberCheck(raw, value, unit, path is not None, path, sentence))
                 bad = bad or path is None
+            gap += " " + sentence[since:]
             for word in _WORD_PERCENT.finditer(sentence):  # "Forty percent": a number the checker cannot back
                 checks.append(NumberCheck(word.group(0), math.nan, "%", False, None, sentence))
                 bad = True
