@@ -295,3 +295,11 @@ def test_which_add_offset_tags_are_read(tmp_path):
     assert scaled.scale == 1e-4 and "--optical-offset -1000" in scaled.note
     with pytest.raises(ClaireError, match="different ADD_OFFSET"):
         rad(band_tags={**every, 4: {"BOA_ADD_OFFSET": "0"}}, scales=[1e-4] * 4)
+    # a file scale and offset of its own apply whatever tags some bands carry (second review: refused)
+    path = write_raster(tmp_path / "p.tif", np.full((4, 20, 20), 1500, np.uint16))
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(1, BOA_ADD_OFFSET="-1000")
+        ds.scales, ds.offsets = [1e-4] * 4, [-0.1] * 4
+    with rasterio.open(path) as ds:
+        own = optical_radiometry(ds, [1, 2, 3, 4])
+    assert (own.scale, own.offset) == (1e-4, -0.1) and "warning" not in own.note

@@ -70,7 +70,8 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
                                                f"of the file)")
         note = (f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + {offset:g}, instead "
                 f"of the checkpoint's")
-        add = _declared_add_offset(ds, names, indices)[0]
+        # tags matter beside an offset of 0 only (a contradiction); a GDAL offset of its own applies whatever they say
+        add = _declared_add_offset(ds, names, indices)[0] if offset == 0.0 else 0.0
         if add and offset == 0.0:  # two declarations that disagree: the file's scale wins, and the user is told
             note = (f"warning: {note}; the file also declares an ADD_OFFSET of {add:g}, which that offset of 0 does "
                     f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g}")
