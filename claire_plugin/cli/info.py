@@ -71,7 +71,7 @@ def card_summary(card: Dict[str, Any]) -> str:
         lines.append(f"held out      {held}")
     optimistic = (t.get("split") or {}).get("optimistic") if isinstance(t.get("split"), dict) else None
     if optimistic:
-        lines.append(f"optimistic    {optimistic}: its held-out scores below are too high")
+        lines.append(f"optimistic    {optimistic}: its held-out scores below are too high on them")
     from ..core.training.labels import units_of
     from ..core.training.scorecard import interval_text, metric_title
 
@@ -106,8 +106,7 @@ def _held_out_text(training: Dict[str, Any]) -> str:
     if split.get("kind") == "separate layer":
         source = split.get("val_source")
         path = source.get("path") if isinstance(source, dict) else source
-        whose = f", the one that validated {split['inherited_from']}" if split.get("inherited_from") else ""
-        return f"a separate validation layer ({os.path.basename(str(path or '?'))}{whose}){buffer}"
+        return f"a separate validation layer ({os.path.basename(str(path or '?'))}){buffer}"
     per_class = split.get("per_class")
     if split.get("kind") == "polygons" and isinstance(per_class, dict):
         from ..core.training.labels import units_of

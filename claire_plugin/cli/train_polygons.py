@@ -83,9 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-layer", default=None,
                    help="layer of a multi-layer --labels file (needed when it holds several)")
     g.add_argument("--validation", default=None,
-                   help="separate validation layer (same field and classes); default: hold out polygons, or, "
-                        "started from your own --checkpoint over the labels it trained on, the layer that "
-                        "validated it (its NAME.heldout.gpkg)")
+                   help="separate validation layer (same field and classes); default: hold out polygons (started "
+                        "from your own --checkpoint: those that validated it, again)")
     g.add_argument("--validation-layer", default=None,
                    help="layer of a multi-layer --validation file (needed when it holds several)")
     g.add_argument("--val-share", type=float, default=0.3,
@@ -214,8 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
         many = units_of(report.get("labels")).many
         print(f"wrote {report['held_out_layer']} (the {len(report['validation_feature_ids'])} held-out {many} that "
-              f"scored the models; a training started from this checkpoint validates on it, and --validation "
-              f"gives it to any other, so that its scores are measured on the same {many})", file=sys.stderr)
+              f"scored the models; a training started from this checkpoint holds them out again, and "
+              f"--validation gives them to any other, so that its scores are measured on the same {many})",
+              file=sys.stderr)
     if params.report:
         from ..core.training.scorecard import html_path_for
 

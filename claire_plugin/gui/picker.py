@@ -223,6 +223,10 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
         parts.append(f"<h3>Metrics ({e(title)})</h3>")
         if split == "heldout_polygons" and (card.get("metrics") or {}).get("heldout_polygons_note"):
             parts.append(f"<p><i>{e(card['metrics']['heldout_polygons_note'])}</i></p>")
+        optimistic = ((card.get("training") or {}).get("split") or {}).get("optimistic")
+        if split == "heldout_polygons" and optimistic:
+            parts.append(f"<p style='color:#a05a00'><b>Optimistic</b>: {e(str(optimistic))}, so these scores are "
+                         f"too high.</p>")
         f1 = f"macro-F1 {_fmt(m['macro_f1'])}" if m.get("macro_f1") is not None else ""
         ci = interval_text(m.get("macro_f1_ci95"))
         f1 += (f" (95 % interval {ci}, held-out {many} resampled)" if ci and f1 else "") + (" · " if f1 else "")

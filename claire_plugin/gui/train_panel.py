@@ -175,9 +175,9 @@ class TrainPanel(Restyled, QWidget):
         self.validation.setLayer(None)
         self.validation.setCurrentIndex(0)  # the empty row: setLayer(None) leaves the combo blank beside layers
         self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
-                                   "NAME.heldout.gpkg; started from your own checkpoint, the layer "
-                                   "that validated it. Choose an earlier run's held-out layer to score this "
-                                   "training on the same polygons (they then validate only).")
+                                   "NAME.heldout.gpkg; started from your own checkpoint, the polygons that "
+                                   "validated it are held out again. Choose an earlier run's held-out layer to "
+                                   "score this training on the same polygons (they then validate only).")
         self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY, bases_only=True)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)
@@ -669,7 +669,8 @@ class TrainPanel(Restyled, QWidget):
         self.classify_button.setEnabled(True)
         self.progress.setValue(100)
         f1 = report["arms"]["finetuned"]["clear"]["macro_f1"]
-        self._set_status(f"Done: held-out macro-F1 {f1:.3f}. Checkpoint {breakable(checkpoint)}")
+        optimistic = " (optimistic: see the report)" if (report.get("split") or {}).get("optimistic") else ""
+        self._set_status(f"Done: held-out macro-F1 {f1:.3f}{optimistic}. Checkpoint {breakable(checkpoint)}")
 
     def _on_report_link(self, url) -> None:
         """A link of the report: SELECT_SCHEME selects those features of the training layer and zooms to them;

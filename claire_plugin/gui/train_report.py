@@ -44,30 +44,33 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
 
 def _split_html(report: Dict[str, Any]) -> List[str]:
     """Which polygons validated: the held-out ones (select them; validate the next training on them) or the
-    separate validation layer."""
-    e = html.escape
-    split = report.get("split") or {}
+    separate validation layer; started from one's own checkpoint, how many of them validated it, and how many
+    trained it (the scores then optimistic)."""
     from ..core.training.labels import units_of
 
+    e = html.escape
+    split = report.get("split") or {}
+    many = units_of(report.get("labels")).many
+    warn = (f"<p style='color:#a05a00'><b>Optimistic</b>: {e(str(split['optimistic']))}, so the held-out scores of "
+            f"both are too high on them.</p>" if split.get("optimistic") else "")
     if split.get("kind") == "separate layer":
         name = os.path.basename(str((split.get("val_source") or {}).get("path") or ""))
-        many = units_of(report.get("labels")).many
-        whose = (f", the layer that validated {e(breakable(str(split['inherited_from'])))} (the checkpoint this run "
-                 f"started from), so that neither model trained on the {many} that score them"
-                 if split.get("inherited_from") else "")
-        return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}{whose}.</p>"]
+        return [f"<p class='muted'>Validated on a separate layer, {e(breakable(name))}.</p>" + warn]
     ids = report.get("validation_feature_ids") or []
     path = report.get("held_out_layer")
     if not ids:
-        return []
-    many = units_of(report.get("labels")).many
+        return [warn] if warn else []
     text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}#{HELD_OUT}'>select "
             f"them</a>)")
+    if split.get("base_held_out_kept"):
+        text += (f"; {split['base_held_out_kept']} of them validated "
+                 f"{e(breakable(str(split.get('continued_from'))))}, the checkpoint this run started from, and score "
+                 f"both models alike")
     if path:
         drawn = "as black rings" if many == "points" else "dashed"
         text += (f", drawn {drawn} on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
                  f"them</a>: it is then scored on the same {many} as this run")
-    return [text + ".</p>"]
+    return [text + ".</p>" + warn]
 
 
 def _sar_only_html(report: Dict[str, Any]) -> List[str]:

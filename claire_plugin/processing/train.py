@@ -57,7 +57,8 @@ HELP = {
     "the classes as the base checkpoint's card does where they are the same, and its knowledge of them is kept.",
     "VALIDATION": "Optional separate validation layer with the same field and classes. Empty: 30 % of each "
     "class's polygons are held out (whole polygons, with a 3-pixel buffer) and written as HELD_OUT; started from "
-    "your own CHECKPOINT over the labels it trained on, the layer that validated it. Give an "
+    "your own CHECKPOINT, the polygons that validated it are held out again, and held-out polygons that trained it "
+    "make the scores optimistic (said). Give an "
     "earlier run's HELD_OUT here to score a new training on the same polygons; training polygons it holds too "
     "then validate only.",
     "CHECKPOINT": "Checkpoint to start from (.safetensors). Empty: the bundled default. It is first scored on "

@@ -23,7 +23,8 @@ def scene(tmp_path):
 
 
 def _params(scene, labels, name, **kw):
-    cfg = FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=3)
+    cfg = kw.pop("config", None) or FinetuneConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu",
+                                                   seed=3)
     kw.setdefault("checkpoint", scene["checkpoint"])
     return PolygonTrainParams(optical=scene["optical"], sar=scene["sar"], labels=labels, field="class",
                               output=str(scene["dir"] / f"{name}.safetensors"),
@@ -226,12 +227,12 @@ def test_a_shapefiles_multi_part_polygon_is_held_out_valid_and_recognised(tmp_pa
     assert split.info["validation_polygons_in_training_layer"] == 2  # both known again, the multi-part one too
 
 
-def test_training_again_from_ones_own_checkpoint_validates_on_its_held_out_layer(scene):
+def test_training_again_from_ones_own_checkpoint_keeps_its_held_out_polygons_and_counts_what_trained_it(scene):
     """A fresh split of the labels an earlier run trained on held out polygons that run's checkpoint trained on,
     and the new model starts from its weights: both scores flattered, unmarked on the new card (QA round 23).
-    Started from one's own checkpoint over the same labels, a run validates on the layer that validated it."""
-    import os
-
+    The card records the polygons that trained and validated it; a run started from it keeps those that validated
+    it (with the classes the layer gives them now) and counts and marks any held-out polygon that trained it,
+    whatever chose it (a fresh draw, a layer given, the report's link)."""
     from claire.claire_plugin.cli.info import card_summary
     from claire.models.checkpoint import read_card
 
@@ -239,36 +240,51 @@ def test_training_again_from_ones_own_checkpoint_validates_on_its_held_out_layer
     labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
     first = train_from_polygons(_params(scene, labels, "first"))
     base = str(scene["dir"] / "first.safetensors")
-    again = train_from_polygons(_params(scene, labels, "again", checkpoint=base))
-    assert again["split"]["kind"] == "separate layer" and again["split"]["inherited_from"] == "first.safetensors"
-    assert again["split"]["val_source"]["path"] == str(scene["dir"] / "first.heldout.gpkg")
-    assert again["validation_feature_ids"] == first["validation_feature_ids"]  # the same polygons score it
-    assert again["held_out_layer"] == str(scene["dir"] / "again.heldout.gpkg")  # and its successor
-    assert sorted(_features(scene["dir"] / "again.heldout.gpkg")[0]) == first["validation_feature_ids"]
-    assert again["label_notes"][0].startswith("validated on first.heldout.gpkg, the layer that validated "
-                                              "first.safetensors")
-    assert "optimistic" not in again["split"]
-    card = read_card(str(scene["dir"] / "again.safetensors"))
-    assert "the one that validated first.safetensors" in card_summary(card)
+    shapes = read_card(base)["training"]["split_shapes"]
+    assert len(shapes["held_out"]) == 3 and len(shapes["trained"]) == len(scene["feats"]) - 3
+    assert not set(shapes["held_out"]) & set(shapes["trained"])
+    again = train_from_polygons(_params(scene, labels, "again", checkpoint=base, config=FinetuneConfig(
+        epochs=1, steps_per_epoch=1, batch_size=2, crop=64, device="cpu", seed=11)))  # another seed: kept anyway
+    assert again["split"]["continued_from"] == "first.safetensors" and again["split"]["base_held_out_kept"] == 3
+    assert again["validation_feature_ids"] == first["validation_feature_ids"] and "optimistic" not in again["split"]
+    assert again["label_notes"][0].startswith("3 of the held-out polygons are those that validated first.safetensors")
 
-    # a run validated on a separate layer hands that layer on through its card
-    second = train_from_polygons(_params(scene, labels, "second", validation=str(scene["dir"] / "again.heldout.gpkg")))
-    assert second["held_out_layer"] is None
-    third = train_from_polygons(_params(scene, labels, "third", checkpoint=str(scene["dir"] / "second.safetensors")))
-    assert third["split"]["val_source"]["path"] == str(scene["dir"] / "again.heldout.gpkg")
-    assert third["validation_feature_ids"] == first["validation_feature_ids"]
+    # the layer's classes win: a held-out polygon relabelled validates as what it is now
+    fid = first["validation_feature_ids"][0]
+    names = sorted({c for _, c in scene["feats"]})
+    other = next(n for n in names if n != scene["feats"][fid - 1][1])
+    relabelled = [(w, other if i == fid - 1 else c) for i, (w, c) in enumerate(scene["feats"])]
+    moved = train_from_polygons(_params(scene, write_vector(scene["dir"] / "r.gpkg", relabelled), "moved",
+                                        checkpoint=base))
+    assert fid in moved["validation_feature_ids"]
+    assert next(r for r in moved["counts"] if r["class"] == other)["val_polygons"] == 2  # its own and the relabelled
 
-    # without its layer, a fresh split is drawn and its scores are said to be optimistic, on the card too
-    os.remove(scene["dir"] / "first.heldout.gpkg")
-    fresh = train_from_polygons(_params(scene, labels, "fresh", checkpoint=base))
-    assert fresh["split"]["kind"] == "polygons" and "first.safetensors" in fresh["split"]["optimistic"]
-    assert any("drawn afresh from labels that first.safetensors trained on" in n and "optimistic" in n
-               for n in fresh["label_notes"])
-    lines = card_summary(read_card(str(scene["dir"] / "fresh.safetensors"))).splitlines()
+    # a layer given to validate it that holds polygons that trained the base: counted, marked, on the card too
+    trained_ids = [i for i in range(1, len(scene["feats"]) + 1) if i not in first["validation_feature_ids"]]
+    per_class = {}
+    for i in trained_ids:
+        per_class.setdefault(scene["feats"][i - 1][1], i)
+    leaky = write_vector(scene["dir"] / "v.gpkg", [scene["feats"][i - 1] for i in per_class.values()])
+    linked = train_from_polygons(_params(scene, labels, "linked", checkpoint=base, validation=leaky))
+    assert linked["split"]["optimistic"].startswith("3 of its 3 held-out polygons trained first.safetensors")
+    assert any(n.startswith("3 of the 3 held-out polygons trained first.safetensors") for n in linked["label_notes"])
+    linked_card = read_card(str(scene["dir"] / "linked.safetensors"))
+    lines = card_summary(linked_card).splitlines()
     assert any(line.startswith("optimistic") and "too high" in line for line in lines), lines
-    # the bundled checkpoint trained on none of the user's polygons: nothing said
+    from claire.claire_plugin.gui.picker import card_html  # the picker's card, as the dock shows it
+
+    assert "<b>Optimistic</b>: 3 of its 3 held-out polygons trained first.safetensors" in card_html(linked_card)
+    assert "Optimistic" not in card_html(read_card(str(scene["dir"] / "again.safetensors")))
+
+    # the polygons that validated the base deleted from the layer: drawn afresh from what trained it, and marked
+    gone = [f for i, f in enumerate(scene["feats"], start=1) if i not in first["validation_feature_ids"]]
+    fresh = train_from_polygons(_params(scene, write_vector(scene["dir"] / "g.gpkg", gone), "fresh", checkpoint=base))
+    assert "base_held_out_kept" not in fresh["split"] and "trained first.safetensors" in fresh["split"]["optimistic"]
+    assert any("none of the polygons that validated first.safetensors is in the layer now" in n
+               for n in fresh["label_notes"])
+    # the bundled-like base trained on none of the user's polygons: nothing said
     plain = train_from_polygons(_params(scene, labels, "plain"))
-    assert "optimistic" not in plain["split"] and not any("afresh" in n for n in plain["label_notes"])
+    assert "continued_from" not in plain["split"] and "optimistic" not in plain["split"]
 
 
 def test_the_validation_layers_skipped_features_are_said(scene):

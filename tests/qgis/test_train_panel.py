@@ -945,12 +945,16 @@ def test_a_runs_per_epoch_score_on_a_sample_is_said_on_the_chart(train_dock):
     assert panel.chart.score_label == "held-out macro-F1" and panel.chart.toolTip() == ""
 
 
-def test_the_report_names_the_layer_a_continued_run_inherited():
+def test_the_report_says_what_a_continued_run_kept_and_what_leaked():
     from claire.claire_plugin.gui.train_report import _split_html
 
-    split = {"kind": "separate layer", "val_source": {"path": "/d/first.heldout.gpkg"}}
-    plain = "".join(_split_html({"split": split})).replace("\u200b", "")  # break points in long names
-    assert "first.heldout.gpkg" in plain and "validated first" not in plain
-    said = "".join(_split_html({"split": {**split, "inherited_from": "first.safetensors"},
-                                "labels": {"geometry": "point"}})).replace("\u200b", "")
-    assert "the layer that validated first" in said and "neither model trained on the points" in said
+    report = {"split": {"kind": "polygons", "continued_from": "first.safetensors", "base_held_out_kept": 3},
+              "validation_feature_ids": [4, 5, 9], "labels": {"geometry": "point"}}
+    said = "".join(_split_html(report)).replace("\u200b", "")  # break points in long names
+    assert "3 of them validated first.safetensors" in said and "Optimistic" not in said
+    report["split"]["optimistic"] = "2 of its 3 held-out points trained first.safetensors"
+    said = "".join(_split_html(report)).replace("\u200b", "")
+    assert "<b>Optimistic</b>: 2 of its 3 held-out points trained first.safetensors" in said
+    layer = "".join(_split_html({"split": {"kind": "separate layer", "val_source": {"path": "/d/v.gpkg"},
+                                           "optimistic": "1 of its 4 held-out polygons trained a"}}))
+    assert "v.gpkg" in layer.replace("\u200b", "") and "Optimistic" in layer

@@ -1,60 +1,72 @@
-"""Training again from one's own checkpoint: which polygons its scores may be measured on.
+"""Training again from one's own checkpoint: which polygons may score it.
 
-A fresh split of the labels an earlier training used holds out polygons that checkpoint trained on; the new
-model starts from its weights, so both models' scores on them are flattered. Where the earlier run's
-validation layer still exists (its NAME.heldout.gpkg beside it, or the separate layer its card names), the new
-run validates on it instead, so that neither model trained on the polygons that score them."""
+A checkpoint trained from polygons records, by a digest of each geometry as stored, the polygons that trained it
+and those that validated it (`split_shapes` on its card). A run started from it over the same layer holds out
+the polygons that validated it that the layer still has (their classes as the layer has them now), draws the
+other classes' held-out polygons from those that did not train it where it can, and counts the held-out
+polygons that trained it whatever the split: a fresh draw, a layer the user gave, a link followed. Any such
+polygon flatters both models (the new one starts from its weights), and the run is marked optimistic with the
+count."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Set
 
 from .labels import LabelSet
 
+#: Characters of a geometry digest kept on the card (SHA-1 hex: 20 of 40 are plenty to tell polygons apart).
+DIGEST_CHARS = 20
 
-def own_polygon_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> bool:
-    """Whether the base checkpoint is the user's own, trained from polygons or points (not the bundled one)."""
+
+@dataclass
+class Base:
+    """The user's own base checkpoint, trained from polygons: its file name and the digests of the polygons that
+    trained it and that validated it."""
+
+    name: str
+    trained: Set[str]
+    held_out: Set[str]
+    separate: Optional[Dict[str, Any]] = None  # the separate validation layer's source, where one validated it
+
+
+def own_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> Optional[Base]:
+    """The base checkpoint as a Base when it is the user's own and trained from polygons or points with the digests
+    recorded (a checkpoint from before they were, the bundled one, or a folder training: None)."""
     from ...paths import DEFAULT_CHECKPOINT
 
     if not base_card or not base_path or os.path.abspath(base_path) == os.path.abspath(DEFAULT_CHECKPOINT):
-        return False
-    return (base_card.get("training") or {}).get("data") == "polygons"
-
-
-def same_labels(labels: LabelSet, base_card: Dict[str, Any]) -> bool:
-    """Whether `labels` are (a later state of) the labels the base checkpoint trained on: the same features
-    read, or a layer of the same file name."""
-    was = (base_card.get("training") or {}).get("labels") or {}
-    now = labels.source
-    if was.get("sha256") and was.get("sha256") == now.get("sha256"):
-        return True
-    return bool(was.get("path")) and os.path.basename(str(was["path"])) == os.path.basename(str(now.get("path")))
-
-
-def base_validation(labels: LabelSet, base_card: Optional[Dict[str, Any]], base_path: Optional[str]
-                    ) -> Optional[str]:
-    """The layer that validated the user's own base checkpoint, when this run's vector labels are the ones it
-    trained on and the layer still exists: its held-out layer beside it, else the separate validation layer its
-    card names; None otherwise (the bundled checkpoint, labels of another file, a raster)."""
-    from .heldout import held_out_path_for
-
-    if labels.source.get("kind") != "vector" or not own_polygon_base(base_card, base_path):
         return None
-    if not same_labels(labels, base_card):
+    training = base_card.get("training") or {}
+    shapes = training.get("split_shapes")
+    if training.get("data") != "polygons" or not isinstance(shapes, dict):
         return None
-    held_out = held_out_path_for(base_path)
-    if os.path.isfile(held_out):
-        return held_out
-    split = (base_card.get("training") or {}).get("split") or {}
-    source = split.get("val_source") if split.get("kind") == "separate layer" else None
-    path = source.get("path") if isinstance(source, dict) else None
-    return str(path) if path and os.path.isfile(str(path)) else None
+    split = training.get("split") or {}
+    separate = split.get("val_source") if split.get("kind") == "separate layer" else None
+    return Base(os.path.basename(base_path), set(shapes.get("trained") or ()), set(shapes.get("held_out") or ()),
+                separate if isinstance(separate, dict) else None)
 
 
-def flattered_note(base_path: str, units_many: str, why: str = "") -> str:
-    """The label note of a fresh split over labels the user's own base checkpoint trained on."""
-    name = os.path.basename(base_path)
-    return (f"these held-out {units_many} were drawn afresh from labels that {name} trained on{why}: some of them "
-            f"trained the weights this model starts from, so its held-out scores (and {name}'s) are optimistic; "
-            f"to score it honestly, validate on the layer that validated {name} (--validation NAME.heldout.gpkg; "
-            f"\"Validate on\" in the Train tab)")
+def digest(shape: str) -> str:
+    """A geometry digest as the card keeps it."""
+    return str(shape)[:DIGEST_CHARS]
+
+
+def groups_among(labels: LabelSet, digests: Set[str]) -> List[int]:
+    """The label groups (polygons, merged where they overlap) with a feature whose digest is among `digests`."""
+    return sorted(g for g, fids in labels.group_features.items()
+                  if any(digest(labels.feature_shapes.get(f, "")) in digests for f in fids))
+
+
+def split_shapes(labels: LabelSet, train_groups, held_out_digests: Set[str]) -> Dict[str, List[str]]:
+    """The card's `split_shapes`: the digests of the polygons that trained (a pixel of theirs left after the
+    buffer) and of those that validated."""
+    trained = {digest(labels.feature_shapes[f]) for g in train_groups for f in labels.group_features.get(int(g), ())
+               if f in labels.feature_shapes}
+    return {"trained": sorted(trained), "held_out": sorted(held_out_digests)}
+
+
+def leak_note(base: Base, leaked: int, held: int, units_many: str, advice: str) -> str:
+    """The label note of a split whose held-out polygons include some that trained the base."""
+    return (f"{leaked} of the {held} held-out {units_many} trained {base.name}, the checkpoint this run starts from: "
+            f"the held-out scores of both models are optimistic on them{advice}")

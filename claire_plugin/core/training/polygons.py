@@ -22,7 +22,7 @@ from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
-from .continued import base_validation, flattered_note, own_polygon_base, same_labels
+from .continued import Base, digest, groups_among, leak_note, own_base, split_shapes
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
@@ -31,7 +31,7 @@ from .sar_alone import sar_only_scores
 from .scene import Scene
 from .scorecard import counts_table, html_path_for, score, write_report
 from .sources import too_few_cells
-from .split import Split, layer_split, pixel_split, polygon_split, same_polygons
+from .split import Split, layer_split, pixel_split, polygon_split
 from .spread import bootstrap, spread_note
 from .suspects import suspect_note, suspect_polygons
 from .windows import (
@@ -180,38 +180,58 @@ def check_suspects(scene: Scene, labels: LabelSet) -> Tuple[List[Dict[str, Any]]
 
 def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_card: Optional[dict] = None,
                base_path: Optional[str] = None) -> Split:
-    """The held-out polygon split, or the separate validation layer's; started from the user's own checkpoint
-    over the labels it trained on, the layer that validated it (core.training.continued)."""
+    """The held-out polygon split, or the separate validation layer's; started from the user's own checkpoint,
+    its held-out polygons kept and those that trained it counted (core.training.continued)."""
+    base = own_base(base_card, base_path)
     if params.validation:
-        return _layer_split(params, labels, scene, params.validation, params.validation_layer,
-                            params.validation_crs)[0]
-    inherited = base_validation(labels, base_card, base_path)
-    why = ""
-    if inherited:
-        try:
-            split, val = _layer_split(params, labels, scene, inherited, None, None)
-        except ClaireError as exc:  # e.g. a class added since: no validation pixel of it there
-            why = f" ({os.path.basename(inherited)} could not validate this run: {exc})"
-        else:
-            split.info["inherited_from"] = os.path.basename(str(base_path))
-            split.info["val_groups"] = same_polygons(labels, val)  # written again as this run's held-out layer
-            labels.notes.insert(0, f"validated on {os.path.basename(inherited)}, the layer that validated "
-                                   f"{os.path.basename(str(base_path))} (the checkpoint this run starts from), so "
-                                   f"that neither model trained on the {labels.pixels.units.many} that score them; "
-                                   f"give --validation to choose another layer")
-            return split
-    split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed)
+        split, val = _layer_split(params, labels, scene, params.validation, params.validation_layer,
+                                  params.validation_crs)
+        held = set(val.feature_shapes.values())
+        return _continued(split, labels, base, [digest(d) for d in held],
+                          ", drawn from the layer given to validate it")
+    kept = groups_among(labels, base.held_out) if base else []
+    trained = groups_among(labels, base.trained) if base else []
+    split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed,
+                          held=kept or None, avoid=trained)
+    u = labels.pixels.units
     emptied = {name: row["train_polygons_in_buffer"] for name, row in split.info["per_class"].items()
                if row.get("train_polygons_in_buffer")}
     if emptied:
-        u = labels.pixels.units
         labels.notes.append(f"{sum(emptied.values())} training {u.one}(s) lie wholly within {params.buffer_px:g} px "
                             f"of held-out {u.many} and did not train ("
                             + ", ".join(f"{name} {n}" for name, n in emptied.items())
                             + f"): draw {u.many} more than {params.buffer_px:g} px apart to train on all of them")
-    if base_card and own_polygon_base(base_card, base_path) and same_labels(labels, base_card):
-        split.info["optimistic"] = f"the held-out {labels.pixels.units.many} may have trained {base_path}"
-        labels.notes.append(flattered_note(str(base_path), labels.pixels.units.many, why))
+    held_now = [digest(labels.feature_shapes[f]) for g in split.info["val_groups"] for f in labels.group_features[g]
+                if f in labels.feature_shapes]
+    if base is None:
+        return _continued(split, labels, None, held_now, "")
+    if kept:
+        split.info["base_held_out_kept"] = len(kept)
+        labels.notes.insert(0, f"{len(kept)} of the held-out {u.many} are those that validated {base.name} (the "
+                               f"checkpoint this run starts from) that the layer still has, with the classes it gives "
+                               f"them now, so that they score both models alike; give --validation to choose others")
+    where = (f"the layer that validated it ({os.path.basename(str(base.separate.get('path')))})" if base.separate
+             else f"its held-out layer ({os.path.splitext(base.name)[0]}.heldout.gpkg)")
+    advice = (f"; none of the {u.many} that validated {base.name} is in the layer now: validate on {where} "
+              f"(\"Validate on\" in the Train tab) or draw new {u.many} of those classes") if not kept else \
+        f"; draw new {u.many} of the classes they hold to score both honestly"
+    return _continued(split, labels, base, held_now, advice)
+
+
+def _continued(split: Split, labels: LabelSet, base: Optional[Base], held: List[str], advice: str) -> Split:
+    """`split` with, started from the user's own checkpoint `base`, the held-out polygons that trained it counted
+    and the run marked optimistic where there are any; the digests of what trained and what validated kept for
+    the card (`_shapes`, not in the report)."""
+    trained_groups = np.unique(split.train.group)
+    split.info["_shapes"] = split_shapes(labels, trained_groups, set(held))
+    if base is None:
+        return split
+    split.info["continued_from"] = base.name
+    leaked = len({d for d in held if d in base.trained})
+    if leaked:
+        split.info["optimistic"] = f"{leaked} of its {len(set(held))} held-out {labels.pixels.units.many} trained " \
+                                   f"{base.name}, the checkpoint it started from"
+        labels.notes.append(leak_note(base, leaked, len(set(held)), labels.pixels.units.many, advice))
     return split
 
 
@@ -523,8 +543,15 @@ def _labels_and_split(params: PolygonTrainParams, scene: Scene, base_card: dict,
     suspects, known = check_suspects(scene, labels)
     if suspects:  # said now, so that a long training can be stopped and the labels fixed first
         progress(0.04, f"warning: {suspect_note(suspects, units=units)}; training goes on (the report lists them)")
-    progress(0.04, f"holding out whole {units.many} for validation")
+    progress(0.04, f"validating on {os.path.basename(params.validation)}" if params.validation
+             else f"holding out whole {units.many} for validation")
     split = make_split(params, labels, scene, base_card, base_path)
+    if split.info.get("base_held_out_kept"):
+        progress(0.045, f"{split.info['base_held_out_kept']} of the held-out {units.many} validated "
+                        f"{split.info['continued_from']}, the checkpoint this run starts from")
+    if split.info.get("optimistic"):
+        progress(0.045, f"warning: {split.info['optimistic']}: the held-out scores will be optimistic (the report "
+                        f"says more)")
     progress(0.045, "checking that the optical and SAR have data under the labels")
     return labels, suspects, with_data(scene, split, labels, known)
 
@@ -588,6 +615,7 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
             progress(0.97, "storing the random forest as a checkpoint")
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
+    card["training"]["split_shapes"] = split.info.get("_shapes")  # what trained and validated, for a next run
     card["familiarity"] = familiar
     card["calibration"] = card_calibration(calibration, report.get("calibration_note"), report.get("sar_only"))
     card["training"]["familiarity"] = familiar_note
@@ -776,7 +804,7 @@ def _report(params, labels: LabelSet, split: Split, arms, leak, hist, scene, bas
         "format": "claire-training-report/1",
         "classes": [{"index": c.index, "code": c.code, "name": c.name} for c in labels.classes],
         "labels": labels.source, "label_notes": labels.notes,
-        "split": {k: v for k, v in split.info.items() if k != "val_groups"},
+        "split": {k: v for k, v in split.info.items() if k not in ("val_groups", "_shapes")},
         "validation_feature_ids": (sorted(f for g in split.info["val_groups"] for f in labels.group_features[g])
                                    if "val_groups" in split.info else None),
         "counts": counts_table(labels.classes, split.train, split.val),

@@ -206,13 +206,20 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
     text = (f"Against the checkpoint you started from ({os.path.basename(base)}), on {where}: macro-F1 {a:.2f} "
             f"against {b:.2f} ({diff:+.2f}")
     shown = interval_text(ci, signed=True)
+    split = report.get("split") or {}
+    if split.get("optimistic"):  # counted (core.training.continued)
+        leak = f" Optimistic: {split['optimistic']}."
+    elif split.get("continued_from") or separate:
+        leak = ""
+    else:  # a base that recorded no polygons: not counted
+        leak = _own_leak(u)
     if not shown:
-        return (text + f"; no interval: {_no_interval(report)})." + ("" if separate else _own_leak(u)))
+        return text + f"; no interval: {_no_interval(report)})." + leak
     if ci[0] > 0 or ci[1] < 0:
         verdict = f"{'better' if ci[0] > 0 else 'worse'} by more than the held-out {u.many}' spread"
     else:
         verdict = f"the held-out {u.many} cannot tell the two apart; compare the maps"
-    return f"{text}, 95 % interval {shown} when {_resampled(u)}): {verdict}.{'' if separate else _own_leak(u)}"
+    return f"{text}, 95 % interval {shown} when {_resampled(u)}): {verdict}.{leak}"
 
 
 def _own_leak(u: Units) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -64,9 +64,12 @@ def held_out_count(polygons: int, val_share: float) -> int:
     return min(polygons - 2, max(1, int(math.floor(val_share * polygons + 0.5 + 1e-9))))  # 0.7 x 45 is 31.4999...
 
 
-def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0) -> Split:
+def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3.0, seed: int = 0,
+                  held: Optional[Sequence[int]] = None, avoid: Sequence[int] = ()) -> Split:
     """Per class, hold out val_share x polygons, rounded half up, whole polygons (at least 1, leaving at least 2 for
-    training); drop training pixels within `buffer_px` of a validation pixel."""
+    training); drop training pixels within `buffer_px` of a validation pixel. `held`: groups to hold out as they
+    are (a continued training's, core.training.continued), for the classes that have some; the other classes draw
+    theirs from the groups not in `avoid` first."""
     if not 0.0 < val_share < 1.0:
         raise ClaireError(f"the validation share must be between 0 and 1 (got {val_share}); e.g. 0.3")
     rng = np.random.default_rng(seed)
@@ -81,7 +84,16 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
                               f"least {MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a "
                               f"separate validation layer")
         n_val = held_out_count(mine.size, val_share)
-        picked = rng.choice(mine, n_val, replace=False)
+        kept = [g for g in (held or ()) if g in set(mine.tolist())]
+        if kept:
+            picked, n_val = np.array(kept, dtype=np.int64), len(kept)
+        elif avoid:
+            fresh = np.array([g for g in mine if g not in set(avoid)], dtype=np.int64)
+            first = rng.choice(fresh, min(n_val, fresh.size), replace=False)
+            rest = np.array([g for g in mine if g not in set(first.tolist())], dtype=np.int64)
+            picked = np.concatenate([first, rng.choice(rest, n_val - first.size, replace=False)])
+        else:
+            picked = rng.choice(mine, n_val, replace=False)
         val_groups += [int(g) for g in picked]
         per_class[c.name] = {"train_polygons": int(mine.size - n_val), "val_polygons": int(n_val)}
     is_val = np.isin(labels.pixels.group, np.array(val_groups, dtype=np.int64))
