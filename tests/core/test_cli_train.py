@@ -321,19 +321,19 @@ def test_fusion_table_runs_on_shipped_samples(tmp_path, capsys, monkeypatch):
     ck = str(tmp_path / "tm.safetensors")
     torch.manual_seed(0)
     save_checkpoint(ck, build_model("claire", card["config"]), card)
-    assert main(["fusion-table", "--archs", "claire,sar_only", "--out", str(out), "--from-json",
-                 "--checkpoint", ck]) == 0
-    row = json.loads((tmp_path / "fusion.json").read_text())["results"]["A"]["checkpoint tm.safetensors"]
-    assert 0.0 <= row["l1c"]["miou"] <= 1.0 and 0.0 <= row["sen12ms"]["agreement_on_clouded"] <= 1.0
-    # the SEN12MS-CR maps are made as bench-robustness makes them: classes named, so the snow check applies
-    # (without them it ruled out no class: 41.1 / 45.0 % against the bench's 40.3 / 43.1 %; QA round 23)
-    from claire.claire_plugin.cli import fusion_table
     from claire.claire_plugin.tools import robustness
 
-    seen = []
-    monkeypatch.setattr(robustness, "sen12ms", lambda model, c, folder: seen.append(c) or {})
-    fusion_table._sen12ms_scores(None, "x", {}, {}, ["water", "snow/ice"])
-    assert [c["name"] for c in seen[0]["classes"]] == ["water", "snow/ice"]
+    real, named = robustness.sen12ms, []
+    monkeypatch.setattr(robustness, "sen12ms",
+                        lambda model, c, folder=None: named.append([k["name"] for k in c["classes"]]) or
+                        real(model, c, folder))
+    assert main(["fusion-table", "--archs", "claire,sar_only", "--out", str(out), "--from-json",
+                 "--checkpoint", ck]) == 0
+    assert named == [[c.name for c in LAYOUTS["terramesh"].classes]]  # the snow check's classes, at the call site
+    row = json.loads((tmp_path / "fusion.json").read_text())["results"]["A"]["checkpoint tm.safetensors"]
+    assert 0.0 <= row["l1c"]["miou"] <= 1.0 and 0.0 <= row["sen12ms"]["agreement_on_clouded"] <= 1.0
+    # the SEN12MS-CR maps are made as bench-robustness makes them (above): classes named, so the snow check applies
+    # (without them it ruled out no class: 41.1 / 45.0 % against the bench's 40.3 / 43.1 %; QA round 23)
     line = [ln for ln in out.read_text().splitlines() if ln.startswith("| checkpoint tm.safetensors |")]
     assert len(line) == 1 and "| - | - | - | - |" in line[0], "no protocol-B figures for a finished checkpoint"
     assert main(["fusion-table", "--out", str(out), "--from-json", "--checkpoint", str(tmp_path / "x")]) == 2

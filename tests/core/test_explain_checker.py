@@ -273,17 +273,20 @@ def test_measures_read_whole_and_bound_as_said_round_23():
              "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1,
                           "low_confidence_pct": 36.5}],
              "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
-                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0}]},
+                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0,
+                                        "precision_pct": 80.0}]},
              "heldout_macro_f1": 0.81}
     false = ["The IoU of crops is 58.6 %.", "The F1 of crops is 81 %.", "Crops cover 81 % of the map.",
              "Overall accuracy hits 96.5 %.", "Accuracy is high: 96.5 %.", "Confidence averages 94.6 % here.",
-             "Low-confidence pixels make up 54.1 % of crops.", "Class accuracy for crops is 94.6 %."]
+             "Low-confidence pixels make up 54.1 % of crops.", "Class accuracy for crops is 94.6 %.",
+             "The map reaches 96.5 % overall accuracy."]
     honest = ["The IoU of crops is 40.2 %, the mIoU 58.6 %.", "The held-out macro-F1 is 81 %.",
               "With a held-out accuracy of 0.81 macro-F1, the model is usable.", "Overall accuracy hits 94.6 %.",
               "Accuracy is high: 94.6 %.", "Crops have a low confidence of 54.1 %.",
               "36.5 % of crop pixels are low-confidence.", "The macro-F1 is 0.81, i.e. 81 %.",
               "Crops reach an F1 of 57.3 %.", "Class accuracy for crops is 61.0 %.",
-              "The accuracy of crops is only 61.0 %.", "Crops reach a per-class accuracy of 61.0 %."]
+              "The accuracy of crops is only 61.0 %.", "Crops reach a per-class accuracy of 61.0 %.",
+              "The class accuracy of crops is 80.0 %.", "The map reaches 94.6 % overall accuracy."]
     for text in false:
         assert check_grounding(text, facts).flagged_sentences == [text], text
     for text in honest:

@@ -134,6 +134,7 @@ def test_a_broken_models_control_characters_are_removed():
     assert phi3.clean_text("atar\x17Z\ufffdUsce\x1a done.\n") == "atarZUsce done."
     # thin and no-break spaces stay (the prompt groups thousands with one; "kappa0.99" would hide a number)
     assert phi3.clean_text("a kappa\u00a00.99 on 3\u202f025 pixels.") == "a kappa\u00a00.99 on 3\u202f025 pixels."
+    assert phi3.clean_text("water\u2003covers 40.0 %.") == "water covers 40.0 %."  # other spaces made plain
 
 
 def test_bounded_tokens_and_cancellation(tiny_phi3):
@@ -224,6 +225,9 @@ def test_a_listing_in_one_pattern_is_prose_and_a_loop_is_not():
 
 def test_the_prose_gates_letter_share():
     from claire.claire_plugin.core.explain import prose_problem
+
+    assert prose_problem(explain(build_facts(*sample_run())).text) is None  # the template's own 500-odd words
+    assert prose_problem("a b c d e f g h i j k l m water trees crops") is not None  # few letters in words
 
     assert prose_problem("§§§§ the ¤¤¤¤ and ¶¶¶¶ for ©©©©") is not None  # under half letters
     for honest in ("Areas in hectares: 1234.5, 912.0, 48.6, 12.3, 7.7; shares: 53.5, 39.4, 2.1, 0.5, 0.3.",

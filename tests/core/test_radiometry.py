@@ -287,6 +287,9 @@ def test_which_add_offset_tags_are_read(tmp_path):
             return optical_radiometry(ds, [1, 2, 3, 4])
 
     every = {i: {"BOA_ADD_OFFSET": "-1000"} for i in range(1, 5)}
+    assert not rad(scales=[1e-4] * 4).note.startswith("warning")  # a plain GDAL scale: no contradiction
+    with pytest.raises(ClaireError, match=r"but not on band 3, band 4;"):
+        rad(band_tags={1: every[1], 2: every[2]})
     got = rad(tags={"BOA_ADD_OFFSET": "0"}, band_tags=every)
     assert got.add == -1000 and "band metadata" in got.note
     zero = rad(tags={"BOA_ADD_OFFSET": "0"})

@@ -152,6 +152,12 @@ def test_start_sentence_says_what_the_paired_interval_says(ci, verdict):
     assert "on these held-out polygons" in fresh
     # a fresh split may hold polygons the earlier checkpoint trained on: said, with the fair way to compare
     assert "some may be polygons the checkpoint you started from trained on" in fresh and "--validation" in fresh
+    assert "flatters it and the new model" in fresh  # both are flattered (round 23)
+    counted = _report("/x/round1.safetensors", ci, "polygons")
+    counted["split"].update(continued_from="round1.safetensors", optimistic="2 of its 3 held-out polygons trained x")
+    assert "Optimistic: 2 of its 3 held-out polygons trained x." in start_sentence(counted)
+    counted["split"].pop("optimistic")
+    assert "Optimistic" not in start_sentence(counted) and "may be" not in start_sentence(counted)
     assert "trained on, which flatters it" not in said
     assert start_sentence(_report(DEFAULT_CHECKPOINT, ci)) is None  # the bundled base: spread_sentence speaks
 

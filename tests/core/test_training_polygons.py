@@ -272,6 +272,17 @@ def test_a_labels_file_of_two_layers_names_trains_own_options(scene):
         train_from_polygons(_params(scene, labels=two))
     with pytest.raises(ClaireError, match=r"say which one to use \(--validation-layer\)"):
         train_from_polygons(_params(scene, validation=two, layer=None))
+    # the layer named is the one read (round 23's mutation check: the validation split was refactored)
+    from claire.tests.fixtures.vectors import train_features
+
+    feats = train_features()
+    picked = {c: (w, c) for w, c in feats}  # the last of each class
+    gdal.VectorTranslate(two, write_vector(scene["dir"] / "v.gpkg", list(picked.values())), format="GPKG",
+                         layerName="val", accessMode="append")
+    report = train_from_polygons(_params(scene, labels=scene["labels"], validation=two, validation_layer="val",
+                                         baseline=False))
+    assert report["split"]["val_source"]["layer"] == "val"
+    assert report["split"]["validation_polygons_in_training_layer"] == len(picked)
 
 
 def test_an_unreadable_base_or_an_output_of_another_kind_is_a_claire_error_as_in_a_classification(scene):
