@@ -62,14 +62,15 @@ def _split_html(report: Dict[str, Any]) -> List[str]:
         return [warn] if warn else []
     text = (f"<p>Held out: {len(ids)} {many} (<a href='{SELECT_SCHEME}:{','.join(map(str, ids))}#{HELD_OUT}'>select "
             f"them</a>)")
+    if path:
+        text += f", drawn {'as black rings' if many == 'points' else 'dashed'} on the map"
     if split.get("base_held_out_kept"):
-        text += (f"; {split['base_held_out_kept']} of them validated "
-                 f"{e(breakable(str(split.get('continued_from'))))}, the checkpoint this run started from, and score "
+        text += (f". {split['base_held_out_kept']} of them validated "
+                 f"{e(breakable(str(split.get('continued_from'))))}, the checkpoint this run started from: they score "
                  f"both models alike")
     if path:
-        drawn = "as black rings" if many == "points" else "dashed"
-        text += (f", drawn {drawn} on the map. <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on "
-                 f"them</a>: it is then scored on the same {many} as this run")
+        text += (f". <a href='{VALIDATE_SCHEME}:held-out'>Validate the next training on them</a>: it is then scored "
+                 f"on the same {many} as this run")
     return [text + ".</p>" + warn]
 
 

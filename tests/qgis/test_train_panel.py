@@ -951,7 +951,8 @@ def test_the_report_says_what_a_continued_run_kept_and_what_leaked():
     report = {"split": {"kind": "polygons", "continued_from": "first.safetensors", "base_held_out_kept": 3},
               "validation_feature_ids": [4, 5, 9], "labels": {"geometry": "point"}}
     said = "".join(_split_html(report)).replace("\u200b", "")  # break points in long names
-    assert "3 of them validated first.safetensors" in said and "Optimistic" not in said
+    assert "Held out: 3 points (" in said and "3 of them validated first.safetensors, the checkpoint" in said
+    assert "Optimistic" not in said
     report["split"]["optimistic"] = "2 of its 3 held-out points trained first.safetensors"
     said = "".join(_split_html(report)).replace("\u200b", "")
     assert "<b>Optimistic</b>: 2 of its 3 held-out points trained first.safetensors" in said
