@@ -174,10 +174,9 @@ class TrainPanel(Restyled, QWidget):
         allow_empty_layer(self.validation, HOLD_OUT_TEXT)
         self.validation.setLayer(None)
         self.validation.setCurrentIndex(0)  # the empty row: setLayer(None) leaves the combo blank beside layers
-        self.validation.setToolTip("Empty: 30 % of each class's polygons are held out and written as "
-                                   "NAME.heldout.gpkg; started from your own checkpoint, the polygons that "
-                                   "validated it are held out again. Choose an earlier run's held-out layer to "
-                                   "score this training on the same polygons (they then validate only).")
+        self.validation.setToolTip("Empty: 30 % of each class's polygons held out (NAME.heldout.gpkg); from your "
+                                   "own checkpoint, those that validated it again. Or an earlier run's held-out "
+                                   "layer: this training is scored on the same polygons (they validate only).")
         self.picker = CheckpointPicker(box, show_card=False, last_key=BASE_KEY, bases_only=True)
         form.addRow(self.new_layer_button)
         form.addRow("Layer", self.labels)

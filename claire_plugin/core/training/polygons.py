@@ -615,11 +615,10 @@ def _train_from_polygons(params: PolygonTrainParams, progress: Optional[Progress
             progress(0.97, "storing the random forest as a checkpoint")
         forest = _forest_checkpoint(params, base_card, labels, split, forests, report)
     card = _card(params, base_card, labels, config, report)
-    card["training"]["split_shapes"] = split.info.get("_shapes")  # what trained and validated, for a next run
     card["familiarity"] = familiar
     card["calibration"] = card_calibration(calibration, report.get("calibration_note"), report.get("sar_only"))
-    card["training"]["familiarity"] = familiar_note
-    card["training"]["provenance"] = report.get("provenance")
+    card["training"].update(familiarity=familiar_note, provenance=report.get("provenance"),
+                            split_shapes=split.info.get("_shapes"))  # what trained and validated: for a next run
     extra = []
     if forest is not None:
         extra.append((forest_output(params), forest, "random forest's checkpoint"))
