@@ -39,8 +39,8 @@ def own_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> O
         return None
     training = base_card.get("training") or {}
     shapes = training.get("split_shapes")
-    if training.get("data") != "polygons" or not isinstance(shapes, dict):
-        return None
+    if training.get("data") != "polygons" or not isinstance(shapes, dict) or not shapes.get("trained"):
+        return None  # a label raster's patches have no digests: compared as before
     split = training.get("split") or {}
     separate = split.get("val_source") if split.get("kind") == "separate layer" else None
     return Base(os.path.basename(base_path), set(shapes.get("trained") or ()), set(shapes.get("held_out") or ()),

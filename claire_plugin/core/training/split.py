@@ -84,13 +84,13 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
                               f"least {MIN_POLYGONS} per class (2 to train, 1 to validate): draw more, or give a "
                               f"separate validation layer")
         n_val = held_out_count(mine.size, val_share)
-        kept = [g for g in (held or ()) if g in set(mine.tolist())]
-        if kept:
-            picked, n_val = np.array(kept, dtype=np.int64), len(kept)
-        elif avoid:
-            fresh = np.array([g for g in mine if g not in set(avoid)], dtype=np.int64)
+        kept = mine[np.isin(mine, np.asarray(held if held is not None else [], dtype=np.int64))]
+        if kept.size:
+            picked, n_val = kept, int(kept.size)
+        elif len(avoid):
+            fresh = mine[~np.isin(mine, np.asarray(avoid, dtype=np.int64))]
             first = rng.choice(fresh, min(n_val, fresh.size), replace=False)
-            rest = np.array([g for g in mine if g not in set(first.tolist())], dtype=np.int64)
+            rest = mine[~np.isin(mine, first)]
             picked = np.concatenate([first, rng.choice(rest, n_val - first.size, replace=False)])
         else:
             picked = rng.choice(mine, n_val, replace=False)
