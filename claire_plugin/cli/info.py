@@ -69,7 +69,7 @@ def card_summary(card: Dict[str, Any]) -> str:
     held = _held_out_text(t)
     if held:
         lines.append(f"held out      {held}")
-    optimistic = (t.get("split") or {}).get("optimistic") if isinstance(t.get("split"), dict) else None
+    optimistic = t["split"].get("optimistic") if isinstance(t.get("split"), dict) else None
     if optimistic:
         lines.append(f"optimistic    {optimistic}: its held-out scores below are too high on them")
     from ..core.training.labels import units_of

@@ -306,8 +306,8 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     text = _ASIDE.sub(" ", before)
     comma = re.search(r",\s*$", text)
     if comma and re.match(r"\s*(?:%|percent\b)?\s*,", after):  # "The F1 of water, 48.2 %, is poor": an apposition
-        named = _measures_in(_CLAUSE.split(text[:comma.start()])[-1])
         clause = _CLAUSE.split(text[:comma.start()])[-1]
+        named = _measures_in(clause)
         if named and len(re.findall(r"\w+", clause[named[-1][1]:])) <= _COLON_GAP + 1:
             return named[-1][2]
     colon = re.search(r":\s*$", text)

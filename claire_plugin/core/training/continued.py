@@ -54,8 +54,10 @@ def digest(shape: str) -> str:
 
 def groups_among(labels: LabelSet, digests: Set[str]) -> List[int]:
     """The label groups (polygons, merged where they overlap) with a feature whose digest is among `digests`."""
+    if not digests:
+        return []
     return sorted(g for g, fids in labels.group_features.items()
-                  if any(digest(labels.feature_shapes.get(f, "")) in digests for f in fids))
+                  if any(f in labels.feature_shapes and digest(labels.feature_shapes[f]) in digests for f in fids))
 
 
 def split_shapes(labels: LabelSet, train_groups, held_out_digests: Set[str]) -> Dict[str, List[str]]:

@@ -127,11 +127,9 @@ def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float =
 
 def same_polygons(train_labels: LabelSet, val_labels: LabelSet) -> List[int]:
     """Training groups with a feature whose stored geometry a validation feature has too."""
-    shapes = set(val_labels.feature_shapes.values())
-    if not shapes:
-        return []
-    return sorted(g for g, fids in train_labels.group_features.items()
-                  if any(train_labels.feature_shapes.get(f) in shapes for f in fids))
+    from .continued import digest, groups_among
+
+    return groups_among(train_labels, {digest(s) for s in val_labels.feature_shapes.values()})
 
 
 def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Split:
