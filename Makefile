@@ -65,7 +65,7 @@ demo: venv
 
 ## Teach the model a farmland scene it gets wrong: 12 hand-drawn polygons, claire:train, before/after PNG.
 demo-train: venv
-	@$(PY) -m claire.claire_plugin.tools.demo_train --build $(BUILD) $(if $(MINUTES),--minutes $(MINUTES))
+	@$(PY) -m claire.claire_plugin.tools.demo_train --build $(BUILD) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 ## The whole test suite (installs what is missing first): about 10 minutes on 2 cores.
 test: venv

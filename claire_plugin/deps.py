@@ -363,7 +363,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m claire.claire_plugin.deps install --profile DIR [--torch cpu|cuda|auto] [--dry-run]`."""
     parser = argparse.ArgumentParser(description="Install CLAIRE's Python dependencies into a QGIS profile.")
     parser.add_argument("action", choices=["install", "status"])
-    parser.add_argument("--profile", required=True, help="the QGIS profile folder (…/QGIS3/profiles/default)")
+    parser.add_argument("--profile", "--profile-dir", dest="profile", required=True,
+                        help="the QGIS profile folder (…/QGIS3/profiles/default)")
     parser.add_argument("--torch", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
     parser.add_argument("--optional", action="store_true",

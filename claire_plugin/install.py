@@ -112,7 +112,8 @@ def _size_text(folder: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["install", "uninstall"])
-    parser.add_argument("--profile-dir", help="QGIS profile folder (default: the user's default profile)")
+    parser.add_argument("--profile-dir", "--profile", dest="profile_dir",
+                        help="QGIS profile folder (default: the user's default profile)")
     args = parser.parse_args(argv)
     if args.action == "install":
         link = install(args.profile_dir)

@@ -97,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time budget of the training loop (scoring comes on top): it stops before the budget runs out; "
                         "without --epochs the budget alone decides (claire:train's EPOCHS, 12 by default, caps it), "
                         "with --epochs that is the most. Not reproducible across machines (how far it gets "
-                        "depends on the machine's speed): --epochs is")
+                        "depends on the machine's speed): give --epochs alone for a run that is")
     g.add_argument("--average-last", type=float, default=None,
                    help="share of the whole-network epochs at the end whose weights are averaged into the final "
                         "network (default: the recipe's; 0 keeps the last epoch's weights)")

@@ -167,10 +167,20 @@ def place_marks(places: str, grid: str) -> List[Tuple[int, int, str]]:
     return out
 
 
+def train_call(inputs: Dict[str, str], ckpt: str, report: str, minutes: float,
+               epochs: Optional[int] = None) -> List[str]:
+    """The `qgis_process` arguments of the demo's claire:train run (EPOCHS only when given)."""
+    call = ["run", "claire:train", "--json", "--", f"OPTICAL={inputs['optical']}", f"SAR={inputs['sar']}",
+            f"LABELS={POLYGONS}", "FIELD=class", f"MINUTES={minutes}", f"OUTPUT={ckpt}", f"REPORT={report}"]
+    return call + ([f"EPOCHS={epochs}"] if epochs else [])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(SOURCE, "build"))
     parser.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of claire:train (default: its own, 12); the budget stops it earlier")
     args = parser.parse_args(argv)
     out_dir = os.path.join(args.build, "demo_train")
     config_root = os.path.join(args.build, "qgis-profile")
@@ -184,9 +194,7 @@ def main(argv=None) -> int:
                       f"SAR={inputs['sar']}", f"OUTPUT={before}"], config_root)
     print(f"2/6 claire:train on {os.path.basename(POLYGONS)} ({args.minutes:g} min budget) ...", flush=True)
     ckpt, report = os.path.join(out_dir, "farmland.safetensors"), os.path.join(out_dir, "report.json")
-    run_qgis_process(["run", "claire:train", "--json", "--", f"OPTICAL={inputs['optical']}",
-                      f"SAR={inputs['sar']}", f"LABELS={POLYGONS}", "FIELD=class", f"MINUTES={args.minutes}",
-                      f"OUTPUT={ckpt}", f"REPORT={report}"], config_root)
+    run_qgis_process(train_call(inputs, ckpt, report, args.minutes, args.epochs), config_root)
     steps = (("3/6", "the new checkpoint", ckpt, after), ("4/6", "the run's random forest", forest_path_for(ckpt),
                                                            forest_map),
              ("5/6", "the network and forest averaged", ensemble_path_for(ckpt), both_map))

@@ -1,5 +1,6 @@
 """`make demo-train`'s own pieces: the patch's band stack and the hand-drawn polygons shipped with it."""
 import numpy as np
+import pytest
 import rasterio
 
 from claire.claire_plugin.core.training.labels import read_labels
@@ -85,3 +86,15 @@ def test_the_held_out_table_says_when_the_time_budget_stopped_the_training(tmp_p
         lines = held_out_lines(str(path))
         assert any("stopped the training after 4 of 12 epochs (96 s" in line for line in lines) is said
         assert lines[-1].split()[:2] == ["finetuned", "0.880"]
+
+
+def test_demo_train_passes_epochs_only_when_given():
+    """`EPOCHS=50 make demo-train` reaches claire:train; without it claire:train keeps its own default."""
+    from claire.claire_plugin.tools.demo_train import main, train_call
+
+    inputs = {"optical": "o.vrt", "sar": "s.vrt"}
+    plain = train_call(inputs, "m.safetensors", "r.json", 3.0)
+    assert not any(a.startswith("EPOCHS=") for a in plain) and "MINUTES=3.0" in plain
+    assert train_call(inputs, "m.safetensors", "r.json", 3.0, 50)[-1] == "EPOCHS=50"
+    with pytest.raises(SystemExit):
+        main(["--epochs", "many"])

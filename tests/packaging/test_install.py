@@ -39,3 +39,19 @@ def test_uninstall_leaves_a_profile_without_claire_untouched(tmp_path):
     profile = tmp_path / "empty"
     said = install.uninstall(str(profile))
     assert not profile.exists() and said == [f"no CLAIRE and no QGIS settings in {profile}: nothing to do"]
+
+
+def test_both_tools_take_the_profile_under_either_name(tmp_path, monkeypatch, capsys):
+    """The README gives `deps install --profile` and `install uninstall --profile-dir`; either spelling works."""
+    from claire.claire_plugin import deps
+
+    for option in ("--profile", "--profile-dir"):
+        profile = tmp_path / option.strip("-")
+        assert install.main(["install", option, str(profile)]) == 0
+        assert os.path.islink(profile / "python" / "plugins" / "claire")
+        assert install.main(["uninstall", option, str(profile)]) == 0
+        assert not os.path.lexists(profile / "python" / "plugins" / "claire")
+    monkeypatch.setattr(deps, "missing", lambda packages=None: ["torch"])
+    monkeypatch.setattr(deps, "index_reachable", lambda *a, **k: False)
+    assert deps.main(["install", "--profile-dir", str(tmp_path / "d"), "--torch", "cpu", "--dry-run"]) == 0
+    assert str(tmp_path / "d") in capsys.readouterr().out
