@@ -314,3 +314,86 @@ def test_the_validation_layers_skipped_features_are_said(scene):
     with pytest.raises(ClaireError, match="has no validation pixel.*lie outside the optical raster"):
         train_from_polygons(_params(scene, labels, "third", validation=write_vector(scene["dir"] / "v2.gpkg",
                                                                                     only_off)))
+
+
+def _saved_again(wkt: str) -> str:
+    """The same polygon as another tool saves it: its ring starting at another vertex and turned the other way,
+    with Z values, its coordinates off by millimetres (RFC 7946 GeoJSON keeps 7 decimals of a degree)."""
+    g = ogr.CreateGeometryFromWkt(wkt)
+    ring = g.GetGeometryRef(0)
+    pts = [(x + 0.004 * (i % 3 - 1), y - 0.003 * (i % 2)) for i, (x, y) in
+           enumerate(ring.GetPoint_2D(i) for i in range(ring.GetPointCount() - 1))]
+    pts = (pts[2:] + pts[:2])[::-1]
+    return "POLYGON Z ((" + ", ".join(f"{x} {y} 7" for x, y in pts + pts[:1]) + "))"
+
+
+def test_own_base_knows_its_polygons_saved_again_and_what_its_own_base_trained(scene):
+    """QA round 24: the polygons were told by a digest of their stored geometry, so the same layer reprojected,
+    saved with rings started elsewhere or with Z (a Shapefile turns rings) matched none, and the old warning was
+    gone too; a chain of runs lost what trained the first (the card kept the last run's polygons only); and
+    validation features skipped (off the raster) counted as held-out polygons."""
+    from claire.claire_plugin.core.training.continued import SAME_M
+    from claire.claire_plugin.core.training.scorecard import start_sentence
+    from claire.models.checkpoint import read_card
+
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    first = train_from_polygons(_params(scene, labels, "first"))
+    base = str(scene["dir"] / "first.safetensors")
+    resaved = write_vector(scene["dir"] / "w.gpkg", [(_saved_again(w), c) for w, c in scene["feats"]], to_epsg=4326)
+    again = train_from_polygons(_params(scene, resaved, "again", checkpoint=base))
+    assert again["split"]["continued_from"] == "first.safetensors" and again["split"]["base_held_out_kept"] == 3
+    assert again["validation_feature_ids"] == first["validation_feature_ids"]
+
+    # the layer given to validate holds 3 polygons that trained first; two trains from first and is marked, and
+    # three, from two, on the same layer, is marked too: two's weights carry first's
+    trained_ids = [i for i in range(1, len(scene["feats"]) + 1) if i not in first["validation_feature_ids"]]
+    per_class = {}
+    for i in trained_ids:
+        per_class.setdefault(scene["feats"][i - 1][1], i)
+    leaky = write_vector(scene["dir"] / "v.gpkg", [scene["feats"][i - 1] for i in per_class.values()]
+                         + [(box_wkt(500, 500, 505, 505), scene["feats"][0][1])])  # off the raster: no pixel
+    two = train_from_polygons(_params(scene, labels, "two", checkpoint=base, validation=leaky))
+    assert two["split"]["optimistic"].startswith("3 of its 3 held-out polygons trained first.safetensors")
+    assert len(read_card(str(scene["dir"] / "two.safetensors"))["training"]["split_shapes"]["trained"]) == len(
+        scene["feats"]) - 3 + 3  # its own (the layer less the validating ones) and first's
+    three = train_from_polygons(_params(scene, labels, "three", checkpoint=str(scene["dir"] / "two.safetensors"),
+                                        validation=leaky))
+    assert three["split"]["optimistic"].startswith("3 of its 3 held-out polygons trained two.safetensors")
+
+    # every polygon moved by a pixel: none is first's; said, and compared as a base that recorded none
+    res = 10.0
+    assert res > 2 * SAME_M
+    shifted = [(_shifted(w, res), c) for w, c in scene["feats"]]
+    moved = train_from_polygons(_params(scene, write_vector(scene["dir"] / "m.gpkg", shifted), "moved",
+                                        checkpoint=base))
+    assert "continued_from" not in moved["split"] and "optimistic" not in moved["split"]
+    assert any(n.startswith("none of the layer's polygons is one that trained or validated first.safetensors")
+               for n in moved["label_notes"]), moved["label_notes"]
+    said = start_sentence(moved)
+    assert said is None or "some may be polygons the checkpoint you started from trained on" in said
+
+
+def _shifted(wkt: str, dx: float) -> str:
+    g = ogr.CreateGeometryFromWkt(wkt)
+    ring = g.GetGeometryRef(0)
+    for i in range(ring.GetPointCount()):
+        x, y = ring.GetPoint_2D(i)
+        ring.SetPoint_2D(i, x + dx, y)
+    return g.ExportToWkt()
+
+
+def test_kept_held_out_polygons_leave_two_to_train(scene):
+    """QA round 24: a class whose polygons that validated the base were all in it now (relabelled) held them all
+    out and was refused with advice that could not help; at most all but 2 are kept now, and the note says so."""
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    first = train_from_polygons(_params(scene, labels, "first"))
+    held = set(first["validation_feature_ids"])
+    mixed = [(w, "mixed" if i in held else c) for i, (w, c) in enumerate(scene["feats"], start=1)]
+    run = train_from_polygons(_params(scene, write_vector(scene["dir"] / "x.gpkg", mixed), "x",
+                                      checkpoint=str(scene["dir"] / "first.safetensors")))
+    row = next(r for r in run["counts"] if r["class"] == "mixed")
+    assert row["val_polygons"] == 1 and row["train_polygons"] == 2
+    assert any(n.startswith("2 of the polygons that validated first.safetensors train this run (mixed 2)")
+               for n in run["label_notes"]), run["label_notes"]

@@ -6,17 +6,29 @@ the polygons that validated it that the layer still has (their classes as the la
 other classes' held-out polygons from those that did not train it where it can, and counts the held-out
 polygons that trained it whatever the split: a fresh draw, a layer the user gave, a link followed. Any such
 polygon flatters both models (the new one starts from its weights), and the run is marked optimistic with the
-count."""
+count.
+
+A polygon is recognised by its fingerprint: the longitude and latitude of its centroid and its area in square
+metres, matched within SAME_M metres and SAME_AREA of the area, so that the same polygon saved again (another
+CRS, another format, a ring started elsewhere or turned, Z added, coordinates rounded as RFC 7946 GeoJSON does) is
+still the same. Cards written before fingerprints keep SHA-1 digests of the stored geometry, matched exactly."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .labels import LabelSet
 
 #: Characters of a geometry digest kept on the card (SHA-1 hex: 20 of 40 are plenty to tell polygons apart).
 DIGEST_CHARS = 20
+#: Centroids closer than this (metres) with areas within SAME_AREA are one polygon (a reprojection moves a centroid
+#: by micrometres, RFC 7946's seven decimals by a centimetre; two polygons of a layer never share a centroid).
+SAME_M = 0.5
+SAME_AREA = 0.02
+_M_PER_DEG = 111_320.0
+_CELL_DEG = 1e-4  # the index's cells (about 11 m): a match lies in a cell next to the fingerprint's
 
 
 @dataclass
@@ -47,25 +59,102 @@ def own_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> O
                 separate if isinstance(separate, dict) else None)
 
 
+def fingerprint(geom, to_lonlat, metres_per_unit: Optional[float]) -> str:
+    """"lon,lat,area_m2" of an OGR geometry in the grid's CRS (`to_lonlat`: that CRS to WGS 84 in longitude,
+    latitude order; `metres_per_unit`: the CRS's linear unit, None for a geographic CRS); "" where the CRS has
+    no way to WGS 84."""
+    centre = geom.Centroid()
+    try:
+        lon, lat = to_lonlat.TransformPoint(centre.GetX(), centre.GetY())[:2]
+    except Exception:  # noqa: BLE001 - an engineering CRS: no fingerprint, the stored digest alone
+        return ""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return ""
+    area = geom.GetArea()
+    area *= metres_per_unit ** 2 if metres_per_unit else _M_PER_DEG ** 2 * math.cos(math.radians(lat))
+    return f"{lon:.7f},{lat:.7f},{area:.1f}"
+
+
 def digest(shape: str) -> str:
-    """A geometry digest as the card keeps it."""
-    return str(shape)[:DIGEST_CHARS]
+    """What the card keeps of a feature's shape ("SHA-1|fingerprint", core.training.labels): the fingerprint, or
+    the SHA-1's first DIGEST_CHARS characters where there is none (and a card's own entry as it is)."""
+    sha, sep, fp = str(shape).partition("|")
+    if not sep:
+        return sha if _parsed(sha) else sha[:DIGEST_CHARS]
+    return fp or sha[:DIGEST_CHARS]
 
 
-def groups_among(labels: LabelSet, digests: Set[str]) -> List[int]:
-    """The label groups (polygons, merged where they overlap) with a feature whose digest is among `digests`."""
-    if not digests:
+def _parsed(entry: str) -> Optional[Tuple[float, float, float]]:
+    parts = entry.split(",")
+    if len(parts) != 3:
+        return None
+    try:
+        lon, lat, area = (float(p) for p in parts)
+    except ValueError:
+        return None
+    return lon, lat, area
+
+
+class ShapeIndex:
+    """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against."""
+
+    def __init__(self, entries: Iterable[str] = ()):
+        self.exact: Set[str] = set()
+        self.cells: Dict[Tuple[int, int], List[Tuple[float, float, float]]] = {}
+        for entry in entries:
+            self.add(str(entry))
+
+    def add(self, entry: str) -> None:
+        """One entry: a feature's shape or what the card keeps of one."""
+        fp = _parsed(digest(entry))
+        if fp is None:
+            self.exact.add(digest(entry)[:DIGEST_CHARS])
+        else:
+            self.cells.setdefault(_cell(fp), []).append(fp)
+
+    def __contains__(self, shape: str) -> bool:
+        sha, _, text = str(shape).partition("|")
+        if sha[:DIGEST_CHARS] in self.exact:
+            return True
+        fp = _parsed(text or sha)
+        if fp is None:
+            return False
+        i, j = _cell(fp)
+        return any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
+                   for other in self.cells.get((i + di, j + dj), ()))
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.cells)
+
+
+def _cell(fp: Tuple[float, float, float]) -> Tuple[int, int]:
+    return int(math.floor(fp[0] / _CELL_DEG)), int(math.floor(fp[1] / _CELL_DEG))
+
+
+def _same(a: Tuple[float, float, float], b: Tuple[float, float, float]) -> bool:
+    dy = (a[1] - b[1]) * _M_PER_DEG
+    dx = (a[0] - b[0]) * _M_PER_DEG * math.cos(math.radians(a[1]))
+    return math.hypot(dx, dy) <= SAME_M and abs(a[2] - b[2]) <= max(1.0, SAME_AREA * max(a[2], b[2]))
+
+
+def groups_among(labels: LabelSet, entries: Iterable[str]) -> List[int]:
+    """The label groups (polygons, merged where they overlap) with a feature whose shape is among `entries`."""
+    index = entries if isinstance(entries, ShapeIndex) else ShapeIndex(entries)
+    if not index:
         return []
     return sorted(g for g, fids in labels.group_features.items()
-                  if any(f in labels.feature_shapes and digest(labels.feature_shapes[f]) in digests for f in fids))
+                  if any(f in labels.feature_shapes and labels.feature_shapes[f] in index for f in fids))
 
 
-def split_shapes(labels: LabelSet, train_groups, held_out_digests: Set[str]) -> Dict[str, List[str]]:
-    """The card's `split_shapes`: the digests of the polygons that trained (a pixel of theirs left after the
-    buffer) and of those that validated."""
+def split_shapes(labels: LabelSet, train_groups, held_out: Iterable[str], base: Optional[Base] = None
+                 ) -> Dict[str, List[str]]:
+    """The card's `split_shapes`: what trained the model (the polygons with a pixel left after the buffer, and
+    everything that trained `base`, whose weights it starts from) and the polygons that validated it."""
+    inherited = sorted(base.trained) if base else []
+    known = ShapeIndex(inherited)
     trained = {digest(labels.feature_shapes[f]) for g in train_groups for f in labels.group_features.get(int(g), ())
-               if f in labels.feature_shapes}
-    return {"trained": sorted(trained), "held_out": sorted(held_out_digests)}
+               if f in labels.feature_shapes and labels.feature_shapes[f] not in known}
+    return {"trained": sorted(trained | set(inherited)), "held_out": sorted({digest(s) for s in held_out})}
 
 
 def leak_note(base: Base, leaked: int, held: int, units_many: str, advice: str) -> str:

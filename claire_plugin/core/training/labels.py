@@ -448,7 +448,25 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
                           f"holds integer codes or class names; give the field that does (its fields are {listed})")
     ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels", assigned_crs)
     layer_name = lyr.GetName()
-    return _features(lyr, field_name, name_field, ct, path) + (layer_name,)
+    return _features(lyr, field_name, name_field, ct, path, grid.crs.to_wkt()) + (layer_name,)
+
+
+def _to_lonlat(crs_wkt: str):
+    """(the transformation from `crs_wkt` to WGS 84 in longitude, latitude order, or None where there is none;
+    metres per linear unit, None for a geographic CRS): what core.training.continued.fingerprint takes."""
+    from osgeo import osr
+
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(crs_wkt)
+    dst.ImportFromEPSG(4326)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        with quiet_gdal():
+            ct = osr.CoordinateTransformation(src, dst)
+    except RuntimeError:
+        ct = None
+    return ct, (None if src.IsGeographic() else src.GetLinearUnits())
 
 
 def _unusable_kind(field_type: int) -> Optional[str]:
@@ -488,9 +506,13 @@ def _kind(geom) -> str:
     return "polygon"
 
 
-def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
-    """The layer's features as (fid, value, name, GeoJSON in the grid CRS, SHA-1 of the stored geometry's WKB),
-    the unusable ones, the feature ids of each geometry kind and the SHA-256 of what was read."""
+def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str, grid_wkt: Optional[str] = None):
+    """The layer's features as (fid, value, name, GeoJSON in the grid CRS, shape: "SHA-1 of the stored geometry's
+    WKB|fingerprint" (core.training.continued)), the unusable ones, the feature ids of each geometry kind and the
+    SHA-256 of what was read."""
+    from .continued import fingerprint
+
+    to_lonlat, metres = _to_lonlat(grid_wkt) if grid_wkt else (None, None)
     features, bad, digest, lines = [], [], hashlib.sha256(), []
     kinds: Dict[str, List[int]] = {}
     for feat in lyr:
@@ -521,6 +543,8 @@ def _features(lyr, field_name: str, name_field: Optional[str], ct, path: str):
             continue
         if ct is not None:
             ct.apply(geom, fid)
+        if to_lonlat is not None:
+            shape += "|" + fingerprint(geom, to_lonlat, metres)
         kinds.setdefault(kind, []).append(fid)
         features.append((fid, value, name, json.loads(geom.ExportToJson()), shape))
     if lines:

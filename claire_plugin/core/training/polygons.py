@@ -22,7 +22,7 @@ from ..params import plain_inputs
 from ..provenance import provenance
 from .baseline import cap_pixels, fit_forest, forest_predict
 from .calibrate import calibrate, calibration_note, card_calibration
-from .continued import Base, digest, groups_among, leak_note, own_base, split_shapes
+from .continued import Base, ShapeIndex, digest, groups_among, leak_note, own_base, split_shapes
 from .finetune import FinetuneConfig, finetune
 from .heldout import held_out_output, write_held_out
 from .hierarchy import read_hierarchy
@@ -186,14 +186,27 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_
     if params.validation:
         split, val = _layer_split(params, labels, scene, params.validation, params.validation_layer,
                                   params.validation_crs)
-        held = set(val.feature_shapes.values())
-        return _continued(split, labels, base, [digest(d) for d in held],
-                          ", drawn from the layer given to validate it")
+        held = {val.feature_shapes[f] for g in np.unique(val.pixels.group) for f in val.group_features.get(int(g), ())
+                if f in val.feature_shapes}  # features skipped (off the raster, too small) validated nothing
+        return _continued(split, labels, base, sorted(held), ", drawn from the layer given to validate it")
+    u = labels.pixels.units
+    unknown = base is not None and not groups_among(labels, ShapeIndex(sorted(base.trained | base.held_out)))
+    if unknown:
+        labels.notes.append(f"none of the layer's {u.many} is one that trained or validated {base.name} (the "
+                            f"checkpoint this run starts from) as its card records them: redrawn or moved "
+                            f"{u.many}, or another layer; the held-out {u.many} are drawn afresh and cannot be "
+                            f"checked against what trained it")
     kept = groups_among(labels, base.held_out) if base else []
     trained = groups_among(labels, base.trained) if base else []
     split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed,
                           held=kept or None, avoid=trained)
-    u = labels.pixels.units
+    capped = {name: row["held_kept_training"] for name, row in split.info["per_class"].items()
+              if row.get("held_kept_training")}
+    if capped:
+        labels.notes.append(f"{sum(capped.values())} of the {u.many} that validated {base.name} train this run ("
+                            + ", ".join(f"{name} {n}" for name, n in capped.items())
+                            + f"): a class keeps 2 {u.many} to train; draw more {u.many} of "
+                            f"{'these classes' if len(capped) > 1 else 'this class'} to hold all of them out again")
     emptied = {name: row["train_polygons_in_buffer"] for name, row in split.info["per_class"].items()
                if row.get("train_polygons_in_buffer")}
     if emptied:
@@ -201,10 +214,10 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_
                             f"of held-out {u.many} and did not train ("
                             + ", ".join(f"{name} {n}" for name, n in emptied.items())
                             + f"): draw {u.many} more than {params.buffer_px:g} px apart to train on all of them")
-    held_now = [digest(labels.feature_shapes[f]) for g in split.info["val_groups"] for f in labels.group_features[g]
+    held_now = [labels.feature_shapes[f] for g in split.info["val_groups"] for f in labels.group_features[g]
                 if f in labels.feature_shapes]
-    if base is None:
-        return _continued(split, labels, None, held_now, "")
+    if base is None or unknown:  # unknown: compared as a base that recorded no polygons (scorecard._own_leak)
+        return _continued(split, labels, base, held_now, "", counted=False)
     if kept:
         split.info["base_held_out_kept"] = len(kept)
         labels.notes.insert(0, f"{len(kept)} of the held-out {u.many} are those that validated {base.name} (the "
@@ -218,20 +231,23 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_
     return _continued(split, labels, base, held_now, advice)
 
 
-def _continued(split: Split, labels: LabelSet, base: Optional[Base], held: List[str], advice: str) -> Split:
+def _continued(split: Split, labels: LabelSet, base: Optional[Base], held: List[str], advice: str,
+               counted: bool = True) -> Split:
     """`split` with, started from the user's own checkpoint `base`, the held-out polygons that trained it counted
-    and the run marked optimistic where there are any; the digests of what trained and what validated kept for
-    the card (`_shapes`, not in the report)."""
+    (unless not `counted`) and the run marked optimistic where there are any; what trained (with all that
+    trained `base`) and what validated kept for the card (`_shapes`, not in the report)."""
     trained_groups = np.unique(split.train.group)
-    split.info["_shapes"] = split_shapes(labels, trained_groups, set(held))
-    if base is None:
+    split.info["_shapes"] = split_shapes(labels, trained_groups, held, base)
+    if base is None or not counted:
         return split
     split.info["continued_from"] = base.name
-    leaked = len({d for d in held if d in base.trained})
+    index = ShapeIndex(sorted(base.trained))
+    shown = {digest(d) for d in held}
+    leaked = len({digest(d) for d in held if d in index})
     if leaked:
-        split.info["optimistic"] = f"{leaked} of its {len(set(held))} held-out {labels.pixels.units.many} trained " \
+        split.info["optimistic"] = f"{leaked} of its {len(shown)} held-out {labels.pixels.units.many} trained " \
                                    f"{base.name}, the checkpoint it started from"
-        labels.notes.append(leak_note(base, leaked, len(set(held)), labels.pixels.units.many, advice))
+        labels.notes.append(leak_note(base, leaked, len(shown), labels.pixels.units.many, advice))
     return split
 
 

@@ -85,8 +85,10 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
                               f"separate validation layer")
         n_val = held_out_count(mine.size, val_share)
         kept = mine[np.isin(mine, np.asarray(held if held is not None else [], dtype=np.int64))]
+        over = max(0, int(kept.size) - (mine.size - 2))  # kept beyond what leaves 2 to train: these train
         if kept.size:
-            picked, n_val = kept, int(kept.size)
+            picked = np.sort(rng.choice(kept, kept.size - over, replace=False)) if over else kept
+            n_val = int(picked.size)
         elif len(avoid):
             fresh = mine[~np.isin(mine, np.asarray(avoid, dtype=np.int64))]
             first = rng.choice(fresh, min(n_val, fresh.size), replace=False)
@@ -96,6 +98,8 @@ def polygon_split(labels: LabelSet, val_share: float = 0.3, buffer_px: float = 3
             picked = rng.choice(mine, n_val, replace=False)
         val_groups += [int(g) for g in picked]
         per_class[c.name] = {"train_polygons": int(mine.size - n_val), "val_polygons": int(n_val)}
+        if over:
+            per_class[c.name]["held_kept_training"] = over
     is_val = np.isin(labels.pixels.group, np.array(val_groups, dtype=np.int64))
     val = labels.pixels.subset(is_val)
     train_all = labels.pixels.subset(~is_val)
@@ -127,9 +131,9 @@ def layer_split(train_labels: LabelSet, val_labels: LabelSet, buffer_px: float =
 
 def same_polygons(train_labels: LabelSet, val_labels: LabelSet) -> List[int]:
     """Training groups with a feature whose stored geometry a validation feature has too."""
-    from .continued import digest, groups_among
+    from .continued import groups_among
 
-    return groups_among(train_labels, {digest(s) for s in val_labels.feature_shapes.values()})
+    return groups_among(train_labels, val_labels.feature_shapes.values())
 
 
 def pixel_split(labels: LabelSet, val_share: float = 0.3, seed: int = 0) -> Split:
