@@ -127,7 +127,7 @@ gpu-check: venv
 	$(PY) -m claire.claire_plugin.tools.gpu_check --out $(BUILD)
 
 ## Screenshots: QGIS-like windows, then real QGIS desktop (Xvfb): the cloudy scene, and the Train tab walked
-## through on the farmland patch (about 2 minutes: a MINUTES=1.5 training, 1 thread; numbers in train_walk.json), and the
+## through on the farmland patch (about 3 minutes: 12 epochs within a MINUTES=5 ceiling, 1 thread; numbers in train_walk.json), and the
 ## magic wand clicked at the shipped polygons (train_wand.png / .json), and the map of macroclasses.
 screenshots: venv
 	$(PY) -m claire.claire_plugin.tools.screenshots --out docs/screenshots

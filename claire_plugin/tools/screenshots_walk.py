@@ -191,7 +191,7 @@ def render_in_qgis(iface, out: str) -> List[str]:
     from qgis.core import QgsVectorLayer
 
     started = time.time()
-    minutes = float(os.environ.get(MINUTES_KEY, "1.5"))
+    minutes = float(os.environ.get(MINUTES_KEY, "5"))
     dock, project, work, optical, sar = open_patch("claire_walk_")
     dock.optical.setLayer(optical)
     dock.sar.setLayer(sar)
@@ -242,7 +242,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--qgis", required=True, metavar="PROFILE_ROOT", help="fresh QGIS profile folder to use")
-    parser.add_argument("--minutes", type=float, default=1.5, help="training time budget (default 1.5)")
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="training time budget (default 5: a ceiling, so that all 12 epochs run on a busy machine)")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     os.environ[MINUTES_KEY] = str(args.minutes)
