@@ -139,10 +139,6 @@ def test_user_offset_wins_over_the_file(engine_scene, standin_model, standin_car
     (dict(tags={"BOA_ADD_OFFSET": "nan"}), "not a number"),  # QA round 23: every pixel water, confidence nan
     (dict(band_tags={i: {"BOA_ADD_OFFSET": "-inf"} for i in range(1, 13)}), "not a number"),
     (dict(band_tags={2: {"BOA_ADD_OFFSET": "-1000"}, 3: {"BOA_ADD_OFFSET": "-1000"}}), "some bands but not on "),
-    (dict(band_tags={i: {"BOA_ADD_OFFSET": "1000"} for i in range(1, 13)}, scales=[1e-4] * 12),
-     "ESA's offset is added"),  # beside a GDAL scale as without one
-    (dict(band_tags={i: {"BOA_ADD_OFFSET": "-1000" if i == 2 else "1000"} for i in range(1, 13)},
-          scales=[1e-4] * 12), "different ADD_OFFSET"),
     (dict(scales=[float("nan")] * 12), "not numbers"),
     (dict(offsets=[float("-inf")] * 12), "not numbers"),
     (dict(offsets=[-1000.0] * 11 + [0.0]), "different offset values"),
@@ -296,8 +292,20 @@ def test_which_add_offset_tags_are_read(tmp_path):
     assert zero.add == 0 and "dataset metadata" in zero.note
     scaled = rad(band_tags=every, scales=[1e-4] * 4)
     assert scaled.scale == 1e-4 and "--optical-offset -1000" in scaled.note
+    # beside a GDAL scale (which applies) tags that cannot be read as one value warn; they change nothing (QA round
+    # 24: refused, where the file's own scale says how to read it)
+    for bad, said in (({**every, 4: {"BOA_ADD_OFFSET": "0"}}, "different ADD_OFFSET"),
+                      ({i: {"BOA_ADD_OFFSET": "1000"} for i in range(1, 5)}, "ESA's offset is added"),
+                      ({1: {"BOA_ADD_OFFSET": "nan"}}, "not a number"), ({1: every[1]}, "but not on band 2")):
+        warned = rad(band_tags=bad, scales=[1e-4] * 4)
+        assert (warned.scale, warned.offset, warned.add) == (1e-4, 0.0, 0.0), bad
+        assert warned.note.startswith("warning: ") and "ADD_OFFSET metadata is not applied" in warned.note, bad
+        assert said in warned.note, (bad, warned.note)
+    # a band without tags takes the dataset's: the same -1000 on the dataset and on band 1 is -1000 for all
+    inherited = rad(tags={"BOA_ADD_OFFSET": "-1000"}, band_tags={1: every[1]})
+    assert inherited.add == -1000
     with pytest.raises(ClaireError, match="different ADD_OFFSET"):
-        rad(band_tags={**every, 4: {"BOA_ADD_OFFSET": "0"}}, scales=[1e-4] * 4)
+        rad(tags={"BOA_ADD_OFFSET": "0"}, band_tags={1: every[1]})
     # a file scale and offset of its own apply whatever tags some bands carry (second review: refused)
     path = write_raster(tmp_path / "p.tif", np.full((4, 20, 20), 1500, np.uint16))
     with rasterio.open(path, "r+") as ds:

@@ -70,11 +70,18 @@ def optical_radiometry(ds, indices: Sequence[int], given: Optional[float] = None
                                                f"of the file)")
         note = (f"optical scaling declared by the file (GDAL band scale/offset): x * {scale:g} + {offset:g}, instead "
                 f"of the checkpoint's")
-        # tags matter beside an offset of 0 only (a contradiction); a GDAL offset of its own applies whatever they say
-        add = _declared_add_offset(ds, names, indices)[0] if offset == 0.0 else 0.0
-        if add and offset == 0.0:  # two declarations that disagree: the file's scale wins, and the user is told
+        if offset != 0.0:  # a GDAL offset of its own applies whatever the tags say
+            return Radiometry(scale=scale, offset=offset, note=note)
+        try:  # beside an offset of 0 the tags only warn (the file's scale wins): read, never refused here
+            add = _declared_add_offset(ds, names, indices)[0]
+        except ClaireError as exc:
+            return Radiometry(scale=scale, offset=offset,
+                              note=f"warning: {note}; the file's ADD_OFFSET metadata is not applied ({exc})")
+        if add:  # two declarations that disagree: the file's scale wins, and the user is told
             note = (f"warning: {note}; the file also declares an ADD_OFFSET of {add:g}, which that offset of 0 does "
-                    f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g}")
+                    f"not apply: if the values carry ESA's offset, run again with --optical-offset {add:g} (it reads "
+                    f"the values with the checkpoint's scale instead of the file's x {scale:g}), or set the file's "
+                    f"band offset to {add * scale:g} (gdal_edit.py -offset)")
         return Radiometry(scale=scale, offset=offset, note=note)
     add, where = _declared_add_offset(ds, names, indices)
     if where:
@@ -122,15 +129,19 @@ def offset_suspicion(sample: np.ndarray, scale: float, units: str) -> Optional[s
 
 def _tagged_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[Dict[str, float], str]:
     """({where and key: value} of the bands' BOA/RADIO_ADD_OFFSET tags, else of the dataset's, "band" or "dataset");
-    ClaireError when only some of the bands carry one (which value the others take would be a guess)."""
+    a band without tags of its own takes the dataset's; ClaireError when some bands carry one and the others none
+    (which value they take would be a guess)."""
+    dataset = _add_offset_tags(ds.tags())
     per_band = [_add_offset_tags(ds.tags(i)) for i in indices]
+    if any(per_band) and dataset:
+        per_band = [tags or {f"dataset {k}": v for k, v in dataset.items()} for tags in per_band]
     if any(per_band) and not all(per_band):
         bare = [n for n, tags in zip(names, per_band) if not tags]
         raise ClaireError(f"the optical raster declares an ADD_OFFSET on some bands but not on {', '.join(bare)}; "
                           f"the engine applies one value to all bands: pass --optical-offset VALUE (e.g. -1000, or "
                           f"0 when the values were already corrected)")
     tagged = {f"{n} {k}": v for n, tags in zip(names, per_band) for k, v in tags.items()}
-    return (tagged, "band") if tagged else (_add_offset_tags(ds.tags()), "dataset")
+    return (tagged, "band") if tagged else (dataset, "dataset")
 
 
 def _declared_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[float, str]:
