@@ -301,3 +301,27 @@ def test_measures_read_whole_and_bound_as_said_round_23():
     for text in ("Low confidence touches 36.5 % of crops.", "The IoU of crops, 40.2 %, is fair.",
                  "Overall accuracy, 94.6 %, is good.", "Crops show low confidence: 54.1 % on average."):
         assert check_grounding(text, facts).flagged_sentences == [], text
+
+
+def test_average_iou_class_accuracy_and_longer_appositions_round_24():
+    """QA round 24: "the average IoU" and "the overall IoU" (whole words since round 23) named no measure and were
+    flagged; "Crops have an accuracy of 61.0 %" and "Crops accuracy is 61.0 %" (its recall) were flagged; "The F1
+    of crops, at 40.2 %, ...", "Overall accuracy, which is 96.5 %, ..." and "The IoU of crops, the weakest class,
+    is 57.3 %" bound no measure and passed."""
+    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
+             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
+             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1,
+                          "low_confidence_pct": 36.5}],
+             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
+                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0,
+                                        "precision_pct": 80.0}]}}
+    honest = ["The average IoU is 58.6 %.", "The overall IoU is 58.6 %.", "Crops have an accuracy of 61.0 %.",
+              "Crops accuracy is 61.0 %.", "The crops' accuracy is 80.0 %.", "The F1 of crops, at 57.3 %, is fair.",
+              "Overall accuracy, which is 94.6 %, is high.", "The IoU of crops, the weakest class, is 40.2 %."]
+    false = ["The average IoU is 40.2 %.", "Crops have an accuracy of 94.6 %.", "Crops accuracy is 57.3 %.",
+             "The F1 of crops, at 40.2 %, is fair.", "Overall accuracy, which is 96.5 %, is high.",
+             "The IoU of crops, the weakest class, is 57.3 %."]
+    for text in honest:
+        assert check_grounding(text, facts).flagged_sentences == [], text
+    for text in false:
+        assert check_grounding(text, facts).flagged_sentences == [text], text

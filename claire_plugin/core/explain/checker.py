@@ -236,12 +236,16 @@ _MEASURES = (
     (re.compile(r"\bkappa\b", re.IGNORECASE), ("kappa",)),
     (re.compile(r"\bmacro[- ]?f1\b|\bmacro[- ]f[- ]?(?:score|measure)\b", re.IGNORECASE), ("macro_f1",)),
     (re.compile(r"\bf1\b|\bf-?(?:score|measure)\b", re.IGNORECASE), ("f1",)),
-    (re.compile(r"\bmiou\b|\bmean\s+iou\b|\bmean intersection over union\b", re.IGNORECASE), ("miou",)),
+    (re.compile(r"\bmiou\b|\b(?:mean|average|overall)\s+(?:iou|intersection over union)\b", re.IGNORECASE),
+     ("miou",)),
     (re.compile(r"\biou\b|intersection over union", re.IGNORECASE), ("iou",)),
     (re.compile(r"\bprecision\b|\busers?[’']?s?\s+accuracy\b", re.IGNORECASE), ("precision",)),
     (re.compile(r"\brecall\b|\bproducers?[’']?s?\s+accuracy\b", re.IGNORECASE), ("recall",)),
     # a class's accuracy is a producer's (or user's) accuracy; class names are masked as N...N first
-    (re.compile(r"(?i:\b(?:per[- ]class|class)\s+accuracy\b)|(?i:\baccuracy\s+(?:of|for)\s+(?:the\s+)?)N{3,}\b"),
+    (re.compile(r"(?i:\b(?:per[- ]class|class)\s+accuracy\b)|(?i:\baccuracy\s+(?:of|for)\s+(?:the\s+)?)N{3,}\b"
+                r"|\bN{3,}(?:['’]s?)?\s+accuracy\b"
+                r"|\bN{3,}\s+(?i:(?:has|have|had|shows?|showed|reach(?:es|ed)?)\s+(?:an?\s+|the\s+|its\s+|their\s+)?"
+                r"accuracy)\b"),
      ("recall", "precision")),
     (re.compile(r"\baccuracy\b|\bOA\b", re.IGNORECASE), ("oa_pct",)),
     (re.compile(r"\blow[- ]confidence\s+(?:pixels?|share|areas?)\b", re.IGNORECASE), ("low_confidence",)),
@@ -280,6 +284,8 @@ def _measures_in(text: str):
     return out
 
 
+#: A short aside between commas before a link: "The IoU of rangeland, the weakest class, is 62.1 %" (QA round 24).
+_INNER_ASIDE = re.compile(r",\s*(?:the|a|an|its|their)\s+[^,\d]{1,40},(?=\s*(?:is|are|was|were)\b)", re.IGNORECASE)
 _AFTER = re.compile(r"\s*(?:%|percent\b|per\s?cent\b)?\s*", re.IGNORECASE)
 _QUALIFIER = re.compile(r"(?:macro[- ]|mean\s+|overall\s+)?", re.IGNORECASE)
 
@@ -303,8 +309,8 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     words, _ = measure_after(after)
     if words is not None:
         return words
-    text = _ASIDE.sub(" ", before)
-    comma = re.search(r",\s*$", text)
+    text = _INNER_ASIDE.sub(" ", _ASIDE.sub(" ", before))
+    comma = re.search(r",\s*(?:(?:at|of|which\s+(?:is|was)|that\s+is)\s+)?$", text, re.IGNORECASE)
     if comma and re.match(r"\s*(?:%|percent\b)?\s*,", after):  # "The F1 of water, 48.2 %, is poor": an apposition
         clause = _CLAUSE.split(text[:comma.start()])[-1]
         named = _measures_in(clause)
