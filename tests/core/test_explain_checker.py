@@ -325,3 +325,27 @@ def test_average_iou_class_accuracy_and_longer_appositions_round_24():
         assert check_grounding(text, facts).flagged_sentences == [], text
     for text in false:
         assert check_grounding(text, facts).flagged_sentences == [text], text
+
+
+def test_appositions_asides_and_degree_words_round_24():
+    """QA round 24's mutation check: false figures passed after "very high:", in an apposition without its closing
+    comma, after an adverb between commas ("sadly,") or a lead-in ("at last", "in fact"); the limits of each rule
+    are held by honest sentences beside them."""
+    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
+             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
+             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1, "low_confidence_pct": 36.5}],
+             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6, "kappa": 0.78,
+                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0, "precision_pct": 80.0}]},
+             "heldout_macro_f1": 0.81}
+    false = ["Accuracy is very high: 96.5 %.", "The IoU of crops, 58.6 % is fair.", "The IoU of crops, sadly, 58.6 %, is fair.",
+             "Overall accuracy, at last 96.5 %, is good.", "The IoU of crops, in fact 58.6 %, is fair.",
+             "The macro-F1 is 0.81 and crops, i.e. 81 % of the map, grow."]
+    honest = ["Kappa is 0.78, or 78 %.", "Accuracy is very high: 94.6 %.", "The IoU of crops, 40.2 % is fair.",
+              "The IoU of crops, sadly, 40.2 %, is fair.", "Overall accuracy, at last 94.6 %, is good.",
+              "The IoU of crops, in fact 40.2 %, is fair.", "The IoU of the crops class, 40.2 %, is fair.",
+              "Overall accuracy is high, 36.5 % of crop pixels are low-confidence.",
+              "Confidence is low for crops: 36.5 % of their pixels.", "Water covers most of the map, 4.7 % is crops."]
+    for text in false:
+        assert check_grounding(text, facts).flagged_sentences, text  # "i.e." may end the sentence the checker reads
+    for text in honest:
+        assert check_grounding(text, facts).flagged_sentences == [], text

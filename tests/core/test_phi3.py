@@ -233,3 +233,17 @@ def test_the_prose_gates_letter_share():
     for honest in ("Areas in hectares: 1234.5, 912.0, 48.6, 12.3, 7.7; shares: 53.5, 39.4, 2.1, 0.5, 0.3.",
                    "Sea 53 %, ice 40 %, mud 7 %."):
         assert prose_problem(honest) is None, honest
+
+
+def test_the_prose_gates_edges_round_24():
+    """QA round 24's mutation check: each limit of the prose gate and the stream cleaning held by a case at it."""
+    from claire.claire_plugin.core.explain import prose_problem
+    from claire.claire_plugin.core.explain.phi3 import clean_chars
+
+    sixteen = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+    assert prose_problem(" ".join([sixteen] * 3)) is not None  # exactly three back-to-back repeats of a 16-run
+    assert prose_problem(" ".join([sixteen] * 2)) is None
+    for token in ("<unk>", "<pad>", "<0x0A>"):
+        assert prose_problem(f"water covers most {token} of the map, trees the rest") is not None, token
+    assert prose_problem("water trees crops and more ab cd ef gh ij") is None  # 70 % of the letters in words
+    assert clean_chars("a\tb\nc") == "a\tb\nc"

@@ -301,6 +301,8 @@ def test_which_add_offset_tags_are_read(tmp_path):
         assert (warned.scale, warned.offset, warned.add) == (1e-4, 0.0, 0.0), bad
         assert warned.note.startswith("warning: ") and "ADD_OFFSET metadata is not applied" in warned.note, bad
         assert said in warned.note, (bad, warned.note)
+    with pytest.raises(ClaireError, match=r"ADD_OFFSET of \+1, "):  # any positive offset, however small
+        rad(tags={"BOA_ADD_OFFSET": "1"})
     # a band without tags takes the dataset's: the same -1000 on the dataset and on band 1 is -1000 for all
     inherited = rad(tags={"BOA_ADD_OFFSET": "-1000"}, band_tags={1: every[1]})
     assert inherited.add == -1000

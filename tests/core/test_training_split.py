@@ -342,3 +342,40 @@ def test_footprint_links_at_box_edges_in_any_order_and_across_blocks():
     far_rows, far_cols = np.array([600, 601, 900]), np.array([650, 651, 20])
     corner = fp(7, [(600, 650)])
     assert within([corner], far_rows, far_cols, 1.5).tolist() == [True, True, False]
+
+
+def test_held_and_avoid_draw_unseen_polygons_first_and_count_what_they_hold(tmp_path):
+    """QA round 24's mutation check: `avoid` (polygons that trained the base) was unchecked beyond one layout: a
+    class with no kept polygon draws the polygons not in `avoid` first, never one twice, and counts match."""
+    feats = [(box_wkt(r, c, r + 4, c + 4), v) for v, r in ((1, 5), (4, 30)) for c in range(2, 62, 12)]
+    opt, _, _ = synthetic_scene(60, 90)
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        lab = read_labels(write_vector(tmp_path / "l.gpkg", feats), ds, "class")
+    groups = {c: sorted(g for g, k in lab.group_class.items() if k == c) for c in set(lab.group_class.values())}
+    c0, c1 = sorted(groups)
+    held, avoid = groups[c0][:1], groups[c1][:4]
+    fresh = groups[c1][4]
+    for seed in range(8):
+        s = polygon_split(lab, val_share=0.3, buffer_px=0, seed=seed, held=held, avoid=avoid)
+        val = s.info["val_groups"]
+        assert len(set(val)) == len(val) and fresh in val and set(val) & set(groups[c0]) == set(held), (seed, val)
+        for row in s.info["per_class"].values():
+            assert row["train_polygons"] + row["val_polygons"] == 5
+        assert sorted(r["val_polygons"] for r in s.info["per_class"].values()) == [1, 2]
+
+
+def test_a_validation_polygon_overlapping_another_training_polygon_takes_its_whole_group(tmp_path):
+    """Two overlapping training polygons are one group: the validation layer holding one of them keeps the whole
+    group out of training (QA round 24's mutation check: `any` -> `all` passed)."""
+    from claire.claire_plugin.core.training.split import same_polygons
+
+    a, b = (box_wkt(5, 5, 15, 15), 1), (box_wkt(10, 10, 20, 20), 1)
+    opt, _, _ = synthetic_scene(60, 90)
+    with rasterio.open(write_raster(tmp_path / "o.tif", opt)) as ds:
+        train = read_labels(write_vector(tmp_path / "t.gpkg", [a, b, (box_wkt(40, 40, 44, 44), 1),
+                                                               (box_wkt(40, 60, 44, 64), 1)]), ds, "class",
+                            check_counts=False)
+        val = read_labels(write_vector(tmp_path / "v.gpkg", [a]), ds, "class", classes=train.classes,
+                          check_counts=False)
+    merged = [g for g, fids in train.group_features.items() if len(fids) == 2]
+    assert len(merged) == 1 and same_polygons(train, val) == merged

@@ -284,6 +284,14 @@ def _measures_in(text: str):
     return out
 
 
+#: Degree words that do not count towards _COLON_GAP: "accuracy is very high: 96.5 %".
+_DEGREE = {"very", "quite", "rather", "fairly", "extremely", "really", "remarkably", "notably", "particularly",
+           "especially", "so", "pretty", "exceptionally", "still", "also"}
+#: An adverb alone between commas ("The IoU of crops, sadly, 58.6 %"): read as if it were not there.
+_ADVERB_ASIDE = re.compile(r",\s*(?:\w+ly|however|though|in\s+fact|indeed|of\s+course|at\s+last)\s*,", re.IGNORECASE)
+#: A comma right before a number, or with a word or two that lead into it: "The F1 of water, at 48.2 %, ...".
+_APPOSITION = re.compile(r",\s*(?:(?:at|of|which\s+(?:is|was)|that\s+is)\s+)?(?:(?:at\s+last|in\s+fact|indeed|only|"
+                         r"just|roughly|about|around|nearly|almost|some)\s+)?$", re.IGNORECASE)
 #: A short aside between commas before a link: "The IoU of rangeland, the weakest class, is 62.1 %" (QA round 24).
 _INNER_ASIDE = re.compile(r",\s*(?:the|a|an|its|their)\s+[^,\d]{1,40},(?=\s*(?:is|are|was|were)\b)", re.IGNORECASE)
 _AFTER = re.compile(r"\s*(?:%|percent\b|per\s?cent\b)?\s*", re.IGNORECASE)
@@ -309,9 +317,10 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     words, _ = measure_after(after)
     if words is not None:
         return words
-    text = _INNER_ASIDE.sub(" ", _ASIDE.sub(" ", before))
-    comma = re.search(r",\s*(?:(?:at|of|which\s+(?:is|was)|that\s+is)\s+)?$", text, re.IGNORECASE)
-    if comma and re.match(r"\s*(?:%|percent\b)?\s*,", after):  # "The F1 of water, 48.2 %, is poor": an apposition
+    text = _INNER_ASIDE.sub(" ", _ASIDE.sub(" ", _ADVERB_ASIDE.sub(",", before)))
+    comma = _APPOSITION.search(text)
+    if comma and re.match(r"\s*(?:%|percent\b)?\s*(?:,|(?:is|was|are|were)\b)", after, re.IGNORECASE):
+        # "The F1 of water, 48.2 %, is poor" (or "... 48.2 % is poor"): an apposition
         clause = _CLAUSE.split(text[:comma.start()])[-1]
         named = _measures_in(clause)
         if named and len(re.findall(r"\w+", clause[named[-1][1]:])) <= _COLON_GAP + 1:
@@ -320,7 +329,7 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     if colon:  # "kappa: 0.78" and "accuracy is high: 94.6 %" name it; "Confidence is low for crops: 36.5 %" does not
         head = text[:colon.start()].rstrip()
         last = _measures_in(head)
-        if last and len(re.findall(r"\w+", head[last[-1][1]:])) <= _COLON_GAP:
+        if last and len([w for w in re.findall(r"\w+", head[last[-1][1]:]) if w.lower() not in _DEGREE]) <= _COLON_GAP:
             return _LOW_OR_MEAN if last[-1][2] == ("low_confidence",) else last[-1][2]  # "low confidence: 54.1 %"
     clause = _CLAUSE.split(text)[-1]
     named = _measures_in(clause)
