@@ -397,3 +397,44 @@ def test_kept_held_out_polygons_leave_two_to_train(scene):
     assert row["val_polygons"] == 1 and row["train_polygons"] == 2
     assert any(n.startswith("2 of the polygons that validated first.safetensors train this run (mixed 2)")
                for n in run["label_notes"]), run["label_notes"]
+
+
+def test_kept_polygons_alone_validate_and_a_single_leak_is_counted_and_named_right(scene):
+    """QA round 24's mutation check: with new polygons beside the base's, a run held out the kept ones and more
+    (or said val_polygons 2 where 1 was held out); "1 of its 3" (`leaked > 1`, swapped figures) and the layer that
+    validated a base named in the advice were unheld; a refusal of the validation layer carried a stray "(in the
+    validation layer, )"."""
+    torch.set_num_threads(1)
+    labels = write_vector(scene["dir"] / "l.gpkg", scene["feats"])
+    first = train_from_polygons(_params(scene, labels, "first"))
+    base = str(scene["dir"] / "first.safetensors")
+    new = [(box_wkt(28, 25, 33, 30), "water"), (box_wkt(5, 25, 10, 30), "crops"), (box_wkt(15, 85, 20, 90), "built area")]
+    grown = write_vector(scene["dir"] / "g.gpkg", scene["feats"] + new)
+    again = train_from_polygons(_params(scene, grown, "again", checkpoint=base))
+    assert again["validation_feature_ids"] == first["validation_feature_ids"]
+    assert all(r["val_polygons"] == 1 and r["train_polygons"] == 4 for r in again["counts"]), again["counts"]
+    assert all(r["val_polygons"] == 1 and r["train_polygons"] == 4 for r in again["split"]["per_class"].values())
+
+    # one polygon that trained first among three validating ones
+    trained_ids = [i for i in range(1, len(scene["feats"]) + 1) if i not in first["validation_feature_ids"]]
+    one_leak = [scene["feats"][i - 1] for i in first["validation_feature_ids"][:2]] + [scene["feats"][
+        next(i for i in trained_ids if scene["feats"][i - 1][1] == scene["feats"][
+            first["validation_feature_ids"][2] - 1][1]) - 1]]
+    run = train_from_polygons(_params(scene, labels, "one", checkpoint=base,
+                                      validation=write_vector(scene["dir"] / "one.gpkg", one_leak)))
+    assert run["split"]["optimistic"].startswith("1 of its 3 held-out polygons trained first.safetensors")
+    assert any(n.startswith("1 of the 3 held-out polygons trained first.safetensors") for n in run["label_notes"])
+
+    # a base validated on a layer of its own: a later run over polygons without them names that layer
+    val = write_vector(scene["dir"] / "own_val.gpkg", new)
+    sep = train_from_polygons(_params(scene, labels, "sep", validation=val))
+    assert sep["split"]["kind"] == "separate layer"
+    later = train_from_polygons(_params(scene, labels, "later", checkpoint=str(scene["dir"] / "sep.safetensors")))
+    assert any("validate on the layer that validated it (own_val.gpkg)" in n for n in later["label_notes"]), \
+        later["label_notes"]
+
+    # a validation layer that lacks a class and skipped nothing: the plain refusal
+    with pytest.raises(ClaireError) as err:
+        train_from_polygons(_params(scene, labels, "short", validation=write_vector(scene["dir"] / "s.gpkg",
+                                                                                    new[:2])))
+    assert "(in the validation layer" not in str(err.value)
