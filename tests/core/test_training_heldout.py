@@ -361,8 +361,12 @@ def test_own_base_knows_its_polygons_saved_again_and_what_its_own_base_trained(s
                                         validation=leaky))
     assert three["split"]["optimistic"].startswith("3 of its 3 held-out polygons trained two.safetensors")
 
-    # every polygon moved by a pixel: none is first's; said, and compared as a base that recorded none
-    res = 10.0
+    # every polygon moved by a pixel: mostly the same pixels, still first's
+    nudged = train_from_polygons(_params(scene, write_vector(scene["dir"] / "n.gpkg", [
+        (_shifted(w, 10.0), c) for w, c in scene["feats"]]), "nudged", checkpoint=base))
+    assert nudged["split"]["base_held_out_kept"] == 3
+    # every polygon moved by 6 of its 5 pixels: none is first's; said, and compared as a base that recorded none
+    res = 60.0
     assert res > 2 * SAME_M
     shifted = [(_shifted(w, res), c) for w, c in scene["feats"]]
     moved = train_from_polygons(_params(scene, write_vector(scene["dir"] / "m.gpkg", shifted), "moved",

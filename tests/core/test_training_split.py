@@ -379,3 +379,19 @@ def test_a_validation_polygon_overlapping_another_training_polygon_takes_its_who
                           check_counts=False)
     merged = [g for g, fids in train.group_features.items() if len(fids) == 2]
     assert len(merged) == 1 and same_polygons(train, val) == merged
+
+
+def test_shape_index_tells_a_nudged_polygon_from_another_inside_its_box():
+    """A polygon moved by a pixel is mostly the same pixels (the same polygon for the base's records); a small
+    polygon inside a large one's bounding box is another; points match by place alone; old cards' SHA-1 digests
+    match exactly."""
+    from claire.claire_plugin.core.training.continued import ShapeIndex, digest
+
+    big = "10.0005000,45.0005000,12100.0,10.0000000,45.0000000,10.0010000,45.0010000"
+    index = ShapeIndex([big, "10.1000000,45.1000000,0.0", "0123456789abcdef0123"])
+    nudged = "x|10.0006000,45.0005000,12100.0,10.0001000,45.0000000,10.0011000,45.0010000"
+    inside = "x|10.0002000,45.0002000,480.0,10.0001500,45.0001500,10.0002500,45.0002500"
+    assert nudged in index and inside not in index
+    assert "x|10.1000010,45.1000010,0.0" in index and "x|10.1000500,45.1000000,0.0" not in index  # 0.1 m / 4 m
+    assert "0123456789abcdef0123456789abcdef01234567|" in index and "fedcba9876543210fedc|" not in index
+    assert digest("0123456789abcdef0123456789abcdef01234567|" + big) == big

@@ -11,13 +11,16 @@ count.
 A polygon is recognised by its fingerprint: the longitude and latitude of its centroid and its area in square
 metres, matched within SAME_M metres and SAME_AREA of the area, so that the same polygon saved again (another
 CRS, another format, a ring started elsewhere or turned, Z added, coordinates rounded as RFC 7946 GeoJSON does) is
-still the same. Cards written before fingerprints keep SHA-1 digests of the stored geometry, matched exactly."""
+still the same; and its bounding box, so that a polygon edited or moved a little (mostly the same pixels) counts
+too. Cards written before fingerprints keep SHA-1 digests of the stored geometry, matched exactly."""
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+import numpy as np
 
 from .labels import LabelSet
 
@@ -27,6 +30,9 @@ DIGEST_CHARS = 20
 #: by micrometres, RFC 7946's seven decimals by a centimetre; two polygons of a layer never share a centroid).
 SAME_M = 0.5
 SAME_AREA = 0.02
+#: Areas whose bounding boxes overlap by this share of the smaller box are mostly the same pixels: an edited or
+#: slightly moved polygon still counts as the one that trained (or validated) the base.
+SAME_BOX = 0.5
 _M_PER_DEG = 111_320.0
 _CELL_DEG = 1e-4  # the index's cells (about 11 m): a match lies in a cell next to the fingerprint's
 
@@ -60,19 +66,25 @@ def own_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> O
 
 
 def fingerprint(geom, to_lonlat, metres_per_unit: Optional[float]) -> str:
-    """"lon,lat,area_m2" of an OGR geometry in the grid's CRS (`to_lonlat`: that CRS to WGS 84 in longitude,
-    latitude order; `metres_per_unit`: the CRS's linear unit, None for a geographic CRS); "" where the CRS has
-    no way to WGS 84."""
+    """"lon,lat,area_m2" of an OGR geometry in the grid's CRS, and for an area its bounding box in longitude and
+    latitude ",west,south,east,north" (`to_lonlat`: that CRS to WGS 84 in longitude, latitude order;
+    `metres_per_unit`: the CRS's linear unit, None for a geographic CRS); "" where the CRS has no way to WGS 84."""
     centre = geom.Centroid()
     try:
         lon, lat = to_lonlat.TransformPoint(centre.GetX(), centre.GetY())[:2]
+        x0, x1, y0, y1 = geom.GetEnvelope()
+        corners = [to_lonlat.TransformPoint(x, y)[:2] for x in (x0, x1) for y in (y0, y1)] if x1 > x0 else []
     except Exception:  # noqa: BLE001 - an engineering CRS: no fingerprint, the stored digest alone
         return ""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
+    if not all(math.isfinite(v) for v in (lon, lat, *(c for xy in corners for c in xy))):
         return ""
     area = geom.GetArea()
     area *= metres_per_unit ** 2 if metres_per_unit else _M_PER_DEG ** 2 * math.cos(math.radians(lat))
-    return f"{lon:.7f},{lat:.7f},{area:.1f}"
+    box = ""
+    if corners and area > 0:
+        lons, lats = [c[0] for c in corners], [c[1] for c in corners]
+        box = f",{min(lons):.7f},{min(lats):.7f},{max(lons):.7f},{max(lats):.7f}"
+    return f"{lon:.7f},{lat:.7f},{area:.1f}{box}"
 
 
 def digest(shape: str) -> str:
@@ -84,33 +96,39 @@ def digest(shape: str) -> str:
     return fp or sha[:DIGEST_CHARS]
 
 
-def _parsed(entry: str) -> Optional[Tuple[float, float, float]]:
+Print = Tuple[float, float, float, Optional[Tuple[float, float, float, float]]]
+
+
+def _parsed(entry: str) -> Optional[Print]:
     parts = entry.split(",")
-    if len(parts) != 3:
+    if len(parts) not in (3, 7):
         return None
     try:
-        lon, lat, area = (float(p) for p in parts)
+        values = [float(p) for p in parts]
     except ValueError:
         return None
-    return lon, lat, area
+    return values[0], values[1], values[2], (tuple(values[3:]) if len(values) == 7 else None)
 
 
 class ShapeIndex:
-    """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against."""
+    """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against: the
+    same polygon (its centroid and area, within SAME_M and SAME_AREA), or an area whose bounding box and the
+    other's overlap by at least SAME_BOX of the larger box (a polygon edited, moved by a pixel: mostly the same
+    pixels)."""
 
     def __init__(self, entries: Iterable[str] = ()):
         self.exact: Set[str] = set()
-        self.cells: Dict[Tuple[int, int], List[Tuple[float, float, float]]] = {}
+        self.cells: Dict[Tuple[int, int], List[Print]] = {}
+        boxes = []
         for entry in entries:
-            self.add(str(entry))
-
-    def add(self, entry: str) -> None:
-        """One entry: a feature's shape or what the card keeps of one."""
-        fp = _parsed(digest(entry))
-        if fp is None:
-            self.exact.add(digest(entry)[:DIGEST_CHARS])
-        else:
+            fp = _parsed(digest(str(entry)))
+            if fp is None:
+                self.exact.add(digest(str(entry))[:DIGEST_CHARS])
+                continue
             self.cells.setdefault(_cell(fp), []).append(fp)
+            if fp[3] is not None:
+                boxes.append(fp[3])
+        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
 
     def __contains__(self, shape: str) -> bool:
         sha, _, text = str(shape).partition("|")
@@ -120,18 +138,31 @@ class ShapeIndex:
         if fp is None:
             return False
         i, j = _cell(fp)
-        return any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
-                   for other in self.cells.get((i + di, j + dj), ()))
+        if any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
+               for other in self.cells.get((i + di, j + dj), ())):
+            return True
+        return fp[3] is not None and bool(self.boxes.size) and _box_overlap(fp[3], self.boxes)
 
     def __bool__(self) -> bool:
         return bool(self.exact or self.cells)
 
 
-def _cell(fp: Tuple[float, float, float]) -> Tuple[int, int]:
+def _box_overlap(box, boxes: np.ndarray) -> bool:
+    """Whether `box` and one of `boxes` (west, south, east, north) overlap by SAME_BOX of the larger's area (a small
+    polygon inside a large one's box is another polygon)."""
+    w = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    h = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    larger = np.maximum((box[2] - box[0]) * (box[3] - box[1]), areas)
+    return bool(np.any((inter > 0) & (inter >= SAME_BOX * larger)))
+
+
+def _cell(fp: Print) -> Tuple[int, int]:
     return int(math.floor(fp[0] / _CELL_DEG)), int(math.floor(fp[1] / _CELL_DEG))
 
 
-def _same(a: Tuple[float, float, float], b: Tuple[float, float, float]) -> bool:
+def _same(a: Print, b: Print) -> bool:
     dy = (a[1] - b[1]) * _M_PER_DEG
     dx = (a[0] - b[0]) * _M_PER_DEG * math.cos(math.radians(a[1]))
     return math.hypot(dx, dy) <= SAME_M and abs(a[2] - b[2]) <= max(1.0, SAME_AREA * max(a[2], b[2]))
