@@ -388,10 +388,11 @@ def test_shape_index_tells_a_nudged_polygon_from_another_inside_its_box():
     from claire.claire_plugin.core.training.continued import ShapeIndex, digest
 
     big = "10.0005000,45.0005000,12100.0,10.0000000,45.0000000,10.0010000,45.0010000"
-    index = ShapeIndex([big, "10.1000000,45.1000000,0.0", "0123456789abcdef0123"])
+    index = ShapeIndex([big, "10.1000000,45.1000000,0.0", "0123456789abcdef0123"], boxes=True)
     nudged = "x|10.0006000,45.0005000,12100.0,10.0001000,45.0000000,10.0011000,45.0010000"
     inside = "x|10.0002000,45.0002000,480.0,10.0001500,45.0001500,10.0002500,45.0002500"
     assert nudged in index and inside not in index
+    assert nudged not in ShapeIndex([big])  # boxes only where asked (a base's records), not between two layers
     assert "x|10.1000010,45.1000010,0.0" in index and "x|10.1000500,45.1000000,0.0" not in index  # 0.1 m / 4 m
     assert "0123456789abcdef0123456789abcdef01234567|" in index and "fedcba9876543210fedc|" not in index
     assert digest("0123456789abcdef0123456789abcdef01234567|" + big) == big

@@ -112,11 +112,13 @@ def _parsed(entry: str) -> Optional[Print]:
 
 class ShapeIndex:
     """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against: the
-    same polygon (its centroid and area, within SAME_M and SAME_AREA), or an area whose bounding box and the
-    other's overlap by at least SAME_BOX of the larger box (a polygon edited, moved by a pixel: mostly the same
-    pixels)."""
+    same polygon (its centroid and area, within SAME_M and SAME_AREA), or with `boxes` (what trained or validated
+    a base) also an area whose bounding box and the other's overlap by at least SAME_BOX of the larger box (a
+    polygon edited, moved by a pixel: mostly the same pixels). Without, a validation polygon drawn over part of a
+    training polygon is another polygon: the buffer leaves out the pixels it covers (core.training.split)."""
 
-    def __init__(self, entries: Iterable[str] = ()):
+    def __init__(self, entries: Iterable[str] = (), boxes: bool = False):
+        self.use_boxes = boxes
         self.exact: Set[str] = set()
         self.cells: Dict[Tuple[int, int], List[Print]] = {}
         boxes = []
@@ -141,7 +143,7 @@ class ShapeIndex:
         if any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
                for other in self.cells.get((i + di, j + dj), ())):
             return True
-        return fp[3] is not None and bool(self.boxes.size) and _box_overlap(fp[3], self.boxes)
+        return self.use_boxes and fp[3] is not None and bool(self.boxes.size) and _box_overlap(fp[3], self.boxes)
 
     def __bool__(self) -> bool:
         return bool(self.exact or self.cells)
@@ -168,9 +170,10 @@ def _same(a: Print, b: Print) -> bool:
     return math.hypot(dx, dy) <= SAME_M and abs(a[2] - b[2]) <= max(1.0, SAME_AREA * max(a[2], b[2]))
 
 
-def groups_among(labels: LabelSet, entries: Iterable[str]) -> List[int]:
-    """The label groups (polygons, merged where they overlap) with a feature whose shape is among `entries`."""
-    index = entries if isinstance(entries, ShapeIndex) else ShapeIndex(entries)
+def groups_among(labels: LabelSet, entries: Iterable[str], boxes: bool = False) -> List[int]:
+    """The label groups (polygons, merged where they overlap) with a feature whose shape is among `entries` (a
+    ShapeIndex as it is, or card entries, matched by their boxes too with `boxes`)."""
+    index = entries if isinstance(entries, ShapeIndex) else ShapeIndex(entries, boxes)
     if not index:
         return []
     return sorted(g for g, fids in labels.group_features.items()
