@@ -327,6 +327,7 @@ class CheckpointPicker(Restyled, QWidget):
         lay.addWidget(self.card_view, 1)
         self.browse_button.clicked.connect(self.browse)
         self.combo.activated.connect(self._on_activated)
+        self.combo.currentIndexChanged.connect(self._show_path)
         self.reload()
 
     # -- choices -------------------------------------------------------------------------------------
@@ -358,7 +359,13 @@ class CheckpointPicker(Restyled, QWidget):
         self.combo.addItem("Browse…", BROWSE)
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
+        self._show_path()
         self._load(self.checkpointPath())
+
+    def _show_path(self, *_) -> None:
+        """The chosen checkpoint's whole path as the box's tooltip (a narrow dock cuts its name short)."""
+        data = self.combo.currentData()
+        self.combo.setToolTip(str(data) if data and data != BROWSE else "")
 
     def _listed(self, path: str) -> bool:
         """Whether `path` is offered: with `bases_only`, not a random forest or an averaged model (a file whose

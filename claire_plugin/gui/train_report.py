@@ -29,6 +29,16 @@ def _n(value: Any) -> str:
     return "–" if value is None else f"{float(value):.2f}".replace(".", ".&#8288;")
 
 
+def short_name(report: Dict[str, Any], arm: str) -> str:
+    """An arm's name in the dock's narrow table: the base checkpoint is "Start" when it is the user's own (an
+    earlier training), "Untuned" when it is the bundled one."""
+    from ..core.training.scorecard import started_from
+
+    if arm == "untuned" and started_from(report):
+        return "Start"
+    return SHORT.get(arm, html.escape(arm))
+
+
 def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     from ..core.training.scorecard import ordered_arms
 
@@ -36,7 +46,7 @@ def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     for arm in ordered_arms(report):
         m = report["arms"][arm].get(cond) or {}
         style = " style='font-weight:bold'" if arm == "finetuned" else ""
-        rows.append(f"<tr{style}><td width='43%'>{SHORT.get(arm, html.escape(arm))}</td>"
+        rows.append(f"<tr{style}><td width='43%'>{short_name(report, arm)}</td>"
                     + "".join(f"<td width='19%' align='right'>{_n(m.get(k))}</td>" for k in ("macro_f1", "oa", "kappa"))
                     + "</tr>")
     return rows
@@ -101,7 +111,7 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
     groups = "; ".join(f"{e(m['name'])} = {e(', '.join(m['classes']))}" for m in macro["classes"])
     rows = "".join(_rows({**report, "arms": macro["arms"]}, "clear"))
     alone = macro.get("sar_only") or {}
-    sar = ("; optical missing (SAR alone): " + ", ".join(f"{SHORT.get(a, e(a))} F1 {_n(m.get('macro_f1'))}"
+    sar = ("; optical missing (SAR alone): " + ", ".join(f"{short_name(report, a)} F1 {_n(m.get('macro_f1'))}"
                                                         for a, m in alone.items())) if alone else ""
     from ..core.training.labels import units_of
 
@@ -169,7 +179,12 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "", wi
     for note in ("calibration_note", "spread_note"):
         if report.get(note):
             rate += f"; {e(report[note])}"
-    parts.append(f"<p class='muted'>F1 = macro-F1; Untuned = the base checkpoint as it is; RF = random "
+    from ..core.training.scorecard import started_from
+
+    own = started_from(report)
+    base = (f"Start = the checkpoint this run started from ({e(os.path.basename(str(own)))}) as it was" if own
+            else "Untuned = the bundled checkpoint as it is")
+    parts.append(f"<p class='muted'>F1 = macro-F1; {base}; RF = random "
                  f"forest on the same pixels{both}. {counted(report['training']['epochs'], 'epoch')} in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
                  f"the model on your {units.many}; they are not a map accuracy estimate.</p>")

@@ -339,12 +339,15 @@ def test_appositions_asides_and_degree_words_round_24():
              "heldout_macro_f1": 0.81}
     false = ["Accuracy is very high: 96.5 %.", "The IoU of crops, 58.6 % is fair.", "The IoU of crops, sadly, 58.6 %, is fair.",
              "Overall accuracy, at last 96.5 %, is good.", "The IoU of crops, in fact 58.6 %, is fair.",
-             "The macro-F1 is 0.81 and crops, i.e. 81 % of the map, grow."]
+             "The macro-F1 is 0.81 and crops, i.e. 81 % of the map, grow.", "The IoU of crops, sadly, is 58.6 %.",
+         "The IoU of crops is, sadly, 58.6 %.", "Overall accuracy, however, is 58.6 %.",
+         "The mean IoU, at last, is 94.6 %."]
     honest = ["Kappa is 0.78, or 78 %.", "Accuracy is very high: 94.6 %.", "The IoU of crops, 40.2 % is fair.",
               "The IoU of crops, sadly, 40.2 %, is fair.", "Overall accuracy, at last 94.6 %, is good.",
               "The IoU of crops, in fact 40.2 %, is fair.", "The IoU of the crops class, 40.2 %, is fair.",
               "Overall accuracy is high, 36.5 % of crop pixels are low-confidence.",
-              "Confidence is low for crops: 36.5 % of their pixels.", "Water covers most of the map, 4.7 % is crops."]
+              "Confidence is low for crops: 36.5 % of their pixels.", "Water covers most of the map, 4.7 % is crops.",
+          "The IoU of crops, sadly, is 40.2 %.", "Overall accuracy, however, is 94.6 %."]
     for text in false:
         assert check_grounding(text, facts).flagged_sentences, text  # "i.e." may end the sentence the checker reads
     for text in honest:

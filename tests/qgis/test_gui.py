@@ -63,6 +63,7 @@ def test_picker_reads_model_card_and_warns_on_bands(qgis_app, tiny_checkpoint, t
     picker.setCheckpoint(tiny_checkpoint)
     assert picker.checkpointPath() == tiny_checkpoint
     assert picker.error() is None
+    assert picker.combo.toolTip() == tiny_checkpoint  # QA round 24: a narrow dock cut the name; the path is the tip
     assert [c["name"] for c in picker.card()["classes"]] == [c["name"] for c in tiny_classes]
     html = picker.card_view.toHtml()
     for cls in tiny_classes:

@@ -288,7 +288,7 @@ def _measures_in(text: str):
 _DEGREE = {"very", "quite", "rather", "fairly", "extremely", "really", "remarkably", "notably", "particularly",
            "especially", "so", "pretty", "exceptionally", "still", "also"}
 #: An adverb alone between commas ("The IoU of crops, sadly, 58.6 %"): read as if it were not there.
-_ADVERB_ASIDE = re.compile(r",\s*(?:\w+ly|however|though|in\s+fact|indeed|of\s+course|at\s+last)\s*,", re.IGNORECASE)
+_ADVERB_ASIDE = re.compile(r",\s*(?:\w+ly|however|though|in\s+fact|indeed|of\s+course|at\s+last)\s*,\s*", re.IGNORECASE)
 #: A comma right before a number, or with a word or two that lead into it: "The F1 of water, at 48.2 %, ...".
 _APPOSITION = re.compile(r",\s*(?:(?:at|of|which\s+(?:is|was)|that\s+is)\s+)?(?:(?:at\s+last|in\s+fact|indeed|only|"
                          r"just|roughly|about|around|nearly|almost|some)\s+)?$", re.IGNORECASE)
@@ -317,7 +317,7 @@ def measure_named(before: str, after: str = "") -> Optional[Tuple[str, ...]]:
     words, _ = measure_after(after)
     if words is not None:
         return words
-    text = _INNER_ASIDE.sub(" ", _ASIDE.sub(" ", _ADVERB_ASIDE.sub(",", before)))
+    text = _INNER_ASIDE.sub(" ", _ASIDE.sub(" ", _ADVERB_ASIDE.sub(" ", before)))
     comma = _APPOSITION.search(text)
     if comma and re.match(r"\s*(?:%|percent\b)?\s*(?:,|(?:is|was|are|were)\b)", after, re.IGNORECASE):
         # "The F1 of water, 48.2 %, is poor" (or "... 48.2 % is poor"): an apposition

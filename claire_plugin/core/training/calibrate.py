@@ -120,20 +120,20 @@ def _under_confident(measures: Dict[str, Any]) -> bool:
 
 
 def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
-                     fitted_on: str = "clear", units: Units = POLYGONS) -> Optional[str]:
-    """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate), or None
-    without a calibration."""
+                     fitted_on: str = "clear", units: Units = POLYGONS, what: str = "confidence") -> Optional[str]:
+    """One sentence for the report and the notes (`who` said what; `fitted_on` as given to calibrate; `what`
+    opens it, naming whose confidence where two notes stand in one report), or None without a calibration."""
     if not cal or fitted_on not in cal:
         return None
     before, after = cal[fitted_on]["before"], cal[fitted_on]["after"]
     t = cal["temperature"]
     if cal.get("under_confident"):
-        return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+        return (f"{what} not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{before['mean_confidence']:.0%} was below its accuracy {before['accuracy']:.0%}; the temperature "
                 f"fitted there ({cal['fitted_temperature']:.3g}) would lower it further, so none was applied (the "
                 f"confidence understates how often the map is right)")
     if cal.get("fitted_temperature"):
-        return (f"confidence not tempered: the temperature fitted on the held-out {units.many} "
+        return (f"{what} not tempered: the temperature fitted on the held-out {units.many} "
                 f"({cal['fitted_temperature']:.3g}) left the confidence of {who} worse calibrated on the other half "
                 f"(calibration error {before['calibration_error']:.3f} -> {after['calibration_error']:.3f} "
                 f"class-balanced, {before['calibration_error_per_pixel']:.3f} -> "
@@ -141,16 +141,16 @@ def calibration_note(cal: Optional[Dict[str, Any]], who: str = "the network",
     if t <= 1.0 + 1e-6:
         said, right = before["mean_confidence"], before["accuracy"]
         if said < right - UNDER_CONFIDENT:
-            return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+            return (f"{what} not tempered: on the held-out {units.many} the mean confidence of {who} "
                     f"{said:.0%} was below its accuracy {right:.0%}; a temperature can only lower confidence, so "
                     f"none was applied (the confidence understates how often the map is right)")
         if said > right + UNDER_CONFIDENT:  # over-confident, yet no temperature above 1 calibrated it better
-            return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+            return (f"{what} not tempered: on the held-out {units.many} the mean confidence of {who} "
                     f"{said:.0%} was above its accuracy {right:.0%}, but no temperature calibrated it better there; "
                     f"read the confidence as an overstatement")
-        return (f"confidence not tempered: on the held-out {units.many} the mean confidence of {who} "
+        return (f"{what} not tempered: on the held-out {units.many} the mean confidence of {who} "
                 f"{said:.0%} matched its accuracy {right:.0%} well enough (temperature 1)")
-    text = (f"confidence tempered on the held-out {units.many} (temperature {t:.3g}; the map is unchanged): {who} "
+    text = (f"{what} tempered on the held-out {units.many} (temperature {t:.3g}; the map is unchanged): {who} "
             f"said {before['mean_confidence']:.0%} on average where it was right on {before['accuracy']:.0%} "
             f"(class-balanced); tempered, {after['mean_confidence']:.0%}"
             f"{'' if cal.get('cross_fitted') else f' (not cross-fitted: too few held-out {units.many})'}")

@@ -54,4 +54,4 @@ def sar_only_scores(val_windows: WindowSet, split, classes: Sequence, nets: Sequ
         arms["rf_sar"] = score(forest_predict(rf, f_val, sar), split.val, classes)
     return {"arms": arms, "note": SCORED, "calibration": calibration,
             "calibration_note": calibration_note(calibration, "the network from SAR alone", SAR_ALONE,
-                                                 split.val.units)}
+                                                 split.val.units, what="SAR-alone confidence")}

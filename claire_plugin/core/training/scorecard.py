@@ -72,6 +72,8 @@ def arm_title(report: Dict[str, Any], arm: str) -> str:
         return "CLAIRE trained from scratch (optical + SAR)"
     if arm == "ensemble":
         return ARM_TITLES[arm] + ", cross-fitted"
+    if arm == "untuned" and started_from(report):
+        return f"the checkpoint this run started from ({os.path.basename(str(started_from(report)))}), as it was"
     return ARM_TITLES.get(arm, arm)
 
 
@@ -177,7 +179,7 @@ def verdicts(report: Dict[str, Any]) -> List[str]:
                         start_sentence(report)) if v]
 
 
-def _own_base(report: Dict[str, Any]) -> Optional[str]:
+def started_from(report: Dict[str, Any]) -> Optional[str]:
     """The checkpoint the run started from when it is not the bundled one (an earlier training's), else None."""
     from ...paths import DEFAULT_CHECKPOINT
 
@@ -194,7 +196,7 @@ def start_sentence(report: Dict[str, Any]) -> Optional[str]:
     the earlier model and the new one scored on the same polygons."""
     from .spread import difference_of
 
-    base = _own_base(report)
+    base = started_from(report)
     diff, ci = difference_of(report, "untuned")
     if base is None or diff is None:
         return None
@@ -272,7 +274,7 @@ def spread_sentence(report: Dict[str, Any]) -> Optional[str]:
     from resampling whole held-out polygons (core.training.spread); None without an interval."""
     from .spread import difference_of, single_polygon_names
 
-    candidates = ("rf_optical_sar",) if _own_base(report) else ("rf_optical_sar", "untuned")  # else start_sentence
+    candidates = ("rf_optical_sar",) if started_from(report) else ("rf_optical_sar", "untuned")  # else start_sentence
     other = next((a for a in candidates if a in (report.get("arms") or {})), None)
     if other is None:
         return None
