@@ -381,18 +381,58 @@ def test_a_validation_polygon_overlapping_another_training_polygon_takes_its_who
     assert len(merged) == 1 and same_polygons(train, val) == merged
 
 
-def test_shape_index_tells_a_nudged_polygon_from_another_inside_its_box():
-    """A polygon moved by a pixel is mostly the same pixels (the same polygon for the base's records); a small
-    polygon inside a large one's bounding box is another; points match by place alone; old cards' SHA-1 digests
-    match exactly."""
+def test_shape_index_tells_a_nudged_or_cut_polygon_from_its_neighbours():
+    """A polygon moved by a pixel or cut out of a recorded one is mostly the same pixels (the same polygon for the
+    base's records); a small polygon in a large one's concavity, the other half of a square cut along its
+    diagonal, or a parallel strip beside a diagonal one is another (QA round 24: bounding boxes matched those);
+    points match by place alone; old cards' SHA-1 digests match exactly."""
     from claire.claire_plugin.core.training.continued import ShapeIndex, digest
 
-    big = "10.0005000,45.0005000,12100.0,10.0000000,45.0000000,10.0010000,45.0010000"
-    index = ShapeIndex([big, "10.1000000,45.1000000,0.0", "0123456789abcdef0123"], boxes=True)
-    nudged = "x|10.0006000,45.0005000,12100.0,10.0001000,45.0000000,10.0011000,45.0010000"
-    inside = "x|10.0002000,45.0002000,480.0,10.0001500,45.0001500,10.0002500,45.0002500"
-    assert nudged in index and inside not in index
-    assert nudged not in ShapeIndex([big])  # boxes only where asked (a base's records), not between two layers
+    def fp(points, area=2500.0):
+        cx = sum(p[0] for p in points) / len(points)
+        cy = sum(p[1] for p in points) / len(points)
+        return f"{cx:.7f},{cy:.7f},{area:.1f}," + " ".join(f"{x:.7f}:{y:.7f}" for x, y in points)
+
+    d = 0.001
+    square = [(10.0, 45.0), (10.0 + d, 45.0), (10.0 + d, 45.0 + d), (10.0, 45.0 + d)]
+    ell = [(20.0, 45.0), (20.0 + d, 45.0), (20.0 + d, 45.0 + d / 4), (20.0 + d / 4, 45.0 + d / 4),
+           (20.0 + d / 4, 45.0 + d), (20.0, 45.0 + d)]
+    lower = [(30.0, 45.0), (30.0 + d, 45.0), (30.0, 45.0 + d)]
+    strip = [(40.0, 45.0), (40.0 + d / 10, 45.0), (40.0 + d, 45.0 + d), (40.0 + d - d / 10, 45.0 + d)]
+    index = ShapeIndex([fp(square), fp(ell), fp(lower), fp(strip), "10.1000000,45.1000000,0.0",
+                        "0123456789abcdef0123"], boxes=True)
+    nudged = "x|" + fp([(x + d / 10, y) for x, y in square])
+    corner = "x|" + fp([(10.0, 45.0), (10.0 + d / 3, 45.0), (10.0 + d / 3, 45.0 + d / 3), (10.0, 45.0 + d / 3)])
+    in_the_bend = "x|" + fp([(20.0 + d / 2, 45.0 + d / 2), (20.0 + d * 0.9, 45.0 + d / 2),
+                             (20.0 + d * 0.9, 45.0 + d * 0.9), (20.0 + d / 2, 45.0 + d * 0.9)])
+    upper = "x|" + fp([(30.0 + d, 45.0), (30.0 + d, 45.0 + d), (30.0, 45.0 + d)])
+    beside = "x|" + fp([(x + d / 5, y) for x, y in strip])
+    assert nudged in index and corner in index
+    assert in_the_bend not in index and upper not in index and beside not in index
+    assert nudged not in ShapeIndex([fp(square)])  # outlines only where asked (a base's records)
     assert "x|10.1000010,45.1000010,0.0" in index and "x|10.1000500,45.1000000,0.0" not in index  # 0.1 m / 4 m
     assert "0123456789abcdef0123456789abcdef01234567|" in index and "fedcba9876543210fedc|" not in index
-    assert digest("0123456789abcdef0123456789abcdef01234567|" + big) == big
+    assert digest("0123456789abcdef0123456789abcdef01234567|" + fp(square)) == fp(square)
+
+
+def test_a_polygons_fingerprint_keeps_a_simplified_outline():
+    """A drawn rectangle keeps its 4 corners; a region of many vertices is simplified to at most RING_POINTS."""
+    import math
+
+    from osgeo import ogr, osr
+
+    from claire.claire_plugin.core.training.continued import RING_POINTS, fingerprint
+
+    utm, wgs = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32631)
+    wgs.ImportFromEPSG(4326)
+    for s in (utm, wgs):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_lonlat = osr.CoordinateTransformation(utm, wgs)
+    rect = ogr.CreateGeometryFromWkt(box_wkt(0, 0, 5, 5))
+    assert len(fingerprint(rect, to_lonlat, 1.0).split(",")[3].split()) == 4
+    circle = ", ".join(f"{500000 + 100 * math.cos(a / 50 * math.pi)} {4600000 + 100 * math.sin(a / 50 * math.pi)}"
+                       for a in range(101))
+    many = fingerprint(ogr.CreateGeometryFromWkt(f"POLYGON (({circle}))"), to_lonlat, 1.0)
+    assert 3 <= len(many.split(",")[3].split()) <= RING_POINTS
+    assert len(fingerprint(ogr.CreateGeometryFromWkt("POINT (500000 4600000)"), to_lonlat, 1.0).split(",")) == 3

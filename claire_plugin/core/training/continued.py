@@ -11,8 +11,8 @@ count.
 A polygon is recognised by its fingerprint: the longitude and latitude of its centroid and its area in square
 metres, matched within SAME_M metres and SAME_AREA of the area, so that the same polygon saved again (another
 CRS, another format, a ring started elsewhere or turned, Z added, coordinates rounded as RFC 7946 GeoJSON does) is
-still the same; and its bounding box, so that a polygon edited or moved a little (mostly the same pixels) counts
-too. Cards written before fingerprints keep SHA-1 digests of the stored geometry, matched exactly."""
+still the same; and its outline, so that a polygon edited, moved a little or cut out of it (mostly the same
+pixels) counts too. Cards written before fingerprints keep SHA-1 digests of the stored geometry, matched exactly."""
 from __future__ import annotations
 
 import math
@@ -30,8 +30,8 @@ DIGEST_CHARS = 20
 #: by micrometres, RFC 7946's seven decimals by a centimetre; two polygons of a layer never share a centroid).
 SAME_M = 0.5
 SAME_AREA = 0.02
-#: Areas whose bounding boxes overlap by this share of the smaller box are mostly the same pixels: an edited or
-#: slightly moved polygon still counts as the one that trained (or validated) the base.
+#: Areas whose outlines overlap by this share of the smaller one are mostly the same pixels: an edited, slightly
+#: moved or cut polygon still counts as the one that trained (or validated) the base.
 SAME_BOX = 0.5
 _M_PER_DEG = 111_320.0
 _CELL_DEG = 1e-4  # the index's cells (about 11 m): a match lies in a cell next to the fingerprint's
@@ -66,25 +66,48 @@ def own_base(base_card: Optional[Dict[str, Any]], base_path: Optional[str]) -> O
 
 
 def fingerprint(geom, to_lonlat, metres_per_unit: Optional[float]) -> str:
-    """"lon,lat,area_m2" of an OGR geometry in the grid's CRS, and for an area its bounding box in longitude and
-    latitude ",west,south,east,north" (`to_lonlat`: that CRS to WGS 84 in longitude, latitude order;
-    `metres_per_unit`: the CRS's linear unit, None for a geographic CRS); "" where the CRS has no way to WGS 84."""
+    """"lon,lat,area_m2" of an OGR geometry in the grid's CRS, and for an area ",ring": the exterior ring of its
+    largest part simplified to at most RING_POINTS vertices, "lon:lat" pairs (`to_lonlat`: that CRS to WGS 84 in
+    longitude, latitude order; `metres_per_unit`: the CRS's linear unit, None for a geographic CRS); "" where the
+    CRS has no way to WGS 84."""
     centre = geom.Centroid()
     try:
         lon, lat = to_lonlat.TransformPoint(centre.GetX(), centre.GetY())[:2]
-        x0, x1, y0, y1 = geom.GetEnvelope()
-        corners = [to_lonlat.TransformPoint(x, y)[:2] for x in (x0, x1) for y in (y0, y1)] if x1 > x0 else []
+        points = [to_lonlat.TransformPoint(x, y)[:2] for x, y in _outline(geom)]
     except Exception:  # noqa: BLE001 - an engineering CRS: no fingerprint, the stored digest alone
         return ""
-    if not all(math.isfinite(v) for v in (lon, lat, *(c for xy in corners for c in xy))):
+    if not all(math.isfinite(v) for v in (lon, lat, *(c for xy in points for c in xy))):
         return ""
     area = geom.GetArea()
     area *= metres_per_unit ** 2 if metres_per_unit else _M_PER_DEG ** 2 * math.cos(math.radians(lat))
-    box = ""
-    if corners and area > 0:
-        lons, lats = [c[0] for c in corners], [c[1] for c in corners]
-        box = f",{min(lons):.7f},{min(lats):.7f},{max(lons):.7f},{max(lats):.7f}"
-    return f"{lon:.7f},{lat:.7f},{area:.1f}{box}"
+    outline = "," + " ".join(f"{x:.7f}:{y:.7f}" for x, y in points) if len(points) >= 3 and area > 0 else ""
+    return f"{lon:.7f},{lat:.7f},{area:.1f}{outline}"
+
+
+#: Vertices kept of a polygon's outline on the card (a drawn rectangle keeps its 4; a wand's region is simplified).
+RING_POINTS = 24
+
+
+def _outline(geom) -> List[Tuple[float, float]]:
+    """The exterior ring of the largest polygon part of `geom`, simplified to at most RING_POINTS vertices (the
+    closing vertex left out); [] for points."""
+    from osgeo import ogr
+
+    parts = [geom] if ogr.GT_Flatten(geom.GetGeometryType()) == ogr.wkbPolygon else \
+        [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())
+         if ogr.GT_Flatten(geom.GetGeometryRef(i).GetGeometryType()) == ogr.wkbPolygon]
+    if not parts:
+        return []
+    part = max(parts, key=lambda g: g.GetArea())
+    x0, x1, y0, y1 = part.GetEnvelope()
+    tol, shape = 0.0, part
+    while True:
+        ring = shape.GetGeometryRef(0) if shape is not None else None
+        n = ring.GetPointCount() if ring is not None else 0
+        if n - 1 <= RING_POINTS or tol > max(x1 - x0, y1 - y0):
+            return [ring.GetPoint_2D(i) for i in range(max(n - 1, 0))] if ring is not None else []
+        tol = tol * 2 if tol else max(x1 - x0, y1 - y0) / 200.0
+        shape = part.SimplifyPreserveTopology(tol)
 
 
 def digest(shape: str) -> str:
@@ -96,32 +119,38 @@ def digest(shape: str) -> str:
     return fp or sha[:DIGEST_CHARS]
 
 
-Print = Tuple[float, float, float, Optional[Tuple[float, float, float, float]]]
+Print = Tuple[float, float, float, Optional[List[Tuple[float, float]]]]
 
 
 def _parsed(entry: str) -> Optional[Print]:
     parts = entry.split(",")
-    if len(parts) not in (3, 7):
+    if len(parts) not in (3, 4):
         return None
     try:
-        values = [float(p) for p in parts]
+        lon, lat, area = (float(p) for p in parts[:3])
+        ring = [tuple(float(v) for v in xy.split(":")) for xy in parts[3].split()] if len(parts) == 4 else None
     except ValueError:
         return None
-    return values[0], values[1], values[2], (tuple(values[3:]) if len(values) == 7 else None)
+    if ring is not None and (len(ring) < 3 or any(len(xy) != 2 for xy in ring)):
+        return None
+    return lon, lat, area, ring
 
 
 class ShapeIndex:
     """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against: the
     same polygon (its centroid and area, within SAME_M and SAME_AREA), or with `boxes` (what trained or validated
-    a base) also an area whose bounding box and the other's overlap by at least SAME_BOX of the larger box (a
-    polygon edited, moved by a pixel: mostly the same pixels). Without, a validation polygon drawn over part of a
-    training polygon is another polygon: the buffer leaves out the pixels it covers (core.training.split)."""
+    a base) also an area whose outline and the other's overlap by at least SAME_BOX of the smaller one (a polygon
+    edited, moved by a pixel, or cut out of the other: mostly the same pixels). Without, a validation polygon drawn
+    over part of a training polygon is another polygon: the buffer leaves out the pixels it covers
+    (core.training.split)."""
 
     def __init__(self, entries: Iterable[str] = (), boxes: bool = False):
         self.use_boxes = boxes
         self.exact: Set[str] = set()
         self.cells: Dict[Tuple[int, int], List[Print]] = {}
-        boxes = []
+        self.rings: List[List[Tuple[float, float]]] = []
+        self._polygons: Dict[int, Any] = {}
+        bounds = []
         for entry in entries:
             fp = _parsed(digest(str(entry)))
             if fp is None:
@@ -129,8 +158,9 @@ class ShapeIndex:
                 continue
             self.cells.setdefault(_cell(fp), []).append(fp)
             if fp[3] is not None:
-                boxes.append(fp[3])
-        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+                self.rings.append(fp[3])
+                bounds.append(_bounds(fp[3]))
+        self.boxes = np.asarray(bounds, np.float64).reshape(-1, 4)
 
     def __contains__(self, shape: str) -> bool:
         sha, _, text = str(shape).partition("|")
@@ -143,21 +173,50 @@ class ShapeIndex:
         if any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
                for other in self.cells.get((i + di, j + dj), ())):
             return True
-        return self.use_boxes and fp[3] is not None and bool(self.boxes.size) and _box_overlap(fp[3], self.boxes)
+        return self.use_boxes and fp[3] is not None and bool(self.boxes.size) and self._overlaps(fp[3])
+
+    def _overlaps(self, ring: List[Tuple[float, float]]) -> bool:
+        """Whether the outline `ring` and a recorded one overlap by SAME_BOX of the smaller's area."""
+        box = _bounds(ring)
+        w = np.minimum(box[2], self.boxes[:, 2]) - np.maximum(box[0], self.boxes[:, 0])
+        h = np.minimum(box[3], self.boxes[:, 3]) - np.maximum(box[1], self.boxes[:, 1])
+        near = np.flatnonzero((w > 0) & (h > 0))
+        mine = _polygon(ring) if near.size else None
+        for k in near if mine is not None else ():
+            other = self._polygons.get(int(k))
+            if other is None:
+                other = self._polygons[int(k)] = _polygon(self.rings[int(k)])
+            if other is None:
+                continue
+            try:
+                shared = mine.Intersection(other)
+            except RuntimeError:
+                continue
+            if shared is not None and shared.GetArea() >= SAME_BOX * min(mine.GetArea(), other.GetArea()) > 0:
+                return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self.exact or self.cells)
 
 
-def _box_overlap(box, boxes: np.ndarray) -> bool:
-    """Whether `box` and one of `boxes` (west, south, east, north) overlap by SAME_BOX of the larger's area (a small
-    polygon inside a large one's box is another polygon)."""
-    w = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
-    h = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    larger = np.maximum((box[2] - box[0]) * (box[3] - box[1]), areas)
-    return bool(np.any((inter > 0) & (inter >= SAME_BOX * larger)))
+def _bounds(ring: List[Tuple[float, float]]) -> Tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _polygon(ring: List[Tuple[float, float]]):
+    """An OGR polygon of an outline in longitude, latitude (None when GEOS cannot use it)."""
+    from osgeo import ogr
+
+    line = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in list(ring) + [ring[0]]:
+        line.AddPoint_2D(x, y)
+    poly = ogr.Geometry(ogr.wkbPolygon)
+    poly.AddGeometry(line)
+    if not poly.IsValid():
+        poly = poly.Buffer(0)
+    return poly if poly is not None and not poly.IsEmpty() else None
 
 
 def _cell(fp: Print) -> Tuple[int, int]:
