@@ -264,18 +264,21 @@ def test_measures_are_told_apart_and_asides_and_colons_read_as_written():
         assert check_grounding(text, facts).flagged_sentences == [text], text
 
 
+def _crops_facts(**extra):
+    """A scene of one class, crops, with every measure the checker's measure tests tell apart."""
+    return {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
+            "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
+            "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1, "low_confidence_pct": 36.5}],
+            "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
+                        "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0,
+                                       "precision_pct": 80.0}]}, **extra}
+
+
 def test_measures_read_whole_and_bound_as_said_round_23():
     """QA round 23: "iou" matched "miou_pct" and "f1" "heldout_macro_f1" by substring; a bare "81 % of the map"
     matched a macro-F1 of 0.81; "overall accuracy hits 96.5 %" and "accuracy is high: 96.5 %" matched the mean
     confidence; "a low confidence of 54.1 %" (a class's mean confidence) was flagged."""
-    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
-             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
-             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1,
-                          "low_confidence_pct": 36.5}],
-             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
-                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0,
-                                        "precision_pct": 80.0}]},
-             "heldout_macro_f1": 0.81}
+    facts = _crops_facts(heldout_macro_f1=0.81)
     false = ["The IoU of crops is 58.6 %.", "The F1 of crops is 81 %.", "Crops cover 81 % of the map.",
              "Overall accuracy hits 96.5 %.", "Accuracy is high: 96.5 %.", "Confidence averages 94.6 % here.",
              "Low-confidence pixels make up 54.1 % of crops.", "Class accuracy for crops is 94.6 %.",
@@ -308,13 +311,7 @@ def test_average_iou_class_accuracy_and_longer_appositions_round_24():
     flagged; "Crops have an accuracy of 61.0 %" and "Crops accuracy is 61.0 %" (its recall) were flagged; "The F1
     of crops, at 40.2 %, ...", "Overall accuracy, which is 96.5 %, ..." and "The IoU of crops, the weakest class,
     is 57.3 %" bound no measure and passed."""
-    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
-             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
-             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1,
-                          "low_confidence_pct": 36.5}],
-             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6,
-                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0,
-                                        "precision_pct": 80.0}]}}
+    facts = _crops_facts()
     honest = ["The average IoU is 58.6 %.", "The overall IoU is 58.6 %.", "Crops have an accuracy of 61.0 %.",
               "Crops accuracy is 61.0 %.", "The crops' accuracy is 80.0 %.", "The F1 of crops, at 57.3 %, is fair.",
               "Overall accuracy, which is 94.6 %, is high.", "The IoU of crops, the weakest class, is 40.2 %."]
@@ -331,12 +328,8 @@ def test_appositions_asides_and_degree_words_round_24():
     """QA round 24's mutation check: false figures passed after "very high:", in an apposition without its closing
     comma, after an adverb between commas ("sadly,") or a lead-in ("at last", "in fact"); the limits of each rule
     are held by honest sentences beside them."""
-    facts = {"format": "claire-facts/1", "rounding": {"percent": 1, "f1": 2},
-             "scene": {"mean_confidence_pct": 96.5, "low_confidence_pct": 0.3},
-             "classes": [{"name": "crops", "share_pct": 4.7, "mean_confidence_pct": 54.1, "low_confidence_pct": 36.5}],
-             "metrics": {"oa_pct": 94.6, "miou_pct": 58.6, "kappa": 0.78,
-                         "per_class": [{"name": "crops", "iou_pct": 40.2, "f1_pct": 57.3, "recall_pct": 61.0, "precision_pct": 80.0}]},
-             "heldout_macro_f1": 0.81}
+    facts = _crops_facts(heldout_macro_f1=0.81)
+    facts["metrics"]["kappa"] = 0.78
     false = ["Accuracy is very high: 96.5 %.", "The IoU of crops, 58.6 % is fair.", "The IoU of crops, sadly, 58.6 %, is fair.",
              "Overall accuracy, at last 96.5 %, is good.", "The IoU of crops, in fact 58.6 %, is fair.",
              "The macro-F1 is 0.81 and crops, i.e. 81 % of the map, grow.", "The IoU of crops, sadly, is 58.6 %.",
