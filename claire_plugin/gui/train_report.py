@@ -39,6 +39,16 @@ def short_name(report: Dict[str, Any], arm: str) -> str:
     return SHORT.get(arm, html.escape(arm))
 
 
+def _base_legend(report: Dict[str, Any]) -> str:
+    """What the table's base row is: the run's own start (an earlier checkpoint) or the bundled checkpoint."""
+    from ..core.training.scorecard import started_from
+
+    own = started_from(report)
+    if own:
+        return f"Start = the checkpoint this run started from ({html.escape(os.path.basename(str(own)))}) as it was"
+    return "Untuned = the bundled checkpoint as it is"
+
+
 def _rows(report: Dict[str, Any], cond: str) -> List[str]:
     from ..core.training.scorecard import ordered_arms
 
@@ -179,12 +189,7 @@ def report_html(report: Dict[str, Any], checkpoint: str, html_path: str = "", wi
     for note in ("calibration_note", "spread_note"):
         if report.get(note):
             rate += f"; {e(report[note])}"
-    from ..core.training.scorecard import started_from
-
-    own = started_from(report)
-    base = (f"Start = the checkpoint this run started from ({e(os.path.basename(str(own)))}) as it was" if own
-            else "Untuned = the bundled checkpoint as it is")
-    parts.append(f"<p class='muted'>F1 = macro-F1; {base}; RF = random "
+    parts.append(f"<p class='muted'>F1 = macro-F1; {_base_legend(report)}; RF = random "
                  f"forest on the same pixels{both}. {counted(report['training']['epochs'], 'epoch')} in "
                  f"{report['training']['seconds']} s on {e(str(report['training']['device']))}{rate}. Scores validate "
                  f"the model on your {units.many}; they are not a map accuracy estimate.</p>")
