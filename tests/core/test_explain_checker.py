@@ -314,10 +314,11 @@ def test_average_iou_class_accuracy_and_longer_appositions_round_24():
     facts = _crops_facts()
     honest = ["The average IoU is 58.6 %.", "The overall IoU is 58.6 %.", "Crops have an accuracy of 61.0 %.",
               "Crops accuracy is 61.0 %.", "The crops' accuracy is 80.0 %.", "The F1 of crops, at 57.3 %, is fair.",
-              "Overall accuracy, which is 94.6 %, is high.", "The IoU of crops, the weakest class, is 40.2 %."]
+              "Overall accuracy, which is 94.6 %, is high.", "The IoU of crops, the weakest class, is 40.2 %.",
+              "Crops' overall IoU is 40.2 %."]
     false = ["The average IoU is 40.2 %.", "Crops have an accuracy of 94.6 %.", "Crops accuracy is 57.3 %.",
              "The F1 of crops, at 40.2 %, is fair.", "Overall accuracy, which is 96.5 %, is high.",
-             "The IoU of crops, the weakest class, is 57.3 %."]
+             "The IoU of crops, the weakest class, is 57.3 %.", "Crops' overall IoU is 58.6 %."]
     for text in honest:
         assert check_grounding(text, facts).flagged_sentences == [], text
     for text in false:

@@ -305,7 +305,9 @@ def test_which_add_offset_tags_are_read(tmp_path):
         rad(tags={"BOA_ADD_OFFSET": "1"})
     # a band without tags takes the dataset's: the same -1000 on the dataset and on band 1 is -1000 for all
     inherited = rad(tags={"BOA_ADD_OFFSET": "-1000"}, band_tags={1: every[1]})
-    assert inherited.add == -1000
+    assert inherited.add == -1000 and "band and dataset metadata" in inherited.note
+    # bands that all carry their own: a dataset tag that is no number is not read (QA round 24: refused)
+    assert rad(tags={"BOA_ADD_OFFSET": "n/a"}, band_tags=every).add == -1000
     with pytest.raises(ClaireError, match="different ADD_OFFSET"):
         rad(tags={"BOA_ADD_OFFSET": "0"}, band_tags={1: every[1]})
     # a file scale and offset of its own apply whatever tags some bands carry (second review: refused)

@@ -236,6 +236,8 @@ _MEASURES = (
     (re.compile(r"\bkappa\b", re.IGNORECASE), ("kappa",)),
     (re.compile(r"\bmacro[- ]?f1\b|\bmacro[- ]f[- ]?(?:score|measure)\b", re.IGNORECASE), ("macro_f1",)),
     (re.compile(r"\bf1\b|\bf-?(?:score|measure)\b", re.IGNORECASE), ("f1",)),
+    # "Rangeland's overall IoU" is the class's (class names are masked as N...N first)
+    (re.compile(r"\bN{3,}['’]s?\s+(?i:(?:mean|average|overall)\s+(?:iou|intersection over union))\b"), ("iou",)),
     (re.compile(r"\bmiou\b|\b(?:mean|average|overall)\s+(?:iou|intersection over union)\b", re.IGNORECASE),
      ("miou",)),
     (re.compile(r"\biou\b|intersection over union", re.IGNORECASE), ("iou",)),

@@ -131,8 +131,9 @@ def _tagged_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tupl
     """({where and key: value} of the bands' BOA/RADIO_ADD_OFFSET tags, else of the dataset's, "band" or "dataset");
     a band without tags of its own takes the dataset's; ClaireError when some bands carry one and the others none
     (which value they take would be a guess)."""
-    dataset = _add_offset_tags(ds.tags())
     per_band = [_add_offset_tags(ds.tags(i)) for i in indices]
+    # the dataset's tags are read only where a band has none of its own (bands that all carry theirs win)
+    dataset = _add_offset_tags(ds.tags()) if not all(per_band) else {}
     if any(per_band) and dataset:
         per_band = [tags or {f"dataset {k}": v for k, v in dataset.items()} for tags in per_band]
     if any(per_band) and not all(per_band):
@@ -141,7 +142,9 @@ def _tagged_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tupl
                           f"the engine applies one value to all bands: pass --optical-offset VALUE (e.g. -1000, or "
                           f"0 when the values were already corrected)")
     tagged = {f"{n} {k}": v for n, tags in zip(names, per_band) for k, v in tags.items()}
-    return (tagged, "band") if tagged else (dataset, "dataset")
+    if tagged:
+        return tagged, ("band and dataset" if dataset else "band")
+    return dataset, "dataset"
 
 
 def _declared_add_offset(ds, names: Sequence[str], indices: Sequence[int]) -> Tuple[float, str]:
