@@ -216,7 +216,7 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
         if not isinstance(m, dict):
             continue
         if split == "baselines":  # a polygon run's other models on the same held-out polygons
-            parts += _baselines_html(m, many)
+            parts += _baselines_html(m, many, (card.get("training") or {}).get("base_checkpoint"))
             continue
         prefix, _, key = str(split).rpartition(", ")
         title = (f"{prefix}, " if prefix else "") + metric_title(key, many)
@@ -242,16 +242,17 @@ def _metrics_html(card: Dict[str, Any]) -> List[str]:
     return parts
 
 
-def _baselines_html(baselines: Dict[str, Any], many: str = "polygons") -> List[str]:
-    """The other models of a polygon run, macro-F1 on the same held-out polygons (`many`), clear and clouded."""
-    from ..core.training.scorecard import ARM_TITLES, ordered_arms
+def _baselines_html(baselines: Dict[str, Any], many: str = "polygons", base: Optional[str] = None) -> List[str]:
+    """The other models of a polygon run, macro-F1 on the same held-out polygons (`many`), clear and clouded;
+    `base`: the checkpoint the run started from (its row is named after it when it is not the bundled one)."""
+    from ..core.training.scorecard import ordered_arms, row_title
 
     e = html.escape
     rows = []
     for arm in ordered_arms({"arms": baselines}):
         conds = baselines[arm] if isinstance(baselines[arm], dict) else {}
         cells = "".join(f"<td>{_fmt((conds.get(c) or {}).get('macro_f1'))}</td>" for c in ("clear", "clouds_60pct"))
-        rows.append(f"<tr><td>{e(ARM_TITLES.get(arm, arm))}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{e(row_title({'training': {'base_checkpoint': base}}, arm))}</td>{cells}</tr>")
     if not rows:
         return []
     return [f"<h3>Other models, same held-out {many} (macro-F1)</h3><table cellspacing='0'><tr><th>model</th>"

@@ -45,7 +45,8 @@ def _base_legend(report: Dict[str, Any]) -> str:
 
     own = started_from(report)
     if own:
-        return f"Start = the checkpoint this run started from ({html.escape(os.path.basename(str(own)))}) as it was"
+        name = html.escape(breakable(os.path.basename(str(own))))
+        return f"Start = the checkpoint this run started from ({name}) as it was"
     return "Untuned = the bundled checkpoint as it is"
 
 
@@ -101,7 +102,7 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
         return []
     if not alone["arms"]:
         return [f"<p class='muted'>Optical missing: {html.escape(alone['note'])}.</p>"]
-    rows = "".join(_rows({"arms": {a: {"clear": m} for a, m in alone["arms"].items()}}, "clear"))
+    rows = "".join(_rows({**report, "arms": {a: {"clear": m} for a, m in alone["arms"].items()}}, "clear"))
     from ..core.training.scorecard import lookalike_sentence
 
     said = lookalike_sentence(report, "your network")

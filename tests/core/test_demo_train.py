@@ -98,3 +98,22 @@ def test_demo_train_passes_epochs_only_when_given():
     assert train_call(inputs, "m.safetensors", "r.json", 3.0, 50)[-1] == "EPOCHS=50"
     with pytest.raises(SystemExit):
         main(["--epochs", "many"])
+
+
+def test_demo_train_main_hands_epochs_and_minutes_to_claire_train(tmp_path, monkeypatch):
+    """The mutation check: main() could drop --epochs on its way to train_call and no test saw it."""
+    import claire.claire_plugin.tools.demo_train as demo
+
+    calls = []
+    monkeypatch.setattr(demo, "install", lambda *a, **k: None)
+    monkeypatch.setattr(demo, "stack_patch", lambda out: {"optical": "o.vrt", "sar": "s.vrt"})
+
+    def fake(args, root):
+        calls.append(args)
+        raise SystemExit(0)  # stop after the first call that trains
+
+    monkeypatch.setattr(demo, "run_qgis_process", lambda args, root: fake(args, root) if "claire:train" in args
+                        else None)
+    with pytest.raises(SystemExit):
+        demo.main(["--build", str(tmp_path), "--epochs", "2", "--minutes", "1.5"])
+    assert "EPOCHS=2" in calls[0] and "MINUTES=1.5" in calls[0]

@@ -335,7 +335,11 @@ def test_appositions_asides_and_degree_words_round_24():
              "Overall accuracy, at last 96.5 %, is good.", "The IoU of crops, in fact 58.6 %, is fair.",
              "The macro-F1 is 0.81 and crops, i.e. 81 % of the map, grow.", "The IoU of crops, sadly, is 58.6 %.",
          "The IoU of crops is, sadly, 58.6 %.", "Overall accuracy, however, is 58.6 %.",
-         "The mean IoU, at last, is 94.6 %."]
+         "The mean IoU, at last, is 94.6 %.", "Accuracy is still high: 96.5 %.",
+         "Overall accuracy, roughly 96.5 %, is good.", "The IoU of crops, the weakest class, was 57.3 %.",
+         "The F1 of crops, 40.2 % was fair.", "The IoU of the crops, the weakest of all classes here, is 57.3 %.",
+         "The mean intersection over union is 40.2 %.", "Overall accuracy, that is 96.5 %, is high.",
+         "Crops reach an accuracy of 94.6 %.", "Crops show an accuracy of 94.6 %."]
     honest = ["Kappa is 0.78, or 78 %.", "Accuracy is very high: 94.6 %.", "The IoU of crops, 40.2 % is fair.",
               "The IoU of crops, sadly, 40.2 %, is fair.", "Overall accuracy, at last 94.6 %, is good.",
               "The IoU of crops, in fact 40.2 %, is fair.", "The IoU of the crops class, 40.2 %, is fair.",

@@ -292,6 +292,7 @@ def test_which_add_offset_tags_are_read(tmp_path):
     assert zero.add == 0 and "dataset metadata" in zero.note
     scaled = rad(band_tags=every, scales=[1e-4] * 4)
     assert scaled.scale == 1e-4 and "--optical-offset -1000" in scaled.note
+    assert "band offset to -0.1 (gdal_edit.py -offset)" in scaled.note  # in the file's scaled units
     # beside a GDAL scale (which applies) tags that cannot be read as one value warn; they change nothing (QA round
     # 24: refused, where the file's own scale says how to read it)
     for bad, said in (({**every, 4: {"BOA_ADD_OFFSET": "0"}}, "different ADD_OFFSET"),

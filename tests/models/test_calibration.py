@@ -96,3 +96,14 @@ def test_card_temperature_from_sar_alone_and_its_check():
         assert "calibration.sar_only.temperature" in card_problem(card)
     card["calibration"] = {"temperature": 1.5, "sar_only": 4.0}
     assert "'calibration.sar_only'" in card_problem(card)
+
+
+def test_a_temperature_per_pixel_tempers_each_pixel_with_its_own():
+    """The SAR-alone temperature map (engine.post): each pixel as the scalar call with its own temperature (QA round
+    24's mutation check: a map collapsed to its first value passed)."""
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(5), size=(4, 6)).transpose(2, 0, 1).astype(np.float32)
+    temps = np.where(np.arange(24).reshape(4, 6) % 2 == 0, 1.0, 2.5).astype(np.float32)
+    got = tempered_confidence(probs, temps)
+    for t in (1.0, 2.5):
+        np.testing.assert_allclose(got[temps == t], tempered_confidence(probs, t)[temps == t], rtol=1e-5)

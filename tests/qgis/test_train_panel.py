@@ -173,7 +173,8 @@ def test_train_tab_runs_shows_report_and_hands_the_checkpoint_to_run(qgis_app, t
     # the tiny base is not the bundled checkpoint: its row is the run's start, named so (QA round 24: "Untuned" was
     # an earlier fine-tuned model of one's own, said to be the base as it is)
     assert text.count("Start") == 3 and "Untuned" not in text, "a row clear, a row clouded, the footnote"
-    assert f"Start = the checkpoint this run started from ({os.path.basename(params.checkpoint)})" in text
+    assert f"Start = the checkpoint this run started from ({os.path.basename(params.checkpoint)})" in text.replace(
+        "\u200b", "")  # the name breaks at its dots and underscores in a narrow dock
     _the_suspect_box_is_named_and_selected(panel, layer, text, params.output)
     assert params.output == recent_checkpoints()[0]
     # QA (QGIS 3.40 walk): the new checkpoints were in neither picker's list until something reloaded it

@@ -77,6 +77,12 @@ def arm_title(report: Dict[str, Any], arm: str) -> str:
     return ARM_TITLES.get(arm, arm)
 
 
+def row_title(report: Dict[str, Any], arm: str) -> str:
+    """An arm's title in the tables beside the main one (SAR alone, macroclasses, a card's other models): the base
+    named as arm_title names it, the others as ARM_TITLES does."""
+    return arm_title(report, arm) if arm == "untuned" else ARM_TITLES.get(arm, arm)
+
+
 def scratch(report: Dict[str, Any]) -> bool:
     """Whether the report's network was trained from random weights (--from-scratch)."""
     return bool((((report.get("training") or {}).get("config")) or {}).get("from_scratch"))
@@ -184,7 +190,8 @@ def started_from(report: Dict[str, Any]) -> Optional[str]:
     from ...paths import DEFAULT_CHECKPOINT
 
     base = str((report.get("training") or {}).get("base_checkpoint") or "")
-    if not base or os.path.abspath(base) == os.path.abspath(DEFAULT_CHECKPOINT):
+    if not base or os.path.abspath(base) == os.path.abspath(DEFAULT_CHECKPOINT) or \
+            base == os.path.basename(DEFAULT_CHECKPOINT):  # a card keeps the file name only
         return None
     return base
 
@@ -351,7 +358,7 @@ def sar_only_lines(report: Dict[str, Any]) -> List[str]:
     lines = [f"held-out {_u(report).many} with the optical missing (SAR alone, as the map's optical gaps):"]
     for arm in ordered_arms({"arms": alone["arms"]}):
         m = alone["arms"][arm]
-        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
+        lines.append(f"  {row_title(report, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
     return lines + [f"  {t}" for t in _sar_only_notes(report)]
 
 
@@ -385,7 +392,7 @@ def lookalike_sentence(report: Dict[str, Any], title: Optional[str] = None) -> s
             text += f" ({100 * p['baseline_share']:.1f} %{' with the optical' if n == 0 else ''})"
         parts.append(text)
     arm = _sar_arm(report)
-    return (f"From SAR alone, {title or ARM_TITLES.get(arm, arm)} took {' and '.join(parts)}: where the map comes "
+    return (f"From SAR alone, {title or row_title(report, arm)} took {' and '.join(parts)}: where the map comes "
             f"from SAR alone, read these classes with care.")
 
 
@@ -406,9 +413,9 @@ def macroclass_lines(report: Dict[str, Any]) -> List[str]:
              + f"), held-out {_u(report).many}, clear:"]
     for arm in ordered_arms(level):
         m = macro["arms"][arm]["clear"]
-        lines.append(f"  {ARM_TITLES.get(arm, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
+        lines.append(f"  {row_title(report, arm)}: macro-F1 {m['macro_f1'] or 0:.3f}, OA {m['oa'] or 0:.3f}")
     for arm, m in (macro.get("sar_only") or {}).items():
-        lines.append(f"  {ARM_TITLES.get(arm, arm)}, optical missing (SAR alone): macro-F1 {m['macro_f1'] or 0:.3f}, "
+        lines.append(f"  {row_title(report, arm)}, optical missing (SAR alone): macro-F1 {m['macro_f1'] or 0:.3f}, "
                      f"OA {m['oa'] or 0:.3f}")
     return lines
 
@@ -497,7 +504,7 @@ def _summary_rows(report: Dict[str, Any]) -> List[str]:
     rows = []
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
-            rows.append(f"<tr><td>{_e(arm_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+            rows.append(f"<tr><td>{_e(row_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                         f"<td>{_e(interval_text(m.get('macro_f1_ci95')) or '-')}</td><td>{_f(m['oa'])}</td>"
                         f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>")
     return rows
@@ -609,13 +616,13 @@ def _sar_only_html(report: Dict[str, Any]) -> List[str]:
     out = ["<h2>Where the optical is missing: SAR alone</h2>", f"<p>{_e(alone['note'])}.</p>"]
     if alone["arms"]:
         order = ordered_arms({"arms": alone["arms"]})
-        rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(a, a))}</td><td>{_f(m['macro_f1'])}</td><td>{_f(m['oa'])}</td>"
+        rows = "".join(f"<tr><td>{_e(row_title(report, a))}</td><td>{_f(m['macro_f1'])}</td><td>{_f(m['oa'])}</td>"
                        f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
                        for a, m in ((a, alone["arms"][a]) for a in order))
         out.append("<table><tr><th>model</th><th>macro-F1</th><th>OA</th><th>kappa</th><th>mIoU</th><th>pixels</th>"
                    f"</tr>{rows}</table>")
         first = order[0]
-        out.append(f"<h3>{_e(ARM_TITLES.get(first, first))}, SAR alone</h3>"
+        out.append(f"<h3>{_e(row_title(report, first))}, SAR alone</h3>"
                    f"{_confusion_html(alone['arms'][first], [c['name'] for c in report['classes']])}")
         out += [f"<p>{_e(t)}{'' if t.endswith('.') else '.'}</p>" for t in _sar_only_notes(report)]
     return out
@@ -631,7 +638,7 @@ def _macroclass_html(report: Dict[str, Any]) -> List[str]:
                      for m in macro["classes"])
     level = {**report, "arms": macro["arms"]}
     alone = [(arm, "optical missing (SAR alone)", m) for arm, m in (macro.get("sar_only") or {}).items()]
-    rows = "".join(f"<tr><td>{_e(ARM_TITLES.get(arm, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+    rows = "".join(f"<tr><td>{_e(row_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                    f"<td>{_f(m['oa'])}</td><td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>"
                    for arm, cond, m in [(a, c, m) for a in ordered_arms(level) for c, m in macro["arms"][a].items()]
                    + alone)
