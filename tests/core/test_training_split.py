@@ -400,7 +400,7 @@ def test_shape_index_tells_a_nudged_or_cut_polygon_from_its_neighbours():
     lower = [(30.0, 45.0), (30.0 + d, 45.0), (30.0, 45.0 + d)]
     strip = [(40.0, 45.0), (40.0 + d / 10, 45.0), (40.0 + d, 45.0 + d), (40.0 + d - d / 10, 45.0 + d)]
     index = ShapeIndex([fp(square), fp(ell), fp(lower), fp(strip), "10.1000000,45.1000000,0.0",
-                        "0123456789abcdef0123"], boxes=True)
+                        "0123456789abcdef0123"], outlines=True)
     nudged = "x|" + fp([(x + d / 10, y) for x, y in square])
     corner = "x|" + fp([(10.0, 45.0), (10.0 + d / 3, 45.0), (10.0 + d / 3, 45.0 + d / 3), (10.0, 45.0 + d / 3)])
     in_the_bend = "x|" + fp([(20.0 + d / 2, 45.0 + d / 2), (20.0 + d * 0.9, 45.0 + d / 2),

@@ -32,7 +32,7 @@ SAME_M = 0.5
 SAME_AREA = 0.02
 #: Areas whose outlines overlap by this share of the smaller one are mostly the same pixels: an edited, slightly
 #: moved or cut polygon still counts as the one that trained (or validated) the base.
-SAME_BOX = 0.5
+SAME_OVERLAP = 0.5
 _M_PER_DEG = 111_320.0
 _CELL_DEG = 1e-4  # the index's cells (about 11 m): a match lies in a cell next to the fingerprint's
 
@@ -138,14 +138,14 @@ def _parsed(entry: str) -> Optional[Print]:
 
 class ShapeIndex:
     """Card entries (fingerprints, or SHA-1 digests of cards before them) to test features' shapes against: the
-    same polygon (its centroid and area, within SAME_M and SAME_AREA), or with `boxes` (what trained or validated
-    a base) also an area whose outline and the other's overlap by at least SAME_BOX of the smaller one (a polygon
+    same polygon (its centroid and area, within SAME_M and SAME_AREA), or with `outlines` (what trained or validated
+    a base) also an area whose outline and the other's overlap by at least SAME_OVERLAP of the smaller one (a polygon
     edited, moved by a pixel, or cut out of the other: mostly the same pixels). Without, a validation polygon drawn
     over part of a training polygon is another polygon: the buffer leaves out the pixels it covers
     (core.training.split)."""
 
-    def __init__(self, entries: Iterable[str] = (), boxes: bool = False):
-        self.use_boxes = boxes
+    def __init__(self, entries: Iterable[str] = (), outlines: bool = False):
+        self.use_outlines = outlines
         self.exact: Set[str] = set()
         self.cells: Dict[Tuple[int, int], List[Print]] = {}
         self.rings: List[List[Tuple[float, float]]] = []
@@ -173,10 +173,10 @@ class ShapeIndex:
         if any(_same(fp, other) for di in (-1, 0, 1) for dj in (-1, 0, 1)
                for other in self.cells.get((i + di, j + dj), ())):
             return True
-        return self.use_boxes and fp[3] is not None and bool(self.boxes.size) and self._overlaps(fp[3])
+        return self.use_outlines and fp[3] is not None and bool(self.boxes.size) and self._overlaps(fp[3])
 
     def _overlaps(self, ring: List[Tuple[float, float]]) -> bool:
-        """Whether the outline `ring` and a recorded one overlap by SAME_BOX of the smaller's area."""
+        """Whether the outline `ring` and a recorded one overlap by SAME_OVERLAP of the smaller's area."""
         box = _bounds(ring)
         w = np.minimum(box[2], self.boxes[:, 2]) - np.maximum(box[0], self.boxes[:, 0])
         h = np.minimum(box[3], self.boxes[:, 3]) - np.maximum(box[1], self.boxes[:, 1])
@@ -192,7 +192,7 @@ class ShapeIndex:
                 shared = mine.Intersection(other)
             except RuntimeError:
                 continue
-            if shared is not None and shared.GetArea() >= SAME_BOX * min(mine.GetArea(), other.GetArea()) > 0:
+            if shared is not None and shared.GetArea() >= SAME_OVERLAP * min(mine.GetArea(), other.GetArea()) > 0:
                 return True
         return False
 
@@ -229,10 +229,10 @@ def _same(a: Print, b: Print) -> bool:
     return math.hypot(dx, dy) <= SAME_M and abs(a[2] - b[2]) <= max(1.0, SAME_AREA * max(a[2], b[2]))
 
 
-def groups_among(labels: LabelSet, entries: Iterable[str], boxes: bool = False) -> List[int]:
+def groups_among(labels: LabelSet, entries: Iterable[str], outlines: bool = False) -> List[int]:
     """The label groups (polygons, merged where they overlap) with a feature whose shape is among `entries` (a
-    ShapeIndex as it is, or card entries, matched by their boxes too with `boxes`)."""
-    index = entries if isinstance(entries, ShapeIndex) else ShapeIndex(entries, boxes)
+    ShapeIndex as it is, or card entries, matched by their outlines too with `outlines`)."""
+    index = entries if isinstance(entries, ShapeIndex) else ShapeIndex(entries, outlines)
     if not index:
         return []
     return sorted(g for g, fids in labels.group_features.items()
