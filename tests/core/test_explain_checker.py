@@ -339,13 +339,15 @@ def test_appositions_asides_and_degree_words_round_24():
          "Overall accuracy, roughly 96.5 %, is good.", "The IoU of crops, the weakest class, was 57.3 %.",
          "The F1 of crops, 40.2 % was fair.", "The IoU of the crops, the weakest of all classes here, is 57.3 %.",
          "The mean intersection over union is 40.2 %.", "Overall accuracy, that is 96.5 %, is high.",
-         "Crops reach an accuracy of 94.6 %.", "Crops show an accuracy of 94.6 %."]
+         "Crops reach an accuracy of 94.6 %.", "Crops show an accuracy of 94.6 %.",
+         "Crops reached an accuracy of 94.6 %.", "Crops have the accuracy of 94.6 %."]
     honest = ["Kappa is 0.78, or 78 %.", "Accuracy is very high: 94.6 %.", "The IoU of crops, 40.2 % is fair.",
               "The IoU of crops, sadly, 40.2 %, is fair.", "Overall accuracy, at last 94.6 %, is good.",
               "The IoU of crops, in fact 40.2 %, is fair.", "The IoU of the crops class, 40.2 %, is fair.",
               "Overall accuracy is high, 36.5 % of crop pixels are low-confidence.",
               "Confidence is low for crops: 36.5 % of their pixels.", "Water covers most of the map, 4.7 % is crops.",
-          "The IoU of crops, sadly, is 40.2 %.", "Overall accuracy, however, is 94.6 %."]
+          "The IoU of crops, sadly, is 40.2 %.", "Overall accuracy, however, is 94.6 %.",
+          "Crops reached an accuracy of 61.0 %."]
     for text in false:
         assert check_grounding(text, facts).flagged_sentences, text  # "i.e." may end the sentence the checker reads
     for text in honest:

@@ -399,6 +399,7 @@ def test_kept_held_out_polygons_leave_two_to_train(scene):
                                       checkpoint=str(scene["dir"] / "first.safetensors")))
     row = next(r for r in run["counts"] if r["class"] == "mixed")
     assert row["val_polygons"] == 1 and row["train_polygons"] == 2
+    assert run["split"]["per_class"]["mixed"] == {"train_polygons": 2, "val_polygons": 1, "held_kept_training": 2}
     assert any(n.startswith("2 of the polygons that validated first.safetensors train this run (mixed 2)")
                for n in run["label_notes"]), run["label_notes"]
 

@@ -452,3 +452,25 @@ def test_a_validation_polygon_over_most_of_a_training_polygon_leaves_it_to_the_b
     split = layer_split(train, val, buffer_px=0)
     assert split.info["validation_polygons_in_training_layer"] == 0
     assert split.info["buffer_dropped_train_pixels"] == 6 * 20
+
+
+def test_shape_index_tolerances_and_old_cards():
+    """The limits of "the same polygon" (QA round 24's mutation check): 0.3 m apart with the same area is the
+    same, a fifth or 1.3x of the area is not, outlines overlapping by 30 % of the smaller are not; an index of
+    old cards' digests alone is not empty, and a feature without a fingerprint keeps its digest."""
+    from claire.claire_plugin.core.training.continued import ShapeIndex, digest
+
+    index = ShapeIndex(["10.0000000,45.0000000,100.0"])
+    assert "x|10.0000038,45.0000000,100.0" in index  # 0.3 m east at 45 degrees north
+    assert "x|10.0000000,45.0000000,20.0" not in index and "x|10.0000000,45.0000000,130.0" not in index
+    d = 0.001
+    square = [(10.0, 45.0), (10.0 + d, 45.0), (10.0 + d, 45.0 + d), (10.0, 45.0 + d)]
+    shifted = [(x + 0.7 * d, y) for x, y in square]
+
+    def fp(points):
+        return "10.0,45.0,2500.0," + " ".join(f"{x:.7f}:{y:.7f}" for x, y in points)
+
+    assert "x|20.0,46.0,2500.0," + fp(shifted).split(",", 3)[3] not in ShapeIndex([fp(square)], outlines=True)
+    old = ShapeIndex(["0123456789abcdef0123"])
+    assert old and "0123456789abcdef0123456789abcdef01234567|" in old
+    assert digest("0123456789abcdef0123456789abcdef01234567|") == "0123456789abcdef0123"
