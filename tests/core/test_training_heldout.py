@@ -443,3 +443,16 @@ def test_kept_polygons_alone_validate_and_a_single_leak_is_counted_and_named_rig
         train_from_polygons(_params(scene, labels, "short", validation=write_vector(scene["dir"] / "s.gpkg",
                                                                                     new[:2])))
     assert "(in the validation layer" not in str(err.value)
+
+
+def test_the_full_reports_main_table_keeps_each_arms_own_title():
+    """The main table of the HTML report titles the network as trained, the averaged arm as cross-fitted and a
+    base of one's own by its file (the other tables name only the base so: scorecard.row_title)."""
+    from claire.claire_plugin.core.training.scorecard import _summary_rows
+
+    m = {"macro_f1": 0.5, "oa": 0.6, "kappa": 0.4, "miou": 0.3, "pixels": 10}
+    report = {"arms": {a: {"clear": m} for a in ("finetuned", "untuned", "ensemble")},
+              "training": {"config": {"from_scratch": True}, "base_checkpoint": "/x/mine.safetensors"}}
+    rows = "".join(_summary_rows(report))
+    assert "CLAIRE trained from scratch" in rows and ", cross-fitted</td>" in rows
+    assert "the checkpoint this run started from (mine.safetensors), as it was" in rows

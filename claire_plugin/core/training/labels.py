@@ -446,9 +446,10 @@ def _read_layer(ds, path: str, field_name: Optional[str], name_field: Optional[s
     if kind:
         raise ClaireError(f"the field {quoted(field_name)} of {quoted(path)} holds {kind}, not classes: a class field "
                           f"holds integer codes or class names; give the field that does (its fields are {listed})")
-    ct = layer_transform(lyr, grid.crs.to_wkt(), path, "labels", assigned_crs)
+    grid_wkt = grid.crs.to_wkt()
+    ct = layer_transform(lyr, grid_wkt, path, "labels", assigned_crs)
     layer_name = lyr.GetName()
-    return _features(lyr, field_name, name_field, ct, path, grid.crs.to_wkt()) + (layer_name,)
+    return _features(lyr, field_name, name_field, ct, path, grid_wkt) + (layer_name,)
 
 
 def _to_lonlat(crs_wkt: str):

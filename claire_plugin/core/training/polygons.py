@@ -190,14 +190,14 @@ def make_split(params: PolygonTrainParams, labels: LabelSet, scene: Scene, base_
                 if f in val.feature_shapes}  # features skipped (off the raster, too small) validated nothing
         return _continued(split, labels, base, sorted(held), ", drawn from the layer given to validate it")
     u = labels.pixels.units
-    unknown = base is not None and not groups_among(labels, sorted(base.trained | base.held_out), outlines=True)
+    kept = groups_among(labels, base.held_out, outlines=True) if base else []
+    trained = groups_among(labels, base.trained, outlines=True) if base else []
+    unknown = base is not None and not kept and not trained
     if unknown:
         labels.notes.append(f"none of the layer's {u.many} is one that trained or validated {base.name} (the "
                             f"checkpoint this run starts from) as its card records them: redrawn or moved "
                             f"{u.many}, or another layer; the held-out {u.many} are drawn afresh and cannot be "
                             f"checked against what trained it")
-    kept = groups_among(labels, base.held_out, outlines=True) if base else []
-    trained = groups_among(labels, base.trained, outlines=True) if base else []
     split = polygon_split(labels, params.val_share, params.buffer_px, params.config.seed,
                           held=kept or None, avoid=trained)
     capped = {name: row["held_kept_training"] for name, row in split.info["per_class"].items()

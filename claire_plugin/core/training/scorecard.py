@@ -72,8 +72,9 @@ def arm_title(report: Dict[str, Any], arm: str) -> str:
         return "CLAIRE trained from scratch (optical + SAR)"
     if arm == "ensemble":
         return ARM_TITLES[arm] + ", cross-fitted"
-    if arm == "untuned" and started_from(report):
-        return f"the checkpoint this run started from ({os.path.basename(str(started_from(report)))}), as it was"
+    start = started_from(report) if arm == "untuned" else None
+    if start:
+        return f"the checkpoint this run started from ({os.path.basename(start)}), as it was"
     return ARM_TITLES.get(arm, arm)
 
 
@@ -504,7 +505,7 @@ def _summary_rows(report: Dict[str, Any]) -> List[str]:
     rows = []
     for arm in ordered_arms(report):
         for cond, m in report["arms"][arm].items():
-            rows.append(f"<tr><td>{_e(row_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
+            rows.append(f"<tr><td>{_e(arm_title(report, arm))}</td><td>{_e(cond)}</td><td>{_f(m['macro_f1'])}</td>"
                         f"<td>{_e(interval_text(m.get('macro_f1_ci95')) or '-')}</td><td>{_f(m['oa'])}</td>"
                         f"<td>{_f(m['kappa'])}</td><td>{_f(m['miou'])}</td><td>{m['pixels']}</td></tr>")
     return rows
